@@ -1,0 +1,150 @@
+"""The typed data shared by every part of the tracker.
+
+Three structs carry everything:
+
+- :class:`Instrument` — what a normalizer must know about a contract to turn contracts into
+  coins and dollars (linear, inverse or quanto, and the contract size).
+- :class:`VenueLiquidation` — one liquidation as a venue reported it, normalized to our
+  conventions but not yet sequenced or scored. Normalizers return these.
+- :class:`Liquidation` — the published event of the SPEC's schema, what the stream, the store
+  and the SDK carry.
+
+JSON goes in and out through the encoder/decoders defined here, so there is one codec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import msgspec
+
+Side = Literal["long", "short"]
+ContractKind = Literal["linear", "inverse", "quanto"]
+
+
+class Instrument(msgspec.Struct, frozen=True, kw_only=True):
+    """The contract facts a normalizer needs for one instrument of one exchange.
+
+    ``contract_size`` means, by ``kind``:
+
+    - ``linear``: base coins per contract (OKX BTC-USDT-SWAP: 0.01 BTC).
+    - ``inverse``: USD per contract (Binance COIN-M BTCUSD_PERP: 100 USD).
+    - ``quanto``: settlement-currency units per contract per 1.0 of price (BitMEX ETHUSD:
+      100 XBt = 1e-6 XBT); ``settle_usd`` must then hold the settlement currency's USD price.
+    """
+
+    exchange: str
+    symbol: str
+    kind: ContractKind
+    contract_size: float
+    settle_usd: float | None = None
+
+
+#: Instruments of one exchange, keyed by the exchange's own symbol.
+Catalog = Mapping[str, Instrument]
+
+NO_INSTRUMENTS: Catalog = {}
+
+
+class VenueLiquidation(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One liquidation as an exchange reported it, in our units and conventions.
+
+    ``side`` is the liquidated position. ``quantity`` is in coins and ``size_usd`` in USD;
+    both are ``None`` only when the exchange reports contracts and the instrument's contract
+    size is not known (``contracts`` then keeps the raw signed count). ``ts`` is ``None``
+    when the exchange sends no time (BitMEX). ``replay`` marks events from a snapshot the
+    exchange sends on subscribe, which may repeat events already seen.
+    """
+
+    id: str
+    exchange: str
+    symbol: str
+    market: str
+    side: Side
+    price: float
+    quantity: float | None
+    size_usd: float | None
+    ts: int | None
+    replay: bool = False
+    contracts: float | None = None
+    trade_id: str | None = None
+    liquidated_user: str | None = None
+
+
+class Liquidation(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A liquidation event as published: the SPEC's event schema.
+
+    Fields read as attributes (``event.size_usd``) or items (``event["size_usd"]``).
+    """
+
+    id: str
+    seq: int
+    exchange: str
+    symbol: str
+    market: str
+    side: Side
+    price: float
+    quantity: float
+    size_usd: float
+    ts: int
+    received_at: int
+    cascade_score: int = 0
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.__struct_fields__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def keys(self) -> tuple[str, ...]:
+        return self.__struct_fields__
+
+    def to_dict(self) -> dict[str, Any]:
+        return msgspec.structs.asdict(self)
+
+
+class UnsizedLiquidation(ValueError):
+    """A venue liquidation cannot be published because its size in coins/USD is unknown."""
+
+
+def publish(
+    venue: VenueLiquidation, *, seq: int, received_at: int, cascade_score: int = 0
+) -> Liquidation:
+    """Turn a venue liquidation into the published event.
+
+    Events without an exchange timestamp take the receive time. Raises
+    :class:`UnsizedLiquidation` when the contract size was unknown at normalization.
+    """
+    if venue.quantity is None or venue.size_usd is None:
+        raise UnsizedLiquidation(
+            f"{venue.exchange} {venue.symbol}: size unknown (contract size missing from the "
+            f"instrument catalog; contracts={venue.contracts})"
+        )
+    return Liquidation(
+        id=venue.id,
+        seq=seq,
+        exchange=venue.exchange,
+        symbol=venue.symbol,
+        market=venue.market,
+        side=venue.side,
+        price=venue.price,
+        quantity=venue.quantity,
+        size_usd=venue.size_usd,
+        ts=venue.ts if venue.ts is not None else received_at,
+        received_at=received_at,
+        cascade_score=cascade_score,
+    )
+
+
+_encoder = msgspec.json.Encoder()
+_liquidation_decoder = msgspec.json.Decoder(Liquidation)
+
+
+def encode(value: object) -> bytes:
+    """Encode any of our structs (or plain data) as JSON bytes."""
+    return _encoder.encode(value)
+
+
+def decode_liquidation(data: bytes | str) -> Liquidation:
+    """Decode one published event from JSON; raises ``msgspec.ValidationError`` if invalid."""
+    return _liquidation_decoder.decode(data)

@@ -1,0 +1,109 @@
+"""What every normalizer shares: its error type, frame decoding and value checks.
+
+A normalizer never lets a ``KeyError``, ``TypeError`` or decoder error escape: everything
+that is wrong with a frame becomes a :class:`FrameError` naming the exchange and the
+problem, so the connection layer can count it and carry on.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import zlib
+from typing import Generic, TypeVar
+
+import msgspec
+
+T = TypeVar("T")
+
+#: Exchange timestamps outside these bounds (ms) are corrupt, not data: 2009-01-01 .. 2100-01-01.
+_MIN_TS_MS = 1_230_768_000_000
+_MAX_TS_MS = 4_102_444_800_000
+
+
+class FrameError(ValueError):
+    """A frame from ``exchange`` could not be normalized; ``reason`` says why."""
+
+    def __init__(self, exchange: str, reason: str) -> None:
+        super().__init__(f"{exchange} frame: {reason}")
+        self.exchange = exchange
+        self.reason = reason
+
+
+class FrameDecoder(Generic[T]):
+    """Decodes one exchange's JSON frames into a typed struct, raising only FrameError."""
+
+    __slots__ = ("_decoder", "exchange")
+
+    def __init__(self, exchange: str, into: type[T]) -> None:
+        self.exchange = exchange
+        self._decoder: msgspec.json.Decoder[T] = msgspec.json.Decoder(into)
+
+    def __call__(self, frame: bytes | str) -> T:
+        try:
+            return self._decoder.decode(frame)
+        except msgspec.ValidationError as exc:
+            raise FrameError(self.exchange, f"unexpected shape: {exc}") from None
+        except msgspec.DecodeError as exc:
+            raise FrameError(self.exchange, f"not valid JSON: {exc}") from None
+
+
+def gunzip(exchange: str, frame: bytes) -> bytes:
+    """Inflate a gzip-compressed binary frame (HTX); plain frames pass through."""
+    if frame[:2] != b"\x1f\x8b":
+        return frame
+    try:
+        return gzip.decompress(frame)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise FrameError(exchange, f"corrupt gzip frame: {exc}") from None
+
+
+def number(exchange: str, where: str, value: float | int | str) -> float:
+    """A finite float from a JSON number or numeric string."""
+    if isinstance(value, str):
+        try:
+            result = float(value)
+        except ValueError:
+            raise FrameError(exchange, f"{where} is not a number: {value!r}") from None
+    else:
+        result = float(value)
+    if not math.isfinite(result):
+        raise FrameError(exchange, f"{where} is not finite: {value!r}")
+    return result
+
+
+def positive(exchange: str, where: str, value: float | int | str) -> float:
+    """A finite number > 0 (prices, fill sizes)."""
+    result = number(exchange, where, value)
+    if result <= 0:
+        raise FrameError(exchange, f"{where} must be > 0: {value!r}")
+    return result
+
+
+def non_negative(exchange: str, where: str, value: float | int | str) -> float:
+    """A finite number >= 0 (accumulated fills, which are 0 for an unfilled order)."""
+    result = number(exchange, where, value)
+    if result < 0:
+        raise FrameError(exchange, f"{where} must be >= 0: {value!r}")
+    return result
+
+
+def timestamp_ms(exchange: str, where: str, value: int | str) -> int:
+    """An epoch-milliseconds timestamp within plausible bounds."""
+    if isinstance(value, str):
+        try:
+            result = int(value)
+        except ValueError:
+            raise FrameError(exchange, f"{where} is not an integer timestamp: {value!r}") from None
+    else:
+        result = value
+    if not _MIN_TS_MS <= result < _MAX_TS_MS:
+        raise FrameError(exchange, f"{where} is not a plausible ms timestamp: {value!r}")
+    return result
+
+
+def finite_product(exchange: str, where: str, value: float) -> float:
+    """Guard a computed size: huge-but-finite inputs can still overflow to inf."""
+    if not math.isfinite(value) or value < 0:
+        raise FrameError(exchange, f"{where} computes to {value!r}")
+    return value
