@@ -1,0 +1,278 @@
+"""The shared exchange connection runner: connect, subscribe, keep alive, watch, reconnect.
+
+One :func:`run_feed` task drives one websocket connection described by a :class:`FeedSpec`
+(the pure, per-exchange part: URL, subscribe and keep-alive messages, the normalizer). It
+never lets an exception escape its loop: a bad frame is counted and skipped, a dead or silent
+connection is counted and replaced after an exponential backoff with full jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from purpleflea.model import VenueLiquidation
+from purpleflea.venues import FrameError
+
+log = logging.getLogger("purpleflea.ingest")
+
+Normalize = Callable[[bytes | str], list[VenueLiquidation]]
+#: Receives each new (deduplicated) event and the ms time it was received.
+Sink = Callable[[VenueLiquidation, int], None]
+#: Answers an exchange's application-level ping frame (None: not a ping).
+Answer = Callable[[bytes | str], str | None]
+
+
+@dataclass(frozen=True)
+class FeedSpec:
+    """Everything exchange-specific about one connection; pure data, no I/O."""
+
+    name: str
+    exchange: str
+    url: str
+    normalize: Normalize
+    subscribe: tuple[str, ...] = ()
+    keepalive: str | None = None
+    keepalive_interval: float = 20.0
+    answer: Answer | None = None
+    silence_timeout: float = 90.0
+    subscribe_pause: float = 0.0
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with jitter: delay ~ U(c/2, c), c = min(cap, base * 2**attempt).
+
+    Half the ceiling is kept as a floor so that a dead network never turns into a busy loop,
+    while the random half spreads many connections' retries apart.
+    """
+
+    base: float = 0.5
+    cap: float = 30.0
+    #: A connection that lived this long resets the attempt count.
+    healthy_after: float = 30.0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def delay(self, attempt: int) -> float:
+        ceiling: float = min(self.cap, self.base * 2 ** min(attempt, 30))
+        return self.rng.uniform(ceiling / 2, ceiling)
+
+
+@dataclass
+class ConnectionStats:
+    """Counters of one connection, read by the health endpoint."""
+
+    name: str
+    state: str = "starting"
+    connects: int = 0
+    reconnects: int = 0
+    frames: int = 0
+    events: int = 0
+    duplicates: int = 0
+    replays: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    last_error: str = ""
+    last_message_at: float | None = None  # time.monotonic()
+
+    def snapshot(self, now: float | None = None) -> dict[str, object]:
+        now = time.monotonic() if now is None else now
+        age = None if self.last_message_at is None else round(now - self.last_message_at, 3)
+        return {
+            "name": self.name,
+            "state": self.state,
+            "connects": self.connects,
+            "reconnects": self.reconnects,
+            "frames": self.frames,
+            "events": self.events,
+            "duplicates": self.duplicates,
+            "replays": self.replays,
+            "errors": dict(self.errors),
+            "last_error": self.last_error,
+            "last_message_age_s": age,
+        }
+
+
+class Deduper:
+    """Remembers event ids for ``ttl`` seconds (at most ``max_size`` of them)."""
+
+    def __init__(self, ttl: float = 900.0, max_size: int = 200_000) -> None:
+        self.ttl = ttl
+        self.max_size = max_size
+        self._expiry: OrderedDict[str, float] = OrderedDict()
+
+    def seen(self, event_id: str, now: float) -> bool:
+        """True if ``event_id`` was seen within the TTL; otherwise remember it."""
+        expiry = self._expiry
+        while expiry:
+            oldest, at = next(iter(expiry.items()))
+            if at > now and len(expiry) < self.max_size:
+                break
+            del expiry[oldest]
+        if event_id in expiry:
+            return True
+        expiry[event_id] = now + self.ttl
+        return False
+
+
+class SilentConnection(Exception):
+    """No frame arrived within the feed's silence timeout."""
+
+
+async def run_feed(
+    spec: FeedSpec,
+    sink: Sink,
+    stats: ConnectionStats | None = None,
+    *,
+    backoff: Backoff | None = None,
+    deduper: Deduper | None = None,
+    open_timeout: float = 10.0,
+) -> None:
+    """Keep ``spec``'s connection alive forever (until cancelled), feeding events to ``sink``."""
+    stats = stats or ConnectionStats(spec.name)
+    backoff = backoff or Backoff()
+    deduper = deduper or Deduper()
+    attempt = 0
+    # Log the first failure of a run of failures loudly and the rest quietly: with no network
+    # an exchange gets one clear line, not one per retry.
+    failing = False
+    while True:
+        stats.state = "connecting"
+        started = time.monotonic()
+        try:
+            async with connect(
+                spec.url, open_timeout=open_timeout, max_size=2**24, close_timeout=2
+            ) as ws:
+                stats.connects += 1
+                stats.state = "connected"
+                log.info("%s: connected to %s", spec.name, spec.url)
+                failing = False
+                await _session(ws, spec, sink, stats, deduper)
+        except asyncio.CancelledError:
+            stats.state = "stopped"
+            raise
+        except Exception as exc:  # every failure ends in a reconnect, never a crash
+            kind = _failure_kind(exc)
+            stats.errors[kind] += 1
+            stats.last_error = f"{kind}: {exc}"
+            if not failing:
+                what = "cannot reach" if stats.state == "connecting" else "connection lost to"
+                log.warning(
+                    "%s: %s %s (%s: %s); retrying with backoff up to %.0f s",
+                    spec.name,
+                    what,
+                    spec.url,
+                    kind,
+                    exc,
+                    backoff.cap,
+                )
+                failing = True
+            else:
+                log.debug("%s: still failing (%s: %s)", spec.name, kind, exc)
+        if time.monotonic() - started >= backoff.healthy_after:
+            attempt = 0
+        delay = backoff.delay(attempt)
+        attempt += 1
+        stats.reconnects += 1
+        stats.state = "backoff"
+        await asyncio.sleep(delay)
+
+
+async def _session(
+    ws: ClientConnection,
+    spec: FeedSpec,
+    sink: Sink,
+    stats: ConnectionStats,
+    deduper: Deduper,
+) -> None:
+    for index, message in enumerate(spec.subscribe):
+        if index and spec.subscribe_pause:
+            await asyncio.sleep(spec.subscribe_pause)
+        await ws.send(message)
+    pinger = (
+        asyncio.create_task(_keepalive(ws, spec.keepalive, spec.keepalive_interval))
+        if spec.keepalive
+        else None
+    )
+    try:
+        while True:
+            try:
+                frame = await asyncio.wait_for(ws.recv(), timeout=spec.silence_timeout)
+            except TimeoutError:
+                raise SilentConnection(
+                    f"no frame for {spec.silence_timeout:.0f} s (connected but silent)"
+                ) from None
+            received_at = time.time_ns() // 1_000_000
+            stats.frames += 1
+            stats.last_message_at = time.monotonic()
+            if spec.answer is not None:
+                reply = spec.answer(frame)
+                if reply is not None:
+                    await ws.send(reply)
+                    continue
+            _deliver(frame, received_at, spec, sink, stats, deduper)
+    finally:
+        if pinger is not None:
+            pinger.cancel()
+            # The pinger dies with the connection; its own error is not the session's.
+            with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
+                await pinger
+
+
+def _deliver(
+    frame: bytes | str,
+    received_at: int,
+    spec: FeedSpec,
+    sink: Sink,
+    stats: ConnectionStats,
+    deduper: Deduper,
+) -> None:
+    try:
+        events = spec.normalize(frame)
+    except FrameError as exc:
+        stats.errors["malformed_frame"] += 1
+        stats.last_error = str(exc)
+        log.debug("%s: skipped frame: %s", spec.name, exc)
+        return
+    now = time.monotonic()
+    for event in events:
+        if deduper.seen(event.id, now):
+            stats.duplicates += 1
+            continue
+        if event.replay:
+            stats.replays += 1
+        stats.events += 1
+        try:
+            sink(event, received_at)
+        except Exception as exc:  # a consumer bug must not kill the connection
+            stats.errors["sink_error"] += 1
+            stats.last_error = f"sink_error: {exc!r}"
+            log.exception("%s: event sink failed", spec.name)
+
+
+async def _keepalive(ws: ClientConnection, message: str, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        await ws.send(message)
+
+
+def _failure_kind(exc: BaseException) -> str:
+    if isinstance(exc, SilentConnection):
+        return "silent"
+    if isinstance(exc, websockets.ConnectionClosed):
+        return "closed"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, websockets.InvalidStatus):
+        return f"http_{exc.response.status_code}"
+    if isinstance(exc, OSError):
+        return "unreachable"
+    return type(exc).__name__

@@ -1,0 +1,163 @@
+"""Instrument catalogs: REST parsers on documented responses, refresh, cache, offline start."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from purpleflea.ingest import catalog
+from purpleflea.model import Instrument
+
+
+def test_binance_coinm_contract_size_is_usd_per_contract() -> None:
+    body = json.dumps(
+        {
+            "symbols": [
+                {"symbol": "BTCUSD_PERP", "contractSize": 100},
+                {"symbol": "ETHUSD_PERP", "contractSize": 10},
+            ]
+        }
+    ).encode()
+    rows = {i.symbol: i for i in catalog.parse_binance_coinm(body)}
+    assert rows["BTCUSD_PERP"] == Instrument(
+        exchange="binance_coinm", symbol="BTCUSD_PERP", kind="inverse", contract_size=100.0
+    )
+    assert rows["ETHUSD_PERP"].contract_size == 10.0
+
+
+def test_okx_contract_value_times_multiplier_by_contract_type() -> None:
+    body = json.dumps(
+        {
+            "code": "0",
+            "data": [
+                {"instId": "BTC-USDT-SWAP", "ctVal": "0.01", "ctMult": "1", "ctType": "linear"},
+                {"instId": "BTC-USD-SWAP", "ctVal": "100", "ctMult": "1", "ctType": "inverse"},
+                {"instId": "X-USDT-SWAP", "ctVal": "", "ctMult": "1", "ctType": "linear"},
+            ],
+        }
+    ).encode()
+    rows = {i.symbol: i for i in catalog.parse_okx(body)}
+    assert rows["BTC-USDT-SWAP"].kind == "linear"
+    assert rows["BTC-USDT-SWAP"].contract_size == 0.01
+    assert rows["BTC-USD-SWAP"].kind == "inverse"
+    assert rows["BTC-USD-SWAP"].contract_size == 100.0
+    assert "X-USDT-SWAP" not in rows  # no usable size: left out, not guessed
+
+
+def test_bitmex_inverse_quanto_and_linear() -> None:
+    body = json.dumps(
+        [
+            {"symbol": "XBTUSD", "isInverse": True, "isQuanto": False, "multiplier": -100000000},
+            {"symbol": "ETHUSD", "isInverse": False, "isQuanto": True, "multiplier": 100},
+            {
+                "symbol": "SOLUSDT",
+                "isInverse": False,
+                "isQuanto": False,
+                "underlyingToPositionMultiplier": 10000,
+            },
+        ]
+    ).encode()
+    rows = {i.symbol: i for i in catalog.parse_bitmex(body)}
+    assert (rows["XBTUSD"].kind, rows["XBTUSD"].contract_size) == ("inverse", 1.0)
+    assert (rows["ETHUSD"].kind, rows["ETHUSD"].contract_size) == ("quanto", pytest.approx(1e-6))
+    assert (rows["SOLUSDT"].kind, rows["SOLUSDT"].contract_size) == ("linear", pytest.approx(1e-4))
+
+
+def test_kraken_gate_htx() -> None:
+    kraken = json.dumps(
+        {
+            "instruments": [
+                {"symbol": "PI_XBTUSD", "contractSize": 1},
+                {"symbol": "PF_XBTUSD", "contractSize": 1},
+            ]
+        }
+    ).encode()
+    assert {(i.symbol, i.kind) for i in catalog.parse_kraken(kraken)} == {
+        ("PI_XBTUSD", "inverse"),
+        ("PF_XBTUSD", "linear"),
+    }
+    gate = json.dumps(
+        [
+            {"name": "BTC_USDT", "quanto_multiplier": "0.0001", "type": "direct"},
+            {"name": "BTC_USD", "type": "inverse"},
+        ]
+    ).encode()
+    rows = {i.symbol: i for i in catalog.parse_gate(gate)}
+    assert rows["BTC_USDT"].contract_size == 0.0001
+    assert (rows["BTC_USD"].kind, rows["BTC_USD"].contract_size) == ("inverse", 1.0)
+    htx = json.dumps(
+        {
+            "status": "ok",
+            "data": [
+                {"contract_code": "BTC-USDT", "contract_size": 0.001},
+                {"contract_code": "ETH-USD", "contract_size": 10},
+            ],
+        }
+    ).encode()
+    rows = {i.symbol: i for i in catalog.parse_htx(htx)}
+    assert (rows["BTC-USDT"].kind, rows["BTC-USDT"].contract_size) == ("linear", 0.001)
+    assert (rows["ETH-USD"].kind, rows["ETH-USD"].contract_size) == ("inverse", 10.0)
+
+
+@pytest.mark.parametrize("body", [b"not json", b'{"data": 5}', b'{"data": [1, 2]}'])
+def test_unreadable_bodies_raise_catalog_error(body: bytes) -> None:
+    with pytest.raises(catalog.CatalogError, match="okx instruments"):
+        catalog.parse_okx(body)
+
+
+def test_bundled_snapshot_covers_the_documented_contracts() -> None:
+    catalogs = catalog.Catalogs()
+    assert catalogs.get("okx")["BTC-USDT-SWAP"].contract_size == 0.01
+    assert catalogs.get("htx")["BTC-USD"].kind == "inverse"
+    assert catalogs.get("bitmex")["XBTUSD"].contract_size == 1.0
+    assert len(catalogs.get("nobody")) == 0
+
+
+def _transport(answers: dict[str, bytes | int]) -> httpx.MockTransport:
+    def handle(request: httpx.Request) -> httpx.Response:
+        answer = answers.get(str(request.url), 404)
+        if isinstance(answer, int):
+            return httpx.Response(answer)
+        return httpx.Response(200, content=answer)
+
+    return httpx.MockTransport(handle)
+
+
+async def test_refresh_replaces_a_catalog_in_place_and_caches_it(tmp_path: Path) -> None:
+    cache = tmp_path / "instruments.json"
+    catalogs = catalog.Catalogs(cache_path=cache)
+    held = catalogs.get("okx")  # what a feed's normalizer holds
+    okx = json.dumps(
+        {"data": [{"instId": "SOL-USDT-SWAP", "ctVal": "1", "ctMult": "1", "ctType": "linear"}]}
+    ).encode()
+    sources = (
+        catalog.Source("okx", "https://okx.test/swap", catalog.parse_okx),
+        catalog.Source("gate", "https://gate.test/usdt", catalog.parse_gate),
+    )
+    async with httpx.AsyncClient(transport=_transport({"https://okx.test/swap": okx})) as client:
+        errors = await catalogs.refresh(client, sources)
+    assert set(errors) == {"https://gate.test/usdt"}
+    assert "404" in errors["https://gate.test/usdt"]
+    assert held["SOL-USDT-SWAP"].contract_size == 1.0
+    assert "BTC-USDT-SWAP" not in held  # replaced by the exchange's full current list
+    assert catalogs.get("gate")["BTC_USDT"].contract_size == 0.0001  # failed: kept as it was
+    # A later start (offline) loads what was fetched.
+    assert catalog.Catalogs(cache_path=cache).get("okx")["SOL-USDT-SWAP"].contract_size == 1.0
+
+
+async def test_an_exchange_with_one_failed_source_keeps_its_catalog(tmp_path: Path) -> None:
+    catalogs = catalog.Catalogs()
+    gate = json.dumps([{"name": "NEW_USDT", "quanto_multiplier": "1", "type": "direct"}]).encode()
+    sources = (
+        catalog.Source("gate", "https://gate.test/usdt", catalog.parse_gate),
+        catalog.Source("gate", "https://gate.test/btc", catalog.parse_gate),
+    )
+    async with httpx.AsyncClient(
+        transport=_transport({"https://gate.test/usdt": gate, "https://gate.test/btc": 503})
+    ) as client:
+        await catalogs.refresh(client, sources)
+    assert "NEW_USDT" not in catalogs.get("gate")
+    assert "BTC_USDT" in catalogs.get("gate")

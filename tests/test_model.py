@@ -1,0 +1,73 @@
+"""The published event: item access, JSON round trip, and publishing venue events."""
+
+from __future__ import annotations
+
+import pytest
+
+from purpleflea.model import (
+    Liquidation,
+    UnsizedLiquidation,
+    VenueLiquidation,
+    decode_liquidation,
+    encode,
+    publish,
+)
+
+
+def _venue(**overrides: object) -> VenueLiquidation:
+    fields: dict[str, object] = {
+        "id": "binance_usdm:BTCUSDT:1700000000123:SELL:0.5",
+        "exchange": "binance_usdm",
+        "symbol": "BTCUSDT",
+        "market": "BTC-PERP",
+        "side": "long",
+        "price": 60000.0,
+        "quantity": 0.5,
+        "size_usd": 30000.0,
+        "ts": 1_700_000_000_123,
+    }
+    fields.update(overrides)
+    return VenueLiquidation(**fields)  # type: ignore[arg-type]
+
+
+def test_published_event_reads_by_item_and_attribute() -> None:
+    event = publish(_venue(), seq=7, received_at=1_700_000_000_200, cascade_score=4)
+    assert event["side"] == event.side == "long"
+    assert event["size_usd"] == 30000.0
+    assert event["cascade_score"] == 4
+    assert event["seq"] == 7
+    with pytest.raises(KeyError):
+        event["nope"]
+    assert set(event.keys()) == set(event.to_dict())
+
+
+def test_json_round_trip_is_lossless() -> None:
+    event = publish(_venue(), seq=1, received_at=1_700_000_000_200)
+    assert decode_liquidation(encode(event)) == event
+
+
+def test_event_without_exchange_time_takes_the_receive_time() -> None:
+    event = publish(_venue(ts=None), seq=1, received_at=1_700_000_000_200)
+    assert event.ts == 1_700_000_000_200
+
+
+def test_unsized_event_cannot_be_published() -> None:
+    with pytest.raises(UnsizedLiquidation, match="contract size missing"):
+        publish(_venue(quantity=None, size_usd=None, contracts=-23.0), seq=1, received_at=1)
+
+
+def test_published_type_is_the_spec_schema() -> None:
+    assert Liquidation.__struct_fields__ == (
+        "id",
+        "seq",
+        "exchange",
+        "symbol",
+        "market",
+        "side",
+        "price",
+        "quantity",
+        "size_usd",
+        "ts",
+        "received_at",
+        "cascade_score",
+    )
