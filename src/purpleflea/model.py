@@ -103,6 +103,22 @@ class Liquidation(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         return msgspec.structs.asdict(self)
 
 
+class MarketSnapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """Open interest and mark price of one instrument at one time: the heatmap's input.
+
+    ``open_interest`` is one side's open position in coins (every long faces a short of the
+    same size); ``open_interest_usd`` is that times the mark price.
+    """
+
+    exchange: str
+    symbol: str
+    market: str
+    ts: int
+    mark_price: float
+    open_interest: float
+    open_interest_usd: float
+
+
 class UnsizedLiquidation(ValueError):
     """A venue liquidation cannot be published because its size in coins/USD is unknown."""
 

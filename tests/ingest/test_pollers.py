@@ -1,0 +1,184 @@
+"""Open-interest/mark pollers: documented bodies parse to one-side OI in coins; rate limits
+and failures slow the poller down instead of crashing it."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from purpleflea.ingest import pollers
+from purpleflea.model import Instrument, MarketSnapshot
+
+
+def _body(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
+def test_bybit_prefers_the_single_side_open_interest() -> None:
+    body = _body(
+        {
+            "retCode": 0,
+            "result": {
+                "list": [
+                    {
+                        "symbol": "BTCUSDT",
+                        "markPrice": "100000",
+                        "openInterest": "20",
+                        "singleOpenInterest": "10",
+                    },
+                    {"symbol": "ETHUSDT", "markPrice": "3000", "openInterest": "50"},
+                    {"symbol": "BTCUSD", "markPrice": "114898.43", "openInterest": "240113967"},
+                    {"symbol": "BAD", "markPrice": "", "openInterest": "1"},
+                ]
+            },
+        }
+    )
+    rows = {r.symbol: r for r in pollers.parse_bybit_tickers(body, {})}
+    assert rows["BTCUSDT"].open_interest == 10.0
+    assert rows["ETHUSDT"].open_interest == 50.0
+    # Inverse open interest is USD: converted to coins at the mark.
+    assert rows["BTCUSD"].open_interest == pytest.approx(240113967 / 114898.43)
+    assert "BAD" not in rows
+
+
+def test_okx_joins_open_interest_with_marks() -> None:
+    merged = pollers.merge_bodies(
+        [
+            _body(
+                {
+                    "code": "0",
+                    "data": [
+                        {"instId": "BTC-USDT-SWAP", "oi": "5000", "oiCcy": "50", "oiUsd": "5000000"}
+                    ],
+                }
+            ),
+            _body({"code": "0", "data": [{"instId": "BTC-USDT-SWAP", "markPx": "100000"}]}),
+        ]
+    )
+    [row] = pollers.parse_okx(merged, {})
+    assert row == pollers.Reading("BTC-USDT-SWAP", 100000.0, 50.0)
+
+
+def test_bitmex_converts_contracts_with_the_catalog() -> None:
+    catalog = {
+        "XBTUSD": Instrument(exchange="bitmex", symbol="XBTUSD", kind="inverse", contract_size=1.0),
+        "SOLUSDT": Instrument(
+            exchange="bitmex", symbol="SOLUSDT", kind="linear", contract_size=1e-4
+        ),
+    }
+    body = _body(
+        [
+            {"symbol": "XBTUSD", "openInterest": 574264600, "markPrice": 32184.89},
+            {"symbol": "SOLUSDT", "openInterest": 1000000, "markPrice": 150.0},
+            {"symbol": "UNKNOWN", "openInterest": 5, "markPrice": 1.0},
+        ]
+    )
+    rows = {r.symbol: r for r in pollers.parse_bitmex(body, catalog)}
+    assert rows["XBTUSD"].open_interest == pytest.approx(574264600 / 32184.89)
+    assert rows["SOLUSDT"].open_interest == pytest.approx(100.0)
+    assert "UNKNOWN" not in rows
+
+
+def test_dydx_hyperliquid_gate() -> None:
+    dydx = _body(
+        {"markets": {"BTC-USD": {"oraclePrice": "27752.92", "openInterest": "1891.473716288"}}}
+    )
+    assert pollers.parse_dydx(dydx, {}) == [pollers.Reading("BTC-USD", 27752.92, 1891.473716288)]
+    hyper = _body(
+        [
+            {"universe": [{"name": "BTC"}, {"name": "ETH"}]},
+            [{"markPx": "100000", "openInterest": "12"}, {"markPx": "3000", "openInterest": "100"}],
+        ]
+    )
+    assert [r.symbol for r in pollers.parse_hyperliquid(hyper, {})] == ["BTC", "ETH"]
+    gate_catalog = {
+        "BTC_USDT": Instrument(
+            exchange="gate", symbol="BTC_USDT", kind="linear", contract_size=0.0001
+        )
+    }
+    gate = _body([{"contract": "BTC_USDT", "mark_price": "26704.26", "total_size": "169531691"}])
+    [row] = pollers.parse_gate(gate, gate_catalog)
+    assert row.open_interest == pytest.approx(16953.1691)
+
+
+@pytest.mark.parametrize("body", [b"<html>", b'{"result": {"list": 3}}'])
+def test_unreadable_bodies_raise_poll_error(body: bytes) -> None:
+    with pytest.raises(pollers.PollError, match="bybit open interest"):
+        pollers.parse_bybit_tickers(body, {})
+
+
+def _poller(handler: httpx.MockTransport, sink: list[MarketSnapshot]) -> pollers.Poller:
+    source = pollers.PollSource(
+        "dydx_v4", ("https://dydx.test/markets",), pollers.parse_dydx, interval=30.0
+    )
+    return pollers.Poller(
+        source,
+        httpx.AsyncClient(transport=handler),
+        sink.extend,
+        lambda exchange, symbol: symbol.replace("-USD", "-PERP"),
+        {},
+        clock=lambda: 1_700_000_000.0,
+    )
+
+
+async def test_poller_delivers_snapshots_with_usd_open_interest() -> None:
+    body = _body({"markets": {"BTC-USD": {"oraclePrice": "100000", "openInterest": "2"}}})
+    got: list[MarketSnapshot] = []
+    poller = _poller(httpx.MockTransport(lambda r: httpx.Response(200, content=body)), got)
+    assert await poller.poll_once() == 30.0
+    assert got == [
+        MarketSnapshot(
+            exchange="dydx_v4",
+            symbol="BTC-USD",
+            market="BTC-PERP",
+            ts=1_700_000_000_000,
+            mark_price=100000.0,
+            open_interest=2.0,
+            open_interest_usd=200000.0,
+        )
+    ]
+
+
+async def test_poller_waits_as_long_as_a_rate_limit_asks() -> None:
+    got: list[MarketSnapshot] = []
+    limited = httpx.MockTransport(lambda r: httpx.Response(429, headers={"Retry-After": "120"}))
+    poller = _poller(limited, got)
+    assert await poller.poll_once() == 120.0
+    assert poller.stats.errors == {"rate_limited": 1}
+    assert got == []
+
+
+async def test_poller_survives_server_errors_and_garbage() -> None:
+    got: list[MarketSnapshot] = []
+    answers = iter([httpx.Response(503), httpx.Response(200, content=b"garbage")])
+    poller = _poller(httpx.MockTransport(lambda r: next(answers)), got)
+    assert await poller.poll_once() == 30.0
+    assert await poller.poll_once() == 30.0
+    assert poller.stats.errors == {"HTTPStatusError": 1, "PollError": 1}
+
+
+async def test_binance_poller_reads_marks_then_open_interest_per_symbol() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("premiumIndex"):
+            return httpx.Response(
+                200, content=_body([{"symbol": "BTCUSDT", "markPrice": "11793.63"}])
+            )
+        assert request.url.params["symbol"] == "BTCUSDT"
+        return httpx.Response(
+            200, content=_body({"openInterest": "10659.509", "symbol": "BTCUSDT", "time": 1})
+        )
+
+    got: list[MarketSnapshot] = []
+    poller = pollers.BinanceUsdmPoller(
+        ("BTCUSDT", "NOTLISTED"),
+        httpx.AsyncClient(transport=httpx.MockTransport(answer)),
+        got.extend,
+        lambda exchange, symbol: "BTC-PERP",
+        pause=0,
+    )
+    await poller.poll_once()
+    [snapshot] = got
+    assert snapshot.open_interest == 10659.509
+    assert snapshot.open_interest_usd == pytest.approx(10659.509 * 11793.63)
