@@ -1,0 +1,84 @@
+"""The storage interface: what the server needs from a history store.
+
+Every published :class:`~purpleflea.model.Liquidation` is appended with the ``seq`` the
+ingest pipeline assigned; ``seq`` is the primary key and the resume cursor, and ``id`` is unique
+so a replayed exchange event is stored once. Backends: :mod:`purpleflea.store.sqlite` (default)
+and PostgreSQL (scale-out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, Protocol
+
+import msgspec
+
+from purpleflea.model import Liquidation
+
+Interval = Literal["1m", "1h", "1d"]
+GroupBy = Literal["market", "exchange", "side"]
+
+INTERVAL_MS: dict[str, int] = {"1m": 60_000, "1h": 3_600_000, "1d": 86_400_000}
+
+
+class Query(msgspec.Struct, frozen=True, kw_only=True):
+    """Filters for a history query; every field is optional and they combine with AND."""
+
+    markets: tuple[str, ...] = ()
+    exchanges: tuple[str, ...] = ()
+    sides: tuple[str, ...] = ()
+    min_usd: float = 0.0
+    start_ms: int | None = None  # ts >= start
+    end_ms: int | None = None  # ts < end
+    #: Cursor: only events with seq below this (pages walk back in time, newest first).
+    before_seq: int | None = None
+    limit: int = 100
+
+
+class Page(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of a history query, newest first; ``next_cursor`` fetches the next page."""
+
+    events: list[Liquidation]
+    next_cursor: int | None
+
+
+class Bucket(msgspec.Struct, frozen=True, kw_only=True):
+    """One aggregate row: events and notional in one interval for one group."""
+
+    start_ms: int
+    group: str
+    count: int
+    size_usd: float
+    long_usd: float
+    short_usd: float
+
+
+class Store(Protocol):
+    """A history store. Implementations are safe to call from one event loop."""
+
+    async def append(self, events: Sequence[Liquidation]) -> int:
+        """Persist ``events`` (ascending seq); returns how many were new (by id)."""
+        ...
+
+    async def last_seq(self) -> int:
+        """The highest stored seq, 0 when empty."""
+        ...
+
+    async def since(self, seq: int, limit: int = 1000) -> list[Liquidation]:
+        """Events with seq > ``seq``, ascending, at most ``limit``: the resume path."""
+        ...
+
+    async def query(self, query: Query) -> Page:
+        """Filtered events, newest first, paged by seq."""
+        ...
+
+    async def aggregate(
+        self,
+        interval: Interval,
+        group_by: GroupBy,
+        query: Query,
+    ) -> list[Bucket]:
+        """Counts and notional per interval and group, ascending time."""
+        ...
+
+    async def close(self) -> None: ...

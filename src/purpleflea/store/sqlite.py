@@ -1,0 +1,247 @@
+"""The default history store: one SQLite file in WAL mode.
+
+Writes happen on the event loop's thread through one connection (a batch insert is well under
+a millisecond, and WAL with ``synchronous=NORMAL`` makes a commit durable against a process
+crash — ``kill -9`` — without an fsync per batch; ``durable=True`` asks for ``FULL`` to survive
+power loss too). Reads run in worker threads on their own connections, so a slow history query
+never stalls ingest. Per-minute rollups are maintained on insert so aggregates over a year read
+minutes, not events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from purpleflea.model import Liquidation
+from purpleflea.store.base import INTERVAL_MS, Bucket, GroupBy, Interval, Page, Query
+
+_COLUMNS = (
+    "seq",
+    "id",
+    "exchange",
+    "symbol",
+    "market",
+    "side",
+    "price",
+    "quantity",
+    "size_usd",
+    "ts",
+    "received_at",
+    "cascade_score",
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS liquidations (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    exchange TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    market TEXT NOT NULL,
+    side TEXT NOT NULL,
+    price REAL NOT NULL,
+    quantity REAL NOT NULL,
+    size_usd REAL NOT NULL,
+    ts INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    cascade_score INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS liquidations_market_seq ON liquidations (market, seq);
+CREATE INDEX IF NOT EXISTS liquidations_ts ON liquidations (ts);
+CREATE TABLE IF NOT EXISTS rollup_1m (
+    minute INTEGER NOT NULL,
+    market TEXT NOT NULL,
+    exchange TEXT NOT NULL,
+    side TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    size_usd REAL NOT NULL,
+    PRIMARY KEY (market, minute, exchange, side)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS rollup_1m_minute ON rollup_1m (minute);
+"""
+
+_INSERT = (
+    f"INSERT OR IGNORE INTO liquidations ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
+)
+_ROLLUP = (
+    "INSERT INTO rollup_1m (minute, market, exchange, side, count, size_usd) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (market, minute, exchange, side) DO UPDATE SET "
+    "count = count + excluded.count, size_usd = size_usd + excluded.size_usd"
+)
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM liquidations"
+
+
+def _row_to_event(row: tuple[Any, ...]) -> Liquidation:
+    return Liquidation(**dict(zip(_COLUMNS, row, strict=True)))
+
+
+def _connect(path: str, *, durable: bool) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+    connection.execute("PRAGMA busy_timeout=5000")
+    return connection
+
+
+def _where(
+    query: Query, *, with_size: bool = True, time_column: str = "ts"
+) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, values in (
+        ("market", query.markets),
+        ("exchange", query.exchanges),
+        ("side", query.sides),
+    ):
+        if values:
+            clauses.append(f"{column} IN ({', '.join('?' for _ in values)})")
+            params.extend(values)
+    if with_size and query.min_usd > 0:
+        clauses.append("size_usd >= ?")
+        params.append(query.min_usd)
+    if query.start_ms is not None:
+        clauses.append(f"{time_column} >= ?")
+        params.append(query.start_ms)
+    if query.end_ms is not None:
+        clauses.append(f"{time_column} < ?")
+        params.append(query.end_ms)
+    if query.before_seq is not None:
+        clauses.append("seq < ?")
+        params.append(query.before_seq)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+class SQLiteStore:
+    """History in one SQLite file (see module docstring for the durability contract)."""
+
+    def __init__(self, path: str | Path, *, durable: bool = False, readers: int = 2) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._durable = durable
+        self._writer = _connect(self.path, durable=durable)
+        self._writer.executescript(_SCHEMA)
+        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sqlite-read")
+        self._local = threading.local()
+        self._last_seq = self._writer.execute(
+            "SELECT COALESCE(MAX(seq), 0) FROM liquidations"
+        ).fetchone()[0]
+
+    # -- writes (event loop thread) ---------------------------------------------------------
+
+    async def append(self, events: Sequence[Liquidation]) -> int:
+        return self.append_now(events)
+
+    def append_now(self, events: Sequence[Liquidation]) -> int:
+        """Synchronous append for bulk loaders (the simulator's history, imports)."""
+        if not events:
+            return 0
+        inserted = 0
+        rollup: dict[tuple[int, str, str, str], list[float]] = {}
+        writer = self._writer
+        writer.execute("BEGIN")
+        try:
+            for event in events:
+                cursor = writer.execute(
+                    _INSERT,
+                    (
+                        event.seq,
+                        event.id,
+                        event.exchange,
+                        event.symbol,
+                        event.market,
+                        event.side,
+                        event.price,
+                        event.quantity,
+                        event.size_usd,
+                        event.ts,
+                        event.received_at,
+                        event.cascade_score,
+                    ),
+                )
+                if cursor.rowcount == 1:
+                    inserted += 1
+                    key = (event.ts // 60_000 * 60_000, event.market, event.exchange, event.side)
+                    cell = rollup.setdefault(key, [0, 0.0])
+                    cell[0] += 1
+                    cell[1] += event.size_usd
+            writer.executemany(_ROLLUP, [(*key, int(c), s) for key, (c, s) in rollup.items()])
+            writer.execute("COMMIT")
+        except BaseException:
+            writer.execute("ROLLBACK")
+            raise
+        self._last_seq = max(self._last_seq, events[-1].seq)
+        return inserted
+
+    async def last_seq(self) -> int:
+        return int(self._last_seq)
+
+    # -- reads (worker threads) -------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = _connect(self.path, durable=self._durable)
+            self._local.connection = connection
+        return connection
+
+    async def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        def run() -> list[tuple[Any, ...]]:
+            return self._reader().execute(sql, params).fetchall()
+
+        if self.path == ":memory:":
+            return self._writer.execute(sql, params).fetchall()  # one shared in-memory db
+        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+
+    async def since(self, seq: int, limit: int = 1000) -> list[Liquidation]:
+        rows = await self._read(f"{_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
+        return [_row_to_event(row) for row in rows]
+
+    async def query(self, query: Query) -> Page:
+        where, params = _where(query)
+        rows = await self._read(
+            f"{_SELECT}{where} ORDER BY seq DESC LIMIT ?", [*params, query.limit + 1]
+        )
+        events = [_row_to_event(row) for row in rows[: query.limit]]
+        more = len(rows) > query.limit
+        return Page(events=events, next_cursor=events[-1].seq if more and events else None)
+
+    async def aggregate(self, interval: Interval, group_by: GroupBy, query: Query) -> list[Bucket]:
+        width = INTERVAL_MS[interval]
+        minute_aligned = all(b is None or b % 60_000 == 0 for b in (query.start_ms, query.end_ms))
+        if query.min_usd > 0 or query.before_seq is not None or not minute_aligned:
+            # Rollups know neither event sizes nor times inside a minute: read the events.
+            source, time_column, count = "liquidations", "ts", "COUNT(*)"
+            where, params = _where(query)
+        else:
+            source, time_column, count = "rollup_1m", "minute", "SUM(count)"
+            where, params = _where(query, with_size=False, time_column="minute")
+        size = "size_usd"
+        sql = (
+            f"SELECT ({time_column} / {width}) * {width} AS bucket, {group_by}, {count}, "
+            f"SUM({size}), SUM(CASE WHEN side = 'long' THEN {size} ELSE 0 END), "
+            f"SUM(CASE WHEN side = 'short' THEN {size} ELSE 0 END) "
+            f"FROM {source}{where} GROUP BY bucket, {group_by} ORDER BY bucket, {group_by}"
+        )
+        rows = await self._read(sql, params)
+        return [
+            Bucket(
+                start_ms=int(bucket),
+                group=str(group),
+                count=int(count_),
+                size_usd=float(total),
+                long_usd=float(longs),
+                short_usd=float(shorts),
+            )
+            for bucket, group, count_, total, longs, shorts in rows
+        ]
+
+    async def close(self) -> None:
+        self._readers.shutdown(wait=True)
+        self._writer.close()
