@@ -1,0 +1,50 @@
+"""The fan-out interface: publish a message once, every subscriber gets it or is told why not.
+
+A :class:`Message` carries the decoded object (for server-side filtering) and its JSON bytes
+(encoded once, written to many sockets). Subscribers have bounded buffers: one that falls
+behind is closed with a reason instead of slowing the publisher or its peers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from purpleflea.model import Liquidation
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One published item: ``channel`` is ``liquidations`` or ``cascades``."""
+
+    channel: str
+    seq: int
+    payload: Liquidation | object
+    data: bytes
+
+
+class SubscriptionClosed(Exception):
+    """The subscription ended; ``reason`` says why (slow consumer, shutdown)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Subscription(Protocol):
+    def __aiter__(self) -> AsyncIterator[Message]: ...
+
+    async def next(self) -> Message:
+        """The next message; raises :class:`SubscriptionClosed` when the subscription ended."""
+        ...
+
+    def close(self, reason: str = "closed") -> None: ...
+
+
+class Bus(Protocol):
+    async def publish(self, message: Message) -> None: ...
+
+    def subscribe(self, buffer: int = 10_000) -> Subscription: ...
+
+    async def close(self) -> None: ...
