@@ -119,6 +119,50 @@ class MarketSnapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     open_interest_usd: float
 
 
+CascadeStatus = Literal["started", "updated", "exhausted"]
+
+
+class CascadeAlert(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One step of a liquidation cascade's lifecycle: started -> updated* -> exhausted.
+
+    Every alert of one cascade shares ``id``; ``seq`` is assigned by the server like an
+    event's (the stream's ``cascades`` channel and resume use it). Money is USD; times are ms
+    since the epoch; ``price_move_pct`` is signed (negative: price fell during the cascade).
+    Items read like a :class:`Liquidation`'s (``alert["score"]``).
+    """
+
+    id: str
+    status: CascadeStatus
+    market: str
+    side: Side
+    score: int
+    peak_score: int
+    window_usd: float
+    window_s: int
+    total_usd: float
+    events: int
+    started_at: int
+    updated_at: int
+    duration_s: float
+    start_price: float
+    last_price: float
+    price_move_pct: float
+    exchanges: tuple[str, ...]
+    message: str
+    seq: int = 0
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.__struct_fields__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def keys(self) -> tuple[str, ...]:
+        return self.__struct_fields__
+
+    def to_dict(self) -> dict[str, Any]:
+        return msgspec.structs.asdict(self)
+
+
 class UnsizedLiquidation(ValueError):
     """A venue liquidation cannot be published because its size in coins/USD is unknown."""
 
@@ -154,6 +198,7 @@ def publish(
 
 _encoder = msgspec.json.Encoder()
 _liquidation_decoder = msgspec.json.Decoder(Liquidation)
+_cascade_decoder = msgspec.json.Decoder(CascadeAlert)
 
 
 def encode(value: object) -> bytes:
@@ -164,3 +209,8 @@ def encode(value: object) -> bytes:
 def decode_liquidation(data: bytes | str) -> Liquidation:
     """Decode one published event from JSON; raises ``msgspec.ValidationError`` if invalid."""
     return _liquidation_decoder.decode(data)
+
+
+def decode_cascade(data: bytes | str) -> CascadeAlert:
+    """Decode one cascade alert from JSON; raises ``msgspec.ValidationError`` if invalid."""
+    return _cascade_decoder.decode(data)
