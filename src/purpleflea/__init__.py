@@ -1,6 +1,31 @@
-"""Purple Flea: real-time liquidation data for crypto perpetual futures."""
+"""Purple Flea: real-time liquidation data for crypto perpetual futures.
 
-from purpleflea.model import Instrument, Liquidation, VenueLiquidation
+The SDK's public surface: :class:`LiquidationClient` (async), :class:`SyncLiquidationClient`,
+the event types and the errors. Everything else in the package is the server's.
+"""
 
-__all__ = ["Instrument", "Liquidation", "VenueLiquidation"]
+from purpleflea.client import (
+    AuthenticationError,
+    BadRequestError,
+    LiquidationClient,
+    PurpleFleaError,
+    RateLimitError,
+    Stream,
+    SyncLiquidationClient,
+)
+from purpleflea.model import CascadeAlert, Instrument, Liquidation, VenueLiquidation
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "CascadeAlert",
+    "Instrument",
+    "Liquidation",
+    "LiquidationClient",
+    "PurpleFleaError",
+    "RateLimitError",
+    "Stream",
+    "SyncLiquidationClient",
+    "VenueLiquidation",
+]
 __version__ = "0.1.0"

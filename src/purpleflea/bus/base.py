@@ -33,6 +33,9 @@ class SubscriptionClosed(Exception):
 
 
 class Subscription(Protocol):
+    #: Why the subscription ended (None while it is open).
+    closed_reason: str | None
+
     def __aiter__(self) -> AsyncIterator[Message]: ...
 
     async def next(self) -> Message:

@@ -13,7 +13,7 @@ from typing import Literal, Protocol
 
 import msgspec
 
-from purpleflea.model import Liquidation
+from purpleflea.model import CascadeAlert, Liquidation
 
 Interval = Literal["1m", "1h", "1d"]
 GroupBy = Literal["market", "exchange", "side"]
@@ -56,12 +56,26 @@ class Bucket(msgspec.Struct, frozen=True, kw_only=True):
 class Store(Protocol):
     """A history store. Implementations are safe to call from one event loop."""
 
-    async def append(self, events: Sequence[Liquidation]) -> int:
-        """Persist ``events`` (ascending seq); returns how many were new (by id)."""
+    async def append(self, events: Sequence[Liquidation]) -> list[Liquidation]:
+        """Persist ``events`` (ascending seq); returns those that were new (by id)."""
+        ...
+
+    async def append_cascades(self, alerts: Sequence[CascadeAlert]) -> None:
+        """Persist cascade alerts (ascending seq, sharing the events' seq space)."""
         ...
 
     async def last_seq(self) -> int:
-        """The highest stored seq, 0 when empty."""
+        """The highest stored seq of events and cascade alerts, 0 when empty."""
+        ...
+
+    async def cascades_since(self, seq: int, limit: int = 1000) -> list[CascadeAlert]:
+        """Cascade alerts with seq > ``seq``, ascending: the resume path of ``cascades``."""
+        ...
+
+    async def cascades(
+        self, *, active: bool | None = None, markets: Sequence[str] = (), limit: int = 100
+    ) -> list[CascadeAlert]:
+        """The latest state of each cascade, newest first; ``active`` filters by status."""
         ...
 
     async def since(self, seq: int, limit: int = 1000) -> list[Liquidation]:

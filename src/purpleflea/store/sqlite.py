@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from purpleflea.model import Liquidation
+from purpleflea.model import CascadeAlert, Liquidation, decode_cascade, encode
 from purpleflea.store.base import INTERVAL_MS, Bucket, GroupBy, Interval, Page, Query
 
 _COLUMNS = (
@@ -63,6 +63,16 @@ CREATE TABLE IF NOT EXISTS rollup_1m (
     PRIMARY KEY (market, minute, exchange, side)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS rollup_1m_minute ON rollup_1m (minute);
+CREATE TABLE IF NOT EXISTS cascades (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    market TEXT NOT NULL,
+    side TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cascades_id_seq ON cascades (id, seq);
 """
 
 _INSERT = (
@@ -130,19 +140,20 @@ class SQLiteStore:
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sqlite-read")
         self._local = threading.local()
         self._last_seq = self._writer.execute(
-            "SELECT COALESCE(MAX(seq), 0) FROM liquidations"
+            "SELECT MAX(COALESCE((SELECT MAX(seq) FROM liquidations), 0), "
+            "COALESCE((SELECT MAX(seq) FROM cascades), 0))"
         ).fetchone()[0]
 
     # -- writes (event loop thread) ---------------------------------------------------------
 
-    async def append(self, events: Sequence[Liquidation]) -> int:
+    async def append(self, events: Sequence[Liquidation]) -> list[Liquidation]:
         return self.append_now(events)
 
-    def append_now(self, events: Sequence[Liquidation]) -> int:
+    def append_now(self, events: Sequence[Liquidation]) -> list[Liquidation]:
         """Synchronous append for bulk loaders (the simulator's history, imports)."""
         if not events:
-            return 0
-        inserted = 0
+            return []
+        inserted: list[Liquidation] = []
         rollup: dict[tuple[int, str, str, str], list[float]] = {}
         writer = self._writer
         writer.execute("BEGIN")
@@ -166,7 +177,7 @@ class SQLiteStore:
                     ),
                 )
                 if cursor.rowcount == 1:
-                    inserted += 1
+                    inserted.append(event)
                     key = (event.ts // 60_000 * 60_000, event.market, event.exchange, event.side)
                     cell = rollup.setdefault(key, [0, 0.0])
                     cell[0] += 1
@@ -178,6 +189,26 @@ class SQLiteStore:
             raise
         self._last_seq = max(self._last_seq, events[-1].seq)
         return inserted
+
+    async def append_cascades(self, alerts: Sequence[CascadeAlert]) -> None:
+        if not alerts:
+            return
+        rows = [
+            (a.seq, a.id, a.status, a.market, a.side, a.updated_at, encode(a)) for a in alerts
+        ]
+        writer = self._writer
+        writer.execute("BEGIN")
+        try:
+            writer.executemany(
+                "INSERT OR IGNORE INTO cascades (seq, id, status, market, side, updated_at, body) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            writer.execute("COMMIT")
+        except BaseException:
+            writer.execute("ROLLBACK")
+            raise
+        self._last_seq = max(self._last_seq, alerts[-1].seq)
 
     async def last_seq(self) -> int:
         return int(self._last_seq)
@@ -202,6 +233,31 @@ class SQLiteStore:
     async def since(self, seq: int, limit: int = 1000) -> list[Liquidation]:
         rows = await self._read(f"{_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
         return [_row_to_event(row) for row in rows]
+
+    async def cascades_since(self, seq: int, limit: int = 1000) -> list[CascadeAlert]:
+        rows = await self._read(
+            "SELECT body FROM cascades WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+        )
+        return [decode_cascade(row[0]) for row in rows]
+
+    async def cascades(
+        self, *, active: bool | None = None, markets: Sequence[str] = (), limit: int = 100
+    ) -> list[CascadeAlert]:
+        clauses = ["c.seq = (SELECT MAX(seq) FROM cascades WHERE id = c.id)"]
+        params: list[Any] = []
+        if active is True:
+            clauses.append("c.status != 'exhausted'")
+        elif active is False:
+            clauses.append("c.status = 'exhausted'")
+        if markets:
+            clauses.append(f"c.market IN ({', '.join('?' for _ in markets)})")
+            params.extend(markets)
+        rows = await self._read(
+            f"SELECT c.body FROM cascades c WHERE {' AND '.join(clauses)} "
+            "ORDER BY c.seq DESC LIMIT ?",
+            [*params, limit],
+        )
+        return [decode_cascade(row[0]) for row in rows]
 
     async def query(self, query: Query) -> Page:
         where, params = _where(query)

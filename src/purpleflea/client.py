@@ -1,0 +1,489 @@
+"""The Purple Flea SDK: stream liquidations and cascades, query history, aggregates, markets.
+
+Quick start (the server address and key come from ``PURPLEFLEA_URL`` and
+``PURPLEFLEA_API_KEY`` when not passed)::
+
+    import purpleflea
+
+    liq = purpleflea.LiquidationClient(api_key="pf_...")
+    async with liq.stream(min_usd=100_000) as stream:
+        async for event in stream:
+            print(event["side"], event["size_usd"], event["market"], event["cascade_score"])
+
+The stream reconnects by itself (exponential backoff with jitter) and resumes from the last
+``seq`` it saw, so a dropped connection or a server restart costs no event and repeats none.
+Errors that retrying cannot fix (a bad key, a revoked key, a bad filter) raise
+:class:`PurpleFleaError` subclasses instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import threading
+from collections.abc import AsyncIterator, Iterable, Iterator
+from types import TracebackType
+from typing import Any
+
+import httpx
+import msgspec
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from purpleflea.model import CascadeAlert, Liquidation
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+#: The key the product page's example passes; it means "take the key from the environment".
+PLACEHOLDER_KEY = "YOUR_KEY"
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "LiquidationClient",
+    "PurpleFleaError",
+    "RateLimitError",
+    "Stream",
+    "SyncLiquidationClient",
+]
+
+
+class PurpleFleaError(Exception):
+    """An error the server reported (``code``) or the client detected."""
+
+    def __init__(self, message: str, code: str = "error", status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class AuthenticationError(PurpleFleaError):
+    """Missing, invalid or revoked API key."""
+
+
+class BadRequestError(PurpleFleaError):
+    """A parameter or stream filter the server rejected; the message says which."""
+
+
+class RateLimitError(PurpleFleaError):
+    """Too many requests; ``retry_after`` says how long to wait (seconds)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message, "rate_limited", 429)
+        self.retry_after = retry_after
+
+
+class HistoryPage(msgspec.Struct, frozen=True):
+    """One page of history, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
+
+    events: list[Liquidation]
+    next_cursor: int | None
+
+
+class Bucket(msgspec.Struct, frozen=True):
+    start_ms: int
+    group: str
+    count: int
+    size_usd: float
+    long_usd: float
+    short_usd: float
+
+
+class _Frame(msgspec.Struct):
+    type: str
+    data: msgspec.Raw | None = None
+    seq: int | None = None
+    code: str = ""
+    message: str = ""
+
+
+_frame = msgspec.json.Decoder(_Frame)
+_liquidation = msgspec.json.Decoder(Liquidation)
+_cascade = msgspec.json.Decoder(CascadeAlert)
+_page = msgspec.json.Decoder(HistoryPage)
+
+_FATAL = {
+    "missing_api_key": AuthenticationError,
+    "invalid_api_key": AuthenticationError,
+    "key_revoked": AuthenticationError,
+    "bad_subscription": BadRequestError,
+}
+
+
+def _resolve_key(api_key: str | None) -> str | None:
+    if api_key and api_key != PLACEHOLDER_KEY:
+        return api_key
+    return os.environ.get("PURPLEFLEA_API_KEY") or None
+
+
+def _list(values: str | Iterable[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    return [values] if isinstance(values, str) else list(values)
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        error = response.json()["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        code, message = "http_error", f"HTTP {response.status_code}: {response.text[:200]}"
+    if response.status_code == 429:
+        raise RateLimitError(message, float(response.headers.get("retry-after", "1")))
+    if response.status_code in (401, 403):
+        raise AuthenticationError(message, code, response.status_code)
+    if response.status_code == 400:
+        raise BadRequestError(message, code, 400)
+    raise PurpleFleaError(message, code, response.status_code)
+
+
+class Stream:
+    """A live, resumable stream; use as ``async with client.stream(...) as stream``.
+
+    Iterating yields :class:`~purpleflea.model.Liquidation` events (and
+    :class:`~purpleflea.model.CascadeAlert` alerts when the ``cascades`` channel is asked
+    for). ``last_seq`` is the resume cursor: everything up to it was delivered or filtered.
+    """
+
+    def __init__(
+        self,
+        client: LiquidationClient,
+        subscription: dict[str, Any],
+        *,
+        since_seq: int | None,
+        max_backoff: float,
+        idle_timeout: float,
+    ) -> None:
+        self._client = client
+        self._subscription = subscription
+        self.last_seq: int | None = since_seq
+        self.reconnects = 0
+        self._max_backoff = max_backoff
+        self._idle_timeout = idle_timeout
+        self._ws: ClientConnection | None = None
+        self._closed = False
+
+    async def __aenter__(self) -> Stream:
+        await self._connect_with_retry()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._ws is not None:
+            await self._ws.close()
+            self._ws = None
+
+    def __aiter__(self) -> AsyncIterator[Liquidation | CascadeAlert]:
+        return self._items()
+
+    async def _connect(self) -> None:
+        message = dict(self._subscription, op="subscribe")
+        if self.last_seq is not None:
+            message["since_seq"] = self.last_seq
+        ws = await connect(
+            self._client.ws_url,
+            additional_headers=self._client.auth_headers(),
+            open_timeout=self._client.timeout,
+            max_size=2**22,
+        )
+        try:
+            await ws.send(msgspec.json.encode(message).decode())
+            first = _frame.decode(await asyncio.wait_for(ws.recv(), self._client.timeout))
+            if first.type == "error":
+                raise _FATAL.get(first.code, PurpleFleaError)(first.message, first.code)
+            if first.type != "subscribed":
+                raise PurpleFleaError(f"unexpected first frame {first.type!r}", "protocol")
+            if self.last_seq is None:
+                self.last_seq = first.seq
+        except BaseException:
+            await ws.close()
+            raise
+        self._ws = ws
+
+    async def _connect_with_retry(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self._connect()
+                return
+            except (AuthenticationError, BadRequestError):
+                raise
+            except (OSError, TimeoutError, websockets.WebSocketException, PurpleFleaError):
+                if self._closed:
+                    raise
+                attempt += 1
+                ceiling = min(self._max_backoff, 0.25 * 2 ** min(attempt, 10))
+                await asyncio.sleep(random.uniform(ceiling / 2, ceiling))
+
+    async def _items(self) -> AsyncIterator[Liquidation | CascadeAlert]:
+        while not self._closed:
+            if self._ws is None:
+                self.reconnects += 1
+                await self._connect_with_retry()
+            assert self._ws is not None
+            try:
+                raw = await asyncio.wait_for(self._ws.recv(), self._idle_timeout)
+            except (websockets.ConnectionClosed, TimeoutError, OSError):
+                # Dropped or silent: reconnect and resume from last_seq.
+                await self._drop()
+                continue
+            frame = _frame.decode(raw)
+            if frame.type == "liquidation" and frame.data is not None:
+                event = _liquidation.decode(frame.data)
+                if self.last_seq is not None and event.seq <= self.last_seq:
+                    continue
+                self.last_seq = event.seq
+                yield event
+            elif frame.type == "cascade" and frame.data is not None:
+                alert = _cascade.decode(frame.data)
+                if self.last_seq is not None and alert.seq <= self.last_seq:
+                    continue
+                self.last_seq = alert.seq
+                yield alert
+            elif frame.type == "heartbeat" and frame.seq is not None:
+                self.last_seq = max(self.last_seq or 0, frame.seq)
+            elif frame.type == "error":
+                fatal = _FATAL.get(frame.code)
+                await self._drop()
+                if fatal is not None:
+                    self._closed = True
+                    raise fatal(frame.message, frame.code)
+                # slow_consumer, server_shutdown: reconnect and resume.
+
+    async def _drop(self) -> None:
+        if self._ws is not None:
+            ws, self._ws = self._ws, None
+            with contextlib.suppress(OSError, websockets.WebSocketException):
+                await ws.close()
+
+
+class LiquidationClient:
+    """Async client of a Purple Flea server.
+
+    ``api_key`` defaults to ``$PURPLEFLEA_API_KEY`` (the example placeholder ``"YOUR_KEY"``
+    counts as not given); ``base_url`` to ``$PURPLEFLEA_URL``, else ``http://127.0.0.1:8000``.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        timeout: float = 10.0,
+    ) -> None:
+        self.api_key = _resolve_key(api_key)
+        self.base_url = (base_url or os.environ.get("PURPLEFLEA_URL") or DEFAULT_URL).rstrip("/")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://: {self.base_url!r}")
+        self.timeout = timeout
+        self._http: httpx.AsyncClient | None = None
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.base_url[len("http") :] + "/v1/stream"
+
+    def auth_headers(self) -> dict[str, str]:
+        if not self.api_key:
+            raise AuthenticationError(
+                "no API key: pass api_key=... or set PURPLEFLEA_API_KEY (get a free key with "
+                "`purpleflea keys create` or POST /v1/keys)",
+                "missing_api_key",
+            )
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    def stream(
+        self,
+        *,
+        min_usd: float = 0.0,
+        markets: str | Iterable[str] | None = None,
+        exchanges: str | Iterable[str] | None = None,
+        sides: str | Iterable[str] | None = None,
+        channels: str | Iterable[str] = ("liquidations",),
+        since_seq: int | None = None,
+        max_backoff: float = 10.0,
+        idle_timeout: float = 35.0,
+    ) -> Stream:
+        """A live stream filtered on the server; ``since_seq`` resumes after that seq."""
+        subscription: dict[str, Any] = {"min_usd": min_usd, "channels": _list(channels)}
+        for name, values in (("markets", markets), ("exchanges", exchanges), ("sides", sides)):
+            if values is not None:
+                subscription[name] = _list(values)
+        return Stream(
+            self,
+            subscription,
+            since_seq=since_seq,
+            max_backoff=max_backoff,
+            idle_timeout=idle_timeout,
+        )
+
+    async def _get(self, path: str, params: dict[str, Any]) -> bytes:
+        if self._http is None:
+            self._http = httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout)
+        clean = {k: v for k, v in params.items() if v is not None}
+        response = await self._http.get(path, params=clean, headers=self.auth_headers())
+        _raise_for(response)
+        return response.content
+
+    async def history(
+        self,
+        *,
+        markets: str | Iterable[str] | None = None,
+        exchanges: str | Iterable[str] | None = None,
+        sides: str | Iterable[str] | None = None,
+        min_usd: float | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        cursor: int | None = None,
+        limit: int = 100,
+    ) -> HistoryPage:
+        """One page of stored events, newest first (times in ms since the epoch)."""
+        body = await self._get(
+            "/v1/liquidations",
+            {
+                "market": _list(markets),
+                "exchange": _list(exchanges),
+                "side": _list(sides),
+                "min_usd": min_usd,
+                "start": start,
+                "end": end,
+                "cursor": cursor,
+                "limit": limit,
+            },
+        )
+        return _page.decode(body)
+
+    async def history_all(self, **filters: Any) -> AsyncIterator[Liquidation]:
+        """Every stored event matching ``filters`` (as :meth:`history`), newest first."""
+        cursor = filters.pop("cursor", None)
+        while True:
+            page = await self.history(cursor=cursor, **filters)
+            for event in page.events:
+                yield event
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def aggregate(
+        self,
+        *,
+        interval: str = "1h",
+        group_by: str = "market",
+        markets: str | Iterable[str] | None = None,
+        exchanges: str | Iterable[str] | None = None,
+        sides: str | Iterable[str] | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> list[Bucket]:
+        body = await self._get(
+            "/v1/liquidations/aggregate",
+            {
+                "interval": interval,
+                "group_by": group_by,
+                "market": _list(markets),
+                "exchange": _list(exchanges),
+                "side": _list(sides),
+                "start": start,
+                "end": end,
+            },
+        )
+        return msgspec.convert(msgspec.json.decode(body)["buckets"], list[Bucket])
+
+    async def markets(self) -> list[dict[str, Any]]:
+        body = await self._get("/v1/markets", {})
+        markets: list[dict[str, Any]] = msgspec.json.decode(body)["markets"]
+        return markets
+
+    async def cascades(
+        self,
+        *,
+        status: str = "all",
+        markets: str | Iterable[str] | None = None,
+        limit: int = 100,
+    ) -> list[CascadeAlert]:
+        body = await self._get(
+            "/v1/cascades", {"status": status, "market": _list(markets), "limit": limit}
+        )
+        return msgspec.convert(msgspec.json.decode(body)["cascades"], list[CascadeAlert])
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def __aenter__(self) -> LiquidationClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class SyncLiquidationClient:
+    """A blocking wrapper for scripts and notebooks: the same methods, no ``await``.
+
+    ``stream()`` runs the async stream on a background thread and yields its items.
+    """
+
+    def __init__(self, api_key: str | None = None, base_url: str | None = None) -> None:
+        self._client = LiquidationClient(api_key, base_url)
+        self._loop = asyncio.new_event_loop()
+        self._lock = threading.Lock()
+
+    def _run(self, work: Any) -> Any:
+        with self._lock:
+            return self._loop.run_until_complete(work)
+
+    def history(self, **filters: Any) -> HistoryPage:
+        page: HistoryPage = self._run(self._client.history(**filters))
+        return page
+
+    def aggregate(self, **params: Any) -> list[Bucket]:
+        buckets: list[Bucket] = self._run(self._client.aggregate(**params))
+        return buckets
+
+    def markets(self) -> list[dict[str, Any]]:
+        markets: list[dict[str, Any]] = self._run(self._client.markets())
+        return markets
+
+    def cascades(self, **params: Any) -> list[CascadeAlert]:
+        alerts: list[CascadeAlert] = self._run(self._client.cascades(**params))
+        return alerts
+
+    def stream(self, **filters: Any) -> Iterator[Liquidation | CascadeAlert]:
+        """Blocking iterator over a live stream (stop it by breaking out of the loop)."""
+        import queue  # noqa: PLC0415
+
+        items: queue.Queue[Liquidation | CascadeAlert | BaseException] = queue.Queue(10_000)
+        stop = threading.Event()
+
+        async def pump() -> None:
+            try:
+                async with self._client.stream(**filters) as stream:
+                    async for item in stream:
+                        if stop.is_set():
+                            return
+                        items.put(item)
+            except BaseException as exc:  # handed to the caller's thread
+                items.put(exc)
+
+        thread = threading.Thread(target=lambda: asyncio.run(pump()), daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = items.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+
+    def close(self) -> None:
+        self._run(self._client.aclose())
+        self._loop.close()

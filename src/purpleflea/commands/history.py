@@ -1,0 +1,58 @@
+"""``purpleflea history``: stored liquidations with filters, newest first."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from purpleflea.commands.tail import add_connection_args, format_event
+from purpleflea.model import encode
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("history", help="query stored liquidations")
+    add_connection_args(parser)
+    parser.add_argument("--market", action="append")
+    parser.add_argument("--exchange", action="append")
+    parser.add_argument("--side", choices=("long", "short"), action="append")
+    parser.add_argument("--min-usd", type=float)
+    parser.add_argument("--start", type=int, help="ms since the epoch")
+    parser.add_argument("--end", type=int, help="ms since the epoch")
+    parser.add_argument("--limit", type=int, default=50, help="how many events (default 50)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.set_defaults(run=run)
+
+
+async def _history(args: argparse.Namespace) -> int:
+    from purpleflea.client import LiquidationClient  # noqa: PLC0415
+
+    async with LiquidationClient(api_key=args.api_key, base_url=args.url) as client:
+        shown = 0
+        async for event in client.history_all(
+            markets=args.market,
+            exchanges=args.exchange,
+            sides=args.side,
+            min_usd=args.min_usd,
+            start=args.start,
+            end=args.end,
+            limit=min(args.limit, 1000),
+        ):
+            if args.json:
+                sys.stdout.write(encode(event).decode() + "\n")
+            else:
+                print(format_event(event, color=False))
+            shown += 1
+            if shown >= args.limit:
+                break
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from purpleflea.client import PurpleFleaError  # noqa: PLC0415
+
+    try:
+        return asyncio.run(_history(args))
+    except PurpleFleaError as exc:
+        print(f"purpleflea history: {exc}", file=sys.stderr)
+        return 2

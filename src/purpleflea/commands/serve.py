@@ -1,0 +1,87 @@
+"""``purpleflea serve``: run the tracker (simulated markets by default, fully offline)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "serve",
+        help="run the tracker server",
+        description="Run the tracker: ingest a source, store every event, serve the API.",
+    )
+    parser.add_argument(
+        "--source",
+        choices=("sim", "live", "replay", "none"),
+        default="sim",
+        help="where events come from (default: sim, the offline market simulator)",
+    )
+    parser.add_argument("--replay", type=Path, help="JSON-lines event file for --source replay")
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path("data"), help="storage folder (default ./data)"
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--speed", type=float, default=1.0, help="sim/replay speed vs real time (default 1)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="simulator seed")
+    parser.add_argument("--markets", type=int, default=275, help="simulated markets")
+    parser.add_argument("--heartbeat", type=float, default=10.0, help="stream heartbeat, s")
+    parser.set_defaults(run=run)
+
+
+def banner(host: str, port: int, source: str, data_dir: Path) -> str:
+    url = f"http://{host}:{port}"
+    return "\n".join(
+        [
+            f"Purple Flea tracker: {url}  (source: {source}, data: {data_dir}/)",
+            f"  API:        {url}/v1/liquidations  ·  OpenAPI: {url}/openapi.json",
+            f"  Stream:     ws://{host}:{port}/v1/stream  ·  SSE: {url}/v1/stream/sse",
+            f"  Health:     {url}/v1/health  ·  Metrics: {url}/v1/metrics",
+            "  Get a key:  purpleflea keys create --account you"
+            + (f" --data-dir {data_dir}" if str(data_dir) != "data" else ""),
+            f'              (or: curl -X POST {url}/v1/keys -d \'{{"account":"you"}}\')',
+            "  Watch:      PURPLEFLEA_API_KEY=<key> purpleflea tail"
+            + (f" --url {url}" if port != 8000 or host != "127.0.0.1" else ""),
+        ]
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn  # noqa: PLC0415 - server dependencies load only for `serve`
+
+    from purpleflea.server.app import create_app  # noqa: PLC0415
+    from purpleflea.server.config import ServerConfig  # noqa: PLC0415
+
+    if args.source == "replay" and args.replay is None:
+        raise SystemExit("purpleflea serve: --source replay needs --replay FILE")
+    config = ServerConfig(
+        data_dir=args.data_dir,
+        source=args.source,
+        replay_path=args.replay,
+        speed=args.speed,
+        sim_seed=args.seed,
+        sim_markets=args.markets,
+        host=args.host,
+        port=args.port,
+        heartbeat_s=args.heartbeat,
+    )
+    app = create_app(config)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            access_log=False,
+            ws_max_size=65_536,
+            lifespan="on",
+        )
+    )
+    print(banner(args.host, args.port, args.source, args.data_dir), flush=True)
+    asyncio.run(server.serve())
+    return 0

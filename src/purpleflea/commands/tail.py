@@ -1,0 +1,91 @@
+"""``purpleflea tail``: a live, colored terminal feed like the product page's preview."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import os
+import sys
+
+from purpleflea.model import CascadeAlert, Liquidation
+
+_RED, _GREEN, _BOLD, _DIM, _RESET = "\033[31m", "\033[32m", "\033[1m", "\033[2m", "\033[0m"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("tail", help="live feed of liquidations in the terminal")
+    add_connection_args(parser)
+    parser.add_argument("--min-usd", type=float, default=0.0, help="only events this big")
+    parser.add_argument("--market", action="append", help="market, e.g. BTC-PERP (repeatable)")
+    parser.add_argument("--exchange", action="append", help="exchange id (repeatable)")
+    parser.add_argument("--side", choices=("long", "short"), action="append")
+    parser.add_argument("--no-cascades", action="store_true", help="hide cascade alerts")
+    parser.add_argument(
+        "--color", choices=("auto", "always", "never"), default="auto", help="ANSI colors"
+    )
+    parser.add_argument("--count", type=int, default=0, help="exit after this many events")
+    parser.set_defaults(run=run)
+
+
+def add_connection_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help="server URL (default $PURPLEFLEA_URL or local)")
+    parser.add_argument("--api-key", help="API key (default $PURPLEFLEA_API_KEY)")
+
+
+def format_event(event: Liquidation, *, color: bool) -> str:
+    """``LONG LIQ  BTC-PERP  $2,140,000  @ 43,210.50  binance_usdm  Cascade: 9/10``."""
+    when = datetime.datetime.fromtimestamp(event.ts / 1000, datetime.UTC).strftime("%H:%M:%S")
+    label = f"{event.side.upper()} LIQ"
+    price = f"{event.price:,.2f}" if event.price >= 1 else f"{event.price:.6g}"
+    line = (
+        f"{when}  {label:9} {event.market:14} ${event.size_usd:>13,.0f}  @ {price:>12}  "
+        f"{event.exchange:14} Cascade: {event.cascade_score}/10"
+    )
+    if not color:
+        return line
+    hue = _RED if event.side == "long" else _GREEN
+    weight = _BOLD if event.cascade_score >= 7 else ""
+    return f"{weight}{hue}{line}{_RESET}"
+
+
+def format_alert(alert: CascadeAlert, *, color: bool) -> str:
+    line = f"CASCADE {alert.status.upper():9} {alert.message}"
+    return f"{_BOLD}{line}{_RESET}" if color else line
+
+
+async def _tail(args: argparse.Namespace, color: bool) -> int:
+    from purpleflea.client import LiquidationClient  # noqa: PLC0415
+
+    client = LiquidationClient(api_key=args.api_key, base_url=args.url)
+    channels = ["liquidations"] if args.no_cascades else ["liquidations", "cascades"]
+    seen = 0
+    async with client.stream(
+        min_usd=args.min_usd,
+        markets=args.market,
+        exchanges=args.exchange,
+        sides=args.side,
+        channels=channels,
+    ) as stream:
+        async for item in stream:
+            if isinstance(item, Liquidation):
+                print(format_event(item, color=color), flush=True)
+                seen += 1
+                if args.count and seen >= args.count:
+                    return 0
+            else:
+                print(format_alert(item, color=color), flush=True)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from purpleflea.client import PurpleFleaError  # noqa: PLC0415
+
+    color = args.color == "always" or (
+        args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    )
+    try:
+        return asyncio.run(_tail(args, color))
+    except PurpleFleaError as exc:
+        print(f"purpleflea tail: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,141 @@
+"""Stream subscriptions: parse, validate and match the server-side filters.
+
+One parser serves the WebSocket ``subscribe`` message and the SSE query string, so both
+streams accept exactly the same filters and reject bad ones with the same message.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from purpleflea.model import CascadeAlert, Liquidation
+
+CHANNELS = ("liquidations", "cascades")
+SIDES = ("long", "short")
+_MAX_LIST = 500
+
+
+class BadSubscription(ValueError):
+    """A subscription the server cannot honour; the message says which field and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFilter:
+    """What one client wants: channels, and filters that combine with AND."""
+
+    channels: frozenset[str] = frozenset({"liquidations"})
+    min_usd: float = 0.0
+    markets: frozenset[str] = frozenset()
+    exchanges: frozenset[str] = frozenset()
+    sides: frozenset[str] = frozenset()
+    since_seq: int | None = None
+
+    def wants(self, item: Liquidation | CascadeAlert) -> bool:
+        if isinstance(item, Liquidation):
+            if "liquidations" not in self.channels or item.size_usd < self.min_usd:
+                return False
+            if self.exchanges and item.exchange not in self.exchanges:
+                return False
+        elif "cascades" not in self.channels:
+            return False
+        if self.markets and item.market not in self.markets:
+            return False
+        return not (self.sides and item.side not in self.sides)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "channels": sorted(self.channels),
+            "min_usd": self.min_usd,
+            "markets": sorted(self.markets),
+            "exchanges": sorted(self.exchanges),
+            "sides": sorted(self.sides),
+            "since_seq": self.since_seq,
+        }
+
+
+def _strings(name: str, value: Any) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    if isinstance(value, str):
+        items: Iterable[Any] = [v for v in value.split(",") if v]
+    elif isinstance(value, list | tuple):
+        items = value
+    else:
+        raise BadSubscription(f"{name} must be a list of strings, got {type(value).__name__}")
+    result = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip() or len(item) > 64:
+            raise BadSubscription(f"{name} must hold non-empty strings of <= 64 chars: {item!r}")
+        result.append(item.strip())
+    if len(result) > _MAX_LIST:
+        raise BadSubscription(f"{name} may list at most {_MAX_LIST} values")
+    return frozenset(result)
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise BadSubscription(f"{name} must be a number, got {value!r}")
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        raise BadSubscription(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(result) or result < 0:
+        raise BadSubscription(f"{name} must be a finite number >= 0, got {value!r}")
+    return result
+
+
+def _seq(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise BadSubscription(f"since_seq must be an integer >= 0, got {value!r}")
+    try:
+        result = int(value)
+    except (TypeError, ValueError):
+        raise BadSubscription(f"since_seq must be an integer >= 0, got {value!r}") from None
+    if result < 0 or result >= 2**63:
+        raise BadSubscription(f"since_seq must be an integer >= 0, got {value!r}")
+    return result
+
+
+_FIELDS = {"channels", "min_usd", "markets", "exchanges", "sides", "since_seq"}
+
+
+def parse_filter(fields: Mapping[str, Any], *, known_exchanges: Iterable[str]) -> StreamFilter:
+    """Build a :class:`StreamFilter` from a subscribe message or query string.
+
+    Raises :class:`BadSubscription` naming the offending field.
+    """
+    unknown = sorted(set(fields) - _FIELDS)
+    if unknown:
+        raise BadSubscription(
+            f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_FIELDS))}"
+        )
+    channels = _strings("channels", fields.get("channels")) or frozenset({"liquidations"})
+    bad = sorted(channels - set(CHANNELS))
+    if bad:
+        raise BadSubscription(f"unknown channel(s) {', '.join(bad)}; use {', '.join(CHANNELS)}")
+    sides = _strings("sides", fields.get("sides"))
+    bad = sorted(sides - set(SIDES))
+    if bad:
+        raise BadSubscription(f"sides must be long and/or short, got {', '.join(bad)}")
+    exchanges = _strings("exchanges", fields.get("exchanges"))
+    allowed = set(known_exchanges)
+    bad = sorted(exchanges - allowed)
+    if bad:
+        raise BadSubscription(
+            f"unknown exchange(s) {', '.join(bad)}; known: {', '.join(sorted(allowed))}"
+        )
+    markets = frozenset(m.upper() for m in _strings("markets", fields.get("markets")))
+    min_usd = _number("min_usd", fields.get("min_usd", 0))
+    return StreamFilter(
+        channels=channels,
+        min_usd=min_usd,
+        markets=markets,
+        exchanges=exchanges,
+        sides=sides,
+        since_seq=_seq(fields.get("since_seq")),
+    )

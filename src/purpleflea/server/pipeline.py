@@ -1,0 +1,244 @@
+"""The tracker's spine: sequence, score, persist, then publish.
+
+Sources (live exchanges, the simulator, a replay file) hand :class:`Tracker` venue events
+through :meth:`Tracker.submit`, a plain non-blocking call. One flush task takes everything
+pending, assigns each new event the next ``seq`` and its cascade score, appends the batch to
+the store and only then publishes it on the bus: a ``seq`` a client has seen is always on
+disk (the resume guarantee across restarts). Cascade alerts share the same ``seq`` space, so
+one cursor resumes both channels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+
+from purpleflea.bus.base import Bus, Message
+from purpleflea.ingest.connection import Deduper
+from purpleflea.model import (
+    CascadeAlert,
+    Liquidation,
+    MarketSnapshot,
+    Side,
+    UnsizedLiquidation,
+    VenueLiquidation,
+    encode,
+    publish,
+)
+from purpleflea.store.base import Store
+
+log = logging.getLogger("purpleflea.pipeline")
+
+
+class Scorer(Protocol):
+    """The cascade engine as the pipeline uses it (see :mod:`purpleflea.engine.cascade`)."""
+
+    def observe(
+        self, market: str, side: Side, size_usd: float, price: float, ts: int, exchange: str
+    ) -> int: ...
+
+    def drain_alerts(self) -> list[CascadeAlert]: ...
+
+    def tick(self, now_ms: int) -> list[CascadeAlert]: ...
+
+
+class SnapshotSink(Protocol):
+    def on_snapshot(self, snapshot: MarketSnapshot) -> None: ...
+
+
+def liquidation_frame(event: Liquidation) -> bytes:
+    """The stream's wire frame of one event (encoded once, sent to every client)."""
+    return b'{"type":"liquidation","data":' + encode(event) + b"}"
+
+
+def cascade_frame(alert: CascadeAlert) -> bytes:
+    return b'{"type":"cascade","data":' + encode(alert) + b"}"
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class MarketState(msgspec.Struct, kw_only=True):
+    """What the tracker has seen of one market since it started."""
+
+    last_price: float
+    last_ts: int
+    exchanges: set[str]
+
+
+class Tracker:
+    """Sequences venue events into published ones; see the module docstring."""
+
+    def __init__(
+        self,
+        store: Store,
+        bus: Bus,
+        *,
+        scorer: Scorer | None = None,
+        heatmap: SnapshotSink | None = None,
+        batch_limit: int = 2_000,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.scorer = scorer
+        self.heatmap = heatmap
+        self.batch_limit = batch_limit
+        self.counters: Counter[str] = Counter()
+        self.markets: dict[str, MarketState] = {}
+        self.clock_ms = 0
+        self._pending: list[tuple[VenueLiquidation, int]] = []
+        self._wakeup = asyncio.Event()
+        self._deduper = Deduper(ttl=3_600.0, max_size=500_000)
+        self._next_seq = 1
+        self._task: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        # Sequencing, persisting and publishing happen under one lock so that the bus sees
+        # seqs in ascending order (a client's resume cursor never skips an unseen seq).
+        self._serial = asyncio.Lock()
+
+    @property
+    def last_seq(self) -> int:
+        return self._next_seq - 1
+
+    async def start(self, *, tick_interval: float = 1.0) -> None:
+        self._next_seq = await self.store.last_seq() + 1
+        self._task = asyncio.create_task(self._flush_loop(), name="tracker-flush")
+        if self.scorer is not None:
+            self._ticker = asyncio.create_task(self._tick_loop(tick_interval), name="tracker-tick")
+
+    async def stop(self) -> None:
+        await self.drain()
+        for task in (self._ticker, self._task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    def submit(self, event: VenueLiquidation, received_at: int | None = None) -> None:
+        """Queue one venue event for sequencing (never blocks, never raises)."""
+        self._pending.append((event, received_at if received_at is not None else _now_ms()))
+        self.counters["received"] += 1
+        self._idle.clear()
+        self._wakeup.set()
+
+    def on_snapshot(self, snapshot: MarketSnapshot) -> None:
+        """Open interest and mark price from a poller or the simulator."""
+        self.counters["snapshots"] += 1
+        if self.heatmap is not None:
+            try:
+                self.heatmap.on_snapshot(snapshot)
+            except ValueError as exc:
+                self.counters["bad_snapshots"] += 1
+                log.debug("snapshot rejected: %s", exc)
+
+    def advance_clock(self, now_ms: int) -> None:
+        """A source's notion of now (the simulator runs its own clock)."""
+        self.clock_ms = max(self.clock_ms, now_ms)
+
+    async def drain(self) -> None:
+        """Wait until everything submitted so far is persisted and published."""
+        if self._task is None:
+            return
+        await self._idle.wait()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch = self._pending[: self.batch_limit]
+                del self._pending[: self.batch_limit]
+                try:
+                    async with self._serial:
+                        await self._flush(batch)
+                except Exception:  # the store failed: count it, keep the process serving
+                    self.counters["flush_errors"] += 1
+                    log.exception("could not persist a batch of %d events", len(batch))
+            self._idle.set()
+
+    async def _flush(self, batch: Sequence[tuple[VenueLiquidation, int]]) -> None:
+        events: list[Liquidation] = []
+        alerts: list[CascadeAlert] = []
+        now = time.monotonic()
+        for venue, received_at in batch:
+            if self._deduper.seen(venue.id, now):
+                self.counters["duplicates"] += 1
+                continue
+            try:
+                event = publish(venue, seq=self._next_seq, received_at=received_at)
+            except UnsizedLiquidation as exc:
+                self.counters["unsized"] += 1
+                log.debug("%s", exc)
+                continue
+            self._next_seq += 1
+            if self.scorer is not None:
+                score = self.scorer.observe(
+                    event.market, event.side, event.size_usd, event.price, event.ts, event.exchange
+                )
+                event = msgspec.structs.replace(event, cascade_score=score)
+                # An alert takes the seqs right after the event that caused it.
+                alerts.extend(self._assign(self.scorer.drain_alerts()))
+            events.append(event)
+            self._remember(event)
+        stored = await self.store.append(events)
+        self.counters["duplicates"] += len(events) - len(stored)
+        if alerts:
+            await self.store.append_cascades(alerts)
+        await self._publish(stored, alerts)
+
+    def _assign(self, alerts: list[CascadeAlert]) -> list[CascadeAlert]:
+        sequenced = []
+        for alert in alerts:
+            sequenced.append(msgspec.structs.replace(alert, seq=self._next_seq))
+            self._next_seq += 1
+        return sequenced
+
+    def _remember(self, event: Liquidation) -> None:
+        self.clock_ms = max(self.clock_ms, event.ts)
+        state = self.markets.get(event.market)
+        if state is None:
+            self.markets[event.market] = MarketState(
+                last_price=event.price, last_ts=event.ts, exchanges={event.exchange}
+            )
+        else:
+            if event.ts >= state.last_ts:
+                state.last_price = event.price
+                state.last_ts = event.ts
+            state.exchanges.add(event.exchange)
+
+    async def _publish(self, events: Sequence[Liquidation], alerts: Sequence[CascadeAlert]) -> None:
+        items: list[tuple[int, Message]] = [
+            (e.seq, Message("liquidations", e.seq, e, liquidation_frame(e))) for e in events
+        ]
+        items += [(a.seq, Message("cascades", a.seq, a, cascade_frame(a))) for a in alerts]
+        items.sort(key=lambda pair: pair[0])
+        for _, message in items:
+            await self.bus.publish(message)
+        self.counters["published"] += len(events)
+        self.counters["cascade_alerts"] += len(alerts)
+
+    async def _tick_loop(self, interval: float) -> None:
+        assert self.scorer is not None
+        while True:
+            await asyncio.sleep(interval)
+            # Live: the wall clock; a simulator running faster than real time moves clock_ms.
+            self.clock_ms = max(self.clock_ms, _now_ms())
+            try:
+                async with self._serial:
+                    alerts = self._assign(self.scorer.tick(self.clock_ms))
+                    if alerts:
+                        await self.store.append_cascades(alerts)
+                        await self._publish([], alerts)
+            except Exception:
+                self.counters["tick_errors"] += 1
+                log.exception("cascade tick failed")

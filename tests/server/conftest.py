@@ -1,0 +1,93 @@
+"""A real server on a loopback port for each test, with events injected through its tracker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from purpleflea.model import VenueLiquidation
+from purpleflea.server.app import Server, build_server, create_app
+from purpleflea.server.config import ServerConfig
+
+T0 = 1_760_000_000_000
+_ids = itertools.count(1)
+
+
+def venue_event(
+    *,
+    market: str = "BTC-PERP",
+    side: str = "long",
+    size_usd: float = 150_000.0,
+    price: float = 60_000.0,
+    exchange: str = "binance_usdm",
+    ts: int | None = None,
+) -> VenueLiquidation:
+    n = next(_ids)
+    return VenueLiquidation(
+        id=f"test:{n}",
+        exchange=exchange,
+        symbol=market.replace("-PERP", "USDT"),
+        market=market,
+        side=side,  # type: ignore[arg-type]
+        price=price,
+        quantity=size_usd / price,
+        size_usd=size_usd,
+        ts=ts if ts is not None else T0 + n,
+    )
+
+
+@dataclass
+class Running:
+    server: Server
+    url: str
+    key: str
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.url[4:] + "/v1/stream"
+
+    async def push(self, *events: VenueLiquidation) -> None:
+        for event in events:
+            self.server.tracker.submit(event)
+        await self.server.tracker.drain()
+
+
+@contextlib.asynccontextmanager
+async def running_server(config: ServerConfig) -> AsyncIterator[Running]:
+    server = build_server(config)
+    app = create_app(config, server=server)
+    uv = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_level="warning", access_log=False, lifespan="on"
+        )
+    )
+    task = asyncio.create_task(uv.serve())
+    while not uv.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    port = uv.servers[0].sockets[0].getsockname()[1]
+    key = server.keys.create("tester", "test").key
+    try:
+        yield Running(server, f"http://127.0.0.1:{port}", key)
+    finally:
+        uv.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+def test_config(tmp_path: Path, **overrides: object) -> ServerConfig:
+    base = ServerConfig(data_dir=tmp_path, source="none", heartbeat_s=0.5, revocation_poll_s=0.2)
+    return replace(base, **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def live(tmp_path: Path) -> AsyncIterator[Running]:
+    async with running_server(test_config(tmp_path)) as running:
+        yield running

@@ -1,0 +1,94 @@
+"""The REST API: history with filters and cursors, aggregates, markets, health, metrics."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.server.conftest import T0, Running, venue_event
+
+
+async def test_history_filters_and_cursor_pages(live: Running) -> None:
+    await live.push(
+        *[venue_event(market="BTC-PERP", size_usd=1_000.0 * (i + 1)) for i in range(25)],
+        *[venue_event(market="ETH-PERP", side="short", exchange="bybit") for _ in range(5)],
+    )
+    headers = {"Authorization": f"Bearer {live.key}"}
+    async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
+        first = (
+            await http.get("/v1/liquidations", params={"market": "BTC-PERP", "limit": 10})
+        ).json()
+        assert [e["market"] for e in first["events"]] == ["BTC-PERP"] * 10
+        seqs = [e["seq"] for e in first["events"]]
+        assert seqs == sorted(seqs, reverse=True)
+        pages = [first]
+        while pages[-1]["next_cursor"] is not None:
+            params = {"market": "BTC-PERP", "limit": 10, "cursor": pages[-1]["next_cursor"]}
+            pages.append((await http.get("/v1/liquidations", params=params)).json())
+        all_seqs = [e["seq"] for p in pages for e in p["events"]]
+        assert len(all_seqs) == 25 == len(set(all_seqs))
+        big = (
+            await http.get("/v1/liquidations", params={"min_usd": 20_000, "market": "BTC-PERP"})
+        ).json()
+        assert {e["size_usd"] for e in big["events"]} == {1_000.0 * n for n in range(20, 26)}
+        shorts = (
+            await http.get("/v1/liquidations", params={"side": "short", "exchange": "bybit"})
+        ).json()
+        assert len(shorts["events"]) == 5
+
+
+async def test_bad_parameters_get_400_naming_the_parameter(live: Running) -> None:
+    headers = {"Authorization": f"Bearer {live.key}"}
+    async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
+        for params, word in [
+            ({"min_usd": "lots"}, "min_usd"),
+            ({"limit": "0"}, "limit"),
+            ({"side": "up"}, "side"),
+            ({"exchange": "nyse"}, "exchange"),
+            ({"start": "10", "end": "5"}, "end"),
+            ({"market": "x" * 100}, "market"),
+        ]:
+            response = await http.get("/v1/liquidations", params=params)
+            assert response.status_code == 400, params
+            assert word in response.json()["error"]["message"]
+        response = await http.get("/v1/liquidations/aggregate", params={"interval": "7m"})
+        assert response.status_code == 400
+        assert "interval" in response.json()["error"]["message"]
+
+
+async def test_aggregate_by_side_per_minute(live: Running) -> None:
+    await live.push(
+        venue_event(side="long", size_usd=100.0, ts=T0),
+        venue_event(side="long", size_usd=50.0, ts=T0 + 1_000),
+        venue_event(side="short", size_usd=70.0, ts=T0 + 61_000),
+    )
+    headers = {"Authorization": f"Bearer {live.key}"}
+    async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
+        response = await http.get(
+            "/v1/liquidations/aggregate",
+            params={
+                "interval": "1m",
+                "group_by": "side",
+                "start": T0 - T0 % 60_000,
+                "end": T0 + 600_000,
+            },
+        )
+    buckets = response.json()["buckets"]
+    assert [(b["group"], b["count"], b["size_usd"]) for b in buckets] == [
+        ("long", 2, 150.0),
+        ("short", 1, 70.0),
+    ]
+
+
+async def test_markets_health_metrics_and_openapi(live: Running) -> None:
+    await live.push(venue_event(market="SOL-PERP", price=150.0, exchange="okx"))
+    headers = {"Authorization": f"Bearer {live.key}"}
+    async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
+        markets = (await http.get("/v1/markets")).json()["markets"]
+        sol = next(m for m in markets if m["market"] == "SOL-PERP")
+        assert sol["last_price"] == 150.0 and sol["exchanges"] == ["okx"]
+        health = (await http.get("/v1/health")).json()
+        assert health["status"] == "ok" and health["last_seq"] >= 1
+        metrics = (await http.get("/v1/metrics")).text
+        assert 'purpleflea_events_total{outcome="published"} 1' in metrics
+        spec = (await http.get("/openapi.json")).json()
+        assert "/v1/liquidations" in spec["paths"] and spec["openapi"].startswith("3.")
