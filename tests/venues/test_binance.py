@@ -29,7 +29,9 @@ def _order(**overrides: object) -> dict[str, object]:
 
 
 def _raw(**overrides: object) -> bytes:
-    return json.dumps({"e": "forceOrder", "E": 1_700_000_000_125, "o": _order(**overrides)}).encode()
+    return json.dumps(
+        {"e": "forceOrder", "E": 1_700_000_000_125, "o": _order(**overrides)}
+    ).encode()
 
 
 def _combined(**overrides: object) -> bytes:

@@ -49,3 +49,32 @@ def test_from_yymmdd(text: str, expected: str | None) -> None:
 )
 def test_from_ddmonyy(text: str, expected: str | None) -> None:
     assert symbols.from_ddmonyy(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("code", "yy", "expected"),
+    [("Z", "24", "20241227"), ("H", "25", "20250328"), ("A", "25", None), ("Z", "2x", None)],
+)
+def test_from_month_code_is_the_last_friday(code: str, yy: str, expected: str | None) -> None:
+    assert symbols.from_month_code(code, yy) == expected
+
+
+@pytest.mark.parametrize(
+    ("symbol", "market", "quote"),
+    [
+        ("BTCUSDT", "BTC-PERP", "USDT"),
+        ("XBTUSD", "BTC-PERP", "USD"),
+        ("BTCPERP", "BTC-PERP", "PERP"),
+        ("BTCUSDZ24", "BTC-20241227", "USD"),
+        ("XBTZ24", "BTC-20241227", ""),
+        ("1000PEPEUSDT", "PEPE-PERP", "USDT"),
+    ],
+)
+def test_concatenated_symbols(symbol: str, market: str, quote: str) -> None:
+    name, found = symbols.concatenated(symbol)
+    assert (name.name, found) == (market, quote)
+
+
+def test_strip_quote_needs_a_base() -> None:
+    assert symbols.strip_quote("USDT", ("USDT",)) is None
+    assert symbols.strip_quote("ETHUSDT", ("USDT", "USD")) == ("ETH", "USDT")

@@ -4,6 +4,9 @@ Each module reads one exchange's public liquidation feed. Every normalizer has t
 ``normalize(frame, instruments) -> list[VenueLiquidation]``: pure, no I/O, no clock; control
 frames (acks, pongs, heartbeats) yield nothing; a frame it cannot read raises
 :class:`FrameError` naming the exchange and the problem.
+
+:mod:`~purpleflea.venues.hyperliquid` is not in :data:`NORMALIZERS`: Hyperliquid has no
+public liquidation feed, only per-address fills and node output, read by its own functions.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import math
 import zlib
+from datetime import datetime
 from typing import Generic, TypeVar
 
 import msgspec
@@ -19,6 +20,10 @@ T = TypeVar("T")
 #: Exchange timestamps outside these bounds (ms) are corrupt, not data: 2009-01-01 .. 2100-01-01.
 _MIN_TS_MS = 1_230_768_000_000
 _MAX_TS_MS = 4_102_444_800_000
+
+
+_EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+_ONE_MS = datetime.fromisoformat("1970-01-01T00:00:00.001+00:00") - _EPOCH
 
 
 class FrameError(ValueError):
@@ -48,6 +53,15 @@ class FrameDecoder(Generic[T]):
             raise FrameError(self.exchange, f"not valid JSON: {exc}") from None
 
 
+def is_text_pong(frame: bytes | str) -> bool:
+    """Whether ``frame`` is the bare-text ``pong`` some exchanges answer a text ``ping`` with.
+
+    OKX, BitMEX and Bitget reply with the four letters, which are not JSON.
+    """
+    text = frame.strip() if isinstance(frame, str) else frame.strip().decode("latin-1")
+    return text == "pong"
+
+
 def gunzip(exchange: str, frame: bytes) -> bytes:
     """Inflate a gzip-compressed binary frame (HTX); plain frames pass through."""
     if frame[:2] != b"\x1f\x8b":
@@ -66,7 +80,10 @@ def number(exchange: str, where: str, value: float | int | str) -> float:
         except ValueError:
             raise FrameError(exchange, f"{where} is not a number: {value!r}") from None
     else:
-        result = float(value)
+        try:
+            result = float(value)
+        except OverflowError:  # a JSON integer with hundreds of digits
+            raise FrameError(exchange, f"{where} is out of range: {value!r}") from None
     if not math.isfinite(result):
         raise FrameError(exchange, f"{where} is not finite: {value!r}")
     return result
@@ -100,6 +117,18 @@ def timestamp_ms(exchange: str, where: str, value: int | str) -> int:
     if not _MIN_TS_MS <= result < _MAX_TS_MS:
         raise FrameError(exchange, f"{where} is not a plausible ms timestamp: {value!r}")
     return result
+
+
+def iso_ms(exchange: str, where: str, value: str) -> int:
+    """Epoch ms of an ISO-8601 UTC time such as ``2023-04-04T00:29:19.353Z`` (dYdX)."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise FrameError(exchange, f"{where} is not an ISO-8601 time: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise FrameError(exchange, f"{where} has no time zone: {value!r}")
+    # Integer arithmetic keeps the milliseconds exact (a float timestamp would round).
+    return timestamp_ms(exchange, where, (parsed - _EPOCH) // _ONE_MS)
 
 
 def finite_product(exchange: str, where: str, value: float) -> float:

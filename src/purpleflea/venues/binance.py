@@ -32,6 +32,7 @@ from purpleflea.venues._frame import (
     positive,
     timestamp_ms,
 )
+from purpleflea.venues._units import Sizes, from_coins, from_usd, liquidation
 
 USDM = "binance_usdm"
 COINM = "binance_coinm"
@@ -114,17 +115,16 @@ def normalize_usdm(
     price = positive(USDM, "o.ap", order.ap)
     ts = timestamp_ms(USDM, "o.T", order.T)
     market, usd_quote = _usdm_market(order.s)
-    size = finite_product(USDM, "o.z * o.ap", filled * price)
+    sizes = from_coins(USDM, filled, price)
     return [
-        VenueLiquidation(
+        liquidation(
+            USDM,
+            market,
             id=f"{USDM}:{order.s}:{ts}:{order.S}:{order.z}",
-            exchange=USDM,
             symbol=order.s,
-            market=market.name,
             side=side,
-            price=price / market.multiplier,
-            quantity=filled * market.multiplier,
-            size_usd=size if usd_quote else None,
+            price=price,
+            sizes=sizes if usd_quote else Sizes(filled, None),
             ts=ts,
         )
     ]
@@ -153,18 +153,18 @@ def normalize_coinm(
         raise FrameError(COINM, f"o.S is not BUY/SELL: {order.S!r}")
     price = positive(COINM, "o.ap", order.ap)
     ts = timestamp_ms(COINM, "o.T", order.T)
-    market = _coinm_market(order.s)
-    size_usd = finite_product(COINM, "o.z * contractSize", contracts * coinm_contract_usd(order.s, instruments))
+    usd = finite_product(
+        COINM, "o.z * contractSize", contracts * coinm_contract_usd(order.s, instruments)
+    )
     return [
-        VenueLiquidation(
+        liquidation(
+            COINM,
+            _coinm_market(order.s),
             id=f"{COINM}:{order.s}:{ts}:{order.S}:{order.z}",
-            exchange=COINM,
             symbol=order.s,
-            market=market.name,
             side=side,
-            price=price / market.multiplier,
-            quantity=size_usd / price * market.multiplier,
-            size_usd=size_usd,
+            price=price,
+            sizes=from_usd(COINM, usd, price),
             ts=ts,
             contracts=contracts,
         )

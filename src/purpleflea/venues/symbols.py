@@ -12,6 +12,7 @@ Conventions (shared/SPEC.md):
 
 from __future__ import annotations
 
+import calendar
 import re
 from typing import NamedTuple
 
@@ -20,6 +21,9 @@ _ALIASES = {"XBT": "BTC"}
 # Longest first so 1000000MOG is not read as 1000 x "000MOG".
 _MULTIPLIER_PREFIX = re.compile(r"^(1000000|100000|10000|1000|1M)(?=[A-Z])")
 _PREFIX_VALUE = {"1000000": 1e6, "100000": 1e5, "10000": 1e4, "1000": 1e3, "1M": 1e6}
+
+#: Futures month codes, January .. December (BitMEX ``XBTZ24``, Bybit ``BTCUSDZ24``).
+MONTH_CODES = "FGHJKMNQUVXZ"
 
 _MONTHS = {
     m: i + 1
@@ -84,3 +88,53 @@ def from_ddmonyy(text: str) -> str | None:
     if not 1 <= day <= 31:
         return None
     return f"20{match.group(3)}{_MONTHS[match.group(2)]:02d}{day:02d}"
+
+
+def from_month_code(code: str, yy: str) -> str | None:
+    """``Z``, ``24`` -> ``20241227``: the last Friday of the coded month; None if not a code.
+
+    BitMEX and Bybit quarterly futures (``XBTZ24``, ``BTCUSDZ24``) expire on the last Friday
+    of their month, and their symbols carry only the month code and the year.
+    """
+    if len(code) != 1 or code not in MONTH_CODES or len(yy) != 2 or not yy.isdigit():
+        return None
+    year, month = 2000 + int(yy), MONTH_CODES.index(code) + 1
+    last_day = calendar.monthrange(year, month)[1]
+    weekday = calendar.weekday(year, month, last_day)  # Monday 0 .. Friday 4
+    return f"{year}{month:02d}{last_day - (weekday - 4) % 7:02d}"
+
+
+def strip_quote(pair: str, quotes: tuple[str, ...]) -> tuple[str, str] | None:
+    """``BTCUSDT`` -> (``BTC``, ``USDT``) for the first quote in ``quotes`` that ends ``pair``.
+
+    List longer quotes first (``USDT`` before ``USD``); None when none matches or nothing
+    would be left of the base.
+    """
+    for quote in quotes:
+        if pair.endswith(quote) and len(pair) > len(quote):
+            return pair[: -len(quote)], quote
+    return None
+
+
+_MONTH_CODED = re.compile(r"^([A-Z0-9]+?)([FGHJKMNQUVXZ])(\d{2})$")
+
+#: Quote suffixes of concatenated symbols, longest first.
+QUOTES = ("USDT", "USDC", "PERP", "USD")
+
+
+def concatenated(symbol: str, quotes: tuple[str, ...] = QUOTES) -> tuple[Market, str]:
+    """Market and quote of a concatenated symbol; the quote is ``""`` when none is found.
+
+    ``BTCUSDT`` -> (``BTC-PERP``, ``USDT``); ``XBTUSD`` -> (``BTC-PERP``, ``USD``); month-coded
+    futures ``BTCUSDZ24`` -> (``BTC-20241227``, ``USD``) and ``XBTZ24`` -> (``BTC-20241227``,
+    ``""``) (Bybit, BitMEX, Bitget).
+    """
+    pair, date = symbol, None
+    coded = _MONTH_CODED.match(symbol)
+    if coded:
+        date = from_month_code(coded.group(2), coded.group(3))
+        if date:
+            pair = coded.group(1)
+    split = strip_quote(pair, quotes)
+    base, quote = split if split else (pair, "")
+    return (dated(base, date) if date else perpetual(base)), quote

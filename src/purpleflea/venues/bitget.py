@@ -1,0 +1,114 @@
+"""Bitget (UTA v3): the public ``liquidation`` topic.
+
+Frames: ``{"arg":{"instType":"usdt-futures","topic":"liquidation"},"action":"update","data":[
+{symbol,side,price,amount,ts},..],"ts":..}``. Subscribe acks and errors (``{"event":..}``) and
+the bare-text ``pong`` yield nothing.
+
+Semantics (shared/EXCHANGES.md, Bitget and traps 1, 4, 7):
+
+- ``side`` is the **position** side: ``buy`` is a long liquidated, ``sell`` a short.
+- ``price`` is what Bitget calls the "liquidation price"; ``amount`` is in the **quote** coin
+  (USDT/USDC, or USD for coin-futures), so it is the USD notional and ``amount / price`` the
+  coins. No instrument catalog is needed.
+- Pushes are aggregated (Bitget's docs disagree on the cadence), not a full tape.
+- ``action: snapshot`` is treated as the initial push after subscribing, which may repeat what
+  was seen before a reconnect: its rows are emitted with ``replay=True``.
+- Bitget gives no liquidation id; the id is built from symbol, time, side, amount and price.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import msgspec
+
+from purpleflea.model import NO_INSTRUMENTS, Catalog, Side, VenueLiquidation
+from purpleflea.venues import symbols
+from purpleflea.venues._frame import (
+    FrameDecoder,
+    FrameError,
+    is_text_pong,
+    non_negative,
+    positive,
+    timestamp_ms,
+)
+from purpleflea.venues._units import from_usd, liquidation
+
+EXCHANGE = "bitget"
+TOPIC = "liquidation"
+
+_SIDES: dict[str, Side] = {"buy": "long", "sell": "short"}
+
+
+class _Item(msgspec.Struct):
+    symbol: str
+    side: str
+    price: str | float
+    amount: str | float
+    ts: str | int
+
+
+class _Arg(msgspec.Struct):
+    instType: str = ""  # noqa: N815 - Bitget's field name
+    topic: str = ""
+
+
+class _Frame(msgspec.Struct):
+    event: str = ""
+    action: str = ""
+    arg: _Arg | None = None
+    data: list[_Item] | None = None
+
+
+_decode = FrameDecoder(EXCHANGE, _Frame)
+
+
+@lru_cache(maxsize=4096)
+def market(symbol: str) -> symbols.Market:
+    """``BTCUSDT``/``BTCPERP``/``BTCUSD`` -> ``BTC-PERP``; ``BTCUSDZ24`` -> ``BTC-20241227``."""
+    return symbols.concatenated(symbol)[0]
+
+
+def _event(item: _Item, where: str, replay: bool) -> VenueLiquidation | None:
+    side = _SIDES.get(item.side)
+    if side is None:
+        raise FrameError(EXCHANGE, f"{where}.side is not buy/sell: {item.side!r}")
+    amount = non_negative(EXCHANGE, f"{where}.amount", item.amount)
+    if amount == 0:
+        return None
+    if not item.symbol:
+        raise FrameError(EXCHANGE, f"{where}.symbol is empty")
+    price = positive(EXCHANGE, f"{where}.price", item.price)
+    ts = timestamp_ms(EXCHANGE, f"{where}.ts", item.ts)
+    return liquidation(
+        EXCHANGE,
+        market(item.symbol),
+        id=f"{EXCHANGE}:{item.symbol}:{ts}:{item.side}:{item.amount}:{item.price}",
+        symbol=item.symbol,
+        side=side,
+        price=price,
+        sizes=from_usd(EXCHANGE, amount, price),
+        ts=ts,
+        replay=replay,
+    )
+
+
+def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list[VenueLiquidation]:
+    """Bitget frame -> the liquidations it carries (none for control frames).
+
+    ``instruments`` is unused (amounts are in the quote coin) and accepted for a uniform
+    signature.
+    """
+    if is_text_pong(frame):
+        return []
+    decoded = _decode(frame)
+    if decoded.event or decoded.arg is None or decoded.arg.topic != TOPIC:
+        return []
+    if decoded.data is None:
+        raise FrameError(EXCHANGE, f"{TOPIC} push without 'data'")
+    events = []
+    for i, item in enumerate(decoded.data):
+        event = _event(item, f"data[{i}]", decoded.action == "snapshot")
+        if event is not None:
+            events.append(event)
+    return events

@@ -1,0 +1,129 @@
+"""Bybit v5: ``allLiquidation.{symbol}`` and the legacy ``liquidation.{symbol}`` topic.
+
+Frames: ``{"topic":"allLiquidation.BTCUSDT","type":"snapshot","ts":..,"data":[{T,s,S,v,p}]}``
+(``data`` an array) and the legacy ``{"topic":"liquidation.BTCUSDT",..,"data":{updatedTime,
+symbol,side,size,price}}`` (``data`` an object; deprecated 2025-02-20, at most one event per
+symbol per second). Acks ``{"success":true,"op":"subscribe",..}`` and pongs yield nothing.
+
+Semantics (shared/EXCHANGES.md, Bybit and traps 1-2):
+
+- ``S``/``side`` is the *position* side: ``Buy`` means a long was liquidated (Bybit docs since
+  2023-08-31, confirmed by Bybit support as quoted by tardis).
+- ``p``/``price`` is the bankruptcy price: the only price Bybit gives.
+- Linear contracts (USDT, USDC, ``BTCPERP``, dated ``BTC-27DEC24``) size in the base coin:
+  ``size_usd = v * p``. Inverse contracts (``BTCUSD``, dated ``BTCUSDZ24``) size in USD:
+  ``size_usd = v``. A catalog entry's kind wins over the symbol's shape.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import msgspec
+
+from purpleflea.model import NO_INSTRUMENTS, Catalog, ContractKind, Side, VenueLiquidation
+from purpleflea.venues import symbols
+from purpleflea.venues._frame import FrameDecoder, FrameError, non_negative, positive, timestamp_ms
+from purpleflea.venues._units import from_coins, from_usd, liquidation
+
+EXCHANGE = "bybit"
+
+_SIDES: dict[str, Side] = {"Buy": "long", "Sell": "short"}
+_LINEAR_DATED = re.compile(r"^([A-Z0-9]+?)(?:USDT|USDC)?-(\d{1,2}[A-Z]{3}\d{2})$")
+
+
+class _Item(msgspec.Struct):
+    T: int
+    s: str
+    S: str
+    v: str | float
+    p: str | float
+
+
+class _Legacy(msgspec.Struct):
+    updatedTime: int  # noqa: N815 - Bybit's field name
+    symbol: str
+    side: str
+    size: str | float
+    price: str | float
+
+
+class _Frame(msgspec.Struct):
+    topic: str = ""
+    data: list[_Item] | _Legacy | None = None
+
+
+_decode = FrameDecoder(EXCHANGE, _Frame)
+
+
+@lru_cache(maxsize=4096)
+def market(symbol: str) -> tuple[symbols.Market, ContractKind]:
+    """Normalized market and contract kind of a Bybit symbol (by its shape).
+
+    ``BTCUSDT``, ``BTCPERP`` (USDC) and ``BTC-27DEC24`` are linear; ``BTCUSD`` and the
+    month-coded ``BTCUSDZ24`` (expiring the last Friday of the month) are inverse.
+    """
+    linear_dated = _LINEAR_DATED.match(symbol)
+    if linear_dated:
+        date = symbols.from_ddmonyy(linear_dated.group(2))
+        if date:
+            return symbols.dated(linear_dated.group(1), date), "linear"
+    name, quote = symbols.concatenated(symbol)
+    return name, "inverse" if quote == "USD" else "linear"
+
+
+def _event(
+    symbol: str,
+    side_text: str,
+    size: str | float,
+    price_text: str | float,
+    ts_value: int,
+    instruments: Catalog,
+) -> VenueLiquidation | None:
+    side = _SIDES.get(side_text)
+    if side is None:
+        raise FrameError(EXCHANGE, f"side is not Buy/Sell: {side_text!r}")
+    quantity = non_negative(EXCHANGE, "size", size)
+    if quantity == 0:
+        return None
+    if not symbol:
+        raise FrameError(EXCHANGE, "symbol is empty")
+    price = positive(EXCHANGE, "price", price_text)
+    ts = timestamp_ms(EXCHANGE, "time", ts_value)
+    name, kind = market(symbol)
+    instrument = instruments.get(symbol)
+    if instrument is not None:
+        kind = instrument.kind
+    # Inverse sizes are USD (one USD per contract); linear sizes are coins.
+    if kind == "inverse":
+        sizes = from_usd(EXCHANGE, quantity, price)
+    else:
+        sizes = from_coins(EXCHANGE, quantity, price)
+    return liquidation(
+        EXCHANGE,
+        name,
+        id=f"{EXCHANGE}:{symbol}:{ts}:{side_text}:{size}:{price_text}",
+        symbol=symbol,
+        side=side,
+        price=price,
+        sizes=sizes,
+        ts=ts,
+    )
+
+
+def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list[VenueLiquidation]:
+    """Bybit frame -> the liquidations it carries (none for acks and pongs)."""
+    decoded = _decode(frame)
+    if not decoded.topic.startswith(("allLiquidation.", "liquidation.")) or decoded.data is None:
+        return []
+    if isinstance(decoded.data, _Legacy):
+        item = decoded.data
+        event = _event(item.symbol, item.side, item.size, item.price, item.updatedTime, instruments)
+        return [event] if event else []
+    events = []
+    for row in decoded.data:
+        event = _event(row.s, row.S, row.v, row.p, row.T, instruments)
+        if event is not None:
+            events.append(event)
+    return events

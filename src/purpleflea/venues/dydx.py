@@ -1,0 +1,121 @@
+"""dYdX v4: ``LIQUIDATED`` trades on the indexer's ``v4_trades`` channel.
+
+Frames: ``{"type":"channel_data","channel":"v4_trades","id":"BTC-USD","contents":{"trades":[
+{id,size,price,side,createdAt,type},..]}}``; ``channel_batch_data`` carries a list of such
+``contents``; the ``subscribed`` reply carries the market's recent trades. ``connected``,
+``unsubscribed``, ``error`` and other channels yield nothing.
+
+Semantics (shared/EXCHANGES.md, dYdX v4):
+
+- Only ``type: LIQUIDATED`` trades are liquidations. ``DELEVERAGED`` is auto-deleveraging (a
+  counterparty's position closed to cover a bankrupt one), not a liquidation print, and
+  ``LIMIT`` is an ordinary trade: both yield nothing.
+- ``side`` is the **taker** side, and the liquidation order is the protocol's IOC taker order:
+  a SELL closes a long.
+- ``size`` is in base coins, ``price`` the fill price in USDC (counted as USD).
+- The trades of the ``subscribed`` reply are history the client may have seen before a
+  reconnect: they are emitted with ``replay=True``. Ids are the trade ids.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import msgspec
+
+from purpleflea.model import NO_INSTRUMENTS, Catalog, Side, VenueLiquidation
+from purpleflea.venues import symbols
+from purpleflea.venues._frame import FrameDecoder, FrameError, iso_ms, non_negative, positive
+from purpleflea.venues._units import from_coins, liquidation
+
+EXCHANGE = "dydx_v4"
+CHANNEL = "v4_trades"
+LIQUIDATED = "LIQUIDATED"
+
+_SIDES: dict[str, Side] = {"SELL": "long", "BUY": "short"}
+
+
+class _Trade(msgspec.Struct):
+    id: str
+    size: str | float
+    price: str | float
+    side: str
+    createdAt: str  # noqa: N815 - dYdX's field name
+    type: str = ""
+
+
+class _Contents(msgspec.Struct):
+    trades: list[_Trade] = []
+
+
+class _Frame(msgspec.Struct):
+    type: str = ""
+    channel: str = ""
+    id: str = ""
+    contents: msgspec.Raw = msgspec.Raw()  # empty when absent
+
+
+_decode = FrameDecoder(EXCHANGE, _Frame)
+_decode_contents = FrameDecoder(EXCHANGE, _Contents)
+_decode_batch = FrameDecoder(EXCHANGE, list[_Contents])
+
+
+@lru_cache(maxsize=4096)
+def market(ticker: str) -> symbols.Market | None:
+    """``BTC-USD`` -> ``BTC-PERP`` (every dYdX v4 market is a USD perpetual)."""
+    base, dash, quote = ticker.partition("-")
+    return symbols.perpetual(base) if base and dash and quote else None
+
+
+def _event(ticker: str, trade: _Trade, where: str, replay: bool) -> VenueLiquidation | None:
+    if trade.type != LIQUIDATED:
+        return None
+    side = _SIDES.get(trade.side)
+    if side is None:
+        raise FrameError(EXCHANGE, f"{where}.side is not BUY/SELL: {trade.side!r}")
+    size = non_negative(EXCHANGE, f"{where}.size", trade.size)
+    if size == 0:
+        return None
+    name = market(ticker)
+    if name is None:
+        raise FrameError(EXCHANGE, f"id is not a market ticker: {ticker!r}")
+    price = positive(EXCHANGE, f"{where}.price", trade.price)
+    return liquidation(
+        EXCHANGE,
+        name,
+        id=f"{EXCHANGE}:{trade.id}",
+        symbol=ticker,
+        side=side,
+        price=price,
+        sizes=from_coins(EXCHANGE, size, price),
+        ts=iso_ms(EXCHANGE, f"{where}.createdAt", trade.createdAt),
+        replay=replay,
+        trade_id=trade.id,
+    )
+
+
+def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list[VenueLiquidation]:
+    """dYdX frame -> its LIQUIDATED trades (replays for the ``subscribed`` history).
+
+    ``instruments`` is unused (sizes are in coins) and accepted for a uniform signature.
+    """
+    decoded = _decode(frame)
+    if decoded.channel != CHANNEL or decoded.type not in (
+        "channel_data",
+        "channel_batch_data",
+        "subscribed",
+    ):
+        return []
+    if len(decoded.contents) == 0:
+        raise FrameError(EXCHANGE, f"{decoded.type} without 'contents'")
+    batched = decoded.type == "channel_batch_data"
+    batches = _decode_batch(decoded.contents) if batched else [_decode_contents(decoded.contents)]
+    replay = decoded.type == "subscribed"
+    events = []
+    for b, contents in enumerate(batches):
+        prefix = f"contents[{b}]" if batched else "contents"
+        for i, trade in enumerate(contents.trades):
+            event = _event(decoded.id, trade, f"{prefix}.trades[{i}]", replay)
+            if event is not None:
+                events.append(event)
+    return events

@@ -1,0 +1,106 @@
+"""Gate futures: the ``futures.public_liquidates`` channel.
+
+Frames: ``{"time":..,"time_ms":..,"channel":"futures.public_liquidates","event":"update",
+"result":..}``. The live ``result`` is one object ``{contract,price,time,size}`` with ``time``
+in ms and ``price`` a string; the docs show an **array** of objects with ``time_ms`` and a
+float price (gateio/WebSocket-API issue #132). Both shapes are read. Subscribe acks
+(``event: subscribe``), pongs (``futures.pong``) and other channels yield nothing.
+
+Semantics (shared/EXCHANGES.md, Gate and traps 6, 11):
+
+- ``size`` is the liquidation order's signed size in contracts. Its sign is undocumented; the
+  best evidence (falling prices with negative sizes, Gate's negative sizes for sell orders,
+  the REST ``order_size`` sign) says **negative = sell order = long liquidated**. LOW
+  confidence: verify against a live capture. ``contracts`` keeps the raw signed count.
+- ``price`` is the fill price. Coins are ``|size| * quanto_multiplier`` from the instrument
+  catalog (BTC-settled ``BTC_USD`` contracts are 1 USD each); unknown without it.
+- Gate gives no liquidation id; the id is built from contract, time, size and price.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import msgspec
+
+from purpleflea.model import NO_INSTRUMENTS, Catalog, VenueLiquidation
+from purpleflea.venues import symbols
+from purpleflea.venues._frame import FrameDecoder, FrameError, number, positive, timestamp_ms
+from purpleflea.venues._units import from_contracts, liquidation
+
+EXCHANGE = "gate"
+CHANNEL = "futures.public_liquidates"
+
+
+class _Item(msgspec.Struct):
+    contract: str
+    price: str | float
+    size: int | float | str
+    time: int | None = None
+    time_ms: int | None = None
+
+
+class _Frame(msgspec.Struct):
+    channel: str = ""
+    event: str = ""
+    result: msgspec.Raw = msgspec.Raw()  # empty when absent
+
+
+_decode = FrameDecoder(EXCHANGE, _Frame)
+_decode_item = FrameDecoder(EXCHANGE, _Item)
+_decode_items = FrameDecoder(EXCHANGE, list[_Item])
+
+
+@lru_cache(maxsize=4096)
+def market(contract: str) -> symbols.Market | None:
+    """``BTC_USDT`` -> ``BTC-PERP``; ``BTC_USDT_20241227`` -> ``BTC-20241227``; else None."""
+    parts = contract.split("_")
+    if not parts[0] or len(parts) not in (2, 3):
+        return None
+    if len(parts) == 2:
+        return symbols.perpetual(parts[0])
+    date = parts[2]
+    return symbols.dated(parts[0], date) if len(date) == 8 and date.isdigit() else None
+
+
+def _event(item: _Item, where: str, instruments: Catalog) -> VenueLiquidation | None:
+    contracts = number(EXCHANGE, f"{where}.size", item.size)
+    if contracts == 0:
+        return None
+    name = market(item.contract)
+    if name is None:
+        raise FrameError(EXCHANGE, f"{where}.contract is not a futures contract: {item.contract!r}")
+    price = positive(EXCHANGE, f"{where}.price", item.price)
+    raw_ts = item.time_ms if item.time_ms is not None else item.time
+    if raw_ts is None:
+        raise FrameError(EXCHANGE, f"{where} has neither time nor time_ms")
+    ts = timestamp_ms(EXCHANGE, f"{where}.time", raw_ts)
+    return liquidation(
+        EXCHANGE,
+        name,
+        id=f"{EXCHANGE}:{item.contract}:{ts}:{item.size}:{item.price}",
+        symbol=item.contract,
+        side="long" if contracts < 0 else "short",
+        price=price,
+        sizes=from_contracts(EXCHANGE, abs(contracts), price, instruments.get(item.contract)),
+        ts=ts,
+        contracts=contracts,
+    )
+
+
+def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list[VenueLiquidation]:
+    """Gate frame -> the liquidations it carries, in either result shape."""
+    decoded = _decode(frame)
+    if decoded.channel != CHANNEL or decoded.event != "update":
+        return []
+    if len(decoded.result) == 0:
+        raise FrameError(EXCHANGE, "update without 'result'")
+    raw = bytes(decoded.result)
+    is_array = raw.lstrip().startswith(b"[")  # the documented shape; live frames send an object
+    items = _decode_items(raw) if is_array else [_decode_item(raw)]
+    events = []
+    for i, item in enumerate(items):
+        event = _event(item, f"result[{i}]" if is_array else "result", instruments)
+        if event is not None:
+            events.append(event)
+    return events

@@ -1,0 +1,137 @@
+"""HTX (Huobi) futures: the ``public.{contract}.liquidation_orders`` topic.
+
+Frames arrive **gzip-compressed** (binary websocket messages); plain JSON is read too. A push
+is ``{"op":"notify","topic":"public.BTC-USDT.liquidation_orders","ts":..,"data":[{symbol,
+contract_code,direction,offset,volume,price,created_at,amount,trade_turnover},..]}``. Pings
+``{"op":"ping",..}`` (answered by the connection), subscribe replies and errors yield nothing.
+
+Semantics (shared/EXCHANGES.md, HTX and traps 1, 6):
+
+- ``direction`` is the liquidation **order** side: a sell closes a long.
+- ``price`` is the fill price; ``volume`` is in contracts, sized through the instrument
+  catalog (``swap_contract_info``): linear ``BTC-USDT`` 0.001 BTC each, coin-margined
+  ``ETH-USD`` 10 USD each. Without a catalog entry the exchange's own conversions are used
+  when present (``amount`` in coins and, on linear swaps, ``trade_turnover`` in USDT);
+  otherwise sizes are unknown.
+- HTX gives no liquidation id; the id is built from contract, time, direction, volume and
+  price.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import msgspec
+
+from purpleflea.model import NO_INSTRUMENTS, Catalog, Side, VenueLiquidation
+from purpleflea.venues import symbols
+from purpleflea.venues._frame import (
+    FrameDecoder,
+    FrameError,
+    gunzip,
+    non_negative,
+    positive,
+    timestamp_ms,
+)
+from purpleflea.venues._units import UNKNOWN, Sizes, from_coins, from_contracts, liquidation
+
+EXCHANGE = "htx"
+TOPIC_SUFFIX = ".liquidation_orders"
+
+_SIDES: dict[str, Side] = {"sell": "long", "buy": "short"}
+
+
+class _Item(msgspec.Struct):
+    contract_code: str
+    direction: str
+    volume: float | str
+    price: float | str
+    created_at: int
+    amount: float | str | None = None
+    trade_turnover: float | str | None = None
+
+
+class _Frame(msgspec.Struct):
+    op: str = ""
+    topic: str = ""
+    data: list[_Item] | None = None
+
+
+_decode = FrameDecoder(EXCHANGE, _Frame)
+
+
+@lru_cache(maxsize=4096)
+def market(contract_code: str) -> symbols.Market | None:
+    """Market of a contract code; None if it is not one.
+
+    ``BTC-USDT``/``ETH-USD`` -> perpetuals; ``BTC-USDT-211231`` and the coin-margined delivery
+    code ``BTC210326`` -> dated futures.
+    """
+    parts = contract_code.split("-")
+    if len(parts) == 1:
+        code = parts[0]
+        date = symbols.from_yymmdd(code[-6:])
+        return symbols.dated(code[:-6], date) if date and len(code) > 6 else None
+    if len(parts) == 2 and parts[0] and parts[1]:
+        return symbols.perpetual(parts[0])
+    if len(parts) == 3 and parts[0]:
+        date = symbols.from_yymmdd(parts[2])
+        return symbols.dated(parts[0], date) if date else None
+    return None
+
+
+def _exchange_sizes(item: _Item, where: str, price: float) -> Sizes:
+    """Sizes from HTX's own ``amount``/``trade_turnover``, for contracts not in the catalog."""
+    if item.amount is None:
+        return UNKNOWN
+    coins = non_negative(EXCHANGE, f"{where}.amount", item.amount)
+    if item.trade_turnover is None:
+        return from_coins(EXCHANGE, coins, price)
+    return Sizes(coins, non_negative(EXCHANGE, f"{where}.trade_turnover", item.trade_turnover))
+
+
+def _event(item: _Item, where: str, instruments: Catalog) -> VenueLiquidation | None:
+    side = _SIDES.get(item.direction)
+    if side is None:
+        raise FrameError(EXCHANGE, f"{where}.direction is not buy/sell: {item.direction!r}")
+    contracts = non_negative(EXCHANGE, f"{where}.volume", item.volume)
+    if contracts == 0:
+        return None
+    name = market(item.contract_code)
+    if name is None:
+        raise FrameError(
+            EXCHANGE, f"{where}.contract_code is not a contract: {item.contract_code!r}"
+        )
+    price = positive(EXCHANGE, f"{where}.price", item.price)
+    ts = timestamp_ms(EXCHANGE, f"{where}.created_at", item.created_at)
+    instrument = instruments.get(item.contract_code)
+    if instrument is not None:
+        sizes = from_contracts(EXCHANGE, contracts, price, instrument)
+    else:
+        sizes = _exchange_sizes(item, where, price)
+    return liquidation(
+        EXCHANGE,
+        name,
+        id=f"{EXCHANGE}:{item.contract_code}:{ts}:{item.direction}:{item.volume}:{item.price}",
+        symbol=item.contract_code,
+        side=side,
+        price=price,
+        sizes=sizes,
+        ts=ts,
+        contracts=contracts,
+    )
+
+
+def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list[VenueLiquidation]:
+    """HTX frame (gzip or plain) -> the liquidation orders it carries."""
+    decoded = _decode(gunzip(EXCHANGE, frame) if isinstance(frame, bytes) else frame)
+    if decoded.op != "notify" or not decoded.topic.endswith(TOPIC_SUFFIX):
+        return []
+    if decoded.data is None:
+        raise FrameError(EXCHANGE, "liquidation_orders push without 'data'")
+    events = []
+    for i, item in enumerate(decoded.data):
+        event = _event(item, f"data[{i}]", instruments)
+        if event is not None:
+            events.append(event)
+    return events

@@ -1,0 +1,168 @@
+"""Hyperliquid: liquidation fills, from a node's ``node_fills`` output or a user's fills.
+
+Hyperliquid has **no public liquidation feed** (shared/EXCHANGES.md trap 13): no websocket
+subscription, no flag in public ``trades``. What exists are fills that carry a ``liquidation``
+object ``{liquidatedUser?, markPx, method}``, attached to the fills of **both** counterparties:
+
+- a node's ``node_fills`` lines ``{"block_time":..,"events":[[owner, fill],..]}``
+  (:func:`normalize_node_fills`), the only complete source;
+- one fill of a watched address, from ``userFills`` (:func:`normalize_fill`), or a whole
+  ``{"channel":"userFills","data":{"user":..,"isSnapshot":..,"fills":[..]}}`` message
+  (:func:`normalize_user_fills`; the snapshot's fills are replays).
+
+Semantics:
+
+- Side: if the fill's owner is the ``liquidatedUser`` the fill is the liquidation order itself
+  (``A`` = sell closes a long); otherwise it is the counterparty's fill, on the other side of
+  the liquidation order: a counterparty ``A`` (sell) met a liquidation buy, which closes a
+  short. Without ``liquidatedUser`` (backstop fills) the owner's ``dir`` (``Liquidated Cross
+  Long``) says it.
+- ``px`` is the fill price, ``sz`` base coins; USDC-margined, so ``size_usd = sz * px``.
+- One liquidation spans many fills and each shows up once per counterparty: the id is
+  ``(hash, liquidatedUser, coin, tid)``, so both counterparties' copies of a fill share it, and
+  a frame yields each id once.
+- Markets: ``SOL`` -> SOL-PERP; HIP-3 ``xyz:CRWV`` -> CRWV-PERP; ``kPEPE`` -> PEPE-PERP (1,000
+  PEPE per unit). Spot fills (``@107``, ``PURR/USDC``) are not perpetual liquidations and are
+  skipped.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import msgspec
+
+from purpleflea.model import Side, VenueLiquidation
+from purpleflea.venues import symbols
+from purpleflea.venues._frame import FrameDecoder, FrameError, non_negative, positive, timestamp_ms
+from purpleflea.venues._units import from_coins, liquidation
+
+EXCHANGE = "hyperliquid"
+
+# The position closed by a liquidation order on each side: A (ask) sells, closing a long.
+_ORDER_CLOSES: dict[str, Side] = {"A": "long", "B": "short"}
+_OPPOSITE: dict[Side, Side] = {"long": "short", "short": "long"}
+
+
+class _Liquidation(msgspec.Struct):
+    liquidatedUser: str | None = None  # noqa: N815 - Hyperliquid's field name
+    markPx: str | float | None = None  # noqa: N815
+    method: str = ""
+
+
+class _Fill(msgspec.Struct):
+    coin: str
+    px: str | float
+    sz: str | float
+    side: str
+    time: int
+    hash: str = ""
+    tid: int | str = 0
+    dir: str = ""
+    liquidation: _Liquidation | None = None
+
+
+class _NodeFills(msgspec.Struct):
+    events: list[tuple[str, _Fill]]
+
+
+class _UserFillsData(msgspec.Struct):
+    user: str
+    fills: list[_Fill]
+    isSnapshot: bool = False  # noqa: N815
+
+
+class _UserFills(msgspec.Struct):
+    channel: str = ""
+    data: msgspec.Raw = msgspec.Raw()  # empty when absent
+
+
+_decode_fill = FrameDecoder(EXCHANGE, _Fill)
+_decode_node_fills = FrameDecoder(EXCHANGE, _NodeFills)
+_decode_user_fills = FrameDecoder(EXCHANGE, _UserFills)
+_decode_user_fills_data = FrameDecoder(EXCHANGE, _UserFillsData)
+
+
+@lru_cache(maxsize=4096)
+def market(coin: str) -> symbols.Market | None:
+    """Market of a perpetual's coin; None for spot (``@107``, ``PURR/USDC``)."""
+    if coin.startswith("@") or "/" in coin:
+        return None
+    _, _, name = coin.rpartition(":")  # HIP-3 builder dex prefix ``xyz:``
+    return symbols.perpetual(name, k_prefix=True) if name else None
+
+
+def _side(owner: str, fill: _Fill, liquidated_user: str | None, where: str) -> Side:
+    order_closes = _ORDER_CLOSES.get(fill.side)
+    if order_closes is None:
+        raise FrameError(EXCHANGE, f"{where}.side is not A/B: {fill.side!r}")
+    if liquidated_user is not None:
+        if owner.lower() == liquidated_user.lower():
+            return order_closes  # the liquidated user's own fill is the liquidation order
+        return _OPPOSITE[order_closes]  # the counterparty traded the other way
+    if fill.dir.startswith("Liquidated") and fill.dir.endswith((" Long", " Short")):
+        return "long" if fill.dir.endswith(" Long") else "short"
+    raise FrameError(EXCHANGE, f"{where}: liquidation without liquidatedUser or a Liquidated dir")
+
+
+def _event(owner: str, fill: _Fill, where: str, replay: bool = False) -> VenueLiquidation | None:
+    if fill.liquidation is None:
+        return None  # an ordinary fill
+    name = market(fill.coin)
+    if name is None:
+        return None
+    liquidated_user = fill.liquidation.liquidatedUser
+    side = _side(owner, fill, liquidated_user, where)
+    size = non_negative(EXCHANGE, f"{where}.sz", fill.sz)
+    if size == 0:
+        return None
+    price = positive(EXCHANGE, f"{where}.px", fill.px)
+    victim = liquidated_user or owner
+    return liquidation(
+        EXCHANGE,
+        name,
+        id=f"{EXCHANGE}:{fill.hash}:{victim.lower()}:{fill.coin}:{fill.tid}",
+        symbol=fill.coin,
+        side=side,
+        price=price,
+        sizes=from_coins(EXCHANGE, size, price),
+        ts=timestamp_ms(EXCHANGE, f"{where}.time", fill.time),
+        replay=replay,
+        trade_id=str(fill.tid),
+        liquidated_user=victim,
+    )
+
+
+def _unique(events: list[VenueLiquidation | None]) -> list[VenueLiquidation]:
+    found: dict[str, VenueLiquidation] = {}
+    for event in events:
+        if event is not None:
+            found.setdefault(event.id, event)
+    return list(found.values())
+
+
+def normalize_fill(frame: bytes | str, *, owner: str) -> list[VenueLiquidation]:
+    """One ``userFills`` fill of ``owner`` -> its liquidation (none for an ordinary fill)."""
+    return _unique([_event(owner, _decode_fill(frame), "fill")])
+
+
+def normalize_node_fills(frame: bytes | str) -> list[VenueLiquidation]:
+    """One ``node_fills`` line -> the liquidations of its fills, each once."""
+    decoded = _decode_node_fills(frame)
+    return _unique(
+        [_event(owner, fill, f"events[{i}]") for i, (owner, fill) in enumerate(decoded.events)]
+    )
+
+
+def normalize_user_fills(frame: bytes | str) -> list[VenueLiquidation]:
+    """A websocket ``userFills`` message -> its liquidations (replays for the snapshot)."""
+    decoded = _decode_user_fills(frame)
+    if decoded.channel != "userFills" or len(decoded.data) == 0:
+        return []  # subscription responses, pongs, other channels
+    data = _decode_user_fills_data(decoded.data)
+    return _unique(
+        [
+            _event(data.user, fill, f"data.fills[{i}]", data.isSnapshot)
+            for i, fill in enumerate(data.fills)
+        ]
+    )

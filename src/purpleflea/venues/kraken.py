@@ -1,0 +1,138 @@
+"""Kraken Futures: ``type: liquidation`` trades on the ``trade`` feed.
+
+Frames: one trade per message ``{"feed":"trade","product_id":"PI_XBTUSD","uid":..,"side":..,
+"type":..,"seq":..,"time":..,"qty":..,"price":..}``, and on subscribe a ``trade_snapshot``
+``{"feed":"trade_snapshot","product_id":..,"trades":[<trade>,..]}`` of recent trades. Events
+(``info``, ``subscribed``, ``alert``, ``error``), heartbeats and other feeds yield nothing, as do
+trades of another type (``fill``, ``termination``, ``block``, ``assignment``).
+
+Semantics (shared/EXCHANGES.md, Kraken Futures):
+
+- ``side`` is the **taker** side; the liquidation order is taken to be the taker (Kraken does
+  not say so explicitly; tardis reads it the same way), so a sell closes a long.
+- ``price`` is the fill price. ``qty`` is in contracts of the instrument: ``PI_``/``FI_``
+  inverse contracts of ``contractSize`` USD (1) from the instrument catalog (unknown sizes
+  without it), ``PF_``/``FF_`` multi-collateral contracts in base coins.
+- ``trade_snapshot`` trades are history that may repeat what was seen before a reconnect: they
+  are emitted with ``replay=True``. Ids are the trade ``uid``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import msgspec
+
+from purpleflea.model import NO_INSTRUMENTS, Catalog, Side, VenueLiquidation
+from purpleflea.venues import symbols
+from purpleflea.venues._frame import FrameDecoder, FrameError, non_negative, positive, timestamp_ms
+from purpleflea.venues._units import Sizes, from_coins, from_contracts, liquidation
+
+EXCHANGE = "kraken_futures"
+LIQUIDATION = "liquidation"
+
+_SIDES: dict[str, Side] = {"sell": "long", "buy": "short"}
+_COIN_SIZED = ("PF", "FF")  # multi-collateral: qty in base coins
+_CONTRACT_SIZED = ("PI", "FI")  # inverse: qty in USD contracts
+
+
+class _Trade(msgspec.Struct):
+    uid: str
+    side: str
+    type: str
+    time: int
+    qty: float
+    price: float
+    product_id: str = ""
+
+
+class _Envelope(msgspec.Struct):
+    feed: str = ""
+    event: str = ""
+
+
+class _Snapshot(msgspec.Struct):
+    trades: list[_Trade]
+    product_id: str = ""
+
+
+_decode_envelope = FrameDecoder(EXCHANGE, _Envelope)
+_decode_trade = FrameDecoder(EXCHANGE, _Trade)
+_decode_snapshot = FrameDecoder(EXCHANGE, _Snapshot)
+
+
+@lru_cache(maxsize=4096)
+def market(product_id: str) -> tuple[symbols.Market, str] | None:
+    """Market and prefix of a futures product; None if not ``PI_``/``PF_``/``FI_``/``FF_``.
+
+    ``PI_XBTUSD`` -> BTC-PERP; ``PF_ETHUSD`` -> ETH-PERP; ``FI_XBTUSD_200925`` -> BTC-20200925.
+    """
+    parts = product_id.split("_")
+    if len(parts) not in (2, 3) or parts[0] not in (*_COIN_SIZED, *_CONTRACT_SIZED):
+        return None
+    split = symbols.strip_quote(parts[1], ("USD",))
+    if split is None:
+        return None
+    if len(parts) == 2:
+        return symbols.perpetual(split[0]), parts[0]
+    date = symbols.from_yymmdd(parts[2])
+    return (symbols.dated(split[0], date), parts[0]) if date else None
+
+
+def _sizes(product: str, prefix: str, qty: float, price: float, instruments: Catalog) -> Sizes:
+    instrument = instruments.get(product)
+    if instrument is None and prefix in _COIN_SIZED:
+        return from_coins(EXCHANGE, qty, price)
+    return from_contracts(EXCHANGE, qty, price, instrument)
+
+
+def _event(
+    trade: _Trade, product: str, where: str, replay: bool, instruments: Catalog
+) -> VenueLiquidation | None:
+    if trade.type != LIQUIDATION:
+        return None
+    side = _SIDES.get(trade.side)
+    if side is None:
+        raise FrameError(EXCHANGE, f"{where}side is not buy/sell: {trade.side!r}")
+    qty = non_negative(EXCHANGE, f"{where}qty", trade.qty)
+    if qty == 0:
+        return None
+    found = market(product)
+    if found is None:
+        raise FrameError(EXCHANGE, f"{where}product_id is not a futures product: {product!r}")
+    name, prefix = found
+    price = positive(EXCHANGE, f"{where}price", trade.price)
+    return liquidation(
+        EXCHANGE,
+        name,
+        id=f"{EXCHANGE}:{trade.uid}",
+        symbol=product,
+        side=side,
+        price=price,
+        sizes=_sizes(product, prefix, qty, price, instruments),
+        ts=timestamp_ms(EXCHANGE, f"{where}time", trade.time),
+        replay=replay,
+        contracts=qty if prefix in _CONTRACT_SIZED else None,
+        trade_id=trade.uid,
+    )
+
+
+def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list[VenueLiquidation]:
+    """Kraken Futures frame -> its liquidation trades (replays for ``trade_snapshot``)."""
+    envelope = _decode_envelope(frame)
+    if envelope.event:
+        return []  # info, subscribed, alert, error
+    if envelope.feed == "trade":
+        trade = _decode_trade(frame)
+        event = _event(trade, trade.product_id, "", False, instruments)
+        return [event] if event is not None else []
+    if envelope.feed == "trade_snapshot":
+        snapshot = _decode_snapshot(frame)
+        events = []
+        for i, trade in enumerate(snapshot.trades):
+            product = trade.product_id or snapshot.product_id
+            event = _event(trade, product, f"trades[{i}].", True, instruments)
+            if event is not None:
+                events.append(event)
+        return events
+    return []  # heartbeats and other feeds

@@ -1,0 +1,81 @@
+"""Bybit allLiquidation and legacy liquidation: position side, linear vs inverse sizes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from purpleflea.model import Instrument
+from purpleflea.venues import FrameError, bybit
+
+
+def _all(**overrides: object) -> bytes:
+    item: dict[str, object] = {
+        "T": 1_718_000_000_000,
+        "s": "BTCUSDT",
+        "S": "Buy",
+        "v": "0.5",
+        "p": "60000",
+    }
+    item.update(overrides)
+    topic = f"allLiquidation.{item['s']}"
+    return json.dumps({"topic": topic, "type": "snapshot", "ts": 1, "data": [item]}).encode()
+
+
+def test_buy_is_the_long_position_at_the_bankruptcy_price() -> None:
+    [event] = bybit.normalize(_all())
+    assert event.side == "long"  # position side: Buy = a long was liquidated
+    assert (event.price, event.quantity, event.size_usd) == (60000.0, 0.5, 30000.0)
+    assert event.market == "BTC-PERP"
+
+
+def test_inverse_size_is_usd() -> None:
+    [event] = bybit.normalize(_all(s="BTCUSD", S="Sell", v="6000"))
+    assert (event.side, event.size_usd) == ("short", 6000.0)
+    assert event.quantity == pytest.approx(0.1)
+
+
+def test_catalog_kind_wins_over_the_symbol_shape() -> None:
+    odd = Instrument(exchange="bybit", symbol="BTCUSD", kind="linear", contract_size=1.0)
+    [event] = bybit.normalize(_all(s="BTCUSD", v="2"), {"BTCUSD": odd})
+    assert event.quantity == 2.0
+
+
+def test_legacy_topic_with_an_object_payload() -> None:
+    data = {
+        "updatedTime": 1_673_251_091_822,
+        "symbol": "GALAUSDT",
+        "side": "Buy",
+        "size": "1637",
+        "price": "0.03803",
+    }
+    frame = json.dumps({"topic": "liquidation.GALAUSDT", "data": data}).encode()
+    [event] = bybit.normalize(frame)
+    assert (event.side, event.ts, event.market) == ("long", 1_673_251_091_822, "GALA-PERP")
+
+
+@pytest.mark.parametrize(
+    ("symbol", "market", "kind"),
+    [
+        ("BTCPERP", "BTC-PERP", "linear"),
+        ("BTC-27DEC24", "BTC-20241227", "linear"),
+        ("BTCUSDZ24", "BTC-20241227", "inverse"),
+        ("1000PEPEUSDT", "PEPE-PERP", "linear"),
+    ],
+)
+def test_symbol_shapes(symbol: str, market: str, kind: str) -> None:
+    name, found_kind = bybit.market(symbol)
+    assert (name.name, found_kind) == (market, kind)
+
+
+def test_control_frames_yield_nothing() -> None:
+    assert bybit.normalize(b'{"success":true,"ret_msg":"","conn_id":"c","op":"subscribe"}') == []
+    assert bybit.normalize(b'{"success":true,"ret_msg":"pong","conn_id":"c","op":"ping"}') == []
+
+
+def test_malformed_items_raise_frame_error() -> None:
+    with pytest.raises(FrameError, match=r"^bybit frame: side is not Buy/Sell: 'Long'"):
+        bybit.normalize(_all(S="Long"))
+    with pytest.raises(FrameError, match="price must be > 0"):
+        bybit.normalize(_all(p="0"))

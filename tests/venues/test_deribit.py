@@ -1,0 +1,78 @@
+"""Deribit liquidation trades: T/M/MT decide whose side was liquidated; amounts by kind."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from purpleflea.venues import FrameError, deribit
+
+
+def _frame(**overrides: object) -> bytes:
+    trade: dict[str, object] = {
+        "trade_id": "100",
+        "instrument_name": "BTC-PERPETUAL",
+        "direction": "sell",
+        "price": 50000.0,
+        "amount": 1000.0,
+        "timestamp": 1_718_000_000_000,
+        "liquidation": "T",
+    }
+    trade.update(overrides)
+    params = {"channel": f"trades.{trade['instrument_name']}.100ms", "data": [trade]}
+    return json.dumps({"jsonrpc": "2.0", "method": "subscription", "params": params}).encode()
+
+
+@pytest.mark.parametrize(
+    ("flag", "direction", "sides"),
+    [
+        ("T", "sell", ["long"]),  # the taker sold: its long was liquidated
+        ("T", "buy", ["short"]),
+        ("M", "buy", ["long"]),  # the maker sold into a taker buy
+        ("M", "sell", ["short"]),
+        ("MT", "buy", ["short", "long"]),  # both: taker first
+        ("MT", "sell", ["long", "short"]),
+    ],
+)
+def test_liquidation_flag_decides_the_side(flag: str, direction: str, sides: list[str]) -> None:
+    events = deribit.normalize(_frame(liquidation=flag, direction=direction))
+    assert [e.side for e in events] == sides
+
+
+def test_mt_events_have_distinct_stable_ids() -> None:
+    first = [e.id for e in deribit.normalize(_frame(liquidation="MT"))]
+    assert first == ["deribit:100:long", "deribit:100:short"]
+    assert first == [e.id for e in deribit.normalize(_frame(liquidation="MT"))]
+
+
+def test_inverse_amount_is_usd_and_linear_amount_is_coins() -> None:
+    [inverse] = deribit.normalize(_frame())
+    assert inverse.size_usd == 1000.0
+    assert inverse.quantity == pytest.approx(0.02)
+    [linear] = deribit.normalize(_frame(instrument_name="ETH_USDC-PERPETUAL", amount=2.0))
+    assert (linear.quantity, linear.size_usd) == (2.0, 100_000.0)
+    assert linear.market == "ETH-PERP"
+
+
+def test_dated_futures_are_read_and_options_skipped() -> None:
+    [future] = deribit.normalize(_frame(instrument_name="BTC-27DEC24"))
+    assert future.market == "BTC-20241227"
+    assert deribit.normalize(_frame(instrument_name="BTC-27DEC24-60000-C")) == []
+
+
+def test_ordinary_trades_and_control_frames_yield_nothing() -> None:
+    assert deribit.normalize(_frame(liquidation=None)) == []
+    heartbeat = b'{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}'
+    assert deribit.normalize(heartbeat) == []
+    ack = b'{"jsonrpc":"2.0","id":1,"result":["trades.BTC-PERPETUAL.100ms"]}'
+    assert deribit.normalize(ack) == []
+
+
+def test_unknown_flags_and_directions_raise_frame_error() -> None:
+    with pytest.raises(FrameError, match=r"^deribit frame: liquidation is not T/M/MT: 'X'"):
+        deribit.normalize(_frame(liquidation="X"))
+    with pytest.raises(FrameError, match="direction is not buy/sell: 'up'"):
+        deribit.normalize(_frame(direction="up"))
+    with pytest.raises(FrameError, match=r"data\[0\]\.amount must be >= 0"):
+        deribit.normalize(_frame(amount=-5))

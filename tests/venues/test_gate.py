@@ -1,0 +1,72 @@
+"""Gate public_liquidates: signed contract sizes, both result shapes, unknown multipliers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from purpleflea.model import Instrument
+from purpleflea.venues import FrameError, gate
+
+CATALOG = {
+    "BTC_USDT": Instrument(exchange="gate", symbol="BTC_USDT", kind="linear", contract_size=0.0001)
+}
+
+
+def _live(**overrides: object) -> bytes:
+    result: dict[str, object] = {
+        "contract": "BTC_USDT",
+        "price": "60000",
+        "time": 1_718_000_000_000,
+        "size": -150,
+    }
+    result.update(overrides)
+    frame = {"time": 1, "channel": "futures.public_liquidates", "event": "update"}
+    return json.dumps({**frame, "result": result}).encode()
+
+
+def test_negative_size_is_a_long_liquidated_positive_a_short() -> None:
+    # LOW confidence: Gate does not document the sign (see the module docstring).
+    [long] = gate.normalize(_live(size=-150), CATALOG)
+    [short] = gate.normalize(_live(size=150), CATALOG)
+    assert (long.side, short.side) == ("long", "short")
+    assert long.contracts == -150  # the raw signed count
+
+
+def test_contracts_times_multiplier_are_coins() -> None:
+    [event] = gate.normalize(_live(size=-150), CATALOG)
+    assert event.quantity == pytest.approx(0.015)
+    assert event.size_usd == pytest.approx(900.0)
+
+
+def test_unknown_multiplier_leaves_sizes_unknown() -> None:
+    [event] = gate.normalize(_live(contract="HEI_USDT"), CATALOG)
+    assert (event.quantity, event.size_usd) == (None, None)
+
+
+def test_documented_array_shape_with_time_ms_is_read() -> None:
+    item = {"price": 215.1, "size": -124, "time_ms": 1_730_187_749_000, "contract": "BTC_USDT"}
+    frame = {"channel": "futures.public_liquidates", "event": "update", "result": [item, item]}
+    events = gate.normalize(json.dumps(frame).encode(), CATALOG)
+    assert [e.ts for e in events] == [1_730_187_749_000] * 2
+
+
+def test_zero_size_and_control_frames_yield_nothing() -> None:
+    assert gate.normalize(_live(size=0)) == []
+    ack = (
+        b'{"time":1,"channel":"futures.public_liquidates","event":"subscribe",'
+        b'"result":{"status":"success"}}'
+    )
+    assert gate.normalize(ack) == []
+    assert gate.normalize(b'{"time":1,"channel":"futures.pong","event":"","result":null}') == []
+
+
+def test_malformed_results_raise_frame_error() -> None:
+    with pytest.raises(FrameError, match=r"^gate frame: result has neither time nor time_ms"):
+        gate.normalize(
+            b'{"channel":"futures.public_liquidates","event":"update",'
+            b'"result":{"contract":"BTC_USDT","price":"1","size":1}}'
+        )
+    with pytest.raises(FrameError, match=r"result\.contract is not a futures contract: 'BTC'"):
+        gate.normalize(_live(contract="BTC"))

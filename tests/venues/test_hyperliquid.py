@@ -1,0 +1,91 @@
+"""Hyperliquid liquidation fills: whose fill it is decides the side; one event per fill."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from purpleflea.venues import FrameError, hyperliquid
+
+VICTIM = "0x2222222222222222222222222222222222222222"
+OTHER = "0x3333333333333333333333333333333333333333"
+
+
+def _fill(**overrides: object) -> dict[str, object]:
+    fill: dict[str, object] = {
+        "coin": "ETH",
+        "px": "3000",
+        "sz": "2",
+        "side": "A",
+        "time": 1_782_636_300_000,
+        "dir": "Close Long",
+        "hash": "0xabc",
+        "tid": 7,
+        "liquidation": {"liquidatedUser": VICTIM, "markPx": "3001", "method": "market"},
+    }
+    fill.update(overrides)
+    return fill
+
+
+def _raw(**overrides: object) -> bytes:
+    return json.dumps(_fill(**overrides)).encode()
+
+
+def test_the_liquidated_users_own_fill_is_the_liquidation_order() -> None:
+    [event] = hyperliquid.normalize_fill(_raw(side="A"), owner=VICTIM)
+    assert event.side == "long"  # the liquidation order sold
+    assert (event.price, event.quantity, event.size_usd) == (3000.0, 2.0, 6000.0)
+    assert event.liquidated_user == VICTIM
+
+
+def test_a_counterpartys_fill_is_inverted() -> None:
+    [event] = hyperliquid.normalize_fill(_raw(side="A"), owner=OTHER)
+    assert event.side == "short"  # the counterparty sold into a liquidation buy
+
+
+def test_owner_comparison_ignores_address_case() -> None:
+    [event] = hyperliquid.normalize_fill(_raw(side="B"), owner=VICTIM.upper().replace("0X", "0x"))
+    assert event.side == "short"
+
+
+def test_backstop_fill_without_liquidated_user_reads_dir() -> None:
+    raw = _raw(dir="Liquidated Isolated Short", liquidation={"markPx": "1", "method": "backstop"})
+    [event] = hyperliquid.normalize_fill(raw, owner=OTHER)
+    assert event.side == "short"
+
+
+def test_ordinary_and_spot_fills_yield_nothing() -> None:
+    assert hyperliquid.normalize_fill(_raw(liquidation=None), owner=OTHER) == []
+    assert hyperliquid.normalize_fill(_raw(coin="@107"), owner=OTHER) == []
+
+
+def test_k_prefixed_and_builder_coins_get_real_markets() -> None:
+    [kpepe] = hyperliquid.normalize_fill(_raw(coin="kPEPE", px="0.012", sz="1000"), owner=OTHER)
+    assert (kpepe.market, kpepe.quantity) == ("PEPE-PERP", 1_000_000.0)
+    assert kpepe.price == pytest.approx(0.000012)
+    [hip3] = hyperliquid.normalize_fill(_raw(coin="xyz:CRWV"), owner=OTHER)
+    assert (hip3.symbol, hip3.market) == ("xyz:CRWV", "CRWV-PERP")
+
+
+def test_node_fills_yield_each_fill_once_from_both_counterparties() -> None:
+    line = {"events": [[VICTIM, _fill(side="A")], [OTHER, _fill(side="B")]]}
+    [event] = hyperliquid.normalize_node_fills(json.dumps(line).encode())
+    assert event.side == "long"
+
+
+def test_user_fills_snapshot_is_a_replay() -> None:
+    message = {
+        "channel": "userFills",
+        "data": {"user": OTHER, "isSnapshot": True, "fills": [_fill()]},
+    }
+    [event] = hyperliquid.normalize_user_fills(json.dumps(message).encode())
+    assert (event.side, event.replay) == ("short", True)
+    assert hyperliquid.normalize_user_fills(b'{"channel":"subscriptionResponse","data":{}}') == []
+
+
+def test_malformed_fills_raise_frame_error() -> None:
+    with pytest.raises(FrameError, match=r"^hyperliquid frame: fill.side is not A/B: 'S'"):
+        hyperliquid.normalize_fill(_raw(side="S"), owner=OTHER)
+    with pytest.raises(FrameError, match="without liquidatedUser or a Liquidated dir"):
+        hyperliquid.normalize_fill(_raw(liquidation={"method": "market"}), owner=OTHER)

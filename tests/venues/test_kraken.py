@@ -1,0 +1,85 @@
+"""Kraken Futures trade feed: liquidation trades, inverse vs multi-collateral units, snapshots."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from purpleflea.model import Instrument
+from purpleflea.venues import FrameError, kraken
+
+PI_XBTUSD = Instrument(
+    exchange="kraken_futures", symbol="PI_XBTUSD", kind="inverse", contract_size=1.0
+)
+
+
+def _trade(**overrides: object) -> dict[str, object]:
+    trade: dict[str, object] = {
+        "feed": "trade",
+        "product_id": "PI_XBTUSD",
+        "uid": "u-1",
+        "side": "sell",
+        "type": "liquidation",
+        "seq": 1,
+        "time": 1_718_000_000_000,
+        "qty": 5000,
+        "price": 50000.0,
+    }
+    trade.update(overrides)
+    return trade
+
+
+def _raw(**overrides: object) -> bytes:
+    return json.dumps(_trade(**overrides)).encode()
+
+
+def test_taker_sell_liquidation_is_a_long_in_usd_contracts() -> None:
+    [event] = kraken.normalize(_raw(), {"PI_XBTUSD": PI_XBTUSD})
+    assert event.side == "long"
+    assert event.market == "BTC-PERP"
+    assert event.size_usd == 5000.0
+    assert event.quantity == pytest.approx(0.1)
+    assert event.contracts == 5000
+    assert event.id == "kraken_futures:u-1"
+
+
+def test_inverse_without_catalog_keeps_only_the_contract_count() -> None:
+    [event] = kraken.normalize(_raw())
+    assert (event.quantity, event.size_usd, event.contracts) == (None, None, 5000)
+
+
+def test_multi_collateral_quantity_is_coins() -> None:
+    [event] = kraken.normalize(_raw(product_id="PF_ETHUSD", side="buy", qty=2.5, price=3000))
+    assert (event.side, event.quantity, event.size_usd) == ("short", 2.5, 7500.0)
+
+
+def test_snapshot_trades_are_replays_and_fills_are_not_liquidations() -> None:
+    snapshot = {
+        "feed": "trade_snapshot",
+        "product_id": "PI_XBTUSD",
+        "trades": [_trade(type="fill", uid="f"), _trade(uid="l")],
+    }
+    [event] = kraken.normalize(json.dumps(snapshot).encode(), {"PI_XBTUSD": PI_XBTUSD})
+    assert (event.trade_id, event.replay) == ("l", True)
+
+
+def test_dated_futures_market() -> None:
+    [event] = kraken.normalize(_raw(product_id="FF_XBTUSD_241227", qty=1))
+    assert event.market == "BTC-20241227"
+
+
+def test_control_frames_yield_nothing() -> None:
+    assert kraken.normalize(b'{"event":"info","version":1}') == []
+    assert (
+        kraken.normalize(b'{"event":"subscribed","feed":"trade","product_ids":["PI_XBTUSD"]}') == []
+    )
+    assert kraken.normalize(b'{"feed":"heartbeat","time":1718000000000}') == []
+    assert kraken.normalize(_raw(type="termination")) == []
+
+
+def test_malformed_trades_raise_frame_error() -> None:
+    with pytest.raises(FrameError, match=r"^kraken_futures frame: side is not buy/sell"):
+        kraken.normalize(_raw(side="?"))
+    with pytest.raises(FrameError, match="product_id is not a futures product: 'XBTUSD'"):
+        kraken.normalize(_raw(product_id="XBTUSD"))
