@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 #: Subcommands in the order ``--help`` lists them; each is ``purpleflea.commands.<name>``.
-COMMANDS: tuple[str, ...] = ("serve", "tail", "history", "keys")
+COMMANDS: tuple[str, ...] = ("serve", "tail", "history", "keys", "backtest")
 
 
 def build_parser() -> argparse.ArgumentParser:

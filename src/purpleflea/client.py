@@ -92,7 +92,7 @@ class Bucket(msgspec.Struct, frozen=True):
 
 class _Frame(msgspec.Struct):
     type: str
-    data: msgspec.Raw | None = None
+    data: msgspec.Raw = msgspec.Raw(b"")
     seq: int | None = None
     code: str = ""
     message: str = ""
@@ -236,13 +236,13 @@ class Stream:
                 await self._drop()
                 continue
             frame = _frame.decode(raw)
-            if frame.type == "liquidation" and frame.data is not None:
+            if frame.type == "liquidation" and frame.data:
                 event = _liquidation.decode(frame.data)
                 if self.last_seq is not None and event.seq <= self.last_seq:
                     continue
                 self.last_seq = event.seq
                 yield event
-            elif frame.type == "cascade" and frame.data is not None:
+            elif frame.type == "cascade" and frame.data:
                 alert = _cascade.decode(frame.data)
                 if self.last_seq is not None and alert.seq <= self.last_seq:
                     continue

@@ -15,6 +15,7 @@ import uvicorn
 from purpleflea.model import VenueLiquidation
 from purpleflea.server.app import Server, build_server, create_app
 from purpleflea.server.config import ServerConfig
+from purpleflea.server.net import listen_socket
 
 T0 = 1_760_000_000_000
 _ids = itertools.count(1)
@@ -65,10 +66,16 @@ async def running_server(config: ServerConfig) -> AsyncIterator[Running]:
     app = create_app(config, server=server)
     uv = uvicorn.Server(
         uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="warning", access_log=False, lifespan="on"
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            ws_max_size=65_536,
+            ws_per_message_deflate=False,
         )
     )
-    task = asyncio.create_task(uv.serve())
+    sock = listen_socket("127.0.0.1", 0, send_buffer=config.socket_send_buffer)
+    task = asyncio.create_task(uv.serve(sockets=[sock]))
     while not uv.started:
         if task.done():
             task.result()
@@ -82,12 +89,12 @@ async def running_server(config: ServerConfig) -> AsyncIterator[Running]:
         await asyncio.wait_for(task, 10)
 
 
-def test_config(tmp_path: Path, **overrides: object) -> ServerConfig:
+def make_config(tmp_path: Path, **overrides: object) -> ServerConfig:
     base = ServerConfig(data_dir=tmp_path, source="none", heartbeat_s=0.5, revocation_poll_s=0.2)
     return replace(base, **overrides)  # type: ignore[arg-type]
 
 
 @pytest.fixture
 async def live(tmp_path: Path) -> AsyncIterator[Running]:
-    async with running_server(test_config(tmp_path)) as running:
+    async with running_server(make_config(tmp_path)) as running:
         yield running

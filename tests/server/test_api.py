@@ -85,10 +85,13 @@ async def test_markets_health_metrics_and_openapi(live: Running) -> None:
     async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
         markets = (await http.get("/v1/markets")).json()["markets"]
         sol = next(m for m in markets if m["market"] == "SOL-PERP")
-        assert sol["last_price"] == 150.0 and sol["exchanges"] == ["okx"]
+        assert sol["last_price"] == 150.0
+        assert sol["exchanges"] == ["okx"]
         health = (await http.get("/v1/health")).json()
-        assert health["status"] == "ok" and health["last_seq"] >= 1
+        assert health["status"] == "ok"
+        assert health["last_seq"] >= 1
         metrics = (await http.get("/v1/metrics")).text
         assert 'purpleflea_events_total{outcome="published"} 1' in metrics
         spec = (await http.get("/openapi.json")).json()
-        assert "/v1/liquidations" in spec["paths"] and spec["openapi"].startswith("3.")
+        assert "/v1/liquidations" in spec["paths"]
+        assert spec["openapi"].startswith("3.")

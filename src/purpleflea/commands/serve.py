@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     from purpleflea.server.app import create_app  # noqa: PLC0415
     from purpleflea.server.config import ServerConfig  # noqa: PLC0415
+    from purpleflea.server.net import listen_socket  # noqa: PLC0415
 
     if args.source == "replay" and args.replay is None:
         raise SystemExit("purpleflea serve: --source replay needs --replay FILE")
@@ -71,17 +72,19 @@ def run(args: argparse.Namespace) -> int:
         heartbeat_s=args.heartbeat,
     )
     app = create_app(config)
+    sock = listen_socket(args.host, args.port, send_buffer=config.socket_send_buffer)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
-            host=args.host,
-            port=args.port,
             log_level="warning",
             access_log=False,
             ws_max_size=65_536,
+            # Compression would cost a deflate per client per message on fan-out, and it
+            # hides a stalled client behind a tiny kernel queue: off.
+            ws_per_message_deflate=False,
             lifespan="on",
         )
     )
     print(banner(args.host, args.port, args.source, args.data_dir), flush=True)
-    asyncio.run(server.serve())
+    asyncio.run(server.serve(sockets=[sock]))
     return 0

@@ -26,6 +26,8 @@ class ServerConfig:
     heartbeat_s: float = 10.0
     #: Messages buffered per stream client before it is disconnected as a slow consumer.
     client_buffer: int = 20_000
+    #: Kernel send buffer per client socket (bytes); see :mod:`purpleflea.server.net`.
+    socket_send_buffer: int = 262_144
     #: REST requests per second per key (sustained) and burst.
     rate_per_s: float = 10.0
     rate_burst: float = 40.0

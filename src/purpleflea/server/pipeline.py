@@ -182,12 +182,9 @@ class Tracker:
                 continue
             self._next_seq += 1
             if self.scorer is not None:
-                score = self.scorer.observe(
-                    event.market, event.side, event.size_usd, event.price, event.ts, event.exchange
-                )
-                event = msgspec.structs.replace(event, cascade_score=score)
+                event, caused = self._score(event)
                 # An alert takes the seqs right after the event that caused it.
-                alerts.extend(self._assign(self.scorer.drain_alerts()))
+                alerts.extend(self._assign(caused))
             events.append(event)
             self._remember(event)
         stored = await self.store.append(events)
@@ -195,6 +192,23 @@ class Tracker:
         if alerts:
             await self.store.append_cascades(alerts)
         await self._publish(stored, alerts)
+
+    def _score(self, event: Liquidation) -> tuple[Liquidation, list[CascadeAlert]]:
+        """The event with its cascade score, and the alerts it caused.
+
+        A scorer bug costs the event its score (0), never the event itself.
+        """
+        assert self.scorer is not None
+        try:
+            score = self.scorer.observe(
+                event.market, event.side, event.size_usd, event.price, event.ts, event.exchange
+            )
+            alerts = self.scorer.drain_alerts()
+        except Exception:
+            self.counters["scorer_errors"] += 1
+            log.exception("cascade scorer failed on %s", event.id)
+            return event, []
+        return msgspec.structs.replace(event, cascade_score=score), alerts
 
     def _assign(self, alerts: list[CascadeAlert]) -> list[CascadeAlert]:
         sequenced = []

@@ -54,6 +54,7 @@ _CLOSE_CODES = {
 _MAX_INBOUND_PER_S = 20
 _SUBSCRIBE_TIMEOUT_S = 10.0
 _SEND_TIMEOUT_S = 1.0
+_SLOW_REASON_TIMEOUT_S = 10.0
 
 
 def _closed_code(bus_reason: str) -> str:
@@ -166,8 +167,11 @@ class Streams:
         return why
 
     async def _refuse(self, ws: WebSocket, code: str, message: str) -> None:
+        # A slow consumer's socket is full: its reason queues behind what it was already
+        # sent, so give it as long as a slow (not dead) reader needs to get there.
+        deadline = _SLOW_REASON_TIMEOUT_S if code == "slow_consumer" else _SEND_TIMEOUT_S
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(ws.send_text(_error(code, message)), _SEND_TIMEOUT_S)
+            await asyncio.wait_for(ws.send_text(_error(code, message)), deadline)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(
                 ws.close(code=_CLOSE_CODES.get(code, 1000), reason=code), _SEND_TIMEOUT_S

@@ -193,9 +193,7 @@ class SQLiteStore:
     async def append_cascades(self, alerts: Sequence[CascadeAlert]) -> None:
         if not alerts:
             return
-        rows = [
-            (a.seq, a.id, a.status, a.market, a.side, a.updated_at, encode(a)) for a in alerts
-        ]
+        rows = [(a.seq, a.id, a.status, a.market, a.side, a.updated_at, encode(a)) for a in alerts]
         writer = self._writer
         writer.execute("BEGIN")
         try:

@@ -1,0 +1,80 @@
+"""Backtesting: replay stored history through the live cascade engine into a strategy.
+
+``run_backtest(events, strategy)`` is the whole thing for in-memory events; the
+``purpleflea backtest`` command reads a store page by page with :func:`store_pages`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from purpleflea.backtest.broker import Broker, Costs, Trade
+from purpleflea.backtest.report import Metrics, Report, compute_metrics, equity_curve
+from purpleflea.backtest.runner import Replay, store_pages
+from purpleflea.backtest.strategy import Playbook, Strategy, load_strategy
+from purpleflea.engine.cascade import CascadeConfig, CascadeEngine
+from purpleflea.model import Liquidation
+
+__all__ = [
+    "Broker",
+    "Costs",
+    "Metrics",
+    "Playbook",
+    "Replay",
+    "Report",
+    "Strategy",
+    "Trade",
+    "load_strategy",
+    "result",
+    "run_backtest",
+    "start",
+    "store_pages",
+]
+
+
+def start(
+    strategy: Strategy,
+    *,
+    costs: Costs | None = None,
+    engine_config: CascadeConfig | None = None,
+    initial_equity: float = 100_000.0,
+) -> Replay:
+    """A fresh replay: a new engine (the live code) and broker around ``strategy``."""
+    broker = Broker(costs=costs or Costs(), initial_equity=initial_equity)
+    return Replay(engine=CascadeEngine(engine_config), strategy=strategy, broker=broker)
+
+
+def result(replay: Replay, params: dict[str, object]) -> Report:
+    """The report of a finished replay."""
+    trades = replay.broker.trades
+    start_ts = replay.first_ts
+    end_ts = max(replay.last_ts, start_ts)
+    metrics = compute_metrics(
+        trades,
+        initial_equity=replay.broker.initial_equity,
+        start_ts=start_ts,
+        end_ts=end_ts,
+        events=replay.events,
+        alerts=len(replay.alerts),
+    )
+    return Report(
+        metrics=metrics,
+        params=params,
+        trades=list(trades),
+        equity=equity_curve(trades, replay.broker.initial_equity, start_ts),
+    )
+
+
+def run_backtest(
+    events: Iterable[Liquidation],
+    strategy: Strategy,
+    *,
+    costs: Costs | None = None,
+    engine_config: CascadeConfig | None = None,
+    params: dict[str, object] | None = None,
+) -> Report:
+    """Replay ``events`` (ascending seq) into ``strategy`` and report."""
+    replay = start(strategy, costs=costs, engine_config=engine_config)
+    replay.feed(events)
+    replay.finish()
+    return result(replay, params or {})

@@ -1,0 +1,181 @@
+"""Backtest results: metrics, the equity chart (PNG), a self-contained HTML page and JSON."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import msgspec
+
+from purpleflea.backtest.broker import Trade
+
+DAY_MS = 86_400_000
+
+
+class Metrics(msgspec.Struct, frozen=True, kw_only=True):
+    """Summary figures. ``sharpe`` is annualized from daily realized PnL over the replayed span
+    (``None`` with fewer than two days); ``max_drawdown_usd`` is on realized equity."""
+
+    events: int
+    alerts: int
+    trades: int
+    wins: int
+    hit_rate: float
+    pnl_usd: float
+    fees_usd: float
+    max_drawdown_usd: float
+    max_drawdown_pct: float
+    sharpe: float | None
+    start_ts: int
+    end_ts: int
+    initial_equity: float
+
+
+class Report(msgspec.Struct, frozen=True, kw_only=True):
+    """The machine-readable backtest result written to ``report.json``."""
+
+    metrics: Metrics
+    params: dict[str, object]
+    trades: list[Trade]
+    equity: list[tuple[int, float]]
+
+
+def equity_curve(trades: Sequence[Trade], initial: float, start_ts: int) -> list[tuple[int, float]]:
+    """Realized equity after each trade (by exit time), starting at ``initial``."""
+    curve = [(start_ts, initial)]
+    equity = initial
+    for trade in sorted(trades, key=lambda t: t.exit_ts):
+        equity += trade.pnl_usd
+        curve.append((trade.exit_ts, equity))
+    return curve
+
+
+def compute_metrics(
+    trades: Sequence[Trade],
+    *,
+    initial_equity: float,
+    start_ts: int,
+    end_ts: int,
+    events: int,
+    alerts: int,
+) -> Metrics:
+    curve = equity_curve(trades, initial_equity, start_ts)
+    peak = initial_equity
+    drawdown = drawdown_pct = 0.0
+    for _, equity in curve:
+        peak = max(peak, equity)
+        if peak - equity > drawdown:
+            drawdown = peak - equity
+            drawdown_pct = drawdown / peak * 100.0 if peak > 0 else 0.0
+    wins = sum(1 for t in trades if t.pnl_usd > 0)
+    return Metrics(
+        events=events,
+        alerts=alerts,
+        trades=len(trades),
+        wins=wins,
+        hit_rate=wins / len(trades) if trades else 0.0,
+        pnl_usd=sum(t.pnl_usd for t in trades),
+        fees_usd=sum(t.fees_usd for t in trades),
+        max_drawdown_usd=drawdown,
+        max_drawdown_pct=drawdown_pct,
+        sharpe=daily_sharpe(trades, start_ts, end_ts, initial_equity),
+        start_ts=start_ts,
+        end_ts=end_ts,
+        initial_equity=initial_equity,
+    )
+
+
+def daily_sharpe(
+    trades: Sequence[Trade], start_ts: int, end_ts: int, initial_equity: float
+) -> float | None:
+    """Annualized (365 days: crypto trades every day) Sharpe of daily realized returns."""
+    days = (end_ts - start_ts) // DAY_MS + 1
+    if days < 2 or initial_equity <= 0:
+        return None
+    daily = [0.0] * days
+    for trade in trades:
+        day = min(max((trade.exit_ts - start_ts) // DAY_MS, 0), days - 1)
+        daily[day] += trade.pnl_usd / initial_equity
+    mean = sum(daily) / days
+    var = sum((r - mean) ** 2 for r in daily) / (days - 1)
+    if var <= 0:
+        return None
+    return mean / math.sqrt(var) * math.sqrt(365.0)
+
+
+def write_report(report: Report, out: Path) -> dict[str, Path]:
+    """Write ``report.json``, ``equity.png`` and ``report.html`` into ``out``; returns paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "json": out / "report.json",
+        "png": out / "equity.png",
+        "html": out / "report.html",
+    }
+    paths["json"].write_bytes(msgspec.json.format(msgspec.json.encode(report), indent=2))
+    _equity_png(report, paths["png"])
+    paths["html"].write_text(_html(report, paths["png"].read_bytes()), encoding="utf-8")
+    return paths
+
+
+def _equity_png(report: Report, path: Path) -> None:
+    import matplotlib  # noqa: PLC0415 (heavy; only when a report is written)
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    # Hours since the start keep the axis typed and readable for any span.
+    start = report.equity[0][0] if report.equity else 0
+    times = [(ts - start) / 3_600_000 for ts, _ in report.equity]
+    values = [value for _, value in report.equity]
+    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
+    ax.step(times, values, where="post", color="#7b3fe4")
+    ax.axhline(report.metrics.initial_equity, color="#999", linewidth=0.8, linestyle="--")
+    ax.set_title(f"Equity (realized), {report.metrics.trades} trades")
+    ax.set_ylabel("USD")
+    ax.set_xlabel("hours since the first event")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _html(report: Report, png: bytes) -> str:
+    m = report.metrics
+    sharpe = f"{m.sharpe:.2f}" if m.sharpe is not None else "n/a (under 2 days)"
+    rows = [
+        ("Events replayed", f"{m.events:,}"),
+        ("Cascade alerts", f"{m.alerts:,}"),
+        ("Trades", f"{m.trades:,}"),
+        ("Hit rate", f"{m.hit_rate:.1%}"),
+        ("PnL", f"${m.pnl_usd:,.2f}"),
+        ("Fees", f"${m.fees_usd:,.2f}"),
+        ("Max drawdown", f"${m.max_drawdown_usd:,.2f} ({m.max_drawdown_pct:.2f}%)"),
+        ("Sharpe (daily, annualized)", sharpe),
+    ]
+    params = ", ".join(f"{k}={v}" for k, v in report.params.items())
+    metrics = "".join(f"<tr><th>{k}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    shown = report.trades[:1000]
+    trades = "".join(
+        f"<tr><td>{html.escape(t.market)}</td><td>{'long' if t.direction > 0 else 'short'}</td>"
+        f"<td>{t.entry_ts}</td><td>{t.exit_ts}</td><td>{t.entry_price:.6g}</td>"
+        f"<td>{t.exit_price:.6g}</td><td>{t.pnl_usd:,.2f}</td><td>{html.escape(t.reason)}</td></tr>"
+        for t in shown
+    )
+    image = base64.b64encode(png).decode("ascii")
+    more = f"<p>First {len(shown)} of {len(report.trades)} trades.</p>" if report.trades else ""
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Purple Flea backtest</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}
+table{{border-collapse:collapse}}
+td,th{{padding:2px 10px;text-align:left;border-bottom:1px solid #ddd}}
+</style></head><body>
+<h1>Backtest</h1><p>{html.escape(params)}</p>
+<table>{metrics}</table>
+<img alt="equity curve" src="data:image/png;base64,{image}">
+<h2>Trades</h2>{more}
+<table><tr><th>market</th><th>direction</th><th>entry ts</th><th>exit ts</th><th>entry</th>
+<th>exit</th><th>PnL USD</th><th>exit reason</th></tr>{trades}</table>
+</body></html>
+"""

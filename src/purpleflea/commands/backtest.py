@@ -1,0 +1,102 @@
+"""``purpleflea backtest``: replay stored history through the cascade engine into a strategy.
+
+    purpleflea backtest --store data/purpleflea.sqlite --threshold 7 --flip --out backtest/
+
+Runs the cascade playbook (or ``--strategy module:Class``) with fees and slippage and writes
+``report.json``, ``equity.png`` and ``report.html`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from purpleflea.backtest import Replay
+
+DEFAULT_STORE = Path("data") / "purpleflea.sqlite"
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "backtest",
+        help="backtest the cascade playbook or a strategy on stored history",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--store", type=Path, default=DEFAULT_STORE, help="SQLite history file")
+    parser.add_argument("--threshold", type=int, default=7, help="entry cascade score (0-10)")
+    parser.add_argument("--flip", action="store_true", help="flip for the bounce on exhaustion")
+    parser.add_argument("--fee-bps", type=float, default=5.0, help="fee per fill, bps")
+    parser.add_argument("--slippage-bps", type=float, default=5.0, help="slippage per fill, bps")
+    parser.add_argument("--notional", type=float, default=10_000.0, help="USD per trade")
+    parser.add_argument(
+        "--strategy", default=None, help="a user strategy 'module:Class' instead of the playbook"
+    )
+    parser.add_argument("--out", type=Path, default=Path("backtest"), help="report directory")
+    parser.add_argument("--page", type=int, default=20_000, help="events read per store page")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from purpleflea.backtest import Costs, Playbook, load_strategy, result, start  # noqa: PLC0415
+    from purpleflea.backtest.report import write_report  # noqa: PLC0415
+    from purpleflea.backtest.strategy import Strategy  # noqa: PLC0415
+
+    if not 0 <= args.threshold <= 10:
+        print(f"backtest: --threshold must be 0-10, got {args.threshold}", file=sys.stderr)
+        return 2
+    if not args.store.is_file():
+        print(f"backtest: no history store at {args.store} (pass --store PATH)", file=sys.stderr)
+        return 2
+    try:
+        costs = Costs(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps)
+        strategy: Strategy = (
+            load_strategy(args.strategy)
+            if args.strategy
+            else Playbook(threshold=args.threshold, flip=args.flip, notional_usd=args.notional)
+        )
+    except ValueError as exc:
+        print(f"backtest: {exc}", file=sys.stderr)
+        return 2
+    replay = start(strategy, costs=costs)
+    asyncio.run(_feed(replay, args.store, args.page))
+    replay.finish()
+    params: dict[str, object] = {
+        "store": str(args.store),
+        "strategy": args.strategy or "playbook",
+        "threshold": args.threshold,
+        "flip": args.flip,
+        "fee_bps": args.fee_bps,
+        "slippage_bps": args.slippage_bps,
+        "notional_usd": args.notional,
+    }
+    report = result(replay, params)
+    paths = write_report(report, args.out)
+    m = report.metrics
+    sharpe = f"{m.sharpe:.2f}" if m.sharpe is not None else "n/a"
+    print(
+        f"{m.events:,} events, {m.alerts:,} alerts, {m.trades:,} trades, hit rate "
+        f"{m.hit_rate:.1%}, PnL ${m.pnl_usd:,.2f}, max drawdown ${m.max_drawdown_usd:,.2f}, "
+        f"Sharpe {sharpe}\nreport: {paths['html']} ({paths['json'].name}, {paths['png'].name})"
+    )
+    return 0
+
+
+async def _feed(replay: Replay, path: Path, page: int) -> None:
+    from purpleflea.backtest import store_pages  # noqa: PLC0415
+    from purpleflea.progress import Progress  # noqa: PLC0415
+    from purpleflea.store.sqlite import SQLiteStore  # noqa: PLC0415
+
+    store = SQLiteStore(path)
+    try:
+        total = await store.last_seq()
+        with Progress(total, "backtest", unit="seq") as bar:
+            async for events in store_pages(store, page=page):
+                replay.feed(events)
+                bar.advance(events[-1].seq - bar.done)
+    finally:
+        await store.close()

@@ -1,0 +1,560 @@
+"""The cascade engine: a 0-10 score per market and side, and cascade alerts.
+
+Pure and deterministic: no I/O, no clock. Time comes only from event timestamps (and from
+``tick(now_ms)``, which the server calls every second and a replay calls at every whole second
+the event stream crosses), so the same code scores live events, the simulator and backtests.
+The score of an event depends only on that event and the ones before it (no look-ahead).
+
+How the score is built (per market and side, e.g. ``BTC-PERP`` longs):
+
+- **Window.** Notional and event count in the last 90 s (the product page's window), kept in
+  eighteen 5 s buckets; the last six buckets are the last 30 s.
+- **Baseline.** An EWMA of notional and of event count per 5 s bucket with a 4 h time
+  constant: the market's own normal pace. Each bucket's input is clipped at ``baseline_clip``
+  times the baseline, so a cascade barely raises its own yardstick. A market with no history
+  starts from a prior of ``prior_events_per_hour`` events of the size of its first event.
+- **Intensity ratio.** ``r = window notional / expected notional in 90 s``, the expectation
+  being the baseline, but at least ``floor_events`` events of the market's typical size (so a
+  lone liquidation on a quiet coin is not a cascade). This is the self-exciting (Hawkes)
+  picture in discrete form: a cascade is intensity far above the background rate ``mu``.
+- **Score.** ``rate_gain * log2(r)``, plus ``accel_gain * log2(acceleration)`` where
+  acceleration is the last 30 s pace over the 90 s pace (1 = steady, 3 = all of it just now,
+  below 1 = fading), plus ``log2(fuel)`` (clipped to +/-1) when the heatmap has told us how much
+  liquidation fuel lies ahead (:meth:`CascadeEngine.set_fuel`); capped at ``count_gain`` times
+  the number of events in the window (one event alone cannot score high) and at
+  ``move_base + move_gain * log2(1 + move / move_scale_pct)`` where ``move`` is the price move
+  against the liquidated side since the window's first event (one big position filled at one
+  price is not a cascade; forced orders pushing price into the next ones are), rounded, 0-10.
+
+Because everything is a ratio to the market's own baseline, a score means the same on BTC and
+on a small coin. In plain words (default config):
+
+- **3**: liquidations on this side run about 4-8x this market's normal pace. Notable (often one
+  large liquidation or a small cluster); not a cascade yet.
+- **7**: a cascade: tens of times the normal pace, several liquidations in 90 s and not fading,
+  price already pushed about 0.5% against the liquidated side. A ``started`` alert fires here;
+  positions on this side are being force-sold (longs) or force-bought (shorts) into the book
+  and the move is likely to extend.
+- **9**: an extreme cascade: on the order of a hundred times the normal pace and still
+  accelerating, the kind of burst a market sees a few times a month.
+
+Alerts (:class:`~purpleflea.model.CascadeAlert`) follow a lifecycle per market and side:
+``started`` when the score reaches ``start_score`` and the window holds at least
+``min_alert_usd`` (a score is relative; an alert about $200 helps nobody); ``updated`` when
+the score changed (at most every ``update_min_s``) or every ``update_every_s`` while
+liquidations continue; ``exhausted``
+when the last 30 s notional falls below ``exhaust_fraction`` of its peak during the cascade
+(volume dropped sharply), checked on events and on ``tick``. A new cascade on the same market and
+side may start ``cooldown_s`` after the previous one was exhausted.
+
+API: ``score = engine.observe(market, side, size_usd, price, ts_ms, exchange)`` returns the score
+right after the event; alerts are queued and handed over exactly once by ``drain_alerts()`` or
+``tick(now_ms)`` (which first exhausts cascades that went quiet). Events a little out of order
+(another exchange's clock) are scored at the latest time already seen for that market and side.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from purpleflea.model import CascadeAlert, CascadeStatus, Side
+
+_LN2 = math.log(2.0)
+_log = math.log
+
+
+#: Below this many baseline events per bucket a market's history has decayed to nothing.
+_MIN_BASE_N = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class CascadeConfig:
+    """Tuning of the score and of the alert lifecycle (see the module docstring)."""
+
+    bucket_ms: int = 5_000
+    window_buckets: int = 18  # 90 s
+    fast_buckets: int = 6  # 30 s
+    baseline_tau_s: float = 4 * 3600.0
+    baseline_clip: float = 8.0
+    prior_events_per_hour: float = 12.0
+    prior_s: float = 600.0
+    floor_events: float = 3.0
+    rate_gain: float = 1.25
+    accel_gain: float = 0.6
+    count_gain: float = 1.5
+    move_base: float = 4.0
+    move_gain: float = 3.0
+    move_scale_pct: float = 0.5
+    start_score: int = 7
+    min_alert_usd: float = 25_000.0
+    update_min_s: float = 5.0
+    update_every_s: float = 30.0
+    exhaust_fraction: float = 0.15
+    cooldown_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.bucket_ms <= 0:
+            raise ValueError(f"CascadeConfig.bucket_ms must be > 0, got {self.bucket_ms}")
+        if not 0 < self.fast_buckets <= self.window_buckets:
+            raise ValueError(
+                "CascadeConfig.fast_buckets must be in 1..window_buckets, got "
+                f"{self.fast_buckets} (window_buckets={self.window_buckets})"
+            )
+        if not 0 <= self.start_score <= 10:
+            raise ValueError(f"CascadeConfig.start_score must be 0-10, got {self.start_score}")
+        if self.baseline_tau_s <= 0 or self.prior_events_per_hour <= 0:
+            raise ValueError("CascadeConfig.baseline_tau_s and prior_events_per_hour must be > 0")
+
+    @property
+    def window_s(self) -> int:
+        return self.bucket_ms * self.window_buckets // 1000
+
+
+class _Cascade:
+    """The running totals of one active cascade (allocated only when one starts)."""
+
+    __slots__ = (
+        "events",
+        "exchanges",
+        "id",
+        "last_emit_score",
+        "last_emit_ts",
+        "peak_fast",
+        "peak_score",
+        "start_price",
+        "started_at",
+        "total_usd",
+    )
+
+    def __init__(self, market: str, side: str, started_at: int, start_price: float) -> None:
+        self.id = f"{market}:{side}:{started_at}"
+        self.started_at = started_at
+        self.start_price = start_price
+        self.total_usd = 0.0
+        self.events = 0
+        self.peak_score = 0
+        self.peak_fast = 0.0
+        self.exchanges: set[str] = set()
+        self.last_emit_ts = 0
+        self.last_emit_score = 0
+
+
+class _State:
+    """Everything the engine knows about one market and side."""
+
+    __slots__ = (
+        "base_n",
+        "base_usd",
+        "bucket",
+        "cascade",
+        "cooldown_until",
+        "expected",
+        "fast_usd",
+        "first_price",
+        "first_ts",
+        "fuel_term",
+        "last_price",
+        "last_ts",
+        "market",
+        "ref_price",
+        "ring_n",
+        "ring_usd",
+        "score",
+        "seen",
+        "side",
+        "weight",
+        "win_n",
+        "win_usd",
+    )
+
+    def __init__(self, market: str, side: str, buckets: int) -> None:
+        self.market = market
+        self.side = side
+        self.bucket = -1  # index of the newest bucket (ts // bucket_ms); -1: no event yet
+        self.ring_usd = [0.0] * buckets
+        self.ring_n = [0] * buckets
+        self.first_ts = [0] * buckets  # first event time and price of each bucket
+        self.first_price = [0.0] * buckets
+        self.win_usd = 0.0
+        self.win_n = 0
+        self.fast_usd = 0.0
+        self.base_usd = 0.0
+        self.base_n = 0.0
+        self.expected = 1.0
+        self.weight = 1.0
+        self.last_ts = 0
+        self.last_price = 0.0
+        self.ref_price = 0.0  # first price in the window: where the move is measured from
+        self.score = 0
+        self.fuel_term = 0.0
+        self.seen: dict[str, int] = {}
+        self.cascade: _Cascade | None = None
+        self.cooldown_until = 0
+
+
+class CascadeEngine:
+    """Scores every liquidation and turns sustained bursts into cascade alerts."""
+
+    def __init__(self, config: CascadeConfig | None = None) -> None:
+        self.config = config = config if config is not None else CascadeConfig()
+        self._states: dict[str, tuple[_State, _State]] = {}
+        self._pending: list[CascadeAlert] = []
+        self._active: dict[str, _State] = {}  # cascade id -> state
+        self._bucket_ms = config.bucket_ms
+        self._nb = config.window_buckets
+        self._nf = config.fast_buckets
+        self._weight_cap = max(1.0, config.baseline_tau_s * 1000.0 / config.bucket_ms)
+        self._keep = 1.0 - 1.0 / self._weight_cap
+        self._prior_weight = min(self._weight_cap, config.prior_s * 1000.0 / config.bucket_ms)
+        self._prior_n = config.prior_events_per_hour * config.bucket_ms / 3_600_000.0
+        self._rate_gain = config.rate_gain / _LN2
+        self._accel_gain = config.accel_gain / _LN2
+        self._fast_scale = config.window_buckets / config.fast_buckets
+        self._count_gain = config.count_gain
+        self._move_base = config.move_base
+        self._move_gain = config.move_gain / _LN2
+        self._move_scale = 100.0 / config.move_scale_pct
+        self._start_score = config.start_score
+
+    # -- public API --------------------------------------------------------------------------
+
+    def observe(
+        self, market: str, side: Side, size_usd: float, price: float, ts_ms: int, exchange: str
+    ) -> int:
+        """Score one liquidation; returns the market and side's score (0-10) right after it."""
+        # The hot path of every replay: locals and no calls except two logs (see the bench).
+        pair = self._states.get(market)
+        if pair is None:
+            pair = self._new_pair(market)
+        state = pair[0] if side == "long" else pair[1]
+        ts = ts_ms if ts_ms > state.last_ts else state.last_ts
+        bucket = ts // self._bucket_ms
+        if bucket != state.bucket:
+            self._advance(state, bucket, size_usd)
+            if state.cascade is not None:  # it may have gone quiet before this event
+                self._check_exhausted(state, ts)
+        slot = bucket % self._nb
+        ring_n = state.ring_n
+        count = ring_n[slot]
+        if count == 0:
+            state.first_ts[slot] = ts
+            state.first_price[slot] = price
+            if state.win_n == 0:
+                state.ref_price = price
+        ring_n[slot] = count + 1
+        state.ring_usd[slot] += size_usd
+        win = state.win_usd = state.win_usd + size_usd
+        win_n = state.win_n = state.win_n + 1
+        fast = state.fast_usd = state.fast_usd + size_usd
+        state.last_ts = ts
+        state.last_price = price
+        state.seen[exchange] = ts
+        accel = self._fast_scale * fast / win
+        raw = (
+            self._rate_gain * _log(win / state.expected)
+            + self._accel_gain * _log(accel if accel > 0.25 else 0.25)
+            + state.fuel_term
+        )
+        cap = self._count_gain * win_n
+        if raw > cap:  # noqa: PLR1730 (hot path: a branch is cheaper than min())
+            raw = cap
+        # Price must have moved against the liquidated side for a high score: a cascade is
+        # forced orders pushing price through the next liquidations, one big position's fills
+        # at one price are not.
+        move = (state.ref_price - price if side == "long" else price - state.ref_price) / price
+        cap = self._move_base + self._move_gain * _log(
+            1.0 + (move if move > 0.0 else 0.0) * self._move_scale
+        )
+        if raw > cap:  # noqa: PLR1730
+            raw = cap
+        score = 0 if raw <= 0.0 else 10 if raw >= 9.5 else int(raw + 0.5)
+        state.score = score
+        if score >= self._start_score or state.cascade is not None:
+            self._follow(state, size_usd, exchange, ts)
+        return score
+
+    def tick(self, now_ms: int) -> list[CascadeAlert]:
+        """Exhaust cascades that went quiet by ``now_ms``; returns every queued alert."""
+        if self._active:
+            for state in list(self._active.values()):
+                bucket = now_ms // self._bucket_ms
+                if bucket > state.bucket:
+                    self._advance(state, bucket, 0.0)
+                self._check_exhausted(state, max(now_ms, state.last_ts))
+        return self.drain_alerts()
+
+    def drain_alerts(self) -> list[CascadeAlert]:
+        """Alerts queued since the last drain, in the order they happened."""
+        alerts, self._pending = self._pending, []
+        return alerts
+
+    def has_alerts(self) -> bool:
+        """Whether alerts are queued (cheaper than draining an empty queue on every event)."""
+        return bool(self._pending)
+
+    def active(self) -> list[CascadeAlert]:
+        """The current state of every active cascade, as ``updated`` alerts."""
+        return [self._alert(s, "updated", s.last_ts) for s in self._active.values()]
+
+    def score(self, market: str, side: Side) -> int:
+        """The last computed score of a market and side (0 if never seen)."""
+        pair = self._states.get(market)
+        if pair is None:
+            return 0
+        return (pair[0] if side == "long" else pair[1]).score
+
+    def set_fuel(self, market: str, side: Side, ratio: float) -> None:
+        """Tell the engine how much liquidation fuel lies ahead of a cascade on this side.
+
+        ``ratio`` is the notional at risk within the next few percent of price in the cascade's
+        direction over what is usual for this market (1 = usual, 2 = twice as much). It moves
+        the score by ``log2(ratio)`` clipped to +/-1 from the next event on; 1 removes it.
+        """
+        if not ratio >= 0:
+            raise ValueError(f"set_fuel({market!r}, {side!r}): ratio must be >= 0, got {ratio}")
+        pair = self._states.get(market)
+        if pair is None:
+            pair = self._new_pair(market)
+        term = math.log2(ratio) if ratio > 0 else -1.0
+        (pair[0] if side == "long" else pair[1]).fuel_term = max(-1.0, min(1.0, term))
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _new_pair(self, market: str) -> tuple[_State, _State]:
+        pair = self._states[market] = (
+            _State(market, "long", self._nb),
+            _State(market, "short", self._nb),
+        )
+        return pair
+
+    def _advance(self, state: _State, bucket: int, size_usd: float) -> None:
+        """Move ``state`` to ``bucket``, seeding it on its first event."""
+        if state.bucket >= 0:
+            self._roll(state, bucket)
+        # A market we have never seen, or one silent for so long that its baseline decayed
+        # to nothing, starts again from the prior.
+        if state.bucket < 0 or state.base_n < _MIN_BASE_N:
+            # The prior: a market is assumed to liquidate a few positions an hour of the size
+            # of its first liquidation, so it is in its own units at once.
+            state.base_n = self._prior_n
+            state.base_usd = self._prior_n * max(size_usd, 1e-9)
+            state.weight = self._prior_weight
+            self._set_expected(state)
+        state.bucket = bucket
+
+    def _set_expected(self, state: _State) -> None:
+        # The notional a 90 s window holds at the baseline pace, but at least a few typical
+        # liquidations: the yardstick of the score, changed only when a bucket completes.
+        expected = state.base_usd * self._nb
+        floor = self.config.floor_events * state.base_usd / max(state.base_n, _MIN_BASE_N)
+        state.expected = max(expected, floor, 1e-9)
+
+    def _roll(self, state: _State, bucket: int) -> None:
+        """Advance the window to ``bucket``; completed buckets feed the baseline."""
+        nb = self._nb
+        old = state.bucket
+        gap = bucket - old
+        if gap <= 0:
+            return
+        # The newest bucket is complete: it feeds the baseline (clipped so a cascade barely
+        # moves its own yardstick), then the empty ones. The EWMA's weight grows from the
+        # prior's up to the time constant: a new market learns its pace in minutes (a running
+        # mean), an old one forgets over hours.
+        clip = self.config.baseline_clip
+        cap = self._weight_cap
+        weight = state.weight + 1.0
+        if weight > cap:  # noqa: PLR1730 (hot path)
+            weight = cap
+        alpha = 1.0 / weight
+        x_usd = min(state.ring_usd[old % nb], clip * state.base_usd)
+        x_n = min(float(state.ring_n[old % nb]), clip * state.base_n)
+        base_usd = state.base_usd + alpha * (x_usd - state.base_usd)
+        base_n = state.base_n + alpha * (x_n - state.base_n)
+        empty = gap - 1
+        if empty:
+            keep = 1.0
+            if weight < cap:
+                step = min(float(empty), cap - weight)
+                keep = weight / (weight + step)
+                weight += step
+                empty -= int(step)
+            if empty > 0:
+                keep *= self._keep**empty
+            base_usd *= keep
+            base_n *= keep
+        state.base_usd = base_usd
+        state.base_n = base_n
+        state.weight = weight
+        self._set_expected(state)
+        if gap >= nb:
+            ring_usd, ring_n = state.ring_usd, state.ring_n
+            for i in range(nb):
+                ring_usd[i] = 0.0
+                ring_n[i] = 0
+            state.win_usd = state.fast_usd = 0.0
+            state.win_n = 0
+            return
+        nf = self._nf
+        ring_usd, ring_n = state.ring_usd, state.ring_n
+        for b in range(old + 1, bucket + 1):
+            leaving_fast = (b - nf) % nb
+            state.fast_usd -= ring_usd[leaving_fast]
+            slot = b % nb
+            state.win_usd -= ring_usd[slot]
+            state.win_n -= ring_n[slot]
+            ring_usd[slot] = 0.0
+            ring_n[slot] = 0
+        if state.win_n == 0:  # running sums drift by rounding; an empty window is exactly 0
+            state.win_usd = 0.0
+            state.fast_usd = 0.0
+            return
+        state.fast_usd = max(state.fast_usd, 0.0)
+        for b in range(bucket - nb + 1, bucket + 1):  # the oldest event left sets the reference
+            if ring_n[b % nb]:
+                state.ref_price = state.first_price[b % nb]
+                break
+
+    def _follow(self, state: _State, size_usd: float, exchange: str, ts: int) -> None:
+        """Start, update or exhaust the cascade of ``state`` after an event at ``ts``."""
+        cascade = state.cascade
+        score = state.score
+        if cascade is None:
+            # Scores are relative; alerts also need money that matters to someone trading.
+            if ts < state.cooldown_until or state.win_usd < self.config.min_alert_usd:
+                return
+            cascade = self._start(state)
+            self._emit(state, "started", ts)
+            return
+        cascade.total_usd += size_usd
+        cascade.events += 1
+        cascade.exchanges.add(exchange)
+        cascade.peak_score = max(cascade.peak_score, score)
+        cascade.peak_fast = max(cascade.peak_fast, state.fast_usd)
+        since = (ts - cascade.last_emit_ts) / 1000.0
+        if (score != cascade.last_emit_score and since >= self.config.update_min_s) or (
+            since >= self.config.update_every_s
+        ):
+            self._emit(state, "updated", ts)
+
+    def _start(self, state: _State) -> _Cascade:
+        # The cascade began with the oldest event still in the window: its time and price.
+        nb = self._nb
+        oldest = state.bucket
+        for back in range(nb - 1, -1, -1):
+            slot = (state.bucket - back) % nb
+            if state.ring_n[slot]:
+                oldest = state.bucket - back
+                break
+        slot = oldest % nb
+        cascade = _Cascade(state.market, state.side, state.first_ts[slot], state.first_price[slot])
+        cascade.total_usd = state.win_usd
+        cascade.events = state.win_n
+        cascade.peak_score = state.score
+        cascade.peak_fast = state.fast_usd
+        horizon = state.last_ts - self.config.window_s * 1000
+        cascade.exchanges.update(name for name, seen in state.seen.items() if seen >= horizon)
+        state.cascade = cascade
+        self._active[cascade.id] = state
+        return cascade
+
+    def _check_exhausted(self, state: _State, now: int) -> None:
+        cascade = state.cascade
+        if cascade is None or state.fast_usd > self.config.exhaust_fraction * cascade.peak_fast:
+            return
+        self._emit(state, "exhausted", now)
+        del self._active[cascade.id]
+        state.cascade = None
+        state.cooldown_until = now + int(self.config.cooldown_s * 1000)
+
+    def _emit(self, state: _State, status: CascadeStatus, ts: int) -> None:
+        cascade = state.cascade
+        assert cascade is not None
+        cascade.last_emit_ts = ts
+        cascade.last_emit_score = state.score
+        self._pending.append(self._alert(state, status, ts))
+
+    def _alert(self, state: _State, status: CascadeStatus, ts: int) -> CascadeAlert:
+        cascade = state.cascade
+        assert cascade is not None
+        move = (
+            (state.last_price / cascade.start_price - 1.0) * 100.0 if cascade.start_price else 0.0
+        )
+        duration = max(0.0, (ts - cascade.started_at) / 1000.0)
+        return CascadeAlert(
+            id=cascade.id,
+            status=status,
+            market=state.market,
+            side="long" if state.side == "long" else "short",
+            score=state.score,
+            peak_score=cascade.peak_score,
+            window_usd=state.win_usd,
+            window_s=self.config.window_s,
+            total_usd=cascade.total_usd,
+            events=cascade.events,
+            started_at=cascade.started_at,
+            updated_at=ts,
+            duration_s=duration,
+            start_price=cascade.start_price,
+            last_price=state.last_price,
+            price_move_pct=move,
+            exchanges=tuple(sorted(cascade.exchanges)),
+            message=alert_message(
+                status,
+                state.market,
+                state.side,
+                score=state.score,
+                window_usd=state.win_usd,
+                window_s=self.config.window_s,
+                total_usd=cascade.total_usd,
+                events=cascade.events,
+                duration_s=duration,
+                price_move_pct=move,
+            ),
+        )
+
+
+def format_usd(amount: float) -> str:
+    """``$3.2M``, ``$850K``, ``$1.1B``, ``$420``."""
+    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(amount) >= limit:
+            return f"${amount / limit:.1f}{suffix}"
+    return f"${amount:.0f}"
+
+
+def format_duration(seconds: float) -> str:
+    """``45 s``, ``4m 12s``, ``1h 03m``."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {s % 3600 // 60:02d}m"
+
+
+def alert_message(
+    status: CascadeStatus,
+    market: str,
+    side: str,
+    *,
+    score: int,
+    window_usd: float,
+    window_s: int,
+    total_usd: float,
+    events: int,
+    duration_s: float,
+    price_move_pct: float,
+) -> str:
+    """The one-line human/agent-readable summary of an alert."""
+    who = "longs" if side == "long" else "shorts"
+    if status == "exhausted":
+        return (
+            f"{market}: {side} liquidation cascade exhausted after {format_duration(duration_s)}: "
+            f"{format_usd(total_usd)} of {who} liquidated in {events} liquidations, "
+            f"price {price_move_pct:+.2f}%."
+        )
+    direction = "downside" if side == "long" else "upside"
+    return (
+        f"{market}: {format_usd(window_usd)} of {who} liquidated in {window_s} s, "
+        f"cascade score {score}/10, {direction} momentum likely to continue."
+    )

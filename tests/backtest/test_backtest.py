@@ -1,0 +1,156 @@
+"""Backtests: the playbook trades cascades with costs; reports; user strategies; the command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from purpleflea.backtest import Broker, Costs, Playbook, load_strategy, run_backtest, store_pages
+from purpleflea.backtest.report import write_report
+from purpleflea.model import CascadeAlert, Liquidation
+
+T0 = 1_700_000_000_000
+
+
+def event(seq: int, ts: int, side: str, size: float, price: float, market: str) -> Liquidation:
+    return Liquidation(
+        id=f"e{seq}",
+        seq=seq,
+        exchange="sim",
+        symbol=market.replace("-PERP", "USDT"),
+        market=market,
+        side=side,  # type: ignore[arg-type]
+        price=price,
+        quantity=size / price,
+        size_usd=size,
+        ts=ts,
+        received_at=ts,
+    )
+
+
+def history(market: str = "ETH-PERP") -> list[Liquidation]:
+    """Two hours of calm liquidations at 2000, then a long cascade walking price to 1800,
+    then calm again at 1750 (after the cascade the price keeps a lower level)."""
+    events: list[Liquidation] = []
+    ts = T0
+    for i in range(240):  # one every 30 s, alternating sides
+        ts += 30_000
+        events.append(event(len(events) + 1, ts, "long" if i % 2 else "short", 5_000, 2000, market))
+    for i in range(50):  # 50 long liquidations in 50 s, price falling 2000 -> 1800
+        ts += 1_000
+        events.append(event(len(events) + 1, ts, "long", 80_000, 2000 - 4 * (i + 1), market))
+    for i in range(60):
+        ts += 30_000
+        events.append(event(len(events) + 1, ts, "long" if i % 2 else "short", 5_000, 1750, market))
+    return events
+
+
+def test_playbook_shorts_a_long_cascade_and_exits_on_exhaustion() -> None:
+    report = run_backtest(history(), Playbook(threshold=7), costs=Costs(fee_bps=0, slippage_bps=0))
+    assert report.metrics.trades == 1
+    trade = report.trades[0]
+    assert trade.direction == -1
+    assert trade.reason == "exhausted"
+    assert trade.exit_price < trade.entry_price
+    assert trade.pnl_usd > 0
+    assert report.metrics.hit_rate == 1.0
+    assert report.metrics.alerts >= 2  # started ... exhausted
+
+
+def test_costs_are_charged_on_both_fills() -> None:
+    free = run_backtest(history(), Playbook(), costs=Costs(fee_bps=0, slippage_bps=0))
+    paid = run_backtest(history(), Playbook(), costs=Costs(fee_bps=10, slippage_bps=20))
+    assert paid.trades[0].fees_usd == pytest.approx(
+        10_000 * 10 / 1e4 + paid.trades[0].exit_price * (10_000 / paid.trades[0].entry_price) * 1e-3
+    )
+    assert paid.metrics.pnl_usd < free.metrics.pnl_usd - 20  # fees alone are ~$20
+
+
+def test_flip_opens_the_bounce_trade() -> None:
+    report = run_backtest(history(), Playbook(flip=True), costs=Costs(fee_bps=0, slippage_bps=0))
+    assert [t.direction for t in report.trades] == [-1, 1]
+    assert report.trades[1].reason in {"flip done", "end of data"}
+
+
+def test_threshold_above_every_score_trades_nothing() -> None:
+    report = run_backtest(history(), Playbook(threshold=11))
+    assert report.metrics.trades == 0
+    assert report.metrics.pnl_usd == 0
+
+
+class Recorder:
+    """A user strategy: records what it is shown."""
+
+    def __init__(self) -> None:
+        self.scores: list[int] = []
+        self.alerts: list[CascadeAlert] = []
+
+    def on_event(self, event: Liquidation, score: int, broker: Broker) -> None:
+        self.scores.append(score)
+
+    def on_cascade(self, alert: CascadeAlert, broker: Broker) -> None:
+        self.alerts.append(alert)
+
+
+def test_user_strategy_sees_every_event_and_alert() -> None:
+    recorder = Recorder()
+    report = run_backtest(history(), recorder)
+    assert len(recorder.scores) == len(history())
+    assert max(recorder.scores) >= 7
+    assert recorder.alerts[0].status == "started"
+    assert recorder.alerts[-1].status == "exhausted"
+    assert report.metrics.events == len(history())
+
+
+def test_load_strategy_errors_name_the_problem() -> None:
+    assert isinstance(load_strategy("tests.backtest.test_backtest:Recorder"), Recorder)
+    with pytest.raises(ValueError, match="expected 'module:Class'"):
+        load_strategy("nocolon")
+    with pytest.raises(ValueError, match="cannot import"):
+        load_strategy("no_such_module_xyz:Thing")
+    with pytest.raises(ValueError, match="needs on_event and on_cascade"):
+        load_strategy("pathlib:PurePath")
+
+
+def test_report_files(tmp_path: Path) -> None:
+    report = run_backtest(history(), Playbook(flip=True), params={"threshold": 7})
+    paths = write_report(report, tmp_path)
+    data = json.loads(paths["json"].read_text())
+    assert data["metrics"]["trades"] == 2
+    assert data["params"] == {"threshold": 7}
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = paths["html"].read_text()
+    assert "data:image/png;base64," in page
+    assert "Hit rate" in page
+
+
+async def test_command_reads_the_store_in_pages(tmp_path: Path) -> None:
+    from purpleflea.commands import backtest as command
+    from purpleflea.store.sqlite import SQLiteStore
+
+    db = tmp_path / "history.sqlite"
+    store = SQLiteStore(db)
+    store.append_now(history())
+    pages = [len(page) async for page in store_pages(store, page=100)]
+    assert pages == [100, 100, 100, 50]
+    await store.close()
+
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    command.register(parser.add_subparsers())
+    out = tmp_path / "out"
+    args = parser.parse_args(["backtest", "--store", str(db), "--out", str(out), "--page", "64"])
+    # run() uses asyncio.run; call it from a worker thread since this test has a loop.
+    import asyncio
+
+    status = await asyncio.to_thread(args.run, args)
+    assert status == 0
+    data = json.loads((out / "report.json").read_text())
+    assert data["metrics"]["events"] == len(history())
+    assert data["metrics"]["trades"] == 1
+
+    missing = parser.parse_args(["backtest", "--store", str(tmp_path / "none.sqlite")])
+    assert missing.run(missing) == 2

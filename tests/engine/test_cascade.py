@@ -1,0 +1,223 @@
+"""The cascade engine: scores, alert lifecycle, scale invariance and no look-ahead."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from purpleflea.engine import CascadeConfig, CascadeEngine
+from purpleflea.engine.cascade import format_duration, format_usd
+from purpleflea.model import CascadeAlert
+
+T0 = 1_700_000_000_000
+Event = tuple[str, str, float, float, int, str]
+
+
+def calm(market: str, hours: float, *, per_hour: float, size: float, seed: int) -> list[Event]:
+    """Background liquidations: Poisson times, lognormal sizes, both sides."""
+    rng = random.Random(seed)
+    events: list[Event] = []
+    t = float(T0)
+    while t < T0 + hours * 3_600_000:
+        t += rng.expovariate(per_hour / 3_600_000)
+        side = "long" if rng.random() < 0.5 else "short"
+        events.append((market, side, size * rng.lognormvariate(0, 0.8), 100.0, int(t), "bybit"))
+    return events
+
+
+def burst(
+    market: str, start_ms: int, *, count: int, seconds: float, size: float, side: str = "long"
+) -> list[Event]:
+    """A cascade: ``count`` liquidations of one side in ``seconds``, each moving price 0.1%
+    against the liquidated side (down for longs, up for shorts)."""
+    step = seconds * 1000 / count
+    sign = -1 if side == "long" else 1
+    return [
+        (
+            market,
+            side,
+            size,
+            100.0 * (1 + sign * 0.001 * i),
+            start_ms + int(i * step),
+            "binance_usdm" if i % 2 else "okx",
+        )
+        for i in range(count)
+    ]
+
+
+def run(events: list[Event], engine: CascadeEngine) -> tuple[list[int], list[CascadeAlert]]:
+    """Replay with a tick every second, as the server does."""
+    scores: list[int] = []
+    alerts: list[CascadeAlert] = []
+    second = events[0][4] // 1000 if events else 0
+    for market, side, size, price, ts, exchange in sorted(events, key=lambda e: e[4]):
+        while second < ts // 1000:
+            second += 1
+            alerts += engine.tick(second * 1000)
+        scores.append(engine.observe(market, side, size, price, ts, exchange))  # type: ignore[arg-type]
+        alerts += engine.drain_alerts()
+    return scores, alerts
+
+
+def test_calm_market_stays_low_and_a_burst_scores_high() -> None:
+    background = calm("BTC-PERP", 6, per_hour=60, size=20_000, seed=1)
+    cascade_start = T0 + 5 * 3_600_000
+    events = background + burst("BTC-PERP", cascade_start, count=40, seconds=60, size=400_000)
+    engine = CascadeEngine()
+    scores, alerts = run(events, engine)
+    ordered = sorted(events, key=lambda e: e[4])
+    calm_scores = [s for e, s in zip(ordered, scores, strict=True) if e[4] < cascade_start]
+    late_calm = calm_scores[len(calm_scores) // 3 :]  # after warm-up
+    assert sum(s >= 7 for s in late_calm) <= len(late_calm) * 0.002
+    assert max(scores) >= 9
+    started = [a for a in alerts if a.status == "started"]
+    assert any(a.started_at >= cascade_start - 90_000 for a in started)
+
+
+def test_lifecycle_started_updated_exhausted_with_message() -> None:
+    events = calm("ETH-PERP", 2, per_hour=120, size=5_000, seed=2)
+    start = T0 + 2 * 3_600_000
+    events += burst("ETH-PERP", start, count=60, seconds=120, size=60_000)
+    engine = CascadeEngine()
+    _, alerts = run(events, engine)
+    # Let time pass with no events: the cascade exhausts on a tick.
+    end = max(e[4] for e in events)
+    for second in range(end // 1000 + 1, end // 1000 + 120):
+        alerts += engine.tick(second * 1000)
+    mine = [a for a in alerts if a.started_at >= start - 90_000 and a.side == "long"]
+    statuses = [a.status for a in mine]
+    assert statuses[0] == "started"
+    assert statuses[-1] == "exhausted"
+    assert "updated" in statuses
+    assert len({a.id for a in mine}) == 1
+    first, last = mine[0], mine[-1]
+    assert first.score >= 7
+    assert first.message.startswith("ETH-PERP: $")
+    assert "of longs liquidated in 90 s" in first.message
+    assert "downside momentum likely to continue." in first.message
+    assert last.total_usd >= 60 * 60_000 * 0.99
+    assert last.events >= 60
+    assert last.price_move_pct < -4  # the burst walked price down 0.1% per event
+    assert set(last.exchanges) >= {"binance_usdm", "okx"}
+    assert last.peak_score >= first.score
+    assert engine.active() == []
+    # Updates are rate-limited: far fewer than events.
+    assert statuses.count("updated") <= 120 / CascadeConfig().update_min_s
+
+
+def test_short_cascade_says_upside() -> None:
+    events = calm("SOL-PERP", 2, per_hour=60, size=2_000, seed=3)
+    events += burst("SOL-PERP", T0 + 3_600_000, count=30, seconds=45, size=40_000, side="short")
+    _, alerts = run(events, CascadeEngine())
+    started = next(a for a in alerts if a.status == "started")
+    assert started.side == "short"
+    assert "of shorts liquidated" in started.message
+    assert "upside momentum" in started.message
+
+
+def test_score_means_the_same_on_btc_and_a_small_coin() -> None:
+    """Multiplying every size of a market by 10,000 changes no score (up to float rounding)."""
+    small = calm("TINY-PERP", 4, per_hour=30, size=300, seed=4)
+    small += burst("TINY-PERP", T0 + 3 * 3_600_000, count=25, seconds=60, size=2_000)
+    big = [("BTC-PERP", s, u * 10_000, p, ts, x) for _, s, u, p, ts, x in small]
+    small_scores, _ = run(small, CascadeEngine())
+    big_scores, _ = run(big, CascadeEngine())
+    same = sum(a == b for a, b in zip(small_scores, big_scores, strict=True))
+    assert same >= len(small_scores) - 2
+    assert max(small_scores) >= 7
+
+
+def test_a_lone_liquidation_on_a_quiet_coin_is_not_a_cascade() -> None:
+    events = calm("DOGE-PERP", 8, per_hour=2, size=1_000, seed=5)
+    events.append(("DOGE-PERP", "long", 500_000.0, 0.1, T0 + 9 * 3_600_000, "bybit"))
+    scores, alerts = run(events, CascadeEngine())
+    assert scores[-1] <= CascadeConfig().count_gain * 1 + 0.5
+    assert alerts == []
+
+
+def test_one_position_filled_at_one_price_is_not_a_cascade() -> None:
+    """Sixty fills of one huge position at one price: big notional, but price did not move."""
+    events = calm("ADA-PERP", 3, per_hour=60, size=2_000, seed=7)
+    start = T0 + 3 * 3_600_000
+    events += [("ADA-PERP", "long", 50_000.0, 100.0, start + i, "bybit") for i in range(60)]
+    scores, alerts = run(events, CascadeEngine())
+    config = CascadeConfig()
+    assert max(scores[-60:]) == config.move_base
+    assert alerts == []
+
+
+def test_fuel_moves_the_score() -> None:
+    events = calm("XRP-PERP", 3, per_hour=60, size=1_000, seed=6)
+    events += burst("XRP-PERP", T0 + 3 * 3_600_000, count=8, seconds=60, size=3_000)
+    plain, _ = run(events, CascadeEngine())
+    fuelled = CascadeEngine()
+    fuelled.set_fuel("XRP-PERP", "long", 4.0)
+    more, _ = run(events, fuelled)
+    assert more[-1] == min(10, plain[-1] + 1)
+    with pytest.raises(ValueError, match="ratio must be >= 0"):
+        fuelled.set_fuel("XRP-PERP", "long", -1.0)
+
+
+def test_out_of_order_events_are_scored_at_the_latest_time() -> None:
+    engine = CascadeEngine()
+    engine.observe("BTC-PERP", "long", 1_000.0, 100.0, T0 + 10_000, "okx")
+    score = engine.observe("BTC-PERP", "long", 1_000.0, 100.0, T0 + 2_000, "bybit")
+    assert 0 <= score <= 10
+    assert engine.score("BTC-PERP", "long") == score
+    assert engine.score("NOPE-PERP", "short") == 0
+
+
+def test_config_errors_name_the_field() -> None:
+    with pytest.raises(ValueError, match="fast_buckets"):
+        CascadeConfig(fast_buckets=40)
+    with pytest.raises(ValueError, match="start_score"):
+        CascadeConfig(start_score=11)
+
+
+def test_formatting() -> None:
+    assert format_usd(3_210_000) == "$3.2M"
+    assert format_usd(850_000) == "$850.0K"
+    assert format_usd(420) == "$420"
+    assert format_duration(45) == "45 s"
+    assert format_duration(252) == "4m 12s"
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), cut=st.floats(0.05, 0.95))
+def test_no_look_ahead(seed: int, cut: float) -> None:
+    """The score of event i is the same whether or not later events exist."""
+    rng = random.Random(seed)
+    markets = ["BTC-PERP", "ETH-PERP", "PEPE-PERP"]
+    events: list[Event] = []
+    t = T0
+    for _ in range(600):
+        t += int(rng.expovariate(1 / 2_000))
+        if rng.random() < 0.02:  # a burst of 10-40 liquidations a few hundred ms apart
+            market, side = rng.choice(markets), rng.choice(["long", "short"])
+            for _ in range(rng.randint(10, 40)):
+                t += rng.randint(50, 800)
+                events.append((market, side, rng.lognormvariate(10, 1), 10.0, t, "okx"))
+        side = rng.choice(["long", "short"])
+        events.append((rng.choice(markets), side, rng.lognormvariate(8, 2), 10.0, t, "bybit"))
+    n = int(len(events) * cut)
+    full, full_alerts = run(events, CascadeEngine())
+    prefix, prefix_alerts = run(events[:n], CascadeEngine())
+    assert prefix == full[:n]
+    last_ts = events[n - 1][4]
+    assert (
+        prefix_alerts == [a for a in full_alerts if a.updated_at <= last_ts][: len(prefix_alerts)]
+    )
+
+
+def test_a_market_silent_for_a_year_starts_again_from_the_prior() -> None:
+    # Its baseline decays to nothing over the gap; the next event must neither divide by it
+    # nor read as a cascade.
+    engine = CascadeEngine()
+    t0 = 1_760_000_000_000
+    engine.observe("BTC-PERP", "long", 1e5, 60_000.0, t0, "bybit")
+    year = 365 * 86_400_000
+    assert engine.tick(t0 + year) == []
+    assert engine.observe("BTC-PERP", "long", 1e5, 60_000.0, t0 + year + 5, "bybit") == 0
