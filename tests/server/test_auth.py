@@ -1,0 +1,187 @@
+"""Accounts and keys: every data route and stream needs a valid key; limits; revocation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosedError
+
+import purpleflea
+from purpleflea.client import AuthenticationError
+from purpleflea.model import Liquidation
+from tests.server.conftest import Running, make_config, running_server, venue_event
+
+DATA_ROUTES = [
+    "/v1/liquidations",
+    "/v1/liquidations/aggregate",
+    "/v1/markets",
+    "/v1/cascades",
+    "/v1/keys",
+    "/v1/stream/sse",
+]
+
+
+async def test_every_data_route_refuses_missing_and_wrong_keys(live: Running) -> None:
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        for route in DATA_ROUTES:
+            response = await http.get(route)
+            assert response.status_code == 401, route
+            error = response.json()["error"]
+            assert error["code"] == "missing_api_key"
+            assert "POST /v1/keys" in error["message"]
+            for headers in (
+                {"Authorization": "Bearer pf_not-a-real-key"},
+                {"X-API-Key": "nonsense"},
+                {"Authorization": f"Bearer {live.key}x"},
+            ):
+                response = await http.get(route, headers=headers)
+                assert response.status_code == 401, (route, headers)
+                assert response.json()["error"]["code"] == "invalid_api_key"
+        # Health, metrics and the spec are public; registration needs no key.
+        for route in ("/v1/health", "/v1/metrics", "/openapi.json"):
+            assert (await http.get(route)).status_code == 200
+
+
+async def test_stream_refuses_missing_and_wrong_keys(live: Running) -> None:
+    for headers, code in (({}, "missing_api_key"), ({"X-API-Key": "pf_bogus"}, "invalid_api_key")):
+        async with connect(live.ws_url, additional_headers=headers) as ws:
+            error = json.loads(await ws.recv())
+            assert (error["type"], error["code"]) == ("error", code)
+            await ws.wait_closed()
+            assert ws.close_code == 4401
+    client = purpleflea.LiquidationClient(api_key="pf_bogus", base_url=live.url)
+    with pytest.raises(AuthenticationError, match="not valid"):
+        async with client.stream():
+            pass
+
+
+async def test_register_list_and_revoke_keys_over_the_api(live: Running) -> None:
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        created = await http.post("/v1/keys", json={"account": "alice@example.com", "name": "bot"})
+        assert created.status_code == 201
+        key = created.json()["key"]
+        assert key.startswith("pf_")
+        headers = {"Authorization": f"Bearer {key}"}
+        second = await http.post("/v1/keys", json={"name": "backup"}, headers=headers)
+        assert second.json()["account"] == "alice@example.com"
+        listed = (await http.get("/v1/keys", headers=headers)).json()["keys"]
+        assert sorted(k["name"] for k in listed) == ["backup", "bot"]
+        assert all("key" not in k and "hash" not in k for k in listed)
+        # Another account's key cannot be revoked, nor listed.
+        other = (await http.get("/v1/keys", headers={"X-API-Key": live.key})).json()["keys"]
+        assert {k["account"] for k in other} == {"tester"}
+        response = await http.delete(f"/v1/keys/{other[0]['key_id']}", headers=headers)
+        assert response.status_code == 404
+        response = await http.delete(f"/v1/keys/{second.json()['key_id']}", headers=headers)
+        assert response.status_code == 200
+        assert (
+            await http.get("/v1/markets", headers={"X-API-Key": second.json()["key"]})
+        ).status_code == 401
+        bad = await http.post("/v1/keys", content=b"{nope")
+        assert bad.status_code == 400
+        assert "JSON" in bad.json()["error"]["message"]
+        assert (await http.post("/v1/keys", json={"name": "no account"})).status_code == 400
+    # Only hashes are stored.
+    rows = live.server.keys._db.execute("SELECT * FROM api_keys").fetchall()
+    assert not any(key in str(row) for row in rows)
+
+
+async def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
+    async with running_server(make_config(tmp_path, rate_per_s=2.0, rate_burst=5.0)) as live:
+        headers = {"Authorization": f"Bearer {live.key}"}
+        async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
+            statuses = [(await http.get("/v1/markets")).status_code for _ in range(8)]
+            assert statuses[:5] == [200] * 5
+            assert 429 in statuses[5:]
+            response = await http.get("/v1/markets")
+            assert response.status_code == 429
+            assert int(response.headers["Retry-After"]) >= 1
+            assert "rate limit" in response.json()["error"]["message"]
+            await asyncio.sleep(1.1)
+            assert (await http.get("/v1/markets")).status_code == 200
+
+
+async def test_revoking_a_key_closes_its_open_stream_within_a_second(live: Running) -> None:
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        created = (await http.post("/v1/keys", json={"account": "bob"})).json()
+    client = purpleflea.LiquidationClient(api_key=created["key"], base_url=live.url)
+    async with client.stream() as stream:
+        await live.push(venue_event())
+        iterator = stream.__aiter__()
+        assert isinstance(await asyncio.wait_for(iterator.__anext__(), 5), Liquidation)
+        started = time.monotonic()
+        async with httpx.AsyncClient(base_url=live.url) as http:
+            headers = {"X-API-Key": created["key"]}
+            response = await http.delete(f"/v1/keys/{created['key_id']}", headers=headers)
+            assert response.json()["streams_closed"] == 1
+        with pytest.raises(AuthenticationError, match="revoked"):
+            await asyncio.wait_for(iterator.__anext__(), 5)
+        assert time.monotonic() - started < 1.0
+
+
+async def test_revocation_from_the_cli_closes_streams_too(live: Running) -> None:
+    new = live.server.keys.create("carol", "cli")
+    headers = {"Authorization": f"Bearer {new.key}"}
+    async with connect(live.ws_url, additional_headers=headers) as ws:
+        await ws.send(json.dumps({"op": "subscribe"}))
+        assert json.loads(await ws.recv())["type"] == "subscribed"
+        data_dir = live.server.config.data_dir
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "purpleflea.cli",
+                "keys",
+                "--data-dir",
+                str(data_dir),
+                "revoke",
+                new.info.key_id,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "revoked" in result.stdout
+        started = time.monotonic()
+        frames = []
+
+        async def read_all() -> None:
+            async for raw in ws:
+                frames.append(json.loads(raw))
+
+        with pytest.raises(ConnectionClosedError):
+            await read_all()
+        assert time.monotonic() - started < 1.0
+        assert frames[-1]["code"] == "key_revoked"
+        assert ws.close_code == 4403
+
+
+async def test_no_key_value_appears_in_any_log_line(
+    live: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        await http.get("/v1/liquidations", params={"api_key": live.key})
+        await http.get("/v1/liquidations", headers={"Authorization": f"Bearer {live.key}"})
+        await http.get("/v1/liquidations", params={"api_key": "pf_wrong_key_value"})
+        created = (await http.post("/v1/keys", json={"account": "dave"})).json()
+    async with connect(live.ws_url + f"?api_key={live.key}") as ws:
+        await ws.send(json.dumps({"op": "subscribe"}))
+        await ws.recv()
+    await asyncio.sleep(0.1)
+    # The server's loggers (ours, uvicorn's, starlette's); the test's own HTTP clients log
+    # the URLs they call, key included, which is the caller's business.
+    server_side = ("purpleflea", "uvicorn", "starlette")
+    text = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith(server_side))
+    assert "/v1/liquidations?api_key=<redacted>" in text  # the access log ran
+    for secret in (live.key, "pf_wrong_key_value", created["key"]):
+        assert secret not in text
