@@ -42,8 +42,9 @@ def banner(host: str, port: int, source: str, data_dir: Path) -> str:
             f"  API:        {url}/v1/liquidations  ·  OpenAPI: {url}/openapi.json",
             f"  Stream:     ws://{host}:{port}/v1/stream  ·  SSE: {url}/v1/stream/sse",
             f"  Health:     {url}/v1/health  ·  Metrics: {url}/v1/metrics",
-            "  Get a key:  purpleflea keys create --account you"
-            + (f" --data-dir {data_dir}" if str(data_dir) != "data" else ""),
+            "  Get a key:  purpleflea keys"
+            + (f" --data-dir {data_dir}" if str(data_dir) != "data" else "")
+            + " create --account you",
             f'              (or: curl -X POST {url}/v1/keys -d \'{{"account":"you"}}\')',
             "  Watch:      PURPLEFLEA_API_KEY=<key> purpleflea tail"
             + (f" --url {url}" if port != 8000 or host != "127.0.0.1" else ""),

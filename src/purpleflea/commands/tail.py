@@ -38,8 +38,9 @@ def format_event(event: Liquidation, *, color: bool) -> str:
     when = datetime.datetime.fromtimestamp(event.ts / 1000, datetime.UTC).strftime("%H:%M:%S")
     label = f"{event.side.upper()} LIQ"
     price = f"{event.price:,.2f}" if event.price >= 1 else f"{event.price:.6g}"
+    size = f"${event.size_usd:,.0f}"
     line = (
-        f"{when}  {label:9} {event.market:14} ${event.size_usd:>13,.0f}  @ {price:>12}  "
+        f"{when}  {label:9} {event.market:14} {size:>14}  @ {price:>12}  "
         f"{event.exchange:14} Cascade: {event.cascade_score}/10"
     )
     if not color:

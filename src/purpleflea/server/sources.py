@@ -25,9 +25,9 @@ def _now_ms() -> int:
 
 async def run_sim(tracker: Tracker, *, seed: int, markets: int, speed: float) -> None:
     """The built-in market simulator, paced at ``speed`` x real time from now."""
-    from purpleflea.sim import Simulator, paced  # noqa: PLC0415 - numpy only when used
+    from purpleflea.sim import SimConfig, Simulator, paced  # noqa: PLC0415 - numpy when used
 
-    sim = Simulator(seed=seed, n_markets=markets, start_ms=_now_ms())
+    sim = Simulator(SimConfig.demo(seed=seed, n_markets=markets, start_ms=_now_ms()))
     log.info("simulator: %d markets, seed %d, %.3g x real time", markets, seed, speed)
     async for step in paced(sim, speed=speed):
         tracker.advance_clock(step.ts)

@@ -1,0 +1,226 @@
+"""The server as a process: the SPEC's example program verbatim, and resume across kill -9."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+import purpleflea
+from purpleflea.model import Liquidation
+from tests.conftest import shared_dir
+
+T0 = 1_760_000_000_000
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _write_events(path: Path, prefix: str, sizes: list[float]) -> None:
+    with path.open("w") as out:
+        for n, size in enumerate(sizes):
+            price = 60_000.0 + n
+            event = {
+                "id": f"{prefix}:{n}",
+                "exchange": "binance_usdm" if n % 2 else "bybit",
+                "symbol": "BTCUSDT",
+                "market": "BTC-PERP" if n % 3 else "ETH-PERP",
+                "side": "long" if n % 4 else "short",
+                "price": price,
+                "quantity": size / price,
+                "size_usd": size,
+                "ts": T0 + n * 20,
+            }
+            out.write(json.dumps(event) + "\n")
+
+
+@contextmanager
+def _serve(data_dir: Path, port: int, *args: str) -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "purpleflea.cli",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+            "--heartbeat",
+            "0.5",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=0.5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            process.kill()
+            raise AssertionError(f"server did not start: {process.communicate()[0]}")
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _key(data_dir: Path) -> str:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "purpleflea.cli",
+            "keys",
+            "--data-dir",
+            str(data_dir),
+            "create",
+            "--account",
+            "tests",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.splitlines()[0]
+
+
+def _spec_example() -> str:
+    spec = (shared_dir() / "SPEC.md").read_text()
+    section = spec.split("## The SDK contract", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_spec_example_runs_verbatim_and_prints_big_liquidations(tmp_path: Path) -> None:
+    program = _spec_example()
+    assert 'purpleflea.LiquidationClient(api_key="YOUR_KEY")' in program
+    (tmp_path / "example.py").write_text(program)
+    sizes = [5_000.0, 2_500_000.0, 40_000.0, 150_000.0, 99_999.0, 1_250_000.0] * 20
+    _write_events(tmp_path / "events.jsonl", "spec", sizes)
+    port = _free_port()
+    with _serve(
+        tmp_path / "data",
+        port,
+        "--source",
+        "replay",
+        "--replay",
+        str(tmp_path / "events.jsonl"),
+        "--speed",
+        "1",
+    ):
+        env = dict(
+            os.environ,
+            PURPLEFLEA_URL=f"http://127.0.0.1:{port}",
+            PURPLEFLEA_API_KEY=_key(tmp_path / "data"),
+        )
+        example = subprocess.Popen(
+            [sys.executable, str(tmp_path / "example.py")],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        lines: list[str] = []
+        try:
+            assert example.stdout is not None
+            deadline = time.monotonic() + 30
+            while (
+                time.monotonic() < deadline and sum(x.startswith("LIQUIDATION") for x in lines) < 6
+            ):
+                line = example.stdout.readline()
+                if not line:
+                    break
+                lines.append(line.rstrip("\n"))
+        finally:
+            example.kill()
+            _, err = example.communicate()
+    heads = [x for x in lines if x.startswith("LIQUIDATION")]
+    assert len(heads) >= 6, (lines, err)
+    for head in heads:
+        match = re.fullmatch(r"LIQUIDATION: (long|short) ([\d,]+) ([A-Z]+-PERP)", head)
+        assert match, head
+        assert int(match.group(2).replace(",", "")) > 100_000
+    prices = [x for x in lines if x.startswith(" Price:")]
+    assert prices
+    assert all(re.fullmatch(r" Price: \$[\d,]+\.\d\d \| Cascade risk: \d+/10", p) for p in prices)
+
+
+def test_resume_across_kill_9_and_restart_loses_nothing_a_client_saw(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _write_events(tmp_path / "first.jsonl", "first", [1_000.0 + n for n in range(300)])
+    _write_events(tmp_path / "second.jsonl", "second", [2_000.0 + n for n in range(100)])
+    port = _free_port()
+    key = _key(data)
+    url = f"http://127.0.0.1:{port}"
+    seen: list[Liquidation] = []
+
+    async def consume(until: int) -> None:
+        client = purpleflea.LiquidationClient(api_key=key, base_url=url)
+        async with client.stream(since_seq=seen[-1].seq if seen else 0, max_backoff=0.3) as stream:
+            async for item in stream:
+                assert isinstance(item, Liquidation)
+                seen.append(item)
+                if len(seen) >= until:
+                    return
+
+    with _serve(
+        data, port, "--source", "replay", "--replay", str(tmp_path / "first.jsonl"), "--speed", "2"
+    ) as first:
+        asyncio.run(consume(40))
+        first.send_signal(signal.SIGKILL)  # mid-stream: the replay is still running
+        first.wait(10)
+    saw_before = {e.seq: e.id for e in seen}
+    with _serve(
+        data,
+        port,
+        "--source",
+        "replay",
+        "--replay",
+        str(tmp_path / "second.jsonl"),
+        "--speed",
+        "50",
+    ):
+        history = []
+        headers = {"X-API-Key": key}
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            page = httpx.get(f"{url}/v1/liquidations", params={"limit": 1000}, headers=headers)
+            history = page.json()["events"]
+            if sum(e["id"].startswith("second") for e in history) == 100:
+                break
+            time.sleep(0.2)
+        stored = {e["seq"]: e["id"] for e in history}
+        # Everything the client saw before the kill is still there, under the same seq.
+        assert all(stored.get(seq) == event_id for seq, event_id in saw_before.items())
+        # The client resumes from its last seq: every later stored event, once, in order.
+        asyncio.run(consume(len(stored)))
+    seqs = [e.seq for e in seen]
+    assert seqs == sorted(stored)
+    assert len(set(seqs)) == len(seqs)
+    first_run = [s for s, i in stored.items() if i.startswith("first")]
+    second_run = [s for s, i in stored.items() if i.startswith("second")]
+    assert max(first_run) < min(second_run)
