@@ -29,6 +29,7 @@ from purpleflea.server.pipeline import Scorer, Tracker
 from purpleflea.server.ratelimit import RateLimiter
 from purpleflea.server.sources import run_replay, run_sim
 from purpleflea.server.streaming import Streams
+from purpleflea.store.lock import exclusive
 from purpleflea.store.sqlite import SQLiteStore
 
 log = logging.getLogger("purpleflea.server")
@@ -204,6 +205,12 @@ def create_app(config: ServerConfig, *, server: Server | None = None) -> Starlet
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        with exclusive(config.data_dir, f"purpleflea serve on port {config.port}"):
+            async with _running(app):
+                yield
+
+    @asynccontextmanager
+    async def _running(app: Starlette) -> AsyncIterator[None]:
         await built.tracker.start()
         built.tasks.append(
             asyncio.create_task(
