@@ -161,3 +161,54 @@ async def test_an_exchange_with_one_failed_source_keeps_its_catalog(tmp_path: Pa
         await catalogs.refresh(client, sources)
     assert "NEW_USDT" not in catalogs.get("gate")
     assert "BTC_USDT" in catalogs.get("gate")
+
+
+def test_symbol_lists_of_per_instrument_feeds() -> None:
+    bybit = json.dumps(
+        {
+            "result": {
+                "list": [
+                    {"symbol": "BTCUSDT", "contractType": "LinearPerpetual", "status": "Trading"},
+                    {"symbol": "BTCUSD", "contractType": "InversePerpetual", "status": "Trading"},
+                    {"symbol": "OLDUSDT", "contractType": "LinearPerpetual", "status": "Closed"},
+                ]
+            }
+        }
+    ).encode()
+    assert [(i.symbol, i.kind) for i in catalog.parse_bybit(bybit)] == [
+        ("BTCUSDT", "linear"),
+        ("BTCUSD", "inverse"),
+    ]
+    deribit = json.dumps(
+        {
+            "result": [
+                {
+                    "instrument_name": "BTC-PERPETUAL",
+                    "settlement_period": "perpetual",
+                    "contract_size": 10,
+                    "instrument_type": "reversed",
+                },
+                {
+                    "instrument_name": "SOL_USDC-PERPETUAL",
+                    "settlement_period": "perpetual",
+                    "contract_size": 0.1,
+                    "instrument_type": "linear",
+                },
+                {
+                    "instrument_name": "BTC-27DEC24",
+                    "settlement_period": "month",
+                    "contract_size": 10,
+                },
+            ]
+        }
+    ).encode()
+    assert [(i.symbol, i.kind, i.contract_size) for i in catalog.parse_deribit(deribit)] == [
+        ("BTC-PERPETUAL", "inverse", 10.0),
+        ("SOL_USDC-PERPETUAL", "linear", 0.1),
+    ]
+    dydx = json.dumps(
+        {"markets": {"BTC-USD": {"status": "ACTIVE"}, "LUNA-USD": {"status": "FINAL_SETTLEMENT"}}}
+    ).encode()
+    assert [i.symbol for i in catalog.parse_dydx(dydx)] == ["BTC-USD"]
+    with pytest.raises(catalog.CatalogError, match=r"bybit instruments: result\.list"):
+        catalog.parse_bybit(b'{"result": {}}')

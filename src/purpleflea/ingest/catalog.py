@@ -7,8 +7,10 @@ body into :class:`~purpleflea.model.Instrument` rows (tested with documented res
 it saved (or the snapshot bundled with the package, so a start with no network still
 normalizes the major contracts correctly), refreshes from REST, and saves what it fetched.
 
-Exchanges absent here need no catalog: Binance USD-M, Bybit linear, dYdX, Hyperliquid report
-coins; Bitget reports quote amounts; Deribit and Bybit inverse report USD.
+Exchanges that report coins or USD (Bybit, Deribit, dYdX) need no contract sizes, but their
+feeds subscribe per instrument, so their catalogs are the list of symbols to subscribe to
+(contract size 1: one coin for linear, one USD for inverse). Binance USD-M, Hyperliquid and
+Bitget need no catalog (Bitget reports quote amounts; Binance subscribes to all markets).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from purpleflea.model import Instrument
+from purpleflea.model import ContractKind, Instrument
 
 log = logging.getLogger("purpleflea.ingest.catalog")
 
@@ -169,6 +171,66 @@ def parse_htx(body: bytes) -> list[Instrument]:
     return found
 
 
+_BYBIT_KINDS: dict[str, ContractKind] = {
+    "LinearPerpetual": "linear",
+    "LinearFutures": "linear",
+    "InversePerpetual": "inverse",
+    "InverseFutures": "inverse",
+}
+
+
+def parse_bybit(body: bytes) -> list[Instrument]:
+    """``GET v5/market/instruments-info?category=linear|inverse``: ``result.list[]``.
+
+    Only instruments with ``status: Trading`` are kept: the feed subscribes to each one.
+    Sizes are in coins (linear) or USD (inverse), so the contract size is 1.
+    """
+    result = _json("bybit", body).get("result")
+    rows = _rows("bybit", result.get("list") if isinstance(result, dict) else None, "result.list")
+    found = []
+    for row in rows:
+        kind = _BYBIT_KINDS.get(str(row.get("contractType")))
+        if kind is not None and row.get("status") == "Trading":
+            found.append(
+                Instrument(
+                    exchange="bybit", symbol=str(row["symbol"]), kind=kind, contract_size=1.0
+                )
+            )
+    return found
+
+
+def parse_deribit(body: bytes) -> list[Instrument]:
+    """``GET api/v2/public/get_instruments?currency=any&kind=future``: the perpetuals.
+
+    Inverse perpetuals (``BTC-PERPETUAL``) trade USD amounts (``contract_size`` USD per
+    contract); linear ones (``SOL_USDC-PERPETUAL``) coin amounts.
+    """
+    rows = _rows("deribit", _json("deribit", body).get("result"), "result")
+    found = []
+    for row in rows:
+        symbol = str(row.get("instrument_name"))
+        if row.get("settlement_period") != "perpetual" or not row.get("is_active", True):
+            continue
+        size = _size("deribit", symbol, row.get("contract_size"))
+        if size is None:
+            continue
+        kind: ContractKind = "linear" if row.get("instrument_type") == "linear" else "inverse"
+        found.append(Instrument(exchange="deribit", symbol=symbol, kind=kind, contract_size=size))
+    return found
+
+
+def parse_dydx(body: bytes) -> list[Instrument]:
+    """``GET v4/perpetualMarkets``: ``markets{ticker: {status}}``, sizes in coins."""
+    markets = _json("dydx_v4", body).get("markets")
+    if not isinstance(markets, dict):
+        raise CatalogError("dydx_v4 instruments: 'markets' is not an object")
+    return [
+        _linear("dydx_v4", str(ticker), 1.0)
+        for ticker, row in markets.items()
+        if isinstance(row, dict) and row.get("status", "ACTIVE") == "ACTIVE"
+    ]
+
+
 def _linear(exchange: str, symbol: str, size: float) -> Instrument:
     return Instrument(exchange=exchange, symbol=symbol, kind="linear", contract_size=size)
 
@@ -200,6 +262,22 @@ SOURCES: tuple[Source, ...] = (
     Source("gate", "https://api.gateio.ws/api/v4/futures/btc/contracts", parse_gate),
     Source("htx", "https://api.hbdm.com/linear-swap-api/v1/swap_contract_info", parse_htx),
     Source("htx", "https://api.hbdm.com/swap-api/v1/swap_contract_info", parse_htx),
+    Source(
+        "bybit",
+        "https://api.bybit.com/v5/market/instruments-info?category=linear&limit=1000",
+        parse_bybit,
+    ),
+    Source(
+        "bybit",
+        "https://api.bybit.com/v5/market/instruments-info?category=inverse&limit=1000",
+        parse_bybit,
+    ),
+    Source(
+        "deribit",
+        "https://www.deribit.com/api/v2/public/get_instruments?currency=any&kind=future",
+        parse_deribit,
+    ),
+    Source("dydx_v4", "https://indexer.dydx.trade/v4/perpetualMarkets", parse_dydx),
 )
 
 

@@ -26,26 +26,37 @@ from purpleflea.venues import FrameError
 log = logging.getLogger("purpleflea.ingest")
 
 Normalize = Callable[[bytes | str], list[VenueLiquidation]]
-#: Receives each new (deduplicated) event and the ms time it was received.
+#: Receives each new (deduplicated, sized) event and the ms time it was received.
 Sink = Callable[[VenueLiquidation, int], None]
 #: Answers an exchange's application-level ping frame (None: not a ping).
 Answer = Callable[[bytes | str], str | None]
+#: Messages computed when a connection opens (subscriptions from the current catalog, pings
+#: that carry the current time).
+Messages = Callable[[], tuple[str, ...]]
+Message = Callable[[], str]
 
 
 @dataclass(frozen=True)
 class FeedSpec:
-    """Everything exchange-specific about one connection; pure data, no I/O."""
+    """Everything exchange-specific about one connection; pure data, no I/O.
+
+    ``subscribe`` and ``keepalive`` may be fixed text or functions called each time they are
+    needed: subscriptions are then rebuilt from the catalog on every reconnect.
+    """
 
     name: str
     exchange: str
     url: str
     normalize: Normalize
-    subscribe: tuple[str, ...] = ()
-    keepalive: str | None = None
+    subscribe: tuple[str, ...] | Messages = ()
+    keepalive: str | Message | None = None
     keepalive_interval: float = 20.0
     answer: Answer | None = None
     silence_timeout: float = 90.0
     subscribe_pause: float = 0.0
+
+    def subscribe_messages(self) -> tuple[str, ...]:
+        return self.subscribe if isinstance(self.subscribe, tuple) else self.subscribe()
 
 
 @dataclass
@@ -69,9 +80,17 @@ class Backoff:
 
 @dataclass
 class ConnectionStats:
-    """Counters of one connection, read by the health endpoint."""
+    """Counters of one connection, read by the health endpoint.
+
+    ``frames`` counts every message received (acks and pongs too); ``events`` the events
+    handed to the sink; ``malformed`` frames the normalizer rejected; ``unsized`` events
+    dropped because the instrument's contract size is unknown; ``silent`` connections
+    replaced by the data watchdog; ``reconnects`` waits before connecting again.
+    """
 
     name: str
+    exchange: str = ""
+    url: str = ""
     state: str = "starting"
     connects: int = 0
     reconnects: int = 0
@@ -79,6 +98,9 @@ class ConnectionStats:
     events: int = 0
     duplicates: int = 0
     replays: int = 0
+    malformed: int = 0
+    unsized: int = 0
+    silent: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     last_error: str = ""
     last_message_at: float | None = None  # time.monotonic()
@@ -88,6 +110,8 @@ class ConnectionStats:
         age = None if self.last_message_at is None else round(now - self.last_message_at, 3)
         return {
             "name": self.name,
+            "exchange": self.exchange,
+            "url": self.url,
             "state": self.state,
             "connects": self.connects,
             "reconnects": self.reconnects,
@@ -95,10 +119,34 @@ class ConnectionStats:
             "events": self.events,
             "duplicates": self.duplicates,
             "replays": self.replays,
+            "malformed": self.malformed,
+            "unsized": self.unsized,
+            "silent": self.silent,
             "errors": dict(self.errors),
             "last_error": self.last_error,
             "last_message_age_s": age,
         }
+
+
+class Alarm:
+    """Decides which connection failures deserve a WARNING: one per exchange per outage.
+
+    Several connections of one exchange (Bybit linear and inverse, Gate's two settles) share
+    one alarm, so a network outage logs one clear line per exchange, not one per connection
+    and retry. The alarm re-arms once every connection that failed has connected again.
+    """
+
+    def __init__(self) -> None:
+        self._failing: set[str] = set()
+
+    def failed(self, connection: str) -> bool:
+        """Record a failure; True if it is the first of an outage (log it loudly)."""
+        first = not self._failing
+        self._failing.add(connection)
+        return first
+
+    def recovered(self, connection: str) -> None:
+        self._failing.discard(connection)
 
 
 class Deduper:
@@ -134,16 +182,21 @@ async def run_feed(
     *,
     backoff: Backoff | None = None,
     deduper: Deduper | None = None,
+    alarm: Alarm | None = None,
     open_timeout: float = 10.0,
 ) -> None:
-    """Keep ``spec``'s connection alive forever (until cancelled), feeding events to ``sink``."""
+    """Keep ``spec``'s connection alive forever (until cancelled), feeding events to ``sink``.
+
+    Never raises anything but ``CancelledError``: every failure (refused, closed, silent,
+    a normalizer bug) ends in a backoff and a new connection. Events whose size is unknown
+    (``quantity is None``) are counted as ``unsized`` and not delivered.
+    """
     stats = stats or ConnectionStats(spec.name)
+    stats.exchange, stats.url = spec.exchange, spec.url
     backoff = backoff or Backoff()
     deduper = deduper or Deduper()
+    alarm = alarm or Alarm()
     attempt = 0
-    # Log the first failure of a run of failures loudly and the rest quietly: with no network
-    # an exchange gets one clear line, not one per retry.
-    failing = False
     while True:
         stats.state = "connecting"
         started = time.monotonic()
@@ -154,29 +207,13 @@ async def run_feed(
                 stats.connects += 1
                 stats.state = "connected"
                 log.info("%s: connected to %s", spec.name, spec.url)
-                failing = False
+                alarm.recovered(spec.name)
                 await _session(ws, spec, sink, stats, deduper)
         except asyncio.CancelledError:
             stats.state = "stopped"
             raise
         except Exception as exc:  # every failure ends in a reconnect, never a crash
-            kind = _failure_kind(exc)
-            stats.errors[kind] += 1
-            stats.last_error = f"{kind}: {exc}"
-            if not failing:
-                what = "cannot reach" if stats.state == "connecting" else "connection lost to"
-                log.warning(
-                    "%s: %s %s (%s: %s); retrying with backoff up to %.0f s",
-                    spec.name,
-                    what,
-                    spec.url,
-                    kind,
-                    exc,
-                    backoff.cap,
-                )
-                failing = True
-            else:
-                log.debug("%s: still failing (%s: %s)", spec.name, kind, exc)
+            _record_failure(spec, stats, exc, alarm, backoff.cap)
         if time.monotonic() - started >= backoff.healthy_after:
             attempt = 0
         delay = backoff.delay(attempt)
@@ -186,6 +223,31 @@ async def run_feed(
         await asyncio.sleep(delay)
 
 
+def _record_failure(
+    spec: FeedSpec, stats: ConnectionStats, exc: Exception, alarm: Alarm, cap: float
+) -> None:
+    kind = _failure_kind(exc)
+    stats.errors[kind] += 1
+    if kind == "silent":
+        stats.silent += 1
+    stats.last_error = f"{kind}: {exc}"
+    # The first failure of an outage is logged loudly and the rest quietly: with no network
+    # an exchange gets one clear line, not one per retry.
+    if alarm.failed(spec.name):
+        what = "cannot reach" if stats.state == "connecting" else "connection lost to"
+        log.warning(
+            "%s: %s %s (%s: %s); retrying with backoff up to %g s",
+            spec.exchange or spec.name,
+            what,
+            spec.url,
+            kind,
+            exc,
+            cap,
+        )
+    else:
+        log.debug("%s: still failing (%s: %s)", spec.name, kind, exc)
+
+
 async def _session(
     ws: ClientConnection,
     spec: FeedSpec,
@@ -193,7 +255,7 @@ async def _session(
     stats: ConnectionStats,
     deduper: Deduper,
 ) -> None:
-    for index, message in enumerate(spec.subscribe):
+    for index, message in enumerate(spec.subscribe_messages()):
         if index and spec.subscribe_pause:
             await asyncio.sleep(spec.subscribe_pause)
         await ws.send(message)
@@ -208,13 +270,13 @@ async def _session(
                 frame = await asyncio.wait_for(ws.recv(), timeout=spec.silence_timeout)
             except TimeoutError:
                 raise SilentConnection(
-                    f"no frame for {spec.silence_timeout:.0f} s (connected but silent)"
+                    f"no frame for {spec.silence_timeout:g} s (connected but silent)"
                 ) from None
             received_at = time.time_ns() // 1_000_000
             stats.frames += 1
             stats.last_message_at = time.monotonic()
             if spec.answer is not None:
-                reply = spec.answer(frame)
+                reply = _answer(spec, frame, stats)
                 if reply is not None:
                     await ws.send(reply)
                     continue
@@ -225,6 +287,16 @@ async def _session(
             # The pinger dies with the connection; its own error is not the session's.
             with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
                 await pinger
+
+
+def _answer(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> str | None:
+    assert spec.answer is not None
+    try:
+        return spec.answer(frame)
+    except Exception as exc:  # a bad frame must not end the session; normalize will judge it
+        stats.errors["answer_error"] += 1
+        log.debug("%s: ping check failed on a frame: %r", spec.name, exc)
+        return None
 
 
 def _deliver(
@@ -238,12 +310,24 @@ def _deliver(
     try:
         events = spec.normalize(frame)
     except FrameError as exc:
+        stats.malformed += 1
         stats.errors["malformed_frame"] += 1
         stats.last_error = str(exc)
         log.debug("%s: skipped frame: %s", spec.name, exc)
         return
+    except Exception as exc:  # a normalizer bug: count it loudly, keep the connection
+        stats.malformed += 1
+        stats.errors["normalizer_error"] += 1
+        stats.last_error = f"normalizer_error: {exc!r}"
+        log.exception("%s: normalizer failed on a frame: %.200r", spec.name, frame)
+        return
     now = time.monotonic()
     for event in events:
+        if event.quantity is None or event.size_usd is None:
+            # Never publish a guessed size: the catalog lacks this contract (yet).
+            stats.unsized += 1
+            log.debug("%s: dropped %s, contract size unknown", spec.name, event.id)
+            continue
         if deduper.seen(event.id, now):
             stats.duplicates += 1
             continue
@@ -258,10 +342,10 @@ def _deliver(
             log.exception("%s: event sink failed", spec.name)
 
 
-async def _keepalive(ws: ClientConnection, message: str, interval: float) -> None:
+async def _keepalive(ws: ClientConnection, message: str | Message, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
-        await ws.send(message)
+        await ws.send(message if isinstance(message, str) else message())
 
 
 def _failure_kind(exc: BaseException) -> str:

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 import httpx
 
+from purpleflea.ingest.connection import Alarm
 from purpleflea.model import Catalog, MarketSnapshot
 
 log = logging.getLogger("purpleflea.ingest.pollers")
@@ -268,8 +269,11 @@ class Poller:
         instruments: Catalog,
         *,
         clock: Callable[[], float] = time.time,
+        alarm: Alarm | None = None,
     ) -> None:
         self.source = source
+        # Shared with the exchange's websocket connections: one WARNING per exchange outage.
+        self.alarm = alarm or Alarm()
         self.client = client
         self.sink = sink
         self.market_of = market_of
@@ -316,6 +320,7 @@ class Poller:
             )
         self.stats.polls += 1
         self.stats.snapshots += len(snapshots)
+        self.alarm.recovered(self._alarm_key)
         self.sink(snapshots)
 
     def _rate_limited(self, response: httpx.Response) -> float:
@@ -327,12 +332,20 @@ class Poller:
         while True:
             await asyncio.sleep(await self.poll_once())
 
+    @property
+    def _alarm_key(self) -> str:
+        return f"{self.source.exchange} poller"
+
     def _error(self, kind: str, message: str) -> None:
-        first = not self.stats.errors
         self.stats.errors[kind] = self.stats.errors.get(kind, 0) + 1
         self.stats.last_error = f"{kind}: {message}"
-        (log.warning if first else log.debug)(
-            "%s poller: %s", self.source.exchange, self.stats.last_error
+        loud = self.alarm.failed(self._alarm_key)
+        (log.warning if loud else log.debug)(
+            "%s: open-interest poll of %s failed (%s); retrying every %.0f s",
+            self.source.exchange,
+            self.source.urls[0],
+            self.stats.last_error,
+            self.source.interval,
         )
 
 
@@ -341,8 +354,7 @@ class BinanceUsdmPoller(Poller):
     (``premiumIndex``), open interest one symbol at a time for the symbols asked for, paced
     well inside the 2,400 request-weight per minute limit (each call weighs 1)."""
 
-    MARKS_URL = "https://fapi.binance.com/fapi/v1/premiumIndex"
-    OPEN_INTEREST_URL = "https://fapi.binance.com/fapi/v1/openInterest"
+    BASE_URL = "https://fapi.binance.com"
 
     def __init__(
         self,
@@ -354,18 +366,22 @@ class BinanceUsdmPoller(Poller):
         interval: float = 60.0,
         pause: float = 0.05,
         clock: Callable[[], float] = time.time,
+        alarm: Alarm | None = None,
+        base_url: str = BASE_URL,
     ) -> None:
+        self.marks_url = f"{base_url}/fapi/v1/premiumIndex"
+        self.open_interest_url = f"{base_url}/fapi/v1/openInterest"
         source = PollSource(
-            "binance_usdm", (self.MARKS_URL,), parse_binance_premium_index, interval
+            "binance_usdm", (self.marks_url,), parse_binance_premium_index, interval
         )
-        super().__init__(source, client, sink, market_of, {}, clock=clock)
+        super().__init__(source, client, sink, market_of, {}, clock=clock, alarm=alarm)
         self.symbols = symbols
         self.pause = pause
 
     async def poll_once(self) -> float:
         interval = self.source.interval
         try:
-            response = await self.client.get(self.MARKS_URL)
+            response = await self.client.get(self.marks_url)
             if response.status_code in (418, 429):
                 return self._rate_limited(response)
             response.raise_for_status()
@@ -376,7 +392,7 @@ class BinanceUsdmPoller(Poller):
             for symbol in self.symbols:
                 if symbol not in marks:
                     continue
-                response = await self.client.get(self.OPEN_INTEREST_URL, params={"symbol": symbol})
+                response = await self.client.get(self.open_interest_url, params={"symbol": symbol})
                 if response.status_code in (418, 429):
                     return self._rate_limited(response)
                 response.raise_for_status()

@@ -1,0 +1,257 @@
+"""Live ingest: every exchange's liquidation feed, its catalog and its REST pollers, together.
+
+:class:`LiveIngest` is what ``purpleflea serve --source live`` runs::
+
+    ingest = LiveIngest(on_event, on_snapshot, cache_path=data_dir / "instruments.json")
+    await ingest.start()      # returns at once; connections run as background tasks
+    ...
+    ingest.stats()            # per-connection counters for the health endpoint
+    await ingest.stop()
+
+Catalogs start from the cached (or bundled) snapshot, are fetched at start (bounded wait, so
+no network only delays the start by ``catalog_wait``) and refreshed periodically. Each
+connection is one :func:`~purpleflea.ingest.connection.run_feed` task; each exchange's
+connections and poller share one :class:`Alarm`, so an unreachable exchange logs one WARNING.
+Events whose contract size is unknown never reach ``on_event`` (counted as ``unsized``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from purpleflea.ingest import feeds
+from purpleflea.ingest.catalog import SOURCES, Catalogs, Source
+from purpleflea.ingest.connection import (
+    Alarm,
+    Backoff,
+    ConnectionStats,
+    FeedSpec,
+    Sink,
+    run_feed,
+)
+from purpleflea.ingest.pollers import POLL_SOURCES, BinanceUsdmPoller, Poller, PollSource
+from purpleflea.model import MarketSnapshot
+from purpleflea.venues import binance, bitmex, bybit, dydx, gate, hyperliquid, okx, symbols
+
+log = logging.getLogger("purpleflea.ingest.live")
+
+SnapshotSink = Callable[[MarketSnapshot], None]
+
+#: Binance USD-M open interest is read one symbol per request: the majors only.
+BINANCE_OI_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT", "BNBUSDT")
+
+
+def _binance_usdm_market(symbol: str) -> symbols.Market | None:
+    return None if "_" in symbol else symbols.concatenated(symbol, ("USDT", "USDC"))[0]
+
+
+_MARKETS: dict[str, Callable[[str], object]] = {
+    binance.USDM: _binance_usdm_market,
+    bybit.EXCHANGE: bybit.market,
+    okx.EXCHANGE: okx.market,
+    bitmex.EXCHANGE: bitmex.market,
+    dydx.EXCHANGE: dydx.market,
+    gate.EXCHANGE: gate.market,
+    "hyperliquid": hyperliquid.market,
+}
+
+
+def market_of(exchange: str, symbol: str) -> str | None:
+    """Normalized market name (``BTC-PERP``) of an exchange symbol; None if not a market."""
+    find = _MARKETS.get(exchange)
+    found = find(symbol) if find is not None else None
+    if isinstance(found, tuple) and not isinstance(found, symbols.Market):
+        found = found[0]  # (market, flag) shapes of bybit/bitmex
+    return found.name if isinstance(found, symbols.Market) else None
+
+
+class LiveIngest:
+    """Runs the live feeds of ``exchanges`` (default: every one with a normalizer).
+
+    ``urls`` overrides connection endpoints by connection name (see
+    :data:`purpleflea.ingest.feeds.URLS`); ``catalog_sources``/``poll_sources`` override the REST
+    endpoints (tests point all three at loopback). ``poll_sources=()`` and
+    ``binance_oi_symbols=()`` turn polling off.
+    """
+
+    def __init__(
+        self,
+        on_event: Sink,
+        on_snapshot: SnapshotSink | None = None,
+        *,
+        exchanges: Sequence[str] | None = None,
+        urls: Mapping[str, str] | None = None,
+        cache_path: Path | None = None,
+        catalogs: Catalogs | None = None,
+        catalog_sources: tuple[Source, ...] = SOURCES,
+        catalog_refresh_s: float = 3600.0,
+        catalog_wait_s: float = 10.0,
+        poll_sources: tuple[PollSource, ...] = POLL_SOURCES,
+        binance_oi_symbols: tuple[str, ...] = BINANCE_OI_SYMBOLS,
+        binance_rest_url: str = BinanceUsdmPoller.BASE_URL,
+        backoff: Callable[[], Backoff] = Backoff,
+        open_timeout: float = 10.0,
+        http_timeout: float = 10.0,
+    ) -> None:
+        self.on_event = on_event
+        self.on_snapshot = on_snapshot
+        self.exchanges = list(feeds.available() if exchanges is None else exchanges)
+        self.urls = dict(urls or {})
+        self.catalogs = catalogs or Catalogs(cache_path)
+        self.catalog_sources = catalog_sources
+        self.catalog_refresh_s = catalog_refresh_s
+        self.catalog_wait_s = catalog_wait_s
+        self.poll_sources = poll_sources
+        self.binance_oi_symbols = binance_oi_symbols
+        self.binance_rest_url = binance_rest_url
+        self.backoff = backoff
+        self.open_timeout = open_timeout
+        self.http_timeout = http_timeout
+        self.specs: list[FeedSpec] = []
+        self.pollers: list[Poller] = []
+        self._stats: list[ConnectionStats] = []
+        self._alarms: dict[str, Alarm] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        """Fetch catalogs (bounded wait), then start every connection and poller task."""
+        if self._tasks:
+            raise RuntimeError("LiveIngest already started")
+        self._client = httpx.AsyncClient(timeout=self.http_timeout, follow_redirects=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._refresh_catalogs(), timeout=self.catalog_wait_s)
+        self.specs = feeds.build_feeds(self.catalogs, self.exchanges, self.urls)
+        for spec in self.specs:
+            stats = ConnectionStats(spec.name, exchange=spec.exchange, url=spec.url)
+            self._stats.append(stats)
+            self._spawn(
+                spec.name,
+                run_feed(
+                    spec,
+                    self.on_event,
+                    stats,
+                    backoff=self.backoff(),
+                    alarm=self._alarm(spec.exchange),
+                    open_timeout=self.open_timeout,
+                ),
+            )
+        self._start_pollers(self._client)
+        self._spawn("catalog refresh", self._refresh_forever())
+        log.info(
+            "live ingest started: %d connections over %d exchanges, %d pollers",
+            len(self.specs),
+            len(self.exchanges),
+            len(self.pollers),
+        )
+
+    async def stop(self) -> None:
+        """Cancel every task and close the HTTP client; safe to call twice."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def stats(self) -> list[dict[str, object]]:
+        """One counters dict per websocket connection (see ``ConnectionStats.snapshot``)."""
+        return [stats.snapshot() for stats in self._stats]
+
+    def poller_stats(self) -> list[dict[str, object]]:
+        return [
+            {
+                "exchange": p.source.exchange,
+                "polls": p.stats.polls,
+                "snapshots": p.stats.snapshots,
+                "errors": dict(p.stats.errors),
+                "last_error": p.stats.last_error,
+            }
+            for p in self.pollers
+        ]
+
+    def _alarm(self, exchange: str) -> Alarm:
+        return self._alarms.setdefault(exchange, Alarm())
+
+    def _spawn(self, name: str, job: Coroutine[Any, Any, None]) -> None:
+        self._tasks.append(asyncio.create_task(job, name=f"ingest:{name}"))
+
+    def _start_pollers(self, client: httpx.AsyncClient) -> None:
+        if self.on_snapshot is None:
+            return
+        enabled = set(self.exchanges)
+        for source in self.poll_sources:
+            if source.exchange in enabled:
+                poller = Poller(
+                    source,
+                    client,
+                    self._deliver_snapshots,
+                    market_of,
+                    self.catalogs.get(source.exchange),
+                    alarm=self._alarm(source.exchange),
+                )
+                self.pollers.append(poller)
+        if binance.USDM in enabled and self.binance_oi_symbols:
+            self.pollers.append(
+                BinanceUsdmPoller(
+                    self.binance_oi_symbols,
+                    client,
+                    self._deliver_snapshots,
+                    market_of,
+                    alarm=self._alarm(binance.USDM),
+                    base_url=self.binance_rest_url,
+                )
+            )
+        for poller in self.pollers:
+            self._spawn(f"{poller.source.exchange} poller", _poll_forever(poller))
+
+    def _deliver_snapshots(self, snapshots: list[MarketSnapshot]) -> None:
+        assert self.on_snapshot is not None
+        for snapshot in snapshots:
+            try:
+                self.on_snapshot(snapshot)
+            except Exception:  # a consumer bug must not stop the poller
+                log.exception("snapshot sink failed on %s %s", snapshot.exchange, snapshot.symbol)
+
+    async def _refresh_catalogs(self) -> None:
+        assert self._client is not None
+        enabled = set(self.exchanges)
+        sources = tuple(s for s in self.catalog_sources if s.exchange in enabled)
+        if not sources:
+            return
+        errors = await self.catalogs.refresh(self._client, sources)
+        if errors:
+            # One line for all sources: per-exchange reachability is the connections' to report.
+            log.warning(
+                "instrument catalogs: %d of %d REST sources failed, keeping the cached/bundled "
+                "contracts for those exchanges (first: %s)",
+                len(errors),
+                len(sources),
+                next(iter(errors.values())),
+            )
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.catalog_refresh_s)
+            try:
+                await self._refresh_catalogs()
+            except Exception:  # never let a refresh bug end refreshing
+                log.exception("instrument catalog refresh failed")
+
+
+async def _poll_forever(poller: Poller) -> None:
+    """``poller.run`` that survives a parser bug: log it and try again next interval."""
+    while True:
+        try:
+            await poller.run()
+        except Exception:
+            log.exception("%s poller crashed; restarting", poller.source.exchange)
+            await asyncio.sleep(poller.source.interval)

@@ -1,0 +1,1 @@
+"""Loopback fakes of the exchanges' websocket and REST endpoints for ingest tests."""

@@ -1,0 +1,590 @@
+"""Fake exchange websocket servers on loopback, speaking each exchange's protocol.
+
+A :class:`FakeExchange` runs a ``websockets`` server on 127.0.0.1 (port 0) for one connection
+of one exchange. Its :class:`Dialect` checks the URL path and the subscribe messages (a wrong
+one is recorded in ``violations`` and the socket closed), answers that exchange's pings with
+its pongs, sends its greetings, acks and subscribe-time snapshots (Kraken ``trade_snapshot``,
+BitMEX ``partial``, dYdX ``subscribed`` history), gzips frames for HTX, and pings the client
+the way the exchange does (HTX ``op:ping``, Deribit ``test_request``, Kraken heartbeats).
+
+It plays a queue of recorded frames to whoever is subscribed, and knows which were sent to an
+open socket (``delivered``): a frame not sent stays queued for the next connection. It can be
+told to misbehave: drop every connection after ``drop_every`` seconds, go silent after
+``stall_every`` frames, interleave garbage every ``garbage_every`` frames, send in bursts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import json
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import websockets
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+Out = str | bytes
+
+
+class Violation(Exception):
+    """The client sent something the real exchange would reject."""
+
+
+def dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class Session:
+    """What one client connection has done so far."""
+
+    subscribed: asyncio.Event = field(default_factory=asyncio.Event)
+    topics: list[str] = field(default_factory=list)
+    pings: int = 0  # client pings answered / server pings answered by the client
+    heartbeat: float | None = None  # Deribit: set by public/set_heartbeat
+    silent: bool = False  # stalled: ignore everything, send nothing
+
+
+class Dialect:
+    """One exchange's side of the protocol. Subclasses override what differs."""
+
+    exchange = ""
+    path = "/"
+    #: Server-initiated application ping interval (None: the exchange sends none).
+    ping_every: float | None = None
+
+    def greeting(self) -> list[str]:
+        return []
+
+    def handle(self, message: str, session: Session) -> list[str]:
+        """Replies to one client message; raises :class:`Violation` for a wrong one."""
+        raise Violation(f"{self.exchange}: unexpected message {message[:120]!r}")
+
+    def snapshot(self, delivered: list[Out], session: Session) -> list[str]:
+        """Frames sent right after subscribing (replays of what was already sent)."""
+        return []
+
+    def ping(self, session: Session) -> str | None:
+        return None
+
+    def encode(self, text: Out) -> Out:
+        return text
+
+    def garbage(self, good: Out) -> list[Out]:
+        """Malformed frames: not JSON, and a real frame cut in half."""
+        return ["}{ not json at all", good[: len(good) // 2]]
+
+    def _json(self, message: str) -> dict[str, Any]:
+        try:
+            value = json.loads(message)
+        except ValueError:
+            raise Violation(f"{self.exchange}: not JSON: {message[:120]!r}") from None
+        if not isinstance(value, dict):
+            raise Violation(f"{self.exchange}: not an object: {message[:120]!r}")
+        return value
+
+
+class Binance(Dialect):
+    def __init__(self, exchange: str = "binance_usdm") -> None:
+        self.exchange = exchange
+        # Trap 3: USD-M liquidations live under /market; COIN-M has no split.
+        self.path = "/market/ws" if exchange == "binance_usdm" else "/ws"
+
+    def handle(self, message: str, session: Session) -> list[str]:
+        request = self._json(message)
+        params = request.get("params")
+        if request.get("method") != "SUBSCRIBE" or params != ["!forceOrder@arr"]:
+            raise Violation(f"{self.exchange}: bad subscribe {message!r}")
+        session.topics.extend(params)
+        session.subscribed.set()
+        return [dumps({"result": None, "id": request.get("id")})]
+
+
+class Bybit(Dialect):
+    exchange = "bybit"
+
+    def __init__(self, category: str = "linear") -> None:
+        self.path = f"/v5/public/{category}"
+
+    def handle(self, message: str, session: Session) -> list[str]:
+        request = self._json(message)
+        if request.get("op") == "ping":
+            session.pings += 1
+            return [dumps({"success": True, "ret_msg": "pong", "conn_id": "c1", "op": "ping"})]
+        args = request.get("args")
+        if request.get("op") != "subscribe" or not isinstance(args, list) or not args:
+            raise Violation(f"bybit: bad request {message!r}")
+        if len(message) > 21_000 or not all(str(a).startswith("allLiquidation.") for a in args):
+            raise Violation(f"bybit: bad subscribe args {message[:120]!r}")
+        session.topics.extend(args)
+        session.subscribed.set()
+        reply = {"success": True, "ret_msg": "", "conn_id": "c1", "op": "subscribe"}
+        return [dumps(reply)]
+
+
+class Okx(Dialect):
+    exchange = "okx"
+    path = "/ws/v5/public"
+
+    def handle(self, message: str, session: Session) -> list[str]:
+        if message == "ping":
+            session.pings += 1
+            return ["pong"]
+        request = self._json(message)
+        args = request.get("args")
+        if request.get("op") != "subscribe" or not isinstance(args, list):
+            raise Violation(f"okx: bad request {message!r}")
+        replies = []
+        for arg in args:
+            if arg.get("channel") != "liquidation-orders" or arg.get("instType") not in (
+                "SWAP",
+                "FUTURES",
+            ):
+                raise Violation(f"okx: bad subscribe arg {arg!r}")
+            session.topics.append(arg["instType"])
+            replies.append(dumps({"event": "subscribe", "arg": arg, "connId": "a1"}))
+        session.subscribed.set()
+        return replies
+
+
+class Bitmex(Dialect):
+    exchange = "bitmex"
+    path = "/realtime"
+
+    def greeting(self) -> list[str]:
+        return [dumps({"info": "Welcome to the BitMEX Realtime API.", "version": "fake"})]
+
+    def handle(self, message: str, session: Session) -> list[str]:
+        if message == "ping":
+            session.pings += 1
+            return ["pong"]
+        request = self._json(message)
+        if request.get("op") != "subscribe" or request.get("args") != ["liquidation"]:
+            raise Violation(f"bitmex: bad request {message!r}")
+        session.topics.append("liquidation")
+        session.subscribed.set()
+        return [dumps({"success": True, "subscribe": "liquidation", "request": request})]
+
+    def snapshot(self, delivered: list[Out], session: Session) -> list[str]:
+        # The partial lists the liquidation orders resting now: here, every insert sent so far.
+        rows = [row for frame in delivered for row in _rows(frame, "insert")]
+        partial = {
+            "table": "liquidation",
+            "action": "partial",
+            "keys": ["orderID"],
+            "filter": {},
+            "data": rows,
+        }
+        return [dumps(partial)]
+
+
+def _rows(frame: Out, action: str) -> list[Any]:
+    value = json.loads(frame)
+    return list(value.get("data") or []) if value.get("action") == action else []
+
+
+class Deribit(Dialect):
+    exchange = "deribit"
+    path = "/ws/api/v2"
+    ping_every = 0.2
+
+    def handle(self, message: str, session: Session) -> list[str]:
+        request = self._json(message)
+        method, rid = request.get("method"), request.get("id")
+        params = request.get("params") or {}
+        if request.get("jsonrpc") != "2.0":
+            raise Violation(f"deribit: not JSON-RPC 2.0: {message!r}")
+        if method == "public/set_heartbeat":
+            if params.get("interval", 0) < 10:
+                raise Violation(f"deribit: heartbeat interval below 10 s: {message!r}")
+            session.heartbeat = float(params["interval"])
+            return [dumps({"jsonrpc": "2.0", "id": rid, "result": "ok"})]
+        if method == "public/test":
+            session.pings += 1
+            return [dumps({"jsonrpc": "2.0", "id": rid, "result": {"version": "fake"}})]
+        channels = params.get("channels")
+        if method != "public/subscribe" or not isinstance(channels, list) or not channels:
+            raise Violation(f"deribit: bad request {message!r}")
+        for channel in channels:
+            parts = str(channel).split(".")
+            if len(parts) != 3 or parts[0] != "trades" or parts[2] not in ("100ms", "agg2"):
+                raise Violation(f"deribit: bad public channel {channel!r}")
+        session.topics.extend(channels)
+        session.subscribed.set()
+        return [dumps({"jsonrpc": "2.0", "id": rid, "result": channels})]
+
+    def ping(self, session: Session) -> str | None:
+        if session.heartbeat is None:
+            return None
+        test = {"jsonrpc": "2.0", "method": "heartbeat", "params": {"type": "test_request"}}
+        return dumps(test)
+
+
+class Dydx(Dialect):
+    exchange = "dydx_v4"
+    path = "/v4/ws"
+
+    def greeting(self) -> list[str]:
+        return [dumps({"type": "connected", "connection_id": "c1", "message_id": 0})]
+
+    def handle(self, message: str, session: Session) -> list[str]:
+        request = self._json(message)
+        market = request.get("id")
+        if (
+            request.get("type") != "subscribe"
+            or request.get("channel") != "v4_trades"
+            or not isinstance(market, str)
+        ):
+            raise Violation(f"dydx: bad request {message!r}")
+        session.topics.append(market)
+        session.subscribed.set()
+        return []  # the "subscribed" reply carries history: sent by snapshot()
+
+    def snapshot(self, delivered: list[Out], session: Session) -> list[str]:
+        replies = []
+        for market in session.topics:
+            trades = [
+                trade
+                for frame in delivered
+                for trade in json.loads(frame).get("contents", {}).get("trades", [])
+                if json.loads(frame).get("id") == market
+            ]
+            subscribed = {
+                "type": "subscribed",
+                "connection_id": "c1",
+                "message_id": 1,
+                "channel": "v4_trades",
+                "id": market,
+                "contents": {"trades": trades},
+            }
+            replies.append(dumps(subscribed))
+        return replies
+
+
+class Kraken(Dialect):
+    exchange = "kraken_futures"
+    path = "/ws/v1"
+    ping_every = 0.2  # the heartbeat feed
+
+    def greeting(self) -> list[str]:
+        return [dumps({"event": "info", "version": 1})]
+
+    def handle(self, message: str, session: Session) -> list[str]:
+        request = self._json(message)
+        feed = request.get("feed")
+        if request.get("event") != "subscribe" or feed not in ("trade", "heartbeat"):
+            raise Violation(f"kraken: bad request {message!r}")
+        if feed == "heartbeat":
+            session.topics.append("heartbeat")
+            return [dumps({"event": "subscribed", "feed": "heartbeat"})]
+        products = request.get("product_ids")
+        if not isinstance(products, list) or not products:
+            raise Violation(f"kraken: trade subscribe without product_ids: {message!r}")
+        session.topics.extend(products)
+        session.subscribed.set()
+        return [dumps({"event": "subscribed", "feed": "trade", "product_ids": products})]
+
+    def snapshot(self, delivered: list[Out], session: Session) -> list[str]:
+        replies = []
+        for product in session.topics:
+            trades = [
+                value
+                for value in (json.loads(frame) for frame in delivered)
+                if value.get("product_id") == product and value.get("feed") == "trade"
+            ]
+            snapshot = {"feed": "trade_snapshot", "product_id": product, "trades": trades}
+            replies.append(dumps(snapshot))
+        return replies
+
+    def ping(self, session: Session) -> str | None:
+        if "heartbeat" not in session.topics:
+            return None
+        return dumps({"feed": "heartbeat", "time": now_ms()})
+
+
+class Bitget(Dialect):
+    exchange = "bitget"
+    path = "/v3/ws/public"
+
+    def handle(self, message: str, session: Session) -> list[str]:
+        if message == "ping":
+            session.pings += 1
+            return ["pong"]
+        request = self._json(message)
+        args = request.get("args")
+        if request.get("op") != "subscribe" or not isinstance(args, list):
+            raise Violation(f"bitget: bad request {message!r}")
+        replies = []
+        for arg in args:
+            if arg.get("topic") != "liquidation" or arg.get("instType") not in (
+                "usdt-futures",
+                "coin-futures",
+                "usdc-futures",
+            ):
+                raise Violation(f"bitget: bad subscribe arg {arg!r}")
+            session.topics.append(arg["instType"])
+            replies.append(dumps({"event": "subscribe", "arg": arg}))
+        session.subscribed.set()
+        return replies
+
+
+class Gate(Dialect):
+    exchange = "gate"
+
+    def __init__(self, settle: str = "usdt") -> None:
+        self.path = f"/v4/ws/{settle}"
+
+    def handle(self, message: str, session: Session) -> list[str]:
+        request = self._json(message)
+        channel = request.get("channel")
+        if not isinstance(request.get("time"), int):
+            raise Violation(f"gate: request without integer 'time': {message!r}")
+        stamp = {"time": int(time.time()), "time_ms": now_ms()}
+        if channel == "futures.ping":
+            session.pings += 1
+            return [dumps({**stamp, "channel": "futures.pong", "event": "", "result": None})]
+        if (
+            channel != "futures.public_liquidates"
+            or request.get("event") != "subscribe"
+            or request.get("payload") != ["!all"]
+        ):
+            raise Violation(f"gate: bad request {message!r}")
+        session.topics.append("!all")
+        session.subscribed.set()
+        ack = {**stamp, "channel": channel, "event": "subscribe", "payload": ["!all"]}
+        return [dumps({**ack, "result": {"status": "success"}})]
+
+
+class Htx(Dialect):
+    exchange = "htx"
+    ping_every = 0.2
+
+    def __init__(self, kind: str = "linear") -> None:
+        self.path = "/linear-swap-notification" if kind == "linear" else "/swap-notification"
+
+    def handle(self, message: str, session: Session) -> list[str]:
+        request = self._json(message)
+        if request.get("op") == "pong":
+            session.pings += 1
+            return []
+        if request.get("op") != "sub" or request.get("topic") != "public.*.liquidation_orders":
+            raise Violation(f"htx: bad request {message!r}")
+        session.topics.append(request["topic"])
+        session.subscribed.set()
+        reply = {
+            "op": "sub",
+            "cid": request.get("cid"),
+            "topic": request["topic"],
+            "err-code": 0,
+            "ts": now_ms(),
+        }
+        return [dumps(reply)]
+
+    def ping(self, session: Session) -> str | None:
+        return dumps({"op": "ping", "ts": str(now_ms())})
+
+    def encode(self, text: Out) -> Out:
+        if isinstance(text, bytes):
+            return text  # a recorded binary frame, already gzipped
+        return gzip.compress(text.encode())
+
+    def garbage(self, good: Out) -> list[Out]:
+        return ["}{ not json at all"]  # gzipped by encode(); a cut gzip stream is tested apart
+
+
+@dataclass
+class Faults:
+    """How the fake misbehaves (all off by default)."""
+
+    drop_every: float | None = None  # close every connection after this many seconds
+    stall_every: int | None = None  # go silent after this many frames on a connection
+    stall_for: float = 2.0
+    garbage_every: int | None = None  # garbage after every N good frames
+    burst: int = 1  # frames sent back to back between gaps
+    gap: float = 0.005
+
+
+class FakeExchange:
+    """A loopback websocket server playing ``frames`` in the voice of ``dialect``."""
+
+    def __init__(
+        self, dialect: Dialect, frames: Iterable[Out] = (), faults: Faults | None = None
+    ) -> None:
+        self.dialect = dialect
+        self.faults = faults or Faults()
+        self.pending: deque[Out] = deque(frames)
+        self.delivered: list[Out] = []  # good frames sent to an open, subscribed socket
+        self.snapshots: list[str] = []  # subscribe-time replays sent
+        self.garbage_delivered = 0
+        self.connections = 0
+        self.rejected_paths: list[str] = []
+        self.violations: list[str] = []
+        self.sessions: list[Session] = []
+        self._server: Server | None = None
+        self._garbage_index = 0
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "server not started"
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}{self.dialect.path}"
+
+    async def __aenter__(self) -> FakeExchange:
+        self._server = await serve(
+            self._handle, "127.0.0.1", 0, process_request=self._check_path, compression=None
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    def add(self, frames: Iterable[Out]) -> None:
+        self.pending.extend(frames)
+
+    async def wait_drained(self, timeout: float = 5.0) -> None:
+        """Wait until every queued frame was delivered to a subscribed socket."""
+        deadline = time.monotonic() + timeout
+        while self.pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{self.dialect.exchange} fake: {len(self.pending)} frames still queued "
+                    f"after {timeout} s ({self.connections} connections)"
+                )
+            await asyncio.sleep(0.01)
+
+    def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
+        if request.path != self.dialect.path:
+            self.rejected_paths.append(request.path)
+            return connection.respond(404, f"no such endpoint {request.path}\n")
+        return None
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        self.connections += 1
+        session = Session()
+        self.sessions.append(session)
+        dialect = self.dialect
+        for message in dialect.greeting():
+            await ws.send(dialect.encode(message))
+        tasks = [asyncio.create_task(self._read(ws, session))]
+        if dialect.ping_every is not None:
+            tasks.append(asyncio.create_task(self._ping(ws, session, dialect.ping_every)))
+        try:
+            if not await _subscribed(ws, session, timeout=5.0):
+                return
+            for message in dialect.snapshot(self.delivered, session):
+                await ws.send(dialect.encode(message))
+                self.snapshots.append(message)
+            await self._play(ws, session)
+            await ws.wait_closed()
+        except (websockets.ConnectionClosed, TimeoutError):
+            pass
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _read(self, ws: ServerConnection, session: Session) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for message in ws:
+                if session.silent:
+                    continue
+                text = message if isinstance(message, str) else message.decode()
+                try:
+                    replies = self.dialect.handle(text, session)
+                except Violation as exc:
+                    self.violations.append(str(exc))
+                    await ws.close(1008, str(exc)[:100])
+                    return
+                for reply in replies:
+                    await ws.send(self.dialect.encode(reply))
+
+    async def _ping(self, ws: ServerConnection, session: Session, every: float) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while True:
+                await asyncio.sleep(every)
+                ping = None if session.silent else self.dialect.ping(session)
+                if ping is not None:
+                    await ws.send(self.dialect.encode(ping))
+
+    async def _play(self, ws: ServerConnection, session: Session) -> None:
+        faults = self.faults
+        opened = time.monotonic()
+        sent_here = 0
+        while self.pending:
+            if faults.drop_every is not None and time.monotonic() - opened >= faults.drop_every:
+                await ws.close(1012, "fake restart")
+                return
+            if faults.stall_every is not None and sent_here and sent_here % faults.stall_every == 0:
+                session.silent = True
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ws.wait_closed(), faults.stall_for)
+                await ws.close(1001, "fake stall over")
+                return
+            for _ in range(faults.burst):
+                if not self.pending:
+                    break
+                frame = self.pending[0]
+                await ws.send(self.dialect.encode(frame))
+                # Sent while open: it is now the client's; a failed send left it queued.
+                self.pending.popleft()
+                self.delivered.append(frame)
+                sent_here += 1
+                if faults.garbage_every and sent_here % faults.garbage_every == 0:
+                    await self._send_garbage(ws, frame)
+            await asyncio.sleep(faults.gap)
+
+    async def _send_garbage(self, ws: ServerConnection, good: Out) -> None:
+        choices = self.dialect.garbage(good)
+        junk = choices[self._garbage_index % len(choices)]
+        self._garbage_index += 1
+        await ws.send(self.dialect.encode(junk))
+        self.garbage_delivered += 1
+
+
+async def _subscribed(ws: ServerConnection, session: Session, timeout: float) -> bool:
+    """Wait for a valid subscription; False if the client left (or never subscribed)."""
+    waiters = [
+        asyncio.create_task(session.subscribed.wait()),
+        asyncio.create_task(ws.wait_closed()),
+    ]
+    await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waiters:
+        waiter.cancel()
+    return session.subscribed.is_set()
+
+
+def dialect_for(connection: str) -> Dialect:
+    """The dialect of a connection name of ``purpleflea.ingest.feeds.URLS``."""
+    base = connection.split("#", 1)[0]
+    table: dict[str, Dialect] = {
+        "binance_usdm": Binance("binance_usdm"),
+        "binance_coinm": Binance("binance_coinm"),
+        "bybit_linear": Bybit("linear"),
+        "bybit_inverse": Bybit("inverse"),
+        "okx": Okx(),
+        "bitmex": Bitmex(),
+        "deribit": Deribit(),
+        "dydx_v4": Dydx(),
+        "kraken_futures": Kraken(),
+        "bitget": Bitget(),
+        "gate_usdt": Gate("usdt"),
+        "gate_btc": Gate("btc"),
+        "htx_linear": Htx("linear"),
+        "htx_coin": Htx("coin"),
+    }
+    return table[base]

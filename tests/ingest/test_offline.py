@@ -1,0 +1,86 @@
+"""No network at all: one clear WARNING per exchange, patient retries, an idle CPU."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+
+import pytest
+
+from purpleflea.ingest import catalog, feeds, pollers
+from purpleflea.ingest.connection import Backoff
+from purpleflea.ingest.live import LiveIngest
+
+# TEST-NET-1 (RFC 5737): never routed; either refused at once or the open times out.
+UNROUTABLE = "192.0.2.1"
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_offline_start_warns_once_per_exchange_and_backs_off(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port = closed_port()
+    # A black hole: accepts TCP, never answers the websocket handshake (open timeout).
+    hole = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    hole_port = hole.sockets[0].getsockname()[1]
+    exchanges = feeds.available()
+    # A third of the connections are refused on loopback, a third go to an unroutable
+    # address, a third time out in the handshake.
+    targets = (f"127.0.0.1:{port}", f"{UNROUTABLE}:9", f"127.0.0.1:{hole_port}")
+    urls = {name: f"ws://{targets[i % 3]}/x" for i, name in enumerate(feeds.URLS)}
+    rest = f"http://127.0.0.1:{port}"
+    ingest = LiveIngest(
+        lambda event, at: None,
+        lambda snapshot: None,
+        exchanges=exchanges,
+        urls=urls,
+        catalog_sources=tuple(
+            catalog.Source(s.exchange, f"{rest}/{i}", s.parse)
+            for i, s in enumerate(catalog.SOURCES)
+        ),
+        catalog_wait_s=1.0,
+        poll_sources=tuple(
+            pollers.PollSource(s.exchange, (f"{rest}/poll",), s.parse) for s in pollers.POLL_SOURCES
+        ),
+        binance_rest_url=rest,
+        backoff=lambda: Backoff(base=0.2, cap=1.0),
+        open_timeout=0.5,
+        http_timeout=0.5,
+    )
+    caplog.set_level(logging.DEBUG, logger="purpleflea")
+    cpu = time.process_time()
+    await ingest.start()
+    try:
+        await asyncio.sleep(2.0)
+        stats = ingest.stats()
+    finally:
+        await ingest.stop()
+        hole.close()
+    cpu = time.process_time() - cpu
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    for exchange in exchanges:
+        mine = [m for m in warnings if m.startswith(f"{exchange}:")]
+        assert len(mine) == 1, (exchange, mine)
+        assert "cannot reach" in mine[0] or "poll of" in mine[0]
+    others = [m for m in warnings if not any(m.startswith(f"{e}:") for e in exchanges)]
+    assert len(others) == 1, others
+    assert others[0].startswith("instrument catalogs:")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+    assert len(stats) == len(feeds.build_feeds(ingest.catalogs, exchanges))
+    kinds = {kind for row in stats for kind in dict(row["errors"])}  # type: ignore[call-overload]
+    assert {"unreachable", "timeout"} <= kinds
+    for row in stats:
+        assert row["connects"] == 0
+        # Backoff U(0.1,0.2), U(0.2,0.4), U(0.4,0.8), U(0.5,1): at most ~5 attempts in 2 s.
+        assert 1 <= row["reconnects"] <= 6, row  # type: ignore[operator]
+        assert row["state"] in ("backoff", "connecting", "stopped")
+    assert cpu < 0.8, f"{cpu:.2f} s of CPU in 2 s of retrying"
