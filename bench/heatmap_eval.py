@@ -1,0 +1,185 @@
+"""Heatmap accuracy against the simulator's true positions.
+
+Run (one command, from the repository root)::
+
+    .venv/bin/python bench/heatmap_eval.py
+
+The simulator (``purpleflea.sim``) runs ``--hours`` of simulated time for each ``--seeds``
+seed. Its open-interest snapshots (every minute, one per exchange listing) go to a
+:class:`HeatmapModel` with the default configuration, together with the low and high of the
+simulator's mark price since the previous snapshot (a live operator has the mark-price stream
+too). Nothing else reaches the model: not the simulator's leverage mix, sizes, sides or
+positions.
+
+Every ``--every`` minutes after ``--warmup`` hours, for the top ``--top`` markets (the
+universe is ordered by open interest) plus every ``--tail-step``-th market beyond them, the
+model's default heatmap (mark +/- 20 %) is compared with the truth's notional at risk on the
+same buckets (``Truth.notional_at_risk``):
+
+- Pearson correlation of the whole heatmap (long and short buckets side by side) and of each
+  side alone;
+- earth mover's distance between the estimated and true *shapes* of each side (both normalized
+  to 1), in percent of the mark price: how far, on average, estimated notional would have to
+  move to sit where the true notional is;
+- the ratio of estimated to true notional in the view.
+
+A naive baseline is scored next to the model: a model that only ever saw the latest snapshot
+(all open interest placed by the warm start around the current mark). It shows what the
+history of open-interest changes and sweeps adds. Prints Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from purpleflea.engine.heatmap import HeatmapModel
+from purpleflea.model import MarketSnapshot, Side
+from purpleflea.sim.process import SimConfig, Simulator
+
+SIDES: tuple[Side, ...] = ("long", "short")
+
+
+@dataclass
+class Scores:
+    pearson: list[float] = field(default_factory=list)
+    pearson_side: dict[Side, list[float]] = field(default_factory=lambda: {"long": [], "short": []})
+    emd_pct: dict[Side, list[float]] = field(default_factory=lambda: {"long": [], "short": []})
+    ratio: dict[Side, list[float]] = field(default_factory=lambda: {"long": [], "short": []})
+
+    def add(
+        self, estimate: dict[Side, np.ndarray], truth: dict[Side, np.ndarray], bucket_pct: float
+    ) -> None:
+        whole_est = np.concatenate([estimate["long"], estimate["short"]])
+        whole_true = np.concatenate([truth["long"], truth["short"]])
+        self.pearson.append(pearson(whole_est, whole_true))
+        for side in SIDES:
+            est, true = estimate[side], truth[side]
+            self.pearson_side[side].append(pearson(est, true))
+            if est.sum() > 0 and true.sum() > 0:
+                gap = np.cumsum(est / est.sum() - true / true.sum())
+                self.emd_pct[side].append(float(np.abs(gap).sum() * bucket_pct))
+                self.ratio[side].append(float(est.sum() / true.sum()))
+
+    def rows(self, name: str) -> list[str]:
+        def mean(values: list[float]) -> str:
+            finite = [v for v in values if np.isfinite(v)]
+            return f"{np.mean(finite):.3f}" if finite else "-"
+
+        def median(values: list[float]) -> str:
+            finite = [v for v in values if np.isfinite(v)]
+            return f"{np.median(finite):.3f}" if finite else "-"
+
+        return [
+            f"| {name} | {len(self.pearson)} | {mean(self.pearson)} | {median(self.pearson)} "
+            f"| {mean(self.pearson_side['long'])} | {mean(self.pearson_side['short'])} "
+            f"| {mean(self.emd_pct['long'])} | {mean(self.emd_pct['short'])} "
+            f"| {median(self.ratio['long'])} | {median(self.ratio['short'])} |"
+        ]
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    if x.std() == 0 or y.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def evaluate(args: argparse.Namespace, seed: int, results: dict[str, Scores]) -> None:
+    sim = Simulator(SimConfig(seed=seed, n_markets=args.markets))
+    names = sim.market_names
+    scored = list(range(min(args.top, len(names))))
+    scored += list(range(args.top, len(names), args.tail_step))
+    fed = {names[i] for i in scored}
+    index = np.array(scored)
+    model = HeatmapModel()
+    latest: dict[str, dict[tuple[str, str], MarketSnapshot]] = {}
+    low = high = sim.marks()[index].copy()
+    minutes = 0
+    end = sim.now_ms + int(args.hours * 3_600_000)
+    for step in sim.steps():
+        marks = sim.marks()[index]
+        low, high = np.minimum(low, marks), np.maximum(high, marks)
+        if not step.snapshots:
+            continue
+        ranges = {
+            names[i]: (float(lo), float(hi)) for i, lo, hi in zip(scored, low, high, strict=True)
+        }
+        for snapshot in step.snapshots:
+            if snapshot.market in fed:
+                lo, hi = ranges[snapshot.market]
+                model.on_snapshot(snapshot, low=lo, high=hi)
+                latest.setdefault(snapshot.market, {})[snapshot.exchange, snapshot.symbol] = (
+                    snapshot
+                )
+        low = high = marks.copy()
+        minutes += 1
+        if minutes >= args.warmup * 60 and minutes % args.every == 0:
+            for rank in scored:
+                group = "top" if rank < args.top else "tail"
+                market = names[rank]
+                score(sim, model, market, results[f"{group} model"], args.bucket_pct)
+                naive = HeatmapModel()  # the baseline: only the latest snapshots, no history
+                for snapshot in latest[market].values():
+                    naive.on_snapshot(snapshot)
+                score(sim, naive, market, results[f"{group} naive"], args.bucket_pct)
+        if step.ts >= end:
+            return
+
+
+def score(
+    sim: Simulator, model: HeatmapModel, market: str, scores: Scores, bucket_pct: float | None
+) -> None:
+    if bucket_pct is None:
+        heat = model.heatmap(market)
+    else:
+        mark = sim.mark(market)
+        heat = model.heatmap(
+            market, low=mark * 0.8, high=mark * 1.2, bucket=mark * bucket_pct / 100
+        )
+    edges = np.array([*heat.prices, heat.prices[-1] + heat.bucket_size])
+    estimate = {"long": np.array(heat.long_usd), "short": np.array(heat.short_usd)}
+    truth = {side: sim.truth.notional_at_risk(market, side, edges) for side in SIDES}
+    scores.add(estimate, truth, heat.bucket_size / heat.mark_price * 100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--hours", type=float, default=24.0)
+    parser.add_argument("--warmup", type=float, default=6.0, help="hours before scoring")
+    parser.add_argument("--every", type=int, default=30, help="minutes between scorings")
+    parser.add_argument("--markets", type=int, default=275)
+    parser.add_argument("--top", type=int, default=20)
+    parser.add_argument("--tail-step", type=int, default=10)
+    parser.add_argument(
+        "--bucket-pct",
+        type=float,
+        help="score on buckets of this % of the mark over mark +/- 20 % (default: the "
+        "model's default view, ~0.4 % buckets)",
+    )
+    args = parser.parse_args()
+    results = {f"{g} {n}": Scores() for g in ("top", "tail") for n in ("model", "naive")}
+    started = time.perf_counter()
+    for seed in args.seeds:
+        evaluate(args, seed, results)
+    print(
+        f"Seeds {args.seeds}, {args.hours:g} h simulated each, scored every {args.every} min "
+        f"after {args.warmup:g} h; top {args.top} markets and every {args.tail_step}th beyond; "
+        f"buckets: {f'{args.bucket_pct:g} %' if args.bucket_pct else 'default view'}; "
+        f"{time.perf_counter() - started:.0f} s.\n"
+    )
+    print(
+        "| markets, estimator | samples | Pearson (whole map) mean | median | Pearson longs "
+        "| Pearson shorts | EMD longs (% of price) | EMD shorts | est/true longs "
+        "| est/true shorts |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, scores in results.items():
+        print("\n".join(scores.rows(name)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,507 @@
+"""Liquidation heatmaps: where open interest would be force-liquidated, by price, per market.
+
+Nobody publishes where each trader's liquidation price is, so this is a *model* fed only by what
+every exchange does publish: one side's open interest and the mark price
+(:class:`~purpleflea.model.MarketSnapshot`). It is pure (no I/O, no clock) and deterministic;
+the live server, the simulator and backtests drive the same code.
+
+How it estimates (per instrument, summed per market):
+
+- **Open.** Open interest is one side: ``OI`` coins of longs face ``OI`` coins of shorts. The
+  model keeps, per side, coins of positions by *liquidation price* on a fine log-price grid
+  (0.1 % per bin; two positions whose liquidation prices share a bin behave identically below,
+  so summing them loses nothing but that resolution). When the snapshot's open interest is more
+  than the model holds on a side, the difference was opened since the last snapshot: its entry
+  prices are spread evenly over the price range since then (``low``..``high`` if given, else
+  the previous and current mark), split across the leverage tiers of :class:`HeatmapConfig`
+  and placed at each tier's liquidation price (isolated margin, linear contract)::
+
+      long:  entry * (1 - 1/L) / (1 - mmr)        short: entry * (1 + 1/L) / (1 + mmr)
+
+- **Sweep.** A long is gone once the path's low reaches its liquidation price, a short once the
+  high does: every bin beyond the range since the last snapshot is emptied (partly, for the bin
+  the extreme falls in). Sweeping happens before opening, so positions opened in an interval
+  are never swept by that same interval.
+- **Close.** When open interest is less than the model holds on a side, the side is scaled down
+  *proportionally* (every tier and price loses the same fraction). That is what a population of
+  traders who each close at random times looks like; "oldest first" would need ages the
+  exchanges do not publish.
+- **Turnover.** Open interest hides churn (one trader closes, another opens):
+  ``turnover_per_hour`` of each side is closed per hour and, open interest being unchanged,
+  reopened at the interval's prices.
+- **Still open.** A position open at the snapshot cannot have its liquidation price beyond the
+  mark, so each tier's entries are limited to those that leave it on the safe side.
+- **First sight.** The open interest that exists when an instrument is first seen was opened
+  at unknown prices; it is spread over entries within ``warm_start_pct`` of the mark.
+
+The leverage mix and maintenance rates are assumptions, not facts (docs/heatmap.md): the
+defaults are a plausible retail mix around 10-25x with thin tails to 2x and 125x.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from purpleflea.model import MarketSnapshot, Side
+
+Array = npt.NDArray[np.float64]
+
+#: Width of one bin of the internal grid in log-price: 0.1 %. Bin ``i`` covers prices
+#: ``[exp(i * STEP), exp((i + 1) * STEP))`` on every instrument, so books of one market add.
+STEP = math.log(1.001)
+#: Arrays grow by at least this many bins at a time (fewer reallocations as price wanders).
+_GROW = 256
+SIDES: tuple[Side, ...] = ("long", "short")
+#: More buckets than this in one heatmap request is a caller error, not a chart.
+MAX_BUCKETS = 10_000
+
+
+class LeverageTier(msgspec.Struct, frozen=True):
+    """One leverage level of the assumed mix: its share of new open interest and the
+    maintenance margin rate positions at that leverage pay."""
+
+    leverage: float
+    weight: float
+    maintenance: float
+
+
+#: The default mix (weights sum to 1). Maintenance: 0.5 % (the first notional brackets of the
+#: large exchanges, where retail-sized positions sit), 0.4 % at 125x as on Binance's first tier.
+DEFAULT_TIERS: tuple[LeverageTier, ...] = (
+    LeverageTier(2, 0.04, 0.005),
+    LeverageTier(3, 0.06, 0.005),
+    LeverageTier(5, 0.12, 0.005),
+    LeverageTier(10, 0.25, 0.005),
+    LeverageTier(20, 0.18, 0.005),
+    LeverageTier(25, 0.12, 0.005),
+    LeverageTier(50, 0.12, 0.005),
+    LeverageTier(75, 0.04, 0.005),
+    LeverageTier(100, 0.05, 0.005),
+    LeverageTier(125, 0.02, 0.004),
+)
+
+
+class HeatmapConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Model assumptions and presentation defaults.
+
+    ``range_pct``/``buckets`` give a heatmap's default view (mark +/- ``range_pct`` %, about
+    ``buckets`` buckets of a round size). A bucket is *dense* when it holds at least
+    ``cluster_factor`` times the side's mean bucket in the view; a cluster is a run of dense
+    buckets holding at least ``cluster_min_share`` of the side's notional in the view, and at
+    most ``max_clusters`` per side are reported, largest first.
+    """
+
+    tiers: tuple[LeverageTier, ...] = DEFAULT_TIERS
+    warm_start_pct: float = 3.0
+    turnover_per_hour: float = 0.1
+    range_pct: float = 20.0
+    buckets: int = 100
+    cluster_factor: float = 2.0
+    cluster_min_share: float = 0.05
+    max_clusters: int = 3
+
+    def __post_init__(self) -> None:
+        if not self.tiers:
+            raise ValueError("HeatmapConfig.tiers: at least one leverage tier is needed")
+        for tier in self.tiers:
+            if not (tier.leverage >= 1 and tier.weight > 0):
+                raise ValueError(f"HeatmapConfig.tiers: bad leverage or weight in {tier!r}")
+            if not 0 <= tier.maintenance < 1 / tier.leverage:
+                raise ValueError(
+                    f"HeatmapConfig.tiers: maintenance {tier.maintenance} must be in "
+                    f"[0, 1/leverage) for {tier!r}"
+                )
+        if not (math.isfinite(self.turnover_per_hour) and self.turnover_per_hour >= 0):
+            raise ValueError(
+                f"HeatmapConfig.turnover_per_hour must be >= 0, got {self.turnover_per_hour}"
+            )
+        positive = ("warm_start_pct", "range_pct", "buckets", "cluster_factor", "max_clusters")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(
+                    f"HeatmapConfig.{name} must be positive, got {getattr(self, name)}"
+                )
+
+
+class Cluster(msgspec.Struct, frozen=True, kw_only=True):
+    """A "landmine": a contiguous price zone dense with liquidation prices of one side.
+
+    ``usd`` is the notional that would be liquidated if price crossed the whole zone;
+    ``density`` is USD per 1 % of price inside it; ``strength`` is the zone's mean bucket over
+    the side's mean bucket in the view.
+    """
+
+    side: Side
+    low: float
+    high: float
+    usd: float
+    density: float
+    strength: float
+    label: str
+
+
+class Heatmap(msgspec.Struct, frozen=True, kw_only=True):
+    """Notional at risk (USD) per price bucket for longs and shorts of one market.
+
+    Bucket ``i`` covers ``[prices[i], prices[i] + bucket_size)``. ``clusters`` are sorted by
+    ``usd``, largest first.
+    """
+
+    market: str
+    ts: int
+    mark_price: float
+    bucket_size: float
+    prices: tuple[float, ...]
+    long_usd: tuple[float, ...]
+    short_usd: tuple[float, ...]
+    clusters: tuple[Cluster, ...]
+
+
+def _grid(price: float) -> float:
+    """Position of a price on the grid, in bins (fractional)."""
+    return math.log(price) / STEP
+
+
+def _uniform(a: float, b: float) -> tuple[int, Array]:
+    """Spread one unit evenly over grid positions ``[a, b]``: (first bin, share per bin)."""
+    first = math.floor(a)
+    if b - a < 1e-9:
+        return first, np.ones(1)
+    edges = np.arange(first, math.floor(b) + 2, dtype=np.float64)
+    cdf = np.clip((edges - a) / (b - a), 0.0, 1.0)
+    return first, np.diff(cdf)
+
+
+@dataclass
+class _Book:
+    """One instrument's estimated positions: coins by liquidation-price bin, per side."""
+
+    start: int
+    mark: float
+    ts: int
+    open_interest: float
+    long: Array = field(default_factory=lambda: np.zeros(0))
+    short: Array = field(default_factory=lambda: np.zeros(0))
+
+    def side(self, side: Side) -> Array:
+        return self.long if side == "long" else self.short
+
+    def cover(self, first: int, end: int) -> None:
+        """Grow the arrays so bins ``[first, end)`` exist."""
+        size = len(self.long)
+        before = max(0, self.start - first)
+        after = max(0, end - (self.start + size))
+        if before or after:
+            before = before and before + _GROW
+            after = after and after + _GROW
+            self.long = np.pad(self.long, (before, after))
+            self.short = np.pad(self.short, (before, after))
+            self.start -= before
+
+    def sweep(self, low: float, high: float) -> None:
+        """Remove longs liquidated at or above ``low`` and shorts at or below ``high``."""
+        x = _grid(low) - self.start
+        k = math.floor(x)
+        if k < len(self.long):
+            if k < 0:
+                self.long[:] = 0.0
+            else:
+                self.long[k + 1 :] = 0.0
+                self.long[k] *= x - k  # the part of the bin below the low survives
+        x = _grid(high) - self.start
+        k = math.floor(x)
+        if k >= 0:
+            if k >= len(self.short):
+                self.short[:] = 0.0
+            else:
+                self.short[:k] = 0.0
+                self.short[k] *= 1.0 - (x - k)
+
+
+@dataclass
+class _View:
+    """A market's books summed: cumulative USD at every grid edge from ``start``."""
+
+    start: int
+    long_cdf: Array
+    short_cdf: Array
+    mark: float
+    ts: int
+
+    def usd_between(self, side: Side, low: Array, high: Array) -> Array:
+        cdf = self.long_cdf if side == "long" else self.short_cdf
+        positions = np.arange(len(cdf), dtype=np.float64)
+        at = np.interp(np.log(np.concatenate([low, high])) / STEP - self.start, positions, cdf)
+        usd: Array = np.maximum(at[len(low) :] - at[: len(low)], 0.0)
+        return usd
+
+
+class HeatmapModel:
+    """Per-market liquidation heatmaps estimated from open-interest snapshots.
+
+    Feed every snapshot (any exchange, any order of instruments) to :meth:`on_snapshot`;
+    instruments of one ``market`` are modelled separately and summed.
+    """
+
+    def __init__(self, config: HeatmapConfig | None = None) -> None:
+        self.config = config or HeatmapConfig()
+        tiers = self.config.tiers
+        total = sum(tier.weight for tier in tiers)
+        self._weights = [tier.weight / total for tier in tiers]
+        self._shift: dict[Side, list[float]] = {
+            "long": [
+                math.log((1 - 1 / t.leverage) / (1 - t.maintenance)) / STEP
+                if t.leverage > 1
+                # 1x long with no maintenance is never liquidated: park it far below.
+                else math.log(1e-9) / STEP
+                for t in tiers
+            ],
+            "short": [math.log((1 + 1 / t.leverage) / (1 + t.maintenance)) / STEP for t in tiers],
+        }
+        self._books: dict[str, dict[tuple[str, str], _Book]] = {}
+        self._views: dict[str, _View] = {}
+
+    # -- input ---------------------------------------------------------------------------
+
+    def on_snapshot(
+        self, snapshot: MarketSnapshot, *, low: float | None = None, high: float | None = None
+    ) -> bool:
+        """Update the market with one instrument's open interest and mark.
+
+        ``low``/``high`` are the price extremes since this instrument's previous snapshot when
+        known (a candle's low and high); otherwise the path is taken as the straight line from
+        the previous mark. Returns ``False`` (and changes nothing) for a snapshot older than
+        the last one applied for the instrument. Raises ``ValueError`` naming the bad field.
+        """
+        mark, coins = snapshot.mark_price, snapshot.open_interest
+        where = f"snapshot {snapshot.exchange} {snapshot.symbol}"
+        if not (math.isfinite(mark) and mark > 0):
+            raise ValueError(f"{where}: mark_price must be a positive number, got {mark}")
+        if not (math.isfinite(coins) and coins >= 0):
+            raise ValueError(f"{where}: open_interest must be >= 0, got {coins}")
+        for name, value in (("low", low), ("high", high)):
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{where}: {name} must be a positive number, got {value}")
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"{where}: low {low} is above high {high}")
+
+        books = self._books.setdefault(snapshot.market, {})
+        key = (snapshot.exchange, snapshot.symbol)
+        book = books.get(key)
+        if book is not None and snapshot.ts < book.ts:
+            return False
+        self._views.pop(snapshot.market, None)
+        if book is None:
+            book = books[key] = _Book(math.floor(_grid(mark)), mark, snapshot.ts, coins)
+            spread = 1 + self.config.warm_start_pct / 100
+            for side in SIDES:
+                self._open(book, side, coins, mark / spread, mark * spread, mark)
+        else:
+            path_low = min(mark, book.mark, low if low is not None else mark)
+            path_high = max(mark, book.mark, high if high is not None else mark)
+            book.sweep(path_low, path_high)
+            # Turnover: some positions were closed and others opened in their place, which
+            # leaves open interest unchanged; the closed part goes here, the reopened part is
+            # opened below at the interval's prices.
+            hours = max(snapshot.ts - book.ts, 0) / 3_600_000
+            kept = math.exp(-self.config.turnover_per_hour * hours)
+            for side in SIDES:
+                held = book.side(side)
+                held *= kept
+                total = float(held.sum())
+                if coins < total:
+                    held *= coins / total
+                elif coins > total:
+                    self._open(book, side, coins - total, path_low, path_high, mark)
+        book.mark, book.ts, book.open_interest = mark, snapshot.ts, coins
+        return True
+
+    def _open(
+        self, book: _Book, side: Side, coins: float, low: float, high: float, mark: float
+    ) -> None:
+        """Add ``coins`` of new positions with entries spread evenly over ``[low, high]``.
+
+        A position still open at ``mark`` cannot have its liquidation price beyond it, so each
+        tier's entries are limited to those whose liquidation price is on the safe side of the
+        mark (the tier keeps its weight).
+        """
+        a, b, m = _grid(low), _grid(high), _grid(mark)
+        for weight, shift in zip(self._weights, self._shift[side], strict=True):
+            if side == "long":
+                first, shares = _uniform(a + shift, min(b + shift, m))
+            else:
+                first, shares = _uniform(max(a + shift, m), b + shift)
+            book.cover(first, first + len(shares))
+            at = first - book.start
+            held = book.side(side)
+            held[at : at + len(shares)] += coins * weight * shares
+
+    # -- queries -------------------------------------------------------------------------
+
+    def markets(self) -> tuple[str, ...]:
+        """Every market seen so far, sorted."""
+        return tuple(sorted(self._books))
+
+    def heatmap(
+        self,
+        market: str,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        bucket: float | None = None,
+    ) -> Heatmap:
+        """Notional at risk per price bucket between ``low`` and ``high`` (default: the mark
+        +/- ``config.range_pct`` %, snapped to ``bucket``; default bucket: a round price near
+        the range over ``config.buckets``)."""
+        view = self._view(market)
+        config = self.config
+        for name, value in (("low", low), ("high", high), ("bucket", bucket)):
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"heatmap {market}: {name} must be positive, got {value}")
+        top = high if high is not None else view.mark * (1 + config.range_pct / 100)
+        bottom = low if low is not None else view.mark * (1 - config.range_pct / 100)
+        if bottom >= top:
+            raise ValueError(f"heatmap {market}: low {bottom} must be below high {top}")
+        size = bucket if bucket is not None else _round_size((top - bottom) / config.buckets)
+        if low is None:
+            bottom = max(math.floor(bottom / size) * size, size)
+        count = math.ceil((top - bottom) / size - 1e-9)
+        if count > MAX_BUCKETS:
+            raise ValueError(
+                f"heatmap {market}: bucket {size} makes {count} buckets between {bottom} and "
+                f"{top}; at most {MAX_BUCKETS}"
+            )
+        count = max(count, 1)
+        edges = bottom + size * np.arange(count + 1, dtype=np.float64)
+        longs = view.usd_between("long", edges[:-1], edges[1:])
+        shorts = view.usd_between("short", edges[:-1], edges[1:])
+        clusters = sorted(
+            [
+                *self._clusters("long", edges, longs, view.mark, size),
+                *self._clusters("short", edges, shorts, view.mark, size),
+            ],
+            key=lambda cluster: -cluster.usd,
+        )
+        return Heatmap(
+            market=market,
+            ts=view.ts,
+            mark_price=view.mark,
+            bucket_size=size,
+            prices=tuple(edges[:-1].tolist()),
+            long_usd=tuple(longs.tolist()),
+            short_usd=tuple(shorts.tolist()),
+            clusters=tuple(clusters),
+        )
+
+    def fuel(self, market: str, side: Side, price: float, pct: float) -> float:
+        """USD of ``side`` positions liquidated if price moved ``pct`` percent from ``price``
+        against them: longs with liquidation prices in ``[price * (1 - pct/100), price]``,
+        shorts in ``[price, price * (1 + pct/100)]``. The cascade engine's "fuel ahead"."""
+        if side not in ("long", "short"):
+            raise ValueError(f"fuel {market}: side must be 'long' or 'short', got {side!r}")
+        if not (math.isfinite(price) and price > 0):
+            raise ValueError(f"fuel {market}: price must be positive, got {price}")
+        if not (math.isfinite(pct) and 0 < pct < 100):
+            raise ValueError(f"fuel {market}: pct must be in (0, 100), got {pct}")
+        view = self._view(market)
+        if side == "long":
+            low, high = price * (1 - pct / 100), price
+        else:
+            low, high = price, price * (1 + pct / 100)
+        return float(view.usd_between(side, np.array([low]), np.array([high]))[0])
+
+    def _view(self, market: str) -> _View:
+        view = self._views.get(market)
+        if view is not None:
+            return view
+        books = self._books.get(market)
+        if not books:
+            known = ", ".join(sorted(self._books)[:5]) or "none yet"
+            raise ValueError(f"unknown market {market!r} (markets seen: {known}...)")
+        view = self._views[market] = _sum(books[key] for key in sorted(books))
+        return view
+
+    def _clusters(
+        self, side: Side, edges: Array, usd: Array, mark: float, size: float
+    ) -> list[Cluster]:
+        config = self.config
+        total = float(usd.sum())
+        if total <= 0:
+            return []
+        mean = total / len(usd)
+        dense = np.concatenate([[False], usd >= config.cluster_factor * mean, [False]])
+        changes = np.flatnonzero(np.diff(dense.astype(np.int8)))
+        found = []
+        for begin, end in zip(changes[::2], changes[1::2], strict=True):
+            run = float(usd[begin:end].sum())
+            if run < config.cluster_min_share * total:
+                continue
+            low, high = float(edges[begin]), float(edges[end])
+            found.append(
+                Cluster(
+                    side=side,
+                    low=low,
+                    high=high,
+                    usd=run,
+                    density=run / ((high - low) / mark * 100),
+                    strength=float(run / (end - begin) / mean),
+                    label=f"{format_usd(run)} of {side}s between "
+                    f"{format_price(low, size)} and {format_price(high, size)}",
+                )
+            )
+        found.sort(key=lambda cluster: -cluster.usd)
+        return found[: config.max_clusters]
+
+
+def _sum(books: Iterable[_Book]) -> _View:
+    """Add instrument books on their common grid into cumulative USD per grid edge."""
+    books = list(books)
+    start = min(book.start for book in books)
+    end = max(book.start + len(book.long) for book in books)
+    longs, shorts = np.zeros(end - start), np.zeros(end - start)
+    for book in books:
+        at = book.start - start
+        longs[at : at + len(book.long)] += book.long
+        shorts[at : at + len(book.short)] += book.short
+    # USD at risk = coins x the liquidation price (the bin's geometric centre).
+    price = np.exp((np.arange(start, end, dtype=np.float64) + 0.5) * STEP)
+    weight = sum(book.open_interest * book.mark for book in books)
+    mark = (
+        sum(book.open_interest * book.mark * book.mark for book in books) / weight
+        if weight > 0
+        else books[-1].mark
+    )
+    return _View(
+        start=start,
+        long_cdf=np.concatenate([[0.0], np.cumsum(longs * price)]),
+        short_cdf=np.concatenate([[0.0], np.cumsum(shorts * price)]),
+        mark=mark,
+        ts=max(book.ts for book in books),
+    )
+
+
+def _round_size(raw: float) -> float:
+    """The round number (1, 2, 2.5 or 5 x a power of ten) nearest ``raw`` in ratio."""
+    power = 10.0 ** math.floor(math.log10(raw))
+    steps = [step * power for step in (1.0, 2.0, 2.5, 5.0, 10.0)]
+    return min(steps, key=lambda step: abs(math.log(step / raw)))
+
+
+def format_usd(value: float) -> str:
+    """``$780M``, ``$1.25B``, ``$45.3K``, ``$950``: three significant digits, short unit."""
+    for unit, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if value >= unit * 0.9995:
+            return f"${value / unit:.3g}{suffix}"
+    return f"${value:.0f}"
+
+
+def format_price(price: float, bucket: float) -> str:
+    """A price with as many decimals as the bucket size needs: ``$91,000``, ``$0.0001234``."""
+    decimals = next((d for d in range(12) if abs(round(bucket, d) - bucket) < bucket * 1e-6), 12)
+    return f"${price:,.{decimals}f}"

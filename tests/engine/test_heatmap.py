@@ -1,0 +1,324 @@
+"""The heatmap model: open-interest changes become tranches at their liquidation prices, leave
+when open interest falls or price sweeps them, and read out as buckets, clusters and fuel."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+
+from purpleflea.engine.heatmap import (
+    HeatmapConfig,
+    HeatmapModel,
+    LeverageTier,
+    format_price,
+    format_usd,
+)
+from purpleflea.model import MarketSnapshot
+
+# Turnover off unless a test is about it, so each test sees one mechanism at a time.
+TEN_X = HeatmapConfig(tiers=(LeverageTier(10, 1.0, 0.005),), turnover_per_hour=0)
+TWO_TIERS = HeatmapConfig(
+    tiers=(LeverageTier(10, 0.5, 0.005), LeverageTier(25, 0.5, 0.005)), turnover_per_hour=0
+)
+
+
+def snap(
+    ts: int,
+    mark: float,
+    coins: float,
+    *,
+    market: str = "BTC-PERP",
+    exchange: str = "binance_usdm",
+    symbol: str = "BTCUSDT",
+) -> MarketSnapshot:
+    return MarketSnapshot(
+        exchange=exchange,
+        symbol=symbol,
+        market=market,
+        ts=ts,
+        mark_price=mark,
+        open_interest=coins,
+        open_interest_usd=coins * mark,
+    )
+
+
+def opened_at(model: HeatmapModel, price: float, coins: float) -> HeatmapModel:
+    """A model that saw no open interest, then ``coins`` opened at exactly ``price``."""
+    model.on_snapshot(snap(0, price, 0.0))
+    model.on_snapshot(snap(1, price, coins))
+    return model
+
+
+def weighted_price(prices: tuple[float, ...], usd: tuple[float, ...], bucket: float) -> float:
+    centres = np.array(prices) + bucket / 2
+    return float(np.average(centres, weights=np.array(usd)))
+
+
+def test_an_open_interest_increase_lands_at_the_tiers_liquidation_prices() -> None:
+    model = opened_at(HeatmapModel(TEN_X), 100_000.0, 10.0)
+    long_liq = 100_000 * (1 - 1 / 10) / (1 - 0.005)  # 90,452.26
+    short_liq = 100_000 * (1 + 1 / 10) / (1 + 0.005)  # 109,452.74
+    heat = model.heatmap("BTC-PERP", low=80_000, high=120_000, bucket=10)
+    assert weighted_price(heat.prices, heat.long_usd, 10) == pytest.approx(long_liq, rel=1e-3)
+    assert weighted_price(heat.prices, heat.short_usd, 10) == pytest.approx(short_liq, rel=1e-3)
+    # Notional at risk is the coins at their liquidation price.
+    assert sum(heat.long_usd) == pytest.approx(10 * long_liq, rel=1e-3)
+    assert sum(heat.short_usd) == pytest.approx(10 * short_liq, rel=1e-3)
+    # Nothing on the wrong side of the mark.
+    assert sum(u for p, u in zip(heat.prices, heat.long_usd, strict=True) if p >= 100_000) == 0
+    assert sum(u for p, u in zip(heat.prices, heat.short_usd, strict=True) if p < 100_000) == 0
+
+
+def test_the_leverage_mix_splits_new_open_interest_by_weight() -> None:
+    model = opened_at(HeatmapModel(TWO_TIERS), 100_000.0, 10.0)
+    liq_25x = 100_000 * (1 - 1 / 25) / (1 - 0.005)  # 96,482
+    liq_10x = 100_000 * (1 - 1 / 10) / (1 - 0.005)  # 90,452
+    assert model.fuel("BTC-PERP", "long", 100_000, 4.0) == pytest.approx(5 * liq_25x, rel=1e-3)
+    assert model.fuel("BTC-PERP", "long", 100_000, 12.0) == pytest.approx(
+        5 * (liq_25x + liq_10x), rel=1e-3
+    )
+
+
+def test_entries_spread_over_the_candle_range() -> None:
+    model = HeatmapModel(TEN_X)
+    model.on_snapshot(snap(0, 100_000, 0.0))
+    model.on_snapshot(snap(1, 100_000, 10.0), low=98_000, high=102_000)
+    heat = model.heatmap("BTC-PERP", low=80_000, high=120_000, bucket=100)
+    spread = [p for p, u in zip(heat.prices, heat.long_usd, strict=True) if u > 0]
+    factor = 0.9 / 0.995
+    assert min(spread) == pytest.approx(98_000 * factor, abs=200)
+    assert max(spread) == pytest.approx(102_000 * factor, abs=200)
+
+
+def test_open_interest_decrease_removes_positions_proportionally() -> None:
+    model = opened_at(HeatmapModel(TWO_TIERS), 100_000.0, 10.0)
+    before = model.heatmap("BTC-PERP", bucket=100)
+    model.on_snapshot(snap(2, 100_000, 4.0))
+    after = model.heatmap("BTC-PERP", bucket=100)
+    assert np.allclose(np.array(after.long_usd), 0.4 * np.array(before.long_usd))
+    assert np.allclose(np.array(after.short_usd), 0.4 * np.array(before.short_usd))
+
+
+def test_turnover_moves_positions_to_current_prices_at_constant_open_interest() -> None:
+    config = HeatmapConfig(tiers=TEN_X.tiers, turnover_per_hour=0.5)
+    model = opened_at(HeatmapModel(config), 100_000.0, 10.0)
+    model.on_snapshot(snap(1 + 3_600_000, 105_000, 10.0), low=104_000, high=106_000)
+    kept = math.exp(-0.5)
+    # The kept part is still at the old 10x liquidation price (90,452); the reopened part is
+    # spread over the path since the last snapshot (100,000 .. 106,000 -> 90,452 .. 95,879).
+    old_liq, new_low, new_high = 100_000 * 0.9 / 0.995, 90_452.26, 106_000 * 0.9 / 0.995
+    span = math.log(new_high / new_low)
+
+    def reopened_between(low: float, high: float) -> float:
+        # Uniform in log-price: coins x the mean price of the slice.
+        share = math.log(high / low) / span
+        return 10 * (1 - kept) * share * (high - low) / math.log(high / low)
+
+    at_old = model.fuel("BTC-PERP", "long", 90_600, 100 * (1 - 90_300 / 90_600))
+    expected = 10 * kept * old_liq + reopened_between(new_low, 90_600)
+    assert at_old == pytest.approx(expected, rel=5e-3)
+    above = model.fuel("BTC-PERP", "long", 96_000, 100 * (1 - 90_600 / 96_000))
+    assert above == pytest.approx(reopened_between(90_600, new_high), rel=5e-3)
+
+
+def test_a_candle_low_sweeps_longs_it_reached_and_spares_the_rest() -> None:
+    model = opened_at(HeatmapModel(TWO_TIERS), 100_000.0, 10.0)
+    # Price dipped to 95,000 and came back: the 25x longs (liq ~96,482) are gone, the 10x
+    # longs (liq ~90,452) and every short survive. Open interest fell by what was liquidated.
+    model.on_snapshot(snap(2, 99_000, 5.0), low=95_000, high=99_500)
+    assert model.fuel("BTC-PERP", "long", 99_000, 5.0) == 0.0
+    liq_10x = 100_000 * 0.9 / 0.995
+    assert model.fuel("BTC-PERP", "long", 99_000, 15.0) == pytest.approx(5 * liq_10x, rel=1e-3)
+    # The shorts' counterparties left with the liquidations: both short tiers scaled to 5 coins.
+    short_total = model.fuel("BTC-PERP", "short", 99_000, 30.0)
+    short_liqs = 100_000 * (1.1 / 1.005 + 1.04 / 1.005) / 2
+    assert short_total == pytest.approx(5 * short_liqs, rel=1e-3)
+
+
+def test_without_a_range_the_path_from_the_previous_mark_sweeps() -> None:
+    model = opened_at(HeatmapModel(TWO_TIERS), 100_000.0, 10.0)
+    model.on_snapshot(snap(2, 96_000, 10.0))  # straight down through the 25x longs
+    heat = model.heatmap("BTC-PERP", low=80_000, high=100_000, bucket=100)
+    # The 25x longs were replaced by new ones opened on the way down (open interest held).
+    assert sum(u for p, u in zip(heat.prices, heat.long_usd, strict=True) if p > 96_000) == 0
+    assert model.fuel("BTC-PERP", "long", 96_000, 20.0) > 0
+
+
+def test_shorts_are_swept_by_the_high() -> None:
+    model = opened_at(HeatmapModel(TWO_TIERS), 100_000.0, 10.0)
+    model.on_snapshot(snap(2, 101_000, 5.0), high=104_000)
+    assert model.fuel("BTC-PERP", "short", 101_000, 5.0) == 0.0  # 25x shorts at ~103,483
+    assert model.fuel("BTC-PERP", "short", 101_000, 10.0) > 0  # 10x shorts at ~109,453
+
+
+def test_first_sight_spreads_existing_open_interest_short_of_the_mark() -> None:
+    model = HeatmapModel()
+    model.on_snapshot(snap(0, 50_000, 100.0))
+    heat = model.heatmap("BTC-PERP", low=1_000, high=200_000, bucket=100)
+    longs = dict(zip(heat.prices, heat.long_usd, strict=True))
+    shorts = dict(zip(heat.prices, heat.short_usd, strict=True))
+    # Nothing beyond the mark, give or take the 0.1 % grid bin holding it.
+    assert sum(u for p, u in longs.items() if p >= 50_100) == 0
+    assert sum(u for p, u in shorts.items() if p < 49_900) == 0
+    long_coins = sum(u / (p + 50) for p, u in longs.items())
+    assert long_coins == pytest.approx(100.0, rel=0.01)
+
+
+def test_exchanges_of_one_market_add_up() -> None:
+    model = HeatmapModel(TEN_X)
+    for exchange, coins in (("binance_usdm", 10.0), ("bybit", 5.0)):
+        model.on_snapshot(snap(0, 100_000, 0.0, exchange=exchange))
+        model.on_snapshot(snap(1, 100_000, coins, exchange=exchange))
+    model.on_snapshot(snap(1, 3_000, 7.0, market="ETH-PERP", symbol="ETHUSDT"))
+    assert model.markets() == ("BTC-PERP", "ETH-PERP")
+    liq = 100_000 * 0.9 / 0.995
+    assert model.fuel("BTC-PERP", "long", 100_000, 15.0) == pytest.approx(15 * liq, rel=1e-3)
+
+
+def test_a_stale_snapshot_is_ignored() -> None:
+    model = opened_at(HeatmapModel(TEN_X), 100_000.0, 10.0)
+    before = model.heatmap("BTC-PERP")
+    assert model.on_snapshot(snap(0, 50_000, 1.0)) is False
+    assert model.heatmap("BTC-PERP") == before
+
+
+def test_clusters_name_the_dense_zones() -> None:
+    model = opened_at(HeatmapModel(TEN_X), 100_000.0, 10.0)
+    heat = model.heatmap("BTC-PERP", low=80_000, high=120_000, bucket=1_000)
+    assert [c.side for c in heat.clusters] == ["short", "long"]  # larger notional first
+    long_zone = heat.clusters[1]
+    assert long_zone.low <= 100_000 * 0.9 / 0.995 < long_zone.high
+    assert long_zone.usd == pytest.approx(sum(heat.long_usd))
+    assert long_zone.label == "$905K of longs between $90,000 and $91,000"
+    assert long_zone.density == pytest.approx(long_zone.usd / 1.0)  # $1,000 = 1 % of the mark
+    assert long_zone.strength == pytest.approx(40)  # all of it in 1 bucket of 40
+
+
+def test_cluster_count_and_threshold_follow_the_config() -> None:
+    model = HeatmapModel(HeatmapConfig(max_clusters=1))
+    opened_at(model, 100_000.0, 10.0)
+    heat = model.heatmap("BTC-PERP", bucket=100)
+    assert len([c for c in heat.clusters if c.side == "long"]) == 1
+    assert len(heat.clusters) == 2
+    flat = HeatmapModel(HeatmapConfig(cluster_factor=1e6))
+    opened_at(flat, 100_000.0, 10.0)
+    assert flat.heatmap("BTC-PERP").clusters == ()
+
+
+def test_labels_read_well_for_small_coins_and_big_sums() -> None:
+    assert format_usd(780e6) == "$780M"
+    assert format_usd(1.254e9) == "$1.25B"
+    assert format_usd(45_300) == "$45.3K"
+    assert format_usd(999_999) == "$1M"
+    assert format_usd(950) == "$950"
+    assert format_price(91_000, 500) == "$91,000"
+    assert format_price(0.0001234, 0.0000001) == "$0.0001234"
+    assert format_price(2.5, 0.25) == "$2.50"
+    model = opened_at(HeatmapModel(TEN_X), 0.0001234, 1e9)
+    [long_zone] = [c for c in model.heatmap("BTC-PERP").clusters if c.side == "long"]
+    assert long_zone.label == "$112K of longs between $0.0001115 and $0.0001120"
+
+
+def test_default_view_is_round_and_centred_on_the_mark() -> None:
+    model = opened_at(HeatmapModel(), 77_563.3, 10.0)
+    heat = model.heatmap("BTC-PERP")
+    assert heat.bucket_size == 250  # 20 % either side over ~100 buckets, rounded
+    assert heat.prices[0] % 250 == 0
+    assert heat.prices[0] <= 77_563.3 * 0.8
+    assert heat.prices[-1] + heat.bucket_size >= 77_563.3 * 1.2
+    assert heat.mark_price == 77_563.3
+    assert heat.ts == 1
+    assert len(heat.prices) == len(heat.long_usd) == len(heat.short_usd)
+
+
+def test_explicit_range_and_bucket_are_honoured() -> None:
+    model = opened_at(HeatmapModel(), 100_000.0, 10.0)
+    heat = model.heatmap("BTC-PERP", low=90_000, high=95_000, bucket=250)
+    assert heat.prices == tuple(90_000 + 250 * i for i in range(20))
+    assert sum(heat.long_usd) == pytest.approx(
+        model.fuel("BTC-PERP", "long", 95_000, 100 * 5_000 / 95_000), rel=1e-9
+    )
+    wide = model.heatmap("BTC-PERP", low=1, high=1_000_000, bucket=1_000)
+    total = sum(wide.long_usd)
+    assert total == pytest.approx(model.fuel("BTC-PERP", "long", 100_000, 99.99), rel=1e-6)
+
+
+def test_bad_inputs_raise_clear_errors() -> None:
+    model = opened_at(HeatmapModel(), 100_000.0, 10.0)
+    with pytest.raises(ValueError, match="unknown market 'ETH-PERP'"):
+        model.heatmap("ETH-PERP")
+    with pytest.raises(ValueError, match="unknown market 'ETH-PERP'"):
+        model.fuel("ETH-PERP", "long", 1.0, 1.0)
+    with pytest.raises(ValueError, match="bucket must be positive, got 0"):
+        model.heatmap("BTC-PERP", bucket=0)
+    with pytest.raises(ValueError, match="bucket must be positive, got -5"):
+        model.heatmap("BTC-PERP", bucket=-5)
+    with pytest.raises(ValueError, match="low 95000 must be below high 90000"):
+        model.heatmap("BTC-PERP", low=95_000, high=90_000)
+    with pytest.raises(ValueError, match=r"bucket 0\.01 makes"):
+        model.heatmap("BTC-PERP", bucket=0.01)
+    with pytest.raises(ValueError, match="side must be 'long' or 'short'"):
+        model.fuel("BTC-PERP", "both", 100_000, 1.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="pct must be in"):
+        model.fuel("BTC-PERP", "long", 100_000, 0)
+    with pytest.raises(ValueError, match="BTCUSDT: mark_price must be a positive number"):
+        model.on_snapshot(snap(5, 0.0, 1.0))
+    with pytest.raises(ValueError, match="open_interest must be >= 0, got nan"):
+        model.on_snapshot(snap(5, 1.0, float("nan")))
+    with pytest.raises(ValueError, match=r"low 2\.0 is above high 1\.0"):
+        model.on_snapshot(snap(5, 1.5, 1.0), low=2.0, high=1.0)
+    with pytest.raises(ValueError, match=r"HeatmapConfig\.tiers: maintenance 0\.2"):
+        HeatmapConfig(tiers=(LeverageTier(10, 1.0, 0.2),))
+    with pytest.raises(ValueError, match=r"turnover_per_hour must be >= 0, got -1"):
+        HeatmapConfig(turnover_per_hour=-1)
+    with pytest.raises(ValueError, match=r"HeatmapConfig\.buckets must be positive"):
+        HeatmapConfig(buckets=0)
+
+
+def _random_feed(seed: int) -> list[tuple[MarketSnapshot, float, float]]:
+    rng = random.Random(seed)
+    feed = []
+    for market, price in (("BTC-PERP", 100_000.0), ("SOL-PERP", 150.0)):
+        for exchange in ("binance_usdm", "okx"):
+            mark, coins = price, 1_000.0
+            for ts in range(200):
+                move = rng.gauss(0, 0.004)
+                low = mark * (1 - abs(rng.gauss(0, 0.003)))
+                mark *= 1 + move
+                high = mark * (1 + abs(rng.gauss(0, 0.003)))
+                low = min(low, mark)
+                coins = max(0.0, coins * (1 + rng.gauss(0, 0.01)))
+                feed.append((snap(ts, mark, coins, market=market, exchange=exchange), low, high))
+    return feed
+
+
+def test_same_feed_gives_the_same_heatmaps_whatever_the_interleaving() -> None:
+    feed = _random_feed(7)
+    by_time = sorted(feed, key=lambda item: (item[0].ts, item[0].market, item[0].exchange))
+    models = [HeatmapModel(), HeatmapModel(), HeatmapModel()]
+    for model, order in zip(models, (feed, feed, by_time), strict=True):
+        for snapshot, low, high in order:
+            model.on_snapshot(snapshot, low=low, high=high)
+    for market in ("BTC-PERP", "SOL-PERP"):
+        first = models[0].heatmap(market)
+        assert first == models[1].heatmap(market) == models[2].heatmap(market)
+        assert sum(first.long_usd) > 0
+        assert first.clusters
+
+
+def test_fuel_matches_the_heatmap_over_the_same_range() -> None:
+    model = HeatmapModel()
+    for snapshot, low, high in _random_feed(3):
+        model.on_snapshot(snapshot, low=low, high=high)
+    heat = model.heatmap("BTC-PERP")
+    mark = heat.mark_price
+    below = [
+        u
+        for p, u in zip(heat.prices, heat.long_usd, strict=True)
+        if p >= mark * 0.95 and p + heat.bucket_size <= mark
+    ]
+    assert model.fuel("BTC-PERP", "long", mark, 5.0) >= sum(below)
+    assert model.fuel("BTC-PERP", "long", mark, 5.0) <= sum(below) + 2 * max(heat.long_usd)
