@@ -1,4 +1,4 @@
-"""The storage contract, run against every backend (SQLite now; PostgreSQL joins later)."""
+"""The storage contract, run against every backend: SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,11 +10,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
+import psycopg
 import pytest
 
-from purpleflea.model import Liquidation
+from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.store import Query, Store
+from purpleflea.store.factory import open_store
+from purpleflea.store.postgres import PostgresStore
 from purpleflea.store.sqlite import SQLiteStore
+from tests.services import ensure_postgres
 
 T0 = 1_700_000_040_000  # a minute boundary
 
@@ -38,9 +42,23 @@ def _event(seq: int, **overrides: object) -> Liquidation:
     return Liquidation(**fields)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    backend = SQLiteStore(tmp_path / "history.sqlite")
+async def _empty_postgres() -> str:
+    """The session's database with no tables: every test starts from an empty store."""
+    dsn = ensure_postgres()
+    connection = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+    async with connection:
+        await connection.execute("DROP TABLE IF EXISTS liquidations, rollup_1m, cascades")
+    return dsn
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        backend: Store = await open_store(f"sqlite://{tmp_path / 'history.sqlite'}")
+        assert isinstance(backend, SQLiteStore)
+    else:
+        backend = await open_store(await _empty_postgres())
+        assert isinstance(backend, PostgresStore)
     yield backend
     await backend.close()
 
@@ -162,3 +180,183 @@ async def test_every_acknowledged_append_survives_kill_9(tmp_path: Path) -> None
         )
     finally:
         await reopened.close()
+
+
+def _alert(seq: int, cascade: str, status: str, market: str = "BTC-PERP") -> CascadeAlert:
+    return CascadeAlert(
+        id=cascade,
+        status=status,  # type: ignore[arg-type]
+        market=market,
+        side="long",
+        score=7,
+        peak_score=8,
+        window_usd=2_000_000.0,
+        window_s=60,
+        total_usd=5_000_000.0 + seq,
+        events=40 + seq,
+        started_at=T0,
+        updated_at=T0 + seq * 1_000,
+        duration_s=float(seq),
+        start_price=50_000.0,
+        last_price=49_000.0,
+        price_move_pct=-2.0,
+        exchanges=("binance_usdm", "bybit"),
+        message=f"{market} long cascade {status}",
+        seq=seq,
+    )
+
+
+async def test_cascades_share_the_seq_space_and_resume_in_order(store: Store) -> None:
+    await store.append([_event(1), _event(2), _event(4)])
+    alerts = [_alert(3, "c1", "started"), _alert(5, "c1", "updated")]
+    await store.append_cascades(alerts)
+    await store.append_cascades(alerts[:1])  # a replayed alert is stored once
+    assert await store.last_seq() == 5
+    assert await store.cascades_since(0) == alerts
+    assert await store.cascades_since(3) == alerts[1:]
+    assert await store.cascades_since(5) == []
+    assert [e.seq for e in await store.since(2)] == [4]
+
+
+async def test_cascades_list_the_latest_state_of_each_filtered(store: Store) -> None:
+    await store.append_cascades(
+        [
+            _alert(1, "btc", "started"),
+            _alert(2, "eth", "started", market="ETH-PERP"),
+            _alert(3, "btc", "updated"),
+            _alert(4, "eth", "exhausted", market="ETH-PERP"),
+            _alert(5, "sol", "started", market="SOL-PERP"),
+        ]
+    )
+    latest = await store.cascades()
+    assert [(a.id, a.status, a.seq) for a in latest] == [
+        ("sol", "started", 5),
+        ("eth", "exhausted", 4),
+        ("btc", "updated", 3),
+    ]
+    assert [a.id for a in await store.cascades(active=True)] == ["sol", "btc"]
+    assert [a.id for a in await store.cascades(active=False)] == ["eth"]
+    assert [a.id for a in await store.cascades(markets=("BTC-PERP", "ETH-PERP"))] == ["eth", "btc"]
+    assert [a.id for a in await store.cascades(limit=1)] == ["sol"]
+    assert latest[2] == _alert(3, "btc", "updated")
+
+
+async def test_open_store_reads_the_url_scheme(tmp_path: Path) -> None:
+    for url in (f"sqlite://{tmp_path / 'a.sqlite'}", f"sqlite:{tmp_path / 'b.sqlite'}"):
+        backend = await open_store(url)
+        assert isinstance(backend, SQLiteStore)
+        assert Path(backend.path).parent == tmp_path
+        await backend.close()
+    plain = await open_store(str(tmp_path / "c.sqlite"))
+    assert isinstance(plain, SQLiteStore)
+    await plain.close()
+    assert (tmp_path / "c.sqlite").exists()
+    with pytest.raises(ValueError, match="unknown scheme 'mysql'"):
+        await open_store("mysql://localhost/db")
+
+
+# -- PostgreSQL specifics -----------------------------------------------------------------------
+
+
+async def test_postgres_market_query_uses_an_index() -> None:
+    store = await PostgresStore.connect(await _empty_postgres())
+    try:
+        # Enough rows, with the market rare, that a table scan would be the wrong plan.
+        markets = [f"M{i}-PERP" for i in range(100)]
+        await store.append(
+            [_event(i, id=f"bulk:{i}", market=markets[i % 100]) for i in range(1, 20_001)]
+        )
+        connection = await psycopg.AsyncConnection.connect(store.url, autocommit=True)
+        async with connection:
+            await connection.execute("ANALYZE liquidations")
+        plan = await store.explain(Query(markets=("M7-PERP",), limit=50))
+        assert "liquidations_market_seq" in plan, plan
+        page = await store.query(Query(markets=("M7-PERP",), limit=50))
+        assert len(page.events) == 50
+        assert all(e.market == "M7-PERP" for e in page.events)
+        assert page.events[0].seq == 19_907
+    finally:
+        await store.close()
+
+
+async def test_postgres_second_sequencer_fails_loudly_on_a_taken_seq() -> None:
+    store = await PostgresStore.connect(await _empty_postgres())
+    try:
+        await store.append([_event(1)])
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            await store.append([_event(1, id="other-node:1")])
+        assert await store.since(0) == [_event(1)]  # the failed batch left nothing behind
+        assert await store.append([_event(2)]) == [_event(2)]  # and the store still works
+    finally:
+        await store.close()
+
+
+async def test_postgres_nodes_see_each_others_writes() -> None:
+    dsn = await _empty_postgres()
+    ingest, api = await PostgresStore.connect(dsn), await PostgresStore.connect(dsn)
+    try:
+        assert await api.last_seq() == 0
+        await ingest.append([_event(1), _event(2)])
+        await ingest.append_cascades([_alert(3, "c", "started")])
+        assert await api.last_seq() == 3
+        assert [e.seq for e in await api.since(0)] == [1, 2]
+    finally:
+        await ingest.close()
+        await api.close()
+
+
+_PG_WRITER = """
+import asyncio, sys
+from purpleflea.model import Liquidation
+from purpleflea.store.postgres import PostgresStore
+async def main():
+    store = await PostgresStore.connect(sys.argv[1])
+    seq = 0
+    while True:
+        seq += 1
+        ts = 1700000000000 + seq
+        await store.append([Liquidation(id=f"k:{seq}", seq=seq, exchange="sim", symbol="X",
+            market="X-PERP", side="long", price=1.0, quantity=1.0, size_usd=1.0, ts=ts,
+            received_at=ts)])
+        print(seq, flush=True)
+asyncio.run(main())
+"""
+
+
+async def test_postgres_every_acknowledged_append_survives_kill_9() -> None:
+    dsn = await _empty_postgres()
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _PG_WRITER, dsn], stdout=subprocess.PIPE, text=True
+    )
+    assert writer.stdout is not None
+    acknowledged = 0
+    for line in writer.stdout:
+        acknowledged = int(line)
+        if acknowledged >= 200:
+            break
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    reopened = await PostgresStore.connect(dsn)
+    try:
+        assert await reopened.last_seq() >= acknowledged
+        assert [e.seq for e in await reopened.since(0, limit=acknowledged)] == list(
+            range(1, acknowledged + 1)
+        )
+    finally:
+        await reopened.close()
+
+
+async def test_postgres_store_survives_the_server_dropping_its_connections() -> None:
+    dsn = await _empty_postgres()
+    store = await PostgresStore.connect(dsn, readers=1)
+    try:
+        await store.append([_event(1)])
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'purpleflea' AND datname = current_database()"
+            )
+        assert await store.append([_event(2)]) == [_event(2)]
+        assert [e.seq for e in await store.since(0)] == [1, 2]
+    finally:
+        await store.close()

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from purpleflea.model import Liquidation
+from purpleflea.model import CascadeAlert, Liquidation, encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,16 @@ class Message:
     seq: int
     payload: Liquidation | object
     data: bytes
+
+
+def liquidation_frame(event: Liquidation) -> bytes:
+    """The stream's wire frame of one event (encoded once, sent to every client)."""
+    return b'{"type":"liquidation","data":' + encode(event) + b"}"
+
+
+def cascade_frame(alert: CascadeAlert) -> bytes:
+    """The stream's wire frame of one cascade alert."""
+    return b'{"type":"cascade","data":' + encode(alert) + b"}"
 
 
 class SubscriptionClosed(Exception):

@@ -14,10 +14,9 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from purpleflea.bus.base import Subscription, SubscriptionClosed
+from purpleflea.bus.base import Subscription, SubscriptionClosed, cascade_frame, liquidation_frame
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.server.filters import StreamFilter
-from purpleflea.server.pipeline import cascade_frame, liquidation_frame
 from purpleflea.store.base import Store
 
 _REPLAY_PAGE = 1_000

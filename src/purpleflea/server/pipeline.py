@@ -20,7 +20,7 @@ from typing import Protocol
 
 import msgspec
 
-from purpleflea.bus.base import Bus, Message
+from purpleflea.bus.base import Bus, Message, cascade_frame, liquidation_frame
 from purpleflea.ingest.connection import Deduper
 from purpleflea.model import (
     CascadeAlert,
@@ -29,7 +29,6 @@ from purpleflea.model import (
     Side,
     UnsizedLiquidation,
     VenueLiquidation,
-    encode,
     publish,
 )
 from purpleflea.store.base import Store
@@ -51,15 +50,6 @@ class Scorer(Protocol):
 
 class SnapshotSink(Protocol):
     def on_snapshot(self, snapshot: MarketSnapshot) -> None: ...
-
-
-def liquidation_frame(event: Liquidation) -> bytes:
-    """The stream's wire frame of one event (encoded once, sent to every client)."""
-    return b'{"type":"liquidation","data":' + encode(event) + b"}"
-
-
-def cascade_frame(alert: CascadeAlert) -> bytes:
-    return b'{"type":"cascade","data":' + encode(alert) + b"}"
 
 
 def _now_ms() -> int:
@@ -110,11 +100,35 @@ class Tracker:
     def last_seq(self) -> int:
         return self._next_seq - 1
 
-    async def start(self, *, tick_interval: float = 1.0) -> None:
+    async def start(self, *, tick_interval: float = 1.0, warm_events: int = 200_000) -> None:
         self._next_seq = await self.store.last_seq() + 1
+        if self.scorer is not None and warm_events > 0:
+            await self._warm(warm_events)
         self._task = asyncio.create_task(self._flush_loop(), name="tracker-flush")
         if self.scorer is not None:
             self._ticker = asyncio.create_task(self._tick_loop(tick_interval), name="tracker-tick")
+
+    async def _warm(self, limit: int) -> None:
+        """Replay the newest stored events through the scorer, so that after a restart each
+        market is scored against its own baseline rather than a cold prior. Alerts raised
+        while warming were already published before the restart: they are dropped."""
+        assert self.scorer is not None
+        cursor = max(0, self._next_seq - 1 - limit)
+        warmed = 0
+        while True:
+            page = await self.store.since(cursor, 10_000)
+            if not page:
+                break
+            for event in page:
+                self.scorer.observe(
+                    event.market, event.side, event.size_usd, event.price, event.ts, event.exchange
+                )
+                self._remember(event)
+            self.scorer.drain_alerts()
+            warmed += len(page)
+            cursor = page[-1].seq
+        if warmed:
+            log.info("cascade engine warmed with the last %d stored events", warmed)
 
     async def stop(self) -> None:
         await self.drain()
@@ -147,8 +161,8 @@ class Tracker:
 
     async def drain(self) -> None:
         """Wait until everything submitted so far is persisted and published."""
-        if self._task is None:
-            return
+        if self._task is None or self._task.done():
+            return  # not running: nothing will ever be flushed, so do not wait for it
         await self._idle.wait()
 
     async def _flush_loop(self) -> None:

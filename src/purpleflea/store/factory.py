@@ -1,0 +1,44 @@
+"""Open a history store from one URL (the ``--store`` option).
+
+- ``sqlite:///abs/path/history.sqlite``, ``sqlite:relative/path.sqlite`` or a plain path: the
+  embedded SQLite store (single machine);
+- ``postgresql://user@host:port/db`` (or ``postgres://``): the shared PostgreSQL store
+  (scale-out).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from purpleflea.store.base import Store
+from purpleflea.store.sqlite import SQLiteStore
+
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def sqlite_path(url: str) -> Path:
+    """The file a ``sqlite:`` URL or plain path names."""
+    if url.startswith("sqlite://"):
+        path = url.removeprefix("sqlite://")  # sqlite:///abs -> /abs, sqlite://rel -> rel
+    elif url.startswith("sqlite:"):
+        path = url.removeprefix("sqlite:")
+    else:
+        path = url
+    if not path:
+        raise ValueError(f"store URL {url!r} names no SQLite file")
+    return Path(path)
+
+
+async def open_store(url: str) -> Store:
+    """The store ``url`` names, opened and ready (schema created if missing)."""
+    if url.startswith(_POSTGRES_SCHEMES):
+        # Imported here: a single-machine server never loads the PostgreSQL driver.
+        from purpleflea.store.postgres import PostgresStore  # noqa: PLC0415
+
+        return await PostgresStore.connect(url)
+    if "://" in url and not url.startswith("sqlite://"):
+        scheme = url.split("://", 1)[0]
+        raise ValueError(
+            f"store URL {url!r}: unknown scheme {scheme!r} (use sqlite:///path or postgresql://)"
+        )
+    return SQLiteStore(sqlite_path(url))

@@ -1,0 +1,374 @@
+"""The scale-out history store: PostgreSQL, shared by every ingest and API node.
+
+Same contract and query semantics as :mod:`purpleflea.store.sqlite`: ``seq`` is the primary
+key and resume cursor, ``id`` is unique so a replayed event is stored once, and per-minute
+rollups are maintained in the same transaction as the insert, so aggregates over long ranges
+read minutes, not events.
+
+One writer connection takes appends (one round trip per batch: the insert, the rollup upsert
+and the returned new seqs are one statement); a few reader connections serve history queries
+concurrently, so a slow query never waits behind ingest or another query. A connection the
+server dropped (restart, failover) is replaced on its next use.
+
+``last_seq`` reads the tables, never a cached value: on an API node another process writes.
+Only one process may assign seqs (the ingest node's tracker): a second writer's seq collides
+with the first's and its append fails loudly with a unique violation instead of overwriting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, LiteralString
+
+import psycopg
+
+from purpleflea.model import CascadeAlert, Liquidation, decode_cascade, encode
+from purpleflea.store.base import INTERVAL_MS, Bucket, GroupBy, Interval, Page, Query
+
+_COLUMNS = (
+    "seq",
+    "id",
+    "exchange",
+    "symbol",
+    "market",
+    "side",
+    "price",
+    "quantity",
+    "size_usd",
+    "ts",
+    "received_at",
+    "cascade_score",
+)
+_TYPES = (
+    "bigint",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "float8",
+    "float8",
+    "float8",
+    "bigint",
+    "bigint",
+    "integer",
+)
+_GROUPS = frozenset({"market", "exchange", "side"})
+
+# Nodes starting together would race on CREATE ... IF NOT EXISTS; an advisory lock (any
+# constant both sides agree on) serializes them.
+_SCHEMA_LOCK = 0x70_66_5F_73_63_68  # "pf_sch"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS liquidations (
+    seq bigint PRIMARY KEY,
+    id text NOT NULL UNIQUE,
+    exchange text NOT NULL,
+    symbol text NOT NULL,
+    market text NOT NULL,
+    side text NOT NULL,
+    price float8 NOT NULL,
+    quantity float8 NOT NULL,
+    size_usd float8 NOT NULL,
+    ts bigint NOT NULL,
+    received_at bigint NOT NULL,
+    cascade_score integer NOT NULL
+);
+CREATE INDEX IF NOT EXISTS liquidations_market_seq ON liquidations (market, seq);
+CREATE INDEX IF NOT EXISTS liquidations_exchange_seq ON liquidations (exchange, seq);
+CREATE INDEX IF NOT EXISTS liquidations_side_seq ON liquidations (side, seq);
+CREATE INDEX IF NOT EXISTS liquidations_size_usd ON liquidations (size_usd);
+CREATE INDEX IF NOT EXISTS liquidations_ts ON liquidations (ts);
+CREATE TABLE IF NOT EXISTS rollup_1m (
+    minute bigint NOT NULL,
+    market text NOT NULL,
+    exchange text NOT NULL,
+    side text NOT NULL,
+    count bigint NOT NULL,
+    size_usd float8 NOT NULL,
+    PRIMARY KEY (market, minute, exchange, side)
+);
+CREATE INDEX IF NOT EXISTS rollup_1m_minute ON rollup_1m (minute);
+CREATE TABLE IF NOT EXISTS cascades (
+    seq bigint PRIMARY KEY,
+    id text NOT NULL,
+    status text NOT NULL,
+    market text NOT NULL,
+    side text NOT NULL,
+    updated_at bigint NOT NULL,
+    body bytea NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cascades_id_seq ON cascades (id, seq);
+"""
+
+# The whole append in one statement: insert what is new by id, fold exactly those rows into
+# the minute rollups, and return their seqs.
+_APPEND = f"""
+WITH new AS (
+    INSERT INTO liquidations ({", ".join(_COLUMNS)})
+    SELECT * FROM unnest({", ".join(f"%s::{t}[]" for t in _TYPES)})
+    ON CONFLICT (id) DO NOTHING
+    RETURNING seq, market, exchange, side, ts, size_usd
+), rolled AS (
+    INSERT INTO rollup_1m (minute, market, exchange, side, count, size_usd)
+    SELECT (ts / 60000) * 60000, market, exchange, side, count(*), sum(size_usd)
+    FROM new GROUP BY 1, 2, 3, 4
+    ON CONFLICT (market, minute, exchange, side) DO UPDATE SET
+        count = rollup_1m.count + excluded.count,
+        size_usd = rollup_1m.size_usd + excluded.size_usd
+)
+SELECT seq FROM new
+"""
+_APPEND_CASCADES = """
+INSERT INTO cascades (seq, id, status, market, side, updated_at, body)
+SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[],
+                     %s::bigint[], %s::bytea[])
+ON CONFLICT (seq) DO NOTHING
+"""
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM liquidations"
+_LAST_SEQ = (
+    "SELECT GREATEST(COALESCE((SELECT max(seq) FROM liquidations), 0), "
+    "COALESCE((SELECT max(seq) FROM cascades), 0))"
+)
+
+
+def _row_to_event(row: tuple[Any, ...]) -> Liquidation:
+    return Liquidation(**dict(zip(_COLUMNS, row, strict=True)))
+
+
+def _where(
+    query: Query, *, with_size: bool = True, time_column: str = "ts"
+) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, values in (
+        ("market", query.markets),
+        ("exchange", query.exchanges),
+        ("side", query.sides),
+    ):
+        if len(values) == 1:
+            # PostgreSQL walks the (column, seq) index backwards for `=`, not for ANY().
+            clauses.append(f"{column} = %s")
+            params.append(values[0])
+        elif values:
+            clauses.append(f"{column} = ANY(%s)")
+            params.append(list(values))
+    if with_size and query.min_usd > 0:
+        clauses.append("size_usd >= %s")
+        params.append(query.min_usd)
+    if query.start_ms is not None:
+        clauses.append(f"{time_column} >= %s")
+        params.append(query.start_ms)
+    if query.end_ms is not None:
+        clauses.append(f"{time_column} < %s")
+        params.append(query.end_ms)
+    if query.before_seq is not None:
+        clauses.append("seq < %s")
+        params.append(query.before_seq)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+class PostgresStore:
+    """History in PostgreSQL; create with :meth:`connect` (see the module docstring)."""
+
+    def __init__(self, url: str, *, readers: int = 3) -> None:
+        if readers < 1:
+            raise ValueError(f"PostgresStore readers must be at least 1, got {readers}")
+        self.url = url
+        self._reader_count = readers
+        self._writer: psycopg.AsyncConnection[tuple[Any, ...]] | None = None
+        self._idle: asyncio.Queue[psycopg.AsyncConnection[tuple[Any, ...]]] = asyncio.Queue()
+        self._all_readers: list[psycopg.AsyncConnection[tuple[Any, ...]]] = []
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def connect(cls, url: str, *, readers: int = 3) -> PostgresStore:
+        """Open the connections and create the schema if it is missing."""
+        store = cls(url, readers=readers)
+        await store.open()
+        return store
+
+    async def open(self) -> None:
+        self._writer = await self._new_connection(autocommit=False)
+        async with self._writer.transaction():
+            await self._writer.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            await self._writer.execute(_SCHEMA)
+        for _ in range(self._reader_count):
+            reader = await self._new_connection(autocommit=True)
+            self._all_readers.append(reader)
+            self._idle.put_nowait(reader)
+
+    async def _new_connection(self, *, autocommit: bool) -> psycopg.AsyncConnection[Any]:
+        try:
+            return await psycopg.AsyncConnection.connect(
+                self.url, autocommit=autocommit, application_name="purpleflea"
+            )
+        except psycopg.OperationalError as exc:
+            raise ConnectionError(f"PostgreSQL store {self.url!r}: cannot connect: {exc}") from exc
+
+    # -- writes -------------------------------------------------------------------------------
+
+    async def _writable(self) -> psycopg.AsyncConnection[tuple[Any, ...]]:
+        if self._writer is None:
+            raise RuntimeError("PostgresStore is not open: use `await PostgresStore.connect(url)`")
+        if self._writer.closed or self._writer.broken:
+            self._writer = await self._new_connection(autocommit=False)
+        return self._writer
+
+    async def _write(self, sql: LiteralString, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Run one statement in its own transaction; the rows it returns, if any."""
+        async with self._write_lock:
+            for attempt in (1, 2):
+                writer = await self._writable()
+                try:
+                    async with writer.transaction():
+                        cursor = await writer.execute(sql, params)
+                        return await cursor.fetchall() if cursor.description else []
+                except psycopg.OperationalError:
+                    # The connection died (server restart, failover). Both writes are
+                    # idempotent (by id, by seq), so one more try on a new connection is safe.
+                    if attempt == 2 or not writer.broken:
+                        raise
+            raise AssertionError("unreachable")
+
+    async def append(self, events: Sequence[Liquidation]) -> list[Liquidation]:
+        if not events:
+            return []
+        columns: list[list[Any]] = [[getattr(e, c) for e in events] for c in _COLUMNS]
+        new = {row[0] for row in await self._write(_APPEND, columns)}
+        return [event for event in events if event.seq in new]
+
+    async def append_cascades(self, alerts: Sequence[CascadeAlert]) -> None:
+        if not alerts:
+            return
+        columns: list[list[Any]] = [
+            [a.seq for a in alerts],
+            [a.id for a in alerts],
+            [a.status for a in alerts],
+            [a.market for a in alerts],
+            [a.side for a in alerts],
+            [a.updated_at for a in alerts],
+            [encode(a) for a in alerts],
+        ]
+        await self._write(_APPEND_CASCADES, columns)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _reader(self) -> AsyncIterator[psycopg.AsyncConnection[tuple[Any, ...]]]:
+        reader = await self._idle.get()
+        try:
+            if reader.closed or reader.broken:
+                self._all_readers.remove(reader)
+                reader = await self._new_connection(autocommit=True)
+                self._all_readers.append(reader)
+            yield reader
+        finally:
+            self._idle.put_nowait(reader)
+
+    async def _read(self, sql: LiteralString, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        for attempt in (1, 2):
+            async with self._reader() as reader:
+                try:
+                    cursor = await reader.execute(sql, params)
+                    return await cursor.fetchall()
+                except psycopg.OperationalError:
+                    if attempt == 2 or not reader.broken:
+                        raise  # a bad query, not a dropped connection
+        raise AssertionError("unreachable")
+
+    async def last_seq(self) -> int:
+        rows = await self._read(_LAST_SEQ, ())
+        return int(rows[0][0])
+
+    async def since(self, seq: int, limit: int = 1000) -> list[Liquidation]:
+        rows = await self._read(f"{_SELECT} WHERE seq > %s ORDER BY seq LIMIT %s", (seq, limit))
+        return [_row_to_event(row) for row in rows]
+
+    async def cascades_since(self, seq: int, limit: int = 1000) -> list[CascadeAlert]:
+        rows = await self._read(
+            "SELECT body FROM cascades WHERE seq > %s ORDER BY seq LIMIT %s", (seq, limit)
+        )
+        return [decode_cascade(bytes(row[0])) for row in rows]
+
+    async def cascades(
+        self, *, active: bool | None = None, markets: Sequence[str] = (), limit: int = 100
+    ) -> list[CascadeAlert]:
+        clauses = ["c.seq = (SELECT max(seq) FROM cascades WHERE id = c.id)"]
+        params: list[Any] = []
+        if active is True:
+            clauses.append("c.status != 'exhausted'")
+        elif active is False:
+            clauses.append("c.status = 'exhausted'")
+        if markets:
+            clauses.append("c.market = ANY(%s)")
+            params.append(list(markets))
+        rows = await self._read(
+            f"SELECT c.body FROM cascades c WHERE {' AND '.join(clauses)} "
+            "ORDER BY c.seq DESC LIMIT %s",
+            [*params, limit],
+        )
+        return [decode_cascade(bytes(row[0])) for row in rows]
+
+    async def query(self, query: Query) -> Page:
+        where, params = _where(query)
+        rows = await self._read(
+            f"{_SELECT}{where} ORDER BY seq DESC LIMIT %s",
+            [*params, query.limit + 1],
+        )
+        events = [_row_to_event(row) for row in rows[: query.limit]]
+        more = len(rows) > query.limit
+        return Page(events=events, next_cursor=events[-1].seq if more and events else None)
+
+    async def aggregate(self, interval: Interval, group_by: GroupBy, query: Query) -> list[Bucket]:
+        if interval not in INTERVAL_MS:
+            raise ValueError(
+                f"aggregate interval must be one of {sorted(INTERVAL_MS)}: {interval!r}"
+            )
+        if group_by not in _GROUPS:
+            raise ValueError(f"aggregate group_by must be one of {sorted(_GROUPS)}: {group_by!r}")
+        width = INTERVAL_MS[interval]
+        minute_aligned = all(b is None or b % 60_000 == 0 for b in (query.start_ms, query.end_ms))
+        if query.min_usd > 0 or query.before_seq is not None or not minute_aligned:
+            # Rollups know neither event sizes nor times inside a minute: read the events.
+            source, time_column, count = "liquidations", "ts", "count(*)"
+            where, params = _where(query)
+        else:
+            source, time_column, count = "rollup_1m", "minute", "sum(count)"
+            where, params = _where(query, with_size=False, time_column="minute")
+        sql = (
+            f"SELECT ({time_column} / {width}) * {width} AS bucket, {group_by}, {count}, "
+            "sum(size_usd), sum(CASE WHEN side = 'long' THEN size_usd ELSE 0 END), "
+            "sum(CASE WHEN side = 'short' THEN size_usd ELSE 0 END) "
+            f"FROM {source}{where} GROUP BY bucket, {group_by} ORDER BY bucket, {group_by}"
+        )
+        rows = await self._read(sql, params)
+        return [
+            Bucket(
+                start_ms=int(bucket),
+                group=str(group),
+                count=int(count_),
+                size_usd=float(total),
+                long_usd=float(longs),
+                short_usd=float(shorts),
+            )
+            for bucket, group, count_, total, longs, shorts in rows
+        ]
+
+    async def explain(self, query: Query) -> str:
+        """PostgreSQL's plan for :meth:`query` (operators checking that indexes are used)."""
+        where, params = _where(query)
+        rows = await self._read(
+            f"EXPLAIN {_SELECT}{where} ORDER BY seq DESC LIMIT %s",
+            [*params, query.limit + 1],
+        )
+        return "\n".join(str(row[0]) for row in rows)
+
+    async def close(self) -> None:
+        connections = [*self._all_readers, *([self._writer] if self._writer else [])]
+        self._all_readers.clear()
+        self._writer = None
+        for connection in connections:
+            await connection.close()

@@ -1,0 +1,287 @@
+"""The JetStream bus against a real NATS server: an ingest node publishes, API nodes fan out.
+
+Every test gets its own stream and subject prefix, deleted afterwards, so runs never see each
+other's messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import nats
+import psycopg
+import pytest
+
+from purpleflea.bus import Message, SubscriptionClosed
+from purpleflea.bus.base import cascade_frame, liquidation_frame
+from purpleflea.bus.local import LocalSubscription
+from purpleflea.bus.nats import NatsBus, decode_message
+from purpleflea.model import CascadeAlert, Liquidation, VenueLiquidation
+from purpleflea.server.pipeline import Tracker
+from purpleflea.store.postgres import PostgresStore
+from purpleflea.store.sqlite import SQLiteStore
+from tests.services import ensure_nats, ensure_postgres
+
+T0 = 1_700_000_040_000
+Connect = Callable[..., Awaitable[NatsBus]]
+
+
+def _event(seq: int, **overrides: object) -> Liquidation:
+    fields: dict[str, object] = {
+        "id": f"nats-test:{seq}",
+        "seq": seq,
+        "exchange": "binance_usdm" if seq % 2 else "bybit",
+        "symbol": "BTCUSDT",
+        "market": "BTC-PERP" if seq % 3 else "ETH-PERP",
+        "side": "long" if seq % 4 else "short",
+        "price": 50_000.0,
+        "quantity": 0.1 * seq,
+        "size_usd": 5_000.0 * seq,
+        "ts": T0 + seq * 1_000,
+        "received_at": T0 + seq * 1_000 + 5,
+        "cascade_score": seq % 11,
+    }
+    fields.update(overrides)
+    return Liquidation(**fields)  # type: ignore[arg-type]
+
+
+def _alert(seq: int) -> CascadeAlert:
+    return CascadeAlert(
+        id="cascade-1",
+        status="started",
+        market="BTC-PERP",
+        side="long",
+        score=8,
+        peak_score=8,
+        window_usd=3_000_000.0,
+        window_s=60,
+        total_usd=3_000_000.0,
+        events=30,
+        started_at=T0,
+        updated_at=T0 + seq,
+        duration_s=12.0,
+        start_price=50_000.0,
+        last_price=48_500.0,
+        price_move_pct=-3.0,
+        exchanges=("binance_usdm",),
+        message="BTC-PERP long cascade started",
+        seq=seq,
+    )
+
+
+def _message(item: Liquidation | CascadeAlert) -> Message:
+    """What the tracker hands its bus (see purpleflea.server.pipeline)."""
+    if isinstance(item, Liquidation):
+        return Message("liquidations", item.seq, item, liquidation_frame(item))
+    return Message("cascades", item.seq, item, cascade_frame(item))
+
+
+async def _take(subscription: LocalSubscription, count: int) -> list[Message]:
+    return [await asyncio.wait_for(subscription.next(), 5.0) for _ in range(count)]
+
+
+async def _nothing_more(subscription: LocalSubscription) -> bool:
+    try:
+        await asyncio.wait_for(subscription.next(), 0.3)
+    except TimeoutError:
+        return True
+    return False
+
+
+@pytest.fixture
+async def connect() -> AsyncIterator[Connect]:
+    """Connects buses to one fresh stream; closes them and deletes the stream afterwards."""
+    url = ensure_nats()
+    tag = uuid.uuid4().hex[:10]
+    stream, prefix = f"PFTEST_{tag}", f"pftest{tag}"
+    buses: list[NatsBus] = []
+
+    async def make(**options: object) -> NatsBus:
+        bus = await NatsBus.connect(url, stream=stream, prefix=prefix, **options)  # type: ignore[arg-type]
+        buses.append(bus)
+        return bus
+
+    yield make
+    for bus in buses:
+        await bus.close()
+    client = await nats.connect(url)
+    try:
+        await client.jetstream().delete_stream(stream)
+    finally:
+        await client.close()
+
+
+async def test_round_trip_decodes_payloads_and_keeps_wire_bytes(connect: Connect) -> None:
+    ingest, api = await connect(), await connect()
+    await api.start()
+    subscription = api.subscribe()
+    sent: list[Liquidation | CascadeAlert] = [_event(1), _event(2), _alert(3), _event(4)]
+    for item in sent:
+        await ingest.publish(_message(item))
+    received = await _take(subscription, 4)
+    assert [m.payload for m in received] == sent
+    assert [(m.channel, m.seq, m.data) for m in received] == [
+        (_message(i).channel, _message(i).seq, _message(i).data) for i in sent
+    ]
+    assert api.last_seq == 4
+    assert ingest.counters["published"] == 4
+
+
+async def test_subjects_are_per_exchange_and_market(connect: Connect) -> None:
+    bus = await connect()
+    assert bus.route(_message(_event(1, market="BTC-PERP")))[0].endswith(
+        ".liq.binance_usdm.BTC-PERP"
+    )
+    assert bus.route(_message(_event(2, market="weird.market *")))[0].endswith(
+        ".liq.bybit.weird_market__"
+    )
+    assert bus.route(_message(_alert(9))) == (f"{bus.prefix}.cascade.BTC-PERP", "cascade-1@9")
+    with pytest.raises(TypeError, match="got NoneType on channel 'liquidations'"):
+        await bus.publish(Message("liquidations", 1, None, b"{}"))
+
+
+async def test_two_subscribers_on_two_nodes_each_get_every_message_once_in_order(
+    connect: Connect,
+) -> None:
+    ingest, node_a, node_b = await connect(), await connect(), await connect()
+    await node_a.start()
+    await node_b.start()
+    subscriptions = [node_a.subscribe(), node_a.subscribe(), node_b.subscribe()]
+    for seq in range(1, 201):
+        await ingest.publish(_message(_event(seq)))
+    for subscription in subscriptions:
+        assert [m.seq for m in await _take(subscription, 200)] == list(range(1, 201))
+        assert await _nothing_more(subscription)
+
+
+async def test_a_slow_subscriber_is_cut_without_affecting_the_other(connect: Connect) -> None:
+    ingest, api = await connect(), await connect()
+    await api.start()
+    slow, fast = api.subscribe(buffer=10), api.subscribe(buffer=1_000)
+    for seq in range(1, 51):
+        await ingest.publish(_message(_event(seq)))
+    assert [m.seq for m in await _take(fast, 50)] == list(range(1, 51))
+    with pytest.raises(SubscriptionClosed, match="slow consumer"):
+        await slow.next()
+    assert (slow.closed_reason or "").startswith("slow consumer")
+    assert api.subscribers == 1
+    await ingest.publish(_message(_event(51)))
+    assert [m.seq for m in await _take(fast, 1)] == [51]
+
+
+async def test_a_restarted_node_resumes_right_after_a_seq(connect: Connect) -> None:
+    ingest, first = await connect(), await connect()
+    await first.start()
+    subscription = first.subscribe()
+    for seq in range(1, 11):
+        await ingest.publish(_message(_event(seq)))
+    assert [m.seq for m in await _take(subscription, 10)] == list(range(1, 11))
+    await first.close()
+    for seq in range(11, 21):  # published while the node is down
+        await ingest.publish(_message(_event(seq)))
+
+    restarted = await connect()
+    await restarted.start(after_seq=13)
+    resumed = restarted.subscribe()
+    assert [m.seq for m in await _take(resumed, 7)] == list(range(14, 21))
+    await ingest.publish(_message(_event(21)))
+    assert [m.seq for m in await _take(resumed, 1)] == [21]
+
+    newest = await connect()  # no cursor: the live tail from now on
+    await newest.start()
+    assert newest.last_seq == 21
+    live = newest.subscribe()
+    await ingest.publish(_message(_event(22)))
+    assert [m.seq for m in await _take(live, 1)] == [22]
+
+
+async def test_a_republished_event_id_is_dropped_by_jetstream(connect: Connect) -> None:
+    ingest, api = await connect(), await connect()
+    await api.start()
+    subscription = api.subscribe()
+    message = _message(_event(1))
+    await ingest.publish(message)
+    await ingest.publish(message)  # a retry after a lost acknowledgement
+    await ingest.publish(_message(_event(2)))
+    assert ingest.counters["published"] == 2
+    assert ingest.counters["duplicates_dropped"] == 1
+    assert [m.seq for m in await _take(subscription, 2)] == [1, 2]
+    assert await _nothing_more(subscription)
+
+
+async def test_a_lost_publish_is_backfilled_from_the_store(
+    connect: Connect, tmp_path: Path
+) -> None:
+    store = SQLiteStore(tmp_path / "history.sqlite")
+    try:
+        ingest, api = await connect(), await connect(store=store)
+        await api.start()
+        subscription = api.subscribe()
+        events = [_event(seq) for seq in (1, 2, 3, 5, 6)]
+        await store.append(events)
+        await store.append_cascades([_alert(4)])
+        # Persisted 1..6, but only 1 and 6 reached NATS (say the ingest node died in between).
+        await ingest.publish(_message(events[0]))
+        await ingest.publish(_message(events[-1]))
+        received = await _take(subscription, 6)
+        assert [m.seq for m in received] == [1, 2, 3, 4, 5, 6]
+        assert received[3].payload == _alert(4)
+        assert received[3].data == cascade_frame(_alert(4))
+        assert api.counters["backfilled"] == 4
+    finally:
+        await store.close()
+
+
+async def test_a_malformed_message_is_counted_and_skipped(connect: Connect) -> None:
+    ingest, api = await connect(), await connect()
+    await api.start()
+    subscription = api.subscribe()
+    client = await nats.connect(ensure_nats())
+    try:
+        await client.jetstream().publish(f"{ingest.prefix}.liq.x.y", b'{"type":"nope"}')
+    finally:
+        await client.close()
+    await ingest.publish(_message(_event(1)))
+    assert [m.seq for m in await _take(subscription, 1)] == [1]
+    assert api.counters["bad_messages"] == 1
+    with pytest.raises(ValueError, match="not an integer"):
+        decode_message(liquidation_frame(_event(1)), {"Pf-Seq": "one"})
+
+
+async def test_tracker_on_postgres_and_nats_feeds_an_api_node(connect: Connect) -> None:
+    """The scale-out wiring end to end: tracker -> PostgreSQL + JetStream -> API node."""
+    dsn = ensure_postgres()
+    store = await PostgresStore.connect(dsn)
+    try:
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as connection:
+            await connection.execute("TRUNCATE liquidations, rollup_1m, cascades")
+        ingest = await connect()
+        api = await connect(store=store)
+        await api.start()
+        subscription = api.subscribe()
+        tracker = Tracker(store, ingest)
+        await tracker.start()
+        for n in range(30):
+            tracker.submit(
+                VenueLiquidation(
+                    id=f"e2e:{n}",
+                    exchange="okx",
+                    symbol="BTC-USDT-SWAP",
+                    market="BTC-PERP",
+                    side="short",
+                    price=60_000.0,
+                    quantity=1.0,
+                    size_usd=60_000.0,
+                    ts=T0 + n,
+                )
+            )
+        await tracker.drain()
+        await tracker.stop()
+        received = await _take(subscription, 30)
+        assert [m.seq for m in received] == list(range(1, 31))
+        assert await store.since(0, limit=100) == [m.payload for m in received]
+    finally:
+        await store.close()

@@ -1,0 +1,98 @@
+"""The tracker: sequencing, persist-before-publish, dedupe, and a warm restart of the engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from purpleflea.bus.base import Message
+from purpleflea.bus.local import LocalBus
+from purpleflea.engine.cascade import CascadeEngine
+from purpleflea.model import Liquidation, VenueLiquidation
+from purpleflea.server.pipeline import Tracker
+from purpleflea.store.sqlite import SQLiteStore
+from tests.server.conftest import T0, venue_event
+
+
+def _burst(n: int) -> list[VenueLiquidation]:
+    # A falling market liquidating longs faster and faster: the engine's scores move.
+    return [
+        venue_event(size_usd=20_000.0 * (1 + i // 20), price=60_000.0 - 5 * i, ts=T0 + 400 * i)
+        for i in range(n)
+    ]
+
+
+class _CheckingBus(LocalBus):
+    """Records, at the moment of each publish, whether the item is already in the store."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        super().__init__()
+        self.store = store
+        self.stored_at_publish: list[bool] = []
+
+    async def publish(self, message: Message) -> None:
+        if message.channel == "liquidations":
+            found: list[object] = list(await self.store.since(message.seq - 1, 1))
+        else:
+            found = list(await self.store.cascades_since(message.seq - 1, 1))
+        self.stored_at_publish.append(bool(found) and getattr(found[0], "seq", 0) == message.seq)
+        await super().publish(message)
+
+
+async def test_events_are_stored_before_they_are_published_and_dedupe(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    bus = _CheckingBus(store)
+    subscription = bus.subscribe()
+    tracker = Tracker(store, bus, scorer=CascadeEngine())
+    await tracker.start()
+    events = _burst(50)
+    for event in events + events[:10]:  # the first ten arrive twice
+        tracker.submit(event)
+    await tracker.drain()
+    published = subscription.drain()
+    liquidations = [m for m in published if m.channel == "liquidations"]
+    assert len(liquidations) == 50
+    assert len(bus.stored_at_publish) == len(published)
+    assert all(bus.stored_at_publish)
+    seqs = [m.seq for m in published]
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == len(seqs)
+    assert tracker.counters["duplicates"] == 10
+    await tracker.stop()
+    await store.close()
+
+
+async def test_a_restarted_tracker_scores_like_one_that_never_stopped(tmp_path: Path) -> None:
+    events = _burst(200)
+    follow_up = venue_event(size_usd=60_000.0, price=58_900.0, ts=T0 + 400 * 200)
+
+    async def run(path: Path, stop_after: int | None) -> int:
+        store = SQLiteStore(path)
+        bus = LocalBus()
+        tracker = Tracker(store, bus, scorer=CascadeEngine())
+        await tracker.start()
+        subscription = bus.subscribe()
+        for event in events[:stop_after]:
+            tracker.submit(event)
+        await tracker.drain()
+        if stop_after is not None:  # restart on the same store
+            await tracker.stop()
+            tracker = Tracker(store, bus, scorer=CascadeEngine())
+            await tracker.start()
+            subscription.drain()
+            for event in events[stop_after:]:
+                tracker.submit(event)
+            await tracker.drain()
+        tracker.submit(msgspec.structs.replace(follow_up, id=f"follow:{path.name}"))
+        await tracker.drain()
+        last = [m.payload for m in subscription.drain() if m.channel == "liquidations"][-1]
+        await tracker.stop()
+        await store.close()
+        assert isinstance(last, Liquidation)
+        return last.cascade_score
+
+    continuous = await run(tmp_path / "a.sqlite", None)
+    restarted = await run(tmp_path / "b.sqlite", 150)
+    assert continuous == restarted
+    assert continuous > 0

@@ -1,0 +1,120 @@
+"""The real services the scale-out tests run against: PostgreSQL and NATS JetStream on loopback.
+
+A fresh machine may have them installed but stopped, so each helper starts its service when
+nothing answers on its port, and skips (loudly, naming what is missing) only when the service
+is not installed at all. A start that fails is an error, never a skip.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+NATS_HOST, NATS_PORT = "127.0.0.1", 4222
+NATS_SERVER = "/usr/sbin/nats-server"
+_START_TIMEOUT_S = 20.0
+
+_databases: list[str] = []  # this session's database, once created
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _wait_for(host: str, port: int, what: str) -> None:
+    deadline = time.monotonic() + _START_TIMEOUT_S
+    while not _answers(host, port):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} was started but nothing answers on {host}:{port}")
+        time.sleep(0.1)
+
+
+def _run(command: list[str], what: str) -> None:
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"could not start {what}: {' '.join(command)} exited {done.returncode}: "
+            f"{done.stderr.strip() or done.stdout.strip()}"
+        )
+
+
+def _start_postgres() -> None:
+    clusters = Path("/etc/postgresql")
+    if shutil.which("pg_ctlcluster") is None or not clusters.is_dir():
+        pytest.skip(
+            "PostgreSQL IS NOT INSTALLED (no pg_ctlcluster or /etc/postgresql): the PostgreSQL "
+            "store tests cannot run on this machine"
+        )
+    versions = sorted(p.name for p in clusters.iterdir() if p.is_dir())
+    if not versions:
+        pytest.skip("PostgreSQL IS NOT INSTALLED: /etc/postgresql has no cluster")
+    command = ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"]
+    _run(command, "PostgreSQL")
+    _wait_for(PG_HOST, PG_PORT, "PostgreSQL")
+
+
+def _admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"postgresql://{PG_HOST}:{PG_PORT}/postgres", autocommit=True) as conn:
+        conn.execute(sql.encode())  # composed by this module from its own names
+
+
+def _drop_database(name: str) -> None:
+    with contextlib.suppress(Exception):  # the server went away first: nothing to clean
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def ensure_postgres() -> str:
+    """A DSN of this test session's own database (created once, dropped at exit)."""
+    if not _answers(PG_HOST, PG_PORT):
+        _start_postgres()
+    if not _databases:
+        name = f"purpleflea_test_{os.getpid()}"
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _admin(f'CREATE DATABASE "{name}"')
+        atexit.register(_drop_database, name)
+        _databases.append(name)
+    return f"postgresql://{PG_HOST}:{PG_PORT}/{_databases[0]}"
+
+
+def ensure_nats() -> str:
+    """The URL of a JetStream-enabled NATS server on loopback, started if need be."""
+    if not _answers(NATS_HOST, NATS_PORT):
+        if not Path(NATS_SERVER).exists():
+            pytest.skip(f"NATS IS NOT INSTALLED ({NATS_SERVER} missing): the bus tests cannot run")
+        Path("/var/lib/nats-server").mkdir(parents=True, exist_ok=True)
+        command = [
+            "start-stop-daemon",
+            "--start",
+            "--oknodo",
+            "--background",
+            "--exec",
+            NATS_SERVER,
+            "--",
+            "-a",
+            NATS_HOST,
+            "-p",
+            str(NATS_PORT),
+            "-js",
+            "-sd",
+            "/var/lib/nats-server",
+            "-l",
+            "/var/log/nats-server.log",
+        ]
+        _run(command, "NATS")
+        _wait_for(NATS_HOST, NATS_PORT, "NATS")
+    return f"nats://{NATS_HOST}:{NATS_PORT}"
