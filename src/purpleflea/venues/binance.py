@@ -14,19 +14,26 @@ Semantics (shared/EXCHANGES.md, Binance):
 - USD-M quantities are in the base coin; COIN-M quantities are contracts of a fixed USD value
   (BTC 100 USD, every other coin 10 USD, per exchangeInfo ``contractSize``).
 - The stream is a snapshot: at most one liquidation per symbol per second is pushed.
+
+USD-M is the busiest stream we read, so :func:`normalize_usdm` has a hot path that lets msgspec
+parse and bound every number while decoding; any frame it is not sure of goes through the
+checked path, which gives the same result or a :class:`FrameError` naming the field.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Annotated, Literal
 
 import msgspec
+from msgspec import UNSET, Meta, UnsetType
 
 from purpleflea.model import NO_INSTRUMENTS, Catalog, Side, VenueLiquidation
 from purpleflea.venues import symbols
 from purpleflea.venues._frame import (
     FrameDecoder,
     FrameError,
+    TimestampMs,
     finite_product,
     non_negative,
     positive,
@@ -96,13 +103,21 @@ def _coinm_market(symbol: str) -> symbols.Market:
     return symbols.dated(base, date) if date else symbols.perpetual(base)
 
 
-def normalize_usdm(
-    frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS
-) -> list[VenueLiquidation]:
-    """Binance USD-M frame -> the liquidation it carries (none for control frames).
+def _id_prefix(symbol: str) -> str:
+    """Start of a USD-M event id, which is ``{prefix}{T}:{S}``.
 
-    ``instruments`` is unused (quantities are in coins) and accepted for a uniform signature.
+    For example ``binance_usdm:BTCUSDT:1700000000123:SELL``. The stream pushes at most the
+    latest forced order per symbol per 1000 ms, so two events of one symbol never share a trade
+    time ``T``, and a later fill of the same order moves ``T``: symbol and ``T`` are unique, and
+    the side is kept as a guard. The filled quantity ``z`` (in ids before 2026-11) is left out:
+    it made no id more unique, and the hot path would have to keep it as text and parse it in
+    Python instead of in msgspec.
     """
+    return f"{USDM}:{symbol}:"
+
+
+def _normalize_usdm_checked(frame: bytes | str) -> list[VenueLiquidation]:
+    """:func:`normalize_usdm` one check at a time, each failure a FrameError naming the field."""
     order = _order(USDM, _decode_usdm(frame))
     if order is None:
         return []
@@ -120,11 +135,116 @@ def normalize_usdm(
         liquidation(
             USDM,
             market,
-            id=f"{USDM}:{order.s}:{ts}:{order.S}:{order.z}",
+            id=f"{_id_prefix(order.s)}{ts}:{order.S}",
             symbol=order.s,
             side=side,
             price=price,
             sizes=sizes if usd_quote else Sizes(filled, None),
+            ts=ts,
+        )
+    ]
+
+
+# --- USD-M hot path --------------------------------------------------------------------------
+#
+# One msgspec decode in lax mode (strict=False: it parses Binance's numeric strings in C)
+# checks the frame's shape and bounds every number, so a valid frame needs no check in Python.
+# A frame outside those bounds, or of any other shape, fails that decode and goes to
+# _normalize_usdm_checked, which returns the same events or raises the FrameError naming the
+# field. So the hot path only ever handles frames the checked path accepts, and builds the same
+# event from them. The one exception: lax mode also reads a T sent as a numeric string or an
+# integral float (Binance sends an integer), still within the timestamp bounds.
+#
+# ap and z are bounded to [1e-150, 1e150] and unit multipliers are at most 1e6, so z * ap,
+# z * multiplier and ap / multiplier are normal finite floats and need no overflow or
+# underflow check. z = 0 (an order that filled nothing) is out of bounds too: the checked path
+# returns [] for it.
+_Bounded = Annotated[float, Meta(ge=1e-150, le=1e150)]
+
+
+class _FastOrder(msgspec.Struct, gc=False):
+    s: str
+    S: Literal["BUY", "SELL"]
+    ap: _Bounded
+    z: _Bounded
+    T: TimestampMs
+
+
+class _FastPayload(msgspec.Struct, gc=False):
+    """A combined-stream ``data``: anything but a forceOrder with its order goes the checked way."""
+
+    e: Literal["forceOrder"]
+    o: _FastOrder
+
+
+class _FastFrame(msgspec.Struct, gc=False):
+    # UNSET, not None: lax mode would read the string "null" as None.
+    e: str = ""
+    o: _FastOrder | UnsetType = UNSET
+    data: _FastPayload | UnsetType = UNSET
+
+
+_decode_fast = msgspec.json.Decoder(_FastFrame, strict=False).decode
+
+# Per symbol: market name, unit multiplier, whether the quote counts as USD, id prefix.
+_SymbolFacts = tuple[str, float, bool, str]
+_SYMBOL_FACTS: dict[str, _SymbolFacts] = {}
+_MAX_SYMBOLS = 4096  # bounds the memory: garbage symbols cannot grow the table forever
+
+
+def _symbol_facts(symbol: str) -> _SymbolFacts:
+    market, usd_quote = _usdm_market(symbol)
+    facts = (market.name, market.multiplier, usd_quote, _id_prefix(symbol))
+    if len(_SYMBOL_FACTS) < _MAX_SYMBOLS:
+        _SYMBOL_FACTS[symbol] = facts
+    return facts
+
+
+def normalize_usdm(
+    frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS
+) -> list[VenueLiquidation]:
+    """Binance USD-M frame -> the liquidation it carries (none for control frames).
+
+    ``instruments`` is unused (quantities are in coins) and accepted for a uniform signature.
+    """
+    try:
+        decoded = _decode_fast(frame)
+    except msgspec.DecodeError:  # ValidationError is one
+        return _normalize_usdm_checked(frame)
+    payload = decoded.data
+    if payload is UNSET:  # a raw event from /ws/<stream>
+        if decoded.e != "forceOrder":
+            return []  # subscribe ack, error reply or another stream's event
+        order = decoded.o
+        if order is UNSET:
+            return _normalize_usdm_checked(frame)
+    else:
+        order = payload.o
+    symbol = order.s
+    try:
+        market, multiplier, usd_quote, id_prefix = _SYMBOL_FACTS[symbol]
+    except KeyError:
+        market, multiplier, usd_quote, id_prefix = _symbol_facts(symbol)
+    # One attribute per statement: a tuple assignment would build and unpack a tuple.
+    ts = order.T
+    order_side = order.S
+    price = order.ap
+    quantity = order.z  # in symbol units until scaled below
+    # The checked path's arithmetic (from_coins, then liquidation), so the same floats.
+    size_usd = quantity * price if usd_quote else None
+    if multiplier != 1.0:  # 1000PEPEUSDT -> PEPE (skipped at 1: x / 1.0 is x, and costs)
+        price /= multiplier
+        quantity *= multiplier
+    return [
+        VenueLiquidation(
+            id=f"{id_prefix}{ts}:{order_side}",  # as the checked path's, see _id_prefix
+            exchange=USDM,
+            symbol=symbol,
+            market=market,
+            side=_SIDES[order_side],
+            price=price,
+            quantity=quantity,
+            size_usd=size_usd,
             ts=ts,
         )
     ]
