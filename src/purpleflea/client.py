@@ -371,6 +371,17 @@ class LiquidationClient:
                 return
             cursor = page.next_cursor
 
+    async def history_frame(self, *, engine: str = "pandas", **filters: Any) -> Any:
+        """Every stored event matching ``filters`` (as :meth:`history`) as a data frame,
+        newest first: ``engine="pandas"`` or ``"polars"`` (imported lazily; a clear
+        ImportError names what to install)."""
+        from purpleflea import frames  # noqa: PLC0415
+
+        convert = {"pandas": frames.to_pandas, "polars": frames.to_polars}.get(engine)
+        if convert is None:
+            raise ValueError(f"engine must be 'pandas' or 'polars', got {engine!r}")
+        return convert([event async for event in self.history_all(**filters)])
+
     async def aggregate(
         self,
         *,

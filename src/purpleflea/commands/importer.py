@@ -1,0 +1,336 @@
+"""``purpleflea import``: recorded liquidation history into the store.
+
+The module is ``importer`` because ``import`` is a Python keyword; :func:`register` adds the
+subcommand under the name ``import``.
+
+Each file is all-or-nothing: if any row is bad, nothing of that file is stored (every bad row
+is reported as ``file:line: reason``) unless ``--skip-bad`` stores the good rows. Events are
+deduplicated by id, within the file and against the store, so importing a file again adds
+nothing. ``seq`` continues from the store's last one under the data folder's writer lock, so an
+import and a running server (which holds the lock) never hand out the same seq.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import io
+import sqlite3
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, TextIO
+
+import msgspec
+
+from purpleflea import history_io
+from purpleflea.commands.export import parquet_module
+from purpleflea.history_io import BadRow, Parsed, PriceFallback
+from purpleflea.model import Liquidation
+from purpleflea.progress import Progress
+from purpleflea.store.sqlite import SQLiteStore
+
+DB_NAME = "purpleflea.sqlite"
+FORMAT_CHOICES = ("auto", *history_io.FORMATS, "parquet")
+#: Bad rows printed per file (all are counted).
+SHOWN_BAD = 10
+_BATCH = 5_000
+_ID_CHUNK = 500
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "import",
+        help="import recorded liquidation history (Tardis CSV, Binance recorder CSV, exports)",
+        description=(
+            "Import liquidation files into the history store. A file with bad rows is not "
+            "imported at all unless --skip-bad; re-importing a file adds nothing."
+        ),
+    )
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    parser.add_argument(
+        "--format",
+        choices=FORMAT_CHOICES,
+        default="auto",
+        help="file format (default auto: Parquet by magic bytes, CSV by its first line); "
+        "tardis = Tardis normalized liquidations CSV (plain or .gz), binance-csv = Binance "
+        "forceOrder recorder CSV, purpleflea-csv/parquet = `purpleflea export` output",
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path("data"), help="storage folder (default ./data)"
+    )
+    parser.add_argument(
+        "--skip-bad", action="store_true", help="import the good rows of files with bad rows"
+    )
+    parser.add_argument(
+        "--price-fallback",
+        choices=("none", "order"),
+        default="none",
+        help="binance-csv rows whose average_price is missing ('None'): 'none' (default) "
+        "rejects them; 'order' uses the order price p instead, which is the bankruptcy-side "
+        "limit, somewhat worse than the real fill, so size_usd is approximate",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+@dataclass
+class FileReport:
+    """What importing one file did."""
+
+    path: Path
+    format: str
+    rows: int = 0
+    new: int = 0
+    stored_before: int = 0
+    repeated_in_file: int = 0
+    ignored: int = 0
+    bad: list[BadRow] = field(default_factory=list)
+    imported: bool = False
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+class _Counting(io.RawIOBase):
+    """A read-only byte stream that remembers how far it has read (for the progress bar)."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self._inner = inner
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._inner.read(len(buffer))
+        buffer[: len(data)] = data
+        self.position += len(data)
+        return len(data)
+
+
+def _text_lines(raw: _Counting, head: bytes, bar: Progress | None) -> Iterator[str]:
+    stream: BinaryIO = io.BufferedReader(raw)
+    if head[:2] == b"\x1f\x8b":
+        stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
+    text: TextIO = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    done = 0
+    for number, line in enumerate(text):
+        yield line
+        if bar is not None and number % 2_000 == 0:
+            bar.advance(raw.position - done)
+            done = raw.position
+    if bar is not None:
+        bar.advance(raw.position - done)
+
+
+def _first_line(path: Path, head: bytes) -> str:
+    opener = gzip.open if head[:2] == b"\x1f\x8b" else open
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
+        return str(handle.readline())
+
+
+def _read_parquet(path: Path, bar: Progress | None) -> Parsed:
+    pq = parquet_module()
+    parsed = Parsed()
+    source = str(path)
+    parquet = pq.ParquetFile(path)
+    missing = [name for name in history_io.COLUMNS if name not in parquet.schema_arrow.names]
+    if missing:
+        parsed.bad.append(BadRow(source, 0, f"Parquet file lacks column(s) {', '.join(missing)}"))
+        return parsed
+    for batch in parquet.iter_batches(batch_size=_BATCH, columns=list(history_io.COLUMNS)):
+        for row in batch.to_pylist():
+            parsed.rows += 1
+            try:
+                parsed.events.append(history_io.event_from_fields(row))
+            except history_io.RowError as exc:
+                parsed.bad.append(BadRow(source, parsed.rows, f"row {parsed.rows}: {exc}"))
+        if bar is not None:
+            bar.advance(batch.num_rows)
+    return parsed
+
+
+def resolve_format(path: Path, requested: str) -> str:
+    """The file's format: ``requested``, or detected from its first bytes/line."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if requested != "auto":
+        return requested
+    if head == b"PAR1":
+        return "parquet"
+    return history_io.detect_format(_first_line(path, head))
+
+
+def read_file(
+    path: Path, fmt: str, *, price_fallback: PriceFallback = "none", progress: bool = False
+) -> Parsed:
+    """Parse one file of a resolved format (see :func:`resolve_format`)."""
+    source = str(path)
+    if fmt == "parquet":
+        total = parquet_module().ParquetFile(path).metadata.num_rows
+        with (
+            Progress(total, f"reading {source}", unit="rows") if progress else nullcontext() as bar
+        ):
+            return _read_parquet(path, bar)
+    with path.open("rb") as handle:
+        head = handle.read(2)
+        handle.seek(0)
+        raw = _Counting(handle)
+        total = path.stat().st_size
+        with Progress(total, f"reading {source}", unit="B") if progress else nullcontext() as bar:
+            lines = _text_lines(raw, head, bar)
+            if fmt == "tardis":
+                return history_io.parse_tardis(lines, source=source)
+            if fmt == "binance-csv":
+                return history_io.parse_binance_csv(
+                    lines, source=source, price_fallback=price_fallback
+                )
+            if fmt == "purpleflea-csv":
+                return history_io.parse_purpleflea_csv(lines, source=source)
+    raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMAT_CHOICES)}")
+
+
+# -- writing ------------------------------------------------------------------------------
+
+
+def _stored_ids(db_path: Path, ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` the store already holds."""
+    found: set[str] = set()
+    connection = sqlite3.connect(db_path)
+    try:
+        for first in range(0, len(ids), _ID_CHUNK):
+            chunk = ids[first : first + _ID_CHUNK]
+            rows = connection.execute(
+                f"SELECT id FROM liquidations WHERE id IN ({', '.join('?' for _ in chunk)})",
+                chunk,
+            ).fetchall()
+            found.update(row[0] for row in rows)
+    finally:
+        connection.close()
+    return found
+
+
+def _time_ordered(fmt: str, events: list[Liquidation]) -> list[Liquidation]:
+    """Recordings get seqs in time order; our exports keep their own (seq) order."""
+    if fmt in ("purpleflea-csv", "parquet"):
+        return events
+    return sorted(events, key=lambda event: event.ts)
+
+
+async def _store_file(
+    store: SQLiteStore, db_path: Path, report: FileReport, parsed: Parsed, skip_bad: bool
+) -> None:
+    report.rows, report.ignored, report.bad = parsed.rows, parsed.ignored, parsed.bad
+    if parsed.bad and not skip_bad:
+        return
+    unique: dict[str, Liquidation] = {}
+    for event in parsed.events:
+        unique.setdefault(event.id, event)
+    report.repeated_in_file = len(parsed.events) - len(unique)
+    stored = _stored_ids(db_path, list(unique))
+    report.stored_before = len(stored)
+    fresh = _time_ordered(report.format, [e for i, e in unique.items() if i not in stored])
+    seq = await store.last_seq()
+    for first in range(0, len(fresh), _BATCH):
+        batch = [
+            msgspec.structs.replace(event, seq=seq + first + offset + 1)
+            for offset, event in enumerate(fresh[first : first + _BATCH])
+        ]
+        report.new += len(await store.append(batch))
+    report.imported = True
+
+
+async def import_files(
+    paths: Sequence[Path],
+    data_dir: Path,
+    *,
+    fmt: str = "auto",
+    skip_bad: bool = False,
+    price_fallback: PriceFallback = "none",
+    progress: bool = False,
+) -> list[FileReport]:
+    """Import ``paths`` into the store of ``data_dir`` (the caller holds the writer lock)."""
+    db_path = data_dir / DB_NAME
+    store = SQLiteStore(db_path)
+    reports: list[FileReport] = []
+    try:
+        for path in paths:
+            report = FileReport(path, fmt)
+            reports.append(report)
+            try:
+                report.format = resolve_format(path, fmt)
+                parsed = read_file(
+                    path, report.format, price_fallback=price_fallback, progress=progress
+                )
+            except (OSError, ValueError, UnicodeDecodeError) as exc:
+                report.bad.append(BadRow(str(path), 0, f"cannot read: {exc}"))
+                continue
+            await _store_file(store, db_path, report, parsed, skip_bad)
+    finally:
+        await store.close()
+    return reports
+
+
+# -- report -------------------------------------------------------------------------------
+
+
+def describe(report: FileReport) -> list[str]:
+    """The human report of one file: a summary line, then its bad rows (at most 10)."""
+    name = str(report.path)
+    lines: list[str] = []
+    if report.imported:
+        extra = ""
+        if report.repeated_in_file:
+            extra += f", {report.repeated_in_file} repeated in the file"
+        if report.ignored:
+            extra += f", {report.ignored} ignored (nothing filled)"
+        if report.bad:
+            extra += f", {len(report.bad)} bad rows skipped"
+        lines.append(
+            f"{name} ({report.format}): {report.rows:,} rows -> {report.new:,} new, "
+            f"{report.stored_before:,} already stored{extra}"
+        )
+    else:
+        lines.append(
+            f"{name}: NOT imported, {len(report.bad):,} bad row(s) of {report.rows:,} "
+            "(fix them, or pass --skip-bad to import the good rows)"
+        )
+    lines.extend(f"  {bad}" for bad in report.bad[:SHOWN_BAD])
+    if len(report.bad) > SHOWN_BAD:
+        lines.append(f"  ... and {len(report.bad) - SHOWN_BAD:,} more")
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    from purpleflea.store.lock import DataDirBusy, exclusive  # noqa: PLC0415
+
+    missing = [str(path) for path in args.files if not path.is_file()]
+    if missing:
+        print(f"purpleflea import: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    try:
+        with exclusive(args.data_dir, "purpleflea import"):
+            reports = asyncio.run(
+                import_files(
+                    args.files,
+                    args.data_dir,
+                    fmt=args.format,
+                    skip_bad=args.skip_bad,
+                    price_fallback=args.price_fallback,
+                    progress=not args.no_progress,
+                )
+            )
+    except DataDirBusy as exc:
+        print(f"purpleflea import: {exc}", file=sys.stderr)
+        return 2
+    for report in reports:
+        for line in describe(report):
+            print(line)
+    new = sum(r.new for r in reports)
+    before = sum(r.stored_before for r in reports)
+    print(f"total: {new:,} new, {before:,} already stored")
+    return 0 if all(r.imported for r in reports) else 1

@@ -1,0 +1,185 @@
+"""The MCP agent tools, driven by the MCP SDK's own client against a real running server.
+
+The server is fed a falling BTC market liquidating longs faster and faster (a cascade) and a few
+ETH short liquidations; every tool's structured answer is checked against those events.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp_types import CallToolResult
+
+from purpleflea import cli
+from purpleflea.client import LiquidationClient
+from purpleflea.mcp_server import build_server, largest_events
+from purpleflea.model import VenueLiquidation
+from tests.server.conftest import Running, make_config, running_server, venue_event
+
+NOW = time.time_ns() // 1_000_000
+START = NOW - 10 * 60_000  # the burst starts ten minutes ago
+
+
+def _burst() -> list[VenueLiquidation]:
+    longs = [
+        venue_event(
+            size_usd=20_000.0 * (1 + i // 20) + i,
+            price=60_000.0 - 5 * i,
+            ts=START + 400 * i,
+        )
+        for i in range(200)
+    ]
+    shorts = [
+        venue_event(
+            market="ETH-PERP",
+            side="short",
+            size_usd=5_000.0 + 100 * i,
+            price=3_000.0 + i,
+            exchange="bybit",
+            ts=START + 1_000 * i,
+        )
+        for i in range(10)
+    ]
+    return longs + shorts
+
+
+EVENTS = _burst()
+
+
+@pytest.fixture
+async def fed(tmp_path: Path) -> AsyncIterator[Running]:
+    async with running_server(make_config(tmp_path, rate_burst=500.0, rate_per_s=500.0)) as live:
+        await live.push(*EVENTS)
+        yield live
+
+
+def _data(answer: CallToolResult) -> dict[str, Any]:
+    assert not answer.is_error, answer.content
+    assert answer.structured_content is not None
+    return answer.structured_content
+
+
+def _text(answer: CallToolResult) -> str:
+    first = answer.content[0]
+    assert first.type == "text"
+    return first.text
+
+
+def _stdio(live: Running) -> StdioServerParameters:
+    """``purpleflea mcp`` once the CLI lists it; the module entry point until then."""
+    entry = (
+        ["-m", "purpleflea.cli", "mcp"]
+        if "mcp" in cli.COMMANDS
+        else ["-m", "purpleflea.mcp_server"]
+    )
+    return StdioServerParameters(
+        command=sys.executable, args=[*entry, "--url", live.url, "--api-key", live.key]
+    )
+
+
+async def test_every_tool_over_stdio_answers_from_the_served_events(fed: Running) -> None:
+    btc = [e for e in EVENTS if e.market == "BTC-PERP"]
+    async with Client(_stdio(fed), read_timeout_seconds=30) as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert names == {
+            "recent_liquidations",
+            "cascades",
+            "heatmap_clusters",
+            "market_stats",
+            "market_summary",
+        }
+
+        recent = _data(
+            await client.call_tool(
+                "recent_liquidations",
+                {"markets": ["btc-perp"], "side": "long", "min_usd": 60_000, "limit": 5},
+            )
+        )
+        assert recent["count"] == 5
+        expected = sorted((e for e in btc if e.size_usd >= 60_000), key=lambda e: -e.ts)[:5]
+        assert [e["id"] for e in recent["events"]] == [e.id for e in expected]
+
+        cascades = _data(await client.call_tool("cascades", {"markets": ["BTC-PERP"]}))
+        found = cascades["active"] + cascades["recent"]
+        assert found, "a 200-event long burst must make a cascade"
+        assert {(c["market"], c["side"]) for c in found} == {("BTC-PERP", "long")}
+
+        heatmap = _data(await client.call_tool("heatmap_clusters", {"market": "NOPE-PERP"}))
+        assert heatmap == {"market": "NOPE-PERP", "available": False, "clusters": []}
+
+        stats = _data(await client.call_tool("market_stats", {"market": "BTC-PERP"}))
+        assert stats["long"]["count"] == len(btc)
+        assert stats["long"]["usd"] == pytest.approx(sum(e.size_usd for e in btc))
+        assert stats["short"] == {"usd": 0.0, "count": 0}
+        assert stats["largest"]["id"] == max(btc, key=lambda e: e.size_usd).id
+        assert stats["dominant_side"] == "long"
+
+        summary_answer = await client.call_tool("market_summary", {"window_minutes": 30})
+        summary = _data(summary_answer)
+        assert summary["count"] == len(EVENTS)
+        assert summary["total_usd"] == pytest.approx(sum(e.size_usd for e in EVENTS))
+        assert summary["top_markets"][0]["market"] == "BTC-PERP"
+        top3 = sorted(EVENTS, key=lambda e: -(e.size_usd or 0))[:3]
+        assert [e["id"] for e in summary["biggest"]] == [e.id for e in top3]
+        assert "longs dominate" in _text(summary_answer)
+
+
+async def test_tool_texts_are_concise_and_carry_the_facts(fed: Running) -> None:
+    async with Client(build_server(LiquidationClient(fed.key, fed.url))) as client:
+        answer = await client.call_tool("market_stats", {"market": "eth-perp"})
+        stats = _data(answer)
+        assert stats["short"]["count"] == 10
+        assert stats["long"]["count"] == 0
+        text = _text(answer)
+        assert text.startswith("ETH-PERP, 60 min up to ")
+        assert "shorts dominate" in text
+        assert "$54.5k" in text
+        recent = await client.call_tool("recent_liquidations", {"exchanges": ["bybit"]})
+        assert _data(recent)["count"] == 10
+        assert _text(recent).splitlines()[1].split(" UTC ")[1].startswith("ETH-PERP short $5.9k")
+
+
+async def test_an_empty_window_says_so_and_invents_nothing(fed: Running) -> None:
+    async with Client(build_server(LiquidationClient(fed.key, fed.url))) as client:
+        an_hour_earlier = START - 2 * 3_600_000
+        stats = _data(
+            await client.call_tool(
+                "market_stats",
+                {"market": "BTC-PERP", "window_minutes": 60, "end_ms": an_hour_earlier},
+            )
+        )
+        assert stats["count"] == 0
+        assert stats["largest"] is None
+        summary = await client.call_tool(
+            "market_summary", {"market": "SOL-PERP", "window_minutes": 5}
+        )
+        assert "no liquidations" in _text(summary)
+        assert _data(summary)["biggest"] == []
+
+
+async def test_bad_arguments_and_a_bad_key_are_tool_errors(fed: Running) -> None:
+    async with Client(build_server(LiquidationClient("pf_wrong", fed.url))) as client:
+        answer = await client.call_tool("cascades", {})
+        assert answer.is_error
+        assert "refused" in _text(answer)
+    async with Client(build_server(LiquidationClient(fed.key, fed.url))) as client:
+        answer = await client.call_tool("recent_liquidations", {"side": "up"})
+        assert answer.is_error
+        answer = await client.call_tool("recent_liquidations", {"limit": 1000})
+        assert answer.is_error
+
+
+async def test_the_largest_event_scan_is_exact_across_pages(fed: Running) -> None:
+    async with LiquidationClient(fed.key, fed.url) as client:
+        best, truncated = await largest_events(
+            client, markets=None, start=START, end=NOW + 60_000, count=4, page_size=7
+        )
+    assert not truncated
+    expected = sorted(EVENTS, key=lambda e: -(e.size_usd or 0))[:4]
+    assert [e.id for e in best] == [e.id for e in expected]

@@ -1,0 +1,226 @@
+"""Importing the real Binance recordings and Tardis CSV: exact events, all-or-nothing, dedupe."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from purpleflea.commands import importer
+from purpleflea.commands.export import iter_events
+from purpleflea.history_io import parse_binance_csv
+from purpleflea.model import Liquidation
+from purpleflea.store.lock import exclusive
+from purpleflea.venues.binance import normalize_usdm
+from tests.conftest import shared_dir
+
+REAL = shared_dir() / "data" / "real"
+#: SOURCES.md's row counts.
+FILES = {
+    "BandsThoBaby_Data_Streams_Project/binance.csv": 456,
+    "BandsThoBaby_Data_Streams_Project/binance_bigliqs.csv": 385,
+    "riftfern_data-streams/binance.csv": 2_045,
+    "NeoParth_strategies/binance.csv": 700,
+}
+GOOD = [name for name in FILES if not name.startswith("NeoParth")]
+
+
+def _row(name: str, line: int) -> list[str]:
+    return (REAL / name).read_text().splitlines()[line - 1].split(",")
+
+
+def _parse(name: str, **options: str) -> dict[str, Liquidation]:
+    with (REAL / name).open() as handle:
+        parsed = parse_binance_csv(handle, source=name, **options)  # type: ignore[arg-type]
+    return {e.id: e for e in parsed.events}
+
+
+def _stored(data_dir: Path) -> list[Liquidation]:
+    return [e for page in iter_events(data_dir / "purpleflea.sqlite") for e in page]
+
+
+async def _import(data_dir: Path, *paths: Path, **options: object) -> list[importer.FileReport]:
+    return await importer.import_files(list(paths), data_dir, **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "line"),
+    [
+        ("BandsThoBaby_Data_Streams_Project/binance.csv", 1),
+        ("BandsThoBaby_Data_Streams_Project/binance_bigliqs.csv", 378),  # full symbol kept
+        ("riftfern_data-streams/binance.csv", 33),
+        ("riftfern_data-streams/binance.csv", 2_045),  # 13 columns (tier)
+    ],
+)
+def test_a_row_becomes_the_event_recomputed_by_hand(name: str, line: int) -> None:
+    row = _row(name, line)
+    symbol = row[0] if row[0].endswith("USDT") else row[0] + "USDT"
+    z, ap, t = float(row[9]), float(row[6]), int(row[10])
+    event = _parse(name)[f"binance_usdm:{symbol}:{t}:{row[1]}"]
+    assert event.side == ("long" if row[1] == "SELL" else "short")
+    assert event.size_usd == pytest.approx(z * ap, rel=1e-12)
+    assert event.price == ap
+    assert event.quantity == z
+    assert event.ts == t
+    assert event.market == symbol.removesuffix("USDT") + "-PERP"
+
+
+def test_multiplier_and_quote_and_dated_symbols_follow_the_market_naming() -> None:
+    events = list(_parse("riftfern_data-streams/binance.csv").values())
+    pepe = next(e for e in events if e.symbol == "1000PEPEUSDT")
+    assert pepe.market == "PEPE-PERP"
+    assert pepe.size_usd == pytest.approx(pepe.price * pepe.quantity)  # coins x real price
+    usdc = next(e for e in events if e.symbol.endswith("USDC"))
+    assert usdc.market == usdc.symbol.removesuffix("USDC").removeprefix("1000") + "-PERP"
+    neo = _parse("NeoParth_strategies/binance.csv", price_fallback="order")
+    row = _row("NeoParth_strategies/binance.csv", 685)  # ETH_250627, average_price None
+    dated = neo[f"binance_usdm:ETHUSDT_250627:{row[10]}:SELL"]
+    assert (dated.market, dated.side) == ("ETH-20250627", "long")
+    assert dated.size_usd == pytest.approx(0.003 * float(row[5]))  # z x p: the fallback
+
+
+def test_an_imported_row_has_the_id_of_the_same_live_event() -> None:
+    name, line = "BandsThoBaby_Data_Streams_Project/binance_bigliqs.csv", 3
+    row = _row(name, line)
+    frame = {
+        "e": "forceOrder",
+        "E": int(row[10]) + 5,
+        "o": {
+            "s": row[0] + "USDT",
+            "S": row[1],
+            "o": row[2],
+            "f": row[3],
+            "q": row[4],
+            "p": row[5],
+            "ap": row[6],
+            "X": row[7],
+            "l": row[8],
+            "z": row[9],
+            "T": int(row[10]),
+        },
+    }
+    [live] = normalize_usdm(json.dumps(frame))
+    imported = _parse(name)[live.id]
+    assert (imported.market, imported.side, imported.price) == (live.market, live.side, live.price)
+    assert (imported.quantity, imported.size_usd) == (live.quantity, live.size_usd)
+
+
+async def test_real_recordings_import_exactly_once(tmp_path: Path) -> None:
+    paths = [REAL / name for name in FILES]
+    reports = await _import(tmp_path, *paths)
+    by_name = {str(r.path.relative_to(REAL)): r for r in reports}
+    for name in GOOD:
+        report = by_name[name]
+        assert report.imported
+        assert report.format == "binance-csv"
+        assert (report.rows, report.new, report.stored_before) == (FILES[name], FILES[name], 0)
+    neo = by_name["NeoParth_strategies/binance.csv"]
+    assert not neo.imported
+    assert neo.new == 0
+    assert len(neo.bad) == 700
+    assert neo.bad[0].line == 1
+    assert "average_price is 'None'" in neo.bad[0].reason
+    assert str(neo.bad[41]).startswith(f"{REAL / 'NeoParth_strategies/binance.csv'}:42: ")
+
+    stored = _stored(tmp_path)
+    expected = {e.id: e for name in GOOD for e in _parse(name).values()}
+    assert len(stored) == sum(FILES[n] for n in GOOD) == len(expected)
+    assert {e.id: e for e in stored} == {
+        i: Liquidation(**(e.to_dict() | {"seq": s.seq}))
+        for s in stored
+        for i, e in [(s.id, expected[s.id])]
+    }
+    assert [e.seq for e in stored] == list(range(1, len(stored) + 1))
+    assert [e.ts for e in stored] == sorted(e.ts for e in stored)  # seq follows time
+
+    again = await _import(tmp_path, *paths, price_fallback="order")
+    assert [(r.new, r.stored_before) for r in again[:-1]] == [
+        (0, FILES[n]) for n in list(FILES)[:-1]
+    ]
+    assert again[-1].new == 700  # the fallback lets NeoParth in, once
+    assert (await _import(tmp_path, paths[-1], price_fallback="order"))[0].new == 0
+    assert len(_stored(tmp_path)) == sum(FILES.values())
+
+
+async def test_skip_bad_imports_the_good_rows_and_reports_the_bad(tmp_path: Path) -> None:
+    lines = (REAL / GOOD[0]).read_text().splitlines()[:5]
+    lines[2] = lines[2].replace(",BUY,", ",HOLD,").replace(",SELL,", ",HOLD,")
+    lines[3] = ",".join(lines[3].split(",")[:5])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    [report] = await _import(tmp_path / "a", bad, fmt="binance-csv")
+    assert (not report.imported and not (tmp_path / "a" / "purpleflea.sqlite").exists()) or (
+        _stored(tmp_path / "a") == []
+    )
+    assert [(b.line, b.reason) for b in report.bad] == [
+        (3, "side (order side) must be BUY or SELL, got 'HOLD'"),
+        (4, "expected 12 columns (13 with tier), got 5"),
+    ]
+    [report] = await _import(tmp_path / "a", bad, skip_bad=True)
+    assert report.imported
+    assert report.new == 3
+    assert len(report.bad) == 2
+
+
+def _tardis(path: Path, rows: list[str]) -> Path:
+    header = "exchange,symbol,timestamp,local_timestamp,id,side,price,amount"
+    with gzip.open(path, "wt") as handle:
+        handle.write("\n".join([header, *rows]) + "\n")
+    return path
+
+
+async def test_tardis_rows_are_sized_by_exchange_and_dedupe_with_the_binance_recording(
+    tmp_path: Path,
+) -> None:
+    row = _row(GOOD[0], 1)  # RARE,BUY,...,z=4421,ap=0.2185,T=1723895903305
+    t_us = int(row[10]) * 1000
+    path = _tardis(
+        tmp_path / "liq.csv.gz",
+        [
+            f"binance-futures,RAREUSDT,{t_us},{t_us + 2500},,buy,{row[6]},{row[9]}",
+            "bybit,BTCUSD,1723895903305000,1723895903306000,,sell,60000,1200",
+            "deribit,ETH-PERPETUAL,1723895903305000,,,sell,2500.5,100",
+            "binance-delivery,BTCUSD_PERP,1723895903305000,,,buy,60000,3",
+            "okex-swap,BTC-USDT-SWAP,1723895903305000,,,buy,60000,3",
+        ],
+    )
+    [report] = await _import(tmp_path, path)
+    assert report.format == "tardis"
+    assert not report.imported
+    assert [(b.line, b.reason.split(":")[0]) for b in report.bad] == [
+        (6, "exchange 'okex-swap' is not supported")
+    ]
+    [report] = await _import(tmp_path, path, skip_bad=True)
+    assert report.new == 4
+    events = {e.exchange: e for e in _stored(tmp_path)}
+    assert events["binance_usdm"].id == f"binance_usdm:RAREUSDT:{row[10]}:BUY"
+    assert events["binance_usdm"].side == "short"
+    assert events["binance_usdm"].received_at == int(row[10]) + 2
+    assert (events["bybit"].side, events["bybit"].size_usd) == ("long", 1200.0)  # inverse: USD
+    assert events["bybit"].quantity == pytest.approx(0.02)
+    assert (events["deribit"].market, events["deribit"].size_usd) == ("ETH-PERP", 100.0)
+    assert events["binance_coinm"].size_usd == 300.0  # 3 contracts of 100 USD
+
+    [recording] = await _import(tmp_path, REAL / GOOD[0])
+    assert (recording.new, recording.stored_before) == (FILES[GOOD[0]] - 1, 1)
+
+
+def test_the_cli_refuses_a_data_dir_a_server_is_writing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = argparse.ArgumentParser()
+    importer.register(parser.add_subparsers())
+    args = parser.parse_args(
+        ["import", str(REAL / GOOD[0]), "--data-dir", str(tmp_path), "--no-progress"]
+    )
+    with exclusive(tmp_path, "purpleflea serve on port 8000"):
+        assert args.run(args) == 2
+    assert "in use by purpleflea serve on port 8000" in capsys.readouterr().err
+    assert args.run(args) == 0
+    out = capsys.readouterr().out
+    assert "456 rows -> 456 new, 0 already stored" in out
+    assert args.run(args) == 0
+    assert "0 new, 456 already stored" in capsys.readouterr().out
