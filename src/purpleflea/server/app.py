@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import purpleflea
 from purpleflea.bus.local import LocalBus
-from purpleflea.server import http, openapi
+from purpleflea.server import dashboard, http, openapi
 from purpleflea.server.api import Api
 from purpleflea.server.auth import Gate
 from purpleflea.server.config import ServerConfig
@@ -241,5 +241,6 @@ def create_app(config: ServerConfig, *, server: Server | None = None) -> Starlet
         *api.routes(),
         *built.streams.routes(),
         Route("/openapi.json", openapi_json),
+        *dashboard.routes(),
     ]
     return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(AccessLog)])

@@ -1,0 +1,286 @@
+// Wires the dashboard together: key, filters, history + live stream, alerts, heatmap, top list.
+
+import { ApiError, createKey, getJson, loadKey, saveKey } from "./js/api.js";
+import { AlertBanner } from "./js/alerts.js";
+import { Feed } from "./js/feed.js";
+import { EXCHANGES, readState, streamFilters, writeState } from "./js/filters.js";
+import { usd } from "./js/format.js";
+import { drawHeatmap, showMessage } from "./js/heatmap.js";
+import { LiveStream } from "./js/stream.js";
+import { loadTop } from "./js/top.js";
+
+const $ = (id) => document.getElementById(id);
+const HISTORY_ROWS = 50;
+const HEATMAP_REFRESH_MS = 15_000;
+const TOP_REFRESH_MS = 30_000;
+
+const state = readState();
+const feed = new Feed($("feed"), $("feed-empty"));
+const banner = new AlertBanner($("alerts"));
+let shownSeq = 0; // highest liquidation seq in the feed: resume never shows one twice
+let received = 0;
+let session = 0; // bumps on every (re)start so late answers of an old one are ignored
+
+const stream = new LiveStream({
+  onLiquidation(event) {
+    received += 1;
+    if (event.seq <= shownSeq) return;
+    shownSeq = event.seq;
+    feed.push(event);
+  },
+  onCascade: (alert) => banner.show(alert),
+  onStatus: setStatus,
+  onAuthError: keyRejected,
+});
+
+// -- connection status and the key ---------------------------------------------------------
+
+function setStatus(kind, detail) {
+  const node = $("status");
+  node.className = `status status-${kind}`;
+  node.textContent = detail ? `${kind}: ${detail}` : kind;
+}
+
+function showKeyPanel(message, isError) {
+  const note = $("key-message");
+  note.textContent = message;
+  note.classList.toggle("error", Boolean(isError));
+  $("key-panel").hidden = false;
+  $("key-input").focus();
+}
+
+function keyRejected(message) {
+  stream.stop();
+  setStatus("error", "API key rejected");
+  showKeyPanel(`That API key was rejected: ${message}`, true);
+}
+
+$("key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const key = $("key-input").value.trim();
+  if (!key) return;
+  saveKey(key);
+  $("key-input").value = "";
+  start();
+});
+
+$("register-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const note = $("register-message");
+  try {
+    const created = await createKey($("register-account").value.trim());
+    saveKey(created.key);
+    note.textContent = `Your new key (saved in this browser; copy it now, it is shown once): ${created.key}`;
+    note.classList.remove("error");
+    start();
+  } catch (error) {
+    note.textContent = `Could not create a key: ${error.message}`;
+    note.classList.add("error");
+  }
+});
+
+$("change-key").addEventListener("click", () => {
+  const panel = $("key-panel");
+  if (panel.hidden) showKeyPanel("Enter another API key (it replaces the one in this browser).");
+  else panel.hidden = true;
+});
+
+$("origin").textContent = location.origin;
+
+// -- filters ---------------------------------------------------------------------------------
+
+function initFilters() {
+  const exchange = $("f-exchange");
+  for (const id of EXCHANGES) {
+    const option = document.createElement("option");
+    option.value = id;
+    option.textContent = id;
+    exchange.append(option);
+  }
+  const min = $("f-min");
+  if (![...min.options].some((o) => Number(o.value) === state.minUsd)) {
+    const option = document.createElement("option");
+    option.value = String(state.minUsd);
+    option.textContent = usd(state.minUsd);
+    min.append(option);
+  }
+  min.value = String(state.minUsd);
+  $("f-market").value = state.market;
+  exchange.value = state.exchange;
+  $("f-side").value = state.side;
+  $("heatmap-market").value = state.heatmap;
+}
+
+let filterTimer = 0;
+function filtersChanged() {
+  clearTimeout(filterTimer);
+  filterTimer = setTimeout(() => {
+    const next = {
+      minUsd: Number($("f-min").value) || 0,
+      market: $("f-market").value.trim().toUpperCase(),
+      exchange: $("f-exchange").value,
+      side: $("f-side").value,
+    };
+    const now = streamFilters(state);
+    if (Object.keys(next).every((k) => next[k] === now[k])) return;
+    Object.assign(state, next);
+    $("f-market").value = state.market;
+    writeState(state);
+    start();
+  }, 150);
+}
+
+$("filters").addEventListener("change", filtersChanged);
+$("filters").addEventListener("submit", (event) => {
+  event.preventDefault();
+  filtersChanged();
+});
+$("f-clear").addEventListener("click", () => {
+  $("f-min").value = "0";
+  $("f-market").value = "";
+  $("f-exchange").value = "";
+  $("f-side").value = "";
+  filtersChanged();
+});
+
+// -- data ------------------------------------------------------------------------------------
+
+/** Load history and active cascades for the current filters, then follow the live stream. */
+async function start() {
+  const key = loadKey();
+  const mine = ++session;
+  stream.stop();
+  if (!key) {
+    setStatus("error", "no API key");
+    showKeyPanel("Enter your API key to start the live feed.");
+    return;
+  }
+  $("key-panel").hidden = true;
+  setStatus("connecting", "");
+  feed.clear();
+  banner.clear();
+  shownSeq = 0;
+  const filters = streamFilters(state);
+  let since = null;
+  try {
+    // Resume point first: the stream replays everything after it, the feed drops repeats.
+    const health = await fetch("/v1/health").then((r) => (r.ok ? r.json() : null)).catch(() => null);
+    since = health && Number.isInteger(health.last_seq) ? health.last_seq : null;
+    const [page, cascades] = await Promise.all([
+      getJson("/v1/liquidations", {
+        limit: HISTORY_ROWS,
+        min_usd: filters.minUsd || "",
+        market: filters.market,
+        exchange: filters.exchange,
+        side: filters.side,
+      }),
+      getJson("/v1/cascades", { status: "active", market: filters.market }),
+    ]);
+    if (mine !== session) return;
+    const events = page.events.slice().sort((a, b) => a.seq - b.seq);
+    if (events.length) {
+      shownSeq = events[events.length - 1].seq;
+      feed.push(...events);
+    }
+    for (const alert of cascades.cascades.slice().reverse()) banner.show(alert);
+  } catch (error) {
+    if (mine !== session) return;
+    if (error instanceof ApiError && error.authProblem) {
+      keyRejected(error.message);
+      return;
+    }
+    // History is a nicety; the live feed can still work.
+    setStatus("error", `could not load history: ${error.message}`);
+  }
+  if (mine !== session) return;
+  stream.start(key, filters, since);
+  refreshMarkets();
+  refreshTop();
+  refreshHeatmap();
+}
+
+function reportAuth(error) {
+  if (error instanceof ApiError && error.authProblem) keyRejected(error.message);
+}
+
+async function refreshMarkets() {
+  try {
+    const answer = await getJson("/v1/markets");
+    const options = answer.markets.map((m) => {
+      const option = document.createElement("option");
+      option.value = String(m.market);
+      return option;
+    });
+    $("market-list").replaceChildren(...options);
+  } catch (error) {
+    reportAuth(error);
+  }
+}
+
+async function refreshHeatmap() {
+  const market = state.heatmap;
+  const box = $("heatmap");
+  if (!market) {
+    showMessage(box, "Choose a market to see where its liquidations are buried.");
+    return;
+  }
+  try {
+    const map = await getJson(`/v1/heatmap/${encodeURIComponent(market)}`);
+    if (market === state.heatmap) drawHeatmap(box, map);
+  } catch (error) {
+    if (market !== state.heatmap) return;
+    if (error instanceof ApiError && error.status === 404) {
+      showMessage(box, `No heatmap for ${market} yet.`, ` (server: ${error.message})`);
+    } else if (error instanceof ApiError && error.authProblem) {
+      reportAuth(error);
+    } else {
+      showMessage(box, `Heatmap of ${market} unavailable.`, ` (${error.message})`);
+    }
+  }
+}
+
+async function refreshTop() {
+  try {
+    await loadTop($("top-markets"), state.top, pickHeatmap);
+  } catch (error) {
+    reportAuth(error);
+  }
+}
+
+function pickHeatmap(market) {
+  state.heatmap = market;
+  $("heatmap-market").value = market;
+  writeState(state);
+  refreshHeatmap();
+}
+
+$("heatmap-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  pickHeatmap($("heatmap-market").value.trim().toUpperCase());
+});
+
+for (const button of document.querySelectorAll(".toggle button")) {
+  button.addEventListener("click", () => {
+    state.top = button.dataset.range;
+    for (const other of document.querySelectorAll(".toggle button")) {
+      other.classList.toggle("on", other === button);
+    }
+    writeState(state);
+    refreshTop();
+  });
+}
+
+// -- clocks ----------------------------------------------------------------------------------
+
+setInterval(() => {
+  $("rate").textContent = `${received} / s`;
+  received = 0;
+}, 1000);
+setInterval(() => loadKey() && $("key-panel").hidden && refreshHeatmap(), HEATMAP_REFRESH_MS);
+setInterval(() => loadKey() && $("key-panel").hidden && refreshTop(), TOP_REFRESH_MS);
+
+initFilters();
+for (const button of document.querySelectorAll(".toggle button")) {
+  button.classList.toggle("on", button.dataset.range === state.top);
+}
+start();

@@ -1,0 +1,52 @@
+// Number and time formatting shared by the feed, the heatmap and the top-markets list.
+
+const usdWhole = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+
+/** "$2,140,000": the exact notional, as on the product page's feed. */
+export function usd(value) {
+  return "$" + usdWhole.format(value);
+}
+
+function trimZeros(text) {
+  return text.includes(".") ? text.replace(/0+$/, "").replace(/\.$/, "") : text;
+}
+
+/** "$2.14M", "$45.3K", "$950": three significant digits with a short unit. */
+export function usdShort(value) {
+  const units = [[1e12, "T"], [1e9, "B"], [1e6, "M"], [1e3, "K"]];
+  for (const [unit, suffix] of units) {
+    if (value >= unit * 0.9995) return "$" + trimZeros((value / unit).toPrecision(3)) + suffix;
+  }
+  return "$" + Math.round(value);
+}
+
+/** A price with decimals suited to its size: 61,234.5 / 3,012.25 / 0.0001234. */
+export function price(value) {
+  if (!Number.isFinite(value)) return "–";
+  const abs = Math.abs(value);
+  const digits = abs >= 1000 ? 1 : abs >= 1 ? 2 : Math.min(10, 2 - Math.floor(Math.log10(abs)) + 2);
+  return "$" + value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+/** A price with as many decimals as `step` needs: $91,000 for $500 steps, $0.1625 for 0.0005. */
+export function priceStep(value, step) {
+  let digits = 0;
+  while (digits < 10 && Math.abs(Math.round(step * 10 ** digits) - step * 10 ** digits) > 1e-6 * step * 10 ** digits) {
+    digits += 1;
+  }
+  return "$" + value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+/** "14:03:27" local time from ms since the epoch. */
+export function clock(ms) {
+  const d = new Date(ms);
+  return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, "0")).join(":");
+}
+
+/** Create an element with a class and text (never HTML: server text stays text). */
+export function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}

@@ -1,0 +1,143 @@
+// The heatmap chart: notional at risk per price level, longs to the left of the axis and
+// shorts to the right, the mark price as a line, clusters as labelled bands. Inline SVG
+// built with DOM calls, so every label is text, never markup.
+
+import { el, priceStep, usdShort } from "./format.js";
+
+const SVG = "http://www.w3.org/2000/svg";
+const WIDTH = 480;
+const AXIS = 74; // room for price labels on the left
+const PAD = 8;
+
+function svg(tag, attributes = {}, text) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** Draw `map` (the /v1/heatmap/{market} answer) into `container`. */
+export function drawHeatmap(container, map) {
+  const prices = map.prices || [];
+  const longs = map.long_usd || [];
+  const shorts = map.short_usd || [];
+  const n = prices.length;
+  if (!n) {
+    showMessage(container, `The heatmap of ${map.market} is empty.`);
+    return;
+  }
+  const rowH = Math.max(2, Math.min(5, Math.floor(500 / n)));
+  const height = n * rowH + 2 * PAD + 14;
+  const low = prices[0];
+  const high = prices[n - 1] + map.bucket_size;
+  const top = PAD + 14;
+  const y = (p) => top + ((high - p) / (high - low)) * n * rowH;
+  const centre = AXIS + (WIDTH - AXIS) / 2;
+  const half = (WIDTH - AXIS) / 2 - PAD;
+  const peak = Math.max(1, ...longs, ...shorts);
+  const scale = (usd) => (usd / peak) * half;
+  const step = map.bucket_size;
+  const price = (value) => priceStep(value, step);
+  const markPrice = priceStep(map.mark_price, step / 10);
+
+  const chart = svg("svg", {
+    class: "heatmap-chart",
+    viewBox: `0 0 ${WIDTH} ${height}`,
+    role: "img",
+    "aria-label": `Liquidation heatmap of ${map.market}`,
+  });
+  chart.append(
+    svg("text", { x: centre - 6, y: PAD + 6, class: "hm-head", "text-anchor": "end" }, "← longs"),
+    svg("text", { x: centre + 6, y: PAD + 6, class: "hm-head" }, "shorts →"),
+  );
+
+  for (const cluster of map.clusters || []) {
+    const long = cluster.side === "long";
+    const y0 = y(cluster.high);
+    const band = svg("rect", {
+      class: `hm-cluster ${long ? "long" : "short"}`,
+      x: long ? AXIS : centre,
+      y: y0,
+      width: centre - AXIS,
+      height: Math.max(rowH, y(cluster.low) - y0),
+    });
+    band.append(svg("title", {}, String(cluster.label)));
+    const usd = cluster.notional_usd ?? cluster.usd ?? 0;
+    chart.append(
+      band,
+      svg(
+        "text",
+        {
+          class: "hm-cluster-label",
+          x: long ? AXIS + 4 : WIDTH - PAD,
+          y: y0 + 10,
+          "text-anchor": long ? "start" : "end",
+        },
+        `${usdShort(usd)} ${long ? "longs" : "shorts"}`,
+      ),
+    );
+  }
+
+  // Price labels at round prices, at least 14 px apart.
+  const labelStep = niceStep(Math.ceil(14 / rowH) * step);
+  for (let i = 0; i < n; i += 1) {
+    const yi = y(prices[i] + map.bucket_size);
+    const tip = `${price(prices[i])} – ${price(prices[i] + map.bucket_size)}: ` +
+      `longs ${usdShort(longs[i] || 0)}, shorts ${usdShort(shorts[i] || 0)}`;
+    if (longs[i] > 0) {
+      const w = scale(longs[i]);
+      const bar = svg("rect", { class: "hm-long", x: centre - w, y: yi, width: w, height: rowH - 0.5 });
+      bar.append(svg("title", {}, tip));
+      chart.append(bar);
+    }
+    if (shorts[i] > 0) {
+      const bar = svg("rect", { class: "hm-short", x: centre, y: yi, width: scale(shorts[i]), height: rowH - 0.5 });
+      bar.append(svg("title", {}, tip));
+      chart.append(bar);
+    }
+    const nearMark = Math.abs(yi + rowH / 2 - y(map.mark_price)) < 10;
+    const ratio = prices[i] / labelStep;
+    if (Math.abs(ratio - Math.round(ratio)) < 1e-6 && !nearMark) {
+      chart.append(svg("text", { class: "hm-price", x: AXIS - 6, y: yi + rowH / 2 + 3, "text-anchor": "end" }, price(prices[i])));
+    }
+  }
+
+  chart.append(svg("line", { class: "hm-axis", x1: centre, x2: centre, y1: top, y2: top + n * rowH }));
+  if (map.mark_price >= low && map.mark_price <= high) {
+    const ym = y(map.mark_price);
+    chart.append(
+      svg("line", { class: "hm-mark", x1: AXIS, x2: WIDTH - PAD, y1: ym, y2: ym }),
+      svg("text", { class: "hm-mark-label", x: AXIS - 6, y: ym + 4, "text-anchor": "end" }, markPrice),
+    );
+  }
+
+  const caption = el("p", "hm-caption");
+  caption.append(
+    el("strong", "", String(map.market)),
+    document.createTextNode(` mark ${markPrice} · bucket ${price(map.bucket_size)} · ` +
+      `longs ${usdShort(sum(longs))} · shorts ${usdShort(sum(shorts))} at risk in view`),
+  );
+  const list = el("ul", "hm-clusters");
+  for (const cluster of map.clusters || []) {
+    list.append(el("li", cluster.side === "long" ? "long" : "short", String(cluster.label)));
+  }
+  container.replaceChildren(caption, chart, list);
+}
+
+export function showMessage(container, text, detail) {
+  const note = el("p", "empty", text);
+  if (detail) note.append(el("span", "detail", detail));
+  container.replaceChildren(note);
+}
+
+/** The smallest of 1, 2, 2.5, 5 x 10^k that is at least `raw`. */
+function niceStep(raw) {
+  const power = 10 ** Math.floor(Math.log10(raw));
+  return [1, 2, 2.5, 5, 10].map((m) => m * power).find((s) => s >= raw * (1 - 1e-9));
+}
+
+function sum(values) {
+  let total = 0;
+  for (const v of values) total += v;
+  return total;
+}

@@ -1,0 +1,46 @@
+// Top markets by liquidated notional over the last hour or day (REST aggregates).
+
+import { getJson } from "./api.js";
+import { el, usdShort } from "./format.js";
+
+const SPAN_MS = { "1h": 3_600_000, "24h": 86_400_000 };
+const SHOWN = 10;
+
+/** Fetch and draw the top markets; `onPick(market)` runs when one is clicked. */
+export async function loadTop(list, range, onPick) {
+  const start = Math.floor((Date.now() - SPAN_MS[range]) / 60_000) * 60_000;
+  const answer = await getJson("/v1/liquidations/aggregate", { interval: "1h", group_by: "market", start });
+  const totals = new Map();
+  for (const bucket of answer.buckets) {
+    const cell = totals.get(bucket.group) || { market: bucket.group, usd: 0, longs: 0, shorts: 0, count: 0 };
+    cell.usd += bucket.size_usd;
+    cell.longs += bucket.long_usd;
+    cell.shorts += bucket.short_usd;
+    cell.count += bucket.count;
+    totals.set(bucket.group, cell);
+  }
+  const top = [...totals.values()].sort((a, b) => b.usd - a.usd).slice(0, SHOWN);
+  if (!top.length) {
+    list.replaceChildren(el("li", "empty", `No liquidations in the last ${range}.`));
+    return;
+  }
+  const peak = top[0].usd || 1;
+  list.replaceChildren(
+    ...top.map((cell) => {
+      const item = el("li", "top-row");
+      const name = el("button", "link market", cell.market);
+      name.type = "button";
+      name.title = `show the heatmap of ${cell.market}`;
+      name.addEventListener("click", () => onPick(cell.market));
+      const bar = el("span", "bar");
+      const longs = el("span", "bar-long");
+      const shorts = el("span", "bar-short");
+      longs.style.width = `${(cell.longs / peak) * 100}%`;
+      shorts.style.width = `${(cell.shorts / peak) * 100}%`;
+      bar.append(longs, shorts);
+      item.title = `longs ${usdShort(cell.longs)} · shorts ${usdShort(cell.shorts)}`;
+      item.append(name, bar, el("span", "num", usdShort(cell.usd)), el("span", "num small", `${cell.count}`));
+      return item;
+    }),
+  );
+}

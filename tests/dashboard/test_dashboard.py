@@ -1,0 +1,331 @@
+"""The dashboard, end to end: a real tracker on a loopback port, the page in chromium.
+
+Each test opens the page the way a trader does (the key from localStorage, or typed into the
+key form), pushes liquidations through the tracker as an exchange would, and reads what the
+page shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+
+import httpx
+import pytest
+from playwright.async_api import Page, expect
+
+from purpleflea.store.base import Query
+from tests.dashboard.harness import cascade_burst, now_ms, seed_heatmap
+from tests.server.conftest import Running, venue_event
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+RED = "rgb(255, 77, 94)"  # longs liquidated
+GREEN = "rgb(43, 214, 123)"  # shorts liquidated
+
+
+async def open_live(page: Page, tracker: Running, query: str = "") -> None:
+    """Open the dashboard with the key already saved in this browser, and wait until the
+    stream is subscribed."""
+    await page.add_init_script(f"localStorage.setItem('purpleflea.api_key', {tracker.key!r})")
+    await page.goto(f"{tracker.url}/{query}")
+    await expect(page.locator("#status")).to_have_class(re.compile("status-live"))
+
+
+def rows(page: Page, market: str | None = None):  # type: ignore[no-untyped-def]
+    feed = page.locator("#feed .row")
+    return feed.filter(has_text=market) if market else feed
+
+
+async def test_the_feed_shows_a_pushed_liquidation_within_a_second(
+    tracker: Running, page: Page
+) -> None:
+    await open_live(page, tracker)
+
+    started = time.perf_counter()
+    await tracker.push(
+        venue_event(market="SOL-PERP", side="short", size_usd=2_140_000, price=142.5, ts=now_ms())
+    )
+    await expect(rows(page).first).to_contain_text("SOL-PERP", timeout=1_000)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 1.0, f"the event took {elapsed:.3f} s to appear"
+
+    await tracker.push(
+        venue_event(market="BTC-PERP", side="long", size_usd=350_000, price=91_000, ts=now_ms())
+    )
+    newest, older = rows(page).nth(0), rows(page).nth(1)
+    await expect(newest).to_contain_text("BTC-PERP")  # newest on top
+    text = re.sub(r"\s+", " ", await newest.inner_text())
+    assert re.search(r"LONG LIQ BTC-PERP \$350,000 \$91,000\.0 Cascade: \d+/10 binance_usdm", text)
+    assert "SHORT LIQ" in await older.inner_text()
+    assert await newest.evaluate("e => getComputedStyle(e).color") == RED
+    assert await older.evaluate("e => getComputedStyle(e).color") == GREEN
+
+
+async def test_server_text_is_shown_as_text_never_markup(tracker: Running, page: Page) -> None:
+    await open_live(page, tracker)
+    hostile = '<img src=x onerror="window.pwned=1">'
+    await tracker.push(venue_event(market=hostile, size_usd=123_456, ts=now_ms()))
+    await expect(rows(page).first).to_contain_text(hostile)
+    assert await page.locator("#feed img").count() == 0
+    assert await page.evaluate("window.pwned") is None
+
+
+async def test_a_cascade_raises_the_alert_banner_until_it_is_exhausted(
+    tracker: Running, page: Page
+) -> None:
+    await open_live(page, tracker)
+    await tracker.push(*cascade_burst("ETH-PERP", "long", price=3_052.0))
+
+    banner = page.locator("#alerts .alert")
+    await expect(banner).to_have_count(1, timeout=3_000)
+    await expect(banner).to_contain_text(
+        re.compile(r"ETH-PERP: \$[\d.]+M of longs liquidated in 90 s, cascade score \d+/10")
+    )
+    await expect(banner).to_have_attribute("data-status", re.compile("started|updated"))
+
+    # A page opened mid-cascade shows it too (from /v1/cascades?status=active).
+    late = await page.context.new_page()
+    await late.goto(tracker.url + "/")
+    await expect(late.locator("#alerts .alert")).to_contain_text("ETH-PERP", timeout=3_000)
+    await late.close()
+
+    # Time moves on with no more ETH liquidations: the engine's next tick exhausts it.
+    await tracker.push(venue_event(market="BTC-PERP", size_usd=1_000, ts=now_ms() + 300_000))
+    await expect(banner).to_have_attribute("data-status", "exhausted", timeout=3_000)
+    await expect(banner).to_contain_text("CASCADE EXHAUSTED")
+
+
+async def test_the_heatmap_draws_the_servers_levels_mark_and_clusters(
+    tracker: Running, page: Page
+) -> None:
+    seed_heatmap(tracker, "BTC-PERP", 91_240.0, 4e9)
+    async with httpx.AsyncClient(base_url=tracker.url) as client:
+        answer = await client.get("/v1/heatmap/BTC-PERP", headers={"X-API-Key": tracker.key})
+    assert answer.status_code == 200, answer.text
+    heatmap = answer.json()
+    assert heatmap["clusters"], "the seeded market should have clusters to label"
+
+    await open_live(page, tracker)
+    chart = page.locator(".heatmap-chart")
+    await expect(chart).to_be_visible()
+    assert await chart.locator(".hm-long").count() == sum(v > 0 for v in heatmap["long_usd"])
+    assert await chart.locator(".hm-short").count() == sum(v > 0 for v in heatmap["short_usd"])
+    assert await chart.locator(".hm-mark").count() == 1
+    await expect(chart.locator(".hm-mark-label")).to_have_text("$91,240")
+    labels = [c["label"] for c in heatmap["clusters"]]
+    await expect(page.locator(".hm-clusters li")).to_have_text(labels)
+    assert await chart.locator(".hm-cluster").count() == len(labels)
+    # Longs sit below the mark, shorts above (SVG y grows downwards).
+    mark_y = float(await chart.locator(".hm-mark").get_attribute("y1") or "nan")
+    long_ys = await chart.locator(".hm-long").evaluate_all(
+        "rs => rs.map(r => +r.getAttribute('y'))"
+    )
+    short_ys = await chart.locator(".hm-short").evaluate_all(
+        "rs => rs.map(r => +r.getAttribute('y') + +r.getAttribute('height'))"
+    )
+    assert min(long_ys) >= mark_y - 6
+    assert max(short_ys) <= mark_y + 6
+
+    await page.fill("#heatmap-market", "NOPE-PERP")
+    await page.click("#heatmap-form button")
+    await expect(page.locator("#heatmap")).to_contain_text("No heatmap for NOPE-PERP yet")
+    assert await page.locator(".heatmap-chart").count() == 0
+    await expect(page).to_have_url(re.compile(r"heatmap=NOPE-PERP"))
+
+
+async def test_filters_resubscribe_and_survive_a_reload(tracker: Running, page: Page) -> None:
+    await open_live(page, tracker)
+    await page.select_option("#f-min", "100000")
+    await expect(page).to_have_url(re.compile(r"\?min_usd=100000$"))
+    await expect(page.locator("#status")).to_have_class(re.compile("status-live"))
+
+    async def only_big_ones_arrive(tag: str) -> None:
+        await tracker.push(
+            venue_event(market=f"SMALL{tag}-PERP", size_usd=20_000, ts=now_ms()),
+            venue_event(market=f"BIG{tag}-PERP", size_usd=250_000, ts=now_ms()),
+        )
+        await expect(rows(page, f"BIG{tag}-PERP")).to_have_count(1)
+        assert await rows(page, f"SMALL{tag}-PERP").count() == 0
+
+    await only_big_ones_arrive("A")
+    await page.reload()
+    await expect(page.locator("#status")).to_have_class(re.compile("status-live"))
+    await expect(page.locator("#f-min")).to_have_value("100000")
+    await expect(rows(page, "BIGA-PERP")).to_have_count(1)  # history honours the filter too
+    assert await rows(page, "SMALLA-PERP").count() == 0
+    await only_big_ones_arrive("B")
+
+    await page.fill("#f-market", "btc-perp")
+    await page.press("#f-market", "Enter")
+    await expect(page).to_have_url(re.compile(r"min_usd=100000&market=BTC-PERP"))
+    await expect(page.locator("#status")).to_have_class(re.compile("status-live"))
+    await tracker.push(
+        venue_event(market="ETH-PERP", size_usd=300_000, price=3_000, ts=now_ms()),
+        venue_event(market="BTC-PERP", size_usd=300_000, price=91_000, ts=now_ms()),
+    )
+    await expect(rows(page, "BTC-PERP")).to_have_count(1)
+    assert await rows(page).count() == 1  # the feed restarted with only BTC-PERP
+
+
+async def test_a_rejected_key_says_so_and_another_can_be_entered(
+    tracker: Running, page: Page
+) -> None:
+    await page.goto(tracker.url + "/")
+    panel = page.locator("#key-panel")
+    await expect(panel).to_be_visible()
+    await expect(panel).to_contain_text("POST /v1/keys")
+    await expect(panel).to_contain_text("purpleflea keys create")
+
+    await page.fill("#key-input", "pf_not_a_real_key")
+    await page.click("#key-form button")
+    await expect(page.locator("#key-message")).to_have_text(
+        "That API key was rejected: the API key is not valid (unknown or revoked)"
+    )
+    await expect(page.locator("#status")).to_have_class(re.compile("status-error"))
+
+    second = tracker.server.keys.create("tester", "dashboard")
+    await page.fill("#key-input", second.key)
+    await page.click("#key-form button")
+    await expect(page.locator("#status")).to_have_class(re.compile("status-live"))
+    await expect(panel).to_be_hidden()
+
+    # Revoked while streaming: the stream's own error reaches the user.
+    async with httpx.AsyncClient(base_url=tracker.url) as client:
+        revoked = await client.delete(
+            f"/v1/keys/{second.info.key_id}", headers={"X-API-Key": tracker.key}
+        )
+    assert revoked.status_code == 200, revoked.text
+    await expect(page.locator("#key-message")).to_have_text(
+        "That API key was rejected: the API key of this stream was revoked"
+    )
+    await expect(panel).to_be_visible()
+
+
+async def test_a_burst_of_thousands_per_second_keeps_the_page_responsive(
+    tracker: Running, page: Page
+) -> None:
+    await open_live(page, tracker)
+    # Main-thread probes: the longest gap between animation frames, how long each click
+    # waits before its handler runs, and the page's own events-per-second readout.
+    await page.evaluate(
+        """() => {
+          window.probe = { frameGap: 0, clickDelay: [], rates: [] };
+          let last = performance.now();
+          const frame = (t) => {
+            window.probe.frameGap = Math.max(window.probe.frameGap, t - last);
+            last = t;
+            requestAnimationFrame(frame);
+          };
+          requestAnimationFrame(frame);
+          const rate = document.querySelector('#rate');
+          rate.addEventListener('click',
+            (e) => window.probe.clickDelay.push(performance.now() - e.timeStamp));
+          new MutationObserver(() => window.probe.rates.push(parseInt(rate.textContent)))
+            .observe(rate, { childList: true, characterData: true, subtree: true });
+        }"""
+    )
+    total, chunks = 5_000, 20
+    markets = ["BTC-PERP", "ETH-PERP", "SOL-PERP", "DOGE-PERP", "XRP-PERP"]
+
+    async def burst() -> None:
+        """5,000 liquidations handed to the tracker within one second, like an exchange
+        flood (no waiting for each batch to be stored and sent)."""
+        start = time.perf_counter()
+        for chunk in range(chunks):
+            ts = now_ms()
+            for i in range(total // chunks):
+                event = venue_event(
+                    market=markets[i % 5], side=("long", "short")[i % 2], size_usd=5_000, ts=ts
+                )
+                tracker.server.tracker.submit(event)
+            await asyncio.sleep(max(0.0, start + (chunk + 1) / chunks - time.perf_counter()))
+        tracker.server.tracker.submit(venue_event(market="LAST-PERP", size_usd=7_777_777))
+        await tracker.server.tracker.drain()
+
+    async def clicks() -> None:
+        for _ in range(6):
+            await page.click("#rate")
+            await asyncio.sleep(0.15)
+
+    await asyncio.gather(burst(), clicks())
+    await expect(rows(page).first).to_contain_text("LAST-PERP", timeout=5_000)
+    await page.wait_for_timeout(1_100)  # one more readout of the rate
+    probe = await page.evaluate("window.probe")
+    assert max(probe["rates"]) >= 1_500, f"the page never saw a burst: {probe}"
+    assert len(probe["clickDelay"]) == 6
+    assert max(probe["clickDelay"]) < 200, probe
+    assert probe["frameGap"] < 500, probe
+    assert await rows(page).count() == 200  # bounded
+
+
+async def test_a_dropped_stream_reconnects_and_resumes_without_gaps_or_repeats(
+    tracker: Running, page: Page
+) -> None:
+    subscriptions: list[dict[str, object]] = []
+    page.on(
+        "websocket",
+        lambda ws: ws.on("framesent", lambda frame: subscriptions.append(json.loads(frame))),
+    )
+    await open_live(page, tracker)
+    await tracker.push(venue_event(market="BEFORE-PERP", size_usd=50_000, ts=now_ms()))
+    await expect(rows(page, "BEFORE-PERP")).to_have_count(1)
+
+    # The server drops the connection; events keep coming while the page is away.
+    await page.evaluate(
+        """() => {
+          window.statuses = [];
+          const status = document.querySelector('#status');
+          new MutationObserver(() => window.statuses.push(status.className))
+            .observe(status, { attributes: true, attributeFilter: ['class'] });
+        }"""
+    )
+    key_id = tracker.server.gate.authenticate(tracker.key).key_id
+    assert tracker.server.gate.streams.kick(key_id, "server_shutdown") == 1
+    await tracker.push(
+        *(venue_event(market=f"GAP{i}-PERP", size_usd=60_000, ts=now_ms()) for i in range(3))
+    )
+
+    for i in range(3):
+        await expect(rows(page, f"GAP{i}-PERP")).to_have_count(1, timeout=5_000)
+    await expect(rows(page, "BEFORE-PERP")).to_have_count(1)
+    await expect(page.locator("#status")).to_have_class(re.compile("status-live"))
+    assert "status status-reconnecting" in await page.evaluate("window.statuses")
+    # The second subscription resumed after what the page had seen and before what it missed.
+    assert len(subscriptions) == 2
+    resumed = subscriptions[1]["since_seq"]
+    assert isinstance(resumed, int)
+    seen = (await tracker.server.store.query(Query(markets=("BEFORE-PERP",)))).events[0].seq
+    missed = (await tracker.server.store.query(Query(markets=("GAP0-PERP",)))).events[0].seq
+    assert seen <= resumed < missed
+
+
+async def test_the_page_and_its_modules_are_served_locally_with_a_strict_policy(
+    tracker: Running,
+) -> None:
+    async with httpx.AsyncClient(base_url=tracker.url) as client:
+        index = await client.get("/")
+        assert index.status_code == 200
+        assert index.headers["content-type"].startswith("text/html")
+        assert "script-src 'self'" in index.headers["content-security-policy"]
+        # Nothing is loaded from elsewhere (the SVG namespace is a name, not a download).
+        assert not re.search(r"https?://", index.text)
+        pending, seen = ["/static/app.js"], set()
+        while pending:
+            path = pending.pop()
+            seen.add(path)
+            module = await client.get(path)
+            assert module.status_code == 200, path
+            assert "javascript" in module.headers["content-type"], path
+            assert "content-security-policy" in module.headers
+            assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", module.text), path
+            base = path.rsplit("/", 1)[0]
+            for name in re.findall(r'from "\./([\w/]+\.js)"', module.text):
+                target = f"{base}/{name}"
+                if target not in seen:
+                    pending.append(target)
+        assert len(seen) >= 7
+        assert (await client.get("/static/style.css")).status_code == 200
+        assert (await client.get("/static/nope.js")).status_code == 404
