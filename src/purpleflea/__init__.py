@@ -13,12 +13,21 @@ from purpleflea.client import (
     Stream,
     SyncLiquidationClient,
 )
-from purpleflea.model import CascadeAlert, Instrument, Liquidation, VenueLiquidation
+from purpleflea.model import (
+    CascadeAlert,
+    Cluster,
+    Heatmap,
+    Instrument,
+    Liquidation,
+    VenueLiquidation,
+)
 
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "CascadeAlert",
+    "Cluster",
+    "Heatmap",
     "Instrument",
     "Liquidation",
     "LiquidationClient",

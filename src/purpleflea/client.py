@@ -32,7 +32,7 @@ import msgspec
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from purpleflea.model import CascadeAlert, Liquidation
+from purpleflea.model import CascadeAlert, Heatmap, Liquidation
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 #: The key the product page's example passes; it means "take the key from the environment".
@@ -424,6 +424,22 @@ class LiquidationClient:
         )
         return msgspec.convert(msgspec.json.decode(body)["cascades"], list[CascadeAlert])
 
+    async def heatmap(
+        self,
+        market: str,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        bucket: float | None = None,
+    ) -> Heatmap:
+        """Estimated notional at risk per price bucket for longs and shorts of ``market``,
+        with its named clusters. Raises :class:`PurpleFleaError` (404) for a market without
+        open-interest data yet."""
+        body = await self._get(
+            f"/v1/heatmap/{market}", {"low": low, "high": high, "bucket": bucket}
+        )
+        return msgspec.json.decode(body, type=Heatmap)
+
     async def aclose(self) -> None:
         if self._http is not None:
             await self._http.aclose()
@@ -494,6 +510,10 @@ class SyncLiquidationClient:
                 yield item
         finally:
             stop.set()
+
+    def heatmap(self, market: str, **params: Any) -> Heatmap:
+        heatmap: Heatmap = self._run(self._client.heatmap(market, **params))
+        return heatmap
 
     def close(self) -> None:
         self._run(self._client.aclose())

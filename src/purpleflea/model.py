@@ -163,6 +163,40 @@ class CascadeAlert(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         return msgspec.structs.asdict(self)
 
 
+class Cluster(msgspec.Struct, frozen=True, kw_only=True):
+    """A "landmine": a contiguous price zone dense with liquidation prices of one side.
+
+    ``usd`` is the notional that would be liquidated if price crossed the whole zone;
+    ``density`` is USD per 1 % of price inside it; ``strength`` is the zone's mean bucket over
+    the side's mean bucket in the view.
+    """
+
+    side: Side
+    low: float
+    high: float
+    usd: float
+    density: float
+    strength: float
+    label: str
+
+
+class Heatmap(msgspec.Struct, frozen=True, kw_only=True):
+    """Notional at risk (USD) per price bucket for longs and shorts of one market.
+
+    Bucket ``i`` covers ``[prices[i], prices[i] + bucket_size)``. ``clusters`` are sorted by
+    ``usd``, largest first.
+    """
+
+    market: str
+    ts: int
+    mark_price: float
+    bucket_size: float
+    prices: tuple[float, ...]
+    long_usd: tuple[float, ...]
+    short_usd: tuple[float, ...]
+    clusters: tuple[Cluster, ...]
+
+
 class UnsizedLiquidation(ValueError):
     """A venue liquidation cannot be published because its size in coins/USD is unknown."""
 

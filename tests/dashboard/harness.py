@@ -7,23 +7,12 @@ import contextlib
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from unittest import mock
 
 from playwright.async_api import Browser, Playwright
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
-import tests.server.conftest as served
-from purpleflea.engine.heatmap import HeatmapModel
 from purpleflea.model import MarketSnapshot, VenueLiquidation
-from purpleflea.server import http
-from purpleflea.server.app import Server
-from purpleflea.server.auth import AuthError, key_from
-from purpleflea.server.config import ServerConfig
 from tests.server.conftest import Running, make_config, running_server, venue_event
 
 CHROMIUM = Path(os.environ.get("PURPLEFLEA_CHROMIUM", "/usr/bin/chromium"))
@@ -54,56 +43,11 @@ async def launch_chromium(playwright: Playwright) -> Browser:
     return await playwright.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
 
 
-# -- the heatmap route ---------------------------------------------------------------------------
-
-
-def _fallback_heatmap(server: Server) -> Route:
-    """``GET /v1/heatmap/{market}`` over the tracker's heatmap model, for as long as the app
-    does not serve the real route: same path, parameters, auth and JSON shape."""
-
-    async def endpoint(request: Request) -> Response:
-        try:
-            server.gate.authenticate(key_from(request.headers, request.query_params))
-        except AuthError as exc:
-            return http.error_response(exc.status, exc.code, exc.message)
-        model = server.tracker.heatmap
-        assert isinstance(model, HeatmapModel)
-        market = request.path_params["market"].upper()
-        if market not in model.markets():
-            return http.error_response(404, "not_found", f"no heatmap for {market!r} yet")
-        try:
-            params = request.query_params
-            heatmap = model.heatmap(
-                market,
-                low=http.number(params, "low", 0.0) or None,
-                high=http.number(params, "high", 0.0) or None,
-                bucket=http.number(params, "bucket", 0.0) or None,
-            )
-        except ValueError as exc:
-            return http.error_response(400, "bad_request", str(exc))
-        return http.json_response(heatmap)
-
-    return Route(HEATMAP_PATH, endpoint)
-
-
-def _with_heatmap(create_app: Callable[..., Starlette]) -> Callable[..., Starlette]:
-    def build(config: ServerConfig, *, server: Server) -> Starlette:
-        app = create_app(config, server=server)
-        if server.tracker.heatmap is None:
-            server.tracker.heatmap = HeatmapModel()
-        if not any(getattr(route, "path", None) == HEATMAP_PATH for route in app.routes):
-            app.router.routes.insert(0, _fallback_heatmap(server))
-        return app
-
-    return build
-
-
 @contextlib.asynccontextmanager
 async def dashboard_server(data_dir: Path) -> AsyncIterator[Running]:
     """A real tracker on a loopback port (tests/server's harness) with a heatmap to show."""
-    with mock.patch.object(served, "create_app", _with_heatmap(served.create_app)):
-        async with running_server(make_config(data_dir)) as running:
-            yield running
+    async with running_server(make_config(data_dir)) as running:
+        yield running
 
 
 # -- market data ---------------------------------------------------------------------------------

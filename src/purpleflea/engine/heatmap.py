@@ -48,7 +48,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from purpleflea.model import MarketSnapshot, Side
+from purpleflea.model import Cluster, Heatmap, MarketSnapshot, Side
 
 Array = npt.NDArray[np.float64]
 
@@ -127,40 +127,6 @@ class HeatmapConfig(msgspec.Struct, frozen=True, kw_only=True):
                 raise ValueError(
                     f"HeatmapConfig.{name} must be positive, got {getattr(self, name)}"
                 )
-
-
-class Cluster(msgspec.Struct, frozen=True, kw_only=True):
-    """A "landmine": a contiguous price zone dense with liquidation prices of one side.
-
-    ``usd`` is the notional that would be liquidated if price crossed the whole zone;
-    ``density`` is USD per 1 % of price inside it; ``strength`` is the zone's mean bucket over
-    the side's mean bucket in the view.
-    """
-
-    side: Side
-    low: float
-    high: float
-    usd: float
-    density: float
-    strength: float
-    label: str
-
-
-class Heatmap(msgspec.Struct, frozen=True, kw_only=True):
-    """Notional at risk (USD) per price bucket for longs and shorts of one market.
-
-    Bucket ``i`` covers ``[prices[i], prices[i] + bucket_size)``. ``clusters`` are sorted by
-    ``usd``, largest first.
-    """
-
-    market: str
-    ts: int
-    mark_price: float
-    bucket_size: float
-    prices: tuple[float, ...]
-    long_usd: tuple[float, ...]
-    short_usd: tuple[float, ...]
-    clusters: tuple[Cluster, ...]
 
 
 def _grid(price: float) -> float:

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from purpleflea.server import http
 from purpleflea.server.auth import AuthError, Gate, key_from
+from purpleflea.server.heatmaps import HeatmapFeed
 from purpleflea.server.keys import KeyInfo
 from purpleflea.server.pipeline import Tracker
 from purpleflea.server.ratelimit import RateLimiter
@@ -40,12 +41,14 @@ class Api:
         known_exchanges: tuple[str, ...],
         health: Callable[[], dict[str, Any]],
         registrations_per_min: float,
+        heatmaps: HeatmapFeed | None = None,
     ) -> None:
         self.tracker = tracker
         self.store = store
         self.gate = gate
         self.known_exchanges = known_exchanges
         self.health_info = health
+        self.heatmaps = heatmaps
         self.registrations = RateLimiter(
             registrations_per_min / 60.0, max(1.0, registrations_per_min)
         )
@@ -164,6 +167,24 @@ class Api:
         )
         return http.json_response({"cascades": alerts})
 
+    async def heatmap(self, request: Request, _: KeyInfo) -> Response:
+        market = request.path_params["market"].upper()
+        if self.heatmaps is None or market not in self.heatmaps.model.markets():
+            return http.error_response(
+                404,
+                "not_found",
+                f"no heatmap for {market!r} yet: it needs open-interest snapshots of the market",
+            )
+        params = request.query_params
+        low = http.number(params, "low", 0.0) or None
+        high = http.number(params, "high", 0.0) or None
+        bucket = http.number(params, "bucket", 0.0) or None
+        try:
+            heatmap = self.heatmaps.model.heatmap(market, low=low, high=high, bucket=bucket)
+        except ValueError as exc:
+            raise http.BadRequest(str(exc)) from None
+        return http.json_response(heatmap)
+
     # -- keys --------------------------------------------------------------------------------
 
     async def create_key(self, request: Request) -> Response:
@@ -274,6 +295,7 @@ class Api:
             Route("/v1/liquidations/aggregate", self.authed(self.aggregate)),
             Route("/v1/markets", self.authed(self.markets)),
             Route("/v1/cascades", self.authed(self.cascades)),
+            Route("/v1/heatmap/{market}", self.authed(self.heatmap)),
             Route("/v1/keys", self.create_key, methods=["POST"]),
             Route("/v1/keys", self.authed(self.list_keys), methods=["GET"]),
             Route("/v1/keys/{key_id}", self.authed(self.revoke_key), methods=["DELETE"]),

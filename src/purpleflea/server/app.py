@@ -24,6 +24,7 @@ from purpleflea.server import dashboard, http, openapi
 from purpleflea.server.api import Api
 from purpleflea.server.auth import Gate
 from purpleflea.server.config import ServerConfig
+from purpleflea.server.heatmaps import FuelSink, HeatmapFeed
 from purpleflea.server.keys import KeyStore
 from purpleflea.server.pipeline import Scorer, Tracker
 from purpleflea.server.ratelimit import RateLimiter
@@ -102,6 +103,7 @@ class Server:
     tracker: Tracker
     gate: Gate
     streams: Streams
+    heatmaps: HeatmapFeed
     started_at: float = field(default_factory=time.time)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     ingest_stats: Callable[[], list[dict[str, Any]]] = list
@@ -135,7 +137,9 @@ def build_server(config: ServerConfig, *, scorer: Scorer | None = None) -> Serve
     store = SQLiteStore(config.db_path)
     keys = KeyStore(config.keys_path)
     bus = LocalBus()
-    tracker = Tracker(store, bus, scorer=scorer if scorer is not None else default_scorer())
+    scorer = scorer if scorer is not None else default_scorer()
+    heatmaps = HeatmapFeed(fuel=scorer if isinstance(scorer, FuelSink) else None)
+    tracker = Tracker(store, bus, scorer=scorer, heatmap=heatmaps)
     gate = Gate(keys, RateLimiter(config.rate_per_s, config.rate_burst))
     streams = Streams(
         tracker=tracker,
@@ -145,7 +149,7 @@ def build_server(config: ServerConfig, *, scorer: Scorer | None = None) -> Serve
         heartbeat_s=config.heartbeat_s,
         client_buffer=config.client_buffer,
     )
-    return Server(config, store, keys, bus, tracker, gate, streams)
+    return Server(config, store, keys, bus, tracker, gate, streams, heatmaps)
 
 
 def _source_task(server: Server) -> Awaitable[None] | None:
@@ -197,6 +201,7 @@ def create_app(config: ServerConfig, *, server: Server | None = None) -> Starlet
         known_exchanges=EXCHANGES,
         health=built.health,
         registrations_per_min=config.registrations_per_min,
+        heatmaps=built.heatmaps,
     )
     spec = openapi.document(purpleflea.__version__)
 

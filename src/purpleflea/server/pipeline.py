@@ -49,7 +49,11 @@ class Scorer(Protocol):
 
 
 class SnapshotSink(Protocol):
+    """The heatmap side of the tracker (see :mod:`purpleflea.server.heatmaps`)."""
+
     def on_snapshot(self, snapshot: MarketSnapshot) -> None: ...
+
+    def note_price(self, market: str, price: float) -> None: ...
 
 
 def _now_ms() -> int:
@@ -233,6 +237,8 @@ class Tracker:
 
     def _remember(self, event: Liquidation) -> None:
         self.clock_ms = max(self.clock_ms, event.ts)
+        if self.heatmap is not None:
+            self.heatmap.note_price(event.market, event.price)
         state = self.markets.get(event.market)
         if state is None:
             self.markets[event.market] = MarketState(

@@ -1,0 +1,86 @@
+"""``purpleflea heatmap BTC-PERP``: the liquidation heatmap drawn in the terminal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from purpleflea.commands.tail import add_connection_args
+from purpleflea.model import Heatmap
+
+_RED, _GREEN, _BOLD, _RESET = "\033[31m", "\033[32m", "\033[1m", "\033[0m"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("heatmap", help="draw a market's liquidation heatmap")
+    add_connection_args(parser)
+    parser.add_argument("market", help="e.g. BTC-PERP")
+    parser.add_argument("--low", type=float, help="lowest price shown")
+    parser.add_argument("--high", type=float, help="highest price shown")
+    parser.add_argument("--bucket", type=float, help="price bucket size")
+    parser.add_argument("--width", type=int, default=30, help="bar width per side")
+    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    parser.set_defaults(run=run)
+
+
+def _usd(value: float) -> str:
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if value >= scale:
+            return f"${value / scale:,.1f}{unit}"
+    return f"${value:,.0f}"
+
+
+def render(heatmap: Heatmap, *, width: int = 30, color: bool = False) -> str:
+    """Longs' notional at risk to the left of each price level, shorts' to the right, the
+    highest price on top; the bucket holding the mark price is marked ``<- mark``."""
+    peak = max([*heatmap.long_usd, *heatmap.short_usd, 1e-9])
+    decimals = 2 if heatmap.bucket_size >= 0.01 else 8
+    lines = [
+        f"{heatmap.market}  mark {heatmap.mark_price:,.{decimals}f}  "
+        f"(bucket {heatmap.bucket_size:g}; longs liquidated left, shorts right)"
+    ]
+    rows = list(zip(heatmap.prices, heatmap.long_usd, heatmap.short_usd, strict=True))
+    for price, longs, shorts in reversed(rows):
+        left = "#" * round(width * longs / peak)
+        right = "#" * round(width * shorts / peak)
+        if color:
+            left, right = f"{_RED}{left}{_RESET}", f"{_GREEN}{right}{_RESET}"
+        here = price <= heatmap.mark_price < price + heatmap.bucket_size
+        mark = "  <- mark" if here else ""
+        pad = " " * (width - round(width * longs / peak))
+        lines.append(
+            f"{_usd(longs):>9} {pad}{left}|{price:>14,.{decimals}f}|{right}"
+            f"{' ' * (width - round(width * shorts / peak))} {_usd(shorts):<9}{mark}"
+        )
+    if heatmap.clusters:
+        lines.append("clusters:")
+        for cluster in heatmap.clusters:
+            label = f"  {cluster.label}"
+            lines.append(f"{_BOLD}{label}{_RESET}" if color else label)
+    return "\n".join(lines)
+
+
+async def _heatmap(args: argparse.Namespace, color: bool) -> int:
+    from purpleflea.client import LiquidationClient  # noqa: PLC0415
+
+    async with LiquidationClient(api_key=args.api_key, base_url=args.url) as client:
+        heatmap = await client.heatmap(
+            args.market.upper(), low=args.low, high=args.high, bucket=args.bucket
+        )
+    print(render(heatmap, width=args.width, color=color))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from purpleflea.client import PurpleFleaError  # noqa: PLC0415
+
+    color = args.color == "always" or (
+        args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    )
+    try:
+        return asyncio.run(_heatmap(args, color))
+    except PurpleFleaError as exc:
+        print(f"purpleflea heatmap: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,67 @@
+"""Feeds the heatmap model from snapshots and events, and its fuel to the cascade engine.
+
+Each :class:`~purpleflea.model.MarketSnapshot` updates the model with the price range the
+market traded through since its previous snapshot (seen through liquidation prices and the
+marks), so tranches the price swept through are removed. After each update, the notional at
+risk within ``fuel_pct`` of the mark on each side, over its own running average, is the
+"fuel ahead" ratio handed to the cascade engine.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol, runtime_checkable
+
+from purpleflea.engine.heatmap import HeatmapModel
+from purpleflea.model import MarketSnapshot, Side
+
+log = logging.getLogger("purpleflea.heatmap")
+
+
+@runtime_checkable
+class FuelSink(Protocol):
+    def set_fuel(self, market: str, side: Side, ratio: float) -> None: ...
+
+
+class HeatmapFeed:
+    """The server's heatmap state: one model for all markets."""
+
+    def __init__(
+        self,
+        model: HeatmapModel | None = None,
+        *,
+        fuel: FuelSink | None = None,
+        fuel_pct: float = 2.0,
+        fuel_memory: float = 0.05,
+    ) -> None:
+        self.model = model if model is not None else HeatmapModel()
+        self.fuel = fuel
+        self.fuel_pct = fuel_pct
+        self.fuel_memory = fuel_memory
+        self._range: dict[str, tuple[float, float]] = {}
+        self._usual: dict[tuple[str, Side], float] = {}
+
+    def note_price(self, market: str, price: float) -> None:
+        """A trade or liquidation price seen on ``market`` (widens the swept range)."""
+        low, high = self._range.get(market, (price, price))
+        self._range[market] = (min(low, price), max(high, price))
+
+    def on_snapshot(self, snapshot: MarketSnapshot) -> None:
+        market = snapshot.market
+        low, high = self._range.pop(market, (snapshot.mark_price, snapshot.mark_price))
+        self.model.on_snapshot(
+            snapshot, low=min(low, snapshot.mark_price), high=max(high, snapshot.mark_price)
+        )
+        if self.fuel is not None:
+            self._update_fuel(market, snapshot.mark_price)
+
+    def _update_fuel(self, market: str, mark: float) -> None:
+        assert self.fuel is not None
+        sides: tuple[Side, Side] = ("long", "short")
+        for side in sides:
+            ahead = self.model.fuel(market, side, mark, self.fuel_pct)
+            key = (market, side)
+            usual = self._usual.get(key)
+            usual = ahead if usual is None else usual + self.fuel_memory * (ahead - usual)
+            self._usual[key] = usual
+            self.fuel.set_fuel(market, side, ahead / usual if usual > 0 else 1.0)

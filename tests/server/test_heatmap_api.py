@@ -1,0 +1,95 @@
+"""The heatmap over the API, the SDK and the terminal view, and its fuel for the engine."""
+
+from __future__ import annotations
+
+import math
+
+import httpx
+import pytest
+
+import purpleflea
+from purpleflea.client import PurpleFleaError
+from purpleflea.commands.heatmap import render
+from purpleflea.model import MarketSnapshot, Side
+from purpleflea.server.heatmaps import HeatmapFeed
+from tests.server.conftest import T0, Running
+
+
+def _snapshots(market: str, mark: float, oi_usd: float) -> list[MarketSnapshot]:
+    """Two days of hourly open interest growing while price wanders +/- 6 %."""
+    snapshots = []
+    for hour in range(49):
+        price = mark * (1 + 0.06 * math.sin(hour / 7.0) * (1 - hour / 48))
+        coins = oi_usd / mark * (0.6 + 0.4 * hour / 48)
+        snapshots.append(
+            MarketSnapshot(
+                exchange="binance_usdm",
+                symbol=market.replace("-PERP", "USDT"),
+                market=market,
+                ts=T0 + hour * 3_600_000,
+                mark_price=price,
+                open_interest=coins,
+                open_interest_usd=coins * price,
+            )
+        )
+    return snapshots
+
+
+async def test_heatmap_route_sdk_and_terminal_view(live: Running) -> None:
+    for snapshot in _snapshots("BTC-PERP", 91_000.0, 4e9):
+        live.server.tracker.on_snapshot(snapshot)
+    client = purpleflea.LiquidationClient(api_key=live.key, base_url=live.url)
+    heatmap = await client.heatmap("btc-perp")
+    assert heatmap.market == "BTC-PERP"
+    assert len(heatmap.prices) == len(heatmap.long_usd) == len(heatmap.short_usd) > 10
+    assert heatmap.clusters
+    # Longs are liquidated below the mark, shorts above.
+    below = sum(
+        u for p, u in zip(heatmap.prices, heatmap.long_usd, strict=True) if p < heatmap.mark_price
+    )
+    assert below == pytest.approx(sum(heatmap.long_usd), rel=0.05)
+    narrow = await client.heatmap("BTC-PERP", low=85_000, high=95_000, bucket=500)
+    assert narrow.bucket_size == 500
+    assert narrow.prices[0] >= 85_000 - 500
+    text = render(heatmap, width=20)
+    assert "<- mark" in text
+    assert heatmap.clusters[0].label in text
+    with pytest.raises(PurpleFleaError) as missing:
+        await client.heatmap("NOPE-PERP")
+    assert missing.value.status == 404
+    assert "NOPE-PERP" in str(missing.value)
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        assert (await http.get("/v1/heatmap/BTC-PERP")).status_code == 401
+        response = await http.get(
+            "/v1/heatmap/BTC-PERP", params={"bucket": "-5"}, headers={"X-API-Key": live.key}
+        )
+        assert response.status_code == 400
+        assert "bucket" in response.json()["error"]["message"]
+        response = await http.get(
+            "/v1/heatmap/BTC-PERP",
+            params={"low": "95000", "high": "90000"},
+            headers={"X-API-Key": live.key},
+        )
+        assert response.status_code == 400
+    await client.aclose()
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Side, float]] = []
+
+    def set_fuel(self, market: str, side: Side, ratio: float) -> None:
+        self.calls.append((market, side, ratio))
+
+
+def test_snapshots_hand_the_engine_a_fuel_ratio_per_side() -> None:
+    recorder = _Recorder()
+    feed = HeatmapFeed(fuel=recorder)
+    snapshots = _snapshots("ETH-PERP", 3_000.0, 1e9)
+    for snapshot in snapshots:
+        feed.on_snapshot(snapshot)
+    assert len(recorder.calls) == 2 * len(snapshots)
+    assert {side for _, side, _ in recorder.calls} == {"long", "short"}
+    assert all(math.isfinite(ratio) and ratio >= 0 for _, _, ratio in recorder.calls)
+    # The first snapshot is its own baseline: the ratio starts at 1.
+    assert recorder.calls[0][2] == pytest.approx(1.0)
