@@ -9,7 +9,18 @@ import sys
 from collections.abc import Callable, Sequence
 
 #: Subcommands in the order ``--help`` lists them; each is ``purpleflea.commands.<name>``.
-COMMANDS: tuple[str, ...] = ("serve", "tail", "history", "keys", "backtest")
+COMMANDS: tuple[str, ...] = (
+    "serve",
+    "tail",
+    "history",
+    "keys",
+    "sim",
+    "backtest",
+    "heatmap",
+    "importer",
+    "export",
+    "mcp",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

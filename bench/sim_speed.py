@@ -1,0 +1,88 @@
+"""How fast the simulator writes history: 30 days x 275 markets, goal < 2 minutes.
+
+    .venv/bin/python bench/sim_speed.py                 # all three modes, 30 days
+    .venv/bin/python bench/sim_speed.py --days 3 --modes arrays
+
+Modes, each a fresh simulator with the history configuration (1 s steps, 5 min blocks):
+
+- ``arrays``: the simulation only (events as numpy arrays per block);
+- ``events``: plus building every published ``Liquidation`` struct (what a store receives);
+- ``sqlite``: ``generate_history`` into a fresh SQLite file (WAL) in a temp directory.
+
+Prints a markdown table to paste into bench/results/sim.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+from purpleflea.sim import Simulator, generate_history
+from purpleflea.sim.history import blocks, history_config, published
+from purpleflea.store.sqlite import SQLiteStore
+
+
+def run_arrays(days: float, markets: int, *, structs: bool) -> tuple[int, float]:
+    sim = Simulator(history_config(seed=0, n_markets=markets))
+    events = 0
+    started = time.perf_counter()
+    for raw in blocks(sim, days):
+        if structs:
+            published(sim, raw, events + 1)
+        events += raw.ts.size
+    return events, time.perf_counter() - started
+
+
+def run_sqlite(days: float, markets: int) -> tuple[int, float, int]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.sqlite"
+
+        async def go() -> int:
+            store = SQLiteStore(path)
+            try:
+                summary = await generate_history(
+                    store, days=days, n_markets=markets, progress=False
+                )
+                return summary.events
+            finally:
+                await store.close()
+
+        started = time.perf_counter()
+        events = asyncio.run(go())
+        elapsed = time.perf_counter() - started
+        size = sum(p.stat().st_size for p in Path(tmp).iterdir())
+    return events, elapsed, size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=float, default=30.0)
+    parser.add_argument("--markets", type=int, default=275)
+    parser.add_argument("--modes", default="arrays,events,sqlite")
+    args = parser.parse_args()
+    modes = args.modes.split(",")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )
+    print(f"{args.days:g} days x {args.markets} markets, seed 0\n")
+    print("| mode | events | wall s | events/s | goal (< 120 s) |")
+    print("| --- | ---: | ---: | ---: | --- |")
+    for mode in modes:
+        extra = ""
+        if mode == "sqlite":
+            events, wall, size = run_sqlite(args.days, args.markets)
+            extra = f" ({size / 1e6:,.0f} MB on disk)"
+        else:
+            events, wall = run_arrays(args.days, args.markets, structs=mode == "events")
+        verdict = "met" if wall < 120 * args.days / 30 else "missed"
+        print(f"| {mode}{extra} | {events:,} | {wall:.1f} | {events / wall:,.0f} | {verdict} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""From liquidated cohorts to exchange events, one block at a time, vectorized.
+
+A liquidated cohort is many traders' positions; exchanges report them as separate forced
+orders. Each cohort becomes ``1 + Poisson(notional / event_mean)`` events (at most
+:data:`MAX_EVENTS_PER_COHORT`) whose sizes are log-normal shares of its quantity, each
+attributed to one of the market's exchanges by its share. The first is timed inside the step
+that liquidated the cohort, the others follow over the next seconds (see :class:`CohortLog`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+MAX_EVENTS_PER_COHORT = 120
+#: No event of a liquidated cohort comes later than this after its liquidation.
+MAX_SPREAD_MS = 30_000
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(slots=True)
+class RawBlock:
+    """One block's liquidation events as arrays, sorted by time (the fast path)."""
+
+    start_ms: int
+    end_ms: int
+    first_n: int  # event number of the first event (ids are sim-<seed>-<n>)
+    ts: IntArray
+    market: IntArray
+    listing: IntArray  # index into the market's listings
+    side: IntArray  # +1 a long was liquidated, -1 a short
+    price: FloatArray
+    quantity: FloatArray
+    run: IntArray  # uid of the run (truth) the event belongs to
+    cohort: IntArray  # id of the liquidated cohort (TruePosition.id)
+
+    @property
+    def size_usd(self) -> FloatArray:
+        return self.price * self.quantity
+
+
+@dataclass(frozen=True, slots=True)
+class MarketTable:
+    """Per-market constants the splitter needs, as arrays indexed by market."""
+
+    event_mean_usd: FloatArray
+    listing_cum: FloatArray  # (markets, max listings) cumulative shares, padded with 1.0
+    price_scale: FloatArray  # 10 ** decimals: prices are rounded to 5 significant digits
+
+
+_COLUMNS = ("ts", "market", "listing", "side", "price", "quantity", "run", "cohort")
+
+
+class CohortLog:
+    """Liquidated cohorts in liquidation order, turned into events block by block.
+
+    A cohort's first event is reported inside the step that liquidated it; the rest follow
+    as the liquidation engine works the position (exponential delays, mean ``spread_ms``,
+    capped at :data:`MAX_SPREAD_MS`), so events due after the block's end are carried into
+    the next block's output.
+    """
+
+    def __init__(self, spread_ms: float) -> None:
+        self._spread = spread_ms
+        self._parts: list[tuple[int, int, IntArray, FloatArray, FloatArray, IntArray, IntArray]]
+        self._parts = []
+        self._carried: dict[str, npt.NDArray[Any]] | None = None
+
+    def add(
+        self,
+        market: int,
+        step_start: int,
+        side: IntArray,
+        qty: FloatArray,
+        price: FloatArray,
+        run: IntArray,
+        cohort: IntArray,
+    ) -> None:
+        """Cohorts of one market liquidated in the step starting at ``step_start``."""
+        self._parts.append((market, step_start, side, qty, price, run, cohort))
+
+    def flush(
+        self,
+        table: MarketTable,
+        rng: np.random.Generator,
+        *,
+        step_ms: int,
+        start_ms: int,
+        end_ms: int,
+        first_n: int,
+    ) -> RawBlock:
+        """The events due in ``(start_ms, end_ms]``, sorted by time (ties: liquidation order)."""
+        columns = self._split(table, rng, step_ms) if self._parts else None
+        self._parts = []
+        if self._carried is not None:
+            carried, self._carried = self._carried, None
+            columns = (
+                carried
+                if columns is None
+                else {k: np.concatenate((carried[k], columns[k])) for k in _COLUMNS}
+            )
+        if columns is None:
+            none_i, none_f = np.zeros(0, dtype=np.int64), np.zeros(0)
+            return RawBlock(
+                start_ms, end_ms, first_n, *(none_i,) * 4, none_f, none_f, none_i, none_i
+            )
+        due = columns["ts"] <= end_ms
+        if not due.all():
+            self._carried = {k: v[~due] for k, v in columns.items()}
+        order = np.argsort(columns["ts"][due], kind="stable")
+        out = {k: v[due][order] for k, v in columns.items()}
+        return RawBlock(start_ms=start_ms, end_ms=end_ms, first_n=first_n, **out)
+
+    def _split(
+        self, table: MarketTable, rng: np.random.Generator, step_ms: int
+    ) -> dict[str, npt.NDArray[Any]]:
+        market = np.concatenate([np.full(p[2].size, p[0], dtype=np.int64) for p in self._parts])
+        step_start = np.concatenate([np.full(p[2].size, p[1], dtype=np.int64) for p in self._parts])
+        side, qty, price, run, cohort = (
+            np.concatenate([p[i] for p in self._parts]) for i in range(2, 7)
+        )
+        usd = qty * price
+        count = np.minimum(
+            1 + rng.poisson(usd / table.event_mean_usd[market]), MAX_EVENTS_PER_COHORT
+        )
+        owner = np.repeat(np.arange(market.size), count)
+        weight = rng.lognormal(0.0, 1.0, owner.size)
+        weight /= np.bincount(owner, weights=weight)[owner]
+        event_market = market[owner]
+        draw = rng.random(owner.size)
+        listing = (draw[:, None] >= table.listing_cum[event_market]).sum(axis=1)
+        scale = table.price_scale[event_market]
+        noise = 1.0 + 2e-4 * rng.standard_normal(owner.size)
+        delay = np.minimum(rng.exponential(self._spread, owner.size), MAX_SPREAD_MS)
+        first = np.ones(owner.size, dtype=bool)
+        first[1:] = owner[1:] != owner[:-1]
+        delay[first] = 0.0
+        jitter = rng.integers(1, step_ms + 1, owner.size)
+        return {
+            "ts": step_start[owner] + jitter + delay.astype(np.int64),
+            "market": event_market,
+            "listing": listing,
+            "side": side[owner],
+            "price": np.round(price[owner] * noise * scale) / scale,
+            "quantity": qty[owner] * weight,
+            "run": run[owner],
+            "cohort": cohort[owner],
+        }

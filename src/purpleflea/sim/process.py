@@ -1,0 +1,466 @@
+"""The simulation: price process, leveraged traders, and a liquidation engine with impact.
+
+Time advances in steps of ``step_ms`` (250 ms for a live feed), computed a block of one minute
+at a time:
+
+1. **Traders** (at each block start). Cohorts (see :mod:`purpleflea.sim.truth`) whose planned
+   lifetime (log-normal, median 3 h) is over are closed; empty slots are refilled after an
+   exponential wait with a new cohort: side leaning with the last hour's trend, leverage from
+   a 2x-125x mix (BTC's; wilder coins get proportionally less, capped by the market's
+   maximum), a heavy-tailed (Pareto 1.6) notional scaled so
+   the market's open interest sits near its target, entry at the current mark price, and the
+   maintenance margin of its tier (doubled for whale cohorts).
+2. **Price** (each step). ``log mark = x + permanent impact + transient impact`` where ``x``
+   is an exogenous random walk whose volatility clusters (a per-minute AR(1) log-volatility,
+   common to all markets plus per market) and jumps (per-market and market-wide shocks with
+   Student-t sizes). Markets co-move through a common factor.
+3. **Liquidations** (each step). Every cohort whose liquidation price the mark has reached is
+   liquidated at that step, exactly then: it is sold (long) or bought (short) at the mark with
+   slippage of half its own impact. The step's forced orders move the log price by
+   ``impact_scale * 1% * notional / depth`` (square-root beyond one depth, see
+   :func:`purpleflea.sim.impact.log_move`) as the liquidation engine works the order over
+   ~6 s — 40% permanently, 60% transiently (half-life 2 min) — which may reach the next
+   cohorts: a cascade that runs until the cluster of liquidation prices is exhausted.
+
+Each liquidated cohort is reported as 1..60 exchange events (log-normal sizes summing to its
+notional, each attributed to an exchange by the market's shares, jittered inside the step).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import numpy.typing as npt
+
+from purpleflea.model import MarketSnapshot, VenueLiquidation
+from purpleflea.sim.book import NEVER, Book
+from purpleflea.sim.config import DAY_MS, DEFAULT_START_MS, SimConfig, SimStep, event_id_prefix
+from purpleflea.sim.events import CohortLog, MarketTable, RawBlock
+from purpleflea.sim.impact import ImpactKernel, log_move
+from purpleflea.sim.markets import MarketSpec, slots_for, tick_decimals, universe
+from purpleflea.sim.runs import RunTracker
+from purpleflea.sim.traders import (
+    MAX_COHORT_OI_SHARE,
+    OCCUPANCY,
+    cohort_draws,
+    cohort_scale,
+    leverage_for,
+)
+from purpleflea.sim.truth import Flows, Truth
+
+# Log-volatility: per-minute AR(1), common to all markets (half-life ~3 h) plus each
+# market's own (half-life ~1 h); stationary std 0.40 and 0.30.
+_VOL_PERSISTENCE_COMMON = 0.9962
+_VOL_NOISE_COMMON = 0.035
+_VOL_PERSISTENCE_OWN = 0.9885
+_VOL_NOISE_OWN = 0.045
+_IMPACT = ImpactKernel(permanent=0.4, half_life_ms=120_000.0, execution_ms=6_000.0)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+class Simulator:
+    """A deterministic market simulation; iterate :meth:`steps` (see the package docstring)."""
+
+    def __init__(self, config: SimConfig | None = None, **overrides: int | float) -> None:
+        if config is None:
+            config = SimConfig(**overrides)  # type: ignore[arg-type]
+        elif overrides:
+            raise TypeError("pass either a SimConfig or keyword overrides, not both")
+        self.config = config
+        self.markets: tuple[MarketSpec, ...] = universe(config.n_markets)
+        self.market_names = tuple(spec.name for spec in self.markets)
+        self.market_index = {name: i for i, name in enumerate(self.market_names)}
+        self.book = Book(self.markets)
+        self.truth = Truth(self)
+        self.now_ms = config.start_ms
+        self._rng = np.random.default_rng(config.seed)
+        self._init_state()
+
+    # -- set-up -----------------------------------------------------------------------------
+
+    def _init_state(self) -> None:
+        specs, n, cfg = self.markets, len(self.markets), self.config
+        self._n = n
+        self._steps_per_block = cfg.block_ms // cfg.step_ms
+        self._price0 = np.array([s.price for s in specs])
+        self._x = np.log(self._price0)
+        self._x_trend = self._x.copy()
+        # Impact state per market (log units): applied permanent, applied transient, pending.
+        self._perm = np.zeros(n)
+        self._trans = np.zeros(n)
+        self._pend = np.zeros(n)
+        self._h_common = 0.0
+        self._h = np.zeros(n)
+        self._base_vol = np.array([s.daily_vol for s in specs])
+        daily = self._base_vol * cfg.volatility_scale
+        self._daily_vol = daily
+        self._sigma_step = daily * math.sqrt(cfg.step_ms / DAY_MS)
+        self._rho = np.where(np.arange(n) == 0, 0.95, 0.7)
+        self._depth = np.array([s.depth_usd for s in specs])
+        self._oi_target = np.array([s.oi_usd for s in specs])
+        self._max_lev = np.array([s.max_leverage for s in specs], dtype=np.float64)
+        self._mmr = np.array([s.mmr for s in specs])
+        listings = max(len(s.listings) for s in specs)
+        cum = np.ones((n, listings))
+        for m, spec in enumerate(specs):
+            shares = np.cumsum([lst.share for lst in spec.listings])
+            cum[m, : shares.size - 1] = shares[:-1]  # the last one takes the rest
+        self._table = MarketTable(
+            event_mean_usd=120.0 * (self._oi_target / 16e6) ** 0.45,
+            listing_cum=cum,
+            price_scale=np.array([10.0 ** tick_decimals(s.price) for s in specs]),
+        )
+        self._log = CohortLog(spread_ms=_IMPACT.execution_ms)
+        self._offsets = cfg.step_ms * np.arange(1, self._steps_per_block + 1, dtype=np.float64)
+        slots = np.array([slots_for(s) for s in specs], dtype=np.float64)
+        self._cohort_usd = cohort_scale(self._oi_target / (slots * OCCUPANCY), self._oi_target)
+        self._opened = np.zeros(n)
+        self._closed = np.zeros(n)
+        self._liquidated = np.zeros(n)  # finalized (blocks before the current one)
+        self._next_cohort = 1
+        self._next_event = 0
+        self._marks = self._price0.copy()[None, :]
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Run ``warmup_ms`` before ``start_ms`` and forget its output.
+
+        The book starts full, with entries spread as if opened over the past day; the warm-up
+        lets the cohorts that would already have been liquidated go, so the stream starts in
+        its steady state instead of with a burst.
+        """
+        cfg = self.config
+        self.now_ms = self._block_start = self._next_start = cfg.start_ms - cfg.warmup_ms
+        self._traders(self.now_ms, spread=0.5)
+        self.runs = self._new_runs()
+        while self._next_start < cfg.start_ms:
+            self.next_block()
+        self.runs = self._new_runs()
+        self._log = CohortLog(spread_ms=_IMPACT.execution_ms)
+        self._next_event = 0
+        self.now_ms = cfg.start_ms
+
+    def _new_runs(self) -> RunTracker:
+        return RunTracker(
+            names=self.market_names,
+            depth_usd=self._depth,
+            gap_ms=self.config.cascade_gap_ms,
+            min_depth=self.config.cascade_min_depth,
+            kernel=_IMPACT,
+        )
+
+    # -- public queries ---------------------------------------------------------------------
+
+    def mark(self, market: str) -> float:
+        """The mark price of ``market`` at ``now_ms``."""
+        return float(self.marks()[self.truth._market(market)])
+
+    def marks(self) -> FloatArray:
+        """Mark prices of all markets (in ``markets`` order) at ``now_ms``."""
+        k = (self.now_ms - self._block_start) // self.config.step_ms - 1
+        row: FloatArray = self._marks[min(max(k, 0), self._marks.shape[0] - 1)]
+        return row
+
+    def flows_of(self, m: int) -> Flows:
+        book = self.book
+        sl = slice(book.seg[m], book.seg[m + 1])
+        pending = book.gone_ms[sl] <= self.now_ms
+        return Flows(
+            opened=float(self._opened[m]),
+            closed=float(self._closed[m]),
+            liquidated=float(self._liquidated[m] + book.qty[sl][pending].sum()),
+        )
+
+    # -- iteration --------------------------------------------------------------------------
+
+    def steps(self) -> Iterator[SimStep]:
+        """Steps forever, in time order; ``now_ms`` is each yielded step's ``ts``."""
+        dt = self.config.step_ms
+        while True:
+            raw = self.next_block()
+            events = self.venue_events(raw)
+            step_of = (raw.ts - raw.start_ms - 1) // dt
+            bounds = np.searchsorted(step_of, np.arange(self._steps_per_block + 1))
+            snapshots = self._snapshots(raw.end_ms)
+            for k in range(self._steps_per_block):
+                ts = raw.start_ms + (k + 1) * dt
+                self.now_ms = ts
+                last = k == self._steps_per_block - 1
+                yield SimStep(
+                    ts=ts,
+                    liquidations=tuple(events[bounds[k] : bounds[k + 1]]),
+                    snapshots=snapshots if last else (),
+                )
+
+    def run(self, duration_ms: int) -> Iterator[SimStep]:
+        """The steps of the next ``duration_ms`` of simulated time."""
+        end = self.now_ms + duration_ms
+        for step in self.steps():
+            yield step
+            if step.ts >= end:
+                return
+
+    def venue_events(self, raw: RawBlock) -> list[VenueLiquidation]:
+        """The block's events as :class:`VenueLiquidation` structs.
+
+        ``liquidated_user`` names the true position (``cohort-<TruePosition.id>``); publishing
+        drops it, as it drops every venue-only field.
+        """
+        prefix = event_id_prefix(self.config)
+        names, specs = self.market_names, self.markets
+        out: list[VenueLiquidation] = []
+        for j, (ts, m, li, side, price, qty, cohort) in enumerate(
+            zip(
+                raw.ts.tolist(),
+                raw.market.tolist(),
+                raw.listing.tolist(),
+                raw.side.tolist(),
+                raw.price.tolist(),
+                raw.quantity.tolist(),
+                raw.cohort.tolist(),
+                strict=True,
+            )
+        ):
+            listing = specs[m].listings[li]
+            out.append(
+                VenueLiquidation(
+                    id=f"{prefix}{raw.first_n + j}",
+                    exchange=listing.exchange,
+                    symbol=listing.symbol,
+                    market=names[m],
+                    side="long" if side > 0 else "short",
+                    price=price,
+                    quantity=qty,
+                    size_usd=price * qty,
+                    ts=ts,
+                    liquidated_user=f"cohort-{cohort}",
+                )
+            )
+        return out
+
+    def _snapshots(self, ts: int) -> tuple[MarketSnapshot, ...]:
+        if (ts - self.config.start_ms) % self.config.snapshot_ms:
+            return ()
+        book = self.book
+        oi = book.per_market(np.where(book.alive(ts), book.qty, 0.0), self._n)
+        marks = self._marks[-1]
+        out: list[MarketSnapshot] = []
+        for m, spec in enumerate(self.markets):
+            for listing in spec.listings:
+                coins = float(oi[m]) * listing.share
+                out.append(
+                    MarketSnapshot(
+                        exchange=listing.exchange,
+                        symbol=listing.symbol,
+                        market=spec.name,
+                        ts=ts,
+                        mark_price=float(marks[m]),
+                        open_interest=coins,
+                        open_interest_usd=coins * float(marks[m]),
+                    )
+                )
+        return tuple(out)
+
+    # -- one block --------------------------------------------------------------------------
+
+    def next_block(self) -> RawBlock:
+        """Compute the next block; ``now_ms`` moves to its end."""
+        cfg = self.config
+        start = self._next_start
+        self._next_start += cfg.block_ms
+        self._finalize_liquidations()
+        self._block_start = start
+        self._traders(start)
+        marks, x_path = self._price_path()
+        log = self._log
+        long_trig, short_trig = self.book.triggers()
+        hit = (marks <= long_trig) | (marks >= short_trig)
+        state = (self._perm.copy(), self._trans.copy(), self._pend.copy())
+        self._perm, self._trans, self._pend = _IMPACT.roll(
+            self._perm, self._trans, self._pend, float(cfg.block_ms)
+        )
+        for m in np.flatnonzero(hit.any(axis=0)).tolist():
+            begin = (float(state[0][m]), float(state[1][m]), float(state[2][m]))
+            after = self._liquidate_market(m, begin, marks, x_path, log, start)
+            self._perm[m], self._trans[m], self._pend[m] = after
+        self._x = x_path[-1]
+        self._x_trend += (self._x - self._x_trend) * (cfg.block_ms / 3_600_000)
+        self._marks = marks
+        end = start + cfg.block_ms
+        raw = log.flush(
+            self._table,
+            self._rng,
+            step_ms=cfg.step_ms,
+            start_ms=start,
+            end_ms=end,
+            first_n=self._next_event,
+        )
+        self.runs.end_block(raw)
+        self._next_event += raw.ts.size
+        self.now_ms = end
+        return raw
+
+    def _finalize_liquidations(self) -> None:
+        book = self.book
+        gone = book.gone_ms != NEVER
+        if gone.any():
+            self._liquidated += book.per_market(np.where(gone, book.qty, 0.0), self._n)
+            book.qty[gone] = 0.0
+            book.gone_ms[gone] = NEVER
+            book.close_ms[gone] = NEVER
+
+    def _traders(self, now: int, *, spread: float = 0.0) -> None:
+        """Close expired cohorts and open new ones in empty slots due to refill by ``now``.
+
+        ``spread`` > 0 (the initial book) scatters entries log-normally by that many daily
+        volatilities and drops cohorts that would already have been liquidated.
+        """
+        book, rng, n = self.book, self._rng, self._n
+        closing = (book.qty > 0) & (book.close_ms <= now)
+        if closing.any():
+            self._closed += book.per_market(np.where(closing, book.qty, 0.0), n)
+            book.qty[closing] = 0.0
+            book.close_ms[closing] = NEVER
+            wait = rng.exponential(1_200_000.0, int(closing.sum())).astype(np.int64)
+            book.reopen_ms[closing] = now + wait
+        idx = np.nonzero((book.qty == 0) & (book.reopen_ms <= now))[0]
+        if idx.size == 0:
+            return
+        m = book.market[idx]
+        mark = np.exp(self._x + self._perm + self._trans)[m]
+        entry = mark * np.exp(spread * self._daily_vol[m] * rng.standard_normal(idx.size))
+        trend = (self._x - self._x_trend)[m] / (self._daily_vol[m] * 0.2)
+        p_long = np.clip(0.5 + 0.2 * np.tanh(trend), 0.3, 0.7)
+        side = np.where(rng.random(idx.size) < p_long, 1, -1)
+        btc_lev, relative = cohort_draws(rng, idx.size)
+        usd = np.minimum(relative * self._cohort_usd[m], MAX_COHORT_OI_SHARE * self._oi_target[m])
+        whale = usd > 8.0 * self._cohort_usd[m]
+        mmr = self._mmr[m] * np.where(whale, 2.0, 1.0)
+        lev = leverage_for(btc_lev, self._base_vol[m], mmr, self._max_lev[m])
+        # High-leverage traders hold for shorter (median 3 h at 10x on BTC, ~1 h at 100x).
+        median_life = 3 * 3_600_000 * (10.0 / btc_lev) ** 0.5
+        life = median_life * np.exp(rng.normal(0.0, 1.2, idx.size))
+        liq = entry * (1.0 + side * (mmr - 1.0 / lev))
+        safe = (liq - mark) * side < 0  # always true unless spread > 0
+        if not safe.all():
+            book.reopen_ms[idx[~safe]] = now + rng.integers(1, 3_600_000, int((~safe).sum()))
+            idx, m, side, lev, usd, mmr, life, liq, entry = (
+                v[safe] for v in (idx, m, side, lev, usd, mmr, life, liq, entry)
+            )
+        book.qty[idx] = usd / entry
+        book.side[idx] = side
+        book.entry[idx] = entry
+        book.lev[idx] = lev
+        book.mmr[idx] = mmr
+        book.liq[idx] = liq
+        book.opened_ms[idx] = now
+        book.close_ms[idx] = now + np.maximum(life, 60_000).astype(np.int64)
+        book.cohort_id[idx] = np.arange(self._next_cohort, self._next_cohort + idx.size)
+        self._next_cohort += idx.size
+        self._opened += np.bincount(m, weights=usd / entry, minlength=n)
+
+    def _price_path(self) -> tuple[FloatArray, FloatArray]:
+        """Mark prices (steps x markets) assuming no liquidation, and the exogenous log path."""
+        rng, n, steps = self._rng, self._n, self._steps_per_block
+        cfg = self.config
+        # Volatility clustering, stepped by one block.
+        minutes = cfg.block_ms / 60_000
+        phi_c, phi_i = _VOL_PERSISTENCE_COMMON**minutes, _VOL_PERSISTENCE_OWN**minutes
+        self._h_common = phi_c * self._h_common + _VOL_NOISE_COMMON * math.sqrt(
+            (1 - phi_c**2) / (1 - _VOL_PERSISTENCE_COMMON**2)
+        ) * float(rng.standard_normal())
+        self._h = phi_i * self._h + _VOL_NOISE_OWN * math.sqrt(
+            (1 - phi_i**2) / (1 - _VOL_PERSISTENCE_OWN**2)
+        ) * rng.standard_normal(n)
+        var = _VOL_NOISE_COMMON**2 / (1 - _VOL_PERSISTENCE_COMMON**2) + _VOL_NOISE_OWN**2 / (
+            1 - _VOL_PERSISTENCE_OWN**2
+        )
+        sigma = self._sigma_step * np.exp(self._h_common + self._h - var)
+        common = rng.standard_normal(steps)
+        own = rng.standard_normal((steps, n))
+        returns = sigma * (self._rho * common[:, None] + np.sqrt(1 - self._rho**2) * own)
+        block_days = cfg.block_ms / DAY_MS
+        # Per-market shocks: ~1 a day each; market-wide: ~1 every 4 days.
+        n_own = rng.poisson(1.0 * cfg.cascade_rate * n * block_days)
+        if n_own:
+            at_step = rng.integers(0, steps, n_own)
+            at_market = rng.integers(0, n, n_own)
+            jump = 0.4 * self._daily_vol[at_market] * rng.standard_t(3, n_own)
+            np.add.at(returns, (at_step, at_market), jump)
+        n_common = rng.poisson(0.25 * cfg.cascade_rate * block_days)
+        for _ in range(n_common):
+            shock_step = int(rng.integers(0, steps))
+            returns[shock_step] += 0.25 * self._daily_vol * float(rng.standard_t(3))
+        x_path = self._x + np.cumsum(returns, axis=0)
+        impact = _IMPACT.level(self._perm, self._trans, self._pend, self._offsets[:, None])
+        marks = np.exp(x_path + impact)
+        return marks, x_path
+
+    def _liquidate_market(
+        self,
+        m: int,
+        impact_state: tuple[float, float, float],
+        marks: FloatArray,
+        x_path: FloatArray,
+        log: CohortLog,
+        start: int,
+    ) -> tuple[float, float, float]:
+        """Liquidate market ``m`` through the block, step by step.
+
+        ``impact_state`` is the market's (permanent, transient, pending) impact at the block's
+        start; returns it at the block's end. ``marks[:, m]`` is rewritten from each
+        liquidation step on with the new impact.
+        """
+        book, cfg = self.book, self.config
+        dt, steps = cfg.step_ms, self._steps_per_block
+        a, b = int(book.seg[m]), int(book.seg[m + 1])
+        qty, side, liq, gone = book.qty[a:b], book.side[a:b], book.liq[a:b], book.gone_ms[a:b]
+        depth = float(self._depth[m])
+        perm, trans, pend = (np.array(v) for v in impact_state)
+        ref = -1  # the impact state is as of step `ref` (-1: the block's start)
+        long_trig, short_trig = book.market_triggers(m)
+        column = marks[:, m]
+        k = 0
+        while k < steps:
+            crossed = np.flatnonzero((column[k:] <= long_trig) | (column[k:] >= short_trig))
+            if crossed.size == 0:
+                break
+            k += int(crossed[0])
+            mark = float(column[k])
+            sign = 1 if mark <= long_trig else -1
+            hit = (qty > 0) & (gone == NEVER) & (side == sign) & ((liq - mark) * sign >= 0)
+            idx = np.flatnonzero(hit)
+            step_end = start + (k + 1) * dt
+            gone[idx] = step_end
+            usd = qty[idx] * mark
+            total_usd = float(usd.sum())
+            impact = -sign * log_move(total_usd, depth, cfg.impact_scale)
+            uid = self.runs.record(m, sign, liq[idx], usd, impact, mark, step_end)
+            # Fills slip by half of the cohort's share of the step's impact.
+            fill = mark * np.exp(0.5 * impact * usd / total_usd)
+            log.add(
+                m,
+                step_end - dt,
+                side[idx],
+                qty[idx],
+                fill,
+                np.full(idx.size, uid),
+                book.cohort_id[a:b][idx],
+            )
+            perm, trans, pend = _IMPACT.roll(perm, trans, pend, float((k - ref) * dt))
+            pend += impact
+            ref = k
+            if k + 1 < steps:
+                ahead = _IMPACT.level(perm, trans, pend, self._offsets[: steps - k - 1])
+                column[k + 1 :] = np.exp(x_path[k + 1 :, m] + ahead)
+            long_trig, short_trig = book.market_triggers(m)
+            k += 1
+        end = _IMPACT.roll(perm, trans, pend, float((steps - 1 - ref) * dt))
+        return float(end[0]), float(end[1]), float(end[2])
+
+
+__all__ = ["DAY_MS", "DEFAULT_START_MS", "SimConfig", "SimStep", "Simulator"]

@@ -1,0 +1,185 @@
+"""The simulator's ground truth: the true open positions and the true cascades.
+
+Positions
+    The simulator models leveraged traders as **cohorts**: the positions opened on one market,
+    on one side, at one leverage, in one minute (they share entry price, leverage and
+    maintenance margin, hence one liquidation price). A cohort is opened, lives, and is either
+    closed voluntarily or liquidated as a unit; its liquidation is reported as one or more
+    exchange events whose sizes sum to its notional. :class:`TruePosition` is one cohort.
+
+    Liquidation price (isolated margin, fees and funding ignored), with ``L`` the leverage and
+    ``m`` the maintenance margin rate: a long is liquidated when the mark price falls to
+    ``entry * (1 - 1/L + m)``, a short when it rises to ``entry * (1 + 1/L - m)`` (the price at
+    which the remaining margin equals the maintenance margin).
+
+Cascades
+    A **true cascade** is a run of liquidations on one market and side — consecutive
+    liquidation steps at most ``cascade_gap_ms`` apart — that satisfies both:
+
+    - at least two of its cohorts were **impact-driven**: at the step they were liquidated, the
+      mark price with the price impact of the run's own earlier liquidations taken out
+      (permanent part plus the still-decaying transient part) had *not* crossed their
+      liquidation price — they were liquidated only because earlier forced orders of the run
+      pushed the price through them;
+    - its total notional is at least ``cascade_min_depth`` times the market's 1% depth (the run's
+      own forced orders moved the price by at least ``cascade_min_depth`` percent).
+
+    ``start_ms``/``end_ms`` are its first and last event times, so the run's events are exactly
+    the events of that market and side with ``start_ms <= ts <= end_ms``. A cascade is reported
+    by :meth:`Truth.cascades` only once it is known to be over (``known_ms``: no liquidation for
+    ``cascade_gap_ms`` after its last step) and that time has been reached, so a live evaluator
+    is never shown the future.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from purpleflea.model import Side
+
+if TYPE_CHECKING:
+    from purpleflea.sim.process import Simulator
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class TruePosition:
+    """One open cohort: ``quantity`` coins on ``side`` of ``market``."""
+
+    id: int
+    market: str
+    side: Side
+    quantity: float
+    entry_price: float
+    leverage: float
+    mmr: float
+    liquidation_price: float
+    opened_ms: int
+    notional_usd: float  # quantity x liquidation price: what would be sold/bought there
+
+
+@dataclass(frozen=True, slots=True)
+class TrueCascade:
+    """One true cascade episode (see the module docstring for the definition)."""
+
+    market: str
+    side: Side
+    start_ms: int
+    end_ms: int
+    notional_usd: float
+    events: int
+    cohorts: int
+    impact_driven: int
+    start_price: float  # mark price at the run's first liquidation step
+    end_price: float  # mark price at its last liquidation step
+    known_ms: int  # when it is known to be over: last liquidation step + cascade_gap_ms
+
+    @property
+    def price_move_pct(self) -> float:
+        return (self.end_price / self.start_price - 1.0) * 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class Flows:
+    """Cumulative position flows of one market in coins: ``OI = opened - closed - liquidated``."""
+
+    opened: float
+    closed: float
+    liquidated: float
+
+
+class Truth:
+    """Read-only view of a :class:`~purpleflea.sim.process.Simulator`'s ground truth.
+
+    Every query answers as of the simulator's current time (``sim.now_ms``, the last step it
+    yielded), never later.
+    """
+
+    def __init__(self, sim: Simulator) -> None:
+        self._sim = sim
+
+    def _market(self, market: str) -> int:
+        try:
+            return self._sim.market_index[market]
+        except KeyError:
+            raise KeyError(f"unknown simulated market {market!r}") from None
+
+    def positions(self, market: str | None = None) -> list[TruePosition]:
+        """The open cohorts (of one market, or all), ordered by market then slot."""
+        book = self._sim.book
+        alive = book.alive(self._sim.now_ms)
+        if market is not None:
+            m = self._market(market)
+            sl = slice(book.seg[m], book.seg[m + 1])
+            idx = np.nonzero(alive[sl])[0] + book.seg[m]
+        else:
+            idx = np.nonzero(alive)[0]
+        names = self._sim.market_names
+        columns = zip(
+            book.cohort_id[idx].tolist(),
+            book.market[idx].tolist(),
+            book.side[idx].tolist(),
+            book.qty[idx].tolist(),
+            book.entry[idx].tolist(),
+            book.lev[idx].tolist(),
+            book.mmr[idx].tolist(),
+            book.liq[idx].tolist(),
+            book.opened_ms[idx].tolist(),
+            strict=True,
+        )
+        return [
+            TruePosition(
+                id=cid,
+                market=names[m],
+                side="long" if side > 0 else "short",
+                quantity=qty,
+                entry_price=entry,
+                leverage=lev,
+                mmr=mmr,
+                liquidation_price=liq,
+                opened_ms=opened,
+                notional_usd=qty * liq,
+            )
+            for cid, m, side, qty, entry, lev, mmr, liq, opened in columns
+        ]
+
+    def notional_at_risk(self, market: str, side: Side, bucket_edges: npt.ArrayLike) -> FloatArray:
+        """USD that would be force-liquidated in each price bucket ``[edges[i], edges[i+1])``.
+
+        The notional of a cohort is its quantity times its liquidation price; cohorts whose
+        liquidation price falls outside the edges are not counted.
+        """
+        edges = np.asarray(bucket_edges, dtype=np.float64)
+        if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
+            raise ValueError("bucket_edges must be a strictly increasing 1-D array of >= 2 prices")
+        book = self._sim.book
+        m = self._market(market)
+        sl = slice(book.seg[m], book.seg[m + 1])
+        sign = 1 if side == "long" else -1
+        chosen = book.alive(self._sim.now_ms)[sl] & (book.side[sl] == sign)
+        liq = book.liq[sl][chosen]
+        usd = liq * book.qty[sl][chosen]
+        counts, _ = np.histogram(liq, bins=edges, weights=usd)
+        return counts.astype(np.float64)
+
+    def open_interest(self, market: str) -> float:
+        """One side's true open interest of ``market`` in coins."""
+        book = self._sim.book
+        m = self._market(market)
+        sl = slice(book.seg[m], book.seg[m + 1])
+        return float(book.qty[sl][book.alive(self._sim.now_ms)[sl]].sum())
+
+    def flows(self, market: str) -> Flows:
+        """Cumulative coins opened, closed and liquidated on ``market`` up to now."""
+        m = self._market(market)
+        return self._sim.flows_of(m)
+
+    def cascades(self) -> list[TrueCascade]:
+        """True cascades known to be over by now, in order of their end."""
+        now = self._sim.now_ms
+        return [c for c in self._sim.runs.cascades if c.known_ms <= now]

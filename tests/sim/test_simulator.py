@@ -1,0 +1,187 @@
+"""The simulator's stream: deterministic, consistent events, exact liquidations, conservation."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+from purpleflea.model import encode, publish
+from purpleflea.sim import EXCHANGE_SHARES, SimConfig, SimStep, Simulator
+from purpleflea.sim.impact import log_move as impact_log_move
+
+
+def _stream_bytes(config: SimConfig, minutes: int) -> bytes:
+    sim = Simulator(config)
+    return b"\n".join(
+        encode(event) for step in sim.run(minutes * 60_000) for event in step.liquidations
+    )
+
+
+def test_same_seed_gives_identical_bytes_and_another_seed_does_not() -> None:
+    config = SimConfig(seed=3, n_markets=25, step_ms=500)
+    first = _stream_bytes(config, 20)
+    assert first.count(b"\n") > 100  # a real stream, not an empty one
+    assert _stream_bytes(config, 20) == first
+    assert _stream_bytes(SimConfig(seed=4, n_markets=25, step_ms=500), 20) != first
+
+
+def test_events_are_consistent_and_ordered() -> None:
+    sim = Simulator(SimConfig(seed=1, n_markets=40, step_ms=250))
+    steps = list(sim.run(10 * 60_000))
+    assert [s.ts for s in steps] == [sim.config.start_ms + 250 * (k + 1) for k in range(2400)]
+    events = [event for step in steps for event in step.liquidations]
+    assert len(events) > 200
+    listings = {
+        (spec.name, lst.exchange): lst.symbol for spec in sim.markets for lst in spec.listings
+    }
+    for n, event in enumerate(events):
+        assert event.id == f"sim-1-{sim.config.start_ms}-{n}"
+        assert event.size_usd == event.price * event.quantity
+        assert event.quantity is not None
+        assert event.quantity > 0
+        assert event.exchange in EXCHANGE_SHARES
+        assert listings[(event.market, event.exchange)] == event.symbol
+        assert re.fullmatch(r"[A-Z0-9]+-PERP", event.market)
+        publish(event, seq=n + 1, received_at=0)  # publishable as is
+    for step in steps:
+        for event in step.liquidations:
+            assert event.ts is not None
+            assert step.ts - 250 < event.ts <= step.ts
+    times = [event.ts or 0 for event in events]
+    assert times == sorted(times)
+
+
+def test_snapshots_every_minute_match_the_true_open_interest() -> None:
+    sim = Simulator(SimConfig(seed=2, n_markets=10, step_ms=1000))
+    seen = 0
+    for step in sim.run(5 * 60_000):
+        if not step.snapshots:
+            continue
+        seen += 1
+        assert step.ts % 60_000 == sim.config.start_ms % 60_000
+        per_market: dict[str, float] = defaultdict(float)
+        for snap in step.snapshots:
+            assert snap.ts == step.ts
+            assert snap.open_interest >= 0
+            assert snap.open_interest_usd == pytest.approx(snap.open_interest * snap.mark_price)
+            assert snap.mark_price == sim.mark(snap.market)
+            per_market[snap.market] += snap.open_interest
+        for market, coins in per_market.items():
+            assert coins == pytest.approx(sim.truth.open_interest(market), rel=1e-9)
+    assert seen == 5
+
+
+def _open_book(sim: Simulator) -> dict[str, np.ndarray]:
+    """The open positions as arrays (the engine's own book: fast enough to scan every step)."""
+    book = sim.book
+    alive = book.alive(sim.now_ms)
+    return {
+        "id": book.cohort_id[alive],
+        "market": book.market[alive],
+        "side": book.side[alive],
+        "liq": book.liq[alive],
+        "qty": book.qty[alive],
+    }
+
+
+def test_liquidations_happen_exactly_when_the_mark_crosses() -> None:
+    """Every open position is on the safe side of the mark after every step; a position that
+    vanished with the mark through its liquidation price was liquidated in that step: its
+    first event is in that step and its events (``liquidated_user`` names it) add up to its
+    quantity; positions only vanish otherwise when a block starts (voluntary closes)."""
+    config = SimConfig.demo(seed=5, n_markets=6, step_ms=1000, cascade_rate=100.0)
+    sim = Simulator(config)
+    before = _open_book(sim)
+    liquidated: dict[str, tuple[float, int]] = {}  # cohort -> (quantity, step ts)
+    closed: set[str] = set()
+    reported: dict[str, float] = defaultdict(float)
+    first_seen: dict[str, int] = {}
+    end = config.start_ms + 15 * 60_000
+    for step in sim.run(15 * 60_000):
+        marks = sim.marks()
+        now = _open_book(sim)
+        safe = (now["liq"] - marks[now["market"]]) * now["side"] < 0
+        assert safe.all(), "an open position is past its liquidation price"
+        gone = ~np.isin(before["id"], now["id"])
+        through = (before["liq"] - marks[before["market"]]) * before["side"] >= 0
+        for pid, qty in zip(
+            before["id"][gone & through], before["qty"][gone & through], strict=True
+        ):
+            liquidated[f"cohort-{pid}"] = (float(qty), step.ts)
+        if (gone & ~through).any():  # voluntary closes: only at block starts
+            assert (step.ts - config.start_ms) % config.block_ms == config.step_ms
+            closed.update(f"cohort-{pid}" for pid in before["id"][gone & ~through])
+        for event in step.liquidations:
+            cohort = event.liquidated_user
+            assert cohort is not None
+            assert event.quantity is not None
+            assert cohort in liquidated
+            assert cohort not in closed
+            reported[cohort] += event.quantity
+            first_seen.setdefault(cohort, step.ts)
+        before = now
+    assert len(liquidated) > 30, len(liquidated)
+    for cohort, (quantity, ts) in liquidated.items():
+        assert first_seen[cohort] == ts  # reported in the step it crossed
+        if ts <= end - 30_000:  # all its forced orders are done
+            assert reported[cohort] == pytest.approx(quantity, rel=1e-9)
+
+
+def test_open_interest_is_conserved_and_never_negative() -> None:
+    sim = Simulator(SimConfig.demo(seed=9, n_markets=15, step_ms=1000))
+    start_oi = {m: sim.truth.open_interest(m) for m in sim.market_names}
+    start_flows = {m: sim.truth.flows(m) for m in sim.market_names}
+    reported: dict[str, float] = defaultdict(float)
+    for step in sim.run(90 * 60_000):
+        for event in step.liquidations:
+            assert event.quantity is not None
+            reported[event.market] += event.quantity
+        for snap in step.snapshots:
+            assert snap.open_interest >= 0
+    assert any(reported.values())
+    for market in sim.market_names:
+        flows, first = sim.truth.flows(market), start_flows[market]
+        opened = flows.opened - first.opened
+        closed = flows.closed - first.closed
+        liquidated = flows.liquidated - first.liquidated
+        assert opened > 0
+        assert closed > 0
+        change = sim.truth.open_interest(market) - start_oi[market]
+        assert change == pytest.approx(opened - closed - liquidated, rel=1e-9, abs=1e-9 * opened)
+        # Events of the last seconds' liquidations may still be coming.
+        assert reported[market] <= liquidated * (1 + 1e-9)
+        assert all(p.quantity > 0 for p in sim.truth.positions(market))
+
+
+def test_impact_is_linear_up_to_the_depth_then_square_root() -> None:
+    assert impact_log_move(5e6, 10e6) == pytest.approx(0.005)
+    assert impact_log_move(10e6, 10e6) == pytest.approx(0.01)
+    assert impact_log_move(400e6, 1e6) == pytest.approx(0.01 * 20)
+    assert impact_log_move(10e6, 10e6, scale=2.0) == pytest.approx(0.02)
+
+
+def test_config_rejects_steps_that_do_not_divide_a_block() -> None:
+    with pytest.raises(ValueError, match="step_ms"):
+        SimConfig(step_ms=7000)
+    with pytest.raises(ValueError, match="cascade_rate"):
+        SimConfig(cascade_rate=0)
+
+
+def test_step_type_is_the_public_one() -> None:
+    step = next(Simulator(SimConfig(n_markets=3)).steps())
+    assert isinstance(step, SimStep)
+
+
+def test_a_run_started_later_never_reuses_an_earlier_runs_ids() -> None:
+    # A restarted server starts its simulator at a new time: its events must not dedupe
+    # against (and vanish behind) the ones it stored before the restart.
+    first = Simulator(SimConfig(seed=3, n_markets=20, start_ms=1_760_000_000_000))
+    second = Simulator(SimConfig(seed=3, n_markets=20, start_ms=1_760_000_600_000))
+    ids_first = {e.id for step in first.run(5 * 60_000) for e in step.liquidations}
+    ids_second = {e.id for step in second.run(5 * 60_000) for e in step.liquidations}
+    assert ids_first
+    assert ids_second
+    assert not ids_first & ids_second
