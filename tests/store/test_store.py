@@ -71,6 +71,15 @@ async def test_append_is_idempotent_by_id(store: Store) -> None:
     assert await store.since(0) == events
 
 
+async def test_a_taken_seq_fails_the_batch_loudly(store: Store) -> None:
+    # Two sequencers on one store (a misconfiguration) must not silently drop events.
+    await store.append([_event(1)])
+    with pytest.raises(Exception, match=r"(?i)unique|constraint"):
+        await store.append([_event(2), _event(1, id="other-node:1")])
+    assert await store.since(0) == [_event(1)]  # the failed batch left nothing behind
+    assert await store.append([_event(2)]) == [_event(2)]
+
+
 async def test_since_resumes_after_a_seq_in_order(store: Store) -> None:
     events = [_event(i) for i in range(1, 101)]
     await store.append(events)

@@ -76,8 +76,7 @@ CREATE INDEX IF NOT EXISTS cascades_id_seq ON cascades (id, seq);
 """
 
 _INSERT = (
-    f"INSERT OR IGNORE INTO liquidations ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
+    f"INSERT INTO liquidations ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
 )
 _ROLLUP = (
     "INSERT INTO rollup_1m (minute, market, exchange, side, count, size_usd) "
@@ -150,38 +149,49 @@ class SQLiteStore:
         return self.append_now(events)
 
     def append_now(self, events: Sequence[Liquidation]) -> list[Liquidation]:
-        """Synchronous append for bulk loaders (the simulator's history, imports)."""
+        """Synchronous append for bulk loaders (the simulator's history, imports).
+
+        Ids already stored (or repeated in the batch) are skipped; the rest go in with a plain
+        INSERT, so a seq that is already taken fails the whole batch loudly rather than
+        dropping an event.
+        """
         if not events:
             return []
-        inserted: list[Liquidation] = []
-        rollup: dict[tuple[int, str, str, str], list[float]] = {}
         writer = self._writer
         writer.execute("BEGIN")
         try:
+            seen = self._stored_ids([event.id for event in events])
+            inserted: list[Liquidation] = []
+            rollup: dict[tuple[int, str, str, str], list[float]] = {}
             for event in events:
-                cursor = writer.execute(
-                    _INSERT,
+                if event.id in seen:
+                    continue
+                seen.add(event.id)
+                inserted.append(event)
+                key = (event.ts // 60_000 * 60_000, event.market, event.exchange, event.side)
+                cell = rollup.setdefault(key, [0, 0.0])
+                cell[0] += 1
+                cell[1] += event.size_usd
+            writer.executemany(
+                _INSERT,
+                [
                     (
-                        event.seq,
-                        event.id,
-                        event.exchange,
-                        event.symbol,
-                        event.market,
-                        event.side,
-                        event.price,
-                        event.quantity,
-                        event.size_usd,
-                        event.ts,
-                        event.received_at,
-                        event.cascade_score,
-                    ),
-                )
-                if cursor.rowcount == 1:
-                    inserted.append(event)
-                    key = (event.ts // 60_000 * 60_000, event.market, event.exchange, event.side)
-                    cell = rollup.setdefault(key, [0, 0.0])
-                    cell[0] += 1
-                    cell[1] += event.size_usd
+                        e.seq,
+                        e.id,
+                        e.exchange,
+                        e.symbol,
+                        e.market,
+                        e.side,
+                        e.price,
+                        e.quantity,
+                        e.size_usd,
+                        e.ts,
+                        e.received_at,
+                        e.cascade_score,
+                    )
+                    for e in inserted
+                ],
+            )
             writer.executemany(_ROLLUP, [(*key, int(c), s) for key, (c, s) in rollup.items()])
             writer.execute("COMMIT")
         except BaseException:
@@ -189,6 +199,17 @@ class SQLiteStore:
             raise
         self._last_seq = max(self._last_seq, events[-1].seq)
         return inserted
+
+    def _stored_ids(self, ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self._writer.execute(
+                f"SELECT id FROM liquidations WHERE id IN ({', '.join('?' for _ in chunk)})",
+                chunk,
+            )
+            found.update(row[0] for row in rows)
+        return found
 
     async def append_cascades(self, alerts: Sequence[CascadeAlert]) -> None:
         if not alerts:
