@@ -40,7 +40,7 @@ def history(market: str = "ETH-PERP") -> list[Liquidation]:
         events.append(event(len(events) + 1, ts, "long" if i % 2 else "short", 5_000, 2000, market))
     for i in range(50):  # 50 long liquidations in 50 s, price falling 2000 -> 1800
         ts += 1_000
-        events.append(event(len(events) + 1, ts, "long", 80_000, 2000 - 4 * (i + 1), market))
+        events.append(event(len(events) + 1, ts, "long", 400_000, 2000 - 4 * (i + 1), market))
     for i in range(60):
         ts += 30_000
         events.append(event(len(events) + 1, ts, "long" if i % 2 else "short", 5_000, 1750, market))

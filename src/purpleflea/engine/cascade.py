@@ -9,7 +9,7 @@ How the score is built (per market and side, e.g. ``BTC-PERP`` longs):
 
 - **Window.** Notional and event count in the last 90 s (the product page's window), kept in
   eighteen 5 s buckets; the last six buckets are the last 30 s.
-- **Baseline.** An EWMA of notional and of event count per 5 s bucket with a 4 h time
+- **Baseline.** An EWMA of notional and of event count per 5 s bucket with a 24 h time
   constant: the market's own normal pace. Each bucket's input is clipped at ``baseline_clip``
   times the baseline, so a cascade barely raises its own yardstick. A market with no history
   starts from a prior of ``prior_events_per_hour`` events of the size of its first event.
@@ -17,26 +17,31 @@ How the score is built (per market and side, e.g. ``BTC-PERP`` longs):
   being the baseline, but at least ``floor_events`` events of the market's typical size (so a
   lone liquidation on a quiet coin is not a cascade). This is the self-exciting (Hawkes)
   picture in discrete form: a cascade is intensity far above the background rate ``mu``.
+- **Chain.** Once ``r`` reaches ``level_arm_ratio``, the engine follows the chain of
+  liquidations on this side (it ends after ``chain_gap_s`` without one) and counts its price
+  levels: a price further than ``level_tol_pct`` from every level already seen, beyond the last
+  one in the direction of the liquidations (down for longs, up for shorts), at least
+  ``level_delay_s`` after the chain's first event. One level is one shock or one position's
+  fills; each further level is a new set of positions the forced orders' move reached.
 - **Score.** ``rate_gain * log2(r)``, plus ``accel_gain * log2(acceleration)`` where
   acceleration is the last 30 s pace over the 90 s pace (1 = steady, 3 = all of it just now,
   below 1 = fading), plus ``log2(fuel)`` (clipped to +/-1) when the heatmap has told us how much
   liquidation fuel lies ahead (:meth:`CascadeEngine.set_fuel`); capped at ``count_gain`` times
   the number of events in the window (one event alone cannot score high) and at
-  ``move_base + move_gain * log2(1 + move / move_scale_pct)`` where ``move`` is the price move
-  against the liquidated side since the window's first event (one big position filled at one
-  price is not a cascade; forced orders pushing price into the next ones are), rounded, 0-10.
+  ``level_base + level_gain * (levels - 1)`` (5 with one level, 7 needs three), rounded, 0-10.
 
 Because everything is a ratio to the market's own baseline, a score means the same on BTC and
 on a small coin. In plain words (default config):
 
-- **3**: liquidations on this side run about 4-8x this market's normal pace. Notable (often one
-  large liquidation or a small cluster); not a cascade yet.
-- **7**: a cascade: tens of times the normal pace, several liquidations in 90 s and not fading,
-  price already pushed about 0.5% against the liquidated side. A ``started`` alert fires here;
-  positions on this side are being force-sold (longs) or force-bought (shorts) into the book
-  and the move is likely to extend.
-- **9**: an extreme cascade: on the order of a hundred times the normal pace and still
-  accelerating, the kind of burst a market sees a few times a month.
+- **3**: liquidations on this side run about 20x this market's normal pace (a few large
+  liquidations at once). Notable, not a cascade.
+- **7**: a cascade: in 90 s this market liquidated about as much as it normally does in 15
+  hours (~600x its normal pace), over at least three successive price levels, each further in
+  the direction of the liquidations. A ``started`` alert fires here; positions on this side are
+  being force-sold (longs) or force-bought (shorts) into the book and the move is likely to
+  extend.
+- **9**: an extreme cascade: about five days' worth of this market's liquidations in 90 s
+  (~4,500x its normal pace), five or more price levels, still accelerating.
 
 Alerts (:class:`~purpleflea.model.CascadeAlert`) follow a lifecycle per market and side:
 ``started`` when the score reaches ``start_score`` and the window holds at least
@@ -75,17 +80,21 @@ class CascadeConfig:
     bucket_ms: int = 5_000
     window_buckets: int = 18  # 90 s
     fast_buckets: int = 6  # 30 s
-    baseline_tau_s: float = 4 * 3600.0
+    baseline_tau_s: float = 24 * 3600.0
     baseline_clip: float = 8.0
     prior_events_per_hour: float = 12.0
     prior_s: float = 600.0
     floor_events: float = 3.0
-    rate_gain: float = 1.25
+    rate_gain: float = 0.7
     accel_gain: float = 0.6
     count_gain: float = 1.5
-    move_base: float = 4.0
-    move_gain: float = 3.0
-    move_scale_pct: float = 0.5
+    chain_gap_s: float = 60.0
+    level_arm_ratio: float = 300.0
+    level_tol_pct: float = 0.08
+    level_delay_s: float = 1.0
+    level_base: float = 5.0
+    level_gain: float = 1.0
+    max_levels: int = 32
     start_score: int = 7
     min_alert_usd: float = 25_000.0
     update_min_s: float = 5.0
@@ -148,6 +157,8 @@ class _State:
         "base_usd",
         "bucket",
         "cascade",
+        "chain_start",
+        "clusters",
         "cooldown_until",
         "expected",
         "fast_usd",
@@ -156,8 +167,10 @@ class _State:
         "fuel_term",
         "last_price",
         "last_ts",
+        "level_cap",
+        "levels",
         "market",
-        "ref_price",
+        "near",
         "ring_n",
         "ring_usd",
         "score",
@@ -185,8 +198,12 @@ class _State:
         self.weight = 1.0
         self.last_ts = 0
         self.last_price = 0.0
-        self.ref_price = 0.0  # first price in the window: where the move is measured from
         self.score = 0
+        self.chain_start = 0  # first event of the current chain (no gap over chain_gap_s)
+        self.levels = 0  # price levels the chain reached after its first second
+        self.level_cap = 0.0  # the score's cap for that many levels (set by the engine)
+        self.clusters: list[float] = []  # the chain's distinct price levels
+        self.near = 0.0  # the level the last event belonged to
         self.fuel_term = 0.0
         self.seen: dict[str, int] = {}
         self.cascade: _Cascade | None = None
@@ -212,9 +229,13 @@ class CascadeEngine:
         self._accel_gain = config.accel_gain / _LN2
         self._fast_scale = config.window_buckets / config.fast_buckets
         self._count_gain = config.count_gain
-        self._move_base = config.move_base
-        self._move_gain = config.move_gain / _LN2
-        self._move_scale = 100.0 / config.move_scale_pct
+        self._chain_gap = int(config.chain_gap_s * 1000)
+        self._tol = config.level_tol_pct / 100.0
+        self._arm = config.level_arm_ratio
+        self._level_delay = int(config.level_delay_s * 1000)
+        self._level_base = config.level_base
+        self._level_gain = config.level_gain
+        self._max_levels = config.max_levels
         self._start_score = config.start_score
 
     # -- public API --------------------------------------------------------------------------
@@ -240,34 +261,60 @@ class CascadeEngine:
         if count == 0:
             state.first_ts[slot] = ts
             state.first_price[slot] = price
-            if state.win_n == 0:
-                state.ref_price = price
         ring_n[slot] = count + 1
         state.ring_usd[slot] += size_usd
         win = state.win_usd = state.win_usd + size_usd
         win_n = state.win_n = state.win_n + 1
         fast = state.fast_usd = state.fast_usd + size_usd
+        gap = ts - state.last_ts
         state.last_ts = ts
         state.last_price = price
         state.seen[exchange] = ts
+        ratio = win / state.expected
+        # The chain: once the window runs far above the baseline, every new price level (further
+        # than level_tol_pct from every level seen so far, beyond the last one in the direction
+        # of the liquidations, after the chain's first second) is a new set of positions the
+        # move reached. It ends after chain_gap_s with no liquidation.
+        levels = state.levels
+        if levels and gap > self._chain_gap:
+            levels = state.levels = 0
+            state.level_cap = self._level_base
+        if not levels:
+            if ratio >= self._arm:
+                state.levels = 1
+                state.chain_start = ts
+                state.clusters = [price]
+                state.near = price
+        else:
+            near = state.near
+            tol = self._tol * price
+            if price - near > tol or near - price > tol:
+                for level in state.clusters:
+                    if -tol <= price - level <= tol:
+                        state.near = level
+                        break
+                else:
+                    state.near = price
+                    if len(state.clusters) < self._max_levels:
+                        state.clusters.append(price)
+                    if ts - state.chain_start >= self._level_delay and (
+                        price < near if side == "long" else price > near
+                    ):
+                        state.levels = levels + 1
+                        state.level_cap = self._level_base + self._level_gain * levels
         accel = self._fast_scale * fast / win
         raw = (
-            self._rate_gain * _log(win / state.expected)
+            self._rate_gain * _log(ratio)
             + self._accel_gain * _log(accel if accel > 0.25 else 0.25)
             + state.fuel_term
         )
         cap = self._count_gain * win_n
         if raw > cap:  # noqa: PLR1730 (hot path: a branch is cheaper than min())
             raw = cap
-        # Price must have moved against the liquidated side for a high score: a cascade is
-        # forced orders pushing price through the next liquidations, one big position's fills
-        # at one price are not.
-        move = (state.ref_price - price if side == "long" else price - state.ref_price) / price
-        cap = self._move_base + self._move_gain * _log(
-            1.0 + (move if move > 0.0 else 0.0) * self._move_scale
-        )
-        if raw > cap:  # noqa: PLR1730
-            raw = cap
+        # One price level, however big, is one shock or one position's fills; a cascade is
+        # forced orders pushing price into the next levels of liquidations.
+        if raw > state.level_cap:  # noqa: PLR1730
+            raw = state.level_cap
         score = 0 if raw <= 0.0 else 10 if raw >= 9.5 else int(raw + 0.5)
         state.score = score
         if score >= self._start_score or state.cascade is not None:
@@ -326,6 +373,8 @@ class CascadeEngine:
             _State(market, "long", self._nb),
             _State(market, "short", self._nb),
         )
+        for state in pair:
+            state.level_cap = self._level_base
         return pair
 
     def _advance(self, state: _State, bucket: int, size_usd: float) -> None:
@@ -410,10 +459,6 @@ class CascadeEngine:
             state.fast_usd = 0.0
             return
         state.fast_usd = max(state.fast_usd, 0.0)
-        for b in range(bucket - nb + 1, bucket + 1):  # the oldest event left sets the reference
-            if ring_n[b % nb]:
-                state.ref_price = state.first_price[b % nb]
-                break
 
     def _follow(self, state: _State, size_usd: float, exchange: str, ts: int) -> None:
         """Start, update or exhaust the cascade of ``state`` after an event at ``ts``."""
