@@ -32,15 +32,17 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from purpleflea.engine.heatmap import HeatmapModel
+from purpleflea.engine.heatmap import DEFAULT_TIERS, RETAIL_TIERS, HeatmapConfig, HeatmapModel
 from purpleflea.model import MarketSnapshot, Side
 from purpleflea.sim.process import SimConfig, Simulator
 
 SIDES: tuple[Side, ...] = ("long", "short")
+TIERS = {"default": DEFAULT_TIERS, "retail": RETAIL_TIERS}
 
 
 @dataclass
@@ -87,14 +89,20 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(x, y)[0, 1])
 
 
-def evaluate(args: argparse.Namespace, seed: int, results: dict[str, Scores]) -> None:
+def evaluate(
+    args: argparse.Namespace,
+    seed: int,
+    results: dict[tuple[float | None, str], Scores],
+    per_market: dict[tuple[float | None, str], Scores],
+) -> None:
     sim = Simulator(SimConfig(seed=seed, n_markets=args.markets))
     names = sim.market_names
     scored = list(range(min(args.top, len(names))))
     scored += list(range(args.top, len(names), args.tail_step))
     fed = {names[i] for i in scored}
     index = np.array(scored)
-    model = HeatmapModel()
+    config = HeatmapConfig(tiers=TIERS[args.tiers])
+    model = HeatmapModel(config)
     latest: dict[str, dict[tuple[str, str], MarketSnapshot]] = {}
     low = high = sim.marks()[index].copy()
     minutes = 0
@@ -120,11 +128,14 @@ def evaluate(args: argparse.Namespace, seed: int, results: dict[str, Scores]) ->
             for rank in scored:
                 group = "top" if rank < args.top else "tail"
                 market = names[rank]
-                score(sim, model, market, results[f"{group} model"], args.bucket_pct)
-                naive = HeatmapModel()  # the baseline: only the latest snapshots, no history
+                naive = HeatmapModel(config)  # the baseline: only the latest snapshots
                 for snapshot in latest[market].values():
                     naive.on_snapshot(snapshot)
-                score(sim, naive, market, results[f"{group} naive"], args.bucket_pct)
+                for bucket in args.bucket_pct:
+                    score(sim, model, market, results[bucket, f"{group} model"], bucket)
+                    score(sim, naive, market, results[bucket, f"{group} naive"], bucket)
+                    if group == "top":
+                        score(sim, model, market, per_market[bucket, market], bucket)
         if step.ts >= end:
             return
 
@@ -132,6 +143,8 @@ def evaluate(args: argparse.Namespace, seed: int, results: dict[str, Scores]) ->
 def score(
     sim: Simulator, model: HeatmapModel, market: str, scores: Scores, bucket_pct: float | None
 ) -> None:
+    """Score the view mark +/- 20 %: the model's default heatmap (``bucket_pct`` None) or
+    buckets of ``bucket_pct`` % of the mark."""
     if bucket_pct is None:
         heat = model.heatmap(market)
     else:
@@ -145,6 +158,17 @@ def score(
     scores.add(estimate, truth, heat.bucket_size / heat.mark_price * 100)
 
 
+HEADER = (
+    "| {what} | samples | Pearson (whole map) mean | median | Pearson longs "
+    "| Pearson shorts | EMD longs (% of price) | EMD shorts | est/true longs "
+    "| est/true shorts |\n|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def bucket_name(bucket: float | None) -> str:
+    return "default view (~0.4 % buckets)" if bucket is None else f"{bucket:g} % buckets"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
@@ -155,30 +179,39 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=20)
     parser.add_argument("--tail-step", type=int, default=10)
     parser.add_argument(
+        "--tiers", choices=sorted(TIERS), default="default", help="the model's leverage mix"
+    )
+    parser.add_argument(
         "--bucket-pct",
         type=float,
-        help="score on buckets of this % of the mark over mark +/- 20 % (default: the "
-        "model's default view, ~0.4 % buckets)",
+        nargs="+",
+        default=[None, 1.0],
+        help="bucket widths (%% of the mark) over mark +/- 20 %%; default: the model's default "
+        "view (~0.4 %% buckets) and 1 %%",
     )
     args = parser.parse_args()
-    results = {f"{g} {n}": Scores() for g in ("top", "tail") for n in ("model", "naive")}
+    groups = [f"{g} {n}" for g in ("top", "tail") for n in ("model", "naive")]
+    results = {(b, g): Scores() for b in args.bucket_pct for g in groups}
+    per_market: dict[tuple[float | None, str], Scores] = defaultdict(Scores)
     started = time.perf_counter()
     for seed in args.seeds:
-        evaluate(args, seed, results)
+        evaluate(args, seed, results, per_market)
     print(
         f"Seeds {args.seeds}, {args.hours:g} h simulated each, scored every {args.every} min "
         f"after {args.warmup:g} h; top {args.top} markets and every {args.tail_step}th beyond; "
-        f"buckets: {f'{args.bucket_pct:g} %' if args.bucket_pct else 'default view'}; "
-        f"{time.perf_counter() - started:.0f} s.\n"
+        f"leverage mix: {args.tiers}; {time.perf_counter() - started:.0f} s."
     )
-    print(
-        "| markets, estimator | samples | Pearson (whole map) mean | median | Pearson longs "
-        "| Pearson shorts | EMD longs (% of price) | EMD shorts | est/true longs "
-        "| est/true shorts |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, scores in results.items():
-        print("\n".join(scores.rows(name)))
+    for bucket in args.bucket_pct:
+        print(f"\n{bucket_name(bucket)}:\n")
+        print(HEADER.format(what="markets, estimator"))
+        for group in groups:
+            print("\n".join(results[bucket, group].rows(group)))
+    for bucket in args.bucket_pct:
+        print(f"\nPer market (top {args.top}, model), {bucket_name(bucket)}:\n")
+        print(HEADER.format(what="market"))
+        for (b, market), scores in per_market.items():
+            if b == bucket:
+                print("\n".join(scores.rows(market)))
 
 
 if __name__ == "__main__":

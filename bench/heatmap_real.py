@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from purpleflea.engine.heatmap import HeatmapModel
+from purpleflea.engine.heatmap import DEFAULT_TIERS, RETAIL_TIERS, HeatmapConfig, HeatmapModel
 from purpleflea.model import MarketSnapshot
 
 REPO = Path(__file__).resolve().parents[1]
@@ -115,12 +115,18 @@ class BarPrediction:
     short_fuel: float
 
 
+TIERS = {"default": DEFAULT_TIERS, "retail": RETAIL_TIERS}
+
+
 def run(
-    candles: dict[str, np.ndarray], bars: dict[str, np.ndarray], grid: np.ndarray
+    candles: dict[str, np.ndarray],
+    bars: dict[str, np.ndarray],
+    grid: np.ndarray,
+    config: HeatmapConfig,
 ) -> tuple[list[BarPrediction], np.ndarray, np.ndarray]:
     """Replay candles; before each bar, read the model. Returns predictions and, for the
     chart, long and short USD on ``grid`` (one column per bar)."""
-    model = HeatmapModel()
+    model = HeatmapModel(config)
     fed = 0
     closes = candles["ts"] + FIVE_MIN
     predictions: list[BarPrediction] = []
@@ -326,6 +332,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", help="the shared data/real folder")
     parser.add_argument("--warmup-bars", type=int, default=48, help="bars not scored (24 h)")
+    parser.add_argument(
+        "--tiers", choices=sorted(TIERS), default="default", help="the model's leverage mix"
+    )
     parser.add_argument("--chart", default=str(REPO / "docs" / "img" / "heatmap_real.png"))
     args = parser.parse_args()
     root = data_dir(args.data)
@@ -334,8 +343,11 @@ def main() -> None:
     overlap = (bars["ts"] >= start) & (bars["ts"] + HALF_HOUR <= end)
     bars = {key: value[overlap] for key, value in bars.items()}
     grid = np.arange(55_000, 90_000, 250.0)
-    predictions, longs, shorts = run(candles, bars, grid)
-    print(f"Candles: {len(candles['ts'])} (5 min, deduplicated); bars: {len(bars['ts'])}\n")
+    predictions, longs, shorts = run(candles, bars, grid, HeatmapConfig(tiers=TIERS[args.tiers]))
+    print(
+        f"Candles: {len(candles['ts'])} (5 min, deduplicated); bars: {len(bars['ts'])}; "
+        f"leverage mix: {args.tiers}\n"
+    )
     print("### All bars after warm-up\n")
     print(report(predictions, bars, args.warmup_bars))
     print("\n### Every bar (no warm-up)\n")

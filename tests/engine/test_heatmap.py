@@ -322,3 +322,21 @@ def test_fuel_matches_the_heatmap_over_the_same_range() -> None:
     ]
     assert model.fuel("BTC-PERP", "long", mark, 5.0) >= sum(below)
     assert model.fuel("BTC-PERP", "long", mark, 5.0) <= sum(below) + 2 * max(heat.long_usd)
+
+
+def test_default_mix_is_by_notional_mostly_low_leverage() -> None:
+    tiers = HeatmapConfig().tiers
+    assert sum(t.weight for t in tiers) == pytest.approx(1.0)
+    assert sum(t.weight for t in tiers if t.leverage <= 10) >= 0.8
+    # 2x and 3x longs liquidate 33-50 % below entry: outside a +/- 20 % view. The rest of a
+    # fresh book (5x and up) sits within 21 % below the mark. USD = coins x liquidation price.
+    model = HeatmapModel(HeatmapConfig(turnover_per_hour=0, warm_start_pct=0.01))
+    model.on_snapshot(snap(0, 100.0, 1000.0))
+    usd = {t.leverage: t.weight * (1 - 1 / t.leverage) / (1 - t.maintenance) for t in tiers}
+    in_view = sum(v for lev, v in usd.items() if lev >= 5) / sum(usd.values())
+    near = model.fuel("BTC-PERP", "long", 100.0, 21.0)
+    everything = model.fuel("BTC-PERP", "long", 100.0, 99.0)
+    assert near / everything == pytest.approx(in_view, rel=0.01)
+    # Within 12 %: everything in view but the 5x tier (liquidated ~19.6 % below).
+    beyond = usd[5] / sum(v for lev, v in usd.items() if lev >= 5)
+    assert model.fuel("BTC-PERP", "long", 100.0, 12.0) == pytest.approx(near * (1 - beyond), 0.01)

@@ -130,9 +130,30 @@ def test_liquidations_happen_exactly_when_the_mark_crosses() -> None:
             assert reported[cohort] == pytest.approx(quantity, rel=1e-9)
 
 
+def _both_sides(sim: Simulator, market: str) -> float:
+    return sim.truth.open_interest(market, "long") + sim.truth.open_interest(market, "short")
+
+
+def test_reported_open_interest_is_the_larger_side_of_the_book() -> None:
+    sim = Simulator(SimConfig(seed=4, n_markets=12))
+    for _ in sim.run(60_000):
+        pass
+    for market in sim.market_names:
+        positions = sim.truth.positions(market)
+        longs = sum(p.quantity for p in positions if p.side == "long")
+        shorts = sum(p.quantity for p in positions if p.side == "short")
+        assert longs > 0
+        assert shorts > 0
+        assert sim.truth.open_interest(market, "long") == pytest.approx(longs, rel=1e-9)
+        assert sim.truth.open_interest(market, "short") == pytest.approx(shorts, rel=1e-9)
+        assert sim.truth.open_interest(market) == pytest.approx(max(longs, shorts), rel=1e-9)
+    with pytest.raises(ValueError, match="side"):
+        sim.truth.open_interest("BTC-PERP", "both")  # type: ignore[arg-type]
+
+
 def test_open_interest_is_conserved_and_never_negative() -> None:
     sim = Simulator(SimConfig.demo(seed=9, n_markets=15, step_ms=1000))
-    start_oi = {m: sim.truth.open_interest(m) for m in sim.market_names}
+    start_oi = {m: _both_sides(sim, m) for m in sim.market_names}
     start_flows = {m: sim.truth.flows(m) for m in sim.market_names}
     reported: dict[str, float] = defaultdict(float)
     for step in sim.run(90 * 60_000):
@@ -149,7 +170,7 @@ def test_open_interest_is_conserved_and_never_negative() -> None:
         liquidated = flows.liquidated - first.liquidated
         assert opened > 0
         assert closed > 0
-        change = sim.truth.open_interest(market) - start_oi[market]
+        change = _both_sides(sim, market) - start_oi[market]
         assert change == pytest.approx(opened - closed - liquidated, rel=1e-9, abs=1e-9 * opened)
         # Events of the last seconds' liquidations may still be coming.
         assert reported[market] <= liquidated * (1 + 1e-9)

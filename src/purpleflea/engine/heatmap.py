@@ -35,7 +35,7 @@ How it estimates (per instrument, summed per market):
   at unknown prices; it is spread over entries within ``warm_start_pct`` of the mark.
 
 The leverage mix and maintenance rates are assumptions, not facts (docs/heatmap.md): the
-defaults are a plausible retail mix around 10-25x with thin tails to 2x and 125x.
+default is a mix *by notional*, most of it at 2x-10x (see :data:`DEFAULT_TIERS`).
 """
 
 from __future__ import annotations
@@ -71,9 +71,30 @@ class LeverageTier(msgspec.Struct, frozen=True):
     maintenance: float
 
 
-#: The default mix (weights sum to 1). Maintenance: 0.5 % (the first notional brackets of the
-#: large exchanges, where retail-sized positions sit), 0.4 % at 125x as on Binance's first tier.
+#: The default mix: shares of open interest *by notional* (weights sum to 1). Open interest is
+#: money, so what matters is where the dollars sit, not how many traders pick a setting. Two
+#: public facts set it: (1) every large exchange's leverage brackets cap leverage by position
+#: notional (Binance BTCUSDT: 125x only for the first ~$50k-$300k, 20x by ~$10M-$50M, 5x and
+#: below for the largest positions), and (2) position sizes are heavy-tailed, so most notional
+#: is in large positions. Hence dollars concentrate at 2x-10x while the popular retail settings
+#: (20x-125x) hold little notional. Chosen once from that reasoning, not fitted to any truth
+#: (docs/heatmap.md). Maintenance: 0.5 % (first brackets), 0.4 % at 125x as on Binance.
 DEFAULT_TIERS: tuple[LeverageTier, ...] = (
+    LeverageTier(2, 0.25, 0.005),
+    LeverageTier(3, 0.20, 0.005),
+    LeverageTier(5, 0.20, 0.005),
+    LeverageTier(10, 0.20, 0.005),
+    LeverageTier(20, 0.07, 0.005),
+    LeverageTier(25, 0.03, 0.005),
+    LeverageTier(50, 0.03, 0.005),
+    LeverageTier(75, 0.007, 0.005),
+    LeverageTier(100, 0.008, 0.005),
+    LeverageTier(125, 0.005, 0.004),
+)
+
+#: The previous default: a retail mix around 10-25x (closer to a mix by *number* of positions).
+#: Kept for comparison (bench/heatmap_eval.py --tiers retail).
+RETAIL_TIERS: tuple[LeverageTier, ...] = (
     LeverageTier(2, 0.04, 0.005),
     LeverageTier(3, 0.06, 0.005),
     LeverageTier(5, 0.12, 0.005),

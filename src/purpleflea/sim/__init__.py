@@ -19,7 +19,7 @@ Public API (stable)::
     sim.mark("BTC-PERP")                  # mark price now
     sim.truth.positions("BTC-PERP")       # list[TruePosition]: the open cohorts now
     sim.truth.notional_at_risk("BTC-PERP", "long", edges)   # np.ndarray, USD per bucket
-    sim.truth.open_interest("BTC-PERP")   # one side, coins
+    sim.truth.open_interest("BTC-PERP")   # as an exchange reports it: the larger side, coins
     sim.truth.cascades()                  # list[TrueCascade] over by now (see truth.py)
 
     async for step in paced(Simulator(SimConfig.demo(start_ms=now_ms)), speed=1.0):

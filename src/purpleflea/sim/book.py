@@ -64,6 +64,13 @@ class Book:
             float(shorts.min()) if shorts.size else np.inf,
         )
 
+    def open_interest(self, now_ms: int, n_markets: int) -> tuple[FloatArray, FloatArray]:
+        """Per market: coins held by the open long cohorts and by the open short cohorts."""
+        held = np.where(self.alive(now_ms), self.qty, 0.0)
+        longs = self.per_market(np.where(self.side > 0, held, 0.0), n_markets)
+        shorts = self.per_market(np.where(self.side < 0, held, 0.0), n_markets)
+        return longs, shorts
+
     def per_market(self, values: FloatArray, n_markets: int) -> FloatArray:
         """Sum ``values`` (one per slot) per market."""
         sums: FloatArray = np.bincount(self.market, weights=values, minlength=n_markets).astype(

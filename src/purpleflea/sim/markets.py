@@ -6,7 +6,8 @@ are set by its rank in the list below (ordered roughly by open interest, late 20
 - ``price``: a realistic price level in real coin units (PEPE at ~1.5e-5 USD, not the
   ``1000PEPEUSDT`` contract's price);
 - ``daily_vol``: daily standard deviation of log returns (BTC ~2.5%, meme coins ~8%);
-- ``oi_usd``: one side's open interest in USD over all exchanges (BTC $30B ... tail ~$15M);
+- ``oi_usd``: the size of the market's leveraged cohort book in USD over all exchanges (BTC
+  $30B ... tail ~$15M); the reported open interest, its larger side, is about two thirds of it;
 - ``depth_usd``: USD of market orders that move the price by 1% (the impact scale);
 - ``max_leverage`` and ``mmr`` (maintenance margin rate of the smallest tier).
 

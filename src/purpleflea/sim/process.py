@@ -245,8 +245,8 @@ class Simulator:
     def _snapshots(self, ts: int) -> tuple[MarketSnapshot, ...]:
         if (ts - self.config.start_ms) % self.config.snapshot_ms:
             return ()
-        book = self.book
-        oi = book.per_market(np.where(book.alive(ts), book.qty, 0.0), self._n)
+        # What an exchange reports: one side's open position (see Truth.open_interest).
+        oi = np.maximum(*self.book.open_interest(ts, self._n))
         marks = self._marks[-1]
         out: list[MarketSnapshot] = []
         for m, spec in enumerate(self.markets):

@@ -12,6 +12,17 @@ Positions
     ``entry * (1 - 1/L + m)``, a short when it rises to ``entry * (1 + 1/L - m)`` (the price at
     which the remaining margin equals the maintenance margin).
 
+Open interest
+    The modelled cohorts are the leveraged traders; longs and shorts are opened independently,
+    so the two sides of the book differ. They are taken to be each other's counterparties as
+    far as they go, and the excess of the larger side to face unmodelled unleveraged traders
+    (market makers, hedgers, who are never liquidated). An exchange reports one side of its
+    open position, so the open interest it shows is the larger side's coins:
+    ``max(longs, shorts)`` -- the smallest open interest consistent with the books (typically
+    ~55 % of ``longs + shorts``). :meth:`Truth.open_interest` and every
+    :class:`~purpleflea.model.MarketSnapshot` report that; ``open_interest(market, side)`` gives
+    one side's cohorts. :class:`Flows` count both sides' cohorts.
+
 Cascades
     A **true cascade** is a run of liquidations on one market and side — consecutive
     liquidation steps at most ``cascade_gap_ms`` apart — that satisfies both:
@@ -86,7 +97,8 @@ class TrueCascade:
 
 @dataclass(frozen=True, slots=True)
 class Flows:
-    """Cumulative position flows of one market in coins: ``OI = opened - closed - liquidated``."""
+    """Cumulative cohort flows of one market in coins, both sides together:
+    ``open_interest(m, "long") + open_interest(m, "short") = opened - closed - liquidated``."""
 
     opened: float
     closed: float
@@ -167,12 +179,22 @@ class Truth:
         counts, _ = np.histogram(liq, bins=edges, weights=usd)
         return counts.astype(np.float64)
 
-    def open_interest(self, market: str) -> float:
-        """One side's true open interest of ``market`` in coins."""
+    def open_interest(self, market: str, side: Side | None = None) -> float:
+        """Open interest of ``market`` in coins as an exchange reports it: one side's open
+        position (see the module docstring), or with ``side`` the coins of that side's cohorts."""
         book = self._sim.book
         m = self._market(market)
         sl = slice(book.seg[m], book.seg[m + 1])
-        return float(book.qty[sl][book.alive(self._sim.now_ms)[sl]].sum())
+        alive = book.alive(self._sim.now_ms)[sl]
+        held, sides = book.qty[sl][alive], book.side[sl][alive]
+        longs, shorts = float(held[sides > 0].sum()), float(held[sides < 0].sum())
+        if side is None:
+            return max(longs, shorts)
+        if side == "long":
+            return longs
+        if side == "short":
+            return shorts
+        raise ValueError(f"open_interest {market}: side must be 'long' or 'short', got {side!r}")
 
     def flows(self, market: str) -> Flows:
         """Cumulative coins opened, closed and liquidated on ``market`` up to now."""
