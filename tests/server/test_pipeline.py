@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
@@ -10,6 +12,8 @@ from purpleflea.bus.base import Message
 from purpleflea.bus.local import LocalBus
 from purpleflea.engine.cascade import CascadeEngine
 from purpleflea.model import Liquidation, VenueLiquidation
+from purpleflea.server.feed import client_feed
+from purpleflea.server.filters import StreamFilter
 from purpleflea.server.pipeline import Tracker
 from purpleflea.store.sqlite import SQLiteStore
 from tests.server.conftest import T0, venue_event
@@ -96,3 +100,36 @@ async def test_a_restarted_tracker_scores_like_one_that_never_stopped(tmp_path: 
     restarted = await run(tmp_path / "b.sqlite", 150)
     assert continuous == restarted
     assert continuous > 0
+
+
+class _SlowStore(SQLiteStore):
+    """Holds each append until released: a batch sits between sequencing and publishing."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.release = asyncio.Event()
+
+    async def append(self, events: Sequence[Liquidation]) -> list[Liquidation]:
+        await self.release.wait()
+        return await super().append(events)
+
+
+async def test_a_client_joining_mid_batch_still_gets_the_batch(tmp_path: Path) -> None:
+    store = _SlowStore(tmp_path / "db.sqlite")
+    bus = LocalBus()
+    tracker = Tracker(store, bus)
+    await tracker.start()
+    for event in _burst(5):
+        tracker.submit(event)
+    await asyncio.sleep(0.05)  # sequenced, now waiting in the store
+    # A stream client subscribes now and starts from the tracker's live position.
+    subscription = bus.subscribe()
+    start = tracker.last_seq
+    feed = client_feed(store, subscription, StreamFilter(), start_seq=start, heartbeat_s=60)
+    assert (await feed.__anext__()).kind == "heartbeat"
+    store.release.set()
+    got = [await asyncio.wait_for(feed.__anext__(), 2) for _ in range(5)]
+    assert [item.kind for item in got] == ["liquidation"] * 5
+    assert [item.seq for item in got] == [1, 2, 3, 4, 5]
+    await tracker.stop()
+    await store.close()

@@ -262,7 +262,7 @@ class Api:
             "Venue events by what became of them.",
             [(f'{{outcome="{k}"}}', float(v)) for k, v in sorted(counters.items())],
         )
-        metric("last_seq", "gauge", "Highest assigned seq.", [("", float(self.tracker.last_seq))])
+        metric("last_seq", "gauge", "Highest published seq.", [("", float(self.tracker.last_seq))])
         metric(
             "stream_clients", "gauge", "Open stream connections.", [("", len(self.gate.streams))]
         )

@@ -92,6 +92,7 @@ class Tracker:
         self._wakeup = asyncio.Event()
         self._deduper = Deduper(ttl=3_600.0, max_size=500_000)
         self._next_seq = 1
+        self._published_seq = 0
         self._task: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
@@ -102,10 +103,16 @@ class Tracker:
 
     @property
     def last_seq(self) -> int:
-        return self._next_seq - 1
+        """The highest seq published: everything at or below it is stored and on the bus.
+
+        Not the highest *assigned*: a batch between sequencing and publishing holds seqs a
+        new stream client must still receive, so its live start cursor may not pass them.
+        """
+        return self._published_seq
 
     async def start(self, *, tick_interval: float = 1.0, warm_events: int = 200_000) -> None:
         self._next_seq = await self.store.last_seq() + 1
+        self._published_seq = self._next_seq - 1
         if self.scorer is not None and warm_events > 0:
             await self._warm(warm_events)
         self._task = asyncio.create_task(self._flush_loop(), name="tracker-flush")
@@ -256,8 +263,9 @@ class Tracker:
         ]
         items += [(a.seq, Message("cascades", a.seq, a, cascade_frame(a))) for a in alerts]
         items.sort(key=lambda pair: pair[0])
-        for _, message in items:
+        for seq, message in items:
             await self.bus.publish(message)
+            self._published_seq = max(self._published_seq, seq)
         self.counters["published"] += len(events)
         self.counters["cascade_alerts"] += len(alerts)
 
