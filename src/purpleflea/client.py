@@ -12,6 +12,9 @@ Quick start (the server address and key come from ``PURPLEFLEA_URL`` and
 
 The stream reconnects by itself (exponential backoff with jitter) and resumes from the last
 ``seq`` it saw, so a dropped connection or a server restart costs no event and repeats none.
+Given several servers (API nodes of one deployment: a list, or commas in ``base_url`` or
+``PURPLEFLEA_URL``), it moves to the next one when its server is unreachable and resumes there
+(their seqs are one sequence); REST calls fail over the same way.
 Errors that retrying cannot fix (a bad key, a revoked key, a bad filter) raise
 :class:`PurpleFleaError` subclasses instead.
 """
@@ -23,7 +26,7 @@ import contextlib
 import os
 import random
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -123,6 +126,23 @@ def _list(values: str | Iterable[str] | None) -> list[str] | None:
     return [values] if isinstance(values, str) else list(values)
 
 
+def _servers(base_url: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The server URLs ``base_url`` (or ``$PURPLEFLEA_URL``) names, in the order to try."""
+    given = base_url or os.environ.get("PURPLEFLEA_URL") or DEFAULT_URL
+    items = given.split(",") if isinstance(given, str) else list(given)
+    urls = tuple(item.strip().rstrip("/") for item in items if item.strip())
+    if not urls:
+        raise ValueError(f"base_url names no server: {base_url!r}")
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://: {url!r}")
+    return urls
+
+
+def _ws_url(base_url: str) -> str:
+    return "ws" + base_url[len("http") :] + "/v1/stream"
+
+
 def _raise_for(response: httpx.Response) -> None:
     if response.status_code < 400:
         return
@@ -146,6 +166,7 @@ class Stream:
     Iterating yields :class:`~purpleflea.model.Liquidation` events (and
     :class:`~purpleflea.model.CascadeAlert` alerts when the ``cascades`` channel is asked
     for). ``last_seq`` is the resume cursor: everything up to it was delivered or filtered.
+    ``server`` is the server it is (or will next be) connected to.
     """
 
     def __init__(
@@ -165,6 +186,11 @@ class Stream:
         self._idle_timeout = idle_timeout
         self._ws: ClientConnection | None = None
         self._closed = False
+        self._server = client.servers.index(client.base_url)
+
+    @property
+    def server(self) -> str:
+        return self._client.servers[self._server]
 
     async def __aenter__(self) -> Stream:
         await self._connect_with_retry()
@@ -189,7 +215,7 @@ class Stream:
         if self.last_seq is not None:
             message["since_seq"] = self.last_seq
         ws = await connect(
-            self._client.ws_url,
+            _ws_url(self.server),
             additional_headers=self._client.auth_headers(),
             open_timeout=self._client.timeout,
             max_size=2**22,
@@ -209,6 +235,8 @@ class Stream:
         self._ws = ws
 
     async def _connect_with_retry(self) -> None:
+        """Connect, trying each server in turn; back off after every full round."""
+        servers = len(self._client.servers)
         attempt = 0
         while True:
             try:
@@ -220,7 +248,11 @@ class Stream:
                 if self._closed:
                     raise
                 attempt += 1
-                ceiling = min(self._max_backoff, 0.25 * 2 ** min(attempt, 10))
+                self._server = (self._server + 1) % servers
+                if attempt % servers:
+                    continue  # the next server may answer right away
+                rounds = attempt // servers
+                ceiling = min(self._max_backoff, 0.25 * 2 ** min(rounds, 10))
                 await asyncio.sleep(random.uniform(ceiling / 2, ceiling))
 
     async def _items(self) -> AsyncIterator[Liquidation | CascadeAlert]:
@@ -270,25 +302,30 @@ class LiquidationClient:
 
     ``api_key`` defaults to ``$PURPLEFLEA_API_KEY`` (the example placeholder ``"YOUR_KEY"``
     counts as not given); ``base_url`` to ``$PURPLEFLEA_URL``, else ``http://127.0.0.1:8000``.
+    Several servers (a list, or comma-separated) are tried in order: ``base_url`` is the one
+    in use, ``servers`` all of them.
     """
 
     def __init__(
         self,
         api_key: str | None = None,
-        base_url: str | None = None,
+        base_url: str | Sequence[str] | None = None,
         *,
         timeout: float = 10.0,
     ) -> None:
         self.api_key = _resolve_key(api_key)
-        self.base_url = (base_url or os.environ.get("PURPLEFLEA_URL") or DEFAULT_URL).rstrip("/")
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://: {self.base_url!r}")
+        self.servers = _servers(base_url)
+        self._current = 0
         self.timeout = timeout
         self._http: httpx.AsyncClient | None = None
 
     @property
+    def base_url(self) -> str:
+        return self.servers[self._current]
+
+    @property
     def ws_url(self) -> str:
-        return "ws" + self.base_url[len("http") :] + "/v1/stream"
+        return _ws_url(self.base_url)
 
     def auth_headers(self) -> dict[str, str]:
         if not self.api_key:
@@ -326,9 +363,17 @@ class LiquidationClient:
 
     async def _get(self, path: str, params: dict[str, Any]) -> bytes:
         if self._http is None:
-            self._http = httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout)
+            self._http = httpx.AsyncClient(timeout=self.timeout)
         clean = {k: v for k, v in params.items() if v is not None}
-        response = await self._http.get(path, params=clean, headers=self.auth_headers())
+        headers = self.auth_headers()
+        for tried in range(1, len(self.servers) + 1):
+            try:
+                response = await self._http.get(self.base_url + path, params=clean, headers=headers)
+                break
+            except httpx.TransportError:  # unreachable: a GET is safe to ask the next server
+                if tried == len(self.servers):
+                    raise
+                self._current = (self._current + 1) % len(self.servers)
         _raise_for(response)
         return response.content
 
@@ -458,7 +503,9 @@ class SyncLiquidationClient:
     ``stream()`` runs the async stream on a background thread and yields its items.
     """
 
-    def __init__(self, api_key: str | None = None, base_url: str | None = None) -> None:
+    def __init__(
+        self, api_key: str | None = None, base_url: str | Sequence[str] | None = None
+    ) -> None:
         self._client = LiquidationClient(api_key, base_url)
         self._loop = asyncio.new_event_loop()
         self._lock = threading.Lock()

@@ -1,10 +1,20 @@
-"""``purpleflea serve``: run the tracker (simulated markets by default, fully offline)."""
+"""``purpleflea serve``: run the tracker (simulated markets by default, fully offline).
+
+``--role ingest|api`` with ``--store postgresql://...`` and ``--bus nats://...`` splits it over
+several processes or machines (docs/scaleout.md).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from purpleflea.server.config import ROLES
+
+if TYPE_CHECKING:
+    from purpleflea.server.config import ServerConfig
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -16,8 +26,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--source",
         choices=("sim", "live", "replay", "none"),
-        default="sim",
-        help="where events come from (default: sim, the offline market simulator)",
+        default=None,
+        help="where events come from (default: sim, the offline market simulator; "
+        "none for --role api)",
     )
     parser.add_argument("--replay", type=Path, help="JSON-lines event file for --source replay")
     parser.add_argument(
@@ -31,6 +42,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--seed", type=int, default=0, help="simulator seed")
     parser.add_argument("--markets", type=int, default=275, help="simulated markets")
     parser.add_argument("--heartbeat", type=float, default=10.0, help="stream heartbeat, s")
+    parser.add_argument(
+        "--role",
+        choices=ROLES,
+        default="all",
+        help="all: everything in this process (default); ingest: source, engine, store "
+        "writes, bus publishing; api: serve clients from the bus and the store",
+    )
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="history store: postgresql://user@host:5432/db for several machines "
+        "(default: the SQLite file in --data-dir)",
+    )
+    parser.add_argument(
+        "--bus",
+        metavar="URL",
+        help="event bus between nodes: nats://host:4222[?stream=NAME&prefix=PFX] "
+        "(default: in-process; required by --role ingest and api)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -53,17 +83,23 @@ def banner(host: str, port: int, source: str, data_dir: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import uvicorn  # noqa: PLC0415 - server dependencies load only for `serve`
-
-    from purpleflea.server.app import create_app  # noqa: PLC0415
-    from purpleflea.server.config import ServerConfig  # noqa: PLC0415
-    from purpleflea.server.net import listen_socket  # noqa: PLC0415
-
-    if args.source == "replay" and args.replay is None:
+    source = args.source or ("none" if args.role == "api" else "sim")
+    if source == "replay" and args.replay is None:
         raise SystemExit("purpleflea serve: --source replay needs --replay FILE")
-    config = ServerConfig(
+    try:
+        config = _config(args, source)
+    except ValueError as exc:
+        raise SystemExit(f"purpleflea serve: {exc}") from None
+    asyncio.run(_serve(config))
+    return 0
+
+
+def _config(args: argparse.Namespace, source: str) -> ServerConfig:
+    from purpleflea.server.config import ServerConfig  # noqa: PLC0415
+
+    return ServerConfig(
         data_dir=args.data_dir,
-        source=args.source,
+        source=source,
         replay_path=args.replay,
         speed=args.speed,
         sim_seed=args.seed,
@@ -71,9 +107,24 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         heartbeat_s=args.heartbeat,
+        role=args.role,
+        store_url=args.store,
+        bus_url=args.bus,
     )
-    app = create_app(config)
-    sock = listen_socket(args.host, args.port, send_buffer=config.socket_send_buffer)
+
+
+async def _serve(config: ServerConfig) -> None:
+    import uvicorn  # noqa: PLC0415 - server dependencies load only for `serve`
+
+    from purpleflea.server.app import create_app, open_server  # noqa: PLC0415
+    from purpleflea.server.net import listen_socket  # noqa: PLC0415
+
+    try:
+        built = await open_server(config)
+    except (ConnectionError, OSError, ValueError) as exc:
+        raise SystemExit(f"purpleflea serve: {exc}") from None
+    app = create_app(config, server=built)
+    sock = listen_socket(config.host, config.port, send_buffer=config.socket_send_buffer)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -86,6 +137,14 @@ def run(args: argparse.Namespace) -> int:
             lifespan="on",
         )
     )
-    print(banner(args.host, args.port, args.source, args.data_dir), flush=True)
-    asyncio.run(server.serve(sockets=[sock]))
-    return 0
+    if config.role == "ingest":
+        print(
+            f"Purple Flea ingest node (source: {config.source}, store: {config.store}, "
+            f"bus: {config.bus_url}): health and metrics on "
+            f"http://{config.host}:{config.port}/v1/health",
+            flush=True,
+        )
+    else:
+        source = config.source if config.role == "all" else f"bus {config.bus_url}"
+        print(banner(config.host, config.port, source, config.data_dir), flush=True)
+    await server.serve(sockets=[sock])

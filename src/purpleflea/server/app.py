@@ -1,4 +1,12 @@
-"""Builds the ASGI application: storage, bus, tracker, source, routes, and their lifecycle."""
+"""Builds the ASGI application: storage, bus, tracker, source, routes, and their lifecycle.
+
+One process does everything by default (role ``all``: SQLite store, in-process bus). For
+several machines (docs/scaleout.md) :func:`open_server` assembles a role instead: ``ingest``
+(source, tracker, cascade engine and heatmap model; persists to the store and publishes on a
+NATS bus; serves only health and metrics) or ``api`` (no source and no engine: a
+:class:`~purpleflea.server.follower.Follower` mirrors the tracker from the bus, heatmaps come
+from the ingest node, everything else from the shared store).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -19,17 +28,24 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import purpleflea
+from purpleflea.bus.base import Bus
 from purpleflea.bus.local import LocalBus
+from purpleflea.bus.nats import NatsBus
 from purpleflea.server import dashboard, http, openapi
 from purpleflea.server.api import Api
 from purpleflea.server.auth import Gate
 from purpleflea.server.config import ServerConfig
+from purpleflea.server.follower import Follower
+from purpleflea.server.heatmap_relay import HeatmapRelay, PublishingSink, RelayedHeatmapModel
 from purpleflea.server.heatmaps import FuelSink, HeatmapFeed
 from purpleflea.server.keys import KeyStore
 from purpleflea.server.pipeline import Scorer, Tracker
 from purpleflea.server.ratelimit import RateLimiter
+from purpleflea.server.sequencer import hold_sequencer_lock
 from purpleflea.server.sources import run_replay, run_sim
 from purpleflea.server.streaming import Streams
+from purpleflea.store.base import Store
+from purpleflea.store.factory import open_store, sqlite_path
 from purpleflea.store.lock import exclusive
 from purpleflea.store.sqlite import SQLiteStore
 
@@ -52,6 +68,9 @@ EXCHANGES = (
     "hyperliquid",
     "sim",
 )
+
+_INGEST_PATHS = ("/v1/health", "/v1/metrics")
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 _KEY_IN_QUERY = re.compile(r"(api_key=)[^&]*")
 
@@ -97,9 +116,9 @@ class Server:
     """The running parts of one server, reachable from tests and the CLI."""
 
     config: ServerConfig
-    store: SQLiteStore
+    store: Store
     keys: KeyStore
-    bus: LocalBus
+    bus: Bus
     tracker: Tracker
     gate: Gate
     streams: Streams
@@ -107,12 +126,20 @@ class Server:
     started_at: float = field(default_factory=time.time)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     ingest_stats: Callable[[], list[dict[str, Any]]] = list
+    #: Scale-out parts: awaited once the tracker has started, run as background tasks, and
+    #: closed (in order) after everything else stopped.
+    starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    background: list[tuple[str, Callable[[], Awaitable[None]]]] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    bus_counters: Callable[[], dict[str, int]] | None = None
 
     def health(self) -> dict[str, Any]:
         stats = self.ingest_stats()
+        extra = {"bus": self.bus_counters()} if self.bus_counters is not None else {}
         return {
             "status": "ok",
             "version": purpleflea.__version__,
+            "role": self.config.role,
             "source": self.config.source,
             "uptime_s": round(time.time() - self.started_at, 1),
             "last_seq": self.tracker.last_seq,
@@ -120,6 +147,7 @@ class Server:
             "streams_closed": dict(self.streams.closed),
             "pipeline": dict(self.tracker.counters),
             "ingest": stats,
+            **extra,
         }
 
 
@@ -133,13 +161,29 @@ def default_scorer() -> Scorer | None:
     return engine
 
 
+def _single_machine(config: ServerConfig) -> bool:
+    return config.role == "all" and config.store_url is None and config.bus_url is None
+
+
 def build_server(config: ServerConfig, *, scorer: Scorer | None = None) -> Server:
+    """The single-machine server: SQLite in the data folder, in-process bus (role ``all``)."""
+    if not _single_machine(config):
+        raise ValueError(
+            f"role {config.role!r} with store {config.store_url!r} and bus {config.bus_url!r}: "
+            "connecting to them is asynchronous, use `await open_server(config)`"
+        )
     store = SQLiteStore(config.db_path)
-    keys = KeyStore(config.keys_path)
     bus = LocalBus()
     scorer = scorer if scorer is not None else default_scorer()
     heatmaps = HeatmapFeed(fuel=scorer if isinstance(scorer, FuelSink) else None)
     tracker = Tracker(store, bus, scorer=scorer, heatmap=heatmaps)
+    return _assemble(config, store, bus, tracker, heatmaps)
+
+
+def _assemble(
+    config: ServerConfig, store: Store, bus: Bus, tracker: Tracker, heatmaps: HeatmapFeed
+) -> Server:
+    keys = KeyStore(config.keys_path)
     gate = Gate(keys, RateLimiter(config.rate_per_s, config.rate_burst))
     streams = Streams(
         tracker=tracker,
@@ -150,6 +194,102 @@ def build_server(config: ServerConfig, *, scorer: Scorer | None = None) -> Serve
         client_buffer=config.client_buffer,
     )
     return Server(config, store, keys, bus, tracker, gate, streams, heatmaps)
+
+
+def nats_options(url: str) -> tuple[str, str, str]:
+    """``(server URL, stream, subject prefix)`` of a bus URL such as
+    ``nats://host:4222?stream=PURPLEFLEA&prefix=pf`` (those two are the defaults)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("nats", "tls"):
+        raise ValueError(f"bus URL {url!r}: use nats://host:port (got scheme {parts.scheme!r})")
+    options = parse_qs(parts.query)
+    unknown = set(options) - {"stream", "prefix"}
+    if unknown:
+        raise ValueError(f"bus URL {url!r}: unknown options {sorted(unknown)} (stream, prefix)")
+    stream = options.get("stream", ["PURPLEFLEA"])[-1]
+    prefix = options.get("prefix", ["pf"])[-1]
+    return urlunsplit(parts._replace(query="")), stream, prefix
+
+
+async def open_server(config: ServerConfig, *, scorer: Scorer | None = None) -> Server:
+    """The server for ``config.role``, its store and bus connected (see the module docstring).
+    With the default role and URLs this is :func:`build_server`."""
+    if _single_machine(config):
+        return build_server(config, scorer=scorer)
+    store = await open_store(config.store)
+    closers: list[Callable[[], Awaitable[None]]] = []
+    try:
+        release = None
+        if config.role != "api" and config.store.startswith(_POSTGRES_SCHEMES):
+            release = await hold_sequencer_lock(config.store)  # a standby waits here
+            closers.append(release)
+        server = await _open_role(config, store, scorer, closers)
+    except BaseException:
+        for close in reversed(closers):
+            await close()
+        await store.close()
+        raise
+    if release is not None:
+        server.closers.append(release)  # after everything else stopped
+    return server
+
+
+async def _open_role(
+    config: ServerConfig,
+    store: Store,
+    scorer: Scorer | None,
+    closers: list[Callable[[], Awaitable[None]]],
+) -> Server:
+    if config.bus_url is None:  # role all, shared store, one process: nothing to relay
+        scorer = scorer if scorer is not None else default_scorer()
+        heatmaps = HeatmapFeed(fuel=scorer if isinstance(scorer, FuelSink) else None)
+        tracker = Tracker(store, LocalBus(), scorer=scorer, heatmap=heatmaps)
+        return _assemble(config, store, tracker.bus, tracker, heatmaps)
+    url, stream, prefix = nats_options(config.bus_url)
+    bus = await NatsBus.connect(url, stream=stream, prefix=prefix, store=store)
+    closers.append(bus.close)
+    relay = await HeatmapRelay.connect(url, stream=stream, prefix=prefix)
+    closers.append(relay.close)
+    if config.role == "api":
+        return _api_node(config, store, bus, relay)
+    return _ingest_node(config, store, bus, relay, scorer)
+
+
+def _ingest_node(
+    config: ServerConfig, store: Store, bus: NatsBus, relay: HeatmapRelay, scorer: Scorer | None
+) -> Server:
+    """Roles ``ingest`` and ``all`` on a NATS bus: the one tracker that assigns seqs, the
+    cascade engine and the heatmap model; events, alerts and heatmaps go out on the bus."""
+    scorer = scorer if scorer is not None else default_scorer()
+    heatmaps = HeatmapFeed(fuel=scorer if isinstance(scorer, FuelSink) else None)
+    sink = PublishingSink(heatmaps)
+    tracker = Tracker(store, bus, scorer=scorer, heatmap=sink)
+    server = _assemble(config, store, bus, tracker, heatmaps)
+    server.background.append(
+        (
+            "heatmap publisher",
+            lambda: relay.publish_changes(sink, interval=config.heatmap_publish_s),
+        )
+    )
+    if config.role == "all":  # this process also serves clients: it reads the bus too
+        server.starters.append(lambda: bus.start(after_seq=tracker.last_seq))
+    server.closers.append(relay.close)
+    server.bus_counters = lambda: _bus_counters(bus, relay)
+    return server
+
+
+def _bus_counters(bus: NatsBus, relay: HeatmapRelay) -> dict[str, int]:
+    return {**bus.counters, **{f"heatmap_{k}": v for k, v in relay.counters.items()}}
+
+
+def _api_node(config: ServerConfig, store: Store, bus: NatsBus, relay: HeatmapRelay) -> Server:
+    """Role ``api``: clients are served from the bus and the store; no engine runs here."""
+    model = RelayedHeatmapModel()
+    server = _assemble(config, store, bus, Follower(store, bus), HeatmapFeed(model))
+    server.starters.append(lambda: relay.follow(model))
+    server.closers.append(relay.close)
+    server.bus_counters = lambda: _bus_counters(bus, relay)
+    return server
 
 
 def _source_task(server: Server) -> Awaitable[None] | None:
@@ -191,9 +331,19 @@ async def _guarded(name: str, work: Awaitable[None]) -> None:
         log.exception("%s stopped with an error", name)
 
 
+def _writer_lock(config: ServerConfig) -> contextlib.AbstractContextManager[None]:
+    """The data folder's writer lock, when this process writes to a local SQLite file (a
+    shared PostgreSQL store has its own rule: one ingest node)."""
+    store = config.store
+    if config.role == "api" or store.startswith(_POSTGRES_SCHEMES):
+        return contextlib.nullcontext()
+    return exclusive(sqlite_path(store).parent, f"purpleflea serve on port {config.port}")
+
+
 def create_app(config: ServerConfig, *, server: Server | None = None) -> Starlette:
     """The ASGI app; ``server`` may be pre-built (tests reach into its parts)."""
     built = server if server is not None else build_server(config)
+    routes: list[BaseRoute]
     api = Api(
         tracker=built.tracker,
         store=built.store,
@@ -210,13 +360,17 @@ def create_app(config: ServerConfig, *, server: Server | None = None) -> Starlet
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        with exclusive(config.data_dir, f"purpleflea serve on port {config.port}"):
+        with _writer_lock(config):
             async with _running(app):
                 yield
 
     @asynccontextmanager
     async def _running(app: Starlette) -> AsyncIterator[None]:
         await built.tracker.start()
+        for start in built.starters:
+            await start()
+        for name, work in built.background:
+            built.tasks.append(asyncio.create_task(_guarded(name, work())))
         built.tasks.append(
             asyncio.create_task(
                 _guarded(
@@ -239,13 +393,18 @@ def create_app(config: ServerConfig, *, server: Server | None = None) -> Starlet
                     await task
             await built.tracker.stop()
             await built.bus.close()
+            for close in built.closers:
+                await close()
             await built.store.close()
             built.keys.close()
 
-    routes: list[BaseRoute] = [
-        *api.routes(),
-        *built.streams.routes(),
-        Route("/openapi.json", openapi_json),
-        *dashboard.routes(),
-    ]
+    if config.role == "ingest":  # clients are served by the API nodes
+        routes = [r for r in api.routes() if getattr(r, "path", "") in _INGEST_PATHS]
+    else:
+        routes = [
+            *api.routes(),
+            *built.streams.routes(),
+            Route("/openapi.json", openapi_json),
+            *dashboard.routes(),
+        ]
     return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(AccessLog)])

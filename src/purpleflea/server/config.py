@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+ROLES = ("all", "ingest", "api")
+
 
 @dataclass(frozen=True)
 class ServerConfig:
@@ -13,6 +15,13 @@ class ServerConfig:
     ``source``: ``sim`` (the built-in market simulator, offline), ``live`` (the exchanges'
     public websockets), ``replay`` (a JSON-lines file of events, paced by their timestamps) or
     ``none`` (events arrive only through :meth:`Tracker.submit`, as in tests).
+
+    Scale-out (docs/scaleout.md): ``role`` is ``all`` (one process does everything, the
+    default), ``ingest`` (source, tracker, cascade engine and heatmap model; publishes on the
+    bus) or ``api`` (no source: serves clients from the bus and the store). ``store_url``: None
+    is the SQLite file in ``data_dir``, else a :func:`purpleflea.store.factory.open_store` URL.
+    ``bus_url``: None is the in-process bus, else ``nats://host:port`` (optionally
+    ``?stream=NAME&prefix=PREFIX`` to share one NATS server between several trackers).
     """
 
     data_dir: Path = Path("data")
@@ -35,6 +44,30 @@ class ServerConfig:
     registrations_per_min: float = 10.0
     #: How often the server checks the key store for revocations made elsewhere (CLI).
     revocation_poll_s: float = 0.5
+    role: str = "all"
+    store_url: str | None = None
+    bus_url: str | None = None
+    #: How often an ingest node publishes the heatmaps of markets whose model changed.
+    heatmap_publish_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, got {self.role!r}")
+        if self.role != "all" and self.bus_url is None:
+            raise ValueError(
+                f"role {self.role!r} needs a shared bus (--bus nats://host:4222): the "
+                "in-process bus cannot reach another process"
+            )
+        if self.role == "api" and self.source != "none":
+            raise ValueError(
+                f"role 'api' runs no source (got source {self.source!r}): events come from "
+                "the ingest node over the bus"
+            )
+
+    @property
+    def store(self) -> str:
+        """The store URL, the SQLite file in ``data_dir`` when none was given."""
+        return self.store_url if self.store_url is not None else str(self.db_path)
 
     @property
     def db_path(self) -> Path:
