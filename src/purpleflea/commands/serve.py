@@ -69,6 +69,7 @@ def banner(host: str, port: int, source: str, data_dir: Path) -> str:
     return "\n".join(
         [
             f"Purple Flea tracker: {url}  (source: {source}, data: {data_dir}/)",
+            f"  Dashboard:  {url}/   (paste your API key once; it stays in the browser)",
             f"  API:        {url}/v1/liquidations  ·  OpenAPI: {url}/openapi.json",
             f"  Stream:     ws://{host}:{port}/v1/stream  ·  SSE: {url}/v1/stream/sse",
             f"  Health:     {url}/v1/health  ·  Metrics: {url}/v1/metrics",
