@@ -391,3 +391,32 @@ def test_sqlite_selective_filters_walk_an_index_not_the_table(tmp_path: Path) ->
             assert index in str(plan), (query, plan)
     finally:
         backend._writer.close()
+
+
+async def test_hourly_aggregates_read_the_hourly_rollup_and_match_the_events(
+    tmp_path: Path,
+) -> None:
+    backend = SQLiteStore(tmp_path / "hourly.sqlite")
+    try:
+        hour = 3_600_000
+        start = T0 - T0 % hour
+        events = [_event(i, ts=start + i * 97_000, size_usd=1_000.0 + i) for i in range(1, 200)]
+        await backend.append(events)
+        query = Query(markets=("BTC-PERP",), start_ms=start, end_ms=start + 6 * hour)
+        from_rollup = await backend.aggregate("1h", "side", query)
+        # The same question answered from the events themselves (a size filter forces it).
+        from_events = await backend.aggregate(
+            "1h", "side", msgspec.structs.replace(query, min_usd=1e-9)
+        )
+        assert from_rollup == from_events
+        assert sum(b.count for b in from_rollup) == sum(
+            1 for e in events if e.market == "BTC-PERP" and e.ts < start + 6 * hour
+        )
+        # A store written before the hourly rollup existed is backfilled on open.
+        backend._writer.execute("DELETE FROM rollup_1h")
+        assert await backend.aggregate("1h", "side", query) == []  # it reads rollup_1h
+        reopened = SQLiteStore(tmp_path / "hourly.sqlite")
+        assert await reopened.aggregate("1h", "side", query) == from_rollup
+        await reopened.close()
+    finally:
+        await backend.close()

@@ -201,8 +201,15 @@ async def run_feed(
         stats.state = "connecting"
         started = time.monotonic()
         try:
+            # No ping timeout: a busy event loop reads the pong late, behind a backlog of
+            # frames, and a timeout then drops a healthy feed (and its events); the silence
+            # watchdog below is what detects a dead connection.
             async with connect(
-                spec.url, open_timeout=open_timeout, max_size=2**24, close_timeout=2
+                spec.url,
+                open_timeout=open_timeout,
+                max_size=2**24,
+                close_timeout=2,
+                ping_timeout=None,
             ) as ws:
                 stats.connects += 1
                 stats.state = "connected"

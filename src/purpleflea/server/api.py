@@ -16,7 +16,7 @@ from purpleflea.server.heatmaps import HeatmapFeed
 from purpleflea.server.keys import KeyInfo
 from purpleflea.server.pipeline import Tracker
 from purpleflea.server.ratelimit import RateLimiter
-from purpleflea.store.base import Query, Store
+from purpleflea.store.base import INTERVAL_MS, Query, Store
 
 Handler = Callable[[Request], Awaitable[Response]]
 AuthedHandler = Callable[[Request, KeyInfo], Awaitable[Response]]
@@ -111,7 +111,9 @@ class Api:
         query = self._query(request)
         if query.start_ms is None:
             end = query.end_ms or _now_ms()
-            start = (end - _DEFAULT_SPAN[interval]) // 60_000 * 60_000
+            # Aligned to the bucket width (at most an hour) so the rollups answer it.
+            align = min(INTERVAL_MS[interval], 3_600_000)
+            start = (end - _DEFAULT_SPAN[interval]) // align * align
             query = Query(
                 markets=query.markets,
                 exchanges=query.exchanges,
