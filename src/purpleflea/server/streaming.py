@@ -61,6 +61,16 @@ def _closed_code(bus_reason: str) -> str:
     return "slow_consumer" if bus_reason.startswith("slow consumer") else "server_shutdown"
 
 
+async def _receive_text(ws: WebSocket) -> str | None:
+    """The next client message's text, None for a binary frame (``receive_text`` would fail
+    on one with a KeyError, killing the connection without a close reason)."""
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text: str | None = message.get("text")
+    return text
+
+
 def _error(code: str, message: str) -> str:
     return encode({"type": "error", "code": code, "message": message}).decode()
 
@@ -178,7 +188,9 @@ class Streams:
             )
 
     async def _read_subscription(self, ws: WebSocket) -> StreamFilter:
-        text = await asyncio.wait_for(ws.receive_text(), _SUBSCRIBE_TIMEOUT_S)
+        text = await asyncio.wait_for(_receive_text(ws), _SUBSCRIBE_TIMEOUT_S)
+        if text is None:
+            raise BadSubscription("the first message must be a JSON text frame, not binary")
         try:
             message = msgspec.json.decode(text)
         except msgspec.DecodeError:
@@ -191,7 +203,7 @@ class Streams:
         window_start = time.monotonic()
         count = 0
         while True:
-            text = await ws.receive_text()
+            text = await _receive_text(ws) or ""  # a binary frame counts, and is ignored
             now = time.monotonic()
             if now - window_start >= 1.0:
                 window_start, count = now, 0
@@ -236,7 +248,9 @@ class Streams:
                 fields["since_seq"] = last_event
             wanted = parse_filter(fields, known_exchanges=self.known_exchanges)
         except AuthError as exc:
-            return http.error_response(exc.status, exc.code, exc.message)
+            # A 401 names the scheme to use (RFC 9110), as the REST routes' 401s do.
+            challenge = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+            return http.error_response(exc.status, exc.code, exc.message, challenge)
         except BadSubscription as exc:
             return http.error_response(400, "bad_subscription", str(exc))
         return StreamingResponse(

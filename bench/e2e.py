@@ -1,0 +1,595 @@
+"""End-to-end latency and fan-out: exchange frame sent -> SDK callback, against a bare broadcast.
+
+Run (one command, from the repository root)::
+
+    .venv/bin/python bench/e2e.py                 # about 3 minutes
+    .venv/bin/python bench/e2e.py --quick         # shorter phases, for a smoke test
+
+Three processes on loopback (the machine's cores are shared, so this is how the work splits):
+
+- **this process** runs a fake Binance USD-M exchange (a ``websockets`` server at
+  ``/market/ws`` that acks ``!forceOrder@arr`` and sends ``forceOrder`` combined-stream frames
+  at a paced rate) and the N stream clients, all in one asyncio loop;
+- **the tracker** (``bench/e2e.py _tracker``, a child process): ``build_server`` +
+  ``create_app`` under uvicorn exactly as ``purpleflea serve`` configures it, fed by the real
+  :class:`~purpleflea.ingest.live.LiveIngest` with the ``binance_usdm`` connection pointed at
+  the fake (connection runner -> USD-M normalizer -> Tracker -> SQLite -> bus -> WebSocket);
+- **the bare reference** (``bench/e2e.py _bare``, run after the tracker exits): a minimal
+  ``websockets`` server that reads the same exchange frames and ``broadcast``s each one, unparsed,
+  to its clients. It is the physical ceiling of Python WebSocket fan-out on this machine.
+
+Latency is measured in this process on one clock: every frame carries a unique trade time
+``o.T = T0 + k``; the sender records ``perf_counter_ns`` for ``k`` just before ``send`` and the
+client callback records it on arrival (tracker clients read ``event.ts`` through the SDK; bare
+clients decode ``data.o.T``). Phases: warm-up, (a) steady rate, (b) a burst of many events in
+one second, (c) a rate ramp; the ceiling is the highest rate whose p99 stays under 50 ms with
+every frame delivered to every client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from array import array
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import websockets
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, broadcast, serve
+
+STREAM = "!forceOrder@arr"
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z: o.T = T0 + k identifies frame k
+P99_LIMIT_MS = 50.0
+SYMBOLS = (
+    ("BTCUSDT", 97_000.0),
+    ("ETHUSDT", 3_400.0),
+    ("SOLUSDT", 190.0),
+    ("XRPUSDT", 2.2),
+    ("DOGEUSDT", 0.31),
+    ("BNBUSDT", 690.0),
+    ("ADAUSDT", 0.95),
+    ("AVAXUSDT", 36.0),
+    ("LINKUSDT", 21.0),
+    ("LTCUSDT", 105.0),
+)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def frame(k: int) -> str:
+    symbol, price = SYMBOLS[k % len(SYMBOLS)]
+    qty = round(2_000 + (k * 7919) % 200_000, 0) / price
+    t = T0 + k
+    side = "SELL" if k % 3 else "BUY"
+    return (
+        f'{{"stream":"{STREAM}","data":{{"e":"forceOrder","E":{t},"o":{{"s":"{symbol}",'
+        f'"S":"{side}","o":"LIMIT","f":"IOC","q":"{qty:.6f}","p":"{price * 0.99:.4f}",'
+        f'"ap":"{price:.4f}","X":"FILLED","l":"{qty:.6f}","z":"{qty:.6f}","T":{t}}}}}}}'
+    )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+# --- the fake exchange ------------------------------------------------------------------------
+
+
+class FakeBinance:
+    """``/market/ws`` speaking Binance's subscribe/ack; frames go to every subscribed socket."""
+
+    def __init__(self) -> None:
+        self.subscribers: set[ServerConnection] = set()
+        self.subscribed = asyncio.Event()
+        self.sent_ns = array("q")  # index k: perf_counter_ns when frame k was sent
+        self.phase_of = array("b")  # index k: the phase number of frame k
+
+    async def handler(self, ws: ServerConnection) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            message = json.loads(await ws.recv())
+            if message.get("method") != "SUBSCRIBE" or message.get("params") != [STREAM]:
+                await ws.close(1008, "bad subscribe")
+                return
+            await ws.send(json.dumps({"result": None, "id": message.get("id")}))
+            self.subscribers.add(ws)
+            self.subscribed.set()
+            try:
+                await ws.wait_closed()
+            finally:
+                self.subscribers.discard(ws)
+                if not self.subscribers:
+                    self.subscribed.clear()
+
+    async def send_one(self, phase: int) -> None:
+        k = len(self.sent_ns)
+        text = frame(k)
+        self.sent_ns.append(time.perf_counter_ns())
+        self.phase_of.append(phase)
+        for ws in tuple(self.subscribers):
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await ws.send(text)
+
+    async def paced(self, phase: int, rate: float, seconds: float) -> int:
+        """Send ``rate`` frames/s for ``seconds``; returns how many were sent."""
+        total = round(rate * seconds)
+        started = time.perf_counter()
+        sent = 0
+        while sent < total:
+            due = min(total, int((time.perf_counter() - started) * rate) + 1)
+            while sent < due:
+                await self.send_one(phase)
+                sent += 1
+            await asyncio.sleep(0.001)
+        return sent
+
+
+# --- the clients -------------------------------------------------------------------------------
+
+
+@dataclass
+class Receiver:
+    """One client's arrivals: frame index and arrival time, appended in the callback."""
+
+    ks: array[int] = field(default_factory=lambda: array("q"))
+    at: array[int] = field(default_factory=lambda: array("q"))
+
+    def record(self, ts: int) -> None:
+        self.ks.append(ts - T0)
+        self.at.append(time.perf_counter_ns())
+
+    @property
+    def count(self) -> int:
+        return len(self.ks)
+
+
+class _Order(msgspec.Struct):
+    T: int
+
+
+class _Data(msgspec.Struct):
+    o: _Order
+
+
+class _Combined(msgspec.Struct):
+    data: _Data
+
+
+_bare_decoder = msgspec.json.Decoder(_Combined)
+
+
+async def sdk_client(url: str, key: str, receiver: Receiver, ready: asyncio.Event) -> None:
+    """A tracker client doing what an agent does: the SDK's stream, one callback per event."""
+    from purpleflea.client import LiquidationClient
+
+    client = LiquidationClient(api_key=key, base_url=url)
+    async with client.stream(idle_timeout=60.0) as stream:
+        ready.set()
+        async for event in stream:
+            receiver.record(event.ts)  # type: ignore[union-attr]
+
+
+async def bare_client(url: str, receiver: Receiver, ready: asyncio.Event) -> None:
+    async with connect(url, compression=None, max_size=2**22) as ws:
+        ready.set()
+        async for raw in ws:
+            receiver.record(_bare_decoder.decode(raw).data.o.T)
+
+
+# --- child processes ---------------------------------------------------------------------------
+
+
+def spawn(*args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """Start ``bench/e2e.py <args>`` and read the JSON line it prints when it is ready."""
+    child = subprocess.Popen(
+        [sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, bufsize=1
+    )
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    if not line:
+        raise RuntimeError(f"child {args[0]} exited before it was ready ({child.wait()})")
+    ready: dict[str, Any] = json.loads(line)
+    return child, ready
+
+
+def stop(child: subprocess.Popen[str]) -> None:
+    child.send_signal(signal.SIGTERM)
+    try:
+        child.wait(30)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
+async def _until_terminated() -> None:
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, done.set)
+    loop.add_signal_handler(signal.SIGINT, done.set)
+    await done.wait()
+
+
+def nodelay_socket(sock: socket.socket) -> socket.socket:
+    """``sock`` re-wrapped with ``proto=IPPROTO_TCP``: asyncio sets TCP_NODELAY only on sockets
+    whose proto says TCP, and ``listen_socket`` creates its socket with proto 0 (Nagle stays on
+    for every accepted client; see bench/results/e2e.md)."""
+    return socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
+
+
+async def run_tracker(
+    exchange_url: str, data_dir: str, profile: str | None, nodelay: bool = False
+) -> None:
+    import cProfile
+
+    import uvicorn
+
+    from purpleflea.ingest.live import LiveIngest
+    from purpleflea.server.app import build_server, create_app
+    from purpleflea.server.config import ServerConfig
+    from purpleflea.server.net import listen_socket
+
+    profiler = cProfile.Profile() if profile else None
+    config = ServerConfig(data_dir=Path(data_dir), source="none", port=0)
+    server = build_server(config)
+    app = create_app(config, server=server)
+    # The same uvicorn settings as `purpleflea serve` (commands/serve.py).
+    uv = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            ws_max_size=65_536,
+            ws_per_message_deflate=False,
+            lifespan="on",
+        )
+    )
+    sock = listen_socket("127.0.0.1", 0, send_buffer=config.socket_send_buffer)
+    if nodelay:
+        sock = nodelay_socket(sock)
+    task = asyncio.create_task(uv.serve(sockets=[sock]))
+    while not uv.started:
+        await asyncio.sleep(0.01)
+    ingest = LiveIngest(
+        server.tracker.submit,
+        None,
+        exchanges=["binance_usdm"],
+        urls={"binance_usdm": exchange_url},
+        catalog_sources=(),
+        poll_sources=(),
+        binance_oi_symbols=(),
+    )
+    await ingest.start()
+    key = server.keys.create("bench", "e2e").key
+    print(json.dumps({"port": sock.getsockname()[1], "key": key}), flush=True)
+    if profiler is not None:
+        profiler.enable()
+    await _until_terminated()
+    if profiler is not None and profile:
+        profiler.disable()
+        profiler.dump_stats(profile)
+    counters = dict(server.tracker.counters)
+    closed = dict(server.streams.closed)
+    await ingest.stop()
+    uv.should_exit = True
+    await task
+    print(json.dumps({"counters": counters, "closed": closed}), file=sys.stderr, flush=True)
+
+
+async def run_bare(exchange_url: str) -> None:
+    clients: set[ServerConnection] = set()
+
+    async def handler(ws: ServerConnection) -> None:
+        clients.add(ws)
+        try:
+            await ws.wait_closed()
+        finally:
+            clients.discard(ws)
+
+    async def relay() -> None:
+        async with connect(exchange_url, compression=None, max_size=2**24) as upstream:
+            await upstream.send(json.dumps({"method": "SUBSCRIBE", "params": [STREAM], "id": 1}))
+            await upstream.recv()  # the ack
+            async for message in upstream:
+                broadcast(clients, message)
+
+    async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        relaying = asyncio.create_task(relay())
+        print(json.dumps({"port": port}), flush=True)
+        await _until_terminated()
+        relaying.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await relaying
+
+
+# --- phases -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    name: str
+    rate: float  # offered frames/s
+    frames: int
+    clients: int
+    delivered: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    wall_s: float
+    server_cores: float  # CPU seconds / wall seconds of the server process during the phase
+    client_cores: float
+
+    @property
+    def server_us_per_delivery(self) -> float:
+        """Server CPU per delivered frame: the cost measure that CPU contention from other
+        processes on the machine does not distort (latency and ceilings it does)."""
+        return self.server_cores * self.wall_s / max(1, self.delivered) * 1e6
+
+    @property
+    def complete(self) -> bool:
+        return self.delivered == self.frames * self.clients
+
+    @property
+    def passes(self) -> bool:
+        return self.complete and self.p99_ms < P99_LIMIT_MS
+
+    def row(self) -> str:
+        return (
+            f"| {self.name} | {self.rate:,.0f} | {self.frames:,} | "
+            f"{self.delivered:,}/{self.frames * self.clients:,} | {self.p50_ms:.1f} | "
+            f"{self.p99_ms:.1f} | {self.max_ms:.1f} | {self.wall_s:.1f} | "
+            f"{self.server_cores:.2f} | {self.client_cores:.2f} | "
+            f"{self.server_us_per_delivery:.1f} |"
+        )
+
+
+HEADER = (
+    "| phase | offered frames/s | frames | deliveries | p50 ms | p99 ms | max ms | wall s "
+    "| server cores | client cores | server CPU µs/delivery |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+)
+
+
+class Bench:
+    def __init__(self, exchange: FakeBinance, receivers: Sequence[Receiver], server_pid: int):
+        self.exchange = exchange
+        self.receivers = receivers
+        self.server_pid = server_pid
+        self.phase = 0
+
+    def delivered(self, phase: int) -> int:
+        phases = np.frombuffer(self.exchange.phase_of, dtype=np.int8)
+        total = 0
+        for receiver in self.receivers:
+            ks = np.frombuffer(receiver.ks, dtype=np.int64)
+            total += int(np.count_nonzero(phases[ks] == phase))
+        return total
+
+    async def settle(self, expected: int, timeout: float, quiet: float = 3.0) -> None:
+        """Wait until every client received everything sent, or nothing arrived for ``quiet``
+        seconds (a lost frame), or ``timeout``."""
+        deadline = time.monotonic() + timeout
+        last, last_change = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            now_total = sum(r.count for r in self.receivers)
+            if now_total >= expected:
+                return
+            if now_total != last:
+                last, last_change = now_total, time.monotonic()
+            elif time.monotonic() - last_change > quiet:
+                return
+            await asyncio.sleep(0.05)
+
+    async def run(
+        self, name: str, send: Callable[[int], Awaitable[int]], rate: float, timeout: float = 60.0
+    ) -> Result:
+        self.phase += 1
+        phase = self.phase
+        before = sum(r.count for r in self.receivers)
+        wall, server_cpu, client_cpu = time.perf_counter(), cpu_seconds(self.server_pid), 0.0
+        client_cpu = cpu_seconds(os.getpid())
+        frames = await send(phase)
+        await self.settle(before + frames * len(self.receivers), timeout)
+        wall = time.perf_counter() - wall
+        server_cores = (cpu_seconds(self.server_pid) - server_cpu) / wall
+        client_cores = (cpu_seconds(os.getpid()) - client_cpu) / wall
+        latencies = self.latencies(phase)
+        p50, p99, worst = float("nan"), float("nan"), float("nan")
+        if latencies.size:
+            p50, p99 = (float(v) for v in np.percentile(latencies, [50, 99]))
+            worst = float(latencies.max())
+        result = Result(
+            name,
+            rate,
+            frames,
+            len(self.receivers),
+            int(latencies.size),
+            p50,
+            p99,
+            worst,
+            wall,
+            server_cores,
+            client_cores,
+        )
+        print(result.row(), flush=True)
+        return result
+
+    def latencies(self, phase: int) -> np.ndarray[Any, np.dtype[np.float64]]:
+        sent = np.frombuffer(self.exchange.sent_ns, dtype=np.int64)
+        phases = np.frombuffer(self.exchange.phase_of, dtype=np.int8)
+        parts = []
+        for receiver in self.receivers:
+            ks = np.frombuffer(receiver.ks, dtype=np.int64)
+            at = np.frombuffer(receiver.at, dtype=np.int64)
+            mask = phases[ks] == phase
+            parts.append((at[mask] - sent[ks[mask]]) / 1e6)
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+
+async def measure(
+    label: str,
+    exchange: FakeBinance,
+    server_pid: int,
+    start_clients: Callable[[list[Receiver]], Awaitable[list[asyncio.Task[None]]]],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    receivers = [Receiver() for _ in range(args.clients)]
+    tasks = await start_clients(receivers)
+    await asyncio.wait_for(exchange.subscribed.wait(), 30)
+    bench = Bench(exchange, receivers, server_pid)
+    print(f"\n### {label}\n\n{HEADER}", flush=True)
+    await bench.run("warm-up", lambda p: exchange.paced(p, 500, 1.0), 500)
+    steady = await bench.run(
+        "(a) steady", lambda p: exchange.paced(p, args.steady_rate, args.steady_s), args.steady_rate
+    )
+    await asyncio.sleep(1.0)
+    burst = await bench.run(
+        "(b) burst in 1 s",
+        lambda p: exchange.paced(p, args.burst, 1.0),
+        args.burst,
+        timeout=120.0,
+    )
+    await asyncio.sleep(1.0)
+    ramp: list[Result] = []
+    passed: Result | None = None
+    failed: Result | None = None
+    for rate in args.ramp:
+        step = await bench.run(
+            f"(c) ramp {rate:g}/s", lambda p, r=rate: exchange.paced(p, r, args.step_s), rate
+        )
+        ramp.append(step)
+        await asyncio.sleep(0.5)
+        if step.passes:
+            passed = step
+        else:
+            failed = step
+            break
+    if passed is not None and failed is not None:  # one bisection step between pass and fail
+        rate = round((passed.rate + failed.rate) / 2)
+        step = await bench.run(
+            f"(c) ramp {rate:g}/s", lambda p, r=rate: exchange.paced(p, r, args.step_s), rate
+        )
+        ramp.append(step)
+        if step.passes:
+            passed = step
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    ceiling = passed.rate * args.clients if passed is not None else 0.0
+    print(f"\nceiling ({label}): {ceiling:,.0f} deliveries/s with p99 < {P99_LIMIT_MS:g} ms")
+    return {"steady": steady, "burst": burst, "ramp": ramp, "ceiling": ceiling}
+
+
+async def main(args: argparse.Namespace) -> None:
+    exchange = FakeBinance()
+    async with serve(exchange.handler, "127.0.0.1", 0, compression=None) as fake:
+        exchange_url = f"ws://127.0.0.1:{next(iter(fake.sockets)).getsockname()[1]}/market/ws"
+        print(
+            f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}, websockets {websockets.__version__}; "
+            f"load average before: {os.getloadavg()[0]:.2f}"
+        )
+        print(f"{args.clients} clients in this process; the server in its own process")
+        print(f"tracker socket: {args.nodelay} (nodelay = TCP_NODELAY on accepted sockets)")
+        with tempfile.TemporaryDirectory(prefix="pf-e2e-") as data_dir:
+            tracker_args = ["_tracker", exchange_url, data_dir, args.profile or "", args.nodelay]
+            child, ready = spawn(*tracker_args)
+            try:
+                url = f"http://127.0.0.1:{ready['port']}"
+
+                async def tracker_clients(receivers: list[Receiver]) -> list[asyncio.Task[None]]:
+                    return await _start(lambda r, e: sdk_client(url, ready["key"], r, e), receivers)
+
+                ours = await measure(
+                    "tracker (SDK clients)", exchange, child.pid, tracker_clients, args
+                )
+            finally:
+                stop(child)
+        if args.skip_bare:
+            return
+        child, ready = spawn("_bare", exchange_url)
+        try:
+            bare_url = f"ws://127.0.0.1:{ready['port']}/"
+
+            async def bare_clients(receivers: list[Receiver]) -> list[asyncio.Task[None]]:
+                return await _start(lambda r, e: bare_client(bare_url, r, e), receivers)
+
+            bare = await measure(
+                "bare websockets broadcast", exchange, child.pid, bare_clients, args
+            )
+        finally:
+            stop(child)
+    ratio = ours["ceiling"] / bare["ceiling"] if bare["ceiling"] else float("nan")
+    print(
+        f"\nsummary: (a) p99 {ours['steady'].p99_ms:.1f} ms (goal 10), (b) p99 "
+        f"{ours['burst'].p99_ms:.1f} ms (goal 100), (c) ceiling {ours['ceiling']:,.0f} "
+        f"deliveries/s = {ratio:.0%} of the bare broadcast's {bare['ceiling']:,.0f} (goal 50%)"
+    )
+
+
+async def _start(
+    factory: Callable[[Receiver, asyncio.Event], Awaitable[None]], receivers: list[Receiver]
+) -> list[asyncio.Task[None]]:
+    """Start one client per receiver and wait until each has subscribed."""
+    readies = [asyncio.Event() for _ in receivers]
+    tasks = [asyncio.create_task(factory(r, e)) for r, e in zip(receivers, readies, strict=True)]
+    waiting = asyncio.gather(*(e.wait() for e in readies))
+    done, _ = await asyncio.wait([waiting, *tasks], timeout=60, return_when="FIRST_COMPLETED")
+    for task in tasks:
+        if task in done:
+            task.result()  # a client failed to connect: raise its error
+    if waiting not in done:
+        raise TimeoutError("stream clients did not subscribe within 60 s")
+    return tasks
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--steady-rate", type=float, default=2_000)
+    parser.add_argument("--steady-s", type=float, default=10.0)
+    parser.add_argument("--burst", type=float, default=20_000)
+    parser.add_argument("--step-s", type=float, default=3.0)
+    parser.add_argument(
+        "--ramp",
+        type=lambda s: [float(x) for x in s.split(",")],
+        default=[100, 200, 400, 700, 1_000, 1_500, 2_000, 3_000, 4_000, 6_000, 8_000],
+    )
+    parser.add_argument("--profile", help="write a cProfile of the tracker process here")
+    parser.add_argument("--skip-bare", action="store_true")
+    parser.add_argument(
+        "--nodelay",
+        action="store_const",
+        const="nodelay",
+        default="shipped",
+        help="serve on a socket with TCP_NODELAY (the proposed net.py fix) instead of as shipped",
+    )
+    parser.add_argument("--quick", action="store_true", help="short phases (smoke test)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.steady_s, args.step_s, args.burst = 2.0, 1.0, 5_000
+    return args
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "_tracker":
+        asyncio.run(run_tracker(*sys.argv[2:4], sys.argv[4] or None, sys.argv[5] == "nodelay"))
+    elif len(sys.argv) > 1 and sys.argv[1] == "_bare":
+        asyncio.run(run_bare(sys.argv[2]))
+    else:
+        asyncio.run(main(parse(sys.argv[1:])))

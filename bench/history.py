@@ -1,0 +1,372 @@
+"""History at scale: 10M stored events in SQLite, filtered paged queries, a 1-year aggregate.
+
+Run (one command, from the repository root)::
+
+    .venv/bin/python bench/history.py                       # generates /tmp/pf-history-10m once
+    .venv/bin/python bench/history.py --db /tmp/pf-history-10m/purpleflea.sqlite  # reuse it
+
+The database is generated once (deterministic for ``--seed``; about two minutes) through
+:meth:`SQLiteStore.append_now`, the bulk path the importers use, so rollups are maintained as
+in production. A year of events over 275 markets with a heavy-tailed market mix (BTC and ETH
+dominate, small coins are rare), 12 exchanges, lognormal sizes.
+
+Measured:
+
+1. each query shape through the Store API (``SQLiteStore.query``), ``--repeat`` times with
+   varied values, p50/p95/max; cursor paging walks pages 1..10;
+2. a subset through HTTP (``GET /v1/liquidations``) on a live server over the same file, with
+   the listening socket as shipped and with TCP_NODELAY (see bench/results/e2e.md);
+3. the 1-year hourly aggregate of one market (``SQLiteStore.aggregate("1h", ...)``);
+4. the ingest rate (``append_now`` batches of 1,000, as the tracker writes) while a query
+   loop runs, and the queries' p95 under that load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from purpleflea.model import Liquidation
+from purpleflea.store.base import Query
+from purpleflea.store.sqlite import SQLiteStore
+
+YEAR_MS = 365 * 86_400_000
+START_MS = 1_735_689_600_000  # 2025-01-01
+EXCHANGES = (
+    "binance_usdm",
+    "bybit",
+    "okx",
+    "bitmex",
+    "deribit",
+    "dydx_v4",
+    "kraken_futures",
+    "bitget",
+    "gate",
+    "htx",
+    "hyperliquid",
+    "binance_coinm",
+)
+EXCHANGE_WEIGHTS = np.array([30, 25, 15, 3, 2, 3, 2, 8, 5, 3, 3, 1], dtype=float)
+N_MARKETS = 275
+BATCH = 100_000
+
+
+def market_names() -> list[str]:
+    majors = ["BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "ADA", "AVAX", "LINK", "LTC"]
+    return [f"{c}-PERP" for c in majors] + [f"C{i:03d}-PERP" for i in range(N_MARKETS - 10)]
+
+
+def generate(path: Path, total: int, seed: int) -> None:
+    """Write ``total`` events spread over one year into a new store at ``path``."""
+    rng = np.random.default_rng(seed)
+    markets = market_names()
+    weights = 1.0 / np.arange(1, N_MARKETS + 1) ** 1.1  # Zipf-like: BTC ~ 17%, the tail rare
+    weights /= weights.sum()
+    prices = np.concatenate(
+        [[97_000, 3_400, 190, 2.2, 0.31, 690, 0.95, 36, 21, 105], rng.lognormal(0, 2, 265)]
+    )
+    store = SQLiteStore(path)
+    started = time.perf_counter()
+    seq = 0
+    for offset in range(0, total, BATCH):
+        n = min(BATCH, total - offset)
+        ts = START_MS + (np.arange(offset, offset + n) * (YEAR_MS / total)).astype(np.int64)
+        ts += rng.integers(0, max(1, int(YEAR_MS / total)), n)
+        ts.sort()
+        m = rng.choice(N_MARKETS, n, p=weights)
+        x = rng.choice(len(EXCHANGES), n, p=EXCHANGE_WEIGHTS / EXCHANGE_WEIGHTS.sum())
+        long_ = rng.random(n) < 0.55
+        usd = np.exp(rng.normal(8.5, 1.8, n))  # median ~$5k, a tail past $1M
+        price = prices[m] * np.exp(rng.normal(0, 0.05, n))
+        events = []
+        for i in range(n):
+            seq += 1
+            market = markets[m[i]]
+            events.append(
+                Liquidation(
+                    id=f"gen:{seq}",
+                    seq=seq,
+                    exchange=EXCHANGES[x[i]],
+                    symbol=market.replace("-PERP", "USDT"),
+                    market=market,
+                    side="long" if long_[i] else "short",
+                    price=float(price[i]),
+                    quantity=float(usd[i] / price[i]),
+                    size_usd=float(usd[i]),
+                    ts=int(ts[i]),
+                    received_at=int(ts[i]) + 50,
+                    cascade_score=int(min(10, usd[i] // 200_000)),
+                )
+            )
+        store.append_now(events)
+        done = offset + n
+        if done % 1_000_000 == 0 or done == total:
+            rate = done / (time.perf_counter() - started)
+            print(f"  generated {done:,} events ({rate:,.0f}/s)", flush=True)
+    asyncio.run(store.close())
+
+
+def percentiles(samples: list[float]) -> tuple[float, float, float]:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return statistics.median(ordered), p95, ordered[-1]
+
+
+async def timed(work: Callable[[], Awaitable[Any]], repeat: int) -> list[float]:
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        await work()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def query_shapes(end_ms: int, rng: np.random.Generator) -> dict[str, Callable[[], Query]]:
+    """Each shape draws fresh values per call (so repeats are not one cached page)."""
+    markets = market_names()
+
+    def window(span_ms: int) -> tuple[int, int]:
+        start = int(rng.integers(START_MS, end_ms - span_ms))
+        return start, start + span_ms
+
+    def q_time(span: int) -> Query:
+        start, end = window(span)
+        return Query(start_ms=start, end_ms=end)
+
+    def q_exchange_day() -> Query:
+        start, end = window(86_400_000)
+        return Query(exchanges=(str(rng.choice(EXCHANGES)),), start_ms=start, end_ms=end)
+
+    return {
+        "newest page, no filter": Query,
+        "market=major": lambda: Query(markets=(markets[int(rng.integers(0, 10))],)),
+        "market=small coin": lambda: Query(markets=(markets[int(rng.integers(100, 275))],)),
+        "exchange": lambda: Query(exchanges=(str(rng.choice(EXCHANGES)),)),
+        "side": lambda: Query(sides=(str(rng.choice(["long", "short"])),)),
+        "min_usd=1M": lambda: Query(min_usd=1_000_000),
+        "market+side+min_usd=250k": lambda: Query(
+            markets=(markets[int(rng.integers(0, 10))],),
+            sides=(str(rng.choice(["long", "short"])),),
+            min_usd=250_000,
+        ),
+        "1 h window a random day": lambda: q_time(3_600_000),
+        "exchange + 1 day window": q_exchange_day,
+        "market=small coin + min_usd=100k": lambda: Query(
+            markets=(markets[int(rng.integers(100, 275))],), min_usd=100_000
+        ),
+        "min_usd=50M (rare: scans)": lambda: Query(min_usd=50_000_000),
+    }
+
+
+async def bench_queries(store: SQLiteStore, repeat: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed + 1)
+    end_ms = START_MS + YEAR_MS
+    rows = ["| query (Store API, limit 100) | p50 ms | p95 ms | max ms |", "|---|---:|---:|---:|"]
+    for name, make in query_shapes(end_ms, rng).items():
+        samples = await timed(lambda make=make: store.query(make()), repeat)  # type: ignore[misc]
+        p50, p95, worst = percentiles(samples)
+        rows.append(f"| {name} | {p50:.1f} | {p95:.1f} | {worst:.1f} |")
+        print(rows[-1], flush=True)
+    # Cursor paging: ten pages deep into one major market, each page timed.
+    pages: list[float] = []
+    for _ in range(max(1, repeat // 10)):
+        cursor = None
+        market = market_names()[int(rng.integers(0, 10))]
+        for _ in range(10):
+            started = time.perf_counter()
+            page = await store.query(Query(markets=(market,), before_seq=cursor))
+            pages.append((time.perf_counter() - started) * 1000)
+            cursor = page.next_cursor
+    p50, p95, worst = percentiles(pages)
+    rows.append(f"| cursor pages 1-10, market=major | {p50:.1f} | {p95:.1f} | {worst:.1f} |")
+    print(rows[-1], flush=True)
+    return rows
+
+
+async def bench_aggregate(store: SQLiteStore, repeat: int) -> list[str]:
+    rows = [
+        "| 1-year hourly aggregate | p50 ms | p95 ms | max ms | buckets |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for market in ("BTC-PERP", "SOL-PERP", "C200-PERP"):
+        query = Query(markets=(market,), start_ms=START_MS, end_ms=START_MS + YEAR_MS)
+        buckets = await store.aggregate("1h", "market", query)
+        samples = await timed(lambda q=query: store.aggregate("1h", "market", q), repeat)  # type: ignore[misc]
+        p50, p95, worst = percentiles(samples)
+        rows.append(f"| {market} | {p50:.1f} | {p95:.1f} | {worst:.1f} | {len(buckets):,} |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+async def bench_ingest_under_queries(store: SQLiteStore, seconds: float, seed: int) -> list[str]:
+    """Append 1,000-event batches on the loop (as the tracker does) while queries run."""
+    rng = np.random.default_rng(seed + 2)
+    shapes = query_shapes(START_MS + YEAR_MS, rng)
+    next_seq = await store.last_seq() + 1
+    stop = time.perf_counter() + seconds
+    latencies: list[float] = []
+
+    async def query_loop() -> None:
+        names = list(shapes)
+        i = 0
+        while time.perf_counter() < stop:
+            make = shapes[names[i % len(names)]]
+            i += 1
+            if names[(i - 1) % len(names)].startswith("min_usd=50M"):
+                continue  # the scan is reported apart; here it would only hide the rest
+            started = time.perf_counter()
+            await store.query(make())
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    appended = 0
+    write_s = 0.0
+    reader = asyncio.create_task(query_loop())
+    now_ms = START_MS + YEAR_MS
+    while time.perf_counter() < stop:
+        batch = [
+            Liquidation(
+                id=f"live:{next_seq + i}",
+                seq=next_seq + i,
+                exchange="bybit",
+                symbol="BTCUSDT",
+                market="BTC-PERP",
+                side="long",
+                price=97_000.0,
+                quantity=0.1,
+                size_usd=9_700.0,
+                ts=now_ms + next_seq + i,
+                received_at=now_ms + next_seq + i,
+            )
+            for i in range(1_000)
+        ]
+        started = time.perf_counter()
+        store.append_now(batch)
+        write_s += time.perf_counter() - started
+        next_seq += 1_000
+        appended += 1_000
+        await asyncio.sleep(0)  # let the readers' results in, as the tracker's loop would
+    await reader
+    p50, p95, worst = percentiles(latencies)
+    return [
+        f"- ingest while queries run: {appended / seconds:,.0f} events/s appended over "
+        f"{seconds:g} s (the write itself: {appended / write_s:,.0f} events/s of loop time)",
+        f"- queries meanwhile: {len(latencies)} queries, p50 {p50:.1f} ms, p95 {p95:.1f} ms, "
+        f"max {worst:.1f} ms",
+    ]
+
+
+async def bench_http(db: Path, repeat: int, seed: int, nodelay: bool) -> list[str]:
+    import httpx
+    import uvicorn
+
+    from purpleflea.server.app import build_server, create_app
+    from purpleflea.server.config import ServerConfig
+    from purpleflea.server.net import listen_socket
+
+    with tempfile.TemporaryDirectory(prefix="pf-hist-http-") as scratch:
+        data_dir = Path(scratch)
+        (data_dir / "purpleflea.sqlite").symlink_to(db.resolve())
+        config = ServerConfig(
+            data_dir=data_dir, source="none", port=0, rate_per_s=1e6, rate_burst=1e6
+        )
+        server = build_server(config, scorer=None)
+        app = create_app(config, server=server)
+        uv = uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+        )
+        sock = listen_socket("127.0.0.1", 0, send_buffer=config.socket_send_buffer)
+        if nodelay:
+            sock = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
+        task = asyncio.create_task(uv.serve(sockets=[sock]))
+        while not uv.started:
+            await asyncio.sleep(0.01)
+        key = server.keys.create("bench", "history").key
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        rng = np.random.default_rng(seed + 3)
+        markets = market_names()
+        label = "TCP_NODELAY" if nodelay else "socket as shipped"
+        rows = []
+        async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": key}) as http:
+            shapes: dict[str, Callable[[], dict[str, Any]]] = {
+                "market=major": lambda: {"market": markets[int(rng.integers(0, 10))]},
+                "exchange + side + min_usd=100k": lambda: {
+                    "exchange": str(rng.choice(EXCHANGES)),
+                    "side": "short",
+                    "min_usd": 100_000,
+                },
+                "market=small coin, 3 cursor pages": lambda: {
+                    "market": markets[int(rng.integers(100, 275))]
+                },
+            }
+            for name, make in shapes.items():
+                samples = []
+                for _ in range(repeat):
+                    params = make()
+                    pages = 3 if "cursor" in name else 1
+                    for _ in range(pages):
+                        started = time.perf_counter()
+                        response = await http.get("/v1/liquidations", params=params)
+                        samples.append((time.perf_counter() - started) * 1000)
+                        response.raise_for_status()
+                        cursor = response.json()["next_cursor"]
+                        if cursor is None:
+                            break
+                        params = {**params, "cursor": cursor}
+                p50, p95, worst = percentiles(samples)
+                rows.append(f"| HTTP ({label}): {name} | {p50:.1f} | {p95:.1f} | {worst:.1f} |")
+                print(rows[-1], flush=True)
+        uv.should_exit = True
+        await task
+        return rows
+
+
+async def run(args: argparse.Namespace) -> None:
+    db = Path(args.db)
+    store = SQLiteStore(db)
+    stored = await store.last_seq()
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, SQLite {__import__('sqlite3').sqlite_version}; "
+        f"db {db} ({db.stat().st_size / 1e9:.2f} GB, last seq {stored:,}); "
+        f"load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    out = ["", *await bench_queries(store, args.repeat, args.seed), ""]
+    out += await bench_aggregate(store, max(5, args.repeat // 4))
+    out += ["", *await bench_ingest_under_queries(store, args.ingest_s, args.seed)]
+    await store.close()
+    http_rows = ["| query (HTTP, limit 100) | p50 ms | p95 ms | max ms |", "|---|---:|---:|---:|"]
+    for nodelay in (False, True):
+        http_rows += await bench_http(db, max(10, args.repeat // 2), args.seed, nodelay)
+    out += ["", *http_rows]
+    print("\n".join(out))
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", default="/tmp/pf-history-10m/purpleflea.sqlite")
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=40)
+    parser.add_argument("--ingest-s", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    if not Path(args.db).exists():
+        print(f"generating {args.events:,} events into {args.db} (seed {args.seed}) ...")
+        generate(Path(args.db), args.events, args.seed)
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
