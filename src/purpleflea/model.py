@@ -47,8 +47,11 @@ Catalog = Mapping[str, Instrument]
 NO_INSTRUMENTS: Catalog = {}
 
 
-class VenueLiquidation(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class VenueLiquidation(msgspec.Struct, frozen=True, gc=False):
     """One liquidation as an exchange reported it, in our units and conventions.
+
+    Construct it with keywords; only the Binance hot path passes the nine leading fields
+    positionally (measurably cheaper per event), so their order is part of the contract.
 
     ``side`` is the liquidated position. ``quantity`` is in coins and ``size_usd`` in USD;
     both are ``None`` only when the exchange reports contracts and the instrument's contract

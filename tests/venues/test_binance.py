@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -141,3 +142,37 @@ def test_ids_are_stable_and_distinguish_events() -> None:
     assert binance.normalize_usdm(_combined())[0].id == first
     assert binance.normalize_usdm(_raw(T=1_700_000_000_124))[0].id != first
     assert binance.normalize_coinm(_raw())[0].id != first
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"S": "BUY"},
+        {"s": "1000PEPEUSDT", "ap": "0.0123", "z": "1000"},
+        {"s": "ETHUSDC"},
+        {"s": "BTCUSDT_250926"},
+        {"s": "ETHBTC", "ap": "0.05"},
+        {"X": "EXPIRED", "z": "0.2"},
+        {"z": "0"},
+        {"ap": "nan"},
+        {"ap": "1e999"},
+        {"z": " 1.5"},
+        {"T": "1700000000123"},
+        {"T": 1700000000123.0},
+        {"T": 1700000000123.5},
+        {"S": "HOLD"},
+        {"T": 5},
+    ],
+)
+def test_the_fast_path_agrees_with_the_checked_path(overrides: dict[str, object]) -> None:
+    # normalize_usdm validates while decoding and falls back to the field-by-field path for
+    # anything it rejects; both must give the same events, or raise the same error.
+    for frame in (_raw(**overrides), _combined(**overrides)):
+        try:
+            expected = binance._normalize_usdm_checked(frame)
+        except FrameError as error:
+            with pytest.raises(FrameError, match=re.escape(str(error.reason))):
+                binance.normalize_usdm(frame)
+            continue
+        assert binance.normalize_usdm(frame) == expected

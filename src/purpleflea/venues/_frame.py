@@ -108,13 +108,18 @@ def non_negative(exchange: str, where: str, value: float | int | str) -> float:
     return result
 
 
-def timestamp_ms(exchange: str, where: str, value: int | str) -> int:
-    """An epoch-milliseconds timestamp within plausible bounds."""
+def timestamp_ms(exchange: str, where: str, value: int | float | str) -> int:
+    """An epoch-milliseconds timestamp within plausible bounds (a whole-number float or a
+    numeric string is read as the integer it spells)."""
     if isinstance(value, str):
         try:
             result = int(value)
         except ValueError:
             raise FrameError(exchange, f"{where} is not an integer timestamp: {value!r}") from None
+    elif isinstance(value, float):
+        if not value.is_integer():
+            raise FrameError(exchange, f"{where} is not an integer timestamp: {value!r}")
+        result = int(value)
     else:
         result = value
     if not _MIN_TS_MS <= result < _MAX_TS_MS:

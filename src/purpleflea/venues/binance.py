@@ -54,7 +54,8 @@ class _Order(msgspec.Struct):
     S: str
     ap: str | float
     z: str | float
-    T: int
+    # An integer; a numeric string or whole float is read as one, as the fast path does.
+    T: int | float | str
 
 
 class _Payload(msgspec.Struct):
@@ -235,17 +236,19 @@ def normalize_usdm(
     if multiplier != 1.0:  # 1000PEPEUSDT -> PEPE (skipped at 1: x / 1.0 is x, and costs)
         price /= multiplier
         quantity *= multiplier
+    # Positional: id, exchange, symbol, market, side, price, quantity, size_usd, ts (keywords
+    # cost ~0.1 us of the ~1.1 us this path takes per frame).
     return [
         VenueLiquidation(
-            id=f"{id_prefix}{ts}:{order_side}",  # as the checked path's, see _id_prefix
-            exchange=USDM,
-            symbol=symbol,
-            market=market,
-            side=_SIDES[order_side],
-            price=price,
-            quantity=quantity,
-            size_usd=size_usd,
-            ts=ts,
+            f"{id_prefix}{ts}:{order_side}",  # as the checked path's, see _id_prefix
+            USDM,
+            symbol,
+            market,
+            _SIDES[order_side],
+            price,
+            quantity,
+            size_usd,
+            ts,
         )
     ]
 
