@@ -3,6 +3,11 @@
     .venv/bin/python bench/cascade_eval.py --seed 2 --hours 240          # held-out report
     .venv/bin/python bench/cascade_eval.py --seed 1 --hours 240 --grid   # tune (another seed)
 
+The engine gets what a live server gets, in time order: the events, a ``tick`` every second,
+and after each 60 s round of ``SimStep.snapshots`` every market's open interest
+(``set_open_interest``) and, with ``--fuel``, the fuel ratios of the server's ``HeatmapFeed``.
+Recordings are cached under /tmp per seed and hours (delete them after changing the simulator).
+
 The final simulator has ~2-9 true cascades a day over 275 markets, so 24 h gives too few to
 measure a rate; 240 simulated hours (10 days, ~1-1.5M events) give 25-90.
 
@@ -19,12 +24,17 @@ from __future__ import annotations
 import argparse
 import bisect
 import itertools
+import pickle
+import tempfile
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
 from purpleflea.engine import CascadeConfig, CascadeEngine
+from purpleflea.model import Side
+from purpleflea.server.heatmaps import HeatmapFeed
 from purpleflea.sim.process import SimConfig, Simulator
 from purpleflea.sim.truth import TrueCascade
 
@@ -43,44 +53,96 @@ class Recording:
     exchanges: list[str]
     names: tuple[str, ...]
     truth: list[TrueCascade]
+    snap_ts: np.ndarray  # [K] time of each round of snapshots (every 60 s)
+    snap_oi: np.ndarray  # [K, markets] open interest in USD, summed over the market's listings
+    fuel: np.ndarray | None = None  # [K, markets, 2] HeatmapFeed's fuel ratio (long, short)
 
 
-def record(seed: int, hours: float) -> Recording:
-    """Run the simulator and keep its events as arrays (so a grid replays without re-simulating)."""
+def record(seed: int, hours: float, *, fuel: bool = False) -> Recording:
+    """Run the simulator through its public stream (``SimStep``) and keep events and snapshots
+    as arrays (so a grid replays without re-simulating). With ``fuel`` every snapshot and
+    liquidation price also goes through the server's :class:`HeatmapFeed` and the fuel ratios
+    it hands the engine are recorded (they depend only on the stream, not on the engine)."""
     sim = Simulator(SimConfig(seed=seed))
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("m", "s", "t", "u", "p", "x")}
-    exchange_ids: dict[str, int] = {}
-    for _ in range(int(hours * 60)):
-        raw = sim.next_block()
-        parts["m"].append(raw.market)
-        parts["s"].append(raw.side)
-        parts["t"].append(raw.ts)
-        parts["u"].append(raw.price * raw.quantity)
-        parts["p"].append(raw.price)
-        ex = [
-            exchange_ids.setdefault(sim.markets[m].listings[li].exchange, len(exchange_ids))
-            for m, li in zip(raw.market.tolist(), raw.listing.tolist(), strict=True)
-        ]
-        parts["x"].append(np.asarray(ex, dtype=np.int64))
-    truth = sim.truth.cascades()  # those known to be over by the end of the run
-    cat = {k: np.concatenate(v) for k, v in parts.items()}
-    names = list(exchange_ids)
+    names = sim.market_names
+    index = {name: i for i, name in enumerate(names)}
+    cols: dict[str, list[float]] = {k: [] for k in ("m", "s", "t", "u", "p")}
+    exchanges: list[str] = []
+    snap_ts: list[int] = []
+    snap_oi: list[np.ndarray] = []
+    fuels: list[np.ndarray] = []
+    sink = _FuelRecorder(index)
+    feed = HeatmapFeed(fuel=sink) if fuel else None
+    for step in sim.run(int(hours * 3_600_000)):
+        for e in step.liquidations:
+            assert e.size_usd is not None
+            assert e.ts is not None
+            cols["m"].append(index[e.market])
+            cols["s"].append(1 if e.side == "long" else -1)
+            cols["t"].append(e.ts)
+            cols["u"].append(e.size_usd)
+            cols["p"].append(e.price)
+            exchanges.append(e.exchange)
+            if feed is not None:
+                feed.note_price(e.market, e.price)
+        if step.snapshots:
+            oi = np.zeros(len(names))
+            for snap in step.snapshots:
+                oi[index[snap.market]] += snap.open_interest_usd
+                if feed is not None:
+                    feed.on_snapshot(snap)
+            snap_ts.append(step.ts)
+            snap_oi.append(oi)
+            if feed is not None:
+                fuels.append(sink.ratios.copy())
     return Recording(
-        cat["m"],
-        cat["s"],
-        cat["t"],
-        cat["u"],
-        cat["p"],
-        [names[i] for i in cat["x"]],
-        sim.market_names,
-        truth,
+        np.asarray(cols["m"], dtype=np.int64),
+        np.asarray(cols["s"], dtype=np.int64),
+        np.asarray(cols["t"], dtype=np.int64),
+        np.asarray(cols["u"], dtype=np.float64),
+        np.asarray(cols["p"], dtype=np.float64),
+        exchanges,
+        names,
+        sim.truth.cascades(),  # those known to be over by the end of the run
+        np.asarray(snap_ts, dtype=np.int64),
+        np.vstack(snap_oi),
+        np.stack(fuels) if fuels else None,
     )
 
 
+class _FuelRecorder:
+    """A FuelSink that keeps the latest ratio per market and side."""
+
+    def __init__(self, index: dict[str, int]) -> None:
+        self.index = index
+        self.ratios = np.ones((len(index), 2))
+
+    def set_fuel(self, market: str, side: Side, ratio: float) -> None:
+        self.ratios[self.index[market], 0 if side == "long" else 1] = ratio
+
+
+def cached(seed: int, hours: float, *, fuel: bool) -> Recording:
+    """``record`` once per (seed, hours, fuel), kept under /tmp as a pickle."""
+    path = (
+        Path(tempfile.gettempdir()) / f"cascade_eval_{seed}_{hours:g}{'_fuel' if fuel else ''}.pkl"
+    )
+    if path.exists():
+        with path.open("rb") as f:
+            return Recording(**pickle.load(f))
+    rec = record(seed, hours, fuel=fuel)
+    with path.open("wb") as f:  # the fields, so the cache loads whichever module runs this
+        pickle.dump(vars(rec), f, protocol=pickle.HIGHEST_PROTOCOL)
+    return rec
+
+
 def replay(
-    rec: Recording, config: CascadeConfig
+    rec: Recording, config: CascadeConfig, *, use_oi: bool = True
 ) -> tuple[np.ndarray, list[tuple[str, str, int, int]]]:
-    """Scores of every event and (market, side, started, exhausted) of every alert."""
+    """Scores of every event and (market, side, started, exhausted) of every alert.
+
+    As live: ``tick`` every whole second the stream crosses, and each round of snapshots
+    (open interest, fuel) handed to the engine after the events up to its time, never before.
+    """
     engine = CascadeEngine(config)
     observe = engine.observe
     names = rec.names
@@ -96,6 +158,19 @@ def replay(
                 market, side, at = opened.pop(a.id)
                 spans.append((market, side, at, a.updated_at))
 
+    snap_ts = rec.snap_ts.tolist()
+    k = 0
+    next_snap = snap_ts[0] if snap_ts else 1 << 62
+
+    def apply(k: int) -> None:
+        if use_oi:
+            for m, usd in enumerate(rec.snap_oi[k].tolist()):
+                engine.set_open_interest(names[m], usd)
+        if rec.fuel is not None:
+            for m, (long_ratio, short_ratio) in enumerate(rec.fuel[k].tolist()):
+                engine.set_fuel(names[m], "long", long_ratio)
+                engine.set_fuel(names[m], "short", short_ratio)
+
     second = int(rec.ts[0]) // 1000
     rows = zip(
         rec.markets.tolist(),
@@ -107,6 +182,10 @@ def replay(
         strict=True,
     )
     for i, (m, s, u, p, t, x) in enumerate(rows):
+        while t > next_snap:
+            apply(k)
+            k += 1
+            next_snap = snap_ts[k] if k < len(snap_ts) else 1 << 62
         if t // 1000 > second:
             for sec in range(second + 1, t // 1000 + 1):
                 alerts = engine.tick(sec * 1000)
@@ -190,11 +269,25 @@ def _auc(score: np.ndarray, label: np.ndarray) -> float:
 
 
 GRID = {
-    "rate_gain": [0.55, 0.7],
+    "oi_gain": [0.0, 2.0],
+    "oi_ref": [0.003, 0.004, 0.006],
+    "level_arm_ratio": [30.0, 100.0, 300.0],
     "level_gain": [1.0, 1.5],
-    "level_tol_pct": [0.08, 0.15],
-    "accel_gain": [0.0, 0.6],
 }
+
+
+#: The trade-off curve (``--curve``): alerts at three price levels (level_gain 1) or at two (1.5),
+#: each over a range of the size term's reference share of open interest.
+CURVE = [(1.0, r) for r in (0.001, 0.002, 0.003, 0.004, 0.006, 0.01)] + [
+    (1.5, r) for r in (0.003, 0.006, 0.01, 0.02, 0.03)
+]
+
+
+def _setting(text: str) -> tuple[str, float]:
+    key, _, value = text.partition("=")
+    if key not in CascadeConfig.__dataclass_fields__ or not value:
+        raise argparse.ArgumentTypeError(f"--set wants FIELD=NUMBER of CascadeConfig, got {text!r}")
+    return key, float(value)
 
 
 def main() -> None:
@@ -202,32 +295,81 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("--hours", type=float, default=240.0)
     parser.add_argument("--grid", action="store_true", help="tune over GRID on this seed")
+    parser.add_argument("--fuel", action="store_true", help="feed the heatmap's fuel too")
+    parser.add_argument("--no-oi", action="store_true", help="do not feed open interest")
+    parser.add_argument("--set", type=_setting, action="append", default=[], help="FIELD=X")
+    parser.add_argument("--record-only", action="store_true", help="only fill the cache")
+    parser.add_argument("--curve", type=Path, help="run CURVE and plot precision/recall here")
     args = parser.parse_args()
     t0 = time.perf_counter()
-    rec = record(args.seed, args.hours)
+    rec = cached(args.seed, args.hours, fuel=args.fuel)
     print(
         f"seed {args.seed}, {args.hours:g} h, {rec.ts.size:,} events, "
-        f"{len(rec.truth):,} true cascades (simulated in {time.perf_counter() - t0:.0f} s)"
+        f"{len(rec.truth):,} true cascades (recorded in {time.perf_counter() - t0:.0f} s)"
     )
-    configs = [CascadeConfig()]
+    if args.record_only:
+        return
+    base = replace(CascadeConfig(), **dict(args.set))
+    configs = [base]
+    if args.curve:
+        configs = [replace(base, level_gain=g, oi_ref=r) for g, r in CURVE]
     if args.grid:
         keys = list(GRID)
         configs = [
-            replace(CascadeConfig(), **dict(zip(keys, values, strict=True)))
+            replace(base, **dict(zip(keys, values, strict=True)))
             for values in itertools.product(*(GRID[k] for k in keys))
         ]
+    points: list[tuple[CascadeConfig, dict[str, float]]] = []
     for config in configs:
         t1 = time.perf_counter()
-        scores, spans = replay(rec, config)
+        scores, spans = replay(rec, config, use_oi=not args.no_oi)
         took = time.perf_counter() - t1
         r = evaluate(rec, scores, spans)
-        knobs = {k: getattr(config, k) for k in GRID}
+        points.append((config, r))
+        knobs = {k: getattr(config, k) for k in (*GRID, *dict(args.set))}
         print(
             f"{knobs} alerts {r['alerts']:.0f} precision {r['precision']:.3f} recall "
             f"{r['recall']:.3f} lead median {r['lead_median_s']:.2f} s (p90 "
             f"{r['lead_p90_s']:.2f} s) AUC {r['auc_5min']:.3f} "
-            f"[replay {rec.ts.size / took / 1e6:.2f} M ev/s]"
+            f"[replay {rec.ts.size / took / 1e6:.2f} M ev/s]",
+            flush=True,
         )
+    if args.curve:
+        plot(points, args.curve, f"seed {args.seed}, {args.hours:g} h, {len(rec.truth)} true")
+
+
+def plot(points: list[tuple[CascadeConfig, dict[str, float]]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    for gain, label in ((1.0, "alert at 3 price levels"), (1.5, "alert at 2 price levels")):
+        mine = [(c, r) for c, r in points if c.level_gain == gain]
+        ax.plot(
+            [r["recall"] for _, r in mine], [r["precision"] for _, r in mine], "o-", label=label
+        )
+        for c, r in mine:
+            ax.annotate(
+                f"{c.oi_ref * 100:g}% OI, {r['lead_median_s']:.0f} s",
+                (r["recall"], r["precision"]),
+                fontsize=7,
+                xytext=(4, 4),
+                textcoords="offset points",
+            )
+    ax.axhline(0.8, color="grey", lw=0.8, ls="--")
+    ax.axvline(0.8, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0.2, 1.0)
+    ax.set_ylim(0.2, 1.0)
+    ax.set_title(f"Cascade alerts vs true cascades ({title}); label: oi_ref, median lead")
+    ax.title.set_fontsize(9)
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

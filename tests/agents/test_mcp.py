@@ -27,6 +27,9 @@ START = NOW - 10 * 60_000  # the burst starts ten minutes ago
 
 
 def _burst() -> list[VenueLiquidation]:
+    # One quiet liquidation first: the market's yardstick, against which the burst that
+    # follows is far above its normal pace.
+    quiet = [venue_event(size_usd=1_000.0, price=60_010.0, ts=START - 30_000)]
     longs = [
         venue_event(
             size_usd=20_000.0 * (1 + i // 20) + i,
@@ -46,7 +49,7 @@ def _burst() -> list[VenueLiquidation]:
         )
         for i in range(10)
     ]
-    return longs + shorts
+    return quiet + longs + shorts
 
 
 EVENTS = _burst()

@@ -78,10 +78,11 @@ def cascade_burst(
 ) -> list[VenueLiquidation]:
     """A quiet first liquidation (the market's yardstick) and then a dense burst of large
     same-side ones, each filled 0.15 % further against the side, over the last few seconds:
-    what the cascade engine calls a cascade (score >= 7, > $25k, price pushed >= 0.5 %)."""
+    what the cascade engine calls a cascade (a 90 s window far above the market's pace,
+    liquidating through three or more price levels in turn)."""
     now = now_ms()
     step = -0.0015 if side == "long" else 0.0015
-    burst = [venue_event(market=market, side=side, size_usd=5_000.0, price=price, ts=now - 20_000)]
+    burst = [venue_event(market=market, side=side, size_usd=1_000.0, price=price, ts=now - 20_000)]
     for i in range(events):
         price *= 1 + step
         burst.append(

@@ -221,3 +221,88 @@ def test_a_market_silent_for_a_year_starts_again_from_the_prior() -> None:
     year = 365 * 86_400_000
     assert engine.tick(t0 + year) == []
     assert engine.observe("BTC-PERP", "long", 1e5, 60_000.0, t0 + year + 5, "bybit") == 0
+
+
+def test_open_interest_scales_the_score_to_the_market() -> None:
+    """The same burst is a cascade on a thin market and noise on a deep one."""
+    config = CascadeConfig(oi_gain=1.0, oi_ref=0.003)
+    events = calm("XRP-PERP", 3, per_hour=60, size=1_000, seed=6)
+    events += burst("XRP-PERP", T0 + 3 * 3_600_000, count=8, seconds=60, size=3_000)
+    plain, _ = run(events, CascadeEngine(config))  # open interest unknown: no term
+    window = 8 * 3_000
+    thin, deep = CascadeEngine(config), CascadeEngine(config)
+    # Split over two instruments: the engine sums them.
+    thin.set_open_interest("XRP-PERP", window / 0.003 / 8 / 2, "okx:XRP-USDT-SWAP")
+    thin.set_open_interest("XRP-PERP", window / 0.003 / 8 / 2, "bybit:XRPUSDT")
+    deep.set_open_interest("XRP-PERP", window / 0.003 * 8)
+    thin_scores, _ = run(events, thin)
+    deep_scores, deep_alerts = run(events, deep)
+    # The window is 8x oi_ref of the thin market's open interest (+3 points, up to the cap of
+    # one price level) and 1/8 of the deep one's (-3).
+    assert 0 < plain[-1] < config.level_base
+    assert thin_scores[-1] == min(plain[-1] + 3, config.level_base)
+    assert deep_scores[-1] == max(0, plain[-1] - 3)
+    assert not [a for a in deep_alerts if a.status == "started"]
+    # Forgetting an instrument leaves the other; forgetting both removes the term.
+    half, one = CascadeEngine(config), CascadeEngine(config)
+    half.set_open_interest("XRP-PERP", 1e6, "okx:XRP-USDT-SWAP")
+    half.set_open_interest("XRP-PERP", 3e6, "bybit:XRPUSDT")
+    half.set_open_interest("XRP-PERP", 0.0, "okx:XRP-USDT-SWAP")
+    one.set_open_interest("XRP-PERP", 3e6)
+    assert run(events, half)[0] == run(events, one)[0]
+    none = CascadeEngine(config)
+    none.set_open_interest("XRP-PERP", 3e6, "bybit:XRPUSDT")
+    none.set_open_interest("XRP-PERP", 0.0, "bybit:XRPUSDT")
+    assert run(events, none)[0] == plain
+    with pytest.raises(ValueError, match="usd must be a finite number >= 0"):
+        thin.set_open_interest("XRP-PERP", float("nan"))
+
+
+def test_open_interest_is_ignored_when_its_gain_is_zero() -> None:
+    events = calm("XRP-PERP", 2, per_hour=60, size=1_000, seed=8)
+    config = CascadeConfig(oi_gain=0.0)
+    engine = CascadeEngine(config)
+    engine.set_open_interest("XRP-PERP", 1.0)  # absurdly small: would dominate if used
+    assert run(events, engine)[0] == run(events, CascadeEngine(config))[0]
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), cut=st.floats(0.05, 0.95))
+def test_no_look_ahead_with_open_interest(seed: int, cut: float) -> None:
+    """With snapshots' open interest interleaved in time order, the score of event i does not
+    depend on later events or later snapshots."""
+    rng = random.Random(seed)
+    markets = ["BTC-PERP", "ETH-PERP", "PEPE-PERP"]
+    stream: list[tuple[str, Event | tuple[str, float]]] = []
+    t = T0
+    next_snapshot = T0 + 60_000
+    for _ in range(500):
+        t += int(rng.expovariate(1 / 2_000))
+        while next_snapshot <= t:
+            for market in markets:
+                stream.append(("oi", (market, rng.lognormvariate(17, 2))))
+            next_snapshot += 60_000
+        count = rng.randint(10, 40) if rng.random() < 0.03 else 1
+        market, side = rng.choice(markets), rng.choice(["long", "short"])
+        for _ in range(count):
+            t += rng.randint(50, 800)
+            stream.append(("event", (market, side, rng.lognormvariate(10, 2), 10.0, t, "okx")))
+
+    def scores(items: list[tuple[str, Event | tuple[str, float]]]) -> list[int]:
+        engine = CascadeEngine(CascadeConfig(oi_gain=1.0))
+        out: list[int] = []
+        for kind, item in items:
+            if kind == "oi":
+                market, usd = item  # type: ignore[misc]
+                engine.set_open_interest(market, usd)
+            else:
+                market, side, size, price, ts, exchange = item  # type: ignore[misc]
+                engine.tick(ts // 1000 * 1000)
+                out.append(engine.observe(market, side, size, price, ts, exchange))
+        return out
+
+    n = int(len(stream) * cut)
+    full = scores(stream)
+    prefix = scores(stream[:n])
+    assert prefix == full[: len(prefix)]
+    assert len(set(full)) > 1  # the stream does exercise the score

@@ -77,9 +77,13 @@ async def test_heatmap_route_sdk_and_terminal_view(live: Running) -> None:
 class _Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Side, float]] = []
+        self.open_interest: list[tuple[str, float, str]] = []
 
     def set_fuel(self, market: str, side: Side, ratio: float) -> None:
         self.calls.append((market, side, ratio))
+
+    def set_open_interest(self, market: str, usd: float, instrument: str = "") -> None:
+        self.open_interest.append((market, usd, instrument))
 
 
 def test_snapshots_hand_the_engine_a_fuel_ratio_per_side() -> None:
@@ -93,3 +97,7 @@ def test_snapshots_hand_the_engine_a_fuel_ratio_per_side() -> None:
     assert all(math.isfinite(ratio) and ratio >= 0 for _, _, ratio in recorder.calls)
     # The first snapshot is its own baseline: the ratio starts at 1.
     assert recorder.calls[0][2] == pytest.approx(1.0)
+    # Each listing's open interest reaches the engine, named by exchange and symbol.
+    assert recorder.open_interest == [
+        ("ETH-PERP", s.open_interest_usd, "binance_usdm:ETHUSDT") for s in snapshots
+    ]

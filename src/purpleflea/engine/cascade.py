@@ -26,22 +26,32 @@ How the score is built (per market and side, e.g. ``BTC-PERP`` longs):
 - **Score.** ``rate_gain * log2(r)``, plus ``accel_gain * log2(acceleration)`` where
   acceleration is the last 30 s pace over the 90 s pace (1 = steady, 3 = all of it just now,
   below 1 = fading), plus ``log2(fuel)`` (clipped to +/-1) when the heatmap has told us how much
-  liquidation fuel lies ahead (:meth:`CascadeEngine.set_fuel`); capped at ``count_gain`` times
+  liquidation fuel lies ahead (:meth:`CascadeEngine.set_fuel`), plus the **size** term
+  ``oi_gain * log2(window / (oi_ref * open interest))`` (clipped to +/-``oi_clip``) once the
+  snapshots have told us the market's open interest (:meth:`CascadeEngine.set_open_interest`):
+  the window against the market's size, hence against its depth, which the liquidation
+  baseline alone does not know (a market that rarely liquidates may still be deep); capped at
+  ``count_gain`` times
   the number of events in the window (one event alone cannot score high) and at
   ``level_base + level_gain * (levels - 1)`` (5 with one level, 7 needs three), rounded, 0-10.
 
-Because everything is a ratio to the market's own baseline, a score means the same on BTC and
-on a small coin. In plain words (default config):
+Because everything is a ratio to the market's own baseline and its own open interest, a score
+means the same on BTC and on a small coin. In plain words (default config, open interest
+known):
 
-- **3**: liquidations on this side run about 20x this market's normal pace (a few large
-  liquidations at once). Notable, not a cascade.
-- **7**: a cascade: in 90 s this market liquidated about as much as it normally does in 15
-  hours (~600x its normal pace), over at least three successive price levels, each further in
-  the direction of the liquidations. A ``started`` alert fires here; positions on this side are
-  being force-sold (longs) or force-bought (shorts) into the book and the move is likely to
-  extend.
-- **9**: an extreme cascade: about five days' worth of this market's liquidations in 90 s
-  (~4,500x its normal pace), five or more price levels, still accelerating.
+- **3**: liquidations on this side run about 20x this market's normal pace with the 90 s window
+  at about 0.3% of its open interest (each halving of that share is 2 points less, each
+  doubling 2 more, at most 3). Notable, not a cascade.
+- **7**: a cascade: over at least three successive price levels, each further in the direction
+  of the liquidations, ``0.7 * log2(pace ratio) + 2 * log2(window / 0.3% of OI)`` reaches 6.5:
+  e.g. ~600x its normal pace (15 hours' worth in 90 s) with 0.3% of its open interest, or ~150x
+  with 0.6%. A ``started`` alert fires here; positions on this side are being force-sold
+  (longs) or force-bought (shorts) into the book and the move is likely to extend.
+- **9**: an extreme cascade: five or more price levels and the window well above 0.3% of open
+  interest (about 0.7% at 600x the market's pace) or days' worth of its liquidations.
+
+Until a market's open interest is known the size term is 0 (the score is then the pace and the
+levels alone).
 
 Alerts (:class:`~purpleflea.model.CascadeAlert`) follow a lifecycle per market and side:
 ``started`` when the score reaches ``start_score`` and the window holds at least
@@ -86,15 +96,18 @@ class CascadeConfig:
     prior_s: float = 600.0
     floor_events: float = 3.0
     rate_gain: float = 0.7
-    accel_gain: float = 0.6
+    accel_gain: float = 0.0
     count_gain: float = 1.5
     chain_gap_s: float = 60.0
-    level_arm_ratio: float = 300.0
+    level_arm_ratio: float = 30.0
     level_tol_pct: float = 0.08
     level_delay_s: float = 1.0
     level_base: float = 5.0
     level_gain: float = 1.0
     max_levels: int = 32
+    oi_gain: float = 2.0
+    oi_ref: float = 0.003
+    oi_clip: float = 3.0
     start_score: int = 7
     min_alert_usd: float = 25_000.0
     update_min_s: float = 5.0
@@ -112,6 +125,11 @@ class CascadeConfig:
             )
         if not 0 <= self.start_score <= 10:
             raise ValueError(f"CascadeConfig.start_score must be 0-10, got {self.start_score}")
+        if self.oi_ref <= 0 or self.oi_clip < 0:
+            raise ValueError(
+                f"CascadeConfig.oi_ref must be > 0 and oi_clip >= 0, got {self.oi_ref}, "
+                f"{self.oi_clip}"
+            )
         if self.baseline_tau_s <= 0 or self.prior_events_per_hour <= 0:
             raise ValueError("CascadeConfig.baseline_tau_s and prior_events_per_hour must be > 0")
 
@@ -169,8 +187,11 @@ class _State:
         "last_ts",
         "level_cap",
         "levels",
+        "log_expected",
         "market",
         "near",
+        "oi_log",
+        "oi_on",
         "ring_n",
         "ring_usd",
         "score",
@@ -195,6 +216,7 @@ class _State:
         self.base_usd = 0.0
         self.base_n = 0.0
         self.expected = 1.0
+        self.log_expected = 0.0  # its log, kept so an event costs one log less
         self.weight = 1.0
         self.last_ts = 0
         self.last_price = 0.0
@@ -205,6 +227,8 @@ class _State:
         self.clusters: list[float] = []  # the chain's distinct price levels
         self.near = 0.0  # the level the last event belonged to
         self.fuel_term = 0.0
+        self.oi_on = False  # open interest known (and the size term on)
+        self.oi_log = 0.0  # -log(oi_ref x the market's open interest in USD)
         self.seen: dict[str, int] = {}
         self.cascade: _Cascade | None = None
         self.cooldown_until = 0
@@ -216,6 +240,7 @@ class CascadeEngine:
     def __init__(self, config: CascadeConfig | None = None) -> None:
         self.config = config = config if config is not None else CascadeConfig()
         self._states: dict[str, tuple[_State, _State]] = {}
+        self._oi: dict[str, dict[str, float]] = {}  # market -> instrument -> open interest USD
         self._pending: list[CascadeAlert] = []
         self._active: dict[str, _State] = {}  # cascade id -> state
         self._bucket_ms = config.bucket_ms
@@ -231,12 +256,14 @@ class CascadeEngine:
         self._count_gain = config.count_gain
         self._chain_gap = int(config.chain_gap_s * 1000)
         self._tol = config.level_tol_pct / 100.0
-        self._arm = config.level_arm_ratio
+        self._log_arm = math.log(config.level_arm_ratio)
         self._level_delay = int(config.level_delay_s * 1000)
         self._level_base = config.level_base
         self._level_gain = config.level_gain
         self._max_levels = config.max_levels
         self._start_score = config.start_score
+        self._oi_gain = config.oi_gain / _LN2
+        self._oi_clip = config.oi_clip
 
     # -- public API --------------------------------------------------------------------------
 
@@ -270,7 +297,8 @@ class CascadeEngine:
         state.last_ts = ts
         state.last_price = price
         state.seen[exchange] = ts
-        ratio = win / state.expected
+        log_win = _log(win)
+        log_ratio = log_win - state.log_expected
         # The chain: once the window runs far above the baseline, every new price level (further
         # than level_tol_pct from every level seen so far, beyond the last one in the direction
         # of the liquidations, after the chain's first second) is a new set of positions the
@@ -280,7 +308,7 @@ class CascadeEngine:
             levels = state.levels = 0
             state.level_cap = self._level_base
         if not levels:
-            if ratio >= self._arm:
+            if log_ratio >= self._log_arm:
                 state.levels = 1
                 state.chain_start = ts
                 state.clusters = [price]
@@ -302,12 +330,16 @@ class CascadeEngine:
                     ):
                         state.levels = levels + 1
                         state.level_cap = self._level_base + self._level_gain * levels
-        accel = self._fast_scale * fast / win
-        raw = (
-            self._rate_gain * _log(ratio)
-            + self._accel_gain * _log(accel if accel > 0.25 else 0.25)
-            + state.fuel_term
-        )
+        raw = self._rate_gain * log_ratio + state.fuel_term
+        if self._accel_gain:
+            accel = self._fast_scale * fast / win
+            raw += self._accel_gain * _log(accel if accel > 0.25 else 0.25)
+        if state.oi_on:
+            # The window against the market's size: the same notional is a cascade on a thin
+            # coin and noise on BTC, whatever either's liquidation history says.
+            term = self._oi_gain * (log_win + state.oi_log)
+            clip = self._oi_clip
+            raw += clip if term > clip else -clip if term < -clip else term
         cap = self._count_gain * win_n
         if raw > cap:  # noqa: PLR1730 (hot path: a branch is cheaper than min())
             raw = cap
@@ -366,6 +398,36 @@ class CascadeEngine:
         term = math.log2(ratio) if ratio > 0 else -1.0
         (pair[0] if side == "long" else pair[1]).fuel_term = max(-1.0, min(1.0, term))
 
+    def set_open_interest(self, market: str, usd: float, instrument: str = "") -> None:
+        """Tell the engine one instrument's open interest in USD (``open_interest_usd`` of a
+        :class:`~purpleflea.model.MarketSnapshot`; ``instrument`` tells several exchanges'
+        listings of one market apart, e.g. ``"binance_usdm:BTCUSDT"``).
+
+        The market's open interest (the sum over its instruments) is its size: with
+        ``oi_gain`` set, the score adds ``oi_gain * log2(window / (oi_ref * open interest))``
+        clipped to +/-``oi_clip``, from the next event on. 0 forgets the instrument.
+        """
+        if not (math.isfinite(usd) and usd >= 0):
+            raise ValueError(
+                f"set_open_interest({market!r}, {instrument!r}): usd must be a finite number "
+                f">= 0, got {usd}"
+            )
+        books = self._oi.setdefault(market, {})
+        if usd > 0:
+            books[instrument] = usd
+        else:
+            books.pop(instrument, None)
+        total = sum(books.values())
+        # With oi_gain at 0 the hot path skips the term altogether.
+        on = total > 0 and self._oi_gain != 0
+        oi_log = -math.log(self.config.oi_ref * total) if on else 0.0
+        pair = self._states.get(market)
+        if pair is None:
+            pair = self._new_pair(market)
+        for state in pair:
+            state.oi_on = on
+            state.oi_log = oi_log
+
     # -- internals ---------------------------------------------------------------------------
 
     def _new_pair(self, market: str) -> tuple[_State, _State]:
@@ -398,6 +460,7 @@ class CascadeEngine:
         expected = state.base_usd * self._nb
         floor = self.config.floor_events * state.base_usd / max(state.base_n, _MIN_BASE_N)
         state.expected = max(expected, floor, 1e-9)
+        state.log_expected = _log(state.expected)
 
     def _roll(self, state: _State, bucket: int) -> None:
         """Advance the window to ``bucket``; completed buckets feed the baseline."""

@@ -20,7 +20,11 @@ log = logging.getLogger("purpleflea.heatmap")
 
 @runtime_checkable
 class FuelSink(Protocol):
+    """The cascade engine's hooks for what the heatmap side knows of a market."""
+
     def set_fuel(self, market: str, side: Side, ratio: float) -> None: ...
+
+    def set_open_interest(self, market: str, usd: float, instrument: str = "") -> None: ...
 
 
 class HeatmapFeed:
@@ -49,10 +53,15 @@ class HeatmapFeed:
     def on_snapshot(self, snapshot: MarketSnapshot) -> None:
         market = snapshot.market
         low, high = self._range.pop(market, (snapshot.mark_price, snapshot.mark_price))
-        self.model.on_snapshot(
+        fresh = self.model.on_snapshot(
             snapshot, low=min(low, snapshot.mark_price), high=max(high, snapshot.mark_price)
         )
-        if self.fuel is not None:
+        if self.fuel is not None and fresh:  # a stale snapshot changes nothing
+            # The engine sizes a cascade against the market's open interest, summed over
+            # its listings on every exchange.
+            self.fuel.set_open_interest(
+                market, snapshot.open_interest_usd, f"{snapshot.exchange}:{snapshot.symbol}"
+            )
             self._update_fuel(market, snapshot.mark_price)
 
     def _update_fuel(self, market: str, mark: float) -> None:
