@@ -379,9 +379,11 @@ def test_sqlite_selective_filters_walk_an_index_not_the_table(tmp_path: Path) ->
     backend = SQLiteStore(tmp_path / "plan.sqlite")
     try:
         for query, index in [
-            (Query(min_usd=50e6), "liquidations_big_seq"),
+            (Query(min_usd=50e6), "liquidations_big"),
             (Query(exchanges=("bybit",)), "liquidations_exchange_seq"),
-            (Query(markets=("BTC-PERP",), min_usd=250e3), "liquidations_market_seq"),
+            (Query(exchanges=("bybit",), start_ms=T0, end_ms=T0 + 86_400_000), "liquidations_ts"),
+            (Query(markets=("BTC-PERP",), min_usd=250e3), "liquidations_big_market"),
+            (Query(markets=("BTC-PERP",)), "liquidations_market_seq"),
         ]:
             where, params = _where(query)
             plan = backend._writer.execute(
