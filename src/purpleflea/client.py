@@ -99,6 +99,7 @@ class _Frame(msgspec.Struct):
     seq: int | None = None
     code: str = ""
     message: str = ""
+    items: list[msgspec.Raw] = []
 
 
 _frame = msgspec.json.Decoder(_Frame)
@@ -268,18 +269,13 @@ class Stream:
                 await self._drop()
                 continue
             frame = _frame.decode(raw)
-            if frame.type == "liquidation" and frame.data:
-                event = _liquidation.decode(frame.data)
-                if self.last_seq is not None and event.seq <= self.last_seq:
-                    continue
-                self.last_seq = event.seq
-                yield event
-            elif frame.type == "cascade" and frame.data:
-                alert = _cascade.decode(frame.data)
-                if self.last_seq is not None and alert.seq <= self.last_seq:
-                    continue
-                self.last_seq = alert.seq
-                yield alert
+            if frame.type == "batch":
+                for item in frame.items:
+                    for event in self._item(_frame.decode(item)):
+                        yield event
+            elif frame.type in ("liquidation", "cascade"):
+                for event in self._item(frame):
+                    yield event
             elif frame.type == "heartbeat" and frame.seq is not None:
                 self.last_seq = max(self.last_seq or 0, frame.seq)
             elif frame.type == "error":
@@ -289,6 +285,23 @@ class Stream:
                     self._closed = True
                     raise fatal(frame.message, frame.code)
                 # slow_consumer, server_shutdown: reconnect and resume.
+
+    def _item(self, frame: _Frame) -> list[Liquidation | CascadeAlert]:
+        """The event or alert a frame carries, unless already delivered (seq at or below
+        the cursor); moves the cursor."""
+        if not frame.data:
+            return []
+        item: Liquidation | CascadeAlert
+        if frame.type == "liquidation":
+            item = _liquidation.decode(frame.data)
+        elif frame.type == "cascade":
+            item = _cascade.decode(frame.data)
+        else:
+            return []
+        if self.last_seq is not None and item.seq <= self.last_seq:
+            return []
+        self.last_seq = item.seq
+        return [item]
 
     async def _drop(self) -> None:
         if self._ws is not None:
@@ -349,7 +362,12 @@ class LiquidationClient:
         idle_timeout: float = 35.0,
     ) -> Stream:
         """A live stream filtered on the server; ``since_seq`` resumes after that seq."""
-        subscription: dict[str, Any] = {"min_usd": min_usd, "channels": _list(channels)}
+        # batch: a busy stream arrives as few frames of many events (see server/streaming.py).
+        subscription: dict[str, Any] = {
+            "min_usd": min_usd,
+            "channels": _list(channels),
+            "batch": True,
+        }
         for name, values in (("markets", markets), ("exchanges", exchanges), ("sides", sides)):
             if values is not None:
                 subscription[name] = _list(values)

@@ -187,3 +187,33 @@ async def test_slow_consumer_is_cut_with_a_reason_and_others_are_unaffected(tmp_
         assert frames[-1]["code"] == "slow_consumer"
         assert "since_seq" in frames[-1]["message"]
         assert slow.close_code == 4008
+
+
+async def test_batched_subscription_carries_waiting_events_in_one_frame(live: Running) -> None:
+    headers = {"Authorization": f"Bearer {live.key}"}
+    async with connect(live.ws_url, additional_headers=headers) as ws:
+        await ws.send(json.dumps({"op": "subscribe", "batch": True, "min_usd": 1_000}))
+        subscribed = json.loads(await ws.recv())
+        assert subscribed["batch"] is True
+        assert json.loads(await ws.recv())["type"] == "heartbeat"
+        await live.push(*[venue_event(size_usd=500.0 * (i % 4)) for i in range(400)])
+        seqs: list[int] = []
+        frames = 0
+        while len(seqs) < 200:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            if frame["type"] == "heartbeat":
+                continue
+            frames += 1
+            items = frame["items"] if frame["type"] == "batch" else [frame]
+            for item in items:
+                assert item["type"] == "liquidation"
+                assert item["data"]["size_usd"] >= 1_000  # filters still apply per item
+                seqs.append(item["data"]["seq"])
+        assert seqs == sorted(seqs)
+        assert len(set(seqs)) == 200
+        assert frames < 50  # the burst arrived in a few frames, not 200
+    async with connect(live.ws_url, additional_headers=headers) as ws:
+        await ws.send(json.dumps({"op": "subscribe", "batch": "yes"}))
+        error = json.loads(await ws.recv())
+        assert error["code"] == "bad_subscription"
+        assert "batch" in error["message"]

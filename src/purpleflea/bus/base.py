@@ -52,6 +52,10 @@ class Subscription(Protocol):
         """The next message; raises :class:`SubscriptionClosed` when the subscription ended."""
         ...
 
+    def drain(self, limit: int | None = None) -> list[Message]:
+        """What is buffered now (at most ``limit``), without waiting."""
+        ...
+
     def close(self, reason: str = "closed") -> None: ...
 
 

@@ -41,11 +41,14 @@ class LocalSubscription:
             await self._wakeup.wait()
         return self._queue.popleft()
 
-    def drain(self) -> list[Message]:
-        """Everything buffered now, without waiting (for batched writers)."""
-        items = list(self._queue)
-        self._queue.clear()
-        return items
+    def drain(self, limit: int | None = None) -> list[Message]:
+        """What is buffered now (at most ``limit``), without waiting (for batched writers)."""
+        queue = self._queue
+        if limit is None or limit >= len(queue):
+            items = list(queue)
+            queue.clear()
+            return items
+        return [queue.popleft() for _ in range(limit)]
 
     def close(self, reason: str = "closed") -> None:
         if self.closed_reason is None:

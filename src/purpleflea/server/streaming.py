@@ -14,7 +14,11 @@ WebSocket protocol (JSON text frames):
 - errors arrive as ``{"type": "error", "code": ..., "message": ...}`` followed by a close:
   ``missing_api_key``/``invalid_api_key`` (4401), ``key_revoked`` (4403), ``bad_subscription``
   (4400), ``slow_consumer`` (4008), ``flood`` (4429), ``server_shutdown`` (1001).
-- ``{"op": "ping"}`` is answered with ``{"type": "pong"}``.
+- ``{"op": "ping"}`` is answered with ``{"type": "pong"}``;
+- with ``"batch": true`` in the subscribe message, events that are already waiting when one
+  is sent arrive together as ``{"type": "batch", "items": [frame, ...]}`` (each item a
+  ``liquidation`` or ``cascade`` frame, in seq order): one frame per write instead of one per
+  event, which is what keeps a busy stream cheap. The SDK asks for it.
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ _CLOSE_CODES = {
 _MAX_INBOUND_PER_S = 20
 _SUBSCRIBE_TIMEOUT_S = 10.0
 _SEND_TIMEOUT_S = 1.0
+#: Items one batch frame may carry (clients that subscribe with "batch": true).
+_MAX_BATCH = 500
 _SLOW_REASON_TIMEOUT_S = 10.0
 
 
@@ -110,7 +116,7 @@ class Streams:
             await self._refuse(ws, exc.code, exc.message)
             return
         try:
-            wanted = await self._read_subscription(ws)
+            wanted, batch = await self._read_subscription(ws)
         except BadSubscription as exc:
             await self._refuse(ws, "bad_subscription", str(exc))
             return
@@ -135,7 +141,7 @@ class Streams:
             asyncio.create_task(self._watch(subscription, kick)),
         ]
         try:
-            await self._send_loop(ws, wanted, subscription, reason)
+            await self._send_loop(ws, wanted, batch, subscription, reason)
         except asyncio.CancelledError:
             if not reason:
                 raise
@@ -187,7 +193,8 @@ class Streams:
                 ws.close(code=_CLOSE_CODES.get(code, 1000), reason=code), _SEND_TIMEOUT_S
             )
 
-    async def _read_subscription(self, ws: WebSocket) -> StreamFilter:
+    async def _read_subscription(self, ws: WebSocket) -> tuple[StreamFilter, int]:
+        """The client's filters, and how many items one frame may carry (1: no batching)."""
         text = await asyncio.wait_for(_receive_text(ws), _SUBSCRIBE_TIMEOUT_S)
         if text is None:
             raise BadSubscription("the first message must be a JSON text frame, not binary")
@@ -197,7 +204,11 @@ class Streams:
             raise BadSubscription("the first message must be a JSON subscribe object") from None
         if not isinstance(message, dict) or message.pop("op", None) != "subscribe":
             raise BadSubscription('the first message must be {"op": "subscribe", ...}')
-        return parse_filter(message, known_exchanges=self.known_exchanges)
+        batch = message.pop("batch", False)
+        if not isinstance(batch, bool):
+            raise BadSubscription(f"batch must be true or false, got {batch!r}")
+        wanted = parse_filter(message, known_exchanges=self.known_exchanges)
+        return wanted, _MAX_BATCH if batch else 1
 
     async def _read_loop(self, ws: WebSocket, kick: Callable[[str], None]) -> None:
         window_start = time.monotonic()
@@ -215,18 +226,28 @@ class Streams:
                 await ws.send_text('{"type":"pong"}')
 
     async def _send_loop(
-        self, ws: WebSocket, wanted: StreamFilter, subscription: Subscription, reason: list[str]
+        self,
+        ws: WebSocket,
+        wanted: StreamFilter,
+        batch: int,
+        subscription: Subscription,
+        reason: list[str],
     ) -> None:
         start_seq = self.tracker.last_seq
-        await ws.send_text(
-            encode({"type": "subscribed", "seq": start_seq, "filters": wanted.describe()}).decode()
-        )
+        subscribed = {
+            "type": "subscribed",
+            "seq": start_seq,
+            "filters": wanted.describe(),
+            "batch": batch > 1,
+        }
+        await ws.send_text(encode(subscribed).decode())
         feed = client_feed(
             self.tracker.store,
             subscription,
             wanted,
             start_seq=start_seq,
             heartbeat_s=self.heartbeat_s,
+            batch=batch,
         )
         try:
             async for item in feed:
