@@ -384,6 +384,8 @@ def test_sqlite_selective_filters_walk_an_index_not_the_table(tmp_path: Path) ->
             (Query(exchanges=("bybit",), start_ms=T0, end_ms=T0 + 86_400_000), "liquidations_ts"),
             (Query(markets=("BTC-PERP",), min_usd=250e3), "liquidations_big_market"),
             (Query(markets=("BTC-PERP",)), "liquidations_market_seq"),
+            (Query(sides=("short",)), "liquidations_side_seq"),
+            (Query(markets=("C200-PERP",), sides=("short",)), "liquidations_market_side_seq"),
         ]:
             where, params = _where(query)
             plan = backend._writer.execute(
