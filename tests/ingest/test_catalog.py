@@ -10,6 +10,7 @@ import pytest
 
 from purpleflea.ingest import catalog
 from purpleflea.model import Instrument
+from purpleflea.venues import bitmex
 
 
 def test_binance_coinm_contract_size_is_usd_per_contract() -> None:
@@ -64,6 +65,37 @@ def test_bitmex_inverse_quanto_and_linear() -> None:
     assert (rows["XBTUSD"].kind, rows["XBTUSD"].contract_size) == ("inverse", 1.0)
     assert (rows["ETHUSD"].kind, rows["ETHUSD"].contract_size) == ("quanto", pytest.approx(1e-6))
     assert (rows["SOLUSDT"].kind, rows["SOLUSDT"].contract_size) == ("linear", pytest.approx(1e-4))
+    assert rows["ETHUSD"].settle_usd is None  # no XBTUSD mark in this list: stays unsized
+
+
+def test_bitmex_quanto_is_priced_in_usd_through_the_xbtusd_mark() -> None:
+    body = json.dumps(
+        [
+            {"symbol": "XBTUSD", "isInverse": True, "multiplier": -100000000, "markPrice": 60000},
+            {"symbol": "ETHUSD", "isInverse": False, "isQuanto": True, "multiplier": 100},
+        ]
+    ).encode()
+    rows = {i.symbol: i for i in catalog.parse_bitmex(body)}
+    assert rows["ETHUSD"].settle_usd == 60_000.0
+    # An ETHUSD liquidation of 1,000 contracts at $3,000: 1e-6 XBT x 3,000 x 1,000 = 3 XBT.
+    frame = json.dumps(
+        {
+            "table": "liquidation",
+            "action": "insert",
+            "data": [
+                {
+                    "orderID": "o-1",
+                    "symbol": "ETHUSD",
+                    "side": "Sell",
+                    "price": 3000,
+                    "leavesQty": 1000,
+                }
+            ],
+        }
+    ).encode()
+    [event] = bitmex.normalize(frame, rows)
+    assert event.size_usd == pytest.approx(3 * 60_000.0)
+    assert event.side == "long"
 
 
 def test_kraken_gate_htx() -> None:

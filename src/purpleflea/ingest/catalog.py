@@ -99,6 +99,16 @@ def parse_bitmex(body: bytes) -> list[Instrument]:
     per coin.
     """
     rows = _rows("bitmex", _json("bitmex", body), "body")
+    # Quanto contracts settle in XBT: their USD size needs XBT's price, which the same list
+    # carries as XBTUSD's mark (refreshed with the catalog; a quanto without it stays unsized).
+    xbt_usd = next(
+        (
+            _size("bitmex", "XBTUSD", r.get("markPrice"))
+            for r in rows
+            if r.get("symbol") == "XBTUSD"
+        ),
+        None,
+    )
     found = []
     for row in rows:
         symbol = str(row.get("symbol"))
@@ -108,7 +118,13 @@ def parse_bitmex(body: bytes) -> list[Instrument]:
             size = _size("bitmex", symbol, abs(float(row.get("multiplier") or 0)) * 1e-8)
             if size is not None:
                 found.append(
-                    Instrument(exchange="bitmex", symbol=symbol, kind="quanto", contract_size=size)
+                    Instrument(
+                        exchange="bitmex",
+                        symbol=symbol,
+                        kind="quanto",
+                        contract_size=size,
+                        settle_usd=xbt_usd,
+                    )
                 )
         else:
             per_coin = _size("bitmex", symbol, row.get("underlyingToPositionMultiplier"))
