@@ -9,7 +9,7 @@ and PostgreSQL (scale-out).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import msgspec
 
@@ -19,6 +19,27 @@ Interval = Literal["1m", "1h", "1d"]
 GroupBy = Literal["market", "exchange", "side"]
 
 INTERVAL_MS: dict[str, int] = {"1m": 60_000, "1h": 3_600_000, "1d": 86_400_000}
+
+#: The stored columns of an event, in table order (every SQL backend uses this one list).
+COLUMNS = (
+    "seq",
+    "id",
+    "exchange",
+    "symbol",
+    "market",
+    "side",
+    "price",
+    "quantity",
+    "size_usd",
+    "ts",
+    "received_at",
+    "cascade_score",
+)
+
+
+def row_to_event(row: tuple[Any, ...]) -> Liquidation:
+    """An event from a row of :data:`COLUMNS`."""
+    return Liquidation(**dict(zip(COLUMNS, row, strict=True)))
 
 
 class Query(msgspec.Struct, frozen=True, kw_only=True):

@@ -25,22 +25,17 @@ from typing import Any, LiteralString
 import psycopg
 
 from purpleflea.model import CascadeAlert, Liquidation, decode_cascade, encode
-from purpleflea.store.base import INTERVAL_MS, Bucket, GroupBy, Interval, Page, Query
-
-_COLUMNS = (
-    "seq",
-    "id",
-    "exchange",
-    "symbol",
-    "market",
-    "side",
-    "price",
-    "quantity",
-    "size_usd",
-    "ts",
-    "received_at",
-    "cascade_score",
+from purpleflea.store.base import (
+    COLUMNS,
+    INTERVAL_MS,
+    Bucket,
+    GroupBy,
+    Interval,
+    Page,
+    Query,
+    row_to_event,
 )
+
 _TYPES = (
     "bigint",
     "text",
@@ -107,7 +102,7 @@ CREATE INDEX IF NOT EXISTS cascades_id_seq ON cascades (id, seq);
 # the minute rollups, and return their seqs.
 _APPEND = f"""
 WITH new AS (
-    INSERT INTO liquidations ({", ".join(_COLUMNS)})
+    INSERT INTO liquidations ({", ".join(COLUMNS)})
     SELECT * FROM unnest({", ".join(f"%s::{t}[]" for t in _TYPES)})
     ON CONFLICT (id) DO NOTHING
     RETURNING seq, market, exchange, side, ts, size_usd
@@ -127,15 +122,11 @@ SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[
                      %s::bigint[], %s::bytea[])
 ON CONFLICT (seq) DO NOTHING
 """
-_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM liquidations"
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM liquidations"
 _LAST_SEQ = (
     "SELECT GREATEST(COALESCE((SELECT max(seq) FROM liquidations), 0), "
     "COALESCE((SELECT max(seq) FROM cascades), 0))"
 )
-
-
-def _row_to_event(row: tuple[Any, ...]) -> Liquidation:
-    return Liquidation(**dict(zip(_COLUMNS, row, strict=True)))
 
 
 def _where(
@@ -236,7 +227,7 @@ class PostgresStore:
     async def append(self, events: Sequence[Liquidation]) -> list[Liquidation]:
         if not events:
             return []
-        columns: list[list[Any]] = [[getattr(e, c) for e in events] for c in _COLUMNS]
+        columns: list[list[Any]] = [[getattr(e, c) for e in events] for c in COLUMNS]
         new = {row[0] for row in await self._write(_APPEND, columns)}
         return [event for event in events if event.seq in new]
 
@@ -285,7 +276,7 @@ class PostgresStore:
 
     async def since(self, seq: int, limit: int = 1000) -> list[Liquidation]:
         rows = await self._read(f"{_SELECT} WHERE seq > %s ORDER BY seq LIMIT %s", (seq, limit))
-        return [_row_to_event(row) for row in rows]
+        return [row_to_event(row) for row in rows]
 
     async def cascades_since(self, seq: int, limit: int = 1000) -> list[CascadeAlert]:
         rows = await self._read(
@@ -318,7 +309,7 @@ class PostgresStore:
             f"{_SELECT}{where} ORDER BY seq DESC LIMIT %s",
             [*params, query.limit + 1],
         )
-        events = [_row_to_event(row) for row in rows[: query.limit]]
+        events = [row_to_event(row) for row in rows[: query.limit]]
         more = len(rows) > query.limit
         return Page(events=events, next_cursor=events[-1].seq if more and events else None)
 

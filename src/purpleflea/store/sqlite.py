@@ -19,21 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from purpleflea.model import CascadeAlert, Liquidation, decode_cascade, encode
-from purpleflea.store.base import INTERVAL_MS, Bucket, GroupBy, Interval, Page, Query
-
-_COLUMNS = (
-    "seq",
-    "id",
-    "exchange",
-    "symbol",
-    "market",
-    "side",
-    "price",
-    "quantity",
-    "size_usd",
-    "ts",
-    "received_at",
-    "cascade_score",
+from purpleflea.store.base import (
+    COLUMNS,
+    INTERVAL_MS,
+    Bucket,
+    GroupBy,
+    Interval,
+    Page,
+    Query,
+    row_to_event,
 )
 
 _SCHEMA = """
@@ -96,7 +90,7 @@ CREATE INDEX IF NOT EXISTS cascades_id_seq ON cascades (id, seq);
 BIG_USD = 100_000
 
 _INSERT = (
-    f"INSERT INTO liquidations ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
+    f"INSERT INTO liquidations ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 )
 _ROLLUP = (
     "INSERT INTO rollup_1m (minute, market, exchange, side, count, size_usd) "
@@ -114,11 +108,7 @@ _BACKFILL_1H = (
     "SELECT minute / 3600000 * 3600000, market, exchange, side, SUM(count), SUM(size_usd) "
     "FROM rollup_1m GROUP BY 1, 2, 3, 4"
 )
-_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM liquidations"
-
-
-def _row_to_event(row: tuple[Any, ...]) -> Liquidation:
-    return Liquidation(**dict(zip(_COLUMNS, row, strict=True)))
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM liquidations"
 
 
 def _connect(path: str, *, durable: bool) -> sqlite3.Connection:
@@ -303,7 +293,7 @@ class SQLiteStore:
 
     async def since(self, seq: int, limit: int = 1000) -> list[Liquidation]:
         rows = await self._read(f"{_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
-        return [_row_to_event(row) for row in rows]
+        return [row_to_event(row) for row in rows]
 
     async def cascades_since(self, seq: int, limit: int = 1000) -> list[CascadeAlert]:
         rows = await self._read(
@@ -335,7 +325,7 @@ class SQLiteStore:
         rows = await self._read(
             f"{_SELECT}{where} ORDER BY seq DESC LIMIT ?", [*params, query.limit + 1]
         )
-        events = [_row_to_event(row) for row in rows[: query.limit]]
+        events = [row_to_event(row) for row in rows[: query.limit]]
         more = len(rows) > query.limit
         return Page(events=events, next_cursor=events[-1].seq if more and events else None)
 
