@@ -11,6 +11,7 @@ import asyncio
 import json
 import re
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,7 +19,7 @@ from playwright.async_api import Page, expect
 
 from purpleflea.store.base import Query
 from tests.dashboard.harness import cascade_burst, now_ms, seed_heatmap
-from tests.server.conftest import Running, venue_event
+from tests.server.conftest import Running, make_config, running_server, venue_event
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -329,3 +330,18 @@ async def test_the_page_and_its_modules_are_served_locally_with_a_strict_policy(
         assert len(seen) >= 7
         assert (await client.get("/static/style.css")).status_code == 200
         assert (await client.get("/static/nope.js")).status_code == 404
+
+
+async def test_on_the_simulator_new_events_keep_arriving_within_a_second(
+    tmp_path: Path, page: Page
+) -> None:
+    # The tracker as `purpleflea serve` runs it offline: the market simulator is the source.
+    config = make_config(tmp_path, source="sim")
+    async with running_server(config) as simulated:
+        await open_live(page, simulated)
+        await expect(rows(page).first).to_be_visible(timeout=15_000)
+        for _ in range(3):
+            newest = await rows(page).first.inner_text()
+            started = time.perf_counter()
+            await expect(rows(page).first).not_to_have_text(newest, timeout=1_000)
+            assert time.perf_counter() - started < 1.0
