@@ -23,29 +23,14 @@ from purpleflea.model import CascadeAlert, Liquidation, VenueLiquidation
 from purpleflea.server.pipeline import Tracker
 from purpleflea.store.postgres import PostgresStore
 from purpleflea.store.sqlite import SQLiteStore
+from tests.events import T0, stored_event
 from tests.services import ensure_nats, ensure_postgres
 
-T0 = 1_700_000_040_000
 Connect = Callable[..., Awaitable[NatsBus]]
 
 
 def _event(seq: int, **overrides: object) -> Liquidation:
-    fields: dict[str, object] = {
-        "id": f"nats-test:{seq}",
-        "seq": seq,
-        "exchange": "binance_usdm" if seq % 2 else "bybit",
-        "symbol": "BTCUSDT",
-        "market": "BTC-PERP" if seq % 3 else "ETH-PERP",
-        "side": "long" if seq % 4 else "short",
-        "price": 50_000.0,
-        "quantity": 0.1 * seq,
-        "size_usd": 5_000.0 * seq,
-        "ts": T0 + seq * 1_000,
-        "received_at": T0 + seq * 1_000 + 5,
-        "cascade_score": seq % 11,
-    }
-    fields.update(overrides)
-    return Liquidation(**fields)  # type: ignore[arg-type]
+    return stored_event(seq, prefix="nats-test", **overrides)
 
 
 def _alert(seq: int) -> CascadeAlert:

@@ -18,28 +18,12 @@ from purpleflea.store import Query, Store
 from purpleflea.store.factory import open_store
 from purpleflea.store.postgres import PostgresStore
 from purpleflea.store.sqlite import SQLiteStore
+from tests.events import T0, stored_event
 from tests.services import ensure_postgres
-
-T0 = 1_700_000_040_000  # a minute boundary
 
 
 def _event(seq: int, **overrides: object) -> Liquidation:
-    fields: dict[str, object] = {
-        "id": f"test:{seq}",
-        "seq": seq,
-        "exchange": "binance_usdm" if seq % 2 else "bybit",
-        "symbol": "BTCUSDT",
-        "market": "BTC-PERP" if seq % 3 else "ETH-PERP",
-        "side": "long" if seq % 4 else "short",
-        "price": 50_000.0,
-        "quantity": 0.1 * seq,
-        "size_usd": 5_000.0 * seq,
-        "ts": T0 + seq * 1_000,
-        "received_at": T0 + seq * 1_000 + 5,
-        "cascade_score": seq % 11,
-    }
-    fields.update(overrides)
-    return Liquidation(**fields)  # type: ignore[arg-type]
+    return stored_event(seq, prefix="test", **overrides)
 
 
 async def _empty_postgres() -> str:

@@ -1,0 +1,27 @@
+"""A published event built from its seq: the storage and bus tests' common sample."""
+
+from __future__ import annotations
+
+from purpleflea.model import Liquidation
+
+T0 = 1_700_000_040_000  # a minute boundary
+
+
+def stored_event(seq: int, *, prefix: str = "test", **overrides: object) -> Liquidation:
+    """Event ``seq``: markets, exchanges and sides vary with it, sizes grow with it."""
+    fields: dict[str, object] = {
+        "id": f"{prefix}:{seq}",
+        "seq": seq,
+        "exchange": "binance_usdm" if seq % 2 else "bybit",
+        "symbol": "BTCUSDT",
+        "market": "BTC-PERP" if seq % 3 else "ETH-PERP",
+        "side": "long" if seq % 4 else "short",
+        "price": 50_000.0,
+        "quantity": 0.1 * seq,
+        "size_usd": 5_000.0 * seq,
+        "ts": T0 + seq * 1_000,
+        "received_at": T0 + seq * 1_000 + 5,
+        "cascade_score": seq % 11,
+    }
+    fields.update(overrides)
+    return Liquidation(**fields)  # type: ignore[arg-type]
