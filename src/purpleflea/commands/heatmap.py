@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 
-from purpleflea.commands.tail import add_connection_args
+from purpleflea.commands.tail import add_connection_args, use_color
 from purpleflea.model import Heatmap
 
 _RED, _GREEN, _BOLD, _RESET = "\033[31m", "\033[32m", "\033[1m", "\033[0m"
@@ -76,9 +75,7 @@ async def _heatmap(args: argparse.Namespace, color: bool) -> int:
 def run(args: argparse.Namespace) -> int:
     from purpleflea.client import PurpleFleaError  # noqa: PLC0415
 
-    color = args.color == "always" or (
-        args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    )
+    color = use_color(args.color)
     try:
         return asyncio.run(_heatmap(args, color))
     except PurpleFleaError as exc:

@@ -33,6 +33,13 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key", help="API key (default $PURPLEFLEA_API_KEY)")
 
 
+def use_color(choice: str) -> bool:
+    """``--color always|never|auto``: auto means a terminal, unless NO_COLOR is set."""
+    return choice == "always" or (
+        choice == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    )
+
+
 def format_event(event: Liquidation, *, color: bool) -> str:
     """``LONG LIQ  BTC-PERP  $2,140,000  @ 43,210.50  binance_usdm  Cascade: 9/10``."""
     when = datetime.datetime.fromtimestamp(event.ts / 1000, datetime.UTC).strftime("%H:%M:%S")
@@ -82,9 +89,7 @@ async def _tail(args: argparse.Namespace, color: bool) -> int:
 def run(args: argparse.Namespace) -> int:
     from purpleflea.client import PurpleFleaError  # noqa: PLC0415
 
-    color = args.color == "always" or (
-        args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    )
+    color = use_color(args.color)
     try:
         return asyncio.run(_tail(args, color))
     except PurpleFleaError as exc:
