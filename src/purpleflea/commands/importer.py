@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import gzip
 import io
-import sqlite3
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
@@ -38,7 +37,6 @@ FORMAT_CHOICES = ("auto", *history_io.FORMATS, "parquet")
 #: Bad rows printed per file (all are counted).
 SHOWN_BAD = 10
 _BATCH = 5_000
-_ID_CHUNK = 500
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -197,23 +195,6 @@ def read_file(
 # -- writing ------------------------------------------------------------------------------
 
 
-def _stored_ids(db_path: Path, ids: Sequence[str]) -> set[str]:
-    """Which of ``ids`` the store already holds."""
-    found: set[str] = set()
-    connection = sqlite3.connect(db_path)
-    try:
-        for first in range(0, len(ids), _ID_CHUNK):
-            chunk = ids[first : first + _ID_CHUNK]
-            rows = connection.execute(
-                f"SELECT id FROM liquidations WHERE id IN ({', '.join('?' for _ in chunk)})",
-                chunk,
-            ).fetchall()
-            found.update(row[0] for row in rows)
-    finally:
-        connection.close()
-    return found
-
-
 def _time_ordered(fmt: str, events: list[Liquidation]) -> list[Liquidation]:
     """Recordings get seqs in time order; our exports keep their own (seq) order."""
     if fmt in ("purpleflea-csv", "parquet"):
@@ -222,7 +203,7 @@ def _time_ordered(fmt: str, events: list[Liquidation]) -> list[Liquidation]:
 
 
 async def _store_file(
-    store: SQLiteStore, db_path: Path, report: FileReport, parsed: Parsed, skip_bad: bool
+    store: SQLiteStore, report: FileReport, parsed: Parsed, skip_bad: bool
 ) -> None:
     report.rows, report.ignored, report.bad = parsed.rows, parsed.ignored, parsed.bad
     if parsed.bad and not skip_bad:
@@ -231,7 +212,7 @@ async def _store_file(
     for event in parsed.events:
         unique.setdefault(event.id, event)
     report.repeated_in_file = len(parsed.events) - len(unique)
-    stored = _stored_ids(db_path, list(unique))
+    stored = store.stored_ids(list(unique))
     report.stored_before = len(stored)
     fresh = _time_ordered(report.format, [e for i, e in unique.items() if i not in stored])
     seq = await store.last_seq()
@@ -269,7 +250,7 @@ async def import_files(
             except (OSError, ValueError, UnicodeDecodeError) as exc:
                 report.bad.append(BadRow(str(path), 0, f"cannot read: {exc}"))
                 continue
-            await _store_file(store, db_path, report, parsed, skip_bad)
+            await _store_file(store, report, parsed, skip_bad)
     finally:
         await store.close()
     return reports

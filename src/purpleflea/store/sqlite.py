@@ -195,7 +195,7 @@ class SQLiteStore:
         writer = self._writer
         writer.execute("BEGIN")
         try:
-            seen = self._stored_ids([event.id for event in events])
+            seen = self.stored_ids([event.id for event in events])
             inserted: list[Liquidation] = []
             rollup: dict[tuple[int, str, str, str], list[float]] = {}
             for event in events:
@@ -242,7 +242,8 @@ class SQLiteStore:
         self._last_seq = max(self._last_seq, events[-1].seq)
         return inserted
 
-    def _stored_ids(self, ids: Sequence[str]) -> set[str]:
+    def stored_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` are stored (bulk loaders ask first, so a duplicate takes no seq)."""
         found: set[str] = set()
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
