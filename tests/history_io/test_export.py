@@ -1,19 +1,28 @@
-"""Export to CSV/Parquet and back: identical events; filters; paging; data frames."""
+"""Export to CSV/Parquet and back: identical events; filters; paging; beside a running server;
+from PostgreSQL; data frames."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from pathlib import Path
 
 import msgspec
+import psycopg
 import pytest
 
 from purpleflea import frames
 from purpleflea.commands import export, importer
 from purpleflea.commands.export import iter_events
+from purpleflea.history_io import parse_purpleflea_csv
 from purpleflea.model import Liquidation
+from purpleflea.store.factory import open_store
+from purpleflea.store.lock import exclusive
+from purpleflea.store.sqlite import SQLiteStore
 from tests.conftest import shared_dir
+from tests.events import stored_event
+from tests.services import ensure_postgres
 
 REAL = shared_dir() / "data" / "real"
 RECORDINGS = [
@@ -33,12 +42,17 @@ def _cli(*argv: str) -> int:
     return result
 
 
+async def _pages(store_path: Path, **filters: object) -> list[list[Liquidation]]:
+    store = SQLiteStore(store_path, read_only=True)
+    try:
+        return [page async for page in iter_events(store, **filters)]  # type: ignore[arg-type]
+    finally:
+        await store.close()
+
+
 def _stored(data_dir: Path, **filters: object) -> list[Liquidation]:
-    return [
-        e
-        for page in iter_events(data_dir / "purpleflea.sqlite", **filters)
-        for e in page  # type: ignore[arg-type]
-    ]
+    pages = asyncio.run(_pages(data_dir / "purpleflea.sqlite", **filters))
+    return [e for page in pages for e in page]
 
 
 def _without_seq(events: list[Liquidation]) -> list[Liquidation]:
@@ -86,7 +100,7 @@ def test_export_filters_by_market_and_time(source: Path, tmp_path: Path) -> None
 
 
 def test_export_streams_in_pages(source: Path) -> None:
-    pages = list(iter_events(source / "purpleflea.sqlite", page=500))
+    pages = asyncio.run(_pages(source / "purpleflea.sqlite", page=500))
     assert [len(p) for p in pages[:-1]] == [500] * (len(pages) - 1)
     assert [e.seq for p in pages for e in p] == [e.seq for e in _stored(source)]
 
@@ -110,3 +124,111 @@ def test_frames_name_the_missing_library(source: Path, monkeypatch: pytest.Monke
             ImportError, match=f"needs {name}, which is not installed: pip install {name}"
         ):
             convert(events)
+
+
+def test_filtered_export_streams_in_pages_oldest_first(source: Path) -> None:
+    everything = _stored(source)
+    pepe = [e for e in everything if e.market == "PEPE-PERP"]
+    start, end = pepe[1].ts, pepe[-1].ts
+    expected = [e for e in pepe if start <= e.ts < end]
+    assert len(expected) > 2 * 3  # several pages, the oldest one partial
+    filters = {"markets": ("PEPE-PERP",), "start": start, "end": end, "page": 3}
+    pages = asyncio.run(_pages(source / "purpleflea.sqlite", **filters))
+    assert all(1 <= len(p) <= 3 for p in pages)
+    assert [e for p in pages for e in p] == expected
+
+
+def test_export_runs_beside_a_server_holding_the_writer_lock(source: Path, tmp_path: Path) -> None:
+    db = source / "purpleflea.sqlite"
+    before = db.stat().st_mtime_ns, db.stat().st_size
+    out = tmp_path / "all.csv"
+    with exclusive(source, "purpleflea serve"):
+        assert _cli("export", "--format", "csv", "--out", str(out), "--data-dir", str(source)) == 0
+    assert len(out.read_text().splitlines()) == 1 + len(_stored(source))
+    assert (db.stat().st_mtime_ns, db.stat().st_size) == before  # read-only: nothing written
+
+
+@pytest.mark.parametrize("filtered", [False, True])
+async def test_events_stored_during_an_export_wait_for_the_next_one(
+    tmp_path: Path, filtered: bool
+) -> None:
+    path = tmp_path / "purpleflea.sqlite"
+    writer = SQLiteStore(path)
+    reader = SQLiteStore(path, read_only=True)
+    try:
+        writer.append_now([stored_event(seq) for seq in range(1, 31)])
+        markets = ("BTC-PERP",) if filtered else ()
+        pages = iter_events(reader, markets=markets, page=4)
+        first = await anext(pages)
+        # A server keeps appending, BTC-PERP included, while the export is between pages.
+        writer.append_now([stored_event(seq) for seq in range(31, 61)])
+        exported = first + [e async for page in pages for e in page]
+    finally:
+        await reader.close()
+        await writer.close()
+    expected = [stored_event(seq) for seq in range(1, 31)]
+    assert exported == [e for e in expected if not filtered or e.market == "BTC-PERP"]
+
+
+async def test_a_read_only_store_neither_creates_nor_writes(tmp_path: Path) -> None:
+    missing = tmp_path / "nothing" / "purpleflea.sqlite"
+    with pytest.raises(FileNotFoundError, match=f"no history store at {missing}"):
+        SQLiteStore(missing, read_only=True)
+    assert not missing.parent.exists()
+    path = tmp_path / "purpleflea.sqlite"
+    await SQLiteStore(path).close()
+    store = SQLiteStore(path, read_only=True)
+    try:
+        with pytest.raises(PermissionError, match="opened read-only: cannot append"):
+            await store.append([stored_event(1)])
+        assert await store.since(0) == []
+    finally:
+        await store.close()
+
+
+async def _postgres_with(events: list[Liquidation]) -> str:
+    """The session's PostgreSQL database holding exactly ``events``."""
+    dsn = ensure_postgres()
+    connection = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+    async with connection:
+        await connection.execute("DROP TABLE IF EXISTS liquidations, rollup_1m, cascades")
+    store = await open_store(dsn)
+    try:
+        assert await store.append(events) == events
+    finally:
+        await store.close()
+    return dsn
+
+
+def _csv_events(out: Path) -> list[Liquidation]:
+    with out.open(newline="") as handle:
+        parsed = parse_purpleflea_csv(handle, source=str(out))
+    assert parsed.bad == []
+    return parsed.events
+
+
+def test_export_from_postgres_round_trips_through_csv(tmp_path: Path) -> None:
+    # Floats that only survive a text file written with every bit (0.1 * 3, tiny prices).
+    events = [
+        stored_event(seq, price=50_000.0 + seq / 3, quantity=0.1 * seq, size_usd=seq / 7)
+        for seq in range(1, 41)
+    ]
+    dsn = asyncio.run(_postgres_with(events))
+    out = tmp_path / "all.csv"
+    assert _cli("export", "--format", "csv", "--out", str(out), "--store", dsn) == 0
+    assert _csv_events(out) == events  # seq included: the rows are the stored events
+    start, end = events[5].ts, events[30].ts
+    argv = ["--market", "eth-perp", "--start", str(start), "--end", str(end)]
+    assert _cli("export", "--format", "csv", "--out", str(out), "--store", dsn, *argv) == 0
+    assert _csv_events(out) == [e for e in events if e.market == "ETH-PERP" and start <= e.ts < end]
+
+
+async def test_postgres_export_pages_oldest_first(tmp_path: Path) -> None:
+    events = [stored_event(seq) for seq in range(1, 41)]
+    store = await open_store(await _postgres_with(events), read_only=True)
+    try:
+        pages = [p async for p in iter_events(store, markets=("BTC-PERP",), page=4)]
+    finally:
+        await store.close()
+    assert all(1 <= len(p) <= 4 for p in pages)
+    assert [e for p in pages for e in p] == [e for e in events if e.market == "BTC-PERP"]

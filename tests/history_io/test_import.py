@@ -14,6 +14,7 @@ from purpleflea.commands.export import iter_events
 from purpleflea.history_io import parse_binance_csv
 from purpleflea.model import Liquidation
 from purpleflea.store.lock import exclusive
+from purpleflea.store.sqlite import SQLiteStore
 from purpleflea.venues.binance import normalize_usdm
 from tests.conftest import shared_dir
 
@@ -38,8 +39,12 @@ def _parse(name: str, **options: str) -> dict[str, Liquidation]:
     return {e.id: e for e in parsed.events}
 
 
-def _stored(data_dir: Path) -> list[Liquidation]:
-    return [e for page in iter_events(data_dir / "purpleflea.sqlite") for e in page]
+async def _stored(data_dir: Path) -> list[Liquidation]:
+    store = SQLiteStore(data_dir / "purpleflea.sqlite", read_only=True)
+    try:
+        return [e async for page in iter_events(store) for e in page]
+    finally:
+        await store.close()
 
 
 async def _import(data_dir: Path, *paths: Path, **options: object) -> list[importer.FileReport]:
@@ -125,7 +130,7 @@ async def test_real_recordings_import_exactly_once(tmp_path: Path) -> None:
     assert "average_price is 'None'" in neo.bad[0].reason
     assert str(neo.bad[41]).startswith(f"{REAL / 'NeoParth_strategies/binance.csv'}:42: ")
 
-    stored = _stored(tmp_path)
+    stored = await _stored(tmp_path)
     expected = {e.id: e for name in GOOD for e in _parse(name).values()}
     assert len(stored) == sum(FILES[n] for n in GOOD) == len(expected)
     assert {e.id: e for e in stored} == {
@@ -142,7 +147,7 @@ async def test_real_recordings_import_exactly_once(tmp_path: Path) -> None:
     ]
     assert again[-1].new == 700  # the fallback lets NeoParth in, once
     assert (await _import(tmp_path, paths[-1], price_fallback="order"))[0].new == 0
-    assert len(_stored(tmp_path)) == sum(FILES.values())
+    assert len(await _stored(tmp_path)) == sum(FILES.values())
 
 
 async def test_skip_bad_imports_the_good_rows_and_reports_the_bad(tmp_path: Path) -> None:
@@ -153,7 +158,7 @@ async def test_skip_bad_imports_the_good_rows_and_reports_the_bad(tmp_path: Path
     bad.write_text("\n".join(lines) + "\n")
     [report] = await _import(tmp_path / "a", bad, fmt="binance-csv")
     assert (not report.imported and not (tmp_path / "a" / "purpleflea.sqlite").exists()) or (
-        _stored(tmp_path / "a") == []
+        await _stored(tmp_path / "a") == []
     )
     assert [(b.line, b.reason) for b in report.bad] == [
         (3, "side (order side) must be BUY or SELL, got 'HOLD'"),
@@ -195,7 +200,7 @@ async def test_tardis_rows_are_sized_by_exchange_and_dedupe_with_the_binance_rec
     ]
     [report] = await _import(tmp_path, path, skip_bad=True)
     assert report.new == 4
-    events = {e.exchange: e for e in _stored(tmp_path)}
+    events = {e.exchange: e for e in await _stored(tmp_path)}
     assert events["binance_usdm"].id == f"binance_usdm:RAREUSDT:{row[10]}:BUY"
     assert events["binance_usdm"].side == "short"
     assert events["binance_usdm"].received_at == int(row[10]) + 2

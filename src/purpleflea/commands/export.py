@@ -1,27 +1,37 @@
 """``purpleflea export``: stored liquidations to CSV or Parquet, straight from the store.
 
-Reads the SQLite history read-only (no writer lock: a running server can keep writing), in
-pages of ascending ``seq``, so memory stays flat however large the store. Columns are the event
-schema's fields in order (``id, seq, exchange, symbol, market, side, price, quantity,
-size_usd, ts, received_at, cascade_score``); ``purpleflea import`` reads both files back.
+Reads through the :class:`~purpleflea.store.Store` interface, so the history can live in the
+data folder's SQLite file (opened read-only, without the writer lock: a running server can keep
+writing) or in PostgreSQL (``--store postgresql://...``, as ``purpleflea serve`` names it).
+Events come in pages of ascending ``seq``, so memory stays flat however large the store, and
+the export is the history as of its start: events stored meanwhile are left for the next one.
+Columns are the event schema's fields in order (``id, seq, exchange, symbol, market, side,
+price, quantity, size_usd, ts, received_at, cascade_score``); ``purpleflea import`` reads both
+files back.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import importlib
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from purpleflea.history_io import COLUMNS, event_row
 from purpleflea.model import Liquidation
+from purpleflea.store.base import Query, Store
+from purpleflea.store.factory import open_store
 
 DB_NAME = "purpleflea.sqlite"
 PAGE = 10_000
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,46 +48,53 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--data-dir", type=Path, default=Path("data"), help="storage folder (default ./data)"
     )
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="history store: postgresql://user@host:5432/db, as given to `purpleflea serve` "
+        "(default: the SQLite file in --data-dir)",
+    )
     parser.set_defaults(run=run)
 
 
-def iter_events(
-    db_path: Path,
+async def iter_events(
+    store: Store,
     *,
     markets: tuple[str, ...] = (),
     start: int | None = None,
     end: int | None = None,
     page: int = PAGE,
-) -> Iterator[list[Liquidation]]:
-    """Pages of stored events, ascending ``seq``, read through a read-only connection."""
-    if not db_path.is_file():
-        raise FileNotFoundError(f"no history store at {db_path}")
-    connection = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        clauses: list[str] = ["seq > ?"]
-        params: list[object] = []
-        if markets:
-            clauses.append(f"market IN ({', '.join('?' for _ in markets)})")
-            params.extend(markets)
-        if start is not None:
-            clauses.append("ts >= ?")
-            params.append(start)
-        if end is not None:
-            clauses.append("ts < ?")
-            params.append(end)
-        sql = (
-            f"SELECT {', '.join(COLUMNS)} FROM liquidations WHERE {' AND '.join(clauses)} "
-            "ORDER BY seq LIMIT ?"
-        )
+) -> AsyncIterator[list[Liquidation]]:
+    """Pages of ``store``'s events as of the call, ascending ``seq``, at most ``page`` each."""
+    if page < 1:
+        raise ValueError(f"export page size must be at least 1, got {page}")
+    # Pinned first: a server may append while the export runs, and the filtered walk below
+    # reads each page twice, so its page boundaries must not move in between.
+    last = await store.last_seq()
+    if not markets and start is None and end is None:
         after = 0
         while True:
-            rows = connection.execute(sql, [after, *params, page]).fetchall()
-            if not rows:
+            events = [e for e in await store.since(after, page) if e.seq <= last]
+            if not events:
                 return
-            yield [Liquidation(**dict(zip(COLUMNS, row, strict=True))) for row in rows]
-            after = rows[-1][COLUMNS.index("seq")]
-    finally:
-        connection.close()
+            yield events
+            after = events[-1].seq
+    # Store.query does the filtering (with each backend's index choices) but pages newest
+    # first. Walking back once keeps only each page's seq bound (one int per page, so memory
+    # stays flat); the pages are then read again oldest first. The oldest one is in hand.
+    query = Query(markets=markets, start_ms=start, end_ms=end, limit=page)
+    bound = last + 1
+    bounds: list[int] = []
+    result = await store.query(msgspec.structs.replace(query, before_seq=bound))
+    while result.next_cursor is not None:
+        bounds.append(bound)
+        bound = result.next_cursor
+        result = await store.query(msgspec.structs.replace(query, before_seq=bound))
+    if result.events:
+        yield result.events[::-1]
+    for upper in reversed(bounds):
+        result = await store.query(msgspec.structs.replace(query, before_seq=upper))
+        yield result.events[::-1]
 
 
 def pyarrow_module() -> Any:
@@ -111,12 +128,12 @@ def parquet_schema() -> Any:
     return pa.schema([(name, types[name]) for name in COLUMNS])
 
 
-def write_csv(pages: Iterator[list[Liquidation]], out: Path) -> int:
+async def write_csv(pages: AsyncIterator[list[Liquidation]], out: Path) -> int:
     written = 0
     with out.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(COLUMNS)
-        for events in pages:
+        async for events in pages:
             # repr() of a float round-trips exactly, so import reads back the same bits.
             writer.writerows(
                 [repr(v) if isinstance(v, float) else v for v in event_row(e)] for e in events
@@ -125,37 +142,56 @@ def write_csv(pages: Iterator[list[Liquidation]], out: Path) -> int:
     return written
 
 
-def write_parquet(pages: Iterator[list[Liquidation]], out: Path) -> int:
+async def write_parquet(pages: AsyncIterator[list[Liquidation]], out: Path) -> int:
     pa, pq = pyarrow_module(), parquet_module()
     schema = parquet_schema()
     written = 0
     with pq.ParquetWriter(out, schema) as writer:
-        for events in pages:
+        async for events in pages:
             columns = {name: [getattr(e, name) for e in events] for name in COLUMNS}
             writer.write_table(pa.Table.from_pydict(columns, schema=schema))
             written += len(events)
     return written
 
 
+def _read_errors(url: str) -> tuple[type[Exception], ...]:
+    """What opening or reading ``url`` raises when the store, not this code, is at fault."""
+    # OSError covers a missing SQLite file and an unreachable PostgreSQL (ConnectionError).
+    errors: tuple[type[Exception], ...] = (sqlite3.Error, OSError, ValueError)
+    if url.startswith(_POSTGRES_SCHEMES):
+        import psycopg  # noqa: PLC0415 - only a PostgreSQL export loads the driver
+
+        errors = (*errors, psycopg.Error)
+    return errors
+
+
+async def _export(args: argparse.Namespace, url: str) -> int:
+    # The store opens before the output file is created: a wrong store leaves no empty file.
+    store = await open_store(url, read_only=True)
+    try:
+        pages = iter_events(
+            store,
+            markets=tuple(m.upper() for m in args.market or ()),
+            start=args.start,
+            end=args.end,
+        )
+        write = write_csv if args.format == "csv" else write_parquet
+        return await write(pages, args.out)
+    finally:
+        await store.close()
+
+
 def run(args: argparse.Namespace) -> int:
     if args.start is not None and args.end is not None and args.end <= args.start:
         print(f"purpleflea export: --end ({args.end}) must be after --start", file=sys.stderr)
         return 2
-    db_path = args.data_dir / DB_NAME
-    if not db_path.is_file():
-        print(f"purpleflea export: no history store at {db_path}", file=sys.stderr)
-        return 2
-    pages = iter_events(
-        db_path,
-        markets=tuple(m.upper() for m in args.market or ()),
-        start=args.start,
-        end=args.end,
-    )
-    write = write_csv if args.format == "csv" else write_parquet
+    url = args.store if args.store is not None else str(args.data_dir / DB_NAME)
     try:
-        written = write(pages, args.out)
-    except sqlite3.Error as exc:
-        print(f"purpleflea export: {exc}", file=sys.stderr)
+        written = asyncio.run(_export(args, url))
+    except _read_errors(url) as exc:
+        # File and URL errors name their input already; a database error names only itself.
+        where = "" if isinstance(exc, OSError | ValueError) else f"store {url}: "
+        print(f"purpleflea export: {where}{exc}", file=sys.stderr)
         return 2
     print(f"exported {written:,} events to {args.out} ({args.format})")
     return 0

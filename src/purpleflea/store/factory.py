@@ -29,8 +29,13 @@ def sqlite_path(url: str) -> Path:
     return Path(path)
 
 
-async def open_store(url: str) -> Store:
-    """The store ``url`` names, opened and ready (schema created if missing)."""
+async def open_store(url: str, *, read_only: bool = False) -> Store:
+    """The store ``url`` names, opened and ready (schema created if missing).
+
+    ``read_only`` is for readers beside a running server (``purpleflea export``): a SQLite file
+    must exist and is opened without write access (see :class:`SQLiteStore`). PostgreSQL is
+    opened as usual: its readers never hold up the writer.
+    """
     if url.startswith(_POSTGRES_SCHEMES):
         # Imported here: a single-machine server never loads the PostgreSQL driver.
         from purpleflea.store.postgres import PostgresStore  # noqa: PLC0415
@@ -41,4 +46,4 @@ async def open_store(url: str) -> Store:
         raise ValueError(
             f"store URL {url!r}: unknown scheme {scheme!r} (use sqlite:///path or postgresql://)"
         )
-    return SQLiteStore(sqlite_path(url))
+    return SQLiteStore(sqlite_path(url), read_only=read_only)

@@ -109,12 +109,22 @@ _BACKFILL_1H = (
     "FROM rollup_1m GROUP BY 1, 2, 3, 4"
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM liquidations"
+_LAST_SEQ = (
+    "SELECT MAX(COALESCE((SELECT MAX(seq) FROM liquidations), 0), "
+    "COALESCE((SELECT MAX(seq) FROM cascades), 0))"
+)
 
 
-def _connect(path: str, *, durable: bool) -> sqlite3.Connection:
-    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+def _connect(path: str, *, durable: bool, read_only: bool = False) -> sqlite3.Connection:
+    if read_only:
+        # mode=ro never creates the file nor writes to it; setting the journal mode would be a
+        # write, and a reader of a WAL file follows the writer's mode anyway.
+        uri = f"{Path(path).absolute().as_uri()}?mode=ro"
+        connection = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+    else:
+        connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
     connection.execute("PRAGMA busy_timeout=5000")
     return connection
 
@@ -160,23 +170,40 @@ def _where(
 
 
 class SQLiteStore:
-    """History in one SQLite file (see module docstring for the durability contract)."""
+    """History in one SQLite file (see module docstring for the durability contract).
 
-    def __init__(self, path: str | Path, *, durable: bool = False, readers: int = 2) -> None:
+    ``read_only=True`` opens an existing file for reading only (``purpleflea export``): no
+    schema changes, no appends, and no lock beyond SQLite's own, so a server (which holds the
+    data folder's writer lock) keeps writing meanwhile. The reads see the history as of the
+    moment each query starts.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        durable: bool = False,
+        readers: int = 2,
+        read_only: bool = False,
+    ) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
+        self.read_only = read_only
+        if read_only:
+            if self.path == ":memory:":
+                raise ValueError("a read-only SQLite store needs a file, not ':memory:'")
+            if not Path(self.path).is_file():
+                raise FileNotFoundError(f"no history store at {self.path}")
+        elif self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._durable = durable
-        self._writer = _connect(self.path, durable=durable)
-        self._writer.executescript(_SCHEMA)
-        if self._writer.execute("SELECT 1 FROM rollup_1h LIMIT 1").fetchone() is None:
-            self._writer.execute(_BACKFILL_1H)
+        self._writer = _connect(self.path, durable=durable, read_only=read_only)
+        if not read_only:
+            self._writer.executescript(_SCHEMA)
+            if self._writer.execute("SELECT 1 FROM rollup_1h LIMIT 1").fetchone() is None:
+                self._writer.execute(_BACKFILL_1H)
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sqlite-read")
         self._local = threading.local()
-        self._last_seq = self._writer.execute(
-            "SELECT MAX(COALESCE((SELECT MAX(seq) FROM liquidations), 0), "
-            "COALESCE((SELECT MAX(seq) FROM cascades), 0))"
-        ).fetchone()[0]
+        self._last_seq = self._writer.execute(_LAST_SEQ).fetchone()[0]
 
     # -- writes (event loop thread) ---------------------------------------------------------
 
@@ -190,6 +217,7 @@ class SQLiteStore:
         INSERT, so a seq that is already taken fails the whole batch loudly rather than
         dropping an event.
         """
+        self._check_writable()
         if not events:
             return []
         writer = self._writer
@@ -242,6 +270,10 @@ class SQLiteStore:
         self._last_seq = max(self._last_seq, events[-1].seq)
         return inserted
 
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise PermissionError(f"SQLite store {self.path} was opened read-only: cannot append")
+
     def stored_ids(self, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` are stored (bulk loaders ask first, so a duplicate takes no seq)."""
         found: set[str] = set()
@@ -255,6 +287,7 @@ class SQLiteStore:
         return found
 
     async def append_cascades(self, alerts: Sequence[CascadeAlert]) -> None:
+        self._check_writable()
         if not alerts:
             return
         rows = [(a.seq, a.id, a.status, a.market, a.side, a.updated_at, encode(a)) for a in alerts]
@@ -273,6 +306,10 @@ class SQLiteStore:
         self._last_seq = max(self._last_seq, alerts[-1].seq)
 
     async def last_seq(self) -> int:
+        if self.read_only:
+            # Another process (the server) is the writer: the value at open would go stale.
+            rows = await self._read(_LAST_SEQ, ())
+            return int(rows[0][0])
         return int(self._last_seq)
 
     # -- reads (worker threads) -------------------------------------------------------------
@@ -280,7 +317,7 @@ class SQLiteStore:
     def _reader(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
-            connection = _connect(self.path, durable=self._durable)
+            connection = _connect(self.path, durable=self._durable, read_only=self.read_only)
             self._local.connection = connection
         return connection
 
