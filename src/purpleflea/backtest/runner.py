@@ -8,6 +8,8 @@ strategy sees the event and then any alerts. Nothing reads ahead of the current 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -82,11 +84,21 @@ class Replay:
 
 
 async def store_pages(store: Store, *, page: int = 20_000) -> AsyncIterator[list[Liquidation]]:
-    """Every stored event in seq order, read in pages with ``store.since``."""
-    seq = 0
-    while True:
-        events = await store.since(seq, page)
-        if not events:
-            return
-        yield events
-        seq = events[-1].seq
+    """Every stored event in seq order, read in pages with ``store.since``.
+
+    The next page is read while the caller works on this one (the store reads in its own
+    thread), so a replay waits on the disk only for the first page.
+    """
+    pending = asyncio.ensure_future(store.since(0, page))
+    try:
+        while True:
+            events = await pending
+            if not events:
+                return
+            pending = asyncio.ensure_future(store.since(events[-1].seq, page))
+            yield events
+    finally:
+        if not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pending

@@ -91,7 +91,7 @@ async def _feed(replay: Replay, path: Path, page: int) -> None:
     from purpleflea.progress import Progress  # noqa: PLC0415
     from purpleflea.store.sqlite import SQLiteStore  # noqa: PLC0415
 
-    store = SQLiteStore(path)
+    store = SQLiteStore(path, read_only=True)  # a running server keeps writing meanwhile
     try:
         total = await store.last_seq()
         with Progress(total, "backtest", unit="seq") as bar:
