@@ -56,6 +56,7 @@ class Recording:
     snap_ts: np.ndarray  # [K] time of each round of snapshots (every 60 s)
     snap_oi: np.ndarray  # [K, markets] open interest in USD, summed over the market's listings
     fuel: np.ndarray | None = None  # [K, markets, 2] HeatmapFeed's fuel ratio (long, short)
+    cohorts: np.ndarray | None = None  # the simulator's cohort id of each event (for analysis)
 
 
 def record(seed: int, hours: float, *, fuel: bool = False) -> Recording:
@@ -66,7 +67,7 @@ def record(seed: int, hours: float, *, fuel: bool = False) -> Recording:
     sim = Simulator(SimConfig(seed=seed))
     names = sim.market_names
     index = {name: i for i, name in enumerate(names)}
-    cols: dict[str, list[float]] = {k: [] for k in ("m", "s", "t", "u", "p")}
+    cols: dict[str, list[float]] = {k: [] for k in ("m", "s", "t", "u", "p", "c")}
     exchanges: list[str] = []
     snap_ts: list[int] = []
     snap_oi: list[np.ndarray] = []
@@ -82,6 +83,7 @@ def record(seed: int, hours: float, *, fuel: bool = False) -> Recording:
             cols["t"].append(e.ts)
             cols["u"].append(e.size_usd)
             cols["p"].append(e.price)
+            cols["c"].append(int((e.liquidated_user or "cohort--1").rsplit("-", 1)[1]))
             exchanges.append(e.exchange)
             if feed is not None:
                 feed.note_price(e.market, e.price)
@@ -107,6 +109,7 @@ def record(seed: int, hours: float, *, fuel: bool = False) -> Recording:
         np.asarray(snap_ts, dtype=np.int64),
         np.vstack(snap_oi),
         np.stack(fuels) if fuels else None,
+        np.asarray(cols["c"], dtype=np.int64),
     )
 
 
@@ -253,6 +256,35 @@ def evaluate(
     }
 
 
+def knowable_s(rec: Recording, seed: int) -> np.ndarray:
+    """Per true cascade, a lower bound on when any detector could know it from the stream:
+    seconds from its first event until its third position (cohort) has been liquidated and its
+    notional has reached the definition's share of the market's depth. The definition needs two
+    impact-driven positions, and the first is the shock, so no rule can confirm a cascade
+    earlier (it can only guess)."""
+    assert rec.cohorts is not None, "recorded before cohort ids were kept: delete the cache"
+    depth = {m.name: m.depth_usd for m in Simulator(SimConfig(seed=seed)).markets}
+    min_depth = SimConfig().cascade_min_depth
+    index = {name: i for i, name in enumerate(rec.names)}
+    out = []
+    for c in rec.truth:
+        sel = (
+            (rec.markets == index[c.market])
+            & (rec.sides == (1 if c.side == "long" else -1))
+            & (rec.ts >= c.start_ms)
+            & (rec.ts <= c.end_ms)
+        )
+        order = np.argsort(rec.ts[sel], kind="stable")
+        ts, usd, cohort = rec.ts[sel][order], rec.sizes[sel][order], rec.cohorts[sel][order]
+        _, first = np.unique(cohort, return_index=True)
+        third = ts[np.sort(first)[min(2, first.size - 1)]]
+        big = ts[
+            min(int(np.searchsorted(np.cumsum(usd), min_depth * depth[c.market])), ts.size - 1)
+        ]
+        out.append((max(third, big) - c.start_ms) / 1000.0)
+    return np.asarray(out)
+
+
 def _auc(score: np.ndarray, label: np.ndarray) -> float:
     """Mann-Whitney AUC with ties counted half."""
     pos, neg = int(label.sum()), int((~label).sum())
@@ -309,6 +341,12 @@ def main() -> None:
     )
     if args.record_only:
         return
+    if rec.cohorts is not None and rec.truth:
+        known = knowable_s(rec, args.seed)
+        print(
+            f"earliest a true cascade can be known (3rd position and its size reached): median "
+            f"{np.median(known):.1f} s, under 10 s for {np.mean(known < 10):.0%}"
+        )
     base = replace(CascadeConfig(), **dict(args.set))
     configs = [base]
     if args.curve:

@@ -149,6 +149,44 @@ def test_one_position_filled_at_one_price_is_not_a_cascade() -> None:
     assert alerts == []
 
 
+def _fills(market: str, start: int, prices: list[tuple[float, float]]) -> list[Event]:
+    """Forty $50k fills at each (price, seconds after ``start``) level, 10 ms apart."""
+    return [
+        (market, "long", 50_000.0, price, start + int(at * 1000) + 10 * i, "bybit")
+        for price, at in prices
+        for i in range(40)
+    ]
+
+
+def test_positions_swept_together_in_the_first_second_are_one_shock() -> None:
+    """Three levels hit within the chain's first second (a jump): one shock, however wide."""
+    events = calm("ADA-PERP", 3, per_hour=60, size=2_000, seed=7)
+    start = T0 + 3 * 3_600_000
+    events += _fills("ADA-PERP", start, [(100.0, 0.0), (99.5, 0.3), (99.0, 0.6)])
+    scores, alerts = run(events, CascadeEngine())
+    assert max(scores[-120:]) == CascadeConfig().level_base
+    assert alerts == []
+
+
+def test_levels_reached_later_make_a_cascade_even_nearer_than_the_last() -> None:
+    """A shock, then positions reached 5 s and 12 s later: three levels, a cascade, although
+    the third lies between the first two (the forced orders' impact partly reverted)."""
+    config = CascadeConfig()
+    events = calm("ADA-PERP", 3, per_hour=60, size=2_000, seed=7)
+    start = T0 + 3 * 3_600_000
+    events += _fills("ADA-PERP", start, [(100.0, 0.0), (99.0, 5.0), (99.5, 12.0)])
+    scores, alerts = run(events, CascadeEngine(config))
+    assert max(scores[-80:-40]) == config.level_base + config.level_gain  # two levels: 6
+    assert max(scores[-40:]) >= config.start_score
+    assert [a.status for a in alerts][:1] == ["started"]
+    # Within the price tolerance (0.12 %) a later fill is the same level, not a new one.
+    events = calm("ADA-PERP", 3, per_hour=60, size=2_000, seed=7)
+    events += _fills("ADA-PERP", start, [(100.0, 0.0), (99.0, 5.0), (99.1, 12.0)])
+    scores, alerts = run(events, CascadeEngine(config))
+    assert max(scores[-120:]) == config.level_base + config.level_gain
+    assert alerts == []
+
+
 def test_fuel_moves_the_score() -> None:
     events = calm("XRP-PERP", 3, per_hour=60, size=1_000, seed=6)
     events += burst("XRP-PERP", T0 + 3 * 3_600_000, count=8, seconds=60, size=3_000)

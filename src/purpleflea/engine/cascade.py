@@ -17,12 +17,15 @@ How the score is built (per market and side, e.g. ``BTC-PERP`` longs):
   being the baseline, but at least ``floor_events`` events of the market's typical size (so a
   lone liquidation on a quiet coin is not a cascade). This is the self-exciting (Hawkes)
   picture in discrete form: a cascade is intensity far above the background rate ``mu``.
-- **Chain.** Once ``r`` reaches ``level_arm_ratio``, the engine follows the chain of
-  liquidations on this side (it ends after ``chain_gap_s`` without one) and counts its price
-  levels: a price further than ``level_tol_pct`` from every level already seen, beyond the last
-  one in the direction of the liquidations (down for longs, up for shorts), at least
-  ``level_delay_s`` after the chain's first event. One level is one shock or one position's
-  fills; each further level is a new set of positions the forced orders' move reached.
+- **Chain.** Once ``r`` reaches ``level_arm_ratio`` (1: the window at the market's usual pace),
+  the engine follows the chain of liquidations on this side (it ends after ``chain_gap_s``
+  without one) and counts its price levels: a price further than ``level_tol_pct`` from every
+  level already seen, at least ``level_delay_s`` after the chain's first event. One level is one
+  shock or one position's fills (a position's fills share a price up to the exchange's noise,
+  hence a tolerance of 0.12 %); each further level, reached later, is a new set of positions
+  the move reached. The first second's levels are one shock: positions swept together by a jump
+  are not a chain reaction. A later level need not be beyond the last one: forced orders' impact
+  partly reverts, and the next positions are then found nearer again.
 - **Score.** ``rate_gain * log2(r)``, plus ``accel_gain * log2(acceleration)`` where
   acceleration is the last 30 s pace over the 90 s pace (1 = steady, 3 = all of it just now,
   below 1 = fading), plus ``log2(fuel)`` (clipped to +/-1) when the heatmap has told us how much
@@ -42,8 +45,8 @@ known):
 - **3**: liquidations on this side run about 20x this market's normal pace with the 90 s window
   at about 0.3% of its open interest (each halving of that share is 2 points less, each
   doubling 2 more, at most 3). Notable, not a cascade.
-- **7**: a cascade: over at least three successive price levels, each further in the direction
-  of the liquidations, ``0.7 * log2(pace ratio) + 2 * log2(window / 0.3% of OI)`` reaches 6.5:
+- **7**: a cascade: at least three price levels (two reached after the first second),
+  ``0.7 * log2(pace ratio) + 2 * log2(window / 0.3% of OI)`` reaches 6.5:
   e.g. ~600x its normal pace (15 hours' worth in 90 s) with 0.3% of its open interest, or ~150x
   with 0.6%. A ``started`` alert fires here; positions on this side are being force-sold
   (longs) or force-bought (shorts) into the book and the move is likely to extend.
@@ -99,8 +102,8 @@ class CascadeConfig:
     accel_gain: float = 0.0
     count_gain: float = 1.5
     chain_gap_s: float = 60.0
-    level_arm_ratio: float = 30.0
-    level_tol_pct: float = 0.08
+    level_arm_ratio: float = 1.0
+    level_tol_pct: float = 0.12
     level_delay_s: float = 1.0
     level_base: float = 5.0
     level_gain: float = 1.0
@@ -299,10 +302,9 @@ class CascadeEngine:
         state.seen[exchange] = ts
         log_win = _log(win)
         log_ratio = log_win - state.log_expected
-        # The chain: once the window runs far above the baseline, every new price level (further
-        # than level_tol_pct from every level seen so far, beyond the last one in the direction
-        # of the liquidations, after the chain's first second) is a new set of positions the
-        # move reached. It ends after chain_gap_s with no liquidation.
+        # The chain: once the window runs above the baseline, every new price level (further
+        # than level_tol_pct from every level seen so far, after the chain's first second) is a
+        # new set of positions the move reached. It ends after chain_gap_s with no liquidation.
         levels = state.levels
         if levels and gap > self._chain_gap:
             levels = state.levels = 0
@@ -325,9 +327,7 @@ class CascadeEngine:
                     state.near = price
                     if len(state.clusters) < self._max_levels:
                         state.clusters.append(price)
-                    if ts - state.chain_start >= self._level_delay and (
-                        price < near if side == "long" else price > near
-                    ):
+                    if ts - state.chain_start >= self._level_delay:
                         state.levels = levels + 1
                         state.level_cap = self._level_base + self._level_gain * levels
         raw = self._rate_gain * log_ratio + state.fuel_term
