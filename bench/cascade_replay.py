@@ -3,7 +3,9 @@
     .venv/bin/python bench/cascade_replay.py --days 1
 
 1. ``engine.observe`` over the simulator's events (275 markets), pre-materialized as tuples:
-   events per second of the engine alone (plus the once-a-second ``tick``).
+   events per second of the engine alone (plus the once-a-second ``tick``), for the engine
+   ``purpleflea.engine`` serves (compiled by scripts/build_native.py when built) and for the
+   pure-Python one.
 2. The full backtest path (playbook, broker, alerts) over the same events as ``Liquidation``
    structs, in memory, and read page by page from a SQLite store; the 30-day figure is
    extrapolated from the measured events/s and the simulator's events/day.
@@ -19,7 +21,8 @@ import time
 from pathlib import Path
 
 from purpleflea.backtest import Playbook, result, start, store_pages
-from purpleflea.engine import CascadeEngine
+from purpleflea.engine import NATIVE, CascadeEngine
+from purpleflea.engine import cascade as pure
 from purpleflea.model import Liquidation
 from purpleflea.sim.process import SimConfig, Simulator
 from purpleflea.store.sqlite import SQLiteStore
@@ -51,11 +54,13 @@ def simulate(days: float, seed: int) -> list[Liquidation]:
     return events
 
 
-def bench_engine(events: list[Liquidation], repeat: int) -> float:
+def bench_engine(
+    events: list[Liquidation], repeat: int, engine_class: type[CascadeEngine] = CascadeEngine
+) -> float:
     rows = [(e.market, e.side, e.size_usd, e.price, e.ts, e.exchange) for e in events]
     best = 0.0
     for _ in range(repeat):
-        engine = CascadeEngine()
+        engine = engine_class()
         # Every market's open interest known (as after its first snapshot), so the score's
         # open-interest term is on the measured path (its value only moves scores, not cost).
         for market in {row[0] for row in rows}:
@@ -113,7 +118,11 @@ def main() -> None:
         f"({time.perf_counter() - t0:.0f} s)"
     )
     engine_rate = bench_engine(events, args.repeat)
-    print(f"engine replay: {engine_rate / 1e6:.2f} M events/s (best of {args.repeat})")
+    which = "compiled (scripts/build_native.py)" if NATIVE else "pure Python: no compiled build"
+    print(f"engine replay, {which}: {engine_rate / 1e6:.2f} M events/s (best of {args.repeat})")
+    if NATIVE:
+        pure_rate = bench_engine(events, args.repeat, pure.CascadeEngine)
+        print(f"engine replay, pure Python: {pure_rate / 1e6:.2f} M events/s")
     backtest_rate, trades = bench_backtest(events)
     print(f"backtest in memory: {backtest_rate / 1e6:.2f} M events/s, {trades} trades")
     store_rate = asyncio.run(bench_store(events))

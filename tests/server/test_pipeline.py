@@ -10,7 +10,7 @@ import msgspec
 
 from purpleflea.bus.base import Message
 from purpleflea.bus.local import LocalBus
-from purpleflea.engine.cascade import CascadeEngine
+from purpleflea.engine import CascadeEngine
 from purpleflea.model import Liquidation, VenueLiquidation
 from purpleflea.server.feed import client_feed
 from purpleflea.server.filters import StreamFilter

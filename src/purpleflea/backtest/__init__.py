@@ -12,7 +12,7 @@ from purpleflea.backtest.broker import Broker, Costs, Trade
 from purpleflea.backtest.report import Metrics, Report, compute_metrics, equity_curve
 from purpleflea.backtest.runner import Replay, store_pages
 from purpleflea.backtest.strategy import Playbook, Strategy, load_strategy
-from purpleflea.engine.cascade import CascadeConfig, CascadeEngine
+from purpleflea.engine import CascadeConfig, CascadeEngine
 from purpleflea.model import Liquidation
 
 __all__ = [

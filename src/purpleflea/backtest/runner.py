@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from purpleflea.backtest.broker import Broker
 from purpleflea.backtest.strategy import Strategy
-from purpleflea.engine.cascade import CascadeEngine
+from purpleflea.engine import CascadeEngine
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.store.base import Store
 

@@ -154,7 +154,7 @@ class Server:
 def default_scorer() -> Scorer | None:
     """The cascade engine, when the engine package is installed with the server."""
     try:
-        from purpleflea.engine.cascade import CascadeEngine  # noqa: PLC0415
+        from purpleflea.engine import CascadeEngine  # noqa: PLC0415
     except ImportError:
         return None
     engine: Scorer = CascadeEngine()
