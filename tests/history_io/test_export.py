@@ -191,7 +191,9 @@ async def _postgres_with(events: list[Liquidation]) -> str:
     dsn = ensure_postgres()
     connection = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
     async with connection:
-        await connection.execute("DROP TABLE IF EXISTS liquidations, rollup_1m, cascades")
+        await connection.execute(
+            "DROP TABLE IF EXISTS liquidations, rollup_1m, cascades, open_interest"
+        )
     store = await open_store(dsn)
     try:
         assert await store.append(events) == events

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from purpleflea.model import VenueLiquidation
 from purpleflea.sim import SimConfig, Simulator, generate_history, paced
-from purpleflea.store.base import Query
+from purpleflea.sim.history import blocks, history_config
+from purpleflea.store.base import OpenInterest, Query
+from purpleflea.store.oi_sampler import OpenInterestSampler
 from purpleflea.store.sqlite import SQLiteStore
 
 
@@ -45,6 +48,46 @@ async def test_history_goes_into_sqlite_with_consecutive_seqs(tmp_path: Path) ->
         assert all(e.cascade_score == 7 and e.id.startswith("sim-5-") for e in tail)
     finally:
         await store.close()
+
+
+async def test_history_stores_each_markets_open_interest_through_the_sampler(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "h.sqlite")
+    try:
+        summary = await generate_history(store, days=0.25, seed=4, n_markets=20, progress=False)
+        rows = await store.open_interest(0, 2**62, limit=100_000)
+    finally:
+        await store.close()
+    # The same open interest, listing by listing through the live server's sampler, round by
+    # round, gives the same rows (up to the rounding of a sum).
+    sim = Simulator(history_config(seed=4, n_markets=20))
+    block = history_config().block_ms
+    rounds = list(range(summary.start_ms + block, summary.end_ms + 1, block))
+    sampler = OpenInterestSampler()
+    expected: list[OpenInterest] = []
+    btc_listings: list[float] = []
+    for raw in blocks(sim, 0.25):
+        snapshots = sim.snapshots(raw.end_ms)
+        if not btc_listings:
+            btc_listings = [s.open_interest_usd for s in snapshots if s.market == "BTC-PERP"]
+        for snapshot in snapshots:
+            sampler.note(snapshot)
+        expected += sampler.sample()
+    assert [(r.ts, r.market) for r in rows] == [(r.ts, r.market) for r in expected]
+    for row, want in zip(rows, expected, strict=True):
+        assert row.open_interest_usd == pytest.approx(want.open_interest_usd, rel=1e-9)
+    assert {row.market for row in rows} == {spec.name for spec in sim.markets}
+    # Fewer rows than one per market and round, and at least the heartbeat's.
+    per_market = Counter(row.market for row in rows)
+    assert len(rows) < len(rounds) * len(per_market)
+    assert all(count >= len(rounds) // 3 for count in per_market.values())
+    assert all(row.ts in rounds and row.open_interest_usd > 0 for row in rows)
+    # A row is the sum over the market's listings, not one listing's.
+    assert len(btc_listings) > 1
+    first_btc = next(row for row in rows if row.market == "BTC-PERP")
+    assert first_btc.ts == rounds[0]
+    assert first_btc.open_interest_usd == pytest.approx(sum(btc_listings), rel=1e-12)
 
 
 def test_history_is_the_same_for_the_same_seed(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from purpleflea.model import CascadeAlert, Liquidation
-from purpleflea.store import Query, Store
+from purpleflea.store import OpenInterest, Query, Store
 from purpleflea.store.factory import open_store
 from purpleflea.store.postgres import PostgresStore
 from purpleflea.store.sqlite import SQLiteStore
@@ -31,7 +31,9 @@ async def _empty_postgres() -> str:
     dsn = ensure_postgres()
     connection = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
     async with connection:
-        await connection.execute("DROP TABLE IF EXISTS liquidations, rollup_1m, cascades")
+        await connection.execute(
+            "DROP TABLE IF EXISTS liquidations, rollup_1m, cascades, open_interest"
+        )
     return dsn
 
 
@@ -232,6 +234,81 @@ async def test_cascades_list_the_latest_state_of_each_filtered(store: Store) -> 
     assert [a.id for a in await store.cascades(markets=("BTC-PERP", "ETH-PERP"))] == ["eth", "btc"]
     assert [a.id for a in await store.cascades(limit=1)] == ["sol"]
     assert latest[2] == _alert(3, "btc", "updated")
+
+
+def _oi(ts: int, market: str = "BTC-PERP", usd: float = 1e9) -> OpenInterest:
+    return OpenInterest(ts=ts, market=market, open_interest_usd=usd)
+
+
+async def test_open_interest_keeps_the_latest_row_per_market_and_minute(store: Store) -> None:
+    eth = "ETH-PERP"
+    await store.append_open_interest(
+        [_oi(T0 + 1_000, usd=1.0), _oi(T0 + 30_000, usd=2.0), _oi(T0 + 5_000, eth, usd=3.0)]
+    )
+    # A later batch: a later row of the same minute replaces, an earlier one does not.
+    await store.append_open_interest([_oi(T0 + 50_000, usd=4.0), _oi(T0 + 2_000, eth, usd=5.0)])
+    await store.append_open_interest([_oi(T0 + 60_000, usd=6.0), _oi(T0 + 59_999, eth, 0.0)])
+    assert await store.open_interest(0, T0 + 120_000) == [
+        _oi(T0 + 50_000, usd=4.0),
+        _oi(T0 + 59_999, eth, usd=0.0),  # 0 is kept: it tells the engine to forget
+        _oi(T0 + 60_000, usd=6.0),  # the next minute is a row of its own
+    ]
+    await store.append_open_interest([])
+
+
+async def test_open_interest_reads_a_time_range_in_time_order_in_pages(store: Store) -> None:
+    markets = ["SOL-PERP", "BTC-PERP", "ETH-PERP"]
+    rows = [
+        _oi(T0 + minute * 60_000 + offset, market, usd=float(minute * 10 + k))
+        for minute in range(6)
+        for k, (market, offset) in enumerate(zip(markets, (7_000, 7_000, 3_000), strict=True))
+    ]
+    await store.append_open_interest(rows[::-1])  # stored order is not read order
+    ordered = sorted(rows, key=lambda row: (row.ts, row.market))
+    assert ordered != rows  # the order is the store's doing, not the input's
+    assert await store.open_interest(0, 2**62) == ordered
+    # Bounds are on ts, not on the minute: [start, end) cuts inside minutes.
+    start, end = T0 + 60_000 + 5_000, T0 + 4 * 60_000 + 7_000
+    inside = [row for row in ordered if start <= row.ts < end]
+    assert inside[0].ts == T0 + 60_000 + 7_000
+    assert inside[-1].ts == T0 + 4 * 60_000 + 3_000
+    pages: list[list[OpenInterest]] = []
+    after = None
+    while page := await store.open_interest(start, end, after=after, limit=2):
+        pages.append(page)
+        after = page[-1]
+    # Pages of 2 split the two markets sharing a ts: the cursor is (ts, market), not ts.
+    assert [row for page in pages for row in page] == inside
+    assert all(len(page) == 2 for page in pages[:-1])
+    assert await store.open_interest(end, end) == []
+
+
+async def test_read_only_sqlite_reads_open_interest_and_refuses_writes(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite"
+    writer = SQLiteStore(path)
+    await writer.append_open_interest([_oi(T0), _oi(T0 + 60_000)])
+    reader = SQLiteStore(path, read_only=True)
+    try:
+        assert await reader.open_interest(0, 2**62) == [_oi(T0), _oi(T0 + 60_000)]
+        with pytest.raises(PermissionError, match="opened read-only: cannot append"):
+            await reader.append_open_interest([_oi(T0 + 120_000)])
+    finally:
+        await reader.close()
+        await writer.close()
+
+
+async def test_read_only_sqlite_written_before_open_interest_has_none(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    writer = SQLiteStore(path)
+    await writer.append([_event(1)])
+    writer._writer.execute("DROP TABLE open_interest")  # the schema of an older release
+    await writer.close()
+    reader = SQLiteStore(path, read_only=True)
+    try:
+        assert await reader.open_interest(0, 2**62) == []
+        assert await reader.since(0) == [_event(1)]
+    finally:
+        await reader.close()
 
 
 async def test_open_store_reads_the_url_scheme(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """Backtesting: replay stored history through the live cascade engine into a strategy.
 
-``run_backtest(events, strategy)`` is the whole thing for in-memory events; the
-``purpleflea backtest`` command reads a store page by page with :func:`store_pages`.
+``run_backtest(events, strategy)`` is the whole thing for in-memory events (and open interest);
+the ``purpleflea backtest`` command reads a store page by page with :func:`replay_store`.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from collections.abc import Iterable
 
 from purpleflea.backtest.broker import Broker, Costs, Trade
 from purpleflea.backtest.report import Metrics, Report, compute_metrics, equity_curve
-from purpleflea.backtest.runner import Replay, store_pages
+from purpleflea.backtest.runner import Replay, open_interest_pages, replay_store, store_pages
 from purpleflea.backtest.strategy import Playbook, Strategy, load_strategy
 from purpleflea.engine import CascadeConfig, CascadeEngine
 from purpleflea.model import Liquidation
+from purpleflea.store.base import OpenInterest
 
 __all__ = [
     "Broker",
@@ -25,6 +26,8 @@ __all__ = [
     "Strategy",
     "Trade",
     "load_strategy",
+    "open_interest_pages",
+    "replay_store",
     "result",
     "run_backtest",
     "start",
@@ -72,9 +75,12 @@ def run_backtest(
     costs: Costs | None = None,
     engine_config: CascadeConfig | None = None,
     params: dict[str, object] | None = None,
+    open_interest: Iterable[OpenInterest] = (),
 ) -> Report:
-    """Replay ``events`` (ascending seq) into ``strategy`` and report."""
+    """Replay ``events`` (ascending seq) into ``strategy`` and report; ``open_interest`` rows
+    (ascending ts) reach the engine as each one's time comes (see :class:`Replay`)."""
     replay = start(strategy, costs=costs, engine_config=engine_config)
+    replay.add_open_interest(open_interest)
     replay.feed(events)
     replay.finish()
     return result(replay, params or {})

@@ -4,20 +4,30 @@ The loop is the live server's, with stream time instead of the wall clock: befor
 ``engine.tick`` runs for every whole second the stream crossed (the server ticks every
 second), then the event is scored with ``engine.observe``, the broker learns its price, and the
 strategy sees the event and then any alerts. Nothing reads ahead of the current event.
+
+Open interest (each market's total of what the live server told the engine from its snapshots,
+kept when it moved: see :mod:`purpleflea.store.oi_sampler`) is merged in by time:
+every stored row with ``ts`` at or before an event's is applied with
+``engine.set_open_interest`` before that event is scored, later ones only after it, so the
+size term of the score sees what the live engine would have seen, never the future.
+:func:`replay_store` reads both from a store in pages and interleaves them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
 from purpleflea.backtest.broker import Broker
 from purpleflea.backtest.strategy import Strategy
 from purpleflea.engine import CascadeEngine
 from purpleflea.model import CascadeAlert, Liquidation
-from purpleflea.store.base import Store
+from purpleflea.store.base import OpenInterest, Store
+
+#: Later than any timestamp: "no open interest row is due".
+_NEVER = 2**63 - 1
 
 
 @dataclass(slots=True)
@@ -32,16 +42,56 @@ class Replay:
     first_ts: int = 0
     last_ts: int = 0
     _second: int = -1
+    #: Open interest rows not applied yet (time order), from ``_oi_at`` on.
+    _oi: list[OpenInterest] = field(default_factory=list)
+    _oi_at: int = 0
+    #: The ts at which the next event must stop for open interest (see _apply_open_interest).
+    _oi_next: int = _NEVER
+    #: Whether more rows may still be added (then the queue running dry means "load more").
+    _oi_more: bool = False
+    _oi_last: int = -_NEVER
 
-    def feed(self, batch: Iterable[Liquidation]) -> None:
+    def add_open_interest(self, rows: Iterable[OpenInterest], *, more: bool = False) -> None:
+        """Queue open interest rows (ascending ts, continuing the rows added before).
+
+        ``more=True`` says further rows may follow: :meth:`feed` then stops at the first event
+        it cannot score before they are added (see :func:`replay_store`).
+        """
+        last = self._oi_last
+        queue = self._oi
+        for row in rows:
+            if row.ts < last:
+                raise ValueError(
+                    f"open interest out of time order: {row.market} at ts {row.ts} "
+                    f"after a row at ts {last}"
+                )
+            last = row.ts
+            queue.append(row)
+        self._oi_last = last
+        self._oi_more = more
+        self._oi_next = self._due()
+
+    def feed(self, batch: Iterable[Liquidation]) -> int:
+        """Replay ``batch`` (ascending seq); returns how many of its events were replayed.
+
+        That is all of them unless open interest rows are still to come (``more=True`` in
+        :meth:`add_open_interest`) and one of them may be due before the next event: add them
+        and feed the rest of the batch again.
+        """
         engine, strategy, broker = self.engine, self.strategy, self.broker
         observe = engine.observe
         on_event = strategy.on_event
         on_tick: Callable[[int, Broker], None] | None = getattr(strategy, "on_tick", None)
         second = self._second
+        oi_next = self._oi_next
         count = 0
         for event in batch:
             ts = event.ts
+            if ts >= oi_next:
+                # Rare (once per snapshot time): the only per-event cost is the comparison.
+                oi_next = self._apply_open_interest(ts)
+                if oi_next <= ts:
+                    break  # rows at or before ts may still be unread
             if ts // 1000 > second:
                 if second < 0:
                     self.first_ts = ts
@@ -59,9 +109,34 @@ class Replay:
                 self._dispatch(engine.drain_alerts())
             count += 1
         self._second = second
+        self._oi_next = oi_next
         self.events += count
         if count:
             self.last_ts = max(self.last_ts, broker.now)
+        return count
+
+    def _apply_open_interest(self, ts: int) -> int:
+        """Apply every queued row with ts at or before ``ts``; returns the next due ts."""
+        queue, at = self._oi, self._oi_at
+        set_open_interest = self.engine.set_open_interest
+        end = len(queue)
+        while at < end and queue[at].ts <= ts:
+            row = queue[at]
+            # A row is the market's total, so it takes the engine's one default instrument.
+            set_open_interest(row.market, row.open_interest_usd)
+            at += 1
+        if at == end:
+            queue.clear()  # the memory of one page at most
+            at = 0
+        self._oi_at = at
+        return self._due()
+
+    def _due(self) -> int:
+        if self._oi_at < len(self._oi):
+            return self._oi[self._oi_at].ts
+        # Dry but more to come: the next page may hold rows at the last ts seen, so any
+        # event from that ts on must wait for it.
+        return self._oi_last if self._oi_more else _NEVER
 
     def finish(self) -> None:
         """Tick once more past the last event and close what is still open."""
@@ -81,6 +156,54 @@ class Replay:
         self.alerts.extend(alerts)
         for alert in alerts:
             self.strategy.on_cascade(alert, self.broker)
+
+
+async def replay_store(
+    replay: Replay,
+    store: Store,
+    *,
+    page: int = 20_000,
+    on_page: Callable[[list[Liquidation]], None] | None = None,
+) -> None:
+    """Feed ``replay`` every stored event and, interleaved by time, the stored open interest.
+
+    Both are read in pages of ``page``, so memory stays flat whatever the store's size;
+    ``on_page`` sees each page of events once it has been replayed (progress reporting).
+    """
+    oi_pages = open_interest_pages(store, page=page)
+    replay.add_open_interest((), more=True)
+    try:
+        async for events in store_pages(store, page=page):
+            done = replay.feed(events)
+            while done < len(events):
+                rows = await anext(oi_pages, None)
+                replay.add_open_interest(rows or (), more=rows is not None)
+                done += replay.feed(events[done:])
+            if on_page is not None:
+                on_page(events)
+    finally:
+        await oi_pages.aclose()
+
+
+async def open_interest_pages(
+    store: Store, *, page: int = 20_000
+) -> AsyncGenerator[list[OpenInterest], None]:
+    """Every stored open interest row in time order, in pages (the next one read ahead)."""
+    pending = asyncio.ensure_future(store.open_interest(0, _NEVER, limit=page))
+    try:
+        while True:
+            rows = await pending
+            if not rows:
+                return
+            pending = asyncio.ensure_future(
+                store.open_interest(0, _NEVER, after=rows[-1], limit=page)
+            )
+            yield rows
+    finally:
+        if not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pending
 
 
 async def store_pages(store: Store, *, page: int = 20_000) -> AsyncIterator[list[Liquidation]]:

@@ -2,7 +2,9 @@
 
     purpleflea backtest --store data/purpleflea.sqlite --threshold 7 --flip --out backtest/
 
-Runs the cascade playbook (or ``--strategy module:Class``) with fees and slippage and writes
+Events are scored with the open interest the live server stored beside them (a store written
+before open interest was kept scores without the size term). Runs the cascade playbook (or
+``--strategy module:Class``) with fees and slippage and writes
 ``report.json``, ``equity.png`` and ``report.html`` into ``--out``.
 """
 
@@ -87,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _feed(replay: Replay, path: Path, page: int) -> None:
-    from purpleflea.backtest import store_pages  # noqa: PLC0415
+    from purpleflea.backtest import replay_store  # noqa: PLC0415
     from purpleflea.progress import Progress  # noqa: PLC0415
     from purpleflea.store.sqlite import SQLiteStore  # noqa: PLC0415
 
@@ -95,8 +97,11 @@ async def _feed(replay: Replay, path: Path, page: int) -> None:
     try:
         total = await store.last_seq()
         with Progress(total, "backtest", unit="seq") as bar:
-            async for events in store_pages(store, page=page):
-                replay.feed(events)
-                bar.advance(events[-1].seq - bar.done)
+            await replay_store(
+                replay,
+                store,
+                page=page,
+                on_page=lambda events: bar.advance(events[-1].seq - bar.done),
+            )
     finally:
         await store.close()

@@ -39,6 +39,7 @@ from purpleflea.server.follower import Follower
 from purpleflea.server.heatmap_relay import HeatmapRelay, PublishingSink, RelayedHeatmapModel
 from purpleflea.server.heatmaps import FuelSink, HeatmapFeed
 from purpleflea.server.keys import KeyStore
+from purpleflea.server.oi_recorder import OpenInterestRecorder
 from purpleflea.server.pipeline import Scorer, Tracker
 from purpleflea.server.ratelimit import RateLimiter
 from purpleflea.server.sequencer import hold_sequencer_lock
@@ -175,9 +176,29 @@ def build_server(config: ServerConfig, *, scorer: Scorer | None = None) -> Serve
     store = SQLiteStore(config.db_path)
     bus = LocalBus()
     scorer = scorer if scorer is not None else default_scorer()
-    heatmaps = HeatmapFeed(fuel=scorer if isinstance(scorer, FuelSink) else None)
+    heatmaps, recorder = _engine_heatmaps(store, scorer)
     tracker = Tracker(store, bus, scorer=scorer, heatmap=heatmaps)
-    return _assemble(config, store, bus, tracker, heatmaps)
+    return _record_open_interest(_assemble(config, store, bus, tracker, heatmaps), recorder)
+
+
+def _engine_heatmaps(
+    store: Store, scorer: Scorer | None
+) -> tuple[HeatmapFeed, OpenInterestRecorder | None]:
+    """The heatmap feed of a node running the engine and, when the engine takes open
+    interest, the recorder that stores what it was told (backtests replay it)."""
+    fuel = scorer if isinstance(scorer, FuelSink) else None
+    if fuel is None:
+        return HeatmapFeed(), None
+    recorder = OpenInterestRecorder(store)
+    return HeatmapFeed(fuel=fuel, on_open_interest=recorder.note), recorder
+
+
+def _record_open_interest(server: Server, recorder: OpenInterestRecorder | None) -> Server:
+    if recorder is not None:
+        recorder.counters = server.tracker.counters  # its failures show in /health
+        server.background.append(("open interest recorder", recorder.run))
+        server.closers.append(recorder.close)  # closers run before the store closes
+    return server
 
 
 def _assemble(
@@ -242,9 +263,10 @@ async def _open_role(
 ) -> Server:
     if config.bus_url is None:  # role all, shared store, one process: nothing to relay
         scorer = scorer if scorer is not None else default_scorer()
-        heatmaps = HeatmapFeed(fuel=scorer if isinstance(scorer, FuelSink) else None)
+        heatmaps, recorder = _engine_heatmaps(store, scorer)
         tracker = Tracker(store, LocalBus(), scorer=scorer, heatmap=heatmaps)
-        return _assemble(config, store, tracker.bus, tracker, heatmaps)
+        server = _assemble(config, store, tracker.bus, tracker, heatmaps)
+        return _record_open_interest(server, recorder)
     url, stream, prefix = nats_options(config.bus_url)
     bus = await NatsBus.connect(url, stream=stream, prefix=prefix, store=store)
     closers.append(bus.close)
@@ -261,10 +283,10 @@ def _ingest_node(
     """Roles ``ingest`` and ``all`` on a NATS bus: the one tracker that assigns seqs, the
     cascade engine and the heatmap model; events, alerts and heatmaps go out on the bus."""
     scorer = scorer if scorer is not None else default_scorer()
-    heatmaps = HeatmapFeed(fuel=scorer if isinstance(scorer, FuelSink) else None)
+    heatmaps, recorder = _engine_heatmaps(store, scorer)
     sink = PublishingSink(heatmaps)
     tracker = Tracker(store, bus, scorer=scorer, heatmap=sink)
-    server = _assemble(config, store, bus, tracker, heatmaps)
+    server = _record_open_interest(_assemble(config, store, bus, tracker, heatmaps), recorder)
     server.background.append(
         (
             "heatmap publisher",

@@ -4,16 +4,19 @@ Each :class:`~purpleflea.model.MarketSnapshot` updates the model with the price 
 market traded through since its previous snapshot (seen through liquidation prices and the
 marks), so tranches the price swept through are removed. After each update, the notional at
 risk within ``fuel_pct`` of the mark on each side, over its own running average, is the
-"fuel ahead" ratio handed to the cascade engine.
+"fuel ahead" ratio handed to the cascade engine. Each snapshot whose open interest the engine
+was told also goes to ``on_open_interest`` (the server stores them for backtests: see
+:mod:`purpleflea.server.oi_recorder`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from purpleflea.engine.heatmap import HeatmapModel
-from purpleflea.model import MarketSnapshot, Side
+from purpleflea.model import MarketSnapshot, Side, instrument_of
 
 log = logging.getLogger("purpleflea.heatmap")
 
@@ -37,9 +40,11 @@ class HeatmapFeed:
         fuel: FuelSink | None = None,
         fuel_pct: float = 2.0,
         fuel_memory: float = 0.05,
+        on_open_interest: Callable[[MarketSnapshot], None] | None = None,
     ) -> None:
         self.model = model if model is not None else HeatmapModel()
         self.fuel = fuel
+        self.on_open_interest = on_open_interest
         self.fuel_pct = fuel_pct
         self.fuel_memory = fuel_memory
         self._range: dict[str, tuple[float, float]] = {}
@@ -59,9 +64,9 @@ class HeatmapFeed:
         if self.fuel is not None and fresh:  # a stale snapshot changes nothing
             # The engine sizes a cascade against the market's open interest, summed over
             # its listings on every exchange.
-            self.fuel.set_open_interest(
-                market, snapshot.open_interest_usd, f"{snapshot.exchange}:{snapshot.symbol}"
-            )
+            self.fuel.set_open_interest(market, snapshot.open_interest_usd, instrument_of(snapshot))
+            if self.on_open_interest is not None:
+                self.on_open_interest(snapshot)  # exactly what the engine saw, for backtests
             self._update_fuel(market, snapshot.mark_price)
 
     def _update_fuel(self, market: str, mark: float) -> None:

@@ -2,7 +2,11 @@
 
 History runs the same simulator as the live feed with coarser steps (1 s steps, 5-minute
 blocks instead of 250 ms and 1 minute) and skips the per-step objects: each block's events go
-straight from arrays to published :class:`~purpleflea.model.Liquidation` structs.
+straight from arrays to published :class:`~purpleflea.model.Liquidation` structs. Each market's
+open interest (its listings' sum, at the end of each 5-minute block) goes through the same
+:class:`~purpleflea.store.oi_sampler.OpenInterestSampler` as the live server's, so the store
+keeps each market's total when it moved, and a backtest of simulated history has the size term
+as a backtest of live history does.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from purpleflea.sim.config import event_id_prefix
 from purpleflea.sim.events import RawBlock
 from purpleflea.sim.process import DAY_MS, DEFAULT_START_MS, SimConfig, Simulator
 from purpleflea.sim.truth import TrueCascade
-from purpleflea.store.base import Store
+from purpleflea.store.base import OpenInterest, Store
+from purpleflea.store.oi_sampler import OpenInterestSampler
 
 HISTORY_STEP_MS = 1_000
 HISTORY_BLOCK_MS = 300_000
@@ -134,7 +139,8 @@ async def generate_history(
     progress: bool = True,
     **knobs: float,
 ) -> HistorySummary:
-    """Simulate ``days`` from ``start_ms`` and append every event to ``store``.
+    """Simulate ``days`` from ``start_ms`` and append every event, and each market's open
+    interest whenever the sampler keeps it (checked every 5-minute block), to ``store``.
 
     Seqs continue from ``await store.last_seq() + 1``; ``scorer`` gives each event's
     ``cascade_score`` (0 without one), called in event order. ``knobs`` are
@@ -148,6 +154,8 @@ async def generate_history(
     notional = 0.0
     active = np.zeros(n_markets, dtype=bool)
     pending: list[Liquidation] = []
+    open_interest: list[OpenInterest] = []
+    sampler = OpenInterestSampler()
     total_hours = days * 24
     bar = Progress(total_hours, "simulating", unit="sim h") if progress else None
     for raw in blocks(sim, days):
@@ -156,13 +164,21 @@ async def generate_history(
         notional += float(raw.size_usd.sum())
         active[raw.market] = True
         pending.extend(batch)
+        for market, usd in sim.market_open_interest_usd(raw.end_ms):
+            sampler.note_total(market, raw.end_ms, usd)
+        open_interest.extend(sampler.sample())
         if len(pending) >= BATCH:
             await store.append(pending)
             pending = []
+        if len(open_interest) >= BATCH:
+            await store.append_open_interest(open_interest)
+            open_interest = []
         if bar is not None:
             bar.advance(sim.config.block_ms / 3_600_000)
     if pending:
         await store.append(pending)
+    if open_interest:
+        await store.append_open_interest(open_interest)
     if bar is not None:
         bar.finish()
     return HistorySummary(

@@ -185,7 +185,7 @@ class Simulator:
             events = self.venue_events(raw)
             step_of = (raw.ts - raw.start_ms - 1) // dt
             bounds = np.searchsorted(step_of, np.arange(self._steps_per_block + 1))
-            snapshots = self._snapshots(raw.end_ms)
+            snapshots = self.snapshots(raw.end_ms)
             for k in range(self._steps_per_block):
                 ts = raw.start_ms + (k + 1) * dt
                 self.now_ms = ts
@@ -242,11 +242,12 @@ class Simulator:
             )
         return out
 
-    def _snapshots(self, ts: int) -> tuple[MarketSnapshot, ...]:
+    def snapshots(self, ts: int) -> tuple[MarketSnapshot, ...]:
+        """Every listing's snapshot at ``ts``, the end of the block just computed; none when
+        ``ts`` is not a snapshot time (every ``snapshot_ms``). Reads state, changes nothing."""
         if (ts - self.config.start_ms) % self.config.snapshot_ms:
             return ()
-        # What an exchange reports: one side's open position (see Truth.open_interest).
-        oi = np.maximum(*self.book.open_interest(ts, self._n))
+        oi = self._reported_open_interest(ts)
         marks = self._marks[-1]
         out: list[MarketSnapshot] = []
         for m, spec in enumerate(self.markets):
@@ -264,6 +265,20 @@ class Simulator:
                     )
                 )
         return tuple(out)
+
+    def market_open_interest_usd(self, ts: int) -> list[tuple[str, float]]:
+        """Each market's open interest in USD at ``ts``, summed over its listings (what
+        :meth:`snapshots` reports, listing by listing); none when ``ts`` is not a snapshot time.
+        Bulk history stores these totals without building every listing's snapshot."""
+        if (ts - self.config.start_ms) % self.config.snapshot_ms:
+            return []
+        usd = self._reported_open_interest(ts) * self._marks[-1]
+        return list(zip(self.market_names, usd.tolist(), strict=True))
+
+    def _reported_open_interest(self, ts: int) -> FloatArray:
+        # What an exchange reports: one side's open position (see Truth.open_interest).
+        reported: FloatArray = np.maximum(*self.book.open_interest(ts, self._n))
+        return reported
 
     # -- one block --------------------------------------------------------------------------
 

@@ -2,8 +2,10 @@
 
 Every published :class:`~purpleflea.model.Liquidation` is appended with the ``seq`` the
 ingest pipeline assigned; ``seq`` is the primary key and the resume cursor, and ``id`` is unique
-so a replayed exchange event is stored once. Backends: :mod:`purpleflea.store.sqlite` (default)
-and PostgreSQL (scale-out).
+so a replayed exchange event is stored once. Beside the events, a store keeps the open interest
+the cascade engine was told (:class:`OpenInterest`: a market's total, at most one row per market
+and minute, written when it moved), so a backtest scores history with the size term the live
+engine had. Backends: :mod:`purpleflea.store.sqlite` (default) and PostgreSQL (scale-out).
 """
 
 from __future__ import annotations
@@ -90,6 +92,43 @@ class Bucket(msgspec.Struct, frozen=True, kw_only=True):
     short_usd: float
 
 
+class OpenInterest(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A market's open interest at ``ts`` (ms): the sum over its listings of what the cascade
+    engine was told, which is what the engine sizes a cascade by.
+
+    Rows are kept only when the total moved or went stale
+    (:class:`~purpleflea.store.oi_sampler.OpenInterestSampler`); a backtest replays each with
+    ``CascadeEngine.set_open_interest(market, open_interest_usd)``.
+    """
+
+    ts: int
+    market: str
+    open_interest_usd: float
+
+
+#: Open interest is kept at this resolution: at most one row per market per minute.
+OI_MINUTE_MS = 60_000
+
+#: The stored columns of an open interest row, in table order (both SQL backends).
+OI_COLUMNS = ("minute", "market", "ts", "open_interest_usd")
+
+
+def open_interest_rows(rows: Sequence[OpenInterest]) -> list[tuple[int, str, int, float]]:
+    """``rows`` as table rows of :data:`OI_COLUMNS`, the latest of each market and minute.
+
+    Deduplicated here because PostgreSQL refuses to upsert one key twice in a statement.
+    """
+    latest: dict[tuple[int, str], OpenInterest] = {}
+    for row in rows:
+        key = (row.ts // OI_MINUTE_MS * OI_MINUTE_MS, row.market)
+        kept = latest.get(key)
+        if kept is None or row.ts >= kept.ts:
+            latest[key] = row
+    return [
+        (minute, market, row.ts, row.open_interest_usd) for (minute, market), row in latest.items()
+    ]
+
+
 class Store(Protocol):
     """A history store. Implementations are safe to call from one event loop."""
 
@@ -130,6 +169,18 @@ class Store(Protocol):
         query: Query,
     ) -> list[Bucket]:
         """Counts and notional per interval and group, ascending time."""
+        ...
+
+    async def append_open_interest(self, rows: Sequence[OpenInterest]) -> None:
+        """Keep ``rows``, one per market and minute of ``ts``: of two rows in the same
+        minute (in this batch or across batches) the one with the later ``ts`` stays."""
+        ...
+
+    async def open_interest(
+        self, start_ms: int, end_ms: int, *, after: OpenInterest | None = None, limit: int = 10_000
+    ) -> list[OpenInterest]:
+        """Rows with ``start_ms <= ts < end_ms`` in ``(ts, market)`` order, at most
+        ``limit``; ``after`` (the previous page's last row) continues a paged read."""
         ...
 
     async def close(self) -> None: ...

@@ -10,6 +10,10 @@ and the returned new seqs are one statement); a few reader connections serve his
 concurrently, so a slow query never waits behind ingest or another query. A connection the
 server dropped (restart, failover) is replaced on its next use.
 
+Open interest is a market's total, at most one row per market and minute, keyed
+``(minute, market)`` and written only when it moved (see
+:class:`~purpleflea.store.oi_sampler.OpenInterestSampler`); an append is one upsert statement.
+
 ``last_seq`` reads the tables, never a cached value: on an API node another process writes.
 Only one process may assign seqs (the ingest node's tracker): a second writer's seq collides
 with the first's and its append fails loudly with a unique violation instead of overwriting.
@@ -28,11 +32,15 @@ from purpleflea.model import CascadeAlert, Liquidation, decode_cascade, encode
 from purpleflea.store.base import (
     COLUMNS,
     INTERVAL_MS,
+    OI_COLUMNS,
+    OI_MINUTE_MS,
     Bucket,
     GroupBy,
     Interval,
+    OpenInterest,
     Page,
     Query,
+    open_interest_rows,
     row_to_event,
 )
 
@@ -96,6 +104,13 @@ CREATE TABLE IF NOT EXISTS cascades (
     body bytea NOT NULL
 );
 CREATE INDEX IF NOT EXISTS cascades_id_seq ON cascades (id, seq);
+CREATE TABLE IF NOT EXISTS open_interest (
+    minute bigint NOT NULL,
+    market text NOT NULL,
+    ts bigint NOT NULL,
+    open_interest_usd float8 NOT NULL,
+    PRIMARY KEY (minute, market)
+);
 """
 
 # The whole append in one statement: insert what is new by id, fold exactly those rows into
@@ -123,6 +138,22 @@ SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[
 ON CONFLICT (seq) DO NOTHING
 """
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM liquidations"
+# The latest snapshot of a minute wins, whichever batch brought it (a batch holds each key
+# once: see open_interest_rows).
+_UPSERT_OI = f"""
+INSERT INTO open_interest ({", ".join(OI_COLUMNS)})
+SELECT * FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::float8[])
+ON CONFLICT (minute, market) DO UPDATE SET
+    ts = excluded.ts, open_interest_usd = excluded.open_interest_usd
+WHERE excluded.ts >= open_interest.ts
+"""
+# The minute bounds let the primary key find the range; rows are sorted within each minute.
+_SELECT_OI = (
+    "SELECT ts, market, open_interest_usd FROM open_interest "
+    "WHERE minute >= %s AND minute < %s AND ts >= %s AND ts < %s"
+)
+_AFTER_OI = " AND (ts, market) > (%s, %s)"
+_ORDER_OI = " ORDER BY minute, ts, market LIMIT %s"
 _LAST_SEQ = (
     "SELECT GREATEST(COALESCE((SELECT max(seq) FROM liquidations), 0), "
     "COALESCE((SELECT max(seq) FROM cascades), 0))"
@@ -245,6 +276,13 @@ class PostgresStore:
         ]
         await self._write(_APPEND_CASCADES, columns)
 
+    async def append_open_interest(self, rows: Sequence[OpenInterest]) -> None:
+        table_rows = open_interest_rows(rows)
+        if not table_rows:
+            return
+        columns: list[list[Any]] = [list(column) for column in zip(*table_rows, strict=True)]
+        await self._write(_UPSERT_OI, columns)
+
     # -- reads --------------------------------------------------------------------------------
 
     @asynccontextmanager
@@ -302,6 +340,21 @@ class PostgresStore:
             [*params, limit],
         )
         return [decode_cascade(bytes(row[0])) for row in rows]
+
+    async def open_interest(
+        self, start_ms: int, end_ms: int, *, after: OpenInterest | None = None, limit: int = 10_000
+    ) -> list[OpenInterest]:
+        first = start_ms if after is None else max(start_ms, after.ts)
+        params: list[Any] = [first // OI_MINUTE_MS * OI_MINUTE_MS, end_ms, start_ms, end_ms]
+        if after is None:
+            rows = await self._read(_SELECT_OI + _ORDER_OI, [*params, limit])
+        else:
+            rows = await self._read(
+                _SELECT_OI + _AFTER_OI + _ORDER_OI, [*params, after.ts, after.market, limit]
+            )
+        return [
+            OpenInterest(ts=ts, market=market, open_interest_usd=usd) for ts, market, usd in rows
+        ]
 
     async def query(self, query: Query) -> Page:
         where, params = _where(query)

@@ -6,6 +6,13 @@ crash — ``kill -9`` — without an fsync per batch; ``durable=True`` asks for 
 power loss too). Reads run in worker threads on their own connections, so a slow history query
 never stalls ingest. Per-minute rollups are maintained on insert so aggregates over a year read
 minutes, not events.
+
+Open interest (:class:`~purpleflea.store.base.OpenInterest`) is a market's total, one
+``WITHOUT ROWID`` row per market and minute at most, keyed ``(minute, market)``, and written only
+when it moved by 0.5 % or every 15 minutes
+(:class:`~purpleflea.store.oi_sampler.OpenInterestSampler`): at most ~96 rows per market and
+day when it is quiet, a few hundred thousand rows a day live rather than the 2.5M of one row per
+listing and minute.
 """
 
 from __future__ import annotations
@@ -22,11 +29,15 @@ from purpleflea.model import CascadeAlert, Liquidation, decode_cascade, encode
 from purpleflea.store.base import (
     COLUMNS,
     INTERVAL_MS,
+    OI_COLUMNS,
+    OI_MINUTE_MS,
     Bucket,
     GroupBy,
     Interval,
+    OpenInterest,
     Page,
     Query,
+    open_interest_rows,
     row_to_event,
 )
 
@@ -84,6 +95,13 @@ CREATE TABLE IF NOT EXISTS cascades (
     body BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS cascades_id_seq ON cascades (id, seq);
+CREATE TABLE IF NOT EXISTS open_interest (
+    minute INTEGER NOT NULL,
+    market TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    open_interest_usd REAL NOT NULL,
+    PRIMARY KEY (minute, market)
+) WITHOUT ROWID;
 """
 
 #: Events at least this big are indexed on their own (``liquidations_big``).
@@ -109,6 +127,19 @@ _BACKFILL_1H = (
     "FROM rollup_1m GROUP BY 1, 2, 3, 4"
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM liquidations"
+# The latest snapshot of a minute wins, whichever batch brought it.
+_UPSERT_OI = (
+    f"INSERT INTO open_interest ({', '.join(OI_COLUMNS)}) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (minute, market) DO UPDATE SET ts = excluded.ts, "
+    "open_interest_usd = excluded.open_interest_usd WHERE excluded.ts >= open_interest.ts"
+)
+# Time order walks the primary key by minute and sorts only within each minute; the minute
+# bounds let it seek instead of filtering the whole table on ts.
+_SELECT_OI = (
+    "SELECT ts, market, open_interest_usd FROM open_interest "
+    "WHERE minute >= ? AND minute < ? AND ts >= ? AND ts < ?"
+)
+_ORDER_OI = " ORDER BY minute, ts, market LIMIT ?"
 _LAST_SEQ = (
     "SELECT MAX(COALESCE((SELECT MAX(seq) FROM liquidations), 0), "
     "COALESCE((SELECT MAX(seq) FROM cascades), 0))"
@@ -204,6 +235,14 @@ class SQLiteStore:
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sqlite-read")
         self._local = threading.local()
         self._last_seq = self._writer.execute(_LAST_SEQ).fetchone()[0]
+        # A file written before open interest was kept has no table for it; read-only, we
+        # may not create it, and such a history simply has no open interest.
+        self._has_oi = not read_only or (
+            self._writer.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'open_interest'"
+            ).fetchone()
+            is not None
+        )
 
     # -- writes (event loop thread) ---------------------------------------------------------
 
@@ -305,6 +344,20 @@ class SQLiteStore:
             raise
         self._last_seq = max(self._last_seq, alerts[-1].seq)
 
+    async def append_open_interest(self, rows: Sequence[OpenInterest]) -> None:
+        self._check_writable()
+        table_rows = open_interest_rows(rows)
+        if not table_rows:
+            return
+        writer = self._writer
+        writer.execute("BEGIN")
+        try:
+            writer.executemany(_UPSERT_OI, table_rows)
+            writer.execute("COMMIT")
+        except BaseException:
+            writer.execute("ROLLBACK")
+            raise
+
     async def last_seq(self) -> int:
         if self.read_only:
             # Another process (the server) is the writer: the value at open would go stale.
@@ -357,6 +410,22 @@ class SQLiteStore:
             [*params, limit],
         )
         return [decode_cascade(row[0]) for row in rows]
+
+    async def open_interest(
+        self, start_ms: int, end_ms: int, *, after: OpenInterest | None = None, limit: int = 10_000
+    ) -> list[OpenInterest]:
+        if not self._has_oi:
+            return []
+        first = start_ms if after is None else max(start_ms, after.ts)
+        sql = _SELECT_OI
+        params: list[Any] = [first // OI_MINUTE_MS * OI_MINUTE_MS, end_ms, start_ms, end_ms]
+        if after is not None:
+            sql += " AND (ts, market) > (?, ?)"
+            params += [after.ts, after.market]
+        rows = await self._read(sql + _ORDER_OI, [*params, limit])
+        return [
+            OpenInterest(ts=ts, market=market, open_interest_usd=usd) for ts, market, usd in rows
+        ]
 
     async def query(self, query: Query) -> Page:
         where, params = _where(query)

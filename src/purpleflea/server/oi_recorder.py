@@ -1,0 +1,78 @@
+"""Keeps the open interest the cascade engine was told, for backtests to replay.
+
+Snapshots arrive ~1,700 a minute live (every listing, every minute). :meth:`note` hands each to
+an :class:`~purpleflea.store.oi_sampler.OpenInterestSampler` (a dict assignment, nothing else
+on the snapshot path); once a minute :meth:`run` takes the market totals that moved by 0.5 % or
+are 15 minutes old (at most one row per market, often far fewer) and writes them in batches of
+``batch`` rows, so the event loop is held no longer than by one batch of events. Two samples
+landing in one minute of snapshot time are one stored row, the later (the store upserts by
+market and minute): the earlier value is then replayed from the later ts, still never early.
+A failed write is counted (``oi_write_errors``) and logged, and its rows are dropped: open
+interest history is worth less than the process that serves events, and the sampler's next
+heartbeat (15 minutes at most) writes the market again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+
+from purpleflea.model import MarketSnapshot
+from purpleflea.store.base import Store
+from purpleflea.store.oi_sampler import OpenInterestSampler
+
+log = logging.getLogger("purpleflea.open_interest")
+
+
+class OpenInterestRecorder:
+    """Samples the open interest the engine was told per market and writes it to ``store``."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        counters: Counter[str] | None = None,
+        batch: int = 2_000,
+        sampler: OpenInterestSampler | None = None,
+    ) -> None:
+        if batch < 1:
+            raise ValueError(f"OpenInterestRecorder batch must be at least 1, got {batch}")
+        self.store = store
+        self.counters: Counter[str] = counters if counters is not None else Counter()
+        self.batch = batch
+        self.sampler = sampler if sampler is not None else OpenInterestSampler()
+        self._flushing: asyncio.Future[None] | None = None
+
+    def note(self, snapshot: MarketSnapshot) -> None:
+        """A snapshot whose open interest the engine was just told (never blocks or raises)."""
+        self.sampler.note(snapshot)
+
+    async def flush(self) -> None:
+        """Sample now and write the rows kept (what arrives meanwhile waits for the next flush)."""
+        rows = self.sampler.sample()
+        for start in range(0, len(rows), self.batch):
+            chunk = rows[start : start + self.batch]
+            try:
+                await self.store.append_open_interest(chunk)
+            except Exception:
+                self.counters["oi_write_errors"] += 1
+                log.exception("could not store %d open interest rows", len(chunk))
+            else:
+                self.counters["oi_rows_written"] += len(chunk)
+            await asyncio.sleep(0)  # let events through between batches
+
+    async def run(self, interval_s: float = 60.0) -> None:
+        """Flush every ``interval_s`` until cancelled (then :meth:`close` writes the rest)."""
+        while True:
+            await asyncio.sleep(interval_s)
+            # Shielded: a shutdown cancelling this loop mid-flush must not drop the rows that
+            # flush already took; close() waits for it instead.
+            self._flushing = asyncio.ensure_future(self.flush())
+            await asyncio.shield(self._flushing)
+
+    async def close(self) -> None:
+        """Finish a flush in progress and sample once more (before the store closes)."""
+        if self._flushing is not None:
+            await self._flushing
+        await self.flush()

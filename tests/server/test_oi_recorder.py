@@ -1,0 +1,89 @@
+"""The live server stores the open interest its engine was told: market totals, when moved."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from purpleflea.engine import CascadeEngine
+from purpleflea.model import MarketSnapshot
+from purpleflea.server.heatmaps import HeatmapFeed
+from purpleflea.server.oi_recorder import OpenInterestRecorder
+from purpleflea.store.base import OpenInterest
+from purpleflea.store.sqlite import SQLiteStore
+from tests.server.conftest import make_config, running_server
+
+M0 = 1_700_000_040_000  # a minute boundary
+
+
+def _snapshot(ts: int, oi_usd: float, exchange: str = "binance_usdm") -> MarketSnapshot:
+    return MarketSnapshot(
+        exchange=exchange,
+        symbol="BTCUSDT",
+        market="BTC-PERP",
+        ts=ts,
+        mark_price=60_000.0,
+        open_interest=oi_usd / 60_000.0,
+        open_interest_usd=oi_usd,
+    )
+
+
+def _row(ts: int, usd: float) -> OpenInterest:
+    return OpenInterest(ts=ts, market="BTC-PERP", open_interest_usd=usd)
+
+
+async def test_the_market_total_the_engine_applied_is_stored_when_it_moved(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    recorder = OpenInterestRecorder(store)
+    feed = HeatmapFeed(fuel=CascadeEngine(), on_open_interest=recorder.note)
+    for snapshot in (
+        _snapshot(M0 + 1_000, 1e9),
+        _snapshot(M0 + 40_000, 2e9),  # same listing, later: replaces
+        _snapshot(M0 + 20_000, 9e9),  # older than the last applied: the engine ignores it
+        _snapshot(M0 + 30_000, 3e9, "bybit"),
+    ):
+        feed.on_snapshot(snapshot)
+    await recorder.flush()
+    assert recorder.counters["oi_rows_written"] == 1
+    # One row: the sum over the listings, at the latest snapshot's ts.
+    assert await store.open_interest(0, 2**62) == [_row(M0 + 40_000, 5e9)]
+    feed.on_snapshot(_snapshot(M0 + 61_000, 2.01e9))  # the total moved 0.2 %: not worth a row
+    await recorder.flush()
+    feed.on_snapshot(_snapshot(M0 + 121_000, 1.9e9))  # 2 % below the row: stored
+    await recorder.close()
+    assert recorder.counters["oi_rows_written"] == 2
+    assert await store.open_interest(0, 2**62) == [
+        _row(M0 + 40_000, 5e9),
+        _row(M0 + 121_000, 4.9e9),
+    ]
+    await store.close()
+
+
+class _BrokenStore(SQLiteStore):
+    async def append_open_interest(self, rows: Sequence[OpenInterest]) -> None:
+        raise OSError("disk full")
+
+
+async def test_a_failed_write_is_counted_not_raised(tmp_path: Path) -> None:
+    store = _BrokenStore(tmp_path / "db.sqlite")
+    recorder = OpenInterestRecorder(store)
+    recorder.note(_snapshot(M0, 1e9))
+    await recorder.flush()  # no exception reaches the caller (the server's event loop)
+    assert recorder.counters["oi_write_errors"] == 1
+    assert recorder.counters["oi_rows_written"] == 0
+    await store.close()
+
+
+async def test_the_server_stores_open_interest_from_its_snapshots(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    async with running_server(config) as running:
+        running.server.tracker.on_snapshot(_snapshot(M0 + 5_000, 1e9))
+        running.server.tracker.on_snapshot(_snapshot(M0 + 65_000, 1e9, "bybit"))
+        counters = running.server.tracker.counters
+    # Shutting down sampled what the recorder held and wrote it before the store closed.
+    assert counters["oi_rows_written"] == 1
+    store = SQLiteStore(config.db_path, read_only=True)
+    try:
+        assert await store.open_interest(0, 2**62) == [_row(M0 + 65_000, 2e9)]
+    finally:
+        await store.close()
