@@ -71,3 +71,23 @@ def test_published_type_is_the_spec_schema() -> None:
         "received_at",
         "cascade_score",
     )
+
+
+def test_a_decoded_cascade_score_must_be_0_to_10() -> None:
+    """The bound lives on the model, so the OpenAPI schema derived from it says it too."""
+    import msgspec
+
+    from purpleflea.server.openapi import document
+
+    wire = encode(publish(_venue(), seq=1, received_at=1, cascade_score=10))
+    assert decode_liquidation(wire).cascade_score == 10
+    with pytest.raises(msgspec.ValidationError, match="cascade_score"):
+        decode_liquidation(wire.replace(b'"cascade_score":10', b'"cascade_score":11'))
+    schema = document("test")["components"]["schemas"]["Liquidation"]
+    assert schema["properties"]["cascade_score"] == {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 10,
+        "default": 0,
+    }
+    assert schema["required"] == list(Liquidation.__struct_fields__)

@@ -15,7 +15,7 @@ JSON goes in and out through the encoder/decoders defined here, so there is one 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -92,7 +92,7 @@ class Liquidation(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     size_usd: float
     ts: int
     received_at: int
-    cascade_score: int = 0
+    cascade_score: Annotated[int, msgspec.Meta(ge=0, le=10)] = 0
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.__struct_fields__:

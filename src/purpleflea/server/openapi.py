@@ -1,8 +1,13 @@
-"""The OpenAPI document served at ``/openapi.json`` (written by hand, checked by tests)."""
+"""The OpenAPI document served at ``/openapi.json`` (checked by tests). The routes are written
+here; the event schema is derived from the model."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import msgspec
+
+from purpleflea.model import Liquidation
 
 _LIST = {"type": "array", "items": {"type": "string"}}
 
@@ -30,37 +35,19 @@ _FILTERS = [
     _param("end", {"type": "integer", "minimum": 0}, "Event time < end (ms since epoch)."),
 ]
 
-_LIQUIDATION = {
-    "type": "object",
-    "required": [
-        "id",
-        "seq",
-        "exchange",
-        "symbol",
-        "market",
-        "side",
-        "price",
-        "quantity",
-        "size_usd",
-        "ts",
-        "received_at",
-        "cascade_score",
-    ],
-    "properties": {
-        "id": {"type": "string"},
-        "seq": {"type": "integer"},
-        "exchange": {"type": "string"},
-        "symbol": {"type": "string"},
-        "market": {"type": "string"},
-        "side": {"type": "string", "enum": ["long", "short"]},
-        "price": {"type": "number"},
-        "quantity": {"type": "number"},
-        "size_usd": {"type": "number"},
-        "ts": {"type": "integer"},
-        "received_at": {"type": "integer"},
-        "cascade_score": {"type": "integer", "minimum": 0, "maximum": 10},
-    },
-}
+
+def _liquidation_schema() -> dict[str, Any]:
+    """The event schema, derived from :class:`~purpleflea.model.Liquidation` (one definition)."""
+    _, components = msgspec.json.schema_components(
+        [Liquidation], ref_template="#/components/schemas/{name}"
+    )
+    schema: dict[str, Any] = components["Liquidation"]
+    # Every field is always sent (defaults included), so responses require them all.
+    schema["required"] = list(Liquidation.__struct_fields__)
+    return schema
+
+
+_LIQUIDATION = _liquidation_schema()
 
 _ERROR = {
     "type": "object",
