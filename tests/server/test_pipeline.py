@@ -133,3 +133,49 @@ async def test_a_client_joining_mid_batch_still_gets_the_batch(tmp_path: Path) -
     assert [item.seq for item in got] == [1, 2, 3, 4, 5]
     await tracker.stop()
     await store.close()
+
+
+async def test_a_restart_warms_the_engine_with_the_stored_open_interest(tmp_path: Path) -> None:
+    """The first live event after a restart is sized against the stored open interest (as the
+    engine before the restart had it), not scored without it until the next snapshots."""
+    from purpleflea.store.base import OpenInterest
+
+    events = _burst(120)
+    follow_up = venue_event(size_usd=60_000.0, price=59_300.0, ts=T0 + 400 * 120)
+    # A thin market: the burst is a large share of it, so the size term lifts the score.
+    rows = [OpenInterest(ts=T0 - 60_000, market=events[0].market, open_interest_usd=2e6)]
+
+    async def first_live_score(with_rows: bool) -> int:
+        path = tmp_path / f"{with_rows}.sqlite"
+        store = SQLiteStore(path)
+        tracker = Tracker(store, LocalBus(), scorer=CascadeEngine())
+        await tracker.start()
+        for event in events:
+            tracker.submit(event)
+        await tracker.drain()
+        await tracker.stop()
+        if with_rows:
+            await store.append_open_interest(rows)
+        bus = LocalBus()
+        subscription = bus.subscribe()
+        tracker = Tracker(store, bus, scorer=CascadeEngine())
+        await tracker.start()
+        tracker.submit(follow_up)
+        await tracker.drain()
+        last = [m.payload for m in subscription.drain() if m.channel == "liquidations"][-1]
+        await tracker.stop()
+        await store.close()
+        assert isinstance(last, Liquidation)
+        return last.cascade_score
+
+    # The reference: one engine told the open interest, then every event in time order.
+    engine = CascadeEngine()
+    engine.set_open_interest(rows[0].market, rows[0].open_interest_usd)
+    for event in [*events, follow_up]:
+        assert event.size_usd is not None
+        assert event.ts is not None
+        expected = engine.observe(
+            event.market, event.side, event.size_usd, event.price, event.ts, event.exchange
+        )
+    assert await first_live_score(True) == expected
+    assert await first_live_score(False) != expected

@@ -31,7 +31,9 @@ from purpleflea.model import (
     VenueLiquidation,
     publish,
 )
-from purpleflea.store.base import Store
+from purpleflea.server.heatmaps import FuelSink
+from purpleflea.store.base import OpenInterest, Store
+from purpleflea.store.oi_sampler import HEARTBEAT_MS
 
 log = logging.getLogger("purpleflea.pipeline")
 
@@ -54,6 +56,10 @@ class SnapshotSink(Protocol):
     def on_snapshot(self, snapshot: MarketSnapshot) -> None: ...
 
     def note_price(self, market: str, price: float) -> None: ...
+
+
+#: Open interest rows read per page while warming.
+_OI_PAGE = 10_000
 
 
 def _now_ms() -> int:
@@ -123,16 +129,26 @@ class Tracker:
 
     async def _warm(self, limit: int) -> None:
         """Replay the newest stored events through the scorer, so that after a restart each
-        market is scored against its own baseline rather than a cold prior. Alerts raised
-        while warming were already published before the restart: they are dropped."""
+        market is scored against its own baseline rather than a cold prior, with the stored
+        open interest interleaved by time when the scorer takes it (so the size term is on
+        from the first live event, not only after the next snapshots). Alerts raised while
+        warming were already published before the restart: they are dropped."""
         assert self.scorer is not None
         cursor = max(0, self._next_seq - 1 - limit)
+        sizes = self.scorer if isinstance(self.scorer, FuelSink) else None
+        rows: list[OpenInterest] = []
         warmed = 0
         while True:
             page = await self.store.since(cursor, 10_000)
             if not page:
                 break
+            if sizes is not None and not warmed:
+                # From a heartbeat before the first event: every market's value then is in.
+                start = page[0].ts - HEARTBEAT_MS
+                rows = await self.store.open_interest(start, 2**62, limit=_OI_PAGE)
             for event in page:
+                while rows and rows[0].ts <= event.ts:
+                    rows = await self._apply_open_interest(rows, event.ts)
                 self.scorer.observe(
                     event.market, event.side, event.size_usd, event.price, event.ts, event.exchange
                 )
@@ -140,8 +156,26 @@ class Tracker:
             self.scorer.drain_alerts()
             warmed += len(page)
             cursor = page[-1].seq
+        while rows:  # what came after the last stored event: current when going live
+            rows = await self._apply_open_interest(rows, 2**62)
         if warmed:
             log.info("cascade engine warmed with the last %d stored events", warmed)
+
+    async def _apply_open_interest(
+        self, rows: list[OpenInterest], until: int
+    ) -> list[OpenInterest]:
+        """Apply ``rows`` (a page, time order) up to ``until``; returns what is left, reading
+        the next page when this one is used up."""
+        assert isinstance(self.scorer, FuelSink)
+        done = 0
+        for row in rows:
+            if row.ts > until:
+                break
+            self.scorer.set_open_interest(row.market, row.open_interest_usd)
+            done += 1
+        if done < len(rows):
+            return rows[done:]
+        return await self.store.open_interest(rows[-1].ts, 2**62, after=rows[-1], limit=_OI_PAGE)
 
     async def stop(self) -> None:
         await self.drain()
