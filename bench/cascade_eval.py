@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from purpleflea.engine import CascadeConfig, CascadeEngine
-from purpleflea.model import Side
+from purpleflea.model import MarketSnapshot, Side
 from purpleflea.server.heatmaps import HeatmapFeed
 from purpleflea.sim.process import SimConfig, Simulator
 from purpleflea.sim.truth import TrueCascade
@@ -89,10 +89,29 @@ def record(seed: int, hours: float, *, fuel: bool = False) -> Recording:
                 feed.note_price(e.market, e.price)
         if step.snapshots:
             oi = np.zeros(len(names))
+            coins = np.zeros(len(names))
+            marks: dict[int, float] = {}
             for snap in step.snapshots:
-                oi[index[snap.market]] += snap.open_interest_usd
-                if feed is not None:
-                    feed.on_snapshot(snap)
+                m = index[snap.market]
+                oi[m] += snap.open_interest_usd
+                coins[m] += snap.open_interest
+                marks.setdefault(m, snap.mark_price)
+            if feed is not None:
+                # One instrument per market: the simulator splits a market's open interest over
+                # its listings in fixed shares at one mark (2 bp apart), so the heatmap of the
+                # sum is the sum of the listings' heatmaps, at a sixth of the cost.
+                for m, mark in marks.items():
+                    feed.on_snapshot(
+                        MarketSnapshot(
+                            exchange="sim",
+                            symbol=names[m],
+                            market=names[m],
+                            ts=step.ts,
+                            mark_price=mark,
+                            open_interest=float(coins[m]),
+                            open_interest_usd=float(oi[m]),
+                        )
+                    )
             snap_ts.append(step.ts)
             snap_oi.append(oi)
             if feed is not None:
@@ -122,6 +141,9 @@ class _FuelRecorder:
 
     def set_fuel(self, market: str, side: Side, ratio: float) -> None:
         self.ratios[self.index[market], 0 if side == "long" else 1] = ratio
+
+    def set_open_interest(self, market: str, usd: float, instrument: str = "") -> None:
+        """Recorded separately (``snap_oi``), from the snapshots themselves."""
 
 
 def cached(seed: int, hours: float, *, fuel: bool) -> Recording:
