@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from purpleflea.backtest.broker import Broker
 from purpleflea.backtest.strategy import Strategy
 from purpleflea.engine import CascadeEngine
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.store.base import OpenInterest, Store
+
+T = TypeVar("T")
 
 #: Later than any timestamp: "no open interest row is due".
 _NEVER = 2**63 - 1
@@ -189,21 +192,13 @@ async def open_interest_pages(
     store: Store, *, page: int = 20_000
 ) -> AsyncGenerator[list[OpenInterest], None]:
     """Every stored open interest row in time order, in pages (the next one read ahead)."""
-    pending = asyncio.ensure_future(store.open_interest(0, _NEVER, limit=page))
-    try:
-        while True:
-            rows = await pending
-            if not rows:
-                return
-            pending = asyncio.ensure_future(
-                store.open_interest(0, _NEVER, after=rows[-1], limit=page)
-            )
+    pages = _read_ahead(
+        store.open_interest(0, _NEVER, limit=page),
+        lambda rows: store.open_interest(0, _NEVER, after=rows[-1], limit=page),
+    )
+    async with contextlib.aclosing(pages):  # closing this closes the read-ahead at once
+        async for rows in pages:
             yield rows
-    finally:
-        if not pending.done():
-            pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pending
 
 
 async def store_pages(store: Store, *, page: int = 20_000) -> AsyncIterator[list[Liquidation]]:
@@ -212,14 +207,24 @@ async def store_pages(store: Store, *, page: int = 20_000) -> AsyncIterator[list
     The next page is read while the caller works on this one (the store reads in its own
     thread), so a replay waits on the disk only for the first page.
     """
-    pending = asyncio.ensure_future(store.since(0, page))
+    pages = _read_ahead(store.since(0, page), lambda events: store.since(events[-1].seq, page))
+    async with contextlib.aclosing(pages):
+        async for events in pages:
+            yield events
+
+
+async def _read_ahead(
+    first: Awaitable[list[T]], following: Callable[[list[T]], Awaitable[list[T]]]
+) -> AsyncGenerator[list[T], None]:
+    """Pages until an empty one, each next page requested before this one is handed out."""
+    pending = asyncio.ensure_future(first)
     try:
         while True:
-            events = await pending
-            if not events:
+            items = await pending
+            if not items:
                 return
-            pending = asyncio.ensure_future(store.since(events[-1].seq, page))
-            yield events
+            pending = asyncio.ensure_future(following(items))
+            yield items
     finally:
         if not pending.done():
             pending.cancel()
