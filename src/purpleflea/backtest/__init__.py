@@ -10,11 +10,12 @@ from collections.abc import Iterable
 
 from purpleflea.backtest.broker import Broker, Costs, Trade
 from purpleflea.backtest.report import Metrics, Report, compute_metrics, equity_curve
-from purpleflea.backtest.runner import Replay, open_interest_pages, replay_store, store_pages
+from purpleflea.backtest.runner import Replay, replay_store
 from purpleflea.backtest.strategy import Playbook, Strategy, load_strategy
 from purpleflea.engine import CascadeConfig, CascadeEngine
 from purpleflea.model import Liquidation
 from purpleflea.store.base import OpenInterest
+from purpleflea.store.pages import open_interest_pages, store_pages
 
 __all__ = [
     "Broker",

@@ -15,22 +15,16 @@ size term of the score sees what the live engine would have seen, never the futu
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from purpleflea.backtest.broker import Broker
 from purpleflea.backtest.strategy import Strategy
 from purpleflea.engine import CascadeEngine
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.store.base import OpenInterest, Store
-
-T = TypeVar("T")
-
-#: Later than any timestamp: "no open interest row is due".
-_NEVER = 2**63 - 1
+from purpleflea.store.pages import NEVER_MS as _NEVER  # "no open interest row is due"
+from purpleflea.store.pages import open_interest_pages, store_pages
 
 
 @dataclass(slots=True)
@@ -186,47 +180,3 @@ async def replay_store(
                 on_page(events)
     finally:
         await oi_pages.aclose()
-
-
-async def open_interest_pages(
-    store: Store, *, page: int = 20_000
-) -> AsyncGenerator[list[OpenInterest], None]:
-    """Every stored open interest row in time order, in pages (the next one read ahead)."""
-    pages = _read_ahead(
-        store.open_interest(0, _NEVER, limit=page),
-        lambda rows: store.open_interest(0, _NEVER, after=rows[-1], limit=page),
-    )
-    async with contextlib.aclosing(pages):  # closing this closes the read-ahead at once
-        async for rows in pages:
-            yield rows
-
-
-async def store_pages(store: Store, *, page: int = 20_000) -> AsyncIterator[list[Liquidation]]:
-    """Every stored event in seq order, read in pages with ``store.since``.
-
-    The next page is read while the caller works on this one (the store reads in its own
-    thread), so a replay waits on the disk only for the first page.
-    """
-    pages = _read_ahead(store.since(0, page), lambda events: store.since(events[-1].seq, page))
-    async with contextlib.aclosing(pages):
-        async for events in pages:
-            yield events
-
-
-async def _read_ahead(
-    first: Awaitable[list[T]], following: Callable[[list[T]], Awaitable[list[T]]]
-) -> AsyncGenerator[list[T], None]:
-    """Pages until an empty one, each next page requested before this one is handed out."""
-    pending = asyncio.ensure_future(first)
-    try:
-        while True:
-            items = await pending
-            if not items:
-                return
-            pending = asyncio.ensure_future(following(items))
-            yield items
-    finally:
-        if not pending.done():
-            pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pending

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Protocol
 
 import msgspec
@@ -34,6 +34,7 @@ from purpleflea.model import (
 from purpleflea.server.heatmaps import FuelSink
 from purpleflea.store.base import OpenInterest, Store
 from purpleflea.store.oi_sampler import HEARTBEAT_MS
+from purpleflea.store.pages import NEVER_MS, open_interest_pages, store_pages
 
 log = logging.getLogger("purpleflea.pipeline")
 
@@ -136,36 +137,46 @@ class Tracker:
         assert self.scorer is not None
         cursor = max(0, self._next_seq - 1 - limit)
         sizes = self.scorer if isinstance(self.scorer, FuelSink) else None
+        oi: AsyncGenerator[list[OpenInterest], None] | None = None
         rows: list[OpenInterest] = []
         warmed = 0
-        while True:
-            page = await self.store.since(cursor, 10_000)
-            if not page:
-                break
-            if sizes is not None and not warmed:
-                # From a heartbeat before the first event: every market's value then is in.
-                start = page[0].ts - HEARTBEAT_MS
-                rows = await self.store.open_interest(start, 2**62, limit=_OI_PAGE)
-            for event in page:
-                while rows and rows[0].ts <= event.ts:
-                    rows = await self._apply_open_interest(rows, event.ts)
-                self.scorer.observe(
-                    event.market, event.side, event.size_usd, event.price, event.ts, event.exchange
-                )
-                self._remember(event)
-            self.scorer.drain_alerts()
-            warmed += len(page)
-            cursor = page[-1].seq
-        while rows:  # what came after the last stored event: current when going live
-            rows = await self._apply_open_interest(rows, 2**62)
+        try:
+            async for page in store_pages(self.store, after=cursor, page=10_000):
+                if sizes is not None and oi is None:
+                    # From a heartbeat before the first event: every market's value then is in.
+                    start = page[0].ts - HEARTBEAT_MS
+                    oi = open_interest_pages(self.store, start_ms=start, page=_OI_PAGE)
+                    rows = await anext(oi, [])
+                for event in page:
+                    while rows and rows[0].ts <= event.ts:
+                        rows = await self._apply_open_interest(rows, event.ts, oi)
+                    self.scorer.observe(
+                        event.market,
+                        event.side,
+                        event.size_usd,
+                        event.price,
+                        event.ts,
+                        event.exchange,
+                    )
+                    self._remember(event)
+                self.scorer.drain_alerts()
+                warmed += len(page)
+            while rows:  # what came after the last stored event: current when going live
+                rows = await self._apply_open_interest(rows, NEVER_MS, oi)
+        finally:
+            if oi is not None:
+                await oi.aclose()
         if warmed:
             log.info("cascade engine warmed with the last %d stored events", warmed)
 
     async def _apply_open_interest(
-        self, rows: list[OpenInterest], until: int
+        self,
+        rows: list[OpenInterest],
+        until: int,
+        pages: AsyncGenerator[list[OpenInterest], None] | None,
     ) -> list[OpenInterest]:
-        """Apply ``rows`` (a page, time order) up to ``until``; returns what is left, reading
-        the next page when this one is used up."""
+        """Apply ``rows`` (a page, time order) up to ``until``; returns what is left, the next
+        page when this one is used up."""
         assert isinstance(self.scorer, FuelSink)
         done = 0
         for row in rows:
@@ -173,9 +184,9 @@ class Tracker:
                 break
             self.scorer.set_open_interest(row.market, row.open_interest_usd)
             done += 1
-        if done < len(rows):
+        if done < len(rows) or pages is None:
             return rows[done:]
-        return await self.store.open_interest(rows[-1].ts, 2**62, after=rows[-1], limit=_OI_PAGE)
+        return await anext(pages, [])
 
     async def stop(self) -> None:
         await self.drain()
