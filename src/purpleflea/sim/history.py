@@ -78,10 +78,26 @@ def published(
 
     ``received_at`` is the event time plus a deterministic 40-199 ms of feed latency.
     """
+    if scorer is not None:
+        # Scored: the simulator's own venue events, each published with the scorer's verdict.
+        scored: list[Liquidation] = []
+        for j, venue in enumerate(sim.venue_events(raw)):
+            seq = first_seq + j
+            assert venue.ts is not None  # the simulator stamps every event
+            scored.append(
+                publish(
+                    venue,
+                    seq=seq,
+                    received_at=venue.ts + 40 + seq % 160,
+                    cascade_score=scorer(venue),
+                )
+            )
+        return scored
+    # Unscored (the bulk path): straight from the arrays to published events, with no venue
+    # struct in between.
     prefix = event_id_prefix(sim.config)
     names, specs = sim.market_names, sim.markets
     sides: tuple[Side, Side] = ("short", "long")
-    out: list[Liquidation] = []
     rows = zip(
         raw.ts.tolist(),
         raw.market.tolist(),
@@ -91,39 +107,24 @@ def published(
         raw.quantity.tolist(),
         strict=True,
     )
+    out: list[Liquidation] = []
     for j, (ts, m, li, side, price, qty) in enumerate(rows):
         seq = first_seq + j
         listing = specs[m].listings[li]
-        if scorer is None:
-            out.append(
-                Liquidation(
-                    id=f"{prefix}{raw.first_n + j}",
-                    seq=seq,
-                    exchange=listing.exchange,
-                    symbol=listing.symbol,
-                    market=names[m],
-                    side=sides[side > 0],
-                    price=price,
-                    quantity=qty,
-                    size_usd=price * qty,
-                    ts=ts,
-                    received_at=ts + 40 + seq % 160,
-                )
-            )
-            continue
-        venue = VenueLiquidation(
-            id=f"{prefix}{raw.first_n + j}",
-            exchange=listing.exchange,
-            symbol=listing.symbol,
-            market=names[m],
-            side=sides[side > 0],
-            price=price,
-            quantity=qty,
-            size_usd=price * qty,
-            ts=ts,
-        )
         out.append(
-            publish(venue, seq=seq, received_at=ts + 40 + seq % 160, cascade_score=scorer(venue))
+            Liquidation(
+                id=f"{prefix}{raw.first_n + j}",
+                seq=seq,
+                exchange=listing.exchange,
+                symbol=listing.symbol,
+                market=names[m],
+                side=sides[side > 0],
+                price=price,
+                quantity=qty,
+                size_usd=price * qty,
+                ts=ts,
+                received_at=ts + 40 + seq % 160,
+            )
         )
     return out
 
