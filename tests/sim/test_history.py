@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from purpleflea.model import VenueLiquidation
-from purpleflea.sim import SimConfig, Simulator, generate_history, paced
+from purpleflea.model import Liquidation, VenueLiquidation
+from purpleflea.sim import SimConfig, Simulator, generate_history, history, paced
 from purpleflea.sim.history import blocks, history_config
 from purpleflea.store.base import OpenInterest, Query
 from purpleflea.store.oi_sampler import OpenInterestSampler
@@ -150,3 +150,57 @@ async def test_paced_follows_the_wall_clock() -> None:
     assert 16 * 0.25 / 20 * 0.9 <= elapsed < 2.0
     with pytest.raises(ValueError, match="speed"):
         await anext(paced(sim, speed=0))
+
+
+async def test_history_in_many_batches_stores_exactly_the_simulators_stream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small batches: the simulation runs a batch ahead of the writes, many times over.
+    monkeypatch.setattr(history, "BATCH", 300)
+    store = SQLiteStore(tmp_path / "h.sqlite")
+    fresh = SQLiteStore(tmp_path / "fresh.sqlite")
+    try:
+        summary = await generate_history(store, days=0.1, seed=6, n_markets=20, progress=False)
+        stored = await store.since(0, limit=1_000_000)
+        indexes = "SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name"
+        assert (
+            store._writer.execute(indexes).fetchall() == fresh._writer.execute(indexes).fetchall()
+        )
+    finally:
+        await store.close()
+        await fresh.close()
+    assert summary.events > 10 * 300
+    sim = Simulator(history_config(seed=6, n_markets=20))
+    expected: list[Liquidation] = []
+    for raw in blocks(sim, 0.1):
+        expected += history.published(sim, raw, len(expected) + 1)
+    assert stored == expected
+
+
+async def test_a_failing_scorer_stops_history_with_its_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(history, "BATCH", 300)
+    calls = 0
+
+    def scorer(event: VenueLiquidation) -> int:
+        nonlocal calls
+        calls += 1
+        if calls > 1_000:
+            raise RuntimeError("scorer broke")
+        return 1
+
+    store = SQLiteStore(tmp_path / "h.sqlite")
+    try:
+        with pytest.raises(RuntimeError, match="scorer broke"):
+            await generate_history(
+                store, days=0.1, seed=6, n_markets=20, scorer=scorer, progress=False
+            )
+        stored = await store.since(0, limit=1_000_000)
+        # What was written is a whole prefix of the stream, seqs without a gap.
+        assert 0 < len(stored) <= 1_000
+        assert [e.seq for e in stored] == list(range(1, len(stored) + 1))
+        page = await store.query(Query(markets=("BTC-PERP",), limit=5))
+        assert all(e.market == "BTC-PERP" for e in page.events)
+    finally:
+        await store.close()

@@ -485,3 +485,59 @@ async def test_hourly_aggregates_read_the_hourly_rollup_and_match_the_events(
         await reopened.close()
     finally:
         await backend.close()
+
+
+def _sqlite_indexes(store: SQLiteStore) -> set[str]:
+    rows = store._writer.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'liquidations'"
+    )
+    return {row[0] for row in rows}
+
+
+async def test_sqlite_bulk_load_into_an_empty_store_builds_its_indexes_at_the_end(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "bulk.sqlite")
+    try:
+        every = _sqlite_indexes(store)
+        assert "liquidations_market_seq" in every
+        with store.deferred_indexes() as deferred:
+            assert deferred
+            # Only the id's uniqueness (the dedupe) is kept while loading.
+            assert _sqlite_indexes(store) == {"sqlite_autoindex_liquidations_1"}
+            await store.append([_event(seq) for seq in range(1, 101)])
+            assert await store.append([_event(7)]) == []  # still deduplicated by id
+        assert _sqlite_indexes(store) == every
+        page = await store.query(Query(markets=("ETH-PERP",), limit=500))
+        assert [e.seq for e in page.events] == [s for s in range(100, 0, -1) if s % 3 == 0]
+        # A store that holds events keeps its indexes: rebuilding them costs more than it saves.
+        with store.deferred_indexes() as deferred:
+            assert not deferred
+            assert _sqlite_indexes(store) == every
+    finally:
+        await store.close()
+
+
+async def test_sqlite_bulk_load_that_fails_still_leaves_the_indexes(tmp_path: Path) -> None:
+    path = tmp_path / "bulk.sqlite"
+    store = SQLiteStore(path)
+    every = _sqlite_indexes(store)
+    try:
+
+        async def broken_loader() -> None:
+            with store.deferred_indexes():
+                await store.append([_event(1)])
+                raise RuntimeError("loader broke")
+
+        with pytest.raises(RuntimeError, match="loader broke"):
+            await broken_loader()
+        assert _sqlite_indexes(store) == every
+        # A loader killed mid-load leaves indexes dropped: the next open creates them.
+        store._writer.execute("DROP INDEX liquidations_ts")
+    finally:
+        await store.close()
+    reopened = SQLiteStore(path)
+    try:
+        assert _sqlite_indexes(reopened) == every
+    finally:
+        await reopened.close()

@@ -11,8 +11,12 @@ as a backtest of live history does.
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,6 +133,51 @@ def published(
     return out
 
 
+@dataclass(slots=True)
+class _Chunk:
+    """What the simulation produced since the previous chunk, ready for the store."""
+
+    events: list[Liquidation]
+    open_interest: list[OpenInterest]
+    hours: float  # simulated hours it covers
+
+
+class _Producer:
+    """The simulation side of :func:`generate_history`: runs blocks until a batch is full.
+
+    It runs on a worker thread while the event loop writes the previous batch (SQLite and
+    numpy release the GIL for much of their work, so the two overlap); only that thread
+    touches the simulator, the sampler and the scorer, one chunk at a time.
+    """
+
+    def __init__(self, sim: Simulator, days: float, first_seq: int, scorer: Scorer | None) -> None:
+        self.sim = sim
+        self.seq = first_seq
+        self.scorer = scorer
+        self.notional = 0.0
+        self.active = np.zeros(len(sim.market_names), dtype=bool)
+        self._blocks = blocks(sim, days)
+        self._sampler = OpenInterestSampler()
+
+    def next_chunk(self) -> _Chunk | None:
+        """The next batch (about :data:`BATCH` events); ``None`` once the days are done."""
+        sim = self.sim
+        chunk = _Chunk([], [], 0.0)
+        for raw in self._blocks:
+            batch = published(sim, raw, self.seq, self.scorer)
+            self.seq += len(batch)
+            self.notional += float(raw.size_usd.sum())
+            self.active[raw.market] = True
+            chunk.events.extend(batch)
+            for market, usd in sim.market_open_interest_usd(raw.end_ms):
+                self._sampler.note_total(market, raw.end_ms, usd)
+            chunk.open_interest.extend(self._sampler.sample())
+            chunk.hours += sim.config.block_ms / 3_600_000
+            if len(chunk.events) >= BATCH or len(chunk.open_interest) >= BATCH:
+                return chunk
+        return chunk if chunk.hours else None
+
+
 async def generate_history(
     store: Store,
     *,
@@ -144,50 +193,49 @@ async def generate_history(
     interest whenever the sampler keeps it (checked every 5-minute block), to ``store``.
 
     Seqs continue from ``await store.last_seq() + 1``; ``scorer`` gives each event's
-    ``cascade_score`` (0 without one), called in event order. ``knobs`` are
-    :class:`~purpleflea.sim.SimConfig` fields such as ``cascade_rate``.
+    ``cascade_score`` (0 without one), called in event order from one worker thread (the
+    simulation runs there, one batch ahead of the writes). ``knobs`` are
+    :class:`~purpleflea.sim.SimConfig` fields such as ``cascade_rate``. An empty SQLite store
+    builds its history indexes once at the end (:meth:`SQLiteStore.deferred_indexes`).
     """
     if not days > 0:
         raise ValueError(f"days must be > 0, got {days}")
     started = time.monotonic()
     sim = Simulator(history_config(seed=seed, n_markets=n_markets, start_ms=start_ms, **knobs))
-    first_seq = seq = await store.last_seq() + 1
-    notional = 0.0
-    active = np.zeros(n_markets, dtype=bool)
-    pending: list[Liquidation] = []
-    open_interest: list[OpenInterest] = []
-    sampler = OpenInterestSampler()
-    total_hours = days * 24
-    bar = Progress(total_hours, "simulating", unit="sim h") if progress else None
-    for raw in blocks(sim, days):
-        batch = published(sim, raw, seq, scorer)
-        seq += len(batch)
-        notional += float(raw.size_usd.sum())
-        active[raw.market] = True
-        pending.extend(batch)
-        for market, usd in sim.market_open_interest_usd(raw.end_ms):
-            sampler.note_total(market, raw.end_ms, usd)
-        open_interest.extend(sampler.sample())
-        if len(pending) >= BATCH:
-            await store.append(pending)
-            pending = []
-        if len(open_interest) >= BATCH:
-            await store.append_open_interest(open_interest)
-            open_interest = []
+    first_seq = await store.last_seq() + 1
+    producer = _Producer(sim, days, first_seq, scorer)
+    bar = Progress(days * 24, "simulating", unit="sim h") if progress else None
+    deferred = getattr(store, "deferred_indexes", None)  # SQLite's bulk-load mode
+    loop = asyncio.get_running_loop()
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="sim-history") as pool,
+        deferred() if deferred is not None else nullcontext(False) as indexes_deferred,
+    ):
+        chunk = await loop.run_in_executor(pool, producer.next_chunk)
+        while chunk is not None:
+            # The next batch is simulated while this one is written.
+            upcoming = loop.run_in_executor(pool, producer.next_chunk)
+            try:
+                if chunk.events:
+                    await store.append(chunk.events)
+                if chunk.open_interest:
+                    await store.append_open_interest(chunk.open_interest)
+            except BaseException:
+                await asyncio.wait([upcoming])  # the worker finishes its batch, then stops
+                raise
+            if bar is not None:
+                bar.advance(chunk.hours)
+            chunk = await upcoming
         if bar is not None:
-            bar.advance(sim.config.block_ms / 3_600_000)
-    if pending:
-        await store.append(pending)
-    if open_interest:
-        await store.append_open_interest(open_interest)
-    if bar is not None:
-        bar.finish()
+            bar.finish()
+            if indexes_deferred:
+                print("building the history indexes...", file=sys.stderr, flush=True)
     return HistorySummary(
-        events=seq - first_seq,
-        markets=int(active.sum()),
-        notional_usd=notional,
+        events=producer.seq - first_seq,
+        markets=int(producer.active.sum()),
+        notional_usd=producer.notional,
         first_seq=first_seq,
-        last_seq=seq - 1,
+        last_seq=producer.seq - 1,
         start_ms=start_ms,
         end_ms=sim.now_ms,
         wall_s=time.monotonic() - started,

@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -324,6 +325,37 @@ class SQLiteStore:
             )
             found.update(row[0] for row in rows)
         return found
+
+    @contextmanager
+    def deferred_indexes(self) -> Iterator[bool]:
+        """For a bulk loader filling an *empty* store: the events' history-query indexes are
+        dropped for the load and built at the end, one sorted pass each, instead of being
+        updated row by row (-30 % of the load's time at a million events, more as they grow).
+
+        Yields whether it deferred them: a store that already holds events keeps its indexes
+        (rebuilding them over old history costs more than it saves). They are rebuilt on the
+        way out, also after an error; a process killed meanwhile gets them back the next time
+        the file is opened (the schema creates whatever index is missing). Queries during the
+        load are correct but unindexed.
+        """
+        self._check_writable()
+        writer = self._writer
+        if writer.execute("SELECT 1 FROM liquidations LIMIT 1").fetchone() is not None:
+            yield False
+            return
+        names = [
+            row[0]
+            for row in writer.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' "
+                "AND tbl_name = 'liquidations' AND sql IS NOT NULL"  # not the UNIQUE id's own
+            )
+        ]
+        for name in names:
+            writer.execute(f'DROP INDEX "{name}"')
+        try:
+            yield True
+        finally:
+            writer.executescript(_SCHEMA)
 
     async def append_cascades(self, alerts: Sequence[CascadeAlert]) -> None:
         self._check_writable()
