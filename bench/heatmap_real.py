@@ -274,8 +274,24 @@ def report(predictions: list[BarPrediction], bars: dict[str, np.ndarray], skip: 
         f"| {spearman(long_fuel, long_liq):.3f} | {spearman(short_fuel, short_liq):.3f} |",
         f"| the bar's adverse move alone (baseline) "
         f"| {spearman(down, long_liq):.3f} | {spearman(up, short_liq):.3f} |",
+        "",
+        "| dollars: realized liquidations against the predicted notional swept | longs | shorts |",
+        "|---|---|---|",
+        f"| total realized / total predicted, all bars | {_ratio(long_liq, long_fuel)} "
+        f"| {_ratio(short_liq, short_fuel)} |",
+        f"| the same, the tenth of bars with the most predicted | "
+        f"{_ratio(long_liq, long_fuel, top=0.1)} | {_ratio(short_liq, short_fuel, top=0.1)} |",
     ]
     return "\n".join(lines)
+
+
+def _ratio(realized: np.ndarray, predicted: np.ndarray, top: float = 1.0) -> str:
+    """Sum of realized over sum of predicted, over the ``top`` share of bars by prediction."""
+    order = np.argsort(-predicted, kind="stable")[: max(1, round(top * predicted.size))]
+    swept = float(predicted[order].sum())
+    if swept <= 0:
+        return "-"
+    return f"{float(realized[order].sum()) / swept:.3f} (${swept / 1e6:,.0f}M predicted)"
 
 
 def _iso(ts: int) -> str:
