@@ -333,8 +333,10 @@ def build_server(client: LiquidationClient) -> MCPServer:
         estimated liquidation prices, from the market's liquidation heatmap.
 
         Each cluster: side (positions that would be liquidated), low/high (price range), usd
-        (notional that would be force-liquidated if price crossed the whole zone), label
-        (a sentence). The heatmap is a model estimated from open interest, not a fact.
+        (notional at risk there if nobody closed or added margin first), label (a sentence).
+        The heatmap is a model estimated from open interest, not a fact: rank zones by usd,
+        but expect realized liquidations to be a fraction of it (about a sixth when price
+        crossed such zones on Binance BTC, docs/heatmap.md).
         """
         name = market.strip().upper()
         async with (

@@ -175,7 +175,8 @@ class CascadeAlert(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 class Cluster(msgspec.Struct, frozen=True, kw_only=True):
     """A "landmine": a contiguous price zone dense with liquidation prices of one side.
 
-    ``usd`` is the notional that would be liquidated if price crossed the whole zone;
+    ``usd`` is the notional at risk if price crossed the whole zone and nobody acted first
+    (realized liquidations are a fraction of it: see docs/heatmap.md);
     ``density`` is USD per 1 % of price inside it; ``strength`` is the zone's mean bucket over
     the side's mean bucket in the view.
     """
