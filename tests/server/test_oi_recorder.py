@@ -29,7 +29,7 @@ def _snapshot(ts: int, oi_usd: float, exchange: str = "binance_usdm") -> MarketS
 
 
 def _row(ts: int, usd: float) -> OpenInterest:
-    return OpenInterest(ts=ts, market="BTC-PERP", open_interest_usd=usd)
+    return OpenInterest(ts=ts, market="BTC-PERP", open_interest_usd=usd, mark_price=60_000.0)
 
 
 async def test_the_market_total_the_engine_applied_is_stored_when_it_moved(tmp_path: Path) -> None:

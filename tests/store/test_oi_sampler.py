@@ -12,21 +12,25 @@ MIN = 60_000
 
 
 def _snap(
-    ts: int, usd: float, exchange: str = "binance_usdm", market: str = "BTC-PERP"
+    ts: int,
+    usd: float,
+    exchange: str = "binance_usdm",
+    market: str = "BTC-PERP",
+    mark: float = 100.0,
 ) -> MarketSnapshot:
     return MarketSnapshot(
         exchange=exchange,
         symbol=market.removesuffix("-PERP") + "USDT",
         market=market,
         ts=ts,
-        mark_price=100.0,
-        open_interest=usd / 100.0,
+        mark_price=mark,
+        open_interest=usd / mark,
         open_interest_usd=usd,
     )
 
 
-def _row(ts: int, usd: float, market: str = "BTC-PERP") -> OpenInterest:
-    return OpenInterest(ts=ts, market=market, open_interest_usd=usd)
+def _row(ts: int, usd: float, market: str = "BTC-PERP", mark: float = 100.0) -> OpenInterest:
+    return OpenInterest(ts=ts, market=market, open_interest_usd=usd, mark_price=mark)
 
 
 def test_a_row_is_the_sum_over_the_listings_at_the_latest_snapshot_ts() -> None:
@@ -112,9 +116,25 @@ def test_a_known_total_replaces_the_listings_and_follows_the_same_rule() -> None
     sampler = OpenInterestSampler()
     sampler.note(_snap(1_000, 1e9))
     sampler.note(_snap(1_000, 2e9, "okx"))
-    sampler.note_total("BTC-PERP", 2_000, 4e9)
-    assert sampler.sample() == [_row(2_000, 4e9)]
-    sampler.note_total("BTC-PERP", 3_000, 4.01e9)  # +0.25 %: inside the deadband
+    sampler.note_total("BTC-PERP", 2_000, 4e9, 101.0)
+    assert sampler.sample() == [_row(2_000, 4e9, mark=101.0)]
+    sampler.note_total("BTC-PERP", 3_000, 4.01e9, 101.0)  # +0.25 %: inside the deadband
     assert sampler.sample() == []
-    sampler.note_total("BTC-PERP", 4_000, 4.03e9)  # +0.75 % from the last row
-    assert sampler.sample() == [_row(4_000, 4.03e9)]
+    sampler.note_total("BTC-PERP", 4_000, 4.03e9, 101.0)  # +0.75 % from the last row
+    assert sampler.sample() == [_row(4_000, 4.03e9, mark=101.0)]
+
+
+def test_a_mark_that_moved_is_worth_a_row_with_the_latest_snapshots_mark() -> None:
+    # A backtest's heatmap places new positions at the marks it is shown.
+    sampler = OpenInterestSampler()
+    sampler.note(_snap(1_000, 1e9, mark=100.0))
+    assert sampler.sample() == [_row(1_000, 1e9, mark=100.0)]
+    sampler.note(_snap(MIN, 1e9, mark=100.2))  # +0.2 %: inside the mark's deadband
+    assert sampler.sample() == []
+    sampler.note(_snap(2 * MIN, 1e9, mark=99.7))  # -0.3 % from the last row's mark
+    assert sampler.sample() == [_row(2 * MIN, 1e9, mark=99.7)]
+    # The mark is the latest snapshot's, not the last one noted: a late snapshot of another
+    # listing changes the sum, not the mark.
+    sampler.note(_snap(3 * MIN, 1e9, mark=99.8))
+    sampler.note(_snap(MIN, 1e9, "okx", mark=90.0))
+    assert sampler.sample() == [_row(3 * MIN, 2e9, mark=99.8)]

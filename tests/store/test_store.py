@@ -236,8 +236,8 @@ async def test_cascades_list_the_latest_state_of_each_filtered(store: Store) -> 
     assert latest[2] == _alert(3, "btc", "updated")
 
 
-def _oi(ts: int, market: str = "BTC-PERP", usd: float = 1e9) -> OpenInterest:
-    return OpenInterest(ts=ts, market=market, open_interest_usd=usd)
+def _oi(ts: int, market: str = "BTC-PERP", usd: float = 1e9, mark: float = 0.0) -> OpenInterest:
+    return OpenInterest(ts=ts, market=market, open_interest_usd=usd, mark_price=mark)
 
 
 async def test_open_interest_keeps_the_latest_row_per_market_and_minute(store: Store) -> None:
@@ -254,6 +254,57 @@ async def test_open_interest_keeps_the_latest_row_per_market_and_minute(store: S
         _oi(T0 + 60_000, usd=6.0),  # the next minute is a row of its own
     ]
     await store.append_open_interest([])
+
+
+async def test_open_interest_keeps_the_mark_of_the_row_that_stays(store: Store) -> None:
+    await store.append_open_interest([_oi(T0 + 1_000, mark=100.0), _oi(T0 + 2_000, mark=0.0)])
+    await store.append_open_interest([_oi(T0 + 40_000, mark=101.5), _oi(T0 + 30_000, mark=99.0)])
+    assert await store.open_interest(0, 2**62) == [_oi(T0 + 40_000, mark=101.5)]
+
+
+async def test_sqlite_written_before_marks_were_kept_reads_them_as_zero(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    writer = SQLiteStore(path)
+    # The table of an older release: no mark column.
+    writer._writer.executescript(
+        "DROP TABLE open_interest; CREATE TABLE open_interest (minute INTEGER NOT NULL, "
+        "market TEXT NOT NULL, ts INTEGER NOT NULL, open_interest_usd REAL NOT NULL, "
+        "PRIMARY KEY (minute, market)) WITHOUT ROWID;"
+    )
+    writer._writer.execute(
+        "INSERT INTO open_interest VALUES (?, ?, ?, ?)", (T0, "BTC-PERP", T0 + 5, 1e9)
+    )
+    await writer.close()
+    reader = SQLiteStore(path, read_only=True)  # may not add the column: reads 0
+    try:
+        assert await reader.open_interest(0, 2**62) == [_oi(T0 + 5)]
+    finally:
+        await reader.close()
+    upgraded = SQLiteStore(path)  # adds it
+    try:
+        await upgraded.append_open_interest([_oi(T0 + 60_000, mark=100.0)])
+        assert await upgraded.open_interest(0, 2**62) == [_oi(T0 + 5), _oi(T0 + 60_000, mark=100.0)]
+    finally:
+        await upgraded.close()
+
+
+async def test_postgres_written_before_marks_were_kept_gains_the_column() -> None:
+    dsn = await _empty_postgres()
+    connection = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+    async with connection:
+        await connection.execute(
+            "CREATE TABLE open_interest (minute bigint NOT NULL, market text NOT NULL, "
+            "ts bigint NOT NULL, open_interest_usd float8 NOT NULL, PRIMARY KEY (minute, market))"
+        )
+        await connection.execute(
+            "INSERT INTO open_interest VALUES (%s, %s, %s, %s)", (T0, "BTC-PERP", T0 + 5, 1e9)
+        )
+    store = await open_store(dsn)
+    try:
+        await store.append_open_interest([_oi(T0 + 60_000, mark=100.0)])
+        assert await store.open_interest(0, 2**62) == [_oi(T0 + 5), _oi(T0 + 60_000, mark=100.0)]
+    finally:
+        await store.close()
 
 
 async def test_open_interest_reads_a_time_range_in_time_order_in_pages(store: Store) -> None:

@@ -169,8 +169,8 @@ class _Producer:
             self.notional += float(raw.size_usd.sum())
             self.active[raw.market] = True
             chunk.events.extend(batch)
-            for market, usd in sim.market_open_interest_usd(raw.end_ms):
-                self._sampler.note_total(market, raw.end_ms, usd)
+            for market, usd, mark in sim.market_open_interest(raw.end_ms):
+                self._sampler.note_total(market, raw.end_ms, usd, mark)
             chunk.open_interest.extend(self._sampler.sample())
             chunk.hours += sim.config.block_ms / 3_600_000
             if len(chunk.events) >= BATCH or len(chunk.open_interest) >= BATCH:

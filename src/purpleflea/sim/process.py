@@ -266,14 +266,15 @@ class Simulator:
                 )
         return tuple(out)
 
-    def market_open_interest_usd(self, ts: int) -> list[tuple[str, float]]:
-        """Each market's open interest in USD at ``ts``, summed over its listings (what
-        :meth:`snapshots` reports, listing by listing); none when ``ts`` is not a snapshot time.
-        Bulk history stores these totals without building every listing's snapshot."""
+    def market_open_interest(self, ts: int) -> list[tuple[str, float, float]]:
+        """Each market's open interest in USD at ``ts``, summed over its listings, and its mark
+        (what :meth:`snapshots` reports, listing by listing); none when ``ts`` is not a
+        snapshot time. Bulk history stores these without building every listing's snapshot."""
         if (ts - self.config.start_ms) % self.config.snapshot_ms:
             return []
-        usd = self._reported_open_interest(ts) * self._marks[-1]
-        return list(zip(self.market_names, usd.tolist(), strict=True))
+        marks = self._marks[-1]
+        usd = self._reported_open_interest(ts) * marks
+        return list(zip(self.market_names, usd.tolist(), marks.tolist(), strict=True))
 
     def _reported_open_interest(self, ts: int) -> FloatArray:
         # What an exchange reports: one side's open position (see Truth.open_interest).

@@ -96,24 +96,29 @@ class OpenInterest(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A market's open interest at ``ts`` (ms): the sum over its listings of what the cascade
     engine was told, which is what the engine sizes a cascade by.
 
-    Rows are kept only when the total moved or went stale
+    Rows are kept only when the total or the mark moved, or went stale
     (:class:`~purpleflea.store.oi_sampler.OpenInterestSampler`); a backtest replays each with
-    ``CascadeEngine.set_open_interest(market, open_interest_usd)``.
+    ``CascadeEngine.set_open_interest(market, open_interest_usd)``, and with its heatmap on,
+    as a snapshot of the market at ``mark_price`` (0: not recorded, as in stores written
+    before marks were kept).
     """
 
     ts: int
     market: str
     open_interest_usd: float
+    mark_price: float = 0.0
 
 
 #: Open interest is kept at this resolution: at most one row per market per minute.
 OI_MINUTE_MS = 60_000
 
 #: The stored columns of an open interest row, in table order (both SQL backends).
-OI_COLUMNS = ("minute", "market", "ts", "open_interest_usd")
+OI_COLUMNS = ("minute", "market", "ts", "open_interest_usd", "mark_price")
 
 
-def open_interest_rows(rows: Sequence[OpenInterest]) -> list[tuple[int, str, int, float]]:
+def open_interest_rows(
+    rows: Sequence[OpenInterest],
+) -> list[tuple[int, str, int, float, float]]:
     """``rows`` as table rows of :data:`OI_COLUMNS`, the latest of each market and minute.
 
     Deduplicated here because PostgreSQL refuses to upsert one key twice in a statement.
@@ -125,7 +130,8 @@ def open_interest_rows(rows: Sequence[OpenInterest]) -> list[tuple[int, str, int
         if kept is None or row.ts >= kept.ts:
             latest[key] = row
     return [
-        (minute, market, row.ts, row.open_interest_usd) for (minute, market), row in latest.items()
+        (minute, market, row.ts, row.open_interest_usd, row.mark_price)
+        for (minute, market), row in latest.items()
     ]
 
 

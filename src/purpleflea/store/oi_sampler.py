@@ -11,6 +11,11 @@ open interest outweigh the events and doubled a backtest's time, for nothing the
 * a slow drift that never crosses 0.5 % in one step is written anyway by the 15-minute
   heartbeat, so the replayed value is never older than that while snapshots keep coming.
 
+Each row also carries the mark of the market's latest snapshot, and a move of the mark by
+``mark_deadband`` (0.25 %, under the heatmap's default ~0.4 % bucket) is worth a row too: a
+backtest with its heatmap on replays each row as a snapshot, and the heatmap places new
+positions at the marks it is shown.
+
 :class:`OpenInterestSampler` is that rule, shared by the live server
 (:mod:`purpleflea.server.oi_recorder`, sampled once a minute) and the simulator's history
 (sampled once per snapshot round), so a backtest of either replays the same kind of record.
@@ -26,6 +31,8 @@ from purpleflea.store.base import OpenInterest
 
 #: Relative change of a market's open interest that is worth a row.
 DEADBAND = 0.005
+#: Relative move of a market's mark that is worth a row (for a backtest's heatmap).
+MARK_DEADBAND = 0.0025
 #: A market with newer snapshots gets a row at least this often, moved or not.
 HEARTBEAT_MS = 15 * 60_000
 
@@ -35,31 +42,42 @@ class _Market:
     listings: dict[str, float] = field(default_factory=dict)
     #: The latest snapshot's ts: a row's ts, so a backtest applies no listing's value early.
     ts: int = -1
-    #: The last row emitted: its ts (-1: none yet) and total.
+    #: The mark of the latest snapshot (0: none told).
+    mark: float = 0.0
+    #: The last row emitted: its ts (-1: none yet), total and mark.
     row_ts: int = -1
     row_usd: float = 0.0
+    row_mark: float = 0.0
 
 
 class OpenInterestSampler:
     """Keeps the latest open interest of each listing and emits market totals worth storing.
 
     :meth:`note` every snapshot whose open interest the engine was told; :meth:`sample` then
-    returns, for each market noted since the previous sample, a row of the market's total (ts:
-    its latest snapshot's) if that total moved by at least ``deadband`` (relative) from the last
-    row, or the last row is ``heartbeat_ms`` old or more by snapshot time. A market's first row
-    is always emitted. A late snapshot older than the last row still counts, at the latest ts:
-    a row may then repeat the last row's ts, and replaces it in the store. Pure: no I/O, no
-    clock.
+    returns, for each market noted since the previous sample, a row of the market's total (ts
+    and mark: its latest snapshot's) if that total moved by at least ``deadband`` (relative)
+    from the last row, or the mark by ``mark_deadband``, or the last row is ``heartbeat_ms``
+    old or more by snapshot time. A market's first row is always emitted. A late snapshot
+    older than the last row still counts, at the latest ts: a row may then repeat the last
+    row's ts, and replaces it in the store. Pure: no I/O, no clock.
     """
 
-    def __init__(self, *, deadband: float = DEADBAND, heartbeat_ms: int = HEARTBEAT_MS) -> None:
-        if not (math.isfinite(deadband) and deadband >= 0):
-            raise ValueError(f"OpenInterestSampler deadband must be >= 0, got {deadband}")
+    def __init__(
+        self,
+        *,
+        deadband: float = DEADBAND,
+        mark_deadband: float = MARK_DEADBAND,
+        heartbeat_ms: int = HEARTBEAT_MS,
+    ) -> None:
+        for name, value in (("deadband", deadband), ("mark_deadband", mark_deadband)):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"OpenInterestSampler {name} must be >= 0, got {value}")
         if heartbeat_ms < 1:
             raise ValueError(
                 f"OpenInterestSampler heartbeat_ms must be at least 1, got {heartbeat_ms}"
             )
         self.deadband = deadband
+        self.mark_deadband = mark_deadband
         self.heartbeat_ms = heartbeat_ms
         self._markets: dict[str, _Market] = {}
         #: Markets noted since the last sample: the only ones a sample can emit.
@@ -76,19 +94,23 @@ class OpenInterestSampler:
             state.listings[instrument_of(snapshot)] = snapshot.open_interest_usd
         else:
             state.listings.pop(instrument_of(snapshot), None)
-        state.ts = max(state.ts, snapshot.ts)
+        if snapshot.ts >= state.ts:
+            state.mark = snapshot.mark_price
+            state.ts = snapshot.ts
         self._touched.add(market)
 
-    def note_total(self, market: str, ts: int, usd: float) -> None:
-        """A market's total over all its listings at ``ts`` when it is known at once (the
-        simulator's bulk history); it replaces the listings noted so far."""
+    def note_total(self, market: str, ts: int, usd: float, mark: float = 0.0) -> None:
+        """A market's total over all its listings at ``ts`` (and its mark) when it is known at
+        once (the simulator's bulk history); it replaces the listings noted so far."""
         state = self._markets.get(market)
         if state is None:
             state = self._markets[market] = _Market()
         state.listings.clear()
         if usd > 0:
             state.listings[""] = usd
-        state.ts = max(state.ts, ts)
+        if ts >= state.ts:
+            state.mark = mark
+            state.ts = ts
         self._touched.add(market)
 
     def sample(self) -> list[OpenInterest]:
@@ -99,10 +121,17 @@ class OpenInterestSampler:
             total = sum(state.listings.values())
             if state.row_ts >= 0 and state.ts - state.row_ts < self.heartbeat_ms:
                 change = abs(total - state.row_usd)
-                if change == 0 or change < self.deadband * state.row_usd:
+                moved = abs(state.mark - state.row_mark)
+                if (change == 0 or change < self.deadband * state.row_usd) and (
+                    moved == 0 or moved < self.mark_deadband * state.row_mark
+                ):
                     continue
-            state.row_ts, state.row_usd = state.ts, total
-            rows.append(OpenInterest(ts=state.ts, market=market, open_interest_usd=total))
+            state.row_ts, state.row_usd, state.row_mark = state.ts, total, state.mark
+            rows.append(
+                OpenInterest(
+                    ts=state.ts, market=market, open_interest_usd=total, mark_price=state.mark
+                )
+            )
         self._touched.clear()
         rows.sort(key=lambda row: (row.ts, row.market))
         return rows

@@ -109,8 +109,10 @@ CREATE TABLE IF NOT EXISTS open_interest (
     market text NOT NULL,
     ts bigint NOT NULL,
     open_interest_usd float8 NOT NULL,
+    mark_price float8 NOT NULL DEFAULT 0,
     PRIMARY KEY (minute, market)
 );
+ALTER TABLE open_interest ADD COLUMN IF NOT EXISTS mark_price float8 NOT NULL DEFAULT 0;
 """
 
 # The whole append in one statement: insert what is new by id, fold exactly those rows into
@@ -142,14 +144,15 @@ _SELECT = f"SELECT {', '.join(COLUMNS)} FROM liquidations"
 # once: see open_interest_rows).
 _UPSERT_OI = f"""
 INSERT INTO open_interest ({", ".join(OI_COLUMNS)})
-SELECT * FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::float8[])
+SELECT * FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::float8[], %s::float8[])
 ON CONFLICT (minute, market) DO UPDATE SET
-    ts = excluded.ts, open_interest_usd = excluded.open_interest_usd
+    ts = excluded.ts, open_interest_usd = excluded.open_interest_usd,
+    mark_price = excluded.mark_price
 WHERE excluded.ts >= open_interest.ts
 """
 # The minute bounds let the primary key find the range; rows are sorted within each minute.
 _SELECT_OI = (
-    "SELECT ts, market, open_interest_usd FROM open_interest "
+    "SELECT ts, market, open_interest_usd, mark_price FROM open_interest "
     "WHERE minute >= %s AND minute < %s AND ts >= %s AND ts < %s"
 )
 _AFTER_OI = " AND (ts, market) > (%s, %s)"
@@ -353,7 +356,8 @@ class PostgresStore:
                 _SELECT_OI + _AFTER_OI + _ORDER_OI, [*params, after.ts, after.market, limit]
             )
         return [
-            OpenInterest(ts=ts, market=market, open_interest_usd=usd) for ts, market, usd in rows
+            OpenInterest(ts=ts, market=market, open_interest_usd=usd, mark_price=mark)
+            for ts, market, usd, mark in rows
         ]
 
     async def query(self, query: Query) -> Page:

@@ -101,9 +101,12 @@ CREATE TABLE IF NOT EXISTS open_interest (
     market TEXT NOT NULL,
     ts INTEGER NOT NULL,
     open_interest_usd REAL NOT NULL,
+    mark_price REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (minute, market)
 ) WITHOUT ROWID;
 """
+# A store written before marks were kept gets the column (0: not recorded).
+_ADD_MARK = "ALTER TABLE open_interest ADD COLUMN mark_price REAL NOT NULL DEFAULT 0"
 
 #: Events at least this big are indexed on their own (``liquidations_big``).
 BIG_USD = 100_000
@@ -130,14 +133,15 @@ _BACKFILL_1H = (
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM liquidations"
 # The latest snapshot of a minute wins, whichever batch brought it.
 _UPSERT_OI = (
-    f"INSERT INTO open_interest ({', '.join(OI_COLUMNS)}) VALUES (?, ?, ?, ?) "
+    f"INSERT INTO open_interest ({', '.join(OI_COLUMNS)}) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (minute, market) DO UPDATE SET ts = excluded.ts, "
-    "open_interest_usd = excluded.open_interest_usd WHERE excluded.ts >= open_interest.ts"
+    "open_interest_usd = excluded.open_interest_usd, mark_price = excluded.mark_price "
+    "WHERE excluded.ts >= open_interest.ts"
 )
 # Time order walks the primary key by minute and sorts only within each minute; the minute
 # bounds let it seek instead of filtering the whole table on ts.
 _SELECT_OI = (
-    "SELECT ts, market, open_interest_usd FROM open_interest "
+    "SELECT ts, market, open_interest_usd, {mark} FROM open_interest "
     "WHERE minute >= ? AND minute < ? AND ts >= ? AND ts < ?"
 )
 _ORDER_OI = " ORDER BY minute, ts, market LIMIT ?"
@@ -244,6 +248,13 @@ class SQLiteStore:
             ).fetchone()
             is not None
         )
+        # Likewise a file written before marks were kept: the column is added when writable,
+        # and read as 0 (not recorded) when not.
+        columns = {row[1] for row in self._writer.execute("PRAGMA table_info(open_interest)")}
+        if self._has_oi and "mark_price" not in columns and not read_only:
+            self._writer.execute(_ADD_MARK)
+            columns.add("mark_price")
+        self._select_oi = _SELECT_OI.format(mark="mark_price" if "mark_price" in columns else "0.0")
 
     # -- writes (event loop thread) ---------------------------------------------------------
 
@@ -449,14 +460,15 @@ class SQLiteStore:
         if not self._has_oi:
             return []
         first = start_ms if after is None else max(start_ms, after.ts)
-        sql = _SELECT_OI
+        sql = self._select_oi
         params: list[Any] = [first // OI_MINUTE_MS * OI_MINUTE_MS, end_ms, start_ms, end_ms]
         if after is not None:
             sql += " AND (ts, market) > (?, ?)"
             params += [after.ts, after.market]
         rows = await self._read(sql + _ORDER_OI, [*params, limit])
         return [
-            OpenInterest(ts=ts, market=market, open_interest_usd=usd) for ts, market, usd in rows
+            OpenInterest(ts=ts, market=market, open_interest_usd=usd, mark_price=mark)
+            for ts, market, usd, mark in rows
         ]
 
     async def query(self, query: Query) -> Page:
