@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from purpleflea.engine import CascadeConfig, CascadeEngine
+from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import MarketSnapshot, Side
-from purpleflea.server.heatmaps import HeatmapFeed
 from purpleflea.sim.process import SimConfig, Simulator
 from purpleflea.sim.truth import TrueCascade
 

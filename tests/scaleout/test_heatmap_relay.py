@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import nats
 import pytest
 
+from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import MarketSnapshot
 from purpleflea.server.heatmap_relay import (
     HeatmapRelay,
@@ -18,7 +19,6 @@ from purpleflea.server.heatmap_relay import (
     decode_view,
     encode_view,
 )
-from purpleflea.server.heatmaps import HeatmapFeed
 from tests.services import ensure_nats
 
 T0 = 1_760_000_000_000

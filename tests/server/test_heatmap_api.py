@@ -10,8 +10,8 @@ import pytest
 import purpleflea
 from purpleflea.client import PurpleFleaError
 from purpleflea.commands.heatmap import render
+from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import MarketSnapshot, Side
-from purpleflea.server.heatmaps import HeatmapFeed
 from tests.server.conftest import T0, Running
 
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from purpleflea.engine import CascadeEngine
+from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import MarketSnapshot
-from purpleflea.server.heatmaps import HeatmapFeed
 from purpleflea.server.oi_recorder import OpenInterestRecorder
 from purpleflea.store.base import OpenInterest
 from purpleflea.store.sqlite import SQLiteStore

@@ -10,9 +10,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.server import http
 from purpleflea.server.auth import AuthError, Gate, key_from
-from purpleflea.server.heatmaps import HeatmapFeed
 from purpleflea.server.keys import KeyInfo
 from purpleflea.server.pipeline import Tracker
 from purpleflea.server.ratelimit import RateLimiter

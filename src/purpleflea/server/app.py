@@ -31,13 +31,13 @@ import purpleflea
 from purpleflea.bus.base import Bus
 from purpleflea.bus.local import LocalBus
 from purpleflea.bus.nats import NatsBus
+from purpleflea.engine.heatmap_feed import FuelSink, HeatmapFeed
 from purpleflea.server import dashboard, http, openapi
 from purpleflea.server.api import Api
 from purpleflea.server.auth import Gate
 from purpleflea.server.config import ServerConfig
 from purpleflea.server.follower import Follower
 from purpleflea.server.heatmap_relay import HeatmapRelay, PublishingSink, RelayedHeatmapModel
-from purpleflea.server.heatmaps import FuelSink, HeatmapFeed
 from purpleflea.server.keys import KeyStore
 from purpleflea.server.oi_recorder import OpenInterestRecorder
 from purpleflea.server.pipeline import Scorer, Tracker

@@ -46,8 +46,8 @@ from nats.js.api import (
 
 from purpleflea.bus.nats import _token as subject_token
 from purpleflea.engine.heatmap import HeatmapModel, _View
+from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import MarketSnapshot
-from purpleflea.server.heatmaps import HeatmapFeed
 
 log = logging.getLogger("purpleflea.heatmap_relay")
 

@@ -21,6 +21,7 @@ from typing import Protocol
 import msgspec
 
 from purpleflea.bus.base import Bus, Message, cascade_frame, liquidation_frame
+from purpleflea.engine.heatmap_feed import FuelSink
 from purpleflea.ingest.connection import Deduper
 from purpleflea.model import (
     CascadeAlert,
@@ -31,7 +32,6 @@ from purpleflea.model import (
     VenueLiquidation,
     publish,
 )
-from purpleflea.server.heatmaps import FuelSink
 from purpleflea.store.base import OpenInterest, Store
 from purpleflea.store.oi_sampler import HEARTBEAT_MS
 from purpleflea.store.pages import NEVER_MS, open_interest_pages, store_pages
@@ -52,7 +52,7 @@ class Scorer(Protocol):
 
 
 class SnapshotSink(Protocol):
-    """The heatmap side of the tracker (see :mod:`purpleflea.server.heatmaps`)."""
+    """The heatmap side of the tracker (see :mod:`purpleflea.engine.heatmap_feed`)."""
 
     def on_snapshot(self, snapshot: MarketSnapshot) -> None: ...
 

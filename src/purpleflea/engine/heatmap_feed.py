@@ -6,7 +6,8 @@ marks), so tranches the price swept through are removed. After each update, the 
 risk within ``fuel_pct`` of the mark on each side, over its own running average, is the
 "fuel ahead" ratio handed to the cascade engine. Each snapshot whose open interest the engine
 was told also goes to ``on_open_interest`` (the server stores them for backtests: see
-:mod:`purpleflea.server.oi_recorder`).
+:mod:`purpleflea.server.oi_recorder`). Pure apart from a log line: the live server, the
+evaluation and backtests (:mod:`purpleflea.backtest.runner`) drive the same feed.
 """
 
 from __future__ import annotations
