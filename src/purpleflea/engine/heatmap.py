@@ -155,14 +155,28 @@ def _grid(price: float) -> float:
     return math.log(price) / STEP
 
 
-def _uniform(a: float, b: float) -> tuple[int, Array]:
-    """Spread one unit evenly over grid positions ``[a, b]``: (first bin, share per bin)."""
+def _spread(held: Array, offset: int, a: float, b: float, amount: float) -> None:
+    """Add ``amount`` spread evenly over grid positions ``[a, b]`` to ``held`` (whose index 0
+    is bin ``offset``); an empty or inverted range puts it all in the bin of ``a``."""
     first = math.floor(a)
     if b - a < 1e-9:
-        return first, np.ones(1)
-    edges = np.arange(first, math.floor(b) + 2, dtype=np.float64)
-    cdf = np.clip((edges - a) / (b - a), 0.0, 1.0)
-    return first, np.diff(cdf)
+        held[first - offset] += amount
+        return
+    last = math.floor(b)
+    at = first - offset
+    if last == first:
+        held[at] += amount
+        return
+    # Most ranges cover a few bins: scalar arithmetic beats array calls here (the hot path of
+    # every snapshot, ten tiers a side).
+    per_bin = amount / (b - a)
+    held[at] += (first + 1 - a) * per_bin
+    inner = last - first - 1
+    if inner == 1:
+        held[at + 1] += per_bin
+    elif inner > 1:
+        held[at + 1 : at + 1 + inner] += per_bin
+    held[last - offset] += (b - last) * per_bin
 
 
 @dataclass
@@ -319,15 +333,17 @@ class HeatmapModel:
         mark (the tier keeps its weight).
         """
         a, b, m = _grid(low), _grid(high), _grid(mark)
-        for weight, shift in zip(self._weights, self._shift[side], strict=True):
-            if side == "long":
-                first, shares = _uniform(a + shift, min(b + shift, m))
-            else:
-                first, shares = _uniform(max(a + shift, m), b + shift)
-            book.cover(first, first + len(shares))
-            at = first - book.start
-            held = book.side(side)
-            held[at : at + len(shares)] += coins * weight * shares
+        if side == "long":
+            spans = [(a + shift, min(b + shift, m)) for shift in self._shift[side]]
+        else:
+            spans = [(max(a + shift, m), b + shift) for shift in self._shift[side]]
+        book.cover(
+            min(math.floor(lo) for lo, _ in spans),
+            max(math.floor(max(lo, hi)) for lo, hi in spans) + 1,
+        )
+        held = book.side(side)
+        for weight, (lo, hi) in zip(self._weights, spans, strict=True):
+            _spread(held, book.start, lo, hi, coins * weight)
 
     # -- queries -------------------------------------------------------------------------
 
