@@ -13,6 +13,7 @@ from purpleflea.backtest.report import Metrics, Report, compute_metrics, equity_
 from purpleflea.backtest.runner import Replay, replay_store
 from purpleflea.backtest.strategy import Playbook, Strategy, load_strategy
 from purpleflea.engine import CascadeConfig, CascadeEngine
+from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import Liquidation
 from purpleflea.store.base import OpenInterest
 from purpleflea.store.pages import open_interest_pages, store_pages
@@ -42,10 +43,23 @@ def start(
     costs: Costs | None = None,
     engine_config: CascadeConfig | None = None,
     initial_equity: float = 100_000.0,
+    heatmap: bool | None = None,
 ) -> Replay:
-    """A fresh replay: a new engine (the live code) and broker around ``strategy``."""
+    """A fresh replay: a new engine (the live code) and broker around ``strategy``.
+
+    ``heatmap`` runs the live heatmap feed over the replayed open interest and marks, so the
+    engine's scores include the fuel ahead as live, and hands its model to a strategy that has
+    ``use_heatmaps(model)``; by default it runs when the strategy has that method.
+    """
     broker = Broker(costs=costs or Costs(), initial_equity=initial_equity)
-    return Replay(engine=CascadeEngine(engine_config), strategy=strategy, broker=broker)
+    engine = CascadeEngine(engine_config)
+    use_heatmaps = getattr(strategy, "use_heatmaps", None)
+    if heatmap is None:
+        heatmap = use_heatmaps is not None
+    feed = HeatmapFeed(fuel=engine) if heatmap else None
+    if feed is not None and use_heatmaps is not None:
+        use_heatmaps(feed.model)
+    return Replay(engine=engine, strategy=strategy, broker=broker, heatmaps=feed)
 
 
 def result(replay: Replay, params: dict[str, object]) -> Report:
@@ -77,10 +91,12 @@ def run_backtest(
     engine_config: CascadeConfig | None = None,
     params: dict[str, object] | None = None,
     open_interest: Iterable[OpenInterest] = (),
+    heatmap: bool | None = None,
 ) -> Report:
     """Replay ``events`` (ascending seq) into ``strategy`` and report; ``open_interest`` rows
-    (ascending ts) reach the engine as each one's time comes (see :class:`Replay`)."""
-    replay = start(strategy, costs=costs, engine_config=engine_config)
+    (ascending ts) reach the engine as each one's time comes (see :class:`Replay`), and the
+    heatmap runs as :func:`start` says."""
+    replay = start(strategy, costs=costs, engine_config=engine_config, heatmap=heatmap)
     replay.add_open_interest(open_interest)
     replay.feed(events)
     replay.finish()

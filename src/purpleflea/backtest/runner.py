@@ -11,6 +11,13 @@ every stored row with ``ts`` at or before an event's is applied with
 ``engine.set_open_interest`` before that event is scored, later ones only after it, so the
 size term of the score sees what the live engine would have seen, never the future.
 :func:`replay_store` reads both from a store in pages and interleaves them.
+
+With ``heatmaps`` (a :class:`~purpleflea.engine.heatmap_feed.HeatmapFeed` whose fuel sink is the
+engine), the heatmap runs too, as on the live server: every event's price widens its market's
+swept range, and every open interest row that kept its mark is a snapshot of the market (its
+total, one instrument per market) through the feed, which tells the engine the open interest
+and the fuel ahead. Rows without a mark (stores written before marks were kept) reach the
+engine's open interest only.
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ from dataclasses import dataclass, field
 from purpleflea.backtest.broker import Broker
 from purpleflea.backtest.strategy import Strategy
 from purpleflea.engine import CascadeEngine
-from purpleflea.model import CascadeAlert, Liquidation
+from purpleflea.engine.heatmap_feed import HeatmapFeed
+from purpleflea.model import CascadeAlert, Liquidation, MarketSnapshot, instrument_of
 from purpleflea.store.base import OpenInterest, Store
 from purpleflea.store.pages import NEVER_MS as _NEVER  # "no open interest row is due"
 from purpleflea.store.pages import open_interest_pages, store_pages
@@ -34,7 +42,10 @@ class Replay:
     engine: CascadeEngine
     strategy: Strategy
     broker: Broker
+    heatmaps: HeatmapFeed | None = None
     alerts: list[CascadeAlert] = field(default_factory=list)
+    #: Open interest rows the heatmap could not use: stored before marks were kept.
+    rows_without_mark: int = 0
     events: int = 0
     first_ts: int = 0
     last_ts: int = 0
@@ -79,6 +90,7 @@ class Replay:
         observe = engine.observe
         on_event = strategy.on_event
         on_tick: Callable[[int, Broker], None] | None = getattr(strategy, "on_tick", None)
+        note_price = self.heatmaps.note_price if self.heatmaps is not None else None
         second = self._second
         oi_next = self._oi_next
         count = 0
@@ -97,6 +109,8 @@ class Replay:
                     for tick_second in range(second + 1, ts // 1000 + 1):
                         self._tick(tick_second * 1000, on_tick)
                 second = ts // 1000
+            if note_price is not None:
+                note_price(event.market, event.price)
             score = observe(
                 event.market, event.side, event.size_usd, event.price, ts, event.exchange
             )
@@ -116,11 +130,20 @@ class Replay:
         """Apply every queued row with ts at or before ``ts``; returns the next due ts."""
         queue, at = self._oi, self._oi_at
         set_open_interest = self.engine.set_open_interest
+        heatmaps = self.heatmaps
         end = len(queue)
         while at < end and queue[at].ts <= ts:
             row = queue[at]
-            # A row is the market's total, so it takes the engine's one default instrument.
-            set_open_interest(row.market, row.open_interest_usd)
+            if heatmaps is None:
+                # A row is the market's total, so it takes the engine's one default instrument.
+                set_open_interest(row.market, row.open_interest_usd)
+            else:
+                snapshot = _snapshot(row)
+                if row.mark_price > 0:
+                    heatmaps.on_snapshot(snapshot)  # tells the engine, as live
+                else:
+                    set_open_interest(row.market, row.open_interest_usd, instrument_of(snapshot))
+                    self.rows_without_mark += 1
             at += 1
         if at == end:
             queue.clear()  # the memory of one page at most
@@ -153,6 +176,20 @@ class Replay:
         self.alerts.extend(alerts)
         for alert in alerts:
             self.strategy.on_cascade(alert, self.broker)
+
+
+def _snapshot(row: OpenInterest) -> MarketSnapshot:
+    """A stored row as the snapshot of its market's one instrument in a backtest."""
+    mark = row.mark_price
+    return MarketSnapshot(
+        exchange="history",
+        symbol=row.market,
+        market=row.market,
+        ts=row.ts,
+        mark_price=mark if mark > 0 else 1.0,  # no mark: only the open interest is used
+        open_interest=row.open_interest_usd / mark if mark > 0 else 0.0,
+        open_interest_usd=row.open_interest_usd,
+    )
 
 
 async def replay_store(

@@ -2,9 +2,14 @@
 
 A strategy is any object with ``on_event(event, score, broker)`` and
 ``on_cascade(alert, broker)``; ``on_tick(now_ms, broker)`` is optional and called once per
-second of stream time. ``score`` is the engine's cascade score of the event's market and side
-right after it (the stored ``cascade_score`` is ignored: the backtest rescores with the same
-engine code as live). Strategies trade through the :class:`~purpleflea.backtest.broker.Broker`.
+second of stream time. A strategy with ``use_heatmaps(model)`` is handed the replay's
+:class:`~purpleflea.engine.heatmap.HeatmapModel` before the first event (the backtest then
+runs the heatmap as the live server does) and may query it from any callback:
+``model.heatmap(market)``, ``model.fuel(market, side, price, pct)``; it knows only the open
+interest replayed so far, and a market before its first stored row raises ``ValueError``.
+``score`` is the engine's cascade score of the event's market and side right after it (the
+stored ``cascade_score`` is ignored: the backtest rescores with the same engine code as live).
+Strategies trade through the :class:`~purpleflea.backtest.broker.Broker`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,168 @@
+"""Backtests can run the heatmap as the live server does: fuel in the score, a model to query."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from pathlib import Path
+
+from purpleflea.backtest import Broker, Replay, replay_store, run_backtest, start
+from purpleflea.engine import CascadeEngine
+from purpleflea.engine.heatmap import HeatmapModel
+from purpleflea.engine.heatmap_feed import HeatmapFeed
+from purpleflea.model import CascadeAlert, Liquidation, MarketSnapshot
+from purpleflea.store.base import OpenInterest
+from purpleflea.store.sqlite import SQLiteStore
+from tests.backtest.test_backtest import Recorder, history
+
+
+def _rows(events: list[Liquidation]) -> list[OpenInterest]:
+    """ETH's total and mark every 3 minutes from before the first event to after the last:
+    open interest builds up, and the mark follows the events' prices."""
+    first, rows = events[0].ts, []
+    for m in range(52):
+        ts = first - 30_000 + m * 180_000
+        before = [e for e in events if e.ts <= ts]
+        mark = before[-1].price if before else 2000.0
+        rows.append(
+            OpenInterest(ts=ts, market="ETH-PERP", open_interest_usd=1e9 + m * 1e8, mark_price=mark)
+        )
+    return rows
+
+
+def _live_scores(events: list[Liquidation], rows: list[OpenInterest]) -> list[int]:
+    """The server's loop: snapshots through the heatmap feed (which tells the engine), every
+    event's price to the feed, a tick every second, then the score."""
+    engine = CascadeEngine()
+    feed = HeatmapFeed(fuel=engine)
+    scores: list[int] = []
+    at, second = 0, -1
+    for event in events:
+        while at < len(rows) and rows[at].ts <= event.ts:
+            row = rows[at]
+            feed.on_snapshot(
+                MarketSnapshot(
+                    exchange="history",
+                    symbol=row.market,
+                    market=row.market,
+                    ts=row.ts,
+                    mark_price=row.mark_price,
+                    open_interest=row.open_interest_usd / row.mark_price,
+                    open_interest_usd=row.open_interest_usd,
+                )
+            )
+            at += 1
+        feed.note_price(event.market, event.price)
+        if second >= 0:
+            for tick in range(second + 1, event.ts // 1000 + 1):
+                engine.tick(tick * 1000)
+        second = max(second, event.ts // 1000)
+        scores.append(
+            engine.observe(
+                event.market, event.side, event.size_usd, event.price, event.ts, event.exchange
+            )
+        )
+    return scores
+
+
+async def _store_replay(
+    tmp_path: Path, events: list[Liquidation], rows: list[OpenInterest]
+) -> Replay:
+    path = tmp_path / "history.sqlite"
+    writer = SQLiteStore(path)
+    writer.append_now(events)
+    await writer.append_open_interest(rows)
+    await writer.close()
+    replay = start(Recorder(), heatmap=True)
+    store = SQLiteStore(path, read_only=True)
+    try:
+        await replay_store(replay, store, page=16)
+    finally:
+        await store.close()
+    return replay
+
+
+async def test_a_heatmap_backtest_scores_as_the_live_feed_would(tmp_path: Path) -> None:
+    events, rows = history(), _rows(history())
+    replay = await _store_replay(tmp_path, events, rows)
+    assert isinstance(replay.strategy, Recorder)
+    live = _live_scores(events, rows)
+    assert replay.strategy.scores == live
+    assert replay.rows_without_mark == 0
+    # The fuel mattered: the same rows as open interest alone score otherwise.
+    plain = Recorder()
+    run_backtest(events, plain, open_interest=rows)
+    assert plain.scores != live
+    # The in-memory entry point agrees.
+    with_heatmap = Recorder()
+    run_backtest(events, with_heatmap, open_interest=rows, heatmap=True)
+    assert with_heatmap.scores == live
+
+
+class HeatmapWatcher(Recorder):
+    """A user strategy that reads the heatmap at every event."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model: HeatmapModel | None = None
+        # Event ts, the heatmap's ts, longs at risk between 1800 and 2000.
+        self.seen: list[tuple[int, int | None, float]] = []
+
+    def use_heatmaps(self, model: HeatmapModel) -> None:
+        self.model = model
+
+    def on_event(self, event: Liquidation, score: int, broker: Broker) -> None:
+        super().on_event(event, score, broker)
+        assert self.model is not None
+        if event.market not in self.model.markets():
+            self.seen.append((event.ts, None, 0.0))
+            return
+        heat = self.model.heatmap(event.market)
+        self.seen.append((event.ts, heat.ts, self.model.fuel(event.market, "long", 2000, 10)))
+
+    def on_cascade(self, alert: CascadeAlert, broker: Broker) -> None:
+        super().on_cascade(alert, broker)
+
+
+def test_a_strategy_that_uses_heatmaps_gets_the_model_as_of_each_event() -> None:
+    events, rows = history(), _rows(history())
+    watcher = HeatmapWatcher()
+    report = run_backtest(events, watcher, open_interest=rows)  # on by itself for it
+    assert report.metrics.events == len(events)
+    row_ts = [row.ts for row in rows]
+    for ts, heat_ts, _ in watcher.seen:
+        # The newest row at or before the event, never a later one.
+        applied = [t for t in row_ts if t <= ts]
+        assert heat_ts == (applied[-1] if applied else None)
+    # The cascade (2000 -> 1800) swept the longs whose liquidation prices it crossed.
+    before = next(usd for ts, _, usd in watcher.seen if ts >= events[239].ts)
+    after = next(usd for ts, _, usd in watcher.seen if ts >= events[300].ts)
+    assert before > 1e8
+    assert after < 0.01 * before
+
+
+async def test_the_command_runs_the_heatmap_and_says_what_it_could_not_use(
+    tmp_path: Path,
+) -> None:
+    from purpleflea.commands import backtest as command
+
+    events, rows = history(), _rows(history())
+    old = [
+        OpenInterest(ts=r.ts, market=r.market, open_interest_usd=r.open_interest_usd) for r in rows
+    ]
+    parser = argparse.ArgumentParser()
+    command.register(parser.add_subparsers())
+    for name, stored, heatmap in (("marks", rows, True), ("old", old, True), ("off", rows, False)):
+        db = tmp_path / f"{name}.sqlite"
+        store = SQLiteStore(db)
+        store.append_now(events)
+        await store.append_open_interest(stored)
+        await store.close()
+        out = tmp_path / name
+        argv = ["backtest", "--store", str(db), "--out", str(out)]
+        args = parser.parse_args(argv + (["--heatmap"] if heatmap else []))
+        assert await asyncio.to_thread(args.run, args) == 0
+        data = json.loads((out / "report.json").read_text())
+        assert data["params"]["heatmap"] is heatmap
+        assert data["metrics"]["events"] == len(events)
