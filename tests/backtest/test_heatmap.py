@@ -7,14 +7,13 @@ import asyncio
 import json
 from pathlib import Path
 
-from purpleflea.backtest import Broker, Replay, replay_store, run_backtest, start
-from purpleflea.engine import CascadeEngine
+from purpleflea.backtest import Broker, run_backtest
 from purpleflea.engine.heatmap import HeatmapModel
-from purpleflea.engine.heatmap_feed import HeatmapFeed
-from purpleflea.model import CascadeAlert, Liquidation, MarketSnapshot
+from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.store.base import OpenInterest
 from purpleflea.store.sqlite import SQLiteStore
 from tests.backtest.test_backtest import Recorder, history
+from tests.backtest.test_open_interest import direct_scores, store_replay
 
 
 def _rows(events: list[Liquidation]) -> list[OpenInterest]:
@@ -31,63 +30,11 @@ def _rows(events: list[Liquidation]) -> list[OpenInterest]:
     return rows
 
 
-def _live_scores(events: list[Liquidation], rows: list[OpenInterest]) -> list[int]:
-    """The server's loop: snapshots through the heatmap feed (which tells the engine), every
-    event's price to the feed, a tick every second, then the score."""
-    engine = CascadeEngine()
-    feed = HeatmapFeed(fuel=engine)
-    scores: list[int] = []
-    at, second = 0, -1
-    for event in events:
-        while at < len(rows) and rows[at].ts <= event.ts:
-            row = rows[at]
-            feed.on_snapshot(
-                MarketSnapshot(
-                    exchange="history",
-                    symbol=row.market,
-                    market=row.market,
-                    ts=row.ts,
-                    mark_price=row.mark_price,
-                    open_interest=row.open_interest_usd / row.mark_price,
-                    open_interest_usd=row.open_interest_usd,
-                )
-            )
-            at += 1
-        feed.note_price(event.market, event.price)
-        if second >= 0:
-            for tick in range(second + 1, event.ts // 1000 + 1):
-                engine.tick(tick * 1000)
-        second = max(second, event.ts // 1000)
-        scores.append(
-            engine.observe(
-                event.market, event.side, event.size_usd, event.price, event.ts, event.exchange
-            )
-        )
-    return scores
-
-
-async def _store_replay(
-    tmp_path: Path, events: list[Liquidation], rows: list[OpenInterest]
-) -> Replay:
-    path = tmp_path / "history.sqlite"
-    writer = SQLiteStore(path)
-    writer.append_now(events)
-    await writer.append_open_interest(rows)
-    await writer.close()
-    replay = start(Recorder(), heatmap=True)
-    store = SQLiteStore(path, read_only=True)
-    try:
-        await replay_store(replay, store, page=16)
-    finally:
-        await store.close()
-    return replay
-
-
 async def test_a_heatmap_backtest_scores_as_the_live_feed_would(tmp_path: Path) -> None:
     events, rows = history(), _rows(history())
-    replay = await _store_replay(tmp_path, events, rows)
+    replay = await store_replay(tmp_path, events, rows, heatmap=True)
     assert isinstance(replay.strategy, Recorder)
-    live = _live_scores(events, rows)
+    live = direct_scores(events, rows, heatmap=True)
     assert replay.strategy.scores == live
     assert replay.rows_without_mark == 0
     # The fuel mattered: the same rows as open interest alone score otherwise.

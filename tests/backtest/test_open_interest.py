@@ -8,7 +8,8 @@ import pytest
 
 from purpleflea.backtest import Replay, replay_store, run_backtest, start
 from purpleflea.engine import CascadeEngine
-from purpleflea.model import Liquidation
+from purpleflea.engine.heatmap_feed import HeatmapFeed
+from purpleflea.model import Liquidation, MarketSnapshot
 from purpleflea.store.base import OpenInterest
 from purpleflea.store.sqlite import SQLiteStore
 from tests.backtest.test_backtest import Recorder, history
@@ -39,16 +40,38 @@ def _rows(events: list[Liquidation]) -> list[OpenInterest]:
     return rows
 
 
-def _direct_scores(events: list[Liquidation], rows: list[OpenInterest]) -> list[int]:
-    """The engine fed events and snapshots in time order, ticking every second (the server)."""
+def direct_scores(
+    events: list[Liquidation], rows: list[OpenInterest], *, heatmap: bool = False
+) -> list[int]:
+    """The engine fed events and snapshots in time order, ticking every second (the server).
+
+    With ``heatmap``, as the server with its heatmap: each row is a snapshot of its market
+    through a :class:`HeatmapFeed` (which tells the engine) and every event's price goes to it.
+    """
     engine = CascadeEngine()
+    feed = HeatmapFeed(fuel=engine) if heatmap else None
     scores: list[int] = []
     at, second = 0, -1
     for event in events:
         while at < len(rows) and rows[at].ts <= event.ts:
             row = rows[at]
-            engine.set_open_interest(row.market, row.open_interest_usd)
+            if feed is None:
+                engine.set_open_interest(row.market, row.open_interest_usd)
+            else:
+                feed.on_snapshot(
+                    MarketSnapshot(
+                        exchange="history",
+                        symbol=row.market,
+                        market=row.market,
+                        ts=row.ts,
+                        mark_price=row.mark_price,
+                        open_interest=row.open_interest_usd / row.mark_price,
+                        open_interest_usd=row.open_interest_usd,
+                    )
+                )
             at += 1
+        if feed is not None:
+            feed.note_price(event.market, event.price)
         if second >= 0:
             for tick in range(second + 1, event.ts // 1000 + 1):
                 engine.tick(tick * 1000)
@@ -61,15 +84,15 @@ def _direct_scores(events: list[Liquidation], rows: list[OpenInterest]) -> list[
     return scores
 
 
-async def _store_scores(
-    tmp_path: Path, events: list[Liquidation], rows: list[OpenInterest]
+async def store_replay(
+    tmp_path: Path, events: list[Liquidation], rows: list[OpenInterest], *, heatmap: bool = False
 ) -> Replay:
     path = tmp_path / "history.sqlite"
     writer = SQLiteStore(path)
     writer.append_now(events)
     await writer.append_open_interest(rows[::-1])  # the store orders them by time itself
     await writer.close()
-    replay = start(Recorder())
+    replay = start(Recorder(), heatmap=heatmap)
     store = SQLiteStore(path, read_only=True)  # as `purpleflea backtest` opens it
     try:
         # Small pages: event pages end mid-way through open interest pages and the reverse.
@@ -82,13 +105,13 @@ async def _store_scores(
 async def test_a_store_backtest_scores_like_the_engine_fed_in_time_order(tmp_path: Path) -> None:
     events = history()
     rows = _rows(events)
-    replay = await _store_scores(tmp_path, events, rows)
+    replay = await store_replay(tmp_path, events, rows)
     assert isinstance(replay.strategy, Recorder)
-    direct = _direct_scores(events, rows)
+    direct = direct_scores(events, rows)
     assert replay.strategy.scores == direct
     assert replay.events == len(events)
     # The open interest mattered: without it the same history scores otherwise.
-    assert direct != _direct_scores(events, [])
+    assert direct != direct_scores(events, [])
     # And the in-memory entry point agrees.
     recorder = Recorder()
     run_backtest(events, recorder, open_interest=rows)
@@ -98,9 +121,9 @@ async def test_a_store_backtest_scores_like_the_engine_fed_in_time_order(tmp_pat
 async def test_a_snapshot_after_an_event_does_not_change_its_score(tmp_path: Path) -> None:
     events = history()
     k = 240 + 20  # mid-cascade
-    alone = _direct_scores(events, [])
+    alone = direct_scores(events, [])
     huge = 1e13  # the window is then a negligible share of the market: the size term is -3
-    late = await _store_scores(tmp_path, events, [_oi(events[k].ts + 1, huge)])
+    late = await store_replay(tmp_path, events, [_oi(events[k].ts + 1, huge)])
     assert isinstance(late.strategy, Recorder)
     assert late.strategy.scores[: k + 1] == alone[: k + 1]
     assert late.strategy.scores[k + 1] < alone[k + 1]  # applied from the next event on
