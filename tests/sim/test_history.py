@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -199,6 +200,33 @@ async def test_a_failing_scorer_stops_history_with_its_error(
         stored = await store.since(0, limit=1_000_000)
         # What was written is a whole prefix of the stream, seqs without a gap.
         assert 0 < len(stored) <= 1_000
+        assert [e.seq for e in stored] == list(range(1, len(stored) + 1))
+        page = await store.query(Query(markets=("BTC-PERP",), limit=5))
+        assert all(e.market == "BTC-PERP" for e in page.events)
+    finally:
+        await store.close()
+
+
+async def test_a_store_that_fails_stops_history_with_its_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(history, "BATCH", 300)
+
+    class Failing(SQLiteStore):
+        appends = 0
+
+        async def append(self, events: Sequence[Liquidation]) -> list[Liquidation]:
+            self.appends += 1
+            if self.appends == 3:
+                raise OSError("disk full")
+            return await super().append(events)
+
+    store = Failing(tmp_path / "h.sqlite")
+    try:
+        with pytest.raises(OSError, match="disk full"):
+            await generate_history(store, days=0.1, seed=6, n_markets=20, progress=False)
+        stored = await store.since(0, limit=1_000_000)
+        assert stored  # the first two batches, whole, with their indexes back
         assert [e.seq for e in stored] == list(range(1, len(stored) + 1))
         page = await store.query(Query(markets=("BTC-PERP",), limit=5))
         assert all(e.market == "BTC-PERP" for e in page.events)

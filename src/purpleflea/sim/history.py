@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 
 import numpy as np
@@ -221,7 +221,10 @@ async def generate_history(
                 if chunk.open_interest:
                     await store.append_open_interest(chunk.open_interest)
             except BaseException:
-                await asyncio.wait([upcoming])  # the worker finishes its batch, then stops
+                # The worker finishes the batch it is on before this error leaves (an error of
+                # its own comes second).
+                with suppress(Exception):
+                    await upcoming
                 raise
             if bar is not None:
                 bar.advance(chunk.hours)
