@@ -108,7 +108,14 @@ async def test_live_ingest_fetches_catalogs_runs_feeds_and_pollers() -> None:
             while (len(events) < 2 or not snapshots) and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
             await okx.wait_drained()
+            # Drained means sent, not read: wait until the feed has handled both OKX frames.
             stats = {s["name"]: s for s in ingest.stats()}
+            while (
+                stats["okx"]["events"] + stats["okx"]["unsized"] < len(okx_frames)
+                and time.monotonic() < deadline
+            ):
+                await asyncio.sleep(0.01)
+                stats = {s["name"]: s for s in ingest.stats()}
         finally:
             tasks = list(ingest._tasks)
             await ingest.stop()
