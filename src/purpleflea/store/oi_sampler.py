@@ -99,7 +99,7 @@ class OpenInterestSampler:
             state.ts = snapshot.ts
         self._touched.add(market)
 
-    def note_total(self, market: str, ts: int, usd: float, mark: float = 0.0) -> None:
+    def note_total(self, market: str, ts: int, usd: float, mark: float) -> None:
         """A market's total over all its listings at ``ts`` (and its mark) when it is known at
         once (the simulator's bulk history); it replaces the listings noted so far."""
         state = self._markets.get(market)
