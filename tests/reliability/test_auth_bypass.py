@@ -172,8 +172,11 @@ async def test_one_accounts_key_cannot_list_revoke_or_mint_another_accounts_keys
         for suffix in ("", "?account=bob", "?api_key=" + bob.key):
             response = await http.delete(f"/v1/keys/{bob.info.key_id}{suffix}", headers=as_alice)
             assert response.status_code == 404, (suffix, response.text)
-        # Minting with alice's key lands in alice's account whatever the body claims.
+        # Alice's key cannot mint into bob's account: refused, not silently redirected.
         minted = await http.post("/v1/keys", headers=as_alice, json={"account": "bob"})
+        assert minted.status_code == 403, minted.text
+        assert minted.json()["error"]["code"] == "forbidden"
+        minted = await http.post("/v1/keys", headers=as_alice, json={"name": "second"})
         assert minted.status_code == 201
         assert minted.json()["account"] == "alice"
         # Bob's key still works: nothing above touched it.

@@ -24,7 +24,7 @@ import psycopg
 
 import purpleflea
 from purpleflea.model import CascadeAlert, Liquidation
-from purpleflea.server.keys import KeyStore
+from purpleflea.server.keys_postgres import PostgresKeyStore
 from tests.services import PG_HOST, PG_PORT, ensure_nats, ensure_postgres
 
 T0 = 1_760_000_000_000
@@ -194,12 +194,13 @@ async def cluster(root: Path) -> AsyncIterator[Cluster]:
     database, stream = f"pf_scaleout_{os.getpid()}_{tag}", f"PFSO_{tag}"
     _admin(f'CREATE DATABASE "{database}"')
     (root / "api").mkdir(parents=True, exist_ok=True)
-    keys = KeyStore(root / "api" / "keys.sqlite")  # the API nodes share this data folder
+    store_url = f"postgresql://{PG_HOST}:{PG_PORT}/{database}"
+    keys = PostgresKeyStore(store_url)  # every node reads keys from the shared database
     key = keys.create("scaleout", "test").key
     keys.close()
     built = Cluster(
         root=root,
-        store_url=f"postgresql://{PG_HOST}:{PG_PORT}/{database}",
+        store_url=store_url,
         bus_url=f"{nats_url}?stream={stream}&prefix=pfso{tag}",
         stream=stream,
         key=key,

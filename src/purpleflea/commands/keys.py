@@ -1,4 +1,9 @@
-"""``purpleflea keys create|list|revoke``: the operator's key management (local key store)."""
+"""``purpleflea keys create|list|revoke``: the operator's key management.
+
+The operator holds the key store itself (the data folder's SQLite file, or the PostgreSQL
+database of a scale-out), so ``create`` may add a key to any account, existing or new, with no
+per-account cap: that is what registration over the API cannot do (docs/security.md).
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--data-dir", type=Path, default=Path("data"), help="the server's data folder"
     )
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="the servers' PostgreSQL store (postgresql://...) when they run on several "
+        "machines: keys live there (default: the SQLite key file in --data-dir)",
+    )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    create = actions.add_parser("create", help="issue a new key (printed once)")
-    create.add_argument("--account", default="local", help="account the key belongs to")
+    create = actions.add_parser(
+        "create", help="issue a new key (printed once) for a new or existing account"
+    )
+    create.add_argument(
+        "--account", default="local", help="account the key belongs to (created if new)"
+    )
     create.add_argument("--name", default="default", help="a label for the key")
     listing = actions.add_parser("list", help="list keys (never their values)")
     listing.add_argument("--account", help="only this account's keys")
@@ -31,9 +46,13 @@ def _when(ms: int | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from purpleflea.server.config import ServerConfig  # noqa: PLC0415
-    from purpleflea.server.keys import KeyStore  # noqa: PLC0415
+    from purpleflea.server.keys import open_key_store  # noqa: PLC0415
 
-    store = KeyStore(ServerConfig(data_dir=args.data_dir).keys_path)
+    config = ServerConfig(data_dir=args.data_dir, store_url=args.store)
+    try:
+        store = open_key_store(config.store, config.keys_path)
+    except ConnectionError as exc:
+        raise SystemExit(f"purpleflea keys: {exc}") from None
     try:
         if args.action == "create":
             new = store.create(args.account, args.name)

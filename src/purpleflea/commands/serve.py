@@ -61,7 +61,56 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="event bus between nodes: nats://host:4222[?stream=NAME&prefix=PFX] "
         "(default: in-process; required by --role ingest and api)",
     )
+    _limit_options(parser)
     parser.set_defaults(run=run)
+
+
+def _limit_options(parser: argparse.ArgumentParser) -> None:
+    """Who may do what, and how much (docs/security.md)."""
+    limits = parser.add_argument_group("accounts and limits (docs/security.md)")
+    limits.add_argument(
+        "--registration",
+        choices=("open", "closed"),
+        default="open",
+        help="open: anyone may register a new account with POST /v1/keys (default); closed: "
+        "only `purpleflea keys create` issues keys",
+    )
+    limits.add_argument(
+        "--keys-per-account",
+        type=int,
+        default=10,
+        metavar="N",
+        help="active keys an account's keys may mint up to (default 10)",
+    )
+    limits.add_argument(
+        "--rate-limit",
+        type=float,
+        default=10.0,
+        metavar="PER_S",
+        help="REST requests per second per account, sustained (default 10)",
+    )
+    limits.add_argument(
+        "--rate-burst",
+        type=float,
+        default=40.0,
+        metavar="N",
+        help="REST requests an account may burst above the rate (default 40)",
+    )
+    limits.add_argument(
+        "--registrations-per-min",
+        type=float,
+        default=10.0,
+        metavar="N",
+        help="account registrations per minute per client address (default 10)",
+    )
+    limits.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="a reverse proxy (address or CIDR) whose X-Forwarded-For is believed; repeat for "
+        "several (default: none, the headers are ignored)",
+    )
 
 
 def banner(host: str, port: int, source: str, data_dir: Path) -> str:
@@ -111,6 +160,12 @@ def _config(args: argparse.Namespace, source: str) -> ServerConfig:
         role=args.role,
         store_url=args.store,
         bus_url=args.bus,
+        registration_open=args.registration == "open",
+        keys_per_account=args.keys_per_account,
+        rate_per_s=args.rate_limit,
+        rate_burst=args.rate_burst,
+        registrations_per_min=args.registrations_per_min,
+        trusted_proxies=tuple(args.trusted_proxy),
     )
 
 
@@ -118,7 +173,7 @@ async def _serve(config: ServerConfig) -> None:
     import uvicorn  # noqa: PLC0415 - server dependencies load only for `serve`
 
     from purpleflea.server.app import create_app, open_server  # noqa: PLC0415
-    from purpleflea.server.net import listen_socket  # noqa: PLC0415
+    from purpleflea.server.net import listen_socket, uvicorn_config  # noqa: PLC0415
 
     try:
         built = await open_server(config)
@@ -126,18 +181,7 @@ async def _serve(config: ServerConfig) -> None:
         raise SystemExit(f"purpleflea serve: {exc}") from None
     app = create_app(config, server=built)
     sock = listen_socket(config.host, config.port, send_buffer=config.socket_send_buffer)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            log_level="warning",
-            access_log=False,
-            ws_max_size=65_536,
-            # Compression would cost a deflate per client per message on fan-out, and it
-            # hides a stalled client behind a tiny kernel queue: off.
-            ws_per_message_deflate=False,
-            lifespan="on",
-        )
-    )
+    server = uvicorn.Server(uvicorn_config(app, config))
     if config.role == "ingest":
         print(
             f"Purple Flea ingest node (source: {config.source}, store: {config.store}, "

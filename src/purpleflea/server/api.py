@@ -13,7 +13,7 @@ from starlette.routing import Route
 from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.server import http
 from purpleflea.server.auth import AuthError, Gate, key_from
-from purpleflea.server.keys import KeyInfo
+from purpleflea.server.keys import AccountExists, KeyInfo, KeyLimitReached, NewKey
 from purpleflea.server.pipeline import Tracker
 from purpleflea.server.ratelimit import RateLimiter
 from purpleflea.store.base import INTERVAL_MS, Query, Store
@@ -41,6 +41,8 @@ class Api:
         known_exchanges: tuple[str, ...],
         health: Callable[[], dict[str, Any]],
         registrations_per_min: float,
+        registration_open: bool = True,
+        keys_per_account: int = 10,
         heatmaps: HeatmapFeed | None = None,
     ) -> None:
         self.tracker = tracker
@@ -49,6 +51,8 @@ class Api:
         self.known_exchanges = known_exchanges
         self.health_info = health
         self.heatmaps = heatmaps
+        self.registration_open = registration_open
+        self.keys_per_account = keys_per_account
         self.registrations = RateLimiter(
             registrations_per_min / 60.0, max(1.0, registrations_per_min)
         )
@@ -190,33 +194,31 @@ class Api:
     # -- keys --------------------------------------------------------------------------------
 
     async def create_key(self, request: Request) -> Response:
+        """Without a key: register a NEW account and its first key (anyone, while registration
+        is open). With a key: mint another key for the caller's own account, up to the
+        per-account cap. Nothing here adds a key to somebody else's account."""
         try:
             body = await http.json_body(await request.body())
+            name = body.get("name", "default")
+            account = body.get("account")
+            if not isinstance(name, str) or (account is not None and not isinstance(account, str)):
+                raise http.BadRequest(
+                    'send {"account": "<new account name>", "name": "<key label>"} as JSON'
+                )
             key = key_from(request.headers, request.query_params)
-            owner: KeyInfo | None = None
             if key:
                 owner = self.gate.authenticate(key)
                 self.gate.limit(owner)
+                new = self._mint(owner, account, name)
             else:
-                address = request.client.host if request.client else "unknown"
-                wait = self.registrations.acquire(address)
-                if wait > 0:
-                    raise AuthError(
-                        429,
-                        "rate_limited",
-                        "too many key registrations from this address; retry later",
-                        retry_after=RateLimiter.retry_after_header(wait),
-                    )
-            name = body.get("name", "default")
-            account = owner.account if owner else body.get("account")
-            if not isinstance(name, str) or not isinstance(account, str) or not account.strip():
-                raise http.BadRequest(
-                    'send {"account": "<your name or email>", "name": "<key label>"} as JSON'
-                )
-            new = self.gate.keys.create(account, name)
+                new = self._register(request, account, name)
         except AuthError as exc:
             headers = {"Retry-After": exc.retry_after} if exc.retry_after else None
             return http.error_response(exc.status, exc.code, exc.message, headers)
+        except AccountExists as exc:
+            return http.error_response(409, "account_exists", str(exc))
+        except KeyLimitReached as exc:
+            return http.error_response(403, "key_limit_reached", str(exc))
         except (http.BadRequest, ValueError) as exc:
             return http.error_response(400, "bad_request", str(exc))
         return http.json_response(
@@ -230,6 +232,41 @@ class Api:
             },
             201,
         )
+
+    def _mint(self, owner: KeyInfo, account: str | None, name: str) -> NewKey:
+        if account is not None and account.strip() != owner.account:
+            raise AuthError(
+                403,
+                "forbidden",
+                f"a key of account {owner.account!r} mints keys only for its own account "
+                f'(asked for {account!r}); leave out "account"',
+            )
+        return self.gate.keys.mint(owner.account, name, cap=self.keys_per_account)
+
+    def _register(self, request: Request, account: str | None, name: str) -> NewKey:
+        if not self.registration_open:
+            raise AuthError(
+                403,
+                "registration_closed",
+                "this server does not register new accounts: ask its operator for a key",
+            )
+        if account is None or not account.strip():
+            raise http.BadRequest(
+                'send {"account": "<new account name>", "name": "<key label>"} as JSON'
+            )
+        # The peer address: uvicorn replaces it with X-Forwarded-For only when the peer is
+        # one of the operator's trusted proxies (ServerConfig.trusted_proxies).
+        address = request.client.host if request.client else "unknown"
+        wait = self.registrations.acquire(address)
+        if wait > 0:
+            self.gate.counters["registration_limited"] += 1
+            raise AuthError(
+                429,
+                "rate_limited",
+                "too many key registrations from this address; retry later",
+                retry_after=RateLimiter.retry_after_header(wait),
+            )
+        return self.gate.keys.register(account, name)
 
     async def list_keys(self, request: Request, info: KeyInfo) -> Response:
         return http.json_response({"keys": self.gate.keys.list_keys(info.account)})

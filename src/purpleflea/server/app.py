@@ -38,7 +38,7 @@ from purpleflea.server.auth import Gate
 from purpleflea.server.config import ServerConfig
 from purpleflea.server.follower import Follower
 from purpleflea.server.heatmap_relay import HeatmapRelay, PublishingSink, RelayedHeatmapModel
-from purpleflea.server.keys import KeyStore
+from purpleflea.server.keys import KeyStore, open_key_store
 from purpleflea.server.oi_recorder import OpenInterestRecorder
 from purpleflea.server.pipeline import Scorer, Tracker
 from purpleflea.server.ratelimit import RateLimiter
@@ -204,7 +204,7 @@ def _record_open_interest(server: Server, recorder: OpenInterestRecorder | None)
 def _assemble(
     config: ServerConfig, store: Store, bus: Bus, tracker: Tracker, heatmaps: HeatmapFeed
 ) -> Server:
-    keys = KeyStore(config.keys_path)
+    keys = open_key_store(config.store, config.keys_path)
     gate = Gate(keys, RateLimiter(config.rate_per_s, config.rate_burst))
     streams = Streams(
         tracker=tracker,
@@ -373,6 +373,8 @@ def create_app(config: ServerConfig, *, server: Server | None = None) -> Starlet
         known_exchanges=EXCHANGES,
         health=built.health,
         registrations_per_min=config.registrations_per_min,
+        registration_open=config.registration_open,
+        keys_per_account=config.keys_per_account,
         heatmaps=built.heatmaps,
     )
     spec = openapi.document(purpleflea.__version__)

@@ -1,4 +1,4 @@
-"""Who may call: API key lookup, per-key rate limits, and cutting revoked keys' streams.
+"""Who may call: API key lookup, per-account rate limits, and cutting revoked keys' streams.
 
 A key is read from ``Authorization: Bearer <key>``, ``X-API-Key: <key>`` or (for browsers'
 WebSockets and EventSource, which cannot set headers) the ``api_key`` query parameter. Key
@@ -63,7 +63,7 @@ class StreamRegistry:
 
 
 class Gate:
-    """Authenticates requests and applies the per-key rate limit."""
+    """Authenticates requests and applies the per-account rate limit."""
 
     def __init__(self, keys: KeyStore, limiter: RateLimiter) -> None:
         self.keys = keys
@@ -97,14 +97,16 @@ class Gate:
         return info
 
     def limit(self, info: KeyInfo) -> None:
-        wait = self.limiter.acquire(info.key_id)
+        """Charge one request to the key's ACCOUNT: keys are free to mint (up to a cap), so a
+        per-key budget would multiply with every key minted."""
+        wait = self.limiter.acquire(info.account)
         if wait > 0:
             self.counters["rate_limited"] += 1
             raise AuthError(
                 429,
                 "rate_limited",
                 f"rate limit of {self.limiter.rate:g} requests/s (burst "
-                f"{self.limiter.burst:g}) exceeded for key {info.key_id}; retry after "
+                f"{self.limiter.burst:g}) exceeded for account {info.account!r}; retry after "
                 f"{wait:.2f} s",
                 retry_after=RateLimiter.retry_after_header(wait),
             )

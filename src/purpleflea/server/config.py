@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,11 +38,21 @@ class ServerConfig:
     client_buffer: int = 20_000
     #: Kernel send buffer per client socket (bytes); see :mod:`purpleflea.server.net`.
     socket_send_buffer: int = 262_144
-    #: REST requests per second per key (sustained) and burst.
+    #: REST requests per second per account (sustained) and burst: an account's keys share
+    #: one budget, so minting keys buys no extra rate.
     rate_per_s: float = 10.0
     rate_burst: float = 40.0
     #: Key registrations per minute per client address.
     registrations_per_min: float = 10.0
+    #: Whether anyone may register a new account (``POST /v1/keys`` without a key); closed,
+    #: only the operator's ``purpleflea keys create`` issues keys.
+    registration_open: bool = True
+    #: Active keys an account may hold when its keys mint more (the operator is not capped).
+    keys_per_account: int = 10
+    #: Addresses (or CIDR ranges) of reverse proxies whose ``X-Forwarded-For`` /
+    #: ``X-Forwarded-Proto`` are believed; empty: the headers are ignored, the peer address is
+    #: the client's.
+    trusted_proxies: tuple[str, ...] = ()
     #: How often the server checks the key store for revocations made elsewhere (CLI).
     revocation_poll_s: float = 0.5
     role: str = "all"
@@ -57,6 +68,20 @@ class ServerConfig:
             raise ValueError(
                 f"role {self.role!r} needs a shared bus (--bus nats://host:4222): the "
                 "in-process bus cannot reach another process"
+            )
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted proxy {proxy!r} is not an IP address or CIDR range"
+                ) from None
+        if self.keys_per_account < 1:
+            raise ValueError(f"keys_per_account must be at least 1, got {self.keys_per_account}")
+        if self.rate_per_s <= 0 or self.rate_burst < 1 or self.registrations_per_min <= 0:
+            raise ValueError(
+                f"rate limits must be positive (rate {self.rate_per_s}/s, burst "
+                f"{self.rate_burst}, registrations {self.registrations_per_min}/min)"
             )
         if self.role == "api" and self.source != "none":
             raise ValueError(

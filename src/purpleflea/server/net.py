@@ -1,4 +1,5 @@
-"""The listening socket: bounded kernel send buffers per client.
+"""The listening side: the socket (bounded kernel send buffers per client) and uvicorn's
+settings, shared by ``purpleflea serve`` and the tests so both run the same server.
 
 Linux grows a TCP send buffer up to several MB per connection by default, so a client that
 stops reading could park megabytes in the kernel before the server notices. Accepted sockets
@@ -9,6 +10,13 @@ the per-client message buffer (the part we control) decide when a consumer is to
 from __future__ import annotations
 
 import socket
+from typing import TYPE_CHECKING
+
+import uvicorn
+from starlette.types import ASGIApp
+
+if TYPE_CHECKING:
+    from purpleflea.server.config import ServerConfig
 
 
 def listen_socket(host: str, port: int, *, send_buffer: int) -> socket.socket:
@@ -23,3 +31,21 @@ def listen_socket(host: str, port: int, *, send_buffer: int) -> socket.socket:
     sock.listen(2048)
     sock.setblocking(False)
     return sock
+
+
+def uvicorn_config(app: ASGIApp, config: ServerConfig) -> uvicorn.Config:
+    """How uvicorn serves ``app``: no access log (ours redacts keys), small WebSocket frames,
+    and proxy headers believed only from ``config.trusted_proxies`` (uvicorn's own default
+    trusts loopback, which let any local process pick its client address)."""
+    return uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        ws_max_size=65_536,
+        # Compression would cost a deflate per client per message on fan-out, and it hides a
+        # stalled client behind a tiny kernel queue: off.
+        ws_per_message_deflate=False,
+        lifespan="on",
+        proxy_headers=bool(config.trusted_proxies),
+        forwarded_allow_ips=list(config.trusted_proxies) or [],
+    )

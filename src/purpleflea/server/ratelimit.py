@@ -1,10 +1,13 @@
-"""Per-key request rate limits: a token bucket per key id."""
+"""Request rate limits: a token bucket per name (an account, a client address)."""
 
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Callable
+
+#: Names tracked before refilled buckets are dropped.
+_MAX_BUCKETS = 100_000
 
 
 class RateLimiter:
@@ -26,6 +29,8 @@ class RateLimiter:
 
     def acquire(self, key: str) -> float:
         now = self._clock()
+        if len(self._buckets) >= _MAX_BUCKETS:
+            self._forget_full(now)
         tokens, at = self._buckets.get(key, (self.burst, now))
         tokens = min(self.burst, tokens + (now - at) * self.rate)
         if tokens >= 1:
@@ -33,6 +38,16 @@ class RateLimiter:
             return 0.0
         self._buckets[key] = (tokens, now)
         return (1 - tokens) / self.rate
+
+    def _forget_full(self, now: float) -> None:
+        """Drop buckets that have refilled (forgetting them changes nothing), so a flood of
+        distinct names cannot grow the table without bound."""
+        full_after = self.burst / self.rate
+        self._buckets = {
+            name: (tokens, at)
+            for name, (tokens, at) in self._buckets.items()
+            if now - at < full_after
+        }
 
     @staticmethod
     def retry_after_header(wait: float) -> str:

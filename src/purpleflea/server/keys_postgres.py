@@ -1,0 +1,72 @@
+"""API keys in PostgreSQL: the key store of a scale-out, shared by every API node.
+
+A key minted through one API node is known to every other one at once, and a revocation made
+anywhere is seen by every node's revocation poll (:meth:`Gate.watch_revocations`), which closes
+that key's streams within a second. The rules are :class:`~purpleflea.server.keys.SqlKeyStore`'s;
+this module supplies the connection and the row lock that serializes minting per account.
+
+The server's auth path calls the store synchronously: a valid key is cached by the gate, so a
+lookup costs one loopback round trip per new key, not per request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import psycopg
+
+from purpleflea.server.keys import SCHEMA, Execute, Result, SqlKeyStore
+
+# Nodes starting together would race on CREATE ... IF NOT EXISTS; an advisory lock serializes
+# them (any constant every node agrees on).
+_SCHEMA_LOCK = 0x70_66_5F_6B_65_79  # "pf_key"
+
+
+class PostgresKeyStore(SqlKeyStore):
+    """Keys in the scale-out's PostgreSQL database (tables ``api_accounts``, ``api_keys``)."""
+
+    _LOCK_ROW = " FOR UPDATE"
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+        self._conn = self._connect()
+        with self._transaction() as run:
+            run("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
+            for statement in SCHEMA:
+                run(statement)
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            raise ConnectionError(f"key store {self.url!r}: cannot connect: {exc}") from None
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        """The connection, replaced when the server dropped it (restart, failover)."""
+        if self._conn.closed or self._conn.broken:
+            self._conn = self._connect()
+        return self._conn
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s")
+
+    def _run(self, sql: str, params: Sequence[object] = ()) -> Result:
+        with self._lock:
+            return Result(self._connection().execute(self._sql(sql).encode(), params))
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Execute]:
+        with self._lock:
+            connection = self._connection()
+            with connection.transaction():
+
+                def run(sql: str, params: Sequence[object] = ()) -> Result:
+                    return Result(connection.execute(self._sql(sql).encode(), params))
+
+                yield run
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,0 +1,215 @@
+"""Accounts belong to their owners (issue #16, findings 1 and 2): registration never joins an
+existing account, keys mint keys only for their own account up to a cap, limits are per
+account, and proxy headers are believed only from the operator's proxies."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from purpleflea.server.keys import (
+    AccountExists,
+    KeyLimitReached,
+    SQLiteKeyStore,
+    UnknownAccount,
+)
+from tests.server.conftest import Running, make_config, running_server
+
+
+def _auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def test_registration_cannot_take_over_an_existing_account(live: Running) -> None:
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        victim = await http.post("/v1/keys", json={"account": "victim@corp"})
+        assert victim.status_code == 201
+        victim_key = victim.json()["key"]
+        for account in ("victim@corp", " victim@corp "):
+            attacker = await http.post("/v1/keys", json={"account": account, "name": "x"})
+            assert attacker.status_code == 409, attacker.text
+            error = attacker.json()["error"]
+            assert error["code"] == "account_exists"
+            assert "victim@corp" in error["message"]
+            assert "key" not in attacker.json()
+        # The operator's test account cannot be joined either.
+        joined = await http.post("/v1/keys", json={"account": "tester"})
+        assert joined.status_code == 409
+        # The victim's account holds exactly its own key, which still works.
+        listed = await http.get("/v1/keys", headers=_auth(victim_key))
+        assert listed.status_code == 200
+        assert [k["name"] for k in listed.json()["keys"]] == ["default"]
+
+
+async def test_a_key_mints_keys_for_its_own_account_up_to_the_cap(tmp_path: Path) -> None:
+    config = make_config(tmp_path, keys_per_account=4)
+    async with running_server(config) as live, httpx.AsyncClient(base_url=live.url) as http:
+        first = (await http.post("/v1/keys", json={"account": "minter"})).json()
+        statuses = [
+            (await http.post("/v1/keys", headers=_auth(first["key"]), json={"name": f"k{n}"}))
+            for n in range(6)
+        ]
+        assert [r.status_code for r in statuses] == [201, 201, 201, 403, 403, 403]
+        refused = statuses[-1].json()["error"]
+        assert refused["code"] == "key_limit_reached"
+        assert "4" in refused["message"]
+        # Revoking one frees a place.
+        revoked = await http.delete(
+            f"/v1/keys/{statuses[0].json()['key_id']}", headers=_auth(first["key"])
+        )
+        assert revoked.status_code == 200
+        again = await http.post("/v1/keys", headers=_auth(first["key"]), json={})
+        assert again.status_code == 201
+        assert again.json()["account"] == "minter"
+        assert live.server.keys.active_count("minter") == 4
+
+
+async def test_rate_limits_are_per_account_not_per_key(tmp_path: Path) -> None:
+    config = make_config(tmp_path, rate_per_s=10.0, rate_burst=40.0)
+    async with running_server(config) as live:
+        keys = [live.server.keys.create("farm", f"k{n}").key for n in range(20)]
+        async with httpx.AsyncClient(base_url=live.url) as http:
+            started = time.monotonic()
+            statuses = [
+                await http.get("/v1/keys", headers=_auth(key)) for _ in range(40) for key in keys
+            ]
+            elapsed = time.monotonic() - started
+            accepted = sum(r.status_code == 200 for r in statuses)
+            # One account's budget: the burst plus what the rate refilled meanwhile.
+            assert accepted <= 40 + 10 * elapsed + 1, (accepted, elapsed)
+            limited = [r for r in statuses if r.status_code == 429]
+            assert limited
+            assert "account 'farm'" in limited[0].json()["error"]["message"]
+            assert int(limited[0].headers["Retry-After"]) >= 1
+            # Another account is not affected by the farm's exhaustion.
+            assert (await http.get("/v1/keys", headers=_auth(live.key))).status_code == 200
+
+
+async def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(tmp_path: Path) -> None:
+    async def register_from(live: Running) -> list[int]:
+        async with httpx.AsyncClient(base_url=live.url) as http:
+            return [
+                (
+                    await http.post(
+                        "/v1/keys",
+                        json={"account": f"xff-{n}"},
+                        headers={"X-Forwarded-For": f"203.0.113.{n}"},
+                    )
+                ).status_code
+                for n in range(15)
+            ]
+
+    async with running_server(make_config(tmp_path / "a", registrations_per_min=10)) as live:
+        statuses = await register_from(live)
+        assert statuses.count(201) == 10, statuses
+        assert statuses[10:] == [429] * 5
+    trusting = make_config(tmp_path / "b", registrations_per_min=10, trusted_proxies=("127.0.0.1",))
+    async with running_server(trusting) as live:
+        # Behind a proxy the operator named, each forwarded client has its own budget.
+        assert await register_from(live) == [201] * 15
+
+
+async def test_closed_registration_refuses_new_accounts_but_keys_still_mint(
+    tmp_path: Path,
+) -> None:
+    config = make_config(tmp_path, registration_open=False)
+    async with running_server(config) as live, httpx.AsyncClient(base_url=live.url) as http:
+        refused = await http.post("/v1/keys", json={"account": "stranger"})
+        assert refused.status_code == 403
+        assert refused.json()["error"]["code"] == "registration_closed"
+        minted = await http.post("/v1/keys", headers=_auth(live.key), json={"name": "b"})
+        assert minted.status_code == 201
+        assert minted.json()["account"] == "tester"
+
+
+def test_the_operator_adds_keys_to_any_account_from_the_cli(tmp_path: Path) -> None:
+    store = SQLiteKeyStore(tmp_path / "keys.sqlite")
+    store.register("owner")
+    store.close()
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "purpleflea.cli", "keys", "--data-dir", str(tmp_path), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+
+    for _ in range(12):  # past any API cap: the operator is not capped
+        done = cli("create", "--account", "owner", "--name", "ops")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("pf_")
+    store = SQLiteKeyStore(tmp_path / "keys.sqlite")
+    assert store.active_count("owner") == 13
+    store.close()
+
+
+def test_store_rules(tmp_path: Path) -> None:
+    store = SQLiteKeyStore(tmp_path / "keys.sqlite")
+    first = store.register("alice")
+    with pytest.raises(AccountExists, match="alice"):
+        store.register("alice")
+    with pytest.raises(UnknownAccount, match="nobody"):
+        store.mint("nobody", "x", cap=10)
+    store.mint("alice", "second", cap=2)
+    with pytest.raises(KeyLimitReached, match="2 active keys"):
+        store.mint("alice", "third", cap=2)
+    assert store.revoke(first.info.key_id, account="alice")
+    store.mint("alice", "third", cap=2)
+    store.close()
+
+
+def test_an_old_key_file_keeps_its_accounts(tmp_path: Path) -> None:
+    """A key file from before accounts existed: its accounts cannot be registered again."""
+    import sqlite3
+
+    path = tmp_path / "keys.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE api_keys (key_id TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE, "
+        "account TEXT NOT NULL, name TEXT NOT NULL, created_at INTEGER NOT NULL, "
+        "revoked_at INTEGER);"
+        "INSERT INTO api_keys VALUES ('abcdefgh', x'00', 'victim@corp', 'default', 1, NULL);"
+    )
+    db.commit()
+    db.close()
+    store = SQLiteKeyStore(path)
+    with pytest.raises(AccountExists):
+        store.register("victim@corp")
+    assert store.active_count("victim@corp") == 1
+    store.close()
+
+
+def test_racing_minters_never_pass_the_cap(tmp_path: Path) -> None:
+    """The server and the CLI are two processes on one file: two connections here, minting
+    from several threads at once."""
+    path = tmp_path / "keys.sqlite"
+    stores = [SQLiteKeyStore(path), SQLiteKeyStore(path)]
+    stores[0].register("shared")
+    minted: list[str] = []
+    refused: list[str] = []
+
+    def mint(store: SQLiteKeyStore) -> None:
+        for _ in range(10):
+            try:
+                minted.append(store.mint("shared", "race", cap=10).info.key_id)
+            except KeyLimitReached:
+                refused.append("x")
+
+    threads = [threading.Thread(target=mint, args=(stores[n % 2],)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(minted) == 9  # plus the registered one: the cap of 10
+    assert len(refused) == 51
+    assert stores[1].active_count("shared") == 10
+    for store in stores:
+        store.close()
