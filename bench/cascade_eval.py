@@ -1,12 +1,17 @@
 """Cascade engine vs the simulator's true cascades: precision, recall, lead time, AUC.
 
-    .venv/bin/python bench/cascade_eval.py --seed 2 --hours 240          # held-out report
-    .venv/bin/python bench/cascade_eval.py --seed 1 --hours 240 --grid   # tune (another seed)
+    .venv/bin/python bench/cascade_eval.py --seed 3 --hours 240          # held-out report
+    .venv/bin/python bench/cascade_eval.py --seed 1 --hours 240 --grid   # tune (a tuning seed)
+
+Seeds 1 and 2 are the tuning seeds (the engine's defaults were chosen on them); 3 and 4 were
+held out until the defaults were fixed; 5 and 6 were run once afterwards. The report says which
+kind of seed it ran on.
 
 The engine gets what a live server gets, in time order: the events, a ``tick`` every second,
 and after each 60 s round of ``SimStep.snapshots`` every market's open interest
 (``set_open_interest``) and, with ``--fuel``, the fuel ratios of the server's ``HeatmapFeed``.
-Recordings are cached under /tmp per seed and hours (delete them after changing the simulator).
+Recordings are cached under /tmp per seed, hours and a digest of the simulator's (and, with
+``--fuel``, the heatmap's) source, so a changed simulator never reuses an old recording.
 
 The final simulator has ~2-9 true cascades a day over 275 markets, so 24 h gives too few to
 measure a rate; 240 simulated hours (10 days, ~1-1.5M events) give 25-90.
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import hashlib
 import itertools
 import pickle
 import tempfile
@@ -32,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+import purpleflea
 from purpleflea.engine import CascadeConfig, CascadeEngine
 from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import MarketSnapshot, Side
@@ -146,11 +153,27 @@ class _FuelRecorder:
         """Recorded separately (``snap_oi``), from the snapshots themselves."""
 
 
+def source_digest(*, fuel: bool) -> str:
+    """A digest of the code a recording depends on: the simulator, and the heatmap with fuel."""
+    package = Path(purpleflea.__file__).parent
+    files = sorted((package / "sim").glob("*.py"))
+    if fuel:
+        files += [package / "engine" / "heatmap.py", package / "engine" / "heatmap_feed.py"]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def seed_kind(seed: int) -> str:
+    return {1: "tuning", 2: "tuning", 3: "held out", 4: "held out"}.get(seed, "fresh")
+
+
 def cached(seed: int, hours: float, *, fuel: bool) -> Recording:
-    """``record`` once per (seed, hours, fuel), kept under /tmp as a pickle."""
-    path = (
-        Path(tempfile.gettempdir()) / f"cascade_eval_{seed}_{hours:g}{'_fuel' if fuel else ''}.pkl"
-    )
+    """``record`` once per (seed, hours, fuel, source digest), kept under /tmp as a pickle."""
+    name = f"cascade_eval_{seed}_{hours:g}{'_fuel' if fuel else ''}_{source_digest(fuel=fuel)}"
+    path = Path(tempfile.gettempdir()) / f"{name}.pkl"
     if path.exists():
         with path.open("rb") as f:
             return Recording(**pickle.load(f))
@@ -346,7 +369,7 @@ def _setting(text: str) -> tuple[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seed", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=3, help="default 3, a held-out seed")
     parser.add_argument("--hours", type=float, default=240.0)
     parser.add_argument("--grid", action="store_true", help="tune over GRID on this seed")
     parser.add_argument("--fuel", action="store_true", help="feed the heatmap's fuel too")
@@ -358,7 +381,7 @@ def main() -> None:
     t0 = time.perf_counter()
     rec = cached(args.seed, args.hours, fuel=args.fuel)
     print(
-        f"seed {args.seed}, {args.hours:g} h, {rec.ts.size:,} events, "
+        f"seed {args.seed} ({seed_kind(args.seed)}), {args.hours:g} h, {rec.ts.size:,} events, "
         f"{len(rec.truth):,} true cascades (recorded in {time.perf_counter() - t0:.0f} s)"
     )
     if args.record_only:
