@@ -45,7 +45,7 @@ def wilson(hit: int, total: int, z: float = 1.959964) -> tuple[float, float]:
     p = hit / total
     centre = (p + z * z / (2 * total)) / (1 + z * z / total)
     half = z / (1 + z * z / total) * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total))
-    return centre - half, centre + half
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def heavy(realized: Sequence[float]) -> np.ndarray:
@@ -78,3 +78,23 @@ def nearest_hits(heat: Heatmap, side: Side, price: float) -> bool:
         candidates = np.flatnonzero(centre >= heat.mark_price)[:count]
     index = math.floor((price - prices[0]) / heat.bucket_size)
     return index in set(candidates.tolist())
+
+
+def zone_hits(
+    lows: np.ndarray,
+    size: float,
+    side: Side,
+    future_low: np.ndarray,
+    future_high: np.ndarray,
+    future_heavy: np.ndarray,
+) -> np.ndarray:
+    """The issue's zone-centric reading: per zone (bucket ``[low, low + size)``), whether price
+    reaches it within the horizon (the ``future_*`` periods, in order) *and* the period in
+    which it first does is a heavy liquidation period of the side."""
+    if side == "long":  # reached once a period's low gets down to the zone's top
+        reached = future_low[None, :] <= (lows + size)[:, None]
+    else:
+        reached = future_high[None, :] >= lows[:, None]
+    first = np.argmax(reached, axis=1)
+    ever = reached.any(axis=1)
+    return np.asarray(ever & future_heavy[first])

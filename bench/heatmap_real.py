@@ -56,7 +56,9 @@ from heatmap_decile import (
     hits,
     nearest_hits,
     precision_row,
+    top_decile,
     wilson,
+    zone_hits,
 )
 from purpleflea.engine.heatmap import DEFAULT_TIERS, RETAIL_TIERS, HeatmapConfig, HeatmapModel
 from purpleflea.model import MarketSnapshot
@@ -137,6 +139,11 @@ class BarPrediction:
     short_hit: bool
     long_near: bool  # ... in the tenth of the view's buckets nearest below the mark
     short_near: bool
+    view_low: float  # the default view's first bucket, its size and count (zone-centric test)
+    bucket: float
+    buckets: int
+    long_zones: np.ndarray  # indices of the top-decile buckets
+    short_zones: np.ndarray
 
 
 TIERS = {"default": DEFAULT_TIERS, "retail": RETAIL_TIERS}
@@ -199,6 +206,11 @@ def run(
                 short_hit=hits(heat, "short", high),
                 long_near=nearest_hits(heat, "long", low),
                 short_near=nearest_hits(heat, "short", high),
+                view_low=heat.prices[0],
+                bucket=heat.bucket_size,
+                buckets=len(heat.prices),
+                long_zones=top_decile(heat, "long"),
+                short_zones=top_decile(heat, "short"),
             )
         )
         step = grid[1] - grid[0]
@@ -350,6 +362,48 @@ def decile_binance(
         )
     out.append(Precision("BTC Binance 30-min bars, both sides", total_hit, total_n, total_near))
     return out
+
+
+def zone_precision(
+    predictions: list[BarPrediction], bars: dict[str, np.ndarray], skip: int, horizon: int
+) -> list[str]:
+    """The zone-centric reading on the Binance bars: prediction times every ``horizon`` bars
+    (non-overlapping horizons), each top-decile zone a unit; random = the same over every
+    bucket of the view on the side's side of the mark (below it for longs; a random tenth of
+    them scores that on average)."""
+    by_ts = {int(t): i for i, t in enumerate(bars["ts"])}
+    kept = predictions[skip:]
+    index = np.array([by_ts[p.ts] for p in kept])
+    lows = np.array([p.low for p in kept])
+    highs = np.array([p.high for p in kept])
+    lines = [
+        "| side | prediction times | zones | hits | precision | Wilson 95 % low | high "
+        "| random (the side's buckets of the view) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for side in ("long", "short"):
+        realized = bars[side][index]
+        heavy_bar = heavy(realized)
+        hit = total = 0
+        every: list[float] = []
+        times = range(0, len(kept) - horizon, horizon)
+        for t in times:
+            p = kept[t]
+            future = slice(t, t + horizon)  # the prediction is read before bar t opens
+            args = (lows[future], highs[future], heavy_bar[future])
+            everything = p.view_low + p.bucket * np.arange(p.buckets)
+            zones = getattr(p, f"{side}_zones")
+            got = zone_hits(everything[zones], p.bucket, side, *args)  # type: ignore[arg-type]
+            hit, total = hit + int(got.sum()), total + len(got)
+            centre = everything + p.bucket / 2
+            own = everything[centre <= p.mark] if side == "long" else everything[centre >= p.mark]
+            every += zone_hits(own, p.bucket, side, *args).tolist()  # type: ignore[arg-type]
+        low, high = wilson(hit, total)
+        lines.append(
+            f"| {side}s | {len(times)} | {total} | {hit} | {hit / max(total, 1):.3f} | {low:.3f} "
+            f"| {high:.3f} | {np.mean(every):.3f} |"
+        )
+    return lines
 
 
 def decile_hyperliquid(root: Path, config: HeatmapConfig) -> list[Precision]:
@@ -645,6 +699,11 @@ def main() -> None:
     precision = decile_binance(predictions, bars, args.warmup_bars)
     precision += decile_hyperliquid(root, config)
     print(precision_table(precision))
+    print(
+        "\nThe issue's zone-centric reading on the same bars (horizon 24 h = 48 bars; a zone "
+        "hits when price first reaches it in a heavy liquidation bar of the side):\n"
+    )
+    print("\n".join(zone_precision(predictions, bars, args.warmup_bars, 48)))
     chart_precision(img / "heatmap_decile.png", precision)
 
     print("\n### Measured Hyperliquid maps (heatmap_measured.py)\n")
