@@ -614,7 +614,7 @@ def chart_measured(path: Path, results: heatmap_measured.Results) -> None:
 
 def chart_precision(path: Path, rows: list[Precision]) -> None:
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(10, 4.5))
+    fig, ax = plt.subplots(figsize=(12, 4.5))
     y = np.arange(len(rows))
     share = np.array([r.hit / r.total for r in rows])
     bounds = np.array([wilson(r.hit, r.total) for r in rows])
@@ -638,7 +638,7 @@ def chart_precision(path: Path, rows: list[Precision]) -> None:
     ax.set_yticks(y, [r.label for r in rows], fontsize=8)
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of heavy liquidation periods whose adverse extreme was in a zone")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
@@ -656,11 +656,14 @@ def chart_cross(path: Path, errors: dict[str, np.ndarray]) -> None:
             label=f"{label} ({len(errors[label])})",
         )
     ax.set_xlabel(
-        "isolated formula at the position's own leverage minus the exchange's "
-        "liquidation price, % of it (> 0: too near the entry; clipped at 100)"
+        "isolated formula's error at the own leverage, % of the exchange's price (clipped at 100)"
     )
     ax.set_ylabel("positions")
-    ax.set_title("134 real Hyperliquid BTC positions (2026-01-04)")
+    ax.set_title(
+        "131 real Hyperliquid BTC positions with a liquidation price (2026-01-04); "
+        "> 0: the formula puts it too near the entry",
+        fontsize=10,
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
