@@ -496,8 +496,9 @@ class LiquidationClient:
         bucket: float | None = None,
     ) -> Heatmap:
         """Estimated notional at risk per price bucket for longs and shorts of ``market``,
-        with its named clusters. Raises :class:`PurpleFleaError` (404) for a market without
-        open-interest data yet."""
+        with its named clusters: a model from open interest, not expected liquidations
+        (validation on real data: docs/heatmap.md, "Judged by reality"). Raises
+        :class:`PurpleFleaError` (404) for a market without open-interest data yet."""
         body = await self._get(
             f"/v1/heatmap/{market}", {"low": low, "high": high, "bucket": bucket}
         )

@@ -334,9 +334,11 @@ def build_server(client: LiquidationClient) -> MCPServer:
 
         Each cluster: side (positions that would be liquidated), low/high (price range), usd
         (notional at risk there if nobody closed or added margin first), label (a sentence).
-        The heatmap is a model estimated from open interest, not a fact: rank zones by usd,
-        but expect realized liquidations to be a fraction of it (about a sixth when price
-        crossed such zones on Binance BTC, docs/heatmap.md).
+        The heatmap is a model estimated from open interest, not a fact: usd is estimated
+        notional at risk, not expected liquidations (realized ones were about a sixth of it
+        when price crossed such zones on Binance BTC). On real data its top zones are rarely
+        where the next liquidations happen, and it ranks measured Hyperliquid positions worse
+        than "closer to the price holds more" (docs/heatmap.md, "Judged by reality").
         """
         name = market.strip().upper()
         async with (

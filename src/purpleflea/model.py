@@ -176,7 +176,8 @@ class Cluster(msgspec.Struct, frozen=True, kw_only=True):
     """A "landmine": a contiguous price zone dense with liquidation prices of one side.
 
     ``usd`` is the notional at risk if price crossed the whole zone and nobody acted first
-    (realized liquidations are a fraction of it: see docs/heatmap.md);
+    (an estimate, not expected liquidations: realized ones are a fraction of it; see
+    docs/heatmap.md, "Judged by reality");
     ``density`` is USD per 1 % of price inside it; ``strength`` is the zone's mean bucket over
     the side's mean bucket in the view.
     """
@@ -191,8 +192,12 @@ class Cluster(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Heatmap(msgspec.Struct, frozen=True, kw_only=True):
-    """Notional at risk (USD) per price bucket for longs and shorts of one market.
+    """Estimated notional at risk (USD) per price bucket for longs and shorts of one market.
 
+    A model fed by open interest and marks, under an assumed leverage mix: the notional whose
+    liquidation price would lie in each bucket if nobody acted first, not the liquidations to
+    expect there (realized ones were about a sixth of it on Binance BTC). Its validation on real
+    data, including where it loses to simple baselines: docs/heatmap.md, "Judged by reality".
     Bucket ``i`` covers ``[prices[i], prices[i] + bucket_size)``. ``clusters`` are sorted by
     ``usd``, largest first.
     """
