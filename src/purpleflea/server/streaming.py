@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -61,6 +62,8 @@ _SEND_TIMEOUT_S = 1.0
 #: Items one batch frame may carry (clients that subscribe with "batch": true).
 _MAX_BATCH = 500
 _SLOW_REASON_TIMEOUT_S = 10.0
+#: A resume point from an SSE client: empty (none) or a seq of at most 18 digits.
+_LAST_EVENT_ID = re.compile(r"[0-9]{0,18}")
 
 
 def _closed_code(bus_reason: str) -> str:
@@ -264,7 +267,10 @@ class Streams:
             fields: dict[str, Any] = {
                 k: v for k, v in request.query_params.items() if k != "api_key"
             }
-            last_event = request.headers.get("last-event-id")
+            last_event = request.headers.get("last-event-id", "")
+            # Checked even when since_seq wins: a malformed header is refused, never ignored.
+            if not _LAST_EVENT_ID.fullmatch(last_event):
+                raise BadSubscription(f"Last-Event-ID must be a seq, got {last_event[:40]!r}")
             if last_event and "since_seq" not in fields:
                 fields["since_seq"] = last_event
             wanted = parse_filter(fields, known_exchanges=self.known_exchanges)
@@ -322,5 +328,17 @@ class Streams:
     def routes(self) -> list[Route | WebSocketRoute]:
         return [
             WebSocketRoute("/v1/stream", self.websocket),
+            Route("/v1/stream", upgrade_required),
             Route("/v1/stream/sse", self.sse),
         ]
+
+
+async def upgrade_required(request: Request) -> Response:
+    """A plain HTTP request to the WebSocket endpoint: 426 says to upgrade (RFC 9110 15.5.22),
+    rather than a 404 that would say the stream does not exist."""
+    return http.error_response(
+        426,
+        "upgrade_required",
+        f"{request.url.path} is a WebSocket: connect with Upgrade: websocket (see /openapi.json)",
+        {"Upgrade": "websocket", "Connection": "Upgrade"},
+    )
