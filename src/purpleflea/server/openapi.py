@@ -12,7 +12,15 @@ from typing import Any
 
 from purpleflea.engine.heatmap import MAX_BUCKETS
 from purpleflea.server.http import MAX_INTEGER
-from purpleflea.server.openapi_schemas import Schema, error, json_content, ref, schemas
+from purpleflea.server.openapi_schemas import (
+    SSE_EVENT,
+    WEBSOCKET,
+    Schema,
+    error,
+    json_content,
+    ref,
+    schemas,
+)
 
 #: The key may come in any of these; an operation that needs one lists all three.
 _SECURED: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKeyHeader": []}, {"apiKeyQuery": []}]
@@ -118,52 +126,6 @@ _STREAM_PROTOCOL = (
     "frames, so HTTP fuzzers reach only the 426 answer, and the stream itself is tested by "
     "the test suite and the SDK."
 )
-
-_WEBSOCKET = {
-    "client": {
-        "subscribe": {
-            "op": "subscribe",
-            "channels": ["liquidations", "cascades"],
-            "markets": ["BTC-PERP"],
-            "exchanges": ["binance_usdm"],
-            "sides": ["long"],
-            "min_usd": 100000,
-            "since_seq": 123,
-            "batch": True,
-        },
-        "ping": {"op": "ping"},
-    },
-    "server": {
-        "subscribed": {"type": "subscribed", "seq": 0, "filters": {}, "batch": True},
-        "liquidation": {"type": "liquidation", "data": ref("Liquidation")},
-        "cascade": {"type": "cascade", "data": ref("CascadeAlert")},
-        "batch": {"type": "batch", "items": ["liquidation or cascade frames, in seq order"]},
-        "heartbeat": {"type": "heartbeat", "seq": 0, "ts": 0},
-        "pong": {"type": "pong"},
-        "error": {"type": "error", "code": "slow_consumer", "message": "..."},
-    },
-    "close_codes": {
-        "missing_api_key": 4401,
-        "invalid_api_key": 4401,
-        "key_revoked": 4403,
-        "bad_subscription": 4400,
-        "slow_consumer": 4008,
-        "flood": 4429,
-        "server_shutdown": 1001,
-    },
-}
-
-_SSE_EVENT = {
-    "type": "object",
-    "description": "One server-sent event: `data` is a JSON frame as on the WebSocket.",
-    "properties": {
-        "event": {"type": "string", "enum": ["liquidation", "cascade", "heartbeat", "error"]},
-        "data": {"type": "string"},
-        "id": {"type": "string", "pattern": "^[0-9]+$"},
-        "retry": {"type": "integer"},
-    },
-    "required": ["event", "data"],
-}
 
 
 def _data_paths(exchanges: tuple[str, ...]) -> dict[str, Schema]:
@@ -312,7 +274,7 @@ def _stream_paths(exchanges: tuple[str, ...]) -> dict[str, Schema]:
                 security=None,
                 description=_STREAM_PROTOCOL,
             )
-            | {"x-websocket": _WEBSOCKET}
+            | {"x-websocket": WEBSOCKET}
         },
         "/v1/stream/sse": {
             "get": _operation(
@@ -321,7 +283,7 @@ def _stream_paths(exchanges: tuple[str, ...]) -> dict[str, Schema]:
                 {
                     "200": {
                         "description": "The event stream: a heartbeat first, then events.",
-                        "content": {"text/event-stream": {"schema": _SSE_EVENT}},
+                        "content": {"text/event-stream": {"schema": SSE_EVENT}},
                     }
                 },
                 errors=(400,),

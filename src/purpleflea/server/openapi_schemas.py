@@ -12,6 +12,7 @@ import msgspec
 
 from purpleflea.model import CascadeAlert, Heatmap, Liquidation
 from purpleflea.server.keys import KeyInfo
+from purpleflea.server.streaming import CLOSE_CODES
 from purpleflea.store.base import Bucket
 
 Schema = dict[str, Any]
@@ -203,3 +204,48 @@ def error(status: int, description: str | None = None) -> Schema:
     if status in _HEADERS:
         response["headers"] = _HEADERS[status]
     return response
+
+
+#: The WebSocket protocol, for the document's `x-websocket` (OpenAPI has no words for it).
+WEBSOCKET = {
+    "description": "JSON text frames. The client subscribes first (every field optional; "
+    "since_seq resumes after that seq with no gap and no duplicate), then may ping; the server "
+    "sends subscribed, then events (or batches, with batch: true) and heartbeats. A stream "
+    "ends with an error frame naming the reason, then a close with that reason's code.",
+    "client": {
+        "subscribe": {
+            "op": "subscribe",
+            "channels": ["liquidations", "cascades"],
+            "markets": ["BTC-PERP"],
+            "exchanges": ["binance_usdm"],
+            "sides": ["long"],
+            "min_usd": 100000,
+            "since_seq": 123,
+            "batch": True,
+        },
+        "ping": {"op": "ping"},
+    },
+    "server": {
+        "subscribed": {"type": "subscribed", "seq": 0, "filters": {}, "batch": True},
+        "liquidation": {"type": "liquidation", "data": ref("Liquidation")},
+        "cascade": {"type": "cascade", "data": ref("CascadeAlert")},
+        "batch": {"type": "batch", "items": ["liquidation or cascade frames, in seq order"]},
+        "heartbeat": {"type": "heartbeat", "seq": 0, "ts": 0},
+        "pong": {"type": "pong"},
+        "error": {"type": "error", "code": "slow_consumer", "message": "..."},
+    },
+    "close_codes": CLOSE_CODES,
+}
+
+#: One server-sent event as a client parses it (`data` is a JSON frame as on the WebSocket).
+SSE_EVENT = {
+    "type": "object",
+    "description": "One server-sent event: `data` is a JSON frame as on the WebSocket.",
+    "properties": {
+        "event": {"type": "string", "enum": ["liquidation", "cascade", "heartbeat", "error"]},
+        "data": {"type": "string"},
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "retry": {"type": "integer"},
+    },
+    "required": ["event", "data"],
+}

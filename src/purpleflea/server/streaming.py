@@ -47,7 +47,8 @@ from purpleflea.server.pipeline import Tracker
 
 log = logging.getLogger("purpleflea.stream")
 
-_CLOSE_CODES = {
+#: The WebSocket close code of each reason a stream ends (the OpenAPI document lists them).
+CLOSE_CODES = {
     "missing_api_key": 4401,
     "invalid_api_key": 4401,
     "key_revoked": 4403,
@@ -160,7 +161,7 @@ class Streams:
                     await helper
         why = reason[0] if reason else "client_disconnected"
         self._count(why)
-        if why in _CLOSE_CODES:
+        if why in CLOSE_CODES:
             await self._refuse(ws, why, self._explain(why))
 
     @staticmethod
@@ -193,7 +194,7 @@ class Streams:
             await asyncio.wait_for(ws.send_text(_error(code, message)), deadline)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(
-                ws.close(code=_CLOSE_CODES.get(code, 1000), reason=code), _SEND_TIMEOUT_S
+                ws.close(code=CLOSE_CODES.get(code, 1000), reason=code), _SEND_TIMEOUT_S
             )
 
     async def _read_subscription(self, ws: WebSocket) -> tuple[StreamFilter, int]:
