@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from starlette.routing import Mount, Route, WebSocketRoute
 
-from purpleflea.server.app import create_app
+from purpleflea.server.app import build_server, create_app
 from tests.conftest import REPO
 from tests.server.conftest import T0, Running, make_config, running_server, venue_event
 from tests.server.test_heatmap_api import _snapshots
@@ -22,9 +22,13 @@ from tests.server.test_heatmap_api import _snapshots
 _IMPLICIT = {"HEAD", "OPTIONS"}
 
 
-def _served(tmp_path: Path) -> set[tuple[str, str]]:
+async def _served(tmp_path: Path) -> set[tuple[str, str]]:
     """``(path, method)`` of every route of the app, as the document spells them."""
-    app = create_app(make_config(tmp_path))
+    config = make_config(tmp_path)
+    server = build_server(config)
+    app = create_app(config, server=server)
+    await server.store.close()
+    server.keys.close()
     served: set[tuple[str, str]] = set()
     for route in app.routes:
         if isinstance(route, Route):
@@ -40,9 +44,15 @@ def _documented(spec: dict[str, Any]) -> set[tuple[str, str]]:
     return {(path, method) for path, item in spec["paths"].items() for method in item}
 
 
+async def _document(live: Running) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        spec: dict[str, Any] = (await http.get("/openapi.json")).json()
+    return spec
+
+
 async def test_every_route_is_in_the_document(live: Running, tmp_path: Path) -> None:
-    spec = (await httpx.AsyncClient(base_url=live.url).get("/openapi.json")).json()
-    served = _served(tmp_path)
+    spec = await _document(live)
+    served = await _served(tmp_path)
     assert {("/v1/stream", "get"), ("/v1/heatmap/{market}", "get")} <= served
     assert served - _documented(spec) == set()
 
@@ -69,7 +79,7 @@ async def test_empty_or_unknown_enum_values_are_refused(live: Running) -> None:
 
 
 async def test_time_windows_are_refused_as_the_document_says(live: Running) -> None:
-    spec = (await httpx.AsyncClient(base_url=live.url).get("/openapi.json")).json()
+    spec = await _document(live)
     params = {p["name"]: p for p in spec["paths"]["/v1/liquidations"]["get"]["parameters"]}
     # end is exclusive: end=0 selects nothing, so the schema starts it at 1 and says the rest.
     assert params["end"]["schema"]["minimum"] == 1
@@ -171,7 +181,7 @@ async def test_schemathesis_finds_nothing_over_the_whole_document(tmp_path: Path
         async with httpx.AsyncClient(base_url=live.url, headers=_headers(live)) as http:
             spec = (await http.get("/openapi.json")).json()
             assert (await http.get("/v1/cascades")).json()["cascades"]
-        skipped = _not_served(spec, _served(tmp_path / "walk"))
+        skipped = _not_served(spec, await _served(tmp_path / "walk"))
         command = [
             *(sys.executable, "-m", "schemathesis.cli"),
             *("--config-file", "tests/server/schemathesis.toml"),
