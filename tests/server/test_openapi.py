@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import schemathesis
 from starlette.routing import Mount, Route, WebSocketRoute
 
-from purpleflea.server.app import build_server, create_app
+from purpleflea.server.app import EXCHANGES, build_server, create_app
+from purpleflea.server.openapi import document
 from tests.conftest import REPO
 from tests.server.conftest import T0, Running, make_config, running_server, venue_event
 from tests.server.test_heatmap_api import _snapshots
@@ -48,6 +50,12 @@ async def _document(live: Running) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=live.url) as http:
         spec: dict[str, Any] = (await http.get("/openapi.json")).json()
     return spec
+
+
+def test_the_document_is_valid_openapi() -> None:
+    spec = document("test", exchanges=EXCHANGES)
+    schemathesis.openapi.from_dict(spec).validate()  # against the OpenAPI 3.1 meta-schema
+    assert spec["openapi"] == "3.1.0"
 
 
 async def test_every_route_is_in_the_document(live: Running, tmp_path: Path) -> None:
