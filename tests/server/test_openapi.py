@@ -115,7 +115,8 @@ async def test_routing_refusals_and_plain_http_to_the_websocket_are_json(live: R
         missing = await http.get("/v1/nothing")
         assert missing.status_code == 404
         assert missing.json()["error"]["code"] == "not_found"
-        upgrade = await http.get("/v1/stream")
+        assert (await http.get("/v1/stream")).status_code == 401  # the key is checked first
+        upgrade = await http.get("/v1/stream", headers=_headers(live))
         assert upgrade.status_code == 426
         assert upgrade.headers["upgrade"] == "websocket"
         assert upgrade.json()["error"]["code"] == "upgrade_required"

@@ -43,14 +43,6 @@ def _key_request(body: dict[str, object]) -> tuple[str | None, str]:
     return (account if isinstance(account, str) else None), name
 
 
-def _refused(exc: AuthError) -> Response:
-    """A refused key or request: a 401 names the scheme to use (RFC 9110), a 429 when to retry."""
-    headers = {"Retry-After": exc.retry_after} if exc.retry_after else None
-    if exc.status == 401:
-        headers = {"WWW-Authenticate": "Bearer"}
-    return http.error_response(exc.status, exc.code, exc.message, headers)
-
-
 class Api:
     """Route handlers over the tracker's store, bus state and key store."""
 
@@ -85,7 +77,7 @@ class Api:
                 self.gate.limit(info)
                 return await handler(request, info)
             except AuthError as exc:
-                return _refused(exc)
+                return http.refusal(exc)
             except http.BadRequest as exc:
                 return http.error_response(400, "bad_request", str(exc))
 
@@ -237,7 +229,7 @@ class Api:
                 )
             new = self.gate.keys.create(account, name)
         except AuthError as exc:
-            return _refused(exc)
+            return http.refusal(exc)
         except (http.BadRequest, ValueError) as exc:
             return http.error_response(400, "bad_request", str(exc))
         return http.json_response(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import msgspec
 from starlette.datastructures import QueryParams
@@ -12,6 +13,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from purpleflea.model import encode
+
+if TYPE_CHECKING:
+    from purpleflea.server.auth import AuthError
 
 #: The largest integer a query parameter takes unless it says otherwise (well inside SQLite's
 #: and PostgreSQL's 64-bit integers).
@@ -34,6 +38,15 @@ def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> Response:
     return json_response({"error": {"code": code, "message": message}}, status, headers)
+
+
+def refusal(exc: AuthError) -> Response:
+    """A refused key or request: a 401 names the scheme to use (RFC 9110), a 429 when to
+    retry."""
+    headers = {"Retry-After": exc.retry_after} if exc.retry_after else None
+    if exc.status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    return error_response(exc.status, exc.code, exc.message, headers)
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}

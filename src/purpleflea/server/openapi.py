@@ -38,8 +38,9 @@ def _param(name: str, schema: Schema, description: str, *, inside: str = "query"
     }
 
 
-#: A list parameter's values: non-empty, at most 64 characters each, at most 500 of them.
 def _list(items: Schema | None = None) -> Schema:
+    """A list parameter: by default values that are not blank, of at most 64 characters each,
+    at most 500 of them (what :func:`purpleflea.server.http.strings` accepts)."""
     return {
         "type": "array",
         "items": items or {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"\S"},
@@ -121,10 +122,10 @@ def _operation(
 
 _STREAM_PROTOCOL = (
     "A WebSocket (RFC 6455): connect with `Upgrade: websocket` and the key in "
-    "`Authorization: Bearer`, `X-API-Key` or `?api_key=`. A plain HTTP GET is answered 426. "
-    "The protocol (JSON text frames) is in `x-websocket`; OpenAPI has no words for the "
-    "frames, so HTTP fuzzers reach only the 426 answer, and the stream itself is tested by "
-    "the test suite and the SDK."
+    "`Authorization: Bearer`, `X-API-Key` or `?api_key=`. A plain HTTP GET is checked like any "
+    "request (401, 429) and then answered 426. The protocol (JSON text frames) is in "
+    "`x-websocket`; OpenAPI has no words for the frames, so HTTP fuzzers reach only those "
+    "answers, and the stream itself is tested by the test suite and the SDK."
 )
 
 
@@ -271,7 +272,6 @@ def _stream_paths(exchanges: tuple[str, ...]) -> dict[str, Schema]:
                 "Live events over WebSocket, with server-side filters and resume.",
                 {"101": {"description": "Switching Protocols: the stream (see x-websocket)."}},
                 errors=(426,),
-                security=None,
                 description=_STREAM_PROTOCOL,
             )
             | {"x-websocket": WEBSOCKET}

@@ -276,9 +276,7 @@ class Streams:
                 fields["since_seq"] = last_event
             wanted = parse_filter(fields, known_exchanges=self.known_exchanges)
         except AuthError as exc:
-            # A 401 names the scheme to use (RFC 9110), as the REST routes' 401s do.
-            challenge = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-            return http.error_response(exc.status, exc.code, exc.message, challenge)
+            return http.refusal(exc)
         except BadSubscription as exc:
             return http.error_response(400, "bad_subscription", str(exc))
         return StreamingResponse(
@@ -326,20 +324,24 @@ class Streams:
             self.gate.streams.remove(key_id, kick)
             subscription.close()
 
+    async def plain_http(self, request: Request) -> Response:
+        """A plain HTTP request to the WebSocket endpoint. After the key checks every request
+        gets, 426 says to upgrade (RFC 9110 15.5.22), where a 404 would say there is no stream."""
+        try:
+            self.gate.limit(self.gate.authenticate(key_from(request.headers, request.query_params)))
+        except AuthError as exc:
+            return http.refusal(exc)
+        return http.error_response(
+            426,
+            "upgrade_required",
+            f"{request.url.path} is a WebSocket: connect with Upgrade: websocket "
+            "(see /openapi.json)",
+            {"Upgrade": "websocket", "Connection": "Upgrade"},
+        )
+
     def routes(self) -> list[Route | WebSocketRoute]:
         return [
             WebSocketRoute("/v1/stream", self.websocket),
-            Route("/v1/stream", upgrade_required),
+            Route("/v1/stream", self.plain_http),
             Route("/v1/stream/sse", self.sse),
         ]
-
-
-async def upgrade_required(request: Request) -> Response:
-    """A plain HTTP request to the WebSocket endpoint: 426 says to upgrade (RFC 9110 15.5.22),
-    rather than a 404 that would say the stream does not exist."""
-    return http.error_response(
-        426,
-        "upgrade_required",
-        f"{request.url.path} is a WebSocket: connect with Upgrade: websocket (see /openapi.json)",
-        {"Upgrade": "websocket", "Connection": "Upgrade"},
-    )
