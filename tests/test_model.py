@@ -83,7 +83,7 @@ def test_a_decoded_cascade_score_must_be_0_to_10() -> None:
     assert decode_liquidation(wire).cascade_score == 10
     with pytest.raises(msgspec.ValidationError, match="cascade_score"):
         decode_liquidation(wire.replace(b'"cascade_score":10', b'"cascade_score":11'))
-    schema = document("test")["components"]["schemas"]["Liquidation"]
+    schema = document("test", exchanges=("sim",))["components"]["schemas"]["Liquidation"]
     assert schema["properties"]["cascade_score"] == {
         "type": "integer",
         "minimum": 0,

@@ -372,6 +372,12 @@ class HeatmapModel:
         if bottom >= top:
             raise ValueError(f"heatmap {market}: low {bottom} must be below high {top}")
         size = bucket if bucket is not None else _round_size((top - bottom) / config.buckets)
+        # Checked before snapping too: a tiny bucket would overflow ``bottom / size`` there.
+        if (top - bottom) / size > MAX_BUCKETS:
+            raise ValueError(
+                f"heatmap {market}: bucket {size} makes more than {MAX_BUCKETS} buckets between "
+                f"{bottom} and {top}"
+            )
         if low is None:
             bottom = max(math.floor(bottom / size) * size, size)
         count = math.ceil((top - bottom) / size - 1e-9)

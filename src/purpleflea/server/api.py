@@ -29,6 +29,20 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _key_request(body: dict[str, object]) -> tuple[str | None, str]:
+    """``(account, name)`` of a POST /v1/keys body, checked whether or not the caller has a
+    key (with one the account is not used, but a malformed body is still refused)."""
+    account = body.get("account")
+    name = body.get("name", "default")
+    if "account" in body and (
+        not isinstance(account, str) or not account.strip() or len(account) > 200
+    ):
+        raise http.BadRequest("account must be a string of 1 to 200 characters, not all blank")
+    if not isinstance(name, str) or len(name) > 200:
+        raise http.BadRequest("name must be a string of at most 200 characters")
+    return (account if isinstance(account, str) else None), name
+
+
 class Api:
     """Route handlers over the tracker's store, bus state and key store."""
 
@@ -53,6 +67,7 @@ class Api:
         self.heatmaps = heatmaps
         self.registration_open = registration_open
         self.keys_per_account = keys_per_account
+        self._list_keys = self.authed(self.list_keys)
         self.registrations = RateLimiter(
             registrations_per_min / 60.0, max(1.0, registrations_per_min)
         )
@@ -66,10 +81,7 @@ class Api:
                 self.gate.limit(info)
                 return await handler(request, info)
             except AuthError as exc:
-                headers = {"Retry-After": exc.retry_after} if exc.retry_after else None
-                if exc.status == 401:
-                    headers = {"WWW-Authenticate": "Bearer"}
-                return http.error_response(exc.status, exc.code, exc.message, headers)
+                return http.refusal(exc)
             except http.BadRequest as exc:
                 return http.error_response(400, "bad_request", str(exc))
 
@@ -88,7 +100,8 @@ class Api:
                     f"unknown exchange {exchange!r}; known: {', '.join(self.known_exchanges)}"
                 )
         start = http.integer(params, "start", None)
-        end = http.integer(params, "end", None)
+        # end is exclusive, so 0 selects nothing: refused like any empty window.
+        end = http.integer(params, "end", None, low=1)
         if start is not None and end is not None and end <= start:
             raise http.BadRequest(f"end ({end}) must be after start ({start})")
         return Query(
@@ -114,7 +127,7 @@ class Api:
         group_by = http.choice(params, "group_by", ("market", "exchange", "side"), "market")
         query = self._query(request)
         if query.start_ms is None:
-            end = query.end_ms or _now_ms()
+            end = query.end_ms if query.end_ms is not None else _now_ms()
             # Aligned to the bucket width (at most an hour) so the rollups answer it.
             align = min(INTERVAL_MS[interval], 3_600_000)
             start = (end - _DEFAULT_SPAN[interval]) // align * align
@@ -182,9 +195,10 @@ class Api:
                 f"no heatmap for {market!r} yet: it needs open-interest snapshots of the market",
             )
         params = request.query_params
-        low = http.number(params, "low", 0.0) or None
-        high = http.number(params, "high", 0.0) or None
-        bucket = http.number(params, "bucket", 0.0) or None
+        # 0 is passed on (and refused by the model as not positive), not read as "absent".
+        low = http.optional_number(params, "low")
+        high = http.optional_number(params, "high")
+        bucket = http.optional_number(params, "bucket")
         try:
             heatmap = self.heatmaps.model.heatmap(market, low=low, high=high, bucket=bucket)
         except ValueError as exc:
@@ -199,22 +213,22 @@ class Api:
         per-account cap. Nothing here adds a key to somebody else's account."""
         try:
             body = await http.json_body(await request.body())
-            name = body.get("name", "default")
-            account = body.get("account")
-            if not isinstance(name, str) or (account is not None and not isinstance(account, str)):
-                raise http.BadRequest(
-                    'send {"account": "<new account name>", "name": "<key label>"} as JSON'
-                )
             key = key_from(request.headers, request.query_params)
             if key:
                 owner = self.gate.authenticate(key)
                 self.gate.limit(owner)
+                account, name = _key_request(body)
                 new = self._mint(owner, account, name)
             else:
-                new = self._register(request, account, name)
+                self._admit_registration(request)
+                account, name = _key_request(body)
+                if account is None:
+                    raise http.BadRequest(
+                        'send {"account": "<new account name>", "name": "<key label>"} as JSON'
+                    )
+                new = self.gate.keys.register(account, name)
         except AuthError as exc:
-            headers = {"Retry-After": exc.retry_after} if exc.retry_after else None
-            return http.error_response(exc.status, exc.code, exc.message, headers)
+            return http.refusal(exc)
         except AccountExists as exc:
             return http.error_response(409, "account_exists", str(exc))
         except KeyLimitReached as exc:
@@ -243,16 +257,14 @@ class Api:
             )
         return self.gate.keys.mint(owner.account, name, cap=self.keys_per_account)
 
-    def _register(self, request: Request, account: str | None, name: str) -> NewKey:
+    def _admit_registration(self, request: Request) -> None:
+        """Refuse a registration when registration is closed or this address registers too
+        fast."""
         if not self.registration_open:
             raise AuthError(
                 403,
                 "registration_closed",
                 "this server does not register new accounts: ask its operator for a key",
-            )
-        if account is None or not account.strip():
-            raise http.BadRequest(
-                'send {"account": "<new account name>", "name": "<key label>"} as JSON'
             )
         # The peer address: uvicorn replaces it with X-Forwarded-For only when the peer is
         # one of the operator's trusted proxies (ServerConfig.trusted_proxies).
@@ -266,7 +278,12 @@ class Api:
                 "too many key registrations from this address; retry later",
                 retry_after=RateLimiter.retry_after_header(wait),
             )
-        return self.gate.keys.register(account, name)
+
+    async def keys(self, request: Request) -> Response:
+        """``/v1/keys``: POST registers or adds a key, GET lists the account's keys."""
+        if request.method == "POST":
+            return await self.create_key(request)
+        return await self._list_keys(request)
 
     async def list_keys(self, request: Request, info: KeyInfo) -> Response:
         return http.json_response({"keys": self.gate.keys.list_keys(info.account)})
@@ -335,8 +352,8 @@ class Api:
             Route("/v1/markets", self.authed(self.markets)),
             Route("/v1/cascades", self.authed(self.cascades)),
             Route("/v1/heatmap/{market}", self.authed(self.heatmap)),
-            Route("/v1/keys", self.create_key, methods=["POST"]),
-            Route("/v1/keys", self.authed(self.list_keys), methods=["GET"]),
+            # One route per path, so a 405 (and OPTIONS) lists all of the path's methods.
+            Route("/v1/keys", self.keys, methods=["GET", "POST"]),
             Route("/v1/keys/{key_id}", self.authed(self.revoke_key), methods=["DELETE"]),
             Route("/v1/health", self.health),
             Route("/v1/metrics", self.metrics),

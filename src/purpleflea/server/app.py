@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -377,7 +378,7 @@ def create_app(config: ServerConfig, *, server: Server | None = None) -> Starlet
         keys_per_account=config.keys_per_account,
         heatmaps=built.heatmaps,
     )
-    spec = openapi.document(purpleflea.__version__)
+    spec = openapi.document(purpleflea.__version__, exchanges=EXCHANGES)
 
     async def openapi_json(_: Any) -> Response:
         return http.json_response(spec)
@@ -431,4 +432,9 @@ def create_app(config: ServerConfig, *, server: Server | None = None) -> Starlet
             Route("/openapi.json", openapi_json),
             *dashboard.routes(),
         ]
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(AccessLog)])
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(AccessLog)],
+        exception_handlers={HTTPException: http.http_error},
+    )

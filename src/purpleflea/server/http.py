@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import msgspec
 from starlette.datastructures import QueryParams
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import Response
 
 from purpleflea.model import encode
+
+if TYPE_CHECKING:
+    from purpleflea.server.auth import AuthError
+
+#: The largest integer a query parameter takes unless it says otherwise (well inside SQLite's
+#: and PostgreSQL's 64-bit integers).
+MAX_INTEGER = 2**62
 
 
 class BadRequest(ValueError):
@@ -30,10 +40,34 @@ def error_response(
     return json_response({"error": {"code": code, "message": message}}, status, headers)
 
 
+def refusal(exc: AuthError) -> Response:
+    """A refused key or request: a 401 names the scheme to use (RFC 9110), a 429 when to
+    retry."""
+    headers = {"Retry-After": exc.retry_after} if exc.retry_after else None
+    if exc.status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    return error_response(exc.status, exc.code, exc.message, headers)
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route, method not allowed) in the API's JSON error
+    body, with their headers (a 405's Allow)."""
+    if not isinstance(exc, HTTPException):  # registered for HTTPException only
+        raise exc
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    message = f"{request.method} {request.url.path}: {exc.detail}"
+    return error_response(exc.status_code, code, message, dict(exc.headers or {}))
+
+
 def strings(params: QueryParams, name: str) -> tuple[str, ...]:
     """A list parameter, repeated (``?market=A&market=B``) or comma-separated."""
     values: list[str] = []
     for raw in params.getlist(name):
+        if not raw.strip():
+            raise BadRequest(_empty(name))
         values.extend(v.strip() for v in raw.split(",") if v.strip())
     for value in values:
         if len(value) > 64:
@@ -43,10 +77,29 @@ def strings(params: QueryParams, name: str) -> tuple[str, ...]:
     return tuple(values)
 
 
-def number(params: QueryParams, name: str, default: float) -> float:
+def _empty(name: str) -> str:
+    return f"{name} is empty: give a value or leave the parameter out for its default"
+
+
+def _given(params: QueryParams, name: str) -> str | None:
+    """The parameter's value, None when absent. Present but empty is an error, not the
+    default: the schema says what a value looks like, and "" is none of them."""
     raw = params.get(name)
-    if raw is None or raw == "":
-        return default
+    if raw is not None and not raw.strip():
+        raise BadRequest(_empty(name))
+    return raw
+
+
+def number(params: QueryParams, name: str, default: float) -> float:
+    value = optional_number(params, name)
+    return default if value is None else value
+
+
+def optional_number(params: QueryParams, name: str) -> float | None:
+    """A finite number >= 0, None when the parameter is absent."""
+    raw = _given(params, name)
+    if raw is None:
+        return None
     try:
         value = float(raw)
     except ValueError:
@@ -57,10 +110,10 @@ def number(params: QueryParams, name: str, default: float) -> float:
 
 
 def integer(
-    params: QueryParams, name: str, default: int | None, *, low: int = 0, high: int = 2**62
+    params: QueryParams, name: str, default: int | None, *, low: int = 0, high: int = MAX_INTEGER
 ) -> int | None:
-    raw = params.get(name)
-    if raw is None or raw == "":
+    raw = _given(params, name)
+    if raw is None:
         return default
     try:
         value = int(raw)
@@ -72,7 +125,10 @@ def integer(
 
 
 def choice(params: QueryParams, name: str, options: Sequence[str], default: str) -> str:
-    value = params.get(name) or default
+    """One of ``options``; ``default`` when absent. Empty or anything else is refused."""
+    value = params.get(name)
+    if value is None:
+        return default
     if value not in options:
         raise BadRequest(f"{name} must be one of {', '.join(options)}, got {value!r}")
     return value

@@ -1,18 +1,34 @@
-"""The OpenAPI document served at ``/openapi.json`` (checked by tests). The routes are written
-here; the event schema is derived from the model."""
+"""The OpenAPI 3.1 document served at ``/openapi.json``: every route the app serves.
+
+The routes are written here (a test walks the app's routes and fails on any missing one); the
+bodies' schemas come from :mod:`purpleflea.server.openapi_schemas`. Each operation lists every
+status its handler really answers, so a fuzzer (schemathesis runs in the test suite) can hold
+the server to it.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-import msgspec
+from purpleflea.engine.heatmap import MAX_BUCKETS
+from purpleflea.server.http import MAX_INTEGER
+from purpleflea.server.openapi_schemas import (
+    SSE_EVENT,
+    WEBSOCKET,
+    Schema,
+    error,
+    json_content,
+    ref,
+    schemas,
+)
 
-from purpleflea.model import Liquidation
+#: The key may come in any of these; an operation that needs one lists all three.
+_SECURED: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKeyHeader": []}, {"apiKeyQuery": []}]
+#: Without a key is allowed too (registration).
+_OPTIONAL_KEY: list[dict[str, list[str]]] = [{}, *_SECURED]
 
-_LIST = {"type": "array", "items": {"type": "string"}}
 
-
-def _param(name: str, schema: dict[str, Any], description: str, *, inside: str = "query") -> Any:
+def _param(name: str, schema: Schema, description: str, *, inside: str = "query") -> Schema:
     return {
         "name": name,
         "in": inside,
@@ -22,74 +38,366 @@ def _param(name: str, schema: dict[str, Any], description: str, *, inside: str =
     }
 
 
-_FILTERS = [
-    _param("market", _LIST, "Markets, e.g. BTC-PERP (repeat or comma-separate)."),
-    _param("exchange", _LIST, "Exchange ids, e.g. binance_usdm, bybit."),
+def _list(items: Schema | None = None) -> Schema:
+    """A list parameter: by default values that are not blank, of at most 64 characters each,
+    at most 500 of them (what :func:`purpleflea.server.http.strings` accepts)."""
+    return {
+        "type": "array",
+        "items": items or {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"\S"},
+        "maxItems": 500,
+    }
+
+
+def _integer(minimum: int) -> Schema:
+    return {"type": "integer", "minimum": minimum, "maximum": MAX_INTEGER}
+
+
+_SIDES = _list({"type": "string", "enum": ["long", "short"]})
+_MIN_USD = _param("min_usd", {"type": "number", "minimum": 0}, "Minimum notional in USD.")
+_WINDOW = [
+    _param("start", _integer(0), "Event time >= start (ms since epoch)."),
     _param(
-        "side",
-        {"type": "array", "items": {"type": "string", "enum": ["long", "short"]}},
-        "Liquidated position side.",
+        "end",
+        _integer(1),
+        "Event time < end (ms since epoch). With start, end must be greater than start: an "
+        "empty or inverted window is answered 400.",
     ),
-    _param("min_usd", {"type": "number", "minimum": 0}, "Minimum notional in USD."),
-    _param("start", {"type": "integer", "minimum": 0}, "Event time >= start (ms since epoch)."),
-    _param("end", {"type": "integer", "minimum": 0}, "Event time < end (ms since epoch)."),
 ]
 
 
-def _liquidation_schema() -> dict[str, Any]:
-    """The event schema, derived from :class:`~purpleflea.model.Liquidation` (one definition)."""
-    _, components = msgspec.json.schema_components(
-        [Liquidation], ref_template="#/components/schemas/{name}"
-    )
-    schema: dict[str, Any] = components["Liquidation"]
-    # Every field is always sent (defaults included), so responses require them all.
-    schema["required"] = list(Liquidation.__struct_fields__)
-    return schema
+def _exchanges(exchanges: tuple[str, ...]) -> Schema:
+    return _list({"type": "string", "enum": list(exchanges)})
 
 
-_LIQUIDATION = _liquidation_schema()
-
-_ERROR = {
-    "type": "object",
-    "properties": {
-        "error": {
-            "type": "object",
-            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-        }
-    },
-}
-
-
-def _responses(schema: dict[str, Any], *, authed: bool = True) -> dict[str, Any]:
-    responses: dict[str, Any] = {
-        "200": {"description": "OK", "content": {"application/json": {"schema": schema}}},
-        "400": {"description": "Bad request", "content": {"application/json": {"schema": _ERROR}}},
-    }
-    if authed:
-        responses["401"] = {
-            "description": "Missing or invalid API key",
-            "content": {"application/json": {"schema": _ERROR}},
-        }
-        responses["429"] = {
-            "description": "Rate limited (see Retry-After)",
-            "content": {"application/json": {"schema": _ERROR}},
-        }
-    return responses
-
-
-def document(version: str) -> dict[str, Any]:
-    secured: list[dict[str, list[str]]] = [
-        {"bearer": []},
-        {"apiKeyHeader": []},
-        {"apiKeyQuery": []},
+def _filters(exchanges: tuple[str, ...]) -> list[Schema]:
+    return [
+        _param("market", _list(), "Markets, e.g. BTC-PERP (repeat or comma-separate)."),
+        _param("exchange", _exchanges(exchanges), "Exchange ids (repeat or comma-separate)."),
+        _param("side", _SIDES, "Liquidated position side."),
+        _MIN_USD,
+        *_WINDOW,
     ]
+
+
+def _limit(what: str) -> Schema:
+    return _param(
+        "limit", {"type": "integer", "minimum": 1, "maximum": 1000}, f"{what} (default 100)."
+    )
+
+
+def _choice(name: str, options: list[str], description: str) -> Schema:
+    return _param(name, {"type": "string", "enum": options}, description)
+
+
+def _ok(schema: Schema, status: str = "200", description: str = "OK") -> dict[str, Schema]:
+    return {status: {"description": description, "content": json_content(schema)}}
+
+
+def _operation(
+    operation_id: str,
+    summary: str,
+    responses: dict[str, Schema],
+    *,
+    errors: tuple[int, ...] = (),
+    parameters: list[Schema] | None = None,
+    security: list[dict[str, list[str]]] | None = _SECURED,
+    description: str | None = None,
+) -> Schema:
+    """One operation; a secured one also answers 401 (no or bad key) and 429 (rate limit)."""
+    codes = sorted({*errors, 401, 429} if security is _SECURED else set(errors))
+    operation: Schema = {
+        "operationId": operation_id,
+        "summary": summary,
+        "responses": {**responses, **{str(code): error(code) for code in codes}},
+    }
+    if description:
+        operation["description"] = description
+    if parameters:
+        operation["parameters"] = parameters
+    # Public operations say so: an operation without `security` inherits none (no global one).
+    if security is not None:
+        operation["security"] = security
+    return operation
+
+
+_STREAM_PROTOCOL = (
+    "A WebSocket (RFC 6455): connect with `Upgrade: websocket` and the key in "
+    "`Authorization: Bearer`, `X-API-Key` or `?api_key=`. A plain HTTP GET is checked like any "
+    "request (401, 429) and then answered 426. The protocol (JSON text frames) is in "
+    "`x-websocket`; OpenAPI has no words for the frames, so HTTP fuzzers reach only those "
+    "answers, and the stream itself is tested by the test suite and the SDK."
+)
+
+
+def _data_paths(exchanges: tuple[str, ...]) -> dict[str, Schema]:
     return {
-        "openapi": "3.0.3",
+        "/v1/liquidations": {
+            "get": _operation(
+                "listLiquidations",
+                "Liquidation history, newest first, cursor-paged.",
+                _ok(ref("Page")),
+                errors=(400,),
+                parameters=[
+                    *_filters(exchanges),
+                    _param(
+                        "cursor",
+                        _integer(1),
+                        "next_cursor of the previous page.",
+                    ),
+                    _limit("Page size"),
+                ],
+            )
+        },
+        "/v1/liquidations/aggregate": {
+            "get": _operation(
+                "aggregateLiquidations",
+                "Counts and notional per interval and group.",
+                _ok(ref("Aggregate")),
+                errors=(400,),
+                parameters=[
+                    *_filters(exchanges),
+                    _choice("interval", ["1m", "1h", "1d"], "Bucket width (default 1h)."),
+                    _choice(
+                        "group_by", ["market", "exchange", "side"], "Grouping (default market)."
+                    ),
+                ],
+            )
+        },
+        "/v1/markets": {
+            "get": _operation(
+                "listMarkets", "Markets seen, with 24 h liquidation totals.", _ok(ref("Markets"))
+            )
+        },
+        "/v1/cascades": {
+            "get": _operation(
+                "listCascades",
+                "Cascade alerts: the latest state of each cascade, newest first.",
+                _ok(ref("Cascades")),
+                errors=(400,),
+                parameters=[
+                    _choice("status", ["active", "past", "all"], "Which cascades (default all)."),
+                    _param("market", _list(), "Markets."),
+                    _limit("At most this many"),
+                ],
+            )
+        },
+        "/v1/heatmap/{market}": {
+            "get": _operation(
+                "getHeatmap",
+                "Estimated liquidation levels (notional at risk per price bucket) of a market.",
+                _ok(ref("Heatmap")),
+                errors=(400, 404),
+                description="404 while the market has no heatmap yet: one needs open-interest "
+                "snapshots of the market. low, high and bucket default to a range around the "
+                f"mark; low must be below high, and at most {MAX_BUCKETS} buckets fit between "
+                "them.",
+                parameters=[
+                    _param(
+                        "market",
+                        {"type": "string", "minLength": 1, "maxLength": 64},
+                        "The market, e.g. BTC-PERP (any case).",
+                        inside="path",
+                    )
+                    | {"example": "BTC-PERP"},
+                    _param("low", {"type": "number", "exclusiveMinimum": 0}, "Lowest price."),
+                    _param("high", {"type": "number", "exclusiveMinimum": 0}, "Highest price."),
+                    _param(
+                        "bucket", {"type": "number", "exclusiveMinimum": 0}, "Bucket width, USD."
+                    ),
+                ],
+            )
+        },
+    }
+
+
+def _key_paths() -> dict[str, Schema]:
+    created = _ok(ref("NewKey"), "201", "Created: the key is shown once.")
+    created["201"]["links"] = {
+        "revokeKey": {
+            "operationId": "revokeKey",
+            "parameters": {"key_id": "$response.body#/key_id"},
+            "description": "The new key's id revokes it.",
+        }
+    }
+    body = {
+        "type": "object",
+        "properties": {
+            "account": {
+                "type": "string",
+                "maxLength": 200,
+                "pattern": r"\S",
+                "description": "Without a key: the NEW account to create (an existing one is "
+                "answered 409 account_exists). With a key: leave it out; naming another "
+                "account than the key's is answered 403 forbidden.",
+            },
+            "name": {"type": "string", "maxLength": 200, "description": "A label for the key."},
+        },
+    }
+    return {
+        "/v1/keys": {
+            "post": _operation(
+                "createKey",
+                "Register a new account and its first key; with a key, add a key to its account.",
+                created,
+                errors=(400, 401, 403, 409, 429),
+                security=_OPTIONAL_KEY,
+                description="Without a key this creates a new account (the body's account): "
+                "409 account_exists when the name is taken, 429 past the registrations per "
+                "minute of an address, 403 registration_closed when the server does not take "
+                "registrations. With a key it mints another key in the caller's own account: "
+                "403 key_limit_reached once the account holds the per-account cap of active "
+                "keys (docs/security.md).",
+            )
+            | {"requestBody": {"content": json_content(body)}},
+            "get": _operation("listKeys", "The keys of the caller's account.", _ok(ref("Keys"))),
+        },
+        "/v1/keys/{key_id}": {
+            "delete": _operation(
+                "revokeKey",
+                "Revoke a key of the caller's account; its streams close.",
+                _ok(ref("Revoked")),
+                errors=(404,),
+                parameters=[
+                    _param(
+                        "key_id", {"type": "string", "minLength": 1}, "The key's id.", inside="path"
+                    )
+                ],
+            )
+        },
+    }
+
+
+def _stream_paths(exchanges: tuple[str, ...]) -> dict[str, Schema]:
+    return {
+        "/v1/stream": {
+            "get": _operation(
+                "stream",
+                "Live events over WebSocket, with server-side filters and resume.",
+                {"101": {"description": "Switching Protocols: the stream (see x-websocket)."}},
+                errors=(426,),
+                description=_STREAM_PROTOCOL,
+            )
+            | {"x-websocket": WEBSOCKET}
+        },
+        "/v1/stream/sse": {
+            "get": _operation(
+                "streamSse",
+                "Server-Sent Events stream with server-side filters and resume.",
+                {
+                    "200": {
+                        "description": "The event stream: a heartbeat first, then events.",
+                        "content": {"text/event-stream": {"schema": SSE_EVENT}},
+                    }
+                },
+                errors=(400,),
+                description="429 also when the account has its maximum of open streams. "
+                "Unknown query parameters are refused (400).",
+                parameters=[
+                    _param("markets", _list(), "Markets (comma-separated or repeated)."),
+                    _param("exchanges", _exchanges(exchanges), "Exchange ids."),
+                    _param("sides", _SIDES, "Liquidated position side."),
+                    _MIN_USD,
+                    _param(
+                        "channels",
+                        _list({"type": "string", "enum": ["liquidations", "cascades"]}),
+                        "liquidations (default) and/or cascades.",
+                    ),
+                    _param(
+                        "since_seq",
+                        {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+                        "Resume after this seq (or send Last-Event-ID); above the last seq is "
+                        "answered 400 naming it.",
+                    ),
+                    _param(
+                        "Last-Event-ID",
+                        {"type": "string", "pattern": "^[0-9]{0,18}$"},
+                        "The browser's resume point (since_seq wins when both are sent; empty "
+                        "is none).",
+                        inside="header",
+                    ),
+                ],
+            )
+        },
+    }
+
+
+def _operations_paths() -> dict[str, Schema]:
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    return {
+        "/v1/health": {
+            "get": _operation(
+                "health", "Liveness and ingest state.", _ok(ref("Health")), security=None
+            )
+        },
+        "/v1/ready": {
+            "get": _operation(
+                "ready",
+                "Readiness: 200 while serving, 503 otherwise (for load balancers).",
+                {
+                    **_ok(ref("Readiness"), description="Serving."),
+                    "503": {
+                        "description": "Not serving; reasons say why.",
+                        "content": json_content(ref("Readiness")),
+                    },
+                },
+                security=None,
+            )
+        },
+        "/v1/metrics": {
+            "get": _operation(
+                "metrics",
+                "Prometheus metrics.",
+                {"200": {"description": "Prometheus text format.", "content": text}},
+                security=None,
+            )
+        },
+        "/openapi.json": {
+            "get": _operation(
+                "openapi",
+                "This document.",
+                _ok({"type": "object"}),
+                security=None,
+            )
+        },
+        "/": {
+            "get": _operation(
+                "dashboard",
+                "The web dashboard.",
+                {
+                    "200": {
+                        "description": "The page.",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+                security=None,
+            )
+        },
+        "/static/{path}": {
+            "get": _operation(
+                "dashboardAsset",
+                "The dashboard's scripts and styles.",
+                {"200": {"description": "The file.", "content": {"*/*": {}}}},
+                errors=(404,),
+                security=None,
+                parameters=[
+                    _param("path", {"type": "string", "minLength": 1}, "File name.", inside="path")
+                    | {"example": "style.css"}
+                ],
+            )
+        },
+    }
+
+
+def document(version: str, *, exchanges: tuple[str, ...]) -> dict[str, Any]:
+    """The whole document for server ``version``; ``exchanges`` are the ids filters take."""
+    return {
+        "openapi": "3.1.0",
         "info": {
             "title": "Purple Flea Liquidation Tracker",
             "version": version,
             "description": "Forced liquidations across crypto perpetual markets, normalized. "
-            "Streams: WebSocket /v1/stream (see the SDK) and SSE /v1/stream/sse.",
+            "Every error is a JSON Error body. Streams: WebSocket /v1/stream and SSE "
+            "/v1/stream/sse.",
         },
         "components": {
             "securitySchemes": {
@@ -97,156 +405,12 @@ def document(version: str) -> dict[str, Any]:
                 "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
                 "apiKeyQuery": {"type": "apiKey", "in": "query", "name": "api_key"},
             },
-            "schemas": {"Liquidation": _LIQUIDATION, "Error": _ERROR},
+            "schemas": schemas(),
         },
         "paths": {
-            "/v1/liquidations": {
-                "get": {
-                    "summary": "Liquidation history, newest first, cursor-paged.",
-                    "security": secured,
-                    "parameters": [
-                        *_FILTERS,
-                        _param(
-                            "cursor",
-                            {"type": "integer", "minimum": 1},
-                            "next_cursor of the previous page.",
-                        ),
-                        _param(
-                            "limit",
-                            {"type": "integer", "minimum": 1, "maximum": 1000},
-                            "Page size (default 100).",
-                        ),
-                    ],
-                    "responses": _responses(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "events": {"type": "array", "items": _LIQUIDATION},
-                                "next_cursor": {"type": "integer", "nullable": True},
-                            },
-                        }
-                    ),
-                }
-            },
-            "/v1/liquidations/aggregate": {
-                "get": {
-                    "summary": "Counts and notional per interval and group.",
-                    "security": secured,
-                    "parameters": [
-                        *_FILTERS,
-                        _param(
-                            "interval",
-                            {"type": "string", "enum": ["1m", "1h", "1d"]},
-                            "Bucket width (default 1h).",
-                        ),
-                        _param(
-                            "group_by",
-                            {"type": "string", "enum": ["market", "exchange", "side"]},
-                            "Grouping (default market).",
-                        ),
-                    ],
-                    "responses": _responses({"type": "object"}),
-                }
-            },
-            "/v1/markets": {
-                "get": {
-                    "summary": "Markets seen, with 24 h liquidation totals.",
-                    "security": secured,
-                    "responses": _responses({"type": "object"}),
-                }
-            },
-            "/v1/cascades": {
-                "get": {
-                    "summary": "Cascade alerts: the latest state of each cascade, newest first.",
-                    "security": secured,
-                    "parameters": [
-                        _param(
-                            "status",
-                            {"type": "string", "enum": ["active", "past", "all"]},
-                            "Which cascades (default all).",
-                        ),
-                        _param("market", _LIST, "Markets."),
-                        _param(
-                            "limit",
-                            {"type": "integer", "minimum": 1, "maximum": 1000},
-                            "At most this many (default 100).",
-                        ),
-                    ],
-                    "responses": _responses({"type": "object"}),
-                }
-            },
-            "/v1/keys": {
-                "post": {
-                    "summary": "Register for a free API key (or, with a key, add one).",
-                    "requestBody": {
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "properties": {
-                                        "account": {"type": "string"},
-                                        "name": {"type": "string"},
-                                    },
-                                }
-                            }
-                        }
-                    },
-                    "responses": {
-                        "201": {"description": "Created: the key is shown once."},
-                        "400": {"description": "Bad request"},
-                        "429": {"description": "Too many registrations"},
-                    },
-                },
-                "get": {
-                    "summary": "The keys of the caller's account.",
-                    "security": secured,
-                    "responses": _responses({"type": "object"}),
-                },
-            },
-            "/v1/keys/{key_id}": {
-                "delete": {
-                    "summary": "Revoke a key of the caller's account; its streams close.",
-                    "security": secured,
-                    "parameters": [
-                        _param("key_id", {"type": "string"}, "The key's id.", inside="path")
-                    ],
-                    "responses": {
-                        **_responses({"type": "object"}),
-                        "404": {"description": "No such active key"},
-                    },
-                }
-            },
-            "/v1/stream/sse": {
-                "get": {
-                    "summary": "Server-Sent Events stream with server-side filters and resume.",
-                    "security": secured,
-                    "parameters": [
-                        *_FILTERS[:4],
-                        _param("channels", _LIST, "liquidations and/or cascades."),
-                        _param(
-                            "since_seq",
-                            {"type": "integer", "minimum": 0},
-                            "Resume after this seq (or send Last-Event-ID).",
-                        ),
-                    ],
-                    "responses": {
-                        "200": {"description": "text/event-stream"},
-                        "400": {"description": "Bad subscription"},
-                        "401": {"description": "Missing or invalid API key"},
-                    },
-                }
-            },
-            "/v1/health": {
-                "get": {
-                    "summary": "Liveness and ingest state.",
-                    "responses": _responses({"type": "object"}, authed=False),
-                }
-            },
-            "/v1/metrics": {
-                "get": {
-                    "summary": "Prometheus metrics.",
-                    "responses": {"200": {"description": "text/plain"}},
-                }
-            },
+            **_data_paths(exchanges),
+            **_key_paths(),
+            **_stream_paths(exchanges),
+            **_operations_paths(),
         },
     }

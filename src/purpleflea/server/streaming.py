@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -46,7 +47,8 @@ from purpleflea.server.pipeline import Tracker
 
 log = logging.getLogger("purpleflea.stream")
 
-_CLOSE_CODES = {
+#: The WebSocket close code of each reason a stream ends (the OpenAPI document lists them).
+CLOSE_CODES = {
     "missing_api_key": 4401,
     "invalid_api_key": 4401,
     "key_revoked": 4403,
@@ -61,6 +63,8 @@ _SEND_TIMEOUT_S = 1.0
 #: Items one batch frame may carry (clients that subscribe with "batch": true).
 _MAX_BATCH = 500
 _SLOW_REASON_TIMEOUT_S = 10.0
+#: A resume point from an SSE client: empty (none) or a seq of at most 18 digits.
+_LAST_EVENT_ID = re.compile(r"[0-9]{0,18}")
 
 
 def _closed_code(bus_reason: str) -> str:
@@ -157,7 +161,7 @@ class Streams:
                     await helper
         why = reason[0] if reason else "client_disconnected"
         self._count(why)
-        if why in _CLOSE_CODES:
+        if why in CLOSE_CODES:
             await self._refuse(ws, why, self._explain(why))
 
     @staticmethod
@@ -190,7 +194,7 @@ class Streams:
             await asyncio.wait_for(ws.send_text(_error(code, message)), deadline)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(
-                ws.close(code=_CLOSE_CODES.get(code, 1000), reason=code), _SEND_TIMEOUT_S
+                ws.close(code=CLOSE_CODES.get(code, 1000), reason=code), _SEND_TIMEOUT_S
             )
 
     async def _read_subscription(self, ws: WebSocket) -> tuple[StreamFilter, int]:
@@ -264,14 +268,15 @@ class Streams:
             fields: dict[str, Any] = {
                 k: v for k, v in request.query_params.items() if k != "api_key"
             }
-            last_event = request.headers.get("last-event-id")
+            last_event = request.headers.get("last-event-id", "")
+            # Checked even when since_seq wins: a malformed header is refused, never ignored.
+            if not _LAST_EVENT_ID.fullmatch(last_event):
+                raise BadSubscription(f"Last-Event-ID must be a seq, got {last_event[:40]!r}")
             if last_event and "since_seq" not in fields:
                 fields["since_seq"] = last_event
             wanted = parse_filter(fields, known_exchanges=self.known_exchanges)
         except AuthError as exc:
-            # A 401 names the scheme to use (RFC 9110), as the REST routes' 401s do.
-            challenge = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-            return http.error_response(exc.status, exc.code, exc.message, challenge)
+            return http.refusal(exc)
         except BadSubscription as exc:
             return http.error_response(400, "bad_subscription", str(exc))
         return StreamingResponse(
@@ -319,8 +324,24 @@ class Streams:
             self.gate.streams.remove(key_id, kick)
             subscription.close()
 
+    async def plain_http(self, request: Request) -> Response:
+        """A plain HTTP request to the WebSocket endpoint. After the key checks every request
+        gets, 426 says to upgrade (RFC 9110 15.5.22), where a 404 would say there is no stream."""
+        try:
+            self.gate.limit(self.gate.authenticate(key_from(request.headers, request.query_params)))
+        except AuthError as exc:
+            return http.refusal(exc)
+        return http.error_response(
+            426,
+            "upgrade_required",
+            f"{request.url.path} is a WebSocket: connect with Upgrade: websocket "
+            "(see /openapi.json)",
+            {"Upgrade": "websocket", "Connection": "Upgrade"},
+        )
+
     def routes(self) -> list[Route | WebSocketRoute]:
         return [
             WebSocketRoute("/v1/stream", self.websocket),
+            Route("/v1/stream", self.plain_http),
             Route("/v1/stream/sse", self.sse),
         ]
