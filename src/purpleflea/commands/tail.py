@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
 import os
 import sys
 
+from purpleflea.commands.connect import add_connection_args, run_client
 from purpleflea.model import CascadeAlert, Liquidation
 
 _RED, _GREEN, _BOLD, _DIM, _RESET = "\033[31m", "\033[32m", "\033[1m", "\033[2m", "\033[0m"
@@ -26,11 +26,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--count", type=int, default=0, help="exit after this many events")
     parser.set_defaults(run=run)
-
-
-def add_connection_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", help="server URL (default $PURPLEFLEA_URL or local)")
-    parser.add_argument("--api-key", help="API key (default $PURPLEFLEA_API_KEY)")
 
 
 def use_color(choice: str) -> bool:
@@ -62,10 +57,10 @@ def format_alert(alert: CascadeAlert, *, color: bool) -> str:
     return f"{_BOLD}{line}{_RESET}" if color else line
 
 
-async def _tail(args: argparse.Namespace, color: bool) -> int:
+async def _tail(args: argparse.Namespace, url: str | None, color: bool) -> int:
     from purpleflea.client import LiquidationClient  # noqa: PLC0415
 
-    client = LiquidationClient(api_key=args.api_key, base_url=args.url)
+    client = LiquidationClient(api_key=args.api_key, base_url=url)
     channels = ["liquidations"] if args.no_cascades else ["liquidations", "cascades"]
     seen = 0
     async with client.stream(
@@ -87,11 +82,5 @@ async def _tail(args: argparse.Namespace, color: bool) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from purpleflea.client import PurpleFleaError  # noqa: PLC0415
-
     color = use_color(args.color)
-    try:
-        return asyncio.run(_tail(args, color))
-    except PurpleFleaError as exc:
-        print(f"purpleflea tail: {exc}", file=sys.stderr)
-        return 2
+    return run_client("tail", args, lambda url: _tail(args, url, color))
