@@ -27,6 +27,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from purpleflea.client import LiquidationClient, PurpleFleaError
+from purpleflea.formatting import format_price
 from purpleflea.model import CascadeAlert, Liquidation
 
 #: History pages the "largest events" scan reads at most (each up to 1,000 events).
@@ -85,14 +86,10 @@ def utc(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def price_text(price: float) -> str:
-    return f"{price:,.2f}" if price >= 100 else f"{price:.6g}"
-
-
 def event_line(event: Liquidation) -> str:
     return (
         f"{utc(event.ts)} {event.market} {event.side} {usd(event.size_usd)} at "
-        f"{price_text(event.price)} ({event.exchange}), cascade score {event.cascade_score}/10"
+        f"{format_price(event.price)} ({event.exchange}), cascade score {event.cascade_score}/10"
     )
 
 
@@ -363,7 +360,11 @@ def build_server(client: LiquidationClient) -> MCPServer:
         mark = heatmap.get("mark_price")
         lines = [
             f"{name} liquidation clusters"
-            + (f" (mark price {price_text(float(mark))})" if isinstance(mark, int | float) else "")
+            + (
+                f" (mark price {format_price(float(mark))})"
+                if isinstance(mark, int | float)
+                else ""
+            )
             + (":" if found else ": none found for this side.")
         ]
         for cluster in found:
@@ -488,7 +489,7 @@ def build_server(client: LiquidationClient) -> MCPServer:
             sentences.append(
                 "Biggest prints: "
                 + "; ".join(
-                    f"{usd(e.size_usd)} {e.side} {e.market} at {price_text(e.price)} "
+                    f"{usd(e.size_usd)} {e.side} {e.market} at {format_price(e.price)} "
                     f"({e.exchange}, {utc(e.ts)})"
                     for e in biggest
                 )

@@ -8,6 +8,7 @@ import os
 import sys
 
 from purpleflea.commands.connect import add_connection_args, run_client
+from purpleflea.formatting import format_price
 from purpleflea.model import CascadeAlert, Liquidation
 
 _RED, _GREEN, _BOLD, _DIM, _RESET = "\033[31m", "\033[32m", "\033[1m", "\033[2m", "\033[0m"
@@ -39,7 +40,7 @@ def format_event(event: Liquidation, *, color: bool) -> str:
     """``LONG LIQ  BTC-PERP  $2,140,000  @ 43,210.50  binance_usdm  Cascade: 9/10``."""
     when = datetime.datetime.fromtimestamp(event.ts / 1000, datetime.UTC).strftime("%H:%M:%S")
     label = f"{event.side.upper()} LIQ"
-    price = f"{event.price:,.2f}" if event.price >= 1 else f"{event.price:.6g}"
+    price = format_price(event.price)
     size = f"${event.size_usd:,.0f}"
     line = (
         f"{when}  {label:9} {event.market:14} {size:>14}  @ {price:>12}  "
