@@ -278,10 +278,10 @@ def build_server(client: LiquidationClient) -> MCPServer:
     async def cascades(
         markets: MarketsArg = None,
         status: Annotated[
-            Literal["active", "recent", "all"],
+            Literal["active", "past", "all", "recent"],
             Field(
-                description="'active' = cascades still running, 'recent' = finished ones "
-                "(exhausted), 'all' = both (default)."
+                description="'active' = cascades still running, 'past' = finished ones "
+                "(exhausted), 'all' = both (default); 'recent' is an older name for 'past'."
             ),
         ] = "all",
         limit: Annotated[
@@ -297,12 +297,14 @@ def build_server(client: LiquidationClient) -> MCPServer:
         since the epoch), duration_s, price_move_pct (signed), status (started/updated =
         active, exhausted = over) and a one-line message.
         """
-        wanted = ("active", "recent") if status == "all" else (status,)
+        # One word with the REST API (status=past); 'recent' stays for existing callers.
+        asked = "past" if status == "recent" else status
+        wanted = ("active", "past") if asked == "all" else (asked,)
         lists: dict[str, list[CascadeAlert]] = {}
         async with _server_errors(client.base_url):
             for name in wanted:
                 lists[name] = await client.cascades(
-                    status="active" if name == "active" else "past",
+                    status=name,
                     markets=_upper(markets),
                     limit=limit,
                 )
