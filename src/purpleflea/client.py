@@ -3,12 +3,20 @@
 Quick start (the server address and key come from ``PURPLEFLEA_URL`` and
 ``PURPLEFLEA_API_KEY`` when not passed)::
 
+    import asyncio
+
     import purpleflea
 
     liq = purpleflea.LiquidationClient(api_key="pf_...")
-    async with liq.stream(min_usd=100_000) as stream:
-        async for event in stream:
-            print(event["side"], event["size_usd"], event["market"], event["cascade_score"])
+
+
+    async def main() -> None:
+        async with liq.stream(min_usd=100_000) as stream:
+            async for event in stream:
+                print(event["side"], event["size_usd"], event["market"], event["cascade_score"])
+
+
+    asyncio.run(main())
 
 The stream reconnects by itself (exponential backoff with jitter) and resumes from the last
 ``seq`` it saw, so a dropped connection or a server restart costs no event and repeats none.

@@ -526,6 +526,7 @@ def serve(url: str | None, api_key: str | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m purpleflea.mcp_server``: the same as ``purpleflea mcp``."""
+    from purpleflea.commands.connect import server_url  # noqa: PLC0415
     from purpleflea.commands.mcp import add_arguments  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(
@@ -533,7 +534,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     add_arguments(parser)
     args = parser.parse_args(argv)
-    serve(args.url, args.api_key)
+    serve(server_url(args)[0], args.api_key)
     return 0
 
 
