@@ -99,3 +99,13 @@ def test_the_agents_mcp_example_runs_from_the_servers_folder(tmp_path: Path) -> 
     briefing, keys = done.stdout.strip().splitlines()[-2:]
     assert "liquidat" in briefing.lower()
     assert keys.startswith("['")  # the structured facts' names
+
+
+def test_the_live_guide_lists_every_connection_the_code_makes() -> None:
+    from purpleflea.ingest import feeds
+
+    guide = (REPO / "docs" / "live.md").read_text()
+    rows = set(re.findall(r"^\| `(\w+)` \| `(\w+)` \| `(wss://[^`]+)` \|$", guide, re.MULTILINE))
+    exchanges = {exchange for exchange, _, _ in rows}
+    assert exchanges == set(feeds.available())
+    assert {(name, url) for _, name, url in rows} == set(feeds.URLS.items())
