@@ -42,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:
+        # httpx logs every request at INFO: noise in a command's output (-v shows it).
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)

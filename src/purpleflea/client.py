@@ -3,12 +3,20 @@
 Quick start (the server address and key come from ``PURPLEFLEA_URL`` and
 ``PURPLEFLEA_API_KEY`` when not passed)::
 
+    import asyncio
+
     import purpleflea
 
     liq = purpleflea.LiquidationClient(api_key="pf_...")
-    async with liq.stream(min_usd=100_000) as stream:
-        async for event in stream:
-            print(event["side"], event["size_usd"], event["market"], event["cascade_score"])
+
+
+    async def main() -> None:
+        async with liq.stream(min_usd=100_000) as stream:
+            async for event in stream:
+                print(event["side"], event["size_usd"], event["market"], event["cascade_score"])
+
+
+    asyncio.run(main())
 
 The stream reconnects by itself (exponential backoff with jitter) and resumes from the last
 ``seq`` it saw, so a dropped connection or a server restart costs no event and repeats none.
@@ -125,6 +133,17 @@ def _list(values: str | Iterable[str] | None) -> list[str] | None:
     if values is None:
         return None
     return [values] if isinstance(values, str) else list(values)
+
+
+Names = str | Iterable[str] | None
+
+
+def _one_of(plural: Names, singular: Names, name: str) -> list[str] | None:
+    """A filter given as ``markets=`` (documented) or ``market=`` (REST's and the CLI's
+    spelling, accepted too), never both."""
+    if singular is not None and plural is not None:
+        raise TypeError(f"pass {name}s= or {name}=, not both")
+    return _list(plural if singular is None else singular)
 
 
 def _servers(base_url: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -353,24 +372,32 @@ class LiquidationClient:
         self,
         *,
         min_usd: float = 0.0,
-        markets: str | Iterable[str] | None = None,
-        exchanges: str | Iterable[str] | None = None,
-        sides: str | Iterable[str] | None = None,
+        markets: Names = None,
+        exchanges: Names = None,
+        sides: Names = None,
         channels: str | Iterable[str] = ("liquidations",),
         since_seq: int | None = None,
         max_backoff: float = 10.0,
         idle_timeout: float = 35.0,
+        market: Names = None,
+        exchange: Names = None,
+        side: Names = None,
     ) -> Stream:
-        """A live stream filtered on the server; ``since_seq`` resumes after that seq."""
+        """A live stream filtered on the server; ``since_seq`` resumes after that seq;
+        ``markets``, ``exchanges`` and ``sides`` as :meth:`history`."""
         # batch: a busy stream arrives as few frames of many events (see server/streaming.py).
         subscription: dict[str, Any] = {
             "min_usd": min_usd,
             "channels": _list(channels),
             "batch": True,
         }
-        for name, values in (("markets", markets), ("exchanges", exchanges), ("sides", sides)):
+        for name, values in (
+            ("markets", _one_of(markets, market, "market")),
+            ("exchanges", _one_of(exchanges, exchange, "exchange")),
+            ("sides", _one_of(sides, side, "side")),
+        ):
             if values is not None:
-                subscription[name] = _list(values)
+                subscription[name] = values
         return Stream(
             self,
             subscription,
@@ -398,22 +425,28 @@ class LiquidationClient:
     async def history(
         self,
         *,
-        markets: str | Iterable[str] | None = None,
-        exchanges: str | Iterable[str] | None = None,
-        sides: str | Iterable[str] | None = None,
+        markets: Names = None,
+        exchanges: Names = None,
+        sides: Names = None,
         min_usd: float | None = None,
         start: int | None = None,
         end: int | None = None,
         cursor: int | None = None,
         limit: int = 100,
+        market: Names = None,
+        exchange: Names = None,
+        side: Names = None,
     ) -> HistoryPage:
-        """One page of stored events, newest first (times in ms since the epoch)."""
+        """One page of stored events, newest first (times in ms since the epoch).
+
+        ``markets``, ``exchanges`` and ``sides`` take one value or several; the REST
+        spelling (``market=``, ``exchange=``, ``side=``) is accepted too."""
         body = await self._get(
             "/v1/liquidations",
             {
-                "market": _list(markets),
-                "exchange": _list(exchanges),
-                "side": _list(sides),
+                "market": _one_of(markets, market, "market"),
+                "exchange": _one_of(exchanges, exchange, "exchange"),
+                "side": _one_of(sides, side, "side"),
                 "min_usd": min_usd,
                 "start": start,
                 "end": end,
@@ -434,36 +467,29 @@ class LiquidationClient:
                 return
             cursor = page.next_cursor
 
-    async def history_frame(self, *, engine: str = "pandas", **filters: Any) -> Any:
-        """Every stored event matching ``filters`` (as :meth:`history`) as a data frame,
-        newest first: ``engine="pandas"`` or ``"polars"`` (imported lazily; a clear
-        ImportError names what to install)."""
-        from purpleflea import frames  # noqa: PLC0415
-
-        convert = {"pandas": frames.to_pandas, "polars": frames.to_polars}.get(engine)
-        if convert is None:
-            raise ValueError(f"engine must be 'pandas' or 'polars', got {engine!r}")
-        return convert([event async for event in self.history_all(**filters)])
-
     async def aggregate(
         self,
         *,
         interval: str = "1h",
         group_by: str = "market",
-        markets: str | Iterable[str] | None = None,
-        exchanges: str | Iterable[str] | None = None,
-        sides: str | Iterable[str] | None = None,
+        markets: Names = None,
+        exchanges: Names = None,
+        sides: Names = None,
         start: int | None = None,
         end: int | None = None,
+        market: Names = None,
+        exchange: Names = None,
+        side: Names = None,
     ) -> list[Bucket]:
+        """Totals per ``interval`` and group; filters as :meth:`history`."""
         body = await self._get(
             "/v1/liquidations/aggregate",
             {
                 "interval": interval,
                 "group_by": group_by,
-                "market": _list(markets),
-                "exchange": _list(exchanges),
-                "side": _list(sides),
+                "market": _one_of(markets, market, "market"),
+                "exchange": _one_of(exchanges, exchange, "exchange"),
+                "side": _one_of(sides, side, "side"),
                 "start": start,
                 "end": end,
             },
@@ -479,11 +505,15 @@ class LiquidationClient:
         self,
         *,
         status: str = "all",
-        markets: str | Iterable[str] | None = None,
+        markets: Names = None,
         limit: int = 100,
+        market: Names = None,
     ) -> list[CascadeAlert]:
+        """Cascade alerts, newest first: ``status`` is ``active``, ``past`` (exhausted) or
+        ``all``; ``markets`` as :meth:`history`."""
         body = await self._get(
-            "/v1/cascades", {"status": status, "market": _list(markets), "limit": limit}
+            "/v1/cascades",
+            {"status": status, "market": _one_of(markets, market, "market"), "limit": limit},
         )
         return msgspec.convert(msgspec.json.decode(body)["cascades"], list[CascadeAlert])
 
@@ -536,6 +566,39 @@ class SyncLiquidationClient:
     def history(self, **filters: Any) -> HistoryPage:
         page: HistoryPage = self._run(self._client.history(**filters))
         return page
+
+    def history_all(
+        self,
+        *,
+        markets: Names = None,
+        exchanges: Names = None,
+        sides: Names = None,
+        min_usd: float | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 100,
+        market: Names = None,
+        exchange: Names = None,
+        side: Names = None,
+    ) -> Iterator[Liquidation]:
+        """Every stored event matching the filters (as :meth:`LiquidationClient.history`),
+        newest first, fetched ``limit`` per request as the loop goes."""
+        cursor: int | None = None
+        while True:
+            page = self.history(
+                markets=_one_of(markets, market, "market"),
+                exchanges=_one_of(exchanges, exchange, "exchange"),
+                sides=_one_of(sides, side, "side"),
+                min_usd=min_usd,
+                start=start,
+                end=end,
+                cursor=cursor,
+                limit=limit,
+            )
+            yield from page.events
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     def aggregate(self, **params: Any) -> list[Bucket]:
         buckets: list[Bucket] = self._run(self._client.aggregate(**params))

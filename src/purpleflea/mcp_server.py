@@ -27,6 +27,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from purpleflea.client import LiquidationClient, PurpleFleaError
+from purpleflea.formatting import format_price
 from purpleflea.model import CascadeAlert, Liquidation
 
 #: History pages the "largest events" scan reads at most (each up to 1,000 events).
@@ -85,14 +86,10 @@ def utc(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def price_text(price: float) -> str:
-    return f"{price:,.2f}" if price >= 100 else f"{price:.6g}"
-
-
 def event_line(event: Liquidation) -> str:
     return (
         f"{utc(event.ts)} {event.market} {event.side} {usd(event.size_usd)} at "
-        f"{price_text(event.price)} ({event.exchange}), cascade score {event.cascade_score}/10"
+        f"{format_price(event.price)} ({event.exchange}), cascade score {event.cascade_score}/10"
     )
 
 
@@ -281,10 +278,10 @@ def build_server(client: LiquidationClient) -> MCPServer:
     async def cascades(
         markets: MarketsArg = None,
         status: Annotated[
-            Literal["active", "recent", "all"],
+            Literal["active", "past", "all", "recent"],
             Field(
-                description="'active' = cascades still running, 'recent' = finished ones "
-                "(exhausted), 'all' = both (default)."
+                description="'active' = cascades still running, 'past' = finished ones "
+                "(exhausted), 'all' = both (default); 'recent' is an older name for 'past'."
             ),
         ] = "all",
         limit: Annotated[
@@ -300,12 +297,14 @@ def build_server(client: LiquidationClient) -> MCPServer:
         since the epoch), duration_s, price_move_pct (signed), status (started/updated =
         active, exhausted = over) and a one-line message.
         """
-        wanted = ("active", "recent") if status == "all" else (status,)
+        # One word with the REST API (status=past); 'recent' stays for existing callers.
+        asked = "past" if status == "recent" else status
+        wanted = ("active", "past") if asked == "all" else (asked,)
         lists: dict[str, list[CascadeAlert]] = {}
         async with _server_errors(client.base_url):
             for name in wanted:
                 lists[name] = await client.cascades(
-                    status="active" if name == "active" else "past",
+                    status=name,
                     markets=_upper(markets),
                     limit=limit,
                 )
@@ -365,7 +364,11 @@ def build_server(client: LiquidationClient) -> MCPServer:
         mark = heatmap.get("mark_price")
         lines = [
             f"{name} liquidation clusters"
-            + (f" (mark price {price_text(float(mark))})" if isinstance(mark, int | float) else "")
+            + (
+                f" (mark price {format_price(float(mark))})"
+                if isinstance(mark, int | float)
+                else ""
+            )
             + (":" if found else ": none found for this side.")
         ]
         for cluster in found:
@@ -490,7 +493,7 @@ def build_server(client: LiquidationClient) -> MCPServer:
             sentences.append(
                 "Biggest prints: "
                 + "; ".join(
-                    f"{usd(e.size_usd)} {e.side} {e.market} at {price_text(e.price)} "
+                    f"{usd(e.size_usd)} {e.side} {e.market} at {format_price(e.price)} "
                     f"({e.exchange}, {utc(e.ts)})"
                     for e in biggest
                 )
@@ -525,6 +528,7 @@ def serve(url: str | None, api_key: str | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m purpleflea.mcp_server``: the same as ``purpleflea mcp``."""
+    from purpleflea.commands.connect import server_url  # noqa: PLC0415
     from purpleflea.commands.mcp import add_arguments  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(
@@ -532,7 +536,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     add_arguments(parser)
     args = parser.parse_args(argv)
-    serve(args.url, args.api_key)
+    serve(server_url(args)[0], args.api_key)
     return 0
 
 

@@ -109,8 +109,12 @@ async def test_every_tool_over_stdio_answers_from_the_served_events(fed: Running
         assert [e["id"] for e in recent["events"]] == [e.id for e in expected]
 
         cascades = _data(await client.call_tool("cascades", {"markets": ["BTC-PERP"]}))
-        found = cascades["active"] + cascades["recent"]
+        found = cascades["active"] + cascades["past"]
         assert found, "a 200-event long burst must make a cascade"
+        # 'past' as in the REST API; 'recent', its older MCP name, still means the same.
+        for name in ("past", "recent"):
+            only = _data(await client.call_tool("cascades", {"status": name}))
+            assert only == {"past": cascades["past"]}
         assert {(c["market"], c["side"]) for c in found} == {("BTC-PERP", "long")}
 
         heatmap = _data(await client.call_tool("heatmap_clusters", {"market": "NOPE-PERP"}))

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from purpleflea.backtest import Broker, Costs, Playbook, load_strategy, run_backtest, store_pages
-from purpleflea.backtest.report import write_report
+from purpleflea.backtest.report import DAY_MS, sharpe_text, write_report
 from purpleflea.model import CascadeAlert, Liquidation
+from tests.conftest import REPO
 
 T0 = 1_700_000_000_000
 
@@ -126,7 +130,9 @@ def test_report_files(tmp_path: Path) -> None:
     assert "Hit rate" in page
 
 
-async def test_command_reads_the_store_in_pages(tmp_path: Path) -> None:
+async def test_command_reads_the_store_in_pages(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from purpleflea.commands import backtest as command
     from purpleflea.store.sqlite import SQLiteStore
 
@@ -151,6 +157,50 @@ async def test_command_reads_the_store_in_pages(tmp_path: Path) -> None:
     data = json.loads((out / "report.json").read_text())
     assert data["metrics"]["events"] == len(history())
     assert data["metrics"]["trades"] == 1
+    # Three hours of history: the summary says why there is no Sharpe ratio.
+    assert "Sharpe n/a (the history spans under 2 days" in capsys.readouterr().out
 
     missing = parser.parse_args(["backtest", "--store", str(tmp_path / "none.sqlite")])
     assert missing.run(missing) == 2
+
+
+def test_sharpe_n_a_always_says_why() -> None:
+    metrics = run_backtest(history(), Playbook(), params={}).metrics
+    assert metrics.sharpe is None
+    assert sharpe_text(metrics) == (
+        "n/a (the history spans under 2 days: no daily returns to compare)"
+    )
+    week = msgspec.structs.replace(metrics, end_ts=metrics.start_ts + 7 * DAY_MS)
+    assert sharpe_text(msgspec.structs.replace(week, trades=0)) == (
+        "n/a (no trades: daily returns are all zero)"
+    )
+    assert sharpe_text(msgspec.structs.replace(week, initial_equity=0.0)).startswith(
+        "n/a (no initial equity"
+    )
+    assert sharpe_text(week) == "n/a (daily returns do not vary)"
+    assert sharpe_text(msgspec.structs.replace(week, sharpe=1.837)) == "1.84"
+
+
+def test_help_is_plain_text_and_shows_every_default(capsys: pytest.CaptureFixture[str]) -> None:
+    from purpleflea import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["backtest", "--help"])
+    text = capsys.readouterr().out
+    assert "``" not in text
+    options = text.split("options:", 1)[1]
+    # One entry per option (continuation lines folded in); each but --help names its default.
+    entries = re.split(r"\n  (?=-)", options.strip())
+    assert len(entries) == 11
+    assert all("default" in entry for entry in entries if not entry.startswith("-h"))
+    assert "(default 7)" in text
+
+
+def test_the_default_report_folder_is_git_ignored() -> None:
+    from purpleflea.commands import backtest as command
+
+    parser = argparse.ArgumentParser()
+    command.register(parser.add_subparsers())
+    out = parser.parse_args(["backtest"]).out
+    ignored = (REPO / ".gitignore").read_text().splitlines()
+    assert f"/{out}/" in ignored

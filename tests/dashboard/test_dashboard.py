@@ -137,6 +137,58 @@ async def test_the_heatmap_draws_the_servers_levels_mark_and_clusters(
     await expect(page).to_have_url(re.compile(r"heatmap=NOPE-PERP"))
 
 
+_BOXES = """svg => {
+  const box = e => e.getBoundingClientRect();
+  const hit = (a, b) =>
+    a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  const labels = [...svg.querySelectorAll(".hm-cluster-label")];
+  const bars = [...svg.querySelectorAll(".hm-long, .hm-short")].map(box);
+  const chart = box(svg);
+  return {
+    labels: labels.length,
+    bars: bars.length,
+    onBars: labels.filter(l => bars.some(b => hit(box(l), b))).map(l => l.textContent),
+    onLabels: labels.filter((l, i) => labels.some((m, j) => i !== j && hit(box(l), box(m))))
+      .map(l => l.textContent),
+    outside: labels.filter(l => box(l).bottom > chart.bottom + 0.5).map(l => l.textContent),
+  };
+}"""
+
+
+async def test_heatmap_cluster_labels_clear_the_bars_and_each_other(
+    tracker: Running, page: Page
+) -> None:
+    seed_heatmap(tracker, "BTC-PERP", 91_240.0, 4e9)
+    await open_live(page, tracker)
+    chart = page.locator(".heatmap-chart")
+    await expect(chart).to_be_visible()
+    found = await chart.evaluate(_BOXES)
+    assert found["labels"] >= 4, found
+    assert found["bars"] > 50, found
+    assert found["onBars"] == [], found
+    assert found["onLabels"] == [], found
+    assert found["outside"] == [], found
+
+
+async def test_the_page_has_an_icon_and_asks_for_nothing_missing(
+    tracker: Running, page: Page
+) -> None:
+    seed_heatmap(tracker, "BTC-PERP", 91_240.0, 4e9)  # else its heatmap is a (shown) 404
+    failed: list[str] = []
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    await open_live(page, tracker)
+    icon = await page.locator("link[rel=icon]").get_attribute("href")
+    assert icon is not None
+    async with httpx.AsyncClient(base_url=tracker.url) as client:
+        # The linked icon, and /favicon.ico for whatever asks for it without reading the page.
+        for path in (icon, "/favicon.ico"):
+            answer = await client.get(path)
+            assert answer.status_code == 200, path
+            assert answer.headers["content-type"].startswith("image/svg+xml"), path
+            assert answer.text.startswith("<svg"), path
+    assert failed == []
+
+
 async def test_filters_resubscribe_and_survive_a_reload(tracker: Running, page: Page) -> None:
     await open_live(page, tracker)
     await page.select_option("#f-min", "100000")

@@ -99,6 +99,25 @@ def test_export_filters_by_market_and_time(source: Path, tmp_path: Path) -> None
     assert len(expected) >= 1
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_export_creates_the_output_folder(source: Path, tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / "exports" / "2025" / f"all.{fmt}"
+    assert _cli("export", "--format", fmt, "--out", str(out), "--data-dir", str(source)) == 0
+    assert out.stat().st_size > 0
+
+
+def test_export_into_a_path_under_a_file_is_a_clear_error(
+    source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "taken").write_text("a file, not a folder")
+    out = tmp_path / "taken" / "all.csv"
+    assert _cli("export", "--format", "csv", "--out", str(out), "--data-dir", str(source)) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("purpleflea export: ")
+    assert str(tmp_path / "taken") in err[0]
+
+
 def test_export_streams_in_pages(source: Path) -> None:
     pages = asyncio.run(_pages(source / "purpleflea.sqlite", page=500))
     assert [len(p) for p in pages[:-1]] == [500] * (len(pages) - 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from purpleflea.sim.history import blocks, history_config
 from purpleflea.store.base import OpenInterest, Query
 from purpleflea.store.oi_sampler import OpenInterestSampler
 from purpleflea.store.sqlite import SQLiteStore
+from tests.server.conftest import Running
 
 
 async def test_history_goes_into_sqlite_with_consecutive_seqs(tmp_path: Path) -> None:
@@ -232,3 +234,33 @@ async def test_a_store_that_fails_stops_history_with_its_error(
         assert all(e.market == "BTC-PERP" for e in page.events)
     finally:
         await store.close()
+
+
+async def test_sim_into_the_store_a_running_server_uses_says_so_in_one_line(
+    live: Running,
+) -> None:
+    # A second writer would hand out the server's seqs again (an IntegrityError at best).
+    store = live.server.config.store
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "purpleflea.cli",
+        "sim",
+        "--days",
+        "0.01",
+        "--markets",
+        "4",
+        "--no-progress",
+        "--store",
+        store,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 2
+    lines = err.decode().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("purpleflea sim: ")
+    assert "in use by purpleflea serve" in lines[0]
+    assert "stop it first" in lines[0]
+    assert out == b""

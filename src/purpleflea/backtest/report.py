@@ -91,8 +91,9 @@ def compute_metrics(
 def daily_sharpe(
     trades: Sequence[Trade], start_ts: int, end_ts: int, initial_equity: float
 ) -> float | None:
-    """Annualized (365 days: crypto trades every day) Sharpe of daily realized returns."""
-    days = (end_ts - start_ts) // DAY_MS + 1
+    """Annualized (365 days: crypto trades every day) Sharpe of daily realized returns;
+    None when there is none (:func:`sharpe_text` says why)."""
+    days = _days(start_ts, end_ts)
     if days < 2 or initial_equity <= 0:
         return None
     daily = [0.0] * days
@@ -104,6 +105,24 @@ def daily_sharpe(
     if var <= 0:
         return None
     return mean / math.sqrt(var) * math.sqrt(365.0)
+
+
+def _days(start_ts: int, end_ts: int) -> int:
+    """Calendar days (from the first event's time of day) the replay touches."""
+    return (end_ts - start_ts) // DAY_MS + 1
+
+
+def sharpe_text(m: Metrics) -> str:
+    """``1.84``, or ``n/a`` with the reason there is no Sharpe ratio."""
+    if m.sharpe is not None:
+        return f"{m.sharpe:.2f}"
+    if _days(m.start_ts, m.end_ts) < 2:
+        return "n/a (the history spans under 2 days: no daily returns to compare)"
+    if m.initial_equity <= 0:
+        return "n/a (no initial equity to measure returns against)"
+    if m.trades == 0:
+        return "n/a (no trades: daily returns are all zero)"
+    return "n/a (daily returns do not vary)"
 
 
 def write_report(report: Report, out: Path) -> dict[str, Path]:
@@ -143,7 +162,7 @@ def _equity_png(report: Report, path: Path) -> None:
 
 def _html(report: Report, png: bytes) -> str:
     m = report.metrics
-    sharpe = f"{m.sharpe:.2f}" if m.sharpe is not None else "n/a (under 2 days)"
+    sharpe = sharpe_text(m)
     rows = [
         ("Events replayed", f"{m.events:,}"),
         ("Cascade alerts", f"{m.alerts:,}"),

@@ -1,14 +1,13 @@
-"""``purpleflea backtest``: replay stored history through the cascade engine into a strategy.
+"""purpleflea backtest: replay stored history through the cascade engine into a strategy.
 
     purpleflea backtest --store data/purpleflea.sqlite --threshold 7 --flip --out backtest/
 
 Events are scored with the open interest the live server stored beside them (a store written
-before open interest was kept scores without the size term). ``--heatmap`` also runs the
-heatmap over the stored open interest and marks, so scores include the fuel ahead as live
-(slower: ~0.2 ms per stored row, 312 s for 30 simulated days); it is on by itself for a
-strategy with ``use_heatmaps``. Runs the cascade playbook (or ``--strategy module:Class``)
-with fees and slippage and writes ``report.json``, ``equity.png`` and ``report.html`` into
-``--out``.
+before open interest was kept scores without the size term). --heatmap also runs the heatmap
+over the stored open interest and marks, so scores include the fuel ahead as live (slower:
+~0.2 ms per stored row, 312 s for 30 simulated days); it is on by itself for a strategy with
+use_heatmaps. Runs the cascade playbook (or --strategy module:Class) with fees and slippage
+and writes report.json, equity.png and report.html into --out.
 """
 
 from __future__ import annotations
@@ -32,30 +31,49 @@ def register(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--store", type=Path, default=DEFAULT_STORE, help="SQLite history file")
-    parser.add_argument("--threshold", type=int, default=7, help="entry cascade score (0-10)")
-    parser.add_argument("--flip", action="store_true", help="flip for the bounce on exhaustion")
-    parser.add_argument("--fee-bps", type=float, default=5.0, help="fee per fill, bps")
-    parser.add_argument("--slippage-bps", type=float, default=5.0, help="slippage per fill, bps")
-    parser.add_argument("--notional", type=float, default=10_000.0, help="USD per trade")
     parser.add_argument(
-        "--strategy", default=None, help="a user strategy 'module:Class' instead of the playbook"
+        "--store",
+        type=Path,
+        default=DEFAULT_STORE,
+        help=f"SQLite history file (default {DEFAULT_STORE})",
+    )
+    parser.add_argument(
+        "--threshold", type=int, default=7, help="entry cascade score, 0-10 (default 7)"
+    )
+    parser.add_argument(
+        "--flip", action="store_true", help="flip for the bounce on exhaustion (default: off)"
+    )
+    parser.add_argument("--fee-bps", type=float, default=5.0, help="fee per fill, bps (default 5)")
+    parser.add_argument(
+        "--slippage-bps", type=float, default=5.0, help="slippage per fill, bps (default 5)"
+    )
+    parser.add_argument(
+        "--notional", type=float, default=10_000.0, help="USD per trade (default 10000)"
+    )
+    parser.add_argument(
+        "--strategy",
+        default=None,
+        help="a user strategy 'module:Class' instead of the playbook (default: the playbook)",
     )
     parser.add_argument(
         "--heatmap",
         action="store_true",
         default=None,
-        help="run the heatmap too (fuel in the score; on by itself for a strategy with "
-        "use_heatmaps)",
+        help="run the heatmap too (fuel in the score; default: off, but on by itself for a "
+        "strategy with use_heatmaps)",
     )
-    parser.add_argument("--out", type=Path, default=Path("backtest"), help="report directory")
-    parser.add_argument("--page", type=int, default=20_000, help="events read per store page")
+    parser.add_argument(
+        "--out", type=Path, default=Path("backtest"), help="report folder (default ./backtest)"
+    )
+    parser.add_argument(
+        "--page", type=int, default=20_000, help="events read per store page (default 20000)"
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from purpleflea.backtest import Costs, Playbook, load_strategy, result, start  # noqa: PLC0415
-    from purpleflea.backtest.report import write_report  # noqa: PLC0415
+    from purpleflea.backtest.report import sharpe_text, write_report  # noqa: PLC0415
     from purpleflea.backtest.strategy import Strategy  # noqa: PLC0415
 
     if not 0 <= args.threshold <= 10:
@@ -96,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     report = result(replay, params)
     paths = write_report(report, args.out)
     m = report.metrics
-    sharpe = f"{m.sharpe:.2f}" if m.sharpe is not None else "n/a"
+    sharpe = sharpe_text(m)
     print(
         f"{m.events:,} events, {m.alerts:,} alerts, {m.trades:,} trades, hit rate "
         f"{m.hit_rate:.1%}, PnL ${m.pnl_usd:,.2f}, max drawdown ${m.max_drawdown_usd:,.2f}, "

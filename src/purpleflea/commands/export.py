@@ -41,7 +41,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Write stored liquidations (ascending seq) to a CSV or Parquet file.",
     )
     parser.add_argument("--format", choices=("csv", "parquet"), required=True)
-    parser.add_argument("--out", type=Path, required=True, help="file to write")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="file to write (missing folders are created)"
+    )
     parser.add_argument("--market", action="append", help="only this market (repeatable)")
     parser.add_argument("--start", type=int, help="events with ts >= this, ms since the epoch")
     parser.add_argument("--end", type=int, help="events with ts < this, ms since the epoch")
@@ -176,6 +178,7 @@ async def _export(args: argparse.Namespace, url: str) -> int:
             end=args.end,
         )
         write = write_csv if args.format == "csv" else write_parquet
+        args.out.parent.mkdir(parents=True, exist_ok=True)  # `--out exports/day1.csv` just works
         return await write(pages, args.out)
     finally:
         await store.close()

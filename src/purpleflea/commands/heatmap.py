@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 
-from purpleflea.commands.tail import add_connection_args, use_color
+from purpleflea.commands.connect import add_connection_args, run_client
+from purpleflea.commands.tail import use_color
 from purpleflea.model import Heatmap
 
 _RED, _GREEN, _BOLD, _RESET = "\033[31m", "\033[32m", "\033[1m", "\033[0m"
@@ -61,10 +60,10 @@ def render(heatmap: Heatmap, *, width: int = 30, color: bool = False) -> str:
     return "\n".join(lines)
 
 
-async def _heatmap(args: argparse.Namespace, color: bool) -> int:
+async def _heatmap(args: argparse.Namespace, url: str | None, color: bool) -> int:
     from purpleflea.client import LiquidationClient  # noqa: PLC0415
 
-    async with LiquidationClient(api_key=args.api_key, base_url=args.url) as client:
+    async with LiquidationClient(api_key=args.api_key, base_url=url) as client:
         heatmap = await client.heatmap(
             args.market.upper(), low=args.low, high=args.high, bucket=args.bucket
         )
@@ -73,11 +72,5 @@ async def _heatmap(args: argparse.Namespace, color: bool) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from purpleflea.client import PurpleFleaError  # noqa: PLC0415
-
     color = use_color(args.color)
-    try:
-        return asyncio.run(_heatmap(args, color))
-    except PurpleFleaError as exc:
-        print(f"purpleflea heatmap: {exc}", file=sys.stderr)
-        return 2
+    return run_client("heatmap", args, lambda url: _heatmap(args, url, color))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
-from purpleflea.commands.tail import add_connection_args, format_event
+from purpleflea.commands.connect import add_connection_args, run_client
+from purpleflea.commands.tail import format_event
 from purpleflea.model import encode
 
 
@@ -24,10 +24,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(run=run)
 
 
-async def _history(args: argparse.Namespace) -> int:
+async def _history(args: argparse.Namespace, url: str | None) -> int:
     from purpleflea.client import LiquidationClient  # noqa: PLC0415
 
-    async with LiquidationClient(api_key=args.api_key, base_url=args.url) as client:
+    async with LiquidationClient(api_key=args.api_key, base_url=url) as client:
         shown = 0
         async for event in client.history_all(
             markets=args.market,
@@ -49,10 +49,4 @@ async def _history(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from purpleflea.client import PurpleFleaError  # noqa: PLC0415
-
-    try:
-        return asyncio.run(_history(args))
-    except PurpleFleaError as exc:
-        print(f"purpleflea history: {exc}", file=sys.stderr)
-        return 2
+    return run_client("history", args, lambda url: _history(args, url))

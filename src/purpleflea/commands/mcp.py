@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from purpleflea.commands.connect import add_connection_args, server_url
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
@@ -20,15 +22,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--url", help="Purple Flea server (default $PURPLEFLEA_URL, else http://127.0.0.1:8000)"
-    )
-    parser.add_argument("--api-key", help="API key (default $PURPLEFLEA_API_KEY)")
+    # The server is found as the other client commands find it (commands/connect.py).
+    add_connection_args(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     # The MCP SDK (pydantic and friends) loads only when this command runs.
     from purpleflea.mcp_server import serve  # noqa: PLC0415
 
-    serve(args.url, args.api_key)
+    serve(server_url(args)[0], args.api_key)
     return 0

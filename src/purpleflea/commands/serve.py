@@ -11,9 +11,12 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from purpleflea.local_server import client_url, record_address, remove_address
 from purpleflea.server.config import ROLES
 
 if TYPE_CHECKING:
+    import socket
+
     from purpleflea.server.config import ServerConfig
 
 
@@ -181,7 +184,20 @@ async def _serve(config: ServerConfig) -> None:
         raise SystemExit(f"purpleflea serve: {exc}") from None
     app = create_app(config, server=built)
     sock = listen_socket(config.host, config.port, send_buffer=config.socket_send_buffer)
-    server = uvicorn.Server(uvicorn_config(app, config))
+    # Client commands run beside this one (`purpleflea tail`) find it through this record.
+    address = None
+    if config.role != "ingest":
+        address = record_address(config.data_dir, client_url(config.host, config.port))
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # Here, not after serve(): on SIGTERM uvicorn re-raises the signal as serve()
+            # returns, which ends the process before any later line runs.
+            if address is not None:
+                remove_address(address)
+            await super().shutdown(sockets)
+
+    server = Server(uvicorn_config(app, config))
     if config.role == "ingest":
         print(
             f"Purple Flea ingest node (source: {config.source}, store: {config.store}, "
@@ -192,4 +208,8 @@ async def _serve(config: ServerConfig) -> None:
     else:
         source = config.source if config.role == "all" else f"bus {config.bus_url}"
         print(banner(config.host, config.port, source, config.data_dir), flush=True)
-    await server.serve(sockets=[sock])
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        if address is not None:
+            remove_address(address)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import sqlite3
 import sys
+from pathlib import Path
 
 DEFAULT_STORE = "./data/purpleflea.sqlite"
 
@@ -80,11 +82,17 @@ async def _simulate(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from purpleflea.store.lock import DataDirBusy, exclusive  # noqa: PLC0415
+
     if not args.days > 0:
         print(f"purpleflea sim: --days must be > 0, got {args.days}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_simulate(args))
-    except ValueError as exc:
+        # A running server on this store assigns seqs too: one writer per data folder.
+        with exclusive(Path(args.store).parent, "purpleflea sim"):
+            return asyncio.run(_simulate(args))
+    except (DataDirBusy, ValueError) as exc:
         print(f"purpleflea sim: {exc}", file=sys.stderr)
-        return 2
+    except sqlite3.Error as exc:
+        print(f"purpleflea sim: store {args.store}: {exc}", file=sys.stderr)
+    return 2

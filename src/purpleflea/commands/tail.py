@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
 import os
 import sys
 
+from purpleflea.commands.connect import add_connection_args, run_client
+from purpleflea.formatting import format_price
 from purpleflea.model import CascadeAlert, Liquidation
 
 _RED, _GREEN, _BOLD, _DIM, _RESET = "\033[31m", "\033[32m", "\033[1m", "\033[2m", "\033[0m"
@@ -28,11 +29,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(run=run)
 
 
-def add_connection_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", help="server URL (default $PURPLEFLEA_URL or local)")
-    parser.add_argument("--api-key", help="API key (default $PURPLEFLEA_API_KEY)")
-
-
 def use_color(choice: str) -> bool:
     """``--color always|never|auto``: auto means a terminal, unless NO_COLOR is set."""
     return choice == "always" or (
@@ -44,7 +40,7 @@ def format_event(event: Liquidation, *, color: bool) -> str:
     """``LONG LIQ  BTC-PERP  $2,140,000  @ 43,210.50  binance_usdm  Cascade: 9/10``."""
     when = datetime.datetime.fromtimestamp(event.ts / 1000, datetime.UTC).strftime("%H:%M:%S")
     label = f"{event.side.upper()} LIQ"
-    price = f"{event.price:,.2f}" if event.price >= 1 else f"{event.price:.6g}"
+    price = format_price(event.price)
     size = f"${event.size_usd:,.0f}"
     line = (
         f"{when}  {label:9} {event.market:14} {size:>14}  @ {price:>12}  "
@@ -62,10 +58,10 @@ def format_alert(alert: CascadeAlert, *, color: bool) -> str:
     return f"{_BOLD}{line}{_RESET}" if color else line
 
 
-async def _tail(args: argparse.Namespace, color: bool) -> int:
+async def _tail(args: argparse.Namespace, url: str | None, color: bool) -> int:
     from purpleflea.client import LiquidationClient  # noqa: PLC0415
 
-    client = LiquidationClient(api_key=args.api_key, base_url=args.url)
+    client = LiquidationClient(api_key=args.api_key, base_url=url)
     channels = ["liquidations"] if args.no_cascades else ["liquidations", "cascades"]
     seen = 0
     async with client.stream(
@@ -87,11 +83,5 @@ async def _tail(args: argparse.Namespace, color: bool) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from purpleflea.client import PurpleFleaError  # noqa: PLC0415
-
     color = use_color(args.color)
-    try:
-        return asyncio.run(_tail(args, color))
-    except PurpleFleaError as exc:
-        print(f"purpleflea tail: {exc}", file=sys.stderr)
-        return 2
+    return run_client("tail", args, lambda url: _tail(args, url, color))

@@ -166,18 +166,6 @@ class LiveIngest:
         """One counters dict per websocket connection (see ``ConnectionStats.snapshot``)."""
         return [stats.snapshot() for stats in self._stats]
 
-    def poller_stats(self) -> list[dict[str, object]]:
-        return [
-            {
-                "exchange": p.source.exchange,
-                "polls": p.stats.polls,
-                "snapshots": p.stats.snapshots,
-                "errors": dict(p.stats.errors),
-                "last_error": p.stats.last_error,
-            }
-            for p in self.pollers
-        ]
-
     def _alarm(self, exchange: str) -> Alarm:
         return self._alarms.setdefault(exchange, Alarm())
 

@@ -50,9 +50,15 @@ async def _index(_: Request) -> Response:
     return FileResponse(WEB_DIR / "index.html", media_type="text/html", headers=_HEADERS)
 
 
+async def _favicon(_: Request) -> Response:
+    # The page links /static/favicon.svg; tools that ask for /favicon.ico get it too.
+    return FileResponse(WEB_DIR / "favicon.svg", media_type="image/svg+xml", headers=_HEADERS)
+
+
 def routes() -> list[BaseRoute]:
-    """``/`` (the page) and ``/static/...`` (its scripts and styles)."""
+    """``/`` (the page), ``/favicon.ico`` and ``/static/...`` (its scripts, styles, icon)."""
     return [
         Route("/", _index, methods=["GET", "HEAD"]),
+        Route("/favicon.ico", _favicon, methods=["GET", "HEAD"]),
         Mount("/static", app=_Assets(directory=WEB_DIR), name="static"),
     ]

@@ -5,9 +5,11 @@
 import { el, priceStep, usdShort } from "./format.js";
 
 const SVG = "http://www.w3.org/2000/svg";
-const WIDTH = 480;
+const WIDTH = 520;
 const AXIS = 74; // room for price labels on the left
+const LANE = 56; // each side's outer lane: cluster labels ("$1.86B"), which bars never reach
 const PAD = 8;
+const LABEL_GAP = 12; // one label line: labels of nearby clusters stack instead of overlapping
 
 function svg(tag, attributes = {}, text) {
   const node = document.createElementNS(SVG, tag);
@@ -33,7 +35,7 @@ export function drawHeatmap(container, map) {
   const top = PAD + 14;
   const y = (p) => top + ((high - p) / (high - low)) * n * rowH;
   const centre = AXIS + (WIDTH - AXIS) / 2;
-  const half = (WIDTH - AXIS) / 2 - PAD;
+  const half = (WIDTH - AXIS) / 2 - LANE - PAD;
   const peak = Math.max(1, ...longs, ...shorts);
   const scale = (usd) => (usd / peak) * half;
   const step = map.bucket_size;
@@ -51,14 +53,19 @@ export function drawHeatmap(container, map) {
     svg("text", { x: centre + 6, y: PAD + 6, class: "hm-head" }, "shorts →"),
   );
 
-  for (const cluster of map.clusters || []) {
+  // Labels go in the lanes, top to bottom, each below the previous one of its side.
+  const byTop = [...(map.clusters || [])].sort((a, b) => b.high - a.high);
+  const lastLabel = { long: -Infinity, short: -Infinity };
+  for (const cluster of byTop) {
     const long = cluster.side === "long";
     const y0 = y(cluster.high);
+    const labelY = Math.max(y0 + 10, lastLabel[long ? "long" : "short"] + LABEL_GAP);
+    lastLabel[long ? "long" : "short"] = labelY;
     const band = svg("rect", {
       class: `hm-cluster ${long ? "long" : "short"}`,
       x: long ? AXIS : centre,
       y: y0,
-      width: centre - AXIS,
+      width: centre - AXIS - (long ? 0 : PAD),
       height: Math.max(rowH, y(cluster.low) - y0),
     });
     band.append(svg("title", {}, String(cluster.label)));
@@ -69,14 +76,18 @@ export function drawHeatmap(container, map) {
         "text",
         {
           class: "hm-cluster-label",
-          x: long ? AXIS + 4 : WIDTH - PAD,
-          y: y0 + 10,
+          x: long ? AXIS + 4 : WIDTH - PAD - 4,
+          y: labelY,
           "text-anchor": long ? "start" : "end",
         },
-        `${usdShort(usd)} ${long ? "longs" : "shorts"}`,
+        usdShort(usd), // the side is the lane's; the band's title and the list name it
       ),
     );
   }
+
+  // Labels stacked below the last row stay inside the chart.
+  const lowest = Math.max(lastLabel.long, lastLabel.short) + 4;
+  if (lowest > height) chart.setAttribute("viewBox", `0 0 ${WIDTH} ${lowest}`);
 
   // Price labels at round prices, at least 14 px apart.
   const labelStep = niceStep(Math.ceil(14 / rowH) * step);

@@ -1,0 +1,110 @@
+"""How the client commands (``tail``, ``history``, ``heatmap``) reach a server.
+
+The server is ``--url``, else ``$PURPLEFLEA_URL``, else the one ``purpleflea serve`` recorded
+in the data folder (``data/server.json``: a server on another port is found without a flag),
+else the SDK's default, ``http://127.0.0.1:8000``. Before the command starts, the server's
+health route must answer within :data:`PROBE_TIMEOUT_S`; otherwise, and for any error the
+command meets, it prints one line saying what to do and exits with status 2, never a
+traceback and never a silent wait (the SDK's stream would retry forever, as a long-lived
+agent wants).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from purpleflea.local_server import FILE_NAME, find_address
+
+#: Seconds the whole reachability check may take: a command fails within 3 s.
+PROBE_TIMEOUT_S = 2.5
+
+
+class Unreachable(Exception):
+    """No server answered at the address the command was given or found."""
+
+
+def add_connection_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url",
+        help="server URL (default: $PURPLEFLEA_URL, else the server recorded in "
+        f"DATA_DIR/{FILE_NAME}, else http://127.0.0.1:8000)",
+    )
+    parser.add_argument("--api-key", help="API key (default $PURPLEFLEA_API_KEY)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("data"),
+        help="the local server's data folder, where it records its address (default ./data)",
+    )
+
+
+def server_url(args: argparse.Namespace) -> tuple[str | None, str]:
+    """The URL to use (None: the SDK's default) and where it came from, for error lines."""
+    if args.url:
+        return args.url, "--url"
+    if os.environ.get("PURPLEFLEA_URL"):
+        return None, "$PURPLEFLEA_URL"  # the SDK reads it (commas: several servers)
+    found = find_address(args.data_dir)
+    if found is not None:
+        return found, f"recorded in {args.data_dir / FILE_NAME}"
+    return None, f"the default; no running server recorded in {args.data_dir / FILE_NAME}"
+
+
+async def probe(servers: tuple[str, ...], origin: str) -> None:
+    """Return once one of ``servers`` answers its health route; raise :class:`Unreachable`
+    (naming the address, where it came from and what to do) when none does in time."""
+    import httpx  # noqa: PLC0415 - loaded with the SDK, only when a command runs
+
+    reasons = []
+    async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S / len(servers)) as http:
+        for url in servers:
+            try:
+                await http.get(url + "/v1/health")
+                return  # any HTTP answer: a server is there (the command reports the rest)
+            except httpx.TimeoutException:
+                reasons.append(f"{url}: no answer")
+            except httpx.TransportError as exc:
+                reasons.append(f"{url}: {_reason(exc)}")
+    raise Unreachable(
+        f"no Purple Flea server answers ({'; '.join(reasons)}; {origin}): start one with "
+        "`purpleflea serve`, or pass --url URL or set PURPLEFLEA_URL"
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return "connection refused" if "refused" in text.lower() else text
+
+
+Work = Callable[[str | None], Coroutine[Any, Any, int]]
+
+
+def run_client(name: str, args: argparse.Namespace, work: Work) -> int:
+    """Run a client command's ``work(url)`` after checking the server answers; every error
+    becomes one line on stderr and exit status 2."""
+    import httpx  # noqa: PLC0415
+    import websockets  # noqa: PLC0415
+
+    from purpleflea.client import LiquidationClient, PurpleFleaError  # noqa: PLC0415
+
+    url, origin = server_url(args)
+
+    async def checked() -> int:
+        await probe(LiquidationClient(base_url=url).servers, origin)
+        return await work(url)
+
+    try:
+        return asyncio.run(checked())
+    except (Unreachable, PurpleFleaError, ValueError) as exc:
+        message = str(exc)
+    except (httpx.HTTPError, websockets.WebSocketException, OSError) as exc:
+        # The server went away or misbehaved after it answered the probe.
+        message = f"lost the server: {exc or type(exc).__name__}"
+    print(f"purpleflea {name}: {message}", file=sys.stderr)
+    return 2

@@ -1,0 +1,81 @@
+"""Where the local tracker listens: ``<data_dir>/server.json``, written by ``purpleflea serve``.
+
+A server started on another port (``serve --port 8123``) records its address in its data
+folder, so ``purpleflea tail`` run from the same working directory finds it without ``--url``.
+The file names the server's process: a server killed with ``kill -9`` cannot remove it, and a
+record whose process is gone is ignored rather than trusted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+FILE_NAME = "server.json"
+
+
+def client_url(host: str, port: int) -> str:
+    """The URL a client on this machine uses for a server bound to ``host``: a wildcard
+    address (all interfaces) is reached over loopback."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _read(path: Path) -> tuple[str, int] | None:
+    """``(url, pid)`` from an address file, or None when it is missing or not ours."""
+    try:
+        record = json.loads(path.read_text())
+        url, pid = record["url"], record["pid"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(url, str) or not isinstance(pid, int):
+        return None
+    return url, pid
+
+
+def record_address(data_dir: Path, url: str) -> Path | None:
+    """Record that this process serves ``url`` for ``data_dir``; returns the file, or None
+    when another live server already recorded itself there (it keeps its record)."""
+    path = data_dir / FILE_NAME
+    current = _read(path)
+    if current is not None and current[1] != os.getpid() and _alive(current[1]):
+        return None
+    data_dir.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{FILE_NAME}.{os.getpid()}")
+    temporary.write_text(json.dumps({"url": url, "pid": os.getpid()}) + "\n")
+    temporary.replace(path)  # readers never see half a file
+    return path
+
+
+def remove_address(path: Path) -> None:
+    """Remove the record at ``path`` if it is still this process's."""
+    current = _read(path)
+    if current is not None and current[1] == os.getpid():
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def find_address(data_dir: Path) -> str | None:
+    """The URL of the server running on ``data_dir``, or None (no record, or its server
+    is gone)."""
+    current = _read(data_dir / FILE_NAME)
+    if current is None or not _alive(current[1]):
+        return None
+    return current[0]

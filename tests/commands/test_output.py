@@ -1,0 +1,88 @@
+"""What the client commands print: plain-decimal prices, and no HTTP request log by default."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+import pytest
+
+from purpleflea.commands.tail import format_event
+from purpleflea.formatting import format_price
+from purpleflea.model import Liquidation
+from tests.server.conftest import Running, venue_event
+
+
+@pytest.mark.parametrize(
+    ("price", "text"),
+    [
+        (43_210.5, "43,210.50"),
+        (2.4208e-05, "0.000024208"),
+        (0.5, "0.50"),
+        (3.14159265, "3.14159"),
+        (1_234_567.891, "1,234,567.89"),
+        (0.0, "0.00"),
+        (-0.00012345678, "-0.000123457"),
+    ],
+)
+def test_prices_are_plain_decimals_with_significant_digits(price: float, text: str) -> None:
+    assert format_price(price) == text
+
+
+def test_tail_prints_a_meme_coins_price_without_scientific_notation() -> None:
+    event = Liquidation(
+        id="x",
+        seq=1,
+        exchange="binance_usdm",
+        symbol="1000PEPEUSDT",
+        market="PEPE-PERP",
+        side="long",
+        price=2.4208e-05,
+        quantity=1e9,
+        size_usd=24_208.0,
+        ts=1_760_000_000_000,
+        received_at=1_760_000_000_000,
+        cascade_score=2,
+    )
+    line = format_event(event, color=False)
+    assert "@  0.000024208" in line
+    assert "e-05" not in line
+
+
+async def _history(running: Running, *flags: str) -> tuple[str, str]:
+    env = dict(os.environ)
+    env.pop("PURPLEFLEA_URL", None)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "purpleflea.cli",
+        *flags,
+        "history",
+        "--url",
+        running.url,
+        "--api-key",
+        running.key,
+        "--limit",
+        "3",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err
+    return out.decode(), err.decode()
+
+
+async def test_history_logs_no_http_requests_unless_verbose(live: Running) -> None:
+    await live.push(
+        *(venue_event(market="PEPE-PERP", price=2.4208e-05, size_usd=5_000.0) for _ in range(3))
+    )
+    out, err = await _history(live)
+    rows = out.splitlines()
+    assert len(rows) == 3
+    assert all("0.000024208" in row for row in rows)
+    assert "HTTP Request" not in err
+    assert err == ""
+    _, verbose = await _history(live, "-v")
+    assert "HTTP Request: GET" in verbose

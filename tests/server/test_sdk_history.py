@@ -1,0 +1,62 @@
+"""The SDK's history calls: one filter vocabulary, and the blocking client's history_all."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+import pytest
+
+import purpleflea
+from purpleflea.model import Liquidation
+from tests.server.conftest import Running, venue_event
+
+
+async def _seed(live: Running) -> None:
+    await live.push(
+        *(venue_event(market="BTC-PERP", ts=1_760_000_000_000 + n) for n in range(5)),
+        *(venue_event(market="ETH-PERP", ts=1_760_000_001_000 + n) for n in range(3)),
+    )
+
+
+async def test_history_takes_markets_or_the_rest_spelling_market(live: Running) -> None:
+    await _seed(live)
+    async with purpleflea.LiquidationClient(api_key=live.key, base_url=live.url) as client:
+        documented = await client.history(markets=["ETH-PERP"])
+        rest_style = await client.history(market="ETH-PERP")
+        assert [e.id for e in rest_style.events] == [e.id for e in documented.events]
+        assert {e.market for e in documented.events} == {"ETH-PERP"}
+        assert len(documented.events) == 3
+        every = [e async for e in client.history_all(market="BTC-PERP", limit=2)]
+        assert [e.market for e in every] == ["BTC-PERP"] * 5
+        buckets = await client.aggregate(interval="1d", market="ETH-PERP", start=0)
+        assert sum(b.count for b in buckets) == 3
+        with pytest.raises(TypeError, match="markets= or market="):
+            await client.history(markets=["BTC-PERP"], market="ETH-PERP")
+
+
+def _sync_history_all(url: str, key: str) -> tuple[list[Liquidation], list[Liquidation]]:
+    client = purpleflea.SyncLiquidationClient(api_key=key, base_url=url)
+    try:
+        everything = list(client.history_all(limit=3))  # three pages
+        eth = list(client.history_all(market="ETH-PERP"))
+        return everything, eth
+    finally:
+        client.close()
+
+
+async def test_the_sync_client_offers_history_all(live: Running) -> None:
+    await _seed(live)
+    # The blocking client runs its own loop: off this test's loop, which serves the API.
+    everything, eth = await asyncio.to_thread(_sync_history_all, live.url, live.key)
+    assert [e.seq for e in everything] == list(range(8, 0, -1))  # newest first, every page
+    assert [e.seq for e in eth] == [8, 7, 6]
+    assert all(isinstance(e, Liquidation) for e in everything)
+
+
+def test_sync_history_all_has_a_typed_signature() -> None:
+    parameters = inspect.signature(purpleflea.SyncLiquidationClient.history_all).parameters
+    assert all(p.kind is not inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    assert {"markets", "market", "exchanges", "sides", "min_usd", "start", "end", "limit"} <= set(
+        parameters
+    )

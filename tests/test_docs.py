@@ -1,0 +1,111 @@
+"""Every documentation example is a test: each Python block is a valid script, and the
+README's SDK example and docs/agents.md's MCP example run against a served tracker."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.server.test_process import _free_port, _key, _serve, _write_events
+
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def python_blocks(path: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.DOTALL)
+
+
+def _example_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **extra)
+    # The venv activated, as the README asks: `purpleflea` and `python` are the venv's.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    return env
+
+
+@pytest.mark.parametrize(
+    ("path", "index"),
+    [(path, i) for path in DOCS for i in range(len(python_blocks(path)))],
+    ids=lambda value: value.name if isinstance(value, Path) else str(value),
+)
+def test_every_python_block_is_a_valid_script(path: Path, index: int) -> None:
+    # A bare `async with` or `await` at the top level is the classic example that cannot run.
+    compile(python_blocks(path)[index], f"{path.name} block {index + 1}", "exec")
+
+
+def test_the_readme_sdk_example_runs_as_a_script(tmp_path: Path) -> None:
+    (example,) = python_blocks(REPO / "README.md")
+    (tmp_path / "watch.py").write_text(example)
+    _write_events(tmp_path / "events.jsonl", "readme", [250_000.0, 5_000.0] * 60)
+    port = _free_port()
+    replay = ["--source", "replay", "--replay", str(tmp_path / "events.jsonl")]
+    with _serve(tmp_path / "data", port, *replay):
+        env = _example_env(
+            PURPLEFLEA_URL=f"http://127.0.0.1:{port}",
+            PURPLEFLEA_API_KEY=_key(tmp_path / "data"),
+        )
+        run = subprocess.Popen(
+            ["python", "watch.py"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        lines: list[str] = []
+        try:
+            assert run.stdout is not None
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(lines) < 5:
+                line = run.stdout.readline()
+                if not line:
+                    break
+                lines.append(line.rstrip("\n"))
+        finally:
+            run.kill()
+            _, err = run.communicate()
+    assert len(lines) == 5, (lines, err)
+    # min_usd=100_000 and markets=["BTC-PERP"] hold: only the big BTC-PERP events show.
+    assert all(re.fullmatch(r"(long|short) BTC-PERP 250000\.0 \d+", line) for line in lines)
+
+
+def test_the_agents_mcp_example_runs_from_the_servers_folder(tmp_path: Path) -> None:
+    (example, _) = python_blocks(REPO / "docs" / "agents.md")
+    _write_events(tmp_path / "events.jsonl", "mcp", [75_000.0] * 30)
+    port = _free_port()
+    replay = ["--source", "replay", "--replay", str(tmp_path / "events.jsonl")]
+    # The example names no URL: `purpleflea mcp` finds the server through data/server.json.
+    with _serve(tmp_path / "data", port, *replay):
+        key = _key(tmp_path / "data")
+        (tmp_path / "agent.py").write_text(example.replace('"pf_..."', f'"{key}"'))
+        env = _example_env()
+        env.pop("PURPLEFLEA_URL", None)
+        done = subprocess.run(
+            ["python", "agent.py"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    briefing, keys = done.stdout.strip().splitlines()[-2:]
+    assert "liquidat" in briefing.lower()
+    assert keys.startswith("['")  # the structured facts' names
+
+
+def test_the_live_guide_lists_every_connection_the_code_makes() -> None:
+    from purpleflea.ingest import feeds
+
+    guide = (REPO / "docs" / "live.md").read_text()
+    rows = set(re.findall(r"^\| `(\w+)` \| `(\w+)` \| `(wss://[^`]+)` \|$", guide, re.MULTILINE))
+    exchanges = {exchange for exchange, _, _ in rows}
+    assert exchanges == set(feeds.available())
+    assert {(name, url) for _, name, url in rows} == set(feeds.URLS.items())
