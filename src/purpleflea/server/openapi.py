@@ -372,6 +372,19 @@ def _operations_paths() -> dict[str, Schema]:
                 security=None,
             )
         },
+        "/favicon.ico": {
+            "get": _operation(
+                "favicon",
+                "The dashboard's icon (an SVG, for tools that ask for /favicon.ico).",
+                {
+                    "200": {
+                        "description": "The icon.",
+                        "content": {"image/svg+xml": {"schema": {"type": "string"}}},
+                    }
+                },
+                security=None,
+            )
+        },
         "/static/{path}": {
             "get": _operation(
                 "dashboardAsset",
