@@ -41,6 +41,7 @@ class Api:
         known_exchanges: tuple[str, ...],
         health: Callable[[], dict[str, Any]],
         registrations_per_min: float,
+        ready: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
         heatmaps: HeatmapFeed | None = None,
     ) -> None:
         self.tracker = tracker
@@ -48,6 +49,7 @@ class Api:
         self.gate = gate
         self.known_exchanges = known_exchanges
         self.health_info = health
+        self.ready_info = ready
         self.heatmaps = heatmaps
         self.registrations = RateLimiter(
             registrations_per_min / 60.0, max(1.0, registrations_per_min)
@@ -246,7 +248,18 @@ class Api:
     # -- operations --------------------------------------------------------------------------
 
     async def health(self, request: Request) -> Response:
+        """Always 200 while the process answers: the verdict is the body's ``status`` (``ok``
+        or ``degraded``, with ``reasons``), so a monitor can read why. For a load balancer's
+        yes/no, use ``/v1/ready``."""
         return http.json_response(self.health_info())
+
+    async def ready(self, request: Request) -> Response:
+        """200 ``{"ready": true}`` while this process serves; 503 with the ``reasons`` while
+        it cannot (starting, shutting down, store writes failing, bus down)."""
+        if self.ready_info is None:
+            return http.json_response({"ready": True, "reasons": []})
+        ready, body = self.ready_info()
+        return http.json_response(body, status=200 if ready else 503)
 
     async def metrics(self, request: Request) -> Response:
         lines: list[str] = []
@@ -302,5 +315,6 @@ class Api:
             Route("/v1/keys", self.authed(self.list_keys), methods=["GET"]),
             Route("/v1/keys/{key_id}", self.authed(self.revoke_key), methods=["DELETE"]),
             Route("/v1/health", self.health),
+            Route("/v1/ready", self.ready),
             Route("/v1/metrics", self.metrics),
         ]

@@ -49,6 +49,11 @@ class ServerConfig:
     bus_url: str | None = None
     #: How often an ingest node publishes the heatmaps of markets whose model changed.
     heatmap_publish_s: float = 1.0
+    #: Events waiting for the store at most (a failing or slow store); beyond it new events
+    #: are dropped and counted (``dropped_buffer_full`` in /v1/health and /v1/metrics).
+    ingest_buffer: int = 200_000
+    #: A feed silent this long (s) makes /v1/health ``degraded``.
+    feed_silence_s: float = 60.0
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
