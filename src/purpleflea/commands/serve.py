@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import errno
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -115,17 +117,56 @@ def _config(args: argparse.Namespace, source: str) -> ServerConfig:
 
 
 async def _serve(config: ServerConfig) -> None:
+    """Take the data folder, the port and the store, in that order, each failure one line
+    naming its cause (no traceback), and only then print the banner and serve."""
+    from purpleflea.server.app import writer_lock  # noqa: PLC0415
+    from purpleflea.store.lock import DataDirBusy  # noqa: PLC0415
+
+    held = contextlib.ExitStack()
+    try:
+        held.enter_context(writer_lock(config))
+    except DataDirBusy as exc:
+        raise SystemExit(f"purpleflea serve: {exc}") from None
+    except OSError as exc:
+        raise SystemExit(
+            f"purpleflea serve: data dir {config.data_dir} is not writable: {_reason(exc)}"
+        ) from None
+    with held:
+        await _serve_locked(config)
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+async def _serve_locked(config: ServerConfig) -> None:
+    import sqlite3  # noqa: PLC0415
+
     import uvicorn  # noqa: PLC0415 - server dependencies load only for `serve`
 
     from purpleflea.server.app import create_app, open_server  # noqa: PLC0415
     from purpleflea.server.net import listen_socket  # noqa: PLC0415
 
     try:
+        sock = listen_socket(config.host, config.port, send_buffer=config.socket_send_buffer)
+    except OSError as exc:
+        in_use = exc.errno == errno.EADDRINUSE
+        raise SystemExit(
+            f"purpleflea serve: port {config.port} on {config.host} "
+            + ("is in use by another process" if in_use else f"cannot be used: {_reason(exc)}")
+            + " (choose another with --port)"
+        ) from None
+    try:
         built = await open_server(config)
+    except sqlite3.Error as exc:
+        sock.close()
+        raise SystemExit(
+            f"purpleflea serve: cannot open the store in {config.data_dir}: {exc}"
+        ) from None
     except (ConnectionError, OSError, ValueError) as exc:
+        sock.close()
         raise SystemExit(f"purpleflea serve: {exc}") from None
-    app = create_app(config, server=built)
-    sock = listen_socket(config.host, config.port, send_buffer=config.socket_send_buffer)
+    app = create_app(config, server=built, lock=False)
     server = uvicorn.Server(
         uvicorn.Config(
             app,

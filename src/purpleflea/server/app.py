@@ -389,7 +389,7 @@ async def _guarded(name: str, work: Awaitable[None]) -> None:
         log.exception("%s stopped with an error", name)
 
 
-def _writer_lock(config: ServerConfig) -> contextlib.AbstractContextManager[None]:
+def writer_lock(config: ServerConfig) -> contextlib.AbstractContextManager[None]:
     """The data folder's writer lock, when this process writes to a local SQLite file (a
     shared PostgreSQL store has its own rule: one ingest node)."""
     store = config.store
@@ -398,8 +398,12 @@ def _writer_lock(config: ServerConfig) -> contextlib.AbstractContextManager[None
     return exclusive(sqlite_path(store).parent, f"purpleflea serve on port {config.port}")
 
 
-def create_app(config: ServerConfig, *, server: Server | None = None) -> Starlette:
-    """The ASGI app; ``server`` may be pre-built (tests reach into its parts)."""
+def create_app(
+    config: ServerConfig, *, server: Server | None = None, lock: bool = True
+) -> Starlette:
+    """The ASGI app; ``server`` may be pre-built (tests reach into its parts). ``lock=False``:
+    the caller already holds the data folder's :func:`writer_lock` (``purpleflea serve``
+    takes it before opening anything, so a busy folder fails before the banner)."""
     built = server if server is not None else build_server(config)
     routes: list[BaseRoute]
     api = Api(
@@ -419,7 +423,7 @@ def create_app(config: ServerConfig, *, server: Server | None = None) -> Starlet
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        with _writer_lock(config):
+        with writer_lock(config) if lock else contextlib.nullcontext():
             async with _running(app):
                 yield
 
