@@ -117,7 +117,7 @@ def _config(args: argparse.Namespace, source: str) -> ServerConfig:
 
 
 async def _serve(config: ServerConfig) -> None:
-    """Take the data folder, the port and the store, in that order, each failure one line
+    """Take the data folder, the store and the port, in that order, each failure one line
     naming its cause (no traceback), and only then print the banner and serve."""
     from purpleflea.server.app import writer_lock  # noqa: PLC0415
     from purpleflea.store.lock import DataDirBusy  # noqa: PLC0415
@@ -148,24 +148,24 @@ async def _serve_locked(config: ServerConfig) -> None:
     from purpleflea.server.net import listen_socket  # noqa: PLC0415
 
     try:
+        built = await open_server(config)  # a standby ingest node waits here, port unbound
+    except sqlite3.Error as exc:
+        raise SystemExit(
+            f"purpleflea serve: cannot open the store in {config.data_dir}: {exc}"
+        ) from None
+    except (ConnectionError, OSError, ValueError) as exc:
+        raise SystemExit(f"purpleflea serve: {exc}") from None
+    try:
         sock = listen_socket(config.host, config.port, send_buffer=config.socket_send_buffer)
     except OSError as exc:
+        # The store and bus connections opened above close as the process exits (which also
+        # hands a PostgreSQL sequencer lock to a standby at once).
         in_use = exc.errno == errno.EADDRINUSE
         raise SystemExit(
             f"purpleflea serve: port {config.port} on {config.host} "
             + ("is in use by another process" if in_use else f"cannot be used: {_reason(exc)}")
             + " (choose another with --port)"
         ) from None
-    try:
-        built = await open_server(config)
-    except sqlite3.Error as exc:
-        sock.close()
-        raise SystemExit(
-            f"purpleflea serve: cannot open the store in {config.data_dir}: {exc}"
-        ) from None
-    except (ConnectionError, OSError, ValueError) as exc:
-        sock.close()
-        raise SystemExit(f"purpleflea serve: {exc}") from None
     app = create_app(config, server=built, lock=False)
     server = uvicorn.Server(
         uvicorn.Config(
