@@ -78,6 +78,11 @@ async def _ready_status(running: Running) -> int:
         return (await http.get("/v1/ready")).status_code
 
 
+async def _metrics(running: Running) -> str:
+    async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+        return (await http.get("/v1/metrics")).text
+
+
 async def _all_stored(store: SQLiteStore) -> tuple[list[Liquidation], list[CascadeAlert]]:
     events: list[Liquidation] = []
     while page := await store.since(events[-1].seq if events else 0, 10_000):
@@ -155,6 +160,9 @@ async def _fill_and_recover(
         assert isinstance(reasons, list)
         assert any("store" in r for r in reasons), reasons
         assert await _ready_status(running) == 503
+        metrics = await _metrics(running)
+        assert "purpleflea_store_writable 0" in metrics
+        assert "purpleflea_healthy 0" in metrics
         await asyncio.sleep(failing_for_s)  # the outage goes on; the simulator does too
         failing_until = time.monotonic()
         received_while_failing = tracker.counters["received"]
@@ -165,6 +173,7 @@ async def _fill_and_recover(
 
         await _until(recovered, "health to say ok after the space came back")
         assert await _ready_status(running) == 200
+        assert "purpleflea_store_writable 1" in await _metrics(running)
         # A minute's worth of budget is 10 lines; this outage is shorter, so 10 in total.
         outage_lines = lines.lines_between(filled_at, failing_until)
         assert len(outage_lines) <= 10, outage_lines

@@ -288,6 +288,28 @@ class Api:
             [(f'{{reason="{k}"}}', float(v)) for k, v in sorted(self.gate.counters.items())],
         )
         health = self.health_info()
+        metric(
+            "healthy",
+            "gauge",
+            "1 while /v1/health says ok, 0 while degraded.",
+            [("", 1.0 if health.get("status") == "ok" else 0.0)],
+        )
+        store = health.get("store")
+        if isinstance(store, dict):
+            metric(
+                "store_writable",
+                "gauge",
+                "1 while the store takes writes, 0 while they fail (and are retried).",
+                [("", 1.0 if store.get("writable") else 0.0)],
+            )
+        buffer = health.get("ingest_buffer")
+        if isinstance(buffer, dict):
+            metric(
+                "ingest_buffered",
+                "gauge",
+                "Events accepted but not yet stored (capped; beyond it they are dropped).",
+                [("", float(buffer.get("buffered", 0)))],
+            )
         ingest = health.get("ingest", [])
         if isinstance(ingest, list) and ingest:
             metric(
