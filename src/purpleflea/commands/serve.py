@@ -63,6 +63,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="event bus between nodes: nats://host:4222[?stream=NAME&prefix=PFX] "
         "(default: in-process; required by --role ingest and api)",
     )
+    parser.add_argument(
+        "--ingest-buffer",
+        type=int,
+        default=200_000,
+        metavar="EVENTS",
+        help="events that may wait for a failing or slow store (default 200000); beyond it "
+        "new events are dropped and counted (dropped_buffer_full in /v1/health)",
+    )
+    parser.add_argument(
+        "--feed-silence",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds without an event (sim, replay) or a frame (live) before /v1/health "
+        "says degraded (default 60)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -113,6 +129,8 @@ def _config(args: argparse.Namespace, source: str) -> ServerConfig:
         role=args.role,
         store_url=args.store,
         bus_url=args.bus,
+        ingest_buffer=args.ingest_buffer,
+        feed_silence_s=args.feed_silence,
     )
 
 

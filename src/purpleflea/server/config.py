@@ -56,6 +56,10 @@ class ServerConfig:
     feed_silence_s: float = 60.0
 
     def __post_init__(self) -> None:
+        if self.ingest_buffer < 1:
+            raise ValueError(f"ingest buffer must be at least 1 event, got {self.ingest_buffer}")
+        if self.feed_silence_s <= 0:
+            raise ValueError(f"feed silence must be above 0 s, got {self.feed_silence_s:g}")
         if self.role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}, got {self.role!r}")
         if self.role != "all" and self.bus_url is None:
