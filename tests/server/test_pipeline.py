@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from purpleflea.bus.base import Message
 from purpleflea.bus.local import LocalBus
@@ -262,4 +264,33 @@ async def test_stop_gives_up_on_a_store_that_stays_broken(tmp_path: Path) -> Non
     await asyncio.sleep(0.05)
     await asyncio.wait_for(tracker.stop(grace_s=0.2), 5)
     assert tracker.counters["dropped_at_shutdown"] == 1
+    await store.close()
+
+
+async def test_an_outage_logs_one_line_when_it_starts_and_one_when_it_ends(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = _FlakyStore(tmp_path / "db.sqlite", event_failures=500)
+    tracker = Tracker(
+        store, LocalBus(), buffer_limit=20, retry_initial_s=0.0001, retry_max_s=0.0001
+    )
+    await tracker.start()
+    caplog.set_level(logging.DEBUG)
+    for event in _burst(100):  # overflows the buffer too
+        tracker.submit(event)
+    await asyncio.wait_for(tracker.drain(), 30)
+    assert tracker.counters["store_write_errors"] == 500
+    lines = [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert len(lines) == 3, caplog.text  # 500 failed writes; 3 state changes
+    messages = sorted(r.message for r in lines)
+    assert messages[0].startswith("ingest buffer full (20 events waiting")
+    assert messages[1].startswith(
+        "store: events writes failing: OperationalError: database or disk is full"
+    )
+    assert messages[2].startswith("store: events writes recovered after")
+    assert messages[2].endswith(
+        "500 failed attempts; backlog stored, 80 events dropped (buffer full)"
+    )
+    assert not any(r.exc_info for r in caplog.records)  # no traceback per failed batch
+    await tracker.stop()
     await store.close()

@@ -307,8 +307,12 @@ class Tracker:
                 batch = self._pending[: self.batch_limit]
                 del self._pending[: self.batch_limit]
                 self._in_flight = len(batch)
-                async with self._serial:
-                    await self._commit(self._sequence(batch))
+                try:
+                    async with self._serial:
+                        await self._commit(self._sequence(batch))
+                except Exception:  # a bug, not the store (_commit retries those): keep serving
+                    self.counters["flush_errors"] += len(batch)
+                    log.exception("could not sequence a batch of %d events", len(batch))
                 self._in_flight = 0
             self._caught_up()
             self._idle.set()
