@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from purpleflea.bus.base import Message
-from purpleflea.model import CascadeAlert, Liquidation
+from purpleflea.model import CascadeAlert, Liquidation, VenueLiquidation
 from purpleflea.server.app import Server
 from purpleflea.store.base import Query
 from purpleflea.store.sqlite import SQLiteStore
@@ -119,6 +119,28 @@ async def _check_consistency(server: Server, published: list[Message]) -> None:
         )
 
 
+BURST = "BURST-PERP"
+
+
+def _cascade(start_ms: int) -> list[VenueLiquidation]:
+    """Longs liquidated faster and faster in a falling market: the engine raises a cascade
+    (started, then updated) within these 400 events."""
+    return [
+        VenueLiquidation(
+            id=f"burst:{i}",
+            exchange="binance_usdm",
+            symbol="BURSTUSDT",
+            market=BURST,
+            side="long",
+            price=60_000.0 - 20 * i,
+            quantity=50_000.0 * (1 + i // 10) / (60_000.0 - 20 * i),
+            size_usd=50_000.0 * (1 + i // 10),
+            ts=start_ms + 200 * i,
+        )
+        for i in range(400)
+    ]
+
+
 async def _fill_and_recover(
     running: Running,
     lines: _Lines,
@@ -149,6 +171,8 @@ async def _fill_and_recover(
         fill()
         # The first write failure comes after this: measuring from here is the stricter test.
         filled_at = time.monotonic()
+        for event in _cascade(tracker.clock_ms):  # alerts about events the outage holds back
+            tracker.submit(event)
 
         async def degraded() -> bool:
             return (await _health(running))["status"] == "degraded"
@@ -201,6 +225,10 @@ async def _fill_and_recover(
     health = await _health(running)
     assert health["pipeline"]["dropped_buffer_full"] == counters["dropped_buffer_full"]  # type: ignore[index]
     await _check_consistency(server, published)
+    burst_alerts = [
+        m for m in published if isinstance(m.payload, CascadeAlert) and m.payload.market == BURST
+    ]
+    assert burst_alerts, "the injected cascade should have raised alerts"
     page = await server.store.query(Query(limit=1))
     assert page.events
     assert page.events[0].seq <= tracker.last_seq
