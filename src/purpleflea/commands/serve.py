@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -158,8 +159,6 @@ def _reason(exc: OSError) -> str:
 
 
 async def _serve_locked(config: ServerConfig) -> None:
-    import sqlite3  # noqa: PLC0415
-
     import uvicorn  # noqa: PLC0415 - server dependencies load only for `serve`
 
     from purpleflea.server.app import create_app, open_server  # noqa: PLC0415
