@@ -23,6 +23,7 @@ from tests.reliability.conftest import Running, make_config
 #: (method, path) pairs anyone may call; Mount prefixes are listed with method "MOUNT".
 PUBLIC = {
     ("GET", "/v1/health"),
+    ("GET", "/v1/ready"),  # readiness for load balancers: says only whether it serves
     ("GET", "/v1/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/"),

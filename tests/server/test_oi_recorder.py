@@ -71,6 +71,7 @@ async def test_a_failed_write_is_counted_not_raised(tmp_path: Path) -> None:
     await recorder.flush()  # no exception reaches the caller (the server's event loop)
     assert recorder.counters["oi_write_errors"] == 1
     assert recorder.counters["oi_rows_written"] == 0
+    assert recorder.writes.failing  # health reads it; the outage is logged once, not per write
     await store.close()
 
 

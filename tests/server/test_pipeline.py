@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from purpleflea.bus.base import Message
 from purpleflea.bus.local import LocalBus
 from purpleflea.engine import CascadeEngine
-from purpleflea.model import Liquidation, VenueLiquidation
+from purpleflea.model import CascadeAlert, Liquidation, VenueLiquidation
 from purpleflea.server.feed import client_feed
 from purpleflea.server.filters import StreamFilter
 from purpleflea.server.pipeline import Tracker
@@ -179,3 +182,115 @@ async def test_a_restart_warms_the_engine_with_the_stored_open_interest(tmp_path
         )
     assert await first_live_score(True) == expected
     assert await first_live_score(False) != expected
+
+
+class _FlakyStore(SQLiteStore):
+    """Fails the first ``event_failures`` event appends and ``alert_failures`` alert appends
+    with SQLite's full-disk error, then works."""
+
+    def __init__(self, path: Path, *, event_failures: int = 0, alert_failures: int = 0) -> None:
+        super().__init__(path)
+        self.event_failures = event_failures
+        self.alert_failures = alert_failures
+
+    async def append(self, events: Sequence[Liquidation]) -> list[Liquidation]:
+        if self.event_failures > 0:
+            self.event_failures -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return await super().append(events)
+
+    async def append_cascades(self, alerts: Sequence[CascadeAlert]) -> None:
+        if self.alert_failures > 0:
+            self.alert_failures -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        await super().append_cascades(alerts)
+
+
+async def test_a_failed_write_is_retried_under_the_same_seqs_and_alerts_wait_for_it(
+    tmp_path: Path,
+) -> None:
+    store = _FlakyStore(tmp_path / "db.sqlite", event_failures=3, alert_failures=2)
+    bus = _CheckingBus(store)
+    subscription = bus.subscribe()
+    tracker = Tracker(store, bus, scorer=CascadeEngine(), retry_initial_s=0.001, batch_limit=50)
+    await tracker.start()
+    # Steeper than _burst: the engine starts a cascade (and updates it) within 400 events.
+    burst = [
+        venue_event(size_usd=50_000.0 * (1 + i // 10), price=60_000.0 - 20 * i, ts=T0 + 200 * i)
+        for i in range(400)
+    ]
+    for event in burst:
+        tracker.submit(event)
+    await asyncio.wait_for(tracker.drain(), 30)
+    published = subscription.drain()
+    assert any(m.channel == "cascades" for m in published), "the burst should raise alerts"
+    assert all(bus.stored_at_publish)  # nothing went out before it was stored
+    seqs = [m.seq for m in published]
+    assert seqs == list(range(1, len(seqs) + 1))  # gapless: no seq burned by the failures
+    assert sum(m.channel == "liquidations" for m in published) == 400
+    assert tracker.counters["store_write_errors"] == 5
+    assert not tracker.writes.failing  # recovered
+    await tracker.stop()
+    await store.close()
+
+
+async def test_the_ingest_buffer_is_bounded_and_counts_what_it_drops(tmp_path: Path) -> None:
+    store = _FlakyStore(tmp_path / "db.sqlite", event_failures=1_000_000)
+    tracker = Tracker(store, LocalBus(), buffer_limit=50, retry_initial_s=0.001)
+    await tracker.start()
+    events = _burst(300)
+    tracker.submit(events[0])
+    while not tracker.writes.failing:  # the flush loop holds that batch, retrying
+        await asyncio.sleep(0.01)
+    for event in events[1:]:
+        tracker.submit(event)
+    held = tracker.buffered
+    assert held == 51  # the one in the failing batch, and the buffer's 50
+    assert tracker.counters["dropped_buffer_full"] == 300 - held
+    store.event_failures = 0  # the space comes back
+    await asyncio.wait_for(tracker.drain(), 30)
+    assert not tracker.writes.failing
+    assert tracker.counters["published"] == held
+    assert await store.last_seq() == held
+    await tracker.stop()
+    await store.close()
+
+
+async def test_stop_gives_up_on_a_store_that_stays_broken(tmp_path: Path) -> None:
+    store = _FlakyStore(tmp_path / "db.sqlite", event_failures=1_000_000)
+    tracker = Tracker(store, LocalBus(), retry_initial_s=0.001)
+    await tracker.start()
+    tracker.submit(venue_event())
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(tracker.stop(grace_s=0.2), 5)
+    assert tracker.counters["dropped_at_shutdown"] == 1
+    await store.close()
+
+
+async def test_an_outage_logs_one_line_when_it_starts_and_one_when_it_ends(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = _FlakyStore(tmp_path / "db.sqlite", event_failures=500)
+    tracker = Tracker(
+        store, LocalBus(), buffer_limit=20, retry_initial_s=0.0001, retry_max_s=0.0001
+    )
+    await tracker.start()
+    caplog.set_level(logging.DEBUG)
+    for event in _burst(100):  # overflows the buffer too
+        tracker.submit(event)
+    await asyncio.wait_for(tracker.drain(), 30)
+    assert tracker.counters["store_write_errors"] == 500
+    lines = [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert len(lines) == 3, caplog.text  # 500 failed writes; 3 state changes
+    messages = sorted(r.message for r in lines)
+    assert messages[0].startswith("ingest buffer full (20 events waiting")
+    assert messages[1].startswith(
+        "store: events writes failing: OperationalError: database or disk is full"
+    )
+    assert messages[2].startswith("store: events writes recovered after")
+    assert messages[2].endswith(
+        "500 failed attempts; backlog stored, 80 events dropped (buffer full)"
+    )
+    assert not any(r.exc_info for r in caplog.records)  # no traceback per failed batch
+    await tracker.stop()
+    await store.close()

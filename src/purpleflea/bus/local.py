@@ -90,6 +90,10 @@ class LocalBus:
     def subscribers(self) -> int:
         return len(self._subscribers)
 
+    @property
+    def connected(self) -> bool:
+        return True  # in-process: nothing to lose
+
     async def close(self) -> None:
         for subscriber in tuple(self._subscribers):
             subscriber.close("server shutting down")

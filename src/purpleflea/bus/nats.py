@@ -347,6 +347,11 @@ class NatsBus:
     def subscribers(self) -> int:
         return self._local.subscribers
 
+    @property
+    def connected(self) -> bool:
+        """Whether the NATS connection is up (the client reconnects by itself meanwhile)."""
+        return bool(self._client.is_connected)
+
     async def close(self) -> None:
         if self._consumer is not None:
             with contextlib.suppress(Exception):

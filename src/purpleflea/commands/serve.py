@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import errno
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +19,8 @@ from purpleflea.server.config import ROLES
 
 if TYPE_CHECKING:
     import socket
+
+    import uvicorn
 
     from purpleflea.server.config import ServerConfig
 
@@ -63,6 +68,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="URL",
         help="event bus between nodes: nats://host:4222[?stream=NAME&prefix=PFX] "
         "(default: in-process; required by --role ingest and api)",
+    )
+    parser.add_argument(
+        "--ingest-buffer",
+        type=int,
+        default=200_000,
+        metavar="EVENTS",
+        help="events that may wait for a failing or slow store (default 200000); beyond it "
+        "new events are dropped and counted (dropped_buffer_full in /v1/health)",
+    )
+    parser.add_argument(
+        "--feed-silence",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds without an event (sim, replay) or a frame (live) before /v1/health "
+        "says degraded (default 60)",
     )
     _limit_options(parser)
     parser.set_defaults(run=run)
@@ -169,21 +190,60 @@ def _config(args: argparse.Namespace, source: str) -> ServerConfig:
         rate_burst=args.rate_burst,
         registrations_per_min=args.registrations_per_min,
         trusted_proxies=tuple(args.trusted_proxy),
+        ingest_buffer=args.ingest_buffer,
+        feed_silence_s=args.feed_silence,
     )
 
 
 async def _serve(config: ServerConfig) -> None:
+    """Take the data folder, the store and the port, in that order, each failure one line
+    naming its cause (no traceback), and only then print the banner and serve."""
+    from purpleflea.server.app import writer_lock  # noqa: PLC0415
+    from purpleflea.store.lock import DataDirBusy  # noqa: PLC0415
+
+    held = contextlib.ExitStack()
+    try:
+        held.enter_context(writer_lock(config))
+    except DataDirBusy as exc:
+        raise SystemExit(f"purpleflea serve: {exc}") from None
+    except OSError as exc:
+        raise SystemExit(
+            f"purpleflea serve: data dir {config.data_dir} is not writable: {_reason(exc)}"
+        ) from None
+    with held:
+        await _serve_locked(config)
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+async def _serve_locked(config: ServerConfig) -> None:
     import uvicorn  # noqa: PLC0415 - server dependencies load only for `serve`
 
     from purpleflea.server.app import create_app, open_server  # noqa: PLC0415
     from purpleflea.server.net import listen_socket, uvicorn_config  # noqa: PLC0415
 
     try:
-        built = await open_server(config)
+        built = await open_server(config)  # a standby ingest node waits here, port unbound
+    except sqlite3.Error as exc:
+        raise SystemExit(
+            f"purpleflea serve: cannot open the store in {config.data_dir}: {exc}"
+        ) from None
     except (ConnectionError, OSError, ValueError) as exc:
         raise SystemExit(f"purpleflea serve: {exc}") from None
-    app = create_app(config, server=built)
-    sock = listen_socket(config.host, config.port, send_buffer=config.socket_send_buffer)
+    try:
+        sock = listen_socket(config.host, config.port, send_buffer=config.socket_send_buffer)
+    except OSError as exc:
+        # The store and bus connections opened above close as the process exits (which also
+        # hands a PostgreSQL sequencer lock to a standby at once).
+        in_use = exc.errno == errno.EADDRINUSE
+        raise SystemExit(
+            f"purpleflea serve: port {config.port} on {config.host} "
+            + ("is in use by another process" if in_use else f"cannot be used: {_reason(exc)}")
+            + " (choose another with --port)"
+        ) from None
+    app = create_app(config, server=built, lock=False)
     # Client commands run beside this one (`purpleflea tail`) find it through this record.
     address = None
     if config.role != "ingest":
@@ -198,6 +258,24 @@ async def _serve(config: ServerConfig) -> None:
             await super().shutdown(sockets)
 
     server = Server(uvicorn_config(app, config))
+    announcer = asyncio.create_task(_announce_when_serving(server, config))
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        announcer.cancel()
+        if address is not None:
+            remove_address(address)
+
+
+async def _announce_when_serving(server: uvicorn.Server, config: ServerConfig) -> None:
+    """Print the banner once the server answers requests: the socket listens from the start,
+    but until the app's startup (store warm-up, engine, source) is done a request would wait
+    unanswered, and whoever reads the banner should be able to use it at once. uvicorn has no
+    "started" event, only the flag."""
+    while not server.started:
+        if server.should_exit:
+            return
+        await asyncio.sleep(0.05)
     if config.role == "ingest":
         print(
             f"Purple Flea ingest node (source: {config.source}, store: {config.store}, "
@@ -208,8 +286,3 @@ async def _serve(config: ServerConfig) -> None:
     else:
         source = config.source if config.role == "all" else f"bus {config.bus_url}"
         print(banner(config.host, config.port, source, config.data_dir), flush=True)
-    try:
-        await server.serve(sockets=[sock])
-    finally:
-        if address is not None:
-            remove_address(address)

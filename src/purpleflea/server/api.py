@@ -57,6 +57,7 @@ class Api:
         registrations_per_min: float,
         registration_open: bool = True,
         keys_per_account: int = 10,
+        ready: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
         heatmaps: HeatmapFeed | None = None,
     ) -> None:
         self.tracker = tracker
@@ -64,6 +65,7 @@ class Api:
         self.gate = gate
         self.known_exchanges = known_exchanges
         self.health_info = health
+        self.ready_info = ready
         self.heatmaps = heatmaps
         self.registration_open = registration_open
         self.keys_per_account = keys_per_account
@@ -300,7 +302,18 @@ class Api:
     # -- operations --------------------------------------------------------------------------
 
     async def health(self, request: Request) -> Response:
+        """Always 200 while the process answers: the verdict is the body's ``status`` (``ok``
+        or ``degraded``, with ``reasons``), so a monitor can read why. For a load balancer's
+        yes/no, use ``/v1/ready``."""
         return http.json_response(self.health_info())
+
+    async def ready(self, request: Request) -> Response:
+        """200 ``{"ready": true}`` while this process serves; 503 with the ``reasons`` while
+        it cannot (starting, shutting down, store writes failing, bus down)."""
+        if self.ready_info is None:
+            return http.json_response({"ready": True, "reasons": []})
+        ready, body = self.ready_info()
+        return http.json_response(body, status=200 if ready else 503)
 
     async def metrics(self, request: Request) -> Response:
         lines: list[str] = []
@@ -329,6 +342,28 @@ class Api:
             [(f'{{reason="{k}"}}', float(v)) for k, v in sorted(self.gate.counters.items())],
         )
         health = self.health_info()
+        metric(
+            "healthy",
+            "gauge",
+            "1 while /v1/health says ok, 0 while degraded.",
+            [("", 1.0 if health.get("status") == "ok" else 0.0)],
+        )
+        store = health.get("store")
+        if isinstance(store, dict):
+            metric(
+                "store_writable",
+                "gauge",
+                "1 while the store takes writes, 0 while they fail (and are retried).",
+                [("", 1.0 if store.get("writable") else 0.0)],
+            )
+        buffer = health.get("ingest_buffer")
+        if isinstance(buffer, dict):
+            metric(
+                "ingest_buffered",
+                "gauge",
+                "Events accepted but not yet stored (capped; beyond it they are dropped).",
+                [("", float(buffer.get("buffered", 0)))],
+            )
         ingest = health.get("ingest", [])
         if isinstance(ingest, list) and ingest:
             metric(
@@ -356,5 +391,6 @@ class Api:
             Route("/v1/keys", self.keys, methods=["GET", "POST"]),
             Route("/v1/keys/{key_id}", self.authed(self.revoke_key), methods=["DELETE"]),
             Route("/v1/health", self.health),
+            Route("/v1/ready", self.ready),
             Route("/v1/metrics", self.metrics),
         ]

@@ -38,6 +38,7 @@ from purpleflea.server.api import Api
 from purpleflea.server.auth import Gate
 from purpleflea.server.config import ServerConfig
 from purpleflea.server.follower import Follower
+from purpleflea.server.health import Vitals, health_reasons, readiness_reasons
 from purpleflea.server.heatmap_relay import HeatmapRelay, PublishingSink, RelayedHeatmapModel
 from purpleflea.server.keys import KeyStore, open_key_store
 from purpleflea.server.oi_recorder import OpenInterestRecorder
@@ -71,7 +72,7 @@ EXCHANGES = (
     "sim",
 )
 
-_INGEST_PATHS = ("/v1/health", "/v1/metrics")
+_INGEST_PATHS = ("/v1/health", "/v1/ready", "/v1/metrics")
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 _KEY_IN_QUERY = re.compile(r"(api_key=)[^&]*")
@@ -134,12 +135,40 @@ class Server:
     background: list[tuple[str, Callable[[], Awaitable[None]]]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     bus_counters: Callable[[], dict[str, int]] | None = None
+    source_task: asyncio.Task[None] | None = None
+    #: Set when the shutdown begins: readiness answers 503 from then on.
+    stopping: bool = False
+    started_monotonic: float = field(default_factory=time.monotonic)
+
+    def vitals(self) -> Vitals:
+        """What health and readiness decide from (:mod:`purpleflea.server.health`)."""
+        tracker = self.tracker
+        last = tracker.last_received if tracker.last_received is not None else 0.0
+        task = self.source_task
+        return Vitals(
+            source=self.config.source,
+            started=tracker.started,
+            stopping=self.stopping,
+            source_running=None if task is None else not task.done(),
+            quiet_s=time.monotonic() - max(last, self.started_monotonic),
+            connections=list(self.ingest_stats()),
+            store_failures=tracker.writes.reasons(),
+            bus_up=self.bus.connected,
+            silence_s=self.config.feed_silence_s,
+        )
+
+    def ready(self) -> tuple[bool, dict[str, Any]]:
+        """Whether this process serves now, and the body saying why not."""
+        reasons = readiness_reasons(self.vitals())
+        return not reasons, {"ready": not reasons, "reasons": reasons}
 
     def health(self) -> dict[str, Any]:
         stats = self.ingest_stats()
         extra = {"bus": self.bus_counters()} if self.bus_counters is not None else {}
+        reasons = health_reasons(self.vitals())
         return {
-            "status": "ok",
+            "status": "degraded" if reasons else "ok",
+            "reasons": reasons,
             "version": purpleflea.__version__,
             "role": self.config.role,
             "source": self.config.source,
@@ -148,6 +177,11 @@ class Server:
             "stream_clients": len(self.gate.streams),
             "streams_closed": dict(self.streams.closed),
             "pipeline": dict(self.tracker.counters),
+            "store": self.tracker.writes.snapshot(),
+            "ingest_buffer": {
+                "buffered": self.tracker.buffered,
+                "limit": self.tracker.buffer_limit,
+            },
             "ingest": stats,
             **extra,
         }
@@ -197,6 +231,7 @@ def _engine_heatmaps(
 def _record_open_interest(server: Server, recorder: OpenInterestRecorder | None) -> Server:
     if recorder is not None:
         recorder.counters = server.tracker.counters  # its failures show in /health
+        recorder.writes = server.tracker.writes  # one outage state (and log) per store
         server.background.append(("open interest recorder", recorder.run))
         server.closers.append(recorder.close)  # closers run before the store closes
     return server
@@ -205,6 +240,7 @@ def _record_open_interest(server: Server, recorder: OpenInterestRecorder | None)
 def _assemble(
     config: ServerConfig, store: Store, bus: Bus, tracker: Tracker, heatmaps: HeatmapFeed
 ) -> Server:
+    tracker.buffer_limit = config.ingest_buffer
     keys = open_key_store(config.store, config.keys_path)
     gate = Gate(keys, RateLimiter(config.rate_per_s, config.rate_burst))
     streams = Streams(
@@ -354,7 +390,7 @@ async def _guarded(name: str, work: Awaitable[None]) -> None:
         log.exception("%s stopped with an error", name)
 
 
-def _writer_lock(config: ServerConfig) -> contextlib.AbstractContextManager[None]:
+def writer_lock(config: ServerConfig) -> contextlib.AbstractContextManager[None]:
     """The data folder's writer lock, when this process writes to a local SQLite file (a
     shared PostgreSQL store has its own rule: one ingest node)."""
     store = config.store
@@ -363,8 +399,12 @@ def _writer_lock(config: ServerConfig) -> contextlib.AbstractContextManager[None
     return exclusive(sqlite_path(store).parent, f"purpleflea serve on port {config.port}")
 
 
-def create_app(config: ServerConfig, *, server: Server | None = None) -> Starlette:
-    """The ASGI app; ``server`` may be pre-built (tests reach into its parts)."""
+def create_app(
+    config: ServerConfig, *, server: Server | None = None, lock: bool = True
+) -> Starlette:
+    """The ASGI app; ``server`` may be pre-built (tests reach into its parts). ``lock=False``:
+    the caller already holds the data folder's :func:`writer_lock` (``purpleflea serve``
+    takes it before opening anything, so a busy folder fails before the banner)."""
     built = server if server is not None else build_server(config)
     routes: list[BaseRoute]
     api = Api(
@@ -373,6 +413,7 @@ def create_app(config: ServerConfig, *, server: Server | None = None) -> Starlet
         gate=built.gate,
         known_exchanges=EXCHANGES,
         health=built.health,
+        ready=built.ready,
         registrations_per_min=config.registrations_per_min,
         registration_open=config.registration_open,
         keys_per_account=config.keys_per_account,
@@ -385,7 +426,7 @@ def create_app(config: ServerConfig, *, server: Server | None = None) -> Starlet
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        with _writer_lock(config):
+        with writer_lock(config) if lock else contextlib.nullcontext():
             async with _running(app):
                 yield
 
@@ -406,11 +447,13 @@ def create_app(config: ServerConfig, *, server: Server | None = None) -> Starlet
         )
         source = _source_task(built)
         if source is not None:
-            built.tasks.append(asyncio.create_task(_guarded(f"{config.source} source", source)))
+            built.source_task = asyncio.create_task(_guarded(f"{config.source} source", source))
+            built.tasks.append(built.source_task)
         app.state.server = built
         try:
             yield
         finally:
+            built.stopping = True
             for task in built.tasks:
                 task.cancel()
             for task in built.tasks:

@@ -60,8 +60,17 @@ class ServerConfig:
     bus_url: str | None = None
     #: How often an ingest node publishes the heatmaps of markets whose model changed.
     heatmap_publish_s: float = 1.0
+    #: Events waiting for the store at most (a failing or slow store); beyond it new events
+    #: are dropped and counted (``dropped_buffer_full`` in /v1/health and /v1/metrics).
+    ingest_buffer: int = 200_000
+    #: A feed silent this long (s) makes /v1/health ``degraded``.
+    feed_silence_s: float = 60.0
 
     def __post_init__(self) -> None:
+        if self.ingest_buffer < 1:
+            raise ValueError(f"ingest buffer must be at least 1 event, got {self.ingest_buffer}")
+        if self.feed_silence_s <= 0:
+            raise ValueError(f"feed silence must be above 0 s, got {self.feed_silence_s:g}")
         if self.role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}, got {self.role!r}")
         if self.role != "all" and self.bus_url is None:

@@ -49,6 +49,7 @@ class Follower(Tracker):
         subscription = self.nats.subscribe(_BUFFER)
         self._follow = asyncio.create_task(self._follow_loop(subscription), name="follower")
         await self.nats.start(after_seq=cursor)
+        self.started = True
 
     async def _follow_loop(self, subscription: LocalSubscription) -> None:
         while True:
@@ -63,7 +64,8 @@ class Follower(Tracker):
             log.warning("follower fell behind the bus (%s): resubscribed", reason)
             subscription = self.nats.subscribe(_BUFFER)
 
-    async def stop(self) -> None:
+    async def stop(self, *, grace_s: float = 2.0) -> None:
+        self.started = False
         if self._follow is not None:
             self._follow.cancel()
             with contextlib.suppress(asyncio.CancelledError):

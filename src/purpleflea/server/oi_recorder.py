@@ -7,22 +7,21 @@ are 15 minutes old (at most one row per market, often far fewer) and writes them
 ``batch`` rows, so the event loop is held no longer than by one batch of events. Two samples
 landing in one minute of snapshot time are one stored row, the later (the store upserts by
 market and minute): the earlier value is then replayed from the later ts, still never early.
-A failed write is counted (``oi_write_errors``) and logged, and its rows are dropped: open
-interest history is worth less than the process that serves events, and the sampler's next
-heartbeat (15 minutes at most) writes the market again.
+A failed write is counted (``oi_write_errors``) and reported to ``writes`` (which logs an
+outage once, and health reads), and its rows are dropped: open interest history is worth less
+than the process that serves events, and the sampler's next heartbeat (15 minutes at most)
+writes the market again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import Counter
 
 from purpleflea.model import MarketSnapshot
+from purpleflea.server.writes import WriteHealth
 from purpleflea.store.base import Store
 from purpleflea.store.oi_sampler import OpenInterestSampler
-
-log = logging.getLogger("purpleflea.open_interest")
 
 
 class OpenInterestRecorder:
@@ -35,6 +34,7 @@ class OpenInterestRecorder:
         counters: Counter[str] | None = None,
         batch: int = 2_000,
         sampler: OpenInterestSampler | None = None,
+        writes: WriteHealth | None = None,
     ) -> None:
         if batch < 1:
             raise ValueError(f"OpenInterestRecorder batch must be at least 1, got {batch}")
@@ -42,6 +42,7 @@ class OpenInterestRecorder:
         self.counters: Counter[str] = counters if counters is not None else Counter()
         self.batch = batch
         self.sampler = sampler if sampler is not None else OpenInterestSampler()
+        self.writes = writes if writes is not None else WriteHealth()
         self._flushing: asyncio.Future[None] | None = None
 
     def note(self, snapshot: MarketSnapshot) -> None:
@@ -55,11 +56,12 @@ class OpenInterestRecorder:
             chunk = rows[start : start + self.batch]
             try:
                 await self.store.append_open_interest(chunk)
-            except Exception:
+            except Exception as exc:
                 self.counters["oi_write_errors"] += 1
-                log.exception("could not store %d open interest rows", len(chunk))
+                self.writes.failed("open interest", exc, holding=f"{len(chunk)} rows dropped")
             else:
                 self.counters["oi_rows_written"] += len(chunk)
+                self.writes.succeeded("open interest")
             await asyncio.sleep(0)  # let events through between batches
 
     async def run(self, interval_s: float = 60.0) -> None:

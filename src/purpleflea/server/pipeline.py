@@ -6,6 +6,13 @@ pending, assigns each new event the next ``seq`` and its cascade score, appends 
 the store and only then publishes it on the bus: a ``seq`` a client has seen is always on
 disk (the resume guarantee across restarts). Cascade alerts share the same ``seq`` space, so
 one cursor resumes both channels.
+
+When the store fails (a full disk, a lost database), the batch keeps the seqs it was given and
+is retried with exponential backoff until it is stored: seqs stay gapless, and nothing, alerts
+included, is published before it is on disk. Meanwhile new events wait in a bounded buffer
+(``buffer_limit``); once it is full, further events are dropped and counted
+(``dropped_buffer_full``) instead of growing memory without end. The outage is logged once
+when it starts and once when it ends (:class:`~purpleflea.server.writes.WriteHealth`).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from purpleflea.model import (
     VenueLiquidation,
     publish,
 )
+from purpleflea.server.writes import WriteHealth
 from purpleflea.store.base import OpenInterest, Store
 from purpleflea.store.oi_sampler import HEARTBEAT_MS
 from purpleflea.store.pages import NEVER_MS, open_interest_pages, store_pages
@@ -75,6 +83,19 @@ class MarketState(msgspec.Struct, kw_only=True):
     exchanges: set[str]
 
 
+class Sequenced(msgspec.Struct, kw_only=True):
+    """A batch with its seqs and scores, on its way to the store and then to the bus.
+
+    ``stored`` is set once the events are on disk (the ones new by id), ``alerts_stored`` once
+    the alerts are: a retry after a failure resumes at the step that failed.
+    """
+
+    events: list[Liquidation]
+    alerts: list[CascadeAlert]
+    stored: list[Liquidation] | None = None
+    alerts_stored: bool = False
+
+
 class Tracker:
     """Sequences venue events into published ones; see the module docstring."""
 
@@ -87,13 +108,28 @@ class Tracker:
         heatmap: SnapshotSink | None = None,
         batch_limit: int = 2_000,
         coalesce_s: float = 0.002,
+        buffer_limit: int = 200_000,
+        retry_initial_s: float = 0.05,
+        retry_max_s: float = 5.0,
     ) -> None:
+        if buffer_limit < 1:
+            raise ValueError(f"Tracker buffer_limit must be at least 1, got {buffer_limit}")
         self.store = store
         self.bus = bus
         self.scorer = scorer
         self.heatmap = heatmap
         self.batch_limit = batch_limit
         self.coalesce_s = coalesce_s
+        #: Events waiting to be sequenced at most; beyond it, new ones are dropped (counted).
+        self.buffer_limit = buffer_limit
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+        self.writes = WriteHealth()
+        #: Monotonic time of the last event submitted (health: is the source still talking).
+        self.last_received: float | None = None
+        self.started = False
+        self._buffer_full = False
+        self._dropped_at_outage = 0
         self.counters: Counter[str] = Counter()
         self.markets: dict[str, MarketState] = {}
         self.clock_ms = 0
@@ -102,6 +138,7 @@ class Tracker:
         self._deduper = Deduper(ttl=3_600.0, max_size=500_000)
         self._next_seq = 1
         self._published_seq = 0
+        self._in_flight = 0
         self._task: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
@@ -127,6 +164,7 @@ class Tracker:
         self._task = asyncio.create_task(self._flush_loop(), name="tracker-flush")
         if self.scorer is not None:
             self._ticker = asyncio.create_task(self._tick_loop(tick_interval), name="tracker-tick")
+        self.started = True
 
     async def _warm(self, limit: int) -> None:
         """Replay the newest stored events through the scorer, so that after a restart each
@@ -188,20 +226,53 @@ class Tracker:
             return rows[done:]
         return await anext(pages, [])
 
-    async def stop(self) -> None:
-        await self.drain()
+    async def stop(self, *, grace_s: float = 2.0) -> None:
+        """Store and publish what is pending, then stop. With the store failing, waits at
+        most ``grace_s`` for it to come back: a shutdown is not held hostage by a full disk,
+        and what is still unstored then is dropped (counted and logged once)."""
+        deadline = time.monotonic() + grace_s
+        while not self._idle.is_set() and self._task is not None and not self._task.done():
+            if self.writes.failing and time.monotonic() >= deadline:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), 0.1)
+        self.started = False
         for task in (self._ticker, self._task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        lost = len(self._pending) + self._in_flight
+        if lost:
+            self.counters["dropped_at_shutdown"] += lost
+            log.error("stopped with %d events not stored (the store was failing)", lost)
 
     def submit(self, event: VenueLiquidation, received_at: int | None = None) -> None:
-        """Queue one venue event for sequencing (never blocks, never raises)."""
-        self._pending.append((event, received_at if received_at is not None else _now_ms()))
+        """Queue one venue event for sequencing (never blocks, never raises).
+
+        When ``buffer_limit`` events already wait (the store is failing or too slow), the
+        event is dropped and counted as ``dropped_buffer_full``.
+        """
         self.counters["received"] += 1
+        self.last_received = time.monotonic()
+        if len(self._pending) >= self.buffer_limit:
+            self.counters["dropped_buffer_full"] += 1
+            if not self._buffer_full:
+                self._buffer_full = True
+                log.error(
+                    "ingest buffer full (%d events waiting for the store): dropping new "
+                    "events until it drains (counted as dropped_buffer_full)",
+                    len(self._pending),
+                )
+            return
+        self._pending.append((event, received_at if received_at is not None else _now_ms()))
         self._idle.clear()
         self._wakeup.set()
+
+    @property
+    def buffered(self) -> int:
+        """Events accepted but not yet stored: waiting, or in the batch being written."""
+        return len(self._pending) + self._in_flight
 
     def on_snapshot(self, snapshot: MarketSnapshot) -> None:
         """Open interest and mark price from a poller or the simulator."""
@@ -235,15 +306,70 @@ class Tracker:
             while self._pending:
                 batch = self._pending[: self.batch_limit]
                 del self._pending[: self.batch_limit]
+                self._in_flight = len(batch)
                 try:
                     async with self._serial:
-                        await self._flush(batch)
-                except Exception:  # the store failed: count it, keep the process serving
-                    self.counters["flush_errors"] += 1
-                    log.exception("could not persist a batch of %d events", len(batch))
+                        await self._commit(self._sequence(batch))
+                except Exception:  # a bug, not the store (_commit retries those): keep serving
+                    self.counters["flush_errors"] += len(batch)
+                    log.exception("could not sequence a batch of %d events", len(batch))
+                self._in_flight = 0
+            self._caught_up()
             self._idle.set()
 
-    async def _flush(self, batch: Sequence[tuple[VenueLiquidation, int]]) -> None:
+    def _caught_up(self) -> None:
+        """Everything submitted is stored: the end of an outage (logged once) and of a full
+        buffer. Not at the first write that works: a disk with a few bytes free would flap."""
+        dropped = self.counters["dropped_buffer_full"] - self._dropped_at_outage
+        if self.writes.failing:
+            self.writes.succeeded(
+                "events", summary=f"backlog stored, {dropped} events dropped (buffer full)"
+            )
+        elif self._buffer_full:
+            log.warning("ingest buffer drained: %d events were dropped while full", dropped)
+        self._buffer_full = False
+        self._dropped_at_outage = self.counters["dropped_buffer_full"]
+
+    async def _commit(self, batch: Sequenced) -> None:
+        """Persist ``batch`` (retried with exponential backoff until the store takes it, under
+        the same seqs), then publish it. Runs under ``_serial``."""
+        delay = self.retry_initial_s
+        while True:
+            try:
+                await self._persist(batch)
+                break
+            except Exception as exc:
+                self.counters["store_write_errors"] += 1
+                self.writes.failed(
+                    "events",
+                    exc,
+                    holding=f"{len(batch.events)} events and {len(batch.alerts)} alerts held, "
+                    f"new events buffered up to {self.buffer_limit}",
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max_s)
+        assert batch.stored is not None
+        if not self._pending:
+            self._caught_up()
+        try:
+            await self._publish(batch.stored, batch.alerts)
+        except Exception as exc:  # stored: clients get it from the store on resume
+            self.counters["publish_errors"] += 1
+            log.error("bus: could not publish a stored batch: %s", exc)
+
+    async def _persist(self, batch: Sequenced) -> None:
+        """Events first, then the alerts about them: an alert is never stored before the
+        events it is about."""
+        if batch.stored is None:
+            batch.stored = await self.store.append(batch.events)
+            self.counters["duplicates"] += len(batch.events) - len(batch.stored)
+        if batch.alerts and not batch.alerts_stored:
+            await self.store.append_cascades(batch.alerts)
+        batch.alerts_stored = True
+
+    def _sequence(self, batch: Sequence[tuple[VenueLiquidation, int]]) -> Sequenced:
+        """Dedupe, give each new event the next seq and its score, and each alert it caused
+        the seqs right after it (no I/O: the seqs are final, whatever the store does next)."""
         events: list[Liquidation] = []
         alerts: list[CascadeAlert] = []
         now = time.monotonic()
@@ -264,11 +390,7 @@ class Tracker:
                 alerts.extend(self._assign(caused))
             events.append(event)
             self._remember(event)
-        stored = await self.store.append(events)
-        self.counters["duplicates"] += len(events) - len(stored)
-        if alerts:
-            await self.store.append_cascades(alerts)
-        await self._publish(stored, alerts)
+        return Sequenced(events=events, alerts=alerts)
 
     def _score(self, event: Liquidation) -> tuple[Liquidation, list[CascadeAlert]]:
         """The event with its cascade score, and the alerts it caused.
@@ -327,12 +449,12 @@ class Tracker:
             await asyncio.sleep(interval)
             # Live: the wall clock; a simulator running faster than real time moves clock_ms.
             self.clock_ms = max(self.clock_ms, _now_ms())
-            try:
-                async with self._serial:
+            async with self._serial:
+                try:
                     alerts = self._assign(self.scorer.tick(self.clock_ms))
-                    if alerts:
-                        await self.store.append_cascades(alerts)
-                        await self._publish([], alerts)
-            except Exception:
-                self.counters["tick_errors"] += 1
-                log.exception("cascade tick failed")
+                except Exception:
+                    self.counters["tick_errors"] += 1
+                    log.exception("cascade tick failed")
+                    continue
+                if alerts:
+                    await self._commit(Sequenced(events=[], alerts=alerts, stored=[]))

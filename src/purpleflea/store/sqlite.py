@@ -165,6 +165,14 @@ def _connect(path: str, *, durable: bool, read_only: bool = False) -> sqlite3.Co
     return connection
 
 
+def _rollback(writer: sqlite3.Connection) -> None:
+    """Undo the open transaction, if SQLite has not already: on ``SQLITE_FULL`` or ``IOERR`` it
+    rolls back by itself, and a ROLLBACK then would raise ``cannot rollback - no transaction is
+    active`` over the real error (a full disk looked like a bug in the store)."""
+    if writer.in_transaction:
+        writer.execute("ROLLBACK")
+
+
 def _where(
     query: Query, *, with_size: bool = True, time_column: str = "ts"
 ) -> tuple[str, list[Any]]:
@@ -316,7 +324,7 @@ class SQLiteStore:
             writer.executemany(_ROLLUP_1H, [(*k, int(c), s) for k, (c, s) in hourly.items()])
             writer.execute("COMMIT")
         except BaseException:
-            writer.execute("ROLLBACK")
+            _rollback(writer)
             raise
         self._last_seq = max(self._last_seq, events[-1].seq)
         return inserted
@@ -383,7 +391,7 @@ class SQLiteStore:
             )
             writer.execute("COMMIT")
         except BaseException:
-            writer.execute("ROLLBACK")
+            _rollback(writer)
             raise
         self._last_seq = max(self._last_seq, alerts[-1].seq)
 
@@ -398,7 +406,7 @@ class SQLiteStore:
             writer.executemany(_UPSERT_OI, table_rows)
             writer.execute("COMMIT")
         except BaseException:
-            writer.execute("ROLLBACK")
+            _rollback(writer)
             raise
 
     async def last_seq(self) -> int:

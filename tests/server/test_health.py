@@ -1,0 +1,187 @@
+"""Health that tells the truth (issue 16, findings 5 and 6), and readiness.
+
+``/v1/health`` answers 200 with ``status`` ``ok`` only while data flows, else ``degraded``
+with its ``reasons``; ``/v1/ready`` answers 503 while the process cannot serve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import purpleflea.ingest.live
+from purpleflea.ingest.connection import Backoff
+from purpleflea.server.health import Vitals, health_reasons, readiness_reasons
+from tests.fakes.exchanges import FakeExchange, dialect_for
+from tests.server.conftest import Running, make_config, running_server
+
+TIMEOUT_S = 30.0
+
+
+def _vitals(**overrides: Any) -> Vitals:
+    base: dict[str, Any] = {
+        "source": "sim",
+        "started": True,
+        "stopping": False,
+        "source_running": True,
+        "quiet_s": 1.0,
+        "connections": [],
+        "store_failures": [],
+        "bus_up": True,
+    }
+    return Vitals(**{**base, **overrides})
+
+
+def _connection(state: str, age: float | None) -> dict[str, Any]:
+    return {"name": "okx", "state": state, "last_message_age_s": age}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reasons"),
+    [
+        ({}, []),
+        ({"source": "none", "source_running": None, "quiet_s": 1e9}, []),
+        ({"quiet_s": 61.0}, ["source sim: no event for 61 s"]),
+        (
+            {"source": "replay", "source_running": False},
+            ["source replay: not running (finished or failed; see the log)"],
+        ),
+        ({"source": "live", "connections": [_connection("connected", 0.5)]}, []),
+        (
+            {"source": "live", "connections": [_connection("backoff", None)]},
+            ["source live: no exchange connection is up (1 configured)"],
+        ),
+        (
+            {"source": "live", "connections": [_connection("connected", 90.0)]},
+            ["source live: no frame for 90 s on any connection"],
+        ),
+        ({"bus_up": False}, ["bus: not connected"]),
+        ({"store_failures": ["store: events writes failing"]}, ["store: events writes failing"]),
+        ({"stopping": True}, ["shutting down"]),
+    ],
+)
+def test_health_reasons(overrides: dict[str, Any], reasons: list[str]) -> None:
+    assert health_reasons(_vitals(**overrides)) == reasons
+
+
+def test_a_silent_feed_degrades_health_but_not_readiness() -> None:
+    quiet = _vitals(quiet_s=600.0)
+    assert health_reasons(quiet)
+    assert readiness_reasons(quiet) == []
+    assert readiness_reasons(_vitals(started=False)) == ["starting: the tracker is not running yet"]
+    assert readiness_reasons(_vitals(store_failures=["store: x"])) == ["store: x"]
+
+
+async def _get(running: Running, path: str) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+        return await http.get(path)
+
+
+async def _until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT_S
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def live_okx_at(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Point ``--source live`` at one OKX connection at ``url`` (no REST, fast retries)."""
+    real = purpleflea.ingest.live.LiveIngest
+
+    def point(url: str) -> None:
+        factory = partial(
+            real,
+            exchanges=["okx"],
+            urls={"okx": url},
+            catalog_sources=(),
+            poll_sources=(),
+            binance_oi_symbols=(),
+            catalog_wait_s=0.1,
+            backoff=lambda: Backoff(base=0.05, cap=0.2),
+            open_timeout=2.0,
+        )
+        monkeypatch.setattr(purpleflea.ingest.live, "LiveIngest", factory)
+
+    return point
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_live_with_no_exchange_reachable_is_degraded(
+    tmp_path: Path, live_okx_at: Callable[[str], None]
+) -> None:
+    live_okx_at(f"ws://127.0.0.1:{_closed_port()}/ws/v5/public")
+    async with running_server(make_config(tmp_path, source="live")) as running:
+
+        async def tried() -> bool:
+            ingest = (await _get(running, "/v1/health")).json()["ingest"]
+            return any(c["reconnects"] >= 1 for c in ingest)
+
+        await _until(tried, "the OKX connection to fail at least once")
+        response = await _get(running, "/v1/health")
+        assert response.status_code == 200  # the verdict is in the body
+        health = response.json()
+        assert health["last_seq"] == 0
+        assert health["status"] == "degraded"
+        assert health["reasons"] == ["source live: no exchange connection is up (1 configured)"]
+        assert (await _get(running, "/v1/ready")).status_code == 200  # it still serves
+
+
+async def test_live_is_ok_while_an_exchange_talks(
+    tmp_path: Path, live_okx_at: Callable[[str], None]
+) -> None:
+    frame = json.dumps({"arg": {"channel": "liquidation-orders", "instType": "SWAP"}, "data": []})
+    async with FakeExchange(dialect_for("okx"), [frame]) as okx:
+        live_okx_at(okx.url)
+        async with running_server(make_config(tmp_path, source="live")) as running:
+
+            async def ok() -> bool:
+                return bool((await _get(running, "/v1/health")).json()["status"] == "ok")
+
+            await _until(ok, "health ok once OKX is connected and has sent a frame")
+
+
+async def test_a_stopped_simulator_degrades_health(tmp_path: Path) -> None:
+    config = make_config(tmp_path, source="sim", speed=5.0, sim_markets=10)
+    async with running_server(config) as running:
+
+        async def flowing() -> bool:
+            return bool((await _get(running, "/v1/health")).json()["status"] == "ok")
+
+        await _until(flowing, "the simulator's events to make health ok")
+        source = running.server.source_task
+        assert source is not None
+        source.cancel()
+
+        async def degraded() -> bool:
+            return bool((await _get(running, "/v1/health")).json()["status"] == "degraded")
+
+        await _until(degraded, "health to notice the simulator stopped")
+        reasons = (await _get(running, "/v1/health")).json()["reasons"]
+        assert reasons == ["source sim: not running (finished or failed; see the log)"]
+
+
+async def test_readiness_answers_503_while_shutting_down(live: Running) -> None:
+    ready = await _get(live, "/v1/ready")
+    assert ready.status_code == 200
+    assert ready.json() == {"ready": True, "reasons": []}
+    live.server.stopping = True
+    not_ready = await _get(live, "/v1/ready")
+    assert not_ready.status_code == 503
+    assert not_ready.json() == {"ready": False, "reasons": ["shutting down"]}
+    assert (await _get(live, "/v1/health")).json()["status"] == "degraded"

@@ -1,0 +1,145 @@
+"""``purpleflea serve`` failing to start (issue 16, finding 7): a port in use, a read-only data
+folder and a busy data folder each end in ONE line on stderr naming the cause and the port or
+path, a non-zero exit, no traceback, and no banner first."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+BANNER = "Purple Flea tracker"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _command(data_dir: Path, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "purpleflea.cli",
+        "serve",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port),
+        "--source",
+        "none",
+    ]
+
+
+def _fails_in_one_line(data_dir: Path, port: int) -> str:
+    """Run a serve that must fail; returns its one stderr line."""
+    done = subprocess.run(
+        _command(data_dir, port), capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode != 0, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr + done.stdout, done.stderr
+    assert BANNER not in done.stdout, done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("purpleflea serve: "), lines[0]
+    return lines[0]
+
+
+@contextmanager
+def _serving(data_dir: Path, port: int) -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen(
+        _command(data_dir, port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise AssertionError(f"server did not start: {process.communicate()[0]}")
+            time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_a_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = _fails_in_one_line(tmp_path / "data", port)
+    assert f"port {port} on 127.0.0.1 is in use" in line
+
+
+def test_a_busy_data_dir_fails_before_the_banner(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first_port = _free_port()
+    with _serving(data, first_port):
+        line = _fails_in_one_line(data, _free_port())
+    assert str(data) in line
+    assert f"in use by purpleflea serve on port {first_port}" in line
+
+
+@contextmanager
+def _read_only(where: Path) -> Iterator[None]:
+    """``where`` as a read-only folder holding what it held: a read-only tmpfs for root (who
+    ignores file modes), file modes for anyone else."""
+    if os.geteuid() != 0:
+        mode = where.stat().st_mode
+        where.chmod(0o555)
+        try:
+            yield
+        finally:
+            where.chmod(mode)
+        return
+    saved = {p.name: p.read_bytes() for p in where.iterdir() if p.is_file()}
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(
+            "SKIPPED LOUDLY: running as root, which writes through file modes, and cannot "
+            f"mount a read-only tmpfs here ({mounted.stderr.strip()}): the read-only data "
+            "folder case is untested on this machine"
+        )
+    try:
+        for name, data in saved.items():
+            (where / name).write_bytes(data)
+        subprocess.run(["mount", "-o", "remount,ro", str(where)], check=True)
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.mark.parametrize("with_data", [False, True], ids=["empty", "with-data"])
+def test_a_read_only_data_dir(tmp_path: Path, with_data: bool) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    if with_data:  # a folder a server wrote before
+        with _serving(data, _free_port()):
+            pass
+    with _read_only(data):
+        line = _fails_in_one_line(data, _free_port())
+    assert f"data dir {data} is not writable" in line
