@@ -27,6 +27,7 @@ PUBLIC = {
     ("GET", "/v1/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/"),
+    ("GET", "/favicon.ico"),  # the dashboard's icon
     ("POST", "/v1/keys"),  # registration (rate-limited per address)
     ("MOUNT", "/static"),  # the dashboard's own scripts and styles
 }

@@ -16,17 +16,27 @@ from tests.server.test_process import _free_port
 
 
 def _read_until(stream: object, pattern: str, timeout: float) -> list[str]:
-    """Lines from a pipe until one matches ``pattern`` (or the time runs out)."""
+    """Lines from a pipe until one matches ``pattern`` (or the time runs out).
+
+    Reads the file descriptor itself: ``readline`` on the text wrapper would pull several
+    lines into its buffer, where ``select`` cannot see them, and wait for more that never come.
+    """
     lines: list[str] = []
+    pending = b""
     deadline = time.monotonic() + timeout
     fd = stream.fileno()  # type: ignore[attr-defined]
     while time.monotonic() < deadline:
         ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            line = stream.readline()  # type: ignore[attr-defined]
-            if not line:
-                break
-            lines.append(line.rstrip("\n"))
+        if not ready:
+            continue
+        chunk = os.read(fd, 65_536)
+        if not chunk:
+            break
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for raw in complete:
+            line = raw.decode(errors="replace")
+            lines.append(line)
             if re.search(pattern, line):
                 return lines
     raise AssertionError(f"no line matching {pattern!r} within {timeout} s: {lines}")

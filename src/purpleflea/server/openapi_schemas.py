@@ -96,6 +96,23 @@ _HEALTH = {
             "pipeline": _COUNTS,
             "ingest": {"type": "array", "items": {"type": "object"}},
             "bus": _COUNTS,
+            "store": {
+                "type": "object",
+                "description": "writable: whether the last write succeeded; failing: each "
+                "writer whose writes fail, for how long and with which error.",
+                "properties": {
+                    "writable": {"type": "boolean"},
+                    "failing": {"type": "object"},
+                },
+                "required": ["writable", "failing"],
+            },
+            "ingest_buffer": {
+                "type": "object",
+                "description": "Events waiting for the store, and the cap beyond which new "
+                "ones are dropped and counted (dropped_buffer_full).",
+                "properties": {"buffered": _INTEGER, "limit": _INTEGER},
+                "required": ["buffered", "limit"],
+            },
         },
         required=["status", "version", "role", "source", "last_seq"],
     ),
@@ -103,10 +120,14 @@ _HEALTH = {
 
 _READINESS = _object(
     {
-        "status": {"type": "string", "enum": ["ready", "not_ready"]},
-        "reasons": {"type": "array", "items": _STRING},
+        "ready": {"type": "boolean", "description": "true while serving (answered 200)."},
+        "reasons": {
+            "type": "array",
+            "items": _STRING,
+            "description": "Why not ready (answered 503); empty when ready.",
+        },
     },
-    required=["status"],
+    required=["ready", "reasons"],
 )
 
 _NEW_KEY = _object(
