@@ -11,7 +11,7 @@ import pytest
 
 from purpleflea.commands import importer
 from purpleflea.commands.export import iter_events
-from purpleflea.history_io import parse_binance_csv
+from purpleflea.history_io import parse_recorder_csv
 from purpleflea.model import Liquidation
 from purpleflea.store.lock import exclusive
 from purpleflea.store.sqlite import SQLiteStore
@@ -35,7 +35,7 @@ def _row(name: str, line: int) -> list[str]:
 
 def _parse(name: str, **options: str) -> dict[str, Liquidation]:
     with (REAL / name).open() as handle:
-        parsed = parse_binance_csv(handle, source=name, **options)  # type: ignore[arg-type]
+        parsed = parse_recorder_csv("binance-csv", handle, source=name, **options)  # type: ignore[arg-type]
     return {e.id: e for e in parsed.events}
 
 

@@ -40,9 +40,7 @@ from purpleflea.venues._frame import (
     timestamp_ms,
 )
 from purpleflea.venues._units import Sizes, from_coins, from_usd, liquidation
-
-USDM = "binance_usdm"
-COINM = "binance_coinm"
+from purpleflea.venues.binance.constants import COINM, USDM
 
 _SIDES: dict[str, Side] = {"SELL": "long", "BUY": "short"}
 # Quotes we count as USD (USDT/USDC at par, as everywhere in the tracker).
