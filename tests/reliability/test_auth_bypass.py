@@ -23,6 +23,7 @@ from tests.reliability.conftest import Running, make_config
 #: (method, path) pairs anyone may call; Mount prefixes are listed with method "MOUNT".
 PUBLIC = {
     ("GET", "/v1/health"),
+    ("GET", "/v1/exchanges"),  # the exchange list, for the dashboard's filter before a key
     ("GET", "/v1/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/"),

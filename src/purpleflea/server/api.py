@@ -17,6 +17,7 @@ from purpleflea.server.keys import KeyInfo
 from purpleflea.server.pipeline import Tracker
 from purpleflea.server.ratelimit import RateLimiter
 from purpleflea.store.base import INTERVAL_MS, Query, Store
+from purpleflea.venues import registry
 
 Handler = Callable[[Request], Awaitable[Response]]
 AuthedHandler = Callable[[Request, KeyInfo], Awaitable[Response]]
@@ -248,6 +249,21 @@ class Api:
     async def health(self, request: Request) -> Response:
         return http.json_response(self.health_info())
 
+    async def exchanges(self, request: Request) -> Response:
+        """The exchange ids a filter may name, with display name and coverage (public: the
+        dashboard builds its exchange filter from it before a key is entered)."""
+        rows = []
+        for exchange_id in self.known_exchanges:
+            found = registry.EXCHANGES.get(exchange_id)
+            rows.append(
+                {
+                    "id": exchange_id,
+                    "name": found.display_name if found else exchange_id,
+                    "coverage": found.coverage if found else None,
+                }
+            )
+        return http.json_response({"exchanges": rows})
+
     async def metrics(self, request: Request) -> Response:
         lines: list[str] = []
 
@@ -301,6 +317,7 @@ class Api:
             Route("/v1/keys", self.create_key, methods=["POST"]),
             Route("/v1/keys", self.authed(self.list_keys), methods=["GET"]),
             Route("/v1/keys/{key_id}", self.authed(self.revoke_key), methods=["DELETE"]),
+            Route("/v1/exchanges", self.exchanges),
             Route("/v1/health", self.health),
             Route("/v1/metrics", self.metrics),
         ]

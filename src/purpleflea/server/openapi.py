@@ -24,7 +24,7 @@ def _param(name: str, schema: dict[str, Any], description: str, *, inside: str =
 
 _FILTERS = [
     _param("market", _LIST, "Markets, e.g. BTC-PERP (repeat or comma-separate)."),
-    _param("exchange", _LIST, "Exchange ids, e.g. binance_usdm, bybit."),
+    _param("exchange", _LIST, "Exchange ids (GET /v1/exchanges lists them)."),
     _param(
         "side",
         {"type": "array", "items": {"type": "string", "enum": ["long", "short"]}},
@@ -234,6 +234,12 @@ def document(version: str) -> dict[str, Any]:
                         "400": {"description": "Bad subscription"},
                         "401": {"description": "Missing or invalid API key"},
                     },
+                }
+            },
+            "/v1/exchanges": {
+                "get": {
+                    "summary": "Exchange ids a filter may name, with display name and coverage.",
+                    "responses": _responses({"type": "object"}, authed=False),
                 }
             },
             "/v1/health": {

@@ -22,6 +22,7 @@ from purpleflea.venues.venue import (
     Normalizer,
     PollSource,
     RecorderFormat,
+    SimListing,
     TardisReader,
     Venue,
 )
@@ -112,3 +113,12 @@ def recorder_formats() -> dict[str, RecorderFormat]:
         if not isinstance(venue.history, Absent)
         for recorder in venue.history.recorders
     }
+
+
+def _sim_listings() -> Mapping[str, SimListing]:
+    listed = [(e.id, e.sim) for e in EXCHANGES.values() if not isinstance(e.sim, Absent)]
+    return MappingProxyType(dict(sorted(listed, key=lambda item: item[1].order)))
+
+
+#: The market simulator's listing of each exchange it simulates, in its own order.
+SIM_LISTINGS: Mapping[str, SimListing] = _sim_listings()

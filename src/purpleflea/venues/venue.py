@@ -72,6 +72,21 @@ Connections = Callable[[Catalog], list[Connection]]
 
 
 @dataclass(frozen=True)
+class SimListing:
+    """How the market simulator lists an exchange: the simulator's parameters, kept with the
+    venue so the simulator names no exchange."""
+
+    #: Place in the simulator's exchange order (its random draws follow this order).
+    order: int
+    #: Share of a market's liquidations where it lists the market (renormalized per market).
+    share: float
+    #: The highest market rank (0-based, exclusive) it lists; None: every market.
+    listed_up_to: int | None
+    #: ``(base coin, bundle prefix such as "1000" or "")`` -> its perpetual's symbol.
+    symbol: Callable[[str, str], str]
+
+
+@dataclass(frozen=True)
 class Exchange:
     """One exchange id a venue reports liquidations under."""
 
@@ -83,6 +98,7 @@ class Exchange:
     connections: Connections | Absent
     #: Names the symbols its REST endpoints (open interest, catalogs) list.
     market: MarketOf
+    sim: SimListing | Absent
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,12 @@ from purpleflea.venues.binance import catalog, connection, history, open_interes
 from purpleflea.venues.binance.constants import (
     COINM,
     COINM_DISPLAY_NAME,
+    COINM_SIM,
     COVERAGE,
     DISPLAY_NAME,
     USDM,
     USDM_DISPLAY_NAME,
+    USDM_SIM,
 )
 from purpleflea.venues.binance.normalizer import (
     _coinm_market,
@@ -35,6 +37,7 @@ VENUE = Venue(
             normalize=normalize_usdm,
             connections=connection.usdm_connections,
             market=open_interest.market_name,
+            sim=USDM_SIM,
         ),
         Exchange(
             id=COINM,
@@ -43,6 +46,7 @@ VENUE = Venue(
             normalize=normalize_coinm,
             connections=connection.coinm_connections,
             market=coinm_market_name,
+            sim=COINM_SIM,
         ),
     ),
     catalog=catalog.SOURCES,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from purpleflea.venues.venue import Coverage
+from purpleflea.venues.venue import Coverage, SimListing
 
 USDM: Final = "binance_usdm"
 COINM: Final = "binance_coinm"
@@ -16,3 +16,22 @@ COINM_DISPLAY_NAME: Final = "Binance COIN-M"
 COVERAGE: Coverage = "snapshot"
 #: Quotes we count as USD (USDT/USDC at par, as everywhere in the tracker).
 USD_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD")
+
+
+def usdm_sim_symbol(base: str, bundle: str) -> str:
+    """The simulator's symbol of ``base``'s perpetual here (``bundle``: ``1000`` for PEPE...)."""
+    return f"{bundle}{base}USDT"
+
+
+#: The market simulator's listing of this exchange (see SimListing).
+USDM_SIM = SimListing(order=0, share=0.40, listed_up_to=None, symbol=usdm_sim_symbol)
+
+
+def coinm_sim_symbol(base: str, bundle: str) -> str:
+    """The simulator's symbol of ``base``'s perpetual here (``bundle``: ``1000`` for PEPE...)."""
+    del bundle
+    return f"{base}USD_PERP"
+
+
+#: The market simulator's listing of this exchange (see SimListing).
+COINM_SIM = SimListing(order=10, share=0.015, listed_up_to=25, symbol=coinm_sim_symbol)

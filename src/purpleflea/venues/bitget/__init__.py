@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from purpleflea.venues.bitget import connection
-from purpleflea.venues.bitget.constants import COVERAGE, DISPLAY_NAME, EXCHANGE
+from purpleflea.venues.bitget.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, SIM
 from purpleflea.venues.bitget.normalizer import market, normalize
 from purpleflea.venues.venue import Absent, Exchange, Venue
 
@@ -23,6 +23,7 @@ VENUE = Venue(
             normalize=normalize,
             connections=connection.connections,
             market=market_name,
+            sim=SIM,
         ),
     ),
     catalog=Absent(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from purpleflea.venues.bybit import catalog, connection, history, open_interest
-from purpleflea.venues.bybit.constants import COVERAGE, DISPLAY_NAME, EXCHANGE
+from purpleflea.venues.bybit.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, SIM
 from purpleflea.venues.bybit.normalizer import market, normalize
 from purpleflea.venues.venue import Exchange, Venue
 
@@ -23,6 +23,7 @@ VENUE = Venue(
             normalize=normalize,
             connections=connection.connections,
             market=market_name,
+            sim=SIM,
         ),
     ),
     catalog=catalog.SOURCES,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from purpleflea.venues.deribit import catalog, connection, history
-from purpleflea.venues.deribit.constants import COVERAGE, DISPLAY_NAME, EXCHANGE
+from purpleflea.venues.deribit.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, SIM
 from purpleflea.venues.deribit.normalizer import market, normalize
 from purpleflea.venues.venue import Absent, Exchange, Venue
 
@@ -24,6 +24,7 @@ VENUE = Venue(
             normalize=normalize,
             connections=connection.connections,
             market=market_name,
+            sim=SIM,
         ),
     ),
     catalog=catalog.SOURCES,

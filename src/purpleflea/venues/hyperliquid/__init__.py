@@ -37,6 +37,7 @@ VENUE = Venue(
             normalize=_NO_PUBLIC_FEED,
             connections=_NO_PUBLIC_FEED,
             market=market_name,
+            sim=Absent("the market simulator does not list it"),
         ),
     ),
     catalog=Absent("sizes are coins and there is no per-instrument subscription"),
