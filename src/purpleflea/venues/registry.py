@@ -47,10 +47,21 @@ def _discover() -> tuple[Venue, ...]:
 #: Every venue, in folder-name order.
 VENUES: tuple[Venue, ...] = _discover()
 
+
+def _index(venues: tuple[Venue, ...]) -> Mapping[str, Exchange]:
+    found: dict[str, Exchange] = {}
+    for venue in venues:
+        for exchange in venue.exchanges:
+            if exchange.id in found:
+                raise ValueError(
+                    f"exchange id {exchange.id!r} is claimed twice (venues/{venue.name}/)"
+                )
+            found[exchange.id] = exchange
+    return MappingProxyType(found)
+
+
 #: Every exchange id's :class:`Exchange`, venue by venue.
-EXCHANGES: Mapping[str, Exchange] = MappingProxyType(
-    {exchange.id: exchange for venue in VENUES for exchange in venue.exchanges}
-)
+EXCHANGES: Mapping[str, Exchange] = _index(VENUES)
 
 #: The ids an event's ``exchange`` may carry (besides the simulator's own).
 EXCHANGE_IDS: tuple[str, ...] = tuple(EXCHANGES)
