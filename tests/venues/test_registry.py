@@ -86,25 +86,31 @@ def test_every_venue_states_every_part(venue: Venue) -> None:
     for part in dataclasses.fields(Venue):
         assert getattr(venue, part.name) is not None, part.name
     folder = VENUES_DIR / venue.name
-    assert venue.display_name and venue.exchanges
+    assert venue.display_name
+    assert venue.exchanges
     ids = {exchange.id for exchange in venue.exchanges}
 
     def check_catalog(sources: tuple[CatalogSource, ...]) -> None:
-        assert sources and (folder / "catalog.py").exists()
+        assert sources
+        assert (folder / "catalog.py").exists()
         for source in sources:
-            assert isinstance(source, CatalogSource) and source.exchange in ids
+            assert isinstance(source, CatalogSource)
+            assert source.exchange in ids
             assert source.url.startswith("https://")
             _defined_in(source.parse, venue.name, "catalog")
 
     def check_open_interest(sources: tuple[PollSource, ...]) -> None:
-        assert sources and (folder / "open_interest.py").exists()
+        assert sources
+        assert (folder / "open_interest.py").exists()
         for source in sources:
-            assert isinstance(source, PollSource) and source.exchange in ids
+            assert isinstance(source, PollSource)
+            assert source.exchange in ids
             assert all(url.startswith("https://") for url in source.urls)
             _defined_in(source.parse, venue.name, "open_interest")
 
     def check_history(history: History) -> None:
-        assert isinstance(history, History) and (folder / "history.py").exists()
+        assert isinstance(history, History)
+        assert (folder / "history.py").exists()
         assert history.tardis or history.recorders
         for read in history.tardis.values():
             _defined_in(read, venue.name, "history")
@@ -136,7 +142,8 @@ def _check_exchange(venue: str, exchange: Exchange) -> None:
     def check_connections(connections: Callable[..., list[Connection]]) -> None:
         _defined_in(connections, venue, "connection")
         found = connections(NO_INSTRUMENTS)
-        assert found and all(c.exchange == exchange.id for c in found)
+        assert found
+        assert all(c.exchange == exchange.id for c in found)
         assert all(c.url.startswith("wss://") for c in found)
 
     def check_sim(listing: SimListing) -> None:
