@@ -69,7 +69,7 @@ def _texts(path: Path) -> Texts:
 
 def venue_names_outside_venues(root: Path) -> list[str]:
     """``path:line: word`` of every venue name outside ``root/venues``."""
-    hits = []
+    hits: list[str] = []
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root).as_posix()
         if not path.is_file() or relative.startswith("venues/") or "__pycache__" in relative:

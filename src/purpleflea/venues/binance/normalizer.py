@@ -41,10 +41,9 @@ from purpleflea.venues._frame import (
 )
 from purpleflea.venues._units import Sizes, from_coins, from_usd, liquidation
 from purpleflea.venues.binance.constants import COINM, USDM
+from purpleflea.venues.binance.constants import USD_QUOTES as _USD_QUOTES
 
 _SIDES: dict[str, Side] = {"SELL": "long", "BUY": "short"}
-# Quotes we count as USD (USDT/USDC at par, as everywhere in the tracker).
-_USD_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD")
 
 
 class _Order(msgspec.Struct):
