@@ -271,7 +271,6 @@ async def run_tracker(
         urls={"binance_usdm": exchange_url},
         catalog_sources=(),
         poll_sources=(),
-        binance_oi_symbols=(),
     )
     await ingest.start()
     key = server.keys.create("bench", "e2e").key

@@ -29,6 +29,7 @@ from pydantic import Field
 from purpleflea.client import LiquidationClient, PurpleFleaError
 from purpleflea.formatting import format_price
 from purpleflea.model import CascadeAlert, Liquidation
+from purpleflea.venues import registry
 
 #: History pages the "largest events" scan reads at most (each up to 1,000 events).
 MAX_SCAN_PAGES = 20
@@ -209,8 +210,7 @@ def build_server(client: LiquidationClient) -> MCPServer:
         exchanges: Annotated[
             list[str] | None,
             Field(
-                description="Only these exchanges: binance_usdm, binance_coinm, bybit, okx, "
-                "bitmex, deribit, dydx_v4, kraken_futures, bitget, gate, htx, hyperliquid, "
+                description=f"Only these exchanges: {', '.join(registry.EXCHANGE_IDS)}, "
                 "sim (the simulator). Omit for all."
             ),
         ] = None,

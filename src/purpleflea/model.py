@@ -123,7 +123,7 @@ class MarketSnapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 def instrument_of(snapshot: MarketSnapshot) -> str:
-    """The snapshot's listing as one key, ``"binance_usdm:BTCUSDT"``: what tells a market's
+    """The snapshot's listing as one key, ``"<exchange>:<symbol>"``: what tells a market's
     listings apart in the cascade engine's open interest and in the stored history of it."""
     return f"{snapshot.exchange}:{snapshot.symbol}"
 

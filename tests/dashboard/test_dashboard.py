@@ -18,6 +18,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from purpleflea.store.base import Query
+from purpleflea.venues import registry
 from tests.dashboard.harness import cascade_burst, now_ms, seed_heatmap
 from tests.server.conftest import Running, make_config, running_server, venue_event
 
@@ -221,6 +222,31 @@ async def test_filters_resubscribe_and_survive_a_reload(tracker: Running, page: 
     )
     await expect(rows(page, "BTC-PERP")).to_have_count(1)
     assert await rows(page).count() == 1  # the feed restarted with only BTC-PERP
+
+
+async def test_the_exchange_filter_lists_the_servers_exchanges(
+    tracker: Running, page: Page
+) -> None:
+    # An exchange the server does not know is dropped from the URL once the list arrives.
+    await open_live(page, tracker, "?exchange=nowhere")
+    options = page.locator("#f-exchange option")
+    await expect(options).to_have_count(1 + len(registry.EXCHANGE_IDS) + 1)  # all, ids, sim
+    values = await options.evaluate_all("os => os.map(o => o.value)")
+    assert values == ["", *registry.EXCHANGE_IDS, "sim"]
+    await expect(page.locator("#f-exchange")).to_have_value("")
+    await expect(page).not_to_have_url(re.compile("exchange="))
+
+    await page.select_option("#f-exchange", "okx")
+    await expect(page).to_have_url(re.compile(r"\?exchange=okx$"))
+    await expect(page.locator("#status")).to_have_class(re.compile("status-live"))
+    await tracker.push(
+        venue_event(market="OKXONLY-PERP", exchange="okx", ts=now_ms()),
+        venue_event(market="BYBITONLY-PERP", exchange="bybit", ts=now_ms()),
+    )
+    await expect(rows(page, "OKXONLY-PERP")).to_have_count(1)
+    assert await rows(page, "BYBITONLY-PERP").count() == 0
+    await page.reload()
+    await expect(page.locator("#f-exchange")).to_have_value("okx")
 
 
 async def test_a_rejected_key_says_so_and_another_can_be_entered(

@@ -11,7 +11,7 @@ import pytest
 
 from purpleflea.commands import importer
 from purpleflea.commands.export import iter_events
-from purpleflea.history_io import parse_binance_csv
+from purpleflea.history_io import parse_recorder_csv, parse_tardis
 from purpleflea.model import Liquidation
 from purpleflea.store.lock import exclusive
 from purpleflea.store.sqlite import SQLiteStore
@@ -35,7 +35,7 @@ def _row(name: str, line: int) -> list[str]:
 
 def _parse(name: str, **options: str) -> dict[str, Liquidation]:
     with (REAL / name).open() as handle:
-        parsed = parse_binance_csv(handle, source=name, **options)  # type: ignore[arg-type]
+        parsed = parse_recorder_csv("binance-csv", handle, source=name, **options)  # type: ignore[arg-type]
     return {e.id: e for e in parsed.events}
 
 
@@ -229,3 +229,24 @@ def test_the_cli_refuses_a_data_dir_a_server_is_writing(
     assert "456 rows -> 456 new, 0 already stored" in out
     assert args.run(args) == 0
     assert "0 new, 456 already stored" in capsys.readouterr().out
+
+
+def test_tardis_rows_use_the_venue_market_rules() -> None:
+    header = "exchange,symbol,timestamp,local_timestamp,id,side,price,amount"
+    parsed = parse_tardis(
+        [
+            header,
+            "deribit,BTC-27DEC24,1723895903305000,,7,sell,60000,600",  # inverse future: USD
+            "deribit,SOL_USDC-PERPETUAL,1723895903305000,,8,buy,150,2",  # linear: coins
+            "deribit,BTC-27DEC24-50000-C,1723895903305000,,9,sell,0.05,1",  # an option
+            "bybit,BTC-27DEC24,1723895903305000,,,sell,60000,0.5",  # linear dated: coins
+        ],
+        source="t.csv",
+    )
+    future, linear, dated = parsed.events
+    assert (future.market, future.size_usd, future.quantity) == ("BTC-20241227", 600.0, 0.01)
+    assert (linear.market, linear.side, linear.size_usd) == ("SOL-PERP", "short", 300.0)
+    assert (dated.market, dated.quantity, dated.size_usd) == ("BTC-20241227", 0.5, 30_000.0)
+    [bad] = parsed.bad
+    assert bad.line == 4
+    assert "is not a Deribit future or perpetual" in bad.reason

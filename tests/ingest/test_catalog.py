@@ -11,6 +11,15 @@ import pytest
 from purpleflea.ingest import catalog
 from purpleflea.model import Instrument
 from purpleflea.venues import bitmex
+from purpleflea.venues.binance import catalog as binance_catalog
+from purpleflea.venues.bitmex import catalog as bitmex_catalog
+from purpleflea.venues.bybit import catalog as bybit_catalog
+from purpleflea.venues.deribit import catalog as deribit_catalog
+from purpleflea.venues.dydx import catalog as dydx_catalog
+from purpleflea.venues.gate import catalog as gate_catalog
+from purpleflea.venues.htx import catalog as htx_catalog
+from purpleflea.venues.kraken import catalog as kraken_catalog
+from purpleflea.venues.okx import catalog as okx_catalog
 
 
 def test_binance_coinm_contract_size_is_usd_per_contract() -> None:
@@ -22,7 +31,7 @@ def test_binance_coinm_contract_size_is_usd_per_contract() -> None:
             ]
         }
     ).encode()
-    rows = {i.symbol: i for i in catalog.parse_binance_coinm(body)}
+    rows = {i.symbol: i for i in binance_catalog.parse_coinm(body)}
     assert rows["BTCUSD_PERP"] == Instrument(
         exchange="binance_coinm", symbol="BTCUSD_PERP", kind="inverse", contract_size=100.0
     )
@@ -40,7 +49,7 @@ def test_okx_contract_value_times_multiplier_by_contract_type() -> None:
             ],
         }
     ).encode()
-    rows = {i.symbol: i for i in catalog.parse_okx(body)}
+    rows = {i.symbol: i for i in okx_catalog.parse(body)}
     assert rows["BTC-USDT-SWAP"].kind == "linear"
     assert rows["BTC-USDT-SWAP"].contract_size == 0.01
     assert rows["BTC-USD-SWAP"].kind == "inverse"
@@ -61,7 +70,7 @@ def test_bitmex_inverse_quanto_and_linear() -> None:
             },
         ]
     ).encode()
-    rows = {i.symbol: i for i in catalog.parse_bitmex(body)}
+    rows = {i.symbol: i for i in bitmex_catalog.parse(body)}
     assert (rows["XBTUSD"].kind, rows["XBTUSD"].contract_size) == ("inverse", 1.0)
     assert (rows["ETHUSD"].kind, rows["ETHUSD"].contract_size) == ("quanto", pytest.approx(1e-6))
     assert (rows["SOLUSDT"].kind, rows["SOLUSDT"].contract_size) == ("linear", pytest.approx(1e-4))
@@ -75,7 +84,7 @@ def test_bitmex_quanto_is_priced_in_usd_through_the_xbtusd_mark() -> None:
             {"symbol": "ETHUSD", "isInverse": False, "isQuanto": True, "multiplier": 100},
         ]
     ).encode()
-    rows = {i.symbol: i for i in catalog.parse_bitmex(body)}
+    rows = {i.symbol: i for i in bitmex_catalog.parse(body)}
     assert rows["ETHUSD"].settle_usd == 60_000.0
     # An ETHUSD liquidation of 1,000 contracts at $3,000: 1e-6 XBT x 3,000 x 1,000 = 3 XBT.
     frame = json.dumps(
@@ -107,7 +116,7 @@ def test_kraken_gate_htx() -> None:
             ]
         }
     ).encode()
-    assert {(i.symbol, i.kind) for i in catalog.parse_kraken(kraken)} == {
+    assert {(i.symbol, i.kind) for i in kraken_catalog.parse(kraken)} == {
         ("PI_XBTUSD", "inverse"),
         ("PF_XBTUSD", "linear"),
     }
@@ -117,7 +126,7 @@ def test_kraken_gate_htx() -> None:
             {"name": "BTC_USD", "type": "inverse"},
         ]
     ).encode()
-    rows = {i.symbol: i for i in catalog.parse_gate(gate)}
+    rows = {i.symbol: i for i in gate_catalog.parse(gate)}
     assert rows["BTC_USDT"].contract_size == 0.0001
     assert (rows["BTC_USD"].kind, rows["BTC_USD"].contract_size) == ("inverse", 1.0)
     htx = json.dumps(
@@ -129,7 +138,7 @@ def test_kraken_gate_htx() -> None:
             ],
         }
     ).encode()
-    rows = {i.symbol: i for i in catalog.parse_htx(htx)}
+    rows = {i.symbol: i for i in htx_catalog.parse(htx)}
     assert (rows["BTC-USDT"].kind, rows["BTC-USDT"].contract_size) == ("linear", 0.001)
     assert (rows["ETH-USD"].kind, rows["ETH-USD"].contract_size) == ("inverse", 10.0)
 
@@ -137,7 +146,7 @@ def test_kraken_gate_htx() -> None:
 @pytest.mark.parametrize("body", [b"not json", b'{"data": 5}', b'{"data": [1, 2]}'])
 def test_unreadable_bodies_raise_catalog_error(body: bytes) -> None:
     with pytest.raises(catalog.CatalogError, match="okx instruments"):
-        catalog.parse_okx(body)
+        okx_catalog.parse(body)
 
 
 def test_bundled_snapshot_covers_the_documented_contracts() -> None:
@@ -166,8 +175,8 @@ async def test_refresh_replaces_a_catalog_in_place_and_caches_it(tmp_path: Path)
         {"data": [{"instId": "SOL-USDT-SWAP", "ctVal": "1", "ctMult": "1", "ctType": "linear"}]}
     ).encode()
     sources = (
-        catalog.Source("okx", "https://okx.test/swap", catalog.parse_okx),
-        catalog.Source("gate", "https://gate.test/usdt", catalog.parse_gate),
+        catalog.Source("okx", "https://okx.test/swap", okx_catalog.parse),
+        catalog.Source("gate", "https://gate.test/usdt", gate_catalog.parse),
     )
     async with httpx.AsyncClient(transport=_transport({"https://okx.test/swap": okx})) as client:
         errors = await catalogs.refresh(client, sources)
@@ -184,8 +193,8 @@ async def test_an_exchange_with_one_failed_source_keeps_its_catalog(tmp_path: Pa
     catalogs = catalog.Catalogs()
     gate = json.dumps([{"name": "NEW_USDT", "quanto_multiplier": "1", "type": "direct"}]).encode()
     sources = (
-        catalog.Source("gate", "https://gate.test/usdt", catalog.parse_gate),
-        catalog.Source("gate", "https://gate.test/btc", catalog.parse_gate),
+        catalog.Source("gate", "https://gate.test/usdt", gate_catalog.parse),
+        catalog.Source("gate", "https://gate.test/btc", gate_catalog.parse),
     )
     async with httpx.AsyncClient(
         transport=_transport({"https://gate.test/usdt": gate, "https://gate.test/btc": 503})
@@ -207,7 +216,7 @@ def test_symbol_lists_of_per_instrument_feeds() -> None:
             }
         }
     ).encode()
-    assert [(i.symbol, i.kind) for i in catalog.parse_bybit(bybit)] == [
+    assert [(i.symbol, i.kind) for i in bybit_catalog.parse(bybit)] == [
         ("BTCUSDT", "linear"),
         ("BTCUSD", "inverse"),
     ]
@@ -234,13 +243,13 @@ def test_symbol_lists_of_per_instrument_feeds() -> None:
             ]
         }
     ).encode()
-    assert [(i.symbol, i.kind, i.contract_size) for i in catalog.parse_deribit(deribit)] == [
+    assert [(i.symbol, i.kind, i.contract_size) for i in deribit_catalog.parse(deribit)] == [
         ("BTC-PERPETUAL", "inverse", 10.0),
         ("SOL_USDC-PERPETUAL", "linear", 0.1),
     ]
     dydx = json.dumps(
         {"markets": {"BTC-USD": {"status": "ACTIVE"}, "LUNA-USD": {"status": "FINAL_SETTLEMENT"}}}
     ).encode()
-    assert [i.symbol for i in catalog.parse_dydx(dydx)] == ["BTC-USD"]
+    assert [i.symbol for i in dydx_catalog.parse(dydx)] == ["BTC-USD"]
     with pytest.raises(catalog.CatalogError, match=r"bybit instruments: result\.list"):
-        catalog.parse_bybit(b'{"result": {}}')
+        bybit_catalog.parse(b'{"result": {}}')

@@ -10,6 +10,9 @@ from purpleflea.ingest import catalog, pollers
 from purpleflea.ingest.connection import Backoff
 from purpleflea.ingest.live import LiveIngest, market_of
 from purpleflea.model import MarketSnapshot, VenueLiquidation
+from purpleflea.venues.bybit import catalog as bybit_catalog
+from purpleflea.venues.bybit import open_interest as bybit_oi
+from purpleflea.venues.okx import catalog as okx_catalog
 from tests.fakes.exchanges import FakeExchange, dialect_for
 from tests.fakes.rest import FakeRest
 
@@ -91,14 +94,12 @@ async def test_live_ingest_fetches_catalogs_runs_feeds_and_pollers() -> None:
             exchanges=["okx", "bybit"],
             urls={"okx": okx.url, "bybit_linear": linear.url, "bybit_inverse": inverse.url},
             catalog_sources=(
-                catalog.Source("bybit", f"{rest.base}/bybit/linear", catalog.parse_bybit),
-                catalog.Source("bybit", f"{rest.base}/bybit/inverse", catalog.parse_bybit),
-                catalog.Source("okx", f"{rest.base}/okx/instruments", catalog.parse_okx),
+                catalog.Source("bybit", f"{rest.base}/bybit/linear", bybit_catalog.parse),
+                catalog.Source("bybit", f"{rest.base}/bybit/inverse", bybit_catalog.parse),
+                catalog.Source("okx", f"{rest.base}/okx/instruments", okx_catalog.parse),
             ),
             poll_sources=(
-                pollers.PollSource(
-                    "bybit", (f"{rest.base}/bybit/tickers",), pollers.parse_bybit_tickers
-                ),
+                pollers.PollSource("bybit", (f"{rest.base}/bybit/tickers",), bybit_oi.parse),
             ),
             backoff=lambda: Backoff(base=0.01, cap=0.05),
         )

@@ -19,6 +19,8 @@ from purpleflea.ingest import feeds
 from purpleflea.ingest.connection import FeedSpec
 from purpleflea.model import VenueLiquidation
 from purpleflea.venues import NORMALIZERS, FrameError
+from purpleflea.venues._connection import symbols_of
+from purpleflea.venues.bybit import connection as bybit_connection
 from tests.fakes.exchanges import FakeExchange, dialect_for
 from tests.fakes.harness import (
     Feeds,
@@ -38,8 +40,8 @@ SERVER_PINGS = {"deribit", "htx"}
 
 
 def test_every_normalizer_has_a_feed() -> None:
-    assert set(NORMALIZERS) == set(feeds.BUILDERS)
-    assert feeds.available() == list(feeds.BUILDERS)
+    assert feeds.available() == list(NORMALIZERS)
+    assert set(NORMALIZERS) == {spec.exchange for spec in feeds.build_feeds(catalogs_for_tests())}
 
 
 def test_binance_usdm_uses_the_market_url_split() -> None:
@@ -50,14 +52,14 @@ def test_binance_usdm_uses_the_market_url_split() -> None:
 def test_bybit_subscribes_every_catalog_symbol_in_bounded_batches() -> None:
     catalogs = catalogs_for_tests()
     linear, inverse = feeds.build_feeds(catalogs, ["bybit"])
-    symbols = feeds.symbols_of(catalogs.get("bybit"), "linear")
+    symbols = symbols_of(catalogs.get("bybit"), "linear")
     messages = linear.subscribe_messages()
     topics = [t for m in messages for t in json.loads(m)["args"]]
     assert topics == [f"allLiquidation.{s}" for s in symbols]
     assert all(len(m) < 21_000 for m in messages)
     assert "allLiquidation.BTCUSD" in inverse.subscribe_messages()[0]
     many = [f"COIN{i}USDT" for i in range(450)]
-    assert len(feeds.bybit_subscribe(many)) == 3
+    assert len(bybit_connection.subscribe(many)) == 3
 
 
 @pytest.mark.parametrize("exchange", feeds.available())

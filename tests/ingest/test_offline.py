@@ -49,7 +49,6 @@ async def test_offline_start_warns_once_per_exchange_and_backs_off(
         poll_sources=tuple(
             pollers.PollSource(s.exchange, (f"{rest}/poll",), s.parse) for s in pollers.POLL_SOURCES
         ),
-        binance_rest_url=rest,
         backoff=lambda: Backoff(base=0.2, cap=1.0),
         open_timeout=0.5,
         http_timeout=0.5,

@@ -10,6 +10,13 @@ import pytest
 
 from purpleflea.ingest import pollers
 from purpleflea.model import Instrument, MarketSnapshot
+from purpleflea.venues.binance import open_interest as binance_oi
+from purpleflea.venues.bitmex import open_interest as bitmex_oi
+from purpleflea.venues.bybit import open_interest as bybit_oi
+from purpleflea.venues.dydx import open_interest as dydx_oi
+from purpleflea.venues.gate import open_interest as gate_oi
+from purpleflea.venues.hyperliquid import open_interest as hyperliquid_oi
+from purpleflea.venues.okx import open_interest as okx_oi
 
 
 def _body(value: object) -> bytes:
@@ -35,7 +42,7 @@ def test_bybit_prefers_the_single_side_open_interest() -> None:
             },
         }
     )
-    rows = {r.symbol: r for r in pollers.parse_bybit_tickers(body, {})}
+    rows = {r.symbol: r for r in bybit_oi.parse(body, {})}
     assert rows["BTCUSDT"].open_interest == 10.0
     assert rows["ETHUSDT"].open_interest == 50.0
     # Inverse open interest is USD: converted to coins at the mark.
@@ -57,7 +64,7 @@ def test_okx_joins_open_interest_with_marks() -> None:
             _body({"code": "0", "data": [{"instId": "BTC-USDT-SWAP", "markPx": "100000"}]}),
         ]
     )
-    [row] = pollers.parse_okx(merged, {})
+    [row] = okx_oi.parse(merged, {})
     assert row == pollers.Reading("BTC-USDT-SWAP", 100000.0, 50.0)
 
 
@@ -75,7 +82,7 @@ def test_bitmex_converts_contracts_with_the_catalog() -> None:
             {"symbol": "UNKNOWN", "openInterest": 5, "markPrice": 1.0},
         ]
     )
-    rows = {r.symbol: r for r in pollers.parse_bitmex(body, catalog)}
+    rows = {r.symbol: r for r in bitmex_oi.parse(body, catalog)}
     assert rows["XBTUSD"].open_interest == pytest.approx(574264600 / 32184.89)
     assert rows["SOLUSDT"].open_interest == pytest.approx(100.0)
     assert "UNKNOWN" not in rows
@@ -85,33 +92,33 @@ def test_dydx_hyperliquid_gate() -> None:
     dydx = _body(
         {"markets": {"BTC-USD": {"oraclePrice": "27752.92", "openInterest": "1891.473716288"}}}
     )
-    assert pollers.parse_dydx(dydx, {}) == [pollers.Reading("BTC-USD", 27752.92, 1891.473716288)]
+    assert dydx_oi.parse(dydx, {}) == [pollers.Reading("BTC-USD", 27752.92, 1891.473716288)]
     hyper = _body(
         [
             {"universe": [{"name": "BTC"}, {"name": "ETH"}]},
             [{"markPx": "100000", "openInterest": "12"}, {"markPx": "3000", "openInterest": "100"}],
         ]
     )
-    assert [r.symbol for r in pollers.parse_hyperliquid(hyper, {})] == ["BTC", "ETH"]
+    assert [r.symbol for r in hyperliquid_oi.parse(hyper, {})] == ["BTC", "ETH"]
     gate_catalog = {
         "BTC_USDT": Instrument(
             exchange="gate", symbol="BTC_USDT", kind="linear", contract_size=0.0001
         )
     }
     gate = _body([{"contract": "BTC_USDT", "mark_price": "26704.26", "total_size": "169531691"}])
-    [row] = pollers.parse_gate(gate, gate_catalog)
+    [row] = gate_oi.parse(gate, gate_catalog)
     assert row.open_interest == pytest.approx(16953.1691)
 
 
 @pytest.mark.parametrize("body", [b"<html>", b'{"result": {"list": 3}}'])
 def test_unreadable_bodies_raise_poll_error(body: bytes) -> None:
     with pytest.raises(pollers.PollError, match="bybit open interest"):
-        pollers.parse_bybit_tickers(body, {})
+        bybit_oi.parse(body, {})
 
 
 def _poller(handler: httpx.MockTransport, sink: list[MarketSnapshot]) -> pollers.Poller:
     source = pollers.PollSource(
-        "dydx_v4", ("https://dydx.test/markets",), pollers.parse_dydx, interval=30.0
+        "dydx_v4", ("https://dydx.test/markets",), dydx_oi.parse, interval=30.0
     )
     return pollers.Poller(
         source,
@@ -171,12 +178,12 @@ async def test_binance_poller_reads_marks_then_open_interest_per_symbol() -> Non
         )
 
     got: list[MarketSnapshot] = []
-    poller = pollers.BinanceUsdmPoller(
-        ("BTCUSDT", "NOTLISTED"),
+    poller = pollers.Poller(
+        binance_oi.source(symbols=("BTCUSDT", "NOTLISTED"), pause=0),
         httpx.AsyncClient(transport=httpx.MockTransport(answer)),
         got.extend,
         lambda exchange, symbol: "BTC-PERP",
-        pause=0,
+        {},
     )
     await poller.poll_once()
     [snapshot] = got

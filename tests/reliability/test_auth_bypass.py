@@ -24,6 +24,7 @@ from tests.reliability.conftest import Running, make_config
 PUBLIC = {
     ("GET", "/v1/health"),
     ("GET", "/v1/ready"),  # readiness for load balancers: says only whether it serves
+    ("GET", "/v1/exchanges"),  # the exchange list, for the dashboard's filter before a key
     ("GET", "/v1/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/"),

@@ -6,6 +6,7 @@ import time
 
 import httpx
 
+from purpleflea.venues import registry
 from tests.server.conftest import T0, Running, venue_event
 
 
@@ -111,3 +112,18 @@ async def test_keep_alive_requests_are_not_held_back_by_nagle(live: Running) -> 
             timings.append(time.perf_counter() - started)
     timings.sort()
     assert timings[len(timings) // 2] < 0.02, timings
+
+
+async def test_exchanges_lists_the_registry_without_a_key(live: Running) -> None:
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        answer = await http.get("/v1/exchanges")
+        spec = (await http.get("/openapi.json")).json()
+    assert answer.status_code == 200
+    rows = answer.json()["exchanges"]
+    assert [row["id"] for row in rows] == [*registry.EXCHANGE_IDS, "sim"]
+    by_id = {row["id"]: row for row in rows}
+    assert by_id["bybit"] == {"id": "bybit", "name": "Bybit", "coverage": "complete"}
+    assert by_id["binance_usdm"]["coverage"] == "snapshot"
+    assert by_id["hyperliquid"]["coverage"] == "sampled"
+    assert by_id["sim"]["coverage"] is None
+    assert "/v1/exchanges" in spec["paths"]

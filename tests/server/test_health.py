@@ -106,7 +106,6 @@ def live_okx_at(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
             urls={"okx": url},
             catalog_sources=(),
             poll_sources=(),
-            binance_oi_symbols=(),
             catalog_wait_s=0.1,
             backoff=lambda: Backoff(base=0.05, cap=0.2),
             open_timeout=2.0,

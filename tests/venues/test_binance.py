@@ -9,6 +9,7 @@ import pytest
 
 from purpleflea.model import Instrument
 from purpleflea.venues import FrameError, binance
+from purpleflea.venues.binance import normalizer
 
 
 def _order(**overrides: object) -> dict[str, object]:
@@ -170,7 +171,7 @@ def test_the_fast_path_agrees_with_the_checked_path(overrides: dict[str, object]
     # anything it rejects; both must give the same events, or raise the same error.
     for frame in (_raw(**overrides), _combined(**overrides)):
         try:
-            expected = binance._normalize_usdm_checked(frame)
+            expected = normalizer._normalize_usdm_checked(frame)
         except FrameError as error:
             with pytest.raises(FrameError, match=re.escape(str(error.reason))):
                 binance.normalize_usdm(frame)

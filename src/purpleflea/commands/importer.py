@@ -183,9 +183,9 @@ def read_file(
             lines = _text_lines(raw, head, bar)
             if fmt == "tardis":
                 return history_io.parse_tardis(lines, source=source)
-            if fmt == "binance-csv":
-                return history_io.parse_binance_csv(
-                    lines, source=source, price_fallback=price_fallback
+            if fmt in history_io.RECORDER_FORMATS:
+                return history_io.parse_recorder_csv(
+                    fmt, lines, source=source, price_fallback=price_fallback
                 )
             if fmt == "purpleflea-csv":
                 return history_io.parse_purpleflea_csv(lines, source=source)

@@ -37,7 +37,7 @@ def use_color(choice: str) -> bool:
 
 
 def format_event(event: Liquidation, *, color: bool) -> str:
-    """``LONG LIQ  BTC-PERP  $2,140,000  @ 43,210.50  binance_usdm  Cascade: 9/10``."""
+    """``LONG LIQ  BTC-PERP  $2,140,000  @ 43,210.50  <exchange>  Cascade: 9/10``."""
     when = datetime.datetime.fromtimestamp(event.ts / 1000, datetime.UTC).strftime("%H:%M:%S")
     label = f"{event.side.upper()} LIQ"
     price = format_price(event.price)

@@ -401,7 +401,7 @@ class CascadeEngine:
     def set_open_interest(self, market: str, usd: float, instrument: str = "") -> None:
         """Tell the engine one instrument's open interest in USD (``open_interest_usd`` of a
         :class:`~purpleflea.model.MarketSnapshot`; ``instrument`` tells several exchanges'
-        listings of one market apart, e.g. ``"binance_usdm:BTCUSDT"``).
+        listings of one market apart, as ``"<exchange>:<symbol>"``).
 
         The market's open interest (the sum over its instruments) is its size: with
         ``oi_gain`` set, the score adds ``oi_gain * log2(window / (oi_ref * open interest))``

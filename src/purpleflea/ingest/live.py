@@ -36,40 +36,16 @@ from purpleflea.ingest.connection import (
     Sink,
     run_feed,
 )
-from purpleflea.ingest.pollers import POLL_SOURCES, BinanceUsdmPoller, Poller, PollSource
+from purpleflea.ingest.pollers import POLL_SOURCES, Poller, PollSource
 from purpleflea.model import MarketSnapshot
-from purpleflea.venues import binance, bitmex, bybit, dydx, gate, hyperliquid, okx, symbols
+from purpleflea.venues import registry
 
 log = logging.getLogger("purpleflea.ingest.live")
 
 SnapshotSink = Callable[[MarketSnapshot], None]
 
-#: Binance USD-M open interest is read one symbol per request: the majors only.
-BINANCE_OI_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT", "BNBUSDT")
-
-
-def _binance_usdm_market(symbol: str) -> symbols.Market | None:
-    return None if "_" in symbol else symbols.concatenated(symbol, ("USDT", "USDC"))[0]
-
-
-_MARKETS: dict[str, Callable[[str], object]] = {
-    binance.USDM: _binance_usdm_market,
-    bybit.EXCHANGE: bybit.market,
-    okx.EXCHANGE: okx.market,
-    bitmex.EXCHANGE: bitmex.market,
-    dydx.EXCHANGE: dydx.market,
-    gate.EXCHANGE: gate.market,
-    "hyperliquid": hyperliquid.market,
-}
-
-
-def market_of(exchange: str, symbol: str) -> str | None:
-    """Normalized market name (``BTC-PERP``) of an exchange symbol; None if not a market."""
-    find = _MARKETS.get(exchange)
-    found = find(symbol) if find is not None else None
-    if isinstance(found, tuple) and not isinstance(found, symbols.Market):
-        found = found[0]  # (market, flag) shapes of bybit/bitmex
-    return found.name if isinstance(found, symbols.Market) else None
+#: Normalized market name (``BTC-PERP``) of an exchange symbol; None if not a market.
+market_of = registry.market_of
 
 
 class LiveIngest:
@@ -77,8 +53,7 @@ class LiveIngest:
 
     ``urls`` overrides connection endpoints by connection name (see
     :data:`purpleflea.ingest.feeds.URLS`); ``catalog_sources``/``poll_sources`` override the REST
-    endpoints (tests point all three at loopback). ``poll_sources=()`` and
-    ``binance_oi_symbols=()`` turn polling off.
+    endpoints (tests point all three at loopback). ``poll_sources=()`` turns polling off.
     """
 
     def __init__(
@@ -94,8 +69,6 @@ class LiveIngest:
         catalog_refresh_s: float = 3600.0,
         catalog_wait_s: float = 10.0,
         poll_sources: tuple[PollSource, ...] = POLL_SOURCES,
-        binance_oi_symbols: tuple[str, ...] = BINANCE_OI_SYMBOLS,
-        binance_rest_url: str = BinanceUsdmPoller.BASE_URL,
         backoff: Callable[[], Backoff] = Backoff,
         open_timeout: float = 10.0,
         http_timeout: float = 10.0,
@@ -109,8 +82,6 @@ class LiveIngest:
         self.catalog_refresh_s = catalog_refresh_s
         self.catalog_wait_s = catalog_wait_s
         self.poll_sources = poll_sources
-        self.binance_oi_symbols = binance_oi_symbols
-        self.binance_rest_url = binance_rest_url
         self.backoff = backoff
         self.open_timeout = open_timeout
         self.http_timeout = http_timeout
@@ -187,17 +158,6 @@ class LiveIngest:
                     alarm=self._alarm(source.exchange),
                 )
                 self.pollers.append(poller)
-        if binance.USDM in enabled and self.binance_oi_symbols:
-            self.pollers.append(
-                BinanceUsdmPoller(
-                    self.binance_oi_symbols,
-                    client,
-                    self._deliver_snapshots,
-                    market_of,
-                    alarm=self._alarm(binance.USDM),
-                    base_url=self.binance_rest_url,
-                )
-            )
         for poller in self.pollers:
             self._spawn(f"{poller.source.exchange} poller", _poll_forever(poller))
 

@@ -17,6 +17,7 @@ from purpleflea.server.keys import AccountExists, KeyInfo, KeyLimitReached, NewK
 from purpleflea.server.pipeline import Tracker
 from purpleflea.server.ratelimit import RateLimiter
 from purpleflea.store.base import INTERVAL_MS, Query, Store
+from purpleflea.venues import registry
 
 Handler = Callable[[Request], Awaitable[Response]]
 AuthedHandler = Callable[[Request, KeyInfo], Awaitable[Response]]
@@ -315,6 +316,21 @@ class Api:
         ready, body = self.ready_info()
         return http.json_response(body, status=200 if ready else 503)
 
+    async def exchanges(self, request: Request) -> Response:
+        """The exchange ids a filter may name, with display name and coverage (public: the
+        dashboard builds its exchange filter from it before a key is entered)."""
+        rows = []
+        for exchange_id in self.known_exchanges:
+            found = registry.EXCHANGES.get(exchange_id)
+            rows.append(
+                {
+                    "id": exchange_id,
+                    "name": found.display_name if found else exchange_id,
+                    "coverage": found.coverage if found else None,
+                }
+            )
+        return http.json_response({"exchanges": rows})
+
     async def metrics(self, request: Request) -> Response:
         lines: list[str] = []
 
@@ -390,6 +406,7 @@ class Api:
             # One route per path, so a 405 (and OPTIONS) lists all of the path's methods.
             Route("/v1/keys", self.keys, methods=["GET", "POST"]),
             Route("/v1/keys/{key_id}", self.authed(self.revoke_key), methods=["DELETE"]),
+            Route("/v1/exchanges", self.exchanges),
             Route("/v1/health", self.health),
             Route("/v1/ready", self.ready),
             Route("/v1/metrics", self.metrics),

@@ -51,26 +51,13 @@ from purpleflea.store.base import Store
 from purpleflea.store.factory import open_store, sqlite_path
 from purpleflea.store.lock import exclusive
 from purpleflea.store.sqlite import SQLiteStore
+from purpleflea.venues import registry
 
 log = logging.getLogger("purpleflea.server")
 access_log = logging.getLogger("purpleflea.access")
 
-#: Exchange ids a filter may name (the SPEC's list).
-EXCHANGES = (
-    "binance_usdm",
-    "binance_coinm",
-    "bybit",
-    "okx",
-    "bitmex",
-    "deribit",
-    "dydx_v4",
-    "kraken_futures",
-    "bitget",
-    "gate",
-    "htx",
-    "hyperliquid",
-    "sim",
-)
+#: Exchange ids a filter may name: every venue's, and the SPEC's simulator pseudo-exchange.
+EXCHANGES = (*registry.EXCHANGE_IDS, "sim")
 
 _INGEST_PATHS = ("/v1/health", "/v1/ready", "/v1/metrics")
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")

@@ -5,8 +5,8 @@ anywhere is seen by every node's revocation poll (:meth:`Gate.watch_revocations`
 that key's streams within a second. The rules are :class:`~purpleflea.server.keys.SqlKeyStore`'s;
 this module supplies the connection and the row lock that serializes minting per account.
 
-The server's auth path calls the store synchronously: a valid key is cached by the gate, so a
-lookup costs one loopback round trip per new key, not per request.
+The server's auth path calls the store synchronously: a valid key is cached after its first
+lookup, so a lookup costs one loopback round trip per new key, not per request.
 """
 
 from __future__ import annotations

@@ -72,7 +72,11 @@ def _exchanges(exchanges: tuple[str, ...]) -> Schema:
 def _filters(exchanges: tuple[str, ...]) -> list[Schema]:
     return [
         _param("market", _list(), "Markets, e.g. BTC-PERP (repeat or comma-separate)."),
-        _param("exchange", _exchanges(exchanges), "Exchange ids (repeat or comma-separate)."),
+        _param(
+            "exchange",
+            _exchanges(exchanges),
+            "Exchange ids (repeat or comma-separate; GET /v1/exchanges lists them).",
+        ),
         _param("side", _SIDES, "Liquidated position side."),
         _MIN_USD,
         *_WINDOW,
@@ -327,6 +331,37 @@ def _operations_paths() -> dict[str, Schema]:
         "/v1/health": {
             "get": _operation(
                 "health", "Liveness and ingest state.", _ok(ref("Health")), security=None
+            )
+        },
+        "/v1/exchanges": {
+            "get": _operation(
+                "exchanges",
+                "The exchange ids filters take, with display name and coverage (complete: every "
+                "liquidation; snapshot: a throttled sample; sampled: only watched accounts).",
+                _ok(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "exchanges": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "id": {"type": "string"},
+                                        "name": {"type": "string"},
+                                        "coverage": {
+                                            "type": ["string", "null"],
+                                            "enum": ["complete", "snapshot", "sampled", None],
+                                        },
+                                    },
+                                    "required": ["id", "name", "coverage"],
+                                },
+                            }
+                        },
+                        "required": ["exchanges"],
+                    }
+                ),
+                security=None,
             )
         },
         "/v1/ready": {

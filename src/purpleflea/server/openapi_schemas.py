@@ -14,6 +14,7 @@ from purpleflea.model import CascadeAlert, Heatmap, Liquidation
 from purpleflea.server.keys import KeyInfo
 from purpleflea.server.streaming import CLOSE_CODES
 from purpleflea.store.base import Bucket
+from purpleflea.venues import registry
 
 Schema = dict[str, Any]
 
@@ -238,7 +239,7 @@ WEBSOCKET = {
             "op": "subscribe",
             "channels": ["liquidations", "cascades"],
             "markets": ["BTC-PERP"],
-            "exchanges": ["binance_usdm"],
+            "exchanges": [registry.EXCHANGE_IDS[0]],
             "sides": ["long"],
             "min_usd": 100000,
             "since_seq": 123,

@@ -20,31 +20,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from purpleflea.venues import registry
+
 #: Exchange ids and their share of liquidations where they list a market (renormalized per
 #: market over the exchanges that list it).
-EXCHANGE_SHARES: dict[str, float] = {
-    "binance_usdm": 0.40,
-    "bybit": 0.25,
-    "okx": 0.15,
-    "bitget": 0.08,
-    "gate": 0.035,
-    "htx": 0.025,
-    "bitmex": 0.012,
-    "deribit": 0.008,
-    "dydx_v4": 0.015,
-    "kraken_futures": 0.01,
-    "binance_coinm": 0.015,
-}
+EXCHANGE_SHARES: dict[str, float] = {e: s.share for e, s in registry.SIM_LISTINGS.items()}
 
 #: The highest rank (0-based, exclusive) each exchange lists; absent means every market.
 _LISTED_UP_TO: dict[str, int] = {
-    "okx": 200,
-    "htx": 150,
-    "bitmex": 30,
-    "deribit": 6,
-    "dydx_v4": 120,
-    "kraken_futures": 80,
-    "binance_coinm": 25,
+    e: s.listed_up_to for e, s in registry.SIM_LISTINGS.items() if s.listed_up_to is not None
 }
 
 #: Binance/Bybit trade these coins in bundles (``1000PEPEUSDT``); prices stay per real coin.
@@ -148,30 +132,9 @@ _TOP_VOL = {"BTC": 0.025, "ETH": 0.035, "SOL": 0.045, "XRP": 0.045, "BNB": 0.03}
 def native_symbol(exchange: str, base: str) -> str:
     """The exchange's own instrument id for ``base``'s perpetual (``BTC-USDT-SWAP``)."""
     bundle = _BUNDLE_PREFIX.get(base, "")
-    xbt = "XBT" if base == "BTC" else base
-    match exchange:
-        case "binance_usdm":
-            return f"{bundle}{base}USDT"
-        case "bybit":
-            return f"{base}1000USDT" if base == "SHIB" else f"{bundle}{base}USDT"
-        case "binance_coinm":
-            return f"{base}USD_PERP"
-        case "okx":
-            return f"{base}-USDT-SWAP"
-        case "bitget":
-            return f"{base}USDT"
-        case "gate":
-            return f"{base}_USDT"
-        case "htx":
-            return f"{base}-USDT"
-        case "bitmex":
-            return f"{xbt}USD" if base in ("BTC", "ETH") else f"{base}USDT"
-        case "deribit":
-            return f"{base}-PERPETUAL" if base in ("BTC", "ETH") else f"{base}_USDC-PERPETUAL"
-        case "dydx_v4":
-            return f"{base}-USD"
-        case "kraken_futures":
-            return f"PF_{xbt}USD"
+    listing = registry.SIM_LISTINGS.get(exchange)
+    if listing is not None:
+        return listing.symbol(base, bundle)
     raise ValueError(f"native_symbol: unknown exchange {exchange!r}")
 
 

@@ -1,49 +1,22 @@
-"""Sans-I/O exchange normalizers: raw frame bytes in, liquidation events out.
+"""The venues: one folder per exchange operator, everything we know about it, and a registry.
 
-Each module reads one exchange's public liquidation feed. Every normalizer has the shape
-``normalize(frame, instruments) -> list[VenueLiquidation]``: pure, no I/O, no clock; control
-frames (acks, pongs, heartbeats) yield nothing; a frame it cannot read raises
-:class:`FrameError` naming the exchange and the problem.
+``venues/<name>/`` holds a venue's sans-I/O normalizer (raw frame bytes in, liquidation events
+out), its connection spec, instrument-catalog and open-interest parsers, recorded-history
+rules and constants (ids, display name, coverage), and exposes them as one ``VENUE``
+(:class:`~purpleflea.venues.venue.Venue`). :mod:`~purpleflea.venues.registry` collects the
+folders; ``venues/_template/`` is the one to copy for a new venue.
 
-:mod:`~purpleflea.venues.hyperliquid` is not in :data:`NORMALIZERS`: Hyperliquid has no
-public liquidation feed, only per-address fills and node output, read by its own functions.
+Every normalizer has the shape ``normalize(frame, instruments) -> list[VenueLiquidation]``:
+pure, no I/O, no clock; control frames (acks, pongs, heartbeats) yield nothing; a frame it
+cannot read raises :class:`FrameError` naming the exchange and the problem. Hyperliquid has no
+public liquidation feed, only per-address fills and node output, read by its own functions, so
+it is not in :data:`NORMALIZERS`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from purpleflea.model import Catalog, VenueLiquidation
-from purpleflea.venues import (
-    binance,
-    bitget,
-    bitmex,
-    bybit,
-    deribit,
-    dydx,
-    gate,
-    htx,
-    hyperliquid,
-    kraken,
-    okx,
-)
 from purpleflea.venues._frame import FrameError
+from purpleflea.venues.registry import NORMALIZERS, VENUES
+from purpleflea.venues.venue import Normalizer
 
-Normalizer = Callable[[bytes | str, Catalog], list[VenueLiquidation]]
-
-#: The normalizer of every exchange with a public liquidation stream, by exchange id.
-NORMALIZERS: dict[str, Normalizer] = {
-    binance.USDM: binance.normalize_usdm,
-    binance.COINM: binance.normalize_coinm,
-    bybit.EXCHANGE: bybit.normalize,
-    okx.EXCHANGE: okx.normalize,
-    bitmex.EXCHANGE: bitmex.normalize,
-    deribit.EXCHANGE: deribit.normalize,
-    dydx.EXCHANGE: dydx.normalize,
-    kraken.EXCHANGE: kraken.normalize,
-    bitget.EXCHANGE: bitget.normalize,
-    gate.EXCHANGE: gate.normalize,
-    htx.EXCHANGE: htx.normalize,
-}
-
-__all__ = ["NORMALIZERS", "FrameError", "Normalizer", "hyperliquid"]
+__all__ = ["NORMALIZERS", "VENUES", "FrameError", "Normalizer"]

@@ -3,7 +3,7 @@
 import { ApiError, createKey, getJson, loadKey, saveKey } from "./js/api.js";
 import { AlertBanner } from "./js/alerts.js";
 import { Feed } from "./js/feed.js";
-import { EXCHANGES, readState, streamFilters, writeState } from "./js/filters.js";
+import { loadExchanges, readState, streamFilters, writeState } from "./js/filters.js";
 import { usd } from "./js/format.js";
 import { drawHeatmap, showMessage } from "./js/heatmap.js";
 import { LiveStream } from "./js/stream.js";
@@ -89,13 +89,20 @@ $("origin").textContent = location.origin;
 
 // -- filters ---------------------------------------------------------------------------------
 
-function initFilters() {
+async function initFilters() {
   const exchange = $("f-exchange");
-  for (const id of EXCHANGES) {
+  // The list is the server's (its venue registry); without it only "all" can be chosen.
+  const exchanges = await loadExchanges().catch(() => []);
+  for (const { id, name } of exchanges) {
     const option = document.createElement("option");
     option.value = id;
     option.textContent = id;
+    option.title = name;
     exchange.append(option);
+  }
+  if (!exchanges.some((e) => e.id === state.exchange)) {
+    state.exchange = "";
+    writeState(state);
   }
   const min = $("f-min");
   if (![...min.options].some((o) => Number(o.value) === state.minUsd)) {
@@ -279,7 +286,7 @@ setInterval(() => {
 setInterval(() => loadKey() && $("key-panel").hidden && refreshHeatmap(), HEATMAP_REFRESH_MS);
 setInterval(() => loadKey() && $("key-panel").hidden && refreshTop(), TOP_REFRESH_MS);
 
-initFilters();
+await initFilters();
 for (const button of document.querySelectorAll(".toggle button")) {
   button.classList.toggle("on", button.dataset.range === state.top);
 }

@@ -42,7 +42,7 @@ export class Feed {
   }
 }
 
-/** One row, e.g. "LONG LIQ  BTC-PERP  $2,140,000  $61,234.5  Cascade: 9/10  bybit  14:03:27". */
+/** One row, e.g. "LONG LIQ  BTC-PERP  $2,140,000  $61,234.5  Cascade: 9/10  <exchange>  14:03:27". */
 export function row(event) {
   const long = event.side === "long";
   const score = Number(event.cascade_score) || 0;

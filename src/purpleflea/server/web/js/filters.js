@@ -1,10 +1,16 @@
 // Filters and view choices kept in the URL's query string, so a reload or a shared link
 // shows the same page.
 
-export const EXCHANGES = [
-  "binance_usdm", "binance_coinm", "bybit", "okx", "bitmex", "deribit", "dydx_v4",
-  "kraken_futures", "bitget", "gate", "htx", "hyperliquid", "sim",
-];
+// An exchange id's shape; which ids exist is the server's to say (GET /v1/exchanges).
+const EXCHANGE_ID = /^[a-z0-9_]{1,40}$/;
+
+/** The exchanges a filter may name, [{id, name, coverage}], from the server's registry. */
+export async function loadExchanges() {
+  const response = await fetch("/v1/exchanges");
+  if (!response.ok) throw new Error(`GET /v1/exchanges: HTTP ${response.status}`);
+  const body = await response.json();
+  return Array.isArray(body.exchanges) ? body.exchanges : [];
+}
 
 /** The page state from a query string (unknown or malformed values fall back to defaults). */
 export function readState(search = location.search) {
@@ -15,7 +21,7 @@ export function readState(search = location.search) {
   return {
     minUsd: Number.isFinite(minUsd) && minUsd > 0 ? minUsd : 0,
     market: (params.get("market") || "").trim().toUpperCase(),
-    exchange: EXCHANGES.includes(exchange) ? exchange : "",
+    exchange: EXCHANGE_ID.test(exchange) ? exchange : "",
     side: side === "long" || side === "short" ? side : "",
     heatmap: (params.get("heatmap") || "BTC-PERP").trim().toUpperCase(),
     top: params.get("top") === "24h" ? "24h" : "1h",

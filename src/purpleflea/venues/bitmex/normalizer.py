@@ -39,8 +39,8 @@ from purpleflea.venues._frame import (
     positive,
 )
 from purpleflea.venues._units import Sizes, from_contracts, liquidation
+from purpleflea.venues.bitmex.constants import EXCHANGE
 
-EXCHANGE = "bitmex"
 TABLE = "liquidation"
 
 _SIDES: dict[str, Side] = {"Sell": "long", "Buy": "short"}

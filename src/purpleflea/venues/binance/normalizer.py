@@ -40,13 +40,10 @@ from purpleflea.venues._frame import (
     timestamp_ms,
 )
 from purpleflea.venues._units import Sizes, from_coins, from_usd, liquidation
-
-USDM = "binance_usdm"
-COINM = "binance_coinm"
+from purpleflea.venues.binance.constants import COINM, USDM
+from purpleflea.venues.binance.constants import USD_QUOTES as _USD_QUOTES
 
 _SIDES: dict[str, Side] = {"SELL": "long", "BUY": "short"}
-# Quotes we count as USD (USDT/USDC at par, as everywhere in the tracker).
-_USD_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD")
 
 
 class _Order(msgspec.Struct):

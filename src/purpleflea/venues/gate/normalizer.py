@@ -27,8 +27,8 @@ from purpleflea.model import NO_INSTRUMENTS, Catalog, VenueLiquidation
 from purpleflea.venues import symbols
 from purpleflea.venues._frame import FrameDecoder, FrameError, number, positive, timestamp_ms
 from purpleflea.venues._units import from_contracts, liquidation
+from purpleflea.venues.gate.constants import EXCHANGE
 
-EXCHANGE = "gate"
 CHANNEL = "futures.public_liquidates"
 
 

@@ -27,8 +27,8 @@ from purpleflea.model import NO_INSTRUMENTS, Catalog, Side, VenueLiquidation
 from purpleflea.venues import symbols
 from purpleflea.venues._frame import FrameDecoder, FrameError, non_negative, positive, timestamp_ms
 from purpleflea.venues._units import Sizes, from_coins, from_contracts, liquidation
+from purpleflea.venues.kraken.constants import EXCHANGE
 
-EXCHANGE = "kraken_futures"
 LIQUIDATION = "liquidation"
 
 _SIDES: dict[str, Side] = {"sell": "long", "buy": "short"}

@@ -26,8 +26,7 @@ from purpleflea.model import NO_INSTRUMENTS, Catalog, ContractKind, Side, VenueL
 from purpleflea.venues import symbols
 from purpleflea.venues._frame import FrameDecoder, FrameError, non_negative, positive, timestamp_ms
 from purpleflea.venues._units import from_coins, from_usd, liquidation
-
-EXCHANGE = "bybit"
+from purpleflea.venues.bybit.constants import EXCHANGE
 
 _SIDES: dict[str, Side] = {"Buy": "long", "Sell": "short"}
 _LINEAR_DATED = re.compile(r"^([A-Z0-9]+?)(?:USDT|USDC)?-(\d{1,2}[A-Z]{3}\d{2})$")

@@ -38,8 +38,8 @@ from purpleflea.venues._frame import (
     timestamp_ms,
 )
 from purpleflea.venues._units import from_contracts, liquidation
+from purpleflea.venues.okx.constants import EXCHANGE
 
-EXCHANGE = "okx"
 CHANNEL = "liquidation-orders"
 
 _POSITION_SIDES: dict[str, Side] = {"long": "long", "short": "short"}

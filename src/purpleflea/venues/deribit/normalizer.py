@@ -27,8 +27,7 @@ from purpleflea.model import NO_INSTRUMENTS, Catalog, Side, VenueLiquidation
 from purpleflea.venues import symbols
 from purpleflea.venues._frame import FrameDecoder, FrameError, non_negative, positive, timestamp_ms
 from purpleflea.venues._units import from_coins, from_usd, liquidation
-
-EXCHANGE = "deribit"
+from purpleflea.venues.deribit.constants import EXCHANGE
 
 _OPPOSITE: dict[Side, Side] = {"long": "short", "short": "long"}
 # The position a taker of each direction closes when it is the liquidated party.

@@ -27,8 +27,8 @@ from purpleflea.model import NO_INSTRUMENTS, Catalog, Side, VenueLiquidation
 from purpleflea.venues import symbols
 from purpleflea.venues._frame import FrameDecoder, FrameError, iso_ms, non_negative, positive
 from purpleflea.venues._units import from_coins, liquidation
+from purpleflea.venues.dydx.constants import EXCHANGE
 
-EXCHANGE = "dydx_v4"
 CHANNEL = "v4_trades"
 LIQUIDATED = "LIQUIDATED"
 

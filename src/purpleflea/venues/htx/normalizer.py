@@ -34,8 +34,8 @@ from purpleflea.venues._frame import (
     timestamp_ms,
 )
 from purpleflea.venues._units import UNKNOWN, Sizes, from_coins, from_contracts, liquidation
+from purpleflea.venues.htx.constants import EXCHANGE
 
-EXCHANGE = "htx"
 TOPIC_SUFFIX = ".liquidation_orders"
 
 _SIDES: dict[str, Side] = {"sell": "long", "buy": "short"}

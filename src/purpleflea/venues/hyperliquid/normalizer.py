@@ -36,8 +36,7 @@ from purpleflea.model import Side, VenueLiquidation
 from purpleflea.venues import symbols
 from purpleflea.venues._frame import FrameDecoder, FrameError, non_negative, positive, timestamp_ms
 from purpleflea.venues._units import from_coins, liquidation
-
-EXCHANGE = "hyperliquid"
+from purpleflea.venues.hyperliquid.constants import EXCHANGE
 
 # The position closed by a liquidation order on each side: A (ask) sells, closing a long.
 _ORDER_CLOSES: dict[str, Side] = {"A": "long", "B": "short"}

@@ -33,8 +33,8 @@ from purpleflea.venues._frame import (
     timestamp_ms,
 )
 from purpleflea.venues._units import from_usd, liquidation
+from purpleflea.venues.bitget.constants import EXCHANGE
 
-EXCHANGE = "bitget"
 TOPIC = "liquidation"
 
 _SIDES: dict[str, Side] = {"buy": "long", "sell": "short"}

@@ -1,0 +1,52 @@
+"""What every instrument-catalog parser shares: its error type and value checks.
+
+A parser turns one public REST body listing an exchange's contracts into
+:class:`~purpleflea.model.Instrument` rows. A body it cannot read raises :class:`CatalogError`
+naming the exchange; a row without a usable contract size is logged and skipped, so one odd
+listing never costs the rest of the catalog.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from purpleflea.model import Instrument
+
+log = logging.getLogger("purpleflea.ingest.catalog")
+
+
+class CatalogError(ValueError):
+    """A REST instrument list could not be read."""
+
+
+def json_body(exchange: str, body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise CatalogError(f"{exchange} instruments: not JSON: {exc}") from None
+
+
+def rows(exchange: str, value: Any, where: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
+        raise CatalogError(f"{exchange} instruments: {where} is not a list of objects")
+    return value
+
+
+def size(exchange: str, symbol: str, value: Any) -> float | None:
+    """A contract size > 0, or None (logged) when ``value`` is not one."""
+    try:
+        found = float(value)
+    except (TypeError, ValueError):
+        log.warning("%s instruments: %s has no usable contract size: %r", exchange, symbol, value)
+        return None
+    return found if found > 0 else None
+
+
+def linear(exchange: str, symbol: str, contract_size: float) -> Instrument:
+    return Instrument(exchange=exchange, symbol=symbol, kind="linear", contract_size=contract_size)
+
+
+def inverse(exchange: str, symbol: str, contract_size: float) -> Instrument:
+    return Instrument(exchange=exchange, symbol=symbol, kind="inverse", contract_size=contract_size)

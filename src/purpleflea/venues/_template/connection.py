@@ -1,0 +1,15 @@
+"""Connection spec: where the liquidation channel is and how to stay subscribed.
+
+Fill in (the facts come from shared/EXCHANGES.md and the exchange's docs):
+
+- the websocket URL(s) and ``subscribe(...) -> tuple[str, ...]`` building the messages with
+  ``venues/_connection.py``'s ``compact_json`` (and ``chunks`` if requests have a size cap);
+- keep-alive: a text or a function sending the exchange's application ping, its interval,
+  and ``answer(frame) -> str | None`` if the exchange pings us;
+- ``connections(instruments) -> list[Connection]``: one ``Connection`` per socket, named
+  ``<exchange>`` or ``<exchange>_<part>``, with a ``silence_timeout`` longer than the quietest
+  normal gap. Subscriptions that list instruments are a function of the live catalog, so a
+  refresh reaches them on the next connect.
+
+Pure: no sockets (``ingest/`` runs the connection). Example: ``venues/bybit/connection.py``.
+"""

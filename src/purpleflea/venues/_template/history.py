@@ -1,0 +1,14 @@
+"""Recorded history: how files recorded from this exchange become events with the live ids.
+
+Fill in:
+
+- ``read_tardis(row: TardisRow) -> VenueLiquidation`` for each Tardis.dev exchange id whose
+  ``amount`` unit is known without an instrument list: the market, sizes and id from the
+  normalizer's own functions, so a recorded and a live copy of one event get the same id
+  where the row allows it (else ``_rows.tardis_event_id``);
+- a ``RecorderFormat`` for a recorder of our own, if there is one;
+- ``HISTORY = History(tardis={"<tardis id>": read_tardis}, recorders=(...))``.
+
+``history_io.py`` reads the files and calls these. Otherwise delete this file and set
+``history=Absent("why")``. Example: ``venues/binance/history.py``.
+"""

@@ -1,0 +1,38 @@
+"""Bitget UTA v3: aggregated liquidations of its USDT, coin and USDC futures."""
+
+from __future__ import annotations
+
+from purpleflea.venues.bitget import connection
+from purpleflea.venues.bitget.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, SIM
+from purpleflea.venues.bitget.normalizer import market, normalize
+from purpleflea.venues.venue import Absent, Exchange, Venue
+
+
+def market_name(symbol: str) -> str | None:
+    return market(symbol).name
+
+
+VENUE = Venue(
+    name="bitget",
+    display_name=DISPLAY_NAME,
+    exchanges=(
+        Exchange(
+            id=EXCHANGE,
+            display_name=DISPLAY_NAME,
+            coverage=COVERAGE,
+            normalize=normalize,
+            connections=connection.connections,
+            market=market_name,
+            sim=SIM,
+        ),
+    ),
+    catalog=Absent(
+        "liquidations come in quote amounts: no contract sizes needed, one topic per product type"
+    ),
+    open_interest=Absent(
+        "no open-interest poller yet: the heatmap reads the venues with bulk endpoints"
+    ),
+    history=Absent("no Tardis or recorder rules written yet"),
+)
+
+__all__ = ["EXCHANGE", "VENUE", "market", "normalize"]

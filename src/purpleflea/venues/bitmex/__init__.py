@@ -1,0 +1,37 @@
+"""BitMEX: liquidation orders resting in the book, sized from its instrument list."""
+
+from __future__ import annotations
+
+from purpleflea.venues.bitmex import catalog, connection, open_interest
+from purpleflea.venues.bitmex.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, SIM
+from purpleflea.venues.bitmex.normalizer import market, normalize
+from purpleflea.venues.venue import Absent, Exchange, Venue
+
+
+def market_name(symbol: str) -> str | None:
+    return market(symbol)[0].name
+
+
+VENUE = Venue(
+    name="bitmex",
+    display_name=DISPLAY_NAME,
+    exchanges=(
+        Exchange(
+            id=EXCHANGE,
+            display_name=DISPLAY_NAME,
+            coverage=COVERAGE,
+            normalize=normalize,
+            connections=connection.connections,
+            market=market_name,
+            sim=SIM,
+        ),
+    ),
+    catalog=catalog.SOURCES,
+    open_interest=open_interest.SOURCES,
+    history=Absent(
+        "Tardis sizes its liquidations in contracts, which need the instrument list of the day; "
+        "no recorder of our own exists"
+    ),
+)
+
+__all__ = ["EXCHANGE", "VENUE", "market", "normalize"]

@@ -1,0 +1,22 @@
+"""Bybit: exchange id, display name and coverage class."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from purpleflea.venues.venue import Coverage, SimListing
+
+EXCHANGE: Final = "bybit"
+DISPLAY_NAME: Final = "Bybit"
+#: shared/EXCHANGES.md line 17 (Bybit v5 ``allLiquidation``): "500 ms push, documented as
+#: "all liquidations""; trap 4 (lines 47-49) counts it among the feeds that give every event.
+COVERAGE: Coverage = "complete"
+
+
+def sim_symbol(base: str, bundle: str) -> str:
+    """The simulator's symbol of ``base``'s perpetual here (``bundle``: ``1000`` for PEPE...)."""
+    return f"{base}1000USDT" if base == "SHIB" else f"{bundle}{base}USDT"
+
+
+#: The market simulator's listing of this exchange (see SimListing).
+SIM = SimListing(order=1, share=0.25, listed_up_to=None, symbol=sim_symbol)

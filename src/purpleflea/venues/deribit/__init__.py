@@ -1,0 +1,37 @@
+"""Deribit: trades flagged as liquidations on its perpetuals."""
+
+from __future__ import annotations
+
+from purpleflea.venues.deribit import catalog, connection, history
+from purpleflea.venues.deribit.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, SIM
+from purpleflea.venues.deribit.normalizer import market, normalize
+from purpleflea.venues.venue import Absent, Exchange, Venue
+
+
+def market_name(symbol: str) -> str | None:
+    found = market(symbol)
+    return found[0].name if found else None
+
+
+VENUE = Venue(
+    name="deribit",
+    display_name=DISPLAY_NAME,
+    exchanges=(
+        Exchange(
+            id=EXCHANGE,
+            display_name=DISPLAY_NAME,
+            coverage=COVERAGE,
+            normalize=normalize,
+            connections=connection.connections,
+            market=market_name,
+            sim=SIM,
+        ),
+    ),
+    catalog=catalog.SOURCES,
+    open_interest=Absent(
+        "no open-interest poller yet: the heatmap reads the venues with bulk endpoints"
+    ),
+    history=history.HISTORY,
+)
+
+__all__ = ["EXCHANGE", "VENUE", "market", "normalize"]

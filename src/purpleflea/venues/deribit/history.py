@@ -1,0 +1,36 @@
+"""Recorded Deribit liquidations: Tardis.dev rows, sized by the normalizer's market rules."""
+
+from __future__ import annotations
+
+from purpleflea.model import VenueLiquidation
+from purpleflea.venues._rows import RowError, tardis_event_id
+from purpleflea.venues._units import from_coins, from_usd, liquidation
+from purpleflea.venues.deribit.constants import EXCHANGE
+from purpleflea.venues.deribit.normalizer import market
+from purpleflea.venues.venue import History, TardisRow
+
+
+def read_tardis(row: TardisRow) -> VenueLiquidation:
+    """Tardis ``deribit``: ``amount`` in USD for inverse instruments (``BTC-PERPETUAL``,
+    ``BTC-27DEC24``), coins for linear ones (``BTC_USDC-PERPETUAL``)."""
+    found = market(row.symbol)
+    if found is None:
+        raise RowError(f"symbol {row.symbol!r} is not a Deribit future or perpetual")
+    name, linear = found
+    if linear:
+        sizes = from_coins(EXCHANGE, row.amount, row.price)
+    else:
+        sizes = from_usd(EXCHANGE, row.amount, row.price)
+    return liquidation(
+        EXCHANGE,
+        name,
+        id=tardis_event_id(EXCHANGE, row),
+        symbol=row.symbol,
+        side=row.side,
+        price=row.price,
+        sizes=sizes,
+        ts=row.ts,
+    )
+
+
+HISTORY = History(tardis={"deribit": read_tardis})

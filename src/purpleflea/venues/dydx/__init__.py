@@ -1,0 +1,35 @@
+"""dYdX v4: ``LIQUIDATED`` trades of every market, one subscription per market."""
+
+from __future__ import annotations
+
+from purpleflea.venues.dydx import catalog, connection, open_interest
+from purpleflea.venues.dydx.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, SIM
+from purpleflea.venues.dydx.normalizer import market, normalize
+from purpleflea.venues.venue import Absent, Exchange, Venue
+
+
+def market_name(symbol: str) -> str | None:
+    found = market(symbol)
+    return found.name if found else None
+
+
+VENUE = Venue(
+    name="dydx",
+    display_name=DISPLAY_NAME,
+    exchanges=(
+        Exchange(
+            id=EXCHANGE,
+            display_name=DISPLAY_NAME,
+            coverage=COVERAGE,
+            normalize=normalize,
+            connections=connection.connections,
+            market=market_name,
+            sim=SIM,
+        ),
+    ),
+    catalog=catalog.SOURCES,
+    open_interest=open_interest.SOURCES,
+    history=Absent("no Tardis or recorder rules written yet"),
+)
+
+__all__ = ["EXCHANGE", "VENUE", "market", "normalize"]

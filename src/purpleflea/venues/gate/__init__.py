@@ -1,0 +1,38 @@
+"""Gate futures: public liquidations of USDT- and BTC-settled contracts."""
+
+from __future__ import annotations
+
+from purpleflea.venues.gate import catalog, connection, open_interest
+from purpleflea.venues.gate.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, SIM
+from purpleflea.venues.gate.normalizer import market, normalize
+from purpleflea.venues.venue import Absent, Exchange, Venue
+
+
+def market_name(symbol: str) -> str | None:
+    found = market(symbol)
+    return found.name if found else None
+
+
+VENUE = Venue(
+    name="gate",
+    display_name=DISPLAY_NAME,
+    exchanges=(
+        Exchange(
+            id=EXCHANGE,
+            display_name=DISPLAY_NAME,
+            coverage=COVERAGE,
+            normalize=normalize,
+            connections=connection.connections,
+            market=market_name,
+            sim=SIM,
+        ),
+    ),
+    catalog=catalog.SOURCES,
+    open_interest=open_interest.SOURCES,
+    history=Absent(
+        "Tardis sizes its liquidations in contracts, which need the instrument list of the day; "
+        "no recorder of our own exists"
+    ),
+)
+
+__all__ = ["EXCHANGE", "VENUE", "market", "normalize"]

@@ -1,0 +1,47 @@
+"""Gate futures' ``futures.public_liquidates`` connections, one per settle currency.
+
+The only clock in a connection spec: Gate wants the current time in its messages.
+"""
+
+from __future__ import annotations
+
+import time
+
+from purpleflea.model import Catalog
+from purpleflea.venues._connection import compact_json
+from purpleflea.venues.gate.constants import EXCHANGE
+from purpleflea.venues.gate.normalizer import CHANNEL
+from purpleflea.venues.venue import Connection
+
+URLS = {
+    "usdt": "wss://fx-ws.gateio.ws/v4/ws/usdt",
+    "btc": "wss://fx-ws.gateio.ws/v4/ws/btc",
+}
+
+
+def subscribe(now: float | None = None) -> tuple[str, ...]:
+    stamp = int(time.time() if now is None else now)
+    message = {"time": stamp, "channel": CHANNEL, "event": "subscribe", "payload": ["!all"]}
+    return (compact_json(message),)
+
+
+def ping(now: float | None = None) -> str:
+    return compact_json(
+        {"time": int(time.time() if now is None else now), "channel": "futures.ping"}
+    )
+
+
+def connections(instruments: Catalog) -> list[Connection]:
+    del instruments  # "!all" subscribes to every contract
+    return [
+        Connection(
+            name=f"{EXCHANGE}_{settle}",
+            exchange=EXCHANGE,
+            url=url,
+            subscribe=subscribe,
+            keepalive=ping,
+            keepalive_interval=20.0,
+            silence_timeout=60.0,
+        )
+        for settle, url in URLS.items()
+    ]

@@ -1,0 +1,37 @@
+"""Kraken Futures: trades of type ``liquidation`` on its ``trade`` feed."""
+
+from __future__ import annotations
+
+from purpleflea.venues.kraken import catalog, connection
+from purpleflea.venues.kraken.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, SIM
+from purpleflea.venues.kraken.normalizer import market, normalize
+from purpleflea.venues.venue import Absent, Exchange, Venue
+
+
+def market_name(symbol: str) -> str | None:
+    found = market(symbol)
+    return found[0].name if found else None
+
+
+VENUE = Venue(
+    name="kraken",
+    display_name=DISPLAY_NAME,
+    exchanges=(
+        Exchange(
+            id=EXCHANGE,
+            display_name=DISPLAY_NAME,
+            coverage=COVERAGE,
+            normalize=normalize,
+            connections=connection.connections,
+            market=market_name,
+            sim=SIM,
+        ),
+    ),
+    catalog=catalog.SOURCES,
+    open_interest=Absent(
+        "no open-interest poller yet: the heatmap reads the venues with bulk endpoints"
+    ),
+    history=Absent("no Tardis or recorder rules written yet"),
+)
+
+__all__ = ["EXCHANGE", "VENUE", "market", "normalize"]

@@ -1,0 +1,33 @@
+"""OKX's public ``liquidation-orders`` connection (shared/EXCHANGES.md, OKX)."""
+
+from __future__ import annotations
+
+from purpleflea.model import Catalog
+from purpleflea.venues._connection import compact_json
+from purpleflea.venues.okx.constants import EXCHANGE
+from purpleflea.venues.okx.normalizer import CHANNEL
+from purpleflea.venues.venue import Connection
+
+URL = "wss://ws.okx.com:8443/ws/v5/public"
+
+
+def subscribe() -> tuple[str, ...]:
+    args = [{"channel": CHANNEL, "instType": kind} for kind in ("SWAP", "FUTURES")]
+    return (compact_json({"op": "subscribe", "args": args}),)
+
+
+def connections(instruments: Catalog) -> list[Connection]:
+    # OKX drops a connection after 30 s without traffic: a text ping keeps it (and the
+    # watchdog) fed with pongs.
+    del instruments  # one channel per instrument type carries every contract
+    return [
+        Connection(
+            name="okx",
+            exchange=EXCHANGE,
+            url=URL,
+            subscribe=subscribe(),
+            keepalive="ping",
+            keepalive_interval=20.0,
+            silence_timeout=60.0,
+        )
+    ]

@@ -1,0 +1,211 @@
+"""What a venue is: the typed parts every ``venues/<name>/`` folder exposes as ``VENUE``.
+
+A venue is one exchange operator (Binance, OKX, ...). It reports liquidations under one or
+more exchange ids (Binance: ``binance_usdm`` and ``binance_coinm``), each an
+:class:`Exchange` with its normalizer, connection spec, market naming and coverage class. The
+venue's REST parts (instrument catalog, open interest and marks, recorded history) are
+:class:`Venue` fields. Everything here is pure data and pure functions: the ``ingest`` layer
+does the I/O, the registry (:mod:`purpleflea.venues.registry`) collects the folders.
+
+A part a venue does not have is :class:`Absent` with the reason, never left out: the registry
+test checks that every venue states every part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal, NamedTuple, get_args
+
+from purpleflea.model import Catalog, Instrument, Side, VenueLiquidation
+
+#: How complete a venue's liquidation feed is (shared/SPEC.md, event schema ``coverage``):
+#: ``complete`` every liquidation, ``snapshot`` a throttled or partial sample of them,
+#: ``sampled`` only the accounts we watch.
+Coverage = Literal["complete", "snapshot", "sampled"]
+COVERAGES: tuple[Coverage, ...] = get_args(Coverage)
+
+#: One exchange's frames -> events, reading contract sizes from its instrument catalog.
+Normalizer = Callable[[bytes | str, Catalog], list[VenueLiquidation]]
+#: An exchange symbol -> its normalized market name (``BTC-PERP``); None if it is none of ours.
+MarketOf = Callable[[str], str | None]
+#: Answers an exchange's application-level ping frame (None: not a ping).
+Answer = Callable[[bytes | str], str | None]
+#: Messages computed when a connection opens (subscriptions from the current catalog, pings
+#: that carry the current time).
+Messages = Callable[[], tuple[str, ...]]
+Message = Callable[[], str]
+
+
+@dataclass(frozen=True)
+class Absent:
+    """A part this venue does not have; ``reason`` says why (for the next reader)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One websocket connection of an exchange: where, what to send, how to keep it alive.
+
+    ``name`` is unique across venues (``bybit_linear``); ``#n`` suffixes (``dydx_v4#2``) share
+    the endpoint of the name before them. ``subscribe`` and ``keepalive`` may be fixed text or
+    functions called each time they are needed (subscriptions rebuilt from the catalog on
+    every reconnect). ``silence_timeout`` is the watchdog: seconds without any frame before
+    the connection counts as dead.
+    """
+
+    name: str
+    exchange: str
+    url: str
+    subscribe: tuple[str, ...] | Messages = ()
+    keepalive: str | Message | None = None
+    keepalive_interval: float = 20.0
+    answer: Answer | None = None
+    silence_timeout: float = 90.0
+    subscribe_pause: float = 0.0
+
+
+#: The connections of one exchange, given its live instrument catalog (a mapping whose
+#: contents a refresh replaces, so subscriptions computed on connect see new instruments).
+Connections = Callable[[Catalog], list[Connection]]
+
+
+@dataclass(frozen=True)
+class SimListing:
+    """How the market simulator lists an exchange: the simulator's parameters, kept with the
+    venue so the simulator names no exchange."""
+
+    #: Place in the simulator's exchange order (its random draws follow this order).
+    order: int
+    #: Share of a market's liquidations where it lists the market (renormalized per market).
+    share: float
+    #: The highest market rank (0-based, exclusive) it lists; None: every market.
+    listed_up_to: int | None
+    #: ``(base coin, bundle prefix such as "1000" or "")`` -> its perpetual's symbol.
+    symbol: Callable[[str, str], str]
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One exchange id a venue reports liquidations under."""
+
+    id: str
+    display_name: str
+    #: See :data:`Coverage`; the venue's constants cite shared/EXCHANGES.md for it.
+    coverage: Coverage
+    normalize: Normalizer | Absent
+    connections: Connections | Absent
+    #: Names the symbols its REST endpoints (open interest, catalogs) list.
+    market: MarketOf
+    sim: SimListing | Absent
+
+
+@dataclass(frozen=True)
+class CatalogSource:
+    """One public REST endpoint listing an exchange's contracts, and its parser."""
+
+    exchange: str
+    url: str
+    parse: Callable[[bytes], list[Instrument]]
+
+
+class Reading(NamedTuple):
+    """One instrument's mark price and one-side open interest in coins."""
+
+    symbol: str
+    mark_price: float
+    open_interest: float
+
+
+#: A bulk open-interest body (several endpoints' bodies merged) -> readings, contracts
+#: converted to coins with the exchange's catalog.
+ReadingsParser = Callable[[bytes, Catalog], list[Reading]]
+
+
+@dataclass(frozen=True)
+class PerSymbol:
+    """Open interest read one symbol per request (``GET url?symbol=``), for exchanges with no
+    bulk endpoint; ``parse`` reads one answer as ``(symbol, coins)``."""
+
+    url: str
+    parse: Callable[[bytes], tuple[str, float]]
+    symbols: tuple[str, ...]
+    #: Seconds between per-symbol requests, to stay inside the exchange's rate limit.
+    pause: float = 0.05
+
+
+@dataclass(frozen=True)
+class PollSource:
+    """One exchange's open-interest and mark-price endpoint(s) and how to read them.
+
+    The bodies of several ``urls`` are merged (OKX: open interest + marks). With
+    ``per_symbol``, ``urls`` give the marks and open interest is fetched per symbol.
+    """
+
+    exchange: str
+    urls: tuple[str, ...]
+    parse: ReadingsParser
+    interval: float = 60.0
+    method: str = "GET"
+    payload: Mapping[str, str] | None = None
+    per_symbol: PerSymbol | None = None
+
+
+PriceFallback = Literal["none", "order"]
+
+
+class TardisRow(NamedTuple):
+    """The fields of one Tardis normalized ``liquidations`` row every venue reads, checked."""
+
+    symbol: str
+    #: The liquidation *order* side, ``buy`` or ``sell``.
+    order_side: str
+    #: The liquidated position: the order side's opposite (a sell closes a long).
+    side: Side
+    price: float
+    amount: float
+    #: ``amount`` as written (ids use its canonical spelling).
+    amount_text: str
+    ts: int
+    #: Tardis's ``id`` column, or the timestamp text when it is empty.
+    ref: str
+
+
+#: One Tardis row -> the event the venue's live normalizer would give (ts and sizes in our
+#: units); raises ``ValueError`` (a RowError or FrameError) naming the field.
+TardisReader = Callable[[TardisRow], VenueLiquidation]
+#: One row of a venue's own recorder CSV -> its event, or None for a row that is not a print.
+RecorderRow = Callable[[list[str], PriceFallback], VenueLiquidation | None]
+
+
+@dataclass(frozen=True)
+class RecorderFormat:
+    """A CSV format recorded from one venue's feed (no header), read row by row."""
+
+    name: str
+    read: RecorderRow
+    #: Whether a file's first row (split on commas) looks like this format.
+    detect: Callable[[list[str]], bool]
+
+
+@dataclass(frozen=True)
+class History:
+    """How recorded liquidation history of this venue becomes events with the live ids."""
+
+    #: Tardis exchange id (``binance-futures``) -> reader of its rows.
+    tardis: Mapping[str, TardisReader]
+    recorders: tuple[RecorderFormat, ...] = ()
+
+
+@dataclass(frozen=True)
+class Venue:
+    """Everything the tracker knows about one venue; every part present or :class:`Absent`."""
+
+    #: The folder name, ``venues/<name>/``.
+    name: str
+    display_name: str
+    exchanges: tuple[Exchange, ...]
+    catalog: tuple[CatalogSource, ...] | Absent
+    open_interest: tuple[PollSource, ...] | Absent
+    history: History | Absent
