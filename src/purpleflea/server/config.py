@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from purpleflea.server.webhook_policy import WebhookSettings
 
 ROLES = ("all", "ingest", "api")
 
@@ -49,6 +51,8 @@ class ServerConfig:
     bus_url: str | None = None
     #: How often an ingest node publishes the heatmaps of markets whose model changed.
     heatmap_publish_s: float = 1.0
+    #: Webhook delivery: retries, backoff, queues, limits, private targets (docs/webhooks.md).
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:

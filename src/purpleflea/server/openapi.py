@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from purpleflea.model import Liquidation
+from purpleflea.server.webhook_routes import webhook_paths
 
 _LIST = {"type": "array", "items": {"type": "string"}}
 
@@ -248,5 +249,6 @@ def document(version: str) -> dict[str, Any]:
                     "responses": {"200": {"description": "text/plain"}},
                 }
             },
+            **webhook_paths(),
         },
     }

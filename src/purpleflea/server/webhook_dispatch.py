@@ -1,0 +1,399 @@
+"""Webhook delivery: the async driver of :mod:`purpleflea.server.webhook_policy`.
+
+One :class:`Dispatcher` runs on the node that sequences events (role ``all`` or ``ingest``:
+only one such node is active per deployment), so each item is delivered once, not once per
+API node. It reads the bus like a stream client and, for each webhook whose filter wants the
+item, appends it to that webhook's bounded queue; that never waits on a network, so a slow
+receiver holds up nothing but its own queue. One worker per webhook sends its queue in seq
+order, each delivery retried as the policy decides; a delivery that fails every attempt, or
+finds the queue full, becomes a dead letter in the shared store, readable and replayable by
+the webhook's account (:func:`replay_dead_letters`, from any API node).
+
+What is still queued when the server stops is written to the dead letters as well (error
+``not delivered before the server stopped``): nothing is dropped without a trace, and a replay
+sends it. Delivery is at least once: a receiver deduplicates by ``X-Purpleflea-Event-Id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+import purpleflea
+from purpleflea.bus.base import Bus, Message, SubscriptionClosed
+from purpleflea.model import CascadeAlert, Liquidation
+from purpleflea.server.filters import BadSubscription, StreamFilter, parse_filter
+from purpleflea.server.webhook_policy import (
+    Outcome,
+    WebhookSettings,
+    decide,
+    public_address,
+    retry_after_seconds,
+)
+from purpleflea.store.webhooks import DeadLetter, Webhook, WebhookStore
+from purpleflea.webhook import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+
+log = logging.getLogger("purpleflea.webhooks")
+
+WEBHOOK_ID_HEADER = "X-Purpleflea-Webhook-Id"
+_STOPPED = "not delivered before the server stopped"
+#: Items the dispatcher's own bus subscription may hold (it only copies them into queues).
+_BUS_BUFFER = 100_000
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Sender:
+    """Signs and POSTs one delivery; first checks where the target's host resolves when
+    private targets are refused (see :mod:`purpleflea.server.webhook_policy`)."""
+
+    def __init__(
+        self,
+        settings: WebhookSettings,
+        *,
+        allow_private: bool,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.allow_private = allow_private
+        self._clock = clock
+        # No redirects (they could point anywhere) and no proxy settings from the
+        # environment: a delivery goes where its URL says, or fails.
+        self._client = httpx.AsyncClient(
+            timeout=settings.timeout_s, follow_redirects=False, trust_env=False
+        )
+
+    async def _refusal(self, url: str) -> Outcome | None:
+        """Why ``url`` may not be contacted now (an outcome without a status), or None."""
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except OSError as exc:
+            return Outcome(error=f"cannot resolve {host!r}: {exc}")  # may be temporary
+        private = sorted({str(info[4][0]) for info in infos if not public_address(str(info[4][0]))})
+        if private:
+            return Outcome(
+                error=f"refused: {host!r} resolves to non-public address(es) {', '.join(private)}",
+                refused=True,
+            )
+        return None
+
+    async def send(self, webhook: Webhook, seq: int, body: bytes) -> Outcome:
+        if not self.allow_private:
+            refusal = await self._refusal(webhook.url)
+            if refusal is not None:
+                return refusal
+        now = self._clock()
+        timestamp = int(now)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": f"purpleflea-webhooks/{purpleflea.__version__}",
+            SIGNATURE_HEADER: sign(webhook.secret, timestamp, body),
+            TIMESTAMP_HEADER: str(timestamp),
+            EVENT_ID_HEADER: str(seq),
+            WEBHOOK_ID_HEADER: webhook.id,
+        }
+        try:
+            # Streamed and never read: a receiver's answer body is not ours to download.
+            async with self._client.stream(
+                "POST", webhook.url, content=body, headers=headers
+            ) as response:
+                return Outcome(
+                    status=response.status_code,
+                    retry_after=retry_after_seconds(response.headers.get("retry-after"), now=now),
+                )
+        except httpx.TimeoutException as exc:
+            return Outcome(error=f"timeout ({type(exc).__name__})")
+        except httpx.HTTPError as exc:
+            return Outcome(error=f"{type(exc).__name__}: {exc}"[:500])
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    seq: int
+    body: bytes
+
+
+@dataclass
+class _Hook:
+    """One webhook's live state on the delivering node."""
+
+    webhook: Webhook
+    wanted: StreamFilter
+    queue: deque[_Pending] = field(default_factory=deque)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+def webhook_filter(filters: dict[str, Any], known_exchanges: Iterable[str]) -> StreamFilter:
+    """A webhook's stored filters as a stream filter (the stream's own parser: one language).
+
+    Raises :class:`~purpleflea.server.filters.BadSubscription`, also for ``since_seq``: a
+    webhook receives what happens from its creation on.
+    """
+    wanted = parse_filter(filters, known_exchanges=known_exchanges)
+    if wanted.since_seq is not None:
+        raise BadSubscription("since_seq is for streams: a webhook gets items from now on")
+    return wanted
+
+
+class Dispatcher:
+    """Delivers bus items to webhooks; see the module docstring."""
+
+    def __init__(
+        self,
+        store: WebhookStore,
+        bus: Bus,
+        sender: Sender,
+        settings: WebhookSettings,
+        *,
+        known_exchanges: Iterable[str],
+        rand: Callable[[], float] = random.random,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.sender = sender
+        self.settings = settings
+        self.known_exchanges = tuple(known_exchanges)
+        self.counters: Counter[str] = Counter()
+        self._rand = rand
+        self._sleep = sleep
+        self._hooks: dict[str, _Hook] = {}
+        self._letters: list[DeadLetter] = []
+        self._letters_ready = asyncio.Event()
+        self._reloaded = asyncio.Event()
+
+    # -- the list of webhooks ---------------------------------------------------------------
+
+    @property
+    def webhook_ids(self) -> set[str]:
+        return set(self._hooks)
+
+    async def reload(self) -> None:
+        """Bring the delivering set in line with the store (made or deleted on any node)."""
+        stored = {webhook.id: webhook for webhook in await self.store.webhooks()}
+        for webhook_id in set(self._hooks) - set(stored):
+            hook = self._hooks.pop(webhook_id)
+            self.counters["discarded"] += len(hook.queue)  # its owner deleted it
+            if hook.task is not None:
+                hook.task.cancel()
+        for webhook_id, webhook in stored.items():
+            if webhook_id in self._hooks:
+                continue
+            try:
+                wanted = webhook_filter(webhook.filters, self.known_exchanges)
+            except BadSubscription as exc:
+                self.counters["bad_filter"] += 1
+                log.warning("webhook %s: stored filter invalid now (%s): skipped", webhook_id, exc)
+                continue
+            hook = _Hook(webhook, wanted)
+            hook.task = asyncio.create_task(self._work(hook), name=f"webhook {webhook_id}")
+            self._hooks[webhook_id] = hook
+        self._reloaded.set()
+
+    async def _reload_every(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reload_s)
+            try:
+                await self.reload()
+            except Exception:  # the store is away for a moment: keep the current list
+                self.counters["reload_failures"] += 1
+                log.exception("webhook list reload failed")
+
+    # -- intake -------------------------------------------------------------------------------
+
+    def offer(self, message: Message) -> None:
+        """Queue ``message`` for every webhook that wants it (never waits)."""
+        payload = message.payload
+        if not isinstance(payload, Liquidation | CascadeAlert):
+            return
+        for hook in self._hooks.values():
+            if not hook.wanted.wants(payload):
+                continue
+            if len(hook.queue) >= self.settings.queue:
+                self.counters["overflow"] += 1
+                self._dead_letter(
+                    hook.webhook.id,
+                    _Pending(message.seq, message.data),
+                    attempts=0,
+                    error=f"queue full: {self.settings.queue} deliveries were waiting for this "
+                    "receiver",
+                )
+                continue
+            hook.queue.append(_Pending(message.seq, message.data))
+            hook.wake.set()
+
+    async def run(self) -> None:
+        """Follow the bus until cancelled (a server background task)."""
+        await self.reload()
+        helpers = [
+            asyncio.create_task(self._reload_every()),
+            asyncio.create_task(self._write_dead_letters()),
+        ]
+        try:
+            while True:
+                subscription = self.bus.subscribe(_BUS_BUFFER)
+                try:
+                    while True:
+                        self.offer(await subscription.next())
+                except SubscriptionClosed as exc:
+                    # Only a stalled event loop gets here; items in the gap are not sent.
+                    self.counters["bus_dropped"] += 1
+                    log.warning("webhook dispatcher lost its bus subscription: %s", exc.reason)
+                finally:
+                    subscription.close()
+        finally:
+            tasks = [*helpers, *(h.task for h in self._hooks.values() if h.task is not None)]
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    # -- delivery -----------------------------------------------------------------------------
+
+    async def _work(self, hook: _Hook) -> None:
+        while True:
+            while not hook.queue:
+                hook.wake.clear()
+                await hook.wake.wait()
+            item = hook.queue[0]  # stays queued until settled: a stop dead-letters it
+            attempts, outcome = await self._deliver(hook.webhook, item)
+            hook.queue.popleft()
+            if outcome is None:
+                self.counters["delivered"] += 1
+            else:
+                self.counters["dead_lettered"] += 1
+                self._dead_letter(
+                    hook.webhook.id, item, attempts=attempts, error=outcome.describe()
+                )
+
+    async def _deliver(self, webhook: Webhook, item: _Pending) -> tuple[int, Outcome | None]:
+        """Attempts made, and the last outcome when it failed (None: delivered)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            outcome = await self.sender.send(webhook, item.seq, item.body)
+            decision = decide(self.settings, attempt, outcome, self._rand)
+            if decision.delivered:
+                return attempt, None
+            if decision.retry_in is None:
+                if outcome.refused:
+                    self.counters["refused"] += 1
+                return attempt, outcome
+            self.counters["retried"] += 1
+            await self._sleep(decision.retry_in)
+
+    # -- dead letters -------------------------------------------------------------------------
+
+    def _dead_letter(self, webhook_id: str, item: _Pending, *, attempts: int, error: str) -> None:
+        self._letters.append(
+            DeadLetter(
+                webhook_id=webhook_id,
+                seq=item.seq,
+                body=item.body,
+                attempts=attempts,
+                error=error,
+                failed_at=_now_ms(),
+            )
+        )
+        self._letters_ready.set()
+
+    async def _flush(self) -> None:
+        letters, self._letters = self._letters, []
+        try:
+            dropped = await self.store.add_dead_letters(letters, keep=self.settings.dead_letters)
+        except BaseException:
+            self._letters[:0] = letters  # kept for the next try (or the final flush)
+            raise
+        self.counters["dead_letters_dropped"] += dropped
+
+    async def _write_dead_letters(self) -> None:
+        """One writer for every webhook's dead letters: workers never wait on the store."""
+        while True:
+            await self._letters_ready.wait()
+            self._letters_ready.clear()
+            try:
+                await self._flush()
+            except Exception:
+                self.counters["dead_letter_write_failures"] += 1
+                log.exception("writing %d webhook dead letters failed", len(self._letters))
+                await asyncio.sleep(1.0)
+                self._letters_ready.set()
+
+    async def close(self) -> None:
+        """After :meth:`run` stopped: what is still queued becomes dead letters, then the
+        sender closes (a server closer, run before the store closes)."""
+        for hook in self._hooks.values():
+            for item in hook.queue:
+                self._dead_letter(hook.webhook.id, item, attempts=0, error=_STOPPED)
+            hook.queue.clear()
+        self._hooks.clear()
+        try:
+            if self._letters:
+                await self._flush()
+        except Exception:
+            log.exception("webhook dead letters lost at shutdown: %d", len(self._letters))
+        await self.sender.close()
+
+    # -- observability ------------------------------------------------------------------------
+
+    def queued(self) -> int:
+        return sum(len(hook.queue) for hook in self._hooks.values())
+
+    def metrics(self) -> list[tuple[str, str, str, list[tuple[str, float]]]]:
+        """``(name, kind, help, samples)`` for ``/v1/metrics``."""
+        return [
+            (
+                "webhook_deliveries_total",
+                "counter",
+                "Webhook deliveries and attempts by outcome.",
+                [(f'{{outcome="{k}"}}', float(v)) for k, v in sorted(self.counters.items())],
+            ),
+            ("webhooks", "gauge", "Webhooks being delivered.", [("", float(len(self._hooks)))]),
+            ("webhook_queued", "gauge", "Deliveries waiting.", [("", float(self.queued()))]),
+        ]
+
+
+async def replay_dead_letters(
+    store: WebhookStore, sender: Sender, webhook: Webhook, *, limit: int
+) -> dict[str, Any]:
+    """Send up to ``limit`` of the webhook's dead letters again, oldest first, one attempt
+    each; a delivered one is removed. Stops at the first failure (the receiver is still
+    down: the rest would fail too) and says which one it was."""
+    delivered = 0
+    failed: dict[str, Any] | None = None
+    for letter in await store.dead_letters(webhook.id, limit=limit):
+        outcome = await sender.send(webhook, letter.seq, letter.body)
+        if outcome.status is not None and 200 <= outcome.status < 300:
+            await store.remove_dead_letter(webhook.id, letter.seq)
+            delivered += 1
+            continue
+        failed = {"seq": letter.seq, "error": outcome.describe()}
+        break
+    remaining = await store.get(webhook.id, webhook.account)
+    return {
+        "delivered": delivered,
+        "failed": failed,
+        "remaining": remaining.dead_letters if remaining is not None else 0,
+    }
