@@ -61,6 +61,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="event bus between nodes: nats://host:4222[?stream=NAME&prefix=PFX] "
         "(default: in-process; required by --role ingest and api)",
     )
+    webhooks = parser.add_argument_group("webhooks (docs/webhooks.md)")
+    webhooks.add_argument(
+        "--webhook-private-targets",
+        choices=("auto", "allow", "refuse"),
+        default="auto",
+        help="webhooks to private, loopback and link-local addresses (SSRF): auto allows them "
+        "only when --host is loopback (default)",
+    )
+    webhooks.add_argument(
+        "--webhook-attempts", type=int, default=8, help="attempts per delivery (default 8)"
+    )
+    webhooks.add_argument(
+        "--webhook-backoff",
+        type=float,
+        default=1.0,
+        help="seconds before the first retry; doubles up to 60 (default 1)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -97,6 +114,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _config(args: argparse.Namespace, source: str) -> ServerConfig:
     from purpleflea.server.config import ServerConfig  # noqa: PLC0415
+    from purpleflea.server.webhook_policy import WebhookSettings  # noqa: PLC0415
+
+    private = {"auto": None, "allow": True, "refuse": False}[args.webhook_private_targets]
+    webhooks = WebhookSettings(
+        attempts=args.webhook_attempts,
+        backoff_s=args.webhook_backoff,
+        backoff_max_s=max(60.0, args.webhook_backoff),
+        allow_private=private,
+    )
 
     return ServerConfig(
         data_dir=args.data_dir,
@@ -111,6 +137,7 @@ def _config(args: argparse.Namespace, source: str) -> ServerConfig:
         role=args.role,
         store_url=args.store,
         bus_url=args.bus,
+        webhooks=webhooks,
     )
 
 
