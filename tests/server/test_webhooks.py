@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from purpleflea.server.config import ServerConfig
 from purpleflea.server.webhook_dispatch import Sender
 from purpleflea.server.webhook_policy import WebhookSettings
 from purpleflea.store.webhooks import Webhook, open_webhook_store
@@ -23,7 +25,7 @@ FAST = WebhookSettings(attempts=3, backoff_s=0.01, backoff_max_s=0.05, timeout_s
 
 @pytest.fixture
 async def hooked(tmp_path: Path) -> AsyncIterator[Running]:
-    async with running_server(make_config(tmp_path, webhooks=FAST)) as running:
+    async with running_server(_config(tmp_path, FAST)) as running:
         yield running
 
 
@@ -45,6 +47,23 @@ async def _create(running: Running, box: Receiver, **fields: Any) -> dict[str, A
 async def _dead_letters(running: Running, webhook_id: str, key: str | None = None) -> Any:
     async with _client(running, key) as http:
         return await http.get(f"/v1/webhooks/{webhook_id}/dead-letters")
+
+
+async def _letters_when(running: Running, webhook_id: str, total: int) -> dict[str, Any]:
+    """The dead-letter listing, once it holds ``total`` (polled through the API)."""
+    for _ in range(300):
+        response = await _dead_letters(running, webhook_id)
+        assert response.status_code == 200, response.text
+        listing: dict[str, Any] = response.json()
+        if listing["total"] >= total:
+            return listing
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{webhook_id} never had {total} dead letters: {listing}")
+
+
+def _config(tmp_path: Path, settings: WebhookSettings) -> ServerConfig:
+    # Polling the API must not hit the per-key rate limit on a slow machine.
+    return make_config(tmp_path, webhooks=settings, rate_per_s=1_000.0, rate_burst=1_000.0)
 
 
 async def _metrics(running: Running) -> str:
@@ -89,11 +108,7 @@ async def test_a_receiver_that_keeps_failing_gets_dead_letters_its_owner_replays
         async def letters() -> Any:
             return (await _dead_letters(hooked, made["id"])).json()
 
-        for _ in range(500):
-            listing = await letters()
-            if listing["total"] == 2:
-                break
-            await asyncio.sleep(0.02)
+        listing = await _letters_when(hooked, made["id"], 2)
         assert listing["total"] == 2, listing
         assert [x["frame"]["data"]["id"] for x in listing["dead_letters"]] == [e.id for e in events]
         assert all(x["attempts"] == 3 for x in listing["dead_letters"])
@@ -158,11 +173,7 @@ async def test_4xx_is_not_retried_but_429_is_after_retry_after(hooked: Running) 
         refused, later = venue_event(), venue_event()
         await hooked.push(refused, later)
         await until(lambda: len(box.answered(200)) == 1, what="the second event delivered")
-        for _ in range(500):
-            listing = (await _dead_letters(hooked, made["id"])).json()
-            if listing["total"] == 1:
-                break
-            await asyncio.sleep(0.02)
+        listing = await _letters_when(hooked, made["id"], 1)
     assert [d.status for d in box.deliveries] == [400, 429, 200]
     assert listing["dead_letters"][0]["attempts"] == 1  # the 400 was not tried again
     assert listing["dead_letters"][0]["error"] == "HTTP 400"
@@ -173,7 +184,7 @@ async def test_4xx_is_not_retried_but_429_is_after_retry_after(hooked: Running) 
 async def test_a_slow_receiver_holds_up_only_its_own_queue(tmp_path: Path) -> None:
     settings = WebhookSettings(attempts=1, queue=2, timeout_s=30.0)
     async with (
-        running_server(make_config(tmp_path, webhooks=settings)) as running,
+        running_server(_config(tmp_path, settings)) as running,
         receiver(hold=asyncio.Event()) as slow,
         receiver() as fast,
     ):
@@ -189,12 +200,8 @@ async def test_a_slow_receiver_holds_up_only_its_own_queue(tmp_path: Path) -> No
         assert slow.deliveries == []
         # The slow one's queue holds two (the one in flight and one more); the other four
         # overflowed into its dead letters, counted.
-        listing = (await _dead_letters(running, slow_hook["id"])).json()
-        for _ in range(500):
-            if listing["total"] == 4:
-                break
-            await asyncio.sleep(0.02)
-            listing = (await _dead_letters(running, slow_hook["id"])).json()
+        listing = await _letters_when(running, slow_hook["id"], 4)
+        assert listing["total"] == 4
         assert [x["frame"]["data"]["id"] for x in listing["dead_letters"]] == [
             e.id for e in events[2:]
         ]
@@ -208,7 +215,7 @@ async def test_a_slow_receiver_holds_up_only_its_own_queue(tmp_path: Path) -> No
 
 
 async def test_what_is_queued_at_shutdown_becomes_dead_letters(tmp_path: Path) -> None:
-    config = make_config(tmp_path, webhooks=WebhookSettings(attempts=1, timeout_s=30.0))
+    config = _config(tmp_path, WebhookSettings(attempts=1, timeout_s=30.0))
     async with receiver(hold=asyncio.Event()) as slow:
         async with running_server(config) as running:
             made = await _create(running, slow)
@@ -225,7 +232,7 @@ async def test_what_is_queued_at_shutdown_becomes_dead_letters(tmp_path: Path) -
 async def test_webhook_requests_are_validated(tmp_path: Path) -> None:
     settings = WebhookSettings(max_per_account=2)
     async with (
-        running_server(make_config(tmp_path, webhooks=settings)) as running,
+        running_server(_config(tmp_path, settings)) as running,
         _client(running) as http,
     ):
         for body, why in [
@@ -264,7 +271,7 @@ async def test_webhook_requests_are_validated(tmp_path: Path) -> None:
 
 
 async def test_private_targets_are_refused_when_the_operator_says_so(tmp_path: Path) -> None:
-    config = make_config(tmp_path, webhooks=WebhookSettings(allow_private=False))
+    config = _config(tmp_path, WebhookSettings(allow_private=False))
     async with running_server(config) as running, _client(running) as http:
         for url in ("http://127.0.0.1:9/x", "http://localhost/x", "http://169.254.169.254/"):
             response = await http.post("/v1/webhooks", json={"url": url})
@@ -287,3 +294,30 @@ async def test_a_name_that_resolves_to_a_private_address_is_refused_when_sending
     await sender.close()
     assert outcome.refused
     assert "non-public" in outcome.error
+
+
+async def test_a_receiver_that_trickles_its_answer_times_out(tmp_path: Path) -> None:
+    # One header byte every 50 ms never trips a per-read timeout; the attempt's deadline must.
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        with contextlib.suppress(ConnectionError):
+            writer.write(b"HTTP/1.1 200 OK\r\n")
+            for _ in range(400):
+                writer.write(b"X")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+        writer.close()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
+    settings = WebhookSettings(attempts=1, timeout_s=0.5)
+    try:
+        async with running_server(_config(tmp_path, settings)) as running:
+            async with _client(running) as http:
+                made = (await http.post("/v1/webhooks", json={"url": url})).json()
+            await running.push(venue_event())
+            listing = await _letters_when(running, made["id"], 1)
+    finally:
+        server.close()
+    assert listing["total"] == 1
+    assert listing["dead_letters"][0]["error"].startswith("timeout")

@@ -29,7 +29,9 @@ async def test_the_cli_manages_webhooks_and_replays_dead_letters(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     async with (
-        running_server(make_config(tmp_path, webhooks=FAST)) as running,
+        running_server(
+            make_config(tmp_path, webhooks=FAST, rate_per_s=1e3, rate_burst=1e3)
+        ) as running,
         receiver(then=503) as box,
     ):
         status, out, _ = await _cli(
@@ -60,11 +62,12 @@ async def test_the_cli_manages_webhooks_and_replays_dead_letters(
         event = venue_event(size_usd=80_000)
         await running.push(event)
         await until(lambda: len(box.deliveries) == 2, what="both attempts")
-        for _ in range(500):
+        for _ in range(300):
             status, out, _ = await _cli(running, capsys, "--json", "dead-letters", made["id"])
+            assert status == 0
             if json.loads(out)["total"] == 1:
                 break
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.1)
         letter = json.loads(out)["dead_letters"][0]
         assert letter["frame"]["data"]["id"] == event.id
         assert letter["error"] == "HTTP 503"

@@ -71,9 +71,15 @@ class Sender:
         self._clock = clock
         # No redirects (they could point anywhere) and no proxy settings from the
         # environment: a delivery goes where its URL says, or fails.
+        # No cap on connections: each webhook has at most one request in flight, and a pool
+        # limit would let enough hanging receivers starve every other webhook.
         self._client = httpx.AsyncClient(
-            timeout=settings.timeout_s, follow_redirects=False, trust_env=False
+            timeout=settings.timeout_s,
+            follow_redirects=False,
+            trust_env=False,
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
         )
+        self._deadline_s = settings.timeout_s
 
     async def _refusal(self, url: str) -> Outcome | None:
         """Why ``url`` may not be contacted now (an outcome without a status), or None."""
@@ -110,15 +116,20 @@ class Sender:
             WEBHOOK_ID_HEADER: webhook.id,
         }
         try:
-            # Streamed and never read: a receiver's answer body is not ours to download.
-            async with self._client.stream(
-                "POST", webhook.url, content=body, headers=headers
-            ) as response:
-                return Outcome(
-                    status=response.status_code,
-                    retry_after=retry_after_seconds(response.headers.get("retry-after"), now=now),
-                )
-        except httpx.TimeoutException as exc:
+            # httpx's timeout bounds each read; this bounds the whole attempt, so a receiver
+            # that trickles its answer a byte at a time cannot hold its queue forever.
+            async with asyncio.timeout(self._deadline_s):
+                # Streamed and never read: a receiver's answer body is not ours to download.
+                async with self._client.stream(
+                    "POST", webhook.url, content=body, headers=headers
+                ) as response:
+                    return Outcome(
+                        status=response.status_code,
+                        retry_after=retry_after_seconds(
+                            response.headers.get("retry-after"), now=now
+                        ),
+                    )
+        except (httpx.TimeoutException, TimeoutError) as exc:
             return Outcome(error=f"timeout ({type(exc).__name__})")
         except httpx.HTTPError as exc:
             return Outcome(error=f"{type(exc).__name__}: {exc}"[:500])
@@ -245,14 +256,23 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Follow the bus until cancelled (a server background task)."""
-        await self.reload()
-        helpers = [
-            asyncio.create_task(self._reload_every()),
-            asyncio.create_task(self._write_dead_letters()),
-        ]
+        # Subscribed before the first (awaited) read of the list, so that nothing published
+        # meanwhile is missed: it waits in the subscription until the list is known.
+        subscription = self.bus.subscribe(_BUS_BUFFER)
+        helpers = [asyncio.create_task(self._write_dead_letters())]
         try:
             while True:
-                subscription = self.bus.subscribe(_BUS_BUFFER)
+                try:
+                    await self.reload()
+                    break
+                except Exception:  # the store is not reachable yet: try again
+                    self.counters["reload_failures"] += 1
+                    log.exception("webhook list: first read failed")
+                    await asyncio.sleep(self.settings.reload_s)
+            helpers.append(asyncio.create_task(self._reload_every()))
+            while True:
+                if subscription.closed_reason is not None:
+                    subscription = self.bus.subscribe(_BUS_BUFFER)
                 try:
                     while True:
                         self.offer(await subscription.next())
