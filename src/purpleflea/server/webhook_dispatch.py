@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import httpx
 
 import purpleflea
-from purpleflea.bus.base import Bus, Message, SubscriptionClosed
+from purpleflea.bus.base import Bus, Message, Subscription, SubscriptionClosed
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.server.filters import BadSubscription, StreamFilter, parse_filter
 from purpleflea.server.webhook_policy import (
@@ -48,6 +48,7 @@ log = logging.getLogger("purpleflea.webhooks")
 
 WEBHOOK_ID_HEADER = "X-Purpleflea-Webhook-Id"
 _STOPPED = "not delivered before the server stopped"
+_IDLE = "no webhooks"
 #: Items the dispatcher's own bus subscription may hold (it only copies them into queues).
 _BUS_BUFFER = 100_000
 
@@ -192,7 +193,8 @@ class Dispatcher:
         self._hooks: dict[str, _Hook] = {}
         self._letters: list[DeadLetter] = []
         self._letters_ready = asyncio.Event()
-        self._reloaded = asyncio.Event()
+        self._subscription: Subscription | None = None
+        self._subscribed = asyncio.Event()
 
     # -- the list of webhooks ---------------------------------------------------------------
 
@@ -220,7 +222,19 @@ class Dispatcher:
             hook = _Hook(webhook, wanted)
             hook.task = asyncio.create_task(self._work(hook), name=f"webhook {webhook_id}")
             self._hooks[webhook_id] = hook
-        self._reloaded.set()
+        self._follow_bus()
+
+    def _follow_bus(self) -> None:
+        """Be subscribed to the bus exactly while there are webhooks (a server without any
+        pays nothing per item). Subscribing here, before the route that made the webhook
+        answers, means every item published after that answer reaches it."""
+        if self._hooks and self._subscription is None:
+            self._subscription = self.bus.subscribe(_BUS_BUFFER)
+            self._subscribed.set()
+        elif not self._hooks and self._subscription is not None:
+            self._subscription.close(_IDLE)
+            self._subscription = None
+            self._subscribed.clear()
 
     async def _reload_every(self) -> None:
         while True:
@@ -258,7 +272,8 @@ class Dispatcher:
         """Follow the bus until cancelled (a server background task)."""
         # Subscribed before the first (awaited) read of the list, so that nothing published
         # meanwhile is missed: it waits in the subscription until the list is known.
-        subscription = self.bus.subscribe(_BUS_BUFFER)
+        self._subscription = self.bus.subscribe(_BUS_BUFFER)
+        self._subscribed.set()
         helpers = [asyncio.create_task(self._write_dead_letters())]
         try:
             while True:
@@ -271,18 +286,24 @@ class Dispatcher:
                     await asyncio.sleep(self.settings.reload_s)
             helpers.append(asyncio.create_task(self._reload_every()))
             while True:
-                if subscription.closed_reason is not None:
-                    subscription = self.bus.subscribe(_BUS_BUFFER)
+                await self._subscribed.wait()
+                subscription = self._subscription
+                assert subscription is not None
                 try:
                     while True:
                         self.offer(await subscription.next())
                 except SubscriptionClosed as exc:
-                    # Only a stalled event loop gets here; items in the gap are not sent.
-                    self.counters["bus_dropped"] += 1
-                    log.warning("webhook dispatcher lost its bus subscription: %s", exc.reason)
-                finally:
-                    subscription.close()
+                    if exc.reason != _IDLE and self._subscription is subscription:
+                        # Only a stalled event loop gets here; items in the gap are not sent.
+                        self.counters["bus_dropped"] += 1
+                        log.warning("webhook dispatcher lost its bus subscription: %s", exc.reason)
+                        self._subscription = None
+                        self._subscribed.clear()
+                        self._follow_bus()
         finally:
+            if self._subscription is not None:
+                self._subscription.close()
+                self._subscription = None
             tasks = [*helpers, *(h.task for h in self._hooks.values() if h.task is not None)]
             for task in tasks:
                 task.cancel()
