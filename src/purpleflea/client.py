@@ -648,6 +648,27 @@ class SyncLiquidationClient:
         heatmap: Heatmap = self._run(self._client.heatmap(market, **params))
         return heatmap
 
+    def create_webhook(self, url: str, **filters: Any) -> dict[str, Any]:
+        made: dict[str, Any] = self._run(self._client.create_webhook(url, **filters))
+        return made
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        listed: list[dict[str, Any]] = self._run(self._client.webhooks())
+        return listed
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        self._run(self._client.delete_webhook(webhook_id))
+
+    def dead_letters(self, webhook_id: str, *, limit: int = 100) -> dict[str, Any]:
+        letters: dict[str, Any] = self._run(self._client.dead_letters(webhook_id, limit=limit))
+        return letters
+
+    def replay_dead_letters(self, webhook_id: str, *, limit: int = 100) -> dict[str, Any]:
+        result: dict[str, Any] = self._run(
+            self._client.replay_dead_letters(webhook_id, limit=limit)
+        )
+        return result
+
     def close(self) -> None:
         self._run(self._client.aclose())
         self._loop.close()

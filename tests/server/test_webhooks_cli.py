@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,3 +90,27 @@ async def test_the_cli_manages_webhooks_and_replays_dead_letters(
         status, _, err = await _cli(running, capsys, "create", "ftp://example.com/x")
         assert status == 2
         assert "only http and https" in err
+
+
+async def test_the_sync_client_manages_webhooks(tmp_path: Path) -> None:
+    from purpleflea import SyncLiquidationClient
+
+    async with running_server(make_config(tmp_path)) as running:
+
+        def manage() -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+            client = SyncLiquidationClient(running.key, running.url)
+            try:
+                made = client.create_webhook("https://example.com/pf", sides=["short"])
+                listed = client.webhooks()
+                letters = client.dead_letters(made["id"])
+                client.delete_webhook(made["id"])
+                return made, listed, letters
+            finally:
+                client.close()
+
+        made, listed, letters = await asyncio.to_thread(manage)
+        assert made["filters"]["sides"] == ["short"]
+        assert [w["id"] for w in listed] == [made["id"]]
+        assert letters["dead_letters"] == []
+        assert running.server.webhooks is not None
+        assert await running.server.webhooks.store.webhooks() == []
