@@ -27,6 +27,7 @@ import msgspec
 SIGNATURE_HEADER = "X-Purpleflea-Signature"
 TIMESTAMP_HEADER = "X-Purpleflea-Timestamp"
 EVENT_ID_HEADER = "X-Purpleflea-Event-Id"
+WEBHOOK_ID_HEADER = "X-Purpleflea-Webhook-Id"
 #: How far (seconds) a delivery's timestamp may be from the receiver's clock by default.
 DEFAULT_TOLERANCE_S = 300
 

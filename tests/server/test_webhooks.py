@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from purpleflea.server.config import ServerConfig
-from purpleflea.server.webhook_dispatch import Sender
 from purpleflea.server.webhook_policy import WebhookSettings
+from purpleflea.server.webhook_sender import Sender
 from purpleflea.store.webhooks import Webhook, open_webhook_store
 from tests.server.conftest import Running, make_config, running_server, venue_event
 from tests.server.webhook_receiver import Receiver, receiver, until

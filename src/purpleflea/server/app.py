@@ -45,8 +45,9 @@ from purpleflea.server.ratelimit import RateLimiter
 from purpleflea.server.sequencer import hold_sequencer_lock
 from purpleflea.server.sources import run_replay, run_sim
 from purpleflea.server.streaming import Streams
-from purpleflea.server.webhook_dispatch import Dispatcher, Sender
+from purpleflea.server.webhook_dispatch import Dispatcher
 from purpleflea.server.webhook_routes import WebhookRoutes, WebhookService
+from purpleflea.server.webhook_sender import Sender
 from purpleflea.store.base import Store
 from purpleflea.store.factory import open_store, sqlite_path
 from purpleflea.store.lock import exclusive

@@ -10,8 +10,9 @@ finds the queue full, becomes a dead letter in the shared store, readable and re
 the webhook's account (:func:`replay_dead_letters`, from any API node).
 
 What is still queued when the server stops is written to the dead letters as well (error
-``not delivered before the server stopped``): nothing is dropped without a trace, and a replay
-sends it. Delivery is at least once: a receiver deduplicates by ``X-Purpleflea-Event-Id``.
+``not delivered before the server stopped``), so a replay sends it. A crash (``kill -9``) loses
+what was queued in memory: the queues are not persisted. Delivery is at least once: a receiver
+deduplicates by ``X-Purpleflea-Event-Id``.
 """
 
 from __future__ import annotations
@@ -20,33 +21,21 @@ import asyncio
 import contextlib
 import logging
 import random
-import socket
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
-
-import purpleflea
 from purpleflea.bus.base import Bus, Message, Subscription, SubscriptionClosed
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.server.filters import BadSubscription, StreamFilter, parse_filter
-from purpleflea.server.webhook_policy import (
-    Outcome,
-    WebhookSettings,
-    decide,
-    public_address,
-    retry_after_seconds,
-)
+from purpleflea.server.webhook_policy import Outcome, WebhookSettings, decide
+from purpleflea.server.webhook_sender import Sender
 from purpleflea.store.webhooks import DeadLetter, Webhook, WebhookStore
-from purpleflea.webhook import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 log = logging.getLogger("purpleflea.webhooks")
 
-WEBHOOK_ID_HEADER = "X-Purpleflea-Webhook-Id"
 _STOPPED = "not delivered before the server stopped"
 _IDLE = "no webhooks"
 #: Items the dispatcher's own bus subscription may hold (it only copies them into queues).
@@ -55,88 +44,6 @@ _BUS_BUFFER = 100_000
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-class Sender:
-    """Signs and POSTs one delivery; first checks where the target's host resolves when
-    private targets are refused (see :mod:`purpleflea.server.webhook_policy`)."""
-
-    def __init__(
-        self,
-        settings: WebhookSettings,
-        *,
-        allow_private: bool,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.allow_private = allow_private
-        self._clock = clock
-        # No redirects (they could point anywhere) and no proxy settings from the
-        # environment: a delivery goes where its URL says, or fails.
-        # No cap on connections: each webhook has at most one request in flight, and a pool
-        # limit would let enough hanging receivers starve every other webhook.
-        self._client = httpx.AsyncClient(
-            timeout=settings.timeout_s,
-            follow_redirects=False,
-            trust_env=False,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
-        )
-        self._deadline_s = settings.timeout_s
-
-    async def _refusal(self, url: str) -> Outcome | None:
-        """Why ``url`` may not be contacted now (an outcome without a status), or None."""
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM
-            )
-        except OSError as exc:
-            return Outcome(error=f"cannot resolve {host!r}: {exc}")  # may be temporary
-        private = sorted({str(info[4][0]) for info in infos if not public_address(str(info[4][0]))})
-        if private:
-            return Outcome(
-                error=f"refused: {host!r} resolves to non-public address(es) {', '.join(private)}",
-                refused=True,
-            )
-        return None
-
-    async def send(self, webhook: Webhook, seq: int, body: bytes) -> Outcome:
-        if not self.allow_private:
-            refusal = await self._refusal(webhook.url)
-            if refusal is not None:
-                return refusal
-        now = self._clock()
-        timestamp = int(now)
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": f"purpleflea-webhooks/{purpleflea.__version__}",
-            SIGNATURE_HEADER: sign(webhook.secret, timestamp, body),
-            TIMESTAMP_HEADER: str(timestamp),
-            EVENT_ID_HEADER: str(seq),
-            WEBHOOK_ID_HEADER: webhook.id,
-        }
-        try:
-            # httpx's timeout bounds each read; this bounds the whole attempt, so a receiver
-            # that trickles its answer a byte at a time cannot hold its queue forever.
-            async with asyncio.timeout(self._deadline_s):
-                # Streamed and never read: a receiver's answer body is not ours to download.
-                async with self._client.stream(
-                    "POST", webhook.url, content=body, headers=headers
-                ) as response:
-                    return Outcome(
-                        status=response.status_code,
-                        retry_after=retry_after_seconds(
-                            response.headers.get("retry-after"), now=now
-                        ),
-                    )
-        except (httpx.TimeoutException, TimeoutError) as exc:
-            return Outcome(error=f"timeout ({type(exc).__name__})")
-        except httpx.HTTPError as exc:
-            return Outcome(error=f"{type(exc).__name__}: {exc}"[:500])
-
-    async def close(self) -> None:
-        await self._client.aclose()
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,27 +321,3 @@ class Dispatcher:
             ("webhooks", "gauge", "Webhooks being delivered.", [("", float(len(self._hooks)))]),
             ("webhook_queued", "gauge", "Deliveries waiting.", [("", float(self.queued()))]),
         ]
-
-
-async def replay_dead_letters(
-    store: WebhookStore, sender: Sender, webhook: Webhook, *, limit: int
-) -> dict[str, Any]:
-    """Send up to ``limit`` of the webhook's dead letters again, oldest first, one attempt
-    each; a delivered one is removed. Stops at the first failure (the receiver is still
-    down: the rest would fail too) and says which one it was."""
-    delivered = 0
-    failed: dict[str, Any] | None = None
-    for letter in await store.dead_letters(webhook.id, limit=limit):
-        outcome = await sender.send(webhook, letter.seq, letter.body)
-        if outcome.status is not None and 200 <= outcome.status < 300:
-            await store.remove_dead_letter(webhook.id, letter.seq)
-            delivered += 1
-            continue
-        failed = {"seq": letter.seq, "error": outcome.describe()}
-        break
-    remaining = await store.get(webhook.id, webhook.account)
-    return {
-        "delivered": delivered,
-        "failed": failed,
-        "remaining": remaining.dead_letters if remaining is not None else 0,
-    }

@@ -18,13 +18,9 @@ from starlette.routing import Route
 from purpleflea.server import http
 from purpleflea.server.filters import BadSubscription
 from purpleflea.server.keys import KeyInfo
-from purpleflea.server.webhook_dispatch import (
-    Dispatcher,
-    Sender,
-    replay_dead_letters,
-    webhook_filter,
-)
+from purpleflea.server.webhook_dispatch import Dispatcher, webhook_filter
 from purpleflea.server.webhook_policy import BadWebhookUrl, WebhookSettings, check_url
+from purpleflea.server.webhook_sender import Sender, replay_dead_letters
 from purpleflea.store.webhooks import Webhook, WebhookStore
 
 Handler = Callable[[Request], Awaitable[Response]]
