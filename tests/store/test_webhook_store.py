@@ -98,6 +98,8 @@ async def test_dead_letters_are_bounded_oldest_dropped_and_counted(store: Webhoo
     assert webhook is not None
     assert (webhook.dead_letters, webhook.dead_letters_dropped) == (4, 2)
     assert [x.seq for x in await store.dead_letters("wh_2")] == [9]
+    assert [w.dead_letters for w in await store.webhooks("alice")] == [4, 1]
+    assert [w.dead_letters for w in await store.webhooks()] == [0, 0]  # the reload's cheap list
 
 
 async def test_a_dead_letter_again_replaces_the_old_one(store: WebhookStore) -> None:

@@ -62,6 +62,7 @@ _COUNTED = (
     f"SELECT {_COLUMNS}, (SELECT COUNT(*) FROM webhook_dead_letters d "
     "WHERE d.webhook_id = w.id) FROM webhooks w"
 )
+_PLAIN = f"SELECT {_COLUMNS}, 0 FROM webhooks w"
 _LETTER = "webhook_id, seq, body, attempts, error, failed_at"
 
 
@@ -123,9 +124,11 @@ class WebhookStore:
         return int(count[0][0]) < cap
 
     async def webhooks(self, account: str | None = None) -> list[Webhook]:
-        """Every webhook (of ``account`` when given), oldest first, with dead-letter counts."""
+        """Every webhook (of ``account`` when given, with its dead-letter count), oldest
+        first. Without an account (the dispatcher's reload, every few seconds) the counts are
+        left at 0: it does not need them."""
         if account is None:
-            rows = await self._one(f"{_COUNTED} ORDER BY w.created_at, w.id", ())
+            rows = await self._one(f"{_PLAIN} ORDER BY w.created_at, w.id", ())
         else:
             rows = await self._one(
                 f"{_COUNTED} WHERE w.account = ? ORDER BY w.created_at, w.id", (account,)
