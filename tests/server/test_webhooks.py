@@ -336,3 +336,72 @@ async def test_the_dispatcher_reads_the_bus_only_while_there_are_webhooks(hooked
             await http.delete(f"/v1/webhooks/{made['id']}")
         assert bus.subscribers == 0  # type: ignore[attr-defined]
     assert box.deliveries[0].frame["data"]["id"] == event.id  # type: ignore[index]
+
+
+async def test_a_webhook_made_on_another_node_gets_what_was_published_meanwhile(
+    tmp_path: Path,
+) -> None:
+    # No periodic reload: the dispatcher learns of the webhook only when told, after events
+    # were published (as when an API node made it and the ingest node reloads seconds later).
+    config = _config(tmp_path, WebhookSettings(reload_s=3_600))
+    async with running_server(config) as running, receiver() as box:
+        service = running.server.webhooks
+        assert service is not None
+        assert service.dispatcher is not None
+        webhook = Webhook(
+            id="wh_elsewhere",
+            account="tester",
+            url=box.url,
+            secret="s" * 16,
+            filters={"channels": ["liquidations"], "min_usd": 100_000},
+            created_at=0,
+            settled_seq=running.server.tracker.last_seq,
+        )
+        box.secret = webhook.secret
+        assert await service.store.create(webhook, cap=10)
+        before = [venue_event(size_usd=200_000), venue_event(size_usd=1), venue_event()]
+        await running.push(*before)
+        assert box.deliveries == []
+        await service.dispatcher.reload()
+        after = venue_event(size_usd=300_000)
+        await running.push(after)
+        await until(lambda: len(box.deliveries) == 3, what="three deliveries")
+        assert service.dispatcher.counters["caught_up"] == 2
+    got = [d.frame["data"]["id"] for d in box.deliveries]  # type: ignore[index]
+    assert got == [before[0].id, before[2].id, after.id]  # in seq order, filtered, once each
+
+
+async def test_after_a_crash_the_next_start_sends_what_was_queued(tmp_path: Path) -> None:
+    config = _config(tmp_path, WebhookSettings(attempts=1, timeout_s=30.0, reload_s=0.05))
+    async with receiver(hold=asyncio.Event()) as box:
+        async with running_server(config) as running:
+            made = await _create(running, box)
+            events = [venue_event() for _ in range(3)]
+            await running.push(*events)
+            await until(lambda: box.waiting == 1, what="the first delivery in flight")
+            service = running.server.webhooks
+            assert service is not None
+            assert service.dispatcher is not None
+            first = (await running.server.store.since(0))[0].seq
+            stored: list[Webhook] = []
+
+            async def settled_saved() -> bool:
+                stored[:] = await service.store.webhooks()
+                return stored[0].settled_seq == first - 1
+
+            for _ in range(300):
+                if await settled_saved():
+                    break
+                await asyncio.sleep(0.05)
+            assert stored[0].settled_seq == first - 1  # the first one is still in flight
+            # A crash: the process dies with its queue; nothing is written on the way out.
+            service.dispatcher.close = service.sender.close  # type: ignore[method-assign]
+        store = open_webhook_store(str(config.db_path))
+        assert await store.dead_letters(made["id"]) == []
+        await store.close()
+        assert box.hold is not None
+        box.hold.set()  # the receiver answers again (the lost attempt's answer goes nowhere)
+        await until(lambda: len(box.deliveries) == 1, what="the lost attempt to finish")
+        async with running_server(config):
+            await until(lambda: len(box.deliveries) == 4, what="the three sent again")
+    assert [d.frame["data"]["id"] for d in box.deliveries[1:]] == [e.id for e in events]  # type: ignore[index]

@@ -130,3 +130,12 @@ async def test_sqlite_tables_live_in_the_history_file(tmp_path: Path) -> None:
     again = open_webhook_store(str(path))  # a plain path, as the server's config gives
     assert [w.id for w in await again.webhooks()] == ["wh_1"]
     await again.close()
+
+
+async def test_settled_seqs_only_move_forward(store: WebhookStore) -> None:
+    await store.create(_webhook("wh_1"), cap=10)
+    await store.create(_webhook("wh_2"), cap=10)
+    await store.save_settled({"wh_1": 40, "wh_2": 7})
+    await store.save_settled({"wh_1": 30})  # a late writer never moves it back
+    assert [(w.id, w.settled_seq) for w in await store.webhooks()] == [("wh_1", 40), ("wh_2", 7)]
+    await store.save_settled({})

@@ -229,10 +229,22 @@ def _with_webhooks(server: Server) -> Server:
     config = server.config
     settings = config.webhooks
     sender = Sender(settings, allow_private=settings.private_allowed(config.host))
-    service = WebhookService(open_webhook_store(config.store), sender, settings, EXCHANGES)
+    service = WebhookService(
+        open_webhook_store(config.store),
+        sender,
+        settings,
+        EXCHANGES,
+        position=lambda: server.tracker.last_seq,
+    )
     if config.role != "api":
         service.dispatcher = Dispatcher(
-            service.store, server.bus, sender, settings, known_exchanges=EXCHANGES
+            service.store,
+            server.bus,
+            sender,
+            settings,
+            history=server.store,
+            position=service.position,
+            known_exchanges=EXCHANGES,
         )
         server.background.append(("webhook dispatcher", service.dispatcher.run))
     server.closers.append(service.close)

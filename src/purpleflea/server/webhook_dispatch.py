@@ -9,10 +9,14 @@ order, each delivery retried as the policy decides; a delivery that fails every 
 finds the queue full, becomes a dead letter in the shared store, readable and replayable by
 the webhook's account (:func:`replay_dead_letters`, from any API node).
 
-What is still queued when the server stops is written to the dead letters as well (error
-``not delivered before the server stopped``), so a replay sends it. A crash (``kill -9``) loses
-what was queued in memory: the queues are not persisted. Delivery is at least once: a receiver
-deduplicates by ``X-Purpleflea-Event-Id``.
+Each webhook's ``settled_seq`` (everything at or below it delivered, dead-lettered or
+filtered out) is saved every ``reload_s``. A webhook loaded with a settled seq behind the bus
+(made on another node moments ago, or after a restart, a crash or a standby taking over)
+first catches up from the history store, in seq order, then follows the bus: nothing
+published after its creation is skipped. What is still queued at a graceful stop is written
+to the dead letters (error ``not delivered before the server stopped``) and settled; after a
+crash it is sent again from the last saved settled seq. Delivery is therefore at least once:
+a receiver deduplicates by ``X-Purpleflea-Event-Id``.
 """
 
 from __future__ import annotations
@@ -27,17 +31,26 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from purpleflea.bus.base import Bus, Message, Subscription, SubscriptionClosed
+from purpleflea.bus.base import (
+    Bus,
+    Message,
+    Subscription,
+    SubscriptionClosed,
+    cascade_frame,
+    liquidation_frame,
+)
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.server.filters import BadSubscription, StreamFilter, parse_filter
 from purpleflea.server.webhook_policy import Outcome, WebhookSettings, decide
 from purpleflea.server.webhook_sender import Sender
+from purpleflea.store.base import Store
 from purpleflea.store.webhooks import DeadLetter, Webhook, WebhookStore
 
 log = logging.getLogger("purpleflea.webhooks")
 
 _STOPPED = "not delivered before the server stopped"
 _IDLE = "no webhooks"
+_CATCH_UP_PAGE = 1_000
 #: Items the dispatcher's own bus subscription may hold (it only copies them into queues).
 _BUS_BUFFER = 100_000
 
@@ -54,13 +67,30 @@ class _Pending:
 
 @dataclass
 class _Hook:
-    """One webhook's live state on the delivering node."""
+    """One webhook's live state on the delivering node. ``high``: the highest seq it has
+    considered (queued or filtered out); live items at or below it are not queued again.
+    Until ``ready`` (its catch-up from the history is queued) its worker does not send."""
 
     webhook: Webhook
     wanted: StreamFilter
+    high: int
     queue: deque[_Pending] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    saved: int = 0
+
+    def settled(self, seen: int) -> int:
+        """Every seq at or below this is settled for the webhook: before the first item
+        still queued (it may be in flight), else everything the dispatcher has seen."""
+        if not self.ready.is_set():
+            return self.webhook.settled_seq
+        return self.queue[0].seq - 1 if self.queue else max(seen, self.high)
+
+
+def _frame(item: Liquidation | CascadeAlert) -> bytes:
+    """The stream frame of a stored item: the same bytes the bus carried for it."""
+    return liquidation_frame(item) if isinstance(item, Liquidation) else cascade_frame(item)
 
 
 def webhook_filter(filters: dict[str, Any], known_exchanges: Iterable[str]) -> StreamFilter:
@@ -85,12 +115,16 @@ class Dispatcher:
         sender: Sender,
         settings: WebhookSettings,
         *,
+        history: Store,
+        position: Callable[[], int],
         known_exchanges: Iterable[str],
         rand: Callable[[], float] = random.random,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.store = store
         self.bus = bus
+        self.history = history
+        self.position = position
         self.sender = sender
         self.settings = settings
         self.known_exchanges = tuple(known_exchanges)
@@ -102,6 +136,9 @@ class Dispatcher:
         self._letters_ready = asyncio.Event()
         self._subscription: Subscription | None = None
         self._subscribed = asyncio.Event()
+        # Every item at or below this was offered already or published before the current
+        # subscription; every item above it will be offered.
+        self._seen = 0
 
     # -- the list of webhooks ---------------------------------------------------------------
 
@@ -117,6 +154,7 @@ class Dispatcher:
             self.counters["discarded"] += len(hook.queue)  # its owner deleted it
             if hook.task is not None:
                 hook.task.cancel()
+        added: list[_Hook] = []
         for webhook_id, webhook in stored.items():
             if webhook_id in self._hooks:
                 continue
@@ -126,10 +164,14 @@ class Dispatcher:
                 self.counters["bad_filter"] += 1
                 log.warning("webhook %s: stored filter invalid now (%s): skipped", webhook_id, exc)
                 continue
-            hook = _Hook(webhook, wanted)
-            hook.task = asyncio.create_task(self._work(hook), name=f"webhook {webhook_id}")
+            hook = _Hook(webhook, wanted, high=0, saved=webhook.settled_seq)
             self._hooks[webhook_id] = hook
+            added.append(hook)
         self._follow_bus()
+        for hook in added:
+            # Live items above what was seen come from the bus; the rest from the history.
+            hook.high = max(self._seen, hook.webhook.settled_seq)
+            hook.task = asyncio.create_task(self._work(hook), name=f"webhook {hook.webhook.id}")
 
     def _follow_bus(self) -> None:
         """Be subscribed to the bus exactly while there are webhooks (a server without any
@@ -137,6 +179,7 @@ class Dispatcher:
         answers, means every item published after that answer reaches it."""
         if self._hooks and self._subscription is None:
             self._subscription = self.bus.subscribe(_BUS_BUFFER)
+            self._seen = max(self._seen, self.position())
             self._subscribed.set()
         elif not self._hooks and self._subscription is not None:
             self._subscription.close(_IDLE)
@@ -147,10 +190,58 @@ class Dispatcher:
         while True:
             await asyncio.sleep(self.settings.reload_s)
             try:
+                await self.save_settled()
                 await self.reload()
             except Exception:  # the store is away for a moment: keep the current list
                 self.counters["reload_failures"] += 1
                 log.exception("webhook list reload failed")
+
+    async def save_settled(self) -> None:
+        """Persist how far each webhook is settled, so that a restart or a standby taking
+        over resumes there (what was queued is sent again: at least once)."""
+        moved = {}
+        for webhook_id, hook in self._hooks.items():
+            settled = hook.settled(self._seen)
+            if settled > hook.saved:
+                moved[webhook_id] = settled
+        await self.store.save_settled(moved)
+        for webhook_id, settled in moved.items():
+            if webhook_id in self._hooks:
+                self._hooks[webhook_id].saved = settled
+
+    async def _catch_up(self, hook: _Hook) -> None:
+        """Queue what the webhook wants from the history between its settled seq and the
+        first item the bus brings it: items published while no node was delivering, or
+        before this node loaded a webhook made on another. At most a queue's worth; the
+        rest goes to the dead letters as if the queue had been full."""
+        after, upto = hook.webhook.settled_seq, hook.high
+        found: list[_Pending] = []
+        channels = hook.wanted.channels
+        while after < upto and len(found) < self.settings.queue + self.settings.dead_letters:
+            page: list[Liquidation | CascadeAlert] = []
+            if "liquidations" in channels:
+                page += await self.history.since(after, _CATCH_UP_PAGE)
+            if "cascades" in channels:
+                page += await self.history.cascades_since(after, _CATCH_UP_PAGE)
+            if not page:
+                break
+            page.sort(key=lambda item: item.seq)
+            if len(channels) > 1:
+                page = page[:_CATCH_UP_PAGE]  # only this much of the merge is complete
+            for item in page:
+                if item.seq > upto:
+                    break
+                if hook.wanted.wants(item):
+                    found.append(_Pending(item.seq, _frame(item)))
+            after = page[-1].seq
+        self.counters["caught_up"] += len(found)
+        waiting = [*found, *hook.queue]
+        hook.queue = deque(waiting[: self.settings.queue])
+        for pending in waiting[self.settings.queue :]:
+            self._overflow(hook, pending)
+        if after < upto and len(found) >= self.settings.queue + self.settings.dead_letters:
+            self.counters["catch_up_truncated"] += 1
+            log.warning("webhook %s: caught up only to seq %d of %d", hook.webhook.id, after, upto)
 
     # -- intake -------------------------------------------------------------------------------
 
@@ -160,27 +251,29 @@ class Dispatcher:
         if not isinstance(payload, Liquidation | CascadeAlert):
             return
         for hook in self._hooks.values():
+            if message.seq <= hook.high:
+                continue  # caught up from the history already
+            hook.high = message.seq
             if not hook.wanted.wants(payload):
                 continue
             if len(hook.queue) >= self.settings.queue:
-                self.counters["overflow"] += 1
-                self._dead_letter(
-                    hook.webhook.id,
-                    _Pending(message.seq, message.data),
-                    attempts=0,
-                    error=f"queue full: {self.settings.queue} deliveries were waiting for this "
-                    "receiver",
-                )
+                self._overflow(hook, _Pending(message.seq, message.data))
                 continue
             hook.queue.append(_Pending(message.seq, message.data))
             hook.wake.set()
+        self._seen = max(self._seen, message.seq)
+
+    def _overflow(self, hook: _Hook, item: _Pending) -> None:
+        self.counters["overflow"] += 1
+        self._dead_letter(
+            hook.webhook.id,
+            item,
+            attempts=0,
+            error=f"queue full: {self.settings.queue} deliveries were waiting for this receiver",
+        )
 
     async def run(self) -> None:
         """Follow the bus until cancelled (a server background task)."""
-        # Subscribed before the first (awaited) read of the list, so that nothing published
-        # meanwhile is missed: it waits in the subscription until the list is known.
-        self._subscription = self.bus.subscribe(_BUS_BUFFER)
-        self._subscribed.set()
         helpers = [asyncio.create_task(self._write_dead_letters())]
         try:
             while True:
@@ -221,6 +314,13 @@ class Dispatcher:
     # -- delivery -----------------------------------------------------------------------------
 
     async def _work(self, hook: _Hook) -> None:
+        if hook.webhook.settled_seq < hook.high:
+            try:
+                await self._catch_up(hook)
+            except Exception:
+                self.counters["catch_up_failures"] += 1
+                log.exception("webhook %s: catching up from the history failed", hook.webhook.id)
+        hook.ready.set()
         while True:
             while not hook.queue:
                 hook.wake.clear()
@@ -290,18 +390,25 @@ class Dispatcher:
                 self._letters_ready.set()
 
     async def close(self) -> None:
-        """After :meth:`run` stopped: what is still queued becomes dead letters, then the
-        sender closes (a server closer, run before the store closes)."""
-        for hook in self._hooks.values():
+        """After :meth:`run` stopped: what is still queued becomes dead letters and the
+        webhooks are settled up to here; then the sender closes (a server closer, run before
+        the store closes). A webhook still catching up keeps its settled seq: the next start
+        catches up again instead."""
+        settled: dict[str, int] = {}
+        for webhook_id, hook in self._hooks.items():
+            if not hook.ready.is_set():
+                continue
             for item in hook.queue:
-                self._dead_letter(hook.webhook.id, item, attempts=0, error=_STOPPED)
+                self._dead_letter(webhook_id, item, attempts=0, error=_STOPPED)
             hook.queue.clear()
+            settled[webhook_id] = hook.settled(self._seen)
         self._hooks.clear()
         try:
             if self._letters:
                 await self._flush()
+            await self.store.save_settled(settled)
         except Exception:
-            log.exception("webhook dead letters lost at shutdown: %d", len(self._letters))
+            log.exception("webhook state lost at shutdown: %d dead letters", len(self._letters))
         await self.sender.close()
 
     # -- observability ------------------------------------------------------------------------

@@ -54,7 +54,8 @@ class WebhookSettings:
     #: Private, loopback and link-local targets: None allows them only when the server
     #: listens on loopback alone (then only this machine's users can register webhooks).
     allow_private: bool | None = None
-    #: How often the delivering node re-reads the list (webhooks made on other API nodes).
+    #: How often the delivering node re-reads the list (webhooks made on other API nodes)
+    #: and saves how far each webhook is settled (where a restart resumes).
     reload_s: float = 2.0
 
     def __post_init__(self) -> None:

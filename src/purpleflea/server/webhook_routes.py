@@ -38,6 +38,8 @@ class WebhookService:
     sender: Sender
     settings: WebhookSettings
     known_exchanges: tuple[str, ...]
+    #: The highest seq published (as this node knows it): a new webhook gets what follows.
+    position: Callable[[], int]
     dispatcher: Dispatcher | None = None
 
     async def changed(self) -> None:
@@ -116,6 +118,7 @@ class WebhookRoutes:
             secret=secret,
             filters=filters,
             created_at=time.time_ns() // 1_000_000,
+            settled_seq=self.service.position(),
         )
         cap = self.service.settings.max_per_account
         if not await self.service.store.create(webhook, cap=cap):

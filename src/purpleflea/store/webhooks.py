@@ -31,6 +31,10 @@ class Webhook(msgspec.Struct, frozen=True, kw_only=True):
     secret: str
     filters: dict[str, Any]
     created_at: int
+    #: Every item with a seq at or below this was settled for this webhook (delivered,
+    #: dead-lettered or filtered out): the delivering node resumes after it (a restart, a
+    #: standby taking over, a webhook made on another node).
+    settled_seq: int = 0
     #: Dead letters dropped because the list was full (oldest first).
     dead_letters_dropped: int = 0
     #: Dead letters held now (filled in by listings).
@@ -57,7 +61,7 @@ class Backend(Protocol):
     async def close(self) -> None: ...
 
 
-_COLUMNS = "w.id, w.account, w.url, w.secret, w.filters, w.created_at, w.dropped"
+_COLUMNS = "w.id, w.account, w.url, w.secret, w.filters, w.created_at, w.settled_seq, w.dropped"
 _COUNTED = (
     f"SELECT {_COLUMNS}, (SELECT COUNT(*) FROM webhook_dead_letters d "
     "WHERE d.webhook_id = w.id) FROM webhooks w"
@@ -74,8 +78,9 @@ def _webhook(row: Sequence[Any]) -> Webhook:
         secret=row[3],
         filters=msgspec.json.decode(row[4]),
         created_at=int(row[5]),
-        dead_letters_dropped=int(row[6]),
-        dead_letters=int(row[7]),
+        settled_seq=int(row[6]),
+        dead_letters_dropped=int(row[7]),
+        dead_letters=int(row[8]),
     )
 
 
@@ -105,8 +110,9 @@ class WebhookStore:
             [
                 ("SELECT COUNT(*) FROM webhooks WHERE account = ?", (webhook.account,)),
                 (
-                    "INSERT INTO webhooks (id, account, url, secret, filters, created_at, dropped) "
-                    "SELECT ?, ?, ?, ?, ?, ?, 0 WHERE "
+                    "INSERT INTO webhooks "
+                    "(id, account, url, secret, filters, created_at, settled_seq, dropped) "
+                    "SELECT ?, ?, ?, ?, ?, ?, ?, 0 WHERE "
                     "(SELECT COUNT(*) FROM webhooks WHERE account = ?) < ?",
                     (
                         webhook.id,
@@ -115,6 +121,7 @@ class WebhookStore:
                         webhook.secret,
                         msgspec.json.encode(webhook.filters).decode(),
                         webhook.created_at,
+                        webhook.settled_seq,
                         webhook.account,
                         cap,
                     ),
@@ -156,6 +163,19 @@ class WebhookStore:
             ]
         )
         return bool(found)
+
+    async def save_settled(self, settled: dict[str, int]) -> None:
+        """Move webhooks' ``settled_seq`` forward (never back) to the given values."""
+        if settled:
+            await self.backend.run(
+                [
+                    (
+                        "UPDATE webhooks SET settled_seq = ? WHERE id = ? AND settled_seq < ?",
+                        (seq, webhook_id, seq),
+                    )
+                    for webhook_id, seq in settled.items()
+                ]
+            )
 
     async def add_dead_letters(self, letters: Sequence[DeadLetter], *, keep: int) -> int:
         """Keep ``letters`` (a seq already there is replaced), at most ``keep`` per webhook:
@@ -227,6 +247,7 @@ CREATE TABLE IF NOT EXISTS webhooks (
     secret TEXT NOT NULL,
     filters TEXT NOT NULL,
     created_at INTEGER NOT NULL,
+    settled_seq INTEGER NOT NULL DEFAULT 0,
     dropped INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS webhooks_account ON webhooks (account);

@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS webhooks (
     secret text NOT NULL,
     filters text NOT NULL,
     created_at bigint NOT NULL,
+    settled_seq bigint NOT NULL DEFAULT 0,
     dropped bigint NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS webhooks_account ON webhooks (account);
