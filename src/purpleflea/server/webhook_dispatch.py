@@ -212,8 +212,9 @@ class Dispatcher:
     async def _catch_up(self, hook: _Hook) -> None:
         """Queue what the webhook wants from the history between its settled seq and the
         first item the bus brings it: items published while no node was delivering, or
-        before this node loaded a webhook made on another. At most a queue's worth; the
-        rest goes to the dead letters as if the queue had been full."""
+        before this node loaded a webhook made on another. What does not fit in the queue goes
+        to the dead letters as if it had been full; beyond the dead-letter bound too, the
+        catch-up stops there (counted as ``catch_up_truncated``)."""
         after, upto = hook.webhook.settled_seq, hook.high
         found: list[_Pending] = []
         channels = hook.wanted.channels
