@@ -405,3 +405,36 @@ async def test_after_a_crash_the_next_start_sends_what_was_queued(tmp_path: Path
         async with running_server(config):
             await until(lambda: len(box.deliveries) == 4, what="the three sent again")
     assert [d.frame["data"]["id"] for d in box.deliveries[1:]] == [e.id for e in events]  # type: ignore[index]
+
+
+async def test_a_catch_up_beyond_the_queue_fills_the_dead_letters_then_stops(
+    tmp_path: Path,
+) -> None:
+    settings = WebhookSettings(reload_s=3_600, queue=2, dead_letters=2)
+    async with running_server(_config(tmp_path, settings)) as running, receiver() as box:
+        service = running.server.webhooks
+        assert service is not None
+        assert service.dispatcher is not None
+        webhook = Webhook(
+            id="wh_behind",
+            account="tester",
+            url=box.url,
+            secret="s" * 16,
+            filters={"channels": ["liquidations"]},
+            created_at=0,
+            settled_seq=running.server.tracker.last_seq,
+        )
+        box.secret = webhook.secret
+        assert await service.store.create(webhook, cap=10)
+        events = [venue_event() for _ in range(6)]
+        await running.push(*events)
+        await service.dispatcher.reload()
+        await until(lambda: len(box.deliveries) == 2, what="the queue's two")
+        listing = await _letters_when(running, webhook.id, 2)
+        counters = service.dispatcher.counters
+        assert counters["catch_up_truncated"] == 1
+        assert counters["overflow"] == 2
+    assert [d.frame["data"]["id"] for d in box.deliveries] == [e.id for e in events[:2]]  # type: ignore[index]
+    assert [x["frame"]["data"]["id"] for x in listing["dead_letters"]] == [
+        e.id for e in events[2:4]
+    ]

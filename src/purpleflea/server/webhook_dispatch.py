@@ -216,9 +216,11 @@ class Dispatcher:
         to the dead letters as if it had been full; beyond the dead-letter bound too, the
         catch-up stops there (counted as ``catch_up_truncated``)."""
         after, upto = hook.webhook.settled_seq, hook.high
+        limit = self.settings.queue + self.settings.dead_letters
         found: list[_Pending] = []
         channels = hook.wanted.channels
-        while after < upto and len(found) < self.settings.queue + self.settings.dead_letters:
+        truncated = False
+        while after < upto and not truncated:
             page: list[Liquidation | CascadeAlert] = []
             if "liquidations" in channels:
                 page += await self.history.since(after, _CATCH_UP_PAGE)
@@ -233,6 +235,9 @@ class Dispatcher:
                 if item.seq > upto:
                     break
                 if hook.wanted.wants(item):
+                    if len(found) == limit:
+                        truncated = True
+                        break
                     found.append(_Pending(item.seq, _frame(item)))
             after = page[-1].seq
         self.counters["caught_up"] += len(found)
@@ -240,9 +245,9 @@ class Dispatcher:
         hook.queue = deque(waiting[: self.settings.queue])
         for pending in waiting[self.settings.queue :]:
             self._overflow(hook, pending)
-        if after < upto and len(found) >= self.settings.queue + self.settings.dead_letters:
+        if truncated:
             self.counters["catch_up_truncated"] += 1
-            log.warning("webhook %s: caught up only to seq %d of %d", hook.webhook.id, after, upto)
+            log.warning("webhook %s: catch-up stopped at %d items", hook.webhook.id, limit)
 
     # -- intake -------------------------------------------------------------------------------
 
