@@ -1,7 +1,8 @@
 """Purple Flea: real-time liquidation data for crypto perpetual futures.
 
 The SDK's public surface: :class:`LiquidationClient` (async), :class:`SyncLiquidationClient`,
-the event types and the errors. Everything else in the package is the server's.
+the event types, the errors, and :func:`verify_webhook` for webhook receivers. Everything else
+in the package is the server's.
 """
 
 from purpleflea.client import (
@@ -21,6 +22,7 @@ from purpleflea.model import (
     Liquidation,
     VenueLiquidation,
 )
+from purpleflea.webhook import WebhookVerificationError, verify_webhook
 
 __all__ = [
     "AuthenticationError",
@@ -36,5 +38,7 @@ __all__ = [
     "Stream",
     "SyncLiquidationClient",
     "VenueLiquidation",
+    "WebhookVerificationError",
+    "verify_webhook",
 ]
 __version__ = "0.1.0"

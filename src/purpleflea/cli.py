@@ -14,6 +14,7 @@ COMMANDS: tuple[str, ...] = (
     "tail",
     "history",
     "keys",
+    "webhooks",
     "sim",
     "backtest",
     "heatmap",

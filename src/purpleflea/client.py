@@ -534,6 +534,74 @@ class LiquidationClient:
         )
         return msgspec.json.decode(body, type=Heatmap)
 
+    # -- webhooks (docs/webhooks.md) ----------------------------------------------------------
+
+    async def _call(
+        self, method: str, path: str, *, body: dict[str, Any] | None = None, limit: int = 0
+    ) -> Any:
+        """A request that changes something: sent to the current server only (repeating a
+        create elsewhere could make it twice); the decoded JSON answer."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self.timeout)
+        response = await self._http.request(
+            method,
+            self.base_url + path,
+            json=body,
+            params={"limit": limit} if limit else None,
+            headers=self.auth_headers(),
+        )
+        _raise_for(response)
+        return msgspec.json.decode(response.content)
+
+    async def create_webhook(
+        self,
+        url: str,
+        *,
+        secret: str | None = None,
+        channels: str | Iterable[str] = ("liquidations",),
+        min_usd: float = 0.0,
+        markets: str | Iterable[str] | None = None,
+        exchanges: str | Iterable[str] | None = None,
+        sides: str | Iterable[str] | None = None,
+    ) -> dict[str, Any]:
+        """Have the server POST every item matching these stream filters to ``url``, signed
+        with ``secret`` (generated when None). The answer holds the webhook's ``id`` and its
+        ``secret``, shown this once; check deliveries with :func:`purpleflea.verify_webhook`."""
+        body: dict[str, Any] = {"url": url, "channels": _list(channels), "min_usd": min_usd}
+        for name, value in (
+            ("secret", secret),
+            ("markets", _list(markets)),
+            ("exchanges", _list(exchanges)),
+            ("sides", _list(sides)),
+        ):
+            if value is not None:
+                body[name] = value
+        made: dict[str, Any] = await self._call("POST", "/v1/webhooks", body=body)
+        return made
+
+    async def webhooks(self) -> list[dict[str, Any]]:
+        """This account's webhooks (without their secrets)."""
+        listed: list[dict[str, Any]] = (await self._call("GET", "/v1/webhooks"))["webhooks"]
+        return listed
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        await self._call("DELETE", f"/v1/webhooks/{webhook_id}")
+
+    async def dead_letters(self, webhook_id: str, *, limit: int = 100) -> dict[str, Any]:
+        """Deliveries to ``webhook_id`` that failed every attempt, oldest first."""
+        letters: dict[str, Any] = await self._call(
+            "GET", f"/v1/webhooks/{webhook_id}/dead-letters", limit=limit
+        )
+        return letters
+
+    async def replay_dead_letters(self, webhook_id: str, *, limit: int = 100) -> dict[str, Any]:
+        """Send dead letters again, oldest first, until one fails; ``delivered``, ``failed``
+        (the one that failed, or None) and ``remaining``."""
+        result: dict[str, Any] = await self._call(
+            "POST", f"/v1/webhooks/{webhook_id}/dead-letters/replay", limit=limit
+        )
+        return result
+
     async def aclose(self) -> None:
         if self._http is not None:
             await self._http.aclose()
@@ -643,6 +711,27 @@ class SyncLiquidationClient:
     def heatmap(self, market: str, **params: Any) -> Heatmap:
         heatmap: Heatmap = self._run(self._client.heatmap(market, **params))
         return heatmap
+
+    def create_webhook(self, url: str, **filters: Any) -> dict[str, Any]:
+        made: dict[str, Any] = self._run(self._client.create_webhook(url, **filters))
+        return made
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        listed: list[dict[str, Any]] = self._run(self._client.webhooks())
+        return listed
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        self._run(self._client.delete_webhook(webhook_id))
+
+    def dead_letters(self, webhook_id: str, *, limit: int = 100) -> dict[str, Any]:
+        letters: dict[str, Any] = self._run(self._client.dead_letters(webhook_id, limit=limit))
+        return letters
+
+    def replay_dead_letters(self, webhook_id: str, *, limit: int = 100) -> dict[str, Any]:
+        result: dict[str, Any] = self._run(
+            self._client.replay_dead_letters(webhook_id, limit=limit)
+        )
+        return result
 
     def close(self) -> None:
         self._run(self._client.aclose())

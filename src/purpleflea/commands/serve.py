@@ -86,6 +86,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "says degraded (default 60)",
     )
     _limit_options(parser)
+    webhooks = parser.add_argument_group("webhooks (docs/webhooks.md)")
+    webhooks.add_argument(
+        "--webhook-private-targets",
+        choices=("auto", "allow", "refuse"),
+        default="auto",
+        help="webhooks to private, loopback and link-local addresses (SSRF): auto allows them "
+        "only when --host is loopback (default)",
+    )
+    webhooks.add_argument(
+        "--webhook-attempts", type=int, default=8, help="attempts per delivery (default 8)"
+    )
+    webhooks.add_argument(
+        "--webhook-backoff",
+        type=float,
+        default=1.0,
+        help="seconds before the first retry; doubles up to 60 (default 1)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -170,6 +187,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _config(args: argparse.Namespace, source: str) -> ServerConfig:
     from purpleflea.server.config import ServerConfig  # noqa: PLC0415
+    from purpleflea.server.webhook_policy import WebhookSettings  # noqa: PLC0415
+
+    private = {"auto": None, "allow": True, "refuse": False}[args.webhook_private_targets]
+    webhooks = WebhookSettings(
+        attempts=args.webhook_attempts,
+        backoff_s=args.webhook_backoff,
+        backoff_max_s=max(60.0, args.webhook_backoff),
+        allow_private=private,
+    )
 
     return ServerConfig(
         data_dir=args.data_dir,
@@ -192,6 +218,7 @@ def _config(args: argparse.Namespace, source: str) -> ServerConfig:
         trusted_proxies=tuple(args.trusted_proxy),
         ingest_buffer=args.ingest_buffer,
         feed_silence_s=args.feed_silence,
+        webhooks=webhooks,
     )
 
 

@@ -21,6 +21,8 @@ from purpleflea.venues import registry
 
 Handler = Callable[[Request], Awaitable[Response]]
 AuthedHandler = Callable[[Request, KeyInfo], Awaitable[Response]]
+#: More ``/v1/metrics`` families: ``(name, kind, help, [(labels, value), ...])``.
+MetricSource = Callable[[], list[tuple[str, str, str, list[tuple[str, float]]]]]
 
 _DAY_MS = 86_400_000
 _DEFAULT_SPAN = {"1m": 6 * 3_600_000, "1h": 7 * _DAY_MS, "1d": 365 * _DAY_MS}
@@ -74,6 +76,7 @@ class Api:
         self.registrations = RateLimiter(
             registrations_per_min / 60.0, max(1.0, registrations_per_min)
         )
+        self.metric_sources: list[MetricSource] = []
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -394,6 +397,9 @@ class Api:
                 "Reconnects per exchange connection.",
                 [(f'{{connection="{c["name"]}"}}', float(c["reconnects"])) for c in ingest],
             )
+        for source in self.metric_sources:
+            for family in source():
+                metric(*family)
         return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
     def routes(self) -> list[Route]:

@@ -47,10 +47,14 @@ from purpleflea.server.ratelimit import RateLimiter
 from purpleflea.server.sequencer import hold_sequencer_lock
 from purpleflea.server.sources import run_replay, run_sim
 from purpleflea.server.streaming import Streams
+from purpleflea.server.webhook_dispatch import Dispatcher
+from purpleflea.server.webhook_routes import WebhookRoutes, WebhookService
+from purpleflea.server.webhook_sender import Sender
 from purpleflea.store.base import Store
 from purpleflea.store.factory import open_store, sqlite_path
 from purpleflea.store.lock import exclusive
 from purpleflea.store.sqlite import SQLiteStore
+from purpleflea.store.webhooks import open_webhook_store
 from purpleflea.venues import registry
 
 log = logging.getLogger("purpleflea.server")
@@ -149,6 +153,8 @@ class Server:
         reasons = readiness_reasons(self.vitals())
         return not reasons, {"ready": not reasons, "reasons": reasons}
 
+    webhooks: WebhookService | None = None
+
     def health(self) -> dict[str, Any]:
         stats = self.ingest_stats()
         extra = {"bus": self.bus_counters()} if self.bus_counters is not None else {}
@@ -238,7 +244,37 @@ def _assemble(
         heartbeat_s=config.heartbeat_s,
         client_buffer=config.client_buffer,
     )
-    return Server(config, store, keys, bus, tracker, gate, streams, heatmaps)
+    server = Server(config, store, keys, bus, tracker, gate, streams, heatmaps)
+    return _with_webhooks(server)
+
+
+def _with_webhooks(server: Server) -> Server:
+    """Webhooks in the history store's database; the dispatcher runs where seqs are assigned
+    (roles ``all`` and ``ingest``: one active node), so each item is delivered once."""
+    config = server.config
+    settings = config.webhooks
+    sender = Sender(settings, allow_private=settings.private_allowed(config.host))
+    service = WebhookService(
+        open_webhook_store(config.store),
+        sender,
+        settings,
+        EXCHANGES,
+        position=lambda: server.tracker.last_seq,
+    )
+    if config.role != "api":
+        service.dispatcher = Dispatcher(
+            service.store,
+            server.bus,
+            sender,
+            settings,
+            history=server.store,
+            position=service.position,
+            known_exchanges=EXCHANGES,
+        )
+        server.background.append(("webhook dispatcher", service.dispatcher.run))
+    server.closers.append(service.close)
+    server.webhooks = service
+    return server
 
 
 def nats_options(url: str) -> tuple[str, str, str]:
@@ -317,8 +353,8 @@ def _ingest_node(
             lambda: relay.publish_changes(sink, interval=config.heatmap_publish_s),
         )
     )
-    if config.role == "all":  # this process also serves clients: it reads the bus too
-        server.starters.append(lambda: bus.start(after_seq=tracker.last_seq))
+    # This process also serves clients (role all) or delivers webhooks: it reads the bus too.
+    server.starters.append(lambda: bus.start(after_seq=tracker.last_seq))
     server.closers.append(relay.close)
     server.bus_counters = lambda: _bus_counters(bus, relay)
     return server
@@ -407,6 +443,17 @@ def create_app(
         heatmaps=built.heatmaps,
     )
     spec = openapi.document(purpleflea.__version__, exchanges=EXCHANGES)
+    webhooks: list[BaseRoute] = []
+    if built.webhooks is not None:
+        if built.webhooks.dispatcher is not None:
+            api.metric_sources.append(built.webhooks.dispatcher.metrics)
+        webhooks = list(
+            WebhookRoutes(
+                built.webhooks,
+                authed=api.authed,
+                allow_private=built.webhooks.sender.allow_private,
+            ).routes()
+        )
 
     async def openapi_json(_: Any) -> Response:
         return http.json_response(spec)
@@ -458,6 +505,7 @@ def create_app(
     else:
         routes = [
             *api.routes(),
+            *webhooks,
             *built.streams.routes(),
             Route("/openapi.json", openapi_json),
             *dashboard.routes(),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from purpleflea.server.webhook_policy import WebhookSettings
 
 ROLES = ("all", "ingest", "api")
 
@@ -65,6 +67,8 @@ class ServerConfig:
     ingest_buffer: int = 200_000
     #: A feed silent this long (s) makes /v1/health ``degraded``.
     feed_silence_s: float = 60.0
+    #: Webhook delivery: retries, backoff, queues, limits, private targets (docs/webhooks.md).
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     def __post_init__(self) -> None:
         if self.ingest_buffer < 1:

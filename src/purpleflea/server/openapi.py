@@ -21,6 +21,7 @@ from purpleflea.server.openapi_schemas import (
     ref,
     schemas,
 )
+from purpleflea.server.webhook_routes import webhook_paths
 
 #: The key may come in any of these; an operation that needs one lists all three.
 _SECURED: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKeyHeader": []}, {"apiKeyQuery": []}]
@@ -460,5 +461,6 @@ def document(version: str, *, exchanges: tuple[str, ...]) -> dict[str, Any]:
             **_key_paths(),
             **_stream_paths(exchanges),
             **_operations_paths(),
+            **webhook_paths(exchanges),
         },
     }

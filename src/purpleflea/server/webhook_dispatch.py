@@ -1,0 +1,436 @@
+"""Webhook delivery: the async driver of :mod:`purpleflea.server.webhook_policy`.
+
+One :class:`Dispatcher` runs on the node that sequences events (role ``all`` or ``ingest``:
+only one such node is active per deployment), so each item is delivered once, not once per
+API node. It reads the bus like a stream client and, for each webhook whose filter wants the
+item, appends it to that webhook's bounded queue; that never waits on a network, so a slow
+receiver holds up nothing but its own queue. One worker per webhook sends its queue in seq
+order, each delivery retried as the policy decides; a delivery that fails every attempt, or
+finds the queue full, becomes a dead letter in the shared store, readable and replayable by
+the webhook's account (:func:`replay_dead_letters`, from any API node).
+
+Each webhook's ``settled_seq`` (everything at or below it delivered, dead-lettered or
+filtered out) is saved every ``reload_s``. A webhook loaded with a settled seq behind the bus
+(made on another node moments ago, or after a restart, a crash or a standby taking over)
+first catches up from the history store, in seq order, then follows the bus: nothing
+published after its creation is skipped. What is still queued at a graceful stop is written
+to the dead letters (error ``not delivered before the server stopped``) and settled; after a
+crash it is sent again from the last saved settled seq. Delivery is therefore at least once:
+a receiver deduplicates by ``X-Purpleflea-Event-Id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from purpleflea.bus.base import (
+    Bus,
+    Message,
+    Subscription,
+    SubscriptionClosed,
+    cascade_frame,
+    liquidation_frame,
+)
+from purpleflea.model import CascadeAlert, Liquidation
+from purpleflea.server.filters import BadSubscription, StreamFilter, parse_filter
+from purpleflea.server.webhook_policy import Outcome, WebhookSettings, decide
+from purpleflea.server.webhook_sender import Sender
+from purpleflea.store.base import Store
+from purpleflea.store.webhooks import DeadLetter, Webhook, WebhookStore
+
+log = logging.getLogger("purpleflea.webhooks")
+
+_STOPPED = "not delivered before the server stopped"
+_IDLE = "no webhooks"
+_CATCH_UP_PAGE = 1_000
+#: Items the dispatcher's own bus subscription may hold (it only copies them into queues).
+_BUS_BUFFER = 100_000
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    seq: int
+    body: bytes
+
+
+@dataclass
+class _Hook:
+    """One webhook's live state on the delivering node. ``high``: the highest seq it has
+    considered (queued or filtered out); live items at or below it are not queued again.
+    Until ``ready`` (its catch-up from the history is queued) its worker does not send."""
+
+    webhook: Webhook
+    wanted: StreamFilter
+    high: int
+    queue: deque[_Pending] = field(default_factory=deque)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    saved: int = 0
+
+    def settled(self, seen: int) -> int:
+        """Every seq at or below this is settled for the webhook: before the first item
+        still queued (it may be in flight), else everything the dispatcher has seen."""
+        if not self.ready.is_set():
+            return self.webhook.settled_seq
+        return self.queue[0].seq - 1 if self.queue else max(seen, self.high)
+
+
+def _frame(item: Liquidation | CascadeAlert) -> bytes:
+    """The stream frame of a stored item: the same bytes the bus carried for it."""
+    return liquidation_frame(item) if isinstance(item, Liquidation) else cascade_frame(item)
+
+
+def webhook_filter(filters: dict[str, Any], known_exchanges: Iterable[str]) -> StreamFilter:
+    """A webhook's stored filters as a stream filter (the stream's own parser: one language).
+
+    Raises :class:`~purpleflea.server.filters.BadSubscription`, also for ``since_seq``: a
+    webhook receives what happens from its creation on.
+    """
+    wanted = parse_filter(filters, known_exchanges=known_exchanges)
+    if wanted.since_seq is not None:
+        raise BadSubscription("since_seq is for streams: a webhook gets items from now on")
+    return wanted
+
+
+class Dispatcher:
+    """Delivers bus items to webhooks; see the module docstring."""
+
+    def __init__(
+        self,
+        store: WebhookStore,
+        bus: Bus,
+        sender: Sender,
+        settings: WebhookSettings,
+        *,
+        history: Store,
+        position: Callable[[], int],
+        known_exchanges: Iterable[str],
+        rand: Callable[[], float] = random.random,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.history = history
+        self.position = position
+        self.sender = sender
+        self.settings = settings
+        self.known_exchanges = tuple(known_exchanges)
+        self.counters: Counter[str] = Counter()
+        self._rand = rand
+        self._sleep = sleep
+        self._hooks: dict[str, _Hook] = {}
+        self._letters: list[DeadLetter] = []
+        self._letters_ready = asyncio.Event()
+        self._subscription: Subscription | None = None
+        self._subscribed = asyncio.Event()
+        # Every item at or below this was offered already or published before the current
+        # subscription; every item above it will be offered.
+        self._seen = 0
+
+    # -- the list of webhooks ---------------------------------------------------------------
+
+    @property
+    def webhook_ids(self) -> set[str]:
+        return set(self._hooks)
+
+    async def reload(self) -> None:
+        """Bring the delivering set in line with the store (made or deleted on any node)."""
+        stored = {webhook.id: webhook for webhook in await self.store.webhooks()}
+        for webhook_id in set(self._hooks) - set(stored):
+            hook = self._hooks.pop(webhook_id)
+            self.counters["discarded"] += len(hook.queue)  # its owner deleted it
+            if hook.task is not None:
+                hook.task.cancel()
+        added: list[_Hook] = []
+        for webhook_id, webhook in stored.items():
+            if webhook_id in self._hooks:
+                continue
+            try:
+                wanted = webhook_filter(webhook.filters, self.known_exchanges)
+            except BadSubscription as exc:
+                self.counters["bad_filter"] += 1
+                log.warning("webhook %s: stored filter invalid now (%s): skipped", webhook_id, exc)
+                continue
+            hook = _Hook(webhook, wanted, high=0, saved=webhook.settled_seq)
+            self._hooks[webhook_id] = hook
+            added.append(hook)
+        self._follow_bus()
+        for hook in added:
+            # Live items above what was seen come from the bus; the rest from the history.
+            hook.high = max(self._seen, hook.webhook.settled_seq)
+            hook.task = asyncio.create_task(self._work(hook), name=f"webhook {hook.webhook.id}")
+
+    def _follow_bus(self) -> None:
+        """Be subscribed to the bus exactly while there are webhooks (a server without any
+        pays nothing per item). Subscribing here, before the route that made the webhook
+        answers, means every item published after that answer reaches it."""
+        if self._hooks and self._subscription is None:
+            self._subscription = self.bus.subscribe(_BUS_BUFFER)
+            self._seen = max(self._seen, self.position())
+            self._subscribed.set()
+        elif not self._hooks and self._subscription is not None:
+            self._subscription.close(_IDLE)
+            self._subscription = None
+            self._subscribed.clear()
+
+    async def _reload_every(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reload_s)
+            try:
+                await self.save_settled()
+                await self.reload()
+            except Exception:  # the store is away for a moment: keep the current list
+                self.counters["reload_failures"] += 1
+                log.exception("webhook list reload failed")
+
+    async def save_settled(self) -> None:
+        """Persist how far each webhook is settled, so that a restart or a standby taking
+        over resumes there (what was queued is sent again: at least once)."""
+        moved = {}
+        for webhook_id, hook in self._hooks.items():
+            settled = hook.settled(self._seen)
+            if settled > hook.saved:
+                moved[webhook_id] = settled
+        await self.store.save_settled(moved)
+        for webhook_id, settled in moved.items():
+            if webhook_id in self._hooks:
+                self._hooks[webhook_id].saved = settled
+
+    async def _catch_up(self, hook: _Hook) -> None:
+        """Queue what the webhook wants from the history between its settled seq and the
+        first item the bus brings it: items published while no node was delivering, or
+        before this node loaded a webhook made on another. What does not fit in the queue goes
+        to the dead letters as if it had been full; beyond the dead-letter bound too, the
+        catch-up stops there (counted as ``catch_up_truncated``)."""
+        after, upto = hook.webhook.settled_seq, hook.high
+        limit = self.settings.queue + self.settings.dead_letters
+        found: list[_Pending] = []
+        channels = hook.wanted.channels
+        truncated = False
+        while after < upto and not truncated:
+            page: list[Liquidation | CascadeAlert] = []
+            if "liquidations" in channels:
+                page += await self.history.since(after, _CATCH_UP_PAGE)
+            if "cascades" in channels:
+                page += await self.history.cascades_since(after, _CATCH_UP_PAGE)
+            if not page:
+                break
+            page.sort(key=lambda item: item.seq)
+            if len(channels) > 1:
+                page = page[:_CATCH_UP_PAGE]  # only this much of the merge is complete
+            for item in page:
+                if item.seq > upto:
+                    break
+                if hook.wanted.wants(item):
+                    if len(found) == limit:
+                        truncated = True
+                        break
+                    found.append(_Pending(item.seq, _frame(item)))
+            after = page[-1].seq
+        self.counters["caught_up"] += len(found)
+        waiting = [*found, *hook.queue]
+        hook.queue = deque(waiting[: self.settings.queue])
+        for pending in waiting[self.settings.queue :]:
+            self._overflow(hook, pending)
+        if truncated:
+            self.counters["catch_up_truncated"] += 1
+            log.warning("webhook %s: catch-up stopped at %d items", hook.webhook.id, limit)
+
+    # -- intake -------------------------------------------------------------------------------
+
+    def offer(self, message: Message) -> None:
+        """Queue ``message`` for every webhook that wants it (never waits)."""
+        payload = message.payload
+        if not isinstance(payload, Liquidation | CascadeAlert):
+            return
+        for hook in self._hooks.values():
+            if message.seq <= hook.high:
+                continue  # caught up from the history already
+            hook.high = message.seq
+            if not hook.wanted.wants(payload):
+                continue
+            if len(hook.queue) >= self.settings.queue:
+                self._overflow(hook, _Pending(message.seq, message.data))
+                continue
+            hook.queue.append(_Pending(message.seq, message.data))
+            hook.wake.set()
+        self._seen = max(self._seen, message.seq)
+
+    def _overflow(self, hook: _Hook, item: _Pending) -> None:
+        self.counters["overflow"] += 1
+        self._dead_letter(
+            hook.webhook.id,
+            item,
+            attempts=0,
+            error=f"queue full: {self.settings.queue} deliveries were waiting for this receiver",
+        )
+
+    async def run(self) -> None:
+        """Follow the bus until cancelled (a server background task)."""
+        helpers = [asyncio.create_task(self._write_dead_letters())]
+        try:
+            while True:
+                try:
+                    await self.reload()
+                    break
+                except Exception:  # the store is not reachable yet: try again
+                    self.counters["reload_failures"] += 1
+                    log.exception("webhook list: first read failed")
+                    await asyncio.sleep(self.settings.reload_s)
+            helpers.append(asyncio.create_task(self._reload_every()))
+            while True:
+                await self._subscribed.wait()
+                subscription = self._subscription
+                assert subscription is not None
+                try:
+                    while True:
+                        self.offer(await subscription.next())
+                except SubscriptionClosed as exc:
+                    if exc.reason != _IDLE and self._subscription is subscription:
+                        # Only a stalled event loop gets here; items in the gap are not sent.
+                        self.counters["bus_dropped"] += 1
+                        log.warning("webhook dispatcher lost its bus subscription: %s", exc.reason)
+                        self._subscription = None
+                        self._subscribed.clear()
+                        self._follow_bus()
+        finally:
+            if self._subscription is not None:
+                self._subscription.close()
+                self._subscription = None
+            tasks = [*helpers, *(h.task for h in self._hooks.values() if h.task is not None)]
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    # -- delivery -----------------------------------------------------------------------------
+
+    async def _work(self, hook: _Hook) -> None:
+        if hook.webhook.settled_seq < hook.high:
+            try:
+                await self._catch_up(hook)
+            except Exception:
+                self.counters["catch_up_failures"] += 1
+                log.exception("webhook %s: catching up from the history failed", hook.webhook.id)
+        hook.ready.set()
+        while True:
+            while not hook.queue:
+                hook.wake.clear()
+                await hook.wake.wait()
+            item = hook.queue[0]  # stays queued until settled: a stop dead-letters it
+            attempts, outcome = await self._deliver(hook.webhook, item)
+            hook.queue.popleft()
+            if outcome is None:
+                self.counters["delivered"] += 1
+            else:
+                self.counters["dead_lettered"] += 1
+                self._dead_letter(
+                    hook.webhook.id, item, attempts=attempts, error=outcome.describe()
+                )
+
+    async def _deliver(self, webhook: Webhook, item: _Pending) -> tuple[int, Outcome | None]:
+        """Attempts made, and the last outcome when it failed (None: delivered)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            outcome = await self.sender.send(webhook, item.seq, item.body)
+            decision = decide(self.settings, attempt, outcome, self._rand)
+            if decision.delivered:
+                return attempt, None
+            if decision.retry_in is None:
+                if outcome.refused:
+                    self.counters["refused"] += 1
+                return attempt, outcome
+            self.counters["retried"] += 1
+            await self._sleep(decision.retry_in)
+
+    # -- dead letters -------------------------------------------------------------------------
+
+    def _dead_letter(self, webhook_id: str, item: _Pending, *, attempts: int, error: str) -> None:
+        self._letters.append(
+            DeadLetter(
+                webhook_id=webhook_id,
+                seq=item.seq,
+                body=item.body,
+                attempts=attempts,
+                error=error,
+                failed_at=_now_ms(),
+            )
+        )
+        self._letters_ready.set()
+
+    async def _flush(self) -> None:
+        letters, self._letters = self._letters, []
+        try:
+            dropped = await self.store.add_dead_letters(letters, keep=self.settings.dead_letters)
+        except BaseException:
+            self._letters[:0] = letters  # kept for the next try (or the final flush)
+            raise
+        self.counters["dead_letters_dropped"] += dropped
+
+    async def _write_dead_letters(self) -> None:
+        """One writer for every webhook's dead letters: workers never wait on the store."""
+        while True:
+            await self._letters_ready.wait()
+            self._letters_ready.clear()
+            try:
+                await self._flush()
+            except Exception:
+                self.counters["dead_letter_write_failures"] += 1
+                log.exception("writing %d webhook dead letters failed", len(self._letters))
+                await asyncio.sleep(1.0)
+                self._letters_ready.set()
+
+    async def close(self) -> None:
+        """After :meth:`run` stopped: what is still queued becomes dead letters and the
+        webhooks are settled up to here; then the sender closes (a server closer, run before
+        the store closes). A webhook still catching up keeps its settled seq: the next start
+        catches up again instead."""
+        settled: dict[str, int] = {}
+        for webhook_id, hook in self._hooks.items():
+            if not hook.ready.is_set():
+                continue
+            for item in hook.queue:
+                self._dead_letter(webhook_id, item, attempts=0, error=_STOPPED)
+            hook.queue.clear()
+            settled[webhook_id] = hook.settled(self._seen)
+        self._hooks.clear()
+        try:
+            if self._letters:
+                await self._flush()
+            await self.store.save_settled(settled)
+        except Exception:
+            log.exception("webhook state lost at shutdown: %d dead letters", len(self._letters))
+        await self.sender.close()
+
+    # -- observability ------------------------------------------------------------------------
+
+    def queued(self) -> int:
+        return sum(len(hook.queue) for hook in self._hooks.values())
+
+    def metrics(self) -> list[tuple[str, str, str, list[tuple[str, float]]]]:
+        """``(name, kind, help, samples)`` for ``/v1/metrics``."""
+        return [
+            (
+                "webhook_deliveries_total",
+                "counter",
+                "Webhook deliveries and attempts by outcome.",
+                [(f'{{outcome="{k}"}}', float(v)) for k, v in sorted(self.counters.items())],
+            ),
+            ("webhooks", "gauge", "Webhooks being delivered.", [("", float(len(self._hooks)))]),
+            ("webhook_queued", "gauge", "Deliveries waiting.", [("", float(self.queued()))]),
+        ]

@@ -1,0 +1,182 @@
+"""The webhook rules, pure: which targets are allowed, and what to do after an attempt.
+
+The dispatcher (:mod:`purpleflea.server.webhook_dispatch`) performs; this module decides, so
+every rule is tested without a socket.
+
+Retries: a 2xx is delivered. A 5xx, a timeout or a connection error is retried with
+exponential backoff and jitter, up to ``attempts`` tries in all. A 4xx is the receiver saying
+the request is wrong and sending it again will not help: not retried, except 408 (request
+timeout) and 429 (too many requests), whose ``Retry-After`` is honoured (up to the backoff
+ceiling, so one receiver cannot park its queue for a day). A 3xx is not followed (a redirect
+could point anywhere, including inside our network) and counts as a failure.
+
+Targets (server-side request forgery): a webhook makes *this server* send requests to a URL a
+user chose. Pointed at ``127.0.0.1``, ``10.x``, ``169.254.169.254`` (cloud metadata) and the
+like, it would let anyone with a free key probe the operator's private network. With
+``allow_private`` false, a target must be ``http``/``https`` and every address its host
+resolves to must be public; the dispatcher checks the resolved addresses before each attempt.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+MAX_URL = 2_000
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+
+class BadWebhookUrl(ValueError):
+    """A webhook URL that may not be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """How webhooks are delivered (``ServerConfig.webhooks``)."""
+
+    #: Attempts per delivery in all (the first plus the retries).
+    attempts: int = 8
+    #: Backoff before the first retry; it doubles per retry up to ``backoff_max_s``.
+    backoff_s: float = 1.0
+    backoff_max_s: float = 60.0
+    #: One attempt's timeout (connect, send and response headers).
+    timeout_s: float = 5.0
+    #: Deliveries waiting per webhook; beyond it they go straight to the dead letters.
+    queue: int = 1_000
+    #: Dead letters kept per webhook (the oldest are dropped, and counted, beyond it).
+    dead_letters: int = 1_000
+    max_per_account: int = 10
+    #: Private, loopback and link-local targets: None allows them only when the server
+    #: listens on loopback alone (then only this machine's users can register webhooks).
+    allow_private: bool | None = None
+    #: How often the delivering node re-reads the list (webhooks made on other API nodes)
+    #: and saves how far each webhook is settled (where a restart resumes).
+    reload_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"webhook attempts must be at least 1, got {self.attempts}")
+        for name in ("backoff_s", "backoff_max_s", "timeout_s", "reload_s"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"webhook {name} must be a positive number, got {value!r}")
+        for name in ("queue", "dead_letters", "max_per_account"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"webhook {name} must be at least 1, got {getattr(self, name)}")
+
+    def private_allowed(self, host: str) -> bool:
+        """Whether targets on private addresses are allowed for a server bound to ``host``."""
+        if self.allow_private is not None:
+            return self.allow_private
+        return host in _LOOPBACK_HOSTS
+
+
+def public_address(address: str) -> bool:
+    """Whether ``address`` (an IP) is on the public internet: not loopback, private,
+    link-local (cloud metadata), multicast, reserved or unspecified."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def check_url(url: object, *, allow_private: bool) -> str:
+    """``url`` if it may be a webhook target; raises :class:`BadWebhookUrl` naming why not.
+
+    Host names are resolved only when delivering (their addresses can change); here a literal
+    address or ``localhost`` is refused when private targets are not allowed.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise BadWebhookUrl("url must be an http:// or https:// URL")
+    url = url.strip()
+    if len(url) > MAX_URL:
+        raise BadWebhookUrl(f"url is longer than {MAX_URL} characters")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        raise BadWebhookUrl(f"url {url!r} is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise BadWebhookUrl(f"url {url!r}: only http and https are allowed, not {parts.scheme!r}")
+    if not host:
+        raise BadWebhookUrl(f"url {url!r} names no host")
+    if allow_private:
+        return url
+    if host == "localhost" or host.endswith(".localhost"):
+        raise BadWebhookUrl(f"url {url!r}: loopback targets are refused on this server")
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        return url  # a name: checked when it is resolved, before each attempt
+    if not public_address(str(literal)):
+        raise BadWebhookUrl(f"url {url!r}: private, loopback and link-local targets are refused")
+    return url
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one attempt got: an HTTP status, or ``error`` (timeout, connection refused, ...);
+    ``refused`` when the target was not even tried (a private address): never retried."""
+
+    status: int | None = None
+    error: str = ""
+    retry_after: float | None = None
+    refused: bool = False
+
+    def describe(self) -> str:
+        return f"HTTP {self.status}" if self.status is not None else self.error
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """``delivered``; or ``retry_in`` seconds; or neither: give up (dead letter)."""
+
+    delivered: bool = False
+    retry_in: float | None = None
+
+
+def retry_after_seconds(value: str | None, *, now: float) -> float | None:
+    """A ``Retry-After`` header (seconds, or an HTTP date) as seconds from ``now``."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, float(when.timestamp()) - now)
+
+
+def backoff(settings: WebhookSettings, retry: int, rand: Callable[[], float]) -> float:
+    """Seconds before retry number ``retry`` (1 = the first): ``backoff_s * 2**(retry-1)``,
+    capped, with jitter over its upper half so receivers that failed together do not all come
+    back in the same instant."""
+    ceiling = min(settings.backoff_max_s, settings.backoff_s * 2.0 ** min(retry - 1, 30))
+    return ceiling / 2 + rand() * ceiling / 2
+
+
+def decide(
+    settings: WebhookSettings,
+    attempt: int,
+    outcome: Outcome,
+    rand: Callable[[], float] = random.random,
+) -> Decision:
+    """What to do after attempt number ``attempt`` (1 = the first) got ``outcome``."""
+    status = outcome.status
+    if status is not None and 200 <= status < 300:
+        return Decision(delivered=True)
+    retryable = not outcome.refused and (status is None or status >= 500 or status in (408, 429))
+    if not retryable or attempt >= settings.attempts:
+        return Decision()
+    wait = backoff(settings, attempt, rand)
+    if outcome.retry_after is not None:
+        wait = max(wait, min(outcome.retry_after, settings.backoff_max_s))
+    return Decision(retry_in=wait)

@@ -1,0 +1,360 @@
+"""The webhook routes: create, list and delete an account's webhooks, read and replay their
+dead letters. An account sees and touches only its own (another's id answers 404, as an
+unknown one does). Delivery itself is :mod:`purpleflea.server.webhook_dispatch`."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from purpleflea.server import http
+from purpleflea.server.filters import BadSubscription
+from purpleflea.server.keys import KeyInfo
+from purpleflea.server.webhook_dispatch import Dispatcher, webhook_filter
+from purpleflea.server.webhook_policy import MAX_URL, BadWebhookUrl, WebhookSettings, check_url
+from purpleflea.server.webhook_sender import Sender, replay_dead_letters
+from purpleflea.store.webhooks import Webhook, WebhookStore
+
+Handler = Callable[[Request], Awaitable[Response]]
+AuthedHandler = Callable[[Request, KeyInfo], Awaitable[Response]]
+
+_SECRET_MIN, _SECRET_MAX = 16, 200
+
+
+@dataclass
+class WebhookService:
+    """Webhooks on one node: the shared store, a sender (replays go out from the node that
+    was asked), and the dispatcher when this node is the one that delivers."""
+
+    store: WebhookStore
+    sender: Sender
+    settings: WebhookSettings
+    known_exchanges: tuple[str, ...]
+    #: The highest seq published (as this node knows it): a new webhook gets what follows.
+    position: Callable[[], int]
+    dispatcher: Dispatcher | None = None
+
+    async def changed(self) -> None:
+        """A webhook was made or deleted here: deliver by it (or stop) right away."""
+        if self.dispatcher is not None:
+            await self.dispatcher.reload()
+
+    async def close(self) -> None:
+        if self.dispatcher is not None:
+            await self.dispatcher.close()  # closes the sender
+        else:
+            await self.sender.close()
+        await self.store.close()
+
+
+def _view(webhook: Webhook) -> dict[str, Any]:
+    """A webhook as its owner sees it (never the secret after creation)."""
+    return {
+        "id": webhook.id,
+        "url": webhook.url,
+        "filters": webhook.filters,
+        "created_at": webhook.created_at,
+        "dead_letters": webhook.dead_letters,
+        "dead_letters_dropped": webhook.dead_letters_dropped,
+    }
+
+
+def _secret(value: object) -> str:
+    if value is None:
+        return "whsec_" + secrets.token_urlsafe(24)
+    if not isinstance(value, str) or not _SECRET_MIN <= len(value) <= _SECRET_MAX:
+        raise http.BadRequest(
+            f"secret must be a string of {_SECRET_MIN} to {_SECRET_MAX} characters (or left out: "
+            "one is generated)"
+        )
+    return value
+
+
+class WebhookRoutes:
+    """Route handlers over a :class:`WebhookService`; ``authed`` is the API's key check."""
+
+    def __init__(
+        self,
+        service: WebhookService,
+        *,
+        authed: Callable[[AuthedHandler], Handler],
+        allow_private: bool,
+    ) -> None:
+        self.service = service
+        self.authed = authed
+        self.allow_private = allow_private
+
+    async def _owned(self, request: Request, info: KeyInfo) -> Webhook | Response:
+        webhook_id = request.path_params["webhook_id"]
+        webhook = await self.service.store.get(webhook_id, info.account)
+        if webhook is None:
+            return http.error_response(
+                404, "not_found", f"no webhook {webhook_id!r} in account {info.account!r}"
+            )
+        return webhook
+
+    async def create(self, request: Request, info: KeyInfo) -> Response:
+        body = await http.json_body(await request.body())
+        try:
+            if "since_seq" in body:
+                raise BadSubscription(
+                    "since_seq has no meaning for a webhook: it receives what is published "
+                    "from its creation on"
+                )
+            for name in ("channels", "markets", "exchanges", "sides"):
+                if body.get(name) is not None and not isinstance(body[name], list):
+                    raise BadSubscription(f"{name} must be a JSON array of strings")
+            url = check_url(body.pop("url", None), allow_private=self.allow_private)
+            secret = _secret(body.pop("secret", None))
+            wanted = webhook_filter(body, self.service.known_exchanges)
+        except (BadWebhookUrl, BadSubscription) as exc:
+            raise http.BadRequest(str(exc)) from None
+        filters = wanted.describe()
+        filters.pop("since_seq")
+        webhook = Webhook(
+            id="wh_" + secrets.token_hex(8),
+            account=info.account,
+            url=url,
+            secret=secret,
+            filters=filters,
+            created_at=time.time_ns() // 1_000_000,
+            settled_seq=self.service.position(),
+        )
+        cap = self.service.settings.max_per_account
+        if not await self.service.store.create(webhook, cap=cap):
+            return http.error_response(
+                409,
+                "too_many_webhooks",
+                f"account {info.account!r} already has {cap} webhooks: delete one first",
+            )
+        await self.service.changed()
+        return http.json_response(
+            {
+                **_view(webhook),
+                "secret": secret,
+                "note": "store the secret now: it is shown once; verify deliveries with it "
+                "(purpleflea.verify_webhook)",
+            },
+            201,
+        )
+
+    async def listing(self, request: Request, info: KeyInfo) -> Response:
+        webhooks = await self.service.store.webhooks(info.account)
+        return http.json_response({"webhooks": [_view(w) for w in webhooks]})
+
+    async def delete(self, request: Request, info: KeyInfo) -> Response:
+        webhook_id = request.path_params["webhook_id"]
+        if not await self.service.store.delete(webhook_id, info.account):
+            return http.error_response(
+                404, "not_found", f"no webhook {webhook_id!r} in account {info.account!r}"
+            )
+        await self.service.changed()
+        return http.json_response({"deleted": webhook_id})
+
+    async def dead_letters(self, request: Request, info: KeyInfo) -> Response:
+        webhook = await self._owned(request, info)
+        if isinstance(webhook, Response):
+            return webhook
+        limit = http.integer(request.query_params, "limit", 100, low=1, high=1_000) or 100
+        letters = await self.service.store.dead_letters(webhook.id, limit=limit)
+        return http.json_response(
+            {
+                "webhook_id": webhook.id,
+                "total": webhook.dead_letters,
+                "dropped": webhook.dead_letters_dropped,
+                "dead_letters": [
+                    {
+                        "event_id": str(letter.seq),
+                        "attempts": letter.attempts,
+                        "error": letter.error,
+                        "failed_at": letter.failed_at,
+                        "frame": msgspec.Raw(letter.body),
+                    }
+                    for letter in letters
+                ],
+            }
+        )
+
+    async def replay(self, request: Request, info: KeyInfo) -> Response:
+        webhook = await self._owned(request, info)
+        if isinstance(webhook, Response):
+            return webhook
+        limit = http.integer(request.query_params, "limit", 100, low=1, high=1_000) or 100
+        result = await replay_dead_letters(
+            self.service.store, self.service.sender, webhook, limit=limit
+        )
+        return http.json_response({"webhook_id": webhook.id, **result})
+
+    async def collection(self, request: Request, info: KeyInfo) -> Response:
+        """``/v1/webhooks``: POST creates, GET lists (one route, so a 405 or OPTIONS names
+        both methods in ``Allow``)."""
+        if request.method == "POST":
+            return await self.create(request, info)
+        return await self.listing(request, info)
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/webhooks", self.authed(self.collection), methods=["GET", "POST"]),
+            Route("/v1/webhooks/{webhook_id}", self.authed(self.delete), methods=["DELETE"]),
+            Route(
+                "/v1/webhooks/{webhook_id}/dead-letters",
+                self.authed(self.dead_letters),
+                methods=["GET"],
+            ),
+            Route(
+                "/v1/webhooks/{webhook_id}/dead-letters/replay",
+                self.authed(self.replay),
+                methods=["POST"],
+            ),
+        ]
+
+
+_ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _links() -> dict[str, Any]:
+    """A created webhook's id reaches its other operations (stateful fuzzing follows them)."""
+    return {
+        name: {
+            "operationId": operation,
+            "parameters": {"webhook_id": "$response.body#/id"},
+            "description": f"The new webhook's id: {what}.",
+        }
+        for name, operation, what in (
+            ("deadLetters", "deadLetters", "its dead letters"),
+            ("replay", "replayDeadLetters", "replay them"),
+            ("delete", "deleteWebhook", "delete it"),
+        )
+    }
+
+
+def webhook_paths(exchanges: Sequence[str]) -> dict[str, Any]:
+    """The OpenAPI entries of the webhook routes (merged into ``openapi.document``);
+    ``exchanges`` are the ids filters take."""
+    secured: list[dict[str, list[str]]] = [
+        {"bearer": []},
+        {"apiKeyHeader": []},
+        {"apiKeyQuery": []},
+    ]
+
+    def listed(items: dict[str, Any]) -> dict[str, Any]:
+        # null is taken as "not given", as the stream's subscribe message takes it.
+        return {"type": ["array", "null"], "items": items, "maxItems": 500}
+
+    markets = listed({"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"\S"})
+    errors = {
+        "400": _json("Bad request", _ERROR_REF),
+        "401": _json("Missing or invalid API key", _ERROR_REF),
+        "429": _json("Rate limited (see Retry-After)", _ERROR_REF),
+    }
+    webhook_id = {
+        "name": "webhook_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "The webhook's id (wh_...).",
+    }
+    limit = {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "description": "At most this many dead letters (default 100), oldest first.",
+    }
+    not_found = {"404": _json("No such webhook in the caller's account", _ERROR_REF)}
+    return {
+        "/v1/webhooks": {
+            "post": {
+                "operationId": "createWebhook",
+                "summary": "Create a webhook: signed POSTs of the stream's frames to a URL, "
+                "with the stream's filters (docs/webhooks.md).",
+                "security": secured,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["url"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "url": {
+                                        "type": "string",
+                                        "maxLength": MAX_URL,
+                                        "pattern": r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,4})?(/\S*)?$",
+                                        "description": "http(s) target; private, loopback "
+                                        "and link-local hosts are refused unless the "
+                                        "operator allows them (docs/webhooks.md)",
+                                    },
+                                    "secret": {
+                                        "type": ["string", "null"],
+                                        "minLength": _SECRET_MIN,
+                                        "maxLength": _SECRET_MAX,
+                                        "description": "HMAC key (generated when left out or null)",
+                                    },
+                                    "channels": listed(
+                                        {"type": "string", "enum": ["liquidations", "cascades"]}
+                                    ),
+                                    "min_usd": {"type": "number", "minimum": 0},
+                                    "markets": markets,
+                                    "exchanges": listed({"type": "string", "enum": exchanges}),
+                                    "sides": listed({"type": "string", "enum": ["long", "short"]}),
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json("Created: the secret is shown once.", {"type": "object"})
+                    | {"links": _links()},
+                    "409": _json("The account's webhook limit is reached", _ERROR_REF),
+                    **errors,
+                },
+            },
+            "get": {
+                "summary": "The caller's webhooks (without secrets), with dead-letter counts.",
+                "security": secured,
+                "responses": {"200": _json("OK", {"type": "object"}), **errors},
+            },
+        },
+        "/v1/webhooks/{webhook_id}": {
+            "delete": {
+                "operationId": "deleteWebhook",
+                "summary": "Delete a webhook and its dead letters.",
+                "security": secured,
+                "parameters": [webhook_id],
+                "responses": {"200": _json("OK", {"type": "object"}), **errors, **not_found},
+            }
+        },
+        "/v1/webhooks/{webhook_id}/dead-letters": {
+            "get": {
+                "operationId": "deadLetters",
+                "summary": "Deliveries that failed every attempt, oldest first.",
+                "security": secured,
+                "parameters": [webhook_id, limit],
+                "responses": {"200": _json("OK", {"type": "object"}), **errors, **not_found},
+            }
+        },
+        "/v1/webhooks/{webhook_id}/dead-letters/replay": {
+            "post": {
+                "operationId": "replayDeadLetters",
+                "summary": "Send dead letters again, oldest first, until one fails; the "
+                "delivered ones are removed.",
+                "security": secured,
+                "parameters": [webhook_id, limit],
+                "responses": {"200": _json("OK", {"type": "object"}), **errors, **not_found},
+            }
+        },
+    }

@@ -1,0 +1,308 @@
+"""Webhook subscriptions and their dead letters, kept beside the history.
+
+They live in the history store's database (the SQLite file of a single machine, or the shared
+PostgreSQL of a scale-out), so every API node manages the same list and the one node that
+delivers (the ingest node, or role ``all``) reads it from there. Their own small interface,
+not :class:`~purpleflea.store.base.Store`'s: the history contract stays about events.
+
+The queries are written once, with ``?`` placeholders; each backend only runs a list of
+statements in one transaction (:class:`Backend`). The webhook's secret is stored as given:
+signing needs it (HMAC), so it cannot be hashed like an API key.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgspec
+
+
+class Webhook(msgspec.Struct, frozen=True, kw_only=True):
+    """One subscription: where to POST, the secret to sign with, and its stream filters
+    (the fields of :func:`purpleflea.server.filters.parse_filter`)."""
+
+    id: str
+    account: str
+    url: str
+    secret: str
+    filters: dict[str, Any]
+    created_at: int
+    #: Every item with a seq at or below this was settled for this webhook (delivered,
+    #: dead-lettered or filtered out): the delivering node resumes after it (a restart, a
+    #: standby taking over, a webhook made on another node).
+    settled_seq: int = 0
+    #: Dead letters dropped because the list was full (oldest first).
+    dead_letters_dropped: int = 0
+    #: Dead letters held now (filled in by listings).
+    dead_letters: int = 0
+
+
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+    """A delivery that failed every attempt (or never got one): ``body`` is the frame as it
+    would have been sent; ``seq`` orders and identifies it within its webhook."""
+
+    webhook_id: str
+    seq: int
+    body: bytes
+    attempts: int
+    error: str
+    failed_at: int
+
+
+class Backend(Protocol):
+    async def run(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
+        """Run ``statements`` (``?`` placeholders) in one transaction; each one's rows."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+_COLUMNS = "w.id, w.account, w.url, w.secret, w.filters, w.created_at, w.settled_seq, w.dropped"
+_COUNTED = (
+    f"SELECT {_COLUMNS}, (SELECT COUNT(*) FROM webhook_dead_letters d "
+    "WHERE d.webhook_id = w.id) FROM webhooks w"
+)
+_PLAIN = f"SELECT {_COLUMNS}, 0 FROM webhooks w"
+_LETTER = "webhook_id, seq, body, attempts, error, failed_at"
+
+
+def _webhook(row: Sequence[Any]) -> Webhook:
+    return Webhook(
+        id=row[0],
+        account=row[1],
+        url=row[2],
+        secret=row[3],
+        filters=msgspec.json.decode(row[4]),
+        created_at=int(row[5]),
+        settled_seq=int(row[6]),
+        dead_letters_dropped=int(row[7]),
+        dead_letters=int(row[8]),
+    )
+
+
+def _letter(row: Sequence[Any]) -> DeadLetter:
+    return DeadLetter(
+        webhook_id=row[0],
+        seq=int(row[1]),
+        body=bytes(row[2]),
+        attempts=int(row[3]),
+        error=row[4],
+        failed_at=int(row[5]),
+    )
+
+
+class WebhookStore:
+    """Webhooks and dead letters over a :class:`Backend` (SQLite or PostgreSQL)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    async def _one(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        return (await self.backend.run([(sql, params)]))[0]
+
+    async def create(self, webhook: Webhook, *, cap: int) -> bool:
+        """Add ``webhook`` unless its account already has ``cap``; False when it had."""
+        count, _ = await self.backend.run(
+            [
+                ("SELECT COUNT(*) FROM webhooks WHERE account = ?", (webhook.account,)),
+                (
+                    "INSERT INTO webhooks "
+                    "(id, account, url, secret, filters, created_at, settled_seq, dropped) "
+                    "SELECT ?, ?, ?, ?, ?, ?, ?, 0 WHERE "
+                    "(SELECT COUNT(*) FROM webhooks WHERE account = ?) < ?",
+                    (
+                        webhook.id,
+                        webhook.account,
+                        webhook.url,
+                        webhook.secret,
+                        msgspec.json.encode(webhook.filters).decode(),
+                        webhook.created_at,
+                        webhook.settled_seq,
+                        webhook.account,
+                        cap,
+                    ),
+                ),
+            ]
+        )
+        return int(count[0][0]) < cap
+
+    async def webhooks(self, account: str | None = None) -> list[Webhook]:
+        """Every webhook (of ``account`` when given, with its dead-letter count), oldest
+        first. Without an account (the dispatcher's reload, every few seconds) the counts are
+        left at 0: it does not need them."""
+        if account is None:
+            rows = await self._one(f"{_PLAIN} ORDER BY w.created_at, w.id", ())
+        else:
+            rows = await self._one(
+                f"{_COUNTED} WHERE w.account = ? ORDER BY w.created_at, w.id", (account,)
+            )
+        return [_webhook(row) for row in rows]
+
+    async def get(self, webhook_id: str, account: str) -> Webhook | None:
+        """The webhook ``webhook_id`` if ``account`` owns it."""
+        rows = await self._one(
+            f"{_COUNTED} WHERE w.id = ? AND w.account = ?", (webhook_id, account)
+        )
+        return _webhook(rows[0]) if rows else None
+
+    async def delete(self, webhook_id: str, account: str) -> bool:
+        """Delete the webhook (and its dead letters) if ``account`` owns it."""
+        found, _, _ = await self.backend.run(
+            [
+                ("SELECT id FROM webhooks WHERE id = ? AND account = ?", (webhook_id, account)),
+                (
+                    "DELETE FROM webhook_dead_letters WHERE webhook_id IN "
+                    "(SELECT id FROM webhooks WHERE id = ? AND account = ?)",
+                    (webhook_id, account),
+                ),
+                ("DELETE FROM webhooks WHERE id = ? AND account = ?", (webhook_id, account)),
+            ]
+        )
+        return bool(found)
+
+    async def save_settled(self, settled: dict[str, int]) -> None:
+        """Move webhooks' ``settled_seq`` forward (never back) to the given values."""
+        if settled:
+            await self.backend.run(
+                [
+                    (
+                        "UPDATE webhooks SET settled_seq = ? WHERE id = ? AND settled_seq < ?",
+                        (seq, webhook_id, seq),
+                    )
+                    for webhook_id, seq in settled.items()
+                ]
+            )
+
+    async def add_dead_letters(self, letters: Sequence[DeadLetter], *, keep: int) -> int:
+        """Keep ``letters`` (a seq already there is replaced), at most ``keep`` per webhook:
+        the oldest beyond that are dropped and counted on the webhook. Letters of a webhook
+        deleted meanwhile are discarded. Returns how many were dropped."""
+        dropped = 0
+        by_webhook: dict[str, list[DeadLetter]] = {}
+        for letter in letters:
+            by_webhook.setdefault(letter.webhook_id, []).append(letter)
+        for webhook_id, group in by_webhook.items():
+            statements: list[tuple[str, Sequence[Any]]] = [
+                (
+                    f"INSERT INTO webhook_dead_letters ({_LETTER}) "
+                    "SELECT w.id, ?, ?, ?, ?, ? FROM webhooks w WHERE w.id = ? "
+                    "ON CONFLICT (webhook_id, seq) DO UPDATE SET body = excluded.body, "
+                    "attempts = excluded.attempts, error = excluded.error, "
+                    "failed_at = excluded.failed_at",
+                    (x.seq, x.body, x.attempts, x.error, x.failed_at, webhook_id),
+                )
+                for x in group
+            ]
+            # The oldest beyond `keep`: everything at or below the (keep+1)-th newest seq.
+            cutoff = (
+                "SELECT seq FROM webhook_dead_letters WHERE webhook_id = ? "
+                "ORDER BY seq DESC LIMIT 1 OFFSET ?"
+            )
+            statements += [
+                (
+                    f"SELECT COUNT(*) FROM webhook_dead_letters WHERE webhook_id = ? "
+                    f"AND seq <= ({cutoff})",
+                    (webhook_id, webhook_id, keep),
+                ),
+                (
+                    f"DELETE FROM webhook_dead_letters WHERE webhook_id = ? AND seq <= ({cutoff})",
+                    (webhook_id, webhook_id, keep),
+                ),
+            ]
+            results = await self.backend.run(statements)
+            excess = int(results[-2][0][0])
+            if excess:
+                await self._one(
+                    "UPDATE webhooks SET dropped = dropped + ? WHERE id = ?", (excess, webhook_id)
+                )
+                dropped += excess
+        return dropped
+
+    async def dead_letters(self, webhook_id: str, *, limit: int = 100) -> list[DeadLetter]:
+        """The webhook's dead letters, oldest (lowest seq) first, at most ``limit``."""
+        rows = await self._one(
+            f"SELECT {_LETTER} FROM webhook_dead_letters WHERE webhook_id = ? ORDER BY seq LIMIT ?",
+            (webhook_id, limit),
+        )
+        return [_letter(row) for row in rows]
+
+    async def remove_dead_letter(self, webhook_id: str, seq: int) -> None:
+        await self._one(
+            "DELETE FROM webhook_dead_letters WHERE webhook_id = ? AND seq = ?", (webhook_id, seq)
+        )
+
+    async def close(self) -> None:
+        await self.backend.close()
+
+
+_SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS webhooks (
+    id TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    filters TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    settled_seq INTEGER NOT NULL DEFAULT 0,
+    dropped INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS webhooks_account ON webhooks (account);
+CREATE TABLE IF NOT EXISTS webhook_dead_letters (
+    webhook_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    attempts INTEGER NOT NULL,
+    error TEXT NOT NULL,
+    failed_at INTEGER NOT NULL,
+    PRIMARY KEY (webhook_id, seq)
+) WITHOUT ROWID;
+"""
+
+
+class SQLiteBackend:
+    """The webhook tables in a SQLite file (the history's, on its own connection). Each
+    transaction is a few small statements, run on the caller's thread."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SQLITE_SCHEMA)
+        self._lock = threading.Lock()
+
+    async def run(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                results = [self._db.execute(sql, params).fetchall() for sql, params in statements]
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return results
+
+    async def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def open_webhook_store(url: str) -> WebhookStore:
+    """The webhook store in the database the history store ``url`` names (see
+    :func:`purpleflea.store.factory.open_store`). PostgreSQL connects on first use."""
+    if url.startswith(_POSTGRES_SCHEMES):
+        from purpleflea.store.webhooks_postgres import PostgresBackend  # noqa: PLC0415
+
+        return WebhookStore(PostgresBackend(url))
+    from purpleflea.store.factory import sqlite_path  # noqa: PLC0415
+
+    return WebhookStore(SQLiteBackend(sqlite_path(url)))

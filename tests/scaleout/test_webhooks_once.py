@@ -1,0 +1,76 @@
+"""Webhooks in a scale-out: made on either API node, delivered once by the ingest node (not
+once per API node), their dead letters readable and replayable on any node."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from tests.scaleout.cluster import cluster, until
+from tests.server.webhook_receiver import receiver
+
+
+def _liquidation_seqs(store_url: str) -> set[int]:
+    with psycopg.connect(store_url) as connection:
+        return {int(row[0]) for row in connection.execute("SELECT seq FROM liquidations")}
+
+
+async def test_webhooks_are_delivered_once_by_the_ingest_node(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as services, receiver() as good, receiver(then=500) as down:
+        ingest = services.node(
+            "ingest",
+            "ingest",
+            *("--source", "sim", "--markets", "3", "--speed", "60"),
+            *("--webhook-attempts", "2", "--webhook-backoff", "0.01"),
+            data_dir="ingest",
+        )
+        node_a, node_b = services.node("api-a", "api"), services.node("api-b", "api")
+        await services.start(node_a, node_b, ingest)
+        headers = {"X-API-Key": services.key}
+        async with httpx.AsyncClient(headers=headers, timeout=10) as http:
+            made = (await http.post(f"{node_a.url}/v1/webhooks", json={"url": good.url})).json()
+            good.secret = made["secret"]
+            failing = (await http.post(f"{node_b.url}/v1/webhooks", json={"url": down.url})).json()
+            down.secret = failing["secret"]
+            # Both nodes list both: the list lives in the shared store.
+            for node in (node_a, node_b):
+                listed = (await http.get(f"{node.url}/v1/webhooks")).json()["webhooks"]
+                assert {w["id"] for w in listed} == {made["id"], failing["id"]}
+
+            await until(lambda: len(good.deliveries) >= 40, 60, "40 deliveries")
+            await until(lambda: len(down.deliveries) >= 4, 60, "two failed deliveries")
+
+            # Dead letters of the webhook made on B, read and replayed through A.
+            letters_url = f"{node_a.url}/v1/webhooks/{failing['id']}/dead-letters"
+            for _ in range(120):  # 4 requests a second: well inside the key's rate limit
+                response = await http.get(letters_url)
+                assert response.status_code == 200, response.text
+                listing = response.json()
+                if listing["total"] >= 2:
+                    break
+                await asyncio.sleep(0.25)
+            assert listing["total"] >= 2
+            assert all(x["attempts"] == 2 for x in listing["dead_letters"])
+            down.then = 200
+            replay = (await http.post(f"{letters_url}/replay", params={"limit": 2})).json()
+            assert replay["delivered"] == 2
+            assert replay["failed"] is None
+
+            metrics = (await http.get(f"{ingest.url}/v1/metrics")).text
+            assert 'purpleflea_webhook_deliveries_total{outcome="delivered"}' in metrics
+            for node in (node_a, node_b):  # no dispatcher runs on an API node
+                assert (
+                    "webhook_deliveries_total"
+                    not in (await http.get(f"{node.url}/v1/metrics")).text
+                )
+
+        # Once each, in seq order, and none missing between the first and the last: the
+        # ingest node delivered every stored event, and no API node delivered any again.
+        seqs = [int(d.event_id) for d in good.deliveries[:40]]
+        assert all(d.verified and d.status == 200 for d in good.deliveries)
+        assert seqs == sorted(set(seqs))
+        stored = _liquidation_seqs(services.store_url)
+        assert {s for s in stored if seqs[0] <= s <= seqs[-1]} == set(seqs)

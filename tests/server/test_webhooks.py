@@ -1,0 +1,440 @@
+"""Webhooks end to end: a real server, events pushed through its tracker, and a local receiver
+(tests/server/webhook_receiver.py) that verifies every signature and fails on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from purpleflea.server.config import ServerConfig
+from purpleflea.server.webhook_policy import WebhookSettings
+from purpleflea.server.webhook_sender import Sender
+from purpleflea.store.webhooks import Webhook, open_webhook_store
+from tests.server.conftest import Running, make_config, running_server, venue_event
+from tests.server.webhook_receiver import Receiver, receiver, until
+
+#: Short backoffs so retries take milliseconds; three attempts per delivery.
+FAST = WebhookSettings(attempts=3, backoff_s=0.01, backoff_max_s=0.05, timeout_s=5.0)
+
+
+@pytest.fixture
+async def hooked(tmp_path: Path) -> AsyncIterator[Running]:
+    async with running_server(_config(tmp_path, FAST)) as running:
+        yield running
+
+
+def _client(running: Running, key: str | None = None) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=running.url, headers={"Authorization": f"Bearer {key or running.key}"}
+    )
+
+
+async def _create(running: Running, box: Receiver, **fields: Any) -> dict[str, Any]:
+    async with _client(running) as http:
+        response = await http.post("/v1/webhooks", json={"url": box.url, **fields})
+    assert response.status_code == 201, response.text
+    made: dict[str, Any] = response.json()
+    box.secret = made["secret"]
+    return made
+
+
+async def _dead_letters(running: Running, webhook_id: str, key: str | None = None) -> Any:
+    async with _client(running, key) as http:
+        return await http.get(f"/v1/webhooks/{webhook_id}/dead-letters")
+
+
+async def _letters_when(running: Running, webhook_id: str, total: int) -> dict[str, Any]:
+    """The dead-letter listing, once it holds ``total`` (polled through the API)."""
+    for _ in range(300):
+        response = await _dead_letters(running, webhook_id)
+        assert response.status_code == 200, response.text
+        listing: dict[str, Any] = response.json()
+        if listing["total"] >= total:
+            return listing
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{webhook_id} never had {total} dead letters: {listing}")
+
+
+def _config(tmp_path: Path, settings: WebhookSettings) -> ServerConfig:
+    # Polling the API must not hit the per-key rate limit on a slow machine.
+    return make_config(tmp_path, webhooks=settings, rate_per_s=1_000.0, rate_burst=1_000.0)
+
+
+async def _metrics(running: Running) -> str:
+    async with httpx.AsyncClient(base_url=running.url) as http:
+        return (await http.get("/v1/metrics")).text
+
+
+async def test_failed_deliveries_are_retried_and_delivered_once(hooked: Running) -> None:
+    async with receiver(plan=[500, 500]) as box:
+        await _create(hooked, box, min_usd=100_000)
+        first, second = venue_event(size_usd=200_000), venue_event(size_usd=300_000)
+        await hooked.push(first)
+        await until(lambda: len(box.answered(200)) == 1, what="the first event delivered")
+        await hooked.push(second)
+        await until(lambda: len(box.answered(200)) == 2, what="the second event delivered")
+
+    assert all(d.verified for d in box.deliveries)
+    # Two failures and a success for the first event, then the second at once: in seq order,
+    # each delivered exactly once, every attempt with the same event id.
+    assert [d.status for d in box.deliveries] == [500, 500, 200, 200]
+    ids = [d.event_id for d in box.deliveries]
+    assert ids[0] == ids[1] == ids[2] != ids[3]
+    assert int(ids[2]) < int(ids[3])
+    frames = [box.deliveries[2].frame, box.deliveries[3].frame]
+    assert [f["type"] for f in frames] == ["liquidation", "liquidation"]
+    assert [f["data"]["id"] for f in frames] == [first.id, second.id]  # type: ignore[index]
+    assert str(frames[0]["data"]["seq"]) == ids[0]  # type: ignore[index]
+    metrics = await _metrics(hooked)
+    assert 'purpleflea_webhook_deliveries_total{outcome="delivered"} 2' in metrics
+    assert 'purpleflea_webhook_deliveries_total{outcome="retried"} 2' in metrics
+
+
+async def test_a_receiver_that_keeps_failing_gets_dead_letters_its_owner_replays(
+    hooked: Running,
+) -> None:
+    async with receiver(then=500) as box:
+        made = await _create(hooked, box)
+        events = [venue_event(size_usd=10_000 * n) for n in (1, 2)]
+        await hooked.push(*events)
+        await until(lambda: len(box.deliveries) == 6, what="three attempts for each event")
+
+        async def letters() -> Any:
+            return (await _dead_letters(hooked, made["id"])).json()
+
+        listing = await _letters_when(hooked, made["id"], 2)
+        assert listing["total"] == 2, listing
+        assert [x["frame"]["data"]["id"] for x in listing["dead_letters"]] == [e.id for e in events]
+        assert all(x["attempts"] == 3 for x in listing["dead_letters"])
+        assert all(x["error"] == "HTTP 500" for x in listing["dead_letters"])
+
+        # Another account sees none of it and can touch none of it.
+        other = hooked.server.keys.create("mallory", "m").key
+        assert (await _dead_letters(hooked, made["id"], other)).status_code == 404
+        async with _client(hooked, other) as http:
+            assert (await http.get("/v1/webhooks")).json() == {"webhooks": []}
+            replay = await http.post(f"/v1/webhooks/{made['id']}/dead-letters/replay")
+            assert replay.status_code == 404
+            assert (await http.delete(f"/v1/webhooks/{made['id']}")).status_code == 404
+
+        # While the receiver is still down, a replay stops at the first failure.
+        async with _client(hooked) as http:
+            replay = await http.post(f"/v1/webhooks/{made['id']}/dead-letters/replay")
+        assert replay.json()["delivered"] == 0
+        assert replay.json()["failed"]["error"] == "HTTP 500"
+        assert replay.json()["remaining"] == 2
+
+        box.then = 200  # the receiver recovers
+        async with _client(hooked) as http:
+            replay = await http.post(f"/v1/webhooks/{made['id']}/dead-letters/replay")
+        assert replay.json() == {
+            "webhook_id": made["id"],
+            "delivered": 2,
+            "failed": None,
+            "remaining": 0,
+        }
+        delivered = box.answered(200)
+        assert [d.frame["data"]["id"] for d in delivered] == [e.id for e in events]  # type: ignore[index]
+        assert all(d.verified for d in box.deliveries)
+        assert (await letters())["dead_letters"] == []
+    metrics = await _metrics(hooked)
+    assert 'purpleflea_webhook_deliveries_total{outcome="dead_lettered"} 2' in metrics
+
+
+async def test_filters_are_the_streams(hooked: Running) -> None:
+    async with receiver() as box, receiver() as cascades:
+        await _create(hooked, box, markets=["eth-perp"], sides=["short"], min_usd=50_000)
+        await _create(hooked, cascades, channels=["cascades"])
+        wanted = venue_event(market="ETH-PERP", side="short", size_usd=60_000)
+        await hooked.push(
+            venue_event(market="BTC-PERP", side="short", size_usd=90_000),
+            venue_event(market="ETH-PERP", side="long", size_usd=90_000),
+            venue_event(market="ETH-PERP", side="short", size_usd=10_000),
+            wanted,
+        )
+        await until(lambda: len(box.deliveries) >= 1, what="the wanted event")
+        sentinel = venue_event(market="ETH-PERP", side="short", size_usd=70_000)
+        await hooked.push(venue_event(market="SOL-PERP", side="short", size_usd=1e6), sentinel)
+        await until(lambda: len(box.deliveries) >= 2, what="the sentinel")
+    got = [d.frame["data"]["id"] for d in box.deliveries]  # type: ignore[index]
+    assert got == [wanted.id, sentinel.id]
+    assert all(d.frame["type"] == "cascade" for d in cascades.deliveries)
+
+
+async def test_4xx_is_not_retried_but_429_is_after_retry_after(hooked: Running) -> None:
+    async with receiver(plan=[400, (429, {"Retry-After": "0"}), 200]) as box:
+        made = await _create(hooked, box)
+        refused, later = venue_event(), venue_event()
+        await hooked.push(refused, later)
+        await until(lambda: len(box.answered(200)) == 1, what="the second event delivered")
+        listing = await _letters_when(hooked, made["id"], 1)
+    assert [d.status for d in box.deliveries] == [400, 429, 200]
+    assert listing["dead_letters"][0]["attempts"] == 1  # the 400 was not tried again
+    assert listing["dead_letters"][0]["error"] == "HTTP 400"
+    assert listing["dead_letters"][0]["frame"]["data"]["id"] == refused.id
+    assert box.answered(200)[0].frame["data"]["id"] == later.id  # type: ignore[index]
+
+
+async def test_a_slow_receiver_holds_up_only_its_own_queue(tmp_path: Path) -> None:
+    settings = WebhookSettings(attempts=1, queue=2, timeout_s=30.0)
+    async with (
+        running_server(_config(tmp_path, settings)) as running,
+        receiver(hold=asyncio.Event()) as slow,
+        receiver() as fast,
+    ):
+        slow_hook = await _create(running, slow)
+        await _create(running, fast)
+        events = [venue_event() for _ in range(6)]
+        # One at a time (the queues hold two): the fast receiver gets each while the slow one
+        # still sits on its first.
+        for n, event in enumerate(events, 1):
+            await running.push(event)
+            await until(lambda n=n: len(fast.deliveries) == n, what=f"event {n} at the fast one")
+        assert slow.waiting == 1
+        assert slow.deliveries == []
+        # The slow one's queue holds two (the one in flight and one more); the other four
+        # overflowed into its dead letters, counted.
+        listing = await _letters_when(running, slow_hook["id"], 4)
+        assert listing["total"] == 4
+        assert [x["frame"]["data"]["id"] for x in listing["dead_letters"]] == [
+            e.id for e in events[2:]
+        ]
+        assert all(x["error"].startswith("queue full") for x in listing["dead_letters"])
+        assert all(x["attempts"] == 0 for x in listing["dead_letters"])
+        assert 'outcome="overflow"} 4' in await _metrics(running)
+        assert slow.hold is not None
+        slow.hold.set()
+        await until(lambda: len(slow.deliveries) == 2, what="the slow receiver's two")
+    assert [d.frame["data"]["id"] for d in slow.deliveries] == [e.id for e in events[:2]]  # type: ignore[index]
+
+
+async def test_what_is_queued_at_shutdown_becomes_dead_letters(tmp_path: Path) -> None:
+    config = _config(tmp_path, WebhookSettings(attempts=1, timeout_s=30.0))
+    async with receiver(hold=asyncio.Event()) as slow:
+        async with running_server(config) as running:
+            made = await _create(running, slow)
+            events = [venue_event() for _ in range(3)]
+            await running.push(*events)
+            await until(lambda: slow.waiting == 1, what="the first delivery in flight")
+        store = open_webhook_store(str(config.db_path))
+        letters = await store.dead_letters(made["id"])
+        await store.close()
+    assert [x.error for x in letters] == ["not delivered before the server stopped"] * 3
+    assert [x.seq for x in letters] == sorted(x.seq for x in letters)
+
+
+async def test_webhook_requests_are_validated(tmp_path: Path) -> None:
+    settings = WebhookSettings(max_per_account=2)
+    async with (
+        running_server(_config(tmp_path, settings)) as running,
+        _client(running) as http,
+    ):
+        for body, why in [
+            ({"url": "ftp://example.com/x"}, "only http and https"),
+            ({}, "url must be"),
+            ({"url": "https://example.com", "since_seq": 5}, "since_seq"),
+            ({"url": "https://example.com", "exchanges": ["nope"]}, "unknown exchange"),
+            ({"url": "https://example.com", "channels": ["trades"]}, "unknown channel"),
+            ({"url": "https://example.com", "min_usd": -1}, "min_usd"),
+            ({"url": "https://example.com", "secret": "short"}, "secret must be"),
+            ({"url": "https://example.com", "color": "red"}, "unknown field"),
+        ]:
+            response = await http.post("/v1/webhooks", json=body)
+            assert response.status_code == 400, (body, response.text)
+            assert why in response.json()["error"]["message"], (body, response.text)
+        assert (await http.post("/v1/webhooks", content=b"[]")).status_code == 400
+        mine = {"url": "https://example.com/a", "secret": "s" * 16}
+        made = (await http.post("/v1/webhooks", json=mine)).json()
+        assert made["secret"] == "s" * 16
+        assert made["filters"]["channels"] == ["liquidations"]
+        assert (await http.post("/v1/webhooks", json=mine)).status_code == 201
+        capped = await http.post("/v1/webhooks", json=mine)
+        assert capped.status_code == 409
+        assert capped.json()["error"]["code"] == "too_many_webhooks"
+        listed = (await http.get("/v1/webhooks")).json()["webhooks"]
+        assert len(listed) == 2
+        assert all("secret" not in w for w in listed)  # shown once, at creation
+        gone = await http.delete(f"/v1/webhooks/{made['id']}")
+        assert gone.json() == {"deleted": made["id"]}
+        assert (await http.delete(f"/v1/webhooks/{made['id']}")).status_code == 404
+        assert running.server.webhooks is not None
+        dispatcher = running.server.webhooks.dispatcher
+        assert dispatcher is not None
+        assert made["id"] not in dispatcher.webhook_ids
+        assert len(dispatcher.webhook_ids) == 1
+
+
+async def test_private_targets_are_refused_when_the_operator_says_so(tmp_path: Path) -> None:
+    config = _config(tmp_path, WebhookSettings(allow_private=False))
+    async with running_server(config) as running, _client(running) as http:
+        for url in ("http://127.0.0.1:9/x", "http://localhost/x", "http://169.254.169.254/"):
+            response = await http.post("/v1/webhooks", json={"url": url})
+            assert response.status_code == 400, url
+            assert "refused" in response.json()["error"]["message"]
+
+
+async def test_a_name_that_resolves_to_a_private_address_is_refused_when_sending() -> None:
+    # A host name passes creation (its addresses can change); each attempt resolves it first.
+    sender = Sender(WebhookSettings(), allow_private=False)
+    webhook = Webhook(
+        id="wh_x",
+        account="a",
+        url="http://localhost:9/x",
+        secret="s" * 16,
+        filters={},
+        created_at=0,
+    )
+    outcome = await sender.send(webhook, 1, b"{}")
+    await sender.close()
+    assert outcome.refused
+    assert "non-public" in outcome.error
+
+
+async def test_a_receiver_that_trickles_its_answer_times_out(tmp_path: Path) -> None:
+    # One header byte every 50 ms never trips a per-read timeout; the attempt's deadline must.
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        with contextlib.suppress(ConnectionError):
+            writer.write(b"HTTP/1.1 200 OK\r\n")
+            for _ in range(400):
+                writer.write(b"X")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+        writer.close()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
+    settings = WebhookSettings(attempts=1, timeout_s=0.5)
+    try:
+        async with running_server(_config(tmp_path, settings)) as running:
+            async with _client(running) as http:
+                made = (await http.post("/v1/webhooks", json={"url": url})).json()
+            await running.push(venue_event())
+            listing = await _letters_when(running, made["id"], 1)
+    finally:
+        server.close()
+    assert listing["total"] == 1
+    assert listing["dead_letters"][0]["error"].startswith("timeout")
+
+
+async def test_the_dispatcher_reads_the_bus_only_while_there_are_webhooks(hooked: Running) -> None:
+    bus = hooked.server.bus
+    await until(lambda: bus.subscribers == 0, what="no subscriber")  # type: ignore[attr-defined]
+    async with receiver() as box:
+        made = await _create(hooked, box)
+        assert bus.subscribers == 1  # type: ignore[attr-defined]
+        event = venue_event()
+        await hooked.push(event)  # published right after the webhook was made: it gets it
+        await until(lambda: len(box.deliveries) == 1, what="the delivery")
+        async with _client(hooked) as http:
+            await http.delete(f"/v1/webhooks/{made['id']}")
+        assert bus.subscribers == 0  # type: ignore[attr-defined]
+    assert box.deliveries[0].frame["data"]["id"] == event.id  # type: ignore[index]
+
+
+async def test_a_webhook_made_on_another_node_gets_what_was_published_meanwhile(
+    tmp_path: Path,
+) -> None:
+    # No periodic reload: the dispatcher learns of the webhook only when told, after events
+    # were published (as when an API node made it and the ingest node reloads seconds later).
+    config = _config(tmp_path, WebhookSettings(reload_s=3_600))
+    async with running_server(config) as running, receiver() as box:
+        service = running.server.webhooks
+        assert service is not None
+        assert service.dispatcher is not None
+        webhook = Webhook(
+            id="wh_elsewhere",
+            account="tester",
+            url=box.url,
+            secret="s" * 16,
+            filters={"channels": ["liquidations"], "min_usd": 100_000},
+            created_at=0,
+            settled_seq=running.server.tracker.last_seq,
+        )
+        box.secret = webhook.secret
+        assert await service.store.create(webhook, cap=10)
+        before = [venue_event(size_usd=200_000), venue_event(size_usd=1), venue_event()]
+        await running.push(*before)
+        assert box.deliveries == []
+        await service.dispatcher.reload()
+        after = venue_event(size_usd=300_000)
+        await running.push(after)
+        await until(lambda: len(box.deliveries) == 3, what="three deliveries")
+        assert service.dispatcher.counters["caught_up"] == 2
+    got = [d.frame["data"]["id"] for d in box.deliveries]  # type: ignore[index]
+    assert got == [before[0].id, before[2].id, after.id]  # in seq order, filtered, once each
+
+
+async def test_after_a_crash_the_next_start_sends_what_was_queued(tmp_path: Path) -> None:
+    config = _config(tmp_path, WebhookSettings(attempts=1, timeout_s=30.0, reload_s=0.05))
+    async with receiver(hold=asyncio.Event()) as box:
+        async with running_server(config) as running:
+            made = await _create(running, box)
+            events = [venue_event() for _ in range(3)]
+            await running.push(*events)
+            await until(lambda: box.waiting == 1, what="the first delivery in flight")
+            service = running.server.webhooks
+            assert service is not None
+            assert service.dispatcher is not None
+            first = (await running.server.store.since(0))[0].seq
+            stored: list[Webhook] = []
+
+            async def settled_saved() -> bool:
+                stored[:] = await service.store.webhooks()
+                return stored[0].settled_seq == first - 1
+
+            for _ in range(300):
+                if await settled_saved():
+                    break
+                await asyncio.sleep(0.05)
+            assert stored[0].settled_seq == first - 1  # the first one is still in flight
+            # A crash: the process dies with its queue; nothing is written on the way out.
+            service.dispatcher.close = service.sender.close  # type: ignore[method-assign]
+        store = open_webhook_store(str(config.db_path))
+        assert await store.dead_letters(made["id"]) == []
+        await store.close()
+        assert box.hold is not None
+        box.hold.set()  # the receiver answers again (the lost attempt's answer goes nowhere)
+        await until(lambda: len(box.deliveries) == 1, what="the lost attempt to finish")
+        async with running_server(config):
+            await until(lambda: len(box.deliveries) == 4, what="the three sent again")
+    assert [d.frame["data"]["id"] for d in box.deliveries[1:]] == [e.id for e in events]  # type: ignore[index]
+
+
+async def test_a_catch_up_beyond_the_queue_fills_the_dead_letters_then_stops(
+    tmp_path: Path,
+) -> None:
+    settings = WebhookSettings(reload_s=3_600, queue=2, dead_letters=2)
+    async with running_server(_config(tmp_path, settings)) as running, receiver() as box:
+        service = running.server.webhooks
+        assert service is not None
+        assert service.dispatcher is not None
+        webhook = Webhook(
+            id="wh_behind",
+            account="tester",
+            url=box.url,
+            secret="s" * 16,
+            filters={"channels": ["liquidations"]},
+            created_at=0,
+            settled_seq=running.server.tracker.last_seq,
+        )
+        box.secret = webhook.secret
+        assert await service.store.create(webhook, cap=10)
+        events = [venue_event() for _ in range(6)]
+        await running.push(*events)
+        await service.dispatcher.reload()
+        await until(lambda: len(box.deliveries) == 2, what="the queue's two")
+        listing = await _letters_when(running, webhook.id, 2)
+        counters = service.dispatcher.counters
+        assert counters["catch_up_truncated"] == 1
+        assert counters["overflow"] == 2
+    assert [d.frame["data"]["id"] for d in box.deliveries] == [e.id for e in events[:2]]  # type: ignore[index]
+    assert [x["frame"]["data"]["id"] for x in listing["dead_letters"]] == [
+        e.id for e in events[2:4]
+    ]

@@ -1,0 +1,141 @@
+"""The webhook store's contract, run against both backends: SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from purpleflea.store.webhooks import (
+    DeadLetter,
+    SQLiteBackend,
+    Webhook,
+    WebhookStore,
+    open_webhook_store,
+)
+from purpleflea.store.webhooks_postgres import PostgresBackend
+from tests.services import ensure_postgres
+
+
+async def _empty_postgres() -> str:
+    dsn = ensure_postgres()
+    connection = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+    async with connection:
+        await connection.execute("DROP TABLE IF EXISTS webhooks, webhook_dead_letters")
+    return dsn
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[WebhookStore]:
+    if request.param == "sqlite":
+        backend = open_webhook_store(f"sqlite://{tmp_path / 'history.sqlite'}")
+        assert isinstance(backend.backend, SQLiteBackend)
+    else:
+        backend = open_webhook_store(await _empty_postgres())
+        assert isinstance(backend.backend, PostgresBackend)
+    yield backend
+    await backend.close()
+
+
+def _webhook(webhook_id: str, account: str = "alice", **filters: object) -> Webhook:
+    return Webhook(
+        id=webhook_id,
+        account=account,
+        url=f"https://hooks.example.com/{webhook_id}",
+        secret="whsec_0123456789abcdef",
+        filters={"channels": ["liquidations"], "min_usd": 100_000.0, **filters},
+        created_at=1_760_000_000_000 + int(webhook_id[-1]),
+    )
+
+
+def _letter(webhook_id: str, seq: int, error: str = "HTTP 500") -> DeadLetter:
+    return DeadLetter(
+        webhook_id=webhook_id,
+        seq=seq,
+        body=b'{"type":"liquidation","data":{"seq":%d}}' % seq,
+        attempts=3,
+        error=error,
+        failed_at=1_760_000_100_000 + seq,
+    )
+
+
+async def test_webhooks_are_kept_per_account_and_capped(store: WebhookStore) -> None:
+    assert await store.create(_webhook("wh_1", markets=["BTC-PERP"]), cap=2)
+    assert await store.create(_webhook("wh_2"), cap=2)
+    assert not await store.create(_webhook("wh_3"), cap=2)  # alice is at her cap
+    assert await store.create(_webhook("wh_4", account="bob"), cap=2)  # bob is not
+    assert [w.id for w in await store.webhooks("alice")] == ["wh_1", "wh_2"]
+    assert [w.id for w in await store.webhooks()] == ["wh_1", "wh_2", "wh_4"]
+    first = await store.get("wh_1", "alice")
+    assert first == _webhook("wh_1", markets=["BTC-PERP"])  # the filters come back as stored
+    assert await store.get("wh_1", "bob") is None  # not bob's
+
+
+async def test_delete_is_per_account_and_takes_the_dead_letters(store: WebhookStore) -> None:
+    await store.create(_webhook("wh_1"), cap=10)
+    await store.add_dead_letters([_letter("wh_1", 5)], keep=10)
+    assert not await store.delete("wh_1", "bob")
+    assert (await store.get("wh_1", "alice")) is not None
+    assert await store.delete("wh_1", "alice")
+    assert await store.get("wh_1", "alice") is None
+    assert await store.dead_letters("wh_1") == []
+    assert not await store.delete("wh_1", "alice")
+
+
+async def test_dead_letters_are_bounded_oldest_dropped_and_counted(store: WebhookStore) -> None:
+    await store.create(_webhook("wh_1"), cap=10)
+    await store.create(_webhook("wh_2"), cap=10)
+    assert await store.add_dead_letters([_letter("wh_1", s) for s in (3, 1, 2)], keep=4) == 0
+    dropped = await store.add_dead_letters(
+        [_letter("wh_1", 4), _letter("wh_1", 5), _letter("wh_1", 6), _letter("wh_2", 9)], keep=4
+    )
+    assert dropped == 2
+    assert [x.seq for x in await store.dead_letters("wh_1")] == [3, 4, 5, 6]
+    assert await store.dead_letters("wh_1", limit=2) == [_letter("wh_1", 3), _letter("wh_1", 4)]
+    webhook = await store.get("wh_1", "alice")
+    assert webhook is not None
+    assert (webhook.dead_letters, webhook.dead_letters_dropped) == (4, 2)
+    assert [x.seq for x in await store.dead_letters("wh_2")] == [9]
+    assert [w.dead_letters for w in await store.webhooks("alice")] == [4, 1]
+    assert [w.dead_letters for w in await store.webhooks()] == [0, 0]  # the reload's cheap list
+
+
+async def test_a_dead_letter_again_replaces_the_old_one(store: WebhookStore) -> None:
+    await store.create(_webhook("wh_1"), cap=10)
+    await store.add_dead_letters([_letter("wh_1", 7)], keep=10)
+    await store.add_dead_letters([_letter("wh_1", 7, error="timeout")], keep=10)
+    assert await store.dead_letters("wh_1") == [_letter("wh_1", 7, error="timeout")]
+
+
+async def test_dead_letters_of_a_deleted_webhook_are_discarded(store: WebhookStore) -> None:
+    # The dispatcher may fail a delivery just after the owner deleted the webhook.
+    assert await store.add_dead_letters([_letter("wh_gone", 1)], keep=10) == 0
+    assert await store.dead_letters("wh_gone") == []
+
+
+async def test_a_replayed_dead_letter_is_removed(store: WebhookStore) -> None:
+    await store.create(_webhook("wh_1"), cap=10)
+    await store.add_dead_letters([_letter("wh_1", 1), _letter("wh_1", 2)], keep=10)
+    await store.remove_dead_letter("wh_1", 1)
+    assert [x.seq for x in await store.dead_letters("wh_1")] == [2]
+
+
+async def test_sqlite_tables_live_in_the_history_file(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite"
+    first = WebhookStore(SQLiteBackend(path))
+    await first.create(_webhook("wh_1"), cap=10)
+    await first.close()
+    again = open_webhook_store(str(path))  # a plain path, as the server's config gives
+    assert [w.id for w in await again.webhooks()] == ["wh_1"]
+    await again.close()
+
+
+async def test_settled_seqs_only_move_forward(store: WebhookStore) -> None:
+    await store.create(_webhook("wh_1"), cap=10)
+    await store.create(_webhook("wh_2"), cap=10)
+    await store.save_settled({"wh_1": 40, "wh_2": 7})
+    await store.save_settled({"wh_1": 30})  # a late writer never moves it back
+    assert [(w.id, w.settled_seq) for w in await store.webhooks()] == [("wh_1", 40), ("wh_2", 7)]
+    await store.save_settled({})
