@@ -34,7 +34,7 @@ from purpleflea.bus.nats import NatsBus
 from purpleflea.engine.heatmap_feed import FuelSink, HeatmapFeed
 from purpleflea.server import dashboard, http, openapi
 from purpleflea.server.api import Api
-from purpleflea.server.auth import Gate
+from purpleflea.server.auth import Gate, StreamRegistry
 from purpleflea.server.config import ServerConfig
 from purpleflea.server.follower import Follower
 from purpleflea.server.heatmap_relay import HeatmapRelay, PublishingSink, RelayedHeatmapModel
@@ -205,14 +205,17 @@ def _assemble(
     config: ServerConfig, store: Store, bus: Bus, tracker: Tracker, heatmaps: HeatmapFeed
 ) -> Server:
     keys = KeyStore(config.keys_path)
-    gate = Gate(keys, RateLimiter(config.rate_per_s, config.rate_burst))
+    registry = StreamRegistry(
+        max_per_account=config.streams_per_account, opens_per_min=config.stream_opens_per_min
+    )
+    gate = Gate(keys, RateLimiter(config.rate_per_s, config.rate_burst), registry)
     streams = Streams(
         tracker=tracker,
         bus=bus,
         gate=gate,
         known_exchanges=EXCHANGES,
         heartbeat_s=config.heartbeat_s,
-        client_buffer=config.client_buffer,
+        buffer_bytes=config.stream_buffer_bytes,
     )
     return Server(config, store, keys, bus, tracker, gate, streams, heatmaps)
 
