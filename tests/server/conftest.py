@@ -10,12 +10,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from purpleflea.model import VenueLiquidation
 from purpleflea.server.app import Server, build_server, create_app
 from purpleflea.server.config import ServerConfig
 from purpleflea.server.net import listen_socket
+from purpleflea.server.serving import TrackerServer, uvicorn_config
 
 T0 = 1_760_000_000_000
 _ids = itertools.count(1)
@@ -64,16 +64,7 @@ class Running:
 async def running_server(config: ServerConfig) -> AsyncIterator[Running]:
     server = build_server(config)
     app = create_app(config, server=server)
-    uv = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-            ws_max_size=65_536,
-            ws_per_message_deflate=False,
-        )
-    )
+    uv = TrackerServer(uvicorn_config(app), server.streams)
     sock = listen_socket("127.0.0.1", 0, send_buffer=config.socket_send_buffer)
     task = asyncio.create_task(uv.serve(sockets=[sock]))
     while not uv.started:

@@ -9,15 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from purpleflea.server.config import ROLES
-
-if TYPE_CHECKING:
-    from purpleflea.server.config import ServerConfig
+from purpleflea.server.config import ROLES, ServerConfig
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    defaults = ServerConfig()
     parser = sub.add_parser(
         "serve",
         help="run the tracker server",
@@ -61,6 +58,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="event bus between nodes: nats://host:4222[?stream=NAME&prefix=PFX] "
         "(default: in-process; required by --role ingest and api)",
     )
+    limits = parser.add_argument_group("stream limits (docs/security.md)")
+    limits.add_argument(
+        "--stream-buffer-bytes",
+        type=int,
+        default=defaults.stream_buffer_bytes,
+        metavar="BYTES",
+        help="bytes of frames that may wait for one stream client (WebSocket or SSE) before "
+        f"it is cut as a slow consumer (default {defaults.stream_buffer_bytes})",
+    )
+    limits.add_argument(
+        "--streams-per-account",
+        type=int,
+        default=defaults.streams_per_account,
+        metavar="N",
+        help=f"streams one account may hold open (default {defaults.streams_per_account})",
+    )
+    limits.add_argument(
+        "--stream-opens-per-min",
+        type=float,
+        default=defaults.stream_opens_per_min,
+        metavar="N",
+        help=f"streams one account may open per minute (default {defaults.stream_opens_per_min:g})",
+    )
     parser.set_defaults(run=run)
 
 
@@ -96,8 +116,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace, source: str) -> ServerConfig:
-    from purpleflea.server.config import ServerConfig  # noqa: PLC0415
-
     return ServerConfig(
         data_dir=args.data_dir,
         source=source,
@@ -111,14 +129,17 @@ def _config(args: argparse.Namespace, source: str) -> ServerConfig:
         role=args.role,
         store_url=args.store,
         bus_url=args.bus,
+        stream_buffer_bytes=args.stream_buffer_bytes,
+        streams_per_account=args.streams_per_account,
+        stream_opens_per_min=args.stream_opens_per_min,
     )
 
 
 async def _serve(config: ServerConfig) -> None:
-    import uvicorn  # noqa: PLC0415 - server dependencies load only for `serve`
-
+    # Server dependencies load only for `serve`.
     from purpleflea.server.app import create_app, open_server  # noqa: PLC0415
     from purpleflea.server.net import listen_socket  # noqa: PLC0415
+    from purpleflea.server.serving import TrackerServer, uvicorn_config  # noqa: PLC0415
 
     try:
         built = await open_server(config)
@@ -126,18 +147,7 @@ async def _serve(config: ServerConfig) -> None:
         raise SystemExit(f"purpleflea serve: {exc}") from None
     app = create_app(config, server=built)
     sock = listen_socket(config.host, config.port, send_buffer=config.socket_send_buffer)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            log_level="warning",
-            access_log=False,
-            ws_max_size=65_536,
-            # Compression would cost a deflate per client per message on fan-out, and it
-            # hides a stalled client behind a tiny kernel queue: off.
-            ws_per_message_deflate=False,
-            lifespan="on",
-        )
-    )
+    server = TrackerServer(uvicorn_config(app), built.streams)
     if config.role == "ingest":
         print(
             f"Purple Flea ingest node (source: {config.source}, store: {config.store}, "

@@ -1,0 +1,52 @@
+"""Running the app under uvicorn: our settings, and a shutdown that ends streams first.
+
+uvicorn's own graceful shutdown closes WebSockets with 1012 and no reason, and waits without
+limit for responses in progress: an SSE client that stops reading held it for 40 s and more.
+:class:`TrackerServer` ends every stream with ``server_shutdown`` (WebSocket close 1001, an
+SSE error event) before uvicorn closes connections, and bounds uvicorn's wait, so SIGTERM
+exits within seconds whatever clients do.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from purpleflea.server.streaming import Streams
+
+#: How long streams have to tell their clients before connections are closed (a client that
+#: does not take its reason within 1 s is not waited for, see streaming.py).
+STREAMS_GRACE_S = 1.2
+#: How long uvicorn then waits for connections to finish before it cancels what is left. A
+#: connection whose client stopped reading stays open (its unsent bytes never drain), so
+#: this wait is what bounds shutdown.
+CONNECTIONS_GRACE_S = 2
+
+
+def uvicorn_config(app: ASGIApp, *, log_level: str = "warning") -> uvicorn.Config:
+    """The settings ``purpleflea serve`` (and the tests' in-process servers) run with."""
+    return uvicorn.Config(
+        app,
+        log_level=log_level,
+        access_log=False,
+        ws_max_size=65_536,
+        # Compression would cost a deflate per client per message on fan-out, and it hides a
+        # stalled client behind a tiny kernel queue: off.
+        ws_per_message_deflate=False,
+        lifespan="on",
+        timeout_graceful_shutdown=CONNECTIONS_GRACE_S,
+    )
+
+
+class TrackerServer(uvicorn.Server):
+    """A uvicorn server that ends the app's streams before its own shutdown."""
+
+    def __init__(self, config: uvicorn.Config, streams: Streams) -> None:
+        super().__init__(config)
+        self.streams = streams
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.streams.shut_down(STREAMS_GRACE_S)
+        await super().shutdown(sockets)
