@@ -169,6 +169,7 @@ class Streams:
         self._active = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._patient: set[asyncio.Timeout] = set()
 
     def _count(self, reason: str) -> None:
         self.closed[reason] = self.closed.get(reason, 0) + 1
@@ -200,6 +201,9 @@ class Streams:
         has told its client; streams opened from now on are refused."""
         self.shutting_down.set()
         self.gate.streams.kick_all("server_shutdown")
+        soon = asyncio.get_running_loop().time() + _SEND_TIMEOUT_S
+        for timeout in self._patient:
+            timeout.reschedule(soon)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(grace_s):
                 await self._idle.wait()
@@ -235,10 +239,20 @@ class Streams:
             return "the stream failed on the server; reconnect with since_seq to resume"
         return why
 
-    def _tell_within(self, why: str) -> float:
-        if why == "slow_consumer" and not self.shutting_down.is_set():
-            return _SLOW_REASON_TIMEOUT_S
-        return _SEND_TIMEOUT_S
+    @contextlib.asynccontextmanager
+    async def _last_words(self, why: str) -> AsyncIterator[None]:
+        """Bounds the sending of a stream's reason: a client that does not take it in time is
+        not waited for. A slow consumer's reason queues behind what it was already sent, so
+        it gets longer, unless the server is shutting down (which cuts that wait short)."""
+        patient = why == "slow_consumer" and not self.shutting_down.is_set()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(_SLOW_REASON_TIMEOUT_S if patient else _SEND_TIMEOUT_S) as t:
+                if patient:
+                    self._patient.add(t)
+                try:
+                    yield
+                finally:
+                    self._patient.discard(t)
 
     async def _pump(
         self,
@@ -349,10 +363,9 @@ class Streams:
     async def _tell(self, ws: WebSocket, code: str, message: str) -> None:
         """The error frame, then the close with its code and the code as reason; a client
         that does not take them in time is not waited for."""
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(self._tell_within(code)):
-                await ws.send_text(_error(code, message))
-                await ws.close(code=_CLOSE_CODES.get(code, 1000), reason=code)
+        async with self._last_words(code):
+            await ws.send_text(_error(code, message))
+            await ws.close(code=_CLOSE_CODES.get(code, 1000), reason=code)
 
     async def _read_subscription(self, ws: WebSocket) -> tuple[StreamFilter, int]:
         """The client's filters, and how many items one frame may carry (1: no batching)."""
@@ -450,10 +463,9 @@ class EventStream:
             last = b"event: error\ndata: %s\n\n" % _error(why, streams._explain(why)).encode()
             # A client that does not take its last event in time is not waited for: the
             # response stays incomplete and the connection is closed under it.
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(streams._tell_within(why)):
-                    await send({"type": "http.response.body", "body": last, "more_body": True})
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+            async with streams._last_words(why):
+                await send({"type": "http.response.body", "body": last, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _run(self, scope: Scope, receive: Receive, send: Send) -> str:
         streams = self.streams
