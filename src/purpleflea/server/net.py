@@ -1,17 +1,27 @@
-"""The listening socket: bounded kernel send buffers per client.
+"""The listening socket: bounded kernel send buffers per client, and dead peers dropped.
 
 Linux grows a TCP send buffer up to several MB per connection by default, so a client that
 stops reading could park megabytes in the kernel before the server notices. Accepted sockets
 inherit ``SO_SNDBUF`` from the listener, so setting it here bounds that per client and lets
-the per-client message buffer (the part we control) decide when a consumer is too slow.
+the per-client buffer (the part we control, in bytes) decide when a consumer is too slow.
+
+They inherit ``TCP_USER_TIMEOUT`` too: a peer that acknowledges nothing for that long (a
+zero receive window included: a client that stopped reading) is dropped by the kernel. Without
+it, a connection cut as a slow consumer that still holds unsent bytes stays open for as long
+as its client keeps the window shut, which costs a descriptor each, without limit.
 """
 
 from __future__ import annotations
 
 import socket
 
+#: Seconds a peer may leave our sent data unacknowledged before its connection is dropped.
+DEAD_PEER_TIMEOUT_S = 30.0
 
-def listen_socket(host: str, port: int, *, send_buffer: int) -> socket.socket:
+
+def listen_socket(
+    host: str, port: int, *, send_buffer: int, dead_peer_timeout_s: float = DEAD_PEER_TIMEOUT_S
+) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
     # and without it every small response waits ~40 ms for Nagle (bench/e2e.py found it).
@@ -19,6 +29,9 @@ def listen_socket(host: str, port: int, *, send_buffer: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if send_buffer > 0:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+    user_timeout = getattr(socket, "TCP_USER_TIMEOUT", None)  # Linux only
+    if user_timeout is not None and dead_peer_timeout_s > 0:
+        sock.setsockopt(socket.IPPROTO_TCP, user_timeout, int(dead_peer_timeout_s * 1000))
     sock.bind((host, port))
     sock.listen(2048)
     sock.setblocking(False)

@@ -304,6 +304,9 @@ class Streams:
         with self._session():
             try:
                 why = await self._websocket_session(ws, ended, kick)
+            except BadSubscription as exc:  # refused before it started: not a closed stream
+                await self._tell(ws, "bad_subscription", str(exc))
+                return
             finally:
                 self.gate.streams.remove(kick)
             self._count(why)
@@ -313,6 +316,8 @@ class Streams:
     async def _websocket_session(
         self, ws: WebSocket, ended: asyncio.Future[str], kick: Kick
     ) -> str:
+        """Read the subscription, then stream until something ends it; returns why. Raises
+        :class:`BadSubscription` for a subscription refused before streaming began."""
         reading = asyncio.ensure_future(self._read_subscription(ws))
         waiting: list[asyncio.Future[Any]] = [reading, ended]
         await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
@@ -322,16 +327,13 @@ class Streams:
             return ended.result()
         try:
             wanted, batch = reading.result()
-            await self._check_resume(wanted)
-        except BadSubscription as exc:
-            await self._tell(ws, "bad_subscription", str(exc))
-            return "bad_subscription"
         except TimeoutError:
-            message = f"no subscribe message within {_SUBSCRIBE_TIMEOUT_S:g} s of connecting"
-            await self._tell(ws, "bad_subscription", message)
-            return "bad_subscription"
+            raise BadSubscription(
+                f"no subscribe message within {_SUBSCRIBE_TIMEOUT_S:g} s of connecting"
+            ) from None
         except _DISCONNECTED:
             return _CLIENT_GONE
+        await self._check_resume(wanted)
         subscription = self.bus.subscribe(self.buffer_bytes)
         start_seq = self.tracker.last_seq
         subscribed = {
