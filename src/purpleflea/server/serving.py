@@ -3,8 +3,9 @@
 uvicorn's own graceful shutdown closes WebSockets with 1012 and no reason, and waits without
 limit for responses in progress: an SSE client that stops reading held it for 40 s and more.
 :class:`TrackerServer` ends every stream with ``server_shutdown`` (WebSocket close 1001, an
-SSE error event) before uvicorn closes connections, and bounds uvicorn's wait, so SIGTERM
-exits within seconds whatever clients do.
+SSE error event) before uvicorn closes connections, aborts the connections of clients that
+take nothing, and bounds uvicorn's wait, so SIGTERM exits within seconds whatever clients
+do.
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ from starlette.types import ASGIApp
 
 from purpleflea.server.streaming import Streams
 
-#: How long streams have to tell their clients before connections are closed (a client that
-#: does not take its reason within 1 s is not waited for, see streaming.py).
-STREAMS_GRACE_S = 1.2
-#: How long uvicorn then waits for connections to finish before it cancels what is left. A
-#: connection whose client stopped reading stays open (its unsent bytes never drain), so
-#: this wait is what bounds shutdown.
+#: How long streams have to tell their clients before the connections of those that took
+#: nothing are aborted.
+STREAMS_GRACE_S = 1.5
+#: How long uvicorn then waits for connections to finish before it cancels what is left (a
+#: REST response in flight, say): the bound on shutdown whatever else happens.
 CONNECTIONS_GRACE_S = 2
 
 
@@ -49,4 +49,17 @@ class TrackerServer(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await self.streams.shut_down(STREAMS_GRACE_S)
+        self.drop_stalled()
         await super().shutdown(sockets)
+
+    def drop_stalled(self) -> int:
+        """Abort the connections whose client is not taking what was sent (bytes still wait in
+        their transport after the streams' grace): a graceful close would wait for those bytes
+        forever, and a write blocked on them ends only when the connection is gone."""
+        dropped = 0
+        for connection in list(self.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None and transport.get_write_buffer_size() > 0:
+                transport.abort()
+                dropped += 1
+        return dropped

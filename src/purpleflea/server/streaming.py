@@ -88,8 +88,10 @@ _SEND_TIMEOUT_S = 1.0
 #: Items one batch frame may carry (clients that subscribe with "batch": true).
 _MAX_BATCH = 500
 #: A slow consumer's reason queues behind what it was already sent: give it as long as a
-#: slow (not dead) reader needs to get there.
-_SLOW_REASON_TIMEOUT_S = 10.0
+#: slow (not dead) reader needs to get there. A dead one is dropped sooner by the kernel
+#: (``TCP_USER_TIMEOUT``, see net.py), and at shutdown the server aborts connections that
+#: take nothing (serving.py): either way the blocked write ends at once, with no waiting.
+_PATIENT_S = 60.0
 _CLIENT_GONE = "client_disconnected"
 _DISCONNECTED = (WebSocketDisconnect, OSError, RuntimeError)
 
@@ -169,7 +171,6 @@ class Streams:
         self._active = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self._patient: set[asyncio.Timeout] = set()
 
     def _count(self, reason: str) -> None:
         self.closed[reason] = self.closed.get(reason, 0) + 1
@@ -201,9 +202,6 @@ class Streams:
         has told its client; streams opened from now on are refused."""
         self.shutting_down.set()
         self.gate.streams.kick_all("server_shutdown")
-        soon = asyncio.get_running_loop().time() + _SEND_TIMEOUT_S
-        for timeout in self._patient:
-            timeout.reschedule(soon)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(grace_s):
                 await self._idle.wait()
@@ -242,17 +240,13 @@ class Streams:
     @contextlib.asynccontextmanager
     async def _last_words(self, why: str) -> AsyncIterator[None]:
         """Bounds the sending of a stream's reason: a client that does not take it in time is
-        not waited for. A slow consumer's reason queues behind what it was already sent, so
-        it gets longer, unless the server is shutting down (which cuts that wait short)."""
-        patient = why == "slow_consumer" and not self.shutting_down.is_set()
+        not waited for. A slow consumer's reason queues behind what it was already sent, and
+        at shutdown a stalled client is aborted by the server: both wait longer (a write
+        cut short would leave an SSE response incomplete on a connection still open)."""
+        patient = why == "slow_consumer" or self.shutting_down.is_set()
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(_SLOW_REASON_TIMEOUT_S if patient else _SEND_TIMEOUT_S) as t:
-                if patient:
-                    self._patient.add(t)
-                try:
-                    yield
-                finally:
-                    self._patient.discard(t)
+            async with asyncio.timeout(_PATIENT_S if patient else _SEND_TIMEOUT_S):
+                yield
 
     async def _pump(
         self,
