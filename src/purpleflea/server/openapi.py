@@ -233,6 +233,11 @@ def document(version: str) -> dict[str, Any]:
                         "200": {"description": "text/event-stream"},
                         "400": {"description": "Bad subscription"},
                         "401": {"description": "Missing or invalid API key"},
+                        "429": {
+                            "description": "The account's stream caps (too_many_streams, "
+                            "rate_limited; see Retry-After)"
+                        },
+                        "503": {"description": "The server is shutting down"},
                     },
                 }
             },
