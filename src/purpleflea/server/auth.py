@@ -9,6 +9,7 @@ values are never logged: the access log redacts ``api_key`` (see :mod:`purplefle
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 
@@ -43,10 +44,16 @@ class StreamRegistry:
     limits per account, because keys are free to mint.
     """
 
-    def __init__(self, *, max_per_account: int = 20, opens_per_min: float = 60.0) -> None:
+    def __init__(
+        self,
+        *,
+        max_per_account: int = 20,
+        opens_per_min: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_per_account = max_per_account
         self.opens_per_min = opens_per_min
-        self._opens = RateLimiter(opens_per_min / 60.0, max(1.0, opens_per_min))
+        self._opens = RateLimiter(opens_per_min / 60.0, max(1.0, opens_per_min), clock=clock)
         self._by_key: dict[str, set[Callable[[str], None]]] = defaultdict(set)
         self._by_account: Counter[str] = Counter()
         self._open: dict[Callable[[str], None], KeyInfo] = {}
