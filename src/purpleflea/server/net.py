@@ -8,7 +8,10 @@ the per-client buffer (the part we control, in bytes) decide when a consumer is 
 They inherit ``TCP_USER_TIMEOUT`` too: a peer that acknowledges nothing for that long (a
 zero receive window included: a client that stopped reading) is dropped by the kernel. Without
 it, a connection cut as a slow consumer that still holds unsent bytes stays open for as long
-as its client keeps the window shut, which costs a descriptor each, without limit.
+as its client keeps the window shut, which costs a descriptor each, without limit. It is a
+liveness rule, not the slow-consumer rule (that one is in bytes, and says why): long enough
+that a busy stream's client is cut by bytes first, it drops the connections of clients that
+took nothing for two minutes, which no live client does while data waits for it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import socket
 
 #: Seconds a peer may leave our sent data unacknowledged before its connection is dropped.
-DEAD_PEER_TIMEOUT_S = 30.0
+DEAD_PEER_TIMEOUT_S = 120.0
 
 
 def listen_socket(

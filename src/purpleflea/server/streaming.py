@@ -89,9 +89,9 @@ _SEND_TIMEOUT_S = 1.0
 _MAX_BATCH = 500
 #: A slow consumer's reason queues behind what it was already sent: give it as long as a
 #: slow (not dead) reader needs to get there. A dead one is dropped sooner by the kernel
-#: (``TCP_USER_TIMEOUT``, see net.py), and at shutdown the server aborts connections that
-#: take nothing (serving.py): either way the blocked write ends at once, with no waiting.
-_PATIENT_S = 60.0
+#: (``TCP_USER_TIMEOUT``, 120 s, see net.py), and at shutdown the server aborts connections
+#: that take nothing (serving.py): either way the blocked write ends then, quietly.
+_PATIENT_S = 150.0
 _CLIENT_GONE = "client_disconnected"
 _DISCONNECTED = (WebSocketDisconnect, OSError, RuntimeError)
 
