@@ -457,8 +457,8 @@ class EventStream:
             if why == _CLIENT_GONE:
                 return
             last = b"event: error\ndata: %s\n\n" % _error(why, streams._explain(why)).encode()
-            # A client that does not take its last event in time is not waited for: the
-            # response stays incomplete and the connection is closed under it.
+            # Bounded by _last_words: a client that never takes its last event leaves the
+            # response incomplete, its connection dropped by the kernel or the shutdown.
             async with streams._last_words(why):
                 await send({"type": "http.response.body", "body": last, "more_body": True})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
