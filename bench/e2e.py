@@ -244,7 +244,14 @@ async def run_tracker(
     from purpleflea.server.net import listen_socket
 
     profiler = cProfile.Profile() if profile else None
-    config = ServerConfig(data_dir=Path(data_dir), source="none", port=0)
+    # Every client here belongs to one account: lift the per-account stream caps.
+    config = ServerConfig(
+        data_dir=Path(data_dir),
+        source="none",
+        port=0,
+        streams_per_account=100_000,
+        stream_opens_per_min=100_000,
+    )
     server = build_server(config)
     app = create_app(config, server=server)
     # The same uvicorn settings as `purpleflea serve` (commands/serve.py).

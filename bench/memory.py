@@ -74,6 +74,11 @@ async def run(args: argparse.Namespace) -> None:
                 data_dir,
                 "--port",
                 str(port),
+                # Every client here belongs to one account: lift the per-account caps.
+                "--streams-per-account",
+                str(args.clients),
+                "--stream-opens-per-min",
+                str(args.clients),
             ],
             stdout=subprocess.DEVNULL,
         )

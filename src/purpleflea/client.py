@@ -241,7 +241,10 @@ class Stream:
             max_size=2**22,
         )
         try:
-            await ws.send(msgspec.json.encode(message).decode())
+            # A server that refuses the connection (key, stream caps) may close it before the
+            # subscribe message goes out: its error frame is still there to read.
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await ws.send(msgspec.json.encode(message).decode())
             first = _frame.decode(await asyncio.wait_for(ws.recv(), self._client.timeout))
             if first.type == "error":
                 raise _FATAL.get(first.code, PurpleFleaError)(first.message, first.code)

@@ -145,7 +145,7 @@ async def test_two_subscribers_on_two_nodes_each_get_every_message_once_in_order
 async def test_a_slow_subscriber_is_cut_without_affecting_the_other(connect: Connect) -> None:
     ingest, api = await connect(), await connect()
     await api.start()
-    slow, fast = api.subscribe(buffer=10), api.subscribe(buffer=1_000)
+    slow, fast = api.subscribe(max_bytes=3_000), api.subscribe(max_bytes=1_000_000)
     for seq in range(1, 51):
         await ingest.publish(_message(_event(seq)))
     assert [m.seq for m in await _take(fast, 50)] == list(range(1, 51))

@@ -1,8 +1,9 @@
 """Shared pieces of the reliability and security suite: a loopback server with generous limits.
 
 The suite attacks the server the way the internet would (fuzzed requests, hostile WebSocket
-clients, injection-shaped filters, key misuse, churn), so its server raises the per-key rate
-limit: a 429 would otherwise end most probes before they reach the code under test.
+clients, injection-shaped filters, key misuse, churn), so its server raises the rate limits
+and the stream caps: a 429 would otherwise end most probes before they reach the code under
+test.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def reliability_config(tmp_path: Path, **overrides: object) -> ServerConfig:
         rate_per_s=10_000.0,
         rate_burst=10_000.0,
         registrations_per_min=10_000.0,
+        # One account opens every probe's stream (and the soak churns them).
+        streams_per_account=10_000,
+        stream_opens_per_min=100_000.0,
         **overrides,
     )
 

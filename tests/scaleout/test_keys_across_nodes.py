@@ -86,7 +86,7 @@ async def test_a_revocation_on_one_gate_closes_streams_on_another_within_a_secon
     try:
         new = node_a.register(_account())
         info = gate_b.authenticate(new.key)  # cached on node b
-        gate_b.streams.add(info.key_id, lambda _why: kicked.set())
+        gate_b.streams.add(info, lambda _why: kicked.set())
         await asyncio.sleep(0.3)
         revoked_at = time.monotonic()
         assert node_a.revoke(new.info.key_id)

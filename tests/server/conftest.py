@@ -10,12 +10,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from purpleflea.model import VenueLiquidation
 from purpleflea.server.app import Server, build_server, create_app
 from purpleflea.server.config import ServerConfig
-from purpleflea.server.net import listen_socket, uvicorn_config
+from purpleflea.server.net import listen_socket
+from purpleflea.server.serving import TrackerServer, uvicorn_config
 
 T0 = 1_760_000_000_000
 _ids = itertools.count(1)
@@ -64,7 +64,7 @@ class Running:
 async def running_server(config: ServerConfig) -> AsyncIterator[Running]:
     server = build_server(config)
     app = create_app(config, server=server)
-    uv = uvicorn.Server(uvicorn_config(app, config))
+    uv = TrackerServer(uvicorn_config(app, config), server.streams)
     sock = listen_socket("127.0.0.1", 0, send_buffer=config.socket_send_buffer)
     task = asyncio.create_task(uv.serve(sockets=[sock]))
     while not uv.started:

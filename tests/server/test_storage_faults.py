@@ -153,7 +153,7 @@ async def _fill_and_recover(
     server = running.server
     tracker = server.tracker
     published: list[Message] = []
-    subscription = server.bus.subscribe(buffer=1_000_000)
+    subscription = server.bus.subscribe(max_bytes=1 << 30)
 
     async def collect() -> None:
         async for message in subscription:

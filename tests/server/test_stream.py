@@ -142,7 +142,7 @@ async def test_sse_stream_with_filters_and_last_event_id(live: Running) -> None:
 
 
 async def test_slow_consumer_is_cut_with_a_reason_and_others_are_unaffected(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    config = make_config(tmp_path, client_buffer=1_000)
+    config = make_config(tmp_path, stream_buffer_bytes=300_000)
     async with running_server(config) as live:
         headers = {"Authorization": f"Bearer {live.key}"}
         client = purpleflea.LiquidationClient(api_key=live.key, base_url=live.url)

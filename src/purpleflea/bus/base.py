@@ -1,8 +1,10 @@
 """The fan-out interface: publish a message once, every subscriber gets it or is told why not.
 
 A :class:`Message` carries the decoded object (for server-side filtering) and its JSON bytes
-(encoded once, written to many sockets). Subscribers have bounded buffers: one that falls
-behind is closed with a reason instead of slowing the publisher or its peers.
+(encoded once, written to many sockets). Subscribers have bounded buffers, measured in bytes
+of those frames (what the client still has to receive, whether the frames are small events
+or large alerts): one that falls behind is closed with a reason instead of slowing the
+publisher or its peers.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from purpleflea.model import CascadeAlert, Liquidation, encode
+
+#: A subscriber's buffer when none is given: bytes of frames waiting to be read.
+DEFAULT_BUFFER_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,10 @@ class Subscription(Protocol):
 
     def close(self, reason: str = "closed") -> None: ...
 
+    async def wait_closed(self) -> str:
+        """Wait until the subscription ends; returns why (for a writer blocked elsewhere)."""
+        ...
+
 
 class Bus(Protocol):
     async def publish(self, message: Message) -> None: ...
@@ -67,6 +76,9 @@ class Bus(Protocol):
         """Whether messages get through now (health reads it; in-process: always)."""
         ...
 
-    def subscribe(self, buffer: int = 10_000) -> Subscription: ...
+    def subscribe(self, max_bytes: int = DEFAULT_BUFFER_BYTES) -> Subscription:
+        """A new subscriber, closed as a slow consumer once more than ``max_bytes`` of
+        frames wait for it."""
+        ...
 
     async def close(self) -> None: ...

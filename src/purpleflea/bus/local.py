@@ -1,8 +1,10 @@
 """In-process fan-out: the single-machine bus.
 
 Publishing appends to each subscriber's bounded deque and wakes it; it never awaits a
-subscriber, so one slow client cannot delay the others. A full buffer closes that subscriber
-with a reason the stream can pass on.
+subscriber, so one slow client cannot delay the others. The bound is in bytes of frames
+waiting (a subscriber that lets more than its ``max_bytes`` pile up is closed with a
+``slow consumer`` reason the stream can pass on), so one rule holds whatever the frames
+weigh.
 """
 
 from __future__ import annotations
@@ -11,26 +13,42 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 
-from purpleflea.bus.base import Message, SubscriptionClosed
+from purpleflea.bus.base import DEFAULT_BUFFER_BYTES, Message, SubscriptionClosed
 
 
 class LocalSubscription:
-    """One subscriber's bounded queue."""
+    """One subscriber's queue, bounded by the bytes of the frames it holds."""
 
-    def __init__(self, bus: LocalBus, buffer: int) -> None:
+    def __init__(self, bus: LocalBus, max_bytes: int) -> None:
+        if max_bytes < 1:
+            raise ValueError(f"a subscriber's max_bytes must be at least 1, got {max_bytes}")
         self._bus = bus
-        self._buffer = buffer
+        self.max_bytes = max_bytes
         self._queue: deque[Message] = deque()
+        self._bytes = 0
         self._wakeup = asyncio.Event()
+        self._closed = asyncio.Event()
         self.closed_reason: str | None = None
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes of frames published to this subscriber and not read yet."""
+        return self._bytes
 
     def offer(self, message: Message) -> None:
         if self.closed_reason is not None:
             return
-        if len(self._queue) >= self._buffer:
-            self.close(f"slow consumer: {self._buffer} messages buffered and not read")
+        size = len(message.data)
+        # An empty queue takes any frame: one frame larger than the limit is not the
+        # reader's fault, and refusing it would cut every subscriber at once.
+        if self._queue and self._bytes + size > self.max_bytes:
+            self.close(
+                f"slow consumer: more than {self.max_bytes} bytes buffered and not read "
+                f"({len(self._queue)} frames, {self._bytes} bytes waiting)"
+            )
             return
         self._queue.append(message)
+        self._bytes += size
         self._wakeup.set()
 
     async def next(self) -> Message:
@@ -39,7 +57,9 @@ class LocalSubscription:
                 raise SubscriptionClosed(self.closed_reason)
             self._wakeup.clear()
             await self._wakeup.wait()
-        return self._queue.popleft()
+        message = self._queue.popleft()
+        self._bytes -= len(message.data)
+        return message
 
     def drain(self, limit: int | None = None) -> list[Message]:
         """What is buffered now (at most ``limit``), without waiting (for batched writers)."""
@@ -47,15 +67,25 @@ class LocalSubscription:
         if limit is None or limit >= len(queue):
             items = list(queue)
             queue.clear()
+            self._bytes = 0
             return items
-        return [queue.popleft() for _ in range(limit)]
+        items = [queue.popleft() for _ in range(limit)]
+        self._bytes -= sum(len(m.data) for m in items)
+        return items
 
     def close(self, reason: str = "closed") -> None:
         if self.closed_reason is None:
             self.closed_reason = reason
             self._queue.clear()
+            self._bytes = 0
             self._bus.forget(self)
+            self._closed.set()
         self._wakeup.set()
+
+    async def wait_closed(self) -> str:
+        await self._closed.wait()
+        assert self.closed_reason is not None
+        return self.closed_reason
 
     async def __aiter__(self) -> AsyncIterator[Message]:
         while True:
@@ -78,8 +108,8 @@ class LocalBus:
         for subscriber in tuple(self._subscribers):
             subscriber.offer(message)
 
-    def subscribe(self, buffer: int = 10_000) -> LocalSubscription:
-        subscription = LocalSubscription(self, buffer)
+    def subscribe(self, max_bytes: int = DEFAULT_BUFFER_BYTES) -> LocalSubscription:
+        subscription = LocalSubscription(self, max_bytes)
         self._subscribers.add(subscription)
         return subscription
 

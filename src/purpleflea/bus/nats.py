@@ -5,8 +5,8 @@ event or cascade alert becomes one JetStream message (subjects ``<prefix>.liq.<e
 <market>`` and ``<prefix>.cascade.<market>``, body = the stream's wire frame ``Message.data``,
 headers ``Pf-Channel`` and ``Pf-Seq``). An API node calls :meth:`NatsBus.start`: one ordered
 consumer per node reads the stream and fans each message out locally with exactly
-:class:`~purpleflea.bus.local.LocalBus` semantics (bounded buffer per subscriber; a slow one is
-closed with a ``slow consumer: ...`` reason and never slows the others).
+:class:`~purpleflea.bus.local.LocalBus` semantics (each subscriber's buffer bounded in bytes; a
+slow one is closed with a ``slow consumer: ...`` reason and never slows the others).
 
 How ``seq`` works across nodes (design (a)): the ingest node's tracker assigns ``seq``, appends
 to the shared PostgreSQL store, and only then publishes, so *every seq on the bus is already in
@@ -59,7 +59,7 @@ from nats.js.api import (
     StreamConfig,
 )
 
-from purpleflea.bus.base import Message, cascade_frame, liquidation_frame
+from purpleflea.bus.base import DEFAULT_BUFFER_BYTES, Message, cascade_frame, liquidation_frame
 from purpleflea.bus.local import LocalBus, LocalSubscription
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.store.base import Store
@@ -339,9 +339,9 @@ class NatsBus:
             if not found:
                 return
 
-    def subscribe(self, buffer: int = 10_000) -> LocalSubscription:
+    def subscribe(self, max_bytes: int = DEFAULT_BUFFER_BYTES) -> LocalSubscription:
         """A local subscriber of this node's live tail (after :meth:`start`)."""
-        return self._local.subscribe(buffer)
+        return self._local.subscribe(max_bytes)
 
     @property
     def subscribers(self) -> int:

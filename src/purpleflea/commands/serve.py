@@ -15,17 +15,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from purpleflea.local_server import client_url, record_address, remove_address
-from purpleflea.server.config import ROLES
+from purpleflea.server.config import ROLES, ServerConfig
 
 if TYPE_CHECKING:
     import socket
 
     import uvicorn
 
-    from purpleflea.server.config import ServerConfig
-
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    defaults = ServerConfig()
     parser = sub.add_parser(
         "serve",
         help="run the tracker server",
@@ -102,6 +101,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=float,
         default=1.0,
         help="seconds before the first retry; doubles up to 60 (default 1)",
+    )
+    limits = parser.add_argument_group("stream limits (docs/security.md)")
+    limits.add_argument(
+        "--stream-buffer-bytes",
+        type=int,
+        default=defaults.stream_buffer_bytes,
+        metavar="BYTES",
+        help="bytes of frames that may wait for one stream client (WebSocket or SSE) before "
+        f"it is cut as a slow consumer (default {defaults.stream_buffer_bytes})",
+    )
+    limits.add_argument(
+        "--streams-per-account",
+        type=int,
+        default=defaults.streams_per_account,
+        metavar="N",
+        help=f"streams one account may hold open (default {defaults.streams_per_account})",
+    )
+    limits.add_argument(
+        "--stream-opens-per-min",
+        type=float,
+        default=defaults.stream_opens_per_min,
+        metavar="N",
+        help=f"streams one account may open per minute (default {defaults.stream_opens_per_min:g})",
     )
     parser.set_defaults(run=run)
 
@@ -186,7 +208,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace, source: str) -> ServerConfig:
-    from purpleflea.server.config import ServerConfig  # noqa: PLC0415
     from purpleflea.server.webhook_policy import WebhookSettings  # noqa: PLC0415
 
     private = {"auto": None, "allow": True, "refuse": False}[args.webhook_private_targets]
@@ -219,6 +240,9 @@ def _config(args: argparse.Namespace, source: str) -> ServerConfig:
         ingest_buffer=args.ingest_buffer,
         feed_silence_s=args.feed_silence,
         webhooks=webhooks,
+        stream_buffer_bytes=args.stream_buffer_bytes,
+        streams_per_account=args.streams_per_account,
+        stream_opens_per_min=args.stream_opens_per_min,
     )
 
 
@@ -246,10 +270,10 @@ def _reason(exc: OSError) -> str:
 
 
 async def _serve_locked(config: ServerConfig) -> None:
-    import uvicorn  # noqa: PLC0415 - server dependencies load only for `serve`
-
+    # Server dependencies load only for `serve`.
     from purpleflea.server.app import create_app, open_server  # noqa: PLC0415
-    from purpleflea.server.net import listen_socket, uvicorn_config  # noqa: PLC0415
+    from purpleflea.server.net import listen_socket  # noqa: PLC0415
+    from purpleflea.server.serving import TrackerServer, uvicorn_config  # noqa: PLC0415
 
     try:
         built = await open_server(config)  # a standby ingest node waits here, port unbound
@@ -276,7 +300,7 @@ async def _serve_locked(config: ServerConfig) -> None:
     if config.role != "ingest":
         address = record_address(config.data_dir, client_url(config.host, config.port))
 
-    class Server(uvicorn.Server):
+    class Server(TrackerServer):
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             # Here, not after serve(): on SIGTERM uvicorn re-raises the signal as serve()
             # returns, which ends the process before any later line runs.
@@ -284,7 +308,7 @@ async def _serve_locked(config: ServerConfig) -> None:
                 remove_address(address)
             await super().shutdown(sockets)
 
-    server = Server(uvicorn_config(app, config))
+    server = Server(uvicorn_config(app, config), built.streams)
     announcer = asyncio.create_task(_announce_when_serving(server, config))
     try:
         await server.serve(sockets=[sock])

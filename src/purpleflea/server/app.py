@@ -35,7 +35,7 @@ from purpleflea.bus.nats import NatsBus
 from purpleflea.engine.heatmap_feed import FuelSink, HeatmapFeed
 from purpleflea.server import dashboard, http, openapi
 from purpleflea.server.api import Api
-from purpleflea.server.auth import Gate
+from purpleflea.server.auth import Gate, StreamRegistry
 from purpleflea.server.config import ServerConfig
 from purpleflea.server.follower import Follower
 from purpleflea.server.health import Vitals, health_reasons, readiness_reasons
@@ -235,14 +235,17 @@ def _assemble(
 ) -> Server:
     tracker.buffer_limit = config.ingest_buffer
     keys = open_key_store(config.store, config.keys_path)
-    gate = Gate(keys, RateLimiter(config.rate_per_s, config.rate_burst))
+    open_streams = StreamRegistry(
+        max_per_account=config.streams_per_account, opens_per_min=config.stream_opens_per_min
+    )
+    gate = Gate(keys, RateLimiter(config.rate_per_s, config.rate_burst), open_streams)
     streams = Streams(
         tracker=tracker,
         bus=bus,
         gate=gate,
         known_exchanges=EXCHANGES,
         heartbeat_s=config.heartbeat_s,
-        client_buffer=config.client_buffer,
+        buffer_bytes=config.stream_buffer_bytes,
     )
     server = Server(config, store, keys, bus, tracker, gate, streams, heatmaps)
     return _with_webhooks(server)

@@ -1,4 +1,5 @@
-"""Who may call: API key lookup, per-account rate limits, and cutting revoked keys' streams.
+"""Who may call: API key lookup, per-account rate limits, stream caps per account, and
+cutting revoked keys' streams.
 
 A key is read from ``Authorization: Bearer <key>``, ``X-API-Key: <key>`` or (for browsers'
 WebSockets and EventSource, which cannot set headers) the ``api_key`` query parameter. Key
@@ -8,9 +9,9 @@ values are never logged: the access log redacts ``api_key`` (see :mod:`purplefle
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+import time
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 
 from purpleflea.server.keys import KeyInfo, KeyStore
 from purpleflea.server.ratelimit import RateLimiter
@@ -34,41 +35,98 @@ def key_from(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None
     return headers.get("x-api-key") or query.get("api_key") or None
 
 
-@dataclass
 class StreamRegistry:
-    """Open streams by key id, so that revoking a key can close them."""
+    """Open streams, by key id (revoking a key closes them) and by account (the caps).
 
-    _streams: dict[str, set[Callable[[str], None]]] = field(
-        default_factory=lambda: defaultdict(set)
-    )
+    Each stream registers a ``kick`` callback that ends it with a reason. An account may hold
+    ``max_per_account`` streams at once and open ``opens_per_min`` a minute (a burst may use
+    a minute's worth at once, as every client of an account does when a server restarts):
+    limits per account, because keys are free to mint.
+    """
 
-    def add(self, key_id: str, kick: Callable[[str], None]) -> None:
-        self._streams[key_id].add(kick)
+    def __init__(
+        self,
+        *,
+        max_per_account: int = 20,
+        opens_per_min: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_per_account = max_per_account
+        self.opens_per_min = opens_per_min
+        self._opens = RateLimiter(opens_per_min / 60.0, max(1.0, opens_per_min), clock=clock)
+        self._by_key: dict[str, set[Callable[[str], None]]] = defaultdict(set)
+        self._by_account: Counter[str] = Counter()
+        self._open: dict[Callable[[str], None], KeyInfo] = {}
 
-    def remove(self, key_id: str, kick: Callable[[str], None]) -> None:
-        streams = self._streams.get(key_id)
+    def add(self, info: KeyInfo, kick: Callable[[str], None]) -> None:
+        """Register a stream, or raise :class:`AuthError` (429) when its account is at its
+        cap of open streams (``too_many_streams``) or of opens per minute (``rate_limited``)."""
+        account = info.account
+        if self._by_account[account] >= self.max_per_account:
+            raise AuthError(
+                429,
+                "too_many_streams",
+                f"account {account!r} already has {self.max_per_account} open streams (the "
+                "limit per account); close one before opening another",
+                # A slot frees only when one of the account's streams closes, which nobody
+                # can predict: a few seconds keeps a retrying client from hammering.
+                retry_after="5",
+            )
+        wait = self._opens.acquire(account)
+        if wait > 0:
+            raise AuthError(
+                429,
+                "rate_limited",
+                f"account {account!r} opened more than {self.opens_per_min:g} streams in a "
+                f"minute; retry after {wait:.1f} s",
+                retry_after=RateLimiter.retry_after_header(wait),
+            )
+        self._by_key[info.key_id].add(kick)
+        self._by_account[account] += 1
+        self._open[kick] = info
+
+    def remove(self, kick: Callable[[str], None]) -> None:
+        info = self._open.pop(kick, None)
+        if info is None:
+            return
+        streams = self._by_key.get(info.key_id)
         if streams is not None:
             streams.discard(kick)
             if not streams:
-                del self._streams[key_id]
+                del self._by_key[info.key_id]
+        self._by_account[info.account] -= 1
+        if self._by_account[info.account] <= 0:
+            del self._by_account[info.account]
 
     def kick(self, key_id: str, reason: str) -> int:
-        streams = self._streams.pop(key_id, set())
+        """End every stream of ``key_id``; each stays counted until it has closed."""
+        streams = tuple(self._by_key.get(key_id, ()))
         for kick in streams:
             kick(reason)
         return len(streams)
 
+    def kick_all(self, reason: str) -> int:
+        streams = tuple(self._open)
+        for kick in streams:
+            kick(reason)
+        return len(streams)
+
+    def open_for(self, account: str) -> int:
+        return self._by_account.get(account, 0)
+
     def __len__(self) -> int:
-        return sum(len(s) for s in self._streams.values())
+        return len(self._open)
 
 
 class Gate:
     """Authenticates requests and applies the per-account rate limit."""
 
-    def __init__(self, keys: KeyStore, limiter: RateLimiter) -> None:
+    def __init__(
+        self, keys: KeyStore, limiter: RateLimiter, streams: StreamRegistry | None = None
+    ) -> None:
         self.keys = keys
         self.limiter = limiter
-        self.streams = StreamRegistry()
+        self.streams = streams if streams is not None else StreamRegistry()
         self.counters: dict[str, int] = defaultdict(int)
         # Verified keys are cached briefly so a burst of requests costs one lookup; a
         # revocation evicts its key at once (and the poll below catches other processes').

@@ -36,8 +36,14 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     heartbeat_s: float = 10.0
-    #: Messages buffered per stream client before it is disconnected as a slow consumer.
-    client_buffer: int = 20_000
+    #: Bytes of frames waiting for one stream client (WebSocket or SSE), beyond what its
+    #: socket has taken, before it is disconnected as a slow consumer: 4 MiB is about
+    #: 12,000 events, several seconds of the busiest market days.
+    stream_buffer_bytes: int = 4 * 1024 * 1024
+    #: Streams (WebSocket and SSE together) one account may hold open at once.
+    streams_per_account: int = 20
+    #: Stream opens per minute per account (sustained; a burst may use a minute's worth).
+    stream_opens_per_min: float = 60.0
     #: Kernel send buffer per client socket (bytes); see :mod:`purpleflea.server.net`.
     socket_send_buffer: int = 262_144
     #: REST requests per second per account (sustained) and burst: an account's keys share
@@ -75,6 +81,9 @@ class ServerConfig:
             raise ValueError(f"ingest buffer must be at least 1 event, got {self.ingest_buffer}")
         if self.feed_silence_s <= 0:
             raise ValueError(f"feed silence must be above 0 s, got {self.feed_silence_s:g}")
+        for name in ("stream_buffer_bytes", "streams_per_account", "stream_opens_per_min"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if self.role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}, got {self.role!r}")
         if self.role != "all" and self.bus_url is None:

@@ -22,9 +22,10 @@ from purpleflea.store.base import Store
 
 log = logging.getLogger("purpleflea.follower")
 
-#: Messages the follower may lag behind the bus before it resubscribes (and its market state
-#: skips what it missed: a price is superseded by the next one anyway).
-_BUFFER = 100_000
+#: Bytes of frames the follower may lag behind the bus before it resubscribes (and its market
+#: state skips what it missed: a price is superseded by the next one anyway). About 100,000
+#: events: the follower is in-process and only falls that far behind when starved of CPU.
+_BUFFER_BYTES = 64 * 1024 * 1024
 
 
 class Follower(Tracker):
@@ -46,7 +47,7 @@ class Follower(Tracker):
             for event in page:
                 self._remember(event)
             cursor = page[-1].seq
-        subscription = self.nats.subscribe(_BUFFER)
+        subscription = self.nats.subscribe(_BUFFER_BYTES)
         self._follow = asyncio.create_task(self._follow_loop(subscription), name="follower")
         await self.nats.start(after_seq=cursor)
         self.started = True
@@ -62,7 +63,7 @@ class Follower(Tracker):
                 return  # the bus is shutting down
             self.counters["follower_resubscribed"] += 1
             log.warning("follower fell behind the bus (%s): resubscribed", reason)
-            subscription = self.nats.subscribe(_BUFFER)
+            subscription = self.nats.subscribe(_BUFFER_BYTES)
 
     async def stop(self, *, grace_s: float = 2.0) -> None:
         self.started = False

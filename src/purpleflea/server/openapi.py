@@ -294,9 +294,12 @@ def _stream_paths(exchanges: tuple[str, ...]) -> dict[str, Schema]:
                         "content": {"text/event-stream": {"schema": SSE_EVENT}},
                     }
                 },
-                errors=(400,),
-                description="429 also when the account has its maximum of open streams. "
-                "Unknown query parameters are refused (400).",
+                errors=(400, 503),
+                description="429 too_many_streams when the account holds its maximum of open "
+                "streams, 429 rate_limited past its stream opens per minute (Retry-After in "
+                "both); 503 while the server shuts down. Unknown query parameters are refused "
+                "(400). A client that falls more than the stream buffer behind is cut with a "
+                "final error event, slow_consumer (docs/security.md).",
                 parameters=[
                     _param("markets", _list(), "Markets (comma-separated or repeated)."),
                     _param("exchanges", _exchanges(exchanges), "Exchange ids."),

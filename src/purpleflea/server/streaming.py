@@ -6,19 +6,40 @@ WebSocket protocol (JSON text frames):
 - send ``{"op": "subscribe", "channels": ["liquidations", "cascades"], "min_usd": 100000,
   "markets": ["BTC-PERP"], "exchanges": [...], "sides": ["long"], "since_seq": 123}``
   (every field optional; ``since_seq`` resumes: everything after it is replayed from storage,
-  then the live feed follows with no gap and no duplicate);
+  then the live feed follows with no gap and no duplicate; a ``since_seq`` above the last
+  seq this server has is refused with ``bad_subscription``, its message naming that seq);
 - receive ``{"type": "subscribed", "seq": N, "filters": {...}}``, then
   ``{"type": "liquidation", "data": {...}}``, ``{"type": "cascade", "data": {...}}`` and
   ``{"type": "heartbeat", "seq": N, "ts": ms}`` (every seq up to N was sent or filtered out,
   so resuming from the last heartbeat's seq misses nothing);
-- errors arrive as ``{"type": "error", "code": ..., "message": ...}`` followed by a close:
-  ``missing_api_key``/``invalid_api_key`` (4401), ``key_revoked`` (4403), ``bad_subscription``
-  (4400), ``slow_consumer`` (4008), ``flood`` (4429), ``server_shutdown`` (1001).
+- errors arrive as ``{"type": "error", "code": ..., "message": ...}`` followed by a close
+  whose reason is the code: ``missing_api_key``/``invalid_api_key`` (4401), ``key_revoked``
+  (4403), ``bad_subscription`` (4400), ``slow_consumer`` (4008), ``flood``,
+  ``too_many_streams`` and ``rate_limited`` (4429), ``internal_error`` (1011),
+  ``server_shutdown`` (1001);
 - ``{"op": "ping"}`` is answered with ``{"type": "pong"}``;
 - with ``"batch": true`` in the subscribe message, events that are already waiting when one
   is sent arrive together as ``{"type": "batch", "items": [frame, ...]}`` (each item a
   ``liquidation`` or ``cascade`` frame, in seq order): one frame per write instead of one per
   event, which is what keeps a busy stream cheap. The SDK asks for it.
+
+Server-Sent Events: the same filters as query parameters (``Last-Event-ID`` resumes like
+``since_seq``); each frame is an event named by its ``type`` with its ``seq`` as ``id``.
+Refusals come before the stream starts, as JSON errors: 401/403 (key), 400
+(``bad_subscription``), 429 with ``Retry-After`` (``too_many_streams``, ``rate_limited``),
+503 (``server_shutdown``). A stream the server ends sends a last ``event: error`` with the
+same ``{"type": "error", ...}`` data before the body ends.
+
+Limits, the same for both (:class:`~purpleflea.server.config.ServerConfig`):
+
+- slow consumers: frames waiting for a client beyond what its socket has taken are counted
+  in bytes; past ``stream_buffer_bytes`` the client is cut (``slow_consumer``). Its reason
+  is queued behind what it was already sent, for a slow reader to find; a client that reads
+  nothing does not hold the server;
+- per account (keys are free to mint): ``streams_per_account`` open at once
+  (``too_many_streams``) and ``stream_opens_per_min`` opens a minute (``rate_limited``);
+- shutdown: every stream gets ``server_shutdown`` (WebSocket close 1001) and the server does
+  not wait on a client that stops reading (:mod:`purpleflea.server.serving`).
 """
 
 from __future__ import annotations
@@ -28,21 +49,23 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 import msgspec
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from purpleflea.bus.base import Bus, Subscription, SubscriptionClosed
 from purpleflea.model import encode
 from purpleflea.server import http
 from purpleflea.server.auth import AuthError, Gate, key_from
-from purpleflea.server.feed import client_feed
+from purpleflea.server.feed import Item, client_feed
 from purpleflea.server.filters import BadSubscription, StreamFilter, parse_filter
+from purpleflea.server.keys import KeyInfo
 from purpleflea.server.pipeline import Tracker
 
 log = logging.getLogger("purpleflea.stream")
@@ -55,16 +78,28 @@ CLOSE_CODES = {
     "bad_subscription": 4400,
     "slow_consumer": 4008,
     "flood": 4429,
+    "too_many_streams": 4429,
+    "rate_limited": 4429,
+    "internal_error": 1011,
     "server_shutdown": 1001,
 }
 _MAX_INBOUND_PER_S = 20
 _SUBSCRIBE_TIMEOUT_S = 10.0
+#: How long a closing reason may take to reach a client (its error frame and close).
 _SEND_TIMEOUT_S = 1.0
 #: Items one batch frame may carry (clients that subscribe with "batch": true).
 _MAX_BATCH = 500
-_SLOW_REASON_TIMEOUT_S = 10.0
+#: A slow consumer's reason queues behind what it was already sent: give it as long as a
+#: slow (not dead) reader needs to get there. A dead one is dropped sooner by the kernel
+#: (``TCP_USER_TIMEOUT``, 120 s, see net.py), and at shutdown the server aborts connections
+#: that take nothing (serving.py): either way the blocked write ends then, quietly.
+_PATIENT_S = 150.0
+_CLIENT_GONE = "client_disconnected"
 #: A resume point from an SSE client: empty (none) or a seq of at most 18 digits.
 _LAST_EVENT_ID = re.compile(r"[0-9]{0,18}")
+_DISCONNECTED = (WebSocketDisconnect, OSError, RuntimeError)
+
+Kick = Callable[[str], None]
 
 
 def _closed_code(bus_reason: str) -> str:
@@ -85,6 +120,36 @@ def _error(code: str, message: str) -> str:
     return encode({"type": "error", "code": code, "message": message}).decode()
 
 
+def _sse_event(item: Item) -> bytes:
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (item.seq, item.kind.encode(), item.data)
+
+
+def _ender() -> tuple[asyncio.Future[str], Kick]:
+    """A stream's end: a future holding why, and the ``kick`` that sets it (first reason wins)."""
+    ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def kick(why: str) -> None:
+        if not ended.done():
+            ended.set_result(why)
+
+    return ended, kick
+
+
+async def _kicking(work: Awaitable[None], kick: Kick) -> None:
+    """Run one of a stream's tasks; however it ends, the stream learns why."""
+    try:
+        await work
+    except SubscriptionClosed as exc:
+        kick(_closed_code(exc.reason))
+    except _DISCONNECTED:
+        kick(_CLIENT_GONE)
+    except Exception:
+        log.exception("stream task failed")
+        kick("internal_error")
+    else:
+        kick(_CLIENT_GONE)
+
+
 class Streams:
     """The two stream endpoints over one tracker, bus and gate."""
 
@@ -96,86 +161,74 @@ class Streams:
         gate: Gate,
         known_exchanges: tuple[str, ...],
         heartbeat_s: float,
-        client_buffer: int,
+        buffer_bytes: int,
     ) -> None:
         self.tracker = tracker
         self.bus = bus
         self.gate = gate
         self.known_exchanges = known_exchanges
         self.heartbeat_s = heartbeat_s
-        self.client_buffer = client_buffer
+        self.buffer_bytes = buffer_bytes
         self.closed: dict[str, int] = {}
         self.shutting_down = asyncio.Event()
+        # Streams still running or telling their client why they end (shutdown waits).
+        self._active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def _count(self, reason: str) -> None:
         self.closed[reason] = self.closed.get(reason, 0) + 1
 
-    # -- WebSocket ---------------------------------------------------------------------------
-
-    async def websocket(self, ws: WebSocket) -> None:
-        await ws.accept()
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[None]:
+        self._active += 1
+        self._idle.clear()
         try:
-            info = self.gate.authenticate(key_from(ws.headers, ws.query_params))
-        except AuthError as exc:
-            await self._refuse(ws, exc.code, exc.message)
-            return
-        try:
-            wanted, batch = await self._read_subscription(ws)
-        except BadSubscription as exc:
-            await self._refuse(ws, "bad_subscription", str(exc))
-            return
-        except (WebSocketDisconnect, TimeoutError):
-            with contextlib.suppress(Exception):
-                await ws.close()
-            return
-        reason: list[str] = []
-        sender = asyncio.current_task()
-
-        def kick(why: str) -> None:
-            """Stop this stream from outside its send loop (revocation, flood, slow)."""
-            if not reason:
-                reason.append(why)
-                if sender is not None:
-                    sender.cancel()
-
-        self.gate.streams.add(info.key_id, kick)
-        subscription = self.bus.subscribe(self.client_buffer)
-        helpers = [
-            asyncio.create_task(self._read_loop(ws, kick)),
-            asyncio.create_task(self._watch(subscription, kick)),
-        ]
-        try:
-            await self._send_loop(ws, wanted, batch, subscription, reason)
-        except asyncio.CancelledError:
-            if not reason:
-                raise
-        except (WebSocketDisconnect, RuntimeError, OSError):
-            reason.append("client_disconnected")
+            yield
         finally:
-            subscription.close()
-            self.gate.streams.remove(info.key_id, kick)
-            for helper in helpers:
-                helper.cancel()
-            for helper in helpers:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await helper
-        why = reason[0] if reason else "client_disconnected"
-        self._count(why)
-        if why in CLOSE_CODES:
-            await self._refuse(ws, why, self._explain(why))
+            self._active -= 1
+            if not self._active:
+                self._idle.set()
 
-    @staticmethod
-    async def _watch(subscription: Subscription, kick: Callable[[str], None]) -> None:
-        """Notice a subscription the bus closed while the send loop is blocked on a socket
-        that the client does not read."""
-        while subscription.closed_reason is None:
-            await asyncio.sleep(0.1)
-        kick(_closed_code(subscription.closed_reason))
+    def _admit(self, info: KeyInfo, kick: Kick) -> None:
+        """Register a stream under its account's caps; raises :class:`AuthError` (429, or
+        503 while shutting down)."""
+        if self.shutting_down.is_set():
+            raise AuthError(503, "server_shutdown", self._explain("server_shutdown"), "1")
+        try:
+            self.gate.streams.add(info, kick)
+        except AuthError as exc:
+            self.gate.counters[exc.code] += 1
+            raise
+
+    async def shut_down(self, grace_s: float) -> None:
+        """End every stream with ``server_shutdown`` and wait (at most ``grace_s``) until each
+        has told its client; streams opened from now on are refused."""
+        self.shutting_down.set()
+        self.gate.streams.kick_all("server_shutdown")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace_s):
+                await self._idle.wait()
+
+    async def _check_resume(self, wanted: StreamFilter) -> None:
+        """Refuse a ``since_seq`` above the last seq: the events after it do not exist yet, and
+        the heartbeats would carry a cursor that skips the ones still to come."""
+        since = wanted.since_seq
+        if since is None or since <= self.tracker.last_seq:
+            return
+        # The store may be ahead of what this node has published (a batch in flight, or an
+        # API node a moment behind the bus): those seqs are real, the feed skips to them.
+        last = max(self.tracker.last_seq, await self.tracker.store.last_seq())
+        if since > last:
+            raise BadSubscription(
+                f"since_seq {since} is beyond the last seq {last}: resume from a seq this "
+                "server sent (an event's or a heartbeat's), or omit since_seq"
+            )
 
     def _explain(self, why: str) -> str:
         if why == "slow_consumer":
             return (
-                f"slow consumer: more than {self.client_buffer} messages were waiting for this "
+                f"slow consumer: more than {self.buffer_bytes} bytes were waiting for this "
                 "client; reconnect with since_seq to resume"
             )
         if why == "key_revoked":
@@ -184,18 +237,135 @@ class Streams:
             return f"more than {_MAX_INBOUND_PER_S} client messages per second"
         if why == "server_shutdown":
             return "the server is shutting down; reconnect with since_seq to resume"
+        if why == "internal_error":
+            return "the stream failed on the server; reconnect with since_seq to resume"
         return why
 
-    async def _refuse(self, ws: WebSocket, code: str, message: str) -> None:
-        # A slow consumer's socket is full: its reason queues behind what it was already
-        # sent, so give it as long as a slow (not dead) reader needs to get there.
-        deadline = _SLOW_REASON_TIMEOUT_S if code == "slow_consumer" else _SEND_TIMEOUT_S
+    @contextlib.asynccontextmanager
+    async def _last_words(self, why: str) -> AsyncIterator[None]:
+        """Bounds the sending of a stream's reason: a client that does not take it in time is
+        not waited for. A slow consumer's reason queues behind what it was already sent, and
+        at shutdown a stalled client is aborted by the server: both wait longer (a write
+        cut short would leave an SSE response incomplete on a connection still open)."""
+        patient = why == "slow_consumer" or self.shutting_down.is_set()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(ws.send_text(_error(code, message)), deadline)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(
-                ws.close(code=CLOSE_CODES.get(code, 1000), reason=code), _SEND_TIMEOUT_S
-            )
+            async with asyncio.timeout(_PATIENT_S if patient else _SEND_TIMEOUT_S):
+                yield
+
+    async def _pump(
+        self,
+        ended: asyncio.Future[str],
+        kick: Kick,
+        subscription: Subscription,
+        feed: AsyncIterator[Item],
+        write: Callable[[Item], Awaitable[None]],
+        helpers: list[Coroutine[Any, Any, None]],
+    ) -> str:
+        """Write ``feed`` until something ends the stream; returns why.
+
+        The writer may be blocked on a client that does not read, so the bus closing the
+        subscription (a slow consumer) is watched apart from it, as are the client's own
+        messages (``helpers``) and outside kicks (revocation, shutdown).
+        """
+
+        async def send_all() -> None:
+            async for item in feed:
+                await write(item)
+
+        async def watch() -> None:
+            kick(_closed_code(await subscription.wait_closed()))
+
+        tasks = [
+            asyncio.create_task(_kicking(send_all(), kick)),
+            asyncio.create_task(watch()),
+            *(asyncio.create_task(_kicking(helper, kick)) for helper in helpers),
+        ]
+        try:
+            return await ended
+        finally:
+            subscription.close()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- WebSocket ---------------------------------------------------------------------------
+
+    async def websocket(self, ws: WebSocket) -> None:
+        await ws.accept()
+        ended, kick = _ender()
+        try:
+            info = self.gate.authenticate(key_from(ws.headers, ws.query_params))
+            self._admit(info, kick)
+        except AuthError as exc:
+            await self._tell(ws, exc.code, exc.message)
+            return
+        with self._session():
+            try:
+                why = await self._websocket_session(ws, ended, kick)
+            except BadSubscription as exc:  # refused before it started: not a closed stream
+                await self._tell(ws, "bad_subscription", str(exc))
+                return
+            finally:
+                self.gate.streams.remove(kick)
+            self._count(why)
+            if why in CLOSE_CODES:
+                await self._tell(ws, why, self._explain(why))
+
+    async def _websocket_session(
+        self, ws: WebSocket, ended: asyncio.Future[str], kick: Kick
+    ) -> str:
+        """Read the subscription, then stream until something ends it; returns why. Raises
+        :class:`BadSubscription` for a subscription refused before streaming began."""
+        reading = asyncio.ensure_future(self._read_subscription(ws))
+        waiting: list[asyncio.Future[Any]] = [reading, ended]
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if ended.done():  # kicked (shutdown, revocation) before the client subscribed
+            reading.cancel()
+            await asyncio.gather(reading, return_exceptions=True)
+            return ended.result()
+        try:
+            wanted, batch = reading.result()
+        except TimeoutError:
+            raise BadSubscription(
+                f"no subscribe message within {_SUBSCRIBE_TIMEOUT_S:g} s of connecting"
+            ) from None
+        except _DISCONNECTED:
+            return _CLIENT_GONE
+        await self._check_resume(wanted)
+        subscription = self.bus.subscribe(self.buffer_bytes)
+        start_seq = self.tracker.last_seq
+        subscribed = {
+            "type": "subscribed",
+            "seq": start_seq,
+            "filters": wanted.describe(),
+            "batch": batch > 1,
+        }
+
+        async def write(item: Item) -> None:
+            await ws.send_text(item.data.decode())
+
+        try:
+            await ws.send_text(encode(subscribed).decode())
+        except _DISCONNECTED:
+            subscription.close()
+            return _CLIENT_GONE
+        feed = client_feed(
+            self.tracker.store,
+            subscription,
+            wanted,
+            start_seq=start_seq,
+            heartbeat_s=self.heartbeat_s,
+            batch=batch,
+        )
+        helpers = [self._read_loop(ws, kick)]
+        return await self._pump(ended, kick, subscription, feed, write, helpers)
+
+    async def _tell(self, ws: WebSocket, code: str, message: str) -> None:
+        """The error frame, then the close with its code and the code as reason; a client
+        that does not take them in time is not waited for."""
+        async with self._last_words(code):
+            await ws.send_text(_error(code, message))
+            await ws.close(code=CLOSE_CODES.get(code, 1000), reason=code)
 
     async def _read_subscription(self, ws: WebSocket) -> tuple[StreamFilter, int]:
         """The client's filters, and how many items one frame may carry (1: no batching)."""
@@ -214,7 +384,7 @@ class Streams:
         wanted = parse_filter(message, known_exchanges=self.known_exchanges)
         return wanted, _MAX_BATCH if batch else 1
 
-    async def _read_loop(self, ws: WebSocket, kick: Callable[[str], None]) -> None:
+    async def _read_loop(self, ws: WebSocket, kick: Kick) -> None:
         window_start = time.monotonic()
         count = 0
         while True:
@@ -229,40 +399,10 @@ class Streams:
             if text.strip() in ('{"op":"ping"}', '{"op": "ping"}'):
                 await ws.send_text('{"type":"pong"}')
 
-    async def _send_loop(
-        self,
-        ws: WebSocket,
-        wanted: StreamFilter,
-        batch: int,
-        subscription: Subscription,
-        reason: list[str],
-    ) -> None:
-        start_seq = self.tracker.last_seq
-        subscribed = {
-            "type": "subscribed",
-            "seq": start_seq,
-            "filters": wanted.describe(),
-            "batch": batch > 1,
-        }
-        await ws.send_text(encode(subscribed).decode())
-        feed = client_feed(
-            self.tracker.store,
-            subscription,
-            wanted,
-            start_seq=start_seq,
-            heartbeat_s=self.heartbeat_s,
-            batch=batch,
-        )
-        try:
-            async for item in feed:
-                await ws.send_text(item.data.decode())
-        except SubscriptionClosed as exc:
-            if not reason:
-                reason.append(_closed_code(exc.reason))
-
     # -- Server-Sent Events ------------------------------------------------------------------
 
-    async def sse(self, request: Request) -> Response:
+    async def sse(self, request: Request) -> Response | EventStream:
+        ended, kick = _ender()
         try:
             info = self.gate.authenticate(key_from(request.headers, request.query_params))
             fields: dict[str, Any] = {
@@ -275,54 +415,13 @@ class Streams:
             if last_event and "since_seq" not in fields:
                 fields["since_seq"] = last_event
             wanted = parse_filter(fields, known_exchanges=self.known_exchanges)
+            await self._check_resume(wanted)
+            self._admit(info, kick)
         except AuthError as exc:
             return http.refusal(exc)
         except BadSubscription as exc:
             return http.error_response(400, "bad_subscription", str(exc))
-        return StreamingResponse(
-            self._sse_body(info.key_id, wanted),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-
-    async def _sse_body(self, key_id: str, wanted: StreamFilter) -> AsyncIterator[bytes]:
-        subscription = self.bus.subscribe(self.client_buffer)
-        reason: list[str] = []
-
-        def kick(why: str) -> None:
-            reason.append(why)
-            subscription.close(why)
-
-        self.gate.streams.add(key_id, kick)
-        start_seq = self.tracker.last_seq
-        try:
-            feed = client_feed(
-                self.tracker.store,
-                subscription,
-                wanted,
-                start_seq=start_seq,
-                heartbeat_s=self.heartbeat_s,
-            )
-            yield b"retry: 1000\n\n"
-            async for item in feed:
-                yield b"id: %d\nevent: %s\ndata: %s\n\n" % (
-                    item.seq,
-                    item.kind.encode(),
-                    item.data,
-                )
-        except SubscriptionClosed as exc:
-            why = (
-                reason[0]
-                if reason
-                else (
-                    "slow_consumer" if exc.reason.startswith("slow consumer") else "server_shutdown"
-                )
-            )
-            self._count(why)
-            yield b"event: error\ndata: %s\n\n" % _error(why, self._explain(why)).encode()
-        finally:
-            self.gate.streams.remove(key_id, kick)
-            subscription.close()
+        return EventStream(self, wanted, ended, kick)
 
     async def plain_http(self, request: Request) -> Response:
         """A plain HTTP request to the WebSocket endpoint. After the key checks every request
@@ -345,3 +444,65 @@ class Streams:
             Route("/v1/stream", self.plain_http),
             Route("/v1/stream/sse", self.sse),
         ]
+
+
+class EventStream:
+    """The ASGI response of one admitted SSE client (written by hand rather than as a
+    ``StreamingResponse``, so that the stream can end while a write is blocked on a client
+    that does not read, and still say why when it can)."""
+
+    _HEADERS = (
+        (b"content-type", b"text/event-stream; charset=utf-8"),
+        (b"cache-control", b"no-cache"),
+        (b"x-accel-buffering", b"no"),
+    )
+
+    def __init__(
+        self, streams: Streams, wanted: StreamFilter, ended: asyncio.Future[str], kick: Kick
+    ) -> None:
+        self.streams = streams
+        self.wanted = wanted
+        self.ended = ended
+        self.kick = kick
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        streams = self.streams
+        with streams._session():
+            try:
+                why = await self._run(scope, receive, send)
+            finally:
+                streams.gate.streams.remove(self.kick)
+            streams._count(why)
+            if why == _CLIENT_GONE:
+                return
+            last = b"event: error\ndata: %s\n\n" % _error(why, streams._explain(why)).encode()
+            # Bounded by _last_words: a client that never takes its last event leaves the
+            # response incomplete, its connection dropped by the kernel or the shutdown.
+            async with streams._last_words(why):
+                await send({"type": "http.response.body", "body": last, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _run(self, scope: Scope, receive: Receive, send: Send) -> str:
+        streams = self.streams
+        await send({"type": "http.response.start", "status": 200, "headers": list(self._HEADERS)})
+        if scope.get("method") == "HEAD":
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return _CLIENT_GONE
+        await send({"type": "http.response.body", "body": b"retry: 1000\n\n", "more_body": True})
+        subscription = streams.bus.subscribe(streams.buffer_bytes)
+        feed = client_feed(
+            streams.tracker.store,
+            subscription,
+            self.wanted,
+            start_seq=streams.tracker.last_seq,
+            heartbeat_s=streams.heartbeat_s,
+        )
+
+        async def write(item: Item) -> None:
+            await send({"type": "http.response.body", "body": _sse_event(item), "more_body": True})
+
+        async def listen() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        return await streams._pump(self.ended, self.kick, subscription, feed, write, [listen()])
