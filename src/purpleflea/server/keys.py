@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -38,6 +37,7 @@ from typing import Any, Protocol
 import msgspec
 
 from purpleflea.clock import now_ms
+from purpleflea.store import sidecar
 
 KEY_PREFIX = "pf_"
 _ID_LENGTH = 8
@@ -301,11 +301,7 @@ class SQLiteKeyStore(SqlKeyStore):
     def __init__(self, path: str | Path) -> None:
         super().__init__()
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db = sidecar.connect(path)
         with self._transaction() as run:
             for statement in SCHEMA:
                 run(statement)

@@ -12,13 +12,14 @@ signing needs it (HMAC), so it cannot be hashed like an API key.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
+
+from purpleflea.store import sidecar
 
 
 class Webhook(msgspec.Struct, frozen=True, kw_only=True):
@@ -269,11 +270,7 @@ class SQLiteBackend:
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db = sidecar.connect(path)
         self._db.executescript(_SQLITE_SCHEMA)
         self._lock = threading.Lock()
 
