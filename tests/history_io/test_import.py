@@ -75,9 +75,17 @@ def test_a_row_becomes_the_event_recomputed_by_hand(name: str, line: int) -> Non
 
 def test_multiplier_and_quote_and_dated_symbols_follow_the_market_naming() -> None:
     events = list(_parse("riftfern_data-streams/binance.csv").values())
-    pepe = next(e for e in events if e.symbol == "1000PEPEUSDT")
+    assert any(e.symbol == "1000PEPEUSDT" for e in events)
+    row = _row("riftfern_data-streams/binance.csv", 362)  # 1000PEPE: z in thousands of coins
+    assert row[0] == "1000PEPE"
+    z, ap = float(row[9]), float(row[6])
+    pepe = _parse("riftfern_data-streams/binance.csv")[f"binance_usdm:1000PEPEUSDT:{row[10]}:BUY"]
     assert pepe.market == "PEPE-PERP"
-    assert pepe.size_usd == pytest.approx(pepe.price * pepe.quantity)  # coins x real price
+    # Real coins and the real coin price: the x1000 multiplier is applied to both, so the
+    # notional stays what the exchange reported (z x ap), and neither alone is left unscaled.
+    assert pepe.quantity == pytest.approx(z * 1000, rel=1e-12)
+    assert pepe.price == pytest.approx(ap / 1000, rel=1e-12)
+    assert pepe.size_usd == pytest.approx(z * ap, rel=1e-12)
     usdc = next(e for e in events if e.symbol.endswith("USDC"))
     assert usdc.market == usdc.symbol.removesuffix("USDC").removeprefix("1000") + "-PERP"
     neo = _parse("NeoParth_strategies/binance.csv", price_fallback="order")
