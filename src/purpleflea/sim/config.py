@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from purpleflea.model import MarketSnapshot, VenueLiquidation
 
 DAY_MS = 86_400_000
@@ -22,7 +24,9 @@ class SimConfig:
     the rate of price shocks that start cascades; ``impact_scale`` multiplies the price impact
     of forced orders. :meth:`demo` turns them up so a live demo shows cascades within minutes.
     ``cascade_gap_ms`` and ``cascade_min_depth`` define the true cascades
-    (:mod:`purpleflea.sim.truth`).
+    (:mod:`purpleflea.sim.truth`). ``epoch`` picks the random stream with the seed: 0 is the
+    seed's own stream; a restarted live feed takes a new epoch, so it never replays a stream
+    its store already holds (:meth:`~purpleflea.sim.Simulator.from_state`).
     """
 
     seed: int = 0
@@ -37,6 +41,7 @@ class SimConfig:
     warmup_ms: int = 7_200_000
     cascade_gap_ms: int = 60_000
     cascade_min_depth: float = 0.25
+    epoch: int = 0
 
     def __post_init__(self) -> None:
         if self.step_ms <= 0 or self.block_ms <= 0 or self.block_ms % self.step_ms:
@@ -52,6 +57,8 @@ class SimConfig:
                 f"warmup_ms ({self.warmup_ms}) must be >= 0 and a multiple of block_ms "
                 f"({self.block_ms})"
             )
+        if self.seed < 0 or self.epoch < 0:
+            raise ValueError(f"seed ({self.seed}) and epoch ({self.epoch}) must be >= 0")
         for name in ("volatility_scale", "cascade_rate", "impact_scale"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
@@ -67,6 +74,14 @@ class SimConfig:
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
 
+    @classmethod
+    def served(cls, **overrides: int | float) -> SimConfig:
+        """The market ``purpleflea serve`` runs: :meth:`demo`'s knobs, computed in blocks of
+        10 s (a restart resumes within 10 s of where the feed stopped)."""
+        values: dict[str, int | float] = {"block_ms": 10_000}
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
 
 @dataclass(frozen=True, slots=True)
 class SimStep:
@@ -75,6 +90,11 @@ class SimStep:
     ts: int
     liquidations: tuple[VenueLiquidation, ...]
     snapshots: tuple[MarketSnapshot, ...]
+
+
+def random_stream(config: SimConfig) -> np.random.Generator:
+    """The random generator of ``config``'s stream: its seed's, or (seed, epoch)'s."""
+    return np.random.default_rng(config.seed if config.epoch == 0 else [config.seed, config.epoch])
 
 
 def event_id_prefix(config: SimConfig) -> str:

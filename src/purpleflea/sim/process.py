@@ -28,6 +28,7 @@ notional, each attributed to an exchange by the market's shares, jittered inside
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 
@@ -36,10 +37,18 @@ import numpy.typing as npt
 
 from purpleflea.model import MarketSnapshot, VenueLiquidation
 from purpleflea.sim.book import NEVER, Book
-from purpleflea.sim.config import DAY_MS, DEFAULT_START_MS, SimConfig, SimStep, event_id_prefix
+from purpleflea.sim.config import (
+    DAY_MS,
+    DEFAULT_START_MS,
+    SimConfig,
+    SimStep,
+    event_id_prefix,
+    random_stream,
+)
 from purpleflea.sim.events import CohortLog, MarketTable, RawBlock
 from purpleflea.sim.impact import ImpactKernel, log_move
 from purpleflea.sim.markets import MarketSpec, slots_for, tick_decimals, universe
+from purpleflea.sim.resume import BOOK_TIMES, BOOK_VALUES, MARKET_ARRAYS, SimState
 from purpleflea.sim.runs import RunTracker
 from purpleflea.sim.traders import (
     MAX_COHORT_OI_SHARE,
@@ -70,6 +79,10 @@ class Simulator:
             config = SimConfig(**overrides)  # type: ignore[arg-type]
         elif overrides:
             raise TypeError("pass either a SimConfig or keyword overrides, not both")
+        self._build(config)
+        self._warm_up()
+
+    def _build(self, config: SimConfig) -> None:
         self.config = config
         self.markets: tuple[MarketSpec, ...] = universe(config.n_markets)
         self.market_names = tuple(spec.name for spec in self.markets)
@@ -77,8 +90,30 @@ class Simulator:
         self.book = Book(self.markets)
         self.truth = Truth(self)
         self.now_ms = config.start_ms
-        self._rng = np.random.default_rng(config.seed)
+        self._rng = random_stream(config)
         self._init_state()
+
+    @classmethod
+    def from_state(cls, config: SimConfig, state: SimState) -> Simulator:
+        """A simulator continuing ``state`` (see :mod:`purpleflea.sim.resume`) from
+        ``config.start_ms``, as if the market had paused between the two.
+
+        Every market's price, volatility and impact state, the open positions (their times
+        shifted by the pause) and the flows carry on; there is no warm-up. The random stream
+        carries on too when ``config.epoch`` is the state's, and is the epoch's own stream
+        otherwise: a restarted live feed takes a new epoch so it never replays what it
+        already produced. Raises ValueError when ``config`` is not the state's market
+        (seed, number of markets).
+        """
+        if (config.seed, config.n_markets) != (state.seed, state.n_markets):
+            raise ValueError(
+                f"saved simulator state is seed {state.seed} with {state.n_markets} markets; "
+                f"cannot continue it as seed {config.seed} with {config.n_markets}"
+            )
+        sim = cls.__new__(cls)
+        sim._build(config)
+        sim._restore(state)
+        return sim
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -124,7 +159,8 @@ class Simulator:
         self._next_cohort = 1
         self._next_event = 0
         self._marks = self._price0.copy()[None, :]
-        self._warm_up()
+        self.now_ms = self._block_start = self._next_start = cfg.start_ms
+        self.runs = self._new_runs()
 
     def _warm_up(self) -> None:
         """Run ``warmup_ms`` before ``start_ms`` and forget its output.
@@ -143,6 +179,43 @@ class Simulator:
         self._log = CohortLog(spread_ms=_IMPACT.execution_ms)
         self._next_event = 0
         self.now_ms = cfg.start_ms
+
+    def capture_state(self) -> SimState:
+        """A copy of the state that carries the market forward (see
+        :mod:`purpleflea.sim.resume`); only between blocks."""
+        if self.now_ms != self._next_start:
+            raise ValueError(
+                f"the simulator's state is captured between blocks; now_ms {self.now_ms} is "
+                f"inside the block ending at {self._next_start}"
+            )
+        cfg = self.config
+        return SimState(
+            seed=cfg.seed,
+            epoch=cfg.epoch,
+            n_markets=cfg.n_markets,
+            now_ms=self.now_ms,
+            h_common=self._h_common,
+            next_cohort=self._next_cohort,
+            marks=self.marks().copy(),
+            markets={k: getattr(self, f"_{k}").copy() for k in MARKET_ARRAYS},
+            book={k: getattr(self.book, k).copy() for k in BOOK_TIMES + BOOK_VALUES},
+            rng=json.dumps(self._rng.bit_generator.state),
+        )
+
+    def _restore(self, state: SimState) -> None:
+        shift = self.config.start_ms - state.now_ms
+        for k in MARKET_ARRAYS:
+            setattr(self, f"_{k}", state.markets[k].copy())
+        for k in BOOK_VALUES:
+            getattr(self.book, k)[:] = state.book[k]
+        for k in BOOK_TIMES:
+            times = state.book[k]
+            getattr(self.book, k)[:] = np.where(times == NEVER, NEVER, times + shift)
+        self._h_common = state.h_common
+        self._next_cohort = state.next_cohort
+        self._marks = state.marks.copy()[None, :]
+        if self.config.epoch == state.epoch:
+            self._rng.bit_generator.state = json.loads(state.rng)
 
     def _new_runs(self) -> RunTracker:
         return RunTracker(
@@ -179,22 +252,26 @@ class Simulator:
 
     def steps(self) -> Iterator[SimStep]:
         """Steps forever, in time order; ``now_ms`` is each yielded step's ``ts``."""
-        dt = self.config.step_ms
         while True:
-            raw = self.next_block()
-            events = self.venue_events(raw)
-            step_of = (raw.ts - raw.start_ms - 1) // dt
-            bounds = np.searchsorted(step_of, np.arange(self._steps_per_block + 1))
-            snapshots = self.snapshots(raw.end_ms)
-            for k in range(self._steps_per_block):
-                ts = raw.start_ms + (k + 1) * dt
-                self.now_ms = ts
-                last = k == self._steps_per_block - 1
-                yield SimStep(
-                    ts=ts,
-                    liquidations=tuple(events[bounds[k] : bounds[k + 1]]),
-                    snapshots=snapshots if last else (),
-                )
+            yield from self.block_steps(self.next_block())
+
+    def block_steps(self, raw: RawBlock) -> Iterator[SimStep]:
+        """The steps of the block ``raw`` that :meth:`next_block` just computed, in time order;
+        ``now_ms`` is each yielded step's ``ts``."""
+        dt = self.config.step_ms
+        events = self.venue_events(raw)
+        step_of = (raw.ts - raw.start_ms - 1) // dt
+        bounds = np.searchsorted(step_of, np.arange(self._steps_per_block + 1))
+        snapshots = self.snapshots(raw.end_ms)
+        for k in range(self._steps_per_block):
+            ts = raw.start_ms + (k + 1) * dt
+            self.now_ms = ts
+            last = k == self._steps_per_block - 1
+            yield SimStep(
+                ts=ts,
+                liquidations=tuple(events[bounds[k] : bounds[k + 1]]),
+                snapshots=snapshots if last else (),
+            )
 
     def run(self, duration_ms: int) -> Iterator[SimStep]:
         """The steps of the next ``duration_ms`` of simulated time."""
