@@ -67,7 +67,8 @@ def test_snapshots_every_minute_match_the_true_open_interest() -> None:
             assert snap.ts == step.ts
             assert snap.open_interest >= 0
             assert snap.open_interest_usd == pytest.approx(snap.open_interest * snap.mark_price)
-            assert snap.mark_price == sim.mark(snap.market)
+            # Each exchange quotes the market's mark times its basis (a few bp).
+            assert snap.mark_price == pytest.approx(sim.mark(snap.market), rel=2e-3)
             per_market[snap.market] += snap.open_interest
         for market, coins in per_market.items():
             assert coins == pytest.approx(sim.truth.open_interest(market), rel=1e-9)

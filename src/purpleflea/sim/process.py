@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from purpleflea.model import MarketSnapshot, VenueLiquidation
+from purpleflea.sim import basis
 from purpleflea.sim.book import NEVER, Book
 from purpleflea.sim.config import (
     DAY_MS,
@@ -141,14 +142,22 @@ class Simulator:
         self._mmr = np.array([s.mmr for s in specs])
         listings = max(len(s.listings) for s in specs)
         cum = np.ones((n, listings))
+        self._listing_share = np.zeros((n, listings))
+        self._listing_count = np.array([len(s.listings) for s in specs])
         for m, spec in enumerate(specs):
+            self._listing_share[m, : len(spec.listings)] = [lst.share for lst in spec.listings]
             shares = np.cumsum([lst.share for lst in spec.listings])
             cum[m, : shares.size - 1] = shares[:-1]  # the last one takes the rest
         self._table = MarketTable(
             event_mean_usd=120.0 * (self._oi_target / 16e6) ** 0.45,
             listing_cum=cum,
             price_scale=np.array([10.0 ** tick_decimals(s.price) for s in specs]),
+            depth_usd=self._depth,
+            impact_scale=cfg.impact_scale,
         )
+        self._basis_spread = basis.spread(self._oi_target)
+        self._basis = basis.initial(self._rng, self._basis_spread, listings)
+        self._quoted_basis = self._basis
         self._log = CohortLog(spread_ms=_IMPACT.execution_ms)
         self._offsets = cfg.step_ms * np.arange(1, self._steps_per_block + 1, dtype=np.float64)
         slots = np.array([slots_for(s) for s in specs], dtype=np.float64)
@@ -325,20 +334,21 @@ class Simulator:
         if (ts - self.config.start_ms) % self.config.snapshot_ms:
             return ()
         oi = self._reported_open_interest(ts)
-        marks = self._marks[-1]
+        quoted = self._marks[-1][:, None] * np.exp(self._quoted_basis)
         out: list[MarketSnapshot] = []
         for m, spec in enumerate(self.markets):
-            for listing in spec.listings:
+            for li, listing in enumerate(spec.listings):
                 coins = float(oi[m]) * listing.share
+                mark = float(quoted[m, li])
                 out.append(
                     MarketSnapshot(
                         exchange=listing.exchange,
                         symbol=listing.symbol,
                         market=spec.name,
                         ts=ts,
-                        mark_price=float(marks[m]),
+                        mark_price=mark,
                         open_interest=coins,
-                        open_interest_usd=coins * float(marks[m]),
+                        open_interest_usd=coins * mark,
                     )
                 )
         return tuple(out)
@@ -349,9 +359,12 @@ class Simulator:
         snapshot time. Bulk history stores these without building every listing's snapshot."""
         if (ts - self.config.start_ms) % self.config.snapshot_ms:
             return []
-        marks = self._marks[-1]
-        usd = self._reported_open_interest(ts) * marks
-        return list(zip(self.market_names, usd.tolist(), marks.tolist(), strict=True))
+        quoted = self._marks[-1][:, None] * np.exp(self._quoted_basis)
+        # Each listing values its share at its own price (the mark times its basis); the mark
+        # is the last listing's, as a sampler fed the snapshots one by one keeps it.
+        usd = self._reported_open_interest(ts) * (self._listing_share * quoted).sum(axis=1)
+        last = quoted[np.arange(self._n), self._listing_count - 1]
+        return list(zip(self.market_names, usd.tolist(), last.tolist(), strict=True))
 
     def _reported_open_interest(self, ts: int) -> FloatArray:
         # What an exchange reports: one side's open position (see Truth.open_interest).
@@ -382,8 +395,12 @@ class Simulator:
             self._perm[m], self._trans[m], self._pend[m] = after
         self._x = x_path[-1]
         self._x_trend += (self._x - self._x_trend) * (cfg.block_ms / 3_600_000)
+        previous = self._marks[-1]
         self._marks = marks
         end = start + cfg.block_ms
+        self._basis = basis.advance(self._basis, self._rng, self._basis_spread, cfg.block_ms)
+        move = np.abs(np.log(marks / previous)).max(axis=0)
+        self._quoted_basis = basis.widened(self._basis, move)
         raw = log.flush(
             self._table,
             self._rng,
@@ -391,6 +408,8 @@ class Simulator:
             start_ms=start,
             end_ms=end,
             first_n=self._next_event,
+            marks=marks,
+            basis=self._quoted_basis,
         )
         self.runs.end_block(raw)
         self._next_event += raw.ts.size
@@ -532,15 +551,13 @@ class Simulator:
             usd = qty[idx] * mark
             total_usd = float(usd.sum())
             impact = -sign * log_move(total_usd, depth, cfg.impact_scale)
-            uid = self.runs.record(m, sign, liq[idx], usd, impact, mark, step_end)
-            # Fills slip by half of the cohort's share of the step's impact.
-            fill = mark * np.exp(0.5 * impact * usd / total_usd)
+            uid = self.runs.record(m, sign, liq[idx], impact, mark, step_end)
             log.add(
                 m,
                 step_end - dt,
                 side[idx],
                 qty[idx],
-                fill,
+                usd,
                 np.full(idx.size, uid),
                 book.cohort_id[a:b][idx],
             )

@@ -30,7 +30,19 @@ if TYPE_CHECKING:
 BOOK_TIMES = ("opened_ms", "close_ms", "reopen_ms", "gone_ms")
 BOOK_VALUES = ("qty", "side", "entry", "lev", "mmr", "liq", "cohort_id")
 #: Per-market state arrays of the simulator (attribute names without the underscore).
-MARKET_ARRAYS = ("x", "x_trend", "perm", "trans", "pend", "h", "opened", "closed", "liquidated")
+MARKET_ARRAYS = (
+    "x",
+    "x_trend",
+    "perm",
+    "trans",
+    "pend",
+    "h",
+    "opened",
+    "closed",
+    "liquidated",
+    "basis",
+    "quoted_basis",
+)
 _VERSION = 1
 
 
