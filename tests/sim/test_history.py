@@ -161,7 +161,7 @@ async def test_history_in_many_batches_stores_exactly_the_simulators_stream(
     store = SQLiteStore(tmp_path / "h.sqlite")
     fresh = SQLiteStore(tmp_path / "fresh.sqlite")
     try:
-        summary = await generate_history(store, days=0.1, seed=7, n_markets=20, progress=False)
+        summary = await generate_history(store, days=0.1, seed=8, n_markets=20, progress=False)
         stored = await store.since(0, limit=1_000_000)
         indexes = "SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name"
         assert (
@@ -171,7 +171,7 @@ async def test_history_in_many_batches_stores_exactly_the_simulators_stream(
         await store.close()
         await fresh.close()
     assert summary.events > 10 * 300
-    sim = Simulator(history_config(seed=7, n_markets=20))
+    sim = Simulator(history_config(seed=8, n_markets=20))
     expected: list[Liquidation] = []
     for raw in blocks(sim, 0.1):
         expected += history.published(sim, raw, len(expected) + 1)

@@ -91,8 +91,9 @@ async def run_sim(
 
 
 def live_simulator(seed: int, markets: int, saved: SimState | None, last_seq: int) -> Simulator:
-    """The served simulator starting now: ``saved``'s market continued with a new epoch, or a
-    new market (epoch ``last_seq``: a store with history gets a stream it has not seen).
+    """The served simulator starting now: ``saved``'s market continued with a new epoch (and its
+    crash episode, if it is still to come or going on), or a new market with its crash episode
+    a minute in (epoch ``last_seq``: a store with history gets a stream it has not seen).
 
     A new market's warm-up takes a second or more; the simulator is then moved to start at
     the moment it is ready (same stream), so its first events are not late.
@@ -100,8 +101,13 @@ def live_simulator(seed: int, markets: int, saved: SimState | None, last_seq: in
     from purpleflea.sim import SimConfig, Simulator  # noqa: PLC0415 - numpy when used
 
     if saved is not None and (saved.seed, saved.n_markets) == (seed, markets):
+        start = _now_ms()
         config = SimConfig.served(
-            seed=seed, n_markets=markets, start_ms=_now_ms(), epoch=saved.epoch + 1
+            seed=seed,
+            n_markets=markets,
+            start_ms=start,
+            epoch=saved.epoch + 1,
+            crash_start_ms=saved.crash_after_pause(start),
         )
         return Simulator.from_state(config, saved)
     if saved is not None:
@@ -111,8 +117,10 @@ def live_simulator(seed: int, markets: int, saved: SimState | None, last_seq: in
             saved.n_markets,
         )
     config = SimConfig.served(seed=seed, n_markets=markets, start_ms=_now_ms(), epoch=last_seq)
-    warmed = Simulator(config)
-    return Simulator.from_state(replace(config, start_ms=_now_ms()), warmed.capture_state())
+    state = Simulator(config).capture_state()
+    start = _now_ms()
+    moved = replace(config, start_ms=start, crash_start_ms=state.crash_after_pause(start))
+    return Simulator.from_state(moved, state)
 
 
 async def run_replay(tracker: Tracker, path: Path, *, speed: float) -> None:

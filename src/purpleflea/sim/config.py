@@ -27,6 +27,7 @@ class SimConfig:
     (:mod:`purpleflea.sim.truth`). ``epoch`` picks the random stream with the seed: 0 is the
     seed's own stream; a restarted live feed takes a new epoch, so it never replays a stream
     its store already holds (:meth:`~purpleflea.sim.Simulator.from_state`).
+    ``crash_start_ms`` schedules one crash episode (:mod:`purpleflea.sim.crash`) at that time.
     """
 
     seed: int = 0
@@ -42,6 +43,7 @@ class SimConfig:
     cascade_gap_ms: int = 60_000
     cascade_min_depth: float = 0.25
     epoch: int = 0
+    crash_start_ms: int | None = None
 
     def __post_init__(self) -> None:
         if self.step_ms <= 0 or self.block_ms <= 0 or self.block_ms % self.step_ms:
@@ -75,10 +77,16 @@ class SimConfig:
         return cls(**values)  # type: ignore[arg-type]
 
     @classmethod
-    def served(cls, **overrides: int | float) -> SimConfig:
-        """The market ``purpleflea serve`` runs: :meth:`demo`'s knobs, computed in blocks of
-        10 s (a restart resumes within 10 s of where the feed stopped)."""
-        values: dict[str, int | float] = {"block_ms": 10_000}
+    def served(cls, **overrides: int | float | None) -> SimConfig:
+        """The market ``purpleflea serve`` runs: the realistic one (default knobs) with one
+        crash episode starting 5 s after ``start_ms`` (pass ``crash_start_ms=None`` for none;
+        the realistic market alone can be quiet for minutes), computed in blocks of 10 s (a
+        restart resumes within 10 s of where the feed stopped)."""
+        start = overrides.get("start_ms", DEFAULT_START_MS)
+        values: dict[str, int | float | None] = {
+            "block_ms": 10_000,
+            "crash_start_ms": int(start or 0) + 5_000,
+        }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
 

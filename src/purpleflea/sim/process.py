@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from purpleflea.model import MarketSnapshot, VenueLiquidation
-from purpleflea.sim import basis
+from purpleflea.sim import basis, crash
 from purpleflea.sim.book import NEVER, Book
 from purpleflea.sim.config import (
     DAY_MS,
@@ -48,7 +48,7 @@ from purpleflea.sim.config import (
 )
 from purpleflea.sim.events import CohortLog, MarketTable, RawBlock
 from purpleflea.sim.impact import ImpactKernel, log_move
-from purpleflea.sim.markets import MarketSpec, slots_for, tick_decimals, universe
+from purpleflea.sim.markets import TICKERS, MarketSpec, slots_for, tick_decimals, universe
 from purpleflea.sim.resume import BOOK_TIMES, BOOK_VALUES, MARKET_ARRAYS, SimState
 from purpleflea.sim.runs import RunTracker
 from purpleflea.sim.traders import (
@@ -70,6 +70,16 @@ _IMPACT = ImpactKernel(permanent=0.4, half_life_ms=120_000.0, execution_ms=6_000
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+
+#: Shock sizes are Student-t(3) draws clipped to this many units: the t's far tail made
+#: single-market jumps of 30%+ in minutes, beyond any real market outside a crash.
+_MAX_SHOCK = 2.5
+
+
+def _clipped(draws: FloatArray | float) -> FloatArray:
+    clipped: FloatArray = np.clip(draws, -_MAX_SHOCK, _MAX_SHOCK)
+    return clipped
 
 
 class Simulator:
@@ -155,6 +165,9 @@ class Simulator:
             depth_usd=self._depth,
             impact_scale=cfg.impact_scale,
         )
+        self._crash_beta = crash.betas(
+            np.arange(n), np.array([TICKERS[s.index][2] for s in specs], dtype=bool)
+        )
         self._basis_spread = basis.spread(self._oi_target)
         self._basis = basis.initial(self._rng, self._basis_spread, listings)
         self._quoted_basis = self._basis
@@ -209,6 +222,7 @@ class Simulator:
             markets={k: getattr(self, f"_{k}").copy() for k in MARKET_ARRAYS},
             book={k: getattr(self.book, k).copy() for k in BOOK_TIMES + BOOK_VALUES},
             rng=json.dumps(self._rng.bit_generator.state),
+            crash_start_ms=cfg.crash_start_ms,
         )
 
     def _restore(self, state: SimState) -> None:
@@ -378,7 +392,7 @@ class Simulator:
         cfg = self.config
         start = self._next_start
         self._next_start += cfg.block_ms
-        self._finalize_liquidations()
+        self._finalize_liquidations(start)
         self._block_start = start
         self._traders(start)
         marks, x_path = self._price_path()
@@ -416,7 +430,7 @@ class Simulator:
         self.now_ms = end
         return raw
 
-    def _finalize_liquidations(self) -> None:
+    def _finalize_liquidations(self, now: int) -> None:
         book = self.book
         gone = book.gone_ms != NEVER
         if gone.any():
@@ -424,6 +438,9 @@ class Simulator:
             book.qty[gone] = 0.0
             book.gone_ms[gone] = NEVER
             book.close_ms[gone] = NEVER
+            # A liquidated trader's slot refills after a wait, as a closed one does (at once,
+            # open interest would be back within minutes of a cascade).
+            book.reopen_ms[gone] = now + self._refill_waits(now, int(gone.sum()))
 
     def _traders(self, now: int, *, spread: float = 0.0) -> None:
         """Close expired cohorts and open new ones in empty slots due to refill by ``now``.
@@ -433,12 +450,16 @@ class Simulator:
         """
         book, rng, n = self.book, self._rng, self._n
         closing = (book.qty > 0) & (book.close_ms <= now)
+        since_crash = self._since_crash(now)
+        if crash.falling(since_crash):  # holders de-risk while a wave falls
+            minutes = self.config.block_ms / 60_000
+            hazard = 1.0 - math.exp(-crash.DERISK_PER_MIN * minutes)
+            closing |= (book.qty > 0) & (rng.random(book.qty.size) < hazard)
         if closing.any():
             self._closed += book.per_market(np.where(closing, book.qty, 0.0), n)
             book.qty[closing] = 0.0
             book.close_ms[closing] = NEVER
-            wait = rng.exponential(1_200_000.0, int(closing.sum())).astype(np.int64)
-            book.reopen_ms[closing] = now + wait
+            book.reopen_ms[closing] = now + self._refill_waits(now, int(closing.sum()))
         idx = np.nonzero((book.qty == 0) & (book.reopen_ms <= now))[0]
         if idx.size == 0:
             return
@@ -501,16 +522,41 @@ class Simulator:
         if n_own:
             at_step = rng.integers(0, steps, n_own)
             at_market = rng.integers(0, n, n_own)
-            jump = 0.4 * self._daily_vol[at_market] * rng.standard_t(3, n_own)
+            jump = 0.4 * self._daily_vol[at_market] * _clipped(rng.standard_t(3, n_own))
             np.add.at(returns, (at_step, at_market), jump)
         n_common = rng.poisson(0.25 * cfg.cascade_rate * block_days)
         for _ in range(n_common):
             shock_step = int(rng.integers(0, steps))
-            returns[shock_step] += 0.25 * self._daily_vol * float(rng.standard_t(3))
+            returns[shock_step] += 0.25 * self._daily_vol * float(_clipped(rng.standard_t(3)))
+        if cfg.crash_start_ms is not None:
+            returns = self._crash_path(returns)
         x_path = self._x + np.cumsum(returns, axis=0)
         impact = _IMPACT.level(self._perm, self._trans, self._pend, self._offsets[:, None])
         marks = np.exp(x_path + impact)
         return marks, x_path
+
+    def _refill_waits(self, now: int, count: int) -> IntArray:
+        """Waits before ``count`` emptied slots refill: exponential, mean 20 minutes (longer
+        for hours after a crash episode)."""
+        mean = 1_200_000.0 * crash.refill_factor(self._since_crash(now))
+        waits: IntArray = self._rng.exponential(mean, count).astype(np.int64)
+        return waits
+
+    def _since_crash(self, now: int) -> float:
+        """Time since the scheduled crash episode began (-inf when none is scheduled)."""
+        start = self.config.crash_start_ms
+        return -math.inf if start is None else float(now - start)
+
+    def _crash_path(self, returns: FloatArray) -> FloatArray:
+        """The block's exogenous returns with the crash episode's path and volatility added."""
+        start = self._since_crash(self._block_start)
+        times = start + np.concatenate(([0.0], self._offsets))
+        if times[-1] < 0.0 or times[0] >= crash.DURATION_MS:
+            return returns
+        path = crash.level(times)
+        boost = np.where((times[1:] >= 0.0) & (times[1:] < crash.DURATION_MS), crash.VOL_BOOST, 1.0)
+        shaped: FloatArray = returns * boost[:, None] + np.diff(path)[:, None] * self._crash_beta
+        return shaped
 
     def _liquidate_market(
         self,

@@ -60,6 +60,14 @@ class SimState:
     markets: dict[str, npt.NDArray[Any]]  # MARKET_ARRAYS
     book: dict[str, npt.NDArray[Any]]  # BOOK_TIMES + BOOK_VALUES
     rng: str  # the bit generator's state, JSON
+    crash_start_ms: int | None  # the scheduled crash episode (sim time), if any
+
+    def crash_after_pause(self, start_ms: int) -> int | None:
+        """The crash episode's start for a market continued at ``start_ms`` (it moves with the
+        pause, so an episode in progress goes on where it was)."""
+        if self.crash_start_ms is None:
+            return None
+        return self.crash_start_ms + start_ms - self.now_ms
 
 
 def capture(sim: Simulator) -> SimState:
@@ -78,6 +86,7 @@ def save(path: Path, state: SimState) -> None:
         "h_common": state.h_common,
         "next_cohort": state.next_cohort,
         "rng": state.rng,
+        "crash_start_ms": state.crash_start_ms,
     }
     arrays: dict[str, npt.NDArray[Any]] = {"marks": state.marks}
     arrays.update({f"m_{k}": v for k, v in state.markets.items()})
@@ -112,6 +121,7 @@ def load(path: Path) -> SimState | None:
                 markets={k: data[f"m_{k}"] for k in MARKET_ARRAYS},
                 book={k: data[f"b_{k}"] for k in BOOK_TIMES + BOOK_VALUES},
                 rng=str(header["rng"]),
+                crash_start_ms=header["crash_start_ms"],
             )
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path}: not a saved simulator state ({exc})") from exc
