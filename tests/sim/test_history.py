@@ -21,13 +21,13 @@ from purpleflea.store.sqlite import SQLiteStore
 async def test_history_goes_into_sqlite_with_consecutive_seqs(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "h.sqlite")
     try:
-        first = await generate_history(store, days=0.05, seed=4, n_markets=20, progress=False)
+        first = await generate_history(store, days=0.05, seed=8, n_markets=20, progress=False)
         assert first.events > 100
         assert (first.first_seq, first.last_seq) == (1, first.events)
         assert await store.last_seq() == first.events
         stored = await store.since(0, limit=first.events + 10)
         assert [e.seq for e in stored] == list(range(1, first.events + 1))
-        assert all(e.id.startswith("sim-4-") and e.received_at > e.ts for e in stored)
+        assert all(e.id.startswith("sim-8-") and e.received_at > e.ts for e in stored)
         assert sum(e.size_usd for e in stored) == pytest.approx(first.notional_usd)
         page = await store.query(Query(markets=("BTC-PERP",), limit=5))
         assert page.events

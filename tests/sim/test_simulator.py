@@ -200,8 +200,8 @@ def test_step_type_is_the_public_one() -> None:
 def test_a_run_started_later_never_reuses_an_earlier_runs_ids() -> None:
     # A restarted server starts its simulator at a new time: its events must not dedupe
     # against (and vanish behind) the ones it stored before the restart.
-    first = Simulator(SimConfig(seed=12, n_markets=20, start_ms=1_760_000_000_000))
-    second = Simulator(SimConfig(seed=12, n_markets=20, start_ms=1_760_000_600_000))
+    first = Simulator(SimConfig(seed=17, n_markets=20, start_ms=1_760_000_000_000))
+    second = Simulator(SimConfig(seed=17, n_markets=20, start_ms=1_760_000_600_000))
     ids_first = {e.id for step in first.run(5 * 60_000) for e in step.liquidations}
     ids_second = {e.id for step in second.run(5 * 60_000) for e in step.liquidations}
     assert ids_first

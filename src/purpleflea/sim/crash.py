@@ -17,9 +17,9 @@ Other markets move by a multiple (``beta``) of BTC's path: ETH 1.2x, the rest of
 lows. The exogenous volatility is 2.5x while the episode runs. The forced orders of the
 positions it liquidates move prices further (the simulator's impact), as in a real cascade.
 Holders de-risk: during the waves an open position closes with a hazard that removes about a
-third of the open interest (with the liquidations, about half, as on 2025-10-10), and for
-:data:`SLOW_REFILL_MS` after the episode new positions come back a tenth as fast, so open
-interest stays down for hours.
+half of the open interest (with the liquidations, about half, as on 2025-10-10), and for
+:data:`SLOW_REFILL_MS` from the episode on new positions come back a twentieth as fast, so
+open interest stays down for days.
 """
 
 from __future__ import annotations
@@ -40,11 +40,12 @@ KNOTS: tuple[tuple[float, float], ...] = (
 )
 DURATION_MS = int(KNOTS[-1][0] * _MINUTE)
 VOL_BOOST = 2.5
-#: Per-minute hazard of an open position closing while a wave falls (~1/3 over 22 minutes).
-DERISK_PER_MIN = 0.018
-#: After the episode, empty slots refill 10x slower for this long.
-SLOW_REFILL_MS = 6 * 3_600_000
-SLOW_REFILL = 10.0
+#: Per-minute hazard of an open position closing while a wave falls (~half over 22 minutes).
+DERISK_PER_MIN = 0.03
+#: From the episode on, empty slots refill 20x slower for this long (real open interest was
+#: still at half a day after 2025-10-10).
+SLOW_REFILL_MS = 48 * 3_600_000
+SLOW_REFILL = 20.0
 
 _KNOT_T = np.array([t * _MINUTE for t, _ in KNOTS])
 _KNOT_X = np.array([x for _, x in KNOTS])
