@@ -56,7 +56,7 @@ async def test_a_live_simulated_event_is_stamped_with_its_moment_on_the_wall_clo
     # stream must still be paced from the start time it was given, not from when it was ready.
     # The pacing is the same whatever the market; the demo's busy one gives events at once.
     def busy(**overrides: int | float) -> sim.SimConfig:
-        return sim.SimConfig.demo(**{"block_ms": 10_000, **overrides})
+        return sim.SimConfig.demo(**{"block_ms": 2_500, **overrides})
 
     monkeypatch.setattr(sim.SimConfig, "served", busy)
     db = tmp_path / "db.sqlite"
