@@ -21,11 +21,11 @@ def _stream_bytes(config: SimConfig, minutes: int) -> bytes:
 
 
 def test_same_seed_gives_identical_bytes_and_another_seed_does_not() -> None:
-    config = SimConfig(seed=4, n_markets=25, step_ms=500)
+    config = SimConfig(seed=5, n_markets=25, step_ms=500)
     first = _stream_bytes(config, 20)
     assert first.count(b"\n") > 100  # a real stream, not an empty one
     assert _stream_bytes(config, 20) == first
-    assert _stream_bytes(SimConfig(seed=5, n_markets=25, step_ms=500), 20) != first
+    assert _stream_bytes(SimConfig(seed=6, n_markets=25, step_ms=500), 20) != first
 
 
 def test_events_are_consistent_and_ordered() -> None:

@@ -28,6 +28,7 @@ notional, each attributed to an exchange by the market's shares, jittered inside
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterator
@@ -36,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from purpleflea.model import MarketSnapshot, VenueLiquidation
-from purpleflea.sim import basis, crash
+from purpleflea.sim import basis, crash, shares
 from purpleflea.sim.book import NEVER, Book
 from purpleflea.sim.config import (
     DAY_MS,
@@ -151,17 +152,16 @@ class Simulator:
         self._max_lev = np.array([s.max_leverage for s in specs], dtype=np.float64)
         self._mmr = np.array([s.mmr for s in specs])
         listings = max(len(s.listings) for s in specs)
-        cum = np.ones((n, listings))
-        self._listing_share = np.zeros((n, listings))
+        self._nominal_share = np.zeros((n, listings))
         self._listing_count = np.array([len(s.listings) for s in specs])
         for m, spec in enumerate(specs):
-            self._listing_share[m, : len(spec.listings)] = [lst.share for lst in spec.listings]
-            shares = np.cumsum([lst.share for lst in spec.listings])
-            cum[m, : shares.size - 1] = shares[:-1]  # the last one takes the rest
+            self._nominal_share[m, : len(spec.listings)] = [lst.share for lst in spec.listings]
+        self._share_noise = shares.initial(self._rng, (n, listings))
+        self._listing_share = shares.current(self._nominal_share, self._share_noise)
         self._table = MarketTable(
             # Calibrated on the Binance recordings' event sizes (median $171, p90 $2.3k).
             event_mean_usd=72.0 * (self._oi_target / 16e6) ** 0.45,
-            listing_cum=cum,
+            listing_cum=shares.cumulative(self._listing_share, self._listing_count),
             price_scale=np.array([10.0 ** tick_decimals(s.price) for s in specs]),
             depth_usd=self._depth,
             impact_scale=cfg.impact_scale,
@@ -238,6 +238,7 @@ class Simulator:
         self._h_common = state.h_common
         self._next_cohort = state.next_cohort
         self._marks = state.marks.copy()[None, :]
+        self._apply_shares()
         if self.config.epoch == state.epoch:
             self._rng.bit_generator.state = json.loads(state.rng)
 
@@ -353,7 +354,7 @@ class Simulator:
         out: list[MarketSnapshot] = []
         for m, spec in enumerate(self.markets):
             for li, listing in enumerate(spec.listings):
-                coins = float(oi[m]) * listing.share
+                coins = float(oi[m]) * float(self._listing_share[m, li])
                 mark = float(quoted[m, li])
                 out.append(
                     MarketSnapshot(
@@ -416,6 +417,8 @@ class Simulator:
         self._basis = basis.advance(self._basis, self._rng, self._basis_spread, cfg.block_ms)
         move = np.abs(np.log(marks / previous)).max(axis=0)
         self._quoted_basis = basis.widened(self._basis, move, self._vol_regime)
+        self._share_noise = shares.advance(self._share_noise, self._rng, cfg.block_ms)
+        self._apply_shares()
         raw = log.flush(
             self._table,
             self._rng,
@@ -536,6 +539,12 @@ class Simulator:
         impact = _IMPACT.level(self._perm, self._trans, self._pend, self._offsets[:, None])
         marks = np.exp(x_path + impact)
         return marks, x_path
+
+    def _apply_shares(self) -> None:
+        """Venue shares (of liquidations and of open interest) from their current deviations."""
+        self._listing_share = shares.current(self._nominal_share, self._share_noise)
+        cum = shares.cumulative(self._listing_share, self._listing_count)
+        self._table = dataclasses.replace(self._table, listing_cum=cum)
 
     def _refill_waits(self, now: int, count: int) -> IntArray:
         """Waits before ``count`` emptied slots refill: exponential, mean 20 minutes (longer

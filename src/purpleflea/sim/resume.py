@@ -42,6 +42,7 @@ MARKET_ARRAYS = (
     "liquidated",
     "basis",
     "quoted_basis",
+    "share_noise",
 )
 _VERSION = 1
 
