@@ -3,7 +3,7 @@
     .venv/bin/python bench/sim_live.py              # 6 seeds x 10 simulated minutes
 
 For the default, the served (``purpleflea serve``: default knobs, 2.5 s blocks, one crash
-episode 5 s in) and the demo configuration (250 ms steps, 275 markets): events per second,
+episode from the start) and the demo configuration (250 ms steps, 275 markets): events per second,
 the busiest second, when the first true cascade starts, and the CPU cost of one simulated
 minute (the live server pays it once a minute; it must stay far below 60 s).
 """

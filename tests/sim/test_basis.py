@@ -35,10 +35,11 @@ def test_the_same_market_in_the_same_second_is_priced_alike_on_every_exchange() 
     assert calm.size >= 200
     assert np.percentile(calm, 99) <= 0.003
     assert np.median(calm) <= 0.001
-    # In its crash episode, venues drift further apart, but no further than in real crash
-    # hours (Binance vs Bybit closes 0.8-2.3% apart at worst on 2025-10-10).
+    # In its crash episode, venues drift further apart, but less than in real crash hours
+    # (Binance vs Bybit closes 0.8-2.3% apart at worst on 2025-10-10). The largest same-second
+    # spreads there are the market itself jumping within the second, not the basis.
     crash = _same_second_spreads(SimConfig.served(seed=0), 10)
-    assert crash.max() < 0.02
+    assert np.percentile(crash, 99) < 0.01
 
 
 def test_the_basis_widens_with_a_fast_move_and_a_volatile_regime() -> None:

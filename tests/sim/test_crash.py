@@ -42,7 +42,7 @@ def test_the_served_market_crashes_in_two_waves_within_its_first_two_minutes() -
             for m in lows:
                 lows[m] = min(lows[m], sim.mark(m) / first[m] - 1)
         oi_after = sim.truth.open_interest("BTC-PERP")
-        # Episode minutes 0-8 fall, 8-16 bounce, 16-30 fall again (it starts 5 s in).
+        # Episode minutes 0-8 fall, 8-16 bounce, 16-30 fall again (it starts at once).
         wave_1, bounce, wave_2 = (per_minute[a:b].sum() for a, b in ((0, 8), (9, 16), (17, 30)))
         assert wave_1 > 50e6, per_minute
         assert wave_1 > 3 * bounce, per_minute

@@ -79,14 +79,14 @@ class SimConfig:
     @classmethod
     def served(cls, **overrides: int | float | None) -> SimConfig:
         """The market ``purpleflea serve`` runs: the realistic one (default knobs) with one
-        crash episode starting 5 s after ``start_ms`` (pass ``crash_start_ms=None`` for none;
+        crash episode starting at ``start_ms`` (pass ``crash_start_ms=None`` for none;
         the realistic market alone can be quiet for minutes), computed in blocks of 2.5 s (a
         restart resumes within 2.5 s of where the feed stopped: in a crash, a market can move
         more than 1% in 10 s)."""
         start = overrides.get("start_ms", DEFAULT_START_MS)
         values: dict[str, int | float | None] = {
             "block_ms": 2_500,
-            "crash_start_ms": int(start or 0) + 5_000,
+            "crash_start_ms": int(start or 0),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -7,7 +7,8 @@ BTC $4.43B -> $3.00B -> $2.19B (-51%) and SOL -63% over those two hours, and sti
 next morning. The episode here is the same story compressed into tens of minutes (real crash
 sessions come in waves minutes apart):
 
-- wave 1 (0-8 min): BTC -3.5%;
+- wave 1 (0-8 min): BTC -0.6% in the first 30 s (a crash's onset is its sharpest move), then
+  on to -3.5%;
 - partial bounce (8-16 min): back to -2%;
 - wave 2 (16-30 min): down to -9%;
 - recovery (30-45 min): back to -5%, where it stays.
@@ -33,6 +34,7 @@ _MINUTE = 60_000
 #: (minutes from the start, BTC's log move) knots of the episode; linear in between.
 KNOTS: tuple[tuple[float, float], ...] = (
     (0.0, 0.0),
+    (0.5, -0.006),
     (8.0, -0.035),
     (16.0, -0.02),
     (30.0, -0.09),
