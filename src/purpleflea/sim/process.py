@@ -13,17 +13,20 @@ at a time:
 2. **Price** (each step). ``log mark = x + permanent impact + transient impact`` where ``x``
    is an exogenous random walk whose volatility clusters (a per-minute AR(1) log-volatility,
    common to all markets plus per market) and jumps (per-market and market-wide shocks with
-   Student-t sizes). Markets co-move through a common factor.
+   clipped Student-t sizes). Markets co-move through a common factor. A scheduled crash
+   episode (:mod:`purpleflea.sim.crash`) adds its path and volatility.
 3. **Liquidations** (each step). Every cohort whose liquidation price the mark has reached is
-   liquidated at that step, exactly then: it is sold (long) or bought (short) at the mark with
-   slippage of half its own impact. The step's forced orders move the log price by
+   liquidated at that step, exactly then: it is sold (long) or bought (short). The step's
+   forced orders move the log price by
    ``impact_scale * 1% * notional / depth`` (square-root beyond one depth, see
    :func:`purpleflea.sim.impact.log_move`) as the liquidation engine works the order over
    ~6 s — 40% permanently, 60% transiently (half-life 2 min) — which may reach the next
    cohorts: a cascade that runs until the cluster of liquidation prices is exhausted.
 
-Each liquidated cohort is reported as 1..60 exchange events (log-normal sizes summing to its
-notional, each attributed to an exchange by the market's shares, jittered inside the step).
+Each liquidated cohort is reported as 1..120 exchange events (log-normal sizes summing to its
+quantity, each attributed to an exchange by the market's moving shares,
+:mod:`purpleflea.sim.shares`), each priced at its own step's mark times its exchange's basis
+(:mod:`purpleflea.sim.basis`), less half its own impact (:mod:`purpleflea.sim.events`).
 """
 
 from __future__ import annotations
