@@ -38,8 +38,9 @@ Each event's ``liquidated_user`` is ``cohort-<TruePosition.id>``: the true posit
 
 Steps are 250 ms by default (``step_ms``); ``steps()`` never ends, ``run(ms)`` stops.
 Knobs: ``volatility_scale``, ``cascade_rate``, ``impact_scale`` (:meth:`SimConfig.demo` turns
-them up), ``crash_start_ms`` (one crash episode, :mod:`purpleflea.sim.crash`). Definitions of positions, liquidation prices and true cascades are
-in :mod:`purpleflea.sim.truth`; the model itself in :mod:`purpleflea.sim.process`.
+them up), ``crash_start_ms`` (one crash episode, :mod:`purpleflea.sim.crash`). Definitions of
+positions, liquidation prices and true cascades are in :mod:`purpleflea.sim.truth`; the model
+itself in :mod:`purpleflea.sim.process`.
 """
 
 from __future__ import annotations
