@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/sim_live.py              # 6 seeds x 10 simulated minutes
 
-For the default and the demo configuration (250 ms steps, 275 markets): events per second,
+For the default, the served (``purpleflea serve``: default knobs, 2.5 s blocks, one crash
+episode from the start) and the demo configuration (250 ms steps, 275 markets): events per second,
 the busiest second, when the first true cascade starts, and the CPU cost of one simulated
 minute (the live server pays it once a minute; it must stay far below 60 s).
 """
@@ -39,7 +40,11 @@ def main() -> None:
     args = parser.parse_args()
     print("| config | seed | events/s | busiest second | first cascade at | CPU s per sim min |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for name, make in (("default", SimConfig), ("demo", SimConfig.demo)):
+    for name, make in (
+        ("default", SimConfig),
+        ("served", SimConfig.served),
+        ("demo", SimConfig.demo),
+    ):
         firsts = []
         for seed in range(args.seeds):
             rate, peak, first, cpu = measure(make(seed=seed), args.minutes)

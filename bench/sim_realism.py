@@ -1,6 +1,8 @@
 """The simulator against real recordings: sizes, burstiness, spread over markets, BTC hours.
 
     .venv/bin/python bench/sim_realism.py            # writes docs/img/sim_realism.png
+    .venv/bin/python bench/sim_realism.py --scorecard [--seeds 5] [--days 5]
+                                                     # the realism scorecard (sim_scorecard.py)
 
 Real data (local validation only, never shipped; see shared/data/real/SOURCES.md):
 
@@ -211,12 +213,47 @@ def ccdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x, 1.0 - np.arange(x.size) / x.size
 
 
+def run_scorecard(seeds: int, days: float) -> None:
+    """Print the realism scorecard (see bench/sim_scorecard.py) over ``seeds`` seeds."""
+    import sim_scorecard as card
+
+    real = read_binance(sorted(REAL.glob("*/binance*.csv")))
+    real_sessions = sessions(real)
+    real_figures = {f"event size {k}": v for k, v in size_stats(real.usd).items()}
+    real_figures.update(burstiness(real_sessions))
+    real_figures["top-10 symbols' share of events"] = float(
+        np.median([top_share(s.symbol) for s in real_sessions])
+    )
+    cg_liq, cg_oi = coinglass_btc_hours()
+    frac = cg_liq / cg_oi
+    real_figures["BTC hourly liquidations / OI, median"] = float(np.median(frac))
+    real_figures["BTC hourly liquidations / OI, p99"] = float(np.percentile(frac, 99))
+    real_figures.update(card.real_returns_and_basis(REAL))
+    real_figures.update(card.real_open_interest(REAL))
+
+    def burst(windows: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, float]:
+        return burstiness([Stream(*w) for w in windows])
+
+    per_seed = []
+    for seed in range(seeds):
+        figures = card.simulate_seed(seed, days, burst, size_stats, top_share)
+        figures.update(card.simulate_crash(seed))
+        per_seed.append(figures)
+        print(f"seed {seed} done", flush=True)
+    card.scorecard(real_figures, per_seed, seeds, days)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--days", type=float, default=5.0)
     parser.add_argument("--out", default=str(REPO / "docs" / "img" / "sim_realism.png"))
+    parser.add_argument("--scorecard", action="store_true", help="print the realism scorecard")
+    parser.add_argument("--seeds", type=int, default=5, help="scorecard seeds (default 5)")
     args = parser.parse_args()
+    if args.scorecard:
+        run_scorecard(args.seeds, args.days)
+        return
 
     real = read_binance(sorted(REAL.glob("*/binance*.csv")))
     real_sessions = sessions(real)

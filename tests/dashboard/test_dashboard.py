@@ -417,7 +417,9 @@ async def test_on_the_simulator_new_events_keep_arriving_within_a_second(
     config = make_config(tmp_path, source="sim")
     async with running_server(config) as simulated:
         await open_live(page, simulated)
-        await expect(rows(page).first).to_be_visible(timeout=15_000)
+        # The served market is the realistic one: its crash episode starts at once and its
+        # first liquidations come within ~15-20 s (docs/simulator.md), then many a second.
+        await expect(rows(page).first).to_be_visible(timeout=45_000)
         for _ in range(3):
             newest = await rows(page).first.inner_text()
             started = time.perf_counter()

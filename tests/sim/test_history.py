@@ -23,13 +23,13 @@ from tests.server.conftest import Running
 async def test_history_goes_into_sqlite_with_consecutive_seqs(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "h.sqlite")
     try:
-        first = await generate_history(store, days=0.05, seed=4, n_markets=20, progress=False)
+        first = await generate_history(store, days=0.05, seed=8, n_markets=20, progress=False)
         assert first.events > 100
         assert (first.first_seq, first.last_seq) == (1, first.events)
         assert await store.last_seq() == first.events
         stored = await store.since(0, limit=first.events + 10)
         assert [e.seq for e in stored] == list(range(1, first.events + 1))
-        assert all(e.id.startswith("sim-4-") and e.received_at > e.ts for e in stored)
+        assert all(e.id.startswith("sim-8-") and e.received_at > e.ts for e in stored)
         assert sum(e.size_usd for e in stored) == pytest.approx(first.notional_usd)
         page = await store.query(Query(markets=("BTC-PERP",), limit=5))
         assert page.events
@@ -163,7 +163,7 @@ async def test_history_in_many_batches_stores_exactly_the_simulators_stream(
     store = SQLiteStore(tmp_path / "h.sqlite")
     fresh = SQLiteStore(tmp_path / "fresh.sqlite")
     try:
-        summary = await generate_history(store, days=0.1, seed=6, n_markets=20, progress=False)
+        summary = await generate_history(store, days=0.1, seed=8, n_markets=20, progress=False)
         stored = await store.since(0, limit=1_000_000)
         indexes = "SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name"
         assert (
@@ -173,7 +173,7 @@ async def test_history_in_many_batches_stores_exactly_the_simulators_stream(
         await store.close()
         await fresh.close()
     assert summary.events > 10 * 300
-    sim = Simulator(history_config(seed=6, n_markets=20))
+    sim = Simulator(history_config(seed=8, n_markets=20))
     expected: list[Liquidation] = []
     for raw in blocks(sim, 0.1):
         expected += history.published(sim, raw, len(expected) + 1)

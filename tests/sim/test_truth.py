@@ -65,10 +65,9 @@ def test_true_cascades_match_their_definition_and_the_stream() -> None:
             for e in events
             if e.market == c.market and e.side == c.side and c.start_ms <= (e.ts or 0) <= c.end_ms
         ]
-        # The window holds exactly the run's events, and their notional (fills slip a little
-        # from the mark the run's notional is measured at).
+        # The window holds exactly the run's events, and their notional.
         assert len(mine) == c.events
-        assert sum(e.size_usd or 0 for e in mine) == pytest.approx(c.notional_usd, rel=0.02)
+        assert sum(e.size_usd or 0 for e in mine) == pytest.approx(c.notional_usd, rel=1e-9)
         # Long cascades push the price down, short ones up.
         assert (c.end_price < c.start_price) == (c.side == "long")
 

@@ -45,7 +45,7 @@ from purpleflea.server.oi_recorder import OpenInterestRecorder
 from purpleflea.server.pipeline import Scorer, Tracker
 from purpleflea.server.ratelimit import RateLimiter
 from purpleflea.server.sequencer import hold_sequencer_lock
-from purpleflea.server.sources import run_replay, run_sim
+from purpleflea.server.sources import SIM_STATE_FILE, run_replay, run_sim
 from purpleflea.server.streaming import Streams
 from purpleflea.server.webhook_dispatch import Dispatcher
 from purpleflea.server.webhook_routes import WebhookRoutes, WebhookService
@@ -381,7 +381,11 @@ def _source_task(server: Server) -> Awaitable[None] | None:
     config = server.config
     if config.source == "sim":
         return run_sim(
-            server.tracker, seed=config.sim_seed, markets=config.sim_markets, speed=config.speed
+            server.tracker,
+            seed=config.sim_seed,
+            markets=config.sim_markets,
+            speed=config.speed,
+            state_path=config.data_dir / SIM_STATE_FILE,
         )
     if config.source == "replay":
         if config.replay_path is None:

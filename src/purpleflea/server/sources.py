@@ -9,12 +9,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from purpleflea.model import VenueLiquidation
 from purpleflea.server.pipeline import Tracker
+
+if TYPE_CHECKING:
+    from purpleflea.sim import Simulator
+    from purpleflea.sim.resume import SimState
 
 log = logging.getLogger("purpleflea.source")
 
@@ -23,19 +29,98 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-async def run_sim(tracker: Tracker, *, seed: int, markets: int, speed: float) -> None:
-    """The built-in market simulator, paced at ``speed`` x real time from now."""
-    from purpleflea.sim import SimConfig, Simulator, paced  # noqa: PLC0415 - numpy when used
+#: The live simulator's state, kept beside the store so a restart continues the market.
+SIM_STATE_FILE = "sim_state.npz"
+#: How often (wall clock) the live simulator's state is written; it is also written on stop.
+SIM_SAVE_EVERY_S = 300.0
 
-    sim = Simulator(SimConfig.demo(seed=seed, n_markets=markets, start_ms=_now_ms()))
-    log.info("simulator: %d markets, seed %d, %.3g x real time", markets, seed, speed)
-    async for step in paced(sim, speed=speed):
-        tracker.advance_clock(step.ts)
-        received = _now_ms()
-        for event in step.liquidations:
-            tracker.submit(event, received)
-        for snapshot in step.snapshots:
-            tracker.on_snapshot(snapshot)
+
+async def run_sim(
+    tracker: Tracker, *, seed: int, markets: int, speed: float, state_path: Path | None = None
+) -> None:
+    """The built-in market simulator, paced at ``speed`` x real time from now.
+
+    With ``state_path``, the market continues across restarts: its state (prices, open
+    interest, positions) is saved there every few minutes and when the source stops, and a
+    restart resumes it at the new start time with a random stream of a new epoch, so the
+    store never holds the same episode twice (see :mod:`purpleflea.sim.resume`).
+    """
+    from purpleflea.sim import paced, resume  # noqa: PLC0415 - numpy when used
+
+    saved: resume.SimState | None = None
+    if state_path is not None:
+        try:
+            saved = resume.load(state_path)
+        except ValueError as exc:
+            log.warning("simulator: starting afresh: %s", exc)
+    sim = await asyncio.to_thread(live_simulator, seed, markets, saved, tracker.last_seq)
+    log.info(
+        "simulator: %d markets, seed %d, epoch %d (%s), %.3g x real time",
+        markets,
+        seed,
+        sim.config.epoch,
+        "resumed" if sim.config.epoch and saved is not None else "new market",
+        speed,
+    )
+    latest: list[resume.SimState] = []
+    last_save = time.monotonic()
+
+    def checkpoint(at_block_end: Simulator) -> None:
+        nonlocal last_save
+        latest[:] = [resume.capture(at_block_end)]
+        if state_path is not None and time.monotonic() - last_save >= SIM_SAVE_EVERY_S:
+            resume.save(state_path, latest[0])
+            last_save = time.monotonic()
+
+    # Paced from start_ms on the wall clock: each event's ts is its moment on the wall clock.
+    try:
+        async for step in paced(
+            sim, speed=speed, wall_origin_ms=sim.config.start_ms, checkpoint=checkpoint
+        ):
+            tracker.advance_clock(step.ts)
+            received = _now_ms()
+            for event in step.liquidations:
+                tracker.submit(event, received)
+            for snapshot in step.snapshots:
+                tracker.on_snapshot(snapshot)
+    finally:
+        # The state at the end of the block in progress: a restart skips its undelivered rest
+        # (at most one block) rather than liquidate a position twice.
+        if state_path is not None and latest:
+            resume.save(state_path, latest[0])
+
+
+def live_simulator(seed: int, markets: int, saved: SimState | None, last_seq: int) -> Simulator:
+    """The served simulator starting now: ``saved``'s market continued with a new epoch (and its
+    crash episode, if it is still to come or going on), or a new market with its crash episode
+    a minute in (epoch ``last_seq``: a store with history gets a stream it has not seen).
+
+    A new market's warm-up takes a second or more; the simulator is then moved to start at
+    the moment it is ready (same stream), so its first events are not late.
+    """
+    from purpleflea.sim import SimConfig, Simulator  # noqa: PLC0415 - numpy when used
+
+    if saved is not None and (saved.seed, saved.n_markets) == (seed, markets):
+        start = _now_ms()
+        config = SimConfig.served(
+            seed=seed,
+            n_markets=markets,
+            start_ms=start,
+            epoch=saved.epoch + 1,
+            crash_start_ms=saved.crash_after_pause(start),
+        )
+        return Simulator.from_state(config, saved)
+    if saved is not None:
+        log.warning(
+            "simulator: the saved market is seed %d with %d markets; starting a new one",
+            saved.seed,
+            saved.n_markets,
+        )
+    config = SimConfig.served(seed=seed, n_markets=markets, start_ms=_now_ms(), epoch=last_seq)
+    state = Simulator(config).capture_state()
+    start = _now_ms()
+    moved = replace(config, start_ms=start, crash_start_ms=state.crash_after_pause(start))
+    return Simulator.from_state(moved, state)
 
 
 async def run_replay(tracker: Tracker, path: Path, *, speed: float) -> None:

@@ -22,8 +22,12 @@ Public API (stable)::
     sim.truth.open_interest("BTC-PERP")   # as an exchange reports it: the larger side, coins
     sim.truth.cascades()                  # list[TrueCascade] over by now (see truth.py)
 
-    async for step in paced(Simulator(SimConfig.demo(start_ms=now_ms)), speed=1.0):
+    live = Simulator(SimConfig.served(start_ms=now_ms))  # what `serve` runs (crash episode)
+    async for step in paced(live, wall_origin_ms=now_ms):
         ...                               # live: 250 ms steps at wall-clock pace
+
+    state = sim.capture_state()           # between blocks; resume.save/load keep it in a file
+    Simulator.from_state(replace(config, start_ms=later, epoch=1), state)  # continues it
 
     summary = await generate_history(store, days=30, seed=0, scorer=None)  # fast bulk
 
@@ -33,9 +37,10 @@ Public API (stable)::
 Each event's ``liquidated_user`` is ``cohort-<TruePosition.id>``: the true position it came from.
 
 Steps are 250 ms by default (``step_ms``); ``steps()`` never ends, ``run(ms)`` stops.
-Knobs for a livelier demo: ``volatility_scale``, ``cascade_rate``, ``impact_scale``
-(:meth:`SimConfig.demo`). Definitions of positions, liquidation prices and true cascades are
-in :mod:`purpleflea.sim.truth`; the model itself in :mod:`purpleflea.sim.process`.
+Knobs: ``volatility_scale``, ``cascade_rate``, ``impact_scale`` (:meth:`SimConfig.demo` turns
+them up), ``crash_start_ms`` (one crash episode, :mod:`purpleflea.sim.crash`). Definitions of
+positions, liquidation prices and true cascades are in :mod:`purpleflea.sim.truth`; the model
+itself in :mod:`purpleflea.sim.process`.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from purpleflea.model import MarketSnapshot, VenueLiquidation
 
 DAY_MS = 86_400_000
@@ -22,7 +24,10 @@ class SimConfig:
     the rate of price shocks that start cascades; ``impact_scale`` multiplies the price impact
     of forced orders. :meth:`demo` turns them up so a live demo shows cascades within minutes.
     ``cascade_gap_ms`` and ``cascade_min_depth`` define the true cascades
-    (:mod:`purpleflea.sim.truth`).
+    (:mod:`purpleflea.sim.truth`). ``epoch`` picks the random stream with the seed: 0 is the
+    seed's own stream; a restarted live feed takes a new epoch, so it never replays a stream
+    its store already holds (:meth:`~purpleflea.sim.Simulator.from_state`).
+    ``crash_start_ms`` schedules one crash episode (:mod:`purpleflea.sim.crash`) at that time.
     """
 
     seed: int = 0
@@ -37,6 +42,8 @@ class SimConfig:
     warmup_ms: int = 7_200_000
     cascade_gap_ms: int = 60_000
     cascade_min_depth: float = 0.25
+    epoch: int = 0
+    crash_start_ms: int | None = None
 
     def __post_init__(self) -> None:
         if self.step_ms <= 0 or self.block_ms <= 0 or self.block_ms % self.step_ms:
@@ -52,6 +59,8 @@ class SimConfig:
                 f"warmup_ms ({self.warmup_ms}) must be >= 0 and a multiple of block_ms "
                 f"({self.block_ms})"
             )
+        if self.seed < 0 or self.epoch < 0:
+            raise ValueError(f"seed ({self.seed}) and epoch ({self.epoch}) must be >= 0")
         for name in ("volatility_scale", "cascade_rate", "impact_scale"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
@@ -67,6 +76,21 @@ class SimConfig:
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
 
+    @classmethod
+    def served(cls, **overrides: int | float | None) -> SimConfig:
+        """The market ``purpleflea serve`` runs: the realistic one (default knobs) with one
+        crash episode starting at ``start_ms`` (pass ``crash_start_ms=None`` for none;
+        the realistic market alone can be quiet for minutes), computed in blocks of 2.5 s (a
+        restart resumes within 2.5 s of where the feed stopped: in a crash, a market can move
+        more than 1% in 10 s)."""
+        start = overrides.get("start_ms", DEFAULT_START_MS)
+        values: dict[str, int | float | None] = {
+            "block_ms": 2_500,
+            "crash_start_ms": int(start or 0),
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
 
 @dataclass(frozen=True, slots=True)
 class SimStep:
@@ -75,6 +99,11 @@ class SimStep:
     ts: int
     liquidations: tuple[VenueLiquidation, ...]
     snapshots: tuple[MarketSnapshot, ...]
+
+
+def random_stream(config: SimConfig) -> np.random.Generator:
+    """The random generator of ``config``'s stream: its seed's, or (seed, epoch)'s."""
+    return np.random.default_rng(config.seed if config.epoch == 0 else [config.seed, config.epoch])
 
 
 def event_id_prefix(config: SimConfig) -> str:

@@ -5,6 +5,12 @@ orders. Each cohort becomes ``1 + Poisson(notional / event_mean)`` events (at mo
 :data:`MAX_EVENTS_PER_COHORT`) whose sizes are log-normal shares of its quantity, each
 attributed to one of the market's exchanges by its share. The first is timed inside the step
 that liquidated the cohort, the others follow over the next seconds (see :class:`CohortLog`).
+
+An event's price is the exchange's price at its own step: the market's mark then times the
+listing's basis (:mod:`purpleflea.sim.basis`), and the order slips by half its own impact (a
+sell below, a buy above). Events that follow later are priced when their step comes, so two
+exchanges' prices for the same market in the same second differ by their basis, not by how
+long ago the positions behind them were liquidated.
 """
 
 from __future__ import annotations
@@ -51,9 +57,11 @@ class MarketTable:
     event_mean_usd: FloatArray
     listing_cum: FloatArray  # (markets, max listings) cumulative shares, padded with 1.0
     price_scale: FloatArray  # 10 ** decimals: prices are rounded to 5 significant digits
+    depth_usd: FloatArray  # 1% depth: an order's slippage is half its own impact
+    impact_scale: float
 
 
-_COLUMNS = ("ts", "market", "listing", "side", "price", "quantity", "run", "cohort")
+_COLUMNS = ("ts", "market", "listing", "side", "quantity", "run", "cohort")
 
 
 class CohortLog:
@@ -77,12 +85,13 @@ class CohortLog:
         step_start: int,
         side: IntArray,
         qty: FloatArray,
-        price: FloatArray,
+        usd: FloatArray,
         run: IntArray,
         cohort: IntArray,
     ) -> None:
-        """Cohorts of one market liquidated in the step starting at ``step_start``."""
-        self._parts.append((market, step_start, side, qty, price, run, cohort))
+        """Cohorts of one market liquidated in the step starting at ``step_start``: their
+        quantity (coins) and notional at the mark."""
+        self._parts.append((market, step_start, side, qty, usd, run, cohort))
 
     def flush(
         self,
@@ -93,8 +102,12 @@ class CohortLog:
         start_ms: int,
         end_ms: int,
         first_n: int,
+        marks: FloatArray,
+        basis: FloatArray,
     ) -> RawBlock:
-        """The events due in ``(start_ms, end_ms]``, sorted by time (ties: liquidation order)."""
+        """The events due in ``(start_ms, end_ms]``, sorted by time (ties: liquidation order),
+        priced at ``marks`` (steps x markets: each step's mark) times ``basis`` (markets x
+        listings, log units)."""
         columns = self._split(table, rng, step_ms) if self._parts else None
         self._parts = []
         if self._carried is not None:
@@ -114,17 +127,30 @@ class CohortLog:
             self._carried = {k: v[~due] for k, v in columns.items()}
         order = np.argsort(columns["ts"][due], kind="stable")
         out = {k: v[due][order] for k, v in columns.items()}
-        return RawBlock(start_ms=start_ms, end_ms=end_ms, first_n=first_n, **out)
+        market = out["market"]
+        step = (out["ts"] - start_ms - 1) // step_ms
+        price = marks[step, market] * np.exp(basis[market, out["listing"]])
+        # Half the order's own impact (linear, then square root past the 1% depth).
+        ratio = out["quantity"] * price / table.depth_usd[market]
+        own = 0.01 * table.impact_scale * np.where(ratio <= 1.0, ratio, np.sqrt(ratio))
+        quoted = price * np.exp(-0.5 * out["side"] * own)
+        scale = table.price_scale[market]
+        return RawBlock(
+            start_ms=start_ms,
+            end_ms=end_ms,
+            first_n=first_n,
+            price=np.round(quoted * scale) / scale,
+            **out,
+        )
 
     def _split(
         self, table: MarketTable, rng: np.random.Generator, step_ms: int
     ) -> dict[str, npt.NDArray[Any]]:
         market = np.concatenate([np.full(p[2].size, p[0], dtype=np.int64) for p in self._parts])
         step_start = np.concatenate([np.full(p[2].size, p[1], dtype=np.int64) for p in self._parts])
-        side, qty, price, run, cohort = (
+        side, qty, usd, run, cohort = (
             np.concatenate([p[i] for p in self._parts]) for i in range(2, 7)
         )
-        usd = qty * price
         count = np.minimum(
             1 + rng.poisson(usd / table.event_mean_usd[market]), MAX_EVENTS_PER_COHORT
         )
@@ -134,8 +160,6 @@ class CohortLog:
         event_market = market[owner]
         draw = rng.random(owner.size)
         listing = (draw[:, None] >= table.listing_cum[event_market]).sum(axis=1)
-        scale = table.price_scale[event_market]
-        noise = 1.0 + 2e-4 * rng.standard_normal(owner.size)
         delay = np.minimum(rng.exponential(self._spread, owner.size), MAX_SPREAD_MS)
         first = np.ones(owner.size, dtype=bool)
         first[1:] = owner[1:] != owner[:-1]
@@ -146,7 +170,6 @@ class CohortLog:
             "market": event_market,
             "listing": listing,
             "side": side[owner],
-            "price": np.round(price[owner] * noise * scale) / scale,
             "quantity": qty[owner] * weight,
             "run": run[owner],
             "cohort": cohort[owner],

@@ -126,7 +126,7 @@ TICKERS: tuple[tuple[str, float, bool], ...] = tuple(_parse_tickers())
 
 # Open interest of the top markets (USD, one side, all exchanges); the rest follow a power law.
 _TOP_OI = {"BTC": 30e9, "ETH": 18e9, "SOL": 5e9, "XRP": 3e9, "DOGE": 2.2e9}
-_TOP_VOL = {"BTC": 0.025, "ETH": 0.035, "SOL": 0.045, "XRP": 0.045, "BNB": 0.03}
+_TOP_VOL = {"BTC": 0.025, "ETH": 0.035, "SOL": 0.045, "XRP": 0.045, "DOGE": 0.045, "BNB": 0.03}
 
 
 def native_symbol(exchange: str, base: str) -> str:

@@ -13,21 +13,26 @@ at a time:
 2. **Price** (each step). ``log mark = x + permanent impact + transient impact`` where ``x``
    is an exogenous random walk whose volatility clusters (a per-minute AR(1) log-volatility,
    common to all markets plus per market) and jumps (per-market and market-wide shocks with
-   Student-t sizes). Markets co-move through a common factor.
+   clipped Student-t sizes). Markets co-move through a common factor. A scheduled crash
+   episode (:mod:`purpleflea.sim.crash`) adds its path and volatility.
 3. **Liquidations** (each step). Every cohort whose liquidation price the mark has reached is
-   liquidated at that step, exactly then: it is sold (long) or bought (short) at the mark with
-   slippage of half its own impact. The step's forced orders move the log price by
+   liquidated at that step, exactly then: it is sold (long) or bought (short). The step's
+   forced orders move the log price by
    ``impact_scale * 1% * notional / depth`` (square-root beyond one depth, see
    :func:`purpleflea.sim.impact.log_move`) as the liquidation engine works the order over
    ~6 s — 40% permanently, 60% transiently (half-life 2 min) — which may reach the next
    cohorts: a cascade that runs until the cluster of liquidation prices is exhausted.
 
-Each liquidated cohort is reported as 1..60 exchange events (log-normal sizes summing to its
-notional, each attributed to an exchange by the market's shares, jittered inside the step).
+Each liquidated cohort is reported as 1..120 exchange events (log-normal sizes summing to its
+quantity, each attributed to an exchange by the market's moving shares,
+:mod:`purpleflea.sim.shares`), each priced at its own step's mark times its exchange's basis
+(:mod:`purpleflea.sim.basis`), less half its own impact (:mod:`purpleflea.sim.events`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from collections.abc import Iterator
 
@@ -35,11 +40,20 @@ import numpy as np
 import numpy.typing as npt
 
 from purpleflea.model import MarketSnapshot, VenueLiquidation
+from purpleflea.sim import basis, crash, shares
 from purpleflea.sim.book import NEVER, Book
-from purpleflea.sim.config import DAY_MS, DEFAULT_START_MS, SimConfig, SimStep, event_id_prefix
+from purpleflea.sim.config import (
+    DAY_MS,
+    DEFAULT_START_MS,
+    SimConfig,
+    SimStep,
+    event_id_prefix,
+    random_stream,
+)
 from purpleflea.sim.events import CohortLog, MarketTable, RawBlock
 from purpleflea.sim.impact import ImpactKernel, log_move
-from purpleflea.sim.markets import MarketSpec, slots_for, tick_decimals, universe
+from purpleflea.sim.markets import TICKERS, MarketSpec, slots_for, tick_decimals, universe
+from purpleflea.sim.resume import BOOK_TIMES, BOOK_VALUES, MARKET_ARRAYS, SimState
 from purpleflea.sim.runs import RunTracker
 from purpleflea.sim.traders import (
     MAX_COHORT_OI_SHARE,
@@ -62,6 +76,16 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
+#: Shock sizes are Student-t(3) draws clipped to this many units: the t's far tail made
+#: single-market jumps of 30%+ in minutes, beyond any real market outside a crash.
+_MAX_SHOCK = 2.5
+
+
+def _clipped(draws: FloatArray | float) -> FloatArray:
+    clipped: FloatArray = np.clip(draws, -_MAX_SHOCK, _MAX_SHOCK)
+    return clipped
+
+
 class Simulator:
     """A deterministic market simulation; iterate :meth:`steps` (see the package docstring)."""
 
@@ -70,6 +94,10 @@ class Simulator:
             config = SimConfig(**overrides)  # type: ignore[arg-type]
         elif overrides:
             raise TypeError("pass either a SimConfig or keyword overrides, not both")
+        self._build(config)
+        self._warm_up()
+
+    def _build(self, config: SimConfig) -> None:
         self.config = config
         self.markets: tuple[MarketSpec, ...] = universe(config.n_markets)
         self.market_names = tuple(spec.name for spec in self.markets)
@@ -77,8 +105,30 @@ class Simulator:
         self.book = Book(self.markets)
         self.truth = Truth(self)
         self.now_ms = config.start_ms
-        self._rng = np.random.default_rng(config.seed)
+        self._rng = random_stream(config)
         self._init_state()
+
+    @classmethod
+    def from_state(cls, config: SimConfig, state: SimState) -> Simulator:
+        """A simulator continuing ``state`` (see :mod:`purpleflea.sim.resume`) from
+        ``config.start_ms``, as if the market had paused between the two.
+
+        Every market's price, volatility and impact state, the open positions (their times
+        shifted by the pause) and the flows carry on; there is no warm-up. The random stream
+        carries on too when ``config.epoch`` is the state's, and is the epoch's own stream
+        otherwise: a restarted live feed takes a new epoch so it never replays what it
+        already produced. Raises ValueError when ``config`` is not the state's market
+        (seed, number of markets).
+        """
+        if (config.seed, config.n_markets) != (state.seed, state.n_markets):
+            raise ValueError(
+                f"saved simulator state is seed {state.seed} with {state.n_markets} markets; "
+                f"cannot continue it as seed {config.seed} with {config.n_markets}"
+            )
+        sim = cls.__new__(cls)
+        sim._build(config)
+        sim._restore(state)
+        return sim
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -105,15 +155,26 @@ class Simulator:
         self._max_lev = np.array([s.max_leverage for s in specs], dtype=np.float64)
         self._mmr = np.array([s.mmr for s in specs])
         listings = max(len(s.listings) for s in specs)
-        cum = np.ones((n, listings))
+        self._nominal_share = np.zeros((n, listings))
+        self._listing_count = np.array([len(s.listings) for s in specs])
         for m, spec in enumerate(specs):
-            shares = np.cumsum([lst.share for lst in spec.listings])
-            cum[m, : shares.size - 1] = shares[:-1]  # the last one takes the rest
+            self._nominal_share[m, : len(spec.listings)] = [lst.share for lst in spec.listings]
+        self._share_noise = shares.initial(self._rng, (n, listings))
+        self._listing_share = shares.current(self._nominal_share, self._share_noise)
         self._table = MarketTable(
-            event_mean_usd=120.0 * (self._oi_target / 16e6) ** 0.45,
-            listing_cum=cum,
+            # Calibrated on the Binance recordings' event sizes (median $171, p90 $2.3k).
+            event_mean_usd=72.0 * (self._oi_target / 16e6) ** 0.45,
+            listing_cum=shares.cumulative(self._listing_share, self._listing_count),
             price_scale=np.array([10.0 ** tick_decimals(s.price) for s in specs]),
+            depth_usd=self._depth,
+            impact_scale=cfg.impact_scale,
         )
+        self._crash_beta = crash.betas(
+            np.arange(n), np.array([TICKERS[s.index][2] for s in specs], dtype=bool)
+        )
+        self._basis_spread = basis.spread(self._oi_target)
+        self._basis = basis.initial(self._rng, self._basis_spread, listings)
+        self._quoted_basis = self._basis
         self._log = CohortLog(spread_ms=_IMPACT.execution_ms)
         self._offsets = cfg.step_ms * np.arange(1, self._steps_per_block + 1, dtype=np.float64)
         slots = np.array([slots_for(s) for s in specs], dtype=np.float64)
@@ -124,7 +185,8 @@ class Simulator:
         self._next_cohort = 1
         self._next_event = 0
         self._marks = self._price0.copy()[None, :]
-        self._warm_up()
+        self.now_ms = self._block_start = self._next_start = cfg.start_ms
+        self.runs = self._new_runs()
 
     def _warm_up(self) -> None:
         """Run ``warmup_ms`` before ``start_ms`` and forget its output.
@@ -143,6 +205,45 @@ class Simulator:
         self._log = CohortLog(spread_ms=_IMPACT.execution_ms)
         self._next_event = 0
         self.now_ms = cfg.start_ms
+
+    def capture_state(self) -> SimState:
+        """A copy of the state that carries the market forward (see
+        :mod:`purpleflea.sim.resume`); only between blocks."""
+        if self.now_ms != self._next_start:
+            raise ValueError(
+                f"the simulator's state is captured between blocks; now_ms {self.now_ms} is "
+                f"inside the block ending at {self._next_start}"
+            )
+        cfg = self.config
+        return SimState(
+            seed=cfg.seed,
+            epoch=cfg.epoch,
+            n_markets=cfg.n_markets,
+            now_ms=self.now_ms,
+            h_common=self._h_common,
+            next_cohort=self._next_cohort,
+            marks=self.marks().copy(),
+            markets={k: getattr(self, f"_{k}").copy() for k in MARKET_ARRAYS},
+            book={k: getattr(self.book, k).copy() for k in BOOK_TIMES + BOOK_VALUES},
+            rng=json.dumps(self._rng.bit_generator.state),
+            crash_start_ms=cfg.crash_start_ms,
+        )
+
+    def _restore(self, state: SimState) -> None:
+        shift = self.config.start_ms - state.now_ms
+        for k in MARKET_ARRAYS:
+            setattr(self, f"_{k}", state.markets[k].copy())
+        for k in BOOK_VALUES:
+            getattr(self.book, k)[:] = state.book[k]
+        for k in BOOK_TIMES:
+            times = state.book[k]
+            getattr(self.book, k)[:] = np.where(times == NEVER, NEVER, times + shift)
+        self._h_common = state.h_common
+        self._next_cohort = state.next_cohort
+        self._marks = state.marks.copy()[None, :]
+        self._apply_shares()
+        if self.config.epoch == state.epoch:
+            self._rng.bit_generator.state = json.loads(state.rng)
 
     def _new_runs(self) -> RunTracker:
         return RunTracker(
@@ -179,22 +280,26 @@ class Simulator:
 
     def steps(self) -> Iterator[SimStep]:
         """Steps forever, in time order; ``now_ms`` is each yielded step's ``ts``."""
-        dt = self.config.step_ms
         while True:
-            raw = self.next_block()
-            events = self.venue_events(raw)
-            step_of = (raw.ts - raw.start_ms - 1) // dt
-            bounds = np.searchsorted(step_of, np.arange(self._steps_per_block + 1))
-            snapshots = self.snapshots(raw.end_ms)
-            for k in range(self._steps_per_block):
-                ts = raw.start_ms + (k + 1) * dt
-                self.now_ms = ts
-                last = k == self._steps_per_block - 1
-                yield SimStep(
-                    ts=ts,
-                    liquidations=tuple(events[bounds[k] : bounds[k + 1]]),
-                    snapshots=snapshots if last else (),
-                )
+            yield from self.block_steps(self.next_block())
+
+    def block_steps(self, raw: RawBlock) -> Iterator[SimStep]:
+        """The steps of the block ``raw`` that :meth:`next_block` just computed, in time order;
+        ``now_ms`` is each yielded step's ``ts``."""
+        dt = self.config.step_ms
+        events = self.venue_events(raw)
+        step_of = (raw.ts - raw.start_ms - 1) // dt
+        bounds = np.searchsorted(step_of, np.arange(self._steps_per_block + 1))
+        snapshots = self.snapshots(raw.end_ms)
+        for k in range(self._steps_per_block):
+            ts = raw.start_ms + (k + 1) * dt
+            self.now_ms = ts
+            last = k == self._steps_per_block - 1
+            yield SimStep(
+                ts=ts,
+                liquidations=tuple(events[bounds[k] : bounds[k + 1]]),
+                snapshots=snapshots if last else (),
+            )
 
     def run(self, duration_ms: int) -> Iterator[SimStep]:
         """The steps of the next ``duration_ms`` of simulated time."""
@@ -248,20 +353,21 @@ class Simulator:
         if (ts - self.config.start_ms) % self.config.snapshot_ms:
             return ()
         oi = self._reported_open_interest(ts)
-        marks = self._marks[-1]
+        quoted = self._marks[-1][:, None] * np.exp(self._quoted_basis)
         out: list[MarketSnapshot] = []
         for m, spec in enumerate(self.markets):
-            for listing in spec.listings:
-                coins = float(oi[m]) * listing.share
+            for li, listing in enumerate(spec.listings):
+                coins = float(oi[m]) * float(self._listing_share[m, li])
+                mark = float(quoted[m, li])
                 out.append(
                     MarketSnapshot(
                         exchange=listing.exchange,
                         symbol=listing.symbol,
                         market=spec.name,
                         ts=ts,
-                        mark_price=float(marks[m]),
+                        mark_price=mark,
                         open_interest=coins,
-                        open_interest_usd=coins * float(marks[m]),
+                        open_interest_usd=coins * mark,
                     )
                 )
         return tuple(out)
@@ -272,9 +378,12 @@ class Simulator:
         snapshot time. Bulk history stores these without building every listing's snapshot."""
         if (ts - self.config.start_ms) % self.config.snapshot_ms:
             return []
-        marks = self._marks[-1]
-        usd = self._reported_open_interest(ts) * marks
-        return list(zip(self.market_names, usd.tolist(), marks.tolist(), strict=True))
+        quoted = self._marks[-1][:, None] * np.exp(self._quoted_basis)
+        # Each listing values its share at its own price (the mark times its basis); the mark
+        # is the last listing's, as a sampler fed the snapshots one by one keeps it.
+        usd = self._reported_open_interest(ts) * (self._listing_share * quoted).sum(axis=1)
+        last = quoted[np.arange(self._n), self._listing_count - 1]
+        return list(zip(self.market_names, usd.tolist(), last.tolist(), strict=True))
 
     def _reported_open_interest(self, ts: int) -> FloatArray:
         # What an exchange reports: one side's open position (see Truth.open_interest).
@@ -288,7 +397,7 @@ class Simulator:
         cfg = self.config
         start = self._next_start
         self._next_start += cfg.block_ms
-        self._finalize_liquidations()
+        self._finalize_liquidations(start)
         self._block_start = start
         self._traders(start)
         marks, x_path = self._price_path()
@@ -305,8 +414,14 @@ class Simulator:
             self._perm[m], self._trans[m], self._pend[m] = after
         self._x = x_path[-1]
         self._x_trend += (self._x - self._x_trend) * (cfg.block_ms / 3_600_000)
+        previous = self._marks[-1]
         self._marks = marks
         end = start + cfg.block_ms
+        self._basis = basis.advance(self._basis, self._rng, self._basis_spread, cfg.block_ms)
+        move = np.abs(np.log(marks / previous)).max(axis=0)
+        self._quoted_basis = basis.widened(self._basis, move, self._vol_regime)
+        self._share_noise = shares.advance(self._share_noise, self._rng, cfg.block_ms)
+        self._apply_shares()
         raw = log.flush(
             self._table,
             self._rng,
@@ -314,13 +429,15 @@ class Simulator:
             start_ms=start,
             end_ms=end,
             first_n=self._next_event,
+            marks=marks,
+            basis=self._quoted_basis,
         )
         self.runs.end_block(raw)
         self._next_event += raw.ts.size
         self.now_ms = end
         return raw
 
-    def _finalize_liquidations(self) -> None:
+    def _finalize_liquidations(self, now: int) -> None:
         book = self.book
         gone = book.gone_ms != NEVER
         if gone.any():
@@ -328,6 +445,9 @@ class Simulator:
             book.qty[gone] = 0.0
             book.gone_ms[gone] = NEVER
             book.close_ms[gone] = NEVER
+            # A liquidated trader's slot refills after a wait, as a closed one does (at once,
+            # open interest would be back within minutes of a cascade).
+            book.reopen_ms[gone] = now + self._refill_waits(now, int(gone.sum()))
 
     def _traders(self, now: int, *, spread: float = 0.0) -> None:
         """Close expired cohorts and open new ones in empty slots due to refill by ``now``.
@@ -337,12 +457,16 @@ class Simulator:
         """
         book, rng, n = self.book, self._rng, self._n
         closing = (book.qty > 0) & (book.close_ms <= now)
+        since_crash = self._since_crash(now)
+        if crash.falling(since_crash):  # holders de-risk while a wave falls
+            minutes = self.config.block_ms / 60_000
+            hazard = 1.0 - math.exp(-crash.DERISK_PER_MIN * minutes)
+            closing |= (book.qty > 0) & (rng.random(book.qty.size) < hazard)
         if closing.any():
             self._closed += book.per_market(np.where(closing, book.qty, 0.0), n)
             book.qty[closing] = 0.0
             book.close_ms[closing] = NEVER
-            wait = rng.exponential(1_200_000.0, int(closing.sum())).astype(np.int64)
-            book.reopen_ms[closing] = now + wait
+            book.reopen_ms[closing] = now + self._refill_waits(now, int(closing.sum()))
         idx = np.nonzero((book.qty == 0) & (book.reopen_ms <= now))[0]
         if idx.size == 0:
             return
@@ -395,7 +519,8 @@ class Simulator:
         var = _VOL_NOISE_COMMON**2 / (1 - _VOL_PERSISTENCE_COMMON**2) + _VOL_NOISE_OWN**2 / (
             1 - _VOL_PERSISTENCE_OWN**2
         )
-        sigma = self._sigma_step * np.exp(self._h_common + self._h - var)
+        self._vol_regime = np.exp(self._h_common + self._h - var)
+        sigma = self._sigma_step * self._vol_regime
         common = rng.standard_normal(steps)
         own = rng.standard_normal((steps, n))
         returns = sigma * (self._rho * common[:, None] + np.sqrt(1 - self._rho**2) * own)
@@ -405,16 +530,47 @@ class Simulator:
         if n_own:
             at_step = rng.integers(0, steps, n_own)
             at_market = rng.integers(0, n, n_own)
-            jump = 0.4 * self._daily_vol[at_market] * rng.standard_t(3, n_own)
+            jump = 0.4 * self._daily_vol[at_market] * _clipped(rng.standard_t(3, n_own))
             np.add.at(returns, (at_step, at_market), jump)
         n_common = rng.poisson(0.25 * cfg.cascade_rate * block_days)
         for _ in range(n_common):
             shock_step = int(rng.integers(0, steps))
-            returns[shock_step] += 0.25 * self._daily_vol * float(rng.standard_t(3))
+            returns[shock_step] += 0.25 * self._daily_vol * float(_clipped(rng.standard_t(3)))
+        if cfg.crash_start_ms is not None:
+            returns = self._crash_path(returns)
         x_path = self._x + np.cumsum(returns, axis=0)
         impact = _IMPACT.level(self._perm, self._trans, self._pend, self._offsets[:, None])
         marks = np.exp(x_path + impact)
         return marks, x_path
+
+    def _apply_shares(self) -> None:
+        """Venue shares (of liquidations and of open interest) from their current deviations."""
+        self._listing_share = shares.current(self._nominal_share, self._share_noise)
+        cum = shares.cumulative(self._listing_share, self._listing_count)
+        self._table = dataclasses.replace(self._table, listing_cum=cum)
+
+    def _refill_waits(self, now: int, count: int) -> IntArray:
+        """Waits before ``count`` emptied slots refill: exponential, mean 20 minutes (longer
+        for hours after a crash episode)."""
+        mean = 1_200_000.0 * crash.refill_factor(self._since_crash(now))
+        waits: IntArray = self._rng.exponential(mean, count).astype(np.int64)
+        return waits
+
+    def _since_crash(self, now: int) -> float:
+        """Time since the scheduled crash episode began (-inf when none is scheduled)."""
+        start = self.config.crash_start_ms
+        return -math.inf if start is None else float(now - start)
+
+    def _crash_path(self, returns: FloatArray) -> FloatArray:
+        """The block's exogenous returns with the crash episode's path and volatility added."""
+        start = self._since_crash(self._block_start)
+        times = start + np.concatenate(([0.0], self._offsets))
+        if times[-1] < 0.0 or times[0] >= crash.DURATION_MS:
+            return returns
+        path = crash.level(times)
+        boost = np.where((times[1:] >= 0.0) & (times[1:] < crash.DURATION_MS), crash.VOL_BOOST, 1.0)
+        shaped: FloatArray = returns * boost[:, None] + np.diff(path)[:, None] * self._crash_beta
+        return shaped
 
     def _liquidate_market(
         self,
@@ -455,15 +611,13 @@ class Simulator:
             usd = qty[idx] * mark
             total_usd = float(usd.sum())
             impact = -sign * log_move(total_usd, depth, cfg.impact_scale)
-            uid = self.runs.record(m, sign, liq[idx], usd, impact, mark, step_end)
-            # Fills slip by half of the cohort's share of the step's impact.
-            fill = mark * np.exp(0.5 * impact * usd / total_usd)
+            uid = self.runs.record(m, sign, liq[idx], impact, mark, step_end)
             log.add(
                 m,
                 step_end - dt,
                 side[idx],
                 qty[idx],
-                fill,
+                usd,
                 np.full(idx.size, uid),
                 book.cohort_id[a:b][idx],
             )

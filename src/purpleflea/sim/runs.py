@@ -69,7 +69,6 @@ class RunTracker:
         market: int,
         side: int,
         liq: FloatArray,
-        usd: FloatArray,
         impact: float,
         mark: float,
         step_end: int,
@@ -97,7 +96,6 @@ class RunTracker:
         driven = liq < without if side > 0 else liq > without
         run.impact_driven += int(np.count_nonzero(driven))
         run.cohorts += liq.size
-        run.notional_usd += float(usd.sum())
         run.end_price = mark
         run.last_step_ms = step_end
         run.own_pending += impact
@@ -109,12 +107,21 @@ class RunTracker:
         if raw.ts.size:
             uids, first = np.unique(raw.run, return_index=True)
             last = raw.ts.size - 1 - np.unique(raw.run[::-1], return_index=True)[1]
-            counts = np.bincount(np.searchsorted(uids, raw.run), minlength=uids.size)
-            for uid, i, j, count in zip(
-                uids.tolist(), first.tolist(), last.tolist(), counts.tolist(), strict=True
+            slot = np.searchsorted(uids, raw.run)
+            counts = np.bincount(slot, minlength=uids.size)
+            # A run's notional is its events' (each at the price it was executed at).
+            usd = np.bincount(slot, weights=raw.size_usd, minlength=uids.size)
+            for uid, i, j, count, notional in zip(
+                uids.tolist(),
+                first.tolist(),
+                last.tolist(),
+                counts.tolist(),
+                usd.tolist(),
+                strict=True,
             ):
                 run = self._live[uid]
                 run.events += count
+                run.notional_usd += notional
                 run.start_ms = min(run.start_ms, int(raw.ts[i]))
                 run.end_ms = max(run.end_ms, int(raw.ts[j]))
         for run in list(self._open.values()):

@@ -1,0 +1,129 @@
+"""The built-in simulator as the server runs it (``run_sim``), through a real Tracker."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from purpleflea import sim
+from purpleflea.bus.local import LocalBus
+from purpleflea.engine import CascadeEngine
+from purpleflea.model import Liquidation
+from purpleflea.server.pipeline import Tracker
+from purpleflea.server.sources import SIM_STATE_FILE, run_sim
+from purpleflea.store.sqlite import SQLiteStore
+
+
+@asynccontextmanager
+async def _tracker(path: Path) -> AsyncIterator[Tracker]:
+    store = SQLiteStore(path)
+    tracker = Tracker(store, LocalBus(), scorer=CascadeEngine())
+    await tracker.start()
+    try:
+        yield tracker
+    finally:
+        await tracker.stop()
+        await store.close()
+
+
+async def _stored(store_path: Path) -> list[Liquidation]:
+    store = SQLiteStore(store_path)
+    try:
+        return list(await store.since(0, limit=1_000_000))
+    finally:
+        await store.close()
+
+
+async def _wait_for(tracker: Tracker, events: int, timeout_s: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while tracker.last_seq < events:
+        assert loop.time() < deadline, f"only {tracker.last_seq} events in {timeout_s} s"
+        await asyncio.sleep(0.2)
+
+
+async def test_a_live_simulated_event_is_stamped_with_its_moment_on_the_wall_clock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Building the 275-market simulator (its warm-up) takes about a second or more: the
+    # stream must still be paced from the start time it was given, not from when it was ready.
+    # The pacing is the same whatever the market; the demo's busy one gives events at once.
+    def busy(**overrides: int | float) -> sim.SimConfig:
+        return sim.SimConfig.demo(**{"block_ms": 2_500, **overrides})
+
+    monkeypatch.setattr(sim.SimConfig, "served", busy)
+    db = tmp_path / "db.sqlite"
+    async with _tracker(db) as tracker:
+        task = asyncio.create_task(run_sim(tracker, seed=0, markets=275, speed=1.0))
+        try:
+            await _wait_for(tracker, 40, timeout_s=180.0)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await tracker.drain()
+    events = await _stored(db)
+    lags = [e.received_at - e.ts for e in events]
+    assert statistics.median(lags) <= 250, sorted(lags)
+    assert min(lags) >= 0  # never received before it happened
+
+
+async def _run_until(
+    tracker: Tracker, events: int, marks: list[np.ndarray], state_path: Path
+) -> None:
+    """Run the served simulator (20x real time) until the store holds ``events`` events."""
+    task = asyncio.create_task(
+        run_sim(tracker, seed=0, markets=275, speed=20.0, state_path=state_path)
+    )
+    try:
+        await _wait_for(tracker, events, timeout_s=180.0)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await tracker.drain()
+    assert marks, "no step was delivered"
+
+
+async def test_a_restarted_simulator_continues_its_market_with_a_new_random_stream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Record every market's mark at each delivered step, around the real pacing.
+    marks: list[np.ndarray] = []
+    original = sim.paced
+
+    async def recording(simulator: sim.Simulator, **options: Any) -> AsyncIterator[sim.SimStep]:
+        async for step in original(simulator, **options):
+            marks.append(simulator.marks().copy())
+            yield step
+
+    monkeypatch.setattr(sim, "paced", recording)
+    db, state = tmp_path / "db.sqlite", tmp_path / SIM_STATE_FILE
+    async with _tracker(db) as tracker:
+        await _run_until(tracker, 60, marks, state)
+    first_events = await _stored(db)
+    last_before = marks[-1]
+    assert state.exists()
+    marks.clear()
+    async with _tracker(db) as tracker:
+        await _run_until(tracker, len(first_events) + 60, marks, state)
+    everything = await _stored(db)
+    first_after = marks[0]
+
+    # Prices (and with them the positions and open interest) continue where they stopped.
+    moved = np.abs(first_after / last_before - 1.0)
+    assert moved.max() <= 0.01, f"{int(moved.argmax())}: {moved.max():.2%}"
+    # The random stream is new: the second run repeats no event of the first.
+    second = everything[len(first_events) :]
+    assert len(second) >= 60
+    assert len({e.id for e in everything}) == len(everything)
+
+    def episode(events: list[Liquidation]) -> set[tuple[str, str, str, float]]:
+        return {(e.market, e.side, e.exchange, e.size_usd) for e in events}
+
+    assert not episode(first_events) & episode(second)

@@ -1,0 +1,82 @@
+"""Cross-exchange prices: each exchange quotes the market's mark times a small basis."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from purpleflea.sim import SimConfig, Simulator, basis
+
+
+def _same_second_spreads(config: SimConfig, minutes: int) -> np.ndarray:
+    """For each (market, second) with events on two or more exchanges: max / min price - 1."""
+    sim = Simulator(config)
+    prices: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for step in sim.run(minutes * 60_000):
+        for e in step.liquidations:
+            prices[(e.market, (e.ts or 0) // 1000)][e.exchange].append(e.price)
+    spreads = [
+        max(max(p) for p in by.values()) / min(min(p) for p in by.values()) - 1
+        for by in prices.values()
+        if len(by) >= 2
+    ]
+    return np.array(spreads)
+
+
+def test_the_same_market_in_the_same_second_is_priced_alike_on_every_exchange() -> None:
+    # The served market's first minutes, three seeds, outside a crash (its episode is off).
+    calm = np.concatenate(
+        [
+            _same_second_spreads(SimConfig.served(seed=seed, crash_start_ms=None), 10)
+            for seed in range(3)
+        ]
+    )
+    assert calm.size >= 200
+    assert np.percentile(calm, 99) <= 0.003
+    assert np.median(calm) <= 0.001
+    # In its crash episode, venues drift further apart, but less than in real crash hours
+    # (Binance vs Bybit closes 0.8-2.3% apart at worst on 2025-10-10). The largest same-second
+    # spreads there are the market itself jumping within the second, not the basis.
+    crash = _same_second_spreads(SimConfig.served(seed=0), 10)
+    assert np.percentile(crash, 99) < 0.01
+
+
+def test_the_basis_widens_with_a_fast_move_and_a_volatile_regime() -> None:
+    calm = np.array([[1e-4, -2e-4]])
+    assert np.allclose(basis.widened(calm, np.array([0.0]), np.array([1.0])), calm)
+    crash = basis.widened(calm, np.array([0.10]), np.array([1.0]))  # a 10% block
+    assert np.allclose(crash, calm * (1 + (0.10 / basis.WIDEN_MOVE) ** 2))
+    assert np.allclose(basis.widened(calm, np.array([0.0]), np.array([2.0])), 2 * calm)
+    huge = basis.widened(calm, np.array([0.5]), np.array([3.0]))
+    assert np.allclose(huge, calm * basis.MAX_WIDEN)
+
+
+def test_majors_differ_across_exchanges_by_a_few_bp_small_coins_by_more() -> None:
+    sim = Simulator(SimConfig(seed=1, n_markets=275))
+    gaps: dict[str, list[float]] = defaultdict(list)
+    for step in sim.run(60 * 60_000):
+        by_market: dict[str, list[float]] = defaultdict(list)
+        for snap in step.snapshots:
+            by_market[snap.market].append(snap.mark_price)
+        for market, marks in by_market.items():
+            gaps[market].append(max(marks) / min(marks) - 1)
+    btc = float(np.median(gaps["BTC-PERP"]))
+    tail = float(np.median([np.median(gaps[m]) for m in list(gaps)[-50:]]))
+    assert 0.5e-4 < btc < 5e-4  # a few bp between the widest two of eleven exchanges
+    assert tail > 2 * btc
+    assert tail < 30e-4
+
+
+def test_an_event_is_priced_at_its_own_moment_even_in_a_fast_market() -> None:
+    # The demo's wild knobs: cascades move prices by percents within seconds. An event that
+    # follows its position's liquidation by seconds is priced at the mark of its own step
+    # (times its exchange's basis, less its own slippage), not at the earlier mark.
+    sim = Simulator(SimConfig.demo(seed=0))
+    off: list[float] = []
+    for step in sim.run(5 * 60_000):
+        marks = sim.marks()
+        off += [abs(e.price / marks[sim.market_index[e.market]] - 1) for e in step.liquidations]
+    assert len(off) > 3_000
+    assert np.percentile(off, 99) < 0.02
+    assert max(off) < 0.05

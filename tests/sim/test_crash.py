@@ -1,0 +1,74 @@
+"""The served market's crash episode: a real crash's shape and size, and calm outside it.
+
+Real figures (``bench/sim_realism.py`` reads them from ``shared/data/real``): Binance perpetual
+hourly candles over a year and Hyperliquid hourly open interest through 2025-10-10.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from purpleflea.sim import SimConfig, Simulator
+from purpleflea.sim.history import blocks, history_config
+
+#: 2025-10-10, Binance perpetuals: the 21:00 hour's low against the 20:00 hour's open.
+REAL_CRASH_LOW = {"BTC-PERP": -0.129, "ETH-PERP": -0.161, "SOL-PERP": -0.319, "DOGE-PERP": -0.638}
+#: Hyperliquid BTC open interest, 20:00 -> 22:00: $4.43B -> $2.19B.
+REAL_OI_FALL = -0.51
+#: A year of Binance perpetual hourly closes: p99.9 of |1 h log return|, BTC and the five
+#: coins pooled (BTC ETH SOL DOGE HYPE); 14 days of Binance BTC 5-minute closes (Coinglass):
+#: p99.9 of |5 min log return|.
+REAL_1H_P999_BTC = 0.0314
+REAL_1H_P999_TOP = 0.0485
+REAL_5M_P999_BTC = 0.0112
+#: The scorecard's pass band: within x1.5 of the real figure (the simulated p99.9 of a month
+#: of hours still varies by ~30% from seed to seed).
+BAND = 1.5
+
+
+def test_the_served_market_crashes_in_two_waves_within_its_first_two_minutes() -> None:
+    for seed in (0, 1):
+        config = SimConfig.served(seed=seed)
+        assert config.crash_start_ms is not None
+        assert config.crash_start_ms - config.start_ms <= 120_000
+        sim = Simulator(config)
+        per_minute = np.zeros(50)
+        lows = dict.fromkeys(REAL_CRASH_LOW, 0.0)
+        first = {m: sim.mark(m) for m in lows}
+        oi_before = sim.truth.open_interest("BTC-PERP")
+        for step in sim.run(50 * 60_000):
+            for e in step.liquidations:
+                per_minute[((e.ts or 0) - config.start_ms) // 60_000] += e.size_usd or 0.0
+            for m in lows:
+                lows[m] = min(lows[m], sim.mark(m) / first[m] - 1)
+        oi_after = sim.truth.open_interest("BTC-PERP")
+        # Episode minutes 0-8 fall, 8-16 bounce, 16-30 fall again (it starts at once).
+        wave_1, bounce, wave_2 = (per_minute[a:b].sum() for a, b in ((0, 8), (9, 16), (17, 30)))
+        assert wave_1 > 50e6, per_minute
+        assert wave_1 > 3 * bounce, per_minute
+        assert wave_2 > 3 * bounce, per_minute
+        # As deep as a real crash for BTC, and no deeper than the real one anywhere.
+        assert lows["BTC-PERP"] < -0.05
+        for market, low in lows.items():
+            assert low >= REAL_CRASH_LOW[market], (market, low)
+        # Open interest falls by a large part of it, but not beyond 2025-10-10's fall.
+        assert REAL_OI_FALL < oi_after / oi_before - 1 < -0.2
+
+
+def test_outside_a_crash_markets_move_no_more_than_real_ones() -> None:
+    # A month of the five largest markets, two seeds, no crash episode (5-minute blocks).
+    hourly_btc: list[np.ndarray] = []
+    hourly_top: list[np.ndarray] = []
+    five_min_btc: list[np.ndarray] = []
+    for seed in (0, 1):
+        sim = Simulator(history_config(seed=seed, n_markets=5))
+        marks = [sim.marks().copy()]
+        marks += [sim.marks().copy() for _ in blocks(sim, 30)]
+        log_marks = np.log(np.array(marks))
+        five_min_btc.append(np.abs(np.diff(log_marks[:, 0])))
+        hourly = np.abs(log_marks[12::12] - log_marks[:-12:12])
+        hourly_btc.append(hourly[:, 0])
+        hourly_top.append(hourly.ravel())
+    assert np.percentile(np.concatenate(hourly_btc), 99.9) <= BAND * REAL_1H_P999_BTC
+    assert np.percentile(np.concatenate(hourly_top), 99.9) <= BAND * REAL_1H_P999_TOP
+    assert np.percentile(np.concatenate(five_min_btc), 99.9) <= BAND * REAL_5M_P999_BTC
