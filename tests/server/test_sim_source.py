@@ -127,3 +127,28 @@ async def test_a_restarted_simulator_continues_its_market_with_a_new_random_stre
         return {(e.market, e.side, e.exchange, e.size_usd) for e in events}
 
     assert not episode(first_events) & episode(second)
+
+
+async def test_a_state_file_that_cannot_be_written_never_stops_the_market(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full disk (here: the state's folder is a file) costs the restart state, not the feed:
+    one warning, and events keep coming."""
+    monkeypatch.setattr("purpleflea.server.sources.SIM_SAVE_EVERY_S", 0.0)  # every block
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    async with _tracker(tmp_path / "store.sqlite") as tracker:
+        task = asyncio.create_task(
+            run_sim(tracker, seed=3, markets=20, speed=20.0, state_path=blocked / SIM_STATE_FILE)
+        )
+        try:
+            await _wait_for(tracker, 50, timeout_s=60)
+            first = tracker.last_seq
+            await _wait_for(tracker, first + 50, timeout_s=60)
+            assert not task.done()
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    warnings = [r for r in caplog.records if "cannot save its state" in r.getMessage()]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]

@@ -64,12 +64,33 @@ async def run_sim(
     )
     latest: list[resume.SimState] = []
     last_save = time.monotonic()
+    failing: list[str] = []  # the error of the current failure streak, logged once
+
+    def save(state: resume.SimState) -> None:
+        """Keep the market's state; a failure (a full disk) is logged once per streak and
+        never stops the market: a restart then resumes from the last state saved."""
+        assert state_path is not None
+        try:
+            resume.save(state_path, state)
+        except OSError as exc:
+            if not failing:
+                log.warning(
+                    "simulator: cannot save its state to %s (%s); the market goes on, a "
+                    "restart resumes from the last state saved",
+                    state_path,
+                    exc.strerror or exc,
+                )
+            failing[:] = [str(exc)]
+            return
+        if failing:
+            log.info("simulator: state saved to %s again", state_path)
+            failing.clear()
 
     def checkpoint(at_block_end: Simulator) -> None:
         nonlocal last_save
         latest[:] = [resume.capture(at_block_end)]
         if state_path is not None and time.monotonic() - last_save >= SIM_SAVE_EVERY_S:
-            resume.save(state_path, latest[0])
+            save(latest[0])
             last_save = time.monotonic()
 
     # Paced from start_ms on the wall clock: each event's ts is its moment on the wall clock.
@@ -87,7 +108,7 @@ async def run_sim(
         # The state at the end of the block in progress: a restart skips its undelivered rest
         # (at most one block) rather than liquidate a position twice.
         if state_path is not None and latest:
-            resume.save(state_path, latest[0])
+            save(latest[0])
 
 
 def live_simulator(seed: int, markets: int, saved: SimState | None, last_seq: int) -> Simulator:

@@ -94,9 +94,13 @@ def save(path: Path, state: SimState) -> None:
     arrays.update({f"b_{k}": v for k, v in state.book.items()})
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    with partial.open("wb") as handle:
-        np.savez(handle, header=np.array(json.dumps(header)), **arrays)  # type: ignore[arg-type]
-    os.replace(partial, path)
+    try:
+        with partial.open("wb") as handle:
+            np.savez(handle, header=np.array(json.dumps(header)), **arrays)  # type: ignore[arg-type]
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # a half-written file would hold the space it took
+        raise
 
 
 def load(path: Path) -> SimState | None:
