@@ -54,10 +54,15 @@ def test_pressure_counts_distinct_symbol_seconds_of_snapshot_venues_only() -> No
         ledger.event("binance_usdm", symbol, ts)
     ledger.event("bybit", "BTCUSDT", H + 10)
     rows, _ = ledger.drain(H + 2_000)
-    assert rows == [
-        HourRow(exchange="binance_usdm", hour_ms=H, up_ms=2_000, watched_ms=2_000,
-                symbol_seconds=3, symbols=2)  # fmt: skip
-    ]
+    expected = HourRow(
+        exchange="binance_usdm",
+        hour_ms=H,
+        up_ms=2_000,
+        watched_ms=2_000,
+        symbol_seconds=3,
+        symbols=2,
+    )
+    assert rows == [expected]
     ledger.event("binance_usdm", "BTCUSDT", H + 1_500)  # a second already counted
     rows, _ = ledger.drain(H + 2_000)
     assert rows == []
