@@ -12,11 +12,11 @@ and a driver drains what changed into the store (:meth:`Ledger.drain`):
   (``ingest/repair.py``) later marks it ``repaired`` (with how many events) or ``open`` (why);
 - **pressure**, for ``snapshot`` venues (one event per symbol per second at most): the
   distinct (symbol, second) pairs that carried an event, and the symbols seen, per hour; the
-  share of symbol-seconds used is ``symbol_seconds / (symbols * up seconds)``. Near 1 the
-  throttle hides much; near 0 it hides little.
+  share of symbol-seconds used is ``symbol_seconds / (symbols * up_ms / connections / 1000)``.
+  Near 1 the throttle hides much; near 0 it hides little.
 
-Hour rows are deltas since the last drain (the store adds them up); the symbol count is the
-hour's running distinct count (the store keeps the larger).
+Hour rows are deltas since the last drain (the store adds them up); the symbol and
+connection counts are the hour's running distinct counts (the store keeps the larger).
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ class HourRow(msgspec.Struct, frozen=True, kw_only=True):
     hour_ms: int
     up_ms: int
     watched_ms: int
+    #: Connections watched this hour so far (the store keeps the larger).
+    connections: int = 1
     #: Distinct (symbol, second) pairs with an event; None unless a snapshot venue.
     symbol_seconds: int | None = None
     #: Distinct symbols with an event this hour so far; None unless a snapshot venue.
@@ -78,6 +80,7 @@ class _Hour:
     seconds: set[tuple[str, int]] = field(default_factory=set)
     new_seconds: int = 0
     symbols: set[str] = field(default_factory=set)
+    links: set[str] = field(default_factory=set)
 
 
 def hour_of(ms: int) -> int:
@@ -195,6 +198,7 @@ class Ledger:
                         hour_ms=hour_ms,
                         up_ms=hour.up_ms,
                         watched_ms=hour.watched_ms,
+                        connections=max(1, len(hour.links)),
                         symbol_seconds=hour.new_seconds if measured else None,
                         symbols=len(hour.symbols) if measured else None,
                     )
@@ -216,9 +220,9 @@ class Ledger:
         return found
 
     def _accrue(self, connection: str, link: _Link, to_ms: int) -> None:
-        del connection
         for hour_ms, span in split_hours(link.since_ms, to_ms):
             hour = self._hour(link.exchange, hour_ms)
+            hour.links.add(connection)
             hour.watched_ms += span
             if link.up:
                 hour.up_ms += span

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import msgspec
 
+from purpleflea.ingest.uptime import Ledger
 from purpleflea.model import VenueLiquidation
 from purpleflea.server.pipeline import Tracker
+from purpleflea.venues import registry
 
 log = logging.getLogger("purpleflea.source")
 
@@ -23,16 +25,29 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-async def run_sim(tracker: Tracker, *, seed: int, markets: int, speed: float) -> None:
-    """The built-in market simulator, paced at ``speed`` x real time from now."""
+async def run_sim(
+    tracker: Tracker, *, seed: int, markets: int, speed: float, ledger: Ledger | None = None
+) -> None:
+    """The built-in market simulator, paced at ``speed`` x real time from now.
+
+    With a ``ledger``, each simulated exchange counts as one connection that is always up
+    (the simulator never drops one), on the simulator's clock, and its events count for the
+    snapshot venues' pressure: the dashboard's coverage has data offline.
+    """
     from purpleflea.sim import SimConfig, Simulator, paced  # noqa: PLC0415 - numpy when used
 
-    sim = Simulator(SimConfig.demo(seed=seed, n_markets=markets, start_ms=_now_ms()))
+    start = _now_ms()
+    sim = Simulator(SimConfig.demo(seed=seed, n_markets=markets, start_ms=start))
     log.info("simulator: %d markets, seed %d, %.3g x real time", markets, seed, speed)
+    if ledger is not None:
+        for exchange in registry.SIM_LISTINGS:
+            ledger.up(f"sim:{exchange}", exchange, start)
     async for step in paced(sim, speed=speed):
         tracker.advance_clock(step.ts)
         received = _now_ms()
         for event in step.liquidations:
+            if ledger is not None:
+                ledger.event(event.exchange, event.symbol, event.ts or step.ts)
             tracker.submit(event, received)
         for snapshot in step.snapshots:
             tracker.on_snapshot(snapshot)

@@ -29,12 +29,14 @@ class Backend(Protocol):
     async def close(self) -> None: ...
 
 
-_HOUR_COLUMNS = "exchange, hour_ms, up_ms, watched_ms, symbol_seconds, symbols"
+_HOUR_COLUMNS = "exchange, hour_ms, up_ms, watched_ms, connections, symbol_seconds, symbols"
 _ADD_HOUR = f"""
-INSERT INTO coverage_hours ({_HOUR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)
+INSERT INTO coverage_hours ({_HOUR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (exchange, hour_ms) DO UPDATE SET
     up_ms = coverage_hours.up_ms + excluded.up_ms,
     watched_ms = coverage_hours.watched_ms + excluded.watched_ms,
+    connections = CASE WHEN excluded.connections > coverage_hours.connections
+        THEN excluded.connections ELSE coverage_hours.connections END,
     symbol_seconds = CASE WHEN excluded.symbol_seconds IS NULL
         THEN coverage_hours.symbol_seconds
         ELSE COALESCE(coverage_hours.symbol_seconds, 0) + excluded.symbol_seconds END,
@@ -63,7 +65,15 @@ class CoverageStore:
         statements: list[tuple[str, Sequence[Any]]] = [
             (
                 _ADD_HOUR,
-                (h.exchange, h.hour_ms, h.up_ms, h.watched_ms, h.symbol_seconds, h.symbols),
+                (
+                    h.exchange,
+                    h.hour_ms,
+                    h.up_ms,
+                    h.watched_ms,
+                    h.connections,
+                    h.symbol_seconds,
+                    h.symbols,
+                ),
             )
             for h in hours
         ]
@@ -104,8 +114,9 @@ class CoverageStore:
                 hour_ms=int(r[1]),
                 up_ms=int(r[2]),
                 watched_ms=int(r[3]),
-                symbol_seconds=None if r[4] is None else int(r[4]),
-                symbols=None if r[5] is None else int(r[5]),
+                connections=int(r[4]),
+                symbol_seconds=None if r[5] is None else int(r[5]),
+                symbols=None if r[6] is None else int(r[6]),
             )
             for r in rows
         ]
@@ -152,6 +163,7 @@ CREATE TABLE IF NOT EXISTS coverage_hours (
     hour_ms INTEGER NOT NULL,
     up_ms INTEGER NOT NULL,
     watched_ms INTEGER NOT NULL,
+    connections INTEGER NOT NULL,
     symbol_seconds INTEGER,
     symbols INTEGER,
     PRIMARY KEY (exchange, hour_ms)

@@ -14,6 +14,7 @@ CREATE TABLE IF NOT EXISTS coverage_hours (
     hour_ms bigint NOT NULL,
     up_ms bigint NOT NULL,
     watched_ms bigint NOT NULL,
+    connections integer NOT NULL,
     symbol_seconds bigint,
     symbols bigint,
     PRIMARY KEY (exchange, hour_ms)
