@@ -21,7 +21,8 @@ def _headers(live: Running) -> dict[str, str]:
 
 async def test_recorded_hours_and_gaps_are_served(live: Running) -> None:
     coverage = live.server.coverage
-    assert coverage is not None and coverage.ledger is not None
+    assert coverage is not None
+    assert coverage.ledger is not None
     ledger = coverage.ledger
     ledger.up("binance_usdm", "binance_usdm", H)
     for second in range(10):

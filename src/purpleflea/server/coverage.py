@@ -129,6 +129,11 @@ class CoverageRoutes:
     def routes(self) -> list[Route]:
         return [Route("/v1/coverage", self.authed(self.coverage))]
 
+    def _window(self, params: Any) -> tuple[int, int]:
+        start = http.integer(params, "start", None)
+        end = http.integer(params, "end", None, low=1)
+        return _window_of(start, end, self.service.clock())
+
     async def coverage(self, request: Request, _: KeyInfo) -> Response:
         params = request.query_params
         exchanges = http.strings(params, "exchange")
@@ -137,14 +142,7 @@ class CoverageRoutes:
                 raise http.BadRequest(
                     f"unknown exchange {exchange!r}; known: {', '.join(self.known_exchanges)}"
                 )
-        end = http.integer(params, "end", None, low=1)
-        end = end if end is not None else self.service.clock()
-        start = http.integer(params, "start", None)
-        start = start if start is not None else end - DEFAULT_SPAN_MS
-        if end <= start:
-            raise http.BadRequest(f"end ({end}) must be after start ({start})")
-        if end - start > MAX_SPAN_MS:
-            raise http.BadRequest(f"the window is at most {MAX_SPAN_MS} ms (31 days)")
+        start, end = self._window(params)
         store = self.service.store
         # An hour that began before start still covers part of the window.
         hours = await store.hours(exchanges, start - start % HOUR_MS, end, MAX_HOURS)
@@ -157,6 +155,18 @@ class CoverageRoutes:
                 "gaps": [gap_view(g) for g in gaps],
             }
         )
+
+
+def _window_of(start: int | None, end: int | None, now: int) -> tuple[int, int]:
+    """The window asked for: ``end`` defaults to now (or just after ``start``), ``start`` to a
+    day before ``end``; a window over 31 days is cut to its last 31 (the answer says so)."""
+    if start is not None and end is not None and end <= start:
+        raise http.BadRequest(f"end ({end}) must be after start ({start})")
+    if end is None:
+        end = now if start is None else max(now, start + 1)
+    if start is None:
+        start = end - DEFAULT_SPAN_MS
+    return max(start, end - MAX_SPAN_MS), end
 
 
 def coverage_paths(exchanges: Sequence[str]) -> dict[str, Any]:
@@ -230,8 +240,9 @@ def coverage_paths(exchanges: Sequence[str]) -> dict[str, Any]:
                         "in": "query",
                         "required": False,
                         "schema": {**window, "minimum": 1},
-                        "description": "Window end (ms; default now). After start, at most "
-                        "31 days after it, else 400.",
+                        "description": "Window end (ms; default now). With start, end must "
+                        "be greater than start, else 400; a window over 31 days is cut to its "
+                        "last 31 (the answer's start says where it begins).",
                     },
                 ],
                 "responses": {
