@@ -9,6 +9,8 @@ from pathlib import Path
 
 import httpx
 
+import purpleflea
+from purpleflea.client import Coverage
 from purpleflea.ingest.uptime import HOUR_MS
 from tests.server.conftest import Running, make_config, running_server
 
@@ -69,6 +71,13 @@ async def test_recorded_hours_and_gaps_are_served(live: Running) -> None:
     ]
     assert other.json()["hours"] == other.json()["gaps"] == []
     assert (unknown.status_code, inverted.status_code, keyless.status_code) == (400, 400, 401)
+    async with purpleflea.LiquidationClient(api_key=live.key, base_url=live.url) as client:
+        typed = await client.coverage(exchange="binance_usdm", start=H, end=H + HOUR_MS)
+    assert isinstance(typed, Coverage)
+    assert [(h.exchange, h.uptime, h.pressure) for h in typed.hours] == [
+        ("binance_usdm", 0.75, body["hours"][0]["pressure"])
+    ]
+    assert [(g.reason, g.end, g.repair) for g in typed.gaps] == [("silent", H + 30_000, "pending")]
 
 
 async def test_the_simulator_records_its_own_uptime(tmp_path: Path) -> None:
