@@ -57,6 +57,7 @@ async def test_a_reconnect_repairs_its_gap_from_rest_exactly_once() -> None:
             repairs={"deribit": source},
             backoff=lambda: Backoff(base=0.01, cap=0.05),
         )
+        table = _GapTable(ingest)
         await ingest.start()
         try:
             await _until(lambda: _ids(events) == ["deribit:BTC-1:long"])
@@ -67,38 +68,36 @@ async def test_a_reconnect_repairs_its_gap_from_rest_exactly_once() -> None:
             history.add(missed)
             history.add(trade("BTC-3", dropped_at + 800, liquidation=None))  # not one
             await venue.outage(1.5)
-            await _until(lambda: _settled(ingest, 1))
+            await _until(lambda: table.settled(1))
             await _until(lambda: "deribit:BTC-2:long" in _ids(events))
 
             # A second outage: the window is asked for again, nothing is published twice.
             await venue.outage(0.3)
-            await _until(lambda: _settled(ingest, 2))
+            await _until(lambda: table.settled(2))
         finally:
             await ingest.stop()
     assert _ids(events) == ["deribit:BTC-1:long", "deribit:BTC-2:long"]
     repaired = next(e for e in events if e.id == "deribit:BTC-2:long")
     assert repaired.ts == dropped_at + 700  # the original time, not the repair's
-    first, second = sorted(_gaps(ingest), key=lambda g: g.start_ms)
+    first, second = sorted(table.gaps.values(), key=lambda g: g.start_ms)
     assert (first.repair, first.repaired_events, first.reason) == ("repaired", 1, "closed")
     assert first.start_ms <= dropped_at + 700 <= (first.end_ms or 0)
     assert (second.repair, second.repaired_events) == ("repaired", 0)
     assert len(history.asked) == 2  # one request per gap (one instrument, one page)
 
 
-def _gaps(ingest: LiveIngest) -> list[Gap]:
-    return list(_GAPS.setdefault(id(ingest), {}).values())
+class _GapTable:
+    """The ledger's gap changes, drained as the coverage recorder drains them."""
 
+    def __init__(self, ingest: LiveIngest) -> None:
+        self.ingest = ingest
+        self.gaps: dict[str, Gap] = {}
 
-_GAPS: dict[int, dict[str, Gap]] = {}
-
-
-def _settled(ingest: LiveIngest, count: int) -> bool:
-    """Drains the ledger's gap changes into a table; True once ``count`` gaps are settled."""
-    _rows, changed = ingest.ledger.drain(_now_ms())
-    table = _GAPS.setdefault(id(ingest), {})
-    for gap in changed:
-        table[gap.id] = gap
-    return sum(1 for g in table.values() if g.repair != "pending") >= count
+    def settled(self, count: int) -> bool:
+        """True once ``count`` gaps have a repair outcome."""
+        _rows, changed = self.ingest.ledger.drain(_now_ms())
+        self.gaps.update((gap.id, gap) for gap in changed)
+        return sum(1 for g in self.gaps.values() if g.repair != "pending") >= count
 
 
 def test_gaps_without_a_rest_history_stay_open_and_say_why() -> None:
