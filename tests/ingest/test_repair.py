@@ -63,11 +63,12 @@ async def test_a_reconnect_repairs_its_gap_from_rest_exactly_once() -> None:
             await _until(lambda: _ids(events) == ["deribit:BTC-1:long"])
             # The venue's history holds the trade we saw and one we will miss while down.
             history.add(seen_live)
+            # The connection is dropped and refused for 2 s; trades happen meanwhile.
+            await venue.outage(2.0)
             dropped_at = _now_ms()
-            missed = trade("BTC-2", dropped_at + 700)
+            missed = trade("BTC-2", dropped_at + 300)
             history.add(missed)
-            history.add(trade("BTC-3", dropped_at + 800, liquidation=None))  # not one
-            await venue.outage(1.5)
+            history.add(trade("BTC-3", dropped_at + 400, liquidation=None))  # not one
             await _until(lambda: table.settled(1))
             await _until(lambda: "deribit:BTC-2:long" in _ids(events))
 
@@ -78,10 +79,10 @@ async def test_a_reconnect_repairs_its_gap_from_rest_exactly_once() -> None:
             await ingest.stop()
     assert _ids(events) == ["deribit:BTC-1:long", "deribit:BTC-2:long"]
     repaired = next(e for e in events if e.id == "deribit:BTC-2:long")
-    assert repaired.ts == dropped_at + 700  # the original time, not the repair's
+    assert repaired.ts == dropped_at + 300  # the original time, not the repair's
     first, second = sorted(table.gaps.values(), key=lambda g: g.start_ms)
     assert (first.repair, first.repaired_events, first.reason) == ("repaired", 1, "closed")
-    assert first.start_ms <= dropped_at + 700 <= (first.end_ms or 0)
+    assert first.start_ms <= dropped_at + 300 <= (first.end_ms or 0)
     assert (second.repair, second.repaired_events) == ("repaired", 0)
     assert len(history.asked) == 2  # one request per gap (one instrument, one page)
 
@@ -111,3 +112,35 @@ def test_gaps_without_a_rest_history_stay_open_and_say_why() -> None:
     window = plan(gap, deribit_repair.SOURCE, 3_000)
     assert not isinstance(window, str)
     assert (window.start_ms, window.end_ms) == (1_000 - 2_000, 2_000 + 2_000)
+
+
+async def test_a_failed_repair_leaves_the_gap_open_with_the_error() -> None:
+    events: list[VenueLiquidation] = []
+    async with (
+        FakeRest({}) as rest,  # the history endpoint answers 404
+        FakeExchange(dialect_for("deribit"), [notification(trade("BTC-1", _now_ms()))]) as venue,
+    ):
+        source = replace(
+            deribit_repair.SOURCE, base=rest.base, instruments=lambda _: ["BTC-PERPETUAL"]
+        )
+        ingest = LiveIngest(
+            lambda event, _received_at: events.append(event),
+            exchanges=["deribit"],
+            urls={"deribit": venue.url},
+            catalog_sources=(),
+            poll_sources=(),
+            repairs={"deribit": source},
+            backoff=lambda: Backoff(base=0.01, cap=0.05),
+        )
+        table = _GapTable(ingest)
+        await ingest.start()
+        try:
+            await _until(lambda: len(events) == 1)
+            await venue.outage(0.3)
+            await _until(lambda: table.settled(1))
+        finally:
+            await ingest.stop()
+    (gap,) = table.gaps.values()
+    assert (gap.repair, gap.repaired_events) == ("open", 0)
+    assert gap.note.startswith("error: "), gap.note
+    assert "404" in gap.note, gap.note
