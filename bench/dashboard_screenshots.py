@@ -7,8 +7,9 @@ Run (one command, from the repository root)::
 Starts a real tracker on a loopback port (the tests' harness: no exchange, events pushed
 through the tracker), fills an hour of history and two heatmaps, opens the page in Debian's
 chromium (``/usr/bin/chromium``) and, while live events stream in, saves
-``dashboard_feed.png``, ``dashboard_alert.png`` (during a pushed ETH-PERP long cascade) and
-``dashboard_heatmap.png``.
+``dashboard_feed.png``, ``dashboard_alert.png`` (during a pushed ETH-PERP long cascade),
+``dashboard_heatmap.png`` and ``dashboard_coverage.png`` (a day of seeded connection history:
+coverage badges, uptime strips, a repaired and an open gap).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tests.dashboard.harness import (  # noqa: E402
     dashboard_server,
     launch_chromium,
     now_ms,
+    seed_coverage,
     seed_heatmap,
 )
 from tests.server.conftest import Running, venue_event  # noqa: E402
@@ -78,6 +80,7 @@ async def main(out: Path) -> None:
             seed_heatmap(running, "BTC-PERP", 91_240.0, 4e9)
             seed_heatmap(running, "ETH-PERP", 3_052.0, 1.5e9)
             await fill_history(running, rng)
+            await seed_coverage(running)
             browser = await launch_chromium(pw)
             page = await browser.new_page(viewport={"width": 1440, "height": 900})
             await page.add_init_script(
@@ -94,6 +97,8 @@ async def main(out: Path) -> None:
                 await asyncio.sleep(0.05)
             await page.wait_for_timeout(300)
             await page.screenshot(path=out / "dashboard_feed.png")
+            await page.wait_for_selector(".cov-row")
+            await page.locator(".coverage-panel").screenshot(path=out / "dashboard_coverage.png")
             await running.push(*cascade_burst("ETH-PERP", "long", price=3_052.0))
             await page.wait_for_selector(".alert")
             await page.wait_for_timeout(300)
@@ -103,7 +108,7 @@ async def main(out: Path) -> None:
             )
             await page.locator(".heatmap-panel").screenshot(path=out / "dashboard_heatmap.png")
             await browser.close()
-    for name in ("feed", "alert", "heatmap"):
+    for name in ("feed", "alert", "heatmap", "coverage"):
         print(out / f"dashboard_{name}.png")
 
 

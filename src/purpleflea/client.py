@@ -101,6 +101,42 @@ class Bucket(msgspec.Struct, frozen=True):
     short_usd: float
 
 
+class CoverageHour(msgspec.Struct, frozen=True):
+    """One exchange's UTC hour: the share of it its connections were up and, for snapshot
+    venues, ``pressure``: the share of symbol-seconds that carried an event."""
+
+    exchange: str
+    hour: int
+    uptime: float
+    up_s: float
+    connections: int
+    symbol_seconds: int | None
+    symbols: int | None
+    pressure: float | None
+
+
+class CoverageGap(msgspec.Struct, frozen=True):
+    """A window a connection missed; ``repair`` is ``repaired`` (``repaired_events`` fetched
+    from the venue's REST history), ``open`` (``note`` says why) or ``pending``."""
+
+    id: str
+    exchange: str
+    connection: str
+    start: int
+    end: int | None
+    reason: str
+    repair: str
+    repaired_events: int
+    note: str
+
+
+class Coverage(msgspec.Struct, frozen=True):
+    start: int
+    end: int
+    hours: list[CoverageHour]
+    gaps: list[CoverageGap]
+
+
 class _Frame(msgspec.Struct):
     type: str
     data: msgspec.Raw = msgspec.Raw(b"")
@@ -499,6 +535,22 @@ class LiquidationClient:
         )
         return msgspec.convert(msgspec.json.decode(body)["buckets"], list[Bucket])
 
+    async def coverage(
+        self,
+        *,
+        exchanges: Names = None,
+        start: int | None = None,
+        end: int | None = None,
+        exchange: Names = None,
+    ) -> Coverage:
+        """Uptime and pressure per exchange and hour, and the gaps, in ``[start, end)``
+        (default: the last 24 h)."""
+        body = await self._get(
+            "/v1/coverage",
+            {"exchange": _one_of(exchanges, exchange, "exchange"), "start": start, "end": end},
+        )
+        return msgspec.json.decode(body, type=Coverage)
+
     async def markets(self) -> list[dict[str, Any]]:
         body = await self._get("/v1/markets", {})
         markets: list[dict[str, Any]] = msgspec.json.decode(body)["markets"]
@@ -674,6 +726,20 @@ class SyncLiquidationClient:
     def aggregate(self, **params: Any) -> list[Bucket]:
         buckets: list[Bucket] = self._run(self._client.aggregate(**params))
         return buckets
+
+    def coverage(
+        self,
+        *,
+        exchanges: Names = None,
+        start: int | None = None,
+        end: int | None = None,
+        exchange: Names = None,
+    ) -> Coverage:
+        """See :meth:`LiquidationClient.coverage`."""
+        found: Coverage = self._run(
+            self._client.coverage(exchanges=exchanges, start=start, end=end, exchange=exchange)
+        )
+        return found
 
     def markets(self) -> list[dict[str, Any]]:
         markets: list[dict[str, Any]] = self._run(self._client.markets())

@@ -96,3 +96,47 @@ def cascade_burst(
             )
         )
     return burst
+
+
+# -- coverage ------------------------------------------------------------------------------------
+
+
+async def seed_coverage(running: Running) -> None:
+    """A day of connection history through the node's ledger, as the live ingest records
+    it: Binance USD-M (snapshot, busy symbols) up all day with one open gap (no REST
+    history), Deribit with a gap repaired from its trade history, Bybit down for an hour."""
+    from purpleflea.ingest.repair import settled
+    from purpleflea.venues import registry
+    from purpleflea.venues.venue import Absent
+
+    coverage = running.server.coverage
+    assert coverage is not None
+    assert coverage.ledger is not None
+    ledger = coverage.ledger
+    now = now_ms()
+    start = now - 23 * 3_600_000 - 1_800_000
+    for connection, exchange in (
+        ("binance_usdm", "binance_usdm"),
+        ("deribit", "deribit"),
+        ("bybit_linear", "bybit"),
+    ):
+        ledger.up(connection, exchange, start)
+    for second in range(0, 3_000, 2):
+        for symbol in ("BTCUSDT", "ETHUSDT", "SOLUSDT"):
+            ledger.event("binance_usdm", symbol, now - 3_000_000 + second * 1_000)
+
+    def outage(connection: str, exchange: str, at: int, seconds: int, reason: str) -> None:
+        ledger.frame(connection, at - 1_000)  # its last frame (live feeds see pings too)
+        ledger.down(connection, exchange, at, reason)
+        gap = ledger.up(connection, exchange, at + seconds * 1_000)
+        assert gap is not None
+        source = registry.REPAIRS[exchange]
+        if isinstance(source, Absent):
+            ledger.settle(settled(gap, open_reason=f"no REST history: {source.reason}"))
+        else:
+            ledger.settle(settled(gap, events=3))
+
+    outage("binance_usdm", "binance_usdm", now - 5 * 3_600_000, 240, "silent")
+    outage("deribit", "deribit", now - 14 * 3_600_000, 180, "closed")
+    outage("bybit_linear", "bybit", now - 9 * 3_600_000, 3_600, "unreachable")
+    await coverage.flush()

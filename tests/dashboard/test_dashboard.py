@@ -19,7 +19,7 @@ from playwright.async_api import Page, expect
 
 from purpleflea.store.base import Query
 from purpleflea.venues import registry
-from tests.dashboard.harness import cascade_burst, now_ms, seed_heatmap
+from tests.dashboard.harness import cascade_burst, now_ms, seed_coverage, seed_heatmap
 from tests.server.conftest import Running, make_config, running_server, venue_event
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -425,3 +425,37 @@ async def test_on_the_simulator_new_events_keep_arriving_within_a_second(
             started = time.perf_counter()
             await expect(rows(page).first).not_to_have_text(newest, timeout=1_000)
             assert time.perf_counter() - started < 1.0
+
+
+async def test_coverage_badges_and_gaps_on_the_uptime_strips(tracker: Running, page: Page) -> None:
+    await seed_coverage(tracker)
+    await open_live(page, tracker)
+    rows_ = page.locator("#coverage .cov-row")
+    await expect(rows_).to_have_count(3)
+    binance = page.locator('#coverage .cov-row[data-exchange="binance_usdm"]')
+    deribit = page.locator('#coverage .cov-row[data-exchange="deribit"]')
+    bybit = page.locator('#coverage .cov-row[data-exchange="bybit"]')
+    # The badge is the venue's coverage class, from GET /v1/exchanges.
+    await expect(binance.locator(".cov-badge")).to_have_text("snapshot")
+    await expect(deribit.locator(".cov-badge")).to_have_text("complete")
+    await expect(bybit.locator(".cov-badge")).to_have_text("complete")
+    # 24 hour cells per strip; each gap is marked where it happened, with its outcome.
+    await expect(binance.locator(".cov-hour")).to_have_count(24)
+    repaired = deribit.locator(".cov-gap-repaired")
+    await expect(repaired).to_have_count(1)
+    assert "repaired from REST: 3 events" in (await repaired.get_attribute("title") or "")
+    open_gap = bybit.locator(".cov-gap-open")
+    await expect(open_gap).to_have_count(1)
+    assert "open: no REST history" in (await open_gap.get_attribute("title") or "")
+    await expect(binance.locator(".cov-gap-open")).to_have_count(1)
+    # Bybit was down an hour of the 24: its summary says so, and one cell is not all up.
+    await expect(bybit.locator(".cov-summary")).to_contain_text("1 gap (0 repaired)")
+    assert await bybit.locator(".cov-mostly, .cov-poor, .cov-down").count() >= 1
+    await expect(binance.locator(".cov-summary")).to_contain_text("pressure")
+    # The gap sits about nine hours from the right end of the strip.
+    strip = await bybit.locator(".cov-strip").bounding_box()
+    mark = await open_gap.bounding_box()
+    assert strip is not None
+    assert mark is not None
+    from_right = (strip["x"] + strip["width"] - mark["x"]) / strip["width"] * 24
+    assert 8.0 < from_right < 10.5, from_right

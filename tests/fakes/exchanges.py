@@ -432,6 +432,8 @@ class FakeExchange:
         self.sessions: list[Session] = []
         self._server: Server | None = None
         self._garbage_index = 0
+        self._open: set[ServerConnection] = set()
+        self._refusing_until = 0.0
 
     @property
     def port(self) -> int:
@@ -467,7 +469,15 @@ class FakeExchange:
                 )
             await asyncio.sleep(0.01)
 
+    async def outage(self, seconds: float) -> None:
+        """Drop every open connection and refuse new ones (HTTP 503) for ``seconds``, as a
+        venue restarting its gateway does; returns once the connections are closed."""
+        self._refusing_until = time.monotonic() + seconds
+        await asyncio.gather(*(ws.close(1012, "fake outage") for ws in list(self._open)))
+
     def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
+        if time.monotonic() < self._refusing_until:
+            return connection.respond(503, "fake outage\n")
         if request.path != self.dialect.path:
             self.rejected_paths.append(request.path)
             return connection.respond(404, f"no such endpoint {request.path}\n")
@@ -475,6 +485,7 @@ class FakeExchange:
 
     async def _handle(self, ws: ServerConnection) -> None:
         self.connections += 1
+        self._open.add(ws)
         session = Session()
         self.sessions.append(session)
         dialect = self.dialect
@@ -494,6 +505,7 @@ class FakeExchange:
         except (websockets.ConnectionClosed, TimeoutError):
             pass
         finally:
+            self._open.discard(ws)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,18 +1,23 @@
-"""A tiny loopback HTTP server answering fixed JSON bodies by path (catalogs and pollers).
+"""A tiny loopback HTTP server answering JSON bodies by path (catalogs, pollers, histories).
 
-Unknown paths answer 404. Every request is recorded in ``requests`` (method, path+query), so
-tests can assert what was fetched and how often.
+A route is a fixed body, or a function of the query's parameters (a venue's REST history
+answering a time window, see tests/fakes/history.py). Unknown paths answer 404. Every
+request is recorded in ``requests`` (method, path+query), so tests can assert what was
+fetched and how often.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from urllib.parse import parse_qsl
+
+Route = bytes | Callable[[dict[str, str]], bytes]
 
 
 class FakeRest:
-    def __init__(self, routes: Mapping[str, bytes]) -> None:
+    def __init__(self, routes: Mapping[str, Route]) -> None:
         self.routes = dict(routes)  # path (without query) -> body
         self.requests: list[tuple[str, str]] = []
         self._server: asyncio.Server | None = None
@@ -44,7 +49,9 @@ class FakeRest:
                 await reader.readexactly(length)
             path = target.decode()
             self.requests.append((method.decode(), path))
-            body = self.routes.get(path.split("?", 1)[0])
+            route, _, query = path.partition("?")
+            found = self.routes.get(route)
+            body = found(dict(parse_qsl(query))) if callable(found) else found
             status = b"200 OK" if body is not None else b"404 Not Found"
             body = body if body is not None else b'{"error":"not found"}'
             writer.write(

@@ -27,7 +27,7 @@ def _number(query: dict[str, object], name: str) -> float | None:
 
 
 def window_ok(query: dict[str, object]) -> bool:
-    """History and aggregates: with both, ``end`` must be greater than ``start``."""
+    """History, aggregates and coverage: with both, ``end`` must be greater than ``start``."""
     start, end = _number(query, "start"), _number(query, "end")
     return start is None or end is None or end > start
 
@@ -62,6 +62,7 @@ def resume_ok(case: schemathesis.Case) -> bool:
 _RULES = {
     "/v1/liquidations": window_ok,
     "/v1/liquidations/aggregate": window_ok,
+    "/v1/coverage": window_ok,
     "/v1/heatmap/{market}": heatmap_range_ok,
 }
 _CASE_RULES = {"/v1/stream/sse": resume_ok}

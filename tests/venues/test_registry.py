@@ -27,6 +27,7 @@ from purpleflea.venues.venue import (
     Exchange,
     History,
     PollSource,
+    RepairSource,
     SimListing,
     Venue,
 )
@@ -43,6 +44,7 @@ ROLE_FILES = (
     "catalog.py",
     "open_interest.py",
     "history.py",
+    "repair.py",
 )
 
 
@@ -117,7 +119,16 @@ def test_every_venue_states_every_part(venue: Venue) -> None:
         for recorder in history.recorders:
             _defined_in(recorder.read, venue.name, "history")
 
+    def check_repair(source: RepairSource) -> None:
+        assert isinstance(source, RepairSource)
+        assert source.exchange in ids
+        assert source.base.startswith("https://")
+        assert source.request("X", 1, 2).startswith("/")
+        _defined_in(source.parse, venue.name, "repair")
+        _defined_in(source.instruments, venue.name, "repair")
+
     _absent_or(venue.catalog, check_catalog)
+    _absent_or(venue.repair, check_repair)
     _absent_or(venue.open_interest, check_open_interest)
     _absent_or(venue.history, check_history)
     for exchange in venue.exchanges:

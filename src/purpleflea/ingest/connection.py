@@ -16,6 +16,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
@@ -34,6 +35,24 @@ Answer = Callable[[bytes | str], str | None]
 #: that carry the current time).
 Messages = Callable[[], tuple[str, ...]]
 Message = Callable[[], str]
+
+
+class Watch(Protocol):
+    """Told when a connection goes up (connected and subscribed), receives a frame, goes
+    down (with the failure's kind) or stops; times in ms since the epoch. The uptime ledger
+    (``ingest/uptime.py``) is one."""
+
+    def up(self, connection: str, exchange: str, at_ms: int) -> object: ...
+
+    def frame(self, connection: str, at_ms: int) -> None: ...
+
+    def down(self, connection: str, exchange: str, at_ms: int, reason: str) -> object: ...
+
+    def stop(self, connection: str, at_ms: int) -> None: ...
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True)
@@ -184,12 +203,14 @@ async def run_feed(
     deduper: Deduper | None = None,
     alarm: Alarm | None = None,
     open_timeout: float = 10.0,
+    watch: Watch | None = None,
 ) -> None:
     """Keep ``spec``'s connection alive forever (until cancelled), feeding events to ``sink``.
 
     Never raises anything but ``CancelledError``: every failure (refused, closed, silent,
     a normalizer bug) ends in a backoff and a new connection. Events whose size is unknown
-    (``quantity is None``) are counted as ``unsized`` and not delivered.
+    (``quantity is None``) are counted as ``unsized`` and not delivered. ``watch`` is told
+    of every up, frame and down (see :class:`Watch`).
     """
     stats = stats or ConnectionStats(spec.name)
     stats.exchange, stats.url = spec.exchange, spec.url
@@ -215,12 +236,16 @@ async def run_feed(
                 stats.state = "connected"
                 log.info("%s: connected to %s", spec.name, spec.url)
                 alarm.recovered(spec.name)
-                await _session(ws, spec, sink, stats, deduper)
+                await _session(ws, spec, sink, stats, deduper, watch)
         except asyncio.CancelledError:
             stats.state = "stopped"
+            if watch is not None:
+                watch.stop(spec.name, _now_ms())
             raise
         except Exception as exc:  # every failure ends in a reconnect, never a crash
             _record_failure(spec, stats, exc, alarm, backoff.cap)
+            if watch is not None:
+                watch.down(spec.name, spec.exchange, _now_ms(), _failure_kind(exc))
         if time.monotonic() - started >= backoff.healthy_after:
             attempt = 0
         delay = backoff.delay(attempt)
@@ -261,11 +286,15 @@ async def _session(
     sink: Sink,
     stats: ConnectionStats,
     deduper: Deduper,
+    watch: Watch | None,
 ) -> None:
     for index, message in enumerate(spec.subscribe_messages()):
         if index and spec.subscribe_pause:
             await asyncio.sleep(spec.subscribe_pause)
         await ws.send(message)
+    if watch is not None:
+        # Up once subscribed: from here on the venue sends us what happens.
+        watch.up(spec.name, spec.exchange, _now_ms())
     pinger = (
         asyncio.create_task(_keepalive(ws, spec.keepalive, spec.keepalive_interval))
         if spec.keepalive
@@ -279,8 +308,10 @@ async def _session(
                 raise SilentConnection(
                     f"no frame for {spec.silence_timeout:g} s (connected but silent)"
                 ) from None
-            received_at = time.time_ns() // 1_000_000
+            received_at = _now_ms()
             stats.frames += 1
+            if watch is not None:
+                watch.frame(spec.name, received_at)
             stats.last_message_at = time.monotonic()
             if spec.answer is not None:
                 reply = _answer(spec, frame, stats)

@@ -20,25 +20,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from purpleflea.ingest import feeds
+from purpleflea.ingest import feeds, repair
 from purpleflea.ingest.catalog import SOURCES, Catalogs, Source
 from purpleflea.ingest.connection import (
     Alarm,
     Backoff,
     ConnectionStats,
+    Deduper,
     FeedSpec,
     Sink,
     run_feed,
 )
 from purpleflea.ingest.pollers import POLL_SOURCES, Poller, PollSource
-from purpleflea.model import MarketSnapshot
+from purpleflea.ingest.uptime import Gap, Ledger
+from purpleflea.model import MarketSnapshot, VenueLiquidation
 from purpleflea.venues import registry
+from purpleflea.venues.venue import Absent, RepairSource
 
 log = logging.getLogger("purpleflea.ingest.live")
 
@@ -52,8 +56,13 @@ class LiveIngest:
     """Runs the live feeds of ``exchanges`` (default: every one with a normalizer).
 
     ``urls`` overrides connection endpoints by connection name (see
-    :data:`purpleflea.ingest.feeds.URLS`); ``catalog_sources``/``poll_sources`` override the REST
-    endpoints (tests point all three at loopback). ``poll_sources=()`` turns polling off.
+    :data:`purpleflea.ingest.feeds.URLS`); ``catalog_sources``/``poll_sources``/``repairs``
+    override the REST endpoints (tests point them at loopback). ``poll_sources=()`` turns
+    polling off.
+
+    Uptime, gaps and pressure go to :attr:`ledger` (``ingest/uptime.py``); a gap closed by a
+    reconnect is repaired from the exchange's REST history where it has one
+    (``ingest/repair.py``), each repaired event deduplicated against the live feed's ids.
     """
 
     def __init__(
@@ -72,8 +81,10 @@ class LiveIngest:
         backoff: Callable[[], Backoff] = Backoff,
         open_timeout: float = 10.0,
         http_timeout: float = 10.0,
+        repairs: Mapping[str, RepairSource | Absent] = registry.REPAIRS,
+        ledger: Ledger | None = None,
     ) -> None:
-        self.on_event = on_event
+        self._on_event = on_event
         self.on_snapshot = on_snapshot
         self.exchanges = list(feeds.available() if exchanges is None else exchanges)
         self.urls = dict(urls or {})
@@ -91,6 +102,16 @@ class LiveIngest:
         self._alarms: dict[str, Alarm] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
+        self.repairs = repairs
+        snapshot = [e.id for e in registry.EXCHANGES.values() if e.coverage == "snapshot"]
+        self.ledger = ledger if ledger is not None else Ledger(snapshot)
+        self._dedupers: dict[str, Deduper] = {}
+        self._repairing: set[asyncio.Task[None]] = set()
+
+    def on_event(self, event: VenueLiquidation, received_at: int) -> None:
+        """Every live or repaired event: counted for pressure, then handed on."""
+        self.ledger.event(event.exchange, event.symbol, event.ts or received_at)
+        self._on_event(event, received_at)
 
     async def start(self) -> None:
         """Fetch catalogs (bounded wait), then start every connection and poller task."""
@@ -103,6 +124,7 @@ class LiveIngest:
         for spec in self.specs:
             stats = ConnectionStats(spec.name, exchange=spec.exchange, url=spec.url)
             self._stats.append(stats)
+            self.ledger.watch(spec.name, spec.exchange, _now_ms())
             self._spawn(
                 spec.name,
                 run_feed(
@@ -112,6 +134,9 @@ class LiveIngest:
                     backoff=self.backoff(),
                     alarm=self._alarm(spec.exchange),
                     open_timeout=self.open_timeout,
+                    # One deduper per exchange: repaired events meet the live ids.
+                    deduper=self._deduper(spec.exchange),
+                    watch=_Watch(self),
                 ),
             )
         self._start_pollers(self._client)
@@ -125,7 +150,8 @@ class LiveIngest:
 
     async def stop(self) -> None:
         """Cancel every task and close the HTTP client; safe to call twice."""
-        tasks, self._tasks = self._tasks, []
+        tasks, self._tasks = [*self._tasks, *self._repairing], []
+        self._repairing.clear()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -136,6 +162,36 @@ class LiveIngest:
     def stats(self) -> list[dict[str, object]]:
         """One counters dict per websocket connection (see ``ConnectionStats.snapshot``)."""
         return [stats.snapshot() for stats in self._stats]
+
+    def _deduper(self, exchange: str) -> Deduper:
+        return self._dedupers.setdefault(exchange, Deduper())
+
+    def gap_closed(self, gap: Gap) -> None:
+        """Repair ``gap`` in the background (its outcome goes to the ledger)."""
+        task = asyncio.create_task(self._repair(gap), name=f"ingest:repair {gap.id}")
+        self._repairing.add(task)
+        task.add_done_callback(self._repairing.discard)
+
+    async def _repair(self, gap: Gap) -> None:
+        source = self.repairs.get(gap.exchange, Absent(f"no venue knows {gap.exchange!r}"))
+        deduper = self._deduper(gap.exchange)
+
+        def deliver(event: VenueLiquidation) -> bool:
+            if deduper.seen(event.id, time.monotonic()):
+                return False
+            self.on_event(event, _now_ms())
+            return True
+
+        if self._client is None:
+            return
+        try:
+            outcome = await repair.repair(
+                gap, source, self._client, self.catalogs.get(gap.exchange), deliver, _now_ms()
+            )
+        except Exception as exc:  # a parser bug must not vanish: the gap says so
+            log.exception("%s: repair of gap %s failed", gap.exchange, gap.id)
+            outcome = repair.settled(gap, open_reason=f"error: {exc!r}")
+        self.ledger.settle(outcome)
 
     def _alarm(self, exchange: str) -> Alarm:
         return self._alarms.setdefault(exchange, Alarm())
@@ -193,6 +249,31 @@ class LiveIngest:
                 await self._refresh_catalogs()
             except Exception:  # never let a refresh bug end refreshing
                 log.exception("instrument catalog refresh failed")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class _Watch:
+    """Connection ups and downs into the ledger; a reconnect that closes a gap repairs it."""
+
+    def __init__(self, ingest: LiveIngest) -> None:
+        self.ingest = ingest
+
+    def up(self, connection: str, exchange: str, at_ms: int) -> None:
+        gap = self.ingest.ledger.up(connection, exchange, at_ms)
+        if gap is not None:
+            self.ingest.gap_closed(gap)
+
+    def frame(self, connection: str, at_ms: int) -> None:
+        self.ingest.ledger.frame(connection, at_ms)
+
+    def down(self, connection: str, exchange: str, at_ms: int, reason: str) -> None:
+        self.ingest.ledger.down(connection, exchange, at_ms, reason)
+
+    def stop(self, connection: str, at_ms: int) -> None:
+        self.ingest.ledger.stop(connection, at_ms)
 
 
 async def _poll_forever(poller: Poller) -> None:

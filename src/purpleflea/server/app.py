@@ -33,10 +33,12 @@ from purpleflea.bus.base import Bus
 from purpleflea.bus.local import LocalBus
 from purpleflea.bus.nats import NatsBus
 from purpleflea.engine.heatmap_feed import FuelSink, HeatmapFeed
+from purpleflea.ingest.uptime import Ledger
 from purpleflea.server import dashboard, http, openapi
 from purpleflea.server.api import Api
 from purpleflea.server.auth import Gate, StreamRegistry
 from purpleflea.server.config import ServerConfig
+from purpleflea.server.coverage import CoverageRoutes, CoverageService
 from purpleflea.server.follower import Follower
 from purpleflea.server.health import Vitals, health_reasons, readiness_reasons
 from purpleflea.server.heatmap_relay import HeatmapRelay, PublishingSink, RelayedHeatmapModel
@@ -51,6 +53,7 @@ from purpleflea.server.webhook_dispatch import Dispatcher
 from purpleflea.server.webhook_routes import WebhookRoutes, WebhookService
 from purpleflea.server.webhook_sender import Sender
 from purpleflea.store.base import Store
+from purpleflea.store.coverage import open_coverage_store
 from purpleflea.store.factory import open_store, sqlite_path
 from purpleflea.store.lock import exclusive
 from purpleflea.store.sqlite import SQLiteStore
@@ -154,6 +157,7 @@ class Server:
         return not reasons, {"ready": not reasons, "reasons": reasons}
 
     webhooks: WebhookService | None = None
+    coverage: CoverageService | None = None
 
     def health(self) -> dict[str, Any]:
         stats = self.ingest_stats()
@@ -248,7 +252,24 @@ def _assemble(
         buffer_bytes=config.stream_buffer_bytes,
     )
     server = Server(config, store, keys, bus, tracker, gate, streams, heatmaps)
-    return _with_webhooks(server)
+    return _with_coverage(_with_webhooks(server))
+
+
+def _with_coverage(server: Server) -> Server:
+    """Coverage in the history store's database; recorded where the source runs (roles
+    ``all`` and ``ingest``), on the simulator's clock when it is the source."""
+    config = server.config
+    service = CoverageService(open_coverage_store(config.store))
+    if config.role != "api":
+        snapshot = [e.id for e in registry.EXCHANGES.values() if e.coverage == "snapshot"]
+        service.ledger = Ledger(snapshot)
+        if config.source == "sim":
+            tracker = server.tracker
+            service.clock = lambda: tracker.clock_ms or _now_ms()
+        server.background.append(("coverage recorder", service.run))
+    server.closers.append(service.close)
+    server.coverage = service
+    return server
 
 
 def _with_webhooks(server: Server) -> Server:
@@ -386,6 +407,7 @@ def _source_task(server: Server) -> Awaitable[None] | None:
             markets=config.sim_markets,
             speed=config.speed,
             state_path=config.data_dir / SIM_STATE_FILE,
+            ledger=server.coverage.ledger if server.coverage else None,
         )
     if config.source == "replay":
         if config.replay_path is None:
@@ -401,7 +423,11 @@ def _source_task(server: Server) -> Awaitable[None] | None:
 async def _run_live(server: Server) -> None:
     from purpleflea.ingest.live import LiveIngest  # noqa: PLC0415 - only the live source needs it
 
-    ingest = LiveIngest(server.tracker.submit, server.tracker.on_snapshot)
+    ingest = LiveIngest(
+        server.tracker.submit,
+        server.tracker.on_snapshot,
+        ledger=server.coverage.ledger if server.coverage else None,
+    )
     server.ingest_stats = ingest.stats
     await ingest.start()
     try:
@@ -460,6 +486,11 @@ def create_app(
                 authed=api.authed,
                 allow_private=built.webhooks.sender.allow_private,
             ).routes()
+        )
+
+    if built.coverage is not None:
+        webhooks.extend(
+            CoverageRoutes(built.coverage, authed=api.authed, known_exchanges=EXCHANGES).routes()
         )
 
     async def openapi_json(_: Any) -> Response:

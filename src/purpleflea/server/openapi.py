@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from purpleflea.engine.heatmap import MAX_BUCKETS
+from purpleflea.server.coverage import coverage_paths
 from purpleflea.server.http import MAX_INTEGER
 from purpleflea.server.openapi_schemas import (
     SSE_EVENT,
@@ -465,5 +466,6 @@ def document(version: str, *, exchanges: tuple[str, ...]) -> dict[str, Any]:
             **_stream_paths(exchanges),
             **_operations_paths(),
             **webhook_paths(exchanges),
+            **coverage_paths(exchanges),
         },
     }

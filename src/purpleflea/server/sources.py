@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from purpleflea.ingest.uptime import Ledger
 from purpleflea.model import VenueLiquidation
 from purpleflea.server.pipeline import Tracker
+from purpleflea.venues import registry
 
 if TYPE_CHECKING:
     from purpleflea.sim import Simulator
@@ -36,7 +38,13 @@ SIM_SAVE_EVERY_S = 300.0
 
 
 async def run_sim(
-    tracker: Tracker, *, seed: int, markets: int, speed: float, state_path: Path | None = None
+    tracker: Tracker,
+    *,
+    seed: int,
+    markets: int,
+    speed: float,
+    state_path: Path | None = None,
+    ledger: Ledger | None = None,
 ) -> None:
     """The built-in market simulator, paced at ``speed`` x real time from now.
 
@@ -44,6 +52,10 @@ async def run_sim(
     interest, positions) is saved there every few minutes and when the source stops, and a
     restart resumes it at the new start time with a random stream of a new epoch, so the
     store never holds the same episode twice (see :mod:`purpleflea.sim.resume`).
+
+    With a ``ledger``, each simulated exchange counts as one connection that is always up
+    (the simulator never drops one), on the simulator's clock, and its events count for the
+    snapshot venues' pressure: the dashboard's coverage has data offline.
     """
     from purpleflea.sim import paced, resume  # noqa: PLC0415 - numpy when used
 
@@ -62,6 +74,9 @@ async def run_sim(
         "resumed" if sim.config.epoch and saved is not None else "new market",
         speed,
     )
+    if ledger is not None:
+        for exchange in registry.SIM_LISTINGS:
+            ledger.up(f"sim:{exchange}", exchange, sim.config.start_ms)
     latest: list[resume.SimState] = []
     last_save = time.monotonic()
     failing: list[str] = []  # the error of the current failure streak, logged once
@@ -101,6 +116,8 @@ async def run_sim(
             tracker.advance_clock(step.ts)
             received = _now_ms()
             for event in step.liquidations:
+                if ledger is not None:
+                    ledger.event(event.exchange, event.symbol, event.ts or step.ts)
                 tracker.submit(event, received)
             for snapshot in step.snapshots:
                 tracker.on_snapshot(snapshot)

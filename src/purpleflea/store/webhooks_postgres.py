@@ -40,7 +40,13 @@ CREATE TABLE IF NOT EXISTS webhook_dead_letters (
 
 
 class PostgresBackend:
-    """Runs the webhook store's statements on PostgreSQL (``?`` become ``%s``)."""
+    """Runs the webhook store's statements on PostgreSQL (``?`` become ``%s``). Subclasses
+    run another small store's (``store/coverage_postgres.py``): their own schema and lock."""
+
+    schema = _SCHEMA
+    schema_lock = _SCHEMA_LOCK
+    application_name = "purpleflea-webhooks"
+    store = "webhook"
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -53,13 +59,15 @@ class PostgresBackend:
             return connection
         try:
             connection = await psycopg.AsyncConnection.connect(
-                self.url, autocommit=False, application_name="purpleflea-webhooks"
+                self.url, autocommit=False, application_name=self.application_name
             )
         except psycopg.OperationalError as exc:
-            raise ConnectionError(f"webhook store {self.url!r}: cannot connect: {exc}") from exc
+            raise ConnectionError(
+                f"{self.store} store {self.url!r}: cannot connect: {exc}"
+            ) from exc
         async with connection.transaction():
-            await connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            await connection.execute(_SCHEMA)
+            await connection.execute("SELECT pg_advisory_xact_lock(%s)", (self.schema_lock,))
+            await connection.execute(self.schema.encode())
         self._connection = connection
         return connection
 

@@ -22,6 +22,7 @@ from purpleflea.venues.venue import (
     Normalizer,
     PollSource,
     RecorderFormat,
+    RepairSource,
     SimListing,
     TardisReader,
     Venue,
@@ -124,6 +125,21 @@ def recorder_formats() -> dict[str, RecorderFormat]:
         if not isinstance(venue.history, Absent)
         for recorder in venue.history.recorders
     }
+
+
+def _repairs() -> Mapping[str, RepairSource | Absent]:
+    found: dict[str, RepairSource | Absent] = {}
+    for venue in VENUES:
+        for exchange in venue.exchanges:
+            repair = venue.repair
+            if isinstance(repair, RepairSource) and repair.exchange != exchange.id:
+                repair = Absent(f"{venue.display_name}'s REST history covers {repair.exchange}")
+            found[exchange.id] = repair
+    return MappingProxyType(found)
+
+
+#: Every exchange id's gap-repair source, or :class:`Absent` saying why it has none.
+REPAIRS: Mapping[str, RepairSource | Absent] = _repairs()
 
 
 def _sim_listings() -> Mapping[str, SimListing]:

@@ -198,6 +198,36 @@ class History:
     recorders: tuple[RecorderFormat, ...] = ()
 
 
+class RepairPage(NamedTuple):
+    """One answer of a repair endpoint: its events and whether the window holds more."""
+
+    events: list[VenueLiquidation]
+    more: bool
+
+
+@dataclass(frozen=True)
+class RepairSource:
+    """A public REST endpoint listing one instrument's past liquidations in a time window.
+
+    After a reconnect, ``ingest/repair.py`` asks it for the gap's window, instrument by
+    instrument, and publishes what the live feed missed. ``parse`` must give the ids the live
+    normalizer gives, so what both saw deduplicates.
+    """
+
+    exchange: str
+    #: Scheme and host (tests point it at loopback).
+    base: str
+    #: ``(instrument, start_ms, end_ms)`` -> the request's path and query, oldest first.
+    request: Callable[[str, int, int], str]
+    parse: Callable[[bytes], RepairPage]
+    #: The instruments to ask, from the live catalog (the ones the feed subscribes to).
+    instruments: Callable[[Catalog], list[str]]
+    #: How far back the endpoint reaches (ms); None: no documented limit.
+    reach_ms: int | None = None
+    #: Seconds between requests, to stay inside the exchange's rate limit.
+    pause: float = 0.05
+
+
 @dataclass(frozen=True)
 class Venue:
     """Everything the tracker knows about one venue; every part present or :class:`Absent`."""
@@ -209,3 +239,5 @@ class Venue:
     catalog: tuple[CatalogSource, ...] | Absent
     open_interest: tuple[PollSource, ...] | Absent
     history: History | Absent
+    #: Where a reconnect's missed window is fetched from (``Absent``: why it stays open).
+    repair: RepairSource | Absent

@@ -8,15 +8,18 @@ import { usd } from "./js/format.js";
 import { drawHeatmap, showMessage } from "./js/heatmap.js";
 import { LiveStream } from "./js/stream.js";
 import { loadTop } from "./js/top.js";
+import { loadCoverage } from "./js/coverage.js";
 
 const $ = (id) => document.getElementById(id);
 const HISTORY_ROWS = 50;
 const HEATMAP_REFRESH_MS = 15_000;
 const TOP_REFRESH_MS = 30_000;
+const COVERAGE_REFRESH_MS = 60_000;
 
 const state = readState();
 const feed = new Feed($("feed"), $("feed-empty"));
 const banner = new AlertBanner($("alerts"));
+let exchangeList = []; // GET /v1/exchanges: ids, names and coverage classes
 let shownSeq = 0; // highest liquidation seq in the feed: resume never shows one twice
 let received = 0;
 let session = 0; // bumps on every (re)start so late answers of an old one are ignored
@@ -93,6 +96,7 @@ async function initFilters() {
   const exchange = $("f-exchange");
   // The list is the server's (its venue registry); without it only "all" can be chosen.
   const exchanges = await loadExchanges().catch(() => []);
+  exchangeList = exchanges;
   for (const { id, name } of exchanges) {
     const option = document.createElement("option");
     option.value = id;
@@ -204,6 +208,7 @@ async function start() {
   refreshMarkets();
   refreshTop();
   refreshHeatmap();
+  refreshCoverage();
 }
 
 function reportAuth(error) {
@@ -254,6 +259,14 @@ async function refreshTop() {
   }
 }
 
+async function refreshCoverage() {
+  try {
+    await loadCoverage($("coverage"), exchangeList);
+  } catch (error) {
+    reportAuth(error);
+  }
+}
+
 function pickHeatmap(market) {
   state.heatmap = market;
   $("heatmap-market").value = market;
@@ -285,6 +298,7 @@ setInterval(() => {
 }, 1000);
 setInterval(() => loadKey() && $("key-panel").hidden && refreshHeatmap(), HEATMAP_REFRESH_MS);
 setInterval(() => loadKey() && $("key-panel").hidden && refreshTop(), TOP_REFRESH_MS);
+setInterval(() => loadKey() && $("key-panel").hidden && refreshCoverage(), COVERAGE_REFRESH_MS);
 
 await initFilters();
 for (const button of document.querySelectorAll(".toggle button")) {

@@ -23,6 +23,7 @@ In the copy, this ``__init__.py`` builds the one object the registry reads::
         catalog=catalog.SOURCES,                        # catalog.py, or Absent("why")
         open_interest=open_interest.SOURCES,            # open_interest.py, or Absent("why")
         history=history.HISTORY,                        # history.py, or Absent("why")
+        repair=repair.SOURCE,                           # repair.py, or Absent("why")
     )
 
 A part the venue does not have is ``Absent("the reason")``, never left out, and its file is

@@ -19,7 +19,7 @@ from purpleflea.venues.binance.normalizer import (
     normalize_coinm,
     normalize_usdm,
 )
-from purpleflea.venues.venue import Exchange, Venue
+from purpleflea.venues.venue import Absent, Exchange, Venue
 
 
 def coinm_market_name(symbol: str) -> str:
@@ -52,6 +52,10 @@ VENUE = Venue(
     catalog=catalog.SOURCES,
     open_interest=open_interest.SOURCES,
     history=history.HISTORY,
+    repair=Absent(
+        "no public REST history of other accounts' liquidations: GET /fapi/v1/allForceOrders "
+        "was retired; /fapi/v1/forceOrders lists only the signed caller's own"
+    ),
 )
 
 __all__ = ["COINM", "USDM", "VENUE", "coinm_contract_usd", "normalize_coinm", "normalize_usdm"]

@@ -33,6 +33,7 @@ VENUE = Venue(
         "no open-interest poller yet: the heatmap reads the venues with bulk endpoints"
     ),
     history=Absent("no Tardis or recorder rules written yet"),
+    repair=Absent("no public REST liquidation history found (EXCHANGES.md: websocket topic only)"),
 )
 
 __all__ = ["EXCHANGE", "VENUE", "market", "normalize"]

@@ -32,6 +32,9 @@ VENUE = Venue(
         "Tardis sizes its liquidations in contracts, which need the instrument list of the day; "
         "no recorder of our own exists"
     ),
+    repair=Absent(
+        "GET /api/v1/liquidation lists the liquidation orders resting now, not past ones"
+    ),
 )
 
 __all__ = ["EXCHANGE", "VENUE", "market", "normalize"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from purpleflea.venues.bybit import catalog, connection, history, open_interest
 from purpleflea.venues.bybit.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, SIM
 from purpleflea.venues.bybit.normalizer import market, normalize
-from purpleflea.venues.venue import Exchange, Venue
+from purpleflea.venues.venue import Absent, Exchange, Venue
 
 
 def market_name(symbol: str) -> str | None:
@@ -29,6 +29,7 @@ VENUE = Venue(
     catalog=catalog.SOURCES,
     open_interest=open_interest.SOURCES,
     history=history.HISTORY,
+    repair=Absent("no public REST liquidation history: allLiquidation is websocket-only"),
 )
 
 __all__ = ["EXCHANGE", "VENUE", "market", "normalize"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from purpleflea.venues.deribit import catalog, connection, history
+from purpleflea.venues.deribit import catalog, connection, history, repair
 from purpleflea.venues.deribit.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, SIM
 from purpleflea.venues.deribit.normalizer import market, normalize
 from purpleflea.venues.venue import Absent, Exchange, Venue
@@ -32,6 +32,7 @@ VENUE = Venue(
         "no open-interest poller yet: the heatmap reads the venues with bulk endpoints"
     ),
     history=history.HISTORY,
+    repair=repair.SOURCE,
 )
 
 __all__ = ["EXCHANGE", "VENUE", "market", "normalize"]

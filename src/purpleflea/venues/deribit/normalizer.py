@@ -56,6 +56,8 @@ class _Frame(msgspec.Struct):
 
 _decode = FrameDecoder(EXCHANGE, _Frame)
 _decode_trades = FrameDecoder(EXCHANGE, list[_Trade])
+#: Decodes a JSON list of trades (the channel's ``data``, the REST history's ``trades``).
+trades_decoder = _decode_trades
 
 
 @lru_cache(maxsize=4096)
@@ -90,7 +92,9 @@ def liquidated_sides(flag: str, direction: str) -> tuple[Side, ...]:
     raise FrameError(EXCHANGE, f"liquidation is not T/M/MT: {flag!r}")
 
 
-def _events(trade: _Trade, where: str) -> list[VenueLiquidation]:
+def events_of(trade: _Trade, where: str) -> list[VenueLiquidation]:
+    """The events of one trade (none without the ``liquidation`` flag); ``where`` names it
+    in errors."""
     if trade.liquidation is None:
         return []
     sides = liquidated_sides(trade.liquidation, trade.direction)
@@ -136,6 +140,6 @@ def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list
     if len(params.data) == 0:
         raise FrameError(EXCHANGE, "trades notification without 'data'")
     events = []
-    for i, trade in enumerate(_decode_trades(params.data)):
-        events.extend(_events(trade, f"data[{i}]"))
+    for i, trade in enumerate(trades_decoder(params.data)):
+        events.extend(events_of(trade, f"data[{i}]"))
     return events

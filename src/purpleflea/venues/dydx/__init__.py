@@ -30,6 +30,10 @@ VENUE = Venue(
     catalog=catalog.SOURCES,
     open_interest=open_interest.SOURCES,
     history=Absent("no Tardis or recorder rules written yet"),
+    repair=Absent(
+        "the indexer's GET /v4/trades/perpetualMarket/{ticker} lists LIQUIDATED trades; "
+        "not parsed yet"
+    ),
 )
 
 __all__ = ["EXCHANGE", "VENUE", "market", "normalize"]

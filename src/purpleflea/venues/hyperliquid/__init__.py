@@ -43,6 +43,7 @@ VENUE = Venue(
     catalog=Absent("sizes are coins and there is no per-instrument subscription"),
     open_interest=open_interest.SOURCES,
     history=Absent("no Tardis or recorder rules written yet"),
+    repair=Absent("no public liquidation feed or history: events are sampled per account"),
 )
 
 __all__ = [

@@ -32,6 +32,9 @@ VENUE = Venue(
         "no open-interest poller yet: the heatmap reads the venues with bulk endpoints"
     ),
     history=Absent("no Tardis or recorder rules written yet"),
+    repair=Absent(
+        "GET /derivatives/api/v3/history lists recent trades typed liquidation; not parsed yet"
+    ),
 )
 
 __all__ = ["EXCHANGE", "VENUE", "market", "normalize"]

@@ -33,6 +33,10 @@ VENUE = Venue(
         "Tardis sizes OKX liquidations in contracts, which need the instrument list of the "
         "day; no recorder of our own exists"
     ),
+    repair=Absent(
+        "GET /api/v5/public/liquidation-orders (state=filled, per instFamily, paged by "
+        "before/after timestamps) carries the channel's items; not parsed yet"
+    ),
 )
 
 __all__ = ["CHANNEL", "EXCHANGE", "VENUE", "market", "normalize"]

@@ -1,0 +1,115 @@
+"""Gap repair: after a reconnect, fetch the missed window from the venue's REST history.
+
+:func:`plan` (pure) decides whether a closed gap can be repaired and which window to ask
+for; :func:`repair` fetches it instrument by instrument (following ``has_more`` pages), hands
+each event to ``deliver`` (which deduplicates by id against what the live feed delivered and
+publishes with the event's own ``ts``) and returns the gap settled: ``repaired`` with how
+many events were new, or ``open`` with why (no REST history, window too old, an error).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import httpx
+import msgspec
+
+from purpleflea.ingest.uptime import Gap
+from purpleflea.model import Catalog, VenueLiquidation
+from purpleflea.venues.venue import Absent, RepairSource
+
+log = logging.getLogger("purpleflea.ingest.repair")
+
+#: Asked for on both sides of a gap: the last frame's events may still have been in flight,
+#: and some venues do not send in time order. What the feed already had deduplicates.
+MARGIN_MS = 2_000
+#: Pages per instrument and gap before giving up (the rest of the window stays open).
+MAX_PAGES = 20
+
+#: Publishes one repaired event; True if it was new (not seen live or repaired before).
+Deliver = Callable[[VenueLiquidation], bool]
+
+
+class Window(msgspec.Struct, frozen=True):
+    start_ms: int
+    end_ms: int
+
+
+def plan(gap: Gap, source: RepairSource | Absent, now_ms: int) -> Window | str:
+    """The window to fetch for a closed ``gap``, or why it stays open."""
+    if isinstance(source, Absent):
+        return f"no REST history: {source.reason}"
+    if gap.end_ms is None:
+        return "still down"
+    if source.reach_ms is not None and now_ms - gap.start_ms > source.reach_ms:
+        return f"window too old: the REST history reaches back {source.reach_ms // 1000} s"
+    return Window(gap.start_ms - MARGIN_MS, gap.end_ms + MARGIN_MS)
+
+
+def settled(gap: Gap, *, events: int | None = None, open_reason: str = "") -> Gap:
+    """``gap`` marked repaired (``events`` new events) or open (``open_reason``)."""
+    if events is not None:
+        return msgspec.structs.replace(gap, repair="repaired", repaired_events=events, note="")
+    return msgspec.structs.replace(gap, repair="open", repaired_events=0, note=open_reason)
+
+
+async def fetch(
+    source: RepairSource,
+    client: httpx.AsyncClient,
+    instrument: str,
+    window: Window,
+) -> list[VenueLiquidation]:
+    """Every event of ``instrument`` in ``window``, page after page (oldest first)."""
+    found: list[VenueLiquidation] = []
+    start = window.start_ms
+    for _ in range(MAX_PAGES):
+        response = await client.get(source.base + source.request(instrument, start, window.end_ms))
+        response.raise_for_status()
+        page = source.parse(response.content)
+        found.extend(e for e in page.events if _inside(e, window))
+        stamps = [e.ts for e in page.events if e.ts is not None]
+        if not page.more:
+            return found
+        # The next page starts at the last one's newest trade (repeats deduplicate by id);
+        # a page that does not advance could loop forever.
+        newest = max(stamps, default=start)
+        if newest <= start:
+            raise RuntimeError(f"{instrument}: page at {start} ms does not advance")
+        start = newest
+        await asyncio.sleep(source.pause)
+    raise RuntimeError(f"{instrument}: more than {MAX_PAGES} pages in the window")
+
+
+def _inside(event: VenueLiquidation, window: Window) -> bool:
+    return event.ts is not None and window.start_ms <= event.ts <= window.end_ms
+
+
+async def repair(
+    gap: Gap,
+    source: RepairSource | Absent,
+    client: httpx.AsyncClient,
+    catalog: Catalog,
+    deliver: Deliver,
+    now_ms: int,
+) -> Gap:
+    """Fetch and deliver ``gap``'s window; the gap settled (see the module docstring)."""
+    window = plan(gap, source, now_ms)
+    if isinstance(window, str):
+        return settled(gap, open_reason=window)
+    assert not isinstance(source, Absent)
+    new = 0
+    try:
+        for index, instrument in enumerate(source.instruments(catalog)):
+            if index:
+                await asyncio.sleep(source.pause)
+            for event in await fetch(source, client, instrument, window):
+                if event.quantity is not None and event.size_usd is not None and deliver(event):
+                    new += 1
+    except (httpx.HTTPError, ValueError, RuntimeError) as exc:
+        log.warning("%s: gap %s not repaired: %s", gap.exchange, gap.id, exc)
+        note = f"error: {exc}" + (f" ({new} events published before it)" if new else "")
+        return settled(gap, open_reason=note)
+    log.info("%s: gap %s repaired, %d events published", gap.exchange, gap.id, new)
+    return settled(gap, events=new)

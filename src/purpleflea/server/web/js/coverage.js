@@ -1,0 +1,112 @@
+// Coverage per exchange: a badge for how complete its feed is (GET /v1/exchanges) and an
+// uptime strip of the last 24 hours with its gaps marked (GET /v1/coverage).
+
+import { getJson } from "./api.js";
+import { clock, el } from "./format.js";
+
+const HOUR_MS = 3_600_000;
+const HOURS = 24;
+const BADGE_TEXT = {
+  complete: "every liquidation",
+  snapshot: "a throttled sample (at most one per symbol per second or similar)",
+  sampled: "only the accounts watched",
+};
+
+function percent(share) {
+  return `${(share * 100).toFixed(share >= 0.999 || share === 0 ? 0 : 1)}%`;
+}
+
+/** The coverage class as a badge: complete / snapshot / sampled. */
+export function coverageBadge(coverage) {
+  const kind = coverage || "unknown";
+  const badge = el("span", `cov-badge cov-${kind}`, kind);
+  badge.title = BADGE_TEXT[kind] ? `This venue sends ${BADGE_TEXT[kind]}.` : "coverage not stated";
+  return badge;
+}
+
+function hourCell(hour, row) {
+  const cell = el("span", "cov-hour");
+  const when = `${clock(hour)}–${clock(hour + HOUR_MS)}`;
+  if (!row) {
+    cell.classList.add("cov-none");
+    cell.title = `${when}: not watched`;
+    return cell;
+  }
+  const up = row.uptime;
+  cell.classList.add(up >= 0.999 ? "cov-up" : up >= 0.95 ? "cov-mostly" : up > 0 ? "cov-poor" : "cov-down");
+  let title = `${when}: up ${percent(up)}`;
+  if (row.pressure !== null && row.pressure !== undefined) {
+    title += ` · throttle pressure ${percent(row.pressure)} of symbol-seconds carried an event`;
+  }
+  cell.title = title;
+  return cell;
+}
+
+function gapMark(gap, start, span) {
+  const end = gap.end ?? start + span;
+  const left = Math.max(0, (gap.start - start) / span);
+  const width = Math.max(0.004, (Math.min(end, start + span) - Math.max(gap.start, start)) / span);
+  const mark = el("span", `cov-gap cov-gap-${gap.repair}`);
+  mark.style.left = `${left * 100}%`;
+  mark.style.width = `${width * 100}%`;
+  const seconds = Math.max(0, Math.round((end - gap.start) / 1000));
+  const outcome =
+    gap.repair === "repaired"
+      ? `repaired from REST: ${gap.repaired_events} events`
+      : gap.repair === "open"
+        ? `open: ${gap.note}`
+        : "repair pending";
+  mark.title = `gap ${clock(gap.start)} +${seconds} s (${gap.reason}) · ${outcome}`;
+  return mark;
+}
+
+function strip(rows, gaps, end) {
+  const last = end - (end % HOUR_MS);
+  const start = last - (HOURS - 1) * HOUR_MS;
+  const byHour = new Map(rows.map((row) => [row.hour, row]));
+  const box = el("div", "cov-strip");
+  for (let hour = start; hour <= last; hour += HOUR_MS) box.append(hourCell(hour, byHour.get(hour)));
+  for (const gap of gaps) box.append(gapMark(gap, start, HOURS * HOUR_MS));
+  return box;
+}
+
+function summary(rows, gaps) {
+  const watched = rows.reduce((sum, row) => sum + row.up_s / Math.max(row.uptime, 1e-9), 0);
+  const up = rows.reduce((sum, row) => sum + row.up_s, 0);
+  const repaired = gaps.filter((g) => g.repair === "repaired").length;
+  let text = `${percent(watched > 0 ? up / watched : 0)} up`;
+  if (gaps.length) text += ` · ${gaps.length} gap${gaps.length > 1 ? "s" : ""} (${repaired} repaired)`;
+  const pressures = rows.map((r) => r.pressure).filter((p) => p !== null && p !== undefined);
+  if (pressures.length) text += ` · pressure ${percent(Math.max(...pressures))}`;
+  return el("span", "cov-summary small", text);
+}
+
+/** Fetch the last 24 h of coverage and draw one row per exchange that has any. */
+export async function loadCoverage(list, exchanges) {
+  const answer = await getJson("/v1/coverage");
+  const rows = new Map();
+  const gaps = new Map();
+  for (const row of answer.hours) rows.set(row.exchange, [...(rows.get(row.exchange) || []), row]);
+  for (const gap of answer.gaps) gaps.set(gap.exchange, [...(gaps.get(gap.exchange) || []), gap]);
+  const known = new Map(exchanges.map((e) => [e.id, e]));
+  const ids = [...new Set([...rows.keys(), ...gaps.keys()])].sort();
+  if (!ids.length) {
+    list.replaceChildren(el("li", "empty", "No coverage recorded yet."));
+    return;
+  }
+  list.replaceChildren(
+    ...ids.map((id) => {
+      const item = el("li", "cov-row");
+      item.dataset.exchange = id;
+      const name = el("span", "cov-name", id);
+      name.title = known.get(id)?.name || id;
+      item.append(
+        name,
+        coverageBadge(known.get(id)?.coverage),
+        strip(rows.get(id) || [], gaps.get(id) || [], answer.end),
+        summary(rows.get(id) || [], gaps.get(id) || []),
+      );
+      return item;
+    }),
+  );
+}

@@ -1,0 +1,227 @@
+"""Coverage records beside the history: per exchange-hour uptime and pressure, and the gaps.
+
+Kept in the history store's database (the SQLite file of a single machine, or the shared
+PostgreSQL of a scale-out), so every API node serves what the ingest node recorded. Their
+own small interface, as the webhooks have: the history contract stays about events.
+
+The statements are written once, with ``?`` placeholders and only SQL both dialects run
+(``ON CONFLICT ... excluded``, ``CASE``); each backend runs a list of them in one
+transaction. Hour rows arrive as deltas (:class:`~purpleflea.ingest.uptime.HourRow`): the
+store adds them up, so a restart within an hour adds to it instead of overwriting it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from purpleflea.ingest.uptime import Gap, HourRow
+
+
+class Backend(Protocol):
+    async def run(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
+        """Run ``statements`` (``?`` placeholders) in one transaction; each one's rows."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+_HOUR_COLUMNS = "exchange, hour_ms, up_ms, watched_ms, connections, symbol_seconds, symbols"
+_ADD_HOUR = f"""
+INSERT INTO coverage_hours ({_HOUR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (exchange, hour_ms) DO UPDATE SET
+    up_ms = coverage_hours.up_ms + excluded.up_ms,
+    watched_ms = coverage_hours.watched_ms + excluded.watched_ms,
+    connections = CASE WHEN excluded.connections > coverage_hours.connections
+        THEN excluded.connections ELSE coverage_hours.connections END,
+    symbol_seconds = CASE WHEN excluded.symbol_seconds IS NULL
+        THEN coverage_hours.symbol_seconds
+        ELSE COALESCE(coverage_hours.symbol_seconds, 0) + excluded.symbol_seconds END,
+    symbols = CASE WHEN excluded.symbols > COALESCE(coverage_hours.symbols, -1)
+        THEN excluded.symbols ELSE coverage_hours.symbols END
+"""
+_GAP_COLUMNS = "id, exchange, connection, start_ms, end_ms, reason, repair, repaired_events, note"
+_PUT_GAP = f"""
+INSERT INTO coverage_gaps ({_GAP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+    end_ms = excluded.end_ms,
+    repair = excluded.repair,
+    repaired_events = excluded.repaired_events,
+    note = excluded.note
+"""
+
+
+class CoverageStore:
+    """Records and reads coverage; the same statements on SQLite and PostgreSQL."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    async def record(self, hours: Sequence[HourRow], gaps: Sequence[Gap]) -> None:
+        """Add hour deltas and upsert gaps, in one transaction."""
+        statements: list[tuple[str, Sequence[Any]]] = [
+            (
+                _ADD_HOUR,
+                (
+                    h.exchange,
+                    h.hour_ms,
+                    h.up_ms,
+                    h.watched_ms,
+                    h.connections,
+                    h.symbol_seconds,
+                    h.symbols,
+                ),
+            )
+            for h in hours
+        ]
+        statements.extend(
+            (
+                _PUT_GAP,
+                (
+                    g.id,
+                    g.exchange,
+                    g.connection,
+                    g.start_ms,
+                    g.end_ms,
+                    g.reason,
+                    g.repair,
+                    g.repaired_events,
+                    g.note,
+                ),
+            )
+            for g in gaps
+        )
+        if statements:
+            await self.backend.run(statements)
+
+    async def hours(
+        self, exchanges: Sequence[str], start_ms: int, end_ms: int, limit: int
+    ) -> list[HourRow]:
+        """Hour rows with ``start_ms <= hour_ms < end_ms`` (of ``exchanges``, or all), by
+        exchange then hour."""
+        where, params = _exchanges(exchanges)
+        sql = (
+            f"SELECT {_HOUR_COLUMNS} FROM coverage_hours WHERE hour_ms >= ? AND hour_ms < ?"
+            f"{where} ORDER BY exchange, hour_ms LIMIT ?"
+        )
+        (rows,) = await self.backend.run([(sql, (start_ms, end_ms, *params, limit))])
+        return [
+            HourRow(
+                exchange=r[0],
+                hour_ms=int(r[1]),
+                up_ms=int(r[2]),
+                watched_ms=int(r[3]),
+                connections=int(r[4]),
+                symbol_seconds=None if r[5] is None else int(r[5]),
+                symbols=None if r[6] is None else int(r[6]),
+            )
+            for r in rows
+        ]
+
+    async def gaps(
+        self, exchanges: Sequence[str], start_ms: int, end_ms: int, limit: int
+    ) -> list[Gap]:
+        """Gaps overlapping ``[start_ms, end_ms)`` (still-open ones too), oldest first."""
+        where, params = _exchanges(exchanges)
+        sql = (
+            f"SELECT {_GAP_COLUMNS} FROM coverage_gaps "
+            f"WHERE start_ms < ? AND (end_ms IS NULL OR end_ms >= ?){where} "
+            "ORDER BY start_ms, id LIMIT ?"
+        )
+        (rows,) = await self.backend.run([(sql, (end_ms, start_ms, *params, limit))])
+        return [
+            Gap(
+                id=r[0],
+                exchange=r[1],
+                connection=r[2],
+                start_ms=int(r[3]),
+                end_ms=None if r[4] is None else int(r[4]),
+                reason=r[5],
+                repair=r[6],
+                repaired_events=int(r[7]),
+                note=r[8],
+            )
+            for r in rows
+        ]
+
+    async def close(self) -> None:
+        await self.backend.close()
+
+
+def _exchanges(exchanges: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+    if not exchanges:
+        return "", ()
+    return f" AND exchange IN ({', '.join('?' for _ in exchanges)})", tuple(exchanges)
+
+
+_SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS coverage_hours (
+    exchange TEXT NOT NULL,
+    hour_ms INTEGER NOT NULL,
+    up_ms INTEGER NOT NULL,
+    watched_ms INTEGER NOT NULL,
+    connections INTEGER NOT NULL,
+    symbol_seconds INTEGER,
+    symbols INTEGER,
+    PRIMARY KEY (exchange, hour_ms)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS coverage_gaps (
+    id TEXT PRIMARY KEY,
+    exchange TEXT NOT NULL,
+    connection TEXT NOT NULL,
+    start_ms INTEGER NOT NULL,
+    end_ms INTEGER,
+    reason TEXT NOT NULL,
+    repair TEXT NOT NULL,
+    repaired_events INTEGER NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS coverage_gaps_start ON coverage_gaps (start_ms);
+"""
+
+
+class SQLiteBackend:
+    """The coverage tables in a SQLite file (the history's, on its own connection)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SQLITE_SCHEMA)
+        self._lock = threading.Lock()
+
+    async def run(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                results = [self._db.execute(sql, params).fetchall() for sql, params in statements]
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return results
+
+    async def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def open_coverage_store(url: str) -> CoverageStore:
+    """The coverage store in the database the history store ``url`` names (see
+    :func:`purpleflea.store.factory.open_store`). PostgreSQL connects on first use."""
+    if url.startswith(_POSTGRES_SCHEMES):
+        from purpleflea.store.coverage_postgres import PostgresBackend  # noqa: PLC0415
+
+        return CoverageStore(PostgresBackend(url))
+    from purpleflea.store.factory import sqlite_path  # noqa: PLC0415
+
+    return CoverageStore(SQLiteBackend(sqlite_path(url)))

@@ -1,0 +1,103 @@
+"""``GET /v1/coverage``: per exchange-hour uptime and pressure and the gaps, as recorded by
+the node's ledger; the simulator records its own (always up, no gaps)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+
+import purpleflea
+from purpleflea.client import Coverage
+from purpleflea.ingest.uptime import HOUR_MS
+from tests.server.conftest import Running, make_config, running_server
+
+H = 1_760_000_000_000 - 1_760_000_000_000 % HOUR_MS
+
+
+def _headers(live: Running) -> dict[str, str]:
+    return {"Authorization": f"Bearer {live.key}"}
+
+
+async def test_recorded_hours_and_gaps_are_served(live: Running) -> None:
+    coverage = live.server.coverage
+    assert coverage is not None
+    assert coverage.ledger is not None
+    ledger = coverage.ledger
+    ledger.up("binance_usdm", "binance_usdm", H)
+    for second in range(10):
+        ledger.event("binance_usdm", "BTCUSDT", H + second * 1_000)
+    ledger.event("binance_usdm", "ETHUSDT", H)
+    ledger.down("binance_usdm", "binance_usdm", H + 20_000, "silent")
+    gap = ledger.up("binance_usdm", "binance_usdm", H + 30_000)
+    assert gap is not None
+    ledger.settle(gap)
+    coverage.clock = lambda: H + 40_000
+    await coverage.flush()
+    async with httpx.AsyncClient(base_url=live.url, headers=_headers(live)) as http:
+        answer = await http.get("/v1/coverage", params={"start": H, "end": H + HOUR_MS})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        other = await http.get("/v1/coverage", params={"exchange": "bybit", "start": H})
+        unknown = await http.get("/v1/coverage", params={"exchange": "nope"})
+        inverted = await http.get("/v1/coverage", params={"start": H, "end": H - 1})
+        keyless = await httpx.AsyncClient(base_url=live.url).get("/v1/coverage")
+    assert body["hours"] == [
+        {
+            "exchange": "binance_usdm",
+            "hour": H,
+            "uptime": 0.75,  # up 30 of the 40 s watched
+            "up_s": 30.0,
+            "connections": 1,
+            "symbol_seconds": 11,
+            "symbols": 2,
+            "pressure": round(11 / (2 * 30), 6),
+        }
+    ]
+    assert body["gaps"] == [
+        {
+            "id": f"binance_usdm:{H}",
+            "exchange": "binance_usdm",
+            "connection": "binance_usdm",
+            "start": H,
+            "end": H + 30_000,
+            "reason": "silent",
+            "repair": "pending",
+            "repaired_events": 0,
+            "note": "",
+        }
+    ]
+    assert other.json()["hours"] == other.json()["gaps"] == []
+    assert (unknown.status_code, inverted.status_code, keyless.status_code) == (400, 400, 401)
+    async with purpleflea.LiquidationClient(api_key=live.key, base_url=live.url) as client:
+        typed = await client.coverage(exchange="binance_usdm", start=H, end=H + HOUR_MS)
+    assert isinstance(typed, Coverage)
+    assert [(h.exchange, h.uptime, h.pressure) for h in typed.hours] == [
+        ("binance_usdm", 0.75, body["hours"][0]["pressure"])
+    ]
+    assert [(g.reason, g.end, g.repair) for g in typed.gaps] == [("silent", H + 30_000, "pending")]
+
+
+async def test_the_simulator_records_its_own_uptime(tmp_path: Path) -> None:
+    config = make_config(tmp_path, source="sim", sim_markets=3, speed=60.0)
+    async with running_server(config) as live:
+        coverage = live.server.coverage
+        assert coverage is not None
+        deadline = time.monotonic() + 20
+        hours: list[dict[str, object]] = []
+        async with httpx.AsyncClient(base_url=live.url, headers=_headers(live)) as http:
+            while time.monotonic() < deadline:
+                await coverage.flush()
+                body = (await http.get("/v1/coverage")).json()
+                hours = body["hours"]
+                if any(h["exchange"] == "binance_usdm" and h["symbol_seconds"] for h in hours):
+                    break
+                await asyncio.sleep(0.1)
+        assert body["gaps"] == []
+        by_exchange = {h["exchange"]: h for h in hours}
+        assert {"binance_usdm", "bybit"} <= set(by_exchange)
+        assert all(h["uptime"] == 1.0 for h in hours)
+        assert by_exchange["binance_usdm"]["pressure"] is not None
+        assert by_exchange["bybit"]["pressure"] is None  # complete: no throttle to measure
