@@ -142,10 +142,10 @@ async def test_tool_texts_are_concise_and_carry_the_facts(fed: Running) -> None:
         text = _text(answer)
         assert text.startswith("ETH-PERP, 60 min up to ")
         assert "shorts dominate" in text
-        assert "$54.5k" in text
+        assert "$54.5K" in text
         recent = await client.call_tool("recent_liquidations", {"exchanges": ["bybit"]})
         assert _data(recent)["count"] == 10
-        assert _text(recent).splitlines()[1].split(" UTC ")[1].startswith("ETH-PERP short $5.9k")
+        assert _text(recent).splitlines()[1].split(" UTC ")[1].startswith("ETH-PERP short $5.9K")
 
 
 async def test_an_empty_window_says_so_and_invents_nothing(fed: Running) -> None:

@@ -76,6 +76,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from purpleflea.formatting import format_usd
 from purpleflea.model import CascadeAlert, CascadeStatus, Side
 
 _LN2 = math.log(2.0)
@@ -620,14 +621,6 @@ class CascadeEngine:
                 price_move_pct=move,
             ),
         )
-
-
-def format_usd(amount: float) -> str:
-    """``$3.2M``, ``$850K``, ``$1.1B``, ``$420``."""
-    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(amount) >= limit:
-            return f"${amount / limit:.1f}{suffix}"
-    return f"${amount:.0f}"
 
 
 def format_duration(seconds: float) -> str:

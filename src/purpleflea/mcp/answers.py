@@ -20,7 +20,7 @@ from pydantic import Field
 
 from purpleflea.client import PurpleFleaError
 from purpleflea.clock import now_ms
-from purpleflea.formatting import format_price
+from purpleflea.formatting import format_price, format_usd
 from purpleflea.model import Liquidation
 
 MINUTE_MS = 60_000
@@ -56,21 +56,13 @@ EndArg = Annotated[
 ]
 
 
-def usd(value: float) -> str:
-    """``$3.2M``, ``$45.1k``, ``$950``: money as an agent reads it."""
-    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= scale:
-            return f"${value / scale:,.1f}{suffix}"
-    return f"${value:,.0f}"
-
-
 def utc(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def event_line(event: Liquidation) -> str:
     return (
-        f"{utc(event.ts)} {event.market} {event.side} {usd(event.size_usd)} at "
+        f"{utc(event.ts)} {event.market} {event.side} {format_usd(event.size_usd)} at "
         f"{format_price(event.price)} ({event.exchange}), cascade score {event.cascade_score}/10"
     )
 

@@ -10,8 +10,8 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from purpleflea.client import LiquidationClient
-from purpleflea.formatting import format_price
-from purpleflea.mcp.answers import MarketArg, result, server_errors, usd
+from purpleflea.formatting import format_price, format_usd
+from purpleflea.mcp.answers import MarketArg, result, server_errors
 
 SideArg = Annotated[
     Literal["long", "short", "both"],
@@ -40,7 +40,7 @@ class HeatmapTools:
         """Where the next liquidations are buried: named price zones ("clusters") dense with
         estimated liquidation prices, from the market's liquidation heatmap.
 
-        Each cluster: side (positions that would be liquidated), low/high (price range), usd
+        Each cluster: side (positions that would be liquidated), low/high (price range)
         (notional at risk there if nobody closed or added margin first), label (a sentence).
         The heatmap is a model estimated from open interest, not a fact: usd is estimated
         notional at risk, not expected liquidations (realized ones were about a sixth of it
@@ -91,7 +91,7 @@ def _text(market: str, mark: object, clusters: list[dict[str, Any]]) -> str:
     lines = [head + (":" if clusters else ": none found for this side.")]
     for cluster in clusters:
         label = cluster.get("label") or (
-            f"{usd(float(cluster.get('usd', 0)))} of {cluster.get('side')}s between "
+            f"{format_usd(float(cluster.get('usd', 0)))} of {cluster.get('side')}s between "
             f"{cluster.get('low')} and {cluster.get('high')}"
         )
         lines.append(f"- {label}")

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from purpleflea.client import LiquidationClient
 from purpleflea.clock import now_ms
+from purpleflea.formatting import format_usd
 from purpleflea.mcp.answers import (
     MINUTE_MS,
     YEAR_MINUTES,
@@ -17,7 +18,6 @@ from purpleflea.mcp.answers import (
     result,
     server_errors,
     upper,
-    usd,
 )
 from purpleflea.model import Liquidation
 from purpleflea.venues import registry
@@ -105,6 +105,6 @@ def _text(events: list[Liquidation]) -> str:
         return "No liquidations match these filters."
     total = sum(e.size_usd for e in events)
     return "\n".join(
-        [f"{len(events)} liquidations, {usd(total)} in total, newest first:"]
+        [f"{len(events)} liquidations, {format_usd(total)} in total, newest first:"]
         + [event_line(e) for e in events]
     )

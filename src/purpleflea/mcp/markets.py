@@ -9,7 +9,7 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from purpleflea.client import LiquidationClient
-from purpleflea.formatting import format_price
+from purpleflea.formatting import format_price, format_usd
 from purpleflea.mcp.answers import (
     EndArg,
     MarketArg,
@@ -17,7 +17,6 @@ from purpleflea.mcp.answers import (
     event_line,
     result,
     server_errors,
-    usd,
     utc,
     window,
 )
@@ -186,9 +185,10 @@ def _stats_text(
         return f"{market}: no liquidations in the {minutes} min up to {utc(end)}."
     longs, shorts = sides["long"], sides["short"]
     text = (
-        f"{market}, {minutes} min up to {utc(end)}: {usd(sides['total_usd'])} in "
-        f"{sides['count']} liquidations; longs {usd(longs['usd'])} ({longs['count']}), "
-        f"shorts {usd(shorts['usd'])} ({shorts['count']}); {sides['dominant_side']}s dominate."
+        f"{market}, {minutes} min up to {utc(end)}: {format_usd(sides['total_usd'])} in "
+        f"{sides['count']} liquidations; longs {format_usd(longs['usd'])} ({longs['count']}), "
+        f"shorts {format_usd(shorts['usd'])} ({shorts['count']}); "
+        f"{sides['dominant_side']}s dominate."
     )
     if largest:
         text += f" Largest: {event_line(largest[0])}."
@@ -209,13 +209,13 @@ def _summary(
     else:
         share = sides[side or "long"]["usd"] / total if total else 0.0
         sentences.append(
-            f"{usd(total)} liquidated in {sides['count']} events; longs "
-            f"{usd(sides['long']['usd'])}, shorts {usd(sides['short']['usd'])} — "
+            f"{format_usd(total)} liquidated in {sides['count']} events; longs "
+            f"{format_usd(sides['long']['usd'])}, shorts {format_usd(sides['short']['usd'])} — "
             f"{side}s dominate ({share:.0%})."
         )
     if top:
         sentences.append(
-            "Top markets: " + ", ".join(f"{m['market']} {usd(m['usd'])}" for m in top) + "."
+            "Top markets: " + ", ".join(f"{m['market']} {format_usd(m['usd'])}" for m in top) + "."
         )
     if active:
         sentences.append(f"{len(active)} active cascade(s): " + " ".join(a.message for a in active))
@@ -223,7 +223,7 @@ def _summary(
         sentences.append("No active cascades.")
     if biggest:
         prints = "; ".join(
-            f"{usd(e.size_usd)} {e.side} {e.market} at {format_price(e.price)} "
+            f"{format_usd(e.size_usd)} {e.side} {e.market} at {format_price(e.price)} "
             f"({e.exchange}, {utc(e.ts)})"
             for e in biggest
         )

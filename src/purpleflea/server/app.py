@@ -32,6 +32,7 @@ import purpleflea
 from purpleflea.bus.base import Bus
 from purpleflea.bus.local import LocalBus
 from purpleflea.bus.nats import NatsBus
+from purpleflea.clock import now_ms
 from purpleflea.engine.heatmap_feed import FuelSink, HeatmapFeed
 from purpleflea.server import dashboard, http, openapi
 from purpleflea.server.api import Api
@@ -67,10 +68,6 @@ _INGEST_PATHS = ("/v1/health", "/v1/ready", "/v1/metrics")
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 _KEY_IN_QUERY = re.compile(r"(api_key=)[^&]*")
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class AccessLog:
@@ -478,7 +475,7 @@ def create_app(
             asyncio.create_task(
                 _guarded(
                     "revocation watcher",
-                    built.gate.watch_revocations(config.revocation_poll_s, _now_ms),
+                    built.gate.watch_revocations(config.revocation_poll_s, now_ms),
                 )
             )
         )

@@ -8,30 +8,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from pathlib import Path
 
 import msgspec
 
+from purpleflea.clock import now_ms
 from purpleflea.model import VenueLiquidation
 from purpleflea.server.pipeline import Tracker
 
 log = logging.getLogger("purpleflea.source")
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 async def run_sim(tracker: Tracker, *, seed: int, markets: int, speed: float) -> None:
     """The built-in market simulator, paced at ``speed`` x real time from now."""
     from purpleflea.sim import SimConfig, Simulator, paced  # noqa: PLC0415 - numpy when used
 
-    sim = Simulator(SimConfig.demo(seed=seed, n_markets=markets, start_ms=_now_ms()))
+    sim = Simulator(SimConfig.demo(seed=seed, n_markets=markets, start_ms=now_ms()))
     log.info("simulator: %d markets, seed %d, %.3g x real time", markets, seed, speed)
     async for step in paced(sim, speed=speed):
         tracker.advance_clock(step.ts)
-        received = _now_ms()
+        received = now_ms()
         for event in step.liquidations:
             tracker.submit(event, received)
         for snapshot in step.snapshots:
