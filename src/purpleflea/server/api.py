@@ -14,7 +14,7 @@ from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.server import http
 from purpleflea.server.auth import AuthError, Gate, key_from
 from purpleflea.server.keys import AccountExists, KeyInfo, KeyLimitReached, NewKey
-from purpleflea.server.pipeline import Tracker
+from purpleflea.server.pipeline import Pipeline
 from purpleflea.server.ratelimit import RateLimiter
 from purpleflea.store.base import INTERVAL_MS, Query, Store
 from purpleflea.venues import registry
@@ -48,7 +48,7 @@ class Api:
     def __init__(
         self,
         *,
-        tracker: Tracker,
+        tracker: Pipeline,
         store: Store,
         gate: Gate,
         known_exchanges: tuple[str, ...],

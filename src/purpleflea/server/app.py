@@ -43,7 +43,7 @@ from purpleflea.server.health import Vitals, health_reasons, readiness_reasons
 from purpleflea.server.heatmap_relay import HeatmapRelay, PublishingSink, RelayedHeatmapModel
 from purpleflea.server.keys import KeyStore, open_key_store
 from purpleflea.server.oi_recorder import OpenInterestRecorder
-from purpleflea.server.pipeline import Scorer, Tracker
+from purpleflea.server.pipeline import Pipeline, Scorer
 from purpleflea.server.ratelimit import RateLimiter
 from purpleflea.server.sequencer import hold_sequencer_lock
 from purpleflea.server.sources import run_replay, run_sim
@@ -110,7 +110,7 @@ class Server:
     store: Store
     keys: KeyStore
     bus: Bus
-    tracker: Tracker
+    tracker: Pipeline
     gate: Gate
     streams: Streams
     heatmaps: HeatmapFeed
@@ -202,7 +202,7 @@ def build_server(config: ServerConfig, *, scorer: Scorer | None = None) -> Serve
     bus = LocalBus()
     scorer = scorer if scorer is not None else default_scorer()
     heatmaps, recorder = _engine_heatmaps(store, scorer)
-    tracker = Tracker(store, bus, scorer=scorer, heatmap=heatmaps)
+    tracker = Pipeline(store, bus, scorer=scorer, heatmap=heatmaps)
     return _record_open_interest(_assemble(config, store, bus, tracker, heatmaps), recorder)
 
 
@@ -228,7 +228,7 @@ def _record_open_interest(server: Server, recorder: OpenInterestRecorder | None)
 
 
 def _assemble(
-    config: ServerConfig, store: Store, bus: Bus, tracker: Tracker, heatmaps: HeatmapFeed
+    config: ServerConfig, store: Store, bus: Bus, tracker: Pipeline, heatmaps: HeatmapFeed
 ) -> Server:
     tracker.buffer_limit = config.ingest_buffer
     keys = open_key_store(config.store, config.keys_path)
@@ -324,7 +324,7 @@ async def _open_role(
     if config.bus_url is None:  # role all, shared store, one process: nothing to relay
         scorer = scorer if scorer is not None else default_scorer()
         heatmaps, recorder = _engine_heatmaps(store, scorer)
-        tracker = Tracker(store, LocalBus(), scorer=scorer, heatmap=heatmaps)
+        tracker = Pipeline(store, LocalBus(), scorer=scorer, heatmap=heatmaps)
         server = _assemble(config, store, tracker.bus, tracker, heatmaps)
         return _record_open_interest(server, recorder)
     url, stream, prefix = nats_options(config.bus_url)
@@ -345,7 +345,7 @@ def _ingest_node(
     scorer = scorer if scorer is not None else default_scorer()
     heatmaps, recorder = _engine_heatmaps(store, scorer)
     sink = PublishingSink(heatmaps)
-    tracker = Tracker(store, bus, scorer=scorer, heatmap=sink)
+    tracker = Pipeline(store, bus, scorer=scorer, heatmap=sink)
     server = _record_open_interest(_assemble(config, store, bus, tracker, heatmaps), recorder)
     server.background.append(
         (

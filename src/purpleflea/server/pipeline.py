@@ -1,7 +1,7 @@
-"""The tracker's spine: sequence, score, persist, then publish. The thin async driver.
+"""The pipeline, the tracker's spine: sequence, score, persist, then publish (the async driver).
 
-Sources (live exchanges, the simulator, a replay file) hand :class:`Tracker` venue events
-through :meth:`Tracker.submit`, a plain non-blocking call. What happens to them is decided by
+Sources (live exchanges, the simulator, a replay file) hand :class:`Pipeline` venue events
+through :meth:`Pipeline.submit`, a plain non-blocking call. What happens to them is decided by
 the pure core, :class:`~purpleflea.server.sequencing.Sequencer` (dedupe, seqs, scores, alert
 seqs, the bounded buffer, persisted-before-published); this module only performs its plans:
 one flush task opens the next plan, writes it to the store and only then publishes it on the
@@ -35,7 +35,7 @@ from purpleflea.store.base import OpenInterest, Store
 from purpleflea.store.oi_sampler import HEARTBEAT_MS
 from purpleflea.store.pages import NEVER_MS, open_interest_pages, store_pages
 
-__all__ = ["MarketState", "Scorer", "SnapshotSink", "Tracker"]
+__all__ = ["MarketState", "Pipeline", "Scorer", "SnapshotSink"]
 
 log = logging.getLogger("purpleflea.pipeline")
 
@@ -60,7 +60,7 @@ class MarketState(msgspec.Struct, kw_only=True):
     exchanges: set[str]
 
 
-class Tracker:
+class Pipeline:
     """Performs the :class:`Sequencer`'s plans: persist, then publish; see the module
     docstring."""
 
@@ -78,7 +78,7 @@ class Tracker:
         retry_max_s: float = 5.0,
     ) -> None:
         if buffer_limit < 1:
-            raise ValueError(f"Tracker buffer_limit must be at least 1, got {buffer_limit}")
+            raise ValueError(f"Pipeline buffer_limit must be at least 1, got {buffer_limit}")
         self.store = store
         self.bus = bus
         self.scorer = scorer
@@ -118,7 +118,7 @@ class Tracker:
     @buffer_limit.setter
     def buffer_limit(self, limit: int) -> None:
         if limit < 1:
-            raise ValueError(f"Tracker buffer_limit must be at least 1, got {limit}")
+            raise ValueError(f"Pipeline buffer_limit must be at least 1, got {limit}")
         self.core.buffer_limit = limit
 
     @property

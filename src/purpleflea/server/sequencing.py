@@ -35,7 +35,7 @@ from purpleflea.model import (
     Side,
     UnsizedLiquidation,
     VenueLiquidation,
-    publish,
+    to_liquidation,
 )
 
 log = logging.getLogger("purpleflea.pipeline")
@@ -235,7 +235,7 @@ class Sequencer:
                 self.counters["duplicates"] += 1
                 continue
             try:
-                event = publish(venue, seq=self.next_seq, received_at=received_at)
+                event = to_liquidation(venue, seq=self.next_seq, received_at=received_at)
             except UnsizedLiquidation as exc:
                 self.counters["unsized"] += 1
                 log.debug("%s", exc)

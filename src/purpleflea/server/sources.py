@@ -14,12 +14,12 @@ import msgspec
 
 from purpleflea.clock import now_ms
 from purpleflea.model import VenueLiquidation
-from purpleflea.server.pipeline import Tracker
+from purpleflea.server.pipeline import Pipeline
 
 log = logging.getLogger("purpleflea.source")
 
 
-async def run_sim(tracker: Tracker, *, seed: int, markets: int, speed: float) -> None:
+async def run_sim(tracker: Pipeline, *, seed: int, markets: int, speed: float) -> None:
     """The built-in market simulator, paced at ``speed`` x real time from now."""
     from purpleflea.sim import SimConfig, Simulator, paced  # noqa: PLC0415 - numpy when used
 
@@ -34,7 +34,7 @@ async def run_sim(tracker: Tracker, *, seed: int, markets: int, speed: float) ->
             tracker.on_snapshot(snapshot)
 
 
-async def run_replay(tracker: Tracker, path: Path, *, speed: float) -> None:
+async def run_replay(tracker: Pipeline, path: Path, *, speed: float) -> None:
     """Replay a JSON-lines file of events (one event object per line), paced by ``ts``.
 
     Lines need the venue fields (``id, exchange, symbol, market, side, price, quantity,
