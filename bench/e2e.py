@@ -13,7 +13,7 @@ Three processes on loopback (the machine's cores are shared, so this is how the 
 - **the tracker** (``bench/e2e.py _tracker``, a child process): ``build_server`` +
   ``create_app`` under uvicorn exactly as ``purpleflea serve`` configures it, fed by the real
   :class:`~purpleflea.ingest.live.LiveIngest` with the ``binance_usdm`` connection pointed at
-  the fake (connection runner -> USD-M normalizer -> Tracker -> SQLite -> bus -> WebSocket);
+  the fake (connection runner -> USD-M normalizer -> Pipeline -> SQLite -> bus -> WebSocket);
 - **the bare reference** (``bench/e2e.py _bare``, run after the tracker exits): a minimal
   ``websockets`` server that reads the same exchange frames and ``broadcast``s each one, unparsed,
   to its clients. It is the physical ceiling of Python WebSocket fan-out on this machine.

@@ -1,8 +1,15 @@
-"""Numbers as people read them in a terminal or an agent's answer.
+"""Numbers as people read them in a terminal, an alert or an agent's answer.
 
-``format_price`` is the one price formatter of the text outputs (``purpleflea tail`` and
-``history``, the MCP tools): plain decimals, never scientific notation, enough significant
-digits for a meme coin's price. The dashboard's ``web/js/format.js`` follows the same idea.
+The one owner of how prices and USD amounts print in text (``purpleflea tail``, ``history``
+and ``heatmap``, cascade alert messages, heatmap cluster labels, the MCP tools):
+
+- ``format_price``: plain decimals, never scientific notation, enough significant digits for
+  a meme coin's price.
+- ``format_usd``: an amount in a sentence or a label, ``$3.21M``: three significant digits
+  and a short unit (K, M, B, T). ``format_usd_exact``: one event's notional in a feed,
+  ``$2,140,000``, whole dollars.
+
+The dashboard's ``web/js/format.js`` follows the same conventions (``usdShort``, ``usd``).
 """
 
 from __future__ import annotations
@@ -30,3 +37,31 @@ def format_price(price: float) -> str:
     whole, _, fraction = text.partition(".")
     fraction = fraction.rstrip("0").ljust(MIN_DECIMALS, "0")
     return f"{whole}.{fraction}"
+
+
+#: Short units of :func:`format_usd`, largest first.
+_USD_UNITS = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K"))
+
+
+def format_usd(amount: float) -> str:
+    """``$3.21M``, ``$850K``, ``$45.3K``, ``$1.25B``, ``$950``, ``-$1.2K``: three significant
+    digits (trailing zeros dropped) and a short unit; below $1,000, whole dollars."""
+    if not math.isfinite(amount):
+        return f"${amount}"
+    sign = "-" if amount < 0 else ""
+    value = abs(amount)
+    for unit, suffix in _USD_UNITS:
+        # 999,600 rounds to 1,000K at three digits: it is $1M.
+        if value >= unit * 0.9995:
+            scaled = value / unit
+            digits = f"{scaled:,.0f}" if scaled >= 999.5 else f"{scaled:.3g}"
+            return f"{sign}${digits}{suffix}"
+    return f"{sign}${value:.0f}"
+
+
+def format_usd_exact(amount: float) -> str:
+    """``$2,140,000``: whole dollars with thousands separators (one event's notional)."""
+    if not math.isfinite(amount):
+        return f"${amount}"
+    sign = "-" if amount < 0 else ""
+    return f"{sign}${abs(amount):,.0f}"

@@ -216,7 +216,7 @@ class UnsizedLiquidation(ValueError):
     """A venue liquidation cannot be published because its size in coins/USD is unknown."""
 
 
-def publish(
+def to_liquidation(
     venue: VenueLiquidation, *, seq: int, received_at: int, cascade_score: int = 0
 ) -> Liquidation:
     """Turn a venue liquidation into the published event.

@@ -16,9 +16,9 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp_types import CallToolResult
 
-from purpleflea import cli
 from purpleflea.client import LiquidationClient
-from purpleflea.mcp_server import build_server, largest_events
+from purpleflea.mcp.markets import largest_events
+from purpleflea.mcp.server import build_server
 from purpleflea.model import VenueLiquidation
 from tests.server.conftest import Running, make_config, running_server, venue_event
 
@@ -75,14 +75,10 @@ def _text(answer: CallToolResult) -> str:
 
 
 def _stdio(live: Running) -> StdioServerParameters:
-    """``purpleflea mcp`` once the CLI lists it; the module entry point until then."""
-    entry = (
-        ["-m", "purpleflea.cli", "mcp"]
-        if "mcp" in cli.COMMANDS
-        else ["-m", "purpleflea.mcp_server"]
-    )
+    """``purpleflea mcp``, as an MCP host launches it."""
     return StdioServerParameters(
-        command=sys.executable, args=[*entry, "--url", live.url, "--api-key", live.key]
+        command=sys.executable,
+        args=["-m", "purpleflea.cli", "mcp", "--url", live.url, "--api-key", live.key],
     )
 
 
@@ -146,10 +142,10 @@ async def test_tool_texts_are_concise_and_carry_the_facts(fed: Running) -> None:
         text = _text(answer)
         assert text.startswith("ETH-PERP, 60 min up to ")
         assert "shorts dominate" in text
-        assert "$54.5k" in text
+        assert "$54.5K" in text
         recent = await client.call_tool("recent_liquidations", {"exchanges": ["bybit"]})
         assert _data(recent)["count"] == 10
-        assert _text(recent).splitlines()[1].split(" UTC ")[1].startswith("ETH-PERP short $5.9k")
+        assert _text(recent).splitlines()[1].split(" UTC ")[1].startswith("ETH-PERP short $5.9K")
 
 
 async def test_an_empty_window_says_so_and_invents_nothing(fed: Running) -> None:

@@ -20,7 +20,7 @@ from purpleflea.bus.base import cascade_frame, liquidation_frame
 from purpleflea.bus.local import LocalSubscription
 from purpleflea.bus.nats import NatsBus, decode_message
 from purpleflea.model import CascadeAlert, Liquidation, VenueLiquidation
-from purpleflea.server.pipeline import Tracker
+from purpleflea.server.pipeline import Pipeline
 from purpleflea.store.postgres import PostgresStore
 from purpleflea.store.sqlite import SQLiteStore
 from tests.events import T0, stored_event
@@ -247,7 +247,7 @@ async def test_tracker_on_postgres_and_nats_feeds_an_api_node(connect: Connect) 
         api = await connect(store=store)
         await api.start()
         subscription = api.subscribe()
-        tracker = Tracker(store, ingest)
+        tracker = Pipeline(store, ingest)
         await tracker.start()
         for n in range(30):
             tracker.submit(

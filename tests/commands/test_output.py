@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from purpleflea.commands.tail import format_event
-from purpleflea.formatting import format_price
+from purpleflea.formatting import format_price, format_usd, format_usd_exact
 from purpleflea.model import Liquidation
 from tests.server.conftest import Running, venue_event
 
@@ -28,6 +28,37 @@ from tests.server.conftest import Running, venue_event
 )
 def test_prices_are_plain_decimals_with_significant_digits(price: float, text: str) -> None:
     assert format_price(price) == text
+
+
+@pytest.mark.parametrize(
+    ("amount", "text"),
+    [
+        (3_210_000, "$3.21M"),
+        (850_000, "$850K"),
+        (45_300, "$45.3K"),
+        (54_500, "$54.5K"),
+        (780e6, "$780M"),
+        (1.254e9, "$1.25B"),
+        (999_999, "$1M"),
+        (999.6, "$1K"),
+        (950, "$950"),
+        (420.4, "$420"),
+        (0, "$0"),
+        (-1_200, "-$1.2K"),
+        (2.5e15, "$2,500T"),
+    ],
+)
+def test_usd_amounts_have_three_significant_digits_and_a_short_unit(
+    amount: float, text: str
+) -> None:
+    """One convention for every sentence and label: alert messages, heatmap cluster labels,
+    the heatmap command and the MCP tools (the dashboard's ``usdShort`` matches it)."""
+    assert format_usd(amount) == text
+
+
+def test_an_events_notional_prints_in_whole_dollars() -> None:
+    assert format_usd_exact(2_140_000.4) == "$2,140,000"
+    assert format_usd_exact(-950.6) == "-$951"
 
 
 def test_tail_prints_a_meme_coins_price_without_scientific_notation() -> None:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from playwright.async_api import Browser, Playwright
 
+from purpleflea.clock import now_ms
 from purpleflea.model import MarketSnapshot, VenueLiquidation
 from tests.server.conftest import Running, make_config, running_server, venue_event
 
@@ -26,10 +26,6 @@ BROWSER_ARGS = [
     "--disable-quic",
 ]
 HEATMAP_PATH = "/v1/heatmap/{market}"
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 async def launch_chromium(playwright: Playwright) -> Browser:

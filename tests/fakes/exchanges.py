@@ -29,6 +29,8 @@ import websockets
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
+from purpleflea.clock import now_ms
+
 Out = str | bytes
 
 
@@ -38,10 +40,6 @@ class Violation(Exception):
 
 def dumps(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass

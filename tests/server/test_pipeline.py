@@ -17,7 +17,7 @@ from purpleflea.engine import CascadeEngine
 from purpleflea.model import CascadeAlert, Liquidation, VenueLiquidation
 from purpleflea.server.feed import client_feed
 from purpleflea.server.filters import StreamFilter
-from purpleflea.server.pipeline import Tracker
+from purpleflea.server.pipeline import Pipeline
 from purpleflea.store.sqlite import SQLiteStore
 from tests.server.conftest import T0, venue_event
 
@@ -51,7 +51,7 @@ async def test_events_are_stored_before_they_are_published_and_dedupe(tmp_path: 
     store = SQLiteStore(tmp_path / "db.sqlite")
     bus = _CheckingBus(store)
     subscription = bus.subscribe()
-    tracker = Tracker(store, bus, scorer=CascadeEngine())
+    tracker = Pipeline(store, bus, scorer=CascadeEngine())
     await tracker.start()
     events = _burst(50)
     for event in events + events[:10]:  # the first ten arrive twice
@@ -77,7 +77,7 @@ async def test_a_restarted_tracker_scores_like_one_that_never_stopped(tmp_path: 
     async def run(path: Path, stop_after: int | None) -> int:
         store = SQLiteStore(path)
         bus = LocalBus()
-        tracker = Tracker(store, bus, scorer=CascadeEngine())
+        tracker = Pipeline(store, bus, scorer=CascadeEngine())
         await tracker.start()
         subscription = bus.subscribe()
         for event in events[:stop_after]:
@@ -85,7 +85,7 @@ async def test_a_restarted_tracker_scores_like_one_that_never_stopped(tmp_path: 
         await tracker.drain()
         if stop_after is not None:  # restart on the same store
             await tracker.stop()
-            tracker = Tracker(store, bus, scorer=CascadeEngine())
+            tracker = Pipeline(store, bus, scorer=CascadeEngine())
             await tracker.start()
             subscription.drain()
             for event in events[stop_after:]:
@@ -120,7 +120,7 @@ class _SlowStore(SQLiteStore):
 async def test_a_client_joining_mid_batch_still_gets_the_batch(tmp_path: Path) -> None:
     store = _SlowStore(tmp_path / "db.sqlite")
     bus = LocalBus()
-    tracker = Tracker(store, bus)
+    tracker = Pipeline(store, bus)
     await tracker.start()
     for event in _burst(5):
         tracker.submit(event)
@@ -151,7 +151,7 @@ async def test_a_restart_warms_the_engine_with_the_stored_open_interest(tmp_path
     async def first_live_score(with_rows: bool) -> int:
         path = tmp_path / f"{with_rows}.sqlite"
         store = SQLiteStore(path)
-        tracker = Tracker(store, LocalBus(), scorer=CascadeEngine())
+        tracker = Pipeline(store, LocalBus(), scorer=CascadeEngine())
         await tracker.start()
         for event in events:
             tracker.submit(event)
@@ -161,7 +161,7 @@ async def test_a_restart_warms_the_engine_with_the_stored_open_interest(tmp_path
             await store.append_open_interest(rows)
         bus = LocalBus()
         subscription = bus.subscribe()
-        tracker = Tracker(store, bus, scorer=CascadeEngine())
+        tracker = Pipeline(store, bus, scorer=CascadeEngine())
         await tracker.start()
         tracker.submit(follow_up)
         await tracker.drain()
@@ -212,7 +212,7 @@ async def test_a_failed_write_is_retried_under_the_same_seqs_and_alerts_wait_for
     store = _FlakyStore(tmp_path / "db.sqlite", event_failures=3, alert_failures=2)
     bus = _CheckingBus(store)
     subscription = bus.subscribe()
-    tracker = Tracker(store, bus, scorer=CascadeEngine(), retry_initial_s=0.001, batch_limit=50)
+    tracker = Pipeline(store, bus, scorer=CascadeEngine(), retry_initial_s=0.001, batch_limit=50)
     await tracker.start()
     # Steeper than _burst: the engine starts a cascade (and updates it) within 400 events.
     burst = [
@@ -236,7 +236,7 @@ async def test_a_failed_write_is_retried_under_the_same_seqs_and_alerts_wait_for
 
 async def test_the_ingest_buffer_is_bounded_and_counts_what_it_drops(tmp_path: Path) -> None:
     store = _FlakyStore(tmp_path / "db.sqlite", event_failures=1_000_000)
-    tracker = Tracker(store, LocalBus(), buffer_limit=50, retry_initial_s=0.001)
+    tracker = Pipeline(store, LocalBus(), buffer_limit=50, retry_initial_s=0.001)
     await tracker.start()
     events = _burst(300)
     tracker.submit(events[0])
@@ -258,7 +258,7 @@ async def test_the_ingest_buffer_is_bounded_and_counts_what_it_drops(tmp_path: P
 
 async def test_stop_gives_up_on_a_store_that_stays_broken(tmp_path: Path) -> None:
     store = _FlakyStore(tmp_path / "db.sqlite", event_failures=1_000_000)
-    tracker = Tracker(store, LocalBus(), retry_initial_s=0.001)
+    tracker = Pipeline(store, LocalBus(), retry_initial_s=0.001)
     await tracker.start()
     tracker.submit(venue_event())
     await asyncio.sleep(0.05)
@@ -271,7 +271,7 @@ async def test_an_outage_logs_one_line_when_it_starts_and_one_when_it_ends(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = _FlakyStore(tmp_path / "db.sqlite", event_failures=500)
-    tracker = Tracker(
+    tracker = Pipeline(
         store, LocalBus(), buffer_limit=20, retry_initial_s=0.0001, retry_max_s=0.0001
     )
     await tracker.start()

@@ -1,4 +1,4 @@
-"""The built-in simulator as the server runs it (``run_sim``), through a real Tracker."""
+"""The built-in simulator as the server runs it (``run_sim``), through a real Pipeline."""
 
 from __future__ import annotations
 
@@ -16,15 +16,15 @@ from purpleflea import sim
 from purpleflea.bus.local import LocalBus
 from purpleflea.engine import CascadeEngine
 from purpleflea.model import Liquidation
-from purpleflea.server.pipeline import Tracker
+from purpleflea.server.pipeline import Pipeline
 from purpleflea.server.sources import SIM_STATE_FILE, run_sim
 from purpleflea.store.sqlite import SQLiteStore
 
 
 @asynccontextmanager
-async def _tracker(path: Path) -> AsyncIterator[Tracker]:
+async def _tracker(path: Path) -> AsyncIterator[Pipeline]:
     store = SQLiteStore(path)
-    tracker = Tracker(store, LocalBus(), scorer=CascadeEngine())
+    tracker = Pipeline(store, LocalBus(), scorer=CascadeEngine())
     await tracker.start()
     try:
         yield tracker
@@ -41,7 +41,7 @@ async def _stored(store_path: Path) -> list[Liquidation]:
         await store.close()
 
 
-async def _wait_for(tracker: Tracker, events: int, timeout_s: float) -> None:
+async def _wait_for(tracker: Pipeline, events: int, timeout_s: float) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while tracker.last_seq < events:
@@ -75,7 +75,7 @@ async def test_a_live_simulated_event_is_stamped_with_its_moment_on_the_wall_clo
 
 
 async def _run_until(
-    tracker: Tracker, events: int, marks: list[np.ndarray], state_path: Path
+    tracker: Pipeline, events: int, marks: list[np.ndarray], state_path: Path
 ) -> None:
     """Run the served simulator (20x real time) until the store holds ``events`` events."""
     task = asyncio.create_task(

@@ -6,6 +6,7 @@ import argparse
 
 from purpleflea.commands.connect import add_connection_args, run_client
 from purpleflea.commands.tail import use_color
+from purpleflea.formatting import format_usd
 from purpleflea.model import Heatmap
 
 _RED, _GREEN, _BOLD, _RESET = "\033[31m", "\033[32m", "\033[1m", "\033[0m"
@@ -21,13 +22,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--width", type=int, default=30, help="bar width per side")
     parser.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     parser.set_defaults(run=run)
-
-
-def _usd(value: float) -> str:
-    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if value >= scale:
-            return f"${value / scale:,.1f}{unit}"
-    return f"${value:,.0f}"
 
 
 def render(heatmap: Heatmap, *, width: int = 30, color: bool = False) -> str:
@@ -49,8 +43,8 @@ def render(heatmap: Heatmap, *, width: int = 30, color: bool = False) -> str:
         mark = "  <- mark" if here else ""
         pad = " " * (width - round(width * longs / peak))
         lines.append(
-            f"{_usd(longs):>9} {pad}{left}|{price:>14,.{decimals}f}|{right}"
-            f"{' ' * (width - round(width * shorts / peak))} {_usd(shorts):<9}{mark}"
+            f"{format_usd(longs):>9} {pad}{left}|{price:>14,.{decimals}f}|{right}"
+            f"{' ' * (width - round(width * shorts / peak))} {format_usd(shorts):<9}{mark}"
         )
     if heatmap.clusters:
         lines.append("clusters:")

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # The MCP SDK (pydantic and friends) loads only when this command runs.
-    from purpleflea.mcp_server import serve  # noqa: PLC0415
+    from purpleflea.mcp.server import serve  # noqa: PLC0415
 
     serve(server_url(args)[0], args.api_key)
     return 0

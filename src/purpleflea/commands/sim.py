@@ -9,6 +9,8 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from purpleflea.formatting import format_usd_exact
+
 DEFAULT_STORE = "./data/purpleflea.sqlite"
 
 
@@ -75,7 +77,7 @@ async def _simulate(args: argparse.Namespace) -> int:
     print(f"simulated {first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} UTC into {args.store}")
     print(f"  events      {summary.events:,} (seq {summary.first_seq:,}..{summary.last_seq:,})")
     print(f"  markets     {summary.markets} with liquidations")
-    print(f"  notional    ${summary.notional_usd:,.0f}")
+    print(f"  notional    {format_usd_exact(summary.notional_usd)}")
     print(f"  cascades    {len(summary.cascades):,} true cascades ({big:,} of $10M or more)")
     print(f"  wall time   {summary.wall_s:.1f} s")
     return 0

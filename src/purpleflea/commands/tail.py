@@ -8,7 +8,7 @@ import os
 import sys
 
 from purpleflea.commands.connect import add_connection_args, run_client
-from purpleflea.formatting import format_price
+from purpleflea.formatting import format_price, format_usd_exact
 from purpleflea.model import CascadeAlert, Liquidation
 
 _RED, _GREEN, _BOLD, _DIM, _RESET = "\033[31m", "\033[32m", "\033[1m", "\033[2m", "\033[0m"
@@ -41,7 +41,7 @@ def format_event(event: Liquidation, *, color: bool) -> str:
     when = datetime.datetime.fromtimestamp(event.ts / 1000, datetime.UTC).strftime("%H:%M:%S")
     label = f"{event.side.upper()} LIQ"
     price = format_price(event.price)
-    size = f"${event.size_usd:,.0f}"
+    size = format_usd_exact(event.size_usd)
     line = (
         f"{when}  {label:9} {event.market:14} {size:>14}  @ {price:>12}  "
         f"{event.exchange:14} Cascade: {event.cascade_score}/10"

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from purpleflea.commands.connect import add_connection_args, run_client
+from purpleflea.formatting import format_usd_exact
 from purpleflea.model import encode
 
 
@@ -55,7 +56,7 @@ def _when(ms: int) -> str:
 def _filters(filters: dict[str, Any]) -> str:
     parts = [",".join(filters.get("channels", []))]
     if filters.get("min_usd"):
-        parts.append(f">=${filters['min_usd']:,.0f}")
+        parts.append(f">={format_usd_exact(filters['min_usd'])}")
     parts += [",".join(filters[k]) for k in ("markets", "exchanges", "sides") if filters.get(k)]
     return " ".join(parts)
 

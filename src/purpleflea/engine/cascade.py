@@ -76,6 +76,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from purpleflea.formatting import format_usd
 from purpleflea.model import CascadeAlert, CascadeStatus, Side
 
 _LN2 = math.log(2.0)
@@ -179,7 +180,6 @@ class _State:
         "bucket",
         "cascade",
         "chain_start",
-        "clusters",
         "cooldown_until",
         "expected",
         "fast_usd",
@@ -189,6 +189,7 @@ class _State:
         "last_price",
         "last_ts",
         "level_cap",
+        "level_prices",
         "levels",
         "log_expected",
         "market",
@@ -227,7 +228,7 @@ class _State:
         self.chain_start = 0  # first event of the current chain (no gap over chain_gap_s)
         self.levels = 0  # price levels the chain reached after its first second
         self.level_cap = 0.0  # the score's cap for that many levels (set by the engine)
-        self.clusters: list[float] = []  # the chain's distinct price levels
+        self.level_prices: list[float] = []  # the chain's distinct price levels (max_levels)
         self.near = 0.0  # the level the last event belonged to
         self.fuel_term = 0.0
         self.oi_on = False  # open interest known (and the size term on)
@@ -313,20 +314,20 @@ class CascadeEngine:
             if log_ratio >= self._log_arm:
                 state.levels = 1
                 state.chain_start = ts
-                state.clusters = [price]
+                state.level_prices = [price]
                 state.near = price
         else:
             near = state.near
             tol = self._tol * price
             if price - near > tol or near - price > tol:
-                for level in state.clusters:
+                for level in state.level_prices:
                     if -tol <= price - level <= tol:
                         state.near = level
                         break
                 else:
                     state.near = price
-                    if len(state.clusters) < self._max_levels:
-                        state.clusters.append(price)
+                    if len(state.level_prices) < self._max_levels:
+                        state.level_prices.append(price)
                     if ts - state.chain_start >= self._level_delay:
                         state.levels = levels + 1
                         state.level_cap = self._level_base + self._level_gain * levels
@@ -620,14 +621,6 @@ class CascadeEngine:
                 price_move_pct=move,
             ),
         )
-
-
-def format_usd(amount: float) -> str:
-    """``$3.2M``, ``$850K``, ``$1.1B``, ``$420``."""
-    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(amount) >= limit:
-            return f"${amount / limit:.1f}{suffix}"
-    return f"${amount:.0f}"
 
 
 def format_duration(seconds: float) -> str:

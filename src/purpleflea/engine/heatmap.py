@@ -48,6 +48,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from purpleflea.formatting import format_usd
 from purpleflea.model import Cluster, Heatmap, MarketSnapshot, Side
 
 Array = npt.NDArray[np.float64]
@@ -500,14 +501,6 @@ def _round_size(raw: float) -> float:
     power = 10.0 ** math.floor(math.log10(raw))
     steps = [step * power for step in (1.0, 2.0, 2.5, 5.0, 10.0)]
     return min(steps, key=lambda step: abs(math.log(step / raw)))
-
-
-def format_usd(value: float) -> str:
-    """``$780M``, ``$1.25B``, ``$45.3K``, ``$950``: three significant digits, short unit."""
-    for unit, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if value >= unit * 0.9995:
-            return f"${value / unit:.3g}{suffix}"
-    return f"${value:.0f}"
 
 
 def format_price(price: float, bucket: float) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -10,11 +9,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from purpleflea.clock import now_ms
 from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.server import http
 from purpleflea.server.auth import AuthError, Gate, key_from
 from purpleflea.server.keys import AccountExists, KeyInfo, KeyLimitReached, NewKey
-from purpleflea.server.pipeline import Tracker
+from purpleflea.server.pipeline import Pipeline
 from purpleflea.server.ratelimit import RateLimiter
 from purpleflea.store.base import INTERVAL_MS, Query, Store
 from purpleflea.venues import registry
@@ -26,10 +26,6 @@ MetricSource = Callable[[], list[tuple[str, str, str, list[tuple[str, float]]]]]
 
 _DAY_MS = 86_400_000
 _DEFAULT_SPAN = {"1m": 6 * 3_600_000, "1h": 7 * _DAY_MS, "1d": 365 * _DAY_MS}
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _key_request(body: dict[str, object]) -> tuple[str | None, str]:
@@ -52,7 +48,7 @@ class Api:
     def __init__(
         self,
         *,
-        tracker: Tracker,
+        tracker: Pipeline,
         store: Store,
         gate: Gate,
         known_exchanges: tuple[str, ...],
@@ -133,7 +129,7 @@ class Api:
         group_by = http.choice(params, "group_by", ("market", "exchange", "side"), "market")
         query = self._query(request)
         if query.start_ms is None:
-            end = query.end_ms if query.end_ms is not None else _now_ms()
+            end = query.end_ms if query.end_ms is not None else now_ms()
             # Aligned to the bucket width (at most an hour) so the rollups answer it.
             align = min(INTERVAL_MS[interval], 3_600_000)
             start = (end - _DEFAULT_SPAN[interval]) // align * align
@@ -149,7 +145,7 @@ class Api:
         return http.json_response({"interval": interval, "group_by": group_by, "buckets": buckets})
 
     async def markets(self, request: Request, _: KeyInfo) -> Response:
-        now = _now_ms()
+        now = now_ms()
         start = (now - _DAY_MS) // 60_000 * 60_000
         rows = await self.store.aggregate("1d", "market", Query(start_ms=start))
         totals: dict[str, dict[str, Any]] = {}

@@ -32,6 +32,7 @@ import purpleflea
 from purpleflea.bus.base import Bus
 from purpleflea.bus.local import LocalBus
 from purpleflea.bus.nats import NatsBus
+from purpleflea.clock import now_ms
 from purpleflea.engine.heatmap_feed import FuelSink, HeatmapFeed
 from purpleflea.ingest.uptime import Ledger
 from purpleflea.server import dashboard, http, openapi
@@ -44,7 +45,7 @@ from purpleflea.server.health import Vitals, health_reasons, readiness_reasons
 from purpleflea.server.heatmap_relay import HeatmapRelay, PublishingSink, RelayedHeatmapModel
 from purpleflea.server.keys import KeyStore, open_key_store
 from purpleflea.server.oi_recorder import OpenInterestRecorder
-from purpleflea.server.pipeline import Scorer, Tracker
+from purpleflea.server.pipeline import Pipeline, Scorer
 from purpleflea.server.ratelimit import RateLimiter
 from purpleflea.server.sequencer import hold_sequencer_lock
 from purpleflea.server.sources import SIM_STATE_FILE, run_replay, run_sim
@@ -70,10 +71,6 @@ _INGEST_PATHS = ("/v1/health", "/v1/ready", "/v1/metrics")
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 _KEY_IN_QUERY = re.compile(r"(api_key=)[^&]*")
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class AccessLog:
@@ -116,7 +113,7 @@ class Server:
     store: Store
     keys: KeyStore
     bus: Bus
-    tracker: Tracker
+    tracker: Pipeline
     gate: Gate
     streams: Streams
     heatmaps: HeatmapFeed
@@ -209,7 +206,7 @@ def build_server(config: ServerConfig, *, scorer: Scorer | None = None) -> Serve
     bus = LocalBus()
     scorer = scorer if scorer is not None else default_scorer()
     heatmaps, recorder = _engine_heatmaps(store, scorer)
-    tracker = Tracker(store, bus, scorer=scorer, heatmap=heatmaps)
+    tracker = Pipeline(store, bus, scorer=scorer, heatmap=heatmaps)
     return _record_open_interest(_assemble(config, store, bus, tracker, heatmaps), recorder)
 
 
@@ -235,7 +232,7 @@ def _record_open_interest(server: Server, recorder: OpenInterestRecorder | None)
 
 
 def _assemble(
-    config: ServerConfig, store: Store, bus: Bus, tracker: Tracker, heatmaps: HeatmapFeed
+    config: ServerConfig, store: Store, bus: Bus, tracker: Pipeline, heatmaps: HeatmapFeed
 ) -> Server:
     tracker.buffer_limit = config.ingest_buffer
     keys = open_key_store(config.store, config.keys_path)
@@ -265,7 +262,7 @@ def _with_coverage(server: Server) -> Server:
         service.ledger = Ledger(snapshot)
         if config.source == "sim":
             tracker = server.tracker
-            service.clock = lambda: tracker.clock_ms or _now_ms()
+            service.clock = lambda: tracker.clock_ms or now_ms()
         server.background.append(("coverage recorder", service.run))
     server.closers.append(service.close)
     server.coverage = service
@@ -348,7 +345,7 @@ async def _open_role(
     if config.bus_url is None:  # role all, shared store, one process: nothing to relay
         scorer = scorer if scorer is not None else default_scorer()
         heatmaps, recorder = _engine_heatmaps(store, scorer)
-        tracker = Tracker(store, LocalBus(), scorer=scorer, heatmap=heatmaps)
+        tracker = Pipeline(store, LocalBus(), scorer=scorer, heatmap=heatmaps)
         server = _assemble(config, store, tracker.bus, tracker, heatmaps)
         return _record_open_interest(server, recorder)
     url, stream, prefix = nats_options(config.bus_url)
@@ -369,7 +366,7 @@ def _ingest_node(
     scorer = scorer if scorer is not None else default_scorer()
     heatmaps, recorder = _engine_heatmaps(store, scorer)
     sink = PublishingSink(heatmaps)
-    tracker = Tracker(store, bus, scorer=scorer, heatmap=sink)
+    tracker = Pipeline(store, bus, scorer=scorer, heatmap=sink)
     server = _record_open_interest(_assemble(config, store, bus, tracker, heatmaps), recorder)
     server.background.append(
         (
@@ -513,7 +510,7 @@ def create_app(
             asyncio.create_task(
                 _guarded(
                     "revocation watcher",
-                    built.gate.watch_revocations(config.revocation_poll_s, _now_ms),
+                    built.gate.watch_revocations(config.revocation_poll_s, now_ms),
                 )
             )
         )

@@ -17,7 +17,7 @@ class ServerConfig:
 
     ``source``: ``sim`` (the built-in market simulator, offline), ``live`` (the exchanges'
     public websockets), ``replay`` (a JSON-lines file of events, paced by their timestamps) or
-    ``none`` (events arrive only through :meth:`Tracker.submit`, as in tests).
+    ``none`` (events arrive only through :meth:`Pipeline.submit`, as in tests).
 
     Scale-out (docs/scaleout.md): ``role`` is ``all`` (one process does everything, the
     default), ``ingest`` (source, tracker, cascade engine and heatmap model; publishes on the

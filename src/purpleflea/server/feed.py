@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from purpleflea.bus.base import Subscription, SubscriptionClosed, cascade_frame, liquidation_frame
+from purpleflea.clock import now_ms
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.server.filters import StreamFilter
 from purpleflea.store.base import Store
@@ -32,7 +33,7 @@ class Item:
 
 
 def heartbeat_frame(seq: int) -> bytes:
-    return b'{"type":"heartbeat","seq":%d,"ts":%d}' % (seq, time.time_ns() // 1_000_000)
+    return b'{"type":"heartbeat","seq":%d,"ts":%d}' % (seq, now_ms())
 
 
 async def _replay(

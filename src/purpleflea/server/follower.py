@@ -17,7 +17,7 @@ import logging
 from purpleflea.bus.local import LocalSubscription
 from purpleflea.bus.nats import NatsBus
 from purpleflea.model import Liquidation, VenueLiquidation
-from purpleflea.server.pipeline import Tracker
+from purpleflea.server.pipeline import Pipeline
 from purpleflea.store.base import Store
 
 log = logging.getLogger("purpleflea.follower")
@@ -28,8 +28,8 @@ log = logging.getLogger("purpleflea.follower")
 _BUFFER_BYTES = 64 * 1024 * 1024
 
 
-class Follower(Tracker):
-    """A :class:`Tracker` that follows a :class:`NatsBus` instead of sequencing events."""
+class Follower(Pipeline):
+    """A :class:`Pipeline` that follows a :class:`NatsBus` instead of sequencing events."""
 
     def __init__(self, store: Store, bus: NatsBus) -> None:
         super().__init__(store, bus)

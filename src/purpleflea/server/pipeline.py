@@ -1,18 +1,16 @@
-"""The tracker's spine: sequence, score, persist, then publish.
+"""The pipeline, the tracker's spine: sequence, score, persist, then publish (the async driver).
 
-Sources (live exchanges, the simulator, a replay file) hand :class:`Tracker` venue events
-through :meth:`Tracker.submit`, a plain non-blocking call. One flush task takes everything
-pending, assigns each new event the next ``seq`` and its cascade score, appends the batch to
-the store and only then publishes it on the bus: a ``seq`` a client has seen is always on
-disk (the resume guarantee across restarts). Cascade alerts share the same ``seq`` space, so
-one cursor resumes both channels.
+Sources (live exchanges, the simulator, a replay file) hand :class:`Pipeline` venue events
+through :meth:`Pipeline.submit`, a plain non-blocking call. What happens to them is decided by
+the pure core, :class:`~purpleflea.server.sequencing.Sequencer` (dedupe, seqs, scores, alert
+seqs, the bounded buffer, persisted-before-published); this module only performs its plans:
+one flush task opens the next plan, writes it to the store and only then publishes it on the
+bus, so a ``seq`` a client has seen is always on disk (the resume guarantee across restarts).
 
-When the store fails (a full disk, a lost database), the batch keeps the seqs it was given and
-is retried with exponential backoff until it is stored: seqs stay gapless, and nothing, alerts
-included, is published before it is on disk. Meanwhile new events wait in a bounded buffer
-(``buffer_limit``); once it is full, further events are dropped and counted
-(``dropped_buffer_full``) instead of growing memory without end. The outage is logged once
-when it starts and once when it ends (:class:`~purpleflea.server.writes.WriteHealth`).
+When the store fails (a full disk, a lost database), the plan's write is retried with
+exponential backoff until it is stored, under the same seqs. Meanwhile new events wait in the
+core's bounded buffer (``buffer_limit``). The outage is logged once when it starts and once
+when it ends (:class:`~purpleflea.server.writes.WriteHealth`).
 """
 
 from __future__ import annotations
@@ -22,41 +20,24 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator
 from typing import Protocol
 
 import msgspec
 
-from purpleflea.bus.base import Bus, Message, cascade_frame, liquidation_frame
+from purpleflea.bus.base import Bus
+from purpleflea.clock import now_ms
 from purpleflea.engine.heatmap_feed import FuelSink
-from purpleflea.ingest.connection import Deduper
-from purpleflea.model import (
-    CascadeAlert,
-    Liquidation,
-    MarketSnapshot,
-    Side,
-    UnsizedLiquidation,
-    VenueLiquidation,
-    publish,
-)
+from purpleflea.model import Liquidation, MarketSnapshot, VenueLiquidation
+from purpleflea.server.sequencing import BatchPlan, Scorer, Sequencer, WriteEvents
 from purpleflea.server.writes import WriteHealth
 from purpleflea.store.base import OpenInterest, Store
 from purpleflea.store.oi_sampler import HEARTBEAT_MS
 from purpleflea.store.pages import NEVER_MS, open_interest_pages, store_pages
 
+__all__ = ["MarketState", "Pipeline", "Scorer", "SnapshotSink"]
+
 log = logging.getLogger("purpleflea.pipeline")
-
-
-class Scorer(Protocol):
-    """The cascade engine as the pipeline uses it (see :mod:`purpleflea.engine.cascade`)."""
-
-    def observe(
-        self, market: str, side: Side, size_usd: float, price: float, ts: int, exchange: str
-    ) -> int: ...
-
-    def drain_alerts(self) -> list[CascadeAlert]: ...
-
-    def tick(self, now_ms: int) -> list[CascadeAlert]: ...
 
 
 class SnapshotSink(Protocol):
@@ -71,10 +52,6 @@ class SnapshotSink(Protocol):
 _OI_PAGE = 10_000
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class MarketState(msgspec.Struct, kw_only=True):
     """What the tracker has seen of one market since it started."""
 
@@ -83,21 +60,9 @@ class MarketState(msgspec.Struct, kw_only=True):
     exchanges: set[str]
 
 
-class Sequenced(msgspec.Struct, kw_only=True):
-    """A batch with its seqs and scores, on its way to the store and then to the bus.
-
-    ``stored`` is set once the events are on disk (the ones new by id), ``alerts_stored`` once
-    the alerts are: a retry after a failure resumes at the step that failed.
-    """
-
-    events: list[Liquidation]
-    alerts: list[CascadeAlert]
-    stored: list[Liquidation] | None = None
-    alerts_stored: bool = False
-
-
-class Tracker:
-    """Sequences venue events into published ones; see the module docstring."""
+class Pipeline:
+    """Performs the :class:`Sequencer`'s plans: persist, then publish; see the module
+    docstring."""
 
     def __init__(
         self,
@@ -113,39 +78,52 @@ class Tracker:
         retry_max_s: float = 5.0,
     ) -> None:
         if buffer_limit < 1:
-            raise ValueError(f"Tracker buffer_limit must be at least 1, got {buffer_limit}")
+            raise ValueError(f"Pipeline buffer_limit must be at least 1, got {buffer_limit}")
         self.store = store
         self.bus = bus
         self.scorer = scorer
         self.heatmap = heatmap
-        self.batch_limit = batch_limit
         self.coalesce_s = coalesce_s
-        #: Events waiting to be sequenced at most; beyond it, new ones are dropped (counted).
-        self.buffer_limit = buffer_limit
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
+        self.counters: Counter[str] = Counter()
+        self.core = Sequencer(
+            scorer=scorer,
+            batch_limit=batch_limit,
+            buffer_limit=buffer_limit,
+            on_event=self._remember,
+            counters=self.counters,
+        )
         self.writes = WriteHealth()
         #: Monotonic time of the last event submitted (health: is the source still talking).
         self.last_received: float | None = None
         self.started = False
-        self._buffer_full = False
         self._dropped_at_outage = 0
-        self.counters: Counter[str] = Counter()
         self.markets: dict[str, MarketState] = {}
         self.clock_ms = 0
-        self._pending: list[tuple[VenueLiquidation, int]] = []
         self._wakeup = asyncio.Event()
-        self._deduper = Deduper(ttl=3_600.0, max_size=500_000)
-        self._next_seq = 1
-        self._published_seq = 0
-        self._in_flight = 0
         self._task: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
-        # Sequencing, persisting and publishing happen under one lock so that the bus sees
-        # seqs in ascending order (a client's resume cursor never skips an unseen seq).
+        # A plan is opened, persisted and published under one lock (the flush loop's and the
+        # tick loop's): the core allows one open plan at a time.
         self._serial = asyncio.Lock()
+
+    @property
+    def buffer_limit(self) -> int:
+        """Events waiting to be sequenced at most; beyond it, new ones are dropped (counted)."""
+        return self.core.buffer_limit
+
+    @buffer_limit.setter
+    def buffer_limit(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"Pipeline buffer_limit must be at least 1, got {limit}")
+        self.core.buffer_limit = limit
+
+    @property
+    def batch_limit(self) -> int:
+        return self.core.batch_limit
 
     @property
     def last_seq(self) -> int:
@@ -154,11 +132,10 @@ class Tracker:
         Not the highest *assigned*: a batch between sequencing and publishing holds seqs a
         new stream client must still receive, so its live start cursor may not pass them.
         """
-        return self._published_seq
+        return self.core.published_seq
 
     async def start(self, *, tick_interval: float = 1.0, warm_events: int = 200_000) -> None:
-        self._next_seq = await self.store.last_seq() + 1
-        self._published_seq = self._next_seq - 1
+        self.core.resume(await self.store.last_seq())
         if self.scorer is not None and warm_events > 0:
             await self._warm(warm_events)
         self._task = asyncio.create_task(self._flush_loop(), name="tracker-flush")
@@ -173,7 +150,7 @@ class Tracker:
         from the first live event, not only after the next snapshots). Alerts raised while
         warming were already published before the restart: they are dropped."""
         assert self.scorer is not None
-        cursor = max(0, self._next_seq - 1 - limit)
+        cursor = max(0, self.core.next_seq - 1 - limit)
         sizes = self.scorer if isinstance(self.scorer, FuelSink) else None
         oi: AsyncGenerator[list[OpenInterest], None] | None = None
         rows: list[OpenInterest] = []
@@ -188,16 +165,8 @@ class Tracker:
                 for event in page:
                     while rows and rows[0].ts <= event.ts:
                         rows = await self._apply_open_interest(rows, event.ts, oi)
-                    self.scorer.observe(
-                        event.market,
-                        event.side,
-                        event.size_usd,
-                        event.price,
-                        event.ts,
-                        event.exchange,
-                    )
+                    self.core.warm(event)
                     self._remember(event)
-                self.scorer.drain_alerts()
                 warmed += len(page)
             while rows:  # what came after the last stored event: current when going live
                 rows = await self._apply_open_interest(rows, NEVER_MS, oi)
@@ -237,12 +206,12 @@ class Tracker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), 0.1)
         self.started = False
+        lost = self.core.buffered  # before cancelling: a cancelled plan is closed unstored
         for task in (self._ticker, self._task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        lost = len(self._pending) + self._in_flight
         if lost:
             self.counters["dropped_at_shutdown"] += lost
             log.error("stopped with %d events not stored (the store was failing)", lost)
@@ -253,26 +222,15 @@ class Tracker:
         When ``buffer_limit`` events already wait (the store is failing or too slow), the
         event is dropped and counted as ``dropped_buffer_full``.
         """
-        self.counters["received"] += 1
         self.last_received = time.monotonic()
-        if len(self._pending) >= self.buffer_limit:
-            self.counters["dropped_buffer_full"] += 1
-            if not self._buffer_full:
-                self._buffer_full = True
-                log.error(
-                    "ingest buffer full (%d events waiting for the store): dropping new "
-                    "events until it drains (counted as dropped_buffer_full)",
-                    len(self._pending),
-                )
-            return
-        self._pending.append((event, received_at if received_at is not None else _now_ms()))
-        self._idle.clear()
-        self._wakeup.set()
+        if self.core.accept(event, received_at if received_at is not None else now_ms()):
+            self._idle.clear()
+            self._wakeup.set()
 
     @property
     def buffered(self) -> int:
         """Events accepted but not yet stored: waiting, or in the batch being written."""
-        return len(self._pending) + self._in_flight
+        return self.core.buffered
 
     def on_snapshot(self, snapshot: MarketSnapshot) -> None:
         """Open interest and mark price from a poller or the simulator."""
@@ -303,17 +261,11 @@ class Tracker:
                 # them, instead of one of each per event (at a cost of ~2 ms of latency).
                 await asyncio.sleep(self.coalesce_s)
             self._wakeup.clear()
-            while self._pending:
-                batch = self._pending[: self.batch_limit]
-                del self._pending[: self.batch_limit]
-                self._in_flight = len(batch)
-                try:
-                    async with self._serial:
-                        await self._commit(self._sequence(batch))
-                except Exception:  # a bug, not the store (_commit retries those): keep serving
-                    self.counters["flush_errors"] += len(batch)
-                    log.exception("could not sequence a batch of %d events", len(batch))
-                self._in_flight = 0
+            while self.core.pending:
+                async with self._serial:
+                    plan = self.core.next_plan(time.monotonic())
+                    if plan is not None:
+                        await self._perform(plan)
             self._caught_up()
             self._idle.set()
 
@@ -325,96 +277,58 @@ class Tracker:
             self.writes.succeeded(
                 "events", summary=f"backlog stored, {dropped} events dropped (buffer full)"
             )
-        elif self._buffer_full:
+        elif self.core.buffer_full:
             log.warning("ingest buffer drained: %d events were dropped while full", dropped)
-        self._buffer_full = False
+        self.core.buffer_full = False
         self._dropped_at_outage = self.counters["dropped_buffer_full"]
 
-    async def _commit(self, batch: Sequenced) -> None:
-        """Persist ``batch`` (retried with exponential backoff until the store takes it, under
-        the same seqs), then publish it. Runs under ``_serial``."""
+    async def _perform(self, plan: BatchPlan) -> None:
+        """Persist ``plan`` (each write retried with exponential backoff until the store takes
+        it), then publish it, then close it. Runs under ``_serial``."""
+        published = False
+        try:
+            await self._persist(plan)
+            if not self.core.pending:
+                self._caught_up()
+            published = await self._publish(plan)
+        except Exception:  # a bug, not the store (_persist retries those): keep serving
+            self.counters["flush_errors"] += plan.size
+            log.exception("could not perform a batch of %d events", plan.size)
+        finally:
+            self.core.close(plan, published=published)
+
+    async def _persist(self, plan: BatchPlan) -> None:
         delay = self.retry_initial_s
-        while True:
+        while (write := plan.next_write()) is not None:
             try:
-                await self._persist(batch)
-                break
+                if isinstance(write, WriteEvents):
+                    plan.events_written(await self.store.append(write.events))
+                else:
+                    await self.store.append_cascades(write.alerts)
+                    plan.alerts_written()
             except Exception as exc:
                 self.counters["store_write_errors"] += 1
                 self.writes.failed(
                     "events",
                     exc,
-                    holding=f"{len(batch.events)} events and {len(batch.alerts)} alerts held, "
+                    holding=f"{len(plan.events)} events and {len(plan.alerts)} alerts held, "
                     f"new events buffered up to {self.buffer_limit}",
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max_s)
-        assert batch.stored is not None
-        if not self._pending:
-            self._caught_up()
+
+    async def _publish(self, plan: BatchPlan) -> bool:
+        """Publish a persisted plan; False when the bus failed (the batch is stored: clients
+        get it from the store on resume)."""
         try:
-            await self._publish(batch.stored, batch.alerts)
-        except Exception as exc:  # stored: clients get it from the store on resume
+            for message in plan.messages():
+                await self.bus.publish(message)
+                self.core.published(message.seq)
+        except Exception as exc:
             self.counters["publish_errors"] += 1
             log.error("bus: could not publish a stored batch: %s", exc)
-
-    async def _persist(self, batch: Sequenced) -> None:
-        """Events first, then the alerts about them: an alert is never stored before the
-        events it is about."""
-        if batch.stored is None:
-            batch.stored = await self.store.append(batch.events)
-            self.counters["duplicates"] += len(batch.events) - len(batch.stored)
-        if batch.alerts and not batch.alerts_stored:
-            await self.store.append_cascades(batch.alerts)
-        batch.alerts_stored = True
-
-    def _sequence(self, batch: Sequence[tuple[VenueLiquidation, int]]) -> Sequenced:
-        """Dedupe, give each new event the next seq and its score, and each alert it caused
-        the seqs right after it (no I/O: the seqs are final, whatever the store does next)."""
-        events: list[Liquidation] = []
-        alerts: list[CascadeAlert] = []
-        now = time.monotonic()
-        for venue, received_at in batch:
-            if self._deduper.seen(venue.id, now):
-                self.counters["duplicates"] += 1
-                continue
-            try:
-                event = publish(venue, seq=self._next_seq, received_at=received_at)
-            except UnsizedLiquidation as exc:
-                self.counters["unsized"] += 1
-                log.debug("%s", exc)
-                continue
-            self._next_seq += 1
-            if self.scorer is not None:
-                event, caused = self._score(event)
-                # An alert takes the seqs right after the event that caused it.
-                alerts.extend(self._assign(caused))
-            events.append(event)
-            self._remember(event)
-        return Sequenced(events=events, alerts=alerts)
-
-    def _score(self, event: Liquidation) -> tuple[Liquidation, list[CascadeAlert]]:
-        """The event with its cascade score, and the alerts it caused.
-
-        A scorer bug costs the event its score (0), never the event itself.
-        """
-        assert self.scorer is not None
-        try:
-            score = self.scorer.observe(
-                event.market, event.side, event.size_usd, event.price, event.ts, event.exchange
-            )
-            alerts = self.scorer.drain_alerts()
-        except Exception:
-            self.counters["scorer_errors"] += 1
-            log.exception("cascade scorer failed on %s", event.id)
-            return event, []
-        return msgspec.structs.replace(event, cascade_score=score), alerts
-
-    def _assign(self, alerts: list[CascadeAlert]) -> list[CascadeAlert]:
-        sequenced = []
-        for alert in alerts:
-            sequenced.append(msgspec.structs.replace(alert, seq=self._next_seq))
-            self._next_seq += 1
-        return sequenced
+            return False
+        return True
 
     def _remember(self, event: Liquidation) -> None:
         self.clock_ms = max(self.clock_ms, event.ts)
@@ -431,30 +345,12 @@ class Tracker:
                 state.last_ts = event.ts
             state.exchanges.add(event.exchange)
 
-    async def _publish(self, events: Sequence[Liquidation], alerts: Sequence[CascadeAlert]) -> None:
-        items: list[tuple[int, Message]] = [
-            (e.seq, Message("liquidations", e.seq, e, liquidation_frame(e))) for e in events
-        ]
-        items += [(a.seq, Message("cascades", a.seq, a, cascade_frame(a))) for a in alerts]
-        items.sort(key=lambda pair: pair[0])
-        for seq, message in items:
-            await self.bus.publish(message)
-            self._published_seq = max(self._published_seq, seq)
-        self.counters["published"] += len(events)
-        self.counters["cascade_alerts"] += len(alerts)
-
     async def _tick_loop(self, interval: float) -> None:
-        assert self.scorer is not None
         while True:
             await asyncio.sleep(interval)
             # Live: the wall clock; a simulator running faster than real time moves clock_ms.
-            self.clock_ms = max(self.clock_ms, _now_ms())
+            self.clock_ms = max(self.clock_ms, now_ms())
             async with self._serial:
-                try:
-                    alerts = self._assign(self.scorer.tick(self.clock_ms))
-                except Exception:
-                    self.counters["tick_errors"] += 1
-                    log.exception("cascade tick failed")
-                    continue
-                if alerts:
-                    await self._commit(Sequenced(events=[], alerts=alerts, stored=[]))
+                plan = self.core.tick_plan(self.clock_ms)
+                if plan is not None:
+                    await self._perform(plan)

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from purpleflea.clock import now_ms
 from purpleflea.ingest.uptime import Ledger
 from purpleflea.model import VenueLiquidation
-from purpleflea.server.pipeline import Tracker
+from purpleflea.server.pipeline import Pipeline
 from purpleflea.venues import registry
 
 if TYPE_CHECKING:
@@ -27,10 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("purpleflea.source")
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 #: The live simulator's state, kept beside the store so a restart continues the market.
 SIM_STATE_FILE = "sim_state.npz"
 #: How often (wall clock) the live simulator's state is written; it is also written on stop.
@@ -38,7 +35,7 @@ SIM_SAVE_EVERY_S = 300.0
 
 
 async def run_sim(
-    tracker: Tracker,
+    tracker: Pipeline,
     *,
     seed: int,
     markets: int,
@@ -114,7 +111,7 @@ async def run_sim(
             sim, speed=speed, wall_origin_ms=sim.config.start_ms, checkpoint=checkpoint
         ):
             tracker.advance_clock(step.ts)
-            received = _now_ms()
+            received = now_ms()
             for event in step.liquidations:
                 if ledger is not None:
                     ledger.event(event.exchange, event.symbol, event.ts or step.ts)
@@ -139,7 +136,7 @@ def live_simulator(seed: int, markets: int, saved: SimState | None, last_seq: in
     from purpleflea.sim import SimConfig, Simulator  # noqa: PLC0415 - numpy when used
 
     if saved is not None and (saved.seed, saved.n_markets) == (seed, markets):
-        start = _now_ms()
+        start = now_ms()
         config = SimConfig.served(
             seed=seed,
             n_markets=markets,
@@ -154,14 +151,14 @@ def live_simulator(seed: int, markets: int, saved: SimState | None, last_seq: in
             saved.seed,
             saved.n_markets,
         )
-    config = SimConfig.served(seed=seed, n_markets=markets, start_ms=_now_ms(), epoch=last_seq)
+    config = SimConfig.served(seed=seed, n_markets=markets, start_ms=now_ms(), epoch=last_seq)
     state = Simulator(config).capture_state()
-    start = _now_ms()
+    start = now_ms()
     moved = replace(config, start_ms=start, crash_start_ms=state.crash_after_pause(start))
     return Simulator.from_state(moved, state)
 
 
-async def run_replay(tracker: Tracker, path: Path, *, speed: float) -> None:
+async def run_replay(tracker: Pipeline, path: Path, *, speed: float) -> None:
     """Replay a JSON-lines file of events (one event object per line), paced by ``ts``.
 
     Lines need the venue fields (``id, exchange, symbol, market, side, price, quantity,

@@ -66,7 +66,7 @@ from purpleflea.server.auth import AuthError, Gate, key_from
 from purpleflea.server.feed import Item, client_feed
 from purpleflea.server.filters import BadSubscription, StreamFilter, parse_filter
 from purpleflea.server.keys import KeyInfo
-from purpleflea.server.pipeline import Tracker
+from purpleflea.server.pipeline import Pipeline
 
 log = logging.getLogger("purpleflea.stream")
 
@@ -156,7 +156,7 @@ class Streams:
     def __init__(
         self,
         *,
-        tracker: Tracker,
+        tracker: Pipeline,
         bus: Bus,
         gate: Gate,
         known_exchanges: tuple[str, ...],

@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from purpleflea.bus.base import (
     cascade_frame,
     liquidation_frame,
 )
+from purpleflea.clock import now_ms
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.server.filters import BadSubscription, StreamFilter, parse_filter
 from purpleflea.server.webhook_policy import Outcome, WebhookSettings, decide
@@ -53,10 +53,6 @@ _IDLE = "no webhooks"
 _CATCH_UP_PAGE = 1_000
 #: Items the dispatcher's own bus subscription may hold (it only copies them into queues).
 _BUS_BUFFER = 100_000
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,7 +364,7 @@ class Dispatcher:
                 body=item.body,
                 attempts=attempts,
                 error=error,
-                failed_at=_now_ms(),
+                failed_at=now_ms(),
             )
         )
         self._letters_ready.set()

@@ -5,7 +5,6 @@ unknown one does). Delivery itself is :mod:`purpleflea.server.webhook_dispatch`.
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from purpleflea.clock import now_ms
 from purpleflea.server import http
 from purpleflea.server.filters import BadSubscription
 from purpleflea.server.keys import KeyInfo
@@ -125,7 +125,7 @@ class WebhookRoutes:
             url=url,
             secret=secret,
             filters=filters,
-            created_at=time.time_ns() // 1_000_000,
+            created_at=now_ms(),
             settled_seq=self.service.position(),
         )
         cap = self.service.settings.max_per_account

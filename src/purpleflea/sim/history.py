@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from purpleflea.model import Liquidation, Side, VenueLiquidation, publish
+from purpleflea.model import Liquidation, Side, VenueLiquidation, to_liquidation
 from purpleflea.progress import Progress
 from purpleflea.sim.config import event_id_prefix
 from purpleflea.sim.events import RawBlock
@@ -89,7 +89,7 @@ def published(
             seq = first_seq + j
             assert venue.ts is not None  # the simulator stamps every event
             scored.append(
-                publish(
+                to_liquidation(
                     venue,
                     seq=seq,
                     received_at=venue.ts + 40 + seq % 160,

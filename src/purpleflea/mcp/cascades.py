@@ -1,0 +1,69 @@
+"""The ``cascades`` tool: liquidation cascades, active and past."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from mcp_types import CallToolResult
+from pydantic import Field
+
+from purpleflea.client import LiquidationClient
+from purpleflea.mcp.answers import MarketsArg, result, server_errors, upper
+from purpleflea.model import CascadeAlert
+
+StatusArg = Annotated[
+    Literal["active", "past", "all", "recent"],
+    Field(
+        description="'active' = cascades still running, 'past' = finished ones "
+        "(exhausted), 'all' = both (default); 'recent' is an older name for 'past'."
+    ),
+]
+LimitArg = Annotated[
+    int, Field(ge=1, le=100, description="At most this many per list (default 10).")
+]
+
+
+def cascade_dict(alert: CascadeAlert) -> dict[str, Any]:
+    """An alert as JSON data (``exchanges`` a list, as JSON has no tuples)."""
+    return alert.to_dict() | {"exchanges": list(alert.exchanges)}
+
+
+class CascadeTools:
+    """The cascade tools, answering from ``client``'s server."""
+
+    def __init__(self, client: LiquidationClient) -> None:
+        self.client = client
+
+    async def cascades(
+        self, markets: MarketsArg = None, status: StatusArg = "all", limit: LimitArg = 10
+    ) -> CallToolResult:
+        """Liquidation cascades: bursts of liquidations on one market and side feeding
+        each other.
+
+        Each cascade: market, side (liquidated position; 'long' cascades push price down),
+        score (0-10 now) and peak_score, window_usd (USD liquidated in the scoring window of
+        window_s seconds), total_usd and events since it started, started_at/updated_at (ms
+        since the epoch), duration_s, price_move_pct (signed), status (started/updated =
+        active, exhausted = over) and a one-line message.
+        """
+        # One word with the REST API (status=past); 'recent' stays for existing callers.
+        asked = "past" if status == "recent" else status
+        wanted = ("active", "past") if asked == "all" else (asked,)
+        lists: dict[str, list[CascadeAlert]] = {}
+        async with server_errors(self.client.base_url):
+            for name in wanted:
+                lists[name] = await self.client.cascades(
+                    status=name, markets=upper(markets), limit=limit
+                )
+        return result(
+            _text(lists),
+            {name: [cascade_dict(a) for a in alerts] for name, alerts in lists.items()},
+        )
+
+
+def _text(lists: dict[str, list[CascadeAlert]]) -> str:
+    lines: list[str] = []
+    for name, found in lists.items():
+        lines.append(f"{len(found)} {name} cascade(s)" + (":" if found else "."))
+        lines.extend(f"- {alert.message}" for alert in found)
+    return "\n".join(lines)

@@ -1,0 +1,110 @@
+"""The ``recent_liquidations`` tool: the newest individual liquidations, filtered."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from mcp_types import CallToolResult
+from pydantic import Field
+
+from purpleflea.client import LiquidationClient
+from purpleflea.clock import now_ms
+from purpleflea.formatting import format_usd
+from purpleflea.mcp.answers import (
+    MINUTE_MS,
+    YEAR_MINUTES,
+    MarketsArg,
+    event_line,
+    result,
+    server_errors,
+    upper,
+)
+from purpleflea.model import Liquidation
+from purpleflea.venues import registry
+
+ExchangesArg = Annotated[
+    list[str] | None,
+    Field(
+        description=f"Only these exchanges: {', '.join(registry.EXCHANGE_IDS)}, "
+        "sim (the simulator). Omit for all."
+    ),
+]
+SideArg = Annotated[
+    Literal["long", "short"] | None,
+    Field(
+        description="'long' = only liquidated longs, 'short' = only liquidated shorts; "
+        "omit for both."
+    ),
+]
+MinUsdArg = Annotated[
+    float, Field(ge=0, description="Only liquidations of at least this many USD.")
+]
+SinceArg = Annotated[
+    float | None,
+    Field(
+        gt=0,
+        le=YEAR_MINUTES,
+        description="Only the last N minutes (by exchange time). Omit for no time "
+        "limit (the newest stored events).",
+    ),
+]
+LimitArg = Annotated[
+    int, Field(ge=1, le=100, description="At most this many events (1-100, default 20).")
+]
+
+
+class LiquidationTools:
+    """The individual-event tools, answering from ``client``'s server."""
+
+    def __init__(self, client: LiquidationClient) -> None:
+        self.client = client
+
+    async def recent_liquidations(
+        self,
+        markets: MarketsArg = None,
+        exchanges: ExchangesArg = None,
+        side: SideArg = None,
+        min_usd: MinUsdArg = 0.0,
+        since_minutes: SinceArg = None,
+        limit: LimitArg = 20,
+    ) -> CallToolResult:
+        """The newest individual liquidations, newest first, with optional filters.
+
+        Each event: market, side (the liquidated position), size_usd (notional, USD), price
+        (average fill), quantity (coins), exchange, ts (exchange time, ms since the epoch) and
+        cascade_score (0-10: how strongly a cascade was developing on that market and side).
+        """
+        start = now_ms() - int(since_minutes * MINUTE_MS) if since_minutes else None
+        async with server_errors(self.client.base_url):
+            page = await self.client.history(
+                markets=upper(markets),
+                exchanges=exchanges,
+                sides=side,
+                min_usd=min_usd or None,
+                start=start,
+                limit=limit,
+            )
+        filters: dict[str, Any] = {
+            "markets": upper(markets),
+            "exchanges": exchanges,
+            "side": side,
+            "min_usd": min_usd,
+            "since_minutes": since_minutes,
+            "limit": limit,
+        }
+        data = {
+            "count": len(page.events),
+            "events": [e.to_dict() for e in page.events],
+            "filters": filters,
+        }
+        return result(_text(page.events), data)
+
+
+def _text(events: list[Liquidation]) -> str:
+    if not events:
+        return "No liquidations match these filters."
+    total = sum(e.size_usd for e in events)
+    return "\n".join(
+        [f"{len(events)} liquidations, {format_usd(total)} in total, newest first:"]
+        + [event_line(e) for e in events]
+    )

@@ -1,0 +1,231 @@
+"""The market tools: ``market_stats`` (one market's totals) and ``market_summary`` (a
+briefing on one market or the whole tape), and the queries they share."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from mcp_types import CallToolResult
+from pydantic import Field
+
+from purpleflea.client import LiquidationClient
+from purpleflea.formatting import format_price, format_usd
+from purpleflea.mcp.answers import (
+    EndArg,
+    MarketArg,
+    WindowArg,
+    event_line,
+    result,
+    server_errors,
+    utc,
+    window,
+)
+from purpleflea.mcp.cascades import cascade_dict
+from purpleflea.model import CascadeAlert, Liquidation
+
+#: History pages the "largest events" scan reads at most (each up to 1,000 events).
+MAX_SCAN_PAGES = 20
+
+#: USD and event count per liquidated side: {"long": {"usd": .., "count": ..}, "short": ..}.
+SideTotals = dict[str, dict[str, float]]
+
+OptionalMarketArg = Annotated[
+    str | None,
+    Field(description="A market such as 'BTC-PERP'; omit to summarize every market."),
+]
+
+
+async def largest_events(
+    client: LiquidationClient,
+    *,
+    markets: list[str] | None,
+    start: int,
+    end: int,
+    count: int,
+    page_size: int = 1000,
+) -> tuple[list[Liquidation], bool]:
+    """The ``count`` largest events in [start, end), and whether the scan was cut short.
+
+    Pages walk back in time; once ``count`` events are held, later pages ask only for events
+    at least as large as the smallest held (``min_usd``), so a busy window costs few pages.
+    """
+    best: list[Liquidation] = []
+    cursor: int | None = None
+    threshold: float | None = None
+    for _ in range(MAX_SCAN_PAGES):
+        page = await client.history(
+            markets=markets, start=start, end=end, min_usd=threshold, cursor=cursor, limit=page_size
+        )
+        best = sorted([*best, *page.events], key=lambda e: -e.size_usd)[:count]
+        if page.next_cursor is None:
+            return best, False
+        cursor = page.next_cursor
+        if len(best) == count:
+            threshold = best[-1].size_usd
+    return best, True
+
+
+async def side_totals(
+    client: LiquidationClient, *, markets: list[str] | None, start: int, end: int
+) -> SideTotals:
+    """USD and event counts per liquidated side in [start, end)."""
+    totals = {side: {"usd": 0.0, "count": 0} for side in ("long", "short")}
+    for bucket in await client.aggregate(
+        interval="1d", group_by="side", markets=markets, start=start, end=end
+    ):
+        cell = totals[bucket.group]
+        cell["usd"] += bucket.size_usd
+        cell["count"] += bucket.count
+    return totals
+
+
+async def top_markets(
+    client: LiquidationClient, *, start: int, end: int, count: int = 5
+) -> list[dict[str, Any]]:
+    """The ``count`` markets with the most USD liquidated in [start, end)."""
+    per_market: dict[str, float] = {}
+    for bucket in await client.aggregate(interval="1d", group_by="market", start=start, end=end):
+        per_market[bucket.group] = per_market.get(bucket.group, 0.0) + bucket.size_usd
+    ranked = sorted(per_market.items(), key=lambda item: -item[1])[:count]
+    return [{"market": m, "usd": v} for m, v in ranked]
+
+
+def dominant(totals: SideTotals) -> str | None:
+    """The side with more USD liquidated (longs on a tie); None when nothing was."""
+    longs, shorts = totals["long"]["usd"], totals["short"]["usd"]
+    if longs == shorts == 0:
+        return None
+    return "long" if longs >= shorts else "short"
+
+
+def _sides(totals: SideTotals) -> dict[str, Any]:
+    """Totals as answered: per side, the total, the count and the dominant side."""
+    return {
+        "long": {"usd": totals["long"]["usd"], "count": int(totals["long"]["count"])},
+        "short": {"usd": totals["short"]["usd"], "count": int(totals["short"]["count"])},
+        "total_usd": totals["long"]["usd"] + totals["short"]["usd"],
+        "count": int(totals["long"]["count"] + totals["short"]["count"]),
+        "dominant_side": dominant(totals),
+    }
+
+
+class MarketTools:
+    """The market tools, answering from ``client``'s server."""
+
+    def __init__(self, client: LiquidationClient) -> None:
+        self.client = client
+
+    async def market_stats(
+        self, market: MarketArg, window_minutes: WindowArg = 60, end_ms: EndArg = None
+    ) -> CallToolResult:
+        """One market's liquidation totals over a window: USD and event counts of liquidated
+        longs and shorts, the total, the dominant side, and the single largest liquidation.
+
+        The window is minute-aligned: [end - window_minutes, end), end rounded up to a minute.
+        """
+        name = market.strip().upper()
+        start, end = window(window_minutes, end_ms)
+        async with server_errors(self.client.base_url):
+            totals = await side_totals(self.client, markets=[name], start=start, end=end)
+            largest, truncated = await largest_events(
+                self.client, markets=[name], start=start, end=end, count=1
+            )
+        sides = _sides(totals)
+        data = {
+            "market": name,
+            "window_minutes": window_minutes,
+            "start_ms": start,
+            "end_ms": end,
+            **sides,
+            "largest": largest[0].to_dict() if largest else None,
+            "largest_scan_truncated": truncated,
+        }
+        return result(_stats_text(name, window_minutes, end, sides, largest), data)
+
+    async def market_summary(
+        self,
+        market: OptionalMarketArg = None,
+        window_minutes: WindowArg = 60,
+        end_ms: EndArg = None,
+    ) -> CallToolResult:
+        """A short plain-language briefing on one market or the whole tape over a window:
+        total liquidated (USD), longs vs shorts and which side dominates, the top markets
+        (whole tape), active cascades and the three biggest prints."""
+        name = market.strip().upper() if market else None
+        markets = [name] if name else None
+        start, end = window(window_minutes, end_ms)
+        client = self.client
+        async with server_errors(client.base_url):
+            totals = await side_totals(client, markets=markets, start=start, end=end)
+            top = [] if name else await top_markets(client, start=start, end=end)
+            active = await client.cascades(status="active", markets=markets, limit=5)
+            biggest, truncated = await largest_events(
+                client, markets=markets, start=start, end=end, count=3
+            )
+        sides = _sides(totals)
+        data = {
+            "market": name,
+            "window_minutes": window_minutes,
+            "start_ms": start,
+            "end_ms": end,
+            **sides,
+            "top_markets": top,
+            "active_cascades": [cascade_dict(a) for a in active],
+            "biggest": [e.to_dict() for e in biggest],
+            "biggest_scan_truncated": truncated,
+        }
+        heading = f"{name or 'All markets'}, last {window_minutes} min (to {utc(end)}):"
+        return result(" ".join([heading, *_summary(sides, top, active, biggest)]), data)
+
+
+def _stats_text(
+    market: str, minutes: int, end: int, sides: dict[str, Any], largest: list[Liquidation]
+) -> str:
+    if sides["count"] == 0:
+        return f"{market}: no liquidations in the {minutes} min up to {utc(end)}."
+    longs, shorts = sides["long"], sides["short"]
+    text = (
+        f"{market}, {minutes} min up to {utc(end)}: {format_usd(sides['total_usd'])} in "
+        f"{sides['count']} liquidations; longs {format_usd(longs['usd'])} ({longs['count']}), "
+        f"shorts {format_usd(shorts['usd'])} ({shorts['count']}); "
+        f"{sides['dominant_side']}s dominate."
+    )
+    if largest:
+        text += f" Largest: {event_line(largest[0])}."
+    return text
+
+
+def _summary(
+    sides: dict[str, Any],
+    top: list[dict[str, Any]],
+    active: list[CascadeAlert],
+    biggest: list[Liquidation],
+) -> list[str]:
+    """The briefing's sentences after its heading."""
+    sentences: list[str] = []
+    total, side = sides["total_usd"], sides["dominant_side"]
+    if sides["count"] == 0:
+        sentences.append("no liquidations.")
+    else:
+        share = sides[side or "long"]["usd"] / total if total else 0.0
+        sentences.append(
+            f"{format_usd(total)} liquidated in {sides['count']} events; longs "
+            f"{format_usd(sides['long']['usd'])}, shorts {format_usd(sides['short']['usd'])} — "
+            f"{side}s dominate ({share:.0%})."
+        )
+    if top:
+        sentences.append(
+            "Top markets: " + ", ".join(f"{m['market']} {format_usd(m['usd'])}" for m in top) + "."
+        )
+    if active:
+        sentences.append(f"{len(active)} active cascade(s): " + " ".join(a.message for a in active))
+    else:
+        sentences.append("No active cascades.")
+    if biggest:
+        prints = "; ".join(
+            f"{format_usd(e.size_usd)} {e.side} {e.market} at {format_price(e.price)} "
+            f"({e.exchange}, {utc(e.ts)})"
+            for e in biggest
+        )
+        sentences.append(f"Biggest prints: {prints}.")
+    return sentences

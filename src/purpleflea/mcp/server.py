@@ -1,0 +1,50 @@
+"""The MCP server: the tool groups on one :class:`MCPServer`, served on stdin/stdout.
+
+An MCP host (Claude Desktop, an agent framework) launches ``purpleflea mcp`` and talks over
+stdin/stdout. Tools never invent data: an empty window says so, a market without a heatmap
+says so. ``side`` is always the side of the *liquidated position*: ``long`` means longs were
+force-sold.
+"""
+
+from __future__ import annotations
+
+from mcp.server.mcpserver import MCPServer
+
+from purpleflea.client import LiquidationClient
+from purpleflea.mcp.answers import READ_ONLY
+from purpleflea.mcp.cascades import CascadeTools
+from purpleflea.mcp.heatmaps import HeatmapTools
+from purpleflea.mcp.liquidations import LiquidationTools
+from purpleflea.mcp.markets import MarketTools
+
+INSTRUCTIONS = (
+    "Purple Flea liquidation tracker: forced liquidations across crypto perpetual-futures "
+    "exchanges, normalized. Markets are named like BTC-PERP, ETH-PERP (same name on every "
+    "exchange). side = the liquidated position: 'long' = longs were liquidated (forced sells, "
+    "downside pressure), 'short' = shorts were liquidated (forced buys). Money is USD; times "
+    "are ms since the epoch (UTC). Start with market_summary for an overview, cascades for "
+    "what is unfolding now, heatmap_clusters for where the next liquidations sit."
+)
+
+
+def build_server(client: LiquidationClient) -> MCPServer:
+    """The MCP server with its five tools, answering from ``client``'s Purple Flea server."""
+    server: MCPServer = MCPServer("purpleflea", instructions=INSTRUCTIONS)
+    liquidations = LiquidationTools(client)
+    cascades = CascadeTools(client)
+    heatmaps = HeatmapTools(client)
+    markets = MarketTools(client)
+    for tool in (
+        liquidations.recent_liquidations,
+        cascades.cascades,
+        heatmaps.heatmap_clusters,
+        markets.market_stats,
+        markets.market_summary,
+    ):
+        server.add_tool(tool, annotations=READ_ONLY)
+    return server
+
+
+def serve(url: str | None, api_key: str | None) -> None:
+    """Run the MCP server on stdin/stdout until the host closes it."""
+    build_server(LiquidationClient(api_key=api_key, base_url=url)).run("stdio")
