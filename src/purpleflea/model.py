@@ -20,6 +20,11 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 Side = Literal["long", "short"]
+#: How complete the feed an event came from is (shared/SPEC.md, event schema ``coverage``):
+#: ``complete`` the venue sends every liquidation, ``snapshot`` a throttled sample of them
+#: (Binance: at most one per symbol per second), ``sampled`` only the accounts we watch.
+#: Each venue's class is in its ``venues/<name>/constants.py``.
+Coverage = Literal["complete", "snapshot", "sampled"]
 ContractKind = Literal["linear", "inverse", "quanto"]
 
 
@@ -92,6 +97,7 @@ class Liquidation(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     size_usd: float
     ts: int
     received_at: int
+    coverage: Coverage
     cascade_score: Annotated[int, msgspec.Meta(ge=0, le=10)] = 0
 
     def __getitem__(self, key: str) -> Any:
@@ -217,10 +223,16 @@ class UnsizedLiquidation(ValueError):
 
 
 def publish(
-    venue: VenueLiquidation, *, seq: int, received_at: int, cascade_score: int = 0
+    venue: VenueLiquidation,
+    *,
+    seq: int,
+    received_at: int,
+    coverage: Coverage,
+    cascade_score: int = 0,
 ) -> Liquidation:
     """Turn a venue liquidation into the published event.
 
+    ``coverage`` is the venue's class (``venues.registry.coverage_of(venue.exchange)``).
     Events without an exchange timestamp take the receive time. Raises
     :class:`UnsizedLiquidation` when the contract size was unknown at normalization.
     """
@@ -241,6 +253,7 @@ def publish(
         size_usd=venue.size_usd,
         ts=venue.ts if venue.ts is not None else received_at,
         received_at=received_at,
+        coverage=coverage,
         cascade_score=cascade_score,
     )
 

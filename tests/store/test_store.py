@@ -148,7 +148,7 @@ async def main():
         ts = 1700000000000 + seq
         store.append_now([Liquidation(id=f"k:{seq}", seq=seq, exchange="sim", symbol="X",
             market="X-PERP", side="long", price=1.0, quantity=1.0, size_usd=1.0, ts=ts,
-            received_at=ts)])
+            received_at=ts, coverage="complete")])
         print(seq, flush=True)
 asyncio.run(main())
 """
@@ -438,7 +438,7 @@ async def main():
         ts = 1700000000000 + seq
         await store.append([Liquidation(id=f"k:{seq}", seq=seq, exchange="sim", symbol="X",
             market="X-PERP", side="long", price=1.0, quantity=1.0, size_usd=1.0, ts=ts,
-            received_at=ts)])
+            received_at=ts, coverage="complete")])
         print(seq, flush=True)
 asyncio.run(main())
 """
@@ -486,7 +486,7 @@ async def test_postgres_store_survives_the_server_dropping_its_connections() -> 
 def test_sqlite_selective_filters_walk_an_index_not_the_table(tmp_path: Path) -> None:
     # At 10M events a full backwards scan costs ~1 s (bench/history.py): a big-size filter
     # must use the partial index of big events, an exchange filter its own index.
-    from purpleflea.store.sqlite import _where
+    from purpleflea.store.sql import where as _build
 
     backend = SQLiteStore(tmp_path / "plan.sqlite")
     try:
@@ -499,7 +499,8 @@ def test_sqlite_selective_filters_walk_an_index_not_the_table(tmp_path: Path) ->
             (Query(sides=("short",)), "liquidations_side_seq"),
             (Query(markets=("C200-PERP",), sides=("short",)), "liquidations_market_side_seq"),
         ]:
-            where, params = _where(query)
+            found = _build(query, "sqlite")
+            where, params = found.sql, found.params
             plan = backend._writer.execute(
                 f"EXPLAIN QUERY PLAN SELECT seq FROM liquidations{where} ORDER BY seq DESC",
                 params,

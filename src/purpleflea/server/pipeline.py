@@ -43,6 +43,7 @@ from purpleflea.server.writes import WriteHealth
 from purpleflea.store.base import OpenInterest, Store
 from purpleflea.store.oi_sampler import HEARTBEAT_MS
 from purpleflea.store.pages import NEVER_MS, open_interest_pages, store_pages
+from purpleflea.venues import registry
 
 log = logging.getLogger("purpleflea.pipeline")
 
@@ -378,7 +379,12 @@ class Tracker:
                 self.counters["duplicates"] += 1
                 continue
             try:
-                event = publish(venue, seq=self._next_seq, received_at=received_at)
+                event = publish(
+                    venue,
+                    seq=self._next_seq,
+                    received_at=received_at,
+                    coverage=registry.coverage_of(venue.exchange),
+                )
             except UnsizedLiquidation as exc:
                 self.counters["unsized"] += 1
                 log.debug("%s", exc)
