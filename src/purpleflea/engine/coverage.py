@@ -112,14 +112,14 @@ def snapshot_ratio(busy_seconds: int, complete_count: int, complete_seconds: int
     return events_per_busy_second(-math.log1p(-share))
 
 
-def hidden(cells: Iterable[Cell]) -> dict[tuple[int, str], Extra]:
+def hidden(cells: Iterable[Cell], *, window_ms: int = HOUR_MS) -> dict[tuple[int, str], Extra]:
     """The estimated hidden events and USD of each aggregate row ``(bucket, group)`` (rows
     without any are left out). Each snapshot exchange's cells of one market and hour share
     one ratio, estimated from the hour's totals."""
     cells = list(cells)
     hour_totals: dict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0])
     for cell in cells:
-        totals = hour_totals[(cell.start_ms // HOUR_MS, cell.market, cell.exchange)]
+        totals = hour_totals[(cell.start_ms // window_ms, cell.market, cell.exchange)]
         totals[0] += cell.events
         totals[1] += cell.seconds
     # The calibrating venue of a market and hour: its complete venue with the most events.
@@ -138,7 +138,7 @@ def hidden(cells: Iterable[Cell]) -> dict[tuple[int, str], Extra]:
         ratio[key] = max(estimated / count, 1.0)
     extras: dict[tuple[int, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
     for cell in cells:
-        scale = ratio.get((cell.start_ms // HOUR_MS, cell.market, cell.exchange), 1.0) - 1.0
+        scale = ratio.get((cell.start_ms // window_ms, cell.market, cell.exchange), 1.0) - 1.0
         if scale > 0.0:
             extra = extras[(cell.bucket, cell.group)]
             extra[0] += cell.events * scale
