@@ -56,7 +56,8 @@ def run_seed(
         for li in range(len(spec.listings))
     }
     symbol = market * 64 + listing
-    exchanges = np.array([exchange_of[(int(m), int(li))] for m, li in zip(market, listing)])
+    pairs = zip(market.tolist(), listing.tolist(), strict=True)
+    exchanges = np.array([exchange_of[pair] for pair in pairs])
     snapshot = np.array([coverage_of(str(e)) == "snapshot" for e in exchanges])
     kept = kept_by_throttle(ts, symbol, snapshot)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -593,3 +594,70 @@ async def test_sqlite_bulk_load_that_fails_still_leaves_the_indexes(tmp_path: Pa
         assert _sqlite_indexes(reopened) == every
     finally:
         await reopened.close()
+
+
+_OLD_SCHEMA = """
+CREATE TABLE liquidations (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+    exchange TEXT NOT NULL, symbol TEXT NOT NULL, market TEXT NOT NULL, side TEXT NOT NULL,
+    price REAL NOT NULL, quantity REAL NOT NULL, size_usd REAL NOT NULL, ts INTEGER NOT NULL,
+    received_at INTEGER NOT NULL, cascade_score INTEGER NOT NULL);
+CREATE TABLE rollup_1m (minute INTEGER NOT NULL, market TEXT NOT NULL, exchange TEXT NOT NULL,
+    side TEXT NOT NULL, count INTEGER NOT NULL, size_usd REAL NOT NULL,
+    PRIMARY KEY (market, minute, exchange, side)) WITHOUT ROWID;
+CREATE TABLE cascades (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, status TEXT NOT NULL,
+    market TEXT NOT NULL, side TEXT NOT NULL, updated_at INTEGER NOT NULL, body BLOB NOT NULL);
+INSERT INTO liquidations VALUES (1, 'a', 'binance_usdm', 'BTCUSDT', 'BTC-PERP', 'long', 1.0,
+    1.0, 10.0, 1700000040000, 1700000040000, 0);
+INSERT INTO liquidations VALUES (2, 'b', 'bybit', 'BTCUSDT', 'BTC-PERP', 'long', 1.0, 1.0,
+    20.0, 1700000040000, 1700000040000, 0);
+INSERT INTO rollup_1m VALUES (1700000040000, 'BTC-PERP', 'binance_usdm', 'long', 1, 10.0);
+INSERT INTO rollup_1m VALUES (1700000040000, 'BTC-PERP', 'bybit', 'long', 1, 20.0);
+"""
+
+
+async def test_a_store_written_before_coverage_reads_each_events_exchange_coverage(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.sqlite"
+    connection = sqlite3.connect(path)
+    connection.executescript(_OLD_SCHEMA)
+    connection.close()
+    # Read-only (export of an old file): derived from the exchange, the file untouched.
+    reader = SQLiteStore(path, read_only=True)
+    assert [(e.exchange, e.coverage) for e in await reader.since(0)] == [
+        ("binance_usdm", "snapshot"),
+        ("bybit", "complete"),
+    ]
+    await reader.close()
+    backend = SQLiteStore(path)
+    try:
+        events = await backend.since(0)
+        assert [e.coverage for e in events] == ["snapshot", "complete"]
+        page = await backend.query(Query(coverages=("complete",)))
+        assert [e.id for e in page.events] == ["b"]
+        buckets = await backend.aggregate("1h", "exchange", Query(coverages=("snapshot",)))
+        assert [b.group for b in buckets] == ["binance_usdm"]
+        assert buckets[0].est_size_usd >= buckets[0].size_usd == 10.0
+    finally:
+        await backend.close()
+
+
+async def test_a_postgres_store_written_before_coverage_is_migrated() -> None:
+    dsn = await _empty_postgres()
+    connection = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+    async with connection:
+        old = _OLD_SCHEMA.replace("INTEGER", "bigint").replace("REAL", "float8")
+        old = old.replace(" WITHOUT ROWID", "").replace("BLOB", "bytea")
+        for statement in old.split(";"):
+            if statement.strip():
+                await connection.execute(statement)
+    backend = await PostgresStore.connect(dsn)
+    try:
+        events = await backend.since(0)
+        assert [e.coverage for e in events] == ["snapshot", "complete"]
+        buckets = await backend.aggregate("1h", "exchange", Query(coverages=("complete",)))
+        assert [(b.group, b.count, b.est_count) for b in buckets] == [("bybit", 1, 1)]
+    finally:
+        await backend.close()
+    reopened = await PostgresStore.connect(dsn)  # and opens again, migrated
+    await reopened.close()

@@ -53,15 +53,19 @@ def event_table(dialect: Literal["sqlite", "postgres"]) -> str:
     return f"CREATE TABLE IF NOT EXISTS liquidations (\n    {body}\n);"
 
 
-def coverage_backfill() -> str:
-    """An ``UPDATE`` giving every stored event of a store written before events carried
-    ``coverage`` its exchange's class (rows the migration added with the placeholder '')."""
+def coverage_case() -> str:
+    """An SQL expression of an event row's coverage computed from its ``exchange``: what a
+    store written before events carried ``coverage`` fills in (or reads, when read-only)."""
     cases = " ".join(f"WHEN '{e}' THEN '{coverage_of(e)}'" for e in (*EXCHANGE_IDS, SIM_EXCHANGE))
     # An exchange no venue knows any more: its feed's class is unknown, the cautious claim is
     # that it was not complete.
-    return f"UPDATE liquidations SET coverage = CASE exchange {cases} ELSE 'snapshot' END " + (
-        "WHERE coverage = ''"
-    )
+    return f"CASE exchange {cases} ELSE 'snapshot' END"
+
+
+def coverage_backfill() -> str:
+    """An ``UPDATE`` giving every stored event of a store written before events carried
+    ``coverage`` its exchange's class (rows the migration added with the placeholder '')."""
+    return f"UPDATE liquidations SET coverage = {coverage_case()} WHERE coverage = ''"
 
 
 def row_to_event(row: tuple[Any, ...]) -> Liquidation:

@@ -40,6 +40,7 @@ from purpleflea.store.base import (
     Page,
     Query,
     coverage_backfill,
+    coverage_case,
     event_table,
     open_interest_rows,
     row_to_event,
@@ -214,8 +215,7 @@ class SQLiteStore:
                 self._writer.execute(_BACKFILL_1H)
         elif "coverage" not in self._columns("liquidations"):
             # Read-only, we may not add the column: the select derives it from the exchange.
-            case = coverage_backfill().split("SET coverage = ")[1].split(" WHERE")[0]
-            self._select = _SELECT.replace(", coverage FROM", f", {case} FROM")
+            self._select = _SELECT.replace(", coverage FROM", f", {coverage_case()} FROM")
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sqlite-read")
         self._local = threading.local()
         self._last_seq = self._writer.execute(_LAST_SEQ).fetchone()[0]
