@@ -97,8 +97,9 @@ class Liquidation(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     size_usd: float
     ts: int
     received_at: int
-    coverage: Coverage
     cascade_score: Annotated[int, msgspec.Meta(ge=0, le=10)] = 0
+    #: How complete the venue's feed is (:data:`Coverage`): the SPEC's last field.
+    coverage: Coverage
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.__struct_fields__:
