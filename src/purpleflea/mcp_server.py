@@ -90,7 +90,8 @@ def utc(ms: int) -> str:
 def event_line(event: Liquidation) -> str:
     return (
         f"{utc(event.ts)} {event.market} {event.side} {usd(event.size_usd)} at "
-        f"{format_price(event.price)} ({event.exchange}), cascade score {event.cascade_score}/10"
+        f"{format_price(event.price)} ({event.exchange}, {event.coverage} feed), "
+        f"cascade score {event.cascade_score}/10"
     )
 
 
@@ -240,8 +241,10 @@ def build_server(client: LiquidationClient) -> MCPServer:
         """The newest individual liquidations, newest first, with optional filters.
 
         Each event: market, side (the liquidated position), size_usd (notional, USD), price
-        (average fill), quantity (coins), exchange, ts (exchange time, ms since the epoch) and
-        cascade_score (0-10: how strongly a cascade was developing on that market and side).
+        (average fill), quantity (coins), exchange, ts (exchange time, ms since the epoch),
+        cascade_score (0-10: how strongly a cascade was developing on that market and side) and
+        coverage (complete: the venue sends every liquidation; snapshot: a throttled sample,
+        e.g. Binance's one per symbol per second; sampled: only watched accounts).
         """
         start = _now_ms() - int(since_minutes * _MINUTE_MS) if since_minutes else None
         async with _server_errors(client.base_url):
