@@ -81,23 +81,20 @@ def run_seed(
             cells[key][0] += 1
             cells[key][1] += float(usd[i])
             seconds[key].add(int(ts[i]) // 1000)
-    extras = hidden(
-        (
-            Cell(
-                bucket=h // HOUR_MS * HOUR_MS,
-                group=str(m),
-                start_ms=h,
-                market=str(m),
-                exchange=e,
-                coverage=coverage_of(e),
-                events=int(count),
-                seconds=len(seconds[(h, m, e)]),
-                size_usd=total,
-            )
-            for (h, m, e), (count, total) in cells.items()
-        ),
-        window_ms=window_ms,
-    )
+    rows = [
+        Cell(
+            bucket=h // HOUR_MS * HOUR_MS,
+            group=str(m),
+            start_ms=h,
+            market=str(m),
+            exchange=e,
+            events=int(count),
+            seconds=len(seconds[(h, m, e)]),
+            size_usd=total,
+        )
+        for (h, m, e), (count, total) in cells.items()
+    ]
+    extras = hidden(rows, coverage_of, window_ms=window_ms)
     measured_snapshot: dict[tuple[int, int], float] = defaultdict(float)
     measured_total: dict[tuple[int, int], float] = defaultdict(float)
     for (h, m, e), (_, total) in cells.items():

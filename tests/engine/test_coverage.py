@@ -16,20 +16,23 @@ from purpleflea.engine.coverage import (
     intensity,
     snapshot_ratio,
 )
+from purpleflea.model import Coverage
 
 HOUR = 3_600_000
+COVERAGE: dict[str, Coverage] = {
+    "bybit": "complete",
+    "binance_usdm": "snapshot",
+    "hyperliquid": "sampled",
+}
 
 
-def _cell(
-    exchange: str, coverage: str, events: int, seconds: int, usd: float, **kw: object
-) -> Cell:
+def _cell(exchange: str, events: int, seconds: int, usd: float, **kw: object) -> Cell:
     fields: dict[str, object] = {
         "bucket": 0,
         "group": "BTC-PERP",
         "start_ms": 0,
         "market": "BTC-PERP",
         "exchange": exchange,
-        "coverage": coverage,
         "events": events,
         "seconds": seconds,
         "size_usd": usd,
@@ -61,29 +64,20 @@ def test_quiet_markets_hide_nothing_and_saturation_is_capped() -> None:
 
 def test_without_a_complete_venue_the_prior_applies() -> None:
     assert snapshot_ratio(10, 0, 0) == PRIOR_EVENTS_PER_SECOND
-    extras = hidden([_cell("binance_usdm", "snapshot", 10, 10, 1_000.0)])
+    extras = hidden([_cell("binance_usdm", 10, 10, 1_000.0)], COVERAGE.__getitem__)
     assert extras[(0, "BTC-PERP")].events == pytest.approx(10 * (PRIOR_EVENTS_PER_SECOND - 1))
     assert extras[(0, "BTC-PERP")].size_usd == pytest.approx(1_000 * (PRIOR_EVENTS_PER_SECOND - 1))
 
 
 def test_only_snapshot_cells_gain_and_per_hour() -> None:
     cells = [
-        _cell("bybit", "complete", 300, 100, 30_000.0, group="bybit"),
-        _cell("binance_usdm", "snapshot", 60, 60, 6_000.0, group="binance_usdm"),
-        _cell("hyperliquid", "sampled", 5, 5, 500.0, group="hyperliquid"),
+        _cell("bybit", 300, 100, 30_000.0, group="bybit"),
+        _cell("binance_usdm", 60, 60, 6_000.0, group="binance_usdm"),
+        _cell("hyperliquid", 5, 5, 500.0, group="hyperliquid"),
         # Another hour with no complete venue: the prior, not the first hour's calibration.
-        _cell(
-            "binance_usdm",
-            "snapshot",
-            4,
-            4,
-            400.0,
-            group="binance_usdm",
-            start_ms=HOUR,
-            bucket=HOUR,
-        ),
+        _cell("binance_usdm", 4, 4, 400.0, group="binance_usdm", start_ms=HOUR, bucket=HOUR),
     ]
-    extras = hidden(cells)
+    extras = hidden(cells, COVERAGE.__getitem__)
     assert set(extras) == {(0, "binance_usdm"), (HOUR, "binance_usdm")}
     ratio = snapshot_ratio(60, 300, 100)
     assert extras[(0, "binance_usdm")].size_usd == pytest.approx(6_000.0 * (ratio - 1))
@@ -93,7 +87,7 @@ def test_only_snapshot_cells_gain_and_per_hour() -> None:
 def test_a_feed_that_sent_more_than_its_seconds_is_never_lowered() -> None:
     # 500 events in 10 seconds: not throttled after all; the estimate keeps the measure.
     cells = [
-        _cell("bybit", "complete", 20, 20, 2_000.0, group="a"),
-        _cell("binance_usdm", "snapshot", 500, 10, 50_000.0, group="b"),
+        _cell("bybit", 20, 20, 2_000.0, group="a"),
+        _cell("binance_usdm", 500, 10, 50_000.0, group="b"),
     ]
-    assert hidden(cells) == {}
+    assert hidden(cells, COVERAGE.__getitem__) == {}

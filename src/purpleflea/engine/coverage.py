@@ -32,8 +32,7 @@ deterministic: cells in, extras out; the stores gather the cells from their roll
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 from purpleflea.model import Coverage
@@ -58,7 +57,6 @@ class Cell(NamedTuple):
     start_ms: int
     market: str
     exchange: str
-    coverage: Coverage
     events: int
     seconds: int
     size_usd: float
@@ -112,35 +110,59 @@ def snapshot_ratio(busy_seconds: int, complete_count: int, complete_seconds: int
     return events_per_busy_second(-math.log1p(-share))
 
 
-def hidden(cells: Iterable[Cell], *, window_ms: int = HOUR_MS) -> dict[tuple[int, str], Extra]:
+def hidden(
+    cells: Iterable[tuple[int, str, int, str, str, int, int, float]],
+    coverage_of: Callable[[str], Coverage],
+    *,
+    window_ms: int = HOUR_MS,
+) -> dict[tuple[int, str], Extra]:
     """The estimated hidden events and USD of each aggregate row ``(bucket, group)`` (rows
-    without any are left out). Each snapshot exchange's cells of one market and hour share
-    one ratio, estimated from the hour's totals."""
-    cells = list(cells)
-    hour_totals: dict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    without any are left out), from :class:`Cell` rows (or plain tuples in its field order:
+    the stores pass their rows as read); ``coverage_of`` names each exchange's coverage.
+    Each snapshot exchange's cells of one market and hour share one ratio, estimated from the
+    hour's totals. Written for speed: a year of hourly cells is ~100k rows per market."""
+    cells = cells if isinstance(cells, list) else list(cells)
+    coverage: dict[str, Coverage] = {}
     for cell in cells:
-        totals = hour_totals[(cell.start_ms // window_ms, cell.market, cell.exchange)]
-        totals[0] += cell.events
-        totals[1] += cell.seconds
+        if cell[4] not in coverage:
+            coverage[cell[4]] = coverage_of(cell[4])
+    snapshot = {e for e, c in coverage.items() if c == "snapshot"}
+    complete = {e for e, c in coverage.items() if c == "complete"}
+    if not snapshot:
+        return {}
+    totals: dict[tuple[int, str, str], list[int]] = {}
+    for _, _, start_ms, market, exchange, events, seconds, _ in cells:
+        if exchange in snapshot or exchange in complete:
+            key = (start_ms // window_ms, market, exchange)
+            found = totals.get(key)
+            if found is None:
+                totals[key] = [events, seconds]
+            else:
+                found[0] += events
+                found[1] += seconds
     # The calibrating venue of a market and hour: its complete venue with the most events.
     reference: dict[tuple[int, str], tuple[int, int]] = {}
-    coverage = {cell.exchange: cell.coverage for cell in cells}
-    for (hour, market, exchange), (count, seconds) in hour_totals.items():
-        if coverage[exchange] == "complete" and count > reference.get((hour, market), (0, 0))[0]:
+    for (hour, market, exchange), (count, seconds) in totals.items():
+        if exchange in complete and count > reference.get((hour, market), (0, 0))[0]:
             reference[(hour, market)] = (count, seconds)
     ratio: dict[tuple[int, str, str], float] = {}
-    for key, (count, seconds) in hour_totals.items():
-        if coverage[key[2]] != "snapshot" or count <= 0:
+    for key, (count, seconds) in totals.items():
+        if key[2] not in snapshot or count <= 0:
             continue
         ref_count, ref_seconds = reference.get((key[0], key[1]), (0, 0))
         estimated = seconds * snapshot_ratio(seconds, ref_count, ref_seconds)
         # Never below what was measured (a feed that sent more than one event a second).
-        ratio[key] = max(estimated / count, 1.0)
-    extras: dict[tuple[int, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for cell in cells:
-        scale = ratio.get((cell.start_ms // window_ms, cell.market, cell.exchange), 1.0) - 1.0
-        if scale > 0.0:
-            extra = extras[(cell.bucket, cell.group)]
-            extra[0] += cell.events * scale
-            extra[1] += cell.size_usd * scale
+        if estimated > count:
+            ratio[key] = estimated / count
+    extras: dict[tuple[int, str], list[float]] = {}
+    for bucket, group, start_ms, market, exchange, events, _, usd in cells:
+        if exchange not in snapshot:
+            continue
+        scale = ratio.get((start_ms // window_ms, market, exchange))
+        if scale is not None:
+            extra = extras.get((bucket, group))
+            if extra is None:
+                extra = extras[(bucket, group)] = [0.0, 0.0]
+            extra[0] += events * (scale - 1.0)
+            extra[1] += usd * (scale - 1.0)
     return {key: Extra(count, usd) for key, (count, usd) in extras.items()}

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from purpleflea.engine.coverage import Cell, hidden
+from purpleflea.engine.coverage import hidden
+from purpleflea.model import Coverage
 from purpleflea.store.base import INTERVAL_MS, Bucket, GroupBy, Interval, Query
 from purpleflea.store.sql import Dialect, where
 from purpleflea.venues.registry import coverage_of
@@ -24,17 +25,21 @@ _HOUR_MS = 3_600_000
 
 @dataclass(frozen=True, slots=True)
 class AggregateSql:
-    """The measured buckets' query and the estimate's cells' query, sharing ``params``."""
+    """The one query answering an aggregate, and its parameters."""
 
-    measured: str
-    cells: str
+    sql: str
     params: list[Any]
 
 
 def aggregate_sql(
     interval: Interval, group_by: GroupBy, query: Query, dialect: Dialect, *, hourly: bool
 ) -> AggregateSql:
-    """The queries answering an aggregate; ``hourly``: the store keeps an hourly rollup."""
+    """The query answering an aggregate; ``hourly``: the store keeps an hourly rollup.
+
+    Its rows are the estimate's cells (bucket, group, hour or minute, market, exchange, count,
+    seconds with events, USD) with the long and short USD after them: :func:`buckets` sums
+    them into the measured buckets and estimates from them, so the rollup is read once.
+    """
     if interval not in INTERVAL_MS:
         raise ValueError(f"aggregate interval must be one of {sorted(INTERVAL_MS)}: {interval!r}")
     if group_by not in _GROUPS:
@@ -54,49 +59,45 @@ def aggregate_sql(
         else:
             source, time = "rollup_1m", "minute"
         count, seconds = "SUM(count)", "SUM(seconds)"
+        if dialect == "postgres":  # its SUM of bigint is numeric: Decimal, not int
+            count, seconds = "SUM(count)::bigint", "SUM(seconds)::bigint"
         found = where(query, dialect, with_size=False, time_column=time, events=False)
     bucket = f"({time} / {width}) * {width}"
     # The estimate calibrates per hour; minute buckets keep their minutes.
-    fine = (
-        f"({time} / 60000) * 60000" if width < _HOUR_MS else f"({time} / {_HOUR_MS}) * {_HOUR_MS}"
-    )
-    measured = (
-        f"SELECT {bucket} AS bucket, {group_by}, {count}, SUM(size_usd), "
+    fine_ms = 60_000 if width < _HOUR_MS else _HOUR_MS
+    fine = f"({time} / {fine_ms}) * {fine_ms}"
+    # With group_by market or exchange the group is one of the cell's own columns.
+    sql = (
+        f"SELECT {bucket} AS bucket, {group_by} AS grp, {fine} AS fine, market, exchange, "
+        f"{count}, {seconds}, SUM(size_usd), "
         "SUM(CASE WHEN side = 'long' THEN size_usd ELSE 0 END), "
         "SUM(CASE WHEN side = 'short' THEN size_usd ELSE 0 END) "
-        f"FROM {source}{found.sql} GROUP BY bucket, {group_by} ORDER BY bucket, {group_by}"
+        f"FROM {source}{found.sql} GROUP BY bucket, grp, fine, market, exchange"
     )
-    cells = (
-        f"SELECT {bucket} AS bucket, {group_by}, {fine} AS fine, market, exchange, {count}, "
-        f"{seconds}, SUM(size_usd) FROM {source}{found.sql} "
-        f"GROUP BY bucket, {group_by}, fine, market, exchange"
-    )
-    return AggregateSql(measured, cells, found.params)
+    return AggregateSql(sql, found.params)
 
 
-def buckets(measured: Sequence[tuple[Any, ...]], cells: Sequence[tuple[Any, ...]]) -> list[Bucket]:
-    """The aggregate's buckets from the rows of :func:`aggregate_sql`'s two queries."""
-    extras = hidden(
-        Cell(
-            bucket=int(bucket),
-            group=str(group),
-            start_ms=int(fine),
-            market=str(market),
-            exchange=str(exchange),
-            coverage=_coverage(str(exchange)),
-            events=int(count),
-            seconds=int(seconds),
-            size_usd=float(usd),
-        )
-        for bucket, group, fine, market, exchange, count, seconds, usd in cells
-    )
+def buckets(rows: Sequence[tuple[Any, ...]]) -> list[Bucket]:
+    """The aggregate's buckets, in (start, group) order, from :func:`aggregate_sql`'s rows."""
+    measured: dict[tuple[int, str], list[float]] = {}
+    for bucket, group, _, _, _, count, _, usd, longs, shorts in rows:
+        cell = measured.get((bucket, group))
+        if cell is None:
+            measured[(bucket, group)] = [count, usd, longs, shorts]
+        else:
+            cell[0] += count
+            cell[1] += usd
+            cell[2] += longs
+            cell[3] += shorts
+    extras = hidden([row[:8] for row in rows], _coverage)
     out: list[Bucket] = []
-    for bucket, group, count, total, longs, shorts in measured:
-        extra = extras.get((int(bucket), str(group)))
+    for key in sorted(measured):
+        count, total, longs, shorts = measured[key]
+        extra = extras.get(key)
         out.append(
             Bucket(
-                start_ms=int(bucket),
-                group=str(group),
+                start_ms=int(key[0]),
+                group=str(key[1]),
                 count=int(count),
                 size_usd=float(total),
                 long_usd=float(longs),
@@ -108,7 +109,7 @@ def buckets(measured: Sequence[tuple[Any, ...]], cells: Sequence[tuple[Any, ...]
     return out
 
 
-def _coverage(exchange: str) -> Any:
+def _coverage(exchange: str) -> Coverage:
     """The exchange's coverage; one no venue knows any more is taken as measured (no
     estimate is added to it)."""
     try:

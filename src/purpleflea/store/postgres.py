@@ -346,9 +346,7 @@ class PostgresStore:
 
     async def aggregate(self, interval: Interval, group_by: GroupBy, query: Query) -> list[Bucket]:
         sql = aggregates.aggregate_sql(interval, group_by, query, "postgres", hourly=False)
-        measured = await self._read(sql.measured, sql.params)
-        cells = await self._read(sql.cells, sql.params) if measured else []
-        return aggregates.buckets(measured, cells)
+        return aggregates.buckets(await self._read(sql.sql, sql.params))
 
     async def explain(self, query: Query) -> str:
         """PostgreSQL's plan for :meth:`query` (operators checking that indexes are used)."""

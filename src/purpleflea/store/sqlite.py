@@ -474,9 +474,7 @@ class SQLiteStore:
 
     async def aggregate(self, interval: Interval, group_by: GroupBy, query: Query) -> list[Bucket]:
         sql = aggregates.aggregate_sql(interval, group_by, query, "sqlite", hourly=True)
-        measured = await self._read(sql.measured, sql.params)
-        cells = await self._read(sql.cells, sql.params) if measured else []
-        return aggregates.buckets(measured, cells)
+        return aggregates.buckets(await self._read(sql.sql, sql.params))
 
     async def close(self) -> None:
         self._readers.shutdown(wait=True)
