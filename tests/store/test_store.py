@@ -661,3 +661,33 @@ async def test_a_postgres_store_written_before_coverage_is_migrated() -> None:
         await backend.close()
     reopened = await PostgresStore.connect(dsn)  # and opens again, migrated
     await reopened.close()
+
+
+async def test_aggregates_add_what_a_snapshot_feed_hid_and_only_that(store: Store) -> None:
+    from purpleflea.engine.coverage import PRIOR_EVENTS_PER_SECOND
+
+    hour = T0 - T0 % 3_600_000
+    # Binance (snapshot) alone on ETH: five busy seconds, no complete venue -> the prior.
+    # Bybit (complete) on BTC: nothing is added to it.
+    binance = [
+        _event(i, exchange="binance_usdm", market="ETH-PERP", ts=hour + i * 1_000, size_usd=100.0)
+        for i in range(1, 6)
+    ]
+    bybit = [
+        _event(i, exchange="bybit", market="BTC-PERP", ts=hour + 7_000, size_usd=50.0)
+        for i in range(6, 9)
+    ]
+    await store.append([*binance, *bybit])
+    window = Query(start_ms=hour, end_ms=hour + 3_600_000)
+    rows = {b.group: b for b in await store.aggregate("1h", "market", window)}
+    assert (rows["ETH-PERP"].count, rows["ETH-PERP"].size_usd) == (5, 500.0)
+    assert rows["ETH-PERP"].est_count == round(5 * PRIOR_EVENTS_PER_SECOND)
+    assert rows["ETH-PERP"].est_size_usd == pytest.approx(500.0 * PRIOR_EVENTS_PER_SECOND)
+    assert (rows["BTC-PERP"].est_count, rows["BTC-PERP"].est_size_usd) == (3, 150.0)
+    complete = Query(start_ms=hour, end_ms=hour + 3_600_000, coverages=("complete",))
+    only = await store.aggregate("1h", "exchange", complete)
+    assert [(b.group, b.count, b.est_count) for b in only] == [("bybit", 3, 3)]
+    # The same through the events (min_usd reads them and counts their distinct seconds).
+    big = Query(start_ms=hour, end_ms=hour + 3_600_000, min_usd=1.0)
+    by_events = {b.group: b for b in await store.aggregate("1h", "market", big)}
+    assert by_events["ETH-PERP"].est_size_usd == pytest.approx(rows["ETH-PERP"].est_size_usd)
