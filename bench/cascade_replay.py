@@ -26,6 +26,7 @@ from purpleflea.engine import cascade as pure
 from purpleflea.model import Liquidation
 from purpleflea.sim.process import SimConfig, Simulator
 from purpleflea.store.sqlite import SQLiteStore
+from purpleflea.venues.registry import coverage_of
 
 
 def simulate(days: float, seed: int) -> list[Liquidation]:
@@ -49,6 +50,7 @@ def simulate(days: float, seed: int) -> list[Liquidation]:
                     size_usd=v.size_usd,
                     ts=v.ts,
                     received_at=v.ts,
+                    coverage=coverage_of(v.exchange),
                 )
             )
     return events

@@ -46,6 +46,7 @@ import numpy as np
 from purpleflea.model import Liquidation
 from purpleflea.store.base import Query
 from purpleflea.store.sqlite import SQLiteStore
+from purpleflea.venues.registry import coverage_of
 
 YEAR_MS = 365 * 86_400_000
 START_MS = 1_735_689_600_000  # 2025-01-01
@@ -112,6 +113,7 @@ def generate(path: Path, total: int, seed: int) -> None:
                     size_usd=float(usd[i]),
                     ts=int(ts[i]),
                     received_at=int(ts[i]) + 50,
+                    coverage=coverage_of(EXCHANGES[x[i]]),
                     cascade_score=int(min(10, usd[i] // 200_000)),
                 )
             )
@@ -272,6 +274,7 @@ async def bench_ingest_under_queries(store: SQLiteStore, seconds: float, seed: i
                 size_usd=9_700.0,
                 ts=now_ms + next_seq + i,
                 received_at=now_ms + next_seq + i,
+                coverage="complete",
             )
             for i in range(1_000)
         ]

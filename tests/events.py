@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from purpleflea.model import Liquidation
+from purpleflea.venues.registry import coverage_of
 
 T0 = 1_700_000_040_000  # a minute boundary
 
@@ -24,4 +25,5 @@ def stored_event(seq: int, *, prefix: str = "test", **overrides: object) -> Liqu
         "cascade_score": seq % 11,
     }
     fields.update(overrides)
+    fields.setdefault("coverage", coverage_of(str(fields["exchange"])))
     return Liquidation(**fields)  # type: ignore[arg-type]

@@ -31,7 +31,9 @@ def _venue(**overrides: object) -> VenueLiquidation:
 
 
 def test_published_event_reads_by_item_and_attribute() -> None:
-    event = to_liquidation(_venue(), seq=7, received_at=1_700_000_000_200, cascade_score=4)
+    event = to_liquidation(
+        _venue(), seq=7, received_at=1_700_000_000_200, coverage="snapshot", cascade_score=4
+    )
     assert event["side"] == event.side == "long"
     assert event["size_usd"] == 30000.0
     assert event["cascade_score"] == 4
@@ -42,18 +44,25 @@ def test_published_event_reads_by_item_and_attribute() -> None:
 
 
 def test_json_round_trip_is_lossless() -> None:
-    event = to_liquidation(_venue(), seq=1, received_at=1_700_000_000_200)
+    event = to_liquidation(_venue(), seq=1, received_at=1_700_000_000_200, coverage="snapshot")
     assert decode_liquidation(encode(event)) == event
 
 
 def test_event_without_exchange_time_takes_the_receive_time() -> None:
-    event = to_liquidation(_venue(ts=None), seq=1, received_at=1_700_000_000_200)
+    event = to_liquidation(
+        _venue(ts=None), seq=1, received_at=1_700_000_000_200, coverage="snapshot"
+    )
     assert event.ts == 1_700_000_000_200
 
 
 def test_unsized_event_cannot_be_published() -> None:
     with pytest.raises(UnsizedLiquidation, match="contract size missing"):
-        to_liquidation(_venue(quantity=None, size_usd=None, contracts=-23.0), seq=1, received_at=1)
+        to_liquidation(
+            _venue(quantity=None, size_usd=None, contracts=-23.0),
+            seq=1,
+            received_at=1,
+            coverage="snapshot",
+        )
 
 
 def test_published_type_is_the_spec_schema() -> None:
@@ -70,6 +79,7 @@ def test_published_type_is_the_spec_schema() -> None:
         "ts",
         "received_at",
         "cascade_score",
+        "coverage",
     )
 
 
@@ -79,7 +89,9 @@ def test_a_decoded_cascade_score_must_be_0_to_10() -> None:
 
     from purpleflea.server.openapi import document
 
-    wire = encode(to_liquidation(_venue(), seq=1, received_at=1, cascade_score=10))
+    wire = encode(
+        to_liquidation(_venue(), seq=1, received_at=1, coverage="snapshot", cascade_score=10)
+    )
     assert decode_liquidation(wire).cascade_score == 10
     with pytest.raises(msgspec.ValidationError, match="cascade_score"):
         decode_liquidation(wire.replace(b'"cascade_score":10', b'"cascade_score":11'))

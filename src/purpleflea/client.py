@@ -99,6 +99,10 @@ class Bucket(msgspec.Struct, frozen=True):
     size_usd: float
     long_usd: float
     short_usd: float
+    #: Measured plus what throttled (snapshot) feeds are estimated to have hidden (0 from a
+    #: server older than the estimate).
+    est_count: int = 0
+    est_size_usd: float = 0.0
 
 
 class CoverageHour(msgspec.Struct, frozen=True):
@@ -414,6 +418,7 @@ class LiquidationClient:
         markets: Names = None,
         exchanges: Names = None,
         sides: Names = None,
+        coverages: Names = None,
         channels: str | Iterable[str] = ("liquidations",),
         since_seq: int | None = None,
         max_backoff: float = 10.0,
@@ -423,7 +428,7 @@ class LiquidationClient:
         side: Names = None,
     ) -> Stream:
         """A live stream filtered on the server; ``since_seq`` resumes after that seq;
-        ``markets``, ``exchanges`` and ``sides`` as :meth:`history`."""
+        ``markets``, ``exchanges``, ``sides`` and ``coverages`` as :meth:`history`."""
         # batch: a busy stream arrives as few frames of many events (see server/streaming.py).
         subscription: dict[str, Any] = {
             "min_usd": min_usd,
@@ -434,6 +439,7 @@ class LiquidationClient:
             ("markets", _one_of(markets, market, "market")),
             ("exchanges", _one_of(exchanges, exchange, "exchange")),
             ("sides", _one_of(sides, side, "side")),
+            ("coverages", _list(coverages)),
         ):
             if values is not None:
                 subscription[name] = values
@@ -467,6 +473,7 @@ class LiquidationClient:
         markets: Names = None,
         exchanges: Names = None,
         sides: Names = None,
+        coverages: Names = None,
         min_usd: float | None = None,
         start: int | None = None,
         end: int | None = None,
@@ -478,14 +485,16 @@ class LiquidationClient:
     ) -> HistoryPage:
         """One page of stored events, newest first (times in ms since the epoch).
 
-        ``markets``, ``exchanges`` and ``sides`` take one value or several; the REST
-        spelling (``market=``, ``exchange=``, ``side=``) is accepted too."""
+        ``markets``, ``exchanges``, ``sides`` and ``coverages`` (``complete``, ``snapshot``,
+        ``sampled``: how complete the event's venue feed is) take one value or several; the
+        REST spelling (``market=``, ``exchange=``, ``side=``) is accepted too."""
         body = await self._get(
             "/v1/liquidations",
             {
                 "market": _one_of(markets, market, "market"),
                 "exchange": _one_of(exchanges, exchange, "exchange"),
                 "side": _one_of(sides, side, "side"),
+                "coverage": _list(coverages),
                 "min_usd": min_usd,
                 "start": start,
                 "end": end,
@@ -514,6 +523,7 @@ class LiquidationClient:
         markets: Names = None,
         exchanges: Names = None,
         sides: Names = None,
+        coverages: Names = None,
         start: int | None = None,
         end: int | None = None,
         market: Names = None,
@@ -529,6 +539,7 @@ class LiquidationClient:
                 "market": _one_of(markets, market, "market"),
                 "exchange": _one_of(exchanges, exchange, "exchange"),
                 "side": _one_of(sides, side, "side"),
+                "coverage": _list(coverages),
                 "start": start,
                 "end": end,
             },
@@ -696,6 +707,7 @@ class SyncLiquidationClient:
         markets: Names = None,
         exchanges: Names = None,
         sides: Names = None,
+        coverages: Names = None,
         min_usd: float | None = None,
         start: int | None = None,
         end: int | None = None,
@@ -712,6 +724,7 @@ class SyncLiquidationClient:
                 markets=_one_of(markets, market, "market"),
                 exchanges=_one_of(exchanges, exchange, "exchange"),
                 sides=_one_of(sides, side, "side"),
+                coverages=coverages,
                 min_usd=min_usd,
                 start=start,
                 end=end,

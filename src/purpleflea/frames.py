@@ -3,8 +3,9 @@
 Neither library is a dependency of the SDK; each is imported on first use and a missing one
 raises an :class:`ImportError` that says what to install. Columns are the event schema's fields
 (``id, seq, exchange, symbol, market, side, price, quantity, size_usd, ts, received_at,
-cascade_score``); ``ts`` and ``received_at`` stay integers (ms since the epoch, UTC) so nothing
-is lost; convert with ``pd.to_datetime(df.ts, unit="ms", utc=True)`` when you want datetimes.
+cascade_score, coverage``); ``ts`` and ``received_at`` stay integers (ms since the epoch, UTC)
+so nothing is lost; convert with ``pd.to_datetime(df.ts, unit="ms", utc=True)`` when you want
+datetimes.
 """
 
 from __future__ import annotations

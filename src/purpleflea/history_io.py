@@ -44,6 +44,9 @@ FORMATS: tuple[str, ...] = ("tardis", *RECORDER_FORMATS, "purpleflea-csv")
 
 #: Our export's columns, in :class:`~purpleflea.model.Liquidation` field order.
 COLUMNS: tuple[str, ...] = Liquidation.__struct_fields__
+#: The columns an export must have: one written before events carried ``coverage`` is read
+#: with each event's exchange's coverage.
+REQUIRED_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if c != "coverage")
 TARDIS_COLUMNS = ("exchange", "symbol", "timestamp", "local_timestamp", "id", "side", "price")
 
 #: Tardis exchange ids we can size without an instrument list, and their venue's reader.
@@ -93,6 +96,7 @@ def _event(found: VenueLiquidation, received_at: int) -> Liquidation:
         size_usd=found.size_usd,
         ts=found.ts,
         received_at=received_at,
+        coverage=registry.coverage_of(found.exchange),
     )
 
 
@@ -161,7 +165,14 @@ def event_row(event: Liquidation) -> tuple[object, ...]:
 
 
 def event_from_fields(fields: Mapping[str, Any]) -> Liquidation:
-    """An event from a :data:`COLUMNS` mapping: typed (Parquet) or text (CSV) values."""
+    """An event from a :data:`COLUMNS` mapping: typed (Parquet) or text (CSV) values; without
+    ``coverage`` (an export older than it) the event gets its exchange's."""
+    if "coverage" not in fields:
+        exchange = fields.get("exchange")
+        try:
+            fields = {**fields, "coverage": registry.coverage_of(str(exchange))}
+        except KeyError as exc:
+            raise RowError(f"no coverage column and {exc.args[0]}") from None
     try:
         # Lax mode reads numbers written as text; every field and its type is still checked.
         return msgspec.convert(fields, Liquidation, strict=False)
@@ -171,7 +182,7 @@ def event_from_fields(fields: Mapping[str, Any]) -> Liquidation:
 
 def parse_purpleflea_csv(lines: Iterable[str], *, source: str) -> Parsed:
     """Events of our CSV export, exactly as exported (``seq`` kept; the importer reassigns)."""
-    return _parse_with_header(lines, source, COLUMNS, event_from_fields)
+    return _parse_with_header(lines, source, REQUIRED_COLUMNS, event_from_fields)
 
 
 # -- plumbing -----------------------------------------------------------------------------
@@ -218,7 +229,7 @@ def _parse_with_header(
 def detect_format(first_line: str) -> Format:
     """The format of a text file from its first line (header or first row)."""
     names = [name.strip() for name in first_line.strip().split(",")]
-    if set(COLUMNS) <= set(names):
+    if set(REQUIRED_COLUMNS) <= set(names):
         return "purpleflea-csv"
     if set(TARDIS_COLUMNS) <= set(names):
         return "tardis"
@@ -235,6 +246,7 @@ __all__ = [
     "COLUMNS",
     "FORMATS",
     "RECORDER_FORMATS",
+    "REQUIRED_COLUMNS",
     "TARDIS_COLUMNS",
     "TARDIS_EXCHANGES",
     "BadRow",

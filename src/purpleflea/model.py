@@ -20,6 +20,11 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 Side = Literal["long", "short"]
+#: How complete the feed an event came from is (shared/SPEC.md, event schema ``coverage``):
+#: ``complete`` the venue sends every liquidation, ``snapshot`` a throttled sample of them
+#: (Binance: at most one per symbol per second), ``sampled`` only the accounts we watch.
+#: Each venue's class is in its ``venues/<name>/constants.py``.
+Coverage = Literal["complete", "snapshot", "sampled"]
 ContractKind = Literal["linear", "inverse", "quanto"]
 
 
@@ -93,6 +98,8 @@ class Liquidation(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     ts: int
     received_at: int
     cascade_score: Annotated[int, msgspec.Meta(ge=0, le=10)] = 0
+    #: How complete the venue's feed is (:data:`Coverage`): the SPEC's last field.
+    coverage: Coverage
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.__struct_fields__:
@@ -217,10 +224,16 @@ class UnsizedLiquidation(ValueError):
 
 
 def to_liquidation(
-    venue: VenueLiquidation, *, seq: int, received_at: int, cascade_score: int = 0
+    venue: VenueLiquidation,
+    *,
+    seq: int,
+    received_at: int,
+    coverage: Coverage,
+    cascade_score: int = 0,
 ) -> Liquidation:
     """Turn a venue liquidation into the published event.
 
+    ``coverage`` is the venue's class (``venues.registry.coverage_of(venue.exchange)``).
     Events without an exchange timestamp take the receive time. Raises
     :class:`UnsizedLiquidation` when the contract size was unknown at normalization.
     """
@@ -241,6 +254,7 @@ def to_liquidation(
         size_usd=venue.size_usd,
         ts=venue.ts if venue.ts is not None else received_at,
         received_at=received_at,
+        coverage=coverage,
         cascade_score=cascade_score,
     )
 

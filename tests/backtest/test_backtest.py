@@ -31,6 +31,7 @@ def event(seq: int, ts: int, side: str, size: float, price: float, market: str) 
         size_usd=size,
         ts=ts,
         received_at=ts,
+        coverage="complete",
     )
 
 

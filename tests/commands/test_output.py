@@ -74,6 +74,7 @@ def test_tail_prints_a_meme_coins_price_without_scientific_notation() -> None:
         size_usd=24_208.0,
         ts=1_760_000_000_000,
         received_at=1_760_000_000_000,
+        coverage="snapshot",
         cascade_score=2,
     )
     line = format_event(event, color=False)

@@ -253,3 +253,22 @@ async def test_postgres_export_pages_oldest_first(tmp_path: Path) -> None:
         await store.close()
     assert all(1 <= len(p) <= 4 for p in pages)
     assert [e for p in pages for e in p] == [e for e in events if e.market == "BTC-PERP"]
+
+
+def test_an_export_from_before_coverage_imports_with_each_exchanges_coverage() -> None:
+    header = (
+        "id,seq,exchange,symbol,market,side,price,quantity,size_usd,ts,received_at,cascade_score"
+    )
+    rows = [
+        header,
+        "a,1,binance_usdm,BTCUSDT,BTC-PERP,long,50000.0,0.1,5000.0,1700000000000,1700000000005,0",
+        "b,2,bybit,BTCUSDT,BTC-PERP,short,50000.0,0.2,10000.0,1700000001000,1700000001005,3",
+        "c,3,nowhere,BTCUSDT,BTC-PERP,short,50000.0,0.2,10000.0,1700000001000,1700000001005,3",
+    ]
+    parsed = parse_purpleflea_csv(rows, source="old.csv")
+    assert [(e.exchange, e.coverage) for e in parsed.events] == [
+        ("binance_usdm", "snapshot"),
+        ("bybit", "complete"),
+    ]
+    assert len(parsed.bad) == 1
+    assert "no coverage column and unknown exchange 'nowhere'" in parsed.bad[0].reason

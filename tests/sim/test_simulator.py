@@ -45,7 +45,7 @@ def test_events_are_consistent_and_ordered() -> None:
         assert event.exchange in EXCHANGE_SHARES
         assert listings[(event.market, event.exchange)] == event.symbol
         assert re.fullmatch(r"[A-Z0-9]+-PERP", event.market)
-        to_liquidation(event, seq=n + 1, received_at=0)  # publishable as is
+        to_liquidation(event, seq=n + 1, received_at=0, coverage="complete")  # publishable as is
     for step in steps:
         for event in step.liquidations:
             assert event.ts is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -148,7 +149,7 @@ async def main():
         ts = 1700000000000 + seq
         store.append_now([Liquidation(id=f"k:{seq}", seq=seq, exchange="sim", symbol="X",
             market="X-PERP", side="long", price=1.0, quantity=1.0, size_usd=1.0, ts=ts,
-            received_at=ts)])
+            received_at=ts, coverage="complete")])
         print(seq, flush=True)
 asyncio.run(main())
 """
@@ -438,7 +439,7 @@ async def main():
         ts = 1700000000000 + seq
         await store.append([Liquidation(id=f"k:{seq}", seq=seq, exchange="sim", symbol="X",
             market="X-PERP", side="long", price=1.0, quantity=1.0, size_usd=1.0, ts=ts,
-            received_at=ts)])
+            received_at=ts, coverage="complete")])
         print(seq, flush=True)
 asyncio.run(main())
 """
@@ -486,7 +487,7 @@ async def test_postgres_store_survives_the_server_dropping_its_connections() -> 
 def test_sqlite_selective_filters_walk_an_index_not_the_table(tmp_path: Path) -> None:
     # At 10M events a full backwards scan costs ~1 s (bench/history.py): a big-size filter
     # must use the partial index of big events, an exchange filter its own index.
-    from purpleflea.store.sqlite import _where
+    from purpleflea.store.sql import where as _build
 
     backend = SQLiteStore(tmp_path / "plan.sqlite")
     try:
@@ -499,7 +500,8 @@ def test_sqlite_selective_filters_walk_an_index_not_the_table(tmp_path: Path) ->
             (Query(sides=("short",)), "liquidations_side_seq"),
             (Query(markets=("C200-PERP",), sides=("short",)), "liquidations_market_side_seq"),
         ]:
-            where, params = _where(query)
+            found = _build(query, "sqlite")
+            where, params = found.sql, found.params
             plan = backend._writer.execute(
                 f"EXPLAIN QUERY PLAN SELECT seq FROM liquidations{where} ORDER BY seq DESC",
                 params,
@@ -592,3 +594,100 @@ async def test_sqlite_bulk_load_that_fails_still_leaves_the_indexes(tmp_path: Pa
         assert _sqlite_indexes(reopened) == every
     finally:
         await reopened.close()
+
+
+_OLD_SCHEMA = """
+CREATE TABLE liquidations (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+    exchange TEXT NOT NULL, symbol TEXT NOT NULL, market TEXT NOT NULL, side TEXT NOT NULL,
+    price REAL NOT NULL, quantity REAL NOT NULL, size_usd REAL NOT NULL, ts INTEGER NOT NULL,
+    received_at INTEGER NOT NULL, cascade_score INTEGER NOT NULL);
+CREATE TABLE rollup_1m (minute INTEGER NOT NULL, market TEXT NOT NULL, exchange TEXT NOT NULL,
+    side TEXT NOT NULL, count INTEGER NOT NULL, size_usd REAL NOT NULL,
+    PRIMARY KEY (market, minute, exchange, side)) WITHOUT ROWID;
+CREATE TABLE cascades (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, status TEXT NOT NULL,
+    market TEXT NOT NULL, side TEXT NOT NULL, updated_at INTEGER NOT NULL, body BLOB NOT NULL);
+INSERT INTO liquidations VALUES (1, 'a', 'binance_usdm', 'BTCUSDT', 'BTC-PERP', 'long', 1.0,
+    1.0, 10.0, 1700000040000, 1700000040000, 0);
+INSERT INTO liquidations VALUES (2, 'b', 'bybit', 'BTCUSDT', 'BTC-PERP', 'long', 1.0, 1.0,
+    20.0, 1700000040000, 1700000040000, 0);
+INSERT INTO rollup_1m VALUES (1700000040000, 'BTC-PERP', 'binance_usdm', 'long', 1, 10.0);
+INSERT INTO rollup_1m VALUES (1700000040000, 'BTC-PERP', 'bybit', 'long', 1, 20.0);
+"""
+
+
+async def test_a_store_written_before_coverage_reads_each_events_exchange_coverage(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.sqlite"
+    connection = sqlite3.connect(path)
+    connection.executescript(_OLD_SCHEMA)
+    connection.close()
+    # Read-only (export of an old file): derived from the exchange, the file untouched.
+    reader = SQLiteStore(path, read_only=True)
+    assert [(e.exchange, e.coverage) for e in await reader.since(0)] == [
+        ("binance_usdm", "snapshot"),
+        ("bybit", "complete"),
+    ]
+    await reader.close()
+    backend = SQLiteStore(path)
+    try:
+        events = await backend.since(0)
+        assert [e.coverage for e in events] == ["snapshot", "complete"]
+        page = await backend.query(Query(coverages=("complete",)))
+        assert [e.id for e in page.events] == ["b"]
+        buckets = await backend.aggregate("1h", "exchange", Query(coverages=("snapshot",)))
+        assert [b.group for b in buckets] == ["binance_usdm"]
+        assert buckets[0].est_size_usd >= buckets[0].size_usd == 10.0
+    finally:
+        await backend.close()
+
+
+async def test_a_postgres_store_written_before_coverage_is_migrated() -> None:
+    dsn = await _empty_postgres()
+    connection = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+    async with connection:
+        old = _OLD_SCHEMA.replace("INTEGER", "bigint").replace("REAL", "float8")
+        old = old.replace(" WITHOUT ROWID", "").replace("BLOB", "bytea")
+        for statement in old.split(";"):
+            if statement.strip():
+                await connection.execute(statement)
+    backend = await PostgresStore.connect(dsn)
+    try:
+        events = await backend.since(0)
+        assert [e.coverage for e in events] == ["snapshot", "complete"]
+        buckets = await backend.aggregate("1h", "exchange", Query(coverages=("complete",)))
+        assert [(b.group, b.count, b.est_count) for b in buckets] == [("bybit", 1, 1)]
+    finally:
+        await backend.close()
+    reopened = await PostgresStore.connect(dsn)  # and opens again, migrated
+    await reopened.close()
+
+
+async def test_aggregates_add_what_a_snapshot_feed_hid_and_only_that(store: Store) -> None:
+    from purpleflea.engine.coverage import PRIOR_EVENTS_PER_SECOND
+
+    hour = T0 - T0 % 3_600_000
+    # Binance (snapshot) alone on ETH: five busy seconds, no complete venue -> the prior.
+    # Bybit (complete) on BTC: nothing is added to it.
+    binance = [
+        _event(i, exchange="binance_usdm", market="ETH-PERP", ts=hour + i * 1_000, size_usd=100.0)
+        for i in range(1, 6)
+    ]
+    bybit = [
+        _event(i, exchange="bybit", market="BTC-PERP", ts=hour + 7_000, size_usd=50.0)
+        for i in range(6, 9)
+    ]
+    await store.append([*binance, *bybit])
+    window = Query(start_ms=hour, end_ms=hour + 3_600_000)
+    rows = {b.group: b for b in await store.aggregate("1h", "market", window)}
+    assert (rows["ETH-PERP"].count, rows["ETH-PERP"].size_usd) == (5, 500.0)
+    assert rows["ETH-PERP"].est_count == round(5 * PRIOR_EVENTS_PER_SECOND)
+    assert rows["ETH-PERP"].est_size_usd == pytest.approx(500.0 * PRIOR_EVENTS_PER_SECOND)
+    assert (rows["BTC-PERP"].est_count, rows["BTC-PERP"].est_size_usd) == (3, 150.0)
+    complete = Query(start_ms=hour, end_ms=hour + 3_600_000, coverages=("complete",))
+    only = await store.aggregate("1h", "exchange", complete)
+    assert [(b.group, b.count, b.est_count) for b in only] == [("bybit", 3, 3)]
+    # The same through the events (min_usd reads them and counts their distinct seconds).
+    big = Query(start_ms=hour, end_ms=hour + 3_600_000, min_usd=1.0)
+    by_events = {b.group: b for b in await store.aggregate("1h", "market", big)}
+    assert by_events["ETH-PERP"].est_size_usd == pytest.approx(rows["ETH-PERP"].est_size_usd)

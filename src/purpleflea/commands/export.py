@@ -125,6 +125,7 @@ def parquet_schema() -> Any:
         "size_usd": pa.float64(),
         "ts": pa.int64(),
         "received_at": pa.int64(),
+        "coverage": pa.string(),
         "cascade_score": pa.int8(),
     }
     return pa.schema([(name, types[name]) for name in COLUMNS])

@@ -136,11 +136,13 @@ def _read_parquet(path: Path, bar: Progress | None) -> Parsed:
     parsed = Parsed()
     source = str(path)
     parquet = pq.ParquetFile(path)
-    missing = [name for name in history_io.COLUMNS if name not in parquet.schema_arrow.names]
+    names = parquet.schema_arrow.names
+    missing = [name for name in history_io.REQUIRED_COLUMNS if name not in names]
     if missing:
         parsed.bad.append(BadRow(source, 0, f"Parquet file lacks column(s) {', '.join(missing)}"))
         return parsed
-    for batch in parquet.iter_batches(batch_size=_BATCH, columns=list(history_io.COLUMNS)):
+    present = [name for name in history_io.COLUMNS if name in names]
+    for batch in parquet.iter_batches(batch_size=_BATCH, columns=present):
         for row in batch.to_pylist():
             parsed.rows += 1
             try:

@@ -63,7 +63,8 @@ def utc(ms: int) -> str:
 def event_line(event: Liquidation) -> str:
     return (
         f"{utc(event.ts)} {event.market} {event.side} {format_usd(event.size_usd)} at "
-        f"{format_price(event.price)} ({event.exchange}), cascade score {event.cascade_score}/10"
+        f"{format_price(event.price)} ({event.exchange}, {event.coverage} feed), "
+        f"cascade score {event.cascade_score}/10"
     )
 
 

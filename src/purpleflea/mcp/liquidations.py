@@ -71,8 +71,10 @@ class LiquidationTools:
         """The newest individual liquidations, newest first, with optional filters.
 
         Each event: market, side (the liquidated position), size_usd (notional, USD), price
-        (average fill), quantity (coins), exchange, ts (exchange time, ms since the epoch) and
-        cascade_score (0-10: how strongly a cascade was developing on that market and side).
+        (average fill), quantity (coins), exchange, ts (exchange time, ms since the epoch),
+        cascade_score (0-10: how strongly a cascade was developing on that market and side) and
+        coverage (complete: the venue sends every liquidation; snapshot: a throttled sample,
+        e.g. Binance's one per symbol per second; sampled: only watched accounts).
         """
         start = now_ms() - int(since_minutes * MINUTE_MS) if since_minutes else None
         async with server_errors(self.client.base_url):

@@ -18,6 +18,7 @@ from purpleflea.server.pipeline import Pipeline
 from purpleflea.server.ratelimit import RateLimiter
 from purpleflea.store.base import INTERVAL_MS, Query, Store
 from purpleflea.venues import registry
+from purpleflea.venues.venue import COVERAGES
 
 Handler = Callable[[Request], Awaitable[Response]]
 AuthedHandler = Callable[[Request, KeyInfo], Awaitable[Response]]
@@ -101,6 +102,12 @@ class Api:
                 raise http.BadRequest(
                     f"unknown exchange {exchange!r}; known: {', '.join(self.known_exchanges)}"
                 )
+        coverages = http.strings(params, "coverage")
+        for coverage in coverages:
+            if coverage not in COVERAGES:
+                raise http.BadRequest(
+                    f"coverage must be one of {', '.join(COVERAGES)}, got {coverage!r}"
+                )
         start = http.integer(params, "start", None)
         # end is exclusive, so 0 selects nothing: refused like any empty window.
         end = http.integer(params, "end", None, low=1)
@@ -110,6 +117,7 @@ class Api:
             markets=tuple(m.upper() for m in http.strings(params, "market")),
             exchanges=exchanges,
             sides=sides,
+            coverages=coverages,
             min_usd=http.number(params, "min_usd", 0.0),
             start_ms=start,
             end_ms=end,
@@ -137,6 +145,7 @@ class Api:
                 markets=query.markets,
                 exchanges=query.exchanges,
                 sides=query.sides,
+                coverages=query.coverages,
                 min_usd=query.min_usd,
                 start_ms=start,
                 end_ms=query.end_ms,

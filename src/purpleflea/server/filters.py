@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from purpleflea.model import CascadeAlert, Liquidation
+from purpleflea.venues.venue import COVERAGES
 
 CHANNELS = ("liquidations", "cascades")
 SIDES = ("long", "short")
@@ -31,6 +32,8 @@ class StreamFilter:
     markets: frozenset[str] = frozenset()
     exchanges: frozenset[str] = frozenset()
     sides: frozenset[str] = frozenset()
+    #: Coverage classes of the events' feeds (``complete``, ``snapshot``, ``sampled``).
+    coverages: frozenset[str] = frozenset()
     since_seq: int | None = None
 
     def wants(self, item: Liquidation | CascadeAlert) -> bool:
@@ -38,6 +41,8 @@ class StreamFilter:
             if "liquidations" not in self.channels or item.size_usd < self.min_usd:
                 return False
             if self.exchanges and item.exchange not in self.exchanges:
+                return False
+            if self.coverages and item.coverage not in self.coverages:
                 return False
         elif "cascades" not in self.channels:
             return False
@@ -52,6 +57,7 @@ class StreamFilter:
             "markets": sorted(self.markets),
             "exchanges": sorted(self.exchanges),
             "sides": sorted(self.sides),
+            "coverages": sorted(self.coverages),
             "since_seq": self.since_seq,
         }
 
@@ -101,7 +107,7 @@ def _seq(value: Any) -> int | None:
     return result
 
 
-_FIELDS = {"channels", "min_usd", "markets", "exchanges", "sides", "since_seq"}
+_FIELDS = {"channels", "min_usd", "markets", "exchanges", "sides", "coverages", "since_seq"}
 
 
 def parse_filter(fields: Mapping[str, Any], *, known_exchanges: Iterable[str]) -> StreamFilter:
@@ -122,6 +128,12 @@ def parse_filter(fields: Mapping[str, Any], *, known_exchanges: Iterable[str]) -
     bad = sorted(sides - set(SIDES))
     if bad:
         raise BadSubscription(f"sides must be long and/or short, got {', '.join(bad)}")
+    coverages = _strings("coverages", fields.get("coverages"))
+    bad = sorted(coverages - set(COVERAGES))
+    if bad:
+        raise BadSubscription(
+            f"coverages must be among {', '.join(COVERAGES)}, got {', '.join(bad)}"
+        )
     exchanges = _strings("exchanges", fields.get("exchanges"))
     allowed = set(known_exchanges)
     bad = sorted(exchanges - allowed)
@@ -137,5 +149,6 @@ def parse_filter(fields: Mapping[str, Any], *, known_exchanges: Iterable[str]) -
         markets=markets,
         exchanges=exchanges,
         sides=sides,
+        coverages=coverages,
         since_seq=_seq(fields.get("since_seq")),
     )

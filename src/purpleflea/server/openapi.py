@@ -23,6 +23,7 @@ from purpleflea.server.openapi_schemas import (
     schemas,
 )
 from purpleflea.server.webhook_routes import webhook_paths
+from purpleflea.venues.venue import COVERAGES
 
 #: The key may come in any of these; an operation that needs one lists all three.
 _SECURED: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKeyHeader": []}, {"apiKeyQuery": []}]
@@ -55,6 +56,7 @@ def _integer(minimum: int) -> Schema:
 
 
 _SIDES = _list({"type": "string", "enum": ["long", "short"]})
+_COVERAGES = _list({"type": "string", "enum": list(COVERAGES)})
 _MIN_USD = _param("min_usd", {"type": "number", "minimum": 0}, "Minimum notional in USD.")
 _WINDOW = [
     _param("start", _integer(0), "Event time >= start (ms since epoch)."),
@@ -80,6 +82,11 @@ def _filters(exchanges: tuple[str, ...]) -> list[Schema]:
             "Exchange ids (repeat or comma-separate; GET /v1/exchanges lists them).",
         ),
         _param("side", _SIDES, "Liquidated position side."),
+        _param(
+            "coverage",
+            _COVERAGES,
+            "How complete the event's venue feed is: complete, snapshot (throttled) or sampled.",
+        ),
         _MIN_USD,
         *_WINDOW,
     ]
@@ -305,6 +312,7 @@ def _stream_paths(exchanges: tuple[str, ...]) -> dict[str, Schema]:
                     _param("markets", _list(), "Markets (comma-separated or repeated)."),
                     _param("exchanges", _exchanges(exchanges), "Exchange ids."),
                     _param("sides", _SIDES, "Liquidated position side."),
+                    _param("coverages", _COVERAGES, "Coverage classes of the events' venues."),
                     _MIN_USD,
                     _param(
                         "channels",
@@ -446,7 +454,7 @@ def document(version: str, *, exchanges: tuple[str, ...]) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": "Purple Flea Liquidation Tracker",
+            "title": "Purple Flea Liquidation Pipeline",
             "version": version,
             "description": "Forced liquidations across crypto perpetual markets, normalized. "
             "Every error is a JSON Error body. Streams: WebSocket /v1/stream and SSE "

@@ -241,6 +241,7 @@ WEBSOCKET = {
             "markets": ["BTC-PERP"],
             "exchanges": [registry.EXCHANGE_IDS[0]],
             "sides": ["long"],
+            "coverages": ["complete", "snapshot"],
             "min_usd": 100000,
             "since_seq": 123,
             "batch": True,

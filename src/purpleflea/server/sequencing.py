@@ -37,6 +37,7 @@ from purpleflea.model import (
     VenueLiquidation,
     to_liquidation,
 )
+from purpleflea.venues import registry
 
 log = logging.getLogger("purpleflea.pipeline")
 
@@ -235,7 +236,12 @@ class Sequencer:
                 self.counters["duplicates"] += 1
                 continue
             try:
-                event = to_liquidation(venue, seq=self.next_seq, received_at=received_at)
+                event = to_liquidation(
+                    venue,
+                    seq=self.next_seq,
+                    received_at=received_at,
+                    coverage=registry.coverage_of(venue.exchange),
+                )
             except UnsizedLiquidation as exc:
                 self.counters["unsized"] += 1
                 log.debug("%s", exc)

@@ -162,8 +162,9 @@ async def run_replay(tracker: Pipeline, path: Path, *, speed: float) -> None:
     """Replay a JSON-lines file of events (one event object per line), paced by ``ts``.
 
     Lines need the venue fields (``id, exchange, symbol, market, side, price, quantity,
-    size_usd, ts``); ``seq``/``received_at``/``cascade_score`` are ignored and reassigned. A
-    bad line is logged with its number and skipped. Replayed ids dedupe against the store.
+    size_usd, ts``); ``seq``/``received_at``/``cascade_score``/``coverage`` are ignored and
+    reassigned. A bad line is logged with its number and skipped. Replayed ids dedupe against the
+    store.
     """
     previous_ts: int | None = None
     bad = 0
@@ -174,7 +175,7 @@ async def run_replay(tracker: Pipeline, path: Path, *, speed: float) -> None:
             try:
                 raw = msgspec.json.decode(line)
                 if isinstance(raw, dict):
-                    for extra in ("seq", "received_at", "cascade_score"):
+                    for extra in ("seq", "received_at", "cascade_score", "coverage"):
                         raw.pop(extra, None)
                 event = msgspec.convert(raw, VenueLiquidation)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:

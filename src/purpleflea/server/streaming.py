@@ -4,7 +4,8 @@ WebSocket protocol (JSON text frames):
 
 - connect with the key in ``Authorization: Bearer``, ``X-API-Key`` or ``?api_key=``;
 - send ``{"op": "subscribe", "channels": ["liquidations", "cascades"], "min_usd": 100000,
-  "markets": ["BTC-PERP"], "exchanges": [...], "sides": ["long"], "since_seq": 123}``
+  "markets": ["BTC-PERP"], "exchanges": [...], "sides": ["long"], "coverages": ["complete"],
+  "since_seq": 123}``
   (every field optional; ``since_seq`` resumes: everything after it is replayed from storage,
   then the live feed follows with no gap and no duplicate; a ``since_seq`` above the last
   seq this server has is refused with ``bad_subscription``, its message naming that seq);

@@ -22,6 +22,7 @@ from purpleflea.server.webhook_dispatch import Dispatcher, webhook_filter
 from purpleflea.server.webhook_policy import MAX_URL, BadWebhookUrl, WebhookSettings, check_url
 from purpleflea.server.webhook_sender import Sender, replay_dead_letters
 from purpleflea.store.webhooks import Webhook, WebhookStore
+from purpleflea.venues.venue import COVERAGES
 
 Handler = Callable[[Request], Awaitable[Response]]
 AuthedHandler = Callable[[Request, KeyInfo], Awaitable[Response]]
@@ -109,7 +110,7 @@ class WebhookRoutes:
                     "since_seq has no meaning for a webhook: it receives what is published "
                     "from its creation on"
                 )
-            for name in ("channels", "markets", "exchanges", "sides"):
+            for name in ("channels", "markets", "exchanges", "sides", "coverages"):
                 if body.get(name) is not None and not isinstance(body[name], list):
                     raise BadSubscription(f"{name} must be a JSON array of strings")
             url = check_url(body.pop("url", None), allow_private=self.allow_private)
@@ -311,6 +312,9 @@ def webhook_paths(exchanges: Sequence[str]) -> dict[str, Any]:
                                     "markets": markets,
                                     "exchanges": listed({"type": "string", "enum": exchanges}),
                                     "sides": listed({"type": "string", "enum": ["long", "short"]}),
+                                    "coverages": listed(
+                                        {"type": "string", "enum": list(COVERAGES)}
+                                    ),
                                 },
                             }
                         }

@@ -29,6 +29,7 @@ from purpleflea.sim.process import DAY_MS, DEFAULT_START_MS, SimConfig, Simulato
 from purpleflea.sim.truth import TrueCascade
 from purpleflea.store.base import OpenInterest, Store
 from purpleflea.store.oi_sampler import OpenInterestSampler
+from purpleflea.venues import registry
 
 HISTORY_STEP_MS = 1_000
 HISTORY_BLOCK_MS = 300_000
@@ -75,6 +76,10 @@ def blocks(sim: Simulator, days: float) -> Iterator[RawBlock]:
         yield sim.next_block()
 
 
+#: Each simulated exchange's coverage class: the real venue's.
+_COVERAGE = {e: registry.coverage_of(e) for e in registry.SIM_LISTINGS}
+
+
 def published(
     sim: Simulator, raw: RawBlock, first_seq: int, scorer: Scorer | None = None
 ) -> list[Liquidation]:
@@ -82,6 +87,7 @@ def published(
 
     ``received_at`` is the event time plus a deterministic 40-199 ms of feed latency.
     """
+    coverage = _COVERAGE
     if scorer is not None:
         # Scored: the simulator's own venue events, each published with the scorer's verdict.
         scored: list[Liquidation] = []
@@ -93,6 +99,7 @@ def published(
                     venue,
                     seq=seq,
                     received_at=venue.ts + 40 + seq % 160,
+                    coverage=coverage[venue.exchange],
                     cascade_score=scorer(venue),
                 )
             )
@@ -128,6 +135,7 @@ def published(
                 size_usd=price * qty,
                 ts=ts,
                 received_at=ts + 40 + seq % 160,
+                coverage=coverage[listing.exchange],
             )
         )
     return out

@@ -29,9 +29,10 @@ from typing import Any, LiteralString
 import psycopg
 
 from purpleflea.model import CascadeAlert, Liquidation, decode_cascade, encode
+from purpleflea.store import aggregate as aggregates
 from purpleflea.store.base import (
     COLUMNS,
-    INTERVAL_MS,
+    EVENT_COLUMNS,
     OI_COLUMNS,
     OI_MINUTE_MS,
     Bucket,
@@ -40,45 +41,23 @@ from purpleflea.store.base import (
     OpenInterest,
     Page,
     Query,
+    coverage_backfill,
+    event_table,
     open_interest_rows,
     row_to_event,
 )
+from purpleflea.store.sql import where
 
-_TYPES = (
-    "bigint",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "float8",
-    "float8",
-    "float8",
-    "bigint",
-    "bigint",
-    "integer",
-)
-_GROUPS = frozenset({"market", "exchange", "side"})
+# The array type each column is sent as (its type without constraints).
+_TYPES = tuple(pg.split()[0] for _, _, pg in EVENT_COLUMNS)
 
 # Nodes starting together would race on CREATE ... IF NOT EXISTS; an advisory lock (any
 # constant both sides agree on) serializes them.
 _SCHEMA_LOCK = 0x70_66_5F_73_63_68  # "pf_sch"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS liquidations (
-    seq bigint PRIMARY KEY,
-    id text NOT NULL UNIQUE,
-    exchange text NOT NULL,
-    symbol text NOT NULL,
-    market text NOT NULL,
-    side text NOT NULL,
-    price float8 NOT NULL,
-    quantity float8 NOT NULL,
-    size_usd float8 NOT NULL,
-    ts bigint NOT NULL,
-    received_at bigint NOT NULL,
-    cascade_score integer NOT NULL
-);
+_SCHEMA = (
+    event_table("postgres")
+    + """
 CREATE INDEX IF NOT EXISTS liquidations_market_seq ON liquidations (market, seq);
 CREATE INDEX IF NOT EXISTS liquidations_exchange_seq ON liquidations (exchange, seq);
 CREATE INDEX IF NOT EXISTS liquidations_side_seq ON liquidations (side, seq);
@@ -91,6 +70,7 @@ CREATE TABLE IF NOT EXISTS rollup_1m (
     side text NOT NULL,
     count bigint NOT NULL,
     size_usd float8 NOT NULL,
+    seconds bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (market, minute, exchange, side)
 );
 CREATE INDEX IF NOT EXISTS rollup_1m_minute ON rollup_1m (minute);
@@ -114,6 +94,20 @@ CREATE TABLE IF NOT EXISTS open_interest (
 );
 ALTER TABLE open_interest ADD COLUMN IF NOT EXISTS mark_price float8 NOT NULL DEFAULT 0;
 """
+)
+
+# A store written before events carried coverage: the column, each row its exchange's class
+# (coverage_backfill), and the rollup's seconds (the counts: exact for a snapshot feed, an
+# upper bound for the others). Run once, when the column is missing.
+_HAS_COVERAGE = (
+    "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+    "AND table_name = 'liquidations' AND column_name = 'coverage'"
+)
+_ADD_COVERAGE = "ALTER TABLE liquidations ADD COLUMN coverage text NOT NULL DEFAULT ''"
+_ADD_SECONDS = (
+    "ALTER TABLE rollup_1m ADD COLUMN IF NOT EXISTS seconds bigint NOT NULL DEFAULT 0",
+    "UPDATE rollup_1m SET seconds = count",
+)
 
 # The whole append in one statement: insert what is new by id, fold exactly those rows into
 # the minute rollups, and return their seqs.
@@ -124,12 +118,14 @@ WITH new AS (
     ON CONFLICT (id) DO NOTHING
     RETURNING seq, market, exchange, side, ts, size_usd
 ), rolled AS (
-    INSERT INTO rollup_1m (minute, market, exchange, side, count, size_usd)
-    SELECT (ts / 60000) * 60000, market, exchange, side, count(*), sum(size_usd)
+    INSERT INTO rollup_1m (minute, market, exchange, side, count, size_usd, seconds)
+    SELECT (ts / 60000) * 60000, market, exchange, side, count(*), sum(size_usd),
+        count(DISTINCT ts / 1000)
     FROM new GROUP BY 1, 2, 3, 4
     ON CONFLICT (market, minute, exchange, side) DO UPDATE SET
         count = rollup_1m.count + excluded.count,
-        size_usd = rollup_1m.size_usd + excluded.size_usd
+        size_usd = rollup_1m.size_usd + excluded.size_usd,
+        seconds = rollup_1m.seconds + excluded.seconds
 )
 SELECT seq FROM new
 """
@@ -163,38 +159,6 @@ _LAST_SEQ = (
 )
 
 
-def _where(
-    query: Query, *, with_size: bool = True, time_column: str = "ts"
-) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    for column, values in (
-        ("market", query.markets),
-        ("exchange", query.exchanges),
-        ("side", query.sides),
-    ):
-        if len(values) == 1:
-            # PostgreSQL walks the (column, seq) index backwards for `=`, not for ANY().
-            clauses.append(f"{column} = %s")
-            params.append(values[0])
-        elif values:
-            clauses.append(f"{column} = ANY(%s)")
-            params.append(list(values))
-    if with_size and query.min_usd > 0:
-        clauses.append("size_usd >= %s")
-        params.append(query.min_usd)
-    if query.start_ms is not None:
-        clauses.append(f"{time_column} >= %s")
-        params.append(query.start_ms)
-    if query.end_ms is not None:
-        clauses.append(f"{time_column} < %s")
-        params.append(query.end_ms)
-    if query.before_seq is not None:
-        clauses.append("seq < %s")
-        params.append(query.before_seq)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
-
-
 class PostgresStore:
     """History in PostgreSQL; create with :meth:`connect` (see the module docstring)."""
 
@@ -219,7 +183,17 @@ class PostgresStore:
         self._writer = await self._new_connection(autocommit=False)
         async with self._writer.transaction():
             await self._writer.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            found = await self._writer.execute(_HAS_COVERAGE)
+            migrate = await found.fetchone() is None
             await self._writer.execute(_SCHEMA)
+            if migrate:
+                # The table predates coverage (a new one was just made with it otherwise).
+                still = await (await self._writer.execute(_HAS_COVERAGE)).fetchone() is None
+                if still:
+                    await self._writer.execute(_ADD_COVERAGE)
+                    await self._writer.execute(coverage_backfill())
+                    for statement in _ADD_SECONDS:
+                        await self._writer.execute(statement)
         for _ in range(self._reader_count):
             reader = await self._new_connection(autocommit=True)
             self._all_readers.append(reader)
@@ -361,56 +335,25 @@ class PostgresStore:
         ]
 
     async def query(self, query: Query) -> Page:
-        where, params = _where(query)
+        found = where(query, "postgres")
         rows = await self._read(
-            f"{_SELECT}{where} ORDER BY seq DESC LIMIT %s",
-            [*params, query.limit + 1],
+            f"{_SELECT}{found.sql} ORDER BY seq DESC LIMIT %s",
+            [*found.params, query.limit + 1],
         )
         events = [row_to_event(row) for row in rows[: query.limit]]
         more = len(rows) > query.limit
         return Page(events=events, next_cursor=events[-1].seq if more and events else None)
 
     async def aggregate(self, interval: Interval, group_by: GroupBy, query: Query) -> list[Bucket]:
-        if interval not in INTERVAL_MS:
-            raise ValueError(
-                f"aggregate interval must be one of {sorted(INTERVAL_MS)}: {interval!r}"
-            )
-        if group_by not in _GROUPS:
-            raise ValueError(f"aggregate group_by must be one of {sorted(_GROUPS)}: {group_by!r}")
-        width = INTERVAL_MS[interval]
-        minute_aligned = all(b is None or b % 60_000 == 0 for b in (query.start_ms, query.end_ms))
-        if query.min_usd > 0 or query.before_seq is not None or not minute_aligned:
-            # Rollups know neither event sizes nor times inside a minute: read the events.
-            source, time_column, count = "liquidations", "ts", "count(*)"
-            where, params = _where(query)
-        else:
-            source, time_column, count = "rollup_1m", "minute", "sum(count)"
-            where, params = _where(query, with_size=False, time_column="minute")
-        sql = (
-            f"SELECT ({time_column} / {width}) * {width} AS bucket, {group_by}, {count}, "
-            "sum(size_usd), sum(CASE WHEN side = 'long' THEN size_usd ELSE 0 END), "
-            "sum(CASE WHEN side = 'short' THEN size_usd ELSE 0 END) "
-            f"FROM {source}{where} GROUP BY bucket, {group_by} ORDER BY bucket, {group_by}"
-        )
-        rows = await self._read(sql, params)
-        return [
-            Bucket(
-                start_ms=int(bucket),
-                group=str(group),
-                count=int(count_),
-                size_usd=float(total),
-                long_usd=float(longs),
-                short_usd=float(shorts),
-            )
-            for bucket, group, count_, total, longs, shorts in rows
-        ]
+        sql = aggregates.aggregate_sql(interval, group_by, query, "postgres", hourly=False)
+        return aggregates.buckets(await self._read(sql.sql, sql.params))
 
     async def explain(self, query: Query) -> str:
         """PostgreSQL's plan for :meth:`query` (operators checking that indexes are used)."""
-        where, params = _where(query)
+        found = where(query, "postgres")
         rows = await self._read(
-            f"EXPLAIN {_SELECT}{where} ORDER BY seq DESC LIMIT %s",
-            [*params, query.limit + 1],
+            f"EXPLAIN {_SELECT}{found.sql} ORDER BY seq DESC LIMIT %s",
+            [*found.params, query.limit + 1],
         )
         return "\n".join(str(row[0]) for row in rows)
 

@@ -23,13 +23,14 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 from purpleflea.model import CascadeAlert, Liquidation, decode_cascade, encode
+from purpleflea.store import aggregate as aggregates
 from purpleflea.store.base import (
     COLUMNS,
-    INTERVAL_MS,
     OI_COLUMNS,
     OI_MINUTE_MS,
     Bucket,
@@ -38,25 +39,17 @@ from purpleflea.store.base import (
     OpenInterest,
     Page,
     Query,
+    coverage_backfill,
+    coverage_case,
+    event_table,
     open_interest_rows,
     row_to_event,
 )
+from purpleflea.store.sql import where
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS liquidations (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    exchange TEXT NOT NULL,
-    symbol TEXT NOT NULL,
-    market TEXT NOT NULL,
-    side TEXT NOT NULL,
-    price REAL NOT NULL,
-    quantity REAL NOT NULL,
-    size_usd REAL NOT NULL,
-    ts INTEGER NOT NULL,
-    received_at INTEGER NOT NULL,
-    cascade_score INTEGER NOT NULL
-);
+_SCHEMA = (
+    event_table("sqlite")
+    + """
 CREATE INDEX IF NOT EXISTS liquidations_market_seq ON liquidations (market, seq);
 CREATE INDEX IF NOT EXISTS liquidations_ts ON liquidations (ts);
 CREATE INDEX IF NOT EXISTS liquidations_exchange_seq ON liquidations (exchange, seq);
@@ -73,6 +66,7 @@ CREATE TABLE IF NOT EXISTS rollup_1m (
     side TEXT NOT NULL,
     count INTEGER NOT NULL,
     size_usd REAL NOT NULL,
+    seconds INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (market, minute, exchange, side)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS rollup_1m_minute ON rollup_1m (minute);
@@ -83,6 +77,7 @@ CREATE TABLE IF NOT EXISTS rollup_1h (
     side TEXT NOT NULL,
     count INTEGER NOT NULL,
     size_usd REAL NOT NULL,
+    seconds INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (market, hour, exchange, side)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS rollup_1h_hour ON rollup_1h (hour);
@@ -105,32 +100,43 @@ CREATE TABLE IF NOT EXISTS open_interest (
     PRIMARY KEY (minute, market)
 ) WITHOUT ROWID;
 """
+)
 # A store written before marks were kept gets the column (0: not recorded).
 _ADD_MARK = "ALTER TABLE open_interest ADD COLUMN mark_price REAL NOT NULL DEFAULT 0"
-
-#: Events at least this big are indexed on their own (``liquidations_big``).
-BIG_USD = 100_000
 
 _INSERT = (
     f"INSERT INTO liquidations ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 )
+# ``seconds`` counts the seconds that carried an event (the coverage estimate's input): one
+# batch's distinct seconds are added, so a second split across two batches counts twice.
 _ROLLUP = (
-    "INSERT INTO rollup_1m (minute, market, exchange, side, count, size_usd) "
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (market, minute, exchange, side) DO UPDATE SET "
-    "count = count + excluded.count, size_usd = size_usd + excluded.size_usd"
+    "INSERT INTO rollup_1m (minute, market, exchange, side, count, size_usd, seconds) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (market, minute, exchange, side) DO UPDATE SET "
+    "count = count + excluded.count, size_usd = size_usd + excluded.size_usd, "
+    "seconds = seconds + excluded.seconds"
 )
 _ROLLUP_1H = (
-    "INSERT INTO rollup_1h (hour, market, exchange, side, count, size_usd) "
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (market, hour, exchange, side) DO UPDATE SET "
-    "count = count + excluded.count, size_usd = size_usd + excluded.size_usd"
+    "INSERT INTO rollup_1h (hour, market, exchange, side, count, size_usd, seconds) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (market, hour, exchange, side) DO UPDATE SET "
+    "count = count + excluded.count, size_usd = size_usd + excluded.size_usd, "
+    "seconds = seconds + excluded.seconds"
 )
 # A store written before the hourly rollup existed gets it from the minute rollup, once.
 _BACKFILL_1H = (
-    "INSERT INTO rollup_1h (hour, market, exchange, side, count, size_usd) "
-    "SELECT minute / 3600000 * 3600000, market, exchange, side, SUM(count), SUM(size_usd) "
-    "FROM rollup_1m GROUP BY 1, 2, 3, 4"
+    "INSERT INTO rollup_1h (hour, market, exchange, side, count, size_usd, seconds) "
+    "SELECT minute / 3600000 * 3600000, market, exchange, side, SUM(count), SUM(size_usd), "
+    "SUM(seconds) FROM rollup_1m GROUP BY 1, 2, 3, 4"
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM liquidations"
+# A store written before events carried coverage gets the column, its rows their exchange's
+# coverage (added as '' first: NOT NULL needs a default), and its rollups' seconds (the
+# counts: exact for a snapshot feed, an upper bound for the others).
+_ADD_COVERAGE = "ALTER TABLE liquidations ADD COLUMN coverage TEXT NOT NULL DEFAULT ''"
+_ADD_SECONDS = (
+    "ALTER TABLE {table} ADD COLUMN seconds INTEGER NOT NULL DEFAULT 0",
+    "UPDATE {table} SET seconds = count",
+)
+_EVENT_ROW = attrgetter(*COLUMNS)
 # The latest snapshot of a minute wins, whichever batch brought it.
 _UPSERT_OI = (
     f"INSERT INTO open_interest ({', '.join(OI_COLUMNS)}) VALUES (?, ?, ?, ?, ?) "
@@ -173,46 +179,6 @@ def _rollback(writer: sqlite3.Connection) -> None:
         writer.execute("ROLLBACK")
 
 
-def _where(
-    query: Query, *, with_size: bool = True, time_column: str = "ts"
-) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    # With a bounded time window the ts index finds the rows; an exchange matches a twelfth of
-    # history, so walking its index back to the window is slower (the unary + keeps SQLite
-    # from picking it: 3 s vs 10 ms for a day of one exchange at 10M events).
-    # Likewise a side (half of history) or an exchange (a twelfth) is only worth its index
-    # when nothing more selective narrows the query.
-    windowed = query.start_ms is not None and query.end_ms is not None
-    narrower = bool(query.markets) or windowed
-    for column, values in (
-        ("market", query.markets),
-        ("+exchange" if narrower else "exchange", query.exchanges),
-        # market + side has an index of its own (liquidations_market_side_seq).
-        ("+side" if windowed or query.exchanges else "side", query.sides),
-    ):
-        if values:
-            clauses.append(f"{column} IN ({', '.join('?' for _ in values)})")
-            params.extend(values)
-    if with_size and query.min_usd > 0:
-        clauses.append("size_usd >= ?")
-        params.append(query.min_usd)
-        if query.min_usd >= BIG_USD:
-            # The literal lets SQLite prove the partial index of big events applies: a
-            # selective size filter then walks those few rows instead of the whole table.
-            clauses.append(f"size_usd >= {BIG_USD}")
-    if query.start_ms is not None:
-        clauses.append(f"{time_column} >= ?")
-        params.append(query.start_ms)
-    if query.end_ms is not None:
-        clauses.append(f"{time_column} < ?")
-        params.append(query.end_ms)
-    if query.before_seq is not None:
-        clauses.append("seq < ?")
-        params.append(query.before_seq)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
-
-
 class SQLiteStore:
     """History in one SQLite file (see module docstring for the durability contract).
 
@@ -241,10 +207,15 @@ class SQLiteStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._durable = durable
         self._writer = _connect(self.path, durable=durable, read_only=read_only)
+        self._select = _SELECT
         if not read_only:
             self._writer.executescript(_SCHEMA)
+            self._migrate()
             if self._writer.execute("SELECT 1 FROM rollup_1h LIMIT 1").fetchone() is None:
                 self._writer.execute(_BACKFILL_1H)
+        elif "coverage" not in self._columns("liquidations"):
+            # Read-only, we may not add the column: the select derives it from the exchange.
+            self._select = _SELECT.replace(", coverage FROM", f", {coverage_case()} FROM")
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sqlite-read")
         self._local = threading.local()
         self._last_seq = self._writer.execute(_LAST_SEQ).fetchone()[0]
@@ -263,6 +234,26 @@ class SQLiteStore:
             self._writer.execute(_ADD_MARK)
             columns.add("mark_price")
         self._select_oi = _SELECT_OI.format(mark="mark_price" if "mark_price" in columns else "0.0")
+
+    def _columns(self, table: str) -> set[str]:
+        return {row[1] for row in self._writer.execute(f"PRAGMA table_info({table})")}
+
+    def _migrate(self) -> None:
+        """Bring a store written by an older version up to this schema (see _ADD_COVERAGE)."""
+        writer = self._writer
+        if "coverage" not in self._columns("liquidations"):
+            writer.execute("BEGIN")
+            try:
+                writer.execute(_ADD_COVERAGE)
+                writer.execute(coverage_backfill())
+                for table in ("rollup_1m", "rollup_1h"):
+                    if "seconds" not in self._columns(table):
+                        for statement in _ADD_SECONDS:
+                            writer.execute(statement.format(table=table))
+                writer.execute("COMMIT")
+            except BaseException:
+                _rollback(writer)
+                raise
 
     # -- writes (event loop thread) ---------------------------------------------------------
 
@@ -285,43 +276,36 @@ class SQLiteStore:
             seen = self.stored_ids([event.id for event in events])
             inserted: list[Liquidation] = []
             rollup: dict[tuple[int, str, str, str], list[float]] = {}
+            busy: dict[tuple[int, str, str, str], set[int]] = {}
+            key: tuple[int, str, str, str]
             for event in events:
                 if event.id in seen:
                     continue
                 seen.add(event.id)
                 inserted.append(event)
                 key = (event.ts // 60_000 * 60_000, event.market, event.exchange, event.side)
-                cell = rollup.setdefault(key, [0, 0.0])
+                cell = rollup.get(key)
+                if cell is None:
+                    cell = rollup[key] = [0, 0.0]
+                    busy[key] = set()
                 cell[0] += 1
                 cell[1] += event.size_usd
+                busy[key].add(event.ts // 1000)
+            writer.executemany(_INSERT, [_EVENT_ROW(e) for e in inserted])
             writer.executemany(
-                _INSERT,
-                [
-                    (
-                        e.seq,
-                        e.id,
-                        e.exchange,
-                        e.symbol,
-                        e.market,
-                        e.side,
-                        e.price,
-                        e.quantity,
-                        e.size_usd,
-                        e.ts,
-                        e.received_at,
-                        e.cascade_score,
-                    )
-                    for e in inserted
-                ],
+                _ROLLUP, [(*key, int(c), s, len(busy[key])) for key, (c, s) in rollup.items()]
             )
-            writer.executemany(_ROLLUP, [(*key, int(c), s) for key, (c, s) in rollup.items()])
             hourly: dict[tuple[int, str, str, str], list[float]] = {}
-            for (minute, market, exchange, side), (count, usd) in rollup.items():
+            for key, (count, usd) in rollup.items():
+                minute, market, exchange, side = key
                 hour = minute // 3_600_000 * 3_600_000
-                cell = hourly.setdefault((hour, market, exchange, side), [0, 0.0])
+                cell = hourly.setdefault((hour, market, exchange, side), [0, 0.0, 0])
                 cell[0] += count
                 cell[1] += usd
-            writer.executemany(_ROLLUP_1H, [(*k, int(c), s) for k, (c, s) in hourly.items()])
+                cell[2] += len(busy[key])
+            writer.executemany(
+                _ROLLUP_1H, [(*k, int(c), s, int(b)) for k, (c, s, b) in hourly.items()]
+            )
             writer.execute("COMMIT")
         except BaseException:
             _rollback(writer)
@@ -434,7 +418,7 @@ class SQLiteStore:
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
 
     async def since(self, seq: int, limit: int = 1000) -> list[Liquidation]:
-        rows = await self._read(f"{_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
+        rows = await self._read(f"{self._select} WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
         return [row_to_event(row) for row in rows]
 
     async def cascades_since(self, seq: int, limit: int = 1000) -> list[CascadeAlert]:
@@ -480,49 +464,17 @@ class SQLiteStore:
         ]
 
     async def query(self, query: Query) -> Page:
-        where, params = _where(query)
+        found = where(query, "sqlite")
         rows = await self._read(
-            f"{_SELECT}{where} ORDER BY seq DESC LIMIT ?", [*params, query.limit + 1]
+            f"{self._select}{found.sql} ORDER BY seq DESC LIMIT ?", [*found.params, query.limit + 1]
         )
         events = [row_to_event(row) for row in rows[: query.limit]]
         more = len(rows) > query.limit
         return Page(events=events, next_cursor=events[-1].seq if more and events else None)
 
     async def aggregate(self, interval: Interval, group_by: GroupBy, query: Query) -> list[Bucket]:
-        width = INTERVAL_MS[interval]
-        minute_aligned = all(b is None or b % 60_000 == 0 for b in (query.start_ms, query.end_ms))
-        if query.min_usd > 0 or query.before_seq is not None or not minute_aligned:
-            # Rollups know neither event sizes nor times inside a minute: read the events.
-            source, time_column, count = "liquidations", "ts", "COUNT(*)"
-            where, params = _where(query)
-        elif width >= 3_600_000 and all(
-            b is None or b % 3_600_000 == 0 for b in (query.start_ms, query.end_ms)
-        ):
-            # Hour-aligned hourly/daily buckets: a year of one market is ~9k rows, not ~500k.
-            source, time_column, count = "rollup_1h", "hour", "SUM(count)"
-            where, params = _where(query, with_size=False, time_column="hour")
-        else:
-            source, time_column, count = "rollup_1m", "minute", "SUM(count)"
-            where, params = _where(query, with_size=False, time_column="minute")
-        size = "size_usd"
-        sql = (
-            f"SELECT ({time_column} / {width}) * {width} AS bucket, {group_by}, {count}, "
-            f"SUM({size}), SUM(CASE WHEN side = 'long' THEN {size} ELSE 0 END), "
-            f"SUM(CASE WHEN side = 'short' THEN {size} ELSE 0 END) "
-            f"FROM {source}{where} GROUP BY bucket, {group_by} ORDER BY bucket, {group_by}"
-        )
-        rows = await self._read(sql, params)
-        return [
-            Bucket(
-                start_ms=int(bucket),
-                group=str(group),
-                count=int(count_),
-                size_usd=float(total),
-                long_usd=float(longs),
-                short_usd=float(shorts),
-            )
-            for bucket, group, count_, total, longs, shorts in rows
-        ]
+        sql = aggregates.aggregate_sql(interval, group_by, query, "sqlite", hourly=True)
+        return aggregates.buckets(await self._read(sql.sql, sql.params))
 
     async def close(self) -> None:
         self._readers.shutdown(wait=True)

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 import purpleflea.venues as _package
+from purpleflea.model import Coverage
 from purpleflea.venues.venue import (
     Absent,
     CatalogSource,
@@ -79,6 +80,25 @@ def exchange(exchange_id: str) -> Exchange:
         return EXCHANGES[exchange_id]
     except KeyError:
         raise KeyError(f"unknown exchange {exchange_id!r}; known: {', '.join(EXCHANGES)}") from None
+
+
+#: The exchange id of the simulator's own events (its truth: every liquidation it made).
+SIM_EXCHANGE = "sim"
+
+
+def coverage_of(exchange_id: str) -> Coverage:
+    """The coverage class every event of ``exchange_id`` carries: its venue's, from the
+    venue's documented feed semantics; the simulator's own ``sim`` events are ``complete``.
+    ``KeyError`` names the known ids."""
+    if exchange_id == SIM_EXCHANGE:
+        return "complete"
+    return exchange(exchange_id).coverage
+
+
+def exchanges_covered(coverages: tuple[str, ...]) -> tuple[str, ...]:
+    """The exchange ids (``sim`` included) whose events carry one of ``coverages``: what a
+    coverage filter means over tables keyed by exchange (the rollups)."""
+    return tuple(e for e in (*EXCHANGE_IDS, SIM_EXCHANGE) if coverage_of(e) in coverages)
 
 
 def market_of(exchange_id: str, symbol: str) -> str | None:

@@ -17,12 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, get_args
 
-from purpleflea.model import Catalog, Instrument, Side, VenueLiquidation
+from purpleflea.model import Catalog, Coverage, Instrument, Side, VenueLiquidation
 
-#: How complete a venue's liquidation feed is (shared/SPEC.md, event schema ``coverage``):
-#: ``complete`` every liquidation, ``snapshot`` a throttled or partial sample of them,
-#: ``sampled`` only the accounts we watch.
-Coverage = Literal["complete", "snapshot", "sampled"]
+#: How complete a venue's liquidation feed is: :data:`purpleflea.model.Coverage`.
 COVERAGES: tuple[Coverage, ...] = get_args(Coverage)
 
 #: One exchange's frames -> events, reading contract sizes from its instrument catalog.

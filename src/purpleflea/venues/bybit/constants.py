@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from purpleflea.venues.venue import Coverage, SimListing
+from purpleflea.model import Coverage
+from purpleflea.venues.venue import SimListing
 
 EXCHANGE: Final = "bybit"
 DISPLAY_NAME: Final = "Bybit"

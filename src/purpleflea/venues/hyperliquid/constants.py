@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from purpleflea.venues.venue import Coverage
+from purpleflea.model import Coverage
 
 EXCHANGE: Final = "hyperliquid"
 DISPLAY_NAME: Final = "Hyperliquid"
