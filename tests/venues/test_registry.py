@@ -43,6 +43,7 @@ ROLE_FILES = (
     "catalog.py",
     "open_interest.py",
     "history.py",
+    "positions.py",
 )
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from purpleflea.venues.hyperliquid import open_interest
+from purpleflea.venues.hyperliquid import open_interest, positions
 from purpleflea.venues.hyperliquid.constants import COVERAGE, DISPLAY_NAME, EXCHANGE
 from purpleflea.venues.hyperliquid.normalizer import (
     market,
     normalize_fill,
     normalize_node_fills,
+    normalize_user_events,
     normalize_user_fills,
 )
 from purpleflea.venues.venue import Absent, Exchange, Venue
@@ -43,6 +44,7 @@ VENUE = Venue(
     catalog=Absent("sizes are coins and there is no per-instrument subscription"),
     open_interest=open_interest.SOURCES,
     history=Absent("no Tardis or recorder rules written yet"),
+    positions=positions.SAMPLING,
 )
 
 __all__ = [
@@ -51,5 +53,6 @@ __all__ = [
     "market",
     "normalize_fill",
     "normalize_node_fills",
+    "normalize_user_events",
     "normalize_user_fills",
 ]

@@ -1,0 +1,48 @@
+"""Measured account positions: what a venue that publishes every account's positions tells.
+
+A venue whose public API lists an account's open positions with the exchange's own liquidation
+price lets us *measure* where liquidations sit instead of estimating it (the heatmap model's
+assumption). These structs carry what a position sampler reads; they are pure data, shared by
+the venue parsers, the sampler (ingest) and the measured map (engine).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from purpleflea.model import Side
+
+MarginMode = Literal["cross", "isolated"]
+
+
+class Position(msgspec.Struct, frozen=True, kw_only=True):
+    """One open position of one account, in our units.
+
+    ``size`` is in coins (always > 0; ``side`` says the direction), prices are USD per coin,
+    ``notional_usd`` is the exchange's position value at its mark. ``liquidation_price`` is
+    the exchange's own, ``None`` when the account cannot be liquidated on this position (a
+    cross account whose equity covers any move).
+    """
+
+    account: str
+    exchange: str
+    symbol: str
+    market: str
+    side: Side
+    size: float
+    entry_price: float
+    margin: MarginMode
+    leverage: float
+    liquidation_price: float | None
+    notional_usd: float
+
+
+class MarketContext(msgspec.Struct, frozen=True, kw_only=True):
+    """A market's mark price and one side's open interest (coins and USD) on one venue."""
+
+    market: str
+    mark_price: float
+    open_interest: float
+    open_interest_usd: float
