@@ -52,13 +52,17 @@ class SamplerConfig(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"sampler far_distance must be > 0: {self.far_distance}")
 
 
-def check_budget(config: SamplerConfig, weight_per_minute: int, request_weight: int) -> None:
-    """Refuse a budget the venue's documented allowance cannot pay for."""
-    spent = config.budget_per_minute * request_weight
+def check_budget(
+    config: SamplerConfig, weight_per_minute: int, request_weight: int, reserved: float = 0.0
+) -> None:
+    """Refuse a budget the venue's documented allowance cannot pay for (``reserved``: weight a
+    minute the sampler's other requests, marks and open interest, spend)."""
+    spent = config.budget_per_minute * request_weight + reserved
     if spent > weight_per_minute:
         raise ValueError(
-            f"sampler budget_per_minute={config.budget_per_minute}: {spent} weight a minute is "
-            f"more than the venue allows one IP ({weight_per_minute}, {request_weight} a poll)"
+            f"sampler budget_per_minute={config.budget_per_minute}: {spent:g} weight a minute "
+            f"is more than the venue allows one IP ({weight_per_minute}, {request_weight} a "
+            f"poll, {reserved:g} reserved)"
         )
 
 
