@@ -46,3 +46,27 @@ class MarketContext(msgspec.Struct, frozen=True, kw_only=True):
     mark_price: float
     open_interest: float
     open_interest_usd: float
+
+
+class MeasuredMap(msgspec.Struct, frozen=True, kw_only=True):
+    """Sampled notional (USD) per liquidation-price bucket for longs and shorts of one market.
+
+    Bucket ``i`` covers ``[prices[i], prices[i] + bucket_size)``. Positions whose liquidation
+    price lies outside the buckets, or that have none, count in ``sampled_usd`` and
+    ``coverage`` but in no bucket.
+    """
+
+    market: str
+    ts: int
+    mark_price: float
+    bucket_size: float
+    prices: tuple[float, ...]
+    long_usd: tuple[float, ...]
+    short_usd: tuple[float, ...]
+    coverage: float
+    sampled_usd: float
+    open_interest_usd: float
+    accounts: int
+    positions: int
+    #: Always ``"measured"``: tells it apart from the estimated heatmap in one response type.
+    source: Literal["measured"] = "measured"

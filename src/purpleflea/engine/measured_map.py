@@ -17,32 +17,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-import msgspec
-
 from purpleflea.engine.heatmap import MAX_BUCKETS, _round_size
-from purpleflea.positions import Position
-
-
-class MeasuredMap(msgspec.Struct, frozen=True, kw_only=True):
-    """Sampled notional (USD) per liquidation-price bucket for longs and shorts of one market.
-
-    Bucket ``i`` covers ``[prices[i], prices[i] + bucket_size)``. Positions whose liquidation
-    price lies outside the buckets, or that have none, count in ``sampled_usd`` and
-    ``coverage`` but in no bucket.
-    """
-
-    market: str
-    ts: int
-    mark_price: float
-    bucket_size: float
-    prices: tuple[float, ...]
-    long_usd: tuple[float, ...]
-    short_usd: tuple[float, ...]
-    coverage: float
-    sampled_usd: float
-    open_interest_usd: float
-    accounts: int
-    positions: int
+from purpleflea.positions import MeasuredMap, Position
 
 
 def measured_map(
@@ -54,10 +30,13 @@ def measured_map(
     ts: int,
     range_pct: float = 20.0,
     buckets: int = 100,
+    low: float | None = None,
+    high: float | None = None,
     bucket: float | None = None,
 ) -> MeasuredMap:
-    """The map of ``market`` from ``positions`` (others' markets are skipped), buckets over the
-    mark +/- ``range_pct`` % (``bucket`` wide, default a round size near range / buckets)."""
+    """The map of ``market`` from ``positions`` (others' markets are skipped), buckets from
+    ``low`` to ``high`` (default: the mark +/- ``range_pct`` %), ``bucket`` wide (default a
+    round size near the range / ``buckets``), as the estimated heatmap's are."""
     if not (math.isfinite(mark_price) and mark_price > 0):
         raise ValueError(f"measured map {market}: mark_price must be positive, got {mark_price}")
     if not (math.isfinite(open_interest_usd) and open_interest_usd >= 0):
@@ -66,7 +45,13 @@ def measured_map(
         )
     if not 0 < range_pct < 100:
         raise ValueError(f"measured map {market}: range_pct must be in (0, 100), got {range_pct}")
-    top, bottom = mark_price * (1 + range_pct / 100), mark_price * (1 - range_pct / 100)
+    for name, value in (("low", low), ("high", high), ("bucket", bucket)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ValueError(f"measured map {market}: {name} must be positive, got {value}")
+    top = high if high is not None else mark_price * (1 + range_pct / 100)
+    bottom = low if low is not None else mark_price * (1 - range_pct / 100)
+    if bottom >= top:
+        raise ValueError(f"measured map {market}: low {bottom} must be below high {top}")
     size = bucket if bucket is not None else _round_size((top - bottom) / max(buckets, 1))
     if not (math.isfinite(size) and size > 0) or (top - bottom) / size > MAX_BUCKETS:
         raise ValueError(f"measured map {market}: bucket {size} is not a usable width")

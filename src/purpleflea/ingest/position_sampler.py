@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 import httpx
 
 from purpleflea.clock import now_ms
-from purpleflea.engine.measured_map import MeasuredMap, measured_map
+from purpleflea.engine.measured_map import measured_map
 from purpleflea.ingest.connection import Backoff, ConnectionStats, FeedSpec, run_feed
 from purpleflea.ingest.sampling_schedule import SamplerConfig, Schedule, check_budget
 from purpleflea.model import VenueLiquidation
-from purpleflea.positions import MarketContext
+from purpleflea.positions import MarketContext, MeasuredMap
 from purpleflea.store.accounts import AccountStore
 from purpleflea.venues import FrameError
 from purpleflea.venues.venue import PositionSampling
@@ -234,12 +234,16 @@ class PositionSampler:
 
     # -- the product -------------------------------------------------------------------
 
+    def markets(self) -> tuple[str, ...]:
+        """Markets with a known mark and open interest, sorted."""
+        return tuple(sorted(self.contexts))
+
     def measured(
         self,
         market: str,
         *,
-        range_pct: float = 20.0,
-        buckets: int = 100,
+        low: float | None = None,
+        high: float | None = None,
         bucket: float | None = None,
     ) -> MeasuredMap:
         """The measured map of ``market`` from every sampled account's last positions.
@@ -253,8 +257,8 @@ class PositionSampler:
             mark_price=context.mark_price,
             open_interest_usd=context.open_interest_usd,
             ts=self.clock(),
-            range_pct=range_pct,
-            buckets=buckets,
+            low=low,
+            high=high,
             bucket=bucket,
         )
 
