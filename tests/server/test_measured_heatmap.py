@@ -3,6 +3,7 @@ through the SDK and the terminal view; the estimate stays the default and says s
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 import purpleflea
 from purpleflea.client import PurpleFleaError
-from purpleflea.commands.heatmap import render
+from purpleflea.commands.heatmap import _heatmap, render
 from purpleflea.server.measured import PositionSettings
 from tests.fakes.hyperliquid import FakeHyperliquid, HeldPosition
 from tests.server.conftest import make_config, running_server
@@ -28,7 +29,9 @@ async def _until(condition: Callable[[], bool], what: str, timeout: float = 60.0
         await asyncio.sleep(0.05)
 
 
-async def test_measured_heatmap_through_the_api_sdk_and_terminal(tmp_path: Path) -> None:
+async def test_measured_heatmap_through_the_api_sdk_and_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     long_, short = "0x" + "1" * 40, "0x" + "2" * 40
     async with FakeHyperliquid(
         positions={
@@ -61,6 +64,14 @@ async def test_measured_heatmap_through_the_api_sdk_and_terminal(tmp_path: Path)
             )
             assert measured.coverage == pytest.approx(3 * MARK / (2 * 10 * MARK))
             assert "coverage 15.0% of open interest" in render(measured)
+            args = argparse.Namespace(
+                api_key=live.key, market="btc-perp", low=None, high=None, bucket=1_000.0,
+                source="measured", width=10,
+            )  # fmt: skip
+            assert await _heatmap(args, live.url, False) == 0
+            shown = capsys.readouterr().out
+            assert "BTC-PERP  mark 90,000.00" in shown
+            assert "measured: 2 positions of 2 accounts" in shown
 
             estimated = await client.heatmap("BTC-PERP")
             assert estimated.source == "estimated"
