@@ -79,23 +79,30 @@ def test_accounts_near_liquidation_are_polled_most_often() -> None:
     assert counts["near"] >= 1_800_000 / 20_000  # every ~12 s at 0.5 %: ~150 in 30 minutes
 
 
-def test_when_the_budget_is_short_the_nearest_due_account_goes_first() -> None:
-    config = SamplerConfig(budget_per_minute=1, min_interval_ms=10**6, max_interval_ms=2 * 10**6)
+def test_when_the_budget_is_short_the_nearest_goes_first_and_newcomers_get_their_share() -> None:
+    config = SamplerConfig(
+        budget_per_minute=1, min_interval_ms=10**6, max_interval_ms=10**8, far_distance=0.1
+    )
     schedule = Schedule(config)
     schedule.marks["BTC-PERP"] = MARK
-    for minute, (name, distance) in enumerate([("safe", 0.3), ("danger", 0.01), ("edge", 0.08)]):
-        schedule.discover(name, minute * 60_000)
-        assert schedule.next(minute * 60_000) == name
-        schedule.polled(name, [_long(name, MARK * (1 - distance))], minute * 60_000)
-    schedule.discover("newcomer", 0)
-    later = 10_000_000  # everyone is due again; one poll a minute
+    known = {f"k{i}": 0.01 * i for i in (3, 1, 9, 2, 7, 4, 8, 5, 6)}  # discovered in this order
+    now = 0
+    for name, distance in known.items():
+        schedule.discover(name, now)
+        assert schedule.next(now) == name  # nothing else waits: first seen, first polled
+        schedule.polled(name, [_long(name, MARK * (1 - distance))], now)
+        now += 60_000
+    for name in ("n1", "n2", "n3"):
+        schedule.discover(name, now)
+    later = 10**9  # every known account is due again; one poll a minute
     order = []
-    for minute in range(4):
+    for minute in range(12):
         account = schedule.next(later + minute * 60_000)
         assert account is not None
         order.append(account)
-        schedule.polled(account, schedule.positions.get(account, []), later + 10**9)
-    assert order == ["danger", "newcomer", "edge", "safe"]
+        schedule.polled(account, schedule.positions.get(account, []), later + 10**10)
+    # Known accounts nearest first; every fourth poll (new_share 0.25) a newcomer.
+    assert order == ["k1", "k2", "k3", "n1", "k4", "k5", "k6", "n2", "k7", "k8", "k9", "n3"]
 
 
 def test_marks_move_the_priorities() -> None:
