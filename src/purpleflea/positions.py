@@ -39,6 +39,15 @@ class Position(msgspec.Struct, frozen=True, kw_only=True):
     notional_usd: float
 
 
+class SeenTrade(msgspec.Struct, frozen=True, kw_only=True):
+    """One public trade: its market, price (USD per coin), time (ms) and both accounts."""
+
+    market: str
+    price: float
+    ts: int
+    users: tuple[str, ...]
+
+
 class MarketContext(msgspec.Struct, frozen=True, kw_only=True):
     """A market's mark price and one side's open interest (coins and USD) on one venue."""
 

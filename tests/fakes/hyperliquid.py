@@ -206,8 +206,11 @@ class FakeHyperliquid:
     def subscribed(self, coin: str) -> bool:
         return bool(self._subscribers.get(f"trades:{coin}"))
 
-    async def trade(self, coin: str, buyer: str, seller: str, size: float = 0.01) -> None:
-        """Broadcast one trade between ``buyer`` and ``seller`` to the coin's subscribers."""
+    async def trade(
+        self, coin: str, buyer: str, seller: str, size: float = 0.01, price: float | None = None
+    ) -> None:
+        """Broadcast one trade between ``buyer`` and ``seller`` (at the mark unless ``price``
+        is given) to the coin's subscribers."""
         self._tid += 1
         frame = json.dumps(
             {
@@ -216,7 +219,7 @@ class FakeHyperliquid:
                     {
                         "coin": coin,
                         "side": "B",
-                        "px": repr(self._mark(coin)),
+                        "px": repr(price if price is not None else self._mark(coin)),
                         "sz": repr(size),
                         "time": int(time.time() * 1000),
                         "hash": f"0x{self._tid:064x}",

@@ -14,7 +14,8 @@ import pytest
 from purpleflea.engine.measured_map import measured_map
 from purpleflea.ingest.connection import Backoff
 from purpleflea.ingest.position_sampler import PositionSampler
-from purpleflea.ingest.sampling_schedule import SamplerConfig
+from purpleflea.ingest.sampling_schedule import SamplerConfig, Schedule
+from purpleflea.model import VenueLiquidation
 from purpleflea.positions import Position
 from purpleflea.store.accounts import open_account_store
 from purpleflea.venues import registry
@@ -177,3 +178,37 @@ async def test_discovery_reconnects_and_resubscribes(fake: FakeHyperliquid, tmp_
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_a_sampled_account_liquidated_between_polls_is_published_once(
+    fake: FakeHyperliquid, tmp_path: Path
+) -> None:
+    victim, other = _address(1), _address(2)
+    fake.positions = {victim: [HeldPosition("BTC", 2.0, MARK, 96_000.0, 20, "isolated")]}
+    published: list[VenueLiquidation] = []
+    sampler = _sampler(fake, tmp_path)
+    sampler.config = SamplerConfig(budget_per_minute=500, min_interval_ms=200, max_interval_ms=400)
+    sampler.schedule = Schedule(sampler.config)
+    sampler.sink = lambda event, received_at: published.append(event)
+    task = asyncio.create_task(sampler.run())
+    try:
+        await _until(lambda: fake.subscribed("BTC"), "the trades subscription")
+        await fake.trade("BTC", victim, other)
+        await _until(lambda: sampler.stats.polls >= 2, "the first polls")
+        await fake.trade("BTC", other, _address(3), price=95_500.0)  # through its price
+        fake.positions[victim] = []  # and the exchange liquidated it
+        await _until(lambda: len(published) == 1, "the liquidation")
+        polls = sampler.stats.polls
+        await _until(lambda: sampler.stats.polls >= polls + 4, "more polls")
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    [event] = published  # detected once, however often it is polled after
+    assert (event.exchange, event.side, event.price, event.quantity) == (
+        "hyperliquid",
+        "long",
+        96_000.0,
+        2.0,
+    )
+    assert event.liquidated_user == victim

@@ -10,7 +10,10 @@ thin async driver around it, for one venue's :class:`~purpleflea.venues.venue.Po
   account store, so a restart resumes with the accounts it knew;
 - **marks and open interest**: one request every ``contexts_interval`` seconds;
 - **positions**: one request whenever the schedule names an account; an HTTP 429 backs the
-  whole sampler off for ``Retry-After`` (the allowance is per IP, shared by every request).
+  whole sampler off for ``Retry-After`` (the allowance is per IP, shared by every request);
+- **liquidations**: a position that vanished between two polls while the market traded
+  through its liquidation price goes to ``sink`` as a liquidation
+  (:mod:`purpleflea.ingest.sampled_liquidations`).
 
 :meth:`PositionSampler.measured` turns what was sampled into the measured map of a market.
 """
@@ -27,7 +30,8 @@ import httpx
 
 from purpleflea.clock import now_ms
 from purpleflea.engine.measured_map import measured_map
-from purpleflea.ingest.connection import Backoff, ConnectionStats, FeedSpec, run_feed
+from purpleflea.ingest.connection import Backoff, ConnectionStats, FeedSpec, Sink, run_feed
+from purpleflea.ingest.sampled_liquidations import PriceExtremes, vanished
 from purpleflea.ingest.sampling_schedule import SamplerConfig, Schedule, check_budget
 from purpleflea.model import VenueLiquidation
 from purpleflea.positions import MarketContext, MeasuredMap
@@ -49,6 +53,8 @@ class SamplerStats:
     rate_limited: int = 0
     discovered: int = 0
     context_polls: int = 0
+    #: Positions that vanished at their liquidation price between two polls.
+    liquidations: int = 0
     last_error: str = ""
     discovery: ConnectionStats = field(default_factory=lambda: ConnectionStats("discovery"))
 
@@ -78,6 +84,7 @@ class PositionSampler:
         restore_limit: int = 10_000,
         backoff: Backoff | None = None,
         clock: Callable[[], int] = now_ms,
+        sink: Sink | None = None,
     ) -> None:
         self.sampling = sampling
         self.config = config or SamplerConfig()
@@ -100,6 +107,9 @@ class PositionSampler:
         self.contexts: dict[str, MarketContext] = {}
         self.stats = SamplerStats()
         self._unsaved: list[str] = []
+        self.sink = sink
+        self.extremes = PriceExtremes(keep_ms=2 * self.config.max_interval_ms)
+        self._polled_at: dict[str, int] = {}
         self._paused_until = 0.0  # loop time before which no request is sent (429)
 
     # -- discovery ---------------------------------------------------------------------
@@ -117,10 +127,12 @@ class PositionSampler:
 
     def _discover(self, frame: bytes | str) -> list[VenueLiquidation]:
         now = self.clock()
-        for address in self.sampling.parse_addresses(frame):
-            if self.schedule.discover(address, now):
-                self.stats.discovered += 1
-                self._unsaved.append(address)
+        for trade in self.sampling.parse_trades(frame):
+            self.extremes.add(trade.market, trade.ts, trade.price)
+            for address in trade.users:
+                if self.schedule.discover(address, now):
+                    self.stats.discovered += 1
+                    self._unsaved.append(address)
         return []
 
     async def _save_discovered(self, interval: float = 2.0) -> None:
@@ -183,7 +195,15 @@ class PositionSampler:
             self.schedule.failed(account, self.clock())
             return
         self.stats.polls += 1
-        self.schedule.polled(account, positions, self.clock())
+        now = self.clock()
+        before = self.schedule.positions.get(account)
+        since = self._polled_at.get(account)
+        self._polled_at[account] = now
+        self.schedule.polled(account, positions, now)
+        if before and since is not None and self.sink is not None:
+            for event in vanished(before, positions, self.extremes, since_ms=since, now_ms=now):
+                self.stats.liquidations += 1
+                self.sink(event, now)
 
     def _failed(self, exc: Exception) -> None:
         self.stats.failures += 1

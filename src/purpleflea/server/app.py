@@ -434,7 +434,7 @@ def _measured_maps(config: ServerConfig, built: Server) -> MeasuredMaps | None:
         return None
     from purpleflea.server.measured import start_sampling  # noqa: PLC0415 - only when on
 
-    maps, work, close = start_sampling(config.positions, config.store)
+    maps, work, close = start_sampling(config.positions, config.store, built.tracker.submit)
     built.background.extend(work)
     built.closers.append(close)
     return maps

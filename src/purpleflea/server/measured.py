@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from purpleflea.ingest.connection import Sink
 from purpleflea.ingest.position_sampler import PositionSampler
 from purpleflea.ingest.sampling_schedule import SamplerConfig
 from purpleflea.positions import MeasuredMap
@@ -53,9 +54,10 @@ Work = tuple[str, Callable[[], Awaitable[None]]]
 
 
 def start_sampling(
-    settings: PositionSettings, store_url: str
+    settings: PositionSettings, store_url: str, sink: Sink | None = None
 ) -> tuple[MeasuredMaps, list[Work], Callable[[], Awaitable[None]]]:
-    """The samplers for ``settings``: their maps, background work and a closer."""
+    """The samplers for ``settings``: their maps, background work and a closer. ``sink``
+    receives the liquidations of sampled accounts (the tracker's ``submit``)."""
     stores: list[AccountStore] = []
     samplers = []
     for sampling in registry.position_sources():
@@ -69,6 +71,7 @@ def start_sampling(
                 info_url=settings.info_url,
                 ws_url=settings.ws_url,
                 accounts=accounts,
+                sink=sink,
             )
         )
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple, get_args
 
 from purpleflea.model import Catalog, Instrument, Side, VenueLiquidation
-from purpleflea.positions import MarketContext, Position
+from purpleflea.positions import MarketContext, Position, SeenTrade
 
 #: How complete a venue's liquidation feed is (shared/SPEC.md, event schema ``coverage``):
 #: ``complete`` every liquidation, ``snapshot`` a throttled or partial sample of them,
@@ -205,7 +205,8 @@ class PositionSampling:
     sampler, :mod:`purpleflea.ingest.position_sampler`, does the I/O).
 
     Accounts are discovered from the public trade stream (``ws_url``, one
-    ``trades_subscription`` per coin, ``parse_addresses``); each account's positions are
+    ``trades_subscription`` per coin, ``parse_trades``, whose prices also tell how far
+    the market moved between two polls of an account); each account's positions are
     polled with ``account_request`` at ``info_url``; marks and open interest with
     ``contexts_request``. ``weight_per_minute`` is the venue's documented REST allowance per
     IP and ``account_weight`` / ``contexts_weight`` what each request costs against it;
@@ -220,7 +221,7 @@ class PositionSampling:
     contexts_request: Mapping[str, str]
     parse_contexts: Callable[[bytes], dict[str, MarketContext]]
     trades_subscription: Callable[[str], str]
-    parse_addresses: Callable[[bytes | str], list[str]]
+    parse_trades: Callable[[bytes | str], list[SeenTrade]]
     user_subscription: Callable[[str], str]
     parse_user_liquidations: Callable[[bytes | str, str], list[VenueLiquidation]]
     weight_per_minute: int

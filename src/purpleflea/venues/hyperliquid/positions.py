@@ -25,8 +25,8 @@ import json
 import msgspec
 
 from purpleflea.model import VenueLiquidation
-from purpleflea.positions import MarginMode, MarketContext, Position
-from purpleflea.venues._frame import FrameDecoder, FrameError, number, positive
+from purpleflea.positions import MarginMode, MarketContext, Position, SeenTrade
+from purpleflea.venues._frame import FrameDecoder, FrameError, number, positive, timestamp_ms
 from purpleflea.venues.hyperliquid import open_interest
 from purpleflea.venues.hyperliquid.constants import EXCHANGE
 from purpleflea.venues.hyperliquid.normalizer import market, normalize_user_events
@@ -36,7 +36,9 @@ _MARGIN_MODES: tuple[MarginMode, ...] = ("cross", "isolated")
 
 
 class _Trade(msgspec.Struct):
-    coin: str = ""
+    coin: str
+    px: str | float
+    time: int
     users: list[str] = []
 
 
@@ -83,21 +85,35 @@ def is_address(text: str) -> bool:
     return True
 
 
-def trade_addresses(frame: bytes | str) -> list[str]:
-    """A ``trades`` message -> the addresses of its trades (lowercase, each once, in order).
-
-    Other channels (``subscriptionResponse``, ``pong``) give none; a ``trades`` message whose
-    ``users`` are not addresses raises :class:`FrameError` naming the trade."""
+def parse_trades(frame: bytes | str) -> list[SeenTrade]:
+    """A ``trades`` message -> its perpetual trades: market, price per coin, time, both
+    addresses (lowercase). Other channels (``subscriptionResponse``, ``pong``) give none; a
+    trade whose ``users`` are not addresses raises :class:`FrameError` naming it."""
     decoded = _decode_message(frame)
     if decoded.channel != "trades" or len(decoded.data) == 0:
         return []
-    found: dict[str, None] = {}
+    found = []
     for i, trade in enumerate(_decode_trades(decoded.data)):
         for user in trade.users:
             if not is_address(user):
                 raise FrameError(EXCHANGE, f"data[{i}].users: not an address: {user!r}")
-            found[user.lower()] = None
-    return list(found)
+        name = market(trade.coin)
+        if name is None:
+            continue  # spot
+        found.append(
+            SeenTrade(
+                market=name.name,
+                price=positive(EXCHANGE, f"data[{i}].px", trade.px) / name.multiplier,
+                ts=timestamp_ms(EXCHANGE, f"data[{i}].time", trade.time),
+                users=tuple(user.lower() for user in trade.users),
+            )
+        )
+    return found
+
+
+def trade_addresses(frame: bytes | str) -> list[str]:
+    """A ``trades`` message -> the addresses of its trades (each once, in order)."""
+    return list(dict.fromkeys(user for trade in parse_trades(frame) for user in trade.users))
 
 
 def _position(account: str, raw: _Position, where: str) -> Position | None:
@@ -191,7 +207,7 @@ SAMPLING = PositionSampling(
     contexts_request={"type": "metaAndAssetCtxs"},
     parse_contexts=parse_contexts,
     trades_subscription=_trades_subscription,
-    parse_addresses=trade_addresses,
+    parse_trades=parse_trades,
     user_subscription=_user_subscription,
     parse_user_liquidations=_user_liquidations,
     weight_per_minute=1200,
