@@ -8,8 +8,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from purpleflea.engine.measured_map import measured_map
-from purpleflea.model import Side
+from purpleflea.engine.measured_map import agreement, measured_map, spearman
+from purpleflea.model import Heatmap, Side
 from purpleflea.positions import Position
 
 
@@ -97,3 +97,32 @@ def test_real_whales_sum_to_their_own_notional(shared: Path) -> None:
 def test_bad_inputs_are_named() -> None:
     with pytest.raises(ValueError, match="measured map BTC-PERP: mark_price must be positive"):
         measured_map("BTC-PERP", [], mark_price=0, open_interest_usd=1, ts=1)
+
+
+def test_spearman_ranks_with_ties_and_refuses_nothing_to_rank() -> None:
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 1, 2, 3], [0, 0, 5, 9]) == pytest.approx(1.0)  # ties: average ranks
+    assert spearman([1, 2, 3], [7, 7, 7]) is None
+
+
+def test_agreement_scores_the_sides_the_measured_map_fills() -> None:
+    held = [_position("a", "long", 91_500, 5e6), _position("b", "long", 93_500, 1e6)]
+    measured = measured_map("BTC-PERP", held, mark_price=1e5, open_interest_usd=1e7, ts=1)
+    n = len(measured.prices)
+    # An estimate that ranks the two filled buckets the same way as the truth, and 0 elsewhere.
+    same = Heatmap(
+        market="BTC-PERP",
+        ts=1,
+        mark_price=1e5,
+        bucket_size=measured.bucket_size,
+        prices=measured.prices,
+        long_usd=tuple(u * 3 for u in measured.long_usd),
+        short_usd=(1.0,) * n,  # the empty measured side is not scored
+        clusters=(),
+    )
+    assert agreement(same, measured) == pytest.approx(1.0)
+    flipped = msgspec.structs.replace(same, long_usd=tuple(-u for u in same.long_usd))
+    assert agreement(flipped, measured) == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="buckets differ"):
+        agreement(msgspec.structs.replace(same, prices=same.prices[1:]), measured)

@@ -82,6 +82,9 @@ async def test_measured_heatmap_through_the_api_sdk_and_terminal(
                 assert "source must be 'estimated' or 'measured'" in bad.text
                 unsampled = await http.get("/v1/heatmap/SOL-PERP?source=measured", headers=headers)
                 assert unsampled.status_code == 404
+                metrics = (await http.get("/v1/metrics", headers=headers)).text
+                assert 'measured_heatmap_coverage{market="BTC-PERP"} 0.15' in metrics
+                assert 'heatmap_estimate_vs_measured_spearman{market="BTC-PERP"}' in metrics
             await client.aclose()
 
 

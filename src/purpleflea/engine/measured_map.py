@@ -15,9 +15,10 @@ positions, mark and open interest in; the map out.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from purpleflea.engine.heatmap import MAX_BUCKETS, _round_size
+from purpleflea.model import Heatmap
 from purpleflea.positions import MeasuredMap, Position
 
 
@@ -85,3 +86,52 @@ def measured_map(
         accounts=len(accounts),
         positions=held,
     )
+
+
+def _ranks(values: Sequence[float]) -> list[float]:
+    """1-based ranks, ties sharing their average rank."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Spearman rank correlation of two equally long series; None when either is constant."""
+    if len(a) != len(b):
+        raise ValueError(f"spearman: series of {len(a)} and {len(b)} values")
+    ra, rb = _ranks(a), _ranks(b)
+    mean = (len(a) + 1) / 2
+    da, db = [r - mean for r in ra], [r - mean for r in rb]
+    norm = math.sqrt(sum(x * x for x in da) * sum(y * y for y in db))
+    return None if norm == 0 else sum(x * y for x, y in zip(da, db, strict=True)) / norm
+
+
+def agreement(estimated: Heatmap, measured: MeasuredMap) -> float | None:
+    """How well the estimate ranks the buckets the measured map fills: the mean over sides of
+    the Spearman correlation of their bucket notionals (a side the measured map leaves empty is
+    not scored). Both maps must share their buckets (ask the estimate for the measured map's
+    ``low``, ``high`` and ``bucket``). None when no side can be scored."""
+    if estimated.prices != measured.prices:
+        raise ValueError(
+            f"agreement {measured.market}: the maps' buckets differ ({len(estimated.prices)} "
+            f"from {estimated.prices[:1]} vs {len(measured.prices)} from {measured.prices[:1]})"
+        )
+    scores = [
+        score
+        for guess, truth in (
+            (estimated.long_usd, measured.long_usd),
+            (estimated.short_usd, measured.short_usd),
+        )
+        if any(truth)
+        for score in [spearman(guess, truth)]
+        if score is not None
+    ]
+    return sum(scores) / len(scores) if scores else None

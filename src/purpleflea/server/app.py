@@ -462,6 +462,8 @@ def create_app(
         heatmaps=built.heatmaps,
         measured=measured,
     )
+    if measured is not None:
+        api.metric_sources.append(lambda: measured.metrics(built.heatmaps.model))
     spec = openapi.document(purpleflea.__version__, exchanges=EXCHANGES)
     webhooks: list[BaseRoute] = []
     if built.webhooks is not None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from purpleflea.engine.heatmap import HeatmapModel
+from purpleflea.engine.measured_map import agreement
 from purpleflea.ingest.connection import Sink
 from purpleflea.ingest.position_sampler import PositionSampler
 from purpleflea.ingest.sampling_schedule import SamplerConfig
@@ -49,8 +51,43 @@ class MeasuredMaps:
                 return sampler.measured(market, low=low, high=high, bucket=bucket)
         raise LookupError(f"no measured heatmap for {market!r} yet: no sampled venue lists it")
 
+    def metrics(self, estimates: HeatmapModel) -> list[tuple[str, str, str, list[Sample]]]:
+        """``/v1/metrics`` families: each sampled market's coverage and how well the estimated
+        heatmap ranks the measured one's buckets (Spearman, mean of both sides)."""
+        coverage: list[Sample] = []
+        agree: list[Sample] = []
+        known = set(estimates.markets())
+        for market in self.markets():
+            measured = self.heatmap(market, low=None, high=None, bucket=None)
+            label = f'{{market="{market}"}}'
+            coverage.append((label, measured.coverage))
+            if market not in known:
+                continue
+            top = measured.prices[-1] + measured.bucket_size
+            estimated = estimates.heatmap(
+                market, low=measured.prices[0], high=top, bucket=measured.bucket_size
+            )
+            score = agreement(estimated, measured)
+            if score is not None:
+                agree.append((label, score))
+        return [
+            (
+                "measured_heatmap_coverage",
+                "gauge",
+                "Sampled notional / both sides of open interest, per market.",
+                coverage,
+            ),
+            (
+                "heatmap_estimate_vs_measured_spearman",
+                "gauge",
+                "Rank correlation of the estimated heatmap with the measured one, per market.",
+                agree,
+            ),
+        ]
+
 
 Work = tuple[str, Callable[[], Awaitable[None]]]
+Sample = tuple[str, float]
 
 
 def start_sampling(
