@@ -52,7 +52,6 @@ class FakeHyperliquid:
     _http: asyncio.Server | None = None
     _ws: Server | None = None
     _subscribers: dict[str, set[ServerConnection]] = field(default_factory=dict)
-    _users: set[str] = field(default_factory=set)
     _tid: int = 0
 
     @property
@@ -178,11 +177,18 @@ class FakeHyperliquid:
                     self.violations.append(f"unsupported message: {message!r}")
                     continue
                 if kind == "userEvents":
-                    self._users.add(str(subscription.get("user")).lower())
-                    if len(self._users) > MAX_USERS:
+                    users = {
+                        k for k, subs in self._subscribers.items() if subs and k[:5] == "user:"
+                    }
+                    users.add(f"user:{str(subscription.get('user')).lower()}")
+                    if len(users) > MAX_USERS:
                         self.violations.append(f"more than {MAX_USERS} users: {subscription}")
                         continue
-                key = kind if kind == "userEvents" else f"trades:{subscription.get('coin')}"
+                key = (
+                    f"user:{str(subscription.get('user')).lower()}"
+                    if kind == "userEvents"
+                    else f"trades:{subscription.get('coin')}"
+                )
                 self._subscribers.setdefault(key, set()).add(ws)
                 await ws.send(
                     json.dumps(
@@ -205,6 +211,16 @@ class FakeHyperliquid:
 
     def subscribed(self, coin: str) -> bool:
         return bool(self._subscribers.get(f"trades:{coin}"))
+
+    def watched(self, user: str) -> bool:
+        return bool(self._subscribers.get(f"user:{user.lower()}"))
+
+    async def user_fills(self, user: str, fills: list[dict[str, Any]]) -> None:
+        """Send ``userEvents`` fills (channel ``user``) to ``user``'s subscribers."""
+        frame = json.dumps({"channel": "user", "data": {"fills": fills}})
+        for ws in list(self._subscribers.get(f"user:{user.lower()}", ())):
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await ws.send(frame)
 
     async def trade(
         self, coin: str, buyer: str, seller: str, size: float = 0.01, price: float | None = None

@@ -190,6 +190,7 @@ async def test_a_sampled_account_liquidated_between_polls_is_published_once(
     sampler.config = SamplerConfig(budget_per_minute=500, min_interval_ms=200, max_interval_ms=400)
     sampler.schedule = Schedule(sampler.config)
     sampler.sink = lambda event, received_at: published.append(event)
+    sampler.watch_interval = 3600.0  # nobody watched: the positions tell
     task = asyncio.create_task(sampler.run())
     try:
         await _until(lambda: fake.subscribed("BTC"), "the trades subscription")
@@ -212,3 +213,52 @@ async def test_a_sampled_account_liquidated_between_polls_is_published_once(
         2.0,
     )
     assert event.liquidated_user == victim
+
+
+async def test_the_riskiest_accounts_are_watched_and_their_liquidation_fills_published_once(
+    fake: FakeHyperliquid, tmp_path: Path
+) -> None:
+    near = [_address(i) for i in range(12)]  # more than the 10 users one IP may watch
+    fake.positions = {
+        a: [HeldPosition("BTC", 1.0, MARK, MARK * (0.99 - 0.001 * i), 50)]
+        for i, a in enumerate(near)
+    }
+    fake.positions[_address(50)] = [HeldPosition("BTC", 1.0, MARK, MARK * 0.5, 2)]
+    published: list[VenueLiquidation] = []
+    sampler = _sampler(fake, tmp_path)
+    sampler.config = SamplerConfig(budget_per_minute=500, min_interval_ms=200, max_interval_ms=400)
+    sampler.schedule = Schedule(sampler.config)
+    sampler.sink = lambda event, received_at: published.append(event)
+    sampler.watch_interval = 0.1
+    task = asyncio.create_task(sampler.run())
+    try:
+        await _until(lambda: fake.subscribed("BTC"), "the trades subscription")
+        for buyer, seller in zip(
+            list(fake.positions)[::2], list(fake.positions)[1::2], strict=False
+        ):
+            await fake.trade("BTC", buyer, seller)
+        await fake.trade("BTC", _address(50), near[0])
+        await _until(lambda: all(fake.watched(a) for a in near[:10]), "the 10 nearest watched")
+        assert not fake.watched(near[10])
+        assert not fake.watched(_address(50))
+        assert len(sampler.watched) == 10
+        fill = {
+            "coin": "BTC", "px": "98900.0", "sz": "1.0", "side": "A", "time": 1_760_000_000_000,
+            "dir": "Close Long", "hash": "0xfeed", "tid": 7,
+            "liquidation": {"liquidatedUser": near[0], "markPx": "98900", "method": "market"},
+        }  # fmt: skip
+        await fake.user_fills(near[0], [fill])
+        await fake.user_fills(near[0], [fill])  # sent again (a resend): not published again
+        await _until(lambda: len(published) >= 1, "the liquidation fill")
+        await fake.trade("BTC", near[0], _address(60), price=98_000.0)
+        fake.positions[near[0]] = []  # gone at its price: the watched fill already told it
+        polls = sampler.stats.polls
+        await _until(lambda: sampler.stats.polls >= polls + 30, "more polls")
+        await _until(lambda: fake.watched(near[10]), "the next riskiest watched instead")
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    [event] = published
+    assert (event.side, event.price, event.liquidated_user) == ("long", 98_900.0, near[0])
+    assert fake.violations == []

@@ -11,9 +11,12 @@ thin async driver around it, for one venue's :class:`~purpleflea.venues.venue.Po
 - **marks and open interest**: one request every ``contexts_interval`` seconds;
 - **positions**: one request whenever the schedule names an account; an HTTP 429 backs the
   whole sampler off for ``Retry-After`` (the allowance is per IP, shared by every request);
-- **liquidations**: a position that vanished between two polls while the market traded
-  through its liquidation price goes to ``sink`` as a liquidation
-  (:mod:`purpleflea.ingest.sampled_liquidations`).
+- **liquidations**: the riskiest sampled accounts (nearest to liquidation, as many as the
+  venue's documented cap on users across user subscriptions) are watched on their own
+  websocket subscription, whose liquidation fills go to ``sink``; for every other sampled
+  account, a position that vanished between two polls while the market traded through its
+  liquidation price goes to ``sink`` as a liquidation
+  (:mod:`purpleflea.ingest.sampled_liquidations`). One deduper spans all of them.
 
 :meth:`PositionSampler.measured` turns what was sampled into the measured map of a market.
 """
@@ -23,6 +26,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -30,9 +35,21 @@ import httpx
 
 from purpleflea.clock import now_ms
 from purpleflea.engine.measured_map import measured_map
-from purpleflea.ingest.connection import Backoff, ConnectionStats, FeedSpec, Sink, run_feed
+from purpleflea.ingest.connection import (
+    Backoff,
+    ConnectionStats,
+    Deduper,
+    FeedSpec,
+    Sink,
+    run_feed,
+)
 from purpleflea.ingest.sampled_liquidations import PriceExtremes, vanished
-from purpleflea.ingest.sampling_schedule import SamplerConfig, Schedule, check_budget
+from purpleflea.ingest.sampling_schedule import (
+    SamplerConfig,
+    Schedule,
+    check_budget,
+    distance_to_liquidation,
+)
 from purpleflea.model import VenueLiquidation
 from purpleflea.positions import MarketContext, MeasuredMap
 from purpleflea.store.accounts import AccountStore
@@ -110,6 +127,9 @@ class PositionSampler:
         self.sink = sink
         self.extremes = PriceExtremes(keep_ms=2 * self.config.max_interval_ms)
         self._polled_at: dict[str, int] = {}
+        self.watched: dict[str, asyncio.Task[None]] = {}
+        self.watch_interval = 5.0
+        self.deduper = Deduper()
         self._paused_until = 0.0  # loop time before which no request is sent (429)
 
     # -- discovery ---------------------------------------------------------------------
@@ -200,10 +220,12 @@ class PositionSampler:
         since = self._polled_at.get(account)
         self._polled_at[account] = now
         self.schedule.polled(account, positions, now)
-        if before and since is not None and self.sink is not None:
+        # A watched account's own liquidation fills are the better source: not guessed twice.
+        if before and since is not None and self.sink is not None and account not in self.watched:
             for event in vanished(before, positions, self.extremes, since_ms=since, now_ms=now):
-                self.stats.liquidations += 1
-                self.sink(event, now)
+                if not self.deduper.seen(event.id, time.monotonic()):
+                    self.stats.liquidations += 1
+                    self.sink(event, now)
 
     def _failed(self, exc: Exception) -> None:
         self.stats.failures += 1
@@ -222,6 +244,58 @@ class PositionSampler:
                 continue
             await self.poll_account(account)
 
+    # -- watched accounts --------------------------------------------------------------
+
+    def riskiest(self, count: int) -> list[str]:
+        """Up to ``count`` sampled accounts nearest to liquidation (at the marks of now)."""
+        ranked = sorted(
+            (distance_to_liquidation(held, self.schedule.marks), account)
+            for account, held in self.schedule.positions.items()
+            if held
+        )
+        return [account for distance, account in ranked[:count] if math.isfinite(distance)]
+
+    def _user_spec(self, account: str) -> FeedSpec:
+        parse = self.sampling.parse_user_liquidations
+        return FeedSpec(
+            name=f"{self.sampling.exchange}_user_{account[:10]}",
+            exchange=self.sampling.exchange,
+            url=self.ws_url,
+            normalize=lambda frame: parse(frame, account),
+            subscribe=(self.sampling.user_subscription(account),),
+            keepalive='{"method":"ping"}',
+        )
+
+    async def rewatch(self) -> None:
+        """Watch the riskiest accounts, within the venue's cap; stop watching the others
+        first (their connections closed), so the cap holds at every moment."""
+        if self.sink is None:
+            return
+        want = set(self.riskiest(self.sampling.max_user_subscriptions))
+        for account in set(self.watched) - want:
+            task = self.watched.pop(account)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for account in sorted(want - set(self.watched)):
+            feed = run_feed(
+                self._user_spec(account), self.sink, backoff=self.backoff, deduper=self.deduper
+            )
+            self.watched[account] = asyncio.create_task(feed)
+
+    async def _watch_loop(self) -> None:
+        try:
+            while True:
+                await self.rewatch()
+                await asyncio.sleep(self.watch_interval)
+        finally:
+            for task in self.watched.values():
+                task.cancel()
+            for task in self.watched.values():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self.watched.clear()
+
     async def run(self) -> None:
         """Restore, then discover, poll marks and poll positions until cancelled."""
         own_client = self.client is None
@@ -238,6 +312,7 @@ class PositionSampler:
                 ),
                 asyncio.create_task(self._contexts_loop()),
                 asyncio.create_task(self._accounts_loop()),
+                asyncio.create_task(self._watch_loop()),
             ]
             if self.accounts is not None:
                 tasks.append(asyncio.create_task(self._save_discovered()))
