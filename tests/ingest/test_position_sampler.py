@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from purpleflea.model import VenueLiquidation
 from purpleflea.positions import Position
 from purpleflea.store.accounts import open_account_store
 from purpleflea.venues import registry
-from tests.fakes.hyperliquid import FakeHyperliquid, HeldPosition
+from tests.fakes.hyperliquid import WEIGHT_PER_MINUTE, FakeHyperliquid, HeldPosition
 
 MARK, OPEN_INTEREST = 100_000.0, 200.0
 [SAMPLING] = registry.position_sources()
@@ -262,3 +263,26 @@ async def test_the_riskiest_accounts_are_watched_and_their_liquidation_fills_pub
     [event] = published
     assert (event.side, event.price, event.liquidated_user) == ("long", 98_900.0, near[0])
     assert fake.violations == []
+
+
+async def test_a_429_pauses_every_request_of_the_sampler(
+    fake: FakeHyperliquid, tmp_path: Path
+) -> None:
+    fake.positions = _book(4)
+    fake._spent.append((time.monotonic(), WEIGHT_PER_MINUTE))  # the IP's minute is spent
+    sampler = _sampler(fake, tmp_path)
+    task = asyncio.create_task(sampler.run())
+    try:
+        await _until(lambda: fake.subscribed("BTC"), "the trades subscription")
+        await fake.trade("BTC", _address(0), _address(1))
+        await fake.trade("BTC", _address(2), _address(3))
+        await _until(lambda: fake.rejected >= 2, "refused requests")
+        fake._spent.clear()  # the venue would answer again now; the sampler must still wait
+        await _until(lambda: sampler.stats.rate_limited >= 1, "the 429 counted")
+        await _until(lambda: len(fake.requests) > fake.rejected, "a request after the pause")
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    refused_at = fake.requests[fake.rejected - 1][0]
+    assert fake.requests[fake.rejected][0] - refused_at >= 4.5  # no Retry-After: 5 s
