@@ -22,6 +22,7 @@ from purpleflea.model import (
     Liquidation,
     VenueLiquidation,
 )
+from purpleflea.positions import MeasuredMap
 from purpleflea.webhook import WebhookVerificationError, verify_webhook
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "Instrument",
     "Liquidation",
     "LiquidationClient",
+    "MeasuredMap",
     "PurpleFleaError",
     "RateLimitError",
     "Stream",

@@ -36,7 +36,7 @@ import random
 import threading
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, overload
 
 import httpx
 import msgspec
@@ -44,6 +44,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from purpleflea.model import CascadeAlert, Heatmap, Liquidation
+from purpleflea.positions import MeasuredMap
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 #: The key the product page's example passes; it means "take the key from the environment".
@@ -583,6 +584,7 @@ class LiquidationClient:
         )
         return msgspec.convert(msgspec.json.decode(body)["cascades"], list[CascadeAlert])
 
+    @overload
     async def heatmap(
         self,
         market: str,
@@ -590,14 +592,43 @@ class LiquidationClient:
         low: float | None = None,
         high: float | None = None,
         bucket: float | None = None,
-    ) -> Heatmap:
-        """Estimated notional at risk per price bucket for longs and shorts of ``market``,
-        with its named clusters: a model from open interest, not expected liquidations
-        (validation on real data: docs/heatmap.md, "Judged by reality"). Raises
-        :class:`PurpleFleaError` (404) for a market without open-interest data yet."""
-        body = await self._get(
-            f"/v1/heatmap/{market}", {"low": low, "high": high, "bucket": bucket}
-        )
+        source: Literal["estimated"] = "estimated",
+    ) -> Heatmap: ...
+
+    @overload
+    async def heatmap(
+        self,
+        market: str,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        bucket: float | None = None,
+        source: Literal["measured"],
+    ) -> MeasuredMap: ...
+
+    async def heatmap(
+        self,
+        market: str,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        bucket: float | None = None,
+        source: Literal["estimated", "measured"] = "estimated",
+    ) -> Heatmap | MeasuredMap:
+        """Notional per price bucket for longs and shorts of ``market``.
+
+        ``source="estimated"`` (default): notional at risk with named clusters, a model from
+        open interest, not expected liquidations (validation on real data: docs/heatmap.md,
+        "Judged by reality"). ``source="measured"``: the sampled accounts' positions by their
+        own liquidation prices, with ``coverage`` (sampled notional / both sides of open
+        interest), where the server samples a venue that publishes positions. Raises
+        :class:`PurpleFleaError` (404) for a market without data of that source yet."""
+        params: dict[str, Any] = {"low": low, "high": high, "bucket": bucket}
+        if source == "measured":
+            params["source"] = source
+            body = await self._get(f"/v1/heatmap/{market}", params)
+            return msgspec.json.decode(body, type=MeasuredMap)
+        body = await self._get(f"/v1/heatmap/{market}", params)
         return msgspec.json.decode(body, type=Heatmap)
 
     # -- webhooks (docs/webhooks.md) ----------------------------------------------------------
@@ -790,8 +821,22 @@ class SyncLiquidationClient:
         finally:
             stop.set()
 
-    def heatmap(self, market: str, **params: Any) -> Heatmap:
-        heatmap: Heatmap = self._run(self._client.heatmap(market, **params))
+    @overload
+    def heatmap(
+        self, market: str, *, source: Literal["estimated"] = "estimated", **params: Any
+    ) -> Heatmap: ...
+
+    @overload
+    def heatmap(
+        self, market: str, *, source: Literal["measured"], **params: Any
+    ) -> MeasuredMap: ...
+
+    def heatmap(
+        self, market: str, *, source: Literal["estimated", "measured"] = "estimated", **params: Any
+    ) -> Heatmap | MeasuredMap:
+        heatmap: Heatmap | MeasuredMap = self._run(
+            self._client.heatmap(market, source=source, **params)
+        )
         return heatmap
 
     def create_webhook(self, url: str, **filters: Any) -> dict[str, Any]:

@@ -217,6 +217,9 @@ class Heatmap(msgspec.Struct, frozen=True, kw_only=True):
     long_usd: tuple[float, ...]
     short_usd: tuple[float, ...]
     clusters: tuple[Cluster, ...]
+    #: Always ``"estimated"`` (a measured map, :class:`purpleflea.positions.MeasuredMap`, says
+    #: ``"measured"``).
+    source: Literal["estimated"] = "estimated"
 
 
 class UnsizedLiquidation(ValueError):

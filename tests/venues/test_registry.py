@@ -45,6 +45,7 @@ ROLE_FILES = (
     "open_interest.py",
     "history.py",
     "repair.py",
+    "positions.py",
 )
 
 

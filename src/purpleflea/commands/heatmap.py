@@ -8,6 +8,7 @@ from purpleflea.commands.connect import add_connection_args, run_client
 from purpleflea.commands.tail import use_color
 from purpleflea.formatting import format_usd
 from purpleflea.model import Heatmap
+from purpleflea.positions import MeasuredMap
 
 _RED, _GREEN, _BOLD, _RESET = "\033[31m", "\033[32m", "\033[1m", "\033[0m"
 
@@ -19,14 +20,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--low", type=float, help="lowest price shown")
     parser.add_argument("--high", type=float, help="highest price shown")
     parser.add_argument("--bucket", type=float, help="price bucket size")
+    parser.add_argument(
+        "--source",
+        choices=("estimated", "measured"),
+        default="estimated",
+        help="estimated (model from open interest) or measured (sampled positions)",
+    )
     parser.add_argument("--width", type=int, default=30, help="bar width per side")
     parser.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     parser.set_defaults(run=run)
 
 
-def render(heatmap: Heatmap, *, width: int = 30, color: bool = False) -> str:
+def render(heatmap: Heatmap | MeasuredMap, *, width: int = 30, color: bool = False) -> str:
     """Longs' notional at risk to the left of each price level, shorts' to the right, the
-    highest price on top; the bucket holding the mark price is marked ``<- mark``."""
+    highest price on top; the bucket holding the mark price is marked ``<- mark``. A measured
+    map says its coverage and how many accounts it holds."""
     peak = max([*heatmap.long_usd, *heatmap.short_usd, 1e-9])
     decimals = 2 if heatmap.bucket_size >= 0.01 else 8
     lines = [
@@ -46,7 +54,12 @@ def render(heatmap: Heatmap, *, width: int = 30, color: bool = False) -> str:
             f"{format_usd(longs):>9} {pad}{left}|{price:>14,.{decimals}f}|{right}"
             f"{' ' * (width - round(width * shorts / peak))} {format_usd(shorts):<9}{mark}"
         )
-    if heatmap.clusters:
+    if isinstance(heatmap, MeasuredMap):
+        lines.append(
+            f"measured: {heatmap.positions} positions of {heatmap.accounts} accounts, "
+            f"{format_usd(heatmap.sampled_usd)}; coverage {heatmap.coverage:.1%} of open interest"
+        )
+    elif heatmap.clusters:
         lines.append("clusters:")
         for cluster in heatmap.clusters:
             label = f"  {cluster.label}"
@@ -58,9 +71,14 @@ async def _heatmap(args: argparse.Namespace, url: str | None, color: bool) -> in
     from purpleflea.client import LiquidationClient  # noqa: PLC0415
 
     async with LiquidationClient(api_key=args.api_key, base_url=url) as client:
-        heatmap = await client.heatmap(
-            args.market.upper(), low=args.low, high=args.high, bucket=args.bucket
-        )
+        market, low, high, bucket = args.market.upper(), args.low, args.high, args.bucket
+        heatmap: Heatmap | MeasuredMap
+        if args.source == "measured":
+            heatmap = await client.heatmap(
+                market, low=low, high=high, bucket=bucket, source="measured"
+            )
+        else:
+            heatmap = await client.heatmap(market, low=low, high=high, bucket=bucket)
     print(render(heatmap, width=args.width, color=color))
     return 0
 

@@ -14,6 +14,7 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from purpleflea.commands.serve_positions import add_position_options, position_settings
 from purpleflea.local_server import client_url, record_address, remove_address
 from purpleflea.server.config import ROLES, ServerConfig
 
@@ -85,6 +86,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "says degraded (default 60)",
     )
     _limit_options(parser)
+    add_position_options(parser)
     webhooks = parser.add_argument_group("webhooks (docs/webhooks.md)")
     webhooks.add_argument(
         "--webhook-private-targets",
@@ -243,6 +245,7 @@ def _config(args: argparse.Namespace, source: str) -> ServerConfig:
         stream_buffer_bytes=args.stream_buffer_bytes,
         streams_per_account=args.streams_per_account,
         stream_opens_per_min=args.stream_opens_per_min,
+        positions=position_settings(args),
     )
 
 

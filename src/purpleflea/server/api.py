@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -14,11 +14,15 @@ from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.server import http
 from purpleflea.server.auth import AuthError, Gate, key_from
 from purpleflea.server.keys import AccountExists, KeyInfo, KeyLimitReached, NewKey
+from purpleflea.server.measured_route import measured_heatmap
 from purpleflea.server.pipeline import Pipeline
 from purpleflea.server.ratelimit import RateLimiter
 from purpleflea.store.base import INTERVAL_MS, Query, Store
 from purpleflea.venues import registry
 from purpleflea.venues.venue import COVERAGES
+
+if TYPE_CHECKING:
+    from purpleflea.server.measured import MeasuredMaps
 
 Handler = Callable[[Request], Awaitable[Response]]
 AuthedHandler = Callable[[Request, KeyInfo], Awaitable[Response]]
@@ -59,6 +63,7 @@ class Api:
         keys_per_account: int = 10,
         ready: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
         heatmaps: HeatmapFeed | None = None,
+        measured: MeasuredMaps | None = None,
     ) -> None:
         self.tracker = tracker
         self.store = store
@@ -67,6 +72,7 @@ class Api:
         self.health_info = health
         self.ready_info = ready
         self.heatmaps = heatmaps
+        self.measured = measured
         self.registration_open = registration_open
         self.keys_per_account = keys_per_account
         self._list_keys = self.authed(self.list_keys)
@@ -199,6 +205,11 @@ class Api:
 
     async def heatmap(self, request: Request, _: KeyInfo) -> Response:
         market = request.path_params["market"].upper()
+        source = request.query_params.get("source", "estimated")
+        if source == "measured":
+            return measured_heatmap(self.measured, market, request.query_params)
+        if source != "estimated":
+            raise http.BadRequest(f"source must be 'estimated' or 'measured', got {source!r}")
         if self.heatmaps is None or market not in self.heatmaps.model.markets():
             return http.error_response(
                 404,

@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from starlette.applications import Starlette
@@ -60,6 +60,9 @@ from purpleflea.store.lock import exclusive
 from purpleflea.store.sqlite import SQLiteStore
 from purpleflea.store.webhooks import open_webhook_store
 from purpleflea.venues import registry
+
+if TYPE_CHECKING:
+    from purpleflea.server.measured import MeasuredMaps
 
 log = logging.getLogger("purpleflea.server")
 access_log = logging.getLogger("purpleflea.access")
@@ -452,6 +455,18 @@ def writer_lock(config: ServerConfig) -> contextlib.AbstractContextManager[None]
     return exclusive(sqlite_path(store).parent, f"purpleflea serve on port {config.port}")
 
 
+def _measured_maps(config: ServerConfig, built: Server) -> MeasuredMaps | None:
+    """Position samplers as background work when configured (not on API-only nodes)."""
+    if config.positions is None or config.role == "api":
+        return None
+    from purpleflea.server.measured import start_sampling  # noqa: PLC0415 - only when on
+
+    maps, work, close = start_sampling(config.positions, config.store, built.tracker.submit)
+    built.background.extend(work)
+    built.closers.append(close)
+    return maps
+
+
 def create_app(
     config: ServerConfig, *, server: Server | None = None, lock: bool = True
 ) -> Starlette:
@@ -460,6 +475,7 @@ def create_app(
     takes it before opening anything, so a busy folder fails before the banner)."""
     built = server if server is not None else build_server(config)
     routes: list[BaseRoute]
+    measured = _measured_maps(config, built)
     api = Api(
         tracker=built.tracker,
         store=built.store,
@@ -471,7 +487,10 @@ def create_app(
         registration_open=config.registration_open,
         keys_per_account=config.keys_per_account,
         heatmaps=built.heatmaps,
+        measured=measured,
     )
+    if measured is not None:
+        api.metric_sources.append(lambda: measured.metrics(built.heatmaps.model))
     spec = openapi.document(purpleflea.__version__, exchanges=EXCHANGES)
     webhooks: list[BaseRoute] = []
     if built.webhooks is not None:

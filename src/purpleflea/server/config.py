@@ -5,8 +5,12 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from purpleflea.server.webhook_policy import WebhookSettings
+
+if TYPE_CHECKING:  # the samplers' module is only loaded when sampling is on
+    from purpleflea.server.measured import PositionSettings
 
 ROLES = ("all", "ingest", "api")
 
@@ -75,6 +79,9 @@ class ServerConfig:
     feed_silence_s: float = 60.0
     #: Webhook delivery: retries, backoff, queues, limits, private targets (docs/webhooks.md).
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    #: Sample per-account positions where a venue publishes them, for the measured heatmap
+    #: (``?source=measured``); None: off.
+    positions: PositionSettings | None = None
 
     def __post_init__(self) -> None:
         if self.ingest_buffer < 1:

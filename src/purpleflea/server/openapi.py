@@ -197,11 +197,16 @@ def _data_paths(exchanges: tuple[str, ...]) -> dict[str, Schema]:
         "/v1/heatmap/{market}": {
             "get": _operation(
                 "getHeatmap",
-                "Estimated liquidation levels (notional at risk per price bucket) of a market.",
-                _ok(ref("Heatmap")),
+                "Liquidation levels (notional per price bucket) of a market: estimated, or "
+                "measured from sampled positions.",
+                _ok({"oneOf": [ref("Heatmap"), ref("MeasuredMap")]}),
                 errors=(400, 404),
-                description="404 while the market has no heatmap yet: one needs open-interest "
-                "snapshots of the market. low, high and bucket default to a range around the "
+                description="source=estimated (the default) is the model fed by open interest; "
+                "source=measured sums sampled accounts' positions by their own liquidation "
+                "prices, with coverage = sampled notional / both sides of open interest. 404 "
+                "while the market has no heatmap of that source yet (estimated: it needs "
+                "open-interest snapshots; measured: position sampling must be on and have "
+                "polled the market). low, high and bucket default to a range around the "
                 f"mark; low must be below high, and at most {MAX_BUCKETS} buckets fit between "
                 "them.",
                 parameters=[
@@ -216,6 +221,11 @@ def _data_paths(exchanges: tuple[str, ...]) -> dict[str, Schema]:
                     _param("high", {"type": "number", "exclusiveMinimum": 0}, "Highest price."),
                     _param(
                         "bucket", {"type": "number", "exclusiveMinimum": 0}, "Bucket width, USD."
+                    ),
+                    _choice(
+                        "source",
+                        ["estimated", "measured"],
+                        "estimated (default, every market) or measured (sampled positions).",
                     ),
                 ],
             )

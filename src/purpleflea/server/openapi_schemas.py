@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from purpleflea.model import CascadeAlert, Heatmap, Liquidation
+from purpleflea.positions import MeasuredMap
 from purpleflea.server.keys import KeyInfo
 from purpleflea.server.streaming import CLOSE_CODES
 from purpleflea.store.base import Bucket
@@ -27,7 +28,7 @@ def _struct_schemas() -> dict[str, Schema]:
     """JSON Schemas of the structs the API encodes. Every field is always sent (defaults
     included: none of them omits defaults), so responses require them all."""
     _, components = msgspec.json.schema_components(
-        [Liquidation, CascadeAlert, Heatmap, Bucket, KeyInfo],
+        [Liquidation, CascadeAlert, Heatmap, MeasuredMap, Bucket, KeyInfo],
         ref_template="#/components/schemas/{name}",
     )
     for name, schema in components.items():

@@ -22,6 +22,7 @@ from purpleflea.venues.venue import (
     Exchange,
     Normalizer,
     PollSource,
+    PositionSampling,
     RecorderFormat,
     RepairSource,
     SimListing,
@@ -125,6 +126,11 @@ def poll_sources() -> tuple[PollSource, ...]:
         if not isinstance(venue.open_interest, Absent)
         for source in venue.open_interest
     )
+
+
+def position_sources() -> tuple[PositionSampling, ...]:
+    """Every venue that publishes each account's positions."""
+    return tuple(venue.positions for venue in VENUES if not isinstance(venue.positions, Absent))
 
 
 def tardis_readers() -> dict[str, TardisReader]:

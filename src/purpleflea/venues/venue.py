@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple, get_args
 
 from purpleflea.model import Catalog, Coverage, Instrument, Side, VenueLiquidation
+from purpleflea.positions import MarketContext, Position, SeenTrade
 
 #: How complete a venue's liquidation feed is: :data:`purpleflea.model.Coverage`.
 COVERAGES: tuple[Coverage, ...] = get_args(Coverage)
@@ -226,6 +227,37 @@ class RepairSource:
 
 
 @dataclass(frozen=True)
+class PositionSampling:
+    """How to sample a venue that publishes every account's positions (the position
+    sampler, :mod:`purpleflea.ingest.position_sampler`, does the I/O).
+
+    Accounts are discovered from the public trade stream (``ws_url``, one
+    ``trades_subscription`` per coin, ``parse_trades``, whose prices also tell how far
+    the market moved between two polls of an account); each account's positions are
+    polled with ``account_request`` at ``info_url``; marks and open interest with
+    ``contexts_request``. ``weight_per_minute`` is the venue's documented REST allowance per
+    IP and ``account_weight`` / ``contexts_weight`` what each request costs against it;
+    ``max_user_subscriptions`` the documented cap on accounts watched by websocket.
+    """
+
+    exchange: str
+    info_url: str
+    ws_url: str
+    account_request: Callable[[str], Mapping[str, str]]
+    parse_account: Callable[[bytes, str], list[Position]]
+    contexts_request: Mapping[str, str]
+    parse_contexts: Callable[[bytes], dict[str, MarketContext]]
+    trades_subscription: Callable[[str], str]
+    parse_trades: Callable[[bytes | str], list[SeenTrade]]
+    user_subscription: Callable[[str], str]
+    parse_user_liquidations: Callable[[bytes | str, str], list[VenueLiquidation]]
+    weight_per_minute: int
+    account_weight: int
+    contexts_weight: int
+    max_user_subscriptions: int
+
+
+@dataclass(frozen=True)
 class Venue:
     """Everything the tracker knows about one venue; every part present or :class:`Absent`."""
 
@@ -238,3 +270,5 @@ class Venue:
     history: History | Absent
     #: Where a reconnect's missed window is fetched from (``Absent``: why it stays open).
     repair: RepairSource | Absent
+    #: Every account's positions, for venues that publish them (``positions.py``).
+    positions: PositionSampling | Absent = Absent("no public per-account positions")

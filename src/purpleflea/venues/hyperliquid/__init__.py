@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from purpleflea.venues.hyperliquid import open_interest
+from purpleflea.venues.hyperliquid import open_interest, positions
 from purpleflea.venues.hyperliquid.constants import COVERAGE, DISPLAY_NAME, EXCHANGE
 from purpleflea.venues.hyperliquid.normalizer import (
     market,
     normalize_fill,
     normalize_node_fills,
+    normalize_user_events,
     normalize_user_fills,
 )
 from purpleflea.venues.venue import Absent, Exchange, Venue
@@ -44,6 +45,7 @@ VENUE = Venue(
     open_interest=open_interest.SOURCES,
     history=Absent("no Tardis or recorder rules written yet"),
     repair=Absent("no public liquidation feed or history: events are sampled per account"),
+    positions=positions.SAMPLING,
 )
 
 __all__ = [
@@ -52,5 +54,6 @@ __all__ = [
     "market",
     "normalize_fill",
     "normalize_node_fills",
+    "normalize_user_events",
     "normalize_user_fills",
 ]

@@ -6,6 +6,8 @@ object ``{liquidatedUser?, markPx, method}``, attached to the fills of **both** 
 
 - a node's ``node_fills`` lines ``{"block_time":..,"events":[[owner, fill],..]}``
   (:func:`normalize_node_fills`), the only complete source;
+- a ``userEvents`` message ``{"channel":"user","data":{"fills":[..]}}`` of a watched address
+  (:func:`normalize_user_events`);
 - one fill of a watched address, from ``userFills`` (:func:`normalize_fill`), or a whole
   ``{"channel":"userFills","data":{"user":..,"isSnapshot":..,"fills":[..]}}`` message
   (:func:`normalize_user_fills`; the snapshot's fills are replays).
@@ -71,6 +73,10 @@ class _UserFillsData(msgspec.Struct):
     isSnapshot: bool = False  # noqa: N815
 
 
+class _UserEventsData(msgspec.Struct):
+    fills: list[_Fill] = []
+
+
 class _UserFills(msgspec.Struct):
     channel: str = ""
     data: msgspec.Raw = msgspec.Raw()  # empty when absent
@@ -80,6 +86,7 @@ _decode_fill = FrameDecoder(EXCHANGE, _Fill)
 _decode_node_fills = FrameDecoder(EXCHANGE, _NodeFills)
 _decode_user_fills = FrameDecoder(EXCHANGE, _UserFills)
 _decode_user_fills_data = FrameDecoder(EXCHANGE, _UserFillsData)
+_decode_user_events_data = FrameDecoder(EXCHANGE, _UserEventsData)
 
 
 @lru_cache(maxsize=4096)
@@ -165,3 +172,14 @@ def normalize_user_fills(frame: bytes | str) -> list[VenueLiquidation]:
             for i, fill in enumerate(data.fills)
         ]
     )
+
+
+def normalize_user_events(frame: bytes | str, *, owner: str) -> list[VenueLiquidation]:
+    """A websocket ``userEvents`` message of ``owner`` (channel ``user``) -> the liquidations
+    among its fills. The message names no user (the subscription does), hence ``owner``;
+    its ``funding``, ``liquidation`` and ``nonUserCancel`` variants carry no fill to price."""
+    decoded = _decode_user_fills(frame)
+    if decoded.channel != "user" or len(decoded.data) == 0:
+        return []
+    data = _decode_user_events_data(decoded.data)
+    return _unique([_event(owner, fill, f"data.fills[{i}]") for i, fill in enumerate(data.fills)])

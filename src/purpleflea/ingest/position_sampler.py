@@ -1,0 +1,369 @@
+"""The position sampler: discovers accounts from the public trade stream and polls their
+positions within the venue's documented rate limit, nearest-to-liquidation first.
+
+The decisions are :class:`~purpleflea.ingest.sampling_schedule.Schedule`'s (pure); this is the
+thin async driver around it, for one venue's :class:`~purpleflea.venues.venue.PositionSampling`:
+
+- **discovery**: the venue's trade stream through the shared connection runner
+  (:func:`~purpleflea.ingest.connection.run_feed`: reconnect, backoff with jitter, silence
+  watchdog like every feed); each trade's addresses go to the schedule and, in batches, to the
+  account store, so a restart resumes with the accounts it knew;
+- **marks and open interest**: one request every ``contexts_interval`` seconds;
+- **positions**: one request whenever the schedule names an account; an HTTP 429 backs the
+  whole sampler off for ``Retry-After`` (the allowance is per IP, shared by every request);
+- **liquidations**: the riskiest sampled accounts (nearest to liquidation, as many as the
+  venue's documented cap on users across user subscriptions) are watched on their own
+  websocket subscription, whose liquidation fills go to ``sink``; for every other sampled
+  account, a position that vanished between two polls while the market traded through its
+  liquidation price goes to ``sink`` as a liquidation
+  (:mod:`purpleflea.ingest.sampled_liquidations`). One deduper spans all of them.
+
+:meth:`PositionSampler.measured` turns what was sampled into the measured map of a market.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+
+from purpleflea.clock import now_ms
+from purpleflea.engine.measured_map import measured_map
+from purpleflea.ingest.connection import (
+    Backoff,
+    ConnectionStats,
+    Deduper,
+    FeedSpec,
+    Sink,
+    run_feed,
+)
+from purpleflea.ingest.sampled_liquidations import PriceExtremes, vanished
+from purpleflea.ingest.sampling_schedule import (
+    SamplerConfig,
+    Schedule,
+    check_budget,
+    distance_to_liquidation,
+)
+from purpleflea.model import VenueLiquidation
+from purpleflea.positions import MarketContext, MeasuredMap
+from purpleflea.store.accounts import AccountStore
+from purpleflea.venues import FrameError
+from purpleflea.venues.venue import PositionSampling
+
+log = logging.getLogger("purpleflea.ingest.position_sampler")
+
+_MINUTE_S = 60.0
+
+
+@dataclass
+class SamplerStats:
+    """Counters of one sampler, for health and benchmarks."""
+
+    polls: int = 0
+    failures: int = 0
+    rate_limited: int = 0
+    discovered: int = 0
+    context_polls: int = 0
+    #: Positions that vanished at their liquidation price between two polls.
+    liquidations: int = 0
+    last_error: str = ""
+    discovery: ConnectionStats = field(default_factory=lambda: ConnectionStats("discovery"))
+
+
+class RateLimited(Exception):
+    """The venue answered 429: wait ``retry_after`` seconds before any request."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"rate limited: retry after {retry_after:g} s")
+        self.retry_after = retry_after
+
+
+class PositionSampler:
+    """Samples one venue's account positions; :meth:`run` until cancelled."""
+
+    def __init__(
+        self,
+        sampling: PositionSampling,
+        config: SamplerConfig | None = None,
+        *,
+        coins: Sequence[str] = ("BTC", "ETH"),
+        info_url: str | None = None,
+        ws_url: str | None = None,
+        accounts: AccountStore | None = None,
+        client: httpx.AsyncClient | None = None,
+        contexts_interval: float = 30.0,
+        restore_limit: int = 10_000,
+        backoff: Backoff | None = None,
+        clock: Callable[[], int] = now_ms,
+        sink: Sink | None = None,
+    ) -> None:
+        self.sampling = sampling
+        self.config = config or SamplerConfig()
+        check_budget(
+            self.config,
+            sampling.weight_per_minute,
+            sampling.account_weight,
+            reserved=sampling.contexts_weight * _MINUTE_S / contexts_interval,
+        )
+        self.schedule = Schedule(self.config)
+        self.coins = tuple(coins)
+        self.info_url = info_url or sampling.info_url
+        self.ws_url = ws_url or sampling.ws_url
+        self.accounts = accounts
+        self.client = client
+        self.contexts_interval = contexts_interval
+        self.restore_limit = restore_limit
+        self.backoff = backoff
+        self.clock = clock
+        self.contexts: dict[str, MarketContext] = {}
+        self.stats = SamplerStats()
+        self._unsaved: list[str] = []
+        self.sink = sink
+        self.extremes = PriceExtremes(keep_ms=2 * self.config.max_interval_ms)
+        self._polled_at: dict[str, int] = {}
+        self.watched: dict[str, asyncio.Task[None]] = {}
+        self.watch_interval = 5.0
+        self.deduper = Deduper()
+        self._paused_until = 0.0  # loop time before which no request is sent (429)
+
+    # -- discovery ---------------------------------------------------------------------
+
+    def feed_spec(self) -> FeedSpec:
+        """The trade-stream connection: its frames name accounts, not liquidations."""
+        return FeedSpec(
+            name=f"{self.sampling.exchange}_trades",
+            exchange=self.sampling.exchange,
+            url=self.ws_url,
+            normalize=self._discover,
+            subscribe=tuple(self.sampling.trades_subscription(coin) for coin in self.coins),
+            keepalive='{"method":"ping"}',
+        )
+
+    def _discover(self, frame: bytes | str) -> list[VenueLiquidation]:
+        now = self.clock()
+        for trade in self.sampling.parse_trades(frame):
+            self.extremes.add(trade.market, trade.ts, trade.price)
+            for address in trade.users:
+                if self.schedule.discover(address, now):
+                    self.stats.discovered += 1
+                    self._unsaved.append(address)
+        return []
+
+    async def _save_discovered(self, interval: float = 2.0) -> None:
+        assert self.accounts is not None
+        while True:
+            await asyncio.sleep(interval)
+            batch, self._unsaved = self._unsaved, []
+            try:
+                await self.accounts.add(self.sampling.exchange, batch, self.clock())
+            except Exception as exc:  # a store outage must not stop sampling; retry next time
+                self._unsaved = batch + self._unsaved
+                self.stats.last_error = f"account store: {exc}"
+                log.warning("position sampler: cannot save accounts: %s", exc)
+
+    async def restore(self) -> int:
+        """Put the accounts the store knows back in the schedule (due at once)."""
+        if self.accounts is None:
+            return 0
+        known = await self.accounts.recent(self.sampling.exchange, self.restore_limit)
+        now = self.clock()
+        return sum(self.schedule.discover(address, now) for address in known)
+
+    # -- requests ----------------------------------------------------------------------
+
+    async def _post(self, payload: object) -> bytes:
+        assert self.client is not None
+        pause = self._paused_until - asyncio.get_running_loop().time()
+        if pause > 0:
+            await asyncio.sleep(pause)
+        response = await self.client.post(self.info_url, json=payload)
+        if response.status_code == 429:
+            retry = _retry_after(response.headers.get("retry-after"))
+            self._paused_until = asyncio.get_running_loop().time() + retry
+            raise RateLimited(retry)
+        response.raise_for_status()
+        return response.content
+
+    async def poll_contexts(self) -> None:
+        """Fetch marks and open interest once; the schedule ranks accounts by these marks."""
+        contexts = self.sampling.parse_contexts(await self._post(self.sampling.contexts_request))
+        self.stats.context_polls += 1
+        self.contexts.update(contexts)
+        self.schedule.marks.update({m: c.mark_price for m, c in contexts.items()})
+
+    async def _contexts_loop(self) -> None:
+        while True:
+            try:
+                await self.poll_contexts()
+            except (httpx.HTTPError, RateLimited, FrameError, ValueError) as exc:
+                self._failed(exc)
+            await asyncio.sleep(self.contexts_interval)
+
+    async def poll_account(self, account: str) -> None:
+        """Poll one account now and record its positions (or its failure) in the schedule."""
+        try:
+            body = await self._post(self.sampling.account_request(account))
+            positions = self.sampling.parse_account(body, account)
+        except (httpx.HTTPError, RateLimited, FrameError) as exc:
+            self._failed(exc)
+            self.schedule.failed(account, self.clock())
+            return
+        self.stats.polls += 1
+        now = self.clock()
+        before = self.schedule.positions.get(account)
+        since = self._polled_at.get(account)
+        self._polled_at[account] = now
+        self.schedule.polled(account, positions, now)
+        # A watched account's own liquidation fills are the better source: not guessed twice.
+        if before and since is not None and self.sink is not None and account not in self.watched:
+            for event in vanished(before, positions, self.extremes, since_ms=since, now_ms=now):
+                if not self.deduper.seen(event.id, time.monotonic()):
+                    self.stats.liquidations += 1
+                    self.sink(event, now)
+
+    def _failed(self, exc: Exception) -> None:
+        self.stats.failures += 1
+        if isinstance(exc, RateLimited):
+            self.stats.rate_limited += 1
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        log.debug("position sampler: %s", self.stats.last_error)
+
+    async def _accounts_loop(self) -> None:
+        while True:
+            now = self.clock()
+            account = self.schedule.next(now)
+            if account is None:
+                # Woken at least every second: the trade stream may have named new accounts.
+                await asyncio.sleep(min(self.schedule.wait_ms(now), 1_000) / 1_000)
+                continue
+            await self.poll_account(account)
+
+    # -- watched accounts --------------------------------------------------------------
+
+    def riskiest(self, count: int) -> list[str]:
+        """Up to ``count`` sampled accounts nearest to liquidation (at the marks of now)."""
+        ranked = sorted(
+            (distance_to_liquidation(held, self.schedule.marks), account)
+            for account, held in self.schedule.positions.items()
+            if held
+        )
+        return [account for distance, account in ranked[:count] if math.isfinite(distance)]
+
+    def _user_spec(self, account: str) -> FeedSpec:
+        parse = self.sampling.parse_user_liquidations
+        return FeedSpec(
+            name=f"{self.sampling.exchange}_user_{account[:10]}",
+            exchange=self.sampling.exchange,
+            url=self.ws_url,
+            normalize=lambda frame: parse(frame, account),
+            subscribe=(self.sampling.user_subscription(account),),
+            keepalive='{"method":"ping"}',
+        )
+
+    async def rewatch(self) -> None:
+        """Watch the riskiest accounts, within the venue's cap; stop watching the others
+        first (their connections closed), so the cap holds at every moment."""
+        if self.sink is None:
+            return
+        want = set(self.riskiest(self.sampling.max_user_subscriptions))
+        for account in set(self.watched) - want:
+            task = self.watched.pop(account)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for account in sorted(want - set(self.watched)):
+            feed = run_feed(
+                self._user_spec(account), self.sink, backoff=self.backoff, deduper=self.deduper
+            )
+            self.watched[account] = asyncio.create_task(feed)
+
+    async def _watch_loop(self) -> None:
+        try:
+            while True:
+                await self.rewatch()
+                await asyncio.sleep(self.watch_interval)
+        finally:
+            for task in self.watched.values():
+                task.cancel()
+            for task in self.watched.values():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self.watched.clear()
+
+    async def run(self) -> None:
+        """Restore, then discover, poll marks and poll positions until cancelled."""
+        own_client = self.client is None
+        if own_client:
+            self.client = httpx.AsyncClient(timeout=10.0)
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await self.restore()
+            tasks = [
+                asyncio.create_task(
+                    run_feed(
+                        self.feed_spec(), _no_events, self.stats.discovery, backoff=self.backoff
+                    )
+                ),
+                asyncio.create_task(self._contexts_loop()),
+                asyncio.create_task(self._accounts_loop()),
+                asyncio.create_task(self._watch_loop()),
+            ]
+            if self.accounts is not None:
+                tasks.append(asyncio.create_task(self._save_discovered()))
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if own_client and self.client is not None:
+                await self.client.aclose()
+                self.client = None
+
+    # -- the product -------------------------------------------------------------------
+
+    def markets(self) -> tuple[str, ...]:
+        """Markets with a known mark and open interest, sorted."""
+        return tuple(sorted(self.contexts))
+
+    def measured(
+        self,
+        market: str,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        bucket: float | None = None,
+    ) -> MeasuredMap:
+        """The measured map of ``market`` from every sampled account's last positions.
+        Raises ``LookupError`` before the market's mark and open interest are known."""
+        context = self.contexts.get(market)
+        if context is None:
+            raise LookupError(f"measured map {market}: no mark and open interest polled yet")
+        return measured_map(
+            market,
+            self.schedule.sampled(),
+            mark_price=context.mark_price,
+            open_interest_usd=context.open_interest_usd,
+            ts=self.clock(),
+            low=low,
+            high=high,
+            bucket=bucket,
+        )
+
+
+def _no_events(event: VenueLiquidation, received_at: int) -> None:
+    del event, received_at  # the trade stream's normalizer returns none
+
+
+def _retry_after(value: str | None, default: float = 5.0) -> float:
+    try:
+        return max(float(value), 0.0) if value is not None else default
+    except ValueError:
+        return default

@@ -1,0 +1,120 @@
+"""The measured heatmaps the server serves: position samplers of every venue that publishes
+per-account positions, run as background tasks, read by ``GET /v1/heatmap/{m}?source=measured``.
+
+Off unless configured (:class:`PositionSettings`, ``purpleflea serve --sample-positions``): the
+samplers spend part of this machine's IP allowance at the venues and keep discovered accounts
+in the history's database (:mod:`purpleflea.store.accounts`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from purpleflea.engine.heatmap import HeatmapModel
+from purpleflea.engine.measured_map import agreement
+from purpleflea.ingest.connection import Sink
+from purpleflea.ingest.position_sampler import PositionSampler
+from purpleflea.ingest.sampling_schedule import SamplerConfig
+from purpleflea.positions import MeasuredMap
+from purpleflea.store.accounts import AccountStore, open_account_store
+from purpleflea.venues import registry
+
+
+@dataclass(frozen=True)
+class PositionSettings:
+    """How the server samples positions. ``info_url`` / ``ws_url`` replace the venue's own
+    endpoints (a local fake, the simulator's, or a proxy); ``None`` keeps them."""
+
+    budget_per_minute: int = SamplerConfig().budget_per_minute
+    coins: tuple[str, ...] = ("BTC", "ETH")
+    info_url: str | None = None
+    ws_url: str | None = None
+
+
+class MeasuredMaps:
+    """The measured map of each sampled market, from the first sampler that knows it."""
+
+    def __init__(self, samplers: tuple[PositionSampler, ...]) -> None:
+        self.samplers = samplers
+
+    def markets(self) -> tuple[str, ...]:
+        return tuple(sorted({m for sampler in self.samplers for m in sampler.markets()}))
+
+    def heatmap(
+        self, market: str, *, low: float | None, high: float | None, bucket: float | None
+    ) -> MeasuredMap:
+        """Raises ``LookupError`` for a market no sampler has marks for yet, ``ValueError``
+        for bad bounds."""
+        for sampler in self.samplers:
+            if market in sampler.contexts:
+                return sampler.measured(market, low=low, high=high, bucket=bucket)
+        raise LookupError(f"no measured heatmap for {market!r} yet: no sampled venue lists it")
+
+    def metrics(self, estimates: HeatmapModel) -> list[tuple[str, str, str, list[Sample]]]:
+        """``/v1/metrics`` families: each sampled market's coverage and how well the estimated
+        heatmap ranks the measured one's buckets (Spearman, mean of both sides)."""
+        coverage: list[Sample] = []
+        agree: list[Sample] = []
+        known = set(estimates.markets())
+        for market in self.markets():
+            measured = self.heatmap(market, low=None, high=None, bucket=None)
+            label = f'{{market="{market}"}}'
+            coverage.append((label, measured.coverage))
+            if market not in known:
+                continue
+            top = measured.prices[-1] + measured.bucket_size
+            estimated = estimates.heatmap(
+                market, low=measured.prices[0], high=top, bucket=measured.bucket_size
+            )
+            score = agreement(estimated, measured)
+            if score is not None:
+                agree.append((label, score))
+        return [
+            (
+                "measured_heatmap_coverage",
+                "gauge",
+                "Sampled notional / both sides of open interest, per market.",
+                coverage,
+            ),
+            (
+                "heatmap_estimate_vs_measured_spearman",
+                "gauge",
+                "Rank correlation of the estimated heatmap with the measured one, per market.",
+                agree,
+            ),
+        ]
+
+
+Work = tuple[str, Callable[[], Awaitable[None]]]
+Sample = tuple[str, float]
+
+
+def start_sampling(
+    settings: PositionSettings, store_url: str, sink: Sink | None = None
+) -> tuple[MeasuredMaps, list[Work], Callable[[], Awaitable[None]]]:
+    """The samplers for ``settings``: their maps, background work and a closer. ``sink``
+    receives the liquidations of sampled accounts (the tracker's ``submit``)."""
+    stores: list[AccountStore] = []
+    samplers = []
+    for sampling in registry.position_sources():
+        accounts = open_account_store(store_url)
+        stores.append(accounts)
+        samplers.append(
+            PositionSampler(
+                sampling,
+                SamplerConfig(budget_per_minute=settings.budget_per_minute),
+                coins=settings.coins,
+                info_url=settings.info_url,
+                ws_url=settings.ws_url,
+                accounts=accounts,
+                sink=sink,
+            )
+        )
+
+    async def close() -> None:
+        for store in stores:
+            await store.close()
+
+    work: list[Work] = [(f"{s.sampling.exchange} position sampler", s.run) for s in samplers]
+    return MeasuredMaps(tuple(samplers)), work, close

@@ -1,0 +1,217 @@
+"""Hyperliquid's public account data: who trades, what they hold, where it liquidates.
+
+Hyperliquid publishes no liquidation feed (shared/EXCHANGES.md trap 13) but its public API
+publishes what a sampler needs (info endpoint and websocket, docs "For developers > API"):
+
+- ``trades`` websocket messages ``{"channel":"trades","data":[{coin, side, px, sz, time,
+  hash, tid, users: [buyer, seller]}]}``: both addresses of every trade
+  (:func:`trade_addresses`), how accounts are discovered;
+- ``POST /info {"type":"clearinghouseState","user":..}``: an account's perpetual positions,
+  ``assetPositions[].position = {coin, szi, entryPx, positionValue, liquidationPx,
+  leverage: {type: cross|isolated, value}, ..}`` (:func:`parse_clearinghouse`); ``szi`` is
+  signed (negative: short) and ``liquidationPx`` is null when the account cannot be
+  liquidated;
+- ``POST /info {"type":"metaAndAssetCtxs"}``: ``[meta, assetCtxs]``, mark and open interest
+  per coin (:func:`parse_contexts`).
+
+Units: ``kPEPE`` sizes count 1,000 PEPE, so sizes are multiplied and prices divided by the
+market's multiplier; ``positionValue`` is already USD.
+"""
+
+from __future__ import annotations
+
+import json
+
+import msgspec
+
+from purpleflea.model import VenueLiquidation
+from purpleflea.positions import MarginMode, MarketContext, Position, SeenTrade
+from purpleflea.venues._frame import FrameDecoder, FrameError, number, positive, timestamp_ms
+from purpleflea.venues.hyperliquid import open_interest
+from purpleflea.venues.hyperliquid.constants import EXCHANGE
+from purpleflea.venues.hyperliquid.normalizer import market, normalize_user_events
+from purpleflea.venues.venue import PositionSampling
+
+_MARGIN_MODES: tuple[MarginMode, ...] = ("cross", "isolated")
+
+
+class _Trade(msgspec.Struct):
+    coin: str
+    px: str | float
+    time: int
+    users: list[str] = []
+
+
+class _Message(msgspec.Struct):
+    channel: str = ""
+    data: msgspec.Raw = msgspec.Raw()  # empty when absent
+
+
+class _Leverage(msgspec.Struct):
+    type: str
+    value: float = 0.0
+
+
+class _Position(msgspec.Struct):
+    coin: str
+    szi: str | float
+    entryPx: str | float | None = None  # noqa: N815 - Hyperliquid's field names
+    positionValue: str | float = 0.0  # noqa: N815
+    liquidationPx: str | float | None = None  # noqa: N815
+    leverage: _Leverage | None = None
+
+
+class _AssetPosition(msgspec.Struct):
+    position: _Position
+
+
+class _State(msgspec.Struct):
+    assetPositions: list[_AssetPosition]  # noqa: N815
+
+
+_decode_message = FrameDecoder(EXCHANGE, _Message)
+_decode_trades = FrameDecoder(EXCHANGE, list[_Trade])
+_decode_state = FrameDecoder(EXCHANGE, _State)
+
+
+def is_address(text: str) -> bool:
+    """A 42-character ``0x`` hex address (what ``trades`` ``users`` and requests carry)."""
+    if len(text) != 42 or not text.startswith("0x"):
+        return False
+    try:
+        int(text[2:], 16)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_trades(frame: bytes | str) -> list[SeenTrade]:
+    """A ``trades`` message -> its perpetual trades: market, price per coin, time, both
+    addresses (lowercase). Other channels (``subscriptionResponse``, ``pong``) give none; a
+    trade whose ``users`` are not addresses raises :class:`FrameError` naming it."""
+    decoded = _decode_message(frame)
+    if decoded.channel != "trades" or len(decoded.data) == 0:
+        return []
+    found = []
+    for i, trade in enumerate(_decode_trades(decoded.data)):
+        for user in trade.users:
+            if not is_address(user):
+                raise FrameError(EXCHANGE, f"data[{i}].users: not an address: {user!r}")
+        name = market(trade.coin)
+        if name is None:
+            continue  # spot
+        found.append(
+            SeenTrade(
+                market=name.name,
+                price=positive(EXCHANGE, f"data[{i}].px", trade.px) / name.multiplier,
+                ts=timestamp_ms(EXCHANGE, f"data[{i}].time", trade.time),
+                users=tuple(user.lower() for user in trade.users),
+            )
+        )
+    return found
+
+
+def trade_addresses(frame: bytes | str) -> list[str]:
+    """A ``trades`` message -> the addresses of its trades (each once, in order)."""
+    return list(dict.fromkeys(user for trade in parse_trades(frame) for user in trade.users))
+
+
+def _position(account: str, raw: _Position, where: str) -> Position | None:
+    name = market(raw.coin)
+    if name is None:
+        return None
+    signed = number(EXCHANGE, f"{where}.szi", raw.szi) * name.multiplier
+    if signed == 0:
+        return None
+    if raw.leverage is None or raw.leverage.type not in _MARGIN_MODES:
+        kind = raw.leverage.type if raw.leverage else None
+        raise FrameError(EXCHANGE, f"{where}.leverage.type is not cross/isolated: {kind!r}")
+    if raw.entryPx is None:
+        raise FrameError(EXCHANGE, f"{where}.entryPx is missing for an open position")
+    liquidation = raw.liquidationPx
+    return Position(
+        account=account.lower(),
+        exchange=EXCHANGE,
+        symbol=raw.coin,
+        market=name.name,
+        side="long" if signed > 0 else "short",
+        size=abs(signed),
+        entry_price=positive(EXCHANGE, f"{where}.entryPx", raw.entryPx) / name.multiplier,
+        margin="cross" if raw.leverage.type == "cross" else "isolated",
+        leverage=raw.leverage.value,
+        liquidation_price=(
+            None
+            if liquidation is None
+            else positive(EXCHANGE, f"{where}.liquidationPx", liquidation) / name.multiplier
+        ),
+        notional_usd=abs(number(EXCHANGE, f"{where}.positionValue", raw.positionValue)),
+    )
+
+
+def parse_clearinghouse(body: bytes | str, account: str) -> list[Position]:
+    """A ``clearinghouseState`` response of ``account`` -> its open perpetual positions."""
+    state = _decode_state(body)
+    found = [
+        _position(account, entry.position, f"assetPositions[{i}].position")
+        for i, entry in enumerate(state.assetPositions)
+    ]
+    return [position for position in found if position is not None]
+
+
+def parse_contexts(body: bytes) -> dict[str, MarketContext]:
+    """A ``metaAndAssetCtxs`` response -> mark and open interest per market (coins, USD)."""
+    contexts: dict[str, MarketContext] = {}
+    for reading in open_interest.parse(body, {}):
+        name = market(reading.symbol)
+        if name is None:
+            continue
+        coins = reading.open_interest * name.multiplier
+        contexts[name.name] = MarketContext(
+            market=name.name,
+            mark_price=reading.mark_price / name.multiplier,
+            open_interest=coins,
+            open_interest_usd=reading.open_interest * reading.mark_price,
+        )
+    return contexts
+
+
+def _user_request(account: str) -> dict[str, str]:
+    return {"type": "clearinghouseState", "user": account}
+
+
+def _trades_subscription(coin: str) -> str:
+    return json.dumps({"method": "subscribe", "subscription": {"type": "trades", "coin": coin}})
+
+
+def _user_subscription(account: str) -> str:
+    return json.dumps(
+        {"method": "subscribe", "subscription": {"type": "userEvents", "user": account}}
+    )
+
+
+def _user_liquidations(frame: bytes | str, account: str) -> list[VenueLiquidation]:
+    return normalize_user_events(frame, owner=account)
+
+
+# Hyperliquid docs, "For developers > API > Rate limits and user limits" (per IP address):
+# "REST requests share an aggregated weight limit of 1200 per minute"; info requests
+# "clearinghouseState" weigh 2 and "all other documented info requests have weight 20"
+# (metaAndAssetCtxs); websocket: "Maximum of 1000 websocket subscriptions", "Maximum of 10
+# unique users across user-specific websocket subscriptions".
+SAMPLING = PositionSampling(
+    exchange=EXCHANGE,
+    info_url="https://api.hyperliquid.xyz/info",
+    ws_url="wss://api.hyperliquid.xyz/ws",
+    account_request=_user_request,
+    parse_account=parse_clearinghouse,
+    contexts_request={"type": "metaAndAssetCtxs"},
+    parse_contexts=parse_contexts,
+    trades_subscription=_trades_subscription,
+    parse_trades=parse_trades,
+    user_subscription=_user_subscription,
+    parse_user_liquidations=_user_liquidations,
+    weight_per_minute=1200,
+    account_weight=2,
+    contexts_weight=20,
+    max_user_subscriptions=10,
+)

@@ -1,0 +1,288 @@
+"""The real position sampler against a fake Hyperliquid speaking the documented protocol:
+discovery from trades, positions within the rate limit, the measured map equal to the true
+positions of the sampled accounts, discovery kept across a restart, reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from purpleflea.engine.measured_map import measured_map
+from purpleflea.ingest.connection import Backoff
+from purpleflea.ingest.position_sampler import PositionSampler
+from purpleflea.ingest.sampling_schedule import SamplerConfig, Schedule
+from purpleflea.model import VenueLiquidation
+from purpleflea.positions import Position
+from purpleflea.store.accounts import open_account_store
+from purpleflea.venues import registry
+from tests.fakes.hyperliquid import WEIGHT_PER_MINUTE, FakeHyperliquid, HeldPosition
+
+MARK, OPEN_INTEREST = 100_000.0, 200.0
+[SAMPLING] = registry.position_sources()
+
+
+def _address(i: int) -> str:
+    return f"0x{i:040x}"
+
+
+def _book(accounts: int, seed: int = 7) -> dict[str, list[HeldPosition]]:
+    rng = random.Random(seed)
+    book = {}
+    for i in range(accounts):
+        size = rng.uniform(0.1, 5.0) * rng.choice((1, -1))
+        leverage = rng.choice((2, 5, 10, 20))
+        liquidation = MARK * (1 - 0.9 / leverage) if size > 0 else MARK * (1 + 0.9 / leverage)
+        book[_address(i)] = [HeldPosition("BTC", size, MARK, liquidation, leverage)]
+    book[_address(accounts)] = [HeldPosition("BTC", 1.0, MARK, None, 1)]  # cannot be liquidated
+    return book
+
+
+def _truth(book: dict[str, list[HeldPosition]]) -> list[Position]:
+    return [
+        Position(
+            account=account,
+            exchange="hyperliquid",
+            symbol=p.coin,
+            market=f"{p.coin}-PERP",
+            side="long" if p.size > 0 else "short",
+            size=abs(p.size),
+            entry_price=p.entry,
+            margin="cross",
+            leverage=p.leverage,
+            liquidation_price=p.liquidation,
+            notional_usd=abs(p.size) * MARK,
+        )
+        for account, held in book.items()
+        for p in held
+    ]
+
+
+async def _until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeHyperliquid]:
+    async with FakeHyperliquid(markets={"BTC": (MARK, OPEN_INTEREST)}) as server:
+        yield server
+
+
+def _sampler(fake: FakeHyperliquid, tmp_path: Path, budget: int = 500) -> PositionSampler:
+    return PositionSampler(
+        SAMPLING,
+        SamplerConfig(budget_per_minute=budget),
+        coins=("BTC",),
+        info_url=fake.info_url,
+        ws_url=fake.ws_url,
+        accounts=open_account_store(f"sqlite://{tmp_path / 'history.sqlite'}"),
+        backoff=Backoff(base=0.05, cap=0.2),
+    )
+
+
+async def test_the_measured_map_is_the_true_positions_of_the_sampled_accounts(
+    fake: FakeHyperliquid, tmp_path: Path
+) -> None:
+    fake.positions = _book(30)
+    sampler = _sampler(fake, tmp_path)
+    task = asyncio.create_task(sampler.run())
+    try:
+        await _until(lambda: fake.subscribed("BTC"), "the trades subscription")
+        accounts = list(fake.positions)
+        for buyer, seller in zip(accounts[::2], accounts[1::2], strict=False):
+            await fake.trade("BTC", buyer, seller)
+        await fake.trade("BTC", accounts[-1], _address(999))  # an account with no position
+        await _until(lambda: sampler.stats.polls >= len(accounts) + 1, "every account polled")
+        await _until(lambda: "BTC-PERP" in sampler.contexts, "marks and open interest")
+        found = sampler.measured("BTC-PERP", bucket=500)
+        expected = measured_map(
+            "BTC-PERP",
+            _truth(fake.positions),
+            mark_price=MARK,
+            open_interest_usd=MARK * OPEN_INTEREST,
+            ts=found.ts,
+            bucket=500,
+        )
+        assert found.prices == expected.prices
+        assert found.long_usd == pytest.approx(expected.long_usd)
+        assert found.short_usd == pytest.approx(expected.short_usd)
+        assert sum(found.long_usd) > 0
+        assert sum(found.short_usd) > 0
+        assert 0 < found.coverage <= 1
+        assert found.coverage == pytest.approx(expected.coverage)
+        assert found.accounts == len(accounts)
+        assert (fake.rejected, fake.violations) == (0, [])
+        store = open_account_store(f"sqlite://{tmp_path / 'history.sqlite'}")
+        deadline = asyncio.get_running_loop().time() + 30
+        while len(await store.recent("hyperliquid", 100)) < len(accounts) + 1:
+            assert asyncio.get_running_loop().time() < deadline, "accounts never saved"
+            await asyncio.sleep(0.05)
+        await store.close()
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    restarted = _sampler(fake, tmp_path)
+    assert await restarted.restore() == len(accounts) + 1  # the restart is not blind
+    assert restarted.schedule.next(restarted.clock()) is not None  # and due at once
+
+
+async def test_polls_stay_within_the_budget_against_the_venues_limit(
+    fake: FakeHyperliquid, tmp_path: Path
+) -> None:
+    fake.positions = _book(200)
+    # 580 x 2 + 20 every 30 s = 1200: the whole documented allowance of one IP.
+    sampler = _sampler(fake, tmp_path, budget=580)
+    task = asyncio.create_task(sampler.run())
+    try:
+        await _until(lambda: fake.subscribed("BTC"), "the trades subscription")
+        accounts = list(fake.positions)
+        for buyer, seller in zip(accounts[::2], accounts[1::2], strict=False):
+            await fake.trade("BTC", buyer, seller)
+        await _until(lambda: sampler.stats.polls >= 30, "30 polls")
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    times = [t for t, kind, _ in fake.requests if kind == "clearinghouseState"]
+    # 580 a minute: 104 ms apart when sent; arrival jitter aside, no 2 s holds more than 20.
+    for i, start in enumerate(times):
+        assert sum(1 for t in times[i:] if t < start + 2.0) <= 22
+    assert (len(times) - 1) / (times[-1] - times[0]) <= 580 / 60 * 1.1
+    assert fake.rejected == 0
+
+
+async def test_discovery_reconnects_and_resubscribes(fake: FakeHyperliquid, tmp_path: Path) -> None:
+    fake.positions = _book(4)
+    sampler = _sampler(fake, tmp_path)
+    task = asyncio.create_task(sampler.run())
+    try:
+        await _until(lambda: fake.subscribed("BTC"), "the trades subscription")
+        await fake.trade("BTC", _address(0), _address(1))
+        await _until(lambda: sampler.stats.discovered == 2, "two accounts")
+        await fake.drop()
+        await _until(lambda: sampler.stats.discovery.connects >= 2, "a new connection")
+        await _until(lambda: fake.subscribed("BTC"), "the subscription again")
+        await fake.trade("BTC", _address(2), _address(3))
+        await _until(lambda: sampler.stats.discovered == 4, "four accounts")
+        assert sampler.stats.discovery.reconnects >= 1
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_a_sampled_account_liquidated_between_polls_is_published_once(
+    fake: FakeHyperliquid, tmp_path: Path
+) -> None:
+    victim, other = _address(1), _address(2)
+    fake.positions = {victim: [HeldPosition("BTC", 2.0, MARK, 96_000.0, 20, "isolated")]}
+    published: list[VenueLiquidation] = []
+    sampler = _sampler(fake, tmp_path)
+    sampler.config = SamplerConfig(budget_per_minute=500, min_interval_ms=200, max_interval_ms=400)
+    sampler.schedule = Schedule(sampler.config)
+    sampler.sink = lambda event, received_at: published.append(event)
+    sampler.watch_interval = 3600.0  # nobody watched: the positions tell
+    task = asyncio.create_task(sampler.run())
+    try:
+        await _until(lambda: fake.subscribed("BTC"), "the trades subscription")
+        await fake.trade("BTC", victim, other)
+        await _until(lambda: sampler.stats.polls >= 2, "the first polls")
+        await fake.trade("BTC", other, _address(3), price=95_500.0)  # through its price
+        fake.positions[victim] = []  # and the exchange liquidated it
+        await _until(lambda: len(published) == 1, "the liquidation")
+        polls = sampler.stats.polls
+        await _until(lambda: sampler.stats.polls >= polls + 4, "more polls")
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    [event] = published  # detected once, however often it is polled after
+    assert (event.exchange, event.side, event.price, event.quantity) == (
+        "hyperliquid",
+        "long",
+        96_000.0,
+        2.0,
+    )
+    assert event.liquidated_user == victim
+
+
+async def test_the_riskiest_accounts_are_watched_and_their_liquidation_fills_published_once(
+    fake: FakeHyperliquid, tmp_path: Path
+) -> None:
+    near = [_address(i) for i in range(12)]  # more than the 10 users one IP may watch
+    fake.positions = {
+        a: [HeldPosition("BTC", 1.0, MARK, MARK * (0.99 - 0.001 * i), 50)]
+        for i, a in enumerate(near)
+    }
+    fake.positions[_address(50)] = [HeldPosition("BTC", 1.0, MARK, MARK * 0.5, 2)]
+    published: list[VenueLiquidation] = []
+    sampler = _sampler(fake, tmp_path)
+    sampler.config = SamplerConfig(budget_per_minute=500, min_interval_ms=200, max_interval_ms=400)
+    sampler.schedule = Schedule(sampler.config)
+    sampler.sink = lambda event, received_at: published.append(event)
+    sampler.watch_interval = 0.1
+    task = asyncio.create_task(sampler.run())
+    try:
+        await _until(lambda: fake.subscribed("BTC"), "the trades subscription")
+        for buyer, seller in zip(
+            list(fake.positions)[::2], list(fake.positions)[1::2], strict=False
+        ):
+            await fake.trade("BTC", buyer, seller)
+        await fake.trade("BTC", _address(50), near[0])
+        await _until(lambda: all(fake.watched(a) for a in near[:10]), "the 10 nearest watched")
+        assert not fake.watched(near[10])
+        assert not fake.watched(_address(50))
+        assert len(sampler.watched) == 10
+        fill = {
+            "coin": "BTC", "px": "98900.0", "sz": "1.0", "side": "A", "time": 1_760_000_000_000,
+            "dir": "Close Long", "hash": "0xfeed", "tid": 7,
+            "liquidation": {"liquidatedUser": near[0], "markPx": "98900", "method": "market"},
+        }  # fmt: skip
+        await fake.user_fills(near[0], [fill])
+        await fake.user_fills(near[0], [fill])  # sent again (a resend): not published again
+        await _until(lambda: len(published) >= 1, "the liquidation fill")
+        await fake.trade("BTC", near[0], _address(60), price=98_000.0)
+        fake.positions[near[0]] = []  # gone at its price: the watched fill already told it
+        polls = sampler.stats.polls
+        await _until(lambda: sampler.stats.polls >= polls + 30, "more polls")
+        await _until(lambda: fake.watched(near[10]), "the next riskiest watched instead")
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    [event] = published
+    assert (event.side, event.price, event.liquidated_user) == ("long", 98_900.0, near[0])
+    assert fake.violations == []
+
+
+async def test_a_429_pauses_every_request_of_the_sampler(
+    fake: FakeHyperliquid, tmp_path: Path
+) -> None:
+    fake.positions = _book(4)
+    fake._spent.append((time.monotonic(), WEIGHT_PER_MINUTE))  # the IP's minute is spent
+    sampler = _sampler(fake, tmp_path)
+    task = asyncio.create_task(sampler.run())
+    try:
+        await _until(lambda: fake.subscribed("BTC"), "the trades subscription")
+        await fake.trade("BTC", _address(0), _address(1))
+        await fake.trade("BTC", _address(2), _address(3))
+        await _until(lambda: fake.rejected >= 2, "refused requests")
+        fake._spent.clear()  # the venue would answer again now; the sampler must still wait
+        await _until(lambda: sampler.stats.rate_limited >= 1, "the 429 counted")
+        await _until(lambda: len(fake.requests) > fake.rejected, "a request after the pause")
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    refused_at = fake.requests[fake.rejected - 1][0]
+    assert fake.requests[fake.rejected][0] - refused_at >= 4.5  # no Retry-After: 5 s
