@@ -215,7 +215,7 @@ def goals() -> None:
         found = waves(rows, threshold)
         t0 = rows[0].ts
         when = datetime.fromtimestamp(t0 / 1000, UTC).strftime("%Y-%m-%d %H:%M")
-        kind = "crash" if found else "calm"
+        kind = "waves" if found else "calm"
         print(
             f"{name.split('/')[0]} {when} ({(rows[-1].ts - t0) / 60_000:.0f} min, {len(rows)} "
             f"events): {kind}, {len(found)} waves, {len(started)} alerts started"
@@ -225,7 +225,7 @@ def goals() -> None:
         for w in found:
             d = alert_delay_s(w, alerts)
             delays.append(d)
-            verdict = "none" if d is None else f"{d:.0f} s"
+            verdict = "none" if d is None else f"{d:.1f} s"
             print(
                 f"  wave {w.market} {w.side}s at {(w.first_ts - t0) / 60_000:5.1f} min: "
                 f"{w.heavy_minutes} heavy min, ${w.usd / 1e3:,.0f}k; started alert {verdict}"
