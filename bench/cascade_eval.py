@@ -2,10 +2,19 @@
 
     .venv/bin/python bench/cascade_eval.py --seed 3 --hours 240          # held-out report
     .venv/bin/python bench/cascade_eval.py --seed 1 --hours 240 --grid   # tune (a tuning seed)
+    .venv/bin/python bench/cascade_eval.py --seed 7 --hours 48 --crash-at 12  # issue 20's goals
 
 Seeds 1 and 2 are the tuning seeds (the engine's defaults were chosen on them); 3 and 4 were
-held out until the defaults were fixed; 5 and 6 were run once afterwards. The report says which
-kind of seed it ran on.
+held out until the defaults were fixed; 5 and 6 were run once afterwards, all on the simulator
+before issue 20 (its rebuild changed every seed's stream). Seeds 7 and up are fresh seeds of
+the rebuilt simulator. The report says which kind of seed it ran on.
+
+``--crash-at H`` schedules the simulator's crash episode (``sim/crash.py``, 45 min of waves)
+H hours into the run, as ``purpleflea serve`` does at its start. Besides precision and recall
+the report gives issue 20's cascade goals: how long after the earliest knowable moment the
+alert comes, the share of the cascade's notional still ahead at the alert, and false alarms
+per market-week in calm time (outside the crash episode and the hour after it; a false alarm
+is by definition outside every true cascade of its market and side).
 
 The engine gets what a live server gets, in time order: the events, a ``tick`` every second,
 and after each 60 s round of ``SimStep.snapshots`` every market's open interest
@@ -13,8 +22,9 @@ and after each 60 s round of ``SimStep.snapshots`` every market's open interest
 Recordings are cached under /tmp per seed, hours and a digest of the simulator's (and, with
 ``--fuel``, the heatmap's) source, so a changed simulator never reuses an old recording.
 
-The final simulator has ~2-9 true cascades a day over 275 markets, so 24 h gives too few to
-measure a rate; 240 simulated hours (10 days, ~1-1.5M events) give 25-90.
+The simulator before issue 20 had ~2-9 true cascades a day over 275 markets, so 240 simulated
+hours (10 days, ~1-1.5M events) gave 25-90. The rebuilt one has 2-4 in 46 calm hours and
+~105-111 in its crash episode: 48 h with ``--crash-at 12`` gives ~110 per seed.
 
 Detection: a true cascade (market, side, start..end) is detected when a ``started`` alert of
 that market and side fires in [start, end + 10 s], or one is already active at its start.
@@ -42,10 +52,15 @@ import purpleflea
 from purpleflea.engine import CascadeConfig, CascadeEngine
 from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import MarketSnapshot, Side
+from purpleflea.sim import crash
+from purpleflea.sim.config import DEFAULT_START_MS
 from purpleflea.sim.process import SimConfig, Simulator
 from purpleflea.sim.truth import TrueCascade
 
 MATCH_BEFORE_MS = 90_000
+#: Time after the crash episode's end still counted as the crash (its aftershocks), not calm.
+CRASH_TAIL_MS = 3_600_000
+WEEK_H = 168.0
 MATCH_AFTER_MS = 10_000
 HORIZON_MS = 300_000
 
@@ -64,14 +79,25 @@ class Recording:
     snap_oi: np.ndarray  # [K, markets] open interest in USD, summed over the market's listings
     fuel: np.ndarray | None = None  # [K, markets, 2] HeatmapFeed's fuel ratio (long, short)
     cohorts: np.ndarray | None = None  # the simulator's cohort id of each event (for analysis)
+    crash_start_ms: int | None = None  # the scheduled crash episode, if any
 
 
-def record(seed: int, hours: float, *, fuel: bool = False) -> Recording:
+def sim_config(seed: int, crash_at_h: float | None) -> SimConfig:
+    """The simulator of a seed, with its crash episode ``crash_at_h`` hours in (or none)."""
+    if crash_at_h is None:
+        return SimConfig(seed=seed)
+    return SimConfig(seed=seed, crash_start_ms=DEFAULT_START_MS + int(crash_at_h * 3_600_000))
+
+
+def record(
+    seed: int, hours: float, *, fuel: bool = False, crash_at_h: float | None = None
+) -> Recording:
     """Run the simulator through its public stream (``SimStep``) and keep events and snapshots
     as arrays (so a grid replays without re-simulating). With ``fuel`` every snapshot and
     liquidation price also goes through the server's :class:`HeatmapFeed` and the fuel ratios
     it hands the engine are recorded (they depend only on the stream, not on the engine)."""
-    sim = Simulator(SimConfig(seed=seed))
+    config = sim_config(seed, crash_at_h)
+    sim = Simulator(config)
     names = sim.market_names
     index = {name: i for i, name in enumerate(names)}
     cols: dict[str, list[float]] = {k: [] for k in ("m", "s", "t", "u", "p", "c")}
@@ -136,6 +162,7 @@ def record(seed: int, hours: float, *, fuel: bool = False) -> Recording:
         np.vstack(snap_oi),
         np.stack(fuels) if fuels else None,
         np.asarray(cols["c"], dtype=np.int64),
+        config.crash_start_ms,
     )
 
 
@@ -167,17 +194,24 @@ def source_digest(*, fuel: bool) -> str:
 
 
 def seed_kind(seed: int) -> str:
-    return {1: "tuning", 2: "tuning", 3: "held out", 4: "held out"}.get(seed, "fresh")
+    if seed in (5, 6):
+        return "fresh on the old simulator"
+    if seed >= 7:
+        return "fresh, new simulator"
+    return {1: "tuning", 2: "tuning", 3: "held out", 4: "held out"}.get(seed, "other")
 
 
-def cached(seed: int, hours: float, *, fuel: bool) -> Recording:
-    """``record`` once per (seed, hours, fuel, source digest), kept under /tmp as a pickle."""
-    name = f"cascade_eval_{seed}_{hours:g}{'_fuel' if fuel else ''}_{source_digest(fuel=fuel)}"
+def cached(seed: int, hours: float, *, fuel: bool, crash_at_h: float | None = None) -> Recording:
+    """``record`` once per (seed, hours, fuel, crash, source digest), kept under /tmp."""
+    crash = "" if crash_at_h is None else f"_crash{crash_at_h:g}"
+    name = (
+        f"cascade_eval_{seed}_{hours:g}{'_fuel' if fuel else ''}{crash}_{source_digest(fuel=fuel)}"
+    )
     path = Path(tempfile.gettempdir()) / f"{name}.pkl"
     if path.exists():
         with path.open("rb") as f:
             return Recording(**pickle.load(f))
-    rec = record(seed, hours, fuel=fuel)
+    rec = record(seed, hours, fuel=fuel, crash_at_h=crash_at_h)
     with path.open("wb") as f:  # the fields, so the cache loads whichever module runs this
         pickle.dump(vars(rec), f, protocol=pickle.HIGHEST_PROTOCOL)
     return rec
@@ -330,6 +364,92 @@ def knowable_s(rec: Recording, seed: int) -> np.ndarray:
     return np.asarray(out)
 
 
+def goals(
+    rec: Recording, spans: list[tuple[str, str, int, int]], known: np.ndarray
+) -> dict[str, float]:
+    """Issue 20's cascade goals beyond precision and recall.
+
+    Per detected true cascade (matched as in :func:`evaluate`; an alert already active at its
+    start counts as an alert at its start): the alert's delay after the earliest knowable
+    moment (``known``, from :func:`knowable_s`; negative when it came earlier) and the share
+    of the cascade's notional liquidated after the alert. False alarms in calm time: alerts
+    that are not true positives and start outside the crash episode (and
+    :data:`CRASH_TAIL_MS` after it), per market and per week of that calm time.
+    """
+    alerts_by_key: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for market, side, start, end in spans:
+        alerts_by_key.setdefault((market, side), []).append((start, end))
+    for v in alerts_by_key.values():
+        v.sort()
+    index = {name: i for i, name in enumerate(rec.names)}
+    delays: list[float] = []
+    ahead: list[float] = []
+    for c, k in zip(rec.truth, known.tolist(), strict=True):
+        alerts = alerts_by_key.get((c.market, c.side), [])
+        starts = [a[0] for a in alerts]
+        i = bisect.bisect_left(starts, c.start_ms)
+        if i > 0 and alerts[i - 1][1] >= c.start_ms:
+            at = c.start_ms
+        elif i < len(alerts) and alerts[i][0] <= c.end_ms + MATCH_AFTER_MS:
+            at = alerts[i][0]
+        else:
+            continue
+        delays.append((at - c.start_ms) / 1000.0 - k)
+        sel = (
+            (rec.markets == index[c.market])
+            & (rec.sides == (1 if c.side == "long" else -1))
+            & (rec.ts >= c.start_ms)
+            & (rec.ts <= c.end_ms)
+        )
+        usd, ts = rec.sizes[sel], rec.ts[sel]
+        # An event at the alert's own millisecond is the one that fired it: already behind.
+        ahead.append(float(usd[ts > at].sum() / usd.sum()) if usd.sum() > 0 else 0.0)
+    by_key: dict[tuple[str, str], list[TrueCascade]] = {}
+    for c in rec.truth:
+        by_key.setdefault((c.market, c.side), []).append(c)
+    hours = (int(rec.ts[-1]) - int(rec.ts[0])) / 3_600_000 if rec.ts.size else 0.0
+    crash_lo = crash_hi = 0
+    if rec.crash_start_ms is not None:
+        crash_lo = rec.crash_start_ms
+        crash_hi = rec.crash_start_ms + crash.DURATION_MS + CRASH_TAIL_MS
+        lo, hi = max(crash_lo, int(rec.ts[0])), min(crash_hi, int(rec.ts[-1]))
+        hours -= max(0, hi - lo) / 3_600_000
+    false_calm = false_crash = true_calm = 0
+    for market, side, start, _ in spans:
+        cs = by_key.get((market, side), [])
+        if any(c.start_ms - MATCH_BEFORE_MS <= start <= c.end_ms + MATCH_AFTER_MS for c in cs):
+            true_calm += not crash_lo <= start < crash_hi
+            continue
+        if crash_lo <= start < crash_hi:
+            false_crash += 1
+        else:
+            false_calm += 1
+    # Recall outside the crash: true cascades that start in calm time, and how many were found.
+    calm_truth = [c for c in rec.truth if not crash_lo <= c.start_ms < crash_hi]
+    calm_found = 0
+    for c in calm_truth:
+        alerts = alerts_by_key.get((c.market, c.side), [])
+        starts = [a[0] for a in alerts]
+        i = bisect.bisect_left(starts, c.start_ms)
+        fired = i < len(alerts) and alerts[i][0] <= c.end_ms + MATCH_AFTER_MS
+        calm_found += fired or (i > 0 and alerts[i - 1][1] >= c.start_ms)
+    market_weeks = len(rec.names) * hours / WEEK_H
+    calm_alerts = true_calm + false_calm
+    return {
+        "calm_precision": true_calm / calm_alerts if calm_alerts else float("nan"),
+        "calm_recall": calm_found / len(calm_truth) if calm_truth else float("nan"),
+        "calm_true_cascades": float(len(calm_truth)),
+        "crash_true_cascades": float(len(rec.truth) - len(calm_truth)),
+        "delay_after_knowable_median_s": float(np.median(delays)) if delays else float("nan"),
+        "delay_after_knowable_p90_s": float(np.percentile(delays, 90)) if delays else float("nan"),
+        "ahead_median": float(np.median(ahead)) if ahead else float("nan"),
+        "false_calm": float(false_calm),
+        "false_crash": float(false_crash),
+        "calm_hours": hours,
+        "false_per_market_week": false_calm / market_weeks if market_weeks else float("nan"),
+    }
+
+
 def _auc(score: np.ndarray, label: np.ndarray) -> float:
     """Mann-Whitney AUC with ties counted half."""
     pos, neg = int(label.sum()), int((~label).sum())
@@ -377,15 +497,21 @@ def main() -> None:
     parser.add_argument("--set", type=_setting, action="append", default=[], help="FIELD=X")
     parser.add_argument("--record-only", action="store_true", help="only fill the cache")
     parser.add_argument("--curve", type=Path, help="run CURVE and plot precision/recall here")
+    parser.add_argument(
+        "--crash-at", type=float, help="schedule the crash episode this many hours in"
+    )
     args = parser.parse_args()
     t0 = time.perf_counter()
-    rec = cached(args.seed, args.hours, fuel=args.fuel)
+    rec = cached(args.seed, args.hours, fuel=args.fuel, crash_at_h=args.crash_at)
+    crash_note = "" if args.crash_at is None else f", crash episode at {args.crash_at:g} h"
     print(
-        f"seed {args.seed} ({seed_kind(args.seed)}), {args.hours:g} h, {rec.ts.size:,} events, "
-        f"{len(rec.truth):,} true cascades (recorded in {time.perf_counter() - t0:.0f} s)"
+        f"seed {args.seed} ({seed_kind(args.seed)}), {args.hours:g} h{crash_note}, "
+        f"{rec.ts.size:,} events, {len(rec.truth):,} true cascades "
+        f"(recorded in {time.perf_counter() - t0:.0f} s)"
     )
     if args.record_only:
         return
+    known = np.zeros(0)
     if rec.cohorts is not None and rec.truth:
         known = knowable_s(rec, args.seed)
         print(
@@ -417,6 +543,24 @@ def main() -> None:
             f"[replay {rec.ts.size / took / 1e6:.2f} M ev/s]",
             flush=True,
         )
+        if known.size == len(rec.truth):
+            g = goals(rec, spans, known)
+            print(
+                f"  goals: alert after earliest knowable median "
+                f"{g['delay_after_knowable_median_s']:.2f} s (p90 "
+                f"{g['delay_after_knowable_p90_s']:.2f} s; goal <= 2 s), notional still ahead "
+                f"at the alert median {g['ahead_median']:.0%} (goal >= 50 %), false alarms in "
+                f"calm time {g['false_calm']:.0f} over {g['calm_hours']:.1f} h x "
+                f"{len(rec.names)} markets = {g['false_per_market_week']:.2f} per market-week "
+                f"(goal <= 1), in the crash episode {g['false_crash']:.0f}",
+                flush=True,
+            )
+            print(
+                f"  outside the crash episode: precision {g['calm_precision']:.3f} recall "
+                f"{g['calm_recall']:.3f} ({g['calm_true_cascades']:.0f} true cascades; "
+                f"{g['crash_true_cascades']:.0f} start in the crash episode or its hour after)",
+                flush=True,
+            )
     if args.curve:
         plot(points, args.curve, f"seed {args.seed}, {args.hours:g} h, {len(rec.truth)} true")
 
