@@ -55,6 +55,7 @@ async def run_sim(
     snapshot venues' pressure: the dashboard's coverage has data offline.
     """
     from purpleflea.sim import paced, resume  # noqa: PLC0415 - numpy when used
+    from purpleflea.sim.throttle import snapshot_throttle  # noqa: PLC0415
 
     saved: resume.SimState | None = None
     if state_path is not None:
@@ -108,7 +109,11 @@ async def run_sim(
     # Paced from start_ms on the wall clock: each event's ts is its moment on the wall clock.
     try:
         async for step in paced(
-            sim, speed=speed, wall_origin_ms=sim.config.start_ms, checkpoint=checkpoint
+            sim,
+            speed=speed,
+            wall_origin_ms=sim.config.start_ms,
+            checkpoint=checkpoint,
+            thin=snapshot_throttle(sim).thin,
         ):
             tracker.advance_clock(step.ts)
             received = now_ms()

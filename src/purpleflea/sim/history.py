@@ -26,6 +26,7 @@ from purpleflea.progress import Progress
 from purpleflea.sim.config import event_id_prefix
 from purpleflea.sim.events import RawBlock
 from purpleflea.sim.process import DAY_MS, DEFAULT_START_MS, SimConfig, Simulator
+from purpleflea.sim.throttle import snapshot_throttle
 from purpleflea.sim.truth import TrueCascade
 from purpleflea.store.base import OpenInterest, Store
 from purpleflea.store.oi_sampler import OpenInterestSampler
@@ -166,12 +167,15 @@ class _Producer:
         self.active = np.zeros(len(sim.market_names), dtype=bool)
         self._blocks = blocks(sim, days)
         self._sampler = OpenInterestSampler()
+        # History is what the feeds would have published: the snapshot venues thinned.
+        self._throttle = snapshot_throttle(sim)
 
     def next_chunk(self) -> _Chunk | None:
         """The next batch (about :data:`BATCH` events); ``None`` once the days are done."""
         sim = self.sim
         chunk = _Chunk([], [], 0.0)
-        for raw in self._blocks:
+        for computed in self._blocks:
+            raw = self._throttle.thin(computed)
             batch = published(sim, raw, self.seq, self.scorer)
             self.seq += len(batch)
             self.notional += float(raw.size_usd.sum())

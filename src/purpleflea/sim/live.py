@@ -16,6 +16,7 @@ async def paced(
     speed: float = 1.0,
     wall_origin_ms: int | None = None,
     checkpoint: Callable[[Simulator], None] | None = None,
+    thin: Callable[[RawBlock], RawBlock] | None = None,
 ) -> AsyncIterator[SimStep]:
     """Yield ``sim``'s steps so that simulated time advances at ``speed`` x wall time.
 
@@ -29,6 +30,8 @@ async def paced(
     skipping. Blocks are computed in a worker thread, so the event loop keeps serving while
     one is computed. ``checkpoint`` is called (in that thread) after each block is computed
     and before its steps are yielded: the live source captures the simulator's state there.
+    ``thin`` (also in that thread) removes what the published feed would not carry (the
+    snapshot venues' throttle, :class:`~purpleflea.sim.throttle.SnapshotThrottle`).
     """
     if not speed > 0:
         raise ValueError(f"speed must be > 0, got {speed}")
@@ -36,7 +39,7 @@ async def paced(
     behind_s = 0.0 if wall_origin_ms is None else (time.time() * 1000 - wall_origin_ms) / 1000
     wall0, sim0 = loop.time() - behind_s, sim.now_ms
     while True:
-        raw = await asyncio.to_thread(_next_block, sim, checkpoint)
+        raw = await asyncio.to_thread(_next_block, sim, checkpoint, thin)
         for step in sim.block_steps(raw):
             delay = wall0 + (step.ts - sim0) / 1000.0 / speed - loop.time()
             if delay > 0:
@@ -44,8 +47,12 @@ async def paced(
             yield step
 
 
-def _next_block(sim: Simulator, checkpoint: Callable[[Simulator], None] | None) -> RawBlock:
+def _next_block(
+    sim: Simulator,
+    checkpoint: Callable[[Simulator], None] | None,
+    thin: Callable[[RawBlock], RawBlock] | None,
+) -> RawBlock:
     raw = sim.next_block()
     if checkpoint is not None:
         checkpoint(sim)
-    return raw
+    return raw if thin is None else thin(raw)
