@@ -8,12 +8,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from purpleflea.store.accounts import (
-    AccountStore,
-    PostgresAccounts,
-    SQLiteAccounts,
-    open_account_store,
-)
+from purpleflea.store.accounts import AccountStore, open_account_store
+from purpleflea.store.sidecar import SQLiteStatements
+from purpleflea.store.sidecar_postgres import PostgresStatements
 from tests.services import ensure_postgres
 
 A = "0x9b54264d7502f80163ea949038aad771eae67e38"
@@ -32,7 +29,7 @@ def _empty_postgres() -> str:
 def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], AccountStore]:
     url = f"sqlite://{tmp_path / 'history.sqlite'}" if request.param == "sqlite" else None
     url = url or _empty_postgres()
-    kind = SQLiteAccounts if request.param == "sqlite" else PostgresAccounts
+    kind = SQLiteStatements if request.param == "sqlite" else PostgresStatements
 
     def open_() -> AccountStore:
         store = open_account_store(url)

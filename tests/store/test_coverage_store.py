@@ -10,8 +10,9 @@ import psycopg
 import pytest
 
 from purpleflea.ingest.uptime import HOUR_MS, Gap, HourRow
-from purpleflea.store.coverage import CoverageStore, SQLiteBackend, open_coverage_store
-from purpleflea.store.coverage_postgres import PostgresBackend
+from purpleflea.store.coverage import CoverageStore, open_coverage_store
+from purpleflea.store.sidecar import SQLiteStatements
+from purpleflea.store.sidecar_postgres import PostgresStatements
 from tests.services import ensure_postgres
 
 H = 1_760_000_000_000 - 1_760_000_000_000 % HOUR_MS
@@ -29,10 +30,10 @@ async def _empty_postgres() -> str:
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CoverageStore]:
     if request.param == "sqlite":
         found = open_coverage_store(f"sqlite://{tmp_path / 'history.sqlite'}")
-        assert isinstance(found.backend, SQLiteBackend)
+        assert isinstance(found.backend, SQLiteStatements)
     else:
         found = open_coverage_store(await _empty_postgres())
-        assert isinstance(found.backend, PostgresBackend)
+        assert isinstance(found.backend, PostgresStatements)
     yield found
     await found.close()
 

@@ -8,14 +8,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from purpleflea.store.sidecar import SQLiteStatements
+from purpleflea.store.sidecar_postgres import PostgresStatements
 from purpleflea.store.webhooks import (
+    SQLITE_SCHEMA,
     DeadLetter,
-    SQLiteBackend,
     Webhook,
     WebhookStore,
     open_webhook_store,
 )
-from purpleflea.store.webhooks_postgres import PostgresBackend
 from tests.services import ensure_postgres
 
 
@@ -31,10 +32,10 @@ async def _empty_postgres() -> str:
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[WebhookStore]:
     if request.param == "sqlite":
         backend = open_webhook_store(f"sqlite://{tmp_path / 'history.sqlite'}")
-        assert isinstance(backend.backend, SQLiteBackend)
+        assert isinstance(backend.backend, SQLiteStatements)
     else:
         backend = open_webhook_store(await _empty_postgres())
-        assert isinstance(backend.backend, PostgresBackend)
+        assert isinstance(backend.backend, PostgresStatements)
     yield backend
     await backend.close()
 
@@ -124,7 +125,7 @@ async def test_a_replayed_dead_letter_is_removed(store: WebhookStore) -> None:
 
 async def test_sqlite_tables_live_in_the_history_file(tmp_path: Path) -> None:
     path = tmp_path / "history.sqlite"
-    first = WebhookStore(SQLiteBackend(path))
+    first = WebhookStore(SQLiteStatements(path, SQLITE_SCHEMA))
     await first.create(_webhook("wh_1"), cap=10)
     await first.close()
     again = open_webhook_store(str(path))  # a plain path, as the server's config gives

@@ -12,22 +12,11 @@ store adds them up, so a restart within an hour adds to it instead of overwritin
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from purpleflea.ingest.uptime import Gap, HourRow
-
-
-class Backend(Protocol):
-    async def run(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
-        """Run ``statements`` (``?`` placeholders) in one transaction; each one's rows."""
-        ...
-
-    async def close(self) -> None: ...
-
+from purpleflea.store.sidecar import SQLiteStatements, Statements
 
 _HOUR_COLUMNS = "exchange, hour_ms, up_ms, watched_ms, connections, symbol_seconds, symbols"
 _ADD_HOUR = f"""
@@ -57,7 +46,7 @@ ON CONFLICT (id) DO UPDATE SET
 class CoverageStore:
     """Records and reads coverage; the same statements on SQLite and PostgreSQL."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Statements) -> None:
         self.backend = backend
 
     async def record(self, hours: Sequence[HourRow], gaps: Sequence[Gap]) -> None:
@@ -157,7 +146,7 @@ def _exchanges(exchanges: Sequence[str]) -> tuple[str, tuple[str, ...]]:
     return f" AND exchange IN ({', '.join('?' for _ in exchanges)})", tuple(exchanges)
 
 
-_SQLITE_SCHEMA = """
+SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS coverage_hours (
     exchange TEXT NOT NULL,
     hour_ms INTEGER NOT NULL,
@@ -183,35 +172,6 @@ CREATE INDEX IF NOT EXISTS coverage_gaps_start ON coverage_gaps (start_ms);
 """
 
 
-class SQLiteBackend:
-    """The coverage tables in a SQLite file (the history's, on its own connection)."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SQLITE_SCHEMA)
-        self._lock = threading.Lock()
-
-    async def run(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                results = [self._db.execute(sql, params).fetchall() for sql, params in statements]
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        return results
-
-    async def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -219,9 +179,9 @@ def open_coverage_store(url: str) -> CoverageStore:
     """The coverage store in the database the history store ``url`` names (see
     :func:`purpleflea.store.factory.open_store`). PostgreSQL connects on first use."""
     if url.startswith(_POSTGRES_SCHEMES):
-        from purpleflea.store.coverage_postgres import PostgresBackend  # noqa: PLC0415
+        from purpleflea.store.coverage_postgres import statements  # noqa: PLC0415
 
-        return CoverageStore(PostgresBackend(url))
+        return CoverageStore(statements(url))
     from purpleflea.store.factory import sqlite_path  # noqa: PLC0415
 
-    return CoverageStore(SQLiteBackend(sqlite_path(url)))
+    return CoverageStore(SQLiteStatements(sqlite_path(url), SQLITE_SCHEMA))

@@ -1,12 +1,9 @@
-"""The coverage tables in the shared PostgreSQL store (see :mod:`purpleflea.store.coverage`).
-
-The webhook store's one-connection backend with this store's schema: coverage is a few
-statements every drain interval and per API call, so it never needs a pool.
-"""
+"""The coverage tables in the shared PostgreSQL store (see :mod:`purpleflea.store.coverage`):
+their schema, run by the small stores' one-connection runner."""
 
 from __future__ import annotations
 
-from purpleflea.store.webhooks_postgres import PostgresBackend as _OneConnection
+from purpleflea.store.sidecar_postgres import PostgresStatements
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS coverage_hours (
@@ -32,13 +29,10 @@ CREATE TABLE IF NOT EXISTS coverage_gaps (
 );
 CREATE INDEX IF NOT EXISTS coverage_gaps_start ON coverage_gaps (start_ms);
 """
+# Nodes starting together would race on CREATE ... IF NOT EXISTS (see store/postgres.py).
+_SCHEMA_LOCK = 0x70_66_5F_63_6F_76  # "pf_cov"
 
 
-class PostgresBackend(_OneConnection):
-    """Runs the coverage store's statements on PostgreSQL (``?`` become ``%s``)."""
-
-    schema = _SCHEMA
-    # Nodes starting together would race on CREATE ... IF NOT EXISTS (see store/postgres.py).
-    schema_lock = 0x70_66_5F_63_6F_76  # "pf_cov"
-    application_name = "purpleflea-coverage"
-    store = "coverage"
+def statements(url: str) -> PostgresStatements:
+    """The coverage store's statements on the PostgreSQL database ``url``."""
+    return PostgresStatements(url, schema=_SCHEMA, schema_lock=_SCHEMA_LOCK, name="coverage")

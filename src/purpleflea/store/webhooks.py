@@ -12,14 +12,12 @@ signing needs it (HMAC), so it cannot be hashed like an API key.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
-from purpleflea.store import sidecar
+from purpleflea.store.sidecar import SQLiteStatements, Statements
 
 
 class Webhook(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,14 +50,6 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int
     error: str
     failed_at: int
-
-
-class Backend(Protocol):
-    async def run(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
-        """Run ``statements`` (``?`` placeholders) in one transaction; each one's rows."""
-        ...
-
-    async def close(self) -> None: ...
 
 
 _COLUMNS = "w.id, w.account, w.url, w.secret, w.filters, w.created_at, w.settled_seq, w.dropped"
@@ -99,7 +89,7 @@ def _letter(row: Sequence[Any]) -> DeadLetter:
 class WebhookStore:
     """Webhooks and dead letters over a :class:`Backend` (SQLite or PostgreSQL)."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Statements) -> None:
         self.backend = backend
 
     async def _one(self, sql: str, params: Sequence[Any]) -> list[Any]:
@@ -240,7 +230,7 @@ class WebhookStore:
         await self.backend.close()
 
 
-_SQLITE_SCHEMA = """
+SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS webhooks (
     id TEXT PRIMARY KEY,
     account TEXT NOT NULL,
@@ -264,32 +254,6 @@ CREATE TABLE IF NOT EXISTS webhook_dead_letters (
 """
 
 
-class SQLiteBackend:
-    """The webhook tables in a SQLite file (the history's, on its own connection). Each
-    transaction is a few small statements, run on the caller's thread."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self._db = sidecar.connect(path)
-        self._db.executescript(_SQLITE_SCHEMA)
-        self._lock = threading.Lock()
-
-    async def run(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                results = [self._db.execute(sql, params).fetchall() for sql, params in statements]
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        return results
-
-    async def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -297,9 +261,9 @@ def open_webhook_store(url: str) -> WebhookStore:
     """The webhook store in the database the history store ``url`` names (see
     :func:`purpleflea.store.factory.open_store`). PostgreSQL connects on first use."""
     if url.startswith(_POSTGRES_SCHEMES):
-        from purpleflea.store.webhooks_postgres import PostgresBackend  # noqa: PLC0415
+        from purpleflea.store.webhooks_postgres import statements  # noqa: PLC0415
 
-        return WebhookStore(PostgresBackend(url))
+        return WebhookStore(statements(url))
     from purpleflea.store.factory import sqlite_path  # noqa: PLC0415
 
-    return WebhookStore(SQLiteBackend(sqlite_path(url)))
+    return WebhookStore(SQLiteStatements(sqlite_path(url), SQLITE_SCHEMA))

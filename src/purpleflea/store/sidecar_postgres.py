@@ -1,0 +1,61 @@
+"""A small store's statements on the shared PostgreSQL of a scale-out (see
+:mod:`purpleflea.store.sidecar`).
+
+One connection, opened on first use and replaced when the server dropped it: these stores run
+a few statements per API call or drain interval, so none needs a pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+
+class PostgresStatements:
+    """Runs a small store's statements (``?`` become ``%s``); the first connection creates
+    its tables from ``schema`` under the advisory lock ``schema_lock`` (nodes starting
+    together would race on CREATE ... IF NOT EXISTS; see store/postgres.py). ``name`` names
+    the store in errors and in PostgreSQL's ``application_name``."""
+
+    def __init__(self, url: str, *, schema: str, schema_lock: int, name: str) -> None:
+        self.url = url
+        self.schema = schema
+        self.schema_lock = schema_lock
+        self.name = name
+        self._connection: psycopg.AsyncConnection[tuple[Any, ...]] | None = None
+        self._lock = asyncio.Lock()
+
+    async def _connected(self) -> psycopg.AsyncConnection[tuple[Any, ...]]:
+        connection = self._connection
+        if connection is not None and not (connection.closed or connection.broken):
+            return connection
+        try:
+            connection = await psycopg.AsyncConnection.connect(
+                self.url, autocommit=False, application_name=f"purpleflea-{self.name}"
+            )
+        except psycopg.OperationalError as exc:
+            raise ConnectionError(f"{self.name} store {self.url!r}: cannot connect: {exc}") from exc
+        async with connection.transaction():
+            await connection.execute("SELECT pg_advisory_xact_lock(%s)", (self.schema_lock,))
+            await connection.execute(self.schema.encode())
+        self._connection = connection
+        return connection
+
+    async def run(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
+        async with self._lock:
+            connection = await self._connected()
+            results: list[list[Any]] = []
+            async with connection.transaction():
+                for sql, params in statements:
+                    cursor = await connection.execute(sql.replace("?", "%s").encode(), params)
+                    results.append(await cursor.fetchall() if cursor.description else [])
+            return results
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._connection is not None:
+                await self._connection.close()
+                self._connection = None
