@@ -21,20 +21,16 @@ from typing import Protocol
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from purpleflea.clock import now_ms
 from purpleflea.model import VenueLiquidation
 from purpleflea.venues import FrameError
+from purpleflea.venues.venue import Connection, Message
 
 log = logging.getLogger("purpleflea.ingest")
 
 Normalize = Callable[[bytes | str], list[VenueLiquidation]]
 #: Receives each new (deduplicated, sized) event and the ms time it was received.
 Sink = Callable[[VenueLiquidation, int], None]
-#: Answers an exchange's application-level ping frame (None: not a ping).
-Answer = Callable[[bytes | str], str | None]
-#: Messages computed when a connection opens (subscriptions from the current catalog, pings
-#: that carry the current time).
-Messages = Callable[[], tuple[str, ...]]
-Message = Callable[[], str]
 
 
 class Watch(Protocol):
@@ -51,28 +47,17 @@ class Watch(Protocol):
     def stop(self, connection: str, at_ms: int) -> None: ...
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-@dataclass(frozen=True)
-class FeedSpec:
-    """Everything exchange-specific about one connection; pure data, no I/O.
+@dataclass(frozen=True, kw_only=True)
+class FeedSpec(Connection):
+    """A venue's :class:`~purpleflea.venues.venue.Connection` made runnable: the same
+    exchange-specific data (pure, no I/O), with the URL it connects to (tests point it at
+    loopback) and its normalizer bound to the live instrument catalog.
 
     ``subscribe`` and ``keepalive`` may be fixed text or functions called each time they are
     needed: subscriptions are then rebuilt from the catalog on every reconnect.
     """
 
-    name: str
-    exchange: str
-    url: str
     normalize: Normalize
-    subscribe: tuple[str, ...] | Messages = ()
-    keepalive: str | Message | None = None
-    keepalive_interval: float = 20.0
-    answer: Answer | None = None
-    silence_timeout: float = 90.0
-    subscribe_pause: float = 0.0
 
     def subscribe_messages(self) -> tuple[str, ...]:
         return self.subscribe if isinstance(self.subscribe, tuple) else self.subscribe()
@@ -240,12 +225,12 @@ async def run_feed(
         except asyncio.CancelledError:
             stats.state = "stopped"
             if watch is not None:
-                watch.stop(spec.name, _now_ms())
+                watch.stop(spec.name, now_ms())
             raise
         except Exception as exc:  # every failure ends in a reconnect, never a crash
             _record_failure(spec, stats, exc, alarm, backoff.cap)
             if watch is not None:
-                watch.down(spec.name, spec.exchange, _now_ms(), _failure_kind(exc))
+                watch.down(spec.name, spec.exchange, now_ms(), _failure_kind(exc))
         if time.monotonic() - started >= backoff.healthy_after:
             attempt = 0
         delay = backoff.delay(attempt)
@@ -294,7 +279,7 @@ async def _session(
         await ws.send(message)
     if watch is not None:
         # Up once subscribed: from here on the venue sends us what happens.
-        watch.up(spec.name, spec.exchange, _now_ms())
+        watch.up(spec.name, spec.exchange, now_ms())
     pinger = (
         asyncio.create_task(_keepalive(ws, spec.keepalive, spec.keepalive_interval))
         if spec.keepalive
@@ -308,7 +293,7 @@ async def _session(
                 raise SilentConnection(
                     f"no frame for {spec.silence_timeout:g} s (connected but silent)"
                 ) from None
-            received_at = _now_ms()
+            received_at = now_ms()
             stats.frames += 1
             if watch is not None:
                 watch.frame(spec.name, received_at)

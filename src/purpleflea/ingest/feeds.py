@@ -16,6 +16,7 @@ contract sizes and subscriptions without rebuilding a feed.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 
 from purpleflea.ingest.catalog import Catalogs
 from purpleflea.ingest.connection import FeedSpec, Normalize
@@ -63,18 +64,9 @@ def bind(normalizer: Normalizer, instruments: Catalog) -> Normalize:
 
 def _spec(connection: Connection, normalize: Normalize, urls: Urls) -> FeedSpec:
     base = connection.name.split("#", 1)[0]  # "x#2" shares x's endpoint
-    return FeedSpec(
-        name=connection.name,
-        exchange=connection.exchange,
-        url=urls.get(connection.name) or urls.get(base) or connection.url,
-        normalize=normalize,
-        subscribe=connection.subscribe,
-        keepalive=connection.keepalive,
-        keepalive_interval=connection.keepalive_interval,
-        answer=connection.answer,
-        silence_timeout=connection.silence_timeout,
-        subscribe_pause=connection.subscribe_pause,
-    )
+    data = {f.name: getattr(connection, f.name) for f in fields(connection)}
+    data["url"] = urls.get(connection.name) or urls.get(base) or connection.url
+    return FeedSpec(**data, normalize=normalize)
 
 
 def build_feeds(
