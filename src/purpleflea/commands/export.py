@@ -27,11 +27,10 @@ import msgspec
 from purpleflea.history_io import COLUMNS, event_row
 from purpleflea.model import Liquidation
 from purpleflea.store.base import Query, Store
-from purpleflea.store.factory import open_store
+from purpleflea.store.factory import is_postgres, open_store
 
 DB_NAME = "purpleflea.sqlite"
 PAGE = 10_000
-_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -161,7 +160,7 @@ def _read_errors(url: str) -> tuple[type[Exception], ...]:
     """What opening or reading ``url`` raises when the store, not this code, is at fault."""
     # OSError covers a missing SQLite file and an unreachable PostgreSQL (ConnectionError).
     errors: tuple[type[Exception], ...] = (sqlite3.Error, OSError, ValueError)
-    if url.startswith(_POSTGRES_SCHEMES):
+    if is_postgres(url):
         import psycopg  # noqa: PLC0415 - only a PostgreSQL export loads the driver
 
         errors = (*errors, psycopg.Error)

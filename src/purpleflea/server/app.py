@@ -55,7 +55,7 @@ from purpleflea.server.webhook_routes import WebhookRoutes, WebhookService
 from purpleflea.server.webhook_sender import Sender
 from purpleflea.store.base import Store
 from purpleflea.store.coverage import open_coverage_store
-from purpleflea.store.factory import open_store, sqlite_path
+from purpleflea.store.factory import is_postgres, open_store, sqlite_path
 from purpleflea.store.lock import exclusive
 from purpleflea.store.sqlite import SQLiteStore
 from purpleflea.store.webhooks import open_webhook_store
@@ -71,7 +71,6 @@ access_log = logging.getLogger("purpleflea.access")
 EXCHANGES = (*registry.EXCHANGE_IDS, "sim")
 
 _INGEST_PATHS = ("/v1/health", "/v1/ready", "/v1/metrics")
-_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 _KEY_IN_QUERY = re.compile(r"(api_key=)[^&]*")
 
@@ -325,7 +324,7 @@ async def open_server(config: ServerConfig, *, scorer: Scorer | None = None) -> 
     closers: list[Callable[[], Awaitable[None]]] = []
     try:
         release = None
-        if config.role != "api" and config.store.startswith(_POSTGRES_SCHEMES):
+        if config.role != "api" and is_postgres(config.store):
             release = await hold_sequencer_lock(config.store)  # a standby waits here
             closers.append(release)
         server = await _open_role(config, store, scorer, closers)
@@ -450,7 +449,7 @@ def writer_lock(config: ServerConfig) -> contextlib.AbstractContextManager[None]
     """The data folder's writer lock, when this process writes to a local SQLite file (a
     shared PostgreSQL store has its own rule: one ingest node)."""
     store = config.store
-    if config.role == "api" or store.startswith(_POSTGRES_SCHEMES):
+    if config.role == "api" or is_postgres(store):
         return contextlib.nullcontext()
     return exclusive(sqlite_path(store).parent, f"purpleflea serve on port {config.port}")
 

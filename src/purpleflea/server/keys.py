@@ -38,6 +38,7 @@ import msgspec
 
 from purpleflea.clock import now_ms
 from purpleflea.store import sidecar
+from purpleflea.store.factory import is_postgres
 
 KEY_PREFIX = "pf_"
 _ID_LENGTH = 8
@@ -330,7 +331,7 @@ class SQLiteKeyStore(SqlKeyStore):
 def open_key_store(store_url: str, keys_path: Path) -> KeyStore:
     """The key store beside a history store: PostgreSQL keys for a PostgreSQL history (every
     node of a scale-out shares them), else the SQLite file ``keys_path``."""
-    if store_url.startswith(("postgresql://", "postgres://")):
+    if is_postgres(store_url):
         # Imported here: a single-machine server never loads the PostgreSQL driver.
         from purpleflea.server.keys_postgres import PostgresKeyStore  # noqa: PLC0415
 

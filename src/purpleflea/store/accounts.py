@@ -62,12 +62,12 @@ class AccountStore:
 def open_account_store(url: str) -> AccountStore:
     """The account table in the database the history store ``url`` names (see
     :func:`purpleflea.store.factory.open_store`). PostgreSQL connects on first use."""
-    if url.startswith(("postgresql://", "postgres://")):
+    from purpleflea.store.factory import is_postgres, sqlite_path  # noqa: PLC0415
+
+    if is_postgres(url):
         from purpleflea.store.sidecar_postgres import PostgresStatements  # noqa: PLC0415
 
         return AccountStore(
             PostgresStatements(url, schema=_SCHEMA, schema_lock=_SCHEMA_LOCK, name="account")
         )
-    from purpleflea.store.factory import sqlite_path  # noqa: PLC0415
-
     return AccountStore(SQLiteStatements(sqlite_path(url), _SCHEMA))

@@ -172,16 +172,13 @@ CREATE INDEX IF NOT EXISTS coverage_gaps_start ON coverage_gaps (start_ms);
 """
 
 
-_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-
-
 def open_coverage_store(url: str) -> CoverageStore:
     """The coverage store in the database the history store ``url`` names (see
     :func:`purpleflea.store.factory.open_store`). PostgreSQL connects on first use."""
-    if url.startswith(_POSTGRES_SCHEMES):
+    from purpleflea.store.factory import is_postgres, sqlite_path  # noqa: PLC0415
+
+    if is_postgres(url):
         from purpleflea.store.coverage_postgres import statements  # noqa: PLC0415
 
         return CoverageStore(statements(url))
-    from purpleflea.store.factory import sqlite_path  # noqa: PLC0415
-
     return CoverageStore(SQLiteStatements(sqlite_path(url), SQLITE_SCHEMA))

@@ -16,6 +16,11 @@ from purpleflea.store.sqlite import SQLiteStore
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
+def is_postgres(url: str) -> bool:
+    """Whether the store URL ``url`` names a PostgreSQL database."""
+    return url.startswith(_POSTGRES_SCHEMES)
+
+
 def sqlite_path(url: str) -> Path:
     """The file a ``sqlite:`` URL or plain path names."""
     if url.startswith("sqlite://"):
@@ -36,7 +41,7 @@ async def open_store(url: str, *, read_only: bool = False) -> Store:
     must exist and is opened without write access (see :class:`SQLiteStore`). PostgreSQL is
     opened as usual: its readers never hold up the writer.
     """
-    if url.startswith(_POSTGRES_SCHEMES):
+    if is_postgres(url):
         # Imported here: a single-machine server never loads the PostgreSQL driver.
         from purpleflea.store.postgres import PostgresStore  # noqa: PLC0415
 

@@ -254,16 +254,13 @@ CREATE TABLE IF NOT EXISTS webhook_dead_letters (
 """
 
 
-_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-
-
 def open_webhook_store(url: str) -> WebhookStore:
     """The webhook store in the database the history store ``url`` names (see
     :func:`purpleflea.store.factory.open_store`). PostgreSQL connects on first use."""
-    if url.startswith(_POSTGRES_SCHEMES):
+    from purpleflea.store.factory import is_postgres, sqlite_path  # noqa: PLC0415
+
+    if is_postgres(url):
         from purpleflea.store.webhooks_postgres import statements  # noqa: PLC0415
 
         return WebhookStore(statements(url))
-    from purpleflea.store.factory import sqlite_path  # noqa: PLC0415
-
     return WebhookStore(SQLiteStatements(sqlite_path(url), SQLITE_SCHEMA))
