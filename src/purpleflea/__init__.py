@@ -1,13 +1,18 @@
 """Purple Flea: real-time liquidation data for crypto perpetual futures.
 
 The SDK's public surface: :class:`LiquidationClient` (async), :class:`SyncLiquidationClient`,
-the event types, the errors, and :func:`verify_webhook` for webhook receivers. Everything else
-in the package is the server's.
+the event types, the REST answers' types, the errors, and :func:`verify_webhook` for webhook
+receivers. Everything else in the package is the server's.
 """
 
 from purpleflea.client import (
     AuthenticationError,
     BadRequestError,
+    Bucket,
+    Coverage,
+    CoverageGap,
+    CoverageHour,
+    HistoryPage,
     LiquidationClient,
     PurpleFleaError,
     RateLimitError,
@@ -28,9 +33,14 @@ from purpleflea.webhook import WebhookVerificationError, verify_webhook
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "Bucket",
     "CascadeAlert",
     "Cluster",
+    "Coverage",
+    "CoverageGap",
+    "CoverageHour",
     "Heatmap",
+    "HistoryPage",
     "Instrument",
     "Liquidation",
     "LiquidationClient",

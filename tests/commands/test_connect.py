@@ -180,7 +180,9 @@ def test_without_a_url_the_default_and_where_it_was_looked_up_are_named(
     data.mkdir()
     # A record left by a server killed with kill -9 (its process is gone): not trusted.
     (data / FILE_NAME).write_text(f'{{"url": "http://127.0.0.1:1", "pid": {_dead_pid()}}}')
-    monkeypatch.setattr("purpleflea.client.DEFAULT_URL", f"http://127.0.0.1:{_no_server_port()}")
+    monkeypatch.setattr(
+        "purpleflea.client._config.DEFAULT_URL", f"http://127.0.0.1:{_no_server_port()}"
+    )
     status = cli.main(["history", "--data-dir", str(data), "--api-key", "pf_x"])
     assert status == 2
     err = capsys.readouterr().err

@@ -1,0 +1,53 @@
+"""Where the client's server addresses and key come from, and how filters are spelled."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+#: The key the product page's example passes; it means "take the key from the environment".
+PLACEHOLDER_KEY = "YOUR_KEY"
+
+#: A filter's values: one name, several, or None for "any".
+Names = str | Iterable[str] | None
+
+
+def resolve_key(api_key: str | None) -> str | None:
+    """``api_key``, else ``$PURPLEFLEA_API_KEY`` (the placeholder counts as not given)."""
+    if api_key and api_key != PLACEHOLDER_KEY:
+        return api_key
+    return os.environ.get("PURPLEFLEA_API_KEY") or None
+
+
+def server_urls(base_url: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The server URLs ``base_url`` (or ``$PURPLEFLEA_URL``, else :data:`DEFAULT_URL`) names,
+    in the order to try."""
+    given = base_url or os.environ.get("PURPLEFLEA_URL") or DEFAULT_URL
+    items = given.split(",") if isinstance(given, str) else list(given)
+    urls = tuple(item.strip().rstrip("/") for item in items if item.strip())
+    if not urls:
+        raise ValueError(f"base_url names no server: {base_url!r}")
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://: {url!r}")
+    return urls
+
+
+def ws_url(base_url: str) -> str:
+    """The stream's WebSocket URL on the server at ``base_url``."""
+    return "ws" + base_url[len("http") :] + "/v1/stream"
+
+
+def as_list(values: str | Iterable[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    return [values] if isinstance(values, str) else list(values)
+
+
+def one_of(plural: Names, singular: Names, name: str) -> list[str] | None:
+    """A filter given as ``markets=`` (documented) or ``market=`` (REST's and the CLI's
+    spelling, accepted too), never both."""
+    if singular is not None and plural is not None:
+        raise TypeError(f"pass {name}s= or {name}=, not both")
+    return as_list(plural if singular is None else singular)

@@ -1,0 +1,390 @@
+"""The async client: REST queries with failover, the live stream, webhooks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, Literal, overload
+
+import httpx
+import msgspec
+
+from purpleflea.client._config import Names, as_list, one_of, resolve_key, server_urls, ws_url
+from purpleflea.client.errors import AuthenticationError, raise_for_response
+from purpleflea.client.stream import Stream
+from purpleflea.client.types import Bucket, Coverage, HistoryPage
+from purpleflea.model import CascadeAlert, Heatmap, Liquidation
+from purpleflea.positions import MeasuredMap
+
+_page = msgspec.json.Decoder(HistoryPage)
+
+
+class LiquidationClient:
+    """Async client of a Purple Flea server.
+
+    ``api_key`` defaults to ``$PURPLEFLEA_API_KEY`` (the example placeholder ``"YOUR_KEY"``
+    counts as not given); ``base_url`` to ``$PURPLEFLEA_URL``, else ``http://127.0.0.1:8000``.
+    Several servers (a list, or comma-separated) are tried in order: ``base_url`` is the one
+    in use, ``servers`` all of them.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | Sequence[str] | None = None,
+        *,
+        timeout: float = 10.0,
+    ) -> None:
+        self.api_key = resolve_key(api_key)
+        self.servers = server_urls(base_url)
+        self._current = 0
+        self.timeout = timeout
+        self._http: httpx.AsyncClient | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The server in use (the first of ``servers`` until one failed)."""
+        return self.servers[self._current]
+
+    @property
+    def ws_url(self) -> str:
+        """The stream's WebSocket URL on the server in use."""
+        return ws_url(self.base_url)
+
+    def auth_headers(self) -> dict[str, str]:
+        """The ``Authorization`` header; raises :class:`AuthenticationError` without a key."""
+        if not self.api_key:
+            raise AuthenticationError(
+                "no API key: pass api_key=... or set PURPLEFLEA_API_KEY (get a free key with "
+                "`purpleflea keys create` or POST /v1/keys)",
+                "missing_api_key",
+            )
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    def stream(
+        self,
+        *,
+        min_usd: float = 0.0,
+        markets: Names = None,
+        exchanges: Names = None,
+        sides: Names = None,
+        coverages: Names = None,
+        channels: str | Iterable[str] = ("liquidations",),
+        since_seq: int | None = None,
+        max_backoff: float = 10.0,
+        idle_timeout: float = 35.0,
+        market: Names = None,
+        exchange: Names = None,
+        side: Names = None,
+    ) -> Stream:
+        """A live stream filtered on the server; ``since_seq`` resumes after that seq;
+        ``markets``, ``exchanges``, ``sides`` and ``coverages`` as :meth:`history`."""
+        # batch: a busy stream arrives as few frames of many events (see server/streaming.py).
+        subscription: dict[str, Any] = {
+            "min_usd": min_usd,
+            "channels": as_list(channels),
+            "batch": True,
+        }
+        for name, values in (
+            ("markets", one_of(markets, market, "market")),
+            ("exchanges", one_of(exchanges, exchange, "exchange")),
+            ("sides", one_of(sides, side, "side")),
+            ("coverages", as_list(coverages)),
+        ):
+            if values is not None:
+                subscription[name] = values
+        return Stream(
+            self,
+            subscription,
+            since_seq=since_seq,
+            max_backoff=max_backoff,
+            idle_timeout=idle_timeout,
+        )
+
+    async def _get(self, path: str, params: dict[str, Any]) -> bytes:
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self.timeout)
+        clean = {k: v for k, v in params.items() if v is not None}
+        headers = self.auth_headers()
+        for tried in range(1, len(self.servers) + 1):
+            try:
+                response = await self._http.get(self.base_url + path, params=clean, headers=headers)
+                break
+            except httpx.TransportError:  # unreachable: a GET is safe to ask the next server
+                if tried == len(self.servers):
+                    raise
+                self._current = (self._current + 1) % len(self.servers)
+        raise_for_response(response)
+        return response.content
+
+    async def history(
+        self,
+        *,
+        markets: Names = None,
+        exchanges: Names = None,
+        sides: Names = None,
+        coverages: Names = None,
+        min_usd: float | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        cursor: int | None = None,
+        limit: int = 100,
+        market: Names = None,
+        exchange: Names = None,
+        side: Names = None,
+    ) -> HistoryPage:
+        """One page of stored events, newest first (times in ms since the epoch).
+
+        ``markets``, ``exchanges``, ``sides`` and ``coverages`` (``complete``, ``snapshot``,
+        ``sampled``: how complete the event's venue feed is) take one value or several; the
+        REST spelling (``market=``, ``exchange=``, ``side=``) is accepted too."""
+        body = await self._get(
+            "/v1/liquidations",
+            {
+                "market": one_of(markets, market, "market"),
+                "exchange": one_of(exchanges, exchange, "exchange"),
+                "side": one_of(sides, side, "side"),
+                "coverage": as_list(coverages),
+                "min_usd": min_usd,
+                "start": start,
+                "end": end,
+                "cursor": cursor,
+                "limit": limit,
+            },
+        )
+        return _page.decode(body)
+
+    async def history_all(
+        self,
+        *,
+        markets: Names = None,
+        exchanges: Names = None,
+        sides: Names = None,
+        coverages: Names = None,
+        min_usd: float | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        cursor: int | None = None,
+        limit: int = 100,
+        market: Names = None,
+        exchange: Names = None,
+        side: Names = None,
+    ) -> AsyncIterator[Liquidation]:
+        """Every stored event matching the filters (as :meth:`history`), newest first, fetched
+        ``limit`` per request as the loop goes; ``cursor`` starts after that page."""
+        wanted_markets = one_of(markets, market, "market")
+        wanted_exchanges = one_of(exchanges, exchange, "exchange")
+        wanted_sides = one_of(sides, side, "side")
+        while True:
+            page = await self.history(
+                markets=wanted_markets,
+                exchanges=wanted_exchanges,
+                sides=wanted_sides,
+                coverages=coverages,
+                min_usd=min_usd,
+                start=start,
+                end=end,
+                cursor=cursor,
+                limit=limit,
+            )
+            for event in page.events:
+                yield event
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def aggregate(
+        self,
+        *,
+        interval: str = "1h",
+        group_by: str = "market",
+        markets: Names = None,
+        exchanges: Names = None,
+        sides: Names = None,
+        coverages: Names = None,
+        start: int | None = None,
+        end: int | None = None,
+        market: Names = None,
+        exchange: Names = None,
+        side: Names = None,
+    ) -> list[Bucket]:
+        """Totals per ``interval`` and group; filters as :meth:`history`."""
+        body = await self._get(
+            "/v1/liquidations/aggregate",
+            {
+                "interval": interval,
+                "group_by": group_by,
+                "market": one_of(markets, market, "market"),
+                "exchange": one_of(exchanges, exchange, "exchange"),
+                "side": one_of(sides, side, "side"),
+                "coverage": as_list(coverages),
+                "start": start,
+                "end": end,
+            },
+        )
+        return msgspec.convert(msgspec.json.decode(body)["buckets"], list[Bucket])
+
+    async def coverage(
+        self,
+        *,
+        exchanges: Names = None,
+        start: int | None = None,
+        end: int | None = None,
+        exchange: Names = None,
+    ) -> Coverage:
+        """Uptime and pressure per exchange and hour, and the gaps, in ``[start, end)``
+        (default: the last 24 h)."""
+        body = await self._get(
+            "/v1/coverage",
+            {"exchange": one_of(exchanges, exchange, "exchange"), "start": start, "end": end},
+        )
+        return msgspec.json.decode(body, type=Coverage)
+
+    async def markets(self) -> list[dict[str, Any]]:
+        """The markets seen, with their 24 h totals and last price."""
+        body = await self._get("/v1/markets", {})
+        markets: list[dict[str, Any]] = msgspec.json.decode(body)["markets"]
+        return markets
+
+    async def cascades(
+        self,
+        *,
+        status: str = "all",
+        markets: Names = None,
+        limit: int = 100,
+        market: Names = None,
+    ) -> list[CascadeAlert]:
+        """Cascade alerts, newest first: ``status`` is ``active``, ``past`` (exhausted) or
+        ``all``; ``markets`` as :meth:`history`."""
+        body = await self._get(
+            "/v1/cascades",
+            {"status": status, "market": one_of(markets, market, "market"), "limit": limit},
+        )
+        return msgspec.convert(msgspec.json.decode(body)["cascades"], list[CascadeAlert])
+
+    @overload
+    async def heatmap(
+        self,
+        market: str,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        bucket: float | None = None,
+        source: Literal["estimated"] = "estimated",
+    ) -> Heatmap: ...
+
+    @overload
+    async def heatmap(
+        self,
+        market: str,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        bucket: float | None = None,
+        source: Literal["measured"],
+    ) -> MeasuredMap: ...
+
+    async def heatmap(
+        self,
+        market: str,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        bucket: float | None = None,
+        source: Literal["estimated", "measured"] = "estimated",
+    ) -> Heatmap | MeasuredMap:
+        """Notional per price bucket for longs and shorts of ``market``.
+
+        ``source="estimated"`` (default): notional at risk with named clusters, a model from
+        open interest, not expected liquidations (validation on real data: docs/heatmap.md,
+        "Judged by reality"). ``source="measured"``: the sampled accounts' positions by their
+        own liquidation prices, with ``coverage`` (sampled notional / both sides of open
+        interest), where the server samples a venue that publishes positions. Raises
+        :class:`PurpleFleaError` (404) for a market without data of that source yet."""
+        params: dict[str, Any] = {"low": low, "high": high, "bucket": bucket}
+        if source == "measured":
+            params["source"] = source
+            body = await self._get(f"/v1/heatmap/{market}", params)
+            return msgspec.json.decode(body, type=MeasuredMap)
+        body = await self._get(f"/v1/heatmap/{market}", params)
+        return msgspec.json.decode(body, type=Heatmap)
+
+    # -- webhooks (docs/webhooks.md) ----------------------------------------------------------
+
+    async def _call(
+        self, method: str, path: str, *, body: dict[str, Any] | None = None, limit: int = 0
+    ) -> Any:
+        """A request that changes something: sent to the current server only (repeating a
+        create elsewhere could make it twice); the decoded JSON answer."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self.timeout)
+        response = await self._http.request(
+            method,
+            self.base_url + path,
+            json=body,
+            params={"limit": limit} if limit else None,
+            headers=self.auth_headers(),
+        )
+        raise_for_response(response)
+        return msgspec.json.decode(response.content)
+
+    async def create_webhook(
+        self,
+        url: str,
+        *,
+        secret: str | None = None,
+        channels: str | Iterable[str] = ("liquidations",),
+        min_usd: float = 0.0,
+        markets: Names = None,
+        exchanges: Names = None,
+        sides: Names = None,
+    ) -> dict[str, Any]:
+        """Have the server POST every item matching these stream filters to ``url``, signed
+        with ``secret`` (generated when None). The answer holds the webhook's ``id`` and its
+        ``secret``, shown this once; check deliveries with :func:`purpleflea.verify_webhook`."""
+        body: dict[str, Any] = {"url": url, "channels": as_list(channels), "min_usd": min_usd}
+        for name, value in (
+            ("secret", secret),
+            ("markets", as_list(markets)),
+            ("exchanges", as_list(exchanges)),
+            ("sides", as_list(sides)),
+        ):
+            if value is not None:
+                body[name] = value
+        made: dict[str, Any] = await self._call("POST", "/v1/webhooks", body=body)
+        return made
+
+    async def webhooks(self) -> list[dict[str, Any]]:
+        """This account's webhooks (without their secrets)."""
+        listed: list[dict[str, Any]] = (await self._call("GET", "/v1/webhooks"))["webhooks"]
+        return listed
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        """Stop and remove the webhook ``webhook_id``."""
+        await self._call("DELETE", f"/v1/webhooks/{webhook_id}")
+
+    async def dead_letters(self, webhook_id: str, *, limit: int = 100) -> dict[str, Any]:
+        """Deliveries to ``webhook_id`` that failed every attempt, oldest first."""
+        letters: dict[str, Any] = await self._call(
+            "GET", f"/v1/webhooks/{webhook_id}/dead-letters", limit=limit
+        )
+        return letters
+
+    async def replay_dead_letters(self, webhook_id: str, *, limit: int = 100) -> dict[str, Any]:
+        """Send dead letters again, oldest first, until one fails; ``delivered``, ``failed``
+        (the one that failed, or None) and ``remaining``."""
+        result: dict[str, Any] = await self._call(
+            "POST", f"/v1/webhooks/{webhook_id}/dead-letters/replay", limit=limit
+        )
+        return result
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections (streams close on their own ``async with``)."""
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def __aenter__(self) -> LiquidationClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

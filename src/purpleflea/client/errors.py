@@ -1,0 +1,61 @@
+"""The SDK's errors: what the server reported, or what the client found wrong before asking."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
+
+
+class PurpleFleaError(Exception):
+    """An error the server reported (``code``) or the client detected."""
+
+    def __init__(self, message: str, code: str = "error", status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class AuthenticationError(PurpleFleaError):
+    """Missing, invalid or revoked API key."""
+
+
+class BadRequestError(PurpleFleaError):
+    """A parameter or stream filter the server rejected; the message says which."""
+
+
+class RateLimitError(PurpleFleaError):
+    """Too many requests; ``retry_after`` says how long to wait (seconds)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message, "rate_limited", 429)
+        self.retry_after = retry_after
+
+
+#: Stream error codes that reconnecting cannot fix: they end the stream with this error.
+FATAL_STREAM_ERRORS: dict[str, type[PurpleFleaError]] = {
+    "missing_api_key": AuthenticationError,
+    "invalid_api_key": AuthenticationError,
+    "key_revoked": AuthenticationError,
+    "bad_subscription": BadRequestError,
+}
+
+
+def raise_for_response(response: httpx.Response) -> None:
+    """Raise the error a REST answer of 400 or above carries (the server's ``error.code`` and
+    ``error.message`` when it sent them); return for any other answer."""
+    if response.status_code < 400:
+        return
+    try:
+        error = response.json()["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        code, message = "http_error", f"HTTP {response.status_code}: {response.text[:200]}"
+    if response.status_code == 429:
+        raise RateLimitError(message, float(response.headers.get("retry-after", "1")))
+    if response.status_code in (401, 403):
+        raise AuthenticationError(message, code, response.status_code)
+    if response.status_code == 400:
+        raise BadRequestError(message, code, 400)
+    raise PurpleFleaError(message, code, response.status_code)

@@ -1,0 +1,193 @@
+"""The live stream: subscribe, resume from the last seq, reconnect and fail over by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from purpleflea.client._config import ws_url
+from purpleflea.client.errors import (
+    FATAL_STREAM_ERRORS,
+    AuthenticationError,
+    BadRequestError,
+    PurpleFleaError,
+)
+from purpleflea.model import CascadeAlert, Liquidation
+
+if TYPE_CHECKING:
+    from purpleflea.client.aio import LiquidationClient
+
+
+class _Frame(msgspec.Struct):
+    type: str
+    data: msgspec.Raw = msgspec.Raw(b"")
+    seq: int | None = None
+    code: str = ""
+    message: str = ""
+    items: list[msgspec.Raw] = []
+
+
+_frame = msgspec.json.Decoder(_Frame)
+_liquidation = msgspec.json.Decoder(Liquidation)
+_cascade = msgspec.json.Decoder(CascadeAlert)
+
+
+class Stream:
+    """A live, resumable stream; use as ``async with client.stream(...) as stream``.
+
+    Iterating yields :class:`~purpleflea.model.Liquidation` events (and
+    :class:`~purpleflea.model.CascadeAlert` alerts when the ``cascades`` channel is asked
+    for). ``last_seq`` is the resume cursor: everything up to it was delivered or filtered.
+    ``server`` is the server it is (or will next be) connected to.
+    """
+
+    def __init__(
+        self,
+        client: LiquidationClient,
+        subscription: dict[str, Any],
+        *,
+        since_seq: int | None,
+        max_backoff: float,
+        idle_timeout: float,
+    ) -> None:
+        self._client = client
+        self._subscription = subscription
+        self.last_seq: int | None = since_seq
+        self.reconnects = 0
+        self._max_backoff = max_backoff
+        self._idle_timeout = idle_timeout
+        self._ws: ClientConnection | None = None
+        self._closed = False
+        self._server = client.servers.index(client.base_url)
+
+    @property
+    def server(self) -> str:
+        return self._client.servers[self._server]
+
+    async def __aenter__(self) -> Stream:
+        await self._connect_with_retry()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._ws is not None:
+            await self._ws.close()
+            self._ws = None
+
+    def __aiter__(self) -> AsyncIterator[Liquidation | CascadeAlert]:
+        return self._items()
+
+    async def _connect(self) -> None:
+        message = dict(self._subscription, op="subscribe")
+        if self.last_seq is not None:
+            message["since_seq"] = self.last_seq
+        ws = await connect(
+            ws_url(self.server),
+            additional_headers=self._client.auth_headers(),
+            open_timeout=self._client.timeout,
+            max_size=2**22,
+        )
+        try:
+            # A server that refuses the connection (key, stream caps) may close it before the
+            # subscribe message goes out: its error frame is still there to read.
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await ws.send(msgspec.json.encode(message).decode())
+            first = _frame.decode(await asyncio.wait_for(ws.recv(), self._client.timeout))
+            if first.type == "error":
+                error = FATAL_STREAM_ERRORS.get(first.code, PurpleFleaError)
+                raise error(first.message, first.code)
+            if first.type != "subscribed":
+                raise PurpleFleaError(f"unexpected first frame {first.type!r}", "protocol")
+            if self.last_seq is None:
+                self.last_seq = first.seq
+        except BaseException:
+            await ws.close()
+            raise
+        self._ws = ws
+
+    async def _connect_with_retry(self) -> None:
+        """Connect, trying each server in turn; back off after every full round."""
+        servers = len(self._client.servers)
+        attempt = 0
+        while True:
+            try:
+                await self._connect()
+                return
+            except (AuthenticationError, BadRequestError):
+                raise
+            except (OSError, TimeoutError, websockets.WebSocketException, PurpleFleaError):
+                if self._closed:
+                    raise
+                attempt += 1
+                self._server = (self._server + 1) % servers
+                if attempt % servers:
+                    continue  # the next server may answer right away
+                rounds = attempt // servers
+                ceiling = min(self._max_backoff, 0.25 * 2 ** min(rounds, 10))
+                await asyncio.sleep(random.uniform(ceiling / 2, ceiling))
+
+    async def _items(self) -> AsyncIterator[Liquidation | CascadeAlert]:
+        while not self._closed:
+            if self._ws is None:
+                self.reconnects += 1
+                await self._connect_with_retry()
+            assert self._ws is not None
+            try:
+                raw = await asyncio.wait_for(self._ws.recv(), self._idle_timeout)
+            except (websockets.ConnectionClosed, TimeoutError, OSError):
+                # Dropped or silent: reconnect and resume from last_seq.
+                await self._drop()
+                continue
+            frame = _frame.decode(raw)
+            if frame.type == "batch":
+                for item in frame.items:
+                    for event in self._item(_frame.decode(item)):
+                        yield event
+            elif frame.type in ("liquidation", "cascade"):
+                for event in self._item(frame):
+                    yield event
+            elif frame.type == "heartbeat" and frame.seq is not None:
+                self.last_seq = max(self.last_seq or 0, frame.seq)
+            elif frame.type == "error":
+                fatal = FATAL_STREAM_ERRORS.get(frame.code)
+                await self._drop()
+                if fatal is not None:
+                    self._closed = True
+                    raise fatal(frame.message, frame.code)
+                # slow_consumer, server_shutdown: reconnect and resume.
+
+    def _item(self, frame: _Frame) -> list[Liquidation | CascadeAlert]:
+        """The event or alert a frame carries, unless already delivered (seq at or below
+        the cursor); moves the cursor."""
+        if not frame.data:
+            return []
+        item: Liquidation | CascadeAlert
+        if frame.type == "liquidation":
+            item = _liquidation.decode(frame.data)
+        elif frame.type == "cascade":
+            item = _cascade.decode(frame.data)
+        else:
+            return []
+        if self.last_seq is not None and item.seq <= self.last_seq:
+            return []
+        self.last_seq = item.seq
+        return [item]
+
+    async def _drop(self) -> None:
+        if self._ws is not None:
+            ws, self._ws = self._ws, None
+            with contextlib.suppress(OSError, websockets.WebSocketException):
+                await ws.close()

@@ -1,0 +1,333 @@
+"""The blocking client: :class:`LiquidationClient`'s methods, same parameters, no ``await``.
+
+Each method has the async one's keyword parameters, written out so editors and ``help()`` show
+them; ``tests/client/test_sync_signatures.py`` fails when the two drift apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Coroutine, Iterable, Iterator, Sequence
+from types import TracebackType
+from typing import Any, Literal, TypeVar, overload
+
+from purpleflea.client._config import Names
+from purpleflea.client.aio import LiquidationClient
+from purpleflea.client.types import Bucket, Coverage, HistoryPage
+from purpleflea.model import CascadeAlert, Heatmap, Liquidation
+from purpleflea.positions import MeasuredMap
+
+T = TypeVar("T")
+
+#: Items a blocking stream holds for a slow reader before its background thread waits.
+STREAM_BUFFER = 10_000
+
+
+class SyncLiquidationClient:
+    """A blocking wrapper for scripts and notebooks: the same methods, no ``await``.
+
+    ``stream()`` runs the async stream on a background thread and yields its items.
+    Use it as ``with SyncLiquidationClient() as liq:`` or call :meth:`close` when done.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | Sequence[str] | None = None,
+        *,
+        timeout: float = 10.0,
+    ) -> None:
+        self._client = LiquidationClient(api_key, base_url, timeout=timeout)
+        self._loop = asyncio.new_event_loop()
+        self._lock = threading.Lock()
+
+    def _run(self, work: Coroutine[Any, Any, T]) -> T:
+        with self._lock:
+            return self._loop.run_until_complete(work)
+
+    def history(
+        self,
+        *,
+        markets: Names = None,
+        exchanges: Names = None,
+        sides: Names = None,
+        coverages: Names = None,
+        min_usd: float | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        cursor: int | None = None,
+        limit: int = 100,
+        market: Names = None,
+        exchange: Names = None,
+        side: Names = None,
+    ) -> HistoryPage:
+        """See :meth:`LiquidationClient.history`."""
+        return self._run(
+            self._client.history(
+                markets=markets,
+                exchanges=exchanges,
+                sides=sides,
+                coverages=coverages,
+                min_usd=min_usd,
+                start=start,
+                end=end,
+                cursor=cursor,
+                limit=limit,
+                market=market,
+                exchange=exchange,
+                side=side,
+            )
+        )
+
+    def history_all(
+        self,
+        *,
+        markets: Names = None,
+        exchanges: Names = None,
+        sides: Names = None,
+        coverages: Names = None,
+        min_usd: float | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        cursor: int | None = None,
+        limit: int = 100,
+        market: Names = None,
+        exchange: Names = None,
+        side: Names = None,
+    ) -> Iterator[Liquidation]:
+        """See :meth:`LiquidationClient.history_all`: every matching event, newest first,
+        fetched ``limit`` per request as the loop goes."""
+        # Paged here rather than by stepping the async generator: a loop left half way would
+        # leave that generator open on this client's event loop.
+        while True:
+            page = self.history(
+                markets=markets,
+                exchanges=exchanges,
+                sides=sides,
+                coverages=coverages,
+                min_usd=min_usd,
+                start=start,
+                end=end,
+                cursor=cursor,
+                limit=limit,
+                market=market,
+                exchange=exchange,
+                side=side,
+            )
+            yield from page.events
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def aggregate(
+        self,
+        *,
+        interval: str = "1h",
+        group_by: str = "market",
+        markets: Names = None,
+        exchanges: Names = None,
+        sides: Names = None,
+        coverages: Names = None,
+        start: int | None = None,
+        end: int | None = None,
+        market: Names = None,
+        exchange: Names = None,
+        side: Names = None,
+    ) -> list[Bucket]:
+        """See :meth:`LiquidationClient.aggregate`."""
+        return self._run(
+            self._client.aggregate(
+                interval=interval,
+                group_by=group_by,
+                markets=markets,
+                exchanges=exchanges,
+                sides=sides,
+                coverages=coverages,
+                start=start,
+                end=end,
+                market=market,
+                exchange=exchange,
+                side=side,
+            )
+        )
+
+    def coverage(
+        self,
+        *,
+        exchanges: Names = None,
+        start: int | None = None,
+        end: int | None = None,
+        exchange: Names = None,
+    ) -> Coverage:
+        """See :meth:`LiquidationClient.coverage`."""
+        return self._run(
+            self._client.coverage(exchanges=exchanges, start=start, end=end, exchange=exchange)
+        )
+
+    def markets(self) -> list[dict[str, Any]]:
+        """See :meth:`LiquidationClient.markets`."""
+        return self._run(self._client.markets())
+
+    def cascades(
+        self,
+        *,
+        status: str = "all",
+        markets: Names = None,
+        limit: int = 100,
+        market: Names = None,
+    ) -> list[CascadeAlert]:
+        """See :meth:`LiquidationClient.cascades`."""
+        return self._run(
+            self._client.cascades(status=status, markets=markets, limit=limit, market=market)
+        )
+
+    def stream(
+        self,
+        *,
+        min_usd: float = 0.0,
+        markets: Names = None,
+        exchanges: Names = None,
+        sides: Names = None,
+        coverages: Names = None,
+        channels: str | Iterable[str] = ("liquidations",),
+        since_seq: int | None = None,
+        max_backoff: float = 10.0,
+        idle_timeout: float = 35.0,
+        market: Names = None,
+        exchange: Names = None,
+        side: Names = None,
+    ) -> Iterator[Liquidation | CascadeAlert]:
+        """Blocking iterator over a live stream (stop it by breaking out of the loop); the
+        parameters as :meth:`LiquidationClient.stream`."""
+        live = self._client.stream(
+            min_usd=min_usd,
+            markets=markets,
+            exchanges=exchanges,
+            sides=sides,
+            coverages=coverages,
+            channels=channels,
+            since_seq=since_seq,
+            max_backoff=max_backoff,
+            idle_timeout=idle_timeout,
+            market=market,
+            exchange=exchange,
+            side=side,
+        )
+        items: queue.Queue[Liquidation | CascadeAlert | BaseException] = queue.Queue(STREAM_BUFFER)
+        stop = threading.Event()
+
+        async def pump() -> None:
+            try:
+                async with live:
+                    async for item in live:
+                        if stop.is_set():
+                            return
+                        items.put(item)
+            except BaseException as exc:  # handed to the caller's thread
+                items.put(exc)
+
+        # Its own thread and event loop: the caller's loop (this client's) is idle between
+        # items, and a stream must keep reading (heartbeats, reconnects) meanwhile.
+        thread = threading.Thread(target=lambda: asyncio.run(pump()), daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = items.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+
+    @overload
+    def heatmap(
+        self,
+        market: str,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        bucket: float | None = None,
+        source: Literal["estimated"] = "estimated",
+    ) -> Heatmap: ...
+
+    @overload
+    def heatmap(
+        self,
+        market: str,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        bucket: float | None = None,
+        source: Literal["measured"],
+    ) -> MeasuredMap: ...
+
+    def heatmap(
+        self,
+        market: str,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        bucket: float | None = None,
+        source: Literal["estimated", "measured"] = "estimated",
+    ) -> Heatmap | MeasuredMap:
+        """See :meth:`LiquidationClient.heatmap`."""
+        if source == "measured":
+            return self._run(
+                self._client.heatmap(market, low=low, high=high, bucket=bucket, source=source)
+            )
+        return self._run(self._client.heatmap(market, low=low, high=high, bucket=bucket))
+
+    def create_webhook(
+        self,
+        url: str,
+        *,
+        secret: str | None = None,
+        channels: str | Iterable[str] = ("liquidations",),
+        min_usd: float = 0.0,
+        markets: Names = None,
+        exchanges: Names = None,
+        sides: Names = None,
+    ) -> dict[str, Any]:
+        """See :meth:`LiquidationClient.create_webhook`."""
+        return self._run(
+            self._client.create_webhook(
+                url,
+                secret=secret,
+                channels=channels,
+                min_usd=min_usd,
+                markets=markets,
+                exchanges=exchanges,
+                sides=sides,
+            )
+        )
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        """See :meth:`LiquidationClient.webhooks`."""
+        return self._run(self._client.webhooks())
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        """See :meth:`LiquidationClient.delete_webhook`."""
+        self._run(self._client.delete_webhook(webhook_id))
+
+    def dead_letters(self, webhook_id: str, *, limit: int = 100) -> dict[str, Any]:
+        """See :meth:`LiquidationClient.dead_letters`."""
+        return self._run(self._client.dead_letters(webhook_id, limit=limit))
+
+    def replay_dead_letters(self, webhook_id: str, *, limit: int = 100) -> dict[str, Any]:
+        """See :meth:`LiquidationClient.replay_dead_letters`."""
+        return self._run(self._client.replay_dead_letters(webhook_id, limit=limit))
+
+    def close(self) -> None:
+        """Close the HTTP connections and this client's event loop."""
+        self._run(self._client.aclose())
+        self._loop.close()
+
+    def __enter__(self) -> SyncLiquidationClient:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

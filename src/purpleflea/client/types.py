@@ -1,0 +1,68 @@
+"""The typed answers of the REST routes that have no struct in :mod:`purpleflea.model`."""
+
+from __future__ import annotations
+
+import msgspec
+
+from purpleflea.model import Liquidation
+
+
+class HistoryPage(msgspec.Struct, frozen=True):
+    """One page of history, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
+
+    events: list[Liquidation]
+    next_cursor: int | None
+
+
+class Bucket(msgspec.Struct, frozen=True):
+    """Totals of one ``interval`` and group: ``count`` events of ``size_usd`` in all, of which
+    ``long_usd`` liquidated longs and ``short_usd`` shorts."""
+
+    start_ms: int
+    group: str
+    count: int
+    size_usd: float
+    long_usd: float
+    short_usd: float
+    #: Measured plus what throttled (snapshot) feeds are estimated to have hidden (0 from a
+    #: server older than the estimate).
+    est_count: int = 0
+    est_size_usd: float = 0.0
+
+
+class CoverageHour(msgspec.Struct, frozen=True):
+    """One exchange's UTC hour: the share of it its connections were up and, for snapshot
+    venues, ``pressure``: the share of symbol-seconds that carried an event."""
+
+    exchange: str
+    hour: int
+    uptime: float
+    up_s: float
+    connections: int
+    symbol_seconds: int | None
+    symbols: int | None
+    pressure: float | None
+
+
+class CoverageGap(msgspec.Struct, frozen=True):
+    """A window a connection missed; ``repair`` is ``repaired`` (``repaired_events`` fetched
+    from the venue's REST history), ``open`` (``note`` says why) or ``pending``."""
+
+    id: str
+    exchange: str
+    connection: str
+    start: int
+    end: int | None
+    reason: str
+    repair: str
+    repaired_events: int
+    note: str
+
+
+class Coverage(msgspec.Struct, frozen=True):
+    """Uptime per exchange and hour in ``[start, end)`` (ms), and the gaps in it."""
+
+    start: int
+    end: int
+    hours: list[CoverageHour]
+    gaps: list[CoverageGap]
