@@ -198,7 +198,24 @@ class Cluster(msgspec.Struct, frozen=True, kw_only=True):
     label: str
 
 
-class Heatmap(msgspec.Struct, frozen=True, kw_only=True):
+class PriceBuckets(msgspec.Struct, frozen=True, kw_only=True):
+    """Notional (USD) per price bucket for longs and shorts of one market, at ``mark_price``.
+
+    Bucket ``i`` covers ``[prices[i], prices[i] + bucket_size)``. The fields the estimated
+    :class:`Heatmap` and the measured :class:`purpleflea.positions.MeasuredMap` share, first on
+    the wire in this order; never sent on its own.
+    """
+
+    market: str
+    ts: int
+    mark_price: float
+    bucket_size: float
+    prices: tuple[float, ...]
+    long_usd: tuple[float, ...]
+    short_usd: tuple[float, ...]
+
+
+class Heatmap(PriceBuckets, frozen=True, kw_only=True):
     """Estimated notional at risk (USD) per price bucket for longs and shorts of one market.
 
     A model fed by open interest and marks, under an assumed leverage mix: the notional whose
@@ -209,13 +226,6 @@ class Heatmap(msgspec.Struct, frozen=True, kw_only=True):
     ``usd``, largest first.
     """
 
-    market: str
-    ts: int
-    mark_price: float
-    bucket_size: float
-    prices: tuple[float, ...]
-    long_usd: tuple[float, ...]
-    short_usd: tuple[float, ...]
     clusters: tuple[Cluster, ...]
     #: Always ``"estimated"`` (a measured map, :class:`purpleflea.positions.MeasuredMap`, says
     #: ``"measured"``).

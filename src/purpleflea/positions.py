@@ -12,7 +12,7 @@ from typing import Literal
 
 import msgspec
 
-from purpleflea.model import Side
+from purpleflea.model import PriceBuckets, Side
 
 MarginMode = Literal["cross", "isolated"]
 
@@ -57,7 +57,7 @@ class MarketContext(msgspec.Struct, frozen=True, kw_only=True):
     open_interest_usd: float
 
 
-class MeasuredMap(msgspec.Struct, frozen=True, kw_only=True):
+class MeasuredMap(PriceBuckets, frozen=True, kw_only=True):
     """Sampled notional (USD) per liquidation-price bucket for longs and shorts of one market.
 
     Bucket ``i`` covers ``[prices[i], prices[i] + bucket_size)``. Positions whose liquidation
@@ -65,13 +65,6 @@ class MeasuredMap(msgspec.Struct, frozen=True, kw_only=True):
     ``coverage`` but in no bucket.
     """
 
-    market: str
-    ts: int
-    mark_price: float
-    bucket_size: float
-    prices: tuple[float, ...]
-    long_usd: tuple[float, ...]
-    short_usd: tuple[float, ...]
     coverage: float
     sampled_usd: float
     open_interest_usd: float
