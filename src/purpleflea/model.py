@@ -37,6 +37,11 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
     - ``inverse``: USD per contract (Binance COIN-M BTCUSD_PERP: 100 USD).
     - ``quanto``: settlement-currency units per contract per 1.0 of price (BitMEX ETHUSD:
       100 XBt = 1e-6 XBT); ``settle_usd`` must then hold the settlement currency's USD price.
+
+    ``rule`` is None for an instrument the exchange listed; otherwise the instrument was
+    missing from the catalog and ``contract_size`` comes from the rule the exchange documents
+    for such contracts, which ``rule`` names (never a guess: without a documented rule the
+    instrument stays unknown and its liquidations unsized).
     """
 
     exchange: str
@@ -44,6 +49,7 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
     kind: ContractKind
     contract_size: float
     settle_usd: float | None = None
+    rule: str | None = None
 
 
 #: Instruments of one exchange, keyed by the exchange's own symbol.

@@ -1,11 +1,21 @@
-"""OKX's instrument list: contract sizes of its swaps and dated futures."""
+"""OKX's instrument list: contract sizes of its swaps and dated futures, and the documented
+face value of the inverse ones the list (or the bundled snapshot) lacks."""
 
 from __future__ import annotations
 
+import logging
+from functools import lru_cache
+
 from purpleflea.model import Instrument
+from purpleflea.venues import symbols
 from purpleflea.venues._catalog import json_body, rows, size
 from purpleflea.venues.okx.constants import EXCHANGE
 from purpleflea.venues.venue import CatalogSource
+
+log = logging.getLogger(__name__)
+
+#: What :func:`by_documented_rule` marks its instruments with (``Instrument.rule``).
+INVERSE_RULE = "OKX inverse contracts: 100 USD per BTC contract, 10 USD per other coin's"
 
 
 def parse(body: bytes) -> list[Instrument]:
@@ -27,6 +37,47 @@ def parse(body: bytes) -> list[Instrument]:
             )
         )
     return found
+
+
+@lru_cache(maxsize=1024)
+def by_documented_rule(inst_id: str) -> Instrument | None:
+    """The contract of ``inst_id``, missing from the catalog, by a rule OKX documents; None
+    when no documented rule covers it (its liquidations then stay unsized).
+
+    Crypto-margined (inverse) swaps and futures, ``<COIN>-USD-SWAP`` and
+    ``<COIN>-USD-<YYMMDD>``, have a fixed USD face value: 100 USD for BTC, 10 USD for every
+    other coin. OKX's Expiry Futures Guide (https://www.okx.com/help/i-future-contracts):
+    BTCUSD face value 100 USD, LTCUSD 10 USD; its Perpetual Futures Guide
+    (https://www.okx.com/help/i-perpetual-swaps): crypto-margined perpetuals "with a contract
+    size of 100 USD" (BTCUSD); the OKEx futures introduction states the rule itself: "Contract
+    value BTC: USD100; LTC & others: USD10". The recorded catalog agrees (BTC-USD-SWAP 100,
+    XRP-USD-SWAP 10; shared/EXCHANGES.md trap 6).
+
+    Linear contracts (``-USDT-``, ``-USDC-``, ``-USD_UM-``) have no such rule: their ``ctVal``
+    is set per coin (0.01 BTC, 0.1 ETH, 1000 IOST). A dated future's matched its swap's in the
+    one example the guides give (BTCUSDT, 0.01 BTC), but no OKX document says it always does,
+    so they are not sized from it.
+    """
+    parts = inst_id.split("-")
+    if len(parts) != 3 or not parts[0] or parts[1] != "USD":
+        return None
+    if parts[2] != "SWAP" and symbols.from_yymmdd(parts[2]) is None:
+        return None
+    face_usd = 100.0 if parts[0] == "BTC" else 10.0
+    log.info(
+        "%s %s is not in the instrument catalog: sized by the documented rule (%s): %g USD",
+        EXCHANGE,
+        inst_id,
+        INVERSE_RULE,
+        face_usd,
+    )
+    return Instrument(
+        exchange=EXCHANGE,
+        symbol=inst_id,
+        kind="inverse",
+        contract_size=face_usd,
+        rule=INVERSE_RULE,
+    )
 
 
 SOURCES = (

@@ -12,8 +12,10 @@ Semantics (shared/EXCHANGES.md, OKX and traps 1, 5, 6, 8, 10):
   closes a long.
 - ``bkPx`` is the **bankruptcy** price, the only price OKX gives; it is used as the price.
 - ``sz`` is in contracts for SWAP and FUTURES: ``ctVal`` coins (linear, ``BTC-USDT-SWAP``
-  0.01 BTC) or USD (inverse, ``BTC-USD-SWAP`` 100 USD) each, from the instrument catalog. A
-  contract missing from the catalog keeps its raw count and unknown sizes.
+  0.01 BTC) or USD (inverse, ``BTC-USD-SWAP`` 100 USD) each, from the instrument catalog. An
+  inverse contract missing from it is sized by OKX's documented face value (BTC 100 USD,
+  others 10 USD: :func:`~purpleflea.venues.okx.catalog.by_documented_rule`); any other keeps
+  its raw count and unknown sizes (counted ``unsized`` by the connection, never published).
 - Only SWAP and FUTURES are read: MARGIN and OPTION liquidations are not perpetual or dated
   futures markets, which is all the tracker covers.
 - The first push after subscribing may repeat liquidations already seen (tardis drops it), but
@@ -38,6 +40,7 @@ from purpleflea.venues._frame import (
     timestamp_ms,
 )
 from purpleflea.venues._units import from_contracts, liquidation
+from purpleflea.venues.okx.catalog import by_documented_rule
 from purpleflea.venues.okx.constants import EXCHANGE
 
 CHANNEL = "liquidation-orders"
@@ -107,7 +110,8 @@ def _event(
     side = _side(detail, where)
     price = positive(EXCHANGE, f"{where}.bkPx", detail.bkPx)
     ts = timestamp_ms(EXCHANGE, f"{where}.ts", detail.ts)
-    sizes = from_contracts(EXCHANGE, contracts, price, instruments.get(item.instId))
+    instrument = instruments.get(item.instId) or by_documented_rule(item.instId)
+    sizes = from_contracts(EXCHANGE, contracts, price, instrument)
     return liquidation(
         EXCHANGE,
         name,
