@@ -7,6 +7,7 @@ them; ``tests/client/test_sync_signatures.py`` fails when the two drift apart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Coroutine, Iterable, Iterator, Sequence
@@ -216,21 +217,20 @@ class SyncLiquidationClient:
             side=side,
         )
         items: queue.Queue[Liquidation | CascadeAlert | BaseException] = queue.Queue(STREAM_BUFFER)
-        stop = threading.Event()
 
         async def pump() -> None:
             try:
                 async with live:
                     async for item in live:
-                        if stop.is_set():
-                            return
                         items.put(item)
             except BaseException as exc:  # handed to the caller's thread
                 items.put(exc)
 
-        # Its own thread and event loop: the caller's loop (this client's) is idle between
-        # items, and a stream must keep reading (heartbeats, reconnects) meanwhile.
-        thread = threading.Thread(target=lambda: asyncio.run(pump()), daemon=True)
+        # Its own thread and event loop: this client's loop runs only inside a call, and a
+        # stream must keep reading (heartbeats, reconnects) between the caller's next()s.
+        loop = asyncio.new_event_loop()
+        task = loop.create_task(pump())
+        thread = threading.Thread(target=_run_to_end, args=(loop, task), daemon=True)
         thread.start()
         try:
             while True:
@@ -239,7 +239,13 @@ class SyncLiquidationClient:
                     raise item
                 yield item
         finally:
-            stop.set()
+            # The caller left the loop (break, error, garbage collection): close the stream
+            # now rather than when its next item arrives, which on a quiet market is never.
+            loop.call_soon_threadsafe(task.cancel)
+            while thread.is_alive():
+                _discard(items)  # a pump blocked on a full buffer must see the cancel
+                thread.join(0.05)
+            loop.close()
 
     @overload
     def heatmap(
@@ -331,3 +337,15 @@ class SyncLiquidationClient:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _run_to_end(loop: asyncio.AbstractEventLoop, task: asyncio.Task[None]) -> None:
+    with contextlib.suppress(asyncio.CancelledError):  # cancelled before it started
+        loop.run_until_complete(task)
+    loop.run_until_complete(loop.shutdown_asyncgens())
+
+
+def _discard(items: queue.Queue[Any]) -> None:
+    with contextlib.suppress(queue.Empty):
+        while True:
+            items.get_nowait()
