@@ -1,5 +1,7 @@
-"""A venue's REST trade history on loopback: Deribit's
-``public/get_last_trades_by_instrument_and_time``, answering a time window as Deribit does.
+"""Venues' REST liquidation histories on loopback, each answering as the venue does.
+
+Deribit's ``public/get_last_trades_by_instrument_and_time`` (:class:`DeribitHistory`), OKX's
+``public/liquidation-orders`` (:class:`OkxHistory`).
 
 Parameters (docs.deribit.com): ``instrument_name``, ``start_timestamp`` and ``end_timestamp``
 (ms, inclusive), ``count`` (1..1000, default 10), ``sorting`` (``asc``/``desc``/``default``).
@@ -66,3 +68,81 @@ def notification(*trades: dict[str, Any]) -> str:
     """The ``trades.BTC-PERPETUAL.100ms`` notification carrying ``trades``."""
     params = {"channel": "trades.BTC-PERPETUAL.100ms", "data": list(trades)}
     return json.dumps({"jsonrpc": "2.0", "method": "subscription", "params": params})
+
+
+OKX_PATH = "/api/v5/public/liquidation-orders"
+
+
+class OkxHistory:
+    """OKX's ``public/liquidation-orders`` on loopback: the filled liquidations of one
+    instrument family, newest first, paged backwards with ``after`` (exclusive); at most
+    ``limit`` (<= 100) details an answer, grouped into one item per instrument.
+
+    A request without ``instType``, ``instFamily`` or ``state=filled`` answers OKX's error
+    envelope (code 51000, "Parameter ... error"), as the venue does for a missing parameter.
+    """
+
+    def __init__(self) -> None:
+        self.details: list[tuple[str, dict[str, Any]]] = []  # (instId, detail)
+        self.asked: list[dict[str, str]] = []
+
+    def add(self, record: tuple[str, dict[str, Any]]) -> None:
+        """``(instId, detail)``: one liquidation OKX would list."""
+        self.details.append(record)
+
+    def __call__(self, query: dict[str, str]) -> bytes:
+        self.asked.append(query)
+        family = query.get("instFamily", "")
+        if query.get("instType") not in ("SWAP", "FUTURES") or not family:
+            return _okx_error("Parameter instFamily error")
+        if query.get("state") != "filled":
+            return _okx_error("Parameter state error")
+        limit = min(int(query.get("limit", "100")), 100)
+        after = int(query.get("after", str(2**62)))
+        rows = sorted(
+            (
+                (inst_id, d)
+                for inst_id, d in self.details
+                if inst_id.startswith(family + "-") and int(d["ts"]) < after
+            ),
+            key=lambda row: -int(row[1]["ts"]),
+        )[:limit]
+        items: list[dict[str, Any]] = []
+        for inst_id, detail in rows:
+            if not items or items[-1]["instId"] != inst_id:
+                items.append(
+                    {
+                        "details": [],
+                        "instFamily": family,
+                        "instId": inst_id,
+                        "instType": query["instType"],
+                        "totalLoss": "0",
+                        "uly": family,
+                    }
+                )
+            items[-1]["details"].append(detail)
+        return json.dumps({"code": "0", "msg": "", "data": items}).encode()
+
+
+def _okx_error(message: str) -> bytes:
+    return json.dumps({"code": "51000", "msg": message, "data": []}).encode()
+
+
+def okx_detail(ts: int, *, sz: str = "5", side: str = "sell") -> dict[str, Any]:
+    """One liquidation as OKX's channel and REST history list it (net mode)."""
+    return {
+        "bkLoss": "0",
+        "bkPx": "60000.1",
+        "ccy": "",
+        "posSide": "net",
+        "side": side,
+        "sz": sz,
+        "ts": str(ts),
+    }
+
+
+def okx_push(inst_id: str, *details: dict[str, Any]) -> str:
+    """The ``liquidation-orders`` push carrying ``details`` of ``inst_id``."""
+    item = {"details": list(details), "instId": inst_id, "instType": "SWAP"}
+    arg = {"channel": "liquidation-orders", "instType": "SWAP"}
+    return json.dumps({"arg": arg, "data": [item]})

@@ -1,22 +1,38 @@
-"""Gap repair end to end: a Deribit connection drops, reconnects, and the missed window is
-fetched from Deribit's REST trade history (a fake speaking its protocol) exactly once."""
+"""Gap repair end to end: a venue's connection drops, reconnects, and the missed window is
+fetched from the venue's REST history (a fake speaking its protocol) exactly once."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
+import httpx
+import pytest
+
+from purpleflea.ingest.catalog import Catalogs
 from purpleflea.ingest.connection import Backoff
 from purpleflea.ingest.live import LiveIngest
-from purpleflea.ingest.repair import plan
+from purpleflea.ingest.repair import Window, fetch, plan
 from purpleflea.ingest.uptime import Gap
 from purpleflea.model import VenueLiquidation
 from purpleflea.venues import registry
 from purpleflea.venues.deribit import repair as deribit_repair
-from purpleflea.venues.venue import Absent
+from purpleflea.venues.okx import repair as okx_repair
+from purpleflea.venues.venue import Absent, RepairSource
 from tests.fakes.exchanges import FakeExchange, dialect_for
-from tests.fakes.history import PATH, DeribitHistory, notification, trade
+from tests.fakes.history import (
+    OKX_PATH,
+    PATH,
+    DeribitHistory,
+    OkxHistory,
+    notification,
+    okx_detail,
+    okx_push,
+    trade,
+)
 from tests.fakes.rest import FakeRest
 
 
@@ -37,49 +53,100 @@ def _ids(events: list[VenueLiquidation]) -> list[str]:
     return [e.id for e in events]
 
 
-async def test_a_reconnect_repairs_its_gap_from_rest_exactly_once() -> None:
-    history = DeribitHistory()
-    seen_live = trade("BTC-1", _now_ms())
+@dataclass(frozen=True)
+class Case:
+    """One venue's live connection and REST history, as a gap-repair test needs them."""
+
+    connection: str
+    exchange: str
+    path: str
+    #: A fresh fake history (a FakeRest route with ``add(record)`` and ``asked``).
+    history: Callable[[], Any]
+    #: ``(n, ts, liquidation)`` -> one record as the channel and the history list it.
+    record: Callable[[int, int, bool], Any]
+    push: Callable[[Any], str]
+    event_id: Callable[[int], str]
+    source: RepairSource
+    instrument: str
+
+
+def _okx_record(n: int, ts: int, liquidation: bool) -> tuple[str, dict[str, Any]]:
+    # OKX lists only liquidations: a "not one" record is another family's, never asked for.
+    return ("BTC-USDT-SWAP" if liquidation else "ETH-USDT-SWAP", okx_detail(ts, sz=str(n)))
+
+
+CASES = {
+    "deribit": Case(
+        connection="deribit",
+        exchange="deribit",
+        path=PATH,
+        history=DeribitHistory,
+        record=lambda n, ts, liq: trade(f"BTC-{n}", ts, liquidation="T" if liq else None),
+        push=notification,
+        event_id=lambda n: f"deribit:BTC-{n}:long",
+        source=deribit_repair.SOURCE,
+        instrument="BTC-PERPETUAL",
+    ),
+    "okx": Case(
+        connection="okx",
+        exchange="okx",
+        path=OKX_PATH,
+        history=OkxHistory,
+        record=_okx_record,
+        push=lambda record: okx_push(*record),
+        event_id=lambda n: f"okx:BTC-USDT-SWAP:{{ts}}:net:sell:{n}:60000.1",
+        source=okx_repair.SOURCE,
+        instrument="SWAP:BTC-USDT",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+async def test_a_reconnect_repairs_its_gap_from_rest_exactly_once(name: str) -> None:
+    case = CASES[name]
+    history = case.history()
+    seen_live = case.record(1, _now_ms(), True)
     events: list[VenueLiquidation] = []
     async with (
-        FakeRest({PATH: history}) as rest,
-        FakeExchange(dialect_for("deribit"), [notification(seen_live)]) as venue,
+        FakeRest({case.path: history}) as rest,
+        FakeExchange(dialect_for(case.connection), [case.push(seen_live)]) as venue,
     ):
-        source = replace(
-            deribit_repair.SOURCE, base=rest.base, instruments=lambda _: ["BTC-PERPETUAL"]
-        )
+        source = replace(case.source, base=rest.base, instruments=lambda _: [case.instrument])
         ingest = LiveIngest(
             lambda event, _received_at: events.append(event),
-            exchanges=["deribit"],
-            urls={"deribit": venue.url},
+            exchanges=[case.exchange],
+            urls={case.connection: venue.url},
             catalog_sources=(),
             poll_sources=(),
-            repairs={"deribit": source},
+            repairs={case.exchange: source},
             backoff=lambda: Backoff(base=0.01, cap=0.05),
         )
         table = _GapTable(ingest)
         await ingest.start()
         try:
-            await _until(lambda: _ids(events) == ["deribit:BTC-1:long"])
-            # The venue's history holds the trade we saw and one we will miss while down.
+            await _until(lambda: len(events) == 1)
+            # The venue's history holds the liquidation we saw and one we will miss while down.
             history.add(seen_live)
-            # The connection is dropped and refused for 2 s; trades happen meanwhile.
+            # The connection is dropped and refused for 2 s; liquidations happen meanwhile.
             await venue.outage(2.0)
             dropped_at = _now_ms()
-            missed = trade("BTC-2", dropped_at + 300)
-            history.add(missed)
-            history.add(trade("BTC-3", dropped_at + 400, liquidation=None))  # not one
+            history.add(case.record(2, dropped_at + 300, True))
+            history.add(case.record(3, dropped_at + 400, False))  # not one of ours
             await _until(lambda: table.settled(1))
-            await _until(lambda: "deribit:BTC-2:long" in _ids(events))
+            await _until(lambda: len(events) == 2)
 
             # A second outage: the window is asked for again, nothing is published twice.
             await venue.outage(0.3)
             await _until(lambda: table.settled(2))
         finally:
             await ingest.stop()
-    assert _ids(events) == ["deribit:BTC-1:long", "deribit:BTC-2:long"]
-    repaired = next(e for e in events if e.id == "deribit:BTC-2:long")
+    live, repaired = events
+    assert live.id == case.event_id(1).format(ts=live.ts)
+    assert repaired.id == case.event_id(2).format(ts=dropped_at + 300)
     assert repaired.ts == dropped_at + 300  # the original time, not the repair's
+    assert repaired.size_usd is not None  # sized as the live feed sizes it
+    # Sequencing tags an event with its exchange's coverage: the repaired one keeps the venue's.
+    assert repaired.exchange == live.exchange == case.exchange
     first, second = sorted(table.gaps.values(), key=lambda g: g.start_ms)
     assert (first.repair, first.repaired_events, first.reason) == ("repaired", 1, "closed")
     assert first.start_ms <= dropped_at + 300 <= (first.end_ms or 0)
@@ -144,3 +211,23 @@ async def test_a_failed_repair_leaves_the_gap_open_with_the_error() -> None:
     assert (gap.repair, gap.repaired_events) == ("open", 0)
     assert gap.note.startswith("error: "), gap.note
     assert "404" in gap.note, gap.note
+
+
+async def test_a_newest_first_history_is_paged_back_to_the_window_start() -> None:
+    history = OkxHistory()
+    t = 1_760_000_000_000
+    # 250 liquidations in the window (three pages of at most 100, two sharing each boundary's
+    # time), and two outside it on either side.
+    for n in range(250):
+        history.add(("BTC-USDT-SWAP", okx_detail(t + 1_000 + n // 2, sz=str(n + 1))))
+    history.add(("BTC-USDT-SWAP", okx_detail(t - 10_000)))
+    history.add(("BTC-USDT-SWAP", okx_detail(t + 90_000)))
+    catalog = Catalogs().get("okx")  # the bundled one: BTC-USDT-SWAP is 0.01 BTC
+    async with FakeRest({OKX_PATH: history}) as rest, httpx.AsyncClient() as client:
+        source = replace(okx_repair.SOURCE, base=rest.base, pause=0.0)
+        found = await fetch(source, client, "SWAP:BTC-USDT", Window(t, t + 60_000), catalog)
+    assert len({e.id for e in found}) == 250  # every one, repeats only at page boundaries
+    assert all(t <= (e.ts or 0) <= t + 60_000 for e in found)
+    # Each page starts again at the last one's oldest time (inclusive): rows 249..150, then
+    # 151..52 (150 and 151 share a time), then the 54 left and the older one: not a full page.
+    assert [int(q["after"]) - t for q in history.asked] == [60_001, 1_076, 1_027]

@@ -18,7 +18,7 @@ import msgspec
 
 from purpleflea.ingest.uptime import Gap
 from purpleflea.model import Catalog, VenueLiquidation
-from purpleflea.venues.venue import Absent, RepairSource
+from purpleflea.venues.venue import Absent, RepairPage, RepairSource
 
 log = logging.getLogger("purpleflea.ingest.repair")
 
@@ -60,26 +60,49 @@ async def fetch(
     client: httpx.AsyncClient,
     instrument: str,
     window: Window,
+    catalog: Catalog,
 ) -> list[VenueLiquidation]:
-    """Every event of ``instrument`` in ``window``, page after page (oldest first)."""
+    """Every event of ``instrument`` in ``window``, page after page.
+
+    A source that lists oldest first is asked again from the page's newest event; one that
+    lists newest first (``source.newest_first``) from the page's oldest, until a page reaches
+    back past the window's start. The boundary event is asked for twice on purpose: several
+    events may share its time, and the repeats deduplicate by id.
+    """
     found: list[VenueLiquidation] = []
-    start = window.start_ms
+    start, end = window.start_ms, window.end_ms
     for _ in range(MAX_PAGES):
-        response = await client.get(source.base + source.request(instrument, start, window.end_ms))
+        response = await client.get(source.base + source.request(instrument, start, end))
         response.raise_for_status()
-        page = source.parse(response.content)
+        page = source.parse(response.content, catalog)
         found.extend(e for e in page.events if _inside(e, window))
-        stamps = [e.ts for e in page.events if e.ts is not None]
         if not page.more:
             return found
-        # The next page starts at the last one's newest trade (repeats deduplicate by id);
-        # a page that does not advance could loop forever.
-        newest = max(stamps, default=start)
-        if newest <= start:
-            raise RuntimeError(f"{instrument}: page at {start} ms does not advance")
-        start = newest
+        last = _last_ms(page, newest_first=source.newest_first)
+        if last is None:
+            raise RuntimeError(f"{instrument}: a page says there is more but lists no time")
+        if source.newest_first:
+            if last < window.start_ms:
+                return found
+            # A page that does not reach further back could loop forever.
+            if last >= end:
+                raise RuntimeError(f"{instrument}: page up to {end} ms does not advance")
+            end = last
+        else:
+            if last <= start:
+                raise RuntimeError(f"{instrument}: page at {start} ms does not advance")
+            start = last
         await asyncio.sleep(source.pause)
     raise RuntimeError(f"{instrument}: more than {MAX_PAGES} pages in the window")
+
+
+def _last_ms(page: RepairPage, *, newest_first: bool) -> int | None:
+    if page.last_ms is not None:
+        return page.last_ms
+    stamps = [e.ts for e in page.events if e.ts is not None]
+    if not stamps:
+        return None
+    return min(stamps) if newest_first else max(stamps)
 
 
 def _inside(event: VenueLiquidation, window: Window) -> bool:
@@ -99,12 +122,15 @@ async def repair(
     if isinstance(window, str):
         return settled(gap, open_reason=window)
     assert not isinstance(source, Absent)
+    instruments = source.instruments(catalog)
+    if not instruments:
+        return settled(gap, open_reason="no instruments to ask for: the catalog is empty")
     new = 0
     try:
-        for index, instrument in enumerate(source.instruments(catalog)):
+        for index, instrument in enumerate(instruments):
             if index:
                 await asyncio.sleep(source.pause)
-            for event in await fetch(source, client, instrument, window):
+            for event in await fetch(source, client, instrument, window, catalog):
                 if event.quantity is not None and event.size_usd is not None and deliver(event):
                     new += 1
     except (httpx.HTTPError, ValueError, RuntimeError) as exc:
