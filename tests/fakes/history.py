@@ -1,7 +1,8 @@
 """Venues' REST liquidation histories on loopback, each answering as the venue does.
 
 Deribit's ``public/get_last_trades_by_instrument_and_time`` (:class:`DeribitHistory`), OKX's
-``public/liquidation-orders`` (:class:`OkxHistory`).
+``public/liquidation-orders`` (:class:`OkxHistory`), the dYdX v4 indexer's trade list
+(:class:`DydxHistory`).
 
 Parameters (docs.deribit.com): ``instrument_name``, ``start_timestamp`` and ``end_timestamp``
 (ms, inclusive), ``count`` (1..1000, default 10), ``sorting`` (``asc``/``desc``/``default``).
@@ -12,6 +13,7 @@ instrument answers Deribit's JSON-RPC error object.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 PATH = "/api/v2/public/get_last_trades_by_instrument_and_time"
@@ -146,3 +148,63 @@ def okx_push(inst_id: str, *details: dict[str, Any]) -> str:
     item = {"details": list(details), "instId": inst_id, "instType": "SWAP"}
     arg = {"channel": "liquidation-orders", "instType": "SWAP"}
     return json.dumps({"arg": arg, "data": [item]})
+
+
+DYDX_PATH = "/v4/trades/perpetualMarket/BTC-USD"
+
+
+class DydxHistory:
+    """The dYdX v4 indexer's ``GET /v4/trades/perpetualMarket/BTC-USD`` on loopback: every
+    fill of the market, newest first, at or before ``createdBeforeOrAt`` (ISO-8601), at most
+    ``limit`` (<= 1000) an answer, as ``{"trades":[..]}``."""
+
+    def __init__(self) -> None:
+        self.trades: list[dict[str, Any]] = []
+        self.asked: list[dict[str, str]] = []
+
+    def add(self, trade: dict[str, Any]) -> None:
+        self.trades.append(trade)
+
+    def __call__(self, query: dict[str, str]) -> bytes:
+        self.asked.append(query)
+        limit = min(int(query.get("limit", "1000")), 1000)
+        before = query.get("createdBeforeOrAt")
+        until = _iso_ms(before) if before else 2**62
+        rows = sorted(
+            (t for t in self.trades if _iso_ms(t["createdAt"]) <= until),
+            key=lambda t: -_iso_ms(t["createdAt"]),
+        )[:limit]
+        return json.dumps({"trades": rows}).encode()
+
+
+def _iso_ms(text: str) -> int:
+    moment = datetime.fromisoformat(text)
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+
+
+def dydx_trade(trade_id: str, ts: int, *, kind: str = "LIQUIDATED") -> dict[str, Any]:
+    """A BTC-USD trade as the indexer's channel and REST list it (a SELL: a long closed)."""
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ts)
+    return {
+        "id": trade_id,
+        "side": "SELL",
+        "size": "0.5",
+        "price": "60000",
+        "type": kind,
+        "createdAt": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "createdAtHeight": str(10_000 + ts % 1000),
+    }
+
+
+def dydx_push(*trades: dict[str, Any]) -> str:
+    """The ``v4_trades`` ``channel_data`` of BTC-USD carrying ``trades``."""
+    frame = {
+        "type": "channel_data",
+        "connection_id": "c1",
+        "message_id": 2,
+        "id": "BTC-USD",
+        "channel": "v4_trades",
+        "version": "2.1.0",
+        "contents": {"trades": list(trades)},
+    }
+    return json.dumps(frame)

@@ -20,14 +20,19 @@ from purpleflea.ingest.uptime import Gap
 from purpleflea.model import VenueLiquidation
 from purpleflea.venues import registry
 from purpleflea.venues.deribit import repair as deribit_repair
+from purpleflea.venues.dydx import repair as dydx_repair
 from purpleflea.venues.okx import repair as okx_repair
 from purpleflea.venues.venue import Absent, RepairSource
 from tests.fakes.exchanges import FakeExchange, dialect_for
 from tests.fakes.history import (
+    DYDX_PATH,
     OKX_PATH,
     PATH,
     DeribitHistory,
+    DydxHistory,
     OkxHistory,
+    dydx_push,
+    dydx_trade,
     notification,
     okx_detail,
     okx_push,
@@ -86,6 +91,17 @@ CASES = {
         event_id=lambda n: f"deribit:BTC-{n}:long",
         source=deribit_repair.SOURCE,
         instrument="BTC-PERPETUAL",
+    ),
+    "dydx": Case(
+        connection="dydx_v4",
+        exchange="dydx_v4",
+        path=DYDX_PATH,
+        history=DydxHistory,
+        record=lambda n, ts, liq: dydx_trade(f"t-{n}", ts, kind="LIQUIDATED" if liq else "LIMIT"),
+        push=dydx_push,
+        event_id=lambda n: f"dydx_v4:t-{n}",
+        source=dydx_repair.SOURCE,
+        instrument="BTC-USD",
     ),
     "okx": Case(
         connection="okx",

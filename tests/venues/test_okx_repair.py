@@ -44,7 +44,7 @@ def test_the_documented_answer_gives_the_event_the_channel_gives() -> None:
     # The docs' IOST-USDT-SWAP example item (the channel's page shows the same one) in the REST
     # envelope with its extra ``totalLoss``: the REST example itself is not in our sources.
     body = (FIXTURES / "liquidation_orders_rest_doc.json").read_bytes()
-    page = parse(body, CATALOG)
+    page = parse(body, catalog=CATALOG)
     item = json.loads(body)["data"][0]
     push = json.dumps(
         {"arg": {"channel": "liquidation-orders", "instType": "SWAP"}, "data": [item]}
@@ -61,7 +61,7 @@ def test_the_documented_answer_gives_the_event_the_channel_gives() -> None:
 def test_a_full_page_says_more_and_where_the_next_one_starts() -> None:
     details = [okx_detail(T - i, sz="1") for i in range(100)]
     item = {"details": details, "instId": "BTC-USDT-SWAP", "instType": "SWAP"}
-    page = parse(json.dumps({"code": "0", "msg": "", "data": [item]}).encode(), CATALOG)
+    page = parse(json.dumps({"code": "0", "msg": "", "data": [item]}).encode(), catalog=CATALOG)
     assert len(page.events) == 100
     assert (page.more, page.last_ms) == (True, T - 99)
 
@@ -69,11 +69,11 @@ def test_a_full_page_says_more_and_where_the_next_one_starts() -> None:
 def test_an_error_answer_or_a_bad_detail_names_what_is_wrong() -> None:
     error = {"code": "51000", "msg": "Parameter instFamily error", "data": []}
     with pytest.raises(FrameError, match="instFamily"):
-        parse(json.dumps(error).encode(), CATALOG)
+        parse(json.dumps(error).encode(), catalog=CATALOG)
     bad = {"bkPx": "x", "posSide": "net", "side": "sell", "sz": "1", "ts": str(T)}
     item = {"details": [bad], "instId": "BTC-USDT-SWAP", "instType": "SWAP"}
     with pytest.raises(FrameError, match=r"data\[0\]\.details\[0\]\.bkPx"):
-        parse(json.dumps({"code": "0", "msg": "", "data": [item]}).encode(), CATALOG)
+        parse(json.dumps({"code": "0", "msg": "", "data": [item]}).encode(), catalog=CATALOG)
 
 
 def test_it_asks_every_swap_and_futures_family_of_the_catalog_once() -> None:

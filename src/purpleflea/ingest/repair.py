@@ -74,7 +74,7 @@ async def fetch(
     for _ in range(MAX_PAGES):
         response = await client.get(source.base + source.request(instrument, start, end))
         response.raise_for_status()
-        page = source.parse(response.content, catalog)
+        page = source.parse(response.content, instrument, catalog)
         found.extend(e for e in page.events if _inside(e, window))
         if not page.more:
             return found

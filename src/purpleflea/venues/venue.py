@@ -220,8 +220,9 @@ class RepairSource:
     base: str
     #: ``(instrument, start_ms, end_ms)`` -> the request's path and query of one page.
     request: Callable[[str, int, int], str]
-    #: One answer -> its events, sized with the exchange's live instrument catalog.
-    parse: Callable[[bytes, Catalog], RepairPage]
+    #: ``(answer, instrument, catalog)`` -> the answer's events (of the instrument asked for),
+    #: sized with the exchange's live instrument catalog.
+    parse: Callable[[bytes, str, Catalog], RepairPage]
     #: The instruments to ask, from the live catalog (the ones the feed subscribes to).
     instruments: Callable[[Catalog], list[str]]
     #: How far back the endpoint reaches (ms); None: no documented limit.

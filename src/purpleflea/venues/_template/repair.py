@@ -5,7 +5,7 @@ After a reconnect, ``ingest/repair.py`` asks it for the window the connection mi
 
 - ``request(instrument, start_ms, end_ms) -> str``: the path and query of one page, oldest
   first (or newest first with ``newest_first=True``: then ``end_ms`` moves back page by page);
-- ``parse(body: bytes, catalog) -> RepairPage``: the page's events with the ids the live
+- ``parse(body: bytes, instrument, catalog) -> RepairPage``: the page's events with the ids the live
   normalizer gives (reuse its functions, so a repaired copy of an event seen live
   deduplicates), sized with the catalog as the live ones are, whether the window holds more
   and the time of the page's last row (where the next page starts); a body it cannot read

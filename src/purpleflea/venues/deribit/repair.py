@@ -52,10 +52,11 @@ def request(instrument: str, start_ms: int, end_ms: int) -> str:
     return f"{PATH}?{urlencode(query)}"
 
 
-def parse(body: bytes, instruments: Catalog = NO_INSTRUMENTS) -> RepairPage:
-    """One answer -> its liquidation events (trades without the flag yield none); amounts are
-    USD or coins as the channel's, so the catalog is not needed."""
-    del instruments
+def parse(body: bytes, name: str = "", catalog: Catalog = NO_INSTRUMENTS) -> RepairPage:
+    """One answer -> its liquidation events (trades without the flag yield none). Trades name
+    their instrument, and amounts are USD or coins as the channel's: ``name`` and ``catalog``
+    are not needed."""
+    del name, catalog
     answer = _decode(body)
     if answer.result is None:
         raise FrameError(EXCHANGE, f"trade history answer without 'result': {answer.error!r}")

@@ -69,14 +69,16 @@ def request(name: str, start_ms: int, end_ms: int) -> str:
     return f"{PATH}?{urlencode(query)}"
 
 
-def parse(body: bytes, instruments: Catalog = NO_INSTRUMENTS) -> RepairPage:
-    """One answer -> its events (sized from the catalog, as the channel's are)."""
+def parse(body: bytes, name: str = "", catalog: Catalog = NO_INSTRUMENTS) -> RepairPage:
+    """One answer -> its events, sized from the catalog as the channel's are (items name their
+    instrument: ``name`` is not needed)."""
+    del name
     answer = _decode(body)
     if answer.code != "0" or answer.data is None:
         raise FrameError(
             EXCHANGE, f"liquidation-orders answer code={answer.code!r} msg={answer.msg!r}"
         )
-    events = items_events(answer.data, "", instruments)
+    events = items_events(answer.data, "", catalog)
     stamps = [
         timestamp_ms(EXCHANGE, f"data[{i}].details[{j}].ts", detail.ts)
         for i, item in enumerate(answer.data)
