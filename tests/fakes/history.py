@@ -2,7 +2,7 @@
 
 Deribit's ``public/get_last_trades_by_instrument_and_time`` (:class:`DeribitHistory`), OKX's
 ``public/liquidation-orders`` (:class:`OkxHistory`), the dYdX v4 indexer's trade list
-(:class:`DydxHistory`).
+(:class:`DydxHistory`), HTX's v3 ``swap_liquidation_orders`` (:class:`HtxHistory`).
 
 Parameters (docs.deribit.com): ``instrument_name``, ``start_timestamp`` and ``end_timestamp``
 (ms, inclusive), ``count`` (1..1000, default 10), ``sorting`` (``asc``/``desc``/``default``).
@@ -208,3 +208,73 @@ def dydx_push(*trades: dict[str, Any]) -> str:
         "contents": {"trades": list(trades)},
     }
     return json.dumps(frame)
+
+
+HTX_PATH = "/linear-swap-api/v3/swap_liquidation_orders"
+
+
+class HtxHistory:
+    """HTX's ``GET /linear-swap-api/v3/swap_liquidation_orders`` on loopback: one contract's
+    liquidation orders with ``start_time <= created_at <= end_time`` (at most 2 hours apart),
+    oldest first with ``direct=next`` after ``from_id`` (a ``query_id``), ``page`` rows an
+    answer (HTX does not document its page size). A missing ``contract``/``trade_type`` or a
+    longer window answers an error envelope (code 1067 here: the fake's choice)."""
+
+    def __init__(self, page: int = 100) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.asked: list[dict[str, str]] = []
+        self.page = page
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append({**row, "query_id": 452_000 + len(self.rows)})
+
+    def __call__(self, query: dict[str, str]) -> bytes:
+        self.asked.append(query)
+        if "contract" not in query or "trade_type" not in query:
+            return _htx_error("Missing required parameter")
+        end = int(query.get("end_time", str(2**62)))
+        start = int(query.get("start_time", str(end - 7_200_000)))
+        if end - start > 7_200_000:
+            return _htx_error("The query window exceeds 2 hours")
+        after = int(query.get("from_id", "0"))
+        rows = sorted(
+            (
+                r
+                for r in self.rows
+                if r["contract_code"] == query["contract"]
+                and start <= r["created_at"] <= end
+                and r["query_id"] > after
+            ),
+            key=lambda r: r["query_id"],
+        )
+        if query.get("direct", "prev") != "next":
+            rows.reverse()
+        answer = {"code": 200, "msg": "", "data": rows[: self.page], "ts": end}
+        return json.dumps(answer).encode()
+
+
+def _htx_error(message: str) -> bytes:
+    return json.dumps({"code": 1067, "msg": message, "data": None, "ts": 0}).encode()
+
+
+def htx_row(ts: int, *, volume: float = 227, contract: str = "BTC-USDT") -> dict[str, Any]:
+    """One liquidation order as HTX's topic and REST history list it (a sell: a long closed)."""
+    return {
+        "symbol": "BTC",
+        "contract_code": contract,
+        "direction": "sell",
+        "offset": "close",
+        "volume": volume,
+        "price": 23350.5,
+        "created_at": ts,
+        "amount": volume / 1000,
+        "trade_turnover": volume / 1000 * 23350.5,
+        "pair": contract,
+        "business_type": "swap",
+    }
+
+
+def htx_push(*rows: dict[str, Any]) -> str:
+    """The ``public.BTC-USDT.liquidation_orders`` notification carrying ``rows``."""
+    topic = "public.BTC-USDT.liquidation_orders"
+    return json.dumps({"op": "notify", "topic": topic, "ts": 0, "data": list(rows)})

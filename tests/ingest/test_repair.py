@@ -4,6 +4,7 @@ fetched from the venue's REST history (a fake speaking its protocol) exactly onc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -15,24 +16,29 @@ import pytest
 from purpleflea.ingest.catalog import Catalogs
 from purpleflea.ingest.connection import Backoff
 from purpleflea.ingest.live import LiveIngest
-from purpleflea.ingest.repair import Window, fetch, plan
+from purpleflea.ingest.repair import Window, fetch, parts, plan, repair
 from purpleflea.ingest.uptime import Gap
 from purpleflea.model import VenueLiquidation
 from purpleflea.venues import registry
 from purpleflea.venues.deribit import repair as deribit_repair
 from purpleflea.venues.dydx import repair as dydx_repair
+from purpleflea.venues.htx import repair as htx_repair
 from purpleflea.venues.okx import repair as okx_repair
 from purpleflea.venues.venue import Absent, RepairSource
 from tests.fakes.exchanges import FakeExchange, dialect_for
 from tests.fakes.history import (
     DYDX_PATH,
+    HTX_PATH,
     OKX_PATH,
     PATH,
     DeribitHistory,
     DydxHistory,
+    HtxHistory,
     OkxHistory,
     dydx_push,
     dydx_trade,
+    htx_push,
+    htx_row,
     notification,
     okx_detail,
     okx_push,
@@ -73,6 +79,10 @@ class Case:
     event_id: Callable[[int], str]
     source: RepairSource
     instrument: str
+    #: The exchange's other connections, each given a quiet fake of its own.
+    others: tuple[str, ...] = ()
+    #: Requests per gap: one page, or (HTX, page size undocumented) one and the empty next.
+    pages: int = 1
 
 
 def _okx_record(n: int, ts: int, liquidation: bool) -> tuple[str, dict[str, Any]]:
@@ -103,6 +113,19 @@ CASES = {
         source=dydx_repair.SOURCE,
         instrument="BTC-USD",
     ),
+    "htx": Case(
+        connection="htx_linear",
+        exchange="htx",
+        path=HTX_PATH,
+        history=HtxHistory,
+        record=lambda n, ts, liq: htx_row(ts, volume=n, contract="BTC-USDT" if liq else "ETH-USDT"),
+        push=htx_push,
+        event_id=lambda n: f"htx:BTC-USDT:{{ts}}:sell:{float(n)}:23350.5",
+        source=htx_repair.SOURCE,
+        instrument="BTC-USDT",
+        others=("htx_coin",),
+        pages=2,
+    ),
     "okx": Case(
         connection="okx",
         exchange="okx",
@@ -126,12 +149,16 @@ async def test_a_reconnect_repairs_its_gap_from_rest_exactly_once(name: str) -> 
     async with (
         FakeRest({case.path: history}) as rest,
         FakeExchange(dialect_for(case.connection), [case.push(seen_live)]) as venue,
+        contextlib.AsyncExitStack() as stack,
     ):
+        urls = {case.connection: venue.url}
+        for other in case.others:
+            urls[other] = (await stack.enter_async_context(FakeExchange(dialect_for(other)))).url
         source = replace(case.source, base=rest.base, instruments=lambda _: [case.instrument])
         ingest = LiveIngest(
             lambda event, _received_at: events.append(event),
             exchanges=[case.exchange],
-            urls={case.connection: venue.url},
+            urls=urls,
             catalog_sources=(),
             poll_sources=(),
             repairs={case.exchange: source},
@@ -167,7 +194,7 @@ async def test_a_reconnect_repairs_its_gap_from_rest_exactly_once(name: str) -> 
     assert (first.repair, first.repaired_events, first.reason) == ("repaired", 1, "closed")
     assert first.start_ms <= dropped_at + 300 <= (first.end_ms or 0)
     assert (second.repair, second.repaired_events) == ("repaired", 0)
-    assert len(history.asked) == 2  # one request per gap (one instrument, one page)
+    assert len(history.asked) == 2 * case.pages  # per gap: one instrument, one page
 
 
 class _GapTable:
@@ -247,3 +274,61 @@ async def test_a_newest_first_history_is_paged_back_to_the_window_start() -> Non
     # Each page starts again at the last one's oldest time (inclusive): rows 249..150, then
     # 151..52 (150 and 151 share a time), then the 54 left and the older one: not a full page.
     assert [int(q["after"]) - t for q in history.asked] == [60_001, 1_076, 1_027]
+
+
+def test_a_window_longer_than_the_endpoint_allows_is_asked_in_parts() -> None:
+    hour = 3_600_000
+    assert parts(Window(0, hour), 2 * hour) == [Window(0, hour)]
+    assert parts(Window(0, 5 * hour), 2 * hour) == [
+        Window(0, 2 * hour),
+        Window(2 * hour + 1, 4 * hour + 1),
+        Window(4 * hour + 2, 5 * hour),
+    ]
+    assert parts(Window(0, 5 * hour), None) == [Window(0, 5 * hour)]
+
+
+async def test_an_id_paged_history_is_followed_page_by_page_within_each_part() -> None:
+    history = HtxHistory(page=2)
+    t = 1_760_000_000_000
+    hour = 3_600_000
+    # Five orders over five hours (HTX answers at most two hours a query), three sharing a
+    # millisecond, and one after the window.
+    stamps = [t + 10, t + 10, t + 10, t + 3 * hour, t + 5 * hour - 1, t + 6 * hour]
+    for n, ts in enumerate(stamps):
+        history.add(htx_row(ts, volume=n + 1))
+    gap = Gap(id="htx_linear:1", exchange="htx", connection="htx_linear",
+              start_ms=t + 2_000, end_ms=t + 5 * hour - 2_000, reason="silent")  # fmt: skip
+    delivered: list[VenueLiquidation] = []
+    async with FakeRest({HTX_PATH: history}) as rest, httpx.AsyncClient() as client:
+        source = replace(
+            htx_repair.SOURCE, base=rest.base, pause=0.0, instruments=lambda _: ["BTC-USDT"]
+        )
+        settled = await repair(
+            gap, source, client, Catalogs().get("htx"), _keep(delivered), t + 6 * hour
+        )
+    assert [e.ts for e in delivered] == stamps[:5]  # all five in the window, each once
+    assert (settled.repair, settled.repaired_events) == ("repaired", 5)
+    windows = [(int(q["start_time"]), int(q["end_time"]), q.get("from_id")) for q in history.asked]
+    first = (t, t + 2 * hour)
+    assert windows == [
+        (*first, None),  # rows 0, 1
+        (*first, "452001"),  # row 2
+        (*first, "452002"),  # empty: the part is done
+        (t + 2 * hour + 1, t + 4 * hour + 1, None),  # row 3, then empty
+        (t + 2 * hour + 1, t + 4 * hour + 1, "452003"),
+        (t + 4 * hour + 2, t + 5 * hour, None),  # row 4, then empty
+        (t + 4 * hour + 2, t + 5 * hour, "452004"),
+    ]
+
+
+def _keep(into: list[VenueLiquidation]) -> Callable[[VenueLiquidation], bool]:
+    seen: set[str] = set()
+
+    def deliver(event: VenueLiquidation) -> bool:
+        if event.id in seen:
+            return False
+        seen.add(event.id)
+        into.append(event)
+        return True
+
+    return deliver

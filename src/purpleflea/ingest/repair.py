@@ -64,36 +64,62 @@ async def fetch(
 ) -> list[VenueLiquidation]:
     """Every event of ``instrument`` in ``window``, page after page.
 
-    A source that lists oldest first is asked again from the page's newest event; one that
+    A source that lists oldest first is asked again from the page's newest row; one that
     lists newest first (``source.newest_first``) from the page's oldest, until a page reaches
-    back past the window's start. The boundary event is asked for twice on purpose: several
-    events may share its time, and the repeats deduplicate by id.
+    back past the window's start; one that pages by id (a page with a ``cursor``) from that
+    id. The boundary row is asked for twice on purpose: several may share its time, and the
+    repeats deduplicate by id.
     """
     found: list[VenueLiquidation] = []
     start, end = window.start_ms, window.end_ms
+    cursor: str | None = None
+    path = source.request(instrument, start, end)
     for _ in range(MAX_PAGES):
-        response = await client.get(source.base + source.request(instrument, start, end))
+        response = await client.get(source.base + path)
         response.raise_for_status()
         page = source.parse(response.content, instrument, catalog)
         found.extend(e for e in page.events if _inside(e, window))
         if not page.more:
             return found
-        last = _last_ms(page, newest_first=source.newest_first)
-        if last is None:
-            raise RuntimeError(f"{instrument}: a page says there is more but lists no time")
-        if source.newest_first:
-            if last < window.start_ms:
-                return found
-            # A page that does not reach further back could loop forever.
-            if last >= end:
-                raise RuntimeError(f"{instrument}: page up to {end} ms does not advance")
-            end = last
+        if page.cursor is not None:
+            if source.request_after is None:
+                raise RuntimeError(f"{instrument}: a page gives a cursor the source cannot ask")
+            # A cursor that does not move could loop forever.
+            if page.cursor == cursor:
+                raise RuntimeError(f"{instrument}: page after {cursor} does not advance")
+            cursor = page.cursor
+            path = source.request_after(instrument, window.start_ms, window.end_ms, cursor)
         else:
-            if last <= start:
-                raise RuntimeError(f"{instrument}: page at {start} ms does not advance")
-            start = last
+            last = _last_ms(page, newest_first=source.newest_first)
+            if last is None:
+                raise RuntimeError(f"{instrument}: a page says there is more but lists no time")
+            if source.newest_first:
+                if last < window.start_ms:
+                    return found
+                if last >= end:
+                    raise RuntimeError(f"{instrument}: page up to {end} ms does not advance")
+                end = last
+            else:
+                if last <= start:
+                    raise RuntimeError(f"{instrument}: page at {start} ms does not advance")
+                start = last
+            path = source.request(instrument, start, end)
         await asyncio.sleep(source.pause)
     raise RuntimeError(f"{instrument}: more than {MAX_PAGES} pages in the window")
+
+
+def parts(window: Window, longest_ms: int | None) -> list[Window]:
+    """``window`` cut into consecutive windows of at most ``longest_ms`` (an endpoint's
+    largest query window); the whole window when there is no such limit."""
+    if longest_ms is None or window.end_ms - window.start_ms <= longest_ms:
+        return [window]
+    found = []
+    start = window.start_ms
+    while start <= window.end_ms:
+        end = min(start + longest_ms, window.end_ms)
+        found.append(Window(start, end))
+        start = end + 1
+    return found
 
 
 def _last_ms(page: RepairPage, *, newest_first: bool) -> int | None:
@@ -130,9 +156,12 @@ async def repair(
         for index, instrument in enumerate(instruments):
             if index:
                 await asyncio.sleep(source.pause)
-            for event in await fetch(source, client, instrument, window, catalog):
-                if event.quantity is not None and event.size_usd is not None and deliver(event):
-                    new += 1
+            for part in parts(window, source.max_window_ms):
+                for event in await fetch(source, client, instrument, part, catalog):
+                    if event.quantity is None or event.size_usd is None:
+                        continue
+                    if deliver(event):
+                        new += 1
     except (httpx.HTTPError, ValueError, RuntimeError) as exc:
         log.warning("%s: gap %s not repaired: %s", gap.exchange, gap.id, exc)
         note = f"error: {exc}" + (f" ({new} events published before it)" if new else "")

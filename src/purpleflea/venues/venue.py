@@ -204,6 +204,9 @@ class RepairPage(NamedTuple):
     #: The time (ms) of the page's last row, liquidation or not: where the next page starts
     #: (a page of ordinary trades still advances). None: the last event's time.
     last_ms: int | None = None
+    #: For a source that pages by id (``RepairSource.request_after``): the id the next page
+    #: starts after. None: the source pages by time.
+    cursor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -232,6 +235,11 @@ class RepairSource:
     #: The endpoint lists newest first and pages backwards (``request``'s ``end_ms`` moves
     #: back to the last page's oldest row); otherwise oldest first, ``start_ms`` moving on.
     newest_first: bool = False
+    #: ``(instrument, start_ms, end_ms, cursor)`` -> the request of the page after a page's
+    #: ``cursor``, for an endpoint that pages by id; None: it pages by time.
+    request_after: Callable[[str, int, int, str], str] | None = None
+    #: The longest window (ms) one query may span; longer gaps are asked in parts.
+    max_window_ms: int | None = None
 
 
 @dataclass(frozen=True)
