@@ -2,7 +2,8 @@
 
 Deribit's ``public/get_last_trades_by_instrument_and_time`` (:class:`DeribitHistory`), OKX's
 ``public/liquidation-orders`` (:class:`OkxHistory`), the dYdX v4 indexer's trade list
-(:class:`DydxHistory`), HTX's v3 ``swap_liquidation_orders`` (:class:`HtxHistory`).
+(:class:`DydxHistory`), HTX's v3 ``swap_liquidation_orders`` (:class:`HtxHistory`), Kraken
+Futures' trade history (:class:`KrakenHistory`).
 
 Parameters (docs.deribit.com): ``instrument_name``, ``start_timestamp`` and ``end_timestamp``
 (ms, inclusive), ``count`` (1..1000, default 10), ``sorting`` (``asc``/``desc``/``default``).
@@ -278,3 +279,66 @@ def htx_push(*rows: dict[str, Any]) -> str:
     """The ``public.BTC-USDT.liquidation_orders`` notification carrying ``rows``."""
     topic = "public.BTC-USDT.liquidation_orders"
     return json.dumps({"op": "notify", "topic": topic, "ts": 0, "data": list(rows)})
+
+
+KRAKEN_PATH = "/derivatives/api/v3/history"
+
+
+class KrakenHistory:
+    """Kraken Futures' ``GET /derivatives/api/v3/history`` on loopback: a product's 100 most
+    recent trades before ``lastTime`` (ISO-8601, exclusive), newest first. Trades are added as
+    the ``trade`` feed sends them and listed as the REST history spells them (``time`` ISO,
+    ``qty`` as the string ``size``, plus ``trade_id``)."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.asked: list[dict[str, str]] = []
+
+    def add(self, trade: dict[str, Any]) -> None:
+        moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=trade["time"])
+        self.rows.append(
+            {
+                "price": trade["price"],
+                "side": trade["side"],
+                "size": str(trade["qty"]),
+                "time": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "trade_id": len(self.rows) + 1,
+                "type": trade["type"],
+                "uid": trade["uid"],
+                "symbol": trade["product_id"],  # the fake's own filter key, not Kraken's
+            }
+        )
+
+    def __call__(self, query: dict[str, str]) -> bytes:
+        self.asked.append(query)
+        if "symbol" not in query:
+            body = {"result": "error", "error": "requiredArgumentMissing", "serverTime": ""}
+            return json.dumps(body).encode()
+        last = query.get("lastTime")
+        before = _iso_ms(last) if last else 2**62
+        rows = sorted(
+            (
+                r
+                for r in self.rows
+                if r["symbol"] == query["symbol"] and _iso_ms(r["time"]) < before
+            ),
+            key=lambda r: -_iso_ms(r["time"]),
+        )[:100]
+        listed = [{k: v for k, v in r.items() if k != "symbol"} for r in rows]
+        body = {"history": listed, "result": "success", "serverTime": "2026-01-01T00:00:00.000Z"}
+        return json.dumps(body).encode()
+
+
+def kraken_trade(uid: str, ts: int, *, kind: str = "liquidation") -> dict[str, Any]:
+    """A PI_XBTUSD trade as the ``trade`` feed sends it (a taker sell: a long closed)."""
+    return {
+        "feed": "trade",
+        "product_id": "PI_XBTUSD",
+        "uid": uid,
+        "side": "sell",
+        "type": kind,
+        "seq": 1,
+        "time": ts,
+        "qty": 1000.0,
+        "price": 60000.5,
+    }

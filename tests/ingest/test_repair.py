@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -23,22 +24,26 @@ from purpleflea.venues import registry
 from purpleflea.venues.deribit import repair as deribit_repair
 from purpleflea.venues.dydx import repair as dydx_repair
 from purpleflea.venues.htx import repair as htx_repair
+from purpleflea.venues.kraken import repair as kraken_repair
 from purpleflea.venues.okx import repair as okx_repair
 from purpleflea.venues.venue import Absent, RepairSource
 from tests.fakes.exchanges import FakeExchange, dialect_for
 from tests.fakes.history import (
     DYDX_PATH,
     HTX_PATH,
+    KRAKEN_PATH,
     OKX_PATH,
     PATH,
     DeribitHistory,
     DydxHistory,
     HtxHistory,
+    KrakenHistory,
     OkxHistory,
     dydx_push,
     dydx_trade,
     htx_push,
     htx_row,
+    kraken_trade,
     notification,
     okx_detail,
     okx_push,
@@ -125,6 +130,17 @@ CASES = {
         instrument="BTC-USDT",
         others=("htx_coin",),
         pages=2,
+    ),
+    "kraken": Case(
+        connection="kraken_futures",
+        exchange="kraken_futures",
+        path=KRAKEN_PATH,
+        history=KrakenHistory,
+        record=lambda n, ts, liq: kraken_trade(f"u-{n}", ts, kind="liquidation" if liq else "fill"),
+        push=json.dumps,
+        event_id=lambda n: f"kraken_futures:u-{n}",
+        source=kraken_repair.SOURCE,
+        instrument="PI_XBTUSD",
     ),
     "okx": Case(
         connection="okx",

@@ -10,7 +10,8 @@ import pytest
 
 from purpleflea.model import Instrument
 from purpleflea.venues import FrameError, dydx
-from purpleflea.venues.dydx.repair import PAGE, instruments, iso, parse, request
+from purpleflea.venues._frame import ms_iso
+from purpleflea.venues.dydx.repair import PAGE, instruments, parse, request
 from tests.fakes.history import dydx_trade
 
 FIXTURES = Path(__file__).parent / "dydx"
@@ -24,7 +25,7 @@ def test_the_request_asks_for_the_trades_at_or_before_the_end() -> None:
         "limit": ["1000"],
         "createdBeforeOrAt": ["2025-10-09T08:54:20.123Z"],
     }
-    assert iso(0) == "1970-01-01T00:00:00.000Z"
+    assert ms_iso(0) == "1970-01-01T00:00:00.000Z"
 
 
 def test_the_documented_trades_give_the_events_the_channel_gives() -> None:

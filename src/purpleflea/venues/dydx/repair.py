@@ -19,14 +19,13 @@ move the page on.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode
 
 import msgspec
 
 from purpleflea.model import NO_INSTRUMENTS, Catalog
 from purpleflea.venues._connection import symbols_of
-from purpleflea.venues._frame import FrameDecoder, FrameError, iso_ms
+from purpleflea.venues._frame import FrameDecoder, FrameError, iso_ms, ms_iso
 from purpleflea.venues.dydx.constants import EXCHANGE
 from purpleflea.venues.dydx.normalizer import Trade, market, trades_events
 from purpleflea.venues.venue import RepairPage, RepairSource
@@ -35,8 +34,6 @@ BASE = "https://indexer.dydx.trade"
 PATH = "/v4/trades/perpetualMarket/"
 #: The indexer's largest ``limit`` (``API_LIMIT_V4``).
 PAGE = 1000
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class _Answer(msgspec.Struct):
@@ -47,18 +44,11 @@ class _Answer(msgspec.Struct):
 _decode = FrameDecoder(EXCHANGE, _Answer)
 
 
-def iso(ms: int) -> str:
-    """``1700000000123`` -> ``2023-11-14T22:13:20.123Z`` (the indexer's own spelling)."""
-    # Integer arithmetic keeps the milliseconds exact (a float timestamp would round).
-    moment = _EPOCH + timedelta(milliseconds=ms)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def request(ticker: str, start_ms: int, end_ms: int) -> str:
     """The path and query of ``ticker``'s trades at or before ``end_ms``, newest first;
     ``start_ms`` is where the caller stops paging (the endpoint has no lower bound)."""
     del start_ms
-    query = {"limit": PAGE, "createdBeforeOrAt": iso(end_ms)}
+    query = {"limit": PAGE, "createdBeforeOrAt": ms_iso(end_ms)}
     return f"{PATH}{quote(ticker)}?{urlencode(query)}"
 
 
