@@ -348,3 +348,16 @@ def _keep(into: list[VenueLiquidation]) -> Callable[[VenueLiquidation], bool]:
         return True
 
     return deliver
+
+
+async def test_a_gap_with_nothing_to_ask_for_stays_open_without_a_request() -> None:
+    gap = Gap(id="okx:1", exchange="okx", connection="okx",
+              start_ms=1_000, end_ms=2_000, reason="closed")  # fmt: skip
+    async with FakeRest({}) as rest, httpx.AsyncClient() as client:
+        source = replace(okx_repair.SOURCE, base=rest.base)
+        settled = await repair(gap, source, client, {}, lambda _e: True, 3_000)
+    assert (settled.repair, settled.note) == (
+        "open",
+        "no instruments to ask for: the catalog is empty",
+    )
+    assert rest.requests == []
