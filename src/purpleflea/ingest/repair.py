@@ -1,10 +1,11 @@
 """Gap repair: after a reconnect, fetch the missed window from the venue's REST history.
 
 :func:`plan` (pure) decides whether a closed gap can be repaired and which window to ask
-for; :func:`repair` fetches it instrument by instrument (following ``has_more`` pages), hands
-each event to ``deliver`` (which deduplicates by id against what the live feed delivered and
-publishes with the event's own ``ts``) and returns the gap settled: ``repaired`` with how
-many events were new, or ``open`` with why (no REST history, window too old, an error).
+for; :func:`repair` fetches it instrument by instrument (in parts no longer than the
+endpoint allows, following its pages by time or by id: :func:`_next`), hands each event to
+``deliver`` (which deduplicates by id against what the live feed delivered and publishes
+with the event's own ``ts``) and returns the gap settled: ``repaired`` with how many events
+were new, or ``open`` with why (no REST history, window too old, nothing to ask, an error).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import httpx
 import msgspec
@@ -62,50 +64,65 @@ async def fetch(
     window: Window,
     catalog: Catalog,
 ) -> list[VenueLiquidation]:
-    """Every event of ``instrument`` in ``window``, page after page.
-
-    A source that lists oldest first is asked again from the page's newest row; one that
-    lists newest first (``source.newest_first``) from the page's oldest, until a page reaches
-    back past the window's start; one that pages by id (a page with a ``cursor``) from that
-    id. The boundary row is asked for twice on purpose: several may share its time, and the
-    repeats deduplicate by id.
-    """
+    """Every event of ``instrument`` in ``window``, page after page (see :func:`_next`)."""
     found: list[VenueLiquidation] = []
-    start, end = window.start_ms, window.end_ms
-    cursor: str | None = None
-    path = source.request(instrument, start, end)
+    at = _Position(window.start_ms, window.end_ms)
+    path = source.request(instrument, at.start_ms, at.end_ms)
     for _ in range(MAX_PAGES):
         response = await client.get(source.base + path)
         response.raise_for_status()
         page = source.parse(response.content, instrument, catalog)
         found.extend(e for e in page.events if _inside(e, window))
-        if not page.more:
+        following = _next(source, instrument, window, page, at) if page.more else None
+        if following is None:
             return found
-        if page.cursor is not None:
-            if source.request_after is None:
-                raise RuntimeError(f"{instrument}: a page gives a cursor the source cannot ask")
-            # A cursor that does not move could loop forever.
-            if page.cursor == cursor:
-                raise RuntimeError(f"{instrument}: page after {cursor} does not advance")
-            cursor = page.cursor
-            path = source.request_after(instrument, window.start_ms, window.end_ms, cursor)
-        else:
-            last = _last_ms(page, newest_first=source.newest_first)
-            if last is None:
-                raise RuntimeError(f"{instrument}: a page says there is more but lists no time")
-            if source.newest_first:
-                if last < window.start_ms:
-                    return found
-                if last >= end:
-                    raise RuntimeError(f"{instrument}: page up to {end} ms does not advance")
-                end = last
-            else:
-                if last <= start:
-                    raise RuntimeError(f"{instrument}: page at {start} ms does not advance")
-                start = last
-            path = source.request(instrument, start, end)
+        path = following
         await asyncio.sleep(source.pause)
     raise RuntimeError(f"{instrument}: more than {MAX_PAGES} pages in the window")
+
+
+@dataclass
+class _Position:
+    """Where the next page of one window starts: a time range, or an id to follow."""
+
+    start_ms: int
+    end_ms: int
+    cursor: str | None = None
+
+
+def _next(
+    source: RepairSource, instrument: str, window: Window, page: RepairPage, at: _Position
+) -> str | None:
+    """The request of the page after ``page`` (which says there is more), or None when the
+    window is done; ``at`` moves on.
+
+    A source that lists oldest first is asked again from the page's newest row; one that
+    lists newest first (``source.newest_first``) from its oldest, until a page reaches back
+    past the window's start; one that pages by id (a page with a ``cursor``) after that id.
+    The boundary row is asked for twice on purpose: several may share its time, and the
+    repeats deduplicate by id. A page that does not move on could loop forever: it raises.
+    """
+    if page.cursor is not None:
+        if source.request_after is None:
+            raise RuntimeError(f"{instrument}: a page gives a cursor the source cannot ask")
+        if page.cursor == at.cursor:
+            raise RuntimeError(f"{instrument}: page after {at.cursor} does not advance")
+        at.cursor = page.cursor
+        return source.request_after(instrument, window.start_ms, window.end_ms, at.cursor)
+    last = _last_ms(page, newest_first=source.newest_first)
+    if last is None:
+        raise RuntimeError(f"{instrument}: a page says there is more but lists no time")
+    if source.newest_first:
+        if last < window.start_ms:
+            return None
+        if last >= at.end_ms:
+            raise RuntimeError(f"{instrument}: page up to {at.end_ms} ms does not advance")
+        at.end_ms = last
+    else:
+        if last <= at.start_ms:
+            raise RuntimeError(f"{instrument}: page at {at.start_ms} ms does not advance")
+        at.start_ms = last
+    return source.request(instrument, at.start_ms, at.end_ms)
 
 
 def parts(window: Window, longest_ms: int | None) -> list[Window]:
