@@ -66,6 +66,13 @@ def test_a_full_page_says_more_and_where_the_next_one_starts() -> None:
     assert (page.more, page.last_ms) == (True, T - 99)
 
 
+def test_an_item_without_its_type_has_the_type_asked_for() -> None:
+    item = {"details": [okx_detail(T)], "instId": "BTC-USDT-SWAP"}
+    body = json.dumps({"code": "0", "msg": "", "data": [item]}).encode()
+    assert len(parse(body, "SWAP:BTC-USDT", CATALOG).events) == 1
+    assert parse(body, "", CATALOG).events == []  # no type at all: not one of ours
+
+
 def test_an_error_answer_or_a_bad_detail_names_what_is_wrong() -> None:
     error = {"code": "51000", "msg": "Parameter instFamily error", "data": []}
     with pytest.raises(FrameError, match="instFamily"):

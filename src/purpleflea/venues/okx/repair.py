@@ -70,15 +70,14 @@ def request(name: str, start_ms: int, end_ms: int) -> str:
 
 
 def parse(body: bytes, name: str = "", catalog: Catalog = NO_INSTRUMENTS) -> RepairPage:
-    """One answer -> its events, sized from the catalog as the channel's are (items name their
-    instrument: ``name`` is not needed)."""
-    del name
+    """One answer -> its events, sized from the catalog as the channel's are; an item that
+    does not say its type has the one asked for (``name``: ``SWAP:BTC-USDT``)."""
     answer = _decode(body)
     if answer.code != "0" or answer.data is None:
         raise FrameError(
             EXCHANGE, f"liquidation-orders answer code={answer.code!r} msg={answer.msg!r}"
         )
-    events = items_events(answer.data, "", catalog)
+    events = items_events(answer.data, name.partition(":")[0], catalog)
     stamps = [
         timestamp_ms(EXCHANGE, f"data[{i}].details[{j}].ts", detail.ts)
         for i, item in enumerate(answer.data)
