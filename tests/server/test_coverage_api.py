@@ -11,7 +11,10 @@ import httpx
 
 import purpleflea
 from purpleflea.client import Coverage
+from purpleflea.ingest import repair
 from purpleflea.ingest.uptime import HOUR_MS
+from purpleflea.venues import registry
+from purpleflea.venues.venue import Absent
 from tests.server.conftest import Running, make_config, running_server
 
 H = 1_760_000_000_000 - 1_760_000_000_000 % HOUR_MS
@@ -101,3 +104,38 @@ async def test_the_simulator_records_its_own_uptime(tmp_path: Path) -> None:
         assert all(h["uptime"] == 1.0 for h in hours)
         assert by_exchange["binance_usdm"]["pressure"] is not None
         assert by_exchange["bybit"]["pressure"] is None  # complete: no throttle to measure
+
+
+async def test_repaired_and_open_gaps_are_served_with_their_outcome(live: Running) -> None:
+    """A repaired gap says how many events the REST history gave; one on a venue without a
+    REST history stays open and says why (the venue's Absent reason, as ingest records it)."""
+    coverage = live.server.coverage
+    assert coverage is not None
+    assert coverage.ledger is not None
+    ledger = coverage.ledger
+    outcomes = {}
+    for exchange in ("okx", "bybit"):
+        ledger.up(exchange, exchange, H)
+        ledger.down(exchange, exchange, H + 10_000, "closed")
+        gap = ledger.up(exchange, exchange, H + 12_000)
+        assert gap is not None
+        source = registry.REPAIRS[exchange]
+        if isinstance(source, Absent):  # no request is made: the plan says why
+            async with httpx.AsyncClient() as client:
+                outcomes[exchange] = await repair.repair(
+                    gap, source, client, {}, lambda _e: True, H + 13_000
+                )
+        else:
+            outcomes[exchange] = repair.settled(gap, events=3)
+        ledger.settle(outcomes[exchange])
+    coverage.clock = lambda: H + 20_000
+    await coverage.flush()
+    async with httpx.AsyncClient(base_url=live.url, headers=_headers(live)) as http:
+        body = (await http.get("/v1/coverage", params={"start": H})).json()
+    gaps = {g["exchange"]: g for g in body["gaps"]}
+    assert (gaps["okx"]["repair"], gaps["okx"]["repaired_events"]) == ("repaired", 3)
+    bybit = registry.REPAIRS["bybit"]
+    assert isinstance(bybit, Absent)
+    assert (gaps["bybit"]["repair"], gaps["bybit"]["repaired_events"]) == ("open", 0)
+    assert gaps["bybit"]["note"] == f"no REST history: {bybit.reason}"
+    assert gaps["okx"]["end"] == gaps["bybit"]["end"] == H + 12_000

@@ -61,3 +61,11 @@ def test_an_error_answer_or_a_bad_trade_names_what_is_wrong() -> None:
 def test_it_asks_for_the_perpetuals_the_feed_subscribes_to() -> None:
     catalog = {"BTC-PERPETUAL": object(), "ETH-27DEC24": object(), "ETH-PERPETUAL": object()}
     assert instruments(catalog) == ["BTC-PERPETUAL", "ETH-PERPETUAL"]  # type: ignore[arg-type]
+
+
+def test_a_page_of_ordinary_trades_says_where_the_next_one_starts() -> None:
+    # Without it a full page with no liquidation in it would stop the paging (nothing to
+    # take a time from) and the rest of the window would never be asked.
+    plain = [trade(f"BTC-{n}", T + n, liquidation=None) for n in range(3)]
+    page = parse(_answer(*plain, more=True))
+    assert (page.events, page.more, page.last_ms) == ([], True, T + 2)

@@ -139,6 +139,14 @@ def iso_ms(exchange: str, where: str, value: str) -> int:
     return timestamp_ms(exchange, where, (parsed - _EPOCH) // _ONE_MS)
 
 
+def ms_iso(ms: int) -> str:
+    """``1700000000123`` -> ``2023-11-14T22:13:20.123Z``: :func:`iso_ms` the other way, for
+    REST queries that take an ISO-8601 time (dYdX, Kraken Futures)."""
+    # Integer arithmetic keeps the milliseconds exact (a float timestamp would round).
+    moment = _EPOCH + _ONE_MS * ms
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def finite_product(exchange: str, where: str, value: float) -> float:
     """Guard a computed size: huge-but-finite inputs can still overflow to inf."""
     if not math.isfinite(value) or value < 0:

@@ -201,6 +201,12 @@ class RepairPage(NamedTuple):
 
     events: list[VenueLiquidation]
     more: bool
+    #: The time (ms) of the page's last row, liquidation or not: where the next page starts
+    #: (a page of ordinary trades still advances). None: the last event's time.
+    last_ms: int | None = None
+    #: For a source that pages by id (``RepairSource.request_after``): the id the next page
+    #: starts after. None: the source pages by time.
+    cursor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -215,15 +221,25 @@ class RepairSource:
     exchange: str
     #: Scheme and host (tests point it at loopback).
     base: str
-    #: ``(instrument, start_ms, end_ms)`` -> the request's path and query, oldest first.
+    #: ``(instrument, start_ms, end_ms)`` -> the request's path and query of one page.
     request: Callable[[str, int, int], str]
-    parse: Callable[[bytes], RepairPage]
+    #: ``(answer, instrument, catalog)`` -> the answer's events (of the instrument asked for),
+    #: sized with the exchange's live instrument catalog.
+    parse: Callable[[bytes, str, Catalog], RepairPage]
     #: The instruments to ask, from the live catalog (the ones the feed subscribes to).
     instruments: Callable[[Catalog], list[str]]
     #: How far back the endpoint reaches (ms); None: no documented limit.
     reach_ms: int | None = None
     #: Seconds between requests, to stay inside the exchange's rate limit.
     pause: float = 0.05
+    #: The endpoint lists newest first and pages backwards (``request``'s ``end_ms`` moves
+    #: back to the last page's oldest row); otherwise oldest first, ``start_ms`` moving on.
+    newest_first: bool = False
+    #: ``(instrument, start_ms, end_ms, cursor)`` -> the request of the page after a page's
+    #: ``cursor``, for an endpoint that pages by id; None: it pages by time.
+    request_after: Callable[[str, int, int, str], str] | None = None
+    #: The longest window (ms) one query may span; longer gaps are asked in parts.
+    max_window_ms: int | None = None
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,9 @@ VENUE = Venue(
     history=history.HISTORY,
     repair=Absent(
         "no public REST history of other accounts' liquidations: GET /fapi/v1/allForceOrders "
-        "was retired; /fapi/v1/forceOrders lists only the signed caller's own"
+        "and GET /dapi/v1/allForceOrders 'stop being maintained and no longer accept "
+        "request' (Binance derivatives change log, 2021-04); /fapi/v1/forceOrders lists only "
+        "the signed caller's own"
     ),
 )
 

@@ -33,7 +33,13 @@ VENUE = Venue(
         "no open-interest poller yet: the heatmap reads the venues with bulk endpoints"
     ),
     history=Absent("no Tardis or recorder rules written yet"),
-    repair=Absent("no public REST liquidation history found (EXCHANGES.md: websocket topic only)"),
+    repair=Absent(
+        "GET /api/v3/market/liquidations (public, cursor-paged, the last 3 days, delayed; "
+        "5 requests/s per IP) lists rows whose amount unit the docs leave unstated (readers "
+        "take it as base coin) while the channel's amount is quote coin and its pushes are "
+        "aggregates: the live id (symbol, ts, side, amount, price) cannot be rebuilt from a "
+        "row, so a repaired copy would not deduplicate against what the channel delivered"
+    ),
 )
 
 __all__ = ["EXCHANGE", "VENUE", "market", "normalize"]

@@ -33,7 +33,9 @@ VENUE = Venue(
         "no recorder of our own exists"
     ),
     repair=Absent(
-        "GET /api/v1/liquidation lists the liquidation orders resting now, not past ones"
+        "GET /api/v1/liquidation lists only the liquidation orders resting in the book now "
+        "(the REST explorer's 'Active Liquidations'), not past ones; the live ids are those "
+        "orders' orderID, which no public trade history carries"
     ),
 )
 

@@ -29,7 +29,11 @@ VENUE = Venue(
     catalog=catalog.SOURCES,
     open_interest=open_interest.SOURCES,
     history=history.HISTORY,
-    repair=Absent("no public REST liquidation history: allLiquidation is websocket-only"),
+    repair=Absent(
+        "no public REST liquidation history: allLiquidation is websocket-only; the v5 "
+        "market endpoints list no liquidations and GET /v5/market/recent-trade carries no "
+        "liquidation flag"
+    ),
 )
 
 __all__ = ["EXCHANGE", "VENUE", "market", "normalize"]

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import msgspec
 
-from purpleflea.model import Catalog
+from purpleflea.model import NO_INSTRUMENTS, Catalog
 from purpleflea.venues._connection import symbols_of
 from purpleflea.venues._frame import FrameDecoder, FrameError
 from purpleflea.venues.deribit.constants import EXCHANGE
@@ -52,15 +52,21 @@ def request(instrument: str, start_ms: int, end_ms: int) -> str:
     return f"{PATH}?{urlencode(query)}"
 
 
-def parse(body: bytes) -> RepairPage:
-    """One answer -> its liquidation events (trades without the flag yield none)."""
+def parse(body: bytes, name: str = "", catalog: Catalog = NO_INSTRUMENTS) -> RepairPage:
+    """One answer -> its liquidation events (trades without the flag yield none). Trades name
+    their instrument, and amounts are USD or coins as the channel's: ``name`` and ``catalog``
+    are not needed."""
+    del name, catalog
     answer = _decode(body)
     if answer.result is None:
         raise FrameError(EXCHANGE, f"trade history answer without 'result': {answer.error!r}")
     events = []
-    for i, trade in enumerate(trades_decoder(answer.result.trades)):
+    trades = trades_decoder(answer.result.trades)
+    for i, trade in enumerate(trades):
         events.extend(events_of(trade, f"result.trades[{i}]"))
-    return RepairPage(events, answer.result.has_more)
+    # The next page starts at the last trade, flagged or not: a page of ordinary trades moves on.
+    last = max((t.timestamp for t in trades), default=None)
+    return RepairPage(events, answer.result.has_more, last)
 
 
 def instruments(catalog: Catalog) -> list[str]:

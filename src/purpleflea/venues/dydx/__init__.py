@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from purpleflea.venues.dydx import catalog, connection, open_interest
+from purpleflea.venues.dydx import catalog, connection, open_interest, repair
 from purpleflea.venues.dydx.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, SIM
 from purpleflea.venues.dydx.normalizer import market, normalize
 from purpleflea.venues.venue import Absent, Exchange, Venue
@@ -30,10 +30,7 @@ VENUE = Venue(
     catalog=catalog.SOURCES,
     open_interest=open_interest.SOURCES,
     history=Absent("no Tardis or recorder rules written yet"),
-    repair=Absent(
-        "the indexer's GET /v4/trades/perpetualMarket/{ticker} lists LIQUIDATED trades; "
-        "not parsed yet"
-    ),
+    repair=repair.SOURCE,
 )
 
 __all__ = ["EXCHANGE", "VENUE", "market", "normalize"]

@@ -35,7 +35,7 @@ LIQUIDATED = "LIQUIDATED"
 _SIDES: dict[str, Side] = {"SELL": "long", "BUY": "short"}
 
 
-class _Trade(msgspec.Struct):
+class Trade(msgspec.Struct):
     id: str
     size: str | float
     price: str | float
@@ -45,7 +45,7 @@ class _Trade(msgspec.Struct):
 
 
 class _Contents(msgspec.Struct):
-    trades: list[_Trade] = []
+    trades: list[Trade] = []
 
 
 class _Frame(msgspec.Struct):
@@ -67,7 +67,7 @@ def market(ticker: str) -> symbols.Market | None:
     return symbols.perpetual(base) if base and dash and quote else None
 
 
-def _event(ticker: str, trade: _Trade, where: str, replay: bool) -> VenueLiquidation | None:
+def _event(ticker: str, trade: Trade, where: str, replay: bool) -> VenueLiquidation | None:
     if trade.type != LIQUIDATED:
         return None
     side = _SIDES.get(trade.side)
@@ -114,8 +114,18 @@ def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list
     events = []
     for b, contents in enumerate(batches):
         prefix = f"contents[{b}]" if batched else "contents"
-        for i, trade in enumerate(contents.trades):
-            event = _event(decoded.id, trade, f"{prefix}.trades[{i}]", replay)
-            if event is not None:
-                events.append(event)
+        events.extend(trades_events(decoded.id, contents.trades, prefix, replay=replay))
+    return events
+
+
+def trades_events(
+    ticker: str, trades: list[Trade], where: str, *, replay: bool
+) -> list[VenueLiquidation]:
+    """The LIQUIDATED trades of ``ticker`` among ``trades`` (the channel's objects, which the
+    indexer's REST trade list also gives); ``where`` names the list in errors."""
+    events = []
+    for i, trade in enumerate(trades):
+        event = _event(ticker, trade, f"{where}.trades[{i}]", replay)
+        if event is not None:
+            events.append(event)
     return events

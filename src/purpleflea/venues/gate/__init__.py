@@ -34,8 +34,11 @@ VENUE = Venue(
         "no recorder of our own exists"
     ),
     repair=Absent(
-        "GET /futures/{settle}/liq_orders is public with from/to, but its size sign differs "
-        "from the websocket's (EXCHANGES.md Traps); not parsed yet"
+        "GET /futures/{settle}/liq_orders (public; from/to in whole seconds at most 3600 "
+        "apart, limit default 100) gives time in seconds and the order's order_size, "
+        "order_price and fill_price, while the live id is built from the channel's ms time, "
+        "signed size and price (which REST price that is, is undocumented): a row cannot "
+        "give the live id, so a repaired copy would not deduplicate"
     ),
 )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from purpleflea.venues.htx import catalog, connection
+from purpleflea.venues.htx import catalog, connection, repair
 from purpleflea.venues.htx.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, SIM
 from purpleflea.venues.htx.normalizer import market, normalize
 from purpleflea.venues.venue import Absent, Exchange, Venue
@@ -35,7 +35,7 @@ VENUE = Venue(
         "Tardis sizes its liquidations in contracts, which need the instrument list of the day; "
         "no recorder of our own exists"
     ),
-    repair=Absent("a public REST liquidation-orders endpoint exists; not parsed yet"),
+    repair=repair.SOURCE,
 )
 
 __all__ = ["EXCHANGE", "VENUE", "market", "normalize"]

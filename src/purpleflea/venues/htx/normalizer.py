@@ -41,7 +41,7 @@ TOPIC_SUFFIX = ".liquidation_orders"
 _SIDES: dict[str, Side] = {"sell": "long", "buy": "short"}
 
 
-class _Item(msgspec.Struct):
+class Item(msgspec.Struct):
     contract_code: str
     direction: str
     volume: float | str
@@ -54,7 +54,7 @@ class _Item(msgspec.Struct):
 class _Frame(msgspec.Struct):
     op: str = ""
     topic: str = ""
-    data: list[_Item] | None = None
+    data: list[Item] | None = None
 
 
 _decode = FrameDecoder(EXCHANGE, _Frame)
@@ -80,7 +80,7 @@ def market(contract_code: str) -> symbols.Market | None:
     return None
 
 
-def _exchange_sizes(item: _Item, where: str, price: float) -> Sizes:
+def _exchange_sizes(item: Item, where: str, price: float) -> Sizes:
     """Sizes from HTX's own ``amount``/``trade_turnover``, for contracts not in the catalog."""
     if item.amount is None:
         return UNKNOWN
@@ -90,7 +90,7 @@ def _exchange_sizes(item: _Item, where: str, price: float) -> Sizes:
     return Sizes(coins, non_negative(EXCHANGE, f"{where}.trade_turnover", item.trade_turnover))
 
 
-def _event(item: _Item, where: str, instruments: Catalog) -> VenueLiquidation | None:
+def _event(item: Item, where: str, instruments: Catalog) -> VenueLiquidation | None:
     side = _SIDES.get(item.direction)
     if side is None:
         raise FrameError(EXCHANGE, f"{where}.direction is not buy/sell: {item.direction!r}")
@@ -129,9 +129,15 @@ def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list
         return []
     if decoded.data is None:
         raise FrameError(EXCHANGE, "liquidation_orders push without 'data'")
+    return items_events(decoded.data, "data", instruments)
+
+
+def items_events(items: list[Item], where: str, instruments: Catalog) -> list[VenueLiquidation]:
+    """The events of liquidation-order ``items`` (the topic's, and the REST history's, which
+    lists the same fields); ``where`` names the list in errors."""
     events = []
-    for i, item in enumerate(decoded.data):
-        event = _event(item, f"data[{i}]", instruments)
+    for i, item in enumerate(items):
+        event = _event(item, f"{where}[{i}]", instruments)
         if event is not None:
             events.append(event)
     return events

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from purpleflea.venues.kraken import catalog, connection
+from purpleflea.venues.kraken import catalog, connection, repair
 from purpleflea.venues.kraken.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, SIM
 from purpleflea.venues.kraken.normalizer import market, normalize
 from purpleflea.venues.venue import Absent, Exchange, Venue
@@ -32,9 +32,7 @@ VENUE = Venue(
         "no open-interest poller yet: the heatmap reads the venues with bulk endpoints"
     ),
     history=Absent("no Tardis or recorder rules written yet"),
-    repair=Absent(
-        "GET /derivatives/api/v3/history lists recent trades typed liquidation; not parsed yet"
-    ),
+    repair=repair.SOURCE,
 )
 
 __all__ = ["EXCHANGE", "VENUE", "market", "normalize"]

@@ -36,7 +36,7 @@ _COIN_SIZED = ("PF", "FF")  # multi-collateral: qty in base coins
 _CONTRACT_SIZED = ("PI", "FI")  # inverse: qty in USD contracts
 
 
-class _Trade(msgspec.Struct):
+class Trade(msgspec.Struct):
     uid: str
     side: str
     type: str
@@ -52,12 +52,12 @@ class _Envelope(msgspec.Struct):
 
 
 class _Snapshot(msgspec.Struct):
-    trades: list[_Trade]
+    trades: list[Trade]
     product_id: str = ""
 
 
 _decode_envelope = FrameDecoder(EXCHANGE, _Envelope)
-_decode_trade = FrameDecoder(EXCHANGE, _Trade)
+_decode_trade = FrameDecoder(EXCHANGE, Trade)
 _decode_snapshot = FrameDecoder(EXCHANGE, _Snapshot)
 
 
@@ -86,9 +86,11 @@ def _sizes(product: str, prefix: str, qty: float, price: float, instruments: Cat
     return from_contracts(EXCHANGE, qty, price, instrument)
 
 
-def _event(
-    trade: _Trade, product: str, where: str, replay: bool, instruments: Catalog
+def trade_event(
+    trade: Trade, product: str, where: str, replay: bool, instruments: Catalog
 ) -> VenueLiquidation | None:
+    """The event of one feed trade (None unless it is a liquidation); ``where`` prefixes the
+    trade's fields in errors (``trades[3].``), the REST history's trades use it too."""
     if trade.type != LIQUIDATION:
         return None
     side = _SIDES.get(trade.side)
@@ -124,14 +126,14 @@ def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list
         return []  # info, subscribed, alert, error
     if envelope.feed == "trade":
         trade = _decode_trade(frame)
-        event = _event(trade, trade.product_id, "", False, instruments)
+        event = trade_event(trade, trade.product_id, "", False, instruments)
         return [event] if event is not None else []
     if envelope.feed == "trade_snapshot":
         snapshot = _decode_snapshot(frame)
         events = []
         for i, trade in enumerate(snapshot.trades):
             product = trade.product_id or snapshot.product_id
-            event = _event(trade, product, f"trades[{i}].", True, instruments)
+            event = trade_event(trade, product, f"trades[{i}].", True, instruments)
             if event is not None:
                 events.append(event)
         return events

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from purpleflea.venues.okx import catalog, connection, open_interest
+from purpleflea.venues.okx import catalog, connection, open_interest, repair
 from purpleflea.venues.okx.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, SIM
 from purpleflea.venues.okx.normalizer import CHANNEL, market, normalize
 from purpleflea.venues.venue import Absent, Exchange, Venue
@@ -33,10 +33,7 @@ VENUE = Venue(
         "Tardis sizes OKX liquidations in contracts, which need the instrument list of the "
         "day; no recorder of our own exists"
     ),
-    repair=Absent(
-        "GET /api/v5/public/liquidation-orders (state=filled, per instFamily, paged by "
-        "before/after timestamps) carries the channel's items; not parsed yet"
-    ),
+    repair=repair.SOURCE,
 )
 
 __all__ = ["CHANNEL", "EXCHANGE", "VENUE", "market", "normalize"]

@@ -49,7 +49,7 @@ _POSITION_SIDES: dict[str, Side] = {"long": "long", "short": "short"}
 _ORDER_SIDES: dict[str, Side] = {"sell": "long", "buy": "short"}
 
 
-class _Detail(msgspec.Struct):
+class Detail(msgspec.Struct):
     side: str
     sz: str | float
     bkPx: str | float  # noqa: N815 - OKX's field name
@@ -57,9 +57,9 @@ class _Detail(msgspec.Struct):
     posSide: str = ""  # noqa: N815
 
 
-class _Item(msgspec.Struct):
+class Item(msgspec.Struct):
     instId: str  # noqa: N815
-    details: list[_Detail]
+    details: list[Detail]
     instType: str = ""  # noqa: N815
 
 
@@ -71,7 +71,7 @@ class _Arg(msgspec.Struct):
 class _Frame(msgspec.Struct):
     event: str = ""
     arg: _Arg | None = None
-    data: list[_Item] | None = None
+    data: list[Item] | None = None
 
 
 _decode = FrameDecoder(EXCHANGE, _Frame)
@@ -89,7 +89,7 @@ def market(inst_id: str) -> symbols.Market | None:
     return symbols.dated(parts[0], date) if date else None
 
 
-def _side(detail: _Detail, where: str) -> Side:
+def _side(detail: Detail, where: str) -> Side:
     side = _POSITION_SIDES.get(detail.posSide) or _ORDER_SIDES.get(detail.side)
     if side is None:
         raise FrameError(
@@ -98,9 +98,7 @@ def _side(detail: _Detail, where: str) -> Side:
     return side
 
 
-def _event(
-    item: _Item, detail: _Detail, where: str, instruments: Catalog
-) -> VenueLiquidation | None:
+def _event(item: Item, detail: Detail, where: str, instruments: Catalog) -> VenueLiquidation | None:
     contracts = non_negative(EXCHANGE, f"{where}.sz", detail.sz)
     if contracts == 0:
         return None
@@ -134,9 +132,15 @@ def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list
         return []  # subscribe ack, error reply, another channel's push
     if decoded.data is None:
         raise FrameError(EXCHANGE, f"{CHANNEL} push without 'data'")
+    return items_events(decoded.data, decoded.arg.instType, instruments)
+
+
+def items_events(items: list[Item], inst_type: str, instruments: Catalog) -> list[VenueLiquidation]:
+    """The events of ``data`` items (the channel's and the REST history's, which list the same
+    objects); ``inst_type`` is the frame's when an item does not say its own."""
     events = []
-    for i, item in enumerate(decoded.data):
-        if (item.instType or decoded.arg.instType) not in ("SWAP", "FUTURES"):
+    for i, item in enumerate(items):
+        if (item.instType or inst_type) not in ("SWAP", "FUTURES"):
             continue
         for j, detail in enumerate(item.details):
             event = _event(item, detail, f"data[{i}].details[{j}]", instruments)
