@@ -335,6 +335,70 @@ def evaluate(
     }
 
 
+def wave_truth(rec: Recording, seed: int) -> list[TrueCascade]:
+    """The cascades by the wave definition (docs/cascade.md, "What a cascade is"): a run of one
+    market and side's liquidations (events at most the truth's gap apart) that holds at least
+    three positions and whose notional reaches the truth's share of the market's 1 % depth,
+    whether its positions were impact-driven or not. The simulator's own true cascades (which
+    also need two impact-driven positions) are kept; a wave overlapping one is merged with it,
+    so the old truth is a subset of this one."""
+    assert rec.cohorts is not None, "recorded before cohort ids were kept: delete the cache"
+    config = SimConfig(seed=seed)
+    depth = {m.name: m.depth_usd for m in Simulator(config).markets}
+    gap, min_depth = config.cascade_gap_ms, config.cascade_min_depth
+    key = rec.markets * 2 + (rec.sides < 0)
+    order = np.lexsort((rec.ts, key))
+    k_sorted, ts_sorted = key[order], rec.ts[order]
+    # A new run wherever the market and side change or the stream of that side paused > gap.
+    breaks = np.flatnonzero((np.diff(k_sorted) != 0) | (np.diff(ts_sorted) > gap)) + 1
+    found: list[TrueCascade] = []
+    for idx in np.split(order, breaks):
+        if idx.size < 3:
+            continue
+        m = int(rec.markets[idx[0]])
+        name = rec.names[m]
+        usd = float(rec.sizes[idx].sum())
+        positions = np.unique(rec.cohorts[idx]).size
+        if positions < 3 or usd < min_depth * depth[name]:
+            continue
+        found.append(
+            TrueCascade(
+                market=name,
+                side="long" if rec.sides[idx[0]] > 0 else "short",
+                start_ms=int(rec.ts[idx[0]]),
+                end_ms=int(rec.ts[idx[-1]]),
+                notional_usd=usd,
+                events=int(idx.size),
+                cohorts=positions,
+                impact_driven=0,
+                start_price=float(rec.prices[idx[0]]),
+                end_price=float(rec.prices[idx[-1]]),
+                known_ms=int(rec.ts[idx[-1]]) + gap,
+            )
+        )
+    merged: list[TrueCascade] = []
+    by_key: dict[tuple[str, str], list[TrueCascade]] = {}
+    for c in [*rec.truth, *found]:
+        by_key.setdefault((c.market, c.side), []).append(c)
+    for cs in by_key.values():
+        cs.sort(key=lambda c: c.start_ms)
+        current = cs[0]
+        for c in cs[1:]:
+            if c.start_ms <= current.end_ms:
+                current = replace(
+                    current,
+                    start_ms=min(current.start_ms, c.start_ms),
+                    end_ms=max(current.end_ms, c.end_ms),
+                    notional_usd=max(current.notional_usd, c.notional_usd),
+                    impact_driven=max(current.impact_driven, c.impact_driven),
+                )
+            else:
+                merged.append(current)
+                current = c
+        merged.append(current)
+    return sorted(merged, key=lambda c: c.end_ms)
+
+
 def knowable_s(rec: Recording, seed: int) -> np.ndarray:
     """Per true cascade, a lower bound on when any detector could know it from the stream:
     seconds from its first event until its third position (cohort) has been liquidated and its
@@ -500,9 +564,23 @@ def main() -> None:
     parser.add_argument(
         "--crash-at", type=float, help="schedule the crash episode this many hours in"
     )
+    parser.add_argument(
+        "--truth",
+        choices=("wave", "impact"),
+        default="wave",
+        help="what a true cascade is: a liquidation wave of the market's size (default) or "
+        "the simulator's chain reactions alone (two impact-driven positions; the old truth)",
+    )
     args = parser.parse_args()
     t0 = time.perf_counter()
     rec = cached(args.seed, args.hours, fuel=args.fuel, crash_at_h=args.crash_at)
+    if args.truth == "wave":
+        impact_driven = len(rec.truth)
+        rec = replace(rec, truth=wave_truth(rec, args.seed))
+        print(
+            f"truth: liquidation waves ({len(rec.truth)}; {impact_driven} chain reactions of "
+            "the simulator's own truth among them)"
+        )
     crash_note = "" if args.crash_at is None else f", crash episode at {args.crash_at:g} h"
     print(
         f"seed {args.seed} ({seed_kind(args.seed)}), {args.hours:g} h{crash_note}, "

@@ -112,6 +112,9 @@ class CascadeConfig:
     oi_gain: float = 2.0
     oi_ref: float = 0.003
     oi_clip: float = 3.0
+    move_gain: float = 2.0
+    move_ref_pct: float = 0.3
+    move_clip: float = 5.0
     start_score: int = 7
     min_alert_usd: float = 25_000.0
     update_min_s: float = 5.0
@@ -196,6 +199,7 @@ class _State:
         "near",
         "oi_log",
         "oi_on",
+        "ref_price",
         "ring_n",
         "ring_usd",
         "score",
@@ -233,6 +237,7 @@ class _State:
         self.fuel_term = 0.0
         self.oi_on = False  # open interest known (and the size term on)
         self.oi_log = 0.0  # -log(oi_ref x the market's open interest in USD)
+        self.ref_price = 0.0  # the price of the oldest event in the window
         self.seen: dict[str, int] = {}
         self.cascade: _Cascade | None = None
         self.cooldown_until = 0
@@ -268,6 +273,9 @@ class CascadeEngine:
         self._start_score = config.start_score
         self._oi_gain = config.oi_gain / _LN2
         self._oi_clip = config.oi_clip
+        self._move_gain = config.move_gain / _LN2
+        self._log_move_ref = math.log(config.move_ref_pct / 100.0)
+        self._move_clip = config.move_clip
 
     # -- public API --------------------------------------------------------------------------
 
@@ -296,6 +304,8 @@ class CascadeEngine:
         state.ring_usd[slot] += size_usd
         win = state.win_usd = state.win_usd + size_usd
         win_n = state.win_n = state.win_n + 1
+        if win_n == 1:
+            state.ref_price = price
         fast = state.fast_usd = state.fast_usd + size_usd
         gap = ts - state.last_ts
         state.last_ts = ts
@@ -341,6 +351,20 @@ class CascadeEngine:
             term = self._oi_gain * (log_win + state.oi_log)
             clip = self._oi_clip
             raw += clip if term > clip else -clip if term < -clip else term
+        elif self._move_gain:
+            # Without open interest the burst's size against the market is read from what it
+            # did to the price: the move since the window's oldest event, in the cascade's
+            # direction (longs' forced sales push it down), against move_ref_pct. A burst
+            # worth 0.3 % of open interest moves a market roughly 0.3 % (0.3 % of open interest
+            # is a quarter to a third of its 1 % depth), so both terms mean the same.
+            ref = state.ref_price
+            move = (ref - price if state.side == "long" else price - ref) / ref if ref > 0 else 0.0
+            clip = self._move_clip
+            if move > 0.0:
+                term = self._move_gain * (_log(move) - self._log_move_ref)
+                raw += clip if term > clip else -clip if term < -clip else term
+            else:
+                raw -= clip
         cap = self._count_gain * win_n
         if raw > cap:  # noqa: PLR1730 (hot path: a branch is cheaper than min())
             raw = cap
@@ -523,6 +547,11 @@ class CascadeEngine:
             state.fast_usd = 0.0
             return
         state.fast_usd = max(state.fast_usd, 0.0)
+        for b in range(bucket - nb + 1, bucket + 1):  # the oldest event still in the window
+            slot = b % nb
+            if ring_n[slot]:
+                state.ref_price = state.first_price[slot]
+                break
 
     def _follow(self, state: _State, size_usd: float, exchange: str, ts: int) -> None:
         """Start, update or exhaust the cascade of ``state`` after an event at ``ts``."""
