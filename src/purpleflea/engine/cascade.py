@@ -33,8 +33,12 @@ How the score is built (per market and side, e.g. ``BTC-PERP`` longs):
   ``oi_gain * log2(window / (oi_ref * open interest))`` (clipped to +/-``oi_clip``) once the
   snapshots have told us the market's open interest (:meth:`CascadeEngine.set_open_interest`):
   the window against the market's size, hence against its depth, which the liquidation
-  baseline alone does not know (a market that rarely liquidates may still be deep); capped at
-  ``count_gain`` times
+  baseline alone does not know (a market that rarely liquidates may still be deep). Until the
+  market's open interest is known, the **move** term stands in for it:
+  ``move_gain * log2(move / move_ref_pct)`` (clipped to +/-``move_clip``), the price move since
+  the window's oldest event in the cascade's direction (down for longs), -``move_clip`` when
+  the price went the other way: how far the burst pushed the price is the market's own answer
+  to how big it is against its depth. The sum is capped at ``count_gain`` times
   the number of events in the window (one event alone cannot score high) and at
   ``level_base + level_gain * (levels - 1)`` (5 with one level, 7 needs three), rounded, 0-10.
 
@@ -43,18 +47,20 @@ means the same on BTC and on a small coin. In plain words (default config, open 
 known):
 
 - **3**: liquidations on this side run about 20x this market's normal pace with the 90 s window
-  at about 0.3% of its open interest (each halving of that share is 2 points less, each
+  at about 0.5% of its open interest (each halving of that share is 2 points less, each
   doubling 2 more, at most 3). Notable, not a cascade.
 - **7**: a cascade: at least three price levels (two reached after the first second),
-  ``0.7 * log2(pace ratio) + 2 * log2(window / 0.3% of OI)`` reaches 6.5:
-  e.g. ~600x its normal pace (15 hours' worth in 90 s) with 0.3% of its open interest, or ~150x
-  with 0.6%. A ``started`` alert fires here; positions on this side are being force-sold
+  ``0.7 * log2(pace ratio) + 2 * log2(window / 0.5% of OI)`` reaches 6.5:
+  e.g. ~600x its normal pace (15 hours' worth in 90 s) with 0.5% of its open interest, or ~150x
+  with 1%. A ``started`` alert fires here; positions on this side are being force-sold
   (longs) or force-bought (shorts) into the book and the move is likely to extend.
-- **9**: an extreme cascade: five or more price levels and the window well above 0.3% of open
-  interest (about 0.7% at 600x the market's pace) or days' worth of its liquidations.
+- **9**: an extreme cascade: five or more price levels and the window well above 0.5% of open
+  interest (about 1% at 600x the market's pace) or days' worth of its liquidations.
 
-Until a market's open interest is known the size term is 0 (the score is then the pace and the
-levels alone).
+Until a market's open interest is known the move term replaces the size term: the same scale
+with "the price moved 0.3% its way" in place of "the window holds 0.5% of open interest",
+up to +/-5 points (a move of 1.7% or more adds 5: without open interest the pace ratio of a
+market seen for minutes says little, and a burst that moved price that far is a cascade).
 
 Alerts (:class:`~purpleflea.model.CascadeAlert`) follow a lifecycle per market and side:
 ``started`` when the score reaches ``start_score`` and the window holds at least
@@ -110,7 +116,7 @@ class CascadeConfig:
     level_gain: float = 1.0
     max_levels: int = 32
     oi_gain: float = 2.0
-    oi_ref: float = 0.003
+    oi_ref: float = 0.005
     oi_clip: float = 3.0
     move_gain: float = 2.0
     move_ref_pct: float = 0.3
@@ -354,9 +360,9 @@ class CascadeEngine:
         elif self._move_gain:
             # Without open interest the burst's size against the market is read from what it
             # did to the price: the move since the window's oldest event, in the cascade's
-            # direction (longs' forced sales push it down), against move_ref_pct. A burst
-            # worth 0.3 % of open interest moves a market roughly 0.3 % (0.3 % of open interest
-            # is a quarter to a third of its 1 % depth), so both terms mean the same.
+            # direction (longs' forced sales push it down), against move_ref_pct. Money that
+            # moves a market by x % is x times its 1 % depth, so this asks the size term's
+            # question of the price instead of the snapshots.
             ref = state.ref_price
             move = (ref - price if state.side == "long" else price - ref) / ref if ref > 0 else 0.0
             clip = self._move_clip
