@@ -206,6 +206,7 @@ class _State:
         "oi_log",
         "oi_on",
         "ref_price",
+        "ref_stale",
         "ring_n",
         "ring_usd",
         "score",
@@ -244,6 +245,7 @@ class _State:
         self.oi_on = False  # open interest known (and the size term on)
         self.oi_log = 0.0  # -log(oi_ref x the market's open interest in USD)
         self.ref_price = 0.0  # the price of the oldest event in the window
+        self.ref_stale = False  # the window rolled since: ref_price may have left it
         self.seen: dict[str, int] = {}
         self.cascade: _Cascade | None = None
         self.cooldown_until = 0
@@ -312,6 +314,7 @@ class CascadeEngine:
         win_n = state.win_n = state.win_n + 1
         if win_n == 1:
             state.ref_price = price
+            state.ref_stale = False
         fast = state.fast_usd = state.fast_usd + size_usd
         gap = ts - state.last_ts
         state.last_ts = ts
@@ -363,6 +366,8 @@ class CascadeEngine:
             # direction (longs' forced sales push it down), against move_ref_pct. Money that
             # moves a market by x % is x times its 1 % depth, so this asks the size term's
             # question of the price instead of the snapshots.
+            if state.ref_stale:  # found only when needed: the open-interest path never pays
+                self._find_ref(state)
             ref = state.ref_price
             move = (ref - price if state.side == "long" else price - ref) / ref if ref > 0 else 0.0
             clip = self._move_clip
@@ -553,11 +558,17 @@ class CascadeEngine:
             state.fast_usd = 0.0
             return
         state.fast_usd = max(state.fast_usd, 0.0)
-        for b in range(bucket - nb + 1, bucket + 1):  # the oldest event still in the window
+        state.ref_stale = True
+
+    def _find_ref(self, state: _State) -> None:
+        """Set ``ref_price`` to the price of the oldest event still in the window."""
+        nb = self._nb
+        for b in range(state.bucket - nb + 1, state.bucket + 1):
             slot = b % nb
-            if ring_n[slot]:
+            if state.ring_n[slot]:
                 state.ref_price = state.first_price[slot]
                 break
+        state.ref_stale = False
 
     def _follow(self, state: _State, size_usd: float, exchange: str, ts: int) -> None:
         """Start, update or exhaust the cascade of ``state`` after an event at ``ts``."""
