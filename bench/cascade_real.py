@@ -8,7 +8,11 @@ z x p where ap is missing; order side SELL means a long was liquidated; see SOUR
 Nothing from those files is written anywhere except the chart's aggregates.
 
 ``--goals``: every recorded Binance session (a file's events split at gaps over 10 minutes),
-each replayed through a fresh default engine as in :func:`score` (no open interest is known).
+each replayed through a fresh default engine as in :func:`score` (no open interest is known,
+so the engine's move term sizes a burst by the price move it made), reported per split:
+TUNING (the older files, on which the move term was chosen) and EVALUATION (the newest, run
+once). ``FIELD=NUMBER`` arguments set CascadeConfig fields (``move_gain=0``: the engine
+without the move term, as before issue 20).
 A *heavy minute* is a market and side's calendar minute whose liquidated notional is at least
 the 99th percentile of all market-side minutes with a liquidation, pooled over every session,
 and that holds at least 3 events (Binance's stream reports at most one per symbol per second,
