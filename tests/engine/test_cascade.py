@@ -217,6 +217,8 @@ def test_config_errors_name_the_field() -> None:
         CascadeConfig(fast_buckets=40)
     with pytest.raises(ValueError, match="start_score"):
         CascadeConfig(start_score=11)
+    with pytest.raises(ValueError, match="move_ref_pct"):
+        CascadeConfig(move_ref_pct=0.0)
 
 
 def test_formatting() -> None:

@@ -143,6 +143,11 @@ class CascadeConfig:
                 f"CascadeConfig.oi_ref must be > 0 and oi_clip >= 0, got {self.oi_ref}, "
                 f"{self.oi_clip}"
             )
+        if self.move_ref_pct <= 0 or self.move_clip < 0:
+            raise ValueError(
+                f"CascadeConfig.move_ref_pct must be > 0 and move_clip >= 0, got "
+                f"{self.move_ref_pct}, {self.move_clip}"
+            )
         if self.baseline_tau_s <= 0 or self.prior_events_per_hour <= 0:
             raise ValueError("CascadeConfig.baseline_tau_s and prior_events_per_hour must be > 0")
 
@@ -364,8 +369,8 @@ class CascadeEngine:
             # Without open interest the burst's size against the market is read from what it
             # did to the price: the move since the window's oldest event, in the cascade's
             # direction (longs' forced sales push it down), against move_ref_pct. Money that
-            # moves a market by x % is x times its 1 % depth, so this asks the size term's
-            # question of the price instead of the snapshots.
+            # moves a market by x % is roughly x times its 1 % depth, so this asks the size
+            # term's question of the price instead of the snapshots.
             if state.ref_stale:  # found only when needed: the open-interest path never pays
                 self._find_ref(state)
             ref = state.ref_price
