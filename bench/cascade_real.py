@@ -8,7 +8,11 @@ z x p where ap is missing; order side SELL means a long was liquidated; see SOUR
 Nothing from those files is written anywhere except the chart's aggregates.
 
 ``--goals``: every recorded Binance session (a file's events split at gaps over 10 minutes),
-each replayed through a fresh default engine as in :func:`score` (no open interest is known).
+each replayed through a fresh default engine as in :func:`score` (no open interest is known,
+so the engine's move term sizes a burst by the price move it made), reported per split:
+TUNING (the older files, on which the move term was chosen) and EVALUATION (the newest, run
+once). ``FIELD=NUMBER`` arguments set CascadeConfig fields (``move_gain=0``: the engine
+without the move term, as before issue 20).
 A *heavy minute* is a market and side's calendar minute whose liquidated notional is at least
 the 99th percentile of all market-side minutes with a liquidation, pooled over every session,
 and that holds at least 3 events (Binance's stream reports at most one per symbol per second,
@@ -27,7 +31,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from purpleflea.engine import CascadeEngine
+from purpleflea.engine import CascadeConfig, CascadeEngine
 from purpleflea.model import CascadeAlert
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,6 +70,14 @@ FILES = (
     "BandsThoBaby_Data_Streams_Project/binance.csv",
     "BandsThoBaby_Data_Streams_Project/binance_bigliqs.csv",
 )
+#: The split (issue 20): the engine's no-open-interest rules were chosen on the older recordings
+#: and checked once on the newest, so the evaluation files say what a new market would see.
+TUNING = (
+    "NeoParth_strategies/binance.csv",
+    "BandsThoBaby_Data_Streams_Project/binance.csv",
+    "BandsThoBaby_Data_Streams_Project/binance_bigliqs.csv",
+)
+EVALUATION = ("riftfern_data-streams/binance.csv",)
 SESSION_GAP_MS = 600_000
 HEAVY_PERCENTILE = 99.0
 HEAVY_MIN_EVENTS = 3
@@ -97,8 +109,10 @@ def load(path: Path, start: int, end: int) -> list[Row]:
     return rows
 
 
-def score(rows: list[Row]) -> tuple[list[int], list[CascadeAlert]]:
-    engine = CascadeEngine()
+def score(
+    rows: list[Row], config: CascadeConfig | None = None
+) -> tuple[list[int], list[CascadeAlert]]:
+    engine = CascadeEngine(config)
     scores: list[int] = []
     alerts: list[CascadeAlert] = []
     second = rows[0].ts // 1000
@@ -193,8 +207,8 @@ def alert_delay_s(wave: Wave, alerts: list[CascadeAlert]) -> float | None:
     return best
 
 
-def goals() -> None:
-    """Issue 20's real-data cascade goals over every recorded session."""
+def goals(config: CascadeConfig | None = None) -> None:
+    """Issue 20's real-data cascade goals over every recorded session, per split."""
     from datetime import UTC, datetime
 
     all_sessions = [
@@ -207,24 +221,42 @@ def goals() -> None:
         f"heavy minute: a market and side's minute with >= ${threshold:,.0f} liquidated (the "
         f"pooled p{HEAVY_PERCENTILE:g} of market-side minutes) in >= {HEAVY_MIN_EVENTS} events"
     )
-    delays: list[float | None] = []
-    calm_alerts = 0
+    delays: dict[str, list[float | None]] = {"tuning": [], "evaluation": []}
+    calm_alerts = {"tuning": 0, "evaluation": 0}
+    calm_sessions = {"tuning": 0, "evaluation": 0}
+    other_alerts = {"tuning": 0, "evaluation": 0}
     for name, rows in all_sessions:
-        _, alerts = score(rows)
+        split = "tuning" if name in TUNING else "evaluation"
+        _, alerts = score(rows, config)
         started = [a for a in alerts if a.status == "started"]
         found = waves(rows, threshold)
         t0 = rows[0].ts
         when = datetime.fromtimestamp(t0 / 1000, UTC).strftime("%Y-%m-%d %H:%M")
         kind = "waves" if found else "calm"
         print(
-            f"{name.split('/')[0]} {when} ({(rows[-1].ts - t0) / 60_000:.0f} min, {len(rows)} "
-            f"events): {kind}, {len(found)} waves, {len(started)} alerts started"
+            f"[{split}] {name.split('/')[0]} {when} ({(rows[-1].ts - t0) / 60_000:.0f} min, "
+            f"{len(rows)} events): {kind}, {len(found)} waves, {len(started)} alerts started"
         )
         if not found:
-            calm_alerts += len(started)
+            calm_alerts[split] += len(started)
+            calm_sessions[split] += 1
+        # An alert on a market and side with no wave from 90 s after it to 5 min before it.
+        other_alerts[split] += (
+            sum(
+                not any(
+                    w.market == a.market
+                    and w.side == a.side
+                    and w.first_ts - ALERT_BEFORE_MS - 300_000 <= a.updated_at <= w.end_ts + 300_000
+                    for w in found
+                )
+                for a in started
+            )
+            if found
+            else 0
+        )
         for w in found:
             d = alert_delay_s(w, alerts)
-            delays.append(d)
+            delays[split].append(d)
             verdict = "none" if d is None else f"{d:.1f} s"
             print(
                 f"  wave {w.market} {w.side}s at {(w.first_ts - t0) / 60_000:5.1f} min: "
@@ -232,18 +264,24 @@ def goals() -> None:
             )
         for a in started:
             print(f"  alert {(a.updated_at - t0) / 60_000:5.1f} min  {a.message}")
-    met = sum(d is not None and d <= GOAL_DELAY_S for d in delays)
-    print(
-        f"waves with a started alert within {GOAL_DELAY_S:g} s: {met} of {len(delays)}; "
-        f"alerts in calm sessions: {calm_alerts}"
-    )
+    for split, ds in delays.items():
+        met = sum(d is not None and d <= GOAL_DELAY_S for d in ds)
+        print(
+            f"{split}: waves with a started alert within {GOAL_DELAY_S:g} s: {met} of {len(ds)}; "
+            f"alerts in {calm_sessions[split]} calm sessions: {calm_alerts[split]}; alerts away "
+            f"from every wave in wave sessions: {other_alerts[split]}"
+        )
 
 
 def main() -> None:
     import sys
 
-    if "--goals" in sys.argv[1:]:
-        goals()
+    args = sys.argv[1:]
+    if "--goals" in args:
+        # --set FIELD=NUMBER (CascadeConfig), as bench/cascade_eval.py; e.g. move_gain=0 for the
+        # engine without its no-open-interest price term.
+        sets = [a.split("=", 1) for a in args if "=" in a]
+        goals(CascadeConfig(**{k.removeprefix("--set").strip(): float(v) for k, v in sets}))
         return
     import matplotlib
 

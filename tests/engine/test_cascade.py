@@ -143,9 +143,13 @@ def test_one_position_filled_at_one_price_is_not_a_cascade() -> None:
     events = calm("ADA-PERP", 3, per_hour=60, size=2_000, seed=7)
     start = T0 + 3 * 3_600_000
     events += [("ADA-PERP", "long", 50_000.0, 100.0, start + i, "bybit") for i in range(60)]
-    scores, alerts = run(events, CascadeEngine())
-    config = CascadeConfig()
+    # The level cap alone (without the price term, which a flat price takes further down).
+    config = CascadeConfig(move_gain=0.0)
+    scores, alerts = run(events, CascadeEngine(config))
     assert max(scores[-60:]) == config.level_base
+    assert alerts == []
+    scores, alerts = run(events, CascadeEngine())
+    assert max(scores[-60:]) < config.level_base
     assert alerts == []
 
 
@@ -171,7 +175,7 @@ def test_positions_swept_together_in_the_first_second_are_one_shock() -> None:
 def test_levels_reached_later_make_a_cascade_even_nearer_than_the_last() -> None:
     """A shock, then positions reached 5 s and 12 s later: three levels, a cascade, although
     the third lies between the first two (the forced orders' impact partly reverted)."""
-    config = CascadeConfig()
+    config = CascadeConfig(move_gain=0.0)  # the levels alone, as with open interest known
     events = calm("ADA-PERP", 3, per_hour=60, size=2_000, seed=7)
     start = T0 + 3 * 3_600_000
     events += _fills("ADA-PERP", start, [(100.0, 0.0), (99.0, 5.0), (99.5, 12.0)])
@@ -213,6 +217,8 @@ def test_config_errors_name_the_field() -> None:
         CascadeConfig(fast_buckets=40)
     with pytest.raises(ValueError, match="start_score"):
         CascadeConfig(start_score=11)
+    with pytest.raises(ValueError, match="move_ref_pct"):
+        CascadeConfig(move_ref_pct=0.0)
 
 
 def test_formatting() -> None:
@@ -260,7 +266,8 @@ def test_a_market_silent_for_a_year_starts_again_from_the_prior() -> None:
 
 def test_open_interest_scales_the_score_to_the_market() -> None:
     """The same burst is a cascade on a thin market and noise on a deep one."""
-    config = CascadeConfig(oi_gain=1.0, oi_ref=0.003)
+    # Without the price term, so that open interest unknown means no size term at all.
+    config = CascadeConfig(oi_gain=1.0, oi_ref=0.003, move_gain=0.0)
     events = calm("XRP-PERP", 3, per_hour=60, size=1_000, seed=6)
     events += burst("XRP-PERP", T0 + 3 * 3_600_000, count=8, seconds=60, size=3_000)
     plain, _ = run(events, CascadeEngine(config))  # open interest unknown: no term
@@ -291,6 +298,27 @@ def test_open_interest_scales_the_score_to_the_market() -> None:
     assert run(events, none)[0] == plain
     with pytest.raises(ValueError, match="usd must be a finite number >= 0"):
         thin.set_open_interest("XRP-PERP", float("nan"))
+
+
+def test_without_open_interest_the_price_move_sizes_the_burst() -> None:
+    """Open interest unknown: the same liquidations are a cascade when they push the price
+    their way (longs' forced sales down) and not when the price rises through them; once open
+    interest is known the price term is off."""
+    events = calm("XRP-PERP", 3, per_hour=60, size=1_000, seed=6)
+    down = burst("XRP-PERP", T0 + 3 * 3_600_000, count=20, seconds=40, size=3_000)
+    falling = events + down
+    rising = events + [(m, s, u, 200.0 - p, t, x) for m, s, u, p, t, x in down]
+    down_scores, down_alerts = run(falling, CascadeEngine())
+    up_scores, up_alerts = run(rising, CascadeEngine())
+    flat_scores, _ = run(falling, CascadeEngine(CascadeConfig(move_gain=0.0)))
+    assert max(down_scores[-20:]) >= CascadeConfig().start_score > max(flat_scores[-20:])
+    assert [a.status for a in down_alerts][:1] == ["started"]
+    assert max(up_scores[-20:]) < max(flat_scores[-20:])
+    assert not [a for a in up_alerts if a.status == "started"]
+    with_oi, without_term = CascadeEngine(), CascadeEngine(CascadeConfig(move_gain=0.0))
+    for engine in (with_oi, without_term):
+        engine.set_open_interest("XRP-PERP", 2e7)
+    assert run(falling, with_oi)[0] == run(falling, without_term)[0]
 
 
 def test_open_interest_is_ignored_when_its_gain_is_zero() -> None:

@@ -33,8 +33,12 @@ How the score is built (per market and side, e.g. ``BTC-PERP`` longs):
   ``oi_gain * log2(window / (oi_ref * open interest))`` (clipped to +/-``oi_clip``) once the
   snapshots have told us the market's open interest (:meth:`CascadeEngine.set_open_interest`):
   the window against the market's size, hence against its depth, which the liquidation
-  baseline alone does not know (a market that rarely liquidates may still be deep); capped at
-  ``count_gain`` times
+  baseline alone does not know (a market that rarely liquidates may still be deep). Until the
+  market's open interest is known, the **move** term stands in for it:
+  ``move_gain * log2(move / move_ref_pct)`` (clipped to +/-``move_clip``), the price move since
+  the window's oldest event in the cascade's direction (down for longs), -``move_clip`` when
+  the price went the other way: how far the burst pushed the price is the market's own answer
+  to how big it is against its depth. The sum is capped at ``count_gain`` times
   the number of events in the window (one event alone cannot score high) and at
   ``level_base + level_gain * (levels - 1)`` (5 with one level, 7 needs three), rounded, 0-10.
 
@@ -43,18 +47,20 @@ means the same on BTC and on a small coin. In plain words (default config, open 
 known):
 
 - **3**: liquidations on this side run about 20x this market's normal pace with the 90 s window
-  at about 0.3% of its open interest (each halving of that share is 2 points less, each
+  at about 0.5% of its open interest (each halving of that share is 2 points less, each
   doubling 2 more, at most 3). Notable, not a cascade.
 - **7**: a cascade: at least three price levels (two reached after the first second),
-  ``0.7 * log2(pace ratio) + 2 * log2(window / 0.3% of OI)`` reaches 6.5:
-  e.g. ~600x its normal pace (15 hours' worth in 90 s) with 0.3% of its open interest, or ~150x
-  with 0.6%. A ``started`` alert fires here; positions on this side are being force-sold
+  ``0.7 * log2(pace ratio) + 2 * log2(window / 0.5% of OI)`` reaches 6.5:
+  e.g. ~600x its normal pace (15 hours' worth in 90 s) with 0.5% of its open interest, or ~150x
+  with 1%. A ``started`` alert fires here; positions on this side are being force-sold
   (longs) or force-bought (shorts) into the book and the move is likely to extend.
-- **9**: an extreme cascade: five or more price levels and the window well above 0.3% of open
-  interest (about 0.7% at 600x the market's pace) or days' worth of its liquidations.
+- **9**: an extreme cascade: five or more price levels and the window well above 0.5% of open
+  interest (about 1% at 600x the market's pace) or days' worth of its liquidations.
 
-Until a market's open interest is known the size term is 0 (the score is then the pace and the
-levels alone).
+Until a market's open interest is known the move term replaces the size term: the same scale
+with "the price moved 0.3% its way" in place of "the window holds 0.5% of open interest",
+up to +/-5 points (a move of 1.7% or more adds 5: without open interest the pace ratio of a
+market seen for minutes says little, and a burst that moved price that far is a cascade).
 
 Alerts (:class:`~purpleflea.model.CascadeAlert`) follow a lifecycle per market and side:
 ``started`` when the score reaches ``start_score`` and the window holds at least
@@ -110,8 +116,11 @@ class CascadeConfig:
     level_gain: float = 1.0
     max_levels: int = 32
     oi_gain: float = 2.0
-    oi_ref: float = 0.003
+    oi_ref: float = 0.005
     oi_clip: float = 3.0
+    move_gain: float = 2.0
+    move_ref_pct: float = 0.3
+    move_clip: float = 5.0
     start_score: int = 7
     min_alert_usd: float = 25_000.0
     update_min_s: float = 5.0
@@ -133,6 +142,11 @@ class CascadeConfig:
             raise ValueError(
                 f"CascadeConfig.oi_ref must be > 0 and oi_clip >= 0, got {self.oi_ref}, "
                 f"{self.oi_clip}"
+            )
+        if self.move_ref_pct <= 0 or self.move_clip < 0:
+            raise ValueError(
+                f"CascadeConfig.move_ref_pct must be > 0 and move_clip >= 0, got "
+                f"{self.move_ref_pct}, {self.move_clip}"
             )
         if self.baseline_tau_s <= 0 or self.prior_events_per_hour <= 0:
             raise ValueError("CascadeConfig.baseline_tau_s and prior_events_per_hour must be > 0")
@@ -196,6 +210,8 @@ class _State:
         "near",
         "oi_log",
         "oi_on",
+        "ref_price",
+        "ref_stale",
         "ring_n",
         "ring_usd",
         "score",
@@ -233,6 +249,8 @@ class _State:
         self.fuel_term = 0.0
         self.oi_on = False  # open interest known (and the size term on)
         self.oi_log = 0.0  # -log(oi_ref x the market's open interest in USD)
+        self.ref_price = 0.0  # the price of the oldest event in the window
+        self.ref_stale = False  # the window rolled since: ref_price may have left it
         self.seen: dict[str, int] = {}
         self.cascade: _Cascade | None = None
         self.cooldown_until = 0
@@ -268,6 +286,9 @@ class CascadeEngine:
         self._start_score = config.start_score
         self._oi_gain = config.oi_gain / _LN2
         self._oi_clip = config.oi_clip
+        self._move_gain = config.move_gain / _LN2
+        self._log_move_ref = math.log(config.move_ref_pct / 100.0)
+        self._move_clip = config.move_clip
 
     # -- public API --------------------------------------------------------------------------
 
@@ -296,6 +317,9 @@ class CascadeEngine:
         state.ring_usd[slot] += size_usd
         win = state.win_usd = state.win_usd + size_usd
         win_n = state.win_n = state.win_n + 1
+        if win_n == 1:
+            state.ref_price = price
+            state.ref_stale = False
         fast = state.fast_usd = state.fast_usd + size_usd
         gap = ts - state.last_ts
         state.last_ts = ts
@@ -341,6 +365,22 @@ class CascadeEngine:
             term = self._oi_gain * (log_win + state.oi_log)
             clip = self._oi_clip
             raw += clip if term > clip else -clip if term < -clip else term
+        elif self._move_gain:
+            # Without open interest the burst's size against the market is read from what it
+            # did to the price: the move since the window's oldest event, in the cascade's
+            # direction (longs' forced sales push it down), against move_ref_pct. Money that
+            # moves a market by x % is roughly x times its 1 % depth, so this asks the size
+            # term's question of the price instead of the snapshots.
+            if state.ref_stale:  # found only when needed: the open-interest path never pays
+                self._find_ref(state)
+            ref = state.ref_price
+            move = (ref - price if state.side == "long" else price - ref) / ref if ref > 0 else 0.0
+            clip = self._move_clip
+            if move > 0.0:
+                term = self._move_gain * (_log(move) - self._log_move_ref)
+                raw += clip if term > clip else -clip if term < -clip else term
+            else:
+                raw -= clip
         cap = self._count_gain * win_n
         if raw > cap:  # noqa: PLR1730 (hot path: a branch is cheaper than min())
             raw = cap
@@ -523,6 +563,17 @@ class CascadeEngine:
             state.fast_usd = 0.0
             return
         state.fast_usd = max(state.fast_usd, 0.0)
+        state.ref_stale = True
+
+    def _find_ref(self, state: _State) -> None:
+        """Set ``ref_price`` to the price of the oldest event still in the window."""
+        nb = self._nb
+        for b in range(state.bucket - nb + 1, state.bucket + 1):
+            slot = b % nb
+            if state.ring_n[slot]:
+                state.ref_price = state.first_price[slot]
+                break
+        state.ref_stale = False
 
     def _follow(self, state: _State, size_usd: float, exchange: str, ts: int) -> None:
         """Start, update or exhaust the cascade of ``state`` after an event at ``ts``."""
