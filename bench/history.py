@@ -371,6 +371,11 @@ async def run(args: argparse.Namespace) -> None:
         flush=True,
     )
     print(f"stored events: {stored:,} (the last seq: seqs are dense from 1)", flush=True)
+    if args.aggregate_only:
+        out = await bench_aggregate(store, db, max(5, args.repeat // 4))
+        await store.close()
+        print("\n".join(out))
+        return
     out = ["", *await bench_queries(store, db, args.repeat, args.seed), ""]
     out += await bench_aggregate(store, db, max(5, args.repeat // 4))
     out += ["", *await bench_ingest_under_queries(store, args.ingest_s, args.seed)]
@@ -389,6 +394,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=40)
     parser.add_argument("--ingest-s", type=float, default=10.0)
+    parser.add_argument(
+        "--aggregate-only", action="store_true", help="only the 1-year aggregates (step 3)"
+    )
     args = parser.parse_args(argv)
     if not Path(args.db).exists():
         print(f"generating {args.events:,} events into {args.db} (seed {args.seed}) ...")

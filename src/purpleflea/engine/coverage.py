@@ -44,31 +44,6 @@ PRIOR_EVENTS_PER_SECOND = 2.0
 HOUR_MS = 3_600_000
 
 
-class Cell(NamedTuple):
-    """Measured liquidations of one exchange on one market in one slice of an aggregate bucket.
-
-    ``bucket`` and ``group`` name the aggregate row the cell adds to; ``start_ms`` is the
-    cell's time (minute or hour), which picks its calibration hour. ``seconds`` counts the
-    seconds that carried at least one of its events (the rollups' ``seconds`` column).
-    """
-
-    bucket: int
-    group: str
-    start_ms: int
-    market: str
-    exchange: str
-    events: int
-    seconds: int
-    size_usd: float
-
-
-class Extra(NamedTuple):
-    """What an aggregate row gains from the estimate: hidden events and their USD."""
-
-    events: float
-    size_usd: float
-
-
 def events_per_busy_second(lam: float) -> float:
     """``λ / (1 - e^-λ)``: a Poisson count's mean given that it is at least one."""
     if lam < 1e-9:
@@ -110,59 +85,74 @@ def snapshot_ratio(busy_seconds: int, complete_count: int, complete_seconds: int
     return events_per_busy_second(-math.log1p(-share))
 
 
-def hidden(
-    cells: Iterable[tuple[int, str, int, str, str, int, int, float]],
+class Factor(NamedTuple):
+    """A snapshot exchange's estimate on one market in one hour, as multiples of what it
+    showed: ``events`` for its count, ``usd`` for its volume (both >= 1)."""
+
+    events: float
+    usd: float
+
+
+def factors(
+    cells: Iterable[tuple[int, str, str, int, int, float]],
     coverage_of: Callable[[str], Coverage],
-    *,
-    window_ms: int = HOUR_MS,
-) -> dict[tuple[int, str], Extra]:
-    """The estimated hidden events and USD of each aggregate row ``(bucket, group)`` (rows
-    without any are left out), from :class:`Cell` rows (or plain tuples in its field order:
-    the stores pass their rows as read); ``coverage_of`` names each exchange's coverage.
-    Each snapshot exchange's cells of one market and hour share one ratio, estimated from the
-    hour's totals. Written for speed: a year of hourly cells is ~100k rows per market."""
-    cells = cells if isinstance(cells, list) else list(cells)
+) -> dict[tuple[int, str, str], Factor]:
+    """Each snapshot exchange's :class:`Factor` per ``(hour_ms, market, exchange)``, from one
+    row per minute, market and exchange: ``(minute_ms, market, exchange, events, seconds,
+    size_usd)`` (the minute rollup's sums over sides). The hours' rows must be whole (every
+    exchange of the market): the calibrating venue is chosen per hour.
+
+    Per minute, the hidden events are :func:`snapshot_ratio`'s, calibrated on the hour's
+    complete venue's events and seconds in that minute (a minute where it saw nothing was
+    quiet: nothing hidden; an hour where it saw nothing takes the prior). A hidden event is
+    priced at the minute's mean event size over the snapshot venue's shown events and the
+    complete venue's: both sample the same liquidations, and the larger sample is steadier."""
+    rows = cells if isinstance(cells, list) else list(cells)
     coverage: dict[str, Coverage] = {}
-    for cell in cells:
-        if cell[4] not in coverage:
-            coverage[cell[4]] = coverage_of(cell[4])
-    snapshot = {e for e, c in coverage.items() if c == "snapshot"}
-    complete = {e for e, c in coverage.items() if c == "complete"}
-    if not snapshot:
-        return {}
-    totals: dict[tuple[int, str, str], list[int]] = {}
-    for _, _, start_ms, market, exchange, events, seconds, _ in cells:
-        if exchange in snapshot or exchange in complete:
-            key = (start_ms // window_ms, market, exchange)
-            found = totals.get(key)
-            if found is None:
-                totals[key] = [events, seconds]
-            else:
-                found[0] += events
-                found[1] += seconds
+    for row in rows:
+        if row[2] not in coverage:
+            coverage[row[2]] = coverage_of(row[2])
     # The calibrating venue of a market and hour: its complete venue with the most events.
-    reference: dict[tuple[int, str], tuple[int, int]] = {}
-    for (hour, market, exchange), (count, seconds) in totals.items():
-        if exchange in complete and count > reference.get((hour, market), (0, 0))[0]:
-            reference[(hour, market)] = (count, seconds)
-    ratio: dict[tuple[int, str, str], float] = {}
-    for key, (count, seconds) in totals.items():
-        if key[2] not in snapshot or count <= 0:
+    complete_hour: dict[tuple[int, str, str], int] = {}
+    for minute, market, exchange, events, _, _ in rows:
+        if coverage[exchange] == "complete":
+            key = (minute // HOUR_MS * HOUR_MS, market, exchange)
+            complete_hour[key] = complete_hour.get(key, 0) + events
+    reference: dict[tuple[int, str], tuple[str, int]] = {}
+    for (hour, market, exchange), events in complete_hour.items():
+        if events > reference.get((hour, market), ("", 0))[1]:
+            reference[(hour, market)] = (exchange, events)
+    ref_minute: dict[tuple[int, str], tuple[int, int, float]] = {}
+    for minute, market, exchange, events, seconds, usd in rows:
+        found = reference.get((minute // HOUR_MS * HOUR_MS, market))
+        if found is not None and found[0] == exchange:
+            ref_minute[(minute, market)] = (events, seconds, usd)
+    sums: dict[tuple[int, str, str], list[float]] = {}
+    for minute, market, exchange, events, seconds, usd in rows:
+        if coverage[exchange] != "snapshot" or events <= 0:
             continue
-        ref_count, ref_seconds = reference.get((key[0], key[1]), (0, 0))
-        estimated = seconds * snapshot_ratio(seconds, ref_count, ref_seconds)
-        # Never below what was measured (a feed that sent more than one event a second).
-        if estimated > count:
-            ratio[key] = estimated / count
-    extras: dict[tuple[int, str], list[float]] = {}
-    for bucket, group, start_ms, market, exchange, events, _, usd in cells:
-        if exchange not in snapshot:
-            continue
-        scale = ratio.get((start_ms // window_ms, market, exchange))
-        if scale is not None:
-            extra = extras.get((bucket, group))
-            if extra is None:
-                extra = extras[(bucket, group)] = [0.0, 0.0]
-            extra[0] += events * (scale - 1.0)
-            extra[1] += usd * (scale - 1.0)
-    return {key: Extra(count, usd) for key, (count, usd) in extras.items()}
+        hour = minute // HOUR_MS * HOUR_MS
+        key = (hour, market, exchange)
+        total = sums.get(key)
+        if total is None:
+            total = sums[key] = [0.0, 0.0, 0.0, 0.0]
+        total[0] += events
+        total[1] += usd
+        busy = min(seconds, events) if seconds > 0 else events
+        if (hour, market) in reference:
+            ref_events, ref_seconds, ref_usd = ref_minute.get((minute, market), (0, 0, 0.0))
+            if ref_events <= 0:
+                continue  # the complete venue was quiet that minute: nothing hidden
+            estimated = busy * snapshot_ratio(busy, ref_events, ref_seconds)
+            mean_usd = (usd + ref_usd) / (events + ref_events)
+        else:
+            estimated = busy * PRIOR_EVENTS_PER_SECOND
+            mean_usd = usd / events
+        extra = estimated - events
+        if extra > 0:  # never below what was measured
+            total[2] += extra
+            total[3] += extra * mean_usd
+    return {
+        key: Factor(1.0 + extra / events, 1.0 + (extra_usd / usd if usd > 0 else extra / events))
+        for key, (events, usd, extra, extra_usd) in sums.items()
+    }

@@ -210,6 +210,7 @@ class SQLiteStore:
         self._select = _SELECT
         if not read_only:
             self._writer.executescript(_SCHEMA)
+            self._writer.execute(aggregates.FACTOR_TABLE_SQL["sqlite"])
             self._migrate()
             if self._writer.execute("SELECT 1 FROM rollup_1h LIMIT 1").fetchone() is None:
                 self._writer.execute(_BACKFILL_1H)
@@ -233,6 +234,13 @@ class SQLiteStore:
         if self._has_oi and "mark_price" not in columns and not read_only:
             self._writer.execute(_ADD_MARK)
             columns.add("mark_price")
+        # A read-only file written before the coverage factors were kept has no table for them.
+        self._has_factors = not read_only or (
+            self._writer.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'coverage_factor'"
+            ).fetchone()
+            is not None
+        )
         self._select_oi = _SELECT_OI.format(mark="mark_price" if "mark_price" in columns else "0.0")
 
     def _columns(self, table: str) -> set[str]:
@@ -305,6 +313,10 @@ class SQLiteStore:
                 cell[2] += len(busy[key])
             writer.executemany(
                 _ROLLUP_1H, [(*k, int(c), s, int(b)) for k, (c, s, b) in hourly.items()]
+            )
+            # New events in an hour change its coverage factors: the next aggregate recomputes.
+            writer.executemany(
+                aggregates.INVALIDATE_SQL, {(market, hour) for hour, market, _, _ in hourly}
             )
             writer.execute("COMMIT")
         except BaseException:
@@ -473,8 +485,27 @@ class SQLiteStore:
         return Page(events=events, next_cursor=events[-1].seq if more and events else None)
 
     async def aggregate(self, interval: Interval, group_by: GroupBy, query: Query) -> list[Bucket]:
-        sql = aggregates.aggregate_sql(interval, group_by, query, "sqlite", hourly=True)
-        return aggregates.buckets(await self._read(sql.sql, sql.params))
+        return await aggregates.aggregate(
+            self._read,
+            None if self.read_only else self._save_factors,
+            interval,
+            group_by,
+            query,
+            "sqlite",
+            hourly=True,
+            cached=self._has_factors,
+        )
+
+    async def _save_factors(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Store closed hours' coverage factors (on the writer, serialized with appends)."""
+        writer = self._writer
+        writer.execute("BEGIN")
+        try:
+            writer.executemany(sql, rows)
+            writer.execute("COMMIT")
+        except BaseException:
+            _rollback(writer)
+            raise
 
     async def close(self) -> None:
         self._readers.shutdown(wait=True)
