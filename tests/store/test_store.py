@@ -724,10 +724,19 @@ async def test_a_closed_hours_coverage_factors_are_kept_until_events_land_in_it(
     window = Query(markets=("BTC-PERP",), start_ms=hour, end_ms=hour + 3_600_000)
     first = (await store.aggregate("1h", "market", window))[0]
     assert first.est_size_usd > first.size_usd == 800.0
-    stored = await _execute(store, "SELECT f_exchange, f_usd FROM coverage_factor")
-    assert stored == [("binance_usdm", pytest.approx(1 + (first.est_size_usd - 800.0) / 200.0))]
+    stored = await _execute(store, "SELECT exchange, side, f_usd FROM coverage_factor")
+    # One row per snapshot rollup row (the two Binance events: one long, one short).
+    factor = 1 + (first.est_size_usd - 800.0) / 200.0
+    assert sorted(stored) == [
+        ("binance_usdm", "long", pytest.approx(factor)),
+        ("binance_usdm", "short", pytest.approx(factor)),
+    ]
     # The aggregate answers from the stored factor: changed behind its back, it shows.
-    await _execute(store, "UPDATE coverage_factor SET f_usd = 3.0, f_count = 3.0")
+    await _execute(
+        store,
+        "UPDATE coverage_factor SET f_usd = 3.0, f_events = 3.0, "
+        "extra_usd = 2.0 * 100.0, extra_events = 2.0",
+    )
     cached = (await store.aggregate("1h", "market", window))[0]
     assert cached.est_size_usd == pytest.approx(600.0 + 200.0 * 3.0)
     assert cached.est_count == 6 + 2 * 3
@@ -736,9 +745,9 @@ async def test_a_closed_hours_coverage_factors_are_kept_until_events_land_in_it(
     assert sum(b.est_size_usd for b in minutes) == pytest.approx(1_200.0)
     # An event landing in that hour (an import, a repaired gap) drops the factor: recomputed.
     await store.append([_event(9, exchange="bybit", ts=hour + 30_000, **btc)])
-    assert await _execute(store, "SELECT f_exchange FROM coverage_factor") == []
+    assert await _execute(store, "SELECT exchange FROM coverage_factor") == []
     again = (await store.aggregate("1h", "market", window))[0]
-    [(factor,)] = await _execute(store, "SELECT f_usd FROM coverage_factor")
+    [(factor,), _] = await _execute(store, "SELECT f_usd FROM coverage_factor")
     assert factor != 3.0
     assert (again.size_usd, again.est_size_usd) == (900.0, pytest.approx(700.0 + 200.0 * factor))
 
@@ -753,4 +762,4 @@ async def test_the_open_hours_coverage_factors_are_not_kept(store: Store) -> Non
     window = Query(start_ms=hour, end_ms=hour + 3_600_000)
     [bucket] = await store.aggregate("1h", "market", window)
     assert bucket.est_size_usd > bucket.size_usd
-    assert await _execute(store, "SELECT f_exchange FROM coverage_factor") == []
+    assert await _execute(store, "SELECT exchange FROM coverage_factor") == []

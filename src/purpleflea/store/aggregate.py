@@ -13,6 +13,7 @@ stored then, only if its rollup still holds the events they were computed from.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,39 +28,47 @@ from purpleflea.venues.registry import EXCHANGE_IDS, coverage_of
 _GROUPS = frozenset({"market", "exchange", "side"})
 HOUR_MS = 3_600_000
 
-#: The cache of closed hours' factors. Its columns are prefixed so that the filters' column
-#: names (market, exchange, ...) stay unambiguous in the join.
+#: The cache of closed hours' factors, one row per rollup row of a snapshot feed: the factor
+#: (for minute and event reads) and what it adds to that row (an hourly aggregate sums these
+#: beside the rollup's own sums, no join). Named like the rollups' columns, so the aggregate's
+#: filters apply to it as they are.
 FACTOR_TABLE_SQL = {
     "sqlite": (
-        "CREATE TABLE IF NOT EXISTS coverage_factor (f_market TEXT NOT NULL, "
-        "f_hour INTEGER NOT NULL, f_exchange TEXT NOT NULL, f_count REAL NOT NULL, "
-        "f_usd REAL NOT NULL, PRIMARY KEY (f_market, f_hour, f_exchange)) WITHOUT ROWID"
+        "CREATE TABLE IF NOT EXISTS coverage_factor (market TEXT NOT NULL, "
+        "hour INTEGER NOT NULL, exchange TEXT NOT NULL, side TEXT NOT NULL, "
+        "f_events REAL NOT NULL, f_usd REAL NOT NULL, extra_events REAL NOT NULL, "
+        "extra_usd REAL NOT NULL, PRIMARY KEY (market, hour, exchange, side)) WITHOUT ROWID"
     ),
     "postgres": (
-        "CREATE TABLE IF NOT EXISTS coverage_factor (f_market text NOT NULL, "
-        "f_hour bigint NOT NULL, f_exchange text NOT NULL, f_count float8 NOT NULL, "
-        "f_usd float8 NOT NULL, PRIMARY KEY (f_market, f_hour, f_exchange))"
+        "CREATE TABLE IF NOT EXISTS coverage_factor (market text NOT NULL, "
+        "hour bigint NOT NULL, exchange text NOT NULL, side text NOT NULL, "
+        "f_events float8 NOT NULL, f_usd float8 NOT NULL, extra_events float8 NOT NULL, "
+        "extra_usd float8 NOT NULL, PRIMARY KEY (market, hour, exchange, side))"
     ),
 }
 #: An append deletes the factors of every (market, hour) it adds events to (SQLite's; the
 #: PostgreSQL store does it inside its one append statement).
-INVALIDATE_SQL = "DELETE FROM coverage_factor WHERE f_market = ? AND f_hour = ?"
+INVALIDATE_SQL = "DELETE FROM coverage_factor WHERE market = ? AND hour = ?"
 
 #: The factor row, stored only while the hour's minute rollup still counts the events the
 #: factor was computed from (an append in between changed it: the next aggregate recomputes).
 _SAVE_SQL = (
-    "INSERT INTO coverage_factor (f_market, f_hour, f_exchange, f_count, f_usd) "
-    "SELECT {m}{text}, {m}{int}, {m}{text}, {m}{real}, {m}{real} "
-    "WHERE (SELECT COALESCE(SUM(count), 0) FROM rollup_1m "
+    "INSERT INTO coverage_factor (market, hour, exchange, side, f_events, f_usd, "
+    "extra_events, extra_usd) "
+    "SELECT {m}{text}, {m}{int}, {m}{text}, {m}{text}, {m}{real}, {m}{real}, {m}{real}, "
+    "{m}{real} WHERE (SELECT COALESCE(SUM(count), 0) FROM rollup_1m "
     "WHERE market = {m} AND minute >= {m} AND minute < {m}) = {m} "
-    "ON CONFLICT (f_market, f_hour, f_exchange) DO UPDATE SET f_count = excluded.f_count, "
-    "f_usd = excluded.f_usd"
+    "ON CONFLICT (market, hour, exchange, side) DO UPDATE SET f_events = excluded.f_events, "
+    "f_usd = excluded.f_usd, extra_events = excluded.extra_events, "
+    "extra_usd = excluded.extra_usd"
 )
 #: An hour is cached this long after it ended (late events of a live feed land before).
 CLOSE_AFTER_MS = 60_000
 
 Read = Callable[[str, Sequence[Any]], Awaitable[list[tuple[Any, ...]]]]
 Save = Callable[[str, list[tuple[Any, ...]]], Awaitable[None]]
+#: A snapshot rollup row's key: (hour, market, exchange, side).
+RowKey = tuple[int, str, str, str]
 
 
 def save_sql(dialect: Dialect) -> str:
@@ -126,76 +135,97 @@ async def aggregate(
     source = _source(interval, query, hourly=hourly)
     width = INTERVAL_MS[interval]
     bucket = f"({source.time} / {width}) * {width}"
-    usd = "size_usd"
-    sums = (
-        f"SUM({source.count}), SUM({usd}), "
-        f"SUM(CASE WHEN side = 'long' THEN {usd} ELSE 0 END), "
-        f"SUM(CASE WHEN side = 'short' THEN {usd} ELSE 0 END)"
-    )
-    if dialect == "postgres":  # its SUM of bigint is numeric: Decimal, not int
-        sums = sums.replace(f"SUM({source.count})", f"SUM({source.count})::bigint", 1)
-    if not _may_hide(query):
-        # No snapshot feed selected: nothing to estimate, nothing to join.
-        found = _where(query, dialect, source)
-        sql = (
-            f"SELECT {bucket} AS bucket, {group_by} AS grp, {sums} "
-            f"FROM {source.table}{found.sql} GROUP BY bucket, grp"
-        )
-        rows = await read(sql, found.params)
-        return _buckets([(*row, row[2], row[3], 0) for row in rows], {})
     hour = f"({source.time} / {HOUR_MS}) * {HOUR_MS}"
-    snapshot_sql, snapshot_params = _snapshot_in(dialect)
-    if cached:
-        join = (
-            f" LEFT JOIN coverage_factor ON f_market = market AND f_hour = {hour} "
-            "AND f_exchange = exchange"
-        )
-        estimate = (
-            f"SUM({source.count} * COALESCE(f_count, 1.0)), SUM({usd} * COALESCE(f_usd, 1.0))"
-        )
-        uncovered_sql = f"f_hour IS NULL AND {snapshot_sql}"
-    else:
-        join, estimate, uncovered_sql = "", f"SUM({source.count}), SUM({usd})", snapshot_sql
-    found = _where(query, dialect, source)
-    sql = (
-        f"SELECT {bucket} AS bucket, {group_by} AS grp, {sums}, {estimate}, "
-        f"SUM(CASE WHEN {uncovered_sql} THEN 1 ELSE 0 END) "
-        f"FROM {source.table}{join}{found.sql} GROUP BY bucket, grp"
+    count = f"SUM({source.count})::bigint" if dialect == "postgres" else f"SUM({source.count})"
+    sums = (
+        f"{count}, SUM(size_usd), SUM(CASE WHEN side = 'long' THEN size_usd ELSE 0 END), "
+        "SUM(CASE WHEN side = 'short' THEN size_usd ELSE 0 END)"
     )
-    rows = await read(sql, [*snapshot_params, *found.params])
-    uncovered = [int(row[0]) for row in rows if row[8]]
-    if not uncovered:
+    found = _where(query, dialect, source)
+    if not _may_hide(query):
+        # No snapshot feed selected: nothing to estimate.
+        rows = await read(
+            f"SELECT {bucket} AS bucket, {group_by} AS grp, {sums} "
+            f"FROM {source.table}{found.sql} GROUP BY bucket, grp",
+            found.params,
+        )
         return _buckets(rows, {})
-    # The rows no stored factor covers, per cell, within the buckets that have them.
-    narrowed = Query(
+    snapshot_sql, snapshot_params = _snapshot_in(dialect)
+    if source.table != "rollup_1h":
+        # Minute and event reads: per cell, each snapshot row scaled by its hour's factor.
+        cells = await read(
+            f"SELECT {bucket} AS bucket, {group_by} AS grp, {hour} AS h, market, exchange, "
+            f"side, {sums} FROM {source.table}{found.sql} "
+            "GROUP BY bucket, grp, h, market, exchange, side",
+            found.params,
+        )
+        measured: dict[tuple[int, str], list[float]] = {}
+        for row in cells:
+            total = measured.setdefault((int(row[0]), str(row[1])), [0, 0.0, 0.0, 0.0])
+            for i in range(4):
+                total[i] += row[6 + i]
+        rows = [(*key, *values) for key, values in measured.items()]
+        snapshot = {e for e in EXCHANGE_IDS if coverage_of(e) == "snapshot"}
+        wanted = [row for row in cells if row[4] in snapshot]
+        known = await _stored(read, dialect, wanted) if cached else {}
+        return _buckets(rows, await _extras(read, save if cached else None, dialect, wanted, known))
+    # Hourly rollup: its sums and the stored factors' additions, two grouped reads, no join,
+    # run side by side (the store's readers are separate connections).
+    measured_read = read(
+        f"SELECT {bucket} AS bucket, {group_by} AS grp, {sums}, "
+        f"SUM(CASE WHEN {snapshot_sql} THEN 1 ELSE 0 END) "
+        f"FROM {source.table}{found.sql} GROUP BY bucket, grp",
+        [*snapshot_params, *found.params],
+    )
+    if cached:
+        rows, stored = await asyncio.gather(
+            measured_read,
+            read(
+                f"SELECT {bucket} AS bucket, {group_by} AS grp, SUM(extra_events), "
+                f"SUM(extra_usd), COUNT(*) FROM coverage_factor{found.sql} GROUP BY bucket, grp",
+                found.params,
+            ),
+        )
+    else:
+        rows, stored = await measured_read, []
+    added = {(int(b), str(g)): (float(e), float(u), int(n)) for b, g, e, u, n in stored}
+    extras: dict[tuple[int, str], list[float]] = {}
+    uncovered: list[int] = []
+    for row in rows:
+        key = (int(row[0]), str(row[1]))
+        events, usd, covered = added.get(key, (0.0, 0.0, 0))
+        if covered == row[6]:  # every snapshot row of the bucket has its stored factor
+            extras[key] = [events, usd]
+        else:
+            uncovered.append(key[0])
+    if uncovered:
+        # Buckets with hours not estimated yet (the open hour, new history): per cell.
+        narrowed = _narrowed(query, min(uncovered), max(uncovered) + width)
+        part = _where(narrowed, dialect, source)
+        cells = await read(
+            f"SELECT {bucket} AS bucket, {group_by} AS grp, {hour} AS h, market, exchange, "
+            f"side, {sums} FROM {source.table}{part.sql or ' WHERE 1 = 1'} AND {snapshot_sql} "
+            "GROUP BY bucket, grp, h, market, exchange, side",
+            [*part.params, *snapshot_params],
+        )
+        missing = set(uncovered)
+        cells = [row for row in cells if int(row[0]) in missing]
+        extras.update(await _extras(read, save if cached else None, dialect, cells, {}))
+    return _buckets(rows, extras)
+
+
+def _narrowed(query: Query, start_ms: int, end_ms: int) -> Query:
+    """``query`` within [start_ms, end_ms) (bucket bounds: the source stays the same)."""
+    return Query(
         markets=query.markets,
         exchanges=query.exchanges,
         sides=query.sides,
         coverages=query.coverages,
         min_usd=query.min_usd,
-        start_ms=max(min(uncovered), query.start_ms or 0),
-        end_ms=min(max(uncovered) + width, query.end_ms or max(uncovered) + width),
+        start_ms=max(start_ms, query.start_ms if query.start_ms is not None else start_ms),
+        end_ms=min(end_ms, query.end_ms if query.end_ms is not None else end_ms),
         before_seq=query.before_seq,
     )
-    found = _where(narrowed, dialect, source)
-    missing_sql = f" AND {uncovered_sql}"
-    cells = await read(
-        f"SELECT {bucket} AS bucket, {group_by} AS grp, {hour} AS h, market, exchange, "
-        f"SUM({source.count}), SUM({usd}) FROM {source.table}{join}"
-        f"{found.sql or ' WHERE 1 = 1'}{missing_sql} GROUP BY bucket, grp, h, market, exchange",
-        [*found.params, *snapshot_params],
-    )
-    hours = {(int(c[2]), str(c[3])) for c in cells}
-    estimated = await _estimate(read, save if cached else None, dialect, hours)
-    extras: dict[tuple[int, str], list[float]] = {}
-    for key_bucket, group, h, market, exchange, count, total in cells:
-        factor = estimated.get((int(h), market, exchange))
-        if factor is None:
-            continue
-        extra = extras.setdefault((int(key_bucket), str(group)), [0.0, 0.0])
-        extra[0] += float(count) * (factor.events - 1.0)
-        extra[1] += float(total) * (factor.usd - 1.0)
-    return _buckets(rows, extras)
 
 
 def _where(query: Query, dialect: Dialect, source: _Source) -> Where:
@@ -204,46 +234,115 @@ def _where(query: Query, dialect: Dialect, source: _Source) -> Where:
     return where(query, dialect, with_size=False, time_column=source.time, events=False)
 
 
+async def _stored(
+    read: Read, dialect: Dialect, cells: Sequence[tuple[Any, ...]]
+) -> dict[RowKey, Factor]:
+    """The stored factors of the cells' hours and markets."""
+    if not cells:
+        return {}
+    hours = [int(row[2]) for row in cells]
+    markets = sorted({str(row[3]) for row in cells})
+    market_sql, market_params = _in(dialect, "market", markets)
+    mark = "?" if dialect == "sqlite" else "%s"
+    rows = await read(
+        f"SELECT hour, market, exchange, side, f_events, f_usd FROM coverage_factor "
+        f"WHERE {market_sql} AND hour >= {mark} AND hour <= {mark}",
+        [*market_params, min(hours), max(hours)],
+    )
+    return {(int(h), m, e, sd): Factor(float(fe), float(fu)) for h, m, e, sd, fe, fu in rows}
+
+
+async def _extras(
+    read: Read,
+    save: Save | None,
+    dialect: Dialect,
+    cells: Sequence[tuple[Any, ...]],
+    known: dict[RowKey, Factor],
+) -> dict[tuple[int, str], list[float]]:
+    """What the snapshot ``cells`` (bucket, group, hour, market, exchange, side, count, usd,
+    ...) add to their buckets: by their stored factors where ``known``, else estimated."""
+    missing = {
+        (int(row[2]), str(row[3]))
+        for row in cells
+        if (int(row[2]), str(row[3]), str(row[4]), str(row[5])) not in known
+    }
+    found = dict(known)
+    if missing:
+        found.update(await _estimate(read, save, dialect, missing))
+    extras: dict[tuple[int, str], list[float]] = {}
+    for key_bucket, group, h, market, exchange, side, events, usd, *_ in cells:
+        factor = found.get((int(h), str(market), str(exchange), str(side)))
+        if factor is None:
+            continue
+        extra = extras.setdefault((int(key_bucket), str(group)), [0.0, 0.0])
+        extra[0] += float(events) * (factor.events - 1.0)
+        extra[1] += float(usd) * (factor.usd - 1.0)
+    return extras
+
+
+def _in(dialect: Dialect, column: str, values: Sequence[str]) -> tuple[str, list[Any]]:
+    if dialect == "postgres":
+        return f"{column} = ANY(%s)", [list(values)]
+    return f"{column} IN ({', '.join('?' for _ in values)})", list(values)
+
+
 async def _estimate(
     read: Read, save: Save | None, dialect: Dialect, hours: set[tuple[int, str]]
-) -> dict[tuple[int, str, str], Factor]:
-    """The factors of ``hours`` (hour, market), from their whole minute rollups; a closed
-    hour's are stored."""
-    if not hours:
-        return {}
+) -> dict[RowKey, Factor]:
+    """The factors of ``hours`` (hour, market), per snapshot row, from their whole minute
+    rollups; a closed hour's are stored."""
     mark = "?" if dialect == "sqlite" else "%s"
     markets = sorted({market for _, market in hours})
-    low = min(h for h, _ in hours)
-    high = max(h for h, _ in hours) + HOUR_MS
-    market_params: list[Any]
-    if dialect == "postgres":
-        market_sql, market_params = "market = ANY(%s)", [markets]
-    else:
-        market_sql, market_params = f"market IN ({', '.join('?' for _ in markets)})", [*markets]
+    market_sql, market_params = _in(dialect, "market", markets)
     seconds = "SUM(seconds)::bigint" if dialect == "postgres" else "SUM(seconds)"
     count = "SUM(count)::bigint" if dialect == "postgres" else "SUM(count)"
     rows = await read(
-        f"SELECT minute, market, exchange, {count}, {seconds}, SUM(size_usd) FROM rollup_1m "
-        f"WHERE {market_sql} AND minute >= {mark} AND minute < {mark} "
-        "GROUP BY minute, market, exchange",
-        [*market_params, low, high],
+        f"SELECT minute, market, exchange, side, {count}, {seconds}, SUM(size_usd) "
+        f"FROM rollup_1m WHERE {market_sql} AND minute >= {mark} AND minute < {mark} "
+        "GROUP BY minute, market, exchange, side",
+        [*market_params, min(h for h, _ in hours), max(h for h, _ in hours) + HOUR_MS],
     )
-    wanted = [
-        (int(m), str(mk), str(e), int(c), int(s), float(u))
-        for m, mk, e, c, s, u in rows
-        if (int(m) // HOUR_MS * HOUR_MS, mk) in hours
-    ]
-    found = factors(wanted, _coverage)
+    cells: dict[tuple[int, str, str], list[float]] = {}
+    per_side: dict[RowKey, list[float]] = {}
+    for minute, market, exchange, side, events, busy, usd in rows:
+        h = int(minute) // HOUR_MS * HOUR_MS
+        if (h, market) not in hours:
+            continue
+        cell = cells.setdefault((int(minute), market, exchange), [0, 0, 0.0])
+        cell[0] += events
+        cell[1] += busy
+        cell[2] += usd
+        total = per_side.setdefault((h, market, exchange, side), [0, 0.0])
+        total[0] += events
+        total[1] += usd
+    per_hour = factors(
+        [(m, mk, e, int(c), int(b), float(u)) for (m, mk, e), (c, b, u) in cells.items()],
+        _coverage,
+    )
+    found = {key: per_hour[key[:3]] for key in per_side if key[:3] in per_hour}
     if save is not None:
         closed_before = now_ms() - CLOSE_AFTER_MS
         totals: dict[tuple[int, str], int] = {}
-        for minute, market, _, events, _, _ in wanted:
-            key = (minute // HOUR_MS * HOUR_MS, market)
-            totals[key] = totals.get(key, 0) + events
+        for (h, market, _, _), (events, _) in per_side.items():
+            totals[(h, market)] = totals.get((h, market), 0) + int(events)
         keep = [
-            (market, h, exchange, f.events, f.usd, market, h, h + HOUR_MS, totals[(h, market)])
-            for (h, market, exchange), f in found.items()
+            (
+                market,
+                h,
+                exchange,
+                side,
+                f.events,
+                f.usd,
+                events * (f.events - 1.0),
+                usd * (f.usd - 1.0),
+                market,
+                h,
+                h + HOUR_MS,
+                totals[(h, market)],
+            )
+            for (h, market, exchange, side), f in found.items()
             if h + HOUR_MS <= closed_before
+            for events, usd in [per_side[(h, market, exchange, side)]]
         ]
         if keep:
             await save(save_sql(dialect), keep)
@@ -260,11 +359,11 @@ def _may_hide(query: Query) -> bool:
 def _buckets(
     rows: Sequence[tuple[Any, ...]], extras: dict[tuple[int, str], list[float]]
 ) -> list[Bucket]:
-    """Buckets from rows ``(bucket, group, count, usd, longs, shorts, est_count, est_usd,
-    _)`` plus the ``extras`` (events, USD) estimated for the rows no stored factor covered."""
+    """Buckets from measured rows ``(bucket, group, count, usd, longs, shorts, ...)`` plus the
+    ``extras`` (events, USD) estimated for their snapshot feeds."""
     out: list[Bucket] = []
     for row in sorted(rows, key=lambda r: (int(r[0]), str(r[1]))):
-        start, group, count, total, longs, shorts, est_count, est_usd = row[:8]
+        start, group, count, total, longs, shorts = row[:6]
         extra = extras.get((int(start), str(group)), (0.0, 0.0))
         out.append(
             Bucket(
@@ -274,8 +373,8 @@ def _buckets(
                 size_usd=float(total),
                 long_usd=float(longs),
                 short_usd=float(shorts),
-                est_count=max(int(count), round(float(est_count) + extra[0])),
-                est_size_usd=max(float(total), float(est_usd) + extra[1]),
+                est_count=int(count) + max(0, round(extra[0])),
+                est_size_usd=float(total) + max(0.0, extra[1]),
             )
         )
     return out

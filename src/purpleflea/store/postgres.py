@@ -131,7 +131,7 @@ WITH new AS (
     DELETE FROM coverage_factor USING (
         SELECT DISTINCT market, (ts / 3600000) * 3600000 AS hour FROM new
     ) AS hours
-    WHERE f_market = hours.market AND f_hour = hours.hour
+    WHERE coverage_factor.market = hours.market AND coverage_factor.hour = hours.hour
 )
 SELECT seq FROM new
 """
