@@ -85,3 +85,22 @@ def test_a_feed_that_sent_more_than_its_seconds_is_never_lowered() -> None:
     # 500 events in 10 seconds: not throttled after all; the estimate keeps the measure.
     rows = [_row("bybit", 20, 20, 2_000.0), _row("binance_usdm", 500, 10, 50_000.0)]
     assert factors(rows, COVERAGE.__getitem__) == {(0, "BTC-PERP", "binance_usdm"): (1.0, 1.0)}
+
+
+def test_the_share_of_the_reference_over_the_trailing_day_is_averaged_in() -> None:
+    def hour(at: int, shown: int) -> list[Row]:
+        return [
+            _row("bybit", 100, 50, 10_000.0, minute=at),
+            _row("binance_usdm", shown, shown, 100.0 * shown, minute=at),
+        ]
+
+    rows = [*hour(0, 30), *hour(HOUR, 10), *hour(26 * HOUR, 10)]
+    found = factors(rows, COVERAGE.__getitem__)
+    busy = {shown: shown * snapshot_ratio(shown, 100, 50) for shown in (30, 10)}
+    # Alone in its window, an hour's share estimate is its own busy-seconds estimate.
+    assert found[(0, "BTC-PERP", "binance_usdm")].events == pytest.approx(busy[30] / 30)
+    assert found[(26 * HOUR, "BTC-PERP", "binance_usdm")].events == pytest.approx(busy[10] / 10)
+    # The next hour's is pulled towards the day's ratio of Binance's estimate to Bybit's events.
+    share = (busy[30] + busy[10]) / 200
+    expected = 0.5 * busy[10] + 0.5 * share * 100
+    assert found[(HOUR, "BTC-PERP", "binance_usdm")].events == pytest.approx(expected / 10)

@@ -743,6 +743,19 @@ async def test_a_closed_hours_coverage_factors_are_kept_until_events_land_in_it(
     # Minute buckets and event reads use the hour's factor too.
     minutes = await store.aggregate("1m", "market", window)
     assert sum(b.est_size_usd for b in minutes) == pytest.approx(1_200.0)
+    # Another market's events, or events a day or more before, leave it be; events in the
+    # hours before it (its share estimate's window) drop it.
+    await store.append([_event(20, exchange="bybit", market="ETH-PERP", ts=hour + 60_000)])
+    await store.append([_event(21, exchange="bybit", ts=hour - 24 * 3_600_000, **btc)])
+    assert len(await _execute(store, "SELECT exchange FROM coverage_factor")) == 2
+    await store.append([_event(22, exchange="bybit", ts=hour - 3 * 3_600_000, **btc)])
+    assert await _execute(store, "SELECT exchange FROM coverage_factor") == []
+    await store.aggregate("1h", "market", window)
+    await _execute(
+        store,
+        "UPDATE coverage_factor SET f_usd = 3.0, f_events = 3.0, "
+        "extra_usd = 2.0 * 100.0, extra_events = 2.0",
+    )
     # An event landing in that hour (an import, a repaired gap) drops the factor: recomputed.
     await store.append([_event(9, exchange="bybit", ts=hour + 30_000, **btc)])
     assert await _execute(store, "SELECT exchange FROM coverage_factor") == []

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from purpleflea.clock import now_ms
-from purpleflea.engine.coverage import Factor, factors
+from purpleflea.engine.coverage import SHARE_WINDOW_MS, Factor, factors
 from purpleflea.model import Coverage
 from purpleflea.store.base import INTERVAL_MS, Bucket, GroupBy, Interval, Query
 from purpleflea.store.sql import Dialect, Where, where
@@ -46,9 +46,10 @@ FACTOR_TABLE_SQL = {
         "extra_usd float8 NOT NULL, PRIMARY KEY (market, hour, exchange, side))"
     ),
 }
-#: An append deletes the factors of every (market, hour) it adds events to (SQLite's; the
-#: PostgreSQL store does it inside its one append statement).
-INVALIDATE_SQL = "DELETE FROM coverage_factor WHERE market = ? AND hour = ?"
+#: An append deletes the factors of every (market, hour) it adds events to and of the hours
+#: whose share estimate's window holds that hour (SQLite's, with (market, hour, hour +
+#: SHARE_WINDOW_MS); the PostgreSQL store does the same inside its one append statement).
+INVALIDATE_SQL = "DELETE FROM coverage_factor WHERE market = ? AND hour >= ? AND hour < ?"
 
 #: The factor row, stored only while the hour's minute rollup still counts the events the
 #: factor was computed from (an append in between changed it: the next aggregate recomputes).
@@ -289,8 +290,9 @@ def _in(dialect: Dialect, column: str, values: Sequence[str]) -> tuple[str, list
 async def _estimate(
     read: Read, save: Save | None, dialect: Dialect, hours: set[tuple[int, str]]
 ) -> dict[RowKey, Factor]:
-    """The factors of ``hours`` (hour, market), per snapshot row, from their whole minute
-    rollups; a closed hour's are stored."""
+    """The factors of ``hours`` (hour, market), per snapshot row, from the minute rollups of
+    those hours and of the share estimate's trailing window before them; a closed hour's
+    are stored."""
     mark = "?" if dialect == "sqlite" else "%s"
     markets = sorted({market for _, market in hours})
     market_sql, market_params = _in(dialect, "market", markets)
@@ -300,18 +302,22 @@ async def _estimate(
         f"SELECT minute, market, exchange, side, {count}, {seconds}, SUM(size_usd) "
         f"FROM rollup_1m WHERE {market_sql} AND minute >= {mark} AND minute < {mark} "
         "GROUP BY minute, market, exchange, side",
-        [*market_params, min(h for h, _ in hours), max(h for h, _ in hours) + HOUR_MS],
+        [
+            *market_params,
+            min(h for h, _ in hours) - SHARE_WINDOW_MS + HOUR_MS,
+            max(h for h, _ in hours) + HOUR_MS,
+        ],
     )
     cells: dict[tuple[int, str, str], list[float]] = {}
     per_side: dict[RowKey, list[float]] = {}
     for minute, market, exchange, side, events, busy, usd in rows:
-        h = int(minute) // HOUR_MS * HOUR_MS
-        if (h, market) not in hours:
-            continue
         cell = cells.setdefault((int(minute), market, exchange), [0, 0, 0.0])
         cell[0] += events
         cell[1] += busy
         cell[2] += usd
+        h = int(minute) // HOUR_MS * HOUR_MS
+        if (h, market) not in hours:
+            continue  # read for the share estimate's window only
         total = per_side.setdefault((h, market, exchange, side), [0, 0.0])
         total[0] += events
         total[1] += usd

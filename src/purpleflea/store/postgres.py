@@ -28,6 +28,7 @@ from typing import Any, LiteralString
 
 import psycopg
 
+from purpleflea.engine.coverage import SHARE_WINDOW_MS
 from purpleflea.model import CascadeAlert, Liquidation, decode_cascade, encode
 from purpleflea.store import aggregate as aggregates
 from purpleflea.store.base import (
@@ -127,11 +128,14 @@ WITH new AS (
         size_usd = rollup_1m.size_usd + excluded.size_usd,
         seconds = rollup_1m.seconds + excluded.seconds
 ), touched AS (
-    -- New events in an hour change its coverage factors: the next aggregate recomputes.
+    -- New events in an hour change its coverage factors (and those of the next day's hours,
+    -- whose share estimate reads it; engine.coverage.SHARE_WINDOW_MS): the next aggregate
+    -- recomputes them.
     DELETE FROM coverage_factor USING (
         SELECT DISTINCT market, (ts / 3600000) * 3600000 AS hour FROM new
     ) AS hours
-    WHERE coverage_factor.market = hours.market AND coverage_factor.hour = hours.hour
+    WHERE coverage_factor.market = hours.market AND coverage_factor.hour >= hours.hour
+        AND coverage_factor.hour < hours.hour + {SHARE_WINDOW_MS}
 )
 SELECT seq FROM new
 """

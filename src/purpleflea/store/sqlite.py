@@ -27,6 +27,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
+from purpleflea.engine.coverage import SHARE_WINDOW_MS
 from purpleflea.model import CascadeAlert, Liquidation, decode_cascade, encode
 from purpleflea.store import aggregate as aggregates
 from purpleflea.store.base import (
@@ -314,9 +315,11 @@ class SQLiteStore:
             writer.executemany(
                 _ROLLUP_1H, [(*k, int(c), s, int(b)) for k, (c, s, b) in hourly.items()]
             )
-            # New events in an hour change its coverage factors: the next aggregate recomputes.
+            # New events in an hour change its coverage factors (and those of the next day's
+            # hours, whose share estimate reads it): the next aggregate recomputes them.
             writer.executemany(
-                aggregates.INVALIDATE_SQL, {(market, hour) for hour, market, _, _ in hourly}
+                aggregates.INVALIDATE_SQL,
+                {(market, hour, hour + SHARE_WINDOW_MS) for hour, market, _, _ in hourly},
             )
             writer.execute("COMMIT")
         except BaseException:
