@@ -67,6 +67,8 @@ _SAVE_SQL = (
     "f_usd = excluded.f_usd, extra_events = excluded.extra_events, "
     "extra_usd = excluded.extra_usd, covers = excluded.covers"
 )
+#: Estimates from more minute rows than this run in a worker thread.
+_OFF_LOOP_ROWS = 20_000
 #: An hour is cached this long after it ended (late events of a live feed land before).
 CLOSE_AFTER_MS = 60_000
 
@@ -329,9 +331,12 @@ async def _estimate(
         total = per_side.setdefault((h, market, exchange, side), [0, 0.0])
         total[0] += events
         total[1] += usd
-    per_hour = factors(
-        [(m, mk, e, int(c), int(b), float(u)) for (m, mk, e), (c, b, u) in cells.items()],
-        _coverage,
+    minute_rows = [(m, mk, e, int(c), int(b), float(u)) for (m, mk, e), (c, b, u) in cells.items()]
+    # A year of minutes takes seconds: off the event loop, which serves the stream meanwhile.
+    per_hour = (
+        await asyncio.to_thread(factors, minute_rows, _coverage)
+        if len(minute_rows) > _OFF_LOOP_ROWS
+        else factors(minute_rows, _coverage)
     )
     found = {key: per_hour[key[:3]] for key in per_side if key[:3] in per_hour}
     if save is not None:

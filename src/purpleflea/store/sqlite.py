@@ -129,6 +129,8 @@ _BACKFILL_1H = (
     "SUM(seconds) FROM rollup_1m GROUP BY 1, 2, 3, 4"
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM liquidations"
+#: Coverage factor rows stored per writer transaction (see SQLiteStore._save_factors).
+_FACTOR_CHUNK = 500
 # A store written before events carried coverage gets the column, its rows their exchange's
 # coverage (added as '' first: NOT NULL needs a default), and its rollups' seconds (the
 # counts: exact for a snapshot feed, an upper bound for the others).
@@ -500,15 +502,18 @@ class SQLiteStore:
         )
 
     async def _save_factors(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        """Store closed hours' coverage factors (on the writer, serialized with appends)."""
+        """Store closed hours' coverage factors on the writer (serialized with appends), in
+        chunks that each yield to the loop: a year's worth must not stall ingest."""
         writer = self._writer
-        writer.execute("BEGIN")
-        try:
-            writer.executemany(sql, rows)
-            writer.execute("COMMIT")
-        except BaseException:
-            _rollback(writer)
-            raise
+        for start in range(0, len(rows), _FACTOR_CHUNK):
+            writer.execute("BEGIN")
+            try:
+                writer.executemany(sql, rows[start : start + _FACTOR_CHUNK])
+                writer.execute("COMMIT")
+            except BaseException:
+                _rollback(writer)
+                raise
+            await asyncio.sleep(0)
 
     async def close(self) -> None:
         self._readers.shutdown(wait=True)
