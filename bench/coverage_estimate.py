@@ -29,18 +29,17 @@ from collections import defaultdict
 
 import numpy as np
 
-from purpleflea.engine.coverage import Cell, hidden
+from purpleflea.engine.coverage import factors
 from purpleflea.sim.history import blocks, history_config
 from purpleflea.sim.process import Simulator
 from purpleflea.sim.throttle import kept_by_throttle
 from purpleflea.venues.registry import coverage_of
 
 HOUR_MS = 3_600_000
+MINUTE_MS = 60_000
 
 
-def run_seed(
-    seed: int, *, markets: int, hours: float, min_events: int, window_ms: int
-) -> dict[str, float]:
+def run_seed(seed: int, *, markets: int, hours: float, min_events: int) -> dict[str, float]:
     sim = Simulator(history_config(seed=seed, n_markets=markets))
     parts: dict[str, list[np.ndarray]] = defaultdict(list)
     for raw in blocks(sim, hours / 24):
@@ -63,14 +62,14 @@ def run_seed(
     kept = kept_by_throttle(ts, symbol, snapshot)
 
     hour = ts // HOUR_MS * HOUR_MS
-    window = ts // window_ms * window_ms
-    # Observed cells, as the rollups hold them.
+    minute = ts // MINUTE_MS * MINUTE_MS
+    # Observed cells per minute, market and exchange, as the minute rollups hold them.
     cells: dict[tuple[int, int, str], list[float]] = defaultdict(lambda: [0, 0.0])
     seconds: dict[tuple[int, int, str], set[int]] = defaultdict(set)
     truth_snapshot: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0, 0.0])
     truth_total: dict[tuple[int, int], float] = defaultdict(float)
     for i in range(ts.size):
-        key = (int(window[i]), int(market[i]), str(exchanges[i]))
+        key = (int(minute[i]), int(market[i]), str(exchanges[i]))
         at = (int(hour[i]), int(market[i]))
         truth_total[at] += float(usd[i])
         if snapshot[i]:
@@ -82,32 +81,26 @@ def run_seed(
             cells[key][1] += float(usd[i])
             seconds[key].add(int(ts[i]) // 1000)
     rows = [
-        Cell(
-            bucket=h // HOUR_MS * HOUR_MS,
-            group=str(m),
-            start_ms=h,
-            market=str(m),
-            exchange=e,
-            events=int(count),
-            seconds=len(seconds[(h, m, e)]),
-            size_usd=total,
-        )
-        for (h, m, e), (count, total) in cells.items()
+        (m0, str(m), e, int(count), len(seconds[(m0, m, e)]), total)
+        for (m0, m, e), (count, total) in cells.items()
     ]
-    extras = hidden(rows, coverage_of, window_ms=window_ms)
+    found = factors(rows, coverage_of)
     measured_snapshot: dict[tuple[int, int], float] = defaultdict(float)
     measured_total: dict[tuple[int, int], float] = defaultdict(float)
-    for (h, m, e), (_, total) in cells.items():
-        at = (h // HOUR_MS * HOUR_MS, m)
+    added_usd: dict[tuple[int, int], float] = defaultdict(float)
+    for (m0, m, e), (_, total) in cells.items():
+        at = (m0 // HOUR_MS * HOUR_MS, m)
         measured_total[at] += total
         if coverage_of(e) == "snapshot":
             measured_snapshot[at] += total
+            factor = found.get((at[0], str(m), e))
+            if factor is not None:
+                added_usd[at] += total * (factor.usd - 1.0)
     errors, raw_errors, total_errors, raw_total_errors = [], [], [], []
     for key, (count, true_usd) in truth_snapshot.items():
         if count < min_events:
             continue
-        extra = extras.get((key[0], str(key[1])))
-        added = extra.size_usd if extra else 0.0
+        added = added_usd[key]
         errors.append(abs(measured_snapshot[key] + added - true_usd) / true_usd)
         raw_errors.append(abs(measured_snapshot[key] - true_usd) / true_usd)
         total_errors.append(abs(measured_total[key] + added - truth_total[key]) / truth_total[key])
@@ -130,9 +123,6 @@ def main() -> None:
     parser.add_argument("--markets", type=int, default=30)
     parser.add_argument("--hours", type=float, default=24.0)
     parser.add_argument("--min-events", type=int, default=10)
-    parser.add_argument(
-        "--window", type=int, default=60, help="calibration window, minutes (the estimator's)"
-    )
     args = parser.parse_args()
     print(
         "| seed | market-hours | events (truth) | shown after throttle | snapshot venues' "
@@ -147,7 +137,6 @@ def main() -> None:
             markets=args.markets,
             hours=args.hours,
             min_events=args.min_events,
-            window_ms=args.window * 60_000,
         )
         medians.append(r["median"])
         print(

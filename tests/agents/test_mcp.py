@@ -103,6 +103,11 @@ async def test_every_tool_over_stdio_answers_from_the_served_events(fed: Running
         assert recent["count"] == 5
         expected = sorted((e for e in btc if e.size_usd >= 60_000), key=lambda e: -e.ts)[:5]
         assert [e["id"] for e in recent["events"]] == [e.id for e in expected]
+        origin = recent["provenance"]
+        assert (origin["basis"], origin["coverage"]) == ("measured", {"snapshot": ["binance_usdm"]})
+        assert origin["freshness_s"] == pytest.approx(
+            (origin["as_of_ms"] - expected[0].ts) / 1000, abs=0.1
+        )
 
         cascades = _data(await client.call_tool("cascades", {"markets": ["BTC-PERP"]}))
         found = cascades["active"] + cascades["past"]
@@ -110,8 +115,11 @@ async def test_every_tool_over_stdio_answers_from_the_served_events(fed: Running
         # 'past' as in the REST API; 'recent', its older MCP name, still means the same.
         for name in ("past", "recent"):
             only = _data(await client.call_tool("cascades", {"status": name}))
-            assert only == {"past": cascades["past"]}
+            assert only["past"] == cascades["past"]
+            assert set(only) == {"past", "provenance"}
         assert {(c["market"], c["side"]) for c in found} == {("BTC-PERP", "long")}
+        assert cascades["provenance"]["basis"] == "modelled"
+        assert cascades["provenance"]["venues"] == ["binance_usdm"]
 
         heatmap = _data(await client.call_tool("heatmap_clusters", {"market": "NOPE-PERP"}))
         assert heatmap == {"market": "NOPE-PERP", "available": False, "clusters": []}
@@ -119,7 +127,16 @@ async def test_every_tool_over_stdio_answers_from_the_served_events(fed: Running
         stats = _data(await client.call_tool("market_stats", {"market": "BTC-PERP"}))
         assert stats["long"]["count"] == len(btc)
         assert stats["long"]["usd"] == pytest.approx(sum(e.size_usd for e in btc))
-        assert stats["short"] == {"usd": 0.0, "count": 0}
+        assert stats["short"] == {"usd": 0.0, "count": 0, "est_usd": 0.0, "est_count": 0}
+        # Measured totals, with the estimate beside them and where they come from.
+        origin = stats["provenance"]
+        assert origin["basis"] == "measured"
+        assert origin["coverage"] == {"snapshot": ["binance_usdm"]}
+        newest = max(e.ts for e in btc if e.ts is not None)
+        assert origin["freshness_s"] == pytest.approx((origin["as_of_ms"] - newest) / 1000, abs=0.1)
+        assert origin["estimate"]["basis"] == "modelled"
+        assert origin["estimate"]["est_usd"] == pytest.approx(stats["est_total_usd"])
+        assert stats["est_total_usd"] >= stats["total_usd"]
         assert stats["largest"]["id"] == max(btc, key=lambda e: e.size_usd).id
         assert stats["dominant_side"] == "long"
 
@@ -131,6 +148,11 @@ async def test_every_tool_over_stdio_answers_from_the_served_events(fed: Running
         top3 = sorted(EVENTS, key=lambda e: -(e.size_usd or 0))[:3]
         assert [e["id"] for e in summary["biggest"]] == [e.id for e in top3]
         assert "longs dominate" in _text(summary_answer)
+        assert summary["provenance"]["coverage"] == {
+            "complete": ["bybit"],
+            "snapshot": ["binance_usdm"],
+        }
+        assert "Provenance: measured, 2 venue(s)" in _text(summary_answer)
 
 
 async def test_tool_texts_are_concise_and_carry_the_facts(fed: Running) -> None:
@@ -186,3 +208,30 @@ async def test_the_largest_event_scan_is_exact_across_pages(fed: Running) -> Non
     assert not truncated
     expected = sorted(EVENTS, key=lambda e: -(e.size_usd or 0))[:4]
     assert [e.id for e in best] == [e.id for e in expected]
+
+
+async def test_aggregate_answers_add_the_modelled_estimate_of_what_a_throttled_feed_hid(
+    tmp_path: Path,
+) -> None:
+    # XRP: Bybit (complete) sends 3 liquidations a second; Binance (snapshot) shows one a
+    # second, so it is estimated to have hidden some; the answer says so, as modelled.
+    start = NOW - 5 * 60_000
+    events = [
+        venue_event(market="XRP-PERP", exchange=exchange, size_usd=1_000.0, price=2.0, ts=ts)
+        for second in range(20)
+        for exchange, ts in [("binance_usdm", start + 1_000 * second)]
+        + [("bybit", start + 1_000 * second + 100 * k) for k in range(3)]
+    ]
+    async with running_server(make_config(tmp_path)) as live:
+        await live.push(*events)
+        async with Client(build_server(LiquidationClient(live.key, live.url))) as client:
+            answer = await client.call_tool("market_stats", {"market": "XRP-PERP"})
+            stats = _data(answer)
+    assert (stats["count"], stats["total_usd"]) == (80, 80_000.0)
+    assert stats["est_total_usd"] > stats["total_usd"]
+    assert stats["est_count"] > stats["count"]
+    estimate = stats["provenance"]["estimate"]
+    assert estimate["estimated_for"] == ["binance_usdm"]
+    assert estimate["hidden_usd"] == pytest.approx(stats["est_total_usd"] - 80_000.0)
+    assert stats["provenance"]["coverage"] == {"complete": ["bybit"], "snapshot": ["binance_usdm"]}
+    assert "(modelled)" in _text(answer)

@@ -14,6 +14,7 @@ import msgspec
 import psycopg
 import pytest
 
+from purpleflea.clock import now_ms
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.store import OpenInterest, Query, Store
 from purpleflea.store.factory import open_store
@@ -33,7 +34,7 @@ async def _empty_postgres() -> str:
     connection = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
     async with connection:
         await connection.execute(
-            "DROP TABLE IF EXISTS liquidations, rollup_1m, cascades, open_interest"
+            "DROP TABLE IF EXISTS liquidations, rollup_1m, cascades, open_interest, coverage_factor"
         )
     return dsn
 
@@ -691,3 +692,102 @@ async def test_aggregates_add_what_a_snapshot_feed_hid_and_only_that(store: Stor
     big = Query(start_ms=hour, end_ms=hour + 3_600_000, min_usd=1.0)
     by_events = {b.group: b for b in await store.aggregate("1h", "market", big)}
     assert by_events["ETH-PERP"].est_size_usd == pytest.approx(rows["ETH-PERP"].est_size_usd)
+
+
+async def _execute(store: Store, sql: str) -> list[tuple[object, ...]]:
+    """Run ``sql`` on the store's database from outside the store (as another process would)."""
+    if isinstance(store, SQLiteStore):
+        connection = sqlite3.connect(store.path)
+        try:
+            rows = connection.execute(sql).fetchall()
+            connection.commit()
+            return rows
+        finally:
+            connection.close()
+    assert isinstance(store, PostgresStore)
+    async with await psycopg.AsyncConnection.connect(store.url, autocommit=True) as pg:
+        cursor = await pg.execute(sql)  # type: ignore[arg-type]
+        return await cursor.fetchall() if cursor.description else []
+
+
+async def _tamper(store: Store) -> None:
+    """Every stored factor of the burst below is made 3 (each Binance row adds 2 events)."""
+    await _execute(
+        store,
+        "UPDATE coverage_factor SET f_usd = 3.0, f_events = 3.0, "
+        "extra_usd = 2.0 * 100.0, extra_events = 2.0 WHERE exchange <> ''",
+    )
+    await _execute(
+        store,
+        "UPDATE coverage_factor SET extra_usd = 400.0, extra_events = 4.0 WHERE exchange = ''",
+    )
+
+
+async def test_a_closed_hours_coverage_factors_are_kept_until_events_land_in_it(
+    store: Store,
+) -> None:
+    hour = T0 - T0 % 3_600_000  # long over
+    # A burst: Bybit (complete) 6 events in 2 seconds, Binance (snapshot) 2 seconds shown.
+    btc = {"market": "BTC-PERP", "size_usd": 100.0}
+    events = [
+        _event(i, exchange="bybit" if i < 7 else "binance_usdm", ts=hour + 1_000 * (i % 2), **btc)
+        for i in range(1, 9)
+    ]
+    await store.append(events)
+    window = Query(markets=("BTC-PERP",), start_ms=hour, end_ms=hour + 3_600_000)
+    first = (await store.aggregate("1h", "market", window))[0]
+    assert first.est_size_usd > first.size_usd == 800.0
+    stored = await _execute(
+        store, "SELECT exchange, side, f_usd, extra_usd, covers FROM coverage_factor"
+    )
+    # One row per snapshot rollup row (the two Binance events: one long, one short), and the
+    # market-hour's sum of them.
+    factor = 1 + (first.est_size_usd - 800.0) / 200.0
+    extra = first.est_size_usd - 800.0
+    assert sorted(stored) == [
+        ("", "", 1.0, pytest.approx(extra), 2),
+        ("binance_usdm", "long", pytest.approx(factor), pytest.approx(extra / 2), 1),
+        ("binance_usdm", "short", pytest.approx(factor), pytest.approx(extra / 2), 1),
+    ]
+    # The aggregate answers from the stored factor: changed behind its back, it shows.
+    await _tamper(store)
+    cached = (await store.aggregate("1h", "market", window))[0]
+    assert cached.est_size_usd == pytest.approx(600.0 + 200.0 * 3.0)
+    assert cached.est_count == 6 + 2 * 3
+    # ... filtered, from the per-row additions.
+    longs = Query(markets=("BTC-PERP",), sides=("long",), start_ms=hour, end_ms=hour + 3_600_000)
+    assert (await store.aggregate("1h", "market", longs))[0].est_size_usd == pytest.approx(
+        500.0 + 100.0 * 3.0  # Bybit: 5 longs; Binance: 1
+    )
+    # Minute buckets and event reads use the hour's factor too.
+    minutes = await store.aggregate("1m", "market", window)
+    assert sum(b.est_size_usd for b in minutes) == pytest.approx(1_200.0)
+    # Another market's events, or events a day or more before, leave it be; events in the
+    # hours before it (its share estimate's window) drop it.
+    await store.append([_event(20, exchange="bybit", market="ETH-PERP", ts=hour + 60_000)])
+    await store.append([_event(21, exchange="bybit", ts=hour - 24 * 3_600_000, **btc)])
+    assert len(await _execute(store, "SELECT exchange FROM coverage_factor")) == 3
+    await store.append([_event(22, exchange="bybit", ts=hour - 3 * 3_600_000, **btc)])
+    assert await _execute(store, "SELECT exchange FROM coverage_factor") == []
+    await store.aggregate("1h", "market", window)
+    await _tamper(store)
+    # An event landing in that hour (an import, a repaired gap) drops the factor: recomputed.
+    await store.append([_event(9, exchange="bybit", ts=hour + 30_000, **btc)])
+    assert await _execute(store, "SELECT exchange FROM coverage_factor") == []
+    again = (await store.aggregate("1h", "market", window))[0]
+    [(factor,), _] = await _execute(store, "SELECT f_usd FROM coverage_factor WHERE exchange <> ''")
+    assert factor != 3.0
+    assert (again.size_usd, again.est_size_usd) == (900.0, pytest.approx(700.0 + 200.0 * factor))
+
+
+async def test_the_open_hours_coverage_factors_are_not_kept(store: Store) -> None:
+    now = now_ms()
+    hour = now - now % 3_600_000
+    btc = {"market": "BTC-PERP", "size_usd": 100.0, "ts": now - 1}
+    await store.append(
+        [_event(i, exchange="bybit" if i > 1 else "binance_usdm", **btc) for i in range(1, 5)]
+    )
+    window = Query(start_ms=hour, end_ms=hour + 3_600_000)
+    [bucket] = await store.aggregate("1h", "market", window)
+    assert bucket.est_size_usd > bucket.size_usd
+    assert await _execute(store, "SELECT exchange FROM coverage_factor") == []

@@ -3,6 +3,11 @@
 Every tool answers with a short text for the model to read and the same data as structured
 JSON (``structuredContent``, and as a second text block for hosts that ignore it). Units
 everywhere: money in USD, times in ms since the epoch (UTC), windows in minutes.
+
+Every answer states its provenance (:func:`provenance`): whether its figures are measured
+(what the venues' feeds sent) or modelled (the cascade engine's scores, the heatmap, the
+estimate of what throttled feeds hid), the venues included with each one's coverage, and
+how fresh the newest data behind it is, in seconds.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import httpx
 from mcp.server.mcpserver.exceptions import ToolError
@@ -21,7 +26,8 @@ from pydantic import Field
 from purpleflea.client import PurpleFleaError
 from purpleflea.clock import now_ms
 from purpleflea.formatting import format_price, format_usd
-from purpleflea.model import Liquidation
+from purpleflea.model import Coverage, Liquidation
+from purpleflea.venues import registry
 
 MINUTE_MS = 60_000
 YEAR_MINUTES = 525_600
@@ -66,6 +72,65 @@ def event_line(event: Liquidation) -> str:
         f"{format_price(event.price)} ({event.exchange}, {event.coverage} feed), "
         f"cascade score {event.cascade_score}/10"
     )
+
+
+Basis = Literal["measured", "modelled"]
+
+
+def venue_coverage(exchange: str) -> Coverage:
+    """An exchange's coverage; one no venue knows any more is called ``snapshot``, the
+    cautious claim (as the stores do)."""
+    try:
+        return registry.coverage_of(exchange)
+    except KeyError:
+        return "snapshot"
+
+
+def provenance(
+    basis: Basis,
+    venues: dict[str, Coverage],
+    newest_ms: int | None,
+    *,
+    now: int | None = None,
+    estimate: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Where an answer's figures come from: ``basis``, the ``venues`` included (exchange ->
+    coverage; also grouped by coverage), ``freshness_s`` (age of the newest data behind the
+    answer at ``as_of_ms``; None when there was none) and, for aggregate answers, the
+    ``estimate`` (modelled) beside the measured totals."""
+    at = now if now is not None else now_ms()
+    grouped: dict[str, list[str]] = {}
+    for exchange in sorted(venues):
+        grouped.setdefault(venues[exchange], []).append(exchange)
+    found: dict[str, Any] = {
+        "basis": basis,
+        "venues": sorted(venues),
+        "coverage": grouped,
+        "freshness_s": None if newest_ms is None else round(max(0, at - newest_ms) / 1000, 1),
+        "as_of_ms": at,
+    }
+    if estimate is not None:
+        found["estimate"] = estimate
+    return found
+
+
+def provenance_line(found: dict[str, Any]) -> str:
+    """One sentence of :func:`provenance` for the text answer."""
+    venues = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in found["coverage"].items())
+    fresh = found["freshness_s"]
+    age = "no data in the window" if fresh is None else f"newest data {fresh:g} s old"
+    text = f"Provenance: {found['basis']}"
+    if venues:
+        text += f", {len(found['venues'])} venue(s) ({venues})"
+    text += f", {age}."
+    estimate = found.get("estimate")
+    if estimate:
+        text += (
+            f" Estimated with what throttled (snapshot) feeds hid: "
+            f"{format_usd(estimate['est_usd'])} in ~{estimate['est_count']} liquidations "
+            "(modelled)."
+        )
+    return text
 
 
 def result(text: str, data: dict[str, Any]) -> CallToolResult:

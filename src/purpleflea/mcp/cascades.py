@@ -8,7 +8,15 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from purpleflea.client import LiquidationClient
-from purpleflea.mcp.answers import MarketsArg, result, server_errors, upper
+from purpleflea.mcp.answers import (
+    MarketsArg,
+    provenance,
+    provenance_line,
+    result,
+    server_errors,
+    upper,
+    venue_coverage,
+)
 from purpleflea.model import CascadeAlert
 
 StatusArg = Annotated[
@@ -55,10 +63,18 @@ class CascadeTools:
                 lists[name] = await self.client.cascades(
                     status=name, markets=upper(markets), limit=limit
                 )
-        return result(
-            _text(lists),
-            {name: [cascade_dict(a) for a in alerts] for name, alerts in lists.items()},
+        alerts = [a for found in lists.values() for a in found]
+        # Scores are the cascade engine's model over measured events.
+        found = provenance(
+            "modelled",
+            {e: venue_coverage(e) for a in alerts for e in a.exchanges},
+            max((a.updated_at for a in alerts), default=None),
         )
+        data: dict[str, Any] = {
+            name: [cascade_dict(a) for a in alerts] for name, alerts in lists.items()
+        }
+        data["provenance"] = found
+        return result(f"{_text(lists)}\n{provenance_line(found)}", data)
 
 
 def _text(lists: dict[str, list[CascadeAlert]]) -> str:

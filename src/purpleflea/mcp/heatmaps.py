@@ -11,7 +11,7 @@ from pydantic import Field
 
 from purpleflea.client import LiquidationClient
 from purpleflea.formatting import format_price, format_usd
-from purpleflea.mcp.answers import MarketArg, result, server_errors
+from purpleflea.mcp.answers import MarketArg, provenance, provenance_line, result, server_errors
 
 SideArg = Annotated[
     Literal["long", "short", "both"],
@@ -64,14 +64,19 @@ class HeatmapTools:
         heatmap, found = clusters_of(response.json())
         if side != "both":
             found = [c for c in found if c.get("side") == side]
+        ts = heatmap.get("ts")
+        # The map is estimated from open interest: a model, whichever venues fed it.
+        origin = provenance("modelled", {}, int(ts) if isinstance(ts, int | float) else None)
         data = {
             "market": name,
             "available": True,
             "mark_price": heatmap.get("mark_price"),
-            "ts": heatmap.get("ts"),
+            "ts": ts,
             "clusters": found,
+            "provenance": origin,
         }
-        return result(_text(name, heatmap.get("mark_price"), found), data)
+        text = _text(name, heatmap.get("mark_price"), found)
+        return result(f"{text}\n{provenance_line(origin)}", data)
 
     async def _fetch(self, market: str) -> httpx.Response:
         client = self.client

@@ -15,6 +15,8 @@ from purpleflea.mcp.answers import (
     YEAR_MINUTES,
     MarketsArg,
     event_line,
+    provenance,
+    provenance_line,
     result,
     server_errors,
     upper,
@@ -74,7 +76,9 @@ class LiquidationTools:
         (average fill), quantity (coins), exchange, ts (exchange time, ms since the epoch),
         cascade_score (0-10: how strongly a cascade was developing on that market and side) and
         coverage (complete: the venue sends every liquidation; snapshot: a throttled sample,
-        e.g. Binance's one per symbol per second; sampled: only watched accounts).
+        e.g. Binance's one per symbol per second; sampled: only watched accounts). The
+        provenance: measured, the venues included with their coverage, and how many seconds
+        old the newest event is.
         """
         start = now_ms() - int(since_minutes * MINUTE_MS) if since_minutes else None
         async with server_errors(self.client.base_url):
@@ -94,12 +98,18 @@ class LiquidationTools:
             "since_minutes": since_minutes,
             "limit": limit,
         }
+        found = provenance(
+            "measured",
+            {e.exchange: e.coverage for e in page.events},
+            max((e.ts for e in page.events), default=None),
+        )
         data = {
             "count": len(page.events),
             "events": [e.to_dict() for e in page.events],
             "filters": filters,
+            "provenance": found,
         }
-        return result(_text(page.events), data)
+        return result(f"{_text(page.events)}\n{provenance_line(found)}", data)
 
 
 def _text(events: list[Liquidation]) -> str:

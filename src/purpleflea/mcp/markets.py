@@ -15,9 +15,12 @@ from purpleflea.mcp.answers import (
     MarketArg,
     WindowArg,
     event_line,
+    provenance,
+    provenance_line,
     result,
     server_errors,
     utc,
+    venue_coverage,
     window,
 )
 from purpleflea.mcp.cascades import cascade_dict
@@ -26,7 +29,8 @@ from purpleflea.model import CascadeAlert, Liquidation
 #: History pages the "largest events" scan reads at most (each up to 1,000 events).
 MAX_SCAN_PAGES = 20
 
-#: USD and event count per liquidated side: {"long": {"usd": .., "count": ..}, "short": ..}.
+#: USD and event count per liquidated side, measured and estimated:
+#: {"long": {"usd": .., "count": .., "est_usd": .., "est_count": ..}, "short": ..}.
 SideTotals = dict[str, dict[str, float]]
 
 OptionalMarketArg = Annotated[
@@ -68,15 +72,50 @@ async def largest_events(
 async def side_totals(
     client: LiquidationClient, *, markets: list[str] | None, start: int, end: int
 ) -> SideTotals:
-    """USD and event counts per liquidated side in [start, end)."""
-    totals = {side: {"usd": 0.0, "count": 0} for side in ("long", "short")}
+    """USD and event counts per liquidated side in [start, end), measured and estimated."""
+    totals = {
+        side: {"usd": 0.0, "count": 0, "est_usd": 0.0, "est_count": 0} for side in ("long", "short")
+    }
     for bucket in await client.aggregate(
         interval="1d", group_by="side", markets=markets, start=start, end=end
     ):
         cell = totals[bucket.group]
         cell["usd"] += bucket.size_usd
         cell["count"] += bucket.count
+        # A server older than the estimate sends 0: then the measure is all there is.
+        cell["est_usd"] += max(bucket.est_size_usd, bucket.size_usd)
+        cell["est_count"] += max(bucket.est_count, bucket.count)
     return totals
+
+
+async def aggregate_provenance(
+    client: LiquidationClient, *, markets: list[str] | None, start: int, end: int
+) -> dict[str, Any]:
+    """The provenance of totals over [start, end): the venues that contributed (with their
+    coverage), the newest event's age, and the modelled estimate beside the measure."""
+    per_exchange = await client.aggregate(
+        interval="1d", group_by="exchange", markets=markets, start=start, end=end
+    )
+    newest = await client.history(markets=markets, start=start, end=end, limit=1)
+    measured = sum(b.size_usd for b in per_exchange)
+    estimated = sum(max(b.est_size_usd, b.size_usd) for b in per_exchange)
+    hidden_by = sorted(
+        {b.group for b in per_exchange if max(b.est_size_usd, b.size_usd) > b.size_usd}
+    )
+    return provenance(
+        "measured",
+        {b.group: venue_coverage(b.group) for b in per_exchange},
+        newest.events[0].ts if newest.events else None,
+        estimate={
+            "basis": "modelled",
+            "est_usd": estimated,
+            "est_count": sum(max(b.est_count, b.count) for b in per_exchange),
+            "hidden_usd": estimated - measured,
+            "estimated_for": hidden_by,
+            "method": "measured plus what snapshot (throttled) feeds are estimated to have "
+            "hidden, calibrated on complete venues of the same market (docs/coverage.md)",
+        },
+    )
 
 
 async def top_markets(
@@ -100,11 +139,24 @@ def dominant(totals: SideTotals) -> str | None:
 
 def _sides(totals: SideTotals) -> dict[str, Any]:
     """Totals as answered: per side, the total, the count and the dominant side."""
+    long, short = totals["long"], totals["short"]
     return {
-        "long": {"usd": totals["long"]["usd"], "count": int(totals["long"]["count"])},
-        "short": {"usd": totals["short"]["usd"], "count": int(totals["short"]["count"])},
-        "total_usd": totals["long"]["usd"] + totals["short"]["usd"],
-        "count": int(totals["long"]["count"] + totals["short"]["count"]),
+        "long": {
+            "usd": long["usd"],
+            "count": int(long["count"]),
+            "est_usd": long["est_usd"],
+            "est_count": int(long["est_count"]),
+        },
+        "short": {
+            "usd": short["usd"],
+            "count": int(short["count"]),
+            "est_usd": short["est_usd"],
+            "est_count": int(short["est_count"]),
+        },
+        "total_usd": long["usd"] + short["usd"],
+        "count": int(long["count"] + short["count"]),
+        "est_total_usd": long["est_usd"] + short["est_usd"],
+        "est_count": int(long["est_count"] + short["est_count"]),
         "dominant_side": dominant(totals),
     }
 
@@ -121,7 +173,11 @@ class MarketTools:
         """One market's liquidation totals over a window: USD and event counts of liquidated
         longs and shorts, the total, the dominant side, and the single largest liquidation.
 
-        The window is minute-aligned: [end - window_minutes, end), end rounded up to a minute.
+        usd/count are measured (what the venues sent); est_usd/est_count add what throttled
+        (snapshot) feeds such as Binance's are estimated to have hidden (modelled). The
+        provenance says which venues are included with their coverage, and how many seconds
+        old the newest event is. The window is minute-aligned: [end - window_minutes, end),
+        end rounded up to a minute.
         """
         name = market.strip().upper()
         start, end = window(window_minutes, end_ms)
@@ -130,6 +186,7 @@ class MarketTools:
             largest, truncated = await largest_events(
                 self.client, markets=[name], start=start, end=end, count=1
             )
+            found = await aggregate_provenance(self.client, markets=[name], start=start, end=end)
         sides = _sides(totals)
         data = {
             "market": name,
@@ -139,8 +196,10 @@ class MarketTools:
             **sides,
             "largest": largest[0].to_dict() if largest else None,
             "largest_scan_truncated": truncated,
+            "provenance": found,
         }
-        return result(_stats_text(name, window_minutes, end, sides, largest), data)
+        text = _stats_text(name, window_minutes, end, sides, largest)
+        return result(f"{text} {provenance_line(found)}", data)
 
     async def market_summary(
         self,
@@ -150,7 +209,9 @@ class MarketTools:
     ) -> CallToolResult:
         """A short plain-language briefing on one market or the whole tape over a window:
         total liquidated (USD), longs vs shorts and which side dominates, the top markets
-        (whole tape), active cascades and the three biggest prints."""
+        (whole tape), active cascades and the three biggest prints; measured totals with the
+        modelled estimate of what throttled feeds hid (est_*), and the provenance (venues and
+        their coverage, freshness in seconds)."""
         name = market.strip().upper() if market else None
         markets = [name] if name else None
         start, end = window(window_minutes, end_ms)
@@ -162,6 +223,7 @@ class MarketTools:
             biggest, truncated = await largest_events(
                 client, markets=markets, start=start, end=end, count=3
             )
+            found = await aggregate_provenance(client, markets=markets, start=start, end=end)
         sides = _sides(totals)
         data = {
             "market": name,
@@ -173,9 +235,11 @@ class MarketTools:
             "active_cascades": [cascade_dict(a) for a in active],
             "biggest": [e.to_dict() for e in biggest],
             "biggest_scan_truncated": truncated,
+            "provenance": found,
         }
         heading = f"{name or 'All markets'}, last {window_minutes} min (to {utc(end)}):"
-        return result(" ".join([heading, *_summary(sides, top, active, biggest)]), data)
+        sentences = [heading, *_summary(sides, top, active, biggest), provenance_line(found)]
+        return result(" ".join(sentences), data)
 
 
 def _stats_text(

@@ -1,85 +1,367 @@
-"""Aggregates for both SQL stores: which table answers, the two queries, and the buckets.
+"""Aggregates for both SQL stores: which table answers, the queries, and the buckets.
 
 An aggregate reads the per-minute (or, hour-aligned, per-hour) rollups unless it needs what
-they do not hold (sizes, times inside a minute, seqs); then it reads the events. A second query
-over the same source gathers the cells of :mod:`purpleflea.engine.coverage` (per bucket, group,
-hour or minute, market and exchange, with the seconds that carried events), from which each
-bucket's ``est_count`` and ``est_size_usd`` are computed.
+they do not hold (sizes, times inside a minute, seqs); then it reads the events. Its
+``est_count`` and ``est_size_usd`` come from each snapshot exchange's :class:`~purpleflea.
+engine.coverage.Factor` of the market and hour, kept in the ``coverage_factor`` table once the
+hour is over, so the aggregate stays one grouped read joined to that table (a closed hour's
+factors never change unless events land in it, and an append that does deletes them: see
+:data:`INVALIDATE_SQL`). Rows no stored factor covers (the open hour, hours not estimated
+yet) are estimated from the minute rollups of their hours, and a closed hour's factors are
+stored then, only if its rollup still holds the events they were computed from.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from purpleflea.engine.coverage import hidden
+from purpleflea.clock import now_ms
+from purpleflea.engine.coverage import SHARE_WINDOW_MS, Factor, factors
 from purpleflea.model import Coverage
 from purpleflea.store.base import INTERVAL_MS, Bucket, GroupBy, Interval, Query
-from purpleflea.store.sql import Dialect, where
-from purpleflea.venues.registry import coverage_of
+from purpleflea.store.sql import Dialect, Where, where
+from purpleflea.venues.registry import EXCHANGE_IDS, coverage_of
 
 _GROUPS = frozenset({"market", "exchange", "side"})
-_HOUR_MS = 3_600_000
+HOUR_MS = 3_600_000
+
+#: The cache of closed hours' factors, one row per rollup row of a snapshot feed: the factor
+#: (for minute and event reads) and what it adds to that row (an hourly aggregate sums these
+#: beside the rollup's own sums, no join); plus one row per market-hour (exchange and side
+#: '') adding up its rows, which an unfiltered aggregate by market reads alone. ``covers``:
+#: how many snapshot rollup rows a row stands for. Named like the rollups' columns, so the
+#: aggregate's filters apply to it as they are.
+FACTOR_TABLE_SQL = {
+    "sqlite": (
+        "CREATE TABLE IF NOT EXISTS coverage_factor (market TEXT NOT NULL, "
+        "hour INTEGER NOT NULL, exchange TEXT NOT NULL, side TEXT NOT NULL, "
+        "f_events REAL NOT NULL, f_usd REAL NOT NULL, extra_events REAL NOT NULL, "
+        "extra_usd REAL NOT NULL, covers INTEGER NOT NULL, "
+        "PRIMARY KEY (market, hour, exchange, side)) WITHOUT ROWID"
+    ),
+    "postgres": (
+        "CREATE TABLE IF NOT EXISTS coverage_factor (market text NOT NULL, "
+        "hour bigint NOT NULL, exchange text NOT NULL, side text NOT NULL, "
+        "f_events float8 NOT NULL, f_usd float8 NOT NULL, extra_events float8 NOT NULL, "
+        "extra_usd float8 NOT NULL, covers bigint NOT NULL, "
+        "PRIMARY KEY (market, hour, exchange, side))"
+    ),
+}
+#: An append deletes the factors of every (market, hour) it adds events to and of the hours
+#: whose share estimate's window holds that hour (SQLite's, with (market, hour, hour +
+#: SHARE_WINDOW_MS); the PostgreSQL store does the same inside its one append statement).
+INVALIDATE_SQL = "DELETE FROM coverage_factor WHERE market = ? AND hour >= ? AND hour < ?"
+
+#: The factor row, stored only while the hour's minute rollup still counts the events the
+#: factor was computed from (an append in between changed it: the next aggregate recomputes).
+_SAVE_SQL = (
+    "INSERT INTO coverage_factor (market, hour, exchange, side, f_events, f_usd, "
+    "extra_events, extra_usd, covers) "
+    "SELECT {m}{text}, {m}{int}, {m}{text}, {m}{text}, {m}{real}, {m}{real}, {m}{real}, "
+    "{m}{real}, {m}{int} WHERE (SELECT COALESCE(SUM(count), 0) FROM rollup_1m "
+    "WHERE market = {m} AND minute >= {m} AND minute < {m}) = {m} "
+    "ON CONFLICT (market, hour, exchange, side) DO UPDATE SET f_events = excluded.f_events, "
+    "f_usd = excluded.f_usd, extra_events = excluded.extra_events, "
+    "extra_usd = excluded.extra_usd, covers = excluded.covers"
+)
+#: Estimates from more minute rows than this run in a worker thread.
+_OFF_LOOP_ROWS = 20_000
+#: An hour is cached this long after it ended (late events of a live feed land before).
+CLOSE_AFTER_MS = 60_000
+
+Read = Callable[[str, Sequence[Any]], Awaitable[list[tuple[Any, ...]]]]
+Save = Callable[[str, list[tuple[Any, ...]]], Awaitable[None]]
+#: A snapshot rollup row's key: (hour, market, exchange, side).
+RowKey = tuple[int, str, str, str]
+
+
+def save_sql(dialect: Dialect) -> str:
+    """The statement storing one factor row (see :func:`aggregate`'s ``save``)."""
+    if dialect == "sqlite":
+        return _SAVE_SQL.format(m="?", text="", int="", real="")
+    return _SAVE_SQL.format(m="%s", text="::text", int="::bigint", real="::float8")
 
 
 @dataclass(frozen=True, slots=True)
-class AggregateSql:
-    """The one query answering an aggregate, and its parameters."""
+class _Source:
+    """Where an aggregate reads: the table, its time column and its count per row."""
 
-    sql: str
-    params: list[Any]
+    table: str
+    time: str
+    count: str  # one row's events: 1 for an event, ``count`` for a rollup row
+    events: bool
 
 
-def aggregate_sql(
-    interval: Interval, group_by: GroupBy, query: Query, dialect: Dialect, *, hourly: bool
-) -> AggregateSql:
-    """The query answering an aggregate; ``hourly``: the store keeps an hourly rollup.
+def _source(interval: Interval, query: Query, *, hourly: bool) -> _Source:
+    width = INTERVAL_MS[interval]
+    minute_aligned = all(b is None or b % 60_000 == 0 for b in (query.start_ms, query.end_ms))
+    hour_aligned = all(b is None or b % HOUR_MS == 0 for b in (query.start_ms, query.end_ms))
+    if query.min_usd > 0 or query.before_seq is not None or not minute_aligned:
+        # Rollups know neither event sizes nor times inside a minute: read the events.
+        return _Source("liquidations", "ts", "1", events=True)
+    if hourly and width >= HOUR_MS and hour_aligned:
+        # Hour-aligned hourly/daily buckets: a year of one market is ~9k rows, not ~500k.
+        return _Source("rollup_1h", "hour", "count", events=False)
+    return _Source("rollup_1m", "minute", "count", events=False)
 
-    Its rows are the estimate's cells (bucket, group, hour or minute, market, exchange, count,
-    seconds with events, USD) with the long and short USD after them: :func:`buckets` sums
-    them into the measured buckets and estimates from them, so the rollup is read once.
-    """
+
+def _validate(interval: Interval, group_by: GroupBy) -> None:
     if interval not in INTERVAL_MS:
         raise ValueError(f"aggregate interval must be one of {sorted(INTERVAL_MS)}: {interval!r}")
     if group_by not in _GROUPS:
         raise ValueError(f"aggregate group_by must be one of {sorted(_GROUPS)}: {group_by!r}")
+
+
+def _snapshot_in(dialect: Dialect) -> tuple[str, list[Any]]:
+    """``exchange`` is a snapshot feed, as SQL and its parameters."""
+    snapshot = [e for e in EXCHANGE_IDS if coverage_of(e) == "snapshot"]
+    if dialect == "postgres":
+        return "exchange = ANY(%s)", [snapshot]
+    return f"exchange IN ({', '.join('?' for _ in snapshot)})", snapshot
+
+
+async def aggregate(
+    read: Read,
+    save: Save | None,
+    interval: Interval,
+    group_by: GroupBy,
+    query: Query,
+    dialect: Dialect,
+    *,
+    hourly: bool,
+    cached: bool = True,
+) -> list[Bucket]:
+    """The aggregate's buckets, in (start, group) order. ``read`` runs a query; ``save`` runs
+    :func:`save_sql` over rows (None: a read-only store, which stores no factor); ``hourly``:
+    the store keeps an hourly rollup; ``cached``: it has the ``coverage_factor`` table (a
+    read-only file written before it has not: every hour is then estimated afresh)."""
+    _validate(interval, group_by)
+    source = _source(interval, query, hourly=hourly)
     width = INTERVAL_MS[interval]
-    minute_aligned = all(b is None or b % 60_000 == 0 for b in (query.start_ms, query.end_ms))
-    hour_aligned = all(b is None or b % _HOUR_MS == 0 for b in (query.start_ms, query.end_ms))
-    if query.min_usd > 0 or query.before_seq is not None or not minute_aligned:
-        # Rollups know neither event sizes nor times inside a minute: read the events.
-        source, time, count = "liquidations", "ts", "COUNT(*)"
-        seconds = "COUNT(DISTINCT ts / 1000)"
-        found = where(query, dialect)
-    else:
-        if hourly and width >= _HOUR_MS and hour_aligned:
-            # Hour-aligned hourly/daily buckets: a year of one market is ~9k rows, not ~500k.
-            source, time = "rollup_1h", "hour"
-        else:
-            source, time = "rollup_1m", "minute"
-        count, seconds = "SUM(count)", "SUM(seconds)"
-        if dialect == "postgres":  # its SUM of bigint is numeric: Decimal, not int
-            count, seconds = "SUM(count)::bigint", "SUM(seconds)::bigint"
-        found = where(query, dialect, with_size=False, time_column=time, events=False)
-    bucket = f"({time} / {width}) * {width}"
-    # The estimate calibrates per hour; minute buckets keep their minutes.
-    fine_ms = 60_000 if width < _HOUR_MS else _HOUR_MS
-    fine = f"({time} / {fine_ms}) * {fine_ms}"
-    if _may_hide(query):
-        cell = f"{fine} AS fine, market, exchange"
-        keys = "bucket, grp, fine, market, exchange"
-    else:
-        # No snapshot feed selected: nothing to estimate, so no per-exchange rows to read
-        # (about ten times fewer; '' is no exchange, taken as measured).
-        cell, keys = "0 AS fine, '' AS market, '' AS exchange", "bucket, grp"
-    sql = (
-        f"SELECT {bucket} AS bucket, {group_by} AS grp, {cell}, {count}, {seconds}, "
-        "SUM(size_usd), SUM(CASE WHEN side = 'long' THEN size_usd ELSE 0 END), "
-        "SUM(CASE WHEN side = 'short' THEN size_usd ELSE 0 END) "
-        f"FROM {source}{found.sql} GROUP BY {keys}"
+    bucket = f"({source.time} / {width}) * {width}"
+    hour = f"({source.time} / {HOUR_MS}) * {HOUR_MS}"
+    count = f"SUM({source.count})::bigint" if dialect == "postgres" else f"SUM({source.count})"
+    sums = (
+        f"{count}, SUM(size_usd), SUM(CASE WHEN side = 'long' THEN size_usd ELSE 0 END), "
+        "SUM(CASE WHEN side = 'short' THEN size_usd ELSE 0 END)"
     )
-    return AggregateSql(sql, found.params)
+    found = _where(query, dialect, source)
+    if not _may_hide(query):
+        # No snapshot feed selected: nothing to estimate.
+        rows = await read(
+            f"SELECT {bucket} AS bucket, {group_by} AS grp, {sums} "
+            f"FROM {source.table}{found.sql} GROUP BY bucket, grp",
+            found.params,
+        )
+        return _buckets(rows, {})
+    snapshot_sql, snapshot_params = _snapshot_in(dialect)
+    if source.table != "rollup_1h":
+        # Minute and event reads: per cell, each snapshot row scaled by its hour's factor.
+        cells = await read(
+            f"SELECT {bucket} AS bucket, {group_by} AS grp, {hour} AS h, market, exchange, "
+            f"side, {sums} FROM {source.table}{found.sql} "
+            "GROUP BY bucket, grp, h, market, exchange, side",
+            found.params,
+        )
+        measured: dict[tuple[int, str], list[float]] = {}
+        for row in cells:
+            total = measured.setdefault((int(row[0]), str(row[1])), [0, 0.0, 0.0, 0.0])
+            for i in range(4):
+                total[i] += row[6 + i]
+        rows = [(*key, *values) for key, values in measured.items()]
+        snapshot = {e for e in EXCHANGE_IDS if coverage_of(e) == "snapshot"}
+        wanted = [row for row in cells if row[4] in snapshot]
+        known = await _stored(read, dialect, wanted) if cached else {}
+        return _buckets(rows, await _extras(read, save if cached else None, dialect, wanted, known))
+    # Hourly rollup: its sums and the stored factors' additions, two grouped reads, no join,
+    # run side by side (the store's readers are separate connections).
+    measured_read = read(
+        f"SELECT {bucket} AS bucket, {group_by} AS grp, {sums}, "
+        f"SUM(CASE WHEN {snapshot_sql} THEN 1 ELSE 0 END) "
+        f"FROM {source.table}{found.sql} GROUP BY bucket, grp",
+        [*snapshot_params, *found.params],
+    )
+    if cached:
+        # Unfiltered by market: the market-hour rows alone (about a tenth as many).
+        whole = group_by == "market" and not (query.exchanges or query.sides or query.coverages)
+        rows, stored = await asyncio.gather(
+            measured_read,
+            read(
+                f"SELECT {bucket} AS bucket, {group_by} AS grp, SUM(extra_events), "
+                f"SUM(extra_usd), SUM(covers) FROM coverage_factor"
+                f"{found.sql or ' WHERE 1 = 1'} AND exchange {'=' if whole else '<>'} '' "
+                "GROUP BY bucket, grp",
+                found.params,
+            ),
+        )
+    else:
+        rows, stored = await measured_read, []
+    added = {(int(b), str(g)): (float(e), float(u), int(n)) for b, g, e, u, n in stored}
+    extras: dict[tuple[int, str], list[float]] = {}
+    uncovered: list[int] = []
+    for row in rows:
+        key = (int(row[0]), str(row[1]))
+        events, usd, covered = added.get(key, (0.0, 0.0, 0))
+        if covered == row[6]:  # every snapshot row of the bucket has its stored factor
+            extras[key] = [events, usd]
+        else:
+            uncovered.append(key[0])
+    if uncovered:
+        # Buckets with hours not estimated yet (the open hour, new history): per cell.
+        narrowed = _narrowed(query, min(uncovered), max(uncovered) + width)
+        part = _where(narrowed, dialect, source)
+        cells = await read(
+            f"SELECT {bucket} AS bucket, {group_by} AS grp, {hour} AS h, market, exchange, "
+            f"side, {sums} FROM {source.table}{part.sql or ' WHERE 1 = 1'} AND {snapshot_sql} "
+            "GROUP BY bucket, grp, h, market, exchange, side",
+            [*part.params, *snapshot_params],
+        )
+        missing = set(uncovered)
+        cells = [row for row in cells if int(row[0]) in missing]
+        extras.update(await _extras(read, save if cached else None, dialect, cells, {}))
+    return _buckets(rows, extras)
+
+
+def _narrowed(query: Query, start_ms: int, end_ms: int) -> Query:
+    """``query`` within [start_ms, end_ms) (bucket bounds: the source stays the same)."""
+    return Query(
+        markets=query.markets,
+        exchanges=query.exchanges,
+        sides=query.sides,
+        coverages=query.coverages,
+        min_usd=query.min_usd,
+        start_ms=max(start_ms, query.start_ms if query.start_ms is not None else start_ms),
+        end_ms=min(end_ms, query.end_ms if query.end_ms is not None else end_ms),
+        before_seq=query.before_seq,
+    )
+
+
+def _where(query: Query, dialect: Dialect, source: _Source) -> Where:
+    if source.events:
+        return where(query, dialect)
+    return where(query, dialect, with_size=False, time_column=source.time, events=False)
+
+
+async def _stored(
+    read: Read, dialect: Dialect, cells: Sequence[tuple[Any, ...]]
+) -> dict[RowKey, Factor]:
+    """The stored factors of the cells' hours and markets."""
+    if not cells:
+        return {}
+    hours = [int(row[2]) for row in cells]
+    markets = sorted({str(row[3]) for row in cells})
+    market_sql, market_params = _in(dialect, "market", markets)
+    mark = "?" if dialect == "sqlite" else "%s"
+    rows = await read(
+        f"SELECT hour, market, exchange, side, f_events, f_usd FROM coverage_factor "
+        f"WHERE {market_sql} AND hour >= {mark} AND hour <= {mark} AND exchange <> ''",
+        [*market_params, min(hours), max(hours)],
+    )
+    return {(int(h), m, e, sd): Factor(float(fe), float(fu)) for h, m, e, sd, fe, fu in rows}
+
+
+async def _extras(
+    read: Read,
+    save: Save | None,
+    dialect: Dialect,
+    cells: Sequence[tuple[Any, ...]],
+    known: dict[RowKey, Factor],
+) -> dict[tuple[int, str], list[float]]:
+    """What the snapshot ``cells`` (bucket, group, hour, market, exchange, side, count, usd,
+    ...) add to their buckets: by their stored factors where ``known``, else estimated."""
+    missing = {
+        (int(row[2]), str(row[3]))
+        for row in cells
+        if (int(row[2]), str(row[3]), str(row[4]), str(row[5])) not in known
+    }
+    found = dict(known)
+    if missing:
+        found.update(await _estimate(read, save, dialect, missing))
+    extras: dict[tuple[int, str], list[float]] = {}
+    for key_bucket, group, h, market, exchange, side, events, usd, *_ in cells:
+        factor = found.get((int(h), str(market), str(exchange), str(side)))
+        if factor is None:
+            continue
+        extra = extras.setdefault((int(key_bucket), str(group)), [0.0, 0.0])
+        extra[0] += float(events) * (factor.events - 1.0)
+        extra[1] += float(usd) * (factor.usd - 1.0)
+    return extras
+
+
+def _in(dialect: Dialect, column: str, values: Sequence[str]) -> tuple[str, list[Any]]:
+    if dialect == "postgres":
+        return f"{column} = ANY(%s)", [list(values)]
+    return f"{column} IN ({', '.join('?' for _ in values)})", list(values)
+
+
+async def _estimate(
+    read: Read, save: Save | None, dialect: Dialect, hours: set[tuple[int, str]]
+) -> dict[RowKey, Factor]:
+    """The factors of ``hours`` (hour, market), per snapshot row, from the minute rollups of
+    those hours and of the share estimate's trailing window before them; a closed hour's
+    are stored."""
+    mark = "?" if dialect == "sqlite" else "%s"
+    markets = sorted({market for _, market in hours})
+    market_sql, market_params = _in(dialect, "market", markets)
+    seconds = "SUM(seconds)::bigint" if dialect == "postgres" else "SUM(seconds)"
+    count = "SUM(count)::bigint" if dialect == "postgres" else "SUM(count)"
+    rows = await read(
+        f"SELECT minute, market, exchange, side, {count}, {seconds}, SUM(size_usd) "
+        f"FROM rollup_1m WHERE {market_sql} AND minute >= {mark} AND minute < {mark} "
+        "GROUP BY minute, market, exchange, side",
+        [
+            *market_params,
+            min(h for h, _ in hours) - SHARE_WINDOW_MS + HOUR_MS,
+            max(h for h, _ in hours) + HOUR_MS,
+        ],
+    )
+    cells: dict[tuple[int, str, str], list[float]] = {}
+    per_side: dict[RowKey, list[float]] = {}
+    for minute, market, exchange, side, events, busy, usd in rows:
+        cell = cells.setdefault((int(minute), market, exchange), [0, 0, 0.0])
+        cell[0] += events
+        cell[1] += busy
+        cell[2] += usd
+        h = int(minute) // HOUR_MS * HOUR_MS
+        if (h, market) not in hours:
+            continue  # read for the share estimate's window only
+        total = per_side.setdefault((h, market, exchange, side), [0, 0.0])
+        total[0] += events
+        total[1] += usd
+    minute_rows = [(m, mk, e, int(c), int(b), float(u)) for (m, mk, e), (c, b, u) in cells.items()]
+    # A year of minutes takes seconds: off the event loop, which serves the stream meanwhile.
+    per_hour = (
+        await asyncio.to_thread(factors, minute_rows, _coverage)
+        if len(minute_rows) > _OFF_LOOP_ROWS
+        else factors(minute_rows, _coverage)
+    )
+    found = {key: per_hour[key[:3]] for key in per_side if key[:3] in per_hour}
+    if save is not None:
+        closed_before = now_ms() - CLOSE_AFTER_MS
+        totals: dict[tuple[int, str], int] = {}
+        for (h, market, _, _), (events, _) in per_side.items():
+            totals[(h, market)] = totals.get((h, market), 0) + int(events)
+        keep: list[tuple[Any, ...]] = []
+        whole: dict[tuple[int, str], list[float]] = {}
+        for (h, market, exchange, side), f in found.items():
+            if h + HOUR_MS > closed_before:
+                continue
+            events, usd = per_side[(h, market, exchange, side)]
+            extra = (events * (f.events - 1.0), usd * (f.usd - 1.0))
+            keep.append((market, h, exchange, side, f.events, f.usd, *extra, 1))
+            total = whole.setdefault((h, market), [0.0, 0.0, 0])
+            total[0] += extra[0]
+            total[1] += extra[1]
+            total[2] += 1
+        for (h, market), (events, usd, covers) in whole.items():
+            keep.append((market, h, "", "", 1.0, 1.0, events, usd, int(covers)))
+        keep = [(*row, row[0], row[1], row[1] + HOUR_MS, totals[(row[1], row[0])]) for row in keep]
+        if keep:
+            await save(save_sql(dialect), keep)
+    return found
 
 
 def _may_hide(query: Query) -> bool:
@@ -89,33 +371,25 @@ def _may_hide(query: Query) -> bool:
     return not query.exchanges or any(_coverage(e) == "snapshot" for e in query.exchanges)
 
 
-def buckets(rows: Sequence[tuple[Any, ...]]) -> list[Bucket]:
-    """The aggregate's buckets, in (start, group) order, from :func:`aggregate_sql`'s rows."""
-    measured: dict[tuple[int, str], list[float]] = {}
-    for bucket, group, _, _, _, count, _, usd, longs, shorts in rows:
-        cell = measured.get((bucket, group))
-        if cell is None:
-            measured[(bucket, group)] = [count, usd, longs, shorts]
-        else:
-            cell[0] += count
-            cell[1] += usd
-            cell[2] += longs
-            cell[3] += shorts
-    extras = hidden([row[:8] for row in rows], _coverage)
+def _buckets(
+    rows: Sequence[tuple[Any, ...]], extras: dict[tuple[int, str], list[float]]
+) -> list[Bucket]:
+    """Buckets from measured rows ``(bucket, group, count, usd, longs, shorts, ...)`` plus the
+    ``extras`` (events, USD) estimated for their snapshot feeds."""
     out: list[Bucket] = []
-    for key in sorted(measured):
-        count, total, longs, shorts = measured[key]
-        extra = extras.get(key)
+    for row in sorted(rows, key=lambda r: (int(r[0]), str(r[1]))):
+        start, group, count, total, longs, shorts = row[:6]
+        extra = extras.get((int(start), str(group)), (0.0, 0.0))
         out.append(
             Bucket(
-                start_ms=int(key[0]),
-                group=str(key[1]),
+                start_ms=int(start),
+                group=str(group),
                 count=int(count),
                 size_usd=float(total),
                 long_usd=float(longs),
                 short_usd=float(shorts),
-                est_count=int(count) + (round(extra.events) if extra else 0),
-                est_size_usd=float(total) + (extra.size_usd if extra else 0.0),
+                est_count=int(count) + max(0, round(extra[0])),
+                est_size_usd=float(total) + max(0.0, extra[1]),
             )
         )
     return out

@@ -28,6 +28,7 @@ from typing import Any, LiteralString
 
 import psycopg
 
+from purpleflea.engine.coverage import SHARE_WINDOW_MS
 from purpleflea.model import CascadeAlert, Liquidation, decode_cascade, encode
 from purpleflea.store import aggregate as aggregates
 from purpleflea.store.base import (
@@ -126,6 +127,15 @@ WITH new AS (
         count = rollup_1m.count + excluded.count,
         size_usd = rollup_1m.size_usd + excluded.size_usd,
         seconds = rollup_1m.seconds + excluded.seconds
+), touched AS (
+    -- New events in an hour change its coverage factors (and those of the next day's hours,
+    -- whose share estimate reads it; engine.coverage.SHARE_WINDOW_MS): the next aggregate
+    -- recomputes them.
+    DELETE FROM coverage_factor USING (
+        SELECT DISTINCT market, (ts / 3600000) * 3600000 AS hour FROM new
+    ) AS hours
+    WHERE coverage_factor.market = hours.market AND coverage_factor.hour >= hours.hour
+        AND coverage_factor.hour < hours.hour + {SHARE_WINDOW_MS}
 )
 SELECT seq FROM new
 """
@@ -186,6 +196,7 @@ class PostgresStore:
             found = await self._writer.execute(_HAS_COVERAGE)
             migrate = await found.fetchone() is None
             await self._writer.execute(_SCHEMA)
+            await self._writer.execute(aggregates.FACTOR_TABLE_SQL["postgres"])
             if migrate:
                 # The table predates coverage (a new one was just made with it otherwise).
                 still = await (await self._writer.execute(_HAS_COVERAGE)).fetchone() is None
@@ -345,8 +356,16 @@ class PostgresStore:
         return Page(events=events, next_cursor=events[-1].seq if more and events else None)
 
     async def aggregate(self, interval: Interval, group_by: GroupBy, query: Query) -> list[Bucket]:
-        sql = aggregates.aggregate_sql(interval, group_by, query, "postgres", hourly=False)
-        return aggregates.buckets(await self._read(sql.sql, sql.params))
+        return await aggregates.aggregate(
+            self._read, self._save_factors, interval, group_by, query, "postgres", hourly=False
+        )
+
+    async def _save_factors(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Store closed hours' coverage factors (on the writer, serialized with appends)."""
+        async with self._write_lock:
+            writer = await self._writable()
+            async with writer.transaction(), writer.cursor() as cursor:
+                await cursor.executemany(sql, rows)
 
     async def explain(self, query: Query) -> str:
         """PostgreSQL's plan for :meth:`query` (operators checking that indexes are used)."""

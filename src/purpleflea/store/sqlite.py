@@ -27,6 +27,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
+from purpleflea.engine.coverage import SHARE_WINDOW_MS
 from purpleflea.model import CascadeAlert, Liquidation, decode_cascade, encode
 from purpleflea.store import aggregate as aggregates
 from purpleflea.store.base import (
@@ -128,6 +129,8 @@ _BACKFILL_1H = (
     "SUM(seconds) FROM rollup_1m GROUP BY 1, 2, 3, 4"
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM liquidations"
+#: Coverage factor rows stored per writer transaction (see SQLiteStore._save_factors).
+_FACTOR_CHUNK = 500
 # A store written before events carried coverage gets the column, its rows their exchange's
 # coverage (added as '' first: NOT NULL needs a default), and its rollups' seconds (the
 # counts: exact for a snapshot feed, an upper bound for the others).
@@ -210,6 +213,7 @@ class SQLiteStore:
         self._select = _SELECT
         if not read_only:
             self._writer.executescript(_SCHEMA)
+            self._writer.execute(aggregates.FACTOR_TABLE_SQL["sqlite"])
             self._migrate()
             if self._writer.execute("SELECT 1 FROM rollup_1h LIMIT 1").fetchone() is None:
                 self._writer.execute(_BACKFILL_1H)
@@ -233,6 +237,13 @@ class SQLiteStore:
         if self._has_oi and "mark_price" not in columns and not read_only:
             self._writer.execute(_ADD_MARK)
             columns.add("mark_price")
+        # A read-only file written before the coverage factors were kept has no table for them.
+        self._has_factors = not read_only or (
+            self._writer.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'coverage_factor'"
+            ).fetchone()
+            is not None
+        )
         self._select_oi = _SELECT_OI.format(mark="mark_price" if "mark_price" in columns else "0.0")
 
     def _columns(self, table: str) -> set[str]:
@@ -305,6 +316,12 @@ class SQLiteStore:
                 cell[2] += len(busy[key])
             writer.executemany(
                 _ROLLUP_1H, [(*k, int(c), s, int(b)) for k, (c, s, b) in hourly.items()]
+            )
+            # New events in an hour change its coverage factors (and those of the next day's
+            # hours, whose share estimate reads it): the next aggregate recomputes them.
+            writer.executemany(
+                aggregates.INVALIDATE_SQL,
+                {(market, hour, hour + SHARE_WINDOW_MS) for hour, market, _, _ in hourly},
             )
             writer.execute("COMMIT")
         except BaseException:
@@ -473,8 +490,30 @@ class SQLiteStore:
         return Page(events=events, next_cursor=events[-1].seq if more and events else None)
 
     async def aggregate(self, interval: Interval, group_by: GroupBy, query: Query) -> list[Bucket]:
-        sql = aggregates.aggregate_sql(interval, group_by, query, "sqlite", hourly=True)
-        return aggregates.buckets(await self._read(sql.sql, sql.params))
+        return await aggregates.aggregate(
+            self._read,
+            None if self.read_only else self._save_factors,
+            interval,
+            group_by,
+            query,
+            "sqlite",
+            hourly=True,
+            cached=self._has_factors,
+        )
+
+    async def _save_factors(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Store closed hours' coverage factors on the writer (serialized with appends), in
+        chunks that each yield to the loop: a year's worth must not stall ingest."""
+        writer = self._writer
+        for start in range(0, len(rows), _FACTOR_CHUNK):
+            writer.execute("BEGIN")
+            try:
+                writer.executemany(sql, rows[start : start + _FACTOR_CHUNK])
+                writer.execute("COMMIT")
+            except BaseException:
+                _rollback(writer)
+                raise
+            await asyncio.sleep(0)
 
     async def close(self) -> None:
         self._readers.shutdown(wait=True)
