@@ -208,7 +208,9 @@ async def sdk_client(url: str, key: str, receiver: Receiver, ready: asyncio.Even
 
 
 async def bare_client(url: str, receiver: Receiver, ready: asyncio.Event) -> None:
-    async with connect(url, compression=None, max_size=2**22) as ws:
+    # No keepalive pings: on a loaded machine a late pong closed bare clients mid-phase (the
+    # SDK reconnects and resumes; a bare client cannot), which measured the neighbours.
+    async with connect(url, compression=None, max_size=2**22, ping_interval=None) as ws:
         ready.set()
         async for raw in ws:
             receiver.record(_bare_decoder.decode(raw).data.o.T)
@@ -248,6 +250,11 @@ async def _pool(
             receivers += new
             conn.send(len(receivers))
         elif command == "take":
+            ended = [t for t in tasks if t.done()]
+            if ended:  # a client that stops receiving makes its deliveries short: say why
+                why = ended[0].exception() if not ended[0].cancelled() else None
+                print(f"{len(ended)} {kind} clients ended early: {why!r}", flush=True)
+                tasks = [t for t in tasks if not t.done()]
             conn.send([r.take() for r in receivers])
         else:
             for task in tasks:
@@ -435,7 +442,7 @@ async def run_bare(exchange_url: str) -> None:
             async for message in upstream:
                 broadcast(clients, message)
 
-    async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+    async with serve(handler, "127.0.0.1", 0, compression=None, ping_interval=None) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         relaying = asyncio.create_task(relay())
         print(json.dumps({"port": port}), flush=True)
