@@ -96,7 +96,9 @@ async def main(args: argparse.Namespace) -> None:
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; load average before: {os.getloadavg()[0]:.2f}"
     )
-    async with serve(exchange.handler, "127.0.0.1", 0, compression=None) as fake:
+    async with serve(
+        exchange.handler, "127.0.0.1", 0, compression=None, ping_interval=None
+    ) as fake:
         exchange_url = f"ws://127.0.0.1:{next(iter(fake.sockets)).getsockname()[1]}/market/ws"
         with tempfile.TemporaryDirectory(prefix="pf-crash-") as data_dir:
             profile = args.profile or ""

@@ -436,11 +436,16 @@ async def run_bare(exchange_url: str) -> None:
             clients.discard(ws)
 
     async def relay() -> None:
-        async with connect(exchange_url, compression=None, max_size=2**24) as upstream:
+        # No keepalive: a late pong under load closed this relay, and the bare server (which
+        # does not reconnect, unlike the tracker's venue connection) then sent nothing more.
+        async with connect(
+            exchange_url, compression=None, max_size=2**24, ping_interval=None
+        ) as upstream:
             await upstream.send(json.dumps({"method": "SUBSCRIBE", "params": [STREAM], "id": 1}))
             await upstream.recv()  # the ack
             async for message in upstream:
                 broadcast(clients, message)
+        print("bare relay: the exchange connection ended", file=sys.stderr, flush=True)
 
     async with serve(handler, "127.0.0.1", 0, compression=None, ping_interval=None) as server:
         port = next(iter(server.sockets)).getsockname()[1]
@@ -672,7 +677,11 @@ def _verdict(result: Result | None) -> str:
 
 async def main(args: argparse.Namespace) -> None:
     exchange = FakeBinance()
-    async with serve(exchange.handler, "127.0.0.1", 0, compression=None) as fake:
+    # No keepalive pings from the fake exchange: under load a reader that falls behind
+    # answers late and would be cut, which measures the neighbours, not the reader.
+    async with serve(
+        exchange.handler, "127.0.0.1", 0, compression=None, ping_interval=None
+    ) as fake:
         exchange_url = f"ws://127.0.0.1:{next(iter(fake.sockets)).getsockname()[1]}/market/ws"
         print(
             f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
