@@ -5,11 +5,14 @@ Run (one command, from the repository root)::
     .venv/bin/python bench/e2e.py                 # about 3 minutes
     .venv/bin/python bench/e2e.py --quick         # shorter phases, for a smoke test
 
-Three processes on loopback (the machine's cores are shared, so this is how the work splits):
+Processes on loopback (the machine's cores are shared, so this is how the work splits):
 
 - **this process** runs a fake Binance USD-M exchange (a ``websockets`` server at
   ``/market/ws`` that acks ``!forceOrder@arr`` and sends ``forceOrder`` combined-stream frames
-  at a paced rate) and the N stream clients, all in one asyncio loop;
+  at a paced rate, one event per frame);
+- **client pools** (``--client-procs`` processes, 2 by default): the stream clients, spread
+  evenly, so that neither server's ceiling is one client process's (in one process beside the
+  fake exchange the measurer sat at 0.98 cores while the bare server used 0.65-0.73);
 - **the tracker** (``bench/e2e.py _tracker``, a child process): ``build_server`` +
   ``create_app`` under uvicorn exactly as ``purpleflea serve`` configures it, fed by the real
   :class:`~purpleflea.ingest.live.LiveIngest` with the ``binance_usdm`` connection pointed at
@@ -18,12 +21,19 @@ Three processes on loopback (the machine's cores are shared, so this is how the 
   ``websockets`` server that reads the same exchange frames and ``broadcast``s each one, unparsed,
   to its clients. It is the physical ceiling of Python WebSocket fan-out on this machine.
 
-Latency is measured in this process on one clock: every frame carries a unique trade time
-``o.T = T0 + k``; the sender records ``perf_counter_ns`` for ``k`` just before ``send`` and the
-client callback records it on arrival (tracker clients read ``event.ts`` through the SDK; bare
-clients decode ``data.o.T``). Phases: warm-up, (a) steady rate, (b) a burst of many events in
-one second, (c) a rate ramp; the ceiling is the highest rate whose p99 stays under 50 ms with
-every frame delivered to every client.
+What each server sends its clients: the tracker, ``{"type":"batch","items":[...]}`` frames
+holding the events that were waiting when the client's write came (the SDK asks for them), so
+a burst costs a few large frames per client; the bare broadcast, each exchange frame as it
+came, one frame per event.
+
+Latency is measured on one clock (``perf_counter_ns`` is CLOCK_MONOTONIC on Linux, the same in
+every process): every frame carries a unique trade time ``o.T = T0 + k``; the sender records
+the time for ``k`` just before ``send`` and the client callback records it on arrival (tracker
+clients read ``event.ts`` through the SDK; bare clients decode ``data.o.T``). Phases: warm-up,
+(a) steady rate, (b) a burst of many events in one second, (c) a rate ramp (the ceiling is the
+highest rate whose p99 stays under 50 ms with every frame delivered to every client), then
+(d) ``--many-clients`` clients (1,000) at 500 events/s. The server's resident memory is read
+at the end of every phase (and its peak at the end).
 """
 
 from __future__ import annotations
@@ -32,6 +42,9 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
+import multiprocessing.connection
+import multiprocessing.sharedctypes
 import os
 import platform
 import signal
@@ -144,14 +157,24 @@ class FakeBinance:
 
 @dataclass
 class Receiver:
-    """One client's arrivals: frame index and arrival time, appended in the callback."""
+    """One client's arrivals: frame index and arrival time, appended in the callback (and
+    counted in ``counter``, shared with the measuring process, when there is one)."""
 
     ks: array[int] = field(default_factory=lambda: array("q"))
     at: array[int] = field(default_factory=lambda: array("q"))
+    counter: Any = None
 
     def record(self, ts: int) -> None:
         self.ks.append(ts - T0)
         self.at.append(time.perf_counter_ns())
+        if self.counter is not None:
+            self.counter.value += 1
+
+    def take(self) -> tuple[bytes, bytes]:
+        """What arrived since the last take, as raw int64 arrays."""
+        taken = (self.ks.tobytes(), self.at.tobytes())
+        self.ks, self.at = array("q"), array("q")
+        return taken
 
     @property
     def count(self) -> int:
@@ -185,10 +208,116 @@ async def sdk_client(url: str, key: str, receiver: Receiver, ready: asyncio.Even
 
 
 async def bare_client(url: str, receiver: Receiver, ready: asyncio.Event) -> None:
-    async with connect(url, compression=None, max_size=2**22) as ws:
+    # No keepalive pings: on a loaded machine a late pong closed bare clients mid-phase (the
+    # SDK reconnects and resumes; a bare client cannot), which measured the neighbours.
+    async with connect(url, compression=None, max_size=2**22, ping_interval=None) as ws:
         ready.set()
         async for raw in ws:
             receiver.record(_bare_decoder.decode(raw).data.o.T)
+
+
+# --- client pools: the clients, spread over processes --------------------------------------
+
+
+def _pool_process(
+    kind: str, url: str, key: str, counter: Any, conn: multiprocessing.connection.Connection
+) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the measuring process stops the pools
+    asyncio.run(_pool(kind, url, key, counter, conn))
+
+
+async def _pool(
+    kind: str, url: str, key: str, counter: Any, conn: multiprocessing.connection.Connection
+) -> None:
+    """Serve the measuring process's commands: ``start`` n more clients, ``take`` what
+    arrived, ``stop``."""
+    loop = asyncio.get_running_loop()
+    commands: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+    loop.add_reader(conn.fileno(), lambda: commands.put_nowait(conn.recv()))
+    receivers: list[Receiver] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    def factory(receiver: Receiver, ready: asyncio.Event) -> Awaitable[None]:
+        if kind == "sdk":
+            return sdk_client(url, key, receiver, ready)
+        return bare_client(url, receiver, ready)
+
+    while True:
+        command, n = await commands.get()
+        if command == "start":
+            new = [Receiver(counter=counter) for _ in range(n)]
+            tasks += await _start(factory, new)
+            receivers += new
+            conn.send(len(receivers))
+        elif command == "take":
+            ended = [t for t in tasks if t.done()]
+            if ended:  # a client that stops receiving makes its deliveries short: say why
+                why = ended[0].exception() if not ended[0].cancelled() else None
+                print(f"{len(ended)} {kind} clients ended early: {why!r}", flush=True)
+                tasks = [t for t in tasks if not t.done()]
+            conn.send([r.take() for r in receivers])
+        else:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            conn.send(len(receivers))
+            return
+
+
+class Pools:
+    """Stream clients in ``procs`` processes; arrivals are counted in shared memory (for
+    ``settle``) and fetched, with their times, after each phase."""
+
+    def __init__(self, kind: str, url: str, key: str, procs: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.counters = [multiprocessing.sharedctypes.RawValue("q", 0) for _ in range(procs)]
+        self.conns: list[multiprocessing.connection.Connection] = []
+        self.procs = []
+        for counter in self.counters:
+            mine, theirs = context.Pipe()
+            process = context.Process(
+                target=_pool_process, args=(kind, url, key, counter, theirs), daemon=True
+            )
+            process.start()
+            self.conns.append(mine)
+            self.procs.append(process)
+        self.clients = 0
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs if p.pid is not None]
+
+    @property
+    def count(self) -> int:
+        return sum(c.value for c in self.counters)
+
+    async def _ask(self, command: str, ns: Sequence[int]) -> list[Any]:
+        for conn, n in zip(self.conns, ns, strict=True):
+            conn.send((command, n))
+        return [await asyncio.to_thread(conn.recv) for conn in self.conns]
+
+    async def start(self, n: int) -> None:
+        """``n`` more clients, spread evenly; returns once every one has subscribed."""
+        procs = len(self.conns)
+        await self._ask("start", [n // procs + (i < n % procs) for i in range(procs)])
+        self.clients += n
+
+    async def take(self) -> list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]:
+        """Each client's arrivals since the last take: (frame indexes, perf_counter_ns)."""
+        taken = await self._ask("take", [0] * len(self.conns))
+        return [
+            (np.frombuffer(ks, dtype=np.int64), np.frombuffer(at, dtype=np.int64))
+            for per_process in taken
+            for ks, at in per_process
+        ]
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._ask("stop", [0] * len(self.conns)), 30)
+        for process in self.procs:
+            process.join(5)
+            if process.is_alive():
+                process.kill()
 
 
 # --- child processes ---------------------------------------------------------------------------
@@ -307,13 +436,18 @@ async def run_bare(exchange_url: str) -> None:
             clients.discard(ws)
 
     async def relay() -> None:
-        async with connect(exchange_url, compression=None, max_size=2**24) as upstream:
+        # No keepalive: a late pong under load closed this relay, and the bare server (which
+        # does not reconnect, unlike the tracker's venue connection) then sent nothing more.
+        async with connect(
+            exchange_url, compression=None, max_size=2**24, ping_interval=None
+        ) as upstream:
             await upstream.send(json.dumps({"method": "SUBSCRIBE", "params": [STREAM], "id": 1}))
             await upstream.recv()  # the ack
             async for message in upstream:
                 broadcast(clients, message)
+        print("bare relay: the exchange connection ended", file=sys.stderr, flush=True)
 
-    async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+    async with serve(handler, "127.0.0.1", 0, compression=None, ping_interval=None) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         relaying = asyncio.create_task(relay())
         print(json.dumps({"port": port}), flush=True)
@@ -324,6 +458,14 @@ async def run_bare(exchange_url: str) -> None:
 
 
 # --- phases -----------------------------------------------------------------------------------
+
+
+def rss_mb(pid: int, field_name: str = "VmRSS") -> float:
+    """A process's resident memory now (VmRSS) or at its peak (VmHWM), MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 @dataclass
@@ -338,7 +480,10 @@ class Result:
     max_ms: float
     wall_s: float
     server_cores: float  # CPU seconds / wall seconds of the server process during the phase
-    client_cores: float
+    client_cores: float  # of every client pool together
+    exchange_cores: float  # of the fake exchange (this process)
+    server_rss_mb: float  # the server's resident memory at the end of the phase
+    limit_ms: float = P99_LIMIT_MS
 
     @property
     def server_us_per_delivery(self) -> float:
@@ -352,39 +497,32 @@ class Result:
 
     @property
     def passes(self) -> bool:
-        return self.complete and self.p99_ms < P99_LIMIT_MS
+        return self.complete and self.p99_ms < self.limit_ms
 
     def row(self) -> str:
         return (
-            f"| {self.name} | {self.rate:,.0f} | {self.frames:,} | "
+            f"| {self.name} | {self.clients:,} | {self.rate:,.0f} | {self.frames:,} | "
             f"{self.delivered:,}/{self.frames * self.clients:,} | {self.p50_ms:.1f} | "
             f"{self.p99_ms:.1f} | {self.max_ms:.1f} | {self.wall_s:.1f} | "
-            f"{self.server_cores:.2f} | {self.client_cores:.2f} | "
-            f"{self.server_us_per_delivery:.1f} |"
+            f"{self.server_cores:.2f} | {self.client_cores:.2f} | {self.exchange_cores:.2f} | "
+            f"{self.server_us_per_delivery:.1f} | {self.server_rss_mb:.0f} |"
         )
 
 
 HEADER = (
-    "| phase | offered frames/s | frames | deliveries | p50 ms | p99 ms | max ms | wall s "
-    "| server cores | client cores | server CPU µs/delivery |\n"
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    "| phase | clients | offered frames/s | frames | deliveries | p50 ms | p99 ms | max ms "
+    "| wall s | server cores | client cores | exchange cores | server CPU µs/delivery "
+    "| server RSS MB |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 
 
 class Bench:
-    def __init__(self, exchange: FakeBinance, receivers: Sequence[Receiver], server_pid: int):
+    def __init__(self, exchange: FakeBinance, pools: Pools, server_pid: int):
         self.exchange = exchange
-        self.receivers = receivers
+        self.pools = pools
         self.server_pid = server_pid
         self.phase = 0
-
-    def delivered(self, phase: int) -> int:
-        phases = np.frombuffer(self.exchange.phase_of, dtype=np.int8)
-        total = 0
-        for receiver in self.receivers:
-            ks = np.frombuffer(receiver.ks, dtype=np.int64)
-            total += int(np.count_nonzero(phases[ks] == phase))
-        return total
 
     async def settle(self, expected: int, timeout: float, quiet: float = 3.0) -> None:
         """Wait until every client received everything sent, or nothing arrived for ``quiet``
@@ -392,7 +530,7 @@ class Bench:
         deadline = time.monotonic() + timeout
         last, last_change = -1, time.monotonic()
         while time.monotonic() < deadline:
-            now_total = sum(r.count for r in self.receivers)
+            now_total = self.pools.count
             if now_total >= expected:
                 return
             if now_total != last:
@@ -402,19 +540,28 @@ class Bench:
             await asyncio.sleep(0.05)
 
     async def run(
-        self, name: str, send: Callable[[int], Awaitable[int]], rate: float, timeout: float = 60.0
+        self,
+        name: str,
+        send: Callable[[int], Awaitable[int]],
+        rate: float,
+        timeout: float = 60.0,
+        limit_ms: float = P99_LIMIT_MS,
     ) -> Result:
         self.phase += 1
         phase = self.phase
-        before = sum(r.count for r in self.receivers)
-        wall, server_cpu, client_cpu = time.perf_counter(), cpu_seconds(self.server_pid), 0.0
-        client_cpu = cpu_seconds(os.getpid())
+        await self.pools.take()  # stragglers of the phase before are not this one's
+        before = self.pools.count
+        pids = self.pools.pids
+        wall, server_cpu = time.perf_counter(), cpu_seconds(self.server_pid)
+        client_cpu = sum(cpu_seconds(pid) for pid in pids)
+        exchange_cpu = cpu_seconds(os.getpid())
         frames = await send(phase)
-        await self.settle(before + frames * len(self.receivers), timeout)
+        await self.settle(before + frames * self.pools.clients, timeout)
         wall = time.perf_counter() - wall
         server_cores = (cpu_seconds(self.server_pid) - server_cpu) / wall
-        client_cores = (cpu_seconds(os.getpid()) - client_cpu) / wall
-        latencies = self.latencies(phase)
+        client_cores = (sum(cpu_seconds(pid) for pid in pids) - client_cpu) / wall
+        exchange_cores = (cpu_seconds(os.getpid()) - exchange_cpu) / wall
+        latencies = self.latencies(phase, await self.pools.take())
         p50, p99, worst = float("nan"), float("nan"), float("nan")
         if latencies.size:
             p50, p99 = (float(v) for v in np.percentile(latencies, [50, 99]))
@@ -423,7 +570,7 @@ class Bench:
             name,
             rate,
             frames,
-            len(self.receivers),
+            self.pools.clients,
             int(latencies.size),
             p50,
             p99,
@@ -431,37 +578,38 @@ class Bench:
             wall,
             server_cores,
             client_cores,
+            exchange_cores,
+            rss_mb(self.server_pid),
+            limit_ms,
         )
         print(result.row(), flush=True)
         return result
 
-    def latencies(self, phase: int) -> np.ndarray[Any, np.dtype[np.float64]]:
+    def latencies(
+        self, phase: int, arrivals: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]
+    ) -> np.ndarray[Any, np.dtype[np.float64]]:
         sent = np.frombuffer(self.exchange.sent_ns, dtype=np.int64)
         phases = np.frombuffer(self.exchange.phase_of, dtype=np.int8)
         parts = []
-        for receiver in self.receivers:
-            ks = np.frombuffer(receiver.ks, dtype=np.int64)
-            at = np.frombuffer(receiver.at, dtype=np.int64)
+        for ks, at in arrivals:
             mask = phases[ks] == phase
             parts.append((at[mask] - sent[ks[mask]]) / 1e6)
         return np.concatenate(parts) if parts else np.zeros(0)
 
 
 async def measure(
-    label: str,
-    exchange: FakeBinance,
-    server_pid: int,
-    start_clients: Callable[[list[Receiver]], Awaitable[list[asyncio.Task[None]]]],
-    args: argparse.Namespace,
+    label: str, exchange: FakeBinance, server_pid: int, pools: Pools, args: argparse.Namespace
 ) -> dict[str, Any]:
-    receivers = [Receiver() for _ in range(args.clients)]
-    tasks = await start_clients(receivers)
+    await pools.start(args.clients)
     await asyncio.wait_for(exchange.subscribed.wait(), 30)
-    bench = Bench(exchange, receivers, server_pid)
+    bench = Bench(exchange, pools, server_pid)
     print(f"\n### {label}\n\n{HEADER}", flush=True)
     await bench.run("warm-up", lambda p: exchange.paced(p, 500, 1.0), 500)
     steady = await bench.run(
-        "(a) steady", lambda p: exchange.paced(p, args.steady_rate, args.steady_s), args.steady_rate
+        "(a) steady",
+        lambda p: exchange.paced(p, args.steady_rate, args.steady_s),
+        args.steady_rate,
+        limit_ms=10.0,
     )
     await asyncio.sleep(1.0)
     burst = await bench.run(
@@ -469,6 +617,7 @@ async def measure(
         lambda p: exchange.paced(p, args.burst, 1.0),
         args.burst,
         timeout=120.0,
+        limit_ms=100.0,
     )
     await asyncio.sleep(1.0)
     ramp: list[Result] = []
@@ -493,53 +642,82 @@ async def measure(
         ramp.append(step)
         if step.passes:
             passed = step
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    many: Result | None = None
+    if args.many_clients > args.clients:
+        await pools.start(args.many_clients - args.clients)
+        await asyncio.sleep(1.0)
+        many = await bench.run(
+            f"(d) {args.many_clients:,} clients",
+            lambda p: exchange.paced(p, args.many_rate, args.many_s),
+            args.many_rate,
+            timeout=120.0,
+        )
+    peak = rss_mb(server_pid, "VmHWM")
+    await pools.stop()
     ceiling = passed.rate * args.clients if passed is not None else 0.0
     print(f"\nceiling ({label}): {ceiling:,.0f} deliveries/s with p99 < {P99_LIMIT_MS:g} ms")
-    return {"steady": steady, "burst": burst, "ramp": ramp, "ceiling": ceiling}
+    print(f"server RSS peak ({label}): {peak:.0f} MB")
+    return {
+        "steady": steady,
+        "burst": burst,
+        "ramp": ramp,
+        "ceiling": ceiling,
+        "many": many,
+        "peak_mb": peak,
+    }
+
+
+def _verdict(result: Result | None) -> str:
+    if result is None:
+        return "not run"
+    met = "met" if result.passes else "missed"
+    expected = result.frames * result.clients
+    return f"p99 {result.p99_ms:.1f} ms, {result.delivered:,}/{expected:,} delivered ({met})"
 
 
 async def main(args: argparse.Namespace) -> None:
     exchange = FakeBinance()
-    async with serve(exchange.handler, "127.0.0.1", 0, compression=None) as fake:
+    # No keepalive pings from the fake exchange: under load a reader that falls behind
+    # answers late and would be cut, which measures the neighbours, not the reader.
+    async with serve(
+        exchange.handler, "127.0.0.1", 0, compression=None, ping_interval=None
+    ) as fake:
         exchange_url = f"ws://127.0.0.1:{next(iter(fake.sockets)).getsockname()[1]}/market/ws"
         print(
             f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
             f"Python {platform.python_version()}, websockets {websockets.__version__}; "
             f"load average before: {os.getloadavg()[0]:.2f}"
         )
-        print(f"{args.clients} clients in this process; the server in its own process")
+        print(
+            f"{args.clients} clients ({args.many_clients:,} in phase d) in {args.client_procs} "
+            "client processes; the fake exchange in this one; each server in its own"
+        )
         print(f"tracker socket: {args.nodelay} (nodelay = TCP_NODELAY on accepted sockets)")
         with tempfile.TemporaryDirectory(prefix="pf-e2e-") as data_dir:
             tracker_args = ["_tracker", exchange_url, data_dir, args.profile or "", args.nodelay]
             child, ready = spawn(*tracker_args)
             try:
                 url = f"http://127.0.0.1:{ready['port']}"
-
-                async def tracker_clients(receivers: list[Receiver]) -> list[asyncio.Task[None]]:
-                    return await _start(lambda r, e: sdk_client(url, ready["key"], r, e), receivers)
-
-                ours = await measure(
-                    "tracker (SDK clients)", exchange, child.pid, tracker_clients, args
-                )
+                pools = Pools("sdk", url, ready["key"], args.client_procs)
+                ours = await measure("tracker (SDK clients)", exchange, child.pid, pools, args)
             finally:
                 stop(child)
         if args.skip_bare:
             return
         child, ready = spawn("_bare", exchange_url)
         try:
-            bare_url = f"ws://127.0.0.1:{ready['port']}/"
-
-            async def bare_clients(receivers: list[Receiver]) -> list[asyncio.Task[None]]:
-                return await _start(lambda r, e: bare_client(bare_url, r, e), receivers)
-
-            bare = await measure(
-                "bare websockets broadcast", exchange, child.pid, bare_clients, args
-            )
+            pools = Pools("bare", f"ws://127.0.0.1:{ready['port']}/", "", args.client_procs)
+            bare = await measure("bare websockets broadcast", exchange, child.pid, pools, args)
         finally:
             stop(child)
+    print(
+        f"\n(d) {args.many_clients:,} clients at {args.many_rate:,.0f} events/s, goal p99 "
+        f"{P99_LIMIT_MS:g} ms: tracker {_verdict(ours['many'])}; bare {_verdict(bare['many'])}"
+    )
+    print(
+        f"server RSS peak, goal 500 MB: tracker {ours['peak_mb']:.0f} MB, "
+        f"bare {bare['peak_mb']:.0f} MB"
+    )
     ratio = ours["ceiling"] / bare["ceiling"] if bare["ceiling"] else float("nan")
     print(
         f"\nsummary: (a) p99 {ours['steady'].p99_ms:.1f} ms (goal 10), (b) p99 "
@@ -555,18 +733,21 @@ async def _start(
     readies = [asyncio.Event() for _ in receivers]
     tasks = [asyncio.create_task(factory(r, e)) for r, e in zip(receivers, readies, strict=True)]
     waiting = asyncio.gather(*(e.wait() for e in readies))
-    done, _ = await asyncio.wait([waiting, *tasks], timeout=60, return_when="FIRST_COMPLETED")
+    done, _ = await asyncio.wait([waiting, *tasks], timeout=120, return_when="FIRST_COMPLETED")
     for task in tasks:
         if task in done:
             task.result()  # a client failed to connect: raise its error
     if waiting not in done:
-        raise TimeoutError("stream clients did not subscribe within 60 s")
+        raise TimeoutError("stream clients did not subscribe within 120 s")
     return tasks
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument(
+        "--client-procs", type=int, default=2, help="processes the clients are spread over"
+    )
     parser.add_argument("--steady-rate", type=float, default=2_000)
     parser.add_argument("--steady-s", type=float, default=10.0)
     parser.add_argument("--burst", type=float, default=20_000)
@@ -576,6 +757,9 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         type=lambda s: [float(x) for x in s.split(",")],
         default=[100, 200, 400, 700, 1_000, 1_500, 2_000, 3_000, 4_000, 6_000, 8_000],
     )
+    parser.add_argument("--many-clients", type=int, default=1_000, help="clients in phase (d)")
+    parser.add_argument("--many-rate", type=float, default=500.0, help="events/s in phase (d)")
+    parser.add_argument("--many-s", type=float, default=10.0, help="seconds of phase (d)")
     parser.add_argument("--profile", help="write a cProfile of the tracker process here")
     parser.add_argument("--skip-bare", action="store_true")
     parser.add_argument(
@@ -589,6 +773,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.steady_s, args.step_s, args.burst = 2.0, 1.0, 5_000
+        args.many_clients, args.many_s = min(args.many_clients, 200), 2.0
     return args
 
 

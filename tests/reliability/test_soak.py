@@ -144,10 +144,10 @@ async def test_churning_clients_lose_and_repeat_nothing_and_the_server_does_not_
             # Every connection was let go of.
             deadline = time.monotonic() + 3
             while time.monotonic() < deadline and (
-                live.server.bus.subscribers or len(live.server.gate.streams)
+                live.server.streams.fanout.clients or len(live.server.gate.streams)
             ):
                 await asyncio.sleep(0.05)
-            assert live.server.bus.subscribers == 0
+            assert live.server.streams.fanout.clients == 0
             assert len(live.server.gate.streams) == 0
             assert len(asyncio.all_tasks()) <= tasks_before
             gc.collect()

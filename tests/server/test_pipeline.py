@@ -15,6 +15,7 @@ from purpleflea.bus.base import Message
 from purpleflea.bus.local import LocalBus
 from purpleflea.engine import CascadeEngine
 from purpleflea.model import CascadeAlert, Liquidation, VenueLiquidation
+from purpleflea.server.fanout import Fanout
 from purpleflea.server.feed import client_feed
 from purpleflea.server.filters import StreamFilter
 from purpleflea.server.pipeline import Pipeline
@@ -111,8 +112,12 @@ class _SlowStore(SQLiteStore):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self.release = asyncio.Event()
+        self.holding = asyncio.Event()
+        self.held: list[Liquidation] = []
 
     async def append(self, events: Sequence[Liquidation]) -> list[Liquidation]:
+        self.held = list(events)
+        self.holding.set()
         await self.release.wait()
         return await super().append(events)
 
@@ -124,9 +129,12 @@ async def test_a_client_joining_mid_batch_still_gets_the_batch(tmp_path: Path) -
     await tracker.start()
     for event in _burst(5):
         tracker.submit(event)
-    await asyncio.sleep(0.05)  # sequenced, now waiting in the store
+    # Sequenced, and now held in the store's write: seqs assigned, none published yet.
+    await asyncio.wait_for(store.holding.wait(), 2)
+    assert [event.seq for event in store.held] == [1, 2, 3, 4, 5]
+    assert tracker.last_seq == 0
     # A stream client subscribes now and starts from the tracker's live position.
-    subscription = bus.subscribe()
+    subscription = Fanout(bus).subscribe(1 << 20)
     start = tracker.last_seq
     feed = client_feed(store, subscription, StreamFilter(), start_seq=start, heartbeat_s=60)
     assert (await feed.__anext__()).kind == "heartbeat"

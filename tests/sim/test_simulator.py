@@ -192,9 +192,22 @@ def test_config_rejects_steps_that_do_not_divide_a_block() -> None:
         SimConfig(cascade_rate=0)
 
 
-def test_step_type_is_the_public_one() -> None:
-    step = next(Simulator(SimConfig(n_markets=3)).steps())
-    assert isinstance(step, SimStep)
+def test_steps_are_the_public_type_and_each_covers_its_own_interval() -> None:
+    """What ``purpleflea.sim`` documents: ``SimStep`` is the type steps have (not a private
+    twin of it), ``ts`` ends the step, its liquidations happened within it, and each block's
+    snapshots come with its last step."""
+    config = SimConfig(n_markets=20, seed=17)
+    steps = list(Simulator(config).run(5 * config.block_ms))
+    assert {type(step) for step in steps} == {SimStep}
+    assert [step.ts for step in steps] == [
+        config.start_ms + (k + 1) * config.step_ms for k in range(len(steps))
+    ]
+    events = [(step.ts, e) for step in steps for e in step.liquidations]
+    assert events, "five minutes of twenty markets had no liquidation to check"
+    assert all(ts - config.step_ms < (e.ts or 0) <= ts for ts, e in events)
+    per_block = config.block_ms // config.step_ms
+    with_snapshots = [k for k, step in enumerate(steps) if step.snapshots]
+    assert with_snapshots == [k for k in range(len(steps)) if k % per_block == per_block - 1]
 
 
 def test_a_run_started_later_never_reuses_an_earlier_runs_ids() -> None:

@@ -27,6 +27,9 @@ class Message:
     seq: int
     payload: Liquidation | object
     data: bytes
+    #: ``time.monotonic()`` when the publishing process sent it (0: not known, e.g. from
+    #: another node, whose clock is not this one's): the stage latency's ``written`` start.
+    published: float = 0.0
 
 
 def liquidation_frame(event: Liquidation) -> bytes:

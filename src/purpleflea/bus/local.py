@@ -11,20 +11,27 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Generic, TypeVar
 
 from purpleflea.bus.base import DEFAULT_BUFFER_BYTES, Message, SubscriptionClosed
 
+T = TypeVar("T")
 
-class LocalSubscription:
-    """One subscriber's queue, bounded by the bytes of the frames it holds."""
 
-    def __init__(self, bus: LocalBus, max_bytes: int) -> None:
+class BoundedQueue(Generic[T]):
+    """One subscriber's queue, bounded by the bytes of the frames it holds (``size`` of an
+    item); closed as a slow consumer past ``max_bytes``, and then ``on_close`` is called."""
+
+    def __init__(
+        self, max_bytes: int, size: Callable[[T], int], on_close: Callable[[Any], None]
+    ) -> None:
         if max_bytes < 1:
             raise ValueError(f"a subscriber's max_bytes must be at least 1, got {max_bytes}")
-        self._bus = bus
         self.max_bytes = max_bytes
-        self._queue: deque[Message] = deque()
+        self._size = size
+        self._on_close = on_close
+        self._queue: deque[T] = deque()
         self._bytes = 0
         self._wakeup = asyncio.Event()
         self._closed = asyncio.Event()
@@ -35,10 +42,10 @@ class LocalSubscription:
         """Bytes of frames published to this subscriber and not read yet."""
         return self._bytes
 
-    def offer(self, message: Message) -> None:
+    def offer(self, message: T) -> None:
         if self.closed_reason is not None:
             return
-        size = len(message.data)
+        size = self._size(message)
         # An empty queue takes any frame: one frame larger than the limit is not the
         # reader's fault, and refusing it would cut every subscriber at once.
         if self._queue and self._bytes + size > self.max_bytes:
@@ -51,17 +58,17 @@ class LocalSubscription:
         self._bytes += size
         self._wakeup.set()
 
-    async def next(self) -> Message:
+    async def next(self) -> T:
         while not self._queue:
             if self.closed_reason is not None:
                 raise SubscriptionClosed(self.closed_reason)
             self._wakeup.clear()
             await self._wakeup.wait()
         message = self._queue.popleft()
-        self._bytes -= len(message.data)
+        self._bytes -= self._size(message)
         return message
 
-    def drain(self, limit: int | None = None) -> list[Message]:
+    def drain(self, limit: int | None = None) -> list[T]:
         """What is buffered now (at most ``limit``), without waiting (for batched writers)."""
         queue = self._queue
         if limit is None or limit >= len(queue):
@@ -70,7 +77,7 @@ class LocalSubscription:
             self._bytes = 0
             return items
         items = [queue.popleft() for _ in range(limit)]
-        self._bytes -= sum(len(m.data) for m in items)
+        self._bytes -= sum(self._size(m) for m in items)
         return items
 
     def close(self, reason: str = "closed") -> None:
@@ -78,7 +85,7 @@ class LocalSubscription:
             self.closed_reason = reason
             self._queue.clear()
             self._bytes = 0
-            self._bus.forget(self)
+            self._on_close(self)
             self._closed.set()
         self._wakeup.set()
 
@@ -87,12 +94,23 @@ class LocalSubscription:
         assert self.closed_reason is not None
         return self.closed_reason
 
-    async def __aiter__(self) -> AsyncIterator[Message]:
+    async def __aiter__(self) -> AsyncIterator[T]:
         while True:
             try:
                 yield await self.next()
             except SubscriptionClosed:
                 return
+
+
+def _frame_bytes(message: Message) -> int:
+    return len(message.data)
+
+
+class LocalSubscription(BoundedQueue[Message]):
+    """One bus subscriber's queue of messages, bounded by the bytes of their frames."""
+
+    def __init__(self, bus: LocalBus, max_bytes: int) -> None:
+        super().__init__(max_bytes, _frame_bytes, bus.forget)
 
 
 class LocalBus:
@@ -113,7 +131,7 @@ class LocalBus:
         self._subscribers.add(subscription)
         return subscription
 
-    def forget(self, subscription: LocalSubscription) -> None:
+    def forget(self, subscription: Any) -> None:
         self._subscribers.discard(subscription)
 
     @property

@@ -288,7 +288,10 @@ async def _session(
     try:
         while True:
             try:
-                frame = await asyncio.wait_for(ws.recv(), timeout=spec.silence_timeout)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps every frame in
+                # a new Task, a sixth of the tracker's CPU at crash rates (bench/crash_ingest.py).
+                async with asyncio.timeout(spec.silence_timeout):
+                    frame = await ws.recv()
             except TimeoutError:
                 raise SilentConnection(
                     f"no frame for {spec.silence_timeout:g} s (connected but silent)"

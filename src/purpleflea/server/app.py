@@ -488,6 +488,7 @@ def create_app(
         heatmaps=built.heatmaps,
         measured=measured,
     )
+    api.metric_sources.append(built.tracker.latency.metrics)
     if measured is not None:
         api.metric_sources.append(lambda: measured.metrics(built.heatmaps.model))
     spec = openapi.document(purpleflea.__version__, exchanges=EXCHANGES)
@@ -520,6 +521,7 @@ def create_app(
     @asynccontextmanager
     async def _running(app: Starlette) -> AsyncIterator[None]:
         await built.tracker.start()
+        built.streams.fanout.start()
         for start in built.starters:
             await start()
         for name, work in built.background:
@@ -547,6 +549,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await built.tracker.stop()
+            await built.streams.fanout.stop()
             await built.bus.close()
             for close in built.closers:
                 await close()

@@ -12,13 +12,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from purpleflea.bus.base import Subscription, SubscriptionClosed, cascade_frame, liquidation_frame
+from purpleflea.bus.base import SubscriptionClosed, cascade_frame, liquidation_frame
 from purpleflea.clock import now_ms
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.server.filters import StreamFilter
 from purpleflea.store.base import Store
+
+if TYPE_CHECKING:
+    from purpleflea.server.fanout import ClientQueue
 
 _REPLAY_PAGE = 1_000
 
@@ -30,6 +34,14 @@ class Item:
     kind: str
     seq: int
     data: bytes
+    #: Monotonic time its oldest event was published on this node (0: replayed from storage,
+    #: a heartbeat, or from another node's bus), and how many events it carries: what the
+    #: ``written`` stage latency is measured from.
+    published: float = 0.0
+    events: int = 1
+    #: ``data`` as text when it was decoded once for every client sharing it (WebSocket text
+    #: frames take a str); empty: decode it.
+    text: str = ""
 
 
 def heartbeat_frame(seq: int) -> bytes:
@@ -71,18 +83,19 @@ def batch_frame(frames: list[bytes]) -> bytes:
 
 async def client_feed(
     store: Store,
-    subscription: Subscription,
+    subscription: ClientQueue,
     wanted: StreamFilter,
     *,
     start_seq: int,
     heartbeat_s: float,
     batch: int = 0,
 ) -> AsyncIterator[Item]:
-    """Frames for one client. ``start_seq``: the live position when the client subscribed.
+    """Frames for one client. ``start_seq``: the live position when the client subscribed;
+    ``subscription``: its queue in the node's fan-out (:mod:`purpleflea.server.fanout`).
 
-    With ``batch`` > 1, the items that are already waiting when one is sent (up to ``batch``)
-    go out as one ``batch`` frame: under load a client then costs one frame per write, not
-    one per event. Raises :class:`SubscriptionClosed` when the bus drops the subscription.
+    With ``batch`` > 1, the events published together (up to ``batch`` in one frame) go out
+    as one ``batch`` frame: under load a client then costs one frame per published batch, not
+    one per event. Raises :class:`SubscriptionClosed` when its queue is closed.
     """
     cursor = start_seq if wanted.since_seq is None else wanted.since_seq
     if wanted.since_seq is not None:
@@ -97,6 +110,8 @@ async def client_feed(
         if pending:
             yield _bundle(pending)
     yield Item("heartbeat", cursor, heartbeat_frame(cursor))
+    # The filter its frames are shared under: the resume point is this client's own.
+    live = replace(wanted, since_seq=None)
     next_beat = time.monotonic() + heartbeat_s
     while True:
         timeout = next_beat - time.monotonic()
@@ -104,36 +119,29 @@ async def client_feed(
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps every message in a
             # new Task, which was a fifth of the fan-out's CPU (bench/results/e2e.md).
             async with asyncio.timeout(max(timeout, 0.0)):
-                message = await subscription.next()
+                first = await subscription.next()
         except TimeoutError:
             yield Item("heartbeat", cursor, heartbeat_frame(cursor))
             next_beat = time.monotonic() + heartbeat_s
             continue
         except SubscriptionClosed:
             raise
-        messages = [message]
-        if batch > 1:
-            messages += subscription.drain(batch - 1)
-        items = []
-        for message in messages:
-            if message.seq <= cursor:
-                continue  # already replayed from storage
-            cursor = message.seq
-            payload = message.payload
-            if isinstance(payload, Liquidation | CascadeAlert) and wanted.wants(payload):
-                items.append(
-                    Item(
-                        "liquidation" if message.channel == "liquidations" else "cascade",
-                        message.seq,
-                        message.data,
-                    )
-                )
-        if items:
-            yield _bundle(items)
+        for chunk in (first, *subscription.drain()):
+            items = chunk.items(live, batch, cursor)  # empty when already replayed
+            cursor = max(cursor, chunk.last_seq)
+            for item in items:
+                yield item
 
 
 def _bundle(items: list[Item]) -> Item:
     """One item as it is; several as a batch frame (whose seq is its last item's)."""
     if len(items) == 1:
         return items[0]
-    return Item("batch", items[-1].seq, batch_frame([item.data for item in items]))
+    # Items come in seq order, so the first was published first (0 when replayed: all are).
+    return Item(
+        "batch",
+        items[-1].seq,
+        batch_frame([item.data for item in items]),
+        items[0].published,
+        len(items),
+    )

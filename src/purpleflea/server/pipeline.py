@@ -29,6 +29,7 @@ from purpleflea.bus.base import Bus
 from purpleflea.clock import now_ms
 from purpleflea.engine.heatmap_feed import FuelSink
 from purpleflea.model import Liquidation, MarketSnapshot, VenueLiquidation
+from purpleflea.server.latency import StageLatency
 from purpleflea.server.sequencing import BatchPlan, Scorer, Sequencer, WriteEvents
 from purpleflea.server.writes import WriteHealth
 from purpleflea.store.base import OpenInterest, Store
@@ -95,6 +96,9 @@ class Pipeline:
             counters=self.counters,
         )
         self.writes = WriteHealth()
+        #: Where events' time goes, receive -> persisted -> published (-> written, by the
+        #: streams of this node).
+        self.latency = StageLatency()
         #: Monotonic time of the last event submitted (health: is the source still talking).
         self.last_received: float | None = None
         self.started = False
@@ -288,14 +292,27 @@ class Pipeline:
         published = False
         try:
             await self._persist(plan)
+            persisted = time.monotonic()
+            self._time_persisted(plan)
             if not self.core.pending:
                 self._caught_up()
             published = await self._publish(plan)
+            sent = len(plan.stored or ()) + len(plan.alerts)
+            if published and sent:
+                self.latency.observe("published", time.monotonic() - persisted, sent)
         except Exception:  # a bug, not the store (_persist retries those): keep serving
             self.counters["flush_errors"] += plan.size
             log.exception("could not perform a batch of %d events", plan.size)
         finally:
             self.core.close(plan, published=published)
+
+    def _time_persisted(self, plan: BatchPlan) -> None:
+        """Each stored event's time from its venue frame's arrival (wall clock: the
+        connection stamps ``received_at`` with it) to now."""
+        now = now_ms()
+        observe = self.latency.observe
+        for event in plan.stored or ():
+            observe("persisted", (now - event.received_at) / 1000.0)
 
     async def _persist(self, plan: BatchPlan) -> None:
         delay = self.retry_initial_s
@@ -321,7 +338,7 @@ class Pipeline:
         """Publish a persisted plan; False when the bus failed (the batch is stored: clients
         get it from the store on resume)."""
         try:
-            for message in plan.messages():
+            for message in plan.messages(time.monotonic()):
                 await self.bus.publish(message)
                 self.core.published(message.seq)
         except Exception as exc:

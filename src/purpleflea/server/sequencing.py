@@ -126,8 +126,9 @@ class BatchPlan:
         """Events the store already held (by id): stored before, so not published again."""
         return 0 if self.stored is None else len(self.events) - len(self.stored)
 
-    def messages(self) -> list[Message]:
-        """The bus messages, in seq order: the stored events and the alerts.
+    def messages(self, now: float = 0.0) -> list[Message]:
+        """The bus messages, in seq order: the stored events and the alerts (``now``: the
+        monotonic time they are published at, for the stage latencies).
 
         Raises :class:`NotPersisted` while a write is outstanding: nothing is published about
         an event that is not on disk.
@@ -137,8 +138,8 @@ class BatchPlan:
                 f"batch of {len(self.events)} events and {len(self.alerts)} alerts: "
                 f"{'events' if self.stored is None else 'alerts'} not stored yet"
             )
-        items = [Message("liquidations", e.seq, e, liquidation_frame(e)) for e in self.stored]
-        items += [Message("cascades", a.seq, a, cascade_frame(a)) for a in self.alerts]
+        items = [Message("liquidations", e.seq, e, liquidation_frame(e), now) for e in self.stored]
+        items += [Message("cascades", a.seq, a, cascade_frame(a), now) for a in self.alerts]
         items.sort(key=lambda message: message.seq)
         return items
 

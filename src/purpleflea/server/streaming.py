@@ -60,10 +60,11 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from purpleflea.bus.base import Bus, Subscription, SubscriptionClosed
+from purpleflea.bus.base import Bus, SubscriptionClosed
 from purpleflea.model import encode
 from purpleflea.server import http
 from purpleflea.server.auth import AuthError, Gate, key_from
+from purpleflea.server.fanout import ClientQueue, Fanout
 from purpleflea.server.feed import Item, client_feed
 from purpleflea.server.filters import BadSubscription, StreamFilter, parse_filter
 from purpleflea.server.keys import KeyInfo
@@ -166,6 +167,8 @@ class Streams:
     ) -> None:
         self.tracker = tracker
         self.bus = bus
+        #: Every stream client's queue: one bus subscription for all of them.
+        self.fanout = Fanout(bus)
         self.gate = gate
         self.known_exchanges = known_exchanges
         self.heartbeat_s = heartbeat_s
@@ -176,6 +179,11 @@ class Streams:
         self._active = 0
         self._idle = asyncio.Event()
         self._idle.set()
+
+    def _written(self, item: Item) -> None:
+        """A live item reached a client's socket: its ``written`` stage latency."""
+        if item.published:
+            self.tracker.latency.observe("written", time.monotonic() - item.published, item.events)
 
     def _count(self, reason: str) -> None:
         self.closed[reason] = self.closed.get(reason, 0) + 1
@@ -257,7 +265,7 @@ class Streams:
         self,
         ended: asyncio.Future[str],
         kick: Kick,
-        subscription: Subscription,
+        subscription: ClientQueue,
         feed: AsyncIterator[Item],
         write: Callable[[Item], Awaitable[None]],
         helpers: list[Coroutine[Any, Any, None]],
@@ -333,7 +341,7 @@ class Streams:
         except _DISCONNECTED:
             return _CLIENT_GONE
         await self._check_resume(wanted)
-        subscription = self.bus.subscribe(self.buffer_bytes)
+        subscription = self.fanout.subscribe(self.buffer_bytes)
         start_seq = self.tracker.last_seq
         subscribed = {
             "type": "subscribed",
@@ -343,7 +351,8 @@ class Streams:
         }
 
         async def write(item: Item) -> None:
-            await ws.send_text(item.data.decode())
+            await ws.send_text(item.text or item.data.decode())
+            self._written(item)
 
         try:
             await ws.send_text(encode(subscribed).decode())
@@ -490,7 +499,7 @@ class EventStream:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return _CLIENT_GONE
         await send({"type": "http.response.body", "body": b"retry: 1000\n\n", "more_body": True})
-        subscription = streams.bus.subscribe(streams.buffer_bytes)
+        subscription = streams.fanout.subscribe(streams.buffer_bytes)
         feed = client_feed(
             streams.tracker.store,
             subscription,
@@ -501,6 +510,7 @@ class EventStream:
 
         async def write(item: Item) -> None:
             await send({"type": "http.response.body", "body": _sse_event(item), "more_body": True})
+            streams._written(item)
 
         async def listen() -> None:
             while (await receive())["type"] != "http.disconnect":

@@ -1,0 +1,156 @@
+"""The node's stream fan-out: one bus subscription for every stream client, each published
+batch handed to a client as one chunk, each chunk's frames encoded once per distinct filter.
+
+The bus carries one message per event. Offered to every client one by one, a burst of 20,000
+events costs 20,000 x clients queue operations, filter checks and frame joins in one event
+loop (bench/results/e2e.md). The hub reads the bus once, takes what arrived together (a
+batch the pipeline published at once) as a :class:`Chunk`, and offers each client the chunk:
+per client one queue entry, and the frames for a filter are built by the first client that
+asks and shared with every client that has the same filter and batch mode.
+
+A client's queue keeps the bus's rules: it is registered before its replay from storage
+starts (nothing published meanwhile is missed), and it is bounded by the bytes of the
+frames it holds (past ``max_bytes`` it is closed as a slow consumer, the same reason the bus
+gives).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from purpleflea.bus.base import Bus, Message, Subscription, SubscriptionClosed
+from purpleflea.bus.local import BoundedQueue
+from purpleflea.model import CascadeAlert, Liquidation
+from purpleflea.server.feed import Item, batch_frame
+from purpleflea.server.filters import StreamFilter
+
+log = logging.getLogger("purpleflea.fanout")
+
+#: Messages one chunk holds at most (a pipeline batch is up to 2,000 events).
+_CHUNK = 2_000
+#: The hub's own bus buffer: it drains at once, so only a stalled event loop fills it.
+_HUB_BUFFER_BYTES = 256 * 1024 * 1024
+
+
+class Chunk:
+    """Messages published together, in seq order, and their frames per (filter, batch)."""
+
+    __slots__ = ("_frames", "first_seq", "last_seq", "messages", "size")
+
+    def __init__(self, messages: list[Message]) -> None:
+        self.messages = messages
+        self.first_seq = messages[0].seq
+        self.last_seq = messages[-1].seq
+        #: Bytes of the frames it carries (what a slow consumer is measured in).
+        self.size = sum(len(m.data) for m in messages)
+        self._frames: dict[tuple[StreamFilter, int], list[Item]] = {}
+
+    def items(self, wanted: StreamFilter, batch: int, after: int) -> list[Item]:
+        """The frames for a client with filter ``wanted`` (its ``since_seq`` cleared) that has
+        everything up to seq ``after``; shared between clients when none of it was sent yet."""
+        if after >= self.last_seq:
+            return []
+        if after >= self.first_seq:  # the seam of a replay: only this client's rest
+            return _items([m for m in self.messages if m.seq > after], wanted, batch)
+        key = (wanted, batch)
+        items = self._frames.get(key)
+        if items is None:
+            items = self._frames[key] = _items(self.messages, wanted, batch)
+        return items
+
+
+def _items(messages: list[Message], wanted: StreamFilter, batch: int) -> list[Item]:
+    wanted_items: list[Item] = []
+    for message in messages:
+        payload = message.payload
+        if isinstance(payload, Liquidation | CascadeAlert) and wanted.wants(payload):
+            kind = "liquidation" if message.channel == "liquidations" else "cascade"
+            wanted_items.append(Item(kind, message.seq, message.data, message.published))
+    if batch <= 1:
+        return [_with_text(item) for item in wanted_items]
+    bundles = []
+    for start in range(0, len(wanted_items), batch):
+        part = wanted_items[start : start + batch]
+        if len(part) == 1:
+            bundles.append(_with_text(part[0]))
+            continue
+        data = batch_frame([item.data for item in part])
+        bundles.append(
+            Item("batch", part[-1].seq, data, part[0].published, len(part), data.decode())
+        )
+    return bundles
+
+
+def _with_text(item: Item) -> Item:
+    return Item(item.kind, item.seq, item.data, item.published, item.events, item.data.decode())
+
+
+def _chunk_size(chunk: Chunk) -> int:
+    return chunk.size
+
+
+class ClientQueue(BoundedQueue[Chunk]):
+    """One stream client's chunks, bounded by the bytes of their frames."""
+
+    def __init__(self, hub: Fanout, max_bytes: int) -> None:
+        super().__init__(max_bytes, _chunk_size, hub.forget)
+
+
+class Fanout:
+    """Reads the bus once and hands every registered client each chunk (see the module
+    docstring). :meth:`start` before the first client, :meth:`stop` at shutdown."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self._clients: set[ClientQueue] = set()
+        self._task: asyncio.Task[None] | None = None
+        self.chunks = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            subscription = self.bus.subscribe(_HUB_BUFFER_BYTES)
+            self._task = asyncio.create_task(self._run(subscription), name="stream-fanout")
+
+    def subscribe(self, max_bytes: int) -> ClientQueue:
+        """A new client's queue; it receives every chunk published from now on."""
+        self.start()
+        queue = ClientQueue(self, max_bytes)
+        self._clients.add(queue)
+        return queue
+
+    def forget(self, queue: Any) -> None:
+        self._clients.discard(queue)
+
+    @property
+    def clients(self) -> int:
+        return len(self._clients)
+
+    async def _run(self, subscription: Subscription) -> None:
+        try:
+            while True:
+                first = await subscription.next()
+                messages = [first, *subscription.drain(_CHUNK - 1)]
+                chunk = Chunk(messages)
+                self.chunks += 1
+                for client in tuple(self._clients):
+                    client.offer(chunk)
+        except SubscriptionClosed as exc:
+            # The bus closed (shutdown) or, a stalled loop, dropped the hub: every client
+            # learns it the way it would have from its own subscription.
+            for client in tuple(self._clients):
+                client.close(exc.reason)
+            if not exc.reason.startswith("server shutting down"):
+                log.error("stream fan-out lost the bus: %s", exc.reason)
+                self._task = None
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for client in tuple(self._clients):
+            client.close("server shutting down")
