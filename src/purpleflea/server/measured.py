@@ -3,13 +3,16 @@ per-account positions, run as background tasks, read by ``GET /v1/heatmap/{m}?so
 
 Off unless configured (:class:`PositionSettings`, ``purpleflea serve --sample-positions``): the
 samplers spend part of this machine's IP allowance at the venues and keep discovered accounts
-in the history's database (:mod:`purpleflea.store.accounts`).
+in the history's database (:mod:`purpleflea.store.accounts`). On the simulated market
+(``simulated``, what ``purpleflea serve`` does by default) each sampled venue's share of the
+simulator is served on loopback in the venue's own protocol
+(:class:`~purpleflea.venues.venue.SimulatedVenue`) and the samplers sample it instead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from purpleflea.engine.heatmap import HeatmapModel
 from purpleflea.engine.measured_map import agreement
@@ -19,17 +22,20 @@ from purpleflea.ingest.sampling_schedule import SamplerConfig
 from purpleflea.positions import MeasuredMap
 from purpleflea.store.accounts import AccountStore, open_account_store
 from purpleflea.venues import registry
+from purpleflea.venues.venue import SimulatedVenue
 
 
 @dataclass(frozen=True)
 class PositionSettings:
     """How the server samples positions. ``info_url`` / ``ws_url`` replace the venue's own
-    endpoints (a local fake, the simulator's, or a proxy); ``None`` keeps them."""
+    endpoints (a local fake or a proxy); ``None`` keeps them. ``simulated``: sample each
+    venue's share of the simulated market instead (the URLs are its local server's)."""
 
     budget_per_minute: int = SamplerConfig().budget_per_minute
     coins: tuple[str, ...] = ("BTC", "ETH")
     info_url: str | None = None
     ws_url: str | None = None
+    simulated: bool = False
 
 
 class MeasuredMaps:
@@ -90,14 +96,34 @@ Work = tuple[str, Callable[[], Awaitable[None]]]
 Sample = tuple[str, float]
 
 
+@dataclass
+class Sampling:
+    """What :func:`start_sampling` built: the maps, the background work, the simulated venues
+    (start them before the work runs; ``observe`` them after every simulator step) and a
+    closer (run it after the work stopped)."""
+
+    maps: MeasuredMaps
+    work: list[Work]
+    close: Callable[[], Awaitable[None]]
+    simulated: list[SimulatedVenue] = field(default_factory=list)
+
+
 def start_sampling(
     settings: PositionSettings, store_url: str, sink: Sink | None = None
-) -> tuple[MeasuredMaps, list[Work], Callable[[], Awaitable[None]]]:
-    """The samplers for ``settings``: their maps, background work and a closer. ``sink``
-    receives the liquidations of sampled accounts (the tracker's ``submit``)."""
+) -> Sampling:
+    """The samplers for ``settings``. ``sink`` receives the liquidations of sampled accounts
+    (the tracker's ``submit``)."""
     stores: list[AccountStore] = []
     samplers = []
+    simulated: list[SimulatedVenue] = []
     for sampling in registry.position_sources():
+        info_url, ws_url = settings.info_url, settings.ws_url
+        if settings.simulated:
+            if sampling.simulated is None:
+                continue
+            venue = sampling.simulated(settings.coins)
+            simulated.append(venue)
+            info_url, ws_url = venue.info_url, venue.ws_url
         accounts = open_account_store(store_url)
         stores.append(accounts)
         samplers.append(
@@ -105,16 +131,18 @@ def start_sampling(
                 sampling,
                 SamplerConfig(budget_per_minute=settings.budget_per_minute),
                 coins=settings.coins,
-                info_url=settings.info_url,
-                ws_url=settings.ws_url,
+                info_url=info_url,
+                ws_url=ws_url,
                 accounts=accounts,
                 sink=sink,
             )
         )
 
     async def close() -> None:
+        for venue in simulated:
+            await venue.close()
         for store in stores:
             await store.close()
 
     work: list[Work] = [(f"{s.sampling.exchange} position sampler", s.run) for s in samplers]
-    return MeasuredMaps(tuple(samplers)), work, close
+    return Sampling(MeasuredMaps(tuple(samplers)), work, close, simulated)
