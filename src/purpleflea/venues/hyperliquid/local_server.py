@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import socket
 import time
 from collections import deque
@@ -41,6 +42,11 @@ WEIGHT_PER_MINUTE = 1200
 WEIGHTS = {"clearinghouseState": 2, "metaAndAssetCtxs": 20}
 MAX_USERS = 10
 _KEEP_REQUESTS = 10_000
+
+# The sampler opens and closes a watch connection each time the riskiest accounts change: the
+# websockets library's line per connection would drown the server's log.
+_log = logging.getLogger("purpleflea.venues.local_hyperliquid")
+_log.setLevel(logging.WARNING)
 
 
 @dataclass
@@ -105,7 +111,7 @@ class LocalHyperliquid:
 
     async def start(self) -> None:
         self._http = await asyncio.start_server(self._handle_http, sock=self._http_sock)
-        self._ws = await serve(self._handle_ws, sock=self._ws_sock)
+        self._ws = await serve(self._handle_ws, sock=self._ws_sock, logger=_log)
 
     async def close(self) -> None:
         if self._ws is not None:
