@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -34,6 +35,13 @@ def add_position_options(parser: argparse.ArgumentParser) -> None:
         default="BTC,ETH",
         help="coins whose trades name the accounts to sample (default BTC,ETH)",
     )
+    group.add_argument(
+        "--sample-node-fills",
+        type=Path,
+        metavar="DIR",
+        help="the fill output folder of your own node of the sampled venue (node_fills): its "
+        "liquidations are published, and the sampler's only where the node has none",
+    )
     group.add_argument("--sample-info-url", help="replace the venue's info endpoint (a fake)")
     group.add_argument("--sample-ws-url", help="replace the venue's websocket (a fake)")
 
@@ -54,4 +62,5 @@ def position_settings(args: argparse.Namespace, source: str) -> PositionSettings
         info_url=args.sample_info_url,
         ws_url=args.sample_ws_url,
         simulated=simulated,
+        node_fills=args.sample_node_fills,
     )

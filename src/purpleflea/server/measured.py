@@ -11,12 +11,16 @@ simulator is served on loopback in the venue's own protocol
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from purpleflea.engine.heatmap import HeatmapModel
 from purpleflea.engine.measured_map import agreement
 from purpleflea.ingest.connection import Sink
+from purpleflea.ingest.node_dedup import NodeDedup
+from purpleflea.ingest.node_follower import NodeFollower
 from purpleflea.ingest.position_sampler import PositionSampler
 from purpleflea.ingest.sampling_schedule import SamplerConfig
 from purpleflea.positions import MeasuredMap
@@ -36,6 +40,10 @@ class PositionSettings:
     info_url: str | None = None
     ws_url: str | None = None
     simulated: bool = False
+    #: The fill output folder of a node of the sampled venue (its every liquidation): then
+    #: published as they come, and the sampler's liquidations only where the node has none
+    #: (:mod:`purpleflea.ingest.node_dedup`).
+    node_fills: Path | None = None
 
 
 class MeasuredMaps:
@@ -116,6 +124,7 @@ def start_sampling(
     stores: list[AccountStore] = []
     samplers = []
     simulated: list[SimulatedVenue] = []
+    extra: list[Work] = []
     for sampling in registry.position_sources():
         info_url, ws_url = settings.info_url, settings.ws_url
         if settings.simulated:
@@ -124,6 +133,13 @@ def start_sampling(
             venue = sampling.simulated(settings.coins)
             simulated.append(venue)
             info_url, ws_url = venue.info_url, venue.ws_url
+        venue_sink = sink
+        if sink is not None and settings.node_fills is not None and sampling.parse_node_line:
+            dedup = NodeDedup(sink)
+            follower = NodeFollower(settings.node_fills, sampling.parse_node_line, dedup.node)
+            venue_sink = dedup.sampled
+            extra.append((f"{sampling.exchange} node fills", follower.run))
+            extra.append((f"{sampling.exchange} node dedup", _releasing(dedup)))
         accounts = open_account_store(store_url)
         stores.append(accounts)
         samplers.append(
@@ -134,7 +150,7 @@ def start_sampling(
                 info_url=info_url,
                 ws_url=ws_url,
                 accounts=accounts,
-                sink=sink,
+                sink=venue_sink,
             )
         )
 
@@ -145,4 +161,13 @@ def start_sampling(
             await store.close()
 
     work: list[Work] = [(f"{s.sampling.exchange} position sampler", s.run) for s in samplers]
-    return Sampling(MeasuredMaps(tuple(samplers)), work, close, simulated)
+    return Sampling(MeasuredMaps(tuple(samplers)), work + extra, close, simulated)
+
+
+def _releasing(dedup: NodeDedup, every: float = 1.0) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        while True:
+            dedup.release()
+            await asyncio.sleep(every)
+
+    return run

@@ -278,6 +278,9 @@ class PositionSampling:
     max_user_subscriptions: int
     #: The venue's share of the simulated market for these coins (None: not simulated).
     simulated: Callable[[tuple[str, ...]], SimulatedVenue] | None = None
+    #: One line of the fill output of a node of the venue's own -> its liquidations (None:
+    #: the venue has no such node).
+    parse_node_line: Callable[[bytes | str], list[VenueLiquidation]] | None = None
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,11 @@ from purpleflea.positions import MarginMode, MarketContext, Position, SeenTrade
 from purpleflea.venues._frame import FrameDecoder, FrameError, number, positive, timestamp_ms
 from purpleflea.venues.hyperliquid import open_interest
 from purpleflea.venues.hyperliquid.constants import EXCHANGE
-from purpleflea.venues.hyperliquid.normalizer import market, normalize_user_events
+from purpleflea.venues.hyperliquid.normalizer import (
+    market,
+    normalize_node_fills,
+    normalize_user_events,
+)
 from purpleflea.venues.venue import PositionSampling, SimulatedVenue
 
 _MARGIN_MODES: tuple[MarginMode, ...] = ("cross", "isolated")
@@ -222,4 +226,5 @@ SAMPLING = PositionSampling(
     contexts_weight=20,
     max_user_subscriptions=10,
     simulated=_simulated,
+    parse_node_line=normalize_node_fills,
 )
