@@ -5,6 +5,7 @@ liquidation comes out of the stream once."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,10 +15,11 @@ from purpleflea.engine.measured_map import measured_map
 from purpleflea.ingest.connection import Backoff
 from purpleflea.ingest.position_sampler import PositionSampler
 from purpleflea.ingest.sampling_schedule import SamplerConfig
+from purpleflea.model import VenueLiquidation
 from purpleflea.positions import Position
 from purpleflea.sim import SimConfig, SimStep, Simulator
 from purpleflea.store.accounts import open_account_store
-from purpleflea.venues import registry
+from purpleflea.venues import hyperliquid, registry
 from purpleflea.venues.hyperliquid.simulated import SHARE, SimulatedHyperliquid, address_of
 
 [SAMPLING] = registry.position_sources()
@@ -123,3 +125,50 @@ async def test_addresses_are_stable_across_a_restart_of_the_market() -> None:
             holders.append(venue.holders("BTC"))
     assert holders[0] == holders[1]
     assert len(set(holders[0].values())) == len(holders[0]) > 100  # one address a position
+
+
+class _Capturing(SimulatedHyperliquid):
+    """Records the liquidation fills it would send to each user's subscribers."""
+
+    def __init__(self) -> None:
+        super().__init__(("BTC",))
+        self.sent: list[tuple[str, dict[str, object]]] = []
+
+    async def user_fills(self, user: str, fills: list[dict[str, object]]) -> None:
+        self.sent.extend((user, fill) for fill in fills)
+
+
+async def test_a_liquidated_true_position_is_one_liquidation_fill_of_its_holder() -> None:
+    sim = Simulator(SimConfig.demo(seed=11, n_markets=3, warmup_ms=600_000))
+    venue = _Capturing()
+    liquidated: dict[int, list[VenueLiquidation]] = {}
+    cutoff = sim.config.start_ms + 30 * 60_000
+    # Observed for 30 minutes; the simulator's events for 5 more, as one liquidation's events
+    # are spread over up to a minute after it.
+    for step in sim.run(35 * 60_000):
+        if step.ts <= cutoff:
+            venue.observe(sim, step)
+        for event in step.liquidations:
+            if event.market == MARKET and event.liquidated_user:
+                pid = int(event.liquidated_user.removeprefix("cohort-"))
+                liquidated.setdefault(pid, []).append(event)
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.05)
+    holders = {address_of(sim.config.seed, pid): pid for pid in liquidated}
+    assert len(venue.sent) >= 5, "a volatile half hour liquidates some BTC positions"
+    assert len({user for user, _ in venue.sent}) == len(venue.sent)  # each once
+    for user, fill in venue.sent:
+        pid = holders[user]  # the holder of a position the simulator liquidated
+        events = liquidated[pid]
+        [event] = hyperliquid.normalize_user_events(
+            json.dumps({"channel": "user", "data": {"fills": [fill]}}), owner=user
+        )
+        assert event.side == events[0].side
+        assert event.liquidated_user == user
+        assert event.quantity == pytest.approx(SHARE * sum(e.quantity for e in events))
+    # Every BTC position the simulator liquidated while observed was told (the venue held a
+    # share of each).
+    observed = {
+        p for p, events in liquidated.items() if events[0].ts <= sim.config.start_ms + 30 * 60_000
+    }
+    assert len(venue.sent) == len(observed)

@@ -239,8 +239,10 @@ async function refreshHeatmap() {
   try {
     const map = await getJson(`/v1/heatmap/${encodeURIComponent(market)}`);
     if (market === state.heatmap) drawHeatmap(box, map);
+    refreshMeasured(market, map);
   } catch (error) {
     if (market !== state.heatmap) return;
+    hideMeasured();
     if (error instanceof ApiError && error.status === 404) {
       showMessage(box, `No heatmap for ${market} yet.`, ` (server: ${error.message})`);
     } else if (error instanceof ApiError && error.authProblem) {
@@ -249,6 +251,36 @@ async function refreshHeatmap() {
       showMessage(box, `Heatmap of ${market} unavailable.`, ` (${error.message})`);
     }
   }
+}
+
+// The measured map (sampled accounts' own liquidation prices) beside the estimate, over the
+// estimate's buckets so rows line up; hidden where the server measures none for the market.
+async function refreshMeasured(market, estimate) {
+  const prices = estimate.prices || [];
+  if (!prices.length) return hideMeasured();
+  const bucket = estimate.bucket_size;
+  try {
+    const map = await getJson(`/v1/heatmap/${encodeURIComponent(market)}`, {
+      source: "measured",
+      low: prices[0],
+      high: prices[prices.length - 1] + bucket,
+      bucket,
+    });
+    if (market !== state.heatmap) return;
+    const box = $("heatmap-measured");
+    box.hidden = false;
+    drawHeatmap(box, map);
+  } catch (error) {
+    if (market !== state.heatmap) return;
+    if (error instanceof ApiError && error.authProblem) reportAuth(error);
+    hideMeasured();
+  }
+}
+
+function hideMeasured() {
+  const box = $("heatmap-measured");
+  box.hidden = true;
+  box.replaceChildren();
 }
 
 async function refreshTop() {

@@ -33,6 +33,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
+
 from purpleflea.clock import now_ms
 from purpleflea.venues.hyperliquid.local_server import HeldPosition, LocalHyperliquid
 from purpleflea.venues.hyperliquid.normalizer import market
@@ -97,6 +100,8 @@ class SimulatedHyperliquid(LocalHyperliquid):
         self._contexts: dict[str, tuple[float, float]] = {}
         self._marks: dict[str, float] = {}
         self._turn: dict[str, int] = {c.coin: 0 for c in self.coins}
+        self._ids: dict[str, npt.NDArray[np.int64]] = {}
+        self._in_turn: dict[str, list[_Holding]] = {c.coin: [] for c in self.coins}
         self._sending: set[asyncio.Task[None]] = set()
         #: Positions seen leaving the book liquidated (their fills sent to watchers).
         self.liquidated = 0
@@ -128,23 +133,53 @@ class SimulatedHyperliquid(LocalHyperliquid):
             before = self._marks.get(coin.market, mark)
             self._marks[coin.market] = mark
             low, high = min(before, mark), max(before, mark)
-            holdings = self._take(sim.config.seed, coin, sim.truth.positions(coin.market))
-            gone = self._holdings[coin.coin].keys() - holdings.keys()
-            fills = [
-                self._fill(coin, self._holdings[coin.coin][pid], mark, step.ts)
-                for pid in sorted(gone)
-                if _liquidated(self._holdings[coin.coin][pid], pid, named, low, high)
-            ]
-            for pid in gone:
-                self._held.pop(self._holdings[coin.coin][pid].address, None)
-            for holding in holdings.values():
-                self._held[holding.address] = holding.position
-            self._holdings[coin.coin] = holdings
+            fills = (
+                []
+                if self._unchanged(sim, coin)
+                else self._retake(sim, coin, named, (low, high), step.ts)
+            )
             self.liquidated += len(fills)
             open_interest = self.share * sim.truth.open_interest(coin.market)
             self._contexts[coin.coin] = (mark / coin.multiplier, open_interest * coin.multiplier)
-            trades = self._trades(coin, sorted(holdings.values(), key=_by_address), mark, wall)
+            trades = self._trades(coin, self._in_turn[coin.coin], mark, wall)
             self._schedule(coin.coin, trades, fills)
+
+    def _retake(
+        self,
+        sim: Simulator,
+        coin: _Coin,
+        named: set[str],
+        traded: tuple[float, float],
+        ts: int,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Take the market's positions anew; the liquidation fills of those that left."""
+        old = self._holdings[coin.coin]
+        holdings = self._take(sim.config.seed, coin, sim.truth.positions(coin.market))
+        gone = sorted(old.keys() - holdings.keys())
+        mark = self._marks[coin.market]
+        fills = [
+            self._fill(coin, old[pid], mark, ts)
+            for pid in gone
+            if _liquidated(old[pid], pid, named, *traded)
+        ]
+        for pid in gone:
+            self._held.pop(old[pid].address, None)
+        for pid in holdings.keys() - old.keys():
+            self._held[holdings[pid].address] = holdings[pid].position
+        self._holdings[coin.coin] = holdings
+        self._in_turn[coin.coin] = sorted(holdings.values(), key=_by_address)
+        return fills
+
+    def _unchanged(self, sim: Simulator, coin: _Coin) -> bool:
+        """Whether the market's open positions are the ones taken last time: most steps open,
+        close and liquidate nothing, and building every position anew is the costly part."""
+        book = sim.book
+        m = sim.market_index[coin.market]
+        lo, hi = int(book.seg[m]), int(book.seg[m + 1])
+        ids = np.where(book.alive(sim.now_ms)[lo:hi], book.cohort_id[lo:hi], -1)
+        before = self._ids.get(coin.coin)
+        self._ids[coin.coin] = ids
+        return before is not None and np.array_equal(before, ids)
 
     def _take(self, seed: int, coin: _Coin, true: list[TruePosition]) -> dict[int, _Holding]:
         # Positions keep their size, entry and price while open: the ones held already stand.
