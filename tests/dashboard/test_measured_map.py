@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 from playwright.async_api import Page, expect
 
 from purpleflea.server.measured import PositionSettings
@@ -16,6 +17,7 @@ from tests.fakes.hyperliquid import FakeHyperliquid, HeldPosition
 from tests.server.conftest import make_config, running_server
 
 MARK = 91_240.0
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 async def test_the_measured_map_is_drawn_beside_the_estimate_with_its_coverage(

@@ -20,6 +20,8 @@ const state = readState();
 const feed = new Feed($("feed"), $("feed-empty"));
 const banner = new AlertBanner($("alerts"));
 let exchangeList = []; // GET /v1/exchanges: ids, names and coverage classes
+// Markets whose measured map the server serves (GET /v1/markets), so none is asked in vain.
+let measuredMarkets = new Set();
 let shownSeq = 0; // highest liquidation seq in the feed: resume never shows one twice
 let received = 0;
 let session = 0; // bumps on every (re)start so late answers of an old one are ignored
@@ -224,6 +226,10 @@ async function refreshMarkets() {
       return option;
     });
     $("market-list").replaceChildren(...options);
+    const measured = new Set(answer.measured_heatmaps || []);
+    const news = measured.has(state.heatmap) && !measuredMarkets.has(state.heatmap);
+    measuredMarkets = measured;
+    if (news) refreshHeatmap();
   } catch (error) {
     reportAuth(error);
   }
@@ -257,7 +263,7 @@ async function refreshHeatmap() {
 // estimate's buckets so rows line up; hidden where the server measures none for the market.
 async function refreshMeasured(market, estimate) {
   const prices = estimate.prices || [];
-  if (!prices.length) return hideMeasured();
+  if (!prices.length || !measuredMarkets.has(market)) return hideMeasured();
   const bucket = estimate.bucket_size;
   try {
     const map = await getJson(`/v1/heatmap/${encodeURIComponent(market)}`, {
@@ -330,6 +336,7 @@ setInterval(() => {
 }, 1000);
 setInterval(() => loadKey() && $("key-panel").hidden && refreshHeatmap(), HEATMAP_REFRESH_MS);
 setInterval(() => loadKey() && $("key-panel").hidden && refreshTop(), TOP_REFRESH_MS);
+setInterval(() => loadKey() && $("key-panel").hidden && refreshMarkets(), TOP_REFRESH_MS);
 setInterval(() => loadKey() && $("key-panel").hidden && refreshCoverage(), COVERAGE_REFRESH_MS);
 
 await initFilters();
