@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -116,15 +117,24 @@ async def test_the_measured_map_is_the_simulators_true_positions_of_the_sampled_
 
 
 async def test_addresses_are_stable_across_a_restart_of_the_market() -> None:
-    first, again = (Simulator(SimConfig(seed=4, n_markets=3, warmup_ms=600_000)) for _ in "ab")
-    holders = []
-    for sim in (first, again):
-        venue = SimulatedHyperliquid(("BTC",))
-        async with venue:
-            venue.observe(sim, next(sim.steps()))
-            holders.append(venue.holders("BTC"))
-    assert holders[0] == holders[1]
-    assert len(set(holders[0].values())) == len(holders[0]) > 100  # one address a position
+    sim = Simulator(SimConfig(seed=4, n_markets=3, warmup_ms=600_000))
+    *_, step = sim.run(60_000)  # one whole block: the state is captured between blocks
+    before = SimulatedHyperliquid(("BTC",))
+    async with before:
+        before.observe(sim, step)
+    # The market stopped and resumed an hour later (a new epoch), as `serve` does on restart.
+    later = replace(sim.config, start_ms=sim.now_ms + 3_600_000, epoch=1)
+    resumed = Simulator.from_state(later, sim.capture_state())
+    after = SimulatedHyperliquid(("BTC",))
+    async with after:
+        after.observe(resumed, next(resumed.steps()))
+    kept = before.holders("BTC").keys() & after.holders("BTC").keys()
+    assert len(kept) > 100
+    assert {pid: before.holders("BTC")[pid] for pid in kept} == {
+        pid: after.holders("BTC")[pid] for pid in kept
+    }
+    held = before.holders("BTC")
+    assert len(set(held.values())) == len(held)  # one address a position
 
 
 class _Capturing(SimulatedHyperliquid):

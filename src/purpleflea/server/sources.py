@@ -114,6 +114,7 @@ async def run_sim(
             save(latest[0])
             last_save = time.monotonic()
 
+    watching = list(observers)
     # Paced from start_ms on the wall clock: each event's ts is its moment on the wall clock.
     try:
         async for step in paced(
@@ -131,8 +132,12 @@ async def run_sim(
                 tracker.submit(event, received)
             for snapshot in step.snapshots:
                 tracker.on_snapshot(snapshot)
-            for observe in observers:
-                observe(sim, step)
+            for observe in tuple(watching):
+                try:
+                    observe(sim, step)
+                except Exception:  # a simulated venue's bug must not stop the market
+                    log.exception("simulator: an observer failed and is dropped: %r", observe)
+                    watching.remove(observe)
     finally:
         # The state at the end of the block in progress: a restart skips its undelivered rest
         # (at most one block) rather than liquidate a position twice.
