@@ -13,7 +13,9 @@ steps, so the Book is never read while a block is computed):
 - marks and open interest (:data:`SHARE` of the simulator's, one side) for ``metaAndAssetCtxs``;
 - ``trades`` naming addresses that hold positions, in turn (every holder is named within
   ``len(holders) / (2 x trades_per_step)`` steps, new ones at their turn), at the mark, so the
-  sampler discovers them and sees the market move;
+  sampler discovers them and sees the market move; at most one batch per coin every
+  :data:`TRADE_EVERY_MS` of wall time, so a market run faster than real time does not flood
+  the websocket;
 - a position that left the book at a step that liquidated it (the simulator's event names it,
   or the mark crossed its liquidation price) is a liquidation: its holder's ``userEvents``
   subscribers get the liquidation fill (``liquidation.liquidatedUser`` = the holder, at the
@@ -50,6 +52,8 @@ if TYPE_CHECKING:
 SHARE = 0.25
 #: Trades per served coin per simulator step (250 ms): 2 addresses each.
 TRADES_PER_STEP = 2
+#: Wall-clock milliseconds between two batches of a coin's trades (a step at speed 1).
+TRADE_EVERY_MS = 250
 
 
 def address_of(seed: int, position_id: int) -> str:
@@ -101,6 +105,7 @@ class SimulatedHyperliquid(LocalHyperliquid):
         self._marks: dict[str, float] = {}
         self._turn: dict[str, int] = {c.coin: 0 for c in self.coins}
         self._ids: dict[str, npt.NDArray[np.int64]] = {}
+        self._traded_at: dict[str, int] = {}
         self._in_turn: dict[str, list[_Holding]] = {c.coin: [] for c in self.coins}
         self._sending: set[asyncio.Task[None]] = set()
         #: Positions seen leaving the book liquidated (their fills sent to watchers).
@@ -141,7 +146,10 @@ class SimulatedHyperliquid(LocalHyperliquid):
             self.liquidated += len(fills)
             open_interest = self.share * sim.truth.open_interest(coin.market)
             self._contexts[coin.coin] = (mark / coin.multiplier, open_interest * coin.multiplier)
-            trades = self._trades(coin, self._in_turn[coin.coin], mark, wall)
+            trades = []
+            if wall - self._traded_at.get(coin.coin, -TRADE_EVERY_MS) >= TRADE_EVERY_MS:
+                self._traded_at[coin.coin] = wall
+                trades = self._trades(coin, self._in_turn[coin.coin], mark, wall)
             self._schedule(coin.coin, trades, fills)
 
     def _retake(
