@@ -14,6 +14,7 @@ import pytest
 import purpleflea
 from purpleflea.client import PurpleFleaError
 from purpleflea.commands.heatmap import _heatmap, render
+from purpleflea.mcp.heatmaps import HeatmapTools
 from purpleflea.server.measured import PositionSettings
 from tests.fakes.hyperliquid import FakeHyperliquid, HeldPosition
 from tests.server.conftest import make_config, running_server
@@ -85,6 +86,25 @@ async def test_measured_heatmap_through_the_api_sdk_and_terminal(
                 metrics = (await http.get("/v1/metrics", headers=headers)).text
                 assert 'measured_heatmap_coverage{market="BTC-PERP"} 0.15' in metrics
                 assert 'heatmap_estimate_vs_measured_spearman{market="BTC-PERP"}' in metrics
+
+            # The MCP heatmap tool: the measured map beside the estimate, source and coverage.
+            answer = await HeatmapTools(client).heatmap_clusters("BTC-PERP")
+            data = answer.structured_content
+            assert data is not None
+            assert data["source"] == "estimated"
+            beside = data["measured"]
+            assert beside["source"] == "measured"
+            assert beside["coverage"] == pytest.approx(0.15)
+            assert (beside["accounts"], beside["positions"]) == (2, 2)
+            assert beside["largest"]["long"][0]["usd"] == pytest.approx(2 * MARK)
+            assert beside["largest"]["short"][0]["usd"] == pytest.approx(MARK)
+            bucket = beside["bucket_size"]
+            assert beside["largest"]["long"][0]["price"] == 80_000 // bucket * bucket
+            text = answer.content[0]
+            assert text.type == "text"
+            assert "coverage 15.0% of open interest, 2 accounts" in text.text
+            unsampled_answer = await HeatmapTools(client).heatmap_clusters("ETH-PERP")
+            assert (unsampled_answer.structured_content or {}).get("measured") is None
             await client.aclose()
 
 

@@ -46,6 +46,8 @@ ROLE_FILES = (
     "history.py",
     "repair.py",
     "positions.py",
+    "local_server.py",
+    "simulated.py",
 )
 
 

@@ -245,7 +245,7 @@ def _config(args: argparse.Namespace, source: str) -> ServerConfig:
         stream_buffer_bytes=args.stream_buffer_bytes,
         streams_per_account=args.streams_per_account,
         stream_opens_per_min=args.stream_opens_per_min,
-        positions=position_settings(args),
+        positions=position_settings(args, source),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -15,9 +16,12 @@ def add_position_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("measured heatmap (docs/heatmap.md)")
     group.add_argument(
         "--sample-positions",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="sample account positions where a venue publishes them, for "
-        "GET /v1/heatmap/{market}?source=measured (off by default)",
+        "GET /v1/heatmap/{market}?source=measured (default: on for --source sim, where each "
+        "venue's share of the simulated market is served on loopback in its own protocol; "
+        "off for the live venues)",
     )
     group.add_argument(
         "--sample-budget",
@@ -31,12 +35,21 @@ def add_position_options(parser: argparse.ArgumentParser) -> None:
         default="BTC,ETH",
         help="coins whose trades name the accounts to sample (default BTC,ETH)",
     )
+    group.add_argument(
+        "--sample-node-fills",
+        type=Path,
+        metavar="DIR",
+        help="the fill output folder of your own node of the sampled venue (node_fills): its "
+        "liquidations are published, and the sampler's only where the node has none",
+    )
     group.add_argument("--sample-info-url", help="replace the venue's info endpoint (a fake)")
     group.add_argument("--sample-ws-url", help="replace the venue's websocket (a fake)")
 
 
-def position_settings(args: argparse.Namespace) -> PositionSettings | None:
-    if not args.sample_positions:
+def position_settings(args: argparse.Namespace, source: str) -> PositionSettings | None:
+    simulated = source == "sim" and args.sample_info_url is None and args.sample_ws_url is None
+    wanted = args.sample_positions if args.sample_positions is not None else simulated
+    if not wanted:
         return None
     from purpleflea.server.measured import PositionSettings  # noqa: PLC0415
 
@@ -48,4 +61,6 @@ def position_settings(args: argparse.Namespace) -> PositionSettings | None:
         coins=coins,
         info_url=args.sample_info_url,
         ws_url=args.sample_ws_url,
+        simulated=simulated,
+        node_fills=args.sample_node_fills,
     )

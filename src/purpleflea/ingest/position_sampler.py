@@ -203,7 +203,11 @@ class PositionSampler:
                 await self.poll_contexts()
             except (httpx.HTTPError, RateLimited, FrameError, ValueError) as exc:
                 self._failed(exc)
-            await asyncio.sleep(self.contexts_interval)
+            # Nothing listed yet (a venue still starting, as the simulated one does): ask again
+            # soon, or no map could be served for a whole interval.
+            await asyncio.sleep(
+                self.contexts_interval if self.contexts else min(self.contexts_interval, 5.0)
+            )
 
     async def poll_account(self, account: str) -> None:
         """Poll one account now and record its positions (or its failure) in the schedule."""

@@ -1,4 +1,6 @@
-"""The ``heatmap_clusters`` tool: where the next liquidations are estimated to sit."""
+"""The ``heatmap_clusters`` tool: where the next liquidations are estimated to sit, and beside
+the estimate the measured map (sampled accounts' own liquidation prices) where the server
+samples the market's venue, with its source and coverage."""
 
 from __future__ import annotations
 
@@ -42,6 +44,10 @@ class HeatmapTools:
 
         Each cluster: side (positions that would be liquidated), low/high (price range)
         (notional at risk there if nobody closed or added margin first), label (a sentence).
+        Beside it, where the server samples account positions (``measured``, else null): the
+        map summed from sampled accounts' own liquidation prices, with its coverage (sampled
+        notional / both sides of open interest), the accounts sampled and its largest buckets
+        per side; exact for those accounts, silent about the rest.
         The heatmap is a model estimated from open interest, not a fact: usd is estimated
         notional at risk, not expected liquidations (realized ones were about a sixth of it
         when price crossed such zones on Binance BTC). On real data its top zones are rarely
@@ -67,26 +73,84 @@ class HeatmapTools:
         ts = heatmap.get("ts")
         # The map is estimated from open interest: a model, whichever venues fed it.
         origin = provenance("modelled", {}, int(ts) if isinstance(ts, int | float) else None)
+        measured = await self._measured(name)
         data = {
             "market": name,
             "available": True,
+            "source": heatmap.get("source", "estimated"),
             "mark_price": heatmap.get("mark_price"),
             "ts": ts,
             "clusters": found,
             "provenance": origin,
+            "measured": measured,
         }
         text = _text(name, heatmap.get("mark_price"), found)
+        if measured is not None:
+            text += "\n" + _measured_text(measured, side)
         return result(f"{text}\n{provenance_line(origin)}", data)
 
-    async def _fetch(self, market: str) -> httpx.Response:
+    async def _measured(self, market: str) -> dict[str, Any] | None:
+        """The measured map's summary, or None when the server measures none for ``market``."""
+        response = await self._fetch(market, source="measured")
+        if response.status_code != 200:
+            return None  # sampling off, or no venue of this market sampled yet
+        body = response.json()
+        if not isinstance(body, dict):
+            return None
+        prices = body.get("prices") or []
+        return {
+            "source": body.get("source", "measured"),
+            "coverage": body.get("coverage"),
+            "accounts": body.get("accounts"),
+            "positions": body.get("positions"),
+            "sampled_usd": body.get("sampled_usd"),
+            "open_interest_usd": body.get("open_interest_usd"),
+            "bucket_size": body.get("bucket_size"),
+            "ts": body.get("ts"),
+            "largest": {
+                side: _largest(prices, body.get(f"{side}_usd") or []) for side in ("long", "short")
+            },
+        }
+
+    async def _fetch(self, market: str, source: str = "estimated") -> httpx.Response:
         client = self.client
         async with (
             server_errors(client.base_url),
             httpx.AsyncClient(timeout=client.timeout) as http,
         ):
             return await http.get(
-                f"{client.base_url}/v1/heatmap/{market}", headers=client.auth_headers()
+                f"{client.base_url}/v1/heatmap/{market}",
+                params={"source": source},
+                headers=client.auth_headers(),
             )
+
+
+def _largest(prices: list[Any], usd: list[Any], count: int = 3) -> list[dict[str, float]]:
+    """The ``count`` buckets holding the most notional (price = the bucket's low edge)."""
+    pairs = [
+        (float(u), float(p))
+        for p, u in zip(prices, usd, strict=False)
+        if isinstance(u, int | float) and u > 0 and isinstance(p, int | float)
+    ]
+    return [{"price": p, "usd": u} for u, p in sorted(pairs, reverse=True)[:count]]
+
+
+def _measured_text(measured: dict[str, Any], side: str) -> str:
+    coverage = measured.get("coverage")
+    share = f"{100 * float(coverage):.1f}%" if isinstance(coverage, int | float) else "?"
+    line = (
+        f"Measured (sampled accounts' own liquidation prices, coverage {share} of open "
+        f"interest, {measured.get('accounts')} accounts):"
+    )
+    parts = []
+    for name in ("long", "short") if side == "both" else (side,):
+        top = measured["largest"][name]
+        if top:
+            parts.append(
+                f"most {name} notional at {format_price(top[0]['price'])} "
+                f"({format_usd(top[0]['usd'])})"
+            )
+    return line + (" " + "; ".join(parts) + "." if parts else " no positions in range.")
 
 
 def _text(market: str, mark: object, clusters: list[dict[str, Any]]) -> str:

@@ -190,7 +190,8 @@ class Api:
                 }
             )
         result.sort(key=lambda m: -m["usd_24h"])
-        return http.json_response({"markets": result})
+        measured = list(self.measured.markets()) if self.measured is not None else []
+        return http.json_response({"markets": result, "measured_heatmaps": measured})
 
     async def cascades(self, request: Request, _: KeyInfo) -> Response:
         params = request.query_params

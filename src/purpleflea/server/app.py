@@ -48,7 +48,7 @@ from purpleflea.server.oi_recorder import OpenInterestRecorder
 from purpleflea.server.pipeline import Pipeline, Scorer
 from purpleflea.server.ratelimit import RateLimiter
 from purpleflea.server.sequencer import hold_sequencer_lock
-from purpleflea.server.sources import SIM_STATE_FILE, run_replay, run_sim
+from purpleflea.server.sources import SIM_STATE_FILE, SimObserver, run_replay, run_sim
 from purpleflea.server.streaming import Streams
 from purpleflea.server.webhook_dispatch import Dispatcher
 from purpleflea.server.webhook_routes import WebhookRoutes, WebhookService
@@ -127,6 +127,8 @@ class Server:
     starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     background: list[tuple[str, Callable[[], Awaitable[None]]]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    #: Called with the simulator after each of its steps (the simulated venues' servers).
+    sim_observers: list[SimObserver] = field(default_factory=list)
     bus_counters: Callable[[], dict[str, int]] | None = None
     source_task: asyncio.Task[None] | None = None
     #: Set when the shutdown begins: readiness answers 503 from then on.
@@ -407,6 +409,7 @@ def _source_task(server: Server) -> Awaitable[None] | None:
             speed=config.speed,
             state_path=config.data_dir / SIM_STATE_FILE,
             ledger=server.coverage.ledger if server.coverage else None,
+            observers=tuple(server.sim_observers),
         )
     if config.source == "replay":
         if config.replay_path is None:
@@ -460,10 +463,13 @@ def _measured_maps(config: ServerConfig, built: Server) -> MeasuredMaps | None:
         return None
     from purpleflea.server.measured import start_sampling  # noqa: PLC0415 - only when on
 
-    maps, work, close = start_sampling(config.positions, config.store, built.tracker.submit)
-    built.background.extend(work)
-    built.closers.append(close)
-    return maps
+    sampling = start_sampling(config.positions, config.store, built.tracker.submit)
+    for venue in sampling.simulated:
+        built.starters.append(venue.start)
+        built.sim_observers.append(venue.observe)
+    built.background.extend(sampling.work)
+    built.closers.append(sampling.close)
+    return sampling.maps
 
 
 def create_app(

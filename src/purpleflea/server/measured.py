@@ -3,33 +3,47 @@ per-account positions, run as background tasks, read by ``GET /v1/heatmap/{m}?so
 
 Off unless configured (:class:`PositionSettings`, ``purpleflea serve --sample-positions``): the
 samplers spend part of this machine's IP allowance at the venues and keep discovered accounts
-in the history's database (:mod:`purpleflea.store.accounts`).
+in the history's database (:mod:`purpleflea.store.accounts`). On the simulated market
+(``simulated``, what ``purpleflea serve`` does by default) each sampled venue's share of the
+simulator is served on loopback in the venue's own protocol
+(:class:`~purpleflea.venues.venue.SimulatedVenue`) and the samplers sample it instead.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from purpleflea.engine.heatmap import HeatmapModel
 from purpleflea.engine.measured_map import agreement
 from purpleflea.ingest.connection import Sink
+from purpleflea.ingest.node_dedup import NodeDedup
+from purpleflea.ingest.node_follower import NodeFollower
 from purpleflea.ingest.position_sampler import PositionSampler
 from purpleflea.ingest.sampling_schedule import SamplerConfig
 from purpleflea.positions import MeasuredMap
 from purpleflea.store.accounts import AccountStore, open_account_store
 from purpleflea.venues import registry
+from purpleflea.venues.venue import SimulatedVenue
 
 
 @dataclass(frozen=True)
 class PositionSettings:
     """How the server samples positions. ``info_url`` / ``ws_url`` replace the venue's own
-    endpoints (a local fake, the simulator's, or a proxy); ``None`` keeps them."""
+    endpoints (a local fake or a proxy); ``None`` keeps them. ``simulated``: sample each
+    venue's share of the simulated market instead (the URLs are its local server's)."""
 
     budget_per_minute: int = SamplerConfig().budget_per_minute
     coins: tuple[str, ...] = ("BTC", "ETH")
     info_url: str | None = None
     ws_url: str | None = None
+    simulated: bool = False
+    #: The fill output folder of a node of the sampled venue (its every liquidation): then
+    #: published as they come, and the sampler's liquidations only where the node has none
+    #: (:mod:`purpleflea.ingest.node_dedup`).
+    node_fills: Path | None = None
 
 
 class MeasuredMaps:
@@ -90,14 +104,42 @@ Work = tuple[str, Callable[[], Awaitable[None]]]
 Sample = tuple[str, float]
 
 
+@dataclass
+class Sampling:
+    """What :func:`start_sampling` built: the maps, the background work, the simulated venues
+    (start them before the work runs; ``observe`` them after every simulator step) and a
+    closer (run it after the work stopped)."""
+
+    maps: MeasuredMaps
+    work: list[Work]
+    close: Callable[[], Awaitable[None]]
+    simulated: list[SimulatedVenue] = field(default_factory=list)
+
+
 def start_sampling(
     settings: PositionSettings, store_url: str, sink: Sink | None = None
-) -> tuple[MeasuredMaps, list[Work], Callable[[], Awaitable[None]]]:
-    """The samplers for ``settings``: their maps, background work and a closer. ``sink``
-    receives the liquidations of sampled accounts (the tracker's ``submit``)."""
+) -> Sampling:
+    """The samplers for ``settings``. ``sink`` receives the liquidations of sampled accounts
+    (the tracker's ``submit``)."""
     stores: list[AccountStore] = []
     samplers = []
+    simulated: list[SimulatedVenue] = []
+    extra: list[Work] = []
     for sampling in registry.position_sources():
+        info_url, ws_url = settings.info_url, settings.ws_url
+        if settings.simulated:
+            if sampling.simulated is None:
+                continue
+            venue = sampling.simulated(settings.coins)
+            simulated.append(venue)
+            info_url, ws_url = venue.info_url, venue.ws_url
+        venue_sink = sink
+        if sink is not None and settings.node_fills is not None and sampling.parse_node_line:
+            dedup = NodeDedup(sink)
+            follower = NodeFollower(settings.node_fills, sampling.parse_node_line, dedup.node)
+            venue_sink = dedup.sampled
+            extra.append((f"{sampling.exchange} node fills", follower.run))
+            extra.append((f"{sampling.exchange} node dedup", _releasing(dedup)))
         accounts = open_account_store(store_url)
         stores.append(accounts)
         samplers.append(
@@ -105,16 +147,27 @@ def start_sampling(
                 sampling,
                 SamplerConfig(budget_per_minute=settings.budget_per_minute),
                 coins=settings.coins,
-                info_url=settings.info_url,
-                ws_url=settings.ws_url,
+                info_url=info_url,
+                ws_url=ws_url,
                 accounts=accounts,
-                sink=sink,
+                sink=venue_sink,
             )
         )
 
     async def close() -> None:
+        for venue in simulated:
+            await venue.close()
         for store in stores:
             await store.close()
 
     work: list[Work] = [(f"{s.sampling.exchange} position sampler", s.run) for s in samplers]
-    return MeasuredMaps(tuple(samplers)), work, close
+    return Sampling(MeasuredMaps(tuple(samplers)), work + extra, close, simulated)
+
+
+def _releasing(dedup: NodeDedup, every: float = 1.0) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        while True:
+            dedup.release()
+            await asyncio.sleep(every)
+
+    return run

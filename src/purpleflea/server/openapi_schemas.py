@@ -166,7 +166,13 @@ def schemas() -> dict[str, Schema]:
             }
         ),
         "Market": _MARKET,
-        "Markets": _object({"markets": {"type": "array", "items": ref("Market")}}),
+        "Markets": _object(
+            {
+                "markets": {"type": "array", "items": ref("Market")},
+                # Where GET /v1/heatmap/{market}?source=measured answers (sampled markets).
+                "measured_heatmaps": {"type": "array", "items": _STRING},
+            }
+        ),
         "Cascades": _object({"cascades": {"type": "array", "items": ref("CascadeAlert")}}),
         "NewKey": _NEW_KEY,
         "Keys": _object({"keys": {"type": "array", "items": ref("KeyInfo")}}),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,11 +23,14 @@ from purpleflea.server.pipeline import Pipeline
 from purpleflea.venues import registry
 
 if TYPE_CHECKING:
-    from purpleflea.sim import Simulator
+    from purpleflea.sim import SimStep, Simulator
     from purpleflea.sim.resume import SimState
 
 log = logging.getLogger("purpleflea.source")
 
+
+#: Sees the simulator after each step it yields (between steps: no block is being computed).
+SimObserver = Callable[["Simulator", "SimStep"], None]
 
 #: The live simulator's state, kept beside the store so a restart continues the market.
 SIM_STATE_FILE = "sim_state.npz"
@@ -42,6 +46,7 @@ async def run_sim(
     speed: float,
     state_path: Path | None = None,
     ledger: Ledger | None = None,
+    observers: Sequence[SimObserver] = (),
 ) -> None:
     """The built-in market simulator, paced at ``speed`` x real time from now.
 
@@ -53,6 +58,9 @@ async def run_sim(
     With a ``ledger``, each simulated exchange counts as one connection that is always up
     (the simulator never drops one), on the simulator's clock, and its events count for the
     snapshot venues' pressure: the dashboard's coverage has data offline.
+
+    ``observers`` see the simulator after each step (the simulated venues that serve their
+    share of its positions, :mod:`purpleflea.server.measured`).
     """
     from purpleflea.sim import paced, resume  # noqa: PLC0415 - numpy when used
     from purpleflea.sim.throttle import snapshot_throttle  # noqa: PLC0415
@@ -106,6 +114,7 @@ async def run_sim(
             save(latest[0])
             last_save = time.monotonic()
 
+    watching = list(observers)
     # Paced from start_ms on the wall clock: each event's ts is its moment on the wall clock.
     try:
         async for step in paced(
@@ -123,6 +132,12 @@ async def run_sim(
                 tracker.submit(event, received)
             for snapshot in step.snapshots:
                 tracker.on_snapshot(snapshot)
+            for observe in tuple(watching):
+                try:
+                    observe(sim, step)
+                except Exception:  # a simulated venue's bug must not stop the market
+                    log.exception("simulator: an observer failed and is dropped: %r", observe)
+                    watching.remove(observe)
     finally:
         # The state at the end of the block in progress: a restart skips its undelivered rest
         # (at most one block) rather than liquidate a position twice.

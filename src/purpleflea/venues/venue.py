@@ -15,10 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, get_args
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol, get_args
 
 from purpleflea.model import Catalog, Coverage, Instrument, Side, VenueLiquidation
 from purpleflea.positions import MarketContext, Position, SeenTrade
+
+if TYPE_CHECKING:
+    from purpleflea.sim.process import SimStep, Simulator
 
 #: How complete a venue's liquidation feed is: :data:`purpleflea.model.Coverage`.
 COVERAGES: tuple[Coverage, ...] = get_args(Coverage)
@@ -242,6 +245,24 @@ class RepairSource:
     max_window_ms: int | None = None
 
 
+class SimulatedVenue(Protocol):
+    """A venue's share of the simulated market served on loopback in its own protocol, so
+    the position sampler runs unchanged offline: ``start`` it, point the sampler at
+    ``info_url`` / ``ws_url`` and ``observe`` the simulator after every step."""
+
+    @property
+    def info_url(self) -> str: ...
+
+    @property
+    def ws_url(self) -> str: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def observe(self, sim: Simulator, step: SimStep) -> None: ...
+
+
 @dataclass(frozen=True)
 class PositionSampling:
     """How to sample a venue that publishes every account's positions (the position
@@ -271,6 +292,11 @@ class PositionSampling:
     account_weight: int
     contexts_weight: int
     max_user_subscriptions: int
+    #: The venue's share of the simulated market for these coins (None: not simulated).
+    simulated: Callable[[tuple[str, ...]], SimulatedVenue] | None = None
+    #: One line of the fill output of a node of the venue's own -> its liquidations (None:
+    #: the venue has no such node).
+    parse_node_line: Callable[[bytes | str], list[VenueLiquidation]] | None = None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ const state = readState();
 const feed = new Feed($("feed"), $("feed-empty"));
 const banner = new AlertBanner($("alerts"));
 let exchangeList = []; // GET /v1/exchanges: ids, names and coverage classes
+// Markets whose measured map the server serves (GET /v1/markets), so none is asked in vain.
+let measuredMarkets = new Set();
 let shownSeq = 0; // highest liquidation seq in the feed: resume never shows one twice
 let received = 0;
 let session = 0; // bumps on every (re)start so late answers of an old one are ignored
@@ -224,6 +226,10 @@ async function refreshMarkets() {
       return option;
     });
     $("market-list").replaceChildren(...options);
+    const measured = new Set(answer.measured_heatmaps || []);
+    const news = measured.has(state.heatmap) && !measuredMarkets.has(state.heatmap);
+    measuredMarkets = measured;
+    if (news) refreshHeatmap();
   } catch (error) {
     reportAuth(error);
   }
@@ -239,8 +245,10 @@ async function refreshHeatmap() {
   try {
     const map = await getJson(`/v1/heatmap/${encodeURIComponent(market)}`);
     if (market === state.heatmap) drawHeatmap(box, map);
+    refreshMeasured(market, map);
   } catch (error) {
     if (market !== state.heatmap) return;
+    hideMeasured();
     if (error instanceof ApiError && error.status === 404) {
       showMessage(box, `No heatmap for ${market} yet.`, ` (server: ${error.message})`);
     } else if (error instanceof ApiError && error.authProblem) {
@@ -249,6 +257,36 @@ async function refreshHeatmap() {
       showMessage(box, `Heatmap of ${market} unavailable.`, ` (${error.message})`);
     }
   }
+}
+
+// The measured map (sampled accounts' own liquidation prices) beside the estimate, over the
+// estimate's buckets so rows line up; hidden where the server measures none for the market.
+async function refreshMeasured(market, estimate) {
+  const prices = estimate.prices || [];
+  if (!prices.length || !measuredMarkets.has(market)) return hideMeasured();
+  const bucket = estimate.bucket_size;
+  try {
+    const map = await getJson(`/v1/heatmap/${encodeURIComponent(market)}`, {
+      source: "measured",
+      low: prices[0],
+      high: prices[prices.length - 1] + bucket,
+      bucket,
+    });
+    if (market !== state.heatmap) return;
+    const box = $("heatmap-measured");
+    box.hidden = false;
+    drawHeatmap(box, map);
+  } catch (error) {
+    if (market !== state.heatmap) return;
+    if (error instanceof ApiError && error.authProblem) reportAuth(error);
+    hideMeasured();
+  }
+}
+
+function hideMeasured() {
+  const box = $("heatmap-measured");
+  box.hidden = true;
+  box.replaceChildren();
 }
 
 async function refreshTop() {
@@ -298,6 +336,7 @@ setInterval(() => {
 }, 1000);
 setInterval(() => loadKey() && $("key-panel").hidden && refreshHeatmap(), HEATMAP_REFRESH_MS);
 setInterval(() => loadKey() && $("key-panel").hidden && refreshTop(), TOP_REFRESH_MS);
+setInterval(() => loadKey() && $("key-panel").hidden && refreshMarkets(), TOP_REFRESH_MS);
 setInterval(() => loadKey() && $("key-panel").hidden && refreshCoverage(), COVERAGE_REFRESH_MS);
 
 await initFilters();

@@ -29,8 +29,12 @@ from purpleflea.positions import MarginMode, MarketContext, Position, SeenTrade
 from purpleflea.venues._frame import FrameDecoder, FrameError, number, positive, timestamp_ms
 from purpleflea.venues.hyperliquid import open_interest
 from purpleflea.venues.hyperliquid.constants import EXCHANGE
-from purpleflea.venues.hyperliquid.normalizer import market, normalize_user_events
-from purpleflea.venues.venue import PositionSampling
+from purpleflea.venues.hyperliquid.normalizer import (
+    market,
+    normalize_node_fills,
+    normalize_user_events,
+)
+from purpleflea.venues.venue import PositionSampling, SimulatedVenue
 
 _MARGIN_MODES: tuple[MarginMode, ...] = ("cross", "isolated")
 
@@ -189,6 +193,13 @@ def _user_subscription(account: str) -> str:
     )
 
 
+def _simulated(coins: tuple[str, ...]) -> SimulatedVenue:
+    # Imported when asked: it reads the simulator, which imports the venue registry.
+    from purpleflea.venues.hyperliquid.simulated import SimulatedHyperliquid  # noqa: PLC0415
+
+    return SimulatedHyperliquid(coins)
+
+
 def _user_liquidations(frame: bytes | str, account: str) -> list[VenueLiquidation]:
     return normalize_user_events(frame, owner=account)
 
@@ -214,4 +225,6 @@ SAMPLING = PositionSampling(
     account_weight=2,
     contexts_weight=20,
     max_user_subscriptions=10,
+    simulated=_simulated,
+    parse_node_line=normalize_node_fills,
 )

@@ -46,7 +46,7 @@ export function drawHeatmap(container, map) {
     class: "heatmap-chart",
     viewBox: `0 0 ${WIDTH} ${height}`,
     role: "img",
-    "aria-label": `Liquidation heatmap of ${map.market}`,
+    "aria-label": `${map.source === "measured" ? "Measured liquidation map" : "Liquidation heatmap"} of ${map.market}`,
   });
   chart.append(
     svg("text", { x: centre - 6, y: PAD + 6, class: "hm-head", "text-anchor": "end" }, "← longs"),
@@ -128,6 +128,16 @@ export function drawHeatmap(container, map) {
     document.createTextNode(` mark ${markPrice} · bucket ${price(map.bucket_size)} · ` +
       `longs ${usdShort(sum(longs))} · shorts ${usdShort(sum(shorts))} at risk in view`),
   );
+  if (map.source === "measured") {
+    // Every answer says its source; the measured one also how much of the market it saw.
+    const coverage = `${(100 * (map.coverage || 0)).toFixed(1)}%`;
+    caption.prepend(el("span", "hm-source", "measured "));
+    caption.append(el("span", "hm-coverage",
+      ` · source: measured, ${map.accounts} sampled accounts, coverage ${coverage} of open ` +
+      "interest (their own liquidation prices; exact for them, silent about the rest)"));
+  } else if (map.source) {
+    caption.append(el("span", "hm-source-note", ` · source: ${map.source}`));
+  }
   const list = el("ul", "hm-clusters");
   for (const cluster of map.clusters || []) {
     list.append(el("li", cluster.side === "long" ? "long" : "short", String(cluster.label)));

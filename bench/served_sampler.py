@@ -1,0 +1,104 @@
+"""The position sampler on the served simulator: coverage over time under its default budget
+and the estimate-versus-measured rank correlation, per Hyperliquid market.
+
+    nice .venv/bin/python bench/served_sampler.py [--minutes 15] [--every 30]
+
+Starts ``purpleflea serve`` exactly as a user does (no flags: the simulated market, its
+Hyperliquid share served on loopback, the sampler at its default budget of 300 polls a minute)
+in a fresh data folder on a free loopback port, and reads ``/v1/metrics`` every ``--every``
+seconds: ``measured_heatmap_coverage`` (sampled notional / both sides of open interest) and
+``heatmap_estimate_vs_measured_spearman`` (the mean over sides of the Spearman correlation of
+the estimated heatmap's bucket notionals with the measured map's, over the measured map's
+buckets: mark +/- 20 %), plus the measured map's accounts. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import httpx
+
+_SAMPLE = re.compile(r'^purpleflea_(\w+)\{market="([^"]+)"\} (\S+)$', re.MULTILINE)
+_WANTED = ("measured_heatmap_coverage", "heatmap_estimate_vs_measured_spearman")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=15.0)
+    parser.add_argument("--every", type=float, default=30.0)
+    args = parser.parse_args()
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as data:
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "purpleflea.cli", "serve", "--data-dir", data,
+             "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        rows: list[tuple[float, dict[tuple[str, str], float], dict[str, int]]] = []
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10.0) as http:
+                key = None
+                while key is None:
+                    time.sleep(1)
+                    try:
+                        key = http.post("/v1/keys", json={"account": "bench"}).json()["key"]
+                    except httpx.HTTPError:
+                        continue
+                auth = {"Authorization": f"Bearer {key}"}
+                next_at = started + args.every
+                while next_at <= started + args.minutes * 60 + 1:
+                    time.sleep(max(0.0, next_at - time.monotonic()))
+                    next_at += args.every
+                    text = http.get("/v1/metrics", headers=auth).text
+                    values = {
+                        (name, market): float(value)
+                        for name, market, value in _SAMPLE.findall(text)
+                        if name in _WANTED
+                    }
+                    accounts = {}
+                    for market in sorted({m for _, m in values}):
+                        answer = http.get(
+                            f"/v1/heatmap/{market}", params={"source": "measured"}, headers=auth
+                        )
+                        if answer.status_code == 200:
+                            accounts[market] = int(answer.json()["accounts"])
+                    rows.append((time.monotonic() - started, values, accounts))
+                    print(f"{rows[-1][0]:.0f} s {values} {accounts}", file=sys.stderr, flush=True)
+        finally:
+            process.terminate()
+            process.wait(30)
+    markets = sorted({m for _, values, _ in rows for _, m in values})
+    head = ["time"] + [
+        f"{m} {label}" for m in markets for label in ("coverage", "accounts", "Spearman")
+    ]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for elapsed, values, accounts in rows:
+        cells = [f"{elapsed / 60:.1f} min"]
+        for m in markets:
+            coverage = values.get(("measured_heatmap_coverage", m))
+            rho = values.get(("heatmap_estimate_vs_measured_spearman", m))
+            cells += [
+                "-" if coverage is None else f"{coverage:.3f}",
+                str(accounts.get(m, "-")),
+                "-" if rho is None else f"{rho:.2f}",
+            ]
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

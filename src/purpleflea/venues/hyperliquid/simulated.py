@@ -1,0 +1,296 @@
+"""Hyperliquid's share of the simulated market, served by a :class:`LocalHyperliquid`.
+
+The simulator (:mod:`purpleflea.sim`) lists no Hyperliquid instrument: its events come from
+the venues with public liquidation feeds. This gives the position sampler something true to
+sample offline. Each open true position (``sim.truth.positions()``) of a served coin's market
+is held, for :data:`SHARE` of its size, by one Hyperliquid address derived from the seed and the
+position's id (so the same position has the same address after a restart), with the position's
+own entry, leverage (isolated margin, as the simulator models it) and liquidation price.
+
+Per simulator step (:meth:`SimulatedHyperliquid.observe`, called by the live source between
+steps, so the Book is never read while a block is computed):
+
+- marks and open interest (:data:`SHARE` of the simulator's, one side) for ``metaAndAssetCtxs``;
+- ``trades`` naming addresses that hold positions, in turn (every holder is named within
+  ``len(holders) / (2 x trades_per_step)`` steps, new ones at their turn), at the mark, so the
+  sampler discovers them and sees the market move; at most one batch per coin every
+  :data:`TRADE_EVERY_MS` of wall time, so a market run faster than real time does not flood
+  the websocket;
+- a position that left the book at a step that liquidated it (the simulator's event names it,
+  or the mark crossed its liquidation price) is a liquidation: its holder's ``userEvents``
+  subscribers get the liquidation fill (``liquidation.liquidatedUser`` = the holder, at the
+  position's liquidation price); its next ``clearinghouseState`` no longer shows it, which is
+  how the sampler tells it for accounts it does not watch.
+
+These liquidations are in addition to the simulator's own venue events of the same positions
+(the simulated venues already carry each position's whole size): the sampled stream tells the
+sampler's side of the story, not a share taken from the other venues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from purpleflea.clock import now_ms
+from purpleflea.venues.hyperliquid.local_server import HeldPosition, LocalHyperliquid
+from purpleflea.venues.hyperliquid.normalizer import market
+
+if TYPE_CHECKING:
+    from purpleflea.sim.process import SimStep, Simulator
+    from purpleflea.sim.truth import TruePosition
+
+#: The part of every simulated position Hyperliquid accounts hold. A modelling choice: the
+#: real venue carried about half of 2025-10-10's liquidations (issue 17) and a smaller part of
+#: open interest; a quarter keeps the sampled book large without pretending to know it.
+SHARE = 0.25
+#: Trades per served coin per simulator step (250 ms): 2 addresses each.
+TRADES_PER_STEP = 2
+#: Wall-clock milliseconds between two batches of a coin's trades (a step at speed 1).
+TRADE_EVERY_MS = 250
+
+
+def address_of(seed: int, position_id: int) -> str:
+    """The Hyperliquid address holding the share of true position ``position_id``: stable for
+    a seed (a restarted market keeps its positions' ids, hence their addresses)."""
+    digest = hashlib.sha256(f"purpleflea-sim:{seed}:{position_id}".encode()).hexdigest()
+    return "0x" + digest[:40]
+
+
+@dataclass(frozen=True, slots=True)
+class _Coin:
+    coin: str  # Hyperliquid's name (kPEPE)
+    market: str  # BTC-PERP
+    multiplier: float  # coins per Hyperliquid unit
+
+
+@dataclass(frozen=True, slots=True)
+class _Holding:
+    address: str
+    position: HeldPosition
+    liquidation: float  # per coin
+    long: bool
+
+
+class SimulatedHyperliquid(LocalHyperliquid):
+    """The local Hyperliquid of a simulated market: :meth:`observe` it after every step."""
+
+    def __init__(
+        self,
+        coins: Sequence[str],
+        *,
+        share: float = SHARE,
+        trades_per_step: int = TRADES_PER_STEP,
+    ) -> None:
+        super().__init__()
+        if not 0 < share <= 1:
+            raise ValueError(f"simulated Hyperliquid: share must be in (0, 1], got {share}")
+        self.share = share
+        self.trades_per_step = trades_per_step
+        self.coins: list[_Coin] = []
+        for coin in coins:
+            found = market(coin)
+            if found is None:
+                raise ValueError(f"simulated Hyperliquid: {coin!r} is not a perpetual's coin")
+            self.coins.append(_Coin(coin, found.name, found.multiplier))
+        self._held: dict[str, HeldPosition] = {}
+        self._holdings: dict[str, dict[int, _Holding]] = {c.coin: {} for c in self.coins}
+        self._contexts: dict[str, tuple[float, float]] = {}
+        self._marks: dict[str, float] = {}
+        self._turn: dict[str, int] = {c.coin: 0 for c in self.coins}
+        self._ids: dict[str, npt.NDArray[np.int64]] = {}
+        self._traded_at: dict[str, int] = {}
+        self._in_turn: dict[str, list[_Holding]] = {c.coin: [] for c in self.coins}
+        self._sending: set[asyncio.Task[None]] = set()
+        #: Positions seen leaving the book liquidated (their fills sent to watchers).
+        self.liquidated = 0
+
+    # -- what is held --------------------------------------------------------------------
+
+    def held(self, user: str) -> Sequence[HeldPosition]:
+        found = self._held.get(user)
+        return (found,) if found is not None else ()
+
+    def contexts(self) -> Mapping[str, tuple[float, float]]:
+        return self._contexts
+
+    def holders(self, coin: str) -> dict[int, str]:
+        """True position id -> the address holding its share, for ``coin``'s market now."""
+        return {pid: h.address for pid, h in self._holdings.get(coin, {}).items()}
+
+    # -- the simulator's step --------------------------------------------------------------
+
+    def observe(self, sim: Simulator, step: SimStep) -> None:
+        """Take the book as of ``step`` (just yielded by the simulator) and publish its trades
+        and liquidations to the subscribers."""
+        named = {event.liquidated_user for event in step.liquidations if event.liquidated_user}
+        wall = now_ms()
+        for coin in self.coins:
+            if coin.market not in sim.market_index:
+                continue
+            mark = sim.mark(coin.market)
+            before = self._marks.get(coin.market, mark)
+            self._marks[coin.market] = mark
+            low, high = min(before, mark), max(before, mark)
+            fills = (
+                []
+                if self._unchanged(sim, coin)
+                else self._retake(sim, coin, named, (low, high), step.ts)
+            )
+            self.liquidated += len(fills)
+            open_interest = self.share * sim.truth.open_interest(coin.market)
+            self._contexts[coin.coin] = (mark / coin.multiplier, open_interest * coin.multiplier)
+            trades = []
+            if wall - self._traded_at.get(coin.coin, -TRADE_EVERY_MS) >= TRADE_EVERY_MS:
+                self._traded_at[coin.coin] = wall
+                trades = self._trades(coin, self._in_turn[coin.coin], mark, wall)
+            self._schedule(coin.coin, trades, fills)
+
+    def _retake(
+        self,
+        sim: Simulator,
+        coin: _Coin,
+        named: set[str],
+        traded: tuple[float, float],
+        ts: int,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Take the market's positions anew; the liquidation fills of those that left."""
+        old = self._holdings[coin.coin]
+        holdings = self._take(sim.config.seed, coin, sim.truth.positions(coin.market))
+        gone = sorted(old.keys() - holdings.keys())
+        mark = self._marks[coin.market]
+        fills = [
+            self._fill(coin, old[pid], mark, ts)
+            for pid in gone
+            if _liquidated(old[pid], pid, named, *traded)
+        ]
+        for pid in gone:
+            self._held.pop(old[pid].address, None)
+        for pid in holdings.keys() - old.keys():
+            self._held[holdings[pid].address] = holdings[pid].position
+        self._holdings[coin.coin] = holdings
+        self._in_turn[coin.coin] = sorted(holdings.values(), key=_by_address)
+        return fills
+
+    def _unchanged(self, sim: Simulator, coin: _Coin) -> bool:
+        """Whether the market's open positions are the ones taken last time: most steps open,
+        close and liquidate nothing, and building every position anew is the costly part."""
+        book = sim.book
+        m = sim.market_index[coin.market]
+        lo, hi = int(book.seg[m]), int(book.seg[m + 1])
+        ids = np.where(book.alive(sim.now_ms)[lo:hi], book.cohort_id[lo:hi], -1)
+        before = self._ids.get(coin.coin)
+        self._ids[coin.coin] = ids
+        return before is not None and np.array_equal(before, ids)
+
+    def _take(self, seed: int, coin: _Coin, true: list[TruePosition]) -> dict[int, _Holding]:
+        # Positions keep their size, entry and price while open: the ones held already stand.
+        known = self._holdings[coin.coin]
+        holdings = {}
+        for p in true:
+            if p.id in known:
+                holdings[p.id] = known[p.id]
+                continue
+            size = self.share * p.quantity * coin.multiplier
+            held = HeldPosition(
+                coin=coin.coin,
+                size=size if p.side == "long" else -size,
+                entry=p.entry_price / coin.multiplier,
+                liquidation=p.liquidation_price / coin.multiplier,
+                leverage=p.leverage,
+                margin="isolated",
+            )
+            holdings[p.id] = _Holding(
+                address_of(seed, p.id), held, p.liquidation_price, p.side == "long"
+            )
+        return holdings
+
+    def _trades(
+        self, coin: _Coin, holders: list[_Holding], mark: float, ts: int
+    ) -> list[tuple[str, str, float, float, int]]:
+        if len(holders) < 2:
+            return []
+        trades = []
+        turn = self._turn[coin.coin]
+        for _ in range(self.trades_per_step):
+            buyer = holders[turn % len(holders)]
+            seller = holders[(turn + 1) % len(holders)]
+            turn += 2
+            size = min(abs(buyer.position.size), abs(seller.position.size)) * 0.01
+            trades.append((buyer.address, seller.address, size, mark / coin.multiplier, ts))
+        self._turn[coin.coin] = turn % len(holders)
+        return trades
+
+    def _fill(
+        self, coin: _Coin, holding: _Holding, mark: float, ts: int
+    ) -> tuple[str, dict[str, Any]]:
+        position = holding.position
+        tid = self.next_tid()
+        digest = hashlib.sha256(f"{holding.address}:{coin.coin}:{ts}".encode()).hexdigest()
+        side = "Long" if holding.long else "Short"
+        fill = {
+            "coin": coin.coin,
+            "px": repr(position.liquidation),
+            "sz": repr(abs(position.size)),
+            "side": "A" if holding.long else "B",  # the liquidation order closes the position
+            "time": now_ms(),
+            "startPosition": repr(position.size),
+            "dir": f"Liquidated Isolated {side}",
+            "closedPnl": "0.0",
+            "hash": "0x" + digest,
+            "oid": tid,
+            "crossed": True,
+            "fee": "0.0",
+            "tid": tid,
+            "liquidation": {
+                "liquidatedUser": holding.address,
+                "markPx": repr(mark / coin.multiplier),
+                "method": "market",
+            },
+        }
+        return holding.address, fill
+
+    def _schedule(
+        self,
+        coin: str,
+        trades: list[tuple[str, str, float, float, int]],
+        fills: list[tuple[str, dict[str, Any]]],
+    ) -> None:
+        if not trades and not fills:
+            return
+        task = asyncio.get_running_loop().create_task(self._publish(coin, trades, fills))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _publish(
+        self,
+        coin: str,
+        trades: list[tuple[str, str, float, float, int]],
+        fills: list[tuple[str, dict[str, Any]]],
+    ) -> None:
+        await self.trades(coin, trades)
+        for address, fill in fills:
+            await self.user_fills(address, [fill])
+
+    async def close(self) -> None:
+        for task in list(self._sending):
+            task.cancel()
+        await super().close()
+
+
+def _by_address(holding: _Holding) -> str:
+    return holding.address
+
+
+def _liquidated(holding: _Holding, pid: int, named: set[str], low: float, high: float) -> bool:
+    """A position that left the book was liquidated when the simulator's events name it or the
+    mark reached its liquidation price over the step (a voluntary close does neither)."""
+    if f"cohort-{pid}" in named:
+        return True
+    return low <= holding.liquidation if holding.long else high >= holding.liquidation

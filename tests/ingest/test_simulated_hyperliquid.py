@@ -1,0 +1,184 @@
+"""The real position sampler against the simulated market's Hyperliquid share: what it
+measures is the simulator's true positions of the accounts it sampled, and a sampled account's
+liquidation comes out of the stream once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from purpleflea.engine.measured_map import measured_map
+from purpleflea.ingest.connection import Backoff
+from purpleflea.ingest.position_sampler import PositionSampler
+from purpleflea.ingest.sampling_schedule import SamplerConfig
+from purpleflea.model import VenueLiquidation
+from purpleflea.positions import Position
+from purpleflea.sim import SimConfig, SimStep, Simulator
+from purpleflea.store.accounts import open_account_store
+from purpleflea.venues import hyperliquid, registry
+from purpleflea.venues.hyperliquid.simulated import SHARE, SimulatedHyperliquid, address_of
+
+[SAMPLING] = registry.position_sources()
+MARKET = "BTC-PERP"
+
+
+async def _until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+def _sampler(venue: SimulatedHyperliquid, tmp_path: Path) -> PositionSampler:
+    return PositionSampler(
+        SAMPLING,
+        SamplerConfig(budget_per_minute=400, min_interval_ms=60_000, max_interval_ms=60_000),
+        coins=("BTC",),
+        info_url=venue.info_url,
+        ws_url=venue.ws_url,
+        accounts=open_account_store(f"sqlite://{tmp_path / 'history.sqlite'}"),
+        contexts_interval=5.0,
+        backoff=Backoff(base=0.05, cap=0.2),
+    )
+
+
+def _true_sampled(sim: Simulator, polled: set[str]) -> list[Position]:
+    """The simulator's true BTC positions of the polled addresses, Hyperliquid's share of
+    each, valued at the mark (as ``positionValue`` is)."""
+    mark = sim.mark(MARKET)
+    return [
+        Position(
+            account=address_of(sim.config.seed, p.id),
+            exchange="hyperliquid",
+            symbol="BTC",
+            market=MARKET,
+            side=p.side,
+            size=SHARE * p.quantity,
+            entry_price=p.entry_price,
+            margin="isolated",
+            leverage=p.leverage,
+            liquidation_price=p.liquidation_price,
+            notional_usd=SHARE * p.quantity * mark,
+        )
+        for p in sim.truth.positions(MARKET)
+        if address_of(sim.config.seed, p.id) in polled
+    ]
+
+
+async def test_the_measured_map_is_the_simulators_true_positions_of_the_sampled_accounts(
+    tmp_path: Path,
+) -> None:
+    sim = Simulator(SimConfig(seed=11, n_markets=3, warmup_ms=600_000))
+    steps: Iterator[SimStep] = sim.steps()
+    step = next(steps)
+    venue = SimulatedHyperliquid(("BTC",))
+    async with venue:
+        sampler = _sampler(venue, tmp_path)
+        task = asyncio.create_task(sampler.run())
+        try:
+            await _until(lambda: venue.subscribed("BTC"), "the trades subscription")
+            # The market stands still from here: the same book is observed (and its holders
+            # named in trades) until enough accounts were polled.
+            while sampler.stats.polls < 60 or MARKET not in sampler.contexts:
+                venue.observe(sim, step)
+                await asyncio.sleep(0.05)
+            polled = {a for a, held in sampler.schedule.positions.items() if held}
+            found = sampler.measured(MARKET, bucket=500)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    truth = _true_sampled(sim, polled)
+    open_interest_usd = SHARE * sim.truth.open_interest(MARKET) * sim.mark(MARKET)
+    expected = measured_map(
+        MARKET,
+        truth,
+        mark_price=sim.mark(MARKET),
+        open_interest_usd=open_interest_usd,
+        ts=found.ts,
+        bucket=500,
+    )
+    assert len(truth) == len(polled) >= 60  # every polled address holds one true position
+    assert found.prices == expected.prices
+    assert found.long_usd == pytest.approx(expected.long_usd)
+    assert found.short_usd == pytest.approx(expected.short_usd)
+    assert sum(found.long_usd) > 0
+    assert sum(found.short_usd) > 0
+    assert found.positions == len(truth)
+    assert found.open_interest_usd == pytest.approx(open_interest_usd)
+    assert 0 < found.coverage <= 1
+    assert found.coverage == pytest.approx(expected.coverage)
+    assert (venue.rejected, venue.violations) == (0, [])
+
+
+async def test_addresses_are_stable_across_a_restart_of_the_market() -> None:
+    sim = Simulator(SimConfig(seed=4, n_markets=3, warmup_ms=600_000))
+    *_, step = sim.run(60_000)  # one whole block: the state is captured between blocks
+    before = SimulatedHyperliquid(("BTC",))
+    async with before:
+        before.observe(sim, step)
+    # The market stopped and resumed an hour later (a new epoch), as `serve` does on restart.
+    later = replace(sim.config, start_ms=sim.now_ms + 3_600_000, epoch=1)
+    resumed = Simulator.from_state(later, sim.capture_state())
+    after = SimulatedHyperliquid(("BTC",))
+    async with after:
+        after.observe(resumed, next(resumed.steps()))
+    kept = before.holders("BTC").keys() & after.holders("BTC").keys()
+    assert len(kept) > 100
+    assert {pid: before.holders("BTC")[pid] for pid in kept} == {
+        pid: after.holders("BTC")[pid] for pid in kept
+    }
+    held = before.holders("BTC")
+    assert len(set(held.values())) == len(held)  # one address a position
+
+
+class _Capturing(SimulatedHyperliquid):
+    """Records the liquidation fills it would send to each user's subscribers."""
+
+    def __init__(self) -> None:
+        super().__init__(("BTC",))
+        self.sent: list[tuple[str, dict[str, object]]] = []
+
+    async def user_fills(self, user: str, fills: list[dict[str, object]]) -> None:
+        self.sent.extend((user, fill) for fill in fills)
+
+
+async def test_a_liquidated_true_position_is_one_liquidation_fill_of_its_holder() -> None:
+    sim = Simulator(SimConfig.demo(seed=11, n_markets=3, warmup_ms=600_000))
+    venue = _Capturing()
+    liquidated: dict[int, list[VenueLiquidation]] = {}
+    cutoff = sim.config.start_ms + 30 * 60_000
+    # Observed for 30 minutes; the simulator's events for 5 more, as one liquidation's events
+    # are spread over up to a minute after it.
+    for step in sim.run(35 * 60_000):
+        if step.ts <= cutoff:
+            venue.observe(sim, step)
+        for event in step.liquidations:
+            if event.market == MARKET and event.liquidated_user:
+                pid = int(event.liquidated_user.removeprefix("cohort-"))
+                liquidated.setdefault(pid, []).append(event)
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.05)
+    holders = {address_of(sim.config.seed, pid): pid for pid in liquidated}
+    assert len(venue.sent) >= 5, "a volatile half hour liquidates some BTC positions"
+    assert len({user for user, _ in venue.sent}) == len(venue.sent)  # each once
+    for user, fill in venue.sent:
+        pid = holders[user]  # the holder of a position the simulator liquidated
+        events = liquidated[pid]
+        [event] = hyperliquid.normalize_user_events(
+            json.dumps({"channel": "user", "data": {"fills": [fill]}}), owner=user
+        )
+        assert event.side == events[0].side
+        assert event.liquidated_user == user
+        assert event.quantity == pytest.approx(SHARE * sum(e.quantity for e in events))
+    # Every BTC position the simulator liquidated while observed was told (the venue held a
+    # share of each).
+    observed = {
+        p for p, events in liquidated.items() if events[0].ts <= sim.config.start_ms + 30 * 60_000
+    }
+    assert len(venue.sent) == len(observed)
