@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from purpleflea.model import MarketSnapshot, VenueLiquidation
-from purpleflea.sim import basis, crash, shares
+from purpleflea.sim import basis, crash, openinterest, shares
 from purpleflea.sim.book import NEVER, Book
 from purpleflea.sim.config import (
     DAY_MS,
@@ -56,8 +56,8 @@ from purpleflea.sim.markets import TICKERS, MarketSpec, slots_for, tick_decimals
 from purpleflea.sim.resume import BOOK_TIMES, BOOK_VALUES, MARKET_ARRAYS, SimState
 from purpleflea.sim.runs import RunTracker
 from purpleflea.sim.traders import (
-    MAX_COHORT_OI_SHARE,
     OCCUPANCY,
+    cohort_cap,
     cohort_draws,
     cohort_scale,
     leverage_for,
@@ -70,6 +70,12 @@ _VOL_PERSISTENCE_COMMON = 0.9962
 _VOL_NOISE_COMMON = 0.035
 _VOL_PERSISTENCE_OWN = 0.9885
 _VOL_NOISE_OWN = 0.045
+#: New positions' entries are spread like the price over this window (in days): 30 minutes.
+_ENTRY_WINDOW_DAYS = 10 / 1440
+#: Mean delay of a liquidated cohort's later events. Reported within about a second: at the
+#: engine's 6 s a cohort made a 15-20 s streak of one symbol in Binance's thinned stream (36 %
+#: of consecutive events on the same symbol; real 11-27 %).
+_EVENT_SPREAD_MS = 1_200.0
 _IMPACT = ImpactKernel(permanent=0.4, half_life_ms=120_000.0, execution_ms=6_000.0)
 
 FloatArray = npt.NDArray[np.float64]
@@ -152,6 +158,8 @@ class Simulator:
         self._rho = np.where(np.arange(n) == 0, 0.95, 0.7)
         self._depth = np.array([s.depth_usd for s in specs])
         self._oi_target = np.array([s.oi_usd for s in specs])
+        self._oi_level = openinterest.initial(self._rng, n)
+        self._vol_regime = np.ones(n)
         self._max_lev = np.array([s.max_leverage for s in specs], dtype=np.float64)
         self._mmr = np.array([s.mmr for s in specs])
         listings = max(len(s.listings) for s in specs)
@@ -175,10 +183,12 @@ class Simulator:
         self._basis_spread = basis.spread(self._oi_target)
         self._basis = basis.initial(self._rng, self._basis_spread, listings)
         self._quoted_basis = self._basis
-        self._log = CohortLog(spread_ms=_IMPACT.execution_ms)
+        self._log = CohortLog(spread_ms=_EVENT_SPREAD_MS)
         self._offsets = cfg.step_ms * np.arange(1, self._steps_per_block + 1, dtype=np.float64)
         slots = np.array([slots_for(s) for s in specs], dtype=np.float64)
-        self._cohort_usd = cohort_scale(self._oi_target / (slots * OCCUPANCY), self._oi_target)
+        per_slot = self._oi_target / (slots * OCCUPANCY)
+        self._cohort_usd = cohort_scale(per_slot, self._oi_target)
+        self._cohort_cap = cohort_cap(per_slot, self._oi_target)
         self._opened = np.zeros(n)
         self._closed = np.zeros(n)
         self._liquidated = np.zeros(n)  # finalized (blocks before the current one)
@@ -202,7 +212,7 @@ class Simulator:
         while self._next_start < cfg.start_ms:
             self.next_block()
         self.runs = self._new_runs()
-        self._log = CohortLog(spread_ms=_IMPACT.execution_ms)
+        self._log = CohortLog(spread_ms=_EVENT_SPREAD_MS)
         self._next_event = 0
         self.now_ms = cfg.start_ms
 
@@ -422,6 +432,7 @@ class Simulator:
         self._quoted_basis = basis.widened(self._basis, move, self._vol_regime)
         self._share_noise = shares.advance(self._share_noise, self._rng, cfg.block_ms)
         self._apply_shares()
+        self._oi_level = openinterest.advance(self._oi_level, self._rng, cfg.block_ms)
         raw = log.flush(
             self._table,
             self._rng,
@@ -472,17 +483,25 @@ class Simulator:
             return
         m = book.market[idx]
         mark = np.exp(self._x + self._perm + self._trans)[m]
-        entry = mark * np.exp(spread * self._daily_vol[m] * rng.standard_normal(idx.size))
+        # Entries are spread over the prices of the opening window, not all at this mark:
+        # liquidation prices form a continuum rather than a few clumps.
+        window = self._daily_vol[m] * self._vol_regime[m] * _ENTRY_WINDOW_DAYS**0.5
+        scatter = np.hypot(spread * self._daily_vol[m], window)
+        entry = mark * np.exp(scatter * rng.standard_normal(idx.size))
         trend = (self._x - self._x_trend)[m] / (self._daily_vol[m] * 0.2)
-        p_long = np.clip(0.5 + 0.2 * np.tanh(trend), 0.3, 0.7)
+        p_long = np.clip(0.5 + 0.1 * np.tanh(trend), 0.4, 0.6)
         side = np.where(rng.random(idx.size) < p_long, 1, -1)
         btc_lev, relative = cohort_draws(rng, idx.size)
-        usd = np.minimum(relative * self._cohort_usd[m], MAX_COHORT_OI_SHARE * self._oi_target[m])
-        whale = usd > 8.0 * self._cohort_usd[m]
+        level = np.exp(self._oi_level[m])  # the market's open interest trends
+        cap = self._cohort_cap[m] * level
+        usd = np.minimum(relative * self._cohort_usd[m] * level, cap)
+        whale = usd > 8.0 * self._cohort_usd[m] * level
         mmr = self._mmr[m] * np.where(whale, 2.0, 1.0)
         lev = leverage_for(btc_lev, self._base_vol[m], mmr, self._max_lev[m])
         # High-leverage traders hold for shorter (median 3 h at 10x on BTC, ~1 h at 100x).
-        median_life = 3 * 3_600_000 * (10.0 / btc_lev) ** 0.5
+        # Low leverage holds longer still (2x: ~10 h), so the open interest they carry turns
+        # over slowly, as real open interest does.
+        median_life = 3 * 3_600_000 * (10.0 / btc_lev) ** np.where(btc_lev < 10, 0.75, 0.5)
         life = median_life * np.exp(rng.normal(0.0, 1.2, idx.size))
         liq = entry * (1.0 + side * (mmr - 1.0 / lev))
         safe = (liq - mark) * side < 0  # always true unless spread > 0
