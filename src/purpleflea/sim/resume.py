@@ -44,6 +44,7 @@ MARKET_ARRAYS = (
     "quoted_basis",
     "share_noise",
     "oi_level",
+    "jump_pending",
 )
 _VERSION = 2  # 2: the open-interest level (an older file starts a fresh market)
 
