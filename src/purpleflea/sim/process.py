@@ -15,8 +15,9 @@ at a time:
 2. **Price** (each step). ``log mark = x + permanent impact + transient impact`` where ``x``
    is an exogenous random walk whose volatility clusters (a per-minute AR(1) log-volatility,
    common to all markets plus per market) and jumps (per-market and market-wide shocks with
-   clipped Student-t sizes; a market's own jump unfolds over a few minutes). Markets co-move through a common factor. A scheduled crash
-   episode (:mod:`purpleflea.sim.crash`) adds its path and volatility.
+   clipped Student-t sizes; a market's own jump unfolds over a few minutes). Markets co-move
+   through a common factor. A scheduled crash episode (:mod:`purpleflea.sim.crash`) adds its
+   path and volatility.
 3. **Liquidations** (each step). Every cohort whose liquidation price the mark has reached is
    liquidated at that step, exactly then: it is sold (long) or bought (short). The step's
    forced orders move the log price by
