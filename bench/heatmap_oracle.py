@@ -83,7 +83,7 @@ class Oracle:
         path = (self.low if sign > 0 else self.high)[sl][pick]
         usd = qty * entry
         scale = float(sim._cohort_usd[m])
-        cap = traders.MAX_COHORT_OI_SHARE * float(sim._oi_target[m])
+        cap = float(sim._cohort_cap[m])
         whale = usd > 8.0 * scale
         mmr = float(sim._mmr[m]) * np.where(whale, 2.0, 1.0)
         btc = traders._LEVERAGE

@@ -48,7 +48,8 @@ class Row:
     def passes(self) -> bool:
         mid = float(np.median(self.sims))
         low, high = self.band
-        within = self.real > 0 and mid > 0 and max(mid / self.real, self.real / mid) <= 1.5
+        # A ratio of two figures of the same sign (the crash rows are negative: a fall).
+        within = self.real * mid > 0 and max(mid / self.real, self.real / mid) <= 1.5
         return within or low <= self.real <= high
 
 

@@ -18,11 +18,11 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 
 #: Per-listing basis spread (log units) of a market with BTC's open interest ($30B).
-MAJOR_SPREAD = 0.7e-4
-#: The spread grows as (30B / open interest) ** this: ~3.9x for HYPE (as measured), up to
+MAJOR_SPREAD = 0.9e-4
+#: The spread grows as (30B / open interest) ** this: ~3.1x for HYPE (as measured), up to
 #: :data:`MAX_SPREAD` for the small coins (no real data on them; this keeps the same-second
 #: spread across their four to nine venues under ~0.3% at p99 outside a crash).
-SIZE_EXPONENT = 0.34
+SIZE_EXPONENT = 0.28
 MAX_SPREAD = 4e-4
 HALF_LIFE_MS = 3_600_000.0
 #: A block moving the market by this much (log) doubles the basis, growing as the square of

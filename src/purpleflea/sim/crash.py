@@ -43,7 +43,7 @@ KNOTS: tuple[tuple[float, float], ...] = (
 DURATION_MS = int(KNOTS[-1][0] * _MINUTE)
 VOL_BOOST = 2.5
 #: Per-minute hazard of an open position closing while a wave falls (~half over 22 minutes).
-DERISK_PER_MIN = 0.03
+DERISK_PER_MIN = 0.032
 #: From the episode on, empty slots refill 20x slower for this long (real open interest was
 #: still at half a day after 2025-10-10).
 SLOW_REFILL_MS = 48 * 3_600_000

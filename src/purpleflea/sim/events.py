@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-MAX_EVENTS_PER_COHORT = 120
+MAX_EVENTS_PER_COHORT = 200
 #: No event of a liquidated cohort comes later than this after its liquidation.
 MAX_SPREAD_MS = 30_000
 

@@ -183,8 +183,11 @@ def universe(n_markets: int = 275) -> tuple[MarketSpec, ...]:
 
 def slots_for(spec: MarketSpec) -> int:
     """How many position cohorts the simulator keeps for a market (more for deep markets)."""
-    scaled: float = 30 * (spec.oi_usd / 5e6) ** 0.45
-    return max(40, min(2500, round(scaled)))
+    # Growing faster on the deepest markets (BTC 3,600 slots, not 1,500), so their open
+    # interest is smooth and their liquidation prices a continuum.
+    ratio = spec.oi_usd / 5e6
+    scaled: float = max(30 * ratio**0.45, 5 * ratio**0.8)
+    return max(40, min(3600, round(scaled)))
 
 
 def tick_decimals(price: float) -> int:

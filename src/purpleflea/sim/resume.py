@@ -43,8 +43,10 @@ MARKET_ARRAYS = (
     "basis",
     "quoted_basis",
     "share_noise",
+    "oi_level",
+    "jump_pending",
 )
-_VERSION = 1
+_VERSION = 2  # 2: the open-interest level (an older file starts a fresh market)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,12 @@
 """Who the leveraged traders are: the leverage mix and the size of new cohorts.
 
 The leverage mix is BTC's: 2x-125x, most cohorts at 5x-20x, notional falling with leverage
-(high leverage is common but small). Other coins get the leverage tier giving the same
-liquidation distance measured in daily volatilities (traders use less leverage on wilder
-coins), capped by the market's maximum. Cohort notional is heavy-tailed (Pareto 1.6, capped
+(high leverage is common but small). Leverage is continuous, not a few tiers: a cohort's
+effective leverage is its tier times a log-uniform factor (cross-margin accounts, partial
+closes and added margin put real liquidation prices anywhere, not at a few distances from
+the entry). Other coins get the leverage giving the same liquidation distance measured in
+daily volatilities (traders use less leverage on wilder coins), capped by the market's
+maximum. Cohort notional is heavy-tailed (Pareto 1.6, capped
 at 30x the mean and at :data:`MAX_COHORT_OI_SHARE` of the market's open interest).
 """
 
@@ -22,8 +25,14 @@ _LEVERAGE_SIZE_EXP = 1.3
 # daily volatilities (see leverage_for).
 _BTC_MMR = 0.004
 _BTC_DAILY_VOL = 0.025
-# No cohort holds more than this share of its market's target open interest.
+# No cohort holds more than this share of its market's target open interest, nor more than
+# MAX_COHORT_SLOTS times a slot's mean (on a deep market 10% of the open interest in one cohort
+# made the book lumpy: whales coming and going moved BTC's open interest by 8% in a day at
+# the median, real 4.4%).
 MAX_COHORT_OI_SHARE = 0.10
+MAX_COHORT_SLOTS = 25.0
+# A cohort's leverage is its tier times exp(U(-this, this)).
+LEVERAGE_JITTER = 0.25
 # Share of slots holding a cohort at a time (mean life ~6 h, mean refill wait 20 min).
 OCCUPANCY = 0.95
 
@@ -31,9 +40,17 @@ OCCUPANCY = 0.95
 def cohort_draws(rng: np.random.Generator, count: int) -> tuple[FloatArray, FloatArray]:
     """BTC-equivalent leverage and relative notional of ``count`` new cohorts (mean ~1 before
     the per-market cap)."""
-    btc_lev = _LEVERAGE[rng.choice(_LEVERAGE.size, count, p=_LEVERAGE_P)]
+    tier = _LEVERAGE[rng.choice(_LEVERAGE.size, count, p=_LEVERAGE_P)]
+    jitter = np.exp(rng.uniform(-LEVERAGE_JITTER, LEVERAGE_JITTER, count))
+    btc_lev = np.clip(tier * jitter, _LEVERAGE[0], _LEVERAGE[-1])
     pareto = np.minimum((rng.pareto(1.6, count) + 1.0) * (0.6 / 1.6), 30.0)
     return btc_lev, pareto * (10.0 / btc_lev) ** _LEVERAGE_SIZE_EXP
+
+
+def cohort_cap(per_slot_usd: FloatArray, oi_usd: FloatArray) -> FloatArray:
+    """The largest cohort (USD) of each market."""
+    cap: FloatArray = np.minimum(MAX_COHORT_OI_SHARE * oi_usd, MAX_COHORT_SLOTS * per_slot_usd)
+    return cap
 
 
 def cohort_scale(per_slot_usd: FloatArray, oi_usd: FloatArray) -> FloatArray:
@@ -42,7 +59,7 @@ def cohort_scale(per_slot_usd: FloatArray, oi_usd: FloatArray) -> FloatArray:
     Solved by fixed-point iteration on a fixed sample, so it is the same for every seed.
     """
     _, relative = cohort_draws(np.random.default_rng(12345), 20_000)
-    cap = MAX_COHORT_OI_SHARE * oi_usd
+    cap = cohort_cap(per_slot_usd, oi_usd)
     scale = per_slot_usd / relative.mean()
     for _ in range(30):
         capped = np.minimum(relative[None, :] * scale[:, None], cap[:, None]).mean(axis=1)
@@ -54,11 +71,10 @@ def cohort_scale(per_slot_usd: FloatArray, oi_usd: FloatArray) -> FloatArray:
 def leverage_for(
     btc_lev: FloatArray, daily_vol: FloatArray, mmr: FloatArray, max_lev: FloatArray
 ) -> FloatArray:
-    """The leverage tier giving, on a coin with ``daily_vol``, the liquidation distance (in
-    daily volatilities) that ``btc_lev`` gives on BTC, capped by ``max_lev`` and so that the
-    maintenance margin stays under half the initial margin."""
+    """The leverage giving, on a coin with ``daily_vol``, the liquidation distance (in daily
+    volatilities) that ``btc_lev`` gives on BTC, at least the lowest tier (2x), capped by
+    ``max_lev`` and so that the maintenance margin stays under half the initial margin."""
     vols = (1.0 / btc_lev - _BTC_MMR) / _BTC_DAILY_VOL
-    wanted = 1.0 / (vols * daily_vol + mmr)
-    tier = _LEVERAGE[np.maximum(np.searchsorted(_LEVERAGE, wanted, side="right") - 1, 0)]
-    capped: FloatArray = np.minimum(np.minimum(tier, max_lev), np.floor(0.5 / mmr))
+    wanted = np.maximum(1.0 / (vols * daily_vol + mmr), _LEVERAGE[0])
+    capped: FloatArray = np.minimum(np.minimum(wanted, max_lev), np.floor(0.5 / mmr))
     return capped
