@@ -72,3 +72,15 @@ class MeasuredMap(PriceBuckets, frozen=True, kw_only=True):
     positions: int
     #: Always ``"measured"``: tells it apart from the estimated heatmap in one response type.
     source: Literal["measured"] = "measured"
+
+
+class MeasuredInputs(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything one market's measured map is cut from, at ``ts``: the sampled positions of
+    that market (in the sampler's order, which fixes the float sums) and its mark and open
+    interest. What the ingest node relays to API nodes, so they cut the same map."""
+
+    market: str
+    ts: int
+    mark_price: float
+    open_interest_usd: float
+    positions: tuple[Position, ...]

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 
 from purpleflea.engine.heatmap import MAX_BUCKETS, _round_size
 from purpleflea.model import Heatmap
-from purpleflea.positions import MeasuredMap, Position
+from purpleflea.positions import MeasuredInputs, MeasuredMap, Position
 
 
 def measured_map(
@@ -85,6 +85,27 @@ def measured_map(
         open_interest_usd=open_interest_usd,
         accounts=len(accounts),
         positions=held,
+    )
+
+
+def cut(
+    inputs: MeasuredInputs,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    bucket: float | None = None,
+) -> MeasuredMap:
+    """:func:`measured_map` of captured ``inputs``: the one path from a sampler's state (on
+    the node that samples, or relayed to another) to the map a client asked for."""
+    return measured_map(
+        inputs.market,
+        inputs.positions,
+        mark_price=inputs.mark_price,
+        open_interest_usd=inputs.open_interest_usd,
+        ts=inputs.ts,
+        low=low,
+        high=high,
+        bucket=bucket,
     )
 
 

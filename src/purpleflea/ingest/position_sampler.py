@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from purpleflea.clock import now_ms
-from purpleflea.engine.measured_map import measured_map
+from purpleflea.engine.measured_map import cut
 from purpleflea.ingest.connection import (
     Backoff,
     ConnectionStats,
@@ -51,7 +51,7 @@ from purpleflea.ingest.sampling_schedule import (
     distance_to_liquidation,
 )
 from purpleflea.model import VenueLiquidation
-from purpleflea.positions import MarketContext, MeasuredMap
+from purpleflea.positions import MarketContext, MeasuredInputs, MeasuredMap
 from purpleflea.store.accounts import AccountStore
 from purpleflea.venues import FrameError
 from purpleflea.venues.venue import PositionSampling
@@ -337,6 +337,20 @@ class PositionSampler:
         """Markets with a known mark and open interest, sorted."""
         return tuple(sorted(self.contexts))
 
+    def measured_inputs(self, market: str) -> MeasuredInputs:
+        """What :meth:`measured` cuts ``market``'s map from, now: its sampled positions, mark
+        and open interest. Raises ``LookupError`` before the mark and open interest are known."""
+        context = self.contexts.get(market)
+        if context is None:
+            raise LookupError(f"measured map {market}: no mark and open interest polled yet")
+        return MeasuredInputs(
+            market=market,
+            ts=self.clock(),
+            mark_price=context.mark_price,
+            open_interest_usd=context.open_interest_usd,
+            positions=tuple(p for p in self.schedule.sampled() if p.market == market),
+        )
+
     def measured(
         self,
         market: str,
@@ -347,19 +361,7 @@ class PositionSampler:
     ) -> MeasuredMap:
         """The measured map of ``market`` from every sampled account's last positions.
         Raises ``LookupError`` before the market's mark and open interest are known."""
-        context = self.contexts.get(market)
-        if context is None:
-            raise LookupError(f"measured map {market}: no mark and open interest polled yet")
-        return measured_map(
-            market,
-            self.schedule.sampled(),
-            mark_price=context.mark_price,
-            open_interest_usd=context.open_interest_usd,
-            ts=self.clock(),
-            low=low,
-            high=high,
-            bucket=bucket,
-        )
+        return cut(self.measured_inputs(market), low=low, high=high, bucket=bucket)
 
 
 def _no_events(event: VenueLiquidation, received_at: int) -> None:

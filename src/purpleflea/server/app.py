@@ -15,6 +15,7 @@ import contextlib
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ from purpleflea.venues import registry
 
 if TYPE_CHECKING:
     from purpleflea.server.measured import MeasuredMaps
+    from purpleflea.server.measured_relay import MeasuredRelay
 
 log = logging.getLogger("purpleflea.server")
 access_log = logging.getLogger("purpleflea.access")
@@ -130,6 +132,10 @@ class Server:
     #: Called with the simulator after each of its steps (the simulated venues' servers).
     sim_observers: list[SimObserver] = field(default_factory=list)
     bus_counters: Callable[[], dict[str, int]] | None = None
+    #: Scale-out measured maps: an API node's, relayed from the ingest node; an ingest node's
+    #: publisher of its own (given them once the samplers exist).
+    relayed_measured: MeasuredMaps | None = None
+    measured_publisher: Callable[[MeasuredMaps], Callable[[], Awaitable[None]]] | None = None
     source_task: asyncio.Task[None] | None = None
     #: Set when the shutdown begins: readiness answers 503 from then on.
     stopping: bool = False
@@ -381,21 +387,42 @@ def _ingest_node(
     # This process also serves clients (role all) or delivers webhooks: it reads the bus too.
     server.starters.append(lambda: bus.start(after_seq=tracker.last_seq))
     server.closers.append(relay.close)
-    server.bus_counters = lambda: _bus_counters(bus, relay)
+    measured = _measured_relay(relay)
+    server.bus_counters = lambda: _bus_counters(bus, relay, measured.counters)
+
+    def publisher(maps: MeasuredMaps) -> Callable[[], Awaitable[None]]:
+        return lambda: measured.publish_changes(maps, interval=config.heatmap_publish_s)
+
+    server.measured_publisher = publisher
     return server
 
 
-def _bus_counters(bus: NatsBus, relay: HeatmapRelay) -> dict[str, int]:
-    return {**bus.counters, **{f"heatmap_{k}": v for k, v in relay.counters.items()}}
+def _measured_relay(relay: HeatmapRelay) -> MeasuredRelay:
+    from purpleflea.server.measured_relay import MeasuredRelay  # noqa: PLC0415 - loads samplers
+
+    return MeasuredRelay(relay)
+
+
+def _bus_counters(
+    bus: NatsBus, relay: HeatmapRelay, measured: Counter[str] | None = None
+) -> dict[str, int]:
+    heatmaps = {f"heatmap_{k}": v for k, v in relay.counters.items()}
+    return {**bus.counters, **heatmaps, **{f"heatmap_{k}": v for k, v in (measured or {}).items()}}
 
 
 def _api_node(config: ServerConfig, store: Store, bus: NatsBus, relay: HeatmapRelay) -> Server:
     """Role ``api``: clients are served from the bus and the store; no engine runs here."""
+    from purpleflea.server.measured_relay import RelayedMeasuredMaps  # noqa: PLC0415
+
     model = RelayedHeatmapModel()
     server = _assemble(config, store, bus, Follower(store, bus), HeatmapFeed(model))
+    measured, maps = _measured_relay(relay), RelayedMeasuredMaps()
     server.starters.append(lambda: relay.follow(model))
+    server.starters.append(lambda: measured.follow(maps))
+    server.closers.append(measured.close)
     server.closers.append(relay.close)
-    server.bus_counters = lambda: _bus_counters(bus, relay)
+    server.relayed_measured = maps
+    server.bus_counters = lambda: _bus_counters(bus, relay, measured.counters)
     return server
 
 
@@ -458,8 +485,11 @@ def writer_lock(config: ServerConfig) -> contextlib.AbstractContextManager[None]
 
 
 def _measured_maps(config: ServerConfig, built: Server) -> MeasuredMaps | None:
-    """Position samplers as background work when configured (not on API-only nodes)."""
-    if config.positions is None or config.role == "api":
+    """Position samplers as background work when configured (not on API-only nodes: theirs
+    are relayed from the ingest node, which publishes its own)."""
+    if config.role == "api":
+        return built.relayed_measured
+    if config.positions is None:
         return None
     from purpleflea.server.measured import start_sampling  # noqa: PLC0415 - only when on
 
@@ -469,6 +499,10 @@ def _measured_maps(config: ServerConfig, built: Server) -> MeasuredMaps | None:
         built.sim_observers.append(venue.observe)
     built.background.extend(sampling.work)
     built.closers.append(sampling.close)
+    if built.measured_publisher is not None:
+        built.background.append(
+            ("measured heatmap publisher", built.measured_publisher(sampling.maps))
+        )
     return sampling.maps
 
 

@@ -35,6 +35,7 @@ import numpy as np
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
+from nats.js import JetStreamContext
 from nats.js.api import (
     ConsumerConfig,
     DeliverPolicy,
@@ -175,7 +176,17 @@ class HeatmapRelay:
 
     @property
     def subject(self) -> str:
+        """What the stream captures: the estimated views and the measured states
+        (:mod:`purpleflea.server.measured_relay`, one token deeper)."""
         return f"{self.prefix}.heatmap.>"
+
+    @property
+    def client(self) -> Client:
+        return self._client
+
+    @property
+    def js(self) -> JetStreamContext:
+        return self._js
 
     async def _ensure_stream(self, max_age_s: float) -> None:
         try:
@@ -237,7 +248,7 @@ class HeatmapRelay:
             self.counters["received"] += 1
 
         self._consumer = await self._js.subscribe(
-            self.subject,
+            f"{self.prefix}.heatmap.*",  # the views only: measured states are one token deeper
             stream=self.stream,
             cb=on_message,
             ordered_consumer=True,
