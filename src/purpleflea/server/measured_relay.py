@@ -14,10 +14,10 @@ body, bit for bit; ``ts`` is when the ingest node read the state it published.
 Why the positions and not a full-resolution map: positions carry their own liquidation
 prices, and a bucket is any width a client asks for, so no fixed grid could be re-cut into every
 answer exactly; coverage, accounts and positions counts come from the same set. Why not a
-pre-cut answer: it answers one ``low``/``high``/``bucket`` only. The cost is size: about 60
-bytes a position after compression (BENCHMARKS.md), so a market's message stays under NATS's
-default 1 MiB payload up to some 15,000 sampled positions; a larger one is not published
-(counted as ``measured_too_large`` and logged) rather than split.
+pre-cut answer: it answers one ``low``/``high``/``bucket`` only. The cost is size: about 64
+bytes a position after compression (``bench/measured_relay_size.py``, BENCHMARKS.md), so a
+market's message stays under NATS's default 1 MiB payload up to some 16,000 sampled positions;
+a larger one is not published (counted as ``measured_too_large`` and logged) rather than split.
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ _decoder = msgspec.msgpack.Decoder(MeasuredInputs)
 
 
 def encode_inputs(inputs: MeasuredInputs) -> bytes:
-    """The wire form of ``inputs``: msgpack (floats as float64, so exact), deflated (the
-    position field names and account prefixes repeat)."""
-    return zlib.compress(_encoder.encode(inputs), 6)
+    """The wire form of ``inputs``: msgpack (floats as float64, so exact), deflated at the
+    fastest level (the position field names repeat; level 6 saves only 8 % more)."""
+    return zlib.compress(_encoder.encode(inputs), 1)
 
 
 def decode_inputs(data: bytes) -> MeasuredInputs:
@@ -106,7 +106,8 @@ class MeasuredRelay:
     async def publish(self, inputs: MeasuredInputs) -> bool:
         """Publish one market's state; False (and counted) when it exceeds the server's
         maximum payload."""
-        data = encode_inputs(inputs)
+        # Deflating 10,000 positions takes tens of ms; zlib does it off the GIL.
+        data = await asyncio.to_thread(encode_inputs, inputs)
         client = self.relay.client
         if len(data) > client.max_payload:
             self.counters["measured_too_large"] += 1
