@@ -10,15 +10,26 @@ from typing import Any
 import httpx
 import pytest
 
+from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.engine.measured_map import cut
-from purpleflea.positions import MeasuredInputs, Position
+from purpleflea.ingest.position_sampler import PositionSampler
+from purpleflea.positions import MarketContext, MeasuredInputs, Position
+from purpleflea.server.heatmap_relay import (
+    PublishingSink,
+    RelayedHeatmapModel,
+    decode_view,
+    encode_view,
+)
+from purpleflea.server.measured import MeasuredMaps
 from purpleflea.server.measured_relay import (
     RelayedMeasuredMaps,
     decode_inputs,
     encode_inputs,
 )
+from purpleflea.venues import registry
 from tests.fakes.hyperliquid import FakeHyperliquid, HeldPosition
 from tests.scaleout.cluster import Cluster, Node, cluster, until
+from tests.scaleout.test_heatmap_relay import _feed_minutes
 
 MARK = 90_000.0
 # The answers a client can ask for: default, a bucket, a custom range, a range and a bucket.
@@ -180,3 +191,30 @@ def test_the_wire_state_is_exact_and_cut_like_the_ingest_nodes() -> None:
         maps.heatmap("ETH-PERP", low=None, high=None, bucket=None)
     with pytest.raises(ValueError, match="not a measured state"):
         decode_inputs(b"\x01garbage")
+
+
+def test_relayed_metrics_equal_the_sampling_nodes() -> None:
+    """``/v1/metrics``' coverage and estimate-vs-measured lines from relayed estimates and
+    relayed positions equal the sampling node's, from its model and its sampler."""
+    feed = HeatmapFeed()
+    _feed_minutes(PublishingSink(feed), range(4))
+    sampler = PositionSampler(registry.position_sources()[0], coins=("BTC",), clock=lambda: 7)
+    mark = feed.model.heatmap("BTC-PERP").mark_price
+    sampler.contexts["BTC-PERP"] = MarketContext(
+        market="BTC-PERP", mark_price=mark, open_interest=300.0, open_interest_usd=300 * mark
+    )
+    for n in range(60):
+        side = "long" if n % 2 else "short"
+        away = (0.02 + n / 400) * (-1 if side == "long" else 1)
+        sampler.schedule.polled(
+            f"0x{n:040x}", [_position(f"0x{n:040x}", side, mark * (1 + away), 1e4 + n)], 0
+        )
+    own = MeasuredMaps((sampler,))
+
+    model, maps = RelayedHeatmapModel(), RelayedMeasuredMaps()
+    model.install(*decode_view(encode_view("BTC-PERP", feed.model._view("BTC-PERP"))))
+    maps.install(decode_inputs(encode_inputs(sampler.measured_inputs("BTC-PERP"))))
+    relayed = maps.metrics(model)
+    assert relayed == own.metrics(feed.model)
+    spearman = {name: samples for name, _, _, samples in relayed}
+    assert spearman["heatmap_estimate_vs_measured_spearman"]  # scored, not left out
