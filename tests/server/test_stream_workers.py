@@ -201,3 +201,22 @@ async def test_sigterm_closes_worker_streams_with_1001_within_5_s(tmp_path: Path
         assert time.monotonic() - started < 5
         await asyncio.to_thread(process.wait, 5)
         assert time.monotonic() - started < 5
+
+
+async def test_a_ping_sent_with_the_subscription_is_answered_by_the_worker(
+    tmp_path: Path,
+) -> None:
+    async with (
+        running_server(make_config(tmp_path, stream_workers=2)) as live,
+        connect(live.ws_url, additional_headers={"X-API-Key": live.key}) as ws,
+    ):
+        # Both at once: main may have read the ping before it hands the socket over.
+        await ws.send(json.dumps({"op": "subscribe"}))
+        await ws.send('{"op":"ping"}')
+        kinds = [json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] for _ in range(3)]
+        assert kinds[0] == "subscribed"
+        assert "pong" in kinds
+        assert sum(_per_worker(live)) == 1
+        await ws.send('{"op":"ping"}')
+        while (frame := json.loads(await asyncio.wait_for(ws.recv(), 5)))["type"] != "pong":
+            assert frame["type"] == "heartbeat"

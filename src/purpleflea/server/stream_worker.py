@@ -105,22 +105,33 @@ class ClientConnection(asyncio.Protocol):
         self.kick(_CLIENT_GONE)
         return None
 
+    def handle_texts(self, texts: list[str]) -> None:
+        """Client messages read before the handoff (by main), handled as if read here."""
+        for text in texts:
+            if not self._message(text):
+                return
+        self._flush()
+
+    def _message(self, text: str) -> bool:
+        """One client message (binary: empty text); False once it floods."""
+        now = time.monotonic()
+        if now - self._window_start >= 1.0:
+            self._window_start, self._count = now, 0
+        self._count += 1
+        if self._count > _MAX_INBOUND_PER_S:
+            self.kick("flood")
+            return False
+        if text.strip() in _PING:
+            self.ws.send_text(b'{"type":"pong"}')
+        return True
+
     def _handle(self, events: list[Any]) -> None:
         for frame in events:
             if not isinstance(frame, Frame) or frame.opcode not in (Opcode.TEXT, Opcode.BINARY):
                 continue  # pings are answered by the protocol itself, close frames below
-            now = time.monotonic()
-            if now - self._window_start >= 1.0:
-                self._window_start, self._count = now, 0
-            self._count += 1
-            if self._count > _MAX_INBOUND_PER_S:
-                self.kick("flood")
+            text = bytes(frame.data).decode(errors="replace") if frame.opcode is Opcode.TEXT else ""
+            if not self._message(text):
                 return
-            if (
-                frame.opcode is Opcode.TEXT
-                and bytes(frame.data).decode(errors="replace").strip() in _PING
-            ):
-                self.ws.send_text(b'{"type":"pong"}')
         self._flush()
         if self.ws.state is not State.OPEN or self.ws.parser_exc is not None:
             self.kick(_CLIENT_GONE)  # the client closed (answered above) or broke the protocol
@@ -291,6 +302,7 @@ class Worker:
 
         async def send_all() -> None:
             await connection.send_text(encode(subscribed))
+            connection.handle_texts(opened.pending)
             async for item in feed:
                 await connection.send_text(item.data)
                 self._written(item)

@@ -354,11 +354,11 @@ class Streams:
         await self._check_resume(wanted)
         if self.workers is not None and self.workers.available:
             try:
-                worker, stream_id = await self.workers.hand_off(ws, wanted, batch)
+                worker, stream_id, closed = await self.workers.hand_off(ws, wanted, batch)
             except (HandoffError, TimeoutError) as exc:
                 log.warning("stream stays in the main process: %s", exc)
             else:
-                return await self._on_worker(worker, stream_id, ended), True
+                return await self._on_worker(worker, stream_id, closed, ended), True
         subscription = self.fanout.subscribe(self.buffer_bytes)
         start_seq = self.tracker.last_seq
         subscribed = {
@@ -389,12 +389,15 @@ class Streams:
         return await self._pump(ended, kick, subscription, feed, write, helpers), False
 
     async def _on_worker(
-        self, worker: StreamWorker, stream_id: int, ended: asyncio.Future[str]
+        self,
+        worker: StreamWorker,
+        stream_id: int,
+        closed: asyncio.Future[str],
+        ended: asyncio.Future[str],
     ) -> str:
         """Hold a handed-off stream's place (its account's slot, the shutdown's wait) until
         its worker reports its end; an end decided here (revocation, shutdown) is sent to
         the worker, which tells the client the same reason as this process would."""
-        closed = worker.streams[stream_id]
         await asyncio.wait([ended, closed], return_when=asyncio.FIRST_COMPLETED)
         if not closed.done():
             why = ended.result()

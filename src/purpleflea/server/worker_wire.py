@@ -43,6 +43,9 @@ class Open(msgspec.Struct, tag=True, frozen=True):
     id: int
     wanted: StreamFilter
     batch: int
+    #: Client messages main had already read from the socket (a ping sent right after the
+    #: subscribe message): the worker handles them first, as if it had read them.
+    pending: list[str] = []
 
 
 class Kick(msgspec.Struct, tag=True, frozen=True):

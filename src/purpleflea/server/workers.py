@@ -146,14 +146,22 @@ class StreamWorker:
         self.streams.clear()
 
     def hand_off(
-        self, stream_id: int, sock: socket.socket, wanted: StreamFilter, batch: int
-    ) -> None:
-        message = encode_control(Open(stream_id, wanted, batch))
+        self,
+        stream_id: int,
+        sock: socket.socket,
+        wanted: StreamFilter,
+        batch: int,
+        pending: list[str],
+    ) -> asyncio.Future[str]:
+        """Send the socket; returns the future the stream's end will be reported on."""
+        message = encode_control(Open(stream_id, wanted, batch, pending))
         try:
             socket.send_fds(self.control, [message], [sock.fileno()])
         except OSError as exc:
             raise HandoffError(f"stream worker {self.index}: {exc}") from exc
-        self.streams[stream_id] = asyncio.get_running_loop().create_future()
+        closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.streams[stream_id] = closed
+        return closed
 
     def kick(self, stream_id: int, reason: str, message: str) -> None:
         with contextlib.suppress(OSError):
@@ -221,9 +229,10 @@ class WorkerPool:
 
     async def hand_off(
         self, ws: WebSocket, wanted: StreamFilter, batch: int
-    ) -> tuple[StreamWorker, int]:
+    ) -> tuple[StreamWorker, int, asyncio.Future[str]]:
         """Give ``ws`` (accepted, nothing sent after the handshake) to the least busy worker;
-        from then on main neither reads nor writes it. Returns the worker and the stream id."""
+        from then on main neither reads nor writes it. Returns the worker, the stream id and
+        the future its end is reported on."""
         healthy = [worker for worker in self.workers if worker.healthy]
         if not healthy:
             raise HandoffError("no stream worker is running")
@@ -239,7 +248,7 @@ class WorkerPool:
         stream_id = next(self._ids)
         duplicate = socket.socket(fileno=os.dup(sock.fileno()))
         try:
-            worker.hand_off(stream_id, duplicate, wanted, batch)
+            closed = worker.hand_off(stream_id, duplicate, wanted, batch, _pending(protocol))
         finally:
             duplicate.close()
         # Main's copy goes without a word on the wire (closing one descriptor of a socket that
@@ -248,7 +257,19 @@ class WorkerPool:
         if callable(stop_keepalive):
             stop_keepalive()
         transport.abort()
-        return worker, stream_id
+        return worker, stream_id, closed
+
+
+def _pending(protocol: Any) -> list[str]:
+    """The client messages uvicorn has read and the app has not (binary ones as empty text:
+    the worker counts them against the flood limit and ignores them, as main does)."""
+    queue = getattr(protocol, "queue", None)
+    pending: list[str] = []
+    while isinstance(queue, asyncio.Queue) and not queue.empty():
+        event = queue.get_nowait()
+        if event.get("type") == "websocket.receive":
+            pending.append(event.get("text") or "")
+    return pending
 
 
 def _connection_of(ws: WebSocket) -> tuple[Any, asyncio.Transport]:
