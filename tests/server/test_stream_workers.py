@@ -81,6 +81,28 @@ async def test_clients_on_both_workers_get_every_event_once_in_seq_order(tmp_pat
         await _until(lambda: len(live.server.gate.streams) == 0, 10, "the streams to end")
         assert _per_worker(live) == [0, 0]
         assert live.server.streams.closed == {"client_disconnected": 4}
+        # The workers' written-to-socket latency reaches main's /v1/metrics histogram.
+        written = live.server.tracker.latency
+        await _until(lambda: written.count("written") >= 4 * last, 10, "the workers' reports")
+
+
+async def test_a_worker_that_dies_releases_its_streams_and_the_other_takes_new_ones(
+    tmp_path: Path,
+) -> None:
+    async with running_server(make_config(tmp_path, stream_workers=2)) as live:
+        clients = [await _subscribe(live) for _ in range(4)]
+        await _until(lambda: _per_worker(live) == [2, 2], 10, "two streams on each worker")
+        workers = live.server.streams.workers
+        assert workers is not None
+        workers.workers[0].process.kill()
+        await _until(lambda: len(live.server.gate.streams) == 2, 10, "main to release two")
+        assert live.server.streams.closed == {"internal_error": 2}
+        late = await _subscribe(live)
+        await _until(lambda: _per_worker(live)[1] == 3, 10, "the new stream on the live worker")
+        await live.push(venue_event())
+        assert await _seqs_until(late, 1) == [1]
+        for ws in (*clients, late):
+            await ws.close()
 
 
 async def test_the_per_account_cap_counts_streams_on_every_worker(tmp_path: Path) -> None:

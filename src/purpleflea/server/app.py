@@ -531,7 +531,9 @@ def create_app(
                 buffer_bytes=config.stream_buffer_bytes,
                 last_seq=built.tracker.last_seq,
             )
-            built.streams.workers = WorkerPool(config.stream_workers, settings)
+            built.streams.workers = WorkerPool(
+                config.stream_workers, settings, built.tracker.latency
+            )
             built.streams.workers.start(built.streams.fanout)
         for start in built.starters:
             await start()

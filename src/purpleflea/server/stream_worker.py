@@ -51,6 +51,7 @@ from purpleflea.server.worker_wire import (
     Closed,
     Open,
     Settings,
+    Written,
     decode_batch,
     decode_control,
     encode_control,
@@ -67,6 +68,8 @@ _MAX_CLIENT_MESSAGE = 65_536
 #: its queue, where the slow-consumer rule counts it, as uvicorn's own writes do in main).
 _TRANSPORT_HIGH = 64 * 1024
 _PING = ('{"op":"ping"}', '{"op": "ping"}')
+#: How often the ``written`` latency goes to main.
+_REPORT_S = 1.0
 
 
 class ClientConnection(asyncio.Protocol):
@@ -189,11 +192,13 @@ class Worker:
         self.fanout.start()
         reader, _ = await asyncio.open_unix_connection(sock=self.batches)
         feed = asyncio.create_task(self._read_batches(reader))
+        reports = asyncio.create_task(self._report_latency())
         try:
             await self._read_control()
         finally:
             self.stopping = True
             feed.cancel()
+            reports.cancel()
             for kick in tuple(self.kicks.values()):
                 kick("server_shutdown")
             if self.tasks:
@@ -246,6 +251,14 @@ class Worker:
             if kick is not None:
                 self.messages[message.id] = message.message
                 kick(message.reason)
+
+    async def _report_latency(self) -> None:
+        while True:
+            await asyncio.sleep(_REPORT_S)
+            counts, total = self.latency.take("written")
+            if any(counts):
+                with contextlib.suppress(OSError):
+                    self.control.send(encode_control(Written(counts, total)))
 
     def _report(self, stream_id: int, reason: str) -> None:
         with contextlib.suppress(OSError):

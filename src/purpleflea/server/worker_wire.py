@@ -4,7 +4,8 @@ Two socket pairs per worker, both private to the two processes:
 
 - control (``SOCK_SEQPACKET``, one message per packet, both ways): :class:`Settings` once,
   then :class:`Open` (a connected client's socket rides along as ``SCM_RIGHTS``),
-  :class:`Kick` (end a stream with a reason) from main; :class:`Closed` from the worker;
+  :class:`Kick` (end a stream with a reason) from main; :class:`Closed` and, every second
+  with deliveries, :class:`Written` from the worker;
 - batches (``SOCK_STREAM``, main to worker): every chunk the main fan-out reads from the bus,
   length-prefixed, each event as the frame bytes every client gets (encoded once, in main).
 """
@@ -63,7 +64,15 @@ class Closed(msgspec.Struct, tag=True, frozen=True):
     reason: str
 
 
-Control = Settings | Open | Kick | Closed
+class Written(msgspec.Struct, tag=True, frozen=True):
+    """The worker's ``written`` stage latency since its last report (bucket counts, sum):
+    main adds it to the histogram ``/v1/metrics`` shows."""
+
+    counts: list[int]
+    total: float
+
+
+Control = Settings | Open | Kick | Closed | Written
 
 _control_decoder = msgspec.msgpack.Decoder(Control)
 _batch_decoder = msgspec.msgpack.Decoder(list[tuple[str, int, bytes, float]])

@@ -31,12 +31,14 @@ from starlette.websockets import WebSocket
 
 from purpleflea.server.fanout import Chunk, ClientQueue, Fanout
 from purpleflea.server.filters import StreamFilter
+from purpleflea.server.latency import StageLatency
 from purpleflea.server.worker_wire import (
     CONTROL_BYTES,
     Closed,
     Kick,
     Open,
     Settings,
+    Written,
     decode_control,
     encode_batch,
     encode_control,
@@ -59,9 +61,10 @@ class HandoffError(Exception):
 class StreamWorker:
     """Main's end of one worker process: its sockets, its forwarder and its open streams."""
 
-    def __init__(self, index: int, settings: Settings) -> None:
+    def __init__(self, index: int, settings: Settings, latency: StageLatency) -> None:
         self.index = index
         self.settings = settings
+        self.latency = latency
         self.control, worker_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.batches, worker_batches = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.control.setblocking(False)
@@ -129,7 +132,9 @@ class StreamWorker:
                         self._lost()
                         return
                     message = decode_control(data)
-                    if isinstance(message, Closed):
+                    if isinstance(message, Written):
+                        self.latency.add("written", message.counts, message.total)
+                    elif isinstance(message, Closed):
                         done = self.streams.pop(message.id, None)
                         if done is not None and not done.done():
                             done.set_result(message.reason)
@@ -201,17 +206,19 @@ def _wire(chunk: Chunk) -> bytes:
 class WorkerPool:
     """The N stream worker processes of one server."""
 
-    def __init__(self, count: int, settings: Settings) -> None:
+    def __init__(self, count: int, settings: Settings, latency: StageLatency) -> None:
         if count < 2:
             raise ValueError(f"a worker pool needs at least 2 workers, got {count}")
         self.count = count
         self.settings = settings
+        #: The node's stage latency: the workers' ``written`` figures are added to it.
+        self.latency = latency
         self.workers: list[StreamWorker] = []
         self._ids = itertools.count(1)
 
     def start(self, fanout: Fanout) -> None:
         """Spawn the workers and feed them every chunk ``fanout`` reads from now on."""
-        self.workers = [StreamWorker(i, self.settings) for i in range(self.count)]
+        self.workers = [StreamWorker(i, self.settings, self.latency) for i in range(self.count)]
         for worker in self.workers:
             worker.start(fanout)
 
