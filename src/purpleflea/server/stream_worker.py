@@ -240,17 +240,20 @@ class Worker:
         message = decode_control(data)
         if isinstance(message, Open) and fds:
             sock = socket.socket(fileno=fds[0])
-            task = asyncio.create_task(self._stream(message, sock))
+            # Registered now, not when its task starts: a kick may be in this same read.
+            ended, kick = _ender()
+            self.kicks[message.id] = kick
+            task = asyncio.create_task(self._stream(message, sock, ended, kick))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
             return
         for fd in fds:
             os.close(fd)
         if isinstance(message, KickMessage):
-            kick = self.kicks.get(message.id)
-            if kick is not None:
+            stream_kick = self.kicks.get(message.id)
+            if stream_kick is not None:
                 self.messages[message.id] = message.message
-                kick(message.reason)
+                stream_kick(message.reason)
 
     async def _report_latency(self) -> None:
         while True:
@@ -264,10 +267,9 @@ class Worker:
         with contextlib.suppress(OSError):
             self.control.send(encode_control(Closed(stream_id, reason)))
 
-    async def _stream(self, opened: Open, sock: socket.socket) -> None:
-        assert self.store is not None
-        ended, kick = _ender()
-        self.kicks[opened.id] = kick
+    async def _stream(
+        self, opened: Open, sock: socket.socket, ended: asyncio.Future[str], kick: Kick
+    ) -> None:
         why = "internal_error"
         try:
             sock.setblocking(False)

@@ -9,6 +9,11 @@ handshake and subscribe message, to one of N worker processes
 main's fan-out reads from the bus once, over its batch socket, and writes its clients' frames
 itself; it reports every stream's end, which is when main releases the account's slot.
 
+Client messages main had already read when it hands a socket over (a ping sent right after
+the subscribe message) go along with it; a client frame main had read only part of would be
+lost, and the worker would see the rest as a protocol error and drop the connection (clients
+send a few small frames, after the subscribe message's reply, so this is not expected).
+
 A worker that cannot keep up with the batches (more than ``_FORWARD_BUFFER_BYTES`` waiting
 for it) would leave a gap in its streams: all of them are closed as slow consumers at once,
 and no stream is handed to it again. With no worker left, main streams in-process as with
@@ -111,6 +116,7 @@ class StreamWorker:
             for stream_id in tuple(self.streams):
                 self.kick(stream_id, "slow_consumer", _CUT)
         finally:
+            queue.close("stream worker stopped")  # main's fan-out holds nothing more for it
             writer.close()
 
     async def _read_control(self) -> None:
