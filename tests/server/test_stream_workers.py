@@ -16,6 +16,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from purpleflea.server.config import ServerConfig
 from tests.server.conftest import Running, make_config, running_server, venue_event
 from tests.server.test_process import _free_port, _key, _serve
 
@@ -242,3 +243,16 @@ async def test_a_ping_sent_with_the_subscription_is_answered_by_the_worker(
         await ws.send('{"op":"ping"}')
         while (frame := json.loads(await asyncio.wait_for(ws.recv(), 5)))["type"] != "pong":
             assert frame["type"] == "heartbeat"
+
+
+def test_stream_workers_must_be_positive_and_only_where_streams_are_served() -> None:
+    with pytest.raises(ValueError, match="stream_workers must be at least 1, got 0"):
+        ServerConfig(stream_workers=0)
+    with pytest.raises(ValueError, match="role 'ingest' serves no streams"):
+        ServerConfig(role="ingest", bus_url="nats://127.0.0.1:4222", stream_workers=2)
+    assert (
+        ServerConfig(
+            role="api", bus_url="nats://127.0.0.1:4222", source="none", stream_workers=4
+        ).stream_workers
+        == 4
+    )

@@ -524,7 +524,7 @@ def create_app(
     async def _running(app: Starlette) -> AsyncIterator[None]:
         await built.tracker.start()
         built.streams.fanout.start()
-        if config.stream_workers > 1 and config.role != "ingest":
+        if config.stream_workers > 1:
             settings = Settings(
                 store=config.store,
                 heartbeat_s=config.heartbeat_s,

@@ -96,6 +96,10 @@ class ServerConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if self.stream_workers < 1:
             raise ValueError(f"stream_workers must be at least 1, got {self.stream_workers}")
+        if self.stream_workers > 1 and self.role == "ingest":
+            raise ValueError(
+                "role 'ingest' serves no streams: --stream-workers belongs on the API nodes"
+            )
         if self.role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}, got {self.role!r}")
         if self.role != "all" and self.bus_url is None:
