@@ -17,6 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from purpleflea.server.config import ServerConfig
+from purpleflea.server.worker_wire import CONTROL_BYTES, Closed, Outbox, decode_control
 from tests.server.conftest import Running, make_config, running_server, venue_event
 from tests.server.test_process import _free_port, _key, _serve
 
@@ -256,3 +257,29 @@ def test_stream_workers_must_be_positive_and_only_where_streams_are_served() -> 
         ).stream_workers
         == 4
     )
+
+
+async def test_control_messages_wait_for_a_busy_peer_and_none_is_dropped() -> None:
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ours.setblocking(False)
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4_096)
+    outbox = Outbox(ours)
+    for n in range(2_000):  # far more than the socket holds while the peer reads nothing
+        outbox.send(Closed(n, "client_disconnected"))
+    assert outbox.waiting > 0
+    theirs.setblocking(False)
+    received: list[int] = []
+    deadline = time.monotonic() + 10
+    while len(received) < 2_000 and time.monotonic() < deadline:
+        try:
+            message = decode_control(theirs.recv(CONTROL_BYTES))
+        except BlockingIOError:
+            await asyncio.sleep(0.001)  # the outbox sends the rest once there is room
+            continue
+        assert isinstance(message, Closed)
+        received.append(message.id)
+    assert received == list(range(2_000))
+    assert outbox.waiting == 0
+    outbox.close()
+    ours.close()
+    theirs.close()

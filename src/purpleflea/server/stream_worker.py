@@ -16,7 +16,6 @@ Run by main only: ``python -m purpleflea.server.stream_worker CONTROL_FD BATCH_F
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -50,11 +49,11 @@ from purpleflea.server.worker_wire import (
     HEADER,
     Closed,
     Open,
+    Outbox,
     Settings,
     Written,
     decode_batch,
     decode_control,
-    encode_control,
 )
 from purpleflea.server.worker_wire import Kick as KickMessage
 from purpleflea.store.base import Store
@@ -175,6 +174,8 @@ class Worker:
 
     def __init__(self, control: socket.socket, batches: socket.socket, settings: Settings) -> None:
         self.control = control
+        #: What goes to main (close reports, latency), in order and never dropped.
+        self.outbox = Outbox(control)
         self.batches = batches
         self.settings = settings
         self.bus = LocalBus()
@@ -260,12 +261,10 @@ class Worker:
             await asyncio.sleep(_REPORT_S)
             counts, total = self.latency.take("written")
             if any(counts):
-                with contextlib.suppress(OSError):
-                    self.control.send(encode_control(Written(counts, total)))
+                self.outbox.send(Written(counts, total))
 
     def _report(self, stream_id: int, reason: str) -> None:
-        with contextlib.suppress(OSError):
-            self.control.send(encode_control(Closed(stream_id, reason)))
+        self.outbox.send(Closed(stream_id, reason))
 
     async def _stream(
         self, opened: Open, sock: socket.socket, ended: asyncio.Future[str], kick: Kick

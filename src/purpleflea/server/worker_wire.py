@@ -12,7 +12,11 @@ Two socket pairs per worker, both private to the two processes:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
 import struct
+from collections import deque
 
 import msgspec
 
@@ -88,6 +92,43 @@ class _CascadeFrame(msgspec.Struct):
 
 _liquidation_frame = msgspec.json.Decoder(_LiquidationFrame)
 _cascade_frame = msgspec.json.Decoder(_CascadeFrame)
+
+
+class Outbox:
+    """Control messages to one peer, sent in order and never dropped: what the socket has no
+    room for yet (a busy peer) waits here and goes when it is writable (a lost kick would
+    leave a revoked key's stream open; a lost close report, an account's slot taken)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._waiting: deque[bytes] = deque()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def send(self, message: Control) -> None:
+        self._waiting.append(encode_control(message))
+        if len(self._waiting) == 1:
+            self._flush()
+
+    def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._waiting:
+            try:
+                self.sock.send(self._waiting[0])
+            except BlockingIOError:
+                loop.add_writer(self.sock.fileno(), self._flush)
+                return
+            except OSError:  # the peer is gone: it learns nothing more
+                self._waiting.clear()
+                break
+            self._waiting.popleft()
+        self.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            asyncio.get_running_loop().remove_writer(self.sock.fileno())
 
 
 def encode_control(message: Control) -> bytes:

@@ -42,6 +42,7 @@ from purpleflea.server.worker_wire import (
     Closed,
     Kick,
     Open,
+    Outbox,
     Settings,
     Written,
     decode_control,
@@ -90,6 +91,7 @@ class StreamWorker:
         #: Open streams: id -> the future their end is reported on.
         self.streams: dict[int, asyncio.Future[str]] = {}
         self.healthy = True
+        self._outbox = Outbox(self.control)
         self.queue: ClientQueue | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -166,6 +168,8 @@ class StreamWorker:
     ) -> asyncio.Future[str]:
         """Send the socket; returns the future the stream's end will be reported on."""
         message = encode_control(Open(stream_id, wanted, batch, pending))
+        if self._outbox.waiting:  # kicks still waiting go first; this stream stays in main
+            raise HandoffError(f"stream worker {self.index} is not taking control messages")
         try:
             socket.send_fds(self.control, [message], [sock.fileno()])
         except OSError as exc:
@@ -175,8 +179,7 @@ class StreamWorker:
         return closed
 
     def kick(self, stream_id: int, reason: str, message: str) -> None:
-        with contextlib.suppress(OSError):
-            self.control.send(encode_control(Kick(stream_id, reason, message)))
+        self._outbox.send(Kick(stream_id, reason, message))
 
     async def stop(self) -> None:
         with contextlib.suppress(OSError):
@@ -186,6 +189,7 @@ class StreamWorker:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.queue is not None:
             self.queue.close("server shutting down")
+        self._outbox.close()
         loop = asyncio.get_running_loop()
         try:
             await asyncio.wait_for(loop.run_in_executor(None, self.process.wait), _STOP_TIMEOUT_S)
