@@ -17,6 +17,9 @@ Processes on loopback (the machine's cores are shared, so this is how the work s
   ``create_app`` under uvicorn exactly as ``purpleflea serve`` configures it, fed by the real
   :class:`~purpleflea.ingest.live.LiveIngest` with the ``binance_usdm`` connection pointed at
   the fake (connection runner -> USD-M normalizer -> Pipeline -> SQLite -> bus -> WebSocket);
+  with ``--stream-workers N`` (N > 1) its WebSockets are written by N worker processes
+  (``purpleflea serve --stream-workers``), and the server's CPU and memory are summed over the
+  tracker and its workers;
 - **the bare reference** (``bench/e2e.py _bare``, run after the tracker exits): a minimal
   ``websockets`` server that reads the same exchange frames and ``broadcast``s each one, unparsed,
   to its clients. It is the physical ceiling of Python WebSocket fan-out on this machine.
