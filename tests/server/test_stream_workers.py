@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -99,6 +100,9 @@ async def test_a_worker_that_dies_releases_its_streams_and_the_other_takes_new_o
         workers.workers[0].process.kill()
         await _until(lambda: len(live.server.gate.streams) == 2, 10, "main to release two")
         assert live.server.streams.closed == {"internal_error": 2}
+        async with httpx.AsyncClient(base_url=live.url) as http:
+            health = (await http.get("/v1/health")).json()
+        assert health["stream_workers"] == {"running": 1, "streams": [0, 2]}
         late = await _subscribe(live)
         await _until(lambda: _per_worker(live)[1] == 3, 10, "the new stream on the live worker")
         await live.push(venue_event())

@@ -162,7 +162,11 @@ class Server:
 
     def health(self) -> dict[str, Any]:
         stats = self.ingest_stats()
-        extra = {"bus": self.bus_counters()} if self.bus_counters is not None else {}
+        extra: dict[str, Any] = {}
+        if self.bus_counters is not None:
+            extra["bus"] = self.bus_counters()
+        if self.streams.workers is not None:
+            extra["stream_workers"] = self.streams.workers.health()
         reasons = health_reasons(self.vitals())
         return {
             "status": "degraded" if reasons else "ok",

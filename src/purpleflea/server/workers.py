@@ -241,8 +241,16 @@ class WorkerPool:
         return any(worker.healthy for worker in self.workers)
 
     def streams(self) -> dict[int, int]:
-        """Open streams per worker (index -> count), for /v1/health."""
+        """Open streams per worker (index -> count)."""
         return {worker.index: len(worker.streams) for worker in self.workers}
+
+    def health(self) -> dict[str, Any]:
+        """``/v1/health``'s ``stream_workers``: how many still take streams, and each one's
+        open streams (a lost worker's streams moved nowhere: they ended)."""
+        return {
+            "running": sum(worker.healthy for worker in self.workers),
+            "streams": [len(worker.streams) for worker in self.workers],
+        }
 
     async def hand_off(
         self, ws: WebSocket, wanted: StreamFilter, batch: int
