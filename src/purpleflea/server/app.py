@@ -538,7 +538,7 @@ def create_app(
             built.streams.workers = WorkerPool(
                 config.stream_workers, settings, built.tracker.latency
             )
-            built.streams.workers.start(built.streams.fanout)
+            await built.streams.workers.start(built.streams.fanout)
         for start in built.starters:
             await start()
         for name, work in built.background:

@@ -50,6 +50,7 @@ from purpleflea.server.worker_wire import (
     Closed,
     Open,
     Outbox,
+    Ready,
     Settings,
     Written,
     decode_batch,
@@ -191,6 +192,7 @@ class Worker:
     async def run(self) -> None:
         self.store = await open_store(self.settings.store, read_only=True)
         self.fanout.start()
+        self.outbox.send(Ready())
         reader, _ = await asyncio.open_unix_connection(sock=self.batches)
         feed = asyncio.create_task(self._read_batches(reader))
         reports = asyncio.create_task(self._report_latency())

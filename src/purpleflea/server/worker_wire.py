@@ -4,8 +4,8 @@ Two socket pairs per worker, both private to the two processes:
 
 - control (``SOCK_SEQPACKET``, one message per packet, both ways): :class:`Settings` once,
   then :class:`Open` (a connected client's socket rides along as ``SCM_RIGHTS``),
-  :class:`Kick` (end a stream with a reason) from main; :class:`Closed` and, every second
-  with deliveries, :class:`Written` from the worker;
+  :class:`Kick` (end a stream with a reason) from main; :class:`Ready` once, then
+  :class:`Closed` and, every second with deliveries, :class:`Written` from the worker;
 - batches (``SOCK_STREAM``, main to worker): every chunk the main fan-out reads from the bus,
   length-prefixed, each event as the frame bytes every client gets (encoded once, in main).
 """
@@ -61,6 +61,10 @@ class Kick(msgspec.Struct, tag=True, frozen=True):
     message: str
 
 
+class Ready(msgspec.Struct, tag=True, frozen=True):
+    """The worker has opened the store and takes streams (main serves only after this)."""
+
+
 class Closed(msgspec.Struct, tag=True, frozen=True):
     """Stream ``id`` ended (its client was told when the reason has a close code)."""
 
@@ -76,7 +80,7 @@ class Written(msgspec.Struct, tag=True, frozen=True):
     total: float
 
 
-Control = Settings | Open | Kick | Closed | Written
+Control = Settings | Open | Kick | Ready | Closed | Written
 
 _control_decoder = msgspec.msgpack.Decoder(Control)
 _batch_decoder = msgspec.msgpack.Decoder(list[tuple[str, int, bytes, float]])

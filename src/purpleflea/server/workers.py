@@ -43,6 +43,7 @@ from purpleflea.server.worker_wire import (
     Kick,
     Open,
     Outbox,
+    Ready,
     Settings,
     Written,
     decode_control,
@@ -56,6 +57,8 @@ log = logging.getLogger("purpleflea.workers")
 _FORWARD_BUFFER_BYTES = 256 * 1024 * 1024
 #: How long the handshake response may take to leave main's transport before the handoff.
 _FLUSH_TIMEOUT_S = 1.0
+#: How long the workers have to start (import, open the store) before the server gives up.
+_START_TIMEOUT_S = 60.0
 #: How long a worker has to exit once told to stop, before it is killed.
 _STOP_TIMEOUT_S = 1.5
 
@@ -91,6 +94,8 @@ class StreamWorker:
         #: Open streams: id -> the future their end is reported on.
         self.streams: dict[int, asyncio.Future[str]] = {}
         self.healthy = True
+        #: Set when the worker says it takes streams (an exception if it died first).
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._outbox = Outbox(self.control)
         self.queue: ClientQueue | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -140,7 +145,10 @@ class StreamWorker:
                         self._lost()
                         return
                     message = decode_control(data)
-                    if isinstance(message, Written):
+                    if isinstance(message, Ready):
+                        if not self.ready.done():
+                            self.ready.set_result(None)
+                    elif isinstance(message, Written):
                         self.latency.add("written", message.counts, message.total)
                     elif isinstance(message, Closed):
                         done = self.streams.pop(message.id, None)
@@ -153,6 +161,13 @@ class StreamWorker:
         if self.healthy:
             log.error("stream worker %d exited (%s)", self.index, self.process.poll())
         self.healthy = False
+        if not self.ready.done():
+            self.ready.set_exception(
+                RuntimeError(
+                    f"stream worker {self.index} exited before it was ready "
+                    f"(exit status {self.process.poll()}; its error is in the log above)"
+                )
+            )
         for done in self.streams.values():
             if not done.done():
                 done.set_result("internal_error")
@@ -226,11 +241,23 @@ class WorkerPool:
         self.workers: list[StreamWorker] = []
         self._ids = itertools.count(1)
 
-    def start(self, fanout: Fanout) -> None:
-        """Spawn the workers and feed them every chunk ``fanout`` reads from now on."""
+    async def start(self, fanout: Fanout) -> None:
+        """Spawn the workers, feed them every chunk ``fanout`` reads from now on, and wait
+        until each takes streams (a server whose workers cannot start does not start)."""
         self.workers = [StreamWorker(i, self.settings, self.latency) for i in range(self.count)]
         for worker in self.workers:
             worker.start(fanout)
+        try:
+            async with asyncio.timeout(_START_TIMEOUT_S):
+                await asyncio.gather(*(worker.ready for worker in self.workers))
+        except TimeoutError:
+            await self.stop()
+            raise RuntimeError(
+                f"the {self.count} stream workers did not start within {_START_TIMEOUT_S:g} s"
+            ) from None
+        except RuntimeError:
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
         await asyncio.gather(*(worker.stop() for worker in self.workers))
