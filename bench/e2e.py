@@ -17,6 +17,9 @@ Processes on loopback (the machine's cores are shared, so this is how the work s
   ``create_app`` under uvicorn exactly as ``purpleflea serve`` configures it, fed by the real
   :class:`~purpleflea.ingest.live.LiveIngest` with the ``binance_usdm`` connection pointed at
   the fake (connection runner -> USD-M normalizer -> Pipeline -> SQLite -> bus -> WebSocket);
+  with ``--stream-workers N`` (N > 1) its WebSockets are written by N worker processes
+  (``purpleflea serve --stream-workers``), and the server's CPU and memory are summed over the
+  tracker and its workers;
 - **the bare reference** (``bench/e2e.py _bare``, run after the tracker exits): a minimal
   ``websockets`` server that reads the same exchange frames and ``broadcast``s each one, unparsed,
   to its clients. It is the physical ceiling of Python WebSocket fan-out on this machine.
@@ -99,6 +102,23 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def family(pid: int) -> list[int]:
+    """``pid`` and its child processes (a tracker's stream workers: the server is all of them)."""
+    children: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            children.extend(int(c) for c in (task / "children").read_text().split())
+    return [pid, *children]
+
+
+def server_cpu_seconds(pid: int) -> float:
+    total = 0.0
+    for member in family(pid):
+        with contextlib.suppress(OSError):  # a worker that just exited
+            total += cpu_seconds(member)
+    return total
 
 
 # --- the fake exchange ------------------------------------------------------------------------
@@ -361,7 +381,11 @@ def nodelay_socket(sock: socket.socket) -> socket.socket:
 
 
 async def run_tracker(
-    exchange_url: str, data_dir: str, profile: str | None, nodelay: bool = False
+    exchange_url: str,
+    data_dir: str,
+    profile: str | None,
+    nodelay: bool = False,
+    stream_workers: int = 1,
 ) -> None:
     import cProfile
 
@@ -380,6 +404,7 @@ async def run_tracker(
         port=0,
         streams_per_account=100_000,
         stream_opens_per_min=100_000,
+        stream_workers=stream_workers,
     )
     server = build_server(config)
     app = create_app(config, server=server)
@@ -391,6 +416,7 @@ async def run_tracker(
             access_log=False,
             ws_max_size=65_536,
             ws_per_message_deflate=False,
+            ws="websockets-sansio",
             lifespan="on",
         )
     )
@@ -461,11 +487,16 @@ async def run_bare(exchange_url: str) -> None:
 
 
 def rss_mb(pid: int, field_name: str = "VmRSS") -> float:
-    """A process's resident memory now (VmRSS) or at its peak (VmHWM), MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field_name + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """A process's resident memory now (VmRSS) or at its peak (VmHWM), MB; with stream
+    workers, the sum over the tracker and its workers (for the peak: the sum of each one's
+    peak, an upper bound)."""
+    total = 0.0
+    for member in family(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith(field_name + ":"):
+                    total += int(line.split()[1]) / 1024
+    return total or float("nan")
 
 
 @dataclass
@@ -552,13 +583,13 @@ class Bench:
         await self.pools.take()  # stragglers of the phase before are not this one's
         before = self.pools.count
         pids = self.pools.pids
-        wall, server_cpu = time.perf_counter(), cpu_seconds(self.server_pid)
+        wall, server_cpu = time.perf_counter(), server_cpu_seconds(self.server_pid)
         client_cpu = sum(cpu_seconds(pid) for pid in pids)
         exchange_cpu = cpu_seconds(os.getpid())
         frames = await send(phase)
         await self.settle(before + frames * self.pools.clients, timeout)
         wall = time.perf_counter() - wall
-        server_cores = (cpu_seconds(self.server_pid) - server_cpu) / wall
+        server_cores = (server_cpu_seconds(self.server_pid) - server_cpu) / wall
         client_cores = (sum(cpu_seconds(pid) for pid in pids) - client_cpu) / wall
         exchange_cores = (cpu_seconds(os.getpid()) - exchange_cpu) / wall
         latencies = self.latencies(phase, await self.pools.take())
@@ -693,8 +724,19 @@ async def main(args: argparse.Namespace) -> None:
             "client processes; the fake exchange in this one; each server in its own"
         )
         print(f"tracker socket: {args.nodelay} (nodelay = TCP_NODELAY on accepted sockets)")
+        print(
+            f"tracker stream workers: {args.stream_workers} (server CPU and RSS are summed over "
+            "the tracker and its workers)"
+        )
         with tempfile.TemporaryDirectory(prefix="pf-e2e-") as data_dir:
-            tracker_args = ["_tracker", exchange_url, data_dir, args.profile or "", args.nodelay]
+            tracker_args = [
+                "_tracker",
+                exchange_url,
+                data_dir,
+                args.profile or "",
+                args.nodelay,
+                str(args.stream_workers),
+            ]
             child, ready = spawn(*tracker_args)
             try:
                 url = f"http://127.0.0.1:{ready['port']}"
@@ -769,6 +811,13 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         default="shipped",
         help="serve on a socket with TCP_NODELAY (the proposed net.py fix) instead of as shipped",
     )
+    parser.add_argument(
+        "--stream-workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="the tracker's stream worker processes (purpleflea serve --stream-workers)",
+    )
     parser.add_argument("--quick", action="store_true", help="short phases (smoke test)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -779,7 +828,11 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_tracker":
-        asyncio.run(run_tracker(*sys.argv[2:4], sys.argv[4] or None, sys.argv[5] == "nodelay"))
+        asyncio.run(
+            run_tracker(
+                *sys.argv[2:4], sys.argv[4] or None, sys.argv[5] == "nodelay", int(sys.argv[6])
+            )
+        )
     elif len(sys.argv) > 1 and sys.argv[1] == "_bare":
         asyncio.run(run_bare(sys.argv[2]))
     else:

@@ -19,6 +19,7 @@ import tracemalloc
 from array import array
 from pathlib import Path
 
+import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -108,11 +109,14 @@ def server_bytes(snapshot: tracemalloc.Snapshot) -> int:
     )
 
 
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "2-stream-workers"])
 async def test_churning_clients_lose_and_repeat_nothing_and_the_server_does_not_grow(
-    tmp_path: Path,
+    tmp_path: Path, workers: int
 ) -> None:
     rng = random.Random(7)
-    config = reliability_config(tmp_path, heartbeat_s=0.3)
+    config = reliability_config(tmp_path, heartbeat_s=0.3, stream_workers=workers)
+    # With stream workers, main's fan-out keeps one queue per worker (its batch forwarder).
+    forwarders = workers if workers > 1 else 0
     try:
         async with running_server(config) as live:
             tasks_before = len(asyncio.all_tasks())
@@ -144,11 +148,13 @@ async def test_churning_clients_lose_and_repeat_nothing_and_the_server_does_not_
             # Every connection was let go of.
             deadline = time.monotonic() + 3
             while time.monotonic() < deadline and (
-                live.server.streams.fanout.clients or len(live.server.gate.streams)
+                live.server.streams.fanout.clients > forwarders or len(live.server.gate.streams)
             ):
                 await asyncio.sleep(0.05)
-            assert live.server.streams.fanout.clients == 0
+            assert live.server.streams.fanout.clients == forwarders
             assert len(live.server.gate.streams) == 0
+            pool = live.server.streams.workers
+            assert pool is None or sum(pool.streams().values()) == 0
             assert len(asyncio.all_tasks()) <= tasks_before
             gc.collect()
             end = server_bytes(tracemalloc.take_snapshot())

@@ -127,6 +127,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="N",
         help=f"streams one account may open per minute (default {defaults.stream_opens_per_min:g})",
     )
+    limits.add_argument(
+        "--stream-workers",
+        type=int,
+        default=defaults.stream_workers,
+        metavar="N",
+        help="processes that write the WebSocket streams (default 1: this one); raise it to "
+        "the machine's cores when one core cannot keep up with the deliveries (README)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -245,6 +253,7 @@ def _config(args: argparse.Namespace, source: str) -> ServerConfig:
         stream_buffer_bytes=args.stream_buffer_bytes,
         streams_per_account=args.streams_per_account,
         stream_opens_per_min=args.stream_opens_per_min,
+        stream_workers=args.stream_workers,
         positions=position_settings(args, source),
     )
 

@@ -54,6 +54,8 @@ from purpleflea.server.streaming import Streams
 from purpleflea.server.webhook_dispatch import Dispatcher
 from purpleflea.server.webhook_routes import WebhookRoutes, WebhookService
 from purpleflea.server.webhook_sender import Sender
+from purpleflea.server.worker_wire import Settings
+from purpleflea.server.workers import WorkerPool
 from purpleflea.store.base import Store
 from purpleflea.store.coverage import open_coverage_store
 from purpleflea.store.factory import is_postgres, open_store, sqlite_path
@@ -168,7 +170,11 @@ class Server:
 
     def health(self) -> dict[str, Any]:
         stats = self.ingest_stats()
-        extra = {"bus": self.bus_counters()} if self.bus_counters is not None else {}
+        extra: dict[str, Any] = {}
+        if self.bus_counters is not None:
+            extra["bus"] = self.bus_counters()
+        if self.streams.workers is not None:
+            extra["stream_workers"] = self.streams.workers.health()
         reasons = health_reasons(self.vitals())
         return {
             "status": "degraded" if reasons else "ok",
@@ -562,6 +568,17 @@ def create_app(
     async def _running(app: Starlette) -> AsyncIterator[None]:
         await built.tracker.start()
         built.streams.fanout.start()
+        if config.stream_workers > 1:
+            settings = Settings(
+                store=config.store,
+                heartbeat_s=config.heartbeat_s,
+                buffer_bytes=config.stream_buffer_bytes,
+                last_seq=built.tracker.last_seq,
+            )
+            built.streams.workers = WorkerPool(
+                config.stream_workers, settings, built.tracker.latency
+            )
+            await built.streams.workers.start(built.streams.fanout)
         for start in built.starters:
             await start()
         for name, work in built.background:
@@ -589,6 +606,9 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await built.tracker.stop()
+            if built.streams.workers is not None:
+                await built.streams.workers.stop()
+                built.streams.workers = None
             await built.streams.fanout.stop()
             await built.bus.close()
             for close in built.closers:

@@ -48,6 +48,9 @@ class ServerConfig:
     streams_per_account: int = 20
     #: Stream opens per minute per account (sustained; a burst may use a minute's worth).
     stream_opens_per_min: float = 60.0
+    #: Processes that write the WebSocket streams (1: this one, as before); see
+    #: :mod:`purpleflea.server.workers` and the README's server section for when to raise it.
+    stream_workers: int = 1
     #: Kernel send buffer per client socket (bytes); see :mod:`purpleflea.server.net`.
     socket_send_buffer: int = 262_144
     #: REST requests per second per account (sustained) and burst: an account's keys share
@@ -91,6 +94,12 @@ class ServerConfig:
         for name in ("stream_buffer_bytes", "streams_per_account", "stream_opens_per_min"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if self.stream_workers < 1:
+            raise ValueError(f"stream_workers must be at least 1, got {self.stream_workers}")
+        if self.stream_workers > 1 and self.role == "ingest":
+            raise ValueError(
+                "role 'ingest' serves no streams: --stream-workers belongs on the API nodes"
+            )
         if self.role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}, got {self.role!r}")
         if self.role != "all" and self.bus_url is None:

@@ -38,7 +38,7 @@ _HUB_BUFFER_BYTES = 256 * 1024 * 1024
 class Chunk:
     """Messages published together, in seq order, and their frames per (filter, batch)."""
 
-    __slots__ = ("_frames", "first_seq", "last_seq", "messages", "size")
+    __slots__ = ("_frames", "first_seq", "last_seq", "messages", "size", "wire")
 
     def __init__(self, messages: list[Message]) -> None:
         self.messages = messages
@@ -47,6 +47,8 @@ class Chunk:
         #: Bytes of the frames it carries (what a slow consumer is measured in).
         self.size = sum(len(m.data) for m in messages)
         self._frames: dict[tuple[StreamFilter, int], list[Item]] = {}
+        #: Its bytes for the stream worker processes, encoded once for all of them.
+        self.wire: bytes | None = None
 
     def items(self, wanted: StreamFilter, batch: int, after: int) -> list[Item]:
         """The frames for a client with filter ``wanted`` (its ``since_seq`` cleared) that has

@@ -41,6 +41,23 @@ class StageLatency:
         counts[bisect_left(BUCKETS_S, seconds)] += times
         self._sums[stage] += seconds * times
 
+    def take(self, stage: str) -> tuple[list[int], float]:
+        """``stage``'s counts per bucket and sum since the last take, reset to zero (what a
+        stream worker process sends to main's histogram, see :meth:`add`)."""
+        counts, total = self._counts[stage], self._sums[stage]
+        self._counts[stage] = [0] * len(counts)
+        self._sums[stage] = 0.0
+        return counts, total
+
+    def add(self, stage: str, counts: list[int], total: float) -> None:
+        """Merge another histogram's :meth:`take` of ``stage`` into this one."""
+        mine = self._counts[stage]
+        if len(counts) != len(mine):
+            raise ValueError(f"{len(counts)} bucket counts for stage {stage!r}, not {len(mine)}")
+        for n, count in enumerate(counts):
+            mine[n] += count
+        self._sums[stage] += total
+
     def count(self, stage: str) -> int:
         return sum(self._counts[stage])
 

@@ -98,6 +98,16 @@ _HEALTH = {
             "pipeline": _COUNTS,
             "ingest": {"type": "array", "items": {"type": "object"}},
             "bus": _COUNTS,
+            "stream_workers": {
+                "type": "object",
+                "description": "With --stream-workers N > 1: workers still taking streams "
+                "(running, of N) and the open streams each one writes.",
+                "properties": {
+                    "running": _INTEGER,
+                    "streams": {"type": "array", "items": _INTEGER},
+                },
+                "required": ["running", "streams"],
+            },
             "store": {
                 "type": "object",
                 "description": "writable: whether the last write succeeded; failing: each "

@@ -41,6 +41,8 @@ def uvicorn_config(
         # Compression would cost a deflate per client per message on fan-out, and it hides a
         # stalled client behind a tiny kernel queue: off.
         ws_per_message_deflate=False,
+        # Pinned: stream workers (workers.py) take the socket from under this implementation.
+        ws="websockets-sansio",
         lifespan="on",
         timeout_graceful_shutdown=CONNECTIONS_GRACE_S,
         proxy_headers=bool(config.trusted_proxies),

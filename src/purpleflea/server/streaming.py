@@ -69,6 +69,7 @@ from purpleflea.server.feed import Item, client_feed
 from purpleflea.server.filters import BadSubscription, StreamFilter, parse_filter
 from purpleflea.server.keys import KeyInfo
 from purpleflea.server.pipeline import Pipeline
+from purpleflea.server.workers import HandoffError, StreamWorker, WorkerPool
 
 log = logging.getLogger("purpleflea.stream")
 
@@ -118,6 +119,24 @@ async def _receive_text(ws: WebSocket) -> str | None:
     return text
 
 
+def explain(why: str, buffer_bytes: int) -> str:
+    """What a client is told when its stream ends with ``why`` (a :data:`CLOSE_CODES` name)."""
+    if why == "slow_consumer":
+        return (
+            f"slow consumer: more than {buffer_bytes} bytes were waiting for this "
+            "client; reconnect with since_seq to resume"
+        )
+    if why == "key_revoked":
+        return "the API key of this stream was revoked"
+    if why == "flood":
+        return f"more than {_MAX_INBOUND_PER_S} client messages per second"
+    if why == "server_shutdown":
+        return "the server is shutting down; reconnect with since_seq to resume"
+    if why == "internal_error":
+        return "the stream failed on the server; reconnect with since_seq to resume"
+    return why
+
+
 def _error(code: str, message: str) -> str:
     return encode({"type": "error", "code": code, "message": message}).decode()
 
@@ -164,6 +183,7 @@ class Streams:
         known_exchanges: tuple[str, ...],
         heartbeat_s: float,
         buffer_bytes: int,
+        workers: WorkerPool | None = None,
     ) -> None:
         self.tracker = tracker
         self.bus = bus
@@ -173,6 +193,9 @@ class Streams:
         self.known_exchanges = known_exchanges
         self.heartbeat_s = heartbeat_s
         self.buffer_bytes = buffer_bytes
+        #: Worker processes that write the WebSocket streams (``--stream-workers``); None:
+        #: this process writes every stream.
+        self.workers = workers
         self.closed: dict[str, int] = {}
         self.shutting_down = asyncio.Event()
         # Streams still running or telling their client why they end (shutdown waits).
@@ -235,20 +258,7 @@ class Streams:
             )
 
     def _explain(self, why: str) -> str:
-        if why == "slow_consumer":
-            return (
-                f"slow consumer: more than {self.buffer_bytes} bytes were waiting for this "
-                "client; reconnect with since_seq to resume"
-            )
-        if why == "key_revoked":
-            return "the API key of this stream was revoked"
-        if why == "flood":
-            return f"more than {_MAX_INBOUND_PER_S} client messages per second"
-        if why == "server_shutdown":
-            return "the server is shutting down; reconnect with since_seq to resume"
-        if why == "internal_error":
-            return "the stream failed on the server; reconnect with since_seq to resume"
-        return why
+        return explain(why, self.buffer_bytes)
 
     @contextlib.asynccontextmanager
     async def _last_words(self, why: str) -> AsyncIterator[None]:
@@ -310,20 +320,21 @@ class Streams:
             return
         with self._session():
             try:
-                why = await self._websocket_session(ws, ended, kick)
+                why, told = await self._websocket_session(ws, ended, kick)
             except BadSubscription as exc:  # refused before it started: not a closed stream
                 await self._tell(ws, "bad_subscription", str(exc))
                 return
             finally:
                 self.gate.streams.remove(kick)
             self._count(why)
-            if why in CLOSE_CODES:
+            if why in CLOSE_CODES and not told:
                 await self._tell(ws, why, self._explain(why))
 
     async def _websocket_session(
         self, ws: WebSocket, ended: asyncio.Future[str], kick: Kick
-    ) -> str:
-        """Read the subscription, then stream until something ends it; returns why. Raises
+    ) -> tuple[str, bool]:
+        """Read the subscription, then stream (here or on a worker) until something ends it;
+        returns why, and whether the client was told already (by its worker). Raises
         :class:`BadSubscription` for a subscription refused before streaming began."""
         reading = asyncio.ensure_future(self._read_subscription(ws))
         waiting: list[asyncio.Future[Any]] = [reading, ended]
@@ -331,7 +342,7 @@ class Streams:
         if ended.done():  # kicked (shutdown, revocation) before the client subscribed
             reading.cancel()
             await asyncio.gather(reading, return_exceptions=True)
-            return ended.result()
+            return ended.result(), False
         try:
             wanted, batch = reading.result()
         except TimeoutError:
@@ -339,8 +350,15 @@ class Streams:
                 f"no subscribe message within {_SUBSCRIBE_TIMEOUT_S:g} s of connecting"
             ) from None
         except _DISCONNECTED:
-            return _CLIENT_GONE
+            return _CLIENT_GONE, False
         await self._check_resume(wanted)
+        if self.workers is not None and self.workers.available:
+            try:
+                worker, stream_id, closed = await self.workers.hand_off(ws, wanted, batch)
+            except (HandoffError, TimeoutError) as exc:
+                log.warning("stream stays in the main process: %s", exc)
+            else:
+                return await self._on_worker(worker, stream_id, closed, ended), True
         subscription = self.fanout.subscribe(self.buffer_bytes)
         start_seq = self.tracker.last_seq
         subscribed = {
@@ -358,7 +376,7 @@ class Streams:
             await ws.send_text(encode(subscribed).decode())
         except _DISCONNECTED:
             subscription.close()
-            return _CLIENT_GONE
+            return _CLIENT_GONE, False
         feed = client_feed(
             self.tracker.store,
             subscription,
@@ -368,7 +386,24 @@ class Streams:
             batch=batch,
         )
         helpers = [self._read_loop(ws, kick)]
-        return await self._pump(ended, kick, subscription, feed, write, helpers)
+        return await self._pump(ended, kick, subscription, feed, write, helpers), False
+
+    async def _on_worker(
+        self,
+        worker: StreamWorker,
+        stream_id: int,
+        closed: asyncio.Future[str],
+        ended: asyncio.Future[str],
+    ) -> str:
+        """Hold a handed-off stream's place (its account's slot, the shutdown's wait) until
+        its worker reports its end; an end decided here (revocation, shutdown) is sent to
+        the worker, which tells the client the same reason as this process would."""
+        await asyncio.wait([ended, closed], return_when=asyncio.FIRST_COMPLETED)
+        if not closed.done():
+            why = ended.result()
+            worker.kick(stream_id, why, self._explain(why))
+            return await closed
+        return closed.result()
 
     async def _tell(self, ws: WebSocket, code: str, message: str) -> None:
         """The error frame, then the close with its code and the code as reason; a client

@@ -1,0 +1,289 @@
+"""Stream workers in several processes on one port (issue 21, ``--stream-workers``): main
+admits and hands each WebSocket to a worker process; every rule of one process still holds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from purpleflea.server.config import ServerConfig
+from purpleflea.server.worker_wire import CONTROL_BYTES, Closed, Outbox, decode_control
+from tests.server.conftest import Running, make_config, running_server, venue_event
+from tests.server.test_process import _free_port, _key, _serve
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def _until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def _per_worker(live: Running) -> list[int]:
+    workers = live.server.streams.workers
+    assert workers is not None, "the server runs no stream workers"
+    return list(workers.streams().values())
+
+
+async def _subscribe(live: Running, key: str | None = None, **fields: Any) -> ClientConnection:
+    ws = await connect(live.ws_url, additional_headers={"X-API-Key": key or live.key})
+    await ws.send(json.dumps({"op": "subscribe", **fields}))
+    reply = json.loads(await ws.recv())
+    assert reply["type"] == "subscribed", reply
+    return ws
+
+
+async def _last_frames(ws: ClientConnection, timeout: float) -> list[dict[str, Any]]:
+    """Every frame but heartbeats until the server closes ``ws`` (within ``timeout``)."""
+    frames: list[dict[str, Any]] = []
+    try:
+        while True:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+            if frame["type"] != "heartbeat":
+                frames.append(frame)
+    except ConnectionClosed:
+        return frames
+
+
+async def _seqs_until(ws: ClientConnection, last: int) -> list[int]:
+    """The event seqs ``ws`` receives (single or batched frames) until it has seq ``last``."""
+    seqs: list[int] = []
+    while not seqs or seqs[-1] < last:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 20))
+        items = frame["items"] if frame["type"] == "batch" else [frame]
+        seqs.extend(item["data"]["seq"] for item in items if item["type"] == "liquidation")
+    return seqs
+
+
+async def test_clients_on_both_workers_get_every_event_once_in_seq_order(tmp_path: Path) -> None:
+    async with running_server(make_config(tmp_path, stream_workers=2)) as live:
+        clients = [await _subscribe(live, batch=n % 2 == 0) for n in range(4)]
+        await _until(lambda: _per_worker(live) == [2, 2], 10, "two streams on each worker")
+        assert len(live.server.gate.streams) == 4  # main still counts every one
+        for _burst in range(10):
+            await live.push(*(venue_event() for _ in range(150)))
+        last = live.server.tracker.last_seq
+        assert last == 1_500
+        for ws in clients:
+            assert await _seqs_until(ws, last) == list(range(1, last + 1))
+            await ws.close()
+        await _until(lambda: len(live.server.gate.streams) == 0, 10, "the streams to end")
+        assert _per_worker(live) == [0, 0]
+        assert live.server.streams.closed == {"client_disconnected": 4}
+        # The workers' written-to-socket latency reaches main's /v1/metrics histogram.
+        written = live.server.tracker.latency
+        await _until(lambda: written.count("written") >= 4 * last, 10, "the workers' reports")
+
+
+async def test_a_worker_that_dies_releases_its_streams_and_the_other_takes_new_ones(
+    tmp_path: Path,
+) -> None:
+    async with running_server(make_config(tmp_path, stream_workers=2)) as live:
+        clients = [await _subscribe(live) for _ in range(4)]
+        await _until(lambda: _per_worker(live) == [2, 2], 10, "two streams on each worker")
+        workers = live.server.streams.workers
+        assert workers is not None
+        workers.workers[0].process.kill()
+        await _until(lambda: len(live.server.gate.streams) == 2, 10, "main to release two")
+        assert live.server.streams.closed == {"internal_error": 2}
+        async with httpx.AsyncClient(base_url=live.url) as http:
+            health = (await http.get("/v1/health")).json()
+        assert health["stream_workers"] == {"running": 1, "streams": [0, 2]}
+        late = await _subscribe(live)
+        await _until(lambda: _per_worker(live)[1] == 3, 10, "the new stream on the live worker")
+        await live.push(venue_event())
+        assert await _seqs_until(late, 1) == [1]
+        for ws in (*clients, late):
+            await ws.close()
+
+
+async def test_the_per_account_cap_counts_streams_on_every_worker(tmp_path: Path) -> None:
+    config = make_config(tmp_path, stream_workers=2, streams_per_account=3)
+    async with running_server(config) as live:
+        clients = [await _subscribe(live) for _ in range(3)]
+        await _until(lambda: sorted(_per_worker(live)) == [1, 2], 10, "three handed-off streams")
+        async with connect(live.ws_url, additional_headers={"X-API-Key": live.key}) as fourth:
+            refused = json.loads(await fourth.recv())
+            assert refused["code"] == "too_many_streams"
+            with pytest.raises(ConnectionClosed):
+                await fourth.recv()
+            assert fourth.close_code == 4429
+        # A stream a worker ends frees its slot in main only once the worker reports it.
+        await clients[0].close()
+        await _until(lambda: len(live.server.gate.streams) == 2, 10, "the slot to free")
+        again = await _subscribe(live)
+        await _until(lambda: sum(_per_worker(live)) == 3, 10, "the new stream on a worker")
+        for ws in (*clients[1:], again):
+            await ws.close()
+
+
+async def test_revocation_closes_a_stream_on_its_worker(tmp_path: Path) -> None:
+    async with running_server(make_config(tmp_path, stream_workers=2)) as live:
+        doomed = live.server.keys.create("tester", "doomed")
+        other = await _subscribe(live)
+        ws = await _subscribe(live, key=doomed.key)
+        await _until(lambda: _per_worker(live) == [1, 1], 10, "one stream on each worker")
+        assert live.server.keys.revoke(doomed.info.key_id)
+        frames = await _last_frames(ws, 10)
+        assert frames[-1]["code"] == "key_revoked"
+        assert ws.close_code == 4403
+        assert ws.close_reason == "key_revoked"
+        await _until(lambda: len(live.server.gate.streams) == 1, 10, "main to release it")
+        assert live.server.streams.closed == {"key_revoked": 1}
+        # The other account's stream on the other worker goes on.
+        await live.push(venue_event())
+        assert await _seqs_until(other, 1) == [1]
+        await other.close()
+
+
+async def test_a_slow_consumer_on_a_worker_is_cut_and_the_fast_one_is_not(tmp_path: Path) -> None:
+    config = make_config(
+        tmp_path, stream_workers=2, stream_buffer_bytes=200_000, socket_send_buffer=32_768
+    )
+    async with running_server(config) as live:
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8_192)
+        raw.connect(("127.0.0.1", int(live.url.rsplit(":", 1)[1])))
+        raw.setblocking(False)
+        slow = await connect(
+            live.ws_url, additional_headers={"X-API-Key": live.key}, max_queue=1, sock=raw
+        )
+        await slow.send(json.dumps({"op": "subscribe"}))
+        fast = await _subscribe(live, batch=True)
+        await _until(lambda: _per_worker(live) == [1, 1], 10, "one stream on each worker")
+        reader = asyncio.create_task(_seqs_until(fast, 6_000))
+        for _burst in range(60):
+            await live.push(*(venue_event(size_usd=200_000.0) for _ in range(100)))
+            await asyncio.sleep(0.01)
+        assert await asyncio.wait_for(reader, 30) == list(range(1, 6_001))
+        await _until(lambda: len(live.server.gate.streams) == 1, 20, "the slow one to be cut")
+        assert live.server.streams.closed == {"slow_consumer": 1}
+        frames = await _last_frames(slow, 10)
+        assert frames[-1]["code"] == "slow_consumer"
+        assert "since_seq" in frames[-1]["message"]
+        assert slow.close_code == 4008
+        await fast.close()
+
+
+async def test_since_seq_resume_across_the_handoff_has_no_gap_or_duplicate(
+    tmp_path: Path,
+) -> None:
+    async with running_server(make_config(tmp_path, stream_workers=2)) as live:
+        await live.push(*(venue_event() for _ in range(3_000)))
+        stop = asyncio.Event()
+
+        async def publish() -> None:  # events keep coming while the clients are handed off
+            while not stop.is_set():
+                await live.push(*(venue_event() for _ in range(20)))
+                await asyncio.sleep(0.002)
+
+        publisher = asyncio.create_task(publish())
+        clients = []
+        for since in (0, 1_234, 2_999, 3_000):
+            clients.append((since, await _subscribe(live, since_seq=since, batch=since > 1_000)))
+            await asyncio.sleep(0.02)
+        await _until(lambda: _per_worker(live) == [2, 2], 10, "two resumed streams per worker")
+        stop.set()
+        await publisher
+        last = live.server.tracker.last_seq
+        assert last > 3_000
+        for since, ws in clients:
+            assert await _seqs_until(ws, last) == list(range(since + 1, last + 1)), since
+            await ws.close()
+
+
+async def test_sigterm_closes_worker_streams_with_1001_within_5_s(tmp_path: Path) -> None:
+    port = _free_port()
+    data = tmp_path / "data"
+    data.mkdir()
+    key = _key(data)
+    with _serve(data, port, "--source", "none", "--stream-workers", "2") as process:
+        url = f"ws://127.0.0.1:{port}/v1/stream"
+        clients = []
+        for _ in range(4):
+            ws = await connect(url, additional_headers={"X-API-Key": key})
+            await ws.send(json.dumps({"op": "subscribe"}))
+            assert json.loads(await ws.recv())["type"] == "subscribed"
+            clients.append(ws)
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        for ws in clients:
+            frames = await _last_frames(ws, 5)
+            assert frames[-1]["code"] == "server_shutdown"
+            assert ws.close_code == 1001
+            assert ws.close_reason == "server_shutdown"
+        assert time.monotonic() - started < 5
+        await asyncio.to_thread(process.wait, 5)
+        assert time.monotonic() - started < 5
+
+
+async def test_a_ping_sent_with_the_subscription_is_answered_by_the_worker(
+    tmp_path: Path,
+) -> None:
+    async with (
+        running_server(make_config(tmp_path, stream_workers=2)) as live,
+        connect(live.ws_url, additional_headers={"X-API-Key": live.key}) as ws,
+    ):
+        # Both at once: main may have read the ping before it hands the socket over.
+        await ws.send(json.dumps({"op": "subscribe"}))
+        await ws.send('{"op":"ping"}')
+        kinds = [json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] for _ in range(3)]
+        assert kinds[0] == "subscribed"
+        assert "pong" in kinds
+        assert sum(_per_worker(live)) == 1
+        await ws.send('{"op":"ping"}')
+        while (frame := json.loads(await asyncio.wait_for(ws.recv(), 5)))["type"] != "pong":
+            assert frame["type"] == "heartbeat"
+
+
+def test_stream_workers_must_be_positive_and_only_where_streams_are_served() -> None:
+    with pytest.raises(ValueError, match="stream_workers must be at least 1, got 0"):
+        ServerConfig(stream_workers=0)
+    with pytest.raises(ValueError, match="role 'ingest' serves no streams"):
+        ServerConfig(role="ingest", bus_url="nats://127.0.0.1:4222", stream_workers=2)
+    assert (
+        ServerConfig(
+            role="api", bus_url="nats://127.0.0.1:4222", source="none", stream_workers=4
+        ).stream_workers
+        == 4
+    )
+
+
+async def test_control_messages_wait_for_a_busy_peer_and_none_is_dropped() -> None:
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ours.setblocking(False)
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4_096)
+    outbox = Outbox(ours)
+    for n in range(2_000):  # far more than the socket holds while the peer reads nothing
+        outbox.send(Closed(n, "client_disconnected"))
+    assert outbox.waiting > 0
+    theirs.setblocking(False)
+    received: list[int] = []
+    deadline = time.monotonic() + 10
+    while len(received) < 2_000 and time.monotonic() < deadline:
+        try:
+            message = decode_control(theirs.recv(CONTROL_BYTES))
+        except BlockingIOError:
+            await asyncio.sleep(0.001)  # the outbox sends the rest once there is room
+            continue
+        assert isinstance(message, Closed)
+        received.append(message.id)
+    assert received == list(range(2_000))
+    assert outbox.waiting == 0
+    outbox.close()
+    ours.close()
+    theirs.close()
