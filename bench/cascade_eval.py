@@ -567,6 +567,25 @@ def truth_of(rec: Recording, seed: int, name: Definition) -> tuple[Recording, np
     return judged, known
 
 
+def ahead_at_knowable(rec: Recording, known: np.ndarray) -> np.ndarray:
+    """Per true cascade, the share of its notional liquidated after the earliest moment it can
+    be confirmed (``known`` seconds after its start, as :func:`goals` measures "ahead" at an
+    alert): what an alert exactly at confirmation would still have ahead of it."""
+    index = {name: i for i, name in enumerate(rec.names)}
+    out = []
+    for c, k in zip(rec.truth, known.tolist(), strict=True):
+        sel = (
+            (rec.markets == index[c.market])
+            & (rec.sides == (1 if c.side == "long" else -1))
+            & (rec.ts >= c.start_ms)
+            & (rec.ts <= c.end_ms)
+        )
+        usd, ts = rec.sizes[sel], rec.ts[sel]
+        at = c.start_ms + round(k * 1000)
+        out.append(float(usd[ts > at].sum() / usd.sum()) if usd.sum() > 0 else 0.0)
+    return np.asarray(out)
+
+
 def report_goals(rec: Recording, spans: list[tuple[str, str, int, int]], known: np.ndarray) -> None:
     g = goals(rec, spans, known)
     print(
@@ -628,7 +647,9 @@ def main() -> None:
             print(
                 f"truth {name}: {len(judged.truth)} true cascades; the earliest each can be "
                 f"known (its definition met from the stream): median {np.median(known):.1f} s, "
-                f"under 10 s for {np.mean(known < 10):.0%}"
+                f"under 10 s for {np.mean(known < 10):.0%}; notional still ahead at that moment "
+                f"median {np.median(ahead_at_knowable(judged, known)):.0%} (the most an alert "
+                "that waits for confirmation can leave ahead)"
             )
     base = replace(CascadeConfig(), **dict(args.set))
     configs = [base]
