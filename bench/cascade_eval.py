@@ -8,14 +8,17 @@ Seeds 1 and 2 are the tuning seeds (the engine's defaults were chosen on them); 
 held out until the defaults were fixed; 5 and 6 were run once afterwards, all on the simulator
 before issue 20 (its rebuild changed every seed's stream). On the rebuilt simulator seeds 7 and
 8 chose the defaults (``oi_ref``, the wave definition was fixed before), 9 was checked once
-with an earlier sweep, and 10 and up are fresh. The report says which kind of seed it ran on.
+with an earlier sweep, and 10 and up are fresh. 10-12 were run once on the simulator of commit
+8be0638, 13-15 once on the one after issue 20's market structure (commit 7cfd598); 16 and up
+are unused. The report says which kind of seed it ran on.
 
-``--truth`` says what a true cascade is (docs/cascade.md, "What a cascade is"): ``wave`` (the
-default): a run of one market and side in which some minute sweeps the simulator's share of
-the 1 % depth (``cascade_min_depth``) in liquidations in at least three distinct seconds,
-impact-driven or not, as the real-data evaluation's waves; ``positions``: the same over three
-positions; ``impact``: the simulator's own truth (two impact-driven positions), the definition
-before issue 20; ``all`` judges one replay by each. The old truth is a subset of both others.
+``--truth`` says what a true cascade is (``sim/truth.py``; docs/cascade.md, "What a cascade
+is"): ``wave`` (the default): a run of one market and side in which some minute sweeps the
+simulator's share of the 1 % depth (``cascade_min_depth``) in liquidations in at least three
+distinct seconds, impact-driven or not, as the real-data evaluation's waves; ``positions``:
+the same over three positions; ``impact``: the simulator's own truth (two impact-driven
+positions), the definition before issue 20; ``all`` judges one replay by each. The old truth
+is a subset of both others.
 
 ``--crash-at H`` schedules the simulator's crash episode (``sim/crash.py``, 45 min of waves)
 H hours into the run, as ``purpleflea serve`` does at its start. Besides precision and recall
