@@ -8,14 +8,17 @@ Seeds 1 and 2 are the tuning seeds (the engine's defaults were chosen on them); 
 held out until the defaults were fixed; 5 and 6 were run once afterwards, all on the simulator
 before issue 20 (its rebuild changed every seed's stream). On the rebuilt simulator seeds 7 and
 8 chose the defaults (``oi_ref``, the wave definition was fixed before), 9 was checked once
-with an earlier sweep, and 10 and up are fresh. The report says which kind of seed it ran on.
+with an earlier sweep, and 10 and up are fresh. 10-12 were run once on the simulator of commit
+8be0638, 13-15 once on the one after issue 20's market structure (commit 7cfd598); 16 and up
+are unused. The report says which kind of seed it ran on.
 
-``--truth`` says what a true cascade is (docs/cascade.md, "What a cascade is"): ``wave`` (the
-default): a run of one market and side in which some minute sweeps the simulator's share of
-the 1 % depth (``cascade_min_depth``) in liquidations in at least three distinct seconds,
-impact-driven or not, as the real-data evaluation's waves; ``positions``: the same over three
-positions; ``impact``: the simulator's own truth (two impact-driven positions), the definition
-before issue 20; ``all`` judges one replay by each. The old truth is a subset of both others.
+``--truth`` says what a true cascade is (``sim/truth.py``; docs/cascade.md, "What a cascade
+is"): ``wave`` (the default): a run of one market and side in which some minute sweeps the
+simulator's share of the 1 % depth (``cascade_min_depth``) in liquidations in at least three
+distinct seconds, impact-driven or not, as the real-data evaluation's waves; ``positions``:
+the same over three positions; ``impact``: the simulator's own truth (two impact-driven
+positions), the definition before issue 20; ``all`` judges one replay by each. The old truth
+is a subset of both others.
 
 ``--crash-at H`` schedules the simulator's crash episode (``sim/crash.py``, 45 min of waves)
 H hours into the run, as ``purpleflea serve`` does at its start. Besides precision and recall
@@ -64,7 +67,15 @@ from purpleflea.model import MarketSnapshot, Side
 from purpleflea.sim import crash
 from purpleflea.sim.config import DEFAULT_START_MS
 from purpleflea.sim.process import SimConfig, Simulator
-from purpleflea.sim.truth import TrueCascade
+from purpleflea.sim.truth import (
+    Definition,
+    LiquidationStream,
+    TrueCascade,
+    first_wave_moment,
+    merge_cascades,
+    wave_cascades,
+    wave_units,
+)
 
 MATCH_BEFORE_MS = 90_000
 #: Time after the crash episode's end still counted as the crash (its aftershocks), not calm.
@@ -348,108 +359,45 @@ def evaluate(
     }
 
 
-#: The wave definition's window: a wave sweeps its share of the depth within this time (the
-#: real-data evaluation's heavy minute; also the truth's gap between a run's steps).
-WAVE_WINDOW_MS = 60_000
-
-
-def _first_wave_moment(ts: np.ndarray, usd: np.ndarray, units: np.ndarray, bar: float) -> int:
-    """Index of the first event at which the last WAVE_WINDOW_MS hold >= ``bar`` USD over at
-    least three distinct ``units`` (positions or seconds), or -1."""
-    cum = np.concatenate(([0.0], np.cumsum(usd)))
-    lo = np.searchsorted(ts, ts - WAVE_WINDOW_MS, side="left")
-    window = cum[1:] - cum[lo]
-    for i in np.flatnonzero(window >= bar).tolist():
-        if np.unique(units[lo[i] : i + 1]).size >= 3:
-            return i
-    return -1
+def stream_of(rec: Recording) -> LiquidationStream:
+    assert rec.cohorts is not None, "recorded before cohort ids were kept: delete the cache"
+    return LiquidationStream(
+        rec.names, rec.markets, rec.sides, rec.ts, rec.sizes, rec.prices, rec.cohorts
+    )
 
 
 def wave_truth(
-    rec: Recording, seed: int, *, by_seconds: bool = True
+    rec: Recording, seed: int, *, definition: Definition = "wave"
 ) -> tuple[list[TrueCascade], dict[tuple[str, str, int], int]]:
-    """The cascades by the wave definition (docs/cascade.md, "What a cascade is"): a run of one
-    market and side's liquidations (events at most the truth's gap apart) in which some
-    WAVE_WINDOW_MS hold at least the truth's share of the market's 1 % depth, liquidated in at
-    least three distinct seconds, whether impact-driven or not (as the real-data waves: a
-    heavy minute of Binance's stream, which reports one forced order per symbol and second,
-    holds at least three events). The simulator's own true cascades (which also need two
-    impact-driven positions) are kept; a wave overlapping one is merged with it, so the old
-    truth is a subset of this one.
-
-    ``by_seconds=False`` (the stricter variant, for comparison): three distinct positions
-    (the simulator's cohorts, which no exchange shows) instead of three seconds.
+    """The cascades by the wave definition (``sim/truth.py``'s :func:`wave_cascades`; docs/
+    cascade.md, "What a cascade is"), joined with the simulator's own (impact-driven) true
+    cascades by :func:`merge_cascades`, so the old truth is a subset of this one.
+    ``definition="positions"``: the stricter variant (three positions instead of seconds).
 
     Also returns, per cascade (market, side, start), the earliest moment its definition is met
     from the stream (for the simulator's own cascades that do not meet it: their third
     position with the run's notional at the size, as :func:`knowable_s`)."""
-    assert rec.cohorts is not None, "recorded before cohort ids were kept: delete the cache"
+    stream = stream_of(rec)
     config = SimConfig(seed=seed)
     depth = {m.name: m.depth_usd for m in Simulator(config).markets}
-    gap, min_depth = config.cascade_gap_ms, config.cascade_min_depth
-    key = rec.markets * 2 + (rec.sides < 0)
-    order = np.lexsort((rec.ts, key))
-    k_sorted, ts_sorted = key[order], rec.ts[order]
-    # A new run wherever the market and side change or the stream of that side paused > gap.
-    breaks = np.flatnonzero((np.diff(k_sorted) != 0) | (np.diff(ts_sorted) > gap)) + 1
-    found: list[TrueCascade] = []
-    for idx in np.split(order, breaks):
-        name = rec.names[int(rec.markets[idx[0]])]
-        bar = min_depth * depth[name]
-        if idx.size < 3 or float(rec.sizes[idx].sum()) < bar:
-            continue
-        units = rec.ts[idx] // 1000 if by_seconds else rec.cohorts[idx]
-        if _first_wave_moment(rec.ts[idx], rec.sizes[idx], units, bar) < 0:
-            continue
-        found.append(
-            TrueCascade(
-                market=name,
-                side="long" if rec.sides[idx[0]] > 0 else "short",
-                start_ms=int(rec.ts[idx[0]]),
-                end_ms=int(rec.ts[idx[-1]]),
-                notional_usd=float(rec.sizes[idx].sum()),
-                events=int(idx.size),
-                cohorts=int(np.unique(rec.cohorts[idx]).size),
-                impact_driven=0,
-                start_price=float(rec.prices[idx[0]]),
-                end_price=float(rec.prices[idx[-1]]),
-                known_ms=int(rec.ts[idx[-1]]) + gap,
-            )
-        )
-    merged: list[TrueCascade] = []
-    by_key: dict[tuple[str, str], list[TrueCascade]] = {}
-    for c in [*rec.truth, *found]:
-        by_key.setdefault((c.market, c.side), []).append(c)
-    for cs in by_key.values():
-        cs.sort(key=lambda c: c.start_ms)
-        current = cs[0]
-        for c in cs[1:]:
-            if c.start_ms <= current.end_ms:
-                current = replace(
-                    current,
-                    start_ms=min(current.start_ms, c.start_ms),
-                    end_ms=max(current.end_ms, c.end_ms),
-                    notional_usd=max(current.notional_usd, c.notional_usd),
-                    impact_driven=max(current.impact_driven, c.impact_driven),
-                )
-            else:
-                merged.append(current)
-                current = c
-        merged.append(current)
-    merged.sort(key=lambda c: c.end_ms)
+    min_depth = config.cascade_min_depth
+    found = wave_cascades(
+        stream, depth, min_depth=min_depth, gap_ms=config.cascade_gap_ms, definition=definition
+    )
+    merged = merge_cascades(rec.truth, found)
     index = {name: i for i, name in enumerate(rec.names)}
     old = knowable_s(replace(rec, truth=merged), seed)
     confirm: dict[tuple[str, str, int], int] = {}
     for c, fallback in zip(merged, old.tolist(), strict=True):
-        sel = (
+        sel = np.flatnonzero(
             (rec.markets == index[c.market])
             & (rec.sides == (1 if c.side == "long" else -1))
             & (rec.ts >= c.start_ms)
             & (rec.ts <= c.end_ms)
         )
         ts = rec.ts[sel]
-        units = ts // 1000 if by_seconds else rec.cohorts[sel]
-        i = _first_wave_moment(ts, rec.sizes[sel], units, min_depth * depth[c.market])
+        units = wave_units(stream, sel, definition)
+        i = first_wave_moment(ts, rec.sizes[sel], units, min_depth * depth[c.market])
         at = int(ts[i]) if i >= 0 else c.start_ms + int(fallback * 1000)
         confirm[(c.market, c.side, c.start_ms)] = at
     return merged, confirm
@@ -607,19 +555,38 @@ def _setting(text: str) -> tuple[str, float]:
     return key, float(value)
 
 
-def truth_of(rec: Recording, seed: int, name: str) -> tuple[Recording, np.ndarray]:
+def truth_of(rec: Recording, seed: int, name: Definition) -> tuple[Recording, np.ndarray]:
     """``rec`` judged by one definition of a true cascade (``--truth``), with each cascade's
     earliest knowable moment in seconds after its start (empty without cohort ids)."""
     if name == "impact":
         if rec.cohorts is None or not rec.truth:
             return rec, np.zeros(0)
         return rec, knowable_s(rec, seed)
-    waves, confirm = wave_truth(rec, seed, by_seconds=name == "wave")
+    waves, confirm = wave_truth(rec, seed, definition=name)
     judged = replace(rec, truth=waves)
     known = np.array(
         [(confirm[(c.market, c.side, c.start_ms)] - c.start_ms) / 1000.0 for c in waves]
     )
     return judged, known
+
+
+def ahead_at_knowable(rec: Recording, known: np.ndarray) -> np.ndarray:
+    """Per true cascade, the share of its notional liquidated after the earliest moment it can
+    be confirmed (``known`` seconds after its start, as :func:`goals` measures "ahead" at an
+    alert): what an alert exactly at confirmation would still have ahead of it."""
+    index = {name: i for i, name in enumerate(rec.names)}
+    out = []
+    for c, k in zip(rec.truth, known.tolist(), strict=True):
+        sel = (
+            (rec.markets == index[c.market])
+            & (rec.sides == (1 if c.side == "long" else -1))
+            & (rec.ts >= c.start_ms)
+            & (rec.ts <= c.end_ms)
+        )
+        usd, ts = rec.sizes[sel], rec.ts[sel]
+        at = c.start_ms + round(k * 1000)
+        out.append(float(usd[ts > at].sum() / usd.sum()) if usd.sum() > 0 else 0.0)
+    return np.asarray(out)
 
 
 def report_goals(rec: Recording, spans: list[tuple[str, str, int, int]], known: np.ndarray) -> None:
@@ -683,7 +650,9 @@ def main() -> None:
             print(
                 f"truth {name}: {len(judged.truth)} true cascades; the earliest each can be "
                 f"known (its definition met from the stream): median {np.median(known):.1f} s, "
-                f"under 10 s for {np.mean(known < 10):.0%}"
+                f"under 10 s for {np.mean(known < 10):.0%}; notional still ahead at that moment "
+                f"median {np.median(ahead_at_knowable(judged, known)):.0%} (the most an alert "
+                "that waits for confirmation can leave ahead)"
             )
     base = replace(CascadeConfig(), **dict(args.set))
     configs = [base]

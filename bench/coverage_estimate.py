@@ -14,6 +14,7 @@ at least ``--min-events`` liquidations:
 - the median and 90th percentile of |estimated - true| / true of the snapshot venues' USD
   volume (the part the estimate fills in), next to the same error of the measured volume
   (no estimate: what a tracker that adds feeds as if complete reports);
+- the median signed error of the snapshot venues' volume (negative: the estimate falls short);
 - the median error of the market's total (all venues, measured + estimated), next to the
   measured total's.
 
@@ -96,12 +97,13 @@ def run_seed(seed: int, *, markets: int, hours: float, min_events: int) -> dict[
             factor = found.get((at[0], str(m), e))
             if factor is not None:
                 added_usd[at] += total * (factor.usd - 1.0)
-    errors, raw_errors, total_errors, raw_total_errors = [], [], [], []
+    errors, signed, raw_errors, total_errors, raw_total_errors = [], [], [], [], []
     for key, (count, true_usd) in truth_snapshot.items():
         if count < min_events:
             continue
         added = added_usd[key]
-        errors.append(abs(measured_snapshot[key] + added - true_usd) / true_usd)
+        signed.append((measured_snapshot[key] + added - true_usd) / true_usd)
+        errors.append(abs(signed[-1]))
         raw_errors.append(abs(measured_snapshot[key] - true_usd) / true_usd)
         total_errors.append(abs(measured_total[key] + added - truth_total[key]) / truth_total[key])
         raw_total_errors.append(abs(measured_total[key] - truth_total[key]) / truth_total[key])
@@ -111,6 +113,7 @@ def run_seed(seed: int, *, markets: int, hours: float, min_events: int) -> dict[
         "shown": int(kept.sum()),
         "median": statistics.median(errors),
         "p90": float(np.percentile(errors, 90)),
+        "signed_median": statistics.median(signed),
         "measured_median": statistics.median(raw_errors),
         "total_median": statistics.median(total_errors),
         "measured_total_median": statistics.median(raw_total_errors),
@@ -126,10 +129,10 @@ def main() -> None:
     args = parser.parse_args()
     print(
         "| seed | market-hours | events (truth) | shown after throttle | snapshot venues' "
-        "hourly USD error, median (p90) | measured only, median | market total error, median | "
-        "measured only, median |"
+        "hourly USD error, median (p90) | signed, median | measured only, median | "
+        "market total error, median | measured only, median |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     medians = []
     for seed in args.seeds:
         r = run_seed(
@@ -141,7 +144,8 @@ def main() -> None:
         medians.append(r["median"])
         print(
             f"| {seed} | {r['market_hours']} | {r['events']} | {r['shown']} | "
-            f"{r['median']:.1%} ({r['p90']:.1%}) | {r['measured_median']:.1%} | "
+            f"{r['median']:.1%} ({r['p90']:.1%}) | {r['signed_median']:+.1%} | "
+            f"{r['measured_median']:.1%} | "
             f"{r['total_median']:.1%} | {r['measured_total_median']:.1%} |"
         )
     print(f"\nmedian over seeds of the median hourly error: {statistics.median(medians):.1%}")

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from purpleflea.sim import SimConfig, Simulator
+from purpleflea.sim.truth import (
+    Definition,
+    LiquidationStream,
+    TrueCascade,
+    first_wave_moment,
+    merge_cascades,
+    wave_cascades,
+)
 
 
 def test_positions_carry_their_true_liquidation_price() -> None:
@@ -77,3 +87,78 @@ def test_cascades_are_not_reported_before_they_are_known_to_be_over() -> None:
     for step in sim.run(3 * 3_600_000):
         for c in sim.truth.cascades():
             assert c.known_ms <= step.ts
+
+
+def _stream(events: list[tuple[int, int, float]]) -> LiquidationStream:
+    """One market's long liquidations: (ts, cohort, usd) rows."""
+    return LiquidationStream(
+        names=("X-PERP",),
+        markets=np.zeros(len(events), dtype=np.int64),
+        sides=np.ones(len(events), dtype=np.int64),
+        ts=np.array([t for t, _, _ in events], dtype=np.int64),
+        usd=np.array([u for _, _, u in events], dtype=np.float64),
+        prices=np.linspace(100.0, 99.0, len(events)),
+        cohorts=np.array([c for _, c, _ in events], dtype=np.int64),
+    )
+
+
+# 1 % depth $1M and share 0.25: a wave sweeps $250k within a minute.
+DEPTH = {"X-PERP": 1_000_000.0}
+
+
+def _waves(stream: LiquidationStream, definition: Definition = "wave") -> list[TrueCascade]:
+    return wave_cascades(stream, DEPTH, min_depth=0.25, gap_ms=60_000, definition=definition)
+
+
+def test_a_wave_of_the_markets_size_over_three_seconds_is_a_cascade() -> None:
+    # $300k within 20 s over four seconds, two positions; a calm event 5 minutes before.
+    stream = _stream(
+        [
+            (0, 1, 1_000.0),
+            (300_000, 2, 80_000.0),
+            (305_000, 2, 70_000.0),
+            (312_000, 3, 90_000.0),
+            (320_000, 3, 60_000.0),
+        ]
+    )
+    [wave] = _waves(stream)
+    assert (wave.start_ms, wave.end_ms) == (300_000, 320_000)
+    assert wave.notional_usd == pytest.approx(300_000.0)
+    assert wave.events == 4
+    assert wave.cohorts == 2
+    # Confirmed at the fourth event, where the minute first holds $250k.
+    i = first_wave_moment(stream.ts[1:], stream.usd[1:], stream.ts[1:] // 1000, 250_000.0)
+    assert i == 3
+    # Two positions only: not a wave by the stricter "positions" variant.
+    assert _waves(stream, "positions") == []
+
+
+def test_a_run_below_the_markets_size_is_not_a_cascade() -> None:
+    # $240k over four seconds: short of 0.25 x $1M.
+    stream = _stream([(s * 1_000, s, 60_000.0) for s in range(4)])
+    assert _waves(stream) == []
+
+
+def test_a_run_spread_over_more_than_a_minute_is_not_a_cascade() -> None:
+    # $400k in one run (gaps of 50 s) but never $250k within one minute.
+    stream = _stream([(s * 50_000, s, 100_000.0) for s in range(4)])
+    assert _waves(stream) == []
+
+
+def test_a_burst_all_in_one_second_is_not_a_cascade() -> None:
+    # $600k, six positions, but all within one second: one throttled print's worth.
+    stream = _stream([(10_000 + 100 * k, k, 100_000.0) for k in range(6)])
+    assert _waves(stream) == []
+    assert len(_waves(stream, "positions")) == 1
+
+
+def test_the_impact_truth_is_kept_inside_the_merged_wave_truth() -> None:
+    stream = _stream([(s * 5_000, s, 100_000.0) for s in range(4)])
+    [wave] = _waves(stream)
+    impact = replace(wave, start_ms=10_000, end_ms=30_000, impact_driven=2)
+    apart = replace(wave, start_ms=500_000, end_ms=510_000, impact_driven=3)
+    merged = merge_cascades([impact, apart], [wave])
+    assert [(c.start_ms, c.end_ms, c.impact_driven) for c in merged] == [
+        (0, 30_000, 2),
+        (500_000, 510_000, 3),
+    ]

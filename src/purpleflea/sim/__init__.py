@@ -20,7 +20,8 @@ Public API (stable)::
     sim.truth.positions("BTC-PERP")       # list[TruePosition]: the open cohorts now
     sim.truth.notional_at_risk("BTC-PERP", "long", edges)   # np.ndarray, USD per bucket
     sim.truth.open_interest("BTC-PERP")   # as an exchange reports it: the larger side, coins
-    sim.truth.cascades()                  # list[TrueCascade] over by now (see truth.py)
+    sim.truth.cascades()                  # list[TrueCascade] over by now: the impact definition
+    truth.wave_cascades(stream, depth, ...)  # the wave definition, on a recorded stream
 
     live = Simulator(SimConfig.served(start_ms=now_ms))  # what `serve` runs (crash episode)
     async for step in paced(live, wall_origin_ms=now_ms):

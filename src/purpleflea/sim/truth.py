@@ -39,13 +39,25 @@ Cascades
     the events of that market and side with ``start_ms <= ts <= end_ms``. A cascade is reported
     by :meth:`Truth.cascades` only once it is known to be over (``known_ms``: no liquidation for
     ``cascade_gap_ms`` after its last step) and that time has been reached, so a live evaluator
-    is never shown the future.
+    is never shown the future. This is the **impact** definition, the truth before issue 20.
+
+    The **wave** definition (issue 20's decision, docs/cascade.md "What a cascade is") judges the
+    liquidation stream itself, as the real-data evaluation does: a run of one market and side's
+    liquidations (events at most ``cascade_gap_ms`` apart) in which some
+    :data:`WAVE_WINDOW_MS` hold at least ``cascade_min_depth`` times the market's 1 % depth,
+    liquidated in at least :data:`WAVE_MIN_UNITS` distinct seconds, impact-driven or not (a
+    heavy minute of Binance's stream, one forced order per symbol and second, holds at least
+    three events). The **positions** variant asks for three distinct cohorts instead of
+    seconds (stricter; cohorts are not visible on any exchange). :func:`wave_cascades` finds
+    them in a recorded stream and :func:`merge_cascades` joins them with the impact
+    cascades, so the impact truth is a subset of the wave truth.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -56,6 +68,15 @@ if TYPE_CHECKING:
     from purpleflea.sim.process import Simulator
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: The names of the definitions of a true cascade (see the module docstring).
+Definition = Literal["wave", "positions", "impact"]
+#: A wave sweeps its share of the depth within this time (the real-data evaluation's heavy
+#: minute).
+WAVE_WINDOW_MS = 60_000
+#: ... over at least this many distinct seconds (or positions, for "positions").
+WAVE_MIN_UNITS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,3 +226,115 @@ class Truth:
         """True cascades known to be over by now, in order of their end."""
         now = self._sim.now_ms
         return [c for c in self._sim.runs.cascades if c.known_ms <= now]
+
+
+@dataclass(frozen=True, slots=True)
+class LiquidationStream:
+    """Liquidation events as columns, one row per exchange event, in any order."""
+
+    names: tuple[str, ...]  # market names; ``markets`` indexes them
+    markets: IntArray
+    sides: IntArray  # +1 long, -1 short
+    ts: IntArray
+    usd: FloatArray
+    prices: FloatArray
+    cohorts: IntArray  # the simulator's cohort of each event
+
+
+def first_wave_moment(ts: IntArray, usd: FloatArray, units: IntArray, bar: float) -> int:
+    """Index of the first event (``ts`` ascending) at which the last :data:`WAVE_WINDOW_MS`
+    hold >= ``bar`` USD over at least :data:`WAVE_MIN_UNITS` distinct ``units`` (seconds or
+    positions), or -1 when the events never make a wave."""
+    cum = np.concatenate(([0.0], np.cumsum(usd)))
+    lo = np.searchsorted(ts, ts - WAVE_WINDOW_MS, side="left")
+    window = cum[1:] - cum[lo]
+    for i in np.flatnonzero(window >= bar).tolist():
+        if np.unique(units[lo[i] : i + 1]).size >= WAVE_MIN_UNITS:
+            return int(i)
+    return -1
+
+
+def wave_units(stream: LiquidationStream, idx: IntArray, definition: Definition) -> IntArray:
+    """What must be distinct three times in a wave: the event's second, or its position."""
+    if definition == "wave":
+        return stream.ts[idx] // 1000
+    if definition == "positions":
+        return stream.cohorts[idx]
+    raise ValueError(f"wave_units: definition must be 'wave' or 'positions', got {definition!r}")
+
+
+def wave_cascades(
+    stream: LiquidationStream,
+    depth_usd: Mapping[str, float],
+    *,
+    min_depth: float,
+    gap_ms: int,
+    definition: Definition = "wave",
+) -> list[TrueCascade]:
+    """The runs of ``stream`` that are waves (module docstring), in order of their end.
+
+    ``depth_usd`` is each market's 1 % depth and ``min_depth`` the share of it a wave sweeps
+    (the simulator's ``cascade_min_depth``); ``gap_ms`` splits a market side's events into
+    runs (``cascade_gap_ms``). ``impact_driven`` is 0: the stream does not say."""
+    key = stream.markets * 2 + (stream.sides < 0)
+    order = np.lexsort((stream.ts, key))
+    k_sorted, ts_sorted = key[order], stream.ts[order]
+    # A new run wherever the market and side change or the stream of that side paused > gap.
+    breaks = np.flatnonzero((np.diff(k_sorted) != 0) | (np.diff(ts_sorted) > gap_ms)) + 1
+    found: list[TrueCascade] = []
+    for idx in np.split(order, breaks):
+        if idx.size < WAVE_MIN_UNITS:
+            continue
+        name = stream.names[int(stream.markets[idx[0]])]
+        bar = min_depth * depth_usd[name]
+        usd = stream.usd[idx]
+        if float(usd.sum()) < bar:
+            continue
+        if first_wave_moment(stream.ts[idx], usd, wave_units(stream, idx, definition), bar) < 0:
+            continue
+        found.append(
+            TrueCascade(
+                market=name,
+                side="long" if stream.sides[idx[0]] > 0 else "short",
+                start_ms=int(stream.ts[idx[0]]),
+                end_ms=int(stream.ts[idx[-1]]),
+                notional_usd=float(usd.sum()),
+                events=int(idx.size),
+                cohorts=int(np.unique(stream.cohorts[idx]).size),
+                impact_driven=0,
+                start_price=float(stream.prices[idx[0]]),
+                end_price=float(stream.prices[idx[-1]]),
+                known_ms=int(stream.ts[idx[-1]]) + gap_ms,
+            )
+        )
+    found.sort(key=lambda c: c.end_ms)
+    return found
+
+
+def merge_cascades(*groups: Iterable[TrueCascade]) -> list[TrueCascade]:
+    """The union of several truths: cascades of one market and side that overlap in time
+    become one (its span the union, the larger notional and impact-driven count, the first's
+    other fields), so every input cascade lies inside one output cascade. In order of end."""
+    by_key: dict[tuple[str, str], list[TrueCascade]] = {}
+    for group in groups:
+        for c in group:
+            by_key.setdefault((c.market, c.side), []).append(c)
+    merged: list[TrueCascade] = []
+    for cs in by_key.values():
+        cs.sort(key=lambda c: c.start_ms)
+        current = cs[0]
+        for c in cs[1:]:
+            if c.start_ms <= current.end_ms:
+                current = replace(
+                    current,
+                    start_ms=min(current.start_ms, c.start_ms),
+                    end_ms=max(current.end_ms, c.end_ms),
+                    notional_usd=max(current.notional_usd, c.notional_usd),
+                    impact_driven=max(current.impact_driven, c.impact_driven),
+                )
+            else:
+                merged.append(current)
+                current = c
+        merged.append(current)
+    merged.sort(key=lambda c: c.end_ms)
+    return merged
