@@ -193,6 +193,8 @@ class Simulator:
         self._quoted_basis = self._basis
         self._log = CohortLog(spread_ms=_EVENT_SPREAD_MS)
         self._offsets = cfg.step_ms * np.arange(1, self._steps_per_block + 1, dtype=np.float64)
+        # The share of a market's pending shock released by each step of a block.
+        self._jump_release = 1.0 - np.exp(-self._offsets / _JUMP_TAU_MS)
         slots = np.array([slots_for(s) for s in specs], dtype=np.float64)
         per_slot = self._oi_target / (slots * OCCUPANCY)
         self._cohort_usd = cohort_scale(per_slot, self._oi_target)
@@ -550,7 +552,11 @@ class Simulator:
         sigma = self._sigma_step * self._vol_regime
         common = rng.standard_normal(steps)
         own = rng.standard_normal((steps, n))
-        returns = sigma * (self._rho * common[:, None] + np.sqrt(1 - self._rho**2) * own)
+        # In place (the same operations in the same order, without a block-sized temporary
+        # for each): this runs on every block of every market.
+        returns = np.multiply(own, np.sqrt(1 - self._rho**2), out=own)
+        returns = np.add(np.multiply.outer(common, self._rho), returns, out=returns)
+        returns *= sigma
         block_days = cfg.block_ms / DAY_MS
         # Per-market shocks: ~1 a day each; market-wide: ~1 every 4 days.
         n_own = rng.poisson(1.0 * cfg.cascade_rate * n * block_days)
@@ -561,8 +567,9 @@ class Simulator:
         # A market's own shock unfolds over minutes (exponentially, time constant
         # _JUMP_TAU_MS), as real large moves do: in one step it made BTC's 5-minute moves
         # wilder than real ones while its hourly moves stayed tamer.
-        released = self._jump_pending * (1.0 - np.exp(-self._offsets / _JUMP_TAU_MS))[:, None]
-        returns += np.diff(released, axis=0, prepend=0.0)
+        released = np.multiply(self._jump_release[:, None], self._jump_pending)
+        returns[0] += released[0]
+        returns[1:] += np.subtract(released[1:], released[:-1])
         self._jump_pending = self._jump_pending - released[-1]
         n_common = rng.poisson(0.25 * cfg.cascade_rate * block_days)
         for _ in range(n_common):
@@ -570,9 +577,10 @@ class Simulator:
             returns[shock_step] += 0.25 * self._daily_vol * float(_clipped(rng.standard_t(3)))
         if cfg.crash_start_ms is not None:
             returns = self._crash_path(returns)
-        x_path = self._x + np.cumsum(returns, axis=0)
+        x_path = np.cumsum(returns, axis=0, out=returns)
+        x_path = np.add(self._x, x_path, out=x_path)
         impact = _IMPACT.level(self._perm, self._trans, self._pend, self._offsets[:, None])
-        marks = np.exp(x_path + impact)
+        marks = np.exp(np.add(x_path, impact, out=impact), out=impact)
         return marks, x_path
 
     def _apply_shares(self) -> None:

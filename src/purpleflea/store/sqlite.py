@@ -23,6 +23,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,17 @@ _ADD_SECONDS = (
     "UPDATE {table} SET seconds = count",
 )
 _EVENT_ROW = attrgetter(*COLUMNS)
+
+
+@dataclass(slots=True)
+class _Cell:
+    """One rollup row being summed over a batch: events, notional, distinct seconds."""
+
+    count: int = 0
+    usd: float = 0.0
+    seconds: set[int] = field(default_factory=set)
+
+
 # The latest snapshot of a minute wins, whichever batch brought it.
 _UPSERT_OI = (
     f"INSERT INTO open_interest ({', '.join(OI_COLUMNS)}) VALUES (?, ?, ?, ?, ?) "
@@ -286,34 +298,38 @@ class SQLiteStore:
         try:
             seen = self.stored_ids([event.id for event in events])
             inserted: list[Liquidation] = []
-            rollup: dict[tuple[int, str, str, str], list[float]] = {}
-            busy: dict[tuple[int, str, str, str], set[int]] = {}
+            rows: list[tuple[Any, ...]] = []
+            rollup: dict[tuple[int, str, str, str], _Cell] = {}
             key: tuple[int, str, str, str]
+            # One pass per event, so each lookup saved here is saved millions of times in a
+            # bulk load.
             for event in events:
-                if event.id in seen:
+                event_id = event.id
+                if event_id in seen:
                     continue
-                seen.add(event.id)
+                seen.add(event_id)
                 inserted.append(event)
-                key = (event.ts // 60_000 * 60_000, event.market, event.exchange, event.side)
+                rows.append(_EVENT_ROW(event))
+                ts = event.ts
+                key = (ts // 60_000 * 60_000, event.market, event.exchange, event.side)
                 cell = rollup.get(key)
                 if cell is None:
-                    cell = rollup[key] = [0, 0.0]
-                    busy[key] = set()
-                cell[0] += 1
-                cell[1] += event.size_usd
-                busy[key].add(event.ts // 1000)
-            writer.executemany(_INSERT, [_EVENT_ROW(e) for e in inserted])
+                    cell = rollup[key] = _Cell()
+                cell.count += 1
+                cell.usd += event.size_usd
+                cell.seconds.add(ts // 1000)
+            writer.executemany(_INSERT, rows)
             writer.executemany(
-                _ROLLUP, [(*key, int(c), s, len(busy[key])) for key, (c, s) in rollup.items()]
+                _ROLLUP, [(*key, c.count, c.usd, len(c.seconds)) for key, c in rollup.items()]
             )
             hourly: dict[tuple[int, str, str, str], list[float]] = {}
-            for key, (count, usd) in rollup.items():
+            for key, minute_cell in rollup.items():
                 minute, market, exchange, side = key
                 hour = minute // 3_600_000 * 3_600_000
-                cell = hourly.setdefault((hour, market, exchange, side), [0, 0.0, 0])
-                cell[0] += count
-                cell[1] += usd
-                cell[2] += len(busy[key])
+                cell_1h = hourly.setdefault((hour, market, exchange, side), [0, 0.0, 0])
+                cell_1h[0] += minute_cell.count
+                cell_1h[1] += minute_cell.usd
+                cell_1h[2] += len(minute_cell.seconds)
             writer.executemany(
                 _ROLLUP_1H, [(*k, int(c), s, int(b)) for k, (c, s, b) in hourly.items()]
             )
