@@ -18,8 +18,9 @@ at least ``--min-events`` liquidations:
 - the median error of the market's total (all venues, measured + estimated), next to the
   measured total's.
 
-The tuning seeds are 1, 2, 3 (the prior was set on them); the default seeds 101-105 were not
-looked at while tuning.
+The tuning seeds are 1, 2, 3 (the prior and the busy-share cap were set on them). The default
+seeds 101-105 and 201-205 were looked at before the cap was changed on the current simulator;
+301-305 were first run after it (BENCHMARKS.md).
 """
 
 from __future__ import annotations
