@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from purpleflea.clock import now_ms
+from purpleflea.engine.coverage import METHOD_VERSION
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.store import OpenInterest, Query, Store
 from purpleflea.store.factory import open_store
@@ -34,7 +35,8 @@ async def _empty_postgres() -> str:
     connection = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
     async with connection:
         await connection.execute(
-            "DROP TABLE IF EXISTS liquidations, rollup_1m, cascades, open_interest, coverage_factor"
+            "DROP TABLE IF EXISTS liquidations, rollup_1m, cascades, open_interest, "
+            "coverage_factor, coverage_factor_method"
         )
     return dsn
 
@@ -778,6 +780,49 @@ async def test_a_closed_hours_coverage_factors_are_kept_until_events_land_in_it(
     [(factor,), _] = await _execute(store, "SELECT f_usd FROM coverage_factor WHERE exchange <> ''")
     assert factor != 3.0
     assert (again.size_usd, again.est_size_usd) == (900.0, pytest.approx(700.0 + 200.0 * factor))
+
+
+async def test_factors_another_estimate_method_computed_are_dropped_on_open(
+    store: Store,
+) -> None:
+    hour = T0 - T0 % 3_600_000
+    btc = {"market": "BTC-PERP", "size_usd": 100.0}
+    await store.append(
+        [
+            _event(
+                i, exchange="bybit" if i < 7 else "binance_usdm", ts=hour + 1_000 * (i % 2), **btc
+            )
+            for i in range(1, 9)
+        ]
+    )
+    window = Query(markets=("BTC-PERP",), start_ms=hour, end_ms=hour + 3_600_000)
+    first = (await store.aggregate("1h", "market", window))[0]
+    assert await _execute(store, "SELECT version FROM coverage_factor_method") == [
+        (METHOD_VERSION,)
+    ]
+    await _tamper(store)
+    # Reopened by code of the same method: the stored (tampered) factors are served.
+    await store.close()
+    url = store.path if isinstance(store, SQLiteStore) else store.url
+    same = await open_store(f"sqlite://{url}" if isinstance(store, SQLiteStore) else url)
+    try:
+        assert (await same.aggregate("1h", "market", window))[0].est_size_usd == pytest.approx(
+            1_200.0
+        )
+        # Made by another version of the method: dropped on open, recomputed on use.
+        await _execute(same, f"UPDATE coverage_factor_method SET version = {METHOD_VERSION - 1}")
+    finally:
+        await same.close()
+    fresh = await open_store(f"sqlite://{url}" if isinstance(store, SQLiteStore) else url)
+    try:
+        assert await _execute(fresh, "SELECT exchange FROM coverage_factor") == []
+        again = (await fresh.aggregate("1h", "market", window))[0]
+        assert again.est_size_usd == pytest.approx(first.est_size_usd)
+        assert await _execute(fresh, "SELECT version FROM coverage_factor_method") == [
+            (METHOD_VERSION,)
+        ]
+    finally:
+        await fresh.close()
 
 
 async def test_the_open_hours_coverage_factors_are_not_kept(store: Store) -> None:

@@ -47,6 +47,10 @@ from purpleflea.model import Coverage
 #: venue's share of ``S`` reaches the cap in its busiest minutes. At 0.99 (at most 4.6 per
 #: second) the estimate fell 30-36 % short on the simulator; 0.9998 was set on seeds 1-3.
 MAX_BUSY_SHARE = 0.9998
+#: The estimate's method, as stored beside the factors a store keeps for closed hours: bump it
+#: whenever what :func:`factors` computes changes (a constant, a weight, the arithmetic), so a
+#: store opened by the new code drops the factors the old one computed instead of serving them.
+METHOD_VERSION = 2
 #: Events per busy second of a snapshot venue when no complete venue overlaps it.
 PRIOR_EVENTS_PER_SECOND = 2.0
 #: The weight of the busy-seconds estimate; the share estimate has the rest.

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from purpleflea.clock import now_ms
-from purpleflea.engine.coverage import SHARE_WINDOW_MS, Factor, factors
+from purpleflea.engine.coverage import METHOD_VERSION, SHARE_WINDOW_MS, Factor, factors
 from purpleflea.model import Coverage
 from purpleflea.store.base import INTERVAL_MS, Bucket, GroupBy, Interval, Query
 from purpleflea.store.sql import Dialect, Where, where
@@ -50,6 +50,22 @@ FACTOR_TABLE_SQL = {
         "PRIMARY KEY (market, hour, exchange, side))"
     ),
 }
+#: Which :data:`~purpleflea.engine.coverage.METHOD_VERSION` computed the stored factors (one
+#: row). A store opened by code of another version empties the cache (:data:`RESET_FACTORS`).
+METHOD_TABLE_SQL = "CREATE TABLE IF NOT EXISTS coverage_factor_method (version INTEGER NOT NULL)"
+METHOD_SQL = "SELECT version FROM coverage_factor_method"
+RESET_FACTORS = (
+    "DELETE FROM coverage_factor",
+    "DELETE FROM coverage_factor_method",
+    f"INSERT INTO coverage_factor_method (version) VALUES ({METHOD_VERSION})",
+)
+
+
+def factors_current(found: tuple[object, ...] | None) -> bool:
+    """Whether the stored factors (``found``: the row of :data:`METHOD_SQL`) are this method's."""
+    return found is not None and found[0] == METHOD_VERSION
+
+
 #: An append deletes the factors of every (market, hour) it adds events to and of the hours
 #: whose share estimate's window holds that hour (SQLite's, with (market, hour, hour +
 #: SHARE_WINDOW_MS); the PostgreSQL store does the same inside its one append statement).

@@ -197,6 +197,12 @@ class PostgresStore:
             migrate = await found.fetchone() is None
             await self._writer.execute(_SCHEMA)
             await self._writer.execute(aggregates.FACTOR_TABLE_SQL["postgres"])
+            await self._writer.execute(aggregates.METHOD_TABLE_SQL)
+            method = await (await self._writer.execute(aggregates.METHOD_SQL)).fetchone()
+            if not aggregates.factors_current(method):
+                # Factors another version of the estimate computed: dropped, recomputed on use.
+                for statement in aggregates.RESET_FACTORS:
+                    await self._writer.execute(statement)
             if migrate:
                 # The table predates coverage (a new one was just made with it otherwise).
                 still = await (await self._writer.execute(_HAS_COVERAGE)).fetchone() is None

@@ -226,6 +226,7 @@ class SQLiteStore:
         if not read_only:
             self._writer.executescript(_SCHEMA)
             self._writer.execute(aggregates.FACTOR_TABLE_SQL["sqlite"])
+            self._reset_stale_factors()
             self._migrate()
             if self._writer.execute("SELECT 1 FROM rollup_1h LIMIT 1").fetchone() is None:
                 self._writer.execute(_BACKFILL_1H)
@@ -250,13 +251,30 @@ class SQLiteStore:
             self._writer.execute(_ADD_MARK)
             columns.add("mark_price")
         # A read-only file written before the coverage factors were kept has no table for them.
-        self._has_factors = not read_only or (
-            self._writer.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'coverage_factor'"
-            ).fetchone()
-            is not None
-        )
+        # A read-only file keeps what it has: its factors are used only if this method made them.
+        self._has_factors = not read_only or self._factors_current()
         self._select_oi = _SELECT_OI.format(mark="mark_price" if "mark_price" in columns else "0.0")
+
+    def _factors_current(self) -> bool:
+        try:
+            found = self._writer.execute(aggregates.METHOD_SQL).fetchone()
+        except sqlite3.OperationalError:  # a file from before the cache (or its version) was kept
+            return False
+        return aggregates.factors_current(found)
+
+    def _reset_stale_factors(self) -> None:
+        """Drop the closed hours' factors another version of the estimate computed."""
+        self._writer.execute(aggregates.METHOD_TABLE_SQL)
+        if self._factors_current():
+            return
+        self._writer.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in aggregates.RESET_FACTORS:
+                self._writer.execute(statement)
+        except BaseException:
+            self._writer.execute("ROLLBACK")
+            raise
+        self._writer.execute("COMMIT")
 
     def _columns(self, table: str) -> set[str]:
         return {row[1] for row in self._writer.execute(f"PRAGMA table_info({table})")}
