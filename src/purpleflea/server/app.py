@@ -129,6 +129,8 @@ class Server:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     #: Called with the simulator after each of its steps (the simulated venues' servers).
     sim_observers: list[SimObserver] = field(default_factory=list)
+    #: Simulated venues' ``held_share``: the simulator's own events leave those parts to them.
+    sim_held: list[Callable[[str], float]] = field(default_factory=list)
     bus_counters: Callable[[], dict[str, int]] | None = None
     source_task: asyncio.Task[None] | None = None
     #: Set when the shutdown begins: readiness answers 503 from then on.
@@ -410,6 +412,7 @@ def _source_task(server: Server) -> Awaitable[None] | None:
             state_path=config.data_dir / SIM_STATE_FILE,
             ledger=server.coverage.ledger if server.coverage else None,
             observers=tuple(server.sim_observers),
+            held_elsewhere=tuple(server.sim_held),
         )
     if config.source == "replay":
         if config.replay_path is None:
@@ -467,6 +470,7 @@ def _measured_maps(config: ServerConfig, built: Server) -> MeasuredMaps | None:
     for venue in sampling.simulated:
         built.starters.append(venue.start)
         built.sim_observers.append(venue.observe)
+        built.sim_held.append(venue.held_share)
     built.background.extend(sampling.work)
     built.closers.append(sampling.close)
     return sampling.maps

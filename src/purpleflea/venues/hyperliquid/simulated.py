@@ -22,9 +22,10 @@ steps, so the Book is never read while a block is computed):
   position's liquidation price); its next ``clearinghouseState`` no longer shows it, which is
   how the sampler tells it for accounts it does not watch.
 
-These liquidations are in addition to the simulator's own venue events of the same positions
-(the simulated venues already carry each position's whole size): the sampled stream tells the
-sampler's side of the story, not a share taken from the other venues.
+The share held here is taken from the simulator's own venue events: while this venue runs,
+``purpleflea serve`` publishes those events of a served market at ``1 - share`` of their size
+(:meth:`SimulatedHyperliquid.held_share`), so each liquidated position's Hyperliquid part
+reaches the stream once, as the sampler's ``hyperliquid`` event, and only if it was sampled.
 """
 
 from __future__ import annotations
@@ -119,6 +120,9 @@ class SimulatedHyperliquid(LocalHyperliquid):
 
     def contexts(self) -> Mapping[str, tuple[float, float]]:
         return self._contexts
+
+    def held_share(self, market: str) -> float:
+        return self.share if any(c.market == market for c in self.coins) else 0.0
 
     def holders(self, coin: str) -> dict[int, str]:
         """True position id -> the address holding its share, for ``coin``'s market now."""
