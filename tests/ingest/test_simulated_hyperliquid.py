@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -144,9 +144,13 @@ class _Capturing(SimulatedHyperliquid):
     def __init__(self) -> None:
         super().__init__(("BTC",))
         self.sent: list[tuple[str, dict[str, object]]] = []
+        self.traded: list[tuple[str, str, float, float, int]] = []
 
     async def user_fills(self, user: str, fills: list[dict[str, object]]) -> None:
         self.sent.extend((user, fill) for fill in fills)
+
+    async def trades(self, coin: str, trades: Sequence[tuple[str, str, float, float, int]]) -> None:
+        self.traded.extend(trades)
 
 
 async def test_a_liquidated_true_position_is_one_liquidation_fill_of_its_holder() -> None:
@@ -233,3 +237,22 @@ async def test_the_stream_carries_each_liquidated_positions_hyperliquid_part_onc
         [part] = sampled[pid]  # the Hyperliquid part once
         assert part == pytest.approx(SHARE * quantity)
         assert direct[pid] + part == pytest.approx(quantity)  # and the whole once
+
+
+async def test_a_liquidation_is_a_public_trade_at_its_liquidation_price() -> None:
+    """The simulator's step marks stop short of a liquidated position's price; the venue's
+    liquidation order trades there, so the sampler's trade stream sees the price reached."""
+    sim = Simulator(SimConfig.demo(seed=11, n_markets=3, warmup_ms=600_000))
+    venue = _Capturing()
+    for step in sim.run(20 * 60_000):
+        venue.observe(sim, step)
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.05)
+    assert len(venue.sent) >= 5
+    by_holder = {(t[0], t[3]) for t in venue.traded} | {(t[1], t[3]) for t in venue.traded}
+    for user, fill in venue.sent:
+        assert (user, float(str(fill["px"]))) in by_holder
+        [trade] = [t for t in venue.traded if user in t[:2] and t[3] == float(str(fill["px"]))]
+        # the liquidation order sells a long (the holder the seller) and buys back a short
+        assert trade[1 if fill["side"] == "A" else 0] == user
+        assert trade[2] == pytest.approx(float(str(fill["sz"])))
