@@ -8,10 +8,14 @@ crash episode a minute in) paced at real time, its Hyperliquid share on loopback
 (:mod:`purpleflea.venues.hyperliquid.simulated`), the real position sampler at its default
 budget. Every minute, per market:
 
-- ``reported``: sampled notional / (2 x open interest), as the API reports coverage (uncapped);
-- ``fresh``: the same over the sampled accounts' positions that are still open now (the
-  simulator's truth), valued alike;
-- ``stale``: the part of the sampled notional whose position has closed or been liquidated
+- ``all``: every sampled account's last-polled notional / (2 x open interest): what the map
+  counted before positions passed by the market or older than the age limit were dropped;
+- ``reported``: the same over the positions the measured map counts now
+  (``PositionSampler.counted``), as the API reports ``coverage_uncapped``;
+- ``fresh``: the counted positions that are still open now (the simulator's truth);
+- ``open``: every sampled account's positions still open now (what a sampler that saw every
+  close at once would report: ``reported`` below it is coverage the age limit gave up);
+- ``stale``: the part of the counted notional whose position has closed or been liquidated
   since it was last polled;
 - ``polled / open``: sampled accounts holding a position, against the positions open now.
 """
@@ -36,17 +40,22 @@ def _row(sim: Simulator, venue: SimulatedHyperliquid, sampler: PositionSampler) 
     for coin, market in MARKETS.items():
         context = sampler.contexts.get(market)
         if context is None:
-            cells += ["-"] * 4
+            cells += ["-"] * 6
             continue
         open_now = set(venue.holders(coin).values())
         sampled = [p for p in sampler.schedule.sampled() if p.market == market]
-        total = sum(p.notional_usd for p in sampled)
-        fresh = sum(p.notional_usd for p in sampled if p.account in open_now)
+        every = sum(p.notional_usd for p in sampled)
+        still_open = sum(p.notional_usd for p in sampled if p.account in open_now)
+        counted = sampler.counted(market)
+        total = sum(p.notional_usd for p in counted)
+        fresh = sum(p.notional_usd for p in counted if p.account in open_now)
         both_sides = 2 * context.open_interest_usd
         accounts = {p.account for p in sampled}
         cells += [
+            f"{every / both_sides:.3f}",
             f"{total / both_sides:.3f}",
             f"{fresh / both_sides:.3f}",
+            f"{still_open / both_sides:.3f}",
             f"{(total - fresh) / total:.1%}" if total else "-",
             f"{len(accounts)} / {len(open_now)}",
         ]
@@ -66,7 +75,7 @@ async def main(minutes: float) -> None:
     head = ["time"] + [
         f"{m} {label}"
         for m in MARKETS.values()
-        for label in ("reported", "fresh", "stale", "polled / open")
+        for label in ("all", "reported", "fresh", "open", "stale", "polled / open")
     ]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head), flush=True)

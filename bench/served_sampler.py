@@ -9,7 +9,8 @@ in a fresh data folder on a free loopback port, and reads ``/v1/metrics`` every 
 seconds: ``measured_heatmap_coverage`` (sampled notional / both sides of open interest) and
 ``heatmap_estimate_vs_measured_spearman`` (the mean over sides of the Spearman correlation of
 the estimated heatmap's bucket notionals with the measured map's, over the measured map's
-buckets: mark +/- 20 %), plus the measured map's accounts. Prints a Markdown table.
+buckets: mark +/- 20 %), plus the measured map's accounts and uncapped coverage (the raw
+ratio the capped ``coverage`` hides past 1). Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        rows: list[tuple[float, dict[tuple[str, str], float], dict[str, int]]] = []
+        rows: list[tuple[float, dict[tuple[str, str], float], dict[str, tuple[int, float]]]]
+        rows = []
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10.0) as http:
                 key = None
@@ -75,7 +77,11 @@ def main() -> None:
                             f"/v1/heatmap/{market}", params={"source": "measured"}, headers=auth
                         )
                         if answer.status_code == 200:
-                            accounts[market] = int(answer.json()["accounts"])
+                            body = answer.json()
+                            accounts[market] = (
+                                int(body["accounts"]),
+                                float(body["coverage_uncapped"]),
+                            )
                     rows.append((time.monotonic() - started, values, accounts))
                     print(f"{rows[-1][0]:.0f} s {values} {accounts}", file=sys.stderr, flush=True)
         finally:
@@ -83,7 +89,9 @@ def main() -> None:
             process.wait(30)
     markets = sorted({m for _, values, _ in rows for _, m in values})
     head = ["time"] + [
-        f"{m} {label}" for m in markets for label in ("coverage", "accounts", "Spearman")
+        f"{m} {label}"
+        for m in markets
+        for label in ("coverage", "uncapped", "accounts", "Spearman")
     ]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
@@ -92,9 +100,11 @@ def main() -> None:
         for m in markets:
             coverage = values.get(("measured_heatmap_coverage", m))
             rho = values.get(("heatmap_estimate_vs_measured_spearman", m))
+            held, uncapped = accounts.get(m, (None, None))
             cells += [
                 "-" if coverage is None else f"{coverage:.3f}",
-                str(accounts.get(m, "-")),
+                "-" if uncapped is None else f"{uncapped:.3f}",
+                "-" if held is None else str(held),
                 "-" if rho is None else f"{rho:.2f}",
             ]
         print("| " + " | ".join(cells) + " |")

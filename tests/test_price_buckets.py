@@ -18,7 +18,9 @@ def test_the_wire_order_is_the_one_clients_know() -> None:
     assert Heatmap.__struct_fields__ == (*BUCKETS, "clusters", "source")
     assert MeasuredMap.__struct_fields__ == (
         *BUCKETS,
-        *("coverage", "sampled_usd", "open_interest_usd", "accounts", "positions", "source"),
+        "coverage",
+        "coverage_uncapped",
+        *("sampled_usd", "open_interest_usd", "accounts", "positions", "source"),
     )
 
 
@@ -32,6 +34,7 @@ def test_both_encode_and_decode_as_before() -> None:
         **SHARED,
         **ROWS,
         coverage=0.5,
+        coverage_uncapped=0.5,
         sampled_usd=30.0,
         open_interest_usd=60.0,
         accounts=2,

@@ -65,7 +65,10 @@ class MeasuredMap(PriceBuckets, frozen=True, kw_only=True):
     ``coverage`` but in no bucket.
     """
 
+    #: sampled notional / (2 x open interest), capped at 1 (see ``coverage_uncapped``).
     coverage: float
+    #: The same ratio uncapped: above 1 says the sample overcounts (stale positions, marks).
+    coverage_uncapped: float
     sampled_usd: float
     open_interest_usd: float
     accounts: int

@@ -15,9 +15,9 @@ import pytest
 from purpleflea.engine.measured_map import measured_map
 from purpleflea.ingest.connection import Backoff
 from purpleflea.ingest.position_sampler import PositionSampler
-from purpleflea.ingest.sampling_schedule import SamplerConfig, Schedule
+from purpleflea.ingest.sampling_schedule import SamplerConfig, Schedule, distance_to_liquidation
 from purpleflea.model import VenueLiquidation
-from purpleflea.positions import Position
+from purpleflea.positions import MarketContext, Position
 from purpleflea.store.accounts import open_account_store
 from purpleflea.venues import registry
 from tests.fakes.hyperliquid import WEIGHT_PER_MINUTE, FakeHyperliquid, HeldPosition
@@ -286,3 +286,89 @@ async def test_a_429_pauses_every_request_of_the_sampler(
             await task
     refused_at = fake.requests[fake.rejected - 1][0]
     assert fake.requests[fake.rejected][0] - refused_at >= 4.5  # no Retry-After: 5 s
+
+
+def _position(account: str, side: str, liquidation: float | None, size: float = 1.0) -> Position:
+    return Position(
+        account=account,
+        exchange="hyperliquid",
+        symbol="BTC",
+        market="BTC-PERP",
+        side="long" if side == "long" else "short",
+        size=size,
+        entry_price=MARK,
+        margin="isolated",
+        leverage=10,
+        liquidation_price=liquidation,
+        notional_usd=size * MARK,
+    )
+
+
+def _offline_sampler(now: list[int]) -> PositionSampler:
+    sampler = PositionSampler(
+        SAMPLING,
+        SamplerConfig(min_interval_ms=10_000, max_interval_ms=600_000),
+        coins=("BTC",),
+        clock=lambda: now[0],
+    )
+    sampler.contexts["BTC-PERP"] = MarketContext(
+        market="BTC-PERP", mark_price=MARK, open_interest=2.0, open_interest_usd=MARK * 2.0
+    )
+    return sampler
+
+
+def test_a_position_the_market_traded_through_leaves_the_map_at_once() -> None:
+    now = [1_000_000]
+    sampler = _offline_sampler(now)
+    sampler.extremes.add("BTC-PERP", now[0] - 5_000, 89_000.0)  # before the poll: not a pass
+    sampler.schedule.polled("0xa", [_position("0xa", "long", 90_000.0)], now[0])
+    sampler.schedule.polled("0xb", [_position("0xb", "short", 110_000.0)], now[0])
+    sampler.schedule.polled("0xc", [_position("0xc", "long", None)], now[0])
+    assert sampler.measured("BTC-PERP").positions == 3
+    now[0] += 3_000
+    sampler.extremes.add("BTC-PERP", now[0], 89_999.0)  # the long's liquidation price passed
+    found = sampler.measured("BTC-PERP")
+    assert {p.account for p in sampler.counted("BTC-PERP")} == {"0xb", "0xc"}
+    assert found.positions == 2
+    assert found.sampled_usd == pytest.approx(2 * MARK)
+    # ... and its account is the next to poll: the poll that tells its liquidation.
+    assert distance_to_liquidation(sampler.schedule.positions["0xa"], {"BTC-PERP": 89_999.0}) == 0.0
+
+
+def test_a_mark_beyond_the_liquidation_price_drops_only_positions_polled_before_it() -> None:
+    now = [1_000_000]
+    sampler = _offline_sampler(now)
+    sampler.schedule.polled("0xa", [_position("0xa", "short", 101_000.0)], now[0])
+    sampler._contexts_ms = now[0] - 1  # marks polled before the position: no verdict
+    sampler.contexts["BTC-PERP"] = MarketContext(
+        market="BTC-PERP", mark_price=102_000.0, open_interest=2.0, open_interest_usd=MARK * 2.0
+    )
+    assert sampler.measured("BTC-PERP").positions == 1
+    sampler._contexts_ms = now[0] + 1  # marks polled after it, beyond its price: gone
+    assert sampler.measured("BTC-PERP").positions == 0
+
+
+def test_positions_not_repolled_within_the_age_limit_stop_counting() -> None:
+    now = [10_000_000]
+    sampler = _offline_sampler(now)
+    assert sampler.config.age_limit_ms == sampler.config.max_interval_ms == 600_000
+    sampler.schedule.polled("0xold", [_position("0xold", "long", 80_000.0)], now[0])
+    now[0] += 300_000
+    sampler.schedule.polled("0xnew", [_position("0xnew", "long", 80_000.0)], now[0])
+    assert sampler.measured("BTC-PERP").positions == 2
+    now[0] += 300_001
+    assert {p.account for p in sampler.counted("BTC-PERP")} == {"0xnew"}
+    with pytest.raises(ValueError, match="max_age_ms"):
+        SamplerConfig(min_interval_ms=10_000, max_age_ms=5_000)
+    assert SamplerConfig(max_age_ms=1_200_000).age_limit_ms == 1_200_000
+
+
+def test_coverage_past_one_is_capped_but_its_raw_ratio_is_reported() -> None:
+    now = [1_000_000]
+    sampler = _offline_sampler(now)  # open interest 2 BTC a side: 4 BTC both sides
+    for i in range(5):
+        account = _address(i)
+        sampler.schedule.polled(account, [_position(account, "long", 80_000.0)], now[0])
+    found = sampler.measured("BTC-PERP")
+    assert found.coverage == 1.0
+    assert found.coverage_uncapped == pytest.approx(5 / 4)

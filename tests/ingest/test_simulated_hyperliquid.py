@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from purpleflea.ingest.position_sampler import PositionSampler
 from purpleflea.ingest.sampling_schedule import SamplerConfig
 from purpleflea.model import VenueLiquidation
 from purpleflea.positions import Position
+from purpleflea.server.sources import without_held
 from purpleflea.sim import SimConfig, SimStep, Simulator
 from purpleflea.store.accounts import open_account_store
 from purpleflea.venues import hyperliquid, registry
@@ -143,9 +144,13 @@ class _Capturing(SimulatedHyperliquid):
     def __init__(self) -> None:
         super().__init__(("BTC",))
         self.sent: list[tuple[str, dict[str, object]]] = []
+        self.traded: list[tuple[str, str, float, float, int]] = []
 
     async def user_fills(self, user: str, fills: list[dict[str, object]]) -> None:
         self.sent.extend((user, fill) for fill in fills)
+
+    async def trades(self, coin: str, trades: Sequence[tuple[str, str, float, float, int]]) -> None:
+        self.traded.extend(trades)
 
 
 async def test_a_liquidated_true_position_is_one_liquidation_fill_of_its_holder() -> None:
@@ -182,3 +187,72 @@ async def test_a_liquidated_true_position_is_one_liquidation_fill_of_its_holder(
         p for p, events in liquidated.items() if events[0].ts <= sim.config.start_ms + 30 * 60_000
     }
     assert len(venue.sent) == len(observed)
+
+
+async def test_the_stream_carries_each_liquidated_positions_hyperliquid_part_once() -> None:
+    """What `serve` publishes on the simulated market with its Hyperliquid share running: the
+    simulator's own events less the share held on the local venue, and that venue's
+    liquidation fills. Per liquidated BTC position: one `hyperliquid` event of the share, the
+    other venues' events of the rest, the whole once."""
+    sim = Simulator(SimConfig.demo(seed=11, n_markets=3, warmup_ms=600_000))
+    venue = _Capturing()
+    whole: dict[int, float] = {}
+    direct: dict[int, float] = {}
+    first: dict[int, int] = {}
+    cutoff = sim.config.start_ms + 20 * 60_000
+    for step in sim.run(25 * 60_000):
+        if step.ts <= cutoff:
+            venue.observe(sim, step)
+        for event in step.liquidations:
+            published = without_held(event, (venue.held_share,))
+            assert event.market != MARKET or published is not None
+            assert published is None or published.exchange != "hyperliquid"
+            if event.market != MARKET or not event.liquidated_user:
+                assert event.market == MARKET or published == event  # other markets untouched
+                continue
+            assert published is not None
+            assert event.quantity
+            assert published.quantity
+            pid = int(event.liquidated_user.removeprefix("cohort-"))
+            first.setdefault(pid, event.ts or step.ts)
+            whole[pid] = whole.get(pid, 0.0) + event.quantity
+            direct[pid] = direct.get(pid, 0.0) + published.quantity
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.05)
+    # One liquidation's events spread over up to a minute: the positions liquidated while
+    # observed, with all their events.
+    whole = {pid: quantity for pid, quantity in whole.items() if first[pid] <= cutoff}
+    sampled: dict[int, list[float]] = {}
+    holders = {address_of(sim.config.seed, pid): pid for pid in whole}
+    for user, fill in venue.sent:
+        [event] = hyperliquid.normalize_user_events(
+            json.dumps({"channel": "user", "data": {"fills": [fill]}}), owner=user
+        )
+        assert event.exchange == "hyperliquid"
+        assert event.quantity
+        sampled.setdefault(holders[user], []).append(event.quantity)
+    assert len(whole) >= 5, "a volatile 20 minutes liquidates some BTC positions"
+    assert sampled.keys() == whole.keys()
+    for pid, quantity in whole.items():
+        [part] = sampled[pid]  # the Hyperliquid part once
+        assert part == pytest.approx(SHARE * quantity)
+        assert direct[pid] + part == pytest.approx(quantity)  # and the whole once
+
+
+async def test_a_liquidation_is_a_public_trade_at_its_liquidation_price() -> None:
+    """The simulator's step marks stop short of a liquidated position's price; the venue's
+    liquidation order trades there, so the sampler's trade stream sees the price reached."""
+    sim = Simulator(SimConfig.demo(seed=11, n_markets=3, warmup_ms=600_000))
+    venue = _Capturing()
+    for step in sim.run(20 * 60_000):
+        venue.observe(sim, step)
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.05)
+    assert len(venue.sent) >= 5
+    by_holder = {(t[0], t[3]) for t in venue.traded} | {(t[1], t[3]) for t in venue.traded}
+    for user, fill in venue.sent:
+        assert (user, float(str(fill["px"]))) in by_holder
+        [trade] = [t for t in venue.traded if user in t[:2] and t[3] == float(str(fill["px"]))]
+        # the liquidation order sells a long (the holder the seller) and buys back a short
+        assert trade[1 if fill["side"] == "A" else 0] == user
+        assert trade[2] == pytest.approx(float(str(fill["sz"])))

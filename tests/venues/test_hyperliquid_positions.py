@@ -17,6 +17,7 @@ from purpleflea.venues.hyperliquid.positions import (
     parse_contexts,
     trade_addresses,
 )
+from tests.fakes.hyperliquid import FakeHyperliquid, HeldPosition
 
 PAYLOADS = Path(__file__).parent / "hyperliquid_public"
 ACCOUNT = "0x31CA8395cf837de08b24da3f660e77761dfb974b"
@@ -146,3 +147,23 @@ def test_the_registry_lists_its_position_sampling_with_the_documented_limits() -
         "coin": "BTC",
     }
     assert sampling.account_request(ACCOUNT) == {"type": "clearinghouseState", "user": ACCOUNT}
+
+
+def test_the_local_server_reports_whole_leverage_and_the_exact_liquidation_price() -> None:
+    liquidation = 91_234.56789
+    server = FakeHyperliquid(
+        {"0xabc": [HeldPosition("BTC", 0.5, 100_000.0, liquidation, 11.7, "isolated")]},
+        {"BTC": (100_000.0, 10.0)},
+    )
+    state = server.clearinghouse_state("0xabc")
+    raw = state["assetPositions"][0]["position"]
+    # Hyperliquid's leverage is the account's whole-number setting; 11.7x is 12x plus margin.
+    assert raw["leverage"] == {"type": "isolated", "value": 12}
+    assert isinstance(raw["leverage"]["value"], int)
+    assert float(raw["marginUsed"]) == pytest.approx(0.5 * 100_000.0 / 11.7)
+    [position] = registry.position_sources()[0].parse_account(json.dumps(state).encode(), "0xabc")
+    assert position.leverage == 12
+    assert position.liquidation_price == liquidation  # the truth's own, not rederived
+    server.positions["0xabc"] = [HeldPosition("BTC", 0.5, 100_000.0, liquidation, 20, "cross")]
+    whole = server.clearinghouse_state("0xabc")
+    assert whole["assetPositions"][0]["position"]["leverage"]["value"] == 20

@@ -55,9 +55,15 @@ def render(heatmap: Heatmap | MeasuredMap, *, width: int = 30, color: bool = Fal
             f"{' ' * (width - round(width * shorts / peak))} {format_usd(shorts):<9}{mark}"
         )
     if isinstance(heatmap, MeasuredMap):
+        capped = (
+            f" (capped; uncapped {heatmap.coverage_uncapped:.1%})"
+            if heatmap.coverage_uncapped > heatmap.coverage
+            else ""
+        )
         lines.append(
             f"measured: {heatmap.positions} positions of {heatmap.accounts} accounts, "
-            f"{format_usd(heatmap.sampled_usd)}; coverage {heatmap.coverage:.1%} of open interest"
+            f"{format_usd(heatmap.sampled_usd)}; coverage {heatmap.coverage:.1%} of open "
+            f"interest{capped}"
         )
     elif heatmap.clusters:
         lines.append("clusters:")

@@ -8,7 +8,9 @@ is exact for those accounts and says how much of the market they are:
     coverage = (sampled long notional + sampled short notional) / (2 x open interest)
 
 (open interest is one side, and every long faces a short, so sampling every account would
-give 1; marks moving between polls can push the ratio past 1, so it is capped there). Pure:
+give 1). Positions valued at different moments' marks, and open interest polled at another,
+can still push the ratio past 1: ``coverage`` is capped there, as the API promises a share,
+and ``coverage_uncapped`` keeps the raw ratio so the cap never hides an overcount. Pure:
 positions, mark and open interest in; the map out.
 """
 
@@ -71,7 +73,7 @@ def measured_map(
         index = math.floor(position.liquidation_price / size) - start
         if 0 <= index < count:
             (longs if position.side == "long" else shorts)[index] += position.notional_usd
-    coverage = min(1.0, sampled / (2 * open_interest_usd)) if open_interest_usd > 0 else 0.0
+    ratio = sampled / (2 * open_interest_usd) if open_interest_usd > 0 else 0.0
     return MeasuredMap(
         market=market,
         ts=ts,
@@ -80,7 +82,8 @@ def measured_map(
         prices=tuple((start + i) * size for i in range(count)),
         long_usd=tuple(longs),
         short_usd=tuple(shorts),
-        coverage=coverage,
+        coverage=min(1.0, ratio),
+        coverage_uncapped=ratio,
         sampled_usd=sampled,
         open_interest_usd=open_interest_usd,
         accounts=len(accounts),

@@ -51,7 +51,7 @@ from purpleflea.ingest.sampling_schedule import (
     distance_to_liquidation,
 )
 from purpleflea.model import VenueLiquidation
-from purpleflea.positions import MarketContext, MeasuredInputs, MeasuredMap
+from purpleflea.positions import MarketContext, MeasuredInputs, MeasuredMap, Position
 from purpleflea.store.accounts import AccountStore
 from purpleflea.venues import FrameError
 from purpleflea.venues.venue import PositionSampling
@@ -122,6 +122,7 @@ class PositionSampler:
         self.backoff = backoff
         self.clock = clock
         self.contexts: dict[str, MarketContext] = {}
+        self._contexts_ms = -1  # when the marks of ``contexts`` were polled
         self.stats = SamplerStats()
         self._unsaved: list[str] = []
         self.sink = sink
@@ -195,6 +196,7 @@ class PositionSampler:
         contexts = self.sampling.parse_contexts(await self._post(self.sampling.contexts_request))
         self.stats.context_polls += 1
         self.contexts.update(contexts)
+        self._contexts_ms = self.clock()
         self.schedule.marks.update({m: c.mark_price for m, c in contexts.items()})
 
     async def _contexts_loop(self) -> None:
@@ -348,7 +350,7 @@ class PositionSampler:
             ts=self.clock(),
             mark_price=context.mark_price,
             open_interest_usd=context.open_interest_usd,
-            positions=tuple(p for p in self.schedule.sampled() if p.market == market),
+            positions=tuple(self.counted(market)),
         )
 
     def measured(
@@ -362,6 +364,42 @@ class PositionSampler:
         """The measured map of ``market`` from every sampled account's last positions.
         Raises ``LookupError`` before the market's mark and open interest are known."""
         return cut(self.measured_inputs(market), low=low, high=high, bucket=bucket)
+
+    def counted(self, market: str) -> list[Position]:
+        """The sampled positions of ``market`` the measured map counts: polled within the
+        config's ``age_limit_ms``, and not passed since their poll by the market's trades or
+        by a mark polled after them. A passed position is gone (the venue liquidates at that
+        price) from that moment, not from its account's next poll; that poll then tells its
+        liquidation (:func:`vanished`), which the schedule hurries (distance 0)."""
+        now = self.clock()
+        oldest = now - self.config.age_limit_ms
+        traded = self.extremes.since(market)
+        context = self.contexts.get(market)
+        kept = []
+        for account, held in self.schedule.positions.items():
+            polled = self.schedule.polled_ms.get(account, oldest - 1)
+            if polled < oldest:
+                continue
+            mark = context.mark_price if context and self._contexts_ms >= polled else None
+            for position in held:
+                if position.market == market and not _passed(position, traded(polled), mark):
+                    kept.append(position)
+        return kept
+
+
+def _passed(position: Position, traded: tuple[float, float] | None, mark: float | None) -> bool:
+    """Whether the market went through ``position``'s liquidation price: it traded there
+    (``traded``: lowest and highest price since) or the mark is beyond it."""
+    liquidation = position.liquidation_price
+    if liquidation is None:
+        return False
+    if position.side == "long":
+        return (traded is not None and traded[0] <= liquidation) or (
+            mark is not None and mark <= liquidation
+        )
+    return (traded is not None and traded[1] >= liquidation) or (
+        mark is not None and mark >= liquidation
+    )
 
 
 def _no_events(event: VenueLiquidation, received_at: int) -> None:

@@ -11,7 +11,9 @@ position's liquidation price, sized by what disappeared.
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
+from collections.abc import Callable
 
 from purpleflea.model import VenueLiquidation
 from purpleflea.positions import Position
@@ -48,6 +50,24 @@ class PriceExtremes:
         if not inside:
             return None
         return min(s[1] for s in inside), max(s[2] for s in inside)
+
+    def since(self, market: str) -> Callable[[int], tuple[float, float] | None]:
+        """A lookup of the lowest and highest price traded from a moment (whole second) to
+        the newest trade, as :meth:`between` to now, each answer in O(log n) (the measured
+        map asks it once per sampled position)."""
+        seconds = list(self._seconds.get(market, ()))
+        starts = [s[0] for s in seconds]
+        lows, highs = [0.0] * len(seconds), [0.0] * len(seconds)
+        low, high = float("inf"), float("-inf")
+        for i in range(len(seconds) - 1, -1, -1):
+            low, high = min(low, seconds[i][1]), max(high, seconds[i][2])
+            lows[i], highs[i] = low, high
+
+        def lookup(start_ms: int) -> tuple[float, float] | None:
+            i = bisect.bisect_left(starts, start_ms // _SECOND_MS)
+            return (lows[i], highs[i]) if i < len(starts) else None
+
+        return lookup
 
 
 def vanished(

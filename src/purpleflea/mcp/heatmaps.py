@@ -101,6 +101,7 @@ class HeatmapTools:
         return {
             "source": body.get("source", "measured"),
             "coverage": body.get("coverage"),
+            "coverage_uncapped": body.get("coverage_uncapped"),
             "accounts": body.get("accounts"),
             "positions": body.get("positions"),
             "sampled_usd": body.get("sampled_usd"),

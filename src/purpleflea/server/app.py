@@ -133,6 +133,8 @@ class Server:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     #: Called with the simulator after each of its steps (the simulated venues' servers).
     sim_observers: list[SimObserver] = field(default_factory=list)
+    #: Simulated venues' ``held_share``: the simulator's own events leave those parts to them.
+    sim_held: list[Callable[[str], float]] = field(default_factory=list)
     bus_counters: Callable[[], dict[str, int]] | None = None
     #: Scale-out measured maps: an API node's, relayed from the ingest node; an ingest node's
     #: publisher of its own (given them once the samplers exist).
@@ -443,6 +445,7 @@ def _source_task(server: Server) -> Awaitable[None] | None:
             state_path=config.data_dir / SIM_STATE_FILE,
             ledger=server.coverage.ledger if server.coverage else None,
             observers=tuple(server.sim_observers),
+            held_elsewhere=tuple(server.sim_held),
         )
     if config.source == "replay":
         if config.replay_path is None:
@@ -503,6 +506,7 @@ def _measured_maps(config: ServerConfig, built: Server) -> MeasuredMaps | None:
     for venue in sampling.simulated:
         built.starters.append(venue.start)
         built.sim_observers.append(venue.observe)
+        built.sim_held.append(venue.held_share)
     built.background.extend(sampling.work)
     built.closers.append(sampling.close)
     if built.measured_publisher is not None:

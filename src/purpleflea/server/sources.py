@@ -47,6 +47,7 @@ async def run_sim(
     state_path: Path | None = None,
     ledger: Ledger | None = None,
     observers: Sequence[SimObserver] = (),
+    held_elsewhere: Sequence[Callable[[str], float]] = (),
 ) -> None:
     """The built-in market simulator, paced at ``speed`` x real time from now.
 
@@ -60,7 +61,10 @@ async def run_sim(
     snapshot venues' pressure: the dashboard's coverage has data offline.
 
     ``observers`` see the simulator after each step (the simulated venues that serve their
-    share of its positions, :mod:`purpleflea.server.measured`).
+    share of its positions, :mod:`purpleflea.server.measured`); ``held_elsewhere`` are their
+    ``held_share``: the simulator's events of a market are published without those shares,
+    which reach the stream through the samplers instead (one path per share, no double
+    count).
     """
     from purpleflea.sim import paced, resume  # noqa: PLC0415 - numpy when used
     from purpleflea.sim.throttle import snapshot_throttle  # noqa: PLC0415
@@ -126,7 +130,10 @@ async def run_sim(
         ):
             tracker.advance_clock(step.ts)
             received = now_ms()
-            for event in step.liquidations:
+            for whole in step.liquidations:
+                event = without_held(whole, held_elsewhere)
+                if event is None:
+                    continue
                 if ledger is not None:
                     ledger.event(event.exchange, event.symbol, event.ts or step.ts)
                 tracker.submit(event, received)
@@ -143,6 +150,24 @@ async def run_sim(
         # (at most one block) rather than liquidate a position twice.
         if state_path is not None and latest:
             save(latest[0])
+
+
+def without_held(
+    event: VenueLiquidation, held_elsewhere: Sequence[Callable[[str], float]]
+) -> VenueLiquidation | None:
+    """``event`` less the shares of its market held by simulated venues (None: all held)."""
+    held = sum(share(event.market) for share in held_elsewhere)
+    if held <= 0:
+        return event
+    keep = 1 - held
+    if keep <= 1e-12:
+        return None
+    return msgspec.structs.replace(
+        event,
+        quantity=None if event.quantity is None else event.quantity * keep,
+        size_usd=None if event.size_usd is None else event.size_usd * keep,
+        contracts=None if event.contracts is None else event.contracts * keep,
+    )
 
 
 def live_simulator(seed: int, markets: int, saved: SimState | None, last_seq: int) -> Simulator:

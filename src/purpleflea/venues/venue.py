@@ -262,6 +262,12 @@ class SimulatedVenue(Protocol):
 
     def observe(self, sim: Simulator, step: SimStep) -> None: ...
 
+    def held_share(self, market: str) -> float:
+        """The part of every simulated position of ``market`` this venue holds (0: none): the
+        simulator's own events of that market carry only the rest, so each liquidated
+        position's share here reaches the stream once, through the sampler."""
+        ...
+
 
 @dataclass(frozen=True)
 class PositionSampling:

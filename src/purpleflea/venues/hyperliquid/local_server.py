@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import socket
 import time
 from collections import deque
@@ -60,6 +61,14 @@ class HeldPosition:
     liquidation: float | None
     leverage: float = 10
     margin: str = "cross"
+
+
+def _set_leverage(leverage: float) -> int:
+    """The leverage the venue reports: the account's setting, a whole number (Hyperliquid's
+    ``updateLeverage`` takes an integer). A position held at a continuous leverage such as
+    11.7 is one opened at 12x with margin added; its margin and liquidation price stay the
+    position's own."""
+    return max(1, math.ceil(leverage - 1e-9))
 
 
 def _listen() -> socket.socket:
@@ -148,7 +157,8 @@ class LocalHyperliquid:
                         "entryPx": repr(p.entry),
                         "positionValue": repr(abs(p.size) * self._mark(p.coin)),
                         "liquidationPx": None if p.liquidation is None else repr(p.liquidation),
-                        "leverage": {"type": p.margin, "value": p.leverage},
+                        "leverage": {"type": p.margin, "value": _set_leverage(p.leverage)},
+                        "marginUsed": repr(abs(p.size) * p.entry / p.leverage),
                         "unrealizedPnl": "0.0",
                     },
                 }

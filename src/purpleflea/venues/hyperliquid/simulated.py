@@ -17,14 +17,17 @@ steps, so the Book is never read while a block is computed):
   :data:`TRADE_EVERY_MS` of wall time, so a market run faster than real time does not flood
   the websocket;
 - a position that left the book at a step that liquidated it (the simulator's event names it,
-  or the mark crossed its liquidation price) is a liquidation: its holder's ``userEvents``
-  subscribers get the liquidation fill (``liquidation.liquidatedUser`` = the holder, at the
-  position's liquidation price); its next ``clearinghouseState`` no longer shows it, which is
+  or the mark crossed its liquidation price) is a liquidation: a public trade at its
+  liquidation price (as the venue's liquidation order trades on the book; the sampler sees the
+  market reach the price), and its holder's ``userEvents`` subscribers get the liquidation
+  fill (``liquidation.liquidatedUser`` = the holder, at the position's liquidation price);
+  its next ``clearinghouseState`` no longer shows it, which is
   how the sampler tells it for accounts it does not watch.
 
-These liquidations are in addition to the simulator's own venue events of the same positions
-(the simulated venues already carry each position's whole size): the sampled stream tells the
-sampler's side of the story, not a share taken from the other venues.
+The share held here is taken from the simulator's own venue events: while this venue runs,
+``purpleflea serve`` publishes those events of a served market at ``1 - share`` of their size
+(:meth:`SimulatedHyperliquid.held_share`), so each liquidated position's Hyperliquid part
+reaches the stream once, as the sampler's ``hyperliquid`` event, and only if it was sampled.
 """
 
 from __future__ import annotations
@@ -120,6 +123,9 @@ class SimulatedHyperliquid(LocalHyperliquid):
     def contexts(self) -> Mapping[str, tuple[float, float]]:
         return self._contexts
 
+    def held_share(self, market: str) -> float:
+        return self.share if any(c.market == market for c in self.coins) else 0.0
+
     def holders(self, coin: str) -> dict[int, str]:
         """True position id -> the address holding its share, for ``coin``'s market now."""
         return {pid: h.address for pid, h in self._holdings.get(coin, {}).items()}
@@ -146,10 +152,10 @@ class SimulatedHyperliquid(LocalHyperliquid):
             self.liquidated += len(fills)
             open_interest = self.share * sim.truth.open_interest(coin.market)
             self._contexts[coin.coin] = (mark / coin.multiplier, open_interest * coin.multiplier)
-            trades = []
+            trades = self._liquidation_trades(coin, fills, wall)
             if wall - self._traded_at.get(coin.coin, -TRADE_EVERY_MS) >= TRADE_EVERY_MS:
                 self._traded_at[coin.coin] = wall
-                trades = self._trades(coin, self._in_turn[coin.coin], mark, wall)
+                trades += self._trades(coin, self._in_turn[coin.coin], mark, wall)
             self._schedule(coin.coin, trades, fills)
 
     def _retake(
@@ -225,6 +231,25 @@ class SimulatedHyperliquid(LocalHyperliquid):
             size = min(abs(buyer.position.size), abs(seller.position.size)) * 0.01
             trades.append((buyer.address, seller.address, size, mark / coin.multiplier, ts))
         self._turn[coin.coin] = turn % len(holders)
+        return trades
+
+    def _liquidation_trades(
+        self, coin: _Coin, fills: list[tuple[str, dict[str, Any]]], ts: int
+    ) -> list[tuple[str, str, float, float, int]]:
+        """Each liquidation as the venue's public trade: the liquidation order closing the
+        position at its liquidation price, against another holder. The simulator liquidates
+        a position within a step, its step marks stopping short of the price (0.002-0.05 %
+        measured), so without these the trade stream would never reach a liquidation price."""
+        holders = self._in_turn[coin.coin]
+        trades = []
+        for i, (address, fill) in enumerate(fills):
+            others = [h.address for h in holders[i : i + 2] if h.address != address]
+            if not others:
+                continue
+            size, price = float(fill["sz"]), float(fill["px"])
+            closing_long = fill["side"] == "A"  # the liquidation order sells a long
+            buyer, seller = (others[0], address) if closing_long else (address, others[0])
+            trades.append((buyer, seller, size, price, ts))
         return trades
 
     def _fill(
