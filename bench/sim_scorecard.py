@@ -157,7 +157,9 @@ def simulate_seed(
             for coin, m in (("BTC", btc), ("HYPE", hype)):
                 quoted = {s.exchange: s.mark_price for s in snaps if s.market == names[m]}
                 gaps[coin].append(abs(quoted["binance_usdm"] / quoted["bybit"] - 1))
-            total = sim.market_open_interest(raw.end_ms)[btc][1]
+            totals = sim.market_open_interest(raw.end_ms)
+            assert totals is not None  # an hour's end is a snapshot time
+            total = float(totals[0][btc])
             btc_oi.append(total * binance_share["binance_usdm"])
     ts, sym, usd = (np.concatenate(x) for x in (b_ts, b_sym, b_usd))
     order = np.argsort(ts, kind="stable")
@@ -202,7 +204,9 @@ def simulate_crash(seed: int) -> dict[str, float]:
     oi: list[tuple[int, float]] = []
     for raw in blocks(sim, 2.0):
         if (raw.end_ms - base.start_ms) % HOUR_MS == 0:
-            oi.append((raw.end_ms, sim.market_open_interest(raw.end_ms)[0][1]))
+            totals = sim.market_open_interest(raw.end_ms)
+            assert totals is not None
+            oi.append((raw.end_ms, float(totals[0][0])))
     at = dict(oi)
     pre = at[crash_at]
     low = min(at[crash_at + h * HOUR_MS] for h in (1, 2, 3))

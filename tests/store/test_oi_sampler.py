@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from purpleflea.model import MarketSnapshot
 from purpleflea.store.base import OpenInterest
-from purpleflea.store.oi_sampler import OpenInterestSampler
+from purpleflea.store.oi_sampler import OpenInterestSampler, TotalsSampler
 
 MIN = 60_000
 
@@ -112,16 +113,28 @@ def test_bad_settings_are_refused(deadband: float, heartbeat_ms: int, message: s
         OpenInterestSampler(deadband=deadband, heartbeat_ms=heartbeat_ms)
 
 
-def test_a_known_total_replaces_the_listings_and_follows_the_same_rule() -> None:
-    sampler = OpenInterestSampler()
-    sampler.note(_snap(1_000, 1e9))
-    sampler.note(_snap(1_000, 2e9, "okx"))
-    sampler.note_total("BTC-PERP", 2_000, 4e9, 101.0)
-    assert sampler.sample() == [_row(2_000, 4e9, mark=101.0)]
-    sampler.note_total("BTC-PERP", 3_000, 4.01e9, 101.0)  # +0.25 %: inside the deadband
-    assert sampler.sample() == []
-    sampler.note_total("BTC-PERP", 4_000, 4.03e9, 101.0)  # +0.75 % from the last row
-    assert sampler.sample() == [_row(4_000, 4.03e9, mark=101.0)]
+def test_the_totals_sampler_keeps_the_same_rows_as_the_listing_sampler() -> None:
+    # The simulator's history samples every market's total at once; a backtest of it must
+    # replay the rows the live rule would have kept from the same totals.
+    rng = np.random.default_rng(7)
+    markets = ["SOL-PERP", "BTC-PERP", "ETH-PERP", "DOGE-PERP"]
+    totals = TotalsSampler(markets)
+    listings = OpenInterestSampler()
+    usd = np.array([3e8, 4e9, 2e9, 1e8])
+    mark = np.array([150.0, 1e5, 3e3, 0.2])
+    kept = 0
+    for step in range(400):
+        ts = 1_000 + step * 5 * MIN
+        usd = usd * np.exp(rng.normal(0, 0.004, 4))
+        mark = mark * np.exp(rng.normal(0, 0.002, 4))
+        usd[rng.random(4) < 0.02] = 0.0  # a market reporting none
+        for i, market in enumerate(markets):
+            listings.note(_snap(ts, float(usd[i]), market=market, mark=float(mark[i])))
+        rows = totals.sample(ts, usd, mark)
+        assert rows == listings.sample()
+        kept += len(rows)
+    # Neither every round nor none: the deadbands and the heartbeat both decided.
+    assert 4 < kept < 4 * 400 / 2
 
 
 def test_a_mark_that_moved_is_worth_a_row_with_the_latest_snapshots_mark() -> None:

@@ -4,7 +4,8 @@ History runs the same simulator as the live feed with coarser steps (1 s steps, 
 blocks instead of 250 ms and 1 minute) and skips the per-step objects: each block's events go
 straight from arrays to published :class:`~purpleflea.model.Liquidation` structs. Each market's
 open interest (its listings' sum, at the end of each 5-minute block) goes through the same
-:class:`~purpleflea.store.oi_sampler.OpenInterestSampler` as the live server's, so the store
+:class:`~purpleflea.store.oi_sampler.OpenInterestSampler` rule as the live server's
+(:class:`~purpleflea.store.oi_sampler.TotalsSampler`, every market at once), so the store
 keeps each market's total when it moved, and a backtest of simulated history has the size term
 as a backtest of live history does.
 """
@@ -29,7 +30,7 @@ from purpleflea.sim.process import DAY_MS, DEFAULT_START_MS, SimConfig, Simulato
 from purpleflea.sim.throttle import snapshot_throttle
 from purpleflea.sim.truth import TrueCascade
 from purpleflea.store.base import OpenInterest, Store
-from purpleflea.store.oi_sampler import OpenInterestSampler
+from purpleflea.store.oi_sampler import TotalsSampler
 from purpleflea.venues import registry
 
 HISTORY_STEP_MS = 1_000
@@ -166,7 +167,7 @@ class _Producer:
         self.notional = 0.0
         self.active = np.zeros(len(sim.market_names), dtype=bool)
         self._blocks = blocks(sim, days)
-        self._sampler = OpenInterestSampler()
+        self._sampler = TotalsSampler(sim.market_names)
         # History is what the feeds would have published: the snapshot venues thinned.
         self._throttle = snapshot_throttle(sim)
 
@@ -181,9 +182,9 @@ class _Producer:
             self.notional += float(raw.size_usd.sum())
             self.active[raw.market] = True
             chunk.events.extend(batch)
-            for market, usd, mark in sim.market_open_interest(raw.end_ms):
-                self._sampler.note_total(market, raw.end_ms, usd, mark)
-            chunk.open_interest.extend(self._sampler.sample())
+            totals = sim.market_open_interest(raw.end_ms)
+            if totals is not None:
+                chunk.open_interest.extend(self._sampler.sample(raw.end_ms, *totals))
             chunk.hours += sim.config.block_ms / 3_600_000
             if len(chunk.events) >= BATCH or len(chunk.open_interest) >= BATCH:
                 return chunk

@@ -392,18 +392,19 @@ class Simulator:
                 )
         return tuple(out)
 
-    def market_open_interest(self, ts: int) -> list[tuple[str, float, float]]:
-        """Each market's open interest in USD at ``ts``, summed over its listings, and its mark
-        (what :meth:`snapshots` reports, listing by listing); none when ``ts`` is not a
-        snapshot time. Bulk history stores these without building every listing's snapshot."""
+    def market_open_interest(self, ts: int) -> tuple[FloatArray, FloatArray] | None:
+        """Each market's open interest in USD at ``ts`` (in :attr:`market_names` order), summed
+        over its listings, and its mark (what :meth:`snapshots` reports, listing by listing);
+        None when ``ts`` is not a snapshot time. Bulk history stores these without building
+        every listing's snapshot."""
         if (ts - self.config.start_ms) % self.config.snapshot_ms:
-            return []
+            return None
         quoted = self._marks[-1][:, None] * np.exp(self._quoted_basis)
         # Each listing values its share at its own price (the mark times its basis); the mark
         # is the last listing's, as a sampler fed the snapshots one by one keeps it.
         usd = self._reported_open_interest(ts) * (self._listing_share * quoted).sum(axis=1)
         last = quoted[np.arange(self._n), self._listing_count - 1]
-        return list(zip(self.market_names, usd.tolist(), last.tolist(), strict=True))
+        return usd, last
 
     def _reported_open_interest(self, ts: int) -> FloatArray:
         # What an exchange reports: one side's open position (see Truth.open_interest).

@@ -18,13 +18,18 @@ positions at the marks it is shown.
 
 :class:`OpenInterestSampler` is that rule, shared by the live server
 (:mod:`purpleflea.server.oi_recorder`, sampled once a minute) and the simulator's history
-(sampled once per snapshot round), so a backtest of either replays the same kind of record.
+(sampled once per snapshot round, as :class:`TotalsSampler`: the same rule over every market's
+total at once, in numpy), so a backtest of either replays the same kind of record.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
 
 from purpleflea.model import MarketSnapshot, instrument_of
 from purpleflea.store.base import OpenInterest
@@ -35,6 +40,8 @@ DEADBAND = 0.005
 MARK_DEADBAND = 0.0025
 #: A market with newer snapshots gets a row at least this often, moved or not.
 HEARTBEAT_MS = 15 * 60_000
+
+FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(slots=True)
@@ -99,20 +106,6 @@ class OpenInterestSampler:
             state.ts = snapshot.ts
         self._touched.add(market)
 
-    def note_total(self, market: str, ts: int, usd: float, mark: float) -> None:
-        """A market's total over all its listings at ``ts`` (and its mark) when it is known at
-        once (the simulator's bulk history); it replaces the listings noted so far."""
-        state = self._markets.get(market)
-        if state is None:
-            state = self._markets[market] = _Market()
-        state.listings.clear()
-        if usd > 0:
-            state.listings[""] = usd
-        if ts >= state.ts:
-            state.mark = mark
-            state.ts = ts
-        self._touched.add(market)
-
     def sample(self) -> list[OpenInterest]:
         """The rows worth storing now, in (ts, market) order; they become the baseline."""
         rows: list[OpenInterest] = []
@@ -135,3 +128,57 @@ class OpenInterestSampler:
         self._touched.clear()
         rows.sort(key=lambda row: (row.ts, row.market))
         return rows
+
+
+class TotalsSampler:
+    """:class:`OpenInterestSampler`'s rule for a source that knows every market's total at once
+    (the simulator's bulk history, each snapshot round): one numpy pass per round instead of a
+    Python call per market (30 days x 275 markets is 2.4M of them, ~10 % of the history's
+    time). Same deadbands and heartbeat; a total of 0 or less is no open interest. Pure.
+    """
+
+    def __init__(
+        self,
+        markets: Sequence[str],
+        *,
+        deadband: float = DEADBAND,
+        mark_deadband: float = MARK_DEADBAND,
+        heartbeat_ms: int = HEARTBEAT_MS,
+    ) -> None:
+        OpenInterestSampler(  # the same checks, the same messages
+            deadband=deadband, mark_deadband=mark_deadband, heartbeat_ms=heartbeat_ms
+        )
+        self.markets = list(markets)
+        self.deadband = deadband
+        self.mark_deadband = mark_deadband
+        self.heartbeat_ms = heartbeat_ms
+        n = len(self.markets)
+        # Rows come out in (ts, market) order, as OpenInterestSampler.sample's.
+        self._order = np.array(sorted(range(n), key=self.markets.__getitem__), dtype=np.int64)
+        self._row_ts = np.full(n, -1, dtype=np.int64)
+        self._row_usd = np.zeros(n)
+        self._row_mark = np.zeros(n)
+
+    def sample(self, ts: int, usd: FloatArray, mark: FloatArray) -> list[OpenInterest]:
+        """Every market's total (``usd``, in the order of ``markets``) and mark at ``ts``: the
+        rows worth storing, which become the baseline."""
+        total = np.where(usd > 0, usd, 0.0)
+        change = np.abs(total - self._row_usd)
+        moved = np.abs(mark - self._row_mark)
+        quiet = (
+            (self._row_ts >= 0)
+            & (ts - self._row_ts < self.heartbeat_ms)
+            & ((change == 0) | (change < self.deadband * self._row_usd))
+            & ((moved == 0) | (moved < self.mark_deadband * self._row_mark))
+        )
+        emit = self._order[~quiet[self._order]]
+        self._row_ts[emit] = ts
+        self._row_usd[emit] = total[emit]
+        self._row_mark[emit] = mark[emit]
+        markets = self.markets
+        return [
+            OpenInterest(ts=ts, market=markets[i], open_interest_usd=u, mark_price=m)
+            for i, u, m in zip(
+                emit.tolist(), total[emit].tolist(), mark[emit].tolist(), strict=True
+            )
+        ]
