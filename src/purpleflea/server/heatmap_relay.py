@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import nats
@@ -143,6 +144,20 @@ class PublishingSink:
         self.changed.add(snapshot.market)
 
 
+async def follow_latest(
+    js: JetStreamContext, subject: str, stream: str, cb: Callable[[Msg], Awaitable[None]]
+) -> NatsSubscription:
+    """``cb`` for the newest message of every subject matching ``subject`` in ``stream`` now,
+    then for each new one: the last-value reading both relays' followers share."""
+    return await js.subscribe(
+        subject,
+        stream=stream,
+        cb=cb,
+        ordered_consumer=True,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.LAST_PER_SUBJECT),
+    )
+
+
 class HeatmapRelay:
     """The heatmap stream on one NATS connection: publish (ingest) or follow (API)."""
 
@@ -247,12 +262,9 @@ class HeatmapRelay:
             model.install(market, view)
             self.counters["received"] += 1
 
-        self._consumer = await self._js.subscribe(
-            f"{self.prefix}.heatmap.*",  # the views only: measured states are one token deeper
-            stream=self.stream,
-            cb=on_message,
-            ordered_consumer=True,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.LAST_PER_SUBJECT),
+        # The views only: measured states are one token deeper.
+        self._consumer = await follow_latest(
+            self._js, f"{self.prefix}.heatmap.*", self.stream, on_message
         )
 
     async def close(self) -> None:

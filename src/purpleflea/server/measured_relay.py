@@ -32,12 +32,11 @@ import msgspec
 import nats.errors
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
-from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from purpleflea.bus.nats import _token as subject_token
 from purpleflea.engine.measured_map import cut
 from purpleflea.positions import MeasuredInputs, MeasuredMap
-from purpleflea.server.heatmap_relay import HeatmapRelay
+from purpleflea.server.heatmap_relay import HeatmapRelay, follow_latest
 from purpleflea.server.measured import MeasuredMaps
 
 log = logging.getLogger("purpleflea.measured_relay")
@@ -163,12 +162,8 @@ class MeasuredRelay:
             maps.install(inputs)
             self.counters["measured_received"] += 1
 
-        self._consumer = await self.relay.js.subscribe(
-            self.subject,
-            stream=self.relay.stream,
-            cb=on_message,
-            ordered_consumer=True,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.LAST_PER_SUBJECT),
+        self._consumer = await follow_latest(
+            self.relay.js, self.subject, self.relay.stream, on_message
         )
 
     async def close(self) -> None:
