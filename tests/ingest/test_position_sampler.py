@@ -277,8 +277,12 @@ async def test_a_429_pauses_every_request_of_the_sampler(
         await fake.trade("BTC", _address(0), _address(1))
         await fake.trade("BTC", _address(2), _address(3))
         await _until(lambda: fake.rejected >= 2, "refused requests")
-        fake._spent.clear()  # the venue would answer again now; the sampler must still wait
         await _until(lambda: sampler.stats.rate_limited >= 1, "the 429 counted")
+        # A request already on its way when the 429 came back is refused too, not paused: let
+        # those arrive before the venue answers again, so the first answered request is one
+        # the sampler sent after it knew of the 429.
+        await asyncio.sleep(0.5)
+        fake._spent.clear()  # the venue would answer again now; the sampler must still wait
         await _until(lambda: len(fake.requests) > fake.rejected, "a request after the pause")
     finally:
         task.cancel()

@@ -101,6 +101,20 @@ async def produce(live: Running, until: float, rng: random.Random) -> None:
         await asyncio.sleep(0.1)
 
 
+async def _released(live: Running, forwarders: int, tasks_before: int) -> None:
+    """Every connection was let go of: fan-out queues, key registry, worker streams, tasks."""
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and (
+        live.server.streams.fanout.clients > forwarders or len(live.server.gate.streams)
+    ):
+        await asyncio.sleep(0.05)
+    assert live.server.streams.fanout.clients == forwarders
+    assert len(live.server.gate.streams) == 0
+    pool = live.server.streams.workers
+    assert pool is None or sum(pool.streams().values()) == 0
+    assert len(asyncio.all_tasks()) <= tasks_before
+
+
 def server_bytes(snapshot: tracemalloc.Snapshot) -> int:
     return sum(
         stat.size
@@ -135,29 +149,22 @@ async def test_churning_clients_lose_and_repeat_nothing_and_the_server_does_not_
             await asyncio.gather(*work)
             await live.server.tracker.drain()
             last_seq = live.server.tracker.last_seq
+            # The churn is over: every connection it made must be let go of, and the memory
+            # is compared now, before the catch-up (untraced: tracing slows it several-fold).
+            await _released(live, forwarders, tasks_before)
+            gc.collect()
+            end = server_bytes(tracemalloc.take_snapshot())
+            tracemalloc.stop()
             caught_up = time.monotonic()
             await asyncio.gather(*(c.catch_up(last_seq) for c in clients))
             catch_up_s = time.monotonic() - caught_up
+            await _released(live, forwarders, tasks_before)
 
             stored = [e.seq for e in await live.server.store.since(0, 1_000_000)]
             assert len(stored) > SOAK_S * EVENTS_PER_S * 0.5  # events really flowed
             for client in clients:
                 assert client.connections > 10  # it really churned
                 assert list(client.seqs) == stored  # every event once, in order
-
-            # Every connection was let go of.
-            deadline = time.monotonic() + 3
-            while time.monotonic() < deadline and (
-                live.server.streams.fanout.clients > forwarders or len(live.server.gate.streams)
-            ):
-                await asyncio.sleep(0.05)
-            assert live.server.streams.fanout.clients == forwarders
-            assert len(live.server.gate.streams) == 0
-            pool = live.server.streams.workers
-            assert pool is None or sum(pool.streams().values()) == 0
-            assert len(asyncio.all_tasks()) <= tasks_before
-            gc.collect()
-            end = server_bytes(tracemalloc.take_snapshot())
             connections = sum(c.connections for c in clients)
             print(
                 f"soak: {len(stored)} events, {connections} connections, catch-up "
