@@ -57,7 +57,7 @@ def test_serve_on_the_simulated_market_shows_the_measured_heatmap_within_90_s(
             assert 0 < measured["coverage"] <= 1
             assert measured["accounts"] > 0
             # The correlation is published as soon as both maps exist: the estimate's after the
-            # simulator's first open-interest snapshot (one a simulated minute).
+            # simulator's first open-interest snapshot (every 10 s of the served market).
             deadline = started + 150
             while True:
                 metrics = http.get("/v1/metrics", headers={"Authorization": f"Bearer {key}"})

@@ -82,10 +82,13 @@ class SimConfig:
         crash episode starting at ``start_ms`` (pass ``crash_start_ms=None`` for none;
         the realistic market alone can be quiet for minutes), computed in blocks of 2.5 s (a
         restart resumes within 2.5 s of where the feed stopped: in a crash, a market can move
-        more than 1% in 10 s)."""
+        more than 1% in 10 s). Open interest and marks every 10 s, as a live feed refreshes
+        them (Bybit's tickers push open interest several times a second): the estimated heatmap
+        and the cascade engine's size term have them 10 s after the start, not a minute."""
         start = overrides.get("start_ms", DEFAULT_START_MS)
         values: dict[str, int | float | None] = {
             "block_ms": 2_500,
+            "snapshot_ms": 10_000,
             "crash_start_ms": int(start or 0),
         }
         values.update(overrides)
