@@ -195,3 +195,29 @@ def test_a_minutes_estimate_averages_its_seconds_and_the_reference() -> None:
     per_second = ratio * 2.0 / (1 - silent_share(means * ratio, alpha)[0])
     expected = BUSY_SECONDS_WEIGHT * 20 * per_second + (1 - BUSY_SECONDS_WEIGHT) * ratio * 120
     assert found.events * 20 == pytest.approx(expected, rel=0.01)
+
+
+def test_an_hour_the_snapshot_venue_showed_nothing_does_not_pull_its_ratio_down() -> None:
+    def hour(at: int, binance: bool) -> list[Row]:
+        rows = []
+        for i in range(20):
+            rows.append(_row("bybit", 4, 4, 400.0, minute=at + i * MINUTE))
+            if binance:
+                rows.append(_row("binance_usdm", 6, 6, 600.0, minute=at + i * MINUTE))
+        return rows
+
+    steady = [*hour(0, True), *hour(HOUR, True), *hour(2 * HOUR, True)]
+    # Binance's feed was down in hour 1 (a gap) while Bybit reported as usual.
+    gap = [*hour(0, True), *hour(HOUR, False), *hour(2 * HOUR, True)]
+    key = (2 * HOUR, "BTC-PERP", "binance_usdm")
+    assert factors(gap, COVERAGE.__getitem__)[key] == pytest.approx(
+        factors(steady, COVERAGE.__getitem__)[key]
+    )
+    # A partial hour of silence still counts as the venue's: Binance showed nothing in most of
+    # hour 1's minutes, so its ratio (and the hidden share of hour 2) falls.
+    partial = [*hour(0, True), *hour(HOUR, False), _row("binance_usdm", 1, 1, 100.0, HOUR)]
+    partial += hour(2 * HOUR, True)
+    assert (
+        factors(partial, COVERAGE.__getitem__)[key].events
+        < factors(steady, COVERAGE.__getitem__)[key].events
+    )

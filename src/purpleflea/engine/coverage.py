@@ -20,11 +20,12 @@ second was held to a cap set on the tuning seeds.)
 **The ratio** ``r`` of a snapshot venue to the reference moves slowly (venues' shares drift
 over days), so it is fitted over the trailing :data:`SHARE_WINDOW_MS`: the ``r`` at which the
 model's busy seconds, over every minute the reference had events (including those where the
-snapshot venue showed none), match the seconds the snapshot venue showed. Each minute counts
-by what its seconds say about ``r`` (the slope of ``60 q`` in ``r`` over the variance
-``60 q (1 - q)``, at ``r = 1``, at most a quiet minute's weight): in a burst both venues are
-busy in the same seconds whatever ``r``, and such minutes barely count, so the model's error
-there does not steer the fit; the minutes where the throttle hides little carry it.
+snapshot venue showed none, in the hours it showed any), match the seconds the snapshot venue
+showed. Each minute counts by what its seconds say about ``r`` (the slope of ``60 q`` in ``r``
+over the variance ``60 q (1 - q)``, at ``r = 1``, at most a quiet minute's weight): in a burst
+both venues are busy in the same seconds whatever ``r``, and such minutes barely count, so the
+model's error there does not steer the fit; the minutes where the throttle hides little carry
+it.
 
 **A minute's count**, where the reference had events and the snapshot venue showed ``B_s >= 1``
 seconds, averages (:data:`BUSY_SECONDS_WEIGHT` each) two estimates at that ``r``: the
@@ -172,11 +173,17 @@ def factors(
     reference = _reference(complete)
 
     # The fit's observations: every minute the reference had events, for every snapshot venue
-    # of the market, with the seconds that venue showed (0 if none).
+    # of the market, with the seconds that venue showed (0 if none); but only in hours where
+    # the venue showed something on the market: an hour of nothing is more likely a gap in its
+    # feed than a quiet venue, and would pull its ratio down for a day.
+    showing = {
+        (minute // HOUR_MS * HOUR_MS, market, exchange) for minute, market, exchange in shown
+    }
     fit_keys = [
         (minute, market, exchange)
         for minute, market in reference.row_of
         for exchange in sorted(venues.get(market, ()))
+        if (minute // HOUR_MS * HOUR_MS, market, exchange) in showing
     ]
     ratio = _fitted_ratios(fit_keys, reference, shown)
     calibrated = [key for key in shown if key[:2] in reference.row_of]
