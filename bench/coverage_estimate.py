@@ -7,7 +7,7 @@ The simulator's events are its truth (every liquidation, every venue). Each ``sn
 venue's events are thinned as its feed would be, one per symbol per second
 (:func:`purpleflea.sim.throttle.kept_by_throttle`); ``complete`` venues keep all. The thinned
 events are rolled up per hour, market and exchange (count, seconds with an event, USD) exactly
-as the stores' rollups do, and :func:`purpleflea.engine.coverage.hidden` estimates what each
+as the stores' rollups do, and :func:`purpleflea.engine.coverage.factors` estimates what each
 snapshot venue hid. Per seed it prints, over the market-hours whose snapshot venues truly had
 at least ``--min-events`` liquidations:
 
@@ -15,12 +15,14 @@ at least ``--min-events`` liquidations:
   volume (the part the estimate fills in), next to the same error of the measured volume
   (no estimate: what a tracker that adds feeds as if complete reports);
 - the median signed error of the snapshot venues' volume (negative: the estimate falls short);
+- the same two for the snapshot venues' event count (``est_count``), and the measured count's;
 - the median error of the market's total (all venues, measured + estimated), next to the
   measured total's.
 
-The tuning seeds are 1, 2, 3 (the prior and the busy-share cap were set on them). The default
-seeds 101-105 and 201-205 were looked at before the cap was changed on the current simulator;
-301-305 were first run after it (BENCHMARKS.md).
+The tuning seeds are 1, 2, 3 (every choice of the method was made on them). The default
+seeds 101-105 and 201-205 were looked at while the previous method (METHOD_VERSION 2) was
+changed; 301-305 were first run after its cap was set; 401-405 were first run once, after
+METHOD_VERSION 3 was settled (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -90,15 +92,20 @@ def run_seed(seed: int, *, markets: int, hours: float, min_events: int) -> dict[
     measured_snapshot: dict[tuple[int, int], float] = defaultdict(float)
     measured_total: dict[tuple[int, int], float] = defaultdict(float)
     added_usd: dict[tuple[int, int], float] = defaultdict(float)
-    for (m0, m, e), (_, total) in cells.items():
+    measured_count: dict[tuple[int, int], int] = defaultdict(int)
+    added_count: dict[tuple[int, int], float] = defaultdict(float)
+    for (m0, m, e), (shown, total) in cells.items():
         at = (m0 // HOUR_MS * HOUR_MS, m)
         measured_total[at] += total
         if coverage_of(e) == "snapshot":
             measured_snapshot[at] += total
+            measured_count[at] += int(shown)
             factor = found.get((at[0], str(m), e))
             if factor is not None:
                 added_usd[at] += total * (factor.usd - 1.0)
+                added_count[at] += shown * (factor.events - 1.0)
     errors, signed, raw_errors, total_errors, raw_total_errors = [], [], [], [], []
+    count_errors, count_signed, raw_count_errors = [], [], []
     for key, (count, true_usd) in truth_snapshot.items():
         if count < min_events:
             continue
@@ -108,6 +115,9 @@ def run_seed(seed: int, *, markets: int, hours: float, min_events: int) -> dict[
         raw_errors.append(abs(measured_snapshot[key] - true_usd) / true_usd)
         total_errors.append(abs(measured_total[key] + added - truth_total[key]) / truth_total[key])
         raw_total_errors.append(abs(measured_total[key] - truth_total[key]) / truth_total[key])
+        count_signed.append((measured_count[key] + added_count[key] - count) / count)
+        count_errors.append(abs(count_signed[-1]))
+        raw_count_errors.append(abs(measured_count[key] - count) / count)
     return {
         "market_hours": len(errors),
         "events": int(ts.size),
@@ -118,6 +128,9 @@ def run_seed(seed: int, *, markets: int, hours: float, min_events: int) -> dict[
         "measured_median": statistics.median(raw_errors),
         "total_median": statistics.median(total_errors),
         "measured_total_median": statistics.median(raw_total_errors),
+        "count_median": statistics.median(count_errors),
+        "count_signed_median": statistics.median(count_signed),
+        "measured_count_median": statistics.median(raw_count_errors),
     }
 
 
@@ -131,9 +144,10 @@ def main() -> None:
     print(
         "| seed | market-hours | events (truth) | shown after throttle | snapshot venues' "
         "hourly USD error, median (p90) | signed, median | measured only, median | "
-        "market total error, median | measured only, median |"
+        "market total error, median | measured only, median | snapshot venues' hourly "
+        "count (est_count) error, median | signed, median | measured only, median |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     medians = []
     for seed in args.seeds:
         r = run_seed(
@@ -147,7 +161,9 @@ def main() -> None:
             f"| {seed} | {r['market_hours']} | {r['events']} | {r['shown']} | "
             f"{r['median']:.1%} ({r['p90']:.1%}) | {r['signed_median']:+.1%} | "
             f"{r['measured_median']:.1%} | "
-            f"{r['total_median']:.1%} | {r['measured_total_median']:.1%} |"
+            f"{r['total_median']:.1%} | {r['measured_total_median']:.1%} | "
+            f"{r['count_median']:.1%} | {r['count_signed_median']:+.1%} | "
+            f"{r['measured_count_median']:.1%} |"
         )
     print(f"\nmedian over seeds of the median hourly error: {statistics.median(medians):.1%}")
 

@@ -2,31 +2,42 @@
 
 A ``snapshot`` venue (Binance) sends at most one liquidation per symbol per second, so the
 seconds that carried one of its events are a lower bound on how many it had. What it hid is
-read off a ``complete`` venue (Bybit) liquidating the same market: the *reference*, the
-complete venue with the most events on the market in the hour. Two estimates of a snapshot
-venue's true count in an hour are averaged (:data:`BUSY_SECONDS_WEIGHT` each):
+read off the ``complete`` venues (Bybit, ...) liquidating the same market: the *reference*.
 
-1. **Busy seconds, per minute.** In a minute, the market is *busy* in ``S`` seconds and in
-   each a venue's liquidations arrive as a Poisson count with a mean ``λ_v`` of its own. A
-   venue then shows ``B_v = S (1 - e^-λ_v)`` seconds with events and ``C_v = S λ_v`` events.
-   For the reference both are measured: ``C_c / B_c = λ_c / (1 - e^-λ_c)`` gives ``λ_c``, and
-   ``S = C_c / λ_c``. The snapshot venue shows ``B_s``: ``λ_s = -ln(1 - B_s / S)`` (the busy
-   share held at :data:`MAX_BUSY_SHARE`), and its count is ``B_s λ_s / (1 - e^-λ_s)``. A
-   minute where the reference saw nothing was quiet: nothing hidden. Calibrating per minute,
-   not per hour, follows a cascade's busy minutes instead of averaging them with calm ones.
-2. **Share of the reference.** Venues' shares of a market move slowly (days), so the ratio of
-   the snapshot venue's estimate (1.) to the reference's events over the trailing
-   :data:`SHARE_WINDOW_MS` (the minutes where both had events), times the reference's events
-   in this hour's such minutes, is a second estimate whose errors are the reference's
-   counting noise rather than the throttle's: averaging the two cuts the error.
+**The minute's burst shape.** Liquidations come in bursts (a liquidated position is worked
+off as many orders over a few seconds), so within a minute some seconds carry many events and
+most none. Each second's events are modelled as a Poisson count whose mean varies from second
+to second as a gamma draw (a negative binomial second) with the minute's mean ``m`` and shape
+``k`` (small: bursty). Every venue liquidates the same positions' orders, so they share the
+shape and differ in scale. In each minute the complete venues had events, their events ``C``
+give ``m = C / 60``, and the busy seconds ``B`` of the one with the most events give the
+shape: ``(1 + m_1 / k)^-k = 1 - B / 60`` with ``m_1`` its own mean (a minute no burstier than
+Poisson gets the Poisson limit). A venue liquidating ``r`` times the reference's events shows
+on average ``60 q(r)`` busy seconds, ``q(r) = 1 - (1 + r m / k)^-k``. (The earlier model put
+one Poisson mean on the minute's busy seconds: a burst looked busier than it was, and a shown
+second was held to a cap set on the tuning seeds.)
+
+**The ratio** ``r`` of a snapshot venue to the reference moves slowly (venues' shares drift
+over days), so it is fitted over the trailing :data:`SHARE_WINDOW_MS`: the ``r`` at which the
+model's busy seconds, over every minute the reference had events (including those where the
+snapshot venue showed none, in the hours it showed any), match the seconds the snapshot venue
+showed. Each minute counts by what its seconds say about ``r`` (the slope of ``60 q`` in ``r``
+over the variance ``60 q (1 - q)``, at ``r = 1``, at most a quiet minute's weight): in a burst
+both venues are busy in the same seconds whatever ``r``, and such minutes barely count, so the
+model's error there does not steer the fit; the minutes where the throttle hides little carry
+it.
+
+**A minute's count**, where the reference had events and the snapshot venue showed ``B_s >= 1``
+seconds, averages (:data:`BUSY_SECONDS_WEIGHT` each) two estimates at that ``r``: the
+reference's events times ``r`` (noise: the reference's counting), and the shown seconds times
+the model's events per busy second ``r m / q(r)`` (noise: the throttle's), never below what
+was shown. A minute where the reference saw nothing was quiet: nothing hidden.
 
 A hidden event is priced at the minute's mean event size over the snapshot venue's shown
 events and the reference's (both sample the same liquidations; the larger sample is
-steadier); the share estimate scales that volume like the count. Without a reference in the
-hour, the shown events are multiplied by :data:`PRIOR_EVENTS_PER_SECOND`. Both constants were
-set on the simulator's tuning seeds (bench/coverage_estimate.py; results in BENCHMARKS.md).
-``complete`` and ``sampled`` events are taken as measured: a ``sampled`` feed's misses are
-accounts we do not watch, which no second-count reveals.
+steadier). Without a complete venue in the hour, the shown events are multiplied by
+:data:`PRIOR_EVENTS_PER_SECOND`. ``complete`` and ``sampled`` events are taken as measured: a
+``sampled`` feed's misses are accounts we do not watch, which no second-count reveals.
 
 The estimate never lowers a figure: a factor is at least 1. Pure and deterministic: minute
 cells in, factors out; the stores gather the cells from their minute rollups.
@@ -34,71 +45,81 @@ cells in, factors out; the stores gather the cells from their minute rollups.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
+import numpy as np
+import numpy.typing as npt
+
 from purpleflea.model import Coverage
 
-#: The highest share of busy seconds the model trusts for a snapshot venue (see module doc).
-#: It bounds the events one shown second may stand for (``λ_s <= -ln(1 - cap)``, about 8.5).
-#: A cohort's events cluster on one symbol a couple of seconds apart, so a minute's rate is
-#: uneven and the reference's single ``λ`` understates the busy seconds ``S``: the snapshot
-#: venue's share of ``S`` reaches the cap in its busiest minutes. At 0.99 (at most 4.6 per
-#: second) the estimate fell 30-36 % short on the simulator; 0.9998 was set on seeds 1-3.
-MAX_BUSY_SHARE = 0.9998
 #: The estimate's method, as stored beside the factors a store keeps for closed hours: bump it
 #: whenever what :func:`factors` computes changes (a constant, a weight, the arithmetic), so a
 #: store opened by the new code drops the factors the old one computed instead of serving them.
-METHOD_VERSION = 2
+#: 3: the negative binomial burst model with the ratio fitted over the trailing day, against
+#: all complete venues (2: one Poisson mean on the top complete venue's busy seconds, capped).
+METHOD_VERSION = 3
 #: Events per busy second of a snapshot venue when no complete venue overlaps it.
 PRIOR_EVENTS_PER_SECOND = 2.0
-#: The weight of the busy-seconds estimate; the share estimate has the rest.
+#: The weight of a minute's busy-seconds estimate; the reference's events times the ratio have
+#: the rest (equal: neither is the better one on its own on the tuning seeds).
 BUSY_SECONDS_WEIGHT = 0.5
 HOUR_MS = 3_600_000
-#: The trailing window of the share estimate, ending with the estimated hour.
+SECONDS_PER_MINUTE = 60.0
+#: The trailing window the ratio is fitted on, ending with the estimated hour.
 SHARE_WINDOW_MS = 24 * HOUR_MS
+#: The ratios the fit considers (a snapshot venue from 1/100 to 100 times the reference),
+#: log-spaced 5.9 % apart; the fit interpolates between them.
+RATIO_GRID = np.geomspace(0.01, 100.0, 161)
+#: Minutes evaluated on the grid at once (bounds the fit's memory: 4,096 x 161 floats).
+_CHUNK = 4096
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+MinuteKey = tuple[int, str]
+VenueMinute = tuple[int, str, str]
 
 
-def events_per_busy_second(lam: float) -> float:
-    """``λ / (1 - e^-λ)``: a Poisson count's mean given that it is at least one."""
-    if lam < 1e-9:
-        return 1.0
-    return lam / -math.expm1(-lam)
-
-
-def intensity(per_busy_second: float) -> float:
-    """The ``λ`` whose :func:`events_per_busy_second` is ``per_busy_second`` (>= 1)."""
-    if per_busy_second <= 1.0:
-        return 0.0
-    low, high = 0.0, 1.0
-    while events_per_busy_second(high) < per_busy_second:
-        high *= 2.0
-    for _ in range(60):  # bisection: the function is increasing
+def burst_shape(mean: FloatArray, silent: FloatArray) -> FloatArray:
+    """Per minute, the gamma shape ``k`` at which a negative binomial second of mean ``mean``
+    is empty with probability ``silent``: ``(1 + mean / k)^-k = silent``; ``inf`` (Poisson)
+    where the minute is no burstier than Poisson (``silent <= e^-mean``)."""
+    target = np.log(silent)
+    low = np.full(mean.shape, -12.0)
+    high = np.full(mean.shape, 12.0)
+    for _ in range(60):  # bisection on ln k: -k ln(1 + mean / k) falls as k grows
         middle = (low + high) / 2.0
-        if events_per_busy_second(middle) < per_busy_second:
-            low = middle
-        else:
-            high = middle
-    return (low + high) / 2.0
+        alpha = np.exp(middle)
+        above = -alpha * np.log1p(mean / alpha) > target
+        low = np.where(above, middle, low)
+        high = np.where(above, high, middle)
+    bursty = target > -mean * (1.0 - 1e-9)
+    result: FloatArray = np.where(bursty, np.exp((low + high) / 2.0), np.inf)
+    return result
 
 
-def snapshot_ratio(busy_seconds: int, complete_count: int, complete_seconds: int) -> float:
-    """Estimated true events per busy second of a snapshot venue that showed
-    ``busy_seconds``, beside a complete venue with ``complete_count`` events in
-    ``complete_seconds`` busy seconds (0 of either: no complete venue, use the prior)."""
-    if busy_seconds <= 0:
-        return 1.0
-    if complete_count <= 0 or complete_seconds <= 0:
-        return PRIOR_EVENTS_PER_SECOND
-    lam_c = intensity(complete_count / complete_seconds)
-    if lam_c <= 0.0:
-        # The complete venue never had two in a second: the market was quiet, the snapshot
-        # venue's throttle hid (about) nothing.
-        return 1.0
-    busy_market_seconds = complete_count / lam_c
-    share = min(busy_seconds / busy_market_seconds, MAX_BUSY_SHARE)
-    return events_per_busy_second(-math.log1p(-share))
+def silent_share(mean: FloatArray, alpha: FloatArray) -> FloatArray:
+    """The share of seconds with no event, for negative binomial seconds of mean ``mean`` and
+    gamma shape ``alpha`` (``inf``: Poisson). Broadcasts."""
+    poisson = np.isinf(alpha)
+    shape = np.where(poisson, 1.0, alpha)
+    result: FloatArray = np.where(poisson, np.exp(-mean), np.exp(-shape * np.log1p(mean / shape)))
+    return result
+
+
+def fit_weight(mean: FloatArray, alpha: FloatArray) -> FloatArray:
+    """How much a minute's busy seconds say about the ratio ``r``, at ``r = 1``: the slope of
+    the expected busy share in ``r`` over its binomial variance, at most 1 (a quiet minute's
+    weight, where the busy seconds are the events)."""
+    silent = silent_share(mean, alpha)
+    poisson = np.isinf(alpha)
+    shape = np.where(poisson, 1.0, alpha)
+    slope = np.where(
+        poisson, mean * np.exp(-mean), mean * np.exp(-(shape + 1.0) * np.log1p(mean / shape))
+    )
+    variance = np.maximum(silent * (1.0 - silent), 1e-12)
+    result: FloatArray = np.minimum(1.0, slope / variance)
+    return result
 
 
 class Factor(NamedTuple):
@@ -109,6 +130,16 @@ class Factor(NamedTuple):
     usd: float
 
 
+class _Reference(NamedTuple):
+    """The complete venues' minutes of a market, aligned arrays (one entry per minute)."""
+
+    row_of: dict[MinuteKey, int]
+    events: FloatArray  # all complete venues' events
+    usd: FloatArray  # and their USD
+    mean: FloatArray  # events per second
+    alpha: FloatArray  # the burst shape
+
+
 def factors(
     cells: Iterable[tuple[int, str, str, int, int, float]],
     coverage_of: Callable[[str], Coverage],
@@ -116,81 +147,176 @@ def factors(
     """Each snapshot exchange's :class:`Factor` per ``(hour_ms, market, exchange)``, from one
     row per minute, market and exchange: ``(minute_ms, market, exchange, events, seconds,
     size_usd)`` (the minute rollup's sums over sides). Hours must be whole (every exchange of
-    the market); an hour's share estimate reads the :data:`SHARE_WINDOW_MS` before it, so the
+    the market); an hour's ratio is fitted on the :data:`SHARE_WINDOW_MS` before it, so the
     rows should reach back that far (an hour whose window is cut short uses what is there)."""
     rows = cells if isinstance(cells, list) else list(cells)
     coverage: dict[str, Coverage] = {}
     for row in rows:
         if row[2] not in coverage:
             coverage[row[2]] = coverage_of(row[2])
-    complete_hour: dict[tuple[int, str, str], int] = {}
-    for minute, market, exchange, events, _, _ in rows:
-        if coverage[exchange] == "complete":
-            key = (minute // HOUR_MS * HOUR_MS, market, exchange)
-            complete_hour[key] = complete_hour.get(key, 0) + events
-    reference: dict[tuple[int, str], tuple[str, int]] = {}
-    for (hour, market, exchange), events in complete_hour.items():
-        if events > reference.get((hour, market), ("", 0))[1]:
-            reference[(hour, market)] = (exchange, events)
-    ref_minute: dict[tuple[int, str], tuple[int, int, float]] = {}
+    complete: dict[MinuteKey, list[float]] = {}  # events, usd, top venue's events and seconds
+    shown: dict[VenueMinute, tuple[int, int, float]] = {}
+    venues: dict[str, set[str]] = {}
     for minute, market, exchange, events, seconds, usd in rows:
-        found = reference.get((minute // HOUR_MS * HOUR_MS, market))
-        if found is not None and found[0] == exchange:
-            ref_minute[(minute, market)] = (events, seconds, usd)
-    # Per snapshot hour: shown events and USD, the busy-seconds estimate's events and USD,
-    # and the reference's events in the minutes where both had events.
-    hours: dict[tuple[int, str, str], list[float]] = {}
-    for minute, market, exchange, events, seconds, usd in rows:
-        if coverage[exchange] != "snapshot" or events <= 0:
+        if events <= 0:
             continue
+        if coverage[exchange] == "complete":
+            cell = complete.setdefault((minute, market), [0.0, 0.0, 0.0, 0.0])
+            cell[0] += events
+            cell[1] += usd
+            if events > cell[2]:
+                cell[2], cell[3] = events, seconds
+        elif coverage[exchange] == "snapshot":
+            shown[(minute, market, exchange)] = (events, seconds, usd)
+            venues.setdefault(market, set()).add(exchange)
+    referenced = {(minute // HOUR_MS * HOUR_MS, market) for minute, market in complete}
+    reference = _reference(complete)
+
+    # The fit's observations: every minute the reference had events, for every snapshot venue
+    # of the market, with the seconds that venue showed (0 if none); but only in hours where
+    # the venue showed something on the market: an hour of nothing is more likely a gap in its
+    # feed than a quiet venue, and would pull its ratio down for a day.
+    showing = {
+        (minute // HOUR_MS * HOUR_MS, market, exchange) for minute, market, exchange in shown
+    }
+    fit_keys = [
+        (minute, market, exchange)
+        for minute, market in reference.row_of
+        for exchange in sorted(venues.get(market, ()))
+        if (minute // HOUR_MS * HOUR_MS, market, exchange) in showing
+    ]
+    ratio = _fitted_ratios(fit_keys, reference, shown)
+    calibrated = [key for key in shown if key[:2] in reference.row_of]
+    estimates = dict(
+        zip(calibrated, _minute_estimates(calibrated, reference, shown, ratio), strict=True)
+    )
+
+    # Per snapshot hour: shown events and USD, estimated events and USD.
+    hours: dict[tuple[int, str, str], list[float]] = {}
+    for key, (events, seconds, usd) in shown.items():
+        minute, market, exchange = key
         hour = minute // HOUR_MS * HOUR_MS
-        key = (hour, market, exchange)
-        total = hours.get(key)
-        if total is None:
-            total = hours[key] = [0.0, 0.0, 0.0, 0.0, 0.0]
+        total = hours.setdefault((hour, market, exchange), [0.0, 0.0, 0.0, 0.0])
         total[0] += events
         total[1] += usd
-        busy = min(seconds, events) if seconds > 0 else events
-        if (hour, market) not in reference:
-            estimated, mean_usd, ref_events = busy * PRIOR_EVENTS_PER_SECOND, usd / events, 0
+        if (hour, market) not in referenced:
+            estimated = _shown_busy(events, seconds) * PRIOR_EVENTS_PER_SECOND
+            mean_usd = usd / events
+        elif key not in estimates:
+            estimated, mean_usd = events, 0.0  # the reference was quiet: nothing hidden
         else:
-            ref_events, ref_seconds, ref_usd = ref_minute.get((minute, market), (0, 0, 0.0))
-            if ref_events <= 0:
-                estimated, mean_usd = events, 0.0  # the reference was quiet: nothing hidden
-            else:
-                estimated = busy * snapshot_ratio(busy, ref_events, ref_seconds)
-                mean_usd = (usd + ref_usd) / (events + ref_events)
+            at = reference.row_of[(minute, market)]
+            estimated = estimates[key]
+            mean_usd = (usd + float(reference.usd[at])) / (events + float(reference.events[at]))
         extra = max(0.0, estimated - events)  # never below what was measured
         total[2] += events + extra
         total[3] += usd + extra * mean_usd
-        total[4] += ref_events
-    # The share estimate: the trailing window's busy-seconds events over the reference's.
-    by_venue: dict[tuple[str, str], list[tuple[int, float, float]]] = {}
-    for (hour, market, exchange), total in hours.items():
-        by_venue.setdefault((market, exchange), []).append((hour, total[2], total[4]))
-    share: dict[tuple[int, str, str], float] = {}
+    out: dict[tuple[int, str, str], Factor] = {}
+    for key, (count, count_usd, estimate, estimate_usd) in hours.items():
+        usd_factor = max(1.0, estimate_usd / count_usd) if count_usd > 0 else estimate / count
+        out[key] = Factor(float(estimate / count), float(usd_factor))  # plain floats: JSON
+    return out
+
+
+def _shown_busy(events: int, seconds: int) -> int:
+    """The seconds a snapshot venue showed in a minute: at most its events (rollups from
+    before the seconds column count none: each event is then taken as its own second)."""
+    return min(seconds, events) if seconds > 0 else events
+
+
+def _reference(complete: dict[MinuteKey, list[float]]) -> _Reference:
+    """Arrays of the complete venues' minutes: the mean from all their events, the burst
+    shape from the busy seconds of the one with the most (clamped to at least one, at most
+    its events, and short of the whole minute, so that a shape exists)."""
+    keys = list(complete)
+    cells = np.array([complete[key] for key in keys], dtype=np.float64).reshape(-1, 4)
+    top_events = cells[:, 2]
+    top_busy = np.minimum(
+        np.maximum(cells[:, 3], 1.0), np.minimum(top_events, SECONDS_PER_MINUTE - 0.5)
+    )
+    alpha = burst_shape(top_events / SECONDS_PER_MINUTE, 1.0 - top_busy / SECONDS_PER_MINUTE)
+    return _Reference(
+        row_of={key: i for i, key in enumerate(keys)},
+        events=cells[:, 0],
+        usd=cells[:, 1],
+        mean=cells[:, 0] / SECONDS_PER_MINUTE,
+        alpha=alpha,
+    )
+
+
+def _minute_estimates(
+    keys: list[VenueMinute],
+    reference: _Reference,
+    shown: dict[VenueMinute, tuple[int, int, float]],
+    ratio: dict[tuple[int, str, str], float],
+) -> list[float]:
+    """Each ``(minute, market, snapshot exchange)``'s estimated events: the average of its
+    shown seconds times the model's events per busy second and the reference's events times
+    the ratio fitted for the hour."""
+    if not keys:
+        return []
+    at = np.array([reference.row_of[key[:2]] for key in keys], dtype=np.int64)
+    rho = np.array([ratio[(m // HOUR_MS * HOUR_MS, mk, ex)] for m, mk, ex in keys])
+    busy = np.array([_shown_busy(*shown[key][:2]) for key in keys], dtype=np.float64)
+    own_mean = rho * reference.mean[at]
+    busy_share = 1.0 - silent_share(own_mean, reference.alpha[at])
+    per_busy_second = np.maximum(1.0, own_mean / np.maximum(busy_share, 1e-300))
+    by_seconds = busy * per_busy_second
+    by_reference = rho * reference.events[at]
+    result: list[float] = (
+        BUSY_SECONDS_WEIGHT * by_seconds + (1.0 - BUSY_SECONDS_WEIGHT) * by_reference
+    ).tolist()
+    return result
+
+
+def _fitted_ratios(
+    keys: list[VenueMinute],
+    reference: _Reference,
+    shown: dict[VenueMinute, tuple[int, int, float]],
+) -> dict[tuple[int, str, str], float]:
+    """Per ``(hour, market, exchange)``: the ratio ``r`` over the trailing window at which the
+    model's busy seconds over ``keys`` match the seconds the exchange showed, each minute
+    weighted by :func:`fit_weight`."""
+    if not keys:
+        return {}
+    group_of: dict[tuple[int, str, str], int] = {}
+    group = np.empty(len(keys), dtype=np.int64)
+    at = np.empty(len(keys), dtype=np.int64)
+    observed = np.empty(len(keys))
+    for i, (minute, market, exchange) in enumerate(keys):
+        group[i] = group_of.setdefault((minute // HOUR_MS * HOUR_MS, market, exchange), i)
+        at[i] = reference.row_of[(minute, market)]
+        events, seconds, _ = shown.get((minute, market, exchange), (0, 0, 0.0))
+        observed[i] = min(float(_shown_busy(events, seconds)), SECONDS_PER_MINUTE)
+    # Compact group ids (setdefault stored each group's first row).
+    _, group = np.unique(group, return_inverse=True)
+    mean, alpha = reference.mean[at], reference.alpha[at]
+    weight = fit_weight(mean, alpha)
+    expected = np.zeros((len(group_of), RATIO_GRID.size))
+    for start in range(0, len(keys), _CHUNK):
+        part = slice(start, start + _CHUNK)
+        silent = silent_share(mean[part, None] * RATIO_GRID[None, :], alpha[part, None])
+        np.add.at(expected, group[part], weight[part, None] * (1.0 - silent))
+    shown_share = np.bincount(
+        group, weights=weight * observed / SECONDS_PER_MINUTE, minlength=len(group_of)
+    )
+    by_venue: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for index, (hour, market, exchange) in enumerate(sorted(group_of, key=group_of.__getitem__)):
+        by_venue.setdefault((market, exchange), []).append((hour, index))
+    ratio: dict[tuple[int, str, str], float] = {}
     for (market, exchange), series in by_venue.items():
         series.sort()
-        start = 0
-        estimated_sum = reference_sum = 0.0
-        for at, busy_estimate, reference_events in series:
-            estimated_sum += busy_estimate
-            reference_sum += reference_events
-            while series[start][0] <= at - SHARE_WINDOW_MS:
-                estimated_sum -= series[start][1]
-                reference_sum -= series[start][2]
-                start += 1
-            if reference_sum > 0:
-                share[(at, market, exchange)] = estimated_sum / reference_sum
-    out: dict[tuple[int, str, str], Factor] = {}
-    for key, (shown, shown_usd, busy_count, busy_usd, overlap) in hours.items():
-        count = busy_count
-        ratio = share.get(key)
-        if ratio is not None and overlap > 0:
-            weight = BUSY_SECONDS_WEIGHT
-            count = weight * busy_count + (1 - weight) * ratio * overlap
-        count = max(count, shown)
-        scaled_usd = busy_usd * count / busy_count if busy_count > 0 else shown_usd
-        usd_factor = max(1.0, scaled_usd / shown_usd) if shown_usd > 0 else count / shown
-        out[key] = Factor(count / shown, usd_factor)
-    return out
+        first = 0
+        window = np.zeros(RATIO_GRID.size)
+        window_shown = 0.0
+        for hour, index in series:
+            window += expected[index]
+            window_shown += shown_share[index]
+            while series[first][0] <= hour - SHARE_WINDOW_MS:
+                window -= expected[series[first][1]]
+                window_shown -= shown_share[series[first][1]]
+                first += 1
+            # The expected seconds rise with the ratio: invert by interpolation, clamped to
+            # the grid's ends.
+            ratio[(hour, market, exchange)] = float(np.interp(window_shown, window, RATIO_GRID))
+    return ratio
