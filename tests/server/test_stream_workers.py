@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import time
@@ -18,7 +19,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from purpleflea.server.config import ServerConfig
-from purpleflea.server.worker_wire import CONTROL_BYTES, Closed, Outbox, decode_control
+from purpleflea.server.worker_wire import (
+    CONTROL_BYTES,
+    Closed,
+    Outbox,
+    decode_control,
+    encode_control,
+    read_packets,
+)
 from tests.server.conftest import Running, make_config, running_server, venue_event
 from tests.server.test_process import _free_port, _key, _serve
 
@@ -287,3 +295,37 @@ async def test_control_messages_wait_for_a_busy_peer_and_none_is_dropped() -> No
     outbox.close()
     ours.close()
     theirs.close()
+
+
+@pytest.mark.parametrize("max_fds", [0, 1], ids=["main", "worker"])
+async def test_the_control_reader_takes_every_packet_in_order_until_the_peer_closes(
+    max_fds: int,
+) -> None:
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ours.setblocking(False)
+    theirs.setblocking(False)
+    got: list[tuple[int, int]] = []
+
+    def on_packet(data: bytes, fds: list[int]) -> None:
+        message = decode_control(data)
+        assert isinstance(message, Closed)
+        got.append((message.id, len(fds)))
+        for fd in fds:
+            os.close(fd)
+
+    reader = asyncio.create_task(read_packets(ours, on_packet, max_fds=max_fds))
+    outbox = Outbox(theirs)
+    for n in range(2_000):  # more than one wake-up's worth: the reader drains each
+        outbox.send(Closed(n, "client_disconnected"))
+    await _until(lambda: outbox.waiting == 0, 10, "the outbox to empty")
+    if max_fds:  # a worker's Open carries the client's socket
+        readable, writable = os.pipe()
+        socket.send_fds(theirs, [encode_control(Closed(2_000, "fd"))], [readable])
+        os.close(readable)
+        os.close(writable)
+    theirs.close()
+    await asyncio.wait_for(reader, 10)  # returns once the peer is gone
+    last = 2_000 + max_fds
+    assert [n for n, _ in got] == list(range(last))
+    assert [n for n, fds in got if fds] == list(range(2_000, last))
+    ours.close()

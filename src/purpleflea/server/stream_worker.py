@@ -55,6 +55,7 @@ from purpleflea.server.worker_wire import (
     Written,
     decode_batch,
     decode_control,
+    read_packets,
 )
 from purpleflea.server.worker_wire import Kick as KickMessage
 from purpleflea.store.base import Store
@@ -197,7 +198,8 @@ class Worker:
         feed = asyncio.create_task(self._read_batches(reader))
         reports = asyncio.create_task(self._report_latency())
         try:
-            await self._read_control()
+            # Until main closes the control socket: then stop.
+            await read_packets(self.control, self._on_control, max_fds=1)
         finally:
             self.stopping = True
             feed.cancel()
@@ -219,25 +221,6 @@ class Worker:
             for message in decode_batch(body):
                 self.last_seq = max(self.last_seq, message.seq)
                 self.bus.publish_now(message)
-
-    async def _read_control(self) -> None:
-        loop = asyncio.get_running_loop()
-        ready = asyncio.Event()
-        loop.add_reader(self.control.fileno(), ready.set)
-        try:
-            while True:
-                await ready.wait()
-                ready.clear()
-                while True:
-                    try:
-                        data, fds, _, _ = socket.recv_fds(self.control, CONTROL_BYTES, 1)
-                    except BlockingIOError:
-                        break
-                    if not data:
-                        return  # main closed the control socket: stop
-                    self._on_control(data, fds)
-        finally:
-            loop.remove_reader(self.control.fileno())
 
     def _on_control(self, data: bytes, fds: list[int]) -> None:
         message = decode_control(data)
