@@ -27,7 +27,6 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import Protocol, Side, State
 
 from purpleflea.bus.local import LocalBus
-from purpleflea.model import encode
 from purpleflea.server.fanout import Fanout
 from purpleflea.server.feed import Item, client_feed
 from purpleflea.server.latency import StageLatency
@@ -38,11 +37,11 @@ from purpleflea.server.streaming import (
     _SEND_TIMEOUT_S,
     CLOSE_CODES,
     Kick,
-    _closed_code,
     _ender,
     _error,
-    _kicking,
     explain,
+    pump,
+    subscribed,
 )
 from purpleflea.server.worker_wire import (
     CONTROL_BYTES,
@@ -279,17 +278,10 @@ class Worker:
     async def _pump(
         self, opened: Open, connection: ClientConnection, ended: asyncio.Future[str], kick: Kick
     ) -> str:
-        """Stream to ``connection`` until something ends it; returns why (the same steps as
-        :meth:`purpleflea.server.streaming.Streams._pump`)."""
+        """Stream to ``connection`` until something ends it; returns why."""
         assert self.store is not None
         subscription = self.fanout.subscribe(self.settings.buffer_bytes)
         start_seq = self.last_seq  # every batch after it reaches the queue just registered
-        subscribed = {
-            "type": "subscribed",
-            "seq": start_seq,
-            "filters": opened.wanted.describe(),
-            "batch": opened.batch > 1,
-        }
         feed = client_feed(
             self.store,
             subscription,
@@ -300,23 +292,13 @@ class Worker:
         )
 
         async def send_all() -> None:
-            await connection.send_text(encode(subscribed))
+            await connection.send_text(subscribed(start_seq, opened.wanted, opened.batch))
             connection.handle_texts(opened.pending)
             async for item in feed:
                 await connection.send_text(item.data)
                 self._written(item)
 
-        async def watch() -> None:
-            kick(_closed_code(await subscription.wait_closed()))
-
-        tasks = [asyncio.create_task(_kicking(send_all(), kick)), asyncio.create_task(watch())]
-        try:
-            return await ended
-        finally:
-            subscription.close()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        return await pump(ended, kick, subscription, send_all())
 
     def _written(self, item: Item) -> None:
         if item.published:

@@ -50,7 +50,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
 from typing import Any
 
 import msgspec
@@ -141,6 +141,14 @@ def _error(code: str, message: str) -> str:
     return encode({"type": "error", "code": code, "message": message}).decode()
 
 
+def subscribed(start_seq: int, wanted: StreamFilter, batch: int) -> bytes:
+    """The frame that opens a WebSocket stream (from this process or a stream worker): the
+    seq it goes on from, its filters, and whether its events come batched."""
+    return encode(
+        {"type": "subscribed", "seq": start_seq, "filters": wanted.describe(), "batch": batch > 1}
+    )
+
+
 def _sse_event(item: Item) -> bytes:
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (item.seq, item.kind.encode(), item.data)
 
@@ -169,6 +177,44 @@ async def _kicking(work: Awaitable[None], kick: Kick) -> None:
         kick("internal_error")
     else:
         kick(_CLIENT_GONE)
+
+
+async def pump(
+    ended: asyncio.Future[str],
+    kick: Kick,
+    subscription: ClientQueue,
+    writer: Coroutine[Any, Any, None],
+    helpers: Iterable[Coroutine[Any, Any, None]] = (),
+) -> str:
+    """Run a stream's ``writer`` until something ends the stream; returns why. Streams in
+    this process and on a stream worker (:mod:`purpleflea.server.stream_worker`) end alike.
+
+    The writer may be blocked on a client that does not read, so the bus closing the
+    subscription (a slow consumer) is watched apart from it, as are the client's own
+    messages (``helpers``) and outside kicks (revocation, shutdown). However it ends, the
+    subscription is closed and every task is done before this returns.
+    """
+
+    async def watch() -> None:
+        kick(_closed_code(await subscription.wait_closed()))
+
+    tasks = [
+        asyncio.create_task(_kicking(writer, kick)),
+        asyncio.create_task(watch()),
+        *(asyncio.create_task(_kicking(helper, kick)) for helper in helpers),
+    ]
+    try:
+        return await ended
+    finally:
+        subscription.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _send_all(feed: AsyncIterator[Item], write: Callable[[Item], Awaitable[None]]) -> None:
+    async for item in feed:
+        await write(item)
 
 
 class Streams:
@@ -271,42 +317,6 @@ class Streams:
             async with asyncio.timeout(_PATIENT_S if patient else _SEND_TIMEOUT_S):
                 yield
 
-    async def _pump(
-        self,
-        ended: asyncio.Future[str],
-        kick: Kick,
-        subscription: ClientQueue,
-        feed: AsyncIterator[Item],
-        write: Callable[[Item], Awaitable[None]],
-        helpers: list[Coroutine[Any, Any, None]],
-    ) -> str:
-        """Write ``feed`` until something ends the stream; returns why.
-
-        The writer may be blocked on a client that does not read, so the bus closing the
-        subscription (a slow consumer) is watched apart from it, as are the client's own
-        messages (``helpers``) and outside kicks (revocation, shutdown).
-        """
-
-        async def send_all() -> None:
-            async for item in feed:
-                await write(item)
-
-        async def watch() -> None:
-            kick(_closed_code(await subscription.wait_closed()))
-
-        tasks = [
-            asyncio.create_task(_kicking(send_all(), kick)),
-            asyncio.create_task(watch()),
-            *(asyncio.create_task(_kicking(helper, kick)) for helper in helpers),
-        ]
-        try:
-            return await ended
-        finally:
-            subscription.close()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
     # -- WebSocket ---------------------------------------------------------------------------
 
     async def websocket(self, ws: WebSocket) -> None:
@@ -361,19 +371,13 @@ class Streams:
                 return await self._on_worker(worker, stream_id, closed, ended), True
         subscription = self.fanout.subscribe(self.buffer_bytes)
         start_seq = self.tracker.last_seq
-        subscribed = {
-            "type": "subscribed",
-            "seq": start_seq,
-            "filters": wanted.describe(),
-            "batch": batch > 1,
-        }
 
         async def write(item: Item) -> None:
             await ws.send_text(item.text or item.data.decode())
             self._written(item)
 
         try:
-            await ws.send_text(encode(subscribed).decode())
+            await ws.send_text(subscribed(start_seq, wanted, batch).decode())
         except _DISCONNECTED:
             subscription.close()
             return _CLIENT_GONE, False
@@ -386,7 +390,7 @@ class Streams:
             batch=batch,
         )
         helpers = [self._read_loop(ws, kick)]
-        return await self._pump(ended, kick, subscription, feed, write, helpers), False
+        return await pump(ended, kick, subscription, _send_all(feed, write), helpers), False
 
     async def _on_worker(
         self,
@@ -551,4 +555,5 @@ class EventStream:
             while (await receive())["type"] != "http.disconnect":
                 pass
 
-        return await streams._pump(self.ended, self.kick, subscription, feed, write, [listen()])
+        writer = _send_all(feed, write)
+        return await pump(self.ended, self.kick, subscription, writer, [listen()])
