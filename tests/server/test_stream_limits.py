@@ -12,9 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from purpleflea.server import streaming
+from purpleflea.server.streaming import _MAX_INBOUND_PER_S, InboundRate, is_ping
 from tests.server.conftest import Running, make_config, running_server, venue_event
 
 
@@ -204,3 +207,25 @@ async def test_streams_are_capped_per_account_whatever_the_key(tmp_path: Path) -
             refused = await _refusal(ws)
             assert (refused["code"], refused["close_code"]) == ("key_revoked", 4403)
         await _until(lambda: live.server.gate.streams.open_for("acme") == 0, 10, "no streams")
+
+
+def test_more_client_messages_than_the_rate_within_one_second_are_a_flood(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(streaming.time, "monotonic", lambda: clock[0])
+    rate = InboundRate()  # the rule of main's streams and the stream workers' alike
+    assert not any(rate.flooded() for _ in range(_MAX_INBOUND_PER_S))
+    assert rate.flooded()
+    clock[0] += 0.999
+    assert rate.flooded()  # still the same second
+    clock[0] += 0.001
+    assert not any(rate.flooded() for _ in range(_MAX_INBOUND_PER_S))  # a new second
+    assert rate.flooded()
+
+
+def test_pings_in_either_spelling_are_recognised() -> None:
+    assert is_ping('{"op":"ping"}')
+    assert is_ping(' {"op": "ping"}\n')
+    assert not is_ping('{"op":"subscribe"}')
+    assert not is_ping("")

@@ -258,6 +258,17 @@ async def test_a_ping_sent_with_the_subscription_is_answered_by_the_worker(
             assert frame["type"] == "heartbeat"
 
 
+async def test_a_flooding_client_is_cut_by_the_worker_as_by_main(tmp_path: Path) -> None:
+    async with running_server(make_config(tmp_path, stream_workers=2)) as live:
+        ws = await _subscribe(live)
+        assert sum(_per_worker(live)) == 1
+        for _ in range(200):
+            await ws.send('{"op":"ping"}')
+        frames = await _last_frames(ws, 5)
+        assert frames[-1]["code"] == "flood"
+        assert (ws.close_code, ws.close_reason) == (4429, "flood")
+
+
 def test_stream_workers_must_be_positive_and_only_where_streams_are_served() -> None:
     with pytest.raises(ValueError, match="stream_workers must be at least 1, got 0"):
         ServerConfig(stream_workers=0)

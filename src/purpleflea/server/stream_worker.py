@@ -32,14 +32,16 @@ from purpleflea.server.feed import Item, client_feed
 from purpleflea.server.latency import StageLatency
 from purpleflea.server.streaming import (
     _CLIENT_GONE,
-    _MAX_INBOUND_PER_S,
     _PATIENT_S,
     _SEND_TIMEOUT_S,
     CLOSE_CODES,
+    PONG,
+    InboundRate,
     Kick,
     _ender,
     _error,
     explain,
+    is_ping,
     pump,
     subscribed,
 )
@@ -67,7 +69,6 @@ _MAX_CLIENT_MESSAGE = 65_536
 #: Bytes a client's socket transport holds before the feed waits for it (the rest waits in
 #: its queue, where the slow-consumer rule counts it, as uvicorn's own writes do in main).
 _TRANSPORT_HIGH = 64 * 1024
-_PING = ('{"op":"ping"}', '{"op": "ping"}')
 #: How often the ``written`` latency goes to main.
 _REPORT_S = 1.0
 
@@ -81,8 +82,7 @@ class ClientConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._writable = asyncio.Event()
         self._writable.set()
-        self._window_start = time.monotonic()
-        self._count = 0
+        self._inbound = InboundRate()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -117,15 +117,11 @@ class ClientConnection(asyncio.Protocol):
 
     def _message(self, text: str) -> bool:
         """One client message (binary: empty text); False once it floods."""
-        now = time.monotonic()
-        if now - self._window_start >= 1.0:
-            self._window_start, self._count = now, 0
-        self._count += 1
-        if self._count > _MAX_INBOUND_PER_S:
+        if self._inbound.flooded():
             self.kick("flood")
             return False
-        if text.strip() in _PING:
-            self.ws.send_text(b'{"type":"pong"}')
+        if is_ping(text):
+            self.ws.send_text(PONG.encode())
         return True
 
     def _handle(self, events: list[Any]) -> None:

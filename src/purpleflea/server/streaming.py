@@ -87,6 +87,8 @@ CLOSE_CODES = {
     "server_shutdown": 1001,
 }
 _MAX_INBOUND_PER_S = 20
+_PING = ('{"op":"ping"}', '{"op": "ping"}')
+PONG = '{"type":"pong"}'
 _SUBSCRIBE_TIMEOUT_S = 10.0
 #: How long a closing reason may take to reach a client (its error frame and close).
 _SEND_TIMEOUT_S = 1.0
@@ -117,6 +119,28 @@ async def _receive_text(ws: WebSocket) -> str | None:
         raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
     text: str | None = message.get("text")
     return text
+
+
+class InboundRate:
+    """Counts one stream client's messages, wherever its stream is written: more than
+    ``_MAX_INBOUND_PER_S`` within one second is a flood (the stream ends with ``flood``)."""
+
+    def __init__(self) -> None:
+        self._window_start = time.monotonic()
+        self._count = 0
+
+    def flooded(self) -> bool:
+        """Count one message; True when it is one too many for its second."""
+        now = time.monotonic()
+        if now - self._window_start >= 1.0:
+            self._window_start, self._count = now, 0
+        self._count += 1
+        return self._count > _MAX_INBOUND_PER_S
+
+
+def is_ping(text: str) -> bool:
+    """A client's ``{"op": "ping"}`` (answered with :data:`PONG`)."""
+    return text.strip() in _PING
 
 
 def explain(why: str, buffer_bytes: int) -> str:
@@ -434,19 +458,14 @@ class Streams:
         return wanted, _MAX_BATCH if batch else 1
 
     async def _read_loop(self, ws: WebSocket, kick: Kick) -> None:
-        window_start = time.monotonic()
-        count = 0
+        inbound = InboundRate()
         while True:
             text = await _receive_text(ws) or ""  # a binary frame counts, and is ignored
-            now = time.monotonic()
-            if now - window_start >= 1.0:
-                window_start, count = now, 0
-            count += 1
-            if count > _MAX_INBOUND_PER_S:
+            if inbound.flooded():
                 kick("flood")
                 return
-            if text.strip() in ('{"op":"ping"}', '{"op": "ping"}'):
-                await ws.send_text('{"type":"pong"}')
+            if is_ping(text):
+                await ws.send_text(PONG)
 
     # -- Server-Sent Events ------------------------------------------------------------------
 
