@@ -4,6 +4,7 @@ admits and hands each WebSocket to a worker process; every rule of one process s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -253,11 +254,15 @@ async def test_a_flooding_client_is_cut_by_the_worker_as_by_main(tmp_path: Path)
     async with running_server(make_config(tmp_path, stream_workers=2)) as live:
         ws = await _subscribe(live)
         assert sum(_per_worker(live)) == 1
-        for _ in range(200):
-            await ws.send('{"op":"ping"}')
-        frames = await _last_frames(ws, 5)
-        assert frames[-1]["code"] == "flood"
-        assert (ws.close_code, ws.close_reason) == (4429, "flood")
+        # The worker closes the socket once it has sent its reason; pings still arriving
+        # then may reset the connection before the client reads that reason.
+        with contextlib.suppress(ConnectionClosed, OSError):
+            for _ in range(200):
+                await ws.send('{"op":"ping"}')
+        # Its worker ended the stream with flood, reported to main as every stream's end.
+        await until(lambda: live.server.streams.closed.get("flood") == 1, 10, "the flood end")
+        await until(lambda: sum(_per_worker(live)) == 0, 10, "the stream to be released")
+        await ws.close()
 
 
 def test_stream_workers_must_be_positive_and_only_where_streams_are_served() -> None:
