@@ -7,23 +7,16 @@ import asyncio
 import contextlib
 import json
 import socket
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.server.conftest import Running, make_config, running_server, venue_event
-
-
-async def _until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)
+from purpleflea.server import streaming
+from purpleflea.server.streaming import _MAX_INBOUND_PER_S, InboundRate, is_ping
+from tests.server.conftest import Running, make_config, running_server, until, venue_event
 
 
 def _stuck_sse_client(live: Running, path: str) -> socket.socket:
@@ -56,7 +49,7 @@ async def test_a_stalled_sse_client_is_cut_by_bytes_and_a_fast_one_is_unaffected
         slow = await asyncio.to_thread(
             _stuck_sse_client, live, f"/v1/stream/sse?api_key={live.key}"
         )
-        await _until(lambda: len(live.server.gate.streams) == 1, 10, "the slow stream")
+        await until(lambda: len(live.server.gate.streams) == 1, 10, "the slow stream")
         total = 3_000  # ~1 MB of frames: several times the limit plus the socket buffers
         fast_seqs: list[int] = []
         async with (
@@ -72,16 +65,16 @@ async def test_a_stalled_sse_client_is_cut_by_bytes_and_a_fast_one_is_unaffected
                             return
 
             reader = asyncio.create_task(read_fast())
-            await _until(lambda: len(live.server.gate.streams) == 2, 10, "the fast stream")
+            await until(lambda: len(live.server.gate.streams) == 2, 10, "the fast stream")
             for burst in range(1, 31):
                 await live.push(*[venue_event() for _ in range(total // 30)])
                 # Paced by the fast reader (in this process, so a loaded machine could starve
                 # it): it stays well inside its own limit while the stalled one falls behind.
-                await _until(
+                await until(
                     lambda n=burst: len(fast_seqs) >= n * (total // 30) - 200, 30, "the fast reader"
                 )
             # Cut within a bounded time of passing the limit (the push is done by now).
-            await _until(
+            await until(
                 lambda: live.server.streams.closed.get("slow_consumer") == 1,
                 10,
                 "the stalled SSE client to be cut",
@@ -90,7 +83,7 @@ async def test_a_stalled_sse_client_is_cut_by_bytes_and_a_fast_one_is_unaffected
             await asyncio.wait_for(reader, 60)
         assert fast_seqs == sorted(set(fast_seqs))
         assert len(fast_seqs) == total
-        await _until(
+        await until(
             lambda: live.server.streams.closed == {"slow_consumer": 1, "client_disconnected": 1},
             10,
             "the fast client's stream to close",
@@ -183,11 +176,11 @@ async def test_streams_are_capped_per_account_whatever_the_key(tmp_path: Path) -
         # Closing a stream frees its slot: the 4th and 5th opens of this minute pass.
         for _ in range(2):
             await held.pop().close()
-            await _until(lambda: live.server.gate.streams.open_for("acme") == 2, 10, "a slot")
+            await until(lambda: live.server.gate.streams.open_for("acme") == 2, 10, "a slot")
             held.append(await open_ws(second))
             assert json.loads(await held[-1].recv())["type"] == "subscribed"
         await held.pop().close()
-        await _until(lambda: live.server.gate.streams.open_for("acme") == 2, 10, "a slot")
+        await until(lambda: live.server.gate.streams.open_for("acme") == 2, 10, "a slot")
         # The 6th open within the minute is over the rate, on either key.
         refused = await _refusal(await open_ws(first))
         assert (refused["code"], refused["close_code"]) == ("rate_limited", 4429)
@@ -203,4 +196,26 @@ async def test_streams_are_capped_per_account_whatever_the_key(tmp_path: Path) -
         for ws in held:
             refused = await _refusal(ws)
             assert (refused["code"], refused["close_code"]) == ("key_revoked", 4403)
-        await _until(lambda: live.server.gate.streams.open_for("acme") == 0, 10, "no streams")
+        await until(lambda: live.server.gate.streams.open_for("acme") == 0, 10, "no streams")
+
+
+def test_more_client_messages_than_the_rate_within_one_second_are_a_flood(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(streaming.time, "monotonic", lambda: clock[0])
+    rate = InboundRate()  # the rule of main's streams and the stream workers' alike
+    assert not any(rate.flooded() for _ in range(_MAX_INBOUND_PER_S))
+    assert rate.flooded()
+    clock[0] += 0.999
+    assert rate.flooded()  # still the same second
+    clock[0] += 0.001
+    assert not any(rate.flooded() for _ in range(_MAX_INBOUND_PER_S))  # a new second
+    assert rate.flooded()
+
+
+def test_pings_in_either_spelling_are_recognised() -> None:
+    assert is_ping('{"op":"ping"}')
+    assert is_ping(' {"op": "ping"}\n')
+    assert not is_ping('{"op":"subscribe"}')
+    assert not is_ping("")

@@ -4,11 +4,12 @@ admits and hands each WebSocket to a worker process; every rule of one process s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import signal
 import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +19,18 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from purpleflea.server.config import ServerConfig
-from purpleflea.server.worker_wire import CONTROL_BYTES, Closed, Outbox, decode_control
-from tests.server.conftest import Running, make_config, running_server, venue_event
+from purpleflea.server.worker_wire import (
+    CONTROL_BYTES,
+    Closed,
+    Outbox,
+    decode_control,
+    encode_control,
+    read_packets,
+)
+from tests.server.conftest import Running, make_config, running_server, until, venue_event
 from tests.server.test_process import _free_port, _key, _serve
 
 pytestmark = pytest.mark.timeout(120)
-
-
-async def _until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def _per_worker(live: Running) -> list[int]:
@@ -72,7 +72,7 @@ async def _seqs_until(ws: ClientConnection, last: int) -> list[int]:
 async def test_clients_on_both_workers_get_every_event_once_in_seq_order(tmp_path: Path) -> None:
     async with running_server(make_config(tmp_path, stream_workers=2)) as live:
         clients = [await _subscribe(live, batch=n % 2 == 0) for n in range(4)]
-        await _until(lambda: _per_worker(live) == [2, 2], 10, "two streams on each worker")
+        await until(lambda: _per_worker(live) == [2, 2], 10, "two streams on each worker")
         assert len(live.server.gate.streams) == 4  # main still counts every one
         for _burst in range(10):
             await live.push(*(venue_event() for _ in range(150)))
@@ -81,12 +81,12 @@ async def test_clients_on_both_workers_get_every_event_once_in_seq_order(tmp_pat
         for ws in clients:
             assert await _seqs_until(ws, last) == list(range(1, last + 1))
             await ws.close()
-        await _until(lambda: len(live.server.gate.streams) == 0, 10, "the streams to end")
+        await until(lambda: len(live.server.gate.streams) == 0, 10, "the streams to end")
         assert _per_worker(live) == [0, 0]
         assert live.server.streams.closed == {"client_disconnected": 4}
         # The workers' written-to-socket latency reaches main's /v1/metrics histogram.
         written = live.server.tracker.latency
-        await _until(lambda: written.count("written") >= 4 * last, 10, "the workers' reports")
+        await until(lambda: written.count("written") >= 4 * last, 10, "the workers' reports")
 
 
 async def test_a_worker_that_dies_releases_its_streams_and_the_other_takes_new_ones(
@@ -94,17 +94,17 @@ async def test_a_worker_that_dies_releases_its_streams_and_the_other_takes_new_o
 ) -> None:
     async with running_server(make_config(tmp_path, stream_workers=2)) as live:
         clients = [await _subscribe(live) for _ in range(4)]
-        await _until(lambda: _per_worker(live) == [2, 2], 10, "two streams on each worker")
+        await until(lambda: _per_worker(live) == [2, 2], 10, "two streams on each worker")
         workers = live.server.streams.workers
         assert workers is not None
         workers.workers[0].process.kill()
-        await _until(lambda: len(live.server.gate.streams) == 2, 10, "main to release two")
+        await until(lambda: len(live.server.gate.streams) == 2, 10, "main to release two")
         assert live.server.streams.closed == {"internal_error": 2}
         async with httpx.AsyncClient(base_url=live.url) as http:
             health = (await http.get("/v1/health")).json()
         assert health["stream_workers"] == {"running": 1, "streams": [0, 2]}
         late = await _subscribe(live)
-        await _until(lambda: _per_worker(live)[1] == 3, 10, "the new stream on the live worker")
+        await until(lambda: _per_worker(live)[1] == 3, 10, "the new stream on the live worker")
         await live.push(venue_event())
         assert await _seqs_until(late, 1) == [1]
         for ws in (*clients, late):
@@ -115,7 +115,7 @@ async def test_the_per_account_cap_counts_streams_on_every_worker(tmp_path: Path
     config = make_config(tmp_path, stream_workers=2, streams_per_account=3)
     async with running_server(config) as live:
         clients = [await _subscribe(live) for _ in range(3)]
-        await _until(lambda: sorted(_per_worker(live)) == [1, 2], 10, "three handed-off streams")
+        await until(lambda: sorted(_per_worker(live)) == [1, 2], 10, "three handed-off streams")
         async with connect(live.ws_url, additional_headers={"X-API-Key": live.key}) as fourth:
             refused = json.loads(await fourth.recv())
             assert refused["code"] == "too_many_streams"
@@ -124,9 +124,9 @@ async def test_the_per_account_cap_counts_streams_on_every_worker(tmp_path: Path
             assert fourth.close_code == 4429
         # A stream a worker ends frees its slot in main only once the worker reports it.
         await clients[0].close()
-        await _until(lambda: len(live.server.gate.streams) == 2, 10, "the slot to free")
+        await until(lambda: len(live.server.gate.streams) == 2, 10, "the slot to free")
         again = await _subscribe(live)
-        await _until(lambda: sum(_per_worker(live)) == 3, 10, "the new stream on a worker")
+        await until(lambda: sum(_per_worker(live)) == 3, 10, "the new stream on a worker")
         for ws in (*clients[1:], again):
             await ws.close()
 
@@ -136,13 +136,13 @@ async def test_revocation_closes_a_stream_on_its_worker(tmp_path: Path) -> None:
         doomed = live.server.keys.create("tester", "doomed")
         other = await _subscribe(live)
         ws = await _subscribe(live, key=doomed.key)
-        await _until(lambda: _per_worker(live) == [1, 1], 10, "one stream on each worker")
+        await until(lambda: _per_worker(live) == [1, 1], 10, "one stream on each worker")
         assert live.server.keys.revoke(doomed.info.key_id)
         frames = await _last_frames(ws, 10)
         assert frames[-1]["code"] == "key_revoked"
         assert ws.close_code == 4403
         assert ws.close_reason == "key_revoked"
-        await _until(lambda: len(live.server.gate.streams) == 1, 10, "main to release it")
+        await until(lambda: len(live.server.gate.streams) == 1, 10, "main to release it")
         assert live.server.streams.closed == {"key_revoked": 1}
         # The other account's stream on the other worker goes on.
         await live.push(venue_event())
@@ -164,13 +164,13 @@ async def test_a_slow_consumer_on_a_worker_is_cut_and_the_fast_one_is_not(tmp_pa
         )
         await slow.send(json.dumps({"op": "subscribe"}))
         fast = await _subscribe(live, batch=True)
-        await _until(lambda: _per_worker(live) == [1, 1], 10, "one stream on each worker")
+        await until(lambda: _per_worker(live) == [1, 1], 10, "one stream on each worker")
         reader = asyncio.create_task(_seqs_until(fast, 6_000))
         for _burst in range(60):
             await live.push(*(venue_event(size_usd=200_000.0) for _ in range(100)))
             await asyncio.sleep(0.01)
         assert await asyncio.wait_for(reader, 30) == list(range(1, 6_001))
-        await _until(lambda: len(live.server.gate.streams) == 1, 20, "the slow one to be cut")
+        await until(lambda: len(live.server.gate.streams) == 1, 20, "the slow one to be cut")
         assert live.server.streams.closed == {"slow_consumer": 1}
         frames = await _last_frames(slow, 10)
         assert frames[-1]["code"] == "slow_consumer"
@@ -196,7 +196,7 @@ async def test_since_seq_resume_across_the_handoff_has_no_gap_or_duplicate(
         for since in (0, 1_234, 2_999, 3_000):
             clients.append((since, await _subscribe(live, since_seq=since, batch=since > 1_000)))
             await asyncio.sleep(0.02)
-        await _until(lambda: _per_worker(live) == [2, 2], 10, "two resumed streams per worker")
+        await until(lambda: _per_worker(live) == [2, 2], 10, "two resumed streams per worker")
         stop.set()
         await publisher
         last = live.server.tracker.last_seq
@@ -250,6 +250,21 @@ async def test_a_ping_sent_with_the_subscription_is_answered_by_the_worker(
             assert frame["type"] == "heartbeat"
 
 
+async def test_a_flooding_client_is_cut_by_the_worker_as_by_main(tmp_path: Path) -> None:
+    async with running_server(make_config(tmp_path, stream_workers=2)) as live:
+        ws = await _subscribe(live)
+        assert sum(_per_worker(live)) == 1
+        # The worker closes the socket once it has sent its reason; pings still arriving
+        # then may reset the connection before the client reads that reason.
+        with contextlib.suppress(ConnectionClosed, OSError):
+            for _ in range(200):
+                await ws.send('{"op":"ping"}')
+        # Its worker ended the stream with flood, reported to main as every stream's end.
+        await until(lambda: live.server.streams.closed.get("flood") == 1, 10, "the flood end")
+        await until(lambda: sum(_per_worker(live)) == 0, 10, "the stream to be released")
+        await ws.close()
+
+
 def test_stream_workers_must_be_positive_and_only_where_streams_are_served() -> None:
     with pytest.raises(ValueError, match="stream_workers must be at least 1, got 0"):
         ServerConfig(stream_workers=0)
@@ -287,3 +302,37 @@ async def test_control_messages_wait_for_a_busy_peer_and_none_is_dropped() -> No
     outbox.close()
     ours.close()
     theirs.close()
+
+
+@pytest.mark.parametrize("max_fds", [0, 1], ids=["main", "worker"])
+async def test_the_control_reader_takes_every_packet_in_order_until_the_peer_closes(
+    max_fds: int,
+) -> None:
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ours.setblocking(False)
+    theirs.setblocking(False)
+    got: list[tuple[int, int]] = []
+
+    def on_packet(data: bytes, fds: list[int]) -> None:
+        message = decode_control(data)
+        assert isinstance(message, Closed)
+        got.append((message.id, len(fds)))
+        for fd in fds:
+            os.close(fd)
+
+    reader = asyncio.create_task(read_packets(ours, on_packet, max_fds=max_fds))
+    outbox = Outbox(theirs)
+    for n in range(2_000):  # more than one wake-up's worth: the reader drains each
+        outbox.send(Closed(n, "client_disconnected"))
+    await until(lambda: outbox.waiting == 0, 10, "the outbox to empty")
+    if max_fds:  # a worker's Open carries the client's socket
+        readable, writable = os.pipe()
+        socket.send_fds(theirs, [encode_control(Closed(2_000, "fd"))], [readable])
+        os.close(readable)
+        os.close(writable)
+    theirs.close()
+    await asyncio.wait_for(reader, 10)  # returns once the peer is gone
+    last = 2_000 + max_fds
+    assert [n for n, _ in got] == list(range(last))
+    assert [n for n, fds in got if fds] == list(range(2_000, last))
+    ours.close()

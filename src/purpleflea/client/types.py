@@ -1,4 +1,9 @@
-"""The typed answers of the REST routes that have no struct in :mod:`purpleflea.model`."""
+"""The typed answers of the REST routes that have no struct in :mod:`purpleflea.model`.
+
+:class:`HistoryPage` and :class:`Bucket` mirror the store's ``Page`` and ``Bucket`` rather
+than import them: the SDK installs without the server's dependencies.
+``tests/client/test_wire_types.py`` fails when the copies drift apart.
+"""
 
 from __future__ import annotations
 

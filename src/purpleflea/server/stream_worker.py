@@ -27,22 +27,23 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import Protocol, Side, State
 
 from purpleflea.bus.local import LocalBus
-from purpleflea.model import encode
 from purpleflea.server.fanout import Fanout
 from purpleflea.server.feed import Item, client_feed
 from purpleflea.server.latency import StageLatency
 from purpleflea.server.streaming import (
     _CLIENT_GONE,
-    _MAX_INBOUND_PER_S,
     _PATIENT_S,
     _SEND_TIMEOUT_S,
     CLOSE_CODES,
+    PONG,
+    InboundRate,
     Kick,
-    _closed_code,
     _ender,
     _error,
-    _kicking,
     explain,
+    is_ping,
+    pump,
+    subscribed,
 )
 from purpleflea.server.worker_wire import (
     CONTROL_BYTES,
@@ -55,6 +56,7 @@ from purpleflea.server.worker_wire import (
     Written,
     decode_batch,
     decode_control,
+    read_packets,
 )
 from purpleflea.server.worker_wire import Kick as KickMessage
 from purpleflea.store.base import Store
@@ -67,7 +69,6 @@ _MAX_CLIENT_MESSAGE = 65_536
 #: Bytes a client's socket transport holds before the feed waits for it (the rest waits in
 #: its queue, where the slow-consumer rule counts it, as uvicorn's own writes do in main).
 _TRANSPORT_HIGH = 64 * 1024
-_PING = ('{"op":"ping"}', '{"op": "ping"}')
 #: How often the ``written`` latency goes to main.
 _REPORT_S = 1.0
 
@@ -81,8 +82,7 @@ class ClientConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._writable = asyncio.Event()
         self._writable.set()
-        self._window_start = time.monotonic()
-        self._count = 0
+        self._inbound = InboundRate()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -117,15 +117,11 @@ class ClientConnection(asyncio.Protocol):
 
     def _message(self, text: str) -> bool:
         """One client message (binary: empty text); False once it floods."""
-        now = time.monotonic()
-        if now - self._window_start >= 1.0:
-            self._window_start, self._count = now, 0
-        self._count += 1
-        if self._count > _MAX_INBOUND_PER_S:
+        if self._inbound.flooded():
             self.kick("flood")
             return False
-        if text.strip() in _PING:
-            self.ws.send_text(b'{"type":"pong"}')
+        if is_ping(text):
+            self.ws.send_text(PONG.encode())
         return True
 
     def _handle(self, events: list[Any]) -> None:
@@ -197,7 +193,8 @@ class Worker:
         feed = asyncio.create_task(self._read_batches(reader))
         reports = asyncio.create_task(self._report_latency())
         try:
-            await self._read_control()
+            # Until main closes the control socket: then stop.
+            await read_packets(self.control, self._on_control, max_fds=1)
         finally:
             self.stopping = True
             feed.cancel()
@@ -219,25 +216,6 @@ class Worker:
             for message in decode_batch(body):
                 self.last_seq = max(self.last_seq, message.seq)
                 self.bus.publish_now(message)
-
-    async def _read_control(self) -> None:
-        loop = asyncio.get_running_loop()
-        ready = asyncio.Event()
-        loop.add_reader(self.control.fileno(), ready.set)
-        try:
-            while True:
-                await ready.wait()
-                ready.clear()
-                while True:
-                    try:
-                        data, fds, _, _ = socket.recv_fds(self.control, CONTROL_BYTES, 1)
-                    except BlockingIOError:
-                        break
-                    if not data:
-                        return  # main closed the control socket: stop
-                    self._on_control(data, fds)
-        finally:
-            loop.remove_reader(self.control.fileno())
 
     def _on_control(self, data: bytes, fds: list[int]) -> None:
         message = decode_control(data)
@@ -296,17 +274,10 @@ class Worker:
     async def _pump(
         self, opened: Open, connection: ClientConnection, ended: asyncio.Future[str], kick: Kick
     ) -> str:
-        """Stream to ``connection`` until something ends it; returns why (the same steps as
-        :meth:`purpleflea.server.streaming.Streams._pump`)."""
+        """Stream to ``connection`` until something ends it; returns why."""
         assert self.store is not None
         subscription = self.fanout.subscribe(self.settings.buffer_bytes)
         start_seq = self.last_seq  # every batch after it reaches the queue just registered
-        subscribed = {
-            "type": "subscribed",
-            "seq": start_seq,
-            "filters": opened.wanted.describe(),
-            "batch": opened.batch > 1,
-        }
         feed = client_feed(
             self.store,
             subscription,
@@ -317,23 +288,13 @@ class Worker:
         )
 
         async def send_all() -> None:
-            await connection.send_text(encode(subscribed))
+            await connection.send_text(subscribed(start_seq, opened.wanted, opened.batch))
             connection.handle_texts(opened.pending)
             async for item in feed:
                 await connection.send_text(item.data)
                 self._written(item)
 
-        async def watch() -> None:
-            kick(_closed_code(await subscription.wait_closed()))
-
-        tasks = [asyncio.create_task(_kicking(send_all(), kick)), asyncio.create_task(watch())]
-        try:
-            return await ended
-        finally:
-            subscription.close()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        return await pump(ended, kick, subscription, send_all())
 
     def _written(self, item: Item) -> None:
         if item.published:

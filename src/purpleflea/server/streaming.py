@@ -50,7 +50,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
 from typing import Any
 
 import msgspec
@@ -87,6 +87,8 @@ CLOSE_CODES = {
     "server_shutdown": 1001,
 }
 _MAX_INBOUND_PER_S = 20
+_PING = ('{"op":"ping"}', '{"op": "ping"}')
+PONG = '{"type":"pong"}'
 _SUBSCRIBE_TIMEOUT_S = 10.0
 #: How long a closing reason may take to reach a client (its error frame and close).
 _SEND_TIMEOUT_S = 1.0
@@ -119,6 +121,28 @@ async def _receive_text(ws: WebSocket) -> str | None:
     return text
 
 
+class InboundRate:
+    """Counts one stream client's messages, wherever its stream is written: more than
+    ``_MAX_INBOUND_PER_S`` within one second is a flood (the stream ends with ``flood``)."""
+
+    def __init__(self) -> None:
+        self._window_start = time.monotonic()
+        self._count = 0
+
+    def flooded(self) -> bool:
+        """Count one message; True when it is one too many for its second."""
+        now = time.monotonic()
+        if now - self._window_start >= 1.0:
+            self._window_start, self._count = now, 0
+        self._count += 1
+        return self._count > _MAX_INBOUND_PER_S
+
+
+def is_ping(text: str) -> bool:
+    """A client's ``{"op": "ping"}`` (answered with :data:`PONG`)."""
+    return text.strip() in _PING
+
+
 def explain(why: str, buffer_bytes: int) -> str:
     """What a client is told when its stream ends with ``why`` (a :data:`CLOSE_CODES` name)."""
     if why == "slow_consumer":
@@ -139,6 +163,14 @@ def explain(why: str, buffer_bytes: int) -> str:
 
 def _error(code: str, message: str) -> str:
     return encode({"type": "error", "code": code, "message": message}).decode()
+
+
+def subscribed(start_seq: int, wanted: StreamFilter, batch: int) -> bytes:
+    """The frame that opens a WebSocket stream (from this process or a stream worker): the
+    seq it goes on from, its filters, and whether its events come batched."""
+    return encode(
+        {"type": "subscribed", "seq": start_seq, "filters": wanted.describe(), "batch": batch > 1}
+    )
 
 
 def _sse_event(item: Item) -> bytes:
@@ -169,6 +201,44 @@ async def _kicking(work: Awaitable[None], kick: Kick) -> None:
         kick("internal_error")
     else:
         kick(_CLIENT_GONE)
+
+
+async def pump(
+    ended: asyncio.Future[str],
+    kick: Kick,
+    subscription: ClientQueue,
+    writer: Coroutine[Any, Any, None],
+    helpers: Iterable[Coroutine[Any, Any, None]] = (),
+) -> str:
+    """Run a stream's ``writer`` until something ends the stream; returns why. Streams in
+    this process and on a stream worker (:mod:`purpleflea.server.stream_worker`) end alike.
+
+    The writer may be blocked on a client that does not read, so the bus closing the
+    subscription (a slow consumer) is watched apart from it, as are the client's own
+    messages (``helpers``) and outside kicks (revocation, shutdown). However it ends, the
+    subscription is closed and every task is done before this returns.
+    """
+
+    async def watch() -> None:
+        kick(_closed_code(await subscription.wait_closed()))
+
+    tasks = [
+        asyncio.create_task(_kicking(writer, kick)),
+        asyncio.create_task(watch()),
+        *(asyncio.create_task(_kicking(helper, kick)) for helper in helpers),
+    ]
+    try:
+        return await ended
+    finally:
+        subscription.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _send_all(feed: AsyncIterator[Item], write: Callable[[Item], Awaitable[None]]) -> None:
+    async for item in feed:
+        await write(item)
 
 
 class Streams:
@@ -271,42 +341,6 @@ class Streams:
             async with asyncio.timeout(_PATIENT_S if patient else _SEND_TIMEOUT_S):
                 yield
 
-    async def _pump(
-        self,
-        ended: asyncio.Future[str],
-        kick: Kick,
-        subscription: ClientQueue,
-        feed: AsyncIterator[Item],
-        write: Callable[[Item], Awaitable[None]],
-        helpers: list[Coroutine[Any, Any, None]],
-    ) -> str:
-        """Write ``feed`` until something ends the stream; returns why.
-
-        The writer may be blocked on a client that does not read, so the bus closing the
-        subscription (a slow consumer) is watched apart from it, as are the client's own
-        messages (``helpers``) and outside kicks (revocation, shutdown).
-        """
-
-        async def send_all() -> None:
-            async for item in feed:
-                await write(item)
-
-        async def watch() -> None:
-            kick(_closed_code(await subscription.wait_closed()))
-
-        tasks = [
-            asyncio.create_task(_kicking(send_all(), kick)),
-            asyncio.create_task(watch()),
-            *(asyncio.create_task(_kicking(helper, kick)) for helper in helpers),
-        ]
-        try:
-            return await ended
-        finally:
-            subscription.close()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
     # -- WebSocket ---------------------------------------------------------------------------
 
     async def websocket(self, ws: WebSocket) -> None:
@@ -361,19 +395,13 @@ class Streams:
                 return await self._on_worker(worker, stream_id, closed, ended), True
         subscription = self.fanout.subscribe(self.buffer_bytes)
         start_seq = self.tracker.last_seq
-        subscribed = {
-            "type": "subscribed",
-            "seq": start_seq,
-            "filters": wanted.describe(),
-            "batch": batch > 1,
-        }
 
         async def write(item: Item) -> None:
             await ws.send_text(item.text or item.data.decode())
             self._written(item)
 
         try:
-            await ws.send_text(encode(subscribed).decode())
+            await ws.send_text(subscribed(start_seq, wanted, batch).decode())
         except _DISCONNECTED:
             subscription.close()
             return _CLIENT_GONE, False
@@ -386,7 +414,7 @@ class Streams:
             batch=batch,
         )
         helpers = [self._read_loop(ws, kick)]
-        return await self._pump(ended, kick, subscription, feed, write, helpers), False
+        return await pump(ended, kick, subscription, _send_all(feed, write), helpers), False
 
     async def _on_worker(
         self,
@@ -430,19 +458,14 @@ class Streams:
         return wanted, _MAX_BATCH if batch else 1
 
     async def _read_loop(self, ws: WebSocket, kick: Kick) -> None:
-        window_start = time.monotonic()
-        count = 0
+        inbound = InboundRate()
         while True:
             text = await _receive_text(ws) or ""  # a binary frame counts, and is ignored
-            now = time.monotonic()
-            if now - window_start >= 1.0:
-                window_start, count = now, 0
-            count += 1
-            if count > _MAX_INBOUND_PER_S:
+            if inbound.flooded():
                 kick("flood")
                 return
-            if text.strip() in ('{"op":"ping"}', '{"op": "ping"}'):
-                await ws.send_text('{"type":"pong"}')
+            if is_ping(text):
+                await ws.send_text(PONG)
 
     # -- Server-Sent Events ------------------------------------------------------------------
 
@@ -551,4 +574,5 @@ class EventStream:
             while (await receive())["type"] != "http.disconnect":
                 pass
 
-        return await streams._pump(self.ended, self.kick, subscription, feed, write, [listen()])
+        writer = _send_all(feed, write)
+        return await pump(self.ended, self.kick, subscription, writer, [listen()])

@@ -17,6 +17,7 @@ import contextlib
 import socket
 import struct
 from collections import deque
+from collections.abc import Callable
 
 import msgspec
 
@@ -142,6 +143,37 @@ def encode_control(message: Control) -> bytes:
 def decode_control(data: bytes) -> Control:
     message: Control = _control_decoder.decode(data)
     return message
+
+
+async def read_packets(
+    sock: socket.socket, on_packet: Callable[[bytes, list[int]], None], *, max_fds: int = 0
+) -> None:
+    """Hand every packet the non-blocking control socket ``sock`` receives to ``on_packet``
+    (its bytes, and the descriptors that rode along: at most ``max_fds``), in order, until the
+    peer is gone: it closed its end, or the socket failed (a reset peer says no more either).
+    Both sides' control loop: main reading its worker's reports, a worker reading main."""
+    loop = asyncio.get_running_loop()
+    readable = asyncio.Event()
+    loop.add_reader(sock.fileno(), readable.set)
+    try:
+        while True:
+            await readable.wait()
+            readable.clear()
+            while True:  # everything that is there now: one wake-up may be many packets
+                try:
+                    if max_fds:
+                        data, fds, _, _ = socket.recv_fds(sock, CONTROL_BYTES, max_fds)
+                    else:
+                        data, fds = sock.recv(CONTROL_BYTES), []
+                except BlockingIOError:
+                    break
+                except OSError:
+                    return
+                if not data:
+                    return
+                on_packet(data, fds)
+    finally:
+        loop.remove_reader(sock.fileno())
 
 
 def encode_batch(messages: list[Message]) -> bytes:

@@ -38,7 +38,6 @@ from purpleflea.server.fanout import Chunk, ClientQueue, Fanout
 from purpleflea.server.filters import StreamFilter
 from purpleflea.server.latency import StageLatency
 from purpleflea.server.worker_wire import (
-    CONTROL_BYTES,
     Closed,
     Kick,
     Open,
@@ -49,6 +48,7 @@ from purpleflea.server.worker_wire import (
     decode_control,
     encode_batch,
     encode_control,
+    read_packets,
 )
 
 log = logging.getLogger("purpleflea.workers")
@@ -127,35 +127,20 @@ class StreamWorker:
             writer.close()
 
     async def _read_control(self) -> None:
-        loop = asyncio.get_running_loop()
-        ready = asyncio.Event()
-        loop.add_reader(self.control.fileno(), ready.set)
-        try:
-            while True:
-                await ready.wait()
-                ready.clear()
-                while True:
-                    try:
-                        data = self.control.recv(CONTROL_BYTES)
-                    except BlockingIOError:
-                        break
-                    except OSError:
-                        data = b""
-                    if not data:
-                        self._lost()
-                        return
-                    message = decode_control(data)
-                    if isinstance(message, Ready):
-                        if not self.ready.done():
-                            self.ready.set_result(None)
-                    elif isinstance(message, Written):
-                        self.latency.add("written", message.counts, message.total)
-                    elif isinstance(message, Closed):
-                        done = self.streams.pop(message.id, None)
-                        if done is not None and not done.done():
-                            done.set_result(message.reason)
-        finally:
-            loop.remove_reader(self.control.fileno())
+        await read_packets(self.control, self._on_control)
+        self._lost()
+
+    def _on_control(self, data: bytes, fds: list[int]) -> None:
+        message = decode_control(data)
+        if isinstance(message, Ready):
+            if not self.ready.done():
+                self.ready.set_result(None)
+        elif isinstance(message, Written):
+            self.latency.add("written", message.counts, message.total)
+        elif isinstance(message, Closed):
+            done = self.streams.pop(message.id, None)
+            if done is not None and not done.done():
+                done.set_result(message.reason)
 
     def _lost(self) -> None:
         if self.healthy:

@@ -9,6 +9,9 @@ from __future__ import annotations
 import math
 from decimal import Decimal, InvalidOperation
 
+from purpleflea.model import VenueLiquidation
+from purpleflea.venues._units import Sizes, liquidation
+from purpleflea.venues.symbols import Market
 from purpleflea.venues.venue import TardisRow
 
 # Exchange timestamps outside 2009-01-01 .. 2100-01-01 (ms) are corrupt, not data.
@@ -70,4 +73,22 @@ def tardis_event_id(exchange: str, row: TardisRow) -> str:
     be rebuilt from the row."""
     return (
         f"{exchange}:{row.symbol}:{row.ref}:{row.order_side}:{canonical_quantity(row.amount_text)}"
+    )
+
+
+def tardis_liquidation(
+    exchange: str, market: Market, row: TardisRow, sizes: Sizes, id: str | None = None
+) -> VenueLiquidation:
+    """The event of a Tardis row: its symbol, side, price and time as recorded, ``sizes`` as
+    the venue's unit rule reads ``amount``, and ``id`` (the live normalizer's where the row
+    allows rebuilding it, else :func:`tardis_event_id`)."""
+    return liquidation(
+        exchange,
+        market,
+        id=tardis_event_id(exchange, row) if id is None else id,
+        symbol=row.symbol,
+        side=row.side,
+        price=row.price,
+        sizes=sizes,
+        ts=row.ts,
     )

@@ -5,7 +5,8 @@ Fill in:
 - ``read_tardis(row: TardisRow) -> VenueLiquidation`` for each Tardis.dev exchange id whose
   ``amount`` unit is known without an instrument list: the market, sizes and id from the
   normalizer's own functions, so a recorded and a live copy of one event get the same id
-  where the row allows it (else ``_rows.tardis_event_id``);
+  where the row allows it (else ``_rows.tardis_event_id``); ``_rows.tardis_liquidation``
+  builds the event from the row;
 - a ``RecorderFormat`` for a recorder of our own, if there is one;
 - ``HISTORY = History(tardis={"<tardis id>": read_tardis}, recorders=(...))``.
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from purpleflea.model import NO_INSTRUMENTS, Side, VenueLiquidation
 from purpleflea.venues import symbols
-from purpleflea.venues._rows import RowError, integer, number, positive, tardis_event_id
+from purpleflea.venues._rows import RowError, integer, number, positive, tardis_liquidation
 from purpleflea.venues._rows import timestamp_ms as row_timestamp_ms
 from purpleflea.venues._units import from_coins, from_usd, liquidation
 from purpleflea.venues.binance.constants import COINM, USD_QUOTES, USDM
@@ -103,30 +103,20 @@ def looks_like_recorder_row(fields: list[str]) -> bool:
 
 def read_tardis_usdm(row: TardisRow) -> VenueLiquidation:
     """Tardis ``binance-futures``: ``amount`` in coins; the live normalizer's id."""
-    return liquidation(
+    return tardis_liquidation(
         USDM,
         usdm_market(row.symbol),
+        row,
+        from_coins(USDM, row.amount, row.price),
         id=usdm_event_id(row.symbol, row.ts, row.order_side.upper()),
-        symbol=row.symbol,
-        side=row.side,
-        price=row.price,
-        sizes=from_coins(USDM, row.amount, row.price),
-        ts=row.ts,
     )
 
 
 def read_tardis_coinm(row: TardisRow) -> VenueLiquidation:
     """Tardis ``binance-delivery``: ``amount`` in contracts of the COIN-M rule's USD."""
     usd = row.amount * coinm_contract_usd(row.symbol, NO_INSTRUMENTS)
-    return liquidation(
-        COINM,
-        _coinm_market(row.symbol),
-        id=tardis_event_id(COINM, row),
-        symbol=row.symbol,
-        side=row.side,
-        price=row.price,
-        sizes=from_usd(COINM, usd, row.price),
-        ts=row.ts,
+    return tardis_liquidation(
+        COINM, _coinm_market(row.symbol), row, from_usd(COINM, usd, row.price)
     )
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from purpleflea.model import VenueLiquidation
-from purpleflea.venues._rows import tardis_event_id
-from purpleflea.venues._units import from_coins, from_usd, liquidation
+from purpleflea.venues._rows import tardis_liquidation
+from purpleflea.venues._units import from_coins, from_usd
 from purpleflea.venues.bybit.constants import EXCHANGE
 from purpleflea.venues.bybit.normalizer import market
 from purpleflea.venues.venue import History, TardisRow
@@ -17,16 +17,7 @@ def read_tardis(row: TardisRow) -> VenueLiquidation:
         sizes = from_usd(EXCHANGE, row.amount, row.price)
     else:
         sizes = from_coins(EXCHANGE, row.amount, row.price)
-    return liquidation(
-        EXCHANGE,
-        name,
-        id=tardis_event_id(EXCHANGE, row),
-        symbol=row.symbol,
-        side=row.side,
-        price=row.price,
-        sizes=sizes,
-        ts=row.ts,
-    )
+    return tardis_liquidation(EXCHANGE, name, row, sizes)
 
 
 HISTORY = History(tardis={"bybit": read_tardis})

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from purpleflea.model import VenueLiquidation
-from purpleflea.venues._rows import RowError, tardis_event_id
-from purpleflea.venues._units import from_coins, from_usd, liquidation
+from purpleflea.venues._rows import RowError, tardis_liquidation
+from purpleflea.venues._units import from_coins, from_usd
 from purpleflea.venues.deribit.constants import EXCHANGE
 from purpleflea.venues.deribit.normalizer import market
 from purpleflea.venues.venue import History, TardisRow
@@ -21,16 +21,7 @@ def read_tardis(row: TardisRow) -> VenueLiquidation:
         sizes = from_coins(EXCHANGE, row.amount, row.price)
     else:
         sizes = from_usd(EXCHANGE, row.amount, row.price)
-    return liquidation(
-        EXCHANGE,
-        name,
-        id=tardis_event_id(EXCHANGE, row),
-        symbol=row.symbol,
-        side=row.side,
-        price=row.price,
-        sizes=sizes,
-        ts=row.ts,
-    )
+    return tardis_liquidation(EXCHANGE, name, row, sizes)
 
 
 HISTORY = History(tardis={"deribit": read_tardis})
