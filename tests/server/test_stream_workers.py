@@ -254,11 +254,18 @@ async def test_a_flooding_client_is_cut_by_the_worker_as_by_main(tmp_path: Path)
     async with running_server(make_config(tmp_path, stream_workers=2)) as live:
         ws = await _subscribe(live)
         assert sum(_per_worker(live)) == 1
-        # The worker closes the socket once it has sent its reason; pings still arriving
-        # then may reset the connection before the client reads that reason.
-        with contextlib.suppress(ConnectionClosed, OSError):
+        # Pings still arrive after the worker sent its reason: it waits for the client's close
+        # before closing the socket, so the client reads that reason (not a reset).
+        with contextlib.suppress(ConnectionClosed):
             for _ in range(200):
                 await ws.send('{"op":"ping"}')
+        errors = []
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if frame["type"] == "error":
+                    errors.append(frame["code"])
+        assert (errors, ws.close_code) == (["flood"], 4429)
         # Its worker ended the stream with flood, reported to main as every stream's end.
         await until(lambda: live.server.streams.closed.get("flood") == 1, 10, "the flood end")
         await until(lambda: sum(_per_worker(live)) == 0, 10, "the stream to be released")

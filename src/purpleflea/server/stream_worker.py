@@ -83,6 +83,8 @@ class ClientConnection(asyncio.Protocol):
         self._writable = asyncio.Event()
         self._writable.set()
         self._inbound = InboundRate()
+        #: The reason and the close are sent: wait for the client's close, read nothing else.
+        self._closing = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -101,7 +103,12 @@ class ClientConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.ws.receive_data(data)
-        self._handle(self.ws.events_received())
+        events = self.ws.events_received()
+        if self._closing:
+            if self.ws.close_rcvd is not None and self.transport is not None:
+                self.transport.close()  # the client answered the close: the handshake is done
+            return
+        self._handle(events)
 
     def eof_received(self) -> bool | None:
         self.ws.receive_eof()
@@ -149,17 +156,24 @@ class ClientConnection(asyncio.Protocol):
         self._flush()
 
     def last_words(self, code: str, message: str, patient: bool) -> None:
-        """The error frame and the close, then the socket closes once they are sent (not
-        waiting beyond ``_PATIENT_S`` or ``_SEND_TIMEOUT_S`` for a client that reads nothing)."""
+        """The error frame and the close; the socket closes once the client answers the close
+        (or after ``_SEND_TIMEOUT_S`` without an answer) and is cut after ``_PATIENT_S``, or
+        twice ``_SEND_TIMEOUT_S``, if the client reads nothing."""
         if self.ws.state is State.OPEN:
             self.ws.send_text(_error(code, message).encode())
             self.ws.send_close(CLOSE_CODES.get(code, 1000), code)
         self._flush()
-        if self.transport is not None:
+        if self.transport is None:
+            return
+        # RFC 6455 7.1.1: the server closes TCP once the client has answered the close. Closed
+        # any earlier, a client still sending (a flood, pings) makes the kernel reset the
+        # connection, which can destroy the reason and the close before the client reads them.
+        self._closing = True
+        if self.ws.close_rcvd is not None:
             self.transport.close()
-            asyncio.get_running_loop().call_later(
-                _PATIENT_S if patient else _SEND_TIMEOUT_S, self.transport.abort
-            )
+        loop = asyncio.get_running_loop()
+        loop.call_later(_SEND_TIMEOUT_S, self.transport.close)  # a client that never answers
+        loop.call_later(_PATIENT_S if patient else _SEND_TIMEOUT_S * 2, self.transport.abort)
 
     def drop(self) -> None:
         if self.transport is not None:
