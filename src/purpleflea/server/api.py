@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -141,21 +142,15 @@ class Api:
         params = request.query_params
         interval = http.choice(params, "interval", ("1m", "1h", "1d"), "1h")
         group_by = http.choice(params, "group_by", ("market", "exchange", "side"), "market")
-        query = self._query(request)
+        # A history page's cursor means nothing to an aggregate (it is not in the document):
+        # ignored whether or not a start is given, never a silent cut of the buckets.
+        query = msgspec.structs.replace(self._query(request), before_seq=None)
         if query.start_ms is None:
             end = query.end_ms if query.end_ms is not None else now_ms()
             # Aligned to the bucket width (at most an hour) so the rollups answer it.
             align = min(INTERVAL_MS[interval], 3_600_000)
             start = (end - _DEFAULT_SPAN[interval]) // align * align
-            query = Query(
-                markets=query.markets,
-                exchanges=query.exchanges,
-                sides=query.sides,
-                coverages=query.coverages,
-                min_usd=query.min_usd,
-                start_ms=start,
-                end_ms=query.end_ms,
-            )
+            query = msgspec.structs.replace(query, start_ms=start)
         buckets = await self.store.aggregate(interval, group_by, query)  # type: ignore[arg-type]
         return http.json_response({"interval": interval, "group_by": group_by, "buckets": buckets})
 
