@@ -90,10 +90,15 @@ async def test_a_bulk_load_stores_exactly_what_appending_the_same_batches_stores
     try:
         with bulk.bulk_load() as loader:
             assert loader is not None
+            # Nothing else has the file open: the load goes through a rollback journal.
+            assert bulk._writer.execute("PRAGMA journal_mode").fetchone() == ("delete",)
             for i, batch in enumerate(batches):
                 loader.append(batch)
                 loader.append_open_interest(_open_interest(i))
         assert await bulk.last_seq() == 12_000
+        # Back to the connection's usual settings.
+        assert bulk._writer.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert bulk._writer.execute("PRAGMA threads").fetchone() == (0,)
         with pytest.raises(RuntimeError, match="bulk load is over"):
             loader.append(batches[0])
         # Not empty any more: the next load appends the usual way.
@@ -174,3 +179,30 @@ async def test_a_bulk_load_killed_midway_is_rolled_back_at_the_next_open(tmp_pat
     after = dump_tables(path)
     assert after["schema"] == schema  # the indexes the load had dropped are back
     assert not any(after[table] for table in ("liquidations", "rollup_1m", "rollup_1h"))
+
+
+async def test_a_bulk_load_beside_an_open_reader_stays_in_wal_and_all_or_nothing(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "read.sqlite")
+    batches = _batches()
+
+    def load(then: Exception | None = None) -> None:
+        with store.bulk_load() as loader:
+            assert loader is not None
+            # A reader's connection is open: SQLite keeps the file in WAL mode.
+            assert store._writer.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+            for batch in batches:
+                loader.append(batch)
+            if then is not None:
+                raise then
+
+    try:
+        assert await store.since(0) == []  # opens a reader connection, kept by its thread
+        with pytest.raises(RuntimeError, match="loader broke"):
+            load(RuntimeError("loader broke"))
+        assert await store.since(0) == []
+        load()
+        assert len(await store.since(0, limit=20_000)) == 12_000
+    finally:
+        await store.close()
