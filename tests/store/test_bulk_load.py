@@ -12,7 +12,7 @@ import pytest
 
 from purpleflea.store import OpenInterest
 from purpleflea.store.bulk import EventColumns, Venue
-from purpleflea.store.sqlite import SQLiteStore
+from purpleflea.store.sqlite import SQLiteBulkLoad, SQLiteStore
 from tests.events import T0
 
 VENUES = (
@@ -86,33 +86,39 @@ async def test_a_bulk_load_stores_exactly_what_appending_the_same_batches_stores
             await appended.append_open_interest(_open_interest(i))
     finally:
         await appended.close()
-    bulk = SQLiteStore(tmp_path / "bulk.sqlite")
-    try:
-        with bulk.bulk_load() as loader:
-            assert loader is not None
-            # Nothing else has the file open: the load goes through a rollback journal.
-            assert bulk._writer.execute("PRAGMA journal_mode").fetchone() == ("delete",)
-            for i, batch in enumerate(batches):
-                loader.append(batch)
-                loader.append_open_interest(_open_interest(i))
-        assert await bulk.last_seq() == 12_000
-        # Back to the connection's usual settings.
-        assert bulk._writer.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert bulk._writer.execute("PRAGMA threads").fetchone() == (0,)
-        with pytest.raises(RuntimeError, match="bulk load is over"):
-            loader.append(batches[0])
-        # Not empty any more: the next load appends the usual way.
-        with bulk.bulk_load() as again:
-            assert again is None
-    finally:
-        await bulk.close()
     expected = dump_tables(tmp_path / "appended.sqlite")
-    found = dump_tables(tmp_path / "bulk.sqlite")
-    assert len(found["liquidations"]) == 12_000
-    # Shared cells: fewer rollup rows than events, cells summed over both BTC listings.
-    assert len(found["rollup_1m"]) < 12_000
-    for table in TABLES:
-        assert found[table] == expected[table], table
+    # The second store's SQLite takes 999 parameters a statement (as before 3.32): shorter
+    # multi-row statements, the same rows.
+    for name, parameters in (("bulk", None), ("bulk999", 999)):
+        path = tmp_path / f"{name}.sqlite"
+        bulk = SQLiteStore(path)
+        if parameters is not None:
+            bulk._writer.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, parameters)
+        try:
+            with bulk.bulk_load() as loader:
+                assert loader is not None
+                # Nothing else has the file open: the load goes through a rollback journal.
+                assert bulk._writer.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+                for i, batch in enumerate(batches):
+                    loader.append(batch)
+                    loader.append_open_interest(_open_interest(i))
+            assert await bulk.last_seq() == 12_000
+            # Back to the connection's usual settings.
+            assert bulk._writer.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+            assert bulk._writer.execute("PRAGMA threads").fetchone() == (0,)
+            with pytest.raises(RuntimeError, match="bulk load is over"):
+                loader.append(batches[0])
+            # Not empty any more: the next load appends the usual way.
+            with bulk.bulk_load() as again:
+                assert again is None
+        finally:
+            await bulk.close()
+        found = dump_tables(path)
+        assert len(found["liquidations"]) == 12_000
+        # Shared cells: fewer rollup rows than events, cells summed over both BTC listings.
+        assert len(found["rollup_1m"]) < 12_000
+        for table in TABLES:
+            assert found[table] == expected[table], (name, table)
 
 
 async def test_a_bulk_load_that_fails_leaves_the_empty_store_it_found(tmp_path: Path) -> None:
@@ -120,9 +126,12 @@ async def test_a_bulk_load_that_fails_leaves_the_empty_store_it_found(tmp_path: 
     store = SQLiteStore(path)
     schema = dump_tables(path)["schema"]
 
+    loaders: list[SQLiteBulkLoad] = []
+
     def load(*batches: EventColumns, then: Exception | None = None) -> None:
         with store.bulk_load() as loader:
             assert loader is not None
+            loaders.append(loader)
             for batch in batches:
                 loader.append(batch)
             if then is not None:
@@ -134,6 +143,8 @@ async def test_a_bulk_load_that_fails_leaves_the_empty_store_it_found(tmp_path: 
             load(first, then=RuntimeError("loader broke"))
         assert store._writer.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert await store.last_seq() == 0
+        with pytest.raises(RuntimeError, match="bulk load is over"):
+            loaders[0].append(first)  # not outside its transaction, unindexed
         # A repeated id fails the load loudly rather than being skipped.
         with pytest.raises(sqlite3.IntegrityError, match="UNIQUE constraint failed"):
             load(first, first)
@@ -146,7 +157,7 @@ async def test_a_bulk_load_that_fails_leaves_the_empty_store_it_found(tmp_path: 
 
 _KILLED = """
 import os, signal, sys
-from purpleflea.store.sqlite import SQLiteStore
+from purpleflea.store.sqlite import SQLiteBulkLoad, SQLiteStore
 from tests.store.test_bulk_load import _batches
 
 store = SQLiteStore(sys.argv[1])

@@ -226,10 +226,13 @@ def _insert_rows(
     writer: sqlite3.Connection, head: str, tail: str, width: int, flat: list[Any]
 ) -> None:
     """``flat`` (rows of ``width`` parameters, one after another) as multi-row
-    ``head VALUES (...), (...)... tail`` statements of :data:`_BULK_ROWS` rows."""
+    ``head VALUES (...), (...)... tail`` statements of :data:`_BULK_ROWS` rows (fewer if
+    this SQLite limits a statement's parameters below that)."""
+    # SQLite before 3.32 takes at most 999 parameters a statement.
+    rows = max(1, min(_BULK_ROWS, writer.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
     row = f"({', '.join('?' * width)})"
-    step = _BULK_ROWS * width
-    full = f"{head} VALUES {', '.join([row] * _BULK_ROWS)}{tail}"
+    step = rows * width
+    full = f"{head} VALUES {', '.join([row] * rows)}{tail}"
     for start in range(0, len(flat), step):
         part = flat[start : start + step]
         sql = (
@@ -531,8 +534,11 @@ class SQLiteStore:
                 for name, _ in indexes:
                     writer.execute(f'DROP INDEX "{name}"')
                 loader = SQLiteBulkLoad(writer)
-                yield loader
-                loader.closed = True
+                try:
+                    yield loader
+                finally:
+                    # Outside the transaction its writes would go in unindexed, one by one.
+                    loader.closed = True
                 # Each index is a sort of the whole table: SQLite's sorter may use helper
                 # threads for it (2: 30 days' seven indexes, 16 -> 8 s of the writer's time).
                 threads = writer.execute("PRAGMA threads").fetchone()[0]
