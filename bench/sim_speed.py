@@ -9,15 +9,21 @@ Modes, each a fresh simulator with the history configuration (1 s steps, 5 min b
 - ``events``: plus building every published ``Liquidation`` struct (what a store receives);
 - ``sqlite``: ``generate_history`` into a fresh SQLite file (WAL) in a temp directory.
 
-Prints a markdown table to paste into bench/results/sim.md.
+Prints a markdown table to paste into bench/results/sim.md, with each mode's CPU time (user +
+sys of this process: on a shared machine wall time says little). ``--hash`` also prints a
+digest of each stored table (events, minute and hour rollups, open interest) of the SQLite
+run, so a change to the write path can show it stores exactly what it stored before.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
 import platform
+import resource
+import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -38,7 +44,38 @@ def run_arrays(days: float, markets: int, *, structs: bool) -> tuple[int, float]
     return events, time.perf_counter() - started
 
 
-def run_sqlite(days: float, markets: int) -> tuple[int, float, int]:
+#: Each stored table in a fixed row order: what ``--hash`` digests.
+TABLES = {
+    "liquidations": "SELECT * FROM liquidations ORDER BY seq",
+    "rollup_1m": "SELECT * FROM rollup_1m ORDER BY market, minute, exchange, side",
+    "rollup_1h": "SELECT * FROM rollup_1h ORDER BY market, hour, exchange, side",
+    "open_interest": "SELECT * FROM open_interest ORDER BY minute, market",
+}
+
+
+def digests(path: Path) -> dict[str, str]:
+    """sha256 of each table's rows (their repr: floats to the last bit), 12 hex digits."""
+    connection = sqlite3.connect(path)
+    try:
+        found: dict[str, str] = {}
+        for table, sql in TABLES.items():
+            digest = hashlib.sha256()
+            for row in connection.execute(sql):
+                digest.update(repr(row).encode())
+            found[table] = digest.hexdigest()[:12]
+        return found
+    finally:
+        connection.close()
+
+
+def cpu_s() -> float:
+    """This process's CPU time so far (user + sys, every thread)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_sqlite(days: float, markets: int, *, hashed: bool) -> tuple[int, float, float, int]:
+    """Events, wall s, CPU s and bytes on disk of ``generate_history`` into a fresh file."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.sqlite"
 
@@ -52,11 +89,13 @@ def run_sqlite(days: float, markets: int) -> tuple[int, float, int]:
             finally:
                 await store.close()
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_s()
         events = asyncio.run(go())
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, cpu_s() - cpu
         size = sum(p.stat().st_size for p in Path(tmp).iterdir())
-    return events, elapsed, size
+        if hashed:
+            print(" ".join(f"{table}={digest}" for table, digest in digests(path).items()))
+    return events, elapsed, cpu, size
 
 
 def main() -> None:
@@ -64,6 +103,7 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=30.0)
     parser.add_argument("--markets", type=int, default=275)
     parser.add_argument("--modes", default="arrays,events,sqlite")
+    parser.add_argument("--hash", action="store_true", help="print the stored tables' digests")
     args = parser.parse_args()
     modes = args.modes.split(",")
     print(
@@ -71,17 +111,23 @@ def main() -> None:
         f"Python {platform.python_version()}"
     )
     print(f"{args.days:g} days x {args.markets} markets, seed 0\n")
-    print("| mode | events | wall s | events/s | goal (< 120 s) |")
-    print("| --- | ---: | ---: | ---: | --- |")
+    print("| mode | events | wall s | CPU s | events/s | goal (< 120 s) |")
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
     for mode in modes:
         extra = ""
         if mode == "sqlite":
-            events, wall, size = run_sqlite(args.days, args.markets)
+            events, wall, cpu, size = run_sqlite(args.days, args.markets, hashed=args.hash)
             extra = f" ({size / 1e6:,.0f} MB on disk)"
         else:
+            cpu = cpu_s()
             events, wall = run_arrays(args.days, args.markets, structs=mode == "events")
+            cpu = cpu_s() - cpu
         verdict = "met" if wall < 120 * args.days / 30 else "missed"
-        print(f"| {mode}{extra} | {events:,} | {wall:.1f} | {events / wall:,.0f} | {verdict} |")
+        print(
+            f"| {mode}{extra} | {events:,} | {wall:.1f} | {cpu:.1f} | {events / wall:,.0f} "
+            f"| {verdict} |"
+        )
+    print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -16,9 +16,11 @@ from purpleflea.sim import SimConfig, Simulator, generate_history, history, pace
 from purpleflea.sim.history import blocks, history_config
 from purpleflea.sim.throttle import snapshot_throttle
 from purpleflea.store.base import OpenInterest, Query
+from purpleflea.store.bulk import EventColumns
 from purpleflea.store.oi_sampler import OpenInterestSampler
-from purpleflea.store.sqlite import SQLiteStore
+from purpleflea.store.sqlite import SQLiteBulkLoad, SQLiteStore
 from tests.server.conftest import Running
+from tests.store.test_bulk_load import TABLES, dump_tables
 
 
 async def test_history_goes_into_sqlite_with_consecutive_seqs(tmp_path: Path) -> None:
@@ -212,6 +214,37 @@ async def test_a_failing_scorer_stops_history_with_its_error(
         await store.close()
 
 
+async def test_a_bulk_load_that_fails_stops_history_and_leaves_the_store_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(history, "BATCH", 300)
+    appends = 0
+    append = SQLiteBulkLoad.append
+
+    def failing(self: SQLiteBulkLoad, columns: EventColumns) -> None:
+        nonlocal appends
+        appends += 1
+        if appends == 3:
+            raise OSError("disk full")
+        append(self, columns)
+
+    monkeypatch.setattr(SQLiteBulkLoad, "append", failing)
+    store = SQLiteStore(tmp_path / "h.sqlite")
+    fresh = SQLiteStore(tmp_path / "fresh.sqlite")
+    try:
+        with pytest.raises(OSError, match="disk full"):
+            await generate_history(store, days=0.1, seed=6, n_markets=20, progress=False)
+        # All or nothing: no partial history that looks like a finished one.
+        assert await store.since(0) == []
+        assert await store.last_seq() == 0
+        assert await store.open_interest(0, 2**62) == []
+        schema = "SELECT name, sql FROM sqlite_master ORDER BY name"
+        assert store._writer.execute(schema).fetchall() == fresh._writer.execute(schema).fetchall()
+    finally:
+        await store.close()
+        await fresh.close()
+
+
 async def test_a_store_that_fails_stops_history_with_its_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -222,21 +255,51 @@ async def test_a_store_that_fails_stops_history_with_its_error(
 
         async def append(self, events: Sequence[Liquidation]) -> list[Liquidation]:
             self.appends += 1
-            if self.appends == 3:
+            if self.appends == 4:
                 raise OSError("disk full")
             return await super().append(events)
 
     store = Failing(tmp_path / "h.sqlite")
     try:
+        # A store that holds events takes history by appends, batch by batch.
+        await generate_history(store, days=0.01, seed=5, n_markets=20, progress=False)
+        before = await store.last_seq()
+        assert before > 0
         with pytest.raises(OSError, match="disk full"):
             await generate_history(store, days=0.1, seed=6, n_markets=20, progress=False)
-        stored = await store.since(0, limit=1_000_000)
-        assert stored  # the first two batches, whole, with their indexes back
-        assert [e.seq for e in stored] == list(range(1, len(stored) + 1))
+        stored = await store.since(before, limit=1_000_000)
+        assert stored  # the first two batches, whole
+        assert [e.seq for e in stored] == list(range(before + 1, before + len(stored) + 1))
         page = await store.query(Query(markets=("BTC-PERP",), limit=5))
         assert all(e.market == "BTC-PERP" for e in page.events)
     finally:
         await store.close()
+
+
+async def test_bulk_history_stores_what_appended_history_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Many batches: rollup cells split across them, summed by upserts.
+    monkeypatch.setattr(history, "BATCH", 400)
+
+    class Appending(SQLiteStore):
+        """SQLite without the bulk path: history goes in by appends, batch by batch."""
+
+        bulk_load = None  # type: ignore[assignment]
+
+    for name, cls in (("bulk", SQLiteStore), ("appended", Appending)):
+        store = cls(tmp_path / f"{name}.sqlite")
+        try:
+            summary = await generate_history(store, days=0.25, seed=3, n_markets=20, progress=False)
+        finally:
+            await store.close()
+        assert summary.events > 10 * 400
+    bulk = dump_tables(tmp_path / "bulk.sqlite")
+    appended = dump_tables(tmp_path / "appended.sqlite")
+    assert bulk["liquidations"]
+    assert bulk["open_interest"]
+    for table in TABLES:
+        assert bulk[table] == appended[table], table
 
 
 async def test_sim_into_the_store_a_running_server_uses_says_so_in_one_line(

@@ -17,21 +17,26 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext, suppress
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from purpleflea.model import Liquidation, Side, VenueLiquidation, to_liquidation
 from purpleflea.progress import Progress
 from purpleflea.sim.config import event_id_prefix
-from purpleflea.sim.events import RawBlock
+from purpleflea.sim.events import IntArray, RawBlock
 from purpleflea.sim.process import DAY_MS, DEFAULT_START_MS, SimConfig, Simulator
 from purpleflea.sim.throttle import snapshot_throttle
 from purpleflea.sim.truth import TrueCascade
 from purpleflea.store.base import OpenInterest, Store
+from purpleflea.store.bulk import EventColumns, Venue
 from purpleflea.store.oi_sampler import TotalsSampler
 from purpleflea.venues import registry
+
+if TYPE_CHECKING:
+    from purpleflea.store.sqlite import SQLiteBulkLoad
 
 HISTORY_STEP_MS = 1_000
 HISTORY_BLOCK_MS = 300_000
@@ -143,11 +148,47 @@ def published(
     return out
 
 
+def venues(sim: Simulator) -> tuple[list[Venue], IntArray]:
+    """Every listing of the simulator as a :class:`~purpleflea.store.bulk.Venue`, and each
+    market's first venue code: listing ``li`` of market ``m`` is venue ``offset[m] + li``."""
+    table = [
+        Venue(listing.exchange, listing.symbol, name, _COVERAGE[listing.exchange])
+        for name, spec in zip(sim.market_names, sim.markets, strict=True)
+        for listing in spec.listings
+    ]
+    sizes = [len(spec.listings) for spec in sim.markets]
+    offset = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
+    return table, offset
+
+
+def _columns(
+    blocks: list[RawBlock], first_seq: int, prefix: str, table: list[Venue], offset: IntArray
+) -> EventColumns:
+    """Consecutive thinned blocks as one batch of columns, seqs from ``first_seq``: the same
+    events, field for field, as :func:`published` (unscored) gives for each block."""
+    ts = np.concatenate([raw.ts for raw in blocks]).astype(np.int64)
+    seq = np.arange(first_seq, first_seq + ts.size, dtype=np.int64)
+    return EventColumns(
+        seq=seq,
+        ids=[
+            f"{prefix}{n}" for raw in blocks for n in range(raw.first_n, raw.first_n + raw.ts.size)
+        ],
+        venue=np.concatenate([offset[raw.market] + raw.listing for raw in blocks]).astype(np.int64),
+        venues=table,
+        long=np.concatenate([raw.side > 0 for raw in blocks]),
+        price=np.concatenate([raw.price for raw in blocks]).astype(np.float64),
+        quantity=np.concatenate([raw.quantity for raw in blocks]).astype(np.float64),
+        ts=ts,
+        received_at=ts + 40 + seq % 160,
+    )
+
+
 @dataclass(slots=True)
 class _Chunk:
-    """What the simulation produced since the previous chunk, ready for the store."""
+    """What the simulation produced since the previous chunk, ready for the store: events
+    as structs, or as columns for a bulk load."""
 
-    events: list[Liquidation]
+    events: list[Liquidation] | EventColumns
     open_interest: list[OpenInterest]
     hours: float  # simulated hours it covers
 
@@ -160,8 +201,19 @@ class _Producer:
     touches the simulator, the sampler and the scorer, one chunk at a time.
     """
 
-    def __init__(self, sim: Simulator, days: float, first_seq: int, scorer: Scorer | None) -> None:
+    def __init__(
+        self,
+        sim: Simulator,
+        days: float,
+        first_seq: int,
+        scorer: Scorer | None,
+        *,
+        columns: bool = False,
+    ) -> None:
+        if columns and scorer is not None:
+            raise ValueError("scored events are built one by one: no columns")
         self.sim = sim
+        self.columns = columns
         self.seq = first_seq
         self.scorer = scorer
         self.notional = 0.0
@@ -170,25 +222,57 @@ class _Producer:
         self._sampler = TotalsSampler(sim.market_names)
         # History is what the feeds would have published: the snapshot venues thinned.
         self._throttle = snapshot_throttle(sim)
+        self._prefix = event_id_prefix(sim.config)
+        self._venues, self._offset = venues(sim)
 
     def next_chunk(self) -> _Chunk | None:
         """The next batch (about :data:`BATCH` events); ``None`` once the days are done."""
         sim = self.sim
-        chunk = _Chunk([], [], 0.0)
+        first_seq = self.seq
+        events: list[Liquidation] = []
+        thinned: list[RawBlock] = []
+        open_interest: list[OpenInterest] = []
+        hours = 0.0
         for computed in self._blocks:
             raw = self._throttle.thin(computed)
-            batch = published(sim, raw, self.seq, self.scorer)
-            self.seq += len(batch)
+            if self.columns:
+                thinned.append(raw)
+                self.seq += raw.ts.size
+            else:
+                batch = published(sim, raw, self.seq, self.scorer)
+                events.extend(batch)
+                self.seq += len(batch)
             self.notional += float(raw.size_usd.sum())
             self.active[raw.market] = True
-            chunk.events.extend(batch)
             totals = sim.market_open_interest(raw.end_ms)
             if totals is not None:
-                chunk.open_interest.extend(self._sampler.sample(raw.end_ms, *totals))
-            chunk.hours += sim.config.block_ms / 3_600_000
-            if len(chunk.events) >= BATCH or len(chunk.open_interest) >= BATCH:
-                return chunk
-        return chunk if chunk.hours else None
+                open_interest.extend(self._sampler.sample(raw.end_ms, *totals))
+            hours += sim.config.block_ms / 3_600_000
+            if self.seq - first_seq >= BATCH or len(open_interest) >= BATCH:
+                break
+        if not hours:
+            return None
+        if self.columns:
+            columns = _columns(thinned, first_seq, self._prefix, self._venues, self._offset)
+            return _Chunk(columns, open_interest, hours)
+        return _Chunk(events, open_interest, hours)
+
+
+async def _write(store: Store, loader: SQLiteBulkLoad | None, chunk: _Chunk) -> None:
+    """One chunk into the bulk load, or appended to the store."""
+    events = chunk.events
+    if loader is not None:
+        assert isinstance(events, EventColumns)  # the producer makes columns for a bulk load
+        loader.append(events)
+        if chunk.open_interest:
+            loader.append_open_interest(chunk.open_interest)
+        return
+    if isinstance(events, EventColumns):
+        events = events.events()
+    if events:
+        await store.append(events)
+    if chunk.open_interest:
+        await store.append_open_interest(chunk.open_interest)
 
 
 async def generate_history(
@@ -208,31 +292,34 @@ async def generate_history(
     Seqs continue from ``await store.last_seq() + 1``; ``scorer`` gives each event's
     ``cascade_score`` (0 without one), called in event order from one worker thread (the
     simulation runs there, one batch ahead of the writes). ``knobs`` are
-    :class:`~purpleflea.sim.SimConfig` fields such as ``cascade_rate``. An empty SQLite store
-    builds its history indexes once at the end (:meth:`SQLiteStore.deferred_indexes`).
+    :class:`~purpleflea.sim.SimConfig` fields such as ``cascade_rate``. Unscored into an empty
+    SQLite store, the whole history is one bulk load (:meth:`SQLiteStore.bulk_load`: batches as
+    columns, one transaction, indexes built at the end; interrupted, it leaves the store
+    empty); scored, an empty SQLite store builds its history indexes once at the end
+    (:meth:`SQLiteStore.deferred_indexes`).
     """
     if not days > 0:
         raise ValueError(f"days must be > 0, got {days}")
     started = time.monotonic()
     sim = Simulator(history_config(seed=seed, n_markets=n_markets, start_ms=start_ms, **knobs))
     first_seq = await store.last_seq() + 1
-    producer = _Producer(sim, days, first_seq, scorer)
     bar = Progress(days * 24, "simulating", unit="sim h") if progress else None
-    deferred = getattr(store, "deferred_indexes", None)  # SQLite's bulk-load mode
+    bulk = getattr(store, "bulk_load", None) if scorer is None else None  # SQLite's
+    deferred = getattr(store, "deferred_indexes", None)  # SQLite's, for scored history
     loop = asyncio.get_running_loop()
-    with (
-        ThreadPoolExecutor(1, thread_name_prefix="sim-history") as pool,
-        deferred() if deferred is not None else nullcontext(False) as indexes_deferred,
-    ):
+    with ExitStack() as stack:
+        pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="sim-history"))
+        loader = stack.enter_context(bulk()) if bulk is not None else None
+        indexes_deferred = loader is not None
+        if loader is None and deferred is not None:
+            indexes_deferred = stack.enter_context(deferred())
+        producer = _Producer(sim, days, first_seq, scorer, columns=loader is not None)
         chunk = await loop.run_in_executor(pool, producer.next_chunk)
         while chunk is not None:
             # The next batch is simulated while this one is written.
             upcoming = loop.run_in_executor(pool, producer.next_chunk)
             try:
-                if chunk.events:
-                    await store.append(chunk.events)
-                if chunk.open_interest:
-                    await store.append_open_interest(chunk.open_interest)
+                await _write(store, loader, chunk)
             except BaseException:
                 # The worker finishes the batch it is on before this error leaves (an error of
                 # its own comes second).

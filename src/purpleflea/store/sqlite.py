@@ -5,7 +5,9 @@ a millisecond, and WAL with ``synchronous=NORMAL`` makes a commit durable agains
 crash — ``kill -9`` — without an fsync per batch; ``durable=True`` asks for ``FULL`` to survive
 power loss too). Reads run in worker threads on their own connections, so a slow history query
 never stalls ingest. Per-minute rollups are maintained on insert so aggregates over a year read
-minutes, not events.
+minutes, not events. A bulk load into an empty store (the simulator's history) is written
+differently: one transaction with a rollback journal instead of WAL, all or nothing
+(:meth:`SQLiteStore.bulk_load`).
 
 Open interest (:class:`~purpleflea.store.base.OpenInterest`) is a market's total, one
 ``WITHOUT ROWID`` row per market and minute at most, keyed ``(minute, market)``, and written only
@@ -26,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from purpleflea.engine.coverage import SHARE_WINDOW_MS
 from purpleflea.model import CascadeAlert, Liquidation, decode_cascade, encode
@@ -48,6 +50,9 @@ from purpleflea.store.base import (
     row_to_event,
 )
 from purpleflea.store.sql import where
+
+if TYPE_CHECKING:
+    from purpleflea.store.bulk import EventColumns
 
 _SCHEMA = (
     event_table("sqlite")
@@ -106,23 +111,20 @@ CREATE TABLE IF NOT EXISTS open_interest (
 # A store written before marks were kept gets the column (0: not recorded).
 _ADD_MARK = "ALTER TABLE open_interest ADD COLUMN mark_price REAL NOT NULL DEFAULT 0"
 
-_INSERT = (
-    f"INSERT INTO liquidations ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
-)
+_INSERT_HEAD = f"INSERT INTO liquidations ({', '.join(COLUMNS)})"
+_INSERT = f"{_INSERT_HEAD} VALUES ({', '.join('?' for _ in COLUMNS)})"
 # ``seconds`` counts the seconds that carried an event (the coverage estimate's input): one
 # batch's distinct seconds are added, so a second split across two batches counts twice.
-_ROLLUP = (
-    "INSERT INTO rollup_1m (minute, market, exchange, side, count, size_usd, seconds) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (market, minute, exchange, side) DO UPDATE SET "
+_ROLLUP_HEAD = "INSERT INTO rollup_1m (minute, market, exchange, side, count, size_usd, seconds)"
+_ROLLUP_TAIL = (
+    " ON CONFLICT (market, minute, exchange, side) DO UPDATE SET "
     "count = count + excluded.count, size_usd = size_usd + excluded.size_usd, "
     "seconds = seconds + excluded.seconds"
 )
-_ROLLUP_1H = (
-    "INSERT INTO rollup_1h (hour, market, exchange, side, count, size_usd, seconds) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (market, hour, exchange, side) DO UPDATE SET "
-    "count = count + excluded.count, size_usd = size_usd + excluded.size_usd, "
-    "seconds = seconds + excluded.seconds"
-)
+_ROLLUP = f"{_ROLLUP_HEAD} VALUES (?, ?, ?, ?, ?, ?, ?){_ROLLUP_TAIL}"
+_ROLLUP_1H_HEAD = _ROLLUP_HEAD.replace("rollup_1m (minute", "rollup_1h (hour")
+_ROLLUP_1H_TAIL = _ROLLUP_TAIL.replace("minute", "hour")
+_ROLLUP_1H = f"{_ROLLUP_1H_HEAD} VALUES (?, ?, ?, ?, ?, ?, ?){_ROLLUP_1H_TAIL}"
 # A store written before the hourly rollup existed gets it from the minute rollup, once.
 _BACKFILL_1H = (
     "INSERT INTO rollup_1h (hour, market, exchange, side, count, size_usd, seconds) "
@@ -153,12 +155,13 @@ class _Cell:
 
 
 # The latest snapshot of a minute wins, whichever batch brought it.
-_UPSERT_OI = (
-    f"INSERT INTO open_interest ({', '.join(OI_COLUMNS)}) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (minute, market) DO UPDATE SET ts = excluded.ts, "
+_UPSERT_OI_HEAD = f"INSERT INTO open_interest ({', '.join(OI_COLUMNS)})"
+_UPSERT_OI_TAIL = (
+    " ON CONFLICT (minute, market) DO UPDATE SET ts = excluded.ts, "
     "open_interest_usd = excluded.open_interest_usd, mark_price = excluded.mark_price "
     "WHERE excluded.ts >= open_interest.ts"
 )
+_UPSERT_OI = f"{_UPSERT_OI_HEAD} VALUES (?, ?, ?, ?, ?){_UPSERT_OI_TAIL}"
 # Time order walks the primary key by minute and sorts only within each minute; the minute
 # bounds let it seek instead of filtering the whole table on ts.
 _SELECT_OI = (
@@ -172,6 +175,10 @@ _LAST_SEQ = (
 )
 
 
+#: How long a connection waits for another's lock before SQLITE_BUSY.
+_BUSY_TIMEOUT_MS = 5000
+
+
 def _connect(path: str, *, durable: bool, read_only: bool = False) -> sqlite3.Connection:
     if read_only:
         # mode=ro never creates the file nor writes to it; setting the journal mode would be a
@@ -182,8 +189,21 @@ def _connect(path: str, *, durable: bool, read_only: bool = False) -> sqlite3.Co
         connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-    connection.execute("PRAGMA busy_timeout=5000")
+    connection.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
     return connection
+
+
+def _leave_wal(writer: sqlite3.Connection) -> bool:
+    """Switch the journal to ``DELETE`` mode for a bulk load, if no other connection has the
+    file open (a reader would keep it in WAL: SQLite refuses at once, not after a wait)."""
+    writer.execute("PRAGMA busy_timeout=0")
+    try:
+        mode = writer.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
+    except sqlite3.OperationalError:  # "database is locked"
+        return False
+    finally:
+        writer.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    return bool(mode == "delete")
 
 
 def _rollback(writer: sqlite3.Connection) -> None:
@@ -192,6 +212,73 @@ def _rollback(writer: sqlite3.Connection) -> None:
     active`` over the real error (a full disk looked like a bug in the store)."""
     if writer.in_transaction:
         writer.execute("ROLLBACK")
+
+
+#: Rows per multi-row INSERT of a bulk load: one statement runs them all in SQLite with the
+#: GIL released, where ``executemany`` takes and gives back the GIL for every row (and waits
+#: for a busy simulation thread each time it takes it back).
+_BULK_ROWS = 500
+#: Helper threads SQLite's sorter may use to build a bulk load's indexes at its end.
+_SORT_THREADS = 2
+
+
+def _insert_rows(
+    writer: sqlite3.Connection, head: str, tail: str, width: int, flat: list[Any]
+) -> None:
+    """``flat`` (rows of ``width`` parameters, one after another) as multi-row
+    ``head VALUES (...), (...)... tail`` statements of :data:`_BULK_ROWS` rows (fewer if
+    this SQLite limits a statement's parameters below that)."""
+    # SQLite before 3.32 takes at most 999 parameters a statement.
+    rows = max(1, min(_BULK_ROWS, writer.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
+    row = f"({', '.join('?' * width)})"
+    step = rows * width
+    full = f"{head} VALUES {', '.join([row] * rows)}{tail}"
+    for start in range(0, len(flat), step):
+        part = flat[start : start + step]
+        sql = (
+            full
+            if len(part) == step
+            else f"{head} VALUES {', '.join([row] * (len(part) // width))}{tail}"
+        )
+        writer.execute(sql, part)
+
+
+class SQLiteBulkLoad:
+    """The writes of one :meth:`SQLiteStore.bulk_load`, inside its transaction.
+
+    Batches come as columns (:class:`~purpleflea.store.bulk.EventColumns`) with seqs and ids
+    no other batch of the load has; the rows, rollups and coverage factor invalidations are
+    exactly what :meth:`SQLiteStore.append_now` would write for the same batch. A repeated id
+    is not skipped but fails the load (``sqlite3.IntegrityError``) and rolls it all back.
+    """
+
+    def __init__(self, writer: sqlite3.Connection) -> None:
+        self._writer = writer
+        self.last_seq = 0
+        self.closed = False
+
+    def append(self, columns: EventColumns) -> None:
+        from purpleflea.store.bulk import event_params, rollups  # noqa: PLC0415 (numpy)
+
+        self._check_open()
+        if not len(columns):
+            return
+        writer = self._writer
+        _insert_rows(writer, _INSERT_HEAD, "", len(COLUMNS), event_params(columns))
+        cells = rollups(columns)
+        _insert_rows(writer, _ROLLUP_HEAD, _ROLLUP_TAIL, 7, cells.minute)
+        _insert_rows(writer, _ROLLUP_1H_HEAD, _ROLLUP_1H_TAIL, 7, cells.hour)
+        writer.executemany(aggregates.INVALIDATE_SQL, cells.invalidate)
+        self.last_seq = max(self.last_seq, int(columns.seq[-1]))
+
+    def append_open_interest(self, rows: Sequence[OpenInterest]) -> None:
+        self._check_open()
+        flat = [value for row in open_interest_rows(rows) for value in row]
+        _insert_rows(self._writer, _UPSERT_OI_HEAD, _UPSERT_OI_TAIL, len(OI_COLUMNS), flat)
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError("this bulk load is over: append to the store")
 
 
 class SQLiteStore:
@@ -410,6 +497,65 @@ class SQLiteStore:
             yield True
         finally:
             writer.executescript(_SCHEMA)
+
+    @contextmanager
+    def bulk_load(self) -> Iterator[SQLiteBulkLoad | None]:
+        """For a bulk loader filling an *empty* store (the simulator's history): the whole
+        load is one transaction, all or nothing.
+
+        Yields ``None`` for a store that already holds events (append to it as usual).
+        Otherwise the yielded loader takes batches of columns (:class:`SQLiteBulkLoad`), in
+        one transaction with the journal in ``DELETE`` mode rather than WAL for its duration:
+        the new pages go straight into the file, not once into the WAL and again at each
+        checkpoint, and the rollback journal holds only the few pages the empty store had.
+        The events' history-query indexes are dropped inside it and built at the end, one
+        sorted pass each. Leaving the block normally builds them and commits; an error
+        (Ctrl-C too) rolls back to the empty store, indexes included; a process killed
+        meanwhile leaves a hot journal that SQLite rolls back the next time the file is
+        opened, so an interrupted load never leaves a partial history that looks like a
+        finished one. The journal is back in WAL mode afterwards either way. Reads of this
+        file from other connections wait (``busy_timeout``) and then fail while it runs.
+        """
+        self._check_writable()
+        writer = self._writer
+        if writer.execute("SELECT 1 FROM liquidations LIMIT 1").fetchone() is not None:
+            yield None
+            return
+        # With a reader's connection open the file stays in WAL mode: still one transaction,
+        # still all or nothing, only written twice.
+        switched = self.path != ":memory:" and _leave_wal(writer)
+        try:
+            writer.execute("BEGIN EXCLUSIVE")
+            try:
+                indexes = writer.execute(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                    "AND tbl_name = 'liquidations' AND sql IS NOT NULL"  # not the UNIQUE id's
+                ).fetchall()
+                for name, _ in indexes:
+                    writer.execute(f'DROP INDEX "{name}"')
+                loader = SQLiteBulkLoad(writer)
+                try:
+                    yield loader
+                finally:
+                    # Outside the transaction its writes would go in unindexed, one by one.
+                    loader.closed = True
+                # Each index is a sort of the whole table: SQLite's sorter may use helper
+                # threads for it (2: 30 days' seven indexes, 16 -> 8 s of the writer's time).
+                threads = writer.execute("PRAGMA threads").fetchone()[0]
+                writer.execute(f"PRAGMA threads={max(threads, _SORT_THREADS)}")
+                try:
+                    for _, sql in indexes:
+                        writer.execute(sql)
+                finally:
+                    writer.execute(f"PRAGMA threads={threads}")
+                writer.execute("COMMIT")
+            except BaseException:
+                _rollback(writer)
+                raise
+        finally:
+            if switched:
+                writer.execute("PRAGMA journal_mode=WAL")
+        self._last_seq = max(self._last_seq, loader.last_seq)
 
     async def append_cascades(self, alerts: Sequence[CascadeAlert]) -> None:
         self._check_writable()
