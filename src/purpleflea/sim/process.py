@@ -44,7 +44,7 @@ import numpy.typing as npt
 
 from purpleflea.model import MarketSnapshot, VenueLiquidation
 from purpleflea.sim import basis, crash, openinterest, shares
-from purpleflea.sim.book import NEVER, Book
+from purpleflea.sim.book import NEVER, Book, Ladder
 from purpleflea.sim.config import (
     DAY_MS,
     DEFAULT_START_MS,
@@ -77,11 +77,12 @@ _VOL_NOISE_OWN = 0.045
 #: (longer windows put more fresh high-leverage entries next to their liquidation price: BTC's
 #: calm-hour liquidations over open interest rose past 1.5x the real median at 10 minutes).
 _ENTRY_WINDOW_DAYS = 4 / 1440
-#: Mean delay of a liquidated cohort's later events (the engine's orders filling). A trade-off
-#: measured on the scorecard (docs/simulator.md): at 0.3 s Binance's thinned stream has 0.06
-#: events/s (real 0.30) because the book has too few distinct liquidation moments; at 6 s each
-#: cohort is a 15-20 s streak of one symbol (Fano 10 s 1.7x the real one).
-_EVENT_SPREAD_MS = 2_000.0
+#: Mean delay of a liquidated cohort's later events (the engine's orders filling), besides
+#: the stragglers (:data:`purpleflea.sim.events.STRAGGLER_SHARE`). Measured on the scorecard
+#: (docs/simulator.md): at 2 s with up to 200 events a cohort was a streak of one symbol in
+#: Binance's thinned stream; with 5x the cohorts, 16 events each, the bulk within a second and
+#: 40 % straggling over ~15 s, the stream interleaves symbols as the real one does.
+_EVENT_SPREAD_MS = 300.0
 _JUMP_TAU_MS = 120_000.0
 _IMPACT = ImpactKernel(permanent=0.4, half_life_ms=120_000.0, execution_ms=6_000.0)
 
@@ -184,6 +185,7 @@ class Simulator:
             price_scale=np.array([10.0 ** tick_decimals(s.price) for s in specs]),
             depth_usd=self._depth,
             impact_scale=cfg.impact_scale,
+            straggler_move=daily * math.sqrt(10_000 / DAY_MS),
         )
         self._crash_beta = crash.betas(
             np.arange(n), np.array([TICKERS[s.index][2] for s in specs], dtype=bool)
@@ -444,9 +446,12 @@ class Simulator:
         self._share_noise = shares.advance(self._share_noise, self._rng, cfg.block_ms)
         self._apply_shares()
         self._oi_level = openinterest.advance(self._oi_level, self._rng, cfg.block_ms)
+        # The events are split with a generator of their own, seeded by one draw of the
+        # market's stream per block: how a liquidation is reported never changes the path.
+        events_rng = np.random.default_rng(int(self._rng.integers(2**63)))
         raw = log.flush(
             self._table,
-            self._rng,
+            events_rng,
             step_ms=cfg.step_ms,
             start_ms=start,
             end_ms=end,
@@ -463,7 +468,7 @@ class Simulator:
         book = self.book
         gone = book.gone_ms != NEVER
         if gone.any():
-            self._liquidated += book.per_market(np.where(gone, book.qty, 0.0), self._n)
+            self._liquidated += book.per_market(book.qty * gone, self._n)
             book.qty[gone] = 0.0
             book.gone_ms[gone] = NEVER
             book.close_ms[gone] = NEVER
@@ -485,7 +490,7 @@ class Simulator:
             hazard = 1.0 - math.exp(-crash.DERISK_PER_MIN * minutes)
             closing |= (book.qty > 0) & (rng.random(book.qty.size) < hazard)
         if closing.any():
-            self._closed += book.per_market(np.where(closing, book.qty, 0.0), n)
+            self._closed += book.per_market(book.qty * closing, n)
             book.qty[closing] = 0.0
             book.close_ms[closing] = NEVER
             book.reopen_ms[closing] = now + self._refill_waits(now, int(closing.sum()))
@@ -635,18 +640,27 @@ class Simulator:
         depth = float(self._depth[m])
         perm, trans, pend = (np.array(v) for v in impact_state)
         ref = -1  # the impact state is as of step `ref` (-1: the block's start)
-        long_trig, short_trig = book.market_triggers(m)
+        # The cohorts a mark reaches are a prefix of each side's ladder (longs by liquidation
+        # price, highest first; shorts lowest first), so a step costs a binary search, not a
+        # scan of the market's slots. Sorted up front: those within 2 % beyond the block's
+        # path without this block's impact; a cascade carrying the mark further sorts the rest.
         column = marks[:, m]
+        alive = (qty > 0) & (gone == NEVER)
+        longs = np.flatnonzero(alive & (side > 0))
+        shorts = np.flatnonzero(alive & (side < 0))
+        long_ladder = Ladder(longs, -liq[longs], -0.98 * float(column.min()))
+        short_ladder = Ladder(shorts, liq[shorts], 1.02 * float(column.max()))
         k = 0
         while k < steps:
+            long_trig, short_trig = -long_ladder.trigger(), short_ladder.trigger()
             crossed = np.flatnonzero((column[k:] <= long_trig) | (column[k:] >= short_trig))
             if crossed.size == 0:
                 break
             k += int(crossed[0])
             mark = float(column[k])
             sign = 1 if mark <= long_trig else -1
-            hit = (qty > 0) & (gone == NEVER) & (side == sign) & ((liq - mark) * sign >= 0)
-            idx = np.flatnonzero(hit)
+            # Every open long with liq >= mark, or every open short with liq <= mark.
+            idx = long_ladder.take(-mark) if sign > 0 else short_ladder.take(mark)
             step_end = start + (k + 1) * dt
             gone[idx] = step_end
             usd = qty[idx] * mark
@@ -668,7 +682,6 @@ class Simulator:
             if k + 1 < steps:
                 ahead = _IMPACT.level(perm, trans, pend, self._offsets[: steps - k - 1])
                 column[k + 1 :] = np.exp(x_path[k + 1 :, m] + ahead)
-            long_trig, short_trig = book.market_triggers(m)
             k += 1
         end = _IMPACT.roll(perm, trans, pend, float((steps - 1 - ref) * dt))
         return float(end[0]), float(end[1]), float(end[2])
