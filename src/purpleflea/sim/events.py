@@ -22,10 +22,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-#: A cohort (one of 5x as many, smaller, since issue 20's timing work) is at most this many
-#: events: with 200 per cohort a liquidated cohort was a one-symbol burst, and the stored
-#: history's size is its event count (~12 us an event into SQLite).
+#: A cohort (one of 5x as many, smaller, since issue 20's timing work) on the smallest market
+#: is at most this many events: with 200 per cohort a liquidated cohort was a one-symbol
+#: burst, and the stored history's size is its event count (~12 us an event into SQLite).
 MAX_EVENTS_PER_COHORT = 16
+#: ... and on deeper markets this many times (open interest / $16M) ** MAX_EVENTS_EXP more
+#: (BTC 27): their cohorts are larger, and at 16 their events made Binance's size p99 $20.7k
+#: (real $13.7k, out of band).
+MAX_EVENTS_EXP = 0.0675
 #: Log-normal sigma of the events' shares of a cohort: few events per cohort with wide shares
 #: keep Binance's sizes (median $171, mean $1.2k: a long tail of large orders and many small).
 SHARE_SIGMA = 1.6
@@ -76,6 +80,7 @@ class MarketTable:
     price_scale: FloatArray  # 10 ** decimals: prices are rounded to 5 significant digits
     depth_usd: FloatArray  # 1% depth: an order's slippage is half its own impact
     impact_scale: float
+    max_events: IntArray  # the most events a liquidated cohort is reported as
     #: The market's typical log move in 10 s (its daily volatility scaled): how much further
     #: the mark goes before a straggler fills (see :class:`CohortLog`).
     straggler_move: FloatArray
@@ -178,7 +183,7 @@ class CohortLog:
             np.concatenate([p[i] for p in self._parts]) for i in range(2, 7)
         )
         count = np.minimum(
-            1 + rng.poisson(usd / table.event_mean_usd[market]), MAX_EVENTS_PER_COHORT
+            1 + rng.poisson(usd / table.event_mean_usd[market]), table.max_events[market]
         )
         owner = np.repeat(np.arange(market.size), count)
         weight = rng.lognormal(0.0, SHARE_SIGMA, owner.size)
@@ -240,3 +245,10 @@ def _when_moved(
     beyond &= inside
     first: IntArray = np.where(beyond.any(axis=1), beyond.argmax(axis=1) + 1, -1)
     return first
+
+
+def max_events(oi_usd: FloatArray) -> IntArray:
+    """The most events a liquidated cohort of a market with ``oi_usd`` is reported as."""
+    scale = np.maximum(oi_usd / 16e6, 1.0) ** MAX_EVENTS_EXP
+    most: IntArray = np.round(MAX_EVENTS_PER_COHORT * scale).astype(np.int64)
+    return most
