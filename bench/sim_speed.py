@@ -7,7 +7,10 @@ Modes, each a fresh simulator with the history configuration (1 s steps, 5 min b
 
 - ``arrays``: the simulation only (events as numpy arrays per block);
 - ``events``: plus building every published ``Liquidation`` struct (what a store receives);
-- ``sqlite``: ``generate_history`` into a fresh SQLite file (WAL) in a temp directory.
+- ``sqlite``: ``generate_history`` into a fresh SQLite file (WAL) in a temp directory;
+- ``stored``: what ``sqlite`` would store, without the store: the simulation, the snapshot
+  venues' thinning and the open-interest totals of every block (the event count is the
+  stored one; the CPU column is this process's user+sys time).
 
 Prints a markdown table to paste into bench/results/sim.md.
 """
@@ -24,6 +27,7 @@ from pathlib import Path
 
 from purpleflea.sim import Simulator, generate_history
 from purpleflea.sim.history import blocks, history_config, published
+from purpleflea.sim.throttle import snapshot_throttle
 from purpleflea.store.sqlite import SQLiteStore
 
 
@@ -36,6 +40,18 @@ def run_arrays(days: float, markets: int, *, structs: bool) -> tuple[int, float]
             published(sim, raw, events + 1)
         events += raw.ts.size
     return events, time.perf_counter() - started
+
+
+def run_stored(days: float, markets: int) -> tuple[int, float, float]:
+    """Events the history would store, wall seconds and CPU seconds (user+sys)."""
+    sim = Simulator(history_config(seed=0, n_markets=markets))
+    throttle = snapshot_throttle(sim)
+    events = 0
+    started, cpu = time.perf_counter(), time.process_time()
+    for raw in blocks(sim, days):
+        events += throttle.thin(raw).ts.size
+        sim.market_open_interest(raw.end_ms)
+    return events, time.perf_counter() - started, time.process_time() - cpu
 
 
 def run_sqlite(days: float, markets: int) -> tuple[int, float, int]:
@@ -78,9 +94,14 @@ def main() -> None:
         if mode == "sqlite":
             events, wall, size = run_sqlite(args.days, args.markets)
             extra = f" ({size / 1e6:,.0f} MB on disk)"
+        elif mode == "stored":
+            events, wall, cpu = run_stored(args.days, args.markets)
+            extra = f" ({cpu:.1f} s CPU)"
         else:
             events, wall = run_arrays(args.days, args.markets, structs=mode == "events")
         verdict = "met" if wall < 120 * args.days / 30 else "missed"
+        if mode == "stored":
+            verdict = "- (no store)"
         print(f"| {mode}{extra} | {events:,} | {wall:.1f} | {events / wall:,.0f} | {verdict} |")
 
 
