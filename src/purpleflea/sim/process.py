@@ -469,15 +469,24 @@ class Simulator:
 
     def _finalize_liquidations(self, now: int) -> None:
         book = self.book
-        gone = book.gone_ms != NEVER
-        if gone.any():
-            self._liquidated += book.per_market(book.qty * gone, self._n)
+        # By index: a block liquidates a few of the 180,000 slots.
+        gone = np.flatnonzero(book.gone_ms != NEVER)
+        if gone.size:
+            self._liquidated += self._per_market_at(gone)
             book.qty[gone] = 0.0
             book.gone_ms[gone] = NEVER
             book.close_ms[gone] = NEVER
             # A liquidated trader's slot refills after a wait, as a closed one does (at once,
             # open interest would be back within minutes of a cascade).
-            book.reopen_ms[gone] = now + self._refill_waits(now, int(gone.sum()))
+            book.reopen_ms[gone] = now + self._refill_waits(now, gone.size)
+
+    def _per_market_at(self, slots: IntArray) -> FloatArray:
+        """The coins held in ``slots`` (indices), summed per market."""
+        book = self.book
+        sums: FloatArray = np.bincount(
+            book.market[slots], weights=book.qty[slots], minlength=self._n
+        ).astype(np.float64, copy=False)
+        return sums
 
     def _traders(self, now: int, *, spread: float = 0.0) -> None:
         """Close expired cohorts and open new ones in empty slots due to refill by ``now``.
@@ -492,11 +501,12 @@ class Simulator:
             minutes = self.config.block_ms / 60_000
             hazard = 1.0 - math.exp(-crash.DERISK_PER_MIN * minutes)
             closing |= (book.qty > 0) & (rng.random(book.qty.size) < hazard)
-        if closing.any():
-            self._closed += book.per_market(book.qty * closing, n)
-            book.qty[closing] = 0.0
-            book.close_ms[closing] = NEVER
-            book.reopen_ms[closing] = now + self._refill_waits(now, int(closing.sum()))
+        closed = np.flatnonzero(closing)
+        if closed.size:
+            self._closed += self._per_market_at(closed)
+            book.qty[closed] = 0.0
+            book.close_ms[closed] = NEVER
+            book.reopen_ms[closed] = now + self._refill_waits(now, closed.size)
         idx = np.nonzero((book.qty == 0) & (book.reopen_ms <= now))[0]
         if idx.size == 0:
             return
