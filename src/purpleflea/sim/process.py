@@ -652,7 +652,7 @@ class Simulator:
         a, b = int(book.seg[m]), int(book.seg[m + 1])
         qty, side, liq, gone = book.qty[a:b], book.side[a:b], book.liq[a:b], book.gone_ms[a:b]
         depth = float(self._depth[m])
-        perm, trans, pend = (np.array(v) for v in impact_state)
+        perm, trans, pend = impact_state
         ref = -1  # the impact state is as of step `ref` (-1: the block's start)
         # The cohorts a mark reaches are a prefix of each side's ladder (longs by liquidation
         # price, highest first; shorts lowest first), so a step costs a binary search, not a
@@ -690,15 +690,14 @@ class Simulator:
                 np.full(idx.size, uid),
                 book.cohort_id[a:b][idx],
             )
-            perm, trans, pend = _IMPACT.roll(perm, trans, pend, float((k - ref) * dt))
+            perm, trans, pend = _IMPACT.roll_one(perm, trans, pend, float((k - ref) * dt))
             pend += impact
             ref = k
             if k + 1 < steps:
                 ahead = _IMPACT.level(perm, trans, pend, self._offsets[: steps - k - 1])
                 column[k + 1 :] = np.exp(x_path[k + 1 :, m] + ahead)
             k += 1
-        end = _IMPACT.roll(perm, trans, pend, float((steps - 1 - ref) * dt))
-        return float(end[0]), float(end[1]), float(end[2])
+        return _IMPACT.roll_one(perm, trans, pend, float((steps - 1 - ref) * dt))
 
 
 __all__ = ["DAY_MS", "DEFAULT_START_MS", "SimConfig", "SimStep", "Simulator"]
