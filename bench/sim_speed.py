@@ -7,7 +7,10 @@ Modes, each a fresh simulator with the history configuration (1 s steps, 5 min b
 
 - ``arrays``: the simulation only (events as numpy arrays per block);
 - ``events``: plus building every published ``Liquidation`` struct (what a store receives);
-- ``sqlite``: ``generate_history`` into a fresh SQLite file (WAL) in a temp directory.
+- ``sqlite``: ``generate_history`` into a fresh SQLite file (WAL) in a temp directory;
+- ``stored``: what ``sqlite`` would store, without the store: the simulation, the snapshot
+  venues' thinning and the open-interest totals of every block (the event count is the
+  stored one; the CPU column is this process's user+sys time).
 
 Prints a markdown table to paste into bench/results/sim.md, with each mode's CPU time (user +
 sys of this process: on a shared machine wall time says little). ``--hash`` also prints a
@@ -30,6 +33,7 @@ from pathlib import Path
 
 from purpleflea.sim import Simulator, generate_history
 from purpleflea.sim.history import blocks, history_config, published
+from purpleflea.sim.throttle import snapshot_throttle
 from purpleflea.store.sqlite import SQLiteStore
 
 
@@ -72,6 +76,18 @@ def cpu_s() -> float:
     """This process's CPU time so far (user + sys, every thread)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def run_stored(days: float, markets: int) -> tuple[int, float, float]:
+    """Events the history would store, wall seconds and CPU seconds (user+sys)."""
+    sim = Simulator(history_config(seed=0, n_markets=markets))
+    throttle = snapshot_throttle(sim)
+    events = 0
+    started, cpu = time.perf_counter(), cpu_s()
+    for raw in blocks(sim, days):
+        events += throttle.thin(raw).ts.size
+        sim.market_open_interest(raw.end_ms)
+    return events, time.perf_counter() - started, cpu_s() - cpu
 
 
 def run_sqlite(days: float, markets: int, *, hashed: bool) -> tuple[int, float, float, int]:
@@ -118,11 +134,15 @@ def main() -> None:
         if mode == "sqlite":
             events, wall, cpu, size = run_sqlite(args.days, args.markets, hashed=args.hash)
             extra = f" ({size / 1e6:,.0f} MB on disk)"
+        elif mode == "stored":
+            events, wall, cpu = run_stored(args.days, args.markets)
         else:
             cpu = cpu_s()
             events, wall = run_arrays(args.days, args.markets, structs=mode == "events")
             cpu = cpu_s() - cpu
         verdict = "met" if wall < 120 * args.days / 30 else "missed"
+        if mode == "stored":
+            verdict = "- (no store)"
         print(
             f"| {mode}{extra} | {events:,} | {wall:.1f} | {cpu:.1f} | {events / wall:,.0f} "
             f"| {verdict} |"

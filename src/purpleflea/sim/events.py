@@ -2,7 +2,8 @@
 
 A liquidated cohort is many traders' positions; exchanges report them as separate forced
 orders. Each cohort becomes ``1 + Poisson(notional / event_mean)`` events (at most
-:data:`MAX_EVENTS_PER_COHORT`) whose sizes are log-normal shares of its quantity, each
+:data:`MAX_EVENTS_PER_COHORT`) whose sizes are log-normal shares of its quantity (sigma
+:data:`SHARE_SIGMA`), each
 attributed to one of the market's exchanges by its share. The first is timed inside the step
 that liquidated the cohort, the others follow over the next seconds (see :class:`CohortLog`).
 
@@ -21,9 +22,29 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-MAX_EVENTS_PER_COHORT = 200
-#: No event of a liquidated cohort comes later than this after its liquidation.
+#: A cohort (one of 5x as many, smaller, since issue 20's timing work) on the smallest market
+#: is at most this many events: with 200 per cohort a liquidated cohort was a one-symbol
+#: burst, and the stored history's size is its event count (~12 us an event into SQLite).
+MAX_EVENTS_PER_COHORT = 16
+#: ... and on deeper markets this many times (open interest / $16M) ** MAX_EVENTS_EXP more
+#: (BTC 27): their cohorts are larger, and at 16 their events made Binance's size p99 $20.7k
+#: (real $13.7k, out of band).
+MAX_EVENTS_EXP = 0.0675
+#: Log-normal sigma of the events' shares of a cohort: few events per cohort with wide shares
+#: keep Binance's sizes (median $171, mean $1.2k: a long tail of large orders and many small).
+SHARE_SIGMA = 1.6
+#: No event of a liquidated cohort comes later than this after its liquidation (below the
+#: truth's cascade gap, so a finished run has all its events).
 MAX_SPREAD_MS = 30_000
+#: Share of a cohort's later events that are stragglers: positions of the cohort whose own
+#: liquidation price lies further out (cross margin, added margin), filled when the mark goes
+#: a further random move (exponential, mean the market's typical 10 s move) the same way, in
+#: the step it gets there; when the block's computed path does not get there (or ends), an
+#: exponential delay of mean STRAGGLER_MS. They interleave with other symbols' events (and
+#: come in the same seconds as theirs when a common move carries several markets) instead of
+#: extending a one-symbol streak.
+STRAGGLER_SHARE = 0.4
+STRAGGLER_MS = 15_000.0
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -59,6 +80,10 @@ class MarketTable:
     price_scale: FloatArray  # 10 ** decimals: prices are rounded to 5 significant digits
     depth_usd: FloatArray  # 1% depth: an order's slippage is half its own impact
     impact_scale: float
+    max_events: IntArray  # the most events a liquidated cohort is reported as
+    #: The market's typical log move in 10 s (its daily volatility scaled): how much further
+    #: the mark goes before a straggler fills (see :class:`CohortLog`).
+    straggler_move: FloatArray
 
 
 _COLUMNS = ("ts", "market", "listing", "side", "quantity", "run", "cohort")
@@ -68,9 +93,10 @@ class CohortLog:
     """Liquidated cohorts in liquidation order, turned into events block by block.
 
     A cohort's first event is reported inside the step that liquidated it; the rest follow
-    as the liquidation engine works the position (exponential delays, mean ``spread_ms``,
-    capped at :data:`MAX_SPREAD_MS`), so events due after the block's end are carried into
-    the next block's output.
+    as the liquidation engine works the position (exponential delays, mean ``spread_ms``;
+    a :data:`STRAGGLER_SHARE` of them mean :data:`STRAGGLER_MS`; all capped at
+    :data:`MAX_SPREAD_MS`), so events due after the block's end are carried into the next
+    block's output.
     """
 
     def __init__(self, spread_ms: float) -> None:
@@ -108,7 +134,7 @@ class CohortLog:
         """The events due in ``(start_ms, end_ms]``, sorted by time (ties: liquidation order),
         priced at ``marks`` (steps x markets: each step's mark) times ``basis`` (markets x
         listings, log units)."""
-        columns = self._split(table, rng, step_ms) if self._parts else None
+        columns = self._split(table, rng, step_ms, start_ms, marks) if self._parts else None
         self._parts = []
         if self._carried is not None:
             carried, self._carried = self._carried, None
@@ -144,7 +170,12 @@ class CohortLog:
         )
 
     def _split(
-        self, table: MarketTable, rng: np.random.Generator, step_ms: int
+        self,
+        table: MarketTable,
+        rng: np.random.Generator,
+        step_ms: int,
+        start_ms: int,
+        marks: FloatArray,
     ) -> dict[str, npt.NDArray[Any]]:
         market = np.concatenate([np.full(p[2].size, p[0], dtype=np.int64) for p in self._parts])
         step_start = np.concatenate([np.full(p[2].size, p[1], dtype=np.int64) for p in self._parts])
@@ -152,17 +183,34 @@ class CohortLog:
             np.concatenate([p[i] for p in self._parts]) for i in range(2, 7)
         )
         count = np.minimum(
-            1 + rng.poisson(usd / table.event_mean_usd[market]), MAX_EVENTS_PER_COHORT
+            1 + rng.poisson(usd / table.event_mean_usd[market]), table.max_events[market]
         )
         owner = np.repeat(np.arange(market.size), count)
-        weight = rng.lognormal(0.0, 1.0, owner.size)
+        weight = rng.lognormal(0.0, SHARE_SIGMA, owner.size)
         weight /= np.bincount(owner, weights=weight)[owner]
         event_market = market[owner]
         draw = rng.random(owner.size)
         listing = (draw[:, None] >= table.listing_cum[event_market]).sum(axis=1)
-        delay = np.minimum(rng.exponential(self._spread, owner.size), MAX_SPREAD_MS)
+        straggler = rng.random(owner.size) < STRAGGLER_SHARE
+        mean_delay = np.where(straggler, STRAGGLER_MS, self._spread)
+        delay = np.minimum(rng.exponential(mean_delay), MAX_SPREAD_MS)
         first = np.ones(owner.size, dtype=bool)
         first[1:] = owner[1:] != owner[:-1]
+        straggler &= ~first
+        if straggler.any():
+            at = event_market[straggler]
+            further = table.straggler_move[at] * rng.exponential(1.0, at.size)
+            moved = _when_moved(
+                marks,
+                (step_start[owner][straggler] - start_ms) // step_ms,
+                at,
+                side[owner][straggler],
+                further,
+                MAX_SPREAD_MS // step_ms,
+            )
+            found = moved >= 0
+            picked = np.flatnonzero(straggler)[found]
+            delay[picked] = moved[found] * step_ms
         delay[first] = 0.0
         jitter = rng.integers(1, step_ms + 1, owner.size)
         return {
@@ -174,3 +222,33 @@ class CohortLog:
             "run": run[owner],
             "cohort": cohort[owner],
         }
+
+
+def _when_moved(
+    marks: FloatArray,
+    step: IntArray,
+    market: IntArray,
+    side: IntArray,
+    move: FloatArray,
+    window: int,
+) -> IntArray:
+    """For each liquidated position (liquidated at ``step`` of the block, on ``market``,
+    ``side`` +1 long / -1 short): how many steps later the block's mark first goes ``move``
+    (log) further in the liquidation's direction (down for a long), within ``window`` steps;
+    -1 when it does not within the block's computed path."""
+    steps = marks.shape[0]
+    ahead = step[:, None] + np.arange(1, window + 1)[None, :]
+    inside = ahead < steps
+    path = np.log(marks[np.minimum(ahead, steps - 1), market[:, None]])
+    start = np.log(marks[step, market])
+    beyond = (start[:, None] - path) * side[:, None] >= move[:, None]
+    beyond &= inside
+    first: IntArray = np.where(beyond.any(axis=1), beyond.argmax(axis=1) + 1, -1)
+    return first
+
+
+def max_events(oi_usd: FloatArray) -> IntArray:
+    """The most events a liquidated cohort of a market with ``oi_usd`` is reported as."""
+    scale = np.maximum(oi_usd / 16e6, 1.0) ** MAX_EVENTS_EXP
+    most: IntArray = np.round(MAX_EVENTS_PER_COHORT * scale).astype(np.int64)
+    return most

@@ -46,7 +46,11 @@ class ImpactKernel:
         return 1.0 - e_lam, e_mu, (lam / (lam - mu)) * (e_mu - e_lam)
 
     def level(
-        self, perm: FloatArray, trans: FloatArray, pend: FloatArray, t_ms: FloatArray
+        self,
+        perm: FloatArray | float,
+        trans: FloatArray | float,
+        pend: FloatArray | float,
+        t_ms: FloatArray,
     ) -> FloatArray:
         """Applied impact (log units) ``t_ms`` after the state (perm, trans, pend)."""
         executed, carry, fresh = self._coefficients(t_ms)
@@ -55,6 +59,21 @@ class ImpactKernel:
             perm + keep * pend * executed + trans * carry + (1 - keep) * pend * fresh
         )
         return result
+
+    def roll_one(
+        self, perm: float, trans: float, pend: float, t_ms: float
+    ) -> tuple[float, float, float]:
+        """:meth:`roll` for one market, in Python floats (the liquidation loop calls it on
+        every liquidation step, where numpy's per-call cost on 0-d arrays dominated)."""
+        lam, mu = 1.0 / self.execution_ms, math.log(2.0) / self.half_life_ms
+        e_lam, e_mu = math.exp(-lam * t_ms), math.exp(-mu * t_ms)
+        executed, carry, fresh = 1.0 - e_lam, e_mu, (lam / (lam - mu)) * (e_mu - e_lam)
+        keep = self.permanent
+        return (
+            perm + keep * pend * executed,
+            trans * carry + (1 - keep) * pend * fresh,
+            pend * (1.0 - executed),
+        )
 
     def roll(
         self, perm: FloatArray, trans: FloatArray, pend: FloatArray, t_ms: float

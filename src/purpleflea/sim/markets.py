@@ -181,13 +181,21 @@ def universe(n_markets: int = 275) -> tuple[MarketSpec, ...]:
     )
 
 
+#: Every market's slot count is this multiple of its base count (200 on the tail, 18,000 for
+#: BTC): the same open interest in 5x smaller cohorts liquidates at 5x as many distinct
+#: moments. At 1x a liquidated cohort was a burst of up to 200 events on one symbol and
+#: Binance's thinned stream was a streak of that symbol (71 % of consecutive events the same
+#: symbol, real 11-27 %; docs/simulator.md, "Realism scorecard").
+SLOT_FACTOR = 5
+
+
 def slots_for(spec: MarketSpec) -> int:
     """How many position cohorts the simulator keeps for a market (more for deep markets)."""
-    # Growing faster on the deepest markets (BTC 3,600 slots, not 1,500), so their open
+    # Growing faster on the deepest markets (BTC 3,600 base slots, not 1,500), so their open
     # interest is smooth and their liquidation prices a continuum.
     ratio = spec.oi_usd / 5e6
     scaled: float = max(30 * ratio**0.45, 5 * ratio**0.8)
-    return max(40, min(3600, round(scaled)))
+    return SLOT_FACTOR * max(40, min(3600, round(scaled)))
 
 
 def tick_decimals(price: float) -> int:

@@ -26,9 +26,10 @@ at a time:
    ~6 s — 40% permanently, 60% transiently (half-life 2 min) — which may reach the next
    cohorts: a cascade that runs until the cluster of liquidation prices is exhausted.
 
-Each liquidated cohort is reported as 1..200 exchange events (log-normal sizes summing to its
-quantity, each attributed to an exchange by the market's moving shares,
-:mod:`purpleflea.sim.shares`), each priced at its own step's mark times its exchange's basis
+Each liquidated cohort is reported as 1..16 exchange events (up to 27 on BTC; log-normal sizes
+summing to its quantity, each attributed to an exchange by the market's moving shares,
+:mod:`purpleflea.sim.shares`; the later ones as the engine fills them or the mark moves on,
+:mod:`purpleflea.sim.events`), each priced at its own step's mark times its exchange's basis
 (:mod:`purpleflea.sim.basis`), less half its own impact (:mod:`purpleflea.sim.events`).
 """
 
@@ -44,7 +45,7 @@ import numpy.typing as npt
 
 from purpleflea.model import MarketSnapshot, VenueLiquidation
 from purpleflea.sim import basis, crash, openinterest, shares
-from purpleflea.sim.book import NEVER, Book
+from purpleflea.sim.book import NEVER, Book, Ladder
 from purpleflea.sim.config import (
     DAY_MS,
     DEFAULT_START_MS,
@@ -53,7 +54,7 @@ from purpleflea.sim.config import (
     event_id_prefix,
     random_stream,
 )
-from purpleflea.sim.events import CohortLog, MarketTable, RawBlock
+from purpleflea.sim.events import CohortLog, MarketTable, RawBlock, max_events
 from purpleflea.sim.impact import ImpactKernel, log_move
 from purpleflea.sim.markets import TICKERS, MarketSpec, slots_for, tick_decimals, universe
 from purpleflea.sim.resume import BOOK_TIMES, BOOK_VALUES, MARKET_ARRAYS, SimState
@@ -77,11 +78,13 @@ _VOL_NOISE_OWN = 0.045
 #: (longer windows put more fresh high-leverage entries next to their liquidation price: BTC's
 #: calm-hour liquidations over open interest rose past 1.5x the real median at 10 minutes).
 _ENTRY_WINDOW_DAYS = 4 / 1440
-#: Mean delay of a liquidated cohort's later events (the engine's orders filling). A trade-off
-#: measured on the scorecard (docs/simulator.md): at 0.3 s Binance's thinned stream has 0.06
-#: events/s (real 0.30) because the book has too few distinct liquidation moments; at 6 s each
-#: cohort is a 15-20 s streak of one symbol (Fano 10 s 1.7x the real one).
-_EVENT_SPREAD_MS = 2_000.0
+#: Mean delay of a liquidated cohort's later events (the engine's orders filling), besides
+#: the stragglers (:data:`purpleflea.sim.events.STRAGGLER_SHARE`). Measured on the scorecard
+#: (docs/simulator.md): at 2 s with up to 200 events a cohort was a streak of one symbol in
+#: Binance's thinned stream; with 5x the cohorts, 16-27 events each, the bulk within the
+#: second and 40 % straggling over up to 30 s, the stream interleaves symbols as the real
+#: one does (120 ms rather than 300 ms: CV of gaps 2.78 -> 2.69 over two seeds' 3 days).
+_EVENT_SPREAD_MS = 120.0
 _JUMP_TAU_MS = 120_000.0
 _IMPACT = ImpactKernel(permanent=0.4, half_life_ms=120_000.0, execution_ms=6_000.0)
 
@@ -184,6 +187,8 @@ class Simulator:
             price_scale=np.array([10.0 ** tick_decimals(s.price) for s in specs]),
             depth_usd=self._depth,
             impact_scale=cfg.impact_scale,
+            max_events=max_events(self._oi_target),
+            straggler_move=daily * math.sqrt(10_000 / DAY_MS),
         )
         self._crash_beta = crash.betas(
             np.arange(n), np.array([TICKERS[s.index][2] for s in specs], dtype=bool)
@@ -444,9 +449,12 @@ class Simulator:
         self._share_noise = shares.advance(self._share_noise, self._rng, cfg.block_ms)
         self._apply_shares()
         self._oi_level = openinterest.advance(self._oi_level, self._rng, cfg.block_ms)
+        # The events are split with a generator of their own, seeded by one draw of the
+        # market's stream per block: how a liquidation is reported never changes the path.
+        events_rng = np.random.default_rng(int(self._rng.integers(2**63)))
         raw = log.flush(
             self._table,
-            self._rng,
+            events_rng,
             step_ms=cfg.step_ms,
             start_ms=start,
             end_ms=end,
@@ -461,15 +469,24 @@ class Simulator:
 
     def _finalize_liquidations(self, now: int) -> None:
         book = self.book
-        gone = book.gone_ms != NEVER
-        if gone.any():
-            self._liquidated += book.per_market(np.where(gone, book.qty, 0.0), self._n)
+        # By index: a block liquidates a few of the 180,000 slots.
+        gone = np.flatnonzero(book.gone_ms != NEVER)
+        if gone.size:
+            self._liquidated += self._per_market_at(gone)
             book.qty[gone] = 0.0
             book.gone_ms[gone] = NEVER
             book.close_ms[gone] = NEVER
             # A liquidated trader's slot refills after a wait, as a closed one does (at once,
             # open interest would be back within minutes of a cascade).
-            book.reopen_ms[gone] = now + self._refill_waits(now, int(gone.sum()))
+            book.reopen_ms[gone] = now + self._refill_waits(now, gone.size)
+
+    def _per_market_at(self, slots: IntArray) -> FloatArray:
+        """The coins held in ``slots`` (indices), summed per market."""
+        book = self.book
+        sums: FloatArray = np.bincount(
+            book.market[slots], weights=book.qty[slots], minlength=self._n
+        ).astype(np.float64, copy=False)
+        return sums
 
     def _traders(self, now: int, *, spread: float = 0.0) -> None:
         """Close expired cohorts and open new ones in empty slots due to refill by ``now``.
@@ -484,11 +501,12 @@ class Simulator:
             minutes = self.config.block_ms / 60_000
             hazard = 1.0 - math.exp(-crash.DERISK_PER_MIN * minutes)
             closing |= (book.qty > 0) & (rng.random(book.qty.size) < hazard)
-        if closing.any():
-            self._closed += book.per_market(np.where(closing, book.qty, 0.0), n)
-            book.qty[closing] = 0.0
-            book.close_ms[closing] = NEVER
-            book.reopen_ms[closing] = now + self._refill_waits(now, int(closing.sum()))
+        closed = np.flatnonzero(closing)
+        if closed.size:
+            self._closed += self._per_market_at(closed)
+            book.qty[closed] = 0.0
+            book.close_ms[closed] = NEVER
+            book.reopen_ms[closed] = now + self._refill_waits(now, closed.size)
         idx = np.nonzero((book.qty == 0) & (book.reopen_ms <= now))[0]
         if idx.size == 0:
             return
@@ -509,10 +527,11 @@ class Simulator:
         whale = usd > 8.0 * self._cohort_usd[m] * level
         mmr = self._mmr[m] * np.where(whale, 2.0, 1.0)
         lev = leverage_for(btc_lev, self._base_vol[m], mmr, self._max_lev[m])
-        # High-leverage traders hold for shorter (median 3 h at 10x on BTC, ~1 h at 100x).
-        # Low leverage holds longer still (2x: ~10 h), so the open interest they carry turns
-        # over slowly, as real open interest does.
-        median_life = 3 * 3_600_000 * (10.0 / btc_lev) ** np.where(btc_lev < 10, 0.75, 0.5)
+        # High-leverage traders hold for shorter (median 3 h at 10x on BTC, 40 min at 100x:
+        # at ~1 h, with 5x the cohorts, BTC's calm hours liquidated 1.26e-4 of its open
+        # interest at the median, real 6.85e-5). Low leverage holds longer still (2x: ~10 h),
+        # so the open interest they carry turns over slowly, as real open interest does.
+        median_life = 3 * 3_600_000 * (10.0 / btc_lev) ** np.where(btc_lev < 10, 0.75, 0.65)
         life = median_life * np.exp(rng.normal(0.0, 1.2, idx.size))
         liq = entry * (1.0 + side * (mmr - 1.0 / lev))
         safe = (liq - mark) * side < 0  # always true unless spread > 0
@@ -633,20 +652,29 @@ class Simulator:
         a, b = int(book.seg[m]), int(book.seg[m + 1])
         qty, side, liq, gone = book.qty[a:b], book.side[a:b], book.liq[a:b], book.gone_ms[a:b]
         depth = float(self._depth[m])
-        perm, trans, pend = (np.array(v) for v in impact_state)
+        perm, trans, pend = impact_state
         ref = -1  # the impact state is as of step `ref` (-1: the block's start)
-        long_trig, short_trig = book.market_triggers(m)
+        # The cohorts a mark reaches are a prefix of each side's ladder (longs by liquidation
+        # price, highest first; shorts lowest first), so a step costs a binary search, not a
+        # scan of the market's slots. Sorted up front: those within 2 % beyond the block's
+        # path without this block's impact; a cascade carrying the mark further sorts the rest.
         column = marks[:, m]
+        alive = (qty > 0) & (gone == NEVER)
+        longs = np.flatnonzero(alive & (side > 0))
+        shorts = np.flatnonzero(alive & (side < 0))
+        long_ladder = Ladder(longs, -liq[longs], -0.98 * float(column.min()))
+        short_ladder = Ladder(shorts, liq[shorts], 1.02 * float(column.max()))
         k = 0
         while k < steps:
+            long_trig, short_trig = -long_ladder.trigger(), short_ladder.trigger()
             crossed = np.flatnonzero((column[k:] <= long_trig) | (column[k:] >= short_trig))
             if crossed.size == 0:
                 break
             k += int(crossed[0])
             mark = float(column[k])
             sign = 1 if mark <= long_trig else -1
-            hit = (qty > 0) & (gone == NEVER) & (side == sign) & ((liq - mark) * sign >= 0)
-            idx = np.flatnonzero(hit)
+            # Every open long with liq >= mark, or every open short with liq <= mark.
+            idx = long_ladder.take(-mark) if sign > 0 else short_ladder.take(mark)
             step_end = start + (k + 1) * dt
             gone[idx] = step_end
             usd = qty[idx] * mark
@@ -662,16 +690,14 @@ class Simulator:
                 np.full(idx.size, uid),
                 book.cohort_id[a:b][idx],
             )
-            perm, trans, pend = _IMPACT.roll(perm, trans, pend, float((k - ref) * dt))
+            perm, trans, pend = _IMPACT.roll_one(perm, trans, pend, float((k - ref) * dt))
             pend += impact
             ref = k
             if k + 1 < steps:
                 ahead = _IMPACT.level(perm, trans, pend, self._offsets[: steps - k - 1])
                 column[k + 1 :] = np.exp(x_path[k + 1 :, m] + ahead)
-            long_trig, short_trig = book.market_triggers(m)
             k += 1
-        end = _IMPACT.roll(perm, trans, pend, float((steps - 1 - ref) * dt))
-        return float(end[0]), float(end[1]), float(end[2])
+        return _IMPACT.roll_one(perm, trans, pend, float((steps - 1 - ref) * dt))
 
 
 __all__ = ["DAY_MS", "DEFAULT_START_MS", "SimConfig", "SimStep", "Simulator"]

@@ -46,7 +46,8 @@ MARKET_ARRAYS = (
     "oi_level",
     "jump_pending",
 )
-_VERSION = 2  # 2: the open-interest level (an older file starts a fresh market)
+# 2: the open-interest level; 3: 5x the slots (an older file starts a fresh market)
+_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)
