@@ -10,7 +10,8 @@ before issue 20 (its rebuild changed every seed's stream). On the rebuilt simula
 8 chose the defaults (``oi_ref``, the wave definition was fixed before), 9 was checked once
 with an earlier sweep, and 10 and up are fresh. 10-12 were run once on the simulator of commit
 8be0638, 13-15 once on the one after issue 20's market structure (commit 7cfd598), 16-18 once
-after its timing work (2026-12-05); 19 and up are unused. The report says which kind of seed it ran on.
+after its timing work (2026-12-05); 19 and up are unused. The report says which kind of seed
+it ran on.
 
 ``--truth`` says what a true cascade is (``sim/truth.py``; docs/cascade.md, "What a cascade
 is"): ``wave`` (the default): a run of one market and side in which some minute sweeps the
