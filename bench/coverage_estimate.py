@@ -25,7 +25,8 @@ at least ``--min-events`` liquidations:
 The tuning seeds are 1, 2, 3 (every choice of the method was made on them). The default
 seeds 101-105 and 201-205 were looked at while the previous method (METHOD_VERSION 2) was
 changed; 301-305 were first run after its cap was set; 401-405 were first run once, after
-METHOD_VERSION 3 was settled (BENCHMARKS.md).
+METHOD_VERSION 3 was settled; 501-505 after its gap guard; 601-605 after the simulator's
+timing work; 701-705 once, after METHOD_VERSION 4's pricing was chosen (BENCHMARKS.md).
 """
 
 from __future__ import annotations
