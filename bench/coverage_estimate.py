@@ -17,12 +17,16 @@ at least ``--min-events`` liquidations:
 - the median signed error of the snapshot venues' volume (negative: the estimate falls short);
 - the same two for the snapshot venues' event count (``est_count``), and the measured count's;
 - the median error of the market's total (all venues, measured + estimated), next to the
-  measured total's.
+  measured total's;
+- the snapshot venues' USD error split in two: with each minute's true hidden count priced
+  at the estimate's price (the pricing's own error, and its signed median), and with the
+  estimated hidden count priced at the hidden events' true mean size (the count's own error).
 
 The tuning seeds are 1, 2, 3 (every choice of the method was made on them). The default
 seeds 101-105 and 201-205 were looked at while the previous method (METHOD_VERSION 2) was
 changed; 301-305 were first run after its cap was set; 401-405 were first run once, after
-METHOD_VERSION 3 was settled (BENCHMARKS.md).
+METHOD_VERSION 3 was settled; 501-505 after its gap guard; 601-605 after the simulator's
+timing work; 701-705 once, after METHOD_VERSION 4's pricing was chosen (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from purpleflea.engine.coverage import factors
+from purpleflea.engine.coverage import factors, minute_estimates
 from purpleflea.sim.history import blocks, history_config
 from purpleflea.sim.process import Simulator
 from purpleflea.sim.throttle import kept_by_throttle
@@ -72,6 +76,8 @@ def run_seed(seed: int, *, markets: int, hours: float, min_events: int) -> dict[
     seconds: dict[tuple[int, int, str], set[int]] = defaultdict(set)
     truth_snapshot: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0, 0.0])
     truth_total: dict[tuple[int, int], float] = defaultdict(float)
+    # Each snapshot venue's true events and USD per minute (for the error's decomposition).
+    truth_minute: dict[tuple[int, int, str], list[float]] = defaultdict(lambda: [0, 0.0])
     for i in range(ts.size):
         key = (int(minute[i]), int(market[i]), str(exchanges[i]))
         at = (int(hour[i]), int(market[i]))
@@ -80,6 +86,8 @@ def run_seed(seed: int, *, markets: int, hours: float, min_events: int) -> dict[
             cell = truth_snapshot[at]
             cell[0] += 1
             cell[1] += float(usd[i])
+            truth_minute[key][0] += 1
+            truth_minute[key][1] += float(usd[i])
         if kept[i]:
             cells[key][0] += 1
             cells[key][1] += float(usd[i])
@@ -89,6 +97,17 @@ def run_seed(seed: int, *, markets: int, hours: float, min_events: int) -> dict[
         for (m0, m, e), (count, total) in cells.items()
     ]
     found = factors(rows, coverage_of)
+    # The USD error's two parts: the true hidden count at the estimated price (the pricing's
+    # own error), and the estimated count at the hidden events' true mean price (the count's).
+    priced_only: dict[tuple[int, int], float] = defaultdict(float)
+    counted_only: dict[tuple[int, int], float] = defaultdict(float)
+    for (m0, mk, e), est in minute_estimates(rows, coverage_of).items():
+        true_count, true_usd = truth_minute[(m0, int(mk), e)]
+        hidden = true_count - est.shown
+        hidden_price = (true_usd - est.shown_usd) / hidden if hidden > 0 else est.price
+        at = (m0 // HOUR_MS * HOUR_MS, int(mk))
+        priced_only[at] += est.shown_usd + hidden * est.price
+        counted_only[at] += est.shown_usd + (est.events - est.shown) * hidden_price
     measured_snapshot: dict[tuple[int, int], float] = defaultdict(float)
     measured_total: dict[tuple[int, int], float] = defaultdict(float)
     added_usd: dict[tuple[int, int], float] = defaultdict(float)
@@ -106,6 +125,7 @@ def run_seed(seed: int, *, markets: int, hours: float, min_events: int) -> dict[
                 added_count[at] += shown * (factor.events - 1.0)
     errors, signed, raw_errors, total_errors, raw_total_errors = [], [], [], [], []
     count_errors, count_signed, raw_count_errors = [], [], []
+    pricing_errors, pricing_signed, counting_errors = [], [], []
     for key, (count, true_usd) in truth_snapshot.items():
         if count < min_events:
             continue
@@ -118,6 +138,9 @@ def run_seed(seed: int, *, markets: int, hours: float, min_events: int) -> dict[
         count_signed.append((measured_count[key] + added_count[key] - count) / count)
         count_errors.append(abs(count_signed[-1]))
         raw_count_errors.append(abs(measured_count[key] - count) / count)
+        pricing_signed.append((priced_only[key] - true_usd) / true_usd)
+        pricing_errors.append(abs(pricing_signed[-1]))
+        counting_errors.append(abs(counted_only[key] - true_usd) / true_usd)
     return {
         "market_hours": len(errors),
         "events": int(ts.size),
@@ -131,6 +154,9 @@ def run_seed(seed: int, *, markets: int, hours: float, min_events: int) -> dict[
         "count_median": statistics.median(count_errors),
         "count_signed_median": statistics.median(count_signed),
         "measured_count_median": statistics.median(raw_count_errors),
+        "pricing_median": statistics.median(pricing_errors),
+        "pricing_signed_median": statistics.median(pricing_signed),
+        "counting_median": statistics.median(counting_errors),
     }
 
 
@@ -145,9 +171,11 @@ def main() -> None:
         "| seed | market-hours | events (truth) | shown after throttle | snapshot venues' "
         "hourly USD error, median (p90) | signed, median | measured only, median | "
         "market total error, median | measured only, median | snapshot venues' hourly "
-        "count (est_count) error, median | signed, median | measured only, median |"
+        "count (est_count) error, median | signed, median | measured only, median | "
+        "USD error with the true hidden count (pricing alone), median | signed, median | "
+        "USD error with the hidden events' true price (count alone), median |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     medians = []
     for seed in args.seeds:
         r = run_seed(
@@ -163,7 +191,9 @@ def main() -> None:
             f"{r['measured_median']:.1%} | "
             f"{r['total_median']:.1%} | {r['measured_total_median']:.1%} | "
             f"{r['count_median']:.1%} | {r['count_signed_median']:+.1%} | "
-            f"{r['measured_count_median']:.1%} |"
+            f"{r['measured_count_median']:.1%} | "
+            f"{r['pricing_median']:.1%} | {r['pricing_signed_median']:+.1%} | "
+            f"{r['counting_median']:.1%} |"
         )
     print(f"\nmedian over seeds of the median hourly error: {statistics.median(medians):.1%}")
 

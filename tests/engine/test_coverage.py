@@ -13,6 +13,7 @@ from purpleflea.engine.coverage import (
     burst_shape,
     factors,
     fit_weight,
+    minute_estimates,
     silent_share,
 )
 from purpleflea.model import Coverage
@@ -84,12 +85,24 @@ def test_a_feed_that_sent_more_than_its_seconds_is_never_lowered() -> None:
     assert factors(rows, COVERAGE.__getitem__) == {KEY: (1.0, 1.0)}
 
 
-def test_hidden_events_are_priced_at_the_pooled_mean_size() -> None:
-    rows = [_row("bybit", 300, 30, 60_000.0), _row("binance_usdm", 35, 35, 7_000.0)]
+def test_hidden_events_are_priced_at_the_hours_pooled_mean_size() -> None:
+    rows = [
+        _row("bybit", 300, 30, 60_000.0),
+        _row("binance_usdm", 35, 35, 7_000.0),
+        # A later minute of the same hour with one large order on each venue: it moves the
+        # price of minute 0's hidden events too (the hour's pool, not the minute's).
+        _row("bybit", 1, 1, 90_000.0, minute=30 * MINUTE),
+        _row("binance_usdm", 1, 1, 43_000.0, minute=30 * MINUTE),
+    ]
     found = factors(rows, COVERAGE.__getitem__)[KEY]
-    hidden = 35 * found.events - 35
+    estimates = minute_estimates(rows, COVERAGE.__getitem__)
+    hidden = estimates[KEY].events - 35
     assert hidden > 100  # a burst: the throttle hid most of it
-    assert found.usd == pytest.approx((7_000 + hidden * 67_000 / 335) / 7_000)
+    assert estimates[KEY].price == pytest.approx(200_000 / 337)
+    assert estimates[(30 * MINUTE, *KEY[1:])].price == pytest.approx(200_000 / 337)
+    late_hidden = estimates[(30 * MINUTE, *KEY[1:])].events - 1
+    expected = 50_000 + (hidden + late_hidden) * 200_000 / 337
+    assert found.usd == pytest.approx(expected / 50_000)
     assert type(found.events) is float  # plain floats: aggregates are served as JSON
     assert type(found.usd) is float
 

@@ -33,11 +33,12 @@ reference's events times ``r`` (noise: the reference's counting), and the shown 
 the model's events per busy second ``r m / q(r)`` (noise: the throttle's), never below what
 was shown. A minute where the reference saw nothing was quiet: nothing hidden.
 
-A hidden event is priced at the minute's mean event size over the snapshot venue's shown
-events and the reference's (both sample the same liquidations; the larger sample is
-steadier). Without a complete venue in the hour, the shown events are multiplied by
-:data:`PRIOR_EVENTS_PER_SECOND`. ``complete`` and ``sampled`` events are taken as measured: a
-``sampled`` feed's misses are accounts we do not watch, which no second-count reveals.
+A hidden event is priced at the market-hour's mean event size over the snapshot venues' shown
+events and the reference's (both sample the same liquidations; an hour's pool is steadier
+than a minute's, which a few large orders swing). Without a complete venue in the hour, the
+shown events are multiplied by :data:`PRIOR_EVENTS_PER_SECOND`. ``complete`` and ``sampled``
+events are taken as measured: a ``sampled`` feed's misses are accounts we do not watch, which
+no second-count reveals.
 
 The estimate never lowers a figure: a factor is at least 1. Pure and deterministic: minute
 cells in, factors out; the stores gather the cells from their minute rollups.
@@ -56,9 +57,10 @@ from purpleflea.model import Coverage
 #: The estimate's method, as stored beside the factors a store keeps for closed hours: bump it
 #: whenever what :func:`factors` computes changes (a constant, a weight, the arithmetic), so a
 #: store opened by the new code drops the factors the old one computed instead of serving them.
+#: 4: hidden events priced at the market-hour's pooled mean size (3: the minute's).
 #: 3: the negative binomial burst model with the ratio fitted over the trailing day, against
 #: all complete venues (2: one Poisson mean on the top complete venue's busy seconds, capped).
-METHOD_VERSION = 3
+METHOD_VERSION = 4
 #: Events per busy second of a snapshot venue when no complete venue overlaps it.
 PRIOR_EVENTS_PER_SECOND = 2.0
 #: The weight of a minute's busy-seconds estimate; the reference's events times the ratio have
@@ -140,15 +142,27 @@ class _Reference(NamedTuple):
     alpha: FloatArray  # the burst shape
 
 
-def factors(
+class MinuteEstimate(NamedTuple):
+    """A snapshot exchange's estimate in one minute: what it showed (``shown`` events,
+    ``shown_usd``), its estimated ``events`` (>= ``shown``) and the ``price`` of each hidden
+    one in USD."""
+
+    shown: int
+    shown_usd: float
+    events: float
+    price: float
+
+
+def minute_estimates(
     cells: Iterable[tuple[int, str, str, int, int, float]],
     coverage_of: Callable[[str], Coverage],
-) -> dict[tuple[int, str, str], Factor]:
-    """Each snapshot exchange's :class:`Factor` per ``(hour_ms, market, exchange)``, from one
-    row per minute, market and exchange: ``(minute_ms, market, exchange, events, seconds,
-    size_usd)`` (the minute rollup's sums over sides). Hours must be whole (every exchange of
-    the market); an hour's ratio is fitted on the :data:`SHARE_WINDOW_MS` before it, so the
-    rows should reach back that far (an hour whose window is cut short uses what is there)."""
+) -> dict[VenueMinute, MinuteEstimate]:
+    """Each snapshot exchange's :class:`MinuteEstimate` per ``(minute_ms, market, exchange)``
+    it showed events in, from one row per minute, market and exchange: ``(minute_ms, market,
+    exchange, events, seconds, size_usd)`` (the minute rollup's sums over sides). Hours must be
+    whole (every exchange of the market); an hour's ratio is fitted on the
+    :data:`SHARE_WINDOW_MS` before it, so the rows should reach back that far (an hour whose
+    window is cut short uses what is there)."""
     rows = cells if isinstance(cells, list) else list(cells)
     coverage: dict[str, Coverage] = {}
     for row in rows:
@@ -191,31 +205,64 @@ def factors(
         zip(calibrated, _minute_estimates(calibrated, reference, shown, ratio), strict=True)
     )
 
-    # Per snapshot hour: shown events and USD, estimated events and USD.
-    hours: dict[tuple[int, str, str], list[float]] = {}
+    hour_price = _hour_prices(complete, shown)
+    # Per snapshot minute: what it showed, its estimated events and their price.
+    out: dict[VenueMinute, MinuteEstimate] = {}
     for key, (events, seconds, usd) in shown.items():
-        minute, market, exchange = key
+        minute, market, _ = key
+        hour = minute // HOUR_MS * HOUR_MS
+        if (hour, market) not in referenced:
+            estimated = float(_shown_busy(events, seconds)) * PRIOR_EVENTS_PER_SECOND
+            price = usd / events
+        elif key not in estimates:
+            # The reference was quiet: nothing hidden (priced at what it showed, for the bench).
+            estimated, price = float(events), usd / events
+        else:
+            estimated, price = estimates[key], hour_price[(hour, market)]
+        out[key] = MinuteEstimate(events, usd, max(float(events), estimated), price)
+    return out
+
+
+def factors(
+    cells: Iterable[tuple[int, str, str, int, int, float]],
+    coverage_of: Callable[[str], Coverage],
+) -> dict[tuple[int, str, str], Factor]:
+    """Each snapshot exchange's :class:`Factor` per ``(hour_ms, market, exchange)``: the hour's
+    :func:`minute_estimates` added up, as multiples of what it showed."""
+    hours: dict[tuple[int, str, str], list[float]] = {}
+    for (minute, market, exchange), found in minute_estimates(cells, coverage_of).items():
         hour = minute // HOUR_MS * HOUR_MS
         total = hours.setdefault((hour, market, exchange), [0.0, 0.0, 0.0, 0.0])
-        total[0] += events
-        total[1] += usd
-        if (hour, market) not in referenced:
-            estimated = _shown_busy(events, seconds) * PRIOR_EVENTS_PER_SECOND
-            mean_usd = usd / events
-        elif key not in estimates:
-            estimated, mean_usd = events, 0.0  # the reference was quiet: nothing hidden
-        else:
-            at = reference.row_of[(minute, market)]
-            estimated = estimates[key]
-            mean_usd = (usd + float(reference.usd[at])) / (events + float(reference.events[at]))
-        extra = max(0.0, estimated - events)  # never below what was measured
-        total[2] += events + extra
-        total[3] += usd + extra * mean_usd
+        extra = found.events - found.shown  # never below what was measured
+        total[0] += found.shown
+        total[1] += found.shown_usd
+        total[2] += found.events
+        total[3] += found.shown_usd + extra * found.price
     out: dict[tuple[int, str, str], Factor] = {}
     for key, (count, count_usd, estimate, estimate_usd) in hours.items():
         usd_factor = max(1.0, estimate_usd / count_usd) if count_usd > 0 else estimate / count
         out[key] = Factor(float(estimate / count), float(usd_factor))  # plain floats: JSON
     return out
+
+
+def _hour_prices(
+    complete: dict[MinuteKey, list[float]], shown: dict[VenueMinute, tuple[int, int, float]]
+) -> dict[tuple[int, str], float]:
+    """Per ``(hour, market)``: the mean event size over the complete venues' events and every
+    snapshot venue's shown ones in that hour (the price of a hidden event). An hour pools
+    enough events that a few large orders barely move it, where a minute's mean swung with
+    them; on seeds 1-3 a trailing hour, two or three clock hours, or a shrinkage of the
+    minute's mean towards the hour's did no better (docs/coverage.md)."""
+    pool: dict[tuple[int, str], list[float]] = {}
+    for (minute, market), cell in complete.items():
+        total = pool.setdefault((minute // HOUR_MS * HOUR_MS, market), [0.0, 0.0])
+        total[0] += cell[0]
+        total[1] += cell[1]
+    for (minute, market, _), (events, _, usd) in shown.items():
+        total = pool.setdefault((minute // HOUR_MS * HOUR_MS, market), [0.0, 0.0])
+        total[0] += events
+        total[1] += usd
+    return {key: usd / events for key, (events, usd) in pool.items() if events > 0}
 
 
 def _shown_busy(events: int, seconds: int) -> int:
