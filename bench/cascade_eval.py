@@ -10,7 +10,8 @@ before issue 20 (its rebuild changed every seed's stream). On the rebuilt simula
 8 chose the defaults (``oi_ref``, the wave definition was fixed before), 9 was checked once
 with an earlier sweep, and 10 and up are fresh. 10-12 were run once on the simulator of commit
 8be0638, 13-15 once on the one after issue 20's market structure (commit 7cfd598), 16-18 once
-after its timing work (2026-12-05); 19 and up are unused. The report says which kind of seed
+after its timing work (2026-12-05), 19-21 once after the recall sweep on 7 and 8 kept the
+defaults (2026-12-05); 22 and up are unused. The report says which kind of seed
 it ran on.
 
 ``--truth`` says what a true cascade is (``sim/truth.py``; docs/cascade.md, "What a cascade
@@ -551,9 +552,11 @@ CURVE = [(1.0, r) for r in (0.001, 0.002, 0.003, 0.004, 0.006, 0.01)] + [
 
 def _setting(text: str) -> tuple[str, float]:
     key, _, value = text.partition("=")
-    if key not in CascadeConfig.__dataclass_fields__ or not value:
+    field = CascadeConfig.__dataclass_fields__.get(key)
+    if field is None or not value:
         raise argparse.ArgumentTypeError(f"--set wants FIELD=NUMBER of CascadeConfig, got {text!r}")
-    return key, float(value)
+    # Integer fields (window_buckets, start_score, ...) size lists: 36.0 would not do.
+    return key, int(float(value)) if field.type in (int, "int") else float(value)
 
 
 def truth_of(rec: Recording, seed: int, name: Definition) -> tuple[Recording, np.ndarray]:

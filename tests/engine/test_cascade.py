@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -262,6 +263,42 @@ def test_a_market_silent_for_a_year_starts_again_from_the_prior() -> None:
     year = 365 * 86_400_000
     assert engine.tick(t0 + year) == []
     assert engine.observe("BTC-PERP", "long", 1e5, 60_000.0, t0 + year + 5, "bybit") == 0
+
+
+def test_open_interest_memory_keeps_the_level_before_a_fall() -> None:
+    """With oi_memory_s, a fall of open interest (a crash's own liquidations) lowers the size
+    term's yardstick only over that time; without it the yardstick is the latest level."""
+    config = CascadeConfig(oi_gain=1.0, oi_ref=0.003, move_gain=0.0)
+    window = 8 * 3_000
+    deep_oi, thin_oi = window / 0.003 * 8, window / 0.003 / 8
+    events = calm("XRP-PERP", 15, per_hour=60, size=1_000, seed=6)
+
+    def hours(lo: float, hi: float) -> list[Event]:
+        return [e for e in events if T0 + lo * 3_600_000 <= e[4] < T0 + hi * 3_600_000]
+
+    def fallen(memory_s: float) -> CascadeEngine:
+        """Three calm hours at the deep level, then the open interest falls to the thin one."""
+        engine = CascadeEngine(replace(config, oi_memory_s=memory_s))
+        run(hours(0, 3), engine)
+        engine.set_open_interest("XRP-PERP", deep_oi)
+        engine.set_open_interest("XRP-PERP", thin_oi)
+        return engine
+
+    def last_score(engine: CascadeEngine, at_h: float) -> int:
+        cascade = burst("XRP-PERP", T0 + int(at_h * 3_600_000), count=8, seconds=60, size=3_000)
+        return run(cascade, engine)[0][-1]
+
+    latest, held = last_score(fallen(0.0), 3), last_score(fallen(3_600.0), 3)
+    # Against the thin level the window is 8x oi_ref (+3, up to one level's cap); against the
+    # deep level it held, 1/8 (-3).
+    assert latest == config.level_base
+    assert held <= latest - 3
+    # Refreshed every hour for 12 h at the low level, the yardstick has followed it down.
+    engine = fallen(3_600.0)
+    for hour in range(3, 15):
+        run(hours(hour, hour + 1), engine)
+        engine.set_open_interest("XRP-PERP", thin_oi)
+    assert last_score(engine, 15) == latest
 
 
 def test_open_interest_scales_the_score_to_the_market() -> None:

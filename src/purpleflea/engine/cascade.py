@@ -118,6 +118,7 @@ class CascadeConfig:
     oi_gain: float = 2.0
     oi_ref: float = 0.005
     oi_clip: float = 3.0
+    oi_memory_s: float = 0.0  # 0: the size term uses the latest open interest
     move_gain: float = 2.0
     move_ref_pct: float = 0.3
     move_clip: float = 5.0
@@ -263,6 +264,8 @@ class CascadeEngine:
         self.config = config = config if config is not None else CascadeConfig()
         self._states: dict[str, tuple[_State, _State]] = {}
         self._oi: dict[str, dict[str, float]] = {}  # market -> instrument -> open interest USD
+        # market -> (the open interest the size term measures against, the time it was held)
+        self._oi_yard: dict[str, tuple[float, int]] = {}
         self._pending: list[CascadeAlert] = []
         self._active: dict[str, _State] = {}  # cascade id -> state
         self._bucket_ms = config.bucket_ms
@@ -447,6 +450,9 @@ class CascadeEngine:
         The market's open interest (the sum over its instruments) is its size: with
         ``oi_gain`` set, the score adds ``oi_gain * log2(window / (oi_ref * open interest))``
         clipped to +/-``oi_clip``, from the next event on. 0 forgets the instrument.
+        With ``oi_memory_s`` > 0 the open interest measured against never falls faster than
+        ``exp(-t / oi_memory_s)``: a fall (a crash's liquidations) lowers the yardstick over that
+        time, a rise raises it at once.
         """
         if not (math.isfinite(usd) and usd >= 0):
             raise ValueError(
@@ -459,12 +465,22 @@ class CascadeEngine:
         else:
             books.pop(instrument, None)
         total = sum(books.values())
-        # With oi_gain at 0 the hot path skips the term altogether.
-        on = total > 0 and self._oi_gain != 0
-        oi_log = -math.log(self.config.oi_ref * total) if on else 0.0
         pair = self._states.get(market)
         if pair is None:
             pair = self._new_pair(market)
+        memory = self.config.oi_memory_s
+        if memory > 0 and total > 0:
+            # A crash's own liquidations remove open interest (2025-10-10: BTC's halved in two
+            # hours); against what is left, the crash's next wave would read twice as big. So the
+            # yardstick holds the level before a fall and follows it down over oi_memory_s only
+            # (time from the market's own events: the engine has no clock).
+            now = max(pair[0].last_ts, pair[1].last_ts)
+            held, at = self._oi_yard.get(market, (0.0, now))
+            held *= math.exp(-max(0, now - at) / (memory * 1000.0))
+            total = max(total, held)
+            self._oi_yard[market] = (total, now)
+        on = total > 0 and self._oi_gain != 0
+        oi_log = -math.log(self.config.oi_ref * total) if on else 0.0
         for state in pair:
             state.oi_on = on
             state.oi_log = oi_log
