@@ -152,36 +152,24 @@ def rollups(columns: EventColumns) -> Rollups:
     pair = venue_pair[columns.venue]
     minute = columns.ts // _MINUTE_MS * _MINUTE_MS
     key = (minute // _MINUTE_MS * len(pair_names) + pair) * 2 + columns.long
-    _, first, cell = np.unique(key, return_index=True, return_inverse=True)
-    # Cells in the order they first appear (the loop's dict order); `rank` maps a sorted
-    # cell number to that order.
-    order = np.argsort(first, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    cell = rank[cell.ravel()]
-    cells = order.size
+    at, cell = _cells_in_first_order(key)
+    cells = at.size
     count = np.bincount(cell, minlength=cells)
     usd = np.bincount(cell, weights=columns.price * columns.quantity, minlength=cells)
     second_key = np.unique(cell * (1 << 40) + columns.ts // 1000)
     seconds = np.bincount(second_key >> 40, minlength=cells)
-    at = first[order]  # each cell's first event
     cell_minute = minute[at]
     cell_pair = pair[at]
     cell_long = columns.long[at]
 
     hour = cell_minute // _HOUR_MS * _HOUR_MS
     hour_key = (hour // _HOUR_MS * len(pair_names) + cell_pair) * 2 + cell_long
-    _, hour_first, hour_cell = np.unique(hour_key, return_index=True, return_inverse=True)
-    hour_order = np.argsort(hour_first, kind="stable")
-    hour_rank = np.empty_like(hour_order)
-    hour_rank[hour_order] = np.arange(hour_order.size)
-    hour_cell = hour_rank[hour_cell.ravel()]
-    hours = hour_order.size
+    hour_at, hour_cell = _cells_in_first_order(hour_key)
+    hours = hour_at.size
     # Minute cells are already in first-appearance order: the weights go in that order.
     hour_count = np.bincount(hour_cell, weights=count, minlength=hours).astype(np.int64)
     hour_usd = np.bincount(hour_cell, weights=usd, minlength=hours)
     hour_seconds = np.bincount(hour_cell, weights=seconds, minlength=hours).astype(np.int64)
-    hour_at = hour_first[hour_order]
 
     names = np.array(pair_names, dtype=object).reshape(-1, 2)
     minute_rows = _flat(
@@ -201,6 +189,16 @@ def rollups(columns: EventColumns) -> Rollups:
         for market, start in zip(names[hour_pair, 0].tolist(), hour[hour_at].tolist(), strict=True)
     }
     return Rollups(minute_rows, hour_rows, invalidate)
+
+
+def _cells_in_first_order(key: npt.NDArray[np.int64]) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    """The distinct keys numbered in the order they first appear (the row loop's dict order):
+    each cell's first index in ``key``, and each element's cell number."""
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return first[order], rank[inverse.ravel()]
 
 
 def _flat(
