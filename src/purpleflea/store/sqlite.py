@@ -206,6 +206,22 @@ def _leave_wal(writer: sqlite3.Connection) -> bool:
     return bool(mode == "delete")
 
 
+def _holds_events(writer: sqlite3.Connection) -> bool:
+    return writer.execute("SELECT 1 FROM liquidations LIMIT 1").fetchone() is not None
+
+
+def _drop_history_indexes(writer: sqlite3.Connection) -> list[str]:
+    """Drop the events' history-query indexes (not the UNIQUE id's own, which catches a
+    repeated id during a load); returns the SQL that builds them again."""
+    indexes = writer.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+        "AND tbl_name = 'liquidations' AND sql IS NOT NULL"
+    ).fetchall()
+    for name, _ in indexes:
+        writer.execute(f'DROP INDEX "{name}"')
+    return [sql for _, sql in indexes]
+
+
 def _rollback(writer: sqlite3.Connection) -> None:
     """Undo the open transaction, if SQLite has not already: on ``SQLITE_FULL`` or ``IOERR`` it
     rolls back by itself, and a ROLLBACK then would raise ``cannot rollback - no transaction is
@@ -481,18 +497,10 @@ class SQLiteStore:
         """
         self._check_writable()
         writer = self._writer
-        if writer.execute("SELECT 1 FROM liquidations LIMIT 1").fetchone() is not None:
+        if _holds_events(writer):
             yield False
             return
-        names = [
-            row[0]
-            for row in writer.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'index' "
-                "AND tbl_name = 'liquidations' AND sql IS NOT NULL"  # not the UNIQUE id's own
-            )
-        ]
-        for name in names:
-            writer.execute(f'DROP INDEX "{name}"')
+        _drop_history_indexes(writer)
         try:
             yield True
         finally:
@@ -518,7 +526,7 @@ class SQLiteStore:
         """
         self._check_writable()
         writer = self._writer
-        if writer.execute("SELECT 1 FROM liquidations LIMIT 1").fetchone() is not None:
+        if _holds_events(writer):
             yield None
             return
         # With a reader's connection open the file stays in WAL mode: still one transaction,
@@ -527,12 +535,7 @@ class SQLiteStore:
         try:
             writer.execute("BEGIN EXCLUSIVE")
             try:
-                indexes = writer.execute(
-                    "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
-                    "AND tbl_name = 'liquidations' AND sql IS NOT NULL"  # not the UNIQUE id's
-                ).fetchall()
-                for name, _ in indexes:
-                    writer.execute(f'DROP INDEX "{name}"')
+                indexes = _drop_history_indexes(writer)
                 loader = SQLiteBulkLoad(writer)
                 try:
                     yield loader
@@ -544,7 +547,7 @@ class SQLiteStore:
                 threads = writer.execute("PRAGMA threads").fetchone()[0]
                 writer.execute(f"PRAGMA threads={max(threads, _SORT_THREADS)}")
                 try:
-                    for _, sql in indexes:
+                    for sql in indexes:
                         writer.execute(sql)
                 finally:
                     writer.execute(f"PRAGMA threads={threads}")
