@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -105,7 +105,7 @@ def published(
                 to_liquidation(
                     venue,
                     seq=seq,
-                    received_at=venue.ts + 40 + seq % 160,
+                    received_at=_received_at(venue.ts, seq),
                     coverage=coverage[venue.exchange],
                     cascade_score=scorer(venue),
                 )
@@ -141,11 +141,20 @@ def published(
                 quantity=qty,
                 size_usd=price * qty,
                 ts=ts,
-                received_at=ts + 40 + seq % 160,
+                received_at=_received_at(ts, seq),
                 coverage=coverage[listing.exchange],
             )
         )
     return out
+
+
+_Ms = TypeVar("_Ms", int, IntArray)
+
+
+def _received_at(ts: _Ms, seq: _Ms) -> _Ms:
+    """When a simulated event is taken to have reached us: 40-199 ms after it happened,
+    spread by its seq (an event or a column of them)."""
+    return ts + 40 + seq % 160
 
 
 def venues(sim: Simulator) -> tuple[list[Venue], IntArray]:
@@ -179,7 +188,7 @@ def _columns(
         price=np.concatenate([raw.price for raw in blocks]).astype(np.float64),
         quantity=np.concatenate([raw.quantity for raw in blocks]).astype(np.float64),
         ts=ts,
-        received_at=ts + 40 + seq % 160,
+        received_at=_received_at(ts, seq),
     )
 
 
@@ -267,8 +276,7 @@ async def _write(store: Store, loader: SQLiteBulkLoad | None, chunk: _Chunk) -> 
         if chunk.open_interest:
             loader.append_open_interest(chunk.open_interest)
         return
-    if isinstance(events, EventColumns):
-        events = events.events()
+    assert not isinstance(events, EventColumns)  # columns only go to a bulk load
     if events:
         await store.append(events)
     if chunk.open_interest:
