@@ -137,7 +137,6 @@ class _Reference(NamedTuple):
 
     row_of: dict[MinuteKey, int]
     events: FloatArray  # all complete venues' events
-    usd: FloatArray  # and their USD
     mean: FloatArray  # events per second
     alpha: FloatArray  # the burst shape
 
@@ -183,21 +182,19 @@ def minute_estimates(
         elif coverage[exchange] == "snapshot":
             shown[(minute, market, exchange)] = (events, seconds, usd)
             venues.setdefault(market, set()).add(exchange)
-    referenced = {(minute // HOUR_MS * HOUR_MS, market) for minute, market in complete}
+    referenced = {(_hour(minute), market) for minute, market in complete}
     reference = _reference(complete)
 
     # The fit's observations: every minute the reference had events, for every snapshot venue
     # of the market, with the seconds that venue showed (0 if none); but only in hours where
     # the venue showed something on the market: an hour of nothing is more likely a gap in its
     # feed than a quiet venue, and would pull its ratio down for a day.
-    showing = {
-        (minute // HOUR_MS * HOUR_MS, market, exchange) for minute, market, exchange in shown
-    }
+    showing = {(_hour(minute), market, exchange) for minute, market, exchange in shown}
     fit_keys = [
         (minute, market, exchange)
         for minute, market in reference.row_of
         for exchange in sorted(venues.get(market, ()))
-        if (minute // HOUR_MS * HOUR_MS, market, exchange) in showing
+        if (_hour(minute), market, exchange) in showing
     ]
     ratio = _fitted_ratios(fit_keys, reference, shown)
     calibrated = [key for key in shown if key[:2] in reference.row_of]
@@ -210,7 +207,7 @@ def minute_estimates(
     out: dict[VenueMinute, MinuteEstimate] = {}
     for key, (events, seconds, usd) in shown.items():
         minute, market, _ = key
-        hour = minute // HOUR_MS * HOUR_MS
+        hour = _hour(minute)
         if (hour, market) not in referenced:
             estimated = float(_shown_busy(events, seconds)) * PRIOR_EVENTS_PER_SECOND
             price = usd / events
@@ -231,7 +228,7 @@ def factors(
     :func:`minute_estimates` added up, as multiples of what it showed."""
     hours: dict[tuple[int, str, str], list[float]] = {}
     for (minute, market, exchange), found in minute_estimates(cells, coverage_of).items():
-        hour = minute // HOUR_MS * HOUR_MS
+        hour = _hour(minute)
         total = hours.setdefault((hour, market, exchange), [0.0, 0.0, 0.0, 0.0])
         extra = found.events - found.shown  # never below what was measured
         total[0] += found.shown
@@ -255,14 +252,19 @@ def _hour_prices(
     minute's mean towards the hour's did no better (docs/coverage.md)."""
     pool: dict[tuple[int, str], list[float]] = {}
     for (minute, market), cell in complete.items():
-        total = pool.setdefault((minute // HOUR_MS * HOUR_MS, market), [0.0, 0.0])
+        total = pool.setdefault((_hour(minute), market), [0.0, 0.0])
         total[0] += cell[0]
         total[1] += cell[1]
     for (minute, market, _), (events, _, usd) in shown.items():
-        total = pool.setdefault((minute // HOUR_MS * HOUR_MS, market), [0.0, 0.0])
+        total = pool.setdefault((_hour(minute), market), [0.0, 0.0])
         total[0] += events
         total[1] += usd
     return {key: usd / events for key, (events, usd) in pool.items() if events > 0}
+
+
+def _hour(minute: int) -> int:
+    """The start (ms) of the UTC hour holding ``minute``."""
+    return minute // HOUR_MS * HOUR_MS
 
 
 def _shown_busy(events: int, seconds: int) -> int:
@@ -285,7 +287,6 @@ def _reference(complete: dict[MinuteKey, list[float]]) -> _Reference:
     return _Reference(
         row_of={key: i for i, key in enumerate(keys)},
         events=cells[:, 0],
-        usd=cells[:, 1],
         mean=cells[:, 0] / SECONDS_PER_MINUTE,
         alpha=alpha,
     )
@@ -303,7 +304,7 @@ def _minute_estimates(
     if not keys:
         return []
     at = np.array([reference.row_of[key[:2]] for key in keys], dtype=np.int64)
-    rho = np.array([ratio[(m // HOUR_MS * HOUR_MS, mk, ex)] for m, mk, ex in keys])
+    rho = np.array([ratio[(_hour(m), mk, ex)] for m, mk, ex in keys])
     busy = np.array([_shown_busy(*shown[key][:2]) for key in keys], dtype=np.float64)
     own_mean = rho * reference.mean[at]
     busy_share = 1.0 - silent_share(own_mean, reference.alpha[at])
@@ -331,7 +332,7 @@ def _fitted_ratios(
     at = np.empty(len(keys), dtype=np.int64)
     observed = np.empty(len(keys))
     for i, (minute, market, exchange) in enumerate(keys):
-        group[i] = group_of.setdefault((minute // HOUR_MS * HOUR_MS, market, exchange), i)
+        group[i] = group_of.setdefault((_hour(minute), market, exchange), i)
         at[i] = reference.row_of[(minute, market)]
         events, seconds, _ = shown.get((minute, market, exchange), (0, 0, 0.0))
         observed[i] = min(float(_shown_busy(events, seconds)), SECONDS_PER_MINUTE)
