@@ -55,7 +55,7 @@ Cascades
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
@@ -142,16 +142,26 @@ class Truth:
         except KeyError:
             raise KeyError(f"unknown simulated market {market!r}") from None
 
-    def positions(self, market: str | None = None) -> list[TruePosition]:
-        """The open cohorts (of one market, or all), ordered by market then slot."""
+    def positions(
+        self,
+        market: str | None = None,
+        *,
+        at_ms: int | None = None,
+        ids: Collection[int] | None = None,
+    ) -> list[TruePosition]:
+        """The open cohorts (of one market, or all), ordered by market then slot: open now,
+        or at ``at_ms`` within the block just computed (a position liquidated since is in
+        the book until the next block starts); only those with ``ids`` when given."""
         book = self._sim.book
-        alive = book.alive(self._sim.now_ms)
+        alive = book.alive(self._sim.now_ms if at_ms is None else at_ms)
         if market is not None:
             m = self._market(market)
             sl = slice(book.seg[m], book.seg[m + 1])
             idx = np.nonzero(alive[sl])[0] + book.seg[m]
         else:
             idx = np.nonzero(alive)[0]
+        if ids is not None:
+            idx = idx[np.isin(book.cohort_id[idx], np.fromiter(ids, dtype=np.int64))]
         names = self._sim.market_names
         columns = zip(
             book.cohort_id[idx].tolist(),

@@ -144,11 +144,13 @@ class SimulatedHyperliquid(LocalHyperliquid):
             before = self._marks.get(coin.market, mark)
             self._marks[coin.market] = mark
             low, high = min(before, mark), max(before, mark)
+            held_before = set(self._holdings[coin.coin])
             fills = (
                 []
                 if self._unchanged(sim, coin)
                 else self._retake(sim, coin, named, (low, high), step.ts)
             )
+            fills += self._opened_and_liquidated(sim, coin, named, held_before, step.ts)
             self.liquidated += len(fills)
             open_interest = self.share * sim.truth.open_interest(coin.market)
             self._contexts[coin.coin] = (mark / coin.multiplier, open_interest * coin.multiplier)
@@ -183,6 +185,20 @@ class SimulatedHyperliquid(LocalHyperliquid):
         self._holdings[coin.coin] = holdings
         self._in_turn[coin.coin] = sorted(holdings.values(), key=_by_address)
         return fills
+
+    def _opened_and_liquidated(
+        self, sim: Simulator, coin: _Coin, named: set[str], held_before: set[int], ts: int
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Fills of positions opened and liquidated within the step: never seen open here,
+        but the venue holds its share of every position (the stream leaves that part to it)."""
+        unseen = {int(n.removeprefix("cohort-")) for n in named}
+        unseen -= held_before | self._holdings[coin.coin].keys()
+        if not unseen:
+            return []
+        born = sim.truth.positions(coin.market, at_ms=ts - sim.config.step_ms, ids=unseen)
+        mark = self._marks[coin.market]
+        held = self._take(sim.config.seed, coin, born)
+        return [self._fill(coin, holding, mark, ts) for holding in held.values()]
 
     def _unchanged(self, sim: Simulator, coin: _Coin) -> bool:
         """Whether the market's open positions are the ones taken last time: most steps open,
