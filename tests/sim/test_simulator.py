@@ -92,7 +92,10 @@ def test_liquidations_happen_exactly_when_the_mark_crosses() -> None:
     """Every open position is on the safe side of the mark after every step; a position that
     vanished with the mark through its liquidation price was liquidated in that step: its
     first event is in that step and its events (``liquidated_user`` names it) add up to its
-    quantity; positions only vanish otherwise when a block starts (voluntary closes)."""
+    quantity; positions only vanish otherwise when a block starts (voluntary closes). The
+    one other way a position's quantity falls: a cross-margin account's part of it is closed
+    (:mod:`purpleflea.sim.accounts`), one event of the still open position, and its
+    quantity is that much less from the block the event is in."""
     config = SimConfig.demo(seed=7, n_markets=6, step_ms=1000, cascade_rate=100.0)
     sim = Simulator(config)
     before = _open_book(sim)
@@ -100,27 +103,44 @@ def test_liquidations_happen_exactly_when_the_mark_crosses() -> None:
     closed: set[str] = set()
     reported: dict[str, float] = defaultdict(float)
     first_seen: dict[str, int] = {}
+    shrunk: dict[str, float] = defaultdict(float)  # cohort -> quantity its accounts took
+    by_accounts: dict[str, float] = defaultdict(float)  # cohort -> its account events' sum
     end = config.start_ms + 15 * 60_000
     for step in sim.run(15 * 60_000):
         marks = sim.marks()
         now = _open_book(sim)
         safe = (now["liq"] - marks[now["market"]]) * now["side"] < 0
         assert safe.all(), "an open position is past its liquidation price"
+        block_start = (step.ts - config.start_ms) % config.block_ms == config.step_ms
         gone = ~np.isin(before["id"], now["id"])
         through = (before["liq"] - marks[before["market"]]) * before["side"] >= 0
+        if block_start:  # closed as the block starts, the mark then going past its price
+            named = {e.liquidated_user for e in step.liquidations}
+            through &= np.array([f"cohort-{pid}" in named for pid in before["id"]], dtype=bool)
         for pid, qty in zip(
             before["id"][gone & through], before["qty"][gone & through], strict=True
         ):
             liquidated[f"cohort-{pid}"] = (float(qty), step.ts)
         if (gone & ~through).any():  # voluntary closes: only at block starts
-            assert (step.ts - config.start_ms) % config.block_ms == config.step_ms
+            assert block_start
             closed.update(f"cohort-{pid}" for pid in before["id"][gone & ~through])
+        kept, at_now = np.intersect1d(before["id"], now["id"], return_indices=True)[1:]
+        less = before["qty"][kept] - now["qty"][at_now]
+        if (less != 0).any():  # accounts' closes: only at block starts, never a rise
+            assert block_start
+            assert (less >= 0).all()
+            for pid, qty in zip(now["id"][at_now][less > 0], less[less > 0], strict=True):
+                shrunk[f"cohort-{pid}"] += float(qty)
+        open_now = {f"cohort-{pid}" for pid in now["id"]}
         for event in step.liquidations:
             cohort = event.liquidated_user
             assert cohort is not None
             assert event.quantity is not None
-            assert cohort in liquidated
             assert cohort not in closed
+            if cohort in open_now:
+                by_accounts[cohort] += event.quantity
+                continue
+            assert cohort in liquidated
             reported[cohort] += event.quantity
             first_seen.setdefault(cohort, step.ts)
         before = now
@@ -129,6 +149,8 @@ def test_liquidations_happen_exactly_when_the_mark_crosses() -> None:
         assert first_seen[cohort] == ts  # reported in the step it crossed
         if ts <= end - 30_000:  # all its forced orders are done
             assert reported[cohort] == pytest.approx(quantity, rel=1e-9)
+    assert len(by_accounts) >= 3, len(by_accounts)
+    assert by_accounts == pytest.approx(dict(shrunk), rel=1e-9)
 
 
 def _both_sides(sim: Simulator, market: str) -> float:

@@ -26,6 +26,10 @@ at a time:
    ~6 s — 40% permanently, 60% transiently (half-life 2 min) — which may reach the next
    cohorts: a cascade that runs until the cluster of liquidation prices is exhausted.
 
+4. **Accounts** (each block). Cross-margin accounts are liquidated as a whole at random
+   moments, their positions in several markets in one millisecond, each taken from an open
+   cohort of its market (:mod:`purpleflea.sim.accounts`).
+
 Each liquidated cohort is reported as 1..16 exchange events (up to 27 on BTC; log-normal sizes
 summing to its quantity, each attributed to an exchange by the market's moving shares,
 :mod:`purpleflea.sim.shares`; the later ones as the engine fills them or the mark moves on,
@@ -44,7 +48,7 @@ import numpy as np
 import numpy.typing as npt
 
 from purpleflea.model import MarketSnapshot, VenueLiquidation
-from purpleflea.sim import basis, crash, openinterest, shares
+from purpleflea.sim import accounts, basis, crash, openinterest, shares
 from purpleflea.sim.book import NEVER, Book, Ladder
 from purpleflea.sim.config import (
     DAY_MS,
@@ -193,6 +197,7 @@ class Simulator:
         self._crash_beta = crash.betas(
             np.arange(n), np.array([TICKERS[s.index][2] for s in specs], dtype=bool)
         )
+        self._venues = accounts.Venues.of(specs, self._oi_target)
         self._basis_spread = basis.spread(self._oi_target)
         self._basis = basis.initial(self._rng, self._basis_spread, listings)
         self._quoted_basis = self._basis
@@ -290,6 +295,13 @@ class Simulator:
         k = (self.now_ms - self._block_start) // self.config.step_ms - 1
         row: FloatArray = self._marks[min(max(k, 0), self._marks.shape[0] - 1)]
         return row
+
+    def listing_prices(self) -> FloatArray:
+        """Each listing's price at ``now_ms`` (markets x listings, in ``markets[m].listings``
+        order): the mark times the basis its exchange quotes in this block, before an
+        order's own slippage."""
+        prices: FloatArray = self.marks()[:, None] * np.exp(self._quoted_basis)
+        return prices
 
     def flows_of(self, m: int) -> Flows:
         book = self.book
@@ -438,6 +450,7 @@ class Simulator:
             begin = (float(state[0][m]), float(state[1][m]), float(state[2][m]))
             after = self._liquidate_market(m, begin, marks, x_path, log, start)
             self._perm[m], self._trans[m], self._pend[m] = after
+        self._close_accounts(marks, start, log)
         self._x = x_path[-1]
         self._x_trend += (self._x - self._x_trend) * (cfg.block_ms / 3_600_000)
         previous = self._marks[-1]
@@ -466,6 +479,44 @@ class Simulator:
         self._next_event += raw.ts.size
         self.now_ms = end
         return raw
+
+    def _close_accounts(self, marks: FloatArray, start: int, log: CohortLog) -> None:
+        """Cross-margin accounts liquidated in the block (:mod:`purpleflea.sim.accounts`),
+        more of them when the market-wide volatility is high: each position is taken from
+        an open cohort of its market that the block did not liquidate, at the step's mark."""
+        cfg, book = self.config, self.book
+        regime = math.exp(
+            self._h_common - 0.5 * _VOL_NOISE_COMMON**2 / (1 - _VOL_PERSISTENCE_COMMON**2)
+        )
+        mean = accounts.PER_MARKET_PER_DAY * self._n * cfg.block_ms / DAY_MS * regime
+        pos = accounts.draw(
+            self._rng,
+            self._venues,
+            self._table.listing_cum,
+            mean_accounts=mean,
+            steps=self._steps_per_block,
+            step_ms=cfg.step_ms,
+            moved=np.abs(np.log(marks[-1] / self._marks[-1]))
+            / (self._daily_vol * self._vol_regime * math.sqrt(cfg.block_ms / DAY_MS)),
+        )
+        slot = accounts.pick_cohorts(self._rng, book.seg, pos.market, book.qty, book.gone_ms)
+        found = slot >= 0
+        if not found.any():
+            return
+        slot, market, step = slot[found], pos.market[found], pos.step[found]
+        qty = np.minimum(
+            pos.usd[found] / marks[step, market], accounts.MAX_COHORT_SHARE * book.qty[slot]
+        )
+        book.qty[slot] -= qty
+        self._liquidated += np.bincount(market, weights=qty, minlength=self._n)
+        log.add_timed(
+            start + step * cfg.step_ms + pos.jitter_ms[found],
+            market,
+            pos.listing[found],
+            book.side[slot],
+            qty,
+            book.cohort_id[slot],
+        )
 
     def _finalize_liquidations(self, now: int) -> None:
         book = self.book

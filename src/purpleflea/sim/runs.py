@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from purpleflea.sim.events import RawBlock
+from purpleflea.sim.events import NO_RUN, RawBlock
 from purpleflea.sim.impact import ImpactKernel
 from purpleflea.sim.truth import TrueCascade
 
@@ -119,6 +119,8 @@ class RunTracker:
                 usd.tolist(),
                 strict=True,
             ):
+                if uid == NO_RUN:
+                    continue
                 run = self._live[uid]
                 run.events += count
                 run.notional_usd += notional
