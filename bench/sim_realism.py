@@ -213,7 +213,7 @@ def ccdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x, 1.0 - np.arange(x.size) / x.size
 
 
-def run_scorecard(seeds: int, days: float) -> None:
+def run_scorecard(seeds: int, days: float, first_seed: int = 0) -> None:
     """Print the realism scorecard (see bench/sim_scorecard.py) over ``seeds`` seeds."""
     import sim_scorecard as card
 
@@ -235,8 +235,9 @@ def run_scorecard(seeds: int, days: float) -> None:
         return burstiness([Stream(*w) for w in windows])
 
     per_seed = []
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         figures = card.simulate_seed(seed, days, burst, size_stats, top_share)
+        figures.update(card.simulate_btc_returns(seed))
         figures.update(card.simulate_crash(seed))
         per_seed.append(figures)
         print(f"seed {seed} done", flush=True)
@@ -250,9 +251,12 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "docs" / "img" / "sim_realism.png"))
     parser.add_argument("--scorecard", action="store_true", help="print the realism scorecard")
     parser.add_argument("--seeds", type=int, default=5, help="scorecard seeds (default 5)")
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="scorecard seeds start here (default 0)"
+    )
     args = parser.parse_args()
     if args.scorecard:
-        run_scorecard(args.seeds, args.days)
+        run_scorecard(args.seeds, args.days, args.first_seed)
         return
 
     real = read_binance(sorted(REAL.glob("*/binance*.csv")))
