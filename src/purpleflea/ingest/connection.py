@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 from collections import Counter, OrderedDict
@@ -160,19 +161,32 @@ class Deduper:
         self.ttl = ttl
         self.max_size = max_size
         self._expiry: OrderedDict[str, float] = OrderedDict()
+        # When the oldest id expires (inf: none held): most calls find nothing to forget by
+        # comparing one float, instead of looking at the oldest entry every time.
+        self._first_expiry = math.inf
 
     def seen(self, event_id: str, now: float) -> bool:
         """True if ``event_id`` was seen within the TTL; otherwise remember it."""
         expiry = self._expiry
-        while expiry:
-            oldest, at = next(iter(expiry.items()))
-            if at > now and len(expiry) < self.max_size:
-                break
-            del expiry[oldest]
+        if now >= self._first_expiry or len(expiry) >= self.max_size:
+            self._forget(now)
         if event_id in expiry:
             return True
         expiry[event_id] = now + self.ttl
+        if len(expiry) == 1:  # the only id held: the oldest
+            self._first_expiry = now + self.ttl
         return False
+
+    def _forget(self, now: float) -> None:
+        """Drop the ids expired at ``now``, and the oldest ones beyond ``max_size - 1``."""
+        expiry = self._expiry
+        while expiry:
+            oldest, at = next(iter(expiry.items()))
+            if at > now and len(expiry) < self.max_size:
+                self._first_expiry = at
+                return
+            del expiry[oldest]
+        self._first_expiry = math.inf
 
 
 class SilentConnection(Exception):
@@ -285,34 +299,78 @@ async def _session(
         if spec.keepalive
         else None
     )
+    watchdog = _Watchdog(spec.silence_timeout)
     try:
-        while True:
+        async with asyncio.timeout(None) as scope:
+            watchdog.start(scope)
             try:
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps every frame in
-                # a new Task, a sixth of the tracker's CPU at crash rates (bench/crash_ingest.py).
-                async with asyncio.timeout(spec.silence_timeout):
+                while True:
                     frame = await ws.recv()
-            except TimeoutError:
-                raise SilentConnection(
-                    f"no frame for {spec.silence_timeout:g} s (connected but silent)"
-                ) from None
-            received_at = now_ms()
-            stats.frames += 1
-            if watch is not None:
-                watch.frame(spec.name, received_at)
-            stats.last_message_at = time.monotonic()
-            if spec.answer is not None:
-                reply = _answer(spec, frame, stats)
-                if reply is not None:
-                    await ws.send(reply)
-                    continue
-            _deliver(frame, received_at, spec, sink, stats, deduper)
+                    received_at = now_ms()
+                    stats.frames += 1
+                    if watch is not None:
+                        watch.frame(spec.name, received_at)
+                    stats.last_message_at = watchdog.last_frame = time.monotonic()
+                    if spec.answer is not None:
+                        reply = _answer(spec, frame, stats)
+                        if reply is not None:
+                            await ws.send(reply)
+                            continue
+                    _deliver(frame, received_at, spec, sink, stats, deduper)
+            finally:
+                watchdog.cancel()
+    except TimeoutError:
+        if not watchdog.expired:
+            raise  # not the watchdog's: reported as a timeout, as before
+        raise SilentConnection(
+            f"no frame for {spec.silence_timeout:g} s (connected but silent)"
+        ) from None
     finally:
         if pinger is not None:
             pinger.cancel()
             # The pinger dies with the connection; its own error is not the session's.
             with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
                 await pinger
+
+
+class _Watchdog:
+    """Ends a session's receive loop (its ``asyncio.timeout`` scope) once no frame arrived for
+    ``timeout`` seconds; the loop stamps :attr:`last_frame` (monotonic) on every frame.
+
+    One timer per silence period, not one per frame: an ``asyncio.timeout`` around each
+    ``recv`` scheduled and cancelled a timer handle per frame, about a tenth of the tracker's
+    CPU at crash rates (bench/crash_ingest.py). When the timer fires it reads the last frame's
+    time and either expires the scope or sleeps until that frame's deadline.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        #: When the last frame arrived (``time.monotonic()``); silence is counted from it.
+        self.last_frame = time.monotonic()
+        #: True once the watchdog ended the loop (its TimeoutError is a silent connection).
+        self.expired = False
+        self._scope: asyncio.Timeout | None = None
+        self._handle: asyncio.TimerHandle | None = None
+
+    def start(self, scope: asyncio.Timeout) -> None:
+        """Watch the loop under ``scope``; silence is counted from now."""
+        self._scope = scope
+        self.last_frame = time.monotonic()
+        self._handle = asyncio.get_running_loop().call_later(self.timeout, self._check)
+
+    def _check(self) -> None:
+        assert self._scope is not None
+        loop = asyncio.get_running_loop()
+        silent_for = time.monotonic() - self.last_frame
+        if silent_for >= self.timeout:
+            self.expired = True
+            self._scope.reschedule(loop.time())  # due now: cancels the receive loop's await
+        else:
+            self._handle = loop.call_later(self.timeout - silent_for, self._check)
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
 
 
 def _answer(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> str | None:

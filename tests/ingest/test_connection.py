@@ -1,0 +1,74 @@
+"""The connection runner's own pieces: the id deduper and the silence watchdog.
+
+The watchdog keeps one timer per silence period (not one per frame) and re-arms it from the
+last frame's time; the deduper skips its expiry scan until the oldest id is due. Both must
+behave exactly as a per-frame timeout and a scan on every call would.
+"""
+
+from __future__ import annotations
+
+from purpleflea.ingest.connection import Deduper
+from tests.fakes.exchanges import FakeExchange, Faults, dialect_for
+from tests.fakes.harness import Feeds
+from tests.ingest.test_faults import assert_exactly_delivered, binance_frame, spec_for
+
+
+def test_deduper_remembers_an_id_for_its_ttl_only() -> None:
+    deduper = Deduper(ttl=10.0)
+    assert not deduper.seen("a", 0.0)
+    assert not deduper.seen("b", 5.0)
+    assert deduper.seen("a", 9.9)
+    assert not deduper.seen("a", 10.0)  # expired at 10: new again, remembered until 20
+    assert deduper.seen("b", 14.9)
+    assert not deduper.seen("b", 15.0)
+    assert deduper.seen("a", 19.9)
+
+
+def test_deduper_forgets_the_oldest_ids_beyond_max_size() -> None:
+    # A full table forgets its oldest id before it looks one up.
+    deduper = Deduper(ttl=100.0, max_size=3)
+    for i, event_id in enumerate("abcd"):
+        assert not deduper.seen(event_id, float(i))  # d made a go: b, c, d held
+    assert not deduper.seen("a", 4.0)  # b goes; a is new again: c, d, a
+    assert deduper.seen("d", 5.0)  # c goes; d is still held
+    assert deduper.seen("a", 5.0)
+    assert not deduper.seen("b", 6.0)
+
+
+def test_deduper_refills_after_everything_expired() -> None:
+    deduper = Deduper(ttl=1.0)
+    assert not deduper.seen("a", 0.0)
+    assert not deduper.seen("b", 5.0)  # a expired and was dropped; b is the oldest now
+    assert deduper.seen("b", 5.5)
+    assert not deduper.seen("a", 5.5)
+    assert not deduper.seen("b", 6.0)
+
+
+async def test_a_slow_but_steady_feed_is_never_called_silent() -> None:
+    # A frame every 0.2 s for ~2 s under a 0.5 s watchdog: its first timer fires at 0.5 s with
+    # frames 0.1 s old; it must re-arm from the last frame, never cut the connection.
+    frames = [binance_frame(i) for i in range(10)]
+    async with FakeExchange(dialect_for("binance_usdm"), frames, Faults(gap=0.2)) as fake:
+        spec = spec_for("binance_usdm", "binance_usdm", fake.url, silence_timeout=0.5)
+        async with Feeds([spec]) as run:
+            await fake.wait_drained(timeout=10)
+            await run.wait_for(lambda: len(run.received) == 10)
+    stats = run.stats[spec.name]
+    assert fake.connections == 1
+    assert stats.silent == 0
+    assert stats.reconnects == 0
+    assert_exactly_delivered(run, spec, fake)
+
+
+async def test_a_feed_gone_quiet_is_cut_once_per_silence() -> None:
+    # Ten frames, then nothing: the watchdog cuts each quiet connection after 0.3 s.
+    frames = [binance_frame(i) for i in range(10)]
+    async with FakeExchange(dialect_for("binance_usdm"), frames) as fake:
+        spec = spec_for("binance_usdm", "binance_usdm", fake.url, silence_timeout=0.3)
+        async with Feeds([spec]) as run:
+            await fake.wait_drained(timeout=10)
+            await run.wait_for(lambda: run.stats[spec.name].silent >= 2)
+    stats = run.stats[spec.name]
+    assert stats.errors["silent"] == stats.silent
+    assert stats.last_error.startswith("silent: no frame for 0.3 s")
+    assert_exactly_delivered(run, spec, fake)
