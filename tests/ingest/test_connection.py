@@ -7,6 +7,9 @@ behave exactly as a per-frame timeout and a scan on every call would.
 
 from __future__ import annotations
 
+import random
+from collections import OrderedDict
+
 from purpleflea.ingest.connection import Deduper
 from tests.fakes.exchanges import FakeExchange, Faults, dialect_for
 from tests.fakes.harness import Feeds
@@ -42,6 +45,35 @@ def test_deduper_refills_after_everything_expired() -> None:
     assert deduper.seen("b", 5.5)
     assert not deduper.seen("a", 5.5)
     assert not deduper.seen("b", 6.0)
+
+
+class _ScanEveryCall:
+    """The deduper as it was: look at the oldest id on every call (the reference)."""
+
+    def __init__(self, ttl: float, max_size: int) -> None:
+        self.ttl, self.max_size = ttl, max_size
+        self.expiry: OrderedDict[str, float] = OrderedDict()
+
+    def seen(self, event_id: str, now: float) -> bool:
+        while self.expiry:
+            oldest, at = next(iter(self.expiry.items()))
+            if at > now and len(self.expiry) < self.max_size:
+                break
+            del self.expiry[oldest]
+        if event_id in self.expiry:
+            return True
+        self.expiry[event_id] = now + self.ttl
+        return False
+
+
+def test_deduper_answers_as_a_scan_on_every_call_would() -> None:
+    rng = random.Random(7)
+    deduper, reference = Deduper(ttl=5.0, max_size=40), _ScanEveryCall(5.0, 40)
+    now = 0.0
+    for _ in range(20_000):
+        now += rng.expovariate(20.0)  # ~100 calls per TTL: the size bound and expiry both bite
+        event_id = f"e{rng.randrange(120)}"
+        assert deduper.seen(event_id, now) == reference.seen(event_id, now), (event_id, now)
 
 
 async def test_a_slow_but_steady_feed_is_never_called_silent() -> None:
