@@ -1,16 +1,23 @@
 """The connection runner's own pieces: the id deduper and the silence watchdog.
 
 The watchdog keeps one timer per silence period (not one per frame) and re-arms it from the
-last frame's time; the deduper skips its expiry scan until the oldest id is due. Both must
-behave exactly as a per-frame timeout and a scan on every call would.
+last frame's time; the deduper skips its expiry scan until the oldest id is due; the session
+takes every message websockets already holds at once. Each must behave exactly as a per-frame
+timeout, a scan on every call and one ``recv()`` per message would.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import OrderedDict
+from types import SimpleNamespace
+from typing import Any, cast
 
-from purpleflea.ingest.connection import Deduper
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.server import ServerConnection, serve
+
+from purpleflea.ingest.connection import Deduper, take_ready
 from tests.fakes.exchanges import FakeExchange, Faults, dialect_for
 from tests.fakes.harness import Feeds
 from tests.ingest.test_faults import assert_exactly_delivered, binance_frame, spec_for
@@ -103,4 +110,62 @@ async def test_a_feed_gone_quiet_is_cut_once_per_silence() -> None:
     stats = run.stats[spec.name]
     assert stats.errors["silent"] == stats.silent
     assert stats.last_error.startswith("silent: no frame for 0.3 s")
+    assert_exactly_delivered(run, spec, fake)
+
+
+async def _received_burst(sent: list[Any]) -> tuple[ClientConnection, list[str | bytes]]:
+    """A client connection to a server that sent ``sent`` at once, and the first message."""
+
+    async def handler(ws: ServerConnection) -> None:
+        for message in sent:
+            await ws.send(message)
+        await ws.wait_closed()
+
+    server = await serve(handler, "127.0.0.1", 0)
+    port = next(iter(server.sockets)).getsockname()[1]
+    client = await connect(f"ws://127.0.0.1:{port}", compression=None)
+    client.server_for_test = server  # type: ignore[attr-defined]
+    first = await client.recv()
+    await asyncio.sleep(0.2)  # the rest of the burst reaches websockets' buffer
+    return client, [first]
+
+
+async def test_take_ready_returns_what_recv_would_in_order_and_stops_at_a_fragment() -> None:
+    sent: list[Any] = [f"text {i}" for i in range(30)]
+    sent += [b"\x00binary", "after binary", ["frag", "mented"], "after the fragment"]
+    client, got = await _received_burst(sent)
+    try:
+        got += take_ready(client)
+        assert got == sent[:32]  # the fragmented message is left for recv()
+        assert await client.recv() == "fragmented"
+        got = [await client.recv()]
+        got += take_ready(client)
+        assert got == ["after the fragment"]
+        assert take_ready(client) == []  # nothing held: nothing taken, nothing waited for
+    finally:
+        await client.close()
+        client.server_for_test.close()  # type: ignore[attr-defined]
+
+
+def test_take_ready_takes_nothing_from_a_buffer_it_does_not_know() -> None:
+    # Another websockets version may keep messages otherwise: the session then recv()s each.
+    for assembler in (SimpleNamespace(), SimpleNamespace(frames=SimpleNamespace(queue=[1]))):
+        ws = cast(ClientConnection, SimpleNamespace(recv_messages=assembler))
+        assert take_ready(ws) == []
+
+
+async def test_a_burst_is_delivered_in_order_and_counted_frame_by_frame() -> None:
+    # 500 frames back to back with garbage among them: most are taken from the buffer in
+    # batches, yet every good event arrives once, in order, and every frame is counted.
+    frames = [binance_frame(i) for i in range(500)]
+    faults = Faults(burst=100, garbage_every=7)
+    async with FakeExchange(dialect_for("binance_usdm"), frames, faults) as fake:
+        spec = spec_for("binance_usdm", "binance_usdm", fake.url)
+        async with Feeds([spec]) as run:
+            await fake.wait_drained(timeout=10)
+            await run.wait_for(lambda: len(run.received) == 500)
+            await run.wait_for(lambda: run.stats[spec.name].malformed == fake.garbage_delivered)
+    stats = run.stats[spec.name]
+    assert stats.frames >= 500 + fake.garbage_delivered  # acks come on top
+    assert stats.duplicates == 0
     assert_exactly_delivered(run, spec, fake)

@@ -21,6 +21,7 @@ from typing import Protocol
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.frames import Opcode
 
 from purpleflea.clock import now_ms
 from purpleflea.model import VenueLiquidation
@@ -313,18 +314,23 @@ async def _session(
             watchdog.start(scope)
             try:
                 while True:
-                    frame = await ws.recv()
+                    # Wait for one message, then take every one websockets already holds: at
+                    # crash rates one socket read brings dozens, and each recv() is a chain of
+                    # three coroutines even when it need not wait.
+                    frames = [await ws.recv()]
+                    frames += take_ready(ws)
                     received_at = now_ms()
-                    stats.frames += 1
+                    stats.frames += len(frames)
                     if watch is not None:
                         watch.frame(spec.name, received_at)
                     stats.last_message_at = watchdog.last_frame = time.monotonic()
-                    if spec.answer is not None:
-                        reply = _answer(spec, frame, stats)
-                        if reply is not None:
-                            await ws.send(reply)
-                            continue
-                    _deliver(frame, received_at, spec, sink, stats, deduper)
+                    for frame in frames:
+                        if spec.answer is not None:
+                            reply = _answer(spec, frame, stats)
+                            if reply is not None:
+                                await ws.send(reply)
+                                continue
+                        _deliver(frame, received_at, spec, sink, stats, deduper)
             finally:
                 watchdog.cancel()
     except TimeoutError:
@@ -339,6 +345,41 @@ async def _session(
             # The pinger dies with the connection; its own error is not the session's.
             with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
                 await pinger
+
+
+def take_ready(ws: ClientConnection) -> list[str | bytes]:
+    """The whole messages ``ws`` has already received, in order, taken without waiting: what
+    successive ``recv()`` calls would return before they had to wait, minus their coroutines.
+
+    Reads the buffer of websockets' asyncio connection (``recv_messages``, its ``Assembler``);
+    takes only unfragmented text and binary messages and leaves anything else (a fragment, text
+    that is not UTF-8) at the head of the buffer, for ``recv()`` to handle as it does. Returns
+    ``[]`` when that buffer is not laid out as expected (another websockets version), so the
+    caller simply goes on with ``recv()``.
+    """
+    assembler = ws.recv_messages
+    queue = getattr(getattr(assembler, "frames", None), "queue", None)
+    if not isinstance(queue, deque) or getattr(assembler, "get_in_progress", True):
+        return []
+    taken: list[str | bytes] = []
+    while queue:
+        frame = queue[0]
+        if not getattr(frame, "fin", False):
+            break
+        opcode = getattr(frame, "opcode", None)
+        if opcode is Opcode.TEXT:
+            try:
+                taken.append(frame.data.decode())
+            except UnicodeDecodeError:
+                break  # recv() fails the connection with the right close code
+        elif opcode is Opcode.BINARY:
+            taken.append(bytes(frame.data))
+        else:
+            break
+        queue.popleft()
+    if taken:
+        assembler.maybe_resume()  # reading below the low-water mark resumes the socket
+    return taken
 
 
 class _Watchdog:
