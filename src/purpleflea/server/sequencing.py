@@ -139,8 +139,9 @@ class BatchPlan:
                 f"{'events' if self.stored is None else 'alerts'} not stored yet"
             )
         items = [Message("liquidations", e.seq, e, liquidation_frame(e), now) for e in self.stored]
-        items += [Message("cascades", a.seq, a, cascade_frame(a), now) for a in self.alerts]
-        items.sort(key=lambda message: message.seq)
+        if self.alerts:  # events are in seq order already; alerts interleave with them
+            items += [Message("cascades", a.seq, a, cascade_frame(a), now) for a in self.alerts]
+            items.sort(key=lambda message: message.seq)
         return items
 
 
