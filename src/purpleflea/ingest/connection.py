@@ -323,14 +323,14 @@ async def _session(
                     stats.frames += len(frames)
                     if watch is not None:
                         watch.frame(spec.name, received_at)
-                    stats.last_message_at = watchdog.last_frame = time.monotonic()
+                    now = stats.last_message_at = watchdog.last_frame = time.monotonic()
                     for frame in frames:
                         if spec.answer is not None:
                             reply = _answer(spec, frame, stats)
                             if reply is not None:
                                 await ws.send(reply)
                                 continue
-                        _deliver(frame, received_at, spec, sink, stats, deduper)
+                        _deliver(frame, received_at, now, spec, sink, stats, deduper)
             finally:
                 watchdog.cancel()
     except TimeoutError:
@@ -435,11 +435,15 @@ def _answer(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> str |
 def _deliver(
     frame: bytes | str,
     received_at: int,
+    now: float,
     spec: FeedSpec,
     sink: Sink,
     stats: ConnectionStats,
     deduper: Deduper,
 ) -> None:
+    """Normalize one frame and hand its new, sized events to ``sink``, counting the rest.
+    ``received_at``: wall ms of the wakeup that took the frame; ``now``: its monotonic time
+    (the dedupe's clock)."""
     try:
         events = spec.normalize(frame)
     except FrameError as exc:
@@ -454,7 +458,6 @@ def _deliver(
         stats.last_error = f"normalizer_error: {exc!r}"
         log.exception("%s: normalizer failed on a frame: %.200r", spec.name, frame)
         return
-    now = time.monotonic()
     for event in events:
         if event.quantity is None or event.size_usd is None:
             # Never publish a guessed size: the catalog lacks this contract (yet).

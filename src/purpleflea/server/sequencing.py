@@ -233,8 +233,9 @@ class Sequencer:
     def _sequence(self, batch: list[tuple[VenueLiquidation, int]], now: float) -> BatchPlan:
         events: list[Liquidation] = []
         alerts: list[CascadeAlert] = []
+        seen, coverage_of = self._deduper.seen, registry.coverage_of  # once a batch, not per event
         for venue, received_at in batch:
-            if self._deduper.seen(venue.id, now):
+            if seen(venue.id, now):
                 self.counters["duplicates"] += 1
                 continue
             try:
@@ -242,7 +243,7 @@ class Sequencer:
                     venue,
                     seq=self.next_seq,
                     received_at=received_at,
-                    coverage=registry.coverage_of(venue.exchange),
+                    coverage=coverage_of(venue.exchange),
                 )
             except UnsizedLiquidation as exc:
                 self.counters["unsized"] += 1
@@ -251,7 +252,8 @@ class Sequencer:
             self.next_seq += 1
             if self.scorer is not None:
                 event, caused = self._score(event)
-                alerts.extend(self._assign(caused))
+                if caused:
+                    alerts.extend(self._assign(caused))
             events.append(event)
             if self.on_event is not None:
                 self.on_event(event)
