@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from types import SimpleNamespace
 from typing import Any, cast
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.frames import Opcode
 
 from purpleflea.ingest.connection import Deduper, take_ready
 from tests.fakes.exchanges import FakeExchange, Faults, dialect_for
@@ -149,9 +150,16 @@ async def test_take_ready_returns_what_recv_would_in_order_and_stops_at_a_fragme
 
 def test_take_ready_takes_nothing_from_a_buffer_it_does_not_know() -> None:
     # Another websockets version may keep messages otherwise: the session then recv()s each.
-    for assembler in (SimpleNamespace(), SimpleNamespace(frames=SimpleNamespace(queue=[1]))):
+    held = deque([SimpleNamespace(fin=True, opcode=Opcode.TEXT, data=b"held")])
+    for assembler in (
+        SimpleNamespace(),
+        SimpleNamespace(frames=SimpleNamespace(queue=[1]), get_in_progress=False),
+        SimpleNamespace(frames=SimpleNamespace(queue=held), get_in_progress=False),  # no resume
+    ):
         ws = cast(ClientConnection, SimpleNamespace(recv_messages=assembler))
         assert take_ready(ws) == []
+    assert len(held) == 1  # left where it was
+    assert take_ready(cast(ClientConnection, SimpleNamespace())) == []
 
 
 async def test_a_burst_is_delivered_in_order_and_counted_frame_by_frame() -> None:

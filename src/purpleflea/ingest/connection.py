@@ -357,9 +357,12 @@ def take_ready(ws: ClientConnection) -> list[str | bytes]:
     ``[]`` when that buffer is not laid out as expected (another websockets version), so the
     caller simply goes on with ``recv()``.
     """
-    assembler = ws.recv_messages
+    assembler = getattr(ws, "recv_messages", None)
     queue = getattr(getattr(assembler, "frames", None), "queue", None)
-    if not isinstance(queue, deque) or getattr(assembler, "get_in_progress", True):
+    resume = getattr(assembler, "maybe_resume", None)
+    if not isinstance(queue, deque) or not callable(resume):
+        return []
+    if getattr(assembler, "get_in_progress", True):
         return []
     taken: list[str | bytes] = []
     while queue:
@@ -378,7 +381,7 @@ def take_ready(ws: ClientConnection) -> list[str | bytes]:
             break
         queue.popleft()
     if taken:
-        assembler.maybe_resume()  # reading below the low-water mark resumes the socket
+        resume()  # reading below the low-water mark resumes the socket
     return taken
 
 
