@@ -85,3 +85,22 @@ async def test_metrics_show_where_each_live_event_spent_its_time(live: Running) 
     written = _histogram(metrics, "written")
     assert written["count"] == 3
     assert written["1"] == 3
+
+
+async def test_persisted_counts_every_event_of_a_batch_at_its_own_receive_time(
+    live: Running,
+) -> None:
+    # One batch whose events came in runs of one receive time (a venue frame, one wakeup's
+    # burst), the runs not in order: each event counts once, in its own run's bucket.
+    now = now_ms()
+    for ago_ms in (300, 300, 3_000, 300, 7_000, 7_000, 7_000):
+        live.server.tracker.submit(venue_event(), received_at=now - ago_ms)
+    await live.server.tracker.drain()
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        persisted = _histogram((await http.get("/v1/metrics")).text, "persisted")
+    assert persisted["count"] == 7
+    assert persisted["0.25"] == 0
+    assert persisted["1"] == 3  # the three 300 ms ones (and the batch took < 0.7 s)
+    assert persisted["5"] == 4  # and the 3 s one
+    assert persisted["10"] == 7
+    assert 3 * 0.3 + 3.0 + 3 * 7.0 <= persisted["sum"] < 3 * 0.3 + 3.0 + 3 * 7.0 + 7 * 0.7

@@ -61,6 +61,17 @@ async def test_append_is_idempotent_by_id(store: Store) -> None:
     assert await store.since(0) == events
 
 
+async def test_a_batch_partly_stored_adds_only_its_new_events(store: Store) -> None:
+    events = [_event(i) for i in range(1, 11)]
+    assert await store.append(events[2:5]) == events[2:5]
+    assert await store.append(events) == events[:2] + events[5:]
+    assert await store.since(0) == events
+    # An id repeated in one batch: the first is stored, the repeat is not.
+    first, repeat = _event(12, id="test:twice"), _event(13, id="test:twice")
+    assert await store.append([_event(11), first, repeat]) == [_event(11), first]
+    assert [e.seq for e in await store.since(10)] == [11, 12]
+
+
 async def test_a_taken_seq_fails_the_batch_loudly(store: Store) -> None:
     # Two sequencers on one store (a misconfiguration) must not silently drop events.
     await store.append([_event(1)])

@@ -10,8 +10,9 @@ publisher or its peers.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Protocol
+
+import msgspec
 
 from purpleflea.model import CascadeAlert, Liquidation, encode
 
@@ -19,9 +20,13 @@ from purpleflea.model import CascadeAlert, Liquidation, encode
 DEFAULT_BUFFER_BYTES = 4 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One published item: ``channel`` is ``liquidations`` or ``cascades``."""
+class Message(msgspec.Struct, frozen=True):
+    """One published item: ``channel`` is ``liquidations`` or ``cascades``.
+
+    A frozen struct, not a frozen dataclass: one is built per event published, and a frozen
+    dataclass's ``__init__`` (an ``object.__setattr__`` per field) took 1.5 µs of it, the
+    struct 0.2 µs (bench/crash_ingest.py).
+    """
 
     channel: str
     seq: int

@@ -53,8 +53,14 @@ class HeatmapFeed:
 
     def note_price(self, market: str, price: float) -> None:
         """A trade or liquidation price seen on ``market`` (widens the swept range)."""
-        low, high = self._range.get(market, (price, price))
-        self._range[market] = (min(low, price), max(high, price))
+        found = self._range.get(market)
+        if found is None:
+            self._range[market] = (price, price)
+        elif price < found[0]:
+            self._range[market] = (price, found[1])
+        elif price > found[1]:
+            self._range[market] = (found[0], price)
+        # Within the range (most prices, at crash rates once per event): nothing to build.
 
     def on_snapshot(self, snapshot: MarketSnapshot) -> None:
         market = snapshot.market

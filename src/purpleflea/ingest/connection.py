@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -22,6 +23,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from purpleflea.clock import now_ms
+from purpleflea.ingest.receive import Watchdog, take_ready
 from purpleflea.model import VenueLiquidation
 from purpleflea.venues import FrameError
 from purpleflea.venues.venue import Connection, Message
@@ -154,25 +156,46 @@ class Alarm:
 
 
 class Deduper:
-    """Remembers event ids for ``ttl`` seconds (at most ``max_size`` of them)."""
+    """Remembers event ids for ``ttl`` seconds (at most ``max_size`` of them).
+
+    Every event passes two of these (the connection's and the pipeline's), so the common
+    case is kept to a float comparison and a plain dict: ids map to their expiry, and a
+    deque holds (expiry, id) in arrival order for forgetting the oldest.
+    """
 
     def __init__(self, ttl: float = 900.0, max_size: int = 200_000) -> None:
         self.ttl = ttl
         self.max_size = max_size
-        self._expiry: OrderedDict[str, float] = OrderedDict()
+        self._expiry: dict[str, float] = {}
+        self._order: deque[tuple[float, str]] = deque()
+        # When the oldest id expires (inf: none held): most calls need not look at it.
+        self._first_expiry = math.inf
 
     def seen(self, event_id: str, now: float) -> bool:
         """True if ``event_id`` was seen within the TTL; otherwise remember it."""
         expiry = self._expiry
-        while expiry:
-            oldest, at = next(iter(expiry.items()))
-            if at > now and len(expiry) < self.max_size:
-                break
-            del expiry[oldest]
+        if now >= self._first_expiry or len(expiry) >= self.max_size:
+            self._forget(now)
         if event_id in expiry:
             return True
-        expiry[event_id] = now + self.ttl
+        at = now + self.ttl
+        expiry[event_id] = at
+        self._order.append((at, event_id))
+        if len(expiry) == 1:  # the only id held: the oldest
+            self._first_expiry = at
         return False
+
+    def _forget(self, now: float) -> None:
+        """Drop the ids expired at ``now``, and the oldest ones beyond ``max_size - 1``."""
+        expiry, order = self._expiry, self._order
+        while order:
+            at, oldest = order[0]
+            if at > now and len(expiry) < self.max_size:
+                self._first_expiry = at
+                return
+            order.popleft()
+            del expiry[oldest]
+        self._first_expiry = math.inf
 
 
 class SilentConnection(Exception):
@@ -285,28 +308,37 @@ async def _session(
         if spec.keepalive
         else None
     )
+    watchdog = Watchdog(spec.silence_timeout)
     try:
-        while True:
+        async with asyncio.timeout(None) as scope:
+            watchdog.start(scope)
             try:
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps every frame in
-                # a new Task, a sixth of the tracker's CPU at crash rates (bench/crash_ingest.py).
-                async with asyncio.timeout(spec.silence_timeout):
-                    frame = await ws.recv()
-            except TimeoutError:
-                raise SilentConnection(
-                    f"no frame for {spec.silence_timeout:g} s (connected but silent)"
-                ) from None
-            received_at = now_ms()
-            stats.frames += 1
-            if watch is not None:
-                watch.frame(spec.name, received_at)
-            stats.last_message_at = time.monotonic()
-            if spec.answer is not None:
-                reply = _answer(spec, frame, stats)
-                if reply is not None:
-                    await ws.send(reply)
-                    continue
-            _deliver(frame, received_at, spec, sink, stats, deduper)
+                while True:
+                    # Wait for one message, then take every one websockets already holds: at
+                    # crash rates one socket read brings dozens, and each recv() is a chain of
+                    # three coroutines even when it need not wait.
+                    frames = [await ws.recv()]
+                    frames += take_ready(ws)
+                    received_at = now_ms()
+                    stats.frames += len(frames)
+                    if watch is not None:
+                        watch.frame(spec.name, received_at)
+                    now = stats.last_message_at = watchdog.last_frame = time.monotonic()
+                    for frame in frames:
+                        if spec.answer is not None:
+                            reply = _answer(spec, frame, stats)
+                            if reply is not None:
+                                await ws.send(reply)
+                                continue
+                        _deliver(frame, received_at, now, spec, sink, stats, deduper)
+            finally:
+                watchdog.cancel()
+    except TimeoutError:
+        if not watchdog.expired:
+            raise  # not the watchdog's: reported as a timeout, as before
+        raise SilentConnection(
+            f"no frame for {spec.silence_timeout:g} s (connected but silent)"
+        ) from None
     finally:
         if pinger is not None:
             pinger.cancel()
@@ -328,11 +360,15 @@ def _answer(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> str |
 def _deliver(
     frame: bytes | str,
     received_at: int,
+    now: float,
     spec: FeedSpec,
     sink: Sink,
     stats: ConnectionStats,
     deduper: Deduper,
 ) -> None:
+    """Normalize one frame and hand its new, sized events to ``sink``, counting the rest.
+    ``received_at``: wall ms of the wakeup that took the frame; ``now``: its monotonic time
+    (the dedupe's clock)."""
     try:
         events = spec.normalize(frame)
     except FrameError as exc:
@@ -347,7 +383,6 @@ def _deliver(
         stats.last_error = f"normalizer_error: {exc!r}"
         log.exception("%s: normalizer failed on a frame: %.200r", spec.name, frame)
         return
-    now = time.monotonic()
     for event in events:
         if event.quantity is None or event.size_usd is None:
             # Never publish a guessed size: the catalog lacks this contract (yet).

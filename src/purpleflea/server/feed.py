@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from purpleflea.bus.base import SubscriptionClosed, cascade_frame, liquidation_frame
 from purpleflea.clock import now_ms
@@ -27,9 +29,12 @@ if TYPE_CHECKING:
 _REPLAY_PAGE = 1_000
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
-    """A frame to send: ``kind`` is ``liquidation``, ``cascade`` or ``heartbeat``."""
+class Item(msgspec.Struct, frozen=True):
+    """A frame to send: ``kind`` is ``liquidation``, ``cascade`` or ``heartbeat``.
+
+    A frozen struct rather than a frozen dataclass: the fan-out builds one or two per event
+    and filter, and the struct is built ~8x faster (see :class:`~purpleflea.bus.base.Message`).
+    """
 
     kind: str
     seq: int

@@ -310,9 +310,17 @@ class Pipeline:
         """Each stored event's time from its venue frame's arrival (wall clock: the
         connection stamps ``received_at`` with it) to now."""
         now = now_ms()
-        observe = self.latency.observe
+        # One observation per run of events that share a receive time (a venue frame, or a
+        # burst taken at one wakeup), not one per event: the histogram is the same.
+        received, times = 0, 0
         for event in plan.stored or ():
-            observe("persisted", (now - event.received_at) / 1000.0)
+            if event.received_at != received:
+                if times:
+                    self.latency.observe("persisted", (now - received) / 1000.0, times)
+                received, times = event.received_at, 0
+            times += 1
+        if times:
+            self.latency.observe("persisted", (now - received) / 1000.0, times)
 
     async def _persist(self, plan: BatchPlan) -> None:
         delay = self.retry_initial_s

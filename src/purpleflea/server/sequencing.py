@@ -139,8 +139,9 @@ class BatchPlan:
                 f"{'events' if self.stored is None else 'alerts'} not stored yet"
             )
         items = [Message("liquidations", e.seq, e, liquidation_frame(e), now) for e in self.stored]
-        items += [Message("cascades", a.seq, a, cascade_frame(a), now) for a in self.alerts]
-        items.sort(key=lambda message: message.seq)
+        if self.alerts:  # events are in seq order already; alerts interleave with them
+            items += [Message("cascades", a.seq, a, cascade_frame(a), now) for a in self.alerts]
+            items.sort(key=lambda message: message.seq)
         return items
 
 
@@ -232,8 +233,9 @@ class Sequencer:
     def _sequence(self, batch: list[tuple[VenueLiquidation, int]], now: float) -> BatchPlan:
         events: list[Liquidation] = []
         alerts: list[CascadeAlert] = []
+        seen, coverage_of = self._deduper.seen, registry.coverage_of  # once a batch, not per event
         for venue, received_at in batch:
-            if self._deduper.seen(venue.id, now):
+            if seen(venue.id, now):
                 self.counters["duplicates"] += 1
                 continue
             try:
@@ -241,7 +243,7 @@ class Sequencer:
                     venue,
                     seq=self.next_seq,
                     received_at=received_at,
-                    coverage=registry.coverage_of(venue.exchange),
+                    coverage=coverage_of(venue.exchange),
                 )
             except UnsizedLiquidation as exc:
                 self.counters["unsized"] += 1
@@ -250,7 +252,8 @@ class Sequencer:
             self.next_seq += 1
             if self.scorer is not None:
                 event, caused = self._score(event)
-                alerts.extend(self._assign(caused))
+                if caused:
+                    alerts.extend(self._assign(caused))
             events.append(event)
             if self.on_event is not None:
                 self.on_event(event)

@@ -113,6 +113,8 @@ _ADD_MARK = "ALTER TABLE open_interest ADD COLUMN mark_price REAL NOT NULL DEFAU
 
 _INSERT_HEAD = f"INSERT INTO liquidations ({', '.join(COLUMNS)})"
 _INSERT = f"{_INSERT_HEAD} VALUES ({', '.join('?' for _ in COLUMNS)})"
+#: The same, skipping a row whose id is stored (a taken seq still fails): the append's try.
+_INSERT_NEW_IDS = f"{_INSERT} ON CONFLICT (id) DO NOTHING"
 # ``seconds`` counts the seconds that carried an event (the coverage estimate's input): one
 # batch's distinct seconds are added, so a second split across two batches counts twice.
 _ROLLUP_HEAD = "INSERT INTO rollup_1m (minute, market, exchange, side, count, size_usd, seconds)"
@@ -407,9 +409,9 @@ class SQLiteStore:
     def append_now(self, events: Sequence[Liquidation]) -> list[Liquidation]:
         """Synchronous append for bulk loaders (the simulator's history, imports).
 
-        Ids already stored (or repeated in the batch) are skipped; the rest go in with a plain
-        INSERT, so a seq that is already taken fails the whole batch loudly rather than
-        dropping an event.
+        Ids already stored (or repeated in the batch) are skipped; a seq that is already
+        taken fails the whole batch loudly rather than dropping an event (see
+        :meth:`_insert_new`).
         """
         self._check_writable()
         if not events:
@@ -417,20 +419,12 @@ class SQLiteStore:
         writer = self._writer
         writer.execute("BEGIN")
         try:
-            seen = self.stored_ids([event.id for event in events])
-            inserted: list[Liquidation] = []
-            rows: list[tuple[Any, ...]] = []
+            inserted = self._insert_new(writer, events)
             rollup: dict[tuple[int, str, str, str], _Cell] = {}
             key: tuple[int, str, str, str]
             # One pass per event, so each lookup saved here is saved millions of times in a
             # bulk load.
-            for event in events:
-                event_id = event.id
-                if event_id in seen:
-                    continue
-                seen.add(event_id)
-                inserted.append(event)
-                rows.append(_EVENT_ROW(event))
+            for event in inserted:
                 ts = event.ts
                 key = (ts // 60_000 * 60_000, event.market, event.exchange, event.side)
                 cell = rollup.get(key)
@@ -439,7 +433,6 @@ class SQLiteStore:
                 cell.count += 1
                 cell.usd += event.size_usd
                 cell.seconds.add(ts // 1000)
-            writer.executemany(_INSERT, rows)
             writer.executemany(
                 _ROLLUP, [(*key, c.count, c.usd, len(c.seconds)) for key, c in rollup.items()]
             )
@@ -465,6 +458,41 @@ class SQLiteStore:
             _rollback(writer)
             raise
         self._last_seq = max(self._last_seq, events[-1].seq)
+        return inserted
+
+    def _insert_new(
+        self, writer: sqlite3.Connection, events: Sequence[Liquidation]
+    ) -> list[Liquidation]:
+        """Insert the events whose id is not stored yet (the first of ids repeated in the
+        batch); returns them. The first statement of the caller's open transaction.
+
+        Almost every batch is all new, so that is tried first, as one insert that skips a
+        stored id instead of a lookup of every id before it (a query per 500 ids, ~1 µs an
+        event at crash rates). If any id was skipped, or the insert failed, the transaction
+        (holding only that insert) is rolled back and begun again, and the batch goes the
+        careful way: look the ids up, insert exactly the new ones with a plain INSERT (so a
+        taken seq still fails the batch loudly). Not a savepoint: that would copy every page
+        the insert touches into a statement journal.
+        """
+        rows = [_EVENT_ROW(event) for event in events]
+        try:
+            added = writer.executemany(_INSERT_NEW_IDS, rows).rowcount
+        except sqlite3.IntegrityError:
+            added = -1
+        if added == len(rows):
+            return list(events)
+        writer.execute("ROLLBACK")
+        writer.execute("BEGIN")
+        seen = self.stored_ids([event.id for event in events])
+        inserted: list[Liquidation] = []
+        new_rows: list[tuple[Any, ...]] = []
+        for event, row in zip(events, rows, strict=True):
+            if event.id in seen:
+                continue
+            seen.add(event.id)
+            inserted.append(event)
+            new_rows.append(row)
+        writer.executemany(_INSERT, new_rows)
         return inserted
 
     def _check_writable(self) -> None:
