@@ -4,12 +4,16 @@ venue's feed is, filters select by it, and aggregates carry the estimate beside 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from purpleflea.ingest.uptime import Ledger
+from purpleflea.server.coverage import CoverageService
 from tests.server.conftest import Running, make_config, running_server
 
 TIMEOUT_S = 60.0
@@ -75,3 +79,40 @@ async def test_simulated_events_carry_their_venues_coverage_and_aggregates_the_e
         groups = {b["group"] for b in only_snapshot["buckets"]}
         assert "binance_usdm" in groups
         assert "bybit" not in groups
+
+
+class _FullDisk:
+    """A coverage store whose disk is full until ``free`` is set."""
+
+    def __init__(self) -> None:
+        self.free = False
+        self.recorded = 0
+
+    async def record(self, hours: object, gaps: object) -> None:
+        if not self.free:
+            raise OSError(28, "No space left on device")
+        self.recorded += 1
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_failing_coverage_store_logs_one_line_per_outage_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = _FullDisk()
+    ledger = Ledger()
+    ledger.watch("binance_usdm", "binance_usdm", 1_000)
+    service = CoverageService(store, ledger, clock=lambda: 2_000)  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO, logger="purpleflea"):
+        for _ in range(5):
+            await service.flush()
+        store.free = True
+        await service.flush()
+        await service.flush()
+    lines = [r for r in caplog.records if r.name.startswith("purpleflea")]
+    assert [r.levelno for r in lines] == [logging.ERROR, logging.WARNING], lines
+    assert "No space left on device" in lines[0].getMessage()
+    assert lines[0].exc_info is None
+    assert "recovered" in lines[1].getMessage()
+    assert store.recorded == 2

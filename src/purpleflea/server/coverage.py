@@ -54,6 +54,7 @@ class CoverageService:
     interval_s: float = 10.0
     clock: Callable[[], int] = _now_ms
     _closed: bool = field(default=False, init=False)
+    _failing: bool = field(default=False, init=False)
 
     async def flush(self) -> None:
         """Drain the ledger into the store now (a failure keeps nothing: logged, retried
@@ -63,8 +64,24 @@ class CoverageService:
         hours, gaps = self.ledger.drain(self.clock())
         try:
             await self.store.record(hours, gaps)
-        except Exception:  # a storage fault must not end recording
-            log.exception("coverage: could not record %d hours and %d gaps", len(hours), len(gaps))
+        except Exception as exc:  # a storage fault must not end recording
+            # One line when an outage starts (a full disk fails every drain; the store's own
+            # lines say the rest), none with a traceback for an expected OSError-like fault.
+            if not self._failing:
+                log.error(
+                    "coverage: could not record %d hours and %d gaps: %s: %s "
+                    "(retrying every %.0f s; the next line says when it recovers)",
+                    len(hours),
+                    len(gaps),
+                    type(exc).__name__,
+                    exc,
+                    self.interval_s,
+                )
+            self._failing = True
+            return
+        if self._failing:
+            self._failing = False
+            log.warning("coverage: recording recovered")
 
     async def run(self) -> None:
         while True:

@@ -58,7 +58,10 @@ class SQLiteStatements:
                 results = [self._db.execute(sql, params).fetchall() for sql, params in statements]
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # A failed COMMIT (disk full) may have rolled the transaction back already:
+                # a second ROLLBACK would raise over the real error.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
         return results
 
