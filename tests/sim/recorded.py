@@ -1,0 +1,96 @@
+"""A simulated run kept as columns, so several tests can read one run of the same config.
+
+The simulator is deterministic (same config -> same bytes), and building the served market
+(275 markets, a two-hour warm-up in 2.5 s blocks) costs more than its first ten minutes:
+tests that read the same configuration share one recording (``served_crash`` in
+``tests/sim/conftest.py``) instead of each simulating it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from purpleflea.sim import SimConfig, Simulator
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Recording:
+    """``minutes`` of a simulator's stream from its start: its steps, every market's mark
+    after each step, the true open interest at both ends, and one row per liquidation event
+    (in stream order) with the step that carried it."""
+
+    config: SimConfig
+    minutes: int
+    market_index: dict[str, int]
+    #: Each step's ``ts`` (the end of the step), in order.
+    step_ts: IntArray
+    #: Every market's mark at the start, and after each step (steps x markets).
+    start_marks: FloatArray
+    marks: FloatArray
+    #: Every market's true open interest (coins, :meth:`Truth.open_interest`) at both ends.
+    open_interest_start: FloatArray
+    open_interest_end: FloatArray
+    #: Per event: the index of its step, its time, market, exchange, price and USD size.
+    step: IntArray
+    ts: IntArray
+    market: tuple[str, ...]
+    exchange: tuple[str, ...]
+    price: FloatArray
+    size_usd: FloatArray
+
+    def events_within(self, minutes: int) -> npt.NDArray[np.bool_]:
+        """Which events a run of only the first ``minutes`` would have carried."""
+        if minutes > self.minutes:
+            raise ValueError(f"the recording holds {self.minutes} minutes, not {minutes}")
+        last: npt.NDArray[np.bool_] = (
+            self.step_ts[self.step] <= self.config.start_ms + minutes * 60_000
+        )
+        return last
+
+
+def record(config: SimConfig, minutes: int) -> Recording:
+    """Run a fresh simulator of ``config`` for ``minutes`` and keep what the tests read."""
+    sim = Simulator(config)
+    names = sim.market_names
+    start_marks = sim.marks().copy()
+    open_interest_start = np.array([sim.truth.open_interest(m) for m in names])
+    step_ts: list[int] = []
+    marks: list[FloatArray] = []
+    steps: list[int] = []
+    ts: list[int] = []
+    market: list[str] = []
+    exchange: list[str] = []
+    price: list[float] = []
+    size_usd: list[float] = []
+    for k, sim_step in enumerate(sim.run(minutes * 60_000)):
+        step_ts.append(sim_step.ts)
+        marks.append(sim.marks().copy())
+        for e in sim_step.liquidations:
+            steps.append(k)
+            ts.append(e.ts or 0)
+            market.append(e.market)
+            exchange.append(e.exchange)
+            price.append(e.price)
+            size_usd.append(e.size_usd or 0.0)
+    return Recording(
+        config=config,
+        minutes=minutes,
+        market_index=dict(sim.market_index),
+        step_ts=np.array(step_ts, dtype=np.int64),
+        start_marks=start_marks,
+        marks=np.array(marks),
+        open_interest_start=open_interest_start,
+        open_interest_end=np.array([sim.truth.open_interest(m) for m in names]),
+        step=np.array(steps, dtype=np.int64),
+        ts=np.array(ts, dtype=np.int64),
+        market=tuple(market),
+        exchange=tuple(exchange),
+        price=np.array(price),
+        size_usd=np.array(size_usd),
+    )
