@@ -129,12 +129,11 @@ async def test_addresses_are_stable_across_a_restart_of_the_market() -> None:
     after = SimulatedHyperliquid(("BTC",))
     async with after:
         after.observe(resumed, next(resumed.steps()))
-    kept = before.holders("BTC").keys() & after.holders("BTC").keys()
+    # holders() builds its dict on each call: take each side's once.
+    held, held_after = before.holders("BTC"), after.holders("BTC")
+    kept = held.keys() & held_after.keys()
     assert len(kept) > 100
-    assert {pid: before.holders("BTC")[pid] for pid in kept} == {
-        pid: after.holders("BTC")[pid] for pid in kept
-    }
-    held = before.holders("BTC")
+    assert {pid: held[pid] for pid in kept} == {pid: held_after[pid] for pid in kept}
     assert len(set(held.values())) == len(held)  # one address a position
 
 
