@@ -2,8 +2,8 @@
 
 The simulator is deterministic (same config -> same bytes), and building the served market
 (275 markets, a two-hour warm-up in 2.5 s blocks) costs more than its first ten minutes:
-tests that read the same configuration share one recording (``served_crash`` in
-``tests/sim/conftest.py``) instead of each simulating it again.
+tests that read the same configuration share one recording (``served_crash`` and
+``history_month`` in ``tests/sim/conftest.py``) instead of each simulating it again.
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from purpleflea.sim import SimConfig, Simulator
+from purpleflea.model import MarketSnapshot
+from purpleflea.sim import MarketSpec, SimConfig, Simulator
+from purpleflea.sim.config import DAY_MS
+from purpleflea.sim.history import blocks
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -93,4 +96,53 @@ def record(config: SimConfig, minutes: int) -> Recording:
         exchange=tuple(exchange),
         price=np.array(price),
         size_usd=np.array(size_usd),
+    )
+
+
+@dataclass(frozen=True)
+class BlockRecording:
+    """``days`` of a simulator's blocks (as :func:`purpleflea.sim.history.blocks` computes
+    them): every market's mark at the start and after each block, each block's event count
+    per (market, listing), and every listing's snapshot at the end of each day."""
+
+    config: SimConfig
+    days: int
+    markets: tuple[MarketSpec, ...]
+    market_index: dict[str, int]
+    #: Every market's mark at the start, then after each block ((blocks + 1) x markets).
+    marks: FloatArray
+    #: Events per block, market and listing (blocks x markets x the most listings).
+    events: IntArray
+    #: :meth:`Simulator.snapshots` at the end of each day (one tuple per day).
+    day_end_snapshots: tuple[tuple[MarketSnapshot, ...], ...]
+
+    @property
+    def blocks_per_day(self) -> int:
+        return DAY_MS // self.config.block_ms
+
+
+def record_blocks(config: SimConfig, days: int) -> BlockRecording:
+    """Run a fresh simulator of ``config`` for ``days`` of blocks and keep what tests read."""
+    if DAY_MS % config.block_ms:
+        raise ValueError(f"block_ms ({config.block_ms}) must divide a day")
+    sim = Simulator(config)
+    per_day = DAY_MS // config.block_ms
+    listings = max(len(spec.listings) for spec in sim.markets)
+    cells = len(sim.markets) * listings
+    marks = [sim.marks().copy()]
+    events: list[IntArray] = []
+    day_ends: list[tuple[MarketSnapshot, ...]] = []
+    for n, raw in enumerate(blocks(sim, days), start=1):
+        marks.append(sim.marks().copy())
+        events.append(np.bincount(raw.market * listings + raw.listing, minlength=cells))
+        if n % per_day == 0:
+            day_ends.append(sim.snapshots(raw.end_ms))  # reads state, changes nothing
+    return BlockRecording(
+        config=config,
+        days=days,
+        markets=sim.markets,
+        market_index=dict(sim.market_index),
+        marks=np.array(marks),
+        events=np.array(events, dtype=np.int64).reshape(-1, len(sim.markets), listings),
+        day_end_snapshots=tuple(day_ends),
     )

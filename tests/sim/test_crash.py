@@ -10,9 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from purpleflea.sim import Simulator
-from purpleflea.sim.history import blocks, history_config
-from tests.sim.recorded import Recording
+from tests.sim.recorded import BlockRecording, Recording
 
 #: 2025-10-10, Binance perpetuals: the 21:00 hour's low against the 20:00 hour's open.
 REAL_CRASH_LOW = {"BTC-PERP": -0.129, "ETH-PERP": -0.161, "SOL-PERP": -0.319, "DOGE-PERP": -0.638}
@@ -59,16 +57,15 @@ def test_the_served_market_crashes_in_two_waves_within_its_first_two_minutes(
         assert REAL_OI_FALL < oi_after / oi_before - 1 < -0.2
 
 
-def test_outside_a_crash_markets_move_no_more_than_real_ones() -> None:
+def test_outside_a_crash_markets_move_no_more_than_real_ones(
+    history_month: Callable[[int], BlockRecording],
+) -> None:
     # A month of the five largest markets, two seeds, no crash episode (5-minute blocks).
     hourly_btc: list[np.ndarray] = []
     hourly_top: list[np.ndarray] = []
     five_min_btc: list[np.ndarray] = []
     for seed in (0, 1):
-        sim = Simulator(history_config(seed=seed, n_markets=5))
-        marks = [sim.marks().copy()]
-        marks += [sim.marks().copy() for _ in blocks(sim, 30)]
-        log_marks = np.log(np.array(marks))
+        log_marks = np.log(history_month(seed).marks)  # at the start and after each block
         five_min_btc.append(np.abs(np.diff(log_marks[:, 0])))
         hourly = np.abs(log_marks[12::12] - log_marks[:-12:12])
         hourly_btc.append(hourly[:, 0])
