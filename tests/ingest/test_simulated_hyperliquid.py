@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -136,12 +136,11 @@ async def test_addresses_are_stable_across_a_restart_of_the_market() -> None:
     after = SimulatedHyperliquid(("BTC",))
     async with after:
         after.observe(resumed, next(resumed.steps()))
-    kept = before.holders("BTC").keys() & after.holders("BTC").keys()
+    # holders() builds its dict on each call: take each side's once.
+    held, held_after = before.holders("BTC"), after.holders("BTC")
+    kept = held.keys() & held_after.keys()
     assert len(kept) > 100
-    assert {pid: before.holders("BTC")[pid] for pid in kept} == {
-        pid: after.holders("BTC")[pid] for pid in kept
-    }
-    held = before.holders("BTC")
+    assert {pid: held[pid] for pid in kept} == {pid: held_after[pid] for pid in kept}
     assert len(set(held.values())) == len(held)  # one address a position
 
 
@@ -160,28 +159,75 @@ class _Capturing(SimulatedHyperliquid):
         self.traded.extend(trades)
 
 
-async def test_a_liquidated_true_position_is_one_liquidation_fill_of_its_holder() -> None:
+@dataclass(frozen=True)
+class _DemoRun:
+    """35 minutes of the demo market (seed 11, three markets), and a venue for each of the
+    windows the tests observe it: ``observed[20]`` saw its steps up to minute 20,
+    ``observed[30]`` up to minute 30."""
+
+    sim: Simulator
+    steps: tuple[SimStep, ...]
+    observed: dict[int, _Capturing]
+    #: Per step (by ts): the BTC positions its events name that were still open after it,
+    #: whose events are cross-margin accounts' closes of part of them (sim.accounts).
+    still_open: dict[int, frozenset[int]]
+
+    def account_close(self, step: SimStep, pid: int) -> bool:
+        return pid in self.still_open[step.ts]
+
+    def until(self, minutes: int) -> Iterator[SimStep]:
+        """The steps a run of only the first ``minutes`` would have yielded."""
+        end = self.sim.config.start_ms + minutes * 60_000
+        return (step for step in self.steps if step.ts <= end)
+
+
+async def _run_demo(minutes: int, windows: tuple[int, ...]) -> _DemoRun:
     sim = Simulator(SimConfig.demo(seed=11, n_markets=3, warmup_ms=600_000))
-    venue = _Capturing()
+    observed = {window: _Capturing() for window in windows}
+    steps: list[SimStep] = []
+    still_open: dict[int, frozenset[int]] = {}
+    for step in sim.run(minutes * 60_000):
+        for window, venue in observed.items():
+            if step.ts <= sim.config.start_ms + window * 60_000:
+                venue.observe(sim, step)
+        steps.append(step)
+        named = {
+            int(e.liquidated_user.removeprefix("cohort-"))
+            for e in step.liquidations
+            if e.market == MARKET and e.liquidated_user
+        }
+        still_open[step.ts] = frozenset(named & _open_ids(sim)) if named else frozenset()
+        await asyncio.sleep(0)  # the venues publish in tasks of their own
+    await asyncio.sleep(0.05)
+    return _DemoRun(sim, tuple(steps), observed, still_open)
+
+
+@pytest.fixture(scope="module")
+def demo_run() -> _DemoRun:
+    """The demo market the three liquidation tests read, simulated and observed once (each
+    had run the same seed and config itself; the simulator is deterministic)."""
+    return asyncio.run(_run_demo(35, (20, 30)))
+
+
+def test_a_liquidated_true_position_is_one_liquidation_fill_of_its_holder(
+    demo_run: _DemoRun,
+) -> None:
+    sim = demo_run.sim
+    # Observed for 30 minutes; the simulator's events for 5 more, as one liquidation's events
+    # are spread over up to a minute after it.
+    venue = demo_run.observed[30]
     liquidated: dict[int, list[VenueLiquidation]] = {}
     accounts: set[int] = set()  # positions an account's close took part of
     left: dict[int, int] = {}  # positions liquidated (gone from the book): when
-    cutoff = sim.config.start_ms + 30 * 60_000
-    # Observed for 30 minutes; the simulator's events for 5 more, as one liquidation's events
-    # are spread over up to a minute after it.
-    for step in sim.run(35 * 60_000):
-        if step.ts <= cutoff:
-            venue.observe(sim, step)
+    for step in demo_run.until(35):
         for event in step.liquidations:
             if event.market == MARKET and event.liquidated_user:
                 pid = int(event.liquidated_user.removeprefix("cohort-"))
                 liquidated.setdefault(pid, []).append(event)
-                if pid in _open_ids(sim):
+                if demo_run.account_close(step, pid):
                     accounts.add(pid)
                 else:
                     left.setdefault(pid, event.ts or step.ts)
-        await asyncio.sleep(0)
-    await asyncio.sleep(0.05)
     # A position a cross-margin account's close took part of (its event names the still
     # open position, sim.accounts) is not liquidated; one liquidated later has that part in
     # its holder's share (the venue holds a share of the position as it first saw it).
@@ -205,21 +251,21 @@ async def test_a_liquidated_true_position_is_one_liquidation_fill_of_its_holder(
     assert len(venue.sent) == len(observed)
 
 
-async def test_the_stream_carries_each_liquidated_positions_hyperliquid_part_once() -> None:
+def test_the_stream_carries_each_liquidated_positions_hyperliquid_part_once(
+    demo_run: _DemoRun,
+) -> None:
     """What `serve` publishes on the simulated market with its Hyperliquid share running: the
     simulator's own events less the share held on the local venue, and that venue's
     liquidation fills. Per liquidated BTC position: one `hyperliquid` event of the share, the
     other venues' events of the rest, the whole once."""
-    sim = Simulator(SimConfig.demo(seed=11, n_markets=3, warmup_ms=600_000))
-    venue = _Capturing()
+    sim = demo_run.sim
+    venue = demo_run.observed[20]  # observed for 20 minutes, its events read for 25
     whole: dict[int, float] = {}
     direct: dict[int, float] = {}
     first: dict[int, int] = {}
     left: set[int] = set()
     cutoff = sim.config.start_ms + 20 * 60_000
-    for step in sim.run(25 * 60_000):
-        if step.ts <= cutoff:
-            venue.observe(sim, step)
+    for step in demo_run.until(25):
         for event in step.liquidations:
             published = without_held(event, (venue.held_share,))
             assert event.market != MARKET or published is not None
@@ -231,13 +277,11 @@ async def test_the_stream_carries_each_liquidated_positions_hyperliquid_part_onc
             assert event.quantity
             assert published.quantity
             pid = int(event.liquidated_user.removeprefix("cohort-"))
-            if pid not in _open_ids(sim):
+            if not demo_run.account_close(step, pid):
                 left.add(pid)
             first.setdefault(pid, event.ts or step.ts)
             whole[pid] = whole.get(pid, 0.0) + event.quantity
             direct[pid] = direct.get(pid, 0.0) + published.quantity
-        await asyncio.sleep(0)
-    await asyncio.sleep(0.05)
     # One liquidation's events spread over up to a minute: the positions liquidated while
     # observed, with all their events.
     # Positions an account's close took only part of (sim.accounts) are not liquidated.
@@ -261,15 +305,10 @@ async def test_the_stream_carries_each_liquidated_positions_hyperliquid_part_onc
         assert direct[pid] + part == pytest.approx(quantity)  # and the whole once
 
 
-async def test_a_liquidation_is_a_public_trade_at_its_liquidation_price() -> None:
+def test_a_liquidation_is_a_public_trade_at_its_liquidation_price(demo_run: _DemoRun) -> None:
     """The simulator's step marks stop short of a liquidated position's price; the venue's
     liquidation order trades there, so the sampler's trade stream sees the price reached."""
-    sim = Simulator(SimConfig.demo(seed=11, n_markets=3, warmup_ms=600_000))
-    venue = _Capturing()
-    for step in sim.run(20 * 60_000):
-        venue.observe(sim, step)
-        await asyncio.sleep(0)
-    await asyncio.sleep(0.05)
+    venue = demo_run.observed[20]  # observed for 20 minutes
     assert len(venue.sent) >= 5
     by_holder = {(t[0], t[3]) for t in venue.traded} | {(t[1], t[3]) for t in venue.traded}
     for user, fill in venue.sent:

@@ -6,10 +6,11 @@ hourly candles over a year and Hyperliquid hourly open interest through 2025-10-
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from purpleflea.sim import SimConfig, Simulator
-from purpleflea.sim.history import blocks, history_config
+from tests.sim.recorded import BlockRecording, Recording
 
 #: 2025-10-10, Binance perpetuals: the 21:00 hour's low against the 20:00 hour's open.
 REAL_CRASH_LOW = {"BTC-PERP": -0.129, "ETH-PERP": -0.161, "SOL-PERP": -0.319, "DOGE-PERP": -0.638}
@@ -26,22 +27,23 @@ REAL_5M_P999_BTC = 0.0112
 BAND = 1.5
 
 
-def test_the_served_market_crashes_in_two_waves_within_its_first_two_minutes() -> None:
+def test_the_served_market_crashes_in_two_waves_within_its_first_two_minutes(
+    served_crash: Callable[[int], Recording],
+) -> None:
     for seed in (0, 1):
-        config = SimConfig.served(seed=seed)
+        run = served_crash(seed)  # the first 50 minutes of SimConfig.served(seed=seed)
+        config = run.config
         assert config.crash_start_ms is not None
         assert config.crash_start_ms - config.start_ms <= 120_000
-        sim = Simulator(config)
         per_minute = np.zeros(50)
-        lows = dict.fromkeys(REAL_CRASH_LOW, 0.0)
-        first = {m: sim.mark(m) for m in lows}
-        oi_before = sim.truth.open_interest("BTC-PERP")
-        for step in sim.run(50 * 60_000):
-            for e in step.liquidations:
-                per_minute[((e.ts or 0) - config.start_ms) // 60_000] += e.size_usd or 0.0
-            for m in lows:
-                lows[m] = min(lows[m], sim.mark(m) / first[m] - 1)
-        oi_after = sim.truth.open_interest("BTC-PERP")
+        np.add.at(per_minute, (run.ts - config.start_ms) // 60_000, run.size_usd)
+        # Each market's lowest mark after any step against its mark at the start.
+        lows = {}
+        for m in REAL_CRASH_LOW:
+            i = run.market_index[m]
+            lows[m] = min(0.0, float(run.marks[:, i].min() / run.start_marks[i] - 1))
+        btc = run.market_index["BTC-PERP"]
+        oi_before, oi_after = run.open_interest_start[btc], run.open_interest_end[btc]
         # Episode minutes 0-8 fall, 8-16 bounce, 16-30 fall again (it starts at once).
         wave_1, bounce, wave_2 = (per_minute[a:b].sum() for a, b in ((0, 8), (9, 16), (17, 30)))
         assert wave_1 > 50e6, per_minute
@@ -55,16 +57,15 @@ def test_the_served_market_crashes_in_two_waves_within_its_first_two_minutes() -
         assert REAL_OI_FALL < oi_after / oi_before - 1 < -0.2
 
 
-def test_outside_a_crash_markets_move_no_more_than_real_ones() -> None:
+def test_outside_a_crash_markets_move_no_more_than_real_ones(
+    history_month: Callable[[int], BlockRecording],
+) -> None:
     # A month of the five largest markets, two seeds, no crash episode (5-minute blocks).
     hourly_btc: list[np.ndarray] = []
     hourly_top: list[np.ndarray] = []
     five_min_btc: list[np.ndarray] = []
     for seed in (0, 1):
-        sim = Simulator(history_config(seed=seed, n_markets=5))
-        marks = [sim.marks().copy()]
-        marks += [sim.marks().copy() for _ in blocks(sim, 30)]
-        log_marks = np.log(np.array(marks))
+        log_marks = np.log(history_month(seed).marks)  # at the start and after each block
         five_min_btc.append(np.abs(np.diff(log_marks[:, 0])))
         hourly = np.abs(log_marks[12::12] - log_marks[:-12:12])
         hourly_btc.append(hourly[:, 0])
