@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from purpleflea.sim import Simulator
+from purpleflea.sim.history import blocks, history_config
 from tests.sim.recorded import BlockRecording, Recording
 
 #: 2025-10-10, Binance perpetuals: the 21:00 hour's low against the 20:00 hour's open.
@@ -73,3 +75,19 @@ def test_outside_a_crash_markets_move_no_more_than_real_ones(
     assert np.percentile(np.concatenate(hourly_btc), 99.9) <= BAND * REAL_1H_P999_BTC
     assert np.percentile(np.concatenate(hourly_top), 99.9) <= BAND * REAL_1H_P999_TOP
     assert np.percentile(np.concatenate(five_min_btc), 99.9) <= BAND * REAL_5M_P999_BTC
+
+
+def test_a_scheduled_crash_changes_nothing_before_it_starts() -> None:
+    # The episode's volatility boost once reached the step that ends at its start (the last
+    # step before it): a run with an episode and one without differed before the episode.
+    plain = history_config(seed=3, n_markets=2)
+    crash_at = plain.start_ms + 3_600_000
+    with_crash = Simulator(history_config(seed=3, n_markets=2, crash_start_ms=crash_at))
+    without = Simulator(plain)
+    for a, b in zip(blocks(with_crash, 1 / 24), blocks(without, 1 / 24), strict=True):
+        assert np.array_equal(a.ts, b.ts)
+        assert np.array_equal(a.price, b.price)
+    assert np.array_equal(with_crash.marks(), without.marks())
+    next(blocks(with_crash, 1 / 288))
+    next(blocks(without, 1 / 288))
+    assert not np.array_equal(with_crash.marks(), without.marks())  # and it does start

@@ -679,7 +679,10 @@ class Simulator:
         if times[-1] < 0.0 or times[0] >= crash.DURATION_MS:
             return returns
         path = crash.level(times)
-        boost = np.where((times[1:] >= 0.0) & (times[1:] < crash.DURATION_MS), crash.VOL_BOOST, 1.0)
+        # A step (end - step_ms, end] is in the episode when it ends after its start and
+        # begins before its end (the step ending at the start is the warm-up's last).
+        inside = (times[1:] > 0.0) & (times[:-1] < crash.DURATION_MS)
+        boost = np.where(inside, crash.VOL_BOOST, 1.0)
         shaped: FloatArray = returns * boost[:, None] + np.diff(path)[:, None] * self._crash_beta
         return shaped
 
