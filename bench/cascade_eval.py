@@ -57,6 +57,7 @@ import itertools
 import pickle
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -68,7 +69,8 @@ from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import MarketSnapshot, Side
 from purpleflea.sim import crash
 from purpleflea.sim.config import DEFAULT_START_MS
-from purpleflea.sim.process import SimConfig, Simulator
+from purpleflea.sim.events import NO_RUN
+from purpleflea.sim.process import SimConfig, SimStep, Simulator
 from purpleflea.sim.truth import (
     Definition,
     LiquidationStream,
@@ -102,6 +104,8 @@ class Recording:
     fuel: np.ndarray | None = None  # [K, markets, 2] HeatmapFeed's fuel ratio (long, short)
     cohorts: np.ndarray | None = None  # the simulator's cohort id of each event (for analysis)
     crash_start_ms: int | None = None  # the scheduled crash episode, if any
+    #: Per event: a cross-margin account's close (sim.accounts; part of no run), for ablation.
+    accounts: np.ndarray | None = None
 
 
 def sim_config(seed: int, crash_at_h: float | None) -> SimConfig:
@@ -129,7 +133,9 @@ def record(
     fuels: list[np.ndarray] = []
     sink = _FuelRecorder(index)
     feed = HeatmapFeed(fuel=sink) if fuel else None
-    for step in sim.run(int(hours * 3_600_000)):
+    accounts: list[np.ndarray] = []
+    end = sim.now_ms + int(hours * 3_600_000)
+    for step in _steps_until(sim, end, accounts):
         for e in step.liquidations:
             assert e.size_usd is not None
             assert e.ts is not None
@@ -185,6 +191,37 @@ def record(
         np.stack(fuels) if fuels else None,
         np.asarray(cols["c"], dtype=np.int64),
         config.crash_start_ms,
+        np.concatenate(accounts) if accounts else np.zeros(0, dtype=bool),
+    )
+
+
+def _steps_until(sim: Simulator, end: int, accounts: list[np.ndarray]) -> Iterator[SimStep]:
+    """``sim.run``'s steps up to ``end``, noting per block which events are accounts' closes
+    (a block's steps carry its events in the block's order)."""
+    while True:
+        raw = sim.next_block()
+        accounts.append(raw.run == NO_RUN)
+        for step in sim.block_steps(raw):
+            yield step
+            if step.ts >= end:
+                return
+
+
+def without_accounts(rec: Recording) -> Recording:
+    """The recording less the accounts' closes (the stream the cohorts alone make)."""
+    if rec.accounts is None or rec.accounts.size != rec.ts.size:
+        raise SystemExit("recorded before accounts were kept: delete the cache")
+    keep = ~rec.accounts
+    return replace(
+        rec,
+        markets=rec.markets[keep],
+        sides=rec.sides[keep],
+        ts=rec.ts[keep],
+        sizes=rec.sizes[keep],
+        prices=rec.prices[keep],
+        exchanges=[x for x, k in zip(rec.exchanges, keep.tolist(), strict=True) if k],
+        cohorts=None if rec.cohorts is None else rec.cohorts[keep],
+        accounts=rec.accounts[keep],
     )
 
 
@@ -634,9 +671,16 @@ def main() -> None:
         "three seconds (default), the same over three positions, or the simulator's chain "
         "reactions alone (two impact-driven positions; the truth before issue 20); all: each",
     )
+    parser.add_argument(
+        "--no-accounts",
+        action="store_true",
+        help="ablation: replay without the cross-margin accounts' closes (sim.accounts)",
+    )
     args = parser.parse_args()
     t0 = time.perf_counter()
     rec = cached(args.seed, args.hours, fuel=args.fuel, crash_at_h=args.crash_at)
+    if args.no_accounts:
+        rec = without_accounts(rec)
     crash_note = "" if args.crash_at is None else f", crash episode at {args.crash_at:g} h"
     print(
         f"seed {args.seed} ({seed_kind(args.seed)}), {args.hours:g} h{crash_note}, "
