@@ -40,6 +40,14 @@ class Statements(Protocol):
     async def close(self) -> None: ...
 
 
+def rollback(db: sqlite3.Connection) -> None:
+    """Undo the open transaction, if SQLite has not already: on ``SQLITE_FULL`` or ``IOERR`` it
+    rolls back by itself, and a ROLLBACK then would raise ``cannot rollback - no transaction is
+    active`` over the real error (a full disk looked like a bug in the store)."""
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
 class SQLiteStatements:
     """A small store's tables in a SQLite file (the history's, on its own connection), made
     from ``schema`` if missing. Each transaction is a few small statements, run on the
@@ -58,10 +66,7 @@ class SQLiteStatements:
                 results = [self._db.execute(sql, params).fetchall() for sql, params in statements]
                 self._db.execute("COMMIT")
             except BaseException:
-                # A failed COMMIT (disk full) may have rolled the transaction back already:
-                # a second ROLLBACK would raise over the real error.
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
+                rollback(self._db)
                 raise
         return results
 

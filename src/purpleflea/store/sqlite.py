@@ -49,6 +49,7 @@ from purpleflea.store.base import (
     open_interest_rows,
     row_to_event,
 )
+from purpleflea.store.sidecar import rollback
 from purpleflea.store.sql import where
 
 if TYPE_CHECKING:
@@ -224,14 +225,6 @@ def _drop_history_indexes(writer: sqlite3.Connection) -> list[str]:
     return [sql for _, sql in indexes]
 
 
-def _rollback(writer: sqlite3.Connection) -> None:
-    """Undo the open transaction, if SQLite has not already: on ``SQLITE_FULL`` or ``IOERR`` it
-    rolls back by itself, and a ROLLBACK then would raise ``cannot rollback - no transaction is
-    active`` over the real error (a full disk looked like a bug in the store)."""
-    if writer.in_transaction:
-        writer.execute("ROLLBACK")
-
-
 #: Rows per multi-row INSERT of a bulk load: one statement runs them all in SQLite with the
 #: GIL released, where ``executemany`` takes and gives back the GIL for every row (and waits
 #: for a busy simulation thread each time it takes it back).
@@ -398,7 +391,7 @@ class SQLiteStore:
                             writer.execute(statement.format(table=table))
                 writer.execute("COMMIT")
             except BaseException:
-                _rollback(writer)
+                rollback(writer)
                 raise
 
     # -- writes (event loop thread) ---------------------------------------------------------
@@ -455,7 +448,7 @@ class SQLiteStore:
             )
             writer.execute("COMMIT")
         except BaseException:
-            _rollback(writer)
+            rollback(writer)
             raise
         self._last_seq = max(self._last_seq, events[-1].seq)
         return inserted
@@ -581,7 +574,7 @@ class SQLiteStore:
                     writer.execute(f"PRAGMA threads={threads}")
                 writer.execute("COMMIT")
             except BaseException:
-                _rollback(writer)
+                rollback(writer)
                 raise
         finally:
             if switched:
@@ -603,7 +596,7 @@ class SQLiteStore:
             )
             writer.execute("COMMIT")
         except BaseException:
-            _rollback(writer)
+            rollback(writer)
             raise
         self._last_seq = max(self._last_seq, alerts[-1].seq)
 
@@ -618,7 +611,7 @@ class SQLiteStore:
             writer.executemany(_UPSERT_OI, table_rows)
             writer.execute("COMMIT")
         except BaseException:
-            _rollback(writer)
+            rollback(writer)
             raise
 
     async def last_seq(self) -> int:
@@ -722,7 +715,7 @@ class SQLiteStore:
                 writer.executemany(sql, rows[start : start + _FACTOR_CHUNK])
                 writer.execute("COMMIT")
             except BaseException:
-                _rollback(writer)
+                rollback(writer)
                 raise
             await asyncio.sleep(0)
 
