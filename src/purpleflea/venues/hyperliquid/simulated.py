@@ -144,13 +144,15 @@ class SimulatedHyperliquid(LocalHyperliquid):
             before = self._marks.get(coin.market, mark)
             self._marks[coin.market] = mark
             low, high = min(before, mark), max(before, mark)
-            held_before = set(self._holdings[coin.coin])
+            # Named but not held before this step: opened within it (or another market's).
+            unseen = {int(n.removeprefix("cohort-")) for n in named}
+            unseen -= self._holdings[coin.coin].keys()
             fills = (
                 []
                 if self._unchanged(sim, coin)
                 else self._retake(sim, coin, named, (low, high), step.ts)
             )
-            fills += self._opened_and_liquidated(sim, coin, named, held_before, step.ts)
+            fills += self._opened_and_liquidated(sim, coin, unseen, step.ts)
             self.liquidated += len(fills)
             open_interest = self.share * sim.truth.open_interest(coin.market)
             self._contexts[coin.coin] = (mark / coin.multiplier, open_interest * coin.multiplier)
@@ -187,12 +189,12 @@ class SimulatedHyperliquid(LocalHyperliquid):
         return fills
 
     def _opened_and_liquidated(
-        self, sim: Simulator, coin: _Coin, named: set[str], held_before: set[int], ts: int
+        self, sim: Simulator, coin: _Coin, unseen: set[int], ts: int
     ) -> list[tuple[str, dict[str, Any]]]:
-        """Fills of positions opened and liquidated within the step: never seen open here,
-        but the venue holds its share of every position (the stream leaves that part to it)."""
-        unseen = {int(n.removeprefix("cohort-")) for n in named}
-        unseen -= held_before | self._holdings[coin.coin].keys()
+        """Fills of positions opened and liquidated within the step (``unseen``: named by its
+        events, not held before it): never seen open here, but the venue holds its share of
+        every position (the stream leaves that part to it)."""
+        unseen = unseen - self._holdings[coin.coin].keys()  # open now: not liquidated
         if not unseen:
             return []
         born = sim.truth.positions(coin.market, at_ms=ts - sim.config.step_ms, ids=unseen)
