@@ -78,6 +78,9 @@ _VOL_PERSISTENCE_COMMON = 0.9962
 _VOL_NOISE_COMMON = 0.035
 _VOL_PERSISTENCE_OWN = 0.9885
 _VOL_NOISE_OWN = 0.045
+#: Their stationary variances.
+_H_VAR_COMMON = _VOL_NOISE_COMMON**2 / (1 - _VOL_PERSISTENCE_COMMON**2)
+_H_VAR_OWN = _VOL_NOISE_OWN**2 / (1 - _VOL_PERSISTENCE_OWN**2)
 #: New positions' entries are spread like the price over this window (in days): 4 minutes
 #: (longer windows put more fresh high-leverage entries next to their liquidation price: BTC's
 #: calm-hour liquidations over open interest rose past 1.5x the real median at 10 minutes).
@@ -485,9 +488,7 @@ class Simulator:
         more of them when the market-wide volatility is high: each position is taken from
         an open cohort of its market that the block did not liquidate, at the step's mark."""
         cfg, book = self.config, self.book
-        regime = math.exp(
-            self._h_common - 0.5 * _VOL_NOISE_COMMON**2 / (1 - _VOL_PERSISTENCE_COMMON**2)
-        )
+        regime = math.exp(self._h_common - 0.5 * _H_VAR_COMMON)
         mean = accounts.PER_MARKET_PER_DAY * self._n * cfg.block_ms / DAY_MS * regime
         pos = accounts.draw(
             self._rng,
@@ -616,9 +617,7 @@ class Simulator:
         self._h = phi_i * self._h + _VOL_NOISE_OWN * math.sqrt(
             (1 - phi_i**2) / (1 - _VOL_PERSISTENCE_OWN**2)
         ) * rng.standard_normal(n)
-        var = _VOL_NOISE_COMMON**2 / (1 - _VOL_PERSISTENCE_COMMON**2) + _VOL_NOISE_OWN**2 / (
-            1 - _VOL_PERSISTENCE_OWN**2
-        )
+        var = _H_VAR_COMMON + _H_VAR_OWN
         self._vol_regime = np.exp(self._h_common + self._h - var)
         sigma = self._sigma_step * self._vol_regime
         common = rng.standard_normal(steps)
