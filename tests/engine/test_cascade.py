@@ -155,9 +155,9 @@ def test_one_position_filled_at_one_price_is_not_a_cascade() -> None:
 
 
 def _fills(market: str, start: int, prices: list[tuple[float, float]]) -> list[Event]:
-    """Forty $50k fills at each (price, seconds after ``start``) level, 10 ms apart."""
+    """Forty $100k fills at each (price, seconds after ``start``) level, 10 ms apart."""
     return [
-        (market, "long", 50_000.0, price, start + int(at * 1000) + 10 * i, "bybit")
+        (market, "long", 100_000.0, price, start + int(at * 1000) + 10 * i, "bybit")
         for price, at in prices
         for i in range(40)
     ]
@@ -263,6 +263,23 @@ def test_a_market_silent_for_a_year_starts_again_from_the_prior() -> None:
     year = 365 * 86_400_000
     assert engine.tick(t0 + year) == []
     assert engine.observe("BTC-PERP", "long", 1e5, 60_000.0, t0 + year + 5, "bybit") == 0
+
+
+@pytest.mark.parametrize("first_usd", [10.0, 100_000.0])
+def test_the_baseline_forgets_the_first_event_and_learns_a_sparse_market(first_usd: float) -> None:
+    # A market that liquidates a few times an hour has an event in far fewer than one 5 s
+    # bucket in baseline_clip: its baseline must still learn that pace and size. (Clipping each
+    # lone event at 8x the baseline once made the baseline decay, so the yardstick stayed three
+    # times the first event's size for ever: a day later, ordinary events scored as a cascade
+    # after a tiny first one, and nothing could after a huge one.)
+    config = CascadeConfig(move_gain=0.0)
+    engine = CascadeEngine(config)
+    engine.observe("AUDIO-PERP", "long", first_usd, 100.0, T0 - 1_000, "bybit")
+    run(calm("AUDIO-PERP", 24, per_hour=4, size=5_000, seed=3), engine)
+    start = T0 + 24 * 3_600_000 + 60_000
+    scores, _ = run(burst("AUDIO-PERP", start, count=30, seconds=60, size=5_000), engine)
+    # 30 ordinary events in a minute against ~4 an hour: r ~ 7, 0.7 * log2(r) ~ 2.
+    assert 1 <= max(scores) <= 3
 
 
 def test_open_interest_memory_keeps_the_level_before_a_fall() -> None:

@@ -10,8 +10,10 @@ How the score is built (per market and side, e.g. ``BTC-PERP`` longs):
 - **Window.** Notional and event count in the last 90 s (the product page's window), kept in
   eighteen 5 s buckets; the last six buckets are the last 30 s.
 - **Baseline.** An EWMA of notional and of event count per 5 s bucket with a 24 h time
-  constant: the market's own normal pace. Each bucket's input is clipped at ``baseline_clip``
-  times the baseline, so a cascade barely raises its own yardstick. A market with no history
+  constant: the market's own normal pace. Each bucket's event count is clipped at
+  ``baseline_clip`` times the baseline's (never below one event) and its notional in the same
+  proportion, so a cascade barely raises its own yardstick while a market that liquidates once
+  an hour still learns that pace and its typical size. A market with no history
   starts from a prior of ``prior_events_per_hour`` events of the size of its first event.
 - **Intensity ratio.** ``r = window notional / expected notional in 90 s``, the expectation
   being the baseline, but at least ``floor_events`` events of the market's typical size (so a
@@ -47,20 +49,21 @@ means the same on BTC and on a small coin. In plain words (default config, open 
 known):
 
 - **3**: liquidations on this side run about 20x this market's normal pace with the 90 s window
-  at about 0.5% of its open interest (each halving of that share is 2 points less, each
-  doubling 2 more, at most 3). Notable, not a cascade.
+  at about 0.25% of its open interest (each halving of that share is 3 points less, each
+  doubling 3 more, at most 3). Notable, not a cascade.
 - **7**: a cascade: at least three price levels (two reached after the first second),
-  ``0.7 * log2(pace ratio) + 2 * log2(window / 0.5% of OI)`` reaches 6.5:
-  e.g. ~600x its normal pace (15 hours' worth in 90 s) with 0.5% of its open interest, or ~150x
-  with 1%. A ``started`` alert fires here; positions on this side are being force-sold
+  ``0.7 * log2(pace ratio) + 3 * log2(window / 0.25% of OI)`` (the second term within +/-3)
+  reaches 6.5: e.g. ~600x its normal pace with 0.25% of its open interest, or ~32x with 0.5%
+  or more. A ``started`` alert fires here; positions on this side are being force-sold
   (longs) or force-bought (shorts) into the book and the move is likely to extend.
-- **9**: an extreme cascade: five or more price levels and the window well above 0.5% of open
-  interest (about 1% at 600x the market's pace) or days' worth of its liquidations.
+- **9**: an extreme cascade: five or more price levels, the window at 0.5% of open interest or
+  more and ~230x the market's pace.
 
-Until a market's open interest is known the move term replaces the size term: the same scale
-with "the price moved 0.3% its way" in place of "the window holds 0.5% of open interest",
-up to +/-5 points (a move of 1.7% or more adds 5: without open interest the pace ratio of a
-market seen for minutes says little, and a burst that moved price that far is a cascade).
+Until a market's open interest is known the move term replaces the size term: 2 points per
+doubling of "the price moved 0.3% its way" in place of 3 per doubling of "the window holds
+0.25% of open interest", up to +/-5 points (a move of 1.7% or more adds 5: without open
+interest the pace ratio of a market seen for minutes says little, and a burst that moved price
+that far is a cascade).
 
 Alerts (:class:`~purpleflea.model.CascadeAlert`) follow a lifecycle per market and side:
 ``started`` when the score reaches ``start_score`` and the window holds at least
@@ -115,8 +118,8 @@ class CascadeConfig:
     level_base: float = 5.0
     level_gain: float = 1.0
     max_levels: int = 32
-    oi_gain: float = 2.0
-    oi_ref: float = 0.005
+    oi_gain: float = 3.0
+    oi_ref: float = 0.0025
     oi_clip: float = 3.0
     oi_memory_s: float = 0.0  # 0: the size term uses the latest open interest
     move_gain: float = 2.0
@@ -536,8 +539,19 @@ class CascadeEngine:
         if weight > cap:  # noqa: PLR1730 (hot path)
             weight = cap
         alpha = 1.0 / weight
-        x_usd = min(state.ring_usd[old % nb], clip * state.base_usd)
-        x_n = min(float(state.ring_n[old % nb]), clip * state.base_n)
+        # The count is clipped at `clip` times the baseline's, never below one event, and the
+        # notional in the same proportion (its events' mean size). Clipping one event of a
+        # market that liquidates in fewer than one bucket in `clip` (most markets, most of the
+        # time) made its baseline decay to nothing: the yardstick then stayed three times its
+        # first event's size, whatever the market did afterwards.
+        x_usd = state.ring_usd[old % nb]
+        x_n = float(state.ring_n[old % nb])
+        cap_n = clip * state.base_n
+        if cap_n < 1.0:  # noqa: PLR1730 (hot path)
+            cap_n = 1.0
+        if x_n > cap_n:
+            x_usd *= cap_n / x_n
+            x_n = cap_n
         base_usd = state.base_usd + alpha * (x_usd - state.base_usd)
         base_n = state.base_n + alpha * (x_n - state.base_n)
         empty = gap - 1
