@@ -11,7 +11,9 @@ before issue 20 (its rebuild changed every seed's stream). On the rebuilt simula
 with an earlier sweep, and 10 and up are fresh. 10-12 were run once on the simulator of commit
 8be0638, 13-15 once on the one after issue 20's market structure (commit 7cfd598), 16-18 once
 after its timing work (2026-12-05), 19-21 once after the recall sweep on 7 and 8 kept the
-defaults (2026-12-05); 22 and up are unused. The report says which kind of seed
+defaults (2026-12-05), 22-24 once for the open-interest memory, 25-27 once after the
+cross-margin accounts, 28-30 once after the baseline fix (2026-12-06); 31 and up are unused.
+The report says which kind of seed
 it ran on.
 
 ``--truth`` says what a true cascade is (``sim/truth.py``; docs/cascade.md, "What a cascade
