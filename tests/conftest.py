@@ -1,11 +1,10 @@
 """Shared test helpers: where the team's shared/ folder is; the collector's heap kept out of
-the garbage collector's reach; the shared simulator recordings started in the background."""
+the garbage collector's reach."""
 
 from __future__ import annotations
 
 import gc
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -38,21 +37,3 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     history, truth and simulator tests: time in the collector 5.7 s -> 2.1 s."""
     gc.collect()
     gc.freeze()
-    _want_recordings(session.items)
-
-
-def _want_recordings(items: list[pytest.Item]) -> None:
-    """Note the simulator recordings the collected tests read (tests/sim/background.py), to
-    be made side by side when the first is asked for. Only tests under tests/sim see their
-    fixtures; other sessions skip importing the simulator (0.6 s)."""
-    sim_tests = [item for item in items if item.path.is_relative_to(REPO / "tests" / "sim")]
-    if sim_tests:
-        from tests.sim.background import BACKGROUND
-
-        names = (name for item in sim_tests for name in getattr(item, "fixturenames", ()))
-        BACKGROUND.want(names)
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    if "tests.sim.background" in sys.modules:
-        sys.modules["tests.sim.background"].BACKGROUND.close()

@@ -2,9 +2,8 @@
 
 The simulator is deterministic (same config -> same bytes), and building the served market
 (275 markets, a two-hour warm-up in 2.5 s blocks) costs more than its first ten minutes:
-tests that read the same configuration share one recording (``served_crash``, ``served_calm``
-and ``history_month`` in ``tests/sim/conftest.py``, made in worker processes by
-``tests/sim/background.py``) instead of each simulating it again.
+tests that read the same configuration share one recording (``served_crash`` and
+``history_month`` in ``tests/sim/conftest.py``) instead of each simulating it again.
 """
 
 from __future__ import annotations
