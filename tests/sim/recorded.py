@@ -59,7 +59,15 @@ class Recording:
 
 def record(config: SimConfig, minutes: int) -> Recording:
     """Run a fresh simulator of ``config`` for ``minutes`` and keep what the tests read."""
-    sim = Simulator(config)
+    return record_run(Simulator(config), minutes)
+
+
+def record_run(sim: Simulator, minutes: int) -> Recording:
+    """Run ``sim``, at its start (just warmed up), for ``minutes`` and keep what the tests
+    read."""
+    config = sim.config
+    if sim.now_ms != config.start_ms:
+        raise ValueError(f"the simulator is at {sim.now_ms}, not at its start {config.start_ms}")
     names = sim.market_names
     start_marks = sim.marks().copy()
     open_interest_start = np.array([sim.truth.open_interest(m) for m in names])
