@@ -2,8 +2,9 @@
 
 The simulator is deterministic (same config -> same bytes), and building the served market
 (275 markets, a two-hour warm-up in 2.5 s blocks) costs more than its first ten minutes:
-tests that read the same configuration share one recording (``served_crash`` and
-``history_month`` in ``tests/sim/conftest.py``) instead of each simulating it again.
+tests that read the same configuration share one recording (``served_crash``, ``served_calm``
+and ``history_month`` in ``tests/sim/conftest.py``, where a seed's calm and crash runs also
+share its warm-up) instead of each simulating it again.
 """
 
 from __future__ import annotations
@@ -55,11 +56,6 @@ class Recording:
             self.step_ts[self.step] <= self.config.start_ms + minutes * 60_000
         )
         return last
-
-
-def record(config: SimConfig, minutes: int) -> Recording:
-    """Run a fresh simulator of ``config`` for ``minutes`` and keep what the tests read."""
-    return record_run(Simulator(config), minutes)
 
 
 def record_run(sim: Simulator, minutes: int) -> Recording:
