@@ -160,14 +160,25 @@ class _Capturing(SimulatedHyperliquid):
 
 
 @dataclass(frozen=True)
+class _Window:
+    """What the venue had sent once it had observed a window's steps: what a venue that saw
+    only those steps sends, as a step's fills and trades follow from the steps observed so far
+    and never from later ones."""
+
+    sent: list[tuple[str, dict[str, object]]]
+    traded: list[tuple[str, str, float, float, int]]
+    held_share: Callable[[str], float]
+
+
+@dataclass(frozen=True)
 class _DemoRun:
-    """35 minutes of the demo market (seed 11, three markets), and a venue for each of the
-    windows the tests observe it: ``observed[20]`` saw its steps up to minute 20,
-    ``observed[30]`` up to minute 30."""
+    """35 minutes of the demo market (seed 11, three markets), observed by one venue for the
+    first 30, and what it had sent at the end of each window the tests read:
+    ``observed[20]`` after its steps up to minute 20, ``observed[30]`` up to minute 30."""
 
     sim: Simulator
     steps: tuple[SimStep, ...]
-    observed: dict[int, _Capturing]
+    observed: dict[int, _Window]
     #: Per step (by ts): the BTC positions its events name that were still open after it,
     #: whose events are cross-margin accounts' closes of part of them (sim.accounts).
     still_open: dict[int, frozenset[int]]
@@ -183,13 +194,16 @@ class _DemoRun:
 
 async def _run_demo(minutes: int, windows: tuple[int, ...]) -> _DemoRun:
     sim = Simulator(SimConfig.demo(seed=11, n_markets=3, warmup_ms=600_000))
-    observed = {window: _Capturing() for window in windows}
+    # One venue for every window (taking the book anew after each step is most of the run's
+    # cost): a window's view is what it had sent by the window's last step.
+    venue = _Capturing()
+    ends = {sim.config.start_ms + window * 60_000: window for window in windows}
+    observed: dict[int, _Window] = {}
     steps: list[SimStep] = []
     still_open: dict[int, frozenset[int]] = {}
     for step in sim.run(minutes * 60_000):
-        for window, venue in observed.items():
-            if step.ts <= sim.config.start_ms + window * 60_000:
-                venue.observe(sim, step)
+        if step.ts <= max(ends):
+            venue.observe(sim, step)
         steps.append(step)
         named = {
             int(e.liquidated_user.removeprefix("cohort-"))
@@ -197,8 +211,12 @@ async def _run_demo(minutes: int, windows: tuple[int, ...]) -> _DemoRun:
             if e.market == MARKET and e.liquidated_user
         }
         still_open[step.ts] = frozenset(named & _open_ids(sim)) if named else frozenset()
-        await asyncio.sleep(0)  # the venues publish in tasks of their own
-    await asyncio.sleep(0.05)
+        await asyncio.sleep(0)  # the venue publishes in tasks of its own
+        if step.ts in ends:
+            await asyncio.sleep(0.05)  # every task of the window's steps has published
+            window = _Window(list(venue.sent), list(venue.traded), venue.held_share)
+            observed[ends[step.ts]] = window
+    assert observed.keys() == set(windows), f"windows {windows} end between steps"
     return _DemoRun(sim, tuple(steps), observed, still_open)
 
 

@@ -1,23 +1,47 @@
 """The sim command's tests meet a running tracker from tests/server's harness; the served
-market's crash runs and a month of the five largest markets are simulated once a session and
-shared by the tests that read them."""
+market's crash and calm runs and a month of the five largest markets are simulated once a
+session and shared by the tests that read them."""
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Callable
 
 import pytest
 
-from purpleflea.sim import SimConfig
+from purpleflea.sim import SimConfig, Simulator
 from purpleflea.sim.history import history_config
 from tests.server.conftest import live
-from tests.sim.recorded import BlockRecording, Recording, record, record_blocks
+from tests.sim.recorded import BlockRecording, Recording, record_blocks, record_run
 
-__all__ = ["history_month", "live", "served_crash"]
+__all__ = ["history_month", "live", "served_calm", "served_crash"]
 
 #: The crash episode runs 45 minutes; its test reads the 5 after it too.
 CRASH_MINUTES = 50
+#: test_basis reads the calm served market's first ten minutes.
+CALM_MINUTES = 10
+
+
+@functools.cache
+def _served_warmed_up(seed: int) -> Simulator:
+    """The served market of ``seed`` after its warm-up (two hours of 275 markets in 2.5 s
+    blocks: most of a served run's cost), crash episode off."""
+    return Simulator(SimConfig.served(seed=seed, crash_start_ms=None))
+
+
+def _served(seed: int, *, crash: bool) -> Simulator:
+    """A fresh served market of ``seed`` at its start, with or without its crash episode.
+
+    Both share one warm-up: the episode changes nothing before it starts (test_crash's
+    test_a_scheduled_crash_changes_nothing_before_it_starts) and the simulator reads
+    ``crash_start_ms`` only as it computes a block. Checked for seeds 0 and 1: their 50
+    crash minutes from the shared warm-up equal a fresh ``Simulator(SimConfig.served(seed))``'s
+    in every array of the recording (352,605 and 436,219 events)."""
+    sim = copy.deepcopy(_served_warmed_up(seed))
+    if crash:
+        sim.config = SimConfig.served(seed=seed)
+    return sim
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +52,19 @@ def served_crash() -> Callable[[int], Recording]:
 
     @functools.cache
     def run(seed: int) -> Recording:
-        return record(SimConfig.served(seed=seed), CRASH_MINUTES)
+        return record_run(_served(seed, crash=True), CRASH_MINUTES)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def served_calm() -> Callable[[int], Recording]:
+    """The served market of a seed with its crash episode off: its first
+    :data:`CALM_MINUTES`, simulated at most once a session (test_basis)."""
+
+    @functools.cache
+    def run(seed: int) -> Recording:
+        return record_run(_served(seed, crash=False), CALM_MINUTES)
 
     return run
 

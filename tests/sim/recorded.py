@@ -2,8 +2,9 @@
 
 The simulator is deterministic (same config -> same bytes), and building the served market
 (275 markets, a two-hour warm-up in 2.5 s blocks) costs more than its first ten minutes:
-tests that read the same configuration share one recording (``served_crash`` and
-``history_month`` in ``tests/sim/conftest.py``) instead of each simulating it again.
+tests that read the same configuration share one recording (``served_crash``, ``served_calm``
+and ``history_month`` in ``tests/sim/conftest.py``, where a seed's calm and crash runs also
+share its warm-up) instead of each simulating it again.
 """
 
 from __future__ import annotations
@@ -57,9 +58,12 @@ class Recording:
         return last
 
 
-def record(config: SimConfig, minutes: int) -> Recording:
-    """Run a fresh simulator of ``config`` for ``minutes`` and keep what the tests read."""
-    sim = Simulator(config)
+def record_run(sim: Simulator, minutes: int) -> Recording:
+    """Run ``sim``, at its start (just warmed up), for ``minutes`` and keep what the tests
+    read."""
+    config = sim.config
+    if sim.now_ms != config.start_ms:
+        raise ValueError(f"the simulator is at {sim.now_ms}, not at its start {config.start_ms}")
     names = sim.market_names
     start_marks = sim.marks().copy()
     open_interest_start = np.array([sim.truth.open_interest(m) for m in names])

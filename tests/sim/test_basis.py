@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from purpleflea.sim import SimConfig, Simulator, basis
-from tests.sim.recorded import Recording, record
+from tests.sim.recorded import Recording
 
 
 def _same_second_spreads(run: Recording, minutes: int) -> np.ndarray:
@@ -27,15 +27,10 @@ def _same_second_spreads(run: Recording, minutes: int) -> np.ndarray:
 
 
 def test_the_same_market_in_the_same_second_is_priced_alike_on_every_exchange(
-    served_crash: Callable[[int], Recording],
+    served_calm: Callable[[int], Recording], served_crash: Callable[[int], Recording]
 ) -> None:
-    # The served market's first minutes, three seeds, outside a crash (its episode is off).
-    calm = np.concatenate(
-        [
-            _same_second_spreads(record(SimConfig.served(seed=seed, crash_start_ms=None), 10), 10)
-            for seed in range(3)
-        ]
-    )
+    # The served market's first 10 minutes, three seeds, outside a crash (its episode is off).
+    calm = np.concatenate([_same_second_spreads(served_calm(seed), 10) for seed in range(3)])
     assert calm.size >= 200
     assert np.percentile(calm, 99) <= 0.003
     assert np.median(calm) <= 0.001
