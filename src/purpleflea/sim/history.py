@@ -27,6 +27,7 @@ from purpleflea.model import Liquidation, Side, VenueLiquidation, to_liquidation
 from purpleflea.progress import Progress
 from purpleflea.sim.config import event_id_prefix
 from purpleflea.sim.events import IntArray, RawBlock
+from purpleflea.sim.history_child import ChildProducer, Request, Totals
 from purpleflea.sim.process import DAY_MS, DEFAULT_START_MS, SimConfig, Simulator
 from purpleflea.sim.throttle import snapshot_throttle
 from purpleflea.sim.truth import TrueCascade
@@ -193,7 +194,7 @@ def _columns(
 
 
 @dataclass(slots=True)
-class _Chunk:
+class Chunk:
     """What the simulation produced since the previous chunk, ready for the store: events
     as structs, or as columns for a bulk load."""
 
@@ -202,11 +203,12 @@ class _Chunk:
     hours: float  # simulated hours it covers
 
 
-class _Producer:
+class Producer:
     """The simulation side of :func:`generate_history`: runs blocks until a batch is full.
 
-    It runs on a worker thread while the event loop writes the previous batch (SQLite and
-    numpy release the GIL for much of their work, so the two overlap); only that thread
+    For a bulk load it runs in a child process (:mod:`purpleflea.sim.history_child`);
+    otherwise on a worker thread while the event loop writes the previous batch (SQLite
+    releases the GIL for much of its work, so the two overlap partly); only that thread
     touches the simulator, the sampler and the scorer, one chunk at a time.
     """
 
@@ -216,6 +218,7 @@ class _Producer:
         days: float,
         first_seq: int,
         scorer: Scorer | None,
+        batch: int,
         *,
         columns: bool = False,
     ) -> None:
@@ -225,6 +228,7 @@ class _Producer:
         self.columns = columns
         self.seq = first_seq
         self.scorer = scorer
+        self.batch = batch
         self.notional = 0.0
         self.active = np.zeros(len(sim.market_names), dtype=bool)
         self._blocks = blocks(sim, days)
@@ -234,8 +238,8 @@ class _Producer:
         self._prefix = event_id_prefix(sim.config)
         self._venues, self._offset = venues(sim)
 
-    def next_chunk(self) -> _Chunk | None:
-        """The next batch (about :data:`BATCH` events); ``None`` once the days are done."""
+    def next_chunk(self) -> Chunk | None:
+        """The next batch (about ``batch`` events); ``None`` once the days are done."""
         sim = self.sim
         first_seq = self.seq
         events: list[Liquidation] = []
@@ -257,17 +261,27 @@ class _Producer:
             if totals is not None:
                 open_interest.extend(self._sampler.sample(raw.end_ms, *totals))
             hours += sim.config.block_ms / 3_600_000
-            if self.seq - first_seq >= BATCH or len(open_interest) >= BATCH:
+            if self.seq - first_seq >= self.batch or len(open_interest) >= self.batch:
                 break
         if not hours:
             return None
         if self.columns:
             columns = _columns(thinned, first_seq, self._prefix, self._venues, self._offset)
-            return _Chunk(columns, open_interest, hours)
-        return _Chunk(events, open_interest, hours)
+            return Chunk(columns, open_interest, hours)
+        return Chunk(events, open_interest, hours)
+
+    def totals(self) -> Totals:
+        """The simulation's totals so far."""
+        return Totals(
+            self.seq,
+            int(self.active.sum()),
+            self.notional,
+            self.sim.now_ms,
+            tuple(self.sim.truth.cascades()),
+        )
 
 
-async def _write(store: Store, loader: SQLiteBulkLoad | None, chunk: _Chunk) -> None:
+async def _write(store: Store, loader: SQLiteBulkLoad | None, chunk: Chunk) -> None:
     """One chunk into the bulk load, or appended to the store."""
     events = chunk.events
     if loader is not None:
@@ -299,7 +313,9 @@ async def generate_history(
 
     Seqs continue from ``await store.last_seq() + 1``; ``scorer`` gives each event's
     ``cascade_score`` (0 without one), called in event order from one worker thread (the
-    simulation runs there, one batch ahead of the writes). ``knobs`` are
+    simulation runs there, one batch ahead of the writes). A bulk load simulates in a child
+    process instead, a few batches ahead (:mod:`purpleflea.sim.history_child`): an error
+    there is raised here as itself, and the child is stopped if the load fails. ``knobs`` are
     :class:`~purpleflea.sim.SimConfig` fields such as ``cascade_rate``. Unscored into an empty
     SQLite store, the whole history is one bulk load (:meth:`SQLiteStore.bulk_load`: batches as
     columns, one transaction, indexes built at the end; interrupted, it leaves the store
@@ -309,7 +325,7 @@ async def generate_history(
     if not days > 0:
         raise ValueError(f"days must be > 0, got {days}")
     started = time.monotonic()
-    sim = Simulator(history_config(seed=seed, n_markets=n_markets, start_ms=start_ms, **knobs))
+    config = history_config(seed=seed, n_markets=n_markets, start_ms=start_ms, **knobs)
     first_seq = await store.last_seq() + 1
     bar = Progress(days * 24, "simulating", unit="sim h") if progress else None
     bulk = getattr(store, "bulk_load", None) if scorer is None else None  # SQLite's
@@ -321,7 +337,16 @@ async def generate_history(
         indexes_deferred = loader is not None
         if loader is None and deferred is not None:
             indexes_deferred = stack.enter_context(deferred())
-        producer = _Producer(sim, days, first_seq, scorer, columns=loader is not None)
+        producer: Producer | ChildProducer
+        if loader is not None and sys.executable:
+            # Columns pickle cheaply, and only the bulk path's writes are heavy enough that
+            # the simulation gains a core from a process of its own (a scorer stays here).
+            producer = ChildProducer(Request(config, days, first_seq, BATCH))
+            stack.callback(producer.close)
+        else:
+            producer = Producer(
+                Simulator(config), days, first_seq, scorer, BATCH, columns=loader is not None
+            )
         chunk = await loop.run_in_executor(pool, producer.next_chunk)
         while chunk is not None:
             # The next batch is simulated while this one is written.
@@ -337,18 +362,19 @@ async def generate_history(
             if bar is not None:
                 bar.advance(chunk.hours)
             chunk = await upcoming
+        totals = producer.totals()
         if bar is not None:
             bar.finish()
             if indexes_deferred:
                 print("building the history indexes...", file=sys.stderr, flush=True)
     return HistorySummary(
-        events=producer.seq - first_seq,
-        markets=int(producer.active.sum()),
-        notional_usd=producer.notional,
+        events=totals.next_seq - first_seq,
+        markets=totals.markets,
+        notional_usd=totals.notional_usd,
         first_seq=first_seq,
-        last_seq=producer.seq - 1,
+        last_seq=totals.next_seq - 1,
         start_ms=start_ms,
-        end_ms=sim.now_ms,
+        end_ms=totals.end_ms,
         wall_s=time.monotonic() - started,
-        cascades=tuple(sim.truth.cascades()),
+        cascades=totals.cascades,
     )

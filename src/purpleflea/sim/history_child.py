@@ -1,0 +1,221 @@
+"""The simulation of a bulk :func:`~purpleflea.sim.history.generate_history` in a child
+process, so that it and the parent's SQLite writes each have a core.
+
+In one process they overlap only partly: the simulation holds the GIL for most of its work and
+so does the write path's Python (building rows and rollups, binding millions of parameters), so
+the two take turns. The child is a fresh interpreter (``python -c`` importing this module), not
+a :mod:`multiprocessing` spawn or fork: a spawned child re-imports the caller's ``__main__``,
+which breaks an unguarded script or a notebook, and a forked one inherits the parent's threads.
+
+The protocol is pickles over the child's stdin and stdout: the parent writes one
+:class:`Request`; the child answers with each chunk (the ``Chunk`` the in-process producer
+makes), then :class:`Totals`, or :class:`Failed` with its exception and traceback. Only the
+parent writes the store, so the store, its transaction and its journal mode are the same as
+in one process.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import subprocess
+import sys
+import threading
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from purpleflea.sim.history import Chunk
+    from purpleflea.sim.process import SimConfig
+    from purpleflea.sim.truth import TrueCascade
+
+#: Chunks the child may have simulated that the parent has not taken yet: enough to smooth
+#: uneven batches, few enough that a slow writer holds a few MB of them, not the whole history.
+AHEAD = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What the child simulates: ``days`` of ``config`` in chunks of about ``batch`` events,
+    seqs from ``first_seq``."""
+
+    config: SimConfig
+    days: float
+    first_seq: int
+    batch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """The simulation's totals once every chunk is sent."""
+
+    next_seq: int  # the seq after the last event
+    markets: int  # markets with at least one event
+    notional_usd: float
+    end_ms: int
+    cascades: tuple[TrueCascade, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The child's error: the exception itself when it pickles, and its traceback's text."""
+
+    error: BaseException | None
+    text: str
+
+
+class ChildFailed(RuntimeError):
+    """The simulation's process died, or its error could not be sent as itself."""
+
+
+class _RemoteTraceback(Exception):
+    """The child's traceback, chained as the cause of its error raised in the parent."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def main() -> None:
+    """The child: read the request from stdin, answer on stdout."""
+    # The pipe is the protocol: anything printed goes to stderr instead.
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    try:
+        for message in _simulate(pickle.load(sys.stdin.buffer)):
+            pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
+    except BaseException as error:  # Ctrl-C too: the parent is told why
+        failed = Failed(error, traceback.format_exc())
+        try:
+            data = pickle.dumps(failed, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # an exception that does not pickle: its text then
+            data = pickle.dumps(Failed(None, failed.text), protocol=pickle.HIGHEST_PROTOCOL)
+        with _quiet_broken_pipe():
+            out.write(data)
+    with _quiet_broken_pipe():
+        out.close()
+
+
+def _simulate(request: Request) -> Iterator[Chunk | Totals]:
+    from purpleflea.sim.history import Producer  # noqa: PLC0415 (history imports this module)
+    from purpleflea.sim.process import Simulator  # noqa: PLC0415
+
+    sim = Simulator(request.config)
+    producer = Producer(sim, request.days, request.first_seq, None, request.batch, columns=True)
+    while (chunk := producer.next_chunk()) is not None:
+        yield chunk
+    yield producer.totals()
+
+
+class _quiet_broken_pipe:  # noqa: N801 (a context manager read as a phrase)
+    """The parent stopped reading (it failed or was interrupted): nothing left to tell."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> bool:
+        return kind is not None and issubclass(kind, BrokenPipeError)
+
+
+class ChildProducer:
+    """The parent's end: starts the child and reads its chunks ahead on a thread.
+
+    :meth:`next_chunk` is the in-process producer's: the next chunk, ``None`` once the
+    simulation is over (then :meth:`totals` gives its totals), or the child's error raised as
+    itself (its traceback chained as the cause); a child that dies without a word raises
+    :class:`ChildFailed` with its exit code. :meth:`close` kills a child still running.
+    """
+
+    def __init__(self, request: Request) -> None:
+        self._totals: Totals | None = None
+        self._queue: queue.Queue[Chunk | Totals | Failed] = queue.Queue(AHEAD)
+        self._closing = threading.Event()
+        self._process = subprocess.Popen(
+            [sys.executable, "-P", "-c", f"from {__name__} import main; main()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=_child_env(),
+        )
+        stdin, stdout = self._process.stdin, self._process.stdout
+        assert stdin is not None  # asked for
+        assert stdout is not None
+        # A child that died at once says so on its stdout.
+        with _quiet_broken_pipe(), stdin:
+            pickle.dump(request, stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        self._reader = threading.Thread(
+            target=self._read, args=(stdout,), name="sim-history-child", daemon=True
+        )
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def next_chunk(self) -> Chunk | None:
+        message = self._queue.get()
+        if isinstance(message, Failed):
+            self._queue.put(message)  # a second call fails the same way
+            if message.error is None:
+                raise ChildFailed(message.text)
+            raise message.error from _RemoteTraceback(message.text)
+        if isinstance(message, Totals):
+            self._totals = message
+            return None
+        return message
+
+    def totals(self) -> Totals:
+        """The simulation's totals, once :meth:`next_chunk` has returned ``None``."""
+        if self._totals is None:
+            raise RuntimeError("the history simulation has not finished")
+        return self._totals
+
+    def close(self) -> None:
+        """Stop the child if it still runs; a :meth:`next_chunk` waiting then fails."""
+        self._closing.set()
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        self._reader.join()
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._queue.put(Failed(None, "the history simulation was stopped"))
+
+    def _read(self, stdout: IO[bytes]) -> None:
+        with stdout:
+            while True:
+                try:
+                    message: Chunk | Totals | Failed = pickle.load(stdout)
+                except Exception:  # EOF, or a message cut short: the child died
+                    code = self._process.wait()
+                    message = Failed(
+                        None,
+                        f"the history simulation's process (pid {self._process.pid}) "
+                        f"exited with code {code} before it finished",
+                    )
+                if not self._put(message) or isinstance(message, Totals | Failed):
+                    return
+
+    def _put(self, message: Chunk | Totals | Failed) -> bool:
+        """Queue ``message`` once there is room; False if the parent is closing instead."""
+        while not self._closing.is_set():
+            try:
+                self._queue.put(message, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+
+def _child_env() -> dict[str, str]:
+    """The parent's environment, with this very package first on the child's path (the
+    parent may have put it on ``sys.path`` itself)."""
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
