@@ -8,8 +8,11 @@ a :mod:`multiprocessing` spawn or fork: a spawned child re-imports the caller's 
 which breaks an unguarded script or a notebook, and a forked one inherits the parent's threads.
 
 The protocol is pickles over the child's stdin and stdout: the parent writes one
-:class:`Request`; the child answers with each chunk (the ``Chunk`` the in-process producer
-makes), then :class:`Totals`, or :class:`Failed` with its exception and traceback. Only the
+:class:`Request`; the child answers with the simulator's
+:class:`~purpleflea.sim.history_columns.Layout`, each batch as the simulation left it
+(:class:`~purpleflea.sim.history_columns.Simulated`: arrays, which pickle as bytes; the parent
+makes the ids and rows), then its :class:`~purpleflea.sim.history_columns.Totals`, or
+:class:`Failed` with its exception and traceback. Only the
 parent writes the store, so the store, its transaction and its journal mode are the same as
 in one process.
 """
@@ -28,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from purpleflea.sim.history_columns import Chunk, Layout, Simulated, Totals
+
 if TYPE_CHECKING:
-    from purpleflea.sim.history import Chunk
     from purpleflea.sim.process import SimConfig
-    from purpleflea.sim.truth import TrueCascade
 
 #: Chunks the child may have simulated that the parent has not taken yet: enough to smooth
 #: uneven batches, few enough that a slow writer holds a few MB of them, not the whole history.
@@ -50,22 +53,14 @@ class Request:
 
 
 @dataclass(frozen=True, slots=True)
-class Totals:
-    """The simulation's totals once every chunk is sent."""
-
-    next_seq: int  # the seq after the last event
-    markets: int  # markets with at least one event
-    notional_usd: float
-    end_ms: int
-    cascades: tuple[TrueCascade, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class Failed:
     """The child's error: the exception itself when it pickles, and its traceback's text."""
 
     error: BaseException | None
     text: str
+
+
+_Message = Layout | Simulated | Totals | Failed
 
 
 class ChildFailed(RuntimeError):
@@ -99,14 +94,15 @@ def main() -> None:
         out.close()
 
 
-def _simulate(request: Request) -> Iterator[Chunk | Totals]:
+def _simulate(request: Request) -> Iterator[Layout | Simulated | Totals]:
     from purpleflea.sim.history import Producer  # noqa: PLC0415 (history imports this module)
     from purpleflea.sim.process import Simulator  # noqa: PLC0415
 
     sim = Simulator(request.config)
     producer = Producer(sim, request.days, request.first_seq, None, request.batch, columns=True)
-    while (chunk := producer.next_chunk()) is not None:
-        yield chunk
+    yield producer.layout
+    while (simulated := producer.simulate()) is not None:
+        yield simulated
     yield producer.totals()
 
 
@@ -131,7 +127,8 @@ class ChildProducer:
 
     def __init__(self, request: Request) -> None:
         self._totals: Totals | None = None
-        self._queue: queue.Queue[Chunk | Totals | Failed] = queue.Queue(AHEAD)
+        self._layout: Layout | None = None
+        self._queue: queue.Queue[_Message] = queue.Queue(AHEAD)
         self._closing = threading.Event()
         self._process = subprocess.Popen(
             [sys.executable, "-P", "-c", f"from {__name__} import main; main()"],
@@ -156,6 +153,9 @@ class ChildProducer:
 
     def next_chunk(self) -> Chunk | None:
         message = self._queue.get()
+        while isinstance(message, Layout):  # the child sends it first
+            self._layout = message
+            message = self._queue.get()
         if isinstance(message, Failed):
             self._queue.put(message)  # a second call fails the same way
             if message.error is None:
@@ -164,7 +164,9 @@ class ChildProducer:
         if isinstance(message, Totals):
             self._totals = message
             return None
-        return message
+        assert self._layout is not None
+        # The Python objects are made here: the child's core is the simulation's.
+        return self._layout.columns(message)
 
     def totals(self) -> Totals:
         """The simulation's totals, once :meth:`next_chunk` has returned ``None``."""
@@ -190,7 +192,7 @@ class ChildProducer:
         with stdout:
             while True:
                 try:
-                    message: Chunk | Totals | Failed = pickle.load(stdout)
+                    message: _Message = pickle.load(stdout)
                 except Exception:  # EOF, or a message cut short: the child died
                     code = self._process.wait()
                     message = Failed(
@@ -201,7 +203,7 @@ class ChildProducer:
                 if not self._put(message) or isinstance(message, Totals | Failed):
                     return
 
-    def _put(self, message: Chunk | Totals | Failed) -> bool:
+    def _put(self, message: _Message) -> bool:
         """Queue ``message`` once there is room; False if the parent is closing instead."""
         while not self._closing.is_set():
             try:
