@@ -12,9 +12,8 @@ The protocol is pickles over the child's stdin and stdout: the parent writes one
 :class:`~purpleflea.sim.history_columns.Layout`, each batch as the simulation left it
 (:class:`~purpleflea.sim.history_columns.Simulated`: arrays, which pickle as bytes; the parent
 makes the ids and rows), then its :class:`~purpleflea.sim.history_columns.Totals`, or
-:class:`Failed` with its exception and traceback. Only the
-parent writes the store, so the store, its transaction and its journal mode are the same as
-in one process.
+:class:`Failed` with its exception and traceback. Only the parent writes the store, so the
+store, its transaction and its journal mode are the same as in one process.
 """
 
 from __future__ import annotations
@@ -27,8 +26,8 @@ import sys
 import threading
 import traceback
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from purpleflea.sim.history_columns import Chunk, Layout, Simulated, Totals
@@ -88,9 +87,10 @@ def main() -> None:
             data = pickle.dumps(failed, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:  # an exception that does not pickle: its text then
             data = pickle.dumps(Failed(None, failed.text), protocol=pickle.HIGHEST_PROTOCOL)
-        with _quiet_broken_pipe():
+        # A parent that stopped reading (it failed or was interrupted) needs no answer.
+        with suppress(BrokenPipeError):
             out.write(data)
-    with _quiet_broken_pipe():
+    with suppress(BrokenPipeError):
         out.close()
 
 
@@ -104,16 +104,6 @@ def _simulate(request: Request) -> Iterator[Layout | Simulated | Totals]:
     while (simulated := producer.simulate()) is not None:
         yield simulated
     yield producer.totals()
-
-
-class _quiet_broken_pipe:  # noqa: N801 (a context manager read as a phrase)
-    """The parent stopped reading (it failed or was interrupted): nothing left to tell."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> bool:
-        return kind is not None and issubclass(kind, BrokenPipeError)
 
 
 class ChildProducer:
@@ -130,17 +120,17 @@ class ChildProducer:
         self._layout: Layout | None = None
         self._queue: queue.Queue[_Message] = queue.Queue(AHEAD)
         self._closing = threading.Event()
+        # The parent's import path, as a spawned process gets it: the child imports this
+        # very package even when the caller put it on sys.path itself.
+        start = f"import sys; sys.path[:] = {sys.path!r}; from {__name__} import main; main()"
         self._process = subprocess.Popen(
-            [sys.executable, "-P", "-c", f"from {__name__} import main; main()"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=_child_env(),
+            [sys.executable, "-P", "-c", start], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
         stdin, stdout = self._process.stdin, self._process.stdout
         assert stdin is not None  # asked for
         assert stdout is not None
         # A child that died at once says so on its stdout.
-        with _quiet_broken_pipe(), stdin:
+        with suppress(BrokenPipeError), stdin:
             pickle.dump(request, stdin, protocol=pickle.HIGHEST_PROTOCOL)
         self._reader = threading.Thread(
             target=self._read, args=(stdout,), name="sim-history-child", daemon=True
@@ -212,12 +202,3 @@ class ChildProducer:
                 continue
             return True
         return False
-
-
-def _child_env() -> dict[str, str]:
-    """The parent's environment, with this very package first on the child's path (the
-    parent may have put it on ``sys.path`` itself)."""
-    root = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    return env
