@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import signal
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -14,6 +16,7 @@ import pytest
 from purpleflea.model import Liquidation, VenueLiquidation
 from purpleflea.sim import SimConfig, Simulator, generate_history, history, paced
 from purpleflea.sim.history import blocks, history_config
+from purpleflea.sim.history_child import ChildFailed, ChildProducer, Request
 from purpleflea.sim.throttle import snapshot_throttle
 from purpleflea.store.base import OpenInterest, Query
 from purpleflea.store.bulk import EventColumns
@@ -21,6 +24,20 @@ from purpleflea.store.oi_sampler import OpenInterestSampler
 from purpleflea.store.sqlite import SQLiteBulkLoad, SQLiteStore
 from tests.server.conftest import Running
 from tests.store.test_bulk_load import TABLES, dump_tables
+
+
+@pytest.fixture
+def children(monkeypatch: pytest.MonkeyPatch) -> list[ChildProducer]:
+    """The simulation processes the bulk history starts, as they start."""
+    started: list[ChildProducer] = []
+
+    class Recorded(ChildProducer):
+        def __init__(self, request: Request) -> None:
+            super().__init__(request)
+            started.append(self)
+
+    monkeypatch.setattr(history, "ChildProducer", Recorded)
+    return started
 
 
 async def test_history_goes_into_sqlite_with_consecutive_seqs(tmp_path: Path) -> None:
@@ -215,7 +232,7 @@ async def test_a_failing_scorer_stops_history_with_its_error(
 
 
 async def test_a_bulk_load_that_fails_stops_history_and_leaves_the_store_empty(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, children: list[ChildProducer]
 ) -> None:
     monkeypatch.setattr(history, "BATCH", 300)
     appends = 0
@@ -234,6 +251,9 @@ async def test_a_bulk_load_that_fails_stops_history_and_leaves_the_store_empty(
     try:
         with pytest.raises(OSError, match="disk full"):
             await generate_history(store, days=0.1, seed=6, n_markets=20, progress=False)
+        # The simulation's process is stopped, not left simulating the rest.
+        [child] = children
+        assert child._process.returncode is not None
         # All or nothing: no partial history that looks like a finished one.
         assert await store.since(0) == []
         assert await store.last_seq() == 0
@@ -243,6 +263,48 @@ async def test_a_bulk_load_that_fails_stops_history_and_leaves_the_store_empty(
     finally:
         await store.close()
         await fresh.close()
+
+
+async def test_an_error_in_the_simulations_process_is_raised_as_itself(
+    tmp_path: Path, children: list[ChildProducer]
+) -> None:
+    store = SQLiteStore(tmp_path / "h.sqlite")
+    try:
+        # The parent checks only the configuration; the child's simulator refuses the count.
+        with pytest.raises(ValueError, match="n_markets must be between 1 and") as raised:
+            await generate_history(store, days=0.01, n_markets=0, progress=False)
+        assert await store.last_seq() == 0
+    finally:
+        await store.close()
+    assert len(children) == 1
+    # Where it happened: the child's traceback, chained as the cause.
+    assert "in _simulate" in str(raised.value.__cause__)
+
+
+async def test_a_simulation_process_that_dies_fails_history_with_its_exit_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, children: list[ChildProducer]
+) -> None:
+    # Many small batches: the child is still far from done at the first write.
+    monkeypatch.setattr(history, "BATCH", 100)
+    append = SQLiteBulkLoad.append
+    appends = 0
+
+    def killing(self: SQLiteBulkLoad, columns: EventColumns) -> None:
+        nonlocal appends
+        append(self, columns)
+        appends += 1
+        if appends == 1:
+            os.kill(children[0].pid, signal.SIGKILL)  # as the OOM killer would
+
+    monkeypatch.setattr(SQLiteBulkLoad, "append", killing)
+    store = SQLiteStore(tmp_path / "h.sqlite")
+    try:
+        with pytest.raises(ChildFailed, match=r"exited with code -9 before it finished"):
+            await generate_history(store, days=0.25, seed=3, n_markets=20, progress=False)
+        assert await store.last_seq() == 0
+        assert await store.since(0) == []
+    finally:
+        await store.close()
 
 
 async def test_a_store_that_fails_stops_history_with_its_error(
@@ -287,19 +349,30 @@ async def test_bulk_history_stores_what_appended_history_stores(
 
         bulk_load = None  # type: ignore[assignment]
 
-    for name, cls in (("bulk", SQLiteStore), ("appended", Appending)):
+    async def simulate(name: str, cls: type[SQLiteStore]) -> history.HistorySummary:
         store = cls(tmp_path / f"{name}.sqlite")
         try:
-            summary = await generate_history(store, days=0.25, seed=3, n_markets=20, progress=False)
+            return await generate_history(store, days=0.25, seed=3, n_markets=20, progress=False)
         finally:
             await store.close()
-        assert summary.events > 10 * 400
+
+    # The bulk load simulates in a child process; appends and, with no interpreter to start
+    # (an embedded Python), the bulk load too simulate in this one.
+    summaries = [await simulate("bulk", SQLiteStore), await simulate("appended", Appending)]
+    with monkeypatch.context() as embedded:
+        embedded.setattr(sys, "executable", "")
+        summaries.append(await simulate("in-process", SQLiteStore))
+    assert summaries[0].events > 10 * 400
+    assert (
+        len({(s.events, s.markets, s.notional_usd, s.end_ms, s.cascades) for s in summaries}) == 1
+    )
     bulk = dump_tables(tmp_path / "bulk.sqlite")
-    appended = dump_tables(tmp_path / "appended.sqlite")
     assert bulk["liquidations"]
     assert bulk["open_interest"]
-    for table in TABLES:
-        assert bulk[table] == appended[table], table
+    for other in ("appended", "in-process"):
+        tables = dump_tables(tmp_path / f"{other}.sqlite")
+        for table in TABLES:
+            assert bulk[table] == tables[table], (other, table)
 
 
 async def test_sim_into_the_store_a_running_server_uses_says_so_in_one_line(

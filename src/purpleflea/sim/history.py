@@ -19,21 +19,29 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from purpleflea.model import Liquidation, Side, VenueLiquidation, to_liquidation
 from purpleflea.progress import Progress
 from purpleflea.sim.config import event_id_prefix
-from purpleflea.sim.events import IntArray, RawBlock
+from purpleflea.sim.events import RawBlock
+from purpleflea.sim.history_child import ChildProducer, Request
+from purpleflea.sim.history_columns import (
+    COVERAGE,
+    Chunk,
+    Layout,
+    Simulated,
+    Totals,
+    received_at,
+)
 from purpleflea.sim.process import DAY_MS, DEFAULT_START_MS, SimConfig, Simulator
 from purpleflea.sim.throttle import snapshot_throttle
 from purpleflea.sim.truth import TrueCascade
-from purpleflea.store.base import OpenInterest, Store
-from purpleflea.store.bulk import EventColumns, Venue
-from purpleflea.store.oi_sampler import TotalsSampler
-from purpleflea.venues import registry
+from purpleflea.store.base import Store
+from purpleflea.store.bulk import EventColumns
+from purpleflea.store.oi_sampler import KeptTotals, TotalsSampler
 
 if TYPE_CHECKING:
     from purpleflea.store.sqlite import SQLiteBulkLoad
@@ -83,10 +91,6 @@ def blocks(sim: Simulator, days: float) -> Iterator[RawBlock]:
         yield sim.next_block()
 
 
-#: Each simulated exchange's coverage class: the real venue's.
-_COVERAGE = {e: registry.coverage_of(e) for e in registry.SIM_LISTINGS}
-
-
 def published(
     sim: Simulator, raw: RawBlock, first_seq: int, scorer: Scorer | None = None
 ) -> list[Liquidation]:
@@ -94,7 +98,7 @@ def published(
 
     ``received_at`` is the event time plus a deterministic 40-199 ms of feed latency.
     """
-    coverage = _COVERAGE
+    coverage = COVERAGE
     if scorer is not None:
         # Scored: the simulator's own venue events, each published with the scorer's verdict.
         scored: list[Liquidation] = []
@@ -105,7 +109,7 @@ def published(
                 to_liquidation(
                     venue,
                     seq=seq,
-                    received_at=_received_at(venue.ts, seq),
+                    received_at=received_at(venue.ts, seq),
                     coverage=coverage[venue.exchange],
                     cascade_score=scorer(venue),
                 )
@@ -141,72 +145,19 @@ def published(
                 quantity=qty,
                 size_usd=price * qty,
                 ts=ts,
-                received_at=_received_at(ts, seq),
+                received_at=received_at(ts, seq),
                 coverage=coverage[listing.exchange],
             )
         )
     return out
 
 
-_Ms = TypeVar("_Ms", int, IntArray)
-
-
-def _received_at(ts: _Ms, seq: _Ms) -> _Ms:
-    """When a simulated event is taken to have reached us: 40-199 ms after it happened,
-    spread by its seq (an event or a column of them)."""
-    return ts + 40 + seq % 160
-
-
-def venues(sim: Simulator) -> tuple[list[Venue], IntArray]:
-    """Every listing of the simulator as a :class:`~purpleflea.store.bulk.Venue`, and each
-    market's first venue code: listing ``li`` of market ``m`` is venue ``offset[m] + li``."""
-    table = [
-        Venue(listing.exchange, listing.symbol, name, _COVERAGE[listing.exchange])
-        for name, spec in zip(sim.market_names, sim.markets, strict=True)
-        for listing in spec.listings
-    ]
-    sizes = [len(spec.listings) for spec in sim.markets]
-    offset = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
-    return table, offset
-
-
-def _columns(
-    blocks: list[RawBlock], first_seq: int, prefix: str, table: list[Venue], offset: IntArray
-) -> EventColumns:
-    """Consecutive thinned blocks as one batch of columns, seqs from ``first_seq``: the same
-    events, field for field, as :func:`published` (unscored) gives for each block."""
-    ts = np.concatenate([raw.ts for raw in blocks]).astype(np.int64)
-    seq = np.arange(first_seq, first_seq + ts.size, dtype=np.int64)
-    return EventColumns(
-        seq=seq,
-        ids=[
-            f"{prefix}{n}" for raw in blocks for n in range(raw.first_n, raw.first_n + raw.ts.size)
-        ],
-        venue=np.concatenate([offset[raw.market] + raw.listing for raw in blocks]).astype(np.int64),
-        venues=table,
-        long=np.concatenate([raw.side > 0 for raw in blocks]),
-        price=np.concatenate([raw.price for raw in blocks]).astype(np.float64),
-        quantity=np.concatenate([raw.quantity for raw in blocks]).astype(np.float64),
-        ts=ts,
-        received_at=_received_at(ts, seq),
-    )
-
-
-@dataclass(slots=True)
-class _Chunk:
-    """What the simulation produced since the previous chunk, ready for the store: events
-    as structs, or as columns for a bulk load."""
-
-    events: list[Liquidation] | EventColumns
-    open_interest: list[OpenInterest]
-    hours: float  # simulated hours it covers
-
-
-class _Producer:
+class Producer:
     """The simulation side of :func:`generate_history`: runs blocks until a batch is full.
 
-    It runs on a worker thread while the event loop writes the previous batch (SQLite and
-    numpy release the GIL for much of their work, so the two overlap); only that thread
+    For a bulk load it runs in a child process (:mod:`purpleflea.sim.history_child`);
+    otherwise on a worker thread while the event loop writes the previous batch (SQLite
+    releases the GIL for much of its work, so the two overlap partly); only that thread
     touches the simulator, the sampler and the scorer, one chunk at a time.
     """
 
@@ -216,6 +167,7 @@ class _Producer:
         days: float,
         first_seq: int,
         scorer: Scorer | None,
+        batch: int,
         *,
         columns: bool = False,
     ) -> None:
@@ -225,49 +177,67 @@ class _Producer:
         self.columns = columns
         self.seq = first_seq
         self.scorer = scorer
+        self.batch = batch
         self.notional = 0.0
         self.active = np.zeros(len(sim.market_names), dtype=bool)
+        self.layout = Layout.of(sim)
         self._blocks = blocks(sim, days)
         self._sampler = TotalsSampler(sim.market_names)
         # History is what the feeds would have published: the snapshot venues thinned.
         self._throttle = snapshot_throttle(sim)
-        self._prefix = event_id_prefix(sim.config)
-        self._venues, self._offset = venues(sim)
 
-    def next_chunk(self) -> _Chunk | None:
-        """The next batch (about :data:`BATCH` events); ``None`` once the days are done."""
+    def next_chunk(self) -> Chunk | None:
+        """The next batch (about ``batch`` events); ``None`` once the days are done."""
+        simulated = self.simulate()
+        if simulated is None:
+            return None
+        if self.columns:
+            return self.layout.columns(simulated)
+        events: list[Liquidation] = []
+        for raw in simulated.blocks:
+            events += published(self.sim, raw, simulated.first_seq + len(events), self.scorer)
+        return Chunk(events, self.layout.open_interest(simulated), simulated.hours)
+
+    def simulate(self) -> Simulated | None:
+        """The next batch as the simulation leaves it; ``None`` once the days are done."""
         sim = self.sim
         first_seq = self.seq
-        events: list[Liquidation] = []
         thinned: list[RawBlock] = []
-        open_interest: list[OpenInterest] = []
+        open_interest: list[KeptTotals] = []
+        rows = 0
         hours = 0.0
         for computed in self._blocks:
             raw = self._throttle.thin(computed)
-            if self.columns:
-                thinned.append(raw)
-                self.seq += raw.ts.size
-            else:
-                batch = published(sim, raw, self.seq, self.scorer)
-                events.extend(batch)
-                self.seq += len(batch)
+            thinned.append(raw)
+            self.seq += raw.ts.size
             self.notional += float(raw.size_usd.sum())
             self.active[raw.market] = True
             totals = sim.market_open_interest(raw.end_ms)
             if totals is not None:
-                open_interest.extend(self._sampler.sample(raw.end_ms, *totals))
+                kept = self._sampler.keep(raw.end_ms, *totals)
+                open_interest.append(kept)
+                rows += len(kept)
             hours += sim.config.block_ms / 3_600_000
-            if self.seq - first_seq >= BATCH or len(open_interest) >= BATCH:
+            # Batches end where they always have: a rollup cell split across two of them sums
+            # its floats in another order.
+            if self.seq - first_seq >= self.batch or rows >= self.batch:
                 break
         if not hours:
             return None
-        if self.columns:
-            columns = _columns(thinned, first_seq, self._prefix, self._venues, self._offset)
-            return _Chunk(columns, open_interest, hours)
-        return _Chunk(events, open_interest, hours)
+        return Simulated(first_seq, thinned, open_interest, hours)
+
+    def totals(self) -> Totals:
+        """The simulation's totals so far."""
+        return Totals(
+            self.seq,
+            int(self.active.sum()),
+            self.notional,
+            self.sim.now_ms,
+            tuple(self.sim.truth.cascades()),
+        )
 
 
-async def _write(store: Store, loader: SQLiteBulkLoad | None, chunk: _Chunk) -> None:
+async def _write(store: Store, loader: SQLiteBulkLoad | None, chunk: Chunk) -> None:
     """One chunk into the bulk load, or appended to the store."""
     events = chunk.events
     if loader is not None:
@@ -299,7 +269,9 @@ async def generate_history(
 
     Seqs continue from ``await store.last_seq() + 1``; ``scorer`` gives each event's
     ``cascade_score`` (0 without one), called in event order from one worker thread (the
-    simulation runs there, one batch ahead of the writes). ``knobs`` are
+    simulation runs there, one batch ahead of the writes). A bulk load simulates in a child
+    process instead, a few batches ahead (:mod:`purpleflea.sim.history_child`): an error
+    there is raised here as itself, and the child is stopped if the load fails. ``knobs`` are
     :class:`~purpleflea.sim.SimConfig` fields such as ``cascade_rate``. Unscored into an empty
     SQLite store, the whole history is one bulk load (:meth:`SQLiteStore.bulk_load`: batches as
     columns, one transaction, indexes built at the end; interrupted, it leaves the store
@@ -309,7 +281,7 @@ async def generate_history(
     if not days > 0:
         raise ValueError(f"days must be > 0, got {days}")
     started = time.monotonic()
-    sim = Simulator(history_config(seed=seed, n_markets=n_markets, start_ms=start_ms, **knobs))
+    config = history_config(seed=seed, n_markets=n_markets, start_ms=start_ms, **knobs)
     first_seq = await store.last_seq() + 1
     bar = Progress(days * 24, "simulating", unit="sim h") if progress else None
     bulk = getattr(store, "bulk_load", None) if scorer is None else None  # SQLite's
@@ -321,7 +293,16 @@ async def generate_history(
         indexes_deferred = loader is not None
         if loader is None and deferred is not None:
             indexes_deferred = stack.enter_context(deferred())
-        producer = _Producer(sim, days, first_seq, scorer, columns=loader is not None)
+        producer: Producer | ChildProducer
+        if loader is not None and sys.executable:
+            # Columns pickle cheaply, and only the bulk path's writes are heavy enough that
+            # the simulation gains a core from a process of its own (a scorer stays here).
+            producer = ChildProducer(Request(config, days, first_seq, BATCH))
+            stack.callback(producer.close)
+        else:
+            producer = Producer(
+                Simulator(config), days, first_seq, scorer, BATCH, columns=loader is not None
+            )
         chunk = await loop.run_in_executor(pool, producer.next_chunk)
         while chunk is not None:
             # The next batch is simulated while this one is written.
@@ -337,18 +318,19 @@ async def generate_history(
             if bar is not None:
                 bar.advance(chunk.hours)
             chunk = await upcoming
+        totals = producer.totals()
         if bar is not None:
             bar.finish()
             if indexes_deferred:
                 print("building the history indexes...", file=sys.stderr, flush=True)
     return HistorySummary(
-        events=producer.seq - first_seq,
-        markets=int(producer.active.sum()),
-        notional_usd=producer.notional,
+        events=totals.next_seq - first_seq,
+        markets=totals.markets,
+        notional_usd=totals.notional_usd,
         first_seq=first_seq,
-        last_seq=producer.seq - 1,
+        last_seq=totals.next_seq - 1,
         start_ms=start_ms,
-        end_ms=sim.now_ms,
+        end_ms=totals.end_ms,
         wall_s=time.monotonic() - started,
-        cascades=tuple(sim.truth.cascades()),
+        cascades=totals.cascades,
     )

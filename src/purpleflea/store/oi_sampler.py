@@ -42,6 +42,7 @@ MARK_DEADBAND = 0.0025
 HEARTBEAT_MS = 15 * 60_000
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(slots=True)
@@ -162,6 +163,10 @@ class TotalsSampler:
     def sample(self, ts: int, usd: FloatArray, mark: FloatArray) -> list[OpenInterest]:
         """Every market's total (``usd``, in the order of ``markets``) and mark at ``ts``: the
         rows worth storing, which become the baseline."""
+        return self.keep(ts, usd, mark).rows(self.markets)
+
+    def keep(self, ts: int, usd: FloatArray, mark: FloatArray) -> KeptTotals:
+        """:meth:`sample`'s rows as columns (a child process sends them cheaply)."""
         total = np.where(usd > 0, usd, 0.0)
         change = np.abs(total - self._row_usd)
         moved = np.abs(mark - self._row_mark)
@@ -175,10 +180,27 @@ class TotalsSampler:
         self._row_ts[emit] = ts
         self._row_usd[emit] = total[emit]
         self._row_mark[emit] = mark[emit]
-        markets = self.markets
+        return KeptTotals(ts, emit, total[emit], mark[emit])
+
+
+@dataclass(frozen=True, slots=True)
+class KeptTotals:
+    """The rows :class:`TotalsSampler` kept at ``ts``, in row order, as columns: each row's
+    market (its index in the sampler's ``markets``), total and mark."""
+
+    ts: int
+    market: IntArray
+    usd: FloatArray
+    mark: FloatArray
+
+    def __len__(self) -> int:
+        return int(self.market.size)
+
+    def rows(self, markets: Sequence[str]) -> list[OpenInterest]:
+        ts = self.ts
         return [
             OpenInterest(ts=ts, market=markets[i], open_interest_usd=u, mark_price=m)
             for i, u, m in zip(
-                emit.tolist(), total[emit].tolist(), mark[emit].tolist(), strict=True
+                self.market.tolist(), self.usd.tolist(), self.mark.tolist(), strict=True
             )
         ]
