@@ -124,6 +124,28 @@ async def test_the_measured_map_is_the_simulators_true_positions_of_the_sampled_
     assert (venue.rejected, venue.violations) == (0, [])
 
 
+async def test_the_venue_holds_exactly_the_simulators_open_positions_step_after_step() -> None:
+    # The venue takes only the positions that came and drops those that left (building all of
+    # BTC's anew on every change was most of a demo step's cost): the held set must still be
+    # the simulator's open positions after every step, each at its own address.
+    sim = Simulator(SimConfig(seed=5, n_markets=3, warmup_ms=600_000))
+    venue = SimulatedHyperliquid(("BTC",))
+    seen: set[int] = set()
+    checked = 0
+    async with venue:
+        for i, step in enumerate(sim.run(300_000)):
+            venue.observe(sim, step)
+            held = venue.holders("BTC")
+            seen |= held.keys()
+            if i % 50 == 0:  # the truth's positions are the costly part: every 50th step
+                assert held.keys() == {p.id for p in sim.truth.positions(MARKET)}
+                assert all(address == address_of(5, pid) for pid, address in held.items())
+                checked += 1
+    assert held.keys() == {p.id for p in sim.truth.positions(MARKET)}
+    assert checked >= 20
+    assert len(seen - held.keys()) > 10  # positions left the book while watched
+
+
 async def test_addresses_are_stable_across_a_restart_of_the_market() -> None:
     sim = Simulator(SimConfig(seed=4, n_markets=3, warmup_ms=600_000))
     *_, step = sim.run(60_000)  # one whole block: the state is captured between blocks

@@ -147,10 +147,11 @@ class SimulatedHyperliquid(LocalHyperliquid):
             # Named but not held before this step: opened within it (or another market's).
             unseen = {int(n.removeprefix("cohort-")) for n in named}
             unseen -= self._holdings[coin.coin].keys()
+            change = self._changed_ids(sim, coin)
             fills = (
                 []
-                if self._unchanged(sim, coin)
-                else self._retake(sim, coin, named, (low, high), step.ts)
+                if change is None
+                else self._retake(sim, coin, change, named, (low, high), step.ts)
             )
             fills += self._opened_and_liquidated(sim, coin, unseen, step.ts)
             self.liquidated += len(fills)
@@ -166,14 +167,24 @@ class SimulatedHyperliquid(LocalHyperliquid):
         self,
         sim: Simulator,
         coin: _Coin,
+        change: tuple[set[int], set[int]],
         named: set[str],
         traded: tuple[float, float],
         ts: int,
     ) -> list[tuple[str, dict[str, Any]]]:
-        """Take the market's positions anew; the liquidation fills of those that left."""
+        """Take the positions that came and drop those that left (``change``); the
+        liquidation fills of those that left. Only the new ones are built: the held ones
+        stand (their size, entry and price do not change while open), and BTC's book holds
+        tens of thousands."""
         old = self._holdings[coin.coin]
-        holdings = self._take(sim.config.seed, coin, sim.truth.positions(coin.market))
-        gone = sorted(old.keys() - holdings.keys())
+        came, left = change
+        came -= old.keys()
+        left &= old.keys()
+        holdings = {pid: h for pid, h in old.items() if pid not in left}
+        if came:
+            born = sim.truth.positions(coin.market, ids=came)
+            holdings.update(self._take(sim.config.seed, coin, born))
+        gone = sorted(left)
         mark = self._marks[coin.market]
         fills = [
             self._fill(coin, old[pid], mark, ts)
@@ -202,16 +213,26 @@ class SimulatedHyperliquid(LocalHyperliquid):
         held = self._take(sim.config.seed, coin, born)
         return [self._fill(coin, holding, mark, ts) for holding in held.values()]
 
-    def _unchanged(self, sim: Simulator, coin: _Coin) -> bool:
-        """Whether the market's open positions are the ones taken last time: most steps open,
-        close and liquidate nothing, and building every position anew is the costly part."""
+    def _changed_ids(self, sim: Simulator, coin: _Coin) -> tuple[set[int], set[int]] | None:
+        """The ids of the market's open positions that came and that left since last time, or
+        None when none did (most steps open, close and liquidate nothing). Compared slot by
+        slot: only the slots that changed are looked at."""
         book = sim.book
         m = sim.market_index[coin.market]
         lo, hi = int(book.seg[m]), int(book.seg[m + 1])
         ids = np.where(book.alive(sim.now_ms)[lo:hi], book.cohort_id[lo:hi], -1)
         before = self._ids.get(coin.coin)
         self._ids[coin.coin] = ids
-        return before is not None and np.array_equal(before, ids)
+        if before is None or before.size != ids.size:  # the first look, or a resized book
+            now = set(ids[ids >= 0].tolist())
+            held = self._holdings[coin.coin].keys()
+            return now - held, held - now
+        moved = np.nonzero(before != ids)[0]
+        if moved.size == 0:
+            return None
+        new, old = ids[moved], before[moved]
+        came, left = set(new[new >= 0].tolist()), set(old[old >= 0].tolist())
+        return came - left, left - came  # an id that only changed slot stays held
 
     def _take(self, seed: int, coin: _Coin, true: list[TruePosition]) -> dict[int, _Holding]:
         # Positions keep their size, entry and price while open: the ones held already stand.
