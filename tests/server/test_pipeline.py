@@ -15,6 +15,7 @@ from purpleflea.bus.base import Message
 from purpleflea.bus.local import LocalBus
 from purpleflea.engine import CascadeEngine
 from purpleflea.model import CascadeAlert, Liquidation, VenueLiquidation
+from purpleflea.server import pipeline as pipeline_module
 from purpleflea.server.fanout import Fanout
 from purpleflea.server.feed import client_feed
 from purpleflea.server.filters import StreamFilter
@@ -300,5 +301,39 @@ async def test_an_outage_logs_one_line_when_it_starts_and_one_when_it_ends(
         "500 failed attempts; backlog stored, 80 events dropped (buffer full)"
     )
     assert not any(r.exc_info for r in caplog.records)  # no traceback per failed batch
+    await tracker.stop()
+    await store.close()
+
+
+async def test_an_event_after_a_quiet_spell_is_not_held_for_the_coalesce(tmp_path: Path) -> None:
+    # The coalesce wait batches events that keep arriving; alone, an event would only wait.
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    tracker = Pipeline(store, LocalBus(), coalesce_s=5.0)
+    await tracker.start()
+    await asyncio.sleep(0.1)
+    tracker.submit(_burst(1)[0])
+    await asyncio.wait_for(tracker.drain(), 2.0)  # the old rule held it for the whole 5 s
+    assert [e.seq for e in await store.since(0, 10)] == [1]
+    await tracker.stop()
+    await store.close()
+
+
+async def test_events_arriving_right_after_a_flush_wait_to_be_batched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline_module, "_BUSY_S", 60.0)  # every wakeup counts as busy
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    tracker = Pipeline(store, LocalBus(), coalesce_s=0.5)
+    await tracker.start()
+    first, second, third = _burst(3)
+    tracker.submit(first)  # nothing flushed yet: at once
+    await asyncio.wait_for(tracker.drain(), 2.0)
+    tracker.submit(second)
+    await asyncio.sleep(0.1)
+    tracker.submit(third)
+    await asyncio.sleep(0.1)
+    assert [e.seq for e in await store.since(0, 10)] == [1]  # still coalescing
+    await tracker.drain()
+    assert [e.seq for e in await store.since(0, 10)] == [1, 2, 3]
     await tracker.stop()
     await store.close()

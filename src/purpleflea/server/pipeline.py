@@ -61,6 +61,11 @@ class MarketState(msgspec.Struct, kw_only=True):
     exchanges: set[str]
 
 
+#: A wakeup within this long of the last flush's end means events are arriving: coalesce.
+#: Below ~20 events/s an event goes at once.
+_BUSY_S = 0.05
+
+
 class Pipeline:
     """Performs the :class:`Sequencer`'s plans: persist, then publish; see the module
     docstring."""
@@ -106,6 +111,7 @@ class Pipeline:
         self.markets: dict[str, MarketState] = {}
         self.clock_ms = 0
         self._wakeup = asyncio.Event()
+        self._flushed_at = -1e9  # time.monotonic() when the last flush ended
         self._task: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
@@ -259,10 +265,14 @@ class Pipeline:
     async def _flush_loop(self) -> None:
         while True:
             await self._wakeup.wait()
-            if self.coalesce_s > 0:
-                # Let the events arriving in the next moment join this batch: one store
-                # transaction and, for batching clients, one frame per client for all of
-                # them, instead of one of each per event (at a cost of ~2 ms of latency).
+            if self.coalesce_s > 0 and time.monotonic() - self._flushed_at < _BUSY_S:
+                # Events are arriving: let those of the next moment join this batch (one
+                # store transaction and, for batching clients, one frame per client for all
+                # of them, instead of one of each per event, at ~2 ms of latency). An event
+                # after a quiet spell goes at once: waiting would only add the 2 ms (at 5
+                # events/s, one client: lag p50 3.9 -> 1.6 ms). Busier than one flush per
+                # _BUSY_S keeps the wait: a 5 ms bound let a loop busy writing to 50 clients
+                # miss it at 2,000/s, and smaller batches cost CPU per delivery.
                 await asyncio.sleep(self.coalesce_s)
             self._wakeup.clear()
             while self.core.pending:
@@ -271,6 +281,7 @@ class Pipeline:
                     if plan is not None:
                         await self._perform(plan)
             self._caught_up()
+            self._flushed_at = time.monotonic()
             self._idle.set()
 
     def _caught_up(self) -> None:
