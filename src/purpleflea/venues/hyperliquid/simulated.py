@@ -235,13 +235,9 @@ class SimulatedHyperliquid(LocalHyperliquid):
         return came - left, left - came  # an id that only changed slot stays held
 
     def _take(self, seed: int, coin: _Coin, true: list[TruePosition]) -> dict[int, _Holding]:
-        # Positions keep their size, entry and price while open: the ones held already stand.
-        known = self._holdings[coin.coin]
+        # Only positions not held yet come here (_retake keeps the held ones as they stand).
         holdings = {}
         for p in true:
-            if p.id in known:
-                holdings[p.id] = known[p.id]
-                continue
             size = self.share * p.quantity * coin.multiplier
             held = HeldPosition(
                 coin=coin.coin,
