@@ -44,29 +44,24 @@ def _served(seed: int, *, crash: bool) -> Simulator:
     return sim
 
 
+@functools.cache
+def _served_run(seed: int, *, crash: bool) -> Recording:
+    return record_run(_served(seed, crash=crash), CRASH_MINUTES if crash else CALM_MINUTES)
+
+
 @pytest.fixture(scope="session")
 def served_crash() -> Callable[[int], Recording]:
     """The served market of a seed (its crash episode starts at once): its first
     :data:`CRASH_MINUTES`, simulated at most once a session. test_crash reads all of them,
     test_basis the first ten of seed 0."""
-
-    @functools.cache
-    def run(seed: int) -> Recording:
-        return record_run(_served(seed, crash=True), CRASH_MINUTES)
-
-    return run
+    return functools.partial(_served_run, crash=True)
 
 
 @pytest.fixture(scope="session")
 def served_calm() -> Callable[[int], Recording]:
     """The served market of a seed with its crash episode off: its first
     :data:`CALM_MINUTES`, simulated at most once a session (test_basis)."""
-
-    @functools.cache
-    def run(seed: int) -> Recording:
-        return record_run(_served(seed, crash=False), CALM_MINUTES)
-
-    return run
+    return functools.partial(_served_run, crash=False)
 
 
 @pytest.fixture(scope="session")
