@@ -13,7 +13,9 @@ How the score is built (per market and side, e.g. ``BTC-PERP`` longs):
   constant: the market's own normal pace. Each bucket's event count is clipped at
   ``baseline_clip`` times the baseline's (never below one event) and its notional in the same
   proportion, so a cascade barely raises its own yardstick while a market that liquidates once
-  an hour still learns that pace and its typical size. A market with no history
+  an hour still learns that pace and its typical size. A bucket feeds the baseline when it
+  leaves the 90 s window, so the yardstick never holds the window it judges (a market first
+  seen inside a burst does not take the burst for its pace). A market with no history
   starts from a prior of ``prior_events_per_hour`` events of the size of its first event.
 - **Intensity ratio.** ``r = window notional / expected notional in 90 s``, the expectation
   being the baseline, but at least ``floor_events`` events of the market's typical size (so a
@@ -195,6 +197,7 @@ class _State:
     __slots__ = (
         "base_n",
         "base_usd",
+        "born",
         "bucket",
         "cascade",
         "chain_start",
@@ -230,6 +233,7 @@ class _State:
         self.market = market
         self.side = side
         self.bucket = -1  # index of the newest bucket (ts // bucket_ms); -1: no event yet
+        self.born = 0  # the bucket the prior was set in: older ones never feed the baseline
         self.ring_usd = [0.0] * buckets
         self.ring_n = [0] * buckets
         self.first_ts = [0] * buckets  # first event time and price of each bucket
@@ -511,6 +515,7 @@ class CascadeEngine:
             state.base_n = self._prior_n
             state.base_usd = self._prior_n * max(size_usd, 1e-9)
             state.weight = self._prior_weight
+            state.born = bucket
             self._set_expected(state)
         state.bucket = bucket
 
@@ -523,55 +528,42 @@ class CascadeEngine:
         state.log_expected = _log(state.expected)
 
     def _roll(self, state: _State, bucket: int) -> None:
-        """Advance the window to ``bucket``; completed buckets feed the baseline."""
+        """Advance the window to ``bucket``; the buckets leaving it feed the baseline."""
         nb = self._nb
         old = state.bucket
         gap = bucket - old
         if gap <= 0:
             return
-        # The newest bucket is complete: it feeds the baseline (clipped so a cascade barely
-        # moves its own yardstick), then the empty ones. The EWMA's weight grows from the
-        # prior's up to the time constant: a new market learns its pace in minutes (a running
-        # mean), an old one forgets over hours.
-        clip = self.config.baseline_clip
-        cap = self._weight_cap
-        weight = state.weight + 1.0
-        if weight > cap:  # noqa: PLR1730 (hot path)
-            weight = cap
-        alpha = 1.0 / weight
-        # The count is clipped at `clip` times the baseline's, never below one event, and the
-        # notional in the same proportion (its events' mean size). Clipping one event of a
-        # market that liquidates in fewer than one bucket in `clip` (most markets, most of the
-        # time) made its baseline decay to nothing: the yardstick then stayed three times its
-        # first event's size, whatever the market did afterwards.
-        x_usd = state.ring_usd[old % nb]
-        x_n = float(state.ring_n[old % nb])
-        cap_n = clip * state.base_n
-        if cap_n < 1.0:  # noqa: PLR1730 (hot path)
-            cap_n = 1.0
-        if x_n > cap_n:
-            x_usd *= cap_n / x_n
-            x_n = cap_n
-        base_usd = state.base_usd + alpha * (x_usd - state.base_usd)
-        base_n = state.base_n + alpha * (x_n - state.base_n)
-        empty = gap - 1
-        if empty:
-            keep = 1.0
-            if weight < cap:
-                step = min(float(empty), cap - weight)
-                keep = weight / (weight + step)
-                weight += step
-                empty -= int(step)
-            if empty > 0:
-                keep *= self._keep**empty
-            base_usd *= keep
-            base_n *= keep
-        state.base_usd = base_usd
-        state.base_n = base_n
-        state.weight = weight
+        # A bucket feeds the baseline when it leaves the 90 s window, not when it completes:
+        # the yardstick never holds the window it judges. Fed at completion, a market's first
+        # burst became most of its own yardstick within seconds (a new market's EWMA weighs a
+        # bucket 1/120), and a recording or a server that starts inside a cascade called it
+        # normal; an old market's yardstick (1/17,280 a bucket) hardly differs either way.
+        # The buckets leaving are old+1-nb .. bucket-nb; those after `old` were never seen
+        # (empty), the others are still in the ring; those before the prior was set are not
+        # the market's (a new market has no quiet past to decay its prior with).
+        ring_usd, ring_n = state.ring_usd, state.ring_n
+        last = bucket - nb
+        held = last if last < old else old
+        first = old + 1 - nb
+        if first < state.born:  # noqa: PLR1730 (hot path)
+            first = state.born
+        empty = 0
+        for idx in range(first, held + 1):
+            slot = idx % nb
+            if ring_n[slot]:
+                if empty:
+                    self._decay(state, empty)
+                    empty = 0
+                self._feed(state, ring_usd[slot], float(ring_n[slot]))
+            else:
+                empty += 1
+        if last > held:
+            empty += last - (first - 1 if first > held else held)
+        if empty > 0:
+            self._decay(state, empty)
         self._set_expected(state)
         if gap >= nb:
-            ring_usd, ring_n = state.ring_usd, state.ring_n
             for i in range(nb):
                 ring_usd[i] = 0.0
                 ring_n[i] = 0
@@ -579,7 +571,6 @@ class CascadeEngine:
             state.win_n = 0
             return
         nf = self._nf
-        ring_usd, ring_n = state.ring_usd, state.ring_n
         for b in range(old + 1, bucket + 1):
             leaving_fast = (b - nf) % nb
             state.fast_usd -= ring_usd[leaving_fast]
@@ -594,6 +585,46 @@ class CascadeEngine:
             return
         state.fast_usd = max(state.fast_usd, 0.0)
         state.ref_stale = True
+
+    def _feed(self, state: _State, x_usd: float, x_n: float) -> None:
+        """One bucket's liquidations into the baseline (EWMA) as it leaves the window."""
+        # The EWMA's weight grows from the prior's up to the time constant: a new market learns
+        # its pace in minutes (a running mean), an old one forgets over hours.
+        weight = state.weight + 1.0
+        if weight > self._weight_cap:  # noqa: PLR1730 (hot path)
+            weight = self._weight_cap
+        alpha = 1.0 / weight
+        # The count is clipped at `baseline_clip` times the baseline's, never below one event,
+        # and the notional in the same proportion (its events' mean size), so a cascade barely
+        # moves its own yardstick. Clipping one event of a market that liquidates in fewer
+        # than one bucket in `baseline_clip` (most markets, most of the time) made its baseline
+        # decay to nothing: the yardstick then stayed three times its first event's size,
+        # whatever the market did afterwards.
+        cap_n = self.config.baseline_clip * state.base_n
+        if cap_n < 1.0:  # noqa: PLR1730
+            cap_n = 1.0
+        if x_n > cap_n:
+            x_usd *= cap_n / x_n
+            x_n = cap_n
+        state.base_usd += alpha * (x_usd - state.base_usd)
+        state.base_n += alpha * (x_n - state.base_n)
+        state.weight = weight
+
+    def _decay(self, state: _State, empty: int) -> None:
+        """``empty`` buckets without a liquidation into the baseline, in closed form."""
+        cap = self._weight_cap
+        weight = state.weight
+        keep = 1.0
+        if weight < cap:
+            step = min(float(empty), cap - weight)
+            keep = weight / (weight + step)
+            weight += step
+            empty -= int(step)
+        if empty > 0:
+            keep *= self._keep**empty
+        state.base_usd *= keep
+        state.base_n *= keep
+        state.weight = weight
 
     def _find_ref(self, state: _State) -> None:
         """Set ``ref_price`` to the price of the oldest event still in the window."""
