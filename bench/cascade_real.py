@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/cascade_real.py        # writes docs/img/cascade_real.png
     .venv/bin/python bench/cascade_real.py --goals  # issue 20's real-data goals, every session
+    .venv/bin/python bench/cascade_real.py --goals --from-wave=0  # each wave from a cold start
 
 Reads ``data/real/*/binance.csv`` from the team's shared folder (no header; size = z x ap, or
 z x p where ap is missing; order side SELL means a long was liquidated; see SOURCES.md there).
@@ -80,12 +81,33 @@ TUNING = (
     "BandsThoBaby_Data_Streams_Project/binance_bigliqs.csv",
 )
 EVALUATION = ("riftfern_data-streams/binance.csv",)
+#: Any other recording in the same format found beside them (``*/binance*.csv`` under
+#: data/real, e.g. one a reviewer holds out from the team) is replayed as the HELD-OUT split.
+SPLITS = ("tuning", "evaluation", "held-out")
 SESSION_GAP_MS = 600_000
 HEAVY_PERCENTILE = 99.0
 HEAVY_MIN_EVENTS = 3
 WAVE_GAP_MIN = 5
 ALERT_BEFORE_MS = 90_000
 GOAL_DELAY_S = 60.0
+
+
+def recordings() -> list[tuple[str, str]]:
+    """Every Binance recording to replay, as (file under data/real, split): ours, then any
+    other ``*/binance*.csv`` in the same format (12 or 13 columns, an integer trade time)."""
+    real = SHARED / "data" / "real"
+    out = [(name, "tuning" if name in TUNING else "evaluation") for name in FILES]
+    for path in sorted(real.glob("*/binance*.csv")):
+        name = path.relative_to(real).as_posix()
+        if name in FILES:
+            continue
+        with path.open(newline="") as f:
+            first = next(csv.reader(f), [])
+        if len(first) in (12, 13) and first[10].isdigit() and first[1] in ("BUY", "SELL"):
+            out.append((name, "held-out"))
+        else:
+            print(f"skipped {name}: not a !forceOrder@arr recording (first row {first[:3]})")
+    return out
 
 
 def load(path: Path, start: int, end: int) -> list[Row]:
@@ -375,31 +397,37 @@ def goals(
     oi_mode: str = "none",
     split_only: str = "all",
     trace: bool = False,
+    from_wave_s: float | None = None,
 ) -> None:
-    """Issue 20's real-data cascade goals over every recorded session, per split."""
+    """Issue 20's real-data cascade goals over every recorded session, per split; with
+    ``from_wave_s`` each wave is replayed by a fresh engine from that many seconds before its
+    first heavy liquidation (a recording or a server that starts inside the activity: every
+    market cold), calm sessions and alerts away from waves as ever."""
     from datetime import UTC, datetime
 
     config = config if config is not None else CascadeConfig()
     all_sessions = [
-        (name, s)
-        for name in FILES
+        (name, split, s)
+        for name, split in recordings()
         for s in sessions(load(SHARED / "data" / "real" / name, 0, 1 << 62))
     ]
-    # The bar is pooled over every session whichever split is run, so it never moves.
-    threshold = heavy_threshold([s for _, s in all_sessions])
+    # The bar is pooled over every session of our own files whichever split is run, so it
+    # never moves, not even when a held-out recording is added.
+    threshold = heavy_threshold([s for name, _, s in all_sessions if name in FILES])
     oi = open_interest(oi_mode)
     print(
         f"heavy minute: a market and side's minute with >= ${threshold:,.0f} liquidated (the "
         f"pooled p{HEAVY_PERCENTILE:g} of market-side minutes) in >= {HEAVY_MIN_EVENTS} events; "
         f"open interest: {oi_mode}"
     )
-    delays: dict[str, list[float | None]] = {"tuning": [], "evaluation": []}
-    multi: dict[str, list[float | None]] = {"tuning": [], "evaluation": []}
-    calm_alerts = {"tuning": 0, "evaluation": 0}
-    calm_sessions = {"tuning": 0, "evaluation": 0}
-    other_alerts = {"tuning": 0, "evaluation": 0}
-    for name, rows in all_sessions:
-        split = "tuning" if name in TUNING else "evaluation"
+    held_out = sorted({name for name, split, _ in all_sessions if split == "held-out"})
+    print(f"held-out recordings found: {', '.join(held_out) or 'none'}")
+    delays: dict[str, list[float | None]] = {split: [] for split in SPLITS}
+    multi: dict[str, list[float | None]] = {split: [] for split in SPLITS}
+    calm_alerts = dict.fromkeys(SPLITS, 0)
+    calm_sessions = dict.fromkeys(SPLITS, 0)
+    other_alerts = dict.fromkeys(SPLITS, 0)
+    for name, split, rows in all_sessions:
         if split_only not in ("all", split):
             continue
         tracer = Tracer(config) if trace else None
@@ -436,7 +464,11 @@ def goals(
             else 0
         )
         for w in found:
-            d = alert_delay_s(w, alerts)
+            if from_wave_s is None:
+                d = alert_delay_s(w, alerts)
+            else:  # a recording (or a server) that starts this long before the wave
+                cut = [r for r in rows if r.ts >= w.first_ts - from_wave_s * 1000]
+                d = alert_delay_s(w, score(cut, config, oi)[1])
             delays[split].append(d)
             positions = positions_in(w, rows)
             if positions > 1:
@@ -452,7 +484,7 @@ def goals(
         for a in started:
             print(f"  alert {(a.updated_at - t0) / 60_000:5.1f} min  {a.message}")
     for split, ds in delays.items():
-        if split_only not in ("all", split):
+        if split_only not in ("all", split) or (split == "held-out" and not held_out):
             continue
         met = sum(d is not None and d <= GOAL_DELAY_S for d in ds)
         met_multi = sum(d is not None and d <= GOAL_DELAY_S for d in multi[split])
@@ -469,7 +501,8 @@ def main() -> None:
 
     args = sys.argv[1:]
     if "--goals" in args:
-        # --oi=MODE, --split=tuning|evaluation|all, --trace; FIELD=NUMBER sets a CascadeConfig
+        # --oi=MODE, --split=tuning|evaluation|held-out|all, --trace, --from-wave=SECONDS;
+        # FIELD=NUMBER sets a CascadeConfig
         # field, as bench/cascade_eval.py's --set (e.g. move_gain=0: no price term).
         opts = dict(
             a.removeprefix("--").split("=", 1) for a in args if a.startswith("--") and "=" in a
@@ -480,6 +513,7 @@ def main() -> None:
             oi_mode=opts.get("oi", "none"),
             split_only=opts.get("split", "all"),
             trace="--trace" in args,
+            from_wave_s=float(opts["from-wave"]) if "from-wave" in opts else None,
         )
         return
     import matplotlib
