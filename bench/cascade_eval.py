@@ -12,9 +12,9 @@ with an earlier sweep, and 10 and up are fresh. 10-12 were run once on the simul
 8be0638, 13-15 once on the one after issue 20's market structure (commit 7cfd598), 16-18 once
 after its timing work (2026-12-05), 19-21 once after the recall sweep on 7 and 8 kept the
 defaults (2026-12-05), 22-24 once for the open-interest memory, 25-27 once after the
-cross-margin accounts, 28-30 once after the baseline fix (2026-12-06); 31 and up are unused.
-The report says which kind of seed
-it ran on.
+cross-margin accounts, 28-30 once after the baseline fix, 31-33 once after the lagged
+baseline (both 2026-12-06); 34 and up are unused. The report says which kind of seed it ran
+on.
 
 ``--truth`` says what a true cascade is (``sim/truth.py``; docs/cascade.md, "What a cascade
 is"): ``wave`` (the default): a run of one market and side in which some minute sweeps the
