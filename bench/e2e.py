@@ -4,6 +4,7 @@ Run (one command, from the repository root)::
 
     .venv/bin/python bench/e2e.py                 # about 3 minutes
     .venv/bin/python bench/e2e.py --quick         # shorter phases, for a smoke test
+    .venv/bin/python bench/e2e.py --pin           # servers and measurer on separate CPUs
 
 Processes on loopback (the machine's cores are shared, so this is how the work splits):
 
@@ -71,6 +72,8 @@ from websockets.asyncio.server import ServerConnection, broadcast, serve
 STREAM = "!forceOrder@arr"
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z: o.T = T0 + k identifies frame k
 P99_LIMIT_MS = 50.0
+#: The CPUs a server child keeps to (``--pin``), set by its parent.
+CPUS_ENV = "PURPLEFLEA_BENCH_CPUS"
 SYMBOLS = (
     ("BTCUSDT", 97_000.0),
     ("ETHUSDT", 3_400.0),
@@ -343,10 +346,14 @@ class Pools:
 # --- child processes ---------------------------------------------------------------------------
 
 
-def spawn(*args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    """Start ``bench/e2e.py <args>`` and read the JSON line it prints when it is ready."""
+def spawn(*args: str, cpus: set[int] | None = None) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """Start ``bench/e2e.py <args>`` (on ``cpus`` only, with every process it starts) and read
+    the JSON line it prints when it is ready."""
+    env = dict(os.environ)
+    if cpus is not None:  # applied by the child first thing, before it starts any process
+        env[CPUS_ENV] = ",".join(map(str, sorted(cpus)))
     child = subprocess.Popen(
-        [sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, bufsize=1
+        [sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, bufsize=1, env=env
     )
     assert child.stdout is not None
     line = child.stdout.readline()
@@ -706,7 +713,22 @@ def _verdict(result: Result | None) -> str:
     return f"p99 {result.p99_ms:.1f} ms, {result.delivered:,}/{expected:,} delivered ({met})"
 
 
+def split_cpus() -> tuple[set[int], set[int]]:
+    """This machine's CPUs in two halves: the server's, then the measurer's."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit(f"--pin needs at least 2 CPUs to split, this process may use {cpus}")
+    return set(cpus[: len(cpus) // 2]), set(cpus[len(cpus) // 2 :])
+
+
 async def main(args: argparse.Namespace) -> None:
+    server_cpus: set[int] | None = None
+    if args.pin:
+        # The server on its own CPUs, the fake exchange and every client process on the others
+        # (they inherit this process's affinity), so neither side's latency is the other's
+        # queueing for a shared core.
+        server_cpus, measurer_cpus = split_cpus()
+        os.sched_setaffinity(0, measurer_cpus)
     exchange = FakeBinance()
     # No keepalive pings from the fake exchange: under load a reader that falls behind
     # answers late and would be cut, which measures the neighbours, not the reader.
@@ -725,6 +747,15 @@ async def main(args: argparse.Namespace) -> None:
         )
         print(f"tracker socket: {args.nodelay} (nodelay = TCP_NODELAY on accepted sockets)")
         print(
+            "CPUs: "
+            + (
+                f"servers on {sorted(server_cpus)}, the fake exchange and clients on "
+                f"{sorted(os.sched_getaffinity(0))} (--pin)"
+                if server_cpus is not None
+                else "shared by every process (no --pin)"
+            )
+        )
+        print(
             f"tracker stream workers: {args.stream_workers} (server CPU and RSS are summed over "
             "the tracker and its workers)"
         )
@@ -737,7 +768,7 @@ async def main(args: argparse.Namespace) -> None:
                 args.nodelay,
                 str(args.stream_workers),
             ]
-            child, ready = spawn(*tracker_args)
+            child, ready = spawn(*tracker_args, cpus=server_cpus)
             try:
                 url = f"http://127.0.0.1:{ready['port']}"
                 pools = Pools("sdk", url, ready["key"], args.client_procs)
@@ -746,7 +777,7 @@ async def main(args: argparse.Namespace) -> None:
                 stop(child)
         if args.skip_bare:
             return
-        child, ready = spawn("_bare", exchange_url)
+        child, ready = spawn("_bare", exchange_url, cpus=server_cpus)
         try:
             pools = Pools("bare", f"ws://127.0.0.1:{ready['port']}/", "", args.client_procs)
             bare = await measure("bare websockets broadcast", exchange, child.pid, pools, args)
@@ -818,6 +849,11 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         metavar="N",
         help="the tracker's stream worker processes (purpleflea serve --stream-workers)",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="servers on one half of the CPUs, the fake exchange and the clients on the other",
+    )
     parser.add_argument("--quick", action="store_true", help="short phases (smoke test)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -827,6 +863,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
+    if os.environ.get(CPUS_ENV):
+        os.sched_setaffinity(0, {int(c) for c in os.environ[CPUS_ENV].split(",")})
     if len(sys.argv) > 1 and sys.argv[1] == "_tracker":
         asyncio.run(
             run_tracker(
