@@ -7,6 +7,7 @@ import json
 import pytest
 
 from purpleflea.model import Instrument
+from purpleflea.sim import universe
 from purpleflea.venues import FrameError, bybit
 
 
@@ -67,6 +68,27 @@ def test_legacy_topic_with_an_object_payload() -> None:
 def test_symbol_shapes(symbol: str, market: str, kind: str) -> None:
     name, found_kind = bybit.market(symbol)
     assert (name.name, found_kind) == (market, kind)
+
+
+def test_trailing_bundle_is_scaled_to_real_coins_like_a_leading_one() -> None:
+    # Bybit lists SHIB as SHIB1000USDT (1,000 SHIB per unit; Binance: 1000SHIBUSDT). The
+    # symbol is Bybit's own, seen in public code that trades it (e.g. pybit kline requests).
+    [event] = bybit.normalize(_all(s="SHIB1000USDT", v="20000", p="0.01234"))
+    assert (event.symbol, event.market) == ("SHIB1000USDT", "SHIB-PERP")
+    assert event.price == pytest.approx(0.00001234)  # per SHIB
+    assert event.quantity == pytest.approx(20_000_000)
+    assert event.size_usd == pytest.approx(246.8)
+
+
+def test_every_simulated_bybit_symbol_names_its_market() -> None:
+    listed = [
+        (listing.symbol, market.name)
+        for market in universe()
+        for listing in market.listings
+        if listing.exchange == "bybit"
+    ]
+    assert ("SHIB1000USDT", "SHIB-PERP") in listed
+    assert [(s, bybit.market(s)[0].name) for s, _ in listed] == listed
 
 
 def test_control_frames_yield_nothing() -> None:

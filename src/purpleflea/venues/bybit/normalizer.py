@@ -30,6 +30,9 @@ from purpleflea.venues.bybit.constants import EXCHANGE
 
 _SIDES: dict[str, Side] = {"Buy": "long", "Sell": "short"}
 _LINEAR_DATED = re.compile(r"^([A-Z0-9]+?)(?:USDT|USDC)?-(\d{1,2}[A-Z]{3}\d{2})$")
+# Bybit writes one bundle behind the coin, where Binance and Bybit's own 1000PEPEUSDT put it in
+# front: SHIB1000USDT is 1,000 SHIB per unit, priced per 1,000 SHIB.
+_TRAILING_BUNDLE = re.compile(r"^([A-Z]+)1000(USDT|USDC|PERP)$")
 
 
 class _Item(msgspec.Struct):
@@ -62,7 +65,12 @@ def market(symbol: str) -> tuple[symbols.Market, ContractKind]:
 
     ``BTCUSDT``, ``BTCPERP`` (USDC) and ``BTC-27DEC24`` are linear; ``BTCUSD`` and the
     month-coded ``BTCUSDZ24`` (expiring the last Friday of the month) are inverse.
+    ``SHIB1000USDT`` is ``SHIB-PERP`` in units of 1,000 SHIB, as ``1000PEPEUSDT`` is ``PEPE-PERP``.
     """
+    bundled = _TRAILING_BUNDLE.match(symbol)
+    if bundled:
+        coin = symbols.perpetual(bundled.group(1))
+        return symbols.Market(coin.name, coin.multiplier * 1000), "linear"
     linear_dated = _LINEAR_DATED.match(symbol)
     if linear_dated:
         date = symbols.from_ddmonyy(linear_dated.group(2))
