@@ -101,3 +101,14 @@ def test_malformed_items_raise_frame_error() -> None:
         bybit.normalize(_all(S="Long"))
     with pytest.raises(FrameError, match="price must be > 0"):
         bybit.normalize(_all(p="0"))
+
+
+def test_identical_rows_of_one_push_are_two_liquidations() -> None:
+    # allLiquidation sends every liquidation of 500 ms in one push; two positions of the same
+    # size closed at the same bankruptcy price in the same millisecond are two rows alike.
+    item = {"T": 1_718_000_000_000, "s": "BTCUSDT", "S": "Buy", "v": "0.5", "p": "60000"}
+    frame = {"topic": "allLiquidation.BTCUSDT", "type": "snapshot", "ts": 1, "data": [item, item]}
+    first, second = bybit.normalize(json.dumps(frame).encode())
+    assert first.id == bybit.normalize(_all())[0].id  # a lone row's id, unchanged
+    assert second.id == f"{first.id}#2"
+    assert first.size_usd == second.size_usd == 30000.0

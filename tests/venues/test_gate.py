@@ -70,3 +70,14 @@ def test_malformed_results_raise_frame_error() -> None:
         )
     with pytest.raises(FrameError, match=r"result\.contract is not a futures contract: 'BTC'"):
         gate.normalize(_live(contract="BTC"))
+
+
+def test_identical_rows_of_one_push_are_two_liquidations() -> None:
+    # Since 2026-08-20 a push carries every liquidation of a contract in its 1 s aggregation
+    # period (Gate's changelog); two orders alike in size, price and millisecond are two rows.
+    item = {"contract": "BTC_USDT", "price": "60000", "time": 1_718_000_000_000, "size": -150}
+    frame = {"channel": "futures.public_liquidates", "event": "update", "result": [item, item]}
+    first, second = gate.normalize(json.dumps(frame).encode(), CATALOG)
+    assert first.id == gate.normalize(_live(), CATALOG)[0].id
+    assert second.id == f"{first.id}#2"
+    assert first.size_usd == second.size_usd == pytest.approx(900.0)

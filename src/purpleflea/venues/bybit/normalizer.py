@@ -10,6 +10,8 @@ Semantics (shared/EXCHANGES.md, Bybit and traps 1-2):
 - ``S``/``side`` is the *position* side: ``Buy`` means a long was liquidated (Bybit docs since
   2023-08-31, confirmed by Bybit support as quoted by tardis).
 - ``p``/``price`` is the bankruptcy price: the only price Bybit gives.
+- Bybit gives no liquidation id; the id is built from the row (a row repeated within one push
+  is numbered: :func:`~purpleflea.venues._ids.told_apart`).
 - Linear contracts (USDT, USDC, ``BTCPERP``, dated ``BTC-27DEC24``) size in the base coin:
   ``size_usd = v * p``. Inverse contracts (``BTCUSD``, dated ``BTCUSDZ24``) size in USD:
   ``size_usd = v``. A catalog entry's kind wins over the symbol's shape.
@@ -25,6 +27,7 @@ import msgspec
 from purpleflea.model import NO_INSTRUMENTS, Catalog, ContractKind, Side, VenueLiquidation
 from purpleflea.venues import symbols
 from purpleflea.venues._frame import FrameDecoder, FrameError, non_negative, positive, timestamp_ms
+from purpleflea.venues._ids import told_apart
 from purpleflea.venues._units import from_coins, from_usd, liquidation
 from purpleflea.venues.bybit.constants import EXCHANGE
 
@@ -133,4 +136,4 @@ def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list
         event = _event(row.s, row.S, row.v, row.p, row.T, instruments)
         if event is not None:
             events.append(event)
-    return events
+    return told_apart(events)
