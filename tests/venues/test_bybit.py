@@ -63,6 +63,9 @@ def test_legacy_topic_with_an_object_payload() -> None:
         ("BTC-27DEC24", "BTC-20241227", "linear"),
         ("BTCUSDZ24", "BTC-20241227", "inverse"),
         ("1000PEPEUSDT", "PEPE-PERP", "linear"),
+        ("SHIB1000USDT", "SHIB-PERP", "linear"),
+        ("SHIB1000PERP", "SHIB-PERP", "linear"),  # USDC-settled, listed beside BTCPERP
+        ("10000000AIDOGEUSDT", "AIDOGE-PERP", "linear"),
     ],
 )
 def test_symbol_shapes(symbol: str, market: str, kind: str) -> None:
