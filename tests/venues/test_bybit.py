@@ -9,6 +9,7 @@ import pytest
 from purpleflea.model import Instrument
 from purpleflea.sim import universe
 from purpleflea.venues import FrameError, bybit
+from purpleflea.venues.bybit import open_interest
 
 
 def _all(**overrides: object) -> bytes:
@@ -115,3 +116,22 @@ def test_identical_rows_of_one_push_are_two_liquidations() -> None:
     assert first.id == bybit.normalize(_all())[0].id  # a lone row's id, unchanged
     assert second.id == f"{first.id}#2"
     assert first.size_usd == second.size_usd == 30000.0
+
+
+def test_bundled_open_interest_and_mark_are_in_real_coins_like_their_liquidations() -> None:
+    # Its heatmap reads every listing of PEPE-PERP in PEPE: a mark per 1,000 PEPE beside
+    # OKX's per-PEPE mark would put one exchange's positions 1,000 times higher.
+    tickers = [
+        {"symbol": "1000PEPEUSDT", "markPrice": "0.0123", "singleOpenInterest": "2000000"},
+        {"symbol": "SHIB1000USDT", "markPrice": "0.0125", "singleOpenInterest": "300"},
+        {"symbol": "BTCUSDT", "markPrice": "100000", "singleOpenInterest": "10"},
+    ]
+    body = json.dumps({"retCode": 0, "result": {"list": tickers}}).encode()
+    readings = {r.symbol: r for r in open_interest.parse(body, {})}
+    pepe, shib, btc = readings["1000PEPEUSDT"], readings["SHIB1000USDT"], readings["BTCUSDT"]
+    assert (pepe.mark_price, pepe.open_interest) == (pytest.approx(0.0000123), 2e9)
+    assert pepe.mark_price * pepe.open_interest == pytest.approx(0.0123 * 2_000_000)  # USD kept
+    assert (shib.mark_price, shib.open_interest) == (pytest.approx(0.0000125), 300_000)
+    assert (btc.mark_price, btc.open_interest) == (100000.0, 10.0)
+    [liquidation] = bybit.normalize(_all(s="1000PEPEUSDT", v="1000", p="0.0123"))
+    assert liquidation.price == pytest.approx(pepe.mark_price)  # the same unit
