@@ -594,6 +594,7 @@ def dialect_for(connection: str) -> Dialect:
         "bitget": Bitget(),
         "gate_usdt": Gate("usdt"),
         "gate_btc": Gate("btc"),
+        "gate_usd1": Gate("usd1"),
         "htx_linear": Htx("linear"),
         "htx_coin": Htx("coin"),
     }

@@ -53,3 +53,12 @@ def test_malformed_items_raise_frame_error() -> None:
         bitget.normalize(_push(amount="lots"))
     with pytest.raises(FrameError, match=r"data\[0\]\.side is not buy/sell: 'long'"):
         bitget.normalize(_push(side="long"))
+
+
+def test_identical_rows_of_one_push_are_two_liquidations() -> None:
+    # The push aggregates many liquidations (Bitget's docs); two alike are two rows.
+    item = json.loads(_push())["data"][0]
+    frame = {**json.loads(_push()), "data": [item, item]}
+    first, second = bitget.normalize(json.dumps(frame).encode())
+    assert first.id == bitget.normalize(_push())[0].id
+    assert second.id == f"{first.id}#2"

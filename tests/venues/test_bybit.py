@@ -7,7 +7,9 @@ import json
 import pytest
 
 from purpleflea.model import Instrument
+from purpleflea.sim import universe
 from purpleflea.venues import FrameError, bybit
+from purpleflea.venues.bybit import open_interest
 
 
 def _all(**overrides: object) -> bytes:
@@ -62,11 +64,35 @@ def test_legacy_topic_with_an_object_payload() -> None:
         ("BTC-27DEC24", "BTC-20241227", "linear"),
         ("BTCUSDZ24", "BTC-20241227", "inverse"),
         ("1000PEPEUSDT", "PEPE-PERP", "linear"),
+        ("SHIB1000USDT", "SHIB-PERP", "linear"),
+        ("SHIB1000PERP", "SHIB-PERP", "linear"),  # USDC-settled, listed beside BTCPERP
+        ("10000000AIDOGEUSDT", "AIDOGE-PERP", "linear"),
     ],
 )
 def test_symbol_shapes(symbol: str, market: str, kind: str) -> None:
     name, found_kind = bybit.market(symbol)
     assert (name.name, found_kind) == (market, kind)
+
+
+def test_trailing_bundle_is_scaled_to_real_coins_like_a_leading_one() -> None:
+    # Bybit lists SHIB as SHIB1000USDT (1,000 SHIB per unit; Binance: 1000SHIBUSDT). The
+    # symbol is Bybit's own, seen in public code that trades it (e.g. pybit kline requests).
+    [event] = bybit.normalize(_all(s="SHIB1000USDT", v="20000", p="0.01234"))
+    assert (event.symbol, event.market) == ("SHIB1000USDT", "SHIB-PERP")
+    assert event.price == pytest.approx(0.00001234)  # per SHIB
+    assert event.quantity == pytest.approx(20_000_000)
+    assert event.size_usd == pytest.approx(246.8)
+
+
+def test_every_simulated_bybit_symbol_names_its_market() -> None:
+    listed = [
+        (listing.symbol, market.name)
+        for market in universe()
+        for listing in market.listings
+        if listing.exchange == "bybit"
+    ]
+    assert ("SHIB1000USDT", "SHIB-PERP") in listed
+    assert [(s, bybit.market(s)[0].name) for s, _ in listed] == listed
 
 
 def test_control_frames_yield_nothing() -> None:
@@ -79,3 +105,33 @@ def test_malformed_items_raise_frame_error() -> None:
         bybit.normalize(_all(S="Long"))
     with pytest.raises(FrameError, match="price must be > 0"):
         bybit.normalize(_all(p="0"))
+
+
+def test_identical_rows_of_one_push_are_two_liquidations() -> None:
+    # allLiquidation sends every liquidation of 500 ms in one push; two positions of the same
+    # size closed at the same bankruptcy price in the same millisecond are two rows alike.
+    item = {"T": 1_718_000_000_000, "s": "BTCUSDT", "S": "Buy", "v": "0.5", "p": "60000"}
+    frame = {"topic": "allLiquidation.BTCUSDT", "type": "snapshot", "ts": 1, "data": [item, item]}
+    first, second = bybit.normalize(json.dumps(frame).encode())
+    assert first.id == bybit.normalize(_all())[0].id  # a lone row's id, unchanged
+    assert second.id == f"{first.id}#2"
+    assert first.size_usd == second.size_usd == 30000.0
+
+
+def test_bundled_open_interest_and_mark_are_in_real_coins_like_their_liquidations() -> None:
+    # Its heatmap reads every listing of PEPE-PERP in PEPE: a mark per 1,000 PEPE beside
+    # OKX's per-PEPE mark would put one exchange's positions 1,000 times higher.
+    tickers = [
+        {"symbol": "1000PEPEUSDT", "markPrice": "0.0123", "singleOpenInterest": "2000000"},
+        {"symbol": "SHIB1000USDT", "markPrice": "0.0125", "singleOpenInterest": "300"},
+        {"symbol": "BTCUSDT", "markPrice": "100000", "singleOpenInterest": "10"},
+    ]
+    body = json.dumps({"retCode": 0, "result": {"list": tickers}}).encode()
+    readings = {r.symbol: r for r in open_interest.parse(body, {})}
+    pepe, shib, btc = readings["1000PEPEUSDT"], readings["SHIB1000USDT"], readings["BTCUSDT"]
+    assert (pepe.mark_price, pepe.open_interest) == (pytest.approx(0.0000123), 2e9)
+    assert pepe.mark_price * pepe.open_interest == pytest.approx(0.0123 * 2_000_000)  # USD kept
+    assert (shib.mark_price, shib.open_interest) == (pytest.approx(0.0000125), 300_000)
+    assert (btc.mark_price, btc.open_interest) == (100000.0, 10.0)
+    [liquidation] = bybit.normalize(_all(s="1000PEPEUSDT", v="1000", p="0.0123"))
+    assert liquidation.price == pytest.approx(pepe.mark_price)  # the same unit

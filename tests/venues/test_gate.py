@@ -8,6 +8,7 @@ import pytest
 
 from purpleflea.model import Instrument
 from purpleflea.venues import FrameError, gate
+from purpleflea.venues.gate import catalog, connection
 
 CATALOG = {
     "BTC_USDT": Instrument(exchange="gate", symbol="BTC_USDT", kind="linear", contract_size=0.0001)
@@ -70,3 +71,29 @@ def test_malformed_results_raise_frame_error() -> None:
         )
     with pytest.raises(FrameError, match=r"result\.contract is not a futures contract: 'BTC'"):
         gate.normalize(_live(contract="BTC"))
+
+
+def test_identical_rows_of_one_push_are_two_liquidations() -> None:
+    # Since 2026-08-20 a push carries every liquidation of a contract in its 1 s aggregation
+    # period (Gate's changelog); two orders alike in size, price and millisecond are two rows.
+    item = {"contract": "BTC_USDT", "price": "60000", "time": 1_718_000_000_000, "size": -150}
+    frame = {"channel": "futures.public_liquidates", "event": "update", "result": [item, item]}
+    first, second = gate.normalize(json.dumps(frame).encode(), CATALOG)
+    assert first.id == gate.normalize(_live(), CATALOG)[0].id
+    assert second.id == f"{first.id}#2"
+    assert first.size_usd == second.size_usd == pytest.approx(900.0)
+
+
+def test_usd1_settled_perpetuals_are_subscribed_and_sized() -> None:
+    # Gate's futures WebSocket changelog of 2026-08-19: USD1-settled perpetuals (contract
+    # example BTC_USD1) on their own URL; REST futures/usd1/contracts lists them (nine on
+    # 2026-09-15 in a public probe: BTC_USD1, ETH_USD1, SOL_USD1, XAU_USD1, ...).
+    urls = {c.name: c.url for c in connection.connections({})}
+    assert urls["gate_usd1"] == "wss://fx-ws.gateio.ws/v4/ws/usd1"
+    listed = [source.url for source in catalog.SOURCES]
+    assert "https://api.gateio.ws/api/v4/futures/usd1/contracts" in listed
+    body = b'[{"name":"BTC_USD1","type":"direct","quanto_multiplier":"0.0001"}]'
+    usd1 = {i.symbol: i for i in catalog.parse(body)}
+    [event] = gate.normalize(_live(contract="BTC_USD1", size=-150), usd1)
+    assert (event.market, event.side) == ("BTC-PERP", "long")
+    assert event.size_usd == pytest.approx(900.0)  # USD1 counts as USD, as USDT does

@@ -106,3 +106,9 @@ def test_malformed_details_raise_frame_error_naming_the_field(
     with pytest.raises(FrameError, match=r"^okx frame: ") as caught:
         okx.normalize(_push(_detail(**overrides)), CATALOG)
     assert message in str(caught.value)
+
+
+def test_identical_details_of_one_push_are_two_liquidations() -> None:
+    first, second = okx.normalize(_push(_detail(), _detail()), CATALOG)
+    assert first.id == okx.normalize(_push(_detail()), CATALOG)[0].id
+    assert second.id == f"{first.id}#2"

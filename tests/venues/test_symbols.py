@@ -14,6 +14,7 @@ from purpleflea.venues import symbols
         ("XBT", "BTC", 1.0),
         ("1000PEPE", "PEPE", 1e3),
         ("1000000MOG", "MOG", 1e6),
+        ("10000000AIDOGE", "AIDOGE", 1e7),  # Bybit's 10000000AIDOGEUSDT
         ("10000LADYS", "LADYS", 1e4),
         ("1MBABYDOGE", "BABYDOGE", 1e6),
         ("1INCH", "1INCH", 1.0),  # a coin whose name starts with a digit, not a multiplier

@@ -18,9 +18,17 @@ from typing import NamedTuple
 
 _ALIASES = {"XBT": "BTC"}
 
-# Longest first so 1000000MOG is not read as 1000 x "000MOG".
-_MULTIPLIER_PREFIX = re.compile(r"^(1000000|100000|10000|1000|1M)(?=[A-Z])")
-_PREFIX_VALUE = {"1000000": 1e6, "100000": 1e5, "10000": 1e4, "1000": 1e3, "1M": 1e6}
+# Longest first so 1000000MOG is not read as 1000 x "000MOG"; Bybit goes up to ten million
+# (10000000AIDOGEUSDT).
+_MULTIPLIER_PREFIX = re.compile(r"^(10000000|1000000|100000|10000|1000|1M)(?=[A-Z])")
+_PREFIX_VALUE = {
+    "10000000": 1e7,
+    "1000000": 1e6,
+    "100000": 1e5,
+    "10000": 1e4,
+    "1000": 1e3,
+    "1M": 1e6,
+}
 
 #: Futures month codes, January .. December (BitMEX ``XBTZ24``, Bybit ``BTCUSDZ24``).
 MONTH_CODES = "FGHJKMNQUVXZ"

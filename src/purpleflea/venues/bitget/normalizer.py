@@ -13,7 +13,8 @@ Semantics (shared/EXCHANGES.md, Bitget and traps 1, 4, 7):
 - Pushes are aggregated (Bitget's docs disagree on the cadence), not a full tape.
 - ``action: snapshot`` is treated as the initial push after subscribing, which may repeat what
   was seen before a reconnect: its rows are emitted with ``replay=True``.
-- Bitget gives no liquidation id; the id is built from symbol, time, side, amount and price.
+- Bitget gives no liquidation id; the id is built from symbol, time, side, amount and price
+  (a row repeated within one push is numbered: :func:`~purpleflea.venues._ids.told_apart`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from purpleflea.venues._frame import (
     positive,
     timestamp_ms,
 )
+from purpleflea.venues._ids import told_apart
 from purpleflea.venues._units import from_usd, liquidation
 from purpleflea.venues.bitget.constants import EXCHANGE
 
@@ -111,4 +113,4 @@ def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list
         event = _event(item, f"data[{i}]", decoded.action == "snapshot")
         if event is not None:
             events.append(event)
-    return events
+    return told_apart(events)

@@ -10,6 +10,8 @@ Semantics (shared/EXCHANGES.md, Bybit and traps 1-2):
 - ``S``/``side`` is the *position* side: ``Buy`` means a long was liquidated (Bybit docs since
   2023-08-31, confirmed by Bybit support as quoted by tardis).
 - ``p``/``price`` is the bankruptcy price: the only price Bybit gives.
+- Bybit gives no liquidation id; the id is built from the row (a row repeated within one push
+  is numbered: :func:`~purpleflea.venues._ids.told_apart`).
 - Linear contracts (USDT, USDC, ``BTCPERP``, dated ``BTC-27DEC24``) size in the base coin:
   ``size_usd = v * p``. Inverse contracts (``BTCUSD``, dated ``BTCUSDZ24``) size in USD:
   ``size_usd = v``. A catalog entry's kind wins over the symbol's shape.
@@ -25,11 +27,15 @@ import msgspec
 from purpleflea.model import NO_INSTRUMENTS, Catalog, ContractKind, Side, VenueLiquidation
 from purpleflea.venues import symbols
 from purpleflea.venues._frame import FrameDecoder, FrameError, non_negative, positive, timestamp_ms
+from purpleflea.venues._ids import told_apart
 from purpleflea.venues._units import from_coins, from_usd, liquidation
 from purpleflea.venues.bybit.constants import EXCHANGE
 
 _SIDES: dict[str, Side] = {"Buy": "long", "Sell": "short"}
 _LINEAR_DATED = re.compile(r"^([A-Z0-9]+?)(?:USDT|USDC)?-(\d{1,2}[A-Z]{3}\d{2})$")
+# Bybit writes one bundle behind the coin, where Binance and Bybit's own 1000PEPEUSDT put it in
+# front: SHIB1000USDT is 1,000 SHIB per unit, priced per 1,000 SHIB.
+_TRAILING_BUNDLE = re.compile(r"^([A-Z]+)1000(USDT|USDC|PERP)$")
 
 
 class _Item(msgspec.Struct):
@@ -62,7 +68,12 @@ def market(symbol: str) -> tuple[symbols.Market, ContractKind]:
 
     ``BTCUSDT``, ``BTCPERP`` (USDC) and ``BTC-27DEC24`` are linear; ``BTCUSD`` and the
     month-coded ``BTCUSDZ24`` (expiring the last Friday of the month) are inverse.
+    ``SHIB1000USDT`` is ``SHIB-PERP`` in units of 1,000 SHIB, as ``1000PEPEUSDT`` is ``PEPE-PERP``.
     """
+    bundled = _TRAILING_BUNDLE.match(symbol)
+    if bundled:
+        coin = symbols.perpetual(bundled.group(1))
+        return symbols.Market(coin.name, coin.multiplier * 1000), "linear"
     linear_dated = _LINEAR_DATED.match(symbol)
     if linear_dated:
         date = symbols.from_ddmonyy(linear_dated.group(2))
@@ -125,4 +136,4 @@ def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list
         event = _event(row.s, row.S, row.v, row.p, row.T, instruments)
         if event is not None:
             events.append(event)
-    return events
+    return told_apart(events)

@@ -1,7 +1,9 @@
 """Bybit's tickers: mark price and one side's open interest.
 
 Bybit's ``openInterest`` is now documented as both sides (EXCHANGES.md trap 14), so its
-``singleOpenInterest`` is preferred when present.
+``singleOpenInterest`` is preferred when present. A bundled symbol (``1000PEPEUSDT``,
+``SHIB1000USDT``) quotes its mark per bundle and its open interest in bundles; both are turned
+into real coins, the unit of its market (``PEPE-PERP``) everywhere else.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from purpleflea.model import Catalog
 from purpleflea.venues._open_interest import as_list, json_body, keep, reading
 from purpleflea.venues.bybit.constants import EXCHANGE
+from purpleflea.venues.bybit.normalizer import market
 from purpleflea.venues.venue import PollSource, Reading
 
 
@@ -28,8 +31,20 @@ def parse(body: bytes, instruments: Catalog) -> list[Reading]:
             found_reading = found_reading._replace(
                 open_interest=found_reading.open_interest / found_reading.mark_price
             )
+        if found_reading is not None:
+            found_reading = _in_real_coins(found_reading)
         found.append(found_reading)
     return keep(found)
+
+
+def _in_real_coins(found: Reading) -> Reading:
+    multiplier = market(found.symbol)[0].multiplier
+    if multiplier == 1.0:
+        return found
+    return found._replace(
+        mark_price=found.mark_price / multiplier,
+        open_interest=found.open_interest * multiplier,
+    )
 
 
 SOURCES = (

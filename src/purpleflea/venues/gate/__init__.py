@@ -1,4 +1,4 @@
-"""Gate futures: public liquidations of USDT- and BTC-settled contracts."""
+"""Gate futures: public liquidations of USDT-, BTC- and USD1-settled contracts."""
 
 from __future__ import annotations
 

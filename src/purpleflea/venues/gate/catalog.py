@@ -1,4 +1,4 @@
-"""Gate futures' contract lists, USDT- and BTC-settled."""
+"""Gate futures' contract lists, USDT-, BTC- and USD1-settled."""
 
 from __future__ import annotations
 
@@ -28,4 +28,5 @@ def parse(body: bytes) -> list[Instrument]:
 SOURCES = (
     CatalogSource(EXCHANGE, "https://api.gateio.ws/api/v4/futures/usdt/contracts", parse),
     CatalogSource(EXCHANGE, "https://api.gateio.ws/api/v4/futures/btc/contracts", parse),
+    CatalogSource(EXCHANGE, "https://api.gateio.ws/api/v4/futures/usd1/contracts", parse),
 )

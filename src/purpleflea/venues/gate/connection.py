@@ -1,5 +1,9 @@
 """Gate futures' ``futures.public_liquidates`` connections, one per settle currency.
 
+One socket serves one settlement family: USDT-, BTC- and (since Gate's changelog of
+2026-08-19) USD1-settled perpetuals such as ``BTC_USD1`` each have their own URL, and a
+contract of another family is acknowledged but never delivered.
+
 The only clock in a connection spec: Gate wants the current time in its messages.
 """
 
@@ -16,6 +20,7 @@ from purpleflea.venues.venue import Connection
 URLS = {
     "usdt": "wss://fx-ws.gateio.ws/v4/ws/usdt",
     "btc": "wss://fx-ws.gateio.ws/v4/ws/btc",
+    "usd1": "wss://fx-ws.gateio.ws/v4/ws/usd1",
 }
 
 

@@ -1,10 +1,13 @@
 """Gate futures: the ``futures.public_liquidates`` channel.
 
 Frames: ``{"time":..,"time_ms":..,"channel":"futures.public_liquidates","event":"update",
-"result":..}``. The live ``result`` is one object ``{contract,price,time,size}`` with ``time``
-in ms and ``price`` a string; the docs show an **array** of objects with ``time_ms`` and a
-float price (gateio/WebSocket-API issue #132). Both shapes are read. Subscribe acks
-(``event: subscribe``), pongs (``futures.pong``) and other channels yield nothing.
+"result":..}``. Recorded live before 2026-08-20, ``result`` was one object
+``{contract,price,time,size}`` with ``time`` in ms and ``price`` a string, where the docs then
+showed an array with ``time_ms`` and a float price (gateio/WebSocket-API issue #132). Since
+Gate's changelog of 2026-08-20 the channel batches every liquidation of a contract in its 1 s
+aggregation period into one **array** (``time`` in ms; ``size`` a decimal string under the
+``X-Gate-Size-Decimal: 1`` header). Every shape is read. Subscribe acks (``event:
+subscribe``), pongs (``futures.pong``) and other channels yield nothing.
 
 Semantics (shared/EXCHANGES.md, Gate and traps 6, 11):
 
@@ -14,7 +17,8 @@ Semantics (shared/EXCHANGES.md, Gate and traps 6, 11):
   confidence: verify against a live capture. ``contracts`` keeps the raw signed count.
 - ``price`` is the fill price. Coins are ``|size| * quanto_multiplier`` from the instrument
   catalog (BTC-settled ``BTC_USD`` contracts are 1 USD each); unknown without it.
-- Gate gives no liquidation id; the id is built from contract, time, size and price.
+- Gate gives no liquidation id; the id is built from contract, time, size and price (a row
+  repeated within one push is numbered: :func:`~purpleflea.venues._ids.told_apart`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import msgspec
 from purpleflea.model import NO_INSTRUMENTS, Catalog, VenueLiquidation
 from purpleflea.venues import symbols
 from purpleflea.venues._frame import FrameDecoder, FrameError, number, positive, timestamp_ms
+from purpleflea.venues._ids import told_apart
 from purpleflea.venues._units import from_contracts, liquidation
 from purpleflea.venues.gate.constants import EXCHANGE
 
@@ -103,4 +108,4 @@ def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list
         event = _event(item, f"result[{i}]" if is_array else "result", instruments)
         if event is not None:
             events.append(event)
-    return events
+    return told_apart(events)

@@ -20,7 +20,8 @@ Semantics (shared/EXCHANGES.md, OKX and traps 1, 5, 6, 8, 10):
   futures markets, which is all the tracker covers.
 - The first push after subscribing may repeat liquidations already seen (tardis drops it), but
   nothing in the frame tells it apart, so it is not marked; ids are content-based so a repeat
-  gets the same id and is deduplicated downstream. Pushes are not in time order.
+  gets the same id and is deduplicated downstream (a detail repeated within one push is
+  numbered: :func:`~purpleflea.venues._ids.told_apart`). Pushes are not in time order.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from purpleflea.venues._frame import (
     positive,
     timestamp_ms,
 )
+from purpleflea.venues._ids import told_apart
 from purpleflea.venues._units import from_contracts, liquidation
 from purpleflea.venues.okx.catalog import by_documented_rule
 from purpleflea.venues.okx.constants import EXCHANGE
@@ -146,4 +148,4 @@ def items_events(items: list[Item], inst_type: str, instruments: Catalog) -> lis
             event = _event(item, detail, f"data[{i}].details[{j}]", instruments)
             if event is not None:
                 events.append(event)
-    return events
+    return told_apart(events)
