@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -72,6 +73,20 @@ def test_node_fills_yield_each_fill_once_from_both_counterparties() -> None:
     line = {"events": [[VICTIM, _fill(side="A")], [OTHER, _fill(side="B")]]}
     [event] = hyperliquid.normalize_node_fills(json.dumps(line).encode())
     assert event.side == "long"
+
+
+def test_node_fills_without_batch_by_block_are_one_pair_a_line(shared: Path) -> None:
+    # A node run with --write-fills but not --batch-by-block writes node_fills/hourly/ lines
+    # that are a bare [address, fill] pair (public S3-reader and node-setup notes found through
+    # the code index). This line is the real 2026-06-28 node fill of the shared fixture
+    # hyperliquid_node_fills_liquidation_counterparty_recorded, unwrapped into that shape.
+    name = "hyperliquid_node_fills_liquidation_counterparty_recorded.json"
+    by_block = json.loads((shared / "fixtures" / "exchanges" / name).read_text())
+    [pair] = by_block["events"]
+    [batched] = hyperliquid.normalize_node_fills(json.dumps(by_block).encode())
+    [flat] = hyperliquid.normalize_node_fills(json.dumps(pair).encode())
+    assert flat == batched
+    assert (flat.side, flat.market, flat.size_usd) == ("short", "SOL-PERP", 0.58 * 72.153)
 
 
 def test_user_fills_snapshot_is_a_replay() -> None:
