@@ -59,6 +59,23 @@ def test_market_names_and_usd_quotes() -> None:
     assert bitmex.market("ETHZ24") == (("ETH-20241227", 1.0), False)  # quoted in XBT
 
 
+def test_the_euro_perpetual_is_not_counted_in_dollars() -> None:
+    # XBTEUR as listed in the instrument list recorded 2021-07-22 (bmoscon/cryptofeed
+    # sample_data/BITMEX.0; the row cut to the fields the catalog reads): inverse, one EUR
+    # per contract. The frame is the shape of a real insert (2024-11-13, see
+    # test_recorded_session_yields_one_event_per_insert) with the symbol changed: no real
+    # XBTEUR liquidation was found. Six letters starting with XBT is not a dated XBT future.
+    listed = (
+        b'[{"symbol":"XBTEUR","isInverse":true,"isQuanto":false,"multiplier":-100000000,'
+        b'"quoteCurrency":"EUR"}]'
+    )
+    frame = _frame("insert", symbol="XBTEUR", side="Sell", price=28000, leavesQty=5600)
+    [event] = bitmex.normalize(frame, {i.symbol: i for i in bitmex.catalog.parse(listed)})
+    assert event.size_usd is None  # 5,600 EUR, not 5,600 USD
+    assert bitmex.market("XBTEUR")[1] is False
+    assert bitmex.market("XBTZ24")[1] is True
+
+
 def test_control_frames_yield_nothing() -> None:
     assert bitmex.normalize(b"pong") == []
     assert bitmex.normalize(b'{"info":"Welcome to the BitMEX Realtime API.","version":"2.0"}') == []
@@ -71,3 +88,30 @@ def test_malformed_rows_raise_frame_error() -> None:
         bitmex.normalize(_frame("insert", side="Hold"))
     with pytest.raises(FrameError, match="needs leavesQty and price"):
         bitmex.normalize(b'{"table":"liquidation","action":"insert","data":[{"orderID":"x"}]}')
+
+
+# A live session of 2024-11-13, kept as a comment in a public BitMEX client (found through the
+# code index, which does not name the repository); seven of its frames, verbatim.
+_SESSION_2024_11_13 = [
+    b'{"info":"Welcome to the BitMEX Realtime API.","version":"2.0.0","timestamp":"2024-11-13T10:34:26.741Z","docs":"https://www.bitmex.com/app/wsAPI","heartbeatEnabled":false,"limit":{"remaining":719}}',
+    b'{"success":true,"subscribe":"liquidation:XBTUSD","request":{"op":"subscribe","args":["liquidation:XBTUSD","liquidation:XBTUSDT","liquidation:ETHUSD","liquidation:ETHUSDT"]}}',
+    b'{"table":"liquidation","action":"partial","keys":["orderID"],"types":{"orderID":"guid","symbol":"symbol","side":"symbol","price":"float","leavesQty":"long"},"filter":{},"data":[]}',
+    b'{"table":"liquidation","action":"insert","data":[{"orderID":"9a519e00-4fe7-4f17-9629-e48f6d3ab21d","symbol":"XBTUSDT","side":"Buy","price":87785.3,"leavesQty":39700}]}',
+    b'{"table":"liquidation","action":"delete","data":[{"orderID":"9a519e00-4fe7-4f17-9629-e48f6d3ab21d","symbol":"XBTUSDT"}]}',
+    b'{"table":"liquidation","action":"update","data":[{"orderID":"e42d57c2-977f-4535-8428-608a379cebdf","symbol":"XBTUSD","price":88753.4,"leavesQty":21600}]}',
+    b'{"table":"liquidation","action":"insert","data":[{"orderID":"749134b5-8b4e-48d3-ab56-3495e8c58957","symbol":"XBTUSD","side":"Sell","price":90396.3,"leavesQty":891800}]}',
+]
+
+
+def test_recorded_session_yields_one_event_per_insert() -> None:
+    # XBTUSDT is linear, 1e-6 XBT per contract (underlyingToPositionMultiplier 1,000,000).
+    xbtusdt = Instrument(exchange="bitmex", symbol="XBTUSDT", kind="linear", contract_size=1e-6)
+    catalog = {"XBTUSD": XBTUSD, "XBTUSDT": xbtusdt}
+    events = [e for frame in _SESSION_2024_11_13 for e in bitmex.normalize(frame, catalog)]
+    assert [(e.symbol, e.side, e.contracts) for e in events] == [
+        ("XBTUSDT", "short", 39700),
+        ("XBTUSD", "long", 891800),
+    ]
+    assert events[0].quantity == pytest.approx(0.0397)
+    assert events[0].size_usd == pytest.approx(0.0397 * 87785.3)
+    assert events[1].size_usd == 891800.0

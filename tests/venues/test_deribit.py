@@ -69,6 +69,30 @@ def test_ordinary_trades_and_control_frames_yield_nothing() -> None:
     assert deribit.normalize(ack) == []
 
 
+def test_live_control_frames_of_2026_09_23_yield_nothing() -> None:
+    # Verbatim from a public Deribit probe write-up (captured 2026-09-23; found through the code
+    # index, which does not name the repository): an ack, an empty ack for an unknown channel,
+    # the server's test_request (answered with public/test), two errors, one without an id.
+    frames = [
+        b'{"jsonrpc":"2.0","id":3,"result":["book.ETH-PERPETUAL.100ms",'
+        b'"book.BTC_USDC-PERPETUAL.none.20.100ms","book.BTC_USDC-PERPETUAL.100ms"],'
+        b'"usIn":1790133840888348,"usOut":1790133840889867,"usDiff":1519,"testnet":false}',
+        b'{"jsonrpc":"2.0","id":4,"result":[],"usIn":1790133842384561,"usOut":1790133842384654,'
+        b'"usDiff":93,"testnet":false}',
+        b'{"params":{"type":"test_request"},"method":"heartbeat","jsonrpc":"2.0"}',
+        b'{"jsonrpc":"2.0","id":5,"error":{"code":13778,'
+        b'"message":"raw_subscriptions_not_available_for_unauthorized"},'
+        b'"usIn":1790133842785065,"usOut":1790133842785140,"usDiff":75,"testnet":false}',
+        b'{"jsonrpc":"2.0","error":{"code":11050,"data":"invalid json","message":"bad_request"},'
+        b'"usIn":1790133844787014,"usOut":1790133844787041,"usDiff":27,"testnet":false}',
+    ]
+    for frame in frames:
+        assert deribit.normalize(frame) == []
+    assert deribit.connection.answer(frames[2]) == (
+        '{"jsonrpc":"2.0","id":9,"method":"public/test","params":{}}'
+    )
+
+
 def test_unknown_flags_and_directions_raise_frame_error() -> None:
     with pytest.raises(FrameError, match=r"^deribit frame: liquidation is not T/M/MT: 'X'"):
         deribit.normalize(_frame(liquidation="X"))

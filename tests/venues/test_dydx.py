@@ -68,3 +68,44 @@ def test_malformed_trades_raise_frame_error_naming_the_field() -> None:
         dydx.normalize(_frame(_trade(createdAt="2024-06-10T08:00:01")))
     with pytest.raises(FrameError, match=r"side is not BUY/SELL: 'HOLD'"):
         dydx.normalize(_frame(_trade(side="HOLD")))
+
+
+def test_live_frames_of_2026_09_17() -> None:
+    # Captured live (belyjelli/ai-rates, apps/collector-go/internal/stream/liquidations_test.go;
+    # connection ids shortened there to "x"): indexer version 2.4.0, trades with createdAtHeight.
+    def trade(message_id: int, ticker: str, body: str) -> bytes:
+        return (
+            f'{{"type":"channel_data","connection_id":"x","message_id":{message_id},'
+            f'"id":"{ticker}","channel":"v4_trades","version":"2.4.0",'
+            f'"contents":{{"trades":[{body}]}}}}'
+        ).encode()
+
+    liquidated = trade(
+        7,
+        "BTC-USD",
+        '{"id":"064e89330000000200000002","side":"SELL","size":"0.0004","price":"75974",'
+        '"type":"LIQUIDATED","createdAt":"2026-09-17T13:39:47.542Z","createdAtHeight":"105810227"}',
+    )
+    limit = trade(
+        8,
+        "BTC-USD",
+        '{"id":"064f03900000000200000005","side":"SELL","size":"0.0002","price":"76467",'
+        '"type":"LIMIT","createdAt":"2026-09-17T19:18:42.257Z","createdAtHeight":"105841552"}',
+    )
+    deleveraged = trade(
+        9,
+        "ETH-USD",
+        '{"id":"064e89330000000200000009","side":"BUY","size":"1.5","price":"2460",'
+        '"type":"DELEVERAGED","createdAt":"2026-09-17T13:40:00.000Z","createdAtHeight":"105810230"}',
+    )
+    [event] = dydx.normalize(liquidated)
+    assert (event.side, event.market, event.ts) == ("long", "BTC-PERP", 1789652387542)
+    assert event.size_usd == pytest.approx(0.0004 * 75974)
+    assert event.id == "dydx_v4:064e89330000000200000002"
+    for nothing in (
+        limit,
+        deleveraged,
+        b'{"type":"connected","connection_id":"x","message_id":0}',
+        b'{"type":"error","message":"Invalid channel","connection_id":"x"}',
+    ):
+        assert dydx.normalize(nothing) == []

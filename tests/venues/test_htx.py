@@ -66,6 +66,44 @@ def test_control_frames_yield_nothing() -> None:
     assert htx.normalize(sub) == []
 
 
+def test_a_live_session_of_2026_09_18() -> None:
+    # Frames captured live on 2026-09-18 (belyjelli/ai-rates,
+    # apps/collector-go/internal/stream/liquidations_test.go and liqhtx.go), gzipped as sent.
+    # HTX quotes the ping's ts but not the ack's; a per-contract subscribe after the wildcard
+    # is refused with 2014; the push carries contract_type/pair/business_type/trade_partition.
+    ping = b'{"op":"ping","ts":"1789676355591"}'
+    ack = (
+        b'{"op":"sub","cid":"airates-liq","topic":"public.*.liquidation_orders",'
+        b'"ts":1789670081489,"err-code":0}'
+    )
+    repeated = (
+        b'{"op":"sub","cid":"probe-1","topic":"public.BTC-USDT.liquidation_orders",'
+        b'"err-code":2014,"err-msg":"Repeated subscription.","ts":1789669865635}'
+    )
+    push = (
+        b'{"op":"notify","topic":"public.ETH-USDT.liquidation_orders","ts":1789670297217,'
+        b'"data":[{"symbol":"ETH","contract_code":"ETH-USDT","direction":"buy","offset":"close",'
+        b'"volume":500,"price":2446.26,"created_at":1789670297212,"amount":5,'
+        b'"trade_turnover":12231.3,"contract_type":"swap","pair":"ETH-USDT",'
+        b'"business_type":"swap","trade_partition":"USDT"}]}'
+    )
+    for control in (ping, ack, repeated):
+        assert htx.normalize(gzip.compress(control)) == []
+    assert htx.connection.answer(gzip.compress(ping)) == '{"op":"pong","ts":"1789676355591"}'
+    eth_usdt = Instrument(exchange="htx", symbol="ETH-USDT", kind="linear", contract_size=0.01)
+    [event] = htx.normalize(gzip.compress(push), {"ETH-USDT": eth_usdt})
+    assert (event.side, event.market, event.ts, event.contracts) == (
+        "short",
+        "ETH-PERP",
+        1789670297212,
+        500,
+    )
+    assert event.quantity == pytest.approx(5.0)  # 500 x 0.01 ETH = the push's own amount
+    assert event.size_usd == pytest.approx(12231.3)  # = its trade_turnover
+    [unlisted] = htx.normalize(gzip.compress(push))  # not in the catalog: HTX's own figures
+    assert (unlisted.quantity, unlisted.size_usd) == (5.0, 12231.3)
+
+
 def test_corrupt_and_malformed_frames_raise_frame_error() -> None:
     with pytest.raises(FrameError, match=r"^htx frame: corrupt gzip frame"):
         htx.normalize(b"\x1f\x8b\x08\x00garbage")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -55,6 +56,34 @@ def test_backstop_fill_without_liquidated_user_reads_dir() -> None:
     assert event.side == "short"
 
 
+def test_recorded_backstop_and_market_fills_of_counterparties() -> None:
+    # Two userFills rows quoted in a public probe write-up (found through the code index, which
+    # does not name the repository). The backstop row is a fill of an HLP child vault that took
+    # the position over: liquidatedUser IS set, and the vault's own dir names the side. The
+    # xyz:CRWV row is a resting maker's fill that a market liquidation hit.
+    backstop = (
+        b'{"coin":"SOL","px":"67.5499","sz":"28.33","side":"B","time":1770337193454,'
+        b'"dir":"Liquidated Cross Long","crossed":true,"fee":"0.0",'
+        b'"liquidation":{"liquidatedUser":"0x7ba283114573bde6fd304ad7b188a763e5402a52",'
+        b'"markPx":"68.2","method":"backstop"}}'
+    )
+    [taken_over] = hyperliquid.normalize_fill(backstop, owner=OTHER)
+    assert (taken_over.side, taken_over.market) == ("long", "SOL-PERP")  # agrees with its dir
+    assert taken_over.size_usd == pytest.approx(28.33 * 67.5499)
+    maker = (
+        b'{"coin":"xyz:CRWV","px":"116.86","sz":"2.47","side":"A","time":1786628572099,'
+        b'"startPosition":"-143.54","dir":"Open Short","closedPnl":"0.0",'
+        b'"hash":"0xe6838c8a3dba3578e7fd044214d3e2020481006fd8bd544a8a4c37dcfcbe0f63",'
+        b'"oid":515445455983,"crossed":false,"fee":"0.008659","tid":711626751774561,'
+        b'"liquidation":{"liquidatedUser":"0xbb8b801eeddaa7061ae171041ec77516313f2921",'
+        b'"markPx":"116.84","method":"market"},"feeToken":"USDC","twapId":null}'
+    )
+    [hit] = hyperliquid.normalize_fill(maker, owner=OTHER)
+    # The maker sold into a liquidation buy, which closes a short.
+    assert (hit.side, hit.market, hit.price) == ("short", "CRWV-PERP", 116.86)
+    assert hit.liquidated_user == "0xbb8b801eeddaa7061ae171041ec77516313f2921"
+
+
 def test_ordinary_and_spot_fills_yield_nothing() -> None:
     assert hyperliquid.normalize_fill(_raw(liquidation=None), owner=OTHER) == []
     assert hyperliquid.normalize_fill(_raw(coin="@107"), owner=OTHER) == []
@@ -72,6 +101,20 @@ def test_node_fills_yield_each_fill_once_from_both_counterparties() -> None:
     line = {"events": [[VICTIM, _fill(side="A")], [OTHER, _fill(side="B")]]}
     [event] = hyperliquid.normalize_node_fills(json.dumps(line).encode())
     assert event.side == "long"
+
+
+def test_node_fills_without_batch_by_block_are_one_pair_a_line(shared: Path) -> None:
+    # A node run with --write-fills but not --batch-by-block writes node_fills/hourly/ lines
+    # that are a bare [address, fill] pair (public S3-reader and node-setup notes found through
+    # the code index). This line is the real 2026-06-28 node fill of the shared fixture
+    # hyperliquid_node_fills_liquidation_counterparty_recorded, unwrapped into that shape.
+    name = "hyperliquid_node_fills_liquidation_counterparty_recorded.json"
+    by_block = json.loads((shared / "fixtures" / "exchanges" / name).read_text())
+    [pair] = by_block["events"]
+    [batched] = hyperliquid.normalize_node_fills(json.dumps(by_block).encode())
+    [flat] = hyperliquid.normalize_node_fills(json.dumps(pair).encode())
+    assert flat == batched
+    assert (flat.side, flat.market, flat.size_usd) == ("short", "SOL-PERP", 0.58 * 72.153)
 
 
 def test_user_fills_snapshot_is_a_replay() -> None:

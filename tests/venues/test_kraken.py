@@ -83,3 +83,23 @@ def test_malformed_trades_raise_frame_error() -> None:
         kraken.normalize(_raw(side="?"))
     with pytest.raises(FrameError, match="product_id is not a futures product: 'XBTUSD'"):
         kraken.normalize(_raw(product_id="XBTUSD"))
+
+
+def test_catalog_of_a_lower_case_instrument_list_sizes_the_upper_case_feed() -> None:
+    # The instrument list as recorded 2021-07-22 (bmoscon/cryptofeed sample_data/KRAKEN_FUTURES.0,
+    # one row trimmed to the fields read): symbols in lower case. The trade feed names the same
+    # products in upper case even when subscribed in lower case (same recording, .ws.1.0).
+    body = (
+        b'{"result":"success","instruments":[{"symbol":"pi_ethusd","type":"futures_inverse",'
+        b'"underlying":"rr_ethusd","tickSize":0.05,"contractSize":1,"tradeable":true}]}'
+    )
+    # A real liquidation, 2020-07-01 (tardis-dev/tardis-node test/mappers.test.ts).
+    frame = (
+        b'{"feed":"trade","product_id":"PI_ETHUSD","uid":"e7f3a144-5c04-4ed6-999e-5922cd0b6160",'
+        b'"side":"buy","type":"liquidation","seq":253796,"time":1593620853613,"qty":250,'
+        b'"price":231.6}'
+    )
+    instruments = {i.symbol: i for i in kraken.catalog.parse(body)}
+    [event] = kraken.normalize(frame, instruments)
+    assert (event.side, event.size_usd, event.contracts) == ("short", 250.0, 250)
+    assert event.quantity == pytest.approx(250 / 231.6)

@@ -25,6 +25,7 @@ Semantics (shared/EXCHANGES.md, BitMEX and traps 5, 6, 12):
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import msgspec
@@ -45,6 +46,7 @@ TABLE = "liquidation"
 
 _SIDES: dict[str, Side] = {"Sell": "long", "Buy": "short"}
 _QUOTES = ("USDT", "USDC", "USD")
+_XBT_FUTURE = re.compile(f"XBT[{symbols.MONTH_CODES}]\\d\\d")
 
 
 class _Row(msgspec.Struct):
@@ -69,10 +71,12 @@ def market(symbol: str) -> tuple[symbols.Market, bool]:
     """Market of a BitMEX symbol and whether it is quoted in USD.
 
     ``XBTUSD`` -> BTC-PERP; ``SOLUSDT`` -> SOL-PERP; ``XBTZ24`` -> BTC-20241227 (XBT futures
-    are quoted in USD; other coins' bare futures such as ``ETHZ24`` are quoted in XBT).
+    are quoted in USD; other coins' bare futures such as ``ETHZ24`` are quoted in XBT, and
+    ``XBTEUR`` in EUR).
     """
     name, quote = symbols.concatenated(symbol, _QUOTES)
-    xbt_future = symbol.startswith("XBT") and name.name != "BTC-PERP" and len(symbol) == 6
+    # XBTEUR is six letters starting with XBT too, but a perpetual quoted in EUR.
+    xbt_future = _XBT_FUTURE.fullmatch(symbol) is not None
     return name, bool(quote) or xbt_future
 
 

@@ -13,7 +13,9 @@ Semantics (shared/EXCHANGES.md, Deribit and trap 9):
   first, each with its own id (``deribit:<trade_id>:<side>``).
 - ``price`` is the trade price; ``amount`` is USD for inverse perpetuals and futures
   (``BTC-PERPETUAL``, ``BTC-27DEC24``) and base coins for linear ones (``BTC_USDC-PERPETUAL``),
-  per Deribit's docs, so no instrument catalog is needed.
+  so no instrument catalog is needed. The API reference's "for perpetual ... the amount is in
+  USD" reads as if it covered linear perpetuals too; Deribit's "Linear Perpetual" help article
+  says coins, and live ``BTC_USDC-PERPETUAL`` books of 2026-09-23 quote amounts like 0.0009.
 - Options and spot are not perpetual or dated futures markets and are skipped.
 """
 

@@ -8,7 +8,9 @@ contract_code,direction,offset,volume,price,created_at,amount,trade_turnover},..
 Semantics (shared/EXCHANGES.md, HTX and traps 1, 6):
 
 - ``direction`` is the liquidation **order** side: a sell closes a long.
-- ``price`` is the fill price; ``volume`` is in contracts, sized through the instrument
+- ``price`` is what HTX documents as the "bankruptcy price" (its "[General] Subscribe
+  Liquidation Orders" page; no fill price is sent, and ``trade_turnover`` is ``amount`` times
+  this price in every push we have seen); ``volume`` is in contracts, sized through the instrument
   catalog (``swap_contract_info``): linear ``BTC-USDT`` 0.001 BTC each, coin-margined
   ``ETH-USD`` 10 USD each. Without a catalog entry the exchange's own conversions are used
   when present (``amount`` in coins and, on linear swaps, ``trade_turnover`` in USDT);

@@ -4,8 +4,9 @@ Hyperliquid has **no public liquidation feed** (shared/EXCHANGES.md trap 13): no
 subscription, no flag in public ``trades``. What exists are fills that carry a ``liquidation``
 object ``{liquidatedUser?, markPx, method}``, attached to the fills of **both** counterparties:
 
-- a node's ``node_fills`` lines ``{"block_time":..,"events":[[owner, fill],..]}``
-  (:func:`normalize_node_fills`), the only complete source;
+- a node's fill output, one line per block ``{"block_time":..,"events":[[owner, fill],..]}``
+  (``--batch-by-block``) or one ``[owner, fill]`` pair per line (:func:`normalize_node_fills`),
+  the only complete source;
 - a ``userEvents`` message ``{"channel":"user","data":{"fills":[..]}}`` of a watched address
   (:func:`normalize_user_events`);
 - one fill of a watched address, from ``userFills`` (:func:`normalize_fill`), or a whole
@@ -84,6 +85,7 @@ class _UserFills(msgspec.Struct):
 
 _decode_fill = FrameDecoder(EXCHANGE, _Fill)
 _decode_node_fills = FrameDecoder(EXCHANGE, _NodeFills)
+_decode_node_fill_pair = FrameDecoder(EXCHANGE, tuple[str, _Fill])
 _decode_user_fills = FrameDecoder(EXCHANGE, _UserFills)
 _decode_user_fills_data = FrameDecoder(EXCHANGE, _UserFillsData)
 _decode_user_events_data = FrameDecoder(EXCHANGE, _UserEventsData)
@@ -153,7 +155,13 @@ def normalize_fill(frame: bytes | str, *, owner: str) -> list[VenueLiquidation]:
 
 
 def normalize_node_fills(frame: bytes | str) -> list[VenueLiquidation]:
-    """One ``node_fills`` line -> the liquidations of its fills, each once."""
+    """One node output line -> the liquidations of its fills, each once: a block of fills
+    ``{"block_time":..,"events":[[owner, fill],..]}`` or a single ``[owner, fill]`` pair."""
+    # A node run with --batch-by-block writes one object per block; without it, one bare
+    # [owner, fill] pair per line (node_fills/hourly/).
+    if frame.lstrip()[:1] in (b"[", "["):
+        owner, fill = _decode_node_fill_pair(frame)
+        return _unique([_event(owner, fill, "fill")])
     decoded = _decode_node_fills(frame)
     return _unique(
         [_event(owner, fill, f"events[{i}]") for i, (owner, fill) in enumerate(decoded.events)]

@@ -9,10 +9,15 @@ from purpleflea.venues.venue import CatalogSource
 
 
 def parse(body: bytes) -> list[Instrument]:
-    """``GET derivatives/api/v3/instruments``: ``PI_``/``FI_`` are inverse USD contracts."""
+    """``GET derivatives/api/v3/instruments``: ``PI_``/``FI_`` are inverse USD contracts.
+
+    Symbols are upper-cased: the list has spelled them in lower case (``pi_xbtusd``, recorded
+    2021) while the trade feed's ``product_id`` is always upper case (``PI_XBTUSD``), the key
+    the normalizer looks up.
+    """
     found = []
     for row in rows(EXCHANGE, json_body(EXCHANGE, body).get("instruments"), "instruments"):
-        symbol = str(row.get("symbol"))
+        symbol = str(row.get("symbol")).upper()
         contract = size(EXCHANGE, symbol, row.get("contractSize", 1))
         if contract is None:
             continue

@@ -8,8 +8,11 @@ trades of another type (``fill``, ``termination``, ``block``, ``assignment``).
 
 Semantics (shared/EXCHANGES.md, Kraken Futures):
 
-- ``side`` is the **taker** side; the liquidation order is taken to be the taker (Kraken does
-  not say so explicitly; tardis reads it the same way), so a sell closes a long.
+- ``side`` is the **taker** side, and the liquidation order is the taker: Kraken's "Equity
+  Protection Process" support article says the liquidation of Coin-M (``PI_``/``FI_``)
+  positions "begins by submitting an Immediate-or-Cancel order to the market", and an IOC order
+  never rests in the book. The copies of its multi-collateral (``PF_``/``FF_``) section read
+  here were cut short; tardis reads every product the same way. So a sell closes a long.
 - ``price`` is the fill price. ``qty`` is in contracts of the instrument: ``PI_``/``FI_``
   inverse contracts of ``contractSize`` USD (1) from the instrument catalog (unknown sizes
   without it), ``PF_``/``FF_`` multi-collateral contracts in base coins.
