@@ -104,7 +104,9 @@ async def main(args: argparse.Namespace) -> None:
         with tempfile.TemporaryDirectory(prefix="pf-crash-") as data_dir:
             profile = args.profile or ""
             # One stream worker (the tracker process itself): as `purpleflea serve` by default.
-            tracker, ready = e2e.spawn("_tracker", exchange_url, data_dir, profile, "shipped", "1")
+            tracker, ready = e2e.spawn(
+                "_tracker", exchange_url, data_dir, profile, "shipped", "1", "settle"
+            )
             out = Path(data_dir) / "arrivals.npz"
             client = subprocess.Popen(
                 [

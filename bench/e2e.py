@@ -393,6 +393,7 @@ async def run_tracker(
     profile: str | None,
     nodelay: bool = False,
     stream_workers: int = 1,
+    settle_heap: bool = True,
 ) -> None:
     import cProfile
 
@@ -443,6 +444,10 @@ async def run_tracker(
     )
     await ingest.start()
     key = server.keys.create("bench", "e2e").key
+    if settle_heap:  # as `purpleflea serve` does once it answers (server/heap.py)
+        from purpleflea.server.heap import settle_startup_heap
+
+        settle_startup_heap()
     print(json.dumps({"port": sock.getsockname()[1], "key": key}), flush=True)
     if profiler is not None:
         profiler.enable()
@@ -747,6 +752,10 @@ async def main(args: argparse.Namespace) -> None:
         )
         print(f"tracker socket: {args.nodelay} (nodelay = TCP_NODELAY on accepted sockets)")
         print(
+            "tracker garbage collector: "
+            + ("Python's defaults (--gc-default)" if args.gc_default else "settled as by serve")
+        )
+        print(
             "CPUs: "
             + (
                 f"servers on {sorted(server_cpus)}, the fake exchange and clients on "
@@ -767,6 +776,7 @@ async def main(args: argparse.Namespace) -> None:
                 args.profile or "",
                 args.nodelay,
                 str(args.stream_workers),
+                "default" if args.gc_default else "settle",
             ]
             child, ready = spawn(*tracker_args, cpus=server_cpus)
             try:
@@ -850,6 +860,11 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         help="the tracker's stream worker processes (purpleflea serve --stream-workers)",
     )
     parser.add_argument(
+        "--gc-default",
+        action="store_true",
+        help="leave the tracker's garbage collector as Python sets it (serve settles it)",
+    )
+    parser.add_argument(
         "--pin",
         action="store_true",
         help="servers on one half of the CPUs, the fake exchange and the clients on the other",
@@ -868,7 +883,11 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_tracker":
         asyncio.run(
             run_tracker(
-                *sys.argv[2:4], sys.argv[4] or None, sys.argv[5] == "nodelay", int(sys.argv[6])
+                *sys.argv[2:4],
+                sys.argv[4] or None,
+                sys.argv[5] == "nodelay",
+                int(sys.argv[6]),
+                sys.argv[7] == "settle",
             )
         )
     elif len(sys.argv) > 1 and sys.argv[1] == "_bare":

@@ -158,6 +158,11 @@ def test_the_spec_example_runs_verbatim_and_prints_big_liquidations(tmp_path: Pa
         finally:
             example.kill()
             _, err = example.communicate()
+        # `serve` froze its startup heap once it answered (server/heap.py).
+        metrics = httpx.get(f"http://127.0.0.1:{port}/v1/metrics", timeout=10).text
+        frozen = re.search(r"^purpleflea_gc_frozen_objects (\S+)$", metrics, re.MULTILINE)
+        assert frozen is not None, metrics
+        assert float(frozen.group(1)) > 10_000
     heads = [x for x in lines if x.startswith("LIQUIDATION")]
     assert len(heads) >= 6, (lines, err)
     for head in heads:

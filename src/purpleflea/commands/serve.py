@@ -331,14 +331,19 @@ async def _serve_locked(config: ServerConfig) -> None:
 
 
 async def _announce_when_serving(server: uvicorn.Server, config: ServerConfig) -> None:
-    """Print the banner once the server answers requests: the socket listens from the start,
-    but until the app's startup (store warm-up, engine, source) is done a request would wait
-    unanswered, and whoever reads the banner should be able to use it at once. uvicorn has no
-    "started" event, only the flag."""
+    """Settle the heap and print the banner once the server answers requests: the socket
+    listens from the start, but until the app's startup (store warm-up, engine, source) is
+    done a request would wait unanswered, and whoever reads the banner should be able to use
+    it at once. uvicorn has no "started" event, only the flag."""
     while not server.started:
         if server.should_exit:
             return
         await asyncio.sleep(0.05)
+    from purpleflea.server.heap import settle_startup_heap  # noqa: PLC0415
+
+    # Startup's objects (catalogs, the engine warmed from the store) live as long as the
+    # process: out of the collector's sight, so its pauses stay short (server/heap.py).
+    settle_startup_heap()
     if config.role == "ingest":
         print(
             f"Purple Flea ingest node (source: {config.source}, store: {config.store}, "

@@ -43,6 +43,7 @@ from purpleflea.server.config import ServerConfig
 from purpleflea.server.coverage import CoverageRoutes, CoverageService
 from purpleflea.server.follower import Follower
 from purpleflea.server.health import Vitals, health_reasons, readiness_reasons
+from purpleflea.server.heap import collector_stats
 from purpleflea.server.heatmap_relay import HeatmapRelay, PublishingSink, RelayedHeatmapModel
 from purpleflea.server.keys import KeyStore, open_key_store
 from purpleflea.server.oi_recorder import OpenInterestRecorder
@@ -539,6 +540,7 @@ def create_app(
         measured=measured,
     )
     api.metric_sources.append(built.tracker.latency.metrics)
+    api.metric_sources.append(collector_stats().metrics)
     if measured is not None:
         api.metric_sources.append(lambda: measured.metrics(built.heatmaps.model))
     spec = openapi.document(purpleflea.__version__, exchanges=EXCHANGES)

@@ -29,6 +29,7 @@ from websockets.protocol import Protocol, Side, State
 from purpleflea.bus.local import LocalBus
 from purpleflea.server.fanout import Fanout
 from purpleflea.server.feed import Item, client_feed
+from purpleflea.server.heap import settle_startup_heap
 from purpleflea.server.latency import StageLatency
 from purpleflea.server.streaming import (
     _CLIENT_GONE,
@@ -328,6 +329,7 @@ async def _main(control_fd: int, batch_fd: int) -> None:
     settings = decode_control(control.recv(CONTROL_BYTES))
     if not isinstance(settings, Settings):
         raise SystemExit(f"stream worker: the first message must be the settings, got {settings}")
+    settle_startup_heap()  # the worker's pauses are its clients' latency (server/heap.py)
     await Worker(control, batches, settings).run()
 
 
