@@ -19,6 +19,7 @@ from purpleflea.model import Liquidation
 from purpleflea.server.pipeline import Pipeline
 from purpleflea.server.sources import SIM_STATE_FILE, run_sim
 from purpleflea.store.sqlite import SQLiteStore
+from tests.server.conftest import QUICK_WARMUP_MS
 
 
 @asynccontextmanager
@@ -41,20 +42,6 @@ async def _stored(store_path: Path) -> list[Liquidation]:
         await store.close()
 
 
-#: The served market's warm-up is two hours (6.5 s to build 275 markets); pacing and saving,
-#: which the tests that take this one check, do not depend on how settled its book is.
-_WARMUP_MS = 600_000
-
-
-def _short_warmup(monkeypatch: pytest.MonkeyPatch) -> None:
-    served = sim.SimConfig.served
-
-    def quick(**overrides: int | float | None) -> sim.SimConfig:
-        return served(**{"warmup_ms": _WARMUP_MS, **overrides})
-
-    monkeypatch.setattr(sim.SimConfig, "served", quick)
-
-
 async def _wait_for(tracker: Pipeline, events: int, timeout_s: float) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
@@ -73,7 +60,7 @@ async def test_a_live_simulated_event_is_stamped_with_its_moment_on_the_wall_clo
     # of it the markets themselves), so a stream paced from before it lags by about that
     # (median 1.0 s, measured) against a bound of 250 ms and a median of 165 ms when paced right.
     def busy(**overrides: int | float) -> sim.SimConfig:
-        return sim.SimConfig.demo(**{"block_ms": 2_500, "warmup_ms": _WARMUP_MS, **overrides})
+        return sim.SimConfig.demo(**{"block_ms": 2_500, "warmup_ms": QUICK_WARMUP_MS, **overrides})
 
     monkeypatch.setattr(sim.SimConfig, "served", busy)
     db = tmp_path / "db.sqlite"
@@ -149,12 +136,12 @@ async def test_a_restarted_simulator_continues_its_market_with_a_new_random_stre
     assert not episode(first_events) & episode(second)
 
 
+@pytest.mark.usefixtures("quick_warmup")
 async def test_a_state_file_that_cannot_be_written_never_stops_the_market(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A full disk (here: the state's folder is a file) costs the restart state, not the feed:
     one warning, and events keep coming."""
-    _short_warmup(monkeypatch)
     monkeypatch.setattr("purpleflea.server.sources.SIM_SAVE_EVERY_S", 0.0)  # every block
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("")

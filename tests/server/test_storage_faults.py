@@ -259,6 +259,7 @@ def lines() -> Iterator[_Lines]:
 _SIM = {"source": "sim", "speed": 20.0, "sim_markets": 40, "ingest_buffer": 2_000}
 
 
+@pytest.mark.usefixtures("quick_warmup")
 async def test_a_full_disk_loses_no_seq_publishes_nothing_unstored_and_logs_little(
     tmp_path: Path, lines: _Lines
 ) -> None:
@@ -294,6 +295,7 @@ def _mount_tmpfs(where: Path, size: str) -> str | None:
     return None if done.returncode == 0 else done.stderr.strip() or "mount failed"
 
 
+@pytest.mark.usefixtures("quick_warmup")
 async def test_a_real_full_tmpfs(tmp_path: Path, lines: _Lines) -> None:
     disk = tmp_path / "disk"
     # Room for the simulator's crash episode at 20x once the space is back (3 MB, the
