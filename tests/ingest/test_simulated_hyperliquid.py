@@ -140,6 +140,8 @@ async def test_the_venue_holds_exactly_the_simulators_open_positions_step_after_
             if i % 50 == 0:  # the truth's positions are the costly part: every 50th step
                 assert held.keys() == {p.id for p in sim.truth.positions(MARKET)}
                 assert all(address == address_of(5, pid) for pid, address in held.items())
+                # Their turn to trade, kept in address order as they come and go.
+                assert [h.address for h in venue._in_turn["BTC"]] == sorted(held.values())
                 checked += 1
     assert held.keys() == {p.id for p in sim.truth.positions(MARKET)}
     assert checked >= 20
