@@ -109,7 +109,7 @@ QUICK_WARMUP_MS = 600_000
 @pytest.fixture
 def quick_warmup(monkeypatch: pytest.MonkeyPatch) -> None:
     """The served simulator warmed up for :data:`QUICK_WARMUP_MS`: for tests of what does not
-    depend on how settled its book is (pacing, saving, health, storage faults), which would
+    depend on how settled its book is (saving, health, coverage, storage faults), which would
     otherwise spend seconds building it. A test that cancels the source during the warm-up
     also waits for it at teardown: its thread cannot be cancelled."""
     # Imported here: numpy and the simulator load only for the tests that use them.
