@@ -82,9 +82,10 @@ async def test_a_live_simulated_event_is_stamped_with_its_moment_on_the_wall_clo
 async def _run_until(
     tracker: Pipeline, events: int, marks: list[np.ndarray], state_path: Path
 ) -> None:
-    """Run the served simulator (20x real time) until the store holds ``events`` events."""
+    """Run the served simulator (20x real time, 40 of its markets) until the store holds
+    ``events`` events."""
     task = asyncio.create_task(
-        run_sim(tracker, seed=0, markets=275, speed=20.0, state_path=state_path)
+        run_sim(tracker, seed=0, markets=40, speed=20.0, state_path=state_path)
     )
     try:
         await _wait_for(tracker, events, timeout_s=180.0)
@@ -98,9 +99,10 @@ async def _run_until(
 async def test_a_restarted_simulator_continues_its_market_with_a_new_random_stream(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The served market's full two-hour warm-up (6.5 s of the test's 8): with ten minutes, a
-    # market that restarted afresh instead of resuming moved only 1.8% from where it stopped,
-    # too near the 1% bound below; with two hours, 9.6%.
+    # The served market's full two-hour warm-up, of 40 markets (3 s; 275 took 6.5 s of the
+    # test's 8): a market that restarted afresh instead of resuming moved up to 5.7% from where
+    # it stopped (9.6% of 275), against the 1% bound below and 0.3% when resumed. Ten minutes
+    # of warm-up would not do: a fresh 275-market one moved only 1.8%.
     # Record every market's mark at each delivered step, around the real pacing.
     marks: list[np.ndarray] = []
     original = sim.paced
