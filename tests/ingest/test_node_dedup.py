@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from purpleflea.clock import now_ms
 from purpleflea.ingest.connection import Backoff
 from purpleflea.ingest.node_dedup import NodeDedup
 from purpleflea.ingest.node_follower import NodeFollower
@@ -48,7 +49,12 @@ async def test_a_liquidation_told_by_the_node_and_the_sampler_is_published_once(
     tmp_path: Path, node_first: bool
 ) -> None:
     published: list[VenueLiquidation] = []
-    dedup = NodeDedup(lambda event, received_at: published.append(event), hold_ms=1_500)
+    skipped = [0]  # ms the dedup's clock is ahead of the wall clock: the hold passes at once
+    dedup = NodeDedup(
+        lambda event, received_at: published.append(event),
+        hold_ms=1_500,
+        clock=lambda: now_ms() + skipped[0],
+    )
     node_dir = tmp_path / "node_fills" / "hourly" / "20251010"
     node_dir.mkdir(parents=True)
     hour = node_dir / "21"
@@ -85,7 +91,7 @@ async def test_a_liquidation_told_by_the_node_and_the_sampler_is_published_once(
                 with hour.open("a") as node:
                     node.write(_node_line(VICTIM, OTHER) + "\n")
                 assert follower.poll() == 1
-            await asyncio.sleep(2.0)  # past the hold
+            skipped[0] = 2_000  # past the hold
             dedup.release()
         finally:
             task.cancel()

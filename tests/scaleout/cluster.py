@@ -209,7 +209,9 @@ async def cluster(root: Path) -> AsyncIterator[Cluster]:
         yield built
     finally:
         for node in built.nodes:
-            node.stop()
+            # Off the event loop: a node closing its connections to a fake venue served by this
+            # loop waits for the fake's answer (2 s for the sampler's in test_measured_relay).
+            await asyncio.to_thread(node.stop)
         await _delete_streams(nats_url, stream, f"{stream}_HEATMAPS")
         _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 

@@ -99,3 +99,25 @@ def make_config(tmp_path: Path, **overrides: object) -> ServerConfig:
 async def live(tmp_path: Path) -> AsyncIterator[Running]:
     async with running_server(make_config(tmp_path)) as running:
         yield running
+
+
+#: Ten minutes of warm-up for the served market instead of its two hours (building 275
+#: markets: 6.5 -> 1.4 s on a quiet 2-core machine; 10 markets: 2.7 -> 0.4 s).
+QUICK_WARMUP_MS = 600_000
+
+
+@pytest.fixture
+def quick_warmup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The served simulator warmed up for :data:`QUICK_WARMUP_MS`: for tests of what does not
+    depend on how settled its book is (saving, health, coverage, storage faults), which would
+    otherwise spend seconds building it. A test that cancels the source during the warm-up
+    also waits for it at teardown: its thread cannot be cancelled."""
+    # Imported here: numpy and the simulator load only for the tests that use them.
+    from purpleflea.sim import SimConfig
+
+    served = SimConfig.served
+
+    def quick(**overrides: int | float | None) -> SimConfig:
+        return served(**{"warmup_ms": QUICK_WARMUP_MS, **overrides})
+
+    monkeypatch.setattr(SimConfig, "served", quick)

@@ -40,6 +40,7 @@ async def _events_of(running: Running, exchange: str) -> list[dict[str, Any]]:
         await asyncio.sleep(0.1)
 
 
+@pytest.mark.usefixtures("quick_warmup")
 async def test_simulated_events_carry_their_venues_coverage_and_aggregates_the_estimate(
     tmp_path: Path,
 ) -> None:

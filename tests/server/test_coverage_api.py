@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 import purpleflea
 from purpleflea.client import Coverage
@@ -83,6 +84,7 @@ async def test_recorded_hours_and_gaps_are_served(live: Running) -> None:
     assert [(g.reason, g.end, g.repair) for g in typed.gaps] == [("silent", H + 30_000, "pending")]
 
 
+@pytest.mark.usefixtures("quick_warmup")
 async def test_the_simulator_records_its_own_uptime(tmp_path: Path) -> None:
     config = make_config(tmp_path, source="sim", sim_markets=3, speed=60.0)
     async with running_server(config) as live:

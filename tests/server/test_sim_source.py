@@ -55,8 +55,13 @@ async def test_a_live_simulated_event_is_stamped_with_its_moment_on_the_wall_clo
     # Building the 275-market simulator (its warm-up) takes about a second or more: the
     # stream must still be paced from the start time it was given, not from when it was ready.
     # The pacing is the same whatever the market; the demo's busy one gives events at once.
+    # Half an hour of warm-up, not two hours (9 s): the build still takes about 3 s, so a
+    # stream paced from before it lags by about that, against a bound of 250 ms. Not ten
+    # minutes: that market, still settling, lagged a median of up to 223 ms (single events up
+    # to 954 ms) on a loaded machine, once over the bound; half an hour's median 110-139 ms,
+    # two hours' 161-165 ms (load ~1).
     def busy(**overrides: int | float) -> sim.SimConfig:
-        return sim.SimConfig.demo(**{"block_ms": 2_500, **overrides})
+        return sim.SimConfig.demo(**{"block_ms": 2_500, "warmup_ms": 1_800_000, **overrides})
 
     monkeypatch.setattr(sim.SimConfig, "served", busy)
     db = tmp_path / "db.sqlite"
@@ -77,9 +82,10 @@ async def test_a_live_simulated_event_is_stamped_with_its_moment_on_the_wall_clo
 async def _run_until(
     tracker: Pipeline, events: int, marks: list[np.ndarray], state_path: Path
 ) -> None:
-    """Run the served simulator (20x real time) until the store holds ``events`` events."""
+    """Run the served simulator (20x real time, 40 of its markets) until the store holds
+    ``events`` events."""
     task = asyncio.create_task(
-        run_sim(tracker, seed=0, markets=275, speed=20.0, state_path=state_path)
+        run_sim(tracker, seed=0, markets=40, speed=20.0, state_path=state_path)
     )
     try:
         await _wait_for(tracker, events, timeout_s=180.0)
@@ -93,6 +99,10 @@ async def _run_until(
 async def test_a_restarted_simulator_continues_its_market_with_a_new_random_stream(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The served market's full two-hour warm-up, of 40 markets (3 s; 275 took 6.5 s of the
+    # test's 8): a market that restarted afresh instead of resuming moved up to 5.7% from where
+    # it stopped (9.6% of 275), against the 1% bound below and 0.3% when resumed. Ten minutes
+    # of warm-up would not do: a fresh 275-market one moved only 1.8%.
     # Record every market's mark at each delivered step, around the real pacing.
     marks: list[np.ndarray] = []
     original = sim.paced
@@ -129,6 +139,7 @@ async def test_a_restarted_simulator_continues_its_market_with_a_new_random_stre
     assert not episode(first_events) & episode(second)
 
 
+@pytest.mark.usefixtures("quick_warmup")
 async def test_a_state_file_that_cannot_be_written_never_stops_the_market(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -147,7 +147,6 @@ async def _fill_and_recover(
     *,
     fill: Callable[[], None],
     free: Callable[[], None],
-    failing_for_s: float,
 ) -> None:
     """Fill the disk mid-run, hold it full, free it; check health, logs and the store."""
     server = running.server
@@ -187,8 +186,16 @@ async def _fill_and_recover(
         metrics = await _metrics(running)
         assert "purpleflea_store_writable 0" in metrics
         assert "purpleflea_healthy 0" in metrics
-        await asyncio.sleep(failing_for_s)  # the outage goes on; the simulator does too
+
+        async def held_out() -> bool:
+            # The outage goes on, and the simulator too, until the buffer has overflowed and
+            # the store has refused several retries (each of them could have logged a line).
+            counters = tracker.counters
+            return counters["dropped_buffer_full"] > 0 and counters["store_write_errors"] >= 4
+
+        await _until(held_out, "the buffer to overflow while the store refuses retries")
         failing_until = time.monotonic()
+        failed_writes = tracker.counters["store_write_errors"]
         received_while_failing = tracker.counters["received"]
         free()
 
@@ -201,6 +208,7 @@ async def _fill_and_recover(
         # A minute's worth of budget is 10 lines; this outage is shorter, so 10 in total.
         outage_lines = lines.lines_between(filled_at, failing_until)
         assert len(outage_lines) <= 10, outage_lines
+        assert len(outage_lines) < failed_writes, (failed_writes, outage_lines)  # not one a write
         assert not [x for x in outage_lines if "cannot rollback" in x]
 
         async def caught_up() -> bool:
@@ -251,6 +259,7 @@ def lines() -> Iterator[_Lines]:
 _SIM = {"source": "sim", "speed": 20.0, "sim_markets": 40, "ingest_buffer": 2_000}
 
 
+@pytest.mark.usefixtures("quick_warmup")
 async def test_a_full_disk_loses_no_seq_publishes_nothing_unstored_and_logs_little(
     tmp_path: Path, lines: _Lines
 ) -> None:
@@ -267,7 +276,7 @@ async def test_a_full_disk_loses_no_seq_publishes_nothing_unstored_and_logs_litt
         def free() -> None:
             writer.execute("PRAGMA max_page_count = 1073741823")
 
-        await _fill_and_recover(running, lines, fill=fill, free=free, failing_for_s=4.0)
+        await _fill_and_recover(running, lines, fill=fill, free=free)
 
 
 def _mount_tmpfs(where: Path, size: str) -> str | None:
@@ -286,6 +295,7 @@ def _mount_tmpfs(where: Path, size: str) -> str | None:
     return None if done.returncode == 0 else done.stderr.strip() or "mount failed"
 
 
+@pytest.mark.usefixtures("quick_warmup")
 async def test_a_real_full_tmpfs(tmp_path: Path, lines: _Lines) -> None:
     disk = tmp_path / "disk"
     # Room for the simulator's crash episode at 20x once the space is back (3 MB, the
@@ -314,6 +324,6 @@ async def test_a_real_full_tmpfs(tmp_path: Path, lines: _Lines) -> None:
             filler.unlink()
 
         async with running_server(config) as running:
-            await _fill_and_recover(running, lines, fill=fill, free=free, failing_for_s=4.0)
+            await _fill_and_recover(running, lines, fill=fill, free=free)
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)

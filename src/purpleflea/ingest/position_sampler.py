@@ -59,6 +59,9 @@ from purpleflea.venues.venue import PositionSampling
 log = logging.getLogger("purpleflea.ingest.position_sampler")
 
 _MINUTE_S = 60.0
+#: Seconds every request waits after a 429 that names no ``Retry-After`` (Hyperliquid's names
+#: none).
+PAUSE_WITHOUT_RETRY_AFTER_S = 5.0
 
 
 @dataclass
@@ -406,8 +409,8 @@ def _no_events(event: VenueLiquidation, received_at: int) -> None:
     del event, received_at  # the trade stream's normalizer returns none
 
 
-def _retry_after(value: str | None, default: float = 5.0) -> float:
+def _retry_after(value: str | None) -> float:
     try:
-        return max(float(value), 0.0) if value is not None else default
+        return max(float(value), 0.0) if value is not None else PAUSE_WITHOUT_RETRY_AFTER_S
     except ValueError:
-        return default
+        return PAUSE_WITHOUT_RETRY_AFTER_S

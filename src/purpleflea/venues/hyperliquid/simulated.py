@@ -33,8 +33,9 @@ reaches the stream once, as the sampler's ``hyperliquid`` event, and only if it 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -145,8 +146,10 @@ class SimulatedHyperliquid(LocalHyperliquid):
             self._marks[coin.market] = mark
             low, high = min(before, mark), max(before, mark)
             # Named but not held before this step: opened within it (or another market's).
-            unseen = {int(n.removeprefix("cohort-")) for n in named}
-            unseen -= self._holdings[coin.coin].keys()
+            # Each named id is looked up: a set less the dict's keys would walk all the keys
+            # (tens of thousands for BTC), on every step.
+            held = self._holdings[coin.coin]
+            unseen = {pid for n in named if (pid := int(n.removeprefix("cohort-"))) not in held}
             change = self._changed_ids(sim, coin)
             fills = (
                 []
@@ -176,28 +179,43 @@ class SimulatedHyperliquid(LocalHyperliquid):
         liquidation fills of those that left. Only the new ones are built: the held ones
         stand (their size, entry and price do not change while open), and BTC's book holds
         tens of thousands."""
-        old = self._holdings[coin.coin]
-        came, left = change
-        came -= old.keys()
-        left &= old.keys()
-        holdings = {pid: h for pid, h in old.items() if pid not in left}
-        if came:
-            born = sim.truth.positions(coin.market, ids=came)
-            holdings.update(self._take(sim.config.seed, coin, born))
-        gone = sorted(left)
+        holdings = self._holdings[coin.coin]
+        came = {pid for pid in change[0] if pid not in holdings}
+        left = {pid for pid in change[1] if pid in holdings}
+        born = (
+            self._take(sim.config.seed, coin, sim.truth.positions(coin.market, ids=came))
+            if came
+            else {}
+        )
+        gone = {pid: holdings.pop(pid) for pid in sorted(left)}
         mark = self._marks[coin.market]
         fills = [
-            self._fill(coin, old[pid], mark, ts)
-            for pid in gone
-            if _liquidated(old[pid], pid, named, *traded)
+            self._fill(coin, holding, mark, ts)
+            for pid, holding in gone.items()
+            if _liquidated(holding, pid, named, *traded)
         ]
-        for pid in gone:
-            self._held.pop(old[pid].address, None)
-        for pid in holdings.keys() - old.keys():
-            self._held[holdings[pid].address] = holdings[pid].position
-        self._holdings[coin.coin] = holdings
-        self._in_turn[coin.coin] = sorted(holdings.values(), key=_by_address)
+        for holding in gone.values():
+            self._held.pop(holding.address, None)
+        for pid, holding in born.items():
+            holdings[pid] = holding
+            self._held[holding.address] = holding.position
+        self._turn_change(coin.coin, gone.values(), born.values())
         return fills
+
+    def _turn_change(
+        self, coin: str, gone: Collection[_Holding], born: Collection[_Holding]
+    ) -> None:
+        """Keep the coin's holders in address order (their turn to trade): a step changes a
+        few of tens of thousands, so those few move instead of all being sorted again (that
+        sort was most of a demo step's cost)."""
+        in_turn = self._in_turn[coin]
+        if len(gone) + len(born) > len(in_turn) // 8:  # the first look: sort them all
+            self._in_turn[coin] = sorted(self._holdings[coin].values(), key=_by_address)
+            return
+        for holding in gone:
+            del in_turn[bisect.bisect_left(in_turn, holding.address, key=_by_address)]
+        for holding in born:
+            bisect.insort(in_turn, holding, key=_by_address)
 
     def _opened_and_liquidated(
         self, sim: Simulator, coin: _Coin, unseen: set[int], ts: int
@@ -205,7 +223,8 @@ class SimulatedHyperliquid(LocalHyperliquid):
         """Fills of positions opened and liquidated within the step (``unseen``: named by its
         events, not held before it): never seen open here, but the venue holds its share of
         every position (the stream leaves that part to it)."""
-        unseen = unseen - self._holdings[coin.coin].keys()  # open now: not liquidated
+        held = self._holdings[coin.coin]
+        unseen = {pid for pid in unseen if pid not in held}  # open now: not liquidated
         if not unseen:
             return []
         born = sim.truth.positions(coin.market, at_ms=ts - sim.config.step_ms, ids=unseen)
