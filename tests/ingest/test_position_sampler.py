@@ -5,6 +5,7 @@ positions of the sampled accounts, discovery kept across a restart, reconnects."
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -218,8 +219,9 @@ async def test_a_sampled_account_liquidated_between_polls_is_published_once(
 
 
 async def test_the_riskiest_accounts_are_watched_and_their_liquidation_fills_published_once(
-    fake: FakeHyperliquid, tmp_path: Path
+    fake: FakeHyperliquid, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="purpleflea")
     near = [_address(i) for i in range(12)]  # more than the 10 users one IP may watch
     fake.positions = {
         a: [HeldPosition("BTC", 1.0, MARK, MARK * (0.99 - 0.001 * i), 50)]
@@ -264,6 +266,13 @@ async def test_the_riskiest_accounts_are_watched_and_their_liquidation_fills_pub
     [event] = published
     assert (event.side, event.price, event.liquidated_user) == ("long", 98_900.0, near[0])
     assert fake.violations == []
+    # One line says what is watched; the watched accounts' own connects stay at debug level
+    # (a served demo printed ~40 of them under its banner).
+    loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert sum("accounts nearest liquidation" in m for m in loud) == 1
+    assert not [m for m in loud if "_user_" in m and "connected to" in m]
+    quiet = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert sum("_user_" in m and "connected to" in m for m in quiet) >= 11
 
 
 async def test_a_429_pauses_every_request_of_the_sampler(

@@ -242,7 +242,7 @@ async def run_feed(
             ) as ws:
                 stats.connects += 1
                 stats.state = "connected"
-                log.info("%s: connected to %s", spec.name, spec.url)
+                (log.debug if spec.quiet else log.info)("%s: connected to %s", spec.name, spec.url)
                 alarm.recovered(spec.name)
                 await _session(ws, spec, sink, stats, deduper, watch)
         except asyncio.CancelledError:

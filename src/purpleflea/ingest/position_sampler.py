@@ -273,6 +273,7 @@ class PositionSampler:
             normalize=lambda frame: parse(frame, account),
             subscribe=(self.sampling.user_subscription(account),),
             keepalive='{"method":"ping"}',
+            quiet=True,
         )
 
     async def rewatch(self) -> None:
@@ -286,11 +287,21 @@ class PositionSampler:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for account in sorted(want - set(self.watched)):
+        first = not self.watched
+        added = sorted(want - set(self.watched))
+        for account in added:
             feed = run_feed(
                 self._user_spec(account), self.sink, backoff=self.backoff, deduper=self.deduper
             )
             self.watched[account] = asyncio.create_task(feed)
+        if added:
+            # Once at info (the set then changes every few seconds as marks move).
+            (log.info if first else log.debug)(
+                "%s: watching the %d accounts nearest liquidation (%d new)",
+                self.sampling.exchange,
+                len(self.watched),
+                len(added),
+            )
 
     async def _watch_loop(self) -> None:
         try:

@@ -65,6 +65,9 @@ class Connection:
     answer: Answer | None = None
     silence_timeout: float = 90.0
     subscribe_pause: float = 0.0
+    #: One of many alike (a watched account's): its connects are logged at debug level and
+    #: its owner logs what it watches, so they do not bury the server's banner.
+    quiet: bool = False
 
 
 #: The connections of one exchange, given its live instrument catalog (a mapping whose
