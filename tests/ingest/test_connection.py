@@ -178,3 +178,40 @@ async def test_a_burst_is_delivered_in_order_and_counted_frame_by_frame() -> Non
     assert stats.frames >= 500 + fake.garbage_delivered  # acks come on top
     assert stats.duplicates == 0
     assert_exactly_delivered(run, spec, fake)
+
+
+async def test_a_venue_s_handshake_headers_reach_the_exchange() -> None:
+    """Gate pushes sizes as integers truncated toward zero unless the socket opens with
+    ``X-Gate-Size-Decimal: 1``: every Gate connection asks for decimals, and the runner sends
+    a connection's headers in its opening handshake."""
+    from purpleflea.ingest.connection import FeedSpec, run_feed
+    from purpleflea.venues.gate.connection import connections as gate_connections
+
+    gate = gate_connections({})
+    assert gate
+    assert all(("X-Gate-Size-Decimal", "1") in c.headers for c in gate)
+    seen: list[str | None] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        seen.append(ws.request.headers.get("X-Gate-Size-Decimal") if ws.request else None)
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        spec = FeedSpec(
+            name="gate_usdt",
+            exchange="gate",
+            url=f"ws://127.0.0.1:{port}",
+            headers=gate[0].headers,
+            normalize=lambda frame: [],
+        )
+        task = asyncio.create_task(run_feed(spec, lambda event, received_at: None))
+        try:
+            for _ in range(200):
+                if seen:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert seen == ["1"]

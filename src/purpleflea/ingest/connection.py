@@ -235,6 +235,7 @@ async def run_feed(
             # watchdog below is what detects a dead connection.
             async with connect(
                 spec.url,
+                additional_headers=spec.headers or None,
                 open_timeout=open_timeout,
                 max_size=2**24,
                 close_timeout=2,

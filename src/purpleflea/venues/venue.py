@@ -68,6 +68,9 @@ class Connection:
     #: One of many alike (a watched account's): its connects are logged at debug level and
     #: its owner logs what it watches, so they do not bury the server's banner.
     quiet: bool = False
+    #: HTTP headers of the opening handshake, ``((name, value), ...)``, for an exchange that
+    #: changes what it sends by them (Gate: decimal sizes).
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 #: The connections of one exchange, given its live instrument catalog (a mapping whose

@@ -5,6 +5,12 @@ One socket serves one settlement family: USDT-, BTC- and (since Gate's changelog
 contract of another family is acknowledged but never delivered.
 
 The only clock in a connection spec: Gate wants the current time in its messages.
+
+Every socket opens with ``X-Gate-Size-Decimal: 1``: without it Gate pushes futures sizes as
+integers truncated toward zero, so a liquidation of 0.7 contracts of a contract that trades in
+fractions arrives as 0 and one of 1.7 as 1 (Gate's futures WebSocket notes; the header also
+turns the sizes into decimal strings, which the normalizer reads). Gate has announced the
+integer pushes will be retired.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ from purpleflea.venues._connection import compact_json
 from purpleflea.venues.gate.constants import EXCHANGE
 from purpleflea.venues.gate.normalizer import CHANNEL
 from purpleflea.venues.venue import Connection
+
+#: Sizes as decimal strings instead of integers truncated toward zero.
+SIZE_DECIMAL = ("X-Gate-Size-Decimal", "1")
 
 URLS = {
     "usdt": "wss://fx-ws.gateio.ws/v4/ws/usdt",
@@ -47,6 +56,7 @@ def connections(instruments: Catalog) -> list[Connection]:
             keepalive=ping,
             keepalive_interval=20.0,
             silence_timeout=60.0,
+            headers=(SIZE_DECIMAL,),
         )
         for settle, url in URLS.items()
     ]
