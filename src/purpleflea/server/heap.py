@@ -13,10 +13,12 @@ into the permanent generation (``gc.freeze``) and collects young objects after 5
 allocations instead of 700: most of what the server allocates per event is freed by reference
 counting at once, and cycles are still collected, in larger and rarer batches. On the same
 runs: no full collection after startup, young ones 1,366-1,543 -> 18 per run, the collector's
-total time 1.1-1.3 s -> 0.1 s; resident memory unchanged (158-174 vs 164-165 MB peak).
-End-to-end percentiles did not move beyond this 2-core machine's noise (bench/e2e.py --pin,
-two alternating pairs: (a) p99 26.5-27.1 ms settled vs 24.2-29.5 ms with the defaults): the
-pauses were rare enough to sit above p99, in the maximum.
+total time 1.1-1.3 s -> 0.1 s, peak memory alike (164-165 vs 158-174 MB). End-to-end
+percentiles did not move beyond this 2-core machine's noise (bench/e2e.py --pin, two
+alternating pairs: (a) p99 26.5-27.1 ms settled vs 24.2-29.5 ms with the defaults): the pauses
+were rare enough to sit above p99, in the maximum (crash ingest at 20,000/s, one run each:
+max lag 43 vs 58 ms). The cost: the served simulator with 100 clients (bench/memory.py)
+holds 237 MB after 3 minutes instead of 217.
 
 Only ``purpleflea serve`` and the stream workers call it: a process that starts many servers
 (the test suite) would pin every one of them in memory.
