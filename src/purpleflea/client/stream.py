@@ -40,6 +40,26 @@ _liquidation = msgspec.json.Decoder(Liquidation)
 _cascade = msgspec.json.Decoder(CascadeAlert)
 
 
+class _LiquidationItem(msgspec.Struct, tag="liquidation", tag_field="type"):
+    data: Liquidation
+
+
+class _CascadeItem(msgspec.Struct, tag="cascade", tag_field="type"):
+    data: CascadeAlert
+
+
+class _Batch(msgspec.Struct):
+    items: list[_LiquidationItem | _CascadeItem]
+
+
+# A batch frame (the server's batch_frame: always this prefix) read in one pass into events:
+# 0.43 instead of 1.11 us an event (frame, then each item's frame, then its data), which is
+# what a client spends most of a crash burst on (bench/sdk_decode.py).
+_batch = msgspec.json.Decoder(_Batch)
+_BATCH_PREFIX = '{"type":"batch","items":['
+_BATCH_PREFIX_BYTES = _BATCH_PREFIX.encode()
+
+
 class Stream:
     """A live, resumable stream; use as ``async with client.stream(...) as stream``.
 
@@ -151,6 +171,11 @@ class Stream:
                 # Dropped or silent: reconnect and resume from last_seq.
                 await self._drop()
                 continue
+            events = self._batch(raw)
+            if events is not None:
+                for event in events:
+                    yield event
+                continue
             frame = _frame.decode(raw)
             if frame.type == "batch":
                 for item in frame.items:
@@ -168,6 +193,31 @@ class Stream:
                     self._closed = True
                     raise fatal(frame.message, frame.code)
                 # slow_consumer, server_shutdown: reconnect and resume.
+
+    def _batch(self, raw: str | bytes) -> list[Liquidation | CascadeAlert] | None:
+        """A batch frame's events not yet delivered (moving the cursor), in one decoding pass;
+        None when ``raw`` is not a batch this SDK knows every item of (a newer server's new
+        item type, say): the frame then goes the general way, which skips what it does not
+        know."""
+        if isinstance(raw, str):
+            if not raw.startswith(_BATCH_PREFIX):
+                return None
+        elif not raw.startswith(_BATCH_PREFIX_BYTES):
+            return None
+        try:
+            items = _batch.decode(raw).items
+        except msgspec.ValidationError:
+            return None
+        out: list[Liquidation | CascadeAlert] = []
+        last = self.last_seq
+        for item in items:
+            event = item.data
+            if last is not None and event.seq <= last:
+                continue
+            last = event.seq
+            out.append(event)
+        self.last_seq = last
+        return out
 
     def _item(self, frame: _Frame) -> list[Liquidation | CascadeAlert]:
         """The event or alert a frame carries, unless already delivered (seq at or below
