@@ -3,6 +3,9 @@ frame, the resume cursor, and a batch it cannot type read the general way."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any, cast
+
 import msgspec
 
 from purpleflea.client.stream import Stream, _frame
@@ -43,17 +46,44 @@ def _general(stream: Stream, raw: str) -> list[Liquidation | CascadeAlert]:
 def test_a_batch_reads_in_one_pass_as_frame_by_frame() -> None:
     items: list[Liquidation | CascadeAlert] = [stored_event(1), _alert(2), stored_event(3)]
     raw = _batch(items)
-    fast, general = _stream(), _stream()
-    assert fast._batch(raw) == _general(general, raw) == items
-    assert fast.last_seq == general.last_seq == 3
-    assert fast._batch(raw.encode()) == []  # bytes too; all at or below the cursor now
+    assert _stream()._batch(raw) == _stream()._batch(raw.encode()) == _general(_stream(), raw)
+    assert _general(_stream(), raw) == items
 
 
 def test_events_at_or_below_the_cursor_are_not_delivered_again() -> None:
     stream = _stream(last_seq=2)
     events = stream._batch(_batch([stored_event(1), stored_event(2), stored_event(3)]))
     assert [e.seq for e in events or []] == [3]
-    assert stream.last_seq == 3
+
+
+class _Socket:
+    """Hands the stream its frames, then nothing (an idle server)."""
+
+    def __init__(self, frames: list[str]) -> None:
+        self.frames = frames
+
+    async def recv(self) -> str:
+        if self.frames:
+            return self.frames.pop(0)
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+
+async def test_a_consumer_that_stops_mid_batch_resumes_after_what_it_took() -> None:
+    # The cursor moves as each event is handed over, not when the frame is read: a consumer
+    # that breaks after the first event of a batch has not seen the rest, and a resume from
+    # last_seq must send them again.
+    stream = _stream()
+    stream._ws = cast(Any, _Socket([_batch([stored_event(1), stored_event(2), stored_event(3)])]))
+    stream._closed = False
+    stream._idle_timeout = 3600.0
+    stream.reconnects = 0
+    taken = []
+    async for event in stream._items():
+        taken.append(event.seq)
+        break
+    assert taken == [1]
+    assert stream.last_seq == 1
 
 
 def test_a_batch_with_an_item_this_sdk_does_not_know_goes_the_general_way() -> None:

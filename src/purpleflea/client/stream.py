@@ -174,6 +174,7 @@ class Stream:
             events = self._batch(raw)
             if events is not None:
                 for event in events:
+                    self.last_seq = event.seq  # as each goes out: a consumer may stop here
                     yield event
                 continue
             frame = _frame.decode(raw)
@@ -195,10 +196,10 @@ class Stream:
                 # slow_consumer, server_shutdown: reconnect and resume.
 
     def _batch(self, raw: str | bytes) -> list[Liquidation | CascadeAlert] | None:
-        """A batch frame's events not yet delivered (moving the cursor), in one decoding pass;
-        None when ``raw`` is not a batch this SDK knows every item of (a newer server's new
-        item type, say): the frame then goes the general way, which skips what it does not
-        know."""
+        """A batch frame's events above the cursor, in one decoding pass (the caller moves the
+        cursor as it hands each over); None when ``raw`` is not a batch this SDK knows every
+        item of (a newer server's new item type, say): the frame then goes the general way,
+        which skips what it does not know."""
         if isinstance(raw, str):
             if not raw.startswith(_BATCH_PREFIX):
                 return None
@@ -216,7 +217,6 @@ class Stream:
                 continue
             last = event.seq
             out.append(event)
-        self.last_seq = last
         return out
 
     def _item(self, frame: _Frame) -> list[Liquidation | CascadeAlert]:
