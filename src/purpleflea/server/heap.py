@@ -30,7 +30,9 @@ import gc
 import time
 from typing import Any
 
-#: Net allocations between young collections (Python's default is 700).
+#: Net allocations between young collections (Python's default is 700). Against 10,000 on the
+#: same load (bench/e2e.py --pin, two runs each): young pauses median 3.2-3.4 ms and at most
+#: 8.7 ms, against 0.6 ms and 7.7 ms but three middle collections of up to 21 ms a run.
 YOUNG_THRESHOLD = 50_000
 #: Young collections per middle one, middle per full (defaults 10 and 10).
 MIDDLE_THRESHOLD = 20
