@@ -558,9 +558,10 @@ class CascadeEngine:
                 self._feed(state, ring_usd[slot], float(ring_n[slot]))
             else:
                 empty += 1
-        if last > held:
-            empty += last - (first - 1 if first > held else held)
-        if empty > 0:
+        tail = last - max(held, first - 1)  # never seen: after the ring's, from the prior on
+        if tail > 0:
+            empty += tail
+        if empty:
             self._decay(state, empty)
         self._set_expected(state)
         if gap >= nb:
