@@ -321,7 +321,7 @@ async def _serve_locked(config: ServerConfig) -> None:
             await super().shutdown(sockets)
 
     server = Server(uvicorn_config(app, config), built.streams)
-    announcer = asyncio.create_task(_announce_when_serving(server, config))
+    announcer = asyncio.create_task(_when_serving(server, config))
     try:
         await server.serve(sockets=[sock])
     finally:
@@ -330,8 +330,8 @@ async def _serve_locked(config: ServerConfig) -> None:
             remove_address(address)
 
 
-async def _announce_when_serving(server: uvicorn.Server, config: ServerConfig) -> None:
-    """Settle the heap and print the banner once the server answers requests: the socket
+async def _when_serving(server: uvicorn.Server, config: ServerConfig) -> None:
+    """Once the server answers requests, settle its heap and print the banner: the socket
     listens from the start, but until the app's startup (store warm-up, engine, source) is
     done a request would wait unanswered, and whoever reads the banner should be able to use
     it at once. uvicorn has no "started" event, only the flag."""
@@ -344,6 +344,10 @@ async def _announce_when_serving(server: uvicorn.Server, config: ServerConfig) -
     # Startup's objects (catalogs, the engine warmed from the store) live as long as the
     # process: out of the collector's sight, so its pauses stay short (server/heap.py).
     settle_startup_heap()
+    _announce(config)
+
+
+def _announce(config: ServerConfig) -> None:
     if config.role == "ingest":
         print(
             f"Purple Flea ingest node (source: {config.source}, store: {config.store}, "
