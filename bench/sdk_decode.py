@@ -45,8 +45,8 @@ def main() -> None:
         stream._batch(text)
 
     def item_by_item() -> None:  # a single event's frame, or a batch the SDK cannot type
-        for item in _frame.decode(text).items:
-            stream._item(_frame.decode(item))
+        for _ in stream._batch_items(_frame.decode(text)):
+            pass
 
     print(
         f"load average before: {os.getloadavg()[0]:.2f}; batch frames of {args.batch} events "

@@ -40,7 +40,7 @@ def _stream(last_seq: int | None = None) -> Stream:
 
 
 def _general(stream: Stream, raw: str) -> list[Liquidation | CascadeAlert]:
-    return [e for item in _frame.decode(raw).items for e in stream._item(_frame.decode(item))]
+    return list(stream._batch_items(_frame.decode(raw)))
 
 
 def test_a_batch_reads_in_one_pass_as_frame_by_frame() -> None:

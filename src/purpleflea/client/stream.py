@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -179,9 +179,8 @@ class Stream:
                 continue
             frame = _frame.decode(raw)
             if frame.type == "batch":
-                for item in frame.items:
-                    for event in self._item(_frame.decode(item)):
-                        yield event
+                for event in self._batch_items(frame):
+                    yield event
             elif frame.type in ("liquidation", "cascade"):
                 for event in self._item(frame):
                     yield event
@@ -218,6 +217,12 @@ class Stream:
             last = event.seq
             out.append(event)
         return out
+
+    def _batch_items(self, frame: _Frame) -> Iterator[Liquidation | CascadeAlert]:
+        """A batch frame's events the general way, item by item (the cursor moves as each is
+        taken); items of a type this SDK does not know are skipped."""
+        for item in frame.items:
+            yield from self._item(_frame.decode(item))
 
     def _item(self, frame: _Frame) -> list[Liquidation | CascadeAlert]:
         """The event or alert a frame carries, unless already delivered (seq at or below
