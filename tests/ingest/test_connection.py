@@ -19,7 +19,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.frames import Opcode
 
 from purpleflea.ingest.connection import Deduper
-from purpleflea.ingest.receive import take_ready
+from purpleflea.websocket_ready import take_ready
 from tests.fakes.exchanges import FakeExchange, Faults, dialect_for
 from tests.fakes.harness import Feeds
 from tests.ingest.test_faults import assert_exactly_delivered, binance_frame, spec_for

@@ -23,10 +23,11 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from purpleflea.clock import now_ms
-from purpleflea.ingest.receive import Watchdog, take_ready
+from purpleflea.ingest.watchdog import Watchdog
 from purpleflea.model import VenueLiquidation
 from purpleflea.venues import FrameError
 from purpleflea.venues.venue import Connection, Message
+from purpleflea.websocket_ready import take_ready
 
 log = logging.getLogger("purpleflea.ingest")
 

@@ -1,0 +1,114 @@
+"""The SDK stream's reading of the socket, against a loopback WebSocket server: every message
+held is delivered in order, a silent server is left after the idle timeout (and the stream
+resumes on a new connection), and a consumer slower than the idle timeout is not silence."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import msgspec
+from websockets.asyncio.server import ServerConnection, serve
+
+from purpleflea.client import LiquidationClient
+from tests.events import stored_event
+
+Handler = Callable[[ServerConnection, dict[str, object]], Awaitable[None]]
+
+
+def _event(seq: int) -> str:
+    return msgspec.json.encode({"type": "liquidation", "data": stored_event(seq)}).decode()
+
+
+def _batch(seqs: range) -> str:
+    items = ",".join(_event(seq) for seq in seqs)
+    return '{"type":"batch","items":[' + items + "]}"
+
+
+@asynccontextmanager
+async def _server(handler: Handler) -> AsyncIterator[tuple[str, list[dict[str, object]]]]:
+    """A stream server on loopback; yields its URL and the subscribe messages it was sent."""
+    subscribes: list[dict[str, object]] = []
+
+    async def session(ws: ServerConnection) -> None:
+        subscribe = json.loads(await ws.recv())
+        subscribes.append(subscribe)
+        await ws.send('{"type":"subscribed","seq":0}')
+        await handler(ws, subscribe)
+
+    async with serve(session, "127.0.0.1", 0, compression=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}", subscribes
+
+
+async def test_every_message_held_is_delivered_in_order() -> None:
+    # Sent in one go while the consumer sleeps: the stream finds them all held at once.
+    async def handler(ws: ServerConnection, _: dict[str, object]) -> None:
+        for seq in range(1, 101):
+            await ws.send(_event(seq))
+        await ws.send('{"type":"heartbeat","seq":100}')
+        await ws.send(_batch(range(101, 141)))
+        for seq in range(141, 201):
+            await ws.send(_event(seq))
+        await ws.wait_closed()
+
+    async with _server(handler) as (url, _):
+        client = LiquidationClient(api_key="pf_x", base_url=url)
+        got: list[int] = []
+        async with client.stream(idle_timeout=5.0) as stream:
+            await asyncio.sleep(0.3)
+            async for event in stream:
+                got.append(event.seq)
+                if len(got) == 200:
+                    break
+            assert stream.last_seq == 200
+            assert stream.reconnects == 0
+    assert got == list(range(1, 201))
+
+
+async def test_a_silent_server_is_left_after_the_idle_timeout_and_the_stream_resumes() -> None:
+    async def handler(ws: ServerConnection, subscribe: dict[str, object]) -> None:
+        if "since_seq" not in subscribe:
+            await ws.send(_event(1))  # then nothing, not even a heartbeat, until the client goes
+            await ws.wait_closed()
+            return
+        await ws.send(_event(2))
+        await ws.wait_closed()
+
+    async with _server(handler) as (url, subscribes):
+        client = LiquidationClient(api_key="pf_x", base_url=url)
+        got: list[int] = []
+        async with client.stream(idle_timeout=0.4) as stream:
+            started = time.monotonic()
+            async for event in stream:
+                got.append(event.seq)
+                if len(got) == 2:
+                    break
+            waited = time.monotonic() - started
+            assert stream.reconnects == 1
+    assert got == [1, 2]
+    assert subscribes[1]["since_seq"] == 1  # resumed after what it had
+    assert 0.4 <= waited < 5.0
+
+
+async def test_a_consumer_slower_than_the_idle_timeout_is_not_a_silent_server() -> None:
+    async def handler(ws: ServerConnection, _: dict[str, object]) -> None:
+        for seq in range(1, 4):
+            await ws.send(_event(seq))
+        await ws.wait_closed()
+
+    async with _server(handler) as (url, subscribes):
+        client = LiquidationClient(api_key="pf_x", base_url=url)
+        got: list[int] = []
+        async with client.stream(idle_timeout=0.2) as stream:
+            async for event in stream:
+                got.append(event.seq)
+                if len(got) == 3:
+                    break
+                await asyncio.sleep(0.5)  # the consumer's own work, longer than the timeout
+            assert stream.reconnects == 0
+    assert got == [1, 2, 3]
+    assert len(subscribes) == 1
