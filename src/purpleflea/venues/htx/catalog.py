@@ -1,4 +1,4 @@
-"""HTX's swap contract lists, linear and coin-margined."""
+"""HTX's contract lists: linear swaps and futures, coin-margined swaps."""
 
 from __future__ import annotations
 
@@ -28,6 +28,12 @@ def parse(body: bytes) -> list[Instrument]:
 
 
 SOURCES = (
-    CatalogSource(EXCHANGE, "https://api.hbdm.com/linear-swap-api/v1/swap_contract_info", parse),
+    # business_type defaults to swap ("[General] Query Contract Info"); the liquidation topic
+    # also carries the USDT futures (BTC-USDT-211231), which "all" lists with the swaps.
+    CatalogSource(
+        EXCHANGE,
+        "https://api.hbdm.com/linear-swap-api/v1/swap_contract_info?business_type=all",
+        parse,
+    ),
     CatalogSource(EXCHANGE, "https://api.hbdm.com/swap-api/v1/swap_contract_info", parse),
 )

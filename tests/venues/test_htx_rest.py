@@ -1,0 +1,52 @@
+"""HTX's REST payloads through our catalog parser: the documented contract lists.
+
+HTX prints its examples as a value tree on htx.com/en-us/opend/newApiPages; here they are the
+same values as JSON (read from the rosssaunders/coincise mirror of those pages, 2025-11-30).
+"""
+
+from __future__ import annotations
+
+import json
+
+from purpleflea.venues.htx import catalog
+
+# "[General] Query Contract Info" (/linear-swap-api/v1/swap_contract_info), the documented
+# answer of 2021-12-03: BTC's weekly, bi-weekly and quarterly USDT futures and its swap.
+LINEAR_CONTRACTS_DOC = {
+    "status": "ok",
+    "data": [
+        {
+            "symbol": "BTC",
+            "contract_code": code,
+            "contract_size": 0.001,
+            "price_tick": 0.1,
+            "delivery_date": f"20{code[-6:]}" if code != "BTC-USDT" else "",
+            "contract_status": 1,
+            "support_margin_mode": "cross" if code != "BTC-USDT" else "all",
+            "business_type": "futures" if code != "BTC-USDT" else "swap",
+            "pair": "BTC-USDT",
+            "contract_type": kind,
+        }
+        for code, kind in (
+            ("BTC-USDT-211203", "this_week"),
+            ("BTC-USDT-211210", "next_week"),
+            ("BTC-USDT-211231", "quarter"),
+            ("BTC-USDT", "swap"),
+        )
+    ],
+    "ts": 1638517765776,
+}
+
+
+def test_the_linear_list_asks_for_futures_too() -> None:
+    # The page: business_type "futures, swap, all (default is swap)"; "business_type is a
+    # required parameter when query info of futures contract". Without it the catalog had no
+    # BTC-USDT-211231, though the liquidation topic carries its orders.
+    [linear] = [s for s in catalog.SOURCES if "/linear-swap-api/" in s.url]
+    assert linear.url.endswith("swap_contract_info?business_type=all")
+
+
+def test_documented_linear_futures_are_linear_with_their_swaps_size() -> None:
+    rows = {i.symbol: i for i in catalog.parse(json.dumps(LINEAR_CONTRACTS_DOC).encode())}
+    assert sorted(rows) == ["BTC-USDT", "BTC-USDT-211203", "BTC-USDT-211210", "BTC-USDT-211231"]
+    assert {(i.kind, i.contract_size) for i in rows.values()} == {("linear", 0.001)}
