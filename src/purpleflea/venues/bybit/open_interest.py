@@ -9,7 +9,7 @@ into real coins, the unit of its market (``PEPE-PERP``) everywhere else.
 from __future__ import annotations
 
 from purpleflea.model import Catalog
-from purpleflea.venues._open_interest import as_list, json_body, keep, reading
+from purpleflea.venues._open_interest import as_list, in_real_coins, json_body, keep, reading
 from purpleflea.venues.bybit.constants import EXCHANGE
 from purpleflea.venues.bybit.normalizer import market
 from purpleflea.venues.venue import PollSource, Reading
@@ -32,19 +32,9 @@ def parse(body: bytes, instruments: Catalog) -> list[Reading]:
                 open_interest=found_reading.open_interest / found_reading.mark_price
             )
         if found_reading is not None:
-            found_reading = _in_real_coins(found_reading)
+            found_reading = in_real_coins(found_reading, market(found_reading.symbol)[0].multiplier)
         found.append(found_reading)
     return keep(found)
-
-
-def _in_real_coins(found: Reading) -> Reading:
-    multiplier = market(found.symbol)[0].multiplier
-    if multiplier == 1.0:
-        return found
-    return found._replace(
-        mark_price=found.mark_price / multiplier,
-        open_interest=found.open_interest * multiplier,
-    )
 
 
 SOURCES = (
