@@ -50,3 +50,39 @@ def test_documented_linear_futures_are_linear_with_their_swaps_size() -> None:
     rows = {i.symbol: i for i in catalog.parse(json.dumps(LINEAR_CONTRACTS_DOC).encode())}
     assert sorted(rows) == ["BTC-USDT", "BTC-USDT-211203", "BTC-USDT-211210", "BTC-USDT-211231"]
     assert {(i.kind, i.contract_size) for i in rows.values()} == {("linear", 0.001)}
+
+
+# "Get Contract Info" (/api/v1/contract_contract_info, coin-margined delivery futures), the
+# documented answer of 2021-08-11: "Contract Value (USD of one contract)".
+DELIVERY_CONTRACTS_DOC = {
+    "status": "ok",
+    "data": [
+        {
+            "symbol": "BTC",
+            "contract_code": "BTC210813",
+            "contract_type": "this_week",
+            "contract_size": 100,
+            "price_tick": 0.01,
+            "delivery_date": "20210813",
+            "contract_status": 1,
+        },
+        {
+            "symbol": "ETH",
+            "contract_code": "ETH210813",
+            "contract_type": "this_week",
+            "contract_size": 10,
+            "price_tick": 0.001,
+            "delivery_date": "20210813",
+            "contract_status": 1,
+        },
+    ],
+    "ts": 1628650535608,
+}
+
+
+def test_documented_delivery_futures_are_usd_contracts() -> None:
+    # A code without a dash was read as linear: 100 "coins" of BTC per contract.
+    rows = {i.symbol: i for i in catalog.parse(json.dumps(DELIVERY_CONTRACTS_DOC).encode())}
+    assert (rows["BTC210813"].kind, rows["BTC210813"].contract_size) == ("inverse", 100.0)
+    assert (rows["ETH210813"].kind, rows["ETH210813"].contract_size) == ("inverse", 10.0)
+    assert catalog.FUTURES_URL in {s.url for s in catalog.SOURCES}
