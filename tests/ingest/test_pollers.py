@@ -105,7 +105,7 @@ def test_dydx_hyperliquid_gate() -> None:
             exchange="gate", symbol="BTC_USDT", kind="linear", contract_size=0.0001
         )
     }
-    gate = _body([{"contract": "BTC_USDT", "mark_price": "26704.26", "total_size": "169531691"}])
+    gate = _body([{"name": "BTC_USDT", "mark_price": "26704.26", "position_size": 169531691}])
     [row] = gate_oi.parse(gate, gate_catalog)
     assert row.open_interest == pytest.approx(16953.1691)
 
