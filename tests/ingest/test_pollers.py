@@ -44,9 +44,10 @@ def test_bybit_prefers_the_single_side_open_interest() -> None:
     )
     rows = {r.symbol: r for r in bybit_oi.parse(body, {})}
     assert rows["BTCUSDT"].open_interest == 10.0
-    assert rows["ETHUSDT"].open_interest == 50.0
+    # Without the single side, half of openInterest (documented as both sides).
+    assert rows["ETHUSDT"].open_interest == 25.0
     # Inverse open interest is USD: converted to coins at the mark.
-    assert rows["BTCUSD"].open_interest == pytest.approx(240113967 / 114898.43)
+    assert rows["BTCUSD"].open_interest == pytest.approx(240113967 / 2 / 114898.43)
     assert "BAD" not in rows
 
 
