@@ -41,7 +41,9 @@ LINEAR_CONTRACTS_DOC = {
 def test_the_linear_list_asks_for_futures_too() -> None:
     # The page: business_type "futures, swap, all (default is swap)"; "business_type is a
     # required parameter when query info of futures contract". Without it the catalog had no
-    # BTC-USDT-211231, though the liquidation topic carries its orders.
+    # BTC-USDT-211231, though the liquidation topic carries its orders: the list recorded
+    # without it on 2022-02-19 (bmoscon/cryptofeed sample_data/HUOBI_SWAP.0) has 121 rows, all
+    # business_type "swap", while HTX listed BTC-USDT futures from 2021-12.
     [linear] = [s for s in catalog.SOURCES if "/linear-swap-api/" in s.url]
     assert linear.url.endswith("swap_contract_info?business_type=all")
 
