@@ -17,7 +17,8 @@ Formats read:
 
 Ids are stable, so importing a file twice stores it once, and where a venue can rebuild the
 live normalizer's id from a recorded row it does (by calling the same code), so a recorded and
-a live copy of one event dedupe too. Other Tardis rows get ``{exchange}:{symbol}:{id or
+a live copy of one event dedupe too (Binance USD-M from symbol, time and side; Deribit from
+the trade id Tardis keeps in ``id``). Other Tardis rows get ``{exchange}:{symbol}:{id or
 timestamp}:{order side}:{amount}``, ``amount`` in its shortest form (``4500.0`` -> ``4500``).
 """
 
@@ -146,8 +147,9 @@ def _tardis_row(row: dict[str, str]) -> Liquidation:
     ts = timestamp_ms("timestamp", integer("timestamp", row["timestamp"].strip()) // 1000)
     local = row["local_timestamp"].strip()
     received_at = integer("local_timestamp", local) // 1000 if local else ts
-    ref = row["id"].strip() or row["timestamp"].strip()
-    found = read(TardisRow(symbol, order_side, side, price, amount, amount_text, ts, ref))
+    trade_id = row["id"].strip()
+    ref = trade_id or row["timestamp"].strip()
+    found = read(TardisRow(symbol, order_side, side, price, amount, amount_text, ts, ref, trade_id))
     return _event(found, received_at)
 
 

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import gzip
 import json
+import re
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -368,14 +369,26 @@ class Htx(Dialect):
     ping_every = 0.2
 
     def __init__(self, kind: str = "linear") -> None:
-        self.path = "/linear-swap-notification" if kind == "linear" else "/swap-notification"
+        paths = {
+            "linear": "/linear-swap-notification",
+            "coin": "/swap-notification",
+            "futures": "/notification",
+        }
+        self.path = paths[kind]
+        # Delivery futures' topic is per coin (public.BTC.liquidation_orders), swaps' "*".
+        self.topic = re.compile(
+            r"public\.[A-Z0-9]+\.liquidation_orders"
+            if kind == "futures"
+            else r"public\.\*\.liquidation_orders"
+        )
 
     def handle(self, message: str, session: Session) -> list[str]:
         request = self._json(message)
         if request.get("op") == "pong":
             session.pings += 1
             return []
-        if request.get("op") != "sub" or request.get("topic") != "public.*.liquidation_orders":
+        topic = request.get("topic")
+        if request.get("op") != "sub" or not self.topic.fullmatch(str(topic)):
             raise Violation(f"htx: bad request {message!r}")
         session.topics.append(request["topic"])
         session.subscribed.set()
@@ -597,5 +610,6 @@ def dialect_for(connection: str) -> Dialect:
         "gate_usd1": Gate("usd1"),
         "htx_linear": Htx("linear"),
         "htx_coin": Htx("coin"),
+        "htx_futures": Htx("futures"),
     }
     return table[base]

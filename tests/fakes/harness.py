@@ -45,7 +45,9 @@ _FIXTURE_ROUTES = (
 _VENUE_ROUTES: dict[str, Callable[[str], str]] = {
     "bybit": lambda what: "bybit_inverse" if "inverse" in what else "bybit_linear",
     "gate": lambda what: "gate_btc" if "btc" in what else "gate_usdt",
-    "htx": lambda what: "htx_coin" if "coin" in what else "htx_linear",
+    "htx": lambda what: (
+        "htx_futures" if "delivery" in what else "htx_coin" if "coin" in what else "htx_linear"
+    ),
 }
 
 

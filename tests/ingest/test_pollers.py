@@ -44,9 +44,10 @@ def test_bybit_prefers_the_single_side_open_interest() -> None:
     )
     rows = {r.symbol: r for r in bybit_oi.parse(body, {})}
     assert rows["BTCUSDT"].open_interest == 10.0
-    assert rows["ETHUSDT"].open_interest == 50.0
+    # Without the single side, half of openInterest (documented as both sides).
+    assert rows["ETHUSDT"].open_interest == 25.0
     # Inverse open interest is USD: converted to coins at the mark.
-    assert rows["BTCUSD"].open_interest == pytest.approx(240113967 / 114898.43)
+    assert rows["BTCUSD"].open_interest == pytest.approx(240113967 / 2 / 114898.43)
     assert "BAD" not in rows
 
 
@@ -105,7 +106,7 @@ def test_dydx_hyperliquid_gate() -> None:
             exchange="gate", symbol="BTC_USDT", kind="linear", contract_size=0.0001
         )
     }
-    gate = _body([{"contract": "BTC_USDT", "mark_price": "26704.26", "total_size": "169531691"}])
+    gate = _body([{"name": "BTC_USDT", "mark_price": "26704.26", "position_size": 169531691}])
     [row] = gate_oi.parse(gate, gate_catalog)
     assert row.open_interest == pytest.approx(16953.1691)
 

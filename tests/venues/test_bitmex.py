@@ -34,8 +34,13 @@ def test_partial_snapshot_rows_are_replays_with_the_same_id() -> None:
 
 
 def test_update_and_delete_are_not_new_liquidations() -> None:
-    assert bitmex.normalize(_frame("update", leavesQty=500)) == []
-    assert bitmex.normalize(_frame("delete")) == []
+    book = bitmex.normalizer.LiquidationBook()
+    assert book(_frame("update", leavesQty=500)) == []  # an order never seen
+    [_] = book(_frame("insert"))
+    assert book(_frame("update", leavesQty=500)) == []  # filling
+    assert book(_frame("update", price=49990, leavesQty=None)) == []  # re-priced
+    assert book(_frame("delete")) == []
+    assert book(_frame("update", leavesQty=9000)) == []  # deleted: forgotten
 
 
 def test_quanto_needs_the_settlement_price() -> None:
@@ -115,3 +120,51 @@ def test_recorded_session_yields_one_event_per_insert() -> None:
     assert events[0].quantity == pytest.approx(0.0397)
     assert events[0].size_usd == pytest.approx(0.0397 * 87785.3)
     assert events[1].size_usd == 891800.0
+
+
+# The same 2024-11-13 session: orders whose leavesQty GROWS on update, each time with a new
+# price (BitMEX adds a further liquidation of the position to the resting order), beside ones
+# that only shrink as they fill or only move. Verbatim frames, in the session's order.
+_GROWING_2024_11_13 = [
+    b'{"table":"liquidation","action":"insert","data":[{"orderID":"e42d57c2-977f-4535-8428-608a379cebdf","symbol":"XBTUSD","side":"Buy","price":88635.6,"leavesQty":12900}]}',
+    b'{"table":"liquidation","action":"insert","data":[{"orderID":"a8a1118f-fafe-4d58-9530-064952019f58","symbol":"XBTUSDT","side":"Buy","price":88502.3,"leavesQty":150000}]}',
+    b'{"table":"liquidation","action":"update","data":[{"orderID":"e42d57c2-977f-4535-8428-608a379cebdf","symbol":"XBTUSD","price":88753.4,"leavesQty":21600}]}',
+    b'{"table":"liquidation","action":"update","data":[{"orderID":"a8a1118f-fafe-4d58-9530-064952019f58","symbol":"XBTUSDT","price":88637.0,"leavesQty":150000}]}',
+    b'{"table":"liquidation","action":"delete","data":[{"orderID":"e42d57c2-977f-4535-8428-608a379cebdf","symbol":"XBTUSD"}]}',
+    b'{"table":"liquidation","action":"delete","data":[{"orderID":"a8a1118f-fafe-4d58-9530-064952019f58","symbol":"XBTUSDT"}]}',
+    b'{"table":"liquidation","action":"insert","data":[{"orderID":"8c808f22-254c-49d9-b24a-a99329b9f6d4","symbol":"XBTUSD","side":"Buy","price":88303.7,"leavesQty":50900}]}',
+    b'{"table":"liquidation","action":"update","data":[{"orderID":"8c808f22-254c-49d9-b24a-a99329b9f6d4","symbol":"XBTUSD","leavesQty":50700}]}',
+    b'{"table":"liquidation","action":"update","data":[{"orderID":"8c808f22-254c-49d9-b24a-a99329b9f6d4","symbol":"XBTUSD","leavesQty":50500}]}',
+    b'{"table":"liquidation","action":"delete","data":[{"orderID":"8c808f22-254c-49d9-b24a-a99329b9f6d4","symbol":"XBTUSD"}]}',
+    b'{"table":"liquidation","action":"insert","data":[{"orderID":"92603dfa-3181-4e73-aefa-99e539307996","symbol":"XBTUSD","side":"Sell","price":90300.8,"leavesQty":900}]}',
+    b'{"table":"liquidation","action":"update","data":[{"orderID":"92603dfa-3181-4e73-aefa-99e539307996","symbol":"XBTUSD","price":90214.5,"leavesQty":1400}]}',
+    b'{"table":"liquidation","action":"delete","data":[{"orderID":"92603dfa-3181-4e73-aefa-99e539307996","symbol":"XBTUSD"}]}',
+]
+
+
+def test_an_update_that_grows_an_order_is_the_liquidation_it_adds() -> None:
+    xbtusdt = Instrument(exchange="bitmex", symbol="XBTUSDT", kind="linear", contract_size=1e-6)
+    catalog = {"XBTUSD": XBTUSD, "XBTUSDT": xbtusdt}
+    events = [e for frame in _GROWING_2024_11_13 for e in bitmex.normalize(frame, catalog)]
+    assert [(e.symbol, e.side, e.contracts, e.price, e.size_usd) for e in events] == [
+        ("XBTUSD", "short", 12900, 88635.6, 12900.0),
+        ("XBTUSDT", "short", 150000, 88502.3, pytest.approx(0.15 * 88502.3)),
+        ("XBTUSD", "short", 8700, 88753.4, 8700.0),  # 12,900 -> 21,600 at the new price
+        ("XBTUSD", "short", 50900, 88303.7, 50900.0),  # then only fills: nothing more
+        ("XBTUSD", "long", 900, 90300.8, 900.0),
+        ("XBTUSD", "long", 500, 90214.5, 500.0),  # 900 -> 1,400
+    ]
+    assert events[2].id == "bitmex:e42d57c2-977f-4535-8428-608a379cebdf:12900-21600"
+    assert events[2].quantity == pytest.approx(8700 / 88753.4)
+    assert not events[2].replay
+    # 13,800 USD of XBTUSD liquidations counted once each, where inserts alone gave 64,700.
+    assert sum(e.size_usd or 0 for e in events if e.symbol == "XBTUSD") == 73900.0
+
+
+def test_the_book_forgets_its_oldest_orders_past_its_limit() -> None:
+    book = bitmex.normalizer.LiquidationBook(limit=2)
+    for order in ("a", "b", "c"):
+        book(_frame("insert", orderID=order))
+    assert book(_frame("update", orderID="a", leavesQty=9000)) == []  # forgotten
+    [grown] = book(_frame("update", orderID="c", leavesQty=9000))
+    assert grown.contracts == 7000

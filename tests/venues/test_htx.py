@@ -109,3 +109,30 @@ def test_corrupt_and_malformed_frames_raise_frame_error() -> None:
         htx.normalize(b"\x1f\x8b\x08\x00garbage")
     with pytest.raises(FrameError, match=r"data\[0\]\.direction is not buy/sell: 'up'"):
         htx.normalize(_plain(direction="up"))
+
+
+# Coin-margined delivery futures, recorded 2020-07-01 (tardis-node test/mappers.test.ts): their
+# topic is per coin on wss://api.hbdm.com/notification, which we did not subscribe at all.
+_DELIVERY_PUSHES = [
+    b'{"op":"notify","topic":"public.BTC.liquidation_orders","ts":1593561769911,"data":[{"symbol":"BTC","contract_code":"BTC200703","direction":"sell","offset":"close","volume":1450,"price":9062.71,"created_at":1593561769833}]}',
+    b'{"op":"notify","topic":"public.BTC.liquidation_orders","ts":1593561773080,"data":[{"symbol":"BTC","contract_code":"BTC200925","direction":"sell","offset":"close","volume":319,"price":9115.43,"created_at":1593561773025}]}',
+]
+
+
+def test_delivery_futures_are_subscribed_per_coin_and_sized_in_usd() -> None:
+    delivery = {
+        code: Instrument(exchange="htx", symbol=code, kind="inverse", contract_size=100.0)
+        for code in ("BTC200703", "BTC200925")
+    }
+    catalog = {**CATALOG, **delivery}
+    [futures] = [c for c in htx.connection.connections(catalog) if c.name == "htx_futures"]
+    assert futures.url == "wss://api.hbdm.com/notification"
+    assert callable(futures.subscribe)
+    topics = [json.loads(m)["topic"] for m in futures.subscribe()]
+    assert topics == ["public.BTC.liquidation_orders", "public.ETH.liquidation_orders"]
+    events = [e for push in _DELIVERY_PUSHES for e in htx.normalize(gzip.compress(push), catalog)]
+    assert [(e.market, e.side, e.contracts, e.size_usd) for e in events] == [
+        ("BTC-20200703", "long", 1450, 145_000.0),
+        ("BTC-20200925", "long", 319, 31_900.0),
+    ]
+    assert events[0].quantity == pytest.approx(145_000 / 9062.71)

@@ -49,3 +49,15 @@ def reading(symbol: Any, mark: Any, open_interest: Any) -> Reading | None:
 
 def keep(rows: list[Reading | None]) -> list[Reading]:
     return [row for row in rows if row is not None]
+
+
+def in_real_coins(found: Reading, multiplier: float) -> Reading:
+    """``found`` for a bundled symbol (``1000PEPEUSDT``, Hyperliquid's ``kPEPE``: a mark per
+    bundle of ``multiplier`` coins, open interest in bundles) in real coins, the unit of its
+    market (``PEPE-PERP``) everywhere else; its USD value does not change."""
+    if multiplier == 1.0:
+        return found
+    return found._replace(
+        mark_price=found.mark_price / multiplier,
+        open_interest=found.open_interest * multiplier,
+    )

@@ -177,6 +177,9 @@ class TardisRow(NamedTuple):
     ts: int
     #: Tardis's ``id`` column, or the timestamp text when it is empty.
     ref: str
+    #: Tardis's ``id`` column as written: the exchange's trade id where it has one (Deribit's
+    #: ``trade_id``), else empty.
+    trade_id: str = ""
 
 
 #: One Tardis row -> the event the venue's live normalizer would give (ts and sizes in our

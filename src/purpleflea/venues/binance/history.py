@@ -12,6 +12,13 @@ else gets ``USDT`` appended (``1000PEPE`` -> ``1000PEPEUSDT``). ``side`` is the 
 and one recording wrote some in millions). Rows that filled nothing are not liquidation prints
 and are ignored, as live.
 
+Tardis rows (``binance-futures``, ``binance-delivery``) carry the liquidation order's limit
+price, not its average fill: tardis-node maps ``price`` from ``o.p`` and ``amount`` from ``o.z``
+(``src/mappers/binance.ts``), while the live normalizer prices at ``o.ap``. A recorded event's
+price and ``size_usd`` can so differ from the live copy's by the order's slack (BTCUSDT
+2023-11-01: p 35,100.81 against ap 34,959.70, 0.4 %); the row has no fill price to use
+instead. Both copies share one id, so the one stored first is kept.
+
 USD-M events get the id the live normalizer gives the same event (``binance_usdm:{symbol}:
 {T}:{S}``, see ``normalizer._id_prefix``), so a recorded and a live copy of one event dedupe.
 Market names, quotes and the COIN-M contract rule (BTC 100 USD, others 10 USD) are the

@@ -7,12 +7,16 @@ yield nothing.
 
 Semantics (shared/EXCHANGES.md, BitMEX and traps 5, 6, 12):
 
-- The table lists liquidation **orders resting in the book**, not fills. A row appears once,
-  on ``insert``: that is the liquidation and the only action that yields an event. ``update``
-  only shrinks ``leavesQty`` as the order fills and ``delete`` means it left the book (filled
-  or cancelled): neither is a new liquidation, so both yield nothing (cryptofeed and tardis do
-  the same). ``partial`` is the snapshot sent on subscribe: its rows are orders already in the
-  book, possibly seen before a reconnect, so they are emitted with ``replay=True``.
+- The table lists liquidation **orders resting in the book**, not fills. A row appears on
+  ``insert``: that is the liquidation. ``delete`` means it left the book (filled or
+  cancelled) and yields nothing. An ``update`` mostly shrinks ``leavesQty`` as the order fills
+  or moves its price, which is no new liquidation; but BitMEX also adds a further liquidation
+  of the same position to the resting order, and then ``leavesQty`` **grows** (recorded
+  2024-11-13: 12,900 -> 21,600 and 900 -> 1,400 XBTUSD contracts, each with a new price).
+  cryptofeed and tardis emit inserts only and miss those; :class:`LiquidationBook` remembers
+  each resting order's ``leavesQty`` and emits what an update adds as its own event.
+  ``partial`` is the snapshot sent on subscribe: its rows are orders already in the book,
+  possibly seen before a reconnect, so they are emitted with ``replay=True``.
 - ``side`` is the liquidation *order* side: a Buy closes a short.
 - ``price`` is the resting order's price, not a fill price; ``leavesQty`` its size in
   contracts, sized through the instrument catalog: XBTUSD is inverse (1 USD each), ETHUSD
@@ -20,13 +24,16 @@ Semantics (shared/EXCHANGES.md, BitMEX and traps 5, 6, 12):
   catalog keeps its raw count and unknown sizes; one not quoted in USD (``ETHZ24`` in XBT)
   keeps its coins but not its dollars.
 - BitMEX sends no time: ``ts`` is None (publishing uses the receive time). The id is the
-  ``orderID``, so the snapshot and a later insert of the same order share it.
+  ``orderID``, so the snapshot and a later insert of the same order share it; what an update
+  adds is ``{orderID}:{leavesQty before}-{after}``.
 """
 
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from functools import lru_cache
+from typing import NamedTuple
 
 import msgspec
 
@@ -43,6 +50,7 @@ from purpleflea.venues._units import Sizes, from_contracts, liquidation
 from purpleflea.venues.bitmex.constants import EXCHANGE
 
 TABLE = "liquidation"
+_ACTIONS = ("partial", "insert", "update", "delete")
 
 _SIDES: dict[str, Side] = {"Sell": "long", "Buy": "short"}
 _QUOTES = ("USDT", "USDC", "USD")
@@ -80,10 +88,20 @@ def market(symbol: str) -> tuple[symbols.Market, bool]:
     return name, bool(quote) or xbt_future
 
 
-def _event(row: _Row, where: str, replay: bool, instruments: Catalog) -> VenueLiquidation | None:
+def _event(
+    row: _Row,
+    where: str,
+    instruments: Catalog,
+    *,
+    replay: bool = False,
+    contracts: float | None = None,
+    id: str | None = None,
+) -> VenueLiquidation | None:
+    """The event of a new row, or of ``contracts`` added to a resting one (``id`` given)."""
     if row.leavesQty is None or row.price is None:
         raise FrameError(EXCHANGE, f"{where}: a new liquidation row needs leavesQty and price")
-    contracts = non_negative(EXCHANGE, f"{where}.leavesQty", row.leavesQty)
+    if contracts is None:
+        contracts = non_negative(EXCHANGE, f"{where}.leavesQty", row.leavesQty)
     if contracts == 0:
         return None
     side = _SIDES.get(row.side)
@@ -99,7 +117,7 @@ def _event(row: _Row, where: str, replay: bool, instruments: Catalog) -> VenueLi
     return liquidation(
         EXCHANGE,
         name,
-        id=f"{EXCHANGE}:{row.orderID}",
+        id=id or f"{EXCHANGE}:{row.orderID}",
         symbol=row.symbol,
         side=side,
         price=price,
@@ -110,18 +128,92 @@ def _event(row: _Row, where: str, replay: bool, instruments: Catalog) -> VenueLi
     )
 
 
-def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list[VenueLiquidation]:
-    """BitMEX frame -> the liquidation orders it inserts (replays for the partial snapshot)."""
-    if is_text_pong(frame):
-        return []
-    decoded = _decode(frame)
-    if decoded.table != TABLE or decoded.action not in ("insert", "partial"):
-        return []  # control frames, other tables, and update/delete of known orders
-    if decoded.data is None:
-        raise FrameError(EXCHANGE, f"{decoded.action} without 'data'")
-    events = []
-    for i, row in enumerate(decoded.data):
-        event = _event(row, f"data[{i}]", decoded.action == "partial", instruments)
-        if event is not None:
-            events.append(event)
-    return events
+class _Resting(NamedTuple):
+    """What the book knows of a resting liquidation order: an update carries only changes."""
+
+    symbol: str
+    side: str
+    price: float | str
+    leaves: float
+
+
+def _count(value: float) -> str:
+    """A contract count as written in ids: ``21600.0`` -> ``21600``."""
+    return f"{value:g}" if value != int(value) else str(int(value))
+
+
+class LiquidationBook:
+    """BitMEX's ``liquidation`` table -> events, remembering the orders resting in the book.
+
+    Stateful only so that an ``update`` which grows an order's ``leavesQty`` can be counted
+    (module docstring): an insert or partial row is remembered, a delete forgets it, an update
+    that adds contracts yields them as an event at the update's price (else the last one
+    known). An update of an order never seen (inserted before we connected, with no partial)
+    yields nothing: its earlier size is unknown. At most ``limit`` orders are remembered,
+    oldest forgotten first, so orders whose delete was missed cannot grow memory.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._limit = limit
+        self._orders: OrderedDict[str, _Resting] = OrderedDict()
+
+    def __call__(
+        self, frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS
+    ) -> list[VenueLiquidation]:
+        """BitMEX frame -> the liquidations it inserts (replays for the partial snapshot) and
+        the contracts its updates add to resting orders."""
+        if is_text_pong(frame):
+            return []
+        decoded = _decode(frame)
+        if decoded.table != TABLE or decoded.action not in _ACTIONS:
+            return []  # control frames and other tables
+        if decoded.data is None:
+            raise FrameError(EXCHANGE, f"{decoded.action} without 'data'")
+        events = []
+        for i, row in enumerate(decoded.data):
+            where = f"data[{i}]"
+            if decoded.action == "delete":
+                self._orders.pop(row.orderID, None)
+                continue
+            if decoded.action == "update":
+                event = self._update(row, where, instruments)
+            else:
+                event = _event(row, where, instruments, replay=decoded.action == "partial")
+                self._remember(row)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _remember(self, row: _Row) -> None:
+        """Remember a row ``_event`` has checked (``leavesQty`` and ``price`` are set)."""
+        if row.leavesQty is None or row.price is None:
+            return
+        leaves = float(row.leavesQty)
+        self._orders[row.orderID] = _Resting(row.symbol, row.side, row.price, leaves)
+        self._orders.move_to_end(row.orderID)
+        while len(self._orders) > self._limit:
+            self._orders.popitem(last=False)
+
+    def _update(self, row: _Row, where: str, instruments: Catalog) -> VenueLiquidation | None:
+        known = self._orders.get(row.orderID)
+        if known is None:
+            return None
+        price = known.price if row.price is None else row.price
+        leaves = known.leaves
+        if row.leavesQty is not None:
+            leaves = non_negative(EXCHANGE, f"{where}.leavesQty", row.leavesQty)
+        self._orders[row.orderID] = known._replace(price=price, leaves=leaves)
+        if leaves <= known.leaves:
+            return None  # filled or re-priced: no new liquidation
+        merged = _Row(row.orderID, known.symbol, known.side, price, leaves)
+        return _event(
+            merged,
+            where,
+            instruments,
+            contracts=leaves - known.leaves,
+            id=f"{EXCHANGE}:{row.orderID}:{_count(known.leaves)}-{_count(leaves)}",
+        )
+
+
+#: The normalizer of the one BitMEX connection (its book of resting liquidation orders).
+normalize = LiquidationBook()

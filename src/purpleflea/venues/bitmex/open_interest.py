@@ -1,11 +1,20 @@
-"""BitMEX's instruments: mark price and open interest in contracts, converted to coins."""
+"""BitMEX's instruments: mark price and open interest in contracts, converted to coins.
+
+Contracts become coins as liquidations do (``_units.from_contracts``): inverse XBTUSD one USD
+each, linear ``..USDT`` by ``underlyingToPositionMultiplier``, quanto ETHUSD ``multiplier``
+XBt per USD of price at XBTUSD's mark. An instrument not quoted in USD (``XRPU21`` in XBT,
+``XBTEUR`` in EUR) gives no reading: its mark is not a USD price (the normalizer's rule for
+its liquidations' dollars).
+"""
 
 from __future__ import annotations
 
 from purpleflea.model import Catalog
 from purpleflea.venues._open_interest import as_list, json_body, reading
+from purpleflea.venues._units import from_contracts
 from purpleflea.venues.bitmex.catalog import URL
 from purpleflea.venues.bitmex.constants import EXCHANGE
+from purpleflea.venues.bitmex.normalizer import market
 from purpleflea.venues.venue import PollSource, Reading
 
 
@@ -14,18 +23,16 @@ def parse(body: bytes, instruments: Catalog) -> list[Reading]:
     found = []
     for row in as_list(EXCHANGE, json_body(EXCHANGE, body)):
         found_reading = reading(row.get("symbol"), row.get("markPrice"), row.get("openInterest"))
-        if found_reading is None:
+        if found_reading is None or not market(found_reading.symbol)[1]:
             continue
-        instrument = instruments.get(found_reading.symbol)
-        if instrument is None or instrument.kind == "quanto":
-            continue  # coins unknown without the contract terms
-        if instrument.kind == "inverse":
-            coins = (
-                found_reading.open_interest * instrument.contract_size / found_reading.mark_price
-            )
-        else:
-            coins = found_reading.open_interest * instrument.contract_size
-        found.append(found_reading._replace(open_interest=coins))
+        coins = from_contracts(
+            EXCHANGE,
+            found_reading.open_interest,
+            found_reading.mark_price,
+            instruments.get(found_reading.symbol),
+        ).quantity
+        if coins is not None:  # None: not in the catalog, or a quanto without XBT's price
+            found.append(found_reading._replace(open_interest=coins))
     return found
 
 

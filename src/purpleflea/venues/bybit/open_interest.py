@@ -1,52 +1,60 @@
-"""Bybit's tickers: mark price and one side's open interest.
+"""Bybit's tickers, linear and inverse: mark price and one side's open interest.
 
-Bybit's ``openInterest`` is now documented as both sides (EXCHANGES.md trap 14), so its
-``singleOpenInterest`` is preferred when present. A bundled symbol (``1000PEPEUSDT``,
-``SHIB1000USDT``) quotes its mark per bundle and its open interest in bundles; both are turned
-into real coins, the unit of its market (``PEPE-PERP``) everywhere else.
+Bybit documents ``openInterest`` as both sides and ``singleOpenInterest`` as one (docs commit
+c416bd5b, 2026-06-09; EXCHANGES.md trap 14): the single side is read, and half of
+``openInterest`` where a ticker lacks it (recorded pairs are exactly 2:1, e.g. BTCUSDT
+59,972.256 and 29,986.128 on 2026-08-14; the inverse example of the tickers page has only
+``openInterest``). Inverse contracts (``BTCUSD``, ``BTCUSDH26``) count open interest in USD,
+turned into coins at the mark. A bundled symbol (``1000PEPEUSDT``, ``SHIB1000USDT``) quotes
+its mark per bundle and its open interest in bundles; both are turned into real coins, the
+unit of its market (``PEPE-PERP``) everywhere else.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from purpleflea.model import Catalog
-from purpleflea.venues._open_interest import as_list, json_body, keep, reading
+from purpleflea.venues._open_interest import (
+    as_list,
+    in_real_coins,
+    json_body,
+    num,
+    reading,
+)
 from purpleflea.venues.bybit.constants import EXCHANGE
 from purpleflea.venues.bybit.normalizer import market
 from purpleflea.venues.venue import PollSource, Reading
 
 
-def parse(body: bytes, instruments: Catalog) -> list[Reading]:
-    """``GET v5/market/tickers?category=linear|inverse``: ``result.list[]``.
+def _one_side(row: dict[str, Any]) -> float | None:
+    single = num(row.get("singleOpenInterest"))
+    if single is not None:
+        return single
+    both = num(row.get("openInterest"))
+    return None if both is None else both / 2
 
-    Linear open interest is in coins; inverse (BTCUSD) in USD.
-    """
+
+def parse(body: bytes, instruments: Catalog) -> list[Reading]:
+    """``GET v5/market/tickers?category=linear|inverse``: ``result.list[]``."""
     del instruments
     rows = as_list(EXCHANGE, (json_body(EXCHANGE, body).get("result") or {}).get("list"))
     found = []
     for row in rows:
-        symbol = row.get("symbol")
-        one_side = row.get("singleOpenInterest") or row.get("openInterest")
-        found_reading = reading(symbol, row.get("markPrice"), one_side)
-        if found_reading is not None and isinstance(symbol, str) and symbol.endswith("USD"):
+        found_reading = reading(row.get("symbol"), row.get("markPrice"), _one_side(row))
+        if found_reading is None:
+            continue
+        name, kind = market(found_reading.symbol)
+        if kind == "inverse":
             found_reading = found_reading._replace(
                 open_interest=found_reading.open_interest / found_reading.mark_price
             )
-        if found_reading is not None:
-            found_reading = _in_real_coins(found_reading)
-        found.append(found_reading)
-    return keep(found)
+        found.append(in_real_coins(found_reading, name.multiplier))
+    return found
 
 
-def _in_real_coins(found: Reading) -> Reading:
-    multiplier = market(found.symbol)[0].multiplier
-    if multiplier == 1.0:
-        return found
-    return found._replace(
-        mark_price=found.mark_price / multiplier,
-        open_interest=found.open_interest * multiplier,
-    )
-
-
+_TICKERS = "https://api.bybit.com/v5/market/tickers?category="
 SOURCES = (
-    PollSource(EXCHANGE, ("https://api.bybit.com/v5/market/tickers?category=linear",), parse),
+    PollSource(EXCHANGE, (f"{_TICKERS}linear",), parse),
+    PollSource(EXCHANGE, (f"{_TICKERS}inverse",), parse),
 )

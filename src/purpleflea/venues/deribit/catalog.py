@@ -22,7 +22,10 @@ def parse(body: bytes) -> list[Instrument]:
         contract = size(EXCHANGE, symbol, row.get("contract_size"))
         if contract is None:
             continue
-        kind: ContractKind = "linear" if row.get("instrument_type") == "linear" else "inverse"
+        # instrument_type ("linear"/"reversed") replaced future_type, which older answers
+        # carry alone (the list recorded with BTC_USDC-PERPETUAL has only "future_type").
+        shape = row.get("instrument_type") or row.get("future_type")
+        kind: ContractKind = "linear" if shape == "linear" else "inverse"
         found.append(
             Instrument(exchange=EXCHANGE, symbol=symbol, kind=kind, contract_size=contract)
         )

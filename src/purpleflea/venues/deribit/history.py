@@ -1,4 +1,10 @@
-"""Recorded Deribit liquidations: Tardis.dev rows, sized by the normalizer's market rules."""
+"""Recorded Deribit liquidations: Tardis.dev rows, sized by the normalizer's market rules.
+
+Tardis keeps Deribit's ``trade_id`` in its ``id`` column and maps the ``liquidation`` flag to
+the liquidated side (tardis-node ``src/mappers/deribit.ts``: ``T`` the taker's direction, else
+the maker's), so a row gets the id the live normalizer gives the same liquidation and a file
+overlapping what the tracker recorded live stores each liquidation once.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ from purpleflea.model import VenueLiquidation
 from purpleflea.venues._rows import RowError, tardis_liquidation
 from purpleflea.venues._units import from_coins, from_usd
 from purpleflea.venues.deribit.constants import EXCHANGE
-from purpleflea.venues.deribit.normalizer import market
+from purpleflea.venues.deribit.normalizer import event_id, market
 from purpleflea.venues.venue import History, TardisRow
 
 
@@ -21,7 +27,8 @@ def read_tardis(row: TardisRow) -> VenueLiquidation:
         sizes = from_coins(EXCHANGE, row.amount, row.price)
     else:
         sizes = from_usd(EXCHANGE, row.amount, row.price)
-    return tardis_liquidation(EXCHANGE, name, row, sizes)
+    live_id = event_id(row.trade_id, row.side) if row.trade_id else None
+    return tardis_liquidation(EXCHANGE, name, row, sizes, id=live_id)
 
 
 HISTORY = History(tardis={"deribit": read_tardis})

@@ -94,6 +94,12 @@ def liquidated_sides(flag: str, direction: str) -> tuple[Side, ...]:
     raise FrameError(EXCHANGE, f"liquidation is not T/M/MT: {flag!r}")
 
 
+def event_id(trade_id: str, side: Side) -> str:
+    """The id of the liquidation of ``side`` in trade ``trade_id``: a trade with ``MT`` has
+    two, one per side; a recorded copy (Tardis keeps ``trade_id``) gets the same."""
+    return f"{EXCHANGE}:{trade_id}:{side}"
+
+
 def events_of(trade: _Trade, where: str) -> list[VenueLiquidation]:
     """The events of one trade (none without the ``liquidation`` flag); ``where`` names it
     in errors."""
@@ -114,7 +120,7 @@ def events_of(trade: _Trade, where: str) -> list[VenueLiquidation]:
         liquidation(
             EXCHANGE,
             name,
-            id=f"{EXCHANGE}:{trade.trade_id}:{side}",
+            id=event_id(trade.trade_id, side),
             symbol=trade.instrument_name,
             side=side,
             price=price,

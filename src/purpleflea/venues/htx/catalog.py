@@ -1,4 +1,4 @@
-"""HTX's swap contract lists, linear and coin-margined."""
+"""HTX's contract lists: linear swaps and futures, coin-margined swaps and futures."""
 
 from __future__ import annotations
 
@@ -7,11 +7,17 @@ from purpleflea.venues._catalog import inverse, json_body, linear, rows, size
 from purpleflea.venues.htx.constants import EXCHANGE
 from purpleflea.venues.venue import CatalogSource
 
+#: Coin-margined delivery futures ("Get Contract Info"): the contracts of the ``notification``
+#: endpoint's liquidation topic.
+FUTURES_URL = "https://api.hbdm.com/api/v1/contract_contract_info"
+
 
 def parse(body: bytes) -> list[Instrument]:
-    """``swap_contract_info`` (linear and coin-margined): ``contract_size`` per contract.
+    """``swap_contract_info`` and ``contract_contract_info``: ``contract_size`` per contract.
 
-    Linear (``BTC-USDT``): coins per contract. Coin-margined (``BTC-USD``): USD face value.
+    Linear (``BTC-USDT``, ``BTC-USDT-211231``): coins per contract. Coin-margined swaps
+    (``BTC-USD``) and delivery futures (``BTC210813``, a code without a dash): USD face value
+    ("Contract Value (USD of one contract)", 100 for BTC, 10 for ETH in HTX's example).
     """
     found = []
     for row in rows(EXCHANGE, json_body(EXCHANGE, body).get("data"), "data"):
@@ -20,7 +26,7 @@ def parse(body: bytes) -> list[Instrument]:
         if contract is None:
             continue
         pair = symbol.split("-")
-        if len(pair) >= 2 and pair[1] == "USD":
+        if len(pair) == 1 or pair[1] == "USD":
             found.append(inverse(EXCHANGE, symbol, contract))
         else:
             found.append(linear(EXCHANGE, symbol, contract))
@@ -28,6 +34,13 @@ def parse(body: bytes) -> list[Instrument]:
 
 
 SOURCES = (
-    CatalogSource(EXCHANGE, "https://api.hbdm.com/linear-swap-api/v1/swap_contract_info", parse),
+    # business_type defaults to swap ("[General] Query Contract Info"); the liquidation topic
+    # also carries the USDT futures (BTC-USDT-211231), which "all" lists with the swaps.
+    CatalogSource(
+        EXCHANGE,
+        "https://api.hbdm.com/linear-swap-api/v1/swap_contract_info?business_type=all",
+        parse,
+    ),
     CatalogSource(EXCHANGE, "https://api.hbdm.com/swap-api/v1/swap_contract_info", parse),
+    CatalogSource(EXCHANGE, FUTURES_URL, parse),
 )

@@ -1,8 +1,16 @@
-"""HTX's ``liquidation_orders`` notification connections, linear and coin-margined (gzip)."""
+"""HTX's ``liquidation_orders`` notification connections (gzip frames).
+
+Three endpoints: linear swaps and futures (``public.*``), coin-margined swaps (``public.*``)
+and coin-margined delivery futures, whose topic is per coin (``public.BTC.liquidation_orders``,
+HTX's "Subscribe Liquidation Order Data(No authentication)" on ``/notification``; tardis-node
+subscribes the same way), so that connection subscribes each coin of the catalog's
+coin-margined contracts on every connect.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from purpleflea.model import Catalog
 from purpleflea.venues._connection import compact_json
@@ -14,11 +22,28 @@ from purpleflea.venues.venue import Connection
 URLS = {
     "linear": "wss://api.hbdm.com/linear-swap-notification",
     "coin": "wss://api.hbdm.com/swap-notification",
+    "futures": "wss://api.hbdm.com/notification",
 }
 
 
-def subscribe() -> tuple[str, ...]:
-    return (compact_json({"op": "sub", "cid": "1", "topic": f"public.*{TOPIC_SUFFIX}"}),)
+def subscribe(targets: Sequence[str] = ("*",)) -> tuple[str, ...]:
+    """One ``sub`` per target: ``*`` (every contract) or a coin (``BTC``)."""
+    return tuple(
+        compact_json({"op": "sub", "cid": "1", "topic": f"public.{target}{TOPIC_SUFFIX}"})
+        for target in targets
+    )
+
+
+def coin_margined_coins(instruments: Catalog) -> list[str]:
+    """Coins of the catalog's coin-margined contracts: ``BTC-USD`` and ``BTC210813`` -> BTC."""
+    return sorted(
+        {
+            symbol.split("-", 1)[0] if "-" in symbol else symbol[:-6]
+            for symbol, instrument in instruments.items()
+            if instrument.kind == "inverse"
+        }
+        - {""}
+    )
 
 
 def answer(frame: bytes | str) -> str | None:
@@ -41,15 +66,19 @@ def answer(frame: bytes | str) -> str | None:
 
 def connections(instruments: Catalog) -> list[Connection]:
     # HTX pings every few seconds and expects each answered; its pings feed the watchdog.
-    del instruments  # "public.*" subscribes to every contract
+    def per_coin() -> tuple[str, ...]:
+        return subscribe(coin_margined_coins(instruments))
+
     return [
         Connection(
             name=f"{EXCHANGE}_{kind}",
             exchange=EXCHANGE,
             url=url,
-            subscribe=subscribe(),
+            subscribe=per_coin if kind == "futures" else subscribe(),
             answer=answer,
             silence_timeout=30.0,
+            # HTX: "40 subscriptions at most can be sent in one second" on one connection.
+            subscribe_pause=0.05 if kind == "futures" else 0.0,
         )
         for kind, url in URLS.items()
     ]

@@ -1,10 +1,23 @@
-"""Hyperliquid's asset contexts: mark price and open interest in coins."""
+"""Hyperliquid's asset contexts: mark price and open interest in coins.
+
+A ``k`` coin (``kPEPE``, ``kSHIB``, ``kBONK``) trades bundles of 1,000: its ``markPx`` is per
+1,000 coins and its ``openInterest`` counts bundles. Both are turned into real coins, the unit
+of its market (``PEPE-PERP``) on every other exchange and in its own liquidations.
+"""
 
 from __future__ import annotations
 
 from purpleflea.model import Catalog
-from purpleflea.venues._open_interest import PollError, as_list, json_body, keep, reading
+from purpleflea.venues._open_interest import (
+    PollError,
+    as_list,
+    in_real_coins,
+    json_body,
+    keep,
+    reading,
+)
 from purpleflea.venues.hyperliquid.constants import EXCHANGE
+from purpleflea.venues.hyperliquid.normalizer import market
 from purpleflea.venues.venue import PollSource, Reading
 
 
@@ -16,12 +29,14 @@ def parse(body: bytes, instruments: Catalog) -> list[Reading]:
         raise PollError(f"{EXCHANGE} open interest: expected [meta, assetCtxs]")
     universe = as_list(EXCHANGE, document[0].get("universe"))
     contexts = as_list(EXCHANGE, document[1])
-    return keep(
-        [
-            reading(asset.get("name"), ctx.get("markPx"), ctx.get("openInterest"))
-            for asset, ctx in zip(universe, contexts, strict=False)
-        ]
-    )
+    found = []
+    for asset, ctx in zip(universe, contexts, strict=False):
+        found_reading = reading(asset.get("name"), ctx.get("markPx"), ctx.get("openInterest"))
+        name = market(found_reading.symbol) if found_reading is not None else None
+        if found_reading is not None and name is not None:
+            found_reading = in_real_coins(found_reading, name.multiplier)
+        found.append(found_reading)
+    return keep(found)
 
 
 SOURCES = (

@@ -169,11 +169,10 @@ def parse_contexts(body: bytes) -> dict[str, MarketContext]:
         name = market(reading.symbol)
         if name is None:
             continue
-        coins = reading.open_interest * name.multiplier
-        contexts[name.name] = MarketContext(
+        contexts[name.name] = MarketContext(  # the reading is in real coins already
             market=name.name,
-            mark_price=reading.mark_price / name.multiplier,
-            open_interest=coins,
+            mark_price=reading.mark_price,
+            open_interest=reading.open_interest,
             open_interest_usd=reading.open_interest * reading.mark_price,
         )
     return contexts

@@ -1,0 +1,39 @@
+"""Deribit's recorded history: a Tardis row and the live frame of one liquidation agree."""
+
+from __future__ import annotations
+
+from purpleflea.history_io import parse_tardis
+from purpleflea.venues import deribit
+
+HEADER = "exchange,symbol,timestamp,local_timestamp,id,side,price,amount"
+
+# A BTC-PERPETUAL trade of the 2020-03-13 crash whose maker was liquidated, as recorded live
+# (tardis-node test/mappers.test.ts; shared/fixtures deribit_trades_liquidation_maker_...).
+LIVE_FRAME = (
+    b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"trades.BTC-PERPETUAL.raw",'
+    b'"data":[{"trade_seq":40782080,"trade_id":"66460626","timestamp":1584058067675,'
+    b'"tick_direction":3,"price":4458.5,"liquidation":"M","instrument_name":"BTC-PERPETUAL",'
+    b'"index_price":4793.6,"direction":"buy","amount":2500}]}}'
+)
+# The row tardis-node's Deribit mapper (src/mappers/deribit.ts) writes for it: id = trade_id,
+# side = the maker's (the taker bought, so the liquidated maker sold), time in microseconds.
+TARDIS_ROW = "deribit,BTC-PERPETUAL,1584058067675000,1584058067801000,66460626,sell,4458.5,2500"
+
+
+def test_a_recorded_row_gets_the_live_id_so_both_copies_dedupe() -> None:
+    [live] = deribit.normalize(LIVE_FRAME)
+    [recorded] = parse_tardis([HEADER, TARDIS_ROW], source="deribit.csv").events
+    assert live.id == "deribit:66460626:long"
+    assert recorded.id == live.id  # was deribit:BTC-PERPETUAL:66460626:sell:2500
+    assert (recorded.side, recorded.price, recorded.size_usd, recorded.ts) == (
+        live.side,
+        live.price,
+        live.size_usd,
+        live.ts,
+    )
+
+
+def test_a_row_without_tardis_id_keeps_the_generic_id() -> None:
+    row = TARDIS_ROW.replace(",66460626,", ",,")
+    [recorded] = parse_tardis([HEADER, row], source="deribit.csv").events
+    assert recorded.id == "deribit:BTC-PERPETUAL:1584058067675000:sell:2500"
