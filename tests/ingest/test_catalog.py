@@ -246,6 +246,7 @@ def test_symbol_lists_of_per_instrument_feeds() -> None:
     assert [(i.symbol, i.kind, i.contract_size) for i in deribit_catalog.parse(deribit)] == [
         ("BTC-PERPETUAL", "inverse", 10.0),
         ("SOL_USDC-PERPETUAL", "linear", 0.1),
+        ("BTC-27DEC24", "inverse", 10.0),
     ]
     dydx = json.dumps(
         {"markets": {"BTC-USD": {"status": "ACTIVE"}, "LUNA-USD": {"status": "FINAL_SETTLEMENT"}}}

@@ -1,4 +1,4 @@
-"""Deribit: trades flagged as liquidations on its perpetuals."""
+"""Deribit: trades flagged as liquidations on its futures, perpetual and dated."""
 
 from __future__ import annotations
 
