@@ -20,6 +20,8 @@ _KINDS: dict[str, ContractKind] = {
 #: perpetual (Bybit's instruments page: "when status=PreLaunch, it returns Pre-Market
 #: contracts"), traded with leverage from its continuous-trading phase on while its status
 #: stays ``PreLaunch`` (the page's example: BIOUSDT, ``curAuctionPhase: ContinuousTrading``).
+#: Subscribing before then is harmless: Bybit's orderbook and trade topic pages say a PreLaunch
+#: contract's feed is silent "until ContinuousTrading stage", not refused.
 _LISTED = ("Trading", "PreLaunch")
 
 
