@@ -192,6 +192,21 @@ def _rows(frame: Out, action: str) -> list[Any]:
     return list(value.get("data") or []) if value.get("action") == action else []
 
 
+# docs.deribit.com subscriptions: trades.{instrument_name}.{interval} and
+# trades.{kind}.{currency}.{interval}; raw needs authorization.
+_DERIBIT_KINDS = ("future", "option", "spot", "future_combo", "option_combo")
+_DERIBIT_CURRENCIES = ("BTC", "ETH", "USDC", "USDT", "EURR", "any")
+
+
+def _deribit_public_trades(channel: str) -> bool:
+    parts = channel.split(".")
+    if parts[0] != "trades" or parts[-1] not in ("100ms", "agg2"):
+        return False
+    if len(parts) == 3:
+        return True
+    return len(parts) == 4 and parts[1] in _DERIBIT_KINDS and parts[2] in _DERIBIT_CURRENCIES
+
+
 class Deribit(Dialect):
     exchange = "deribit"
     path = "/ws/api/v2"
@@ -215,8 +230,7 @@ class Deribit(Dialect):
         if method != "public/subscribe" or not isinstance(channels, list) or not channels:
             raise Violation(f"deribit: bad request {message!r}")
         for channel in channels:
-            parts = str(channel).split(".")
-            if len(parts) != 3 or parts[0] != "trades" or parts[2] not in ("100ms", "agg2"):
+            if not _deribit_public_trades(str(channel)):
                 raise Violation(f"deribit: bad public channel {channel!r}")
         session.topics.extend(channels)
         session.subscribed.set()

@@ -246,6 +246,7 @@ def test_symbol_lists_of_per_instrument_feeds() -> None:
     assert [(i.symbol, i.kind, i.contract_size) for i in deribit_catalog.parse(deribit)] == [
         ("BTC-PERPETUAL", "inverse", 10.0),
         ("SOL_USDC-PERPETUAL", "linear", 0.1),
+        ("BTC-27DEC24", "inverse", 10.0),
     ]
     dydx = json.dumps(
         {"markets": {"BTC-USD": {"status": "ACTIVE"}, "LUNA-USD": {"status": "FINAL_SETTLEMENT"}}}
@@ -253,3 +254,37 @@ def test_symbol_lists_of_per_instrument_feeds() -> None:
     assert [i.symbol for i in dydx_catalog.parse(dydx)] == ["BTC-USD"]
     with pytest.raises(catalog.CatalogError, match=r"bybit instruments: result\.list"):
         bybit_catalog.parse(b'{"result": {}}')
+
+
+def _bybit_page(symbols: list[str], cursor: str) -> bytes:
+    rows = [{"symbol": s, "contractType": "LinearPerpetual", "status": "Trading"} for s in symbols]
+    return json.dumps({"result": {"list": rows, "nextPageCursor": cursor}}).encode()
+
+
+async def test_a_paged_list_is_read_to_its_end() -> None:
+    # Bybit lists more linear symbols than one page holds: the cursor of each page is asked
+    # for until a page comes back empty (its one-row examples still carry a cursor).
+    url = "https://bybit.test/instruments?limit=2&category=linear"
+    answers: dict[str, bytes | int] = {
+        url: _bybit_page(["BTCUSDT", "ETHUSDT"], "p%3D2"),
+        f"{url}&cursor=p%3D2": _bybit_page(["SOLUSDT"], "p%3D3"),
+        f"{url}&cursor=p%3D3": _bybit_page([], ""),
+    }
+    catalogs = catalog.Catalogs()
+    source = catalog.Source("bybit", url, bybit_catalog.parse, bybit_catalog.next_page)
+    async with httpx.AsyncClient(transport=_transport(answers)) as client:
+        assert await catalogs.refresh(client, (source,)) == {}
+    assert sorted(catalogs.get("bybit")) == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+
+
+async def test_a_failed_later_page_fails_the_source() -> None:
+    # Half a list would drop the instruments of the pages missed: the catalog is kept.
+    url = "https://bybit.test/instruments?limit=2&category=linear"
+    answers: dict[str, bytes | int] = {url: _bybit_page(["NEWUSDT"], "p%3D2")}
+    catalogs = catalog.Catalogs()
+    source = catalog.Source("bybit", url, bybit_catalog.parse, bybit_catalog.next_page)
+    async with httpx.AsyncClient(transport=_transport(answers)) as client:
+        errors = await catalogs.refresh(client, (source,))
+    assert "404" in errors[url]
+    assert "NEWUSDT" not in catalogs.get("bybit")
+    assert "BTCUSDT" in catalogs.get("bybit")  # the bundled list, kept

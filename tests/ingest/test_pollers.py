@@ -190,3 +190,37 @@ async def test_binance_poller_reads_marks_then_open_interest_per_symbol() -> Non
     [snapshot] = got
     assert snapshot.open_interest == 10659.509
     assert snapshot.open_interest_usd == pytest.approx(10659.509 * 11793.63)
+
+
+async def test_a_paged_source_is_polled_to_its_last_page() -> None:
+    # Gate's contract list comes 100 rows a page: open interest of the contracts past the
+    # first page was never read.
+    def contract(n: int) -> dict[str, object]:
+        return {"name": f"C{n}_USDT", "mark_price": "2", "position_size": 10}
+
+    pages = {
+        "0": _body([contract(n) for n in range(100)]),
+        "100": _body([contract(n) for n in range(100, 130)]),
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=pages[request.url.params.get("offset", "0")])
+
+    instruments = {
+        f"C{n}_USDT": Instrument(
+            exchange="gate", symbol=f"C{n}_USDT", kind="linear", contract_size=1
+        )
+        for n in range(130)
+    }
+    sink: list[MarketSnapshot] = []
+    [source] = gate_oi.SOURCES
+    poller = pollers.Poller(
+        source,
+        httpx.AsyncClient(transport=httpx.MockTransport(answer)),
+        sink.extend,
+        lambda exchange, symbol: symbol.replace("_USDT", "-PERP"),
+        instruments,
+    )
+    await poller.poll_once()
+    assert len(sink) == 130
+    assert sink[-1].market == "C129-PERP"

@@ -1,4 +1,4 @@
-"""Bybit's REST payloads through our open-interest parser (pinned: read right)."""
+"""Bybit's REST payloads through our open-interest and catalog parsers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from purpleflea.venues.bybit import open_interest
+from purpleflea.venues.bybit import catalog, open_interest
 
 # The BTCUSDT ticker of a live tickers.BTCUSDT snapshot of 2026-08-14 (ts 1786659827683; a
 # public client's test, found through the code index, which does not name the repository),
@@ -68,3 +68,47 @@ def test_an_inverse_future_counts_usd_like_its_perpetual() -> None:
     future = {"symbol": "BTCUSDH26", "markPrice": "100000", "singleOpenInterest": "5000000"}
     [reading] = open_interest.parse(_inverse_body(future), {})
     assert reading.open_interest == pytest.approx(50.0)
+
+
+# The pre-market answer of GET v5/market/instruments-info?category=linear&status=PreLaunch as
+# Bybit's instruments page prints it (bybit-exchange/docs docs/v5/market/instrument.mdx, added
+# 2025-01-02, its "time" 1735810114435), cut to the fields read: BIOUSDT trades in its
+# continuous-trading phase while its status is PreLaunch, and a one-row page has a cursor.
+PRELAUNCH_DOC = {
+    "retCode": 0,
+    "result": {
+        "category": "linear",
+        "list": [
+            {
+                "symbol": "BIOUSDT",
+                "contractType": "LinearPerpetual",
+                "status": "PreLaunch",
+                "isPreListing": True,
+                "preListingInfo": {"curAuctionPhase": "ContinuousTrading"},
+            }
+        ],
+        "nextPageCursor": "first%3DBIOUSDT%26last%3DBIOUSDT",
+    },
+    "time": 1735810114435,
+}
+PRELAUNCH_URL = (
+    "https://api.bybit.com/v5/market/instruments-info?limit=1000&category=linear&status=PreLaunch"
+)
+
+
+def test_a_pre_market_perpetual_is_listed() -> None:
+    [instrument] = catalog.parse(json.dumps(PRELAUNCH_DOC).encode())
+    assert (instrument.symbol, instrument.kind) == ("BIOUSDT", "linear")
+    assert PRELAUNCH_URL in [source.url for source in catalog.SOURCES]
+
+
+def test_the_cursor_is_sent_back_verbatim_until_an_empty_page() -> None:
+    first = json.dumps(PRELAUNCH_DOC).encode()
+    following = catalog.next_page(PRELAUNCH_URL, first)
+    assert following == PRELAUNCH_URL + "&cursor=first%3DBIOUSDT%26last%3DBIOUSDT"
+    # A second cursor replaces the first instead of piling up.
+    assert catalog.next_page(following, first) == following
+    empty = {"retCode": 0, "result": {"category": "linear", "list": [], "nextPageCursor": "x"}}
+    assert catalog.next_page(following, json.dumps(empty).encode()) is None
+    last = dict(PRELAUNCH_DOC, result=dict(PRELAUNCH_DOC["result"], nextPageCursor=""))
+    assert catalog.next_page(PRELAUNCH_URL, json.dumps(last).encode()) is None

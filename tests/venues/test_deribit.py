@@ -100,3 +100,13 @@ def test_unknown_flags_and_directions_raise_frame_error() -> None:
         deribit.normalize(_frame(direction="up"))
     with pytest.raises(FrameError, match=r"data\[0\]\.amount must be >= 0"):
         deribit.normalize(_frame(amount=-5))
+
+
+def test_one_kind_channel_carries_every_future_perpetual_and_dated() -> None:
+    # docs.deribit.com, trades.{kind}.{currency}.{interval}: kind future, currency any. Per
+    # perpetual channels never carried a dated future's liquidations (BTC-27DEC24).
+    catalog = {"BTC-PERPETUAL": object(), "BTC-27DEC24": object()}
+    (found,) = deribit.connection.connections(catalog)  # type: ignore[arg-type]
+    assert isinstance(found.subscribe, tuple)  # the same on every connect: no catalog needed
+    subscribe = json.loads(found.subscribe[1])
+    assert subscribe["params"]["channels"] == ["trades.future.any.100ms"]

@@ -58,9 +58,13 @@ def test_an_error_answer_or_a_bad_trade_names_what_is_wrong() -> None:
         parse(_answer(bad))
 
 
-def test_it_asks_for_the_perpetuals_the_feed_subscribes_to() -> None:
+def test_it_asks_for_every_future_the_feed_carries_dated_ones_too() -> None:
     catalog = {"BTC-PERPETUAL": object(), "ETH-27DEC24": object(), "ETH-PERPETUAL": object()}
-    assert instruments(catalog) == ["BTC-PERPETUAL", "ETH-PERPETUAL"]  # type: ignore[arg-type]
+    assert instruments(catalog) == [  # type: ignore[arg-type]
+        "BTC-PERPETUAL",
+        "ETH-27DEC24",
+        "ETH-PERPETUAL",
+    ]
 
 
 def test_a_page_of_ordinary_trades_says_where_the_next_one_starts() -> None:

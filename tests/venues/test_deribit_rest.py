@@ -21,3 +21,19 @@ def test_a_linear_perpetual_described_by_future_type_is_linear() -> None:
     )
     current = USDC_PERPETUAL.replace(b'"future_type"', b'"instrument_type"')
     assert catalog.parse(current)[0].kind == "linear"
+
+
+# get_instruments?currency=BTC&expired=false as recorded 2021-07-22 in bmoscon/cryptofeed
+# sample_data/DERIBIT.0 (7 of its 8 BTC futures are dated), two rows cut to the fields the
+# catalog reads.
+BTC_FUTURES = b"""{"result":[{"settlement_period":"month","quote_currency":"USD","kind":"future",
+"is_active":true,"instrument_name":"BTC-24SEP21","contract_size":10.0,"base_currency":"BTC"},
+{"settlement_period":"perpetual","quote_currency":"USD","kind":"future","is_active":true,
+"instrument_name":"BTC-PERPETUAL","contract_size":10.0,"base_currency":"BTC"}]}"""
+
+
+def test_dated_futures_are_listed_beside_the_perpetuals() -> None:
+    assert [(i.symbol, i.kind, i.contract_size) for i in catalog.parse(BTC_FUTURES)] == [
+        ("BTC-24SEP21", "inverse", 10.0),
+        ("BTC-PERPETUAL", "inverse", 10.0),
+    ]

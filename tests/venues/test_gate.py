@@ -91,7 +91,7 @@ def test_usd1_settled_perpetuals_are_subscribed_and_sized() -> None:
     urls = {c.name: c.url for c in connection.connections({})}
     assert urls["gate_usd1"] == "wss://fx-ws.gateio.ws/v4/ws/usd1"
     listed = [source.url for source in catalog.SOURCES]
-    assert "https://api.gateio.ws/api/v4/futures/usd1/contracts" in listed
+    assert "https://api.gateio.ws/api/v4/futures/usd1/contracts?limit=100" in listed
     body = b'[{"name":"BTC_USD1","type":"direct","quanto_multiplier":"0.0001"}]'
     usd1 = {i.symbol: i for i in catalog.parse(body)}
     [event] = gate.normalize(_live(contract="BTC_USD1", size=-150), usd1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from purpleflea.model import Instrument
@@ -38,7 +40,7 @@ def test_recorded_contract_list_gives_coins_per_contract() -> None:
 
 def test_open_interest_is_the_long_side_of_the_contract_list() -> None:
     [source] = open_interest.SOURCES
-    assert source.urls == ("https://api.gateio.ws/api/v4/futures/usdt/contracts",)
+    assert source.urls == ("https://api.gateio.ws/api/v4/futures/usdt/contracts?limit=100",)
     readings = {r.symbol: r for r in source.parse(CONTRACTS_2023_05_24, _catalog())}
     assert readings["BTC_USDT"].open_interest == pytest.approx(16953.1691)
     assert readings["BTC_USDT"].mark_price == 26704.26
@@ -50,3 +52,26 @@ def test_the_tickers_total_size_counts_both_sides() -> None:
     [reading] = open_interest.parse(CONTRACT_2026_09, _catalog())
     assert reading.open_interest == pytest.approx(32874.304)  # position_size x 0.0001
     assert TICKER_TOTAL_SIZE_2026_09 * 0.0001 / reading.open_interest == pytest.approx(2, rel=0.03)
+
+
+def _rows(count: int) -> bytes:
+    names = [f"C{n}_USDT" for n in range(count)]
+    return json.dumps(
+        [{"name": n, "type": "direct", "quanto_multiplier": "1"} for n in names]
+    ).encode()
+
+
+def test_contract_lists_are_read_in_documented_pages() -> None:
+    # Gate documents limit (default 100) and offset on futures/{settle}/contracts since API
+    # 4.47.0 (gateio/gateapi-python, 2024-04-18); it lists 600-odd USDT contracts. A full
+    # page asks for the next, a short one ends the list, and a longer one (the 302 rows of
+    # 2023-05-24, asked without a limit) shows the limit was not applied: nothing more to ask.
+    first = catalog.url("usdt")
+    assert [s.url for s in catalog.SOURCES] == [catalog.url(x) for x in ("usdt", "btc", "usd1")]
+    assert all(s.next_page is catalog.next_page for s in catalog.SOURCES)
+    second = catalog.next_page(first, _rows(100))
+    assert second == first + "&offset=100"
+    assert catalog.next_page(second, _rows(100)) == first + "&offset=200"
+    assert catalog.next_page(second, _rows(37)) is None
+    assert catalog.next_page(first, _rows(302)) is None
+    assert open_interest.SOURCES[0].next_page is catalog.next_page

@@ -8,6 +8,7 @@ import pytest
 
 from purpleflea.model import Instrument
 from purpleflea.venues import FrameError, okx
+from purpleflea.venues.okx import connection as okx_connection
 
 CATALOG = {
     "BTC-USDT-SWAP": Instrument(
@@ -112,3 +113,10 @@ def test_identical_details_of_one_push_are_two_liquidations() -> None:
     first, second = okx.normalize(_push(_detail(), _detail()), CATALOG)
     assert first.id == okx.normalize(_push(_detail()), CATALOG)[0].id
     assert second.id == f"{first.id}#2"
+
+
+def test_the_public_connection_uses_the_default_tls_port() -> None:
+    # OKX stopped accepting WebSocket connections on port 8443 on 2026-10-31; a public
+    # capture of 2026-10-07 (liquidation-orders pushes included) used this address.
+    (found,) = okx_connection.connections({})
+    assert found.url == "wss://ws.okx.com/ws/v5/public"

@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import msgspec
 
+from purpleflea.ingest.paging import fetch_pages
 from purpleflea.model import Instrument
 from purpleflea.venues import registry
 from purpleflea.venues._catalog import CatalogError
@@ -129,10 +130,14 @@ class Catalogs:
         return errors
 
     async def _fetch(self, client: httpx.AsyncClient, source: Source) -> list[Instrument] | str:
+        """Every page's instruments, or the error of the first page that failed (a list read
+        in part would drop the instruments of the pages missed)."""
         try:
-            response = await client.get(source.url)
-            response.raise_for_status()
-            return source.parse(response.content)
+            found = []
+            for response in await fetch_pages(client, source.url, source.next_page):
+                response.raise_for_status()
+                found.extend(source.parse(response.content))
+            return found
         except (httpx.HTTPError, CatalogError) as exc:
             return f"{type(exc).__name__}: {exc}"
 

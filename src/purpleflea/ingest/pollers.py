@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from purpleflea.ingest.connection import Alarm
+from purpleflea.ingest.paging import fetch_pages
 from purpleflea.model import Catalog, MarketSnapshot
 from purpleflea.venues import registry
 from purpleflea.venues._open_interest import PollError, as_list, json_body
@@ -87,12 +88,17 @@ class Poller:
         try:
             bodies = []
             for url in source.urls:
-                response = await self.client.request(source.method, url, json=source.payload)
-                if response.status_code in (418, 429):
-                    return self._rate_limited(response)
-                response.raise_for_status()
-                bodies.append(response.content)
-            readings = source.parse(merge_bodies(bodies), self.instruments)
+                for response in await fetch_pages(
+                    self.client, url, source.next_page, method=source.method, payload=source.payload
+                ):
+                    if response.status_code in (418, 429):
+                        return self._rate_limited(response)
+                    response.raise_for_status()
+                    bodies.append(response.content)
+            if source.next_page is None:
+                readings = source.parse(merge_bodies(bodies), self.instruments)
+            else:  # pages are parsed alone
+                readings = [r for body in bodies for r in source.parse(body, self.instruments)]
             if source.per_symbol is not None:
                 found = await self._per_symbol(source.per_symbol, readings)
                 if isinstance(found, float):

@@ -108,13 +108,23 @@ class Exchange:
     sim: SimListing | Absent
 
 
+#: One page of a paged REST list, ``(its url, its body)`` -> the next page's URL, or None after
+#: the last. Each page is parsed alone and the rows of all pages are kept.
+NextPage = Callable[[str, bytes], "str | None"]
+
+
 @dataclass(frozen=True)
 class CatalogSource:
-    """One public REST endpoint listing an exchange's contracts, and its parser."""
+    """One public REST endpoint listing an exchange's contracts, and its parser.
+
+    ``next_page`` is set for an endpoint that answers one page at a time (Bybit's cursor):
+    without it only the first page would ever be read.
+    """
 
     exchange: str
     url: str
     parse: Callable[[bytes], list[Instrument]]
+    next_page: NextPage | None = None
 
 
 class Reading(NamedTuple):
@@ -147,7 +157,8 @@ class PollSource:
     """One exchange's open-interest and mark-price endpoint(s) and how to read them.
 
     The bodies of several ``urls`` are merged (OKX: open interest + marks). With
-    ``per_symbol``, ``urls`` give the marks and open interest is fetched per symbol.
+    ``per_symbol``, ``urls`` give the marks and open interest is fetched per symbol. With
+    ``next_page``, each url is read page by page and every page parsed alone.
     """
 
     exchange: str
@@ -157,6 +168,7 @@ class PollSource:
     method: str = "GET"
     payload: Mapping[str, str] | None = None
     per_symbol: PerSymbol | None = None
+    next_page: NextPage | None = None
 
 
 PriceFallback = Literal["none", "order"]

@@ -1,4 +1,9 @@
-"""Binance USD-M's marks (one bulk call) and open interest (one call per symbol)."""
+"""Binance USD-M's marks (one bulk call) and open interest (one call per symbol).
+
+``openInterest`` is in the base coin and counts each matched long and short once (Binance
+Futures' public reply of July 2025 when Hyperliquid's figure was compared with it). COIN-M's
+``dapi`` open interest, in contracts, is not polled.
+"""
 
 from __future__ import annotations
 

@@ -30,7 +30,10 @@ VENUE = Venue(
         "liquidations come in quote amounts: no contract sizes needed, one topic per product type"
     ),
     open_interest=Absent(
-        "no open-interest poller yet: the heatmap reads the venues with bulk endpoints"
+        "no open-interest poller yet: the heatmap reads the venues with bulk endpoints. For "
+        "one: the ticker's holdingAmount and GET api/v2/mix/market/open-interest agree (33,564 "
+        "BTC, a public comparison of 2026-09-16) in base coin; whether that is one side is "
+        "undocumented (Coinglass showed 40 % less, unexplained)"
     ),
     history=Absent("no Tardis or recorder rules written yet"),
     repair=Absent(

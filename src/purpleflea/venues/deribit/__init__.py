@@ -1,4 +1,4 @@
-"""Deribit: trades flagged as liquidations on its perpetuals."""
+"""Deribit: trades flagged as liquidations on its futures, perpetual and dated."""
 
 from __future__ import annotations
 
@@ -29,7 +29,10 @@ VENUE = Venue(
     ),
     catalog=catalog.SOURCES,
     open_interest=Absent(
-        "no open-interest poller yet: the heatmap reads the venues with bulk endpoints"
+        "no open-interest poller yet: the heatmap reads the venues with bulk endpoints. For "
+        "one: get_book_summary_by_currency open_interest is in amount units (USD for inverse "
+        "perpetuals and futures, coins for linear ones); whether it is one side is "
+        "undocumented"
     ),
     history=history.HISTORY,
     repair=repair.SOURCE,

@@ -1,24 +1,26 @@
-"""Deribit's futures list: the perpetuals its per-instrument feed subscribes to."""
+"""Deribit's futures list, perpetual and dated: the instruments gap repair asks for."""
 
 from __future__ import annotations
 
 from purpleflea.model import ContractKind, Instrument
 from purpleflea.venues._catalog import json_body, rows, size
 from purpleflea.venues.deribit.constants import EXCHANGE
+from purpleflea.venues.deribit.normalizer import market
 from purpleflea.venues.venue import CatalogSource
 
 
 def parse(body: bytes) -> list[Instrument]:
-    """``GET api/v2/public/get_instruments?currency=any&kind=future``: the perpetuals.
+    """``GET api/v2/public/get_instruments?currency=any&kind=future``: every active future.
 
-    Inverse perpetuals (``BTC-PERPETUAL``) trade USD amounts (``contract_size`` USD per
-    contract); linear ones (``SOL_USDC-PERPETUAL``) coin amounts.
+    Dated futures (``BTC-27DEC24``) are kept beside the perpetuals: the feed carries both and
+    their liquidations are sized alike. Inverse ones (``BTC-PERPETUAL``) trade USD amounts
+    (``contract_size`` USD per contract); linear ones (``SOL_USDC-PERPETUAL``) coin amounts.
     """
     found = []
     for row in rows(EXCHANGE, json_body(EXCHANGE, body).get("result"), "result"):
         symbol = str(row.get("instrument_name"))
-        if row.get("settlement_period") != "perpetual" or not row.get("is_active", True):
-            continue
+        if not row.get("is_active", True) or market(symbol) is None:
+            continue  # expired, or no future we name (a combo)
         contract = size(EXCHANGE, symbol, row.get("contract_size"))
         if contract is None:
             continue

@@ -1,33 +1,37 @@
-"""Deribit's ``trades.{instrument}.100ms`` connection over JSON-RPC (EXCHANGES.md, Deribit)."""
+"""Deribit's ``trades.future.any.100ms`` connection over JSON-RPC (EXCHANGES.md, Deribit)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import compact_json, symbols_of
+from purpleflea.venues._connection import compact_json
 from purpleflea.venues.deribit.constants import EXCHANGE
 from purpleflea.venues.venue import Connection
 
 URL = "wss://www.deribit.com/ws/api/v2"
 # Deribit's set_heartbeat minimum is 10 s; it then sends test_request every interval.
 HEARTBEAT_S = 30
+#: Every future's trades, perpetual and dated, inverse and linear, of every currency:
+#: ``trades.{kind}.{currency}.{interval}`` with kind ``future`` and currency ``any``
+#: (docs.deribit.com, subscriptions/trades). One channel instead of one per instrument, so a
+#: future listed after we connect is carried too, and an expired one leaves nothing behind
+#: (Deribit acks an unknown instrument channel with an empty result, silently).
+CHANNEL = "trades.future.any.100ms"
 
 
-def subscribe(instruments: Sequence[str]) -> tuple[str, ...]:
+def subscribe() -> tuple[str, ...]:
     heartbeat = {
         "jsonrpc": "2.0",
         "id": 1,
         "method": "public/set_heartbeat",
         "params": {"interval": HEARTBEAT_S},
     }
-    channels = [f"trades.{name}.100ms" for name in instruments]
     subscribe = {
         "jsonrpc": "2.0",
         "id": 2,
         "method": "public/subscribe",
-        "params": {"channels": channels},
+        "params": {"channels": [CHANNEL]},
     }
     return (compact_json(heartbeat), compact_json(subscribe))
 
@@ -51,17 +55,14 @@ def answer(frame: bytes | str) -> str | None:
 
 
 def connections(instruments: Catalog) -> list[Connection]:
-    """One connection subscribing to every perpetual of the catalog (on each connect)."""
-
-    def messages() -> tuple[str, ...]:
-        return subscribe([s for s in symbols_of(instruments) if s.endswith("PERPETUAL")])
-
+    """One connection carrying every future's trades; the catalog is not needed."""
+    del instruments
     return [
         Connection(
             name=EXCHANGE,
             exchange=EXCHANGE,
             url=URL,
-            subscribe=messages,
+            subscribe=subscribe(),
             answer=answer,
             silence_timeout=2.5 * HEARTBEAT_S,
         )

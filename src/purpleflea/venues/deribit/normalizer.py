@@ -1,4 +1,6 @@
-"""Deribit: trades flagged ``liquidation`` on the ``trades.{instrument}.{interval}`` channels.
+"""Deribit: trades flagged ``liquidation`` on the ``trades.*`` channels (we subscribe the kind
+channel ``trades.future.any.100ms``; per-instrument ``trades.{instrument}.{interval}`` pushes
+have the same shape).
 
 Frames: JSON-RPC notifications ``{"jsonrpc":"2.0","method":"subscription","params":{"channel":
 "trades.BTC-PERPETUAL.100ms","data":[{trade_id,instrument_name,direction,price,amount,

@@ -3,7 +3,7 @@
 ``GET /api/v2/public/get_last_trades_by_instrument_and_time?instrument_name=&start_timestamp=
 &end_timestamp=&count=&sorting=asc`` (docs.deribit.com, public/get_last_trades_by_instrument_
 and_time; public, no auth) answers ``{"jsonrpc":"2.0","result":{"trades":[..],"has_more":b}}``.
-Its trades are the ``trades.{instrument}`` channel's objects (``trade_id``, ``direction``,
+Its trades are the ``trades.*`` channels' objects (``trade_id``, ``direction``,
 ``price``, ``amount``, ``timestamp`` and, on liquidations only, ``liquidation`` ``T``/``M``/
 ``MT``), so the normalizer's own rule turns them into events with the live ids.
 """
@@ -70,8 +70,8 @@ def parse(body: bytes, name: str = "", catalog: Catalog = NO_INSTRUMENTS) -> Rep
 
 
 def instruments(catalog: Catalog) -> list[str]:
-    """The perpetuals the live connection subscribes to."""
-    return [s for s in symbols_of(catalog) if s.endswith("PERPETUAL")]
+    """The catalog's futures, perpetual and dated: the live channel carries them all."""
+    return symbols_of(catalog)
 
 
 SOURCE = RepairSource(

@@ -1,4 +1,9 @@
-"""dYdX v4's markets: oracle price and open interest in coins."""
+"""dYdX v4's markets: oracle price and open interest in coins.
+
+``openInterest`` is the chain's perpetual ``OpenInterest``, "Total size of open long
+contracts" (dydxprotocol v4-chain, perpetuals proto), which the indexer copies on every
+``OpenInterestUpdate`` event: one side.
+"""
 
 from __future__ import annotations
 

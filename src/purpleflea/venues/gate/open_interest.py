@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from purpleflea.model import Catalog
 from purpleflea.venues._open_interest import as_list, json_body, reading
+from purpleflea.venues.gate import catalog
 from purpleflea.venues.gate.constants import EXCHANGE
 from purpleflea.venues.venue import PollSource, Reading
 
-URL = "https://api.gateio.ws/api/v4/futures/usdt/contracts"
+URL = catalog.url("usdt")
 
 
 def parse(body: bytes, instruments: Catalog) -> list[Reading]:
-    """``GET futures/usdt/contracts``: ``position_size`` contracts x quanto multiplier = coins."""
+    """One page of ``GET futures/usdt/contracts``: ``position_size`` contracts x quanto
+    multiplier = coins."""
     found = []
     for row in as_list(EXCHANGE, json_body(EXCHANGE, body)):
         found_reading = reading(row.get("name"), row.get("mark_price"), row.get("position_size"))
@@ -34,4 +36,4 @@ def parse(body: bytes, instruments: Catalog) -> list[Reading]:
     return found
 
 
-SOURCES = (PollSource(EXCHANGE, (URL,), parse),)
+SOURCES = (PollSource(EXCHANGE, (URL,), parse, next_page=catalog.next_page),)

@@ -29,7 +29,9 @@ VENUE = Venue(
     ),
     catalog=catalog.SOURCES,
     open_interest=Absent(
-        "no open-interest poller yet: the heatmap reads the venues with bulk endpoints"
+        "no open-interest poller yet: the heatmap reads the venues with bulk endpoints. For "
+        "one: GET linear-swap-api/v1/swap_open_interest documents volume (contracts) and "
+        "amount (coins) as 'Sum of both buy and sell sides': halve them for one side"
     ),
     history=Absent(
         "Tardis sizes its liquidations in contracts, which need the instrument list of the day; "

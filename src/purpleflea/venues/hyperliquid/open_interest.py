@@ -3,6 +3,12 @@
 A ``k`` coin (``kPEPE``, ``kSHIB``, ``kBONK``) trades bundles of 1,000: its ``markPx`` is per
 1,000 coins and its ``openInterest`` counts bundles. Both are turned into real coins, the unit
 of its market (``PEPE-PERP``) on every other exchange and in its own liquidations.
+
+Whether ``openInterest`` is one side is not documented, and the public record disagrees: in
+July 2025 traders (and a reply of Binance Futures) said Hyperliquid summed longs and shorts,
+while 2026 sources that count positions themselves call Hyperliquid's headline one-sided (a
+positions explorer's two-sided figure is "2x the one-sided OI some UIs show"). It is read as
+one side until a count of positions settles it.
 """
 
 from __future__ import annotations

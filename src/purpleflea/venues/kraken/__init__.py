@@ -29,7 +29,9 @@ VENUE = Venue(
     ),
     catalog=catalog.SOURCES,
     open_interest=Absent(
-        "no open-interest poller yet: the heatmap reads the venues with bulk endpoints"
+        "no open-interest poller yet: the heatmap reads the venues with bulk endpoints. For "
+        "one: GET derivatives/api/v3/tickers openInterest counts contracts (PI_: USD, PF_: "
+        "coins); whether it is one side is undocumented"
     ),
     history=Absent("no Tardis or recorder rules written yet"),
     repair=repair.SOURCE,

@@ -8,7 +8,10 @@ from purpleflea.venues.okx.constants import EXCHANGE
 from purpleflea.venues.okx.normalizer import CHANNEL
 from purpleflea.venues.venue import Connection
 
-URL = "wss://ws.okx.com:8443/ws/v5/public"
+# The default TLS port: OKX stopped accepting WebSocket connections on port 8443 on 2026-10-31
+# (a public OKX client's migration note), and a public capture of 2026-10-07 shows this
+# address serving the same channels, liquidation-orders included.
+URL = "wss://ws.okx.com/ws/v5/public"
 
 
 def subscribe() -> tuple[str, ...]:

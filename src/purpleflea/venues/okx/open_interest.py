@@ -1,4 +1,10 @@
-"""OKX's open interest and mark prices (two endpoints, merged into one body)."""
+"""OKX's open interest and mark prices (two endpoints, merged into one body).
+
+``oiCcy`` is documented as "Open interest in number of coin" (``oi`` in contracts); OKX does
+not say whether a long and its short count once or twice. It is read as one side, the
+standard count, as Binance's is; BTC on 2026-09-16 (a public cross-check of exchange APIs)
+was 2.14 B USD at OKX against Binance's 8.14 B and Bybit's one side of 2.17 B.
+"""
 
 from __future__ import annotations
 
