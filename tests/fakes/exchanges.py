@@ -10,7 +10,8 @@ the way the exchange does (HTX ``op:ping``, Deribit ``test_request``, Kraken hea
 It plays a queue of recorded frames to whoever is subscribed, and knows which were sent to an
 open socket (``delivered``): a frame not sent stays queued for the next connection. It can be
 told to misbehave: drop every connection after ``drop_every`` seconds, go silent after
-``stall_every`` frames, interleave garbage every ``garbage_every`` frames, send in bursts.
+``stall_every`` frames, interleave garbage every ``garbage_every`` frames, send in bursts,
+refuse every subscription with the exchange's error reply (``refuse_subscribe``).
 """
 
 from __future__ import annotations
@@ -76,6 +77,10 @@ class Dialect:
     def ping(self, session: Session) -> str | None:
         return None
 
+    def refusal(self, message: str) -> str | None:
+        """The exchange's error reply if ``message`` is a subscribe (None: not one)."""
+        return None
+
     def encode(self, text: Out) -> Out:
         return text
 
@@ -108,6 +113,12 @@ class Binance(Dialect):
         session.subscribed.set()
         return [dumps({"result": None, "id": request.get("id")})]
 
+    def refusal(self, message: str) -> str | None:
+        if '"SUBSCRIBE"' not in message:
+            return None
+        error = {"code": 2, "msg": "Invalid request: unknown variable"}
+        return dumps({"error": error, "id": self._json(message).get("id")})
+
 
 class Bybit(Dialect):
     exchange = "bybit"
@@ -129,6 +140,18 @@ class Bybit(Dialect):
         session.subscribed.set()
         reply = {"success": True, "ret_msg": "", "conn_id": "c1", "op": "subscribe"}
         return [dumps(reply)]
+
+    def refusal(self, message: str) -> str | None:
+        if self._json(message).get("op") != "subscribe":
+            return None
+        reply = {
+            "success": False,
+            "ret_msg": "error:handler not found,topic:allLiquidation.NOPEUSDT",
+            "conn_id": "c1",
+            "req_id": "",
+            "op": "subscribe",
+        }
+        return dumps(reply)
 
 
 class Okx(Dialect):
@@ -155,6 +178,12 @@ class Okx(Dialect):
         session.subscribed.set()
         return replies
 
+    def refusal(self, message: str) -> str | None:
+        if message == "ping":
+            return None
+        msg = "Wrong URL or channel:liquidation-orders,instType:SWAP doesn't exist."
+        return dumps({"event": "error", "code": "60018", "msg": msg, "connId": "a1"})
+
 
 class Bitmex(Dialect):
     exchange = "bitmex"
@@ -173,6 +202,12 @@ class Bitmex(Dialect):
         session.topics.append("liquidation")
         session.subscribed.set()
         return [dumps({"success": True, "subscribe": "liquidation", "request": request})]
+
+    def refusal(self, message: str) -> str | None:
+        if message == "ping":
+            return None
+        error = "Unknown table: liquidation"
+        return dumps({"status": 400, "error": error, "meta": {}, "request": self._json(message)})
 
     def snapshot(self, delivered: list[Out], session: Session) -> list[str]:
         # The partial lists the liquidation orders resting now: here, every insert sent so far.
@@ -222,6 +257,13 @@ class Deribit(Dialect):
         session.subscribed.set()
         return [dumps({"jsonrpc": "2.0", "id": rid, "result": channels})]
 
+    def refusal(self, message: str) -> str | None:
+        request = self._json(message)
+        if request.get("method") != "public/subscribe":
+            return None
+        error = {"message": "Invalid params", "code": -32602}
+        return dumps({"jsonrpc": "2.0", "id": request.get("id"), "error": error})
+
     def ping(self, session: Session) -> str | None:
         if session.heartbeat is None:
             return None
@@ -248,6 +290,16 @@ class Dydx(Dialect):
         session.topics.append(market)
         session.subscribed.set()
         return []  # the "subscribed" reply carries history: sent by snapshot()
+
+    def refusal(self, message: str) -> str | None:
+        market = self._json(message).get("id")
+        error = {
+            "type": "error",
+            "message": f"Invalid subscription id for channel: (v4_trades-{market})",
+            "connection_id": "c1",
+            "message_id": 1,
+        }
+        return dumps(error)
 
     def snapshot(self, delivered: list[Out], session: Session) -> list[str]:
         replies = []
@@ -293,6 +345,11 @@ class Kraken(Dialect):
         session.subscribed.set()
         return [dumps({"event": "subscribed", "feed": "trade", "product_ids": products})]
 
+    def refusal(self, message: str) -> str | None:
+        if self._json(message).get("feed") != "trade":
+            return None
+        return dumps({"event": "error", "message": "Invalid product id"})
+
     def snapshot(self, delivered: list[Out], session: Session) -> list[str]:
         replies = []
         for product in session.topics:
@@ -336,6 +393,12 @@ class Bitget(Dialect):
         session.subscribed.set()
         return replies
 
+    def refusal(self, message: str) -> str | None:
+        if message == "ping":
+            return None
+        msg = "instType:usdt-futures,topic:liquidation doesn't exist"
+        return dumps({"event": "error", "code": 30001, "msg": msg})
+
 
 class Gate(Dialect):
     exchange = "gate"
@@ -361,7 +424,22 @@ class Gate(Dialect):
         session.topics.append("!all")
         session.subscribed.set()
         ack = {**stamp, "channel": channel, "event": "subscribe", "payload": ["!all"]}
-        return [dumps({**ack, "result": {"status": "success"}})]
+        return [dumps({**ack, "error": None, "result": {"status": "success"}})]
+
+    def refusal(self, message: str) -> str | None:
+        request = self._json(message)
+        if request.get("event") != "subscribe":
+            return None
+        reply = {
+            "time": int(time.time()),
+            "time_ms": now_ms(),
+            "channel": request.get("channel"),
+            "event": "subscribe",
+            "payload": request.get("payload"),
+            "error": {"code": 2, "message": "unknown contract"},
+            "result": {"status": "failed"},
+        }
+        return dumps(reply)
 
 
 class Htx(Dialect):
@@ -401,6 +479,20 @@ class Htx(Dialect):
         }
         return [dumps(reply)]
 
+    def refusal(self, message: str) -> str | None:
+        request = self._json(message)
+        if request.get("op") != "sub":
+            return None
+        reply = {
+            "op": "sub",
+            "cid": request.get("cid"),
+            "topic": request.get("topic"),
+            "err-code": 4001,
+            "err-msg": "invalid topic",
+            "ts": now_ms(),
+        }
+        return dumps(reply)
+
     def ping(self, session: Session) -> str | None:
         return dumps({"op": "ping", "ts": str(now_ms())})
 
@@ -423,6 +515,7 @@ class Faults:
     garbage_every: int | None = None  # garbage after every N good frames
     burst: int = 1  # frames sent back to back between gaps
     gap: float = 0.005
+    refuse_subscribe: bool = False  # answer every subscribe with the exchange's error reply
 
 
 class FakeExchange:
@@ -527,6 +620,10 @@ class FakeExchange:
                 if session.silent:
                     continue
                 text = message if isinstance(message, str) else message.decode()
+                refusal = self.dialect.refusal(text) if self.faults.refuse_subscribe else None
+                if refusal is not None:
+                    await ws.send(self.dialect.encode(refusal))
+                    continue
                 try:
                     replies = self.dialect.handle(text, session)
                 except Violation as exc:

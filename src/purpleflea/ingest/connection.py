@@ -92,7 +92,8 @@ class ConnectionStats:
     ``frames`` counts every message received (acks and pongs too); ``events`` the events
     handed to the sink; ``malformed`` frames the normalizer rejected; ``unsized`` events
     dropped because the instrument's contract size is unknown; ``silent`` connections
-    replaced by the data watchdog; ``reconnects`` waits before connecting again.
+    replaced by the data watchdog; ``reconnects`` waits before connecting again;
+    ``errors["refused"]`` the exchange's error replies to our requests (a bad topic).
     """
 
     name: str
@@ -385,6 +386,11 @@ def _deliver(
         stats.last_error = f"normalizer_error: {exc!r}"
         log.exception("%s: normalizer failed on a frame: %.200r", spec.name, frame)
         return
+    if not events:
+        # Acks, pongs and heartbeats give no events; so does a refusal, which is the one
+        # that must not pass as calm. Asked only here: event frames never pay for it.
+        _refused(spec, frame, stats)
+        return
     for event in events:
         if event.quantity is None or event.size_usd is None:
             # Never publish a guessed size: the catalog lacks this contract (yet).
@@ -403,6 +409,23 @@ def _deliver(
             stats.errors["sink_error"] += 1
             stats.last_error = f"sink_error: {exc!r}"
             log.exception("%s: event sink failed", spec.name)
+
+
+def _refused(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> None:
+    """Count and log ``frame`` if it is the exchange refusing a request (a bad topic, a
+    subscription limit): the socket stays open and quiet, so nothing else would show it."""
+    if spec.refusal is None:
+        return
+    try:
+        refusal = spec.refusal(frame)
+    except Exception as exc:  # a bad frame must not end the session
+        stats.errors["refusal_check_error"] += 1
+        log.debug("%s: refusal check failed on a frame: %r", spec.name, exc)
+        return
+    if refusal is not None:
+        stats.errors["refused"] += 1
+        stats.last_error = f"refused: {refusal}"
+        log.warning("%s: %s refused a request: %.300s", spec.name, spec.exchange, refusal)
 
 
 async def _keepalive(ws: ClientConnection, message: str | Message, interval: float) -> None:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import compact_json, symbols_of
+from purpleflea.venues._connection import as_text, compact_json, json_object, symbols_of
 from purpleflea.venues.deribit.constants import EXCHANGE
 from purpleflea.venues.venue import Connection
 
@@ -50,6 +50,14 @@ def answer(frame: bytes | str) -> str | None:
     return compact_json({"jsonrpc": "2.0", "id": 9, "method": "public/test", "params": {}})
 
 
+def refusal(frame: bytes | str) -> str | None:
+    """A JSON-RPC error reply: ``{"jsonrpc":"2.0","id":2,"error":{"code":..,"message":..}}``."""
+    message = json_object(frame)
+    if message is None or message.get("error") is None:
+        return None
+    return as_text(message["error"])
+
+
 def connections(instruments: Catalog) -> list[Connection]:
     """One connection subscribing to every perpetual of the catalog (on each connect)."""
 
@@ -63,6 +71,7 @@ def connections(instruments: Catalog) -> list[Connection]:
             url=URL,
             subscribe=messages,
             answer=answer,
+            refusal=refusal,
             silence_timeout=2.5 * HEARTBEAT_S,
         )
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import chunks, compact_json, symbols_of
+from purpleflea.venues._connection import as_text, chunks, compact_json, json_object, symbols_of
 from purpleflea.venues.dydx.constants import EXCHANGE
 from purpleflea.venues.dydx.normalizer import CHANNEL
 from purpleflea.venues.venue import Connection
@@ -20,6 +20,15 @@ def subscribe(markets: Sequence[str]) -> tuple[str, ...]:
     return tuple(compact_json({"type": "subscribe", "channel": CHANNEL, "id": m}) for m in markets)
 
 
+def refusal(frame: bytes | str) -> str | None:
+    """The indexer's ``{"type":"error","message":"Invalid subscription id for channel: ..",..}``
+    (an unknown or delisted market, a subscription over the per-connection limit)."""
+    message = json_object(frame)
+    if message is None or message.get("type") != "error":
+        return None
+    return as_text(message.get("message"))
+
+
 def connections(instruments: Catalog) -> list[Connection]:
     """One connection per :data:`MARKETS_PER_CONNECTION` markets of the bundled/fetched
     catalog (the split is fixed at build time; new markets join on the next build)."""
@@ -32,6 +41,7 @@ def connections(instruments: Catalog) -> list[Connection]:
             subscribe=subscribe(group),
             silence_timeout=600.0,
             subscribe_pause=0.02,
+            refusal=refusal,
         )
         for index, group in enumerate(groups)
     ]
