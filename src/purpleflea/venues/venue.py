@@ -318,6 +318,8 @@ class PositionSampling:
     #: One line of the fill output of a node of the venue's own -> its liquidations (None:
     #: the venue has no such node).
     parse_node_line: Callable[[bytes | str], list[VenueLiquidation]] | None = None
+    #: Reads the venue's error reply to a subscription (see :attr:`Connection.refusal`).
+    refusal: Refusal | None = None
 
 
 @dataclass(frozen=True)
