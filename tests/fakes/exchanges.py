@@ -346,9 +346,12 @@ class Kraken(Dialect):
         return [dumps({"event": "subscribed", "feed": "trade", "product_ids": products})]
 
     def refusal(self, message: str) -> str | None:
-        if self._json(message).get("feed") != "trade":
+        request = self._json(message)
+        if request.get("feed") != "trade":
             return None
-        return dumps({"event": "error", "message": "Invalid product id"})
+        # Kraken's documented answer to a subscribe that did not take.
+        failed = {"event": "subscribed_failed", "feed": "trade"}
+        return dumps({**failed, "product_ids": request.get("product_ids")})
 
     def snapshot(self, delivered: list[Out], session: Session) -> list[str]:
         replies = []

@@ -23,7 +23,8 @@ SPECS = {spec.name: spec for spec in feeds.build_feeds(catalogs_for_tests())}
 # (``success``/``ret_msg``, bybit-api's WebsocketFailedTopicSubscriptionConfirmationEvent);
 # OKX and Bitget ``event: error``; Gate's ``error`` object beside ``result``; HTX's
 # ``err-code`` (a public client's recorded ack of public.*.liquidation_orders has 0);
-# Kraken Futures ``event: error``; Deribit JSON-RPC errors; the dYdX indexer's
+# Kraken Futures ``subscribed_failed`` (its futures-websocket reference) and
+# ``event: error``; Deribit JSON-RPC errors; the dYdX indexer's
 # ``type: error`` (its socks service's text for an invalid market); BitMEX ``error``.
 CASES: list[tuple[str, str | bytes, str | None]] = [
     ("binance_usdm", '{"result":null,"id":1}', None),
@@ -74,6 +75,12 @@ CASES: list[tuple[str, str | bytes, str | None]] = [
     ),
     ("kraken_futures", '{"event":"subscribed","feed":"trade","product_ids":["PF_XBTUSD"]}', None),
     ("kraken_futures", '{"event":"info","version":1}', None),
+    ("kraken_futures", '{"event":"subscribed","feed":"heartbeat"}', None),
+    (
+        "kraken_futures",
+        '{"event":"subscribed_failed","feed":"trade","product_ids":["PF_NOPEUSD"]}',
+        'subscribed_failed: {"feed":"trade","product_ids":["PF_NOPEUSD"]}',
+    ),
     (
         "kraken_futures",
         '{"event":"error","message":"Invalid product id"}',

@@ -20,12 +20,21 @@ def subscribe(product_ids: Sequence[str]) -> tuple[str, ...]:
     )
 
 
+#: Replies that refuse a request: ``subscribed_failed`` is the documented answer to a
+#: subscribe that did not take (Kraken's futures-websocket reference lists ``subscribed``,
+#: ``subscribed_failed``, ``unsubscribed``, ``unsubscribed_failed``); ``error`` and ``alert``
+#: answer a request it could not read.
+REFUSALS = ("subscribed_failed", "unsubscribed_failed", "error", "alert")
+
+
 def refusal(frame: bytes | str) -> str | None:
-    """Kraken Futures' ``{"event":"error","message":"Invalid product id"}`` (or ``alert``)."""
+    """Kraken Futures' ``{"event":"subscribed_failed","feed":"trade",..}`` or
+    ``{"event":"error","message":"Invalid product id"}``."""
     message = json_object(frame)
-    if message is None or message.get("event") not in ("error", "alert"):
+    if message is None or message.get("event") not in REFUSALS:
         return None
-    return f"{as_text(message['event'])}: {as_text(message.get('message'))}"
+    event = message.pop("event")
+    return f"{as_text(event)}: {as_text(message.get('message', message))}"
 
 
 def connections(instruments: Catalog) -> list[Connection]:
