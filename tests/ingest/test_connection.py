@@ -9,6 +9,7 @@ timeout, a scan on every call and one ``recv()`` per message would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections import OrderedDict, deque
 from types import SimpleNamespace
@@ -215,3 +216,46 @@ async def test_a_venue_s_handshake_headers_reach_the_exchange() -> None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
     assert seen == ["1"]
+
+
+async def test_a_connection_that_served_is_replaced_at_once_and_a_failing_one_backs_off() -> None:
+    """Binance closes every connection at 24 h ("expect to be disconnected at the 24 hour
+    mark"), others on gateway restarts: a socket that served is replaced without a backoff
+    wait, which would be a gap in the feed. One that dies young still backs off."""
+    from purpleflea.ingest.connection import Backoff, ConnectionStats, FeedSpec, run_feed
+
+    opened: list[float] = []
+    keep_for = [0.4, 0.0, 10.0]  # healthy, then dies at once, then stays
+
+    async def handler(ws: ServerConnection) -> None:
+        opened.append(asyncio.get_running_loop().time())
+        keep = keep_for[min(len(opened) - 1, 2)]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ws.wait_closed(), keep)
+        await ws.close(1001, "scheduled")
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        spec = FeedSpec(
+            name="binance_usdm",
+            exchange="binance_usdm",
+            url=f"ws://127.0.0.1:{port}",
+            normalize=lambda frame: [],
+        )
+        backoff = Backoff(base=1.2, cap=1.2, healthy_after=0.3)
+        stats = ConnectionStats(spec.name)
+        task = asyncio.create_task(run_feed(spec, lambda e, at: None, stats, backoff=backoff))
+        try:
+            for _ in range(400):
+                if len(opened) >= 3:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert len(opened) == 3, opened
+    # After the healthy 0.4 s session: no wait (before: U(0.6, 1.2) s of backoff).
+    assert opened[1] - opened[0] < 0.4 + 0.25
+    # After the one that closed at once: the backoff's first step, U(0.6, 1.2) s.
+    assert opened[2] - opened[1] >= 0.6
+    assert stats.reconnects == 2

@@ -76,7 +76,8 @@ class Backoff:
 
     base: float = 0.5
     cap: float = 30.0
-    #: A connection that lived this long resets the attempt count.
+    #: A connection that lived this long is replaced without waiting, and resets the
+    #: attempt count.
     healthy_after: float = 30.0
     rng: random.Random = field(default_factory=random.Random)
 
@@ -258,9 +259,13 @@ async def run_feed(
             if watch is not None:
                 watch.down(spec.name, spec.exchange, now_ms(), _failure_kind(exc))
         if time.monotonic() - started >= backoff.healthy_after:
-            attempt = 0
-        delay = backoff.delay(attempt)
-        attempt += 1
+            # A connection that served is replaced at once: venues close healthy sockets on a
+            # schedule (Binance at 24 h, gateway restarts) and a wait would be a gap in the
+            # feed. If that reconnect fails, the backoff starts from its first step.
+            attempt, delay = 0, 0.0
+        else:
+            delay = backoff.delay(attempt)
+            attempt += 1
         stats.reconnects += 1
         stats.state = "backoff"
         await asyncio.sleep(delay)
