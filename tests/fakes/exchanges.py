@@ -51,7 +51,7 @@ class Session:
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
     topics: list[str] = field(default_factory=list)
     pings: int = 0  # client pings answered / server pings answered by the client
-    heartbeat: float | None = None  # Deribit: set by public/set_heartbeat
+    heartbeat: float | None = None  # Deribit: set_heartbeat's interval; dYdX: block height
     silent: bool = False  # stalled: ignore everything, send nothing
 
 
@@ -274,12 +274,18 @@ class Deribit(Dialect):
 class Dydx(Dialect):
     exchange = "dydx_v4"
     path = "/v4/ws"
+    ping_every = 0.2  # the v4_block_height channel: one message per block
 
     def greeting(self) -> list[str]:
         return [dumps({"type": "connected", "connection_id": "c1", "message_id": 0})]
 
     def handle(self, message: str, session: Session) -> list[str]:
         request = self._json(message)
+        if request == {"type": "subscribe", "channel": "v4_block_height"}:
+            if session.heartbeat is not None:
+                raise Violation("dydx: a second v4_block_height subscription (limit 1)")
+            session.heartbeat = 1.0
+            return [dumps({**self._block(session), "type": "subscribed"})]
         market = request.get("id")
         if (
             request.get("type") != "subscribe"
@@ -300,6 +306,22 @@ class Dydx(Dialect):
             "message_id": 1,
         }
         return dumps(error)
+
+    def ping(self, session: Session) -> str | None:
+        return None if session.heartbeat is None else dumps(self._block(session))
+
+    def _block(self, session: Session) -> dict[str, Any]:
+        assert session.heartbeat is not None
+        session.heartbeat += 1
+        height = {"blockHeight": str(int(session.heartbeat)), "time": "2026-12-06T10:00:00Z"}
+        return {
+            "type": "channel_data",
+            "connection_id": "c1",
+            "message_id": 1,
+            "channel": "v4_block_height",
+            "id": "v4_block_height",
+            "contents": height,
+        }
 
     def snapshot(self, delivered: list[Out], session: Session) -> list[str]:
         replies = []

@@ -9,6 +9,7 @@ path and subscribe messages, and pings must have been answered both ways.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import Callable
@@ -136,6 +137,25 @@ async def test_a_refused_subscription_is_counted_and_named(exchange: str) -> Non
     for name, stats in run.stats.items():
         assert stats.last_error.startswith("refused: "), (name, stats.last_error)
         assert stats.events == stats.malformed == 0, name
+
+
+async def test_a_quiet_dydx_connection_lives_on_block_heights() -> None:
+    """Small markets can trade nothing for minutes and the indexer's protocol pings never
+    reach the watchdog: the per-block ``v4_block_height`` messages keep a quiet but live
+    connection from being cut (and a dead one is cut within ``silence_timeout``)."""
+    catalogs = catalogs_for_tests()
+    [name] = [spec.name for spec in feeds.build_feeds(catalogs, ["dydx_v4"])]
+    async with FakeExchange(dialect_for(name)) as fake:
+        urls = {name: fake.url}
+        specs = [
+            fast(s, silence_timeout=0.6) for s in feeds.build_feeds(catalogs, ["dydx_v4"], urls)
+        ]
+        async with Feeds(specs) as run:
+            await asyncio.sleep(2.0)
+    assert run.stats[name].silent == 0
+    assert fake.connections == 1
+    assert fake.violations == []
+    assert fake.sessions[0].heartbeat is not None
 
 
 def test_recorded_fixtures_reach_the_sink_as_documented() -> None:
