@@ -106,6 +106,9 @@ class Binance(Dialect):
 
     def handle(self, message: str, session: Session) -> list[str]:
         request = self._json(message)
+        if request.get("method") == "LIST_SUBSCRIPTIONS":
+            session.pings += 1
+            return [dumps({"result": session.topics, "id": request.get("id")})]
         params = request.get("params")
         if request.get("method") != "SUBSCRIBE" or params != ["!forceOrder@arr"]:
             raise Violation(f"{self.exchange}: bad subscribe {message!r}")

@@ -103,10 +103,13 @@ async def test_a_slow_but_steady_feed_is_never_called_silent() -> None:
 
 
 async def test_a_feed_gone_quiet_is_cut_once_per_silence() -> None:
-    # Ten frames, then nothing: the watchdog cuts each quiet connection after 0.3 s.
+    # Ten frames, then nothing: the watchdog cuts each quiet connection after 0.3 s. No
+    # keepalive within the test (its answers would be frames).
     frames = [binance_frame(i) for i in range(10)]
     async with FakeExchange(dialect_for("binance_usdm"), frames) as fake:
-        spec = spec_for("binance_usdm", "binance_usdm", fake.url, silence_timeout=0.3)
+        spec = spec_for(
+            "binance_usdm", "binance_usdm", fake.url, silence_timeout=0.3, keepalive_interval=3600
+        )
         async with Feeds([spec]) as run:
             await fake.wait_drained(timeout=10)
             await run.wait_for(lambda: run.stats[spec.name].silent >= 2)

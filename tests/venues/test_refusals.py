@@ -34,6 +34,12 @@ CASES: list[tuple[str, str | bytes, str | None]] = [
         '{"code":2,"msg":"Invalid request: unknown variable"}',
     ),
     ("binance_coinm", '{"code":0,"msg":"Unknown property","id":1}', "0: Unknown property"),
+    ("binance_usdm", '{"result":["!forceOrder@arr"],"id":2}', None),
+    (
+        "binance_coinm",
+        '{"result":[],"id":2}',
+        "!forceOrder@arr is no longer subscribed: LIST_SUBSCRIPTIONS answered []",
+    ),
     ("bybit_linear", '{"success":true,"ret_msg":"","conn_id":"c","op":"subscribe"}', None),
     ("bybit_linear", '{"success":true,"ret_msg":"pong","conn_id":"c","op":"ping"}', None),
     (
