@@ -15,6 +15,7 @@ from collections import OrderedDict, deque
 from types import SimpleNamespace
 from typing import Any, cast
 
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.frames import Opcode
@@ -262,3 +263,34 @@ async def test_a_connection_that_served_is_replaced_at_once_and_a_failing_one_ba
     # After the one that closed at once: the backoff's first step, U(0.6, 1.2) s.
     assert opened[2] - opened[1] >= 0.6
     assert stats.reconnects == 2
+
+
+async def test_the_runner_sends_protocol_pings_kraken_futures_needs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kraken Futures closes a connection that sends no ping for 60 s ("make a ping request at
+    least every 60 seconds"; its sample client sends websocket ping frames,
+    ``run_forever(ping_interval=30)``, and Kraken has no JSON ping on /ws/v1). The runner
+    sends no application ping to Kraken: websockets' own ping frames keep it open."""
+    import inspect
+
+    from purpleflea.ingest import connection as runner
+    from purpleflea.ingest.connection import FeedSpec, run_feed
+
+    default = inspect.signature(connect).parameters["ping_interval"].default
+    seen: list[dict[str, Any]] = []
+
+    def recording_connect(url: str, **kwargs: Any) -> Any:
+        seen.append(kwargs)
+        raise OSError("recorded, not connected")
+
+    monkeypatch.setattr(runner, "connect", recording_connect)
+    spec = FeedSpec(name="kraken_futures", exchange="kraken_futures", url="ws://x", normalize=list)
+    task = asyncio.create_task(run_feed(spec, lambda e, at: None))
+    while not seen:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    interval = seen[0].get("ping_interval", default)
+    assert interval is not None
+    assert interval <= 30
