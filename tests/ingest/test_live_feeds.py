@@ -119,6 +119,14 @@ async def test_exchange_feed_delivers_exactly_the_normalized_events(exchange: st
     assert sum(s.events for s in stats.values()) == len(expected)
 
 
+def test_every_watchdog_outlasts_two_keepalive_answers() -> None:
+    """A connection kept alive by our own ping must not be cut between two answers: each
+    watchdog waits at least two keepalive intervals (one late pong is not a dead socket)."""
+    for spec in feeds.build_feeds(catalogs_for_tests()):
+        if spec.keepalive:
+            assert spec.silence_timeout >= 2 * spec.keepalive_interval, spec.name
+
+
 @pytest.mark.parametrize("exchange", feeds.available())
 async def test_a_refused_subscription_is_counted_and_named(exchange: str) -> None:
     """A venue that refuses a subscription (a bad or delisted topic, a limit) keeps the socket
