@@ -21,6 +21,13 @@ def symbols_of(instruments: Catalog, kind: str | None = None) -> list[str]:
     return sorted(s for s, i in instruments.items() if kind is None or i.kind == kind)
 
 
+def mentions(frame: bytes | str, key: str) -> bool:
+    """Whether ``frame`` contains ``key`` (quoted): a microsecond test that spares a refusal
+    reader parsing every trade frame of a trade feed (about 20 us for a 2 KB frame)."""
+    quoted = f'"{key}"'
+    return (quoted.encode() in frame) if isinstance(frame, bytes) else (quoted in frame)
+
+
 def json_object(frame: bytes | str) -> dict[str, object] | None:
     """``frame`` as a JSON object; None if it is not JSON or not an object (``pong``)."""
     try:

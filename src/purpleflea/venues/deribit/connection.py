@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import as_text, compact_json, json_object, symbols_of
+from purpleflea.venues._connection import as_text, compact_json, json_object, mentions, symbols_of
 from purpleflea.venues.deribit.constants import EXCHANGE
 from purpleflea.venues.venue import Connection
 
@@ -52,6 +52,8 @@ def answer(frame: bytes | str) -> str | None:
 
 def refusal(frame: bytes | str) -> str | None:
     """A JSON-RPC error reply: ``{"jsonrpc":"2.0","id":2,"error":{"code":..,"message":..}}``."""
+    if not mentions(frame, "error"):
+        return None  # every trade frame without a liquidation comes here
     message = json_object(frame)
     if message is None or message.get("error") is None:
         return None

@@ -13,7 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import as_text, chunks, compact_json, json_object, symbols_of
+from purpleflea.venues._connection import (
+    as_text,
+    chunks,
+    compact_json,
+    json_object,
+    mentions,
+    symbols_of,
+)
 from purpleflea.venues.dydx.constants import EXCHANGE
 from purpleflea.venues.dydx.normalizer import CHANNEL
 from purpleflea.venues.venue import Connection
@@ -35,6 +42,8 @@ def subscribe(markets: Sequence[str]) -> tuple[str, ...]:
 def refusal(frame: bytes | str) -> str | None:
     """The indexer's ``{"type":"error","message":"Invalid subscription id for channel: ..",..}``
     (an unknown or delisted market, a subscription over the per-connection limit)."""
+    if not mentions(frame, "error"):
+        return None  # every trade frame without a liquidation comes here
     message = json_object(frame)
     if message is None or message.get("type") != "error":
         return None

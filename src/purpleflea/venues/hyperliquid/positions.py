@@ -26,7 +26,7 @@ import msgspec
 
 from purpleflea.model import VenueLiquidation
 from purpleflea.positions import MarginMode, MarketContext, Position, SeenTrade
-from purpleflea.venues._connection import as_text, json_object
+from purpleflea.venues._connection import as_text, json_object, mentions
 from purpleflea.venues._frame import FrameDecoder, FrameError, number, positive, timestamp_ms
 from purpleflea.venues.hyperliquid import open_interest
 from purpleflea.venues.hyperliquid.constants import EXCHANGE
@@ -207,7 +207,7 @@ def _user_liquidations(frame: bytes | str, account: str) -> list[VenueLiquidatio
 def _refusal(frame: bytes | str) -> str | None:
     """Hyperliquid's ``{"channel":"error","data":"Invalid subscription .."}`` (acks are
     ``subscriptionResponse``, pongs ``{"channel":"pong"}``)."""
-    if b'"error"' not in (frame if isinstance(frame, bytes) else frame.encode()):
+    if not mentions(frame, "error"):
         return None  # trades frames are large and many: skip the parse
     message = json_object(frame)
     if message is None or message.get("channel") != "error":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import as_text, compact_json, json_object, symbols_of
+from purpleflea.venues._connection import as_text, compact_json, json_object, mentions, symbols_of
 from purpleflea.venues.kraken.constants import EXCHANGE
 from purpleflea.venues.venue import Connection
 
@@ -30,6 +30,8 @@ REFUSALS = ("subscribed_failed", "unsubscribed_failed", "error", "alert")
 def refusal(frame: bytes | str) -> str | None:
     """Kraken Futures' ``{"event":"subscribed_failed","feed":"trade",..}`` or
     ``{"event":"error","message":"Invalid product id"}``."""
+    if not mentions(frame, "event"):
+        return None  # trades and heartbeats are "feed" frames
     message = json_object(frame)
     if message is None or message.get("event") not in REFUSALS:
         return None
