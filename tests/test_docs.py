@@ -109,3 +109,21 @@ def test_the_live_guide_lists_every_connection_the_code_makes() -> None:
     exchanges = {exchange for exchange, _, _ in rows}
     assert exchanges == set(feeds.available())
     assert {(name, url) for _, name, url in rows} == set(feeds.URLS.items())
+
+
+def test_the_live_guide_states_each_connection_s_keepalive_and_watchdog() -> None:
+    from purpleflea.ingest import feeds
+    from tests.fakes.harness import catalogs_for_tests
+
+    guide = (REPO / "docs" / "live.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| [^|]+ \| (\d+|—) \| (\d+) \| [^|]+ \|$", guide, re.MULTILINE)
+    stated = {name: (every, watchdog) for name, every, watchdog in rows}
+    specs = {spec.name.split("#")[0]: spec for spec in feeds.build_feeds(catalogs_for_tests())}
+    code = {
+        name: (
+            f"{spec.keepalive_interval:g}" if spec.keepalive else "—",
+            f"{spec.silence_timeout:g}",
+        )
+        for name, spec in specs.items()
+    }
+    assert stated == code

@@ -10,7 +10,8 @@ the way the exchange does (HTX ``op:ping``, Deribit ``test_request``, Kraken hea
 It plays a queue of recorded frames to whoever is subscribed, and knows which were sent to an
 open socket (``delivered``): a frame not sent stays queued for the next connection. It can be
 told to misbehave: drop every connection after ``drop_every`` seconds, go silent after
-``stall_every`` frames, interleave garbage every ``garbage_every`` frames, send in bursts.
+``stall_every`` frames, interleave garbage every ``garbage_every`` frames, send in bursts,
+refuse every subscription with the exchange's error reply (``refuse_subscribe``).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Session:
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
     topics: list[str] = field(default_factory=list)
     pings: int = 0  # client pings answered / server pings answered by the client
-    heartbeat: float | None = None  # Deribit: set by public/set_heartbeat
+    heartbeat: float | None = None  # Deribit: set_heartbeat's interval; dYdX: block height
     silent: bool = False  # stalled: ignore everything, send nothing
 
 
@@ -74,6 +75,10 @@ class Dialect:
         return []
 
     def ping(self, session: Session) -> str | None:
+        return None
+
+    def refusal(self, message: str) -> str | None:
+        """The exchange's error reply if ``message`` is a subscribe (None: not one)."""
         return None
 
     def encode(self, text: Out) -> Out:
@@ -101,12 +106,21 @@ class Binance(Dialect):
 
     def handle(self, message: str, session: Session) -> list[str]:
         request = self._json(message)
+        if request.get("method") == "LIST_SUBSCRIPTIONS":
+            session.pings += 1
+            return [dumps({"result": session.topics, "id": request.get("id")})]
         params = request.get("params")
         if request.get("method") != "SUBSCRIBE" or params != ["!forceOrder@arr"]:
             raise Violation(f"{self.exchange}: bad subscribe {message!r}")
         session.topics.extend(params)
         session.subscribed.set()
         return [dumps({"result": None, "id": request.get("id")})]
+
+    def refusal(self, message: str) -> str | None:
+        if '"SUBSCRIBE"' not in message:
+            return None
+        error = {"code": 2, "msg": "Invalid request: unknown variable"}
+        return dumps({"error": error, "id": self._json(message).get("id")})
 
 
 class Bybit(Dialect):
@@ -129,6 +143,18 @@ class Bybit(Dialect):
         session.subscribed.set()
         reply = {"success": True, "ret_msg": "", "conn_id": "c1", "op": "subscribe"}
         return [dumps(reply)]
+
+    def refusal(self, message: str) -> str | None:
+        if self._json(message).get("op") != "subscribe":
+            return None
+        reply = {
+            "success": False,
+            "ret_msg": "error:handler not found,topic:allLiquidation.NOPEUSDT",
+            "conn_id": "c1",
+            "req_id": "",
+            "op": "subscribe",
+        }
+        return dumps(reply)
 
 
 class Okx(Dialect):
@@ -155,6 +181,12 @@ class Okx(Dialect):
         session.subscribed.set()
         return replies
 
+    def refusal(self, message: str) -> str | None:
+        if message == "ping":
+            return None
+        msg = "Wrong URL or channel:liquidation-orders,instType:SWAP doesn't exist."
+        return dumps({"event": "error", "code": "60018", "msg": msg, "connId": "a1"})
+
 
 class Bitmex(Dialect):
     exchange = "bitmex"
@@ -173,6 +205,12 @@ class Bitmex(Dialect):
         session.topics.append("liquidation")
         session.subscribed.set()
         return [dumps({"success": True, "subscribe": "liquidation", "request": request})]
+
+    def refusal(self, message: str) -> str | None:
+        if message == "ping":
+            return None
+        error = "Unknown table: liquidation"
+        return dumps({"status": 400, "error": error, "meta": {}, "request": self._json(message)})
 
     def snapshot(self, delivered: list[Out], session: Session) -> list[str]:
         # The partial lists the liquidation orders resting now: here, every insert sent so far.
@@ -236,6 +274,13 @@ class Deribit(Dialect):
         session.subscribed.set()
         return [dumps({"jsonrpc": "2.0", "id": rid, "result": channels})]
 
+    def refusal(self, message: str) -> str | None:
+        request = self._json(message)
+        if request.get("method") != "public/subscribe":
+            return None
+        error = {"message": "Invalid params", "code": -32602}
+        return dumps({"jsonrpc": "2.0", "id": request.get("id"), "error": error})
+
     def ping(self, session: Session) -> str | None:
         if session.heartbeat is None:
             return None
@@ -246,12 +291,18 @@ class Deribit(Dialect):
 class Dydx(Dialect):
     exchange = "dydx_v4"
     path = "/v4/ws"
+    ping_every = 0.2  # the v4_block_height channel: one message per block
 
     def greeting(self) -> list[str]:
         return [dumps({"type": "connected", "connection_id": "c1", "message_id": 0})]
 
     def handle(self, message: str, session: Session) -> list[str]:
         request = self._json(message)
+        if request == {"type": "subscribe", "channel": "v4_block_height"}:
+            if session.heartbeat is not None:
+                raise Violation("dydx: a second v4_block_height subscription (limit 1)")
+            session.heartbeat = 1.0
+            return [dumps({**self._block(session), "type": "subscribed"})]
         market = request.get("id")
         if (
             request.get("type") != "subscribe"
@@ -262,6 +313,32 @@ class Dydx(Dialect):
         session.topics.append(market)
         session.subscribed.set()
         return []  # the "subscribed" reply carries history: sent by snapshot()
+
+    def refusal(self, message: str) -> str | None:
+        market = self._json(message).get("id")
+        error = {
+            "type": "error",
+            "message": f"Invalid subscription id for channel: (v4_trades-{market})",
+            "connection_id": "c1",
+            "message_id": 1,
+        }
+        return dumps(error)
+
+    def ping(self, session: Session) -> str | None:
+        return None if session.heartbeat is None else dumps(self._block(session))
+
+    def _block(self, session: Session) -> dict[str, Any]:
+        assert session.heartbeat is not None
+        session.heartbeat += 1
+        height = {"blockHeight": str(int(session.heartbeat)), "time": "2026-12-06T10:00:00Z"}
+        return {
+            "type": "channel_data",
+            "connection_id": "c1",
+            "message_id": 1,
+            "channel": "v4_block_height",
+            "id": "v4_block_height",
+            "contents": height,
+        }
 
     def snapshot(self, delivered: list[Out], session: Session) -> list[str]:
         replies = []
@@ -307,6 +384,14 @@ class Kraken(Dialect):
         session.subscribed.set()
         return [dumps({"event": "subscribed", "feed": "trade", "product_ids": products})]
 
+    def refusal(self, message: str) -> str | None:
+        request = self._json(message)
+        if request.get("feed") != "trade":
+            return None
+        # Kraken's documented answer to a subscribe that did not take.
+        failed = {"event": "subscribed_failed", "feed": "trade"}
+        return dumps({**failed, "product_ids": request.get("product_ids")})
+
     def snapshot(self, delivered: list[Out], session: Session) -> list[str]:
         replies = []
         for product in session.topics:
@@ -350,6 +435,12 @@ class Bitget(Dialect):
         session.subscribed.set()
         return replies
 
+    def refusal(self, message: str) -> str | None:
+        if message == "ping":
+            return None
+        msg = "instType:usdt-futures,topic:liquidation doesn't exist"
+        return dumps({"event": "error", "code": 30001, "msg": msg})
+
 
 class Gate(Dialect):
     exchange = "gate"
@@ -375,7 +466,22 @@ class Gate(Dialect):
         session.topics.append("!all")
         session.subscribed.set()
         ack = {**stamp, "channel": channel, "event": "subscribe", "payload": ["!all"]}
-        return [dumps({**ack, "result": {"status": "success"}})]
+        return [dumps({**ack, "error": None, "result": {"status": "success"}})]
+
+    def refusal(self, message: str) -> str | None:
+        request = self._json(message)
+        if request.get("event") != "subscribe":
+            return None
+        reply = {
+            "time": int(time.time()),
+            "time_ms": now_ms(),
+            "channel": request.get("channel"),
+            "event": "subscribe",
+            "payload": request.get("payload"),
+            "error": {"code": 2, "message": "unknown contract"},
+            "result": {"status": "failed"},
+        }
+        return dumps(reply)
 
 
 class Htx(Dialect):
@@ -415,6 +521,20 @@ class Htx(Dialect):
         }
         return [dumps(reply)]
 
+    def refusal(self, message: str) -> str | None:
+        request = self._json(message)
+        if request.get("op") != "sub":
+            return None
+        reply = {
+            "op": "sub",
+            "cid": request.get("cid"),
+            "topic": request.get("topic"),
+            "err-code": 4001,
+            "err-msg": "invalid topic",
+            "ts": now_ms(),
+        }
+        return dumps(reply)
+
     def ping(self, session: Session) -> str | None:
         return dumps({"op": "ping", "ts": str(now_ms())})
 
@@ -437,6 +557,7 @@ class Faults:
     garbage_every: int | None = None  # garbage after every N good frames
     burst: int = 1  # frames sent back to back between gaps
     gap: float = 0.005
+    refuse_subscribe: bool = False  # answer every subscribe with the exchange's error reply
 
 
 class FakeExchange:
@@ -541,6 +662,10 @@ class FakeExchange:
                 if session.silent:
                     continue
                 text = message if isinstance(message, str) else message.decode()
+                refusal = self.dialect.refusal(text) if self.faults.refuse_subscribe else None
+                if refusal is not None:
+                    await ws.send(self.dialect.encode(refusal))
+                    continue
                 try:
                     replies = self.dialect.handle(text, session)
                 except Violation as exc:

@@ -9,11 +9,13 @@ timeout, a scan on every call and one ``recv()`` per message would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections import OrderedDict, deque
 from types import SimpleNamespace
 from typing import Any, cast
 
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.frames import Opcode
@@ -102,10 +104,13 @@ async def test_a_slow_but_steady_feed_is_never_called_silent() -> None:
 
 
 async def test_a_feed_gone_quiet_is_cut_once_per_silence() -> None:
-    # Ten frames, then nothing: the watchdog cuts each quiet connection after 0.3 s.
+    # Ten frames, then nothing: the watchdog cuts each quiet connection after 0.3 s. No
+    # keepalive within the test (its answers would be frames).
     frames = [binance_frame(i) for i in range(10)]
     async with FakeExchange(dialect_for("binance_usdm"), frames) as fake:
-        spec = spec_for("binance_usdm", "binance_usdm", fake.url, silence_timeout=0.3)
+        spec = spec_for(
+            "binance_usdm", "binance_usdm", fake.url, silence_timeout=0.3, keepalive_interval=3600
+        )
         async with Feeds([spec]) as run:
             await fake.wait_drained(timeout=10)
             await run.wait_for(lambda: run.stats[spec.name].silent >= 2)
@@ -215,3 +220,77 @@ async def test_a_venue_s_handshake_headers_reach_the_exchange() -> None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
     assert seen == ["1"]
+
+
+async def test_a_connection_that_served_is_replaced_at_once_and_a_failing_one_backs_off() -> None:
+    """Binance closes every connection at 24 h ("expect to be disconnected at the 24 hour
+    mark"), others on gateway restarts: a socket that served is replaced without a backoff
+    wait, which would be a gap in the feed. One that dies young still backs off."""
+    from purpleflea.ingest.connection import Backoff, ConnectionStats, FeedSpec, run_feed
+
+    opened: list[float] = []
+    keep_for = [0.4, 0.0, 10.0]  # healthy, then dies at once, then stays
+
+    async def handler(ws: ServerConnection) -> None:
+        opened.append(asyncio.get_running_loop().time())
+        keep = keep_for[min(len(opened) - 1, 2)]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ws.wait_closed(), keep)
+        await ws.close(1001, "scheduled")
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        spec = FeedSpec(
+            name="binance_usdm",
+            exchange="binance_usdm",
+            url=f"ws://127.0.0.1:{port}",
+            normalize=lambda frame: [],
+        )
+        backoff = Backoff(base=1.2, cap=1.2, healthy_after=0.3)
+        stats = ConnectionStats(spec.name)
+        task = asyncio.create_task(run_feed(spec, lambda e, at: None, stats, backoff=backoff))
+        try:
+            for _ in range(400):
+                if len(opened) >= 3:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert len(opened) == 3, opened
+    # After the healthy 0.4 s session: no wait (before: U(0.6, 1.2) s of backoff).
+    assert opened[1] - opened[0] < 0.4 + 0.25
+    # After the one that closed at once: the backoff's first step, U(0.6, 1.2) s.
+    assert opened[2] - opened[1] >= 0.6
+    assert stats.reconnects == 2
+
+
+async def test_the_runner_sends_protocol_pings_kraken_futures_needs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kraken Futures closes a connection that sends no ping for 60 s ("make a ping request at
+    least every 60 seconds"; its sample client sends websocket ping frames,
+    ``run_forever(ping_interval=30)``, and Kraken has no JSON ping on /ws/v1). The runner
+    sends no application ping to Kraken: websockets' own ping frames keep it open."""
+    import inspect
+
+    from purpleflea.ingest import connection as runner
+    from purpleflea.ingest.connection import FeedSpec, run_feed
+
+    default = inspect.signature(connect).parameters["ping_interval"].default
+    seen: list[dict[str, Any]] = []
+
+    def recording_connect(url: str, **kwargs: Any) -> Any:
+        seen.append(kwargs)
+        raise OSError("recorded, not connected")
+
+    monkeypatch.setattr(runner, "connect", recording_connect)
+    spec = FeedSpec(name="kraken_futures", exchange="kraken_futures", url="ws://x", normalize=list)
+    task = asyncio.create_task(run_feed(spec, lambda e, at: None))
+    while not seen:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    interval = seen[0].get("ping_interval", default)
+    assert interval is not None
+    assert interval <= 30

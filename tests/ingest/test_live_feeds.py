@@ -9,6 +9,7 @@ path and subscribe messages, and pings must have been answered both ways.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from purpleflea.model import VenueLiquidation
 from purpleflea.venues import NORMALIZERS, FrameError
 from purpleflea.venues._connection import symbols_of
 from purpleflea.venues.bybit import connection as bybit_connection
-from tests.fakes.exchanges import FakeExchange, dialect_for
+from tests.fakes.exchanges import FakeExchange, Faults, dialect_for
 from tests.fakes.harness import (
     Feeds,
     catalogs_for_tests,
@@ -35,7 +36,7 @@ FRAMES = recorded_frames()
 
 # Exchanges whose client keeps the connection alive with application pings it sends, and
 # those whose server pings and expects answers.
-CLIENT_PINGS = {"bybit", "okx", "bitmex", "bitget", "gate"}
+CLIENT_PINGS = {"binance_usdm", "binance_coinm", "bybit", "okx", "bitmex", "bitget", "gate"}
 SERVER_PINGS = {"deribit", "htx"}
 
 
@@ -103,6 +104,7 @@ async def test_exchange_feed_delivers_exactly_the_normalized_events(exchange: st
         assert stats[name].connects == 1, name
         assert stats[name].malformed == sum(map(_malformed(specs, name), fake.delivered)), name
         assert stats[name].duplicates == 0, name
+        assert stats[name].errors["refused"] == 0, f"{name}: an ack read as a refusal"
         assert fake.sessions[0].topics, f"{name}: never subscribed"
     unsized = sum(
         1
@@ -115,6 +117,58 @@ async def test_exchange_feed_delivers_exactly_the_normalized_events(exchange: st
     delivered = sum(len(f.delivered) for f in fakes.values())
     assert delivered == sum(len(v) for k, v in frames_of.items() if "#" not in k)
     assert sum(s.events for s in stats.values()) == len(expected)
+
+
+def test_every_watchdog_outlasts_two_keepalive_answers() -> None:
+    """A connection kept alive by our own ping must not be cut between two answers: each
+    watchdog waits at least two keepalive intervals (one late pong is not a dead socket)."""
+    for spec in feeds.build_feeds(catalogs_for_tests()):
+        if spec.keepalive:
+            assert spec.silence_timeout >= 2 * spec.keepalive_interval, spec.name
+
+
+@pytest.mark.parametrize("exchange", feeds.available())
+async def test_a_refused_subscription_is_counted_and_named(exchange: str) -> None:
+    """A venue that refuses a subscription (a bad or delisted topic, a limit) keeps the socket
+    open and sends nothing more: the connection must say so, not look up and calm."""
+    catalogs = catalogs_for_tests()
+    names = [spec.name for spec in feeds.build_feeds(catalogs, [exchange])]
+    async with contextlib.AsyncExitStack() as stack:
+        fakes = {}
+        for name in names:
+            fake = FakeExchange(dialect_for(name), faults=Faults(refuse_subscribe=True))
+            fakes[name] = await stack.enter_async_context(fake)
+        urls = {name: fake.url for name, fake in fakes.items()}
+        specs = [fast(s) for s in feeds.build_feeds(catalogs, [exchange], urls)]
+        async with Feeds(specs) as run:
+            await run.wait_for(lambda: all(s.errors["refused"] for s in run.stats.values()))
+    for name, stats in run.stats.items():
+        assert stats.last_error.startswith("refused: "), (name, stats.last_error)
+        assert stats.events == stats.malformed == 0, name
+
+
+@pytest.mark.parametrize("exchange", feeds.available())
+async def test_a_quiet_but_live_connection_is_never_called_silent(exchange: str) -> None:
+    """No liquidations for a while is normal (32 small dYdX markets, Binance COIN-M at night);
+    the venue's protocol-level pings never reach the watchdog. Every connection has an
+    application heartbeat (pongs, answers, heartbeat feeds, block heights), so a quiet but
+    live connection is not cut, and the watchdog can be short enough to catch a dead one."""
+    catalogs = catalogs_for_tests()
+    names = [spec.name for spec in feeds.build_feeds(catalogs, [exchange])]
+    async with contextlib.AsyncExitStack() as stack:
+        fakes = {}
+        for name in names:
+            fakes[name] = await stack.enter_async_context(FakeExchange(dialect_for(name)))
+        urls = {name: fake.url for name, fake in fakes.items()}
+        specs = [
+            fast(s, silence_timeout=0.6) for s in feeds.build_feeds(catalogs, [exchange], urls)
+        ]
+        async with Feeds(specs) as run:
+            await asyncio.sleep(1.5)
+    for name, fake in fakes.items():
+        assert run.stats[name].silent == 0, name
+        assert fake.connections == 1, name
+        assert fake.violations == [], name
 
 
 def test_recorded_fixtures_reach_the_sink_as_documented() -> None:

@@ -393,3 +393,17 @@ def test_coverage_past_one_is_capped_but_its_raw_ratio_is_reported() -> None:
     found = sampler.measured("BTC-PERP")
     assert found.coverage == 1.0
     assert found.coverage_uncapped == pytest.approx(5 / 4)
+
+
+def test_the_sampler_s_connections_read_hyperliquid_s_refusals() -> None:
+    """A refused subscription (an unknown coin, the 10-user cap) must be counted, not read
+    as a quiet market: both the trades and the watched-account connections carry the
+    venue's reader of ``{"channel":"error","data":..}``."""
+    sampler = _offline_sampler([0])
+    refused = '{"channel":"error","data":"Invalid subscription {\\"type\\":\\"trades\\"}"}'
+    for spec in (sampler.feed_spec(), sampler._user_spec("0x" + "ab" * 20)):
+        assert spec.refusal is not None, spec.name
+        assert spec.refusal(refused) == 'Invalid subscription {"type":"trades"}'
+        assert spec.refusal('{"channel":"pong"}') is None
+        ack = '{"channel":"subscriptionResponse","data":{"method":"subscribe"}}'
+        assert spec.refusal(ack) is None

@@ -109,3 +109,26 @@ def test_live_frames_of_2026_09_17() -> None:
         b'{"type":"error","message":"Invalid channel","connection_id":"x"}',
     ):
         assert dydx.normalize(nothing) == []
+
+
+def test_every_connection_has_one_block_height_heartbeat_and_at_most_32_markets() -> None:
+    """The indexer allows 32 v4_trades and one v4_block_height subscription per connection
+    (v4-chain socks config); the heartbeat is what lets the watchdog call a quiet connection
+    of small markets alive and a dead one dead within a minute (it waited 600 s)."""
+    from typing import cast
+
+    from purpleflea.model import Catalog
+    from purpleflea.venues.dydx.connection import connections
+
+    markets = [f"C{i:02d}-USD" for i in range(70)]
+    specs = connections(cast(Catalog, dict.fromkeys(markets)))
+    assert [len(s.subscribe) for s in specs if isinstance(s.subscribe, tuple)] == [33, 33, 7]
+    seen = []
+    for spec in specs:
+        assert isinstance(spec.subscribe, tuple)
+        heartbeat, *trades = (json.loads(m) for m in spec.subscribe)
+        assert heartbeat == {"type": "subscribe", "channel": "v4_block_height"}
+        assert all(t["channel"] == "v4_trades" for t in trades)
+        seen += [t["id"] for t in trades]
+        assert spec.silence_timeout <= 60
+    assert seen == markets

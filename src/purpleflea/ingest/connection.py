@@ -76,7 +76,8 @@ class Backoff:
 
     base: float = 0.5
     cap: float = 30.0
-    #: A connection that lived this long resets the attempt count.
+    #: A connection that lived this long is replaced without waiting, and resets the
+    #: attempt count.
     healthy_after: float = 30.0
     rng: random.Random = field(default_factory=random.Random)
 
@@ -92,7 +93,8 @@ class ConnectionStats:
     ``frames`` counts every message received (acks and pongs too); ``events`` the events
     handed to the sink; ``malformed`` frames the normalizer rejected; ``unsized`` events
     dropped because the instrument's contract size is unknown; ``silent`` connections
-    replaced by the data watchdog; ``reconnects`` waits before connecting again.
+    replaced by the data watchdog; ``reconnects`` waits before connecting again;
+    ``errors["refused"]`` the exchange's error replies to our requests (a bad topic).
     """
 
     name: str
@@ -257,9 +259,13 @@ async def run_feed(
             if watch is not None:
                 watch.down(spec.name, spec.exchange, now_ms(), _failure_kind(exc))
         if time.monotonic() - started >= backoff.healthy_after:
-            attempt = 0
-        delay = backoff.delay(attempt)
-        attempt += 1
+            # A connection that served is replaced at once: venues close healthy sockets on a
+            # schedule (Binance at 24 h, gateway restarts) and a wait would be a gap in the
+            # feed. If that reconnect fails, the backoff starts from its first step.
+            attempt, delay = 0, 0.0
+        else:
+            delay = backoff.delay(attempt)
+            attempt += 1
         stats.reconnects += 1
         stats.state = "backoff"
         await asyncio.sleep(delay)
@@ -385,6 +391,11 @@ def _deliver(
         stats.last_error = f"normalizer_error: {exc!r}"
         log.exception("%s: normalizer failed on a frame: %.200r", spec.name, frame)
         return
+    if not events:
+        # Acks, pongs and heartbeats give no events; so does a refusal, which is the one
+        # that must not pass as calm. Asked only here: event frames never pay for it.
+        _refused(spec, frame, stats)
+        return
     for event in events:
         if event.quantity is None or event.size_usd is None:
             # Never publish a guessed size: the catalog lacks this contract (yet).
@@ -403,6 +414,23 @@ def _deliver(
             stats.errors["sink_error"] += 1
             stats.last_error = f"sink_error: {exc!r}"
             log.exception("%s: event sink failed", spec.name)
+
+
+def _refused(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> None:
+    """Count and log ``frame`` if it is the exchange refusing a request (a bad topic, a
+    subscription limit): the socket stays open and quiet, so nothing else would show it."""
+    if spec.refusal is None:
+        return
+    try:
+        refusal = spec.refusal(frame)
+    except Exception as exc:  # a bad frame must not end the session
+        stats.errors["refusal_check_error"] += 1
+        log.debug("%s: refusal check failed on a frame: %r", spec.name, exc)
+        return
+    if refusal is not None:
+        stats.errors["refused"] += 1
+        stats.last_error = f"refused: {refusal}"
+        log.warning("%s: %s refused a request: %.300s", spec.name, spec.exchange, refusal)
 
 
 async def _keepalive(ws: ClientConnection, message: str | Message, interval: float) -> None:

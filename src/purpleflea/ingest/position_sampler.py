@@ -147,6 +147,7 @@ class PositionSampler:
             normalize=self._discover,
             subscribe=tuple(self.sampling.trades_subscription(coin) for coin in self.coins),
             keepalive='{"method":"ping"}',
+            refusal=self.sampling.refusal,
         )
 
     def _discover(self, frame: bytes | str) -> list[VenueLiquidation]:
@@ -273,6 +274,7 @@ class PositionSampler:
             normalize=lambda frame: parse(frame, account),
             subscribe=(self.sampling.user_subscription(account),),
             keepalive='{"method":"ping"}',
+            refusal=self.sampling.refusal,
             quiet=True,
         )
 

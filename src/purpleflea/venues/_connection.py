@@ -19,3 +19,33 @@ def chunks(items: Sequence[str], size: int) -> list[list[str]]:
 def symbols_of(instruments: Catalog, kind: str | None = None) -> list[str]:
     """Sorted symbols of ``instruments`` (of one contract kind if given)."""
     return sorted(s for s, i in instruments.items() if kind is None or i.kind == kind)
+
+
+def mentions(frame: bytes | str, key: str) -> bool:
+    """Whether ``frame`` contains ``key`` (quoted): a microsecond test that spares a refusal
+    reader parsing every trade frame of a trade feed (about 20 us for a 2 KB frame)."""
+    quoted = f'"{key}"'
+    return (quoted.encode() in frame) if isinstance(frame, bytes) else (quoted in frame)
+
+
+def json_object(frame: bytes | str) -> dict[str, object] | None:
+    """``frame`` as a JSON object; None if it is not JSON or not an object (``pong``)."""
+    try:
+        value = json.loads(frame)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def as_text(value: object) -> str:
+    """An error field as one line: strings as they are, anything else as compact JSON."""
+    return value if isinstance(value, str) else compact_json(value)
+
+
+def event_error(frame: bytes | str) -> str | None:
+    """The ``{"event":"error","code":"60012","msg":..}`` reply OKX and Bitget send to a
+    request they refuse (acks are ``"event":"subscribe"``)."""
+    message = json_object(frame)
+    if message is None or message.get("event") != "error":
+        return None
+    return f"{as_text(message.get('code'))}: {as_text(message.get('msg'))}"

@@ -32,6 +32,9 @@ Normalizer = Callable[[bytes | str, Catalog], list[VenueLiquidation]]
 MarketOf = Callable[[str], str | None]
 #: Answers an exchange's application-level ping frame (None: not a ping).
 Answer = Callable[[bytes | str], str | None]
+#: An exchange's refusal of a request (an error reply to a subscribe) -> what it says; None
+#: for any other frame.
+Refusal = Callable[[bytes | str], str | None]
 #: Messages computed when a connection opens (subscriptions from the current catalog, pings
 #: that carry the current time).
 Messages = Callable[[], tuple[str, ...]]
@@ -71,6 +74,9 @@ class Connection:
     #: HTTP headers of the opening handshake, ``((name, value), ...)``, for an exchange that
     #: changes what it sends by them (Gate: decimal sizes).
     headers: tuple[tuple[str, str], ...] = ()
+    #: Reads the exchange's error replies: a refused subscription leaves the socket open and
+    #: quiet, so the runner counts and logs each refusal instead of reading it as calm.
+    refusal: Refusal | None = None
 
 
 #: The connections of one exchange, given its live instrument catalog (a mapping whose
@@ -324,6 +330,8 @@ class PositionSampling:
     #: One line of the fill output of a node of the venue's own -> its liquidations (None:
     #: the venue has no such node).
     parse_node_line: Callable[[bytes | str], list[VenueLiquidation]] | None = None
+    #: Reads the venue's error reply to a subscription (see :attr:`Connection.refusal`).
+    refusal: Refusal | None = None
 
 
 @dataclass(frozen=True)

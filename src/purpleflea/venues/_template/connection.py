@@ -6,6 +6,9 @@ Fill in (the facts come from shared/EXCHANGES.md and the exchange's docs):
   ``venues/_connection.py``'s ``compact_json`` (and ``chunks`` if requests have a size cap);
 - keep-alive: a text or a function sending the exchange's application ping, its interval,
   and ``answer(frame) -> str | None`` if the exchange pings us;
+- ``refusal(frame) -> str | None`` reading the exchange's error reply to a subscribe (a bad
+  topic leaves the socket open and quiet; the runner counts and logs what this reads), with
+  ``json_object``/``as_text`` (or ``event_error`` for the OKX/Bitget shape);
 - ``connections(instruments) -> list[Connection]``: one ``Connection`` per socket, named
   ``<exchange>`` or ``<exchange>_<part>``, with a ``silence_timeout`` longer than the quietest
   normal gap. Subscriptions that list instruments are a function of the live catalog, so a

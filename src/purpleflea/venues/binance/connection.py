@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import compact_json
+from purpleflea.venues._connection import as_text, compact_json, json_object
 from purpleflea.venues.binance.constants import COINM, USDM
 from purpleflea.venues.venue import Connection
+
+#: The one stream: every symbol's liquidation snapshots.
+STREAM = "!forceOrder@arr"
 
 # Trap 3: forceOrder moved to the /market split; the legacy URL connects but stays silent.
 USDM_URL = "wss://fstream.binance.com/market/ws"
@@ -13,18 +16,57 @@ COINM_URL = "wss://dstream.binance.com/ws"
 
 
 def subscribe() -> tuple[str, ...]:
-    return (compact_json({"method": "SUBSCRIBE", "params": ["!forceOrder@arr"], "id": 1}),)
+    return (compact_json({"method": "SUBSCRIBE", "params": [STREAM], "id": 1}),)
 
 
-# Binance pings at the protocol level (websockets answers); the stream is a 1 s snapshot and
-# can be quiet for minutes, so the watchdog is generous.
+# Binance pings at the protocol level (every 3 minutes; websockets answers), which the watchdog
+# never sees, and the stream is a 1 s snapshot that can be quiet for many minutes: the
+# watchdog had to wait 300 s (USD-M) and 900 s (COIN-M) to call a dead connection dead, and
+# Binance has no endpoint to repair the gap. Asking for the connection's subscriptions
+# (LIST_SUBSCRIPTIONS, in Binance's stream docs and its connectors' websocket client) gets an
+# answer every interval, and the answer shows the stream is still subscribed.
+LIST_ID = 2
+KEEPALIVE = compact_json({"method": "LIST_SUBSCRIPTIONS", "id": LIST_ID})
+KEEPALIVE_INTERVAL = 30.0
+SILENCE_TIMEOUT = 3 * KEEPALIVE_INTERVAL
+
+
+def refusal(frame: bytes | str) -> str | None:
+    """Binance's error reply: ``{"error":{"code":2,"msg":..},"id":1}`` as servers send it, or
+    the documented ``{"code":0,"msg":"Unknown property","id":1}``; and a LIST_SUBSCRIPTIONS
+    answer without our stream (Binance acks even an unknown stream name with
+    ``{"result":null}``, so that answer is where a lost subscription shows)."""
+    message = json_object(frame)
+    if message is None:
+        return None
+    if message.get("error") is not None:
+        return as_text(message["error"])
+    if "code" in message and "msg" in message:
+        return f"{as_text(message['code'])}: {as_text(message['msg'])}"
+    result = message.get("result")
+    if message.get("id") == LIST_ID and isinstance(result, list) and STREAM not in result:
+        return f"{STREAM} is no longer subscribed: LIST_SUBSCRIPTIONS answered {as_text(result)}"
+    return None
+
+
+def _connection(exchange: str, url: str) -> Connection:
+    return Connection(
+        exchange,
+        exchange,
+        url,
+        subscribe(),
+        keepalive=KEEPALIVE,
+        keepalive_interval=KEEPALIVE_INTERVAL,
+        silence_timeout=SILENCE_TIMEOUT,
+        refusal=refusal,
+    )
 
 
 def usdm_connections(instruments: Catalog) -> list[Connection]:
     del instruments  # one stream carries every symbol
-    return [Connection(USDM, USDM, USDM_URL, subscribe(), silence_timeout=300.0)]
+    return [_connection(USDM, USDM_URL)]
 
 
 def coinm_connections(instruments: Catalog) -> list[Connection]:
     del instruments
-    return [Connection(COINM, COINM, COINM_URL, subscribe(), silence_timeout=900.0)]
+    return [_connection(COINM, COINM_URL)]

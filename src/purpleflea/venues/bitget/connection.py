@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import compact_json
+from purpleflea.venues._connection import compact_json, event_error
 from purpleflea.venues.bitget.constants import EXCHANGE
 from purpleflea.venues.bitget.normalizer import TOPIC
 from purpleflea.venues.venue import Connection
@@ -30,5 +30,6 @@ def connections(instruments: Catalog) -> list[Connection]:
             keepalive="ping",
             keepalive_interval=25.0,
             silence_timeout=90.0,
+            refusal=event_error,
         )
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import chunks, compact_json, symbols_of
+from purpleflea.venues._connection import as_text, chunks, compact_json, json_object, symbols_of
 from purpleflea.venues.bybit.constants import EXCHANGE
 from purpleflea.venues.venue import Connection
 
@@ -23,6 +23,14 @@ def subscribe(symbols: Sequence[str]) -> tuple[str, ...]:
         compact_json({"op": "subscribe", "args": batch})
         for batch in chunks(topics, TOPICS_PER_MESSAGE)
     )
+
+
+def refusal(frame: bytes | str) -> str | None:
+    """Bybit's failed request: ``{"success":false,"ret_msg":..,"op":"subscribe",..}``."""
+    message = json_object(frame)
+    if message is None or message.get("success") is not False:
+        return None
+    return f"{as_text(message.get('op'))}: {as_text(message.get('ret_msg'))}"
 
 
 def connections(instruments: Catalog) -> list[Connection]:
@@ -43,6 +51,7 @@ def connections(instruments: Catalog) -> list[Connection]:
                 keepalive_interval=20.0,
                 silence_timeout=60.0,
                 subscribe_pause=0.05,
+                refusal=refusal,
             )
         )
     return found

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import compact_json
+from purpleflea.venues._connection import as_text, compact_json, json_object, mentions
 from purpleflea.venues.deribit.constants import EXCHANGE
 from purpleflea.venues.venue import Connection
 
@@ -54,6 +54,16 @@ def answer(frame: bytes | str) -> str | None:
     return compact_json({"jsonrpc": "2.0", "id": 9, "method": "public/test", "params": {}})
 
 
+def refusal(frame: bytes | str) -> str | None:
+    """A JSON-RPC error reply: ``{"jsonrpc":"2.0","id":2,"error":{"code":..,"message":..}}``."""
+    if not mentions(frame, "error"):
+        return None  # every trade frame without a liquidation comes here
+    message = json_object(frame)
+    if message is None or message.get("error") is None:
+        return None
+    return as_text(message["error"])
+
+
 def connections(instruments: Catalog) -> list[Connection]:
     """One connection carrying every future's trades; the catalog is not needed."""
     del instruments
@@ -64,6 +74,7 @@ def connections(instruments: Catalog) -> list[Connection]:
             url=URL,
             subscribe=subscribe(),
             answer=answer,
+            refusal=refusal,
             silence_timeout=2.5 * HEARTBEAT_S,
         )
     ]

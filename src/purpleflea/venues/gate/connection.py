@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import compact_json
+from purpleflea.venues._connection import as_text, compact_json, json_object
 from purpleflea.venues.gate.constants import EXCHANGE
 from purpleflea.venues.gate.normalizer import CHANNEL
 from purpleflea.venues.venue import Connection
@@ -45,6 +45,20 @@ def ping(now: float | None = None) -> str:
     )
 
 
+def refusal(frame: bytes | str) -> str | None:
+    """Gate's reply with an ``error`` object (``{"code":2,"message":"unknown contract .."}``;
+    acks carry ``"error":null``) or a ``result`` of ``{"status":"failed"}``."""
+    message = json_object(frame)
+    if message is None:
+        return None
+    if message.get("error") is not None:
+        return as_text(message["error"])
+    result = message.get("result")
+    if isinstance(result, dict) and result.get("status") == "failed":
+        return as_text(message)
+    return None
+
+
 def connections(instruments: Catalog) -> list[Connection]:
     del instruments  # "!all" subscribes to every contract
     return [
@@ -57,6 +71,7 @@ def connections(instruments: Catalog) -> list[Connection]:
             keepalive_interval=20.0,
             silence_timeout=60.0,
             headers=(SIZE_DECIMAL,),
+            refusal=refusal,
         )
         for settle, url in URLS.items()
     ]

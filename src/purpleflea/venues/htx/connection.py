@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import compact_json
+from purpleflea.venues._connection import as_text, compact_json, json_object
 from purpleflea.venues._frame import gunzip
 from purpleflea.venues.htx.constants import EXCHANGE
 from purpleflea.venues.htx.normalizer import TOPIC_SUFFIX
@@ -64,6 +64,15 @@ def answer(frame: bytes | str) -> str | None:
     return None
 
 
+def refusal(frame: bytes | str) -> str | None:
+    """HTX's reply with a non-zero ``err-code`` (``{"op":"sub",..,"err-code":4001,
+    "err-msg":..}``; acks carry ``"err-code":0``), gzipped like every HTX frame."""
+    message = json_object(gunzip(EXCHANGE, frame) if isinstance(frame, bytes) else frame)
+    if message is None or message.get("err-code") in (None, 0, "0"):
+        return None
+    return f"{as_text(message['err-code'])}: {as_text(message.get('err-msg'))}"
+
+
 def connections(instruments: Catalog) -> list[Connection]:
     # HTX pings every few seconds and expects each answered; its pings feed the watchdog.
     def per_coin() -> tuple[str, ...]:
@@ -76,6 +85,7 @@ def connections(instruments: Catalog) -> list[Connection]:
             url=url,
             subscribe=per_coin if kind == "futures" else subscribe(),
             answer=answer,
+            refusal=refusal,
             silence_timeout=30.0,
             # HTX: "40 subscriptions at most can be sent in one second" on one connection.
             subscribe_pause=0.05 if kind == "futures" else 0.0,

@@ -26,6 +26,7 @@ import msgspec
 
 from purpleflea.model import VenueLiquidation
 from purpleflea.positions import MarginMode, MarketContext, Position, SeenTrade
+from purpleflea.venues._connection import as_text, json_object, mentions
 from purpleflea.venues._frame import FrameDecoder, FrameError, number, positive, timestamp_ms
 from purpleflea.venues.hyperliquid import open_interest
 from purpleflea.venues.hyperliquid.constants import EXCHANGE
@@ -203,6 +204,17 @@ def _user_liquidations(frame: bytes | str, account: str) -> list[VenueLiquidatio
     return normalize_user_events(frame, owner=account)
 
 
+def _refusal(frame: bytes | str) -> str | None:
+    """Hyperliquid's ``{"channel":"error","data":"Invalid subscription .."}`` (acks are
+    ``subscriptionResponse``, pongs ``{"channel":"pong"}``)."""
+    if not mentions(frame, "error"):
+        return None  # trades frames are large and many: skip the parse
+    message = json_object(frame)
+    if message is None or message.get("channel") != "error":
+        return None
+    return as_text(message.get("data"))
+
+
 # Hyperliquid docs, "For developers > API > Rate limits and user limits" (per IP address):
 # "REST requests share an aggregated weight limit of 1200 per minute"; info requests
 # "clearinghouseState" weigh 2 and "all other documented info requests have weight 20"
@@ -226,4 +238,5 @@ SAMPLING = PositionSampling(
     max_user_subscriptions=10,
     simulated=_simulated,
     parse_node_line=normalize_node_fills,
+    refusal=_refusal,
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import compact_json
+from purpleflea.venues._connection import compact_json, event_error
 from purpleflea.venues.okx.constants import EXCHANGE
 from purpleflea.venues.okx.normalizer import CHANNEL
 from purpleflea.venues.venue import Connection
@@ -32,5 +32,6 @@ def connections(instruments: Catalog) -> list[Connection]:
             keepalive="ping",
             keepalive_interval=20.0,
             silence_timeout=60.0,
+            refusal=event_error,
         )
     ]
