@@ -120,6 +120,39 @@ async def test_a_feed_gone_quiet_is_cut_once_per_silence() -> None:
     assert_exactly_delivered(run, spec, fake)
 
 
+async def test_answered_keepalives_do_not_pass_for_data() -> None:
+    # EXCHANGES.md trap 3: a Binance URL that completes the handshake and answers requests but
+    # sends no liquidation. Its LIST_SUBSCRIPTIONS answers keep the frame watchdog fed; the
+    # data watchdog cuts the connection anyway, and says why.
+    async with FakeExchange(dialect_for("binance_usdm"), []) as fake:
+        spec = spec_for(
+            "binance_usdm",
+            "binance_usdm",
+            fake.url,
+            keepalive_interval=0.1,
+            silence_timeout=0.5,
+            data_timeout=0.8,
+        )
+        async with Feeds([spec]) as run:
+            await run.wait_for(lambda: run.stats[spec.name].silent >= 1, timeout=10)
+    stats = run.stats[spec.name]
+    assert stats.last_error.startswith("silent: no liquidation for 0.8 s, only keepalive")
+    assert stats.frames >= 3  # answers came: only the data watchdog could have cut it
+
+
+async def test_a_slow_but_steady_feed_is_never_cut_by_the_data_watchdog() -> None:
+    frames = [binance_frame(i) for i in range(10)]
+    async with FakeExchange(dialect_for("binance_usdm"), frames, Faults(gap=0.2)) as fake:
+        spec = spec_for(
+            "binance_usdm", "binance_usdm", fake.url, silence_timeout=5.0, data_timeout=0.5
+        )
+        async with Feeds([spec]) as run:
+            await fake.wait_drained(timeout=10)
+            await run.wait_for(lambda: len(run.received) == 10)
+    assert run.stats[spec.name].silent == 0
+    assert fake.connections == 1
+
+
 async def _received_burst(sent: list[Any]) -> tuple[ClientConnection, list[str | bytes]]:
     """A client connection to a server that sent ``sent`` at once, and the first message."""
 

@@ -316,7 +316,7 @@ async def _session(
         if spec.keepalive
         else None
     )
-    watchdog = Watchdog(spec.silence_timeout)
+    watchdog = Watchdog(spec.silence_timeout, spec.data_timeout)
     try:
         async with asyncio.timeout(None) as scope:
             watchdog.start(scope)
@@ -338,12 +338,18 @@ async def _session(
                             if reply is not None:
                                 await ws.send(reply)
                                 continue
-                        _deliver(frame, received_at, now, spec, sink, stats, deduper)
+                        if _deliver(frame, received_at, now, spec, sink, stats, deduper):
+                            watchdog.last_data = now
             finally:
                 watchdog.cancel()
     except TimeoutError:
         if not watchdog.expired:
             raise  # not the watchdog's: reported as a timeout, as before
+        if watchdog.expired_by == "data":
+            raise SilentConnection(
+                f"no liquidation for {spec.data_timeout:g} s, only keepalive answers "
+                "(connected but sending no data)"
+            ) from None
         raise SilentConnection(
             f"no frame for {spec.silence_timeout:g} s (connected but silent)"
         ) from None
@@ -373,10 +379,11 @@ def _deliver(
     sink: Sink,
     stats: ConnectionStats,
     deduper: Deduper,
-) -> None:
+) -> bool:
     """Normalize one frame and hand its new, sized events to ``sink``, counting the rest.
     ``received_at``: wall ms of the wakeup that took the frame; ``now``: its monotonic time
-    (the dedupe's clock)."""
+    (the dedupe's clock). True when the frame carried events (new or not): the venue is
+    sending data, which is what the data watchdog waits for."""
     try:
         events = spec.normalize(frame)
     except FrameError as exc:
@@ -384,18 +391,18 @@ def _deliver(
         stats.errors["malformed_frame"] += 1
         stats.last_error = str(exc)
         log.debug("%s: skipped frame: %s", spec.name, exc)
-        return
+        return False
     except Exception as exc:  # a normalizer bug: count it loudly, keep the connection
         stats.malformed += 1
         stats.errors["normalizer_error"] += 1
         stats.last_error = f"normalizer_error: {exc!r}"
         log.exception("%s: normalizer failed on a frame: %.200r", spec.name, frame)
-        return
+        return False
     if not events:
         # Acks, pongs and heartbeats give no events; so does a refusal, which is the one
         # that must not pass as calm. Asked only here: event frames never pay for it.
         _refused(spec, frame, stats)
-        return
+        return False
     for event in events:
         if event.quantity is None or event.size_usd is None:
             # Never publish a guessed size: the catalog lacks this contract (yet).
@@ -414,6 +421,7 @@ def _deliver(
             stats.errors["sink_error"] += 1
             stats.last_error = f"sink_error: {exc!r}"
             log.exception("%s: event sink failed", spec.name)
+    return True
 
 
 def _refused(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> None:

@@ -13,7 +13,14 @@ import time
 
 class Watchdog:
     """Ends a session's receive loop (its ``asyncio.timeout`` scope) once no frame arrived for
-    ``timeout`` seconds; the loop stamps :attr:`last_frame` (monotonic) on every frame.
+    ``timeout`` seconds, or, with ``data_timeout``, once no frame carried an event for that
+    long; the loop stamps :attr:`last_frame` (monotonic) on every frame and :attr:`last_data`
+    on every frame with events.
+
+    The second clock is for a venue whose keepalive is answered by a server that sends no
+    data (EXCHANGES.md trap 3: Binance's decommissioned URLs and restricted regions complete
+    the handshake and stay silent): its answers keep ``last_frame`` fresh, so only the data
+    says the connection is useless.
 
     One timer per silence period, not one per frame: an ``asyncio.timeout`` around each
     ``recv`` scheduled and cancelled a timer handle per frame, about a tenth of the tracker's
@@ -21,30 +28,49 @@ class Watchdog:
     time and either expires the scope or sleeps until that frame's deadline.
     """
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, data_timeout: float | None = None) -> None:
         self.timeout = timeout
+        self.data_timeout = data_timeout
         #: When the last frame arrived (``time.monotonic()``); silence is counted from it.
         self.last_frame = time.monotonic()
-        #: True once the watchdog ended the loop (its TimeoutError is a silent connection).
-        self.expired = False
+        #: When the last frame with events arrived (only read with ``data_timeout``).
+        self.last_data = self.last_frame
+        #: Why the watchdog ended the loop: "" (it did not), "frame" or "data".
+        self.expired_by = ""
         self._scope: asyncio.Timeout | None = None
         self._handle: asyncio.TimerHandle | None = None
+
+    @property
+    def expired(self) -> bool:
+        """True once the watchdog ended the loop (its TimeoutError is a silent connection)."""
+        return bool(self.expired_by)
 
     def start(self, scope: asyncio.Timeout) -> None:
         """Watch the loop under ``scope``; silence is counted from now."""
         self._scope = scope
-        self.last_frame = time.monotonic()
-        self._handle = asyncio.get_running_loop().call_later(self.timeout, self._check)
+        self.last_frame = self.last_data = time.monotonic()
+        self._handle = asyncio.get_running_loop().call_later(self._due_in(), self._check)
+
+    def _due_in(self) -> float:
+        """Seconds until the earlier of the two deadlines (<= 0: due)."""
+        now = time.monotonic()
+        due = self.timeout - (now - self.last_frame)
+        if self.data_timeout is not None:
+            due = min(due, self.data_timeout - (now - self.last_data))
+        return due
 
     def _check(self) -> None:
         assert self._scope is not None
         loop = asyncio.get_running_loop()
-        silent_for = time.monotonic() - self.last_frame
-        if silent_for >= self.timeout:
-            self.expired = True
-            self._scope.reschedule(loop.time())  # due now: cancels the receive loop's await
+        now = time.monotonic()
+        if now - self.last_frame >= self.timeout:
+            self.expired_by = "frame"
+        elif self.data_timeout is not None and now - self.last_data >= self.data_timeout:
+            self.expired_by = "data"
         else:
-            self._handle = loop.call_later(self.timeout - silent_for, self._check)
+            self._handle = loop.call_later(self._due_in(), self._check)
+            return
+        self._scope.reschedule(loop.time())  # due now: cancels the receive loop's await
 
     def cancel(self) -> None:
         if self._handle is not None:

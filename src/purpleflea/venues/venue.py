@@ -77,6 +77,10 @@ class Connection:
     #: Reads the exchange's error replies: a refused subscription leaves the socket open and
     #: quiet, so the runner counts and logs each refusal instead of reading it as calm.
     refusal: Refusal | None = None
+    #: Seconds without a frame that carries a liquidation before the connection counts as
+    #: silent, beside ``silence_timeout`` (any frame): for a venue whose keepalive is answered
+    #: by servers that send no data (EXCHANGES.md trap 3, Binance). None: not watched.
+    data_timeout: float | None = None
 
 
 #: The connections of one exchange, given its live instrument catalog (a mapping whose

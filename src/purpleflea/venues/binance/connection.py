@@ -29,6 +29,12 @@ LIST_ID = 2
 KEEPALIVE = compact_json({"method": "LIST_SUBSCRIPTIONS", "id": LIST_ID})
 KEEPALIVE_INTERVAL = 30.0
 SILENCE_TIMEOUT = 3 * KEEPALIVE_INTERVAL
+# Trap 3: a decommissioned URL or a restricted region completes the handshake and may answer
+# requests while sending no liquidation. The answers keep the connection "alive", so the data
+# has its own watchdog, as long as the snapshot stream's quietest stretches (the watchdog's
+# values before the keepalive; COIN-M lists far fewer contracts).
+USDM_DATA_TIMEOUT = 300.0
+COINM_DATA_TIMEOUT = 900.0
 
 
 def refusal(frame: bytes | str) -> str | None:
@@ -49,7 +55,7 @@ def refusal(frame: bytes | str) -> str | None:
     return None
 
 
-def _connection(exchange: str, url: str) -> Connection:
+def _connection(exchange: str, url: str, data_timeout: float) -> Connection:
     return Connection(
         exchange,
         exchange,
@@ -59,14 +65,15 @@ def _connection(exchange: str, url: str) -> Connection:
         keepalive_interval=KEEPALIVE_INTERVAL,
         silence_timeout=SILENCE_TIMEOUT,
         refusal=refusal,
+        data_timeout=data_timeout,
     )
 
 
 def usdm_connections(instruments: Catalog) -> list[Connection]:
     del instruments  # one stream carries every symbol
-    return [_connection(USDM, USDM_URL)]
+    return [_connection(USDM, USDM_URL, USDM_DATA_TIMEOUT)]
 
 
 def coinm_connections(instruments: Catalog) -> list[Connection]:
     del instruments
-    return [_connection(COINM, COINM_URL)]
+    return [_connection(COINM, COINM_URL, COINM_DATA_TIMEOUT)]
