@@ -146,7 +146,11 @@ class FakeBinance:
             self.subscribers.add(ws)
             self.subscribed.set()
             try:
-                await ws.wait_closed()
+                # The tracker's keepalive asks LIST_SUBSCRIPTIONS every 30 s: answer as Binance.
+                async for request in ws:
+                    asked = json.loads(request)
+                    if asked.get("method") == "LIST_SUBSCRIPTIONS":
+                        await ws.send(json.dumps({"result": [STREAM], "id": asked.get("id")}))
             finally:
                 self.subscribers.discard(ws)
                 if not self.subscribers:
