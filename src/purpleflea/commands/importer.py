@@ -31,12 +31,15 @@ from purpleflea.history_io import BadRow, Parsed, PriceFallback
 from purpleflea.model import Liquidation
 from purpleflea.progress import Progress
 from purpleflea.store.sqlite import SQLiteStore
+from purpleflea.venues import registry
 
 DB_NAME = "purpleflea.sqlite"
 FORMAT_CHOICES = ("auto", *history_io.FORMATS, "parquet")
 #: Bad rows printed per file (all are counted).
 SHOWN_BAD = 10
 _BATCH = 5_000
+#: Exchanges whose live ids spell numbers as the frame wrote them, by exchange.
+SPELLED_IDS = registry.spelled_ids()
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -204,6 +207,20 @@ def _time_ordered(fmt: str, events: list[Liquidation]) -> list[Liquidation]:
     return sorted(events, key=lambda event: event.ts)
 
 
+def _stored_as_spelled(store: SQLiteStore, events: list[Liquidation]) -> set[str]:
+    """Ids of ``events`` whose live copy is stored under another spelling of its numbers (a
+    price the frame padded to its tick: ``82396.90`` live, ``82396.9`` recorded)."""
+    found: set[str] = set()
+    for event in events:
+        rule = SPELLED_IDS.get(event.exchange)
+        if rule is None:
+            continue
+        candidates = store.ids_starting_with(rule.prefix(event.id))
+        if any(rule.same(event.id, stored) for stored in candidates):
+            found.add(event.id)
+    return found
+
+
 async def _store_file(
     store: SQLiteStore, report: FileReport, parsed: Parsed, skip_bad: bool
 ) -> None:
@@ -215,6 +232,7 @@ async def _store_file(
         unique.setdefault(event.id, event)
     report.repeated_in_file = len(parsed.events) - len(unique)
     stored = store.stored_ids(list(unique))
+    stored |= _stored_as_spelled(store, [e for i, e in unique.items() if i not in stored])
     report.stored_before = len(stored)
     fresh = _time_ordered(report.format, [e for i, e in unique.items() if i not in stored])
     seq = await store.last_seq()

@@ -26,6 +26,7 @@ from purpleflea.venues.venue import (
     RecorderFormat,
     RepairSource,
     SimListing,
+    SpelledIds,
     TardisReader,
     Venue,
 )
@@ -140,6 +141,16 @@ def tardis_readers() -> dict[str, TardisReader]:
         for venue in VENUES
         if not isinstance(venue.history, Absent)
         for tardis_id, read in venue.history.tardis.items()
+    }
+
+
+def spelled_ids() -> dict[str, SpelledIds]:
+    """Exchanges whose live ids spell numbers as the frame did, and how to match them."""
+    return {
+        rule.exchange: rule
+        for venue in VENUES
+        if not isinstance(venue.history, Absent)
+        for rule in venue.history.spelled_ids
     }
 
 

@@ -186,6 +186,8 @@ class TardisRow(NamedTuple):
     amount: float
     #: ``amount`` as written (ids use its canonical spelling).
     amount_text: str
+    #: ``price`` as written.
+    price_text: str
     ts: int
     #: Tardis's ``id`` column, or the timestamp text when it is empty.
     ref: str
@@ -212,12 +214,27 @@ class RecorderFormat:
 
 
 @dataclass(frozen=True)
+class SpelledIds:
+    """Live ids that spell a frame's numbers as the exchange wrote them, which a recorded row
+    cannot always rebuild: Bybit pads a price to its tick (``"p":"82396.90"``), Tardis writes
+    the number (``82396.9``). A recorded event's id spells them canonically; the importer finds
+    its live copy among the stored ids that share the part no spelling changes."""
+
+    exchange: str
+    #: The start of an id that does not depend on how numbers are spelled.
+    prefix: Callable[[str], str]
+    #: Whether two ids of one prefix name the same event (their numbers are equal).
+    same: Callable[[str, str], bool]
+
+
+@dataclass(frozen=True)
 class History:
     """How recorded liquidation history of this venue becomes events with the live ids."""
 
     #: Tardis exchange id (``binance-futures``) -> reader of its rows.
     tardis: Mapping[str, TardisReader]
     recorders: tuple[RecorderFormat, ...] = ()
+    spelled_ids: tuple[SpelledIds, ...] = ()
 
 
 class RepairPage(NamedTuple):
