@@ -19,8 +19,12 @@ price and ``size_usd`` can so differ from the live copy's by the order's slack (
 2023-11-01: p 35,100.81 against ap 34,959.70, 0.4 %); the row has no fill price to use
 instead. Both copies share one id, so the one stored first is kept.
 
-USD-M events get the id the live normalizer gives the same event (``binance_usdm:{symbol}:
-{T}:{S}``, see ``normalizer._id_prefix``), so a recorded and a live copy of one event dedupe.
+USD-M and COIN-M events get the id the live normalizer gives the same event (``binance_usdm:
+{symbol}:{T}:{S}``, see ``normalizer._id_prefix``; ``binance_coinm:{symbol}:{T}:{S}:{z}``), so
+a recorded and a live copy of one event dedupe. Tardis's ``amount`` is ``o.z``, but
+tardis-node's mapper read ``o.l`` (the order's last fill) from 2023-10-25 to 2025-04-25
+(commits 1518819, 89233c0): in a file made with it, a row of an order filled in several parts
+is smaller than the live event, and a COIN-M one gets another id (``z`` is in it).
 Market names, quotes and the COIN-M contract rule (BTC 100 USD, others 10 USD) are the
 normalizer's own functions.
 """
@@ -29,7 +33,14 @@ from __future__ import annotations
 
 from purpleflea.model import NO_INSTRUMENTS, Side, VenueLiquidation
 from purpleflea.venues import symbols
-from purpleflea.venues._rows import RowError, integer, number, positive, tardis_liquidation
+from purpleflea.venues._rows import (
+    RowError,
+    canonical_quantity,
+    integer,
+    number,
+    positive,
+    tardis_liquidation,
+)
 from purpleflea.venues._rows import timestamp_ms as row_timestamp_ms
 from purpleflea.venues._units import from_coins, from_usd, liquidation
 from purpleflea.venues.binance.constants import COINM, USD_QUOTES, USDM
@@ -38,6 +49,7 @@ from purpleflea.venues.binance.normalizer import (
     _id_prefix,
     _usdm_market,
     coinm_contract_usd,
+    coinm_event_id,
 )
 from purpleflea.venues.venue import History, PriceFallback, RecorderFormat, TardisRow
 
@@ -120,10 +132,14 @@ def read_tardis_usdm(row: TardisRow) -> VenueLiquidation:
 
 
 def read_tardis_coinm(row: TardisRow) -> VenueLiquidation:
-    """Tardis ``binance-delivery``: ``amount`` in contracts of the COIN-M rule's USD."""
+    """Tardis ``binance-delivery``: ``amount`` in contracts of the COIN-M rule's USD; the live
+    normalizer's id (``z`` is a whole number of contracts, which Binance writes ``"3"``)."""
     usd = row.amount * coinm_contract_usd(row.symbol, NO_INSTRUMENTS)
+    live_id = coinm_event_id(
+        row.symbol, row.ts, row.order_side.upper(), canonical_quantity(row.amount_text)
+    )
     return tardis_liquidation(
-        COINM, _coinm_market(row.symbol), row, from_usd(COINM, usd, row.price)
+        COINM, _coinm_market(row.symbol), row, from_usd(COINM, usd, row.price), id=live_id
     )
 
 
