@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from purpleflea.commands import importer
 from purpleflea.history_io import parse_tardis
+from purpleflea.store.sqlite import SQLiteStore
 from purpleflea.venues.binance import normalize_coinm, normalize_usdm
+from tests.events import stored_live
 
 HEADER = "exchange,symbol,timestamp,local_timestamp,id,side,price,amount"
 
@@ -54,3 +59,20 @@ def test_a_usdm_row_is_the_live_event_but_for_the_price() -> None:
         live.ts,
     )
     assert (recorded.price, live.price) == (4793.91, 4706.04)  # o.p, o.ap: 1.9 % apart
+
+
+async def test_a_coinm_row_of_the_last_fill_finds_its_live_copy(tmp_path: Path) -> None:
+    # The recorded order as if filled in two parts (l 1 of z 3): a file tardis-node mapped
+    # while it read o.l has amount 1, so the row rebuilds ...:SELL:1, not the live ...:SELL:3.
+    frame = COINM_FRAME.replace(b'"l":"3"', b'"l":"1"')
+    store = SQLiteStore(tmp_path / importer.DB_NAME)
+    try:
+        await store.append(stored_live(normalize_coinm(frame), 1594622954100))
+    finally:
+        await store.close()
+    last_fill = COINM_ROW.rpartition(",")[0] + ",1"
+    later = last_fill.replace("1594622954021000", "1594622955021000")  # another second's
+    path = tmp_path / "delivery.csv"
+    path.write_text("\n".join([HEADER, last_fill, later]) + "\n")
+    [report] = await importer.import_files([path], tmp_path)
+    assert (report.new, report.stored_before) == (1, 1)

@@ -10,6 +10,7 @@ from purpleflea.model import Liquidation, VenueLiquidation
 from purpleflea.store.sqlite import SQLiteStore
 from purpleflea.venues import bybit
 from purpleflea.venues.bybit.history import same_event
+from tests.events import stored_live
 
 HEADER = "exchange,symbol,timestamp,local_timestamp,id,side,price,amount"
 
@@ -93,23 +94,7 @@ def test_two_equal_rows_of_one_message_are_two_events_numbered_as_live() -> None
 
 async def test_importing_rows_overlapping_live_events_stores_each_once(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / importer.DB_NAME)
-    live = [
-        Liquidation(
-            id=e.id,
-            seq=seq,
-            exchange=e.exchange,
-            symbol=e.symbol,
-            market=e.market,
-            side=e.side,
-            price=e.price,
-            quantity=e.quantity or 0.0,
-            size_usd=e.size_usd or 0.0,
-            ts=e.ts or 0,
-            received_at=1791565601500,
-            coverage="complete",
-        )
-        for seq, e in enumerate(bybit.normalize(BTC_FRAME) + bybit.normalize(PIPPIN_FRAME), 1)
-    ]
+    live = stored_live(bybit.normalize(BTC_FRAME) + bybit.normalize(PIPPIN_FRAME), 1791565601500)
     try:
         await store.append(live)
     finally:

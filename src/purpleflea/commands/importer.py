@@ -38,8 +38,8 @@ FORMAT_CHOICES = ("auto", *history_io.FORMATS, "parquet")
 #: Bad rows printed per file (all are counted).
 SHOWN_BAD = 10
 _BATCH = 5_000
-#: Exchanges whose live ids spell numbers as the frame wrote them, by exchange.
-SPELLED_IDS = registry.spelled_ids()
+#: How to find a recorded event's live copy stored under another id, by exchange.
+LIVE_ID_MATCHES = registry.live_id_matches()
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -207,12 +207,13 @@ def _time_ordered(fmt: str, events: list[Liquidation]) -> list[Liquidation]:
     return sorted(events, key=lambda event: event.ts)
 
 
-def _stored_as_spelled(store: SQLiteStore, events: list[Liquidation]) -> set[str]:
-    """Ids of ``events`` whose live copy is stored under another spelling of its numbers (a
-    price the frame padded to its tick: ``82396.90`` live, ``82396.9`` recorded)."""
+def _stored_under_another_id(store: SQLiteStore, events: list[Liquidation]) -> set[str]:
+    """Ids of ``events`` whose live copy is stored under an id the recorded row could not
+    rebuild exactly (a price the frame padded to its tick: ``82396.90`` live, ``82396.9``
+    recorded), as the exchange's :class:`~purpleflea.venues.venue.LiveIdMatch` tells."""
     found: set[str] = set()
     for event in events:
-        rule = SPELLED_IDS.get(event.exchange)
+        rule = LIVE_ID_MATCHES.get(event.exchange)
         if rule is None:
             continue
         candidates = store.ids_starting_with(rule.prefix(event.id))
@@ -232,7 +233,7 @@ async def _store_file(
         unique.setdefault(event.id, event)
     report.repeated_in_file = len(parsed.events) - len(unique)
     stored = store.stored_ids(list(unique))
-    stored |= _stored_as_spelled(store, [e for i, e in unique.items() if i not in stored])
+    stored |= _stored_under_another_id(store, [e for i, e in unique.items() if i not in stored])
     report.stored_before = len(stored)
     fresh = _time_ordered(report.format, [e for i, e in unique.items() if i not in stored])
     seq = await store.last_seq()

@@ -20,13 +20,13 @@ from purpleflea.venues.venue import (
     Absent,
     CatalogSource,
     Exchange,
+    LiveIdMatch,
     Normalizer,
     PollSource,
     PositionSampling,
     RecorderFormat,
     RepairSource,
     SimListing,
-    SpelledIds,
     TardisReader,
     Venue,
 )
@@ -144,13 +144,14 @@ def tardis_readers() -> dict[str, TardisReader]:
     }
 
 
-def spelled_ids() -> dict[str, SpelledIds]:
-    """Exchanges whose live ids spell numbers as the frame did, and how to match them."""
+def live_id_matches() -> dict[str, LiveIdMatch]:
+    """How to find the live copy of a recorded event whose live id a row cannot rebuild
+    exactly, by exchange."""
     return {
         rule.exchange: rule
         for venue in VENUES
         if not isinstance(venue.history, Absent)
-        for rule in venue.history.spelled_ids
+        for rule in venue.history.live_id_matches
     }
 
 

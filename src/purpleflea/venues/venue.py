@@ -214,16 +214,17 @@ class RecorderFormat:
 
 
 @dataclass(frozen=True)
-class SpelledIds:
-    """Live ids that spell a frame's numbers as the exchange wrote them, which a recorded row
-    cannot always rebuild: Bybit pads a price to its tick (``"p":"82396.90"``), Tardis writes
-    the number (``82396.9``). A recorded event's id spells them canonically; the importer finds
-    its live copy among the stored ids that share the part no spelling changes."""
+class LiveIdMatch:
+    """How to recognise the live copy of a recorded event whose live id carries a number the
+    recorded row gives back only by value or not at all: Bybit pads a price to its tick
+    (``"p":"82396.90"``) where Tardis writes ``82396.9``; a Tardis COIN-M row's amount was the
+    order's last fill for a time, where the live id has its total. The importer looks among the
+    stored ids that share the part the row does rebuild."""
 
     exchange: str
-    #: The start of an id that does not depend on how numbers are spelled.
+    #: The start of an id that the recorded row rebuilds exactly.
     prefix: Callable[[str], str]
-    #: Whether two ids of one prefix name the same event (their numbers are equal).
+    #: Whether two ids of one prefix name the same event.
     same: Callable[[str, str], bool]
 
 
@@ -234,7 +235,7 @@ class History:
     #: Tardis exchange id (``binance-futures``) -> reader of its rows.
     tardis: Mapping[str, TardisReader]
     recorders: tuple[RecorderFormat, ...] = ()
-    spelled_ids: tuple[SpelledIds, ...] = ()
+    live_id_matches: tuple[LiveIdMatch, ...] = ()
 
 
 class RepairPage(NamedTuple):

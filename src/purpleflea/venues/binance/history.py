@@ -24,7 +24,10 @@ USD-M and COIN-M events get the id the live normalizer gives the same event (``b
 a recorded and a live copy of one event dedupe. Tardis's ``amount`` is ``o.z``, but
 tardis-node's mapper read ``o.l`` (the order's last fill) from 2023-10-25 to 2025-04-25
 (commits 1518819, 89233c0): in a file made with it, a row of an order filled in several parts
-is smaller than the live event, and a COIN-M one gets another id (``z`` is in it).
+is smaller than the live event, and a COIN-M one rebuilds another id (``z`` is in it). Symbol,
+``T`` and side alone name a liquidation (one per symbol per second, see
+``normalizer._id_prefix``), so the importer finds that live copy by them
+(:data:`COINM_LIVE_ID_MATCH`).
 Market names, quotes and the COIN-M contract rule (BTC 100 USD, others 10 USD) are the
 normalizer's own functions.
 """
@@ -51,7 +54,13 @@ from purpleflea.venues.binance.normalizer import (
     coinm_contract_usd,
     coinm_event_id,
 )
-from purpleflea.venues.venue import History, PriceFallback, RecorderFormat, TardisRow
+from purpleflea.venues.venue import (
+    History,
+    LiveIdMatch,
+    PriceFallback,
+    RecorderFormat,
+    TardisRow,
+)
 
 _ORDER_SIDES: dict[str, Side] = {"SELL": "long", "BUY": "short"}
 
@@ -143,7 +152,22 @@ def read_tardis_coinm(row: TardisRow) -> VenueLiquidation:
     )
 
 
+def coinm_id_prefix(event_id: str) -> str:
+    """``binance_coinm:{s}:{T}:{S}:``: the id without its filled contracts."""
+    head, colon, _ = event_id.rpartition(":")
+    return f"{head}:" if colon and head.count(":") == 3 else event_id
+
+
+def same_coinm_event(one: str, other: str) -> bool:
+    """Two COIN-M ids of one symbol, ``T`` and side name one liquidation, whatever their ``z``."""
+    prefix = coinm_id_prefix(one)
+    return prefix != one and prefix == coinm_id_prefix(other)
+
+
+COINM_LIVE_ID_MATCH = LiveIdMatch(COINM, coinm_id_prefix, same_coinm_event)
+
 HISTORY = History(
     tardis={"binance-futures": read_tardis_usdm, "binance-delivery": read_tardis_coinm},
     recorders=(RecorderFormat("binance-csv", read_recorder_row, looks_like_recorder_row),),
+    live_id_matches=(COINM_LIVE_ID_MATCH,),
 )

@@ -8,8 +8,8 @@ side ``S`` turned into the order side (``Buy`` -> ``sell``), ``Number(v)`` as th
 numbers: Bybit pads a price to its tick (BTCUSDT ``"p":"82396.90"``, recorded 2026-10-09), the
 row has ``82396.9``. The recorded id spells them canonically (no trailing zeros, no exponent),
 which is the live id whenever Bybit wrote no padding (``"v":"2846","p":"0.02456"``, recorded
-2025-02-25); otherwise the importer finds the live copy by :data:`SPELLED`: same symbol, time
-and side, equal size and price.
+2025-02-25); otherwise the importer finds the live copy by :data:`LIVE_ID_MATCH`: same symbol,
+time and side, equal size and price.
 
 Rows of the legacy ``liquidation.{symbol}`` topic (2023-04-05 to 2025-02-25) are timed by the
 message's ``ts``, ours by its ``data.updatedTime``; the recorded frames have them equal.
@@ -24,7 +24,7 @@ from purpleflea.venues._rows import canonical_quantity, tardis_liquidation
 from purpleflea.venues._units import from_coins, from_usd
 from purpleflea.venues.bybit.constants import EXCHANGE
 from purpleflea.venues.bybit.normalizer import event_id, market
-from purpleflea.venues.venue import History, SpelledIds, TardisRow
+from purpleflea.venues.venue import History, LiveIdMatch, TardisRow
 
 # The position side Bybit writes in S, by the side we store.
 _POSITION_SIDES = {"long": "Buy", "short": "Sell"}
@@ -72,6 +72,6 @@ def same_event(one: str, other: str) -> bool:
     return first is not None and first == second
 
 
-SPELLED = SpelledIds(EXCHANGE, live_id_prefix, same_event)
+LIVE_ID_MATCH = LiveIdMatch(EXCHANGE, live_id_prefix, same_event)
 
-HISTORY = History(tardis={"bybit": read_tardis}, spelled_ids=(SPELLED,))
+HISTORY = History(tardis={"bybit": read_tardis}, live_id_matches=(LIVE_ID_MATCH,))
