@@ -107,3 +107,10 @@ async def test_importing_rows_overlapping_live_events_stores_each_once(tmp_path:
     assert (report.rows, report.new, report.stored_before) == (4, 1, 3)
     [report] = await importer.import_files([path], tmp_path)
     assert (report.new, report.stored_before) == (0, 4)
+
+
+def test_numbers_written_with_an_exponent_are_spelled_as_bybit_writes_them() -> None:
+    # JavaScript writes a number under 1e-6 with an exponent; Bybit's frames never do.
+    row = "bybit,BABYUSDT,1740480207110000,1740480207578000,,sell,1.5e-7,2e+6"
+    [recorded] = parse_tardis([HEADER, row], source="bybit.csv").events
+    assert recorded.id == "bybit:BABYUSDT:1740480207110:Buy:2000000:0.00000015"
