@@ -114,3 +114,13 @@ def test_numbers_written_with_an_exponent_are_spelled_as_bybit_writes_them() -> 
     row = "bybit,BABYUSDT,1740480207110000,1740480207578000,,sell,1.5e-7,2e+6"
     [recorded] = parse_tardis([HEADER, row], source="bybit.csv").events
     assert recorded.id == "bybit:BABYUSDT:1740480207110:Buy:2000000:0.00000015"
+
+
+def test_a_row_with_a_bybit_record_id_keeps_it() -> None:
+    # Rows before 2023-04-05 may come from Bybit's REST liquidation records (tardis-node's
+    # BybitLiquidationsMapper, 'generated' messages), which have ids; no live copy exists. The
+    # values are a BTCUSD liquidation recorded 2022-03-06 (a public gist), the id made up.
+    row = "bybit,BTCUSD,1646584807379000,1646584807500000,12345,sell,38931.5,50000"
+    [recorded] = parse_tardis([HEADER, row], source="bybit.csv").events
+    assert recorded.id == "bybit:BTCUSD:12345:sell:50000"
+    assert (recorded.side, recorded.size_usd) == ("long", 50_000.0)

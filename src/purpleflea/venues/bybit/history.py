@@ -11,6 +11,8 @@ which is the live id whenever Bybit wrote no padding (``"v":"2846","p":"0.02456"
 2025-02-25); otherwise the importer finds the live copy by :data:`LIVE_ID_MATCH`: same symbol,
 time and side, equal size and price.
 
+A row with an id in Tardis's ``id`` column is one of Bybit's REST liquidation records, which
+Tardis polled before 2023-04-05: it keeps the generic id of that id, as no live copy exists.
 Rows of the legacy ``liquidation.{symbol}`` topic (2023-04-05 to 2025-02-25) are timed by the
 message's ``ts``, ours by its ``data.updatedTime``; the recorded frames have them equal.
 """
@@ -37,6 +39,10 @@ def read_tardis(row: TardisRow) -> VenueLiquidation:
         sizes = from_usd(EXCHANGE, row.amount, row.price)
     else:
         sizes = from_coins(EXCHANGE, row.amount, row.price)
+    if row.trade_id:
+        # Before 2023-04-05 Tardis polled Bybit's REST liquidation records, which have ids;
+        # the live feed has none, and no live copy can exist.
+        return tardis_liquidation(EXCHANGE, name, row, sizes)
     live_id = event_id(
         row.symbol,
         row.ts,
