@@ -36,7 +36,14 @@ import msgspec
 from purpleflea.model import Liquidation, Side, VenueLiquidation
 from purpleflea.venues import registry
 from purpleflea.venues._ids import told_apart
-from purpleflea.venues._rows import RowError, canonical_quantity, integer, positive, timestamp_ms
+from purpleflea.venues._rows import (
+    RowError,
+    canonical_quantity,
+    integer,
+    positive,
+    tardis_event_id,
+    timestamp_ms,
+)
 from purpleflea.venues.venue import PriceFallback, RecorderFormat, TardisReader, TardisRow
 
 #: A format name: ``tardis``, a venue recorder's (:data:`RECORDER_FORMATS`), ``purpleflea-csv``.
@@ -79,6 +86,10 @@ class Parsed:
     bad: list[BadRow] = field(default_factory=list)
     ignored: int = 0
     rows: int = 0
+    #: Event id -> the id an earlier version gave the same Tardis row (the generic
+    #: :func:`~purpleflea.venues._rows.tardis_event_id`, before the row rebuilt the live id):
+    #: an event stored under it is already stored.
+    earlier_ids: dict[str, str] = field(default_factory=dict)
 
 
 # -- a venue's recorder CSV ---------------------------------------------------------------
@@ -129,7 +140,8 @@ def parse_recorder_csv(
 # -- tardis normalized liquidations -------------------------------------------------------
 
 
-def _tardis_row(row: dict[str, str]) -> Liquidation:
+def _tardis_row(row: dict[str, str]) -> tuple[Liquidation, str]:
+    """The row's event, and the generic id earlier versions gave it."""
     tardis_exchange = row["exchange"].strip()
     read = TARDIS_EXCHANGES.get(tardis_exchange)
     if read is None:
@@ -153,12 +165,11 @@ def _tardis_row(row: dict[str, str]) -> Liquidation:
     received_at = integer("local_timestamp", local) // 1000 if local else ts
     trade_id = row["id"].strip()
     ref = trade_id or row["timestamp"].strip()
-    found = read(
-        TardisRow(
-            symbol, order_side, side, price, amount, amount_text, price_text, ts, ref, trade_id
-        )
+    tardis_row = TardisRow(
+        symbol, order_side, side, price, amount, amount_text, price_text, ts, ref, trade_id
     )
-    return _event(found, received_at)
+    found = read(tardis_row)
+    return _event(found, received_at), tardis_event_id(found.exchange, tardis_row)
 
 
 def parse_tardis(lines: Iterable[str], *, source: str) -> Parsed:
@@ -174,10 +185,12 @@ def parse_tardis(lines: Iterable[str], *, source: str) -> Parsed:
     message_time: str | None = None
     for line, fields in _records(lines, source, (*TARDIS_COLUMNS, "amount"), parsed):
         try:
-            event = _tardis_row(fields)
+            event, earlier_id = _tardis_row(fields)
         except ValueError as exc:  # RowError, or FrameError from a venue's size checks
             parsed.bad.append(BadRow(source, line, str(exc)))
             continue
+        if earlier_id != event.id:
+            parsed.earlier_ids[event.id] = earlier_id
         local = fields["local_timestamp"].strip()
         if local != message_time:
             parsed.events.extend(told_apart(message))
