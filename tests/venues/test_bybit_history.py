@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from purpleflea.commands import importer
 from purpleflea.history_io import parse_tardis
 from purpleflea.model import Liquidation, VenueLiquidation
@@ -124,3 +126,27 @@ def test_a_row_with_a_bybit_record_id_keeps_it() -> None:
     [recorded] = parse_tardis([HEADER, row], source="bybit.csv").events
     assert recorded.id == "bybit:BTCUSD:12345:sell:50000"
     assert (recorded.side, recorded.size_usd) == ("long", 50_000.0)
+
+
+@pytest.mark.parametrize(
+    ("symbol", "v", "p"),
+    [
+        ("SHIB1000USDT", "52000", "0.01234"),  # 1,000 SHIB a unit, behind the coin
+        ("1000PEPEUSDT", "80000", "0.009870"),  # in front; a price padded to its tick
+        ("BTCUSD", "12000", "95000.50"),  # inverse: USD
+        ("BTCUSDZ24", "3000", "101000.00"),  # inverse, dated by month code
+        ("BTC-27DEC24", "0.250", "99000"),  # linear, dated
+        ("BTCPERP", "0.5", "97000.1"),  # USDC linear
+    ],
+)
+def test_every_symbol_shape_imports_as_the_live_event(symbol: str, v: str, p: str) -> None:
+    # Constructed in the recorded allLiquidation shape; the row as tardis-node writes it.
+    frame = (
+        f'{{"topic":"allLiquidation.{symbol}","type":"snapshot","ts":1733000000500,"data":['
+        f'{{"T":1733000000123,"s":"{symbol}","S":"Sell","v":"{v}","p":"{p}"}}]}}'
+    )
+    [live] = bybit.normalize(frame)
+    row = f"bybit,{symbol},1733000000123000,1733000000500000,,buy,{float(p)!r},{float(v)!r}"
+    [recorded] = parse_tardis([HEADER, row], source="bybit.csv").events
+    assert _fields(recorded) == _fields(live)
+    assert same_event(recorded.id, live.id)
