@@ -80,7 +80,8 @@ class BadRow:
 
 @dataclass
 class Parsed:
-    """What one file yielded: events in file order, rejected rows, rows that are not prints."""
+    """What one file yielded: events in file order, rejected rows, and rows of which the live
+    feed gives no event (``ignored``: an order that filled nothing, a Deribit option)."""
 
     events: list[Liquidation] = field(default_factory=list)
     bad: list[BadRow] = field(default_factory=list)
@@ -140,8 +141,9 @@ def parse_recorder_csv(
 # -- tardis normalized liquidations -------------------------------------------------------
 
 
-def _tardis_row(row: dict[str, str]) -> tuple[Liquidation, str]:
-    """The row's event, and the generic id earlier versions gave it."""
+def _tardis_row(row: dict[str, str]) -> tuple[Liquidation, str] | None:
+    """The row's event and the generic id earlier versions gave it, None for a row the live
+    feed reports no event of."""
     tardis_exchange = row["exchange"].strip()
     read = TARDIS_EXCHANGES.get(tardis_exchange)
     if read is None:
@@ -169,6 +171,8 @@ def _tardis_row(row: dict[str, str]) -> tuple[Liquidation, str]:
         symbol, order_side, side, price, amount, amount_text, price_text, ts, ref, trade_id
     )
     found = read(tardis_row)
+    if found is None:
+        return None
     return _event(found, received_at), tardis_event_id(found.exchange, tardis_row)
 
 
@@ -185,10 +189,14 @@ def parse_tardis(lines: Iterable[str], *, source: str) -> Parsed:
     message_time: str | None = None
     for line, fields in _records(lines, source, (*TARDIS_COLUMNS, "amount"), parsed):
         try:
-            event, earlier_id = _tardis_row(fields)
+            read = _tardis_row(fields)
         except ValueError as exc:  # RowError, or FrameError from a venue's size checks
             parsed.bad.append(BadRow(source, line, str(exc)))
             continue
+        if read is None:
+            parsed.ignored += 1
+            continue
+        event, earlier_id = read
         if earlier_id != event.id:
             parsed.earlier_ids[event.id] = earlier_id
         local = fields["local_timestamp"].strip()

@@ -55,3 +55,12 @@ def test_a_trade_that_liquidated_both_sides_has_one_row_the_makers() -> None:
     row = "deribit,BTC-PERPETUAL,1718000000123000,1718000000200000,312345678,sell,60123.5,25000"
     [recorded] = parse_tardis([HEADER, row], source="deribit.csv").events
     assert recorded.id == "deribit:312345678:long"
+
+
+def test_an_option_row_is_ignored_as_the_live_feed_ignores_the_trade() -> None:
+    # The recorded trade as if it were an option's: the live normalizer gives no event of it.
+    option_frame = LIVE_FRAME.replace(b"BTC-PERPETUAL", b"BTC-13MAR20-5000-P")
+    assert deribit.normalize(option_frame) == []
+    row = TARDIS_ROW.replace("BTC-PERPETUAL", "BTC-13MAR20-5000-P")
+    parsed = parse_tardis([HEADER, row, TARDIS_ROW], source="deribit.csv")
+    assert (len(parsed.events), parsed.ignored, parsed.bad) == (1, 1, [])

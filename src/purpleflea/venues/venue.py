@@ -197,8 +197,9 @@ class TardisRow(NamedTuple):
 
 
 #: One Tardis row -> the event the venue's live normalizer would give (ts and sizes in our
-#: units); raises ``ValueError`` (a RowError or FrameError) naming the field.
-TardisReader = Callable[[TardisRow], VenueLiquidation]
+#: units), or None for a row of which it gives none (a Deribit option); raises ``ValueError``
+#: (a RowError or FrameError) naming the field.
+TardisReader = Callable[[TardisRow], VenueLiquidation | None]
 #: One row of a venue's own recorder CSV -> its event, or None for a row that is not a print.
 RecorderRow = Callable[[list[str], PriceFallback], VenueLiquidation | None]
 
