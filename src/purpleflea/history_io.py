@@ -81,7 +81,8 @@ class BadRow:
 @dataclass
 class Parsed:
     """What one file yielded: events in file order, rejected rows, and rows of which the live
-    feed gives no event (``ignored``: an order that filled nothing, a Deribit option)."""
+    feed stores no event (``ignored``: an order that filled nothing, a Deribit option, a
+    Binance symbol not quoted in USD)."""
 
     events: list[Liquidation] = field(default_factory=list)
     bad: list[BadRow] = field(default_factory=list)

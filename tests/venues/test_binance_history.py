@@ -76,3 +76,14 @@ async def test_a_coinm_row_of_the_last_fill_finds_its_live_copy(tmp_path: Path) 
     path.write_text("\n".join([HEADER, last_fill, later]) + "\n")
     [report] = await importer.import_files([path], tmp_path)
     assert (report.new, report.stored_before) == (1, 1)
+
+
+def test_a_usdm_row_not_quoted_in_usd_is_ignored_as_live_drops_it_unsized() -> None:
+    # The recorded order as if of the old ETHBTC perpetual: the live event has no dollars (the
+    # connection counts it as unsized and delivers nothing), so the row stores nothing either.
+    frame = USDM_FRAME.replace(b"btcusdt", b"ethbtc").replace(b"BTCUSDT", b"ETHBTC")
+    [live] = normalize_usdm(frame)
+    assert live.size_usd is None
+    row = USDM_ROW.replace("BTCUSDT", "ETHBTC")
+    parsed = parse_tardis([HEADER, row, USDM_ROW], source="futures.csv")
+    assert (len(parsed.events), parsed.ignored, parsed.bad) == (1, 1, [])

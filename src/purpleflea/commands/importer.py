@@ -300,7 +300,10 @@ def describe(report: FileReport) -> list[str]:
         if report.repeated_in_file:
             extra += f", {report.repeated_in_file} repeated in the file"
         if report.ignored:
-            extra += f", {report.ignored} ignored (no live event: nothing filled, an option)"
+            extra += (
+                f", {report.ignored} ignored (no stored live event: nothing filled, an option, "
+                "a quote not in USD)"
+            )
         if report.bad:
             extra += f", {len(report.bad)} bad rows skipped"
         lines.append(

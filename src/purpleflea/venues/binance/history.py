@@ -129,11 +129,16 @@ def looks_like_recorder_row(fields: list[str]) -> bool:
     return len(fields) in (12, 13) and fields[1] in _ORDER_SIDES
 
 
-def read_tardis_usdm(row: TardisRow) -> VenueLiquidation:
-    """Tardis ``binance-futures``: ``amount`` in coins; the live normalizer's id."""
+def read_tardis_usdm(row: TardisRow) -> VenueLiquidation | None:
+    """Tardis ``binance-futures``: ``amount`` in coins; the live normalizer's id. None for a
+    symbol not quoted in USD (the old ETHBTC perpetual): its dollars are unknown, and the live
+    feed drops such an event too (counted as unsized)."""
+    market, usd_quote = _usdm_market(row.symbol)
+    if not usd_quote:
+        return None
     return tardis_liquidation(
         USDM,
-        usdm_market(row.symbol),
+        market,
         row,
         from_coins(USDM, row.amount, row.price),
         id=usdm_event_id(row.symbol, row.ts, row.order_side.upper()),
