@@ -17,7 +17,8 @@ price, not its average fill: tardis-node maps ``price`` from ``o.p`` and ``amoun
 (``src/mappers/binance.ts``), while the live normalizer prices at ``o.ap``. A recorded event's
 price and ``size_usd`` can so differ from the live copy's by the order's slack (BTCUSDT
 2023-11-01: p 35,100.81 against ap 34,959.70, 0.4 %); the row has no fill price to use
-instead. Both copies share one id, so the one stored first is kept.
+instead (the mapper wrote ``o.ap`` until 2023-01-23, commit 4b7f711: a file made with it has
+the fill). Both copies share one id, so the one stored first is kept.
 
 USD-M and COIN-M events get the id the live normalizer gives the same event (``binance_usdm:
 {symbol}:{T}:{S}``, see ``normalizer._id_prefix``; ``binance_coinm:{symbol}:{T}:{S}:{z}``), so
