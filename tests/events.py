@@ -1,8 +1,9 @@
-"""A published event built from its seq: the storage and bus tests' common sample."""
+"""A published event built from its seq: the storage and bus tests' common sample; a
+normalizer's events as the live path stores them."""
 
 from __future__ import annotations
 
-from purpleflea.model import Liquidation
+from purpleflea.model import Liquidation, VenueLiquidation
 from purpleflea.venues.registry import coverage_of
 
 T0 = 1_700_000_040_000  # a minute boundary
@@ -27,3 +28,24 @@ def stored_event(seq: int, *, prefix: str = "test", **overrides: object) -> Liqu
     fields.update(overrides)
     fields.setdefault("coverage", coverage_of(str(fields["exchange"])))
     return Liquidation(**fields)  # type: ignore[arg-type]
+
+
+def stored_live(events: list[VenueLiquidation], received_at: int) -> list[Liquidation]:
+    """A normalizer's events as stored live (seq 1, 2, ...), for tests of what an import adds."""
+    return [
+        Liquidation(
+            id=e.id,
+            seq=seq,
+            exchange=e.exchange,
+            symbol=e.symbol,
+            market=e.market,
+            side=e.side,
+            price=e.price,
+            quantity=e.quantity or 0.0,
+            size_usd=e.size_usd or 0.0,
+            ts=e.ts or 0,
+            received_at=received_at,
+            coverage=coverage_of(e.exchange),
+        )
+        for seq, e in enumerate(events, 1)
+    ]

@@ -17,8 +17,10 @@ Formats read:
 
 Ids are stable, so importing a file twice stores it once, and where a venue can rebuild the
 live normalizer's id from a recorded row it does (by calling the same code), so a recorded and
-a live copy of one event dedupe too (Binance USD-M from symbol, time and side; Deribit from
-the trade id Tardis keeps in ``id``). Other Tardis rows get ``{exchange}:{symbol}:{id or
+a live copy of one event dedupe too (Binance from symbol, time and side, COIN-M with its
+contracts; Bybit from all its fields, numbers matched by value where the frame spelled them
+otherwise; Deribit and dYdX from the trade id Tardis keeps in ``id``; see each venue's
+``history.py`` and docs/agents.md). Other Tardis rows get ``{exchange}:{symbol}:{id or
 timestamp}:{order side}:{amount}``, ``amount`` in its shortest form (``4500.0`` -> ``4500``).
 """
 
@@ -33,7 +35,15 @@ import msgspec
 
 from purpleflea.model import Liquidation, Side, VenueLiquidation
 from purpleflea.venues import registry
-from purpleflea.venues._rows import RowError, canonical_quantity, integer, positive, timestamp_ms
+from purpleflea.venues._ids import told_apart
+from purpleflea.venues._rows import (
+    RowError,
+    canonical_quantity,
+    integer,
+    positive,
+    tardis_event_id,
+    timestamp_ms,
+)
 from purpleflea.venues.venue import PriceFallback, RecorderFormat, TardisReader, TardisRow
 
 #: A format name: ``tardis``, a venue recorder's (:data:`RECORDER_FORMATS`), ``purpleflea-csv``.
@@ -70,12 +80,18 @@ class BadRow:
 
 @dataclass
 class Parsed:
-    """What one file yielded: events in file order, rejected rows, rows that are not prints."""
+    """What one file yielded: events in file order, rejected rows, and rows of which the live
+    feed stores no event (``ignored``: an order that filled nothing, a Deribit option, a
+    Binance symbol not quoted in USD)."""
 
     events: list[Liquidation] = field(default_factory=list)
     bad: list[BadRow] = field(default_factory=list)
     ignored: int = 0
     rows: int = 0
+    #: Event id -> the id an earlier version gave the same Tardis row (the generic
+    #: :func:`~purpleflea.venues._rows.tardis_event_id`, before the row rebuilt the live id):
+    #: an event stored under it is already stored.
+    earlier_ids: dict[str, str] = field(default_factory=dict)
 
 
 # -- a venue's recorder CSV ---------------------------------------------------------------
@@ -126,7 +142,9 @@ def parse_recorder_csv(
 # -- tardis normalized liquidations -------------------------------------------------------
 
 
-def _tardis_row(row: dict[str, str]) -> Liquidation:
+def _tardis_row(row: dict[str, str]) -> tuple[Liquidation, str] | None:
+    """The row's event and the generic id earlier versions gave it, None for a row the live
+    feed reports no event of."""
     tardis_exchange = row["exchange"].strip()
     read = TARDIS_EXCHANGES.get(tardis_exchange)
     if read is None:
@@ -141,7 +159,8 @@ def _tardis_row(row: dict[str, str]) -> Liquidation:
     side = _TARDIS_SIDES.get(order_side)
     if side is None:
         raise RowError(f"side (liquidation order side) must be buy or sell, got {order_side!r}")
-    price = positive("price", row["price"])
+    price_text = row["price"].strip()
+    price = positive("price", price_text)
     amount_text = row["amount"].strip()
     amount = positive("amount", amount_text)
     ts = timestamp_ms("timestamp", integer("timestamp", row["timestamp"].strip()) // 1000)
@@ -149,13 +168,45 @@ def _tardis_row(row: dict[str, str]) -> Liquidation:
     received_at = integer("local_timestamp", local) // 1000 if local else ts
     trade_id = row["id"].strip()
     ref = trade_id or row["timestamp"].strip()
-    found = read(TardisRow(symbol, order_side, side, price, amount, amount_text, ts, ref, trade_id))
-    return _event(found, received_at)
+    tardis_row = TardisRow(
+        symbol, order_side, side, price, amount, amount_text, price_text, ts, ref, trade_id
+    )
+    found = read(tardis_row)
+    if found is None:
+        return None
+    return _event(found, received_at), tardis_event_id(found.exchange, tardis_row)
 
 
 def parse_tardis(lines: Iterable[str], *, source: str) -> Parsed:
-    """Events of a Tardis normalized liquidations CSV (header required), in file order."""
-    return _parse_with_header(lines, source, (*TARDIS_COLUMNS, "amount"), _tardis_row)
+    """Events of a Tardis normalized liquidations CSV (header required), in file order.
+
+    The rows of one exchange message share its ``local_timestamp`` and follow each other; an id
+    repeated among them is numbered as the live normalizer numbers a row repeated within one
+    push (:func:`~purpleflea.venues._ids.told_apart`): an exchange that gives liquidations no id
+    sends two of the same size, price and millisecond as two equal rows, and Tardis writes both.
+    """
+    parsed = Parsed()
+    message: list[Liquidation] = []
+    message_time: str | None = None
+    for line, fields in _records(lines, source, (*TARDIS_COLUMNS, "amount"), parsed):
+        try:
+            read = _tardis_row(fields)
+        except ValueError as exc:  # RowError, or FrameError from a venue's size checks
+            parsed.bad.append(BadRow(source, line, str(exc)))
+            continue
+        if read is None:
+            parsed.ignored += 1
+            continue
+        event, earlier_id = read
+        if earlier_id != event.id:
+            parsed.earlier_ids[event.id] = earlier_id
+        local = fields["local_timestamp"].strip()
+        if local != message_time:
+            parsed.events.extend(told_apart(message))
+            message, message_time = [], local
+        message.append(event)
+    parsed.events.extend(told_apart(message))
+    return parsed
 
 
 # -- our own export -----------------------------------------------------------------------
@@ -198,13 +249,11 @@ def _rows(lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
             yield reader.line_num, row
 
 
-def _parse_with_header(
-    lines: Iterable[str],
-    source: str,
-    required: tuple[str, ...],
-    convert: Callable[[dict[str, str]], Liquidation],
-) -> Parsed:
-    parsed = Parsed()
+def _records(
+    lines: Iterable[str], source: str, required: tuple[str, ...], parsed: Parsed
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, fields by column) of the rows under a header that has ``required``; a
+    missing column or a row of the wrong width is a bad row in ``parsed``."""
     rows = _rows(lines)
     header_line, header = next(rows, (1, []))
     names = [name.strip() for name in header]
@@ -213,7 +262,7 @@ def _parse_with_header(
         parsed.bad.append(
             BadRow(source, header_line, f"header lacks column(s) {', '.join(missing)}: {names}")
         )
-        return parsed
+        return
     for line, row in rows:
         parsed.rows += 1
         if len(row) != len(names):
@@ -221,8 +270,19 @@ def _parse_with_header(
                 BadRow(source, line, f"expected {len(names)} columns, got {len(row)}")
             )
             continue
+        yield line, dict(zip(names, row, strict=True))
+
+
+def _parse_with_header(
+    lines: Iterable[str],
+    source: str,
+    required: tuple[str, ...],
+    convert: Callable[[dict[str, str]], Liquidation],
+) -> Parsed:
+    parsed = Parsed()
+    for line, fields in _records(lines, source, required, parsed):
         try:
-            parsed.events.append(convert(dict(zip(names, row, strict=True))))
+            parsed.events.append(convert(fields))
         except ValueError as exc:  # RowError, or FrameError from a venue's size checks
             parsed.bad.append(BadRow(source, line, str(exc)))
     return parsed

@@ -7,6 +7,7 @@ import gzip
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from purpleflea.commands import importer
@@ -255,6 +256,39 @@ def test_tardis_rows_use_the_venue_market_rules() -> None:
     assert (future.market, future.size_usd, future.quantity) == ("BTC-20241227", 600.0, 0.01)
     assert (linear.market, linear.side, linear.size_usd) == ("SOL-PERP", "short", 300.0)
     assert (dated.market, dated.quantity, dated.size_usd) == ("BTC-20241227", 0.5, 30_000.0)
-    [bad] = parsed.bad
-    assert bad.line == 4
-    assert "is not a Deribit future or perpetual" in bad.reason
+    # The live feed gives no event of an option's liquidation: the row is ignored, counted,
+    # and does not refuse the file (it was a bad row).
+    assert (parsed.bad, parsed.ignored) == ([], 1)
+
+
+async def test_rows_imported_under_the_ids_earlier_versions_gave_them_are_not_stored_again(
+    tmp_path: Path,
+) -> None:
+    # Bybit, Deribit and COIN-M rows got the generic {exchange}:{symbol}:{id or timestamp}:
+    # {order side}:{amount} before they rebuilt the live id; a store may hold them so.
+    rows = [
+        "bybit,PIPPINUSDT,1740480207110000,1740480207578000,,buy,0.02456,2846",
+        "deribit,BTC-PERPETUAL,1584058067675000,1584058067801000,66460626,sell,4458.5,2500",
+        "binance-delivery,BTCUSD_200925,1594622954021000,1594622954100000,,sell,9314.5,3",
+    ]
+    earlier = [
+        "bybit:PIPPINUSDT:1740480207110000:buy:2846",
+        "deribit:BTC-PERPETUAL:66460626:sell:2500",
+        "binance_coinm:BTCUSD_200925:1594622954021000:sell:3",
+    ]
+    header = "exchange,symbol,timestamp,local_timestamp,id,side,price,amount"
+    events = parse_tardis([header, *rows], source="t.csv").events
+    assert [e.id for e in events] != earlier  # the live ids now
+    store = SQLiteStore(tmp_path / importer.DB_NAME)
+    try:
+        await store.append(
+            [
+                msgspec.structs.replace(event, id=old, seq=seq)
+                for seq, (event, old) in enumerate(zip(events, earlier, strict=True), 1)
+            ]
+        )
+    finally:
+        await store.close()
+    path = _tardis(tmp_path / "liq.csv.gz", rows)
+    [report] = await _import(tmp_path, path)
+    assert (report.new, report.stored_before) == (0, 3)

@@ -847,3 +847,16 @@ async def test_the_open_hours_coverage_factors_are_not_kept(store: Store) -> Non
     [bucket] = await store.aggregate("1h", "market", window)
     assert bucket.est_size_usd > bucket.size_usd
     assert await _execute(store, "SELECT exchange FROM coverage_factor") == []
+
+
+async def test_sqlite_lists_the_ids_that_start_with_a_prefix(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "history.sqlite")
+    try:
+        ids = ["b:X:1:Buy:2:3", "b:X:1:Buy:2:3.0#2", "b:X:10:Buy:2:3", "b:X:1:Sell:2:3", "b:X:1:"]
+        await store.append([_event(seq, id=id_) for seq, id_ in enumerate(ids, 1)])
+        assert sorted(store.ids_starting_with("b:X:1:Buy:")) == ids[:2]
+        assert store.ids_starting_with("b:X:1:Buy:2:3#") == []
+        with pytest.raises(ValueError, match="empty"):
+            store.ids_starting_with("")
+    finally:
+        await store.close()

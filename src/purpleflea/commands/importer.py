@@ -6,8 +6,10 @@ subcommand under the name ``import``.
 Each file is all-or-nothing: if any row is bad, nothing of that file is stored (every bad row
 is reported as ``file:line: reason``) unless ``--skip-bad`` stores the good rows. Events are
 deduplicated by id, within the file and against the store, so importing a file again adds
-nothing. ``seq`` continues from the store's last one under the data folder's writer lock, so an
-import and a running server (which holds the lock) never hand out the same seq.
+nothing; against the store an event is also found under the id an earlier version gave its
+row, and under a live id its row rebuilds only by value (the venue's ``LiveIdMatch``).
+``seq`` continues from the store's last one under the data folder's writer lock, so an import
+and a running server (which holds the lock) never hand out the same seq.
 """
 
 from __future__ import annotations
@@ -31,12 +33,15 @@ from purpleflea.history_io import BadRow, Parsed, PriceFallback
 from purpleflea.model import Liquidation
 from purpleflea.progress import Progress
 from purpleflea.store.sqlite import SQLiteStore
+from purpleflea.venues import registry
 
 DB_NAME = "purpleflea.sqlite"
 FORMAT_CHOICES = ("auto", *history_io.FORMATS, "parquet")
 #: Bad rows printed per file (all are counted).
 SHOWN_BAD = 10
 _BATCH = 5_000
+#: How to find a recorded event's live copy stored under another id, by exchange.
+LIVE_ID_MATCHES = registry.live_id_matches()
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -204,6 +209,29 @@ def _time_ordered(fmt: str, events: list[Liquidation]) -> list[Liquidation]:
     return sorted(events, key=lambda event: event.ts)
 
 
+def _stored_under_earlier_id(store: SQLiteStore, ids: list[str], parsed: Parsed) -> set[str]:
+    """Ids of ``ids`` whose event an earlier version imported under the id it gave the row
+    then (Tardis rows that now rebuild the live id), so importing a file again adds nothing."""
+    earlier = {i: parsed.earlier_ids[i] for i in ids if i in parsed.earlier_ids}
+    found = store.stored_ids(list(earlier.values()))
+    return {i for i, earlier_id in earlier.items() if earlier_id in found}
+
+
+def _stored_under_another_id(store: SQLiteStore, events: list[Liquidation]) -> set[str]:
+    """Ids of ``events`` whose live copy is stored under an id the recorded row could not
+    rebuild exactly (a price the frame padded to its tick: ``82396.90`` live, ``82396.9``
+    recorded), as the exchange's :class:`~purpleflea.venues.venue.LiveIdMatch` tells."""
+    found: set[str] = set()
+    for event in events:
+        rule = LIVE_ID_MATCHES.get(event.exchange)
+        if rule is None:
+            continue
+        candidates = store.ids_starting_with(rule.prefix(event.id))
+        if any(rule.same(event.id, stored) for stored in candidates):
+            found.add(event.id)
+    return found
+
+
 async def _store_file(
     store: SQLiteStore, report: FileReport, parsed: Parsed, skip_bad: bool
 ) -> None:
@@ -215,6 +243,8 @@ async def _store_file(
         unique.setdefault(event.id, event)
     report.repeated_in_file = len(parsed.events) - len(unique)
     stored = store.stored_ids(list(unique))
+    stored |= _stored_under_earlier_id(store, [i for i in unique if i not in stored], parsed)
+    stored |= _stored_under_another_id(store, [e for i, e in unique.items() if i not in stored])
     report.stored_before = len(stored)
     fresh = _time_ordered(report.format, [e for i, e in unique.items() if i not in stored])
     seq = await store.last_seq()
@@ -270,7 +300,10 @@ def describe(report: FileReport) -> list[str]:
         if report.repeated_in_file:
             extra += f", {report.repeated_in_file} repeated in the file"
         if report.ignored:
-            extra += f", {report.ignored} ignored (nothing filled)"
+            extra += (
+                f", {report.ignored} ignored (no stored live event: nothing filled, an option, "
+                "a quote not in USD)"
+            )
         if report.bad:
             extra += f", {len(report.bad)} bad rows skipped"
         lines.append(

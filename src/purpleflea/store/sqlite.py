@@ -504,6 +504,19 @@ class SQLiteStore:
             found.update(row[0] for row in rows)
         return found
 
+    def ids_starting_with(self, prefix: str) -> list[str]:
+        """The stored ids that start with ``prefix`` (a range on the id index, not a scan)."""
+        if not prefix:
+            raise ValueError("ids_starting_with: the prefix is empty")
+        # Every string that starts with the prefix sorts between it and the prefix with its
+        # last character raised by one (SQLite compares text bytewise, as UTF-8 orders code
+        # points).
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        rows = self._writer.execute(
+            "SELECT id FROM liquidations WHERE id >= ? AND id < ?", (prefix, end)
+        )
+        return [row[0] for row in rows]
+
     @contextmanager
     def deferred_indexes(self) -> Iterator[bool]:
         """For a bulk loader filling an *empty* store: the events' history-query indexes are

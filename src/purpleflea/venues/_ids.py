@@ -10,12 +10,17 @@ second would be dropped as a duplicate of the first.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import msgspec
 
-from purpleflea.model import VenueLiquidation
+from purpleflea.model import Liquidation, VenueLiquidation
+
+# A normalizer's events, or recorded events of one message (purpleflea.history_io).
+_Event = TypeVar("_Event", VenueLiquidation, Liquidation)
 
 
-def told_apart(events: list[VenueLiquidation]) -> list[VenueLiquidation]:
+def told_apart(events: list[_Event]) -> list[_Event]:
     """``events`` of one push, an id repeated within it numbered from its second occurrence
     (``<id>#2``, ``<id>#3``, ...).
 

@@ -20,6 +20,7 @@ from purpleflea.venues.venue import (
     Absent,
     CatalogSource,
     Exchange,
+    LiveIdMatch,
     Normalizer,
     PollSource,
     PositionSampling,
@@ -140,6 +141,17 @@ def tardis_readers() -> dict[str, TardisReader]:
         for venue in VENUES
         if not isinstance(venue.history, Absent)
         for tardis_id, read in venue.history.tardis.items()
+    }
+
+
+def live_id_matches() -> dict[str, LiveIdMatch]:
+    """How to find the live copy of a recorded event whose live id a row cannot rebuild
+    exactly, by exchange."""
+    return {
+        rule.exchange: rule
+        for venue in VENUES
+        if not isinstance(venue.history, Absent)
+        for rule in venue.history.live_id_matches
     }
 
 

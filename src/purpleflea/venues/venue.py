@@ -196,6 +196,8 @@ class TardisRow(NamedTuple):
     amount: float
     #: ``amount`` as written (ids use its canonical spelling).
     amount_text: str
+    #: ``price`` as written.
+    price_text: str
     ts: int
     #: Tardis's ``id`` column, or the timestamp text when it is empty.
     ref: str
@@ -205,8 +207,9 @@ class TardisRow(NamedTuple):
 
 
 #: One Tardis row -> the event the venue's live normalizer would give (ts and sizes in our
-#: units); raises ``ValueError`` (a RowError or FrameError) naming the field.
-TardisReader = Callable[[TardisRow], VenueLiquidation]
+#: units), or None for a row of which it gives none (a Deribit option); raises ``ValueError``
+#: (a RowError or FrameError) naming the field.
+TardisReader = Callable[[TardisRow], VenueLiquidation | None]
 #: One row of a venue's own recorder CSV -> its event, or None for a row that is not a print.
 RecorderRow = Callable[[list[str], PriceFallback], VenueLiquidation | None]
 
@@ -222,12 +225,28 @@ class RecorderFormat:
 
 
 @dataclass(frozen=True)
+class LiveIdMatch:
+    """How to recognise the live copy of a recorded event whose live id carries a number the
+    recorded row gives back only by value or not at all: Bybit pads a price to its tick
+    (``"p":"82396.90"``) where Tardis writes ``82396.9``; a Tardis COIN-M row's amount was the
+    order's last fill for a time, where the live id has its total. The importer looks among the
+    stored ids that share the part the row does rebuild."""
+
+    exchange: str
+    #: The start of an id that the recorded row rebuilds exactly.
+    prefix: Callable[[str], str]
+    #: Whether two ids of one prefix name the same event.
+    same: Callable[[str, str], bool]
+
+
+@dataclass(frozen=True)
 class History:
     """How recorded liquidation history of this venue becomes events with the live ids."""
 
     #: Tardis exchange id (``binance-futures``) -> reader of its rows.
     tardis: Mapping[str, TardisReader]
     recorders: tuple[RecorderFormat, ...] = ()
+    live_id_matches: tuple[LiveIdMatch, ...] = ()
 
 
 class RepairPage(NamedTuple):

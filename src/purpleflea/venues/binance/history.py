@@ -17,10 +17,18 @@ price, not its average fill: tardis-node maps ``price`` from ``o.p`` and ``amoun
 (``src/mappers/binance.ts``), while the live normalizer prices at ``o.ap``. A recorded event's
 price and ``size_usd`` can so differ from the live copy's by the order's slack (BTCUSDT
 2023-11-01: p 35,100.81 against ap 34,959.70, 0.4 %); the row has no fill price to use
-instead. Both copies share one id, so the one stored first is kept.
+instead (the mapper wrote ``o.ap`` until 2023-01-23, commit 4b7f711: a file made with it has
+the fill). Both copies share one id, so the one stored first is kept.
 
-USD-M events get the id the live normalizer gives the same event (``binance_usdm:{symbol}:
-{T}:{S}``, see ``normalizer._id_prefix``), so a recorded and a live copy of one event dedupe.
+USD-M and COIN-M events get the id the live normalizer gives the same event (``binance_usdm:
+{symbol}:{T}:{S}``, see ``normalizer._id_prefix``; ``binance_coinm:{symbol}:{T}:{S}:{z}``), so
+a recorded and a live copy of one event dedupe. Tardis's ``amount`` is ``o.z``, but
+tardis-node's mapper read ``o.l`` (the order's last fill) from 2023-10-25 to 2025-04-25
+(commits 1518819, 89233c0): in a file made with it, a row of an order filled in several parts
+is smaller than the live event, and a COIN-M one rebuilds another id (``z`` is in it). Symbol,
+``T`` and side alone name a liquidation (one per symbol per second, see
+``normalizer._id_prefix``), so the importer finds that live copy by them
+(:data:`COINM_LIVE_ID_MATCH`).
 Market names, quotes and the COIN-M contract rule (BTC 100 USD, others 10 USD) are the
 normalizer's own functions.
 """
@@ -29,7 +37,14 @@ from __future__ import annotations
 
 from purpleflea.model import NO_INSTRUMENTS, Side, VenueLiquidation
 from purpleflea.venues import symbols
-from purpleflea.venues._rows import RowError, integer, number, positive, tardis_liquidation
+from purpleflea.venues._rows import (
+    RowError,
+    canonical_quantity,
+    integer,
+    number,
+    positive,
+    tardis_liquidation,
+)
 from purpleflea.venues._rows import timestamp_ms as row_timestamp_ms
 from purpleflea.venues._units import from_coins, from_usd, liquidation
 from purpleflea.venues.binance.constants import COINM, USD_QUOTES, USDM
@@ -38,8 +53,15 @@ from purpleflea.venues.binance.normalizer import (
     _id_prefix,
     _usdm_market,
     coinm_contract_usd,
+    coinm_event_id,
 )
-from purpleflea.venues.venue import History, PriceFallback, RecorderFormat, TardisRow
+from purpleflea.venues.venue import (
+    History,
+    LiveIdMatch,
+    PriceFallback,
+    RecorderFormat,
+    TardisRow,
+)
 
 _ORDER_SIDES: dict[str, Side] = {"SELL": "long", "BUY": "short"}
 
@@ -108,11 +130,16 @@ def looks_like_recorder_row(fields: list[str]) -> bool:
     return len(fields) in (12, 13) and fields[1] in _ORDER_SIDES
 
 
-def read_tardis_usdm(row: TardisRow) -> VenueLiquidation:
-    """Tardis ``binance-futures``: ``amount`` in coins; the live normalizer's id."""
+def read_tardis_usdm(row: TardisRow) -> VenueLiquidation | None:
+    """Tardis ``binance-futures``: ``amount`` in coins; the live normalizer's id. None for a
+    symbol not quoted in USD (the old ETHBTC perpetual): its dollars are unknown, and the live
+    feed drops such an event too (counted as unsized)."""
+    market, usd_quote = _usdm_market(row.symbol)
+    if not usd_quote:
+        return None
     return tardis_liquidation(
         USDM,
-        usdm_market(row.symbol),
+        market,
         row,
         from_coins(USDM, row.amount, row.price),
         id=usdm_event_id(row.symbol, row.ts, row.order_side.upper()),
@@ -120,14 +147,33 @@ def read_tardis_usdm(row: TardisRow) -> VenueLiquidation:
 
 
 def read_tardis_coinm(row: TardisRow) -> VenueLiquidation:
-    """Tardis ``binance-delivery``: ``amount`` in contracts of the COIN-M rule's USD."""
+    """Tardis ``binance-delivery``: ``amount`` in contracts of the COIN-M rule's USD; the live
+    normalizer's id (``z`` is a whole number of contracts, which Binance writes ``"3"``)."""
     usd = row.amount * coinm_contract_usd(row.symbol, NO_INSTRUMENTS)
+    live_id = coinm_event_id(
+        row.symbol, row.ts, row.order_side.upper(), canonical_quantity(row.amount_text)
+    )
     return tardis_liquidation(
-        COINM, _coinm_market(row.symbol), row, from_usd(COINM, usd, row.price)
+        COINM, _coinm_market(row.symbol), row, from_usd(COINM, usd, row.price), id=live_id
     )
 
+
+def coinm_id_prefix(event_id: str) -> str:
+    """``binance_coinm:{s}:{T}:{S}:``: the id without its filled contracts."""
+    head, colon, _ = event_id.rpartition(":")
+    return f"{head}:" if colon and head.count(":") == 3 else event_id
+
+
+def same_coinm_event(one: str, other: str) -> bool:
+    """Two COIN-M ids of one symbol, ``T`` and side name one liquidation, whatever their ``z``."""
+    prefix = coinm_id_prefix(one)
+    return prefix != one and prefix == coinm_id_prefix(other)
+
+
+COINM_LIVE_ID_MATCH = LiveIdMatch(COINM, coinm_id_prefix, same_coinm_event)
 
 HISTORY = History(
     tardis={"binance-futures": read_tardis_usdm, "binance-delivery": read_tardis_coinm},
     recorders=(RecorderFormat("binance-csv", read_recorder_row, looks_like_recorder_row),),
+    live_id_matches=(COINM_LIVE_ID_MATCH,),
 )

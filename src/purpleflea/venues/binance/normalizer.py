@@ -258,6 +258,12 @@ def coinm_contract_usd(symbol: str, instruments: Catalog) -> float:
     return 100.0 if symbol.startswith("BTCUSD_") else 10.0
 
 
+def coinm_event_id(symbol: str, ts: int, order_side: str, filled: str | float) -> str:
+    """``binance_coinm:{s}:{T}:{S}:{z}``, ``z`` (a whole number of contracts) as the frame wrote
+    it (``"3"``)."""
+    return f"{COINM}:{symbol}:{ts}:{order_side}:{filled}"
+
+
 def normalize_coinm(
     frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS
 ) -> list[VenueLiquidation]:
@@ -280,7 +286,7 @@ def normalize_coinm(
         liquidation(
             COINM,
             _coinm_market(order.s),
-            id=f"{COINM}:{order.s}:{ts}:{order.S}:{order.z}",
+            id=coinm_event_id(order.s, ts, order.S, order.z),
             symbol=order.s,
             side=side,
             price=price,

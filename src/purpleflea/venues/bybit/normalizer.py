@@ -83,6 +83,13 @@ def market(symbol: str) -> tuple[symbols.Market, ContractKind]:
     return name, "inverse" if quote == "USD" else "linear"
 
 
+def event_id(symbol: str, ts: int, side_text: str, size: str | float, price: str | float) -> str:
+    """``bybit:{s}:{T}:{S}:{v}:{p}``, ``v`` and ``p`` as the frame wrote them (``82396.90``):
+    Bybit gives its liquidations no id. Events already stored carry this spelling, so it stays;
+    recorded history matches it by value (:mod:`purpleflea.venues.bybit.history`)."""
+    return f"{EXCHANGE}:{symbol}:{ts}:{side_text}:{size}:{price}"
+
+
 def _event(
     symbol: str,
     side_text: str,
@@ -113,7 +120,7 @@ def _event(
     return liquidation(
         EXCHANGE,
         name,
-        id=f"{EXCHANGE}:{symbol}:{ts}:{side_text}:{size}:{price_text}",
+        id=event_id(symbol, ts, side_text, size, price_text),
         symbol=symbol,
         side=side,
         price=price,

@@ -9,19 +9,20 @@ overlapping what the tracker recorded live stores each liquidation once.
 from __future__ import annotations
 
 from purpleflea.model import VenueLiquidation
-from purpleflea.venues._rows import RowError, tardis_liquidation
+from purpleflea.venues._rows import tardis_liquidation
 from purpleflea.venues._units import from_coins, from_usd
 from purpleflea.venues.deribit.constants import EXCHANGE
 from purpleflea.venues.deribit.normalizer import event_id, market
 from purpleflea.venues.venue import History, TardisRow
 
 
-def read_tardis(row: TardisRow) -> VenueLiquidation:
+def read_tardis(row: TardisRow) -> VenueLiquidation | None:
     """Tardis ``deribit``: ``amount`` in USD for inverse instruments (``BTC-PERPETUAL``,
-    ``BTC-27DEC24``), coins for linear ones (``BTC_USDC-PERPETUAL``)."""
+    ``BTC-27DEC24``), coins for linear ones (``BTC_USDC-PERPETUAL``); None for an option or
+    spot pair, of which the live normalizer gives no event either."""
     found = market(row.symbol)
     if found is None:
-        raise RowError(f"symbol {row.symbol!r} is not a Deribit future or perpetual")
+        return None
     name, linear = found
     if linear:
         sizes = from_coins(EXCHANGE, row.amount, row.price)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from purpleflea.venues.dydx import catalog, connection, open_interest, repair
+from purpleflea.venues.dydx import catalog, connection, history, open_interest, repair
 from purpleflea.venues.dydx.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, SIM
 from purpleflea.venues.dydx.normalizer import market, normalize
-from purpleflea.venues.venue import Absent, Exchange, Venue
+from purpleflea.venues.venue import Exchange, Venue
 
 
 def market_name(symbol: str) -> str | None:
@@ -29,7 +29,7 @@ VENUE = Venue(
     ),
     catalog=catalog.SOURCES,
     open_interest=open_interest.SOURCES,
-    history=Absent("no Tardis or recorder rules written yet"),
+    history=history.HISTORY,
     repair=repair.SOURCE,
 )
 

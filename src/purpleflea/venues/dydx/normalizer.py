@@ -67,6 +67,11 @@ def market(ticker: str) -> symbols.Market | None:
     return symbols.perpetual(base) if base and dash and quote else None
 
 
+def event_id(trade_id: str) -> str:
+    """``dydx_v4:{trade id}``: the indexer's trade id (the taker fill's) names the event."""
+    return f"{EXCHANGE}:{trade_id}"
+
+
 def _event(ticker: str, trade: Trade, where: str, replay: bool) -> VenueLiquidation | None:
     if trade.type != LIQUIDATED:
         return None
@@ -83,7 +88,7 @@ def _event(ticker: str, trade: Trade, where: str, replay: bool) -> VenueLiquidat
     return liquidation(
         EXCHANGE,
         name,
-        id=f"{EXCHANGE}:{trade.id}",
+        id=event_id(trade.id),
         symbol=ticker,
         side=side,
         price=price,
