@@ -11,7 +11,9 @@ It plays a queue of recorded frames to whoever is subscribed, and knows which we
 open socket (``delivered``): a frame not sent stays queued for the next connection. It can be
 told to misbehave: drop every connection after ``drop_every`` seconds, go silent after
 ``stall_every`` frames, interleave garbage every ``garbage_every`` frames, send in bursts,
-refuse every subscription with the exchange's error reply (``refuse_subscribe``).
+refuse every subscription with the exchange's error reply (``refuse_subscribe``), or refuse
+a whole subscribe message that holds one of ``bad_topics`` as Bybit and Kraken Futures do (it
+then plays a frame only once its topic is subscribed).
 """
 
 from __future__ import annotations
@@ -81,6 +83,14 @@ class Dialect:
         """The exchange's error reply if ``message`` is a subscribe (None: not one)."""
         return None
 
+    def refuse_topics(self, message: str, bad: frozenset[str]) -> str | None:
+        """The exchange's error reply if ``message`` subscribes to one of ``bad`` topics."""
+        return None
+
+    def topic_of(self, frame: Out) -> str | None:
+        """The subscription topic a data frame belongs to (None: not known)."""
+        return None
+
     def encode(self, text: Out) -> Out:
         return text
 
@@ -142,19 +152,33 @@ class Bybit(Dialect):
         session.topics.extend(args)
         session.subscribed.set()
         reply = {"success": True, "ret_msg": "", "conn_id": "c1", "op": "subscribe"}
-        return [dumps(reply)]
+        return [dumps({**reply, "req_id": request.get("req_id", "")})]
 
     def refusal(self, message: str) -> str | None:
-        if self._json(message).get("op") != "subscribe":
+        return self._refused(message, "allLiquidation.NOPEUSDT")
+
+    def refuse_topics(self, message: str, bad: frozenset[str]) -> str | None:
+        # Bybit refuses the whole message and names its first bad topic (ccxt issue 30284).
+        args = self._json(message).get("args")
+        named = [arg for arg in args if arg in bad] if isinstance(args, list) else []
+        return self._refused(message, named[0]) if named else None
+
+    def _refused(self, message: str, topic: str) -> str | None:
+        request = self._json(message)
+        if request.get("op") != "subscribe":
             return None
         reply = {
             "success": False,
-            "ret_msg": "error:handler not found,topic:allLiquidation.NOPEUSDT",
+            "ret_msg": f"error:handler not found,topic:{topic}",
             "conn_id": "c1",
-            "req_id": "",
+            "req_id": request.get("req_id", ""),
             "op": "subscribe",
         }
         return dumps(reply)
+
+    def topic_of(self, frame: Out) -> str | None:
+        topic = json.loads(frame).get("topic")
+        return topic if isinstance(topic, str) else None
 
 
 class Okx(Dialect):
@@ -392,6 +416,17 @@ class Kraken(Dialect):
         failed = {"event": "subscribed_failed", "feed": "trade"}
         return dumps({**failed, "product_ids": request.get("product_ids")})
 
+    def refuse_topics(self, message: str, bad: frozenset[str]) -> str | None:
+        # The trade feed reference's error for a bad product: it names none.
+        products = self._json(message).get("product_ids")
+        if not isinstance(products, list) or not bad.intersection(products):
+            return None
+        return dumps({"event": "error", "message": "Invalid product id"})
+
+    def topic_of(self, frame: Out) -> str | None:
+        product = json.loads(frame).get("product_id")
+        return product if isinstance(product, str) else None
+
     def snapshot(self, delivered: list[Out], session: Session) -> list[str]:
         replies = []
         for product in session.topics:
@@ -558,6 +593,8 @@ class Faults:
     burst: int = 1  # frames sent back to back between gaps
     gap: float = 0.005
     refuse_subscribe: bool = False  # answer every subscribe with the exchange's error reply
+    # Refuse a whole subscribe holding one of these topics; play a frame once it is subscribed.
+    bad_topics: frozenset[str] = frozenset()
 
 
 class FakeExchange:
@@ -663,6 +700,8 @@ class FakeExchange:
                     continue
                 text = message if isinstance(message, str) else message.decode()
                 refusal = self.dialect.refusal(text) if self.faults.refuse_subscribe else None
+                if refusal is None and self.faults.bad_topics:
+                    refusal = self.dialect.refuse_topics(text, self.faults.bad_topics)
                 if refusal is not None:
                     await ws.send(self.dialect.encode(refusal))
                     continue
@@ -701,6 +740,8 @@ class FakeExchange:
                 if not self.pending:
                     break
                 frame = self.pending[0]
+                if faults.bad_topics and self.dialect.topic_of(frame) not in session.topics:
+                    break  # as a venue: nothing of a topic not (yet) subscribed
                 await ws.send(self.dialect.encode(frame))
                 # Sent while open: it is now the client's; a failed send left it queued.
                 self.pending.popleft()

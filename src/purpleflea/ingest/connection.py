@@ -15,7 +15,7 @@ import math
 import random
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -23,6 +23,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from purpleflea.clock import now_ms
+from purpleflea.ingest.resubscribe import Resubscriber, Step
 from purpleflea.ingest.watchdog import Watchdog
 from purpleflea.model import VenueLiquidation
 from purpleflea.venues import FrameError
@@ -94,7 +95,9 @@ class ConnectionStats:
     handed to the sink; ``malformed`` frames the normalizer rejected; ``unsized`` events
     dropped because the instrument's contract size is unknown; ``silent`` connections
     replaced by the data watchdog; ``reconnects`` waits before connecting again;
-    ``errors["refused"]`` the exchange's error replies to our requests (a bad topic).
+    ``errors["refused"]`` the exchange's error replies to our requests (a bad topic);
+    ``errors["given_up"]`` topics left unsubscribed after their refusal, and ``given_up``
+    those of the current session (the rest of a refused batch is subscribed again).
     """
 
     name: str
@@ -111,6 +114,7 @@ class ConnectionStats:
     unsized: int = 0
     silent: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    given_up: list[str] = field(default_factory=list)
     last_error: str = ""
     last_message_at: float | None = None  # time.monotonic()
 
@@ -132,6 +136,7 @@ class ConnectionStats:
             "unsized": self.unsized,
             "silent": self.silent,
             "errors": dict(self.errors),
+            "given_up": list(self.given_up),
             "last_error": self.last_error,
             "last_message_age_s": age,
         }
@@ -304,10 +309,13 @@ async def _session(
     deduper: Deduper,
     watch: Watch | None,
 ) -> None:
-    for index, message in enumerate(spec.subscribe_messages()):
-        if index and spec.subscribe_pause:
-            await asyncio.sleep(spec.subscribe_pause)
-        await ws.send(message)
+    messages: list[str] | tuple[str, ...] = spec.subscribe_messages()
+    resubscriber = None
+    if spec.batching is not None:
+        resubscriber = Resubscriber(spec.batching)
+        messages = resubscriber.start(messages)
+    stats.given_up.clear()  # this session subscribes everything again
+    await _send_all(ws, messages, spec.subscribe_pause)
     if watch is not None:
         # Up once subscribed: from here on the venue sends us what happens.
         watch.up(spec.name, spec.exchange, now_ms())
@@ -340,6 +348,10 @@ async def _session(
                                 continue
                         if _deliver(frame, received_at, now, spec, sink, stats, deduper):
                             watchdog.last_data = now
+                        elif resubscriber is not None:
+                            step = _resubscribe(spec, resubscriber, frame, stats)
+                            if step is not None:
+                                await _send_all(ws, step.send, spec.subscribe_pause)
             finally:
                 watchdog.cancel()
     except TimeoutError:
@@ -359,6 +371,46 @@ async def _session(
             # The pinger dies with the connection; its own error is not the session's.
             with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
                 await pinger
+
+
+async def _send_all(ws: ClientConnection, messages: Sequence[str], pause: float) -> None:
+    for index, message in enumerate(messages):
+        if index and pause:
+            await asyncio.sleep(pause)
+        await ws.send(message)
+
+
+def _resubscribe(
+    spec: FeedSpec, resubscriber: Resubscriber, frame: bytes | str, stats: ConnectionStats
+) -> Step | None:
+    """What to send again after ``frame`` if it refuses a batch (counted and logged)."""
+    try:
+        step = resubscriber.answer(frame)
+    except Exception as exc:  # a bad frame must not end the session
+        stats.errors["resubscribe_check_error"] += 1
+        log.debug("%s: subscribe answer check failed on a frame: %r", spec.name, exc)
+        return None
+    if step is None:
+        return None
+    if step.send:
+        log.info(
+            "%s: %s refused a subscribe of %d topics; subscribing them again in %d message(s)%s",
+            spec.name,
+            spec.exchange,
+            len(step.refused),
+            len(step.send),
+            f" without {', '.join(step.given_up)}" if step.given_up else "",
+        )
+    if step.given_up:
+        stats.errors["given_up"] += len(step.given_up)
+        stats.given_up.extend(step.given_up)
+        log.warning(
+            "%s: %s refused %s; not subscribed on this connection until it reconnects",
+            spec.name,
+            spec.exchange,
+            ", ".join(step.given_up),
+        )
+    return step
 
 
 def _answer(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> str | None:

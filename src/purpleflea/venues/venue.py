@@ -41,6 +41,33 @@ Messages = Callable[[], tuple[str, ...]]
 Message = Callable[[], str]
 
 
+class Reply(NamedTuple):
+    """A venue's answer to one batched subscribe: whether it ``refused`` it, the ``tag`` of the
+    request it answers (None: the venue echoes none; the answer is then the batch's that
+    holds ``topic``, else the oldest's), and the topic it names (for a refusal, the bad one;
+    None: it names none)."""
+
+    refused: bool
+    tag: str | None = None
+    topic: str | None = None
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How a connection's subscribe messages that carry many topics (one a market) can be
+    split, for a venue that refuses a whole message over one bad topic (a delisted or
+    not-yet-live symbol still in the catalog): the runner then subscribes the rest again,
+    without the topic the refusal names, or in halves until the bad one is alone
+    (``ingest/resubscribe.py``)."""
+
+    #: The topics a subscribe message carries; None for a message that is not a batch.
+    topics: Callable[[str], tuple[str, ...] | None]
+    #: A subscribe message of these topics, tagged (where the venue echoes a request id).
+    message: Callable[[tuple[str, ...], str], str]
+    #: A frame -> the venue's answer to a batched subscribe; None for any other frame.
+    reply: Callable[[bytes | str], Reply | None]
+
+
 @dataclass(frozen=True)
 class Absent:
     """A part this venue does not have; ``reason`` says why (for the next reader)."""
@@ -81,6 +108,8 @@ class Connection:
     #: silent, beside ``silence_timeout`` (any frame): for a venue whose keepalive is answered
     #: by servers that send no data (EXCHANGES.md trap 3, Binance). None: not watched.
     data_timeout: float | None = None
+    #: How to split a refused subscribe message (None: its messages are not split).
+    batching: Batching | None = None
 
 
 #: The connections of one exchange, given its live instrument catalog (a mapping whose

@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import as_text, chunks, compact_json, json_object, symbols_of
+from purpleflea.venues._connection import (
+    as_text,
+    chunks,
+    compact_json,
+    json_object,
+    mentions,
+    symbols_of,
+)
 from purpleflea.venues.bybit.constants import EXCHANGE
-from purpleflea.venues.venue import Connection
+from purpleflea.venues.venue import Batching, Connection, Reply
 
 URLS = {
     "linear": "wss://stream.bybit.com/v5/public/linear",
@@ -23,6 +30,48 @@ def subscribe(symbols: Sequence[str]) -> tuple[str, ...]:
         compact_json({"op": "subscribe", "args": batch})
         for batch in chunks(topics, TOPICS_PER_MESSAGE)
     )
+
+
+def topics(message: str) -> tuple[str, ...] | None:
+    """The topics of one of our subscribe messages (None: not a subscribe)."""
+    request = json_object(message)
+    if request is None or request.get("op") != "subscribe":
+        return None
+    args = request.get("args")
+    return tuple(str(arg) for arg in args) if isinstance(args, list) else None
+
+
+def tagged(topics: tuple[str, ...], tag: str) -> str:
+    """A subscribe of ``topics`` whose ``req_id`` Bybit echoes in its answer."""
+    return compact_json({"req_id": tag, "op": "subscribe", "args": list(topics)})
+
+
+def reply(frame: bytes | str) -> Reply | None:
+    """Bybit's answer to a subscribe: ``{"success":false,"ret_msg":"error:handler not
+    found,topic:allLiquidation.XYZUSDT","req_id":"3","op":"subscribe"}``.
+
+    Bybit refuses the whole message over one bad topic and subscribes none of the others
+    (ccxt issue 30284, a raw probe of 2026-09-05 on v5/public/linear: the good topic of a
+    refused pair never delivered; public clients measured the same for unknown topics), and
+    names the first bad topic after ``topic:``.
+    """
+    if not mentions(frame, "success"):
+        return None  # every liquidation frame comes here
+    message = json_object(frame)
+    if message is None or message.get("op") != "subscribe" or "success" not in message:
+        return None
+    tag = message.get("req_id")
+    _, found, named = str(message.get("ret_msg") or "").rpartition("topic:")
+    topic = named.strip() if found else ""
+    return Reply(
+        refused=message["success"] is False,
+        tag=str(tag) if tag else None,
+        topic=topic or None,
+    )
+
+
+#: Splits a refused subscribe: the rest without the topic Bybit names.
+BATCHING = Batching(topics=topics, message=tagged, reply=reply)
 
 
 def refusal(frame: bytes | str) -> str | None:
@@ -52,6 +101,7 @@ def connections(instruments: Catalog) -> list[Connection]:
                 silence_timeout=60.0,
                 subscribe_pause=0.05,
                 refusal=refusal,
+                batching=BATCHING,
             )
         )
     return found

@@ -7,17 +7,61 @@ from collections.abc import Sequence
 from purpleflea.model import Catalog
 from purpleflea.venues._connection import as_text, compact_json, json_object, mentions, symbols_of
 from purpleflea.venues.kraken.constants import EXCHANGE
-from purpleflea.venues.venue import Connection
+from purpleflea.venues.venue import Batching, Connection, Reply
 
 URL = "wss://futures.kraken.com/ws/v1"
 
 
+def trades(product_ids: Sequence[str]) -> str:
+    return compact_json({"event": "subscribe", "feed": "trade", "product_ids": list(product_ids)})
+
+
 def subscribe(product_ids: Sequence[str]) -> tuple[str, ...]:
     # The heartbeat feed ticks every few seconds, so the watchdog can tell quiet from dead.
-    return (
-        compact_json({"event": "subscribe", "feed": "trade", "product_ids": list(product_ids)}),
-        compact_json({"event": "subscribe", "feed": "heartbeat"}),
-    )
+    return (trades(product_ids), compact_json({"event": "subscribe", "feed": "heartbeat"}))
+
+
+def topics(message: str) -> tuple[str, ...] | None:
+    """The product ids of one of our trade subscribes (None: another message)."""
+    request = json_object(message)
+    if request is None or request.get("feed") != "trade":
+        return None
+    products = request.get("product_ids")
+    return tuple(str(p) for p in products) if isinstance(products, list) else None
+
+
+def untagged(product_ids: tuple[str, ...], tag: str) -> str:
+    del tag  # Kraken Futures requests carry no id; answers come in the order of requests
+    return trades(product_ids)
+
+
+def reply(frame: bytes | str) -> Reply | None:
+    """Kraken Futures' answer to a trade subscribe: ``{"event":"subscribed","feed":"trade",
+    "product_ids":[..]}``, or a refusal. Its trade feed reference lists ``Invalid product id``
+    as the error of a bad product, an ``{"event":"error"}`` that names none and no product
+    of the request: the request is taken as refused whole, and split until the bad product
+    is alone (a request that did take is acked, and its products deliver)."""
+    if not mentions(frame, "event"):
+        return None  # trades and heartbeats are "feed" frames
+    message = json_object(frame)
+    if message is None:
+        return None
+    event = message.get("event")
+    if event in ("subscribed", "subscribed_failed") and message.get("feed") == "trade":
+        products = message.get("product_ids")
+        products = products if isinstance(products, list) else []
+        if event == "subscribed":
+            # Any product of the batch tells which batch took (one ack or one per product).
+            return Reply(refused=False, topic=str(products[0]) if products else None)
+        # A refusal names the bad product only when it is the request's one product.
+        return Reply(refused=True, topic=str(products[0]) if len(products) == 1 else None)
+    if event in ("error", "alert"):
+        return Reply(refused=True)
+    return None
+
+
+#: Splits a refused trade subscribe in halves until the bad product is alone.
+BATCHING = Batching(topics=topics, message=untagged, reply=reply)
 
 
 #: Replies that refuse a request: ``subscribed_failed`` is the documented answer to a
@@ -43,4 +87,14 @@ def connections(instruments: Catalog) -> list[Connection]:
     def messages() -> tuple[str, ...]:
         return subscribe(symbols_of(instruments))
 
-    return [Connection(EXCHANGE, EXCHANGE, URL, messages, silence_timeout=30.0, refusal=refusal)]
+    return [
+        Connection(
+            EXCHANGE,
+            EXCHANGE,
+            URL,
+            messages,
+            silence_timeout=30.0,
+            refusal=refusal,
+            batching=BATCHING,
+        )
+    ]

@@ -1,0 +1,175 @@
+"""One bad topic in a batched subscribe costs that topic only, not its whole batch.
+
+Bybit refuses a whole subscribe message over one bad topic and names it; Kraken Futures
+answers a bad product id with an error that names none (ingest/resubscribe.py). The pure
+core is checked on its own, then every batching venue against its fake exchange refusing a
+batch that holds one bad topic: every good topic must still deliver its events.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from purpleflea.ingest import feeds
+from purpleflea.ingest.resubscribe import MAX_RESUBSCRIBES, Resubscriber
+from purpleflea.venues._connection import compact_json
+from purpleflea.venues.bybit import connection as bybit
+from purpleflea.venues.kraken import connection as kraken
+from purpleflea.venues.venue import Batching, Reply
+from tests.fakes.exchanges import FakeExchange, Faults, dialect_for
+from tests.fakes.harness import Feeds, catalogs_for_tests, expected_events, fast, recorded_frames
+
+
+def _args(message: str) -> list[str]:
+    return list(json.loads(message)["args"])
+
+
+def _ack(message: str, refused_topic: str | None = None) -> str:
+    """Bybit's answer to ``message``: success, or a refusal naming ``refused_topic``."""
+    tag = json.loads(message)["req_id"]
+    if refused_topic is None:
+        return compact_json({"success": True, "ret_msg": "", "req_id": tag, "op": "subscribe"})
+    text = f"error:handler not found,topic:{refused_topic}"
+    return compact_json({"success": False, "ret_msg": text, "req_id": tag, "op": "subscribe"})
+
+
+def test_a_refusal_naming_its_topic_subscribes_the_rest_of_the_batch_again() -> None:
+    topics = [f"allLiquidation.C{i}USDT" for i in range(450)]
+    resubscriber = Resubscriber(bybit.BATCHING)
+    sent = resubscriber.start(bybit.subscribe([t.split(".")[1] for t in topics]))
+    assert [len(_args(m)) for m in sent] == [200, 200, 50]
+    assert resubscriber.answer(_ack(sent[0])) is None  # the first batch took
+    step = resubscriber.answer(_ack(sent[1], "allLiquidation.C250USDT"))
+    assert step is not None
+    assert step.given_up == ("allLiquidation.C250USDT",)
+    (again,) = step.send
+    assert _args(again) == [t for t in topics[200:400] if t != "allLiquidation.C250USDT"]
+    assert resubscriber.answer(_ack(again)) is None
+    assert resubscriber.answer(_ack(sent[2])) is None
+    # An answer to nothing pending (repeated, or another client's id) changes nothing.
+    assert resubscriber.answer(_ack(sent[1], "allLiquidation.C1USDT")) is None
+
+
+def _halving_venue(bad: set[str]) -> tuple[Batching, list[list[str]]]:
+    """A venue that names no topic and echoes no id (Kraken's shape), refusing any message
+    holding one of ``bad``; records every message sent."""
+    sent: list[list[str]] = []
+
+    def message(topics: tuple[str, ...], tag: str) -> str:
+        del tag
+        sent.append(list(topics))
+        return compact_json({"t": list(topics)})
+
+    def topics(text: str) -> tuple[str, ...] | None:
+        return tuple(json.loads(text)["t"])
+
+    def reply(frame: bytes | str) -> Reply | None:
+        return Reply(refused=json.loads(frame)["refused"])
+
+    return Batching(topics=topics, message=message, reply=reply), sent
+
+
+def _run(resubscriber: Resubscriber, sent: list[list[str]], bad: set[str]) -> list[str]:
+    """Answer every message in order until none is pending; the topics given up."""
+    given_up: list[str] = []
+    answered = 0
+    while answered < len(sent):
+        refused = bool(bad.intersection(sent[answered]))
+        answered += 1
+        step = resubscriber.answer(compact_json({"refused": refused}))
+        if step is not None:
+            given_up += step.given_up
+    return given_up
+
+
+def test_a_refusal_naming_nothing_halves_the_batch_until_the_bad_topic_is_alone() -> None:
+    topics = [f"P{i:03d}" for i in range(300)]
+    batching, sent = _halving_venue({"P123"})
+    resubscriber = Resubscriber(batching)
+    resubscriber.start([compact_json({"t": topics})])
+    assert _run(resubscriber, sent, {"P123"}) == ["P123"]
+    accepted = {t for message in sent if "P123" not in message for t in message}
+    assert accepted == set(topics) - {"P123"}
+    # Two messages a halving: about 2 log2(300) = 18 sent again, not 300.
+    assert len(sent) - 1 <= 2 * 9
+
+
+def test_a_venue_refusing_everything_ends_within_the_bound() -> None:
+    topics = [f"P{i:03d}" for i in range(300)]
+    batching, sent = _halving_venue(set(topics))
+    resubscriber = Resubscriber(batching)
+    resubscriber.start([compact_json({"t": topics})])
+    given_up = _run(resubscriber, sent, set(topics))
+    assert len(sent) - 1 == MAX_RESUBSCRIBES
+    assert sorted(given_up) == topics  # each given up once, none left pending
+    assert resubscriber.left == 0
+
+
+def test_kraken_answers_are_read_as_acks_and_refusals() -> None:
+    ack = '{"event":"subscribed","feed":"trade","product_ids":["PF_XBTUSD","PF_ETHUSD"]}'
+    assert kraken.reply(ack) == Reply(refused=False, topic="PF_XBTUSD")
+    assert kraken.reply('{"event":"error","message":"Invalid product id"}') == Reply(True)
+    failed = '{"event":"subscribed_failed","feed":"trade","product_ids":["PF_NOPEUSD"]}'
+    assert kraken.reply(failed) == Reply(refused=True, topic="PF_NOPEUSD")
+    assert kraken.reply('{"event":"subscribed","feed":"heartbeat"}') is None
+    assert kraken.reply('{"feed":"heartbeat","time":1}') is None
+
+
+BAD_CASES = ["bybit_linear", "kraken_futures"]
+
+
+def _movable(frame: str | bytes) -> bool:
+    if not isinstance(frame, str):
+        return False
+    value = json.loads(frame)
+    return str(value.get("topic")).startswith("allLiquidation.") or value.get("feed") == "trade"
+
+
+def _moved(frame: str, topic: str) -> str:
+    """A recorded Bybit ``allLiquidation`` or Kraken Futures ``trade`` frame, moved to
+    ``topic`` (``allLiquidation.SYMBOL`` or a product id); its id changes with it."""
+    value = json.loads(frame)
+    if "topic" in value:
+        value["topic"] = topic
+        for row in value["data"]:
+            row["s"] = topic.split(".", 1)[1]
+    else:
+        value["product_id"] = topic
+        value["uid"] = f"{value['uid']}-{topic}"
+    return compact_json(value)
+
+
+@pytest.mark.parametrize("name", BAD_CASES)
+async def test_one_bad_topic_costs_only_itself(name: str) -> None:
+    """The fake refuses the whole message holding the bad topic, as the venue does, and plays
+    a frame only once its topic is subscribed: every good topic's events must arrive."""
+    catalogs = catalogs_for_tests()
+    (spec,) = [s for s in feeds.build_feeds(catalogs) if s.name == name]
+    assert spec.batching is not None
+    subscribed = [t for m in spec.subscribe_messages() for t in spec.batching.topics(m) or ()]
+    dialect = dialect_for(name)
+    # Recorded frames moved onto the first, middle and last subscribed topic (their symbol
+    # rewritten), so good topics on both sides of the bad one must deliver.
+    good = [subscribed[0], subscribed[len(subscribed) // 2], subscribed[-1]]
+    recorded = [f for f in recorded_frames()[name] if _movable(f)]
+    frames = [_moved(recorded[i % len(recorded)], topic) for i, topic in enumerate(good * 2)]
+    bad = subscribed[len(subscribed) // 4]
+    assert bad not in good
+    faults = Faults(bad_topics=frozenset({bad}))
+    async with FakeExchange(dialect, frames, faults) as fake:
+        specs = feeds.build_feeds(catalogs, urls={name: fake.url})
+        (spec,) = [fast(s) for s in specs if s.name == name]
+        expected = expected_events(spec, frames)
+        async with Feeds([spec]) as run:
+            await fake.wait_drained()
+            await run.wait_for(lambda: len(run.received) >= len(expected))
+    stats = run.stats[name]
+    assert sorted(e.id for e in run.received) == sorted(e.id for e in expected)
+    assert stats.errors["refused"] >= 1
+    assert stats.given_up == [bad]
+    assert stats.errors["given_up"] == 1
+    assert fake.connections == 1  # recovered on the same connection, no reconnect
+    assert set(fake.sessions[0].topics) >= set(subscribed) - {bad}
+    assert bad not in fake.sessions[0].topics
