@@ -107,6 +107,22 @@ def test_a_venue_refusing_everything_ends_within_the_bound() -> None:
     assert resubscriber.left == 0
 
 
+def test_bybit_answers_are_read_as_acks_and_refusals() -> None:
+    # The refusal's text as a raw probe of v5/public/linear recorded it (ccxt issue 30284).
+    refused = (
+        '{"success":false,"ret_msg":"error:already subscribed,topic:publicTrade.BTCUSDT",'
+        '"conn_id":"c","req_id":"2","op":"subscribe"}'
+    )
+    assert bybit.reply(refused) == Reply(True, "2", "publicTrade.BTCUSDT")
+    # A refusal naming no topic (spot's "args size >10"), and one without an echoed id.
+    unnamed = '{"success":false,"ret_msg":"args size >10","conn_id":"c","op":"subscribe"}'
+    assert bybit.reply(unnamed) == Reply(refused=True)
+    ack = '{"success":true,"ret_msg":"","conn_id":"c","req_id":"7","op":"subscribe"}'
+    assert bybit.reply(ack) == Reply(False, "7")
+    assert bybit.reply('{"success":true,"ret_msg":"pong","conn_id":"c","op":"ping"}') is None
+    assert bybit.reply(recorded_frames()["bybit_linear"][0]) is None
+
+
 def test_kraken_answers_are_read_as_acks_and_refusals() -> None:
     ack = '{"event":"subscribed","feed":"trade","product_ids":["PF_XBTUSD","PF_ETHUSD"]}'
     assert kraken.reply(ack) == Reply(refused=False, topic="PF_XBTUSD")
