@@ -129,6 +129,9 @@ def test_kraken_answers_are_read_as_acks_and_refusals() -> None:
     assert kraken.reply('{"event":"error","message":"Invalid product id"}') == Reply(True)
     failed = '{"event":"subscribed_failed","feed":"trade","product_ids":["PF_NOPEUSD"]}'
     assert kraken.reply(failed) == Reply(refused=True, topic="PF_NOPEUSD")
+    # The shape a public Go client's tests give Kraken's refusal: no product_ids at all.
+    bare = '{"event":"subscribed_failed","feed":"trade","message":"Invalid product id"}'
+    assert kraken.reply(bare) == Reply(refused=True)
     assert kraken.reply('{"event":"subscribed","feed":"heartbeat"}') is None
     assert kraken.reply('{"feed":"heartbeat","time":1}') is None
 

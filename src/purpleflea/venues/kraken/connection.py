@@ -37,10 +37,12 @@ def untagged(product_ids: tuple[str, ...], tag: str) -> str:
 
 def reply(frame: bytes | str) -> Reply | None:
     """Kraken Futures' answer to a trade subscribe: ``{"event":"subscribed","feed":"trade",
-    "product_ids":[..]}``, or a refusal. Its trade feed reference lists ``Invalid product id``
-    as the error of a bad product, an ``{"event":"error"}`` that names none and no product
-    of the request: the request is taken as refused whole, and split until the bad product
-    is alone (a request that did take is acked, and its products deliver)."""
+    "product_ids":[..]}``, or a refusal. Its trade feed reference (docs.kraken.com,
+    futures-websocket/trade, "Response Error") lists ``Invalid product id`` as the error of a
+    bad product, an ``{"event":"error"}`` that names no product of the request, and does not
+    say whether the other products took: the request is taken as refused whole, and split
+    until the bad product is alone (a request that did take is acked, and its products
+    deliver; one subscribed twice only replays its ``trade_snapshot``, which dedupe drops)."""
     if not mentions(frame, "event"):
         return None  # trades and heartbeats are "feed" frames
     message = json_object(frame)
