@@ -52,6 +52,18 @@ def test_a_refusal_naming_its_topic_subscribes_the_rest_of_the_batch_again() -> 
     assert resubscriber.answer(_ack(sent[1], "allLiquidation.C1USDT")) is None
 
 
+def test_a_topic_refused_as_already_subscribed_is_not_given_up() -> None:
+    resubscriber = Resubscriber(bybit.BATCHING)
+    (sent,) = resubscriber.start(bybit.subscribe(["BTCUSDT", "ETHUSDT"]))
+    tag = json.loads(sent)["req_id"]
+    text = "error:already subscribed,topic:allLiquidation.BTCUSDT"
+    answer = {"success": False, "ret_msg": text, "req_id": tag, "op": "subscribe"}
+    step = resubscriber.answer(compact_json(answer))
+    assert step is not None
+    assert step.given_up == ()
+    assert [_args(m) for m in step.send] == [["allLiquidation.ETHUSDT"]]
+
+
 def _halving_venue(bad: set[str]) -> tuple[Batching, list[list[str]]]:
     """A venue that names no topic and echoes no id (Kraken's shape), refusing any message
     holding one of ``bad``; records every message sent."""
@@ -113,7 +125,7 @@ def test_bybit_answers_are_read_as_acks_and_refusals() -> None:
         '{"success":false,"ret_msg":"error:already subscribed,topic:publicTrade.BTCUSDT",'
         '"conn_id":"c","req_id":"2","op":"subscribe"}'
     )
-    assert bybit.reply(refused) == Reply(True, "2", "publicTrade.BTCUSDT")
+    assert bybit.reply(refused) == Reply(True, "2", "publicTrade.BTCUSDT", live=True)
     # A refusal naming no topic (spot's "args size >10"), and one without an echoed id.
     unnamed = '{"success":false,"ret_msg":"args size >10","conn_id":"c","op":"subscribe"}'
     assert bybit.reply(unnamed) == Reply(refused=True)

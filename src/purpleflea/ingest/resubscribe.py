@@ -71,12 +71,12 @@ class Resubscriber:
         if tag is None:
             return None  # an answer to nothing we are waiting for
         topics = self._pending.pop(tag)
-        return self._split(topics, reply.topic) if reply.refused else None
+        return self._split(topics, reply.topic, reply.live) if reply.refused else None
 
-    def _split(self, topics: tuple[str, ...], named: str | None) -> Step:
+    def _split(self, topics: tuple[str, ...], named: str | None, live: bool) -> Step:
         given_up: tuple[str, ...] = ()
         if named in topics:
-            given_up = (named,) if named is not None else ()
+            given_up = (named,) if named is not None and not live else ()
             parts = [tuple(t for t in topics if t != named)]
         elif len(topics) == 1:
             given_up, parts = topics, []

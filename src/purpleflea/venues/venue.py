@@ -50,6 +50,9 @@ class Reply(NamedTuple):
     refused: bool
     tag: str | None = None
     topic: str | None = None
+    #: The refusal says the named topic is subscribed already (Bybit's ``already
+    #: subscribed``): the rest is sent again and nothing is given up.
+    live: bool = False
 
 
 @dataclass(frozen=True)

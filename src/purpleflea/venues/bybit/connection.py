@@ -53,7 +53,8 @@ def reply(frame: bytes | str) -> Reply | None:
     Bybit refuses the whole message over one bad topic and subscribes none of the others
     (ccxt issue 30284, a raw probe of 2026-09-05 on v5/public/linear: the good topic of a
     refused pair never delivered; public clients measured the same for unknown topics), and
-    names the first bad topic after ``topic:``.
+    names the first bad topic after ``topic:``. ``already subscribed`` names a topic that is
+    live: the rest is sent again and nothing is given up.
     """
     if not mentions(frame, "success"):
         return None  # every liquidation frame comes here
@@ -61,12 +62,14 @@ def reply(frame: bytes | str) -> Reply | None:
     if message is None or message.get("op") != "subscribe" or "success" not in message:
         return None
     tag = message.get("req_id")
-    _, found, named = str(message.get("ret_msg") or "").rpartition("topic:")
+    text = str(message.get("ret_msg") or "")
+    _, found, named = text.rpartition("topic:")
     topic = named.strip() if found else ""
     return Reply(
         refused=message["success"] is False,
         tag=str(tag) if tag else None,
         topic=topic or None,
+        live="already subscribed" in text,
     )
 
 
