@@ -9,6 +9,10 @@ Fill in (the facts come from shared/EXCHANGES.md and the exchange's docs):
 - ``refusal(frame) -> str | None`` reading the exchange's error reply to a subscribe (a bad
   topic leaves the socket open and quiet; the runner counts and logs what this reads), with
   ``json_object``/``as_text`` (or ``event_error`` for the OKX/Bitget shape);
+- ``batching``, if one message lists many instruments and the exchange refuses it whole over
+  one bad instrument: a ``Batching`` (the topics of a message, a tagged message of topics,
+  the exchange's answer as a ``Reply``) lets the runner subscribe the good ones again
+  (``ingest/resubscribe.py``; examples: Bybit names the bad topic, Kraken Futures does not);
 - ``connections(instruments) -> list[Connection]``: one ``Connection`` per socket, named
   ``<exchange>`` or ``<exchange>_<part>``, with a ``silence_timeout`` longer than the quietest
   normal gap. Subscriptions that list instruments are a function of the live catalog, so a
