@@ -202,7 +202,7 @@ class Stream:
         The timeout covers only the wait, never the consumer's time between events, and is
         armed only when nothing is held: under load the messages are there, and a
         ``wait_for(recv())`` per message (a task and a timer each) was most of a client's CPU
-        per frame (32 against 9 us, bench/sdk_receive.py).
+        per frame (34 against 9 us a single-event frame, bench/sdk_receive.py).
         """
         ready = take_ready(ws)
         if ready:

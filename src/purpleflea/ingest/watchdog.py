@@ -1,7 +1,8 @@
-"""The silence watchdog that ends a connection's session no frame reached for too long.
+"""The silence watchdog that ends a connection's session no frame (or, where the venue asks
+for it, no data) reached for too long.
 
-It exists for crash rates (bench/crash_ingest.py): an ``asyncio.timeout`` around each
-``recv()`` scheduled and cancelled a timer per frame. The connection runner
+One timer, not one per frame, for crash rates (bench/crash_ingest.py): an
+``asyncio.timeout`` around each ``recv()`` scheduled and cancelled a timer per frame. The connection runner
 (``ingest/connection.py``) uses it; it decides nothing about events.
 """
 
