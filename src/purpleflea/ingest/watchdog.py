@@ -2,8 +2,8 @@
 for it, no data) reached for too long.
 
 One timer, not one per frame, for crash rates (bench/crash_ingest.py): an
-``asyncio.timeout`` around each ``recv()`` scheduled and cancelled a timer per frame. The connection runner
-(``ingest/connection.py``) uses it; it decides nothing about events.
+``asyncio.timeout`` around each ``recv()`` scheduled and cancelled a timer per frame. The
+connection runner (``ingest/connection.py``) uses it; it decides nothing about events.
 """
 
 from __future__ import annotations
