@@ -595,6 +595,9 @@ class Faults:
     refuse_subscribe: bool = False  # answer every subscribe with the exchange's error reply
     # Refuse a whole subscribe holding one of these topics; play a frame once it is subscribed.
     bad_topics: frozenset[str] = frozenset()
+    # Refuse a message holding a bad topic this many times, then take it (a symbol going live
+    # during the session); None: always refuse.
+    bad_refusals: int | None = None
 
 
 class FakeExchange:
@@ -617,6 +620,7 @@ class FakeExchange:
         self._garbage_index = 0
         self._open: set[ServerConnection] = set()
         self._refusing_until = 0.0
+        self.bad_refused = 0  # subscribes refused for holding a bad topic
 
     @property
     def port(self) -> int:
@@ -700,8 +704,9 @@ class FakeExchange:
                     continue
                 text = message if isinstance(message, str) else message.decode()
                 refusal = self.dialect.refusal(text) if self.faults.refuse_subscribe else None
-                if refusal is None and self.faults.bad_topics:
+                if refusal is None and self.faults.bad_topics and self._refusing_bad():
                     refusal = self.dialect.refuse_topics(text, self.faults.bad_topics)
+                    self.bad_refused += refusal is not None
                 if refusal is not None:
                     await ws.send(self.dialect.encode(refusal))
                     continue
@@ -713,6 +718,10 @@ class FakeExchange:
                     return
                 for reply in replies:
                     await ws.send(self.dialect.encode(reply))
+
+    def _refusing_bad(self) -> bool:
+        limit = self.faults.bad_refusals
+        return limit is None or self.bad_refused < limit
 
     async def _ping(self, ws: ServerConnection, session: Session, every: float) -> None:
         with contextlib.suppress(websockets.ConnectionClosed):
@@ -741,6 +750,8 @@ class FakeExchange:
                     break
                 frame = self.pending[0]
                 if faults.bad_topics and self.dialect.topic_of(frame) not in session.topics:
+                    if ws.close_code is not None:
+                        return  # the client left: waiting on would hold the server open
                     break  # as a venue: nothing of a topic not (yet) subscribed
                 await ws.send(self.dialect.encode(frame))
                 # Sent while open: it is now the client's; a failed send left it queued.
