@@ -204,3 +204,86 @@ async def test_one_bad_topic_costs_only_itself(name: str) -> None:
     assert fake.connections == 1  # recovered on the same connection, no reconnect
     assert set(fake.sessions[0].topics) >= set(subscribed) - {bad}
     assert bad not in fake.sessions[0].topics
+
+
+def test_a_given_up_topic_is_asked_again_on_a_doubling_timer_until_accepted() -> None:
+    resubscriber = Resubscriber(bybit.BATCHING, retry_first=60.0, retry_cap=300.0)
+    (sent,) = resubscriber.start(bybit.subscribe(["BTCUSDT", "NEWUSDT", "ETHUSDT"]))
+    assert resubscriber.next_retry() is None
+    step = resubscriber.answer(_ack(sent, "allLiquidation.NEWUSDT"), now=10.0)
+    assert step is not None
+    assert step.given_up == ("allLiquidation.NEWUSDT",)
+    (rest,) = step.send
+    # The good topics, once accepted, are never asked for again.
+    assert resubscriber.answer(_ack(rest), now=10.5) is None
+    waits = []
+    now = 10.0
+    for _ in range(4):
+        due = resubscriber.next_retry()
+        assert due is not None
+        waits.append(due - now)
+        assert resubscriber.retry(due - 0.001) == ((), ())  # not before its time
+        topics, (again,) = resubscriber.retry(due)
+        assert topics == ("allLiquidation.NEWUSDT",) == tuple(_args(again))
+        assert resubscriber.next_retry() is None  # out for retry: nothing else is due
+        now = due + 0.5
+        step = resubscriber.answer(_ack(again, "allLiquidation.NEWUSDT"), now=now)
+        assert step is not None
+        assert step.given_up == topics
+        assert step.send == ()
+    assert waits == [60.0, 120.0, 240.0, 300.0]  # doubling, capped
+    due = resubscriber.next_retry()
+    assert due is not None
+    _, (again,) = resubscriber.retry(due)
+    step = resubscriber.answer(_ack(again), now=due + 0.5)
+    assert step is not None
+    assert step.accepted == ("allLiquidation.NEWUSDT",)
+    assert step.send == step.given_up == ()
+    assert resubscriber.next_retry() is None
+    assert resubscriber.left == MAX_RESUBSCRIBES - 1  # retries spend none of the bound
+
+
+def test_retries_go_in_messages_no_larger_than_the_batches_started() -> None:
+    batching, _ = _halving_venue(set())
+    resubscriber = Resubscriber(batching, retry_first=1.0)
+    resubscriber.start([compact_json({"t": ["A", "B"]}), compact_json({"t": ["C", "D"]})])
+    # Every message refused, halves too, until each topic is alone and given up.
+    while resubscriber.answer(compact_json({"refused": True}), now=0.0) is not None:
+        pass
+    topics, messages = resubscriber.retry(1.0)
+    assert sorted(topics) == ["A", "B", "C", "D"]
+    assert [len(json.loads(m)["t"]) for m in messages] == [2, 2]
+
+
+@pytest.mark.parametrize("name", BAD_CASES)
+async def test_a_topic_refused_at_first_is_asked_again_and_delivers(name: str) -> None:
+    """A symbol not live when we connected goes live later in the session: the fake refuses
+    the bad topic until the runner gave it up, then takes it; the retry (scaled down from
+    60 s) must subscribe it on the same connection and its events arrive."""
+    catalogs = catalogs_for_tests()
+    (spec,) = [s for s in feeds.build_feeds(catalogs) if s.name == name]
+    assert spec.batching is not None
+    subscribed = [t for m in spec.subscribe_messages() for t in spec.batching.topics(m) or ()]
+    good, bad = subscribed[0], subscribed[len(subscribed) // 4]
+    recorded = [f for f in recorded_frames()[name] if _movable(f)]
+    # The good topic's frames first: the fake plays in order, the bad one's wait for it.
+    frames = [_moved(recorded[i % len(recorded)], t) for i, t in enumerate([good, bad, bad])]
+    faults = Faults(bad_topics=frozenset({bad}))
+    async with FakeExchange(dialect_for(name), frames, faults) as fake:
+        specs = feeds.build_feeds(catalogs, urls={name: fake.url})
+        (spec,) = [fast(s, retry_after=0.2, retry_cap=0.4) for s in specs if s.name == name]
+        expected = expected_events(spec, frames)
+        async with Feeds([spec]) as run:
+            stats = run.stats[name]
+            await run.wait_for(lambda: stats.given_up == [bad] and len(run.received) >= 1)
+            assert stats.errors["resubscribed"] == 0
+            faults.bad_refusals = fake.bad_refused  # the symbol goes live
+            await fake.wait_drained()
+            await run.wait_for(lambda: len(run.received) >= len(expected))
+            await run.wait_for(lambda: stats.given_up == [])
+    assert sorted(e.id for e in run.received) == sorted(e.id for e in expected)
+    assert stats.errors["resubscribed"] == 1
+    assert stats.errors["given_up"] == 1
+    assert fake.connections == 1  # the same connection, no reconnect
+    assert fake.sessions[0].topics.count(bad) == 1
+    assert fake.sessions[0].topics.count(good) == 1  # a topic that delivers is asked once

@@ -97,7 +97,8 @@ class ConnectionStats:
     replaced by the data watchdog; ``reconnects`` waits before connecting again;
     ``errors["refused"]`` the exchange's error replies to our requests (a bad topic);
     ``errors["given_up"]`` topics left unsubscribed after their refusal, and ``given_up``
-    those of the current session (the rest of a refused batch is subscribed again).
+    those of the current session (the rest of a refused batch is subscribed again);
+    ``errors["resubscribed"]`` given-up topics asked for again on their timer.
     """
 
     name: str
@@ -312,7 +313,9 @@ async def _session(
     messages: list[str] | tuple[str, ...] = spec.subscribe_messages()
     resubscriber = None
     if spec.batching is not None:
-        resubscriber = Resubscriber(spec.batching)
+        resubscriber = Resubscriber(
+            spec.batching, retry_first=spec.retry_after, retry_cap=spec.retry_cap
+        )
         messages = resubscriber.start(messages)
     stats.given_up.clear()  # this session subscribes everything again
     await _send_all(ws, messages, spec.subscribe_pause)
@@ -322,6 +325,12 @@ async def _session(
     pinger = (
         asyncio.create_task(_keepalive(ws, spec.keepalive, spec.keepalive_interval))
         if spec.keepalive
+        else None
+    )
+    gave_up = asyncio.Event()  # set when a topic is given up: its retry may come first
+    retrier = (
+        asyncio.create_task(_retry_given_up(ws, spec, resubscriber, stats, gave_up))
+        if resubscriber is not None
         else None
     )
     watchdog = Watchdog(spec.silence_timeout, spec.data_timeout)
@@ -349,8 +358,10 @@ async def _session(
                         if _deliver(frame, received_at, now, spec, sink, stats, deduper):
                             watchdog.last_data = now
                         elif resubscriber is not None:
-                            step = _resubscribe(spec, resubscriber, frame, stats)
+                            step = _resubscribe(spec, resubscriber, frame, now, stats)
                             if step is not None:
+                                if step.given_up:
+                                    gave_up.set()
                                 await _send_all(ws, step.send, spec.subscribe_pause)
             finally:
                 watchdog.cancel()
@@ -366,11 +377,12 @@ async def _session(
             f"no frame for {spec.silence_timeout:g} s (connected but silent)"
         ) from None
     finally:
-        if pinger is not None:
-            pinger.cancel()
-            # The pinger dies with the connection; its own error is not the session's.
-            with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
-                await pinger
+        for task in (pinger, retrier):
+            if task is not None:
+                task.cancel()
+                # It dies with the connection; its own error is not the session's.
+                with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
+                    await task
 
 
 async def _send_all(ws: ClientConnection, messages: Sequence[str], pause: float) -> None:
@@ -380,12 +392,48 @@ async def _send_all(ws: ClientConnection, messages: Sequence[str], pause: float)
         await ws.send(message)
 
 
+async def _retry_given_up(
+    ws: ClientConnection,
+    spec: FeedSpec,
+    resubscriber: Resubscriber,
+    stats: ConnectionStats,
+    gave_up: asyncio.Event,
+) -> None:
+    """Ask the venue again for the topics it refused, each when the resubscriber says it is
+    due (counted as ``errors["resubscribed"]``); ``gave_up`` wakes it for a new one."""
+    while True:
+        due = resubscriber.next_retry()
+        wait = None if due is None else due - time.monotonic()
+        if wait is None or wait > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await gave_up.wait()
+            gave_up.clear()
+            continue
+        topics, messages = resubscriber.retry(time.monotonic())
+        if not topics:
+            continue
+        stats.errors["resubscribed"] += len(topics)
+        log.info(
+            "%s: asking %s again for %d refused topic(s): %.300s",
+            spec.name,
+            spec.exchange,
+            len(topics),
+            ", ".join(topics),
+        )
+        await _send_all(ws, messages, spec.subscribe_pause)
+
+
 def _resubscribe(
-    spec: FeedSpec, resubscriber: Resubscriber, frame: bytes | str, stats: ConnectionStats
+    spec: FeedSpec,
+    resubscriber: Resubscriber,
+    frame: bytes | str,
+    now: float,
+    stats: ConnectionStats,
 ) -> Step | None:
     """What to send again after ``frame`` if it refuses a batch (counted and logged)."""
     try:
-        step = resubscriber.answer(frame)
+        step = resubscriber.answer(frame, now)
     except Exception as exc:  # a bad frame must not end the session
         stats.errors["resubscribe_check_error"] += 1
         log.debug("%s: subscribe answer check failed on a frame: %r", spec.name, exc)
@@ -401,14 +449,27 @@ def _resubscribe(
             len(step.send),
             f" without {', '.join(step.given_up)}" if step.given_up else "",
         )
-    if step.given_up:
-        stats.errors["given_up"] += len(step.given_up)
-        stats.given_up.extend(step.given_up)
+    # A topic refused again on its retry is already listed and was logged loudly once.
+    new = [topic for topic in step.given_up if topic not in stats.given_up]
+    if new:
+        stats.errors["given_up"] += len(new)
+        stats.given_up.extend(new)
         log.warning(
-            "%s: %s refused %s; not subscribed on this connection until it reconnects",
+            "%s: %s refused %s; not subscribed on this connection, asked again in %g s",
             spec.name,
             spec.exchange,
-            ", ".join(step.given_up),
+            ", ".join(new),
+            spec.retry_after,
+        )
+    if len(new) < len(step.given_up):
+        log.debug("%s: %s still refuses %s", spec.name, spec.exchange, ", ".join(step.given_up))
+    if step.accepted:
+        stats.given_up[:] = [topic for topic in stats.given_up if topic not in step.accepted]
+        log.info(
+            "%s: %s accepted %s on asking again",
+            spec.name,
+            spec.exchange,
+            ", ".join(step.accepted),
         )
     return step
 

@@ -10,9 +10,15 @@ decides what to send again and which topics to give up; the runner sends and cou
 
 A refusal that names a topic of the refused batch: the rest is subscribed again without it.
 One that names none: the batch is split in halves, each subscribed again, until the bad
-topic is alone and given up. Every message sent again answers a refusal (never a timer), and
-a session sends at most :data:`MAX_RESUBSCRIBES`: then the refused topics are given up, so a
-venue refusing everything cannot turn this into a loop.
+topic is alone and given up. Every message sent again answers a refusal, and a session sends
+at most :data:`MAX_RESUBSCRIBES` of them: then the refused topics are given up, so a venue
+refusing everything cannot turn this into a loop.
+
+A topic given up is asked for again on a timer within the same session (a Bybit symbol not
+live yet when we connected goes live hours later; a connection can last 24 h or more): first
+:data:`RETRY_FIRST` seconds after its refusal, the delay doubling on each new refusal up to
+:data:`RETRY_CAP`. Only given-up topics are asked again, so a topic that delivers is never
+sent twice; one accepted leaves the given-up set (:attr:`Step.accepted`).
 """
 
 from __future__ import annotations
@@ -25,39 +31,62 @@ from purpleflea.venues.venue import Batching
 #: Subscribe messages one session may send again. One bad topic among 300 takes about 18
 #: (two a halving); a cap of 64 leaves room for a few bad topics and ends the worst case.
 MAX_RESUBSCRIBES = 64
+#: Seconds from a topic's first refusal to asking for it again; each refusal of the retry
+#: doubles the wait, up to :data:`RETRY_CAP`: a topic refused for good costs one small
+#: message every half hour.
+RETRY_FIRST = 60.0
+RETRY_CAP = 1800.0
 
 
 @dataclass(frozen=True)
 class Step:
-    """What to do about one refused batch: ``send`` these messages now; ``given_up``: topics
-    no longer asked for on this connection; ``refused``: the topics the refusal cost."""
+    """What to do about one answer: ``send`` these messages now; ``given_up``: topics not
+    subscribed on this connection until their retry; ``refused``: the topics the refusal
+    cost; ``accepted``: topics given up before that the venue now took."""
 
     send: tuple[str, ...]
     given_up: tuple[str, ...]
     refused: tuple[str, ...]
+    accepted: tuple[str, ...] = ()
 
 
 class Resubscriber:
-    """Tags each batched subscribe of one session, remembers its topics until answered, and
-    turns a refusal into a :class:`Step`."""
+    """Tags each batched subscribe of one session, remembers its topics until answered,
+    turns a refusal into a :class:`Step`, and says when to ask for given-up topics again
+    (times are the caller's clock, in seconds)."""
 
-    def __init__(self, batching: Batching, limit: int = MAX_RESUBSCRIBES) -> None:
+    def __init__(
+        self,
+        batching: Batching,
+        limit: int = MAX_RESUBSCRIBES,
+        *,
+        retry_first: float = RETRY_FIRST,
+        retry_cap: float = RETRY_CAP,
+    ) -> None:
         self._batching = batching
         self._pending: dict[str, tuple[str, ...]] = {}  # tag -> topics, in the order sent
         self._next_tag = 1
-        #: Messages this session may still send again.
+        #: Messages this session may still send again in answer to refusals.
         self.left = limit
+        self._retry_first = retry_first
+        self._retry_cap = retry_cap
+        self._delay: dict[str, float] = {}  # given up (or out for retry) -> its last wait
+        self._due: dict[str, float] = {}  # given up -> when to ask again
+        self._size = 1  # topics of the largest batch started: retries go no larger
 
     def start(self, messages: Iterable[str]) -> list[str]:
         """``messages`` as they go out: each batch rebuilt with its tag and remembered."""
         out = []
         for message in messages:
             topics = self._batching.topics(message)
+            if topics is not None:
+                self._size = max(self._size, len(topics))
             out.append(message if topics is None else self._tagged(topics))
         return out
 
-    def answer(self, frame: bytes | str) -> Step | None:
-        """What to do about ``frame``: a :class:`Step` if it refuses a batch we sent."""
+    def answer(self, frame: bytes | str, now: float = 0.0) -> Step | None:
+        """What to do about ``frame`` (received at ``now``): a :class:`Step` if it refuses a
+        batch we sent, or accepts one that asked again for given-up topics."""
         reply = self._batching.reply(frame)
         if reply is None:
             return None
@@ -71,11 +100,45 @@ class Resubscriber:
         if tag is None:
             return None  # an answer to nothing we are waiting for
         topics = self._pending.pop(tag)
-        return self._split(topics, reply.topic, reply.live) if reply.refused else None
+        if reply.refused:
+            return self._split(topics, reply.topic, reply.live, now)
+        accepted = self._accepted(topics)
+        return Step((), (), (), accepted) if accepted else None
 
-    def _split(self, topics: tuple[str, ...], named: str | None, live: bool) -> Step:
+    def next_retry(self) -> float | None:
+        """When the earliest given-up topic is due to be asked again; None: none is."""
+        return min(self._due.values(), default=None)
+
+    def retry(self, now: float) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The given-up topics due at ``now`` and the tagged messages asking for them again
+        (no larger than the largest batch started); each is out for retry until answered."""
+        due = tuple(topic for topic, at in self._due.items() if at <= now)
+        for topic in due:
+            del self._due[topic]
+        size = self._size
+        messages = tuple(self._tagged(due[i : i + size]) for i in range(0, len(due), size))
+        return due, messages
+
+    def _accepted(self, topics: tuple[str, ...]) -> tuple[str, ...]:
+        """Topics of an accepted batch that were given up before: they no longer are."""
+        accepted = tuple(t for t in topics if t in self._delay and t not in self._due)
+        for topic in accepted:
+            del self._delay[topic]
+        return accepted
+
+    def _give_up(self, topics: tuple[str, ...], now: float) -> None:
+        for topic in topics:
+            last = self._delay.get(topic)
+            wait = self._retry_first if last is None else min(self._retry_cap, 2 * last)
+            self._delay[topic] = wait
+            self._due[topic] = now + wait
+
+    def _split(self, topics: tuple[str, ...], named: str | None, live: bool, now: float) -> Step:
         given_up: tuple[str, ...] = ()
+        accepted: tuple[str, ...] = ()
         if named in topics:
+            if live and named is not None:
+                accepted = self._accepted((named,))  # asked again and found subscribed
             given_up = (named,) if named is not None and not live else ()
             parts = [tuple(t for t in topics if t != named)]
         elif len(topics) == 1:
@@ -88,7 +151,8 @@ class Resubscriber:
             given_up += tuple(topic for part in parts for topic in part)
             parts = []
         self.left -= len(parts)
-        return Step(tuple(self._tagged(part) for part in parts), given_up, topics)
+        self._give_up(given_up, now)
+        return Step(tuple(self._tagged(part) for part in parts), given_up, topics, accepted)
 
     def _tagged(self, topics: tuple[str, ...]) -> str:
         tag = str(self._next_tag)

@@ -113,6 +113,11 @@ class Connection:
     data_timeout: float | None = None
     #: How to split a refused subscribe message (None: its messages are not split).
     batching: Batching | None = None
+    #: Seconds before a topic given up after its refusal is asked for again on the same
+    #: connection (a symbol not live yet when we connected), doubling on each new refusal up
+    #: to ``retry_cap``; only with ``batching``.
+    retry_after: float = 60.0
+    retry_cap: float = 1800.0
 
 
 #: The connections of one exchange, given its live instrument catalog (a mapping whose
