@@ -287,3 +287,20 @@ async def test_a_topic_refused_at_first_is_asked_again_and_delivers(name: str) -
     assert fake.connections == 1  # the same connection, no reconnect
     assert fake.sessions[0].topics.count(bad) == 1
     assert fake.sessions[0].topics.count(good) == 1  # a topic that delivers is asked once
+
+
+def test_a_retried_topic_found_already_subscribed_is_accepted() -> None:
+    resubscriber = Resubscriber(bybit.BATCHING, retry_first=5.0)
+    (sent,) = resubscriber.start(bybit.subscribe(["NEWUSDT"]))
+    step = resubscriber.answer(_ack(sent, "allLiquidation.NEWUSDT"), now=0.0)
+    assert step is not None
+    assert step.given_up == ("allLiquidation.NEWUSDT",)
+    _, (again,) = resubscriber.retry(5.0)
+    tag = json.loads(again)["req_id"]
+    text = "error:already subscribed,topic:allLiquidation.NEWUSDT"
+    answer = {"success": False, "ret_msg": text, "req_id": tag, "op": "subscribe"}
+    step = resubscriber.answer(compact_json(answer), now=6.0)
+    assert step is not None
+    assert step.accepted == ("allLiquidation.NEWUSDT",)
+    assert step.given_up == step.send == ()
+    assert resubscriber.next_retry() is None
