@@ -17,7 +17,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
@@ -31,6 +31,8 @@ from purpleflea.venues.venue import Connection, Message
 from purpleflea.websocket_ready import take_ready
 
 log = logging.getLogger("purpleflea.ingest")
+
+_T = TypeVar("_T")
 
 Normalize = Callable[[bytes | str], list[VenueLiquidation]]
 #: Receives each new (deduplicated, sized) event and the ms time it was received.
@@ -432,12 +434,9 @@ def _resubscribe(
     stats: ConnectionStats,
 ) -> Step | None:
     """What to send again after ``frame`` if it refuses a batch (counted and logged)."""
-    try:
-        step = resubscriber.answer(frame, now)
-    except Exception as exc:  # a bad frame must not end the session
-        stats.errors["resubscribe_check_error"] += 1
-        log.debug("%s: subscribe answer check failed on a frame: %r", spec.name, exc)
-        return None
+    step = _checked(
+        lambda f: resubscriber.answer(f, now), frame, spec, stats, "resubscribe_check_error"
+    )
     if step is None:
         return None
     if step.send:
@@ -474,14 +473,27 @@ def _resubscribe(
     return step
 
 
+def _checked(
+    check: Callable[[bytes | str], _T],
+    frame: bytes | str,
+    spec: FeedSpec,
+    stats: ConnectionStats,
+    error: str,
+) -> _T | None:
+    """``check(frame)``, a venue's reading of a frame that is not data (a ping, a refusal, a
+    subscribe answer); an exception is counted as ``errors[error]`` and read as None: a bad
+    frame must not end the session, and the normalizer judges it."""
+    try:
+        return check(frame)
+    except Exception as exc:
+        stats.errors[error] += 1
+        log.debug("%s: %s on a frame: %r", spec.name, error.replace("_", " "), exc)
+        return None
+
+
 def _answer(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> str | None:
     assert spec.answer is not None
-    try:
-        return spec.answer(frame)
-    except Exception as exc:  # a bad frame must not end the session; normalize will judge it
-        stats.errors["answer_error"] += 1
-        log.debug("%s: ping check failed on a frame: %r", spec.name, exc)
-        return None
+    return _checked(spec.answer, frame, spec, stats, "answer_error")
 
 
 def _deliver(
@@ -542,12 +554,7 @@ def _refused(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> None
     subscription limit): the socket stays open and quiet, so nothing else would show it."""
     if spec.refusal is None:
         return
-    try:
-        refusal = spec.refusal(frame)
-    except Exception as exc:  # a bad frame must not end the session
-        stats.errors["refusal_check_error"] += 1
-        log.debug("%s: refusal check failed on a frame: %r", spec.name, exc)
-        return
+    refusal = _checked(spec.refusal, frame, spec, stats, "refusal_check_error")
     if refusal is not None:
         stats.errors["refused"] += 1
         stats.last_error = f"refused: {refusal}"
