@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from purpleflea.model import Catalog
 from purpleflea.venues._connection import as_text, compact_json, json_object, mentions
 from purpleflea.venues.deribit.constants import EXCHANGE
@@ -40,12 +38,9 @@ def answer(frame: bytes | str) -> str | None:
     """``{"method":"heartbeat","params":{"type":"test_request"}}`` -> ``public/test``."""
     if "test_request" not in (frame if isinstance(frame, str) else frame.decode("latin-1")):
         return None
-    try:
-        message = json.loads(frame)
-    except ValueError:
+    message = json_object(frame)
+    if message is None or message.get("method") != "heartbeat":
         return None  # not a ping; the normalizer will judge the frame
-    if not isinstance(message, dict) or message.get("method") != "heartbeat":
-        return None
     params = message.get("params")
     if not isinstance(params, dict):
         return None

@@ -9,7 +9,6 @@ coin-margined contracts on every connect.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from purpleflea.model import Catalog
@@ -51,11 +50,8 @@ def answer(frame: bytes | str) -> str | None:
     data = gunzip(EXCHANGE, frame) if isinstance(frame, bytes) else frame.encode()
     if b"ping" not in data:
         return None
-    try:
-        message = json.loads(data)
-    except ValueError:
-        return None
-    if not isinstance(message, dict):
+    message = json_object(data)
+    if message is None:
         return None
     if message.get("op") == "ping":
         return compact_json({"op": "pong", "ts": message.get("ts")})
