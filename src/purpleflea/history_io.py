@@ -19,8 +19,8 @@ Ids are stable, so importing a file twice stores it once, and where a venue can 
 live normalizer's id from a recorded row it does (by calling the same code), so a recorded and
 a live copy of one event dedupe too (Binance from symbol, time and side, COIN-M with its
 contracts; Bybit from all its fields, numbers matched by value where the frame spelled them
-otherwise; Deribit and dYdX from the trade id Tardis keeps in ``id``; see each venue's
-``history.py`` and docs/agents.md). Other Tardis rows get ``{exchange}:{symbol}:{id or
+otherwise; Deribit, dYdX and Kraken Futures from the trade id Tardis keeps in ``id``; see each
+venue's ``history.py`` and docs/agents.md). Other Tardis rows get ``{exchange}:{symbol}:{id or
 timestamp}:{order side}:{amount}``, ``amount`` in its shortest form (``4500.0`` -> ``4500``).
 """
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from purpleflea.venues.kraken import catalog, connection, repair
+from purpleflea.venues.kraken import catalog, connection, history, repair
 from purpleflea.venues.kraken.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, SIM
 from purpleflea.venues.kraken.normalizer import market, normalize
 from purpleflea.venues.venue import Absent, Exchange, Venue
@@ -33,7 +33,7 @@ VENUE = Venue(
         "one: GET derivatives/api/v3/tickers openInterest counts contracts (PI_: USD, PF_: "
         "coins); whether it is one side is undocumented"
     ),
-    history=Absent("no Tardis or recorder rules written yet"),
+    history=history.HISTORY,
     repair=repair.SOURCE,
 )
 

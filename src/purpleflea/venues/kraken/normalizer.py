@@ -36,7 +36,7 @@ LIQUIDATION = "liquidation"
 
 _SIDES: dict[str, Side] = {"sell": "long", "buy": "short"}
 _COIN_SIZED = ("PF", "FF")  # multi-collateral: qty in base coins
-_CONTRACT_SIZED = ("PI", "FI")  # inverse: qty in USD contracts
+CONTRACT_SIZED = ("PI", "FI")  # inverse: qty in USD contracts
 
 
 class Trade(msgspec.Struct):
@@ -71,7 +71,7 @@ def market(product_id: str) -> tuple[symbols.Market, str] | None:
     ``PI_XBTUSD`` -> BTC-PERP; ``PF_ETHUSD`` -> ETH-PERP; ``FI_XBTUSD_200925`` -> BTC-20200925.
     """
     parts = product_id.split("_")
-    if len(parts) not in (2, 3) or parts[0] not in (*_COIN_SIZED, *_CONTRACT_SIZED):
+    if len(parts) not in (2, 3) or parts[0] not in (*_COIN_SIZED, *CONTRACT_SIZED):
         return None
     split = symbols.strip_quote(parts[1], ("USD",))
     if split is None:
@@ -117,7 +117,7 @@ def trade_event(
         sizes=_sizes(product, prefix, qty, price, instruments),
         ts=timestamp_ms(EXCHANGE, f"{where}time", trade.time),
         replay=replay,
-        contracts=qty if prefix in _CONTRACT_SIZED else None,
+        contracts=qty if prefix in CONTRACT_SIZED else None,
         trade_id=trade.uid,
     )
 
