@@ -93,3 +93,11 @@ def test_a_row_of_no_futures_product_is_a_bad_row() -> None:
     parsed = parse_tardis([HEADER, row], source="kraken.csv")
     assert parsed.events == []
     assert "not a Kraken Futures product" in parsed.bad[0].reason
+
+
+def test_a_vanilla_xbt_quoted_row_is_ignored() -> None:
+    # PV_XRPXBT, Crypto Facilities' XRP perpetual quoted in XBT (listed by clients of 2018-2020):
+    # its price is no USD price, and the tracker follows no such product live.
+    row = ROWS[0].replace("PI_XRPUSD", "PV_XRPXBT").replace(",0.1736,", ",0.00003,")
+    parsed = parse_tardis([HEADER, row, ROWS[1]], source="kraken.csv")
+    assert (len(parsed.events), parsed.ignored, parsed.bad) == (1, 1, [])

@@ -39,8 +39,18 @@ from purpleflea.venues.venue import History, TardisRow
 INVERSE_CONTRACT_USD = 1.0
 
 
-def read_tardis(row: TardisRow) -> VenueLiquidation:
-    """Tardis ``cryptofacilities``: the feed's liquidation trade the row was written from."""
+#: Prefixes of Crypto Facilities' "vanilla" products (``PV_XRPXBT``, ``FV_XRPXBT_...``), XRP
+#: quoted in XBT: public clients list them beside ``PI_``/``FI_`` (a Java client's contract
+#: size map ``"PV_XRPXBT*"``, ``"FV_XRPXBT*"``; NautilusTrader's Kraken guide: "PV_ - Perpetual
+#: Vanilla contracts (e.g., PV_XRPXBT)"). Their price is no USD price.
+VANILLA = ("PV_", "FV_")
+
+
+def read_tardis(row: TardisRow) -> VenueLiquidation | None:
+    """Tardis ``cryptofacilities``: the feed's liquidation trade the row was written from; None
+    for a vanilla product's, whose dollars are unknown (the live feed follows none of them)."""
+    if row.symbol.startswith(VANILLA):
+        return None
     found = market(row.symbol)
     if found is None:
         raise RowError(
