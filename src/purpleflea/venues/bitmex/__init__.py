@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from purpleflea.venues.bitmex import catalog, connection, open_interest
+from purpleflea.venues.bitmex import catalog, connection, history, open_interest
 from purpleflea.venues.bitmex.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, SIM
 from purpleflea.venues.bitmex.normalizer import market, normalize
 from purpleflea.venues.venue import Absent, Exchange, Venue
@@ -28,10 +28,7 @@ VENUE = Venue(
     ),
     catalog=catalog.SOURCES,
     open_interest=open_interest.SOURCES,
-    history=Absent(
-        "Tardis sizes its liquidations in contracts, which need the instrument list of the day; "
-        "no recorder of our own exists"
-    ),
+    history=history.HISTORY,
     repair=Absent(
         "GET /api/v1/liquidation lists only the liquidation orders resting in the book now "
         "(the REST explorer's 'Active Liquidations'), not past ones; the live ids are those "

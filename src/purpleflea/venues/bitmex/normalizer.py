@@ -96,8 +96,10 @@ def _event(
     replay: bool = False,
     contracts: float | None = None,
     id: str | None = None,
+    ts: int | None = None,
 ) -> VenueLiquidation | None:
-    """The event of a new row, or of ``contracts`` added to a resting one (``id`` given)."""
+    """The event of a new row, or of ``contracts`` added to a resting one (``id`` given);
+    ``ts`` only for a recorded row, which carries its recorder's receive time."""
     if row.leavesQty is None or row.price is None:
         raise FrameError(EXCHANGE, f"{where}: a new liquidation row needs leavesQty and price")
     if contracts is None:
@@ -122,10 +124,25 @@ def _event(
         side=side,
         price=price,
         sizes=sizes,
-        ts=None,
+        ts=ts,
         replay=replay,
         contracts=contracts,
     )
+
+
+def insert_event(
+    order_id: str,
+    symbol: str,
+    side: str,
+    price: float,
+    leaves: float,
+    instruments: Catalog,
+    *,
+    ts: int | None = None,
+) -> VenueLiquidation | None:
+    """The event of one inserted row (``side`` ``Buy``/``Sell``), as :class:`LiquidationBook`
+    gives it; a recorded copy of the row passes the ``ts`` it was received at."""
+    return _event(_Row(order_id, symbol, side, price, leaves), "row", instruments, ts=ts)
 
 
 class _Resting(NamedTuple):
