@@ -168,3 +168,21 @@ def test_the_book_forgets_its_oldest_orders_past_its_limit() -> None:
     assert book(_frame("update", orderID="a", leavesQty=9000)) == []  # forgotten
     [grown] = book(_frame("update", orderID="c", leavesQty=9000))
     assert grown.contracts == 7000
+
+
+def test_frames_of_other_tables_yield_nothing() -> None:
+    # Frames recorded 2021-07-22 on the same socket (bmoscon/cryptofeed sample_data/BITMEX.ws.1.0):
+    # their rows have no orderID, which failed as an unexpected shape before the table was read.
+    frames = [
+        b'{"table":"trade","action":"insert","data":[{"timestamp":"2021-07-22T22:36:10.014Z",'
+        b'"symbol":"UNIUSDT","side":"Buy","size":52,"price":17.297,"tickDirection":"PlusTick",'
+        b'"trdMatchID":"39744121-c20e-44ba-8cc8-a6b8cdf72885","grossValue":899444,'
+        b'"homeNotional":16.73101673101673,"foreignNotional":289.39639639639637}]}',
+        b'{"table":"quote","action":"insert","data":[{"timestamp":"2021-07-22T22:36:10.886Z",'
+        b'"symbol":"XRPU21","bidSize":859,"bidPrice":0.00001814,"askPrice":0.00001819,'
+        b'"askSize":1703}]}',
+        b'{"table":"orderBookL2","action":"update","data":[{"symbol":"UNIUSDT",'
+        b'"id":51999982703,"side":"Sell","size":123}]}',
+    ]
+    for frame in frames:
+        assert bitmex.normalizer.LiquidationBook()(frame) == []

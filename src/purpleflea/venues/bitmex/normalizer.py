@@ -2,8 +2,8 @@
 
 Frames: ``{"table":"liquidation","action":"partial"|"insert"|"update"|"delete","data":[{
 "orderID","symbol","side","price","leavesQty"},..]}``. The welcome ``{"info":..}``, subscribe
-acks ``{"success":true,..}``, errors ``{"status":..,"error":..}`` and the bare-text ``pong``
-yield nothing.
+acks ``{"success":true,..}``, errors ``{"status":..,"error":..}``, the bare-text ``pong`` and
+frames of other tables (``trade``, ``quote``, ``orderBookL2``) yield nothing.
 
 Semantics (shared/EXCHANGES.md, BitMEX and traps 5, 6, 12):
 
@@ -68,10 +68,12 @@ class _Row(msgspec.Struct):
 class _Frame(msgspec.Struct):
     table: str = ""
     action: str = ""
-    data: list[_Row] | None = None
+    # Decoded as rows only for the liquidation table: other tables' rows have no orderID.
+    data: msgspec.Raw = msgspec.Raw()  # empty when absent
 
 
 _decode = FrameDecoder(EXCHANGE, _Frame)
+_decode_rows = FrameDecoder(EXCHANGE, list[_Row])
 
 
 @lru_cache(maxsize=4096)
@@ -184,10 +186,10 @@ class LiquidationBook:
         decoded = _decode(frame)
         if decoded.table != TABLE or decoded.action not in _ACTIONS:
             return []  # control frames and other tables
-        if decoded.data is None:
+        if len(decoded.data) == 0:
             raise FrameError(EXCHANGE, f"{decoded.action} without 'data'")
         events = []
-        for i, row in enumerate(decoded.data):
+        for i, row in enumerate(_decode_rows(decoded.data)):
             where = f"data[{i}]"
             if decoded.action == "delete":
                 self._orders.pop(row.orderID, None)
