@@ -11,8 +11,10 @@ normalizer reads, so the row is given to the normalizer's own rule and gets the 
 
 Contracts become coins and dollars only through the instrument list (``_units.from_contracts``),
 and the importer has none: a row is sized only where the contract's size is fixed by its kind.
-XBTUSD and the XBT futures (``XBTZ24``) are inverse, one USD per contract (shared/EXCHANGES.md,
-BitMEX; every ``isInverse`` instrument of the list recorded 2021-07-22, bmoscon/cryptofeed
+XBTUSD and the XBT futures (``XBTZ24``) are inverse, one USD per contract (BitMEX's Inverse
+Perpetuals and Inverse Futures guides, bitmex.com/app/inversePerpetualsGuide and
+/inverseFuturesGuide: "Multiplier 1 USD", "USD Contract Value 1 USD"; shared/EXCHANGES.md; every
+``isInverse`` instrument of the list recorded 2021-07-22, bmoscon/cryptofeed
 sample_data/BITMEX.0, has multiplier -100000000, and the catalog sizes them so). A quanto
 (``ETHUSD``, whose dollars need XBT's price of that day) or linear (``XBTUSDT``, sized by the
 list's ``underlyingToPositionMultiplier``) row is a bad row that says so; a row of a contract
