@@ -9,8 +9,9 @@ Formats read:
   timestamp, local_timestamp, id, side, price, amount``; times in µs; ``side`` is the
   liquidation *order* side, so ``buy`` means a short was liquidated), plain or gzip. Each
   venue's ``history.py`` reads the rows of its Tardis exchange ids (amount unit, market name,
-  event id) with the venue's own normalizer rules; only exchanges whose ``amount`` unit is
-  known without an instrument list have a reader, other rows are bad rows that say so.
+  event id) with the venue's own normalizer rules; only rows whose ``amount`` unit is known
+  without an instrument list are read (BitMEX's: XBTUSD and the XBT futures), other rows are
+  bad rows that say so.
 - a venue's own recorder CSV (``binance-csv``, see the venue's ``history.py``): no header,
   detected from its first row.
 - ``purpleflea-csv``: our own export (:data:`COLUMNS` header), read back exactly.
