@@ -3,6 +3,7 @@
     .venv/bin/python bench/cascade_real.py        # writes docs/img/cascade_real.png
     .venv/bin/python bench/cascade_real.py --goals  # issue 20's real-data goals, every session
     .venv/bin/python bench/cascade_real.py --goals --from-wave=0  # each wave from a cold start
+    .venv/bin/python bench/cascade_real.py --venues   # held out: OKX and Hyperliquid's pages
 
 Reads ``data/real/*/binance.csv`` from the team's shared folder (no header; size = z x ap, or
 z x p where ap is missing; order side SELL means a long was liquidated; see SOURCES.md there).
@@ -22,6 +23,10 @@ of heavy minutes of one market and side at most 5 minutes apart. Its alert delay
 wave's first liquidation in its first heavy minute to the first ``started`` alert of that market
 and side at most 90 s before (the engine's window) and before the wave ends (an alert already
 active then counts as 0 s); goal <= 60 s. A *calm* session has no heavy minute; goal: no alert.
+
+``--venues``: the OTHER-VENUES split, held out (never used for tuning): OKX's and Hyperliquid's
+real liquidations of SOURCES.md 5b, by the same bar and wave definition (:func:`other_venues`,
+loaded by ``bench/cascade_real_venues.py``).
 """
 
 from __future__ import annotations
@@ -138,6 +143,7 @@ def score(
     config: CascadeConfig | None = None,
     oi: list[OiPoint] | None = None,
     trace: Callable[[CascadeEngine, Row, int], None] | None = None,
+    exchange: str = "binance_usdm",
 ) -> tuple[list[int], list[CascadeAlert]]:
     """Replay ``rows`` through a fresh engine: a ``tick`` at every whole second crossed and,
     with ``oi``, each open interest value handed over once a live server would have it."""
@@ -152,7 +158,7 @@ def score(
             feed.until(second * 1000)
             alerts += engine.tick(second * 1000)
         feed.until(r.ts)
-        s = engine.observe(r.market, r.side, r.size_usd, r.price, r.ts, "binance_usdm")  # type: ignore[arg-type]
+        s = engine.observe(r.market, r.side, r.size_usd, r.price, r.ts, exchange)  # type: ignore[arg-type]
         scores.append(s)
         if trace is not None:
             trace(engine, r, s)
@@ -350,6 +356,20 @@ def alert_delay_s(wave: Wave, alerts: list[CascadeAlert]) -> float | None:
     return best
 
 
+def away_from_waves(started: list[CascadeAlert], found: list[Wave]) -> list[CascadeAlert]:
+    """The alerts on a market and side with no wave from 90 s after them to 5 min before."""
+    return [
+        a
+        for a in started
+        if not any(
+            w.market == a.market
+            and w.side == a.side
+            and w.first_ts - ALERT_BEFORE_MS - 300_000 <= a.updated_at <= w.end_ts + 300_000
+            for w in found
+        )
+    ]
+
+
 class Tracer:
     """Per event of every market and side: the score's terms right after it (``--trace``)."""
 
@@ -449,20 +469,7 @@ def goals(
         if not found:
             calm_alerts[split] += len(started)
             calm_sessions[split] += 1
-        # An alert on a market and side with no wave from 90 s after it to 5 min before it.
-        other_alerts[split] += (
-            sum(
-                not any(
-                    w.market == a.market
-                    and w.side == a.side
-                    and w.first_ts - ALERT_BEFORE_MS - 300_000 <= a.updated_at <= w.end_ts + 300_000
-                    for w in found
-                )
-                for a in started
-            )
-            if found
-            else 0
-        )
+        other_alerts[split] += len(away_from_waves(started, found)) if found else 0
         for w in found:
             if from_wave_s is None:
                 d = alert_delay_s(w, alerts)
@@ -496,10 +503,147 @@ def goals(
         )
 
 
+def other_venues(config: CascadeConfig | None = None, oi_mode: str = "none") -> None:
+    """The OTHER-VENUES split (held out, never used for tuning): OKX's and Hyperliquid's real
+    liquidations (:mod:`cascade_real_venues`), judged by the same heavy-minute bar as the Binance
+    files (pooled over those files only, unchanged) and the same wave definition.
+
+    - OKX: one continuous replay of the whole file (REST pages, so a quiet 10 minutes is a
+      quiet market, not a recorder that stopped) through a fresh engine; per market its page's
+      window, waves, waves with a started alert within 60 s, alerts, alerts away from every
+      wave (as ``--goals``), and the same per market-day; a market with no wave is calm.
+    - Hyperliquid: the side is unknown, and the engine scores each side on its own, so no
+      replay of the engine on these rows is what the engine would do (one with the sides
+      pooled adds the other side's notional, count and price levels to each side's window).
+      Measured instead, whatever each row's side: which markets are calm for certain (no
+      minute heavy even with both sides pooled) and where an alert could start at all
+      (:func:`cascade_real_venues.alert_possible`); and, per side label, which way its bursts
+      moved the price, OKX's known sides as the check.
+    """
+    import cascade_real_venues as venues
+
+    config = config if config is not None else CascadeConfig()
+    real = SHARED / "data" / "real"
+    path = real / venues.KNX_LIQUIDATIONS
+    threshold = heavy_threshold(
+        [s for name in FILES for s in sessions(load(real / name, 0, 1 << 62))]
+    )
+    oi = open_interest(oi_mode)
+    print(
+        f"heavy minute: >= ${threshold:,.0f} in >= {HEAVY_MIN_EVENTS} events (the Binance files' "
+        f"pooled p{HEAVY_PERCENTILE:g}); open interest: {oi_mode}; file {venues.KNX_LIQUIDATIONS}"
+    )
+
+    okx = [Row(*x) for x in venues.load(path, "okx")]
+    found = waves(okx, threshold)
+    _, alerts = score(okx, config, oi, exchange="okx")
+    started = [a for a in alerts if a.status == "started"]
+    away = away_from_waves(started, found)
+    days = calm_days = 0.0
+    met_all = calm_alerts = 0
+    multi: list[float | None] = []
+    print(f"[other-venues] OKX: {len(okx)} orders, one replay")
+    for market, (first, last) in sorted(venues.windows(okx).items()):
+        span_d = (last - first) / 86_400_000
+        days += span_d
+        mine = [w for w in found if w.market == market]
+        delays = [alert_delay_s(w, alerts) for w in mine]
+        met = sum(d is not None and d <= GOAL_DELAY_S for d in delays)
+        met_all += met
+        multi += [d for w, d in zip(mine, delays, strict=True) if positions_in(w, okx) > 1]
+        own = [a for a in started if a.market == market]
+        own_away = [a for a in away if a.market == market]
+        # Calm: more than 5 min after and 6.5 min before every wave of the market (either side).
+        calm = venues.calm_spans((first, last), [_near(w.first_ts, w.end_ts) for w in mine])
+        calm_days += sum(hi - lo for lo, hi in calm) / 86_400_000
+        in_calm = [a for a in own if any(lo <= a.updated_at <= hi for lo, hi in calm)]
+        calm_alerts += len(in_calm)
+        caught = ", ".join(f"{d:.1f} s" for d in delays if d is not None) or "none"
+        print(
+            f"  {market}: {_utc(first)} -> {_utc(last)} ({span_d * 24:.1f} h), "
+            f"{sum(r.market == market for r in okx)} orders: {len(mine)} waves, {met} with a "
+            f"started alert within {GOAL_DELAY_S:g} s (alerts on waves: {caught}); "
+            f"{len(own)} alerts started, {len(own_away)} away from every wave, {len(in_calm)} in "
+            f"its {sum(hi - lo for lo, hi in calm) / 3_600_000:.1f} calm hours"
+        )
+        for a in own_away:
+            print(f"    away: {_utc(a.updated_at)} {a.message}")
+    print("  the 10 largest waves (heavy minutes' notional) and their started alert:")
+    for w in sorted(found, key=lambda w: -w.usd)[:10]:
+        d = alert_delay_s(w, alerts)
+        print(
+            f"    {_utc(w.first_ts)} {w.market} {w.side}s ${w.usd / 1e3:,.0f}k in "
+            f"{w.heavy_minutes} heavy min: {'none' if d is None else f'{d:.1f} s'}"
+        )
+    met_multi = sum(d is not None and d <= GOAL_DELAY_S for d in multi)
+    print(
+        f"  OKX: {days:.2f} market-days, {len(found)} waves, {met_all} with a started alert "
+        f"within {GOAL_DELAY_S:g} s ({met_multi} of {len(multi)} waves of more than one price "
+        f"level); {len(started)} alerts started, {len(away)} away from every wave "
+        f"({len(away) / days:.2f} per market-day); calm time: {calm_days:.2f} market-days, "
+        f"{calm_alerts} alerts in it"
+    )
+
+    hl = venues.load(path, "hyperliquid")
+    heavy = venues.heavy_pooled(hl, threshold, HEAVY_MIN_EVENTS)
+    possible = venues.alert_possible(hl, config.min_alert_usd)
+    days = calm_days = 0.0
+    calm_possible = all_possible = 0
+    print(f"[other-venues] Hyperliquid: {len(hl)} rows, side unknown (0xArchive 'S' on all)")
+    for market, (first, last) in sorted(venues.windows(hl).items()):
+        span_d = (last - first) / 86_400_000
+        days += span_d
+        spans = possible[market]
+        all_possible += len(spans)
+        minutes = heavy[market]
+        calm = venues.calm_spans((first, last), [_near(m * 60_000, m * 60_000) for m in minutes])
+        calm_h = sum(hi - lo for lo, hi in calm) / 3_600_000
+        calm_days += calm_h / 24
+        touching = venues.overlapping(spans, calm)
+        calm_possible += touching
+        print(
+            f"  {market}: {_utc(first)} -> {_utc(last)} ({span_d * 24:.1f} h), "
+            f"{sum(r.market == market for r in hl)} rows: {len(minutes)} minutes heavy with both "
+            f"sides pooled; calm whatever the sides: {calm_h:.1f} h; {len(spans)} spans where "
+            f"an alert could start (pooled 90 s >= ${config.min_alert_usd:,.0f}), {touching} "
+            f"of them in calm time"
+        )
+    print(
+        f"  Hyperliquid: {days:.2f} market-days, {all_possible} spans where an alert could "
+        f"start; calm whatever the sides: {calm_days:.2f} market-days, {calm_possible} spans "
+        f"there where one could start (a bound: no calm false alarm outside them)"
+    )
+    print("[other-venues] bursts (>= 5 rows, gaps <= 60 s) whose price rose / fell, per label:")
+    moves = venues.burst_moves([*okx, *hl])
+    for (market, side), (up, down) in sorted(moves.items(), key=lambda kv: kv[0][::-1]):
+        venue = "Hyperliquid" if side == venues.UNKNOWN else "OKX"
+        label = "'S'" if side == venues.UNKNOWN else f"{side}s"
+        print(f"  {venue} {market} {label}: {up} rose, {down} fell")
+
+
+def _near(first_ts: int, end_ts: int) -> tuple[int, int]:
+    """The time around a wave (or a heavy minute) that ``away_from_waves`` calls near it."""
+    return first_ts - ALERT_BEFORE_MS - 300_000, end_ts + 300_000
+
+
+def _utc(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%m-%d %H:%M")
+
+
 def main() -> None:
     import sys
 
     args = sys.argv[1:]
+    sets = [a.split("=", 1) for a in args if "=" in a and not a.startswith("--")]
+    if "--venues" in args:
+        # --oi=MODE as --goals; FIELD=NUMBER sets a CascadeConfig field.
+        oi_opt = [a.split("=", 1)[1] for a in args if a.startswith("--oi=")]
+        other_venues(
+            CascadeConfig(**{k: float(v) for k, v in sets}), oi_opt[0] if oi_opt else "none"
+        )
+        return
     if "--goals" in args:
         # --oi=MODE, --split=tuning|evaluation|held-out|all, --trace, --from-wave=SECONDS;
         # FIELD=NUMBER sets a CascadeConfig
@@ -507,7 +651,6 @@ def main() -> None:
         opts = dict(
             a.removeprefix("--").split("=", 1) for a in args if a.startswith("--") and "=" in a
         )
-        sets = [a.split("=", 1) for a in args if "=" in a and not a.startswith("--")]
         goals(
             CascadeConfig(**{k: float(v) for k, v in sets}),
             oi_mode=opts.get("oi", "none"),
