@@ -69,6 +69,27 @@ def test_okx_joins_open_interest_with_marks() -> None:
     assert row == pollers.Reading("BTC-USDT-SWAP", 100000.0, 50.0)
 
 
+def test_merged_bodies_keep_every_list_under_its_own_key() -> None:
+    # HTX's open interest answers {"data": [...]} and its tickers {"ticks": [...]}; Deribit's
+    # summaries of each currency {"result": [...]}. Only "data" was kept: the tickers (HTX's
+    # marks) and every Deribit row were dropped.
+    merged = pollers.merge_bodies(
+        [
+            _body({"status": "ok", "data": [{"contract_code": "BTC-USDT"}], "ts": 1}),
+            _body({"status": "ok", "ticks": [{"contract_code": "BTC-USDT"}], "ts": 2}),
+            _body({"jsonrpc": "2.0", "result": [{"instrument_name": "BTC-PERPETUAL"}]}),
+            _body({"jsonrpc": "2.0", "result": [{"instrument_name": "ETH-PERPETUAL"}]}),
+        ]
+    )
+    assert json.loads(merged) == {
+        "data": [{"contract_code": "BTC-USDT"}],
+        "ticks": [{"contract_code": "BTC-USDT"}],
+        "result": [{"instrument_name": "BTC-PERPETUAL"}, {"instrument_name": "ETH-PERPETUAL"}],
+    }
+    with pytest.raises(pollers.PollError, match="expected an object"):
+        pollers.merge_bodies([_body({"data": []}), _body([1, 2])])
+
+
 def test_bitmex_converts_contracts_with_the_catalog() -> None:
     catalog = {
         "XBTUSD": Instrument(exchange="bitmex", symbol="XBTUSD", kind="inverse", contract_size=1.0),

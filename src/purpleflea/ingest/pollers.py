@@ -37,13 +37,21 @@ POLL_SOURCES: tuple[PollSource, ...] = registry.poll_sources()
 
 
 def merge_bodies(bodies: list[bytes]) -> bytes:
-    """Join several ``{"data": [...]}`` bodies into one (open interest and marks apart)."""
+    """Join several JSON object bodies into one: each top-level list is concatenated under its
+    own key, other fields are dropped. OKX's open interest and marks both answer ``data``; HTX's
+    open interest answers ``data`` and its tickers ``ticks``; Deribit's summaries of several
+    currencies each answer ``result``."""
     if len(bodies) == 1:
         return bodies[0]
-    rows: list[Any] = []
+    lists: dict[str, list[Any]] = {}
     for body in bodies:
-        rows.extend(as_list("merge", json_body("merge", body).get("data")))
-    return json.dumps({"data": rows}).encode()
+        found = json_body("merge", body)
+        if not isinstance(found, dict):
+            raise PollError(f"merge open interest: expected an object, got {type(found).__name__}")
+        for key, value in found.items():
+            if isinstance(value, list):
+                lists.setdefault(key, []).extend(as_list("merge", value))
+    return json.dumps(lists).encode()
 
 
 MarketOf = Callable[[str, str], str | None]
