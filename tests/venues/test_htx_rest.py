@@ -1,4 +1,4 @@
-"""HTX's REST payloads through our catalog parser: the documented contract lists.
+"""HTX's REST payloads through our catalog and open-interest parsers: documented answers.
 
 HTX prints its examples as a value tree on htx.com/en-us/opend/newApiPages; here they are the
 same values as JSON (read from the rosssaunders/coincise mirror of those pages, 2025-11-30).
@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import json
 
-from purpleflea.venues.htx import catalog
+import httpx
+import pytest
+
+from purpleflea.ingest import pollers
+from purpleflea.model import MarketSnapshot
+from purpleflea.venues import registry
+from purpleflea.venues.htx import catalog, open_interest
+from purpleflea.venues.venue import Reading
+from tests.fakes.rest import FakeRest
 
 # "[General] Query Contract Info" (/linear-swap-api/v1/swap_contract_info), the documented
 # answer of 2021-12-03: BTC's weekly, bi-weekly and quarterly USDT futures and its swap.
@@ -88,3 +96,134 @@ def test_documented_delivery_futures_are_usd_contracts() -> None:
     assert (rows["BTC210813"].kind, rows["BTC210813"].contract_size) == ("inverse", 100.0)
     assert (rows["ETH210813"].kind, rows["ETH210813"].contract_size) == ("inverse", 10.0)
     assert catalog.FUTURES_URL in {s.url for s in catalog.SOURCES}
+
+
+# "[General] Get Swap Open Interest Information" (/linear-swap-api/v1/swap_open_interest), the
+# documented answer of 2021-12-06 (ts 1638754059540), two of its four rows: the BTC-USDT swap
+# and a weekly future. volume and amount are "Sum of both buy and sell sides".
+LINEAR_OPEN_INTEREST_DOC = {
+    "status": "ok",
+    "data": [
+        {
+            "volume": 78696,
+            "amount": 78.696,
+            "symbol": "BTC",
+            "value": 3823138.2456,
+            "contract_code": "BTC-USDT",
+            "business_type": "swap",
+            "pair": "BTC-USDT",
+            "contract_type": "swap",
+        },
+        {
+            "volume": 10925,
+            "amount": 10.925,
+            "symbol": "BTC",
+            "value": 530662.21,
+            "contract_code": "BTC-USDT-211217",
+            "business_type": "futures",
+            "pair": "BTC-USDT",
+            "contract_type": "next_week",
+        },
+    ],
+    "ts": 1638754059540,
+}
+# "[General]Get a Batch of Market Data Overview(V2)" (/v2/linear-swap-ex/market/detail/
+# batch_merged), the documented answer of 2022-04-24: close is "the latest order price".
+LINEAR_TICKS_DOC = {
+    "status": "ok",
+    "ticks": [
+        {
+            "id": 1650792083,
+            "ts": 1650792083179,
+            "ask": [39736.6, 1285],
+            "bid": [39736.5, 6070],
+            "business_type": "swap",
+            "contract_code": "BTC-USDT",
+            "open": "39760",
+            "close": "39736.6",
+            "low": "39316.3",
+            "high": "39971.2",
+            "amount": "6891.566",
+            "count": 48262,
+            "vol": "273472535.834",
+            "number_of": "6891566",
+        }
+    ],
+    "ts": 1650792083179,
+}
+# "Get Swap Open Interest Information" (/swap-api/v1/swap_open_interest, coin-margined), the
+# documented answer of 2020-10-28 (ts 1603852005954): volume and amount are "Single side";
+# 129 LTC-USD contracts of 10 USD.
+COIN_OPEN_INTEREST_DOC = {
+    "status": "ok",
+    "data": [
+        {
+            "volume": 129,
+            "amount": 9.485294117647058,
+            "symbol": "LTC",
+            "contract_code": "LTC-USD",
+            "trade_amount": 24.149422048261336,
+            "trade_volume": 320,
+            "trade_turnover": 3200,
+        }
+    ],
+    "ts": 1603852005954,
+}
+# "Get a Batch of Market Data Overview(V2)" (/v2/swap-ex/market/detail/batch_merged), the
+# documented BTC-USD tick of 2022-04-24, and an LTC-USD tick made for this test (the page has
+# none): the two documented answers name different contracts.
+COIN_TICKS = {
+    "status": "ok",
+    "ticks": [
+        {"contract_code": "BTC-USD", "close": "39735.2", "ts": 1650792412926},
+        {"contract_code": "LTC-USD", "close": "136", "ts": 1650792412926},
+    ],
+    "ts": 1650792412926,
+}
+
+
+def _merged(*bodies: dict[str, object]) -> bytes:
+    return pollers.merge_bodies([json.dumps(body).encode() for body in bodies])
+
+
+def test_linear_open_interest_is_half_of_both_sides_at_the_last_price() -> None:
+    linear, _ = open_interest.SOURCES
+    assert linear.urls == (
+        "https://api.hbdm.com/linear-swap-api/v1/swap_open_interest",
+        "https://api.hbdm.com/v2/linear-swap-ex/market/detail/batch_merged",
+    )
+    readings = linear.parse(_merged(LINEAR_OPEN_INTEREST_DOC, LINEAR_TICKS_DOC), {})
+    # The weekly future has no tick in the swaps' list: no price, no reading.
+    assert readings == [Reading("BTC-USDT", 39736.6, 78.696 / 2)]
+
+
+def test_coin_margined_open_interest_is_one_side_already() -> None:
+    _, coin = open_interest.SOURCES
+    assert coin.urls == (
+        "https://api.hbdm.com/swap-api/v1/swap_open_interest",
+        "https://api.hbdm.com/v2/swap-ex/market/detail/batch_merged",
+    )
+    [reading] = coin.parse(_merged(COIN_OPEN_INTEREST_DOC, COIN_TICKS), {})
+    # amount is coins: 129 contracts x 10 USD at HTX's own price, read as it is.
+    assert reading == Reading("LTC-USD", 136.0, 9.485294117647058)
+
+
+async def test_the_pollers_deliver_both_margins_as_snapshots_of_their_markets() -> None:
+    routes = {
+        "/linear-swap-api/v1/swap_open_interest": json.dumps(LINEAR_OPEN_INTEREST_DOC).encode(),
+        "/v2/linear-swap-ex/market/detail/batch_merged": json.dumps(LINEAR_TICKS_DOC).encode(),
+        "/swap-api/v1/swap_open_interest": json.dumps(COIN_OPEN_INTEREST_DOC).encode(),
+        "/v2/swap-ex/market/detail/batch_merged": json.dumps(COIN_TICKS).encode(),
+    }
+    got: list[MarketSnapshot] = []
+    async with FakeRest(routes) as rest, httpx.AsyncClient() as client:
+        for source in open_interest.sources(rest.base):
+            poller = pollers.Poller(source, client, got.extend, registry.market_of, {})
+            assert await poller.poll_once() == 60.0
+            assert poller.stats.errors == {}
+    by_market = {s.market: s for s in got}
+    assert set(by_market) == {"BTC-PERP", "LTC-PERP"}
+    btc = by_market["BTC-PERP"]
+    assert (btc.exchange, btc.symbol, btc.mark_price) == ("htx", "BTC-USDT", 39736.6)
+    assert btc.open_interest_usd == pytest.approx(39.348 * 39736.6)
+    assert [path for _, path in rest.requests] == list(routes)

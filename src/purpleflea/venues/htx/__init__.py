@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from purpleflea.venues.htx import catalog, connection, repair
+from purpleflea.venues.htx import catalog, connection, open_interest, repair
 from purpleflea.venues.htx.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, SIM
 from purpleflea.venues.htx.normalizer import market, normalize
 from purpleflea.venues.venue import Absent, Exchange, Venue
@@ -28,11 +28,7 @@ VENUE = Venue(
         ),
     ),
     catalog=catalog.SOURCES,
-    open_interest=Absent(
-        "no open-interest poller yet: the heatmap reads the venues with bulk endpoints. For "
-        "one: GET linear-swap-api/v1/swap_open_interest documents volume (contracts) and "
-        "amount (coins) as 'Sum of both buy and sell sides': halve them for one side"
-    ),
+    open_interest=open_interest.SOURCES,
     history=Absent(
         "Tardis sizes its liquidations in contracts, which need the instrument list of the day; "
         "no recorder of our own exists"
