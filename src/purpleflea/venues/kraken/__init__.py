@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from purpleflea.venues.kraken import catalog, connection, history, repair
+from purpleflea.venues.kraken import catalog, connection, history, open_interest, repair
 from purpleflea.venues.kraken.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, SIM
 from purpleflea.venues.kraken.normalizer import market, normalize
-from purpleflea.venues.venue import Absent, Exchange, Venue
+from purpleflea.venues.venue import Exchange, Venue
 
 
 def market_name(symbol: str) -> str | None:
@@ -28,11 +28,7 @@ VENUE = Venue(
         ),
     ),
     catalog=catalog.SOURCES,
-    open_interest=Absent(
-        "no open-interest poller yet: the heatmap reads the venues with bulk endpoints. For "
-        "one: GET derivatives/api/v3/tickers openInterest counts contracts (PI_: USD, PF_: "
-        "coins); whether it is one side is undocumented"
-    ),
+    open_interest=open_interest.SOURCES,
     history=history.HISTORY,
     repair=repair.SOURCE,
 )
