@@ -1,8 +1,17 @@
-"""Deribit's REST payloads through our catalog parser."""
+"""Deribit's REST payloads through our catalog and open-interest parsers."""
 
 from __future__ import annotations
 
-from purpleflea.venues.deribit import catalog
+import json
+
+import httpx
+import pytest
+
+from purpleflea.ingest import pollers
+from purpleflea.model import MarketSnapshot
+from purpleflea.venues import registry
+from purpleflea.venues.deribit import catalog, open_interest
+from tests.fakes.rest import FakeRest
 
 # get_instruments?currency=USDC&expired=false as recorded in bmoscon/cryptofeed
 # sample_data/DERIBIT.0 (BTC_USDC-PERPETUAL created 2022-03-09), one row cut to the fields
@@ -37,3 +46,65 @@ def test_dated_futures_are_listed_beside_the_perpetuals() -> None:
         ("BTC-24SEP21", "inverse", 10.0),
         ("BTC-PERPETUAL", "inverse", 10.0),
     ]
+
+
+# get_book_summary_by_currency?currency=BTC&kind=future as the API reference prints it ("real
+# example", creation_timestamp 1550230036440 = 2019-02-15; the docs.deribit.com v2 page as
+# copied in public clients' docstrings), cut to the fields read: open_interest is "in USD
+# units" for perpetual and inverse futures. The ETH, USDC and USDT rows are made for this test
+# in the same shape ("linear futures ... the underlying base currency coin").
+SUMMARIES = {
+    "BTC": [
+        {"instrument_name": "BTC-22FEB19", "mark_price": 3579.73, "open_interest": 0},
+        {"instrument_name": "BTC-PERPETUAL", "mark_price": 3579.73, "open_interest": 183180},
+        # A calendar spread (kind future_combo, listed here only to show it is skipped).
+        {"instrument_name": "BTC-FS-22FEB19_PERP", "mark_price": 10.0, "open_interest": 5},
+    ],
+    "ETH": [{"instrument_name": "ETH-PERPETUAL", "mark_price": 4000.0, "open_interest": 8e6}],
+    "USDC": [
+        {"instrument_name": "SOL_USDC-PERPETUAL", "mark_price": 200.0, "open_interest": 12345.6},
+        {"instrument_name": "XRP_USDC-PERPETUAL", "mark_price": None, "open_interest": 10.0},
+    ],
+    "USDT": [],
+}
+
+
+def _answer(currency: str) -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "result": SUMMARIES[currency], "usIn": 1}).encode()
+
+
+def test_open_interest_is_usd_for_inverse_futures_and_coins_for_linear_ones() -> None:
+    [source] = open_interest.SOURCES
+    assert [url.rsplit("?", 1)[1] for url in source.urls] == [
+        f"currency={c}&kind=future" for c in ("BTC", "ETH", "USDC", "USDT")
+    ]
+    body = pollers.merge_bodies([_answer(c) for c in SUMMARIES])
+    readings = {r.symbol: r for r in source.parse(body, {})}
+    # No mark (XRP) or no future we name (the combo): no reading.
+    assert set(readings) == {"BTC-22FEB19", "BTC-PERPETUAL", "ETH-PERPETUAL", "SOL_USDC-PERPETUAL"}
+    assert readings["BTC-PERPETUAL"].open_interest == pytest.approx(183180 / 3579.73)  # 51.2 BTC
+    assert readings["BTC-22FEB19"].open_interest == 0.0
+    assert readings["ETH-PERPETUAL"].open_interest == pytest.approx(2000.0)  # 8 M USD
+    assert readings["SOL_USDC-PERPETUAL"].open_interest == 12345.6  # coins already
+
+
+async def test_the_poller_asks_each_currency_and_delivers_one_batch() -> None:
+    got: list[MarketSnapshot] = []
+    path = "/api/v2/public/get_book_summary_by_currency"
+    async with (
+        FakeRest({path: lambda params: _answer(params["currency"])}) as rest,
+        httpx.AsyncClient() as client,
+    ):
+        poller = pollers.Poller(
+            open_interest.source(rest.base), client, got.extend, registry.market_of, {}
+        )
+        assert await poller.poll_once() == 60.0
+    assert [target for _, target in rest.requests] == [
+        f"{path}?currency={c}&kind=future" for c in ("BTC", "ETH", "USDC", "USDT")
+    ]
+    by_symbol = {s.symbol: s for s in got}
+    assert by_symbol["BTC-PERPETUAL"].market == "BTC-PERP"
+    assert by_symbol["BTC-PERPETUAL"].open_interest_usd == pytest.approx(183180)
+    assert by_symbol["BTC-22FEB19"].market == "BTC-20190222"
+    assert by_symbol["SOL_USDC-PERPETUAL"].market == "SOL-PERP"
+    assert by_symbol["SOL_USDC-PERPETUAL"].open_interest_usd == pytest.approx(12345.6 * 200)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from purpleflea.venues.deribit import catalog, connection, history, repair
+from purpleflea.venues.deribit import catalog, connection, history, open_interest, repair
 from purpleflea.venues.deribit.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, SIM
 from purpleflea.venues.deribit.normalizer import market, normalize
-from purpleflea.venues.venue import Absent, Exchange, Venue
+from purpleflea.venues.venue import Exchange, Venue
 
 
 def market_name(symbol: str) -> str | None:
@@ -28,12 +28,7 @@ VENUE = Venue(
         ),
     ),
     catalog=catalog.SOURCES,
-    open_interest=Absent(
-        "no open-interest poller yet: the heatmap reads the venues with bulk endpoints. For "
-        "one: get_book_summary_by_currency open_interest is in amount units (USD for inverse "
-        "perpetuals and futures, coins for linear ones); whether it is one side is "
-        "undocumented"
-    ),
+    open_interest=open_interest.SOURCES,
     history=history.HISTORY,
     repair=repair.SOURCE,
 )
