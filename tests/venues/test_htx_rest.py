@@ -227,3 +227,39 @@ async def test_the_pollers_deliver_both_margins_as_snapshots_of_their_markets() 
     assert (btc.exchange, btc.symbol, btc.mark_price) == ("htx", "BTC-USDT", 39736.6)
     assert btc.open_interest_usd == pytest.approx(39.348 * 39736.6)
     assert [path for _, path in rest.requests] == list(routes)
+
+
+# A live capture of 2026-08-19, 17:32-17:41 UTC, published in one public desk's venue notes
+# (found through the code index, which does not name the repository): the BTC-USDT answer of
+# swap_open_interest (its value is HTX's own USDT valuation of amount) and the close of the
+# BTC-USDT market overview (detail/merged, the field batch_merged lists for every swap). The
+# same notes record that swap_open_interest and v2 batch_merged without a contract code both
+# answered 306 rows: the two bulk lists cover the same contracts.
+LINEAR_OPEN_INTEREST_2026_08_19 = {
+    "status": "ok",
+    "data": [
+        {
+            "volume": 31034739,
+            "amount": 31034.739,
+            "value": 2104319788.3167,
+            "contract_code": "BTC-USDT",
+            "trade_amount": 13471.114,
+            "trade_turnover": 895645473.25,
+        }
+    ],
+}
+LINEAR_CLOSE_2026_08_19 = {
+    "status": "ok",
+    "ticks": [{"contract_code": "BTC-USDT", "close": "67993"}],
+}
+
+
+def test_a_recorded_answer_is_half_of_htxs_own_value_at_the_last_price() -> None:
+    linear, _ = open_interest.SOURCES
+    body = _merged(LINEAR_OPEN_INTEREST_2026_08_19, LINEAR_CLOSE_2026_08_19)
+    [reading] = linear.parse(body, {})
+    assert reading.open_interest == pytest.approx(15517.3695)
+    # HTX values amount at 67,805 (value / amount); the last price is 0.3 % above it.
+    assert reading.open_interest * reading.mark_price == pytest.approx(
+        2104319788.3167 / 2, rel=0.005
+    )
