@@ -163,6 +163,57 @@ async def test_polls_stay_within_the_budget_against_the_venues_limit(
     assert fake.rejected == 0
 
 
+async def test_builder_dex_coins_are_sampled_on_their_dex_and_never_merged(
+    tmp_path: Path,
+) -> None:
+    # HIP-3: a builder dex's positions and contexts are answered only to requests naming its
+    # dex (Hyperliquid docs, info endpoint > Perpetuals: "dex ... Defaults to the empty
+    # string which represents the first perp dex"; python SDK user_state(address, dex)), and
+    # its coins are "dex:COIN" (the recorded userFills fill of xyz:CRWV, EXCHANGES.md). A
+    # builder dex's BTC is BTC-PERP by name, but another market: its own price, book and
+    # open interest, none of which may be taken for the first dex's.
+    tsla, builder_btc = ("xyz:TSLA", (400.0, 1_000.0)), ("hyna:BTC", (MARK * 1.05, 50.0))
+    main, other = _address(1), _address(2)
+    book = {
+        main: [
+            HeldPosition("BTC", 2.0, MARK, MARK * 0.9),
+            HeldPosition("xyz:TSLA", -10.0, 400.0, 440.0),
+        ],
+        other: [HeldPosition("hyna:BTC", 3.0, MARK, MARK * 0.95)],
+    }
+    markets = {"BTC": (MARK, OPEN_INTEREST), tsla[0]: tsla[1], builder_btc[0]: builder_btc[1]}
+    async with FakeHyperliquid(book, markets) as fake:
+        sampler = PositionSampler(
+            SAMPLING,
+            SamplerConfig(budget_per_minute=500),
+            coins=("hyna:BTC", "xyz:TSLA", "BTC"),
+            info_url=fake.info_url,
+            ws_url=fake.ws_url,
+            backoff=Backoff(base=0.05, cap=0.2),
+        )
+        assert sampler.scopes == ("", "hyna", "xyz")
+        task = asyncio.create_task(sampler.run())
+        try:
+            await _until(lambda: all(map(fake.subscribed, sampler.coins)), "the trades")
+            await fake.trade("xyz:TSLA", main, _address(9))
+            await fake.trade("hyna:BTC", other, _address(9), price=MARK * 0.5)  # its own wick
+            await _until(lambda: sampler.stats.polls >= 3, "the accounts polled")
+            await _until(lambda: "TSLA-PERP" in sampler.contexts, "the xyz dex's contexts")
+            btc, stock = sampler.measured("BTC-PERP"), sampler.measured("TSLA-PERP")
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        asked = {(kind, user) for _, kind, user in fake.requests}
+        assert (fake.rejected, fake.violations) == (0, [])
+    assert asked >= {("clearinghouseState", main), ("metaAndAssetCtxs", None)}
+    assert sampler.contexts["BTC-PERP"].mark_price == MARK  # the first dex's, not hyna's
+    assert sampler.contexts["TSLA-PERP"].open_interest == 1_000.0
+    assert (btc.accounts, btc.positions, btc.sampled_usd) == (1, 1, pytest.approx(2.0 * MARK))
+    assert (stock.accounts, stock.sampled_usd) == (1, pytest.approx(10.0 * 400.0))
+    assert sampler.extremes.between("BTC-PERP", 0, sampler.clock()) is None  # no hyna wick
+
+
 async def test_discovery_reconnects_and_resubscribes(fake: FakeHyperliquid, tmp_path: Path) -> None:
     fake.positions = _book(4)
     sampler = _sampler(fake, tmp_path)
