@@ -5,12 +5,14 @@ positions of the sampled accounts, discovery kept across a restart, reconnects."
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from purpleflea.engine.measured_map import measured_map
@@ -212,6 +214,28 @@ async def test_builder_dex_coins_are_sampled_on_their_dex_and_never_merged(
     assert (btc.accounts, btc.positions, btc.sampled_usd) == (1, 1, pytest.approx(2.0 * MARK))
     assert (stock.accounts, stock.sampled_usd) == (1, pytest.approx(10.0 * 400.0))
     assert sampler.extremes.between("BTC-PERP", 0, sampler.clock()) is None  # no hyna wick
+
+
+class _FailingDex(FakeHyperliquid):
+    """Answers HTTP 500 to every request naming the dex ``bad``."""
+
+    def _answer(self, body: bytes) -> tuple[bytes, bytes]:
+        if json.loads(body).get("dex") == "bad":
+            return b"500 Internal Server Error", b"null"
+        return super()._answer(body)
+
+
+async def test_a_failing_builder_dex_leaves_the_marks_of_the_dexes_before_it() -> None:
+    async with _FailingDex(markets={"BTC": (MARK, OPEN_INTEREST)}) as fake:
+        sampler = PositionSampler(
+            SAMPLING, coins=("bad:X", "BTC"), info_url=fake.info_url, ws_url=fake.ws_url
+        )
+        async with httpx.AsyncClient() as client:
+            sampler.client = client
+            with pytest.raises(httpx.HTTPStatusError):
+                await sampler.poll_contexts()
+    assert sampler.scopes == ("", "bad")
+    assert sampler.contexts["BTC-PERP"].mark_price == MARK
 
 
 async def test_discovery_reconnects_and_resubscribes(fake: FakeHyperliquid, tmp_path: Path) -> None:

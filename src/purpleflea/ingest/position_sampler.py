@@ -219,22 +219,30 @@ class PositionSampler:
         return self._owner.get(market, self.scopes[0]) == scope
 
     async def poll_contexts(self) -> None:
-        """Fetch marks and open interest once, of every scope (all answer or none is used);
-        the schedule ranks accounts by these marks."""
-        request = self.sampling.contexts_request
-        answers = [
-            (scope, self.sampling.parse_contexts(await self._post(request(scope))))
-            for scope in self.scopes
-        ]
+        """Fetch marks and open interest once, of every scope in order; the schedule ranks
+        accounts by these marks. A scope that fails ends the round (raised) after the scopes
+        before it are used, so a market is always claimed by the first scope listing it and
+        one bad builder dex does not stop the others' maps."""
         contexts: dict[str, MarketContext] = {}
-        for scope, found in answers:  # in scope order: a market belongs to the first lister
-            for market, context in found.items():
+        failure: Exception | None = None
+        for scope in self.scopes:
+            try:
+                found = self.sampling.parse_contexts(
+                    await self._post(self.sampling.contexts_request(scope))
+                )
+            except (httpx.HTTPError, RateLimited, FrameError, ValueError) as exc:
+                failure = exc
+                break
+            for market, context in found.items():  # a market belongs to its first lister
                 if self._owner.setdefault(market, scope) == scope:
                     contexts[market] = context
-        self.stats.context_polls += 1
-        self.contexts.update(contexts)
-        self._contexts_ms = self.clock()
-        self.schedule.marks.update({m: c.mark_price for m, c in contexts.items()})
+        if contexts or failure is None:
+            self.stats.context_polls += 1
+            self.contexts.update(contexts)
+            self._contexts_ms = self.clock()
+            self.schedule.marks.update({m: c.mark_price for m, c in contexts.items()})
+        if failure is not None:
+            raise failure
 
     async def _contexts_loop(self) -> None:
         while True:
