@@ -238,6 +238,51 @@ async def test_a_failing_builder_dex_leaves_the_marks_of_the_dexes_before_it() -
     assert sampler.contexts["BTC-PERP"].mark_price == MARK
 
 
+class _LateMarks(FakeHyperliquid):
+    """Refuses the first metaAndAssetCtxs request (HTTP 500), as a venue still starting."""
+
+    refused = False
+
+    def _answer(self, body: bytes) -> tuple[bytes, bytes]:
+        if json.loads(body).get("type") == "metaAndAssetCtxs" and not self.refused:
+            self.refused = True
+            return b"500 Internal Server Error", b"null"
+        return super()._answer(body)
+
+
+async def test_with_builder_dexes_accounts_wait_for_the_marks_that_say_whose_market(
+    tmp_path: Path,
+) -> None:
+    # Before any contexts, a builder dex's position cannot be told from another dex's market
+    # of the same name, so it is left out; a restored account polled then would count none of
+    # its xyz positions until its next poll, minutes later for an account that seems empty.
+    account = _address(1)
+    url = f"sqlite://{tmp_path / 'history.sqlite'}"
+    store = open_account_store(url)
+    await store.add("hyperliquid", [account], 0)
+    await store.close()
+    book = {account: [HeldPosition("xyz:TSLA", -10.0, 400.0, 440.0)]}
+    async with _LateMarks(book, {"BTC": (MARK, OPEN_INTEREST), "xyz:TSLA": (400.0, 1e3)}) as fake:
+        sampler = PositionSampler(
+            SAMPLING,
+            SamplerConfig(budget_per_minute=100),
+            coins=("BTC", "xyz:TSLA"),
+            info_url=fake.info_url,
+            ws_url=fake.ws_url,
+            accounts=open_account_store(url),
+            backoff=Backoff(base=0.05, cap=0.2),
+        )
+        task = asyncio.create_task(sampler.run())
+        try:
+            await _until(lambda: sampler.stats.polls >= 1, "the restored account polled")
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    [position] = sampler.schedule.positions[account]
+    assert (position.market, position.side, position.size) == ("TSLA-PERP", "short", 10.0)
+
+
 async def test_discovery_reconnects_and_resubscribes(fake: FakeHyperliquid, tmp_path: Path) -> None:
     fake.positions = _book(4)
     sampler = _sampler(fake, tmp_path)

@@ -293,6 +293,10 @@ class PositionSampler:
         log.debug("position sampler: %s", self.stats.last_error)
 
     async def _accounts_loop(self) -> None:
+        # With several scopes, which one a market belongs to is known from the first contexts
+        # (till then another scope's positions are left out): polls wait for them.
+        while len(self.scopes) > 1 and self._contexts_ms < 0:
+            await asyncio.sleep(0.05)
         while True:
             now = self.clock()
             account = self.schedule.next(now)
