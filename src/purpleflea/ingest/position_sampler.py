@@ -124,7 +124,8 @@ class PositionSampler:
             self.config,
             sampling.weight_per_minute,
             sampling.account_weight,
-            reserved=len(self.scopes) * sampling.contexts_weight * _MINUTE_S / contexts_interval,
+            reserved=len(self.scopes) * sampling.contexts_weight * _MINUTE_S / contexts_interval
+            + sampling.reserved_weight_per_minute,
         )
         # The budget counts position requests: an account's poll asks each scope.
         per_poll = max(1, self.config.budget_per_minute // len(self.scopes))

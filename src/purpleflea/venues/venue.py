@@ -399,6 +399,9 @@ class PositionSampling:
     #: The scope a coin (or a position's or trade's symbol) belongs to; one scope, ``""``,
     #: when the venue has no parts.
     scope: Callable[[str], str] = lambda coin: ""
+    #: Weight a minute the venue's other requests from the same process (its open-interest
+    #: poller) spend against ``weight_per_minute``: the sampler's budget leaves it free.
+    reserved_weight_per_minute: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -256,4 +256,6 @@ SAMPLING = PositionSampling(
     parse_node_line=normalize_node_fills,
     refusal=_refusal,
     scope=perp_dex,
+    # The open-interest poller asks metaAndAssetCtxs (weight 20) from the same IP.
+    reserved_weight_per_minute=sum(20 * 60 / source.interval for source in open_interest.SOURCES),
 )
