@@ -40,12 +40,14 @@ class Position(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SeenTrade(msgspec.Struct, frozen=True, kw_only=True):
-    """One public trade: its market, price (USD per coin), time (ms) and both accounts."""
+    """One public trade: its market, price (USD per coin), time (ms) and both accounts;
+    ``symbol`` is the venue's own name of what traded (``""``: not told)."""
 
     market: str
     price: float
     ts: int
     users: tuple[str, ...]
+    symbol: str = ""
 
 
 class MarketContext(msgspec.Struct, frozen=True, kw_only=True):

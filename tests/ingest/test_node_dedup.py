@@ -121,3 +121,30 @@ def test_a_sampled_liquidation_the_node_did_not_tell_is_published_after_the_hold
     assert dedup.release() == 1
     assert published == [event]
     assert dedup.duplicates == 0
+
+
+def test_a_builder_dex_liquidation_does_not_hide_the_first_dex_s_of_the_same_name() -> None:
+    # hyna:BTC, HyENA's HIP-3 BTC (margined in USDe), is BTC-PERP by name but a separate
+    # market with its own book, funding and open interest (public HyENA and HIP-3 clients:
+    # "These are SEPARATE markets"; a testnet perpDexLimits answer lists "hyna:BTC"). A node
+    # telling the account's hyna:BTC long liquidated says nothing of its BTC long.
+    now = [0]
+    published: list[VenueLiquidation] = []
+    dedup = NodeDedup(
+        lambda event, received_at: published.append(event), hold_ms=60_000, clock=lambda: now[0]
+    )
+    [builder] = SAMPLING.parse_node_line(  # type: ignore[misc]
+        _node_line(VICTIM, OTHER).replace('"coin": "BTC"', '"coin": "hyna:BTC"')
+    )
+    assert (builder.symbol, builder.market, builder.side) == ("hyna:BTC", "BTC-PERP", "long")
+    dedup.node(builder, 0)
+    sampled = VenueLiquidation(
+        id="hyperliquid:sampled:y", exchange="hyperliquid", symbol="BTC", market="BTC-PERP",
+        side="long", price=96_000.0, quantity=1.0, size_usd=96_000.0, ts=0,
+        liquidated_user=VICTIM,
+    )  # fmt: skip
+    dedup.sampled(sampled, 0)
+    now[0] = 60_000
+    assert dedup.release() == 1
+    assert published == [builder, sampled]
+    assert dedup.duplicates == 0

@@ -146,7 +146,27 @@ def test_the_registry_lists_its_position_sampling_with_the_documented_limits() -
         "type": "trades",
         "coin": "BTC",
     }
-    assert sampling.account_request(ACCOUNT) == {"type": "clearinghouseState", "user": ACCOUNT}
+    assert sampling.account_request(ACCOUNT, "") == {"type": "clearinghouseState", "user": ACCOUNT}
+    assert sampling.contexts_request("") == {"type": "metaAndAssetCtxs"}
+
+
+def test_builder_dex_coins_are_asked_for_on_their_dex() -> None:
+    # HIP-3 coins are "dex:COIN" (the recorded xyz:CRWV fill); without "dex" the info endpoint
+    # answers for the first perp dex only (docs, info endpoint > Perpetuals; python SDK
+    # user_state(address, dex="")).
+    [sampling] = registry.position_sources()
+    assert [sampling.scope(coin) for coin in ("BTC", "kPEPE", "xyz:CRWV")] == ["", "", "xyz"]
+    assert sampling.account_request(ACCOUNT, "xyz") == {
+        "type": "clearinghouseState",
+        "user": ACCOUNT,
+        "dex": "xyz",
+    }
+    assert sampling.contexts_request("xyz") == {"type": "metaAndAssetCtxs", "dex": "xyz"}
+    [trade] = sampling.parse_trades(
+        '{"channel":"trades","data":[{"coin":"xyz:CRWV","side":"A","px":"116.86","sz":"2.47",'
+        f'"time":1786628572099,"hash":"0x0","tid":1,"users":["{ACCOUNT}","{ACCOUNT}"]}}]}}'
+    )
+    assert (trade.market, trade.symbol) == ("CRWV-PERP", "xyz:CRWV")
 
 
 def test_the_local_server_reports_whole_leverage_and_the_exact_liquidation_price() -> None:

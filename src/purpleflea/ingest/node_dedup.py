@@ -6,8 +6,10 @@ event ids, so the tracker's id dedup already keeps one) or from positions that v
 their liquidation price between two polls (an event of its own id, seconds to minutes after
 the fact). With a node configured, the node's events are published as they come and a sampled
 event is held ``hold_ms`` (the node's lag) and dropped when the node told a liquidation of the
-same account, market and side within ``window_ms`` before its release (a vanished position is
-dated at the poll that missed it, up to the sampler's longest poll interval after the fill).
+same account, instrument (the venue's ``symbol``) and side within ``window_ms`` before its
+release (a vanished position is dated at the poll that missed it, up to the sampler's longest
+poll interval after the fill). The instrument, not the market: Hyperliquid's ``hyna:BTC`` (a
+HIP-3 builder dex's BTC) is ``BTC-PERP`` too, yet another market than the first dex's ``BTC``.
 Pure but for the sink: the driver calls :meth:`NodeDedup.release` on its own clock.
 """
 
@@ -25,7 +27,7 @@ _Key = tuple[str, str, str]
 
 def _key(event: VenueLiquidation) -> _Key | None:
     user = event.liquidated_user
-    return None if not user else (user.lower(), event.market, event.side)
+    return None if not user else (user.lower(), event.symbol, event.side)
 
 
 class NodeDedup:

@@ -8,9 +8,15 @@ thin async driver around it, for one venue's :class:`~purpleflea.venues.venue.Po
   (:func:`~purpleflea.ingest.connection.run_feed`: reconnect, backoff with jitter, silence
   watchdog like every feed); each trade's addresses go to the schedule and, in batches, to the
   account store, so a restart resumes with the accounts it knew;
-- **marks and open interest**: one request every ``contexts_interval`` seconds;
-- **positions**: one request whenever the schedule names an account; an HTTP 429 backs the
-  whole sampler off for ``Retry-After`` (the allowance is per IP, shared by every request);
+- **marks and open interest**: one request per scope every ``contexts_interval`` seconds;
+- **positions**: one request per scope whenever the schedule names an account; an HTTP 429
+  backs the whole sampler off for ``Retry-After`` (the allowance is per IP, shared by every
+  request);
+- **scopes**: the parts of the venue the coins trade on (Hyperliquid's perp dexes: ``BTC`` on
+  the first, ``xyz:CRWV`` on the builder dex ``xyz``), each asked apart. Two scopes may list
+  one market name (a builder dex's ``BTC`` is ``BTC-PERP`` too, with its own price, book and
+  positions): its marks, trades and positions are taken from one scope only, the first of
+  the sampler's order that lists it (the first perp dex first), never merged;
 - **liquidations**: the riskiest sampled accounts (nearest to liquidation, as many as the
   venue's documented cap on users across user subscriptions) are watched on their own
   websocket subscription, whose liquidation fills go to ``sink``; for every other sampled
@@ -32,6 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
+import msgspec
 
 from purpleflea.clock import now_ms
 from purpleflea.engine.measured_map import cut
@@ -108,14 +115,23 @@ class PositionSampler:
     ) -> None:
         self.sampling = sampling
         self.config = config or SamplerConfig()
+        self.coins = tuple(coins)
+        #: The scopes of the coins, the venue's unnamed (``""``) first, each once.
+        self.scopes = tuple(
+            sorted(dict.fromkeys(sampling.scope(coin) for coin in self.coins), key=bool)
+        ) or ("",)
         check_budget(
             self.config,
             sampling.weight_per_minute,
             sampling.account_weight,
-            reserved=sampling.contexts_weight * _MINUTE_S / contexts_interval,
+            reserved=len(self.scopes) * sampling.contexts_weight * _MINUTE_S / contexts_interval
+            + sampling.reserved_weight_per_minute,
         )
-        self.schedule = Schedule(self.config)
-        self.coins = tuple(coins)
+        # The budget counts position requests: an account's poll asks each scope.
+        per_poll = max(1, self.config.budget_per_minute // len(self.scopes))
+        self.schedule = Schedule(msgspec.structs.replace(self.config, budget_per_minute=per_poll))
+        #: market -> the scope its marks, trades and positions are taken from.
+        self._owner: dict[str, str] = {}
         self.info_url = info_url or sampling.info_url
         self.ws_url = ws_url or sampling.ws_url
         self.accounts = accounts
@@ -153,7 +169,10 @@ class PositionSampler:
     def _discover(self, frame: bytes | str) -> list[VenueLiquidation]:
         now = self.clock()
         for trade in self.sampling.parse_trades(frame):
-            self.extremes.add(trade.market, trade.ts, trade.price)
+            # Another scope's market of the same name names accounts, but its prices are not
+            # this market's.
+            if not trade.symbol or self._owns(trade.market, self.sampling.scope(trade.symbol)):
+                self.extremes.add(trade.market, trade.ts, trade.price)
             for address in trade.users:
                 if self.schedule.discover(address, now):
                     self.stats.discovered += 1
@@ -195,13 +214,36 @@ class PositionSampler:
         response.raise_for_status()
         return response.content
 
+    def _owns(self, market: str, scope: str) -> bool:
+        """Whether ``market``'s state is taken from ``scope`` (before any contexts say which
+        scope lists it, the first scope's)."""
+        return self._owner.get(market, self.scopes[0]) == scope
+
     async def poll_contexts(self) -> None:
-        """Fetch marks and open interest once; the schedule ranks accounts by these marks."""
-        contexts = self.sampling.parse_contexts(await self._post(self.sampling.contexts_request))
-        self.stats.context_polls += 1
-        self.contexts.update(contexts)
-        self._contexts_ms = self.clock()
-        self.schedule.marks.update({m: c.mark_price for m, c in contexts.items()})
+        """Fetch marks and open interest once, of every scope in order; the schedule ranks
+        accounts by these marks. A scope that fails ends the round (raised) after the scopes
+        before it are used, so a market is always claimed by the first scope listing it and
+        one bad builder dex does not stop the others' maps."""
+        contexts: dict[str, MarketContext] = {}
+        failure: Exception | None = None
+        for scope in self.scopes:
+            try:
+                found = self.sampling.parse_contexts(
+                    await self._post(self.sampling.contexts_request(scope))
+                )
+            except (httpx.HTTPError, RateLimited, FrameError, ValueError) as exc:
+                failure = exc
+                break
+            for market, context in found.items():  # a market belongs to its first lister
+                if self._owner.setdefault(market, scope) == scope:
+                    contexts[market] = context
+        if contexts or failure is None:
+            self.stats.context_polls += 1
+            self.contexts.update(contexts)
+            self._contexts_ms = self.clock()
+            self.schedule.marks.update({m: c.mark_price for m, c in contexts.items()})
+        if failure is not None:
+            raise failure
 
     async def _contexts_loop(self) -> None:
         while True:
@@ -218,8 +260,15 @@ class PositionSampler:
     async def poll_account(self, account: str) -> None:
         """Poll one account now and record its positions (or its failure) in the schedule."""
         try:
-            body = await self._post(self.sampling.account_request(account))
-            positions = self.sampling.parse_account(body, account)
+            positions = []
+            for scope in self.scopes:
+                body = await self._post(self.sampling.account_request(account, scope))
+                positions += [
+                    position
+                    for position in self.sampling.parse_account(body, account)
+                    if self.sampling.scope(position.symbol) == scope
+                    and self._owns(position.market, scope)
+                ]
         except (httpx.HTTPError, RateLimited, FrameError) as exc:
             self._failed(exc)
             self.schedule.failed(account, self.clock())
@@ -245,6 +294,10 @@ class PositionSampler:
         log.debug("position sampler: %s", self.stats.last_error)
 
     async def _accounts_loop(self) -> None:
+        # With several scopes, which one a market belongs to is known from the first contexts
+        # (till then another scope's positions are left out): polls wait for them.
+        while len(self.scopes) > 1 and self._contexts_ms < 0:
+            await asyncio.sleep(0.05)
         while True:
             now = self.clock()
             account = self.schedule.next(now)

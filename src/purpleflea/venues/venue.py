@@ -365,17 +365,21 @@ class PositionSampling:
     ``trades_subscription`` per coin, ``parse_trades``, whose prices also tell how far
     the market moved between two polls of an account); each account's positions are
     polled with ``account_request`` at ``info_url``; marks and open interest with
-    ``contexts_request``. ``weight_per_minute`` is the venue's documented REST allowance per
-    IP and ``account_weight`` / ``contexts_weight`` what each request costs against it;
+    ``contexts_request``, both once per ``scope`` of the sampled coins (the part of the venue
+    a coin's positions and contexts are asked from: Hyperliquid's perp dex, ``""`` for the
+    first). ``weight_per_minute`` is the venue's documented REST allowance per IP and
+    ``account_weight`` / ``contexts_weight`` what each request costs against it;
     ``max_user_subscriptions`` the documented cap on accounts watched by websocket.
     """
 
     exchange: str
     info_url: str
     ws_url: str
-    account_request: Callable[[str], Mapping[str, str]]
+    #: (account, scope) -> the request of the account's positions there.
+    account_request: Callable[[str, str], Mapping[str, str]]
     parse_account: Callable[[bytes, str], list[Position]]
-    contexts_request: Mapping[str, str]
+    #: scope -> the request of its marks and open interest.
+    contexts_request: Callable[[str], Mapping[str, str]]
     parse_contexts: Callable[[bytes], dict[str, MarketContext]]
     trades_subscription: Callable[[str], str]
     parse_trades: Callable[[bytes | str], list[SeenTrade]]
@@ -392,6 +396,12 @@ class PositionSampling:
     parse_node_line: Callable[[bytes | str], list[VenueLiquidation]] | None = None
     #: Reads the venue's error reply to a subscription (see :attr:`Connection.refusal`).
     refusal: Refusal | None = None
+    #: The scope a coin (or a position's or trade's symbol) belongs to; one scope, ``""``,
+    #: when the venue has no parts.
+    scope: Callable[[str], str] = lambda coin: ""
+    #: Weight a minute the venue's other requests from the same process (its open-interest
+    #: poller) spend against ``weight_per_minute``: the sampler's budget leaves it free.
+    reserved_weight_per_minute: float = 0.0
 
 
 @dataclass(frozen=True)

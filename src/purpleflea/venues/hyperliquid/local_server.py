@@ -7,6 +7,8 @@ subscriptions, rate limits and user limits):
 - ``POST /info`` answers ``clearinghouseState`` (the account's positions, or none for an
   unknown address) and ``metaAndAssetCtxs`` (marks and open interest), each charged its
   documented weight (2 and 20) against 1200 a minute; over it, HTTP 429 as the real one.
+  Both answer for one perp dex, as the real ones: the first (coins without a prefix) unless
+  the request names a ``dex``, whose coins are ``dex:COIN`` (HIP-3).
 - The websocket (any path) takes ``{"method":"subscribe","subscription":{"type":"trades",
   "coin":..}}`` and ``userEvents`` subscriptions (at most 10 distinct users: more is a
   ``violation``), acks with ``subscriptionResponse``, answers ``{"method":"ping"}`` with
@@ -35,6 +37,8 @@ from typing import Any
 
 import websockets
 from websockets.asyncio.server import Server, ServerConnection, serve
+
+from purpleflea.venues.hyperliquid.normalizer import perp_dex
 
 # Hyperliquid docs, "Rate limits and user limits": "REST requests share an aggregated weight
 # limit of 1200 per minute"; clearinghouseState weighs 2, "all other documented info requests
@@ -145,8 +149,8 @@ class LocalHyperliquid:
         known = self.contexts().get(coin)
         return known[0] if known else 1.0
 
-    def clearinghouse_state(self, user: str) -> dict[str, Any]:
-        held = self.held(user.lower())
+    def clearinghouse_state(self, user: str, dex: str = "") -> dict[str, Any]:
+        held = [p for p in self.held(user.lower()) if perp_dex(p.coin) == dex]
         return {
             "assetPositions": [
                 {
@@ -168,9 +172,9 @@ class LocalHyperliquid:
             "withdrawable": "0.0",
         }
 
-    def meta_and_asset_ctxs(self) -> list[Any]:
+    def meta_and_asset_ctxs(self, dex: str = "") -> list[Any]:
         known = self.contexts()
-        coins = sorted(known)
+        coins = sorted(coin for coin in known if perp_dex(coin) == dex)
         return [
             {"universe": [{"name": c, "szDecimals": 5, "maxLeverage": 40} for c in coins]},
             [{"markPx": repr(known[c][0]), "openInterest": repr(known[c][1])} for c in coins],
@@ -197,9 +201,12 @@ class LocalHyperliquid:
         if not self._charge(WEIGHTS[kind], now):
             self.rejected += 1
             return b"429 Too Many Requests", b"null"
+        dex = str(request.get("dex") or "")
         if kind == "clearinghouseState":
-            return b"200 OK", json.dumps(self.clearinghouse_state(str(request["user"]))).encode()
-        return b"200 OK", json.dumps(self.meta_and_asset_ctxs()).encode()
+            answer: Any = self.clearinghouse_state(str(request["user"]), dex)
+        else:
+            answer = self.meta_and_asset_ctxs(dex)
+        return b"200 OK", json.dumps(answer).encode()
 
     async def _handle_http(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

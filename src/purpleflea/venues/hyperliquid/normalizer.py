@@ -100,6 +100,15 @@ def market(coin: str) -> symbols.Market | None:
     return symbols.perpetual(name, k_prefix=True) if name else None
 
 
+def perp_dex(coin: str) -> str:
+    """The perp dex a coin trades on: ``""`` for the first (``BTC``), the builder dex's name
+    for a HIP-3 coin (``xyz:CRWV`` -> ``xyz``), whose positions and contexts Hyperliquid
+    answers only to requests naming that ``dex`` (docs, info endpoint > Perpetuals: "Perp dex
+    name. Defaults to the empty string which represents the first perp dex")."""
+    dex, _, _ = coin.rpartition(":")
+    return dex
+
+
 def _side(owner: str, fill: _Fill, liquidated_user: str | None, where: str) -> Side:
     order_closes = _ORDER_CLOSES.get(fill.side)
     if order_closes is None:

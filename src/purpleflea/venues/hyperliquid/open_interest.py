@@ -4,6 +4,8 @@ A ``k`` coin (``kPEPE``, ``kSHIB``, ``kBONK``) trades bundles of 1,000: its ``ma
 1,000 coins and its ``openInterest`` counts bundles. Both are turned into real coins, the unit
 of its market (``PEPE-PERP``) on every other exchange and in its own liquidations.
 
+Delisted coins (``"isDelisted": true`` in the universe) give no reading.
+
 Whether ``openInterest`` is one side is not documented, and the public record disagrees: in
 July 2025 traders (and a reply of Binance Futures) said Hyperliquid summed longs and shorts,
 while 2026 sources that count positions themselves call Hyperliquid's headline one-sided (a
@@ -37,6 +39,11 @@ def parse(body: bytes, instruments: Catalog) -> list[Reading]:
     contexts = as_list(EXCHANGE, document[1])
     found = []
     for asset, ctx in zip(universe, contexts, strict=False):
+        if asset.get("isDelisted") is True:
+            # The universe keeps delisted coins in place (ctxs are by position) with a ctx
+            # frozen at delisting: openInterest 0.0 and the last markPx (mainnet MATIC, live
+            # answer of 2026-09-03). No market to read, and its mark is no price.
+            continue
         found_reading = reading(asset.get("name"), ctx.get("markPx"), ctx.get("openInterest"))
         name = market(found_reading.symbol) if found_reading is not None else None
         if found_reading is not None and name is not None:

@@ -14,6 +14,10 @@ publishes what a sampler needs (info endpoint and websocket, docs "For developer
 - ``POST /info {"type":"metaAndAssetCtxs"}``: ``[meta, assetCtxs]``, mark and open interest
   per coin (:func:`parse_contexts`).
 
+Both requests answer for one perp dex: the first without ``dex``, a HIP-3 builder dex's
+(``xyz:CRWV``) only with ``"dex":"xyz"`` (docs, info endpoint > Perpetuals; the python SDK's
+``user_state(address, dex)``), so the sampler asks each dex of its coins (``scope``).
+
 Units: ``kPEPE`` sizes count 1,000 PEPE, so sizes are multiplied and prices divided by the
 market's multiplier; ``positionValue`` is already USD.
 """
@@ -34,6 +38,7 @@ from purpleflea.venues.hyperliquid.normalizer import (
     market,
     normalize_node_fills,
     normalize_user_events,
+    perp_dex,
 )
 from purpleflea.venues.venue import PositionSampling, SimulatedVenue
 
@@ -111,6 +116,7 @@ def parse_trades(frame: bytes | str) -> list[SeenTrade]:
                 price=positive(EXCHANGE, f"data[{i}].px", trade.px) / name.multiplier,
                 ts=timestamp_ms(EXCHANGE, f"data[{i}].time", trade.time),
                 users=tuple(user.lower() for user in trade.users),
+                symbol=trade.coin,
             )
         )
     return found
@@ -179,8 +185,18 @@ def parse_contexts(body: bytes) -> dict[str, MarketContext]:
     return contexts
 
 
-def _user_request(account: str) -> dict[str, str]:
-    return {"type": "clearinghouseState", "user": account}
+def _on_dex(request: dict[str, str], dex: str) -> dict[str, str]:
+    # Without "dex" Hyperliquid answers for the first perp dex only: a HIP-3 dex's positions
+    # and contexts must be asked for by name (docs, info endpoint > Perpetuals).
+    return {**request, "dex": dex} if dex else request
+
+
+def _user_request(account: str, dex: str) -> dict[str, str]:
+    return _on_dex({"type": "clearinghouseState", "user": account}, dex)
+
+
+def _contexts_request(dex: str) -> dict[str, str]:
+    return _on_dex({"type": "metaAndAssetCtxs"}, dex)
 
 
 def _trades_subscription(coin: str) -> str:
@@ -226,7 +242,7 @@ SAMPLING = PositionSampling(
     ws_url="wss://api.hyperliquid.xyz/ws",
     account_request=_user_request,
     parse_account=parse_clearinghouse,
-    contexts_request={"type": "metaAndAssetCtxs"},
+    contexts_request=_contexts_request,
     parse_contexts=parse_contexts,
     trades_subscription=_trades_subscription,
     parse_trades=parse_trades,
@@ -239,4 +255,7 @@ SAMPLING = PositionSampling(
     simulated=_simulated,
     parse_node_line=normalize_node_fills,
     refusal=_refusal,
+    scope=perp_dex,
+    # The open-interest poller asks metaAndAssetCtxs (weight 20) from the same IP.
+    reserved_weight_per_minute=sum(20 * 60 / source.interval for source in open_interest.SOURCES),
 )
