@@ -62,3 +62,15 @@ def test_identical_rows_of_one_push_are_two_liquidations() -> None:
     first, second = bitget.normalize(json.dumps(frame).encode())
     assert first.id == bitget.normalize(_push())[0].id
     assert second.id == f"{first.id}#2"
+
+
+def test_a_coin_futures_delivery_contract_is_a_dated_market() -> None:
+    # Bitget writes a delivery contract PAIR_YYMMDD: its v2 futures ticker docs' example
+    # (api-doc/contract/market/Get-Ticker) lists "ETHUSD_231229" with deliveryTime
+    # 1703836799000 (2023-12-29) and deliveryStatus delivery_normal.
+    [event] = bitget.normalize(_push(symbol="ETHUSD_231229", price="1829.3", amount="1829.3"))
+    assert event.market == "ETH-20231229"
+    assert (event.quantity, event.size_usd) == (pytest.approx(1.0), 1829.3)
+    assert event.symbol == "ETHUSD_231229"
+    # The classic month-coded spelling (ETHUSDH23) is dated too, as before.
+    assert bitget.market("ETHUSDH23").name == "ETH-20230331"

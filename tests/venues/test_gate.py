@@ -7,7 +7,7 @@ import json
 import pytest
 
 from purpleflea.model import Instrument
-from purpleflea.venues import FrameError, gate
+from purpleflea.venues import FrameError, gate, registry
 from purpleflea.venues.gate import catalog, connection
 
 CATALOG = {
@@ -97,3 +97,11 @@ def test_usd1_settled_perpetuals_are_subscribed_and_sized() -> None:
     [event] = gate.normalize(_live(contract="BTC_USD1", size=-150), usd1)
     assert (event.market, event.side) == ("BTC-PERP", "long")
     assert event.size_usd == pytest.approx(900.0)  # USD1 counts as USD, as USDT does
+
+
+def test_every_liquidation_is_pushed_since_the_aggregated_channel() -> None:
+    # Gate futures WS changelog, 2026-08-20 (docs zh_CN; quoted in a public changelog diff of
+    # 2026-08-21): public_liquidates "调整为聚合推送 ... 不再丢弃周期内的其他强平订单" (now pushes
+    # a contract's liquidations of each 1 s period as one array, no longer dropping the others
+    # of the period); the "at most one per contract per second" sentence was removed.
+    assert registry.coverage_of("gate") == "complete"

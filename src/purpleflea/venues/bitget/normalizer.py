@@ -67,7 +67,18 @@ _decode = FrameDecoder(EXCHANGE, _Frame)
 
 @lru_cache(maxsize=4096)
 def market(symbol: str) -> symbols.Market:
-    """``BTCUSDT``/``BTCPERP``/``BTCUSD`` -> ``BTC-PERP``; ``BTCUSDZ24`` -> ``BTC-20241227``."""
+    """``BTCUSDT``/``BTCPERP``/``BTCUSD`` -> ``BTC-PERP``; delivery contracts are dated:
+    ``ETHUSD_231229`` -> ``ETH-20231229`` and the classic ``BTCUSDZ24`` -> ``BTC-20241227``.
+
+    ``PAIR_YYMMDD`` is how Bitget's futures API writes a delivery contract (its v2 ticker
+    docs' example: ``ETHUSD_231229``, deliveryTime 2023-12-29); the classic API wrote the
+    month code (``ETHUSDH23``).
+    """
+    pair, _, expiry = symbol.partition("_")
+    date = symbols.from_yymmdd(expiry)
+    split = symbols.strip_quote(pair, symbols.QUOTES) if date else None
+    if date and split:
+        return symbols.dated(split[0], date)
     return symbols.concatenated(symbol)[0]
 
 

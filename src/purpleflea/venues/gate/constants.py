@@ -9,9 +9,12 @@ from purpleflea.venues.venue import SimListing
 
 EXCHANGE: Final = "gate"
 DISPLAY_NAME: Final = "Gate"
-#: shared/EXCHANGES.md line 26 (Gate.io futures): "max 1 liquidation per contract per second";
-#: trap 4 (lines 47-48) lists Gate among the snapshots.
-COVERAGE: Coverage = "snapshot"
+#: Every liquidation. Gate's futures WebSocket changelog of 2026-08-20 (docs zh_CN, quoted in a
+#: public changelog diff of 2026-08-21): ``futures.public_liquidates`` now pushes a contract's
+#: liquidations of each aggregation period (1 s; 20 buffered push early) as one array,
+#: "不再丢弃周期内的其他强平订单" (no longer dropping the period's other liquidation orders), and
+#: the docs' "at most one per contract per second" line (shared/EXCHANGES.md's source) is gone.
+COVERAGE: Coverage = "complete"
 
 
 def sim_symbol(base: str, bundle: str) -> str:

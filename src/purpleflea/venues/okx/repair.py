@@ -16,6 +16,14 @@ detail objects as the ``liquidation-orders`` channel, so the channel's own rule
 ids (``instId:ts:posSide:side:sz:bkPx``, OKX's text as sent) and a repaired copy of a liquidation
 the channel delivered deduplicates. The channel "doesn't represent the total"; what the REST
 history adds keeps the venue's ``snapshot`` coverage tag (nothing says this list is complete).
+
+As really answered: the endpoint left OKX's docs in 2026 (two public probes of 2026-09 found
+no mention of it on the docs page) but still answered: a probe of 2026-08-08
+(``instType=SWAP&uly=BTC-USDT&state=filled``) got ``code 0`` and about 1,003 details over about
+23.5 hours in one answer, and a public project's one call per family on 2026-03-04/05 kept
+1,052 to 1,632 details each, read from ``ts``, ``side``, ``sz`` and ``bkPx`` (shared/data/real,
+0xknxwledge). One answer can so list far more than ``limit`` details: a page of ``PAGE`` or more
+is read as possibly followed by older ones.
 """
 
 from __future__ import annotations
