@@ -83,6 +83,10 @@ class Dialect:
         """The exchange's error reply if ``message`` is a subscribe (None: not one)."""
         return None
 
+    def closing_notice(self) -> str | None:
+        """What the exchange sends before it closes a connection on purpose (None: nothing)."""
+        return None
+
     def refuse_topics(self, message: str, bad: frozenset[str]) -> str | None:
         """The exchange's error reply if ``message`` subscribes to one of ``bad`` topics."""
         return None
@@ -204,6 +208,11 @@ class Okx(Dialect):
             replies.append(dumps({"event": "subscribe", "arg": arg, "connId": "a1"}))
         session.subscribed.set()
         return replies
+
+    def closing_notice(self) -> str | None:
+        # OKX WebSocket docs, "Notifications": sent 30 s before a service upgrade closes it.
+        msg = "The connection will soon be closed for a service upgrade. Please reconnect."
+        return dumps({"event": "notice", "code": "64008", "msg": msg, "connId": "a1"})
 
     def refusal(self, message: str) -> str | None:
         if message == "ping":
@@ -598,6 +607,13 @@ class Faults:
     # Refuse a message holding a bad topic this many times, then take it (a symbol going live
     # during the session); None: always refuse.
     bad_refusals: int | None = None
+    # Close every connection this many seconds after it opened, as a venue does on schedule
+    # (Binance at 24 h) or for an upgrade; with notice_before, send the dialect's
+    # closing_notice() that long before (OKX: 30 s).
+    lifetime: float | None = None
+    notice_before: float | None = None
+    # Seconds the fake takes to answer a connection's opening handshake (a real round trip).
+    handshake_delay: float = 0.0
 
 
 class FakeExchange:
@@ -621,6 +637,10 @@ class FakeExchange:
         self._open: set[ServerConnection] = set()
         self._refusing_until = 0.0
         self.bad_refused = 0  # subscribes refused for holding a bad topic
+        self._subscribed: set[ServerConnection] = set()
+        #: Frames of broadcast(), each with how many subscribed sockets it was sent to (0: it
+        #: happened while no client was subscribed, and is lost as on a real venue).
+        self.broadcasts: list[tuple[Out, int]] = []
 
     @property
     def port(self) -> int:
@@ -645,6 +665,18 @@ class FakeExchange:
     def add(self, frames: Iterable[Out]) -> None:
         self.pending.extend(frames)
 
+    async def broadcast(self, frame: Out) -> int:
+        """Send ``frame`` now to every subscribed open socket, as a venue publishes an event
+        (unlike the queue, which keeps a frame for the next connection); returns how many
+        sockets it went to."""
+        sent = 0
+        for ws in list(self._subscribed):
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await ws.send(self.dialect.encode(frame))
+                sent += 1
+        self.broadcasts.append((frame, sent))
+        return sent
+
     async def wait_drained(self, timeout: float = 5.0) -> None:
         """Wait until every queued frame was delivered to a subscribed socket."""
         deadline = time.monotonic() + timeout
@@ -662,7 +694,9 @@ class FakeExchange:
         self._refusing_until = time.monotonic() + seconds
         await asyncio.gather(*(ws.close(1012, "fake outage") for ws in list(self._open)))
 
-    def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
+        if self.faults.handshake_delay:
+            await asyncio.sleep(self.faults.handshake_delay)
         if time.monotonic() < self._refusing_until:
             return connection.respond(503, "fake outage\n")
         if request.path != self.dialect.path:
@@ -681,9 +715,12 @@ class FakeExchange:
         tasks = [asyncio.create_task(self._read(ws, session))]
         if dialect.ping_every is not None:
             tasks.append(asyncio.create_task(self._ping(ws, session, dialect.ping_every)))
+        if self.faults.lifetime is not None:
+            tasks.append(asyncio.create_task(self._close_at_end_of_life(ws)))
         try:
             if not await _subscribed(ws, session, timeout=5.0):
                 return
+            self._subscribed.add(ws)
             for message in dialect.snapshot(self.delivered, session):
                 await ws.send(dialect.encode(message))
                 self.snapshots.append(message)
@@ -693,6 +730,7 @@ class FakeExchange:
             pass
         finally:
             self._open.discard(ws)
+            self._subscribed.discard(ws)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -718,6 +756,20 @@ class FakeExchange:
                     return
                 for reply in replies:
                     await ws.send(self.dialect.encode(reply))
+
+    async def _close_at_end_of_life(self, ws: ServerConnection) -> None:
+        faults = self.faults
+        assert faults.lifetime is not None
+        with contextlib.suppress(websockets.ConnectionClosed):
+            notice = self.dialect.closing_notice() if faults.notice_before is not None else None
+            if notice is not None and faults.notice_before is not None:
+                await asyncio.sleep(max(0.0, faults.lifetime - faults.notice_before))
+                await ws.send(self.dialect.encode(notice))
+                await asyncio.sleep(min(faults.lifetime, faults.notice_before))
+            else:
+                await asyncio.sleep(faults.lifetime)
+            self._subscribed.discard(ws)  # from here on it hears nothing
+            await ws.close(1001, "fake end of life")
 
     def _refusing_bad(self) -> bool:
         limit = self.faults.bad_refusals
