@@ -614,6 +614,8 @@ class Faults:
     notice_before: float | None = None
     # Seconds the fake takes to answer a connection's opening handshake (a real round trip).
     handshake_delay: float = 0.0
+    # Answer handshakes after this many with HTTP 503 (a gateway that takes no new sockets).
+    max_connections: int | None = None
 
 
 class FakeExchange:
@@ -629,6 +631,7 @@ class FakeExchange:
         self.snapshots: list[str] = []  # subscribe-time replays sent
         self.garbage_delivered = 0
         self.connections = 0
+        self.handshakes = 0  # opening handshakes received (refused ones too)
         self.rejected_paths: list[str] = []
         self.violations: list[str] = []
         self.sessions: list[Session] = []
@@ -697,6 +700,10 @@ class FakeExchange:
     async def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
         if self.faults.handshake_delay:
             await asyncio.sleep(self.faults.handshake_delay)
+        self.handshakes += 1
+        limit = self.faults.max_connections
+        if limit is not None and self.handshakes > limit:
+            return connection.respond(503, "fake: no new connections\n")
         if time.monotonic() < self._refusing_until:
             return connection.respond(503, "fake outage\n")
         if request.path != self.dialect.path:

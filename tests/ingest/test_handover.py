@@ -117,9 +117,12 @@ def test_okx_reads_only_the_upgrade_notice_as_a_close() -> None:
 class _Downs:
     """A :class:`~purpleflea.ingest.connection.Watch` that keeps the downs it is told."""
 
-    def __init__(self) -> None:
+    def __init__(self, stats: ConnectionStats | None = None) -> None:
         self.ups = 0
         self.downs: list[str] = []
+        self.stats = stats
+        #: Refused handshakes counted when each down was told.
+        self.refused_at_down: list[int] = []
 
     def up(self, connection: str, exchange: str, at_ms: int) -> None:
         self.ups += 1
@@ -129,6 +132,8 @@ class _Downs:
 
     def down(self, connection: str, exchange: str, at_ms: int, reason: str) -> None:
         self.downs.append(reason)
+        if self.stats is not None:
+            self.refused_at_down.append(self.stats.errors["http_503"])
 
     def stop(self, connection: str, at_ms: int) -> None:
         pass
@@ -154,3 +159,32 @@ async def test_a_handover_opens_no_gap() -> None:
     assert watch.downs == []
     assert watch.ups >= 3
     assert stats.handovers >= 3
+
+
+async def test_a_replacement_that_cannot_connect_leaves_the_old_connection_serving() -> None:
+    # After the notice every new handshake is refused (HTTP 503): the old connection keeps
+    # delivering until OKX closes it, and only that close is a down (a gap), not each failed
+    # replacement before it.
+    faults = Faults(lifetime=0.8, notice_before=0.6, max_connections=1)
+    frames = [okx_frame(i) for i in range(60)]
+    async with FakeExchange(dialect_for("okx"), (), faults) as fake:
+        spec = spec_for("okx", "okx", fake.url)
+        stats = ConnectionStats(spec.name)
+        watch = _Downs(stats)
+        received: list[str] = []
+        job = run_feed(
+            spec, lambda e, at: received.append(e.id), stats, backoff=quick_backoff(), watch=watch
+        )
+        task = asyncio.create_task(job)
+        try:
+            await _publish(fake, frames, every=0.01)  # 0.6 s, past the notice
+            while not watch.downs:
+                await asyncio.sleep(0.01)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert stats.handovers == 1
+    assert watch.downs[0] == "closed"  # the first down is the old connection's close,
+    assert watch.refused_at_down[0] >= 3  # after replacements refused while it served
+    assert received == [e.id for e in expected_events(spec, frames)]
