@@ -55,6 +55,8 @@ class Session:
     pings: int = 0  # client pings answered / server pings answered by the client
     heartbeat: float | None = None  # Deribit: set_heartbeat's interval; dYdX: block height
     silent: bool = False  # stalled: ignore everything, send nothing
+    #: The fake's frames delivered so far (to any connection): a venue's history.
+    history: list[Out] = field(default_factory=list)
 
 
 class Dialect:
@@ -343,9 +345,46 @@ class Dydx(Dialect):
             or not isinstance(market, str)
         ):
             raise Violation(f"dydx: bad request {message!r}")
+        if market in session.topics:
+            text = f"Invalid subscribe message: already subscribed (v4_trades-{market})"
+            return [self._error(text, market)]
         session.topics.append(market)
         session.subscribed.set()
-        return []  # the "subscribed" reply carries history: sent by snapshot()
+        # Each subscribe is answered alone, with the market's recent trades (history).
+        trades = [
+            trade
+            for frame in session.history
+            if json.loads(frame).get("id") == market
+            for trade in json.loads(frame).get("contents", {}).get("trades", [])
+        ]
+        subscribed = {
+            "type": "subscribed",
+            "connection_id": "c1",
+            "message_id": 1,
+            "channel": "v4_trades",
+            "id": market,
+            "contents": {"trades": trades},
+        }
+        return [dumps(subscribed)]
+
+    def refuse_topics(self, message: str, bad: frozenset[str]) -> str | None:
+        # A market whose initial fetch fails: socks answers this error and does not subscribe
+        # it (dydxprotocol/v4-chain indexer/services/socks/src/lib/subscription.ts; newer
+        # indexers name the channel and id, helpers/message.ts).
+        request = self._json(message)
+        market = request.get("id")
+        if request.get("channel") != "v4_trades" or market not in bad:
+            return None
+        text = "Internal error, could not fetch data for subscription: v4_trades."
+        return self._error(text, str(market))
+
+    def _error(self, text: str, market: str) -> str:
+        error = {"type": "error", "message": text, "connection_id": "c1", "message_id": 1}
+        return dumps({**error, "channel": "v4_trades", "id": market})
+
+    def topic_of(self, frame: Out) -> str | None:
+        value = json.loads(frame)
+        return str(value["id"]) if value.get("channel") == "v4_trades" else None
 
     def refusal(self, message: str) -> str | None:
         market = self._json(message).get("id")
@@ -372,26 +411,6 @@ class Dydx(Dialect):
             "id": "v4_block_height",
             "contents": height,
         }
-
-    def snapshot(self, delivered: list[Out], session: Session) -> list[str]:
-        replies = []
-        for market in session.topics:
-            trades = [
-                trade
-                for frame in delivered
-                for trade in json.loads(frame).get("contents", {}).get("trades", [])
-                if json.loads(frame).get("id") == market
-            ]
-            subscribed = {
-                "type": "subscribed",
-                "connection_id": "c1",
-                "message_id": 1,
-                "channel": "v4_trades",
-                "id": market,
-                "contents": {"trades": trades},
-            }
-            replies.append(dumps(subscribed))
-        return replies
 
 
 class Kraken(Dialect):
@@ -714,7 +733,7 @@ class FakeExchange:
     async def _handle(self, ws: ServerConnection) -> None:
         self.connections += 1
         self._open.add(ws)
-        session = Session()
+        session = Session(history=self.delivered)
         self.sessions.append(session)
         dialect = self.dialect
         for message in dialect.greeting():

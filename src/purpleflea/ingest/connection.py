@@ -437,9 +437,10 @@ async def _session(
                                 continue
                         if _deliver(frame, received_at, now, spec, sink, stats, deduper):
                             watchdog.last_data = now
-                            continue
-                        if spec.closing is not None:
+                        elif spec.closing is not None:
                             _closing(spec, frame, stats, link)
+                        # Event frames too: dYdX answers a subscribe with the market's recent
+                        # trades, liquidations among them.
                         if resubscriber is not None:
                             step = _resubscribe(spec, resubscriber, frame, now, stats)
                             if step is not None:
