@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+
+import pytest
 
 from purpleflea.ingest.connection import ConnectionStats, FeedSpec, run_feed
 from purpleflea.venues.binance.connection import usdm_connections
@@ -161,7 +164,9 @@ async def test_a_handover_opens_no_gap() -> None:
     assert stats.handovers >= 3
 
 
-async def test_a_replacement_that_cannot_connect_leaves_the_old_connection_serving() -> None:
+async def test_a_replacement_that_cannot_connect_leaves_the_old_connection_serving(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     # After the notice every new handshake is refused (HTTP 503): the old connection keeps
     # delivering until OKX closes it, and only that close is a down (a gap), not each failed
     # replacement before it.
@@ -187,4 +192,9 @@ async def test_a_replacement_that_cannot_connect_leaves_the_old_connection_servi
     assert stats.handovers == 1
     assert watch.downs[0] == "closed"  # the first down is the old connection's close,
     assert watch.refused_at_down[0] >= 3  # after replacements refused while it served
+    # One warning, about the outage (the old connection closed), not the refused replacements.
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+    assert "connection lost" in warnings[0]
+    assert "closed" in warnings[0]
     assert received == [e.id for e in expected_events(spec, frames)]

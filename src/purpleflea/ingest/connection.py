@@ -334,7 +334,7 @@ async def _connection(
         if link.handed_over:
             log.debug("%s: replaced connection closed (%s)", spec.name, _failure_kind(exc))
             return
-        _record_failure(spec, stats, exc, alarm, cap)
+        _record_failure(spec, stats, exc, alarm, cap, serving=bool(up))
         if watch is not None and not up:
             watch.down(spec.name, spec.exchange, now_ms(), _failure_kind(exc))
     finally:
@@ -343,13 +343,26 @@ async def _connection(
 
 
 def _record_failure(
-    spec: FeedSpec, stats: ConnectionStats, exc: Exception, alarm: Alarm, cap: float
+    spec: FeedSpec,
+    stats: ConnectionStats,
+    exc: Exception,
+    alarm: Alarm,
+    cap: float,
+    *,
+    serving: bool = False,
 ) -> None:
+    """Count and log a failed connection; ``serving``: another connection of the feed is up
+    (a handover's replacement failed while the old one delivers), so it is no outage."""
     kind = _failure_kind(exc)
     stats.errors[kind] += 1
     if kind == "silent":
         stats.silent += 1
     stats.last_error = f"{kind}: {exc}"
+    if serving:
+        log.info(
+            "%s: its replacement failed (%s: %s); still served meanwhile", spec.name, kind, exc
+        )
+        return
     # The first failure of an outage is logged loudly and the rest quietly: with no network
     # an exchange gets one clear line, not one per retry.
     if alarm.failed(spec.name):
