@@ -170,7 +170,7 @@ async def test_a_replacement_that_cannot_connect_leaves_the_old_connection_servi
     # After the notice every new handshake is refused (HTTP 503): the old connection keeps
     # delivering until OKX closes it, and only that close is a down (a gap), not each failed
     # replacement before it.
-    faults = Faults(lifetime=0.8, notice_before=0.6, max_connections=1)
+    faults = Faults(lifetime=1.2, notice_before=1.0, max_connections=1)
     frames = [okx_frame(i) for i in range(60)]
     async with FakeExchange(dialect_for("okx"), (), faults) as fake:
         spec = spec_for("okx", "okx", fake.url)
@@ -183,6 +183,8 @@ async def test_a_replacement_that_cannot_connect_leaves_the_old_connection_servi
         task = asyncio.create_task(job)
         try:
             await _publish(fake, frames, every=0.01)  # 0.6 s, past the notice
+            assert stats.errors["http_503"] >= 1
+            assert stats.state == "connected"  # served by the old connection meanwhile
             while not watch.downs:
                 await asyncio.sleep(0.01)
         finally:

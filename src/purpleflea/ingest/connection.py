@@ -284,7 +284,8 @@ async def run_feed(
                 attempt += 1
             if task.done():
                 stats.reconnects += 1
-                stats.state = "backoff"
+                if not up:  # (not while a connection being replaced still serves)
+                    stats.state = "backoff"
             await asyncio.sleep(delay)
     except asyncio.CancelledError:
         stats.state = "stopped"
