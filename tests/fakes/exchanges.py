@@ -55,6 +55,8 @@ class Session:
     pings: int = 0  # client pings answered / server pings answered by the client
     heartbeat: float | None = None  # Deribit: set_heartbeat's interval; dYdX: block height
     silent: bool = False  # stalled: ignore everything, send nothing
+    #: The fake's frames delivered so far (to any connection): a venue's history.
+    history: list[Out] = field(default_factory=list)
 
 
 class Dialect:
@@ -81,6 +83,10 @@ class Dialect:
 
     def refusal(self, message: str) -> str | None:
         """The exchange's error reply if ``message`` is a subscribe (None: not one)."""
+        return None
+
+    def closing_notice(self) -> str | None:
+        """What the exchange sends before it closes a connection on purpose (None: nothing)."""
         return None
 
     def refuse_topics(self, message: str, bad: frozenset[str]) -> str | None:
@@ -204,6 +210,11 @@ class Okx(Dialect):
             replies.append(dumps({"event": "subscribe", "arg": arg, "connId": "a1"}))
         session.subscribed.set()
         return replies
+
+    def closing_notice(self) -> str | None:
+        # OKX WebSocket docs, "Notifications": sent 30 s before a service upgrade closes it.
+        msg = "The connection will soon be closed for a service upgrade. Please reconnect."
+        return dumps({"event": "notice", "code": "64008", "msg": msg, "connId": "a1"})
 
     def refusal(self, message: str) -> str | None:
         if message == "ping":
@@ -334,9 +345,46 @@ class Dydx(Dialect):
             or not isinstance(market, str)
         ):
             raise Violation(f"dydx: bad request {message!r}")
+        if market in session.topics:
+            text = f"Invalid subscribe message: already subscribed (v4_trades-{market})"
+            return [self._error(text, market)]
         session.topics.append(market)
         session.subscribed.set()
-        return []  # the "subscribed" reply carries history: sent by snapshot()
+        # Each subscribe is answered alone, with the market's recent trades (history).
+        trades = [
+            trade
+            for frame in session.history
+            if json.loads(frame).get("id") == market
+            for trade in json.loads(frame).get("contents", {}).get("trades", [])
+        ]
+        subscribed = {
+            "type": "subscribed",
+            "connection_id": "c1",
+            "message_id": 1,
+            "channel": "v4_trades",
+            "id": market,
+            "contents": {"trades": trades},
+        }
+        return [dumps(subscribed)]
+
+    def refuse_topics(self, message: str, bad: frozenset[str]) -> str | None:
+        # A market whose initial fetch fails: socks answers this error and does not subscribe
+        # it (dydxprotocol/v4-chain indexer/services/socks/src/lib/subscription.ts; newer
+        # indexers name the channel and id, helpers/message.ts).
+        request = self._json(message)
+        market = request.get("id")
+        if request.get("channel") != "v4_trades" or market not in bad:
+            return None
+        text = "Internal error, could not fetch data for subscription: v4_trades."
+        return self._error(text, str(market))
+
+    def _error(self, text: str, market: str) -> str:
+        error = {"type": "error", "message": text, "connection_id": "c1", "message_id": 1}
+        return dumps({**error, "channel": "v4_trades", "id": market})
+
+    def topic_of(self, frame: Out) -> str | None:
+        value = json.loads(frame)
+        return str(value["id"]) if value.get("channel") == "v4_trades" else None
 
     def refusal(self, message: str) -> str | None:
         market = self._json(message).get("id")
@@ -363,26 +411,6 @@ class Dydx(Dialect):
             "id": "v4_block_height",
             "contents": height,
         }
-
-    def snapshot(self, delivered: list[Out], session: Session) -> list[str]:
-        replies = []
-        for market in session.topics:
-            trades = [
-                trade
-                for frame in delivered
-                for trade in json.loads(frame).get("contents", {}).get("trades", [])
-                if json.loads(frame).get("id") == market
-            ]
-            subscribed = {
-                "type": "subscribed",
-                "connection_id": "c1",
-                "message_id": 1,
-                "channel": "v4_trades",
-                "id": market,
-                "contents": {"trades": trades},
-            }
-            replies.append(dumps(subscribed))
-        return replies
 
 
 class Kraken(Dialect):
@@ -598,6 +626,15 @@ class Faults:
     # Refuse a message holding a bad topic this many times, then take it (a symbol going live
     # during the session); None: always refuse.
     bad_refusals: int | None = None
+    # Close every connection this many seconds after it opened, as a venue does on schedule
+    # (Binance at 24 h) or for an upgrade; with notice_before, send the dialect's
+    # closing_notice() that long before (OKX: 30 s).
+    lifetime: float | None = None
+    notice_before: float | None = None
+    # Seconds the fake takes to answer a connection's opening handshake (a real round trip).
+    handshake_delay: float = 0.0
+    # Answer handshakes after this many with HTTP 503 (a gateway that takes no new sockets).
+    max_connections: int | None = None
 
 
 class FakeExchange:
@@ -613,6 +650,7 @@ class FakeExchange:
         self.snapshots: list[str] = []  # subscribe-time replays sent
         self.garbage_delivered = 0
         self.connections = 0
+        self.handshakes = 0  # opening handshakes received (refused ones too)
         self.rejected_paths: list[str] = []
         self.violations: list[str] = []
         self.sessions: list[Session] = []
@@ -621,6 +659,10 @@ class FakeExchange:
         self._open: set[ServerConnection] = set()
         self._refusing_until = 0.0
         self.bad_refused = 0  # subscribes refused for holding a bad topic
+        self._subscribed: set[ServerConnection] = set()
+        #: Frames of broadcast(), each with how many subscribed sockets it was sent to (0: it
+        #: happened while no client was subscribed, and is lost as on a real venue).
+        self.broadcasts: list[tuple[Out, int]] = []
 
     @property
     def port(self) -> int:
@@ -645,6 +687,18 @@ class FakeExchange:
     def add(self, frames: Iterable[Out]) -> None:
         self.pending.extend(frames)
 
+    async def broadcast(self, frame: Out) -> int:
+        """Send ``frame`` now to every subscribed open socket, as a venue publishes an event
+        (unlike the queue, which keeps a frame for the next connection); returns how many
+        sockets it went to."""
+        sent = 0
+        for ws in list(self._subscribed):
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await ws.send(self.dialect.encode(frame))
+                sent += 1
+        self.broadcasts.append((frame, sent))
+        return sent
+
     async def wait_drained(self, timeout: float = 5.0) -> None:
         """Wait until every queued frame was delivered to a subscribed socket."""
         deadline = time.monotonic() + timeout
@@ -662,7 +716,13 @@ class FakeExchange:
         self._refusing_until = time.monotonic() + seconds
         await asyncio.gather(*(ws.close(1012, "fake outage") for ws in list(self._open)))
 
-    def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
+        if self.faults.handshake_delay:
+            await asyncio.sleep(self.faults.handshake_delay)
+        self.handshakes += 1
+        limit = self.faults.max_connections
+        if limit is not None and self.handshakes > limit:
+            return connection.respond(503, "fake: no new connections\n")
         if time.monotonic() < self._refusing_until:
             return connection.respond(503, "fake outage\n")
         if request.path != self.dialect.path:
@@ -673,7 +733,7 @@ class FakeExchange:
     async def _handle(self, ws: ServerConnection) -> None:
         self.connections += 1
         self._open.add(ws)
-        session = Session()
+        session = Session(history=self.delivered)
         self.sessions.append(session)
         dialect = self.dialect
         for message in dialect.greeting():
@@ -681,9 +741,12 @@ class FakeExchange:
         tasks = [asyncio.create_task(self._read(ws, session))]
         if dialect.ping_every is not None:
             tasks.append(asyncio.create_task(self._ping(ws, session, dialect.ping_every)))
+        if self.faults.lifetime is not None:
+            tasks.append(asyncio.create_task(self._close_at_end_of_life(ws)))
         try:
             if not await _subscribed(ws, session, timeout=5.0):
                 return
+            self._subscribed.add(ws)
             for message in dialect.snapshot(self.delivered, session):
                 await ws.send(dialect.encode(message))
                 self.snapshots.append(message)
@@ -693,6 +756,7 @@ class FakeExchange:
             pass
         finally:
             self._open.discard(ws)
+            self._subscribed.discard(ws)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -718,6 +782,20 @@ class FakeExchange:
                     return
                 for reply in replies:
                     await ws.send(self.dialect.encode(reply))
+
+    async def _close_at_end_of_life(self, ws: ServerConnection) -> None:
+        faults = self.faults
+        assert faults.lifetime is not None
+        with contextlib.suppress(websockets.ConnectionClosed):
+            notice = self.dialect.closing_notice() if faults.notice_before is not None else None
+            if notice is not None and faults.notice_before is not None:
+                await asyncio.sleep(max(0.0, faults.lifetime - faults.notice_before))
+                await ws.send(self.dialect.encode(notice))
+                await asyncio.sleep(min(faults.lifetime, faults.notice_before))
+            else:
+                await asyncio.sleep(faults.lifetime)
+            self._subscribed.discard(ws)  # from here on it hears nothing
+            await ws.close(1001, "fake end of life")
 
     def _refusing_bad(self) -> bool:
         limit = self.faults.bad_refusals

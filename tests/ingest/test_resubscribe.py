@@ -16,6 +16,7 @@ from purpleflea.ingest import feeds
 from purpleflea.ingest.resubscribe import MAX_RESUBSCRIBES, Resubscriber
 from purpleflea.venues._connection import compact_json
 from purpleflea.venues.bybit import connection as bybit
+from purpleflea.venues.dydx import connection as dydx
 from purpleflea.venues.kraken import connection as kraken
 from purpleflea.venues.venue import Batching, Reply
 from tests.fakes.exchanges import FakeExchange, Faults, dialect_for
@@ -148,24 +149,33 @@ def test_kraken_answers_are_read_as_acks_and_refusals() -> None:
     assert kraken.reply('{"feed":"heartbeat","time":1}') is None
 
 
-BAD_CASES = ["bybit_linear", "kraken_futures"]
+BAD_CASES = ["bybit_linear", "kraken_futures", "dydx_v4"]
 
 
 def _movable(frame: str | bytes) -> bool:
     if not isinstance(frame, str):
         return False
     value = json.loads(frame)
-    return str(value.get("topic")).startswith("allLiquidation.") or value.get("feed") == "trade"
+    return (
+        str(value.get("topic")).startswith("allLiquidation.")
+        or value.get("feed") == "trade"
+        or (value.get("channel") == "v4_trades" and value.get("type") == "channel_data")
+    )
 
 
 def _moved(frame: str, topic: str) -> str:
-    """A recorded Bybit ``allLiquidation`` or Kraken Futures ``trade`` frame, moved to
-    ``topic`` (``allLiquidation.SYMBOL`` or a product id); its id changes with it."""
+    """A recorded Bybit ``allLiquidation``, Kraken Futures ``trade`` or dYdX ``v4_trades``
+    frame, moved to ``topic`` (``allLiquidation.SYMBOL``, a product id, a market); its ids
+    change with it."""
     value = json.loads(frame)
     if "topic" in value:
         value["topic"] = topic
         for row in value["data"]:
             row["s"] = topic.split(".", 1)[1]
+    elif value.get("channel") == "v4_trades":
+        value["id"] = topic
+        for trade in value["contents"]["trades"]:
+            trade["id"] = f"{trade['id']}-{topic}"
     else:
         value["product_id"] = topic
         value["uid"] = f"{value['uid']}-{topic}"
@@ -304,3 +314,107 @@ def test_a_retried_topic_found_already_subscribed_is_accepted() -> None:
     assert step.accepted == ("allLiquidation.NEWUSDT",)
     assert step.given_up == step.send == ()
     assert resubscriber.next_retry() is None
+
+
+async def test_a_dydx_market_whose_subscribe_failed_is_asked_again_and_delivers() -> None:
+    """The indexer answers a subscribe whose fetch of the market's recent trades failed with
+    an error and leaves the market unsubscribed (socks subscription.ts): a market that exists
+    stayed dark until the next reconnect. Asked again (the timer scaled down from 60 s), its
+    liquidations arrive on the same connection."""
+    catalogs = catalogs_for_tests()
+    name = "dydx_v4"
+    (spec,) = [s for s in feeds.build_feeds(catalogs) if s.name == name]
+    markets = [json.loads(m).get("id") for m in spec.subscribe_messages()][1:]
+    good, failed = markets[0], markets[len(markets) // 2]
+    recorded = [f for f in recorded_frames()[name] if _movable(f)]
+    frames = [_moved(recorded[0], good), _moved(recorded[0], failed)]
+    faults = Faults(bad_topics=frozenset({failed}), bad_refusals=1)  # fails once
+    async with FakeExchange(dialect_for(name), frames, faults) as fake:
+        specs = feeds.build_feeds(catalogs, urls={name: fake.url})
+        (spec,) = [fast(s, retry_after=0.2, retry_cap=0.4) for s in specs if s.name == name]
+        expected = expected_events(spec, frames)
+        async with Feeds([spec]) as run:
+            try:
+                await fake.wait_drained(timeout=3)
+                await run.wait_for(lambda: len(run.received) >= len(expected), timeout=3)
+            except TimeoutError:
+                pass  # the assertions say what is missing
+    assert fake.bad_refused == 1
+    assert sorted(e.id for e in run.received) == sorted(e.id for e in expected)
+    assert fake.connections == 1
+    assert fake.sessions[0].topics.count(failed) == 1
+
+
+def test_dydx_answers_are_read_for_the_market_they_name() -> None:
+    subscribed = (
+        '{"type":"subscribed","connection_id":"c","message_id":3,"channel":"v4_trades",'
+        '"id":"ETH-USD","contents":{"trades":[]}}'
+    )
+    assert dydx.reply(subscribed) == Reply(refused=False, topic="ETH-USD")
+    # A failed initial fetch, as newer indexers send it (channel and id named).
+    failed = (
+        '{"type":"error","message":"Internal error, could not fetch data for subscription: '
+        'v4_trades.","connection_id":"c","message_id":4,"channel":"v4_trades","id":"SOL-USD"}'
+    )
+    assert dydx.reply(failed) == Reply(refused=True, topic="SOL-USD")
+    unknown = (
+        '{"type":"error","message":"Invalid subscription id for channel: (v4_trades-XYZ-USD)",'
+        '"connection_id":"c","message_id":1}'
+    )
+    assert dydx.reply(unknown) == Reply(refused=True, topic="XYZ-USD")
+    again = (
+        '{"type":"error","message":"Invalid subscribe message: already subscribed '
+        '(v4_trades-BTC-USD)","connection_id":"c","message_id":5,"channel":"v4_trades",'
+        '"id":"BTC-USD"}'
+    )
+    assert dydx.reply(again) == Reply(refused=True, topic="BTC-USD", live=True)
+    # Errors naming no market are counted as refusals only: older indexers' failed fetch, and
+    # the per-connection limit (asking again there gets a connection dropped).
+    assert dydx.reply(failed.replace(',"channel":"v4_trades","id":"SOL-USD"', "")) is None
+    limit = (
+        '{"type":"error","message":"Per-connection subscription limit reached for v4_trades '
+        '(limit=32).","connection_id":"c","message_id":6}'
+    )
+    assert dydx.reply(limit) is None
+    block = (
+        '{"type":"subscribed","connection_id":"c","message_id":1,"channel":"v4_block_height",'
+        '"id":"v4_block_height","contents":{"height":"1"}}'
+    )
+    assert dydx.reply(block) is None
+    trades = [f for f in recorded_frames()["dydx_v4"] if _movable(f)]
+    assert trades
+    assert all(dydx.reply(frame) is None for frame in trades)
+
+
+def test_dydx_subscribes_and_retries_one_market_a_message() -> None:
+    resubscriber = Resubscriber(dydx.BATCHING, retry_first=1.0)
+    sent = resubscriber.start(dydx.subscribe(["BTC-USD", "ETH-USD"]))
+    assert sent == list(dydx.subscribe(["BTC-USD", "ETH-USD"]))
+    # Answers come in the order the indexer's fetches end: ETH's first.
+    failed = (
+        '{"type":"error","message":"Internal error, could not fetch data for subscription: '
+        'v4_trades.","connection_id":"c","message_id":4,"channel":"v4_trades","id":"ETH-USD"}'
+    )
+    step = resubscriber.answer(failed, now=0.0)
+    assert step is not None
+    assert step.given_up == ("ETH-USD",)
+    assert step.send == ()
+    topics, (message,) = resubscriber.retry(1.0)
+    assert topics == ("ETH-USD",)
+    assert json.loads(message) == {"type": "subscribe", "channel": "v4_trades", "id": "ETH-USD"}
+
+
+def test_an_answer_naming_a_topic_not_waited_for_is_no_other_batch_s() -> None:
+    # dYdX answers markets in no set order: an error naming a market nothing waits for (asked
+    # on another connection, or answered already) must not be taken for the oldest batch's.
+    resubscriber = Resubscriber(dydx.BATCHING)
+    resubscriber.start(dydx.subscribe(["BTC-USD", "ETH-USD"]))
+    stray = (
+        '{"type":"error","message":"Invalid subscription id for channel: (v4_trades-SOL-USD)",'
+        '"connection_id":"c","message_id":1}'
+    )
+    assert resubscriber.answer(stray) is None
+    failed = stray.replace("SOL-USD", "ETH-USD")
+    step = resubscriber.answer(failed)
+    assert step is not None
+    assert step.given_up == ("ETH-USD",)

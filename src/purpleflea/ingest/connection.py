@@ -3,7 +3,9 @@
 One :func:`run_feed` task drives one websocket connection described by a :class:`FeedSpec`
 (the pure, per-exchange part: URL, subscribe and keep-alive messages, the normalizer). It
 never lets an exception escape its loop: a bad frame is counted and skipped, a dead or silent
-connection is counted and replaced after an exponential backoff with full jitter.
+connection is counted and replaced after an exponential backoff with full jitter. A close the
+venue announces (OKX's notice) or schedules (Binance's 24 h) is handed over instead: the
+replacement connects while the old connection still delivers (``ingest/handover.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from purpleflea.clock import now_ms
+from purpleflea.ingest.handover import Link
 from purpleflea.ingest.resubscribe import Resubscriber, Step
 from purpleflea.ingest.watchdog import Watchdog
 from purpleflea.model import VenueLiquidation
@@ -97,6 +100,8 @@ class ConnectionStats:
     handed to the sink; ``malformed`` frames the normalizer rejected; ``unsized`` events
     dropped because the instrument's contract size is unknown; ``silent`` connections
     replaced by the data watchdog; ``reconnects`` waits before connecting again;
+    ``handovers`` connections replaced before the venue closed them (its notice, its
+    schedule: ``ingest/handover.py``);
     ``errors["refused"]`` the exchange's error replies to our requests (a bad topic);
     ``errors["given_up"]`` topics left unsubscribed after their refusal, and ``given_up``
     those of the current session (the rest of a refused batch is subscribed again);
@@ -116,6 +121,7 @@ class ConnectionStats:
     malformed: int = 0
     unsized: int = 0
     silent: int = 0
+    handovers: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     given_up: list[str] = field(default_factory=list)
     last_error: str = ""
@@ -138,6 +144,7 @@ class ConnectionStats:
             "malformed": self.malformed,
             "unsized": self.unsized,
             "silent": self.silent,
+            "handovers": self.handovers,
             "errors": dict(self.errors),
             "given_up": list(self.given_up),
             "last_error": self.last_error,
@@ -236,57 +243,127 @@ async def run_feed(
     backoff = backoff or Backoff()
     deduper = deduper or Deduper()
     alarm = alarm or Alarm()
+    up: set[Link] = set()  # the connections subscribed now (two while handing over)
+    tasks: set[asyncio.Task[None]] = set()
+    predecessor: Link | None = None  # a connection being replaced, until its successor is up
     attempt = 0
-    while True:
-        stats.state = "connecting"
-        started = time.monotonic()
-        try:
-            # No ping timeout: a busy event loop reads the pong late, behind a backlog of
-            # frames, and a timeout then drops a healthy feed (and its events); the silence
-            # watchdog below is what detects a dead connection.
-            async with connect(
-                spec.url,
-                additional_headers=spec.headers or None,
-                open_timeout=open_timeout,
-                max_size=2**24,
-                close_timeout=2,
-                ping_timeout=None,
-            ) as ws:
-                stats.connects += 1
-                stats.state = "connected"
-                (log.debug if spec.quiet else log.info)("%s: connected to %s", spec.name, spec.url)
-                alarm.recovered(spec.name)
-                await _session(ws, spec, sink, stats, deduper, watch)
-        except asyncio.CancelledError:
-            stats.state = "stopped"
-            if watch is not None:
-                watch.stop(spec.name, now_ms())
-            raise
-        except Exception as exc:  # every failure ends in a reconnect, never a crash
-            _record_failure(spec, stats, exc, alarm, backoff.cap)
-            if watch is not None:
-                watch.down(spec.name, spec.exchange, now_ms(), _failure_kind(exc))
-        if time.monotonic() - started >= backoff.healthy_after:
-            # A connection that served is replaced at once: venues close healthy sockets on a
-            # schedule (Binance at 24 h, gateway restarts) and a wait would be a gap in the
-            # feed. If that reconnect fails, the backoff starts from its first step.
-            attempt, delay = 0, 0.0
-        else:
-            delay = backoff.delay(attempt)
-            attempt += 1
-        stats.reconnects += 1
-        stats.state = "backoff"
-        await asyncio.sleep(delay)
+    try:
+        while True:
+            if not up:  # (a connection being replaced still serves)
+                stats.state = "connecting"
+            started = time.monotonic()
+            link = Link(predecessor)
+            task = asyncio.create_task(
+                _connection(
+                    spec, sink, stats, deduper, alarm, watch, open_timeout, link, up, backoff.cap
+                )
+            )
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            # Until it ends, or asks to be replaced before the venue closes it.
+            asking = asyncio.ensure_future(link.replacing.wait())
+            try:
+                await asyncio.wait((task, asking), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                asking.cancel()
+            if not task.done():
+                # The venue will close this connection soon: it keeps delivering while its
+                # replacement connects, and is closed once the replacement is answered.
+                stats.handovers += 1
+                log.info("%s: %s; connecting its replacement", spec.name, link.reason)
+                predecessor = link
+            elif predecessor is not None and predecessor.ended:
+                predecessor = None
+            if time.monotonic() - started >= backoff.healthy_after:
+                # A connection that served is replaced at once: venues close healthy sockets
+                # on a schedule (Binance at 24 h, gateway restarts) and a wait would be a gap
+                # in the feed. If that reconnect fails, the backoff starts from its first step.
+                attempt, delay = 0, 0.0
+            else:
+                delay = backoff.delay(attempt)
+                attempt += 1
+            if task.done():
+                stats.reconnects += 1
+                if not up:  # (not while a connection being replaced still serves)
+                    stats.state = "backoff"
+            await asyncio.sleep(delay)
+    except asyncio.CancelledError:
+        stats.state = "stopped"
+        if watch is not None:
+            watch.stop(spec.name, now_ms())
+        raise
+    finally:
+        for running in list(tasks):
+            running.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _connection(
+    spec: FeedSpec,
+    sink: Sink,
+    stats: ConnectionStats,
+    deduper: Deduper,
+    alarm: Alarm,
+    watch: Watch | None,
+    open_timeout: float,
+    link: Link,
+    up: set[Link],
+    cap: float,
+) -> None:
+    """One connection from its handshake to its end. Never raises but ``CancelledError``:
+    a failure is counted and logged here, and tells ``watch`` of a down unless another
+    connection of the feed is up (a handover's replacement, or the one it replaces)."""
+    try:
+        # No ping timeout: a busy event loop reads the pong late, behind a backlog of
+        # frames, and a timeout then drops a healthy feed (and its events); the silence
+        # watchdog below is what detects a dead connection.
+        async with connect(
+            spec.url,
+            additional_headers=spec.headers or None,
+            open_timeout=open_timeout,
+            max_size=2**24,
+            close_timeout=2,
+            ping_timeout=None,
+        ) as ws:
+            stats.connects += 1
+            stats.state = "connected"
+            (log.debug if spec.quiet else log.info)("%s: connected to %s", spec.name, spec.url)
+            alarm.recovered(spec.name)
+            await _session(ws, spec, sink, stats, deduper, watch, link, up)
+    except Exception as exc:  # every failure ends in a reconnect, never a crash
+        up.discard(link)
+        if link.handed_over:
+            log.debug("%s: replaced connection closed (%s)", spec.name, _failure_kind(exc))
+            return
+        _record_failure(spec, stats, exc, alarm, cap, serving=bool(up))
+        if watch is not None and not up:
+            watch.down(spec.name, spec.exchange, now_ms(), _failure_kind(exc))
+    finally:
+        up.discard(link)
+        link.ended = True
 
 
 def _record_failure(
-    spec: FeedSpec, stats: ConnectionStats, exc: Exception, alarm: Alarm, cap: float
+    spec: FeedSpec,
+    stats: ConnectionStats,
+    exc: Exception,
+    alarm: Alarm,
+    cap: float,
+    *,
+    serving: bool = False,
 ) -> None:
+    """Count and log a failed connection; ``serving``: another connection of the feed is up
+    (a handover's replacement failed while the old one delivers), so it is no outage."""
     kind = _failure_kind(exc)
     stats.errors[kind] += 1
     if kind == "silent":
         stats.silent += 1
     stats.last_error = f"{kind}: {exc}"
+    if serving:
+        log.info(
+            "%s: its replacement failed (%s: %s); still served meanwhile", spec.name, kind, exc
+        )
+        return
     # The first failure of an outage is logged loudly and the rest quietly: with no network
     # an exchange gets one clear line, not one per retry.
     if alarm.failed(spec.name):
@@ -311,6 +388,8 @@ async def _session(
     stats: ConnectionStats,
     deduper: Deduper,
     watch: Watch | None,
+    link: Link,
+    up: set[Link],
 ) -> None:
     messages: list[str] | tuple[str, ...] = spec.subscribe_messages()
     resubscriber = None
@@ -321,9 +400,21 @@ async def _session(
         messages = resubscriber.start(messages)
     stats.given_up.clear()  # this session subscribes everything again
     await _send_all(ws, messages, spec.subscribe_pause)
+    up.add(link)
     if watch is not None:
         # Up once subscribed: from here on the venue sends us what happens.
         watch.up(spec.name, spec.exchange, now_ms())
+    loop = asyncio.get_running_loop()
+    end_of_life = (
+        loop.call_later(
+            max(0.0, spec.lifetime - spec.handover_lead),
+            link.replace,
+            f"{spec.exchange} closes connections at {spec.lifetime:g} s",
+        )
+        if spec.lifetime is not None
+        else None
+    )
+    closer = asyncio.create_task(_close_when_retired(ws, link))
     pinger = (
         asyncio.create_task(_keepalive(ws, spec.keepalive, spec.keepalive_interval))
         if spec.keepalive
@@ -351,6 +442,7 @@ async def _session(
                     if watch is not None:
                         watch.frame(spec.name, received_at)
                     now = stats.last_message_at = watchdog.last_frame = time.monotonic()
+                    link.answered()  # a replacement the venue answered retires its predecessor
                     for frame in frames:
                         if spec.answer is not None:
                             reply = _answer(spec, frame, stats)
@@ -359,7 +451,11 @@ async def _session(
                                 continue
                         if _deliver(frame, received_at, now, spec, sink, stats, deduper):
                             watchdog.last_data = now
-                        elif resubscriber is not None:
+                        elif spec.closing is not None:
+                            _closing(spec, frame, stats, link)
+                        # Event frames too: dYdX answers a subscribe with the market's recent
+                        # trades, liquidations among them.
+                        if resubscriber is not None:
                             step = _resubscribe(spec, resubscriber, frame, now, stats)
                             if step is not None:
                                 if step.given_up:
@@ -379,12 +475,20 @@ async def _session(
             f"no frame for {spec.silence_timeout:g} s (connected but silent)"
         ) from None
     finally:
-        for task in (pinger, retrier):
+        if end_of_life is not None:
+            end_of_life.cancel()
+        for task in (pinger, retrier, closer):
             if task is not None:
                 task.cancel()
                 # It dies with the connection; its own error is not the session's.
                 with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
                     await task
+
+
+async def _close_when_retired(ws: ClientConnection, link: Link) -> None:
+    """Close ``ws`` once its replacement has served a while (``ingest/handover.py``)."""
+    await link.retirement()
+    await ws.close(1000, "replaced")
 
 
 async def _send_all(ws: ClientConnection, messages: Sequence[str], pause: float) -> None:
@@ -559,6 +663,15 @@ def _refused(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> None
         stats.errors["refused"] += 1
         stats.last_error = f"refused: {refusal}"
         log.warning("%s: %s refused a request: %.300s", spec.name, spec.exchange, refusal)
+
+
+def _closing(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats, link: Link) -> None:
+    """Ask for ``link``'s replacement if ``frame`` is the venue's notice that it will close
+    this connection soon."""
+    assert spec.closing is not None
+    notice = _checked(spec.closing, frame, spec, stats, "closing_check_error")
+    if notice is not None:
+        link.replace(f"{spec.exchange} will close the connection: {notice:.200}")
 
 
 async def _keepalive(ws: ClientConnection, message: str | Message, interval: float) -> None:

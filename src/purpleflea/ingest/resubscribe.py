@@ -8,6 +8,10 @@ symbol would then cost every market of its batch (200 on Bybit, all of Kraken's)
 catalog changes. This is the pure part (no socket): told what was sent and each answer, it
 decides what to send again and which topics to give up; the runner sends and counts.
 
+dYdX subscribes one market a message and answers each when its fetch of the market's recent
+trades ends, in no set order: an answer is matched to the batch holding the topic it names,
+and one naming a topic no batch waits for is ignored (never taken for the oldest batch's).
+
 A refusal that names a topic of the refused batch: the rest is subscribed again without it.
 One that names none: the batch is split in halves, each subscribed again, until the bad
 topic is alone and given up. Every message sent again answers a refusal, and a session sends
@@ -92,11 +96,15 @@ class Resubscriber:
             return None
         if reply.tag is not None:
             tag = reply.tag if reply.tag in self._pending else None
-        else:
+        elif reply.topic is not None:
             # No echoed id: the batch holding the topic named (Kraken acks each batch with
-            # its products), else the oldest: the venue answers in the order of requests.
+            # its products; dYdX answers each market, in no set order); none if no batch
+            # waiting for an answer holds it.
             holding = (t for t, topics in self._pending.items() if reply.topic in topics)
-            tag = next(holding, None) or next(iter(self._pending), None)
+            tag = next(holding, None)
+        else:
+            # Nothing named: the oldest, as the venue answers in the order of requests.
+            tag = next(iter(self._pending), None)
         if tag is None:
             return None  # an answer to nothing we are waiting for
         topics = self._pending.pop(tag)

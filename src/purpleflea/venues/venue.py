@@ -35,6 +35,9 @@ Answer = Callable[[bytes | str], str | None]
 #: An exchange's refusal of a request (an error reply to a subscribe) -> what it says; None
 #: for any other frame.
 Refusal = Callable[[bytes | str], str | None]
+#: A frame announcing that the venue will close this connection soon (OKX's service upgrade
+#: notice) -> what it says; None for any other frame.
+Closing = Callable[[bytes | str], str | None]
 #: Messages computed when a connection opens (subscriptions from the current catalog, pings
 #: that carry the current time).
 Messages = Callable[[], tuple[str, ...]]
@@ -118,6 +121,14 @@ class Connection:
     #: to ``retry_cap``; only with ``batching``.
     retry_after: float = 60.0
     retry_cap: float = 1800.0
+    #: Seconds the venue serves a connection before closing it on schedule (Binance: 24 h);
+    #: the runner opens its replacement ``handover_lead`` seconds before, so the close loses
+    #: nothing. None: no scheduled close.
+    lifetime: float | None = None
+    handover_lead: float = 60.0
+    #: Reads the venue's notice that it will close this connection soon: the runner then
+    #: opens the replacement at once, while this one still delivers.
+    closing: Closing | None = None
 
 
 #: The connections of one exchange, given its live instrument catalog (a mapping whose

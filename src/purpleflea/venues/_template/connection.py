@@ -13,6 +13,9 @@ Fill in (the facts come from shared/EXCHANGES.md and the exchange's docs):
   one bad instrument: a ``Batching`` (the topics of a message, a tagged message of topics,
   the exchange's answer as a ``Reply``) lets the runner subscribe the good ones again
   (``ingest/resubscribe.py``; examples: Bybit names the bad topic, Kraken Futures does not);
+- a close the exchange announces or schedules: ``closing(frame) -> str | None`` reading its
+  notice (OKX's 64008), or ``lifetime`` in seconds (Binance: 24 h); the runner then connects
+  the replacement before the close (``ingest/handover.py``);
 - ``connections(instruments) -> list[Connection]``: one ``Connection`` per socket, named
   ``<exchange>`` or ``<exchange>_<part>``, with a ``silence_timeout`` longer than the quietest
   normal gap. Subscriptions that list instruments are a function of the live catalog, so a

@@ -33,6 +33,11 @@ SILENCE_TIMEOUT = 3 * KEEPALIVE_INTERVAL
 # requests while sending no liquidation. The answers keep the connection "alive", so the data
 # has its own watchdog, as long as the snapshot stream's quietest stretches (the watchdog's
 # values before the keepalive; COIN-M lists far fewer contracts).
+# "A single connection is only valid for 24 hours; expect to be disconnected at the 24 hour
+# mark" (the USD-M and COIN-M websocket-market-streams pages): the runner connects the
+# replacement a minute before, so the close loses no liquidation (ingest/handover.py).
+LIFETIME = 24 * 3600.0
+HANDOVER_LEAD = 60.0
 USDM_DATA_TIMEOUT = 300.0
 COINM_DATA_TIMEOUT = 900.0
 
@@ -66,6 +71,8 @@ def _connection(exchange: str, url: str, data_timeout: float) -> Connection:
         silence_timeout=SILENCE_TIMEOUT,
         refusal=refusal,
         data_timeout=data_timeout,
+        lifetime=LIFETIME,
+        handover_lead=HANDOVER_LEAD,
     )
 
 

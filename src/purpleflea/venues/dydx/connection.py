@@ -10,6 +10,7 @@ nautilus_trader's dYdX adapter read it), so silence means a dead socket within a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from purpleflea.model import Catalog
@@ -23,7 +24,7 @@ from purpleflea.venues._connection import (
 )
 from purpleflea.venues.dydx.constants import EXCHANGE
 from purpleflea.venues.dydx.normalizer import CHANNEL
-from purpleflea.venues.venue import Connection
+from purpleflea.venues.venue import Batching, Connection, Reply
 
 URL = "wss://indexer.dydx.trade/v4/ws"
 # The indexer refuses a 33rd v4_trades subscription on one connection (V4_TRADES_CHANNEL_LIMIT
@@ -34,9 +35,72 @@ MARKETS_PER_CONNECTION = 32
 HEARTBEAT = compact_json({"type": "subscribe", "channel": "v4_block_height"})
 
 
+def trades(market: str) -> str:
+    return compact_json({"type": "subscribe", "channel": CHANNEL, "id": market})
+
+
 def subscribe(markets: Sequence[str]) -> tuple[str, ...]:
-    trades = (compact_json({"type": "subscribe", "channel": CHANNEL, "id": m}) for m in markets)
-    return (HEARTBEAT, *trades)
+    return (HEARTBEAT, *(trades(m) for m in markets))
+
+
+def topics(message: str) -> tuple[str, ...] | None:
+    """The market of one of our ``v4_trades`` subscribes (None: another message)."""
+    request = json_object(message)
+    if request is None or request.get("channel") != CHANNEL:
+        return None
+    return (str(request.get("id")),)
+
+
+def one_market(markets: tuple[str, ...], tag: str) -> str:
+    """A subscribe of one market (the indexer takes one ``id`` a message and echoes no
+    request id; every batch here is one market, so a retry is one too)."""
+    del tag
+    if len(markets) != 1:
+        raise ValueError(f"dYdX subscribes one market a message, not {markets!r}")
+    return trades(markets[0])
+
+
+#: The market an error names in its text: ``Invalid subscription id for channel:
+#: (v4_trades-XYZ-USD)``.
+_NAMED = re.compile(re.escape(f"({CHANNEL}-") + r"([^)]+)\)")
+
+
+def reply(frame: bytes | str) -> Reply | None:
+    """The indexer's answer to a ``v4_trades`` subscribe, read for the market it names.
+
+    The socks service (dydxprotocol/v4-chain indexer/services/socks/src/lib/subscription.ts)
+    answers each subscribe on its own, in the order its REST fetch of the market's recent
+    trades completes, not the order of requests: ``subscribed`` with the market's ``id``, or
+    ``{"type":"error",..}``. A failed fetch (``Internal error, could not fetch data for
+    subscription: v4_trades.``) leaves the market unsubscribed although it exists; newer
+    indexers name it in ``channel`` and ``id`` (helpers/message.ts createErrorMessage), an
+    unknown market is named in the text. Such a market is asked for again on the retry timer.
+    An error that names no market (the per-connection limit, asked again only at the risk of
+    being dropped for it) is only counted, never guessed at.
+    """
+    if not (mentions(frame, "subscribed") or mentions(frame, "error")):
+        return None  # trades and block heights come here
+    message = json_object(frame)
+    if message is None:
+        return None
+    kind = message.get("type")
+    if kind == "subscribed" and message.get("channel") == CHANNEL:
+        return Reply(refused=False, topic=str(message.get("id")))
+    if kind != "error":
+        return None
+    text = as_text(message.get("message"))
+    named = _NAMED.search(text)
+    if message.get("channel") == CHANNEL and isinstance(message.get("id"), str):
+        market: str | None = str(message["id"])
+    else:
+        market = named.group(1) if named else None
+    if market is None:
+        return None
+    return Reply(refused=True, topic=market, live="already subscribed" in text)
+
+
+#: One market a message: a refused market is given up alone and asked for again later.
+BATCHING = Batching(topics=topics, message=one_market, reply=reply)
 
 
 def refusal(frame: bytes | str) -> str | None:
@@ -63,6 +127,7 @@ def connections(instruments: Catalog) -> list[Connection]:
             silence_timeout=60.0,
             subscribe_pause=0.02,
             refusal=refusal,
+            batching=BATCHING,
         )
         for index, group in enumerate(groups)
     ]

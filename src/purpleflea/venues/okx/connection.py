@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import compact_json, event_error
+from purpleflea.venues._connection import as_text, compact_json, event_error, json_object, mentions
 from purpleflea.venues.okx.constants import EXCHANGE
 from purpleflea.venues.okx.normalizer import CHANNEL
 from purpleflea.venues.venue import Connection
@@ -17,6 +17,26 @@ URL = "wss://ws.okx.com/ws/v5/public"
 def subscribe() -> tuple[str, ...]:
     args = [{"channel": CHANNEL, "instType": kind} for kind in ("SWAP", "FUTURES")]
     return (compact_json({"op": "subscribe", "args": args}),)
+
+
+#: The code of OKX's notice that a service upgrade will close the connection.
+UPGRADE_NOTICE = "64008"
+
+
+def closing(frame: bytes | str) -> str | None:
+    """OKX's ``{"event":"notice","code":"64008","msg":"The connection will soon be closed for a
+    service upgrade. Please reconnect.","connId":..}``, sent 30 s before the upgrade closes the
+    socket (OKX WebSocket docs, "Notifications"; the frame as clients received it in
+    sieblyio/okx-api issue 141, 2025-09-09, and yubing744/trading-gpt issue 90, 2026-07-07,
+    about every 15-20 minutes there). Other notices are not read as a close."""
+    if not mentions(frame, "notice"):
+        return None  # every liquidation frame comes here
+    message = json_object(frame)
+    if message is None or message.get("event") != "notice":
+        return None
+    if str(message.get("code")) != UPGRADE_NOTICE:
+        return None
+    return f"{UPGRADE_NOTICE}: {as_text(message.get('msg'))}"
 
 
 def connections(instruments: Catalog) -> list[Connection]:
@@ -33,5 +53,6 @@ def connections(instruments: Catalog) -> list[Connection]:
             keepalive_interval=20.0,
             silence_timeout=60.0,
             refusal=event_error,
+            closing=closing,
         )
     ]
