@@ -17,8 +17,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from purpleflea.ingest.backoff import Backoff
 from purpleflea.ingest.catalog import Catalogs
-from purpleflea.ingest.connection import Backoff, ConnectionStats, FeedSpec, run_feed
+from purpleflea.ingest.connection import run_feed
+from purpleflea.ingest.connection_stats import ConnectionStats
+from purpleflea.ingest.feed_spec import FeedSpec
 from purpleflea.model import Instrument, VenueLiquidation
 from purpleflea.venues import FrameError
 from tests.conftest import REPO, shared_dir

@@ -20,7 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.frames import Opcode
 
-from purpleflea.ingest.connection import Deduper
+from purpleflea.ingest.dedupe import Deduper
 from purpleflea.websocket_ready import take_ready
 from tests.fakes.exchanges import FakeExchange, Faults, dialect_for
 from tests.fakes.harness import Feeds
@@ -222,7 +222,8 @@ async def test_a_venue_s_handshake_headers_reach_the_exchange() -> None:
     """Gate pushes sizes as integers truncated toward zero unless the socket opens with
     ``X-Gate-Size-Decimal: 1``: every Gate connection asks for decimals, and the runner sends
     a connection's headers in its opening handshake."""
-    from purpleflea.ingest.connection import FeedSpec, run_feed
+    from purpleflea.ingest.connection import run_feed
+    from purpleflea.ingest.feed_spec import FeedSpec
     from purpleflea.venues.gate.connection import connections as gate_connections
 
     gate = gate_connections({})
@@ -259,7 +260,10 @@ async def test_a_connection_that_served_is_replaced_at_once_and_a_failing_one_ba
     """Binance closes every connection at 24 h ("expect to be disconnected at the 24 hour
     mark"), others on gateway restarts: a socket that served is replaced without a backoff
     wait, which would be a gap in the feed. One that dies young still backs off."""
-    from purpleflea.ingest.connection import Backoff, ConnectionStats, FeedSpec, run_feed
+    from purpleflea.ingest.backoff import Backoff
+    from purpleflea.ingest.connection import run_feed
+    from purpleflea.ingest.connection_stats import ConnectionStats
+    from purpleflea.ingest.feed_spec import FeedSpec
 
     opened: list[float] = []
     keep_for = [0.4, 0.0, 10.0]  # healthy, then dies at once, then stays
@@ -308,7 +312,8 @@ async def test_the_runner_sends_protocol_pings_kraken_futures_needs(
     import inspect
 
     from purpleflea.ingest import connection as runner
-    from purpleflea.ingest.connection import FeedSpec, run_feed
+    from purpleflea.ingest.connection import run_feed
+    from purpleflea.ingest.feed_spec import FeedSpec
 
     default = inspect.signature(connect).parameters["ping_interval"].default
     seen: list[dict[str, Any]] = []

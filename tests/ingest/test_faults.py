@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from purpleflea.ingest import feeds
-from purpleflea.ingest.connection import FeedSpec
+from purpleflea.ingest.feed_spec import FeedSpec
 from tests.fakes.exchanges import FakeExchange, Faults, dialect_for
 from tests.fakes.harness import Feeds, catalogs_for_tests, count_events, expected_events, fast
 

@@ -16,7 +16,9 @@ import logging
 
 import pytest
 
-from purpleflea.ingest.connection import ConnectionStats, FeedSpec, run_feed
+from purpleflea.ingest.connection import run_feed
+from purpleflea.ingest.connection_stats import ConnectionStats
+from purpleflea.ingest.feed_spec import FeedSpec
 from purpleflea.venues.binance.connection import usdm_connections
 from purpleflea.venues.okx.connection import closing
 from tests.fakes.exchanges import FakeExchange, Faults, dialect_for

@@ -7,7 +7,7 @@ import json
 import time
 
 from purpleflea.ingest import catalog, pollers
-from purpleflea.ingest.connection import Backoff
+from purpleflea.ingest.backoff import Backoff
 from purpleflea.ingest.live import LiveIngest, market_of
 from purpleflea.model import MarketSnapshot, VenueLiquidation
 from purpleflea.venues.bybit import catalog as bybit_catalog

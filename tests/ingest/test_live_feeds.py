@@ -17,7 +17,7 @@ from collections.abc import Callable
 import pytest
 
 from purpleflea.ingest import feeds
-from purpleflea.ingest.connection import FeedSpec
+from purpleflea.ingest.feed_spec import FeedSpec
 from purpleflea.model import VenueLiquidation
 from purpleflea.venues import NORMALIZERS, FrameError
 from purpleflea.venues._connection import symbols_of

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from purpleflea.clock import now_ms
-from purpleflea.ingest.connection import Backoff
+from purpleflea.ingest.backoff import Backoff
 from purpleflea.ingest.node_dedup import NodeDedup
 from purpleflea.ingest.node_follower import NodeFollower
 from purpleflea.ingest.position_sampler import PositionSampler

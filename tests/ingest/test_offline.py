@@ -10,7 +10,7 @@ import time
 import pytest
 
 from purpleflea.ingest import catalog, feeds, pollers
-from purpleflea.ingest.connection import Backoff
+from purpleflea.ingest.backoff import Backoff
 from purpleflea.ingest.live import LiveIngest
 
 

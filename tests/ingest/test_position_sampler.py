@@ -17,7 +17,7 @@ import pytest
 
 from purpleflea.engine.measured_map import measured_map
 from purpleflea.ingest import position_sampler
-from purpleflea.ingest.connection import Backoff
+from purpleflea.ingest.backoff import Backoff
 from purpleflea.ingest.position_sampler import PositionSampler
 from purpleflea.ingest.sampling_schedule import SamplerConfig, Schedule, distance_to_liquidation
 from purpleflea.model import VenueLiquidation

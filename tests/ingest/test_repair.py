@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from purpleflea.ingest.backoff import Backoff
 from purpleflea.ingest.catalog import Catalogs
-from purpleflea.ingest.connection import Backoff
 from purpleflea.ingest.live import LiveIngest
 from purpleflea.ingest.repair import Window, fetch, parts, plan, repair
 from purpleflea.ingest.uptime import Gap

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from purpleflea.engine.measured_map import measured_map
-from purpleflea.ingest.connection import Backoff
+from purpleflea.ingest.backoff import Backoff
 from purpleflea.ingest.position_sampler import PositionSampler
 from purpleflea.ingest.sampling_schedule import SamplerConfig
 from purpleflea.model import VenueLiquidation

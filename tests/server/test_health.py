@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 import purpleflea.ingest.live
-from purpleflea.ingest.connection import Backoff
+from purpleflea.ingest.backoff import Backoff
 from purpleflea.server.health import Vitals, health_reasons, readiness_reasons
 from tests.fakes.exchanges import FakeExchange, dialect_for
 from tests.server.conftest import Running, make_config, running_server

@@ -13,33 +13,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-import random
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from collections.abc import Sequence
+from typing import Protocol
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from purpleflea.clock import now_ms
+from purpleflea.ingest.alarm import Alarm
+from purpleflea.ingest.backoff import Backoff
+from purpleflea.ingest.connection_stats import ConnectionStats
+from purpleflea.ingest.dedupe import Deduper
+from purpleflea.ingest.feed_spec import FeedSpec, Sink
+from purpleflea.ingest.frames import _answer, _closing, _deliver, _resubscribe
 from purpleflea.ingest.handover import Link
-from purpleflea.ingest.resubscribe import Resubscriber, Step
+from purpleflea.ingest.resubscribe import Resubscriber
 from purpleflea.ingest.watchdog import Watchdog
-from purpleflea.model import VenueLiquidation
-from purpleflea.venues import FrameError
-from purpleflea.venues.venue import Connection, Message
+from purpleflea.venues.venue import Message
 from purpleflea.websocket_ready import take_ready
 
 log = logging.getLogger("purpleflea.ingest")
-
-_T = TypeVar("_T")
-
-Normalize = Callable[[bytes | str], list[VenueLiquidation]]
-#: Receives each new (deduplicated, sized) event and the ms time it was received.
-Sink = Callable[[VenueLiquidation, int], None]
 
 
 class Watch(Protocol):
@@ -54,166 +48,6 @@ class Watch(Protocol):
     def down(self, connection: str, exchange: str, at_ms: int, reason: str) -> object: ...
 
     def stop(self, connection: str, at_ms: int) -> None: ...
-
-
-@dataclass(frozen=True, kw_only=True)
-class FeedSpec(Connection):
-    """A venue's :class:`~purpleflea.venues.venue.Connection` made runnable: the same
-    exchange-specific data (pure, no I/O), with the URL it connects to (tests point it at
-    loopback) and its normalizer bound to the live instrument catalog.
-
-    ``subscribe`` and ``keepalive`` may be fixed text or functions called each time they are
-    needed: subscriptions are then rebuilt from the catalog on every reconnect.
-    """
-
-    normalize: Normalize
-
-    def subscribe_messages(self) -> tuple[str, ...]:
-        return self.subscribe if isinstance(self.subscribe, tuple) else self.subscribe()
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with jitter: delay ~ U(c/2, c), c = min(cap, base * 2**attempt).
-
-    Half the ceiling is kept as a floor so that a dead network never turns into a busy loop,
-    while the random half spreads many connections' retries apart.
-    """
-
-    base: float = 0.5
-    cap: float = 30.0
-    #: A connection that lived this long is replaced without waiting, and resets the
-    #: attempt count.
-    healthy_after: float = 30.0
-    rng: random.Random = field(default_factory=random.Random)
-
-    def delay(self, attempt: int) -> float:
-        ceiling: float = min(self.cap, self.base * 2 ** min(attempt, 30))
-        return self.rng.uniform(ceiling / 2, ceiling)
-
-
-@dataclass
-class ConnectionStats:
-    """Counters of one connection, read by the health endpoint.
-
-    ``frames`` counts every message received (acks and pongs too); ``events`` the events
-    handed to the sink; ``malformed`` frames the normalizer rejected; ``unsized`` events
-    dropped because the instrument's contract size is unknown; ``silent`` connections
-    replaced by the data watchdog; ``reconnects`` waits before connecting again;
-    ``handovers`` connections replaced before the venue closed them (its notice, its
-    schedule: ``ingest/handover.py``);
-    ``errors["refused"]`` the exchange's error replies to our requests (a bad topic);
-    ``errors["given_up"]`` topics left unsubscribed after their refusal, and ``given_up``
-    those of the current session (the rest of a refused batch is subscribed again);
-    ``errors["resubscribed"]`` given-up topics asked for again on their timer.
-    """
-
-    name: str
-    exchange: str = ""
-    url: str = ""
-    state: str = "starting"
-    connects: int = 0
-    reconnects: int = 0
-    frames: int = 0
-    events: int = 0
-    duplicates: int = 0
-    replays: int = 0
-    malformed: int = 0
-    unsized: int = 0
-    silent: int = 0
-    handovers: int = 0
-    errors: Counter[str] = field(default_factory=Counter)
-    given_up: list[str] = field(default_factory=list)
-    last_error: str = ""
-    last_message_at: float | None = None  # time.monotonic()
-
-    def snapshot(self, now: float | None = None) -> dict[str, object]:
-        now = time.monotonic() if now is None else now
-        age = None if self.last_message_at is None else round(now - self.last_message_at, 3)
-        return {
-            "name": self.name,
-            "exchange": self.exchange,
-            "url": self.url,
-            "state": self.state,
-            "connects": self.connects,
-            "reconnects": self.reconnects,
-            "frames": self.frames,
-            "events": self.events,
-            "duplicates": self.duplicates,
-            "replays": self.replays,
-            "malformed": self.malformed,
-            "unsized": self.unsized,
-            "silent": self.silent,
-            "handovers": self.handovers,
-            "errors": dict(self.errors),
-            "given_up": list(self.given_up),
-            "last_error": self.last_error,
-            "last_message_age_s": age,
-        }
-
-
-class Alarm:
-    """Decides which connection failures deserve a WARNING: one per exchange per outage.
-
-    Several connections of one exchange (Bybit linear and inverse, Gate's two settles) share
-    one alarm, so a network outage logs one clear line per exchange, not one per connection
-    and retry. The alarm re-arms once every connection that failed has connected again.
-    """
-
-    def __init__(self) -> None:
-        self._failing: set[str] = set()
-
-    def failed(self, connection: str) -> bool:
-        """Record a failure; True if it is the first of an outage (log it loudly)."""
-        first = not self._failing
-        self._failing.add(connection)
-        return first
-
-    def recovered(self, connection: str) -> None:
-        self._failing.discard(connection)
-
-
-class Deduper:
-    """Remembers event ids for ``ttl`` seconds (at most ``max_size`` of them).
-
-    Every event passes two of these (the connection's and the pipeline's), so the common
-    case is kept to a float comparison and a plain dict: ids map to their expiry, and a
-    deque holds (expiry, id) in arrival order for forgetting the oldest.
-    """
-
-    def __init__(self, ttl: float = 900.0, max_size: int = 200_000) -> None:
-        self.ttl = ttl
-        self.max_size = max_size
-        self._expiry: dict[str, float] = {}
-        self._order: deque[tuple[float, str]] = deque()
-        # When the oldest id expires (inf: none held): most calls need not look at it.
-        self._first_expiry = math.inf
-
-    def seen(self, event_id: str, now: float) -> bool:
-        """True if ``event_id`` was seen within the TTL; otherwise remember it."""
-        expiry = self._expiry
-        if now >= self._first_expiry or len(expiry) >= self.max_size:
-            self._forget(now)
-        if event_id in expiry:
-            return True
-        at = now + self.ttl
-        expiry[event_id] = at
-        self._order.append((at, event_id))
-        if len(expiry) == 1:  # the only id held: the oldest
-            self._first_expiry = at
-        return False
-
-    def _forget(self, now: float) -> None:
-        """Drop the ids expired at ``now``, and the oldest ones beyond ``max_size - 1``."""
-        expiry, order = self._expiry, self._order
-        while order:
-            at, oldest = order[0]
-            if at > now and len(expiry) < self.max_size:
-                self._first_expiry = at
-                return
-            order.popleft()
-            del expiry[oldest]
-        self._first_expiry = math.inf
 
 
 class SilentConnection(Exception):
@@ -528,150 +362,6 @@ async def _retry_given_up(
             ", ".join(topics),
         )
         await _send_all(ws, messages, spec.subscribe_pause)
-
-
-def _resubscribe(
-    spec: FeedSpec,
-    resubscriber: Resubscriber,
-    frame: bytes | str,
-    now: float,
-    stats: ConnectionStats,
-) -> Step | None:
-    """What to send again after ``frame`` if it refuses a batch (counted and logged)."""
-    step = _checked(
-        lambda f: resubscriber.answer(f, now), frame, spec, stats, "resubscribe_check_error"
-    )
-    if step is None:
-        return None
-    if step.send:
-        log.info(
-            "%s: %s refused a subscribe of %d topics; subscribing them again in %d message(s)%s",
-            spec.name,
-            spec.exchange,
-            len(step.refused),
-            len(step.send),
-            f" without {', '.join(step.given_up)}" if step.given_up else "",
-        )
-    # A topic refused again on its retry is already listed and was logged loudly once.
-    new = [topic for topic in step.given_up if topic not in stats.given_up]
-    if new:
-        stats.errors["given_up"] += len(new)
-        stats.given_up.extend(new)
-        log.warning(
-            "%s: %s refused %s; not subscribed on this connection, asked again in %g s",
-            spec.name,
-            spec.exchange,
-            ", ".join(new),
-            spec.retry_after,
-        )
-    if len(new) < len(step.given_up):
-        log.debug("%s: %s still refuses %s", spec.name, spec.exchange, ", ".join(step.given_up))
-    if step.accepted:
-        stats.given_up[:] = [topic for topic in stats.given_up if topic not in step.accepted]
-        log.info(
-            "%s: %s accepted %s on asking again",
-            spec.name,
-            spec.exchange,
-            ", ".join(step.accepted),
-        )
-    return step
-
-
-def _checked(
-    check: Callable[[bytes | str], _T],
-    frame: bytes | str,
-    spec: FeedSpec,
-    stats: ConnectionStats,
-    error: str,
-) -> _T | None:
-    """``check(frame)``, a venue's reading of a frame that is not data (a ping, a refusal, a
-    subscribe answer); an exception is counted as ``errors[error]`` and read as None: a bad
-    frame must not end the session, and the normalizer judges it."""
-    try:
-        return check(frame)
-    except Exception as exc:
-        stats.errors[error] += 1
-        log.debug("%s: %s on a frame: %r", spec.name, error.replace("_", " "), exc)
-        return None
-
-
-def _answer(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> str | None:
-    assert spec.answer is not None
-    return _checked(spec.answer, frame, spec, stats, "answer_error")
-
-
-def _deliver(
-    frame: bytes | str,
-    received_at: int,
-    now: float,
-    spec: FeedSpec,
-    sink: Sink,
-    stats: ConnectionStats,
-    deduper: Deduper,
-) -> bool:
-    """Normalize one frame and hand its new, sized events to ``sink``, counting the rest.
-    ``received_at``: wall ms of the wakeup that took the frame; ``now``: its monotonic time
-    (the dedupe's clock). True when the frame carried events (new or not): the venue is
-    sending data, which is what the data watchdog waits for."""
-    try:
-        events = spec.normalize(frame)
-    except FrameError as exc:
-        stats.malformed += 1
-        stats.errors["malformed_frame"] += 1
-        stats.last_error = str(exc)
-        log.debug("%s: skipped frame: %s", spec.name, exc)
-        return False
-    except Exception as exc:  # a normalizer bug: count it loudly, keep the connection
-        stats.malformed += 1
-        stats.errors["normalizer_error"] += 1
-        stats.last_error = f"normalizer_error: {exc!r}"
-        log.exception("%s: normalizer failed on a frame: %.200r", spec.name, frame)
-        return False
-    if not events:
-        # Acks, pongs and heartbeats give no events; so does a refusal, which is the one
-        # that must not pass as calm. Asked only here: event frames never pay for it.
-        _refused(spec, frame, stats)
-        return False
-    for event in events:
-        if event.quantity is None or event.size_usd is None:
-            # Never publish a guessed size: the catalog lacks this contract (yet).
-            stats.unsized += 1
-            log.debug("%s: dropped %s, contract size unknown", spec.name, event.id)
-            continue
-        if deduper.seen(event.id, now):
-            stats.duplicates += 1
-            continue
-        if event.replay:
-            stats.replays += 1
-        stats.events += 1
-        try:
-            sink(event, received_at)
-        except Exception as exc:  # a consumer bug must not kill the connection
-            stats.errors["sink_error"] += 1
-            stats.last_error = f"sink_error: {exc!r}"
-            log.exception("%s: event sink failed", spec.name)
-    return True
-
-
-def _refused(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> None:
-    """Count and log ``frame`` if it is the exchange refusing a request (a bad topic, a
-    subscription limit): the socket stays open and quiet, so nothing else would show it."""
-    if spec.refusal is None:
-        return
-    refusal = _checked(spec.refusal, frame, spec, stats, "refusal_check_error")
-    if refusal is not None:
-        stats.errors["refused"] += 1
-        stats.last_error = f"refused: {refusal}"
-        log.warning("%s: %s refused a request: %.300s", spec.name, spec.exchange, refusal)
-
-
-def _closing(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats, link: Link) -> None:
-    """Ask for ``link``'s replacement if ``frame`` is the venue's notice that it will close
-    this connection soon."""
-    assert spec.closing is not None
-    notice = _checked(spec.closing, frame, spec, stats, "closing_check_error")
-    if notice is not None:
-        link.replace(f"{spec.exchange} will close the connection: {notice:.200}")
 
 
 async def _keepalive(ws: ClientConnection, message: str | Message, interval: float) -> None:

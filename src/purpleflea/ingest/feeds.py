@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import fields
 
 from purpleflea.ingest.catalog import Catalogs
-from purpleflea.ingest.connection import FeedSpec, Normalize
+from purpleflea.ingest.feed_spec import FeedSpec, Normalize
 from purpleflea.model import NO_INSTRUMENTS, Catalog, VenueLiquidation
 from purpleflea.venues import registry
 from purpleflea.venues.venue import Absent, Connection, Normalizer

@@ -28,16 +28,13 @@ from typing import Any
 import httpx
 
 from purpleflea.ingest import feeds, repair
+from purpleflea.ingest.alarm import Alarm
+from purpleflea.ingest.backoff import Backoff
 from purpleflea.ingest.catalog import SOURCES, Catalogs, Source
-from purpleflea.ingest.connection import (
-    Alarm,
-    Backoff,
-    ConnectionStats,
-    Deduper,
-    FeedSpec,
-    Sink,
-    run_feed,
-)
+from purpleflea.ingest.connection import run_feed
+from purpleflea.ingest.connection_stats import ConnectionStats
+from purpleflea.ingest.dedupe import Deduper
+from purpleflea.ingest.feed_spec import FeedSpec, Sink
 from purpleflea.ingest.pollers import POLL_SOURCES, Poller, PollSource
 from purpleflea.ingest.uptime import Gap, Ledger
 from purpleflea.model import MarketSnapshot, VenueLiquidation

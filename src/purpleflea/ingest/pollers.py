@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from purpleflea.ingest.connection import Alarm
+from purpleflea.ingest.alarm import Alarm
 from purpleflea.ingest.paging import fetch_pages
 from purpleflea.model import Catalog, MarketSnapshot
 from purpleflea.venues import registry

@@ -42,14 +42,11 @@ import msgspec
 
 from purpleflea.clock import now_ms
 from purpleflea.engine.measured_map import cut
-from purpleflea.ingest.connection import (
-    Backoff,
-    ConnectionStats,
-    Deduper,
-    FeedSpec,
-    Sink,
-    run_feed,
-)
+from purpleflea.ingest.backoff import Backoff
+from purpleflea.ingest.connection import run_feed
+from purpleflea.ingest.connection_stats import ConnectionStats
+from purpleflea.ingest.dedupe import Deduper
+from purpleflea.ingest.feed_spec import FeedSpec, Sink
 from purpleflea.ingest.sampled_liquidations import PriceExtremes, vanished
 from purpleflea.ingest.sampling_schedule import (
     SamplerConfig,

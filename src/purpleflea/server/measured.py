@@ -18,7 +18,7 @@ from pathlib import Path
 
 from purpleflea.engine.heatmap import HeatmapModel
 from purpleflea.engine.measured_map import agreement
-from purpleflea.ingest.connection import Sink
+from purpleflea.ingest.feed_spec import Sink
 from purpleflea.ingest.node_dedup import NodeDedup
 from purpleflea.ingest.node_follower import NodeFollower
 from purpleflea.ingest.position_sampler import PositionSampler

@@ -28,7 +28,7 @@ from typing import Protocol
 import msgspec
 
 from purpleflea.bus.base import Message, cascade_frame, liquidation_frame
-from purpleflea.ingest.connection import Deduper
+from purpleflea.ingest.dedupe import Deduper
 from purpleflea.model import (
     CascadeAlert,
     Liquidation,

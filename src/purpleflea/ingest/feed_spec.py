@@ -1,0 +1,29 @@
+"""What a connection runner runs: a venue's connection with its URL and normalizer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from purpleflea.model import VenueLiquidation
+from purpleflea.venues.venue import Connection
+
+Normalize = Callable[[bytes | str], list[VenueLiquidation]]
+#: Receives each new (deduplicated, sized) event and the ms time it was received.
+Sink = Callable[[VenueLiquidation, int], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeedSpec(Connection):
+    """A venue's :class:`~purpleflea.venues.venue.Connection` made runnable: the same
+    exchange-specific data (pure, no I/O), with the URL it connects to (tests point it at
+    loopback) and its normalizer bound to the live instrument catalog.
+
+    ``subscribe`` and ``keepalive`` may be fixed text or functions called each time they are
+    needed: subscriptions are then rebuilt from the catalog on every reconnect.
+    """
+
+    normalize: Normalize
+
+    def subscribe_messages(self) -> tuple[str, ...]:
+        return self.subscribe if isinstance(self.subscribe, tuple) else self.subscribe()

@@ -1,0 +1,163 @@
+"""What the connection runner does with one received frame: answer it, deliver its
+events, or read it as a refusal, a closing notice or a subscribe answer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from purpleflea.ingest.connection_stats import ConnectionStats
+from purpleflea.ingest.dedupe import Deduper
+from purpleflea.ingest.feed_spec import FeedSpec, Sink
+from purpleflea.ingest.handover import Link
+from purpleflea.ingest.resubscribe import Resubscriber, Step
+from purpleflea.venues import FrameError
+
+log = logging.getLogger("purpleflea.ingest")
+
+_T = TypeVar("_T")
+
+
+def _resubscribe(
+    spec: FeedSpec,
+    resubscriber: Resubscriber,
+    frame: bytes | str,
+    now: float,
+    stats: ConnectionStats,
+) -> Step | None:
+    """What to send again after ``frame`` if it refuses a batch (counted and logged)."""
+    step = _checked(
+        lambda f: resubscriber.answer(f, now), frame, spec, stats, "resubscribe_check_error"
+    )
+    if step is None:
+        return None
+    if step.send:
+        log.info(
+            "%s: %s refused a subscribe of %d topics; subscribing them again in %d message(s)%s",
+            spec.name,
+            spec.exchange,
+            len(step.refused),
+            len(step.send),
+            f" without {', '.join(step.given_up)}" if step.given_up else "",
+        )
+    # A topic refused again on its retry is already listed and was logged loudly once.
+    new = [topic for topic in step.given_up if topic not in stats.given_up]
+    if new:
+        stats.errors["given_up"] += len(new)
+        stats.given_up.extend(new)
+        log.warning(
+            "%s: %s refused %s; not subscribed on this connection, asked again in %g s",
+            spec.name,
+            spec.exchange,
+            ", ".join(new),
+            spec.retry_after,
+        )
+    if len(new) < len(step.given_up):
+        log.debug("%s: %s still refuses %s", spec.name, spec.exchange, ", ".join(step.given_up))
+    if step.accepted:
+        stats.given_up[:] = [topic for topic in stats.given_up if topic not in step.accepted]
+        log.info(
+            "%s: %s accepted %s on asking again",
+            spec.name,
+            spec.exchange,
+            ", ".join(step.accepted),
+        )
+    return step
+
+
+def _checked(
+    check: Callable[[bytes | str], _T],
+    frame: bytes | str,
+    spec: FeedSpec,
+    stats: ConnectionStats,
+    error: str,
+) -> _T | None:
+    """``check(frame)``, a venue's reading of a frame that is not data (a ping, a refusal, a
+    subscribe answer); an exception is counted as ``errors[error]`` and read as None: a bad
+    frame must not end the session, and the normalizer judges it."""
+    try:
+        return check(frame)
+    except Exception as exc:
+        stats.errors[error] += 1
+        log.debug("%s: %s on a frame: %r", spec.name, error.replace("_", " "), exc)
+        return None
+
+
+def _answer(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> str | None:
+    assert spec.answer is not None
+    return _checked(spec.answer, frame, spec, stats, "answer_error")
+
+
+def _deliver(
+    frame: bytes | str,
+    received_at: int,
+    now: float,
+    spec: FeedSpec,
+    sink: Sink,
+    stats: ConnectionStats,
+    deduper: Deduper,
+) -> bool:
+    """Normalize one frame and hand its new, sized events to ``sink``, counting the rest.
+    ``received_at``: wall ms of the wakeup that took the frame; ``now``: its monotonic time
+    (the dedupe's clock). True when the frame carried events (new or not): the venue is
+    sending data, which is what the data watchdog waits for."""
+    try:
+        events = spec.normalize(frame)
+    except FrameError as exc:
+        stats.malformed += 1
+        stats.errors["malformed_frame"] += 1
+        stats.last_error = str(exc)
+        log.debug("%s: skipped frame: %s", spec.name, exc)
+        return False
+    except Exception as exc:  # a normalizer bug: count it loudly, keep the connection
+        stats.malformed += 1
+        stats.errors["normalizer_error"] += 1
+        stats.last_error = f"normalizer_error: {exc!r}"
+        log.exception("%s: normalizer failed on a frame: %.200r", spec.name, frame)
+        return False
+    if not events:
+        # Acks, pongs and heartbeats give no events; so does a refusal, which is the one
+        # that must not pass as calm. Asked only here: event frames never pay for it.
+        _refused(spec, frame, stats)
+        return False
+    for event in events:
+        if event.quantity is None or event.size_usd is None:
+            # Never publish a guessed size: the catalog lacks this contract (yet).
+            stats.unsized += 1
+            log.debug("%s: dropped %s, contract size unknown", spec.name, event.id)
+            continue
+        if deduper.seen(event.id, now):
+            stats.duplicates += 1
+            continue
+        if event.replay:
+            stats.replays += 1
+        stats.events += 1
+        try:
+            sink(event, received_at)
+        except Exception as exc:  # a consumer bug must not kill the connection
+            stats.errors["sink_error"] += 1
+            stats.last_error = f"sink_error: {exc!r}"
+            log.exception("%s: event sink failed", spec.name)
+    return True
+
+
+def _refused(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> None:
+    """Count and log ``frame`` if it is the exchange refusing a request (a bad topic, a
+    subscription limit): the socket stays open and quiet, so nothing else would show it."""
+    if spec.refusal is None:
+        return
+    refusal = _checked(spec.refusal, frame, spec, stats, "refusal_check_error")
+    if refusal is not None:
+        stats.errors["refused"] += 1
+        stats.last_error = f"refused: {refusal}"
+        log.warning("%s: %s refused a request: %.300s", spec.name, spec.exchange, refusal)
+
+
+def _closing(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats, link: Link) -> None:
+    """Ask for ``link``'s replacement if ``frame`` is the venue's notice that it will close
+    this connection soon."""
+    assert spec.closing is not None
+    notice = _checked(spec.closing, frame, spec, stats, "closing_check_error")
+    if notice is not None:
+        link.replace(f"{spec.exchange} will close the connection: {notice:.200}")
