@@ -26,7 +26,7 @@ from purpleflea.ingest.backoff import Backoff
 from purpleflea.ingest.connection_stats import ConnectionStats
 from purpleflea.ingest.dedupe import Deduper
 from purpleflea.ingest.feed_spec import FeedSpec, Sink
-from purpleflea.ingest.frames import _answer, _closing, _deliver, _resubscribe
+from purpleflea.ingest.frames import deliver, replace_if_closing, reply_to, resubscribe_step
 from purpleflea.ingest.handover import Link
 from purpleflea.ingest.resubscribe import Resubscriber
 from purpleflea.ingest.watchdog import Watchdog
@@ -279,18 +279,18 @@ async def _session(
                     link.answered()  # a replacement the venue answered retires its predecessor
                     for frame in frames:
                         if spec.answer is not None:
-                            reply = _answer(spec, frame, stats)
+                            reply = reply_to(spec, frame, stats)
                             if reply is not None:
                                 await ws.send(reply)
                                 continue
-                        if _deliver(frame, received_at, now, spec, sink, stats, deduper):
+                        if deliver(frame, received_at, now, spec, sink, stats, deduper):
                             watchdog.last_data = now
                         elif spec.closing is not None:
-                            _closing(spec, frame, stats, link)
+                            replace_if_closing(spec, frame, stats, link)
                         # Event frames too: dYdX answers a subscribe with the market's recent
                         # trades, liquidations among them.
                         if resubscriber is not None:
-                            step = _resubscribe(spec, resubscriber, frame, now, stats)
+                            step = resubscribe_step(spec, resubscriber, frame, now, stats)
                             if step is not None:
                                 if step.given_up:
                                     gave_up.set()

@@ -19,7 +19,7 @@ log = logging.getLogger("purpleflea.ingest")
 _T = TypeVar("_T")
 
 
-def _resubscribe(
+def resubscribe_step(
     spec: FeedSpec,
     resubscriber: Resubscriber,
     frame: bytes | str,
@@ -84,12 +84,14 @@ def _checked(
         return None
 
 
-def _answer(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> str | None:
+def reply_to(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> str | None:
+    """``spec.answer``'s reply to ``frame`` (the venue's application ping); None for any
+    other frame, and for one it fails on (counted as ``errors["answer_error"]``)."""
     assert spec.answer is not None
     return _checked(spec.answer, frame, spec, stats, "answer_error")
 
 
-def _deliver(
+def deliver(
     frame: bytes | str,
     received_at: int,
     now: float,
@@ -154,7 +156,9 @@ def _refused(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> None
         log.warning("%s: %s refused a request: %.300s", spec.name, spec.exchange, refusal)
 
 
-def _closing(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats, link: Link) -> None:
+def replace_if_closing(
+    spec: FeedSpec, frame: bytes | str, stats: ConnectionStats, link: Link
+) -> None:
     """Ask for ``link``'s replacement if ``frame`` is the venue's notice that it will close
     this connection soon."""
     assert spec.closing is not None
