@@ -26,8 +26,13 @@ from purpleflea.ingest.backoff import Backoff
 from purpleflea.ingest.connection_stats import ConnectionStats
 from purpleflea.ingest.dedupe import Deduper
 from purpleflea.ingest.feed_spec import FeedSpec, Sink
-from purpleflea.ingest.frames import deliver, replace_if_closing, reply_to, resubscribe_step
 from purpleflea.ingest.handover import Link
+from purpleflea.ingest.received_frames import (
+    deliver,
+    replace_if_closing,
+    reply_to,
+    resubscribe_step,
+)
 from purpleflea.ingest.resubscribe import Resubscriber
 from purpleflea.ingest.watchdog import Watchdog
 from purpleflea.venues.venue import Message
