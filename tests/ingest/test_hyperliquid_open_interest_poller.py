@@ -178,3 +178,13 @@ async def test_requests_are_a_pause_apart_and_the_sampler_reserves_their_weight(
     assert open_interest.most_weight_per_minute(SOURCE) == 120.0
     [sampling] = registry.position_sources()
     assert sampling.reserved_weight_per_minute == 120.0
+
+
+async def test_a_round_longer_than_the_interval_still_waits_a_pause() -> None:
+    # Many dexes make a round longer than the interval: the next round's first request still
+    # comes a pause after this round's last, so no minute holds more than 60 / pause requests.
+    pause = 0.05
+    async with FakeHyperliquid(markets=dict(MARKETS)) as fake, httpx.AsyncClient() as client:
+        source = dataclasses.replace(_source(fake.info_url, pause), interval=0.1)
+        poller = Poller(source, client, lambda _: None, registry.market_of, {})
+        assert await poller.poll_once() == pause  # 4 requests after the list: 0.2 s > 0.1 s
