@@ -110,7 +110,7 @@ def run(
 
 
 def main() -> None:
-    for budget in (SamplerConfig().budget_per_minute, 570):  # default, and the most allowed
+    for budget in (SamplerConfig().budget_per_minute, 520):  # default, and the most allowed
         coverage, known, bands = run(budget)
         print(f"\nbudget {budget} polls/min, {ACCOUNTS:,} accounts")
         print("| minute | accounts seen trading | coverage (polled notional) |")

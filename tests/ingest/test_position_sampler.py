@@ -144,9 +144,9 @@ async def test_polls_stay_within_the_budget_against_the_venues_limit(
     fake: FakeHyperliquid, tmp_path: Path
 ) -> None:
     fake.positions = _book(200)
-    # 570 x 2 + 20 every 30 s + the open-interest poller's 20 a minute = 1200: the whole
+    # 520 x 2 + 20 every 30 s + the open-interest poller's 120 a minute = 1200: the whole
     # documented allowance of one IP.
-    sampler = _sampler(fake, tmp_path, budget=570)
+    sampler = _sampler(fake, tmp_path, budget=520)
     task = asyncio.create_task(sampler.run())
     try:
         await _until(lambda: fake.subscribed("BTC"), "the trades subscription")
@@ -159,10 +159,10 @@ async def test_polls_stay_within_the_budget_against_the_venues_limit(
         with pytest.raises(asyncio.CancelledError):
             await task
     times = [t for t, kind, _ in fake.requests if kind == "clearinghouseState"]
-    # 570 a minute: 105 ms apart when sent; arrival jitter aside, no 2 s holds more than 20.
+    # 520 a minute: 116 ms apart when sent; arrival jitter aside, no 2 s holds more than 18.
     for i, start in enumerate(times):
-        assert sum(1 for t in times[i:] if t < start + 2.0) <= 22
-    assert (len(times) - 1) / (times[-1] - times[0]) <= 570 / 60 * 1.1
+        assert sum(1 for t in times[i:] if t < start + 2.0) <= 20
+    assert (len(times) - 1) / (times[-1] - times[0]) <= 520 / 60 * 1.1
     assert fake.rejected == 0
 
 
@@ -188,7 +188,7 @@ async def test_builder_dex_coins_are_sampled_on_their_dex_and_never_merged(
     async with FakeHyperliquid(book, markets) as fake:
         sampler = PositionSampler(
             SAMPLING,
-            SamplerConfig(budget_per_minute=500),
+            SamplerConfig(budget_per_minute=480),  # 3 dexes' marks: 480 x 2 + 120 + 120
             coins=("hyna:BTC", "xyz:TSLA", "BTC"),
             info_url=fake.info_url,
             ws_url=fake.ws_url,
@@ -286,13 +286,18 @@ async def test_with_builder_dexes_accounts_wait_for_the_marks_that_say_whose_mar
 
 def test_the_budget_leaves_the_open_interest_poller_its_share_of_the_ip_allowance() -> None:
     # Hyperliquid's 1200 weight a minute is per IP and shared by every REST request (docs,
-    # "Rate limits"): the tracker's open-interest poller asks metaAndAssetCtxs (weight 20)
-    # every 60 s from the same process. 580 polls x 2 + 40 for the sampler's marks left it
-    # nothing: 1220 a minute, over the allowance.
-    assert SAMPLING.reserved_weight_per_minute == 20
+    # "Rate limits"): the tracker's open-interest poller asks perpDexs and each perp dex's
+    # metaAndAssetCtxs (weight 20 each), one request every 10 s: 120 a minute. With only its
+    # old 20 reserved, 570 polls x 2 + 40 for the sampler's marks + 120 came to 1300.
+    assert SAMPLING.reserved_weight_per_minute == 120
+    assert 520 * SAMPLING.account_weight + 2 * SAMPLING.contexts_weight + 120 == WEIGHT_PER_MINUTE
     with pytest.raises(ValueError, match="more than the venue allows"):
-        PositionSampler(SAMPLING, SamplerConfig(budget_per_minute=580))
-    PositionSampler(SAMPLING, SamplerConfig(budget_per_minute=570))
+        PositionSampler(SAMPLING, SamplerConfig(budget_per_minute=521))
+    PositionSampler(SAMPLING, SamplerConfig(budget_per_minute=520))
+    # Each builder dex sampled adds its marks (20 every 30 s) to the reserve.
+    with pytest.raises(ValueError, match="more than the venue allows"):
+        PositionSampler(SAMPLING, SamplerConfig(budget_per_minute=520), coins=("BTC", "xyz:TSLA"))
+    PositionSampler(SAMPLING, SamplerConfig(budget_per_minute=500), coins=("BTC", "xyz:TSLA"))
 
 
 async def test_discovery_reconnects_and_resubscribes(fake: FakeHyperliquid, tmp_path: Path) -> None:

@@ -43,11 +43,11 @@ async def _until(condition: Callable[[], bool], what: str, timeout: float = 60.0
 
 
 def _sampler(venue: SimulatedHyperliquid, tmp_path: Path) -> PositionSampler:
-    # The whole allowance of one IP (570 x 2 + 20 every 30 s + the open-interest poller's 20 =
-    # 1200 a minute): the 60 polls the test waits for take 6.3 s, not 9 s at 400 a minute.
+    # The whole allowance of one IP (520 x 2 + 20 every 30 s + the open-interest poller's 120
+    # = 1200 a minute): the 60 polls the test waits for take 6.9 s, not 9 s at 400 a minute.
     return PositionSampler(
         SAMPLING,
-        SamplerConfig(budget_per_minute=570, min_interval_ms=60_000, max_interval_ms=60_000),
+        SamplerConfig(budget_per_minute=520, min_interval_ms=60_000, max_interval_ms=60_000),
         coins=("BTC",),
         info_url=venue.info_url,
         ws_url=venue.ws_url,

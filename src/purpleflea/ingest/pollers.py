@@ -4,7 +4,9 @@ The heatmap needs, per instrument, one side's open interest in coins and the mar
 venue's ``open_interest.py`` says where and reads its bulk endpoint with a pure parser (body
 bytes -> :class:`Reading` rows, contracts converted with the instrument catalog);
 :class:`Poller` fetches them on an interval, slows down when told to (HTTP 429/418 with
-``Retry-After``), and hands :class:`~purpleflea.model.MarketSnapshot` batches to a sink.
+``Retry-After``), and hands :class:`~purpleflea.model.MarketSnapshot` batches to a sink. A
+venue whose endpoint answers for one part of it at a time (Hyperliquid's perp dexes) is
+asked part by part, paced, and a part that fails leaves the others delivered.
 Open interest is one side (longs = shorts).
 """
 
@@ -25,7 +27,7 @@ from purpleflea.ingest.paging import fetch_pages
 from purpleflea.model import Catalog, MarketSnapshot
 from purpleflea.venues import registry
 from purpleflea.venues._open_interest import PollError, as_list, json_body
-from purpleflea.venues.venue import PerSymbol, PollSource, Reading, ReadingsParser
+from purpleflea.venues.venue import PerScope, PerSymbol, PollSource, Reading, ReadingsParser
 
 log = logging.getLogger("purpleflea.ingest.pollers")
 
@@ -89,10 +91,14 @@ class Poller:
         self.instruments = instruments
         self.clock = clock
         self.stats = PollStats()
+        #: The scopes a ``per_scope`` source asks: the last list read.
+        self.scopes = source.per_scope.known if source.per_scope is not None else ()
 
     async def poll_once(self) -> float:
         """Fetch, parse and deliver once; returns how long to wait before the next poll."""
         source = self.source
+        if source.per_scope is not None:
+            return await self._poll_scopes(source.per_scope)
         try:
             bodies = []
             for url in source.urls:
@@ -135,7 +141,60 @@ class Poller:
             await asyncio.sleep(spec.pause)
         return readings
 
+    async def _poll_scopes(self, spec: PerScope) -> float:
+        """Ask the list of scopes, then each scope ``spec.pause`` seconds apart, delivering
+        each one's readings as they come; one that fails is left out, the others delivered."""
+        source, started = self.source, self.clock()
+        try:
+            body = await self._post(spec.listing)
+            if isinstance(body, float):
+                return body
+            self.scopes = spec.parse(body)
+            self.alarm.recovered(self._scope_key("list"))
+        except (httpx.HTTPError, PollError) as exc:
+            self._error(type(exc).__name__, f"list: {exc}", self._scope_key("list"))
+        read = 0
+        for scope in self.scopes:
+            await asyncio.sleep(spec.pause)
+            try:
+                body = await self._post(spec.request(scope))
+                if isinstance(body, float):
+                    return body
+                readings = [
+                    reading
+                    for reading in source.parse(body, self.instruments)
+                    if spec.scope_of(reading.symbol) == scope  # never another scope's symbol
+                ]
+            except (httpx.HTTPError, PollError) as exc:
+                self._error(type(exc).__name__, f"{scope!r}: {exc}", self._scope_key(scope))
+                continue
+            self.alarm.recovered(self._scope_key(scope))
+            self.sink(self._snapshots(readings))
+            read += 1
+        if read:
+            self.stats.polls += 1
+            self.alarm.recovered(self._alarm_key)
+        return max(spec.pause, source.interval - (self.clock() - started))
+
+    async def _post(self, payload: object) -> bytes | float:
+        """One request of the source's first url; a float is the wait a rate limit asked."""
+        source = self.source
+        response = await self.client.request(source.method, source.urls[0], json=payload)
+        if response.status_code in (418, 429):
+            return self._rate_limited(response)
+        response.raise_for_status()
+        return response.content
+
+    def _scope_key(self, scope: str) -> str:
+        return f"{self._alarm_key} {scope!r}"
+
     def _deliver(self, readings: list[Reading]) -> None:
+        snapshots = self._snapshots(readings)
+        self.stats.polls += 1
+        self.alarm.recovered(self._alarm_key)
+        self.sink(snapshots)
+
+    def _snapshots(self, readings: list[Reading]) -> list[MarketSnapshot]:
         source = self.source
         ts = int(self.clock() * 1000)
         snapshots = []
@@ -154,10 +213,8 @@ class Poller:
                     open_interest_usd=reading.open_interest * reading.mark_price,
                 )
             )
-        self.stats.polls += 1
         self.stats.snapshots += len(snapshots)
-        self.alarm.recovered(self._alarm_key)
-        self.sink(snapshots)
+        return snapshots
 
     def _rate_limited(self, response: httpx.Response) -> float:
         wait = _retry_after(response, default=self.source.interval * 2)
@@ -172,10 +229,10 @@ class Poller:
     def _alarm_key(self) -> str:
         return f"{self.source.exchange} poller"
 
-    def _error(self, kind: str, message: str) -> None:
+    def _error(self, kind: str, message: str, key: str = "") -> None:
         self.stats.errors[kind] = self.stats.errors.get(kind, 0) + 1
         self.stats.last_error = f"{kind}: {message}"
-        loud = self.alarm.failed(self._alarm_key)
+        loud = self.alarm.failed(key or self._alarm_key)
         (log.warning if loud else log.debug)(
             "%s: open-interest poll of %s failed (%s); retrying every %.0f s",
             self.source.exchange,
@@ -195,6 +252,7 @@ def _retry_after(response: httpx.Response, default: float) -> float:
 __all__ = [
     "POLL_SOURCES",
     "Parse",
+    "PerScope",
     "PerSymbol",
     "PollError",
     "PollSource",

@@ -211,12 +211,32 @@ class PerSymbol:
 
 
 @dataclass(frozen=True)
+class PerScope:
+    """Readings asked one part of the venue at a time, for a venue whose bulk endpoint answers
+    for one part per request (Hyperliquid: one perp dex, named by ``dex``).
+
+    ``listing`` asks the source's url for the parts, ``parse`` reads that answer as their
+    scopes; each scope's ``request`` goes to the same url and its answer is read by the
+    source's parse alone, keeping only readings whose symbol ``scope_of`` puts in that scope.
+    A scope that fails is left out of the poll; while the list cannot be read the last one
+    read is asked (at first ``known``). Requests are sent ``pause`` seconds apart."""
+
+    listing: Mapping[str, str]
+    parse: Callable[[bytes], tuple[str, ...]]
+    request: Callable[[str], Mapping[str, str]]
+    scope_of: Callable[[str], str]
+    known: tuple[str, ...] = ("",)
+    pause: float = 10.0
+
+
+@dataclass(frozen=True)
 class PollSource:
     """One exchange's open-interest and mark-price endpoint(s) and how to read them.
 
     The bodies of several ``urls`` are merged (OKX: open interest + marks). With
     ``per_symbol``, ``urls`` give the marks and open interest is fetched per symbol. With
-    ``next_page``, each url is read page by page and every page parsed alone.
+    ``next_page``, each url is read page by page and every page parsed alone. With
+    ``per_scope``, the first url is asked once per part of the venue.
     """
 
     exchange: str
@@ -227,6 +247,7 @@ class PollSource:
     payload: Mapping[str, str] | None = None
     per_symbol: PerSymbol | None = None
     next_page: NextPage | None = None
+    per_scope: PerScope | None = None
 
 
 PriceFallback = Literal["none", "order"]

@@ -7,7 +7,9 @@ Fill in:
   ``venues/_open_interest.py``'s helpers; a body it cannot read raises ``PollError``;
 - ``SOURCES = (PollSource(EXCHANGE, urls, parse), ...)``: several URLs' ``{"data": [..]}``
   bodies are merged; with no bulk endpoint, ``per_symbol=PerSymbol(...)`` reads open interest
-  one symbol per request. ``ingest/pollers.py`` polls them.
+  one symbol per request; an endpoint answering one part of the venue per request (a list
+  of parts, then each part) is ``per_scope=PerScope(...)`` (``venues/hyperliquid``'s perp
+  dexes). ``ingest/pollers.py`` polls them.
 
 Otherwise delete this file and set ``open_interest=Absent("why")``. Example:
 ``venues/okx/open_interest.py``.

@@ -5,10 +5,12 @@ What it speaks (Hyperliquid docs, "For developers > API": info endpoint, websock
 subscriptions, rate limits and user limits):
 
 - ``POST /info`` answers ``clearinghouseState`` (the account's positions, or none for an
-  unknown address) and ``metaAndAssetCtxs`` (marks and open interest), each charged its
-  documented weight (2 and 20) against 1200 a minute; over it, HTTP 429 as the real one.
-  Both answer for one perp dex, as the real ones: the first (coins without a prefix) unless
-  the request names a ``dex``, whose coins are ``dex:COIN`` (HIP-3).
+  unknown address), ``metaAndAssetCtxs`` (marks and open interest) and ``perpDexs`` (the perp
+  dexes), each charged its documented weight (2, 20 and 20) against 1200 a minute; over it,
+  HTTP 429 as the real one. The first two answer for one perp dex, as the real ones: the
+  first (coins without a prefix) unless the request names a ``dex``, whose coins are
+  ``dex:COIN`` (HIP-3); ``metaAndAssetCtxs`` of a dex :meth:`LocalHyperliquid.perp_dexs` does
+  not list is ``null``.
 - The websocket (any path) takes ``{"method":"subscribe","subscription":{"type":"trades",
   "coin":..}}`` and ``userEvents`` subscriptions (at most 10 distinct users: more is a
   ``violation``), acks with ``subscriptionResponse``, answers ``{"method":"ping"}`` with
@@ -44,7 +46,7 @@ from purpleflea.venues.hyperliquid.normalizer import perp_dex
 # limit of 1200 per minute"; clearinghouseState weighs 2, "all other documented info requests
 # have weight 20"; "Maximum of 10 unique users across user-specific websocket subscriptions".
 WEIGHT_PER_MINUTE = 1200
-WEIGHTS = {"clearinghouseState": 2, "metaAndAssetCtxs": 20}
+WEIGHTS = {"clearinghouseState": 2, "metaAndAssetCtxs": 20, "perpDexs": 20}
 MAX_USERS = 10
 _KEEP_REQUESTS = 10_000
 
@@ -112,6 +114,11 @@ class LocalHyperliquid:
         """coin -> (mark price, open interest in coins), the listed perpetuals."""
         return {}
 
+    def perp_dexs(self) -> Sequence[str]:
+        """The perp dexes, ``""`` (the first) first, then the builder dexes of
+        :meth:`contexts`' coins."""
+        return ["", *sorted({perp_dex(coin) for coin in self.contexts()} - {""})]
+
     # -- lifecycle -----------------------------------------------------------------------
 
     @property
@@ -172,7 +179,19 @@ class LocalHyperliquid:
             "withdrawable": "0.0",
         }
 
-    def meta_and_asset_ctxs(self, dex: str = "") -> list[Any]:
+    def perp_dexs_answer(self) -> list[Any]:
+        """``perpDexs``: ``null`` for the first dex, then one object per builder dex (docs,
+        info endpoint > Perpetuals, "Retrieve all perpetual dexs")."""
+        return [
+            None if not dex else {"name": dex, "fullName": f"{dex} dex", "oracleUpdater": None}
+            for dex in self.perp_dexs()
+        ]
+
+    def meta_and_asset_ctxs(self, dex: str = "") -> list[Any] | None:
+        # A dex the venue does not know is answered null (df-hyperliquid-core's
+        # markets/dexes/dex.rs: "An unknown dex answers `null`").
+        if dex not in self.perp_dexs():
+            return None
         known = self.contexts()
         coins = sorted(coin for coin in known if perp_dex(coin) == dex)
         return [
@@ -204,6 +223,8 @@ class LocalHyperliquid:
         dex = str(request.get("dex") or "")
         if kind == "clearinghouseState":
             answer: Any = self.clearinghouse_state(str(request["user"]), dex)
+        elif kind == "perpDexs":
+            answer = self.perp_dexs_answer()
         else:
             answer = self.meta_and_asset_ctxs(dex)
         return b"200 OK", json.dumps(answer).encode()

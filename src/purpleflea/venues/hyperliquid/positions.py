@@ -185,18 +185,11 @@ def parse_contexts(body: bytes) -> dict[str, MarketContext]:
     return contexts
 
 
-def _on_dex(request: dict[str, str], dex: str) -> dict[str, str]:
-    # Without "dex" Hyperliquid answers for the first perp dex only: a HIP-3 dex's positions
-    # and contexts must be asked for by name (docs, info endpoint > Perpetuals).
-    return {**request, "dex": dex} if dex else request
-
-
 def _user_request(account: str, dex: str) -> dict[str, str]:
-    return _on_dex({"type": "clearinghouseState", "user": account}, dex)
-
-
-def _contexts_request(dex: str) -> dict[str, str]:
-    return _on_dex({"type": "metaAndAssetCtxs"}, dex)
+    # Without "dex" Hyperliquid answers for the first perp dex only: a HIP-3 dex's positions
+    # must be asked for by name (docs, info endpoint > Perpetuals), as its contexts are.
+    request = {"type": "clearinghouseState", "user": account}
+    return {**request, "dex": dex} if dex else request
 
 
 def _trades_subscription(coin: str) -> str:
@@ -242,7 +235,7 @@ SAMPLING = PositionSampling(
     ws_url="wss://api.hyperliquid.xyz/ws",
     account_request=_user_request,
     parse_account=parse_clearinghouse,
-    contexts_request=_contexts_request,
+    contexts_request=open_interest.contexts_request,
     parse_contexts=parse_contexts,
     trades_subscription=_trades_subscription,
     parse_trades=parse_trades,
@@ -256,6 +249,9 @@ SAMPLING = PositionSampling(
     parse_node_line=normalize_node_fills,
     refusal=_refusal,
     scope=perp_dex,
-    # The open-interest poller asks metaAndAssetCtxs (weight 20) from the same IP.
-    reserved_weight_per_minute=sum(20 * 60 / source.interval for source in open_interest.SOURCES),
+    # The open-interest poller asks perpDexs and each dex's metaAndAssetCtxs (weight 20 each)
+    # from the same IP, one request every 10 s at most: 120 a minute.
+    reserved_weight_per_minute=sum(
+        open_interest.most_weight_per_minute(source) for source in open_interest.SOURCES
+    ),
 )
