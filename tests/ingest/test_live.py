@@ -6,9 +6,11 @@ import asyncio
 import json
 import time
 
+import httpx
+
 from purpleflea.ingest import catalog, pollers
 from purpleflea.ingest.backoff import Backoff
-from purpleflea.ingest.live import LiveIngest, market_of
+from purpleflea.ingest.live import LiveIngest, market_of, sources_to_poll
 from purpleflea.model import MarketSnapshot, VenueLiquidation
 from purpleflea.venues.bybit import catalog as bybit_catalog
 from purpleflea.venues.bybit import open_interest as bybit_oi
@@ -159,3 +161,29 @@ def test_market_of_names_poller_symbols() -> None:
     assert market_of("gate", "DOGE_USDT") == "DOGE-PERP"
     assert market_of("hyperliquid", "kPEPE") == "PEPE-PERP"
     assert market_of("nowhere", "BTC") is None
+
+
+def test_every_exchange_with_open_interest_is_polled_not_only_those_with_a_feed() -> None:
+    # Hyperliquid has no public liquidation feed, and live ingest polled only exchanges with
+    # one: its open interest (among the largest) never reached the heatmap or the engine.
+    default = LiveIngest(lambda event, received_at: None, lambda snapshot: None)
+    assert "hyperliquid" not in default.exchanges
+    polled = {source.exchange for source in sources_to_poll(pollers.POLL_SOURCES, None)}
+    assert "hyperliquid" in polled
+    assert polled == {source.exchange for source in pollers.POLL_SOURCES}
+    # Exchanges named by the caller are polled alone.
+    named = sources_to_poll(pollers.POLL_SOURCES, ["okx"])
+    assert named
+    assert {source.exchange for source in named} == {"okx"}
+
+
+async def test_live_ingest_with_default_exchanges_starts_the_hyperliquid_poller() -> None:
+    ingest = LiveIngest(lambda event, received_at: None, lambda snapshot: None, catalog_wait_s=0.0)
+    async with httpx.AsyncClient() as client:
+        ingest._start_pollers(client)
+        try:
+            assert "hyperliquid" in {poller.source.exchange for poller in ingest.pollers}
+        finally:
+            for task in ingest._tasks:
+                task.cancel()
+            await asyncio.gather(*ingest._tasks, return_exceptions=True)

@@ -84,6 +84,7 @@ class LiveIngest:
         self._on_event = on_event
         self.on_snapshot = on_snapshot
         self.exchanges = list(feeds.available() if exchanges is None else exchanges)
+        self._asked = None if exchanges is None else list(exchanges)
         self.urls = dict(urls or {})
         self.catalogs = catalogs or Catalogs(cache_path)
         self.catalog_sources = catalog_sources
@@ -199,18 +200,16 @@ class LiveIngest:
     def _start_pollers(self, client: httpx.AsyncClient) -> None:
         if self.on_snapshot is None:
             return
-        enabled = set(self.exchanges)
-        for source in self.poll_sources:
-            if source.exchange in enabled:
-                poller = Poller(
-                    source,
-                    client,
-                    self._deliver_snapshots,
-                    market_of,
-                    self.catalogs.get(source.exchange),
-                    alarm=self._alarm(source.exchange),
-                )
-                self.pollers.append(poller)
+        for source in sources_to_poll(self.poll_sources, self._asked):
+            poller = Poller(
+                source,
+                client,
+                self._deliver_snapshots,
+                market_of,
+                self.catalogs.get(source.exchange),
+                alarm=self._alarm(source.exchange),
+            )
+            self.pollers.append(poller)
         for poller in self.pollers:
             self._spawn(f"{poller.source.exchange} poller", _poll_forever(poller))
 
@@ -271,6 +270,20 @@ class _Watch:
 
     def stop(self, connection: str, at_ms: int) -> None:
         self.ingest.ledger.stop(connection, at_ms)
+
+
+def sources_to_poll(
+    sources: Sequence[PollSource], exchanges: Sequence[str] | None
+) -> list[PollSource]:
+    """The open-interest sources to run: those of ``exchanges``, or all of them when none were
+    named. Open interest and marks are market data of their own, not a by-product of a
+    liquidation feed: Hyperliquid has no public feed (its liquidations come from the position
+    sampler) and holds some of the largest open interest, which the heatmap and the cascade
+    engine's size term read."""
+    if exchanges is None:
+        return list(sources)
+    named = set(exchanges)
+    return [source for source in sources if source.exchange in named]
 
 
 async def _poll_forever(poller: Poller) -> None:
