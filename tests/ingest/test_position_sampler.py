@@ -5,6 +5,7 @@ positions of the sampled accounts, discovery kept across a restart, reconnects."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -359,7 +360,9 @@ async def test_the_riskiest_accounts_are_watched_and_their_liquidation_fills_pub
     fake: FakeHyperliquid, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="purpleflea")
-    near = [_address(i) for i in range(12)]  # more than the 10 users one IP may watch
+    # More than one IP may watch: 10 users, and 10 connections of which the trade stream holds
+    # one (Hyperliquid's "Rate limits and user limits"), so 9 are watched.
+    near = [_address(i) for i in range(12)]
     fake.positions = {
         a: [HeldPosition("BTC", 1.0, MARK, MARK * (0.99 - 0.001 * i), 50)]
         for i, a in enumerate(near)
@@ -379,10 +382,10 @@ async def test_the_riskiest_accounts_are_watched_and_their_liquidation_fills_pub
         ):
             await fake.trade("BTC", buyer, seller)
         await fake.trade("BTC", _address(50), near[0])
-        await _until(lambda: all(fake.watched(a) for a in near[:10]), "the 10 nearest watched")
-        assert not fake.watched(near[10])
+        await _until(lambda: all(fake.watched(a) for a in near[:9]), "the 9 nearest watched")
+        assert not fake.watched(near[9])
         assert not fake.watched(_address(50))
-        assert len(sampler.watched) == 10
+        assert len(sampler.watched) == 9
         fill = {
             "coin": "BTC", "px": "98900.0", "sz": "1.0", "side": "A", "time": 1_760_000_000_000,
             "dir": "Close Long", "hash": "0xfeed", "tid": 7,
@@ -395,7 +398,7 @@ async def test_the_riskiest_accounts_are_watched_and_their_liquidation_fills_pub
         fake.positions[near[0]] = []  # gone at its price: the watched fill already told it
         polls = sampler.stats.polls
         await _until(lambda: sampler.stats.polls >= polls + 30, "more polls")
-        await _until(lambda: fake.watched(near[10]), "the next riskiest watched instead")
+        await _until(lambda: fake.watched(near[9]), "the next riskiest watched instead")
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -409,7 +412,46 @@ async def test_the_riskiest_accounts_are_watched_and_their_liquidation_fills_pub
     assert sum("accounts nearest liquidation" in m for m in loud) == 1
     assert not [m for m in loud if "_user_" in m and "connected to" in m]
     quiet = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
-    assert sum("_user_" in m and "connected to" in m for m in quiet) >= 11
+    assert sum("_user_" in m and "connected to" in m for m in quiet) >= 10
+
+
+async def test_watched_accounts_churn_within_hyperliquid_s_new_connections_a_minute(
+    fake: FakeHyperliquid, tmp_path: Path
+) -> None:
+    """Hyperliquid allows 30 new websocket connections a minute per IP ("Rate limits and user
+    limits"); the riskiest accounts change every few seconds as marks move. Each change may
+    not open a connection per new account: the sampler opens at most 30 - 10 a minute (10
+    held connections may each reconnect once) and keeps watching the old ones meanwhile."""
+    now = [1_000_000]
+    sampler = _sampler(fake, tmp_path)
+    sampler.clock = lambda: now[0]
+    sampler.sink = lambda event, received_at: None
+    accounts = [_address(i) for i in range(60)]
+    sampler.schedule.marks["BTC-PERP"] = MARK
+    try:
+        for round_ in range(6):  # every round a new 9 are the nearest to liquidation
+            for i, account in enumerate(accounts):
+                nearest = round_ * 9 <= i < round_ * 9 + 9
+                liquidation = MARK * (0.99 if nearest else 0.5)
+                [held] = _truth({account: [HeldPosition("BTC", 1.0, MARK, liquidation, 50)]})
+                sampler.schedule.positions[account] = [held]
+            await sampler.rewatch()
+            assert len(sampler.watched) == 9
+            now[0] += 5_000  # five seconds a round: all six inside one minute
+        assert sampler.new_connections_left() == 0  # 9 + 9 + 2 opened: 20 this minute
+        assert len(set(sampler.watched) & set(accounts[:18])) == 7  # kept until replaced
+        await _until(lambda: len(fake.watched_users()) == 9, "the watched connections")
+        now[0] += 60_000  # a minute on: the rest may open
+        await sampler.rewatch()
+        assert set(sampler.watched) == set(accounts[45:54])
+        await _until(lambda: fake.watched_users() == set(accounts[45:54]), "the latest 9")
+    finally:
+        for task in sampler.watched.values():
+            task.cancel()
+        for task in sampler.watched.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert fake.violations == []
 
 
 async def test_a_429_pauses_every_request_of_the_sampler(

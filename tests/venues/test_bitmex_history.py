@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from purpleflea.history_io import parse_tardis
 from purpleflea.model import Instrument
 from purpleflea.venues import bitmex
@@ -68,10 +72,37 @@ def test_xbt_futures_are_inverse_and_other_contracts_need_the_list() -> None:
     row = ROWS[1].replace("XBTUSD", "XBTZ24")
     [dated] = parse_tardis([HEADER, row], source="bitmex.csv").events
     assert (dated.market, dated.size_usd) == ("BTC-20241227", 1500.0)
-    parsed = parse_tardis([HEADER, XBTUSDT_ROW, ETHUSD_ROW], source="bitmex.csv")
+    solusdt = XBTUSDT_ROW.replace("XBTUSDT", "SOLUSDT")
+    parsed = parse_tardis([HEADER, solusdt, ETHUSD_ROW], source="bitmex.csv")
     assert parsed.events == []
     assert [b.line for b in parsed.bad] == [2, 3]
     assert all("instrument list" in b.reason for b in parsed.bad)
+
+
+def test_xbtusdt_rows_are_sized_at_a_millionth_of_an_xbt_a_contract() -> None:
+    # XBTUSDT's instrument answer recorded 2026-05-21 (ccxt's static bitmex markets):
+    # underlyingToPositionMultiplier 1000000, so 39,700 contracts are 0.0397 XBT; the live
+    # normalizer sizes the same insert alike from the catalog row.
+    catalog_row = {
+        "symbol": "XBTUSDT",
+        "isInverse": False,
+        "isQuanto": False,
+        "multiplier": "1",
+        "underlyingToPositionMultiplier": "1000000",
+    }
+    [instrument] = bitmex.catalog.parse(json.dumps([catalog_row]).encode())
+    parsed = parse_tardis([HEADER, XBTUSDT_ROW], source="bitmex.csv")
+    assert parsed.bad == []  # was: only XBTUSD and XBT futures are sized without the list
+    [row] = parsed.events
+    frame = (
+        b'{"table":"liquidation","action":"insert","data":[{"orderID":'
+        b'"9a519e00-4fe7-4f17-9629-e48f6d3ab21d","symbol":"XBTUSDT","side":"Buy",'
+        b'"price":87785.3,"leavesQty":39700}]}'
+    )
+    [live] = bitmex.normalizer.LiquidationBook()(frame, {"XBTUSDT": instrument})
+    assert (row.id, row.market, row.side) == (live.id, "BTC-PERP", "short")
+    assert row.quantity == pytest.approx(0.0397) == live.quantity
+    assert row.size_usd == pytest.approx(0.0397 * 87785.3) == live.size_usd
 
 
 def test_a_contract_not_quoted_in_usd_is_ignored_as_live() -> None:

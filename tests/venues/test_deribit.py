@@ -61,6 +61,22 @@ def test_dated_futures_are_read_and_options_skipped() -> None:
     assert deribit.normalize(_frame(instrument_name="BTC-27DEC24-60000-C")) == []
 
 
+def test_dvol_futures_are_their_own_linear_market_never_btc() -> None:
+    # Deribit's get_instruments answer recorded about 2025-04-28 (a public client's docstring):
+    # BTCDVOL_USDC-30APR25 is kind future, instrument_type linear, base_currency BTCDVOL,
+    # quote and settlement USDC, contract_size 0.1 = min_trade_amount, max_leverage 10 and a
+    # max_liquidation_commission of 0.0075: it is liquidated, its amount counts index units and
+    # a unit is worth its price (vol points) in USDC, as ETH_USDC-30APR25's ETH in the same
+    # answer. So it is sized like any linear future, under a market of its own: never a BTC
+    # market's price, heatmap or cascade.
+    [event] = deribit.normalize(
+        _frame(instrument_name="BTCDVOL_USDC-30APR25", price=52.3, amount=12.5)
+    )
+    assert event.market == "BTCDVOL-20250430"
+    assert not event.market.startswith("BTC-")
+    assert (event.quantity, event.size_usd) == (12.5, pytest.approx(12.5 * 52.3))
+
+
 def test_ordinary_trades_and_control_frames_yield_nothing() -> None:
     assert deribit.normalize(_frame(liquidation=None)) == []
     heartbeat = b'{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}'

@@ -18,8 +18,12 @@ thin async driver around it, for one venue's :class:`~purpleflea.venues.venue.Po
   positions): its marks, trades and positions are taken from one scope only, the first of
   the sampler's order that lists it (the first perp dex first), never merged;
 - **liquidations**: the riskiest sampled accounts (nearest to liquidation, as many as the
-  venue's documented cap on users across user subscriptions) are watched on their own
-  websocket subscription, whose liquidation fills go to ``sink``; for every other sampled
+  venue's documented caps allow: users across user subscriptions, and connections per IP less
+  the trade stream's) are watched on their own websocket connection, whose liquidation fills
+  go to ``sink``. A watched account is replaced only when a riskier one can take its place,
+  and the sampler opens at most the venue's new connections a minute less one per connection
+  it may hold (so every held connection can still reconnect once in that minute); for every
+  other sampled
   account, a position that vanished between two polls while the market traded through its
   liquidation price goes to ``sink`` as a liquidation
   (:mod:`purpleflea.ingest.sampled_liquidations`). One deduper spans all of them.
@@ -34,6 +38,7 @@ import contextlib
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -146,6 +151,8 @@ class PositionSampler:
         self._polled_at: dict[str, int] = {}
         self.watched: dict[str, asyncio.Task[None]] = {}
         self.watch_interval = 5.0
+        #: ``clock`` times of the websocket connections this sampler opened in the last minute.
+        self._opened: deque[int] = deque()
         self.deduper = Deduper()
         self._paused_until = 0.0  # loop time before which no request is sent (429)
 
@@ -315,6 +322,31 @@ class PositionSampler:
         )
         return [account for distance, account in ranked[:count] if math.isfinite(distance)]
 
+    def watch_cap(self) -> int:
+        """How many accounts may be watched: the venue's cap on users, and its cap on
+        connections less the trade stream's."""
+        cap = self.sampling.max_user_subscriptions
+        if self.sampling.max_connections is not None:
+            cap = min(cap, self.sampling.max_connections - 1)
+        return max(0, cap)
+
+    def new_connections_left(self) -> int | None:
+        """Connections the sampler may still open this minute (None: no documented cap).
+
+        The venue's cap less one per connection the sampler may hold: reconnects (which the
+        connection runner makes on its own) then never push the minute past the cap."""
+        per_minute = self.sampling.max_new_connections_per_minute
+        if per_minute is None:
+            return None
+        now = self.clock()
+        while self._opened and self._opened[0] <= now - _MINUTE_S * 1_000:
+            self._opened.popleft()
+        held = self.watch_cap() + 1
+        return max(0, per_minute - held - len(self._opened))
+
+    def _opening(self) -> None:
+        self._opened.append(self.clock())
+
     def _user_spec(self, account: str) -> FeedSpec:
         parse = self.sampling.parse_user_liquidations
         return FeedSpec(
@@ -329,19 +361,36 @@ class PositionSampler:
         )
 
     async def rewatch(self) -> None:
-        """Watch the riskiest accounts, within the venue's cap; stop watching the others
-        first (their connections closed), so the cap holds at every moment."""
+        """Watch the riskiest accounts within the venue's caps (:meth:`watch_cap`, and
+        :meth:`new_connections_left` this minute), riskiest first. An account no longer among
+        them is watched until a riskier one takes its place; it stops (its connection closed)
+        before that one starts, so the caps hold at every moment."""
         if self.sink is None:
             return
-        want = set(self.riskiest(self.sampling.max_user_subscriptions))
-        for account in set(self.watched) - want:
+        cap = self.watch_cap()
+        ranked = self.riskiest(cap)
+        want = set(ranked)
+        added = [account for account in ranked if account not in self.watched]
+        left = self.new_connections_left()
+        if left is not None:
+            added = added[:left]
+        # The stale ones farthest from liquidation (or holding nothing now) go first.
+        stale = sorted(
+            (account for account in self.watched if account not in want),
+            key=lambda account: (
+                -distance_to_liquidation(
+                    self.schedule.positions.get(account, ()), self.schedule.marks
+                )
+            ),
+        )
+        for account in stale[: max(0, len(self.watched) + len(added) - cap)]:
             task = self.watched.pop(account)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         first = not self.watched
-        added = sorted(want - set(self.watched))
         for account in added:
+            self._opening()
             feed = run_feed(
                 self._user_spec(account), self.sink, backoff=self.backoff, deduper=self.deduper
             )
@@ -376,6 +425,7 @@ class PositionSampler:
         tasks: list[asyncio.Task[None]] = []
         try:
             await self.restore()
+            self._opening()  # the trade stream's connection
             tasks = [
                 asyncio.create_task(
                     run_feed(

@@ -401,7 +401,9 @@ class PositionSampling:
     a coin's positions and contexts are asked from: Hyperliquid's perp dex, ``""`` for the
     first). ``weight_per_minute`` is the venue's documented REST allowance per IP and
     ``account_weight`` / ``contexts_weight`` what each request costs against it;
-    ``max_user_subscriptions`` the documented cap on accounts watched by websocket.
+    ``max_user_subscriptions`` the documented cap on accounts watched by websocket;
+    ``max_connections`` and ``max_new_connections_per_minute`` the documented per-IP caps on
+    websocket connections held and opened (None: none documented).
     """
 
     exchange: str
@@ -434,6 +436,10 @@ class PositionSampling:
     #: Weight a minute the venue's other requests from the same process (its open-interest
     #: poller) spend against ``weight_per_minute``: the sampler's budget leaves it free.
     reserved_weight_per_minute: float = 0.0
+    #: Websocket connections one IP may hold at once (None: no documented cap).
+    max_connections: int | None = None
+    #: New websocket connections one IP may open in a minute (None: no documented cap).
+    max_new_connections_per_minute: int | None = None
 
 
 @dataclass(frozen=True)

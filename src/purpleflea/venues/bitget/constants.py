@@ -10,7 +10,8 @@ from purpleflea.venues.venue import SimListing
 EXCHANGE: Final = "bitget"
 DISPLAY_NAME: Final = "Bitget"
 #: shared/EXCHANGES.md line 25 (Bitget UTA v3): "aggregated"; trap 4 (lines 47-48) lists Bitget
-#: among the snapshots.
+#: among the snapshots. Bitget's two copies of the channel doc disagree (every liquidation
+#: every 20 s, or the largest per pair and side each second); see the normalizer's docstring.
 COVERAGE: Coverage = "snapshot"
 
 

@@ -19,6 +19,14 @@ Semantics (shared/EXCHANGES.md, Deribit and trap 9):
   USD" reads as if it covered linear perpetuals too; Deribit's "Linear Perpetual" help article
   says coins, and live ``BTC_USDC-PERPETUAL`` books of 2026-09-23 quote amounts like 0.0009.
 - Options and spot are not perpetual or dated futures markets and are skipped.
+- DVOL futures (``BTCDVOL_USDC-30APR25``) arrive on the same kind channel and are kept, as a
+  market of their own (``BTCDVOL-20250430``, never a ``BTC-`` market): a ``get_instruments``
+  answer recorded about 2025-04-28 (printed in a public client's docstring) lists them as
+  kind future, instrument_type linear, base_currency BTCDVOL, quote and settlement USDC,
+  contract_size 0.1 = min_trade_amount, max_leverage 10 and max_liquidation_commission
+  0.0075, so they are liquidated and sized like every linear future: ``amount`` index units,
+  each worth its price (vol points) in USDC. No recorded DVOL liquidation trade was found to
+  confirm the sizing.
 """
 
 from __future__ import annotations

@@ -44,10 +44,13 @@ from purpleflea.venues.hyperliquid.normalizer import perp_dex
 
 # Hyperliquid docs, "Rate limits and user limits": "REST requests share an aggregated weight
 # limit of 1200 per minute"; clearinghouseState weighs 2, "all other documented info requests
-# have weight 20"; "Maximum of 10 unique users across user-specific websocket subscriptions".
+# have weight 20"; "Maximum of 10 unique users across user-specific websocket subscriptions";
+# "Maximum of 10 websocket connections"; "Maximum of 30 new websocket connections per minute".
 WEIGHT_PER_MINUTE = 1200
 WEIGHTS = {"clearinghouseState": 2, "metaAndAssetCtxs": 20, "perpDexs": 20}
 MAX_USERS = 10
+MAX_CONNECTIONS = 10
+MAX_NEW_CONNECTIONS_PER_MINUTE = 30
 _KEEP_REQUESTS = 10_000
 
 # The sampler opens and closes a watch connection each time the riskiest accounts change: the
@@ -97,6 +100,9 @@ class LocalHyperliquid:
         self.violations: list[str] = []
         self._spent: deque[tuple[float, int]] = deque()
         self._subscribers: dict[str, set[ServerConnection]] = {}
+        self._open: set[ServerConnection] = set()
+        #: Monotonic times the websocket connections of the last minute were opened.
+        self._opened: deque[float] = deque()
         self._tid = 0
         self._http_sock = _listen()
         self._ws_sock = _listen()
@@ -257,7 +263,22 @@ class LocalHyperliquid:
     def _users(self) -> set[str]:
         return {key for key, subs in self._subscribers.items() if subs and key[:5] == "user:"}
 
+    def _count_connection(self, ws: ServerConnection) -> None:
+        """Count a new connection against the per-IP caps (a violation past either)."""
+        now = time.monotonic()
+        while self._opened and self._opened[0] <= now - 60.0:
+            self._opened.popleft()
+        if len(self._open) >= MAX_CONNECTIONS:
+            self.violations.append(f"more than {MAX_CONNECTIONS} websocket connections")
+        if len(self._opened) >= MAX_NEW_CONNECTIONS_PER_MINUTE:
+            self.violations.append(
+                f"more than {MAX_NEW_CONNECTIONS_PER_MINUTE} new websocket connections a minute"
+            )
+        self._opened.append(now)
+        self._open.add(ws)
+
     async def _handle_ws(self, ws: ServerConnection) -> None:
+        self._count_connection(ws)
         try:
             async for message in ws:
                 request = json.loads(message)
@@ -288,6 +309,7 @@ class LocalHyperliquid:
         except websockets.ConnectionClosed:
             pass
         finally:
+            self._open.discard(ws)
             for subscribers in self._subscribers.values():
                 subscribers.discard(ws)
 

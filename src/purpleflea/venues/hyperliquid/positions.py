@@ -228,7 +228,13 @@ def _refusal(frame: bytes | str) -> str | None:
 # "REST requests share an aggregated weight limit of 1200 per minute"; info requests
 # "clearinghouseState" weigh 2 and "all other documented info requests have weight 20"
 # (metaAndAssetCtxs); websocket: "Maximum of 1000 websocket subscriptions", "Maximum of 10
-# unique users across user-specific websocket subscriptions".
+# unique users across user-specific websocket subscriptions", "Maximum of 10 websocket
+# connections", "Maximum of 30 new websocket connections per minute". (Copies of the page
+# from before late 2025 read "Maximum of 100 websocket connections" and have no per-minute
+# cap; the copies listing HIP-3 dexes, growthMode 2025-11-23, and the SDKs written against
+# them, e.g. df-hyperliquid-core's MAX_CONNECTIONS = 10 / MAX_NEW_CONNECTIONS_PER_MINUTE = 30,
+# have the lower ones; one client notes live refusals "Cannot open more than 15
+# connections".)
 SAMPLING = PositionSampling(
     exchange=EXCHANGE,
     info_url="https://api.hyperliquid.xyz/info",
@@ -245,6 +251,8 @@ SAMPLING = PositionSampling(
     account_weight=2,
     contexts_weight=20,
     max_user_subscriptions=10,
+    max_connections=10,
+    max_new_connections_per_minute=30,
     simulated=_simulated,
     parse_node_line=normalize_node_fills,
     refusal=_refusal,

@@ -18,6 +18,12 @@ Semantics (shared/EXCHANGES.md, Kraken Futures):
   without it), ``PF_``/``FF_`` multi-collateral contracts in base coins.
 - ``trade_snapshot`` trades are history that may repeat what was seen before a reconnect: they
   are emitted with ``replay=True``. Ids are the trade ``uid``.
+- ``termination`` trades are not counted as liquidations. Kraken's trade-feed docs define
+  ``liquidation`` as "a result of a user being liquidated from their position" and
+  ``termination`` only as "a result of a user being terminated"; the Equity Protection Process
+  article (support.kraken.com 360022835671, copies of 2026-03) names its steps Liquidation,
+  Assignment and Unwind, none of them termination. tardis reads ``liquidation`` alone. An
+  aggregator that counts terminations too has no Kraken text behind it that we found.
 """
 
 from __future__ import annotations
