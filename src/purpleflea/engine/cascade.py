@@ -349,12 +349,10 @@ class CascadeEngine:
         fill = self._fill
         if fill is None or exchange in fill:
             # The alert's prices: a fill is the market's (a bankruptcy price is not).
-            if state.fill_price[slot] == 0.0:
-                state.fill_price[slot] = price
+            fill_price = state.fill_price
+            if fill_price[slot] == 0.0:
+                fill_price[slot] = price
             state.last_fill = price
-            running = state.cascade
-            if running is not None and running.fill_start == 0.0:
-                running.fill_start = price
         ring_n[slot] = count + 1
         state.ring_usd[slot] += size_usd
         win = state.win_usd = state.win_usd + size_usd
@@ -683,6 +681,10 @@ class CascadeEngine:
         cascade.total_usd += size_usd
         cascade.events += 1
         cascade.exchanges.add(exchange)
+        if cascade.fill_start == 0.0:  # its first fill-priced event, if this is one
+            fill = self._fill
+            if fill is None or exchange in fill:
+                cascade.fill_start = state.last_fill
         cascade.peak_score = max(cascade.peak_score, score)
         cascade.peak_fast = max(cascade.peak_fast, state.fast_usd)
         since = (ts - cascade.last_emit_ts) / 1000.0
