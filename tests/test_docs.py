@@ -111,6 +111,19 @@ def test_the_live_guide_lists_every_connection_the_code_makes() -> None:
     assert {(name, url) for _, name, url in rows} == set(feeds.URLS.items())
 
 
+def test_the_live_guide_says_what_price_is_on_every_exchange() -> None:
+    from purpleflea.venues import registry
+    from purpleflea.venues.venue import PRICE_KINDS
+
+    guide = (REPO / "docs" / "live.md").read_text()
+    kinds = "|".join(PRICE_KINDS)
+    rows = re.findall(rf"^\| `(\w+)` \| `({kinds})` \| [^|]+ \| [^|]+ \|$", guide, re.MULTILINE)
+    stated = dict(rows)
+    assert len(stated) == len(rows), "one row per exchange"
+    every = (*registry.EXCHANGE_IDS, registry.SIM_EXCHANGE)
+    assert stated == {exchange: registry.price_kind_of(exchange) for exchange in every}
+
+
 def test_the_live_guide_states_each_connection_s_keepalive_and_watchdog() -> None:
     from purpleflea.ingest import feeds
     from tests.fakes.harness import catalogs_for_tests

@@ -105,6 +105,7 @@ async def test_every_tool_over_stdio_answers_from_the_served_events(fed: Running
         assert [e["id"] for e in recent["events"]] == [e.id for e in expected]
         origin = recent["provenance"]
         assert (origin["basis"], origin["coverage"]) == ("measured", {"snapshot": ["binance_usdm"]})
+        assert origin["price"] == {"fill": ["binance_usdm"]}
         assert origin["freshness_s"] == pytest.approx(
             (origin["as_of_ms"] - expected[0].ts) / 1000, abs=0.1
         )
@@ -227,6 +228,7 @@ async def test_aggregate_answers_add_the_modelled_estimate_of_what_a_throttled_f
         async with Client(build_server(LiquidationClient(live.key, live.url))) as client:
             answer = await client.call_tool("market_stats", {"market": "XRP-PERP"})
             stats = _data(answer)
+            recent = await client.call_tool("recent_liquidations", {"exchanges": ["bybit"]})
     assert (stats["count"], stats["total_usd"]) == (80, 80_000.0)
     assert stats["est_total_usd"] > stats["total_usd"]
     assert stats["est_count"] > stats["count"]
@@ -235,3 +237,8 @@ async def test_aggregate_answers_add_the_modelled_estimate_of_what_a_throttled_f
     assert estimate["hidden_usd"] == pytest.approx(stats["est_total_usd"] - 80_000.0)
     assert stats["provenance"]["coverage"] == {"complete": ["bybit"], "snapshot": ["binance_usdm"]}
     assert "(modelled)" in _text(answer)
+    # What each venue's price is: Bybit sends the position's bankruptcy price, not a fill.
+    assert stats["provenance"]["price"] == {"bankruptcy": ["bybit"], "fill": ["binance_usdm"]}
+    assert "prices not fills (bankruptcy: bybit)" in _text(answer)
+    assert _data(recent)["provenance"]["price"] == {"bankruptcy": ["bybit"]}
+    assert "at 2.00 (bankruptcy price, bybit, complete feed)" in _text(recent)

@@ -109,6 +109,86 @@ def test_lifecycle_started_updated_exhausted_with_message() -> None:
     assert statuses.count("updated") <= 120 / CascadeConfig().update_min_s
 
 
+def _mixed_kinds(start: int, count: int, seconds: float) -> list[Event]:
+    """A long cascade walking the market down 0.1 % an event, seen on two venues: the fill
+    venue's prices are the market's; the other's are bankruptcy prices 0.5 % below it, as
+    OKX's ``bkPx`` sits 0.4-0.6 % from the market (docs/cascade.md). The first and the last
+    event are the bankruptcy venue's."""
+    step = seconds * 1000 / count
+    events: list[Event] = []
+    for i in range(count):
+        market = 100.0 * (1 - 0.001 * i)
+        fill = 0 < i < count - 1 and i % 2 == 1
+        price, exchange = (market, "binance_usdm") if fill else (market * 0.995, "okx")
+        events.append(("ETH-PERP", "long", 1_000_000.0, price, start + int(step * i), exchange))
+    return events
+
+
+def test_an_alerts_price_move_is_read_from_fill_prices_when_it_has_any() -> None:
+    # Before, start and last price were the first and the last event's whatever the venue's
+    # kind of price: here both bankruptcy prices, but a bankruptcy start against a fill end
+    # (or the reverse) adds or takes the 0.5 % gap from the move.
+    events = calm("ETH-PERP", 2, per_hour=120, size=5_000, seed=2)
+    start = T0 + 2 * 3_600_000
+    burst_events = _mixed_kinds(start, count=61, seconds=120)
+    events += burst_events
+    engine = CascadeEngine(fill_priced={"binance_usdm"})
+    _, alerts = run(events, engine)
+    end = burst_events[-1][4] // 1000
+    for second in range(end + 1, end + 120):  # quiet: the cascade exhausts
+        alerts += engine.tick(second * 1000)
+    mine = [a for a in alerts if a.started_at >= start - 90_000 and a.side == "long"]
+    assert [a.status for a in mine][:: len(mine) - 1] == ["started", "exhausted"]
+    fills = [e for e in burst_events if e[5] == "binance_usdm"]
+    for alert in mine:
+        # The oldest fill in the alert's window at start, and the latest fill seen.
+        seen = [e for e in fills if e[4] <= alert.updated_at]
+        assert alert.id == mine[0].id
+        assert alert.last_price == seen[-1][3]
+        assert alert.start_price in {e[3] for e in fills}
+        assert alert.price_move_pct == pytest.approx(
+            (alert.last_price / alert.start_price - 1) * 100
+        )
+    first_fill = fills[0]
+    assert mine[0].start_price == first_fill[3]  # the window holds the burst's start
+    # The market moved 0.1 % an event from the first fill (event 1) to the last (event 59).
+    assert mine[-1].price_move_pct == pytest.approx((fills[-1][3] / first_fill[3] - 1) * 100)
+
+
+def test_a_cascade_with_no_fill_priced_event_reads_every_price() -> None:
+    events = calm("ETH-PERP", 2, per_hour=120, size=5_000, seed=2)
+    start = T0 + 2 * 3_600_000
+    only_bankruptcy = [(*e[:5], "okx") for e in _mixed_kinds(start, count=61, seconds=120)]
+    events += only_bankruptcy
+    found: list[list[CascadeAlert]] = []
+    for engine in (CascadeEngine(fill_priced={"binance_usdm"}), CascadeEngine()):
+        _, alerts = run(events, engine)
+        end = only_bankruptcy[-1][4] // 1000
+        for second in range(end + 1, end + 120):
+            alerts += engine.tick(second * 1000)
+        found.append(alerts)
+    assert [a.to_dict() for a in found[0]] == [a.to_dict() for a in found[1]]
+    exhausted = found[0][-1]
+    assert exhausted.status == "exhausted"
+    assert exhausted.last_price == only_bankruptcy[-1][3]  # the last event's, a bankruptcy price
+
+
+def test_the_price_kinds_change_no_score_and_no_alert_time() -> None:
+    events = calm("ETH-PERP", 2, per_hour=120, size=5_000, seed=2)
+    events += _mixed_kinds(T0 + 2 * 3_600_000, count=61, seconds=120)
+    events += burst("ETH-PERP", T0 + 2 * 3_600_000 + 600_000, count=40, seconds=60, size=9e5)
+    scores, alerts = run(events, CascadeEngine(fill_priced={"binance_usdm"}))
+    scores_before, alerts_before = run(events, CascadeEngine())
+    assert scores == scores_before
+    timing = ("id", "status", "score", "updated_at", "total_usd", "events", "exchanges")
+    assert [[a[k] for k in timing] for a in alerts] == [
+        [a[k] for k in timing] for a in alerts_before
+    ]
+    assert any(
+        a.start_price != b.start_price for a, b in zip(alerts, alerts_before, strict=True)
+    ), "the mixed cascade's prices were read from its fills"
+
+
 def test_short_cascade_says_upside() -> None:
     events = calm("SOL-PERP", 2, per_hour=60, size=2_000, seed=3)
     events += burst("SOL-PERP", T0 + 3_600_000, count=30, seconds=45, size=400_000, side="short")

@@ -118,8 +118,19 @@ async def test_exchanges_lists_the_registry_without_a_key(live: Running) -> None
     rows = answer.json()["exchanges"]
     assert [row["id"] for row in rows] == [*registry.EXCHANGE_IDS, "sim"]
     by_id = {row["id"]: row for row in rows}
-    assert by_id["bybit"] == {"id": "bybit", "name": "Bybit", "coverage": "complete"}
+    assert by_id["bybit"] == {
+        "id": "bybit",
+        "name": "Bybit",
+        "coverage": "complete",
+        "price": "bankruptcy",
+    }
     assert by_id["binance_usdm"]["coverage"] == "snapshot"
     assert by_id["hyperliquid"]["coverage"] == "sampled"
     assert by_id["sim"]["coverage"] is None
+    # What each one's price is (shared/EXCHANGES.md trap 5): only fills are the market's.
+    assert by_id["binance_usdm"]["price"] == "fill"
+    assert by_id["okx"]["price"] == "bankruptcy"
+    assert by_id["bitmex"]["price"] == "order"
+    assert by_id["sim"]["price"] == "fill"
+    assert all(row["price"] == registry.price_kind_of(row["id"]) for row in rows)
     assert "/v1/exchanges" in spec["paths"]

@@ -16,6 +16,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 
 from purpleflea.server.app import EXCHANGES, build_server, create_app
 from purpleflea.server.openapi import document
+from purpleflea.venues.venue import PRICE_KINDS
 from tests.conftest import REPO
 from tests.server.conftest import T0, Running, make_config, running_server, venue_event
 from tests.server.test_heatmap_api import _snapshots
@@ -56,6 +57,15 @@ def test_the_document_is_valid_openapi() -> None:
     spec = document("test", exchanges=EXCHANGES)
     schemathesis.openapi.from_dict(spec).validate()  # against the OpenAPI 3.1 meta-schema
     assert spec["openapi"] == "3.1.0"
+
+
+def test_the_exchanges_route_documents_what_each_price_is() -> None:
+    spec = document("test", exchanges=EXCHANGES)
+    answer = spec["paths"]["/v1/exchanges"]["get"]["responses"]["200"]
+    row = answer["content"]["application/json"]["schema"]["properties"]["exchanges"]["items"]
+    assert "price" in row["required"]
+    assert row["properties"]["price"]["enum"] == [*PRICE_KINDS, None]
+    assert "bankruptcy" in spec["paths"]["/v1/exchanges"]["get"]["description"]
 
 
 async def test_every_route_is_in_the_document(live: Running, tmp_path: Path) -> None:

@@ -11,16 +11,21 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from purpleflea.backtest import start
+from purpleflea.backtest.strategy import Playbook
 from purpleflea.bus.base import Message
 from purpleflea.bus.local import LocalBus
 from purpleflea.engine import CascadeEngine
 from purpleflea.model import CascadeAlert, Liquidation, VenueLiquidation
 from purpleflea.server import pipeline as pipeline_module
+from purpleflea.server.app import default_scorer
 from purpleflea.server.fanout import Fanout
 from purpleflea.server.feed import client_feed
 from purpleflea.server.filters import StreamFilter
 from purpleflea.server.pipeline import Pipeline
 from purpleflea.store.sqlite import SQLiteStore
+from tests.engine.test_cascade import T0 as ENGINE_T0
+from tests.engine.test_cascade import _mixed_kinds, calm, run
 from tests.server.conftest import T0, venue_event
 
 
@@ -337,3 +342,19 @@ async def test_events_arriving_right_after_a_flush_wait_to_be_batched(
     assert [e.seq for e in await store.since(0, 10)] == [1, 2, 3]
     await tracker.stop()
     await store.close()
+
+
+def test_the_servers_and_the_backtests_engines_read_alert_prices_from_fills() -> None:
+    """Both engines know which venues' prices are fills (registry.fill_priced): a cascade seen
+    through a fill venue and a bankruptcy-priced one (OKX, 0.5 % below the market here) moves
+    by the fills, not by the gap between the two kinds of price."""
+    events = calm("ETH-PERP", 2, per_hour=120, size=5_000, seed=2)
+    burst = _mixed_kinds(ENGINE_T0 + 2 * 3_600_000, count=61, seconds=120)
+    fills = {e[3] for e in burst if e[5] == "binance_usdm"}
+    scorer = default_scorer()
+    assert isinstance(scorer, CascadeEngine)
+    for engine in (scorer, start(Playbook()).engine):
+        _, alerts = run(events + burst, engine)
+        started = next(a for a in alerts if a.status == "started" and a.side == "long")
+        assert started.start_price in fills
+        assert started.last_price in fills

@@ -21,6 +21,7 @@ from purpleflea.model import NO_INSTRUMENTS
 from purpleflea.venues import registry
 from purpleflea.venues.venue import (
     COVERAGES,
+    PRICE_KINDS,
     Absent,
     CatalogSource,
     Connection,
@@ -146,6 +147,8 @@ def _check_exchange(venue: str, exchange: Exchange) -> None:
     constants = importlib.import_module(f"purpleflea.venues.{venue}.constants")
     assert exchange.id in vars(constants).values(), "the id is one of the venue's constants"
     assert exchange.coverage in vars(constants).values(), "so is its coverage class"
+    assert exchange.price in PRICE_KINDS
+    assert exchange.price in vars(constants).values(), "and what its price is"
 
     def check_normalizer(normalize: Callable[..., Any]) -> None:
         _defined_in(normalize, venue, "normalizer")
@@ -176,6 +179,35 @@ def test_coverage_classes_follow_the_spec_examples() -> None:
     assert coverage["binance_usdm"] == coverage["binance_coinm"] == "snapshot"
     assert coverage["bybit"] == "complete"
     assert coverage["hyperliquid"] == "sampled"
+
+
+#: What each exchange's ``price`` is, written out from the evidence each venue's constants cite
+#: (shared/EXCHANGES.md trap 5 and the exchanges' own field descriptions), so a venue's kind
+#: cannot drift unnoticed.
+PRICE_KINDS_DOCUMENTED = {
+    "binance_usdm": "fill",  # o.ap, the average fill price
+    "binance_coinm": "fill",
+    "bybit": "bankruptcy",  # p: "Bankruptcy price"
+    "okx": "bankruptcy",  # bkPx
+    "htx": "bankruptcy",  # price: "bankruptcy price"
+    "bitmex": "order",  # the resting liquidation order's price
+    "gate": "order",  # price: "order price"
+    "bitget": "liquidation",  # price: "Liquidation price", no more said
+    "deribit": "fill",  # trade prices
+    "dydx_v4": "fill",
+    "kraken_futures": "fill",
+    "hyperliquid": "fill",  # px of the liquidation fill
+    "sim": "fill",  # the simulator quotes every forced order at the market
+}
+
+
+def test_every_exchange_says_what_its_price_is() -> None:
+    assert set(PRICE_KINDS_DOCUMENTED) == {*registry.EXCHANGE_IDS, registry.SIM_EXCHANGE}
+    for exchange_id, kind in PRICE_KINDS_DOCUMENTED.items():
+        assert registry.price_kind_of(exchange_id) == kind, exchange_id
+    assert registry.fill_priced() == {e for e, k in PRICE_KINDS_DOCUMENTED.items() if k == "fill"}
+    with pytest.raises(KeyError, match="unknown exchange 'nope'"):
+        registry.price_kind_of("nope")
 
 
 def test_connection_names_are_unique_across_venues() -> None:

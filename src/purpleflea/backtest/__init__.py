@@ -17,6 +17,7 @@ from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import Liquidation
 from purpleflea.store.base import OpenInterest
 from purpleflea.store.pages import open_interest_pages, store_pages
+from purpleflea.venues import registry
 
 __all__ = [
     "Broker",
@@ -52,7 +53,7 @@ def start(
     ``use_heatmaps(model)``; by default it runs when the strategy has that method.
     """
     broker = Broker(costs=costs or Costs(), initial_equity=initial_equity)
-    engine = CascadeEngine(engine_config)
+    engine = CascadeEngine(engine_config, fill_priced=registry.fill_priced())
     use_heatmaps = getattr(strategy, "use_heatmaps", None)
     if heatmap is None:
         heatmap = use_heatmaps is not None

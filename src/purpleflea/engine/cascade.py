@@ -76,6 +76,15 @@ when the last 30 s notional falls below ``exhaust_fraction`` of its peak during 
 (volume dropped sharply), checked on events and on ``tick``. A new cascade on the same market and
 side may start ``cooldown_s`` after the previous one was exhausted.
 
+An alert's ``start_price``, ``last_price`` and ``price_move_pct`` say how far the market moved,
+so they are read from **fill** prices when the cascade has any: venues whose ``price`` is a
+bankruptcy or order price (shared/EXCHANGES.md trap 5) sit 0.4-0.6 % from the market (OKX's
+``bkPx``, docs/cascade.md), and a move from one venue's kind of price to another's was that gap,
+not the market. ``CascadeEngine(fill_priced=...)`` names the exchanges whose prices are fills
+(the server passes ``registry.fill_priced()``; None: every price counts as a fill); a cascade
+with no fill-priced event falls back to all its events. The score (its price levels and move
+term) reads every event's price as before.
+
 API: ``score = engine.observe(market, side, size_usd, price, ts_ms, exchange)`` returns the score
 right after the event; alerts are queued and handed over exactly once by ``drain_alerts()`` or
 ``tick(now_ms)`` (which first exhausts cascades that went quiet). Events a little out of order
@@ -85,6 +94,7 @@ right after the event; alerts are queued and handed over exactly once by ``drain
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from purpleflea.formatting import format_usd
@@ -168,6 +178,7 @@ class _Cascade:
     __slots__ = (
         "events",
         "exchanges",
+        "fill_start",
         "id",
         "last_emit_score",
         "last_emit_ts",
@@ -182,6 +193,8 @@ class _Cascade:
         self.id = f"{market}:{side}:{started_at}"
         self.started_at = started_at
         self.start_price = start_price
+        # The price of its oldest fill-priced event (0: none yet): where the move is read from.
+        self.fill_start = 0.0
         self.total_usd = 0.0
         self.events = 0
         self.peak_score = 0
@@ -204,9 +217,11 @@ class _State:
         "cooldown_until",
         "expected",
         "fast_usd",
+        "fill_price",
         "first_price",
         "first_ts",
         "fuel_term",
+        "last_fill",
         "last_price",
         "last_ts",
         "level_cap",
@@ -238,6 +253,7 @@ class _State:
         self.ring_n = [0] * buckets
         self.first_ts = [0] * buckets  # first event time and price of each bucket
         self.first_price = [0.0] * buckets
+        self.fill_price = [0.0] * buckets  # first fill-priced event's price (0: none)
         self.win_usd = 0.0
         self.win_n = 0
         self.fast_usd = 0.0
@@ -248,6 +264,7 @@ class _State:
         self.weight = 1.0
         self.last_ts = 0
         self.last_price = 0.0
+        self.last_fill = 0.0  # the last fill-priced event's price (0: none yet)
         self.score = 0
         self.chain_start = 0  # first event of the current chain (no gap over chain_gap_s)
         self.levels = 0  # price levels the chain reached after its first second
@@ -267,8 +284,13 @@ class _State:
 class CascadeEngine:
     """Scores every liquidation and turns sustained bursts into cascade alerts."""
 
-    def __init__(self, config: CascadeConfig | None = None) -> None:
+    def __init__(
+        self, config: CascadeConfig | None = None, fill_priced: Iterable[str] | None = None
+    ) -> None:
+        """``fill_priced``: the exchange ids whose events' price is a fill (the market's),
+        which the alerts' prices are read from; None: every exchange's."""
         self.config = config = config if config is not None else CascadeConfig()
+        self._fill: frozenset[str] | None = None if fill_priced is None else frozenset(fill_priced)
         self._states: dict[str, tuple[_State, _State]] = {}
         self._oi: dict[str, dict[str, float]] = {}  # market -> instrument -> open interest USD
         # market -> (the open interest the size term measures against, the time it was held)
@@ -323,6 +345,14 @@ class CascadeEngine:
         if count == 0:
             state.first_ts[slot] = ts
             state.first_price[slot] = price
+            state.fill_price[slot] = 0.0
+        fill = self._fill
+        if fill is None or exchange in fill:
+            # The alert's prices: a fill is the market's (a bankruptcy price is not).
+            fill_price = state.fill_price
+            if fill_price[slot] == 0.0:
+                fill_price[slot] = price
+            state.last_fill = price
         ring_n[slot] = count + 1
         state.ring_usd[slot] += size_usd
         win = state.win_usd = state.win_usd + size_usd
@@ -651,6 +681,10 @@ class CascadeEngine:
         cascade.total_usd += size_usd
         cascade.events += 1
         cascade.exchanges.add(exchange)
+        if cascade.fill_start == 0.0:  # its first fill-priced event, if this is one
+            fill = self._fill
+            if fill is None or exchange in fill:
+                cascade.fill_start = state.last_fill
         cascade.peak_score = max(cascade.peak_score, score)
         cascade.peak_fast = max(cascade.peak_fast, state.fast_usd)
         since = (ts - cascade.last_emit_ts) / 1000.0
@@ -670,6 +704,11 @@ class CascadeEngine:
                 break
         slot = oldest % nb
         cascade = _Cascade(state.market, state.side, state.first_ts[slot], state.first_price[slot])
+        for bucket in range(oldest, state.bucket + 1):  # the oldest fill-priced event
+            slot = bucket % nb
+            if state.ring_n[slot] and state.fill_price[slot] > 0.0:
+                cascade.fill_start = state.fill_price[slot]
+                break
         cascade.total_usd = state.win_usd
         cascade.events = state.win_n
         cascade.peak_score = state.score
@@ -699,9 +738,13 @@ class CascadeEngine:
     def _alert(self, state: _State, status: CascadeStatus, ts: int) -> CascadeAlert:
         cascade = state.cascade
         assert cascade is not None
-        move = (
-            (state.last_price / cascade.start_price - 1.0) * 100.0 if cascade.start_price else 0.0
-        )
+        # Fill prices where the cascade has any: another kind (a bankruptcy price) would add
+        # its distance from the market to the move.
+        if cascade.fill_start > 0.0:
+            start, last = cascade.fill_start, state.last_fill
+        else:
+            start, last = cascade.start_price, state.last_price
+        move = (last / start - 1.0) * 100.0 if start else 0.0
         duration = max(0.0, (ts - cascade.started_at) / 1000.0)
         return CascadeAlert(
             id=cascade.id,
@@ -717,8 +760,8 @@ class CascadeEngine:
             started_at=cascade.started_at,
             updated_at=ts,
             duration_s=duration,
-            start_price=cascade.start_price,
-            last_price=state.last_price,
+            start_price=start,
+            last_price=last,
             price_move_pct=move,
             exchanges=tuple(sorted(cascade.exchanges)),
             message=alert_message(

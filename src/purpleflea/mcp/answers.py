@@ -6,8 +6,9 @@ everywhere: money in USD, times in ms since the epoch (UTC), windows in minutes.
 
 Every answer states its provenance (:func:`provenance`): whether its figures are measured
 (what the venues' feeds sent) or modelled (the cascade engine's scores, the heatmap, the
-estimate of what throttled feeds hid), the venues included with each one's coverage, and
-how fresh the newest data behind it is, in seconds.
+estimate of what throttled feeds hid), the venues included with each one's coverage and
+what its prices are (only ``fill`` prices are the market's: a bankruptcy or order price sits
+away from it), and how fresh the newest data behind it is, in seconds.
 """
 
 from __future__ import annotations
@@ -67,9 +68,12 @@ def utc(ms: int) -> str:
 
 
 def event_line(event: Liquidation) -> str:
+    kind = venue_price(event.exchange)
+    # A venue's bankruptcy or order price is no fill: say so where the price is read.
+    what = "" if kind == "fill" else f"{kind} price, "
     return (
         f"{utc(event.ts)} {event.market} {event.side} {format_usd(event.size_usd)} at "
-        f"{format_price(event.price)} ({event.exchange}, {event.coverage} feed), "
+        f"{format_price(event.price)} ({what}{event.exchange}, {event.coverage} feed), "
         f"cascade score {event.cascade_score}/10"
     )
 
@@ -86,6 +90,15 @@ def venue_coverage(exchange: str) -> Coverage:
         return "snapshot"
 
 
+def venue_price(exchange: str) -> str:
+    """What an exchange's ``price`` is (:data:`~purpleflea.venues.venue.PriceKind`);
+    ``unknown`` for one no venue knows any more."""
+    try:
+        return registry.price_kind_of(exchange)
+    except KeyError:
+        return "unknown"
+
+
 def provenance(
     basis: Basis,
     venues: dict[str, Coverage],
@@ -95,17 +108,21 @@ def provenance(
     estimate: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Where an answer's figures come from: ``basis``, the ``venues`` included (exchange ->
-    coverage; also grouped by coverage), ``freshness_s`` (age of the newest data behind the
-    answer at ``as_of_ms``; None when there was none) and, for aggregate answers, the
-    ``estimate`` (modelled) beside the measured totals."""
+    coverage; also grouped by coverage, and by what their ``price`` is: ``fill``,
+    ``bankruptcy``, ``order`` or ``liquidation``), ``freshness_s`` (age of the newest data
+    behind the answer at ``as_of_ms``; None when there was none) and, for aggregate answers,
+    the ``estimate`` (modelled) beside the measured totals."""
     at = now if now is not None else now_ms()
     grouped: dict[str, list[str]] = {}
+    priced: dict[str, list[str]] = {}
     for exchange in sorted(venues):
         grouped.setdefault(venues[exchange], []).append(exchange)
+        priced.setdefault(venue_price(exchange), []).append(exchange)
     found: dict[str, Any] = {
         "basis": basis,
         "venues": sorted(venues),
         "coverage": grouped,
+        "price": priced,
         "freshness_s": None if newest_ms is None else round(max(0, at - newest_ms) / 1000, 1),
         "as_of_ms": at,
     }
@@ -122,6 +139,13 @@ def provenance_line(found: dict[str, Any]) -> str:
     text = f"Provenance: {found['basis']}"
     if venues:
         text += f", {len(found['venues'])} venue(s) ({venues})"
+        off_market = [
+            f"{kind}: {', '.join(names)}"
+            for kind, names in found.get("price", {}).items()
+            if kind != "fill"
+        ]
+        if off_market:
+            text += f"; prices not fills ({'; '.join(off_market)})"
     text += f", {age}."
     estimate = found.get("estimate")
     if estimate:

@@ -51,8 +51,9 @@ class CascadeTools:
         Each cascade: market, side (liquidated position; 'long' cascades push price down),
         score (0-10 now) and peak_score, window_usd (USD liquidated in the scoring window of
         window_s seconds), total_usd and events since it started, started_at/updated_at (ms
-        since the epoch), duration_s, price_move_pct (signed), status (started/updated =
-        active, exhausted = over) and a one-line message.
+        since the epoch), duration_s, start_price/last_price and price_move_pct (signed; read
+        from the venues that send fill prices when the cascade has any, see provenance.price),
+        status (started/updated = active, exhausted = over) and a one-line message.
         """
         # One word with the REST API (status=past); 'recent' stays for existing callers.
         asked = "past" if status == "recent" else status

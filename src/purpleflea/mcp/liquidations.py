@@ -73,12 +73,14 @@ class LiquidationTools:
         """The newest individual liquidations, newest first, with optional filters.
 
         Each event: market, side (the liquidated position), size_usd (notional, USD), price
-        (average fill), quantity (coins), exchange, ts (exchange time, ms since the epoch),
-        cascade_score (0-10: how strongly a cascade was developing on that market and side) and
-        coverage (complete: the venue sends every liquidation; snapshot: a throttled sample,
-        e.g. Binance's one per symbol per second; sampled: only watched accounts). The
-        provenance: measured, the venues included with their coverage, and how many seconds
-        old the newest event is.
+        (what the venue sends: the average fill on most, but provenance.price lists the venues
+        whose price is the position's bankruptcy price or the liquidation order's price, both
+        away from the market), quantity (coins), exchange, ts (exchange time, ms since the
+        epoch), cascade_score (0-10: how strongly a cascade was developing on that market and
+        side) and coverage (complete: the venue sends every liquidation; snapshot: a throttled
+        sample, e.g. Binance's one per symbol per second; sampled: only watched accounts). The
+        provenance: measured, the venues included with their coverage and price kind, and how
+        many seconds old the newest event is.
         """
         start = now_ms() - int(since_minutes * MINUTE_MS) if since_minutes else None
         async with server_errors(self.client.base_url):

@@ -20,7 +20,7 @@ from purpleflea.server.pipeline import Pipeline
 from purpleflea.server.ratelimit import RateLimiter
 from purpleflea.store.base import INTERVAL_MS, Query, Store
 from purpleflea.venues import registry
-from purpleflea.venues.venue import COVERAGES
+from purpleflea.venues.venue import COVERAGES, PriceKind
 
 if TYPE_CHECKING:
     from purpleflea.server.measured import MeasuredMaps
@@ -332,8 +332,9 @@ class Api:
         return http.json_response(body, status=200 if ready else 503)
 
     async def exchanges(self, request: Request) -> Response:
-        """The exchange ids a filter may name, with display name and coverage (public: the
-        dashboard builds its exchange filter from it before a key is entered)."""
+        """The exchange ids a filter may name, with display name, coverage and what their
+        events' ``price`` is (public: the dashboard builds its exchange filter from it before
+        a key is entered)."""
         rows = []
         for exchange_id in self.known_exchanges:
             found = registry.EXCHANGES.get(exchange_id)
@@ -342,6 +343,7 @@ class Api:
                     "id": exchange_id,
                     "name": found.display_name if found else exchange_id,
                     "coverage": found.coverage if found else None,
+                    "price": _price_kind(exchange_id),
                 }
             )
         return http.json_response({"exchanges": rows})
@@ -429,3 +431,11 @@ class Api:
             Route("/v1/ready", self.ready),
             Route("/v1/metrics", self.metrics),
         ]
+
+
+def _price_kind(exchange_id: str) -> PriceKind | None:
+    """What ``price`` is on ``exchange_id``'s events; None for an id no venue knows."""
+    try:
+        return registry.price_kind_of(exchange_id)
+    except KeyError:
+        return None

@@ -201,12 +201,13 @@ class Server:
 
 
 def default_scorer() -> Scorer | None:
-    """The cascade engine, when the engine package is installed with the server."""
+    """The cascade engine, when the engine package is installed with the server; its alerts'
+    prices are read from the exchanges whose ``price`` is a fill (``registry.fill_priced``)."""
     try:
         from purpleflea.engine import CascadeEngine  # noqa: PLC0415
     except ImportError:
         return None
-    engine: Scorer = CascadeEngine()
+    engine: Scorer = CascadeEngine(fill_priced=registry.fill_priced())
     return engine
 
 

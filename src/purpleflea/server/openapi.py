@@ -23,7 +23,7 @@ from purpleflea.server.openapi_schemas import (
     schemas,
 )
 from purpleflea.server.webhook_routes import webhook_paths
-from purpleflea.venues.venue import COVERAGES
+from purpleflea.venues.venue import COVERAGES, PRICE_KINDS
 
 #: The key may come in any of these; an operation that needs one lists all three.
 _SECURED: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKeyHeader": []}, {"apiKeyQuery": []}]
@@ -359,8 +359,9 @@ def _operations_paths() -> dict[str, Schema]:
         "/v1/exchanges": {
             "get": _operation(
                 "exchanges",
-                "The exchange ids filters take, with display name and coverage (complete: every "
-                "liquidation; snapshot: a throttled sample; sampled: only watched accounts).",
+                "The exchange ids filters take, with display name, coverage (complete: every "
+                "liquidation; snapshot: a throttled sample; sampled: only watched accounts) and "
+                "what their events' price is.",
                 _ok(
                     {
                         "type": "object",
@@ -376,8 +377,12 @@ def _operations_paths() -> dict[str, Schema]:
                                             "type": ["string", "null"],
                                             "enum": ["complete", "snapshot", "sampled", None],
                                         },
+                                        "price": {
+                                            "type": ["string", "null"],
+                                            "enum": [*PRICE_KINDS, None],
+                                        },
                                     },
-                                    "required": ["id", "name", "coverage"],
+                                    "required": ["id", "name", "coverage", "price"],
                                 },
                             }
                         },
@@ -385,6 +390,13 @@ def _operations_paths() -> dict[str, Schema]:
                     }
                 ),
                 security=None,
+                description=(
+                    "price says what an event's price is on that exchange: fill (what the "
+                    "liquidation traded at), bankruptcy (the position's bankruptcy price, away "
+                    "from the market), order (the liquidation order's own price, not its fill) "
+                    "or liquidation (what the venue calls its liquidation price, not said to be "
+                    "a fill). Only fill prices are the market's."
+                ),
             )
         },
         "/v1/ready": {

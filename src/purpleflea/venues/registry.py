@@ -24,6 +24,7 @@ from purpleflea.venues.venue import (
     Normalizer,
     PollSource,
     PositionSampling,
+    PriceKind,
     RecorderFormat,
     RepairSource,
     SimListing,
@@ -95,6 +96,22 @@ def coverage_of(exchange_id: str) -> Coverage:
     if exchange_id == SIM_EXCHANGE:
         return "complete"
     return exchange(exchange_id).coverage
+
+
+def price_kind_of(exchange_id: str) -> PriceKind:
+    """What ``price`` is on every event of ``exchange_id`` (:data:`~purpleflea.venues.venue.
+    PriceKind`): its venue's, from the venue's documented feed; the simulator's own ``sim``
+    events are fills (it quotes each forced order at the market, moved by half its impact).
+    ``KeyError`` names the known ids."""
+    if exchange_id == SIM_EXCHANGE:
+        return "fill"
+    return exchange(exchange_id).price
+
+
+def fill_priced() -> frozenset[str]:
+    """The exchange ids (``sim`` included) whose events' ``price`` is a fill, the market's
+    price: the ones a price move is read from (the cascade alert's ``price_move_pct``)."""
+    return frozenset(e for e in (*EXCHANGE_IDS, SIM_EXCHANGE) if price_kind_of(e) == "fill")
 
 
 def exchanges_covered(coverages: tuple[str, ...]) -> tuple[str, ...]:

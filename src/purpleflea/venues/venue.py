@@ -26,6 +26,21 @@ if TYPE_CHECKING:
 #: How complete a venue's liquidation feed is: :data:`purpleflea.model.Coverage`.
 COVERAGES: tuple[Coverage, ...] = get_args(Coverage)
 
+#: What an event's ``price`` is on a venue (shared/EXCHANGES.md trap 5): the SPEC's "average
+#: fill price of the liquidation" holds only where the venue sends one.
+#:
+#: - ``fill``: what the liquidation traded at (its average fill, or the trade's price);
+#: - ``bankruptcy``: the liquidated position's bankruptcy price, where its margin is gone, not
+#:   a trade: it sits away from the market (OKX: 0.4-0.6 %, docs/cascade.md), in tracks;
+#: - ``order``: the price of the liquidation order (its limit, or where it rests in the
+#:   book), not what it filled at;
+#: - ``liquidation``: what the venue calls the "liquidation price", with no word on whether
+#:   it is a fill, the bankruptcy price or the trigger.
+#:
+#: Only ``fill`` prices are the market's; the others are for levels, not for "the price moved".
+PriceKind = Literal["fill", "bankruptcy", "order", "liquidation"]
+PRICE_KINDS: tuple[PriceKind, ...] = get_args(PriceKind)
+
 #: One exchange's frames -> events, reading contract sizes from its instrument catalog.
 Normalizer = Callable[[bytes | str, Catalog], list[VenueLiquidation]]
 #: An exchange symbol -> its normalized market name (``BTC-PERP``); None if it is none of ours.
@@ -159,6 +174,8 @@ class Exchange:
     display_name: str
     #: See :data:`Coverage`; the venue's constants cite shared/EXCHANGES.md for it.
     coverage: Coverage
+    #: What its events' ``price`` is (:data:`PriceKind`); the constants cite the evidence.
+    price: PriceKind
     normalize: Normalizer | Absent
     connections: Connections | Absent
     #: Names the symbols its REST endpoints (open interest, catalogs) list.

@@ -14,6 +14,7 @@ In the copy, this ``__init__.py`` builds the one object the registry reads::
                 id=EXCHANGE,
                 display_name=DISPLAY_NAME,
                 coverage=COVERAGE,
+                price=PRICE,                            # constants.py: what `price` is
                 normalize=normalize,                    # normalizer.py
                 connections=connection.connections,     # connection.py
                 market=market_name,                     # symbol -> "BTC-PERP" or None

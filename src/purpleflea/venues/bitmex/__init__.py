@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from purpleflea.venues.bitmex import catalog, connection, history, open_interest
-from purpleflea.venues.bitmex.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, SIM
+from purpleflea.venues.bitmex.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, PRICE, SIM
 from purpleflea.venues.bitmex.normalizer import market, normalize
 from purpleflea.venues.venue import Absent, Exchange, Venue
 
@@ -20,6 +20,7 @@ VENUE = Venue(
             id=EXCHANGE,
             display_name=DISPLAY_NAME,
             coverage=COVERAGE,
+            price=PRICE,
             normalize=normalize,
             connections=connection.connections,
             market=market_name,

@@ -1,11 +1,11 @@
-"""BitMEX: exchange id, display name and coverage class."""
+"""BitMEX: exchange id, display name, coverage class and price kind."""
 
 from __future__ import annotations
 
 from typing import Final
 
 from purpleflea.model import Coverage
-from purpleflea.venues.venue import SimListing
+from purpleflea.venues.venue import PriceKind, SimListing
 
 EXCHANGE: Final = "bitmex"
 DISPLAY_NAME: Final = "BitMEX"
@@ -13,6 +13,10 @@ DISPLAY_NAME: Final = "BitMEX"
 #: and "many liquidations never appear": a partial sample of the tape, not every liquidation
 #: and not a set of watched accounts, so the nearest class is snapshot.
 COVERAGE: Coverage = "snapshot"
+#: ``price`` is the liquidation **order**'s price as it rests in the book, not a fill: the
+#: ``liquidation`` table lists "Liquidation orders as they're entered into the book"
+#: (shared/EXCHANGES.md, BitMEX, and trap 5).
+PRICE: PriceKind = "order"
 
 
 def sim_symbol(base: str, bundle: str) -> str:

@@ -1,16 +1,19 @@
-"""Deribit: exchange id, display name and coverage class."""
+"""Deribit: exchange id, display name, coverage class and price kind."""
 
 from __future__ import annotations
 
 from typing import Final
 
 from purpleflea.model import Coverage
-from purpleflea.venues.venue import SimListing
+from purpleflea.venues.venue import PriceKind, SimListing
 
 EXCHANGE: Final = "deribit"
 DISPLAY_NAME: Final = "Deribit"
 #: shared/EXCHANGES.md line 21 (Deribit): "complete (every liquidation trade)".
 COVERAGE: Coverage = "complete"
+#: ``price`` is the trade's price: the liquidation is a trade of the ``trades`` channel
+#: flagged ``liquidation`` (shared/EXCHANGES.md, Deribit).
+PRICE: PriceKind = "fill"
 
 
 def sim_symbol(base: str, bundle: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from purpleflea.venues.dydx import catalog, connection, history, open_interest, repair
-from purpleflea.venues.dydx.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, SIM
+from purpleflea.venues.dydx.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, PRICE, SIM
 from purpleflea.venues.dydx.normalizer import market, normalize
 from purpleflea.venues.venue import Exchange, Venue
 
@@ -21,6 +21,7 @@ VENUE = Venue(
             id=EXCHANGE,
             display_name=DISPLAY_NAME,
             coverage=COVERAGE,
+            price=PRICE,
             normalize=normalize,
             connections=connection.connections,
             market=market_name,

@@ -1,16 +1,19 @@
-"""dYdX v4: exchange id, display name and coverage class."""
+"""dYdX v4: exchange id, display name, coverage class and price kind."""
 
 from __future__ import annotations
 
 from typing import Final
 
 from purpleflea.model import Coverage
-from purpleflea.venues.venue import SimListing
+from purpleflea.venues.venue import PriceKind, SimListing
 
 EXCHANGE: Final = "dydx_v4"
 DISPLAY_NAME: Final = "dYdX v4"
 #: shared/EXCHANGES.md line 23 (dYdX v4): "complete for ``LIQUIDATED``".
 COVERAGE: Coverage = "complete"
+#: ``price`` is the trade's price: a ``LIQUIDATED`` trade of ``v4_trades``, the protocol's
+#: liquidation order's taker fill (shared/EXCHANGES.md, dYdX v4).
+PRICE: PriceKind = "fill"
 
 
 def sim_symbol(base: str, bundle: str) -> str:

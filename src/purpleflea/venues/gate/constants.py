@@ -1,11 +1,11 @@
-"""Gate: exchange id, display name and coverage class."""
+"""Gate: exchange id, display name, coverage class and price kind."""
 
 from __future__ import annotations
 
 from typing import Final
 
 from purpleflea.model import Coverage
-from purpleflea.venues.venue import SimListing
+from purpleflea.venues.venue import PriceKind, SimListing
 
 EXCHANGE: Final = "gate"
 DISPLAY_NAME: Final = "Gate"
@@ -15,6 +15,12 @@ DISPLAY_NAME: Final = "Gate"
 #: "不再丢弃周期内的其他强平订单" (no longer dropping the period's other liquidation orders), and
 #: the docs' "at most one per contract per second" line (shared/EXCHANGES.md's source) is gone.
 COVERAGE: Coverage = "complete"
+#: ``price`` is the liquidation **order**'s price, not its fill: Gate's futures WebSocket v4
+#: docs, ``futures.public_liquidates`` push params, "price | Float | order price" (English),
+#: "订单价格" (zh_CN, as changed on 2026-08-20, quoted in a public changelog diff of
+#: 2026-08-21). Gate's REST ``liq_orders`` gives the two apart (``order_price`` 3405 against
+#: ``fill_price`` 3424 in its example); the channel sends only the first.
+PRICE: PriceKind = "order"
 
 
 def sim_symbol(base: str, bundle: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from purpleflea.venues.hyperliquid import open_interest, positions
-from purpleflea.venues.hyperliquid.constants import COVERAGE, DISPLAY_NAME, EXCHANGE
+from purpleflea.venues.hyperliquid.constants import COVERAGE, DISPLAY_NAME, EXCHANGE, PRICE
 from purpleflea.venues.hyperliquid.normalizer import (
     market,
     normalize_fill,
@@ -35,6 +35,7 @@ VENUE = Venue(
             id=EXCHANGE,
             display_name=DISPLAY_NAME,
             coverage=COVERAGE,
+            price=PRICE,
             normalize=_NO_PUBLIC_FEED,
             connections=_NO_PUBLIC_FEED,
             market=market_name,

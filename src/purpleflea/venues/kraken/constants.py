@@ -1,16 +1,19 @@
-"""Kraken Futures: exchange id, display name and coverage class."""
+"""Kraken Futures: exchange id, display name, coverage class and price kind."""
 
 from __future__ import annotations
 
 from typing import Final
 
 from purpleflea.model import Coverage
-from purpleflea.venues.venue import SimListing
+from purpleflea.venues.venue import PriceKind, SimListing
 
 EXCHANGE: Final = "kraken_futures"
 DISPLAY_NAME: Final = "Kraken Futures"
 #: shared/EXCHANGES.md line 24 (Kraken Futures): "complete trades".
 COVERAGE: Coverage = "complete"
+#: ``price`` is the trade's price: a ``trade`` of ``type: liquidation`` (shared/EXCHANGES.md,
+#: Kraken Futures).
+PRICE: PriceKind = "fill"
 
 
 def sim_symbol(base: str, bundle: str) -> str:

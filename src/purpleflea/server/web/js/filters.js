@@ -4,7 +4,7 @@
 // An exchange id's shape; which ids exist is the server's to say (GET /v1/exchanges).
 const EXCHANGE_ID = /^[a-z0-9_]{1,40}$/;
 
-/** The exchanges a filter may name, [{id, name, coverage}], from the server's registry. */
+/** The exchanges a filter may name, [{id, name, coverage, price}], from the server's registry. */
 export async function loadExchanges() {
   const response = await fetch("/v1/exchanges");
   if (!response.ok) throw new Error(`GET /v1/exchanges: HTTP ${response.status}`);
