@@ -358,3 +358,54 @@ def test_the_servers_and_the_backtests_engines_read_alert_prices_from_fills() ->
         started = next(a for a in alerts if a.status == "started" and a.side == "long")
         assert started.start_price in fills
         assert started.last_price in fills
+
+
+class _Swept:
+    """A heatmap sink that records the prices it is told of."""
+
+    def __init__(self) -> None:
+        self.prices: list[tuple[str, float]] = []
+
+    def note_price(self, market: str, price: float) -> None:
+        self.prices.append((market, price))
+
+    def on_snapshot(self, snapshot: object) -> None:  # pragma: no cover - not fed here
+        raise AssertionError("no snapshot in this test")
+
+
+def _priced(seq: int, exchange: str, market: str, price: float, ts: int) -> Liquidation:
+    return Liquidation(
+        id=f"{exchange}:{seq}", seq=seq, exchange=exchange, symbol=market, market=market,
+        side="long", price=price, quantity=1.0, size_usd=price, ts=ts, received_at=ts,
+        coverage="complete",
+    )  # fmt: skip
+
+
+def test_the_swept_range_and_a_markets_last_price_take_fills_not_bankruptcy_prices(
+    tmp_path: Path,
+) -> None:
+    # OKX's bkPx of a long sits ~0.5 % under the market: told to the heatmap, it widened the
+    # swept range past where the market went (dropping positions never reached), and it was
+    # /v1/markets' last_price whenever it came last.
+    swept = _Swept()
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    tracker = Pipeline(
+        store,
+        LocalBus(),
+        heatmap=swept,
+        fill_priced={"binance_usdm", "deribit"},
+    )
+    tracker._remember(_priced(1, "binance_usdm", "BTC-PERP", 100_000.0, T0))
+    tracker._remember(_priced(2, "okx", "BTC-PERP", 99_500.0, T0 + 1_000))  # bankruptcy price
+    tracker._remember(_priced(3, "okx", "XYZ-PERP", 2.0, T0))  # a market no fill venue lists
+    tracker._remember(_priced(4, "okx", "XYZ-PERP", 2.1, T0 + 1_000))
+    tracker._remember(_priced(5, "deribit", "XYZ-PERP", 2.05, T0 + 500))  # an older fill
+    assert swept.prices == [("BTC-PERP", 100_000.0), ("XYZ-PERP", 2.05)]
+    btc = tracker.markets["BTC-PERP"]
+    assert btc.last_price == 100_000.0
+    assert btc.last_ts == T0 + 1_000  # the latest event's time, whatever its venue
+    assert tracker.markets["XYZ-PERP"].last_price == 2.05  # a fill beats a later bankruptcy price
+    # Without a fill set every price is the market's (the simulator, bench callers).
+    plain = Pipeline(store, LocalBus(), heatmap=_Swept())
+    plain._remember(_priced(1, "okx", "BTC-PERP", 99_500.0, T0))
+    assert plain.markets["BTC-PERP"].last_price == 99_500.0

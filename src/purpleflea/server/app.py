@@ -226,7 +226,9 @@ def build_server(config: ServerConfig, *, scorer: Scorer | None = None) -> Serve
     bus = LocalBus()
     scorer = scorer if scorer is not None else default_scorer()
     heatmaps, recorder = _engine_heatmaps(store, scorer)
-    tracker = Pipeline(store, bus, scorer=scorer, heatmap=heatmaps)
+    tracker = Pipeline(
+        store, bus, scorer=scorer, heatmap=heatmaps, fill_priced=registry.fill_priced()
+    )
     return _record_open_interest(_assemble(config, store, bus, tracker, heatmaps), recorder)
 
 
@@ -365,7 +367,9 @@ async def _open_role(
     if config.bus_url is None:  # role all, shared store, one process: nothing to relay
         scorer = scorer if scorer is not None else default_scorer()
         heatmaps, recorder = _engine_heatmaps(store, scorer)
-        tracker = Pipeline(store, LocalBus(), scorer=scorer, heatmap=heatmaps)
+        tracker = Pipeline(
+            store, LocalBus(), scorer=scorer, heatmap=heatmaps, fill_priced=registry.fill_priced()
+        )
         server = _assemble(config, store, tracker.bus, tracker, heatmaps)
         return _record_open_interest(server, recorder)
     url, stream, prefix = nats_options(config.bus_url)
@@ -386,7 +390,7 @@ def _ingest_node(
     scorer = scorer if scorer is not None else default_scorer()
     heatmaps, recorder = _engine_heatmaps(store, scorer)
     sink = PublishingSink(heatmaps)
-    tracker = Pipeline(store, bus, scorer=scorer, heatmap=sink)
+    tracker = Pipeline(store, bus, scorer=scorer, heatmap=sink, fill_priced=registry.fill_priced())
     server = _record_open_interest(_assemble(config, store, bus, tracker, heatmaps), recorder)
     server.background.append(
         (

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterable
 from typing import Protocol
 
 import msgspec
@@ -54,11 +54,19 @@ _OI_PAGE = 10_000
 
 
 class MarketState(msgspec.Struct, kw_only=True):
-    """What the tracker has seen of one market since it started."""
+    """What the tracker has seen of one market since it started.
+
+    ``last_price`` is the latest **fill** price (``registry.fill_priced``) once the market has
+    had one: a bankruptcy or order price (Bybit, OKX, HTX, BitMEX, Gate) sits 0.4-0.6 % or more
+    from the market (docs/live.md, "What `price` is"); before any fill, the latest price of any
+    kind. ``last_ts`` is the latest event's time, whatever its venue.
+    """
 
     last_price: float
     last_ts: int
     exchanges: set[str]
+    #: ``last_price`` came from a fill-priced venue.
+    fill: bool = False
 
 
 #: A wakeup within this long of the last flush's end means events are arriving: coalesce.
@@ -77,6 +85,7 @@ class Pipeline:
         *,
         scorer: Scorer | None = None,
         heatmap: SnapshotSink | None = None,
+        fill_priced: Iterable[str] | None = None,
         batch_limit: int = 2_000,
         coalesce_s: float = 0.001,
         buffer_limit: int = 200_000,
@@ -89,6 +98,9 @@ class Pipeline:
         self.bus = bus
         self.scorer = scorer
         self.heatmap = heatmap
+        # The exchanges whose ``price`` is a fill (None: every one's): only their prices are
+        # the market's, for the heatmap's swept range and a market's last price.
+        self._fill: frozenset[str] | None = None if fill_priced is None else frozenset(fill_priced)
         self.coalesce_s = coalesce_s
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
@@ -370,17 +382,25 @@ class Pipeline:
 
     def _remember(self, event: Liquidation) -> None:
         self.clock_ms = max(self.clock_ms, event.ts)
-        if self.heatmap is not None:
+        fill = self._fill is None or event.exchange in self._fill
+        if fill and self.heatmap is not None:
+            # A bankruptcy price below the market would widen the swept range past where the
+            # market went, and the heatmap would drop positions it never reached.
             self.heatmap.note_price(event.market, event.price)
         state = self.markets.get(event.market)
         if state is None:
             self.markets[event.market] = MarketState(
-                last_price=event.price, last_ts=event.ts, exchanges={event.exchange}
+                last_price=event.price, last_ts=event.ts, exchanges={event.exchange}, fill=fill
             )
         else:
             if event.ts >= state.last_ts:
-                state.last_price = event.price
+                if fill or not state.fill:
+                    state.last_price = event.price
+                    state.fill = fill
                 state.last_ts = event.ts
+            elif fill and not state.fill:
+                state.last_price = event.price  # an older fill beats a newer other kind
+                state.fill = True
             state.exchanges.add(event.exchange)
 
     async def _tick_loop(self, interval: float) -> None:
