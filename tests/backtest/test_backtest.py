@@ -10,7 +10,15 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from purpleflea.backtest import Broker, Costs, Playbook, load_strategy, run_backtest, store_pages
+from purpleflea.backtest import (
+    Broker,
+    Costs,
+    Playbook,
+    load_strategy,
+    run_backtest,
+    start,
+    store_pages,
+)
 from purpleflea.backtest.report import DAY_MS, sharpe_text, write_report
 from purpleflea.model import CascadeAlert, Liquidation
 from tests.conftest import REPO
@@ -205,3 +213,22 @@ def test_the_default_report_folder_is_git_ignored() -> None:
     out = parser.parse_args(["backtest"]).out
     ignored = (REPO / ".gitignore").read_text().splitlines()
     assert f"/{out}/" in ignored
+
+
+def test_the_broker_is_marked_at_fill_prices_not_bankruptcy_prices() -> None:
+    # OKX's bkPx of a long sits ~0.5 % under the market: a strategy marked (and filled) there
+    # traded where nobody did. Fill prices mark the broker once a market has one; a market no
+    # fill venue lists is marked by what it has.
+    replay = start(Playbook(threshold=7))
+    fill = msgspec.structs.replace(
+        event(1, T0, "long", 5_000, 2000.0, "ETH-PERP"), exchange="binance_usdm"
+    )
+    bankrupt = msgspec.structs.replace(
+        event(2, T0 + 1_000, "long", 5_000, 1990.0, "ETH-PERP"), exchange="okx"
+    )
+    alone = msgspec.structs.replace(
+        event(3, T0 + 2_000, "long", 5_000, 3.0, "XYZ-PERP"), exchange="okx"
+    )
+    assert replay.feed([fill, bankrupt, alone]) == 3
+    assert replay.broker.prices == {"ETH-PERP": 2000.0, "XYZ-PERP": 3.0}
+    assert replay.broker.now == T0 + 2_000

@@ -53,14 +53,17 @@ def start(
     ``use_heatmaps(model)``; by default it runs when the strategy has that method.
     """
     broker = Broker(costs=costs or Costs(), initial_equity=initial_equity)
-    engine = CascadeEngine(engine_config, fill_priced=registry.fill_priced())
+    fill_priced = registry.fill_priced()
+    engine = CascadeEngine(engine_config, fill_priced=fill_priced)
     use_heatmaps = getattr(strategy, "use_heatmaps", None)
     if heatmap is None:
         heatmap = use_heatmaps is not None
     feed = HeatmapFeed(fuel=engine) if heatmap else None
     if feed is not None and use_heatmaps is not None:
         use_heatmaps(feed.model)
-    return Replay(engine=engine, strategy=strategy, broker=broker, heatmaps=feed)
+    return Replay(
+        engine=engine, strategy=strategy, broker=broker, heatmaps=feed, fill_priced=fill_priced
+    )
 
 
 def result(replay: Replay, params: dict[str, object]) -> Report:

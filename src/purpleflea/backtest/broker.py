@@ -68,8 +68,13 @@ class Broker:
     realized: float = 0.0
 
     def mark(self, market: str, price: float, ts: int) -> None:
-        """Record the last price of ``market`` at ``ts`` (the runner calls it on every event)."""
+        """Record the last price of ``market`` at ``ts`` (the runner calls it on every event
+        whose price is the market's, :meth:`advance` on the others)."""
         self.prices[market] = price
+        self.now = max(self.now, ts)
+
+    def advance(self, ts: int) -> None:
+        """The stream reached ``ts`` with no market price (a bankruptcy-priced event)."""
         self.now = max(self.now, ts)
 
     def position(self, market: str) -> Position | None:

@@ -5,6 +5,12 @@ The loop is the live server's, with stream time instead of the wall clock: befor
 second), then the event is scored with ``engine.observe``, the broker learns its price, and the
 strategy sees the event and then any alerts. Nothing reads ahead of the current event.
 
+Prices, as on the live server (``server/pipeline.py``): with ``fill_priced`` (the exchanges whose
+``price`` is a fill; :func:`~purpleflea.backtest.start` passes ``registry.fill_priced()``), only
+a fill-priced event's price marks the broker and widens the heatmap's swept range, once its
+market has had one: a bankruptcy price (Bybit, OKX) sits ~0.5 % from the market, and a strategy
+filled there would be filled where nobody traded.
+
 Open interest (each market's total of what the live server told the engine from its snapshots,
 kept when it moved: see :mod:`purpleflea.store.oi_sampler`) is merged in by time:
 every stored row with ``ts`` at or before an event's is applied with
@@ -13,7 +19,7 @@ size term of the score sees what the live engine would have seen, never the futu
 :func:`replay_store` reads both from a store in pages and interleaves them.
 
 With ``heatmaps`` (a :class:`~purpleflea.engine.heatmap_feed.HeatmapFeed` whose fuel sink is the
-engine), the heatmap runs too, as on the live server: every event's price widens its market's
+engine), the heatmap runs too, as on the live server: every (fill) price widens its market's
 swept range, and every open interest row that kept its mark is a snapshot of the market (its
 total, one instrument per market) through the feed, which tells the engine the open interest
 and the fuel ahead. Rows without a mark (stores written before marks were kept) reach the
@@ -43,6 +49,8 @@ class Replay:
     strategy: Strategy
     broker: Broker
     heatmaps: HeatmapFeed | None = None
+    #: Exchanges whose events' price is a fill (None: every one's).
+    fill_priced: frozenset[str] | None = None
     alerts: list[CascadeAlert] = field(default_factory=list)
     #: Open interest rows the heatmap could not use: stored before marks were kept.
     rows_without_mark: int = 0
@@ -58,6 +66,8 @@ class Replay:
     #: Whether more rows may still be added (then the queue running dry means "load more").
     _oi_more: bool = False
     _oi_last: int = -_NEVER
+    #: Markets that have had a fill-priced event (their other prices no longer count).
+    _filled: set[str] = field(default_factory=set)
 
     def add_open_interest(self, rows: Iterable[OpenInterest], *, more: bool = False) -> None:
         """Queue open interest rows (ascending ts, continuing the rows added before).
@@ -91,6 +101,7 @@ class Replay:
         on_event = strategy.on_event
         on_tick: Callable[[int, Broker], None] | None = getattr(strategy, "on_tick", None)
         note_price = self.heatmaps.note_price if self.heatmaps is not None else None
+        fill, filled = self.fill_priced, self._filled
         second = self._second
         oi_next = self._oi_next
         count = 0
@@ -109,12 +120,19 @@ class Replay:
                     for tick_second in range(second + 1, ts // 1000 + 1):
                         self._tick(tick_second * 1000, on_tick)
                 second = ts // 1000
-            if note_price is not None:
-                note_price(event.market, event.price)
-            score = observe(
-                event.market, event.side, event.size_usd, event.price, ts, event.exchange
-            )
-            broker.mark(event.market, event.price, ts)
+            market = event.market
+            if fill is None or event.exchange in fill:
+                filled.add(market)
+                priced = True
+            else:
+                priced = market not in filled
+            if priced and note_price is not None:
+                note_price(market, event.price)
+            score = observe(market, event.side, event.size_usd, event.price, ts, event.exchange)
+            if priced:
+                broker.mark(market, event.price, ts)
+            else:
+                broker.advance(ts)
             on_event(event, score, broker)
             if engine.has_alerts():
                 self._dispatch(engine.drain_alerts())
