@@ -17,6 +17,7 @@ from purpleflea.server.auth import AuthError, Gate, key_from
 from purpleflea.server.keys import AccountExists, KeyInfo, KeyLimitReached, NewKey
 from purpleflea.server.measured_route import measured_heatmap
 from purpleflea.server.pipeline import Pipeline
+from purpleflea.server.query_params import QueryCheck
 from purpleflea.server.ratelimit import RateLimiter
 from purpleflea.store.base import INTERVAL_MS, Query, Store
 from purpleflea.venues import registry
@@ -65,6 +66,7 @@ class Api:
         ready: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
         heatmaps: HeatmapFeed | None = None,
         measured: MeasuredMaps | None = None,
+        query_check: QueryCheck | None = None,
     ) -> None:
         self.tracker = tracker
         self.store = store
@@ -74,6 +76,7 @@ class Api:
         self.ready_info = ready
         self.heatmaps = heatmaps
         self.measured = measured
+        self.query_check = query_check
         self.registration_open = registration_open
         self.keys_per_account = keys_per_account
         self._list_keys = self.authed(self.list_keys)
@@ -89,6 +92,9 @@ class Api:
             try:
                 info = self.gate.authenticate(key_from(request.headers, request.query_params))
                 self.gate.limit(info)
+                refusal = self._unknown_params(request)
+                if refusal is not None:
+                    return http.error_response(400, "bad_request", refusal)
                 return await handler(request, info)
             except AuthError as exc:
                 return http.refusal(exc)
@@ -96,6 +102,12 @@ class Api:
                 return http.error_response(400, "bad_request", str(exc))
 
         return endpoint
+
+    def _unknown_params(self, request: Request) -> str | None:
+        if self.query_check is None:
+            return None
+        scope = request.scope
+        return self.query_check.refusal(scope["method"], scope["path"], scope["query_string"])
 
     def _query(self, request: Request, *, limit_default: int = 100) -> Query:
         params = request.query_params
@@ -142,8 +154,8 @@ class Api:
         params = request.query_params
         interval = http.choice(params, "interval", ("1m", "1h", "1d"), "1h")
         group_by = http.choice(params, "group_by", ("market", "exchange", "side"), "market")
-        # A history page's cursor means nothing to an aggregate (it is not in the document):
-        # ignored whether or not a start is given, never a silent cut of the buckets.
+        # A history page's cursor means nothing to an aggregate (it is not in the document, so
+        # server/query_params.py refuses it before this runs): never a cut of the buckets.
         query = msgspec.structs.replace(self._query(request), before_seq=None)
         if query.start_ms is None:
             end = query.end_ms if query.end_ms is not None else now_ms()
