@@ -11,10 +11,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.datastructures import QueryParams
+
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.venues.venue import COVERAGES
 
 CHANNELS = ("liquidations", "cascades")
+#: The fields that hold several values; in a query string each may be repeated or
+#: comma-separated (``?markets=BTC-PERP&markets=ETH-PERP``, ``?markets=BTC-PERP,ETH-PERP``).
+LIST_FIELDS = ("channels", "markets", "exchanges", "sides", "coverages")
 SIDES = ("long", "short")
 _MAX_LIST = 500
 
@@ -108,6 +113,22 @@ def _seq(value: Any) -> int | None:
 
 
 _FIELDS = {"channels", "min_usd", "markets", "exchanges", "sides", "coverages", "since_seq"}
+
+
+def query_fields(params: QueryParams) -> dict[str, Any]:
+    """A query string's subscription fields, as a subscribe message would carry them: every
+    value of a repeated list field counts (not only the last), each split on commas; an empty
+    value is kept, so it is refused as the REST routes refuse it. ``api_key`` is left out."""
+    fields: dict[str, Any] = {}
+    for name in params:
+        if name == "api_key":
+            continue
+        values = params.getlist(name)
+        if name in LIST_FIELDS:
+            fields[name] = [part for value in values for part in value.split(",")]
+        else:
+            fields[name] = values[-1]
+    return fields
 
 
 def parse_filter(fields: Mapping[str, Any], *, known_exchanges: Iterable[str]) -> StreamFilter:
