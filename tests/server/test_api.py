@@ -49,6 +49,9 @@ async def test_bad_parameters_get_400_naming_the_parameter(live: Running) -> Non
             ({"exchange": "nyse"}, "exchange"),
             ({"start": "10", "end": "5"}, "end"),
             ({"market": "x" * 100}, "market"),
+            # An exchange symbol or a bare coin matched nothing, silently: an empty page.
+            ({"market": "BTCUSDT"}, "'BTCUSDT' is not a market name"),
+            ({"market": "ETH-PERP,BTC"}, "'BTC' is not a market name"),
         ]:
             response = await http.get("/v1/liquidations", params=params)
             assert response.status_code == 400, params
@@ -56,6 +59,15 @@ async def test_bad_parameters_get_400_naming_the_parameter(live: Running) -> Non
         response = await http.get("/v1/liquidations/aggregate", params={"interval": "7m"})
         assert response.status_code == 400
         assert "interval" in response.json()["error"]["message"]
+        for route in ("/v1/liquidations/aggregate", "/v1/cascades", "/v1/heatmap/BTCUSDT"):
+            params = {} if route.startswith("/v1/heatmap") else {"market": "BTCUSDT"}
+            response = await http.get(route, params=params)
+            assert response.status_code == 400, route
+            assert "'BTCUSDT' is not a market name" in response.json()["error"]["message"]
+        # Names in any case, dated futures and non-Latin coins are market names.
+        for market in ("eth-perp", "BTC-20250926", "币安人生-PERP"):
+            response = await http.get("/v1/liquidations", params={"market": market})
+            assert response.status_code == 200, (market, response.text)
 
 
 async def test_a_parameter_the_route_does_not_take_is_refused_naming_it(live: Running) -> None:

@@ -89,6 +89,8 @@ async def test_bad_subscription_is_refused_with_a_clear_error(live: Running) -> 
         ({"op": "subscribe", "channels": ["trades"]}, "channel"),
         ({"op": "subscribe", "sides": ["up"]}, "sides"),
         ({"op": "subscribe", "exchanges": ["nyse"]}, "exchange"),
+        # An exchange symbol waited forever for an event no market name can match.
+        ({"op": "subscribe", "markets": ["BTC-PERP", "BTCUSDT"]}, "'BTCUSDT' is not a market"),
         ({"op": "subscribe", "colour": "red"}, "colour"),
         ({"op": "subscribe", "since_seq": -3}, "since_seq"),
         ({"op": "listen"}, "subscribe"),

@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 
 from purpleflea.history_io import COLUMNS, event_row
-from purpleflea.model import Liquidation
+from purpleflea.model import Liquidation, market_name
 from purpleflea.store.base import Query, Store
 from purpleflea.store.factory import is_postgres, open_store
 
@@ -173,7 +173,7 @@ async def _export(args: argparse.Namespace, url: str) -> int:
     try:
         pages = iter_events(
             store,
-            markets=tuple(m.upper() for m in args.market or ()),
+            markets=tuple(args.market or ()),
             start=args.start,
             end=args.end,
         )
@@ -187,6 +187,11 @@ async def _export(args: argparse.Namespace, url: str) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.start is not None and args.end is not None and args.end <= args.start:
         print(f"purpleflea export: --end ({args.end}) must be after --start", file=sys.stderr)
+        return 2
+    try:  # an exchange symbol (BTCUSDT) would export nothing, silently
+        args.market = [market_name(m) for m in args.market or ()]
+    except ValueError as exc:
+        print(f"purpleflea export: --market: {exc}", file=sys.stderr)
         return 2
     url = args.store if args.store is not None else str(args.data_dir / DB_NAME)
     try:

@@ -6,12 +6,14 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from purpleflea.clock import now_ms
 from purpleflea.engine.heatmap_feed import HeatmapFeed
+from purpleflea.model import market_name
 from purpleflea.server import http
 from purpleflea.server.auth import AuthError, Gate, key_from
 from purpleflea.server.keys import AccountExists, KeyInfo, KeyLimitReached, NewKey
@@ -33,6 +35,15 @@ MetricSource = Callable[[], list[tuple[str, str, str, list[tuple[str, float]]]]]
 
 _DAY_MS = 86_400_000
 _DEFAULT_SPAN = {"1m": 6 * 3_600_000, "1h": 7 * _DAY_MS, "1d": 365 * _DAY_MS}
+
+
+def _markets(params: QueryParams) -> tuple[str, ...]:
+    """The ``market`` filter's names, upper-cased; a name no event can carry is refused
+    (it would match nothing, silently)."""
+    try:
+        return tuple(market_name(m) for m in http.strings(params, "market"))
+    except ValueError as exc:  # http.BadRequest is one too: the same message
+        raise http.BadRequest(str(exc)) from None
 
 
 def _key_request(body: dict[str, object]) -> tuple[str | None, str]:
@@ -133,7 +144,7 @@ class Api:
         if start is not None and end is not None and end <= start:
             raise http.BadRequest(f"end ({end}) must be after start ({start})")
         return Query(
-            markets=tuple(m.upper() for m in http.strings(params, "market")),
+            markets=_markets(params),
             exchanges=exchanges,
             sides=sides,
             coverages=coverages,
@@ -206,13 +217,16 @@ class Api:
         active = {"active": True, "past": False, "all": None}[status]
         alerts = await self.store.cascades(
             active=active,
-            markets=tuple(m.upper() for m in http.strings(params, "market")),
+            markets=_markets(params),
             limit=http.integer(params, "limit", 100, low=1, high=1_000) or 100,
         )
         return http.json_response({"cascades": alerts})
 
     async def heatmap(self, request: Request, _: KeyInfo) -> Response:
-        market = request.path_params["market"].upper()
+        try:
+            market = market_name(request.path_params["market"])
+        except ValueError as exc:
+            raise http.BadRequest(f"heatmap: {exc}") from None
         source = request.query_params.get("source", "estimated")
         if source == "measured":
             return measured_heatmap(self.measured, market, request.query_params)

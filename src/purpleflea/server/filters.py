@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.datastructures import QueryParams
 
-from purpleflea.model import CascadeAlert, Liquidation
+from purpleflea.model import CascadeAlert, Liquidation, market_name
 from purpleflea.venues.venue import COVERAGES
 
 CHANNELS = ("liquidations", "cascades")
@@ -162,7 +162,11 @@ def parse_filter(fields: Mapping[str, Any], *, known_exchanges: Iterable[str]) -
         raise BadSubscription(
             f"unknown exchange(s) {', '.join(bad)}; known: {', '.join(sorted(allowed))}"
         )
-    markets = frozenset(m.upper() for m in _strings("markets", fields.get("markets")))
+    try:
+        markets = frozenset(market_name(m) for m in _strings("markets", fields.get("markets")))
+    except ValueError as exc:  # BadSubscription is one too; market_name's: a name no event
+        # can carry would match nothing, silently
+        raise BadSubscription(str(exc)) from None
     min_usd = _number("min_usd", fields.get("min_usd", 0))
     return StreamFilter(
         channels=channels,
