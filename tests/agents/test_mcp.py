@@ -198,6 +198,14 @@ async def test_bad_arguments_and_a_bad_key_are_tool_errors(fed: Running) -> None
         assert answer.is_error
         answer = await client.call_tool("recent_liquidations", {"limit": 1000})
         assert answer.is_error
+        # An argument the tool does not take was dropped: "market" (for "markets") answered
+        # every market's events as if no filter were given.
+        answer = await client.call_tool("recent_liquidations", {"market": "BTC-PERP"})
+        assert answer.is_error
+        assert "market" in _text(answer)
+        assert "not permitted" in _text(answer)
+        listed = {tool.name: tool for tool in (await client.list_tools()).tools}
+        assert all(tool.input_schema["additionalProperties"] is False for tool in listed.values())
 
 
 async def test_the_largest_event_scan_is_exact_across_pages(fed: Running) -> None:
