@@ -118,3 +118,31 @@ async def test_history_logs_no_http_requests_unless_verbose(live: Running) -> No
     assert err == ""
     _, verbose = await _history(live, "-v")
     assert "HTTP Request: GET" in verbose
+
+
+async def _command(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "purpleflea.cli",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_history_says_when_nothing_matches(live: Running) -> None:
+    # It printed nothing at all: no filter matched, or no server data, or a hang?
+    await live.push(venue_event(market="BTC-PERP", size_usd=5_000.0))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PURPLEFLEA_")}
+    query = ["history", "--url", live.url, "--api-key", live.key, "--market", "ETH-PERP"]
+    status, out, err = await _command(*query, "--min-usd", "1000", env=env)
+    assert (status, out) == (0, "")
+    assert err == (
+        "purpleflea history: no stored liquidations match (market ETH-PERP, min_usd 1,000)\n"
+    )
+
