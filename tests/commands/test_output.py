@@ -146,3 +146,12 @@ async def test_history_says_when_nothing_matches(live: Running) -> None:
         "purpleflea history: no stored liquidations match (market ETH-PERP, min_usd 1,000)\n"
     )
 
+
+async def test_a_client_command_without_a_key_names_the_flag(live: Running) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PURPLEFLEA_")}
+    status, out, err = await _command("history", "--url", live.url, env=env)
+    assert status == 2
+    assert out == ""
+    assert err.startswith("purpleflea history: no API key: pass --api-key KEY or set ")
+    assert "purpleflea keys create --account you" in err
+    assert "api_key=" not in err  # the SDK's spelling, not a flag

@@ -82,6 +82,12 @@ def _reason(exc: BaseException) -> str:
     return "connection refused" if "refused" in text.lower() else text
 
 
+#: The SDK's missing-key message names its ``api_key=`` argument; a command has a flag.
+_NO_KEY = (
+    "no API key: pass --api-key KEY or set PURPLEFLEA_API_KEY (get one with "
+    "`purpleflea keys create --account you` in the server's folder, or POST /v1/keys)"
+)
+
 Work = Callable[[str | None], Coroutine[Any, Any, int]]
 
 
@@ -101,7 +107,9 @@ def run_client(name: str, args: argparse.Namespace, work: Work) -> int:
 
     try:
         return asyncio.run(checked())
-    except (Unreachable, PurpleFleaError, ValueError) as exc:
+    except PurpleFleaError as exc:
+        message = _NO_KEY if exc.code == "missing_api_key" else str(exc)
+    except (Unreachable, ValueError) as exc:
         message = str(exc)
     except (httpx.HTTPError, websockets.WebSocketException, OSError) as exc:
         # The server went away or misbehaved after it answered the probe.
