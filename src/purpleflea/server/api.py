@@ -226,7 +226,7 @@ class Api:
         try:
             market = market_name(request.path_params["market"])
         except ValueError as exc:
-            raise http.BadRequest(f"heatmap: {exc}") from None
+            raise http.BadRequest(str(exc)) from None
         source = request.query_params.get("source", "estimated")
         if source == "measured":
             return measured_heatmap(self.measured, market, request.query_params)
