@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from purpleflea.commands.serve_positions import add_position_options, position_settings
+from purpleflea.commands.sim import market_count
 from purpleflea.local_server import client_url, record_address, remove_address
 from purpleflea.server.config import ROLES, ServerConfig
 
@@ -48,7 +49,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--speed", type=float, default=1.0, help="sim/replay speed vs real time (default 1)"
     )
     parser.add_argument("--seed", type=int, default=0, help="simulator seed")
-    parser.add_argument("--markets", type=int, default=275, help="simulated markets")
+    parser.add_argument(
+        "--markets", type=market_count, default=275, help="simulated markets (1-300)"
+    )
     parser.add_argument("--heartbeat", type=float, default=10.0, help="stream heartbeat, s")
     parser.add_argument(
         "--role",
