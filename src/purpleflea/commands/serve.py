@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import sqlite3
 from pathlib import Path
@@ -309,6 +310,8 @@ async def _serve_locked(config: ServerConfig) -> None:
             + ("is in use by another process" if in_use else f"cannot be used: {_reason(exc)}")
             + " (choose another with --port)"
         ) from None
+    if config.port == 0:  # any free port: the banner and the address record say the real one
+        config = dataclasses.replace(config, port=sock.getsockname()[1])
     app = create_app(config, server=built, lock=False)
     # Client commands run beside this one (`purpleflea tail`) find it through this record.
     address = None
