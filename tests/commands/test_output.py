@@ -155,3 +155,29 @@ async def test_a_client_command_without_a_key_names_the_flag(live: Running) -> N
     assert err.startswith("purpleflea history: no API key: pass --api-key KEY or set ")
     assert "purpleflea keys create --account you" in err
     assert "api_key=" not in err  # the SDK's spelling, not a flag
+
+
+async def test_tail_says_it_is_connected_before_the_first_event(live: Running) -> None:
+    # A quiet market (or a high --min-usd) left the terminal blank: connected and waiting,
+    # still connecting, or stuck? The first line on stderr says which, once subscribed.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PURPLEFLEA_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "purpleflea.cli",
+        *("tail", "--url", live.url, "--api-key", live.key, "--count", "1", "--color", "never"),
+        *("--min-usd", "250000", "--market", "btc-perp"),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    first = await asyncio.wait_for(process.stderr.readline(), 30)
+    assert first.decode() == (
+        f"purpleflea tail: connected to {live.url}; waiting for liquidations of BTC-PERP of "
+        "$250,000 or more, and cascade alerts (Ctrl-C stops)\n"
+    )
+    await live.push(venue_event(market="BTC-PERP", size_usd=300_000.0))
+    out, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0
+    assert "BTC-PERP" in out.decode()

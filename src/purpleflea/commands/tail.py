@@ -71,6 +71,8 @@ async def _tail(args: argparse.Namespace, url: str | None, color: bool) -> int:
         sides=args.side,
         channels=channels,
     ) as stream:
+        # Subscribed: a quiet market must not look like a stuck command.
+        print(f"purpleflea tail: {_waiting(args, client.base_url)}", file=sys.stderr, flush=True)
         async for item in stream:
             if isinstance(item, Liquidation):
                 print(format_event(item, color=color), flush=True)
@@ -80,6 +82,21 @@ async def _tail(args: argparse.Namespace, url: str | None, color: bool) -> int:
             else:
                 print(format_alert(item, color=color), flush=True)
     return 0
+
+
+def _waiting(args: argparse.Namespace, url: str) -> str:
+    """``connected to URL; waiting for liquidations of BTC-PERP of $250,000 or more, ...``."""
+    parts = ["liquidations"]
+    if args.market:
+        parts.append("of " + ", ".join(market.upper() for market in args.market))
+    if args.exchange:
+        parts.append("on " + ", ".join(args.exchange))
+    if args.side:
+        parts.append("of " + " and ".join(args.side) + " positions")
+    if args.min_usd:
+        parts.append(f"of {format_usd_exact(args.min_usd)} or more")
+    cascades = "" if args.no_cascades else ", and cascade alerts"
+    return f"connected to {url}; waiting for {' '.join(parts)}{cascades} (Ctrl-C stops)"
 
 
 def run(args: argparse.Namespace) -> int:
