@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 
 import pytest
@@ -113,6 +114,9 @@ async def test_history_logs_no_http_requests_unless_verbose(live: Running) -> No
     out, err = await _history(live)
     rows = out.splitlines()
     assert len(rows) == 3
+    # Stored history spans days (imports span years): each row says its UTC date, not only
+    # the time of day as the live tail does.
+    assert all(re.match(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}  LONG LIQ", row) for row in rows)
     assert all("0.000024208" in row for row in rows)
     assert "HTTP Request" not in err
     assert err == ""

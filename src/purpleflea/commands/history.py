@@ -41,7 +41,7 @@ async def _history(args: argparse.Namespace, url: str | None) -> int:
             if args.json:
                 sys.stdout.write(encode(event).decode() + "\n")
             else:
-                print(format_event(event, color=False))
+                print(format_event(event, color=False, date=True))
             shown += 1
             if shown >= args.limit:
                 break

@@ -36,9 +36,11 @@ def use_color(choice: str) -> bool:
     )
 
 
-def format_event(event: Liquidation, *, color: bool) -> str:
-    """``LONG LIQ  BTC-PERP  $2,140,000  @ 43,210.50  <exchange>  Cascade: 9/10``."""
-    when = datetime.datetime.fromtimestamp(event.ts / 1000, datetime.UTC).strftime("%H:%M:%S")
+def format_event(event: Liquidation, *, color: bool, date: bool = False) -> str:
+    """``LONG LIQ  BTC-PERP  $2,140,000  @ 43,210.50  <exchange>  Cascade: 9/10`` after the
+    event's UTC time of day (``date``: and its date, for stored history)."""
+    shape = "%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S"
+    when = datetime.datetime.fromtimestamp(event.ts / 1000, datetime.UTC).strftime(shape)
     label = f"{event.side.upper()} LIQ"
     price = format_price(event.price)
     size = format_usd_exact(event.size_usd)
