@@ -24,3 +24,15 @@ def test_a_market_count_the_simulator_cannot_make_is_refused_up_front(
     err = capsys.readouterr().err
     assert f"argument --markets: must be a whole number from 1 to 300, got {markets!r}" in err
     assert not any(tmp_path.iterdir())  # nothing started, nothing written
+
+
+def test_a_url_without_a_scheme_names_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["history", "--url", "127.0.0.1:8731", "--api-key", "pf_x"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "purpleflea history: --url must start with http:// or https://: '127.0.0.1:8731'\n"
+    )
+    assert cli.main(["mcp", "--url", "127.0.0.1:8731", "--api-key", "pf_x"]) == 2
+    assert capsys.readouterr().err == (
+        "purpleflea mcp: --url must start with http:// or https://: '127.0.0.1:8731'\n"
+    )

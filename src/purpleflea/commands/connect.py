@@ -47,6 +47,9 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
 def server_url(args: argparse.Namespace) -> tuple[str | None, str]:
     """The URL to use (None: the SDK's default) and where it came from, for error lines."""
     if args.url:
+        from purpleflea.client._config import server_urls  # noqa: PLC0415 - with the SDK
+
+        server_urls(args.url, name="--url")  # a wrong one is refused naming the flag
         return args.url, "--url"
     if os.environ.get("PURPLEFLEA_URL"):
         return None, "$PURPLEFLEA_URL"  # the SDK reads it (commas: several servers)
@@ -99,9 +102,8 @@ def run_client(name: str, args: argparse.Namespace, work: Work) -> int:
 
     from purpleflea.client import LiquidationClient, PurpleFleaError  # noqa: PLC0415
 
-    url, origin = server_url(args)
-
     async def checked() -> int:
+        url, origin = server_url(args)
         await probe(LiquidationClient(base_url=url).servers, origin)
         return await work(url)
 
