@@ -14,6 +14,7 @@ JSON goes in and out through the encoder/decoders defined here, so there is one 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -26,6 +27,33 @@ Side = Literal["long", "short"]
 #: Each venue's class is in its ``venues/<name>/constants.py``.
 Coverage = Literal["complete", "snapshot", "sampled"]
 ContractKind = Literal["linear", "inverse", "quanto"]
+
+#: A normalized market name, the event schema's ``market`` (venues/symbols.py makes them):
+#: ``BASE-PERP`` for perpetuals, ``BASE-YYYYMMDD`` for dated futures. The base is any coin name
+#: (Binance lists a ``币安人生USDT`` perpetual) without dashes, slashes, commas (a filter's
+#: separator), control characters or what ``str.strip`` removes, spelt out rather than ``\s``
+#: because this is also the OpenAPI document's JSON Schema (ECMA-262) pattern, and the two
+#: dialects' ``\s`` differ.
+MARKET_PATTERN = (
+    r"^[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000/,-]+"
+    r"-([Pp][Ee][Rr][Pp]|[0-9]{8})$"
+)
+_MARKET = re.compile(MARKET_PATTERN)
+
+
+def market_name(text: str) -> str:
+    """``text`` as a market name (upper case, ``btc-perp`` -> ``BTC-PERP``).
+
+    Raises ValueError naming ``text`` when it cannot be one (an exchange symbol such as
+    ``BTCUSDT``, a bare coin): a filter on it would match nothing, silently."""
+    name = text.upper()
+    if _MARKET.match(name) is None:  # as JSON Schema validators read the pattern
+        raise ValueError(
+            f"market {text!r} is not a market name: markets are BASE-PERP for perpetuals "
+            "(BTC-PERP, not BTCUSDT or BTC) and BASE-YYYYMMDD for dated futures "
+            "(BTC-20250926); GET /v1/markets lists them"
+        )
+    return name
 
 
 class Instrument(msgspec.Struct, frozen=True, kw_only=True):

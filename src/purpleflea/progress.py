@@ -1,4 +1,4 @@
-"""A dependency-free progress bar for long CLI work (simulate, import, backtest).
+"""A dependency-free progress bar for long CLI work (simulate, import, export, backtest).
 
 It writes to stderr, redraws at most ``per_second`` times a second, and degrades to a line
 every ~10% when stderr is not a terminal (CI logs stay readable).

@@ -199,6 +199,22 @@ async def test_bad_arguments_and_a_bad_key_are_tool_errors(fed: Running) -> None
         assert answer.is_error
         answer = await client.call_tool("recent_liquidations", {"limit": 1000})
         assert answer.is_error
+        # An argument the tool does not take was dropped: "market" (for "markets") answered
+        # every market's events as if no filter were given.
+        answer = await client.call_tool("recent_liquidations", {"market": "BTC-PERP"})
+        assert answer.is_error
+        assert "market" in _text(answer)
+        assert "not permitted" in _text(answer)
+        # The server's refusal reads as every tool's does: its message and code, not raw JSON.
+        answer = await client.call_tool("heatmap_clusters", {"market": "BTCUSDT"})
+        assert answer.is_error
+        assert _text(answer).endswith(
+            "Purple Flea server refused: market 'BTCUSDT' is not a market name: markets are "
+            "BASE-PERP for perpetuals (BTC-PERP, not BTCUSDT or BTC) and BASE-YYYYMMDD for dated "
+            "futures (BTC-20250926); GET /v1/markets lists them (bad_request)"
+        )
+        listed = {tool.name: tool for tool in (await client.list_tools()).tools}
+        assert all(tool.input_schema["additionalProperties"] is False for tool in listed.values())
 
 
 async def test_the_largest_event_scan_is_exact_across_pages(fed: Running) -> None:

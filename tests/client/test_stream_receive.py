@@ -5,16 +5,20 @@ resumes on a new connection), and a consumer slower than the idle timeout is not
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import msgspec
+import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from purpleflea.client import LiquidationClient
 from tests.events import stored_event
+from tests.server.test_process import _free_port
 
 Handler = Callable[[ServerConnection, dict[str, object]], Awaitable[None]]
 
@@ -112,3 +116,22 @@ async def test_a_consumer_slower_than_the_idle_timeout_is_not_a_silent_server() 
             assert stream.reconnects == 0
     assert got == [1, 2, 3]
     assert len(subscribes) == 1
+
+
+async def test_a_server_it_cannot_reach_is_said_once_while_the_stream_retries(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The stream retries forever (what a long-lived agent wants), but it did so in silence: a
+    # script pointed at the wrong port, or whose server died, printed nothing at all.
+    url = f"http://127.0.0.1:{_free_port()}"
+    client = LiquidationClient(api_key="pf_x", base_url=url)
+    with (
+        caplog.at_level(logging.WARNING, logger="purpleflea.client"),
+        contextlib.suppress(TimeoutError),
+    ):
+        async with asyncio.timeout(2.0), client.stream(since_seq=41):
+            pytest.fail("connected to nothing")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings  # once per outage, not once per retry
+    assert warnings[0].startswith(f"stream: cannot reach {url} (")
+    assert "retrying with backoff up to 10 s, then resuming after seq 41" in warnings[0]

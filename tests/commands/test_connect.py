@@ -217,3 +217,28 @@ def test_a_wildcard_bind_is_reached_over_loopback() -> None:
     assert client_url("0.0.0.0", 8000) == "http://127.0.0.1:8000"
     assert client_url("::", 8000) == "http://[::1]:8000"
     assert client_url("10.1.2.3", 9000) == "http://10.1.2.3:9000"
+
+
+def test_port_0_serves_on_the_port_the_system_chose_and_says_which(tmp_path: Path) -> None:
+    # --port 0 (any free port) printed "http://127.0.0.1:0" and recorded it for the client
+    # commands, which then could not reach the server.
+    server = subprocess.Popen(
+        [sys.executable, "-m", "purpleflea.cli", "serve", "--port", "0", "--markets", "10"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        lines = _read_until(server.stdout, r"Purple Flea tracker: http://", timeout=120)
+        found = re.search(r"Purple Flea tracker: (http://127\.0\.0\.1:(\d+))", lines[-1])
+        assert found is not None, lines
+        url, port = found.group(1), int(found.group(2))
+        assert port != 0, lines
+        assert find_address(tmp_path / "data") == url
+        assert httpx.get(url + "/v1/health", timeout=5).status_code == 200
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(20)

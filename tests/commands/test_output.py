@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 
 import pytest
@@ -113,8 +114,74 @@ async def test_history_logs_no_http_requests_unless_verbose(live: Running) -> No
     out, err = await _history(live)
     rows = out.splitlines()
     assert len(rows) == 3
+    # Stored history spans days (imports span years): each row says its UTC date, not only
+    # the time of day as the live tail does.
+    assert all(re.match(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}  LONG LIQ", row) for row in rows)
     assert all("0.000024208" in row for row in rows)
     assert "HTTP Request" not in err
     assert err == ""
     _, verbose = await _history(live, "-v")
     assert "HTTP Request: GET" in verbose
+
+
+async def _command(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "purpleflea.cli",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_history_says_when_nothing_matches(live: Running) -> None:
+    # It printed nothing at all: no filter matched, or no server data, or a hang?
+    await live.push(venue_event(market="BTC-PERP", size_usd=5_000.0))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PURPLEFLEA_")}
+    query = ["history", "--url", live.url, "--api-key", live.key, "--market", "ETH-PERP"]
+    status, out, err = await _command(*query, "--min-usd", "1000", env=env)
+    assert (status, out) == (0, "")
+    assert err == (
+        "purpleflea history: no stored liquidations match (market ETH-PERP, min_usd 1,000)\n"
+    )
+
+
+async def test_a_client_command_without_a_key_names_the_flag(live: Running) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PURPLEFLEA_")}
+    status, out, err = await _command("history", "--url", live.url, env=env)
+    assert status == 2
+    assert out == ""
+    assert err.startswith("purpleflea history: no API key: pass --api-key KEY or set ")
+    assert "purpleflea keys create --account you" in err
+    assert "api_key=" not in err  # the SDK's spelling, not a flag
+
+
+async def test_tail_says_it_is_connected_before_the_first_event(live: Running) -> None:
+    # A quiet market (or a high --min-usd) left the terminal blank: connected and waiting,
+    # still connecting, or stuck? The first line on stderr says which, once subscribed.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PURPLEFLEA_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "purpleflea.cli",
+        *("tail", "--url", live.url, "--api-key", live.key, "--count", "1", "--color", "never"),
+        *("--min-usd", "250000", "--market", "btc-perp"),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    first = await asyncio.wait_for(process.stderr.readline(), 30)
+    assert first.decode() == (
+        f"purpleflea tail: connected to {live.url}; waiting for liquidations of BTC-PERP of "
+        "$250,000 or more, and cascade alerts (Ctrl-C stops)\n"
+    )
+    await live.push(venue_event(market="BTC-PERP", size_usd=300_000.0))
+    out, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0
+    assert "BTC-PERP" in out.decode()

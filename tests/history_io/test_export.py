@@ -118,6 +118,36 @@ def test_export_into_a_path_under_a_file_is_a_clear_error(
     assert str(tmp_path / "taken") in err[0]
 
 
+def test_export_of_a_name_that_is_no_market_is_a_clear_error(
+    source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An exchange symbol matched nothing: "exported 0 events" and an empty file, exit 0.
+    out = tmp_path / "btc.csv"
+    argv = ["--format", "csv", "--out", str(out), "--data-dir", str(source)]
+    assert _cli("export", *argv, "--market", "PEPE-PERP", "--market", "BTCUSDT") == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("purpleflea export: --market: market 'BTCUSDT' is not a market name")
+    assert not out.exists()
+
+
+def test_export_shows_its_progress_on_stderr_unless_told_not_to(
+    source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A long export (millions of rows: minutes) said nothing until it ended; import, sim and
+    # backtest draw a progress bar (SPEC: "progress bars on long work").
+    argv = ["--format", "csv", "--data-dir", str(source)]
+    assert _cli("export", *argv, "--out", str(tmp_path / "a.csv")) == 0
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert lines, "no progress shown"
+    assert all(line.startswith("export: ") for line in lines)
+    assert "100.0%" in lines[-1]
+    assert captured.out.startswith("exported ")
+    assert _cli("export", *argv, "--out", str(tmp_path / "b.csv"), "--no-progress") == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_export_streams_in_pages(source: Path) -> None:
     pages = asyncio.run(_pages(source / "purpleflea.sqlite", page=500))
     assert [len(p) for p in pages[:-1]] == [500] * (len(pages) - 1)

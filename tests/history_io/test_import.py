@@ -292,3 +292,26 @@ async def test_rows_imported_under_the_ids_earlier_versions_gave_them_are_not_st
     path = _tardis(tmp_path / "liq.csv.gz", rows)
     [report] = await _import(tmp_path, path)
     assert (report.new, report.stored_before) == (0, 3)
+
+
+def test_a_file_of_no_known_format_is_reported_as_such_not_as_bad_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A positions file (shared/data/real/wangrdotcom_wangrcli/liquidations.csv has this header)
+    # was reported as "1 bad row(s) of 0 (fix them, or pass --skip-bad ...)": --skip-bad
+    # cannot help a file nothing can read.
+    positions = tmp_path / "positions.csv"
+    positions.write_text(
+        "coin,wallet,side,size,entry_price,liquidation_price\nBTC,0x1,long,1,2,3\n"
+    )
+    parser = argparse.ArgumentParser()
+    importer.register(parser.add_subparsers())
+    args = parser.parse_args(["import", str(positions), "--data-dir", str(tmp_path / "d")])
+    assert args.run(args) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == (
+        f"{positions}: NOT imported: cannot tell the format from the first line (not a Tardis "
+        "or Purple Flea header, nor a row of binance-csv): "
+        "'coin,wallet,side,size,entry_price,liquidation_price'; pass --format"
+    )
+    assert not any("skip-bad" in line or "bad row" in line for line in out)

@@ -49,6 +49,9 @@ async def test_bad_parameters_get_400_naming_the_parameter(live: Running) -> Non
             ({"exchange": "nyse"}, "exchange"),
             ({"start": "10", "end": "5"}, "end"),
             ({"market": "x" * 100}, "market"),
+            # An exchange symbol or a bare coin matched nothing, silently: an empty page.
+            ({"market": "BTCUSDT"}, "'BTCUSDT' is not a market name"),
+            ({"market": "ETH-PERP,BTC"}, "'BTC' is not a market name"),
         ]:
             response = await http.get("/v1/liquidations", params=params)
             assert response.status_code == 400, params
@@ -56,6 +59,34 @@ async def test_bad_parameters_get_400_naming_the_parameter(live: Running) -> Non
         response = await http.get("/v1/liquidations/aggregate", params={"interval": "7m"})
         assert response.status_code == 400
         assert "interval" in response.json()["error"]["message"]
+        for route in ("/v1/liquidations/aggregate", "/v1/cascades", "/v1/heatmap/BTCUSDT"):
+            params = {} if route.startswith("/v1/heatmap") else {"market": "BTCUSDT"}
+            response = await http.get(route, params=params)
+            assert response.status_code == 400, route
+            assert "'BTCUSDT' is not a market name" in response.json()["error"]["message"]
+        # Names in any case, dated futures and non-Latin coins are market names.
+        for market in ("eth-perp", "BTC-20250926", "币安人生-PERP"):
+            response = await http.get("/v1/liquidations", params={"market": market})
+            assert response.status_code == 200, (market, response.text)
+
+
+async def test_a_parameter_the_route_does_not_take_is_refused_naming_it(live: Running) -> None:
+    # ?markets= is the stream's and the SDK's spelling; the REST route's is ?market=. Ignored,
+    # it answered every market as if no filter were given.
+    await live.push(venue_event(market="BTC-PERP"), venue_event(market="ETH-PERP"))
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        keyed = {"api_key": live.key}
+        response = await http.get("/v1/liquidations", params={**keyed, "markets": "BTC-PERP"})
+        assert response.status_code == 400
+        message = response.json()["error"]["message"]
+        assert "'markets'" in message
+        assert "market," in message  # what it takes instead
+        wrong_route = await http.get("/v1/cascades", params={**keyed, "min_usd": 5})
+        assert wrong_route.status_code == 400
+        assert "'min_usd'" in wrong_route.json()["error"]["message"]
+        # Every documented parameter, the key in the query string among them, still passes.
+        fine = await http.get("/v1/liquidations", params={**keyed, "market": "BTC-PERP"})
+        assert [e["market"] for e in fine.json()["events"]] == ["BTC-PERP"]
 
 
 async def test_aggregate_by_side_per_minute(live: Running) -> None:
@@ -68,14 +99,15 @@ async def test_aggregate_by_side_per_minute(live: Running) -> None:
     window = {"interval": "1m", "group_by": "side", "start": T0 - T0 % 60_000, "end": T0 + 600_000}
     async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
         response = await http.get("/v1/liquidations/aggregate", params=window)
-        # A history cursor is not an aggregate's parameter: it cuts nothing.
+        # A history cursor is not an aggregate's parameter: refused, never a silent cut.
         with_cursor = await http.get("/v1/liquidations/aggregate", params={**window, "cursor": 2})
+    assert with_cursor.status_code == 400
+    assert "'cursor'" in with_cursor.json()["error"]["message"]
     buckets = response.json()["buckets"]
     assert [(b["group"], b["count"], b["size_usd"]) for b in buckets] == [
         ("long", 2, 150.0),
         ("short", 1, 70.0),
     ]
-    assert with_cursor.json()["buckets"] == buckets
 
 
 async def test_markets_health_metrics_and_openapi(live: Running) -> None:

@@ -58,6 +58,11 @@ async def test_heatmap_route_sdk_and_terminal_view(live: Running) -> None:
         await client.heatmap("NOPE-PERP")
     assert missing.value.status == 404
     assert "NOPE-PERP" in str(missing.value)
+    with pytest.raises(PurpleFleaError) as misnamed:
+        await client.heatmap("BTCUSDT")
+    assert misnamed.value.status == 400
+    # One line for `purpleflea heatmap BTCUSDT`, which adds its own "purpleflea heatmap: ".
+    assert str(misnamed.value).startswith("market 'BTCUSDT' is not a market name")
     async with httpx.AsyncClient(base_url=live.url) as http:
         assert (await http.get("/v1/heatmap/BTC-PERP")).status_code == 401
         response = await http.get(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import time
@@ -88,6 +89,8 @@ async def test_bad_subscription_is_refused_with_a_clear_error(live: Running) -> 
         ({"op": "subscribe", "channels": ["trades"]}, "channel"),
         ({"op": "subscribe", "sides": ["up"]}, "sides"),
         ({"op": "subscribe", "exchanges": ["nyse"]}, "exchange"),
+        # An exchange symbol waited forever for an event no market name can match.
+        ({"op": "subscribe", "markets": ["BTC-PERP", "BTCUSDT"]}, "'BTCUSDT' is not a market"),
         ({"op": "subscribe", "colour": "red"}, "colour"),
         ({"op": "subscribe", "since_seq": -3}, "since_seq"),
         ({"op": "listen"}, "subscribe"),
@@ -139,6 +142,44 @@ async def test_sse_stream_with_filters_and_last_event_id(live: Running) -> None:
         response = await http.get("/v1/stream/sse", params={"api_key": live.key, "sides": "up"})
         assert response.status_code == 400
         assert "sides" in response.json()["error"]["message"]
+
+
+async def test_sse_filters_repeated_in_the_query_all_count(live: Running) -> None:
+    # The document says "comma-separated or repeated": repeated, only the last value was kept
+    # (?markets=BTC-PERP&markets=ETH-PERP streamed ETH-PERP alone).
+    await live.push(
+        venue_event(market="BTC-PERP"),
+        venue_event(market="SOL-PERP"),
+        venue_event(market="ETH-PERP"),
+    )
+    params = [
+        ("api_key", live.key),
+        ("since_seq", "0"),
+        ("markets", "BTC-PERP"),
+        ("markets", "ETH-PERP"),
+        ("channels", "liquidations"),
+        ("channels", "cascades"),
+    ]
+    markets: list[str] = []
+
+    async def read(response: httpx.Response) -> None:
+        async for line in response.aiter_lines():
+            if line.startswith('data: {"type":"liquidation"'):
+                markets.append(json.loads(line[6:])["data"]["market"])
+                if len(markets) == 2:
+                    return
+
+    async with httpx.AsyncClient(base_url=live.url, timeout=5) as http:
+        async with http.stream("GET", "/v1/stream/sse", params=params) as response:
+            assert response.status_code == 200
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(read(response), 5)
+        assert markets == ["BTC-PERP", "ETH-PERP"]
+        # An empty value beside others is refused as the REST routes refuse it, not dropped.
+        empty = [("api_key", live.key), ("markets", "BTC-PERP"), ("markets", "")]
+        response = await http.get("/v1/stream/sse", params=empty)
+        assert response.status_code == 400
+        assert "markets" in response.json()["error"]["message"]
 
 
 async def test_slow_consumer_is_cut_with_a_reason_and_others_are_unaffected(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -20,17 +20,19 @@ def resolve_key(api_key: str | None) -> str | None:
     return os.environ.get("PURPLEFLEA_API_KEY") or None
 
 
-def server_urls(base_url: str | Sequence[str] | None) -> tuple[str, ...]:
+def server_urls(base_url: str | Sequence[str] | None, *, name: str = "base_url") -> tuple[str, ...]:
     """The server URLs ``base_url`` (or ``$PURPLEFLEA_URL``, else :data:`DEFAULT_URL`) names,
-    in the order to try."""
+    in the order to try. A ValueError names where a wrong one came from: ``name`` (what the
+    caller calls ``base_url``: ``--url`` for a command) or ``$PURPLEFLEA_URL``."""
+    origin = name if base_url else "$PURPLEFLEA_URL"
     given = base_url or os.environ.get("PURPLEFLEA_URL") or DEFAULT_URL
     items = given.split(",") if isinstance(given, str) else list(given)
     urls = tuple(item.strip().rstrip("/") for item in items if item.strip())
     if not urls:
-        raise ValueError(f"base_url names no server: {base_url!r}")
+        raise ValueError(f"{origin} names no server: {given!r}")
     for url in urls:
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://: {url!r}")
+            raise ValueError(f"{origin} must start with http:// or https://: {url!r}")
     return urls
 
 

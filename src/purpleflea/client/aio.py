@@ -18,6 +18,18 @@ from purpleflea.positions import MeasuredMap
 _page = msgspec.json.Decoder(HistoryPage)
 
 
+def _unreachable(exc: httpx.TransportError, servers: Sequence[str]) -> httpx.TransportError:
+    """``exc`` (same type, so a caller's ``except httpx...`` still holds) with a message that
+    names the servers tried and what to do; httpx says only "All connection attempts
+    failed"."""
+    names = ", ".join(servers)
+    message = (
+        f"no Purple Flea server answers at {names} ({exc or type(exc).__name__}): start one "
+        "with `purpleflea serve`, or set PURPLEFLEA_URL"
+    )
+    return type(exc)(message, request=exc.request)
+
+
 class LiquidationClient:
     """Async client of a Purple Flea server.
 
@@ -109,9 +121,9 @@ class LiquidationClient:
             try:
                 response = await self._http.get(self.base_url + path, params=clean, headers=headers)
                 break
-            except httpx.TransportError:  # unreachable: a GET is safe to ask the next server
+            except httpx.TransportError as exc:  # unreachable: a GET may ask the next server
                 if tried == len(self.servers):
-                    raise
+                    raise _unreachable(exc, self.servers) from exc
                 self._current = (self._current + 1) % len(self.servers)
         raise_for_response(response)
         return response.content

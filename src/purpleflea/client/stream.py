@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
+import time
 from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -58,6 +60,11 @@ class _Batch(msgspec.Struct):
 # what a client spends most of a crash burst on (bench/sdk_decode.py).
 _batch = msgspec.json.Decoder(_Batch)
 _BATCH_PREFIX = '{"type":"batch","items":['
+#: The stream says it cannot reach a server once an outage starts, then at most this often
+#: while it lasts (a script with no logging set up shows it: WARNING goes to stderr).
+WARN_EVERY_S = 60.0
+
+log = logging.getLogger("purpleflea.client")
 _BATCH_PREFIX_BYTES = _BATCH_PREFIX.encode()
 
 
@@ -143,15 +150,34 @@ class Stream:
         """Connect, trying each server in turn; back off after every full round."""
         servers = len(self._client.servers)
         attempt = 0
+        warned = -WARN_EVERY_S
         while True:
             try:
                 await self._connect()
+                if attempt:
+                    log.info(
+                        "stream: connected to %s after %d failed attempts", self.server, attempt
+                    )
                 return
             except (AuthenticationError, BadRequestError):
                 raise
-            except (OSError, TimeoutError, websockets.WebSocketException, PurpleFleaError):
+            except (OSError, TimeoutError, websockets.WebSocketException, PurpleFleaError) as exc:
                 if self._closed:
                     raise
+                if time.monotonic() - warned >= WARN_EVERY_S:
+                    warned = time.monotonic()
+                    then = (
+                        "starting"
+                        if self.last_seq is None
+                        else f"resuming after seq {self.last_seq}"
+                    )
+                    log.warning(
+                        "stream: cannot reach %s (%s); retrying with backoff up to %g s, then %s",
+                        self.server,
+                        exc or type(exc).__name__,
+                        self._max_backoff,
+                        then,
+                    )
                 attempt += 1
                 self._server = (self._server + 1) % servers
                 if attempt % servers:

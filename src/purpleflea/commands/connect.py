@@ -47,6 +47,9 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
 def server_url(args: argparse.Namespace) -> tuple[str | None, str]:
     """The URL to use (None: the SDK's default) and where it came from, for error lines."""
     if args.url:
+        from purpleflea.client._config import server_urls  # noqa: PLC0415 - with the SDK
+
+        server_urls(args.url, name="--url")  # a wrong one is refused naming the flag
         return args.url, "--url"
     if os.environ.get("PURPLEFLEA_URL"):
         return None, "$PURPLEFLEA_URL"  # the SDK reads it (commas: several servers)
@@ -82,6 +85,12 @@ def _reason(exc: BaseException) -> str:
     return "connection refused" if "refused" in text.lower() else text
 
 
+#: The SDK's missing-key message names its ``api_key=`` argument; a command has a flag.
+_NO_KEY = (
+    "no API key: pass --api-key KEY or set PURPLEFLEA_API_KEY (get one with "
+    "`purpleflea keys create --account you` in the server's folder, or POST /v1/keys)"
+)
+
 Work = Callable[[str | None], Coroutine[Any, Any, int]]
 
 
@@ -93,15 +102,16 @@ def run_client(name: str, args: argparse.Namespace, work: Work) -> int:
 
     from purpleflea.client import LiquidationClient, PurpleFleaError  # noqa: PLC0415
 
-    url, origin = server_url(args)
-
     async def checked() -> int:
+        url, origin = server_url(args)
         await probe(LiquidationClient(base_url=url).servers, origin)
         return await work(url)
 
     try:
         return asyncio.run(checked())
-    except (Unreachable, PurpleFleaError, ValueError) as exc:
+    except PurpleFleaError as exc:
+        message = _NO_KEY if exc.code == "missing_api_key" else str(exc)
+    except (Unreachable, ValueError) as exc:
         message = str(exc)
     except (httpx.HTTPError, websockets.WebSocketException, OSError) as exc:
         # The server went away or misbehaved after it answered the probe.

@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 
 from purpleflea.history_io import COLUMNS, event_row
-from purpleflea.model import Liquidation
+from purpleflea.model import Liquidation, market_name
 from purpleflea.store.base import Query, Store
 from purpleflea.store.factory import is_postgres, open_store
 
@@ -55,6 +55,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="history store: postgresql://user@host:5432/db, as given to `purpleflea serve` "
         "(default: the SQLite file in --data-dir)",
     )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
 
@@ -130,6 +131,19 @@ def parquet_schema() -> Any:
     return pa.schema([(name, types[name]) for name in COLUMNS])
 
 
+async def with_progress(
+    pages: AsyncIterator[list[Liquidation]], last_seq: int
+) -> AsyncIterator[list[Liquidation]]:
+    """``pages`` as they come, drawing on stderr how far (in seqs up to ``last_seq``, as
+    ``backtest`` counts) the export has read."""
+    from purpleflea.progress import Progress  # noqa: PLC0415
+
+    with Progress(last_seq, "export", unit="seq") as bar:
+        async for events in pages:
+            bar.advance(events[-1].seq - bar.done)
+            yield events
+
+
 async def write_csv(pages: AsyncIterator[list[Liquidation]], out: Path) -> int:
     written = 0
     with out.open("w", newline="", encoding="utf-8") as handle:
@@ -173,10 +187,13 @@ async def _export(args: argparse.Namespace, url: str) -> int:
     try:
         pages = iter_events(
             store,
-            markets=tuple(m.upper() for m in args.market or ()),
+            markets=tuple(args.market or ()),
             start=args.start,
             end=args.end,
         )
+        last_seq = await store.last_seq()
+        if not args.no_progress and last_seq:
+            pages = with_progress(pages, last_seq)
         write = write_csv if args.format == "csv" else write_parquet
         args.out.parent.mkdir(parents=True, exist_ok=True)  # `--out exports/day1.csv` just works
         return await write(pages, args.out)
@@ -187,6 +204,11 @@ async def _export(args: argparse.Namespace, url: str) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.start is not None and args.end is not None and args.end <= args.start:
         print(f"purpleflea export: --end ({args.end}) must be after --start", file=sys.stderr)
+        return 2
+    try:  # an exchange symbol (BTCUSDT) would export nothing, silently
+        args.market = [market_name(m) for m in args.market or ()]
+    except ValueError as exc:
+        print(f"purpleflea export: --market: {exc}", file=sys.stderr)
         return 2
     url = args.store if args.store is not None else str(args.data_dir / DB_NAME)
     try:

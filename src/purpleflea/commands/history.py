@@ -41,11 +41,26 @@ async def _history(args: argparse.Namespace, url: str | None) -> int:
             if args.json:
                 sys.stdout.write(encode(event).decode() + "\n")
             else:
-                print(format_event(event, color=False))
+                print(format_event(event, color=False, date=True))
             shown += 1
             if shown >= args.limit:
                 break
+    if not shown:  # an empty output would leave the reader guessing why
+        print(f"purpleflea history: no stored liquidations match{_filters(args)}", file=sys.stderr)
     return 0
+
+
+def _filters(args: argparse.Namespace) -> str:
+    """`` (market BTC-PERP, min_usd 1,000)``: the filters given, for the empty answer."""
+    given = [
+        *(f"market {m}" for m in args.market or ()),
+        *(f"exchange {e}" for e in args.exchange or ()),
+        *(f"side {s}" for s in args.side or ()),
+        *([f"min_usd {args.min_usd:,.0f}"] if args.min_usd else []),
+        *([f"start {args.start}"] if args.start is not None else []),
+        *([f"end {args.end}"] if args.end is not None else []),
+    ]
+    return f" ({', '.join(given)})" if given else ""
 
 
 def run(args: argparse.Namespace) -> int:

@@ -93,6 +93,8 @@ class FileReport:
     ignored: int = 0
     bad: list[BadRow] = field(default_factory=list)
     imported: bool = False
+    #: Why no row of the file could be read (its format, its bytes), when none could.
+    unreadable: str | None = None
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -280,7 +282,7 @@ async def import_files(
                     path, report.format, price_fallback=price_fallback, progress=progress
                 )
             except (OSError, ValueError, UnicodeDecodeError) as exc:
-                report.bad.append(BadRow(str(path), 0, f"cannot read: {exc}"))
+                report.unreadable = str(exc)
                 continue
             await _store_file(store, report, parsed, skip_bad)
     finally:
@@ -310,6 +312,8 @@ def describe(report: FileReport) -> list[str]:
             f"{name} ({report.format}): {report.rows:,} rows -> {report.new:,} new, "
             f"{report.stored_before:,} already stored{extra}"
         )
+    elif report.unreadable is not None:  # no rows to fix or skip: --skip-bad cannot help
+        lines.append(f"{name}: NOT imported: {report.unreadable}")
     else:
         lines.append(
             f"{name}: NOT imported, {len(report.bad):,} bad row(s) of {report.rows:,} "

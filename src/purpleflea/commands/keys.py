@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import sys
 from pathlib import Path
 
 
@@ -49,6 +50,21 @@ def run(args: argparse.Namespace) -> int:
     from purpleflea.server.keys import open_key_store  # noqa: PLC0415
 
     config = ServerConfig(data_dir=args.data_dir, store_url=args.store)
+    # The SQLite key file is made on first open: a mistyped --data-dir, or a command run in
+    # another folder than the server's, would list an empty store or mint a key no running
+    # server accepts. (A PostgreSQL store is shared by every node: nothing to tell.)
+    fresh = args.store is None and not config.keys_path.exists()
+    if fresh and args.action != "create":
+        raise SystemExit(
+            f"purpleflea keys: no key store in {args.data_dir} (no {config.keys_path.name}): "
+            "is the server's data folder elsewhere? pass it with --data-dir"
+        )
+    if fresh:
+        print(
+            f"purpleflea keys: started a new key store, {config.keys_path}: only a server run "
+            f"with --data-dir {args.data_dir} accepts this key",
+            file=sys.stderr,
+        )
     try:
         store = open_key_store(config.store, config.keys_path)
     except ConnectionError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from purpleflea.commands.connect import add_connection_args, server_url
 
@@ -30,5 +31,10 @@ def run(args: argparse.Namespace) -> int:
     # The MCP SDK (pydantic and friends) loads only when this command runs.
     from purpleflea.mcp.server import serve  # noqa: PLC0415
 
-    serve(server_url(args)[0], args.api_key)
+    try:
+        url = server_url(args)[0]
+    except ValueError as exc:  # the host shows this line; a traceback says less
+        print(f"purpleflea mcp: {exc}", file=sys.stderr)
+        return 2
+    serve(url, args.api_key)
     return 0

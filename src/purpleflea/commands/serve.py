@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from purpleflea.commands.serve_positions import add_position_options, position_settings
+from purpleflea.commands.sim import market_count
 from purpleflea.local_server import client_url, record_address, remove_address
 from purpleflea.server.config import ROLES, ServerConfig
 
@@ -48,7 +50,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--speed", type=float, default=1.0, help="sim/replay speed vs real time (default 1)"
     )
     parser.add_argument("--seed", type=int, default=0, help="simulator seed")
-    parser.add_argument("--markets", type=int, default=275, help="simulated markets")
+    parser.add_argument(
+        "--markets", type=market_count, default=275, help="simulated markets (1-300)"
+    )
     parser.add_argument("--heartbeat", type=float, default=10.0, help="stream heartbeat, s")
     parser.add_argument(
         "--role",
@@ -306,6 +310,8 @@ async def _serve_locked(config: ServerConfig) -> None:
             + ("is in use by another process" if in_use else f"cannot be used: {_reason(exc)}")
             + " (choose another with --port)"
         ) from None
+    if config.port == 0:  # any free port: the banner and the address record say the real one
+        config = dataclasses.replace(config, port=sock.getsockname()[1])
     app = create_app(config, server=built, lock=False)
     # Client commands run beside this one (`purpleflea tail`) find it through this record.
     address = None

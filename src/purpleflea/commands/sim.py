@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--store", default=DEFAULT_STORE, help=f"SQLite file (default {DEFAULT_STORE})"
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--markets", type=int, default=275, help="markets (default 275)")
+    parser.add_argument("--markets", type=market_count, default=275, help="markets (default 275)")
     parser.add_argument(
         "--start",
         type=_utc_date,
@@ -37,6 +37,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
+
+
+def market_count(text: str) -> int:
+    """``--markets`` of ``sim`` and ``serve``: how many simulated markets, checked when the
+    flags are read (the simulator would refuse it only once the server was up)."""
+    from purpleflea.sim.markets import TICKERS  # noqa: PLC0415 - only when the flag is given
+
+    count = int(text) if text.strip().isdigit() else 0
+    if not 1 <= count <= len(TICKERS):
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number from 1 to {len(TICKERS)}, got {text!r}"
+        )
+    return count
 
 
 def _utc_date(text: str) -> int:

@@ -36,9 +36,11 @@ def use_color(choice: str) -> bool:
     )
 
 
-def format_event(event: Liquidation, *, color: bool) -> str:
-    """``LONG LIQ  BTC-PERP  $2,140,000  @ 43,210.50  <exchange>  Cascade: 9/10``."""
-    when = datetime.datetime.fromtimestamp(event.ts / 1000, datetime.UTC).strftime("%H:%M:%S")
+def format_event(event: Liquidation, *, color: bool, date: bool = False) -> str:
+    """``LONG LIQ  BTC-PERP  $2,140,000  @ 43,210.50  <exchange>  Cascade: 9/10`` after the
+    event's UTC time of day (``date``: and its date, for stored history)."""
+    shape = "%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S"
+    when = datetime.datetime.fromtimestamp(event.ts / 1000, datetime.UTC).strftime(shape)
     label = f"{event.side.upper()} LIQ"
     price = format_price(event.price)
     size = format_usd_exact(event.size_usd)
@@ -71,6 +73,8 @@ async def _tail(args: argparse.Namespace, url: str | None, color: bool) -> int:
         sides=args.side,
         channels=channels,
     ) as stream:
+        # Subscribed: a quiet market must not look like a stuck command.
+        print(f"purpleflea tail: {_waiting(args, client.base_url)}", file=sys.stderr, flush=True)
         async for item in stream:
             if isinstance(item, Liquidation):
                 print(format_event(item, color=color), flush=True)
@@ -80,6 +84,21 @@ async def _tail(args: argparse.Namespace, url: str | None, color: bool) -> int:
             else:
                 print(format_alert(item, color=color), flush=True)
     return 0
+
+
+def _waiting(args: argparse.Namespace, url: str) -> str:
+    """``connected to URL; waiting for liquidations of BTC-PERP of $250,000 or more, ...``."""
+    parts = ["liquidations"]
+    if args.market:
+        parts.append("of " + ", ".join(market.upper() for market in args.market))
+    if args.exchange:
+        parts.append("on " + ", ".join(args.exchange))
+    if args.side:
+        parts.append("of " + " and ".join(args.side) + " positions")
+    if args.min_usd:
+        parts.append(f"of {format_usd_exact(args.min_usd)} or more")
+    cascades = "" if args.no_cascades else ", and cascade alerts"
+    return f"connected to {url}; waiting for {' '.join(parts)}{cascades} (Ctrl-C stops)"
 
 
 def run(args: argparse.Namespace) -> int:

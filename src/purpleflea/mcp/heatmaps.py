@@ -12,6 +12,7 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from purpleflea.client import LiquidationClient
+from purpleflea.client.errors import raise_for_response
 from purpleflea.formatting import format_price, format_usd
 from purpleflea.mcp.answers import MarketArg, provenance, provenance_line, result, server_errors
 
@@ -62,11 +63,8 @@ class HeatmapTools:
                 "no open-interest data yet, or heatmaps not served).",
                 {"market": name, "available": False, "clusters": []},
             )
-        if response.status_code >= 400:
-            raise ToolError(
-                f"heatmap for {name}: the server answered HTTP {response.status_code}: "
-                f"{response.text[:300]}"
-            )
+        async with server_errors(self.client.base_url):
+            raise_for_response(response)  # the refusal as every tool words it
         heatmap, found = clusters_of(response.json())
         if side != "both":
             found = [c for c in found if c.get("side") == side]

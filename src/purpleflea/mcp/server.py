@@ -8,7 +8,12 @@ force-sold.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.tools import Tool
+from pydantic import ConfigDict
 
 from purpleflea.client import LiquidationClient
 from purpleflea.mcp.answers import READ_ONLY
@@ -27,22 +32,36 @@ INSTRUCTIONS = (
 )
 
 
+def strict_tool(fn: Callable[..., Any]) -> Tool:
+    """A read-only tool that refuses an argument it does not take (a tool error naming it)
+    and says so in its input schema (``additionalProperties: false``). The MCP SDK drops such
+    an argument silently: ``recent_liquidations`` given ``market`` (for ``markets``) answered
+    every market's events, as if no filter were given."""
+    tool = Tool.from_function(fn, annotations=READ_ONLY)
+    loose = tool.fn_metadata.arg_model
+    config = ConfigDict(**{**loose.model_config, "extra": "forbid"})
+    tool.fn_metadata.arg_model = type(loose.__name__, (loose,), {"model_config": config})
+    tool.parameters["additionalProperties"] = False
+    return tool
+
+
 def build_server(client: LiquidationClient) -> MCPServer:
     """The MCP server with its five tools, answering from ``client``'s Purple Flea server."""
-    server: MCPServer = MCPServer("purpleflea", instructions=INSTRUCTIONS)
     liquidations = LiquidationTools(client)
     cascades = CascadeTools(client)
     heatmaps = HeatmapTools(client)
     markets = MarketTools(client)
-    for tool in (
-        liquidations.recent_liquidations,
-        cascades.cascades,
-        heatmaps.heatmap_clusters,
-        markets.market_stats,
-        markets.market_summary,
-    ):
-        server.add_tool(tool, annotations=READ_ONLY)
-    return server
+    tools = [
+        strict_tool(fn)
+        for fn in (
+            liquidations.recent_liquidations,
+            cascades.cascades,
+            heatmaps.heatmap_clusters,
+            markets.market_stats,
+            markets.market_summary,
+        )
+    ]
+    return MCPServer("purpleflea", instructions=INSTRUCTIONS, tools=tools)
 
 
 def serve(url: str | None, api_key: str | None) -> None:

@@ -6,17 +6,20 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from purpleflea.clock import now_ms
 from purpleflea.engine.heatmap_feed import HeatmapFeed
+from purpleflea.model import market_name
 from purpleflea.server import http
 from purpleflea.server.auth import AuthError, Gate, key_from
 from purpleflea.server.keys import AccountExists, KeyInfo, KeyLimitReached, NewKey
 from purpleflea.server.measured_route import measured_heatmap
 from purpleflea.server.pipeline import Pipeline
+from purpleflea.server.query_params import QueryCheck
 from purpleflea.server.ratelimit import RateLimiter
 from purpleflea.store.base import INTERVAL_MS, Query, Store
 from purpleflea.venues import registry
@@ -32,6 +35,15 @@ MetricSource = Callable[[], list[tuple[str, str, str, list[tuple[str, float]]]]]
 
 _DAY_MS = 86_400_000
 _DEFAULT_SPAN = {"1m": 6 * 3_600_000, "1h": 7 * _DAY_MS, "1d": 365 * _DAY_MS}
+
+
+def _markets(params: QueryParams) -> tuple[str, ...]:
+    """The ``market`` filter's names, upper-cased; a name no event can carry is refused
+    (it would match nothing, silently)."""
+    try:
+        return tuple(market_name(m) for m in http.strings(params, "market"))
+    except ValueError as exc:  # http.BadRequest is one too: the same message
+        raise http.BadRequest(str(exc)) from None
 
 
 def _key_request(body: dict[str, object]) -> tuple[str | None, str]:
@@ -65,6 +77,7 @@ class Api:
         ready: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
         heatmaps: HeatmapFeed | None = None,
         measured: MeasuredMaps | None = None,
+        query_check: QueryCheck | None = None,
     ) -> None:
         self.tracker = tracker
         self.store = store
@@ -74,6 +87,7 @@ class Api:
         self.ready_info = ready
         self.heatmaps = heatmaps
         self.measured = measured
+        self.query_check = query_check
         self.registration_open = registration_open
         self.keys_per_account = keys_per_account
         self._list_keys = self.authed(self.list_keys)
@@ -89,6 +103,9 @@ class Api:
             try:
                 info = self.gate.authenticate(key_from(request.headers, request.query_params))
                 self.gate.limit(info)
+                refusal = self._unknown_params(request)
+                if refusal is not None:
+                    return http.error_response(400, "bad_request", refusal)
                 return await handler(request, info)
             except AuthError as exc:
                 return http.refusal(exc)
@@ -96,6 +113,12 @@ class Api:
                 return http.error_response(400, "bad_request", str(exc))
 
         return endpoint
+
+    def _unknown_params(self, request: Request) -> str | None:
+        if self.query_check is None:
+            return None
+        scope = request.scope
+        return self.query_check.refusal(scope["method"], scope["path"], scope["query_string"])
 
     def _query(self, request: Request, *, limit_default: int = 100) -> Query:
         params = request.query_params
@@ -121,7 +144,7 @@ class Api:
         if start is not None and end is not None and end <= start:
             raise http.BadRequest(f"end ({end}) must be after start ({start})")
         return Query(
-            markets=tuple(m.upper() for m in http.strings(params, "market")),
+            markets=_markets(params),
             exchanges=exchanges,
             sides=sides,
             coverages=coverages,
@@ -142,8 +165,8 @@ class Api:
         params = request.query_params
         interval = http.choice(params, "interval", ("1m", "1h", "1d"), "1h")
         group_by = http.choice(params, "group_by", ("market", "exchange", "side"), "market")
-        # A history page's cursor means nothing to an aggregate (it is not in the document):
-        # ignored whether or not a start is given, never a silent cut of the buckets.
+        # A history page's cursor means nothing to an aggregate (it is not in the document, so
+        # server/query_params.py refuses it before this runs): never a cut of the buckets.
         query = msgspec.structs.replace(self._query(request), before_seq=None)
         if query.start_ms is None:
             end = query.end_ms if query.end_ms is not None else now_ms()
@@ -194,13 +217,16 @@ class Api:
         active = {"active": True, "past": False, "all": None}[status]
         alerts = await self.store.cascades(
             active=active,
-            markets=tuple(m.upper() for m in http.strings(params, "market")),
+            markets=_markets(params),
             limit=http.integer(params, "limit", 100, low=1, high=1_000) or 100,
         )
         return http.json_response({"cascades": alerts})
 
     async def heatmap(self, request: Request, _: KeyInfo) -> Response:
-        market = request.path_params["market"].upper()
+        try:
+            market = market_name(request.path_params["market"])
+        except ValueError as exc:
+            raise http.BadRequest(str(exc)) from None
         source = request.query_params.get("source", "estimated")
         if source == "measured":
             return measured_heatmap(self.measured, market, request.query_params)

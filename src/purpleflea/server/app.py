@@ -48,6 +48,7 @@ from purpleflea.server.heatmap_relay import HeatmapRelay, PublishingSink, Relaye
 from purpleflea.server.keys import KeyStore, open_key_store
 from purpleflea.server.oi_recorder import OpenInterestRecorder
 from purpleflea.server.pipeline import Pipeline, Scorer
+from purpleflea.server.query_params import QueryCheck
 from purpleflea.server.ratelimit import RateLimiter
 from purpleflea.server.sequencer import hold_sequencer_lock
 from purpleflea.server.sources import SIM_STATE_FILE, SimObserver, run_replay, run_sim
@@ -531,6 +532,7 @@ def create_app(
     built = server if server is not None else build_server(config)
     routes: list[BaseRoute]
     measured = _measured_maps(config, built)
+    spec = openapi.document(purpleflea.__version__, exchanges=EXCHANGES)
     api = Api(
         tracker=built.tracker,
         store=built.store,
@@ -543,12 +545,12 @@ def create_app(
         keys_per_account=config.keys_per_account,
         heatmaps=built.heatmaps,
         measured=measured,
+        query_check=QueryCheck(spec),
     )
     api.metric_sources.append(built.tracker.latency.metrics)
     api.metric_sources.append(collector_stats().metrics)
     if measured is not None:
         api.metric_sources.append(lambda: measured.metrics(built.heatmaps.model))
-    spec = openapi.document(purpleflea.__version__, exchanges=EXCHANGES)
     webhooks: list[BaseRoute] = []
     if built.webhooks is not None:
         if built.webhooks.dispatcher is not None:

@@ -11,10 +11,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from purpleflea.model import CascadeAlert, Liquidation
+from starlette.datastructures import QueryParams
+
+from purpleflea.model import CascadeAlert, Liquidation, market_name
 from purpleflea.venues.venue import COVERAGES
 
 CHANNELS = ("liquidations", "cascades")
+#: The fields that hold several values; in a query string each may be repeated or
+#: comma-separated (``?markets=BTC-PERP&markets=ETH-PERP``, ``?markets=BTC-PERP,ETH-PERP``).
+LIST_FIELDS = ("channels", "markets", "exchanges", "sides", "coverages")
 SIDES = ("long", "short")
 _MAX_LIST = 500
 
@@ -110,6 +115,22 @@ def _seq(value: Any) -> int | None:
 _FIELDS = {"channels", "min_usd", "markets", "exchanges", "sides", "coverages", "since_seq"}
 
 
+def query_fields(params: QueryParams) -> dict[str, Any]:
+    """A query string's subscription fields, as a subscribe message would carry them: every
+    value of a repeated list field counts (not only the last), each split on commas; an empty
+    value is kept, so it is refused as the REST routes refuse it. ``api_key`` is left out."""
+    fields: dict[str, Any] = {}
+    for name in params:
+        if name == "api_key":
+            continue
+        values = params.getlist(name)
+        if name in LIST_FIELDS:
+            fields[name] = [part for value in values for part in value.split(",")]
+        else:
+            fields[name] = values[-1]
+    return fields
+
+
 def parse_filter(fields: Mapping[str, Any], *, known_exchanges: Iterable[str]) -> StreamFilter:
     """Build a :class:`StreamFilter` from a subscribe message or query string.
 
@@ -141,7 +162,11 @@ def parse_filter(fields: Mapping[str, Any], *, known_exchanges: Iterable[str]) -
         raise BadSubscription(
             f"unknown exchange(s) {', '.join(bad)}; known: {', '.join(sorted(allowed))}"
         )
-    markets = frozenset(m.upper() for m in _strings("markets", fields.get("markets")))
+    try:
+        markets = frozenset(market_name(m) for m in _strings("markets", fields.get("markets")))
+    except ValueError as exc:  # BadSubscription is one too; market_name's: a name no event
+        # can carry would match nothing, silently
+        raise BadSubscription(str(exc)) from None
     min_usd = _number("min_usd", fields.get("min_usd", 0))
     return StreamFilter(
         channels=channels,

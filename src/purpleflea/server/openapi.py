@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from purpleflea.engine.heatmap import MAX_BUCKETS
+from purpleflea.model import MARKET_PATTERN
 from purpleflea.server.coverage import coverage_paths
 from purpleflea.server.http import MAX_INTEGER
 from purpleflea.server.openapi_schemas import (
@@ -55,6 +56,9 @@ def _integer(minimum: int) -> Schema:
     return {"type": "integer", "minimum": minimum, "maximum": MAX_INTEGER}
 
 
+#: A market name (BASE-PERP, BASE-YYYYMMDD; any case): any other is answered 400.
+_MARKET: Schema = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": MARKET_PATTERN}
+_MARKETS = _list(_MARKET)
 _SIDES = _list({"type": "string", "enum": ["long", "short"]})
 _COVERAGES = _list({"type": "string", "enum": list(COVERAGES)})
 _MIN_USD = _param("min_usd", {"type": "number", "minimum": 0}, "Minimum notional in USD.")
@@ -75,7 +79,7 @@ def _exchanges(exchanges: tuple[str, ...]) -> Schema:
 
 def _filters(exchanges: tuple[str, ...]) -> list[Schema]:
     return [
-        _param("market", _list(), "Markets, e.g. BTC-PERP (repeat or comma-separate)."),
+        _param("market", _MARKETS, "Markets, e.g. BTC-PERP (repeat or comma-separate)."),
         _param(
             "exchange",
             _exchanges(exchanges),
@@ -189,7 +193,7 @@ def _data_paths(exchanges: tuple[str, ...]) -> dict[str, Schema]:
                 errors=(400,),
                 parameters=[
                     _choice("status", ["active", "past", "all"], "Which cascades (default all)."),
-                    _param("market", _list(), "Markets."),
+                    _param("market", _MARKETS, "Markets."),
                     _limit("At most this many"),
                 ],
             )
@@ -212,7 +216,7 @@ def _data_paths(exchanges: tuple[str, ...]) -> dict[str, Schema]:
                 parameters=[
                     _param(
                         "market",
-                        {"type": "string", "minLength": 1, "maxLength": 64},
+                        _MARKET,
                         "The market, e.g. BTC-PERP (any case).",
                         inside="path",
                     )
@@ -319,7 +323,7 @@ def _stream_paths(exchanges: tuple[str, ...]) -> dict[str, Schema]:
                 "(400). A client that falls more than the stream buffer behind is cut with a "
                 "final error event, slow_consumer (docs/security.md).",
                 parameters=[
-                    _param("markets", _list(), "Markets (comma-separated or repeated)."),
+                    _param("markets", _MARKETS, "Markets (comma-separated or repeated)."),
                     _param("exchanges", _exchanges(exchanges), "Exchange ids."),
                     _param("sides", _SIDES, "Liquidated position side."),
                     _param("coverages", _COVERAGES, "Coverage classes of the events' venues."),

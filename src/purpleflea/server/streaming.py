@@ -66,7 +66,7 @@ from purpleflea.server import http
 from purpleflea.server.auth import AuthError, Gate, key_from
 from purpleflea.server.fanout import ClientQueue, Fanout
 from purpleflea.server.feed import Item, client_feed
-from purpleflea.server.filters import BadSubscription, StreamFilter, parse_filter
+from purpleflea.server.filters import BadSubscription, StreamFilter, parse_filter, query_fields
 from purpleflea.server.keys import KeyInfo
 from purpleflea.server.pipeline import Pipeline
 from purpleflea.server.workers import HandoffError, StreamWorker, WorkerPool
@@ -473,9 +473,7 @@ class Streams:
         ended, kick = _ender()
         try:
             info = self.gate.authenticate(key_from(request.headers, request.query_params))
-            fields: dict[str, Any] = {
-                k: v for k, v in request.query_params.items() if k != "api_key"
-            }
+            fields = query_fields(request.query_params)
             last_event = request.headers.get("last-event-id", "")
             # Checked even when since_seq wins: a malformed header is refused, never ignored.
             if not _LAST_EVENT_ID.fullmatch(last_event):

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from purpleflea.clock import now_ms
+from purpleflea.model import MARKET_PATTERN
 from purpleflea.server import http
 from purpleflea.server.filters import BadSubscription
 from purpleflea.server.keys import KeyInfo
@@ -254,7 +255,7 @@ def webhook_paths(exchanges: Sequence[str]) -> dict[str, Any]:
         # null is taken as "not given", as the stream's subscribe message takes it.
         return {"type": ["array", "null"], "items": items, "maxItems": 500}
 
-    markets = listed({"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"\S"})
+    markets = listed({"type": "string", "minLength": 1, "maxLength": 64, "pattern": MARKET_PATTERN})
     errors = {
         "400": _json("Bad request", _ERROR_REF),
         "401": _json("Missing or invalid API key", _ERROR_REF),

@@ -1,0 +1,38 @@
+"""Flags a command cannot honour are refused before it starts, naming the flag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from purpleflea import cli
+
+
+@pytest.mark.parametrize("command", ["serve", "sim"])
+@pytest.mark.parametrize("markets", ["0", "301", "many"])
+def test_a_market_count_the_simulator_cannot_make_is_refused_up_front(
+    command: str, markets: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `serve --markets 0` printed its banner, logged the simulator's traceback ("n_markets must
+    # be between 1 and 300") and kept serving no data; `sim` named the internal n_markets.
+    store = ["--store", str(tmp_path / "history.sqlite"), "--days", "1"]
+    extra = ["--data-dir", str(tmp_path)] if command == "serve" else store
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([command, "--markets", markets, *extra])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --markets: must be a whole number from 1 to 300, got {markets!r}" in err
+    assert not any(tmp_path.iterdir())  # nothing started, nothing written
+
+
+def test_a_url_without_a_scheme_names_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["history", "--url", "127.0.0.1:8731", "--api-key", "pf_x"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "purpleflea history: --url must start with http:// or https://: '127.0.0.1:8731'\n"
+    )
+    assert cli.main(["mcp", "--url", "127.0.0.1:8731", "--api-key", "pf_x"]) == 2
+    assert capsys.readouterr().err == (
+        "purpleflea mcp: --url must start with http:// or https://: '127.0.0.1:8731'\n"
+    )
