@@ -26,7 +26,9 @@ The tuning seeds are 1, 2, 3 (every choice of the method was made on them). The 
 seeds 101-105 and 201-205 were looked at while the previous method (METHOD_VERSION 2) was
 changed; 301-305 were first run after its cap was set; 401-405 were first run once, after
 METHOD_VERSION 3 was settled; 501-505 after its gap guard; 601-605 after the simulator's
-timing work; 701-705 once, after METHOD_VERSION 4's pricing was chosen (BENCHMARKS.md).
+timing work; 701-705 once, after METHOD_VERSION 4's pricing was chosen, and again after Gate
+became ``complete``; 801-805 once, after the simulator's cross-margin accounts and Gate's
+change, with METHOD_VERSION 4 kept (BENCHMARKS.md).
 """
 
 from __future__ import annotations
