@@ -24,6 +24,7 @@ from typing import Any
 
 import msgspec
 
+from purpleflea.commands.when import TIME_HELP, time_arg
 from purpleflea.history_io import COLUMNS, event_row
 from purpleflea.model import Liquidation, market_name
 from purpleflea.store.base import Query, Store
@@ -44,8 +45,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--out", type=Path, required=True, help="file to write (missing folders are created)"
     )
     parser.add_argument("--market", action="append", help="only this market (repeatable)")
-    parser.add_argument("--start", type=int, help="events with ts >= this, ms since the epoch")
-    parser.add_argument("--end", type=int, help="events with ts < this, ms since the epoch")
+    parser.add_argument("--start", type=time_arg, help=f"events with ts >= this: {TIME_HELP}")
+    parser.add_argument("--end", type=time_arg, help=f"events with ts < this: {TIME_HELP}")
     parser.add_argument(
         "--data-dir", type=Path, default=Path("data"), help="storage folder (default ./data)"
     )

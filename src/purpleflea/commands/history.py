@@ -7,6 +7,7 @@ import sys
 
 from purpleflea.commands.connect import add_connection_args, run_client
 from purpleflea.commands.tail import format_event
+from purpleflea.commands.when import TIME_HELP, time_arg
 from purpleflea.model import encode
 
 
@@ -17,8 +18,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--exchange", action="append")
     parser.add_argument("--side", choices=("long", "short"), action="append")
     parser.add_argument("--min-usd", type=float)
-    parser.add_argument("--start", type=int, help="ms since the epoch")
-    parser.add_argument("--end", type=int, help="ms since the epoch")
+    parser.add_argument("--start", type=time_arg, help=TIME_HELP)
+    parser.add_argument("--end", type=time_arg, help=TIME_HELP)
     parser.add_argument("--limit", type=int, default=50, help="how many events (default 50)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.set_defaults(run=run)

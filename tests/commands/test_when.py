@@ -1,0 +1,54 @@
+"""--start/--end of history and export: dates, times, times ago and ms; seconds refused."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from purpleflea.cli import build_parser
+from purpleflea.commands.when import parse_when
+
+NOW = 1_760_126_400_000  # 2025-10-10T20:00:00Z
+
+
+def test_the_forms_a_user_types_are_read_as_utc_milliseconds() -> None:
+    assert parse_when("2025-10-10") == 1_760_054_400_000
+    assert parse_when("2025-10-10T20:00") == NOW
+    assert parse_when("2025-10-10T20:00:00Z") == NOW
+    assert parse_when("2025-10-10T22:00+02:00") == NOW
+    assert parse_when("90m", now=NOW) == NOW - 90 * 60_000
+    assert parse_when("6h", now=NOW) == NOW - 6 * 3_600_000
+    assert parse_when("1.5d", now=NOW) == NOW - 36 * 3_600_000
+    assert parse_when(str(NOW)) == NOW
+    assert parse_when("0") == 0  # the epoch itself is a time too
+
+
+def test_seconds_since_the_epoch_are_refused_with_what_to_type() -> None:
+    # Read as ms, 1760126400 is 1970-01-21: a history from it returned everything, silently.
+    with pytest.raises(ValueError, match="looks like seconds") as refused:
+        parse_when("1760126400")
+    assert "1760126400000" in str(refused.value)
+    assert "2025-10-10" in str(refused.value)
+
+
+def test_a_value_that_is_no_time_names_the_forms() -> None:
+    with pytest.raises(ValueError, match="'yesterday' is not a time: give a UTC date"):
+        parse_when("yesterday")
+
+
+@pytest.mark.parametrize("command", ["history", "export"])
+def test_the_commands_refuse_seconds_as_a_usage_error(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = build_parser()
+    extra = ["--format", "csv", "--out", "out.csv"] if command == "export" else []
+    with pytest.raises(SystemExit) as exited:
+        parser.parse_args([command, "--start", "1760126400", *extra])
+    assert exited.value.code == 2
+    assert "looks like seconds" in capsys.readouterr().err
+    parsed: argparse.Namespace = parser.parse_args(
+        [command, "--start", "6h", "--end", "2025-10-10", *extra]
+    )
+    assert parsed.end == 1_760_054_400_000
+    assert parsed.start > parsed.end
