@@ -52,6 +52,9 @@ async def test_bad_parameters_get_400_naming_the_parameter(live: Running) -> Non
             # An exchange symbol or a bare coin matched nothing, silently: an empty page.
             ({"market": "BTCUSDT"}, "'BTCUSDT' is not a market name"),
             ({"market": "ETH-PERP,BTC"}, "'BTC' is not a market name"),
+            # Seconds since the epoch, read as ms, are January 1970: everything, silently.
+            ({"start": "1760126400"}, "start 1760126400 looks like seconds"),
+            ({"end": "1760126400"}, "1760126400000"),
         ]:
             response = await http.get("/v1/liquidations", params=params)
             assert response.status_code == 400, params

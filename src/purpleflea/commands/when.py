@@ -13,11 +13,8 @@ import argparse
 import datetime as dt
 import re
 
-from purpleflea.clock import now_ms
+from purpleflea.clock import now_ms, seconds_mistake
 
-#: Seconds since the epoch fall here (2001-09-09 to 5138); milliseconds of any date from
-#: 1973-03-03 on are above it.
-_SECONDS = (1_000_000_000, 100_000_000_000)
 _AGO = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 #: The flags' help: the forms :func:`parse_when` takes.
 TIME_HELP = (
@@ -33,11 +30,9 @@ def parse_when(text: str, *, now: int | None = None) -> int:
     value = text.strip()
     if value.isdigit():
         ms = int(value)
-        if _SECONDS[0] <= ms < _SECONDS[1]:
-            raise ValueError(
-                f"{text!r} looks like seconds since the epoch ({_utc(ms * 1000)}); times are "
-                f"milliseconds: {ms * 1000}, or a date such as {_utc(ms * 1000)[:10]}"
-            )
+        mistake = seconds_mistake(repr(text), ms)
+        if mistake is not None:
+            raise ValueError(f"{mistake}, or a date such as {_utc(ms * 1000)[:10]}")
         return ms
     ago = _AGO.fullmatch(value)
     if ago is not None:

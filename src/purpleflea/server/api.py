@@ -138,9 +138,9 @@ class Api:
                 raise http.BadRequest(
                     f"coverage must be one of {', '.join(COVERAGES)}, got {coverage!r}"
                 )
-        start = http.integer(params, "start", None)
+        start = http.epoch_ms(params, "start", None)
         # end is exclusive, so 0 selects nothing: refused like any empty window.
-        end = http.integer(params, "end", None, low=1)
+        end = http.epoch_ms(params, "end", None, low=1)
         if start is not None and end is not None and end <= start:
             raise http.BadRequest(f"end ({end}) must be after start ({start})")
         return Query(

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from purpleflea.clock import seconds_mistake
 from purpleflea.model import encode
 
 if TYPE_CHECKING:
@@ -121,6 +122,17 @@ def integer(
         raise BadRequest(f"{name} must be an integer, got {raw!r}") from None
     if not low <= value <= high:
         raise BadRequest(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def epoch_ms(params: QueryParams, name: str, default: int | None, *, low: int = 0) -> int | None:
+    """A time in ms since the epoch (:func:`integer`); a value that looks like seconds is
+    refused saying so (read as ms it is 1970-1973, and the filter would pass silently)."""
+    value = integer(params, name, default, low=low)
+    if value is not None and value != default:
+        mistake = seconds_mistake(name, value)
+        if mistake is not None:
+            raise BadRequest(mistake)
     return value
 
 

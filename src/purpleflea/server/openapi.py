@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from purpleflea.clock import SECONDS_LIKE
 from purpleflea.engine.heatmap import MAX_BUCKETS
 from purpleflea.model import MARKET_PATTERN
 from purpleflea.server.coverage import coverage_paths
@@ -56,6 +57,12 @@ def _integer(minimum: int) -> Schema:
     return {"type": "integer", "minimum": minimum, "maximum": MAX_INTEGER}
 
 
+def _epoch_ms(minimum: int) -> Schema:
+    """A time in ms since the epoch: a value that looks like seconds is answered 400."""
+    seconds = {"minimum": SECONDS_LIKE.start, "exclusiveMaximum": SECONDS_LIKE.stop}
+    return {**_integer(minimum), "not": seconds}
+
+
 #: A market name (BASE-PERP, BASE-YYYYMMDD; any case): any other is answered 400.
 _MARKET: Schema = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": MARKET_PATTERN}
 _MARKETS = _list(_MARKET)
@@ -63,12 +70,17 @@ _SIDES = _list({"type": "string", "enum": ["long", "short"]})
 _COVERAGES = _list({"type": "string", "enum": list(COVERAGES)})
 _MIN_USD = _param("min_usd", {"type": "number", "minimum": 0}, "Minimum notional in USD.")
 _WINDOW = [
-    _param("start", _integer(0), "Event time >= start (ms since epoch)."),
+    _param(
+        "start",
+        _epoch_ms(0),
+        "Event time >= start (ms since epoch). A value from 1e9 to 1e11 looks like seconds "
+        "(as ms it is 1970-1973) and is answered 400 with the ms to send.",
+    ),
     _param(
         "end",
-        _integer(1),
+        _epoch_ms(1),
         "Event time < end (ms since epoch). With start, end must be greater than start: an "
-        "empty or inverted window is answered 400.",
+        "empty or inverted window is answered 400, as is a value that looks like seconds.",
     ),
 ]
 
