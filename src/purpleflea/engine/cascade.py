@@ -82,13 +82,8 @@ bankruptcy or order price (shared/EXCHANGES.md trap 5) sit 0.4-0.6 % from the ma
 ``bkPx``, docs/cascade.md), and a move from one venue's kind of price to another's was that gap,
 not the market. ``CascadeEngine(fill_priced=...)`` names the exchanges whose prices are fills
 (the server passes ``registry.fill_priced()``; None: every price counts as a fill); a cascade
-with no fill-priced event falls back to all its events. The score's price levels and move term
-read fill prices too, once the market and side has had a fill-priced event: in a market pooled
-over venues a Bybit long at its bankruptcy price, 0.5 % under the market, was a "new level"
-(and OKX's interleaved tracks two), so the level cap rose with the venue mix, not with the
-market. Those events still count for pace, size and count and keep the chain going; the move
-then runs from the window's oldest fill to the latest (no fill in the window: no move). A market
-and side that never had a fill (a coin listed only on OKX) reads every price, as before.
+with no fill-priced event falls back to all its events. The score (its price levels and move
+term) reads every event's price as before.
 
 API: ``score = engine.observe(market, side, size_usd, price, ts_ms, exchange)`` returns the score
 right after the event; alerts are queued and handed over exactly once by ``drain_alerts()`` or
@@ -223,7 +218,6 @@ class _State:
         "expected",
         "fast_usd",
         "fill_price",
-        "filled",
         "first_price",
         "first_ts",
         "fuel_term",
@@ -271,8 +265,6 @@ class _State:
         self.last_ts = 0
         self.last_price = 0.0
         self.last_fill = 0.0  # the last fill-priced event's price (0: none yet)
-        # A fill-priced event was seen: from then on the levels and the move read fills only.
-        self.filled = False
         self.score = 0
         self.chain_start = 0  # first event of the current chain (no gap over chain_gap_s)
         self.levels = 0  # price levels the chain reached after its first second
@@ -296,8 +288,7 @@ class CascadeEngine:
         self, config: CascadeConfig | None = None, fill_priced: Iterable[str] | None = None
     ) -> None:
         """``fill_priced``: the exchange ids whose events' price is a fill (the market's),
-        which the alerts' prices and, once a market and side has one, the score's price levels
-        and move are read from; None: every exchange's."""
+        which the alerts' prices are read from; None: every exchange's."""
         self.config = config = config if config is not None else CascadeConfig()
         self._fill: frozenset[str] | None = None if fill_priced is None else frozenset(fill_priced)
         self._states: dict[str, tuple[_State, _State]] = {}
@@ -356,27 +347,19 @@ class CascadeEngine:
             state.first_price[slot] = price
             state.fill_price[slot] = 0.0
         fill = self._fill
-        # Whether this event's price is the market's for the score: a fill, or any price while
-        # this market and side has never had a fill (a venue of bankruptcy prices alone).
-        priced = True
         if fill is None or exchange in fill:
-            # The alert's prices and, once there is one, the levels' and the move's: a fill is
-            # the market's (a bankruptcy price is not).
+            # The alert's prices: a fill is the market's (a bankruptcy price is not).
             fill_price = state.fill_price
             if fill_price[slot] == 0.0:
                 fill_price[slot] = price
             state.last_fill = price
-            if not state.filled:
-                self._first_fill(state, price)
-        elif state.filled:
-            priced = False
         ring_n[slot] = count + 1
         state.ring_usd[slot] += size_usd
         win = state.win_usd = state.win_usd + size_usd
         win_n = state.win_n = state.win_n + 1
         if win_n == 1:
-            state.ref_price = price if priced else 0.0
-            state.ref_stale = not priced  # 0: the window has no fill yet, look again when needed
+            state.ref_price = price
+            state.ref_stale = False
         fast = state.fast_usd = state.fast_usd + size_usd
         gap = ts - state.last_ts
         state.last_ts = ts
@@ -391,12 +374,7 @@ class CascadeEngine:
         if levels and gap > self._chain_gap:
             levels = state.levels = 0
             state.level_cap = self._level_base
-        # Levels are the market's prices: once this side has fills, a bankruptcy price ~0.5 %
-        # from the market (OKX's bkPx, docs/cascade.md) is no level, though its liquidation
-        # still keeps the chain going and counts for pace, size and count.
-        if not priced:
-            pass
-        elif not levels:
+        if not levels:
             if log_ratio >= self._log_arm:
                 state.levels = 1
                 state.chain_start = ts
@@ -432,13 +410,11 @@ class CascadeEngine:
             # did to the price: the move since the window's oldest event, in the cascade's
             # direction (longs' forced sales push it down), against move_ref_pct. Money that
             # moves a market by x % is roughly x times its 1 % depth, so this asks the size
-            # term's question of the price instead of the snapshots. Once this side has fills,
-            # from the window's oldest fill to the latest (0 with no fill in the window).
+            # term's question of the price instead of the snapshots.
             if state.ref_stale:  # found only when needed: the open-interest path never pays
                 self._find_ref(state)
             ref = state.ref_price
-            now = price if priced else state.last_fill
-            move = (ref - now if state.side == "long" else now - ref) / ref if ref > 0 else 0.0
+            move = (ref - price if state.side == "long" else price - ref) / ref if ref > 0 else 0.0
             clip = self._move_clip
             if move > 0.0:
                 term = self._move_gain * (_log(move) - self._log_move_ref)
@@ -682,29 +658,14 @@ class CascadeEngine:
         state.weight = weight
 
     def _find_ref(self, state: _State) -> None:
-        """Set ``ref_price`` to the price of the oldest event still in the window, of the
-        oldest fill-priced one once the side has fills (0, still stale, if it has none)."""
+        """Set ``ref_price`` to the price of the oldest event still in the window."""
         nb = self._nb
-        prices = state.fill_price if state.filled else state.first_price
-        ring_n = state.ring_n
-        ref = 0.0
         for b in range(state.bucket - nb + 1, state.bucket + 1):
             slot = b % nb
-            if ring_n[slot] and prices[slot] > 0.0:
-                ref = prices[slot]
+            if state.ring_n[slot]:
+                state.ref_price = state.first_price[slot]
                 break
-        state.ref_price = ref
-        state.ref_stale = ref == 0.0
-
-    def _first_fill(self, state: _State, price: float) -> None:
-        """The side's first fill-priced event: its levels and move read fills from now on."""
-        state.filled = True
-        if state.levels:
-            # A chain counted so far on other kinds of price: its levels so far stand, but the
-            # jump from a bankruptcy price to the market's is not a new one.
-            state.level_prices = [price]
-            state.near = price
-        state.ref_stale = True  # the window's oldest fill: this one
+        state.ref_stale = False
 
     def _follow(self, state: _State, size_usd: float, exchange: str, ts: int) -> None:
         """Start, update or exhaust the cascade of ``state`` after an event at ``ts``."""
