@@ -82,6 +82,7 @@ from purpleflea.sim.truth import (
     wave_cascades,
     wave_units,
 )
+from purpleflea.venues import registry
 
 MATCH_BEFORE_MS = 90_000
 #: Time after the crash episode's end still counted as the crash (its aftershocks), not calm.
@@ -283,14 +284,18 @@ def cached(seed: int, hours: float, *, fuel: bool, crash_at_h: float | None = No
 
 
 def replay(
-    rec: Recording, config: CascadeConfig, *, use_oi: bool = True
+    rec: Recording,
+    config: CascadeConfig,
+    *,
+    use_oi: bool = True,
+    fill_priced: frozenset[str] | None = None,
 ) -> tuple[np.ndarray, list[tuple[str, str, int, int]]]:
     """Scores of every event and (market, side, started, exhausted) of every alert.
 
     As live: ``tick`` every whole second the stream crosses, and each round of snapshots
     (open interest, fuel) handed to the engine after the events up to its time, never before.
     """
-    engine = CascadeEngine(config)
+    engine = CascadeEngine(config, fill_priced=fill_priced)
     observe = engine.observe
     names = rec.names
     scores = np.empty(rec.ts.size, dtype=np.int8)
@@ -659,6 +664,12 @@ def main() -> None:
     parser.add_argument("--grid", action="store_true", help="tune over GRID on this seed")
     parser.add_argument("--fuel", action="store_true", help="feed the heatmap's fuel too")
     parser.add_argument("--no-oi", action="store_true", help="do not feed open interest")
+    parser.add_argument(
+        "--fill-priced",
+        action="store_true",
+        help="build the engine as the server does (fill_priced=registry.fill_priced()): the "
+        "simulator quotes every venue at fills, so this only hides the other venues' prices",
+    )
     parser.add_argument("--set", type=_setting, action="append", default=[], help="FIELD=X")
     parser.add_argument("--record-only", action="store_true", help="only fill the cache")
     parser.add_argument("--curve", type=Path, help="run CURVE and plot precision/recall here")
@@ -717,7 +728,8 @@ def main() -> None:
     points: list[tuple[CascadeConfig, dict[str, float]]] = []
     for config in configs:
         t1 = time.perf_counter()
-        scores, spans = replay(rec, config, use_oi=not args.no_oi)
+        fill = registry.fill_priced() if args.fill_priced else None
+        scores, spans = replay(rec, config, use_oi=not args.no_oi, fill_priced=fill)
         took = time.perf_counter() - t1
         for name, judged, known in truths:
             r = evaluate(judged, scores, spans)
