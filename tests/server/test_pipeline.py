@@ -400,7 +400,13 @@ def test_the_swept_range_and_a_markets_last_price_take_fills_not_bankruptcy_pric
     tracker._remember(_priced(3, "okx", "XYZ-PERP", 2.0, T0))  # a market no fill venue lists
     tracker._remember(_priced(4, "okx", "XYZ-PERP", 2.1, T0 + 1_000))
     tracker._remember(_priced(5, "deribit", "XYZ-PERP", 2.05, T0 + 500))  # an older fill
-    assert swept.prices == [("BTC-PERP", 100_000.0), ("XYZ-PERP", 2.05)]
+    # XYZ's bankruptcy prices count until its first fill (as in backtests), none after BTC's.
+    assert swept.prices == [
+        ("BTC-PERP", 100_000.0),
+        ("XYZ-PERP", 2.0),
+        ("XYZ-PERP", 2.1),
+        ("XYZ-PERP", 2.05),
+    ]
     btc = tracker.markets["BTC-PERP"]
     assert btc.last_price == 100_000.0
     assert btc.last_ts == T0 + 1_000  # the latest event's time, whatever its venue

@@ -383,11 +383,13 @@ class Pipeline:
     def _remember(self, event: Liquidation) -> None:
         self.clock_ms = max(self.clock_ms, event.ts)
         fill = self._fill is None or event.exchange in self._fill
-        if fill and self.heatmap is not None:
+        state = self.markets.get(event.market)
+        # A price is the market's if it is a fill, or while the market has had none (a coin
+        # only bankruptcy-priced venues list); as backtest/runner.py reads them.
+        if self.heatmap is not None and (fill or state is None or not state.fill):
             # A bankruptcy price below the market would widen the swept range past where the
             # market went, and the heatmap would drop positions it never reached.
             self.heatmap.note_price(event.market, event.price)
-        state = self.markets.get(event.market)
         if state is None:
             self.markets[event.market] = MarketState(
                 last_price=event.price, last_ts=event.ts, exchanges={event.exchange}, fill=fill
