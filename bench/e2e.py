@@ -5,6 +5,8 @@ Run (one command, from the repository root)::
     .venv/bin/python bench/e2e.py                 # about 3 minutes
     .venv/bin/python bench/e2e.py --quick         # shorter phases, for a smoke test
     .venv/bin/python bench/e2e.py --pin           # servers and measurer on separate CPUs
+    .venv/bin/python bench/e2e.py --phases a --skip-bare --loop-probe
+                                    # only (a), and what holds the tracker's loop (LoopProbe)
 
 Processes on loopback (the machine's cores are shared, so this is how the work splits):
 
@@ -45,6 +47,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import multiprocessing
 import multiprocessing.connection
@@ -398,6 +401,7 @@ async def run_tracker(
     nodelay: bool = False,
     stream_workers: int = 1,
     settle_heap: bool = True,
+    loop_probe: bool = False,
 ) -> None:
     import cProfile
 
@@ -453,9 +457,19 @@ async def run_tracker(
 
         settle_startup_heap()
     print(json.dumps({"port": sock.getsockname()[1], "key": key}), flush=True)
+    probe = LoopProbe() if loop_probe else None
+    probing = None
+    if probe is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, probe.mark)
+        probing = asyncio.create_task(probe.run())
     if profiler is not None:
         profiler.enable()
     await _until_terminated()
+    if probe is not None and probing is not None:
+        probing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await probing
+        print(probe.report(), file=sys.stderr, flush=True)
     if profiler is not None and profile:
         profiler.disable()
         profiler.dump_stats(profile)
@@ -497,6 +511,179 @@ async def run_bare(exchange_url: str) -> None:
         relaying.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await relaying
+
+
+# --- the tracker's loop probe (--loop-probe) ---------------------------------------------------
+
+
+class LoopProbe:
+    """What holds the tracker's event loop: a task sleeps 1 ms and records how late it wakes;
+    a thread looks every millisecond and, while the loop is ``stall_ms`` late, samples the loop
+    thread's stack (one sample per look: a stall's samples name the code that held the loop,
+    at the GIL's switch interval, 5 ms, when that code is pure Python); ``gc.callbacks`` time
+    each collection. The thread and the task cost CPU: a diagnostic, not for the figures."""
+
+    def __init__(self, stall_ms: float = 5.0, slow_ms: float = 2.0) -> None:
+        import threading
+
+        self.stall_ns = int(stall_ms * 1e6)
+        self.lags_ns = array("q")  # how late each 1 ms sleep woke
+        self.woke_ns = array("q")  # when it woke
+        self.beat = time.perf_counter_ns()  # when the task last went to sleep
+        self.samples: dict[tuple[str, ...], int] = {}
+        self.stalls: list[tuple[int, int, tuple[str, ...]]] = []  # start, samples, first stack
+        self.gc_ns: list[tuple[int, int, int]] = []  # generation, start, duration
+        self.marks: list[int] = []  # when each phase started
+        self.slow_ns = int(slow_ms * 1e6)
+        self.slow: list[tuple[int, int, str]] = []  # callbacks of slow_ms or more: start, took
+        self._gc_started = 0
+        self._stop = threading.Event()
+        self._loop_thread = threading.get_ident()
+        self._thread = threading.Thread(target=self._watch, name="loop-probe", daemon=True)
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter_ns()
+        elif self._gc_started:
+            now = time.perf_counter_ns()
+            self.gc_ns.append((info["generation"], self._gc_started, now - self._gc_started))
+
+    async def run(self) -> None:
+        import gc
+
+        gc.callbacks.append(self._on_gc)
+        self._thread.start()
+        run = asyncio.events.Handle._run
+        probe = self
+
+        def timed(handle: asyncio.events.Handle) -> None:
+            started = time.perf_counter_ns()
+            run(handle)
+            took = time.perf_counter_ns() - started
+            if took >= probe.slow_ns:
+                probe.slow.append((started, took, _callback_name(handle)))
+
+        asyncio.events.Handle._run = timed  # type: ignore[method-assign,assignment]
+        try:
+            while True:
+                self.beat = time.perf_counter_ns()
+                await asyncio.sleep(0.001)
+                woke = time.perf_counter_ns()
+                self.woke_ns.append(woke)
+                self.lags_ns.append(woke - self.beat - 1_000_000)
+        finally:
+            asyncio.events.Handle._run = run  # type: ignore[method-assign]
+            self._stop.set()
+            gc.callbacks.remove(self._on_gc)
+
+    def _watch(self) -> None:
+        import traceback
+
+        current: int | None = None  # the beat of the stall being sampled
+        while not self._stop.wait(0.001):
+            beat = self.beat
+            if time.perf_counter_ns() - beat - 1_000_000 < self.stall_ns:
+                current = None
+                continue
+            frame = sys._current_frames().get(self._loop_thread)
+            if frame is None:
+                continue
+            stack = tuple(
+                f"{Path(f.filename).parent.name}/{Path(f.filename).name}:{f.lineno} {f.name}"
+                for f in traceback.extract_stack(frame)
+            )
+            self.samples[stack] = self.samples.get(stack, 0) + 1
+            if current != beat:
+                current = beat
+                self.stalls.append((beat, 1, stack))
+            else:
+                start, n, first = self.stalls[-1]
+                self.stalls[-1] = (start, n + 1, first)
+
+    def mark(self) -> None:
+        """A phase starts (the measuring process sends SIGUSR1)."""
+        self.marks.append(time.perf_counter_ns())
+
+    def report(self) -> str:
+        """Per phase: lag percentiles, collections, the longest stalls and what the loop ran
+        in them; then the stacks sampled in stalls over the whole run."""
+        marks = [*self.marks, time.perf_counter_ns()]
+        parts = [
+            self._segment(f"phase {i + 1}", start, end)
+            for i, (start, end) in enumerate(itertools.pairwise(marks))
+        ]
+        parts.append("stacks sampled during stalls, by samples (all phases):")
+        for stack, n in sorted(self.samples.items(), key=lambda kv: -kv[1])[:12]:
+            parts.append(f"- {n} samples:")
+            parts.extend(f"    {frame}" for frame in _project_frames(stack))
+        return "\n".join(parts)
+
+    def _segment(self, name: str, since_ns: int, until_ns: int) -> str:
+        woke = np.frombuffer(self.woke_ns, dtype=np.int64)
+        inside = (woke >= since_ns) & (woke < until_ns)
+        lags = np.frombuffer(self.lags_ns, dtype=np.int64)[inside] / 1e6
+        seconds = (until_ns - since_ns) / 1e9
+        lines = [f"{name}, {seconds:.1f} s: {lags.size:,} wakeups of a 1 ms sleep"]
+        if lags.size:
+            p50, p99, p999 = np.percentile(lags, [50, 99, 99.9])
+            lines.append(
+                f"late by: p50 {p50:.2f} ms, p99 {p99:.2f}, p99.9 {p999:.2f}, "
+                f"max {lags.max():.1f}; "
+                + ", ".join(f"> {t} ms: {int((lags > t).sum())}" for t in (5, 10, 20, 50))
+            )
+        collections = [(g, d / 1e6) for g, t, d in self.gc_ns if since_ns <= t < until_ns]
+        for generation in (0, 1, 2):
+            times = [d for g, d in collections if g == generation]
+            if times:
+                lines.append(
+                    f"gc generation {generation}: {len(times)} collections, "
+                    f"median {float(np.median(times)):.2f} ms, max {max(times):.2f} ms"
+                )
+        slow = [(t, d, n) for t, d, n in self.slow if since_ns <= t < until_ns]
+        by_name: dict[str, list[int]] = {}
+        for _, took, callback in slow:
+            by_name.setdefault(callback, []).append(took)
+        lines.append(
+            f"callbacks of {self.slow_ns / 1e6:g} ms or more: {len(slow)}, "
+            f"{sum(d for _, d, _ in slow) / 1e6:.0f} ms in all; by callback "
+            "(count, total ms, median ms, max ms):"
+        )
+        for callback, durations in sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[:10]:
+            lines.append(
+                f"- {callback}: {len(durations)}, {sum(durations) / 1e6:.0f}, "
+                f"{float(np.median(durations)) / 1e6:.1f}, {max(durations) / 1e6:.1f}"
+            )
+        stalls = [s for s in self.stalls if since_ns <= s[0] < until_ns]
+        lines.append(
+            f"stalls (loop more than {self.stall_ns / 1e6:g} ms late): {len(stalls)}; "
+            "the longest, with the first stack sampled in each (innermost frames):"
+        )
+        for start, n, stack in sorted(stalls, key=lambda s: -s[1])[:8]:
+            lines.append(f"- at +{(start - since_ns) / 1e9:.2f} s, {n} samples:")
+            lines.extend(f"    {frame}" for frame in _project_frames(stack))
+        return "\n".join(lines)
+
+
+def _callback_name(handle: asyncio.events.Handle) -> str:
+    """A callback's name: a task step by its coroutine and where that coroutine now waits."""
+    callback = getattr(handle, "_callback", None)
+    task = getattr(callback, "__self__", None)
+    if isinstance(task, asyncio.Task):
+        coro = task.get_coro()
+        frame = getattr(coro, "cr_frame", None)
+        where = f" (at {Path(frame.f_code.co_filename).name}:{frame.f_lineno})" if frame else ""
+        return f"task {getattr(coro, '__qualname__', coro)}{where}"
+    return repr(callback)[:120]
+
+
+def _project_frames(stack: tuple[str, ...], depth: int = 7) -> list[str]:
+    """A sampled stack's innermost ``depth`` frames, and the innermost of our own code."""
+    inner = list(stack[-depth:])
+    ours = [f for f in stack[:-depth] if f.split("/")[0] in _OURS]
+    return [*ours[-3:], *inner]
+
+
+_OURS = {"purpleflea", "server", "engine", "ingest", "store", "bus", "venues", "client"}
 
 
 # --- phases -----------------------------------------------------------------------------------
@@ -565,10 +752,13 @@ HEADER = (
 
 
 class Bench:
-    def __init__(self, exchange: FakeBinance, pools: Pools, server_pid: int):
+    def __init__(
+        self, exchange: FakeBinance, pools: Pools, server_pid: int, probed: bool = False
+    ) -> None:
         self.exchange = exchange
         self.pools = pools
         self.server_pid = server_pid
+        self.probed = probed  # the server runs a LoopProbe: tell it when a phase starts
         self.phase = 0
 
     async def settle(self, expected: int, timeout: float, quiet: float = 3.0) -> None:
@@ -597,6 +787,8 @@ class Bench:
         self.phase += 1
         phase = self.phase
         await self.pools.take()  # stragglers of the phase before are not this one's
+        if self.probed:
+            os.kill(self.server_pid, signal.SIGUSR1)
         before = self.pools.count
         pids = self.pools.pids
         wall, server_cpu = time.perf_counter(), server_cpu_seconds(self.server_pid)
@@ -645,32 +837,41 @@ class Bench:
 
 
 async def measure(
-    label: str, exchange: FakeBinance, server_pid: int, pools: Pools, args: argparse.Namespace
+    label: str,
+    exchange: FakeBinance,
+    server_pid: int,
+    pools: Pools,
+    args: argparse.Namespace,
+    probed: bool = False,
 ) -> dict[str, Any]:
     await pools.start(args.clients)
     await asyncio.wait_for(exchange.subscribed.wait(), 30)
-    bench = Bench(exchange, pools, server_pid)
+    bench = Bench(exchange, pools, server_pid, probed)
     print(f"\n### {label}\n\n{HEADER}", flush=True)
     await bench.run("warm-up", lambda p: exchange.paced(p, 500, 1.0), 500)
-    steady = await bench.run(
-        "(a) steady",
-        lambda p: exchange.paced(p, args.steady_rate, args.steady_s),
-        args.steady_rate,
-        limit_ms=10.0,
-    )
-    await asyncio.sleep(1.0)
-    burst = await bench.run(
-        "(b) burst in 1 s",
-        lambda p: exchange.paced(p, args.burst, 1.0),
-        args.burst,
-        timeout=120.0,
-        limit_ms=100.0,
-    )
-    await asyncio.sleep(1.0)
+    steady: Result | None = None
+    if "a" in args.phases:
+        steady = await bench.run(
+            "(a) steady",
+            lambda p: exchange.paced(p, args.steady_rate, args.steady_s),
+            args.steady_rate,
+            limit_ms=10.0,
+        )
+        await asyncio.sleep(1.0)
+    burst: Result | None = None
+    if "b" in args.phases:
+        burst = await bench.run(
+            "(b) burst in 1 s",
+            lambda p: exchange.paced(p, args.burst, 1.0),
+            args.burst,
+            timeout=120.0,
+            limit_ms=100.0,
+        )
+        await asyncio.sleep(1.0)
     ramp: list[Result] = []
     passed: Result | None = None
     failed: Result | None = None
-    for rate in args.ramp:
+    for rate in args.ramp if "c" in args.phases else ():
         step = await bench.run(
             f"(c) ramp {rate:g}/s", lambda p, r=rate: exchange.paced(p, r, args.step_s), rate
         )
@@ -690,7 +891,7 @@ async def measure(
         if step.passes:
             passed = step
     many: Result | None = None
-    if args.many_clients > args.clients:
+    if "d" in args.phases and args.many_clients > args.clients:
         await pools.start(args.many_clients - args.clients)
         await asyncio.sleep(1.0)
         many = await bench.run(
@@ -781,12 +982,15 @@ async def main(args: argparse.Namespace) -> None:
                 args.nodelay,
                 str(args.stream_workers),
                 "default" if args.gc_default else "settle",
+                "probe" if args.loop_probe else "",
             ]
             child, ready = spawn(*tracker_args, cpus=server_cpus)
             try:
                 url = f"http://127.0.0.1:{ready['port']}"
                 pools = Pools("sdk", url, ready["key"], args.client_procs)
-                ours = await measure("tracker (SDK clients)", exchange, child.pid, pools, args)
+                ours = await measure(
+                    "tracker (SDK clients)", exchange, child.pid, pools, args, args.loop_probe
+                )
             finally:
                 stop(child)
         if args.skip_bare:
@@ -807,10 +1011,14 @@ async def main(args: argparse.Namespace) -> None:
     )
     ratio = ours["ceiling"] / bare["ceiling"] if bare["ceiling"] else float("nan")
     print(
-        f"\nsummary: (a) p99 {ours['steady'].p99_ms:.1f} ms (goal 10), (b) p99 "
-        f"{ours['burst'].p99_ms:.1f} ms (goal 100), (c) ceiling {ours['ceiling']:,.0f} "
+        f"\nsummary: (a) p99 {_p99(ours['steady'])} ms (goal 10), (b) p99 "
+        f"{_p99(ours['burst'])} ms (goal 100), (c) ceiling {ours['ceiling']:,.0f} "
         f"deliveries/s = {ratio:.0%} of the bare broadcast's {bare['ceiling']:,.0f} (goal 50%)"
     )
+
+
+def _p99(result: Result | None) -> str:
+    return "not run" if result is None else f"{result.p99_ms:.1f}"
 
 
 async def _start(
@@ -874,6 +1082,16 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         help="servers on one half of the CPUs, the fake exchange and the clients on the other",
     )
     parser.add_argument("--quick", action="store_true", help="short phases (smoke test)")
+    parser.add_argument(
+        "--phases",
+        default="abcd",
+        help="the phases to run after the warm-up, e.g. 'a' (default: abcd)",
+    )
+    parser.add_argument(
+        "--loop-probe",
+        action="store_true",
+        help="measure the tracker's loop lag and sample what holds it (LoopProbe; costs CPU)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.steady_s, args.step_s, args.burst = 2.0, 1.0, 5_000
@@ -892,6 +1110,7 @@ if __name__ == "__main__":
                 sys.argv[5] == "nodelay",
                 int(sys.argv[6]),
                 sys.argv[7] == "settle",
+                sys.argv[8] == "probe",
             )
         )
     elif len(sys.argv) > 1 and sys.argv[1] == "_bare":
