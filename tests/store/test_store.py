@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -861,50 +859,4 @@ async def test_sqlite_lists_the_ids_that_start_with_a_prefix(tmp_path: Path) -> 
         with pytest.raises(ValueError, match="empty"):
             store.ids_starting_with("")
     finally:
-        await store.close()
-
-
-def _wal_frames(path: Path) -> int:
-    """Frames the WAL file holds (its size, whether or not they were checkpointed)."""
-    page_size = sqlite3.connect(path).execute("PRAGMA page_size").fetchone()[0]
-    return max(0, (path.with_name(path.name + "-wal").stat().st_size - 32) // (page_size + 24))
-
-
-async def test_sqlite_appends_leave_wal_checkpoints_to_a_thread_off_the_loop(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """SQLite's automatic checkpoint runs inside the COMMIT that takes the WAL past 1,000
-    pages, on the event loop: 6 ms (up to 11) ten times a second at 2,000 events/s
-    (bench/e2e.py --loop-probe). Appends leave it to the checkpoint thread: while that thread
-    is held, the WAL grows past 1,000 pages instead of restarting; once it has run, the next
-    write starts the WAL over."""
-    held = threading.Event()
-    threads: list[int] = []
-    checkpoint = SQLiteStore.__dict__.get("_checkpoint")
-
-    def held_checkpoint(store: SQLiteStore) -> None:
-        threads.append(threading.get_ident())
-        held.wait(30)
-        assert checkpoint is not None
-        checkpoint(store)
-
-    monkeypatch.setattr(SQLiteStore, "_checkpoint", held_checkpoint, raising=False)
-    path = tmp_path / "history.sqlite"
-    store = SQLiteStore(path)
-    try:
-        seq = 0
-        while seq < 1_500:  # ~2,500 pages of WAL, under the writer's own bound (4,000)
-            await store.append([_event(s) for s in range(seq + 1, seq + 21)])
-            seq += 20
-        assert _wal_frames(path) > 1_500
-        assert threads  # a checkpoint was asked for, on another thread than the loop's
-        assert threading.get_ident() not in threads
-        held.set()
-        await asyncio.to_thread(lambda: store._checkpointing.result(30))  # type: ignore[union-attr]
-        await store.append([_event(seq + 1)])
-        frames = sqlite3.connect(path).execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        assert frames[1] < 100  # the WAL started over: it holds the last append only
-        assert len(await store.since(0, limit=5_000)) == seq + 1
-    finally:
-        held.set()
         await store.close()

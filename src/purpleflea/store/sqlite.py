@@ -3,15 +3,11 @@
 Writes happen on the event loop's thread through one connection (a batch insert is well under
 a millisecond, and WAL with ``synchronous=NORMAL`` makes a commit durable against a process
 crash — ``kill -9`` — without an fsync per batch; ``durable=True`` asks for ``FULL`` to survive
-power loss too). Checkpoints (copying the WAL back into the database file, with an fsync of
-each) do not: after a write on the loop, a thread checkpoints on a connection of its own
-(:meth:`SQLiteStore._checkpoint_behind`); SQLite's automatic checkpoint, which runs inside the
-COMMIT that crosses 1,000 pages of WAL, held the loop 6 ms (at most 11 ms) about ten times a
-second at 2,000 events/s (``bench/e2e.py --loop-probe``). Reads run in worker threads on
-their own connections, so a slow history query never stalls ingest. Per-minute rollups are
-maintained on insert so aggregates over a year read minutes, not events. A bulk load into an
-empty store (the simulator's history) is written differently: one transaction with a rollback
-journal instead of WAL, all or nothing (:meth:`SQLiteStore.bulk_load`).
+power loss too). Reads run in worker threads on their own connections, so a slow history query
+never stalls ingest. Per-minute rollups are maintained on insert so aggregates over a year read
+minutes, not events. A bulk load into an empty store (the simulator's history) is written
+differently: one transaction with a rollback journal instead of WAL, all or nothing
+(:meth:`SQLiteStore.bulk_load`).
 
 Open interest (:class:`~purpleflea.store.base.OpenInterest`) is a market's total, one
 ``WITHOUT ROWID`` row per market and minute at most, keyed ``(minute, market)``, and written only
@@ -24,12 +20,10 @@ listing and minute.
 from __future__ import annotations
 
 import asyncio
-import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -187,20 +181,6 @@ _LAST_SEQ = (
 #: How long a connection waits for another's lock before SQLITE_BUSY.
 _BUSY_TIMEOUT_MS = 5000
 
-#: Pages of WAL after which the writer checkpoints itself, inside the COMMIT (SQLite's default
-#: is 1,000, ~4 MB). Writes on the event loop leave checkpoints to a background thread
-#: (:meth:`SQLiteStore._checkpoint_behind`); this is the bound when that thread falls behind and
-#: for writers that have no loop (imports, bulk loads).
-_WAL_PAGES = 4_000
-#: A background checkpoint starts once the writer has changed this many rows since the last one
-#: started (about 1,000 pages of WAL at a few events a commit: every ~40 s at 1 event/s) ...
-_CHECKPOINT_ROWS = 250
-#: ... and no sooner than this after it (about the automatic checkpoint's cadence at 2,000
-#: events/s). One runs at a time.
-_CHECKPOINT_EVERY_S = 0.1
-
-log = logging.getLogger("purpleflea.store.sqlite")
-
 
 def _connect(path: str, *, durable: bool, read_only: bool = False) -> sqlite3.Connection:
     if read_only:
@@ -340,16 +320,6 @@ class SQLiteStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._durable = durable
         self._writer = _connect(self.path, durable=durable, read_only=read_only)
-        #: Checkpoints the WAL off the event loop; None without a WAL (read-only, in memory).
-        self._checkpointer: ThreadPoolExecutor | None = None
-        self._checkpointing: Future[None] | None = None
-        self._checkpointed_changes = 0  # the writer's total_changes when the last one started
-        self._checkpointed_at = 0.0  # time.monotonic() then
-        if not read_only and self.path != ":memory:":
-            self._writer.execute(f"PRAGMA wal_autocheckpoint={_WAL_PAGES}")
-            self._checkpointer = ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="sqlite-checkpoint"
-            )
         self._select = _SELECT
         if not read_only:
             self._writer.executescript(_SCHEMA)
@@ -427,45 +397,7 @@ class SQLiteStore:
     # -- writes (event loop thread) ---------------------------------------------------------
 
     async def append(self, events: Sequence[Liquidation]) -> list[Liquidation]:
-        inserted = self.append_now(events)
-        self._checkpoint_behind()
-        return inserted
-
-    def _checkpoint_behind(self) -> None:
-        """After a write on the event loop: start a checkpoint in the background thread when
-        enough was written since the last one (``_CHECKPOINT_ROWS``, ``_CHECKPOINT_EVERY_S``).
-
-        A ``PASSIVE`` checkpoint on its own connection copies what the WAL holds into the
-        database file while the writer goes on committing (SQLite lets one checkpointer run
-        beside the writer); it never waits for a lock. A commit made while it runs keeps the
-        WAL from restarting until a later checkpoint has copied it too; the writer's own
-        automatic checkpoint at ``_WAL_PAGES`` bounds the file if that never happens.
-        """
-        if self._checkpointer is None:
-            return
-        if self._checkpointing is not None and not self._checkpointing.done():
-            return
-        changes = self._writer.total_changes
-        now = time.monotonic()
-        if (
-            changes - self._checkpointed_changes < _CHECKPOINT_ROWS
-            or now - self._checkpointed_at < _CHECKPOINT_EVERY_S
-        ):
-            return
-        self._checkpointed_changes, self._checkpointed_at = changes, now
-        self._checkpointing = self._checkpointer.submit(self._checkpoint)
-
-    def _checkpoint(self) -> None:
-        """One ``PASSIVE`` checkpoint (the checkpoint thread). A connection for each: one held
-        open would keep a bulk load from leaving WAL mode (``_leave_wal``)."""
-        try:
-            connection = sqlite3.connect(self.path, isolation_level=None)
-            try:
-                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            finally:
-                connection.close()
-        except sqlite3.Error as exc:  # the writer's automatic checkpoint still bounds the WAL
-            log.warning("background WAL checkpoint failed: %s", exc)
+        return self.append_now(events)
 
     def append_now(self, events: Sequence[Liquidation]) -> list[Liquidation]:
         """Synchronous append for bulk loaders (the simulator's history, imports).
@@ -680,7 +612,6 @@ class SQLiteStore:
             rollback(writer)
             raise
         self._last_seq = max(self._last_seq, alerts[-1].seq)
-        self._checkpoint_behind()
 
     async def append_open_interest(self, rows: Sequence[OpenInterest]) -> None:
         self._check_writable()
@@ -695,7 +626,6 @@ class SQLiteStore:
         except BaseException:
             rollback(writer)
             raise
-        self._checkpoint_behind()
 
     async def last_seq(self) -> int:
         if self.read_only:
@@ -804,6 +734,4 @@ class SQLiteStore:
 
     async def close(self) -> None:
         self._readers.shutdown(wait=True)
-        if self._checkpointer is not None:
-            self._checkpointer.shutdown(wait=True)
         self._writer.close()
