@@ -1110,7 +1110,7 @@ if __name__ == "__main__":
                 sys.argv[5] == "nodelay",
                 int(sys.argv[6]),
                 sys.argv[7] == "settle",
-                sys.argv[8] == "probe",
+                sys.argv[8:9] == ["probe"],  # absent when bench/crash_ingest.py spawns it
             )
         )
     elif len(sys.argv) > 1 and sys.argv[1] == "_bare":
