@@ -20,8 +20,12 @@ def seconds_mistake(name: str, value: int) -> str | None:
     """What to say when ``value`` (given as ``name``, meant as ms) looks like seconds."""
     if value not in SECONDS_LIKE:
         return None
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(value))
     return (
-        f"{name} {value} looks like seconds since the epoch ({stamp}); times are milliseconds: "
-        f"{value * 1000}"
+        f"{name} {value} looks like seconds since the epoch ({utc_iso(value * 1000)}); times "
+        f"are milliseconds: {value * 1000}"
     )
+
+
+def utc_iso(ms: int) -> str:
+    """``ms`` since the epoch as ``2025-10-10T20:00:00Z``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms // 1000))

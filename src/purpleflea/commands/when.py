@@ -13,7 +13,7 @@ import argparse
 import datetime as dt
 import re
 
-from purpleflea.clock import now_ms, seconds_mistake
+from purpleflea.clock import now_ms, seconds_mistake, utc_iso
 
 _AGO = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 #: The flags' help: the forms :func:`parse_when` takes.
@@ -32,7 +32,7 @@ def parse_when(text: str, *, now: int | None = None) -> int:
         ms = int(value)
         mistake = seconds_mistake(repr(text), ms)
         if mistake is not None:
-            raise ValueError(f"{mistake}, or a date such as {_utc(ms * 1000)[:10]}")
+            raise ValueError(f"{mistake}, or a date such as {utc_iso(ms * 1000)[:10]}")
         return ms
     ago = _AGO.fullmatch(value)
     if ago is not None:
@@ -57,7 +57,3 @@ def time_arg(text: str) -> int:
         return parse_when(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _utc(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
