@@ -37,6 +37,18 @@ def json_object(frame: bytes | str) -> dict[str, object] | None:
     return value if isinstance(value, dict) else None
 
 
+def listed(message: str, kind: tuple[str, str], field: str) -> tuple[str, ...] | None:
+    """The list under ``field`` of a request whose ``kind`` key holds ``kind`` value (Bybit's
+    ``op: subscribe`` and its ``args``, Kraken's ``feed: trade`` and its ``product_ids``);
+    None for any other message."""
+    request = json_object(message)
+    key, value = kind
+    if request is None or request.get(key) != value:
+        return None
+    items = request.get(field)
+    return tuple(str(item) for item in items) if isinstance(items, list) else None
+
+
 def as_text(value: object) -> str:
     """An error field as one line: strings as they are, anything else as compact JSON."""
     return value if isinstance(value, str) else compact_json(value)

@@ -10,6 +10,7 @@ from purpleflea.venues._connection import (
     chunks,
     compact_json,
     json_object,
+    listed,
     mentions,
     symbols_of,
 )
@@ -34,11 +35,7 @@ def subscribe(symbols: Sequence[str]) -> tuple[str, ...]:
 
 def topics(message: str) -> tuple[str, ...] | None:
     """The topics of one of our subscribe messages (None: not a subscribe)."""
-    request = json_object(message)
-    if request is None or request.get("op") != "subscribe":
-        return None
-    args = request.get("args")
-    return tuple(str(arg) for arg in args) if isinstance(args, list) else None
+    return listed(message, ("op", "subscribe"), "args")
 
 
 def tagged(topics: tuple[str, ...], tag: str) -> str:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import as_text, compact_json, json_object, mentions, symbols_of
+from purpleflea.venues._connection import (
+    as_text,
+    compact_json,
+    json_object,
+    listed,
+    mentions,
+    symbols_of,
+)
 from purpleflea.venues.kraken.constants import EXCHANGE
 from purpleflea.venues.venue import Batching, Connection, Reply
 
@@ -23,11 +30,7 @@ def subscribe(product_ids: Sequence[str]) -> tuple[str, ...]:
 
 def topics(message: str) -> tuple[str, ...] | None:
     """The product ids of one of our trade subscribes (None: another message)."""
-    request = json_object(message)
-    if request is None or request.get("feed") != "trade":
-        return None
-    products = request.get("product_ids")
-    return tuple(str(p) for p in products) if isinstance(products, list) else None
+    return listed(message, ("feed", "trade"), "product_ids")
 
 
 def untagged(product_ids: tuple[str, ...], tag: str) -> str:
