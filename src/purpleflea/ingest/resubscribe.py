@@ -91,6 +91,10 @@ class Resubscriber:
     def answer(self, frame: bytes | str, now: float = 0.0) -> Step | None:
         """What to do about ``frame`` (received at ``now``): a :class:`Step` if it refuses a
         batch we sent, or accepts one that asked again for given-up topics."""
+        if not self._pending:
+            # Nothing waits for an answer (every path below would find none): the runner asks
+            # about every frame, event frames too, and this keeps their cost at one check.
+            return None
         reply = self._batching.reply(frame)
         if reply is None:
             return None
