@@ -5,11 +5,11 @@ The loop is the live server's, with stream time instead of the wall clock: befor
 second), then the event is scored with ``engine.observe``, the broker learns its price, and the
 strategy sees the event and then any alerts. Nothing reads ahead of the current event.
 
-Prices, as on the live server (``server/pipeline.py``): with ``fill_priced`` (the exchanges whose
-``price`` is a fill; :func:`~purpleflea.backtest.start` passes ``registry.fill_priced()``), only
-a fill-priced event's price marks the broker and widens the heatmap's swept range, once its
-market has had one: a bankruptcy price (Bybit, OKX) sits ~0.5 % from the market, and a strategy
-filled there would be filled where nobody traded.
+Prices, by the live server's rule (:class:`~purpleflea.engine.market_price.MarketPrice`): with
+``fill_priced`` (the exchanges whose ``price`` is a fill; :func:`~purpleflea.backtest.start`
+passes ``registry.fill_priced()``), only a fill-priced event's price marks the broker and widens
+the heatmap's swept range, once its market has had one: a bankruptcy price (Bybit, OKX) sits
+~0.5 % from the market, and a strategy filled there would be filled where nobody traded.
 
 Open interest (each market's total of what the live server told the engine from its snapshots,
 kept when it moved: see :mod:`purpleflea.store.oi_sampler`) is merged in by time:
@@ -35,6 +35,7 @@ from purpleflea.backtest.broker import Broker
 from purpleflea.backtest.strategy import Strategy
 from purpleflea.engine import CascadeEngine
 from purpleflea.engine.heatmap_feed import HeatmapFeed
+from purpleflea.engine.market_price import MarketPrice
 from purpleflea.model import CascadeAlert, Liquidation, MarketSnapshot, instrument_of
 from purpleflea.store.base import OpenInterest, Store
 from purpleflea.store.pages import NEVER_MS as _NEVER  # "no open interest row is due"
@@ -66,8 +67,10 @@ class Replay:
     #: Whether more rows may still be added (then the queue running dry means "load more").
     _oi_more: bool = False
     _oi_last: int = -_NEVER
-    #: Markets that have had a fill-priced event (their other prices no longer count).
-    _filled: set[str] = field(default_factory=set)
+    _prices: MarketPrice = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._prices = MarketPrice(self.fill_priced)
 
     def add_open_interest(self, rows: Iterable[OpenInterest], *, more: bool = False) -> None:
         """Queue open interest rows (ascending ts, continuing the rows added before).
@@ -101,7 +104,7 @@ class Replay:
         on_event = strategy.on_event
         on_tick: Callable[[int, Broker], None] | None = getattr(strategy, "on_tick", None)
         note_price = self.heatmaps.note_price if self.heatmaps is not None else None
-        fill, filled = self.fill_priced, self._filled
+        counts = self._prices.counts
         second = self._second
         oi_next = self._oi_next
         count = 0
@@ -121,11 +124,7 @@ class Replay:
                         self._tick(tick_second * 1000, on_tick)
                 second = ts // 1000
             market = event.market
-            if fill is None or event.exchange in fill:
-                filled.add(market)
-                priced = True
-            else:
-                priced = market not in filled
+            priced = counts(market, event.exchange)
             if priced and note_price is not None:
                 note_price(market, event.price)
             score = observe(market, event.side, event.size_usd, event.price, ts, event.exchange)

@@ -28,6 +28,7 @@ import msgspec
 from purpleflea.bus.base import Bus
 from purpleflea.clock import now_ms
 from purpleflea.engine.heatmap_feed import FuelSink
+from purpleflea.engine.market_price import MarketPrice
 from purpleflea.model import Liquidation, MarketSnapshot, VenueLiquidation
 from purpleflea.server.latency import StageLatency
 from purpleflea.server.sequencing import BatchPlan, Scorer, Sequencer, WriteEvents
@@ -59,14 +60,13 @@ class MarketState(msgspec.Struct, kw_only=True):
     ``last_price`` is the latest **fill** price (``registry.fill_priced``) once the market has
     had one: a bankruptcy or order price (Bybit, OKX, HTX, BitMEX, Gate) sits 0.4-0.6 % or more
     from the market (docs/live.md, "What `price` is"); before any fill, the latest price of any
-    kind. ``last_ts`` is the latest event's time, whatever its venue.
+    kind (:class:`~purpleflea.engine.market_price.MarketPrice`). ``last_ts`` is the latest event's
+    time, whatever its venue.
     """
 
     last_price: float
     last_ts: int
     exchanges: set[str]
-    #: ``last_price`` came from a fill-priced venue.
-    fill: bool = False
 
 
 #: A wakeup within this long of the last flush's end means events are arriving: coalesce.
@@ -100,7 +100,7 @@ class Pipeline:
         self.heatmap = heatmap
         # The exchanges whose ``price`` is a fill (None: every one's): only their prices are
         # the market's, for the heatmap's swept range and a market's last price.
-        self._fill: frozenset[str] | None = None if fill_priced is None else frozenset(fill_priced)
+        self._prices = MarketPrice(fill_priced)
         self.coalesce_s = coalesce_s
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
@@ -382,27 +382,26 @@ class Pipeline:
 
     def _remember(self, event: Liquidation) -> None:
         self.clock_ms = max(self.clock_ms, event.ts)
-        fill = self._fill is None or event.exchange in self._fill
-        state = self.markets.get(event.market)
-        # A price is the market's if it is a fill, or while the market has had none (a coin
-        # only bankruptcy-priced venues list); as backtest/runner.py reads them.
-        if self.heatmap is not None and (fill or state is None or not state.fill):
+        prices, market = self._prices, event.market
+        fill = prices.is_fill(event.exchange)
+        had_fill = prices.has_fill(market)
+        priced = prices.counts(market, event.exchange)
+        if self.heatmap is not None and priced:
             # A bankruptcy price below the market would widen the swept range past where the
             # market went, and the heatmap would drop positions it never reached.
-            self.heatmap.note_price(event.market, event.price)
+            self.heatmap.note_price(market, event.price)
+        state = self.markets.get(market)
         if state is None:
-            self.markets[event.market] = MarketState(
-                last_price=event.price, last_ts=event.ts, exchanges={event.exchange}, fill=fill
+            self.markets[market] = MarketState(
+                last_price=event.price, last_ts=event.ts, exchanges={event.exchange}
             )
         else:
             if event.ts >= state.last_ts:
-                if fill or not state.fill:
+                if priced:
                     state.last_price = event.price
-                    state.fill = fill
                 state.last_ts = event.ts
-            elif fill and not state.fill:
+            elif fill and not had_fill:
                 state.last_price = event.price  # an older fill beats a newer other kind
-                state.fill = True
             state.exchanges.add(event.exchange)
 
     async def _tick_loop(self, interval: float) -> None:
