@@ -27,6 +27,7 @@ from purpleflea.ingest.connection_stats import ConnectionStats
 from purpleflea.ingest.dedupe import Deduper
 from purpleflea.ingest.feed_spec import FeedSpec, Sink
 from purpleflea.ingest.handover import Link
+from purpleflea.ingest.open_budget import OpenBudget
 from purpleflea.ingest.received_frames import (
     deliver,
     replace_if_closing,
@@ -69,13 +70,17 @@ async def run_feed(
     alarm: Alarm | None = None,
     open_timeout: float = 10.0,
     watch: Watch | None = None,
+    opens: OpenBudget | None = None,
+    opened: bool = False,
 ) -> None:
     """Keep ``spec``'s connection alive forever (until cancelled), feeding events to ``sink``.
 
     Never raises anything but ``CancelledError``: every failure (refused, closed, silent,
     a normalizer bug) ends in a backoff and a new connection. Events whose size is unknown
     (``quantity is None``) are counted as ``unsized`` and not delivered. ``watch`` is told
-    of every up, frame and down (see :class:`Watch`).
+    of every up, frame and down (see :class:`Watch`). With ``opens`` (the venue's cap on new
+    connections a minute from this IP, shared by its feeds) every connection opened takes a
+    slot first; ``opened``: the caller took the first one's.
     """
     stats = stats or ConnectionStats(spec.name)
     stats.exchange, stats.url = spec.exchange, spec.url
@@ -90,6 +95,9 @@ async def run_feed(
         while True:
             if not up:  # (a connection being replaced still serves)
                 stats.state = "connecting"
+            if opens is not None and not opened:
+                await opens.take()
+            opened = False
             started = time.monotonic()
             link = Link(predecessor)
             task = asyncio.create_task(

@@ -38,7 +38,6 @@ import contextlib
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -52,6 +51,7 @@ from purpleflea.ingest.connection import run_feed
 from purpleflea.ingest.connection_stats import ConnectionStats
 from purpleflea.ingest.dedupe import Deduper
 from purpleflea.ingest.feed_spec import FeedSpec, Sink
+from purpleflea.ingest.open_budget import OpenBudget
 from purpleflea.ingest.sampled_liquidations import PriceExtremes, vanished
 from purpleflea.ingest.sampling_schedule import (
     SamplerConfig,
@@ -151,8 +151,12 @@ class PositionSampler:
         self._polled_at: dict[str, int] = {}
         self.watched: dict[str, asyncio.Task[None]] = {}
         self.watch_interval = 5.0
-        #: ``clock`` times of the websocket connections this sampler opened in the last minute.
-        self._opened: deque[int] = deque()
+        per_minute = sampling.max_new_connections_per_minute
+        #: The venue's cap on new connections a minute, taken by every connection the sampler's
+        #: feeds open (reconnects too). Its clock is the sampler's, as tests set it.
+        self.opens = (
+            None if per_minute is None else OpenBudget(per_minute, clock=lambda: self.clock())  # noqa: PLW0108
+        )
         self.deduper = Deduper()
         self._paused_until = 0.0  # loop time before which no request is sent (429)
 
@@ -331,21 +335,14 @@ class PositionSampler:
         return max(0, cap)
 
     def new_connections_left(self) -> int | None:
-        """Connections the sampler may still open this minute (None: no documented cap).
+        """Accounts the sampler may start watching now (None: no documented cap).
 
-        The venue's cap less one per connection the sampler may hold: reconnects (which the
-        connection runner makes on its own) then never push the minute past the cap."""
-        per_minute = self.sampling.max_new_connections_per_minute
-        if per_minute is None:
+        The venue's cap this minute less one slot per connection the sampler may hold, so that
+        a reconnect (which takes a slot too, see :class:`OpenBudget`) finds one without waiting.
+        """
+        if self.opens is None:
             return None
-        now = self.clock()
-        while self._opened and self._opened[0] <= now - _MINUTE_S * 1_000:
-            self._opened.popleft()
-        held = self.watch_cap() + 1
-        return max(0, per_minute - held - len(self._opened))
-
-    def _opening(self) -> None:
-        self._opened.append(self.clock())
+        return max(0, self.opens.left() - (self.watch_cap() + 1))
 
     def _user_spec(self, account: str) -> FeedSpec:
         parse = self.sampling.parse_user_liquidations
@@ -390,9 +387,15 @@ class PositionSampler:
                 await task
         first = not self.watched
         for account in added:
-            self._opening()
+            if self.opens is not None and not self.opens.try_take():
+                break  # (``added`` is within new_connections_left, so a slot is free)
             feed = run_feed(
-                self._user_spec(account), self.sink, backoff=self.backoff, deduper=self.deduper
+                self._user_spec(account),
+                self.sink,
+                backoff=self.backoff,
+                deduper=self.deduper,
+                opens=self.opens,
+                opened=self.opens is not None,
             )
             self.watched[account] = asyncio.create_task(feed)
         if added:
@@ -425,11 +428,14 @@ class PositionSampler:
         tasks: list[asyncio.Task[None]] = []
         try:
             await self.restore()
-            self._opening()  # the trade stream's connection
             tasks = [
                 asyncio.create_task(
                     run_feed(
-                        self.feed_spec(), _no_events, self.stats.discovery, backoff=self.backoff
+                        self.feed_spec(),
+                        _no_events,
+                        self.stats.discovery,
+                        backoff=self.backoff,
+                        opens=self.opens,
                     )
                 ),
                 asyncio.create_task(self._contexts_loop()),
