@@ -4,6 +4,7 @@
     .venv/bin/python bench/cascade_real.py --goals  # issue 20's real-data goals, every session
     .venv/bin/python bench/cascade_real.py --goals --from-wave=0  # each wave from a cold start
     .venv/bin/python bench/cascade_real.py --venues   # held out: OKX and Hyperliquid's pages
+    .venv/bin/python bench/cascade_real.py --goals --wave=relative  # market-relative waves
 
 Reads ``data/real/*/binance.csv`` from the team's shared folder (no header; size = z x ap, or
 z x p where ap is missing; order side SELL means a long was liquidated; see SOURCES.md there).
@@ -24,6 +25,10 @@ wave's first liquidation in its first heavy minute to the first ``started`` aler
 and side at most 90 s before (the engine's window) and before the wave ends (an alert already
 active then counts as 0 s); goal <= 60 s. A *calm* session has no heavy minute; goal: no alert.
 
+``--wave=relative`` (with ``--goals`` or ``--venues``): the same goals judged on waves of
+heavy minutes relative to the market (``bench/cascade_real_waves.py``; docs/cascade.md, "A
+market-relative wave"), reported beside the issue's pooled bar, which stays the goal.
+
 ``--venues``: the OTHER-VENUES split, held out (never used for tuning): OKX's and Hyperliquid's
 real liquidations of SOURCES.md 5b, by the same bar and wave definition (:func:`other_venues`,
 loaded by ``bench/cascade_real_venues.py``).
@@ -39,6 +44,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cascade_real_waves import (
+    DEFINITIONS,
+    HEAVY_MIN_EVENTS,
+    HEAVY_PERCENTILE,
+    MIN_SECONDS,
+    RELATIVE_K,
+    RELATIVE_MIN_HISTORY,
+    RELATIVE_WINDOW_MIN,
+    Definition,
+    Wave,
+    heavy_threshold,
+    waves,
+)
 from purpleflea.engine import CascadeConfig, CascadeEngine
 from purpleflea.model import CascadeAlert
 
@@ -90,9 +108,6 @@ EVALUATION = ("riftfern_data-streams/binance.csv",)
 #: data/real, e.g. one a reviewer holds out from the team) is replayed as the HELD-OUT split.
 SPLITS = ("tuning", "evaluation", "held-out")
 SESSION_GAP_MS = 600_000
-HEAVY_PERCENTILE = 99.0
-HEAVY_MIN_EVENTS = 3
-WAVE_GAP_MIN = 5
 ALERT_BEFORE_MS = 90_000
 GOAL_DELAY_S = 60.0
 
@@ -266,54 +281,6 @@ def sessions(rows: list[Row]) -> list[list[Row]]:
     return out
 
 
-def minutes(rows: list[Row]) -> dict[tuple[str, str, int], list[Row]]:
-    """Each market, side and calendar minute's events."""
-    out: dict[tuple[str, str, int], list[Row]] = {}
-    for r in rows:
-        out.setdefault((r.market, r.side, r.ts // 60_000), []).append(r)
-    return out
-
-
-def heavy_threshold(all_sessions: list[list[Row]]) -> float:
-    """The pooled HEAVY_PERCENTILE of market-side minute notionals over every session."""
-    import numpy as np
-
-    usd = [sum(r.size_usd for r in m) for s in all_sessions for m in minutes(s).values()]
-    return float(np.percentile(usd, HEAVY_PERCENTILE))
-
-
-@dataclass
-class Wave:
-    market: str
-    side: str
-    first_ts: int  # the first liquidation of its first heavy minute
-    end_ts: int  # the last liquidation of its last heavy minute
-    heavy_minutes: int
-    usd: float
-
-
-def waves(rows: list[Row], threshold: float) -> list[Wave]:
-    """Runs of heavy minutes (>= threshold, >= HEAVY_MIN_EVENTS) per market and side."""
-    heavy = sorted(
-        (k, m)
-        for k, m in minutes(rows).items()
-        if len(m) >= HEAVY_MIN_EVENTS and sum(r.size_usd for r in m) >= threshold
-    )
-    out: list[Wave] = []
-    last: dict[tuple[str, str], tuple[int, Wave]] = {}
-    for (market, side, minute), m in heavy:
-        usd = sum(r.size_usd for r in m)
-        prev = last.get((market, side))
-        if prev is not None and minute - prev[0] <= WAVE_GAP_MIN:
-            w = prev[1]
-            w.end_ts, w.heavy_minutes, w.usd = m[-1].ts, w.heavy_minutes + 1, w.usd + usd
-        else:
-            w = Wave(market, side, m[0].ts, m[-1].ts, 1, usd)
-            out.append(w)
-        last[(market, side)] = (minute, w)
-    return sorted(out, key=lambda w: w.first_ts)
-
-
 #: Two forced orders within this of each other's price are one position's fills (or one
 #: shock): the engine's ``level_tol_pct``.
 LEVEL_TOL = 0.0012
@@ -418,6 +385,7 @@ def goals(
     split_only: str = "all",
     trace: bool = False,
     from_wave_s: float | None = None,
+    wave: Definition = "pooled",
 ) -> None:
     """Issue 20's real-data cascade goals over every recorded session, per split; with
     ``from_wave_s`` each wave is replayed by a fresh engine from that many seconds before its
@@ -435,11 +403,7 @@ def goals(
     # never moves, not even when a held-out recording is added.
     threshold = heavy_threshold([s for name, _, s in all_sessions if name in FILES])
     oi = open_interest(oi_mode)
-    print(
-        f"heavy minute: a market and side's minute with >= ${threshold:,.0f} liquidated (the "
-        f"pooled p{HEAVY_PERCENTILE:g} of market-side minutes) in >= {HEAVY_MIN_EVENTS} events; "
-        f"open interest: {oi_mode}"
-    )
+    print(f"{heavy_rule(threshold, wave)}; open interest: {oi_mode}")
     held_out = sorted({name for name, split, _ in all_sessions if split == "held-out"})
     print(f"held-out recordings found: {', '.join(held_out) or 'none'}")
     delays: dict[str, list[float | None]] = {split: [] for split in SPLITS}
@@ -447,6 +411,7 @@ def goals(
     calm_alerts = dict.fromkeys(SPLITS, 0)
     calm_sessions = dict.fromkeys(SPLITS, 0)
     other_alerts = dict.fromkeys(SPLITS, 0)
+    all_found: dict[str, list[Wave]] = {split: [] for split in SPLITS}
     for name, split, rows in all_sessions:
         if split_only not in ("all", split):
             continue
@@ -457,7 +422,8 @@ def goals(
             & {r.market for r in rows}
         )
         started = [a for a in alerts if a.status == "started"]
-        found = waves(rows, threshold)
+        found = waves(rows, threshold, wave)
+        all_found[split] += found
         t0 = rows[0].ts
         when = datetime.fromtimestamp(t0 / 1000, UTC).strftime("%Y-%m-%d %H:%M")
         kind = "waves" if found else "calm"
@@ -501,9 +467,12 @@ def goals(
             f"{calm_sessions[split]} calm sessions: {calm_alerts[split]}; alerts away from every "
             f"wave in wave sessions: {other_alerts[split]}"
         )
+        print(f"{split}: {wave_counts(all_found[split])}")
 
 
-def other_venues(config: CascadeConfig | None = None, oi_mode: str = "none") -> None:
+def other_venues(
+    config: CascadeConfig | None = None, oi_mode: str = "none", wave: Definition = "pooled"
+) -> None:
     """The OTHER-VENUES split (held out, never used for tuning): OKX's and Hyperliquid's real
     liquidations (:mod:`cascade_real_venues`), judged by the same heavy-minute bar as the Binance
     files (pooled over those files only, unchanged) and the same wave definition.
@@ -530,12 +499,11 @@ def other_venues(config: CascadeConfig | None = None, oi_mode: str = "none") -> 
     )
     oi = open_interest(oi_mode)
     print(
-        f"heavy minute: >= ${threshold:,.0f} in >= {HEAVY_MIN_EVENTS} events (the Binance files' "
-        f"pooled p{HEAVY_PERCENTILE:g}); open interest: {oi_mode}; file {venues.KNX_LIQUIDATIONS}"
+        f"{heavy_rule(threshold, wave)}; open interest: {oi_mode}; file {venues.KNX_LIQUIDATIONS}"
     )
 
     okx = [Row(*x) for x in venues.load(path, "okx")]
-    found = waves(okx, threshold)
+    found = waves(okx, threshold, wave)
     _, alerts = score(okx, config, oi, exchange="okx")
     started = [a for a in alerts if a.status == "started"]
     away = away_from_waves(started, found)
@@ -564,7 +532,8 @@ def other_venues(config: CascadeConfig | None = None, oi_mode: str = "none") -> 
             f"{sum(r.market == market for r in okx)} orders: {len(mine)} waves, {met} with a "
             f"started alert within {GOAL_DELAY_S:g} s (alerts on waves: {caught}); "
             f"{len(own)} alerts started, {len(own_away)} away from every wave, {len(in_calm)} in "
-            f"its {sum(hi - lo for lo, hi in calm) / 3_600_000:.1f} calm hours"
+            f"its {sum(hi - lo for lo, hi in calm) / 3_600_000:.1f} calm hours; median wave "
+            f"{_median_k(mine)}"
         )
         for a in own_away:
             print(f"    away: {_utc(a.updated_at)} {a.message}")
@@ -583,7 +552,16 @@ def other_venues(config: CascadeConfig | None = None, oi_mode: str = "none") -> 
         f"({len(away) / days:.2f} per market-day); calm time: {calm_days:.2f} market-days, "
         f"{calm_alerts} alerts in it"
     )
+    print(f"  OKX: {wave_counts(found)}")
 
+    if wave == "relative":
+        # A relative heavy minute is over the pooled bar in >= 3 distinct seconds, so over it in
+        # >= 3 events with the sides pooled: the pooled bar's side-blind calm time and spans are
+        # a bound for this definition too (its own needs each side's history, unknown here).
+        print(
+            "[other-venues] Hyperliquid, relative waves: the pooled bar's side-blind figures "
+            "below bound them too"
+        )
     hl = venues.load(path, "hyperliquid")
     heavy = venues.heavy_pooled(hl, threshold, HEAVY_MIN_EVENTS)
     possible = venues.alert_possible(hl, config.min_alert_usd)
@@ -621,6 +599,32 @@ def other_venues(config: CascadeConfig | None = None, oi_mode: str = "none") -> 
         print(f"  {venue} {market} {label}: {up} rose, {down} fell")
 
 
+def heavy_rule(threshold: float, wave: Definition) -> str:
+    """The heavy-minute rule in force, as the reports' first line states it."""
+    source = f"the Binance files' pooled p{HEAVY_PERCENTILE:g} of market-side minutes"
+    if wave == "pooled":
+        return f"heavy minute: >= ${threshold:,.0f} in >= {HEAVY_MIN_EVENTS} events ({source})"
+    return (
+        f"heavy minute (relative): >= ${threshold:,.0f} ({source}), raised to "
+        f"{RELATIVE_K:g} x the median of the market-side's active minutes in the "
+        f"{RELATIVE_WINDOW_MIN} min before when it had >= {RELATIVE_MIN_HISTORY}, in >= "
+        f"{MIN_SECONDS} distinct seconds"
+    )
+
+
+def wave_counts(found: list[Wave]) -> str:
+    """How many waves per market and their heavy minutes' median notional."""
+    per_market = Counter(w.market for w in found)
+    markets = ", ".join(f"{m} {n}" for m, n in sorted(per_market.items()))
+    return f"{len(found)} waves ({markets or 'none'}), median wave {_median_k(found)}"
+
+
+def _median_k(found: list[Wave]) -> str:
+    import statistics
+
+    return f"${statistics.median(w.usd for w in found) / 1e3:,.0f}k" if found else "-"
+
+
 def _near(first_ts: int, end_ts: int) -> tuple[int, int]:
     """The time around a wave (or a heavy minute) that ``away_from_waves`` calls near it."""
     return first_ts - ALERT_BEFORE_MS - 300_000, end_ts + 300_000
@@ -632,6 +636,14 @@ def _utc(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%m-%d %H:%M")
 
 
+def _definition(name: str) -> Definition:
+    if name == "relative":
+        return "relative"
+    if name == "pooled":
+        return "pooled"
+    raise SystemExit(f"--wave must be one of {DEFINITIONS}, got {name!r}")
+
+
 def main() -> None:
     import sys
 
@@ -639,9 +651,13 @@ def main() -> None:
     sets = [a.split("=", 1) for a in args if "=" in a and not a.startswith("--")]
     if "--venues" in args:
         # --oi=MODE as --goals; FIELD=NUMBER sets a CascadeConfig field.
-        oi_opt = [a.split("=", 1)[1] for a in args if a.startswith("--oi=")]
+        opts = dict(
+            a.removeprefix("--").split("=", 1) for a in args if a.startswith("--") and "=" in a
+        )
         other_venues(
-            CascadeConfig(**{k: float(v) for k, v in sets}), oi_opt[0] if oi_opt else "none"
+            CascadeConfig(**{k: float(v) for k, v in sets}),
+            opts.get("oi", "none"),
+            _definition(opts.get("wave", "pooled")),
         )
         return
     if "--goals" in args:
@@ -657,6 +673,7 @@ def main() -> None:
             split_only=opts.get("split", "all"),
             trace="--trace" in args,
             from_wave_s=float(opts["from-wave"]) if "from-wave" in opts else None,
+            wave=_definition(opts.get("wave", "pooled")),
         )
         return
     import matplotlib

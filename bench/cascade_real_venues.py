@@ -21,8 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
+from cascade_real_waves import Event
 from purpleflea.model import Instrument
 from purpleflea.venues._units import from_contracts
 
@@ -55,23 +56,6 @@ class Liq(NamedTuple):
     ts: int
 
 
-class _Event(Protocol):
-    @property
-    def market(self) -> str: ...
-
-    @property
-    def side(self) -> str: ...
-
-    @property
-    def size_usd(self) -> float: ...
-
-    @property
-    def price(self) -> float: ...
-
-    @property
-    def ts(self) -> int: ...
-
-
 def load(path: Path, venue: str) -> list[Liq]:
     """``venue``'s rows of the file in time order, in USD and the tracker's market names."""
     if venue not in VENUES:
@@ -97,7 +81,7 @@ def load(path: Path, venue: str) -> list[Liq]:
     return out
 
 
-def windows(rows: Iterable[_Event]) -> dict[str, tuple[int, int]]:
+def windows(rows: Iterable[Event]) -> dict[str, tuple[int, int]]:
     """Each market's first and last timestamp: the span its page covers."""
     out: dict[str, tuple[int, int]] = {}
     for r in rows:
@@ -106,7 +90,7 @@ def windows(rows: Iterable[_Event]) -> dict[str, tuple[int, int]]:
     return out
 
 
-def heavy_pooled(rows: Iterable[_Event], threshold: float, min_events: int) -> dict[str, list[int]]:
+def heavy_pooled(rows: Iterable[Event], threshold: float, min_events: int) -> dict[str, list[int]]:
     """Per market, its calendar minutes (ms // 60,000) that are heavy with both sides pooled
     (>= threshold in >= min_events events). One side's minute holds at most the pooled minute's
     notional and events, so every minute heavy on some side is among them, whatever the sides."""
@@ -144,7 +128,7 @@ def overlapping(spans: Iterable[tuple[int, int]], calm: Sequence[tuple[int, int]
 
 
 def alert_possible(
-    rows: Sequence[_Event], min_usd: float, window_ms: int = 90_000
+    rows: Sequence[Event], min_usd: float, window_ms: int = 90_000
 ) -> dict[str, list[tuple[int, int]]]:
     """Per market, the spans in which the engine could start an alert on some side: where the
     trailing ``window_ms`` of both sides pooled holds >= ``min_usd``. The engine starts one only
@@ -152,7 +136,7 @@ def alert_possible(
     and one side's window never holds more than both sides' trailing 90 s; outside these spans
     no alert can start, whichever side each row was. Spans run from the first event at the
     floor to the last one still counting."""
-    by_market: dict[str, list[_Event]] = {}
+    by_market: dict[str, list[Event]] = {}
     for r in rows:
         by_market.setdefault(r.market, []).append(r)
     out: dict[str, list[tuple[int, int]]] = {}
@@ -175,13 +159,13 @@ def alert_possible(
 
 
 def burst_moves(
-    rows: Iterable[_Event], gap_ms: int = 60_000, min_events: int = 5
+    rows: Iterable[Event], gap_ms: int = 60_000, min_events: int = 5
 ) -> dict[tuple[str, str], tuple[int, int]]:
     """Per market and side label, its bursts (>= min_events rows, no gap over gap_ms) whose
     price rose / fell by more than 0.01 % from the first row to the last. Forced buys (shorts
     liquidated) mostly lift the price and forced sells lower it, so a side label that means one
     side shows one direction far more often than the other."""
-    series: dict[tuple[str, str], list[list[_Event]]] = {}
+    series: dict[tuple[str, str], list[list[Event]]] = {}
     for r in sorted(rows, key=lambda r: r.ts):
         bursts = series.setdefault((r.market, r.side), [])
         if not bursts or r.ts - bursts[-1][-1].ts > gap_ms:

@@ -155,3 +155,22 @@ def test_the_venues_command_runs_in_seconds_and_reports_both_venues() -> None:
     assert "heavy minute: >= $30,468 in >= 3 events" in out
     assert "  OKX: 3.76 market-days, 84 waves" in out
     assert "  Hyperliquid: 22.29 market-days" in out
+
+
+def test_the_venues_command_reports_relative_waves_beside_the_pooled_bar() -> None:
+    _real_file()
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "cascade_real.py"), "--venues", "--wave=relative"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    out = done.stdout
+    assert "heavy minute (relative): >= $30,468" in out
+    # The figures of the one run after the rule was registered (docs/cascade.md).
+    assert "  OKX: 3.76 market-days, 61 waves, 3 with a started alert within 60 s" in out
+    assert (
+        "  OKX: 61 waves (BTC-PERP 22, DOGE-PERP 12, ETH-PERP 13, HYPE-PERP 1, SOL-PERP 13)" in out
+    )
+    assert "calm time: 3.27 market-days, 3 alerts in it" in out
