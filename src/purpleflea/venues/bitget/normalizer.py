@@ -9,7 +9,10 @@ Semantics (shared/EXCHANGES.md, Bitget and traps 1, 4, 7):
 - ``side`` is the **position** side: ``buy`` is a long liquidated, ``sell`` a short.
 - ``price`` is what Bitget calls the "liquidation price"; ``amount`` is in the **quote** coin
   (USDT/USDC, or USD for coin-futures), so it is the USD notional and ``amount / price`` the
-  coins. No instrument catalog is needed.
+  coins. No instrument catalog is needed. The copy of 2025-12-05 names no unit, a later one
+  "Unit: quote coin"; the recorded push agrees with the later one: its ``amount`` 13.70319
+  (APEUSDT at 0.1649) and 143.330431857868 (IPUSDT) are no plausible order sizes in coins,
+  while ``amount / price`` is 83.1 and 286.5 coins exactly.
 - Pushes are aggregated, not a full tape, and Bitget's docs disagree on how. Bitget's UTA
   changelog dates the channel: "[November 26, 2025] Websocket Added a new platform
   liquidation push channel"; a copy of the page taken 2025-12-05 (sebastianganser/Bitget_API
