@@ -27,7 +27,10 @@ Semantics (shared/EXCHANGES.md, Bitget and traps 1, 4, 7):
   ``ts`` 1777358897167 carries rows at 1777358886549 and 1777358876983, 10.6 s and 20.2 s
   older, not the previous second's. It fits the first, but one push cannot show that every
   liquidation is in some push, nor which copy is the newer (Bitget may have moved to the
-  per-second rule since). So the coverage stays ``snapshot``.
+  per-second rule since). The latest dated word leans that way: a data vendor's public note,
+  updated 2026-09-30 after it began reading the v3 channel (code index id 71148224139), calls
+  it "throttled: the largest order per side per contract per second", whether measured or
+  read from the per-second copy it does not say. So the coverage stays ``snapshot``.
 - Each row's own ``ts`` (when the liquidation happened), not the push's, is the event's time:
   rows arrive up to ~20 s after it.
 - ``action: snapshot`` is treated as the initial push after subscribing, which may repeat what
