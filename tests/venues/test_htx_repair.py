@@ -52,6 +52,15 @@ def test_the_documented_answers_give_the_events_the_topic_gives(name: str) -> No
     assert (page.more, page.cursor) == (True, str(rows[0]["query_id"]))
 
 
+def test_the_documented_answer_for_liquidated_longs_is_a_sell_read_as_a_long() -> None:
+    # HTX's page documents this answer for ``trade_type=5`` ("5: Liquidate long positions"):
+    # its ``direction`` "sell" is the liquidation order's side, so a sell is a long liquidated.
+    body = (FIXTURES / "liquidation_orders_linear_doc.json").read_bytes()
+    assert json.loads(body)["data"][0]["direction"] == "sell"
+    [event] = parse(body, catalog=CATALOG).events
+    assert (event.side, event.market) == ("long", "BTC-20211210")
+
+
 def test_the_documented_coin_margined_order_is_a_short_closed_in_usd_contracts() -> None:
     page = parse((FIXTURES / "liquidation_orders_coin_doc.json").read_bytes(), catalog=CATALOG)
     [event] = page.events

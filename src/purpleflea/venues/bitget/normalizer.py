@@ -9,15 +9,28 @@ Semantics (shared/EXCHANGES.md, Bitget and traps 1, 4, 7):
 - ``side`` is the **position** side: ``buy`` is a long liquidated, ``sell`` a short.
 - ``price`` is what Bitget calls the "liquidation price"; ``amount`` is in the **quote** coin
   (USDT/USDC, or USD for coin-futures), so it is the USD notional and ``amount / price`` the
-  coins. No instrument catalog is needed.
-- Pushes are aggregated, not a full tape, and Bitget's docs disagree on how. One copy of the
-  channel page: "pushed once every 20 seconds or every 10,000 records ... each push contains
-  all forced-liquidation data on the platform"; another (bitget.live mirror): "once per second
-  ... only the record with the highest liquidation quantity for long and short positions
-  respectively per trading pair", at most 2 rows per pair a second. Neither copy is dated. The
-  one recorded push (tardis-node test, 2026-04-28) fits the first: push ``ts`` 1777358897167,
-  rows at 1777358886549 and 1777358876983, 10.6 s and 20.2 s older, in one push. Whether
-  every liquidation is in some push is not settled, so the coverage stays ``snapshot``.
+  coins. No instrument catalog is needed. The copy of 2025-12-05 names no unit, a later one
+  "Unit: quote coin"; the recorded push agrees with the later one: its ``amount`` 13.70319
+  (APEUSDT at 0.1649) and 143.330431857868 (IPUSDT) are no plausible order sizes in coins,
+  while ``amount / price`` is 83.1 and 286.5 coins exactly.
+- Pushes are aggregated, not a full tape, and Bitget's docs disagree on how. Bitget's UTA
+  changelog dates the channel: "[November 26, 2025] Websocket Added a new platform
+  liquidation push channel"; a copy of the page taken 2025-12-05 (sebastianganser/Bitget_API
+  @ c21262e, uta/websocket/public/Liquidation-Channel.md) gives no cadence at all and
+  ``amount`` no unit. Two later, undated copies add a cadence and disagree. One (code index id
+  55299421045, with ``amount`` "Unit: quote coin"): "pushed once every 20 seconds or every
+  10,000 records ... each push contains all forced-liquidation data on the platform"; the
+  other (bitget.live mirror): "once per second ... the aggregated liquidation data for the
+  previous second: only the record with the highest liquidation quantity for long and short
+  positions respectively per trading pair", at most 2 rows per pair a second. The one
+  recorded push (tardis-node test, 2026-04-28) contradicts the second as it reads: push
+  ``ts`` 1777358897167 carries rows at 1777358886549 and 1777358876983, 10.6 s and 20.2 s
+  older, not the previous second's. It fits the first, but one push cannot show that every
+  liquidation is in some push, nor which copy is the newer (Bitget may have moved to the
+  per-second rule since). The latest dated word leans that way: a data vendor's public note,
+  updated 2026-09-30 after it began reading the v3 channel (code index id 71148224139), calls
+  it "throttled: the largest order per side per contract per second", whether measured or
+  read from the per-second copy it does not say. So the coverage stays ``snapshot``.
 - Each row's own ``ts`` (when the liquidation happened), not the push's, is the event's time:
   rows arrive up to ~20 s after it.
 - ``action: snapshot`` is treated as the initial push after subscribing, which may repeat what

@@ -9,7 +9,13 @@ BTC-PERPETUAL at 183,180 USD with a mark of 3,579.73). As with trade amounts (th
 docstring), linear perpetuals (``SOL_USDC-PERPETUAL``) count coins and inverse ones
 (``BTC-PERPETUAL``, ``BTC-27DEC24``) USD, turned into coins at the mark.
 "Outstanding contracts" is read as one side, the usual count of open interest (each contract
-has one long and one short holder); Deribit does not say it more plainly.
+has one long and one short holder); Deribit does not say it more plainly. Parity, which settles
+Kraken's (``kraken/open_interest.py``), does not settle it here: recorded
+``ticker.BTC-PERPETUAL.raw`` pushes of 2019-08-01 and 2019-10-01 (tardis-node's mapper test)
+carry ``open_interest`` 66,128,281 and 84,844,461 USD, both odd, which a count of both sides
+of whole contracts could not be; but neither is a multiple of the 10 USD contract either (its
+size in 2026; 2019's not checked), so the figure may not be a plain count of whole contracts
+and its parity proves nothing.
 
 The method's ``currency`` takes one of ``BTC ETH USDC USDT EURR`` (no ``any``), so each is
 asked in turn and the answers merged; ``EURR``, a euro stablecoin, is left out: a price in it

@@ -7,7 +7,13 @@ contract_code,direction,offset,volume,price,created_at,amount,trade_turnover},..
 
 Semantics (shared/EXCHANGES.md, HTX and traps 1, 6):
 
-- ``direction`` is the liquidation **order** side: a sell closes a long.
+- ``direction`` is the liquidation **order** side: a sell closes a long. The topic's page
+  describes it only as "Long or short", which reads either way, but HTX's REST twin settles
+  it: "[General] Query Liquidation Orders(New)" takes ``trade_type`` "5: Liquidate long
+  positions; 6: Liquidate short positions" and its documented answer to
+  ``trade_type=5&contract=BTC-USDT`` is ``"direction":"sell","offset":"close"`` (the page as
+  mirrored in rosssaunders/coincise docs/htx @ 5c2103f8; tests/venues/htx). HTX's order pages
+  pair the two fields the same way (``trade_type`` "4: sell long", "5: sell liquidation").
 - ``price`` is what HTX documents as the "bankruptcy price" (its "[General] Subscribe
   Liquidation Orders" page; no fill price is sent, and ``trade_turnover`` is ``amount`` times
   this price in every push we have seen); ``volume`` is in contracts, sized through the instrument

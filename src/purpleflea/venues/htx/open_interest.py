@@ -10,6 +10,18 @@ API pages as mirrored in rosssaunders/coincise, 2025-11-30):
 - coin-margined ``swap-api/v1/swap_open_interest``: ``volume`` and ``amount`` are "Single
   side", read as they are.
 
+The linear half is the docs' word against recorded answers, and unsettled. ``volume`` counts
+whole contracts, and a plain count of both sides is twice the longs' whole count, always even;
+yet both recorded BTC-USDT answers are odd: 3,063,121 (2020-12-01, tardis-node's mapper test,
+polled from this endpoint) and 31,034,739 (the 2026-08-19 capture in tests/venues). The phrase
+is not idle on HTX's pages, though: trade ``amount``, also "Sum of both buy and sell sides",
+looks doubled, every recorded HTX trade amount in tardis-node's tests being even (62, 8, 80,
+6, 30, 2, 8, 20 contracts, 2019-2022; about one chance in 256 if sides were not doubled),
+while recorded liquidation ``volume``, which the pages do not so label, is often odd (227,
+319, 231, 3). Both cannot be plain: a count of both sides that comes out odd leaves some
+account out (HTX's takeover of liquidated positions, say), which parity cannot tell from one
+side. Until a position count or an HTX statement settles it, the documented halving stays.
+
 HTX documents no bulk mark price over REST: its mark is a kline per contract
 (``linear_swap_mark_price_kline?contract_code=``, one request each). The bulk tickers
 (``v2/linear-swap-ex/market/detail/batch_merged``, ``v2/swap-ex/market/detail/batch_merged``,

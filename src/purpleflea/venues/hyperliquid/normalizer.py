@@ -20,7 +20,17 @@ Semantics:
   the liquidation order: a counterparty ``A`` (sell) met a liquidation buy, which closes a
   short. Without ``liquidatedUser`` (backstop fills) the owner's ``dir`` (``Liquidated Cross
   Long``) says it.
-- ``px`` is the fill price, ``sz`` base coins; USDC-margined, so ``size_usd = sz * px``.
+- ``px`` is the fill price, ``sz`` base coins, and ``size_usd = sz * px``. That product is in
+  the perp dex's collateral token, USDC only on the first dex: a HIP-3 builder dex may take
+  "any quote asset" as its collateral (Hyperliquid docs, HIP-3 spec) and names it in its
+  ``meta`` as ``collateralToken`` (the info endpoint docs' ``metaAndAssetCtxs`` examples, 0
+  for the first dex and for ``xyz``, as copied in code index id 54571890223), a spot token
+  index (nautilus_trader's recorded ``allPerpMetas``/``spotMeta`` test data: 0 USDC for the
+  first dex, 360 USDH for ``km``, 235 USDE for ``hyna``; a 2026 skill guide lists
+  ``flx``/``vntl``/``km`` USDH, ``hyna`` USDE, ``xyz`` USDC). Every collateral seen is a USD
+  stablecoin, so the product is counted as USD and the peg gap (normally a small fraction of a
+  percent) is not corrected: that would take each token's spot price against USDC. A dex
+  collateralized in anything else would be mis-sized here.
 - One liquidation spans many fills and each shows up once per counterparty: the id is
   ``(hash, liquidatedUser, coin, tid)``, so both counterparties' copies of a fill share it, and
   a frame yields each id once.

@@ -19,7 +19,8 @@ Both requests answer for one perp dex: the first without ``dex``, a HIP-3 builde
 ``user_state(address, dex)``), so the sampler asks each dex of its coins (``scope``).
 
 Units: ``kPEPE`` sizes count 1,000 PEPE, so sizes are multiplied and prices divided by the
-market's multiplier; ``positionValue`` is already USD.
+market's multiplier; ``positionValue`` is already in the dex's collateral token, a USD
+stablecoin counted as USD (the normalizer's docstring).
 """
 
 from __future__ import annotations

@@ -10,9 +10,13 @@ catalog's are.
 
 Whether ``openInterest`` counts a matched long and short once or twice is not documented (the
 REST ticker schema, as api-evangelist/kraken mirrors it in 2026, gives the field no
-description), and no UI figure or recorded comparison was found that tells. It is read as one
-side, the usual count of outstanding contracts (Binance's; Deribit's "total amount of
-outstanding contracts"). Were both sides counted, every reading here would be twice one side.
+description; Kraken's API reference says only "The current open interest of the
+instrument"). A recorded value settles it by arithmetic: that ``PI_XBTUSD`` ticker of
+2023-04-14 has ``openInterest`` 30,590,973, an **odd** number of contracts that are whole (1
+USD each, amount precision 1). Every open contract has one long and one short holder, so a
+count of both sides is twice the longs' whole count, always even: 30,590,973 is one side. It
+is read as one side for every product (``PF_`` sizes are fractional, so parity cannot show
+it there; the field and its description are the same).
 """
 
 from __future__ import annotations
