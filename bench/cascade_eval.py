@@ -34,8 +34,9 @@ is by definition outside every true cascade of its market and side).
 The engine gets what a live server gets, in time order: the events, a ``tick`` every second,
 and after each 60 s round of ``SimStep.snapshots`` every market's open interest
 (``set_open_interest``) and, with ``--fuel``, the fuel ratios of the server's ``HeatmapFeed``.
-Recordings are cached under /tmp per seed, hours and a digest of the simulator's (and, with
-``--fuel``, the heatmap's) source, so a changed simulator never reuses an old recording.
+Recordings are cached under /tmp per seed, hours and a digest of the simulator's source (with
+the venues' declared price kinds, which price its events; with ``--fuel``, the heatmap's too),
+so a changed simulator never reuses an old recording.
 
 The simulator before issue 20 had ~2-9 true cascades a day over 275 markets, so 240 simulated
 hours (10 days, ~1-1.5M events) gave 25-90. The rebuilt one, with ``--crash-at 12`` over 48 h,
@@ -243,9 +244,11 @@ class _FuelRecorder:
 
 
 def source_digest(*, fuel: bool) -> str:
-    """A digest of the code a recording depends on: the simulator, and the heatmap with fuel."""
+    """A digest of the code a recording depends on: the simulator (with the venues' declared
+    price kinds, which decide each event's price), and the heatmap with fuel."""
     package = Path(purpleflea.__file__).parent
     files = sorted((package / "sim").glob("*.py"))
+    files += [package / "venues" / "registry.py", *sorted(package.glob("venues/*/constants.py"))]
     if fuel:
         files += [package / "engine" / "heatmap.py", package / "engine" / "heatmap_feed.py"]
     digest = hashlib.sha256()
