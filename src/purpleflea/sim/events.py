@@ -30,11 +30,11 @@ against it. The venue's basis applies to either price (its positions were opened
 prices).
 
 The maintenance margin is the cohort's own, one per market for every venue
-(:mod:`purpleflea.sim.markets`: BTC and ETH 0.4 %, 0.5-1.5 % down the list), doubled for whale cohorts (a higher tier by notional), not each
-venue's tier table: it sets the moment the simulator liquidates a cohort on every venue at
-once, and a venue's own margin would need a liquidation moment of its own. Bankruptcy prices
-draw nothing random, so every other output (times, sizes, fills) is the same as with fills
-everywhere.
+(:mod:`purpleflea.sim.markets`: BTC and ETH 0.4 %, 0.5-1.5 % down the list), doubled for
+whale cohorts (a higher tier by notional), not each venue's tier table: it sets the moment
+the simulator liquidates a cohort on every venue at once, and a venue's own margin would need
+a liquidation moment of its own. Bankruptcy prices draw nothing random, so every other output
+(times, sizes, fills) is the same as with fills everywhere.
 """
 
 from __future__ import annotations
