@@ -124,8 +124,10 @@ def record(
 ) -> Recording:
     """Run the simulator through its public stream (``SimStep``) and keep events and snapshots
     as arrays (so a grid replays without re-simulating). With ``fuel`` every snapshot and
-    liquidation price also goes through the server's :class:`HeatmapFeed` and the fuel ratios
-    it hands the engine are recorded (they depend only on the stream, not on the engine)."""
+    liquidation price also goes through the server's :class:`HeatmapFeed` (the prices as the
+    server's pipeline passes them: fills, and a market's other prices until it has had a fill)
+    and the fuel ratios it hands the engine are recorded (they depend only on the stream, not
+    on the engine)."""
     config = sim_config(seed, crash_at_h)
     sim = Simulator(config)
     names = sim.market_names
@@ -137,6 +139,7 @@ def record(
     fuels: list[np.ndarray] = []
     sink = _FuelRecorder(index)
     feed = HeatmapFeed(fuel=sink) if fuel else None
+    fills, filled = registry.fill_priced(), set[str]()
     accounts: list[np.ndarray] = []
     end = sim.now_ms + int(hours * 3_600_000)
     for step in _steps_until(sim, end, accounts):
@@ -151,7 +154,12 @@ def record(
             cols["c"].append(int((e.liquidated_user or "cohort--1").rsplit("-", 1)[1]))
             exchanges.append(e.exchange)
             if feed is not None:
-                feed.note_price(e.market, e.price)
+                # A bankruptcy price past the market would sweep positions it never reached.
+                fill = e.exchange in fills
+                if fill or e.market not in filled:
+                    feed.note_price(e.market, e.price)
+                if fill:
+                    filled.add(e.market)
         if step.snapshots:
             oi = np.zeros(len(names))
             coins = np.zeros(len(names))
