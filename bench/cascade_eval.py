@@ -34,8 +34,9 @@ is by definition outside every true cascade of its market and side).
 The engine gets what a live server gets, in time order: the events, a ``tick`` every second,
 and after each 60 s round of ``SimStep.snapshots`` every market's open interest
 (``set_open_interest``) and, with ``--fuel``, the fuel ratios of the server's ``HeatmapFeed``.
-Recordings are cached under /tmp per seed, hours and a digest of the simulator's (and, with
-``--fuel``, the heatmap's) source, so a changed simulator never reuses an old recording.
+Recordings are cached under /tmp per seed, hours and a digest of the simulator's source (with
+the venues' declared price kinds, which price its events; with ``--fuel``, the heatmap's too),
+so a changed simulator never reuses an old recording.
 
 The simulator before issue 20 had ~2-9 true cascades a day over 275 markets, so 240 simulated
 hours (10 days, ~1-1.5M events) gave 25-90. The rebuilt one, with ``--crash-at 12`` over 48 h,
@@ -123,8 +124,10 @@ def record(
 ) -> Recording:
     """Run the simulator through its public stream (``SimStep``) and keep events and snapshots
     as arrays (so a grid replays without re-simulating). With ``fuel`` every snapshot and
-    liquidation price also goes through the server's :class:`HeatmapFeed` and the fuel ratios
-    it hands the engine are recorded (they depend only on the stream, not on the engine)."""
+    liquidation price also goes through the server's :class:`HeatmapFeed` (the prices as the
+    server's pipeline passes them: fills, and a market's other prices until it has had a fill)
+    and the fuel ratios it hands the engine are recorded (they depend only on the stream, not
+    on the engine)."""
     config = sim_config(seed, crash_at_h)
     sim = Simulator(config)
     names = sim.market_names
@@ -136,6 +139,7 @@ def record(
     fuels: list[np.ndarray] = []
     sink = _FuelRecorder(index)
     feed = HeatmapFeed(fuel=sink) if fuel else None
+    fills, filled = registry.fill_priced(), set[str]()
     accounts: list[np.ndarray] = []
     end = sim.now_ms + int(hours * 3_600_000)
     for step in _steps_until(sim, end, accounts):
@@ -150,7 +154,12 @@ def record(
             cols["c"].append(int((e.liquidated_user or "cohort--1").rsplit("-", 1)[1]))
             exchanges.append(e.exchange)
             if feed is not None:
-                feed.note_price(e.market, e.price)
+                # A bankruptcy price past the market would sweep positions it never reached.
+                fill = e.exchange in fills
+                if fill or e.market not in filled:
+                    feed.note_price(e.market, e.price)
+                if fill:
+                    filled.add(e.market)
         if step.snapshots:
             oi = np.zeros(len(names))
             coins = np.zeros(len(names))
@@ -243,9 +252,11 @@ class _FuelRecorder:
 
 
 def source_digest(*, fuel: bool) -> str:
-    """A digest of the code a recording depends on: the simulator, and the heatmap with fuel."""
+    """A digest of the code a recording depends on: the simulator (with the venues' declared
+    price kinds, which decide each event's price), and the heatmap with fuel."""
     package = Path(purpleflea.__file__).parent
     files = sorted((package / "sim").glob("*.py"))
+    files += [package / "venues" / "registry.py", *sorted(package.glob("venues/*/constants.py"))]
     if fuel:
         files += [package / "engine" / "heatmap.py", package / "engine" / "heatmap_feed.py"]
     digest = hashlib.sha256()

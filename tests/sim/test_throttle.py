@@ -24,6 +24,7 @@ def _block(ts: list[int], listing: list[int], first_n: int = 0) -> RawBlock:
         listing=np.array(listing, dtype=np.int64),
         side=np.ones(n, dtype=np.int64),
         price=np.arange(1, n + 1, dtype=np.float64),
+        fill=np.arange(1, n + 1, dtype=np.float64),
         quantity=np.ones(n, dtype=np.float64),
         run=np.zeros(n, dtype=np.int64),
         cohort=np.arange(n, dtype=np.int64),

@@ -64,9 +64,11 @@ def test_true_cascades_match_their_definition_and_the_stream() -> None:
     config = SimConfig.demo(seed=11, n_markets=30, step_ms=1000)
     sim = Simulator(config)
     raws = [sim.next_block() for _ in range(3 * 3_600_000 // config.block_ms)]
+    # The truth's notional is what the market absorbed: the events' fills (a bankruptcy-
+    # quoting venue reports its events a maintenance margin off them).
     ts, market, side, usd, run = (
         np.concatenate([getattr(r, k) for r in raws])
-        for k in ("ts", "market", "side", "size_usd", "run")
+        for k in ("ts", "market", "side", "filled_usd", "run")
     )
     # A cross-margin account's close is one event of a position still open (sim.accounts),
     # part of no run.

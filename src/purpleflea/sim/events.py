@@ -7,11 +7,34 @@ orders. Each cohort becomes ``1 + Poisson(notional / event_mean)`` events (at mo
 attributed to one of the market's exchanges by its share. The first is timed inside the step
 that liquidated the cohort, the others follow over the next seconds (see :class:`CohortLog`).
 
-An event's price is the exchange's price at its own step: the market's mark then times the
+An event's fill is the exchange's price at its own step: the market's mark then times the
 listing's basis (:mod:`purpleflea.sim.basis`), and the order slips by half its own impact (a
 sell below, a buy above). Events that follow later are priced when their step comes, so two
-exchanges' prices for the same market in the same second differ by their basis, not by how
+exchanges' fills for the same market in the same second differ by their basis, not by how
 long ago the positions behind them were liquidated.
+
+An event's ``price`` is what its exchange's feed says, by the exchange's declared price kind
+(:func:`purpleflea.venues.registry.price_kind_of`, see :func:`quotes_bankruptcy`): the fill on
+fill venues (Binance, Deribit, dYdX, Hyperliquid, Kraken); elsewhere the position's
+**bankruptcy** price, the price at which its margin is gone (isolated margin:
+``entry * (1 - side / leverage)``; a long's lies under its liquidation price by about the
+maintenance margin, so under the market). A cohort's bankruptcy price is fixed, so the events
+of one position repeat it while the market moves on, and cohorts of other leverage and tier
+liquidated in the same seconds interleave as separate tracks, as OKX's ``bkPx`` do. A
+straggler (a position whose liquidation price lies further out, below) has its bankruptcy
+price further out by the same move. Cross-margin accounts' positions
+(:mod:`purpleflea.sim.accounts`) have no bankruptcy price of their own: the account goes
+when its equity falls to its maintenance margin and is bankrupt when its positions lose that
+margin as well, so each position is quoted at its step's mark moved ``maintenance margin``
+against it. The venue's basis applies to either price (its positions were opened at its own
+prices).
+
+The maintenance margin is the cohort's own, one per market for every venue
+(:mod:`purpleflea.sim.markets`: BTC and ETH 0.4 %, 0.5-1.5 % down the list), doubled for
+whale cohorts (a higher tier by notional), not each venue's tier table: it sets the moment
+the simulator liquidates a cohort on every venue at once, and a venue's own margin would need
+a liquidation moment of its own. Bankruptcy prices draw nothing random, so every other output
+(times, sizes, fills) is the same as with fills everywhere.
 """
 
 from __future__ import annotations
@@ -21,6 +44,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from purpleflea.venues import registry
 
 #: A cohort (one of 5x as many, smaller, since issue 20's timing work) on the smallest market
 #: is at most this many events: with 200 per cohort a liquidated cohort was a one-symbol
@@ -70,10 +95,34 @@ class RawBlock:
     quantity: FloatArray
     run: IntArray  # uid of the run (truth) the event belongs to
     cohort: IntArray  # id of the liquidated cohort (TruePosition.id)
+    #: The price the order filled at: ``price`` itself where the exchange sends fills, the
+    #: market's where it sends a bankruptcy or order price (see the module docstring).
+    fill: FloatArray
 
     @property
     def size_usd(self) -> FloatArray:
+        """Each event's size as its exchange reports it (its ``price`` x quantity)."""
         return self.price * self.quantity
+
+    @property
+    def filled_usd(self) -> FloatArray:
+        """Each event's size at the price it filled at (what the market absorbed)."""
+        return self.fill * self.quantity
+
+
+def quotes_bankruptcy(exchange_id: str) -> bool:
+    """Whether the simulator quotes ``exchange_id``'s events at the position's bankruptcy
+    price rather than its fill, from the exchange's declared price kind.
+
+    ``bankruptcy`` (Bybit, OKX, HTX) is that price. ``order`` is the liquidation order's limit
+    price: BitMEX's engine places it at the bankruptcy price (shared/EXCHANGES.md, BitMEX);
+    Gate documents only "order price", and its ``liq_orders`` example (a 25x long from 3536.12,
+    liquidation price 3421.54, mark 3420.27) has ``order_price`` 3405, 0.45 % under the mark
+    and 0.30 % above that long's bankruptcy price (3394.68), against a fill of 3424: a limit
+    near the bankruptcy price, quoted here at it. ``liquidation`` (Bitget) says no more than
+    "liquidation price"; with no evidence that it is a fill it is quoted as a bankruptcy
+    price, the far side of the choice for anything that reads prices across venues."""
+    return registry.price_kind_of(exchange_id) != "fill"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +138,12 @@ class MarketTable:
     #: The market's typical log move in 10 s (its daily volatility scaled): how much further
     #: the mark goes before a straggler fills (see :class:`CohortLog`).
     straggler_move: FloatArray
+    #: (markets, max listings): the listing's exchange quotes bankruptcy prices
+    #: (:func:`quotes_bankruptcy`); padding is False.
+    bankrupt_quoted: npt.NDArray[np.bool_]
 
 
-_COLUMNS = ("ts", "market", "listing", "side", "quantity", "run", "cohort")
+_COLUMNS = ("ts", "market", "listing", "side", "quantity", "run", "cohort", "bankrupt")
 
 
 class CohortLog:
@@ -106,7 +158,9 @@ class CohortLog:
 
     def __init__(self, spread_ms: float) -> None:
         self._spread = spread_ms
-        self._parts: list[tuple[int, int, IntArray, FloatArray, FloatArray, IntArray, IntArray]]
+        self._parts: list[
+            tuple[int, int, IntArray, FloatArray, FloatArray, IntArray, IntArray, FloatArray]
+        ]
         self._parts = []
         self._timed: list[dict[str, npt.NDArray[Any]]] = []
         self._carried: dict[str, npt.NDArray[Any]] | None = None
@@ -120,10 +174,11 @@ class CohortLog:
         usd: FloatArray,
         run: IntArray,
         cohort: IntArray,
+        bankrupt: FloatArray,
     ) -> None:
         """Cohorts of one market liquidated in the step starting at ``step_start``: their
-        quantity (coins) and notional at the mark."""
-        self._parts.append((market, step_start, side, qty, usd, run, cohort))
+        quantity (coins), notional at the mark and bankruptcy price (in the mark's units)."""
+        self._parts.append((market, step_start, side, qty, usd, run, cohort, bankrupt))
 
     def add_timed(
         self,
@@ -133,10 +188,12 @@ class CohortLog:
         side: IntArray,
         qty: FloatArray,
         cohort: IntArray,
+        bankrupt: FloatArray,
     ) -> None:
         """Events reported as they are, one each, at ``ts`` (within the block being
-        computed): cross-margin accounts' positions (:mod:`purpleflea.sim.accounts`). Their
-        run is :data:`NO_RUN`: a single account's close is no part of a cascade."""
+        computed): cross-margin accounts' positions (:mod:`purpleflea.sim.accounts`), with
+        the price a bankruptcy-quoting venue gives them (in the mark's units). Their run is
+        :data:`NO_RUN`: a single account's close is no part of a cascade."""
         self._timed.append(
             {
                 "ts": ts,
@@ -146,6 +203,7 @@ class CohortLog:
                 "quantity": qty,
                 "run": np.full(ts.size, NO_RUN, dtype=np.int64),
                 "cohort": cohort,
+                "bankrupt": bankrupt,
             }
         )
 
@@ -183,7 +241,7 @@ class CohortLog:
         if columns is None:
             none_i, none_f = np.zeros(0, dtype=np.int64), np.zeros(0)
             return RawBlock(
-                start_ms, end_ms, first_n, *(none_i,) * 4, none_f, none_f, none_i, none_i
+                start_ms, end_ms, first_n, *(none_i,) * 4, none_f, none_f, none_i, none_i, none_f
             )
         due = columns["ts"] <= end_ms
         if not due.all():
@@ -196,14 +254,17 @@ class CohortLog:
         # Half the order's own impact (linear, then square root past the 1% depth).
         ratio = out["quantity"] * price / table.depth_usd[market]
         own = 0.01 * table.impact_scale * np.where(ratio <= 1.0, ratio, np.sqrt(ratio))
-        quoted = price * np.exp(-0.5 * out["side"] * own)
+        filled = price * np.exp(-0.5 * out["side"] * own)
         scale = table.price_scale[market]
+        fill = np.round(filled * scale) / scale
+        bankrupt = out.pop("bankrupt") * np.exp(basis[market, out["listing"]])
+        quoted = np.where(
+            table.bankrupt_quoted[market, out["listing"]],
+            np.round(bankrupt * scale) / scale,
+            fill,
+        )
         return RawBlock(
-            start_ms=start_ms,
-            end_ms=end_ms,
-            first_n=first_n,
-            price=np.round(quoted * scale) / scale,
-            **out,
+            start_ms=start_ms, end_ms=end_ms, first_n=first_n, price=quoted, fill=fill, **out
         )
 
     def _split(
@@ -216,8 +277,8 @@ class CohortLog:
     ) -> dict[str, npt.NDArray[Any]]:
         market = np.concatenate([np.full(p[2].size, p[0], dtype=np.int64) for p in self._parts])
         step_start = np.concatenate([np.full(p[2].size, p[1], dtype=np.int64) for p in self._parts])
-        side, qty, usd, run, cohort = (
-            np.concatenate([p[i] for p in self._parts]) for i in range(2, 7)
+        side, qty, usd, run, cohort, bankrupt = (
+            np.concatenate([p[i] for p in self._parts]) for i in range(2, 8)
         )
         count = np.minimum(
             1 + rng.poisson(usd / table.event_mean_usd[market]), table.max_events[market]
@@ -234,9 +295,12 @@ class CohortLog:
         first = np.ones(owner.size, dtype=bool)
         first[1:] = owner[1:] != owner[:-1]
         straggler &= ~first
+        event_bankrupt = bankrupt[owner]
         if straggler.any():
             at = event_market[straggler]
             further = table.straggler_move[at] * rng.exponential(1.0, at.size)
+            # Its liquidation price lies `further` out, and its bankruptcy price with it.
+            event_bankrupt[straggler] *= np.exp(-side[owner][straggler] * further)
             moved = _when_moved(
                 marks,
                 (step_start[owner][straggler] - start_ms) // step_ms,
@@ -258,6 +322,7 @@ class CohortLog:
             "quantity": qty[owner] * weight,
             "run": run[owner],
             "cohort": cohort[owner],
+            "bankrupt": event_bankrupt,
         }
 
 

@@ -34,7 +34,9 @@ Each liquidated cohort is reported as 1..16 exchange events (up to 27 on BTC; lo
 summing to its quantity, each attributed to an exchange by the market's moving shares,
 :mod:`purpleflea.sim.shares`; the later ones as the engine fills them or the mark moves on,
 :mod:`purpleflea.sim.events`), each priced at its own step's mark times its exchange's basis
-(:mod:`purpleflea.sim.basis`), less half its own impact (:mod:`purpleflea.sim.events`).
+(:mod:`purpleflea.sim.basis`), less half its own impact (:mod:`purpleflea.sim.events`); the
+exchanges whose feeds send a bankruptcy or order price instead of a fill get the position's
+bankruptcy price (:mod:`purpleflea.sim.events`).
 """
 
 from __future__ import annotations
@@ -58,7 +60,13 @@ from purpleflea.sim.config import (
     event_id_prefix,
     random_stream,
 )
-from purpleflea.sim.events import CohortLog, MarketTable, RawBlock, max_events
+from purpleflea.sim.events import (
+    CohortLog,
+    MarketTable,
+    RawBlock,
+    max_events,
+    quotes_bankruptcy,
+)
 from purpleflea.sim.impact import ImpactKernel, log_move
 from purpleflea.sim.markets import TICKERS, MarketSpec, slots_for, tick_decimals, universe
 from purpleflea.sim.resume import BOOK_TIMES, BOOK_VALUES, MARKET_ARRAYS, SimState
@@ -196,6 +204,14 @@ class Simulator:
             impact_scale=cfg.impact_scale,
             max_events=max_events(self._oi_target),
             straggler_move=daily * math.sqrt(10_000 / DAY_MS),
+            bankrupt_quoted=np.array(
+                [
+                    [quotes_bankruptcy(lst.exchange) for lst in s.listings]
+                    + [False] * (listings - len(s.listings))
+                    for s in specs
+                ],
+                dtype=bool,
+            ),
         )
         self._crash_beta = crash.betas(
             np.arange(n), np.array([TICKERS[s.index][2] for s in specs], dtype=bool)
@@ -517,6 +533,9 @@ class Simulator:
             book.side[slot],
             qty,
             book.cohort_id[slot],
+            # A cross-margin account has no per-position bankruptcy price (module docstring of
+            # purpleflea.sim.events): each position a maintenance margin past the mark.
+            marks[step, market] * (1.0 - book.side[slot] * book.mmr[slot]),
         )
 
     def _finalize_liquidations(self, now: int) -> None:
@@ -742,6 +761,7 @@ class Simulator:
                 usd,
                 np.full(idx.size, uid),
                 book.cohort_id[a:b][idx],
+                book.entry[a:b][idx] * (1.0 - side[idx] / book.lev[a:b][idx]),
             )
             perm, trans, pend = _IMPACT.roll_one(perm, trans, pend, float((k - ref) * dt))
             pend += impact

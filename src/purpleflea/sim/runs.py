@@ -109,8 +109,9 @@ class RunTracker:
             last = raw.ts.size - 1 - np.unique(raw.run[::-1], return_index=True)[1]
             slot = np.searchsorted(uids, raw.run)
             counts = np.bincount(slot, minlength=uids.size)
-            # A run's notional is its events' (each at the price it was executed at).
-            usd = np.bincount(slot, weights=raw.size_usd, minlength=uids.size)
+            # A run's notional is its events' (each at the price it was executed at, not at a
+            # venue's bankruptcy price).
+            usd = np.bincount(slot, weights=raw.filled_usd, minlength=uids.size)
             for uid, i, j, count, notional in zip(
                 uids.tolist(),
                 first.tolist(),

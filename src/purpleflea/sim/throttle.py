@@ -98,6 +98,7 @@ class SnapshotThrottle:
             listing=raw.listing[keep],
             side=raw.side[keep],
             price=raw.price[keep],
+            fill=raw.fill[keep],
             quantity=raw.quantity[keep],
             run=raw.run[keep],
             cohort=raw.cohort[keep],
