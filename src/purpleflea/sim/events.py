@@ -27,14 +27,16 @@ price further out by the same move. Cross-margin accounts' positions
 when its equity falls to its maintenance margin and is bankrupt when its positions lose that
 margin as well, so each position is quoted at its step's mark moved ``maintenance margin``
 against it. The venue's basis applies to either price (its positions were opened at its own
-prices).
+prices). Real OKX orders come in two tracks a maintenance margin apart: a share
+(:data:`LIQUIDATION_TRACK_SHARE`, drawn per event) is quoted at the position's liquidation
+price instead (an account's at the mark), the rest at the bankruptcy price.
 
 The maintenance margin is the cohort's own, one per market for every venue
 (:mod:`purpleflea.sim.markets`: BTC and ETH 0.4 %, 0.5-1.5 % down the list), doubled for
 whale cohorts (a higher tier by notional), not each venue's tier table: it sets the moment
 the simulator liquidates a cohort on every venue at once, and a venue's own margin would need
-a liquidation moment of its own. Bankruptcy prices draw nothing random, so every other output
-(times, sizes, fills) is the same as with fills everywhere.
+a liquidation moment of its own. The track is drawn last from each block's own generator, so
+every other output (times, sizes, fills) is the same as with fills everywhere.
 """
 
 from __future__ import annotations
@@ -47,6 +49,15 @@ import numpy.typing as npt
 
 from purpleflea.venues import registry
 
+#: The share of a bankruptcy-quoting venue's events quoted at the position's liquidation price
+#: instead of its bankruptcy price: real OKX ``bkPx`` (SOURCES.md 5b, 2026-03-04/05) come in
+#: exactly two tracks one maintenance margin apart (BTC and ETH: the consecutive same-side
+#: orders within 10 s that differ by over 0.15 % differ by 0.389-0.400 % at the quartiles, OKX's
+#: 0.4 % first-tier margin), and 44.6 % (BTC) and 50.2 % (ETH) of those pairs switch track:
+#: ``2 p (1 - p)`` = 0.475 gives p = 0.39 for the nearer track, drawn per event (each real
+#: order is one account's position). Chosen on BTC and ETH; SOL and DOGE (0.62 % apart, 40 %
+#: and 39 % switching) were left to check it (``bench/sim_venue_prices.py``).
+LIQUIDATION_TRACK_SHARE = 0.39
 #: A cohort (one of 5x as many, smaller, since issue 20's timing work) on the smallest market
 #: is at most this many events: with 200 per cohort a liquidated cohort was a one-symbol
 #: burst, and the stored history's size is its event count (~12 us an event into SQLite).
@@ -143,7 +154,17 @@ class MarketTable:
     bankrupt_quoted: npt.NDArray[np.bool_]
 
 
-_COLUMNS = ("ts", "market", "listing", "side", "quantity", "run", "cohort", "bankrupt")
+_COLUMNS = (
+    "ts",
+    "market",
+    "listing",
+    "side",
+    "quantity",
+    "run",
+    "cohort",
+    "bankrupt",
+    "liquidation",
+)
 
 
 class CohortLog:
@@ -159,7 +180,17 @@ class CohortLog:
     def __init__(self, spread_ms: float) -> None:
         self._spread = spread_ms
         self._parts: list[
-            tuple[int, int, IntArray, FloatArray, FloatArray, IntArray, IntArray, FloatArray]
+            tuple[
+                int,
+                int,
+                IntArray,
+                FloatArray,
+                FloatArray,
+                IntArray,
+                IntArray,
+                FloatArray,
+                FloatArray,
+            ]
         ]
         self._parts = []
         self._timed: list[dict[str, npt.NDArray[Any]]] = []
@@ -175,10 +206,12 @@ class CohortLog:
         run: IntArray,
         cohort: IntArray,
         bankrupt: FloatArray,
+        liquidation: FloatArray,
     ) -> None:
         """Cohorts of one market liquidated in the step starting at ``step_start``: their
-        quantity (coins), notional at the mark and bankruptcy price (in the mark's units)."""
-        self._parts.append((market, step_start, side, qty, usd, run, cohort, bankrupt))
+        quantity (coins), notional at the mark, bankruptcy and liquidation prices (in the
+        mark's units)."""
+        self._parts.append((market, step_start, side, qty, usd, run, cohort, bankrupt, liquidation))
 
     def add_timed(
         self,
@@ -189,11 +222,12 @@ class CohortLog:
         qty: FloatArray,
         cohort: IntArray,
         bankrupt: FloatArray,
+        liquidation: FloatArray,
     ) -> None:
         """Events reported as they are, one each, at ``ts`` (within the block being
         computed): cross-margin accounts' positions (:mod:`purpleflea.sim.accounts`), with
-        the price a bankruptcy-quoting venue gives them (in the mark's units). Their run is
-        :data:`NO_RUN`: a single account's close is no part of a cascade."""
+        the prices a bankruptcy-quoting venue gives them (in the mark's units, either track).
+        Their run is :data:`NO_RUN`: a single account's close is no part of a cascade."""
         self._timed.append(
             {
                 "ts": ts,
@@ -204,6 +238,7 @@ class CohortLog:
                 "run": np.full(ts.size, NO_RUN, dtype=np.int64),
                 "cohort": cohort,
                 "bankrupt": bankrupt,
+                "liquidation": liquidation,
             }
         )
 
@@ -257,7 +292,11 @@ class CohortLog:
         filled = price * np.exp(-0.5 * out["side"] * own)
         scale = table.price_scale[market]
         fill = np.round(filled * scale) / scale
-        bankrupt = out.pop("bankrupt") * np.exp(basis[market, out["listing"]])
+        # Drawn last, from the block's own generator: the track changes nothing else.
+        on_liquidation = rng.random(market.size) < LIQUIDATION_TRACK_SHARE
+        liquidation, bankrupt = out.pop("liquidation"), out.pop("bankrupt")
+        bankrupt = np.where(on_liquidation, liquidation, bankrupt)
+        bankrupt *= np.exp(basis[market, out["listing"]])
         quoted = np.where(
             table.bankrupt_quoted[market, out["listing"]],
             np.round(bankrupt * scale) / scale,
@@ -277,8 +316,8 @@ class CohortLog:
     ) -> dict[str, npt.NDArray[Any]]:
         market = np.concatenate([np.full(p[2].size, p[0], dtype=np.int64) for p in self._parts])
         step_start = np.concatenate([np.full(p[2].size, p[1], dtype=np.int64) for p in self._parts])
-        side, qty, usd, run, cohort, bankrupt = (
-            np.concatenate([p[i] for p in self._parts]) for i in range(2, 8)
+        side, qty, usd, run, cohort, bankrupt, liquidation = (
+            np.concatenate([p[i] for p in self._parts]) for i in range(2, 9)
         )
         count = np.minimum(
             1 + rng.poisson(usd / table.event_mean_usd[market]), table.max_events[market]
@@ -295,12 +334,13 @@ class CohortLog:
         first = np.ones(owner.size, dtype=bool)
         first[1:] = owner[1:] != owner[:-1]
         straggler &= ~first
-        event_bankrupt = bankrupt[owner]
+        event_bankrupt, event_liquidation = bankrupt[owner], liquidation[owner]
         if straggler.any():
             at = event_market[straggler]
             further = table.straggler_move[at] * rng.exponential(1.0, at.size)
             # Its liquidation price lies `further` out, and its bankruptcy price with it.
             event_bankrupt[straggler] *= np.exp(-side[owner][straggler] * further)
+            event_liquidation[straggler] *= np.exp(-side[owner][straggler] * further)
             moved = _when_moved(
                 marks,
                 (step_start[owner][straggler] - start_ms) // step_ms,
@@ -323,6 +363,7 @@ class CohortLog:
             "run": run[owner],
             "cohort": cohort[owner],
             "bankrupt": event_bankrupt,
+            "liquidation": event_liquidation,
         }
 
 

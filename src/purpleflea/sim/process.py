@@ -536,6 +536,7 @@ class Simulator:
             # A cross-margin account has no per-position bankruptcy price (module docstring of
             # purpleflea.sim.events): each position a maintenance margin past the mark.
             marks[step, market] * (1.0 - book.side[slot] * book.mmr[slot]),
+            marks[step, market],
         )
 
     def _finalize_liquidations(self, now: int) -> None:
@@ -762,6 +763,7 @@ class Simulator:
                 np.full(idx.size, uid),
                 book.cohort_id[a:b][idx],
                 book.entry[a:b][idx] * (1.0 - side[idx] / book.lev[a:b][idx]),
+                liq[idx],
             )
             perm, trans, pend = _IMPACT.roll_one(perm, trans, pend, float((k - ref) * dt))
             pend += impact
