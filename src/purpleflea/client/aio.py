@@ -2,32 +2,50 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Literal, overload
+from urllib.parse import quote
 
 import httpx
 import msgspec
 
 from purpleflea.client._config import Names, as_list, one_of, resolve_key, server_urls, ws_url
-from purpleflea.client.errors import AuthenticationError, raise_for_response
+from purpleflea.client.errors import (
+    AuthenticationError,
+    BadRequestError,
+    RateLimitError,
+    ServerUnreachableError,
+    raise_for_response,
+)
 from purpleflea.client.stream import Stream
 from purpleflea.client.types import Bucket, Coverage, HistoryPage
 from purpleflea.model import CascadeAlert, Heatmap, Liquidation
 from purpleflea.positions import MeasuredMap
 
 _page = msgspec.json.Decoder(HistoryPage)
+#: Seconds a GET waits in all for the server's rate limit (``Retry-After``) before it raises
+#: :class:`RateLimitError`.
+RATE_LIMIT_WAIT_S = 5.0
 
 
-def _unreachable(exc: httpx.TransportError, servers: Sequence[str]) -> httpx.TransportError:
-    """``exc`` (same type, so a caller's ``except httpx...`` still holds) with a message that
-    names the servers tried and what to do; httpx says only "All connection attempts
-    failed"."""
+def _unreachable(
+    exc: httpx.TransportError, servers: Sequence[str], timeout: float
+) -> ServerUnreachableError:
+    """The SDK's error for a request no server answered, naming the servers tried and what
+    to do; httpx says only "All connection attempts failed" (or nothing, for a timeout)."""
     names = ", ".join(servers)
-    message = (
+    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+        return ServerUnreachableError(
+            f"the Purple Flea server at {names} did not answer within {timeout:g} s "
+            f"({type(exc).__name__}): it may be overloaded; retry, or pass a larger timeout=",
+            "timeout",
+        )
+    return ServerUnreachableError(
         f"no Purple Flea server answers at {names} ({exc or type(exc).__name__}): start one "
-        "with `purpleflea serve`, or set PURPLEFLEA_URL"
+        "with `purpleflea serve`, or set PURPLEFLEA_URL",
+        "unreachable",
     )
-    return type(exc)(message, request=exc.request)
 
 
 class LiquidationClient:
@@ -84,12 +102,20 @@ class LiquidationClient:
         since_seq: int | None = None,
         max_backoff: float = 10.0,
         idle_timeout: float = 35.0,
+        give_up_after: float | None = None,
         market: Names = None,
         exchange: Names = None,
         side: Names = None,
     ) -> Stream:
         """A live stream filtered on the server; ``since_seq`` resumes after that seq;
-        ``markets``, ``exchanges``, ``sides`` and ``coverages`` as :meth:`history`."""
+        ``markets``, ``exchanges``, ``sides`` and ``coverages`` as :meth:`history`.
+
+        It reconnects by itself (backoff up to ``max_backoff`` seconds) and resumes; each
+        drop and each outage is logged as a WARNING of the ``purpleflea.client`` logger.
+        ``give_up_after``: seconds without a connection after which it raises
+        :class:`ServerUnreachableError` (None: retry for ever, as a long-lived agent wants).
+        A server with no stream at its URL (an HTTP refusal of the handshake) raises
+        :class:`PurpleFleaError` at once."""
         # batch: a busy stream arrives as few frames of many events (see server/streaming.py).
         subscription: dict[str, Any] = {
             "min_usd": min_usd,
@@ -110,23 +136,42 @@ class LiquidationClient:
             since_seq=since_seq,
             max_backoff=max_backoff,
             idle_timeout=idle_timeout,
+            give_up_after=give_up_after,
         )
 
     async def _get(self, path: str, params: dict[str, Any]) -> bytes:
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self.timeout)
+        """The body of a GET of ``path``, failing over between servers; a rate-limit refusal
+        is waited out while the waits add up to at most :data:`RATE_LIMIT_WAIT_S`."""
         clean = {k: v for k, v in params.items() if v is not None}
         headers = self.auth_headers()
+        waited = 0.0
+        while True:
+            response = await self._get_once(path, clean, headers)
+            try:
+                raise_for_response(response)
+            except RateLimitError as exc:
+                # A burst of calls (an agent's tool asks several routes at once) meets the
+                # per-account limit with a wait of a few ms: waiting beats failing the call.
+                if waited + exc.retry_after > RATE_LIMIT_WAIT_S:
+                    raise
+                waited += exc.retry_after
+                await asyncio.sleep(exc.retry_after)
+                continue
+            return response.content
+
+    async def _get_once(
+        self, path: str, params: dict[str, Any], headers: dict[str, str]
+    ) -> httpx.Response:
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self.timeout)
         for tried in range(1, len(self.servers) + 1):
             try:
-                response = await self._http.get(self.base_url + path, params=clean, headers=headers)
-                break
+                return await self._http.get(self.base_url + path, params=params, headers=headers)
             except httpx.TransportError as exc:  # unreachable: a GET may ask the next server
                 if tried == len(self.servers):
-                    raise _unreachable(exc, self.servers) from exc
+                    raise _unreachable(exc, self.servers, self.timeout) from exc
                 self._current = (self._current + 1) % len(self.servers)
-        raise_for_response(response)
-        return response.content
+        raise AssertionError("unreachable: the loop returns or raises")
 
     async def history(
         self,
@@ -312,12 +357,39 @@ class LiquidationClient:
         own liquidation prices, with ``coverage`` (sampled notional / both sides of open
         interest), where the server samples a venue that publishes positions. Raises
         :class:`PurpleFleaError` (404) for a market without data of that source yet."""
+        return await self._heatmap(market, low=low, high=high, bucket=bucket, source=source)
+
+    async def _heatmap(
+        self,
+        market: str,
+        *,
+        low: float | None,
+        high: float | None,
+        bucket: float | None,
+        source: str,
+    ) -> Heatmap | MeasuredMap:
+        """:meth:`heatmap` for a ``source`` known only at run time (the sync client's)."""
+        if source not in ("estimated", "measured"):
+            # Anything else used to answer the estimated map, as if the caller had asked it.
+            raise BadRequestError(
+                f"source must be 'estimated' or 'measured', got {source!r}", "bad_request"
+            )
+        if "/" in market:
+            # The server decodes %2F before routing: "BTC/USDT" would miss the route and read
+            # as a wrong server URL rather than a wrong market.
+            raise BadRequestError(
+                f"market {market!r} is not a market name: markets are named like BTC-PERP "
+                "(GET /v1/markets lists them)",
+                "bad_request",
+            )
+        # Quoted: "?" or "#" in a market would otherwise end the path.
+        path = f"/v1/heatmap/{quote(market, safe='')}"
         params: dict[str, Any] = {"low": low, "high": high, "bucket": bucket}
         if source == "measured":
             params["source"] = source
-            body = await self._get(f"/v1/heatmap/{market}", params)
+            body = await self._get(path, params)
             return msgspec.json.decode(body, type=MeasuredMap)
-        body = await self._get(f"/v1/heatmap/{market}", params)
+        body = await self._get(path, params)
         return msgspec.json.decode(body, type=Heatmap)
 
     # -- webhooks (docs/webhooks.md) ----------------------------------------------------------
@@ -329,13 +401,16 @@ class LiquidationClient:
         create elsewhere could make it twice); the decoded JSON answer."""
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=self.timeout)
-        response = await self._http.request(
-            method,
-            self.base_url + path,
-            json=body,
-            params={"limit": limit} if limit else None,
-            headers=self.auth_headers(),
-        )
+        try:
+            response = await self._http.request(
+                method,
+                self.base_url + path,
+                json=body,
+                params={"limit": limit} if limit else None,
+                headers=self.auth_headers(),
+            )
+        except httpx.TransportError as exc:
+            raise _unreachable(exc, [self.base_url], self.timeout) from exc
         raise_for_response(response)
         return msgspec.json.decode(response.content)
 

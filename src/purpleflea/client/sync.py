@@ -196,6 +196,7 @@ class SyncLiquidationClient:
         since_seq: int | None = None,
         max_backoff: float = 10.0,
         idle_timeout: float = 35.0,
+        give_up_after: float | None = None,
         market: Names = None,
         exchange: Names = None,
         side: Names = None,
@@ -212,6 +213,7 @@ class SyncLiquidationClient:
             since_seq=since_seq,
             max_backoff=max_backoff,
             idle_timeout=idle_timeout,
+            give_up_after=give_up_after,
             market=market,
             exchange=exchange,
             side=side,
@@ -279,11 +281,9 @@ class SyncLiquidationClient:
         source: Literal["estimated", "measured"] = "estimated",
     ) -> Heatmap | MeasuredMap:
         """See :meth:`LiquidationClient.heatmap`."""
-        if source == "measured":
-            return self._run(
-                self._client.heatmap(market, low=low, high=high, bucket=bucket, source=source)
-            )
-        return self._run(self._client.heatmap(market, low=low, high=high, bucket=bucket))
+        return self._run(
+            self._client._heatmap(market, low=low, high=high, bucket=bucket, source=source)
+        )
 
     def create_webhook(
         self,

@@ -24,7 +24,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
-from purpleflea.client import PurpleFleaError
+from purpleflea.client import PurpleFleaError, ServerUnreachableError
 from purpleflea.clock import now_ms
 from purpleflea.formatting import format_price, format_usd
 from purpleflea.model import Coverage, Liquidation
@@ -185,6 +185,8 @@ async def server_errors(base_url: str) -> AsyncIterator[None]:
     """Server and network failures become tool errors the agent can read."""
     try:
         yield
+    except ServerUnreachableError as exc:  # its message names the server and what to do
+        raise ToolError(f"cannot reach the Purple Flea server: {exc}") from exc
     except PurpleFleaError as exc:
         raise ToolError(f"Purple Flea server refused: {exc} ({exc.code})") from exc
     except httpx.HTTPError as exc:
