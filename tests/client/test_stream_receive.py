@@ -135,3 +135,39 @@ async def test_a_server_it_cannot_reach_is_said_once_while_the_stream_retries(
     assert len(warnings) == 1, warnings  # once per outage, not once per retry
     assert warnings[0].startswith(f"stream: cannot reach {url} (")
     assert "retrying with backoff up to 10 s, then resuming after seq 41" in warnings[0]
+
+
+async def test_a_stream_the_server_ends_is_said_and_resumed_after_a_pause(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A server restarting (or cutting a slow consumer) ended the stream in silence, and a
+    # server that accepts and at once ends every stream was reconnected to in a tight loop.
+    opened: list[float] = []
+
+    async def handler(ws: ServerConnection, subscribe: dict[str, object]) -> None:
+        opened.append(time.monotonic())
+        if "since_seq" not in subscribe:
+            await ws.send(_event(1))
+            await ws.send('{"type":"error","code":"server_shutdown","message":"restarting"}')
+            await ws.close(1001, "server_shutdown")
+            return
+        await ws.send(_event(2))
+        await ws.wait_closed()
+
+    async with _server(handler) as (url, subscribes):
+        client = LiquidationClient(api_key="pf_x", base_url=url)
+        got: list[int] = []
+        with caplog.at_level(logging.WARNING, logger="purpleflea.client"):
+            async with client.stream(idle_timeout=5.0) as stream:
+                async for event in stream:
+                    got.append(event.seq)
+                    if len(got) == 2:
+                        break
+    assert got == [1, 2]
+    assert subscribes[1]["since_seq"] == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"stream: {url} ended the stream (server_shutdown: restarting); reconnecting, "
+        "resuming after seq 1"
+    ]
+    assert opened[1] - opened[0] >= 0.25  # it lasted less than QUICK_DROP_S: a pause first
