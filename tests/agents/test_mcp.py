@@ -17,6 +17,7 @@ from mcp import Client, StdioServerParameters
 from mcp_types import CallToolResult
 
 from purpleflea.client import LiquidationClient
+from purpleflea.clock import utc_iso
 from purpleflea.mcp.markets import largest_events
 from purpleflea.mcp.server import build_server
 from purpleflea.model import VenueLiquidation
@@ -258,3 +259,60 @@ async def test_aggregate_answers_add_the_modelled_estimate_of_what_a_throttled_f
     assert "prices not fills (bankruptcy: bybit)" in _text(answer)
     assert _data(recent)["provenance"]["price"] == {"bankruptcy": ["bybit"]}
     assert "at 2.00 (bankruptcy price, bybit, complete feed)" in _text(recent)
+
+
+async def test_arguments_as_a_model_sends_them_are_read_and_bad_ones_said_in_a_line(
+    fed: Running,
+) -> None:
+    # A model sends one market where a list is asked, "LONG" or "longs", "1h" for a window,
+    # a date for end_ms: each was a pydantic report of several lines ending in a URL, and a
+    # seconds-since-epoch end_ms was refused as a 'start' the model never sent.
+    async with Client(build_server(LiquidationClient(fed.key, fed.url))) as client:
+        listed = _data(
+            await client.call_tool(
+                "recent_liquidations",
+                {"markets": "eth-perp", "exchanges": "bybit", "side": "SHORTS", "limit": "3"},
+            )
+        )
+        assert listed["count"] == 3
+        assert {e["market"] for e in listed["events"]} == {"ETH-PERP"}
+        since = _data(
+            await client.call_tool("recent_liquidations", {"since_minutes": "1h", "limit": 100})
+        )
+        assert since["filters"]["since_minutes"] == 60
+        assert since["count"] == 100
+        cascades = _data(await client.call_tool("cascades", {"status": "Past"}))
+        assert set(cascades) == {"past", "provenance"}
+
+        end = NOW + 60_000
+        by_number = _data(
+            await client.call_tool("market_stats", {"market": "BTC-PERP", "end_ms": end})
+        )
+        iso = time.strftime("%Y-%m-%dT%H:%M", time.gmtime(end / 1000))
+        by_date = _data(
+            await client.call_tool(
+                "market_stats", {"market": "BTC-PERP", "end_ms": iso, "window_minutes": "1h"}
+            )
+        )
+        assert by_date["window_minutes"] == 60
+        assert by_date["count"] == by_number["count"] == 201
+
+        seconds = await client.call_tool(
+            "market_stats", {"market": "BTC-PERP", "end_ms": NOW // 1000}
+        )
+        assert seconds.is_error
+        assert _text(seconds) == (
+            f"market_stats: bad arguments: end_ms: end_ms {NOW // 1000} looks like seconds "
+            f"since the epoch ({utc_iso(NOW // 1000 * 1000)}); times are milliseconds: "
+            f"{NOW // 1000 * 1000} (got {NOW // 1000})"
+        )
+        wrong = await client.call_tool("recent_liquidations", {"side": "buy", "limt": 5})
+        assert wrong.is_error
+        assert _text(wrong) == (
+            "recent_liquidations: bad arguments: side: Input should be 'long' or 'short' "
+            "(got 'buy'); limt: not permitted: recent_liquidations takes markets, exchanges, "
+            "side, min_usd, since_minutes, limit"
+        )
+        window = await client.call_tool("market_summary", {"window_minutes": "a while"})
+        assert _text(window).startswith("market_summary: bad arguments: window_minutes: ")
+        assert "'90m', '6h', '2d'" in _text(window)

@@ -22,11 +22,12 @@ from typing import Annotated, Any, Literal
 import httpx
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import Field
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from purpleflea.client import PurpleFleaError, ServerUnreachableError
 from purpleflea.clock import now_ms
 from purpleflea.formatting import format_price, format_usd
+from purpleflea.mcp import arguments
 from purpleflea.model import Coverage, Liquidation
 from purpleflea.venues import registry
 
@@ -38,9 +39,10 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=True)
 
 MarketsArg = Annotated[
     list[str] | None,
+    BeforeValidator(arguments.listed),
     Field(
         description="Only these markets, e.g. ['BTC-PERP', 'ETH-PERP'] (normalized names, "
-        "case-insensitive). Omit for every market."
+        "case-insensitive; one name alone is taken too). Omit for every market."
     ),
 ]
 MarketArg = Annotated[
@@ -48,17 +50,24 @@ MarketArg = Annotated[
 ]
 WindowArg = Annotated[
     int,
+    BeforeValidator(arguments.minutes),
     Field(
         ge=1,
         le=YEAR_MINUTES,
-        description="Length of the window in minutes, ending at end_ms (default 60).",
+        description="Length of the window in minutes, ending at end_ms (default 60); a "
+        "duration such as '90m', '6h', '2d' is taken too.",
     ),
 ]
 EndArg = Annotated[
     int | None,
+    BeforeValidator(arguments.end_ms),
+    # Strings are taken (the validator turns them into ms): the schema says so, for hosts
+    # that check arguments against it before calling.
+    WithJsonSchema({"anyOf": [{"type": "integer"}, {"type": "string"}, {"type": "null"}]}),
     Field(
-        description="End of the window, ms since the epoch (UTC). Omit for now; set it to "
-        "look at history (e.g. imported recordings)."
+        description="End of the window: ms since the epoch (UTC), or a UTC date or date and "
+        "time ('2025-10-10', '2025-10-10T20:30'), or a time ago ('90m', '6h'), or 'now'. "
+        "Omit for now; set it to look at history (e.g. imported recordings)."
     ),
 ]
 

@@ -9,15 +9,17 @@ from typing import Annotated, Any, Literal
 import httpx
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from purpleflea.client import LiquidationClient
 from purpleflea.client.errors import raise_for_response
 from purpleflea.formatting import format_price, format_usd
+from purpleflea.mcp import arguments
 from purpleflea.mcp.answers import MarketArg, provenance, provenance_line, result, server_errors
 
 SideArg = Annotated[
     Literal["long", "short", "both"],
+    BeforeValidator(arguments.word),
     Field(
         description="'long' = zones where longs would be liquidated (below the "
         "price), 'short' = zones of shorts (above), 'both' (default)."
