@@ -22,6 +22,7 @@ from purpleflea.mcp.markets import largest_events
 from purpleflea.mcp.server import build_server
 from purpleflea.model import VenueLiquidation
 from tests.server.conftest import Running, make_config, running_server, venue_event
+from tests.server.test_process import _free_port
 
 NOW = time.time_ns() // 1_000_000
 START = NOW - 10 * 60_000  # the burst starts ten minutes ago
@@ -316,3 +317,12 @@ async def test_arguments_as_a_model_sends_them_are_read_and_bad_ones_said_in_a_l
         window = await client.call_tool("market_summary", {"window_minutes": "a while"})
         assert _text(window).startswith("market_summary: bad arguments: window_minutes: ")
         assert "'90m', '6h', '2d'" in _text(window)
+
+
+async def test_heatmap_clusters_fails_over_as_every_tool_does(fed: Running) -> None:
+    # It fetched the heatmap with its own HTTP client from the first server only: with that
+    # one down it failed where the other tools moved to the next server.
+    dead = f"http://127.0.0.1:{_free_port()}"
+    async with Client(build_server(LiquidationClient(fed.key, [dead, fed.url]))) as client:
+        heatmap = _data(await client.call_tool("heatmap_clusters", {"market": "NOPE-PERP"}))
+    assert heatmap == {"market": "NOPE-PERP", "available": False, "clusters": []}
