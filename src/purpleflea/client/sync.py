@@ -29,8 +29,10 @@ STREAM_BUFFER = 10_000
 class SyncLiquidationClient:
     """A blocking wrapper for scripts and notebooks: the same methods, no ``await``.
 
-    ``stream()`` runs the async stream on a background thread and yields its items.
-    Use it as ``with SyncLiquidationClient() as liq:`` or call :meth:`close` when done.
+    Its calls run on a background thread's event loop, so they work where an event loop runs
+    already (a Jupyter notebook); ``stream()`` runs the async stream on a thread of its own and
+    yields its items. Use it as ``with SyncLiquidationClient() as liq:`` or call
+    :meth:`close` when done.
     """
 
     def __init__(
@@ -41,12 +43,22 @@ class SyncLiquidationClient:
         timeout: float = 10.0,
     ) -> None:
         self._client = LiquidationClient(api_key, base_url, timeout=timeout)
+        # The loop runs on a thread of its own: the caller's thread may run an event loop
+        # already (a Jupyter notebook's does), where run_until_complete raises "Cannot run
+        # the event loop while another loop is running".
         self._loop = asyncio.new_event_loop()
-        self._lock = threading.Lock()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="purpleflea-sync-client", daemon=True
+        )
+        self._thread.start()
 
     def _run(self, work: Coroutine[Any, Any, T]) -> T:
-        with self._lock:
-            return self._loop.run_until_complete(work)
+        future = asyncio.run_coroutine_threadsafe(work, self._loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # interrupted (Ctrl-C): stop the call rather than leave it running
+            raise
 
     def history(
         self,
@@ -228,8 +240,8 @@ class SyncLiquidationClient:
             except BaseException as exc:  # handed to the caller's thread
                 items.put(exc)
 
-        # Its own thread and event loop: this client's loop runs only inside a call, and a
-        # stream must keep reading (heartbeats, reconnects) between the caller's next()s.
+        # Its own thread and event loop: a stream keeps reading (heartbeats, reconnects)
+        # between the caller's next()s, and must not hold up this client's other calls.
         loop = asyncio.new_event_loop()
         task = loop.create_task(pump())
         thread = threading.Thread(target=_run_to_end, args=(loop, task), daemon=True)
@@ -327,7 +339,11 @@ class SyncLiquidationClient:
 
     def close(self) -> None:
         """Close the HTTP connections and this client's event loop."""
+        if self._loop.is_closed():
+            return
         self._run(self._client.aclose())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
         self._loop.close()
 
     def __enter__(self) -> SyncLiquidationClient:
