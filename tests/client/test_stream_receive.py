@@ -171,3 +171,17 @@ async def test_a_stream_the_server_ends_is_said_and_resumed_after_a_pause(
         "resuming after seq 1"
     ]
     assert opened[1] - opened[0] >= 0.25  # it lasted less than QUICK_DROP_S: a pause first
+
+
+async def test_a_stream_iterated_without_async_with_connects_and_counts_no_reconnect() -> None:
+    async def handler(ws: ServerConnection, _: dict[str, object]) -> None:
+        await ws.send(_event(1))
+        await ws.wait_closed()
+
+    async with _server(handler) as (url, _):
+        stream = LiquidationClient(api_key="pf_x", base_url=url).stream()
+        async for event in stream:
+            assert event.seq == 1
+            break
+        assert stream.reconnects == 0  # it said 1: its first connection counted as a reconnect
+        await stream.aclose()

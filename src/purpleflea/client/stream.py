@@ -252,7 +252,8 @@ class Stream:
     async def _items(self) -> AsyncIterator[Liquidation | CascadeAlert]:
         while not self._closed:
             if self._ws is None:
-                self.reconnects += 1
+                if self._connected_at:  # not the first connection (iterated without async with)
+                    self.reconnects += 1
                 await self._connect_with_retry()
             assert self._ws is not None
             try:
