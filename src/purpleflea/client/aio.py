@@ -424,16 +424,22 @@ class LiquidationClient:
         markets: Names = None,
         exchanges: Names = None,
         sides: Names = None,
+        coverages: Names = None,
+        market: Names = None,
+        exchange: Names = None,
+        side: Names = None,
     ) -> dict[str, Any]:
         """Have the server POST every item matching these stream filters to ``url``, signed
-        with ``secret`` (generated when None). The answer holds the webhook's ``id`` and its
-        ``secret``, shown this once; check deliveries with :func:`purpleflea.verify_webhook`."""
+        with ``secret`` (generated when None); the filters as :meth:`stream`'s. The answer
+        holds the webhook's ``id`` and its ``secret``, shown this once; check deliveries with
+        :func:`purpleflea.verify_webhook`."""
         body: dict[str, Any] = {"url": url, "channels": as_list(channels), "min_usd": min_usd}
         for name, value in (
             ("secret", secret),
-            ("markets", as_list(markets)),
-            ("exchanges", as_list(exchanges)),
-            ("sides", as_list(sides)),
+            ("markets", one_of(markets, market, "market")),
+            ("exchanges", one_of(exchanges, exchange, "exchange")),
+            ("sides", one_of(sides, side, "side")),
+            ("coverages", as_list(coverages)),
         ):
             if value is not None:
                 body[name] = value

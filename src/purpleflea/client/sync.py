@@ -307,6 +307,10 @@ class SyncLiquidationClient:
         markets: Names = None,
         exchanges: Names = None,
         sides: Names = None,
+        coverages: Names = None,
+        market: Names = None,
+        exchange: Names = None,
+        side: Names = None,
     ) -> dict[str, Any]:
         """See :meth:`LiquidationClient.create_webhook`."""
         return self._run(
@@ -318,6 +322,10 @@ class SyncLiquidationClient:
                 markets=markets,
                 exchanges=exchanges,
                 sides=sides,
+                coverages=coverages,
+                market=market,
+                exchange=exchange,
+                side=side,
             )
         )
 
