@@ -8,6 +8,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +156,20 @@ async def test_a_stream_told_to_give_up_raises_after_that_long() -> None:
             pytest.fail("connected to nothing")
     assert 0.5 <= time.monotonic() - started < 2.0
     assert str(failed.value).startswith(f"stream: no Purple Flea server answered at {url} for ")
+
+
+async def test_times_are_taken_as_a_builder_has_them(tmp_path: Path) -> None:
+    # start=time.time() * 1000 (a float) and start=datetime(...) were refused by the server
+    # ("start must be an integer, got '1796570068750.918'").
+    async with running_server(make_config(tmp_path)) as live:
+        await live.push(venue_event(ts=1_760_126_400_000))  # 2025-10-10T20:00Z
+        client = LiquidationClient(api_key=live.key, base_url=live.url)
+        aware = await client.history(start=datetime(2025, 10, 10, 19, tzinfo=UTC))
+        naive = await client.history(start=datetime(2025, 10, 10, 19), end=1_760_126_400_000.7)
+        after = await client.history(start=datetime(2025, 10, 10, 21))
+        buckets = await client.aggregate(start=1_760_126_000_000.0, end=time.time() * 1000)
+        await client.aclose()
+    assert len(aware.events) == 1
+    assert len(naive.events) == 1  # naive is UTC; the end (exclusive) rounds to ...001
+    assert after.events == []
+    assert sum(b.count for b in buckets) == 1

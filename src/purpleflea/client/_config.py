@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 #: The key the product page's example passes; it means "take the key from the environment".
@@ -11,6 +12,9 @@ PLACEHOLDER_KEY = "YOUR_KEY"
 
 #: A filter's values: one name, several, or None for "any".
 Names = str | Iterable[str] | None
+#: A point in time: ms since the epoch (a float such as ``time.time() * 1000`` is rounded), or
+#: a datetime (a naive one is UTC, as every time of the API is); None for "no bound".
+Time = int | float | datetime | None
 
 
 def resolve_key(api_key: str | None) -> str | None:
@@ -53,3 +57,13 @@ def one_of(plural: Names, singular: Names, name: str) -> list[str] | None:
     if singular is not None and plural is not None:
         raise TypeError(f"pass {name}s= or {name}=, not both")
     return as_list(plural if singular is None else singular)
+
+
+def as_ms(value: Time) -> int | None:
+    """``value`` as the API's integer ms since the epoch (UTC)."""
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return round(moment.timestamp() * 1000)
+    if isinstance(value, float):
+        return round(value)
+    return value

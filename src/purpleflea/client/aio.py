@@ -10,7 +10,16 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
-from purpleflea.client._config import Names, as_list, one_of, resolve_key, server_urls, ws_url
+from purpleflea.client._config import (
+    Names,
+    Time,
+    as_list,
+    as_ms,
+    one_of,
+    resolve_key,
+    server_urls,
+    ws_url,
+)
 from purpleflea.client.errors import (
     AuthenticationError,
     BadRequestError,
@@ -181,15 +190,16 @@ class LiquidationClient:
         sides: Names = None,
         coverages: Names = None,
         min_usd: float | None = None,
-        start: int | None = None,
-        end: int | None = None,
+        start: Time = None,
+        end: Time = None,
         cursor: int | None = None,
         limit: int = 100,
         market: Names = None,
         exchange: Names = None,
         side: Names = None,
     ) -> HistoryPage:
-        """One page of stored events, newest first (times in ms since the epoch).
+        """One page of stored events, newest first; ``start``/``end`` bound ``ts`` (ms since the
+        epoch, a float rounded, or a datetime: a naive one is UTC).
 
         ``markets``, ``exchanges``, ``sides`` and ``coverages`` (``complete``, ``snapshot``,
         ``sampled``: how complete the event's venue feed is) take one value or several; the
@@ -202,8 +212,8 @@ class LiquidationClient:
                 "side": one_of(sides, side, "side"),
                 "coverage": as_list(coverages),
                 "min_usd": min_usd,
-                "start": start,
-                "end": end,
+                "start": as_ms(start),
+                "end": as_ms(end),
                 "cursor": cursor,
                 "limit": limit,
             },
@@ -218,8 +228,8 @@ class LiquidationClient:
         sides: Names = None,
         coverages: Names = None,
         min_usd: float | None = None,
-        start: int | None = None,
-        end: int | None = None,
+        start: Time = None,
+        end: Time = None,
         cursor: int | None = None,
         limit: int = 100,
         market: Names = None,
@@ -258,8 +268,8 @@ class LiquidationClient:
         exchanges: Names = None,
         sides: Names = None,
         coverages: Names = None,
-        start: int | None = None,
-        end: int | None = None,
+        start: Time = None,
+        end: Time = None,
         market: Names = None,
         exchange: Names = None,
         side: Names = None,
@@ -274,8 +284,8 @@ class LiquidationClient:
                 "exchange": one_of(exchanges, exchange, "exchange"),
                 "side": one_of(sides, side, "side"),
                 "coverage": as_list(coverages),
-                "start": start,
-                "end": end,
+                "start": as_ms(start),
+                "end": as_ms(end),
             },
         )
         return msgspec.convert(msgspec.json.decode(body)["buckets"], list[Bucket])
@@ -284,15 +294,19 @@ class LiquidationClient:
         self,
         *,
         exchanges: Names = None,
-        start: int | None = None,
-        end: int | None = None,
+        start: Time = None,
+        end: Time = None,
         exchange: Names = None,
     ) -> Coverage:
         """Uptime and pressure per exchange and hour, and the gaps, in ``[start, end)``
         (default: the last 24 h)."""
         body = await self._get(
             "/v1/coverage",
-            {"exchange": one_of(exchanges, exchange, "exchange"), "start": start, "end": end},
+            {
+                "exchange": one_of(exchanges, exchange, "exchange"),
+                "start": as_ms(start),
+                "end": as_ms(end),
+            },
         )
         return msgspec.json.decode(body, type=Coverage)
 

@@ -14,7 +14,7 @@ from collections.abc import Coroutine, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
-from purpleflea.client._config import Names
+from purpleflea.client._config import Names, Time
 from purpleflea.client.aio import LiquidationClient
 from purpleflea.client.types import Bucket, Coverage, HistoryPage
 from purpleflea.model import CascadeAlert, Heatmap, Liquidation
@@ -68,8 +68,8 @@ class SyncLiquidationClient:
         sides: Names = None,
         coverages: Names = None,
         min_usd: float | None = None,
-        start: int | None = None,
-        end: int | None = None,
+        start: Time = None,
+        end: Time = None,
         cursor: int | None = None,
         limit: int = 100,
         market: Names = None,
@@ -102,8 +102,8 @@ class SyncLiquidationClient:
         sides: Names = None,
         coverages: Names = None,
         min_usd: float | None = None,
-        start: int | None = None,
-        end: int | None = None,
+        start: Time = None,
+        end: Time = None,
         cursor: int | None = None,
         limit: int = 100,
         market: Names = None,
@@ -143,8 +143,8 @@ class SyncLiquidationClient:
         exchanges: Names = None,
         sides: Names = None,
         coverages: Names = None,
-        start: int | None = None,
-        end: int | None = None,
+        start: Time = None,
+        end: Time = None,
         market: Names = None,
         exchange: Names = None,
         side: Names = None,
@@ -170,8 +170,8 @@ class SyncLiquidationClient:
         self,
         *,
         exchanges: Names = None,
-        start: int | None = None,
-        end: int | None = None,
+        start: Time = None,
+        end: Time = None,
         exchange: Names = None,
     ) -> Coverage:
         """See :meth:`LiquidationClient.coverage`."""
