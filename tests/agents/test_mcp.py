@@ -326,3 +326,20 @@ async def test_heatmap_clusters_fails_over_as_every_tool_does(fed: Running) -> N
     async with Client(build_server(LiquidationClient(fed.key, [dead, fed.url]))) as client:
         heatmap = _data(await client.call_tool("heatmap_clusters", {"market": "NOPE-PERP"}))
     assert heatmap == {"market": "NOPE-PERP", "available": False, "clusters": []}
+
+
+async def test_counts_in_the_texts_have_thousands_separators(tmp_path: Path) -> None:
+    # "$113M liquidated in 65425 events" read as one number only to a careful eye.
+    many = [
+        venue_event(market="SOL-PERP", size_usd=1_000.0 + i, price=150.0, ts=START + 100 * i)
+        for i in range(1_005)
+    ]
+    config = make_config(tmp_path, rate_burst=500.0, rate_per_s=500.0)
+    async with running_server(config) as live:
+        await live.push(*many)
+        async with Client(build_server(LiquidationClient(live.key, live.url))) as client:
+            stats = _text(await client.call_tool("market_stats", {"market": "SOL-PERP"}))
+            summary = _text(await client.call_tool("market_summary", {"window_minutes": 30}))
+    assert " in 1,005 liquidations; longs $1.51M (1,005)," in stats
+    assert "~1,005 liquidations (modelled)" in stats
+    assert " liquidated in 1,005 events; " in summary

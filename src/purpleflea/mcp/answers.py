@@ -160,7 +160,7 @@ def provenance_line(found: dict[str, Any]) -> str:
     if estimate:
         text += (
             f" Estimated with what throttled (snapshot) feeds hid: "
-            f"{format_usd(estimate['est_usd'])} in ~{estimate['est_count']} liquidations "
+            f"{format_usd(estimate['est_usd'])} in ~{estimate['est_count']:,} liquidations "
             "(modelled)."
         )
     return text

@@ -250,8 +250,8 @@ def _stats_text(
     longs, shorts = sides["long"], sides["short"]
     text = (
         f"{market}, {minutes} min up to {utc(end)}: {format_usd(sides['total_usd'])} in "
-        f"{sides['count']} liquidations; longs {format_usd(longs['usd'])} ({longs['count']}), "
-        f"shorts {format_usd(shorts['usd'])} ({shorts['count']}); "
+        f"{sides['count']:,} liquidations; longs {format_usd(longs['usd'])} ({longs['count']:,}), "
+        f"shorts {format_usd(shorts['usd'])} ({shorts['count']:,}); "
         f"{sides['dominant_side']}s dominate."
     )
     if largest:
@@ -273,7 +273,7 @@ def _summary(
     else:
         share = sides[side or "long"]["usd"] / total if total else 0.0
         sentences.append(
-            f"{format_usd(total)} liquidated in {sides['count']} events; longs "
+            f"{format_usd(total)} liquidated in {sides['count']:,} events; longs "
             f"{format_usd(sides['long']['usd'])}, shorts {format_usd(sides['short']['usd'])} — "
             f"{side}s dominate ({share:.0%})."
         )
