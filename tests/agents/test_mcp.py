@@ -18,6 +18,7 @@ from mcp_types import CallToolResult
 
 from purpleflea.client import LiquidationClient
 from purpleflea.clock import utc_iso
+from purpleflea.mcp.answers import NO_KEY
 from purpleflea.mcp.markets import largest_events
 from purpleflea.mcp.server import build_server
 from purpleflea.model import VenueLiquidation
@@ -343,3 +344,16 @@ async def test_counts_in_the_texts_have_thousands_separators(tmp_path: Path) -> 
     assert " in 1,005 liquidations; longs $1.51M (1,005)," in stats
     assert "~1,005 liquidations (modelled)" in stats
     assert " liquidated in 1,005 events; " in summary
+
+
+async def test_a_server_started_without_a_key_says_who_must_give_one_and_how(
+    fed: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tool said "Purple Flea server refused: no API key: pass api_key=..." though no
+    # request was made, naming a Python argument the agent's operator never sees.
+    monkeypatch.delenv("PURPLEFLEA_API_KEY", raising=False)
+    async with Client(build_server(LiquidationClient(None, fed.url))) as client:
+        answer = await client.call_tool("recent_liquidations", {})
+    assert answer.is_error
+    assert _text(answer).endswith(NO_KEY)
+    assert "--api-key KEY to `purpleflea mcp`" in NO_KEY

@@ -189,6 +189,15 @@ def upper(values: Sequence[str] | None) -> list[str] | None:
     return [v.strip().upper() for v in values] if values else None
 
 
+#: What the person who set up the MCP server must do when it was started without a key (no
+#: request was made: the server did not refuse anything).
+NO_KEY = (
+    "no API key: this MCP server was started without one. Whoever configured it must pass "
+    "--api-key KEY to `purpleflea mcp` or set PURPLEFLEA_API_KEY in the MCP host's env for "
+    "it (get a key with `purpleflea keys create --account you` or POST /v1/keys)"
+)
+
+
 @asynccontextmanager
 async def server_errors(base_url: str) -> AsyncIterator[None]:
     """Server and network failures become tool errors the agent can read."""
@@ -197,6 +206,8 @@ async def server_errors(base_url: str) -> AsyncIterator[None]:
     except ServerUnreachableError as exc:  # its message names the server and what to do
         raise ToolError(f"cannot reach the Purple Flea server: {exc}") from exc
     except PurpleFleaError as exc:
+        if exc.code == "missing_api_key":  # the SDK's wording names its Python argument
+            raise ToolError(NO_KEY) from exc
         raise ToolError(f"Purple Flea server refused: {exc} ({exc.code})") from exc
     except httpx.HTTPError as exc:
         raise ToolError(f"cannot reach the Purple Flea server at {base_url}: {exc!r}") from exc
