@@ -78,6 +78,7 @@ class LiquidationClient:
         self._current = 0
         self.timeout = timeout
         self._http: httpx.AsyncClient | None = None
+        self._http_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def base_url(self) -> str:
@@ -168,14 +169,23 @@ class LiquidationClient:
                 continue
             return response.content
 
+    def _http_client(self) -> httpx.AsyncClient:
+        """The HTTP client of the running event loop. httpx's connections belong to the loop
+        that opened them: a module-level client (as in the README) used by a second
+        ``asyncio.run()`` failed with "Event loop is closed"."""
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._http_loop not in (None, loop):
+            self._http = httpx.AsyncClient(timeout=self.timeout)
+        self._http_loop = loop
+        return self._http
+
     async def _get_once(
         self, path: str, params: dict[str, Any], headers: dict[str, str]
     ) -> httpx.Response:
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self.timeout)
+        http = self._http_client()
         for tried in range(1, len(self.servers) + 1):
             try:
-                return await self._http.get(self.base_url + path, params=params, headers=headers)
+                return await http.get(self.base_url + path, params=params, headers=headers)
             except httpx.TransportError as exc:  # unreachable: a GET may ask the next server
                 if tried == len(self.servers):
                     raise _unreachable(exc, self.servers, self.timeout) from exc
@@ -413,10 +423,8 @@ class LiquidationClient:
     ) -> Any:
         """A request that changes something: sent to the current server only (repeating a
         create elsewhere could make it twice); the decoded JSON answer."""
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self.timeout)
         try:
-            response = await self._http.request(
+            response = await self._http_client().request(
                 method,
                 self.base_url + path,
                 json=body,
@@ -486,9 +494,9 @@ class LiquidationClient:
 
     async def aclose(self) -> None:
         """Close the HTTP connections (streams close on their own ``async with``)."""
-        if self._http is not None:
+        if self._http is not None and self._http_loop is asyncio.get_running_loop():
             await self._http.aclose()
-            self._http = None
+        self._http = None
 
     async def __aenter__(self) -> LiquidationClient:
         return self
