@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from purpleflea.client import LiquidationClient
+from purpleflea.client import AuthenticationError, LiquidationClient
 
 
 def test_a_url_without_a_scheme_is_refused_naming_where_it_came_from(
@@ -22,3 +22,18 @@ def test_a_url_without_a_scheme_is_refused_naming_where_it_came_from(
         LiquidationClient(api_key="pf_x")
     monkeypatch.setenv("PURPLEFLEA_URL", "http://a:1, https://b:2/")
     assert LiquidationClient(api_key="pf_x").servers == ("http://a:1", "https://b:2")
+
+
+def test_a_key_pasted_with_its_newline_is_used_without_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # "$(cat key.txt)" keeps no newline but a paste or a file read does: the header was
+    # illegal and the SDK reported an unreachable server, quoting the key.
+    assert LiquidationClient(api_key="pf_abc\n").auth_headers() == {
+        "Authorization": "Bearer pf_abc"
+    }
+    monkeypatch.setenv("PURPLEFLEA_API_KEY", " pf_env\n")
+    assert LiquidationClient().auth_headers() == {"Authorization": "Bearer pf_env"}
+    with pytest.raises(AuthenticationError, match="characters no key has") as bad:
+        LiquidationClient(api_key="pf_a\nb").auth_headers()
+    assert "pf_a" not in str(bad.value)

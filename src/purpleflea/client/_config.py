@@ -18,10 +18,12 @@ Time = int | float | datetime | None
 
 
 def resolve_key(api_key: str | None) -> str | None:
-    """``api_key``, else ``$PURPLEFLEA_API_KEY`` (the placeholder counts as not given)."""
-    if api_key and api_key != PLACEHOLDER_KEY:
-        return api_key
-    return os.environ.get("PURPLEFLEA_API_KEY") or None
+    """``api_key``, else ``$PURPLEFLEA_API_KEY`` (the placeholder counts as not given), without
+    surrounding whitespace: a key pasted with its newline (``$(cat key.txt)``) made an illegal
+    header, reported as an unreachable server with the key in the message."""
+    if api_key and api_key.strip() and api_key.strip() != PLACEHOLDER_KEY:
+        return api_key.strip()
+    return os.environ.get("PURPLEFLEA_API_KEY", "").strip() or None
 
 
 def server_urls(base_url: str | Sequence[str] | None, *, name: str = "base_url") -> tuple[str, ...]:

@@ -98,6 +98,14 @@ class LiquidationClient:
                 "`purpleflea keys create` or POST /v1/keys)",
                 "missing_api_key",
             )
+        if not self.api_key.isascii() or not self.api_key.isprintable() or " " in self.api_key:
+            # Not sendable as a header: httpx's error would read as an unreachable server
+            # and quote the key.
+            raise AuthenticationError(
+                "the API key has characters no key has (spaces, control or non-ASCII "
+                "characters): pass the key exactly as `purpleflea keys create` printed it",
+                "invalid_api_key",
+            )
         return {"Authorization": f"Bearer {self.api_key}"}
 
     def stream(
