@@ -13,6 +13,8 @@ from purpleflea.clock import parse_when, seconds_mistake
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(m|min|mins|minutes?|h|hours?|d|days?)?")
 _UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440}
+_USD = re.compile(r"\$?\s*(\d+(?:\.\d+)?)\s*([kmb])?(?:\s*usd)?")
+_UNIT_USD = {"k": 1e3, "m": 1e6, "b": 1e9}
 
 
 def listed(value: object) -> object:
@@ -43,6 +45,20 @@ def minutes(value: object) -> object:
         )
     amount = float(found.group(1)) * _UNIT_MINUTES[(found.group(2) or "m")[0]]
     return int(amount) if amount.is_integer() else amount
+
+
+def usd(value: object) -> object:
+    """An amount of USD: a number, or a string such as ``"100000"``, ``"$100k"``,
+    ``"1.5M"``, ``"250,000 USD"``."""
+    if not isinstance(value, str):
+        return value
+    found = _USD.fullmatch(value.strip().lower().replace(",", ""))
+    if found is None:
+        raise ValueError(
+            f"{value!r} is not an amount of USD: give a number (100000) or one such as "
+            "'$100k', '1.5M'"
+        )
+    return float(found.group(1)) * _UNIT_USD.get(found.group(2) or "", 1.0)
 
 
 def end_ms(value: object) -> object:

@@ -42,7 +42,9 @@ SideArg = Annotated[
     ),
 ]
 MinUsdArg = Annotated[
-    float, Field(ge=0, description="Only liquidations of at least this many USD.")
+    float,
+    BeforeValidator(arguments.usd),
+    Field(ge=0, description="Only liquidations of at least this many USD ('$100k' is taken too)."),
 ]
 SinceArg = Annotated[
     float | None,
