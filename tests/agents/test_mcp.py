@@ -279,10 +279,10 @@ async def test_arguments_as_a_model_sends_them_are_read_and_bad_ones_said_in_a_l
         assert listed["count"] == 3
         assert {e["market"] for e in listed["events"]} == {"ETH-PERP"}
         big = _data(
-            await client.call_tool("recent_liquidations", {"min_usd": "$60k", "limit": 100})
+            await client.call_tool("recent_liquidations", {"min_usd": "$190k", "limit": 100})
         )
-        assert big["filters"]["min_usd"] == 60_000
-        assert big["count"] == sum(1 for e in EVENTS if (e.size_usd or 0) >= 60_000)
+        assert big["filters"]["min_usd"] == 190_000
+        assert big["count"] == sum(1 for e in EVENTS if (e.size_usd or 0) >= 190_000) == 20
         since = _data(
             await client.call_tool("recent_liquidations", {"since_minutes": "1h", "limit": 100})
         )
