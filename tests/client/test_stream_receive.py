@@ -185,3 +185,38 @@ async def test_a_stream_iterated_without_async_with_connects_and_counts_no_recon
             break
         assert stream.reconnects == 0  # it said 1: its first connection counted as a reconnect
         await stream.aclose()
+
+
+async def test_a_refusal_frame_is_not_reported_as_a_missing_server(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The warning asked "is a server running there?" about a server that had just answered
+    # "too many streams".
+    sessions = 0
+
+    async def session(ws: ServerConnection) -> None:
+        nonlocal sessions
+        sessions += 1
+        await ws.recv()
+        if sessions == 1:
+            refusal = {"type": "error", "code": "too_many_streams", "message": "20 open"}
+            await ws.send(json.dumps(refusal))
+            await ws.close(4429, "too_many_streams")
+            return
+        await ws.send('{"type":"subscribed","seq":0}')
+        await ws.send(_event(1))
+        await ws.wait_closed()
+
+    async with serve(session, "127.0.0.1", 0) as server:
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        client = LiquidationClient(api_key="pf_x", base_url=url)
+        with caplog.at_level(logging.WARNING, logger="purpleflea.client"):
+            async with client.stream(max_backoff=0.2) as stream:
+                async for event in stream:
+                    assert event.seq == 1
+                    break
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings[0] == (
+        f"stream: cannot reach {url} (20 open); retrying with backoff up to 0.2 s, then subscribing"
+    )
+    assert warnings[1].startswith(f"stream: connected to {url} after ")

@@ -222,9 +222,16 @@ class Stream:
                 ) from error
             if warned_at is None or time.monotonic() - warned_at >= WARN_EVERY_S:
                 warned_at = time.monotonic()
+                # A refusal in a frame (too_many_streams, rate_limited) came from a server:
+                # asking whether one runs there would mislead.
+                hint = (
+                    ""
+                    if isinstance(error, PurpleFleaError)
+                    else " (is a server running there, `purpleflea serve`, and PURPLEFLEA_URL "
+                    "right?)"
+                )
                 log.warning(
-                    "stream: cannot reach %s (%s); retrying with backoff up to %g s%s, then %s"
-                    " (is a server running there, `purpleflea serve`, and PURPLEFLEA_URL right?)",
+                    "stream: cannot reach %s (%s); retrying with backoff up to %g s%s, then %s%s",
                     self.server,
                     error or type(error).__name__,
                     self._max_backoff,
@@ -232,6 +239,7 @@ class Stream:
                     if self._give_up_after is None
                     else f" for up to {self._give_up_after:g} s in all",
                     self._then(),
+                    hint,
                 )
             attempt += 1
             self._server = (self._server + 1) % servers
