@@ -288,6 +288,9 @@ async def test_arguments_as_a_model_sends_them_are_read_and_bad_ones_said_in_a_l
         )
         assert since["filters"]["since_minutes"] == 60
         assert since["count"] == 100
+        one = _data(await client.call_tool("market_stats", {"market": ["eth-perp"]}))
+        assert one["market"] == "ETH-PERP"
+        assert one["short"]["count"] == 10
         cascades = _data(await client.call_tool("cascades", {"status": "Past"}))
         assert set(cascades) == {"past", "provenance"}
 

@@ -46,7 +46,9 @@ MarketsArg = Annotated[
     ),
 ]
 MarketArg = Annotated[
-    str, Field(description="A normalized market name such as 'BTC-PERP' or 'ETH-PERP'.")
+    str,
+    BeforeValidator(arguments.single),
+    Field(description="A normalized market name such as 'BTC-PERP' or 'ETH-PERP'."),
 ]
 WindowArg = Annotated[
     int,

@@ -24,6 +24,14 @@ def listed(value: object) -> object:
     return value
 
 
+def single(value: object) -> object:
+    """``["BTC-PERP"]`` where one name is asked: models send the list form of a sibling tool's
+    argument."""
+    if isinstance(value, list) and len(value) == 1:
+        return value[0]
+    return value
+
+
 def word(value: object) -> object:
     """A choice in any case, and ``longs``/``shorts`` for ``long``/``short``."""
     if not isinstance(value, str):

@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from mcp_types import CallToolResult
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from purpleflea.client import LiquidationClient
 from purpleflea.formatting import format_price, format_usd
+from purpleflea.mcp import arguments
 from purpleflea.mcp.answers import (
     EndArg,
     MarketArg,
@@ -35,6 +36,7 @@ SideTotals = dict[str, dict[str, float]]
 
 OptionalMarketArg = Annotated[
     str | None,
+    BeforeValidator(arguments.single),
     Field(description="A market such as 'BTC-PERP'; omit to summarize every market."),
 ]
 
