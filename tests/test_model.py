@@ -43,6 +43,21 @@ def test_published_event_reads_by_item_and_attribute() -> None:
     assert set(event.keys()) == set(event.to_dict())
 
 
+def test_published_event_answers_what_dict_style_code_asks() -> None:
+    # `"cascade_score" in event` raised KeyError: 0 (Python fell back to indexing by position)
+    # and event.get(...) was an AttributeError: an agent written against dicts crashed.
+    event = to_liquidation(
+        _venue(), seq=7, received_at=1_700_000_000_200, coverage="snapshot", cascade_score=4
+    )
+    assert "cascade_score" in event
+    assert "nope" not in event
+    assert event.get("side") == "long"
+    assert event.get("nope", "x") == "x"
+    assert list(event) == list(event.keys())
+    assert dict(event) == event.to_dict()
+    assert event.to_dict()["size_usd"] == 30000.0
+
+
 def test_json_round_trip_is_lossless() -> None:
     event = to_liquidation(_venue(), seq=1, received_at=1_700_000_000_200, coverage="snapshot")
     assert decode_liquidation(encode(event)) == event

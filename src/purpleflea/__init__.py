@@ -16,6 +16,7 @@ from purpleflea.client import (
     LiquidationClient,
     PurpleFleaError,
     RateLimitError,
+    ServerUnreachableError,
     Stream,
     SyncLiquidationClient,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "MeasuredMap",
     "PurpleFleaError",
     "RateLimitError",
+    "ServerUnreachableError",
     "Stream",
     "SyncLiquidationClient",
     "VenueLiquidation",

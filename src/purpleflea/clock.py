@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import time
 
 
@@ -29,3 +31,35 @@ def seconds_mistake(name: str, value: int) -> str | None:
 def utc_iso(ms: int) -> str:
     """``ms`` since the epoch as ``2025-10-10T20:00:00Z``."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms // 1000))
+
+
+_AGO = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+def parse_when(text: str, *, now: int | None = None) -> int:
+    """``text`` as ms since the epoch (UTC); ``now`` (ms) anchors ``90m``-style times ago.
+
+    Raises ValueError naming ``text`` and the forms it takes."""
+    value = text.strip()
+    if value.isdigit():
+        ms = int(value)
+        mistake = seconds_mistake(repr(text), ms)
+        if mistake is not None:
+            raise ValueError(f"{mistake}, or a date such as {utc_iso(ms * 1000)[:10]}")
+        return ms
+    ago = _AGO.fullmatch(value)
+    if ago is not None:
+        anchor = now_ms() if now is None else now
+        return anchor - round(float(ago.group(1)) * _UNIT_MS[ago.group(2)])
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a time: give a UTC date (2025-10-10), a date and time "
+            "(2025-10-10T20:30, UTC unless it names an offset), a time ago (90m, 6h, 7d) or "
+            "milliseconds since the epoch"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp() * 1000)

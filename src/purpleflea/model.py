@@ -15,8 +15,8 @@ JSON goes in and out through the encoder/decoders defined here, so there is one 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
@@ -114,7 +114,39 @@ class VenueLiquidation(msgspec.Struct, frozen=True, gc=False):
     liquidated_user: str | None = None
 
 
-class Liquidation(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class ItemAccess:
+    """Fields read as items too (``event["size_usd"]``, the product page's example), with the
+    read-only mapping methods dict-style code reaches for: ``in``, ``get``, ``keys``,
+    iteration over the field names, ``dict(event)``; ``to_dict()`` for ``json.dumps``.
+
+    Without ``__contains__`` and ``__iter__``, ``"side" in event`` fell back to indexing by
+    position and raised ``KeyError: 0``."""
+
+    __slots__ = ()
+    __struct_fields__: ClassVar[tuple[str, ...]]
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.__struct_fields__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.__struct_fields__
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.__struct_fields__)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in self.__struct_fields__ else default
+
+    def keys(self) -> tuple[str, ...]:
+        return self.__struct_fields__
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__struct_fields__}
+
+
+class Liquidation(msgspec.Struct, ItemAccess, frozen=True, kw_only=True, gc=False):
     """A liquidation event as published: the SPEC's event schema.
 
     Fields read as attributes (``event.size_usd``) or items (``event["size_usd"]``).
@@ -134,17 +166,6 @@ class Liquidation(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     cascade_score: Annotated[int, msgspec.Meta(ge=0, le=10)] = 0
     #: How complete the venue's feed is (:data:`Coverage`): the SPEC's last field.
     coverage: Coverage
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.__struct_fields__:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def keys(self) -> tuple[str, ...]:
-        return self.__struct_fields__
-
-    def to_dict(self) -> dict[str, Any]:
-        return msgspec.structs.asdict(self)
 
 
 class MarketSnapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -172,7 +193,7 @@ def instrument_of(snapshot: MarketSnapshot) -> str:
 CascadeStatus = Literal["started", "updated", "exhausted"]
 
 
-class CascadeAlert(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class CascadeAlert(msgspec.Struct, ItemAccess, frozen=True, kw_only=True, gc=False):
     """One step of a liquidation cascade's lifecycle: started -> updated* -> exhausted.
 
     Every alert of one cascade shares ``id``; ``seq`` is assigned by the server like an
@@ -200,17 +221,6 @@ class CascadeAlert(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     exchanges: tuple[str, ...]
     message: str
     seq: int = 0
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.__struct_fields__:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def keys(self) -> tuple[str, ...]:
-        return self.__struct_fields__
-
-    def to_dict(self) -> dict[str, Any]:
-        return msgspec.structs.asdict(self)
 
 
 class Cluster(msgspec.Struct, frozen=True, kw_only=True):

@@ -17,10 +17,13 @@ from mcp import Client, StdioServerParameters
 from mcp_types import CallToolResult
 
 from purpleflea.client import LiquidationClient
+from purpleflea.clock import utc_iso
+from purpleflea.mcp.answers import NO_KEY
 from purpleflea.mcp.markets import largest_events
 from purpleflea.mcp.server import build_server
 from purpleflea.model import VenueLiquidation
 from tests.server.conftest import Running, make_config, running_server, venue_event
+from tests.server.test_process import _free_port
 
 NOW = time.time_ns() // 1_000_000
 START = NOW - 10 * 60_000  # the burst starts ten minutes ago
@@ -258,3 +261,107 @@ async def test_aggregate_answers_add_the_modelled_estimate_of_what_a_throttled_f
     assert "prices not fills (bankruptcy: bybit)" in _text(answer)
     assert _data(recent)["provenance"]["price"] == {"bankruptcy": ["bybit"]}
     assert "at 2.00 (bankruptcy price, bybit, complete feed)" in _text(recent)
+
+
+async def test_arguments_as_a_model_sends_them_are_read_and_bad_ones_said_in_a_line(
+    fed: Running,
+) -> None:
+    # A model sends one market where a list is asked, "LONG" or "longs", "1h" for a window,
+    # a date for end_ms: each was a pydantic report of several lines ending in a URL, and a
+    # seconds-since-epoch end_ms was refused as a 'start' the model never sent.
+    async with Client(build_server(LiquidationClient(fed.key, fed.url))) as client:
+        listed = _data(
+            await client.call_tool(
+                "recent_liquidations",
+                {"markets": "eth-perp", "exchanges": "bybit", "side": "SHORTS", "limit": "3"},
+            )
+        )
+        assert listed["count"] == 3
+        assert {e["market"] for e in listed["events"]} == {"ETH-PERP"}
+        big = _data(
+            await client.call_tool("recent_liquidations", {"min_usd": "$190k", "limit": 100})
+        )
+        assert big["filters"]["min_usd"] == 190_000
+        assert big["count"] == sum(1 for e in EVENTS if (e.size_usd or 0) >= 190_000) == 20
+        since = _data(
+            await client.call_tool("recent_liquidations", {"since_minutes": "1h", "limit": 100})
+        )
+        assert since["filters"]["since_minutes"] == 60
+        assert since["count"] == 100
+        one = _data(await client.call_tool("market_stats", {"market": ["eth-perp"]}))
+        assert one["market"] == "ETH-PERP"
+        assert one["short"]["count"] == 10
+        cascades = _data(await client.call_tool("cascades", {"status": "Past"}))
+        assert set(cascades) == {"past", "provenance"}
+
+        end = NOW + 60_000
+        by_number = _data(
+            await client.call_tool("market_stats", {"market": "BTC-PERP", "end_ms": end})
+        )
+        iso = time.strftime("%Y-%m-%dT%H:%M", time.gmtime(end / 1000))
+        by_date = _data(
+            await client.call_tool(
+                "market_stats", {"market": "BTC-PERP", "end_ms": iso, "window_minutes": "1h"}
+            )
+        )
+        assert by_date["window_minutes"] == 60
+        assert by_date["count"] == by_number["count"] == 201
+
+        seconds = await client.call_tool(
+            "market_stats", {"market": "BTC-PERP", "end_ms": NOW // 1000}
+        )
+        assert seconds.is_error
+        assert _text(seconds) == (
+            f"market_stats: bad arguments: end_ms: end_ms {NOW // 1000} looks like seconds "
+            f"since the epoch ({utc_iso(NOW // 1000 * 1000)}); times are milliseconds: "
+            f"{NOW // 1000 * 1000} (got {NOW // 1000})"
+        )
+        wrong = await client.call_tool("recent_liquidations", {"side": "buy", "limt": 5})
+        assert wrong.is_error
+        assert _text(wrong) == (
+            "recent_liquidations: bad arguments: side: Input should be 'long' or 'short' "
+            "(got 'buy'); limt: not permitted: recent_liquidations takes markets, exchanges, "
+            "side, min_usd, since_minutes, limit"
+        )
+        window = await client.call_tool("market_summary", {"window_minutes": "a while"})
+        assert _text(window).startswith("market_summary: bad arguments: window_minutes: ")
+        assert "'90m', '6h', '2d'" in _text(window)
+
+
+async def test_heatmap_clusters_fails_over_as_every_tool_does(fed: Running) -> None:
+    # It fetched the heatmap with its own HTTP client from the first server only: with that
+    # one down it failed where the other tools moved to the next server.
+    dead = f"http://127.0.0.1:{_free_port()}"
+    async with Client(build_server(LiquidationClient(fed.key, [dead, fed.url]))) as client:
+        heatmap = _data(await client.call_tool("heatmap_clusters", {"market": "NOPE-PERP"}))
+    assert heatmap == {"market": "NOPE-PERP", "available": False, "clusters": []}
+
+
+async def test_counts_in_the_texts_have_thousands_separators(tmp_path: Path) -> None:
+    # "$113M liquidated in 65425 events" read as one number only to a careful eye.
+    many = [
+        venue_event(market="SOL-PERP", size_usd=1_000.0 + i, price=150.0, ts=START + 100 * i)
+        for i in range(1_005)
+    ]
+    config = make_config(tmp_path, rate_burst=500.0, rate_per_s=500.0)
+    async with running_server(config) as live:
+        await live.push(*many)
+        async with Client(build_server(LiquidationClient(live.key, live.url))) as client:
+            stats = _text(await client.call_tool("market_stats", {"market": "SOL-PERP"}))
+            summary = _text(await client.call_tool("market_summary", {"window_minutes": 30}))
+    assert " in 1,005 liquidations; longs $1.51M (1,005)," in stats
+    assert "~1,005 liquidations (modelled)" in stats
+    assert " liquidated in 1,005 events; " in summary
+
+
+async def test_a_server_started_without_a_key_says_who_must_give_one_and_how(
+    fed: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tool said "Purple Flea server refused: no API key: pass api_key=..." though no
+    # request was made, naming a Python argument the agent's operator never sees.
+    monkeypatch.delenv("PURPLEFLEA_API_KEY", raising=False)
+    async with Client(build_server(LiquidationClient(None, fed.url))) as client:
+        answer = await client.call_tool("recent_liquidations", {})
+    assert answer.is_error
+    assert _text(answer).endswith(NO_KEY)
+    assert "--api-key KEY to `purpleflea mcp`" in NO_KEY

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
-from purpleflea.client import LiquidationClient, SyncLiquidationClient
-from tests.server.test_process import _free_port
+from purpleflea.client import AuthenticationError, LiquidationClient
 
 
 def test_a_url_without_a_scheme_is_refused_naming_where_it_came_from(
@@ -26,15 +24,16 @@ def test_a_url_without_a_scheme_is_refused_naming_where_it_came_from(
     assert LiquidationClient(api_key="pf_x").servers == ("http://a:1", "https://b:2")
 
 
-def test_a_server_that_does_not_answer_is_named_in_the_error() -> None:
-    # httpx said "All connection attempts failed" and nothing else: not which server, nor
-    # what to do. The exception keeps its httpx type (failover and callers catch it).
-    url = f"http://127.0.0.1:{_free_port()}"
-    with (
-        SyncLiquidationClient(api_key="pf_x", base_url=url) as liq,
-        pytest.raises(httpx.ConnectError) as failed,
-    ):
-        liq.markets()
-    message = str(failed.value)
-    assert message.startswith(f"no Purple Flea server answers at {url} (")
-    assert message.endswith("): start one with `purpleflea serve`, or set PURPLEFLEA_URL")
+def test_a_key_pasted_with_its_newline_is_used_without_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # "$(cat key.txt)" keeps no newline but a paste or a file read does: the header was
+    # illegal and the SDK reported an unreachable server, quoting the key.
+    assert LiquidationClient(api_key="pf_abc\n").auth_headers() == {
+        "Authorization": "Bearer pf_abc"
+    }
+    monkeypatch.setenv("PURPLEFLEA_API_KEY", " pf_env\n")
+    assert LiquidationClient().auth_headers() == {"Authorization": "Bearer pf_env"}
+    with pytest.raises(AuthenticationError, match="characters no key has") as bad:
+        LiquidationClient(api_key="pf_a\nb").auth_headers()
+    assert "pf_a" not in str(bad.value)

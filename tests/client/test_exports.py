@@ -26,6 +26,7 @@ CLIENT_EXPORTS = [
     "LiquidationClient",
     "PurpleFleaError",
     "RateLimitError",
+    "ServerUnreachableError",
     "Stream",
     "SyncLiquidationClient",
 ]

@@ -135,3 +135,88 @@ async def test_a_server_it_cannot_reach_is_said_once_while_the_stream_retries(
     assert len(warnings) == 1, warnings  # once per outage, not once per retry
     assert warnings[0].startswith(f"stream: cannot reach {url} (")
     assert "retrying with backoff up to 10 s, then resuming after seq 41" in warnings[0]
+
+
+async def test_a_stream_the_server_ends_is_said_and_resumed_after_a_pause(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A server restarting (or cutting a slow consumer) ended the stream in silence, and a
+    # server that accepts and at once ends every stream was reconnected to in a tight loop.
+    opened: list[float] = []
+
+    async def handler(ws: ServerConnection, subscribe: dict[str, object]) -> None:
+        opened.append(time.monotonic())
+        if "since_seq" not in subscribe:
+            await ws.send(_event(1))
+            await ws.send('{"type":"error","code":"server_shutdown","message":"restarting"}')
+            await ws.close(1001, "server_shutdown")
+            return
+        await ws.send(_event(2))
+        await ws.wait_closed()
+
+    async with _server(handler) as (url, subscribes):
+        client = LiquidationClient(api_key="pf_x", base_url=url)
+        got: list[int] = []
+        with caplog.at_level(logging.WARNING, logger="purpleflea.client"):
+            async with client.stream(idle_timeout=5.0) as stream:
+                async for event in stream:
+                    got.append(event.seq)
+                    if len(got) == 2:
+                        break
+    assert got == [1, 2]
+    assert subscribes[1]["since_seq"] == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"stream: {url} ended the stream (server_shutdown: restarting); reconnecting, "
+        "resuming after seq 1"
+    ]
+    assert opened[1] - opened[0] >= 0.25  # it lasted less than QUICK_DROP_S: a pause first
+
+
+async def test_a_stream_iterated_without_async_with_connects_and_counts_no_reconnect() -> None:
+    async def handler(ws: ServerConnection, _: dict[str, object]) -> None:
+        await ws.send(_event(1))
+        await ws.wait_closed()
+
+    async with _server(handler) as (url, _):
+        stream = LiquidationClient(api_key="pf_x", base_url=url).stream()
+        async for event in stream:
+            assert event.seq == 1
+            break
+        assert stream.reconnects == 0  # it said 1: its first connection counted as a reconnect
+        await stream.aclose()
+
+
+async def test_a_refusal_frame_is_not_reported_as_a_missing_server(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The warning asked "is a server running there?" about a server that had just answered
+    # "too many streams".
+    sessions = 0
+
+    async def session(ws: ServerConnection) -> None:
+        nonlocal sessions
+        sessions += 1
+        await ws.recv()
+        if sessions == 1:
+            refusal = {"type": "error", "code": "too_many_streams", "message": "20 open"}
+            await ws.send(json.dumps(refusal))
+            await ws.close(4429, "too_many_streams")
+            return
+        await ws.send('{"type":"subscribed","seq":0}')
+        await ws.send(_event(1))
+        await ws.wait_closed()
+
+    async with serve(session, "127.0.0.1", 0) as server:
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        client = LiquidationClient(api_key="pf_x", base_url=url)
+        with caplog.at_level(logging.WARNING, logger="purpleflea.client"):
+            async with client.stream(max_backoff=0.2) as stream:
+                async for event in stream:
+                    assert event.seq == 1
+                    break
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings[0] == (
+        f"stream: cannot reach {url} (20 open); retrying with backoff up to 0.2 s, then subscribing"
+    )
+    assert warnings[1].startswith(f"stream: connected to {url} after ")

@@ -459,3 +459,18 @@ async def test_coverage_badges_and_gaps_on_the_uptime_strips(tracker: Running, p
     assert mark is not None
     from_right = (strip["x"] + strip["width"] - mark["x"]) / strip["width"] * 24
     assert 8.0 < from_right < 10.5, from_right
+
+
+async def test_top_markets_counts_have_thousands_separators(tracker: Running, page: Page) -> None:
+    # The simulator's crash put "5456" beside BTC-PERP's bar, a count to spell out digit by
+    # digit next to "$23.3M".
+    now = now_ms()
+    await tracker.push(
+        *(
+            venue_event(market="AVAX-PERP", size_usd=1_000.0, price=30.0, ts=now - i)
+            for i in range(1_200)
+        )
+    )
+    await open_live(page, tracker)
+    top = page.locator("#top-markets li").filter(has_text="AVAX-PERP")
+    await expect(top).to_contain_text("1,200")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
 import purpleflea
@@ -60,6 +59,6 @@ async def test_rest_and_stream_skip_a_dead_server(tmp_path: Path) -> None:
 async def test_when_every_server_is_down_rest_raises_as_with_one() -> None:
     for servers in ([f"http://127.0.0.1:{free_port()}"], [f"http://127.0.0.1:{free_port()}"] * 2):
         client = purpleflea.LiquidationClient("pf_x", servers)
-        with pytest.raises(httpx.ConnectError):
+        with pytest.raises(purpleflea.ServerUnreachableError):
             await client.history()
         await client.aclose()

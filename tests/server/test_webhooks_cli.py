@@ -114,3 +114,19 @@ async def test_the_sync_client_manages_webhooks(tmp_path: Path) -> None:
         assert letters["dead_letters"] == []
         assert running.server.webhooks is not None
         assert await running.server.webhooks.store.webhooks() == []
+
+
+async def test_a_webhook_takes_the_streams_filters_by_the_same_names(tmp_path: Path) -> None:
+    # create_webhook took neither coverages= (a webhook filter on the server) nor the
+    # singular market=/exchange=/side= that stream() and history() take: a TypeError.
+    from purpleflea import LiquidationClient
+
+    async with running_server(make_config(tmp_path)) as running:
+        client = LiquidationClient(running.key, running.url)
+        made = await client.create_webhook(
+            "https://example.com/pf", market="BTC-PERP", side="long", coverages="complete"
+        )
+        await client.aclose()
+    assert made["filters"]["markets"] == ["BTC-PERP"]
+    assert made["filters"]["sides"] == ["long"]
+    assert made["filters"]["coverages"] == ["complete"]

@@ -24,7 +24,8 @@ Given several servers (API nodes of one deployment: a list, or commas in ``base_
 ``PURPLEFLEA_URL``), it moves to the next one when its server is unreachable and resumes there
 (their seqs are one sequence); REST calls fail over the same way.
 Errors that retrying cannot fix (a bad key, a revoked key, a bad filter) raise
-:class:`PurpleFleaError` subclasses instead.
+:class:`PurpleFleaError` subclasses instead; so does a REST call no server answers
+(:class:`ServerUnreachableError`, naming the servers tried).
 
 Modules: ``errors`` (the exceptions), ``types`` (the REST answers without a struct in
 :mod:`purpleflea.model`), ``stream`` (the reconnecting stream), ``aio``
@@ -38,6 +39,7 @@ from purpleflea.client.errors import (
     BadRequestError,
     PurpleFleaError,
     RateLimitError,
+    ServerUnreachableError,
 )
 from purpleflea.client.stream import Stream
 from purpleflea.client.sync import SyncLiquidationClient
@@ -54,6 +56,7 @@ __all__ = [
     "LiquidationClient",
     "PurpleFleaError",
     "RateLimitError",
+    "ServerUnreachableError",
     "Stream",
     "SyncLiquidationClient",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 #: The key the product page's example passes; it means "take the key from the environment".
@@ -11,13 +12,18 @@ PLACEHOLDER_KEY = "YOUR_KEY"
 
 #: A filter's values: one name, several, or None for "any".
 Names = str | Iterable[str] | None
+#: A point in time: ms since the epoch (a float such as ``time.time() * 1000`` is rounded), or
+#: a datetime (a naive one is UTC, as every time of the API is); None for "no bound".
+Time = int | float | datetime | None
 
 
 def resolve_key(api_key: str | None) -> str | None:
-    """``api_key``, else ``$PURPLEFLEA_API_KEY`` (the placeholder counts as not given)."""
-    if api_key and api_key != PLACEHOLDER_KEY:
-        return api_key
-    return os.environ.get("PURPLEFLEA_API_KEY") or None
+    """``api_key``, else ``$PURPLEFLEA_API_KEY`` (the placeholder counts as not given), without
+    surrounding whitespace: a key pasted with its newline (``$(cat key.txt)``) made an illegal
+    header, reported as an unreachable server with the key in the message."""
+    if api_key and api_key.strip() and api_key.strip() != PLACEHOLDER_KEY:
+        return api_key.strip()
+    return os.environ.get("PURPLEFLEA_API_KEY", "").strip() or None
 
 
 def server_urls(base_url: str | Sequence[str] | None, *, name: str = "base_url") -> tuple[str, ...]:
@@ -53,3 +59,13 @@ def one_of(plural: Names, singular: Names, name: str) -> list[str] | None:
     if singular is not None and plural is not None:
         raise TypeError(f"pass {name}s= or {name}=, not both")
     return as_list(plural if singular is None else singular)
+
+
+def as_ms(value: Time) -> int | None:
+    """``value`` as the API's integer ms since the epoch (UTC)."""
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return round(moment.timestamp() * 1000)
+    if isinstance(value, float):
+        return round(value)
+    return value

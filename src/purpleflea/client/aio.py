@@ -2,32 +2,59 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Literal, overload
+from urllib.parse import quote
 
 import httpx
 import msgspec
 
-from purpleflea.client._config import Names, as_list, one_of, resolve_key, server_urls, ws_url
-from purpleflea.client.errors import AuthenticationError, raise_for_response
+from purpleflea.client._config import (
+    Names,
+    Time,
+    as_list,
+    as_ms,
+    one_of,
+    resolve_key,
+    server_urls,
+    ws_url,
+)
+from purpleflea.client.errors import (
+    AuthenticationError,
+    BadRequestError,
+    RateLimitError,
+    ServerUnreachableError,
+    raise_for_response,
+)
 from purpleflea.client.stream import Stream
 from purpleflea.client.types import Bucket, Coverage, HistoryPage
 from purpleflea.model import CascadeAlert, Heatmap, Liquidation
 from purpleflea.positions import MeasuredMap
 
 _page = msgspec.json.Decoder(HistoryPage)
+#: Seconds a GET waits in all for the server's rate limit (``Retry-After``) before it raises
+#: :class:`RateLimitError`.
+RATE_LIMIT_WAIT_S = 5.0
 
 
-def _unreachable(exc: httpx.TransportError, servers: Sequence[str]) -> httpx.TransportError:
-    """``exc`` (same type, so a caller's ``except httpx...`` still holds) with a message that
-    names the servers tried and what to do; httpx says only "All connection attempts
-    failed"."""
+def _unreachable(
+    exc: httpx.TransportError, servers: Sequence[str], timeout: float
+) -> ServerUnreachableError:
+    """The SDK's error for a request no server answered, naming the servers tried and what
+    to do; httpx says only "All connection attempts failed" (or nothing, for a timeout)."""
     names = ", ".join(servers)
-    message = (
+    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+        return ServerUnreachableError(
+            f"the Purple Flea server at {names} did not answer within {timeout:g} s "
+            f"({type(exc).__name__}): it may be overloaded; retry, or pass a larger timeout=",
+            "timeout",
+        )
+    return ServerUnreachableError(
         f"no Purple Flea server answers at {names} ({exc or type(exc).__name__}): start one "
-        "with `purpleflea serve`, or set PURPLEFLEA_URL"
+        "with `purpleflea serve`, or set PURPLEFLEA_URL",
+        "unreachable",
     )
-    return type(exc)(message, request=exc.request)
 
 
 class LiquidationClient:
@@ -51,6 +78,7 @@ class LiquidationClient:
         self._current = 0
         self.timeout = timeout
         self._http: httpx.AsyncClient | None = None
+        self._http_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def base_url(self) -> str:
@@ -70,6 +98,14 @@ class LiquidationClient:
                 "`purpleflea keys create` or POST /v1/keys)",
                 "missing_api_key",
             )
+        if not self.api_key.isascii() or not self.api_key.isprintable() or " " in self.api_key:
+            # Not sendable as a header: httpx's error would read as an unreachable server
+            # and quote the key.
+            raise AuthenticationError(
+                "the API key has characters no key has (spaces, control or non-ASCII "
+                "characters): pass the key exactly as `purpleflea keys create` printed it",
+                "invalid_api_key",
+            )
         return {"Authorization": f"Bearer {self.api_key}"}
 
     def stream(
@@ -84,12 +120,20 @@ class LiquidationClient:
         since_seq: int | None = None,
         max_backoff: float = 10.0,
         idle_timeout: float = 35.0,
+        give_up_after: float | None = None,
         market: Names = None,
         exchange: Names = None,
         side: Names = None,
     ) -> Stream:
         """A live stream filtered on the server; ``since_seq`` resumes after that seq;
-        ``markets``, ``exchanges``, ``sides`` and ``coverages`` as :meth:`history`."""
+        ``markets``, ``exchanges``, ``sides`` and ``coverages`` as :meth:`history`.
+
+        It reconnects by itself (backoff up to ``max_backoff`` seconds) and resumes; each
+        drop and each outage is logged as a WARNING of the ``purpleflea.client`` logger.
+        ``give_up_after``: seconds without a connection after which it raises
+        :class:`ServerUnreachableError` (None: retry for ever, as a long-lived agent wants).
+        A server with no stream at its URL (an HTTP refusal of the handshake) raises
+        :class:`PurpleFleaError` at once."""
         # batch: a busy stream arrives as few frames of many events (see server/streaming.py).
         subscription: dict[str, Any] = {
             "min_usd": min_usd,
@@ -110,23 +154,51 @@ class LiquidationClient:
             since_seq=since_seq,
             max_backoff=max_backoff,
             idle_timeout=idle_timeout,
+            give_up_after=give_up_after,
         )
 
     async def _get(self, path: str, params: dict[str, Any]) -> bytes:
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self.timeout)
+        """The body of a GET of ``path``, failing over between servers; a rate-limit refusal
+        is waited out while the waits add up to at most :data:`RATE_LIMIT_WAIT_S`."""
         clean = {k: v for k, v in params.items() if v is not None}
         headers = self.auth_headers()
+        waited = 0.0
+        while True:
+            response = await self._get_once(path, clean, headers)
+            try:
+                raise_for_response(response)
+            except RateLimitError as exc:
+                # A burst of calls (an agent's tool asks several routes at once) meets the
+                # per-account limit with a wait of a few ms: waiting beats failing the call.
+                if waited + exc.retry_after > RATE_LIMIT_WAIT_S:
+                    raise
+                waited += exc.retry_after
+                await asyncio.sleep(exc.retry_after)
+                continue
+            return response.content
+
+    def _http_client(self) -> httpx.AsyncClient:
+        """The HTTP client of the running event loop. httpx's connections belong to the loop
+        that opened them: a module-level client (as in the README) used by a second
+        ``asyncio.run()`` failed with "Event loop is closed"."""
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._http_loop not in (None, loop):
+            self._http = httpx.AsyncClient(timeout=self.timeout)
+        self._http_loop = loop
+        return self._http
+
+    async def _get_once(
+        self, path: str, params: dict[str, Any], headers: dict[str, str]
+    ) -> httpx.Response:
+        http = self._http_client()
         for tried in range(1, len(self.servers) + 1):
             try:
-                response = await self._http.get(self.base_url + path, params=clean, headers=headers)
-                break
+                return await http.get(self.base_url + path, params=params, headers=headers)
             except httpx.TransportError as exc:  # unreachable: a GET may ask the next server
                 if tried == len(self.servers):
-                    raise _unreachable(exc, self.servers) from exc
+                    raise _unreachable(exc, self.servers, self.timeout) from exc
                 self._current = (self._current + 1) % len(self.servers)
-        raise_for_response(response)
-        return response.content
+        raise AssertionError("unreachable: the loop returns or raises")
 
     async def history(
         self,
@@ -136,15 +208,16 @@ class LiquidationClient:
         sides: Names = None,
         coverages: Names = None,
         min_usd: float | None = None,
-        start: int | None = None,
-        end: int | None = None,
+        start: Time = None,
+        end: Time = None,
         cursor: int | None = None,
         limit: int = 100,
         market: Names = None,
         exchange: Names = None,
         side: Names = None,
     ) -> HistoryPage:
-        """One page of stored events, newest first (times in ms since the epoch).
+        """One page of stored events, newest first; ``start``/``end`` bound ``ts`` (ms since the
+        epoch, a float rounded, or a datetime: a naive one is UTC).
 
         ``markets``, ``exchanges``, ``sides`` and ``coverages`` (``complete``, ``snapshot``,
         ``sampled``: how complete the event's venue feed is) take one value or several; the
@@ -157,8 +230,8 @@ class LiquidationClient:
                 "side": one_of(sides, side, "side"),
                 "coverage": as_list(coverages),
                 "min_usd": min_usd,
-                "start": start,
-                "end": end,
+                "start": as_ms(start),
+                "end": as_ms(end),
                 "cursor": cursor,
                 "limit": limit,
             },
@@ -173,8 +246,8 @@ class LiquidationClient:
         sides: Names = None,
         coverages: Names = None,
         min_usd: float | None = None,
-        start: int | None = None,
-        end: int | None = None,
+        start: Time = None,
+        end: Time = None,
         cursor: int | None = None,
         limit: int = 100,
         market: Names = None,
@@ -213,8 +286,8 @@ class LiquidationClient:
         exchanges: Names = None,
         sides: Names = None,
         coverages: Names = None,
-        start: int | None = None,
-        end: int | None = None,
+        start: Time = None,
+        end: Time = None,
         market: Names = None,
         exchange: Names = None,
         side: Names = None,
@@ -229,8 +302,8 @@ class LiquidationClient:
                 "exchange": one_of(exchanges, exchange, "exchange"),
                 "side": one_of(sides, side, "side"),
                 "coverage": as_list(coverages),
-                "start": start,
-                "end": end,
+                "start": as_ms(start),
+                "end": as_ms(end),
             },
         )
         return msgspec.convert(msgspec.json.decode(body)["buckets"], list[Bucket])
@@ -239,15 +312,19 @@ class LiquidationClient:
         self,
         *,
         exchanges: Names = None,
-        start: int | None = None,
-        end: int | None = None,
+        start: Time = None,
+        end: Time = None,
         exchange: Names = None,
     ) -> Coverage:
         """Uptime and pressure per exchange and hour, and the gaps, in ``[start, end)``
         (default: the last 24 h)."""
         body = await self._get(
             "/v1/coverage",
-            {"exchange": one_of(exchanges, exchange, "exchange"), "start": start, "end": end},
+            {
+                "exchange": one_of(exchanges, exchange, "exchange"),
+                "start": as_ms(start),
+                "end": as_ms(end),
+            },
         )
         return msgspec.json.decode(body, type=Coverage)
 
@@ -312,12 +389,39 @@ class LiquidationClient:
         own liquidation prices, with ``coverage`` (sampled notional / both sides of open
         interest), where the server samples a venue that publishes positions. Raises
         :class:`PurpleFleaError` (404) for a market without data of that source yet."""
+        return await self._heatmap(market, low=low, high=high, bucket=bucket, source=source)
+
+    async def _heatmap(
+        self,
+        market: str,
+        *,
+        low: float | None,
+        high: float | None,
+        bucket: float | None,
+        source: str,
+    ) -> Heatmap | MeasuredMap:
+        """:meth:`heatmap` for a ``source`` known only at run time (the sync client's)."""
+        if source not in ("estimated", "measured"):
+            # Anything else used to answer the estimated map, as if the caller had asked it.
+            raise BadRequestError(
+                f"source must be 'estimated' or 'measured', got {source!r}", "bad_request"
+            )
+        if "/" in market:
+            # The server decodes %2F before routing: "BTC/USDT" would miss the route and read
+            # as a wrong server URL rather than a wrong market.
+            raise BadRequestError(
+                f"market {market!r} is not a market name: markets are named like BTC-PERP "
+                "(GET /v1/markets lists them)",
+                "bad_request",
+            )
+        # Quoted: "?" or "#" in a market would otherwise end the path.
+        path = f"/v1/heatmap/{quote(market, safe='')}"
         params: dict[str, Any] = {"low": low, "high": high, "bucket": bucket}
         if source == "measured":
             params["source"] = source
-            body = await self._get(f"/v1/heatmap/{market}", params)
+            body = await self._get(path, params)
             return msgspec.json.decode(body, type=MeasuredMap)
-        body = await self._get(f"/v1/heatmap/{market}", params)
+        body = await self._get(path, params)
         return msgspec.json.decode(body, type=Heatmap)
 
     # -- webhooks (docs/webhooks.md) ----------------------------------------------------------
@@ -327,15 +431,16 @@ class LiquidationClient:
     ) -> Any:
         """A request that changes something: sent to the current server only (repeating a
         create elsewhere could make it twice); the decoded JSON answer."""
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self.timeout)
-        response = await self._http.request(
-            method,
-            self.base_url + path,
-            json=body,
-            params={"limit": limit} if limit else None,
-            headers=self.auth_headers(),
-        )
+        try:
+            response = await self._http_client().request(
+                method,
+                self.base_url + path,
+                json=body,
+                params={"limit": limit} if limit else None,
+                headers=self.auth_headers(),
+            )
+        except httpx.TransportError as exc:
+            raise _unreachable(exc, [self.base_url], self.timeout) from exc
         raise_for_response(response)
         return msgspec.json.decode(response.content)
 
@@ -349,16 +454,22 @@ class LiquidationClient:
         markets: Names = None,
         exchanges: Names = None,
         sides: Names = None,
+        coverages: Names = None,
+        market: Names = None,
+        exchange: Names = None,
+        side: Names = None,
     ) -> dict[str, Any]:
         """Have the server POST every item matching these stream filters to ``url``, signed
-        with ``secret`` (generated when None). The answer holds the webhook's ``id`` and its
-        ``secret``, shown this once; check deliveries with :func:`purpleflea.verify_webhook`."""
+        with ``secret`` (generated when None); the filters as :meth:`stream`'s. The answer
+        holds the webhook's ``id`` and its ``secret``, shown this once; check deliveries with
+        :func:`purpleflea.verify_webhook`."""
         body: dict[str, Any] = {"url": url, "channels": as_list(channels), "min_usd": min_usd}
         for name, value in (
             ("secret", secret),
-            ("markets", as_list(markets)),
-            ("exchanges", as_list(exchanges)),
-            ("sides", as_list(sides)),
+            ("markets", one_of(markets, market, "market")),
+            ("exchanges", one_of(exchanges, exchange, "exchange")),
+            ("sides", one_of(sides, side, "side")),
+            ("coverages", as_list(coverages)),
         ):
             if value is not None:
                 body[name] = value
@@ -391,9 +502,9 @@ class LiquidationClient:
 
     async def aclose(self) -> None:
         """Close the HTTP connections (streams close on their own ``async with``)."""
-        if self._http is not None:
+        if self._http is not None and self._http_loop is asyncio.get_running_loop():
             await self._http.aclose()
-            self._http = None
+        self._http = None
 
     async def __aenter__(self) -> LiquidationClient:
         return self

@@ -25,6 +25,12 @@ class BadRequestError(PurpleFleaError):
     """A parameter or stream filter the server rejected; the message says which."""
 
 
+class ServerUnreachableError(PurpleFleaError):
+    """No server answered: refused, unknown host, no answer within ``timeout``, or the
+    connection lost mid-request (``code`` ``unreachable`` or ``timeout``). The message names
+    the servers tried and what to do; ``__cause__`` is the transport's own error."""
+
+
 class RateLimitError(PurpleFleaError):
     """Too many requests; ``retry_after`` says how long to wait (seconds)."""
 
@@ -51,7 +57,23 @@ def raise_for_response(response: httpx.Response) -> None:
         error = response.json()["error"]
         code, message = str(error["code"]), str(error["message"])
     except (ValueError, KeyError, TypeError):
-        code, message = "http_error", f"HTTP {response.status_code}: {response.text[:200]}"
+        # Not our error shape: most often base_url names another service (a dev server on
+        # the same port) or a path under the server's root, which the bare status hides.
+        code, message = (
+            "http_error",
+            f"HTTP {response.status_code} from {response.request.method} {response.request.url}"
+            f", not a Purple Flea answer ({response.text[:120]!r}): is the URL a Purple Flea "
+            "server's root (PURPLEFLEA_URL or base_url, e.g. http://127.0.0.1:8000)?",
+        )
+    request = response.request
+    if response.status_code == 404 and message.startswith(f"{request.method} {request.url.path}:"):
+        # The server's answer for a route it does not have: every route the SDK asks exists
+        # at a server's root, so the URL given has a path too many (".../v1").
+        root = str(request.url.copy_with(path="/", query=None)).rstrip("/")
+        message += (
+            f": no such route on the server at {root}; is the URL given (PURPLEFLEA_URL or "
+            "base_url) the server's root, without a path?"
+        )
     if response.status_code == 429:
         raise RateLimitError(message, float(response.headers.get("retry-after", "1")))
     if response.status_code in (401, 403):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
 
 from purpleflea.client._config import ws_url
 from purpleflea.client.errors import (
@@ -21,6 +22,7 @@ from purpleflea.client.errors import (
     AuthenticationError,
     BadRequestError,
     PurpleFleaError,
+    ServerUnreachableError,
 )
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.websocket_ready import take_ready
@@ -64,6 +66,9 @@ _BATCH_PREFIX = '{"type":"batch","items":['
 #: while it lasts (a script with no logging set up shows it: WARNING goes to stderr).
 WARN_EVERY_S = 60.0
 
+#: A connection that ends sooner than this after it opened counts as a failed attempt.
+QUICK_DROP_S = 5.0
+
 log = logging.getLogger("purpleflea.client")
 _BATCH_PREFIX_BYTES = _BATCH_PREFIX.encode()
 
@@ -85,6 +90,7 @@ class Stream:
         since_seq: int | None,
         max_backoff: float,
         idle_timeout: float,
+        give_up_after: float | None = None,
     ) -> None:
         self._client = client
         self._subscription = subscription
@@ -92,6 +98,11 @@ class Stream:
         self.reconnects = 0
         self._max_backoff = max_backoff
         self._idle_timeout = idle_timeout
+        self._give_up_after = give_up_after
+        #: Connections in a row that ended within QUICK_DROP_S of opening: each doubles the
+        #: wait before the next, so a server that accepts and at once drops is not hammered.
+        self._quick_drops = 0
+        self._connected_at = 0.0
         self._ws: ClientConnection | None = None
         self._closed = False
         self._server = client.servers.index(client.base_url)
@@ -122,12 +133,27 @@ class Stream:
         message = dict(self._subscription, op="subscribe")
         if self.last_seq is not None:
             message["since_seq"] = self.last_seq
-        ws = await connect(
-            ws_url(self.server),
-            additional_headers=self._client.auth_headers(),
-            open_timeout=self._client.timeout,
-            max_size=2**22,
-        )
+        url = ws_url(self.server)
+        try:
+            ws = await connect(
+                url,
+                additional_headers=self._client.auth_headers(),
+                open_timeout=self._client.timeout,
+                max_size=2**22,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if 400 <= status < 500 and status not in (408, 429):
+                # A Purple Flea server accepts every stream and refuses in a frame: an HTTP
+                # refusal comes from something else at that URL, and retrying cannot fix it.
+                raise PurpleFleaError(
+                    f"{url} refused the WebSocket handshake with HTTP {status}: no Purple Flea "
+                    "stream there; is the URL given (PURPLEFLEA_URL or base_url) a Purple "
+                    "Flea server's root, without a path?",
+                    "handshake_refused",
+                    status,
+                ) from exc
+            raise
         try:
             # A server that refuses the connection (key, stream caps) may close it before the
             # subscribe message goes out: its error frame is still there to read.
@@ -145,57 +171,114 @@ class Stream:
             await ws.close()
             raise
         self._ws = ws
+        self._connected_at = time.monotonic()
 
     async def _connect_with_retry(self) -> None:
-        """Connect, trying each server in turn; back off after every full round."""
+        """Connect, trying each server in turn; back off after every full round, and before
+        the first try when the last connections ended as soon as they opened. Raises
+        :class:`ServerUnreachableError` once ``give_up_after`` seconds passed without one."""
         servers = len(self._client.servers)
         attempt = 0
-        warned = -WARN_EVERY_S
+        began = time.monotonic()
+        warned_at: float | None = None
+        if self._quick_drops:
+            await self._pause(self._quick_drops)
         while True:
             try:
                 await self._connect()
-                if attempt:
+            except (AuthenticationError, BadRequestError):
+                raise
+            except PurpleFleaError as exc:
+                if exc.code == "handshake_refused" or self._closed:
+                    raise
+                error: BaseException = exc
+            except (OSError, TimeoutError, websockets.WebSocketException) as exc:
+                if self._closed:
+                    raise
+                error = exc
+            else:
+                if warned_at is not None:
+                    # The outage was shown as a WARNING: its end is shown alike.
+                    log.warning(
+                        "stream: connected to %s after %.1f s (%d failed attempts), %s",
+                        self.server,
+                        time.monotonic() - began,
+                        attempt,
+                        self._then(),
+                    )
+                elif attempt:
                     log.info(
                         "stream: connected to %s after %d failed attempts", self.server, attempt
                     )
                 return
-            except (AuthenticationError, BadRequestError):
-                raise
-            except (OSError, TimeoutError, websockets.WebSocketException, PurpleFleaError) as exc:
-                if self._closed:
-                    raise
-                if time.monotonic() - warned >= WARN_EVERY_S:
-                    warned = time.monotonic()
-                    then = (
-                        "starting"
-                        if self.last_seq is None
-                        else f"resuming after seq {self.last_seq}"
-                    )
-                    log.warning(
-                        "stream: cannot reach %s (%s); retrying with backoff up to %g s, then %s",
-                        self.server,
-                        exc or type(exc).__name__,
-                        self._max_backoff,
-                        then,
-                    )
-                attempt += 1
-                self._server = (self._server + 1) % servers
-                if attempt % servers:
-                    continue  # the next server may answer right away
-                rounds = attempt // servers
-                ceiling = min(self._max_backoff, 0.25 * 2 ** min(rounds, 10))
-                await asyncio.sleep(random.uniform(ceiling / 2, ceiling))
+            waited = time.monotonic() - began
+            if self._give_up_after is not None and waited >= self._give_up_after:
+                raise ServerUnreachableError(
+                    f"stream: no Purple Flea server answered at {', '.join(self._client.servers)}"
+                    f" for {waited:.1f} s (give_up_after={self._give_up_after:g}; last error: "
+                    f"{error or type(error).__name__}): start one with `purpleflea serve`, "
+                    "or set PURPLEFLEA_URL",
+                    "unreachable",
+                ) from error
+            if warned_at is None or time.monotonic() - warned_at >= WARN_EVERY_S:
+                warned_at = time.monotonic()
+                # A refusal in a frame (too_many_streams, rate_limited) came from a server:
+                # asking whether one runs there would mislead.
+                hint = (
+                    ""
+                    if isinstance(error, PurpleFleaError)
+                    else " (is a server running there, `purpleflea serve`, and PURPLEFLEA_URL "
+                    "right?)"
+                )
+                log.warning(
+                    "stream: cannot reach %s (%s); retrying with backoff up to %g s%s, then %s%s",
+                    self.server,
+                    error or type(error).__name__,
+                    self._max_backoff,
+                    ""
+                    if self._give_up_after is None
+                    else f" for up to {self._give_up_after:g} s in all",
+                    self._then(),
+                    hint,
+                )
+            attempt += 1
+            self._server = (self._server + 1) % servers
+            if attempt % servers:
+                continue  # the next server may answer right away
+            await self._pause(attempt // servers)
+
+    async def _pause(self, rounds: int) -> None:
+        """The backoff after ``rounds`` failures: jittered, doubling up to ``max_backoff``."""
+        ceiling = min(self._max_backoff, 0.25 * 2 ** min(rounds, 10))
+        await asyncio.sleep(random.uniform(ceiling / 2, ceiling))
+
+    def _then(self) -> str:
+        if self.last_seq is None:
+            return "subscribing"
+        return f"resuming after seq {self.last_seq}"
 
     async def _items(self) -> AsyncIterator[Liquidation | CascadeAlert]:
         while not self._closed:
             if self._ws is None:
-                self.reconnects += 1
+                if self._connected_at:  # not the first connection (iterated without async with)
+                    self.reconnects += 1
                 await self._connect_with_retry()
             assert self._ws is not None
             try:
                 messages = await self._receive(self._ws)
-            except (websockets.ConnectionClosed, TimeoutError, OSError):
+            except (websockets.ConnectionClosed, TimeoutError, OSError) as exc:
                 # Dropped or silent: reconnect and resume from last_seq.
+                why = (
+                    f"nothing for {self._idle_timeout:g} s"
+                    if isinstance(exc, TimeoutError)
+                    else str(exc) or type(exc).__name__
+                )
+                log.warning(
+                    "stream: lost the connection to %s (%s); reconnecting, %s",
+                    self.server,
+                    why,
+                    self._then(),
+                )
                 await self._drop()
                 continue
             for raw in messages:
@@ -220,7 +303,16 @@ class Stream:
                     if fatal is not None:
                         self._closed = True
                         raise fatal(frame.message, frame.code)
-                    break  # slow_consumer, server_shutdown: reconnect and resume.
+                    # slow_consumer, server_shutdown: reconnect and resume, and say so (a
+                    # consumer cut again and again for slowness should learn it).
+                    log.warning(
+                        "stream: %s ended the stream (%s: %s); reconnecting, %s",
+                        self.server,
+                        frame.code,
+                        frame.message,
+                        self._then(),
+                    )
+                    break
 
     async def _receive(self, ws: ClientConnection) -> list[str | bytes]:
         """Every message ``ws`` holds, waiting at most the idle timeout for the first.
@@ -286,6 +378,10 @@ class Stream:
 
     async def _drop(self) -> None:
         if self._ws is not None:
+            if time.monotonic() - self._connected_at < QUICK_DROP_S:
+                self._quick_drops += 1
+            else:
+                self._quick_drops = 0
             ws, self._ws = self._ws, None
             with contextlib.suppress(OSError, websockets.WebSocketException):
                 await ws.close()

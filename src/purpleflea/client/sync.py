@@ -14,7 +14,7 @@ from collections.abc import Coroutine, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
-from purpleflea.client._config import Names
+from purpleflea.client._config import Names, Time
 from purpleflea.client.aio import LiquidationClient
 from purpleflea.client.types import Bucket, Coverage, HistoryPage
 from purpleflea.model import CascadeAlert, Heatmap, Liquidation
@@ -29,8 +29,10 @@ STREAM_BUFFER = 10_000
 class SyncLiquidationClient:
     """A blocking wrapper for scripts and notebooks: the same methods, no ``await``.
 
-    ``stream()`` runs the async stream on a background thread and yields its items.
-    Use it as ``with SyncLiquidationClient() as liq:`` or call :meth:`close` when done.
+    Its calls run on a background thread's event loop, so they work where an event loop runs
+    already (a Jupyter notebook); ``stream()`` runs the async stream on a thread of its own and
+    yields its items. Use it as ``with SyncLiquidationClient() as liq:`` or call
+    :meth:`close` when done.
     """
 
     def __init__(
@@ -41,12 +43,22 @@ class SyncLiquidationClient:
         timeout: float = 10.0,
     ) -> None:
         self._client = LiquidationClient(api_key, base_url, timeout=timeout)
+        # The loop runs on a thread of its own: the caller's thread may run an event loop
+        # already (a Jupyter notebook's does), where run_until_complete raises "Cannot run
+        # the event loop while another loop is running".
         self._loop = asyncio.new_event_loop()
-        self._lock = threading.Lock()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="purpleflea-sync-client", daemon=True
+        )
+        self._thread.start()
 
     def _run(self, work: Coroutine[Any, Any, T]) -> T:
-        with self._lock:
-            return self._loop.run_until_complete(work)
+        future = asyncio.run_coroutine_threadsafe(work, self._loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # interrupted (Ctrl-C): stop the call rather than leave it running
+            raise
 
     def history(
         self,
@@ -56,8 +68,8 @@ class SyncLiquidationClient:
         sides: Names = None,
         coverages: Names = None,
         min_usd: float | None = None,
-        start: int | None = None,
-        end: int | None = None,
+        start: Time = None,
+        end: Time = None,
         cursor: int | None = None,
         limit: int = 100,
         market: Names = None,
@@ -90,8 +102,8 @@ class SyncLiquidationClient:
         sides: Names = None,
         coverages: Names = None,
         min_usd: float | None = None,
-        start: int | None = None,
-        end: int | None = None,
+        start: Time = None,
+        end: Time = None,
         cursor: int | None = None,
         limit: int = 100,
         market: Names = None,
@@ -131,8 +143,8 @@ class SyncLiquidationClient:
         exchanges: Names = None,
         sides: Names = None,
         coverages: Names = None,
-        start: int | None = None,
-        end: int | None = None,
+        start: Time = None,
+        end: Time = None,
         market: Names = None,
         exchange: Names = None,
         side: Names = None,
@@ -158,8 +170,8 @@ class SyncLiquidationClient:
         self,
         *,
         exchanges: Names = None,
-        start: int | None = None,
-        end: int | None = None,
+        start: Time = None,
+        end: Time = None,
         exchange: Names = None,
     ) -> Coverage:
         """See :meth:`LiquidationClient.coverage`."""
@@ -196,6 +208,7 @@ class SyncLiquidationClient:
         since_seq: int | None = None,
         max_backoff: float = 10.0,
         idle_timeout: float = 35.0,
+        give_up_after: float | None = None,
         market: Names = None,
         exchange: Names = None,
         side: Names = None,
@@ -212,6 +225,7 @@ class SyncLiquidationClient:
             since_seq=since_seq,
             max_backoff=max_backoff,
             idle_timeout=idle_timeout,
+            give_up_after=give_up_after,
             market=market,
             exchange=exchange,
             side=side,
@@ -226,8 +240,8 @@ class SyncLiquidationClient:
             except BaseException as exc:  # handed to the caller's thread
                 items.put(exc)
 
-        # Its own thread and event loop: this client's loop runs only inside a call, and a
-        # stream must keep reading (heartbeats, reconnects) between the caller's next()s.
+        # Its own thread and event loop: a stream keeps reading (heartbeats, reconnects)
+        # between the caller's next()s, and must not hold up this client's other calls.
         loop = asyncio.new_event_loop()
         task = loop.create_task(pump())
         thread = threading.Thread(target=_run_to_end, args=(loop, task), daemon=True)
@@ -279,11 +293,9 @@ class SyncLiquidationClient:
         source: Literal["estimated", "measured"] = "estimated",
     ) -> Heatmap | MeasuredMap:
         """See :meth:`LiquidationClient.heatmap`."""
-        if source == "measured":
-            return self._run(
-                self._client.heatmap(market, low=low, high=high, bucket=bucket, source=source)
-            )
-        return self._run(self._client.heatmap(market, low=low, high=high, bucket=bucket))
+        return self._run(
+            self._client._heatmap(market, low=low, high=high, bucket=bucket, source=source)
+        )
 
     def create_webhook(
         self,
@@ -295,6 +307,10 @@ class SyncLiquidationClient:
         markets: Names = None,
         exchanges: Names = None,
         sides: Names = None,
+        coverages: Names = None,
+        market: Names = None,
+        exchange: Names = None,
+        side: Names = None,
     ) -> dict[str, Any]:
         """See :meth:`LiquidationClient.create_webhook`."""
         return self._run(
@@ -306,6 +322,10 @@ class SyncLiquidationClient:
                 markets=markets,
                 exchanges=exchanges,
                 sides=sides,
+                coverages=coverages,
+                market=market,
+                exchange=exchange,
+                side=side,
             )
         )
 
@@ -327,7 +347,11 @@ class SyncLiquidationClient:
 
     def close(self) -> None:
         """Close the HTTP connections and this client's event loop."""
+        if self._loop.is_closed():
+            return
         self._run(self._client.aclose())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
         self._loop.close()
 
     def __enter__(self) -> SyncLiquidationClient:

@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # The MCP SDK (pydantic and friends) loads only when this command runs.
+    from purpleflea.client._config import resolve_key  # noqa: PLC0415
+    from purpleflea.mcp.answers import NO_KEY  # noqa: PLC0415
     from purpleflea.mcp.server import serve  # noqa: PLC0415
 
     try:
@@ -36,5 +38,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # the host shows this line; a traceback says less
         print(f"purpleflea mcp: {exc}", file=sys.stderr)
         return 2
+    if resolve_key(args.api_key) is None:
+        # The host shows this in its server log; every tool call answers NO_KEY meanwhile.
+        print(f"purpleflea mcp: {NO_KEY}", file=sys.stderr)
     serve(url, args.api_key)
     return 0

@@ -22,11 +22,12 @@ from typing import Annotated, Any, Literal
 import httpx
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import Field
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
-from purpleflea.client import PurpleFleaError
+from purpleflea.client import PurpleFleaError, ServerUnreachableError
 from purpleflea.clock import now_ms
 from purpleflea.formatting import format_price, format_usd
+from purpleflea.mcp import arguments
 from purpleflea.model import Coverage, Liquidation
 from purpleflea.venues import registry
 
@@ -38,27 +39,37 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=True)
 
 MarketsArg = Annotated[
     list[str] | None,
+    BeforeValidator(arguments.listed),
     Field(
         description="Only these markets, e.g. ['BTC-PERP', 'ETH-PERP'] (normalized names, "
-        "case-insensitive). Omit for every market."
+        "case-insensitive; one name alone is taken too). Omit for every market."
     ),
 ]
 MarketArg = Annotated[
-    str, Field(description="A normalized market name such as 'BTC-PERP' or 'ETH-PERP'.")
+    str,
+    BeforeValidator(arguments.single),
+    Field(description="A normalized market name such as 'BTC-PERP' or 'ETH-PERP'."),
 ]
 WindowArg = Annotated[
     int,
+    BeforeValidator(arguments.minutes),
     Field(
         ge=1,
         le=YEAR_MINUTES,
-        description="Length of the window in minutes, ending at end_ms (default 60).",
+        description="Length of the window in minutes, ending at end_ms (default 60); a "
+        "duration such as '90m', '6h', '2d' is taken too.",
     ),
 ]
 EndArg = Annotated[
     int | None,
+    BeforeValidator(arguments.end_ms),
+    # Strings are taken (the validator turns them into ms): the schema says so, for hosts
+    # that check arguments against it before calling.
+    WithJsonSchema({"anyOf": [{"type": "integer"}, {"type": "string"}, {"type": "null"}]}),
     Field(
-        description="End of the window, ms since the epoch (UTC). Omit for now; set it to "
-        "look at history (e.g. imported recordings)."
+        description="End of the window: ms since the epoch (UTC), or a UTC date or date and "
+        "time ('2025-10-10', '2025-10-10T20:30'), or a time ago ('90m', '6h'), or 'now'. "
+        "Omit for now; set it to look at history (e.g. imported recordings)."
     ),
 ]
 
@@ -151,7 +162,7 @@ def provenance_line(found: dict[str, Any]) -> str:
     if estimate:
         text += (
             f" Estimated with what throttled (snapshot) feeds hid: "
-            f"{format_usd(estimate['est_usd'])} in ~{estimate['est_count']} liquidations "
+            f"{format_usd(estimate['est_usd'])} in ~{estimate['est_count']:,} liquidations "
             "(modelled)."
         )
     return text
@@ -180,12 +191,25 @@ def upper(values: Sequence[str] | None) -> list[str] | None:
     return [v.strip().upper() for v in values] if values else None
 
 
+#: What the person who set up the MCP server must do when it was started without a key (no
+#: request was made: the server did not refuse anything).
+NO_KEY = (
+    "no API key: this MCP server was started without one. Whoever configured it must pass "
+    "--api-key KEY to `purpleflea mcp` or set PURPLEFLEA_API_KEY in the MCP host's env for "
+    "it (get a key with `purpleflea keys create --account you` or POST /v1/keys)"
+)
+
+
 @asynccontextmanager
 async def server_errors(base_url: str) -> AsyncIterator[None]:
     """Server and network failures become tool errors the agent can read."""
     try:
         yield
+    except ServerUnreachableError as exc:  # its message names the server and what to do
+        raise ToolError(f"cannot reach the Purple Flea server: {exc}") from exc
     except PurpleFleaError as exc:
+        if exc.code == "missing_api_key":  # the SDK's wording names its Python argument
+            raise ToolError(NO_KEY) from exc
         raise ToolError(f"Purple Flea server refused: {exc} ({exc.code})") from exc
     except httpx.HTTPError as exc:
         raise ToolError(f"cannot reach the Purple Flea server at {base_url}: {exc!r}") from exc

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from mcp_types import CallToolResult
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from purpleflea.client import LiquidationClient
+from purpleflea.mcp import arguments
 from purpleflea.mcp.answers import (
     MarketsArg,
     provenance,
@@ -21,6 +22,7 @@ from purpleflea.model import CascadeAlert
 
 StatusArg = Annotated[
     Literal["active", "past", "all", "recent"],
+    BeforeValidator(arguments.word),
     Field(
         description="'active' = cascades still running, 'past' = finished ones "
         "(exhausted), 'all' = both (default); 'recent' is an older name for 'past'."

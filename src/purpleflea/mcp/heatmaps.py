@@ -6,18 +6,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import httpx
+import msgspec
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
-from purpleflea.client import LiquidationClient
-from purpleflea.client.errors import raise_for_response
+from purpleflea.client import LiquidationClient, PurpleFleaError, ServerUnreachableError
 from purpleflea.formatting import format_price, format_usd
+from purpleflea.mcp import arguments
 from purpleflea.mcp.answers import MarketArg, provenance, provenance_line, result, server_errors
 
 SideArg = Annotated[
     Literal["long", "short", "both"],
+    BeforeValidator(arguments.word),
     Field(
         description="'long' = zones where longs would be liquidated (below the "
         "price), 'short' = zones of shorts (above), 'both' (default)."
@@ -28,7 +29,7 @@ SideArg = Annotated[
 def clusters_of(body: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The heatmap object and its clusters, whether or not the route wraps it."""
     heatmap = body.get("heatmap", body) if isinstance(body, dict) else None
-    if not isinstance(heatmap, dict) or not isinstance(heatmap.get("clusters"), list):
+    if not isinstance(heatmap, dict) or not isinstance(heatmap.get("clusters"), list | tuple):
         raise ToolError("the server's heatmap answer has no 'clusters' list")
     return heatmap, [c for c in heatmap["clusters"] if isinstance(c, dict)]
 
@@ -56,16 +57,18 @@ class HeatmapTools:
         than "closer to the price holds more" (docs/heatmap.md, "Judged by reality").
         """
         name = market.strip().upper()
-        response = await self._fetch(name)
-        if response.status_code == 404:
-            return result(
-                f"No heatmap for {name}: the server has none for this market (unknown market, "
-                "no open-interest data yet, or heatmaps not served).",
-                {"market": name, "available": False, "clusters": []},
-            )
         async with server_errors(self.client.base_url):
-            raise_for_response(response)  # the refusal as every tool words it
-        heatmap, found = clusters_of(response.json())
+            try:
+                estimated = await self.client.heatmap(name)
+            except PurpleFleaError as exc:
+                if exc.status != 404:
+                    raise
+                return result(
+                    f"No heatmap for {name}: the server has none for this market (unknown "
+                    "market, no open-interest data yet, or heatmaps not served).",
+                    {"market": name, "available": False, "clusters": []},
+                )
+        heatmap, found = clusters_of(msgspec.to_builtins(estimated))
         if side != "both":
             found = [c for c in found if c.get("side") == side]
         ts = heatmap.get("ts")
@@ -89,12 +92,14 @@ class HeatmapTools:
 
     async def _measured(self, market: str) -> dict[str, Any] | None:
         """The measured map's summary, or None when the server measures none for ``market``."""
-        response = await self._fetch(market, source="measured")
-        if response.status_code != 200:
-            return None  # sampling off, or no venue of this market sampled yet
-        body = response.json()
-        if not isinstance(body, dict):
-            return None
+        async with server_errors(self.client.base_url):
+            try:
+                measured = await self.client.heatmap(market, source="measured")
+            except ServerUnreachableError:
+                raise
+            except PurpleFleaError:
+                return None  # sampling off, or no venue of this market sampled yet
+        body = msgspec.to_builtins(measured)
         prices = body.get("prices") or []
         return {
             "source": body.get("source", "measured"),
@@ -110,18 +115,6 @@ class HeatmapTools:
                 side: _largest(prices, body.get(f"{side}_usd") or []) for side in ("long", "short")
             },
         }
-
-    async def _fetch(self, market: str, source: str = "estimated") -> httpx.Response:
-        client = self.client
-        async with (
-            server_errors(client.base_url),
-            httpx.AsyncClient(timeout=client.timeout) as http,
-        ):
-            return await http.get(
-                f"{client.base_url}/v1/heatmap/{market}",
-                params={"source": source},
-                headers=client.auth_headers(),
-            )
 
 
 def _largest(prices: list[Any], usd: list[Any], count: int = 3) -> list[dict[str, float]]:

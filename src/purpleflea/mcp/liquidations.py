@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from mcp_types import CallToolResult
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from purpleflea.client import LiquidationClient
 from purpleflea.clock import now_ms
 from purpleflea.formatting import format_usd
+from purpleflea.mcp import arguments
 from purpleflea.mcp.answers import (
     MINUTE_MS,
     YEAR_MINUTES,
@@ -26,6 +27,7 @@ from purpleflea.venues import registry
 
 ExchangesArg = Annotated[
     list[str] | None,
+    BeforeValidator(arguments.listed),
     Field(
         description=f"Only these exchanges: {', '.join(registry.EXCHANGE_IDS)}, "
         "sim (the simulator). Omit for all."
@@ -33,21 +35,25 @@ ExchangesArg = Annotated[
 ]
 SideArg = Annotated[
     Literal["long", "short"] | None,
+    BeforeValidator(arguments.word),
     Field(
         description="'long' = only liquidated longs, 'short' = only liquidated shorts; "
         "omit for both."
     ),
 ]
 MinUsdArg = Annotated[
-    float, Field(ge=0, description="Only liquidations of at least this many USD.")
+    float,
+    BeforeValidator(arguments.usd),
+    Field(ge=0, description="Only liquidations of at least this many USD ('$100k' is taken too)."),
 ]
 SinceArg = Annotated[
     float | None,
+    BeforeValidator(arguments.minutes),
     Field(
         gt=0,
         le=YEAR_MINUTES,
-        description="Only the last N minutes (by exchange time). Omit for no time "
-        "limit (the newest stored events).",
+        description="Only the last N minutes (by exchange time); a duration such as '90m', "
+        "'6h' is taken too. Omit for no time limit (the newest stored events).",
     ),
 ]
 LimitArg = Annotated[

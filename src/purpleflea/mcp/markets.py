@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from mcp_types import CallToolResult
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from purpleflea.client import LiquidationClient
 from purpleflea.formatting import format_price, format_usd
+from purpleflea.mcp import arguments
 from purpleflea.mcp.answers import (
     EndArg,
     MarketArg,
@@ -35,6 +36,7 @@ SideTotals = dict[str, dict[str, float]]
 
 OptionalMarketArg = Annotated[
     str | None,
+    BeforeValidator(arguments.single),
     Field(description="A market such as 'BTC-PERP'; omit to summarize every market."),
 ]
 
@@ -250,8 +252,8 @@ def _stats_text(
     longs, shorts = sides["long"], sides["short"]
     text = (
         f"{market}, {minutes} min up to {utc(end)}: {format_usd(sides['total_usd'])} in "
-        f"{sides['count']} liquidations; longs {format_usd(longs['usd'])} ({longs['count']}), "
-        f"shorts {format_usd(shorts['usd'])} ({shorts['count']}); "
+        f"{sides['count']:,} liquidations; longs {format_usd(longs['usd'])} ({longs['count']:,}), "
+        f"shorts {format_usd(shorts['usd'])} ({shorts['count']:,}); "
         f"{sides['dominant_side']}s dominate."
     )
     if largest:
@@ -273,7 +275,7 @@ def _summary(
     else:
         share = sides[side or "long"]["usd"] / total if total else 0.0
         sentences.append(
-            f"{format_usd(total)} liquidated in {sides['count']} events; longs "
+            f"{format_usd(total)} liquidated in {sides['count']:,} events; longs "
             f"{format_usd(sides['long']['usd'])}, shorts {format_usd(sides['short']['usd'])} — "
             f"{side}s dominate ({share:.0%})."
         )

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
-from pydantic import ConfigDict
+from pydantic import ConfigDict, ValidationError
 
 from purpleflea.client import LiquidationClient
 from purpleflea.mcp.answers import READ_ONLY
@@ -32,15 +33,46 @@ INSTRUCTIONS = (
 )
 
 
+class StrictTool(Tool):
+    """A tool whose argument errors read as one line per argument: what was wrong, the value
+    sent and, for an argument it does not take, the ones it takes; pydantic's own report
+    adds a documentation URL and its type names to each, which a model has to read past."""
+
+    async def run(
+        self, arguments: dict[str, Any], context: Any, convert_result: bool = False
+    ) -> Any:
+        try:
+            return await super().run(arguments, context, convert_result)
+        except ToolError as exc:
+            if not isinstance(exc.__cause__, ValidationError):
+                raise
+            raise ToolError(self._bad_arguments(exc.__cause__)) from exc.__cause__
+
+    def _bad_arguments(self, error: ValidationError) -> str:
+        takes = ", ".join(self.parameters.get("properties", {}))
+        lines = []
+        for problem in error.errors():
+            name = ".".join(str(part) for part in problem["loc"]) or "arguments"
+            if problem["type"] == "extra_forbidden":
+                lines.append(f"{name}: not permitted: {self.name} takes {takes}")
+            elif problem["type"] == "missing":
+                lines.append(f"{name}: required")
+            else:
+                message = problem["msg"].removeprefix("Value error, ")
+                lines.append(f"{name}: {message} (got {problem['input']!r})")
+        return f"{self.name}: bad arguments: " + "; ".join(lines)
+
+
 def strict_tool(fn: Callable[..., Any]) -> Tool:
     """A read-only tool that refuses an argument it does not take (a tool error naming it)
     and says so in its input schema (``additionalProperties: false``). The MCP SDK drops such
     an argument silently: ``recent_liquidations`` given ``market`` (for ``markets``) answered
     every market's events, as if no filter were given."""
-    tool = Tool.from_function(fn, annotations=READ_ONLY)
-    loose = tool.fn_metadata.arg_model
-    config = ConfigDict(**{**loose.model_config, "extra": "forbid"})
-    tool.fn_metadata.arg_model = type(loose.__name__, (loose,), {"model_config": config})
+    loose = Tool.from_function(fn, annotations=READ_ONLY)
+    tool = StrictTool.model_construct(**{name: getattr(loose, name) for name in Tool.model_fields})
+    arg_model = tool.fn_metadata.arg_model
+    config = ConfigDict(**{**arg_model.model_config, "extra": "forbid"})
+    tool.fn_metadata.arg_model = type(arg_model.__name__, (arg_model,), {"model_config": config})
     tool.parameters["additionalProperties"] = False
     return tool
 

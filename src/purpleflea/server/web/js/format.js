@@ -11,6 +11,11 @@ function trimZeros(text) {
   return text.includes(".") ? text.replace(/0+$/, "").replace(/\.$/, "") : text;
 }
 
+/** "65,425": a count with thousands separators. */
+export function count(value) {
+  return usdWhole.format(value);
+}
+
 /** "$2.14M", "$45.3K", "$950": three significant digits with a short unit. */
 export function usdShort(value) {
   const units = [[1e12, "T"], [1e9, "B"], [1e6, "M"], [1e3, "K"]];

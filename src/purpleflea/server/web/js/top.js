@@ -1,7 +1,7 @@
 // Top markets by liquidated notional over the last hour or day (REST aggregates).
 
 import { getJson } from "./api.js";
-import { el, usdShort } from "./format.js";
+import { count, el, usdShort } from "./format.js";
 
 const SPAN_MS = { "1h": 3_600_000, "24h": 86_400_000 };
 const SHOWN = 10;
@@ -39,7 +39,7 @@ export async function loadTop(list, range, onPick) {
       shorts.style.width = `${(cell.shorts / peak) * 100}%`;
       bar.append(longs, shorts);
       item.title = `longs ${usdShort(cell.longs)} · shorts ${usdShort(cell.shorts)}`;
-      item.append(name, bar, el("span", "num", usdShort(cell.usd)), el("span", "num small", `${cell.count}`));
+      item.append(name, bar, el("span", "num", usdShort(cell.usd)), el("span", "num small", count(cell.count)));
       return item;
     }),
   );

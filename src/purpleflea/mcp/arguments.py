@@ -1,0 +1,85 @@
+"""How the tools read what a language model sends: one name where a list is asked, a word in
+another case or the plural, a number as a string, a time as a date or "90m" ago, a window as
+"1h". Each reader returns what the tool's type takes, or raises ValueError naming the value and
+the forms taken (pydantic reports it as the argument's error); anything else passes unchanged
+to the type's own check.
+"""
+
+from __future__ import annotations
+
+import re
+
+from purpleflea.clock import parse_when, seconds_mistake
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(m|min|mins|minutes?|h|hours?|d|days?)?")
+_UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440}
+_USD = re.compile(r"\$?\s*(\d+(?:\.\d+)?)\s*([kmb])?(?:\s*usd)?")
+_UNIT_USD = {"k": 1e3, "m": 1e6, "b": 1e9}
+
+
+def listed(value: object) -> object:
+    """``"BTC-PERP"`` or ``"BTC-PERP, ETH-PERP"`` where a list is asked: models send that."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def single(value: object) -> object:
+    """``["BTC-PERP"]`` where one name is asked: models send the list form of a sibling tool's
+    argument."""
+    if isinstance(value, list) and len(value) == 1:
+        return value[0]
+    return value
+
+
+def word(value: object) -> object:
+    """A choice in any case, and ``longs``/``shorts`` for ``long``/``short``."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip().lower()
+    return text[:-1] if text in ("longs", "shorts") else text
+
+
+def minutes(value: object) -> object:
+    """A window as minutes: a number, or a string such as ``"30"``, ``"90m"``, ``"1h"``,
+    ``"2 days"``."""
+    if not isinstance(value, str):
+        return value
+    found = _DURATION.fullmatch(value.strip().lower())
+    if found is None:
+        raise ValueError(
+            f"{value!r} is not a number of minutes: give minutes (60) or a duration "
+            "such as '90m', '6h', '2d'"
+        )
+    amount = float(found.group(1)) * _UNIT_MINUTES[(found.group(2) or "m")[0]]
+    return int(amount) if amount.is_integer() else amount
+
+
+def usd(value: object) -> object:
+    """An amount of USD: a number, or a string such as ``"100000"``, ``"$100k"``,
+    ``"1.5M"``, ``"250,000 USD"``."""
+    if not isinstance(value, str):
+        return value
+    found = _USD.fullmatch(value.strip().lower().replace(",", ""))
+    if found is None:
+        raise ValueError(
+            f"{value!r} is not an amount of USD: give a number (100000) or one such as "
+            "'$100k', '1.5M'"
+        )
+    return float(found.group(1)) * _UNIT_USD.get(found.group(2) or "", 1.0)
+
+
+def end_ms(value: object) -> object:
+    """The end of a window: ms since the epoch, ``"now"``, a UTC date or date and time
+    (``"2025-10-10T20:30"``) or a time ago (``"90m"``). Seconds since the epoch, which read
+    as ms fall in January 1970, are refused with the value to send."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "now":
+            return None
+        return parse_when(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        mistake = seconds_mistake("end_ms", value)
+        if mistake is not None:
+            raise ValueError(mistake)
+    return value

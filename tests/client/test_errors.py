@@ -1,0 +1,175 @@
+"""What a builder meets when something is wrong: every public SDK method raises the SDK's own
+documented errors (never a raw httpx exception), each naming the URL and what to do; a burst
+of calls waits out a short rate-limit refusal instead of failing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from purpleflea.client import (
+    BadRequestError,
+    LiquidationClient,
+    PurpleFleaError,
+    ServerUnreachableError,
+    SyncLiquidationClient,
+)
+from tests.server.conftest import make_config, running_server, venue_event
+from tests.server.test_process import _free_port
+
+#: Every REST method of the SDK, called with valid arguments.
+CALLS: dict[str, Callable[[SyncLiquidationClient], Any]] = {
+    "history": lambda liq: liq.history(),
+    "history_all": lambda liq: next(iter(liq.history_all())),
+    "aggregate": lambda liq: liq.aggregate(),
+    "coverage": lambda liq: liq.coverage(),
+    "markets": lambda liq: liq.markets(),
+    "cascades": lambda liq: liq.cascades(),
+    "heatmap": lambda liq: liq.heatmap("BTC-PERP"),
+    "create_webhook": lambda liq: liq.create_webhook("http://127.0.0.1:9/hook"),
+    "webhooks": lambda liq: liq.webhooks(),
+    "delete_webhook": lambda liq: liq.delete_webhook("wh_x"),
+    "dead_letters": lambda liq: liq.dead_letters("wh_x"),
+    "replay_dead_letters": lambda liq: liq.replay_dead_letters("wh_x"),
+}
+
+
+@pytest.mark.parametrize("method", sorted(CALLS))
+def test_every_rest_method_on_a_dead_server_raises_the_sdks_error_naming_it(method: str) -> None:
+    # The webhook methods raised httpx.ConnectError("All connection attempts failed"), the
+    # others an httpx error too: a builder catching PurpleFleaError caught none of them.
+    url = f"http://127.0.0.1:{_free_port()}"
+    with (
+        SyncLiquidationClient(api_key="pf_x", base_url=url) as liq,
+        pytest.raises(ServerUnreachableError) as failed,
+    ):
+        CALLS[method](liq)
+    assert isinstance(failed.value, PurpleFleaError)
+    assert failed.value.code == "unreachable"
+    message = str(failed.value)
+    assert message.startswith(f"no Purple Flea server answers at {url} (")
+    assert message.endswith("start one with `purpleflea serve`, or set PURPLEFLEA_URL")
+
+
+@asynccontextmanager
+async def _raw_server(answer: bytes | None) -> AsyncIterator[str]:
+    """A loopback TCP server that answers every request with ``answer`` (None: never)."""
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        if answer is None:
+            await asyncio.sleep(30)
+        else:
+            writer.write(answer)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(session, "127.0.0.1", 0)
+    async with server:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+async def test_a_server_that_never_answers_is_a_timeout_naming_it() -> None:
+    async with _raw_server(None) as url:
+        client = LiquidationClient(api_key="pf_x", base_url=url, timeout=0.3)
+        with pytest.raises(ServerUnreachableError) as failed:
+            await client.markets()
+        await client.aclose()
+    assert failed.value.code == "timeout"
+    assert str(failed.value).startswith(
+        f"the Purple Flea server at {url} did not answer within 0.3 s (ReadTimeout)"
+    )
+
+
+async def test_another_service_at_the_url_is_named_as_such() -> None:
+    # A dev server on port 8000 answered "HTTP 404: <html>..." with no word of where or why.
+    page = b"<html>Not here</html>"
+    answer = b"HTTP/1.1 404 Not Found\r\nContent-Length: %d\r\n\r\n%s" % (len(page), page)
+    async with _raw_server(answer) as url:
+        client = LiquidationClient(api_key="pf_x", base_url=url)
+        with pytest.raises(PurpleFleaError) as failed:
+            await client.markets()
+        await client.aclose()
+    message = str(failed.value)
+    assert message.startswith(f"HTTP 404 from GET {url}/v1/markets, not a Purple Flea answer (")
+    assert "is the URL a Purple Flea server's root" in message
+
+
+async def test_a_url_with_a_path_too_many_says_to_give_the_servers_root(tmp_path: Path) -> None:
+    async with running_server(make_config(tmp_path)) as live:
+        client = LiquidationClient(api_key=live.key, base_url=f"{live.url}/v1")
+        with pytest.raises(PurpleFleaError) as failed:
+            await client.history()
+        await client.aclose()
+        assert str(failed.value) == (
+            f"GET /v1/v1/liquidations: Not Found: no such route on the server at {live.url}; "
+            "is the URL given (PURPLEFLEA_URL or base_url) the server's root, without a path?"
+        )
+        # The stream retried such a URL for ever (the handshake's HTTP 403, as if the server
+        # were down): nothing at that URL can start answering.
+        started = time.monotonic()
+        with pytest.raises(PurpleFleaError) as refused:
+            async with client.stream():
+                pytest.fail("subscribed to nothing")
+        assert time.monotonic() - started < 2.0
+        assert refused.value.code == "handshake_refused"
+        assert f"{live.ws_url.removesuffix('/v1/stream')}/v1/v1/stream refused" in str(
+            refused.value
+        )
+
+
+async def test_a_burst_of_calls_waits_out_a_short_rate_limit(tmp_path: Path) -> None:
+    # The MCP market_summary tool asks seven routes at once: with the default limits (10/s,
+    # burst 40) an agent's second or third tool call failed with "retry after 0.06 s".
+    config = make_config(tmp_path, rate_per_s=5.0, rate_burst=1.0)
+    async with running_server(config) as live:
+        await live.push(venue_event())
+        client = LiquidationClient(api_key=live.key, base_url=live.url)
+        pages = await asyncio.gather(*(client.history() for _ in range(6)))
+        await client.aclose()
+    assert [len(page.events) for page in pages] == [1] * 6
+
+
+def test_a_heatmap_source_or_market_the_sdk_cannot_ask_is_refused() -> None:
+    # source="foo" answered the estimated map, as if it had been asked for; "BTC/USDT" missed
+    # the route and read as a wrong server URL.
+    with SyncLiquidationClient(api_key="pf_x", base_url="http://127.0.0.1:9") as liq:
+        with pytest.raises(BadRequestError, match="source must be 'estimated' or 'measured'"):
+            liq.heatmap("BTC-PERP", source="foo")  # type: ignore[call-overload]
+        with pytest.raises(BadRequestError, match="'BTC/USDT' is not a market name"):
+            liq.heatmap("BTC/USDT")
+
+
+async def test_a_stream_told_to_give_up_raises_after_that_long() -> None:
+    url = f"http://127.0.0.1:{_free_port()}"
+    client = LiquidationClient(api_key="pf_x", base_url=url)
+    started = time.monotonic()
+    with pytest.raises(ServerUnreachableError) as failed:
+        async with client.stream(give_up_after=0.5, max_backoff=0.2):
+            pytest.fail("connected to nothing")
+    assert 0.5 <= time.monotonic() - started < 2.0
+    assert str(failed.value).startswith(f"stream: no Purple Flea server answered at {url} for ")
+
+
+async def test_times_are_taken_as_a_builder_has_them(tmp_path: Path) -> None:
+    # start=time.time() * 1000 (a float) and start=datetime(...) were refused by the server
+    # ("start must be an integer, got '1796570068750.918'").
+    async with running_server(make_config(tmp_path)) as live:
+        await live.push(venue_event(ts=1_760_126_400_000))  # 2025-10-10T20:00Z
+        client = LiquidationClient(api_key=live.key, base_url=live.url)
+        aware = await client.history(start=datetime(2025, 10, 10, 19, tzinfo=UTC))
+        naive = await client.history(start=datetime(2025, 10, 10, 19), end=1_760_126_400_000.7)
+        after = await client.history(start=datetime(2025, 10, 10, 21))
+        buckets = await client.aggregate(start=1_760_126_000_000.0, end=time.time() * 1000)
+        await client.aclose()
+    assert len(aware.events) == 1
+    assert len(naive.events) == 1  # naive is UTC; the end (exclusive) rounds to ...001
+    assert after.events == []
+    assert sum(b.count for b in buckets) == 1
