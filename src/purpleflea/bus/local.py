@@ -47,8 +47,9 @@ class BoundedQueue(Generic[T]):
             return
         size = self._size(message)
         # An empty queue takes any frame: one frame larger than the limit is not the
-        # reader's fault, and refusing it would cut every subscriber at once.
-        if self._queue and self._bytes + size > self.max_bytes:
+        # reader's fault, and refusing it would cut every subscriber at once. (Empty of
+        # bytes: a marker waiting does not count.)
+        if self._bytes and self._bytes + size > self.max_bytes:
             self.close(
                 f"slow consumer: more than {self.max_bytes} bytes buffered and not read "
                 f"({len(self._queue)} frames, {self._bytes} bytes waiting)"
@@ -57,6 +58,13 @@ class BoundedQueue(Generic[T]):
         self._queue.append(message)
         self._bytes += size
         self._wakeup.set()
+
+    def put_marker(self, marker: T) -> None:
+        """Queue an item that weighs nothing against the bound (a signal, not a frame), so
+        it can never make the reader a slow consumer."""
+        if self.closed_reason is None:
+            self._queue.append(marker)
+            self._wakeup.set()
 
     async def next(self) -> T:
         while not self._queue:

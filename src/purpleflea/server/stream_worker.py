@@ -191,7 +191,7 @@ class Worker:
         self.batches = batches
         self.settings = settings
         self.bus = LocalBus()
-        self.fanout = Fanout(self.bus)
+        self.fanout = Fanout(self.bus, heartbeat_s=settings.heartbeat_s)
         self.latency = StageLatency()
         self.last_seq = settings.last_seq
         self.store: Store | None = None
@@ -298,7 +298,6 @@ class Worker:
             subscription,
             opened.wanted,
             start_seq=start_seq,
-            heartbeat_s=self.settings.heartbeat_s,
             batch=opened.batch,
         )
 
