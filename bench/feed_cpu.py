@@ -42,7 +42,6 @@ async def measure(clients: int, events: int, rate: float, heartbeat_s: float) ->
     import purpleflea
     from purpleflea.bus.base import Message, liquidation_frame
     from purpleflea.bus.local import LocalBus
-    from purpleflea.model import Liquidation
     from purpleflea.server.fanout import Fanout
     from purpleflea.server.feed import Item, client_feed
     from purpleflea.server.filters import StreamFilter
@@ -72,30 +71,13 @@ async def measure(clients: int, events: int, rate: float, heartbeat_s: float) ->
     tasks = [asyncio.create_task(stream(feed)) for feed in feeds]
     await asyncio.sleep(0.05)  # every client past its first heartbeat, waiting live
 
-    def message(seq: int) -> Message:
-        event = Liquidation(
-            id=f"bench-{seq}",
-            seq=seq,
-            exchange="binance_usdm",
-            market="BTC-PERP",
-            symbol="BTCUSDT",
-            side="long",
-            price=60_000.0,
-            quantity=0.5,
-            size_usd=30_000.0,
-            ts=1_700_000_000_000 + seq,
-            received_at=1_700_000_000_000 + seq,
-            coverage="complete",
-        )
-        return Message("liquidations", seq, event, liquidation_frame(event), time.monotonic())
-
-    prepared = [message(seq) for seq in range(1, events + 1)]
+    prepared = [_message(seq, liquidation_frame, Message) for seq in range(1, events + 1)]
     gap = 1.0 / rate if rate > 0 else 0.0
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    for msg in prepared:
+    for message in prepared:
         taken = 0
         all_taken.clear()
-        bus.publish_now(msg)
+        bus.publish_now(message)
         await all_taken.wait()
         if gap:
             await asyncio.sleep(gap)
@@ -108,6 +90,7 @@ async def measure(clients: int, events: int, rate: float, heartbeat_s: float) ->
     deliveries = clients * events
     return {
         "src": str(Path(purpleflea.__file__).parent.parent),
+        "mode": "feed",
         "clients": clients,
         "events": events,
         "rate": rate,
@@ -116,6 +99,125 @@ async def measure(clients: int, events: int, rate: float, heartbeat_s: float) ->
         "us_per_delivery": round(cpu / deliveries * 1e6, 3),
         "load": os.getloadavg()[0],
     }
+
+
+#: The other end of every client's socket: a process that reads and drops, so the sockets
+#: never fill and its CPU is not the measured process's.
+_DRAIN = """
+import selectors, socket, sys
+selector = selectors.DefaultSelector()
+for fd in sys.argv[1:]:
+    selector.register(socket.socket(fileno=int(fd)), selectors.EVENT_READ)
+while selector.get_map():
+    for key, _ in selector.select():
+        if not key.fileobj.recv(1 << 20):
+            selector.unregister(key.fileobj)
+"""
+
+
+async def measure_worker(
+    clients: int, events: int, rate: float, heartbeat_s: float
+) -> dict[str, Any]:
+    """The stream worker's whole path per client (``Worker._stream``: its fan-out, feed,
+    websockets' sans-I/O frames, the socket write, the ``written`` latency)."""
+    import socket
+
+    import purpleflea
+    from purpleflea.bus.base import Message, liquidation_frame
+    from purpleflea.server.filters import StreamFilter
+    from purpleflea.server.stream_worker import Worker
+    from purpleflea.server.streaming import _ender
+    from purpleflea.server.worker_wire import Open, Settings
+    from purpleflea.store.sqlite import SQLiteStore
+
+    control, control_peer = socket.socketpair()
+    batches, batches_peer = socket.socketpair()
+    control.setblocking(False)
+    worker = Worker(control, batches, Settings(":memory:", heartbeat_s, 1 << 24, 0))
+    worker.store = SQLiteStore(":memory:")
+    worker.fanout.start()
+    pairs = [socket.socketpair() for _ in range(clients)]
+    drain = subprocess.Popen(
+        [sys.executable, "-c", _DRAIN, *(str(theirs.fileno()) for _, theirs in pairs)],
+        pass_fds=[theirs.fileno() for _, theirs in pairs],
+    )
+    for _, theirs in pairs:
+        theirs.close()
+    taken = 0
+    all_taken = asyncio.Event()
+    written = worker._written
+
+    def counted(item: Any) -> None:
+        nonlocal taken
+        written(item)
+        if item.published:
+            taken += 1
+            if taken == clients:
+                all_taken.set()
+
+    worker._written = counted  # type: ignore[method-assign]
+    kicks = []
+    streams = []
+    for index, (ours, _) in enumerate(pairs):
+        ended, kick = _ender()
+        kicks.append(kick)
+        opened = Open(index, StreamFilter(), 1)
+        streams.append(asyncio.create_task(worker._stream(opened, ours, ended, kick)))
+    await asyncio.sleep(0.2)  # every client subscribed and past its first heartbeat
+
+    prepared = [_message(seq, liquidation_frame, Message) for seq in range(1, events + 1)]
+    gap = 1.0 / rate if rate > 0 else 0.0
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for message in prepared:
+        taken = 0
+        all_taken.clear()
+        worker.bus.publish_now(message)
+        await all_taken.wait()
+        if gap:
+            await asyncio.sleep(gap)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    for kick in kicks:
+        kick("server_shutdown")
+    await asyncio.gather(*streams, return_exceptions=True)
+    await worker.fanout.stop()
+    await worker.store.close()
+    drain.kill()
+    drain.wait()
+    for sock in (control, control_peer, batches, batches_peer):
+        sock.close()
+    deliveries = clients * events
+    return {
+        "src": str(Path(purpleflea.__file__).parent.parent),
+        "mode": "worker",
+        "clients": clients,
+        "events": events,
+        "rate": rate,
+        "cpu_s": round(cpu, 4),
+        "wall_s": round(wall, 4),
+        "us_per_delivery": round(cpu / deliveries * 1e6, 3),
+        "load": os.getloadavg()[0],
+    }
+
+
+def _message(seq: int, frame: Any, message: Any) -> Any:
+    """Event ``seq`` as the bus carries it (imports passed in: the code under test's)."""
+    from purpleflea.model import Liquidation
+
+    event = Liquidation(
+        id=f"bench-{seq}",
+        seq=seq,
+        exchange="binance_usdm",
+        market="BTC-PERP",
+        symbol="BTCUSDT",
+        side="long",
+        price=60_000.0,
+        quantity=0.5,
+        size_usd=30_000.0,
+        ts=1_700_000_000_000 + seq,
+        received_at=1_700_000_000_000 + seq,
+        coverage="complete",
+    )
+    return message("liquidations", seq, event, frame(event), time.monotonic())
 
 
 def child(src: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -128,6 +230,7 @@ def child(src: str, args: argparse.Namespace) -> dict[str, Any]:
         f"--events={args.events}",
         f"--rate={args.rate}",
         f"--heartbeat={args.heartbeat}",
+        *(["--worker"] if args.worker else []),
     ]
     out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
@@ -164,6 +267,9 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--heartbeat", type=float, default=10.0, help="heartbeat interval, s")
     parser.add_argument("--compare", help="another checkout's src folder: interleaved A/B")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--worker", action="store_true", help="the stream worker's path, sockets included"
+    )
     parser.add_argument("--one", action="store_true", help="one run, JSON on stdout")
     return parser.parse_args(argv)
 
@@ -173,7 +279,8 @@ def main(argv: Sequence[str]) -> None:
     if args.compare:
         compare(args)
         return
-    result = asyncio.run(measure(args.clients, args.events, args.rate, args.heartbeat))
+    run = measure_worker if args.worker else measure
+    result = asyncio.run(run(args.clients, args.events, args.rate, args.heartbeat))
     print(json.dumps(result) if args.one else result)
 
 
