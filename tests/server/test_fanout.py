@@ -14,6 +14,7 @@ import pytest
 from purpleflea.bus.base import Message, SubscriptionClosed, liquidation_frame
 from purpleflea.bus.local import LocalBus
 from purpleflea.model import to_liquidation
+from purpleflea.server.config import ServerConfig
 from purpleflea.server.fanout import Fanout
 from purpleflea.server.feed import Item, client_feed
 from purpleflea.server.filters import StreamFilter
@@ -162,3 +163,10 @@ async def test_one_heartbeat_timer_for_all_clients_and_none_left_when_they_go() 
     await fanout.stop()
     assert len(asyncio.all_tasks()) == tasks_before - 2  # the fan-out's reader and its timer
     await store.close()
+
+
+@pytest.mark.parametrize("seconds", [0.0, -1.0])
+def test_a_heartbeat_interval_must_be_above_zero(seconds: float) -> None:
+    # Zero made every idle stream send heartbeats back to back; the CLI's --heartbeat says so.
+    with pytest.raises(ValueError, match=f"heartbeat_s must be positive, got {seconds}"):
+        ServerConfig(heartbeat_s=seconds)
