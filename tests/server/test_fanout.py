@@ -170,3 +170,21 @@ def test_a_heartbeat_interval_must_be_above_zero(seconds: float) -> None:
     # Zero made every idle stream send heartbeats back to back; the CLI's --heartbeat says so.
     with pytest.raises(ValueError, match=f"heartbeat_s must be positive, got {seconds}"):
         ServerConfig(heartbeat_s=seconds)
+
+
+async def test_beats_queued_behind_a_slow_write_make_one_heartbeat() -> None:
+    bus, store = LocalBus(), SQLiteStore(":memory:")
+    fanout = Fanout(bus, heartbeat_s=3600)  # its own timer stays out: the ticks are driven here
+    fanout.start()
+    queue = fanout.subscribe(1 << 20)
+    feed = client_feed(store, queue, StreamFilter(), start_seq=0)
+    assert (await feed.__anext__()).kind == "heartbeat"
+    # The client's write blocks for two intervals: the timer beats it twice meanwhile.
+    for now in (100.0, 101.0, 102.0):
+        queue.tick(now, 1.0)
+    bus.publish_now(_messages(1_000.0)[0])
+    got = [await asyncio.wait_for(feed.__anext__(), 2) for _ in range(2)]
+    assert [(item.kind, item.seq) for item in got] == [("heartbeat", 0), ("liquidation", 1)]
+    await feed.aclose()
+    await fanout.stop()
+    await store.close()

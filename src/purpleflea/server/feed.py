@@ -122,8 +122,10 @@ async def client_feed(
     while True:
         for chunk in (await subscription.next(), *subscription.drain()):
             if chunk is BEAT:
-                # Not when something went out since the timer sent it: that frame was news.
+                # Not when something went out since the timer sent it: that frame was news
+                # (and a second beat queued behind a slow write finds this heartbeat).
                 if not subscription.wrote:
+                    subscription.wrote = True
                     yield Item("heartbeat", cursor, heartbeat_frame(cursor))
                 continue
             items = chunk.items(live, batch, cursor)  # empty when already replayed
