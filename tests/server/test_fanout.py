@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import AsyncIterator
+from itertools import pairwise
 
 import pytest
 
 from purpleflea.bus.base import Message, SubscriptionClosed, liquidation_frame
 from purpleflea.bus.local import LocalBus
 from purpleflea.model import to_liquidation
+from purpleflea.server.config import ServerConfig
 from purpleflea.server.fanout import Fanout
+from purpleflea.server.feed import Item, client_feed
 from purpleflea.server.filters import StreamFilter
+from purpleflea.store.sqlite import SQLiteStore
 from tests.server.conftest import venue_event
 
 
@@ -27,7 +33,7 @@ def _messages(*sizes: float, first_seq: int = 1) -> list[Message]:
 
 async def test_a_batch_is_one_chunk_and_its_frames_are_built_once_per_filter() -> None:
     bus = LocalBus()
-    fanout = Fanout(bus)
+    fanout = Fanout(bus, heartbeat_s=60)
     fanout.start()
     clients = [fanout.subscribe(1 << 20) for _ in range(3)]
     assert bus.subscribers == 1  # the fan-out's, whatever the number of clients
@@ -57,7 +63,7 @@ async def test_a_batch_is_one_chunk_and_its_frames_are_built_once_per_filter() -
 
 async def test_a_client_over_its_byte_bound_is_cut_alone() -> None:
     bus = LocalBus()
-    fanout = Fanout(bus)
+    fanout = Fanout(bus, heartbeat_s=60)
     fanout.start()
     small = fanout.subscribe(1)  # an empty queue still takes one chunk, then it is full
     roomy = fanout.subscribe(1 << 20)
@@ -72,3 +78,113 @@ async def test_a_client_over_its_byte_bound_is_cut_alone() -> None:
     await bus.close()  # the bus going away ends every client as a shutdown does
     with pytest.raises(SubscriptionClosed, match="server shutting down"):
         await asyncio.wait_for(roomy.next(), 2)
+
+
+async def _collect(feed: AsyncIterator[Item], into: list[tuple[float, Item]]) -> None:
+    async for item in feed:
+        into.append((time.monotonic(), item))
+
+
+async def test_a_quiet_client_hears_heartbeats_with_its_cursor_and_a_busy_one_none() -> None:
+    bus, store = LocalBus(), SQLiteStore(":memory:")
+    fanout = Fanout(bus, heartbeat_s=0.5)
+    fanout.start()
+    busy: list[tuple[float, Item]] = []
+    quiet: list[tuple[float, Item]] = []  # its filter takes none of the events
+    tasks = [
+        asyncio.create_task(_collect(client_feed(store, queue, wanted, start_seq=0), into))
+        for queue, wanted, into in (
+            (fanout.subscribe(1 << 20), StreamFilter(), busy),
+            (fanout.subscribe(1 << 20), StreamFilter(min_usd=10**9), quiet),
+        )
+    ]
+    for seq in range(1, 61):  # an event every 25 ms for 1.5 s: three heartbeat intervals
+        bus.publish_now(_messages(1_000.0, first_seq=seq)[0])
+        await asyncio.sleep(0.025)
+    deadline = time.monotonic() + 3
+    while (quiet[-1][1].kind, quiet[-1][1].seq) != ("heartbeat", 60):
+        assert time.monotonic() < deadline, f"no heartbeat with cursor 60: {quiet[-1]}"
+        await asyncio.sleep(0.02)
+
+    events = [i for i, (_, item) in enumerate(busy) if item.kind == "liquidation"]
+    assert [busy[i][1].seq for i in events] == list(range(1, 61))
+    between = [item.kind for _, item in busy[events[0] : events[-1]]]
+    assert "heartbeat" not in between  # every interval carried its events: nothing to add
+    beats = [(at, item.seq) for at, item in quiet]
+    assert all(item.kind == "heartbeat" for _, item in quiet)
+    assert len(beats) >= 4  # the first, two or more while events were filtered out, the last
+    cursors = [seq for _, seq in beats]
+    assert cursors == sorted(cursors)
+    assert cursors[0] == 0
+    assert 0 < cursors[1] < 60
+    gaps = [later - earlier for (earlier, _), (later, _) in pairwise(beats)]
+    assert min(gaps) >= 0.5 * 0.95, gaps  # at most one heartbeat an interval
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await fanout.stop()
+    await store.close()
+
+
+def _live_timers() -> int:
+    loop = asyncio.get_running_loop()
+    return sum(not handle.cancelled() for handle in loop._scheduled)  # type: ignore[attr-defined]
+
+
+async def test_one_heartbeat_timer_for_all_clients_and_none_left_when_they_go() -> None:
+    bus, store = LocalBus(), SQLiteStore(":memory:")
+    fanout = Fanout(bus, heartbeat_s=0.1)
+    fanout.start()
+    await asyncio.sleep(0)
+    tasks_before, timers_before = len(asyncio.all_tasks()), _live_timers()
+    for _ in range(3):  # clients come and go while events and heartbeats flow
+        queues = [fanout.subscribe(1 << 20) for _ in range(50)]
+        got: list[tuple[float, Item]] = []
+        tasks = [
+            asyncio.create_task(_collect(client_feed(store, q, StreamFilter(), start_seq=0), got))
+            for q in queues
+        ]
+        await asyncio.sleep(0.25)  # quiet: heartbeats
+        bus.publish_now(_messages(1_000.0)[0])
+        await asyncio.sleep(0.05)
+        # Every client waits for its next chunk now, and none holds a timer of its own.
+        assert _live_timers() <= timers_before
+        assert sum(item.kind == "heartbeat" for _, item in got) >= 2 * 50
+        assert sum(item.kind == "liquidation" for _, item in got) == 50
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for queue in queues:
+            queue.close("client gone")
+    assert fanout.clients == 0
+    await asyncio.sleep(0.15)  # a tick with no one to beat
+    assert len(asyncio.all_tasks()) == tasks_before
+    assert _live_timers() <= timers_before
+    await fanout.stop()
+    assert len(asyncio.all_tasks()) == tasks_before - 2  # the fan-out's reader and its timer
+    await store.close()
+
+
+@pytest.mark.parametrize("seconds", [0.0, -1.0])
+def test_a_heartbeat_interval_must_be_above_zero(seconds: float) -> None:
+    # Zero made every idle stream send heartbeats back to back; the CLI's --heartbeat says so.
+    with pytest.raises(ValueError, match=f"heartbeat_s must be positive, got {seconds}"):
+        ServerConfig(heartbeat_s=seconds)
+
+
+async def test_beats_queued_behind_a_slow_write_make_one_heartbeat() -> None:
+    bus, store = LocalBus(), SQLiteStore(":memory:")
+    fanout = Fanout(bus, heartbeat_s=3600)  # its own timer stays out: the ticks are driven here
+    fanout.start()
+    queue = fanout.subscribe(1 << 20)
+    feed = client_feed(store, queue, StreamFilter(), start_seq=0)
+    assert (await feed.__anext__()).kind == "heartbeat"
+    # The client's write blocks for two intervals: the timer beats it twice meanwhile.
+    for now in (100.0, 101.0, 102.0):
+        queue.tick(now, 1.0)
+    bus.publish_now(_messages(1_000.0)[0])
+    got = [await asyncio.wait_for(feed.__anext__(), 2) for _ in range(2)]
+    assert [(item.kind, item.seq) for item in got] == [("heartbeat", 0), ("liquidation", 1)]
+    await feed.aclose()
+    await fanout.stop()
+    await store.close()

@@ -140,9 +140,9 @@ async def test_a_client_joining_mid_batch_still_gets_the_batch(tmp_path: Path) -
     assert [event.seq for event in store.held] == [1, 2, 3, 4, 5]
     assert tracker.last_seq == 0
     # A stream client subscribes now and starts from the tracker's live position.
-    subscription = Fanout(bus).subscribe(1 << 20)
+    subscription = Fanout(bus, heartbeat_s=60).subscribe(1 << 20)
     start = tracker.last_seq
-    feed = client_feed(store, subscription, StreamFilter(), start_seq=start, heartbeat_s=60)
+    feed = client_feed(store, subscription, StreamFilter(), start_seq=start)
     assert (await feed.__anext__()).kind == "heartbeat"
     store.release.set()
     got = [await asyncio.wait_for(feed.__anext__(), 2) for _ in range(5)]

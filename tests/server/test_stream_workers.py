@@ -17,8 +17,10 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 
 from purpleflea.server.config import ServerConfig
+from purpleflea.server.stream_worker import text_frame
 from purpleflea.server.worker_wire import (
     CONTROL_BYTES,
     Closed,
@@ -343,3 +345,10 @@ async def test_the_control_reader_takes_every_packet_in_order_until_the_peer_clo
     assert [n for n, _ in got] == list(range(last))
     assert [n for n, fds in got if fds] == list(range(2_000, last))
     ours.close()
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65_535, 65_536, 70_000])
+def test_a_worker_frames_text_as_websockets_does(size: int) -> None:
+    data = b"x" * size
+    expected = Frame(Opcode.TEXT, data).serialize(mask=False, extensions=[])
+    assert text_frame(data) == expected

@@ -53,7 +53,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--markets", type=market_count, default=275, help="simulated markets (1-300)"
     )
-    parser.add_argument("--heartbeat", type=float, default=10.0, help="stream heartbeat, s")
+    parser.add_argument(
+        "--heartbeat",
+        type=float,
+        default=10.0,
+        help="a stream's heartbeat after this long without a frame, s",
+    )
     parser.add_argument(
         "--role",
         choices=ROLES,

@@ -91,7 +91,12 @@ class ServerConfig:
             raise ValueError(f"ingest buffer must be at least 1 event, got {self.ingest_buffer}")
         if self.feed_silence_s <= 0:
             raise ValueError(f"feed silence must be above 0 s, got {self.feed_silence_s:g}")
-        for name in ("stream_buffer_bytes", "streams_per_account", "stream_opens_per_min"):
+        for name in (
+            "heartbeat_s",
+            "stream_buffer_bytes",
+            "streams_per_account",
+            "stream_opens_per_min",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if self.stream_workers < 1:

@@ -9,15 +9,13 @@ so a client resuming from it misses nothing.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import msgspec
 
-from purpleflea.bus.base import SubscriptionClosed, cascade_frame, liquidation_frame
+from purpleflea.bus.base import cascade_frame, liquidation_frame
 from purpleflea.clock import now_ms
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.server.filters import StreamFilter
@@ -92,7 +90,6 @@ async def client_feed(
     wanted: StreamFilter,
     *,
     start_seq: int,
-    heartbeat_s: float,
     batch: int = 0,
 ) -> AsyncIterator[Item]:
     """Frames for one client. ``start_seq``: the live position when the client subscribed;
@@ -100,8 +97,12 @@ async def client_feed(
 
     With ``batch`` > 1, the events published together (up to ``batch`` in one frame) go out
     as one ``batch`` frame: under load a client then costs one frame per published batch, not
-    one per event. Raises :class:`SubscriptionClosed` when its queue is closed.
+    one per event. A heartbeat goes out when the replay is done and then whenever the
+    fan-out's timer finds nothing written for its heartbeat interval. Raises
+    :class:`~purpleflea.bus.base.SubscriptionClosed` when its queue is closed.
     """
+    from purpleflea.server.fanout import BEAT  # noqa: PLC0415 (fanout imports this module)
+
     cursor = start_seq if wanted.since_seq is None else wanted.since_seq
     if wanted.since_seq is not None:
         pending: list[Item] = []
@@ -114,28 +115,25 @@ async def client_feed(
             cursor = stored.seq
         if pending:
             yield _bundle(pending)
+    subscription.wrote = subscription.heartbeats = True
     yield Item("heartbeat", cursor, heartbeat_frame(cursor))
     # The filter its frames are shared under: the resume point is this client's own.
     live = replace(wanted, since_seq=None)
-    next_beat = time.monotonic() + heartbeat_s
     while True:
-        timeout = next_beat - time.monotonic()
-        try:
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps every message in a
-            # new Task, which was a fifth of the fan-out's CPU (bench/results/e2e.md).
-            async with asyncio.timeout(max(timeout, 0.0)):
-                first = await subscription.next()
-        except TimeoutError:
-            yield Item("heartbeat", cursor, heartbeat_frame(cursor))
-            next_beat = time.monotonic() + heartbeat_s
-            continue
-        except SubscriptionClosed:
-            raise
-        for chunk in (first, *subscription.drain()):
+        for chunk in (await subscription.next(), *subscription.drain()):
+            if chunk is BEAT:
+                # Not when something went out since the timer sent it: that frame was news
+                # (and a second beat queued behind a slow write finds this heartbeat).
+                if not subscription.wrote:
+                    subscription.wrote = True
+                    yield Item("heartbeat", cursor, heartbeat_frame(cursor))
+                continue
             items = chunk.items(live, batch, cursor)  # empty when already replayed
             cursor = max(cursor, chunk.last_seq)
-            for item in items:
-                yield item
+            if items:
+                subscription.wrote = True
+                for item in items:
+                    yield item
 
 
 def _bundle(items: list[Item]) -> Item:

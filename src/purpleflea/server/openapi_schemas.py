@@ -249,8 +249,9 @@ def error(status: int, description: str | None = None) -> Schema:
 WEBSOCKET = {
     "description": "JSON text frames. The client subscribes first (every field optional; "
     "since_seq resumes after that seq with no gap and no duplicate), then may ping; the server "
-    "sends subscribed, then events (or batches, with batch: true) and heartbeats. A stream "
-    "ends with an error frame naming the reason, then a close with that reason's code.",
+    "sends subscribed, a heartbeat, then events (or batches, with batch: true), and a "
+    "heartbeat whenever it sent nothing for the heartbeat interval (its seq: resume from it). "
+    "A stream ends with an error frame naming the reason, then a close with that reason's code.",
     "client": {
         "subscribe": {
             "op": "subscribe",

@@ -258,10 +258,9 @@ class Streams:
         self.tracker = tracker
         self.bus = bus
         #: Every stream client's queue: one bus subscription for all of them.
-        self.fanout = Fanout(bus)
+        self.fanout = Fanout(bus, heartbeat_s=heartbeat_s)
         self.gate = gate
         self.known_exchanges = known_exchanges
-        self.heartbeat_s = heartbeat_s
         self.buffer_bytes = buffer_bytes
         #: Worker processes that write the WebSocket streams (``--stream-workers``); None:
         #: this process writes every stream.
@@ -410,7 +409,6 @@ class Streams:
             subscription,
             wanted,
             start_seq=start_seq,
-            heartbeat_s=self.heartbeat_s,
             batch=batch,
         )
         helpers = [self._read_loop(ws, kick)]
@@ -561,7 +559,6 @@ class EventStream:
             subscription,
             self.wanted,
             start_seq=streams.tracker.last_seq,
-            heartbeat_s=streams.heartbeat_s,
         )
 
         async def write(item: Item) -> None:
