@@ -525,3 +525,24 @@ def test_no_look_ahead_with_open_interest(seed: int, cut: float) -> None:
     prefix = scores(stream[:n])
     assert prefix == full[: len(prefix)]
     assert len(set(full)) > 1  # the stream does exercise the score
+
+
+def test_an_active_cascade_whose_score_fell_says_it_is_fading() -> None:
+    """A cascade stays active until exhausted, while its score may fall to 0: its updates
+    then said "momentum likely to continue" at 0/10 (seen on a served DOGS-PERP)."""
+    from purpleflea.engine.cascade import alert_message
+
+    common = {
+        "window_usd": 12_000.0,
+        "window_s": 90,
+        "total_usd": 900_000.0,
+        "events": 40,
+        "duration_s": 200.0,
+        "price_move_pct": -1.2,
+        "peak_score": 8,
+        "start_score": 7,
+    }
+    fading = alert_message("updated", "DOGS-PERP", "long", score=0, **common)
+    assert fading.endswith("cascade score 0/10 (peak 8), downside momentum fading.")
+    running = alert_message("updated", "DOGS-PERP", "long", score=7, **common)
+    assert running.endswith("cascade score 7/10, downside momentum likely to continue.")

@@ -775,6 +775,8 @@ class CascadeEngine:
                 events=cascade.events,
                 duration_s=duration,
                 price_move_pct=move,
+                peak_score=cascade.peak_score,
+                start_score=self._start_score,
             ),
         )
 
@@ -801,8 +803,12 @@ def alert_message(
     events: int,
     duration_s: float,
     price_move_pct: float,
+    peak_score: int = 10,
+    start_score: int = 7,
 ) -> str:
-    """The one-line human/agent-readable summary of an alert."""
+    """The one-line human/agent-readable summary of an alert. A cascade stays active until it
+    is exhausted while its score may fall far below ``start_score``: then the line says its
+    peak and that it is fading, not that the momentum is likely to continue."""
     who = "longs" if side == "long" else "shorts"
     if status == "exhausted":
         return (
@@ -811,6 +817,11 @@ def alert_message(
             f"price {price_move_pct:+.2f}%."
         )
     direction = "downside" if side == "long" else "upside"
+    if score < start_score:
+        return (
+            f"{market}: {format_usd(window_usd)} of {who} liquidated in {window_s} s, "
+            f"cascade score {score}/10 (peak {peak_score}), {direction} momentum fading."
+        )
     return (
         f"{market}: {format_usd(window_usd)} of {who} liquidated in {window_s} s, "
         f"cascade score {score}/10, {direction} momentum likely to continue."
