@@ -22,13 +22,17 @@ at least ``--min-events`` liquidations:
   at the estimate's price (the pricing's own error, and its signed median), and with the
   estimated hidden count priced at the hidden events' true mean size (the count's own error).
 
+With ``--ceilings``, a line per seed adds the USD error the method would reach told what it
+cannot see: each snapshot venue's true ratio, each hidden event's cohort (its price), both.
+
 The tuning seeds are 1, 2, 3 (every choice of the method was made on them). The default
 seeds 101-105 and 201-205 were looked at while the previous method (METHOD_VERSION 2) was
 changed; 301-305 were first run after its cap was set; 401-405 were first run once, after
 METHOD_VERSION 3 was settled; 501-505 after its gap guard; 601-605 after the simulator's
 timing work; 701-705 once, after METHOD_VERSION 4's pricing was chosen, and again after Gate
 became ``complete``; 801-805 once, after the simulator's cross-margin accounts and Gate's
-change, with METHOD_VERSION 4 kept (BENCHMARKS.md).
+change, with METHOD_VERSION 4 kept; 901-905 once, after the simulator's venue price kinds,
+with METHOD_VERSION 4 kept again (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -49,7 +53,9 @@ HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
 
 
-def run_seed(seed: int, *, markets: int, hours: float, min_events: int) -> dict[str, float]:
+def run_seed(
+    seed: int, *, markets: int, hours: float, min_events: int, ceilings: bool = False
+) -> dict[str, float]:
     sim = Simulator(history_config(seed=seed, n_markets=markets))
     parts: dict[str, list[np.ndarray]] = defaultdict(list)
     for raw in blocks(sim, hours / 24):
@@ -57,8 +63,9 @@ def run_seed(seed: int, *, markets: int, hours: float, min_events: int) -> dict[
         parts["market"].append(raw.market)
         parts["listing"].append(raw.listing)
         parts["usd"].append(raw.size_usd)
-    ts, market, listing, usd = (
-        np.concatenate(parts[k]) for k in ("ts", "market", "listing", "usd")
+        parts["cohort"].append(raw.cohort)
+    ts, market, listing, usd, cohort = (
+        np.concatenate(parts[k]) for k in ("ts", "market", "listing", "usd", "cohort")
     )
     exchange_of = {
         (m, li): spec.listings[li].exchange
@@ -110,6 +117,9 @@ def run_seed(seed: int, *, markets: int, hours: float, min_events: int) -> dict[
         at = (m0 // HOUR_MS * HOUR_MS, int(mk))
         priced_only[at] += est.shown_usd + hidden * est.price
         counted_only[at] += est.shown_usd + (est.events - est.shown) * hidden_price
+    ceiling = (
+        _ceilings(rows, ts, market, exchanges, usd, cohort, snapshot, kept) if ceilings else {}
+    )
     measured_snapshot: dict[tuple[int, int], float] = defaultdict(float)
     measured_total: dict[tuple[int, int], float] = defaultdict(float)
     added_usd: dict[tuple[int, int], float] = defaultdict(float)
@@ -128,6 +138,7 @@ def run_seed(seed: int, *, markets: int, hours: float, min_events: int) -> dict[
     errors, signed, raw_errors, total_errors, raw_total_errors = [], [], [], [], []
     count_errors, count_signed, raw_count_errors = [], [], []
     pricing_errors, pricing_signed, counting_errors = [], [], []
+    ceiling_errors: dict[str, list[float]] = defaultdict(list)
     for key, (count, true_usd) in truth_snapshot.items():
         if count < min_events:
             continue
@@ -143,7 +154,11 @@ def run_seed(seed: int, *, markets: int, hours: float, min_events: int) -> dict[
         pricing_signed.append((priced_only[key] - true_usd) / true_usd)
         pricing_errors.append(abs(pricing_signed[-1]))
         counting_errors.append(abs(counted_only[key] - true_usd) / true_usd)
+        for name, estimated in ceiling.items():
+            ceiling_errors[name].append(abs(estimated[key] - true_usd) / true_usd)
+    ceiling_medians = {name: statistics.median(e) for name, e in ceiling_errors.items()}
     return {
+        **ceiling_medians,
         "market_hours": len(errors),
         "events": int(ts.size),
         "shown": int(kept.sum()),
@@ -162,12 +177,74 @@ def run_seed(seed: int, *, markets: int, hours: float, min_events: int) -> dict[
     }
 
 
+def _ceilings(
+    rows: list[tuple[int, str, str, int, int, float]],
+    ts: np.ndarray,
+    market: np.ndarray,
+    exchanges: np.ndarray,
+    usd: np.ndarray,
+    cohort: np.ndarray,
+    snapshot: np.ndarray,
+    kept: np.ndarray,
+) -> dict[str, dict[tuple[int, int], float]]:
+    """The snapshot venues' hourly USD the method would give with a piece of the truth it
+    cannot see, per market-hour: ``true_ratio``, each snapshot venue's true ratio of events to
+    the complete venues' over the whole run in place of the fitted one; ``cohort_price``, each
+    hidden event priced at its cohort's mean size over the cohort's other events (every venue,
+    hidden ones too: what knowing which position a hidden order belongs to would give; minutes
+    whose hidden events have no such cohort keep the estimate's price); ``both``."""
+    complete = np.array([coverage_of(str(e)) == "complete" for e in exchanges])
+    reference: dict[str, int] = defaultdict(int)
+    venue: dict[tuple[str, str], int] = defaultdict(int)
+    for m, e, is_complete, is_snapshot in zip(
+        market.tolist(), exchanges.tolist(), complete.tolist(), snapshot.tolist(), strict=True
+    ):
+        if is_complete:
+            reference[str(m)] += 1
+        elif is_snapshot:
+            venue[(str(m), str(e))] += 1
+    true_ratio = {key: n / reference[key[0]] for key, n in venue.items() if reference[key[0]]}
+    # Each hidden event's cohort mean without itself, added up per minute and venue.
+    cohort_usd = defaultdict(float)
+    cohort_n: dict[int, int] = defaultdict(int)
+    for c, size in zip(cohort.tolist(), usd.tolist(), strict=True):
+        cohort_usd[c] += size
+        cohort_n[c] += 1
+    priced: dict[tuple[int, str, str], list[float]] = defaultdict(lambda: [0, 0.0])
+    for i in np.flatnonzero(snapshot & ~kept).tolist():
+        c = int(cohort[i])
+        if cohort_n[c] > 1:
+            cell = priced[(int(ts[i]) // MINUTE_MS * MINUTE_MS, str(market[i]), str(exchanges[i]))]
+            cell[0] += 1
+            cell[1] += (cohort_usd[c] - float(usd[i])) / (cohort_n[c] - 1)
+    cohort_price = {key: total / n for key, (n, total) in priced.items()}
+    out: dict[str, dict[tuple[int, int], float]] = {}
+    for name, ratios, by_cohort in (
+        ("true_ratio", true_ratio, False),
+        ("cohort_price", None, True),
+        ("both", true_ratio, True),
+    ):
+        hourly: dict[tuple[int, int], float] = defaultdict(float)
+        for key, est in minute_estimates(rows, coverage_of, ratios=ratios).items():
+            price = cohort_price.get(key, est.price) if by_cohort else est.price
+            at = (key[0] // HOUR_MS * HOUR_MS, int(key[1]))
+            hourly[at] += est.shown_usd + (est.events - est.shown) * price
+        out[name] = hourly
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103, 104, 105])
     parser.add_argument("--markets", type=int, default=30)
     parser.add_argument("--hours", type=float, default=24.0)
     parser.add_argument("--min-events", type=int, default=10)
+    parser.add_argument(
+        "--ceilings",
+        action="store_true",
+        help="also the USD error with each venue's true ratio, with hidden events priced at "
+        "their cohort's mean size, and with both (what the method could reach knowing them)",
+    )
     args = parser.parse_args()
     print(
         "| seed | market-hours | events (truth) | shown after throttle | snapshot venues' "
@@ -185,6 +262,7 @@ def main() -> None:
             markets=args.markets,
             hours=args.hours,
             min_events=args.min_events,
+            ceilings=args.ceilings,
         )
         medians.append(r["median"])
         print(
@@ -197,6 +275,11 @@ def main() -> None:
             f"{r['pricing_median']:.1%} | {r['pricing_signed_median']:+.1%} | "
             f"{r['counting_median']:.1%} |"
         )
+        if args.ceilings:
+            print(
+                f"|   ceilings, USD error median: true ratio {r['true_ratio']:.1%}, "
+                f"cohort price {r['cohort_price']:.1%}, both {r['both']:.1%} |"
+            )
     print(f"\nmedian over seeds of the median hourly error: {statistics.median(medians):.1%}")
 
 

@@ -234,3 +234,20 @@ def test_an_hour_the_snapshot_venue_showed_nothing_does_not_pull_its_ratio_down(
         factors(partial, COVERAGE.__getitem__)[key].events
         < factors(steady, COVERAGE.__getitem__)[key].events
     )
+
+
+def test_a_given_ratio_replaces_the_fitted_one_and_only_for_its_venue() -> None:
+    rows = [_row("bybit", 4, 4, 400.0), _row("binance_usdm", 6, 6, 600.0)]
+    fitted = minute_estimates(rows, COVERAGE.__getitem__)[KEY].events
+    given = minute_estimates(
+        rows, COVERAGE.__getitem__, ratios={("BTC-PERP", "binance_usdm"): 3.0}
+    )[KEY].events
+    # Bybit's minute is Poisson (4 events in 4 seconds); at ratio 3 Binance's mean is 0.2 a
+    # second: its 6 busy seconds stand for 6 x 0.2 / (1 - e^-0.2) events, Bybit's 4 for 12.
+    by_seconds = 6 * 0.2 / (1 - np.exp(-0.2))
+    assert given == pytest.approx(
+        BUSY_SECONDS_WEIGHT * by_seconds + (1 - BUSY_SECONDS_WEIGHT) * 12, rel=1e-9
+    )
+    assert fitted < 9.0 < given
+    other = minute_estimates(rows, COVERAGE.__getitem__, ratios={("ETH-PERP", "binance_usdm"): 3.0})
+    assert other[KEY].events == fitted

@@ -46,7 +46,7 @@ cells in, factors out; the stores gather the cells from their minute rollups.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -155,13 +155,17 @@ class MinuteEstimate(NamedTuple):
 def minute_estimates(
     cells: Iterable[tuple[int, str, str, int, int, float]],
     coverage_of: Callable[[str], Coverage],
+    *,
+    ratios: Mapping[tuple[str, str], float] | None = None,
 ) -> dict[VenueMinute, MinuteEstimate]:
     """Each snapshot exchange's :class:`MinuteEstimate` per ``(minute_ms, market, exchange)``
     it showed events in, from one row per minute, market and exchange: ``(minute_ms, market,
     exchange, events, seconds, size_usd)`` (the minute rollup's sums over sides). Hours must be
     whole (every exchange of the market); an hour's ratio is fitted on the
     :data:`SHARE_WINDOW_MS` before it, so the rows should reach back that far (an hour whose
-    window is cut short uses what is there)."""
+    window is cut short uses what is there). ``ratios`` (per ``(market, exchange)``) replaces
+    the fitted ratio where given: the benchmark's ceiling with each venue's true ratio, not a
+    serving path."""
     rows = cells if isinstance(cells, list) else list(cells)
     coverage: dict[str, Coverage] = {}
     for row in rows:
@@ -197,6 +201,8 @@ def minute_estimates(
         if (_hour(minute), market, exchange) in showing
     ]
     ratio = _fitted_ratios(fit_keys, reference, shown)
+    if ratios is not None:
+        ratio = {key: ratios.get(key[1:], fitted) for key, fitted in ratio.items()}
     calibrated = [key for key in shown if key[:2] in reference.row_of]
     estimates = dict(
         zip(calibrated, _minute_estimates(calibrated, reference, shown, ratio), strict=True)
