@@ -13,7 +13,9 @@ from purpleflea.clock import parse_when, seconds_mistake
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(m|min|mins|minutes?|h|hours?|d|days?)?")
 _UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440}
-_USD = re.compile(r"\$?\s*(\d+(?:\.\d+)?)\s*([kmb])?(?:\s*usd)?")
+#: Commas only as digit grouping, the last group three digits ("250,000", lakh "1,50,000"):
+#: a decimal comma ("1,5M", 1.5 million in much of Europe) read as 15 million, silently.
+_USD = re.compile(r"\$?\s*(\d+(?:(?:,\d{2,3})*,\d{3})?(?:\.\d+)?)\s*([kmb])?(?:\s*usd)?")
 _UNIT_USD = {"k": 1e3, "m": 1e6, "b": 1e9}
 
 
@@ -60,13 +62,13 @@ def usd(value: object) -> object:
     ``"1.5M"``, ``"250,000 USD"``."""
     if not isinstance(value, str):
         return value
-    found = _USD.fullmatch(value.strip().lower().replace(",", ""))
+    found = _USD.fullmatch(value.strip().lower())
     if found is None:
         raise ValueError(
             f"{value!r} is not an amount of USD: give a number (100000) or one such as "
-            "'$100k', '1.5M'"
+            "'$100k', '1.5M' (a point for decimals, commas only between thousands)"
         )
-    return float(found.group(1)) * _UNIT_USD.get(found.group(2) or "", 1.0)
+    return float(found.group(1).replace(",", "")) * _UNIT_USD.get(found.group(2) or "", 1.0)
 
 
 def end_ms(value: object) -> object:

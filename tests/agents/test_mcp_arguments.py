@@ -1,0 +1,31 @@
+"""The MCP argument readers on their own: what a model writes, read as the tool's type, and
+what they refuse rather than misread."""
+
+from __future__ import annotations
+
+import pytest
+
+from purpleflea.mcp import arguments
+
+
+@pytest.mark.parametrize(
+    ("sent", "usd"),
+    [
+        ("$100k", 100_000.0),
+        ("1.5M", 1_500_000.0),
+        ("250,000 USD", 250_000.0),
+        ("2,500,000", 2_500_000.0),
+        ("$1,250.50", 1_250.5),
+        ("100000", 100_000.0),
+        ("1,50,000", 150_000.0),  # lakh grouping: the last group is still three digits
+    ],
+)
+def test_usd_reads_amounts_as_written(sent: str, usd: float) -> None:
+    assert arguments.usd(sent) == usd
+
+
+@pytest.mark.parametrize("sent", ["1,5M", "100,00", "12,5k", "1,000,00"])
+def test_usd_refuses_a_comma_that_is_no_thousands_separator(sent: str) -> None:
+    # A decimal comma ("1,5M", 1.5 million in much of Europe) read as 15 million, silently.
+    with pytest.raises(ValueError, match="not an amount of USD"):
+        arguments.usd(sent)
