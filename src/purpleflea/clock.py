@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import re
 import time
 
@@ -63,3 +64,17 @@ def parse_when(text: str, *, now: int | None = None) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return int(moment.timestamp() * 1000)
+
+
+def retry_after_seconds(value: str | None, *, now: float) -> float | None:
+    """A ``Retry-After`` header (seconds, or an HTTP date) as seconds from ``now``."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, float(when.timestamp()) - now)
