@@ -29,3 +29,14 @@ def test_usd_refuses_a_comma_that_is_no_thousands_separator(sent: str) -> None:
     # A decimal comma ("1,5M", 1.5 million in much of Europe) read as 15 million, silently.
     with pytest.raises(ValueError, match="not an amount of USD"):
         arguments.usd(sent)
+
+
+def test_end_ms_in_seconds_is_refused_naming_end_ms_as_a_float_too() -> None:
+    # 1765000000.0 (a JSON number with a point) skipped the check, became the int
+    # 1765000000 (January 1970) and was refused by the server as a 'start' never sent.
+    with pytest.raises(ValueError, match="end_ms 1765000000 looks like seconds"):
+        arguments.end_ms(1_765_000_000.0)
+
+
+def test_end_ms_in_ms_as_a_whole_float_is_taken() -> None:
+    assert arguments.end_ms(1_765_000_000_000.0) == 1_765_000_000_000

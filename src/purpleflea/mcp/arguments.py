@@ -80,6 +80,8 @@ def end_ms(value: object) -> object:
         if text == "now":
             return None
         return parse_when(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # as the int type takes it, and checked as one
     if isinstance(value, int) and not isinstance(value, bool):
         mistake = seconds_mistake("end_ms", value)
         if mistake is not None:
