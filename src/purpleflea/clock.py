@@ -49,7 +49,7 @@ def parse_when(text: str, *, now: int | None = None) -> int:
         if mistake is not None:
             raise ValueError(f"{mistake}, or a date such as {utc_iso(ms * 1000)[:10]}")
         return ms
-    ago = _AGO.fullmatch(value)
+    ago = _AGO.fullmatch(value.lower())  # "6H" as "6h"
     if ago is not None:
         anchor = now_ms() if now is None else now
         return anchor - round(float(ago.group(1)) * _UNIT_MS[ago.group(2)])
