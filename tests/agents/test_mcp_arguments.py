@@ -40,3 +40,14 @@ def test_end_ms_in_seconds_is_refused_naming_end_ms_as_a_float_too() -> None:
 
 def test_end_ms_in_ms_as_a_whole_float_is_taken() -> None:
     assert arguments.end_ms(1_765_000_000_000.0) == 1_765_000_000_000
+
+
+@pytest.mark.parametrize(("sent", "usd"), [("1e5", 100_000.0), (".5", 0.5), ("2.5E6", 2_500_000.0)])
+def test_usd_takes_any_number_written_as_a_string(sent: str, usd: float) -> None:
+    # The tool's float took "1e5" before the reader was added; the reader refused it.
+    assert arguments.usd(sent) == usd
+
+
+def test_minutes_take_a_number_in_exponent_form_too() -> None:
+    # since_minutes (a float) took "1e2" before the reader was added.
+    assert arguments.minutes("1e2") == 100

@@ -7,6 +7,7 @@ to the type's own check.
 
 from __future__ import annotations
 
+import math
 import re
 
 from purpleflea.clock import parse_when, seconds_mistake
@@ -47,6 +48,9 @@ def minutes(value: object) -> object:
     ``"2 days"``."""
     if not isinstance(value, str):
         return value
+    number = _number(value)
+    if number is not None:
+        return int(number) if number.is_integer() else number
     found = _DURATION.fullmatch(value.strip().lower())
     if found is None:
         raise ValueError(
@@ -62,6 +66,9 @@ def usd(value: object) -> object:
     ``"1.5M"``, ``"250,000 USD"``."""
     if not isinstance(value, str):
         return value
+    number = _number(value)
+    if number is not None:
+        return number
     found = _USD.fullmatch(value.strip().lower())
     if found is None:
         raise ValueError(
@@ -69,6 +76,16 @@ def usd(value: object) -> object:
             "'$100k', '1.5M' (a point for decimals, commas only between thousands)"
         )
     return float(found.group(1).replace(",", "")) * _UNIT_USD.get(found.group(2) or "", 1.0)
+
+
+def _number(text: str) -> float | None:
+    """``text`` as the tool's own float type reads a string ("1e5", ".5"), else None: the
+    readers add forms to what the type took, never take one away."""
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def end_ms(value: object) -> object:
