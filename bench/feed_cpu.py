@@ -39,7 +39,6 @@ _HERE = Path(__file__).resolve().parent.parent
 
 
 async def measure(clients: int, events: int, rate: float, heartbeat_s: float) -> dict[str, Any]:
-    import purpleflea
     from purpleflea.bus.base import Message, liquidation_frame
     from purpleflea.bus.local import LocalBus
     from purpleflea.server.fanout import Fanout
@@ -87,18 +86,7 @@ async def measure(clients: int, events: int, rate: float, heartbeat_s: float) ->
     await asyncio.gather(*tasks, return_exceptions=True)
     await fanout.stop()
     await store.close()
-    deliveries = clients * events
-    return {
-        "src": str(Path(purpleflea.__file__).parent.parent),
-        "mode": "feed",
-        "clients": clients,
-        "events": events,
-        "rate": rate,
-        "cpu_s": round(cpu, 4),
-        "wall_s": round(wall, 4),
-        "us_per_delivery": round(cpu / deliveries * 1e6, 3),
-        "load": os.getloadavg()[0],
-    }
+    return _result("feed", clients, events, rate, cpu, wall)
 
 
 #: The other end of every client's socket: a process that reads and drops, so the sockets
@@ -122,7 +110,6 @@ async def measure_worker(
     websockets' sans-I/O frames, the socket write, the ``written`` latency)."""
     import socket
 
-    import purpleflea
     from purpleflea.bus.base import Message, liquidation_frame
     from purpleflea.server.filters import StreamFilter
     from purpleflea.server.stream_worker import Worker
@@ -185,16 +172,24 @@ async def measure_worker(
     drain.wait()
     for sock in (control, control_peer, batches, batches_peer):
         sock.close()
-    deliveries = clients * events
+    return _result("worker", clients, events, rate, cpu, wall)
+
+
+def _result(
+    mode: str, clients: int, events: int, rate: float, cpu: float, wall: float
+) -> dict[str, Any]:
+    """One run's figures, as a child process prints them for :func:`compare`."""
+    import purpleflea  # the tree under test (PYTHONPATH, see child)
+
     return {
         "src": str(Path(purpleflea.__file__).parent.parent),
-        "mode": "worker",
+        "mode": mode,
         "clients": clients,
         "events": events,
         "rate": rate,
         "cpu_s": round(cpu, 4),
         "wall_s": round(wall, 4),
-        "us_per_delivery": round(cpu / deliveries * 1e6, 3),
+        "us_per_delivery": round(cpu / (clients * events) * 1e6, 3),
         "load": os.getloadavg()[0],
     }
 

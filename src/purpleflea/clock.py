@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import re
 import time
 
@@ -48,7 +49,7 @@ def parse_when(text: str, *, now: int | None = None) -> int:
         if mistake is not None:
             raise ValueError(f"{mistake}, or a date such as {utc_iso(ms * 1000)[:10]}")
         return ms
-    ago = _AGO.fullmatch(value)
+    ago = _AGO.fullmatch(value.lower())  # "6H" as "6h"
     if ago is not None:
         anchor = now_ms() if now is None else now
         return anchor - round(float(ago.group(1)) * _UNIT_MS[ago.group(2)])
@@ -63,3 +64,17 @@ def parse_when(text: str, *, now: int | None = None) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return int(moment.timestamp() * 1000)
+
+
+def retry_after_seconds(value: str | None, *, now: float) -> float | None:
+    """A ``Retry-After`` header (seconds, or an HTTP date) as seconds from ``now``."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, float(when.timestamp()) - now)

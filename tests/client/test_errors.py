@@ -5,6 +5,7 @@ of calls waits out a short rate-limit refusal instead of failing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -18,8 +19,10 @@ from purpleflea.client import (
     BadRequestError,
     LiquidationClient,
     PurpleFleaError,
+    RateLimitError,
     ServerUnreachableError,
     SyncLiquidationClient,
+    aio,
 )
 from tests.server.conftest import make_config, running_server, venue_event
 from tests.server.test_process import _free_port
@@ -135,6 +138,39 @@ async def test_a_burst_of_calls_waits_out_a_short_rate_limit(tmp_path: Path) -> 
         pages = await asyncio.gather(*(client.history() for _ in range(6)))
         await client.aclose()
     assert [len(page.events) for page in pages] == [1] * 6
+
+
+@pytest.mark.parametrize("retry_after", ["0", "Wed, 21 Oct 2015 07:28:00 GMT", "soon"])
+async def test_a_rate_limit_without_a_usable_wait_is_waited_a_second(
+    retry_after: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A proxy's "Retry-After: 0" made the GET ask again at once for ever (the waits added up
+    # to nothing); an HTTP date, which RFC 9110 allows, raised a bare ValueError.
+    monkeypatch.setattr(aio, "RATE_LIMIT_WAIT_S", 1.5)
+    body = b'{"error":{"code":"rate_limited","message":"slow down"}}'
+    answer = b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: %s\r\nContent-Length: %d\r\n\r\n%s"
+    asked = 0
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal asked
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                asked += 1
+                writer.write(answer % (retry_after.encode(), len(body), body))
+                await writer.drain()
+
+    server = await asyncio.start_server(session, "127.0.0.1", 0)
+    async with server:
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        client = LiquidationClient(api_key="pf_x", base_url=url)
+        started = time.monotonic()
+        with pytest.raises(RateLimitError, match="slow down"):
+            async with asyncio.timeout(5.0):
+                await client.markets()
+        await client.aclose()
+    assert asked == 2  # the first answer, then one more after a second's wait
+    assert 1.0 <= time.monotonic() - started < 2.5
 
 
 def test_a_heatmap_source_or_market_the_sdk_cannot_ask_is_refused() -> None:

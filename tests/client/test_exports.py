@@ -133,6 +133,7 @@ def test_the_sdk_imports_no_server_code() -> None:
     loaded = json.loads(run.stdout)
     shared = {
         "purpleflea",
+        "purpleflea.clock",  # both ends read a Retry-After the same way
         "purpleflea.model",
         "purpleflea.positions",
         "purpleflea.webhook",

@@ -3,6 +3,8 @@ runs an event loop."""
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from purpleflea.client import ServerUnreachableError, SyncLiquidationClient
@@ -24,3 +26,15 @@ def test_close_twice_is_harmless() -> None:
     liq = SyncLiquidationClient(api_key="pf_x", base_url="http://127.0.0.1:9")
     liq.close()
     liq.close()
+
+
+def test_a_client_dropped_unclosed_stops_its_thread() -> None:
+    # A notebook cell run again makes a new client and drops the old one unclosed: each one's
+    # event loop thread ran for the rest of the session.
+    liq = SyncLiquidationClient(api_key="pf_x", base_url="http://127.0.0.1:9")
+    thread = liq._thread
+    assert thread.is_alive()
+    del liq
+    gc.collect()
+    thread.join(5.0)
+    assert not thread.is_alive()

@@ -24,6 +24,12 @@ def test_the_forms_a_user_types_are_read_as_utc_milliseconds() -> None:
     assert parse_when("0") == 0  # the epoch itself is a time too
 
 
+def test_a_time_ago_is_read_in_either_case() -> None:
+    # The MCP end_ms took '6h' but refused '6H' (its window arguments take both).
+    assert parse_when("6H", now=NOW) == parse_when("6h", now=NOW) == NOW - 6 * 3_600_000
+    assert parse_when(" 90M ", now=NOW) == NOW - 90 * 60_000
+
+
 def test_seconds_since_the_epoch_are_refused_with_what_to_type() -> None:
     # Read as ms, 1760126400 is 1970-01-21: a history from it returned everything, silently.
     with pytest.raises(ValueError, match="looks like seconds") as refused:

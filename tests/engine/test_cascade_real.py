@@ -142,31 +142,28 @@ def test_real_okx_orders_are_hundreds_of_dollars_per_coin() -> None:
     assert all(300 <= usd <= 1_000 for usd in medians.values()), medians
 
 
-def test_the_venues_command_runs_in_seconds_and_reports_both_venues() -> None:
+def _venues(*flags: str) -> str:
+    """What ``bench/cascade_real.py --venues`` prints (with ``flags``)."""
     _real_file()
     done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "cascade_real.py"), "--venues"],
+        [sys.executable, str(REPO / "bench" / "cascade_real.py"), "--venues", *flags],
         capture_output=True,
         text=True,
         timeout=120,
         check=True,
     )
-    out = done.stdout
+    return done.stdout
+
+
+def test_the_venues_command_runs_in_seconds_and_reports_both_venues() -> None:
+    out = _venues()
     assert "heavy minute: >= $30,468 in >= 3 events" in out
     assert "  OKX: 3.76 market-days, 84 waves" in out
     assert "  Hyperliquid: 22.29 market-days" in out
 
 
 def test_the_venues_command_reports_relative_waves_beside_the_pooled_bar() -> None:
-    _real_file()
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "cascade_real.py"), "--venues", "--wave=relative"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    out = done.stdout
+    out = _venues("--wave=relative")
     assert "heavy minute (relative): >= $30,468" in out
     # The figures of the one run after the rule was registered (docs/cascade.md).
     assert "  OKX: 3.76 market-days, 61 waves, 3 with a started alert within 60 s" in out

@@ -6,6 +6,7 @@ import email.utils
 
 import pytest
 
+from purpleflea.clock import retry_after_seconds
 from purpleflea.server.webhook_policy import (
     BadWebhookUrl,
     Outcome,
@@ -14,7 +15,6 @@ from purpleflea.server.webhook_policy import (
     check_url,
     decide,
     public_address,
-    retry_after_seconds,
 )
 
 SETTINGS = WebhookSettings(attempts=5, backoff_s=1.0, backoff_max_s=10.0)

@@ -36,6 +36,9 @@ _page = msgspec.json.Decoder(HistoryPage)
 #: Seconds a GET waits in all for the server's rate limit (``Retry-After``) before it raises
 #: :class:`RateLimitError`.
 RATE_LIMIT_WAIT_S = 5.0
+#: The shortest wait between a rate-limit refusal and the next try (the server's
+#: ``Retry-After`` is never under a second).
+RATE_LIMIT_FLOOR_S = 1.0
 
 
 def _unreachable(
@@ -170,10 +173,13 @@ class LiquidationClient:
             except RateLimitError as exc:
                 # A burst of calls (an agent's tool asks several routes at once) meets the
                 # per-account limit with a wait of a few ms: waiting beats failing the call.
-                if waited + exc.retry_after > RATE_LIMIT_WAIT_S:
+                # At least the server's floor of a second: a proxy's "Retry-After: 0" made
+                # the waits add up to nothing and the GET ask again at once, for ever.
+                wait = max(exc.retry_after, RATE_LIMIT_FLOOR_S)
+                if waited + wait > RATE_LIMIT_WAIT_S:
                     raise
-                waited += exc.retry_after
-                await asyncio.sleep(exc.retry_after)
+                waited += wait
+                await asyncio.sleep(wait)
                 continue
             return response.content
 

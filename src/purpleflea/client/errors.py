@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
+
+from purpleflea.clock import retry_after_seconds
 
 if TYPE_CHECKING:
     import httpx
@@ -75,7 +78,9 @@ def raise_for_response(response: httpx.Response) -> None:
             "base_url) the server's root, without a path?"
         )
     if response.status_code == 429:
-        raise RateLimitError(message, float(response.headers.get("retry-after", "1")))
+        # Seconds or an HTTP date (RFC 9110); absent or unreadable: the server's own floor.
+        wait = retry_after_seconds(response.headers.get("retry-after"), now=time.time())
+        raise RateLimitError(message, 1.0 if wait is None else wait)
     if response.status_code in (401, 403):
         raise AuthenticationError(message, code, response.status_code)
     if response.status_code == 400:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import queue
 import threading
+import weakref
 from collections.abc import Coroutine, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
@@ -51,6 +52,10 @@ class SyncLiquidationClient:
             target=self._loop.run_forever, name="purpleflea-sync-client", daemon=True
         )
         self._thread.start()
+        # Also run when the client is garbage collected unclosed (a notebook cell run again
+        # makes a new one): its thread would otherwise run for the process's life, holding
+        # its kept-alive connections open.
+        self._close = weakref.finalize(self, _shut_down, self._client, self._loop, self._thread)
 
     def _run(self, work: Coroutine[Any, Any, T]) -> T:
         future = asyncio.run_coroutine_threadsafe(work, self._loop)
@@ -346,13 +351,8 @@ class SyncLiquidationClient:
         return self._run(self._client.replay_dead_letters(webhook_id, limit=limit))
 
     def close(self) -> None:
-        """Close the HTTP connections and this client's event loop."""
-        if self._loop.is_closed():
-            return
-        self._run(self._client.aclose())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
+        """Close the HTTP connections and this client's event loop (once; again is harmless)."""
+        self._close()
 
     def __enter__(self) -> SyncLiquidationClient:
         return self
@@ -361,6 +361,22 @@ class SyncLiquidationClient:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _shut_down(
+    client: LiquidationClient, loop: asyncio.AbstractEventLoop, thread: threading.Thread
+) -> None:
+    """Close ``client``'s connections on ``loop``, then stop ``loop`` and its ``thread``."""
+    if threading.current_thread() is thread:
+        # Collected on its own loop's thread (a callback dropped the last reference): that
+        # thread cannot wait for itself, so the loop just stops after this callback.
+        loop.stop()
+        return
+    with contextlib.suppress(Exception):  # closing must not fail: the connections go anyway
+        asyncio.run_coroutine_threadsafe(client.aclose(), loop).result()
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join()
+    loop.close()
 
 
 def _run_to_end(loop: asyncio.AbstractEventLoop, task: asyncio.Task[None]) -> None:

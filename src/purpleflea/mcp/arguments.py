@@ -7,13 +7,16 @@ to the type's own check.
 
 from __future__ import annotations
 
+import math
 import re
 
 from purpleflea.clock import parse_when, seconds_mistake
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(m|min|mins|minutes?|h|hours?|d|days?)?")
 _UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440}
-_USD = re.compile(r"\$?\s*(\d+(?:\.\d+)?)\s*([kmb])?(?:\s*usd)?")
+#: Commas only as digit grouping, the last group three digits ("250,000", lakh "1,50,000"):
+#: a decimal comma ("1,5M", 1.5 million in much of Europe) read as 15 million, silently.
+_USD = re.compile(r"\$?\s*(\d+(?:(?:,\d{2,3})*,\d{3})?(?:\.\d+)?)\s*([kmb])?(?:\s*usd)?")
 _UNIT_USD = {"k": 1e3, "m": 1e6, "b": 1e9}
 
 
@@ -45,6 +48,9 @@ def minutes(value: object) -> object:
     ``"2 days"``."""
     if not isinstance(value, str):
         return value
+    number = _number(value)
+    if number is not None:
+        return int(number) if number.is_integer() else number
     found = _DURATION.fullmatch(value.strip().lower())
     if found is None:
         raise ValueError(
@@ -60,13 +66,26 @@ def usd(value: object) -> object:
     ``"1.5M"``, ``"250,000 USD"``."""
     if not isinstance(value, str):
         return value
-    found = _USD.fullmatch(value.strip().lower().replace(",", ""))
+    number = _number(value)
+    if number is not None:
+        return number
+    found = _USD.fullmatch(value.strip().lower())
     if found is None:
         raise ValueError(
             f"{value!r} is not an amount of USD: give a number (100000) or one such as "
-            "'$100k', '1.5M'"
+            "'$100k', '1.5M' (a point for decimals, commas only between thousands)"
         )
-    return float(found.group(1)) * _UNIT_USD.get(found.group(2) or "", 1.0)
+    return float(found.group(1).replace(",", "")) * _UNIT_USD.get(found.group(2) or "", 1.0)
+
+
+def _number(text: str) -> float | None:
+    """``text`` as the tool's own float type reads a string ("1e5", ".5"), else None: the
+    readers add forms to what the type took, never take one away."""
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def end_ms(value: object) -> object:
@@ -78,6 +97,8 @@ def end_ms(value: object) -> object:
         if text == "now":
             return None
         return parse_when(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # as the int type takes it, and checked as one
     if isinstance(value, int) and not isinstance(value, bool):
         mistake = seconds_mistake("end_ms", value)
         if mistake is not None:

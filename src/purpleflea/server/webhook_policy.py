@@ -19,7 +19,6 @@ resolves to must be public; the dispatcher checks the resolved addresses before 
 
 from __future__ import annotations
 
-import email.utils
 import ipaddress
 import math
 import random
@@ -139,20 +138,6 @@ class Decision:
 
     delivered: bool = False
     retry_in: float | None = None
-
-
-def retry_after_seconds(value: str | None, *, now: float) -> float | None:
-    """A ``Retry-After`` header (seconds, or an HTTP date) as seconds from ``now``."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, float(when.timestamp()) - now)
 
 
 def backoff(settings: WebhookSettings, retry: int, rand: Callable[[], float]) -> float:

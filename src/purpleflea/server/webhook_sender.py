@@ -15,12 +15,8 @@ from urllib.parse import urlsplit
 import httpx
 
 import purpleflea
-from purpleflea.server.webhook_policy import (
-    Outcome,
-    WebhookSettings,
-    public_address,
-    retry_after_seconds,
-)
+from purpleflea.clock import retry_after_seconds
+from purpleflea.server.webhook_policy import Outcome, WebhookSettings, public_address
 from purpleflea.store.webhooks import Webhook, WebhookStore
 from purpleflea.webhook import (
     EVENT_ID_HEADER,

@@ -1,0 +1,53 @@
+"""The MCP argument readers on their own: what a model writes, read as the tool's type, and
+what they refuse rather than misread."""
+
+from __future__ import annotations
+
+import pytest
+
+from purpleflea.mcp import arguments
+
+
+@pytest.mark.parametrize(
+    ("sent", "usd"),
+    [
+        ("$100k", 100_000.0),
+        ("1.5M", 1_500_000.0),
+        ("250,000 USD", 250_000.0),
+        ("2,500,000", 2_500_000.0),
+        ("$1,250.50", 1_250.5),
+        ("100000", 100_000.0),
+        ("1,50,000", 150_000.0),  # lakh grouping: the last group is still three digits
+    ],
+)
+def test_usd_reads_amounts_as_written(sent: str, usd: float) -> None:
+    assert arguments.usd(sent) == usd
+
+
+@pytest.mark.parametrize("sent", ["1,5M", "100,00", "12,5k", "1,000,00"])
+def test_usd_refuses_a_comma_that_is_no_thousands_separator(sent: str) -> None:
+    # A decimal comma ("1,5M", 1.5 million in much of Europe) read as 15 million, silently.
+    with pytest.raises(ValueError, match="not an amount of USD"):
+        arguments.usd(sent)
+
+
+def test_end_ms_in_seconds_is_refused_naming_end_ms_as_a_float_too() -> None:
+    # 1765000000.0 (a JSON number with a point) skipped the check, became the int
+    # 1765000000 (January 1970) and was refused by the server as a 'start' never sent.
+    with pytest.raises(ValueError, match="end_ms 1765000000 looks like seconds"):
+        arguments.end_ms(1_765_000_000.0)
+
+
+def test_end_ms_in_ms_as_a_whole_float_is_taken() -> None:
+    assert arguments.end_ms(1_765_000_000_000.0) == 1_765_000_000_000
+
+
+@pytest.mark.parametrize(("sent", "usd"), [("1e5", 100_000.0), (".5", 0.5), ("2.5E6", 2_500_000.0)])
+def test_usd_takes_any_number_written_as_a_string(sent: str, usd: float) -> None:
+    # The tool's float took "1e5" before the reader was added; the reader refused it.
+    assert arguments.usd(sent) == usd
+
+
+def test_minutes_take_a_number_in_exponent_form_too() -> None:
+    # since_minutes (a float) took "1e2" before the reader was added.
+    assert arguments.minutes("1e2") == 100
