@@ -179,12 +179,46 @@ async def test_beats_queued_behind_a_slow_write_make_one_heartbeat() -> None:
     queue = fanout.subscribe(1 << 20)
     feed = client_feed(store, queue, StreamFilter(), start_seq=0)
     assert (await feed.__anext__()).kind == "heartbeat"
-    # The client's write blocks for two intervals: the timer beats it twice meanwhile.
-    for now in (100.0, 101.0, 102.0):
-        queue.tick(now, 1.0)
+    # The client's write blocks for three intervals: the timer looks at it each time.
+    now = time.monotonic()
+    for later in (1.0, 2.0, 3.0):
+        queue.tick(now + later, 1.0)
     bus.publish_now(_messages(1_000.0)[0])
     got = [await asyncio.wait_for(feed.__anext__(), 2) for _ in range(2)]
     assert [(item.kind, item.seq) for item in got] == [("heartbeat", 0), ("liquidation", 1)]
     await feed.aclose()
+    await fanout.stop()
+    await store.close()
+
+
+async def test_no_client_goes_a_heartbeat_interval_without_a_frame() -> None:
+    """The SDK and the dashboard treat 35 s without a frame as a dead link. The timer sees a
+    write only at its next tick; counting the interval from that tick let a client that had
+    just received an event wait up to 1.25 intervals for its heartbeat (37.5 s at
+    ``--heartbeat 30``): the silence now ends within the interval."""
+    interval = 0.4
+    bus, store = LocalBus(), SQLiteStore(":memory:")
+    fanout = Fanout(bus, heartbeat_s=interval)
+    fanout.start()
+    got: list[tuple[float, Item]] = []
+    task = asyncio.create_task(
+        _collect(client_feed(store, fanout.subscribe(1 << 20), StreamFilter(), start_seq=0), got)
+    )
+    silences = []
+    for seq in range(1, 6):
+        await asyncio.sleep(0.013 * seq)  # at another point between the timer's ticks each time
+        bus.publish_now(_messages(1_000.0, first_seq=seq)[0])
+        deadline = time.monotonic() + 3 * interval
+        while not (got and got[-1][1].kind == "heartbeat" and got[-1][1].seq == seq):
+            assert time.monotonic() < deadline, got[-3:]
+            await asyncio.sleep(0.005)
+        [(delivered, _)] = [
+            (at, item) for at, item in got if item.kind != "heartbeat" and item.seq == seq
+        ]
+        silences.append(got[-1][0] - delivered)
+    assert max(silences) <= interval + 0.03, silences
+    assert min(silences) >= interval * 0.9, silences  # not a heartbeat right behind the event
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
     await fanout.stop()
     await store.close()

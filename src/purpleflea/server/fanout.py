@@ -13,10 +13,12 @@ starts (nothing published meanwhile is missed), and it is bounded by the bytes o
 frames it holds (past ``max_bytes`` it is closed as a slow consumer, the same reason the bus
 gives).
 
-Heartbeats come from one timer per node, not one per client: every quarter of the heartbeat
-interval it looks at each streaming client, and one whose feed wrote nothing for the whole
-interval gets :data:`BEAT` through its queue, behind anything already there, so the feed
-answers with a heartbeat carrying its cursor. A client that is being written to gets none.
+Heartbeats come from one timer per node, not one per client: every twentieth of the heartbeat
+interval it looks at each streaming client, and one whose feed wrote nothing for the interval
+less that tick gets :data:`BEAT` through its queue, behind anything already there, so the feed
+answers with a heartbeat carrying its cursor: no client goes an interval without a frame (a
+client's silence limit is set from the interval: the SDK's and the dashboard's 35 s against
+the default 10 s). A client that is being written to gets none.
 Arming a timeout around every wait for the next chunk instead cost ~4 us of the tracker's
 CPU per delivery (``bench/feed_cpu.py``; 17 us with the profiler on, bench/results/e2e.md).
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from typing import Any
 
@@ -41,9 +44,9 @@ log = logging.getLogger("purpleflea.fanout")
 _CHUNK = 2_000
 #: The hub's own bus buffer: it drains at once, so only a stalled event loop fills it.
 _HUB_BUFFER_BYTES = 256 * 1024 * 1024
-#: Heartbeat timer ticks per interval: a quiet client hears within 1.25 intervals of its
-#: last frame (the SDK and the dashboard give up after 3.5).
-_TICKS = 4
+#: Heartbeat timer ticks per interval: a client hears a frame within the interval of its
+#: last one, and a quiet client's heartbeats come 0.95-1 interval apart.
+_TICKS = 20
 
 
 class Chunk:
@@ -118,21 +121,19 @@ class ClientQueue(BoundedQueue[Chunk]):
         super().__init__(max_bytes, _chunk_size, hub.forget)
         #: Set by its feed when it goes live; until then (its replay) it is not beaten.
         self.heartbeats = False
-        #: Set by its feed on every frame; the heartbeat timer clears it when it looks.
-        self.wrote = False
-        #: When the timer last saw it write, or last sent it a beat.
-        self.quiet_since = 0.0
+        #: ``time.monotonic()`` of its feed's last frame (once per wakeup that wrote).
+        self.wrote_at = 0.0
+        #: When the timer queued its last :data:`BEAT`, and whether that one is unread.
+        self.beat_at = -math.inf
+        self.beat_pending = False
 
-    def tick(self, now: float, interval: float) -> None:
-        """The heartbeat timer looks at it: a beat if its feed wrote nothing since the
-        timer last saw it write (or beat it) at least ``interval`` seconds ago."""
-        if not self.heartbeats:
-            return
-        if self.wrote:
-            self.wrote = False
-            self.quiet_since = now
-        elif now - self.quiet_since >= interval:
-            self.quiet_since = now
+    def tick(self, now: float, due: float) -> None:
+        """The heartbeat timer looks at it: a beat if its feed wrote nothing for ``due``
+        seconds (the interval less one tick, so that no silence outlasts the interval), and
+        none while one is still unread (a stalled client holds at most one)."""
+        if self.heartbeats and not self.beat_pending and now - self.wrote_at >= due:
+            self.beat_pending = True
+            self.beat_at = now
             self.put_marker(BEAT)
 
 
@@ -192,11 +193,12 @@ class Fanout:
 
     async def _beat(self) -> None:
         tick = self.heartbeat_s / _TICKS
+        due = self.heartbeat_s - tick
         while True:
             await asyncio.sleep(tick)
             now = time.monotonic()
             for client in self._clients:
-                client.tick(now, self.heartbeat_s)
+                client.tick(now, due)
 
     async def stop(self) -> None:
         for task in (self._task, self._beats):

@@ -9,6 +9,7 @@ so a client resuming from it misses nothing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -115,23 +116,23 @@ async def client_feed(
             cursor = stored.seq
         if pending:
             yield _bundle(pending)
-    subscription.wrote = subscription.heartbeats = True
+    subscription.wrote_at, subscription.heartbeats = time.monotonic(), True
     yield Item("heartbeat", cursor, heartbeat_frame(cursor))
     # The filter its frames are shared under: the resume point is this client's own.
     live = replace(wanted, since_seq=None)
     while True:
         for chunk in (await subscription.next(), *subscription.drain()):
             if chunk is BEAT:
-                # Not when something went out since the timer sent it: that frame was news
-                # (and a second beat queued behind a slow write finds this heartbeat).
-                if not subscription.wrote:
-                    subscription.wrote = True
+                subscription.beat_pending = False
+                # Not when something went out since the timer sent it: that frame was news.
+                if subscription.wrote_at <= subscription.beat_at:
+                    subscription.wrote_at = time.monotonic()
                     yield Item("heartbeat", cursor, heartbeat_frame(cursor))
                 continue
             items = chunk.items(live, batch, cursor)  # empty when already replayed
             cursor = max(cursor, chunk.last_seq)
             if items:
-                subscription.wrote = True
+                subscription.wrote_at = time.monotonic()
                 for item in items:
                     yield item
 
