@@ -91,6 +91,18 @@ async def test_a_server_that_never_answers_is_a_timeout_naming_it() -> None:
     )
 
 
+async def test_a_create_that_timed_out_is_not_advised_to_be_retried_blindly() -> None:
+    # The server may have made the webhook before the answer was lost: "retry" made two.
+    async with _raw_server(None) as url:
+        client = LiquidationClient(api_key="pf_x", base_url=url, timeout=0.3)
+        with pytest.raises(ServerUnreachableError) as failed:
+            await client.create_webhook("https://example.com/hook")
+        await client.aclose()
+    assert failed.value.code == "timeout"
+    assert str(failed.value).endswith("list what is there (webhooks()) before you retry")
+    assert "retry, or pass" not in str(failed.value)
+
+
 async def test_another_service_at_the_url_is_named_as_such() -> None:
     # A dev server on port 8000 answered "HTTP 404: <html>..." with no word of where or why.
     page = b"<html>Not here</html>"

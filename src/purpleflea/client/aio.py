@@ -42,15 +42,22 @@ RATE_LIMIT_FLOOR_S = 1.0
 
 
 def _unreachable(
-    exc: httpx.TransportError, servers: Sequence[str], timeout: float
+    exc: httpx.TransportError, servers: Sequence[str], timeout: float, *, changes: bool = False
 ) -> ServerUnreachableError:
     """The SDK's error for a request no server answered, naming the servers tried and what
-    to do; httpx says only "All connection attempts failed" (or nothing, for a timeout)."""
+    to do; httpx says only "All connection attempts failed" (or nothing, for a timeout).
+    ``changes``: the request changes something (a webhook's create or delete), which a server
+    that did not answer in time may still have done, so a blind retry could do it twice."""
     names = ", ".join(servers)
     if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+        todo = (
+            "it may still have done it: list what is there (webhooks()) before you retry"
+            if changes
+            else "it may be overloaded; retry, or pass a larger timeout="
+        )
         return ServerUnreachableError(
             f"the Purple Flea server at {names} did not answer within {timeout:g} s "
-            f"({type(exc).__name__}): it may be overloaded; retry, or pass a larger timeout=",
+            f"({type(exc).__name__}): {todo}",
             "timeout",
         )
     return ServerUnreachableError(
@@ -446,7 +453,7 @@ class LiquidationClient:
                 headers=self.auth_headers(),
             )
         except httpx.TransportError as exc:
-            raise _unreachable(exc, [self.base_url], self.timeout) from exc
+            raise _unreachable(exc, [self.base_url], self.timeout, changes=method != "GET") from exc
         raise_for_response(response)
         return msgspec.json.decode(response.content)
 
