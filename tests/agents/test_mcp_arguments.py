@@ -51,3 +51,9 @@ def test_usd_takes_any_number_written_as_a_string(sent: str, usd: float) -> None
 def test_minutes_take_a_number_in_exponent_form_too() -> None:
     # since_minutes (a float) took "1e2" before the reader was added.
     assert arguments.minutes("1e2") == 100
+
+
+def test_end_ms_as_a_small_count_is_refused_with_a_time_ago_to_send() -> None:
+    # A model wrote end_ms=60 meaning an hour; read as ms it is 1970, before any liquidation.
+    with pytest.raises(ValueError, match=r"end_ms 60 is 1970-01-01T00:00:00Z.*'60m'"):
+        arguments.end_ms(60)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 
-from purpleflea.clock import parse_when, seconds_mistake
+from purpleflea.clock import SECONDS_LIKE, parse_when, seconds_mistake, utc_iso
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(m|min|mins|minutes?|h|hours?|d|days?)?")
 _UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440}
@@ -103,4 +103,10 @@ def end_ms(value: object) -> object:
         mistake = seconds_mistake("end_ms", value)
         if mistake is not None:
             raise ValueError(mistake)
+        if 0 <= value < SECONDS_LIKE.start:
+            # 60 read as ms is 1970-01-01T00:00:00.060Z: a model meant minutes or hours ago.
+            raise ValueError(
+                f"end_ms {value} is {utc_iso(value)}, before any liquidation: send ms since "
+                f"the epoch, 'now', a date, or a time ago such as '{value}m'"
+            )
     return value
