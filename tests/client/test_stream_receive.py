@@ -16,7 +16,7 @@ import msgspec
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from purpleflea.client import LiquidationClient
+from purpleflea.client import LiquidationClient, PurpleFleaError
 from tests.events import stored_event
 from tests.server.test_process import _free_port
 
@@ -220,3 +220,33 @@ async def test_a_refusal_frame_is_not_reported_as_a_missing_server(
         f"stream: cannot reach {url} (20 open); retrying with backoff up to 0.2 s, then subscribing"
     )
     assert warnings[1].startswith(f"stream: connected to {url} after ")
+
+
+async def test_a_server_whose_url_refuses_the_handshake_passes_the_stream_to_the_next() -> None:
+    """An HTTP refusal of the handshake means nothing at that URL is a Purple Flea stream; with
+    several servers (failover) the stream goes on to the next instead of stopping, and fails
+    only when every one refuses."""
+
+    async def handler(ws: ServerConnection, _: dict[str, object]) -> None:
+        await ws.send(_event(1))
+        await ws.wait_closed()
+
+    def not_found(connection: ServerConnection, request: object) -> object:
+        return connection.respond(404, "no stream here\n")
+
+    async with (
+        serve(lambda ws: ws.wait_closed(), "127.0.0.1", 0, process_request=not_found) as other,
+        _server(handler) as (url, _),
+    ):
+        wrong = f"http://127.0.0.1:{other.sockets[0].getsockname()[1]}"
+        client = LiquidationClient(api_key="pf_x", base_url=[wrong, url])
+        async with client.stream() as stream:
+            async for event in stream:
+                assert event.seq == 1
+                break
+        assert stream.server == url
+        only_wrong = LiquidationClient(api_key="pf_x", base_url=[wrong, wrong + "/"])
+        with pytest.raises(PurpleFleaError) as refused:
+            async with only_wrong.stream():
+                pytest.fail("subscribed to nothing")
+        assert refused.value.code == "handshake_refused"

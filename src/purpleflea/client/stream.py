@@ -181,6 +181,7 @@ class Stream:
         attempt = 0
         began = time.monotonic()
         warned_at: float | None = None
+        refused: set[int] = set()  # servers whose URL answered the handshake with an HTTP 4xx
         if self._quick_drops:
             await self._pause(self._quick_drops)
         while True:
@@ -189,8 +190,14 @@ class Stream:
             except (AuthenticationError, BadRequestError):
                 raise
             except PurpleFleaError as exc:
-                if exc.code == "handshake_refused" or self._closed:
+                if self._closed:
                     raise
+                if exc.code == "handshake_refused":
+                    # Nothing at that URL can start answering, but another server may (one
+                    # node behind a misrouted proxy must not stop a failover list).
+                    refused.add(self._server)
+                    if len(refused) == servers:
+                        raise
                 error: BaseException = exc
             except (OSError, TimeoutError, websockets.WebSocketException) as exc:
                 if self._closed:
