@@ -16,7 +16,7 @@ import msgspec
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from purpleflea.client import LiquidationClient, PurpleFleaError
+from purpleflea.client import BadRequestError, LiquidationClient, PurpleFleaError
 from tests.events import stored_event
 from tests.server.test_process import _free_port
 
@@ -250,3 +250,51 @@ async def test_a_server_whose_url_refuses_the_handshake_passes_the_stream_to_the
             async with only_wrong.stream():
                 pytest.fail("subscribed to nothing")
         assert refused.value.code == "handshake_refused"
+
+
+async def test_a_server_whose_store_started_anew_is_followed_live_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A server restarted on a new store refuses to resume after a seq it never had
+    (``resume_ahead``): the stream stopped the agent with a BadRequestError. It now says so
+    and follows the live feed; a since_seq the user gave that is ahead still raises."""
+    subscribes: list[dict[str, object]] = []
+
+    async def session(ws: ServerConnection) -> None:
+        subscribe = json.loads(await ws.recv())
+        subscribes.append(subscribe)
+        if len(subscribes) == 1:  # the old store
+            await ws.send('{"type":"subscribed","seq":4}')
+            await ws.send(_event(5))
+            await ws.close(1001, "server_shutdown")
+            return
+        if "since_seq" in subscribe:  # the new store's last seq is 0
+            refusal = {"type": "error", "code": "resume_ahead", "message": "since_seq 5 is beyond"}
+            await ws.send(json.dumps(refusal))
+            await ws.close(4400, "resume_ahead")
+            return
+        await ws.send('{"type":"subscribed","seq":0}')
+        await ws.send(_event(1))
+        await ws.wait_closed()
+
+    async with serve(session, "127.0.0.1", 0) as server:
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        client = LiquidationClient(api_key="pf_x", base_url=url)
+        got: list[int] = []
+        with caplog.at_level(logging.WARNING, logger="purpleflea.client"):
+            # (Before: it retried since_seq 5 with backoff for ever.)
+            async with asyncio.timeout(10), client.stream(max_backoff=0.2) as stream:
+                async for event in stream:
+                    got.append(event.seq)
+                    if len(got) == 2:
+                        break
+        assert got == [5, 1]
+        assert [s.get("since_seq") for s in subscribes] == [None, 5, None]
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert any(f"{url} cannot resume after seq 5" in w for w in warnings), warnings
+        subscribes.clear()
+        subscribes.append({})  # the next connection is the new store's
+        with pytest.raises(BadRequestError) as refused:
+            async with client.stream(since_seq=5):
+                pytest.fail("resumed after a seq the server never had")
+        assert refused.value.code == "resume_ahead"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, WebSocketRoute, expect
 
 from purpleflea.store.base import Query
 from purpleflea.venues import registry
@@ -379,6 +379,41 @@ async def test_a_dropped_stream_reconnects_and_resumes_without_gaps_or_repeats(
     seen = (await tracker.server.store.query(Query(markets=("BEFORE-PERP",)))).events[0].seq
     missed = (await tracker.server.store.query(Query(markets=("GAP0-PERP",)))).events[0].seq
     assert seen <= resumed < missed
+
+
+async def test_a_server_that_cannot_resume_is_followed_live(tracker: Running, page: Page) -> None:
+    """A server restarted on a new store refuses a since_seq it never had (``resume_ahead``):
+    the page stopped with the error, as for filters it cannot serve. It now drops its resume
+    point and follows the live feed. The refusal is made real by rewriting the resuming
+    subscribe's since_seq to a seq this server never had."""
+    subscriptions: list[dict[str, object]] = []
+
+    def route(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def to_server(message: str | bytes) -> None:
+            frame = json.loads(message)
+            if frame.get("op") == "subscribe" and "since_seq" in frame and subscriptions:
+                frame["since_seq"] = 10**12  # the resume after the first connection
+            subscriptions.append(frame)
+            server.send(json.dumps(frame))
+
+        ws.on_message(to_server)
+
+    await page.route_web_socket(re.compile(r".*/v1/stream.*"), route)
+    await open_live(page, tracker)
+    await tracker.push(venue_event(market="BEFORE-PERP", size_usd=50_000, ts=now_ms()))
+    await expect(rows(page, "BEFORE-PERP")).to_have_count(1)
+    key_id = tracker.server.gate.authenticate(tracker.key).key_id
+    assert tracker.server.gate.streams.kick(key_id, "server_shutdown") == 1
+    deadline = asyncio.get_running_loop().time() + 10
+    while len(subscriptions) < 3:  # the resume (refused), then the live subscribe
+        assert asyncio.get_running_loop().time() < deadline, subscriptions
+        await asyncio.sleep(0.05)
+    await expect(page.locator("#status")).to_have_class(re.compile("status-live"), timeout=10_000)
+    await tracker.push(venue_event(market="AFTER-PERP", size_usd=50_000, ts=now_ms()))
+    await expect(rows(page, "AFTER-PERP")).to_have_count(1, timeout=5_000)
+    assert [frame.get("since_seq") for frame in subscriptions[1:]] == [10**12, None]
 
 
 async def test_the_page_and_its_modules_are_served_locally_with_a_strict_policy(

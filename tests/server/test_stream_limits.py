@@ -115,7 +115,7 @@ async def test_since_seq_beyond_the_last_seq_is_refused_naming_it(live: Running)
     async with connect(live.ws_url, additional_headers=headers) as ws:
         await ws.send(json.dumps({"op": "subscribe", "since_seq": last + 100}))
         refused = await _refusal(ws)
-    assert refused["code"] == "bad_subscription"
+    assert refused["code"] == "resume_ahead"
     assert f"since_seq {last + 100} is beyond the last seq {last}" in str(refused["message"])
     assert refused["close_code"] == 4400
     async with httpx.AsyncClient(base_url=live.url, timeout=10) as http:
@@ -124,7 +124,7 @@ async def test_since_seq_beyond_the_last_seq_is_refused_naming_it(live: Running)
         )
         assert response.status_code == 400
         error = response.json()["error"]
-        assert error["code"] == "bad_subscription"
+        assert error["code"] == "resume_ahead"
         assert f"last seq {last}" in error["message"]
         response = await http.get(
             "/v1/stream/sse",

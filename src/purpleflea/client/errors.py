@@ -48,6 +48,8 @@ FATAL_STREAM_ERRORS: dict[str, type[PurpleFleaError]] = {
     "invalid_api_key": AuthenticationError,
     "key_revoked": AuthenticationError,
     "bad_subscription": BadRequestError,
+    # A since_seq beyond the server's last (a new or wiped store, another cluster).
+    "resume_ahead": BadRequestError,
 }
 
 

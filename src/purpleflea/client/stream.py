@@ -187,8 +187,22 @@ class Stream:
         while True:
             try:
                 await self._connect()
-            except (AuthenticationError, BadRequestError):
-                raise
+            except (AuthenticationError, BadRequestError) as exc:
+                if exc.code != "resume_ahead" or not self._connected_at or self._closed:
+                    raise  # (a since_seq the user gave that is ahead is the user's to fix)
+                # The server has no seq as high as the one this stream reached: its store
+                # started anew (or it is another cluster's). What it never had cannot come;
+                # say so loudly and follow its live feed rather than stop an agent.
+                log.warning(
+                    "stream: %s cannot resume after seq %d (%s); following its live feed: "
+                    "events after seq %d that it never stored are not coming",
+                    self.server,
+                    self.last_seq,
+                    exc,
+                    self.last_seq,
+                )
+                self.last_seq = None
+                continue
             except PurpleFleaError as exc:
                 if self._closed:
                     raise

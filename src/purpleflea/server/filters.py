@@ -25,7 +25,15 @@ _MAX_LIST = 500
 
 
 class BadSubscription(ValueError):
-    """A subscription the server cannot honour; the message says which field and why."""
+    """A subscription the server cannot honour; the message says which field and why.
+    ``code``: ``bad_subscription``, or ``resume_ahead`` for a ``since_seq`` beyond this
+    server's last seq (a store started anew, or another cluster): the same filters are fine
+    without it, so a client may follow the live feed, where another refusal would need the
+    user to change them."""
+
+    def __init__(self, message: str, code: str = "bad_subscription") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)

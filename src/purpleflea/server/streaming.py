@@ -8,14 +8,14 @@ WebSocket protocol (JSON text frames):
   "since_seq": 123}``
   (every field optional; ``since_seq`` resumes: everything after it is replayed from storage,
   then the live feed follows with no gap and no duplicate; a ``since_seq`` above the last
-  seq this server has is refused with ``bad_subscription``, its message naming that seq);
+  seq this server has is refused with ``resume_ahead``, its message naming that seq);
 - receive ``{"type": "subscribed", "seq": N, "filters": {...}}``, then
   ``{"type": "liquidation", "data": {...}}``, ``{"type": "cascade", "data": {...}}`` and
   ``{"type": "heartbeat", "seq": N, "ts": ms}`` (every seq up to N was sent or filtered out,
   so resuming from the last heartbeat's seq misses nothing);
 - errors arrive as ``{"type": "error", "code": ..., "message": ...}`` followed by a close
   whose reason is the code: ``missing_api_key``/``invalid_api_key`` (4401), ``key_revoked``
-  (4403), ``bad_subscription`` (4400), ``slow_consumer`` (4008), ``flood``,
+  (4403), ``bad_subscription`` and ``resume_ahead`` (4400), ``slow_consumer`` (4008), ``flood``,
   ``too_many_streams`` and ``rate_limited`` (4429), ``internal_error`` (1011),
   ``server_shutdown`` (1001);
 - ``{"op": "ping"}`` is answered with ``{"type": "pong"}``;
@@ -79,6 +79,7 @@ CLOSE_CODES = {
     "invalid_api_key": 4401,
     "key_revoked": 4403,
     "bad_subscription": 4400,
+    "resume_ahead": 4400,
     "slow_consumer": 4008,
     "flood": 4429,
     "too_many_streams": 4429,
@@ -323,7 +324,8 @@ class Streams:
         if since > last:
             raise BadSubscription(
                 f"since_seq {since} is beyond the last seq {last}: resume from a seq this "
-                "server sent (an event's or a heartbeat's), or omit since_seq"
+                "server sent (an event's or a heartbeat's), or omit since_seq",
+                "resume_ahead",
             )
 
     def _explain(self, why: str) -> str:
@@ -355,7 +357,7 @@ class Streams:
             try:
                 why, told = await self._websocket_session(ws, ended, kick)
             except BadSubscription as exc:  # refused before it started: not a closed stream
-                await self._tell(ws, "bad_subscription", str(exc))
+                await self._tell(ws, exc.code, str(exc))
                 return
             finally:
                 self.gate.streams.remove(kick)
@@ -484,7 +486,7 @@ class Streams:
         except AuthError as exc:
             return http.refusal(exc)
         except BadSubscription as exc:
-            return http.error_response(400, "bad_subscription", str(exc))
+            return http.error_response(400, exc.code, str(exc))
         return EventStream(self, wanted, ended, kick)
 
     async def plain_http(self, request: Request) -> Response:

@@ -83,6 +83,13 @@ export class LiveStream {
         this.handlers.onAuthError(serverError.message, serverError.code);
         return;
       }
+      if (serverError && serverError.code === "resume_ahead") {
+        // The server's store started anew: it never had the seqs after ours, and the same
+        // filters are fine without since_seq. Follow its live feed, saying why.
+        this.lastSeq = null;
+        this.scheduleReconnect(`${serverError.message}; following the live feed`);
+        return;
+      }
       if (serverError && serverError.code === "bad_subscription") {
         // The same filters would be refused again: wait for the user to change them.
         this.handlers.onStatus("error", serverError.message);
