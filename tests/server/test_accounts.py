@@ -213,3 +213,16 @@ def test_racing_minters_never_pass_the_cap(tmp_path: Path) -> None:
     assert stores[1].active_count("shared") == 10
     for store in stores:
         store.close()
+
+
+def test_no_key_id_starts_with_a_dash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `purpleflea keys revoke -xaXb7fO` failed (argparse read the id as an option; CI saw it
+    # once in 64 runs of a test). A token that would give such an id is drawn again.
+    from purpleflea.server import keys as key_module
+
+    drawn = iter(["-xaXb7fO" + "A" * 35, "kaXb7fO" + "B" * 36])
+    monkeypatch.setattr(key_module.secrets, "token_urlsafe", lambda n: next(drawn))
+    store = SQLiteKeyStore(tmp_path / "keys.sqlite")
+    made = store.create("trader")
+    assert made.info.key_id == "kaXb7fOB"
+    assert made.key == "pf_kaXb7fO" + "B" * 36

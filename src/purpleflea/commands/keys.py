@@ -35,7 +35,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     listing = actions.add_parser("list", help="list keys (never their values)")
     listing.add_argument("--account", help="only this account's keys")
     revoke = actions.add_parser("revoke", help="revoke a key; its open streams close")
-    revoke.add_argument("key_id", help="the key's id (see `keys list`)")
+    revoke.add_argument(
+        "key_id",
+        help="the key's id (see `keys list`); one that starts with '-' (made before 2026-12-06) "
+        "after '--': keys revoke -- -xaXb7fO",
+    )
     parser.set_defaults(run=run)
 
 

@@ -242,6 +242,10 @@ class SqlKeyStore:
     def _insert_key(run: Execute, account: str, name: str) -> NewKey:
         while True:
             token = secrets.token_urlsafe(32)
+            if token.startswith("-"):
+                # Its id would read as an option on a command line (`keys revoke -xaXb7fO`
+                # failed with argparse's exit 2): one token in 64, drawn again.
+                continue
             info = KeyInfo(
                 key_id=token[:_ID_LENGTH], account=account, name=name, created_at=now_ms()
             )
