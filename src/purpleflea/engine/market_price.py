@@ -35,7 +35,7 @@ class MarketPrice:
 
     def counts(self, market: str, exchange: str) -> bool:
         """Whether this event's price is the market's, recording the market's first fill."""
-        if self._fill is None or exchange in self._fill:
+        if self.is_fill(exchange):
             self._filled.add(market)
             return True
         return market not in self._filled

@@ -383,7 +383,6 @@ class Pipeline:
     def _remember(self, event: Liquidation) -> None:
         self.clock_ms = max(self.clock_ms, event.ts)
         prices, market = self._prices, event.market
-        fill = prices.is_fill(event.exchange)
         had_fill = prices.has_fill(market)
         priced = prices.counts(market, event.exchange)
         if self.heatmap is not None and priced:
@@ -400,8 +399,9 @@ class Pipeline:
                 if priced:
                     state.last_price = event.price
                 state.last_ts = event.ts
-            elif fill and not had_fill:
-                state.last_price = event.price  # an older fill beats a newer other kind
+            elif not had_fill and prices.has_fill(market):
+                # The market's first fill, older than the other kinds seen: it beats them.
+                state.last_price = event.price
             state.exchanges.add(event.exchange)
 
     async def _tick_loop(self, interval: float) -> None:
