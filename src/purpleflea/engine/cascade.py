@@ -803,8 +803,8 @@ def alert_message(
     events: int,
     duration_s: float,
     price_move_pct: float,
-    peak_score: int = 10,
-    start_score: int = 7,
+    peak_score: int,
+    start_score: int,
 ) -> str:
     """The one-line human/agent-readable summary of an alert. A cascade stays active until it
     is exhausted while its score may fall far below ``start_score``: then the line says its
