@@ -119,10 +119,9 @@ class ClientQueue(BoundedQueue[Chunk]):
 
     def __init__(self, hub: Fanout, max_bytes: int) -> None:
         super().__init__(max_bytes, _chunk_size, hub.forget)
-        #: Set by its feed when it goes live; until then (its replay) it is not beaten.
-        self.heartbeats = False
-        #: ``time.monotonic()`` of its feed's last frame (once per wakeup that wrote).
-        self.wrote_at = 0.0
+        #: ``time.monotonic()`` of its feed's last frame (once per wakeup that wrote); infinite
+        #: until the feed goes live, so its replay is not beaten.
+        self.wrote_at = math.inf
         #: When the timer queued its last :data:`BEAT`, and whether that one is unread.
         self.beat_at = -math.inf
         self.beat_pending = False
@@ -131,7 +130,7 @@ class ClientQueue(BoundedQueue[Chunk]):
         """The heartbeat timer looks at it: a beat if its feed wrote nothing for ``due``
         seconds (the interval less one tick, so that no silence outlasts the interval), and
         none while one is still unread (a stalled client holds at most one)."""
-        if self.heartbeats and not self.beat_pending and now - self.wrote_at >= due:
+        if not self.beat_pending and now - self.wrote_at >= due:
             self.beat_pending = True
             self.beat_at = now
             self.put_marker(BEAT)

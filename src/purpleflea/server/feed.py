@@ -116,7 +116,7 @@ async def client_feed(
             cursor = stored.seq
         if pending:
             yield _bundle(pending)
-    subscription.wrote_at, subscription.heartbeats = time.monotonic(), True
+    subscription.wrote_at = time.monotonic()  # live: the heartbeat timer may beat it now
     yield Item("heartbeat", cursor, heartbeat_frame(cursor))
     # The filter its frames are shared under: the resume point is this client's own.
     live = replace(wanted, since_seq=None)
