@@ -142,8 +142,9 @@ class LiquidationClient:
         drop and each outage is logged as a WARNING of the ``purpleflea.client`` logger.
         ``give_up_after``: seconds without a connection after which it raises
         :class:`ServerUnreachableError` (None: retry for ever, as a long-lived agent wants).
-        A server with no stream at its URL (an HTTP refusal of the handshake) raises
-        :class:`PurpleFleaError` at once."""
+        A server with no stream at its URL (an HTTP refusal of the handshake) passes the
+        stream to the next server; once every one has refused it raises
+        :class:`PurpleFleaError`."""
         # batch: a busy stream arrives as few frames of many events (see server/streaming.py).
         subscription: dict[str, Any] = {
             "min_usd": min_usd,
