@@ -6,6 +6,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+#: How many distinct symbols :attr:`ConnectionStats.unsized_symbols` lists: a venue that
+#: lists hundreds of new contracts at once cannot grow the health answer without bound.
+MAX_UNSIZED_SYMBOLS = 100
+
 
 @dataclass
 class ConnectionStats:
@@ -21,6 +25,9 @@ class ConnectionStats:
     ``errors["given_up"]`` topics left unsubscribed after their refusal, and ``given_up``
     those of the current session (the rest of a refused batch is subscribed again);
     ``errors["resubscribed"]`` given-up topics asked for again on their timer.
+    ``unsized_symbols`` names what ``unsized`` dropped: events per exchange symbol (the first
+    :data:`MAX_UNSIZED_SYMBOLS` symbols; ``unsized`` counts them all), so an operator sees which
+    contract the instrument catalog lacks (a coin listed since it was fetched).
     """
 
     name: str
@@ -39,6 +46,7 @@ class ConnectionStats:
     handovers: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     given_up: list[str] = field(default_factory=list)
+    unsized_symbols: Counter[str] = field(default_factory=Counter)
     last_error: str = ""
     last_message_at: float | None = None  # time.monotonic()
 
@@ -62,6 +70,7 @@ class ConnectionStats:
             "handovers": self.handovers,
             "errors": dict(self.errors),
             "given_up": list(self.given_up),
+            "unsized_symbols": dict(self.unsized_symbols),
             "last_error": self.last_error,
             "last_message_age_s": age,
         }

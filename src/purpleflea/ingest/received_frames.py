@@ -7,11 +7,12 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-from purpleflea.ingest.connection_stats import ConnectionStats
+from purpleflea.ingest.connection_stats import MAX_UNSIZED_SYMBOLS, ConnectionStats
 from purpleflea.ingest.dedupe import Deduper
 from purpleflea.ingest.feed_spec import FeedSpec, Sink
 from purpleflea.ingest.handover import Link
 from purpleflea.ingest.resubscribe import Resubscriber, Step
+from purpleflea.model import VenueLiquidation
 from purpleflea.venues import FrameError
 
 log = logging.getLogger("purpleflea.ingest")
@@ -126,8 +127,7 @@ def deliver(
     for event in events:
         if event.quantity is None or event.size_usd is None:
             # Never publish a guessed size: the catalog lacks this contract (yet).
-            stats.unsized += 1
-            log.debug("%s: dropped %s, contract size unknown", spec.name, event.id)
+            _count_unsized(spec, event, stats)
             continue
         if deduper.seen(event.id, now):
             stats.duplicates += 1
@@ -142,6 +142,27 @@ def deliver(
             stats.last_error = f"sink_error: {exc!r}"
             log.exception("%s: event sink failed", spec.name)
     return True
+
+
+def _count_unsized(spec: FeedSpec, event: VenueLiquidation, stats: ConnectionStats) -> None:
+    """Count a dropped event of unknown size under its symbol; the first of a symbol is
+    logged as a warning naming it (its id need not: BitMEX's is the order id)."""
+    stats.unsized += 1
+    known = event.symbol in stats.unsized_symbols
+    if known or len(stats.unsized_symbols) < MAX_UNSIZED_SYMBOLS:
+        stats.unsized_symbols[event.symbol] += 1
+    if known:
+        log.debug("%s: dropped %s, size unknown", spec.name, event.id)
+        return
+    log.warning(
+        "%s: dropping %s liquidations of %s (%s): no size in coins and USD (its contract size"
+        " is not in the instrument catalog, or it is not quoted in USD); first: %s",
+        spec.name,
+        spec.exchange,
+        event.symbol,
+        event.market,
+        event.id,
+    )
 
 
 def _refused(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> None:
