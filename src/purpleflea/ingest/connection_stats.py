@@ -16,7 +16,9 @@ class ConnectionStats:
     """Counters of one connection, read by the health endpoint.
 
     ``frames`` counts every message received (acks and pongs too); ``events`` the events
-    handed to the sink; ``malformed`` frames the normalizer rejected; ``unsized`` events
+    handed to the sink; ``malformed`` frames the normalizer rejected, wholly
+    (``errors["malformed_frame"]``) or some of their rows (``errors["malformed_rows"]``, the
+    other rows' events delivered); ``unsized`` events
     dropped because the instrument's contract size is unknown; ``silent`` connections
     replaced by the data watchdog; ``reconnects`` waits before connecting again;
     ``handovers`` connections replaced before the venue closed them (its notice, its

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from purpleflea.clock import now_ms
 from purpleflea.model import VenueLiquidation
-from purpleflea.venues import FrameError
+from purpleflea.venues import FrameError, PartialFrame
 
 log = logging.getLogger("purpleflea.ingest.node_follower")
 
@@ -99,6 +99,10 @@ class NodeFollower:
             self.stats.lines += 1
             try:
                 events = self.parse(line)
+            except PartialFrame as exc:  # a block with some bad fills: keep the others
+                self.stats.bad_lines += 1
+                log.warning("node fills %s: fills skipped: %s", self._file, exc)
+                events = exc.events
             except (FrameError, ValueError) as exc:
                 self.stats.bad_lines += 1
                 log.warning("node fills %s: bad line skipped: %s", self._file, exc)

@@ -13,7 +13,7 @@ from purpleflea.ingest.feed_spec import FeedSpec, Sink
 from purpleflea.ingest.handover import Link
 from purpleflea.ingest.resubscribe import Resubscriber, Step
 from purpleflea.model import VenueLiquidation
-from purpleflea.venues import FrameError
+from purpleflea.venues import FrameError, PartialFrame
 
 log = logging.getLogger("purpleflea.ingest")
 
@@ -107,6 +107,12 @@ def deliver(
     sending data, which is what the data watchdog waits for."""
     try:
         events = spec.normalize(frame)
+    except PartialFrame as exc:  # some rows unreadable: count the frame, keep the others
+        stats.malformed += 1
+        stats.errors["malformed_rows"] += 1
+        stats.last_error = str(exc)
+        log.debug("%s: skipped rows: %s", spec.name, exc)
+        events = exc.events
     except FrameError as exc:
         stats.malformed += 1
         stats.errors["malformed_frame"] += 1

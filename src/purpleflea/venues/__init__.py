@@ -8,15 +8,17 @@ folders; ``venues/_template/`` is the one to copy for a new venue.
 
 Every normalizer has the shape ``normalize(frame, instruments) -> list[VenueLiquidation]``:
 pure, no I/O, no clock; control frames (acks, pongs, heartbeats) yield nothing; a frame it
-cannot read raises :class:`FrameError` naming the exchange and the problem. Hyperliquid has no
+cannot read raises :class:`FrameError` naming the exchange and the problem; a frame of many
+liquidations some of whose rows it cannot read raises :class:`PartialFrame`, a FrameError that
+carries the other rows' events. Hyperliquid has no
 public liquidation feed, only per-address fills and node output, read by its own functions, so
 it is not in :data:`NORMALIZERS`.
 """
 
 from __future__ import annotations
 
-from purpleflea.venues._frame import FrameError
+from purpleflea.venues._frame import FrameError, PartialFrame
 from purpleflea.venues.registry import NORMALIZERS, VENUES
 from purpleflea.venues.venue import Normalizer
 
-__all__ = ["NORMALIZERS", "VENUES", "FrameError", "Normalizer"]
+__all__ = ["NORMALIZERS", "VENUES", "FrameError", "Normalizer", "PartialFrame"]

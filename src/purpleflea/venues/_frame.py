@@ -2,7 +2,9 @@
 
 A normalizer never lets a ``KeyError``, ``TypeError`` or decoder error escape: everything
 that is wrong with a frame becomes a :class:`FrameError` naming the exchange and the
-problem, so the connection layer can count it and carry on.
+problem, so the connection layer can count it and carry on. A frame of many liquidations
+whose rows are read one by one (:func:`rows_events`) loses only the rows that are wrong: the
+rest travel in a :class:`PartialFrame`.
 """
 
 from __future__ import annotations
@@ -10,12 +12,16 @@ from __future__ import annotations
 import gzip
 import math
 import zlib
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Generic, TypeVar
 
 import msgspec
 
+from purpleflea.model import VenueLiquidation
+
 T = TypeVar("T")
+_Row = TypeVar("_Row")
 
 #: Exchange timestamps outside these bounds (ms) are corrupt, not data: 2009-01-01 .. 2100-01-01.
 _MIN_TS_MS = 1_230_768_000_000
@@ -36,6 +42,66 @@ class FrameError(ValueError):
         super().__init__(f"{exchange} frame: {reason}")
         self.exchange = exchange
         self.reason = reason
+
+
+class PartialFrame(FrameError):
+    """Some rows of a frame of many could not be normalized; ``events`` are the others'.
+
+    One push carries many liquidations (OKX's ``data`` of every swap, Deribit's trades of
+    every future in 100 ms, Bitget's rows of every symbol, a Bybit batch of 500 ms): a row
+    that cannot be read costs that row, not the push. ``reason`` names the rows skipped; the
+    connection counts the frame as malformed and still delivers ``events``. A frame whose
+    shape is wrong (a field of the wrong JSON type anywhere in it) is a plain FrameError.
+    """
+
+    def __init__(self, exchange: str, reason: str, events: list[VenueLiquidation]) -> None:
+        super().__init__(exchange, reason)
+        self.events = events
+
+
+#: Reads one row (its index and value) into its events: one, several (Deribit's ``MT``) or
+#: none; raises FrameError naming what is wrong with it.
+ReadRow = Callable[[int, _Row], "VenueLiquidation | Sequence[VenueLiquidation] | None"]
+
+
+def rows_events(
+    rows: Sequence[_Row], read: ReadRow[_Row]
+) -> tuple[list[VenueLiquidation], list[str]]:
+    """The events of ``rows`` read one at a time, and the reasons of the rows that raised
+    FrameError (skipped); :func:`all_or_partial` turns both into the frame's answer."""
+    events: list[VenueLiquidation] = []
+    skipped: list[str] = []
+    for i, row in enumerate(rows):
+        try:
+            found = read(i, row)
+        except FrameError as exc:
+            skipped.append(exc.reason)
+            continue
+        if found is None:
+            continue
+        if isinstance(found, VenueLiquidation):
+            events.append(found)
+        else:
+            events.extend(found)
+    return events, skipped
+
+
+def all_or_partial(
+    exchange: str, events: list[VenueLiquidation], skipped: list[str], rows: int
+) -> list[VenueLiquidation]:
+    """``events`` when no row was skipped; else :class:`PartialFrame` carrying them and
+    naming the skipped rows (the first three reasons), or a plain FrameError when there are
+    none to carry (a frame of one row says that row's reason alone)."""
+    if not skipped:
+        return events
+    if rows == 1:
+        raise FrameError(exchange, skipped[0])
+    shown = "; ".join(skipped[:3])
+    more = f"; {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    reason = f"{len(skipped)} of {rows} rows skipped: {shown}{more}"
+    if not events:
+        raise FrameError(exchange, reason)
+    raise PartialFrame(exchange, reason, events)
 
 
 class FrameDecoder(Generic[T]):

@@ -12,7 +12,9 @@ Fill in:
 - ``normalize(frame, instruments=NO_INSTRUMENTS) -> list[VenueLiquidation]``: control frames
   (acks, pongs) yield nothing; sizes through ``venues/_units.py`` (``from_coins``,
   ``from_usd``, ``from_contracts``) and the event through ``_units.liquidation``; a stable,
-  content-based ``id`` so a repeat after a reconnect deduplicates.
+  content-based ``id`` so a repeat after a reconnect deduplicates; a frame of many rows reads
+  them with ``_frame.rows_events`` and answers with ``_frame.all_or_partial``, so one row it
+  cannot read costs that row, not the push (``PartialFrame``).
 
 Tests: real frames in ``tests/venues/frames/`` with the expected events, and
 ``tests/venues/test_<name>.py``. Example: ``venues/okx/normalizer.py``.

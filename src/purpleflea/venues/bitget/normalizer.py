@@ -50,9 +50,11 @@ from purpleflea.venues import symbols
 from purpleflea.venues._frame import (
     FrameDecoder,
     FrameError,
+    all_or_partial,
     is_text_pong,
     non_negative,
     positive,
+    rows_events,
     timestamp_ms,
 )
 from purpleflea.venues._ids import told_apart
@@ -141,9 +143,7 @@ def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list
         return []
     if decoded.data is None:
         raise FrameError(EXCHANGE, f"{TOPIC} push without 'data'")
-    events = []
-    for i, item in enumerate(decoded.data):
-        event = _event(item, f"data[{i}]", decoded.action == "snapshot")
-        if event is not None:
-            events.append(event)
-    return told_apart(events)
+    replay = decoded.action == "snapshot"
+    items = decoded.data
+    events, skipped = rows_events(items, lambda i, item: _event(item, f"data[{i}]", replay))
+    return all_or_partial(EXCHANGE, told_apart(events), skipped, len(items))

@@ -42,9 +42,11 @@ from purpleflea.venues import symbols
 from purpleflea.venues._frame import (
     FrameDecoder,
     FrameError,
+    all_or_partial,
     is_text_pong,
     non_negative,
     positive,
+    rows_events,
 )
 from purpleflea.venues._units import Sizes, from_contracts, liquidation
 from purpleflea.venues.bitmex.constants import EXCHANGE
@@ -188,20 +190,26 @@ class LiquidationBook:
             return []  # control frames and other tables
         if len(decoded.data) == 0:
             raise FrameError(EXCHANGE, f"{decoded.action} without 'data'")
-        events = []
-        for i, row in enumerate(_decode_rows(decoded.data)):
-            where = f"data[{i}]"
-            if decoded.action == "delete":
-                self._orders.pop(row.orderID, None)
-                continue
-            if decoded.action == "update":
-                event = self._update(row, where, instruments)
-            else:
-                event = _event(row, where, instruments, replay=decoded.action == "partial")
-                self._remember(row)
-            if event is not None:
-                events.append(event)
-        return events
+        rows = _decode_rows(decoded.data)
+        action = decoded.action
+        events, skipped = rows_events(
+            rows, lambda i, row: self._row(action, row, f"data[{i}]", instruments)
+        )
+        return all_or_partial(EXCHANGE, events, skipped, len(rows))
+
+    def _row(
+        self, action: str, row: _Row, where: str, instruments: Catalog
+    ) -> VenueLiquidation | None:
+        """One row of a frame of ``action``: a row that raises is neither an event nor
+        remembered, and the frame's other rows still count."""
+        if action == "delete":
+            self._orders.pop(row.orderID, None)
+            return None
+        if action == "update":
+            return self._update(row, where, instruments)
+        event = _event(row, where, instruments, replay=action == "partial")
+        self._remember(row)
+        return event
 
     def _remember(self, row: _Row) -> None:
         """Remember a row ``_event`` has checked (``leavesQty`` and ``price`` are set)."""

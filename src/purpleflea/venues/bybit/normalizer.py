@@ -26,7 +26,15 @@ import msgspec
 
 from purpleflea.model import NO_INSTRUMENTS, Catalog, ContractKind, Side, VenueLiquidation
 from purpleflea.venues import symbols
-from purpleflea.venues._frame import FrameDecoder, FrameError, non_negative, positive, timestamp_ms
+from purpleflea.venues._frame import (
+    FrameDecoder,
+    FrameError,
+    all_or_partial,
+    non_negative,
+    positive,
+    rows_events,
+    timestamp_ms,
+)
 from purpleflea.venues._ids import told_apart
 from purpleflea.venues._units import from_coins, from_usd, liquidation
 from purpleflea.venues.bybit.constants import EXCHANGE
@@ -138,9 +146,8 @@ def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list
         item = decoded.data
         event = _event(item.symbol, item.side, item.size, item.price, item.updatedTime, instruments)
         return [event] if event else []
-    events = []
-    for row in decoded.data:
-        event = _event(row.s, row.S, row.v, row.p, row.T, instruments)
-        if event is not None:
-            events.append(event)
-    return told_apart(events)
+    rows = decoded.data
+    events, skipped = rows_events(
+        rows, lambda _, row: _event(row.s, row.S, row.v, row.p, row.T, instruments)
+    )
+    return all_or_partial(EXCHANGE, told_apart(events), skipped, len(rows))

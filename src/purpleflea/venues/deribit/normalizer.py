@@ -37,7 +37,15 @@ import msgspec
 
 from purpleflea.model import NO_INSTRUMENTS, Catalog, Side, VenueLiquidation
 from purpleflea.venues import symbols
-from purpleflea.venues._frame import FrameDecoder, FrameError, non_negative, positive, timestamp_ms
+from purpleflea.venues._frame import (
+    FrameDecoder,
+    FrameError,
+    all_or_partial,
+    non_negative,
+    positive,
+    rows_events,
+    timestamp_ms,
+)
 from purpleflea.venues._units import from_coins, from_usd, liquidation
 from purpleflea.venues.deribit.constants import EXCHANGE
 
@@ -157,7 +165,6 @@ def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list
         return []  # subscribe results, heartbeats, other channels
     if len(params.data) == 0:
         raise FrameError(EXCHANGE, "trades notification without 'data'")
-    events = []
-    for i, trade in enumerate(trades_decoder(params.data)):
-        events.extend(events_of(trade, f"data[{i}]"))
-    return events
+    trades = trades_decoder(params.data)
+    events, skipped = rows_events(trades, lambda i, trade: events_of(trade, f"data[{i}]"))
+    return all_or_partial(EXCHANGE, events, skipped, len(trades))

@@ -25,7 +25,15 @@ import msgspec
 
 from purpleflea.model import NO_INSTRUMENTS, Catalog, Side, VenueLiquidation
 from purpleflea.venues import symbols
-from purpleflea.venues._frame import FrameDecoder, FrameError, iso_ms, non_negative, positive
+from purpleflea.venues._frame import (
+    FrameDecoder,
+    FrameError,
+    all_or_partial,
+    iso_ms,
+    non_negative,
+    positive,
+    rows_events,
+)
 from purpleflea.venues._units import from_coins, liquidation
 from purpleflea.venues.dydx.constants import EXCHANGE
 
@@ -116,21 +124,22 @@ def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list
     batched = decoded.type == "channel_batch_data"
     batches = _decode_batch(decoded.contents) if batched else [_decode_contents(decoded.contents)]
     replay = decoded.type == "subscribed"
-    events = []
-    for b, contents in enumerate(batches):
-        prefix = f"contents[{b}]" if batched else "contents"
-        events.extend(trades_events(decoded.id, contents.trades, prefix, replay=replay))
-    return events
+    rows = [
+        (trade, f"{f'contents[{b}]' if batched else 'contents'}.trades[{i}]")
+        for b, contents in enumerate(batches)
+        for i, trade in enumerate(contents.trades)
+    ]
+    events, skipped = rows_events(rows, lambda _, row: _event(decoded.id, *row, replay))
+    return all_or_partial(EXCHANGE, events, skipped, len(rows))
 
 
 def trades_events(
     ticker: str, trades: list[Trade], where: str, *, replay: bool
 ) -> list[VenueLiquidation]:
     """The LIQUIDATED trades of ``ticker`` among ``trades`` (the channel's objects, which the
-    indexer's REST trade list also gives); ``where`` names the list in errors."""
-    events = []
-    for i, trade in enumerate(trades):
-        event = _event(ticker, trade, f"{where}.trades[{i}]", replay)
-        if event is not None:
-            events.append(event)
-    return events
+    indexer's REST trade list also gives); ``where`` names the list in errors. A trade that
+    cannot be read is skipped and named (:class:`~purpleflea.venues._frame.PartialFrame`)."""
+    events, skipped = rows_events(
+        trades, lambda i, trade: _event(ticker, trade, f"{where}.trades[{i}]", replay)
+    )
+    return all_or_partial(EXCHANGE, events, skipped, len(trades))

@@ -30,7 +30,15 @@ import msgspec
 
 from purpleflea.model import NO_INSTRUMENTS, Catalog, VenueLiquidation
 from purpleflea.venues import symbols
-from purpleflea.venues._frame import FrameDecoder, FrameError, number, positive, timestamp_ms
+from purpleflea.venues._frame import (
+    FrameDecoder,
+    FrameError,
+    all_or_partial,
+    number,
+    positive,
+    rows_events,
+    timestamp_ms,
+)
 from purpleflea.venues._ids import told_apart
 from purpleflea.venues._units import from_contracts, liquidation
 from purpleflea.venues.gate.constants import EXCHANGE
@@ -104,9 +112,7 @@ def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list
     raw = bytes(decoded.result)
     is_array = raw.lstrip().startswith(b"[")  # the documented shape; live frames send an object
     items = _decode_items(raw) if is_array else [_decode_item(raw)]
-    events = []
-    for i, item in enumerate(items):
-        event = _event(item, f"result[{i}]" if is_array else "result", instruments)
-        if event is not None:
-            events.append(event)
-    return told_apart(events)
+    events, skipped = rows_events(
+        items, lambda i, item: _event(item, f"result[{i}]" if is_array else "result", instruments)
+    )
+    return all_or_partial(EXCHANGE, told_apart(events), skipped, len(items))

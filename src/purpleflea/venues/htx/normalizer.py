@@ -36,9 +36,11 @@ from purpleflea.venues import symbols
 from purpleflea.venues._frame import (
     FrameDecoder,
     FrameError,
+    all_or_partial,
     gunzip,
     non_negative,
     positive,
+    rows_events,
     timestamp_ms,
 )
 from purpleflea.venues._units import UNKNOWN, Sizes, from_coins, from_contracts, liquidation
@@ -142,10 +144,7 @@ def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list
 
 def items_events(items: list[Item], where: str, instruments: Catalog) -> list[VenueLiquidation]:
     """The events of liquidation-order ``items`` (the topic's, and the REST history's, which
-    lists the same fields); ``where`` names the list in errors."""
-    events = []
-    for i, item in enumerate(items):
-        event = _event(item, f"{where}[{i}]", instruments)
-        if event is not None:
-            events.append(event)
-    return events
+    lists the same fields); ``where`` names the list in errors. An item that cannot be read
+    is skipped and named (:class:`~purpleflea.venues._frame.PartialFrame`)."""
+    events, skipped = rows_events(items, lambda i, item: _event(item, f"{where}[{i}]", instruments))
+    return all_or_partial(EXCHANGE, events, skipped, len(items))

@@ -47,7 +47,15 @@ import msgspec
 
 from purpleflea.model import Side, VenueLiquidation
 from purpleflea.venues import symbols
-from purpleflea.venues._frame import FrameDecoder, FrameError, non_negative, positive, timestamp_ms
+from purpleflea.venues._frame import (
+    FrameDecoder,
+    FrameError,
+    all_or_partial,
+    non_negative,
+    positive,
+    rows_events,
+    timestamp_ms,
+)
 from purpleflea.venues._units import from_coins, liquidation
 from purpleflea.venues.hyperliquid.constants import EXCHANGE
 
@@ -160,17 +168,23 @@ def _event(owner: str, fill: _Fill, where: str, replay: bool = False) -> VenueLi
     )
 
 
-def _unique(events: list[VenueLiquidation | None]) -> list[VenueLiquidation]:
+#: One fill to read: its owner, the fill, where it sits in the frame (for errors), replay.
+_FillRow = tuple[str, _Fill, str, bool]
+
+
+def _events(rows: list[_FillRow]) -> list[VenueLiquidation]:
+    """The liquidations of ``rows``, each id once (both counterparties' copies of a fill
+    share it); a fill that cannot be read is skipped and named (PartialFrame)."""
+    events, skipped = rows_events(rows, lambda _, row: _event(*row))
     found: dict[str, VenueLiquidation] = {}
     for event in events:
-        if event is not None:
-            found.setdefault(event.id, event)
-    return list(found.values())
+        found.setdefault(event.id, event)
+    return all_or_partial(EXCHANGE, list(found.values()), skipped, len(rows))
 
 
 def normalize_fill(frame: bytes | str, *, owner: str) -> list[VenueLiquidation]:
     """One ``userFills`` fill of ``owner`` -> its liquidation (none for an ordinary fill)."""
-    return _unique([_event(owner, _decode_fill(frame), "fill")])
+    return _events([(owner, _decode_fill(frame), "fill", False)])
 
 
 def normalize_node_fills(frame: bytes | str) -> list[VenueLiquidation]:
@@ -180,10 +194,10 @@ def normalize_node_fills(frame: bytes | str) -> list[VenueLiquidation]:
     # [owner, fill] pair per line (node_fills/hourly/).
     if frame.lstrip()[:1] in (b"[", "["):
         owner, fill = _decode_node_fill_pair(frame)
-        return _unique([_event(owner, fill, "fill")])
+        return _events([(owner, fill, "fill", False)])
     decoded = _decode_node_fills(frame)
-    return _unique(
-        [_event(owner, fill, f"events[{i}]") for i, (owner, fill) in enumerate(decoded.events)]
+    return _events(
+        [(owner, fill, f"events[{i}]", False) for i, (owner, fill) in enumerate(decoded.events)]
     )
 
 
@@ -193,9 +207,9 @@ def normalize_user_fills(frame: bytes | str) -> list[VenueLiquidation]:
     if decoded.channel != "userFills" or len(decoded.data) == 0:
         return []  # subscription responses, pongs, other channels
     data = _decode_user_fills_data(decoded.data)
-    return _unique(
+    return _events(
         [
-            _event(data.user, fill, f"data.fills[{i}]", data.isSnapshot)
+            (data.user, fill, f"data.fills[{i}]", data.isSnapshot)
             for i, fill in enumerate(data.fills)
         ]
     )
@@ -209,4 +223,4 @@ def normalize_user_events(frame: bytes | str, *, owner: str) -> list[VenueLiquid
     if decoded.channel != "user" or len(decoded.data) == 0:
         return []
     data = _decode_user_events_data(decoded.data)
-    return _unique([_event(owner, fill, f"data.fills[{i}]") for i, fill in enumerate(data.fills)])
+    return _events([(owner, fill, f"data.fills[{i}]", False) for i, fill in enumerate(data.fills)])

@@ -34,7 +34,15 @@ import msgspec
 
 from purpleflea.model import NO_INSTRUMENTS, Catalog, Side, VenueLiquidation
 from purpleflea.venues import symbols
-from purpleflea.venues._frame import FrameDecoder, FrameError, non_negative, positive, timestamp_ms
+from purpleflea.venues._frame import (
+    FrameDecoder,
+    FrameError,
+    all_or_partial,
+    non_negative,
+    positive,
+    rows_events,
+    timestamp_ms,
+)
 from purpleflea.venues._units import Sizes, from_coins, from_contracts, liquidation
 from purpleflea.venues.kraken.constants import EXCHANGE
 
@@ -139,11 +147,12 @@ def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list
         return [event] if event is not None else []
     if envelope.feed == "trade_snapshot":
         snapshot = _decode_snapshot(frame)
-        events = []
-        for i, trade in enumerate(snapshot.trades):
-            product = trade.product_id or snapshot.product_id
-            event = trade_event(trade, product, f"trades[{i}].", True, instruments)
-            if event is not None:
-                events.append(event)
-        return events
+        trades = snapshot.trades
+        events, skipped = rows_events(
+            trades,
+            lambda i, trade: trade_event(
+                trade, trade.product_id or snapshot.product_id, f"trades[{i}].", True, instruments
+            ),
+        )
+        return all_or_partial(EXCHANGE, events, skipped, len(trades))
     return []  # heartbeats and other feeds

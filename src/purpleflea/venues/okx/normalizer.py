@@ -35,9 +35,11 @@ from purpleflea.venues import symbols
 from purpleflea.venues._frame import (
     FrameDecoder,
     FrameError,
+    all_or_partial,
     is_text_pong,
     non_negative,
     positive,
+    rows_events,
     timestamp_ms,
 )
 from purpleflea.venues._ids import told_apart
@@ -139,13 +141,13 @@ def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list
 
 def items_events(items: list[Item], inst_type: str, instruments: Catalog) -> list[VenueLiquidation]:
     """The events of ``data`` items (the channel's and the REST history's, which list the same
-    objects); ``inst_type`` is the frame's when an item does not say its own."""
-    events = []
-    for i, item in enumerate(items):
-        if (item.instType or inst_type) not in ("SWAP", "FUTURES"):
-            continue
-        for j, detail in enumerate(item.details):
-            event = _event(item, detail, f"data[{i}].details[{j}]", instruments)
-            if event is not None:
-                events.append(event)
-    return told_apart(events)
+    objects); ``inst_type`` is the frame's when an item does not say its own. A detail that
+    cannot be read is skipped and named (:class:`~purpleflea.venues._frame.PartialFrame`)."""
+    rows = [
+        (item, detail, f"data[{i}].details[{j}]")
+        for i, item in enumerate(items)
+        if (item.instType or inst_type) in ("SWAP", "FUTURES")
+        for j, detail in enumerate(item.details)
+    ]
+    events, skipped = rows_events(rows, lambda _, row: _event(*row, instruments))
+    return all_or_partial(EXCHANGE, told_apart(events), skipped, len(rows))
