@@ -7,7 +7,7 @@ blocks. A value a normalizer cannot read in one row (an empty price, a side it d
 used to raise for the whole frame and drop the good rows with it. Now the normalizer raises
 :class:`PartialFrame`, a FrameError naming the skipped rows and carrying the others' events;
 the connection counts the frame as malformed and delivers them
-(tests/ingest/test_unsized_symbols.py covers the connection's side).
+(tests/ingest/test_partial_frames.py covers the connection's side).
 """
 
 from __future__ import annotations
