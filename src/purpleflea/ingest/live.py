@@ -9,7 +9,9 @@
     await ingest.stop()
 
 Catalogs start from the cached (or bundled) snapshot, are fetched at start (bounded wait, so
-no network only delays the start by ``catalog_wait``) and refreshed periodically. Each
+no network only delays the start by ``catalog_wait``) and refreshed periodically; an
+exchange's catalog is fetched again early when its feed drops a contract it has not dropped
+before for an unknown size (a coin listed since the last fetch). Each
 connection is one :func:`~purpleflea.ingest.connection.run_feed` task; each exchange's
 connections and poller share one :class:`Alarm`, so an unreachable exchange logs one WARNING.
 Events whose contract size is unknown never reach ``on_event`` (counted as ``unsized``).
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
@@ -74,6 +77,8 @@ class LiveIngest:
         catalog_sources: tuple[Source, ...] = SOURCES,
         catalog_refresh_s: float = 3600.0,
         catalog_wait_s: float = 10.0,
+        catalog_check_s: float = 30.0,
+        catalog_early_s: float = 300.0,
         poll_sources: tuple[PollSource, ...] = POLL_SOURCES,
         backoff: Callable[[], Backoff] = Backoff,
         open_timeout: float = 10.0,
@@ -90,6 +95,11 @@ class LiveIngest:
         self.catalog_sources = catalog_sources
         self.catalog_refresh_s = catalog_refresh_s
         self.catalog_wait_s = catalog_wait_s
+        #: Seconds between looks at the feeds' unsized symbols, and the least between two
+        #: early fetches of one exchange's catalog (a venue listing many coins at once is
+        #: not asked once per coin).
+        self.catalog_check_s = catalog_check_s
+        self.catalog_early_s = catalog_early_s
         self.poll_sources = poll_sources
         self.backoff = backoff
         self.open_timeout = open_timeout
@@ -221,9 +231,10 @@ class LiveIngest:
             except Exception:  # a consumer bug must not stop the poller
                 log.exception("snapshot sink failed on %s %s", snapshot.exchange, snapshot.symbol)
 
-    async def _refresh_catalogs(self) -> None:
+    async def _refresh_catalogs(self, exchanges: set[str] | None = None) -> None:
+        """Fetch the catalogs of ``exchanges`` (default: every enabled one)."""
         assert self._client is not None
-        enabled = set(self.exchanges)
+        enabled = set(self.exchanges) if exchanges is None else set(self.exchanges) & exchanges
         sources = tuple(s for s in self.catalog_sources if s.exchange in enabled)
         if not sources:
             return
@@ -238,11 +249,43 @@ class LiveIngest:
                 next(iter(errors.values())),
             )
 
+    def _unsized(self) -> set[tuple[str, str]]:
+        """``(exchange, symbol)`` of every contract a feed has dropped for an unknown size."""
+        return {(s.exchange, symbol) for s in self._stats for symbol in s.unsized_symbols}
+
     async def _refresh_forever(self) -> None:
+        """Every catalog each ``catalog_refresh_s``; an exchange's early when its feeds drop a
+        symbol unsized that they had not dropped at the last fetch (at most once each
+        ``catalog_early_s``): a coin listed since then is sized from its next liquidation on,
+        not an hour later. A symbol the new answer lacks too waits for the regular fetch."""
+        loop = asyncio.get_running_loop()
+        refreshed = loop.time()
+        early: dict[str, float] = {}  # exchange -> when its catalog was last fetched early
+        known = self._unsized()
         while True:
-            await asyncio.sleep(self.catalog_refresh_s)
+            await asyncio.sleep(min(self.catalog_check_s, self.catalog_refresh_s))
+            now = loop.time()
             try:
-                await self._refresh_catalogs()
+                if now - refreshed >= self.catalog_refresh_s:
+                    refreshed, known = now, self._unsized()
+                    await self._refresh_catalogs()
+                    continue
+                new = self._unsized() - known
+                due = {
+                    exchange
+                    for exchange, _ in new
+                    if now - early.get(exchange, -math.inf) >= self.catalog_early_s
+                }
+                if not due:
+                    continue
+                known |= {found for found in new if found[0] in due}
+                early.update(dict.fromkeys(due, now))
+                log.info(
+                    "instrument catalogs: fetching %s again early for %s, dropped unsized",
+                    ", ".join(sorted(due)),
+                    ", ".join(sorted(symbol for exchange, symbol in new if exchange in due)),
+                )
+                await self._refresh_catalogs(due)
             except Exception:  # never let a refresh bug end refreshing
                 log.exception("instrument catalog refresh failed")
 
