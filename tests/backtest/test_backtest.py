@@ -232,3 +232,74 @@ def test_the_broker_is_marked_at_fill_prices_not_bankruptcy_prices() -> None:
     assert replay.feed([fill, bankrupt, alone]) == 3
     assert replay.broker.prices == {"ETH-PERP": 2000.0, "XYZ-PERP": 3.0}
     assert replay.broker.now == T0 + 2_000
+
+
+class ExitAfter:
+    """Buys ETH at the first event and sells ``hold_ms`` later from ``on_tick``."""
+
+    def __init__(self, hold_ms: int) -> None:
+        self.hold_ms = hold_ms
+        self.entered_at: int | None = None
+
+    def on_event(self, event: Liquidation, score: int, broker: Broker) -> None:
+        if self.entered_at is None:
+            broker.open(event.market, 1, 10_000)
+            self.entered_at = event.ts
+
+    def on_cascade(self, alert: CascadeAlert, broker: Broker) -> None:
+        pass
+
+    def on_tick(self, now_ms: int, broker: Broker) -> None:
+        entered = self.entered_at
+        if entered is not None and now_ms - entered >= self.hold_ms and broker.positions:
+            broker.close("ETH-PERP", "held")
+
+
+def _fill(seq: int, ts: int, price: float, market: str = "ETH-PERP") -> Liquidation:
+    return msgspec.structs.replace(
+        event(seq, ts, "long", 5_000, price, market), exchange="binance_usdm"
+    )
+
+
+def test_a_stored_mark_newer_than_the_last_liquidation_prices_the_fill() -> None:
+    # A market's liquidations stop after a burst, its price moves on: an exit minutes later was
+    # filled at the last liquidation's price (2000) while the stored mark (kept when it moves
+    # 0.25 %) said 1900. The newest of the two prices the fill, never one from later.
+    from purpleflea.store.base import OpenInterest
+
+    def mark(ts: int, price: float) -> OpenInterest:
+        return OpenInterest(ts=ts, market="ETH-PERP", open_interest_usd=1e9, mark_price=price)
+
+    events = [_fill(1, T0, 2000.0), _fill(2, T0 + 600_000, 1800.0)]
+    rows = [mark(T0 + 60_000, 1950.0), mark(T0 + 240_000, 1900.0), mark(T0 + 400_000, 1850.0)]
+    report = run_backtest(
+        events, ExitAfter(300_000), costs=Costs(fee_bps=0, slippage_bps=0), open_interest=rows
+    )
+    (trade,) = report.trades
+    assert (trade.entry_price, trade.exit_ts) == (2000.0, T0 + 300_000)
+    assert trade.exit_price == 1900.0  # the row of T0 + 240 s; the one of T0 + 400 s is later
+    assert trade.pnl_usd == pytest.approx(10_000 / 2000 * (1900 - 2000))
+
+    # A liquidation newer than the last stored mark is the price, as before.
+    fresher = [*events[:1], _fill(3, T0 + 250_000, 1890.0), *events[1:]]
+    report = run_backtest(
+        fresher, ExitAfter(300_000), costs=Costs(fee_bps=0, slippage_bps=0), open_interest=rows
+    )
+    assert report.trades[0].exit_price == 1890.0
+
+
+def test_a_stored_mark_outranks_later_bankruptcy_prices_of_a_market_without_fills() -> None:
+    from purpleflea.store.base import OpenInterest
+
+    def okx(seq: int, ts: int, price: float) -> Liquidation:
+        return msgspec.structs.replace(
+            event(seq, ts, "long", 5_000, price, "XYZ-PERP"), exchange="okx"
+        )
+
+    replay = start(Recorder())
+    replay.add_open_interest(
+        [OpenInterest(ts=T0 + 1_000, market="XYZ-PERP", open_interest_usd=1e7, mark_price=3.0)]
+    )
+    replay.feed([okx(1, T0, 2.9), okx(2, T0 + 2_000, 2.98)])
+    # Before the mark, the bankruptcy price was all there was; after it, it is not the market's.
+    assert replay.broker.prices == {"XYZ-PERP": 3.0}
