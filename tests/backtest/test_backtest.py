@@ -303,3 +303,24 @@ def test_a_stored_mark_outranks_later_bankruptcy_prices_of_a_market_without_fill
     replay.feed([okx(1, T0, 2.9), okx(2, T0 + 2_000, 2.98)])
     # Before the mark, the bankruptcy price was all there was; after it, it is not the market's.
     assert replay.broker.prices == {"XYZ-PERP": 3.0}
+
+
+def test_a_strategy_in_the_current_folder_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `purpleflea backtest --strategy mystrat:Fade` beside mystrat.py: the console script's
+    # sys.path holds its own folder, not the current one ("No module named 'mystrat'").
+    import sys
+
+    (tmp_path / "pf_user_strat_xyz.py").write_text(
+        "class Fade:\n"
+        "    def on_event(self, event, score, broker): pass\n"
+        "    def on_cascade(self, alert, broker): pass\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "pf_user_strat_xyz", raising=False)
+    strategy = load_strategy("pf_user_strat_xyz:Fade")
+    assert type(strategy).__name__ == "Fade"
+    with pytest.raises(ValueError, match=r"the current folder .* and sys.path"):
+        load_strategy("pf_no_such_strat_xyz:Fade")

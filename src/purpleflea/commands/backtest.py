@@ -53,7 +53,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--strategy",
         default=None,
-        help="a user strategy 'module:Class' instead of the playbook (default: the playbook)",
+        help="a user strategy 'module:Class' instead of the playbook, the module in the "
+        "current folder (mystrat.py: mystrat:Class) or installed (default: the playbook)",
     )
     parser.add_argument(
         "--heatmap",
