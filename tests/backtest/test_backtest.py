@@ -19,7 +19,8 @@ from purpleflea.backtest import (
     start,
     store_pages,
 )
-from purpleflea.backtest.report import DAY_MS, sharpe_text, write_report
+from purpleflea.backtest.broker import Trade
+from purpleflea.backtest.report import DAY_MS, compute_metrics, sharpe_text, write_report
 from purpleflea.model import CascadeAlert, Liquidation
 from tests.conftest import REPO
 
@@ -188,6 +189,35 @@ def test_sharpe_n_a_always_says_why() -> None:
     )
     assert sharpe_text(week) == "n/a (daily returns do not vary)"
     assert sharpe_text(msgspec.structs.replace(week, sharpe=1.837)) == "1.84"
+
+
+def test_no_sharpe_under_two_days_even_across_two_calendar_days() -> None:
+    # A store of `sim --days 1` and 17 h of `serve` spans 1.7 days: the summary said
+    # "Sharpe 73.12" from two daily returns, one of them a partial day.
+    def trade(exit_ts: int, pnl: float) -> Trade:
+        return Trade(
+            market="ETH-PERP",
+            direction=1,
+            entry_ts=exit_ts - 60_000,
+            exit_ts=exit_ts,
+            entry_price=2000.0,
+            exit_price=2000.0,
+            notional_usd=10_000.0,
+            fees_usd=0.0,
+            pnl_usd=pnl,
+            reason="held",
+        )
+
+    trades = [trade(T0 + 3_600_000, 50.0), trade(T0 + DAY_MS + 3_600_000, 20.0)]
+    short = compute_metrics(
+        trades, initial_equity=1e5, start_ts=T0, end_ts=T0 + DAY_MS * 17 // 10, events=2, alerts=0
+    )
+    assert short.sharpe is None
+    assert sharpe_text(short).startswith("n/a (the history spans under 2 days")
+    two = compute_metrics(
+        trades, initial_equity=1e5, start_ts=T0, end_ts=T0 + 2 * DAY_MS, events=2, alerts=0
+    )
+    assert two.sharpe is not None
 
 
 def test_help_is_plain_text_and_shows_every_default(capsys: pytest.CaptureFixture[str]) -> None:

@@ -94,7 +94,7 @@ def daily_sharpe(
     """Annualized (365 days: crypto trades every day) Sharpe of daily realized returns;
     None when there is none (:func:`sharpe_text` says why)."""
     days = _days(start_ts, end_ts)
-    if days < 2 or initial_equity <= 0:
+    if not _two_days(start_ts, end_ts) or initial_equity <= 0:
         return None
     daily = [0.0] * days
     for trade in trades:
@@ -112,11 +112,17 @@ def _days(start_ts: int, end_ts: int) -> int:
     return (end_ts - start_ts) // DAY_MS + 1
 
 
+def _two_days(start_ts: int, end_ts: int) -> bool:
+    """Whether the replay spans two days or more: 1.7 days touch two calendar days, but a
+    ratio of one day and most of another (a Sharpe of 73 on a 1.7-day store) is no measure."""
+    return end_ts - start_ts >= 2 * DAY_MS
+
+
 def sharpe_text(m: Metrics) -> str:
     """``1.84``, or ``n/a`` with the reason there is no Sharpe ratio."""
     if m.sharpe is not None:
         return f"{m.sharpe:.2f}"
-    if _days(m.start_ts, m.end_ts) < 2:
+    if not _two_days(m.start_ts, m.end_ts):
         return "n/a (the history spans under 2 days: no daily returns to compare)"
     if m.initial_equity <= 0:
         return "n/a (no initial equity to measure returns against)"
