@@ -12,7 +12,7 @@ from purpleflea.client import PurpleFleaError
 from purpleflea.commands.heatmap import render
 from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import MarketSnapshot, Side
-from tests.server.conftest import T0, Running
+from tests.server.conftest import T0, Running, venue_event
 
 
 def _snapshots(market: str, mark: float, oi_usd: float) -> list[MarketSnapshot]:
@@ -57,7 +57,21 @@ async def test_heatmap_route_sdk_and_terminal_view(live: Running) -> None:
     with pytest.raises(PurpleFleaError) as missing:
         await client.heatmap("NOPE-PERP")
     assert missing.value.status == 404
-    assert "NOPE-PERP" in str(missing.value)
+    # A market the tracker never saw was told "no heatmap for 'NOPE-PERP' yet", as if waiting
+    # would help; one with liquidations but no snapshot yet is told so.
+    assert str(missing.value) == (
+        "no heatmap for 'NOPE-PERP': the tracker has seen no liquidation and no open-interest "
+        "snapshot of it (a typo? 1 market has a heatmap: BTC-PERP; GET /v1/markets lists the "
+        "markets seen)"
+    )
+    await live.push(venue_event(market="ETH-PERP", price=3_000.0))
+    with pytest.raises(PurpleFleaError) as early:
+        await client.heatmap("ETH-PERP")
+    assert early.value.status == 404
+    assert str(early.value) == (
+        "no heatmap for 'ETH-PERP' yet: it has liquidations but no open-interest snapshot has "
+        "arrived (the heatmap is built from them; live feeds send one within a minute)"
+    )
     with pytest.raises(PurpleFleaError) as misnamed:
         await client.heatmap("BTCUSDT")
     assert misnamed.value.status == 400
