@@ -7,6 +7,8 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 from purpleflea.backtest import Broker, run_backtest
 from purpleflea.engine.heatmap import HeatmapModel
 from purpleflea.model import CascadeAlert, Liquidation
@@ -90,7 +92,7 @@ def test_a_strategy_that_uses_heatmaps_gets_the_model_as_of_each_event() -> None
 
 
 async def test_the_command_runs_the_heatmap_and_says_what_it_could_not_use(
-    tmp_path: Path,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from purpleflea.commands import backtest as command
 
@@ -112,6 +114,8 @@ async def test_the_command_runs_the_heatmap_and_says_what_it_could_not_use(
         assert await asyncio.to_thread(args.run, args) == 0
         data = json.loads((out / "report.json").read_text())
         assert data["params"]["heatmap"] is heatmap
+        assert data["params"]["open_interest_rows"] == len(rows)
+        assert "holds no open interest" not in capsys.readouterr().err
         assert data["metrics"]["events"] == len(events)
 
 

@@ -59,6 +59,8 @@ class Replay:
     alerts: list[CascadeAlert] = field(default_factory=list)
     #: Open interest rows the heatmap could not use: stored before marks were kept.
     rows_without_mark: int = 0
+    #: Open interest rows read (none: the score has no size term, see the backtest command).
+    open_interest_rows: int = 0
     events: int = 0
     first_ts: int = 0
     last_ts: int = 0
@@ -86,6 +88,7 @@ class Replay:
         """
         last = self._oi_last
         queue = self._oi
+        before = len(queue)
         for row in rows:
             if row.ts < last:
                 raise ValueError(
@@ -94,6 +97,7 @@ class Replay:
                 )
             last = row.ts
             queue.append(row)
+        self.open_interest_rows += len(queue) - before
         self._oi_last = last
         self._oi_more = more
         self._oi_next = self._due()
