@@ -36,3 +36,16 @@ def test_a_url_without_a_scheme_names_the_flag(capsys: pytest.CaptureFixture[str
     assert capsys.readouterr().err == (
         "purpleflea mcp: --url must start with http:// or https://: '127.0.0.1:8731'\n"
     )
+
+
+@pytest.mark.parametrize("limit", ["0", "-3", "ten"])
+def test_history_limit_is_any_positive_count(
+    limit: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `history --limit 5000` pages through 5,000 events, but `--limit 0` went to the server and
+    # came back "limit must be between 1 and 1000, got 0", a bound the command does not have.
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["history", "--limit", limit, "--api-key", "pf_x"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --limit: must be a whole number of events, 1 or more, got {limit!r}" in err
