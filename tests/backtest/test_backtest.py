@@ -21,6 +21,7 @@ from purpleflea.backtest import (
 )
 from purpleflea.backtest.broker import Trade
 from purpleflea.backtest.report import DAY_MS, compute_metrics, sharpe_text, write_report
+from purpleflea.clock import utc_iso
 from purpleflea.model import CascadeAlert, Liquidation
 from tests.conftest import REPO
 
@@ -359,3 +360,37 @@ def test_a_strategy_in_the_current_folder_loads(
     assert type(strategy).__name__ == "Fade"
     with pytest.raises(ValueError, match=r"the current folder .* and sys.path"):
         load_strategy("pf_no_such_strat_xyz:Fade")
+
+
+async def test_the_command_says_when_seq_order_goes_back_in_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Older history appended after newer (an import of last year's recordings into a folder a
+    # server wrote): the replay (seq order) met a day of events hours behind its clock, scored
+    # each at the stream's latest time without a word.
+    from purpleflea.commands import backtest as command
+    from purpleflea.store.sqlite import SQLiteStore
+
+    newer = history()
+    older = [
+        msgspec.structs.replace(e, id=f"old{e.seq}", seq=len(newer) + e.seq, ts=e.ts - DAY_MS)
+        for e in history()
+    ]
+    db = tmp_path / "mixed.sqlite"
+    store = SQLiteStore(db)
+    store.append_now(newer + older)
+    await store.close()
+    parser = argparse.ArgumentParser()
+    command.register(parser.add_subparsers())
+    args = parser.parse_args(["backtest", "--store", str(db), "--out", str(tmp_path / "out")])
+    import asyncio
+
+    assert await asyncio.to_thread(args.run, args) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"backtest: {len(older):,} events came over a minute before the replay's clock (seq "
+        f"{len(newer) + 1:,} at {utc_iso(older[0].ts)} after {utc_iso(newer[-1].ts)}): the "
+        "store's seq order goes back in time" in err
+    )
+    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert data["params"]["late_events"] == len(older)

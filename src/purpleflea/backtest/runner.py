@@ -45,6 +45,10 @@ from purpleflea.store.base import OpenInterest, Store
 from purpleflea.store.pages import NEVER_MS as _NEVER  # "no open interest row is due"
 from purpleflea.store.pages import open_interest_pages, store_pages
 
+#: How far before the replay's clock an event counts as late (history out of time order), not
+#: as the few seconds out of order that feeds deliver.
+LATE_MS = 60_000
+
 
 @dataclass(slots=True)
 class Replay:
@@ -61,6 +65,10 @@ class Replay:
     rows_without_mark: int = 0
     #: Open interest rows read (none: the score has no size term, see the backtest command).
     open_interest_rows: int = 0
+    #: Events more than :data:`LATE_MS` before the replay's clock (seq order going back in
+    #: time: older history appended after newer), and the first one: (seq, ts, clock).
+    late_events: int = 0
+    first_late: tuple[int, int, int] | None = None
     events: int = 0
     first_ts: int = 0
     last_ts: int = 0
@@ -141,6 +149,8 @@ class Replay:
                         second = tick_second
                     if stalled:
                         break
+            elif ts < second * 1000 - LATE_MS:
+                self._late(event)
             if ts >= oi_next:
                 # Rare (once per snapshot time): the only per-event cost is the comparison.
                 oi_next = self._apply_open_interest(ts)
@@ -165,6 +175,13 @@ class Replay:
         if count:
             self.last_ts = max(self.last_ts, broker.now)
         return count
+
+    def _late(self, event: Liquidation) -> None:
+        """Count an event from well before the replay's clock: the engine scores it at the
+        latest time it has seen (it takes events slightly out of order), not at its own."""
+        self.late_events += 1
+        if self.first_late is None:
+            self.first_late = (event.seq, event.ts, self.broker.now)
 
     def _apply_open_interest(self, ts: int) -> int:
         """Apply every queued row with ts at or before ``ts``; returns the next due ts."""

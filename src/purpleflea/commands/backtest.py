@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from purpleflea.backtest import Costs, Playbook, load_strategy, result, start  # noqa: PLC0415
     from purpleflea.backtest.report import sharpe_text, write_report  # noqa: PLC0415
     from purpleflea.backtest.strategy import Strategy  # noqa: PLC0415
+    from purpleflea.clock import utc_iso  # noqa: PLC0415
 
     if not 0 <= args.threshold <= 10:
         print(f"backtest: --threshold must be 0-10, got {args.threshold}", file=sys.stderr)
@@ -105,6 +106,17 @@ def run(args: argparse.Namespace) -> int:
             "pace and price move alone, so far more of them alert than live would",
             file=sys.stderr,
         )
+    if replay.first_late is not None:
+        seq, ts, clock = replay.first_late
+        print(
+            f"backtest: {replay.late_events:,} events came over a minute before the replay's "
+            f"clock (seq {seq:,} at {utc_iso(ts)} after {utc_iso(clock)}): the store's seq order "
+            "goes back in time (older history imported or simulated after newer; a live gap "
+            "repaired from a venue's history also comes late, as it did live), and each was "
+            "scored at the replay's time, not its own; backtest a store that holds its history "
+            "in time order",
+            file=sys.stderr,
+        )
     if replay.heatmaps is not None and replay.rows_without_mark:
         print(
             f"backtest: {replay.rows_without_mark:,} open interest rows have no mark (stored "
@@ -121,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         "notional_usd": args.notional,
         "heatmap": replay.heatmaps is not None,
         "open_interest_rows": replay.open_interest_rows,
+        "late_events": replay.late_events,
     }
     report = result(replay, params)
     paths = write_report(report, args.out)
