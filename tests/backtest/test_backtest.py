@@ -139,6 +139,10 @@ def test_report_files(tmp_path: Path) -> None:
     page = paths["html"].read_text()
     assert "data:image/png;base64," in page
     assert "Hit rate" in page
+    # Trade times as a reader reads them, not 13-digit ms (report.json keeps the ms).
+    trade = report.trades[0]
+    assert f"<td>{utc_iso(trade.entry_ts)}</td><td>{utc_iso(trade.exit_ts)}</td>" in page
+    assert data["trades"][0]["entry_ts"] == trade.entry_ts
 
 
 async def test_command_reads_the_store_in_pages(

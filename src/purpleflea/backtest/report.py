@@ -11,6 +11,7 @@ from pathlib import Path
 import msgspec
 
 from purpleflea.backtest.broker import Trade
+from purpleflea.clock import utc_iso
 
 DAY_MS = 86_400_000
 
@@ -184,7 +185,7 @@ def _html(report: Report, png: bytes) -> str:
     shown = report.trades[:1000]
     trades = "".join(
         f"<tr><td>{html.escape(t.market)}</td><td>{'long' if t.direction > 0 else 'short'}</td>"
-        f"<td>{t.entry_ts}</td><td>{t.exit_ts}</td><td>{t.entry_price:.6g}</td>"
+        f"<td>{utc_iso(t.entry_ts)}</td><td>{utc_iso(t.exit_ts)}</td><td>{t.entry_price:.6g}</td>"
         f"<td>{t.exit_price:.6g}</td><td>{t.pnl_usd:,.2f}</td><td>{html.escape(t.reason)}</td></tr>"
         for t in shown
     )
@@ -200,7 +201,7 @@ td,th{{padding:2px 10px;text-align:left;border-bottom:1px solid #ddd}}
 <table>{metrics}</table>
 <img alt="equity curve" src="data:image/png;base64,{image}">
 <h2>Trades</h2>{more}
-<table><tr><th>market</th><th>direction</th><th>entry ts</th><th>exit ts</th><th>entry</th>
+<table><tr><th>market</th><th>direction</th><th>entry (UTC)</th><th>exit (UTC)</th><th>entry</th>
 <th>exit</th><th>PnL USD</th><th>exit reason</th></tr>{trades}</table>
 </body></html>
 """
