@@ -113,6 +113,8 @@ def run_client(name: str, args: argparse.Namespace, work: Work) -> int:
         message = _NO_KEY if exc.code == "missing_api_key" else str(exc)
     except (Unreachable, ValueError) as exc:
         message = str(exc)
+    except BrokenPipeError:
+        raise  # our reader left (`| head`), not the server: the dispatcher stops quietly
     except (httpx.HTTPError, websockets.WebSocketException, OSError) as exc:
         # The server went away or misbehaved after it answered the probe.
         message = f"lost the server: {exc or type(exc).__name__}"
