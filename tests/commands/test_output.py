@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -208,9 +209,7 @@ async def _closed_stdout(*args: str, env: dict[str, str] | None = None) -> tuple
     return process.returncode, err.decode()
 
 
-async def test_output_into_a_closed_pipe_stops_quietly(
-    live: Running, tmp_path: pytest.TempPathFactory
-) -> None:
+async def test_output_into_a_closed_pipe_stops_quietly(live: Running, tmp_path: Path) -> None:
     # `purpleflea keys create --account me | head -1` printed a BrokenPipeError traceback;
     # `purpleflea history --limit 5000 | head` said "lost the server: [Errno 32] Broken pipe".
     # Stop as `cat file | head` does: nothing on stderr, exit status 128 + SIGPIPE.
