@@ -120,3 +120,32 @@ def test_snapshots_hand_the_engine_a_fuel_ratio_per_side() -> None:
     assert recorder.open_interest == [
         ("ETH-PERP", s.open_interest_usd, "binance_usdm:ETHUSDT") for s in snapshots
     ]
+
+
+def test_an_empty_view_is_one_line_not_a_column_of_zeros() -> None:
+    # A market whose open interest is 0, or a --low/--high where no position is, drew 80 rows
+    # of "$0 | price | $0" and no word of why.
+    from purpleflea.engine.heatmap import HeatmapModel
+
+    model = HeatmapModel()
+    for market, oi in (("X-PERP", 0.0), ("Y-PERP", 1e6)):
+        model.on_snapshot(
+            MarketSnapshot(
+                exchange="binance_usdm",
+                symbol=market.replace("-PERP", "USDT"),
+                market=market,
+                ts=T0,
+                mark_price=10.0,
+                open_interest=oi / 10.0,
+                open_interest_usd=oi,
+            )
+        )
+    empty = render(model.heatmap("X-PERP"), width=10)
+    assert empty.splitlines() == [
+        "X-PERP  mark 10.00  (bucket 0.05; longs liquidated left, shorts right)",
+        "no position's liquidation price lies between 8.00 and 12.00 (nothing at risk in this "
+        "view: the market's open interest is 0, or widen it with --low/--high)",
+    ]
+    far = render(model.heatmap("Y-PERP", low=100, high=120, bucket=1), width=10)
+    assert far.splitlines()[1].startswith("no position's liquidation price lies between 100.00")
+    assert "|" in render(model.heatmap("Y-PERP"), width=10)
