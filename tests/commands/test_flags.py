@@ -49,3 +49,24 @@ def test_history_limit_is_any_positive_count(
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert f"argument --limit: must be a whole number of events, 1 or more, got {limit!r}" in err
+
+
+def test_a_commands_own_flags_may_follow_its_action(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `purpleflea keys create --data-dir X` (every other command takes --data-dir after its
+    # name) failed with "purpleflea: error: unrecognized arguments: --data-dir X".
+    data = tmp_path / "data"
+    assert cli.main(["keys", "create", "--account", "me", "--data-dir", str(data)]) == 0
+    assert (data / "keys.sqlite").exists()
+    assert cli.main(["keys", "list", "--data-dir", str(data)]) == 0
+    assert "me" in capsys.readouterr().out
+    parser = cli.build_parser()
+    after = parser.parse_args(
+        ["webhooks", "list", "--data-dir", str(data), "--url", "http://h:1", "--json"]
+    )
+    assert (after.data_dir, after.url, after.json) == (data, "http://h:1", True)
+    before = parser.parse_args(["webhooks", "--url", "http://h:1", "list"])
+    assert (before.data_dir, before.url, before.json) == (Path("data"), "http://h:1", False)
+    keys = parser.parse_args(["keys", "--data-dir", str(data), "revoke", "abc"])
+    assert (keys.data_dir, keys.store, keys.key_id) == (data, None, "abc")

@@ -29,17 +29,21 @@ class Unreachable(Exception):
     """No server answered at the address the command was given or found."""
 
 
-def add_connection_args(parser: argparse.ArgumentParser) -> None:
+def add_connection_args(parser: argparse.ArgumentParser, *, defaults: bool = True) -> None:
+    """``--url``, ``--api-key`` and ``--data-dir``. ``defaults=False`` adds them to a command's
+    actions too (``webhooks list --url ...``): unset there, they keep the command's values."""
+    unset: Any = None if defaults else argparse.SUPPRESS
     parser.add_argument(
         "--url",
+        default=unset,
         help="server URL (default: $PURPLEFLEA_URL, else the server recorded in "
         f"DATA_DIR/{FILE_NAME}, else http://127.0.0.1:8000)",
     )
-    parser.add_argument("--api-key", help="API key (default $PURPLEFLEA_API_KEY)")
+    parser.add_argument("--api-key", default=unset, help="API key (default $PURPLEFLEA_API_KEY)")
     parser.add_argument(
         "--data-dir",
         type=Path,
-        default=Path("data"),
+        default=Path("data") if defaults else argparse.SUPPRESS,
         help="the local server's data folder, where it records its address (default ./data)",
     )
 
