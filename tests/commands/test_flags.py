@@ -70,3 +70,19 @@ def test_a_commands_own_flags_may_follow_its_action(
     assert (before.data_dir, before.url, before.json) == (Path("data"), "http://h:1", False)
     keys = parser.parse_args(["keys", "--data-dir", str(data), "revoke", "abc"])
     assert (keys.data_dir, keys.store, keys.key_id) == (data, None, "abc")
+
+
+def test_a_data_folder_given_as_store_means_its_history_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `backtest --store data` said "no history store at data (pass --store PATH)" to a user who
+    # had passed one, and `sim --store data` "store data: unable to open database file".
+    data = tmp_path / "data"
+    data.mkdir()
+    sim = ["sim", "--days", "0.01", "--markets", "3", "--no-progress", "--start", "2025-03-01"]
+    assert cli.main([*sim, "--store", str(data)]) == 0
+    assert (data / "purpleflea.sqlite").is_file()
+    assert f"into {data / 'purpleflea.sqlite'}" in capsys.readouterr().out
+    out = tmp_path / "report"
+    assert cli.main(["backtest", "--store", str(data), "--out", str(out)]) == 0
+    assert (out / "report.json").is_file()

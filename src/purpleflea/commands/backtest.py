@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
         "--store",
         type=Path,
         default=DEFAULT_STORE,
-        help=f"SQLite history file (default {DEFAULT_STORE})",
+        help=f"SQLite history file, or the data folder holding it (default {DEFAULT_STORE})",
     )
     parser.add_argument(
         "--threshold", type=int, default=7, help="entry cascade score, 0-10 (default 7)"
@@ -77,10 +77,12 @@ def run(args: argparse.Namespace) -> int:
     from purpleflea.backtest.report import sharpe_text, write_report  # noqa: PLC0415
     from purpleflea.backtest.strategy import Strategy  # noqa: PLC0415
     from purpleflea.clock import utc_iso  # noqa: PLC0415
+    from purpleflea.store.factory import history_file  # noqa: PLC0415
 
     if not 0 <= args.threshold <= 10:
         print(f"backtest: --threshold must be 0-10, got {args.threshold}", file=sys.stderr)
         return 2
+    args.store = history_file(args.store)  # `--store data`: the folder's history file
     if not args.store.is_file():
         print(f"backtest: no history store at {args.store} (pass --store PATH)", file=sys.stderr)
         return 2
