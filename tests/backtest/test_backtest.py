@@ -19,7 +19,9 @@ from purpleflea.backtest import (
     start,
     store_pages,
 )
-from purpleflea.backtest.report import DAY_MS, sharpe_text, write_report
+from purpleflea.backtest.broker import Trade
+from purpleflea.backtest.report import DAY_MS, compute_metrics, sharpe_text, write_report
+from purpleflea.clock import utc_iso
 from purpleflea.model import CascadeAlert, Liquidation
 from tests.conftest import REPO
 
@@ -137,6 +139,10 @@ def test_report_files(tmp_path: Path) -> None:
     page = paths["html"].read_text()
     assert "data:image/png;base64," in page
     assert "Hit rate" in page
+    # Trade times as a reader reads them, not 13-digit ms (report.json keeps the ms).
+    trade = report.trades[0]
+    assert f"<td>{utc_iso(trade.entry_ts)}</td><td>{utc_iso(trade.exit_ts)}</td>" in page
+    assert data["trades"][0]["entry_ts"] == trade.entry_ts
 
 
 async def test_command_reads_the_store_in_pages(
@@ -167,7 +173,12 @@ async def test_command_reads_the_store_in_pages(
     assert data["metrics"]["events"] == len(history())
     assert data["metrics"]["trades"] == 1
     # Three hours of history: the summary says why there is no Sharpe ratio.
-    assert "Sharpe n/a (the history spans under 2 days" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert "Sharpe n/a (the history spans under 2 days" in said.out
+    # No open interest in the store (as after `purpleflea import`): the score has no size term
+    # and alerts far more often; a one-day import gave 1,387 alerts instead of 16, unexplained.
+    assert data["params"]["open_interest_rows"] == 0
+    assert f"backtest: {db} holds no open interest (an imported history" in said.err
 
     missing = parser.parse_args(["backtest", "--store", str(tmp_path / "none.sqlite")])
     assert missing.run(missing) == 2
@@ -188,6 +199,35 @@ def test_sharpe_n_a_always_says_why() -> None:
     )
     assert sharpe_text(week) == "n/a (daily returns do not vary)"
     assert sharpe_text(msgspec.structs.replace(week, sharpe=1.837)) == "1.84"
+
+
+def test_no_sharpe_under_two_days_even_across_two_calendar_days() -> None:
+    # A store of `sim --days 1` and 17 h of `serve` spans 1.7 days: the summary said
+    # "Sharpe 73.12" from two daily returns, one of them a partial day.
+    def trade(exit_ts: int, pnl: float) -> Trade:
+        return Trade(
+            market="ETH-PERP",
+            direction=1,
+            entry_ts=exit_ts - 60_000,
+            exit_ts=exit_ts,
+            entry_price=2000.0,
+            exit_price=2000.0,
+            notional_usd=10_000.0,
+            fees_usd=0.0,
+            pnl_usd=pnl,
+            reason="held",
+        )
+
+    trades = [trade(T0 + 3_600_000, 50.0), trade(T0 + DAY_MS + 3_600_000, 20.0)]
+    short = compute_metrics(
+        trades, initial_equity=1e5, start_ts=T0, end_ts=T0 + DAY_MS * 17 // 10, events=2, alerts=0
+    )
+    assert short.sharpe is None
+    assert sharpe_text(short).startswith("n/a (the history spans under 2 days")
+    two = compute_metrics(
+        trades, initial_equity=1e5, start_ts=T0, end_ts=T0 + 2 * DAY_MS, events=2, alerts=0
+    )
+    assert two.sharpe is not None
 
 
 def test_help_is_plain_text_and_shows_every_default(capsys: pytest.CaptureFixture[str]) -> None:
@@ -232,3 +272,129 @@ def test_the_broker_is_marked_at_fill_prices_not_bankruptcy_prices() -> None:
     assert replay.feed([fill, bankrupt, alone]) == 3
     assert replay.broker.prices == {"ETH-PERP": 2000.0, "XYZ-PERP": 3.0}
     assert replay.broker.now == T0 + 2_000
+
+
+class ExitAfter:
+    """Buys ETH at the first event and sells ``hold_ms`` later from ``on_tick``."""
+
+    def __init__(self, hold_ms: int) -> None:
+        self.hold_ms = hold_ms
+        self.entered_at: int | None = None
+
+    def on_event(self, event: Liquidation, score: int, broker: Broker) -> None:
+        if self.entered_at is None:
+            broker.open(event.market, 1, 10_000)
+            self.entered_at = event.ts
+
+    def on_cascade(self, alert: CascadeAlert, broker: Broker) -> None:
+        pass
+
+    def on_tick(self, now_ms: int, broker: Broker) -> None:
+        entered = self.entered_at
+        if entered is not None and now_ms - entered >= self.hold_ms and broker.positions:
+            broker.close("ETH-PERP", "held")
+
+
+def _fill(seq: int, ts: int, price: float, market: str = "ETH-PERP") -> Liquidation:
+    return msgspec.structs.replace(
+        event(seq, ts, "long", 5_000, price, market), exchange="binance_usdm"
+    )
+
+
+def test_a_stored_mark_newer_than_the_last_liquidation_prices_the_fill() -> None:
+    # A market's liquidations stop after a burst, its price moves on: an exit minutes later was
+    # filled at the last liquidation's price (2000) while the stored mark (kept when it moves
+    # 0.25 %) said 1900. The newest of the two prices the fill, never one from later.
+    from purpleflea.store.base import OpenInterest
+
+    def mark(ts: int, price: float) -> OpenInterest:
+        return OpenInterest(ts=ts, market="ETH-PERP", open_interest_usd=1e9, mark_price=price)
+
+    events = [_fill(1, T0, 2000.0), _fill(2, T0 + 600_000, 1800.0)]
+    rows = [mark(T0 + 60_000, 1950.0), mark(T0 + 240_000, 1900.0), mark(T0 + 400_000, 1850.0)]
+    report = run_backtest(
+        events, ExitAfter(300_000), costs=Costs(fee_bps=0, slippage_bps=0), open_interest=rows
+    )
+    (trade,) = report.trades
+    assert (trade.entry_price, trade.exit_ts) == (2000.0, T0 + 300_000)
+    assert trade.exit_price == 1900.0  # the row of T0 + 240 s; the one of T0 + 400 s is later
+    assert trade.pnl_usd == pytest.approx(10_000 / 2000 * (1900 - 2000))
+
+    # A liquidation newer than the last stored mark is the price, as before.
+    fresher = [*events[:1], _fill(3, T0 + 250_000, 1890.0), *events[1:]]
+    report = run_backtest(
+        fresher, ExitAfter(300_000), costs=Costs(fee_bps=0, slippage_bps=0), open_interest=rows
+    )
+    assert report.trades[0].exit_price == 1890.0
+
+
+def test_a_stored_mark_outranks_later_bankruptcy_prices_of_a_market_without_fills() -> None:
+    from purpleflea.store.base import OpenInterest
+
+    def okx(seq: int, ts: int, price: float) -> Liquidation:
+        return msgspec.structs.replace(
+            event(seq, ts, "long", 5_000, price, "XYZ-PERP"), exchange="okx"
+        )
+
+    replay = start(Recorder())
+    replay.add_open_interest(
+        [OpenInterest(ts=T0 + 1_000, market="XYZ-PERP", open_interest_usd=1e7, mark_price=3.0)]
+    )
+    replay.feed([okx(1, T0, 2.9), okx(2, T0 + 2_000, 2.98)])
+    # Before the mark, the bankruptcy price was all there was; after it, it is not the market's.
+    assert replay.broker.prices == {"XYZ-PERP": 3.0}
+
+
+def test_a_strategy_in_the_current_folder_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `purpleflea backtest --strategy mystrat:Fade` beside mystrat.py: the console script's
+    # sys.path holds its own folder, not the current one ("No module named 'mystrat'").
+    import sys
+
+    (tmp_path / "pf_user_strat_xyz.py").write_text(
+        "class Fade:\n"
+        "    def on_event(self, event, score, broker): pass\n"
+        "    def on_cascade(self, alert, broker): pass\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "pf_user_strat_xyz", raising=False)
+    strategy = load_strategy("pf_user_strat_xyz:Fade")
+    assert type(strategy).__name__ == "Fade"
+    with pytest.raises(ValueError, match=r"the current folder .* and sys.path"):
+        load_strategy("pf_no_such_strat_xyz:Fade")
+
+
+async def test_the_command_says_when_seq_order_goes_back_in_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Older history appended after newer (an import of last year's recordings into a folder a
+    # server wrote): the replay (seq order) met a day of events hours behind its clock, scored
+    # each at the stream's latest time without a word.
+    from purpleflea.commands import backtest as command
+    from purpleflea.store.sqlite import SQLiteStore
+
+    newer = history()
+    older = [
+        msgspec.structs.replace(e, id=f"old{e.seq}", seq=len(newer) + e.seq, ts=e.ts - DAY_MS)
+        for e in history()
+    ]
+    db = tmp_path / "mixed.sqlite"
+    store = SQLiteStore(db)
+    store.append_now(newer + older)
+    await store.close()
+    parser = argparse.ArgumentParser()
+    command.register(parser.add_subparsers())
+    args = parser.parse_args(["backtest", "--store", str(db), "--out", str(tmp_path / "out")])
+    import asyncio
+
+    assert await asyncio.to_thread(args.run, args) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"backtest: {len(older):,} events came over a minute before the replay's clock (seq "
+        f"{len(newer) + 1:,} at {utc_iso(older[0].ts)} after {utc_iso(newer[-1].ts)}): the "
+        "store's seq order goes back in time" in err
+    )
+    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert data["params"]["late_events"] == len(older)

@@ -7,6 +7,8 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 from purpleflea.backtest import Broker, run_backtest
 from purpleflea.engine.heatmap import HeatmapModel
 from purpleflea.model import CascadeAlert, Liquidation
@@ -90,7 +92,7 @@ def test_a_strategy_that_uses_heatmaps_gets_the_model_as_of_each_event() -> None
 
 
 async def test_the_command_runs_the_heatmap_and_says_what_it_could_not_use(
-    tmp_path: Path,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from purpleflea.commands import backtest as command
 
@@ -112,4 +114,36 @@ async def test_the_command_runs_the_heatmap_and_says_what_it_could_not_use(
         assert await asyncio.to_thread(args.run, args) == 0
         data = json.loads((out / "report.json").read_text())
         assert data["params"]["heatmap"] is heatmap
+        assert data["params"]["open_interest_rows"] == len(rows)
+        assert "holds no open interest" not in capsys.readouterr().err
         assert data["metrics"]["events"] == len(events)
+
+
+class TickWatcher(Recorder):
+    """Reads the heatmap's time at every second of stream time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model: HeatmapModel | None = None
+        self.seen: list[tuple[int, int]] = []
+
+    def use_heatmaps(self, model: HeatmapModel) -> None:
+        self.model = model
+
+    def on_tick(self, now_ms: int, broker: Broker) -> None:
+        assert self.model is not None
+        if "ETH-PERP" in self.model.markets():
+            self.seen.append((now_ms, self.model.heatmap("ETH-PERP").ts))
+
+
+def test_a_tick_sees_no_snapshot_stored_after_it() -> None:
+    # The events come every 30 s and the rows every 3 minutes, between them: the ticks of the
+    # seconds before a row's time ran after the row was applied (it was due before the next
+    # event), so a strategy's on_tick saw a snapshot from up to 30 s in its future.
+    events, rows = history(), _rows(history())
+    watcher = TickWatcher()
+    run_backtest(events, watcher, open_interest=rows)
+    assert len(watcher.seen) > 5_000
+    row_ts = [row.ts for row in rows]
+    for now, heat_ts in watcher.seen:
+        assert heat_ts == max(t for t in row_ts if t <= now), now

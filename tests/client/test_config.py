@@ -37,3 +37,26 @@ def test_a_key_pasted_with_its_newline_is_used_without_it(
     with pytest.raises(AuthenticationError, match="characters no key has") as bad:
         LiquidationClient(api_key="pf_a\nb").auth_headers()
     assert "pf_a" not in str(bad.value)
+
+
+def test_times_are_taken_as_the_commands_take_them() -> None:
+    # `purpleflea history --start 2026-12-05` works; the SDK's start="2026-12-05" (or a date)
+    # went to the server as is and came back as "start must be an integer, got '2026-12-05'".
+    from datetime import UTC, date, datetime
+
+    from purpleflea.client import BadRequestError
+    from purpleflea.client._config import as_ms
+    from purpleflea.clock import parse_when
+
+    midnight = 1_760_054_400_000  # 2025-10-10T00:00Z
+    assert as_ms("2025-10-10", "start") == midnight
+    assert as_ms(date(2025, 10, 10), "start") == midnight
+    assert as_ms("2025-10-10T20:30", "end") == midnight + 20.5 * 3_600_000
+    assert as_ms(datetime(2025, 10, 10, tzinfo=UTC), "start") == midnight
+    assert as_ms(str(midnight), "start") == midnight
+    assert abs(as_ms("6h", "start") - parse_when("6h")) < 5_000  # type: ignore[operator]
+    assert as_ms(None, "start") is None
+    with pytest.raises(BadRequestError, match=r"^start: 'yesterday' is not a time: give a UTC"):
+        as_ms("yesterday", "start")
+    with pytest.raises(BadRequestError, match=r"^end: '1760054400' .* seconds since the epoch"):
+        as_ms("1760054400", "end")

@@ -36,3 +36,53 @@ def test_a_url_without_a_scheme_names_the_flag(capsys: pytest.CaptureFixture[str
     assert capsys.readouterr().err == (
         "purpleflea mcp: --url must start with http:// or https://: '127.0.0.1:8731'\n"
     )
+
+
+@pytest.mark.parametrize("limit", ["0", "-3", "ten"])
+def test_history_limit_is_any_positive_count(
+    limit: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `history --limit 5000` pages through 5,000 events, but `--limit 0` went to the server and
+    # came back "limit must be between 1 and 1000, got 0", a bound the command does not have.
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["history", "--limit", limit, "--api-key", "pf_x"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --limit: must be a whole number of events, 1 or more, got {limit!r}" in err
+
+
+def test_a_commands_own_flags_may_follow_its_action(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `purpleflea keys create --data-dir X` (every other command takes --data-dir after its
+    # name) failed with "purpleflea: error: unrecognized arguments: --data-dir X".
+    data = tmp_path / "data"
+    assert cli.main(["keys", "create", "--account", "me", "--data-dir", str(data)]) == 0
+    assert (data / "keys.sqlite").exists()
+    assert cli.main(["keys", "list", "--data-dir", str(data)]) == 0
+    assert "me" in capsys.readouterr().out
+    parser = cli.build_parser()
+    after = parser.parse_args(
+        ["webhooks", "list", "--data-dir", str(data), "--url", "http://h:1", "--json"]
+    )
+    assert (after.data_dir, after.url, after.json) == (data, "http://h:1", True)
+    before = parser.parse_args(["webhooks", "--url", "http://h:1", "list"])
+    assert (before.data_dir, before.url, before.json) == (Path("data"), "http://h:1", False)
+    keys = parser.parse_args(["keys", "--data-dir", str(data), "revoke", "abc"])
+    assert (keys.data_dir, keys.store, keys.key_id) == (data, None, "abc")
+
+
+def test_a_data_folder_given_as_store_means_its_history_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `backtest --store data` said "no history store at data (pass --store PATH)" to a user who
+    # had passed one, and `sim --store data` "store data: unable to open database file".
+    data = tmp_path / "data"
+    data.mkdir()
+    sim = ["sim", "--days", "0.01", "--markets", "3", "--no-progress", "--start", "2025-03-01"]
+    assert cli.main([*sim, "--store", str(data)]) == 0
+    assert (data / "purpleflea.sqlite").is_file()
+    assert f"into {data / 'purpleflea.sqlite'}" in capsys.readouterr().out
+    out = tmp_path / "report"
+    assert cli.main(["backtest", "--store", str(data), "--out", str(out)]) == 0
+    assert (out / "report.json").is_file()

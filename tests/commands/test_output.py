@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -185,3 +186,39 @@ async def test_tail_says_it_is_connected_before_the_first_event(live: Running) -
     out, _ = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0
     assert "BTC-PERP" in out.decode()
+
+
+async def _closed_stdout(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run the command with its stdout's reader gone (`| head` having read enough)."""
+    read, write = os.pipe()
+    os.close(read)  # before the child writes: every write to stdout is EPIPE
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "purpleflea.cli",
+            *args,
+            env=env,
+            stdout=write,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    finally:
+        os.close(write)
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, err.decode()
+
+
+async def test_output_into_a_closed_pipe_stops_quietly(live: Running, tmp_path: Path) -> None:
+    # `purpleflea keys create --account me | head -1` printed a BrokenPipeError traceback;
+    # `purpleflea history --limit 5000 | head` said "lost the server: [Errno 32] Broken pipe".
+    # Stop as `cat file | head` does: nothing on stderr, exit status 128 + SIGPIPE.
+    await live.push(*(venue_event() for _ in range(3)))
+    env = {**os.environ, "PURPLEFLEA_API_KEY": live.key}
+    status, err = await _closed_stdout("history", "--url", live.url, env=env)
+    assert (status, err) == (141, "")
+    data = str(tmp_path)
+    status, err = await _closed_stdout("keys", "--data-dir", data, "create", "--account", "me")
+    assert status == 141
+    assert "Traceback" not in err
+    assert "Exception ignored" not in err

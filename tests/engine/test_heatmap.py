@@ -252,8 +252,13 @@ def test_bad_inputs_raise_clear_errors() -> None:
         model.heatmap("BTC-PERP", bucket=-5)
     with pytest.raises(ValueError, match="low 95000 must be below high 90000"):
         model.heatmap("BTC-PERP", low=95_000, high=90_000)
-    with pytest.raises(ValueError, match=r"bucket 0\.01 makes"):
+    # It said "between 73545.50980370244 and 110318.26470555365" and not what would do.
+    with pytest.raises(ValueError, match="makes 4,000,000 buckets") as tiny:
         model.heatmap("BTC-PERP", bucket=0.01)
+    assert str(tiny.value) == (
+        "heatmap BTC-PERP: bucket 0.01 makes 4,000,000 buckets between 80,000.00 and "
+        "120,000.00, at most 10,000: take a bucket of 4 or more, or a narrower low..high"
+    )
     with pytest.raises(ValueError, match="side must be 'long' or 'short'"):
         model.fuel("BTC-PERP", "both", 100_000, 1.0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="pct must be in"):

@@ -146,6 +146,11 @@ def test_export_shows_its_progress_on_stderr_unless_told_not_to(
     assert captured.out.startswith("exported ")
     assert _cli("export", *argv, "--out", str(tmp_path / "b.csv"), "--no-progress") == 0
     assert capsys.readouterr().err == ""
+    # An --end before the store's last event stops reading early: the bar ended at "24.1%",
+    # as if the export had broken off, above "exported 4,273 events".
+    end = str(_stored(source)[100].ts)
+    assert _cli("export", *argv, "--end", end, "--out", str(tmp_path / "c.csv")) == 0
+    assert "100.0%" in capsys.readouterr().err.splitlines()[-1]
 
 
 def test_export_streams_in_pages(source: Path) -> None:

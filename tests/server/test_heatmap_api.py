@@ -12,7 +12,7 @@ from purpleflea.client import PurpleFleaError
 from purpleflea.commands.heatmap import render
 from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import MarketSnapshot, Side
-from tests.server.conftest import T0, Running
+from tests.server.conftest import T0, Running, venue_event
 
 
 def _snapshots(market: str, mark: float, oi_usd: float) -> list[MarketSnapshot]:
@@ -57,7 +57,21 @@ async def test_heatmap_route_sdk_and_terminal_view(live: Running) -> None:
     with pytest.raises(PurpleFleaError) as missing:
         await client.heatmap("NOPE-PERP")
     assert missing.value.status == 404
-    assert "NOPE-PERP" in str(missing.value)
+    # A market the tracker never saw was told "no heatmap for 'NOPE-PERP' yet", as if waiting
+    # would help; one with liquidations but no snapshot yet is told so.
+    assert str(missing.value) == (
+        "no heatmap for 'NOPE-PERP': the tracker has seen no liquidation and no open-interest "
+        "snapshot of it (a typo? 1 market has a heatmap: BTC-PERP; GET /v1/markets lists the "
+        "markets seen)"
+    )
+    await live.push(venue_event(market="ETH-PERP", price=3_000.0))
+    with pytest.raises(PurpleFleaError) as early:
+        await client.heatmap("ETH-PERP")
+    assert early.value.status == 404
+    assert str(early.value) == (
+        "no heatmap for 'ETH-PERP' yet: it has liquidations but no open-interest snapshot has "
+        "arrived (the heatmap is built from them; live feeds send one within a minute)"
+    )
     with pytest.raises(PurpleFleaError) as misnamed:
         await client.heatmap("BTCUSDT")
     assert misnamed.value.status == 400
@@ -106,3 +120,32 @@ def test_snapshots_hand_the_engine_a_fuel_ratio_per_side() -> None:
     assert recorder.open_interest == [
         ("ETH-PERP", s.open_interest_usd, "binance_usdm:ETHUSDT") for s in snapshots
     ]
+
+
+def test_an_empty_view_is_one_line_not_a_column_of_zeros() -> None:
+    # A market whose open interest is 0, or a --low/--high where no position is, drew 80 rows
+    # of "$0 | price | $0" and no word of why.
+    from purpleflea.engine.heatmap import HeatmapModel
+
+    model = HeatmapModel()
+    for market, oi in (("X-PERP", 0.0), ("Y-PERP", 1e6)):
+        model.on_snapshot(
+            MarketSnapshot(
+                exchange="binance_usdm",
+                symbol=market.replace("-PERP", "USDT"),
+                market=market,
+                ts=T0,
+                mark_price=10.0,
+                open_interest=oi / 10.0,
+                open_interest_usd=oi,
+            )
+        )
+    empty = render(model.heatmap("X-PERP"), width=10)
+    assert empty.splitlines() == [
+        "X-PERP  mark 10.00  (bucket 0.05; longs liquidated left, shorts right)",
+        "no position's liquidation price lies between 8.00 and 12.00 (nothing at risk in this "
+        "view: the market's open interest is 0, or widen it with --low/--high)",
+    ]
+    far = render(model.heatmap("Y-PERP", low=100, high=120, bucket=1), width=10)
+    assert far.splitlines()[1].startswith("no position's liquidation price lies between 100.00")
+    assert "|" in render(model.heatmap("Y-PERP"), width=10)

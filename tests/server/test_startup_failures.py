@@ -143,3 +143,18 @@ def test_a_read_only_data_dir(tmp_path: Path, with_data: bool) -> None:
     with _read_only(data):
         line = _fails_in_one_line(data, _free_port())
     assert f"data dir {data} is not writable" in line
+
+
+def test_a_server_on_any_free_port_is_not_named_as_on_port_0(tmp_path: Path) -> None:
+    # `serve --port 0` takes the lock before it has a port: `purpleflea import` beside it said
+    # "in use by purpleflea serve on port 0 (pid ...)".
+    from purpleflea.server.app import writer_lock
+    from purpleflea.store.lock import DataDirBusy, exclusive
+    from tests.server.conftest import make_config
+
+    config = make_config(tmp_path, port=0)
+    with writer_lock(config), pytest.raises(DataDirBusy) as busy, exclusive(tmp_path, "import"):
+        pass
+    assert "port 0" not in str(busy.value)
+    record = tmp_path / "server.json"
+    assert f"purpleflea serve on any free port (its address: {record})" in str(busy.value)

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from purpleflea.clock import utc_iso
 from purpleflea.model import Liquidation, VenueLiquidation
 from purpleflea.sim import SimConfig, Simulator, generate_history, history, paced
 from purpleflea.sim.history import blocks, history_config
 from purpleflea.sim.history_child import ChildFailed, ChildProducer, Request
+from purpleflea.sim.process import DAY_MS, DEFAULT_START_MS
 from purpleflea.sim.throttle import snapshot_throttle
 from purpleflea.store.base import OpenInterest, Query
 from purpleflea.store.bulk import EventColumns
@@ -61,8 +63,14 @@ async def test_history_goes_into_sqlite_with_consecutive_seqs(tmp_path: Path) ->
             scored.append(event)
             return 7
 
-        second = await generate_history(
-            store, days=0.02, seed=5, n_markets=20, scorer=scorer, progress=False
+        second = await generate_history(  # the next day: history goes on in time order
+            store,
+            days=0.02,
+            seed=5,
+            n_markets=20,
+            scorer=scorer,
+            progress=False,
+            start_ms=DEFAULT_START_MS + DAY_MS,
         )
         assert second.first_seq == first.events + 1
         assert len(scored) == second.events
@@ -328,7 +336,14 @@ async def test_a_store_that_fails_stops_history_with_its_error(
         before = await store.last_seq()
         assert before > 0
         with pytest.raises(OSError, match="disk full"):
-            await generate_history(store, days=0.1, seed=6, n_markets=20, progress=False)
+            await generate_history(
+                store,
+                days=0.1,
+                seed=6,
+                n_markets=20,
+                progress=False,
+                start_ms=DEFAULT_START_MS + DAY_MS,
+            )
         stored = await store.since(before, limit=1_000_000)
         assert stored  # the first two batches, whole
         assert [e.seq for e in stored] == list(range(before + 1, before + len(stored) + 1))
@@ -403,3 +418,35 @@ async def test_sim_into_the_store_a_running_server_uses_says_so_in_one_line(
     assert "in use by purpleflea serve" in lines[0]
     assert "stop it first" in lines[0]
     assert out == b""
+
+
+async def test_history_that_would_replay_out_of_time_order_is_refused(tmp_path: Path) -> None:
+    # `purpleflea sim --days 1` into a store a server had written today appended yesterday
+    # after today's events; a backtest (seq order) then replayed a day going back in time, and
+    # the same day simulated again reported 181,564 events written while storing none.
+    day = 86_400_000
+    start = 1_764_547_200_000  # 2025-12-01
+    store = SQLiteStore(tmp_path / "h.sqlite")
+    try:
+        first = await generate_history(
+            store, days=0.02, seed=8, n_markets=10, start_ms=start, progress=False
+        )
+        last = (await store.since(first.last_seq - 1, limit=1))[0]
+        for again in (start, start - day):
+            with pytest.raises(ValueError, match="out of time order") as refused:
+                await generate_history(
+                    store, days=0.02, seed=8, n_markets=10, start_ms=again, progress=False
+                )
+            assert str(refused.value) == (
+                f"the store's last event (seq {first.last_seq:,}) is at "
+                f"{utc_iso(last.ts)}, after the history's start {utc_iso(again)}: appended "
+                "after it, the history would replay out of time order (backtests read seq "
+                "order). Simulate into another store (--store), or from 2025-12-02 on (--start)"
+            )
+        assert await store.last_seq() == first.last_seq  # nothing written
+        later = await generate_history(
+            store, days=0.02, seed=8, n_markets=10, start_ms=start + day, progress=False
+        )
+        assert later.first_seq == first.last_seq + 1
+    finally:
+        await store.close()

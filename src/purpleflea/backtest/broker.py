@@ -1,9 +1,10 @@
 """A paper broker: one position per market, filled at the stream's last price with costs.
 
-Prices come from the event stream itself: a fill uses the last liquidation price seen for that
-market at the decision time. Liquidation prices are bankruptcy-side fills, often a little
-worse than the book during a cascade, and a market with no recent liquidation has a stale
-price; this is the backtest's main limitation (docs/cascade.md).
+Prices come from the replay (:class:`~purpleflea.backtest.runner.Replay`): a fill uses the
+newest price of that market at the decision time, a fill-venue liquidation's or a stored
+mark's. Liquidation prices are forced fills, often a little worse than the book during a
+cascade, and a stored mark is up to a sampling interval old: the backtest's main limitation
+(docs/cascade.md, "Prices").
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class Broker:
 
     def mark(self, market: str, price: float, ts: int) -> None:
         """Record the last price of ``market`` at ``ts`` (the runner calls it on every event
-        whose price is the market's, :meth:`advance` on the others)."""
+        whose price is the market's and every stored mark, :meth:`advance` on the others)."""
         self.prices[market] = price
         self.now = max(self.now, ts)
 

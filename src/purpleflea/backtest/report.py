@@ -11,6 +11,7 @@ from pathlib import Path
 import msgspec
 
 from purpleflea.backtest.broker import Trade
+from purpleflea.clock import utc_iso
 
 DAY_MS = 86_400_000
 
@@ -94,7 +95,7 @@ def daily_sharpe(
     """Annualized (365 days: crypto trades every day) Sharpe of daily realized returns;
     None when there is none (:func:`sharpe_text` says why)."""
     days = _days(start_ts, end_ts)
-    if days < 2 or initial_equity <= 0:
+    if not _two_days(start_ts, end_ts) or initial_equity <= 0:
         return None
     daily = [0.0] * days
     for trade in trades:
@@ -112,11 +113,17 @@ def _days(start_ts: int, end_ts: int) -> int:
     return (end_ts - start_ts) // DAY_MS + 1
 
 
+def _two_days(start_ts: int, end_ts: int) -> bool:
+    """Whether the replay spans two days or more: 1.7 days touch two calendar days, but a
+    ratio of one day and most of another (a Sharpe of 73 on a 1.7-day store) is no measure."""
+    return end_ts - start_ts >= 2 * DAY_MS
+
+
 def sharpe_text(m: Metrics) -> str:
     """``1.84``, or ``n/a`` with the reason there is no Sharpe ratio."""
     if m.sharpe is not None:
         return f"{m.sharpe:.2f}"
-    if _days(m.start_ts, m.end_ts) < 2:
+    if not _two_days(m.start_ts, m.end_ts):
         return "n/a (the history spans under 2 days: no daily returns to compare)"
     if m.initial_equity <= 0:
         return "n/a (no initial equity to measure returns against)"
@@ -178,7 +185,7 @@ def _html(report: Report, png: bytes) -> str:
     shown = report.trades[:1000]
     trades = "".join(
         f"<tr><td>{html.escape(t.market)}</td><td>{'long' if t.direction > 0 else 'short'}</td>"
-        f"<td>{t.entry_ts}</td><td>{t.exit_ts}</td><td>{t.entry_price:.6g}</td>"
+        f"<td>{utc_iso(t.entry_ts)}</td><td>{utc_iso(t.exit_ts)}</td><td>{t.entry_price:.6g}</td>"
         f"<td>{t.exit_price:.6g}</td><td>{t.pnl_usd:,.2f}</td><td>{html.escape(t.reason)}</td></tr>"
         for t in shown
     )
@@ -194,7 +201,7 @@ td,th{{padding:2px 10px;text-align:left;border-bottom:1px solid #ddd}}
 <table>{metrics}</table>
 <img alt="equity curve" src="data:image/png;base64,{image}">
 <h2>Trades</h2>{more}
-<table><tr><th>market</th><th>direction</th><th>entry ts</th><th>exit ts</th><th>entry</th>
+<table><tr><th>market</th><th>direction</th><th>entry (UTC)</th><th>exit (UTC)</th><th>entry</th>
 <th>exit</th><th>PnL USD</th><th>exit reason</th></tr>{trades}</table>
 </body></html>
 """

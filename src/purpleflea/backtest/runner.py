@@ -9,13 +9,17 @@ Prices, by the live server's rule (:class:`~purpleflea.engine.market_price.Marke
 ``fill_priced`` (the exchanges whose ``price`` is a fill; :func:`~purpleflea.backtest.start`
 passes ``registry.fill_priced()``), only a fill-priced event's price marks the broker and widens
 the heatmap's swept range, once its market has had one: a bankruptcy price (Bybit, OKX) sits
-~0.5 % from the market, and a strategy filled there would be filled where nobody traded.
+~0.5 % from the market, and a strategy filled there would be filled where nobody traded. A
+stored open interest row's mark marks the broker too when its time comes (the newest price
+wins; a bankruptcy price never outranks a mark): a market whose liquidations stopped would
+otherwise fill minutes later at its last liquidation's price.
 
 Open interest (each market's total of what the live server told the engine from its snapshots,
 kept when it moved: see :mod:`purpleflea.store.oi_sampler`) is merged in by time:
-every stored row with ``ts`` at or before an event's is applied with
-``engine.set_open_interest`` before that event is scored, later ones only after it, so the
-size term of the score sees what the live engine would have seen, never the future.
+every stored row with ``ts`` at or before an event's (or a tick's) is applied with
+``engine.set_open_interest`` before that event is scored (or that second ticks), later ones
+only after it, so the size term of the score, the broker and a strategy's ``on_tick`` see what
+the live server would have seen, never the future.
 :func:`replay_store` reads both from a store in pages and interleaves them.
 
 With ``heatmaps`` (a :class:`~purpleflea.engine.heatmap_feed.HeatmapFeed` whose fuel sink is the
@@ -41,6 +45,10 @@ from purpleflea.store.base import OpenInterest, Store
 from purpleflea.store.pages import NEVER_MS as _NEVER  # "no open interest row is due"
 from purpleflea.store.pages import open_interest_pages, store_pages
 
+#: How far before the replay's clock an event counts as late (history out of time order), not
+#: as the few seconds out of order that feeds deliver.
+LATE_MS = 60_000
+
 
 @dataclass(slots=True)
 class Replay:
@@ -55,6 +63,12 @@ class Replay:
     alerts: list[CascadeAlert] = field(default_factory=list)
     #: Open interest rows the heatmap could not use: stored before marks were kept.
     rows_without_mark: int = 0
+    #: Open interest rows read (none: the score has no size term, see the backtest command).
+    open_interest_rows: int = 0
+    #: Events more than :data:`LATE_MS` before the replay's clock (seq order going back in
+    #: time: older history appended after newer), and the first one: (seq, ts, clock).
+    late_events: int = 0
+    first_late: tuple[int, int, int] | None = None
     events: int = 0
     first_ts: int = 0
     last_ts: int = 0
@@ -68,6 +82,8 @@ class Replay:
     _oi_more: bool = False
     _oi_last: int = -_NEVER
     _prices: MarketPrice = field(init=False)
+    #: Markets with a stored mark and no fill-priced event yet (see :meth:`feed`).
+    _marked_unfilled: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._prices = MarketPrice(self.fill_priced)
@@ -80,6 +96,7 @@ class Replay:
         """
         last = self._oi_last
         queue = self._oi
+        before = len(queue)
         for row in rows:
             if row.ts < last:
                 raise ValueError(
@@ -88,6 +105,7 @@ class Replay:
                 )
             last = row.ts
             queue.append(row)
+        self.open_interest_rows += len(queue) - before
         self._oi_last = last
         self._oi_more = more
         self._oi_next = self._due()
@@ -108,27 +126,42 @@ class Replay:
         second = self._second
         oi_next = self._oi_next
         count = 0
+        is_fill = self._prices.is_fill
+        marked = self._marked_unfilled
         for event in batch:
             ts = event.ts
+            if ts // 1000 > second:
+                if second < 0:
+                    self.first_ts = ts
+                    second = ts // 1000
+                else:
+                    # Every second the stream crossed, as the live server's timer would, each
+                    # after the open interest stored at or before it and before any later row.
+                    stalled = False
+                    for tick_second in range(second + 1, ts // 1000 + 1):
+                        now = tick_second * 1000
+                        if now >= oi_next:
+                            oi_next = self._apply_open_interest(now)
+                            if oi_next <= now:
+                                stalled = True  # rows at or before now may still be unread
+                                break
+                        self._tick(now, on_tick)
+                        second = tick_second
+                    if stalled:
+                        break
+            elif ts < second * 1000 - LATE_MS:
+                self._late(event)
             if ts >= oi_next:
                 # Rare (once per snapshot time): the only per-event cost is the comparison.
                 oi_next = self._apply_open_interest(ts)
                 if oi_next <= ts:
                     break  # rows at or before ts may still be unread
-            if ts // 1000 > second:
-                if second < 0:
-                    self.first_ts = ts
-                else:
-                    # Every second the stream crossed, as the live server's timer would.
-                    for tick_second in range(second + 1, ts // 1000 + 1):
-                        self._tick(tick_second * 1000, on_tick)
-                second = ts // 1000
             market = event.market
             priced = counts(market, event.exchange)
             if priced and note_price is not None:
                 note_price(market, event.price)
             score = observe(market, event.side, event.size_usd, event.price, ts, event.exchange)
-            if priced:
+            if priced and not (marked and market in marked and not is_fill(event.exchange)):
                 broker.mark(market, event.price, ts)
             else:
                 broker.advance(ts)
@@ -143,14 +176,28 @@ class Replay:
             self.last_ts = max(self.last_ts, broker.now)
         return count
 
+    def _late(self, event: Liquidation) -> None:
+        """Count an event from well before the replay's clock: the engine scores it at the
+        latest time it has seen (it takes events slightly out of order), not at its own."""
+        self.late_events += 1
+        if self.first_late is None:
+            self.first_late = (event.seq, event.ts, self.broker.now)
+
     def _apply_open_interest(self, ts: int) -> int:
         """Apply every queued row with ts at or before ``ts``; returns the next due ts."""
         queue, at = self._oi, self._oi_at
         set_open_interest = self.engine.set_open_interest
         heatmaps = self.heatmaps
+        broker = self.broker
         end = len(queue)
         while at < end and queue[at].ts <= ts:
             row = queue[at]
+            if row.mark_price > 0:
+                # The market's mark, newer than every event replayed so far: the broker's
+                # price until a newer fill (a bankruptcy price never outranks it).
+                broker.mark(row.market, row.mark_price, row.ts)
+                if not self._prices.has_fill(row.market):
+                    self._marked_unfilled.add(row.market)
             if heatmaps is None:
                 # A row is the market's total, so it takes the engine's one default instrument.
                 set_open_interest(row.market, row.open_interest_usd)

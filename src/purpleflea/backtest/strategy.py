@@ -15,6 +15,8 @@ Strategies trade through the :class:`~purpleflea.backtest.broker.Broker`.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -76,14 +78,24 @@ class Playbook:
 
 
 def load_strategy(spec: str) -> Strategy:
-    """Instantiate ``module:Class`` (no arguments) as a strategy; errors name what is wrong."""
+    """Instantiate ``module:Class`` (no arguments) as a strategy; errors name what is wrong.
+
+    The module is looked up in the current folder first, then on ``sys.path`` (as ``python -m``
+    does): a ``mystrat.py`` beside the command is ``--strategy mystrat:Class``. The
+    ``purpleflea`` console script's own ``sys.path`` holds its folder, not the current one."""
     module_name, sep, class_name = spec.partition(":")
     if not sep or not module_name or not class_name:
         raise ValueError(f"--strategy {spec!r}: expected 'module:Class'")
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.insert(0, here)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(f"--strategy {spec!r}: cannot import {module_name!r}: {exc}") from exc
+        raise ValueError(
+            f"--strategy {spec!r}: cannot import {module_name!r} (looked in the current folder "
+            f"{here} and sys.path): {exc}"
+        ) from exc
     cls = getattr(module, class_name, None)
     if cls is None:
         raise ValueError(f"--strategy {spec!r}: {module_name} has no {class_name!r}")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+
+from purpleflea.client.errors import BadRequestError
+from purpleflea.clock import parse_when
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 #: The key the product page's example passes; it means "take the key from the environment".
@@ -12,9 +15,11 @@ PLACEHOLDER_KEY = "YOUR_KEY"
 
 #: A filter's values: one name, several, or None for "any".
 Names = str | Iterable[str] | None
-#: A point in time: ms since the epoch (a float such as ``time.time() * 1000`` is rounded), or
-#: a datetime (a naive one is UTC, as every time of the API is); None for "no bound".
-Time = int | float | datetime | None
+#: A point in time: ms since the epoch (a float such as ``time.time() * 1000`` is rounded), a
+#: datetime (a naive one is UTC, as every time of the API is), a date (its UTC midnight), or
+#: what the commands' ``--start`` takes: ``"2025-10-10"``, ``"2025-10-10T20:30"``, ``"6h"``
+#: ago; None for "no bound".
+Time = int | float | datetime | date | str | None
 
 
 def resolve_key(api_key: str | None) -> str | None:
@@ -61,11 +66,20 @@ def one_of(plural: Names, singular: Names, name: str) -> list[str] | None:
     return as_list(plural if singular is None else singular)
 
 
-def as_ms(value: Time) -> int | None:
-    """``value`` as the API's integer ms since the epoch (UTC)."""
+def as_ms(value: Time, name: str) -> int | None:
+    """``value`` as the API's integer ms since the epoch (UTC); ``name`` (``start``) names it
+    in the :class:`BadRequestError` a string that is no time raises (:func:`parse_when`'s
+    forms, as the commands read ``--start``)."""
     if isinstance(value, datetime):
         moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
         return round(moment.timestamp() * 1000)
+    if isinstance(value, date):
+        return round(datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp() * 1000)
+    if isinstance(value, str):
+        try:
+            return parse_when(value)
+        except ValueError as error:
+            raise BadRequestError(f"{name}: {error}", "bad_request") from None
     if isinstance(value, float):
         return round(value)
     return value

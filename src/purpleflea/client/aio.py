@@ -231,7 +231,8 @@ class LiquidationClient:
         side: Names = None,
     ) -> HistoryPage:
         """One page of stored events, newest first; ``start``/``end`` bound ``ts`` (ms since the
-        epoch, a float rounded, or a datetime: a naive one is UTC).
+        epoch, a float rounded, a datetime: a naive one is UTC, a date, or the commands'
+        ``--start`` text: ``"2025-10-10"``, ``"2025-10-10T20:30"``, ``"6h"`` ago).
 
         ``markets``, ``exchanges``, ``sides`` and ``coverages`` (``complete``, ``snapshot``,
         ``sampled``: how complete the event's venue feed is) take one value or several; the
@@ -244,8 +245,8 @@ class LiquidationClient:
                 "side": one_of(sides, side, "side"),
                 "coverage": as_list(coverages),
                 "min_usd": min_usd,
-                "start": as_ms(start),
-                "end": as_ms(end),
+                "start": as_ms(start, "start"),
+                "end": as_ms(end, "end"),
                 "cursor": cursor,
                 "limit": limit,
             },
@@ -316,8 +317,8 @@ class LiquidationClient:
                 "exchange": one_of(exchanges, exchange, "exchange"),
                 "side": one_of(sides, side, "side"),
                 "coverage": as_list(coverages),
-                "start": as_ms(start),
-                "end": as_ms(end),
+                "start": as_ms(start, "start"),
+                "end": as_ms(end, "end"),
             },
         )
         return msgspec.convert(msgspec.json.decode(body)["buckets"], list[Bucket])
@@ -336,8 +337,8 @@ class LiquidationClient:
             "/v1/coverage",
             {
                 "exchange": one_of(exchanges, exchange, "exchange"),
-                "start": as_ms(start),
-                "end": as_ms(end),
+                "start": as_ms(start, "start"),
+                "end": as_ms(end, "end"),
             },
         )
         return msgspec.json.decode(body, type=Coverage)

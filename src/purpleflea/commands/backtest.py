@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
         "--store",
         type=Path,
         default=DEFAULT_STORE,
-        help=f"SQLite history file (default {DEFAULT_STORE})",
+        help=f"SQLite history file, or the data folder holding it (default {DEFAULT_STORE})",
     )
     parser.add_argument(
         "--threshold", type=int, default=7, help="entry cascade score, 0-10 (default 7)"
@@ -53,7 +53,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--strategy",
         default=None,
-        help="a user strategy 'module:Class' instead of the playbook (default: the playbook)",
+        help="a user strategy 'module:Class' instead of the playbook, the module in the "
+        "current folder (mystrat.py: mystrat:Class) or installed (default: the playbook)",
     )
     parser.add_argument(
         "--heatmap",
@@ -75,10 +76,13 @@ def run(args: argparse.Namespace) -> int:
     from purpleflea.backtest import Costs, Playbook, load_strategy, result, start  # noqa: PLC0415
     from purpleflea.backtest.report import sharpe_text, write_report  # noqa: PLC0415
     from purpleflea.backtest.strategy import Strategy  # noqa: PLC0415
+    from purpleflea.clock import utc_iso  # noqa: PLC0415
+    from purpleflea.store.factory import history_file  # noqa: PLC0415
 
     if not 0 <= args.threshold <= 10:
         print(f"backtest: --threshold must be 0-10, got {args.threshold}", file=sys.stderr)
         return 2
+    args.store = history_file(args.store)  # `--store data`: the folder's history file
     if not args.store.is_file():
         print(f"backtest: no history store at {args.store} (pass --store PATH)", file=sys.stderr)
         return 2
@@ -95,6 +99,26 @@ def run(args: argparse.Namespace) -> int:
     replay = start(strategy, costs=costs, heatmap=args.heatmap)
     asyncio.run(_feed(replay, args.store, args.page))
     replay.finish()
+    if not replay.open_interest_rows and replay.events:
+        # Imports (`purpleflea import`) and stores older than open interest have none: without
+        # the size term a one-day store gave 1,387 alerts instead of 16, with no word of why.
+        print(
+            f"backtest: {args.store} holds no open interest (an imported history, or a store "
+            "written before it was kept): cascades are scored without the size term, by their "
+            "pace and price move alone, so far more of them alert than live would",
+            file=sys.stderr,
+        )
+    if replay.first_late is not None:
+        seq, ts, clock = replay.first_late
+        print(
+            f"backtest: {replay.late_events:,} events came over a minute before the replay's "
+            f"clock (seq {seq:,} at {utc_iso(ts)} after {utc_iso(clock)}): the store's seq order "
+            "goes back in time (older history imported or simulated after newer; a live gap "
+            "repaired from a venue's history also comes late, as it did live), and each was "
+            "scored at the replay's time, not its own; backtest a store that holds its history "
+            "in time order",
+            file=sys.stderr,
+        )
     if replay.heatmaps is not None and replay.rows_without_mark:
         print(
             f"backtest: {replay.rows_without_mark:,} open interest rows have no mark (stored "
@@ -110,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         "slippage_bps": args.slippage_bps,
         "notional_usd": args.notional,
         "heatmap": replay.heatmaps is not None,
+        "open_interest_rows": replay.open_interest_rows,
+        "late_events": replay.late_events,
     }
     report = result(replay, params)
     paths = write_report(report, args.out)

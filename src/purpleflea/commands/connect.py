@@ -29,17 +29,21 @@ class Unreachable(Exception):
     """No server answered at the address the command was given or found."""
 
 
-def add_connection_args(parser: argparse.ArgumentParser) -> None:
+def add_connection_args(parser: argparse.ArgumentParser, *, defaults: bool = True) -> None:
+    """``--url``, ``--api-key`` and ``--data-dir``. ``defaults=False`` adds them to a command's
+    actions too (``webhooks list --url ...``): unset there, they keep the command's values."""
+    unset: Any = None if defaults else argparse.SUPPRESS
     parser.add_argument(
         "--url",
+        default=unset,
         help="server URL (default: $PURPLEFLEA_URL, else the server recorded in "
         f"DATA_DIR/{FILE_NAME}, else http://127.0.0.1:8000)",
     )
-    parser.add_argument("--api-key", help="API key (default $PURPLEFLEA_API_KEY)")
+    parser.add_argument("--api-key", default=unset, help="API key (default $PURPLEFLEA_API_KEY)")
     parser.add_argument(
         "--data-dir",
         type=Path,
-        default=Path("data"),
+        default=Path("data") if defaults else argparse.SUPPRESS,
         help="the local server's data folder, where it records its address (default ./data)",
     )
 
@@ -113,6 +117,8 @@ def run_client(name: str, args: argparse.Namespace, work: Work) -> int:
         message = _NO_KEY if exc.code == "missing_api_key" else str(exc)
     except (Unreachable, ValueError) as exc:
         message = str(exc)
+    except BrokenPipeError:
+        raise  # our reader left (`| head`), not the server: the dispatcher stops quietly
     except (httpx.HTTPError, websockets.WebSocketException, OSError) as exc:
         # The server went away or misbehaved after it answered the probe.
         message = f"lost the server: {exc or type(exc).__name__}"

@@ -143,6 +143,8 @@ async def with_progress(
         async for events in pages:
             bar.advance(events[-1].seq - bar.done)
             yield events
+        # Read to the end: an --end (or a market) before the last seq stops the pages early.
+        bar.advance(bar.total - bar.done)
 
 
 async def write_csv(pages: AsyncIterator[list[Liquidation]], out: Path) -> int:

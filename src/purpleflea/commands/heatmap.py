@@ -42,6 +42,14 @@ def render(heatmap: Heatmap | MeasuredMap, *, width: int = 30, color: bool = Fal
         f"(bucket {heatmap.bucket_size:g}; longs liquidated left, shorts right)"
     ]
     rows = list(zip(heatmap.prices, heatmap.long_usd, heatmap.short_usd, strict=True))
+    if rows and not any(heatmap.long_usd) and not any(heatmap.short_usd):
+        top = heatmap.prices[-1] + heatmap.bucket_size
+        lines.append(
+            f"no position's liquidation price lies between {heatmap.prices[0]:,.{decimals}f} "
+            f"and {top:,.{decimals}f} (nothing at risk in this view: the market's open interest "
+            "is 0, or widen it with --low/--high)"
+        )
+        rows = []  # a column of "$0 | price | $0" rows says nothing more
     for price, longs, shorts in reversed(rows):
         left = "#" * round(width * longs / peak)
         right = "#" * round(width * shorts / peak)

@@ -15,32 +15,49 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("keys", help="create, list and revoke API keys")
-    parser.add_argument(
-        "--data-dir", type=Path, default=Path("data"), help="the server's data folder"
-    )
-    parser.add_argument(
-        "--store",
-        metavar="URL",
-        help="the servers' PostgreSQL store (postgresql://...) when they run on several "
-        "machines: keys live there (default: the SQLite key file in --data-dir)",
-    )
+    _where(parser, defaults=True)
+    # The same flags after the action (`keys create --data-dir X`), as every command takes them.
+    common = argparse.ArgumentParser(add_help=False)
+    _where(common, defaults=False)
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = actions.add_parser(
-        "create", help="issue a new key (printed once) for a new or existing account"
+        "create",
+        parents=[common],
+        help="issue a new key (printed once) for a new or existing account",
     )
     create.add_argument(
         "--account", default="local", help="account the key belongs to (created if new)"
     )
     create.add_argument("--name", default="default", help="a label for the key")
-    listing = actions.add_parser("list", help="list keys (never their values)")
+    listing = actions.add_parser("list", parents=[common], help="list keys (never their values)")
     listing.add_argument("--account", help="only this account's keys")
-    revoke = actions.add_parser("revoke", help="revoke a key; its open streams close")
+    revoke = actions.add_parser(
+        "revoke", parents=[common], help="revoke a key; its open streams close"
+    )
     revoke.add_argument(
         "key_id",
         help="the key's id (see `keys list`); one that starts with '-' (made before 2026-12-06) "
         "after '--': keys revoke -- -xaXb7fO",
     )
     parser.set_defaults(run=run)
+
+
+def _where(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """``--data-dir`` and ``--store``; without ``defaults`` (an action's), unset keeps the
+    command's value."""
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("data") if defaults else argparse.SUPPRESS,
+        help="the server's data folder",
+    )
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        default=None if defaults else argparse.SUPPRESS,
+        help="the servers' PostgreSQL store (postgresql://...) when they run on several "
+        "machines: keys live there (default: the SQLite key file in --data-dir)",
+    )
 
 
 def _when(ms: int | None) -> str:

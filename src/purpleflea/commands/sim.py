@@ -25,7 +25,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--days", type=float, required=True, help="days of simulated history")
     parser.add_argument(
-        "--store", default=DEFAULT_STORE, help=f"SQLite file (default {DEFAULT_STORE})"
+        "--store",
+        default=DEFAULT_STORE,
+        help=f"SQLite file, or the data folder holding it (default {DEFAULT_STORE})",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--markets", type=market_count, default=275, help="markets (default 275)")
@@ -97,8 +99,10 @@ async def _simulate(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from purpleflea.store.factory import history_file  # noqa: PLC0415
     from purpleflea.store.lock import DataDirBusy, exclusive  # noqa: PLC0415
 
+    args.store = str(history_file(args.store))  # `--store data`: the folder's history file
     if not args.days > 0:
         print(f"purpleflea sim: --days must be > 0, got {args.days}", file=sys.stderr)
         return 2

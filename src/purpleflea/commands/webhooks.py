@@ -21,10 +21,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "filters to the URL, signed (verify with purpleflea.verify_webhook), retried, and "
         "dead-lettered when the receiver keeps failing.",
     )
+    json_help = "print the server's JSON answer"
     add_connection_args(parser)
-    parser.add_argument("--json", action="store_true", help="print the server's JSON answer")
+    parser.add_argument("--json", action="store_true", help=json_help)
+    # The same flags after the action (`webhooks list --url ...`), as every command takes them.
+    common = argparse.ArgumentParser(add_help=False)
+    add_connection_args(common, defaults=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=json_help)
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    create = actions.add_parser("create", help="add a webhook (its secret is printed once)")
+    create = actions.add_parser(
+        "create", parents=[common], help="add a webhook (its secret is printed once)"
+    )
     create.add_argument("target", metavar="URL", help="http(s) URL to POST to")
     create.add_argument("--secret", help="HMAC key, 16-200 characters (default: generated)")
     create.add_argument(
@@ -37,13 +44,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     create.add_argument("--market", action="append", help="market, e.g. BTC-PERP (repeatable)")
     create.add_argument("--exchange", action="append", help="exchange id (repeatable)")
     create.add_argument("--side", choices=("long", "short"), action="append")
-    actions.add_parser("list", help="this account's webhooks")
-    delete = actions.add_parser("delete", help="delete a webhook and its dead letters")
+    actions.add_parser("list", parents=[common], help="this account's webhooks")
+    delete = actions.add_parser(
+        "delete", parents=[common], help="delete a webhook and its dead letters"
+    )
     delete.add_argument("webhook_id")
-    letters = actions.add_parser("dead-letters", help="deliveries that failed every attempt")
+    letters = actions.add_parser(
+        "dead-letters", parents=[common], help="deliveries that failed every attempt"
+    )
     letters.add_argument("webhook_id")
     letters.add_argument("--limit", type=int, default=100, help="at most this many (<= 1000)")
-    replay = actions.add_parser("replay", help="send the dead letters again, oldest first")
+    replay = actions.add_parser(
+        "replay", parents=[common], help="send the dead letters again, oldest first"
+    )
     replay.add_argument("webhook_id")
     replay.add_argument("--limit", type=int, default=100, help="at most this many (<= 1000)")
     parser.set_defaults(run=run)

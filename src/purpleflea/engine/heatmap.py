@@ -48,6 +48,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from purpleflea.formatting import format_price as price_text
 from purpleflea.formatting import format_usd
 from purpleflea.model import Cluster, Heatmap, MarketSnapshot, Side
 
@@ -375,9 +376,12 @@ class HeatmapModel:
         size = bucket if bucket is not None else _round_size((top - bottom) / config.buckets)
         # Checked before snapping too: a tiny bucket would overflow ``bottom / size`` there.
         if (top - bottom) / size > MAX_BUCKETS:
+            smallest = _at_least((top - bottom) / MAX_BUCKETS)
             raise ValueError(
-                f"heatmap {market}: bucket {size} makes more than {MAX_BUCKETS} buckets between "
-                f"{bottom} and {top}"
+                f"heatmap {market}: bucket {size:g} makes {math.ceil((top - bottom) / size):,} "
+                f"buckets between {price_text(bottom)} and {price_text(top)}, at most "
+                f"{MAX_BUCKETS:,}: take a bucket of {smallest:,.6g} or more, or a narrower "
+                "low..high"
             )
         if low is None:
             bottom = max(math.floor(bottom / size) * size, size)
@@ -494,6 +498,12 @@ def _sum(books: Iterable[_Book]) -> _View:
         mark=mark,
         ts=max(book.ts for book in books),
     )
+
+
+def _at_least(raw: float) -> float:
+    """``raw`` rounded up to three significant digits (a bucket size to suggest)."""
+    step = 10.0 ** (math.floor(math.log10(raw)) - 2)
+    return math.ceil(raw / step - 1e-9) * step
 
 
 def _round_size(raw: float) -> float:

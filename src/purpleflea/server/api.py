@@ -232,11 +232,10 @@ class Api:
             return measured_heatmap(self.measured, market, request.query_params)
         if source != "estimated":
             raise http.BadRequest(f"source must be 'estimated' or 'measured', got {source!r}")
-        if self.heatmaps is None or market not in self.heatmaps.model.markets():
+        known = self.heatmaps.model.markets() if self.heatmaps is not None else ()
+        if self.heatmaps is None or market not in known:
             return http.error_response(
-                404,
-                "not_found",
-                f"no heatmap for {market!r} yet: it needs open-interest snapshots of the market",
+                404, "not_found", _no_heatmap(market, known, market in self.tracker.markets)
             )
         params = request.query_params
         # 0 is passed on (and refused by the model as not positive), not read as "absent".
@@ -465,3 +464,23 @@ def _price_kind(exchange_id: str) -> PriceKind | None:
         return registry.price_kind_of(exchange_id)
     except KeyError:
         return None
+
+
+def _no_heatmap(market: str, known: tuple[str, ...], seen: bool) -> str:
+    """Why ``market`` has no heatmap: not yet (liquidations ``seen``, no snapshot), or a name
+    the tracker never met, which waiting will not fix."""
+    if seen:
+        return (
+            f"no heatmap for {market!r} yet: it has liquidations but no open-interest snapshot "
+            "has arrived (the heatmap is built from them; live feeds send one within a minute)"
+        )
+    if known:
+        more = ", ..." if len(known) > 3 else ""
+        has = f"{len(known)} market has" if len(known) == 1 else f"{len(known):,} markets have"
+        hint = f"a typo? {has} a heatmap: {', '.join(known[:3])}{more}"
+    else:
+        hint = "no market has a heatmap yet"
+    return (
+        f"no heatmap for {market!r}: the tracker has seen no liquidation and no open-interest "
+        f"snapshot of it ({hint}; GET /v1/markets lists the markets seen)"
+    )

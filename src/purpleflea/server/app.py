@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
@@ -30,6 +31,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import purpleflea
+from purpleflea import local_server
 from purpleflea.bus.base import Bus
 from purpleflea.bus.local import LocalBus
 from purpleflea.bus.nats import NatsBus
@@ -497,7 +499,13 @@ def writer_lock(config: ServerConfig) -> contextlib.AbstractContextManager[None]
     store = config.store
     if config.role == "api" or is_postgres(store):
         return contextlib.nullcontext()
-    return exclusive(sqlite_path(store).parent, f"purpleflea serve on port {config.port}")
+    # --port 0 is bound after the lock is taken: its port is known only from server.json.
+    where = (
+        f"on port {config.port}"
+        if config.port
+        else f"on any free port (its address: {Path(config.data_dir) / local_server.FILE_NAME})"
+    )
+    return exclusive(sqlite_path(store).parent, f"purpleflea serve {where}")
 
 
 def _measured_maps(config: ServerConfig, built: Server) -> MeasuredMaps | None:

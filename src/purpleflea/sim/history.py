@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from purpleflea.clock import now_ms, utc_iso
 from purpleflea.model import Liquidation, Side, VenueLiquidation, to_liquidation
 from purpleflea.progress import Progress
 from purpleflea.sim.config import event_id_prefix
@@ -253,6 +254,23 @@ async def _write(store: Store, loader: SQLiteBulkLoad | None, chunk: Chunk) -> N
         await store.append_open_interest(chunk.open_interest)
 
 
+async def _refuse_going_back(store: Store, last_seq: int, start_ms: int) -> None:
+    """Refuse a history that starts before the store's last event: its seqs would follow that
+    event while its times precede it, and a backtest replays seq order (a day going back in
+    time; the same day again is all duplicates, stored as none)."""
+    last = await store.since(last_seq - 1, limit=1) if last_seq > 0 else []
+    if last and last[0].ts > start_ms:
+        next_day = (last[0].ts // DAY_MS + 1) * DAY_MS
+        # A later day only while it is history (a store `serve` wrote today: none).
+        later = f", or from {utc_iso(next_day)[:10]} on (--start)" if next_day < now_ms() else ""
+        raise ValueError(
+            f"the store's last event (seq {last_seq:,}) is at {utc_iso(last[0].ts)}, after the "
+            f"history's start {utc_iso(start_ms)}: appended after it, the history would replay "
+            f"out of time order (backtests read seq order). Simulate into another store "
+            f"(--store){later}"
+        )
+
+
 async def generate_history(
     store: Store,
     *,
@@ -283,6 +301,7 @@ async def generate_history(
     started = time.monotonic()
     config = history_config(seed=seed, n_markets=n_markets, start_ms=start_ms, **knobs)
     first_seq = await store.last_seq() + 1
+    await _refuse_going_back(store, first_seq - 1, start_ms)
     bar = Progress(days * 24, "simulating", unit="sim h") if progress else None
     bulk = getattr(store, "bulk_load", None) if scorer is None else None  # SQLite's
     deferred = getattr(store, "deferred_indexes", None)  # SQLite's, for scored history

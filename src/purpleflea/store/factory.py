@@ -14,6 +14,15 @@ from purpleflea.store.base import Store
 from purpleflea.store.sqlite import SQLiteStore
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+#: The history file's name in a data folder.
+DB_FILE = "purpleflea.sqlite"
+
+
+def history_file(path: str | Path) -> Path:
+    """``path``, or the history file in it when it is a folder: ``--store data`` is what a user
+    types for the folder ``serve --data-dir data`` writes."""
+    given = Path(path)
+    return given / DB_FILE if given.is_dir() else given
 
 
 def is_postgres(url: str) -> bool:
