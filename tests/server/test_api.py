@@ -120,6 +120,7 @@ async def test_markets_health_metrics_and_openapi(live: Running) -> None:
         markets = (await http.get("/v1/markets")).json()["markets"]
         sol = next(m for m in markets if m["market"] == "SOL-PERP")
         assert sol["last_price"] == 150.0
+        assert sol["last_price_ts"] == sol["last_ts"]  # the price is that one event's
         assert sol["exchanges"] == ["okx"]
         health = (await http.get("/v1/health")).json()
         assert health["status"] == "ok"

@@ -410,7 +410,10 @@ def test_the_swept_range_and_a_markets_last_price_take_fills_not_bankruptcy_pric
     btc = tracker.markets["BTC-PERP"]
     assert btc.last_price == 100_000.0
     assert btc.last_ts == T0 + 1_000  # the latest event's time, whatever its venue
-    assert tracker.markets["XYZ-PERP"].last_price == 2.05  # a fill beats a later bankruptcy price
+    assert btc.price_ts == T0  # the price's own time: the fill's, a second older
+    xyz = tracker.markets["XYZ-PERP"]
+    assert xyz.last_price == 2.05  # a fill beats a later bankruptcy price
+    assert (xyz.price_ts, xyz.last_ts) == (T0 + 500, T0 + 1_000)
     # Without a fill set every price is the market's (the simulator, bench callers).
     plain = Pipeline(store, LocalBus(), heatmap=_Swept())
     plain._remember(_priced(1, "okx", "BTC-PERP", 99_500.0, T0))

@@ -199,6 +199,7 @@ class Api:
                 {
                     "market": name,
                     "last_price": state.last_price if state else None,
+                    "last_price_ts": state.price_ts if state else None,
                     "last_ts": state.last_ts if state else None,
                     "exchanges": sorted(state.exchanges) if state else [],
                     "events_24h": day["count"],

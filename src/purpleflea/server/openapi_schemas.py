@@ -70,6 +70,7 @@ _MARKET = _object(
     {
         "market": _STRING,
         "last_price": {"type": ["number", "null"]},
+        "last_price_ts": {"type": ["integer", "null"]},
         "last_ts": {"type": ["integer", "null"]},
         "exchanges": {"type": "array", "items": _STRING},
         "events_24h": _INTEGER,

@@ -60,11 +60,13 @@ class MarketState(msgspec.Struct, kw_only=True):
     ``last_price`` is the latest **fill** price (``registry.fill_priced``) once the market has
     had one: a bankruptcy or order price (Bybit, OKX, HTX, BitMEX, Gate) sits 0.4-0.6 % or more
     from the market (docs/live.md, "What `price` is"); before any fill, the latest price of any
-    kind (:class:`~purpleflea.engine.market_price.MarketPrice`). ``last_ts`` is the latest event's
-    time, whatever its venue.
+    kind (:class:`~purpleflea.engine.market_price.MarketPrice`). ``price_ts`` is that price's
+    event time; ``last_ts`` is the latest event's, whatever its venue (minutes apart when only
+    bankruptcy-priced venues liquidate the market: the price is then older than ``last_ts``).
     """
 
     last_price: float
+    price_ts: int
     last_ts: int
     exchanges: set[str]
 
@@ -392,16 +394,19 @@ class Pipeline:
         state = self.markets.get(market)
         if state is None:
             self.markets[market] = MarketState(
-                last_price=event.price, last_ts=event.ts, exchanges={event.exchange}
+                last_price=event.price,
+                price_ts=event.ts,
+                last_ts=event.ts,
+                exchanges={event.exchange},
             )
         else:
             if event.ts >= state.last_ts:
                 if priced:
-                    state.last_price = event.price
+                    state.last_price, state.price_ts = event.price, event.ts
                 state.last_ts = event.ts
             elif not had_fill and prices.has_fill(market):
                 # The market's first fill, older than the other kinds seen: it beats them.
-                state.last_price = event.price
+                state.last_price, state.price_ts = event.price, event.ts
             state.exchanges.add(event.exchange)
 
     async def _tick_loop(self, interval: float) -> None:
