@@ -256,7 +256,7 @@ class Api:
         is open). With a key: mint another key for the caller's own account, up to the
         per-account cap. Nothing here adds a key to somebody else's account."""
         try:
-            body = await http.json_body(await request.body())
+            body = await http.json_body(request)
             key = key_from(request.headers, request.query_params)
             if key:
                 owner = self.gate.authenticate(key)
