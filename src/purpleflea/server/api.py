@@ -106,7 +106,9 @@ class Api:
                 refusal = self._unknown_params(request)
                 if refusal is not None:
                     return http.error_response(400, "bad_request", refusal)
-                return await handler(request, info)
+                response = await handler(request, info)
+                self.gate.charge_answer(info, len(getattr(response, "body", b"")))
+                return response
             except AuthError as exc:
                 return http.refusal(exc)
             except http.BadRequest as exc:

@@ -118,6 +118,11 @@ class StreamRegistry:
         return len(self._open)
 
 
+#: The answer size one request of the rate limit pays for: each further 64 KiB of a REST
+#: answer counts as one more request of its account (a page of 1,000 events is ~290 KB).
+BYTES_PER_REQUEST = 65_536
+
+
 class Gate:
     """Authenticates requests and applies the per-account rate limit."""
 
@@ -168,6 +173,15 @@ class Gate:
                 f"{wait:.2f} s",
                 retry_after=RateLimiter.retry_after_header(wait),
             )
+
+    def charge_answer(self, info: KeyInfo, size: int) -> None:
+        """Charge a large answer to the key's account: one more request for every further
+        :data:`BYTES_PER_REQUEST` bytes it holds. The rate limit counted requests alone, so
+        one account at the allowed rate could ask for 30 MB aggregates back to back (3.7-9 s
+        of CPU each) and stall every other account's streams for seconds."""
+        extra = size // BYTES_PER_REQUEST
+        if extra > 0:
+            self.limiter.charge(info.account, extra)
 
     def revoked(self, key_id: str) -> int:
         """Forget a revoked key and close its streams; returns how many were closed."""
