@@ -102,13 +102,13 @@ class Api:
         async def endpoint(request: Request) -> Response:
             try:
                 info = self.gate.authenticate(key_from(request.headers, request.query_params))
-                self.gate.limit(info)
-                refusal = self._unknown_params(request)
-                if refusal is not None:
-                    return http.error_response(400, "bad_request", refusal)
-                response = await handler(request, info)
-                self.gate.charge_answer(info, len(getattr(response, "body", b"")))
-                return response
+                async with self.gate.turn(info):
+                    refusal = self._unknown_params(request)
+                    if refusal is not None:
+                        return http.error_response(400, "bad_request", refusal)
+                    response = await handler(request, info)
+                    self.gate.charge_answer(info, len(getattr(response, "body", b"")))
+                    return response
             except AuthError as exc:
                 return http.refusal(exc)
             except http.BadRequest as exc:
