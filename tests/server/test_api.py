@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
 import httpx
+import pytest
 
+from purpleflea.clock import now_ms
+from purpleflea.server import api
 from purpleflea.venues import registry
 from tests.server.conftest import T0, Running, venue_event
 
@@ -130,6 +135,39 @@ async def test_markets_health_metrics_and_openapi(live: Running) -> None:
         spec = (await http.get("/openapi.json")).json()
         assert "/v1/liquidations" in spec["paths"]
         assert spec["openapi"].startswith("3.")
+
+
+async def test_markets_day_totals_are_shared_for_a_few_seconds(
+    live: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One aggregate over a day of minute rollups answers every caller for a few seconds,
+    # concurrent ones included; last prices stay current.
+    store = live.server.store
+    calls: list[str] = []
+    aggregate = store.aggregate
+
+    async def counted(interval: Any, group_by: Any, query: Any) -> Any:
+        calls.append(interval)
+        return await aggregate(interval, group_by, query)
+
+    monkeypatch.setattr(store, "aggregate", counted)
+    other = live.server.keys.create("other", "x").key
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        answers = await asyncio.gather(
+            http.get("/v1/markets", headers={"X-API-Key": live.key}),
+            http.get("/v1/markets", headers={"X-API-Key": other}),
+        )
+        assert [a.status_code for a in answers] == [200, 200]
+        await live.push(venue_event(market="SOL-PERP", price=151.0, exchange="okx", ts=now_ms()))
+        again = (await http.get("/v1/markets", headers={"X-API-Key": live.key})).json()
+        assert calls == ["1d"]
+        sol = next(m for m in again["markets"] if m["market"] == "SOL-PERP")
+        assert sol["last_price"] == 151.0
+        monkeypatch.setattr(api, "DAY_TOTALS_TTL_S", 0.0)
+        later = (await http.get("/v1/markets", headers={"X-API-Key": live.key})).json()
+        assert calls == ["1d", "1d"]
+        sol = next(m for m in later["markets"] if m["market"] == "SOL-PERP")
+        assert sol["events_24h"] == 1
 
 
 async def test_keep_alive_requests_are_not_held_back_by_nagle(live: Running) -> None:

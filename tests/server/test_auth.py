@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +19,9 @@ from websockets.exceptions import ConnectionClosedError
 import purpleflea
 from purpleflea.client import AuthenticationError
 from purpleflea.model import Liquidation
-from tests.server.conftest import Running, make_config, running_server, venue_event
+from purpleflea.server import auth
+from purpleflea.server.auth import BYTES_PER_REQUEST
+from tests.server.conftest import Running, make_config, running_server, until, venue_event
 
 DATA_ROUTES = [
     "/v1/liquidations",
@@ -108,6 +111,69 @@ async def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
             assert "rate limit" in response.json()["error"]["message"]
             await asyncio.sleep(1.1)
             assert (await http.get("/v1/markets")).status_code == 200
+
+
+async def test_a_large_answer_costs_more_of_the_rate_limit(tmp_path: Path) -> None:
+    # A page of 1,000 events (~240 KB) counts as one request plus one per further 64 KiB: a
+    # budget of 8 pays for two such pages, where it paid for eight whatever their size.
+    config = make_config(tmp_path, rate_per_s=0.01, rate_burst=8.0)
+    async with running_server(config) as live:
+        await live.push(*(venue_event() for _ in range(1_000)))
+        headers = {"Authorization": f"Bearer {live.key}"}
+        async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
+            page = await http.get("/v1/liquidations", params={"limit": 1_000})
+            assert page.status_code == 200
+            size = len(page.content)
+            assert 3 * BYTES_PER_REQUEST <= size < 4 * BYTES_PER_REQUEST, size
+            assert (await http.get("/v1/liquidations", params={"limit": 1_000})).status_code == 200
+            refused = await http.get("/v1/liquidations", params={"limit": 1})
+            assert refused.status_code == 429
+            # The next request waits until the refill brings back a whole token (8 - 2 * 4 = 0).
+            assert int(refused.headers["Retry-After"]) == 100
+        # Another account is not charged for it.
+        other = live.server.keys.create("other", "x").key
+        async with httpx.AsyncClient(base_url=live.url) as http:
+            response = await http.get("/v1/cascades", headers={"X-API-Key": other})
+            assert response.status_code == 200
+
+
+async def test_an_account_s_requests_take_turns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two run at once, the rest wait (and are charged when their turn comes); beyond the
+    # waiting room, refused. Another account's requests do not wait behind them.
+    monkeypatch.setattr(auth, "REQUESTS_WAITING", 2)
+    async with running_server(make_config(tmp_path)) as live:
+        store = live.server.store
+        inside: list[int] = []
+        release = asyncio.Event()
+        query = store.query
+
+        async def slow(wanted: Any) -> Any:
+            inside.append(1)
+            await release.wait()
+            return await query(wanted)
+
+        monkeypatch.setattr(store, "query", slow)
+        other = live.server.keys.create("other", "x").key
+        async with httpx.AsyncClient(base_url=live.url) as http:
+
+            def get(key: str) -> Any:
+                return asyncio.create_task(http.get("/v1/liquidations", headers={"X-API-Key": key}))
+
+            mine = [get(live.key) for _ in range(4)]
+            await until(lambda: len(inside) == 2, 5, "two requests running")
+            refused = await http.get("/v1/liquidations", headers={"X-API-Key": live.key})
+            assert refused.status_code == 429
+            assert "at most 2 run at once, 2 wait" in refused.json()["error"]["message"]
+            theirs = get(other)
+            await until(lambda: len(inside) == 3, 5, "the other account's request running")
+            await asyncio.sleep(0.2)
+            assert len(inside) == 3  # the first account's other two still wait
+            release.set()
+            statuses = [r.status_code for r in await asyncio.gather(*mine, theirs)]
+        assert statuses == [200] * 5
+        assert len(inside) == 5
 
 
 async def test_revoking_a_key_closes_its_open_stream_within_a_second(live: Running) -> None:

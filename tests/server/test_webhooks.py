@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -294,6 +295,53 @@ async def test_a_name_that_resolves_to_a_private_address_is_refused_when_sending
     await sender.close()
     assert outcome.refused
     assert "non-public" in outcome.error
+
+
+async def test_the_connection_goes_to_the_address_that_was_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # DNS rebinding: the name answers a public address to the first lookup and 127.0.0.1 to
+    # every later one. The delivery must not reach the loopback receiver.
+    connections: list[object] = []
+
+    async def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    local = await asyncio.start_server(count, "127.0.0.1", 0)
+    port = local.sockets[0].getsockname()[1]
+    real = socket.getaddrinfo
+    answers = iter(["1.1.1.1"])
+
+    def rebinding(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in ("rebind.example", b"rebind.example"):  # anyio passes bytes
+            return real(host, *args, **kwargs)
+        address = next(answers, "127.0.0.1")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    sender = Sender(WebhookSettings(timeout_s=1.0), allow_private=False)
+    webhook = Webhook(
+        id="wh_x",
+        account="a",
+        url=f"http://rebind.example:{port}/x",
+        secret="s" * 16,
+        filters={},
+        created_at=0,
+    )
+    try:
+        outcome = await sender.send(webhook, 1, b"{}")
+        again = await sender.send(webhook, 2, b"{}")  # its lookup answers 127.0.0.1: refused
+    finally:
+        await sender.close()
+        local.close()
+    assert connections == []
+    assert outcome.status is None  # 1.1.1.1 is not reachable here
+    assert not outcome.refused
+    assert again.refused
+    assert "127.0.0.1" in again.error
 
 
 async def test_a_receiver_that_trickles_its_answer_times_out(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -146,9 +147,36 @@ def choice(params: QueryParams, name: str, options: Sequence[str], default: str)
     return value
 
 
-async def json_body(body: bytes, *, limit: int = 16_384) -> dict[str, object]:
-    if len(body) > limit:
-        raise BadRequest(f"request body over {limit} bytes")
+#: The most a request body may hold: the routes that take one (``POST /v1/keys``,
+#: ``POST /v1/webhooks``) take a small JSON object.
+MAX_BODY = 16_384
+#: Seconds a client has to send its whole request body once the headers arrived.
+BODY_TIMEOUT_S = 10.0
+
+
+async def json_body(
+    request: Request, *, limit: int = MAX_BODY, timeout_s: float | None = None
+) -> dict[str, object]:
+    """The request's body as a JSON object. Read as it arrives and refused as soon as it
+    passes ``limit`` bytes, or when it has not all arrived within ``timeout_s`` (default
+    :data:`BODY_TIMEOUT_S`): a stranger's 1 GiB body (registration needs no key) was read whole
+    into memory before being refused, and a body that never ends held its request forever."""
+    timeout_s = BODY_TIMEOUT_S if timeout_s is None else timeout_s
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BadRequest(f"request body over {limit} bytes (Content-Length {declared})")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BadRequest(f"request body over {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BadRequest(f"request body not received within {timeout_s:g} s") from None
+    body = b"".join(chunks)
     if not body.strip():
         return {}
     try:

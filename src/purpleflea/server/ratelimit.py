@@ -39,14 +39,22 @@ class RateLimiter:
         self._buckets[key] = (tokens, now)
         return (1 - tokens) / self.rate
 
+    def charge(self, key: str, tokens: float) -> None:
+        """Take ``tokens`` more from ``key``'s bucket, below zero if need be: a debt that
+        the refill pays back before :meth:`acquire` lets the next request through."""
+        if tokens <= 0:
+            return
+        now = self._clock()
+        have, at = self._buckets.get(key, (self.burst, now))
+        self._buckets[key] = (min(self.burst, have + (now - at) * self.rate) - tokens, now)
+
     def _forget_full(self, now: float) -> None:
         """Drop buckets that have refilled (forgetting them changes nothing), so a flood of
-        distinct names cannot grow the table without bound."""
-        full_after = self.burst / self.rate
+        distinct names cannot grow the table without bound. One in debt is kept until paid."""
         self._buckets = {
             name: (tokens, at)
             for name, (tokens, at) in self._buckets.items()
-            if now - at < full_after
+            if now - at < (self.burst - tokens) / self.rate
         }
 
     @staticmethod

@@ -104,7 +104,7 @@ class WebhookRoutes:
         return webhook
 
     async def create(self, request: Request, info: KeyInfo) -> Response:
-        body = await http.json_body(await request.body())
+        body = await http.json_body(request)
         try:
             if "since_seq" in body:
                 raise BadSubscription(

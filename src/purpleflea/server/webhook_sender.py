@@ -1,4 +1,4 @@
-"""Sending one webhook delivery: resolve-and-check the target, sign, POST, report the
+"""Sending one webhook delivery: sign, POST to a checked address, report the
 :class:`~purpleflea.server.webhook_policy.Outcome`. Used by the dispatcher (live deliveries,
 on the delivering node) and by :func:`replay_dead_letters` (on whichever API node was asked).
 """
@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 import purpleflea
@@ -27,9 +27,84 @@ from purpleflea.webhook import (
 )
 
 
+class RefusedAddress(Exception):
+    """A target host that resolves to a non-public address (the message names them)."""
+
+
+class PublicOnly(httpcore.AsyncNetworkBackend):
+    """Opens connections to public addresses only, and to the very addresses it checked: the
+    host is resolved once per connection, every address it has must be public, and the
+    socket is opened to one of those. Checking a lookup and then letting the HTTP client
+    look the name up again let a name answer a public address to the check and 127.0.0.1 to
+    the connection (DNS rebinding): the delivery reached a loopback receiver. TLS still
+    verifies the certificate against the name (the pool hands the name to ``start_tls``)."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+        self._inner = inner if inner is not None else httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except OSError as exc:  # may be temporary: retried like a connection error
+            raise httpcore.ConnectError(f"cannot resolve {host!r}: {exc}") from None
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        private = sorted(a for a in addresses if not public_address(a))
+        if private:
+            raise RefusedAddress(
+                f"refused: {host!r} resolves to non-public address(es) {', '.join(private)}"
+            )
+        failure: Exception = httpcore.ConnectError(f"{host!r} resolves to no address")
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address,
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise RefusedAddress(f"refused: unix socket {path!r}")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def _connect_through(transport: httpx.AsyncHTTPTransport, backend: PublicOnly) -> None:
+    """Make ``transport``'s connection pool open its connections through ``backend``. httpx
+    takes no network backend, so it is set on the pool httpx made; an httpx whose transport
+    is built otherwise fails here, loudly, rather than deliver unchecked."""
+    pool = getattr(transport, "_pool", None)
+    if not isinstance(pool, httpcore.AsyncConnectionPool) or not hasattr(pool, "_network_backend"):
+        raise RuntimeError(
+            f"httpx {httpx.__version__}: its transport has no connection pool to check "
+            "webhook targets on; private targets cannot be refused"
+        )
+    pool._network_backend = backend
+
+
 class Sender:
-    """Signs and POSTs one delivery; first checks where the target's host resolves when
-    private targets are refused (see :mod:`purpleflea.server.webhook_policy`)."""
+    """Signs and POSTs one delivery; when private targets are refused, connects only to the
+    public addresses it checked (:class:`PublicOnly`; see
+    :mod:`purpleflea.server.webhook_policy`)."""
 
     def __init__(
         self,
@@ -44,38 +119,20 @@ class Sender:
         # environment: a delivery goes where its URL says, or fails.
         # No cap on connections: each webhook has at most one request in flight, and a pool
         # limit would let enough hanging receivers starve every other webhook.
+        transport = httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=100)
+        )
+        if not allow_private:
+            _connect_through(transport, PublicOnly())
         self._client = httpx.AsyncClient(
+            transport=transport,
             timeout=settings.timeout_s,
             follow_redirects=False,
             trust_env=False,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
         )
         self._deadline_s = settings.timeout_s
 
-    async def _refusal(self, url: str) -> Outcome | None:
-        """Why ``url`` may not be contacted now (an outcome without a status), or None."""
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM
-            )
-        except OSError as exc:
-            return Outcome(error=f"cannot resolve {host!r}: {exc}")  # may be temporary
-        private = sorted({str(info[4][0]) for info in infos if not public_address(str(info[4][0]))})
-        if private:
-            return Outcome(
-                error=f"refused: {host!r} resolves to non-public address(es) {', '.join(private)}",
-                refused=True,
-            )
-        return None
-
     async def send(self, webhook: Webhook, seq: int, body: bytes) -> Outcome:
-        if not self.allow_private:
-            refusal = await self._refusal(webhook.url)
-            if refusal is not None:
-                return refusal
         now = self._clock()
         timestamp = int(now)
         headers = {
@@ -100,6 +157,8 @@ class Sender:
                             response.headers.get("retry-after"), now=now
                         ),
                     )
+        except RefusedAddress as exc:
+            return Outcome(error=str(exc), refused=True)
         except (httpx.TimeoutException, TimeoutError) as exc:
             return Outcome(error=f"timeout ({type(exc).__name__})")
         except httpx.HTTPError as exc:

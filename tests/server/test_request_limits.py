@@ -1,0 +1,141 @@
+"""What one connection may cost the server before any key is checked: request headers and
+bodies must arrive within deadlines, and bodies are read only up to their limit (POST
+/v1/keys needs no key)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+import websockets
+
+from purpleflea.server import http, serving
+from tests.server.conftest import make_config, running_server
+
+
+async def _raw(
+    url: str, head: bytes, body: bytes
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(head + body)
+    await writer.drain()
+    return reader, writer
+
+
+async def _status(reader: asyncio.StreamReader, timeout: float) -> tuple[int, bytes]:
+    """The response's status and body, read within ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        status_line = await reader.readline()
+        raw = await reader.read(4096)
+    return int(status_line.split()[1]), raw
+
+
+async def test_a_huge_declared_body_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    # 64 MiB announced, 32 KiB sent: the answer comes at once, not after the server waited
+    # for (and buffered) the rest.
+    async with running_server(make_config(tmp_path)) as live:
+        head = (
+            b"POST /v1/keys HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % (64 << 20)
+        )
+        reader, writer = await _raw(live.url, head, b" " * 32_768)
+        status, raw = await _status(reader, 5)
+        writer.close()
+        assert status == 400
+        assert b"request body over 16384 bytes" in raw
+
+
+async def test_a_chunked_body_is_cut_at_the_limit(tmp_path: Path) -> None:
+    # No Content-Length: the body is refused once more than the limit has arrived, while
+    # the client is still sending.
+    async with running_server(make_config(tmp_path)) as live:
+        head = (
+            b"POST /v1/webhooks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + live.key.encode()
+            + b"\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        chunk = b"%x\r\n%s\r\n" % (8192, b" " * 8192)
+        reader, writer = await _raw(live.url, head, chunk * 4)  # 32 KiB, never terminated
+        status, raw = await _status(reader, 5)
+        writer.close()
+        assert status == 400
+        assert b"request body over 16384 bytes" in raw
+
+
+async def test_a_body_that_never_ends_is_refused_after_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(http, "BODY_TIMEOUT_S", 0.5)
+    async with running_server(make_config(tmp_path)) as live:
+        head = b"POST /v1/keys HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+        reader, writer = await _raw(live.url, head, b'{"account": ')
+        status, raw = await _status(reader, 5)
+        writer.close()
+        assert status == 400
+        assert b"request body not received within 0.5 s" in raw
+
+
+async def _closed_within(reader: asyncio.StreamReader, timeout: float) -> bool:
+    """Whether the server closes the connection within ``timeout`` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            while await reader.read(4096):
+                pass
+    except TimeoutError:
+        return False
+    return True
+
+
+async def test_a_connection_that_never_finishes_its_headers_is_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without a deadline each such connection held a file descriptor forever, and enough of
+    # them (no key needed) left none for anybody else. Trickling bytes does not extend it.
+    monkeypatch.setattr(serving, "HEADER_TIMEOUT_S", 0.5)
+    async with running_server(make_config(tmp_path)) as live:
+        silent, silent_writer = await _raw(live.url, b"", b"")
+        reader, writer = await _raw(live.url, b"GET /v1/health HTTP/1.1\r\nHost: x\r\n", b"")
+        for _ in range(3):
+            await asyncio.sleep(0.2)
+            writer.write(b"X")
+        assert await _closed_within(silent, 2)
+        assert await _closed_within(reader, 2)
+        # After a response the next request's headers have the same deadline.
+        again, again_writer = await _raw(
+            live.url, b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n", b""
+        )
+        status, _ = await _status(again, 2)
+        assert status == 200
+        again_writer.write(b"GET /v1/health HTTP/1.1\r\n")
+        assert await _closed_within(again, 2)
+        for w in (silent_writer, writer, again_writer):
+            w.close()
+
+
+async def test_requests_and_streams_outlive_the_header_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The deadline is for headers only: a WebSocket and a slow response are left alone.
+    monkeypatch.setattr(serving, "HEADER_TIMEOUT_S", 0.3)
+    async with running_server(make_config(tmp_path)) as live:
+        async with websockets.connect(f"{live.ws_url}?api_key={live.key}") as ws:
+            await asyncio.sleep(0.6)
+            await ws.send(json.dumps({"op": "subscribe"}))
+            assert json.loads(await ws.recv())["type"] == "subscribed"
+            await asyncio.sleep(0.6)
+            await ws.send(json.dumps({"op": "ping"}))
+            kinds = [json.loads(await ws.recv())["type"] for _ in range(3)]
+            assert "pong" in kinds
+        head = (
+            b"GET /v1/stream/sse HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + live.key.encode()
+            + b"\r\n\r\n"
+        )
+        reader, writer = await _raw(live.url, head, b"")
+        status, _ = await _status(reader, 2)
+        assert status == 200
+        assert not await _closed_within(reader, 1.0)
+        writer.close()
