@@ -375,10 +375,13 @@ class HeatmapModel:
             raise ValueError(f"heatmap {market}: low {bottom} must be below high {top}")
         size = bucket if bucket is not None else _round_size((top - bottom) / config.buckets)
         # Checked before snapping too: a tiny bucket would overflow ``bottom / size`` there.
-        if (top - bottom) / size > MAX_BUCKETS:
+        ratio = (top - bottom) / size
+        if ratio > MAX_BUCKETS:
             smallest = _at_least((top - bottom) / MAX_BUCKETS)
+            # A denormal bucket makes the ratio infinite: no count to print.
+            made = f"{math.ceil(ratio):,}" if ratio < 1e15 else "more than 10^15"
             raise ValueError(
-                f"heatmap {market}: bucket {size:g} makes {math.ceil((top - bottom) / size):,} "
+                f"heatmap {market}: bucket {size:g} makes {made} "
                 f"buckets between {price_text(bottom)} and {price_text(top)}, at most "
                 f"{MAX_BUCKETS:,}: take a bucket of {smallest:,.6g} or more, or a narrower "
                 "low..high"
