@@ -20,7 +20,7 @@ import purpleflea
 from purpleflea.client import AuthenticationError
 from purpleflea.model import Liquidation
 from purpleflea.server import auth
-from purpleflea.server.auth import BYTES_PER_REQUEST
+from purpleflea.server.auth import BYTES_PER_REQUEST, FREE_ANSWER_BYTES
 from tests.server.conftest import Running, make_config, running_server, until, venue_event
 
 DATA_ROUTES = [
@@ -114,22 +114,34 @@ async def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
 
 
 async def test_a_large_answer_costs_more_of_the_rate_limit(tmp_path: Path) -> None:
-    # A page of 1,000 events (~240 KB) counts as one request plus one per further 64 KiB: a
-    # budget of 8 pays for two such pages, where it paid for eight whatever their size.
-    config = make_config(tmp_path, rate_per_s=0.01, rate_burst=8.0)
+    # A page of 1,000 events (~290 KB) is one request, as paging history always was; an answer
+    # past FREE_ANSWER_BYTES counts one more request per further 64 KiB: here a per-minute
+    # aggregate of 700 markets over 12 minutes (~1.5 MB).
+    config = make_config(tmp_path, rate_per_s=0.01, rate_burst=40.0)
+    t0 = (int(time.time() * 1000) - 3_600_000) // 3_600_000 * 3_600_000
     async with running_server(config) as live:
         await live.push(*(venue_event() for _ in range(1_000)))
+        markets = [f"M{i}-PERP" for i in range(700)]
+        await live.push(
+            *(venue_event(market=m, ts=t0 + 60_000 * k) for m in markets for k in range(12))
+        )
         headers = {"Authorization": f"Bearer {live.key}"}
         async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
             page = await http.get("/v1/liquidations", params={"limit": 1_000})
             assert page.status_code == 200
-            size = len(page.content)
-            assert 3 * BYTES_PER_REQUEST <= size < 4 * BYTES_PER_REQUEST, size
-            assert (await http.get("/v1/liquidations", params={"limit": 1_000})).status_code == 200
-            refused = await http.get("/v1/liquidations", params={"limit": 1})
-            assert refused.status_code == 429
-            # The next request waits until the refill brings back a whole token (8 - 2 * 4 = 0).
-            assert int(refused.headers["Retry-After"]) == 100
+            assert BYTES_PER_REQUEST < len(page.content) < FREE_ANSWER_BYTES
+            window = {"interval": "1m", "group_by": "market", "start": t0, "end": t0 + 720_000}
+            big = await http.get("/v1/liquidations/aggregate", params=window)
+            assert big.status_code == 200
+            size = len(big.content)
+            extra = (size - FREE_ANSWER_BYTES) // BYTES_PER_REQUEST
+            assert 1 <= extra <= 30, size
+            left = 40 - 2 - extra  # the page and the aggregate took one each
+            statuses = [
+                (await http.get("/v1/liquidations", params={"limit": 1})).status_code
+                for _ in range(left + 1)
+            ]
+            assert statuses == [200] * left + [429]
         # Another account is not charged for it.
         other = live.server.keys.create("other", "x").key
         async with httpx.AsyncClient(base_url=live.url) as http:

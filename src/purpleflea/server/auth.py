@@ -128,8 +128,11 @@ REQUESTS_AT_ONCE = 2
 #: REST requests of one account that may wait for their turn; beyond, refused (429).
 REQUESTS_WAITING = 40
 
-#: The answer size one request of the rate limit pays for: each further 64 KiB of a REST
-#: answer counts as one more request of its account (a page of 1,000 events is ~290 KB).
+#: The answer size one request of the rate limit pays for: the largest bounded page fits (1,000
+#: events are ~290 KB, 1,000 cascades ~600 KB), so paging history costs what it always did.
+FREE_ANSWER_BYTES = 1_048_576
+#: Beyond :data:`FREE_ANSWER_BYTES`, each further 64 KiB of a REST answer counts as one more
+#: request of its account: only unbounded answers (long aggregates) pay for their size.
 BYTES_PER_REQUEST = 65_536
 
 
@@ -218,10 +221,11 @@ class Gate:
 
     def charge_answer(self, info: KeyInfo, size: int) -> None:
         """Charge a large answer to the key's account: one more request for every further
-        :data:`BYTES_PER_REQUEST` bytes it holds. The rate limit counted requests alone, so
-        one account at the allowed rate could ask for 30 MB aggregates back to back (3.7-9 s
-        of CPU each) and stall every other account's streams for seconds."""
-        extra = size // BYTES_PER_REQUEST
+        :data:`BYTES_PER_REQUEST` bytes it holds past :data:`FREE_ANSWER_BYTES`. The rate limit
+        counted requests alone, so one account at the allowed rate could ask for 30 MB
+        aggregates back to back (3.7-9 s of CPU each) and stall every other account's streams
+        for seconds."""
+        extra = max(0, size - FREE_ANSWER_BYTES) // BYTES_PER_REQUEST
         if extra > 0:
             self.limiter.charge(info.account, extra)
 
