@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from purpleflea.client import LiquidationClient
+from purpleflea.server import webhook_sender
 from purpleflea.server.config import ServerConfig
 from purpleflea.server.webhook_policy import WebhookSettings
 from purpleflea.server.webhook_sender import Sender
@@ -139,6 +141,7 @@ async def test_a_receiver_that_keeps_failing_gets_dead_letters_its_owner_replays
             "delivered": 2,
             "failed": None,
             "remaining": 0,
+            "more": False,
         }
         delivered = box.answered(200)
         assert [d.frame["data"]["id"] for d in delivered] == [e.id for e in events]  # type: ignore[index]
@@ -455,6 +458,35 @@ async def test_after_a_crash_the_next_start_sends_what_was_queued(tmp_path: Path
         async with running_server(config):
             await until(lambda: len(box.deliveries) == 4, what="the three sent again")
     assert [d.frame["data"]["id"] for d in box.deliveries[1:]] == [e.id for e in events]  # type: ignore[index]
+
+
+async def test_a_replay_answers_within_its_budget_and_one_runs_at_a_time(
+    hooked: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A receiver answering slowly (but answering) kept a replay of 1,000 letters open for up
+    # to 80 minutes, past the SDK's 10 s timeout; its user then replayed again while the
+    # first was still sending the same letters.
+    monkeypatch.setattr(webhook_sender, "REPLAY_BUDGET_S", 0.0)  # one letter per request
+    async with receiver(then=500) as box:
+        made = await _create(hooked, box)
+        await hooked.push(*(venue_event(size_usd=10_000 * n) for n in (1, 2, 3)))
+        await _letters_when(hooked, made["id"], 3)
+        box.then, box.hold = 200, asyncio.Event()
+        path = f"/v1/webhooks/{made['id']}/dead-letters/replay"
+        async with _client(hooked) as http:
+            first = asyncio.create_task(http.post(path))
+            await until(lambda: box.waiting == 1, what="the replay's first letter at the receiver")
+            second = await http.post(path)
+            assert second.status_code == 409, second.text
+            assert second.json()["error"]["code"] == "replay_in_progress"
+            box.hold.set()
+            answer = (await first).json()
+        assert answer["delivered"] == 1  # the budget ran out with that one letter
+        assert (answer["remaining"], answer["more"]) == (2, True)
+        # The SDK asks again until it is done (here one letter a request).
+        async with LiquidationClient(api_key=hooked.key, base_url=hooked.url) as client:
+            done = await client.replay_dead_letters(made["id"])
+        assert (done["delivered"], done["remaining"], done["more"]) == (2, 0, False)
 
 
 async def test_a_catch_up_beyond_the_queue_fills_the_dead_letters_then_stops(

@@ -508,12 +508,16 @@ class LiquidationClient:
         return letters
 
     async def replay_dead_letters(self, webhook_id: str, *, limit: int = 100) -> dict[str, Any]:
-        """Send dead letters again, oldest first, until one fails; ``delivered``, ``failed``
-        (the one that failed, or None) and ``remaining``."""
-        result: dict[str, Any] = await self._call(
-            "POST", f"/v1/webhooks/{webhook_id}/dead-letters/replay", limit=limit
-        )
-        return result
+        """Send up to ``limit`` dead letters again, oldest first, until one fails; ``delivered``,
+        ``failed`` (the one that failed, or None) and ``remaining``. The server answers every
+        few seconds (``more``: letters left, no failure): this asks again until it is done."""
+        path = f"/v1/webhooks/{webhook_id}/dead-letters/replay"
+        result: dict[str, Any] = await self._call("POST", path, limit=limit)
+        delivered = result["delivered"]
+        while result.get("more") and result["delivered"] and delivered < limit:
+            result = await self._call("POST", path, limit=limit - delivered)
+            delivered += result["delivered"]
+        return {**result, "delivered": delivered}
 
     async def aclose(self) -> None:
         """Close the HTTP connections (streams close on their own ``async with``)."""

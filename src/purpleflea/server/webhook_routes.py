@@ -93,6 +93,9 @@ class WebhookRoutes:
         self.service = service
         self.authed = authed
         self.allow_private = allow_private
+        #: Webhooks this node is replaying: a second replay at once would send the same
+        #: letters twice (both read them before either removed one).
+        self._replaying: set[str] = set()
 
     async def _owned(self, request: Request, info: KeyInfo) -> Webhook | Response:
         webhook_id = request.path_params["webhook_id"]
@@ -190,9 +193,19 @@ class WebhookRoutes:
         if isinstance(webhook, Response):
             return webhook
         limit = http.integer(request.query_params, "limit", 100, low=1, high=1_000) or 100
-        result = await replay_dead_letters(
-            self.service.store, self.service.sender, webhook, limit=limit
-        )
+        if webhook.id in self._replaying:
+            return http.error_response(
+                409,
+                "replay_in_progress",
+                f"webhook {webhook.id!r} is being replayed already; ask again when it answers",
+            )
+        self._replaying.add(webhook.id)
+        try:
+            result = await replay_dead_letters(
+                self.service.store, self.service.sender, webhook, limit=limit
+            )
+        finally:
+            self._replaying.discard(webhook.id)
         return http.json_response({"webhook_id": webhook.id, **result})
 
     async def collection(self, request: Request, info: KeyInfo) -> Response:
@@ -359,7 +372,12 @@ def webhook_paths(exchanges: Sequence[str]) -> dict[str, Any]:
                 "delivered ones are removed.",
                 "security": secured,
                 "parameters": [webhook_id, limit],
-                "responses": {"200": _json("OK", {"type": "object"}), **errors, **not_found},
+                "responses": {
+                    "200": _json("OK", {"type": "object"}),
+                    **errors,
+                    **not_found,
+                    "409": _json("A replay of this webhook is running", _ERROR_REF),
+                },
             }
         },
     }
