@@ -118,6 +118,19 @@ async def test_aggregate_by_side_per_minute(live: Running) -> None:
     ]
 
 
+async def test_json_answers_are_never_sniffed_as_html(live: Running) -> None:
+    # A 404 echoes the path it got; without nosniff a browser may read it as a page.
+    headers = {"Authorization": f"Bearer {live.key}"}
+    async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
+        for path in ("/v1/nope<script>alert(1)</script>", "/v1/markets", "/v1/health"):
+            response = await http.get(path)
+            assert response.headers["content-type"] == "application/json", path
+            assert response.headers["x-content-type-options"] == "nosniff", path
+        limited = await http.get("/v1/liquidations", params={"limit": 0})
+        assert limited.status_code == 400
+        assert limited.headers["x-content-type-options"] == "nosniff"
+
+
 async def test_markets_health_metrics_and_openapi(live: Running) -> None:
     await live.push(venue_event(market="SOL-PERP", price=150.0, exchange="okx"))
     headers = {"Authorization": f"Bearer {live.key}"}

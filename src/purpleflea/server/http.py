@@ -28,11 +28,18 @@ class BadRequest(ValueError):
     """A request parameter is wrong; the message names it."""
 
 
+#: Every JSON answer: a browser must never read one as HTML (a 404 echoes the path it got).
+_JSON_HEADERS = {"X-Content-Type-Options": "nosniff"}
+
+
 def json_response(
     value: object, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     return Response(
-        encode(value), status_code=status, media_type="application/json", headers=headers
+        encode(value),
+        status_code=status,
+        media_type="application/json",
+        headers={**_JSON_HEADERS, **headers} if headers else _JSON_HEADERS,
     )
 
 
