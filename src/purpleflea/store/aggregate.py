@@ -1,8 +1,11 @@
 """Aggregates for both SQL stores: which table answers, the queries, and the buckets.
 
-An aggregate reads the per-minute (or, hour-aligned, per-hour) rollups unless it needs what
-they do not hold (sizes, times inside a minute, seqs); then it reads the events. Its
-``est_count`` and ``est_size_usd`` come from each snapshot exchange's :class:`~purpleflea.
+An aggregate reads the per-minute rollups unless it needs what they do not hold (sizes, times
+inside a minute, seqs); then it reads the events. Hourly and daily buckets read the whole hours
+inside their window from the per-hour rollups, and only the partial hours at its edges from the
+minutes or the events (:func:`_parts`).
+
+Its ``est_count`` and ``est_size_usd`` come from each snapshot exchange's :class:`~purpleflea.
 engine.coverage.Factor` of the market and hour, kept in the ``coverage_factor`` table once the
 hour is over, so the aggregate stays one grouped read joined to that table (a closed hour's
 factors never change unless events land in it, and an append that does deletes them: see
@@ -17,6 +20,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from purpleflea.clock import now_ms
 from purpleflea.engine.coverage import METHOD_VERSION, SHARE_WINDOW_MS, Factor, factors
@@ -153,8 +158,60 @@ async def aggregate(
     """The aggregate's buckets, in (start, group) order. ``read`` runs a query; ``save`` runs
     :func:`save_sql` over rows (None: a read-only store, which stores no factor); ``hourly``:
     the store keeps an hourly rollup; ``cached``: it has the ``coverage_factor`` table (a
-    read-only file written before it has not: every hour is then estimated afresh)."""
+    read-only file written before it has not: every hour is then estimated afresh).
+
+    The window is read in :func:`_parts`, each from its own source; a bucket the parts share
+    adds up their sums and their estimates' additions (rounded once, on the total)."""
     _validate(interval, group_by)
+    measured: dict[tuple[int, str], list[Any]] = {}
+    extras: dict[tuple[int, str], list[float]] = {}
+    for part in _parts(interval, query, hourly=hourly):
+        rows, added = await _part(read, save, interval, group_by, part, dialect, hourly, cached)
+        for row in rows:
+            total = measured.setdefault((int(row[0]), str(row[1])), [0, 0.0, 0.0, 0.0])
+            for i in range(4):
+                total[i] += row[2 + i]
+        for key, (events, usd) in added.items():
+            extra = extras.setdefault(key, [0.0, 0.0])
+            extra[0] += events
+            extra[1] += usd
+    return _buckets([(*key, *values) for key, values in measured.items()], extras)
+
+
+def _parts(interval: Interval, query: Query, *, hourly: bool) -> list[Query]:
+    """``query``'s window in parts read from one source each: when the whole hours inside an
+    unaligned window would be read from the hourly rollup (hourly or daily buckets, no size
+    filter), those hours, and the partial hours at either edge (from the minute rollups, or
+    the events when an edge is not on a minute). A year from ``now - 365 d`` is then ~9k hourly
+    rows per market and two hours of minutes, not ~500k minute rows. Else the window whole."""
+    start, end = query.start_ms, query.end_ms
+    first = None if start is None else -(-start // HOUR_MS) * HOUR_MS
+    last = None if end is None else end // HOUR_MS * HOUR_MS
+    if first is not None and last is not None and first >= last:
+        return [query]  # no whole hour inside
+    middle = msgspec.structs.replace(query, start_ms=first, end_ms=last)
+    if middle == query or _source(interval, middle, hourly=hourly).table != "rollup_1h":
+        return [query]
+    parts = [middle]
+    if start != first:
+        parts.insert(0, msgspec.structs.replace(query, end_ms=first))
+    if end != last:
+        parts.append(msgspec.structs.replace(query, start_ms=last))
+    return parts
+
+
+async def _part(
+    read: Read,
+    save: Save | None,
+    interval: Interval,
+    group_by: GroupBy,
+    query: Query,
+    dialect: Dialect,
+    hourly: bool,
+    cached: bool,
+) -> tuple[Sequence[tuple[Any, ...]], dict[tuple[int, str], list[float]]]:
+    """One part's measured rows ``(bucket, group, count, usd, longs, shorts, ...)`` and what
+    the estimate adds to their buckets, read from the part's source."""
     source = _source(interval, query, hourly=hourly)
     width = INTERVAL_MS[interval]
     bucket = f"({source.time} / {width}) * {width}"
@@ -172,7 +229,7 @@ async def aggregate(
             f"FROM {source.table}{found.sql} GROUP BY bucket, grp",
             found.params,
         )
-        return _buckets(rows, {})
+        return rows, {}
     snapshot_sql, snapshot_params = _snapshot_in(dialect)
     if source.table != "rollup_1h":
         # Minute and event reads: per cell, each snapshot row scaled by its hour's factor.
@@ -191,7 +248,7 @@ async def aggregate(
         snapshot = {e for e in EXCHANGE_IDS if coverage_of(e) == "snapshot"}
         wanted = [row for row in cells if row[4] in snapshot]
         known = await _stored(read, dialect, wanted) if cached else {}
-        return _buckets(rows, await _extras(read, save if cached else None, dialect, wanted, known))
+        return rows, await _extras(read, save if cached else None, dialect, wanted, known)
     # Hourly rollup: its sums and the stored factors' additions, two grouped reads, no join,
     # run side by side (the store's readers are separate connections).
     measured_read = read(
@@ -238,7 +295,7 @@ async def aggregate(
         missing = set(uncovered)
         cells = [row for row in cells if int(row[0]) in missing]
         extras.update(await _extras(read, save if cached else None, dialect, cells, {}))
-    return _buckets(rows, extras)
+    return rows, extras
 
 
 def _narrowed(query: Query, start_ms: int, end_ms: int) -> Query:
