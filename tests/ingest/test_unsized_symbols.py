@@ -78,3 +78,18 @@ def test_the_named_symbols_are_bounded_and_the_total_still_counts_every_drop() -
     stats, _ = _deliver("okx", *frames)
     assert stats.unsized == MAX_UNSIZED_SYMBOLS + 5
     assert len(stats.unsized_symbols) == MAX_UNSIZED_SYMBOLS
+
+
+def test_a_symbol_past_the_bound_is_not_warned_about_on_every_drop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A venue listing more new contracts than the bound (a stale bundled catalog that could not
+    # be fetched again): a symbol past it is never remembered, so "the first of a symbol" was
+    # every one of its drops, a WARNING per liquidation.
+    frames = [_okx_push(f"NEW{i}-USDT-SWAP") for i in range(MAX_UNSIZED_SYMBOLS)]
+    frames += [_okx_push("LATE-USDT-SWAP")] * 50
+    with caplog.at_level(logging.WARNING, logger="purpleflea.ingest"):
+        stats, _ = _deliver("okx", *frames)
+    assert stats.unsized == MAX_UNSIZED_SYMBOLS + 50
+    warned = [r for r in caplog.records if "LATE-USDT-SWAP" in r.getMessage()]
+    assert len(warned) <= 1

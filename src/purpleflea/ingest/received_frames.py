@@ -152,11 +152,26 @@ def deliver(
 
 def _count_unsized(spec: FeedSpec, event: VenueLiquidation, stats: ConnectionStats) -> None:
     """Count a dropped event of unknown size under its symbol; the first of a symbol is
-    logged as a warning naming it (its id need not: BitMEX's is the order id)."""
+    logged as a warning naming it (its id need not: BitMEX's is the order id). Past
+    :data:`MAX_UNSIZED_SYMBOLS` symbols a new one cannot be remembered, so only the first drop
+    past the bound warns (else every drop of such a symbol would)."""
     stats.unsized += 1
     known = event.symbol in stats.unsized_symbols
-    if known or len(stats.unsized_symbols) < MAX_UNSIZED_SYMBOLS:
-        stats.unsized_symbols[event.symbol] += 1
+    if not known and len(stats.unsized_symbols) >= MAX_UNSIZED_SYMBOLS:
+        if stats.unsized - sum(stats.unsized_symbols.values()) == 1:
+            log.warning(
+                "%s: dropping liquidations of more than %d %s symbols of unknown size; from %s "
+                "(%s) on, they are counted in unsized, not named",
+                spec.name,
+                MAX_UNSIZED_SYMBOLS,
+                spec.exchange,
+                event.symbol,
+                event.market,
+            )
+        else:
+            log.debug("%s: dropped %s, size unknown", spec.name, event.id)
+        return
+    stats.unsized_symbols[event.symbol] += 1
     if known:
         log.debug("%s: dropped %s, size unknown", spec.name, event.id)
         return
