@@ -236,3 +236,20 @@ def test_a_frame_whose_every_row_is_bad_is_a_plain_frame_error() -> None:
     with pytest.raises(FrameError, match=r"2 of 2 rows skipped: result\[0\].price") as raised:
         gate.normalize(frame)
     assert not isinstance(raised.value, PartialFrame)
+
+
+def test_a_bitmex_update_row_that_raises_leaves_its_resting_order_as_it_was() -> None:
+    # LiquidationBook._row: "a row that raises is neither an event nor remembered". An update
+    # with a bad price was remembered before its event raised: the order kept price 0, and
+    # every later update of it (no price: the remembered one) raised too, its growth lost.
+    def frame(action: str, *rows: dict[str, object]) -> str:
+        return json.dumps({"table": "liquidation", "action": action, "data": list(rows)})
+
+    book = LiquidationBook()
+    order = {"orderID": "o", "symbol": "XBTUSD", "side": "Sell"}
+    (first,) = book(frame("insert", {**order, "price": 60000, "leavesQty": 100}))
+    assert first.contracts == 100
+    with pytest.raises(FrameError, match=r"data\[0\].price must be > 0"):
+        book(frame("update", {"orderID": "o", "price": 0, "leavesQty": 150}))
+    (grown,) = book(frame("update", {"orderID": "o", "leavesQty": 180}))
+    assert (grown.contracts, grown.price) == (80, 60000.0)

@@ -229,17 +229,21 @@ class LiquidationBook:
         leaves = known.leaves
         if row.leavesQty is not None:
             leaves = non_negative(EXCHANGE, f"{where}.leavesQty", row.leavesQty)
-        self._orders[row.orderID] = known._replace(price=price, leaves=leaves)
+        updated = known._replace(price=price, leaves=leaves)
         if leaves <= known.leaves:
+            self._orders[row.orderID] = updated
             return None  # filled or re-priced: no new liquidation
         merged = _Row(row.orderID, known.symbol, known.side, price, leaves)
-        return _event(
+        event = _event(
             merged,
             where,
             instruments,
             contracts=leaves - known.leaves,
             id=f"{EXCHANGE}:{row.orderID}:{_count(known.leaves)}-{_count(leaves)}",
         )
+        # Remembered once its event is made: an update that raises changes nothing.
+        self._orders[row.orderID] = updated
+        return event
 
 
 #: The normalizer of the one BitMEX connection (its book of resting liquidation orders).
