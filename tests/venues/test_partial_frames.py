@@ -253,3 +253,8 @@ def test_a_bitmex_update_row_that_raises_leaves_its_resting_order_as_it_was() ->
         book(frame("update", {"orderID": "o", "price": 0, "leavesQty": 150}))
     (grown,) = book(frame("update", {"orderID": "o", "leavesQty": 180}))
     assert (grown.contracts, grown.price) == (80, 60000.0)
+    # A shrink (a partial fill) with a bad price is refused too, not remembered.
+    with pytest.raises(FrameError, match=r"data\[0\].price must be > 0"):
+        book(frame("update", {"orderID": "o", "price": 0, "leavesQty": 120}))
+    (again,) = book(frame("update", {"orderID": "o", "leavesQty": 200}))
+    assert (again.contracts, again.price) == (20, 60000.0)

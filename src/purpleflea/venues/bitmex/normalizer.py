@@ -225,7 +225,11 @@ class LiquidationBook:
         known = self._orders.get(row.orderID)
         if known is None:
             return None
-        price = known.price if row.price is None else row.price
+        # Checked even when no event follows: a shrink carrying price 0, remembered, made
+        # every later update of the order (no price: the remembered one) raise.
+        price = (
+            known.price if row.price is None else positive(EXCHANGE, f"{where}.price", row.price)
+        )
         leaves = known.leaves
         if row.leavesQty is not None:
             leaves = non_negative(EXCHANGE, f"{where}.leavesQty", row.leavesQty)
