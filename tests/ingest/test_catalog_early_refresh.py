@@ -99,3 +99,40 @@ async def test_early_fetches_of_one_exchange_are_spaced_by_catalog_early_s() -> 
             await ingest.stop()
     assert okx_stats.snapshot(0.0)["unsized_symbols"] == {"NEW-USDT-SWAP": 1, "OTHER-USDT-SWAP": 1}
     assert len(rest.requests) == 2
+
+
+async def test_an_early_fetch_that_fails_is_tried_again_after_catalog_early_s() -> None:
+    # The exchange's REST was busy when the new coin's drop asked for its catalog: the coin
+    # must not wait for the hourly refresh because of one failed answer.
+    answers: list[int] = []
+
+    def instruments(_: dict[str, str]) -> bytes:
+        answers.append(1)
+        if len(answers) == 2:  # the first early fetch
+            return json.dumps({"code": "50001", "msg": "Service temporarily unavailable"}).encode()
+        listed = [BTC] if len(answers) == 1 else [BTC, NEW]
+        return json.dumps({"code": "0", "data": listed}).encode()
+
+    async with (
+        FakeRest({"/okx/instruments": instruments}) as rest,
+        FakeExchange(dialect_for("okx"), [okx_frame("NEW-USDT-SWAP", 1)]) as okx,
+    ):
+        ingest = LiveIngest(
+            lambda event, received_at: None,
+            exchanges=["okx"],
+            urls={"okx": okx.url},
+            catalog_sources=(
+                catalog.Source("okx", f"{rest.base}/okx/instruments", okx_catalog.parse),
+            ),
+            poll_sources=(),
+            backoff=lambda: Backoff(base=0.01, cap=0.05),
+            catalog_check_s=0.02,
+            catalog_early_s=0.1,
+        )
+        await ingest.start()
+        try:
+            await _until(lambda: "NEW-USDT-SWAP" in ingest.catalogs.get("okx"), timeout=3.0)
+        finally:
+            await ingest.stop()
+    assert "NEW-USDT-SWAP" in ingest.catalogs.get("okx")
+    assert len(rest.requests) == 3  # at start, the early fetch that failed, its retry

@@ -231,13 +231,14 @@ class LiveIngest:
             except Exception:  # a consumer bug must not stop the poller
                 log.exception("snapshot sink failed on %s %s", snapshot.exchange, snapshot.symbol)
 
-    async def _refresh_catalogs(self, exchanges: set[str] | None = None) -> None:
-        """Fetch the catalogs of ``exchanges`` (default: every enabled one)."""
+    async def _refresh_catalogs(self, exchanges: set[str] | None = None) -> set[str]:
+        """Fetch the catalogs of ``exchanges`` (default: every enabled one); returns the
+        exchanges a source of which failed."""
         assert self._client is not None
         enabled = set(self.exchanges) if exchanges is None else set(self.exchanges) & exchanges
         sources = tuple(s for s in self.catalog_sources if s.exchange in enabled)
         if not sources:
-            return
+            return set()
         errors = await self.catalogs.refresh(self._client, sources)
         if errors:
             # One line for all sources: per-exchange reachability is the connections' to report.
@@ -248,6 +249,7 @@ class LiveIngest:
                 len(sources),
                 next(iter(errors.values())),
             )
+        return {source.exchange for source in sources if source.url in errors}
 
     def _unsized(self) -> set[tuple[str, str]]:
         """``(exchange, symbol)`` of every contract a feed has dropped for an unknown size."""
@@ -285,7 +287,9 @@ class LiveIngest:
                     ", ".join(sorted(due)),
                     ", ".join(sorted(symbol for exchange, symbol in new if exchange in due)),
                 )
-                await self._refresh_catalogs(due)
+                failed = await self._refresh_catalogs(due)
+                # A failed fetch learnt nothing: its symbols may ask again after catalog_early_s.
+                known -= {found for found in new if found[0] in failed}
             except Exception:  # never let a refresh bug end refreshing
                 log.exception("instrument catalog refresh failed")
 
