@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import psycopg
@@ -494,6 +495,37 @@ async def test_postgres_store_survives_the_server_dropping_its_connections() -> 
             )
         assert await store.append([_event(2)]) == [_event(2)]
         assert [e.seq for e in await store.since(0)] == [1, 2]
+    finally:
+        await store.close()
+
+
+async def test_postgres_reads_recover_after_the_server_was_away_for_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An outage longer than one read: the reader's connection dies and reconnecting fails
+    too for a while. Reads fail meanwhile, and work again once the server is back (an API
+    node's history and backfill had been failing for good: the pool lost its reader)."""
+    dsn = await _empty_postgres()
+    store = await PostgresStore.connect(dsn, readers=1)
+    try:
+        await store.append([_event(1)])
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'purpleflea' AND datname = current_database()"
+            )
+        reconnect = store._new_connection
+
+        async def refused(*, autocommit: bool) -> psycopg.AsyncConnection[Any]:
+            raise ConnectionError(f"PostgreSQL store {dsn!r}: cannot connect: refused")
+
+        monkeypatch.setattr(store, "_new_connection", refused)
+        for _ in range(3):  # the server stays away across several reads
+            with pytest.raises(ConnectionError, match="cannot connect"):
+                await store.since(0)
+        monkeypatch.setattr(store, "_new_connection", reconnect)
+        assert [e.seq for e in await store.since(0)] == [1]
+        assert await store.last_seq() == 1
     finally:
         await store.close()
 

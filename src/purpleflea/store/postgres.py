@@ -284,9 +284,12 @@ class PostgresStore:
         reader = await self._idle.get()
         try:
             if reader.closed or reader.broken:
-                self._all_readers.remove(reader)
-                reader = await self._new_connection(autocommit=True)
-                self._all_readers.append(reader)
+                # Replaced only once a new connection is made: while the server is away the
+                # dead one goes back to the pool (still listed, so close() closes it) and the
+                # next read tries again, instead of losing the pool's slot for good.
+                fresh = await self._new_connection(autocommit=True)
+                self._all_readers[self._all_readers.index(reader)] = fresh
+                reader = fresh
             yield reader
         finally:
             self._idle.put_nowait(reader)
