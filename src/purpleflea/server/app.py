@@ -162,6 +162,7 @@ class Server:
             store_failures=tracker.writes.reasons(),
             bus_up=self.bus.connected,
             silence_s=self.config.feed_silence_s,
+            key_store_failures=self.gate.key_store_failures(),
         )
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
