@@ -186,9 +186,9 @@ class Gate:
         """Poll the key store for revocations made by other processes (the CLI, other nodes).
 
         A poll that fails (the shared PostgreSQL database away) never ends the watch: it is
-        logged once when polls start failing and once when they work again, counted
-        (``revocation_poll_failures``) and named by :meth:`key_store_failures` meanwhile, and
-        the first poll that works catches up every revocation made since the last one that
+        logged once when polls start failing and once when they work again, named (with how
+        many polls failed) by :meth:`key_store_failures` meanwhile (``/v1/health``), and the
+        first poll that works catches up every revocation made since the last one that
         did. The poll runs on a thread: a database that does not answer must not stall the
         event loop every ``interval``.
         """
@@ -214,7 +214,6 @@ class Gate:
             since = checked - 1_000  # overlap: a revocation committed mid-poll is seen twice
 
     def _poll_failed(self, exc: Exception) -> None:
-        self.counters["revocation_poll_failures"] += 1
         error = describe(exc)
         if self._poll_failing is None:
             log.error(
