@@ -6,6 +6,7 @@ import time
 
 import httpx
 
+from purpleflea.server.api import sample_value
 from purpleflea.venues import registry
 from tests.server.conftest import T0, Running, venue_event
 
@@ -169,3 +170,29 @@ async def test_exchanges_lists_the_registry_without_a_key(live: Running) -> None
     assert by_id["sim"]["price"] == "fill"
     assert all(row["price"] == registry.price_kind_of(row["id"]) for row in rows)
     assert "/v1/exchanges" in spec["paths"]
+
+
+async def test_metrics_give_large_counts_and_precise_sums_in_full(live: Running) -> None:
+    """A tracker past a million events: its counters must still move by one (``%g`` wrote
+    ``1.23457e+06`` and hid every increment below ten), and a latency sum keeps its digits."""
+    live.server.tracker.counters["received"] = 12_345_678
+    live.server.tracker.latency.observe("persisted", 1234.5678)
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        text = (await http.get("/v1/metrics")).text
+    assert 'purpleflea_events_total{outcome="received"} 12345678\n' in text
+    assert 'purpleflea_stage_latency_seconds_sum{stage="persisted"} 1234.5678\n' in text
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            float(line.rsplit(" ", 1)[1].replace("Inf", "inf"))  # every value parses
+
+
+def test_sample_values_follow_the_text_format() -> None:
+    assert [sample_value(v) for v in (0.0, 3.0, 2.5e-05, 1e21, float("inf"))] == [
+        "0",
+        "3",
+        "2.5e-05",
+        "1000000000000000000000",
+        "+Inf",
+    ]
+    assert sample_value(float("-inf")) == "-Inf"
+    assert sample_value(float("nan")) == "NaN"
