@@ -315,6 +315,7 @@ def _with_webhooks(server: Server) -> Server:
             history=server.store,
             position=service.position,
             known_exchanges=EXCHANGES,
+            writes=server.tracker.writes,
         )
         server.background.append(("webhook dispatcher", service.dispatcher.run))
     server.closers.append(service.close)
