@@ -7,6 +7,8 @@ other's messages.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -270,3 +272,86 @@ async def test_tracker_on_postgres_and_nats_feeds_an_api_node(connect: Connect) 
         assert await store.since(0, limit=100) == [m.payload for m in received]
     finally:
         await store.close()
+
+
+class _Relay:
+    """A TCP relay to the NATS server that the test can cut (every connection closed, new
+    ones refused) and restore on the same port: the bus's server going away and back."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def open(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+        await self._server.wait_closed()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self._writers += [writer, up_writer]
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while chunk := await source.read(65536):
+                    sink.write(chunk)
+                    await sink.drain()
+            sink.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def test_a_nats_outage_is_two_log_lines_not_a_traceback_per_retry(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The client library logs every failed reconnect (every 2 s) as an ERROR with a
+    traceback: 721 lines in a 24 s outage on an ingest node. The bus says it once when the
+    connection is lost and once when it is back, and counts the rest."""
+    host, port = ensure_nats().removeprefix("nats://").split(":")
+    relay = _Relay(host, int(port))
+    await relay.open()
+    tag = uuid.uuid4().hex[:10]
+    stream = f"PFTEST_{tag}"
+    bus = await NatsBus.connect(
+        f"nats://127.0.0.1:{relay.port}", stream=stream, prefix=f"pftest{tag}"
+    )
+    caplog.set_level(logging.INFO)
+    try:
+        await relay.cut()
+        for _ in range(50):  # a few reconnect attempts (one every 2 s) fail meanwhile
+            if bus.counters["reconnect_errors"] >= 2:
+                break
+            await asyncio.sleep(0.1)
+        assert not bus.connected
+        assert bus.counters["reconnect_errors"] >= 2
+        await relay.open()
+        for _ in range(100):
+            if bus.connected:
+                break
+            await asyncio.sleep(0.1)
+        assert bus.connected
+        await bus.publish(_message(_event(1)))
+    finally:
+        await bus.close()
+        client = await nats.connect(ensure_nats())
+        with contextlib.suppress(Exception):
+            await client.jetstream().delete_stream(stream)
+        await client.close()
+        await relay.cut()
+    lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.name for r in lines] == ["purpleflea.bus.nats", "purpleflea.bus.nats"], [
+        r.getMessage() for r in lines
+    ]
+    assert all(r.exc_info is None for r in lines)
+    assert "connection lost" in lines[0].getMessage()
+    assert "reconnected after" in lines[1].getMessage()
+    assert bus.counters["connection_lost"] == 1

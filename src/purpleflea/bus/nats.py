@@ -40,7 +40,9 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import nats
@@ -107,6 +109,82 @@ def decode_message(data: bytes, headers: dict[str, str] | None) -> Message:
     return Message(channel, seq, payload, data)
 
 
+#: What the NATS client reports while the server is away (a dropped socket, refused
+#: reconnects): part of one outage, not news each time.
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    nats.errors.UnexpectedEOF,
+    nats.errors.StaleConnectionError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.NoServersError,
+)
+
+
+class OutageLog:
+    """The NATS client's callbacks: one WARNING when the connection is lost and one when it
+    is back, instead of the client library's default, an ERROR with a traceback for every
+    reconnect attempt (two clients a node, every 2 s: 721 lines in a 24 s outage). Other
+    errors the client reports are one WARNING line each. ``counters`` gets
+    ``connection_lost`` and ``reconnect_errors``."""
+
+    def __init__(self, what: str, counters: Counter[str], clock: Callable[[], float]) -> None:
+        self.what = what
+        self.counters = counters
+        self.clock = clock
+        self.lost_at: float | None = None
+        #: The client, once connected: its own close is not an outage.
+        self.client: Client | None = None
+
+    def options(self) -> dict[str, Callable[..., Awaitable[None]]]:
+        """The keyword arguments of ``nats.connect`` that route its reports here."""
+        return {
+            "error_cb": self.error,
+            "disconnected_cb": self.disconnected,
+            "reconnected_cb": self.reconnected,
+        }
+
+    async def error(self, exc: Exception) -> None:
+        if isinstance(exc, _CONNECTION_ERRORS):
+            if self.lost_at is None:
+                self._lost(_one_line(exc))
+            else:
+                self.counters["reconnect_errors"] += 1
+            return
+        log.warning("%s: %s", self.what, _one_line(exc))
+
+    async def disconnected(self) -> None:
+        closing = self.client is not None and self.client.is_closed
+        if self.lost_at is None and not closing:
+            self._lost("disconnected")
+
+    async def reconnected(self) -> None:
+        if self.lost_at is None:
+            return
+        log.warning(
+            "%s: reconnected after %.1f s (%d failed attempts)",
+            self.what,
+            self.clock() - self.lost_at,
+            self.counters["reconnect_errors"],
+        )
+        self.lost_at = None
+        self.counters["reconnect_errors"] = 0
+
+    def _lost(self, why: str) -> None:
+        self.lost_at = self.clock()
+        self.counters["connection_lost"] += 1
+        log.warning(
+            "%s: connection lost (%s); reconnecting every 2 s, the next line says when it is back",
+            self.what,
+            why,
+        )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
 def _token(value: str) -> str:
     return _NOT_IN_TOKEN.sub("_", value) or "_"
 
@@ -151,15 +229,23 @@ class NatsBus:
         ``store`` (API nodes): where to backfill seqs the stream lacks. ``max_age_s``: how long
         the stream retains messages (history lives in the store; the stream is the live tail).
         """
+        counters: Counter[str] = Counter()
+        outages = OutageLog(f"NATS bus {stream}", counters, time.monotonic)
         try:
             client = await nats.connect(
-                url, name="purpleflea", connect_timeout=5, max_reconnect_attempts=-1
+                url,
+                name="purpleflea",
+                connect_timeout=5,
+                max_reconnect_attempts=-1,
+                **outages.options(),
             )
         except (OSError, nats.errors.Error) as exc:
             raise ConnectionError(f"NATS bus {url!r}: cannot connect: {exc!r}") from exc
+        outages.client = client
         bus = cls(
             client, stream=stream, prefix=prefix, store=store, publish_timeout_s=publish_timeout_s
         )
+        bus.counters = counters
         try:
             await bus._ensure_stream(max_age_s=max_age_s, duplicate_window_s=duplicate_window_s)
         except BaseException:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
@@ -46,6 +47,7 @@ from nats.js.api import (
     StreamConfig,
 )
 
+from purpleflea.bus.nats import OutageLog
 from purpleflea.bus.nats import _token as subject_token
 from purpleflea.engine.heatmap import HeatmapModel, _View
 from purpleflea.engine.heatmap_feed import HeatmapFeed
@@ -175,13 +177,21 @@ class HeatmapRelay:
     ) -> HeatmapRelay:
         """Connect to NATS at ``url``; the heatmap stream is ``<stream>_HEATMAPS``, created
         when missing."""
+        counters: Counter[str] = Counter()
+        outages = OutageLog(f"NATS heatmaps {stream}_HEATMAPS", counters, time.monotonic)
         try:
             client = await nats.connect(
-                url, name="purpleflea-heatmaps", connect_timeout=5, max_reconnect_attempts=-1
+                url,
+                name="purpleflea-heatmaps",
+                connect_timeout=5,
+                max_reconnect_attempts=-1,
+                **outages.options(),
             )
         except (OSError, nats.errors.Error) as exc:
             raise ConnectionError(f"NATS heatmaps {url!r}: cannot connect: {exc!r}") from exc
+        outages.client = client
         relay = cls(client, stream=f"{stream}_HEATMAPS", prefix=prefix)
+        relay.counters = counters
         try:
             await relay._ensure_stream(max_age_s)
         except BaseException:
