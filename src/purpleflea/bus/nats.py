@@ -65,6 +65,7 @@ from purpleflea.bus.base import DEFAULT_BUFFER_BYTES, Message, cascade_frame, li
 from purpleflea.bus.local import LocalBus, LocalSubscription
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.store.base import Store
+from purpleflea.store.factory import redacted
 
 log = logging.getLogger("purpleflea.bus.nats")
 
@@ -240,7 +241,7 @@ class NatsBus:
                 **outages.options(),
             )
         except (OSError, nats.errors.Error) as exc:
-            raise ConnectionError(f"NATS bus {url!r}: cannot connect: {exc!r}") from exc
+            raise ConnectionError(f"NATS bus {redacted(url)!r}: cannot connect: {exc!r}") from exc
         outages.client = client
         bus = cls(
             client, stream=stream, prefix=prefix, store=store, publish_timeout_s=publish_timeout_s

@@ -19,6 +19,7 @@ from purpleflea.commands.serve_positions import add_position_options, position_s
 from purpleflea.commands.sim import market_count
 from purpleflea.local_server import client_url, record_address, remove_address
 from purpleflea.server.config import ROLES, ServerConfig
+from purpleflea.store.factory import redacted
 
 if TYPE_CHECKING:
     import socket
@@ -361,11 +362,11 @@ async def _when_serving(server: uvicorn.Server, config: ServerConfig) -> None:
 def _announce(config: ServerConfig) -> None:
     if config.role == "ingest":
         print(
-            f"Purple Flea ingest node (source: {config.source}, store: {config.store}, "
-            f"bus: {config.bus_url}): health and metrics on "
+            f"Purple Flea ingest node (source: {config.source}, store: {redacted(config.store)}, "
+            f"bus: {redacted(config.bus_url or '')}): health and metrics on "
             f"http://{config.host}:{config.port}/v1/health",
             flush=True,
         )
     else:
-        source = config.source if config.role == "all" else f"bus {config.bus_url}"
+        source = config.source if config.role == "all" else f"bus {redacted(config.bus_url or '')}"
         print(banner(config.host, config.port, source, config.data_dir), flush=True)

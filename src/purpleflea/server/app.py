@@ -60,7 +60,7 @@ from purpleflea.server.worker_wire import Settings
 from purpleflea.server.workers import WorkerPool
 from purpleflea.store.base import Store
 from purpleflea.store.coverage import open_coverage_store
-from purpleflea.store.factory import is_postgres, open_store, sqlite_path
+from purpleflea.store.factory import is_postgres, open_store, redacted, sqlite_path
 from purpleflea.store.lock import exclusive
 from purpleflea.store.sqlite import SQLiteStore
 from purpleflea.store.webhooks import open_webhook_store
@@ -221,7 +221,8 @@ def build_server(config: ServerConfig, *, scorer: Scorer | None = None) -> Serve
     """The single-machine server: SQLite in the data folder, in-process bus (role ``all``)."""
     if not _single_machine(config):
         raise ValueError(
-            f"role {config.role!r} with store {config.store_url!r} and bus {config.bus_url!r}: "
+            f"role {config.role!r} with store {redacted(config.store_url or '')!r} and bus "
+            f"{redacted(config.bus_url or '')!r}: "
             "connecting to them is asynchronous, use `await open_server(config)`"
         )
     store = SQLiteStore(config.db_path)
@@ -328,11 +329,15 @@ def nats_options(url: str) -> tuple[str, str, str]:
     ``nats://host:4222?stream=PURPLEFLEA&prefix=pf`` (those two are the defaults)."""
     parts = urlsplit(url)
     if parts.scheme not in ("nats", "tls"):
-        raise ValueError(f"bus URL {url!r}: use nats://host:port (got scheme {parts.scheme!r})")
+        raise ValueError(
+            f"bus URL {redacted(url)!r}: use nats://host:port (got scheme {parts.scheme!r})"
+        )
     options = parse_qs(parts.query)
     unknown = set(options) - {"stream", "prefix"}
     if unknown:
-        raise ValueError(f"bus URL {url!r}: unknown options {sorted(unknown)} (stream, prefix)")
+        raise ValueError(
+            f"bus URL {redacted(url)!r}: unknown options {sorted(unknown)} (stream, prefix)"
+        )
     stream = options.get("stream", ["PURPLEFLEA"])[-1]
     prefix = options.get("prefix", ["pf"])[-1]
     return urlunsplit(parts._replace(query="")), stream, prefix

@@ -52,6 +52,7 @@ from purpleflea.bus.nats import _token as subject_token
 from purpleflea.engine.heatmap import HeatmapModel, _View
 from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import MarketSnapshot
+from purpleflea.store.factory import redacted
 
 log = logging.getLogger("purpleflea.heatmap_relay")
 
@@ -188,7 +189,9 @@ class HeatmapRelay:
                 **outages.options(),
             )
         except (OSError, nats.errors.Error) as exc:
-            raise ConnectionError(f"NATS heatmaps {url!r}: cannot connect: {exc!r}") from exc
+            raise ConnectionError(
+                f"NATS heatmaps {redacted(url)!r}: cannot connect: {exc!r}"
+            ) from exc
         outages.client = client
         relay = cls(client, stream=f"{stream}_HEATMAPS", prefix=prefix)
         relay.counters = counters

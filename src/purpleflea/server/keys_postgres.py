@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 
 from purpleflea.server.keys import SCHEMA, Execute, Result, SqlKeyStore
+from purpleflea.store.factory import redacted
 
 # Nodes starting together would race on CREATE ... IF NOT EXISTS; an advisory lock serializes
 # them (any constant every node agrees on).
@@ -42,7 +43,9 @@ class PostgresKeyStore(SqlKeyStore):
         try:
             return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         except psycopg.OperationalError as exc:
-            raise ConnectionError(f"key store {self.url!r}: cannot connect: {exc}") from None
+            raise ConnectionError(
+                f"key store {redacted(self.url)!r}: cannot connect: {exc}"
+            ) from None
 
     def _connection(self) -> psycopg.Connection[Any]:
         """The connection, replaced when the server dropped it (restart, failover)."""

@@ -47,6 +47,7 @@ from purpleflea.store.base import (
     open_interest_rows,
     row_to_event,
 )
+from purpleflea.store.factory import redacted
 from purpleflea.store.sql import where
 
 # The array type each column is sent as (its type without constraints).
@@ -222,7 +223,9 @@ class PostgresStore:
                 self.url, autocommit=autocommit, application_name="purpleflea"
             )
         except psycopg.OperationalError as exc:
-            raise ConnectionError(f"PostgreSQL store {self.url!r}: cannot connect: {exc}") from exc
+            raise ConnectionError(
+                f"PostgreSQL store {redacted(self.url)!r}: cannot connect: {exc}"
+            ) from exc
 
     # -- writes -------------------------------------------------------------------------------
 
