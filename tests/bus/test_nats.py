@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -355,3 +356,38 @@ async def test_a_nats_outage_is_two_log_lines_not_a_traceback_per_retry(
     assert "connection lost" in lines[0].getMessage()
     assert "reconnected after" in lines[1].getMessage()
     assert bus.counters["connection_lost"] == 1
+
+
+async def test_a_node_started_before_nats_says_once_that_it_waits_and_when_it_connected(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """docs/scaleout.md: a node started while NATS is down waits for it. It said so with the
+    client library's ERROR and traceback every 2 s; now one line, and one when connected."""
+    host, port = ensure_nats().removeprefix("nats://").split(":")
+    relay = _Relay(host, int(port))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        relay.port = sock.getsockname()[1]  # nothing listens there yet
+    tag = uuid.uuid4().hex[:10]
+    caplog.set_level(logging.INFO)
+    starting = asyncio.create_task(
+        NatsBus.connect(f"nats://127.0.0.1:{relay.port}", stream=f"PFTEST_{tag}", prefix=tag)
+    )
+    await asyncio.sleep(2.5)  # the first attempt and at least one retry fail
+    await relay.open()
+    bus = await asyncio.wait_for(starting, 10)
+    try:
+        assert bus.connected
+    finally:
+        await bus.close()
+        client = await nats.connect(ensure_nats())
+        with contextlib.suppress(Exception):
+            await client.jetstream().delete_stream(f"PFTEST_{tag}")
+        await client.close()
+        await relay.cut()
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 2, lines
+    assert "NATS not reachable yet" in lines[0]
+    assert "waits for it" in lines[0]
+    assert "connected after" in lines[1]
+    assert bus.counters["connection_lost"] == 0  # a start, not an outage

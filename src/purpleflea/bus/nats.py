@@ -160,11 +160,20 @@ class OutageLog:
             self._lost("disconnected")
 
     async def reconnected(self) -> None:
+        self._back("reconnected")
+
+    def connected(self, client: Client) -> None:
+        """The first connection is made (after failed attempts, if NATS was down)."""
+        self.client = client
+        self._back("connected")
+
+    def _back(self, how: str) -> None:
         if self.lost_at is None:
             return
         log.warning(
-            "%s: reconnected after %.1f s (%d failed attempts)",
+            "%s: %s after %.1f s (%d failed attempts)",
             self.what,
+            how,
             self.clock() - self.lost_at,
             self.counters["reconnect_errors"],
         )
@@ -173,6 +182,13 @@ class OutageLog:
 
     def _lost(self, why: str) -> None:
         self.lost_at = self.clock()
+        if self.client is None:  # still starting: NATS is not up yet
+            log.warning(
+                "%s: NATS not reachable yet (%s); this node waits for it, retrying every 2 s",
+                self.what,
+                why,
+            )
+            return
         self.counters["connection_lost"] += 1
         log.warning(
             "%s: connection lost (%s); reconnecting every 2 s, the next line says when it is back",
@@ -242,7 +258,7 @@ class NatsBus:
             )
         except (OSError, nats.errors.Error) as exc:
             raise ConnectionError(f"NATS bus {redacted(url)!r}: cannot connect: {exc!r}") from exc
-        outages.client = client
+        outages.connected(client)
         bus = cls(
             client, stream=stream, prefix=prefix, store=store, publish_timeout_s=publish_timeout_s
         )

@@ -192,7 +192,7 @@ class HeatmapRelay:
             raise ConnectionError(
                 f"NATS heatmaps {redacted(url)!r}: cannot connect: {exc!r}"
             ) from exc
-        outages.client = client
+        outages.connected(client)
         relay = cls(client, stream=f"{stream}_HEATMAPS", prefix=prefix)
         relay.counters = counters
         try:
