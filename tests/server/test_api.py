@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 
 from purpleflea.server.api import sample_value
+from purpleflea.store.base import StoreUnavailable
 from purpleflea.venues import registry
 from tests.server.conftest import T0, Running, venue_event
 
@@ -196,3 +198,23 @@ def test_sample_values_follow_the_text_format() -> None:
     ]
     assert sample_value(float("-inf")) == "-Inf"
     assert sample_value(float("nan")) == "NaN"
+
+
+async def test_a_store_that_cannot_be_reached_is_a_503_in_json_naming_no_server(
+    live: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An API node whose PostgreSQL was cut answered history with Starlette's plain-text
+    "Internal Server Error" (500): not the API's JSON error, and nothing saying to retry."""
+
+    async def away(*_: object, **__: object) -> None:
+        raise StoreUnavailable("PostgreSQL store 'postgresql://pf:***@db.internal/pf': refused")
+
+    monkeypatch.setattr(live.server.store, "query", away)
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        answer = await http.get("/v1/liquidations", headers={"X-API-Key": live.key})
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "5"
+    error = answer.json()["error"]
+    assert error["code"] == "store_unavailable"
+    assert "retry" in error["message"]
+    assert "db.internal" not in error["message"]  # the server's log and health say where

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError
@@ -22,8 +23,10 @@ from purpleflea.model import Liquidation
 from purpleflea.server.auth import AuthError, Gate
 from purpleflea.server.health import Vitals, health_reasons, readiness_reasons
 from purpleflea.server.keys import SQLiteKeyStore
+from purpleflea.server.keys_postgres import PostgresKeyStore
 from purpleflea.server.ratelimit import RateLimiter
 from tests.server.conftest import Running, make_config, running_server, venue_event
+from tests.services import ensure_postgres
 
 DATA_ROUTES = [
     "/v1/liquidations",
@@ -256,3 +259,22 @@ def test_a_failing_key_store_degrades_health_but_not_readiness() -> None:
     )
     assert health_reasons(vitals) == vitals.key_store_failures
     assert readiness_reasons(vitals) == []
+
+
+def test_the_postgres_key_store_survives_the_server_dropping_its_connection() -> None:
+    """A key checked after PostgreSQL restarted (or a proxy dropped the connection): the
+    store reconnects once instead of failing the request (a 500 on an API node)."""
+    dsn = ensure_postgres()
+    keys = PostgresKeyStore(dsn)
+    try:
+        new = keys.register(f"desk-{time.time_ns()}")
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> "
+                "pg_backend_pid() AND datname = current_database() AND application_name = ''"
+            )
+        info = keys.verify(new.key)
+        assert info is not None
+        assert info.key_id == new.info.key_id
+    finally:
+        keys.close()

@@ -19,6 +19,7 @@ from purpleflea.clock import now_ms
 from purpleflea.engine.coverage import METHOD_VERSION
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.store import OpenInterest, Query, Store
+from purpleflea.store.base import StoreUnavailable
 from purpleflea.store.factory import open_store
 from purpleflea.store.postgres import PostgresStore
 from purpleflea.store.sqlite import SQLiteStore
@@ -517,11 +518,11 @@ async def test_postgres_reads_recover_after_the_server_was_away_for_a_while(
         reconnect = store._new_connection
 
         async def refused(*, autocommit: bool) -> psycopg.AsyncConnection[Any]:
-            raise ConnectionError(f"PostgreSQL store {dsn!r}: cannot connect: refused")
+            raise StoreUnavailable(f"PostgreSQL store {dsn!r}: cannot connect: refused")
 
         monkeypatch.setattr(store, "_new_connection", refused)
         for _ in range(3):  # the server stays away across several reads
-            with pytest.raises(ConnectionError, match="cannot connect"):
+            with pytest.raises(StoreUnavailable, match="cannot connect"):
                 await store.since(0)
         monkeypatch.setattr(store, "_new_connection", reconnect)
         assert [e.seq for e in await store.since(0)] == [1]

@@ -58,7 +58,7 @@ from purpleflea.server.webhook_routes import WebhookRoutes, WebhookService
 from purpleflea.server.webhook_sender import Sender
 from purpleflea.server.worker_wire import Settings
 from purpleflea.server.workers import WorkerPool
-from purpleflea.store.base import Store
+from purpleflea.store.base import Store, StoreUnavailable
 from purpleflea.store.coverage import open_coverage_store
 from purpleflea.store.factory import is_postgres, open_store, redacted, sqlite_path
 from purpleflea.store.lock import exclusive
@@ -650,5 +650,8 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(AccessLog)],
-        exception_handlers={HTTPException: http.http_error},
+        exception_handlers={
+            HTTPException: http.http_error,
+            StoreUnavailable: http.store_unavailable,
+        },
     )

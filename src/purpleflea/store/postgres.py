@@ -42,6 +42,7 @@ from purpleflea.store.base import (
     OpenInterest,
     Page,
     Query,
+    StoreUnavailable,
     coverage_backfill,
     event_table,
     open_interest_rows,
@@ -223,7 +224,7 @@ class PostgresStore:
                 self.url, autocommit=autocommit, application_name="purpleflea"
             )
         except psycopg.OperationalError as exc:
-            raise ConnectionError(
+            raise StoreUnavailable(
                 f"PostgreSQL store {redacted(self.url)!r}: cannot connect: {exc}"
             ) from exc
 
@@ -303,9 +304,13 @@ class PostgresStore:
                 try:
                     cursor = await reader.execute(sql, params)
                     return await cursor.fetchall()
-                except psycopg.OperationalError:
-                    if attempt == 2 or not reader.broken:
+                except psycopg.OperationalError as exc:
+                    if not reader.broken:
                         raise  # a bad query, not a dropped connection
+                    if attempt == 2:
+                        raise StoreUnavailable(
+                            f"PostgreSQL store {redacted(self.url)!r}: connection lost: {exc}"
+                        ) from exc
         raise AssertionError("unreachable")
 
     async def last_seq(self) -> int:

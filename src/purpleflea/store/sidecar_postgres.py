@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 
+from purpleflea.store.base import StoreUnavailable
 from purpleflea.store.factory import redacted
 
 
@@ -39,7 +40,7 @@ class PostgresStatements:
                 self.url, autocommit=False, application_name=f"purpleflea-{self.name}"
             )
         except psycopg.OperationalError as exc:
-            raise ConnectionError(
+            raise StoreUnavailable(
                 f"{self.name} store {redacted(self.url)!r}: cannot connect: {exc}"
             ) from exc
         async with connection.transaction():
