@@ -893,3 +893,23 @@ async def test_sqlite_lists_the_ids_that_start_with_a_prefix(tmp_path: Path) -> 
             store.ids_starting_with("")
     finally:
         await store.close()
+
+
+async def test_postgres_reads_work_at_once_after_every_pooled_reader_was_dropped() -> None:
+    """PostgreSQL restarted (or a cut ended) while the node was idle: each of its pooled
+    readers is dead, found so only when used. The first read after that must still work: a
+    node's bus backfill failed, and lost events for its webhooks, because its second try took
+    a second dead reader."""
+    dsn = await _empty_postgres()
+    store = await PostgresStore.connect(dsn, readers=3)
+    try:
+        await store.append([_event(1)])
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'purpleflea' AND datname = current_database()"
+            )
+        assert [e.seq for e in await store.since(0)] == [1]
+        assert await store.last_seq() == 1
+    finally:
+        await store.close()

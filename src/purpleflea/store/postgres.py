@@ -299,7 +299,11 @@ class PostgresStore:
             self._idle.put_nowait(reader)
 
     async def _read(self, sql: LiteralString, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        for attempt in (1, 2):
+        # A server restart or a cut drops every pooled reader, and each is found dead only
+        # when used: one try per reader, then one on a connection made now, before giving up
+        # (two tries gave up on a live server while a second stale reader was next in line).
+        attempts = self._reader_count + 1
+        for attempt in range(1, attempts + 1):
             async with self._reader() as reader:
                 try:
                     cursor = await reader.execute(sql, params)
@@ -307,7 +311,7 @@ class PostgresStore:
                 except psycopg.OperationalError as exc:
                     if not reader.broken:
                         raise  # a bad query, not a dropped connection
-                    if attempt == 2:
+                    if attempt == attempts:
                         raise StoreUnavailable(
                             f"PostgreSQL store {redacted(self.url)!r}: connection lost: {exc}"
                         ) from exc
