@@ -27,7 +27,7 @@ from purpleflea.server.pipeline import Pipeline
 from purpleflea.store.postgres import PostgresStore
 from purpleflea.store.sqlite import SQLiteStore
 from tests.events import T0, stored_event
-from tests.services import ensure_nats, ensure_postgres
+from tests.services import TcpRelay, ensure_nats, ensure_postgres
 
 Connect = Callable[..., Awaitable[NatsBus]]
 
@@ -275,42 +275,6 @@ async def test_tracker_on_postgres_and_nats_feeds_an_api_node(connect: Connect) 
         await store.close()
 
 
-class _Relay:
-    """A TCP relay to the NATS server that the test can cut (every connection closed, new
-    ones refused) and restore on the same port: the bus's server going away and back."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._writers: list[asyncio.StreamWriter] = []
-
-    async def open(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def cut(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in self._writers:
-            writer.transport.abort()
-        self._writers.clear()
-        await self._server.wait_closed()
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.target)
-        self._writers += [writer, up_writer]
-
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError):
-                while chunk := await source.read(65536):
-                    sink.write(chunk)
-                    await sink.drain()
-            sink.transport.abort()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-
 async def test_a_nats_outage_is_two_log_lines_not_a_traceback_per_retry(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -318,7 +282,7 @@ async def test_a_nats_outage_is_two_log_lines_not_a_traceback_per_retry(
     traceback: 721 lines in a 24 s outage on an ingest node. The bus says it once when the
     connection is lost and once when it is back, and counts the rest."""
     host, port = ensure_nats().removeprefix("nats://").split(":")
-    relay = _Relay(host, int(port))
+    relay = TcpRelay(host, int(port))
     await relay.open()
     tag = uuid.uuid4().hex[:10]
     stream = f"PFTEST_{tag}"
@@ -364,7 +328,7 @@ async def test_a_node_started_before_nats_says_once_that_it_waits_and_when_it_co
     """docs/scaleout.md: a node started while NATS is down waits for it. It said so with the
     client library's ERROR and traceback every 2 s; now one line, and one when connected."""
     host, port = ensure_nats().removeprefix("nats://").split(":")
-    relay = _Relay(host, int(port))
+    relay = TcpRelay(host, int(port))
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         relay.port = sock.getsockname()[1]  # nothing listens there yet

@@ -247,10 +247,14 @@ class HeatmapRelay:
 
     async def publish_changes(self, sink: PublishingSink, *, interval: float) -> None:
         """Every ``interval`` seconds, publish the markets whose model changed (until
-        cancelled). A failed publish keeps the market for the next round."""
+        cancelled). A failed publish keeps the market for the next round. While NATS is away
+        nothing is tried: each try would wait out its 5 s timeout and log a line (the outage
+        itself is logged once, :class:`~purpleflea.bus.nats.OutageLog`)."""
         model = sink.feed.model
         while True:
             await asyncio.sleep(interval)
+            if not self._client.is_connected:
+                continue  # the changed markets wait for the connection
             markets, sink.changed = sink.changed, set()
             for market in sorted(markets):
                 try:
