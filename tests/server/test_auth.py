@@ -8,6 +8,7 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -278,3 +279,18 @@ def test_the_postgres_key_store_survives_the_server_dropping_its_connection() ->
         assert info.key_id == new.info.key_id
     finally:
         keys.close()
+
+
+def test_closing_the_key_store_waits_for_a_query_running_on_another_thread(
+    tmp_path: Path,
+) -> None:
+    """The revocation poll queries the key store on a thread; the server closing the store
+    under a running query crashed the test process (segmentation fault, 1 run in 6)."""
+    keys = SQLiteKeyStore(tmp_path / "keys.sqlite")
+    with keys._lock:  # a query in progress on another thread holds it
+        closing = threading.Thread(target=keys.close)
+        closing.start()
+        closing.join(0.2)
+        assert closing.is_alive()  # close waits for the query
+    closing.join(2.0)
+    assert not closing.is_alive()

@@ -84,4 +84,5 @@ class PostgresKeyStore(SqlKeyStore):
                 yield run
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:  # a revocation poll may be running on a thread (see SQLiteKeyStore)
+            self._conn.close()
