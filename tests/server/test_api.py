@@ -218,3 +218,13 @@ async def test_a_store_that_cannot_be_reached_is_a_503_in_json_naming_no_server(
     assert error["code"] == "store_unavailable"
     assert "retry" in error["message"]
     assert "db.internal" not in error["message"]  # the server's log and health say where
+
+
+async def test_the_failure_counters_are_exported_before_the_first_failure(live: Running) -> None:
+    """increase(purpleflea_events_total{outcome="store_write_errors"}[5m]) > 0 must fire on
+    the first outage: a series that appears only at its first increment (at 11 after a 26 s
+    PostgreSQL cut) shows no increase for Prometheus."""
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        text = (await http.get("/v1/metrics")).text
+    for outcome in ("store_write_errors", "publish_errors", "dropped_buffer_full"):
+        assert f'purpleflea_events_total{{outcome="{outcome}"}} 0\n' in text

@@ -384,7 +384,9 @@ class Api:
             for labels, value in samples:
                 lines.append(f"purpleflea_{name}{labels} {sample_value(value)}")
 
-        counters = self.tracker.counters
+        # The failures an operator alerts on are there from the start: a series that first
+        # appears at its first increment hides that increment from increase() and rate().
+        counters = {**dict.fromkeys(ALWAYS_EXPORTED, 0), **self.tracker.counters}
         metric(
             "events_total",
             "counter",
@@ -458,6 +460,10 @@ class Api:
             Route("/v1/ready", self.ready),
             Route("/v1/metrics", self.metrics),
         ]
+
+
+#: ``purpleflea_events_total`` outcomes exported as 0 before they first happen.
+ALWAYS_EXPORTED = ("dropped_buffer_full", "publish_errors", "store_write_errors")
 
 
 def sample_value(value: float) -> str:
