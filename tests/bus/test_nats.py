@@ -355,3 +355,34 @@ async def test_a_node_started_before_nats_says_once_that_it_waits_and_when_it_co
     assert "waits for it" in lines[0]
     assert "connected after" in lines[1]
     assert bus.counters["connection_lost"] == 0  # a start, not an outage
+
+
+async def test_while_disconnected_a_publish_fails_at_once() -> None:
+    """A publish waited out three 5 s acknowledgement timeouts while NATS was away: the
+    ingest node stored one batch every 15 s and buffered the rest (1,100 events held in 15 s
+    of a 24 s outage)."""
+    host, port = ensure_nats().removeprefix("nats://").split(":")
+    relay = TcpRelay(host, int(port))
+    await relay.open()
+    tag = uuid.uuid4().hex[:10]
+    bus = await NatsBus.connect(
+        f"nats://127.0.0.1:{relay.port}", stream=f"PFTEST_{tag}", prefix=f"pftest{tag}"
+    )
+    try:
+        await relay.cut()
+        for _ in range(100):
+            if not bus.connected:
+                break
+            await asyncio.sleep(0.02)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(ConnectionError, match="not connected"):
+            await bus.publish(_message(_event(1)))
+        assert asyncio.get_running_loop().time() - started < 0.5
+        assert bus.counters["publish_failures"] == 1
+    finally:
+        await bus.close()
+        client = await nats.connect(ensure_nats())
+        with contextlib.suppress(Exception):
+            await client.jetstream().delete_stream(f"PFTEST_{tag}")
+        await client.close()
+        await relay.cut()
