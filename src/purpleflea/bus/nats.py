@@ -75,6 +75,8 @@ HEADER_MSG_ID = "Nats-Msg-Id"
 
 _PUBLISH_ATTEMPTS = 3
 _BACKFILL_PAGE = 1_000
+#: Waits between tries of a backfill read that failed (about 8 s in all), before giving up.
+_BACKFILL_RETRIES_S = (0.2, 0.5, 1.0, 2.0, 4.0)
 # Characters a NATS subject token cannot hold (separator, wildcards, whitespace).
 _NOT_IN_TOKEN = re.compile(r"[.*>\s]")
 
@@ -424,13 +426,27 @@ class NatsBus:
         assert self.store is not None
         while self._last_seq < before - 1:
             after = self._last_seq
-            try:
-                events = await self.store.since(after, limit=_BACKFILL_PAGE)
-                alerts = await self.store.cascades_since(after, limit=_BACKFILL_PAGE)
-            except Exception:  # the live tail goes on; clients can still resume from the store
-                self.counters["backfill_errors"] += 1
-                log.exception("NATS bus %s: backfill after seq %d failed", self.stream, after)
-                return
+            for wait in (*_BACKFILL_RETRIES_S, None):
+                try:
+                    events = await self.store.since(after, limit=_BACKFILL_PAGE)
+                    alerts = await self.store.cascades_since(after, limit=_BACKFILL_PAGE)
+                    break
+                except Exception as exc:
+                    if wait is None:  # the live tail goes on; clients resume from the store
+                        self.counters["backfill_errors"] += 1
+                        log.error(
+                            "NATS bus %s: backfill after seq %d failed, seqs up to %d are not "
+                            "delivered on this node: %s",
+                            self.stream,
+                            after,
+                            before - 1,
+                            _one_line(exc),
+                        )
+                        return
+                    # A store failing over takes seconds: what this node's clients would miss
+                    # for good is worth holding the tail (in order) that long.
+                    self.counters["backfill_retries"] += 1
+                    await asyncio.sleep(wait)
             # Both pages are complete only up to the lower of their last seqs.
             bound = before - 1
             for page in (events, alerts):
