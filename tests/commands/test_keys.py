@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from purpleflea import cli
+from purpleflea.commands.serve import banner
 
 
 def test_list_and_revoke_in_a_folder_without_keys_say_so_and_create_nothing(
@@ -40,3 +41,22 @@ def test_create_says_when_it_starts_a_new_key_store(
     assert capsys.readouterr().err == ""  # the store was there
     assert cli.main(["keys", "--data-dir", str(data), "list"]) == 0
     assert capsys.readouterr().out.count(" you ") == 2
+
+
+def test_the_banner_of_a_node_on_postgresql_names_the_store_its_keys_live_in() -> None:
+    """An API node on PostgreSQL printed `purpleflea keys --data-dir DIR create`: that key went
+    into DIR's SQLite file, which this server never reads (its keys are in PostgreSQL), so the
+    key the banner told the operator to mint was refused as invalid."""
+    shown = banner(
+        "127.0.0.1",
+        8123,
+        "bus nats://bus:4222",
+        Path("/srv/pf-api"),
+        "postgresql://pf:secret@db.internal:5432/pf",
+    )
+    line = next(line for line in shown.splitlines() if "Get a key" in line)
+    assert "purpleflea keys --store 'postgresql://pf:***@db.internal:5432/pf' create" in line
+    assert "--data-dir" not in line
+    assert "secret" not in shown
+    single = banner("127.0.0.1", 8123, "sim", Path("/srv/pf"), None)
+    assert "purpleflea keys --data-dir /srv/pf create --account you" in single

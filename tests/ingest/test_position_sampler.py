@@ -10,7 +10,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import httpx
@@ -586,3 +586,44 @@ def test_the_sampler_s_connections_read_hyperliquid_s_refusals() -> None:
         assert spec.refusal('{"channel":"pong"}') is None
         ack = '{"channel":"subscriptionResponse","data":{"method":"subscribe"}}'
         assert spec.refusal(ack) is None
+
+
+async def test_an_account_store_outage_logs_two_lines_and_loses_no_account(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The discovered accounts are saved every 2 s; with the database away each failed save
+    logged a WARNING (every 2 s for the whole outage). Now one line when saves start failing,
+    one when they work again, and the accounts wait for the store meanwhile."""
+
+    class Flaky:
+        def __init__(self) -> None:
+            self.failures_left = 5
+            self.saved: list[str] = []
+
+        async def add(self, exchange: str, addresses: Sequence[str], ts_ms: int) -> None:
+            if self.failures_left:
+                self.failures_left -= 1
+                raise ConnectionError("account store 'postgresql://db/pf': cannot connect:\\n\\tno")
+            self.saved += addresses
+
+    store = Flaky()
+    sampler = PositionSampler(
+        SAMPLING,
+        SamplerConfig(budget_per_minute=100),
+        accounts=store,  # type: ignore[arg-type]
+    )
+    sampler._unsaved = [_address(1), _address(2)]
+    caplog.set_level(logging.INFO, logger="purpleflea.ingest.position_sampler")
+    task = asyncio.create_task(sampler._save_discovered(interval=0.01))
+    try:
+        await _until(lambda: len(store.saved) == 2, "the accounts saved")
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert store.saved == [_address(1), _address(2)]
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert "cannot save accounts: ConnectionError: " in lines[0]
+    assert "\n" not in lines[0]
+    assert "saved again" in lines[1]

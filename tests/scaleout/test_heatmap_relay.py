@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -19,7 +20,7 @@ from purpleflea.server.heatmap_relay import (
     decode_view,
     encode_view,
 )
-from tests.services import ensure_nats
+from tests.services import TcpRelay, ensure_nats
 
 T0 = 1_760_000_000_000
 Connect = Callable[[], Awaitable[HeatmapRelay]]
@@ -146,3 +147,48 @@ def test_bad_messages_and_snapshots_on_an_api_node_are_refused() -> None:
         decode_view(b"\x01garbage")
     with pytest.raises(RuntimeError, match="runs no model of its own"):
         RelayedHeatmapModel().on_snapshot(_snapshot("BTC-PERP", "okx", 0, 0.0))
+
+
+async def test_while_nats_is_away_heatmaps_wait_quietly_and_go_out_when_it_is_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """During a NATS outage the ingest node tried each changed market in turn, each try
+    waiting out its 5 s timeout and logging a line (a line every 5 s per relay for the whole
+    outage). Now nothing is tried while disconnected, and the markets go out once it is back."""
+    host, port = ensure_nats().removeprefix("nats://").split(":")
+    relay = TcpRelay(host, int(port))
+    await relay.open()
+    tag = uuid.uuid4().hex[:10]
+    ingest = await HeatmapRelay.connect(
+        f"nats://127.0.0.1:{relay.port}", stream=f"PFHM_{tag}", prefix=f"pfhm{tag}"
+    )
+    api = await HeatmapRelay.connect(ensure_nats(), stream=f"PFHM_{tag}", prefix=f"pfhm{tag}")
+    sink = PublishingSink(HeatmapFeed())
+    await api.follow(RelayedHeatmapModel())
+    caplog.set_level(logging.INFO)
+    publisher = asyncio.create_task(ingest.publish_changes(sink, interval=0.05))
+    try:
+        await relay.cut()
+        await _until(lambda: not ingest.client.is_connected)
+        _feed_minutes(sink, range(0, 3))
+        await asyncio.sleep(1.0)  # twenty rounds while NATS is away
+        assert ingest.counters["publish_failures"] == 0
+        assert sink.changed == set(MARKS)  # kept for when it is back
+        await relay.open()
+        for _ in range(300):  # the client retries every 2 s
+            if api.counters["received"] >= len(MARKS):
+                break
+            await asyncio.sleep(0.02)
+        assert api.counters["received"] >= len(MARKS)
+    finally:
+        publisher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await publisher
+        await ingest.close()
+        await api.close()
+        await relay.cut()
+        client = await nats.connect(ensure_nats())
+        with contextlib.suppress(Exception):
+            await client.jetstream().delete_stream(f"PFHM_{tag}_HEATMAPS")
+        await client.close()
+    assert not [r for r in caplog.records if "not published" in r.getMessage()]

@@ -11,6 +11,8 @@ import pytest
 
 from purpleflea.clock import now_ms
 from purpleflea.server import api
+from purpleflea.server.api import sample_value
+from purpleflea.store.base import StoreUnavailable
 from purpleflea.venues import registry
 from tests.server.conftest import T0, Running, venue_event
 
@@ -221,3 +223,59 @@ async def test_exchanges_lists_the_registry_without_a_key(live: Running) -> None
     assert by_id["sim"]["price"] == "fill"
     assert all(row["price"] == registry.price_kind_of(row["id"]) for row in rows)
     assert "/v1/exchanges" in spec["paths"]
+
+
+async def test_metrics_give_large_counts_and_precise_sums_in_full(live: Running) -> None:
+    """A tracker past a million events: its counters must still move by one (``%g`` wrote
+    ``1.23457e+06`` and hid every increment below ten), and a latency sum keeps its digits."""
+    live.server.tracker.counters["received"] = 12_345_678
+    live.server.tracker.latency.observe("persisted", 1234.5678)
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        text = (await http.get("/v1/metrics")).text
+    assert 'purpleflea_events_total{outcome="received"} 12345678\n' in text
+    assert 'purpleflea_stage_latency_seconds_sum{stage="persisted"} 1234.5678\n' in text
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            float(line.rsplit(" ", 1)[1].replace("Inf", "inf"))  # every value parses
+
+
+def test_sample_values_follow_the_text_format() -> None:
+    assert [sample_value(v) for v in (0.0, 3.0, 2.5e-05, 1e21, float("inf"))] == [
+        "0",
+        "3",
+        "2.5e-05",
+        "1000000000000000000000",
+        "+Inf",
+    ]
+    assert sample_value(float("-inf")) == "-Inf"
+    assert sample_value(float("nan")) == "NaN"
+
+
+async def test_a_store_that_cannot_be_reached_is_a_503_in_json_naming_no_server(
+    live: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An API node whose PostgreSQL was cut answered history with Starlette's plain-text
+    "Internal Server Error" (500): not the API's JSON error, and nothing saying to retry."""
+
+    async def away(*_: object, **__: object) -> None:
+        raise StoreUnavailable("PostgreSQL store 'postgresql://pf:***@db.internal/pf': refused")
+
+    monkeypatch.setattr(live.server.store, "query", away)
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        answer = await http.get("/v1/liquidations", headers={"X-API-Key": live.key})
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "5"
+    error = answer.json()["error"]
+    assert error["code"] == "store_unavailable"
+    assert "retry" in error["message"]
+    assert "db.internal" not in error["message"]  # the server's log and health say where
+
+
+async def test_the_failure_counters_are_exported_before_the_first_failure(live: Running) -> None:
+    """increase(purpleflea_events_total{outcome="store_write_errors"}[5m]) > 0 must fire on
+    the first outage: a series that appears only at its first increment (at 11 after a 26 s
+    PostgreSQL cut) shows no increase for Prometheus."""
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        text = (await http.get("/v1/metrics")).text
+    for outcome in ("store_write_errors", "publish_errors", "dropped_buffer_full"):
+        assert f'purpleflea_events_total{{outcome="{outcome}"}} 0\n' in text

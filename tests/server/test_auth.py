@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError
@@ -20,8 +23,13 @@ import purpleflea
 from purpleflea.client import AuthenticationError
 from purpleflea.model import Liquidation
 from purpleflea.server import auth
-from purpleflea.server.auth import BYTES_PER_REQUEST, FREE_ANSWER_BYTES
+from purpleflea.server.auth import BYTES_PER_REQUEST, FREE_ANSWER_BYTES, AuthError, Gate
+from purpleflea.server.health import Vitals, health_reasons, readiness_reasons
+from purpleflea.server.keys import SQLiteKeyStore
+from purpleflea.server.keys_postgres import PostgresKeyStore
+from purpleflea.server.ratelimit import RateLimiter
 from tests.server.conftest import Running, make_config, running_server, until, venue_event
+from tests.services import ensure_postgres
 
 DATA_ROUTES = [
     "/v1/liquidations",
@@ -263,3 +271,103 @@ async def test_no_key_value_appears_in_any_log_line(
     assert "/v1/liquidations?api_key=<redacted>" in text  # the access log ran
     for secret in (live.key, "pf_wrong_key_value", created["key"]):
         assert secret not in text
+
+
+async def test_revocations_made_while_the_key_store_is_away_apply_when_it_is_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A scale-out's key store (PostgreSQL) away for a while: the revocation poll fails, says
+    so once and in health, and applies what was revoked meanwhile when it works again. (The
+    watcher used to end at its first failure: after a 5 s database cut, a key revoked later
+    kept its stream and its REST access on that node until a restart.)"""
+    keys = SQLiteKeyStore(tmp_path / "keys.sqlite")
+    away = True
+    read = keys.revoked_since
+
+    def revoked_since(since_ms: int) -> list[str]:
+        if away:
+            raise ConnectionError("key store 'postgresql://db/pf': cannot connect: refused")
+        return read(since_ms)
+
+    monkeypatch.setattr(keys, "revoked_since", revoked_since)
+    gate = Gate(keys, RateLimiter(10, 40))
+    new = keys.register("desk")
+    kicked = asyncio.Event()
+    gate.streams.add(gate.authenticate(new.key), lambda _why: kicked.set())
+    caplog.set_level(logging.INFO, logger="purpleflea.server")
+    watcher = asyncio.create_task(gate.watch_revocations(0.02, lambda: time.time_ns() // 10**6))
+    try:
+        await asyncio.sleep(0.1)
+        assert keys.revoke(new.info.key_id)
+        await asyncio.sleep(0.2)  # about ten failed polls
+        assert not kicked.is_set()
+        assert not watcher.done()
+        (reason,) = gate.key_store_failures()
+        assert reason.startswith("keys: revocation poll failing for ")
+        assert "refused" in reason
+        assert int(reason.split("(")[1].split(" polls")[0]) >= 5
+        assert "revocation_poll_failures" not in gate.counters  # not an auth rejection
+        away = False
+        await asyncio.wait_for(kicked.wait(), 1.0)
+        assert gate.key_store_failures() == []
+        with pytest.raises(AuthError, match="not valid"):
+            gate.authenticate(new.key)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        keys.close()
+    lines = [r.getMessage() for r in caplog.records if "revocation poll" in r.getMessage()]
+    assert len(lines) == 2, lines  # one when it starts failing, one when it works again
+    assert "refused" in lines[0]
+    assert "works again" in lines[1]
+
+
+def test_a_failing_key_store_degrades_health_but_not_readiness() -> None:
+    vitals = Vitals(
+        source="none",
+        started=True,
+        stopping=False,
+        source_running=None,
+        quiet_s=0.0,
+        connections=[],
+        store_failures=[],
+        bus_up=True,
+        key_store_failures=["keys: revocation poll failing for 3 s (6 polls): refused"],
+    )
+    assert health_reasons(vitals) == vitals.key_store_failures
+    assert readiness_reasons(vitals) == []
+
+
+def test_the_postgres_key_store_survives_the_server_dropping_its_connection() -> None:
+    """A key checked after PostgreSQL restarted (or a proxy dropped the connection): the
+    store reconnects once instead of failing the request (a 500 on an API node)."""
+    dsn = ensure_postgres()
+    keys = PostgresKeyStore(dsn)
+    try:
+        new = keys.register(f"desk-{time.time_ns()}")
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> "
+                "pg_backend_pid() AND datname = current_database() AND application_name = ''"
+            )
+        info = keys.verify(new.key)
+        assert info is not None
+        assert info.key_id == new.info.key_id
+    finally:
+        keys.close()
+
+
+def test_closing_the_key_store_waits_for_a_query_running_on_another_thread(
+    tmp_path: Path,
+) -> None:
+    """The revocation poll queries the key store on a thread; the server closing the store
+    under a running query crashed the test process (segmentation fault, 1 run in 6)."""
+    keys = SQLiteKeyStore(tmp_path / "keys.sqlite")
+    with keys._lock:  # a query in progress on another thread holds it
+        closing = threading.Thread(target=keys.close)
+        closing.start()
+        closing.join(0.2)
+        assert closing.is_alive()  # close waits for the query
+    closing.join(2.0)
+    assert not closing.is_alive()

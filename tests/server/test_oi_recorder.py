@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -88,3 +90,65 @@ async def test_the_server_stores_open_interest_from_its_snapshots(tmp_path: Path
         assert await store.open_interest(0, 2**62) == [_row(M0 + 65_000, 2e9)]
     finally:
         await store.close()
+
+
+class _FullThenFreedStore(SQLiteStore):
+    """A disk that is full until the test frees it."""
+
+    full = True
+
+    async def append_open_interest(self, rows: Sequence[OpenInterest]) -> None:
+        if self.full:
+            raise OSError("database or disk is full")
+        await super().append_open_interest(rows)
+
+
+async def test_after_a_full_disk_has_room_the_held_rows_are_written_within_seconds(
+    tmp_path: Path,
+) -> None:
+    """A full disk failed one open-interest write; the rows were dropped and the next try was
+    the next minute's flush, so health said degraded and /v1/ready 503 for up to a minute after
+    the disk had room (measured: 60 s on a tmpfs remounted larger)."""
+    store = _FullThenFreedStore(tmp_path / "db.sqlite")
+    recorder = OpenInterestRecorder(store)
+    recorder.note(_snapshot(M0, 1e9))
+    task = asyncio.create_task(recorder.run(interval_s=0.05))
+    try:
+        while not recorder.counters["oi_write_errors"]:
+            await asyncio.sleep(0.01)
+        assert recorder.writes.failing
+        store.full = False
+        for _ in range(100):
+            if not recorder.writes.failing:
+                break
+            await asyncio.sleep(0.02)
+        assert not recorder.writes.failing
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    # The row the failed write held is stored, though nothing new was sampled since.
+    assert await store.open_interest(0, 2**62) == [_row(M0, 1e9)]
+    await store.close()
+
+
+async def test_rows_held_for_a_failing_store_are_bounded(tmp_path: Path) -> None:
+    store = _BrokenStore(tmp_path / "db.sqlite")
+    recorder = OpenInterestRecorder(store, batch=2)
+    for minute in range(3):
+        for exchange_market in ("BTC-PERP", "ETH-PERP"):
+            recorder.sampler.note(
+                MarketSnapshot(
+                    exchange="bybit",
+                    symbol=exchange_market,
+                    market=exchange_market,
+                    ts=M0 + minute * 60_000,
+                    mark_price=1.0,
+                    open_interest=1e9 * (minute + 1),
+                    open_interest_usd=1e9 * (minute + 1),
+                )
+            )
+        await recorder.flush()
+    assert len(recorder._held) == 2  # one batch at most
+    assert recorder.counters["oi_rows_dropped"] == 4
+    await store.close()

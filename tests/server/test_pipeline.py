@@ -418,3 +418,40 @@ def test_the_swept_range_and_a_markets_last_price_take_fills_not_bankruptcy_pric
     plain = Pipeline(store, LocalBus(), heatmap=_Swept())
     plain._remember(_priced(1, "okx", "BTC-PERP", 99_500.0, T0))
     assert plain.markets["BTC-PERP"].last_price == 99_500.0
+
+
+class _DownBus(LocalBus):
+    """A bus that refuses every publish while ``down``."""
+
+    down = True
+
+    async def publish(self, message: Message) -> None:
+        if self.down:
+            raise ConnectionError("NATS bus PF: not connected, seq not published")
+        await super().publish(message)
+
+
+async def test_a_bus_outage_is_two_log_lines_and_every_event_is_stored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each batch the bus refused logged an ERROR: during a NATS outage, a line per batch."""
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    bus = _DownBus()
+    tracker = Pipeline(store, bus, batch_limit=5)
+    await tracker.start()
+    caplog.set_level(logging.INFO, logger="purpleflea.pipeline")
+    for event in _burst(40):
+        tracker.submit(event)
+        await tracker.drain()  # a batch each
+    bus.down = False
+    tracker.submit(venue_event(ts=T0 + 100_000))
+    await tracker.drain()
+    await tracker.stop()
+    stored = await store.since(0, 1000)
+    assert [e.seq for e in stored][:41] == list(range(1, 42))
+    assert tracker.counters["publish_errors"] >= 10
+    lines = [r.getMessage() for r in caplog.records if "bus:" in r.getMessage()]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("bus: could not publish a stored batch: ConnectionError")
+    assert lines[1].startswith("bus: publishing again after ")
+    await store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import statistics
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -163,3 +164,42 @@ async def test_a_state_file_that_cannot_be_written_never_stops_the_market(
                 await task
     warnings = [r for r in caplog.records if "cannot save its state" in r.getMessage()]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
+
+
+class _Saved:
+    """What run_sim reads of a saved market: its seed and its number of markets."""
+
+    seed, n_markets, epoch = 0, 20, 3
+
+
+class _Stop(Exception):
+    pass
+
+
+async def test_a_restart_with_another_market_count_says_new_market_not_resumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`serve --markets 30` on a folder whose saved market has 20 logged "the saved market is
+    seed 0 with 20 markets; starting a new one" and then "epoch 45 (resumed)"."""
+    from purpleflea.server import sources
+    from purpleflea.sim import resume, throttle
+
+    class Started:
+        config = type("Config", (), {"epoch": 45, "start_ms": 0})()
+
+    def stop_here(*_: Any, **__: Any) -> Any:
+        raise _Stop  # the market itself is not what this test is about
+
+    monkeypatch.setattr(resume, "load", lambda _path: _Saved())
+    monkeypatch.setattr(sources, "live_simulator", lambda *_: Started())
+    monkeypatch.setattr(throttle, "snapshot_throttle", stop_here)
+    caplog.set_level(logging.INFO, logger="purpleflea.source")
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    tracker = Pipeline(store, LocalBus())
+    for markets, said in ((30, "(new market)"), (20, "(resumed)")):
+        caplog.clear()
+        with pytest.raises(_Stop):
+            await run_sim(tracker, seed=0, markets=markets, speed=1.0, state_path=tmp_path / "s")
+        (line,) = [r.getMessage() for r in caplog.records if "x real time" in r.getMessage()]
+        assert said in line, line
+    await store.close()

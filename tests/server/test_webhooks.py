@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -520,3 +521,41 @@ async def test_a_catch_up_beyond_the_queue_fills_the_dead_letters_then_stops(
     assert [x["frame"]["data"]["id"] for x in listing["dead_letters"]] == [
         e.id for e in events[2:4]
     ]
+
+
+async def test_a_store_outage_of_the_webhook_list_logs_two_lines_and_shows_in_health(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The list is reloaded every ``reload_s`` (2 s by default); with the database away each
+    failed reload logged a full traceback (35 lines every 2 s on an ingest node whose
+    PostgreSQL was cut). Now: one line when it starts failing, one when it works again, and
+    /v1/health names it meanwhile."""
+    config = _config(tmp_path, WebhookSettings(reload_s=0.02))
+    async with running_server(config) as running:
+        service = running.server.webhooks
+        assert service is not None
+        assert service.dispatcher is not None
+        listed = service.store.webhooks
+
+        async def away() -> list[Webhook]:
+            raise ConnectionError("webhook store 'postgresql://db/pf': cannot connect: refused")
+
+        caplog.set_level(logging.INFO)
+        monkeypatch.setattr(service.store, "webhooks", away)
+        await until(
+            lambda: (
+                service.dispatcher is not None
+                and service.dispatcher.counters["reload_failures"] >= 10
+            ),
+            what="ten failed reloads",
+        )
+        async with httpx.AsyncClient(base_url=running.url) as http:
+            health = (await http.get("/v1/health")).json()
+        assert health["status"] == "degraded"
+        assert any("webhook list" in r and "refused" in r for r in health["reasons"])
+        monkeypatch.setattr(service.store, "webhooks", listed)
+        await until(lambda: not running.server.tracker.writes.failing, what="the reload back")
+    lines = [r for r in caplog.records if "webhook list" in r.getMessage()]
+    assert len(lines) == 2, [r.getMessage() for r in lines]
+    assert all(r.exc_info is None for r in lines)  # a line each, no traceback
+    assert "recovered" in lines[1].getMessage()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import psycopg
@@ -18,6 +19,7 @@ from purpleflea.clock import now_ms
 from purpleflea.engine.coverage import METHOD_VERSION
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.store import OpenInterest, Query, Store
+from purpleflea.store.base import StoreUnavailable
 from purpleflea.store.factory import open_store
 from purpleflea.store.postgres import PostgresStore
 from purpleflea.store.sqlite import SQLiteStore
@@ -498,6 +500,37 @@ async def test_postgres_store_survives_the_server_dropping_its_connections() -> 
         await store.close()
 
 
+async def test_postgres_reads_recover_after_the_server_was_away_for_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An outage longer than one read: the reader's connection dies and reconnecting fails
+    too for a while. Reads fail meanwhile, and work again once the server is back (an API
+    node's history and backfill had been failing for good: the pool lost its reader)."""
+    dsn = await _empty_postgres()
+    store = await PostgresStore.connect(dsn, readers=1)
+    try:
+        await store.append([_event(1)])
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'purpleflea' AND datname = current_database()"
+            )
+        reconnect = store._new_connection
+
+        async def refused(*, autocommit: bool) -> psycopg.AsyncConnection[Any]:
+            raise StoreUnavailable(f"PostgreSQL store {dsn!r}: cannot connect: refused")
+
+        monkeypatch.setattr(store, "_new_connection", refused)
+        for _ in range(3):  # the server stays away across several reads
+            with pytest.raises(StoreUnavailable, match="cannot connect"):
+                await store.since(0)
+        monkeypatch.setattr(store, "_new_connection", reconnect)
+        assert [e.seq for e in await store.since(0)] == [1]
+        assert await store.last_seq() == 1
+    finally:
+        await store.close()
+
+
 def test_sqlite_selective_filters_walk_an_index_not_the_table(tmp_path: Path) -> None:
     # At 10M events a full backwards scan costs ~1 s (bench/history.py): a big-size filter
     # must use the partial index of big events, an exchange filter its own index.
@@ -858,5 +891,25 @@ async def test_sqlite_lists_the_ids_that_start_with_a_prefix(tmp_path: Path) -> 
         assert store.ids_starting_with("b:X:1:Buy:2:3#") == []
         with pytest.raises(ValueError, match="empty"):
             store.ids_starting_with("")
+    finally:
+        await store.close()
+
+
+async def test_postgres_reads_work_at_once_after_every_pooled_reader_was_dropped() -> None:
+    """PostgreSQL restarted (or a cut ended) while the node was idle: each of its pooled
+    readers is dead, found so only when used. The first read after that must still work: a
+    node's bus backfill failed, and lost events for its webhooks, because its second try took
+    a second dead reader."""
+    dsn = await _empty_postgres()
+    store = await PostgresStore.connect(dsn, readers=3)
+    try:
+        await store.append([_event(1)])
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'purpleflea' AND datname = current_database()"
+            )
+        assert [e.seq for e in await store.since(0)] == [1]
+        assert await store.last_seq() == 1
     finally:
         await store.close()

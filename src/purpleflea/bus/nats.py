@@ -40,7 +40,9 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import nats
@@ -63,6 +65,7 @@ from purpleflea.bus.base import DEFAULT_BUFFER_BYTES, Message, cascade_frame, li
 from purpleflea.bus.local import LocalBus, LocalSubscription
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.store.base import Store
+from purpleflea.store.factory import redacted
 
 log = logging.getLogger("purpleflea.bus.nats")
 
@@ -72,6 +75,8 @@ HEADER_MSG_ID = "Nats-Msg-Id"
 
 _PUBLISH_ATTEMPTS = 3
 _BACKFILL_PAGE = 1_000
+#: Waits between tries of a backfill read that failed (about 8 s in all), before giving up.
+_BACKFILL_RETRIES_S = (0.2, 0.5, 1.0, 2.0, 4.0)
 # Characters a NATS subject token cannot hold (separator, wildcards, whitespace).
 _NOT_IN_TOKEN = re.compile(r"[.*>\s]")
 
@@ -105,6 +110,98 @@ def decode_message(data: bytes, headers: dict[str, str] | None) -> Message:
             f"bus message header {HEADER_SEQ} is not an integer: {raw_seq!r}"
         ) from None
     return Message(channel, seq, payload, data)
+
+
+#: What the NATS client reports while the server is away (a dropped socket, refused
+#: reconnects): part of one outage, not news each time.
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    nats.errors.UnexpectedEOF,
+    nats.errors.StaleConnectionError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.NoServersError,
+)
+
+
+class OutageLog:
+    """The NATS client's callbacks: one WARNING when the connection is lost and one when it
+    is back, instead of the client library's default, an ERROR with a traceback for every
+    reconnect attempt (two clients a node, every 2 s: 721 lines in a 24 s outage). Other
+    errors the client reports are one WARNING line each. ``counters`` gets
+    ``connection_lost`` and ``reconnect_errors``."""
+
+    def __init__(self, what: str, counters: Counter[str], clock: Callable[[], float]) -> None:
+        self.what = what
+        self.counters = counters
+        self.clock = clock
+        self.lost_at: float | None = None
+        #: The client, once connected: its own close is not an outage.
+        self.client: Client | None = None
+
+    def options(self) -> dict[str, Callable[..., Awaitable[None]]]:
+        """The keyword arguments of ``nats.connect`` that route its reports here."""
+        return {
+            "error_cb": self.error,
+            "disconnected_cb": self.disconnected,
+            "reconnected_cb": self.reconnected,
+        }
+
+    async def error(self, exc: Exception) -> None:
+        if isinstance(exc, _CONNECTION_ERRORS):
+            if self.lost_at is None:
+                self._lost(_one_line(exc))
+            else:
+                self.counters["reconnect_errors"] += 1
+            return
+        log.warning("%s: %s", self.what, _one_line(exc))
+
+    async def disconnected(self) -> None:
+        closing = self.client is not None and self.client.is_closed
+        if self.lost_at is None and not closing:
+            self._lost("disconnected")
+
+    async def reconnected(self) -> None:
+        self._back("reconnected")
+
+    def connected(self, client: Client) -> None:
+        """The first connection is made (after failed attempts, if NATS was down)."""
+        self.client = client
+        self._back("connected")
+
+    def _back(self, how: str) -> None:
+        if self.lost_at is None:
+            return
+        log.warning(
+            "%s: %s after %.1f s (%d failed attempts)",
+            self.what,
+            how,
+            self.clock() - self.lost_at,
+            self.counters["reconnect_errors"],
+        )
+        self.lost_at = None
+        self.counters["reconnect_errors"] = 0
+
+    def _lost(self, why: str) -> None:
+        self.lost_at = self.clock()
+        if self.client is None:  # still starting: NATS is not up yet
+            log.warning(
+                "%s: NATS not reachable yet (%s); this node waits for it, retrying every 2 s",
+                self.what,
+                why,
+            )
+            return
+        self.counters["connection_lost"] += 1
+        log.warning(
+            "%s: connection lost (%s); reconnecting every 2 s, the next line says when it is back",
+            self.what,
+            why,
+        )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _token(value: str) -> str:
@@ -151,15 +248,23 @@ class NatsBus:
         ``store`` (API nodes): where to backfill seqs the stream lacks. ``max_age_s``: how long
         the stream retains messages (history lives in the store; the stream is the live tail).
         """
+        counters: Counter[str] = Counter()
+        outages = OutageLog(f"NATS bus {stream}", counters, time.monotonic)
         try:
             client = await nats.connect(
-                url, name="purpleflea", connect_timeout=5, max_reconnect_attempts=-1
+                url,
+                name="purpleflea",
+                connect_timeout=5,
+                max_reconnect_attempts=-1,
+                **outages.options(),
             )
         except (OSError, nats.errors.Error) as exc:
-            raise ConnectionError(f"NATS bus {url!r}: cannot connect: {exc!r}") from exc
+            raise ConnectionError(f"NATS bus {redacted(url)!r}: cannot connect: {exc!r}") from exc
+        outages.connected(client)
         bus = cls(
             client, stream=stream, prefix=prefix, store=store, publish_timeout_s=publish_timeout_s
         )
+        bus.counters = counters
         try:
             await bus._ensure_stream(max_age_s=max_age_s, duplicate_window_s=duplicate_window_s)
         except BaseException:
@@ -213,6 +318,14 @@ class NatsBus:
     async def publish(self, message: Message) -> None:
         """Publish and wait for JetStream's acknowledgement (retried; dedupe makes it safe)."""
         subject, msg_id = self.route(message)
+        if not self._client.is_connected:
+            # Waiting out three acknowledgement timeouts (15 s) per batch held every new event
+            # back from the store for the whole outage: fail at once instead. The event is
+            # stored; API nodes backfill it when the next message shows the jump.
+            self.counters["publish_failures"] += 1
+            raise ConnectionError(
+                f"NATS bus {self.stream}: not connected, seq {message.seq} not published"
+            )
         headers = {
             HEADER_MSG_ID: msg_id,
             HEADER_CHANNEL: message.channel,
@@ -313,13 +426,27 @@ class NatsBus:
         assert self.store is not None
         while self._last_seq < before - 1:
             after = self._last_seq
-            try:
-                events = await self.store.since(after, limit=_BACKFILL_PAGE)
-                alerts = await self.store.cascades_since(after, limit=_BACKFILL_PAGE)
-            except Exception:  # the live tail goes on; clients can still resume from the store
-                self.counters["backfill_errors"] += 1
-                log.exception("NATS bus %s: backfill after seq %d failed", self.stream, after)
-                return
+            for wait in (*_BACKFILL_RETRIES_S, None):
+                try:
+                    events = await self.store.since(after, limit=_BACKFILL_PAGE)
+                    alerts = await self.store.cascades_since(after, limit=_BACKFILL_PAGE)
+                    break
+                except Exception as exc:
+                    if wait is None:  # the live tail goes on; clients resume from the store
+                        self.counters["backfill_errors"] += 1
+                        log.error(
+                            "NATS bus %s: backfill after seq %d failed, seqs up to %d are not "
+                            "delivered on this node: %s",
+                            self.stream,
+                            after,
+                            before - 1,
+                            _one_line(exc),
+                        )
+                        return
+                    # A store failing over takes seconds: what this node's clients would miss
+                    # for good is worth holding the tail (in order) that long.
+                    self.counters["backfill_retries"] += 1
+                    await asyncio.sleep(wait)
             # Both pages are complete only up to the lower of their last seqs.
             bound = before - 1
             for page in (events, alerts):

@@ -28,7 +28,7 @@ from purpleflea.commands.when import TIME_HELP, time_arg
 from purpleflea.history_io import COLUMNS, event_row
 from purpleflea.model import Liquidation, market_name
 from purpleflea.store.base import Query, Store
-from purpleflea.store.factory import is_postgres, open_store
+from purpleflea.store.factory import is_postgres, open_store, redacted
 
 DB_NAME = "purpleflea.sqlite"
 PAGE = 10_000
@@ -218,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
         written = asyncio.run(_export(args, url))
     except _read_errors(url) as exc:
         # File and URL errors name their input already; a database error names only itself.
-        where = "" if isinstance(exc, OSError | ValueError) else f"store {url}: "
+        where = "" if isinstance(exc, OSError | ValueError) else f"store {redacted(url)}: "
         print(f"purpleflea export: {where}{exc}", file=sys.stderr)
         return 2
     print(f"exported {written:,} events to {args.out} ({args.format})")

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
+import shlex
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ from purpleflea.commands.serve_positions import add_position_options, position_s
 from purpleflea.commands.sim import market_count
 from purpleflea.local_server import client_url, record_address, remove_address
 from purpleflea.server.config import ROLES, ServerConfig
+from purpleflea.store.factory import is_postgres, redacted
 
 if TYPE_CHECKING:
     import socket
@@ -195,8 +197,15 @@ def _limit_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def banner(host: str, port: int, source: str, data_dir: Path) -> str:
+def banner(host: str, port: int, source: str, data_dir: Path, store: str | None = None) -> str:
+    """What ``serve`` prints when it answers. ``store``: a PostgreSQL store's URL, where the
+    keys live (the key command names it; a key minted into the data folder's SQLite file
+    would be refused by this server)."""
     url = f"http://{host}:{port}"
+    if store is not None and is_postgres(store):
+        where = f" --store {shlex.quote(redacted(store))}"
+    else:
+        where = f" --data-dir {data_dir}" if str(data_dir) != "data" else ""
     return "\n".join(
         [
             f"Purple Flea tracker: {url}  (source: {source}, data: {data_dir}/)",
@@ -204,9 +213,7 @@ def banner(host: str, port: int, source: str, data_dir: Path) -> str:
             f"  API:        {url}/v1/liquidations  ·  OpenAPI: {url}/openapi.json",
             f"  Stream:     ws://{host}:{port}/v1/stream  ·  SSE: {url}/v1/stream/sse",
             f"  Health:     {url}/v1/health  ·  Metrics: {url}/v1/metrics",
-            "  Get a key:  purpleflea keys"
-            + (f" --data-dir {data_dir}" if str(data_dir) != "data" else "")
-            + " create --account you",
+            f"  Get a key:  purpleflea keys{where} create --account you",
             f'              (or: curl -X POST {url}/v1/keys -d \'{{"account":"you"}}\')',
             "  Watch:      PURPLEFLEA_API_KEY=<key> purpleflea tail"
             + (f" --url {url}" if port != 8000 or host != "127.0.0.1" else ""),
@@ -361,11 +368,14 @@ async def _when_serving(server: uvicorn.Server, config: ServerConfig) -> None:
 def _announce(config: ServerConfig) -> None:
     if config.role == "ingest":
         print(
-            f"Purple Flea ingest node (source: {config.source}, store: {config.store}, "
-            f"bus: {config.bus_url}): health and metrics on "
+            f"Purple Flea ingest node (source: {config.source}, store: {redacted(config.store)}, "
+            f"bus: {redacted(config.bus_url or '')}): health and metrics on "
             f"http://{config.host}:{config.port}/v1/health",
             flush=True,
         )
     else:
-        source = config.source if config.role == "all" else f"bus {config.bus_url}"
-        print(banner(config.host, config.port, source, config.data_dir), flush=True)
+        source = config.source if config.role == "all" else f"bus {redacted(config.bus_url or '')}"
+        print(
+            banner(config.host, config.port, source, config.data_dir, config.store_url),
+            flush=True,
+        )

@@ -61,6 +61,7 @@ from purpleflea.ingest.sampling_schedule import (
 )
 from purpleflea.model import VenueLiquidation
 from purpleflea.positions import MarketContext, MeasuredInputs, MeasuredMap, Position
+from purpleflea.server.writes import describe
 from purpleflea.store.accounts import AccountStore
 from purpleflea.venues import FrameError
 from purpleflea.venues.venue import PositionSampling
@@ -188,7 +189,12 @@ class PositionSampler:
         return []
 
     async def _save_discovered(self, interval: float = 2.0) -> None:
+        """Store the accounts discovered since the last save, every ``interval`` s. A store
+        outage is logged once when saves start failing and once when they work again (it
+        had logged every 2 s), and the accounts wait meanwhile."""
         assert self.accounts is not None
+        failing_since: float | None = None
+        failures = 0
         while True:
             await asyncio.sleep(interval)
             batch, self._unsaved = self._unsaved, []
@@ -197,7 +203,23 @@ class PositionSampler:
             except Exception as exc:  # a store outage must not stop sampling; retry next time
                 self._unsaved = batch + self._unsaved
                 self.stats.last_error = f"account store: {exc}"
-                log.warning("position sampler: cannot save accounts: %s", exc)
+                failures += 1
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                    log.warning(
+                        "position sampler: cannot save accounts: %s (sampling goes on; "
+                        "retrying every %g s, the next line says when it recovers)",
+                        describe(exc),
+                        interval,
+                    )
+                continue
+            if failing_since is not None:
+                log.warning(
+                    "position sampler: accounts saved again after %.0f s (%d failed saves)",
+                    time.monotonic() - failing_since,
+                    failures,
+                )
+                failing_since, failures = None, 0
 
     async def restore(self) -> int:
         """Put the accounts the store knows back in the schedule (due at once)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -400,9 +401,11 @@ class Api:
             lines.append(f"# HELP purpleflea_{name} {help_}")
             lines.append(f"# TYPE purpleflea_{name} {kind}")
             for labels, value in samples:
-                lines.append(f"purpleflea_{name}{labels} {value:g}")
+                lines.append(f"purpleflea_{name}{labels} {sample_value(value)}")
 
-        counters = self.tracker.counters
+        # The failures an operator alerts on are there from the start: a series that first
+        # appears at its first increment hides that increment from increase() and rate().
+        counters = {**dict.fromkeys(ALWAYS_EXPORTED, 0), **self.tracker.counters}
         metric(
             "events_total",
             "counter",
@@ -476,6 +479,24 @@ class Api:
             Route("/v1/ready", self.ready),
             Route("/v1/metrics", self.metrics),
         ]
+
+
+#: ``purpleflea_events_total`` outcomes exported as 0 before they first happen.
+ALWAYS_EXPORTED = ("dropped_buffer_full", "publish_errors", "store_write_errors")
+
+
+def sample_value(value: float) -> str:
+    """A sample's value in the text format, exactly: a whole number in full (``%g`` kept six
+    digits, so a counter past 999,999 read ``1.23457e+06`` and moved in steps Prometheus
+    could not see), any other number as its shortest exact repr, infinities and NaN as the
+    format spells them."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
 
 
 def _price_kind(exchange_id: str) -> PriceKind | None:

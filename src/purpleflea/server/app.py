@@ -60,9 +60,9 @@ from purpleflea.server.webhook_routes import WebhookRoutes, WebhookService
 from purpleflea.server.webhook_sender import Sender
 from purpleflea.server.worker_wire import Settings
 from purpleflea.server.workers import WorkerPool
-from purpleflea.store.base import Store
+from purpleflea.store.base import Store, StoreUnavailable
 from purpleflea.store.coverage import open_coverage_store
-from purpleflea.store.factory import is_postgres, open_store, sqlite_path
+from purpleflea.store.factory import is_postgres, open_store, redacted, sqlite_path
 from purpleflea.store.lock import exclusive
 from purpleflea.store.sqlite import SQLiteStore
 from purpleflea.store.webhooks import open_webhook_store
@@ -164,6 +164,7 @@ class Server:
             store_failures=tracker.writes.reasons(),
             bus_up=self.bus.connected,
             silence_s=self.config.feed_silence_s,
+            key_store_failures=self.gate.key_store_failures(),
         )
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
@@ -222,7 +223,8 @@ def build_server(config: ServerConfig, *, scorer: Scorer | None = None) -> Serve
     """The single-machine server: SQLite in the data folder, in-process bus (role ``all``)."""
     if not _single_machine(config):
         raise ValueError(
-            f"role {config.role!r} with store {config.store_url!r} and bus {config.bus_url!r}: "
+            f"role {config.role!r} with store {redacted(config.store_url or '')!r} and bus "
+            f"{redacted(config.bus_url or '')!r}: "
             "connecting to them is asynchronous, use `await open_server(config)`"
         )
     store = SQLiteStore(config.db_path)
@@ -316,6 +318,7 @@ def _with_webhooks(server: Server) -> Server:
             history=server.store,
             position=service.position,
             known_exchanges=EXCHANGES,
+            writes=server.tracker.writes,
         )
         server.background.append(("webhook dispatcher", service.dispatcher.run))
     server.closers.append(service.close)
@@ -328,11 +331,15 @@ def nats_options(url: str) -> tuple[str, str, str]:
     ``nats://host:4222?stream=PURPLEFLEA&prefix=pf`` (those two are the defaults)."""
     parts = urlsplit(url)
     if parts.scheme not in ("nats", "tls"):
-        raise ValueError(f"bus URL {url!r}: use nats://host:port (got scheme {parts.scheme!r})")
+        raise ValueError(
+            f"bus URL {redacted(url)!r}: use nats://host:port (got scheme {parts.scheme!r})"
+        )
     options = parse_qs(parts.query)
     unknown = set(options) - {"stream", "prefix"}
     if unknown:
-        raise ValueError(f"bus URL {url!r}: unknown options {sorted(unknown)} (stream, prefix)")
+        raise ValueError(
+            f"bus URL {redacted(url)!r}: unknown options {sorted(unknown)} (stream, prefix)"
+        )
     stream = options.get("stream", ["PURPLEFLEA"])[-1]
     prefix = options.get("prefix", ["pf"])[-1]
     return urlunsplit(parts._replace(query="")), stream, prefix
@@ -651,5 +658,8 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(AccessLog)],
-        exception_handlers={HTTPException: http.http_error},
+        exception_handlers={
+            HTTPException: http.http_error,
+            StoreUnavailable: http.store_unavailable,
+        },
     )

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping
 
 from purpleflea.server.keys import KeyInfo, KeyStore
 from purpleflea.server.ratelimit import RateLimiter
+from purpleflea.server.writes import describe
+
+log = logging.getLogger("purpleflea.server")
 
 
 class AuthError(Exception):
@@ -151,6 +155,8 @@ class Gate:
         # Verified keys are cached briefly so a burst of requests costs one lookup; a
         # revocation evicts its key at once (and the poll below catches other processes').
         self._cache: dict[str, KeyInfo] = {}
+        #: While revocation polls fail: since when (monotonic s), how many, the last error.
+        self._poll_failing: tuple[float, int, str] | None = None
 
     def authenticate(self, key: str | None) -> KeyInfo:
         if not key:
@@ -237,11 +243,56 @@ class Gate:
         return self.streams.kick(key_id, "key_revoked")
 
     async def watch_revocations(self, interval: float, now_ms: Callable[[], int]) -> None:
-        """Poll the key store for revocations made by other processes (the CLI)."""
+        """Poll the key store for revocations made by other processes (the CLI, other nodes).
+
+        A poll that fails (the shared PostgreSQL database away) never ends the watch: it is
+        logged once when polls start failing and once when they work again, named (with how
+        many polls failed) by :meth:`key_store_failures` meanwhile (``/v1/health``), and the
+        first poll that works catches up every revocation made since the last one that
+        did. The poll runs on a thread: a database that does not answer must not stall the
+        event loop every ``interval``.
+        """
         since = now_ms() - 1_000
         while True:
             await asyncio.sleep(interval)
             checked = now_ms()
-            for key_id in self.keys.revoked_since(since):
+            try:
+                revoked = await asyncio.to_thread(self.keys.revoked_since, since)
+            except Exception as exc:
+                self._poll_failed(exc)
+                continue
+            if self._poll_failing is not None:
+                log.warning(
+                    "keys: revocation poll works again after %.0f s (%d failed polls); "
+                    "revocations made meanwhile are applied now",
+                    time.monotonic() - self._poll_failing[0],
+                    self._poll_failing[1],
+                )
+                self._poll_failing = None
+            for key_id in revoked:
                 self.revoked(key_id)
             since = checked - 1_000  # overlap: a revocation committed mid-poll is seen twice
+
+    def _poll_failed(self, exc: Exception) -> None:
+        error = describe(exc)
+        if self._poll_failing is None:
+            log.error(
+                "keys: revocation poll failing: %s (a key revoked meanwhile keeps working "
+                "on this node until the poll works again; retrying, the next line says when "
+                "it recovers)",
+                error,
+            )
+            self._poll_failing = (time.monotonic(), 1, error)
+        else:
+            since, failures, _ = self._poll_failing
+            self._poll_failing = (since, failures + 1, error)
+
+    def key_store_failures(self) -> list[str]:
+        """One line while the revocation poll fails (for ``/v1/health``), else none."""
+        if self._poll_failing is None:
+            return []
+        since, failures, error = self._poll_failing
+        return [
+            f"keys: revocation poll failing for {time.monotonic() - since:.0f} s "
+            f"({failures} polls): {error}"
+        ]

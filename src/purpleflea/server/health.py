@@ -35,6 +35,9 @@ class Vitals(msgspec.Struct, frozen=True, kw_only=True):
     store_failures: list[str]
     bus_up: bool
     silence_s: float = FEED_SILENCE_S
+    #: One line while the key store cannot be read (the revocation poll fails): new keys
+    #: cannot be checked and revocations are not applied; health only, a node still serves.
+    key_store_failures: list[str] = msgspec.field(default_factory=list)
 
 
 def readiness_reasons(vitals: Vitals) -> list[str]:
@@ -52,7 +55,7 @@ def readiness_reasons(vitals: Vitals) -> list[str]:
 
 def health_reasons(vitals: Vitals) -> list[str]:
     """Why data does not flow; empty when health is ``ok``."""
-    return [*readiness_reasons(vitals), *_feed_reasons(vitals)]
+    return [*readiness_reasons(vitals), *vitals.key_store_failures, *_feed_reasons(vitals)]
 
 
 def _feed_reasons(vitals: Vitals) -> list[str]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
@@ -46,10 +47,12 @@ from nats.js.api import (
     StreamConfig,
 )
 
+from purpleflea.bus.nats import OutageLog
 from purpleflea.bus.nats import _token as subject_token
 from purpleflea.engine.heatmap import HeatmapModel, _View
 from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import MarketSnapshot
+from purpleflea.store.factory import redacted
 
 log = logging.getLogger("purpleflea.heatmap_relay")
 
@@ -175,13 +178,23 @@ class HeatmapRelay:
     ) -> HeatmapRelay:
         """Connect to NATS at ``url``; the heatmap stream is ``<stream>_HEATMAPS``, created
         when missing."""
+        counters: Counter[str] = Counter()
+        outages = OutageLog(f"NATS heatmaps {stream}_HEATMAPS", counters, time.monotonic)
         try:
             client = await nats.connect(
-                url, name="purpleflea-heatmaps", connect_timeout=5, max_reconnect_attempts=-1
+                url,
+                name="purpleflea-heatmaps",
+                connect_timeout=5,
+                max_reconnect_attempts=-1,
+                **outages.options(),
             )
         except (OSError, nats.errors.Error) as exc:
-            raise ConnectionError(f"NATS heatmaps {url!r}: cannot connect: {exc!r}") from exc
+            raise ConnectionError(
+                f"NATS heatmaps {redacted(url)!r}: cannot connect: {exc!r}"
+            ) from exc
+        outages.connected(client)
         relay = cls(client, stream=f"{stream}_HEATMAPS", prefix=prefix)
+        relay.counters = counters
         try:
             await relay._ensure_stream(max_age_s)
         except BaseException:
@@ -234,10 +247,14 @@ class HeatmapRelay:
 
     async def publish_changes(self, sink: PublishingSink, *, interval: float) -> None:
         """Every ``interval`` seconds, publish the markets whose model changed (until
-        cancelled). A failed publish keeps the market for the next round."""
+        cancelled). A failed publish keeps the market for the next round. While NATS is away
+        nothing is tried: each try would wait out its 5 s timeout and log a line (the outage
+        itself is logged once, :class:`~purpleflea.bus.nats.OutageLog`)."""
         model = sink.feed.model
         while True:
             await asyncio.sleep(interval)
+            if not self._client.is_connected:
+                continue  # the changed markets wait for the connection
             markets, sink.changed = sink.changed, set()
             for market in sorted(markets):
                 try:

@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from purpleflea.clock import seconds_mistake
 from purpleflea.model import encode
+from purpleflea.store.base import StoreUnavailable
 
 if TYPE_CHECKING:
     from purpleflea.server.auth import AuthError
@@ -69,6 +70,21 @@ async def http_error(request: Request, exc: Exception) -> Response:
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     message = f"{request.method} {request.url.path}: {exc.detail}"
     return error_response(exc.status_code, code, message, dict(exc.headers or {}))
+
+
+async def store_unavailable(request: Request, exc: Exception) -> Response:
+    """A request that needs the store while its database cannot be reached: 503 in the API's
+    JSON error body (it was Starlette's plain-text 500), with when to retry. The database's
+    own error stays in the server's log and ``/v1/health``: it names internal hosts."""
+    if not isinstance(exc, StoreUnavailable):  # registered for StoreUnavailable only
+        raise exc
+    return error_response(
+        503,
+        "store_unavailable",
+        f"{request.method} {request.url.path}: the history store cannot be reached now; "
+        "retry in a few seconds",
+        {"Retry-After": "5"},
+    )
 
 
 def strings(params: QueryParams, name: str) -> tuple[str, ...]:

@@ -329,7 +329,11 @@ class SQLiteKeyStore(SqlKeyStore):
             self._db.execute("COMMIT")
 
     def close(self) -> None:
-        self._db.close()
+        # Under the lock: the revocation poll runs on a thread (Gate.watch_revocations), and a
+        # query still running there when the server closes the store must finish first
+        # (closing under it crashed the process with a segmentation fault).
+        with self._lock:
+            self._db.close()
 
 
 def open_key_store(store_url: str, keys_path: Path) -> KeyStore:

@@ -18,6 +18,8 @@ from typing import Any
 import psycopg
 
 from purpleflea.server.keys import SCHEMA, Execute, Result, SqlKeyStore
+from purpleflea.store.base import StoreUnavailable
+from purpleflea.store.factory import redacted
 
 # Nodes starting together would race on CREATE ... IF NOT EXISTS; an advisory lock serializes
 # them (any constant every node agrees on).
@@ -42,7 +44,9 @@ class PostgresKeyStore(SqlKeyStore):
         try:
             return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         except psycopg.OperationalError as exc:
-            raise ConnectionError(f"key store {self.url!r}: cannot connect: {exc}") from None
+            raise StoreUnavailable(
+                f"key store {redacted(self.url)!r}: cannot connect: {exc}"
+            ) from None
 
     def _connection(self) -> psycopg.Connection[Any]:
         """The connection, replaced when the server dropped it (restart, failover)."""
@@ -55,7 +59,18 @@ class PostgresKeyStore(SqlKeyStore):
 
     def _run(self, sql: str, params: Sequence[object] = ()) -> Result:
         with self._lock:
-            return Result(self._connection().execute(self._sql(sql).encode(), params))
+            for attempt in (1, 2):
+                connection = self._connection()
+                try:
+                    return Result(connection.execute(self._sql(sql).encode(), params))
+                except psycopg.OperationalError as exc:
+                    if not connection.broken:
+                        raise  # a bad statement, not a dropped connection
+                    if attempt == 2:
+                        raise StoreUnavailable(
+                            f"key store {redacted(self.url)!r}: connection lost: {exc}"
+                        ) from exc
+            raise AssertionError("unreachable")
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Execute]:
@@ -69,4 +84,5 @@ class PostgresKeyStore(SqlKeyStore):
                 yield run
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:  # a revocation poll may be running on a thread (see SQLiteKeyStore)
+            self._conn.close()

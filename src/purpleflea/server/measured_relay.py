@@ -126,10 +126,13 @@ class MeasuredRelay:
     async def publish_changes(self, maps: MeasuredMaps, *, interval: float) -> None:
         """Every ``interval`` seconds, publish each market whose sampled state (positions,
         mark, open interest) differs from the last one published (until cancelled). A failed
-        publish is retried next round."""
+        publish is retried next round; while NATS is away none is tried (each would wait out
+        its 5 s timeout and log a line; the outage is logged once)."""
         sent: dict[str, MeasuredInputs] = {}
         while True:
             await asyncio.sleep(interval)
+            if not self.relay.client.is_connected:
+                continue
             for sampler in maps.samplers:
                 for market in sampler.markets():
                     await self._publish_if_changed(sampler.measured_inputs(market), sent)

@@ -8,9 +8,11 @@ are 15 minutes old (at most one row per market, often far fewer) and writes them
 landing in one minute of snapshot time are one stored row, the later (the store upserts by
 market and minute): the earlier value is then replayed from the later ts, still never early.
 A failed write is counted (``oi_write_errors``) and reported to ``writes`` (which logs an
-outage once, and health reads), and its rows are dropped: open interest history is worth less
-than the process that serves events, and the sampler's next heartbeat (15 minutes at most)
-writes the market again.
+outage once, and health and readiness read); its rows are held (one batch at most, older ones
+dropped and counted as ``oi_rows_dropped``: open interest history is worth less than the
+process that serves events) and written again every ``retry_s`` (5 s) until the store takes
+them. (They used to be dropped and the next try waited for the next minute's flush, so
+``/v1/ready`` answered 503 for up to a minute after a full disk had room again.)
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections import Counter
 
 from purpleflea.model import MarketSnapshot
 from purpleflea.server.writes import WriteHealth
-from purpleflea.store.base import Store
+from purpleflea.store.base import OpenInterest, Store
 from purpleflea.store.oi_sampler import OpenInterestSampler
 
 
@@ -44,30 +46,47 @@ class OpenInterestRecorder:
         self.sampler = sampler if sampler is not None else OpenInterestSampler()
         self.writes = writes if writes is not None else WriteHealth()
         self._flushing: asyncio.Future[None] | None = None
+        self._held: list[OpenInterest] = []  # rows a failed write left, tried again first
 
     def note(self, snapshot: MarketSnapshot) -> None:
         """A snapshot whose open interest the engine was just told (never blocks or raises)."""
         self.sampler.note(snapshot)
 
+    @property
+    def failing(self) -> bool:
+        return bool(self._held)
+
     async def flush(self) -> None:
-        """Sample now and write the rows kept (what arrives meanwhile waits for the next flush)."""
-        rows = self.sampler.sample()
+        """Sample now and write the rows kept, after those a failed write held (what arrives
+        meanwhile waits for the next flush)."""
+        rows, self._held = [*self._held, *self.sampler.sample()], []
         for start in range(0, len(rows), self.batch):
             chunk = rows[start : start + self.batch]
             try:
                 await self.store.append_open_interest(chunk)
             except Exception as exc:
                 self.counters["oi_write_errors"] += 1
-                self.writes.failed("open interest", exc, holding=f"{len(chunk)} rows dropped")
+                self._hold(chunk)
+                self.writes.failed(
+                    "open interest", exc, holding=f"{len(self._held)} rows held for the next try"
+                )
             else:
                 self.counters["oi_rows_written"] += len(chunk)
                 self.writes.succeeded("open interest")
             await asyncio.sleep(0)  # let events through between batches
 
-    async def run(self, interval_s: float = 60.0) -> None:
-        """Flush every ``interval_s`` until cancelled (then :meth:`close` writes the rest)."""
+    def _hold(self, chunk: list[OpenInterest]) -> None:
+        held = [*self._held, *chunk]
+        dropped = max(0, len(held) - self.batch)
+        if dropped:
+            self.counters["oi_rows_dropped"] += dropped
+        self._held = held[dropped:]
+
+    async def run(self, interval_s: float = 60.0, retry_s: float = 5.0) -> None:
+        """Flush every ``interval_s`` (every ``retry_s`` while a failed write holds rows)
+        until cancelled (then :meth:`close` writes the rest)."""
         while True:
-            await asyncio.sleep(interval_s)
+            await asyncio.sleep(min(interval_s, retry_s) if self.failing else interval_s)
             # Shielded: a shutdown cancelling this loop mid-flush must not drop the rows that
             # flush already took; close() waits for it instead.
             self._flushing = asyncio.ensure_future(self.flush())

@@ -122,6 +122,12 @@ def _ok(schema: Schema, status: str = "200", description: str = "OK") -> dict[st
     return {status: {"description": description, "content": json_content(schema)}}
 
 
+_STORE_UNAVAILABLE = (
+    "store_unavailable: the store's database cannot be reached now (a scale-out's PostgreSQL "
+    "down or restarting); retry after Retry-After seconds."
+)
+
+
 def _operation(
     operation_id: str,
     summary: str,
@@ -132,12 +138,16 @@ def _operation(
     security: list[dict[str, list[str]]] | None = _SECURED,
     description: str | None = None,
 ) -> Schema:
-    """One operation; a secured one also answers 401 (no or bad key) and 429 (rate limit)."""
+    """One operation; a secured one also answers 401 (no or bad key), 429 (rate limit) and
+    503 (the store cannot be reached: a key cannot be checked, history cannot be read)."""
     codes = sorted({*errors, 401, 429} if security is _SECURED else set(errors))
+    answers = {str(code): error(code) for code in codes}
+    if security is _SECURED and 503 not in errors:
+        answers["503"] = error(503, _STORE_UNAVAILABLE)
     operation: Schema = {
         "operationId": operation_id,
         "summary": summary,
-        "responses": {**responses, **{str(code): error(code) for code in codes}},
+        "responses": {**responses, **answers},
     }
     if description:
         operation["description"] = description

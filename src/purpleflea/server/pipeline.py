@@ -32,7 +32,7 @@ from purpleflea.engine.market_price import MarketPrice
 from purpleflea.model import Liquidation, MarketSnapshot, VenueLiquidation
 from purpleflea.server.latency import StageLatency
 from purpleflea.server.sequencing import BatchPlan, Scorer, Sequencer, WriteEvents
-from purpleflea.server.writes import WriteHealth
+from purpleflea.server.writes import WriteHealth, describe
 from purpleflea.store.base import OpenInterest, Store
 from purpleflea.store.oi_sampler import HEARTBEAT_MS
 from purpleflea.store.pages import NEVER_MS, open_interest_pages, store_pages
@@ -122,6 +122,9 @@ class Pipeline:
         self.last_received: float | None = None
         self.started = False
         self._dropped_at_outage = 0
+        #: While publishing fails: since when (monotonic s) and how many batches were not
+        #: published (the outage is logged once when it starts and once when it ends).
+        self._unpublished: tuple[float, int] | None = None
         self.markets: dict[str, MarketState] = {}
         self.clock_ms = 0
         self._wakeup = asyncio.Event()
@@ -378,8 +381,26 @@ class Pipeline:
                 self.core.published(message.seq)
         except Exception as exc:
             self.counters["publish_errors"] += 1
-            log.error("bus: could not publish a stored batch: %s", exc)
+            if self._unpublished is None:
+                self._unpublished = (time.monotonic(), 0)
+                log.error(
+                    "bus: could not publish a stored batch: %s (stored batches are not "
+                    "published until the bus is back; API nodes backfill them from the store; "
+                    "the next line says when publishing works again)",
+                    describe(exc),
+                )
+            since, batches = self._unpublished
+            self._unpublished = (since, batches + 1)
             return False
+        if self._unpublished is not None:
+            since, batches = self._unpublished
+            log.warning(
+                "bus: publishing again after %.1f s; %d stored batches were not published "
+                "(API nodes backfill them from the store)",
+                time.monotonic() - since,
+                batches,
+            )
+            self._unpublished = None
         return True
 
     def _remember(self, event: Liquidation) -> None:

@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 
 import psycopg
 
+from purpleflea.store.factory import redacted
+
 log = logging.getLogger("purpleflea.sequencer")
 
 #: The advisory lock's key: any constant every ingest node agrees on ("pf_seq").
@@ -37,7 +39,7 @@ async def hold_sequencer_lock(
             keepalives_count=3,
         )
     except psycopg.OperationalError as exc:
-        raise ConnectionError(f"PostgreSQL store {url!r}: cannot connect: {exc}") from exc
+        raise ConnectionError(f"PostgreSQL store {redacted(url)!r}: cannot connect: {exc}") from exc
     try:
         waiting = False
         while True:

@@ -81,7 +81,7 @@ async def run_sim(
         markets,
         seed,
         sim.config.epoch,
-        "resumed" if sim.config.epoch and saved is not None else "new market",
+        "resumed" if continues(saved, seed, markets) else "new market",
         speed,
     )
     if ledger is not None:
@@ -170,6 +170,12 @@ def without_held(
     )
 
 
+def continues(saved: SimState | None, seed: int, markets: int) -> bool:
+    """Whether the served market continues ``saved`` (same seed and market count) rather
+    than starting a new one."""
+    return saved is not None and (saved.seed, saved.n_markets) == (seed, markets)
+
+
 def live_simulator(seed: int, markets: int, saved: SimState | None, last_seq: int) -> Simulator:
     """The served simulator starting now: ``saved``'s market continued with a new epoch (and its
     crash episode, if it is still to come or going on), or a new market with its crash episode
@@ -180,7 +186,7 @@ def live_simulator(seed: int, markets: int, saved: SimState | None, last_seq: in
     """
     from purpleflea.sim import SimConfig, Simulator  # noqa: PLC0415 - numpy when used
 
-    if saved is not None and (saved.seed, saved.n_markets) == (seed, markets):
+    if saved is not None and continues(saved, seed, markets):
         start = now_ms()
         config = SimConfig.served(
             seed=seed,

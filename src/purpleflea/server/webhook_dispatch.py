@@ -43,6 +43,7 @@ from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.server.filters import BadSubscription, StreamFilter, parse_filter
 from purpleflea.server.webhook_policy import Outcome, WebhookSettings, decide
 from purpleflea.server.webhook_sender import Sender
+from purpleflea.server.writes import WriteHealth
 from purpleflea.store.base import Store
 from purpleflea.store.webhooks import DeadLetter, Webhook, WebhookStore
 
@@ -50,6 +51,7 @@ log = logging.getLogger("purpleflea.webhooks")
 
 _STOPPED = "not delivered before the server stopped"
 _IDLE = "no webhooks"
+_WRITER = "webhook list"  # its name in the store's outage log lines and in /v1/health
 _CATCH_UP_PAGE = 1_000
 #: Items the dispatcher's own bus subscription may hold (it only copies them into queues).
 _BUS_BUFFER = 100_000
@@ -116,6 +118,7 @@ class Dispatcher:
         known_exchanges: Iterable[str],
         rand: Callable[[], float] = random.random,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        writes: WriteHealth | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -127,6 +130,9 @@ class Dispatcher:
         self.counters: Counter[str] = Counter()
         self._rand = rand
         self._sleep = sleep
+        # The store's outage state (the server's own, so /v1/health names it): an outage is
+        # logged once when the list's reload starts failing and once when it works again.
+        self.writes = writes if writes is not None else WriteHealth()
         self._hooks: dict[str, _Hook] = {}
         self._letters: list[DeadLetter] = []
         self._letters_ready = asyncio.Event()
@@ -188,9 +194,11 @@ class Dispatcher:
             try:
                 await self.save_settled()
                 await self.reload()
-            except Exception:  # the store is away for a moment: keep the current list
+            except Exception as exc:  # the store is away for a moment: keep the current list
                 self.counters["reload_failures"] += 1
-                log.exception("webhook list reload failed")
+                self.writes.failed(_WRITER, exc, holding="webhooks deliver from the list held")
+            else:
+                self.writes.succeeded(_WRITER)
 
     async def save_settled(self) -> None:
         """Persist how far each webhook is settled, so that a restart or a standby taking
@@ -282,10 +290,11 @@ class Dispatcher:
                 try:
                     await self.reload()
                     break
-                except Exception:  # the store is not reachable yet: try again
+                except Exception as exc:  # the store is not reachable yet: try again
                     self.counters["reload_failures"] += 1
-                    log.exception("webhook list: first read failed")
+                    self.writes.failed(_WRITER, exc, holding="no webhook is delivered yet")
                     await asyncio.sleep(self.settings.reload_s)
+            self.writes.succeeded(_WRITER)
             helpers.append(asyncio.create_task(self._reload_every()))
             while True:
                 await self._subscribed.wait()

@@ -187,6 +187,12 @@ def open_interest_rows(
     ]
 
 
+class StoreUnavailable(ConnectionError):
+    """The store's database cannot be reached now (PostgreSQL down, restarting, cut off).
+    The message names the store, its password redacted; the server answers a request that
+    needs it with 503 ``store_unavailable`` instead of an unexplained 500."""
+
+
 class Store(Protocol):
     """A history store. Implementations are safe to call from one event loop."""
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from purpleflea.store.base import Store
 from purpleflea.store.sqlite import SQLiteStore
@@ -28,6 +29,30 @@ def history_file(path: str | Path) -> Path:
 def is_postgres(url: str) -> bool:
     """Whether the store URL ``url`` names a PostgreSQL database."""
     return url.startswith(_POSTGRES_SCHEMES)
+
+
+def redacted(url: str) -> str:
+    """``url`` fit for a log line, an error or ``/v1/health`` (which anyone may read): its
+    password, in the authority (``user:secret@host``, or a NATS token ``token@host``) or the
+    query (``?password=``), is replaced by ``***``. Everything else is kept, so the operator
+    still sees which server."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        credentials, _, host = netloc.rpartition("@")
+        user, colon, _ = credentials.partition(":")
+        if not colon and parts.scheme in ("nats", "tls"):
+            user = "***"  # NATS reads a lone user part as a token
+        netloc = f"{user}{':***' if colon else ''}@{host}"
+    query = "&".join(
+        f"{name}=***" if name.lower() == "password" else pair
+        for pair in parts.query.split("&")
+        if pair
+        for name in (pair.split("=", 1)[0],)
+    )
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def sqlite_path(url: str) -> Path:

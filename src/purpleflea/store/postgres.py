@@ -42,11 +42,13 @@ from purpleflea.store.base import (
     OpenInterest,
     Page,
     Query,
+    StoreUnavailable,
     coverage_backfill,
     event_table,
     open_interest_rows,
     row_to_event,
 )
+from purpleflea.store.factory import redacted
 from purpleflea.store.sql import where
 
 # The array type each column is sent as (its type without constraints).
@@ -222,7 +224,9 @@ class PostgresStore:
                 self.url, autocommit=autocommit, application_name="purpleflea"
             )
         except psycopg.OperationalError as exc:
-            raise ConnectionError(f"PostgreSQL store {self.url!r}: cannot connect: {exc}") from exc
+            raise StoreUnavailable(
+                f"PostgreSQL store {redacted(self.url)!r}: cannot connect: {exc}"
+            ) from exc
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -284,22 +288,33 @@ class PostgresStore:
         reader = await self._idle.get()
         try:
             if reader.closed or reader.broken:
-                self._all_readers.remove(reader)
-                reader = await self._new_connection(autocommit=True)
-                self._all_readers.append(reader)
+                # Replaced only once a new connection is made: while the server is away the
+                # dead one goes back to the pool (still listed, so close() closes it) and the
+                # next read tries again, instead of losing the pool's slot for good.
+                fresh = await self._new_connection(autocommit=True)
+                self._all_readers[self._all_readers.index(reader)] = fresh
+                reader = fresh
             yield reader
         finally:
             self._idle.put_nowait(reader)
 
     async def _read(self, sql: LiteralString, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        for attempt in (1, 2):
+        # A server restart or a cut drops every pooled reader, and each is found dead only
+        # when used: one try per reader, then one on a connection made now, before giving up
+        # (two tries gave up on a live server while a second stale reader was next in line).
+        attempts = self._reader_count + 1
+        for attempt in range(1, attempts + 1):
             async with self._reader() as reader:
                 try:
                     cursor = await reader.execute(sql, params)
                     return await cursor.fetchall()
-                except psycopg.OperationalError:
-                    if attempt == 2 or not reader.broken:
+                except psycopg.OperationalError as exc:
+                    if not reader.broken:
                         raise  # a bad query, not a dropped connection
+                    if attempt == attempts:
+                        raise StoreUnavailable(
+                            f"PostgreSQL store {redacted(self.url)!r}: connection lost: {exc}"
+                        ) from exc
         raise AssertionError("unreachable")
 
     async def last_seq(self) -> int:

@@ -13,6 +13,9 @@ from typing import Any
 
 import psycopg
 
+from purpleflea.store.base import StoreUnavailable
+from purpleflea.store.factory import redacted
+
 
 class PostgresStatements:
     """Runs a small store's statements (``?`` become ``%s``); the first connection creates
@@ -37,7 +40,9 @@ class PostgresStatements:
                 self.url, autocommit=False, application_name=f"purpleflea-{self.name}"
             )
         except psycopg.OperationalError as exc:
-            raise ConnectionError(f"{self.name} store {self.url!r}: cannot connect: {exc}") from exc
+            raise StoreUnavailable(
+                f"{self.name} store {redacted(self.url)!r}: cannot connect: {exc}"
+            ) from exc
         async with connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock(%s)", (self.schema_lock,))
             await connection.execute(self.schema.encode())
