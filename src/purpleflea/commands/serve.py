@@ -290,6 +290,12 @@ async def _serve(config: ServerConfig) -> None:
             f"purpleflea serve: data dir {config.data_dir} is not writable: {_reason(exc)}"
         ) from None
     with held:
+        if config.store_url is None and config.role != "api":
+            from purpleflea.server.folder_source import mixed_source  # noqa: PLC0415
+
+            refusal = mixed_source(config.data_dir, config.db_path, config.source)
+            if refusal is not None:
+                raise SystemExit(f"purpleflea serve: {refusal}")
         await _serve_locked(config)
 
 

@@ -1,0 +1,76 @@
+"""A data folder serves one market: simulated or real, never both as one history."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from purpleflea.server.folder_source import mixed_source, newest_event_id
+from purpleflea.server.sources import SIM_STATE_FILE
+from purpleflea.store.sqlite import SQLiteStore
+from tests.events import stored_event
+
+
+async def _folder(tmp_path: Path, prefix: str, count: int = 3) -> tuple[Path, Path]:
+    data = tmp_path / "data"
+    db = data / "purpleflea.sqlite"
+    store = SQLiteStore(db)
+    try:
+        await store.append([stored_event(i, prefix=prefix) for i in range(1, count + 1)])
+    finally:
+        await store.close()
+    return data, db
+
+
+async def test_a_simulated_folder_is_refused_to_live_and_replay(tmp_path: Path) -> None:
+    data, db = await _folder(tmp_path, "sim-0-1796578858728")
+    assert newest_event_id(db) == "sim-0-1796578858728:3"
+    assert mixed_source(data, db, "sim") is None  # the simulator continues its own market
+    for source in ("live", "replay"):
+        refusal = mixed_source(data, db, source)
+        assert refusal is not None
+        assert str(data) in refusal
+        assert "simulated market" in refusal
+        assert f"--source {source}" in refusal
+        assert "--data-dir" in refusal
+
+
+async def test_the_simulator_s_state_alone_marks_the_folder(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / SIM_STATE_FILE).write_bytes(b"")  # a market saved before any event was stored
+    refusal = mixed_source(data, data / "purpleflea.sqlite", "live")
+    assert refusal is not None
+    assert SIM_STATE_FILE in refusal
+
+
+async def test_a_folder_of_real_events_is_refused_to_the_simulator(tmp_path: Path) -> None:
+    data, db = await _folder(tmp_path, "binance_usdm")
+    assert mixed_source(data, db, "live") is None
+    refusal = mixed_source(data, db, "sim")
+    assert refusal is not None
+    assert "real events" in refusal
+    assert "binance_usdm:3" in refusal
+
+
+@pytest.mark.parametrize("source", ["sim", "live", "none"])
+def test_a_new_folder_serves_any_source(tmp_path: Path, source: str) -> None:
+    data = tmp_path / "data"
+    assert mixed_source(data, data / "purpleflea.sqlite", source) is None
+
+
+async def test_serve_says_so_in_one_line_before_opening_anything(tmp_path: Path) -> None:
+    data, _ = await _folder(tmp_path, "sim-0-1796578858728")
+    done = subprocess.run(
+        [sys.executable, "-m", "purpleflea.cli", "serve", "--data-dir", str(data),
+         "--source", "live", "--port", "0"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("purpleflea serve: data dir"), done.stderr
+    assert "Purple Flea tracker" not in done.stdout
