@@ -95,6 +95,18 @@ async def test_a_parameter_the_route_does_not_take_is_refused_naming_it(live: Ru
         # Every documented parameter, the key in the query string among them, still passes.
         fine = await http.get("/v1/liquidations", params={**keyed, "market": "BTC-PERP"})
         assert [e["market"] for e in fine.json()["events"]] == ["BTC-PERP"]
+        # Routes that take no parameter refuse one too: /v1/markets?market=BTC-PERP answered
+        # every market, as if filtered (the README promises a 400).
+        for method, route in (
+            ("GET", "/v1/markets"),
+            ("GET", "/v1/keys"),
+            ("DELETE", "/v1/keys/nope"),
+        ):
+            response = await http.request(method, route, params={**keyed, "market": "BTC-PERP"})
+            assert response.status_code == 400, (route, response.text)
+            assert "'market'" in response.json()["error"]["message"]
+        markets = await http.get("/v1/markets", params=keyed)
+        assert markets.status_code == 200
 
 
 async def test_aggregate_by_side_per_minute(live: Running) -> None:
