@@ -183,6 +183,9 @@ def _data_paths(exchanges: tuple[str, ...]) -> dict[str, Schema]:
                 "Counts and notional per interval and group.",
                 _ok(ref("Aggregate")),
                 errors=(400,),
+                description="Without start, the window is the last 6 h (interval=1m), 7 days "
+                "(1h) or 365 days (1d) before end (default now), its start on the hour (1m: on "
+                "the minute).",
                 parameters=[
                     *_filters(exchanges),
                     _choice("interval", ["1m", "1h", "1d"], "Bucket width (default 1h)."),
