@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from purpleflea.clock import now_ms
 from purpleflea.engine.heatmap_feed import HeatmapFeed
-from purpleflea.model import market_name
+from purpleflea.model import Coverage, market_name
 from purpleflea.server import http
 from purpleflea.server.auth import AuthError, Gate, key_from
 from purpleflea.server.keys import AccountExists, KeyInfo, KeyLimitReached, NewKey
@@ -387,7 +387,7 @@ class Api:
                 {
                     "id": exchange_id,
                     "name": found.display_name if found else exchange_id,
-                    "coverage": found.coverage if found else None,
+                    "coverage": _coverage(exchange_id),
                     "price": _price_kind(exchange_id),
                 }
             )
@@ -476,6 +476,15 @@ class Api:
             Route("/v1/ready", self.ready),
             Route("/v1/metrics", self.metrics),
         ]
+
+
+def _coverage(exchange_id: str) -> Coverage | None:
+    """The coverage class ``exchange_id``'s events carry (``sim``'s too); None for an id no
+    venue knows."""
+    try:
+        return registry.coverage_of(exchange_id)
+    except KeyError:
+        return None
 
 
 def _price_kind(exchange_id: str) -> PriceKind | None:
