@@ -97,6 +97,18 @@ async def test_a_parameter_the_route_does_not_take_is_refused_naming_it(live: Ru
         # Every documented parameter, the key in the query string among them, still passes.
         fine = await http.get("/v1/liquidations", params={**keyed, "market": "BTC-PERP"})
         assert [e["market"] for e in fine.json()["events"]] == ["BTC-PERP"]
+        # Routes that take no parameter refuse one too: /v1/markets?market=BTC-PERP answered
+        # every market, as if filtered (the README promises a 400).
+        for method, route in (
+            ("GET", "/v1/markets"),
+            ("GET", "/v1/keys"),
+            ("DELETE", "/v1/keys/nope"),
+        ):
+            response = await http.request(method, route, params={**keyed, "market": "BTC-PERP"})
+            assert response.status_code == 400, (route, response.text)
+            assert "'market'" in response.json()["error"]["message"]
+        markets = await http.get("/v1/markets", params=keyed)
+        assert markets.status_code == 200
 
 
 async def test_aggregate_by_side_per_minute(live: Running) -> None:
@@ -215,7 +227,10 @@ async def test_exchanges_lists_the_registry_without_a_key(live: Running) -> None
     }
     assert by_id["binance_usdm"]["coverage"] == "snapshot"
     assert by_id["hyperliquid"]["coverage"] == "sampled"
-    assert by_id["sim"]["coverage"] is None
+    # The simulator's own events carry `complete` (registry.coverage_of): its row says the
+    # same, not null (the dashboard drew "unknown" for the coverage its events state).
+    assert by_id["sim"]["coverage"] == "complete"
+    assert all(row["coverage"] == registry.coverage_of(row["id"]) for row in rows)
     # What each one's price is (shared/EXCHANGES.md trap 5): only fills are the market's.
     assert by_id["binance_usdm"]["price"] == "fill"
     assert by_id["okx"]["price"] == "bankruptcy"

@@ -559,3 +559,56 @@ async def test_a_store_outage_of_the_webhook_list_logs_two_lines_and_shows_in_he
     assert len(lines) == 2, [r.getMessage() for r in lines]
     assert all(r.exc_info is None for r in lines)  # a line each, no traceback
     assert "recovered" in lines[1].getMessage()
+
+
+def _undocumented(value: Any, schema: Any, spec: dict[str, Any], where: str = "$") -> list[str]:
+    """The fields of an answer its OpenAPI schema does not name (clients generate code from
+    the schema: a field it leaves out is one they cannot read)."""
+    while isinstance(schema, dict) and "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        found = [f"{where}.{k}" for k in value if k not in properties]
+        for name, item in value.items():
+            if name in properties and name != "frame":  # a stream frame, documented there
+                found += _undocumented(item, properties[name], spec, f"{where}.{name}")
+        return found
+    if isinstance(value, list) and value:
+        return _undocumented(value[0], schema.get("items", {}), spec, f"{where}[0]")
+    return []
+
+
+async def test_every_webhook_answer_is_the_one_the_openapi_document_describes(
+    hooked: Running,
+) -> None:
+    import jsonschema
+
+    async with httpx.AsyncClient(base_url=hooked.url) as http:
+        spec = (await http.get("/openapi.json")).json()
+
+    def check(response: httpx.Response, path: str, method: str) -> None:
+        schema = spec["paths"][path][method]["responses"][str(response.status_code)]
+        schema = schema["content"]["application/json"]["schema"]
+        assert _undocumented(response.json(), schema, spec) == [], (path, response.json())
+        jsonschema.validate(response.json(), {**schema, "components": spec["components"]})
+
+    async with receiver(then=500) as box:
+        made = await _create(hooked, box, min_usd=1_000, channels=["liquidations", "cascades"])
+        await hooked.push(venue_event(size_usd=10_000))
+        await until(lambda: len(box.deliveries) == 3, what="three attempts")
+        await _letters_when(hooked, made["id"], 1)
+        one = "/v1/webhooks/{webhook_id}"
+        async with _client(hooked) as http:
+            created = await http.post("/v1/webhooks", json={"url": box.url})
+            check(created, "/v1/webhooks", "post")
+            check(await http.get("/v1/webhooks"), "/v1/webhooks", "get")
+            letters = await http.get(f"/v1/webhooks/{made['id']}/dead-letters")
+            check(letters, f"{one}/dead-letters", "get")
+            replay = await http.post(f"/v1/webhooks/{made['id']}/dead-letters/replay")
+            assert replay.json()["failed"] is not None  # the receiver still fails
+            check(replay, f"{one}/dead-letters/replay", "post")
+            box.then = 200
+            replay = await http.post(f"/v1/webhooks/{made['id']}/dead-letters/replay")
+            assert replay.json()["failed"] is None
+            check(replay, f"{one}/dead-letters/replay", "post")
+            check(await http.delete(f"/v1/webhooks/{made['id']}"), one, "delete")

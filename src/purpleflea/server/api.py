@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from purpleflea.clock import now_ms
 from purpleflea.engine.heatmap_feed import HeatmapFeed
-from purpleflea.model import market_name
+from purpleflea.model import Coverage, market_name
 from purpleflea.server import http
 from purpleflea.server.auth import AuthError, Gate, key_from
 from purpleflea.server.keys import AccountExists, KeyInfo, KeyLimitReached, NewKey
@@ -388,7 +388,7 @@ class Api:
                 {
                     "id": exchange_id,
                     "name": found.display_name if found else exchange_id,
-                    "coverage": found.coverage if found else None,
+                    "coverage": _coverage(exchange_id),
                     "price": _price_kind(exchange_id),
                 }
             )
@@ -497,6 +497,15 @@ def sample_value(value: float) -> str:
     if float(value).is_integer():
         return str(int(value))
     return repr(float(value))
+
+
+def _coverage(exchange_id: str) -> Coverage | None:
+    """The coverage class ``exchange_id``'s events carry (``sim``'s too); None for an id no
+    venue knows."""
+    try:
+        return registry.coverage_of(exchange_id)
+    except KeyError:
+        return None
 
 
 def _price_kind(exchange_id: str) -> PriceKind | None:

@@ -193,6 +193,9 @@ def _data_paths(exchanges: tuple[str, ...]) -> dict[str, Schema]:
                 "Counts and notional per interval and group.",
                 _ok(ref("Aggregate")),
                 errors=(400,),
+                description="Without start, the window is the last 6 h (interval=1m), 7 days "
+                "(1h) or 365 days (1d) before end (default now), its start on the hour (1m: on "
+                "the minute).",
                 parameters=[
                     *_filters(exchanges),
                     _choice("interval", ["1m", "1h", "1d"], "Bucket width (default 1h)."),
@@ -204,7 +207,10 @@ def _data_paths(exchanges: tuple[str, ...]) -> dict[str, Schema]:
         },
         "/v1/markets": {
             "get": _operation(
-                "listMarkets", "Markets seen, with 24 h liquidation totals.", _ok(ref("Markets"))
+                "listMarkets",
+                "Markets seen, with 24 h liquidation totals.",
+                _ok(ref("Markets")),
+                errors=(400,),  # it takes no parameter: ?market= is refused, not ignored
             )
         },
         "/v1/cascades": {
@@ -298,14 +304,16 @@ def _key_paths() -> dict[str, Schema]:
                 "keys (docs/security.md).",
             )
             | {"requestBody": {"content": json_content(body)}},
-            "get": _operation("listKeys", "The keys of the caller's account.", _ok(ref("Keys"))),
+            "get": _operation(
+                "listKeys", "The keys of the caller's account.", _ok(ref("Keys")), errors=(400,)
+            ),
         },
         "/v1/keys/{key_id}": {
             "delete": _operation(
                 "revokeKey",
                 "Revoke a key of the caller's account; its streams close.",
                 _ok(ref("Revoked")),
-                errors=(404,),
+                errors=(400, 404),
                 parameters=[
                     _param(
                         "key_id", {"type": "string", "minLength": 1}, "The key's id.", inside="path"

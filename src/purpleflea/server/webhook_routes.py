@@ -289,6 +289,100 @@ def webhook_paths(exchanges: Sequence[str]) -> dict[str, Any]:
         "description": "At most this many dead letters (default 100), oldest first.",
     }
     not_found = {"404": _json("No such webhook in the caller's account", _ERROR_REF)}
+    names = {"type": "array", "items": {"type": "string"}}
+    webhook: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "description": "wh_..."},
+            "url": {"type": "string"},
+            "filters": {
+                "type": "object",
+                "description": "The stream's filters it was made with (an empty list: any).",
+                "properties": {
+                    "channels": names,
+                    "min_usd": {"type": "number"},
+                    "markets": names,
+                    "exchanges": names,
+                    "sides": names,
+                    "coverages": names,
+                },
+            },
+            "created_at": {"type": "integer", "description": "ms since the epoch"},
+            "dead_letters": {"type": "integer", "description": "Dead letters held."},
+            "dead_letters_dropped": {
+                "type": "integer",
+                "description": "Dead letters dropped: the list keeps the newest.",
+            },
+        },
+        "required": ["id", "url", "filters", "created_at", "dead_letters", "dead_letters_dropped"],
+    }
+    created = {
+        "type": "object",
+        "properties": {
+            **webhook["properties"],
+            "secret": {"type": "string", "description": "The HMAC key: shown this once."},
+            "note": {"type": "string"},
+        },
+        "required": [*webhook["required"], "secret"],
+    }
+    listing = {
+        "type": "object",
+        "properties": {"webhooks": {"type": "array", "items": webhook}},
+        "required": ["webhooks"],
+    }
+    deleted = {
+        "type": "object",
+        "properties": {"deleted": {"type": "string", "description": "The webhook's id."}},
+        "required": ["deleted"],
+    }
+    letters = {
+        "type": "object",
+        "properties": {
+            "webhook_id": {"type": "string"},
+            "total": {"type": "integer", "description": "Dead letters held."},
+            "dropped": {"type": "integer", "description": "Dead letters dropped."},
+            "dead_letters": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "event_id": {
+                            "type": "string",
+                            "description": "The item's seq (X-Purpleflea-Event-Id).",
+                        },
+                        "attempts": {"type": "integer"},
+                        "error": {"type": "string", "description": "The last attempt's."},
+                        "failed_at": {"type": "integer", "description": "ms since the epoch"},
+                        "frame": {
+                            "type": "object",
+                            "description": "The body that was sent: a stream frame.",
+                        },
+                    },
+                    "required": ["event_id", "attempts", "error", "failed_at", "frame"],
+                },
+            },
+        },
+        "required": ["webhook_id", "total", "dropped", "dead_letters"],
+    }
+    replayed = {
+        "type": "object",
+        "properties": {
+            "webhook_id": {"type": "string"},
+            "delivered": {"type": "integer"},
+            "failed": {
+                "type": ["object", "null"],
+                "description": "The letter whose delivery failed (the replay stopped there).",
+                "properties": {"seq": {"type": "integer"}, "error": {"type": "string"}},
+                "required": ["seq", "error"],
+            },
+            "remaining": {"type": "integer", "description": "Dead letters still held."},
+            "more": {
+                "type": "boolean",
+                "description": "The answer came after ~3 s with letters left: ask again.",
+            },
+        },
+        "required": ["webhook_id", "delivered", "failed", "remaining", "more"],
+    }
     return {
         "/v1/webhooks": {
             "post": {
@@ -335,16 +429,17 @@ def webhook_paths(exchanges: Sequence[str]) -> dict[str, Any]:
                     },
                 },
                 "responses": {
-                    "201": _json("Created: the secret is shown once.", {"type": "object"})
+                    "201": _json("Created: the secret is shown once.", created)
                     | {"links": _links()},
                     "409": _json("The account's webhook limit is reached", _ERROR_REF),
                     **errors,
                 },
             },
             "get": {
+                "operationId": "listWebhooks",
                 "summary": "The caller's webhooks (without secrets), with dead-letter counts.",
                 "security": secured,
-                "responses": {"200": _json("OK", {"type": "object"}), **errors},
+                "responses": {"200": _json("OK", listing), **errors},
             },
         },
         "/v1/webhooks/{webhook_id}": {
@@ -353,7 +448,7 @@ def webhook_paths(exchanges: Sequence[str]) -> dict[str, Any]:
                 "summary": "Delete a webhook and its dead letters.",
                 "security": secured,
                 "parameters": [webhook_id],
-                "responses": {"200": _json("OK", {"type": "object"}), **errors, **not_found},
+                "responses": {"200": _json("OK", deleted), **errors, **not_found},
             }
         },
         "/v1/webhooks/{webhook_id}/dead-letters": {
@@ -362,7 +457,7 @@ def webhook_paths(exchanges: Sequence[str]) -> dict[str, Any]:
                 "summary": "Deliveries that failed every attempt, oldest first.",
                 "security": secured,
                 "parameters": [webhook_id, limit],
-                "responses": {"200": _json("OK", {"type": "object"}), **errors, **not_found},
+                "responses": {"200": _json("OK", letters), **errors, **not_found},
             }
         },
         "/v1/webhooks/{webhook_id}/dead-letters/replay": {
@@ -373,7 +468,7 @@ def webhook_paths(exchanges: Sequence[str]) -> dict[str, Any]:
                 "security": secured,
                 "parameters": [webhook_id, limit],
                 "responses": {
-                    "200": _json("OK", {"type": "object"}),
+                    "200": _json("OK", replayed),
                     **errors,
                     **not_found,
                     "409": _json("A replay of this webhook is running", _ERROR_REF),
