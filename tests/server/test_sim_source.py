@@ -141,6 +141,28 @@ async def test_a_restarted_simulator_continues_its_market_with_a_new_random_stre
 
 
 @pytest.mark.usefixtures("quick_warmup")
+async def test_the_first_state_is_saved_soon_after_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A simulator killed in its first five minutes (the regular saves' interval) left no
+    state, and its restart began a new market beside the stored events of the old one."""
+    monkeypatch.setattr("purpleflea.server.sources.SIM_FIRST_SAVE_S", 0.0)
+    state = tmp_path / SIM_STATE_FILE
+    async with _tracker(tmp_path / "store.sqlite") as tracker:
+        task = asyncio.create_task(
+            run_sim(tracker, seed=3, markets=20, speed=20.0, state_path=state)
+        )
+        try:
+            await _wait_for(tracker, 50, timeout_s=60)
+            assert state.exists()  # saved while running, not only when stopped
+            assert not task.done()
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+
+@pytest.mark.usefixtures("quick_warmup")
 async def test_a_state_file_that_cannot_be_written_never_stops_the_market(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -36,6 +36,10 @@ SimObserver = Callable[["Simulator", "SimStep"], None]
 SIM_STATE_FILE = "sim_state.npz"
 #: How often (wall clock) the live simulator's state is written; it is also written on stop.
 SIM_SAVE_EVERY_S = 300.0
+#: The first save comes this soon after the start: a simulator killed (SIGKILL, a crash, a
+#: lost machine) in its first five minutes left no state, and its restart began a new market
+#: (a new crash episode) beside the stored events of the old one.
+SIM_FIRST_SAVE_S = 30.0
 
 
 async def run_sim(
@@ -88,7 +92,7 @@ async def run_sim(
         for exchange in registry.SIM_LISTINGS:
             ledger.up(f"sim:{exchange}", exchange, sim.config.start_ms)
     latest: list[resume.SimState] = []
-    last_save = time.monotonic()
+    last_save = time.monotonic() - SIM_SAVE_EVERY_S + SIM_FIRST_SAVE_S
     failing: list[str] = []  # the error of the current failure streak, logged once
 
     def save(state: resume.SimState) -> None:
