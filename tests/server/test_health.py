@@ -139,6 +139,8 @@ async def test_live_with_no_exchange_reachable_is_degraded(
         assert health["status"] == "degraded"
         assert health["reasons"] == ["source live: no exchange connection is up (1 configured)"]
         assert (await _get(running, "/v1/ready")).status_code == 200  # it still serves
+        metrics = (await _get(running, "/v1/metrics")).text
+        assert 'purpleflea_ingest_connection_up{connection="okx"} 0' in metrics
 
 
 async def test_live_is_ok_while_an_exchange_talks(
@@ -153,6 +155,10 @@ async def test_live_is_ok_while_an_exchange_talks(
                 return bool((await _get(running, "/v1/health")).json()["status"] == "ok")
 
             await _until(ok, "health ok once OKX is connected and has sent a frame")
+            metrics = (await _get(running, "/v1/metrics")).text
+    assert 'purpleflea_ingest_connection_up{connection="okx"} 1' in metrics
+    assert 'purpleflea_ingest_events_total{connection="okx"} 0' in metrics
+    assert 'purpleflea_ingest_dropped_total{connection="okx",reason="unsized"} 0' in metrics
 
 
 @pytest.mark.usefixtures("quick_warmup")

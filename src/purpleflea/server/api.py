@@ -459,6 +459,33 @@ class Api:
                 "Reconnects per exchange connection.",
                 [(f'{{connection="{c["name"]}"}}', float(c["reconnects"])) for c in ingest],
             )
+            # What an operator alerts on per venue: a connection down, events stopping, drops.
+            metric(
+                "ingest_connection_up",
+                "gauge",
+                "1 while the exchange connection is connected, else 0 (connecting, backoff).",
+                [
+                    (f'{{connection="{c["name"]}"}}', float(c["state"] == "connected"))
+                    for c in ingest
+                ],
+            )
+            metric(
+                "ingest_events_total",
+                "counter",
+                "Liquidations handed on per exchange connection (after duplicates).",
+                [(f'{{connection="{c["name"]}"}}', float(c["events"])) for c in ingest],
+            )
+            metric(
+                "ingest_dropped_total",
+                "counter",
+                "Frames or events an exchange connection dropped, by reason: malformed (a "
+                "frame or some of its rows unreadable), unsized (contract size unknown).",
+                [
+                    (f'{{connection="{c["name"]}",reason="{reason}"}}', float(c[reason]))
+                    for c in ingest
+                    for reason in ("malformed", "unsized")
+                ],
+            )
         for source in self.metric_sources:
             for family in source():
                 metric(*family)
