@@ -52,7 +52,7 @@ def stalled_socket(port: int) -> socket.socket:
 
 def stalled_sse(port: int, key: str) -> socket.socket:
     sock = stalled_socket(port)
-    sock.sendall(f"GET /v1/stream/sse?api_key={key} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+    sock.sendall(f"GET /v1/stream/sse?api_key={key} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
     return sock
 
 

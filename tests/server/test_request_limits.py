@@ -38,7 +38,7 @@ async def test_a_huge_declared_body_is_refused_before_it_is_read(tmp_path: Path)
     # for (and buffered) the rest.
     async with running_server(make_config(tmp_path)) as live:
         head = (
-            b"POST /v1/keys HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /v1/keys HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\n\r\n" % (64 << 20)
         )
         reader, writer = await _raw(live.url, head, b" " * 32_768)
@@ -53,7 +53,7 @@ async def test_a_chunked_body_is_cut_at_the_limit(tmp_path: Path) -> None:
     # the client is still sending.
     async with running_server(make_config(tmp_path)) as live:
         head = (
-            b"POST /v1/webhooks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            b"POST /v1/webhooks HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
             + live.key.encode()
             + b"\r\nTransfer-Encoding: chunked\r\n\r\n"
         )
@@ -70,7 +70,7 @@ async def test_a_body_that_never_ends_is_refused_after_the_deadline(
 ) -> None:
     monkeypatch.setattr(http, "BODY_TIMEOUT_S", 0.5)
     async with running_server(make_config(tmp_path)) as live:
-        head = b"POST /v1/keys HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+        head = b"POST /v1/keys HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n"
         reader, writer = await _raw(live.url, head, b'{"account": ')
         status, raw = await _status(reader, 5)
         writer.close()
@@ -97,7 +97,9 @@ async def test_a_connection_that_never_finishes_its_headers_is_closed(
     monkeypatch.setattr(serving, "HEADER_TIMEOUT_S", 0.5)
     async with running_server(make_config(tmp_path)) as live:
         silent, silent_writer = await _raw(live.url, b"", b"")
-        reader, writer = await _raw(live.url, b"GET /v1/health HTTP/1.1\r\nHost: x\r\n", b"")
+        reader, writer = await _raw(
+            live.url, b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n", b""
+        )
         for _ in range(3):
             await asyncio.sleep(0.2)
             writer.write(b"X")
@@ -105,7 +107,7 @@ async def test_a_connection_that_never_finishes_its_headers_is_closed(
         assert await _closed_within(reader, 2)
         # After a response the next request's headers have the same deadline.
         again, again_writer = await _raw(
-            live.url, b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n", b""
+            live.url, b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", b""
         )
         status, _ = await _status(again, 2)
         assert status == 200
@@ -130,7 +132,7 @@ async def test_requests_and_streams_outlive_the_header_deadline(
             kinds = [json.loads(await ws.recv())["type"] for _ in range(3)]
             assert "pong" in kinds
         head = (
-            b"GET /v1/stream/sse HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            b"GET /v1/stream/sse HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
             + live.key.encode()
             + b"\r\n\r\n"
         )

@@ -25,7 +25,7 @@ def _stuck_sse_client(live: Running, path: str) -> socket.socket:
     raw = socket.socket()
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4_096)
     raw.connect(("127.0.0.1", int(live.url.rsplit(":", 1)[1])))
-    raw.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+    raw.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
     return raw
 
 

@@ -47,6 +47,7 @@ from purpleflea.server.follower import Follower
 from purpleflea.server.health import Vitals, health_reasons, readiness_reasons
 from purpleflea.server.heap import collector_stats
 from purpleflea.server.heatmap_relay import HeatmapRelay, PublishingSink, RelayedHeatmapModel
+from purpleflea.server.host_check import LoopbackHostOnly, loopback_bind
 from purpleflea.server.keys import KeyStore, open_key_store
 from purpleflea.server.oi_recorder import OpenInterestRecorder
 from purpleflea.server.pipeline import Pipeline, Scorer
@@ -657,7 +658,10 @@ def create_app(
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(AccessLog)],
+        middleware=[
+            Middleware(AccessLog),
+            *([Middleware(LoopbackHostOnly)] if loopback_bind(config.host) else []),
+        ],
         exception_handlers={
             HTTPException: http.http_error,
             StoreUnavailable: http.store_unavailable,

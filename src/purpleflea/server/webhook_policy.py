@@ -26,8 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from purpleflea.server.host_check import loopback_bind
+
 MAX_URL = 2_000
-_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 
 class BadWebhookUrl(ValueError):
@@ -72,7 +73,7 @@ class WebhookSettings:
         """Whether targets on private addresses are allowed for a server bound to ``host``."""
         if self.allow_private is not None:
             return self.allow_private
-        return host in _LOOPBACK_HOSTS
+        return loopback_bind(host)
 
 
 def public_address(address: str) -> bool:

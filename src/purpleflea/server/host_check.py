@@ -1,0 +1,72 @@
+"""A server on loopback answers only requests addressed to loopback (DNS rebinding).
+
+A server bound to 127.0.0.1 is meant for this machine alone, and with that bind it allows
+webhooks to private addresses (``webhook_policy``). A web page the user opens can still reach
+it: the page's own name is made to resolve to 127.0.0.1 (DNS rebinding), and the browser then
+treats the tracker as the page's origin: it can register an account, read the key it gets,
+and create a webhook that makes the tracker POST to the user's router or a local database.
+What gives such a request away is its ``Host`` header, the page's name: on a loopback bind,
+only ``localhost`` names and loopback addresses are answered (421 otherwise, the WebSocket
+refused before it opens). A server bound to another address serves whatever names reach it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from purpleflea.server import http
+
+
+def loopback_bind(host: str) -> bool:
+    """Whether a server bound to ``host`` can be reached from this machine alone."""
+    name = host.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def loopback_name(host_header: str) -> bool:
+    """Whether a ``Host`` header (name or address, with or without a port) is loopback."""
+    name = host_header.strip().lower()
+    if name.startswith("["):  # [::1]:8000
+        name = name[1 : name.find("]")] if "]" in name else name
+    elif name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    if name == "localhost" or name.endswith(".localhost"):  # RFC 6761: always loopback
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+class LoopbackHostOnly:
+    """Refuses HTTP requests and WebSockets whose ``Host`` is not a loopback name."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
+        if host is None or loopback_name(host):  # HTTP/1.0 without Host: no browser sends it
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 4421, "reason": "misdirected"})
+            return
+        response = http.error_response(
+            421,
+            "misdirected",
+            f"this server listens on loopback and answers requests addressed to it only "
+            f"(Host {host[:100]!r} is not): open it as http://127.0.0.1 or http://localhost, "
+            "or bind it to another address with --host to serve other names",
+        )
+        await response(scope, receive, send)
