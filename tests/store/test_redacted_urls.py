@@ -39,6 +39,14 @@ def _closed_port() -> int:
         ("nats://secrettoken@bus:4222", "nats://***@bus:4222"),
         ("nats://bus.internal:4222", "nats://bus.internal:4222"),
         ("sqlite:///var/lib/pf/history.sqlite", "sqlite:///var/lib/pf/history.sqlite"),
+        # libpq's other secret (the client key's passphrase), and parameter names it decodes.
+        ("postgresql://u@h/db?sslpassword=secret", "postgresql://u@h/db?sslpassword=***"),
+        ("postgresql://u@h/db?pass%77ord=secret", "postgresql://u@h/db?pass%77ord=***"),
+        # A Unix-socket URL (no authority) keeps its "//": it is still the URL given.
+        (
+            "postgresql:///pf?host=/run/postgresql&password=secret",
+            "postgresql:///pf?host=/run/postgresql&password=***",
+        ),
     ],
 )
 def test_redacted_hides_the_password_and_keeps_the_rest(url: str, shown: str) -> None:
