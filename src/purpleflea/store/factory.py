@@ -91,6 +91,7 @@ async def open_store(url: str, *, read_only: bool = False) -> Store:
     if "://" in url and not url.startswith("sqlite://"):
         scheme = url.split("://", 1)[0]
         raise ValueError(
-            f"store URL {url!r}: unknown scheme {scheme!r} (use sqlite:///path or postgresql://)"
+            f"store URL {redacted(url)!r}: unknown scheme {scheme!r} "
+            "(use sqlite:///path or postgresql://)"
         )
     return SQLiteStore(sqlite_path(url), read_only=read_only)
