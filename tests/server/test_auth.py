@@ -358,6 +358,24 @@ def test_the_postgres_key_store_survives_the_server_dropping_its_connection() ->
         keys.close()
 
 
+def test_the_postgres_key_store_registers_at_once_after_the_server_dropped_it() -> None:
+    """POST /v1/keys (a transaction) as the first use of a connection PostgreSQL dropped
+    while idle: it failed with psycopg's AdminShutdown (a plain 500); only single statements
+    reconnected."""
+    dsn = ensure_postgres()
+    keys = PostgresKeyStore(dsn)
+    try:
+        keys.register(f"desk-{time.time_ns()}")
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (keys._conn.info.backend_pid,))
+        account = f"desk-{time.time_ns()}"
+        new = keys.register(account)
+        assert keys.verify(new.key) is not None
+        assert [k.key_id for k in keys.list_keys(account)] == [new.info.key_id]
+    finally:
+        keys.close()
+
+
 def test_closing_the_key_store_waits_for_a_query_running_on_another_thread(
     tmp_path: Path,
 ) -> None:

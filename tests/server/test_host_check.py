@@ -26,7 +26,15 @@ from tests.server.conftest import make_config, running_server
         ("app.localhost:8000", True),
         ("[::1]:8000", True),
         ("::1", True),
+        # The fully qualified spellings (curl and browsers send the trailing dot as typed).
+        ("localhost.:8000", True),
+        ("LOCALHOST.", True),
+        ("app.localhost.:8000", True),
+        ("127.0.0.1.:8000", True),
+        ("[::1%25lo]:8000", True),
         ("evil.example:8000", False),
+        ("evil.example.:8000", False),
+        ("localhost..:8000", False),
         ("127.0.0.1.evil.example", False),
         ("localhost.evil.example:8000", False),
         ("10.0.0.5:8000", False),
@@ -43,6 +51,9 @@ def test_loopback_binds() -> None:
     assert loopback_bind("localhost")
     assert loopback_bind("::1")
     assert loopback_bind("[::1]")
+    # Any spelling of the name: a bind that escaped the check served rebound pages.
+    assert loopback_bind("LOCALHOST")
+    assert loopback_bind("localhost.")
     assert not loopback_bind("0.0.0.0")
     assert not loopback_bind("192.168.1.4")
 

@@ -11,7 +11,7 @@ import pytest
 from purpleflea.server.keys_postgres import PostgresKeyStore
 from purpleflea.server.sequencer import hold_sequencer_lock
 from purpleflea.store.accounts import open_account_store
-from purpleflea.store.factory import redacted
+from purpleflea.store.factory import open_store, redacted
 from purpleflea.store.postgres import PostgresStore
 from purpleflea.store.webhooks import open_webhook_store
 
@@ -39,6 +39,14 @@ def _closed_port() -> int:
         ("nats://secrettoken@bus:4222", "nats://***@bus:4222"),
         ("nats://bus.internal:4222", "nats://bus.internal:4222"),
         ("sqlite:///var/lib/pf/history.sqlite", "sqlite:///var/lib/pf/history.sqlite"),
+        # libpq's other secret (the client key's passphrase), and parameter names it decodes.
+        ("postgresql://u@h/db?sslpassword=secret", "postgresql://u@h/db?sslpassword=***"),
+        ("postgresql://u@h/db?pass%77ord=secret", "postgresql://u@h/db?pass%77ord=***"),
+        # A Unix-socket URL (no authority) keeps its "//": it is still the URL given.
+        (
+            "postgresql:///pf?host=/run/postgresql&password=secret",
+            "postgresql:///pf?host=/run/postgresql&password=***",
+        ),
     ],
 )
 def test_redacted_hides_the_password_and_keeps_the_rest(url: str, shown: str) -> None:
@@ -62,3 +70,11 @@ async def test_connection_errors_name_the_server_without_its_password() -> None:
         PostgresKeyStore(url)
     assert "secret" not in str(refused.value)
     assert ":***@127.0.0.1:" in str(refused.value)
+
+
+async def test_a_mistyped_scheme_is_refused_without_its_password() -> None:
+    # `purpleflea serve --store postgresq://...` printed the URL, password and all.
+    with pytest.raises(ValueError, match="unknown scheme 'postgresq'") as refused:
+        await open_store("postgresq://purpleflea:secret@db.internal/pf")
+    assert "secret" not in str(refused.value)
+    assert "purpleflea:***@db.internal" in str(refused.value)

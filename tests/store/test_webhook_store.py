@@ -8,6 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from purpleflea.store.base import StoreUnavailable
 from purpleflea.store.sidecar import SQLiteStatements
 from purpleflea.store.sidecar_postgres import PostgresStatements
 from purpleflea.store.webhooks import (
@@ -140,3 +141,37 @@ async def test_settled_seqs_only_move_forward(store: WebhookStore) -> None:
     await store.save_settled({"wh_1": 30})  # a late writer never moves it back
     assert [(w.id, w.settled_seq) for w in await store.webhooks()] == [("wh_1", 40), ("wh_2", 7)]
     await store.save_settled({})
+
+
+async def test_postgres_webhooks_work_at_once_after_the_server_dropped_the_connection() -> None:
+    """PostgreSQL restarted (or a cut ended) while the node was idle: its webhook store's
+    connection is dead, found so only when used. The first request after that must work (it
+    failed with psycopg's OperationalError: a plain 500 on /v1/webhooks, and a reload failure)."""
+    dsn = await _empty_postgres()
+    store = open_webhook_store(dsn)
+    try:
+        assert await store.create(_webhook("wh_1"), cap=5)
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'purpleflea-webhook' AND datname = current_database()"
+            )
+        assert [w.id for w in await store.webhooks("alice")] == ["wh_1"]
+        assert await store.create(_webhook("wh_2"), cap=5)
+        assert [w.id for w in await store.webhooks("alice")] == ["wh_1", "wh_2"]
+    finally:
+        await store.close()
+
+
+async def test_postgres_connection_lost_mid_transaction_is_unavailable_not_run_again() -> None:
+    """Lost once statements ran: a lost COMMIT may have committed, so the transaction is not
+    run again; the caller gets StoreUnavailable (503 store_unavailable, Retry-After), and the
+    next call works on a new connection."""
+    store = open_webhook_store(await _empty_postgres())
+    try:
+        assert isinstance(store.backend, PostgresStatements)
+        with pytest.raises(StoreUnavailable, match=r"webhook store .*connection lost"):
+            await store.backend.run([("SELECT pg_terminate_backend(pg_backend_pid())", ())])
+        assert await store.webhooks() == []
+    finally:
+        await store.close()

@@ -21,7 +21,7 @@ from purpleflea.server import http
 
 def loopback_bind(host: str) -> bool:
     """Whether a server bound to ``host`` can be reached from this machine alone."""
-    name = host.strip("[]")
+    name = _canonical(host.strip().strip("[]"))
     if name == "localhost":
         return True
     try:
@@ -30,13 +30,21 @@ def loopback_bind(host: str) -> bool:
         return False
 
 
+def _canonical(name: str) -> str:
+    """A host name as DNS compares it: case does not matter, and the fully qualified form
+    (``localhost.``, one trailing dot) names the same host."""
+    name = name.lower()
+    return name[:-1] if name.endswith(".") and not name.endswith("..") else name
+
+
 def loopback_name(host_header: str) -> bool:
     """Whether a ``Host`` header (name or address, with or without a port) is loopback."""
-    name = host_header.strip().lower()
+    name = host_header.strip()
     if name.startswith("["):  # [::1]:8000
         name = name[1 : name.find("]")] if "]" in name else name
     elif name.count(":") == 1:
         name = name.split(":", 1)[0]
+    name = _canonical(name)
     if name == "localhost" or name.endswith(".localhost"):  # RFC 6761: always loopback
         return True
     try:

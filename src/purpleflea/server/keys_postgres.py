@@ -67,21 +67,39 @@ class PostgresKeyStore(SqlKeyStore):
                     if not connection.broken:
                         raise  # a bad statement, not a dropped connection
                     if attempt == 2:
-                        raise StoreUnavailable(
-                            f"key store {redacted(self.url)!r}: connection lost: {exc}"
-                        ) from exc
+                        raise self._lost(exc) from exc
             raise AssertionError("unreachable")
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Execute]:
-        with self._lock:
-            connection = self._connection()
-            with connection.transaction():
+        """A transaction (registering, minting). A connection the server dropped while idle
+        fails its ``BEGIN``: nothing ran, so it begins again on a new connection. A connection
+        lost later is :class:`StoreUnavailable` (503), never run again (a lost ``COMMIT`` may
+        have committed)."""
+        with self._lock, contextlib.ExitStack() as stack:
+            for attempt in (1, 2):
+                connection = self._connection()
+                try:
+                    stack.enter_context(connection.transaction())
+                    break
+                except psycopg.OperationalError as exc:
+                    if not connection.broken:
+                        raise
+                    if attempt == 2:
+                        raise self._lost(exc) from exc
 
-                def run(sql: str, params: Sequence[object] = ()) -> Result:
+            def run(sql: str, params: Sequence[object] = ()) -> Result:
+                try:
                     return Result(connection.execute(self._sql(sql).encode(), params))
+                except psycopg.OperationalError as exc:
+                    if connection.broken:
+                        raise self._lost(exc) from exc
+                    raise
 
-                yield run
+            yield run
+
+    def _lost(self, exc: Exception) -> StoreUnavailable:
+        return StoreUnavailable(f"key store {redacted(self.url)!r}: connection lost: {exc}")
 
     def close(self) -> None:
         with self._lock:  # a revocation poll may be running on a thread (see SQLiteKeyStore)

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from purpleflea.store.base import Store
 from purpleflea.store.sqlite import SQLiteStore
@@ -34,8 +34,8 @@ def is_postgres(url: str) -> bool:
 def redacted(url: str) -> str:
     """``url`` fit for a log line, an error or ``/v1/health`` (which anyone may read): its
     password, in the authority (``user:secret@host``, or a NATS token ``token@host``) or the
-    query (``?password=``), is replaced by ``***``. Everything else is kept, so the operator
-    still sees which server."""
+    query (``?password=``, ``?sslpassword=``), is replaced by ``***``. Everything else is
+    kept, so the operator still sees which server."""
     parts = urlsplit(url)
     netloc = parts.netloc
     if "@" in netloc:
@@ -45,14 +45,22 @@ def redacted(url: str) -> str:
             user = "***"  # NATS reads a lone user part as a token
         netloc = f"{user}{':***' if colon else ''}@{host}"
     query = "&".join(
-        f"{name}=***" if name.lower() == "password" else pair
+        f"{name}=***" if unquote(name).lower() in _SECRET_PARAMETERS else pair
         for pair in parts.query.split("&")
         if pair
         for name in (pair.split("=", 1)[0],)
     )
     if (netloc, query) == (parts.netloc, parts.query):
         return url
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
+    shown = urlunsplit(parts._replace(netloc=netloc, query=query))
+    if not netloc and url[len(parts.scheme) :].startswith("://"):
+        shown = shown.replace(":", "://", 1)  # postgresql:///db: urlunsplit drops the "//"
+    return shown
+
+
+#: Query parameters that hold a secret (libpq decodes their names' %-escapes, so do we):
+#: the password, and the passphrase of the client's TLS key.
+_SECRET_PARAMETERS = ("password", "sslpassword")
 
 
 def sqlite_path(url: str) -> Path:
@@ -83,6 +91,7 @@ async def open_store(url: str, *, read_only: bool = False) -> Store:
     if "://" in url and not url.startswith("sqlite://"):
         scheme = url.split("://", 1)[0]
         raise ValueError(
-            f"store URL {url!r}: unknown scheme {scheme!r} (use sqlite:///path or postgresql://)"
+            f"store URL {redacted(url)!r}: unknown scheme {scheme!r} "
+            "(use sqlite:///path or postgresql://)"
         )
     return SQLiteStore(sqlite_path(url), read_only=read_only)

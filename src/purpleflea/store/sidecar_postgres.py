@@ -50,14 +50,34 @@ class PostgresStatements:
         return connection
 
     async def run(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
+        """Run ``statements`` in one transaction. A connection the server dropped while it
+        was idle (a restart, a cut) is found so only when used: when its ``BEGIN`` fails,
+        nothing ran, and the transaction runs once more on a new connection. A connection
+        lost later is :class:`StoreUnavailable` (503): a lost ``COMMIT`` may have committed,
+        so it is not run again."""
         async with self._lock:
-            connection = await self._connected()
-            results: list[list[Any]] = []
-            async with connection.transaction():
-                for sql, params in statements:
-                    cursor = await connection.execute(sql.replace("?", "%s").encode(), params)
-                    results.append(await cursor.fetchall() if cursor.description else [])
-            return results
+            for attempt in (1, 2):
+                connection = await self._connected()
+                begun = False
+                results: list[list[Any]] = []
+                try:
+                    async with connection.transaction():
+                        begun = True
+                        for sql, params in statements:
+                            cursor = await connection.execute(
+                                sql.replace("?", "%s").encode(), params
+                            )
+                            results.append(await cursor.fetchall() if cursor.description else [])
+                except psycopg.OperationalError as exc:
+                    if not connection.broken:
+                        raise  # a failed statement, not a dropped connection
+                    if begun or attempt == 2:
+                        raise StoreUnavailable(
+                            f"{self.name} store {redacted(self.url)!r}: connection lost: {exc}"
+                        ) from exc
+                    continue  # dropped while idle: nothing ran, run it on a new connection
+                return results
+            raise AssertionError("unreachable")
 
     async def close(self) -> None:
         async with self._lock:
