@@ -80,3 +80,20 @@ async def test_a_rebound_page_gets_nothing_from_a_loopback_server(tmp_path: Path
                 pass
         async with connect(ws_url) as ws:  # its own name: the stream opens
             assert ws.protocol.state.name == "OPEN"
+
+
+async def test_a_name_the_operator_allows_is_answered_and_private_webhooks_are_off(
+    tmp_path: Path,
+) -> None:
+    # A reverse proxy on this machine (Caddy, nginx with proxy_set_header Host $host) passes
+    # its public name on: without --allowed-host every request got 421.
+    config = make_config(tmp_path, allowed_hosts=("tracker.example.com",))
+    async with running_server(config) as live:
+        async with httpx.AsyncClient(base_url=live.url) as http:
+            public = {"Host": "Tracker.Example.com:443"}
+            assert (await http.get("/v1/health", headers=public)).status_code == 200
+            other = await http.get("/v1/health", headers={"Host": "evil.example"})
+            assert other.status_code == 421
+            assert "--allowed-host" in other.json()["error"]["message"]
+        assert live.server.webhooks is not None
+        assert live.server.webhooks.sender.allow_private is False  # others' requests come in

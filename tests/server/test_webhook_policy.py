@@ -164,6 +164,9 @@ def test_private_targets_default_to_allowed_only_on_a_loopback_server() -> None:
     assert not auto.private_allowed("203.0.113.7")
     assert WebhookSettings(allow_private=False).private_allowed("127.0.0.1") is False
     assert WebhookSettings(allow_private=True).private_allowed("0.0.0.0") is True
+    # Behind a reverse proxy on this machine, other machines' requests come in on loopback.
+    assert not auto.private_allowed("127.0.0.1", proxied=True)
+    assert WebhookSettings(allow_private=True).private_allowed("127.0.0.1", proxied=True)
 
 
 @pytest.mark.parametrize(

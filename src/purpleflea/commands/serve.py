@@ -195,6 +195,15 @@ def _limit_options(parser: argparse.ArgumentParser) -> None:
         help="a reverse proxy (address or CIDR) whose X-Forwarded-For is believed; repeat for "
         "several (default: none, the headers are ignored)",
     )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="on a loopback --host, a name besides localhost that requests may be addressed to "
+        "(Host), e.g. the public name a reverse proxy on this machine passes on; repeat for "
+        "several (default: loopback names only, against DNS rebinding)",
+    )
 
 
 def banner(host: str, port: int, source: str, data_dir: Path, store: str | None = None) -> str:
@@ -263,6 +272,7 @@ def _config(args: argparse.Namespace, source: str) -> ServerConfig:
         rate_burst=args.rate_burst,
         registrations_per_min=args.registrations_per_min,
         trusted_proxies=tuple(args.trusted_proxy),
+        allowed_hosts=tuple(args.allowed_host),
         ingest_buffer=args.ingest_buffer,
         feed_silence_s=args.feed_silence,
         webhooks=webhooks,

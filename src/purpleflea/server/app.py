@@ -302,7 +302,8 @@ def _with_webhooks(server: Server) -> Server:
     (roles ``all`` and ``ingest``: one active node), so each item is delivered once."""
     config = server.config
     settings = config.webhooks
-    sender = Sender(settings, allow_private=settings.private_allowed(config.host))
+    proxied = bool(config.allowed_hosts or config.trusted_proxies)
+    sender = Sender(settings, allow_private=settings.private_allowed(config.host, proxied=proxied))
     service = WebhookService(
         open_webhook_store(config.store),
         sender,
@@ -660,7 +661,11 @@ def create_app(
         lifespan=lifespan,
         middleware=[
             Middleware(AccessLog),
-            *([Middleware(LoopbackHostOnly)] if loopback_bind(config.host) else []),
+            *(
+                [Middleware(LoopbackHostOnly, allowed=config.allowed_hosts)]
+                if loopback_bind(config.host)
+                else []
+            ),
         ],
         exception_handlers={
             HTTPException: http.http_error,

@@ -68,6 +68,9 @@ class ServerConfig:
     #: ``X-Forwarded-Proto`` are believed; empty: the headers are ignored, the peer address is
     #: the client's.
     trusted_proxies: tuple[str, ...] = ()
+    #: Host names a server bound to loopback answers besides loopback ones (a reverse proxy on
+    #: this machine that passes its public name in ``Host``); see ``server.host_check``.
+    allowed_hosts: tuple[str, ...] = ()
     #: How often the server checks the key store for revocations made elsewhere (CLI).
     revocation_poll_s: float = 0.5
     role: str = "all"

@@ -37,14 +37,19 @@ def _canonical(name: str) -> str:
     return name[:-1] if name.endswith(".") and not name.endswith("..") else name
 
 
-def loopback_name(host_header: str) -> bool:
-    """Whether a ``Host`` header (name or address, with or without a port) is loopback."""
+def host_name(host_header: str) -> str:
+    """The name (or address) a ``Host`` header gives, without its port, as DNS compares it."""
     name = host_header.strip()
     if name.startswith("["):  # [::1]:8000
         name = name[1 : name.find("]")] if "]" in name else name
     elif name.count(":") == 1:
         name = name.split(":", 1)[0]
-    name = _canonical(name)
+    return _canonical(name)
+
+
+def loopback_name(host_header: str) -> bool:
+    """Whether a ``Host`` header (name or address, with or without a port) is loopback."""
+    name = host_name(host_header)
     if name == "localhost" or name.endswith(".localhost"):  # RFC 6761: always loopback
         return True
     try:
@@ -54,17 +59,21 @@ def loopback_name(host_header: str) -> bool:
 
 
 class LoopbackHostOnly:
-    """Refuses HTTP requests and WebSockets whose ``Host`` is not a loopback name."""
+    """Refuses HTTP requests and WebSockets whose ``Host`` is not a loopback name or one of
+    ``allowed`` (the operator's ``--allowed-host``: a reverse proxy on this machine that passes
+    its public name on)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, allowed: tuple[str, ...] = ()) -> None:
         self.app = app
+        self.allowed = frozenset(host_name(name) for name in allowed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
-        if host is None or loopback_name(host):  # HTTP/1.0 without Host: no browser sends it
+        # HTTP/1.0 without Host: no browser sends it.
+        if host is None or loopback_name(host) or host_name(host) in self.allowed:
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":
@@ -74,7 +83,8 @@ class LoopbackHostOnly:
             421,
             "misdirected",
             f"this server listens on loopback and answers requests addressed to it only "
-            f"(Host {host[:100]!r} is not): open it as http://127.0.0.1 or http://localhost, "
-            "or bind it to another address with --host to serve other names",
+            f"(Host {host[:100]!r} is not): open it as http://127.0.0.1 or http://localhost; "
+            "behind a reverse proxy on this machine, name the proxy's public host with "
+            "--allowed-host",
         )
         await response(scope, receive, send)

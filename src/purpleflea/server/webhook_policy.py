@@ -69,11 +69,14 @@ class WebhookSettings:
             if getattr(self, name) < 1:
                 raise ValueError(f"webhook {name} must be at least 1, got {getattr(self, name)}")
 
-    def private_allowed(self, host: str) -> bool:
-        """Whether targets on private addresses are allowed for a server bound to ``host``."""
+    def private_allowed(self, host: str, *, proxied: bool = False) -> bool:
+        """Whether targets on private addresses are allowed for a server bound to ``host``;
+        ``proxied``: a reverse proxy on this machine brings other machines' requests to it
+        (``--allowed-host``, ``--trusted-proxy``), so a loopback bind no longer means that
+        only this machine's users create webhooks."""
         if self.allow_private is not None:
             return self.allow_private
-        return loopback_bind(host)
+        return loopback_bind(host) and not proxied
 
 
 def public_address(address: str) -> bool:
