@@ -913,3 +913,35 @@ async def test_postgres_reads_work_at_once_after_every_pooled_reader_was_dropped
         assert await store.last_seq() == 1
     finally:
         await store.close()
+
+
+async def test_a_database_that_stops_answering_fails_a_new_connection_in_bounded_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A server that accepts and never answers (a failover, a split network): without a
+    # connect timeout each new connection waited for the kernel (~130 s for a black hole).
+    import asyncio
+    import time
+
+    from purpleflea.store import postgres
+
+    monkeypatch.setattr(postgres, "CONNECT_TIMEOUT_S", 1)
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # read nothing, answer nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    store = PostgresStore(f"postgresql://u:secret@127.0.0.1:{port}/db?sslmode=disable")
+    started = time.monotonic()
+    try:
+        with pytest.raises(StoreUnavailable, match="cannot connect") as caught:
+            await asyncio.wait_for(store._new_connection(autocommit=True), timeout=20)
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+    assert time.monotonic() - started < 10
+    assert "secret" not in str(caught.value)

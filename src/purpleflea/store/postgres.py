@@ -171,6 +171,12 @@ _LAST_SEQ = (
 )
 
 
+#: Seconds a new connection may take (libpq's connect_timeout, as the key store's). Without it
+#: a database that stops answering (a failover, a network split) held each read ~130 s, the
+#: kernel's SYN retries, long past any client's timeout.
+CONNECT_TIMEOUT_S = 10
+
+
 class PostgresStore:
     """History in PostgreSQL; create with :meth:`connect` (see the module docstring)."""
 
@@ -221,7 +227,10 @@ class PostgresStore:
     async def _new_connection(self, *, autocommit: bool) -> psycopg.AsyncConnection[Any]:
         try:
             return await psycopg.AsyncConnection.connect(
-                self.url, autocommit=autocommit, application_name="purpleflea"
+                self.url,
+                autocommit=autocommit,
+                application_name="purpleflea",
+                connect_timeout=CONNECT_TIMEOUT_S,
             )
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(
