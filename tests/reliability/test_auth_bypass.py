@@ -172,9 +172,10 @@ async def test_one_accounts_key_cannot_list_revoke_or_mint_another_accounts_keys
         listed = (await http.get("/v1/keys", headers=as_alice)).json()["keys"]
         assert {k["account"] for k in listed} == {"alice"}
         assert bob.info.key_id not in {k["key_id"] for k in listed}
-        for suffix in ("", "?account=bob", "?api_key=" + bob.key):
+        for suffix, status in (("", 404), ("?account=bob", 400), ("?api_key=" + bob.key, 404)):
+            # ?account= is no parameter of the route: refused before anything is looked up.
             response = await http.delete(f"/v1/keys/{bob.info.key_id}{suffix}", headers=as_alice)
-            assert response.status_code == 404, (suffix, response.text)
+            assert response.status_code == status, (suffix, response.text)
         # Alice's key cannot mint into bob's account: refused, not silently redirected.
         minted = await http.post("/v1/keys", headers=as_alice, json={"account": "bob"})
         assert minted.status_code == 403, minted.text
