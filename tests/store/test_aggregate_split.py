@@ -179,8 +179,10 @@ async def test_split_aggregates_answer_as_the_whole_window_read(
     groups: tuple[GroupBy, ...] = ("market", "exchange", "side")
     checked = 0
     # Twice: first with no coverage factor stored (the split estimates and stores them), then
-    # answered from the stored ones.
-    for round_ in ("fresh", "cached"):
+    # answered from the stored ones. The stored factors are read by the same SQL on both
+    # stores: PostgreSQL runs the fresh round only (the suite's time).
+    rounds = ("fresh", "cached") if isinstance(store, SQLiteStore) else ("fresh",)
+    for round_ in rounds:
         for shape, start, end in _windows(rng):
             # Two of the filters per window, in turn (each over several windows): the suite's
             # time, ~8 s a store (four took 16 s).
@@ -212,7 +214,7 @@ async def test_split_aggregates_answer_as_the_whole_window_read(
                     await _whole_window(store, interval, group_by, query),
                     f"{round_} {interval} by {group_by} over the history",
                 )
-    assert checked == 2 * len(_windows(rng)) * 2
+    assert checked == len(rounds) * len(_windows(rng)) * 2
     assert sum(1 for e in events if coverage_of(e.exchange) == "snapshot") > 100
 
 
