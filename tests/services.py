@@ -92,6 +92,19 @@ def ensure_postgres() -> str:
     return f"postgresql://{PG_HOST}:{PG_PORT}/{_databases[0]}"
 
 
+async def drop_connections(dsn: str, application_name: str) -> None:
+    """Have the server end every connection ``application_name`` holds to ``dsn``'s database
+    (what a PostgreSQL restart does to a store's idle connections)."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = %s AND datname = current_database()",
+            (application_name,),
+        )
+
+
 def ensure_nats() -> str:
     """The URL of a JetStream-enabled NATS server on loopback, started if need be."""
     if not _answers(NATS_HOST, NATS_PORT):

@@ -24,7 +24,7 @@ from purpleflea.store.factory import open_store
 from purpleflea.store.postgres import PostgresStore
 from purpleflea.store.sqlite import SQLiteStore
 from tests.events import T0, stored_event
-from tests.services import ensure_postgres
+from tests.services import drop_connections, ensure_postgres
 
 
 def _event(seq: int, **overrides: object) -> Liquidation:
@@ -489,11 +489,7 @@ async def test_postgres_store_survives_the_server_dropping_its_connections() -> 
     store = await PostgresStore.connect(dsn, readers=1)
     try:
         await store.append([_event(1)])
-        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = 'purpleflea' AND datname = current_database()"
-            )
+        await drop_connections(dsn, "purpleflea")
         assert await store.append([_event(2)]) == [_event(2)]
         assert [e.seq for e in await store.since(0)] == [1, 2]
     finally:
@@ -510,11 +506,7 @@ async def test_postgres_reads_recover_after_the_server_was_away_for_a_while(
     store = await PostgresStore.connect(dsn, readers=1)
     try:
         await store.append([_event(1)])
-        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = 'purpleflea' AND datname = current_database()"
-            )
+        await drop_connections(dsn, "purpleflea")
         reconnect = store._new_connection
 
         async def refused(*, autocommit: bool) -> psycopg.AsyncConnection[Any]:
@@ -904,11 +896,7 @@ async def test_postgres_reads_work_at_once_after_every_pooled_reader_was_dropped
     store = await PostgresStore.connect(dsn, readers=3)
     try:
         await store.append([_event(1)])
-        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = 'purpleflea' AND datname = current_database()"
-            )
+        await drop_connections(dsn, "purpleflea")
         assert [e.seq for e in await store.since(0)] == [1]
         assert await store.last_seq() == 1
     finally:

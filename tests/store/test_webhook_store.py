@@ -18,7 +18,7 @@ from purpleflea.store.webhooks import (
     WebhookStore,
     open_webhook_store,
 )
-from tests.services import ensure_postgres
+from tests.services import drop_connections, ensure_postgres
 
 
 async def _empty_postgres() -> str:
@@ -151,11 +151,7 @@ async def test_postgres_webhooks_work_at_once_after_the_server_dropped_the_conne
     store = open_webhook_store(dsn)
     try:
         assert await store.create(_webhook("wh_1"), cap=5)
-        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = 'purpleflea-webhook' AND datname = current_database()"
-            )
+        await drop_connections(dsn, "purpleflea-webhook")
         assert [w.id for w in await store.webhooks("alice")] == ["wh_1"]
         assert await store.create(_webhook("wh_2"), cap=5)
         assert [w.id for w in await store.webhooks("alice")] == ["wh_1", "wh_2"]
