@@ -28,6 +28,22 @@ async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
+def _ingest(
+    rest: FakeRest, okx: FakeExchange, sink: Callable[..., object], *, early_s: float
+) -> LiveIngest:
+    """Live ingest of one OKX connection whose catalog is ``rest``'s, checked every 20 ms."""
+    return LiveIngest(
+        sink,
+        exchanges=["okx"],
+        urls={"okx": okx.url},
+        catalog_sources=(catalog.Source("okx", f"{rest.base}/okx/instruments", okx_catalog.parse),),
+        poll_sources=(),
+        backoff=lambda: Backoff(base=0.01, cap=0.05),
+        catalog_check_s=0.02,
+        catalog_early_s=early_s,
+    )
+
+
 async def test_an_unsized_new_contract_refreshes_its_exchange_s_catalog_early() -> None:
     answers: list[list[dict[str, str]]] = []
 
@@ -42,18 +58,7 @@ async def test_an_unsized_new_contract_refreshes_its_exchange_s_catalog_early() 
         FakeRest({"/okx/instruments": instruments}) as rest,
         FakeExchange(dialect_for("okx"), [okx_frame("NEW-USDT-SWAP", 1)]) as okx,
     ):
-        ingest = LiveIngest(
-            lambda event, received_at: events.append(event),
-            exchanges=["okx"],
-            urls={"okx": okx.url},
-            catalog_sources=(
-                catalog.Source("okx", f"{rest.base}/okx/instruments", okx_catalog.parse),
-            ),
-            poll_sources=(),
-            backoff=lambda: Backoff(base=0.01, cap=0.05),
-            catalog_check_s=0.02,
-            catalog_early_s=0.0,
-        )
+        ingest = _ingest(rest, okx, lambda event, received_at: events.append(event), early_s=0.0)
         await ingest.start()
         try:
             okx_stats = next(s for s in ingest._stats if s.name == "okx")
@@ -76,18 +81,7 @@ async def test_early_fetches_of_one_exchange_are_spaced_by_catalog_early_s() -> 
         FakeRest({"/okx/instruments": json.dumps({"code": "0", "data": [BTC]}).encode()}) as rest,
         FakeExchange(dialect_for("okx"), [okx_frame("NEW-USDT-SWAP", 1)]) as okx,
     ):
-        ingest = LiveIngest(
-            lambda event, received_at: None,
-            exchanges=["okx"],
-            urls={"okx": okx.url},
-            catalog_sources=(
-                catalog.Source("okx", f"{rest.base}/okx/instruments", okx_catalog.parse),
-            ),
-            poll_sources=(),
-            backoff=lambda: Backoff(base=0.01, cap=0.05),
-            catalog_check_s=0.02,
-            catalog_early_s=60.0,
-        )
+        ingest = _ingest(rest, okx, lambda event, received_at: None, early_s=60.0)
         await ingest.start()
         try:
             okx_stats = next(s for s in ingest._stats if s.name == "okx")
@@ -117,18 +111,7 @@ async def test_an_early_fetch_that_fails_is_tried_again_after_catalog_early_s() 
         FakeRest({"/okx/instruments": instruments}) as rest,
         FakeExchange(dialect_for("okx"), [okx_frame("NEW-USDT-SWAP", 1)]) as okx,
     ):
-        ingest = LiveIngest(
-            lambda event, received_at: None,
-            exchanges=["okx"],
-            urls={"okx": okx.url},
-            catalog_sources=(
-                catalog.Source("okx", f"{rest.base}/okx/instruments", okx_catalog.parse),
-            ),
-            poll_sources=(),
-            backoff=lambda: Backoff(base=0.01, cap=0.05),
-            catalog_check_s=0.02,
-            catalog_early_s=0.1,
-        )
+        ingest = _ingest(rest, okx, lambda event, received_at: None, early_s=0.1)
         await ingest.start()
         try:
             await _until(lambda: "NEW-USDT-SWAP" in ingest.catalogs.get("okx"), timeout=3.0)
