@@ -22,12 +22,14 @@ from purpleflea.server import http
 def loopback_bind(host: str) -> bool:
     """Whether a server bound to ``host`` can be reached from this machine alone."""
     name = _canonical(host.strip().strip("[]"))
-    if name == "localhost":
-        return True
+    return name == "localhost" or _loopback_address(name)
+
+
+def _loopback_address(name: str) -> bool:
     try:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
-        return False
+        return False  # a name, not an address
 
 
 def _canonical(name: str) -> str:
@@ -50,12 +52,8 @@ def host_name(host_header: str) -> str:
 def loopback_name(host_header: str) -> bool:
     """Whether a ``Host`` header (name or address, with or without a port) is loopback."""
     name = host_name(host_header)
-    if name == "localhost" or name.endswith(".localhost"):  # RFC 6761: always loopback
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    # RFC 6761: localhost and its subdomains are always loopback.
+    return name == "localhost" or name.endswith(".localhost") or _loopback_address(name)
 
 
 class LoopbackHostOnly:
