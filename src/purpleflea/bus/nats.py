@@ -64,6 +64,7 @@ from nats.js.api import (
 from purpleflea.bus.base import DEFAULT_BUFFER_BYTES, Message, cascade_frame, liquidation_frame
 from purpleflea.bus.local import LocalBus, LocalSubscription
 from purpleflea.model import CascadeAlert, Liquidation
+from purpleflea.outage import describe
 from purpleflea.store.base import Store
 from purpleflea.store.factory import redacted
 
@@ -150,11 +151,11 @@ class OutageLog:
     async def error(self, exc: Exception) -> None:
         if isinstance(exc, _CONNECTION_ERRORS):
             if self.lost_at is None:
-                self._lost(_one_line(exc))
+                self._lost(describe(exc))
             else:
                 self.counters["reconnect_errors"] += 1
             return
-        log.warning("%s: %s", self.what, _one_line(exc))
+        log.warning("%s: %s", self.what, describe(exc))
 
     async def disconnected(self) -> None:
         closing = self.client is not None and self.client.is_closed
@@ -197,11 +198,6 @@ class OutageLog:
             self.what,
             why,
         )
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _token(value: str) -> str:
@@ -440,7 +436,7 @@ class NatsBus:
                             self.stream,
                             after,
                             before - 1,
-                            _one_line(exc),
+                            describe(exc),
                         )
                         return
                     # A store failing over takes seconds: what this node's clients would miss

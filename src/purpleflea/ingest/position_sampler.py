@@ -60,8 +60,8 @@ from purpleflea.ingest.sampling_schedule import (
     distance_to_liquidation,
 )
 from purpleflea.model import VenueLiquidation
+from purpleflea.outage import describe
 from purpleflea.positions import MarketContext, MeasuredInputs, MeasuredMap, Position
-from purpleflea.server.writes import describe
 from purpleflea.store.accounts import AccountStore
 from purpleflea.venues import FrameError
 from purpleflea.venues.venue import PositionSampling

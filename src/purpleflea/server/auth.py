@@ -15,9 +15,9 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping
 
+from purpleflea.outage import describe
 from purpleflea.server.keys import KeyInfo, KeyStore
 from purpleflea.server.ratelimit import RateLimiter
-from purpleflea.server.writes import describe
 
 log = logging.getLogger("purpleflea.server")
 

@@ -30,9 +30,10 @@ from purpleflea.clock import now_ms
 from purpleflea.engine.heatmap_feed import FuelSink
 from purpleflea.engine.market_price import MarketPrice
 from purpleflea.model import Liquidation, MarketSnapshot, VenueLiquidation
+from purpleflea.outage import describe
 from purpleflea.server.latency import StageLatency
 from purpleflea.server.sequencing import BatchPlan, Scorer, Sequencer, WriteEvents
-from purpleflea.server.writes import WriteHealth, describe
+from purpleflea.server.writes import WriteHealth
 from purpleflea.store.base import OpenInterest, Store
 from purpleflea.store.oi_sampler import HEARTBEAT_MS
 from purpleflea.store.pages import NEVER_MS, open_interest_pages, store_pages

@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 import msgspec
 
+from purpleflea.outage import describe
+
 log = logging.getLogger("purpleflea.store")
 
 
@@ -23,13 +25,6 @@ class Failure(msgspec.Struct, kw_only=True):
     since: float
     errors: int
     last_error: str
-
-
-def describe(exc: BaseException) -> str:
-    """An error as one line: its type and message (``OperationalError: database or disk is
-    full``), never a traceback."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 class WriteHealth:
