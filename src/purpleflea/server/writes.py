@@ -12,19 +12,9 @@ import logging
 import time
 from collections.abc import Callable
 
-import msgspec
-
-from purpleflea.outage import describe
+from purpleflea.outage import Outage, OutageRecord, describe
 
 log = logging.getLogger("purpleflea.store")
-
-
-class Failure(msgspec.Struct, kw_only=True):
-    """One writer's outage: since when (monotonic s), how many writes failed, the last error."""
-
-    since: float
-    errors: int
-    last_error: str
 
 
 class WriteHealth:
@@ -32,24 +22,24 @@ class WriteHealth:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self.failures: dict[str, Failure] = {}
+        #: Every writer that ever failed (a handful); one whose outage ended is not failing.
+        self.outages: dict[str, OutageRecord] = {}
 
     @property
     def failing(self) -> bool:
-        return bool(self.failures)
+        return any(record.failing for record in self.outages.values())
 
     def failed(self, writer: str, exc: BaseException, *, holding: str = "") -> None:
         """A write of ``writer`` failed; logs only if it was not failing already.
 
         ``holding`` says what waits for the store meanwhile (named in the log line).
         """
+        record = self.outages.get(writer)
+        if record is None:
+            record = self.outages[writer] = OutageRecord(self.clock)
         error = describe(exc)
-        failure = self.failures.get(writer)
-        if failure is not None:
-            failure.errors += 1
-            failure.last_error = error
+        if not record.failed(error):
             return
-        self.failures[writer] = Failure(since=self.clock(), errors=1, last_error=error)
         log.error(
             "store: %s writes failing: %s%s (retrying with backoff; the next line says when "
             "it recovers)",
@@ -60,36 +50,44 @@ class WriteHealth:
 
     def succeeded(self, writer: str, *, summary: str = "") -> None:
         """``writer`` is writing again (logs only if it was failing)."""
-        failure = self.failures.pop(writer, None)
-        if failure is None:
+        record = self.outages.get(writer)
+        ended = record.recovered() if record is not None else None
+        if ended is None:
             return
         log.warning(
             "store: %s writes recovered after %.1f s and %d failed attempts%s",
             writer,
-            self.clock() - failure.since,
-            failure.errors,
+            ended.seconds,
+            ended.failures,
             f"; {summary}" if summary else "",
         )
 
     def reasons(self) -> list[str]:
         """One line per failing writer, for health."""
-        now = self.clock()
         return [
-            f"store: {writer} writes failing for {now - f.since:.0f} s ({f.errors} attempts): "
-            f"{f.last_error}"
-            for writer, f in sorted(self.failures.items())
+            f"store: {writer} writes failing for {outage.seconds:.0f} s ({outage.failures} "
+            f"attempts): {outage.last_error}"
+            for writer, outage in self._failing()
         ]
 
     def snapshot(self) -> dict[str, object]:
-        now = self.clock()
+        failing = self._failing()
         return {
-            "writable": not self.failures,
+            "writable": not failing,
             "failing": {
                 writer: {
-                    "for_s": round(now - f.since, 1),
-                    "attempts": f.errors,
-                    "last_error": f.last_error,
+                    "for_s": round(outage.seconds, 1),
+                    "attempts": outage.failures,
+                    "last_error": outage.last_error,
                 }
-                for writer, f in sorted(self.failures.items())
+                for writer, outage in failing
             },
         }
+
+    def _failing(self) -> list[tuple[str, Outage]]:
+        """The writers failing now and their outages, by name."""
+        return [
+            (writer, outage)
+            for writer, record in sorted(self.outages.items())
+            if (outage := record.outage()) is not None
+        ]
