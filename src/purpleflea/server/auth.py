@@ -15,7 +15,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping
 
-from purpleflea.outage import describe
+from purpleflea.outage import OutageRecord, describe
 from purpleflea.server.keys import KeyInfo, KeyStore
 from purpleflea.server.ratelimit import RateLimiter
 
@@ -155,8 +155,8 @@ class Gate:
         # Verified keys are cached briefly so a burst of requests costs one lookup; a
         # revocation evicts its key at once (and the poll below catches other processes').
         self._cache: dict[str, KeyInfo] = {}
-        #: While revocation polls fail: since when (monotonic s), how many, the last error.
-        self._poll_failing: tuple[float, int, str] | None = None
+        #: The revocation poll's outage (the shared key store away): its log lines, its health.
+        self._poll = OutageRecord()
 
     def authenticate(self, key: str | None) -> KeyInfo:
         if not key:
@@ -261,38 +261,34 @@ class Gate:
             except Exception as exc:
                 self._poll_failed(exc)
                 continue
-            if self._poll_failing is not None:
+            ended = self._poll.recovered()
+            if ended is not None:
                 log.warning(
                     "keys: revocation poll works again after %.0f s (%d failed polls); "
                     "revocations made meanwhile are applied now",
-                    time.monotonic() - self._poll_failing[0],
-                    self._poll_failing[1],
+                    ended.seconds,
+                    ended.failures,
                 )
-                self._poll_failing = None
             for key_id in revoked:
                 self.revoked(key_id)
             since = checked - 1_000  # overlap: a revocation committed mid-poll is seen twice
 
     def _poll_failed(self, exc: Exception) -> None:
         error = describe(exc)
-        if self._poll_failing is None:
+        if self._poll.failed(error):
             log.error(
                 "keys: revocation poll failing: %s (a key revoked meanwhile keeps working "
                 "on this node until the poll works again; retrying, the next line says when "
                 "it recovers)",
                 error,
             )
-            self._poll_failing = (time.monotonic(), 1, error)
-        else:
-            since, failures, _ = self._poll_failing
-            self._poll_failing = (since, failures + 1, error)
 
     def key_store_failures(self) -> list[str]:
         """One line while the revocation poll fails (for ``/v1/health``), else none."""
-        if self._poll_failing is None:
+        outage = self._poll.outage()
+        if outage is None:
             return []
-        since, failures, error = self._poll_failing
         return [
-            f"keys: revocation poll failing for {time.monotonic() - since:.0f} s "
-            f"({failures} polls): {error}"
+            f"keys: revocation poll failing for {outage.seconds:.0f} s "
+            f"({outage.failures} polls): {outage.last_error}"
         ]
