@@ -60,7 +60,7 @@ from purpleflea.ingest.sampling_schedule import (
     distance_to_liquidation,
 )
 from purpleflea.model import VenueLiquidation
-from purpleflea.outage import describe
+from purpleflea.outage import OutageRecord, describe
 from purpleflea.positions import MarketContext, MeasuredInputs, MeasuredMap, Position
 from purpleflea.store.accounts import AccountStore
 from purpleflea.venues import FrameError
@@ -193,8 +193,7 @@ class PositionSampler:
         outage is logged once when saves start failing and once when they work again (it
         had logged every 2 s), and the accounts wait meanwhile."""
         assert self.accounts is not None
-        failing_since: float | None = None
-        failures = 0
+        saves = OutageRecord()
         while True:
             await asyncio.sleep(interval)
             batch, self._unsaved = self._unsaved, []
@@ -203,23 +202,22 @@ class PositionSampler:
             except Exception as exc:  # a store outage must not stop sampling; retry next time
                 self._unsaved = batch + self._unsaved
                 self.stats.last_error = f"account store: {exc}"
-                failures += 1
-                if failing_since is None:
-                    failing_since = time.monotonic()
+                error = describe(exc)
+                if saves.failed(error):
                     log.warning(
                         "position sampler: cannot save accounts: %s (sampling goes on; "
                         "retrying every %g s, the next line says when it recovers)",
-                        describe(exc),
+                        error,
                         interval,
                     )
                 continue
-            if failing_since is not None:
+            ended = saves.recovered()
+            if ended is not None:
                 log.warning(
                     "position sampler: accounts saved again after %.0f s (%d failed saves)",
-                    time.monotonic() - failing_since,
-                    failures,
+                    ended.seconds,
+                    ended.failures,
                 )
-                failing_since, failures = None, 0
 
     async def restore(self) -> int:
         """Put the accounts the store knows back in the schedule (due at once)."""
