@@ -64,7 +64,7 @@ from nats.js.api import (
 from purpleflea.bus.base import DEFAULT_BUFFER_BYTES, Message, cascade_frame, liquidation_frame
 from purpleflea.bus.local import LocalBus, LocalSubscription
 from purpleflea.model import CascadeAlert, Liquidation
-from purpleflea.outage import describe
+from purpleflea.outage import OutageRecord, describe
 from purpleflea.store.base import Store
 from purpleflea.store.factory import redacted
 
@@ -135,8 +135,8 @@ class OutageLog:
     def __init__(self, what: str, counters: Counter[str], clock: Callable[[], float]) -> None:
         self.what = what
         self.counters = counters
-        self.clock = clock
-        self.lost_at: float | None = None
+        #: The connection's outage: its failures are the loss and each reconnect error after.
+        self.outage = OutageRecord(clock)
         #: The client, once connected: its own close is not an outage.
         self.client: Client | None = None
 
@@ -150,8 +150,9 @@ class OutageLog:
 
     async def error(self, exc: Exception) -> None:
         if isinstance(exc, _CONNECTION_ERRORS):
-            if self.lost_at is None:
-                self._lost(describe(exc))
+            error = describe(exc)
+            if self.outage.failed(error):
+                self._lost(error)
             else:
                 self.counters["reconnect_errors"] += 1
             return
@@ -159,7 +160,8 @@ class OutageLog:
 
     async def disconnected(self) -> None:
         closing = self.client is not None and self.client.is_closed
-        if self.lost_at is None and not closing:
+        if not self.outage.failing and not closing:
+            self.outage.failed("disconnected")
             self._lost("disconnected")
 
     async def reconnected(self) -> None:
@@ -171,20 +173,19 @@ class OutageLog:
         self._back("connected")
 
     def _back(self, how: str) -> None:
-        if self.lost_at is None:
+        ended = self.outage.recovered()
+        if ended is None:
             return
         log.warning(
             "%s: %s after %.1f s (%d failed attempts)",
             self.what,
             how,
-            self.clock() - self.lost_at,
+            ended.seconds,
             self.counters["reconnect_errors"],
         )
-        self.lost_at = None
         self.counters["reconnect_errors"] = 0
 
     def _lost(self, why: str) -> None:
-        self.lost_at = self.clock()
         if self.client is None:  # still starting: NATS is not up yet
             log.warning(
                 "%s: NATS not reachable yet (%s); this node waits for it, retrying every 2 s",
