@@ -30,7 +30,7 @@ from purpleflea.clock import now_ms
 from purpleflea.engine.heatmap_feed import FuelSink
 from purpleflea.engine.market_price import MarketPrice
 from purpleflea.model import Liquidation, MarketSnapshot, VenueLiquidation
-from purpleflea.outage import describe
+from purpleflea.outage import OutageRecord, describe
 from purpleflea.server.latency import StageLatency
 from purpleflea.server.sequencing import BatchPlan, Scorer, Sequencer, WriteEvents
 from purpleflea.server.writes import WriteHealth
@@ -123,9 +123,9 @@ class Pipeline:
         self.last_received: float | None = None
         self.started = False
         self._dropped_at_outage = 0
-        #: While publishing fails: since when (monotonic s) and how many batches were not
-        #: published (the outage is logged once when it starts and once when it ends).
-        self._unpublished: tuple[float, int] | None = None
+        #: The bus's outage: each failure is a stored batch not published (the outage is
+        #: logged once when it starts and once when it ends).
+        self._publishing = OutageRecord()
         self.markets: dict[str, MarketState] = {}
         self.clock_ms = 0
         self._wakeup = asyncio.Event()
@@ -382,26 +382,23 @@ class Pipeline:
                 self.core.published(message.seq)
         except Exception as exc:
             self.counters["publish_errors"] += 1
-            if self._unpublished is None:
-                self._unpublished = (time.monotonic(), 0)
+            error = describe(exc)
+            if self._publishing.failed(error):
                 log.error(
                     "bus: could not publish a stored batch: %s (stored batches are not "
                     "published until the bus is back; API nodes backfill them from the store; "
                     "the next line says when publishing works again)",
-                    describe(exc),
+                    error,
                 )
-            since, batches = self._unpublished
-            self._unpublished = (since, batches + 1)
             return False
-        if self._unpublished is not None:
-            since, batches = self._unpublished
+        ended = self._publishing.recovered()
+        if ended is not None:
             log.warning(
                 "bus: publishing again after %.1f s; %d stored batches were not published "
                 "(API nodes backfill them from the store)",
-                time.monotonic() - since,
-                batches,
+                ended.seconds,
+                ended.failures,
             )
-            self._unpublished = None
         return True
 
     def _remember(self, event: Liquidation) -> None:
