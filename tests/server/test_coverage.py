@@ -117,3 +117,26 @@ async def test_a_failing_coverage_store_logs_one_line_per_outage_without_a_trace
     assert lines[0].exc_info is None
     assert "recovered" in lines[1].getMessage()
     assert store.recorded == 2
+
+
+async def test_the_recovery_line_says_how_many_drains_failed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As the store's and the bus's recovery lines do: how many failed, not only that it
+    recovered. A second outage is counted on its own."""
+    store = _FullDisk()
+    ledger = Ledger()
+    ledger.watch("binance_usdm", "binance_usdm", 1_000)
+    service = CoverageService(store, ledger, clock=lambda: 2_000)  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO, logger="purpleflea"):
+        for failures in (3, 1):
+            store.free = False
+            for _ in range(failures):
+                await service.flush()
+            store.free = True
+            await service.flush()
+    recovered = [r.getMessage() for r in caplog.records if "recovered" in r.getMessage()]
+    assert len(recovered) == 2, recovered
+    assert recovered[0].startswith("coverage: recording recovered after ")
+    assert recovered[0].endswith(" s (3 failed drains)")
+    assert recovered[1].endswith(" s (1 failed drains)")

@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from purpleflea.ingest.uptime import HOUR_MS, Gap, HourRow, Ledger
+from purpleflea.outage import OutageRecord, describe
 from purpleflea.server import http
 from purpleflea.server.http import MAX_INTEGER
 from purpleflea.server.keys import KeyInfo
@@ -54,7 +55,9 @@ class CoverageService:
     interval_s: float = 10.0
     clock: Callable[[], int] = _now_ms
     _closed: bool = field(default=False, init=False)
-    _failing: bool = field(default=False, init=False)
+    #: The store's outage, as this recorder's drains meet it (one line when it starts, one when
+    #: it ends).
+    _outage: OutageRecord = field(default_factory=OutageRecord, init=False)
 
     async def flush(self) -> None:
         """Drain the ledger into the store now (a failure keeps nothing: logged, retried
@@ -67,7 +70,7 @@ class CoverageService:
         except Exception as exc:  # a storage fault must not end recording
             # One line when an outage starts (a full disk fails every drain; the store's own
             # lines say the rest), none with a traceback for an expected OSError-like fault.
-            if not self._failing:
+            if self._outage.failed(describe(exc)):
                 log.error(
                     "coverage: could not record %d hours and %d gaps: %s: %s "
                     "(retrying every %.0f s; the next line says when it recovers)",
@@ -77,11 +80,14 @@ class CoverageService:
                     exc,
                     self.interval_s,
                 )
-            self._failing = True
             return
-        if self._failing:
-            self._failing = False
-            log.warning("coverage: recording recovered")
+        ended = self._outage.recovered()
+        if ended is not None:
+            log.warning(
+                "coverage: recording recovered after %.0f s (%d failed drains)",
+                ended.seconds,
+                ended.failures,
+            )
 
     async def run(self) -> None:
         while True:
