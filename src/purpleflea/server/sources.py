@@ -19,6 +19,7 @@ import msgspec
 from purpleflea.clock import now_ms
 from purpleflea.ingest.uptime import Ledger
 from purpleflea.model import VenueLiquidation
+from purpleflea.outage import OutageRecord, describe
 from purpleflea.server.pipeline import Pipeline
 from purpleflea.venues import registry
 
@@ -93,7 +94,7 @@ async def run_sim(
             ledger.up(f"sim:{exchange}", exchange, sim.config.start_ms)
     latest: list[resume.SimState] = []
     last_save = time.monotonic() - SIM_SAVE_EVERY_S + SIM_FIRST_SAVE_S
-    failing: list[str] = []  # the error of the current failure streak, logged once
+    saves = OutageRecord()  # the state file's outage: one line when it starts, one when it ends
 
     def save(state: resume.SimState) -> None:
         """Keep the market's state; a failure (a full disk) is logged once per streak and
@@ -102,18 +103,16 @@ async def run_sim(
         try:
             resume.save(state_path, state)
         except OSError as exc:
-            if not failing:
+            if saves.failed(describe(exc)):
                 log.warning(
                     "simulator: cannot save its state to %s (%s); the market goes on, a "
                     "restart resumes from the last state saved",
                     state_path,
                     exc.strerror or exc,
                 )
-            failing[:] = [str(exc)]
             return
-        if failing:
+        if saves.recovered() is not None:
             log.info("simulator: state saved to %s again", state_path)
-            failing.clear()
 
     def checkpoint(at_block_end: Simulator) -> None:
         nonlocal last_save
