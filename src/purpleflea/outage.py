@@ -45,7 +45,7 @@ class OutageRecord:
     def failing(self) -> bool:
         return self._since is not None
 
-    def failed(self, error: str = "") -> bool:
+    def failed(self, error: str) -> bool:
         """Count a failure (``error``: what it said); True if it starts an outage (say so)."""
         self._failures += 1
         self._last_error = error
