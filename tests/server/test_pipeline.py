@@ -455,3 +455,39 @@ async def test_a_bus_outage_is_two_log_lines_and_every_event_is_stored(
     assert lines[0].startswith("bus: could not publish a stored batch: ConnectionError")
     assert lines[1].startswith("bus: publishing again after ")
     await store.close()
+
+
+class _HeldStore(SQLiteStore):
+    """Holds every event append until ``go`` is set: a slow disk, not a failing one."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.go = asyncio.Event()
+
+    async def append(self, events: Sequence[Liquidation]) -> list[Liquidation]:
+        await self.go.wait()
+        return await super().append(events)
+
+
+async def test_a_drained_buffer_is_logged_while_another_writer_is_failing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The open-interest writer's outage is not the events' one: the buffer that filled behind a
+    # slow events write still says, once drained, how many events it dropped (it was skipped
+    # while any writer failed, and its count lost).
+    store = _HeldStore(tmp_path / "db.sqlite")
+    tracker = Pipeline(store, LocalBus(), buffer_limit=10, retry_initial_s=0.001)
+    await tracker.start()
+    tracker.writes.failed("open_interest", OSError("disk full"))
+    caplog.set_level(logging.WARNING)
+    for event in _burst(40):
+        tracker.submit(event)
+    dropped = tracker.counters["dropped_buffer_full"]
+    assert dropped > 0
+    store.go.set()
+    await asyncio.wait_for(tracker.drain(), 30)
+    drained = [r.message for r in caplog.records if "buffer drained" in r.message]
+    assert drained == [f"ingest buffer drained: {dropped} events were dropped while full"]
+    assert tracker.writes.failing  # the open-interest writer's outage goes on
+    await tracker.stop(grace_s=0.1)
+    await store.close()

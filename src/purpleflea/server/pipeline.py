@@ -229,7 +229,7 @@ class Pipeline:
         and what is still unstored then is dropped (counted and logged once)."""
         deadline = time.monotonic() + grace_s
         while not self._idle.is_set() and self._task is not None and not self._task.done():
-            if self.writes.failing and time.monotonic() >= deadline:
+            if self.writes.writer_failing("events") and time.monotonic() >= deadline:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), 0.1)
@@ -308,7 +308,9 @@ class Pipeline:
         """Everything submitted is stored: the end of an outage (logged once) and of a full
         buffer. Not at the first write that works: a disk with a few bytes free would flap."""
         dropped = self.counters["dropped_buffer_full"] - self._dropped_at_outage
-        if self.writes.failing:
+        # The events writer's own outage: another writer's (open interest, the webhook list)
+        # says nothing about this buffer, and skipping the line would lose its count.
+        if self.writes.writer_failing("events"):
             self.writes.succeeded(
                 "events", summary=f"backlog stored, {dropped} events dropped (buffer full)"
             )

@@ -29,6 +29,11 @@ class WriteHealth:
     def failing(self) -> bool:
         return any(record.failing for record in self.outages.values())
 
+    def writer_failing(self, writer: str) -> bool:
+        """Whether ``writer``'s own writes are failing (another writer's outage aside)."""
+        record = self.outages.get(writer)
+        return record is not None and record.failing
+
     def failed(self, writer: str, exc: BaseException, *, holding: str = "") -> None:
         """A write of ``writer`` failed; logs only if it was not failing already.
 
