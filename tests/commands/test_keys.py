@@ -60,3 +60,18 @@ def test_the_banner_of_a_node_on_postgresql_names_the_store_its_keys_live_in() -
     assert "secret" not in shown
     single = banner("127.0.0.1", 8123, "sim", Path("/srv/pf"), None)
     assert "purpleflea keys --data-dir /srv/pf create --account you" in single
+
+
+def test_revoking_a_key_twice_says_it_was_already_revoked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A second revoke printed "no active key" and exited 1, as for an id that never existed.
+    data = tmp_path / "data"
+    assert cli.main(["keys", "--data-dir", str(data), "create", "--account", "you"]) == 0
+    key_id = capsys.readouterr().out.split("key_id ")[1].split()[0]
+    assert cli.main(["keys", "--data-dir", str(data), "revoke", key_id]) == 0
+    assert capsys.readouterr().out.startswith(f"revoked {key_id};")
+    assert cli.main(["keys", "--data-dir", str(data), "revoke", key_id]) == 0
+    assert capsys.readouterr().out.startswith(f"{key_id} was already revoked, at ")
+    assert cli.main(["keys", "--data-dir", str(data), "revoke", "neverWas"]) == 1
+    assert capsys.readouterr().out == "no key 'neverWas'\n"

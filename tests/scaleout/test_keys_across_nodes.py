@@ -40,8 +40,17 @@ def test_postgres_keys_follow_the_same_rules() -> None:
         stores[0].mint(account, "third", cap=3)
         with pytest.raises(KeyLimitReached, match="3 active keys"):
             stores[1].mint(account, "fourth", cap=3)
-        assert stores[1].revoke(first.info.key_id, account=account)
+        revoked = stores[1].revoke(first.info.key_id, account=account)
+        assert revoked is not None
+        assert not revoked.already
         assert stores[0].verify(first.key) is None
+        # A repeat revoke on another node finds it already revoked; another account does not.
+        again = stores[0].revoke(first.info.key_id, account=account)
+        assert again is not None
+        assert again.already
+        assert again.revoked_at == revoked.revoked_at
+        assert stores[0].revoke(first.info.key_id, account=_account()) is None
+        assert stores[0].revoke("neverWas", account=account) is None
         assert first.info.key_id in stores[0].revoked_since(first.info.created_at)
     finally:
         for store in stores:

@@ -11,6 +11,10 @@ import argparse
 import datetime
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from purpleflea.server.keys import KeyStore
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -107,11 +111,21 @@ def run(args: argparse.Namespace) -> int:
                     f"{info.key_id:10} {info.account[:20]:20} {info.name[:16]:16} "
                     f"{_when(info.created_at):17} {_when(info.revoked_at)}"
                 )
-        elif not store.revoke(args.key_id):
-            print(f"no active key {args.key_id!r}")
-            return 1
         else:
-            print(f"revoked {args.key_id}; a running server closes its streams within a second")
+            return _revoke(store, args.key_id)
     finally:
         store.close()
+    return 0
+
+
+def _revoke(store: KeyStore, key_id: str) -> int:
+    revocation = store.revoke(key_id)
+    if revocation is None:
+        print(f"no key {key_id!r}")
+        return 1
+    if revocation.already:
+        # A repeat (a script retrying) is no failure: the key is revoked.
+        print(f"{key_id} was already revoked, at {_when(revocation.revoked_at)} UTC")
+    else:
+        print(f"revoked {key_id}; a running server closes its streams within a second")
     return 0

@@ -354,12 +354,22 @@ class Api:
 
     async def revoke_key(self, request: Request, info: KeyInfo) -> Response:
         key_id = request.path_params["key_id"]
-        if not self.gate.keys.revoke(key_id, account=info.account):
+        revocation = self.gate.keys.revoke(key_id, account=info.account)
+        if revocation is None:
+            # The same answer for another account's key as for none at all: no oracle.
             return http.error_response(
-                404, "not_found", f"no active key {key_id!r} in account {info.account!r}"
+                404, "not_found", f"no key {key_id!r} in account {info.account!r}"
             )
+        # Also for a repeat: the first revoke's node may have died before closing the streams.
         closed = self.gate.revoked(key_id)
-        return http.json_response({"revoked": key_id, "streams_closed": closed})
+        return http.json_response(
+            {
+                "revoked": key_id,
+                "already_revoked": revocation.already,
+                "revoked_at": revocation.revoked_at,
+                "streams_closed": closed,
+            }
+        )
 
     # -- operations --------------------------------------------------------------------------
 
