@@ -74,7 +74,10 @@ def run(args: argparse.Namespace) -> int:
     from purpleflea.server.config import ServerConfig  # noqa: PLC0415
     from purpleflea.server.keys import open_key_store  # noqa: PLC0415
 
-    config = ServerConfig(data_dir=args.data_dir, store_url=args.store)
+    try:
+        config = ServerConfig(data_dir=args.data_dir, store_url=args.store)
+    except ValueError as exc:  # a store URL PostgreSQL would misread (its password masked)
+        raise SystemExit(f"purpleflea keys: {exc}") from None
     # The SQLite key file is made on first open: a mistyped --data-dir, or a command run in
     # another folder than the server's, would list an empty store or mint a key no running
     # server accepts. (A PostgreSQL store is shared by every node: nothing to tell.)
