@@ -46,6 +46,37 @@ async def test_history_filters_and_cursor_pages(live: Running) -> None:
         assert len(shorts["events"]) == 5
 
 
+async def test_known_exchanges_sides_and_coverages_are_taken_in_any_case(live: Running) -> None:
+    """``?exchange=BYBIT`` was refused as an unknown exchange (as markets, these are names a
+    person types: ``btc-perp`` was already BTC-PERP); a name no venue has is still a 400."""
+    await live.push(
+        venue_event(exchange="bybit", side="short"), venue_event(exchange="okx", side="long")
+    )
+    headers = {"Authorization": f"Bearer {live.key}"}
+    async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
+        for params in (
+            {"exchange": "BYBIT"},
+            {"exchange": "Bybit", "side": "SHORT"},
+            {"exchange": "bybit", "coverage": "Complete"},
+        ):
+            response = await http.get("/v1/liquidations", params=params)
+            assert response.status_code == 200, (params, response.text)
+            assert [e["exchange"] for e in response.json()["events"]] == ["bybit"], params
+        aggregate = await http.get(
+            "/v1/liquidations/aggregate",
+            params={"exchange": "OKX", "group_by": "exchange", "start": T0, "end": T0 + 86_400_000},
+        )
+        assert {b["group"] for b in aggregate.json()["buckets"]} == {"okx"}, aggregate.text
+        coverage = await http.get("/v1/coverage", params={"exchange": "OKX"})
+        assert coverage.status_code == 200, coverage.text
+        for route in ("/v1/liquidations", "/v1/coverage"):
+            refused = await http.get(route, params={"exchange": "Binance"})
+            assert refused.status_code == 400
+            message = refused.json()["error"]["message"]
+            assert "unknown exchange 'Binance'" in message
+            assert "binance_usdm" in message
+
+
 async def test_bad_parameters_get_400_naming_the_parameter(live: Running) -> None:
     headers = {"Authorization": f"Bearer {live.key}"}
     async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:

@@ -19,6 +19,7 @@ from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import Coverage, market_name
 from purpleflea.server import http
 from purpleflea.server.auth import AuthError, Gate, key_from
+from purpleflea.server.filters import SIDES, spelled_as_known
 from purpleflea.server.keys import AccountExists, KeyInfo, KeyLimitReached, NewKey
 from purpleflea.server.measured_route import measured_heatmap
 from purpleflea.server.pipeline import Pipeline
@@ -131,17 +132,12 @@ class Api:
 
     def _query(self, request: Request, *, limit_default: int = 100) -> Query:
         params = request.query_params
-        sides = http.strings(params, "side")
+        sides = spelled_as_known(http.strings(params, "side"), SIDES)
         for side in sides:
-            if side not in ("long", "short"):
+            if side not in SIDES:
                 raise http.BadRequest(f"side must be long or short, got {side!r}")
-        exchanges = http.strings(params, "exchange")
-        for exchange in exchanges:
-            if exchange not in self.known_exchanges:
-                raise http.BadRequest(
-                    f"unknown exchange {exchange!r}; known: {', '.join(self.known_exchanges)}"
-                )
-        coverages = http.strings(params, "coverage")
+        exchanges = http.exchanges(params, self.known_exchanges)
+        coverages = spelled_as_known(http.strings(params, "coverage"), COVERAGES)
         for coverage in coverages:
             if coverage not in COVERAGES:
                 raise http.BadRequest(
