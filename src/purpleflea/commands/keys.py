@@ -71,6 +71,7 @@ def _when(ms: int | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from purpleflea.local_server import postgres_keys  # noqa: PLC0415
     from purpleflea.server.config import ServerConfig  # noqa: PLC0415
     from purpleflea.server.keys import open_key_store  # noqa: PLC0415
 
@@ -78,6 +79,14 @@ def run(args: argparse.Namespace) -> int:
         config = ServerConfig(data_dir=args.data_dir, store_url=args.store)
     except ValueError as exc:  # a store URL PostgreSQL would misread (its password masked)
         raise SystemExit(f"purpleflea keys: {exc}") from None
+    elsewhere = postgres_keys(args.data_dir) if args.store is None else None
+    if elsewhere is not None:
+        url, where = elsewhere
+        raise SystemExit(
+            f"purpleflea keys: the server running on {args.data_dir} ({url}) keeps its keys in "
+            f"PostgreSQL, not in this folder: pass its store, --store '{where}' (with the "
+            "password)"
+        )
     # The SQLite key file is made on first open: a mistyped --data-dir, or a command run in
     # another folder than the server's, would list an empty store or mint a key no running
     # server accepts. (A PostgreSQL store is shared by every node: nothing to tell.)
@@ -90,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     if fresh:
         print(
             f"purpleflea keys: started a new key store, {config.keys_path}: only a server run "
-            f"with --data-dir {args.data_dir} accepts this key",
+            f"with --data-dir {args.data_dir} and no PostgreSQL --store accepts this key",
             file=sys.stderr,
         )
     try:
