@@ -23,6 +23,7 @@ from purpleflea.server.filters import SIDES, spelled_as_known
 from purpleflea.server.keys import AccountExists, KeyInfo, KeyLimitReached, NewKey
 from purpleflea.server.measured_route import measured_heatmap
 from purpleflea.server.pipeline import Pipeline
+from purpleflea.server.pipeline_metrics import pipeline_families
 from purpleflea.server.query_params import QueryCheck
 from purpleflea.server.ratelimit import RateLimiter
 from purpleflea.store.base import INTERVAL_MS, Bucket, Query, Store
@@ -415,9 +416,13 @@ class Api:
         metric(
             "events_total",
             "counter",
-            "Venue events by what became of them.",
+            "Every counter of the tracker's pipeline by name (kept for dashboards; it mixes "
+            "liquidations with snapshots, alerts and failed attempts: the families below "
+            "count each by its own name).",
             [(f'{{outcome="{k}"}}', float(v)) for k, v in sorted(counters.items())],
         )
+        for family in pipeline_families(counters):
+            metric(*family)
         metric("last_seq", "gauge", "Highest published seq.", [("", float(self.tracker.last_seq))])
         metric(
             "stream_clients", "gauge", "Open stream connections.", [("", len(self.gate.streams))]
