@@ -21,7 +21,14 @@ DB_FILE = "purpleflea.sqlite"
 
 def history_file(path: str | Path) -> Path:
     """``path``, or the history file in it when it is a folder: ``--store data`` is what a user
-    types for the folder ``serve --data-dir data`` writes."""
+    types for the folder ``serve --data-dir data`` writes. A PostgreSQL URL is refused (ValueError,
+    password masked): as a path, ``postgresql://u:secret@h/db`` was a file ``postgresql:/u:...``
+    that ``sim`` filled (and ``backtest`` named, password and all)."""
+    if is_postgres(str(path)):
+        raise ValueError(
+            f"store {redacted(str(path))!r}: this command works on a SQLite history file (or "
+            "the data folder holding it), not a PostgreSQL database"
+        )
     given = Path(path)
     return given / DB_FILE if given.is_dir() else given
 
