@@ -38,28 +38,33 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _read(path: Path) -> tuple[str, int] | None:
-    """``(url, pid)`` from an address file, or None when it is missing or not ours."""
+def _read(path: Path) -> tuple[str, int, str | None] | None:
+    """``(url, pid, keys)`` from an address file, or None when it is missing or not ours."""
     try:
         record = json.loads(path.read_text())
-        url, pid = record["url"], record["pid"]
-    except (OSError, ValueError, KeyError, TypeError):
+        url, pid, keys = record["url"], record["pid"], record.get("keys")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    if not isinstance(url, str) or not isinstance(pid, int):
+    if not isinstance(url, str) or not isinstance(pid, int) or not isinstance(keys, str | None):
         return None
-    return url, pid
+    return url, pid, keys
 
 
-def record_address(data_dir: Path, url: str) -> Path | None:
-    """Record that this process serves ``url`` for ``data_dir``; returns the file, or None
-    when another live server already recorded itself there (it keeps its record)."""
+def record_address(data_dir: Path, url: str, *, keys: str | None = None) -> Path | None:
+    """Record that this process serves ``url`` for ``data_dir``, and ``keys``, the PostgreSQL
+    store its API keys live in (password masked) when they are not the folder's key file;
+    returns the file, or None when another live server already recorded itself there (it
+    keeps its record)."""
     path = data_dir / FILE_NAME
     current = _read(path)
     if current is not None and current[1] != os.getpid() and _alive(current[1]):
         return None
     data_dir.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{FILE_NAME}.{os.getpid()}")
-    temporary.write_text(json.dumps({"url": url, "pid": os.getpid()}) + "\n")
+    record: dict[str, object] = {"url": url, "pid": os.getpid()}
+    if keys is not None:
+        record["keys"] = keys
+    temporary.write_text(json.dumps(record) + "\n")
     temporary.replace(path)  # readers never see half a file
     return path
 
@@ -79,3 +84,12 @@ def find_address(data_dir: Path) -> str | None:
     if current is None or not _alive(current[1]):
         return None
     return current[0]
+
+
+def postgres_keys(data_dir: Path) -> tuple[str, str] | None:
+    """``(url, store)`` when the server running on ``data_dir`` keeps its API keys in the
+    PostgreSQL ``store`` (password masked), not in the folder's key file; else None."""
+    current = _read(data_dir / FILE_NAME)
+    if current is None or current[2] is None or not _alive(current[1]):
+        return None
+    return current[0], current[2]

@@ -86,3 +86,19 @@ def test_a_data_folder_given_as_store_means_its_history_file(
     out = tmp_path / "report"
     assert cli.main(["backtest", "--store", str(data), "--out", str(out)]) == 0
     assert (out / "report.json").is_file()
+
+
+def test_sim_and_backtest_refuse_a_postgresql_url_without_showing_its_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # They read and write a SQLite file: `sim --store postgresql://u:secret@h/db` simulated a
+    # day into the file ./postgresql:/u:secret@h/db, and `backtest` printed the password.
+    monkeypatch.chdir(tmp_path)
+    url = "postgresql://u:secret@127.0.0.1:5432/pf"
+    for command in (["sim", "--days", "0.01", "--markets", "3", "--no-progress"], ["backtest"]):
+        assert cli.main([*command, "--store", url]) == 2
+        err = capsys.readouterr().err
+        assert "'postgresql://u:***@127.0.0.1:5432/pf'" in err, err
+        assert "SQLite history file" in err
+        assert "secret" not in err
+    assert list(tmp_path.iterdir()) == []

@@ -8,6 +8,7 @@ import pytest
 
 from purpleflea import cli
 from purpleflea.commands.serve import banner
+from purpleflea.local_server import record_address
 
 
 def test_list_and_revoke_in_a_folder_without_keys_say_so_and_create_nothing(
@@ -35,7 +36,7 @@ def test_create_says_when_it_starts_a_new_key_store(
     assert first.out.startswith("pf_")
     assert first.err == (
         f"purpleflea keys: started a new key store, {data / 'keys.sqlite'}: only a server "
-        f"run with --data-dir {data} accepts this key\n"
+        f"run with --data-dir {data} and no PostgreSQL --store accepts this key\n"
     )
     assert cli.main(["keys", "--data-dir", str(data), "create", "--account", "you"]) == 0
     assert capsys.readouterr().err == ""  # the store was there
@@ -60,3 +61,44 @@ def test_the_banner_of_a_node_on_postgresql_names_the_store_its_keys_live_in() -
     assert "secret" not in shown
     single = banner("127.0.0.1", 8123, "sim", Path("/srv/pf"), None)
     assert "purpleflea keys --data-dir /srv/pf create --account you" in single
+
+
+def test_revoking_a_key_twice_says_it_was_already_revoked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A second revoke printed "no active key" and exited 1, as for an id that never existed.
+    data = tmp_path / "data"
+    assert cli.main(["keys", "--data-dir", str(data), "create", "--account", "you"]) == 0
+    key_id = capsys.readouterr().out.split("key_id ")[1].split()[0]
+    assert cli.main(["keys", "--data-dir", str(data), "revoke", key_id]) == 0
+    assert capsys.readouterr().out.startswith(f"revoked {key_id};")
+    assert cli.main(["keys", "--data-dir", str(data), "revoke", key_id]) == 0
+    assert capsys.readouterr().out.startswith(f"{key_id} was already revoked, at ")
+    assert cli.main(["keys", "--data-dir", str(data), "revoke", "neverWas"]) == 1
+    assert capsys.readouterr().out == "no key 'neverWas'\n"
+
+
+def test_keys_in_the_folder_of_a_server_on_postgresql_point_to_its_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`keys --data-dir DIR create` said "only a server run with --data-dir DIR accepts this
+    key" while the server running on DIR kept its keys in PostgreSQL: the key went to a file
+    it never reads (and `revoke` revoked nothing it knows)."""
+    data = tmp_path / "data"
+    record_address(data, "http://127.0.0.1:8123", keys="postgresql://pf:***@db.internal/pf")
+    for action in (["create"], ["list"], ["revoke", "abcdefgh"]):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(["keys", "--data-dir", str(data), *action])
+        assert exit_.value.code == (
+            f"purpleflea keys: the server running on {data} (http://127.0.0.1:8123) keeps its "
+            "keys in PostgreSQL, not in this folder: pass its store, "
+            "--store 'postgresql://pf:***@db.internal/pf' (with the password)"
+        )
+    assert not (data / "keys.sqlite").exists()
+    # With no server there, what the folder's key file is for is said as it is.
+    (data / "server.json").unlink()
+    assert cli.main(["keys", "--data-dir", str(data), "create"]) == 0
+    assert capsys.readouterr().err == (
+        f"purpleflea keys: started a new key store, {data / 'keys.sqlite'}: only a server run "
+        f"with --data-dir {data} and no PostgreSQL --store accepts this key\n"
+    )

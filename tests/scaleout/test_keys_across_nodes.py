@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -20,6 +22,7 @@ from purpleflea.server.auth import Gate
 from purpleflea.server.keys import AccountExists, KeyLimitReached
 from purpleflea.server.keys_postgres import PostgresKeyStore
 from purpleflea.server.ratelimit import RateLimiter
+from purpleflea.store.factory import redacted
 from tests.scaleout.cluster import cluster
 from tests.services import ensure_postgres
 
@@ -40,8 +43,17 @@ def test_postgres_keys_follow_the_same_rules() -> None:
         stores[0].mint(account, "third", cap=3)
         with pytest.raises(KeyLimitReached, match="3 active keys"):
             stores[1].mint(account, "fourth", cap=3)
-        assert stores[1].revoke(first.info.key_id, account=account)
+        revoked = stores[1].revoke(first.info.key_id, account=account)
+        assert revoked is not None
+        assert not revoked.already
         assert stores[0].verify(first.key) is None
+        # A repeat revoke on another node finds it already revoked; another account does not.
+        again = stores[0].revoke(first.info.key_id, account=account)
+        assert again is not None
+        assert again.already
+        assert again.revoked_at == revoked.revoked_at
+        assert stores[0].revoke(first.info.key_id, account=_account()) is None
+        assert stores[0].revoke("neverWas", account=account) is None
         assert first.info.key_id in stores[0].revoked_since(first.info.created_at)
     finally:
         for store in stores:
@@ -142,3 +154,16 @@ async def test_keys_minted_on_one_api_node_work_and_die_on_another(tmp_path: Pat
                 assert ws.close_code == 4403
             gone = await http.get(f"{node_b.url}/v1/keys", headers={"X-API-Key": key})
             assert gone.status_code == 401
+        # `keys --data-dir` in a node's folder would write a SQLite key file the node never
+        # reads: it names the node's store instead (password masked).
+        folder = str(tmp_path / "api-a")
+        refused = subprocess.run(
+            [sys.executable, "-m", "purpleflea.cli", "keys", "--data-dir", folder, "create"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert refused.returncode == 1, refused
+        assert "keeps its keys in PostgreSQL" in refused.stderr
+        assert f"--store '{redacted(services.store_url)}'" in refused.stderr
+        assert not (tmp_path / "api-a" / "keys.sqlite").exists()

@@ -9,7 +9,10 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from purpleflea.server.webhook_policy import WebhookSettings
+from purpleflea.store.webhooks import DeadLetter, open_webhook_store
 from tests.scaleout.cluster import cluster, until
+from tests.server.conftest import make_config, running_server
 from tests.server.webhook_receiver import receiver
 
 
@@ -76,3 +79,62 @@ async def test_webhooks_are_delivered_once_by_the_ingest_node(tmp_path: Path) ->
         assert seqs == sorted(set(seqs))
         stored = _liquidation_seqs(services.store_url)
         assert {s for s in stored if seqs[0] <= s <= seqs[-1]} == set(seqs)
+
+
+async def test_two_api_nodes_never_replay_one_webhook_s_dead_letters_at_once(
+    tmp_path: Path,
+) -> None:
+    """The replay guard was a set in each process: asked on two API nodes at once, both sent
+    the same letters (duplicates at the receiver). Two app instances on one PostgreSQL store:
+    while node A replays, node B answers 409 replay_in_progress and sends nothing."""
+    async with cluster(tmp_path) as services, receiver() as box:
+        nodes = [
+            make_config(
+                tmp_path / name,
+                role="api",
+                source="none",
+                store_url=services.store_url,
+                bus_url=services.bus_url,
+                webhooks=WebhookSettings(timeout_s=10.0),
+                rate_per_s=1_000.0,
+                rate_burst=1_000.0,
+            )
+            for name in ("api-a", "api-b")
+        ]
+        async with running_server(nodes[0]) as node_a, running_server(nodes[1]) as node_b:
+            headers = {"X-API-Key": services.key}
+            async with httpx.AsyncClient(headers=headers, timeout=20) as http:
+                made = await http.post(f"{node_a.url}/v1/webhooks", json={"url": box.url})
+                assert made.status_code == 201, made.text
+                webhook_id, box.secret = made.json()["id"], made.json()["secret"]
+                store = open_webhook_store(services.store_url)
+                letters = [
+                    DeadLetter(
+                        webhook_id=webhook_id,
+                        seq=seq,
+                        body=b'{"type":"liquidation","data":{"seq":%d}}' % seq,
+                        attempts=3,
+                        error="HTTP 500",
+                        failed_at=1_760_000_000_000,
+                    )
+                    for seq in (1, 2, 3)
+                ]
+                await store.add_dead_letters(letters, keep=10)
+                await store.close()
+                box.hold = asyncio.Event()
+                path = f"/v1/webhooks/{webhook_id}/dead-letters/replay"
+                first = asyncio.create_task(http.post(f"{node_a.url}{path}"))
+                await until(lambda: box.waiting == 1, 20, "node A's first letter at the receiver")
+                second = asyncio.create_task(http.post(f"{node_b.url}{path}"))
+                done, _ = await asyncio.wait({second}, timeout=5)
+                box.hold.set()
+                answers = [(await first), (await second)]
+                assert done, "node B's replay waited on the receiver: it was sending too"
+                assert answers[1].status_code == 409, answers[1].text
+                assert answers[1].json()["error"]["code"] == "replay_in_progress"
+                assert answers[0].json()["delivered"] == 3
+                assert sorted(int(d.event_id) for d in box.deliveries) == [1, 2, 3]
+                # Released at the end: node B may replay now (nothing is left to send).
+                again = await http.post(f"{node_b.url}{path}")
+                assert again.status_code == 200, again.text
+                assert again.json()["remaining"] == 0

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from purpleflea.model import VenueLiquidation
-from purpleflea.server.app import Server, build_server, create_app
+from purpleflea.server.app import Server, create_app, open_server
 from purpleflea.server.config import ServerConfig
 from purpleflea.server.net import listen_socket
 from purpleflea.server.serving import TrackerServer, uvicorn_config
@@ -63,7 +63,7 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def running_server(config: ServerConfig) -> AsyncIterator[Running]:
-    server = build_server(config)
+    server = await open_server(config)  # build_server for one machine; a role connects
     app = create_app(config, server=server)
     uv = TrackerServer(uvicorn_config(app, config), server.streams)
     sock = listen_socket("127.0.0.1", 0, send_buffer=config.socket_send_buffer)

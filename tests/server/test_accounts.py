@@ -16,6 +16,7 @@ import pytest
 from purpleflea.server.keys import (
     AccountExists,
     KeyLimitReached,
+    Revocation,
     SQLiteKeyStore,
     UnknownAccount,
 )
@@ -161,8 +162,17 @@ def test_store_rules(tmp_path: Path) -> None:
     store.mint("alice", "second", cap=2)
     with pytest.raises(KeyLimitReached, match="2 active keys"):
         store.mint("alice", "third", cap=2)
-    assert store.revoke(first.info.key_id, account="alice")
+    revoked = store.revoke(first.info.key_id, account="alice")
+    assert revoked is not None
+    assert not revoked.already
     store.mint("alice", "third", cap=2)
+    # A repeat revoke (a retry whose first answer was lost) finds the key already revoked.
+    assert store.revoke(first.info.key_id, account="alice") == Revocation(
+        key_id=first.info.key_id, revoked_at=revoked.revoked_at, already=True
+    )
+    # Another account's key, or one that never existed, is not found (no oracle).
+    assert store.revoke(first.info.key_id, account="bob") is None
+    assert store.revoke("neverWas", account="alice") is None
     store.close()
 
 

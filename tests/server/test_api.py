@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from purpleflea.clock import now_ms
+from purpleflea.model import MarketSnapshot
 from purpleflea.server import api
 from purpleflea.server.api import sample_value
+from purpleflea.server.pipeline_metrics import FAMILIES
 from purpleflea.store.base import StoreUnavailable
 from purpleflea.venues import registry
 from tests.server.conftest import T0, Running, venue_event
@@ -44,6 +48,37 @@ async def test_history_filters_and_cursor_pages(live: Running) -> None:
             await http.get("/v1/liquidations", params={"side": "short", "exchange": "bybit"})
         ).json()
         assert len(shorts["events"]) == 5
+
+
+async def test_known_exchanges_sides_and_coverages_are_taken_in_any_case(live: Running) -> None:
+    """``?exchange=BYBIT`` was refused as an unknown exchange (as markets, these are names a
+    person types: ``btc-perp`` was already BTC-PERP); a name no venue has is still a 400."""
+    await live.push(
+        venue_event(exchange="bybit", side="short"), venue_event(exchange="okx", side="long")
+    )
+    headers = {"Authorization": f"Bearer {live.key}"}
+    async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
+        for params in (
+            {"exchange": "BYBIT"},
+            {"exchange": "Bybit", "side": "SHORT"},
+            {"exchange": "bybit", "coverage": "Complete"},
+        ):
+            response = await http.get("/v1/liquidations", params=params)
+            assert response.status_code == 200, (params, response.text)
+            assert [e["exchange"] for e in response.json()["events"]] == ["bybit"], params
+        aggregate = await http.get(
+            "/v1/liquidations/aggregate",
+            params={"exchange": "OKX", "group_by": "exchange", "start": T0, "end": T0 + 86_400_000},
+        )
+        assert {b["group"] for b in aggregate.json()["buckets"]} == {"okx"}, aggregate.text
+        coverage = await http.get("/v1/coverage", params={"exchange": "OKX"})
+        assert coverage.status_code == 200, coverage.text
+        for route in ("/v1/liquidations", "/v1/coverage"):
+            refused = await http.get(route, params={"exchange": "Binance"})
+            assert refused.status_code == 400
+            message = refused.json()["error"]["message"]
+            assert "unknown exchange 'Binance'" in message
+            assert "binance_usdm" in message
 
 
 async def test_bad_parameters_get_400_naming_the_parameter(live: Running) -> None:
@@ -294,3 +329,103 @@ async def test_the_failure_counters_are_exported_before_the_first_failure(live: 
         text = (await http.get("/v1/metrics")).text
     for outcome in ("store_write_errors", "publish_errors", "dropped_buffer_full"):
         assert f'purpleflea_events_total{{outcome="{outcome}"}} 0\n' in text
+
+
+_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+_LABELS = rf'\{{(?:{_NAME}="(?:[^"\\\n]|\\[\\"n])*"(?:,{_NAME}="(?:[^"\\\n]|\\[\\"n])*")*)?\}}'
+_SUFFIXES = {"counter": ("",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
+
+
+def parse_exposition(text: str) -> dict[str, list[tuple[str, str, float]]]:
+    """The Prometheus text format (0.0.4), read strictly: each family's HELP and TYPE once,
+    before its samples, which are contiguous, named for the family (and its type's suffixes),
+    well-formed and not repeated. Returns each family's samples (name, labels, value)."""
+    families: dict[str, list[tuple[str, str, float]]] = {}
+    types: dict[str, str] = {}
+    helped: set[str] = set()
+    current = ""
+    seen: set[tuple[str, str]] = set()
+    assert text.endswith("\n"), "the exposition ends with a newline"
+    for line in text[:-1].split("\n"):
+        if line.startswith("# HELP "):
+            name = line.split(" ")[2]
+            assert name not in helped | set(families), f"HELP again: {line}"
+            assert re.fullmatch(_NAME, name), line
+            helped.add(name)
+            current = name
+        elif line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ")
+            assert name not in types, f"TYPE again: {line}"
+            assert kind in _SUFFIXES, line
+            types[name], current = kind, name
+            families[name] = []
+        else:
+            found = re.fullmatch(rf"({_NAME})({_LABELS})? (\S+)", line)
+            assert found, f"not a sample: {line!r}"
+            name, labels, value = found.group(1), found.group(2) or "", found.group(3)
+            assert current in types, f"a sample before its family's TYPE: {line}"
+            assert name in {current + s for s in _SUFFIXES[types[current]]}, (current, line)
+            assert (name, labels) not in seen, f"repeated: {line}"
+            seen.add((name, labels))
+            families[current].append((name, labels, float(value)))
+    return families
+
+
+async def test_metrics_name_what_they_count_beside_the_mixed_events_total(
+    live: Running,
+) -> None:
+    """purpleflea_events_total mixed liquidations with snapshots, alerts and failed attempts
+    under one name; it stays (dashboards read it), and families named for each sit beside."""
+    first = venue_event(exchange="okx")
+    await live.push(first, venue_event(exchange="okx"))
+    await live.push(first)  # the same exchange event again: a duplicate
+    tracker = live.server.tracker
+    tracker.on_snapshot(
+        MarketSnapshot(
+            exchange="okx",
+            symbol="BTC-USDT-SWAP",
+            market="BTC-PERP",
+            ts=T0,
+            mark_price=60_000.0,
+            open_interest=10.0,
+            open_interest_usd=600_000.0,
+        )
+    )
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        text = (await http.get("/v1/metrics")).text
+    families = parse_exposition(text)
+
+    def values(family: str) -> dict[str, float]:
+        return {labels: value for _, labels, value in families[f"purpleflea_{family}"]}
+
+    mixed = values("events_total")
+    assert mixed['{outcome="received"}'] == 3
+    assert mixed['{outcome="snapshots"}'] == 1  # a snapshot, counted as an "event"
+    assert values("liquidations_total") == {
+        '{outcome="received"}': 3,
+        '{outcome="published"}': 2,
+        '{outcome="duplicate"}': 1,
+        '{outcome="unsized"}': 0,
+        '{outcome="dropped_buffer_full"}': 0,
+        '{outcome="dropped_at_shutdown"}': 0,
+        '{outcome="batch_error"}': 0,
+    }
+    assert values("snapshots_total") == {'{outcome="received"}': 1, '{outcome="rejected"}': 0}
+    assert values("store_write_failures_total") == {"": 0}
+    assert values("publish_failures_total") == {"": 0}
+    assert values("cascade_alerts_total") == {"": mixed.get('{outcome="cascade_alerts"}', 0)}
+    assert "purpleflea_follower_resubscribes_total" not in families  # no follower here
+
+
+def test_every_pipeline_counter_has_a_family_named_for_it() -> None:
+    """A counter added to the tracker's pipeline later is exported by its own name too."""
+    sources = ("pipeline.py", "sequencing.py", "oi_recorder.py", "follower.py")
+    folder = Path(api.__file__).parent
+    counted = {
+        name
+        for source in sources
+        for name in re.findall(r'counters\["(\w+)"\]', (folder / source).read_text())
+    }
+    mapped = {counter for family in FAMILIES for counter in family[3].values()}
+    assert counted  # the pattern still finds them
+    assert counted <= mapped, counted - mapped

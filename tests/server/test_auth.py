@@ -106,6 +106,41 @@ async def test_register_list_and_revoke_keys_over_the_api(live: Running) -> None
     assert not any(key in str(row) for row in rows)
 
 
+async def test_a_repeated_revoke_succeeds_and_says_the_key_was_already_revoked(
+    live: Running,
+) -> None:
+    """A DELETE retried after its first answer was lost (the revoke committed) answered 404, so
+    a careful client reported a failure for a revoke that happened. A key of another account,
+    or one that never existed, stays 404 with the same message shape (no oracle)."""
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        created = await http.post("/v1/keys", json={"account": "retrier", "name": "main"})
+        headers = {"X-API-Key": created.json()["key"]}
+        spare = (await http.post("/v1/keys", json={"name": "spare"}, headers=headers)).json()
+        first = await http.delete(f"/v1/keys/{spare['key_id']}", headers=headers)
+        assert first.status_code == 200, first.text
+        assert first.json()["already_revoked"] is False
+        again = await http.delete(f"/v1/keys/{spare['key_id']}", headers=headers)
+        assert again.status_code == 200, again.text
+        assert again.json()["revoked"] == spare["key_id"]
+        assert again.json()["already_revoked"] is True
+        # The time of the revoke that happened, not of the retry.
+        assert again.json()["revoked_at"] == first.json()["revoked_at"]
+        assert (await http.get("/v1/markets", headers={"X-API-Key": spare["key"]})).status_code == (
+            401
+        )
+        # Another account's key, revoked or not, and an id that never existed: the same 404.
+        others = (await http.get("/v1/keys", headers={"X-API-Key": live.key})).json()["keys"]
+        tester_key_id = others[0]["key_id"]
+        live.server.keys.revoke(tester_key_id)
+        answers = [
+            await http.delete(f"/v1/keys/{key_id}", headers=headers)
+            for key_id in (tester_key_id, "neverWas")
+        ]
+        assert [a.status_code for a in answers] == [404, 404]
+        messages = [a.json()["error"]["message"] for a in answers]
+        assert messages[0].replace(tester_key_id, "ID") == messages[1].replace("neverWas", "ID")
+
+
 async def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
     async with running_server(make_config(tmp_path, rate_per_s=2.0, rate_burst=5.0)) as live:
         headers = {"Authorization": f"Bearer {live.key}"}

@@ -82,6 +82,32 @@ async def test_sdk_reconnects_by_itself_when_the_connection_drops(live: Running)
     assert len(got) == 10
 
 
+async def test_stream_filters_take_known_names_in_any_case(live: Running) -> None:
+    """``exchanges=["BYBIT"]`` was refused as unknown; the SDK, the WebSocket and SSE now take
+    it (and ``sides``, ``coverages``) as the ids events carry, and say so in the ack."""
+    client = purpleflea.LiquidationClient(api_key=live.key, base_url=live.url)
+    async with client.stream(exchanges=["BYBIT"], sides="Short", coverages="COMPLETE") as stream:
+        await live.push(
+            venue_event(exchange="okx", side="short"),
+            venue_event(exchange="bybit", side="long"),
+            venue_event(exchange="bybit", side="short", size_usd=123_000),
+        )
+        [event] = await _collect(stream, 1)
+    assert (event["exchange"], event["side"], event["size_usd"]) == ("bybit", "short", 123_000)
+    headers = {"Authorization": f"Bearer {live.key}"}
+    async with connect(live.ws_url, additional_headers=headers) as ws:
+        await ws.send(json.dumps({"op": "subscribe", "exchanges": ["Binance_USDM", "OKX"]}))
+        ack = json.loads(await ws.recv())
+        assert ack["type"] == "subscribed", ack
+        assert ack["filters"]["exchanges"] == ["binance_usdm", "okx"]
+    async with (
+        httpx.AsyncClient(base_url=live.url, headers=headers) as http,
+        http.stream("GET", "/v1/stream/sse", params={"exchanges": "Binance"}) as refused,
+    ):
+        assert refused.status_code == 400
+        assert "unknown exchange(s) Binance" in (await refused.aread()).decode()
+
+
 async def test_bad_subscription_is_refused_with_a_clear_error(live: Running) -> None:
     headers = {"Authorization": f"Bearer {live.key}"}
     for message, word in [

@@ -8,10 +8,12 @@ import socket
 
 import pytest
 
+from purpleflea import cli
+from purpleflea.server.config import ServerConfig
 from purpleflea.server.keys_postgres import PostgresKeyStore
 from purpleflea.server.sequencer import hold_sequencer_lock
 from purpleflea.store.accounts import open_account_store
-from purpleflea.store.factory import open_store, redacted
+from purpleflea.store.factory import check_postgres_url, open_store, redacted
 from purpleflea.store.postgres import PostgresStore
 from purpleflea.store.webhooks import open_webhook_store
 
@@ -47,6 +49,18 @@ def _closed_port() -> int:
             "postgresql:///pf?host=/run/postgresql&password=secret",
             "postgresql:///pf?host=/run/postgresql&password=***",
         ),
+        # A password holding a raw / ? # or @ (the last @ ends the credentials): urlsplit put
+        # the authority's end at the first of / ? #, so the password was shown whole.
+        ("postgresql://u:pa/ss@h:5432/db", "postgresql://u:***@h:5432/db"),
+        ("postgresql://u:pa?ss@h/db", "postgresql://u:***@h/db"),
+        ("postgresql://u:pa#ss@h/db?sslmode=require", "postgresql://u:***@h/db?sslmode=require"),
+        ("postgresql://u:pa@ss@h/db", "postgresql://u:***@h/db"),
+        ("postgresql://u:p?a@s/s#@h/db", "postgresql://u:***@h/db"),
+        ("nats://tok/en@bus:4222", "nats://***@bus:4222"),
+        # libpq reads no fragment: a # in a query password is part of it.
+        ("postgresql://u@h/db?password=pa#ss", "postgresql://u@h/db?password=***"),
+        # An @ in a query value: whatever precedes it is hidden, never shown.
+        ("postgresql://h/db?password=s&application_name=a@b", "postgresql://***@b"),
     ],
 )
 def test_redacted_hides_the_password_and_keeps_the_rest(url: str, shown: str) -> None:
@@ -78,3 +92,55 @@ async def test_a_mistyped_scheme_is_refused_without_its_password() -> None:
         await open_store("postgresq://purpleflea:secret@db.internal/pf")
     assert "secret" not in str(refused.value)
     assert "purpleflea:***@db.internal" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        # libpq's URL parser ends the user part at the first / or @: it read host 'pf' and port
+        # 'se' here ("failed to resolve host 'pf'"), and host 'cret@127.0.0.1' in the second
+        # (an error quoting the rest of the password).
+        "postgresql://pf:se/cret@127.0.0.1:5432/pf",
+        "postgresql://pf:se@cret@127.0.0.1:5432/pf",
+        "postgresql://pf:s?e@cret/x@127.0.0.1:5432/pf",
+    ],
+)
+async def test_a_url_postgresql_would_misread_is_refused_naming_the_problem(url: str) -> None:
+    for refuse in (check_postgres_url, lambda u: ServerConfig(store_url=u)):
+        with pytest.raises(ValueError, match=r"raw '/' or '@'.*%2F.*%40") as refused:
+            refuse(url)
+        assert "cret" not in str(refused.value)
+        assert "pf:***@127.0.0.1:5432/pf" in str(refused.value)
+    with pytest.raises(ValueError, match="raw '/' or '@'"):
+        await open_store(url)
+
+
+def test_a_url_postgresql_cannot_parse_is_refused_without_quoting_it() -> None:
+    # libpq's own message quoted the password: invalid percent-encoded token: "se%cret".
+    with pytest.raises(ValueError, match="percent-encode") as refused:
+        check_postgres_url("postgresql://pf:se%cret@127.0.0.1:5432/pf")
+    assert "cret" not in str(refused.value)
+    assert "pf:***@127.0.0.1:5432/pf" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://pf:pa%2Fss%40x@127.0.0.1:5432/pf",  # the same password, encoded
+        "postgresql://pf:pa?s#s@127.0.0.1:5432/pf",  # libpq reads ? and # in a password
+        "postgresql://127.0.0.1/pf?options=-c%20x&application_name=a@b",
+        "postgresql:///pf?host=/run/postgresql",
+        "sqlite:///var/lib/pf/history.sqlite",
+    ],
+)
+def test_urls_postgresql_reads_as_meant_pass(url: str) -> None:
+    check_postgres_url(url)
+
+
+def test_the_keys_command_says_what_is_wrong_with_its_store_url() -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["keys", "--store", "postgresql://pf:se/cret@127.0.0.1:5432/pf", "list"])
+    assert str(exit_.value.code).startswith(
+        "purpleflea keys: store URL 'postgresql://pf:***@127.0.0.1:5432/pf': "
+    )
+    assert "cret" not in str(exit_.value.code)

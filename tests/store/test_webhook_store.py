@@ -25,7 +25,9 @@ async def _empty_postgres() -> str:
     dsn = ensure_postgres()
     connection = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
     async with connection:
-        await connection.execute("DROP TABLE IF EXISTS webhooks, webhook_dead_letters")
+        await connection.execute(
+            "DROP TABLE IF EXISTS webhooks, webhook_dead_letters, webhook_replays"
+        )
     return dsn
 
 
@@ -122,6 +124,39 @@ async def test_a_replayed_dead_letter_is_removed(store: WebhookStore) -> None:
     await store.add_dead_letters([_letter("wh_1", 1), _letter("wh_1", 2)], keep=10)
     await store.remove_dead_letter("wh_1", 1)
     assert [x.seq for x in await store.dead_letters("wh_1")] == [2]
+
+
+async def test_one_replay_lease_per_webhook_across_stores_until_released_or_expired(
+    store: WebhookStore, tmp_path: Path
+) -> None:
+    """Two nodes replaying one webhook's dead letters at once sent each letter twice (the
+    guard was a set in each process): the lease lives in the shared store."""
+    await store.create(_webhook("wh_1"), cap=10)
+    await store.create(_webhook("wh_2"), cap=10)
+    # Another node: its own connection to the same database.
+    if isinstance(store.backend, SQLiteStatements):
+        other = WebhookStore(SQLiteStatements(store.backend.path, SQLITE_SCHEMA))
+    else:
+        other = open_webhook_store(store.backend.url)
+    try:
+        t0 = 1_760_000_000_000
+        assert await store.take_replay("wh_1", "node-a", now_ms=t0, lease_ms=10_000)
+        assert not await other.take_replay("wh_1", "node-b", now_ms=t0 + 1, lease_ms=10_000)
+        assert await other.take_replay("wh_2", "node-b", now_ms=t0 + 1, lease_ms=10_000)
+        # Only the holder releases it.
+        await other.release_replay("wh_1", "node-b")
+        assert not await other.take_replay("wh_1", "node-b", now_ms=t0 + 2, lease_ms=10_000)
+        await store.release_replay("wh_1", "node-a")
+        assert await other.take_replay("wh_1", "node-b", now_ms=t0 + 3, lease_ms=10_000)
+        # A holder that died never releases: its lease expires.
+        assert not await store.take_replay("wh_1", "node-a", now_ms=t0 + 10_002, lease_ms=10_000)
+        assert await store.take_replay("wh_1", "node-a", now_ms=t0 + 10_003, lease_ms=10_000)
+        # Deleting the webhook takes its lease with it.
+        await store.delete("wh_1", "alice")
+        await store.create(_webhook("wh_1"), cap=10)
+        assert await other.take_replay("wh_1", "node-b", now_ms=t0 + 10_004, lease_ms=10_000)
+    finally:
+        await other.close()
 
 
 async def test_sqlite_tables_live_in_the_history_file(tmp_path: Path) -> None:

@@ -33,7 +33,6 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--store",
-        type=Path,
         default=DEFAULT_STORE,
         help=f"SQLite history file, or the data folder holding it (default {DEFAULT_STORE})",
     )
@@ -82,7 +81,11 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.threshold <= 10:
         print(f"backtest: --threshold must be 0-10, got {args.threshold}", file=sys.stderr)
         return 2
-    args.store = history_file(args.store)  # `--store data`: the folder's history file
+    try:
+        args.store = history_file(args.store)  # `--store data`: the folder's history file
+    except ValueError as exc:
+        print(f"backtest: {exc}", file=sys.stderr)
+        return 2
     if not args.store.is_file():
         print(f"backtest: no history store at {args.store} (pass --store PATH)", file=sys.stderr)
         return 2

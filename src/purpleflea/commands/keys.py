@@ -11,6 +11,10 @@ import argparse
 import datetime
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from purpleflea.server.keys import KeyStore
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -67,10 +71,22 @@ def _when(ms: int | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from purpleflea.local_server import postgres_keys  # noqa: PLC0415
     from purpleflea.server.config import ServerConfig  # noqa: PLC0415
     from purpleflea.server.keys import open_key_store  # noqa: PLC0415
 
-    config = ServerConfig(data_dir=args.data_dir, store_url=args.store)
+    try:
+        config = ServerConfig(data_dir=args.data_dir, store_url=args.store)
+    except ValueError as exc:  # a store URL PostgreSQL would misread (its password masked)
+        raise SystemExit(f"purpleflea keys: {exc}") from None
+    elsewhere = postgres_keys(args.data_dir) if args.store is None else None
+    if elsewhere is not None:
+        url, where = elsewhere
+        raise SystemExit(
+            f"purpleflea keys: the server running on {args.data_dir} ({url}) keeps its keys in "
+            f"PostgreSQL, not in this folder: pass its store, --store '{where}' (with the "
+            "password)"
+        )
     # The SQLite key file is made on first open: a mistyped --data-dir, or a command run in
     # another folder than the server's, would list an empty store or mint a key no running
     # server accepts. (A PostgreSQL store is shared by every node: nothing to tell.)
@@ -83,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     if fresh:
         print(
             f"purpleflea keys: started a new key store, {config.keys_path}: only a server run "
-            f"with --data-dir {args.data_dir} accepts this key",
+            f"with --data-dir {args.data_dir} and no PostgreSQL --store accepts this key",
             file=sys.stderr,
         )
     try:
@@ -107,11 +123,21 @@ def run(args: argparse.Namespace) -> int:
                     f"{info.key_id:10} {info.account[:20]:20} {info.name[:16]:16} "
                     f"{_when(info.created_at):17} {_when(info.revoked_at)}"
                 )
-        elif not store.revoke(args.key_id):
-            print(f"no active key {args.key_id!r}")
-            return 1
         else:
-            print(f"revoked {args.key_id}; a running server closes its streams within a second")
+            return _revoke(store, args.key_id)
     finally:
         store.close()
+    return 0
+
+
+def _revoke(store: KeyStore, key_id: str) -> int:
+    revocation = store.revoke(key_id)
+    if revocation is None:
+        print(f"no key {key_id!r}")
+        return 1
+    if revocation.already:
+        # A repeat (a script retrying) is no failure: the key is revoked.
+        print(f"{key_id} was already revoked, at {_when(revocation.revoked_at)} UTC")
+    else:
+        print(f"revoked {key_id}; a running server closes its streams within a second")
     return 0

@@ -344,7 +344,10 @@ async def _serve_locked(config: ServerConfig) -> None:
     # Client commands run beside this one (`purpleflea tail`) find it through this record.
     address = None
     if config.role != "ingest":
-        address = record_address(config.data_dir, client_url(config.host, config.port))
+        # And where its keys live: `purpleflea keys --data-dir` must not mint into a file
+        # this server never reads.
+        keys = redacted(config.store) if is_postgres(config.store) else None
+        address = record_address(config.data_dir, client_url(config.host, config.port), keys=keys)
 
     class Server(TrackerServer):
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:

@@ -102,7 +102,11 @@ def run(args: argparse.Namespace) -> int:
     from purpleflea.store.factory import history_file  # noqa: PLC0415
     from purpleflea.store.lock import DataDirBusy, exclusive  # noqa: PLC0415
 
-    args.store = str(history_file(args.store))  # `--store data`: the folder's history file
+    try:
+        args.store = str(history_file(args.store))  # `--store data`: the folder's history file
+    except ValueError as exc:
+        print(f"purpleflea sim: {exc}", file=sys.stderr)
+        return 2
     if not args.days > 0:
         print(f"purpleflea sim: --days must be > 0, got {args.days}", file=sys.stderr)
         return 2

@@ -19,9 +19,11 @@ from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import Coverage, market_name
 from purpleflea.server import http
 from purpleflea.server.auth import AuthError, Gate, key_from
+from purpleflea.server.filters import SIDES, spelled_as_known
 from purpleflea.server.keys import AccountExists, KeyInfo, KeyLimitReached, NewKey
 from purpleflea.server.measured_route import measured_heatmap
 from purpleflea.server.pipeline import Pipeline
+from purpleflea.server.pipeline_metrics import pipeline_families
 from purpleflea.server.query_params import QueryCheck
 from purpleflea.server.ratelimit import RateLimiter
 from purpleflea.store.base import INTERVAL_MS, Bucket, Query, Store
@@ -131,17 +133,12 @@ class Api:
 
     def _query(self, request: Request, *, limit_default: int = 100) -> Query:
         params = request.query_params
-        sides = http.strings(params, "side")
+        sides = spelled_as_known(http.strings(params, "side"), SIDES)
         for side in sides:
-            if side not in ("long", "short"):
+            if side not in SIDES:
                 raise http.BadRequest(f"side must be long or short, got {side!r}")
-        exchanges = http.strings(params, "exchange")
-        for exchange in exchanges:
-            if exchange not in self.known_exchanges:
-                raise http.BadRequest(
-                    f"unknown exchange {exchange!r}; known: {', '.join(self.known_exchanges)}"
-                )
-        coverages = http.strings(params, "coverage")
+        exchanges = http.exchanges(params, self.known_exchanges)
+        coverages = spelled_as_known(http.strings(params, "coverage"), COVERAGES)
         for coverage in coverages:
             if coverage not in COVERAGES:
                 raise http.BadRequest(
@@ -354,12 +351,22 @@ class Api:
 
     async def revoke_key(self, request: Request, info: KeyInfo) -> Response:
         key_id = request.path_params["key_id"]
-        if not self.gate.keys.revoke(key_id, account=info.account):
+        revocation = self.gate.keys.revoke(key_id, account=info.account)
+        if revocation is None:
+            # The same answer for another account's key as for none at all: no oracle.
             return http.error_response(
-                404, "not_found", f"no active key {key_id!r} in account {info.account!r}"
+                404, "not_found", f"no key {key_id!r} in account {info.account!r}"
             )
+        # Also for a repeat: the first revoke's node may have died before closing the streams.
         closed = self.gate.revoked(key_id)
-        return http.json_response({"revoked": key_id, "streams_closed": closed})
+        return http.json_response(
+            {
+                "revoked": key_id,
+                "already_revoked": revocation.already,
+                "revoked_at": revocation.revoked_at,
+                "streams_closed": closed,
+            }
+        )
 
     # -- operations --------------------------------------------------------------------------
 
@@ -409,9 +416,13 @@ class Api:
         metric(
             "events_total",
             "counter",
-            "Venue events by what became of them.",
+            "Every counter of the tracker's pipeline by name (kept for dashboards; it mixes "
+            "liquidations with snapshots, alerts and failed attempts: the families below "
+            "count each by its own name).",
             [(f'{{outcome="{k}"}}', float(v)) for k, v in sorted(counters.items())],
         )
+        for family in pipeline_families(counters):
+            metric(*family)
         metric("last_seq", "gauge", "Highest published seq.", [("", float(self.tracker.last_seq))])
         metric(
             "stream_clients", "gauge", "Open stream connections.", [("", len(self.gate.streams))]

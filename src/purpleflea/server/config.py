@@ -129,6 +129,11 @@ class ServerConfig:
                 f"rate limits must be positive (rate {self.rate_per_s}/s, burst "
                 f"{self.rate_burst}, registrations {self.registrations_per_min}/min)"
             )
+        if self.store_url is not None:
+            # Imported here: the store modules load only for a server given a store URL.
+            from purpleflea.store.factory import check_postgres_url  # noqa: PLC0415
+
+            check_postgres_url(self.store_url)
         if self.role == "api" and self.source != "none":
             raise ValueError(
                 f"role 'api' runs no source (got source {self.source!r}): events come from "

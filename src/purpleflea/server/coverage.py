@@ -159,12 +159,7 @@ class CoverageRoutes:
 
     async def coverage(self, request: Request, _: KeyInfo) -> Response:
         params = request.query_params
-        exchanges = http.strings(params, "exchange")
-        for exchange in exchanges:
-            if exchange not in self.known_exchanges:
-                raise http.BadRequest(
-                    f"unknown exchange {exchange!r}; known: {', '.join(self.known_exchanges)}"
-                )
+        exchanges = http.exchanges(params, self.known_exchanges)
         start, end = self._window(params)
         store = self.service.store
         # An hour that began before start still covers part of the window.

@@ -94,6 +94,19 @@ def _strings(name: str, value: Any) -> frozenset[str]:
     return frozenset(result)
 
 
+def spelled_as_known(values: Iterable[str], known: Iterable[str]) -> tuple[str, ...]:
+    """``values`` with each one that names a ``known`` value in another case spelled as there
+    (``BYBIT`` -> ``bybit``, ``Short`` -> ``short``): people type names as they read them, as
+    markets are taken in any case. Others are kept as given, for the caller to refuse by
+    that name."""
+    spelled = {name.casefold(): name for name in known}
+    return tuple(spelled.get(value.casefold(), value) for value in values)
+
+
+def _known(name: str, value: Any, known: Iterable[str]) -> frozenset[str]:
+    return frozenset(spelled_as_known(_strings(name, value), known))
+
+
 def _number(name: str, value: Any) -> float:
     if isinstance(value, bool):
         raise BadSubscription(f"{name} must be a number, got {value!r}")
@@ -153,18 +166,18 @@ def parse_filter(fields: Mapping[str, Any], *, known_exchanges: Iterable[str]) -
     bad = sorted(channels - set(CHANNELS))
     if bad:
         raise BadSubscription(f"unknown channel(s) {', '.join(bad)}; use {', '.join(CHANNELS)}")
-    sides = _strings("sides", fields.get("sides"))
+    sides = _known("sides", fields.get("sides"), SIDES)
     bad = sorted(sides - set(SIDES))
     if bad:
         raise BadSubscription(f"sides must be long and/or short, got {', '.join(bad)}")
-    coverages = _strings("coverages", fields.get("coverages"))
+    coverages = _known("coverages", fields.get("coverages"), COVERAGES)
     bad = sorted(coverages - set(COVERAGES))
     if bad:
         raise BadSubscription(
             f"coverages must be among {', '.join(COVERAGES)}, got {', '.join(bad)}"
         )
-    exchanges = _strings("exchanges", fields.get("exchanges"))
     allowed = set(known_exchanges)
+    exchanges = _known("exchanges", fields.get("exchanges"), allowed)
     bad = sorted(exchanges - allowed)
     if bad:
         raise BadSubscription(

@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from purpleflea.clock import seconds_mistake
 from purpleflea.model import encode
+from purpleflea.server.filters import spelled_as_known
 from purpleflea.store.base import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -100,6 +101,16 @@ def strings(params: QueryParams, name: str) -> tuple[str, ...]:
     if len(values) > 500:
         raise BadRequest(f"{name}: at most 500 values")
     return tuple(values)
+
+
+def exchanges(params: QueryParams, known: Sequence[str]) -> tuple[str, ...]:
+    """The ``exchange`` list parameter: ids among ``known``, taken in any case (``BYBIT`` is
+    ``bybit``); BadRequest naming a value that is none of them."""
+    given = spelled_as_known(strings(params, "exchange"), known)
+    for exchange in given:
+        if exchange not in known:
+            raise BadRequest(f"unknown exchange {exchange!r}; known: {', '.join(known)}")
+    return given
 
 
 def _empty(name: str) -> str:

@@ -79,6 +79,14 @@ class KeyInfo(msgspec.Struct, frozen=True, kw_only=True):
         return self.revoked_at is None
 
 
+class Revocation(msgspec.Struct, frozen=True, kw_only=True):
+    """A revoked key: when it was revoked, and whether it already was before this call."""
+
+    key_id: str
+    revoked_at: int
+    already: bool
+
+
 class NewKey(msgspec.Struct, frozen=True, kw_only=True):
     """A freshly created key: ``key`` is shown once and never stored."""
 
@@ -113,7 +121,7 @@ class KeyStore(Protocol):
 
     def active_count(self, account: str) -> int: ...
 
-    def revoke(self, key_id: str, *, account: str | None = None) -> bool: ...
+    def revoke(self, key_id: str, *, account: str | None = None) -> Revocation | None: ...
 
     def revoked_since(self, since_ms: int) -> list[str]: ...
 
@@ -282,14 +290,25 @@ class SqlKeyStore:
             "SELECT COUNT(*) FROM api_keys WHERE account = ? AND revoked_at IS NULL", (account,)
         ).scalar()
 
-    def revoke(self, key_id: str, *, account: str | None = None) -> bool:
-        """Revoke a key by id (within ``account`` if given); False if no such active key."""
-        sql = "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL"
-        params: tuple[object, ...] = (now_ms(), key_id)
+    def revoke(self, key_id: str, *, account: str | None = None) -> Revocation | None:
+        """Revoke a key by id (within ``account`` if given); None if there is no such key.
+
+        A key already revoked is answered with its first revocation (``already``): a revoke
+        retried after its first answer was lost did succeed. Locked like minting, so of two
+        racing revokes exactly one is the first."""
+        where, params = "key_id = ?", [key_id]
         if account is not None:
-            sql += " AND account = ?"
-            params = (*params, account)
-        return bool(self._run(sql, params).rowcount == 1)
+            where, params = "key_id = ? AND account = ?", [key_id, account]
+        with self._transaction() as run:
+            found = f"SELECT revoked_at FROM api_keys WHERE {where}{self._LOCK_ROW}"
+            row = run(found, params).fetchone()
+            if row is None:
+                return None
+            if row[0] is not None:
+                return Revocation(key_id=key_id, revoked_at=int(row[0]), already=True)
+            revoked_at = now_ms()
+            run("UPDATE api_keys SET revoked_at = ? WHERE key_id = ?", (revoked_at, key_id))
+            return Revocation(key_id=key_id, revoked_at=revoked_at, already=False)
 
     def revoked_since(self, since_ms: int) -> list[str]:
         """Key ids revoked at or after ``since_ms`` (servers poll this to cut streams)."""

@@ -95,13 +95,15 @@ def _filters(exchanges: tuple[str, ...]) -> list[Schema]:
         _param(
             "exchange",
             _exchanges(exchanges),
-            "Exchange ids (repeat or comma-separate; GET /v1/exchanges lists them).",
+            "Exchange ids (repeat or comma-separate; GET /v1/exchanges lists them), in any case: "
+            "BYBIT is bybit.",
         ),
-        _param("side", _SIDES, "Liquidated position side."),
+        _param("side", _SIDES, "Liquidated position side (any case: LONG is long)."),
         _param(
             "coverage",
             _COVERAGES,
-            "How complete the event's venue feed is: complete, snapshot (throttled) or sampled.",
+            "How complete the event's venue feed is: complete, snapshot (throttled) or sampled "
+            "(any case).",
         ),
         _MIN_USD,
         *_WINDOW,
@@ -354,7 +356,7 @@ def _stream_paths(exchanges: tuple[str, ...]) -> dict[str, Schema]:
                 "final error event, slow_consumer (docs/security.md).",
                 parameters=[
                     _param("markets", _MARKETS, "Markets (comma-separated or repeated)."),
-                    _param("exchanges", _exchanges(exchanges), "Exchange ids."),
+                    _param("exchanges", _exchanges(exchanges), "Exchange ids, in any case."),
                     _param("sides", _SIDES, "Liquidated position side."),
                     _param("coverages", _COVERAGES, "Coverage classes of the events' venues."),
                     _MIN_USD,

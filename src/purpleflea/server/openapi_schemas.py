@@ -187,7 +187,18 @@ def schemas() -> dict[str, Schema]:
         "Cascades": _object({"cascades": {"type": "array", "items": ref("CascadeAlert")}}),
         "NewKey": _NEW_KEY,
         "Keys": _object({"keys": {"type": "array", "items": ref("KeyInfo")}}),
-        "Revoked": _object({"revoked": _STRING, "streams_closed": _INTEGER}),
+        "Revoked": _object(
+            {
+                "revoked": _STRING,
+                "already_revoked": {
+                    "type": "boolean",
+                    "description": "The key was revoked before this request (a retried "
+                    "revoke): the answer is the same success, with the first revocation's time.",
+                },
+                "revoked_at": _INTEGER,
+                "streams_closed": _INTEGER,
+            }
+        ),
         "Health": _HEALTH,
         "Readiness": _READINESS,
     }

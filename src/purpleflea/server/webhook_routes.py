@@ -4,6 +4,7 @@ unknown one does). Delivery itself is :mod:`purpleflea.server.webhook_dispatch`.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ from purpleflea.server.filters import BadSubscription
 from purpleflea.server.keys import KeyInfo
 from purpleflea.server.webhook_dispatch import Dispatcher, webhook_filter
 from purpleflea.server.webhook_policy import MAX_URL, BadWebhookUrl, WebhookSettings, check_url
-from purpleflea.server.webhook_sender import Sender, replay_dead_letters
+from purpleflea.server.webhook_sender import REPLAY_BUDGET_S, Sender, replay_dead_letters
+from purpleflea.store.base import StoreUnavailable
 from purpleflea.store.webhooks import Webhook, WebhookStore
 from purpleflea.venues.venue import COVERAGES
 
@@ -29,6 +31,10 @@ Handler = Callable[[Request], Awaitable[Response]]
 AuthedHandler = Callable[[Request, KeyInfo], Awaitable[Response]]
 
 _SECRET_MIN, _SECRET_MAX = 16, 200
+#: A replay's lease lasts its longest run (the budget plus one attempt) and this much more:
+#: the nodes' clocks differ a little, and a slow store adds time. A node that dies while
+#: replaying holds that webhook's replays up this long at most.
+REPLAY_LEASE_SLACK_S = 30.0
 
 
 @dataclass
@@ -93,9 +99,6 @@ class WebhookRoutes:
         self.service = service
         self.authed = authed
         self.allow_private = allow_private
-        #: Webhooks this node is replaying: a second replay at once would send the same
-        #: letters twice (both read them before either removed one).
-        self._replaying: set[str] = set()
 
     async def _owned(self, request: Request, info: KeyInfo) -> Webhook | Response:
         webhook_id = request.path_params["webhook_id"]
@@ -193,19 +196,25 @@ class WebhookRoutes:
         if isinstance(webhook, Response):
             return webhook
         limit = http.integer(request.query_params, "limit", 100, low=1, high=1_000) or 100
-        if webhook.id in self._replaying:
+        # One replay of a webhook at a time, on every node sharing the store: a second one
+        # would send the same letters again (both read them before either removed one).
+        store, holder = self.service.store, secrets.token_hex(8)
+        lease_s = REPLAY_BUDGET_S + self.service.settings.timeout_s + REPLAY_LEASE_SLACK_S
+        if not await store.take_replay(
+            webhook.id, holder, now_ms=now_ms(), lease_ms=int(lease_s * 1000)
+        ):
             return http.error_response(
                 409,
                 "replay_in_progress",
                 f"webhook {webhook.id!r} is being replayed already; ask again when it answers",
             )
-        self._replaying.add(webhook.id)
         try:
-            result = await replay_dead_letters(
-                self.service.store, self.service.sender, webhook, limit=limit
-            )
+            result = await replay_dead_letters(store, self.service.sender, webhook, limit=limit)
         finally:
-            self._replaying.discard(webhook.id)
+            # A store gone meanwhile keeps the lease until it expires: this request's own
+            # error (or answer) is what the caller needs to see.
+            with contextlib.suppress(StoreUnavailable):
+                await store.release_replay(webhook.id, holder)
         return http.json_response({"webhook_id": webhook.id, **result})
 
     async def collection(self, request: Request, info: KeyInfo) -> Response:

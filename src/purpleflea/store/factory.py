@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote
 
 from purpleflea.store.base import Store
 from purpleflea.store.sqlite import SQLiteStore
@@ -21,7 +21,14 @@ DB_FILE = "purpleflea.sqlite"
 
 def history_file(path: str | Path) -> Path:
     """``path``, or the history file in it when it is a folder: ``--store data`` is what a user
-    types for the folder ``serve --data-dir data`` writes."""
+    types for the folder ``serve --data-dir data`` writes. A PostgreSQL URL is refused (ValueError,
+    password masked): as a path, ``postgresql://u:secret@h/db`` was a file ``postgresql:/u:...``
+    that ``sim`` filled (and ``backtest`` named, password and all)."""
+    if is_postgres(str(path)):
+        raise ValueError(
+            f"store {redacted(str(path))!r}: this command works on a SQLite history file (or "
+            "the data folder holding it), not a PostgreSQL database"
+        )
     given = Path(path)
     return given / DB_FILE if given.is_dir() else given
 
@@ -35,27 +42,66 @@ def redacted(url: str) -> str:
     """``url`` fit for a log line, an error or ``/v1/health`` (which anyone may read): its
     password, in the authority (``user:secret@host``, or a NATS token ``token@host``) or the
     query (``?password=``, ``?sslpassword=``), is replaced by ``***``. Everything else is
-    kept, so the operator still sees which server."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        credentials, _, host = netloc.rpartition("@")
-        user, colon, _ = credentials.partition(":")
-        if not colon and parts.scheme in ("nats", "tls"):
-            user = "***"  # NATS reads a lone user part as a token
-        netloc = f"{user}{':***' if colon else ''}@{host}"
+    kept, so the operator still sees which server.
+
+    The credentials end at the LAST ``@``: a password may hold a raw ``/``, ``?``, ``#`` or
+    ``@`` (libpq reads some of those, :func:`check_postgres_url` refuses the others), and a
+    URL parser that ends the authority at the first of them showed the password whole. An
+    ``@`` in a query value hides what precedes it too: shown too little, never too much."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    credentials = ""
+    if "@" in rest:
+        given, _, rest = rest.rpartition("@")
+        user, colon, _ = given.partition(":")
+        if any(c in user for c in "/?#&=") or (not colon and scheme in ("nats", "tls")):
+            # Not a plain user name (the @ was in a query value), or a NATS token.
+            user, colon = "***", ""
+        credentials = f"{user}{':***' if colon else ''}@"
+    # No fragment: libpq reads a # as part of the value it is in.
+    where, question, query = rest.partition("?")
     query = "&".join(
         f"{name}=***" if unquote(name).lower() in _SECRET_PARAMETERS else pair
-        for pair in parts.query.split("&")
-        if pair
+        for pair in query.split("&")
         for name in (pair.split("=", 1)[0],)
     )
-    if (netloc, query) == (parts.netloc, parts.query):
-        return url
-    shown = urlunsplit(parts._replace(netloc=netloc, query=query))
-    if not netloc and url[len(parts.scheme) :].startswith("://"):
-        shown = shown.replace(":", "://", 1)  # postgresql:///db: urlunsplit drops the "//"
-    return shown
+    return f"{scheme}://{credentials}{where}{question}{query}"
+
+
+def check_postgres_url(url: str) -> None:
+    """Refuse (ValueError, password masked) a PostgreSQL URL that libpq would read otherwise
+    than its writer meant. libpq ends the user name and password at the first ``/`` or ``@``:
+    a raw one in a password made the rest a host or database name, so the connection failed
+    confusingly ("failed to resolve host 'pf'") with part of the password in the error. A
+    ``%`` that starts no escape is refused by libpq with the password quoted. A URL that is
+    not PostgreSQL's passes."""
+    if not is_postgres(url):
+        return
+    # Imported here: a single-machine server never loads the PostgreSQL driver.
+    from psycopg import ProgrammingError  # noqa: PLC0415
+    from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
+
+    encode = "percent-encode them ('/' as %2F, '@' as %40, '%' as %25)"
+    try:
+        conninfo_to_dict(url)
+    except ProgrammingError:
+        raise ValueError(
+            f"store URL {redacted(url)!r}: PostgreSQL cannot parse it (its message is not "
+            f"shown: it may quote the password): if the user name or password holds special "
+            f"characters, {encode}"
+        ) from None
+    rest = url.partition("://")[2]
+    # What libpq reads as host and database: after the first @ when no / comes before it.
+    ends = [i for i in (rest.find("@"), rest.find("/")) if i >= 0]
+    if ends and rest[min(ends)] == "@":
+        rest = rest[min(ends) + 1 :]
+    if "@" in rest.partition("?")[0]:
+        raise ValueError(
+            f"store URL {redacted(url)!r}: its user name or password holds a raw '/' or '@', "
+            "where PostgreSQL ends them (it would connect to another host or database than "
+            f"meant): {encode}"
+        )
 
 
 #: Query parameters that hold a secret (libpq decodes their names' %-escapes, so do we):
@@ -84,6 +130,7 @@ async def open_store(url: str, *, read_only: bool = False) -> Store:
     opened as usual: its readers never hold up the writer.
     """
     if is_postgres(url):
+        check_postgres_url(url)
         # Imported here: a single-machine server never loads the PostgreSQL driver.
         from purpleflea.store.postgres import PostgresStore  # noqa: PLC0415
 

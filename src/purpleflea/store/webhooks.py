@@ -142,11 +142,16 @@ class WebhookStore:
 
     async def delete(self, webhook_id: str, account: str) -> bool:
         """Delete the webhook (and its dead letters) if ``account`` owns it."""
-        found, _, _ = await self.backend.run(
+        found, _, _, _ = await self.backend.run(
             [
                 ("SELECT id FROM webhooks WHERE id = ? AND account = ?", (webhook_id, account)),
                 (
                     "DELETE FROM webhook_dead_letters WHERE webhook_id IN "
+                    "(SELECT id FROM webhooks WHERE id = ? AND account = ?)",
+                    (webhook_id, account),
+                ),
+                (
+                    "DELETE FROM webhook_replays WHERE webhook_id IN "
                     "(SELECT id FROM webhooks WHERE id = ? AND account = ?)",
                     (webhook_id, account),
                 ),
@@ -226,6 +231,33 @@ class WebhookStore:
             "DELETE FROM webhook_dead_letters WHERE webhook_id = ? AND seq = ?", (webhook_id, seq)
         )
 
+    async def take_replay(
+        self, webhook_id: str, holder: str, *, now_ms: int, lease_ms: int
+    ) -> bool:
+        """Take the webhook's replay lease for ``holder`` until ``now_ms + lease_ms``; False
+        while another holder's lease runs. The lease is a row in the shared database, so two
+        API nodes never replay one webhook's letters side by side (each would send them all);
+        one whose holder died expires. Taken in one transaction: SQLite's writers queue, and
+        PostgreSQL's upsert locks the row, so of two racing takers one finds the other's."""
+        _, rows = await self.backend.run(
+            [
+                (
+                    "INSERT INTO webhook_replays (webhook_id, holder, expires_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (webhook_id) DO UPDATE SET holder = excluded.holder, "
+                    "expires_at = excluded.expires_at WHERE webhook_replays.expires_at <= ?",
+                    (webhook_id, holder, now_ms + lease_ms, now_ms),
+                ),
+                ("SELECT holder FROM webhook_replays WHERE webhook_id = ?", (webhook_id,)),
+            ]
+        )
+        return bool(rows) and rows[0][0] == holder
+
+    async def release_replay(self, webhook_id: str, holder: str) -> None:
+        """Give the lease back (only ``holder``'s: an expired one may be another's now)."""
+        await self._one(
+            "DELETE FROM webhook_replays WHERE webhook_id = ? AND holder = ?", (webhook_id, holder)
+        )
+
     async def close(self) -> None:
         await self.backend.close()
 
@@ -251,6 +283,11 @@ CREATE TABLE IF NOT EXISTS webhook_dead_letters (
     failed_at INTEGER NOT NULL,
     PRIMARY KEY (webhook_id, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS webhook_replays (
+    webhook_id TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
 """
 
 

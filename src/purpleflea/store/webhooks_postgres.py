@@ -29,6 +29,11 @@ CREATE TABLE IF NOT EXISTS webhook_dead_letters (
     failed_at bigint NOT NULL,
     PRIMARY KEY (webhook_id, seq)
 );
+CREATE TABLE IF NOT EXISTS webhook_replays (
+    webhook_id text PRIMARY KEY,
+    holder text NOT NULL,
+    expires_at bigint NOT NULL
+);
 """
 
 
