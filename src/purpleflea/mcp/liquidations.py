@@ -86,7 +86,8 @@ class LiquidationTools:
         side) and coverage (complete: the venue sends every liquidation; snapshot: a throttled
         sample, e.g. Binance's one per symbol per second; sampled: only watched accounts). The
         provenance: measured, the venues included with their coverage and price kind, and how
-        many seconds old the newest event is.
+        many seconds old the newest event is. truncated: true when more events match than
+        limit returned (their total is then not the filters' total: market_stats has it).
         """
         start = now_ms() - int(since_minutes * MINUTE_MS) if since_minutes else None
         async with server_errors(self.client.base_url):
@@ -111,20 +112,33 @@ class LiquidationTools:
             {e.exchange: e.coverage for e in page.events},
             max((e.ts for e in page.events), default=None),
         )
+        # More events match than the limit let through: the page's total is not the
+        # filters' total, and an agent must be told so rather than read it as one.
+        truncated = page.next_cursor is not None
         data = {
             "count": len(page.events),
+            "truncated": truncated,
             "events": [e.to_dict() for e in page.events],
             "filters": filters,
             "provenance": found,
         }
-        return result(f"{_text(page.events)}\n{provenance_line(found)}", data)
+        return result(f"{_text(page.events, truncated, limit)}\n{provenance_line(found)}", data)
 
 
-def _text(events: list[Liquidation]) -> str:
+def _text(events: list[Liquidation], truncated: bool, limit: int) -> str:
     if not events:
         return "No liquidations match these filters."
     total = sum(e.size_usd for e in events)
-    return "\n".join(
-        [f"{len(events)} liquidations, {format_usd(total)} in total, newest first:"]
-        + [event_line(e) for e in events]
-    )
+    if truncated:
+        head = (
+            f"The {len(events)} newest of more matching liquidations (limit {limit}), "
+            f"{format_usd(total)} in these, newest first:"
+        )
+        tail = [
+            "More match: raise limit (up to 100), narrow the filters or since_minutes, or use "
+            "market_stats / market_summary for totals."
+        ]
+    else:
+        head = f"{len(events)} liquidations, {format_usd(total)} in total, newest first:"
+        tail = []
+    return "\n".join([head, *(event_line(e) for e in events), *tail])
