@@ -50,15 +50,17 @@ MarketArg = Annotated[
     BeforeValidator(arguments.single),
     Field(description="A normalized market name such as 'BTC-PERP' or 'ETH-PERP'."),
 ]
+#: A bound goes in the Field before the reading validator: after it, pydantic writes the bound
+#: into the input schema under its own name ("ge"), which JSON Schema does not know.
 WindowArg = Annotated[
     int,
-    BeforeValidator(arguments.minutes),
     Field(
         ge=1,
         le=YEAR_MINUTES,
         description="Length of the window in minutes, ending at end_ms (default 60); a "
         "duration such as '90m', '6h', '2d' is taken too.",
     ),
+    BeforeValidator(arguments.minutes),
 ]
 EndArg = Annotated[
     int | None,

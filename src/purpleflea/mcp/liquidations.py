@@ -41,20 +41,21 @@ SideArg = Annotated[
         "omit for both."
     ),
 ]
+# Bounds before the reading validator, as answers.WindowArg says why.
 MinUsdArg = Annotated[
     float,
-    BeforeValidator(arguments.usd),
     Field(ge=0, description="Only liquidations of at least this many USD ('$100k' is taken too)."),
+    BeforeValidator(arguments.usd),
 ]
 SinceArg = Annotated[
     float | None,
-    BeforeValidator(arguments.minutes),
     Field(
         gt=0,
         le=YEAR_MINUTES,
         description="Only the last N minutes (by exchange time); a duration such as '90m', "
         "'6h' is taken too. Omit for no time limit (the newest stored events).",
     ),
+    BeforeValidator(arguments.minutes),
 ]
 LimitArg = Annotated[
     int, Field(ge=1, le=100, description="At most this many events (1-100, default 20).")
