@@ -47,8 +47,8 @@ MarketsArg = Annotated[
 ]
 MarketArg = Annotated[
     str,
+    Field(min_length=1, description="A normalized market name such as 'BTC-PERP' or 'ETH-PERP'."),
     BeforeValidator(arguments.single),
-    Field(description="A normalized market name such as 'BTC-PERP' or 'ETH-PERP'."),
 ]
 #: A bound goes in the Field before the reading validator: after it, pydantic writes the bound
 #: into the input schema under its own name ("ge"), which JSON Schema does not know.
