@@ -9,6 +9,7 @@ from typing import Any
 
 from mcp import Client
 
+from purpleflea import __version__
 from purpleflea.client import LiquidationClient
 from purpleflea.mcp.server import build_server
 
@@ -31,10 +32,14 @@ def _keywords(schema: Any) -> set[str]:
     return found
 
 
-async def test_bounds_are_json_schema_keywords() -> None:
+async def test_bounds_are_json_schema_keywords_and_the_server_says_its_version() -> None:
     server = build_server(LiquidationClient("pf_unused", "http://127.0.0.1:9"))
     async with Client(server) as client:
         tools = {tool.name: tool.input_schema for tool in (await client.list_tools()).tools}
+        info = client.server_info
+    # initialize answered serverInfo.version "": a host could not tell one release from another.
+    assert info is not None
+    assert (info.name, info.version) == ("purpleflea", __version__)
     for name, schema in tools.items():
         assert not _keywords(schema) & PYDANTIC_BOUNDS, (name, schema)
     recent = tools["recent_liquidations"]["properties"]

@@ -78,4 +78,4 @@ async def test_recent_liquidations_and_cascades_say_when_more_matched(tmp_path: 
     for name in lists:  # a list of two or more, cut to one, says so
         assert len(data[name]) == 1
         assert data["truncated"][name] is True
-        assert f"The 1 newest {name} cascades (more exist" in text
+        assert f"The 1 newest {name} cascade(s) (more exist" in text

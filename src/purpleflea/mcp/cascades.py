@@ -90,8 +90,8 @@ def _text(lists: dict[str, list[CascadeAlert]], truncated: dict[str, bool]) -> s
     for name, found in lists.items():
         if truncated[name]:
             lines.append(
-                f"The {len(found)} newest {name} cascades (more exist: raise limit, up to 100, "
-                "or name markets):"
+                f"The {len(found)} newest {name} cascade(s) (more exist: raise limit, up to "
+                "100, or name markets):"
             )
         else:
             lines.append(f"{len(found)} {name} cascade(s)" + (":" if found else "."))

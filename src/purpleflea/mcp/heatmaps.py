@@ -44,7 +44,7 @@ class HeatmapTools:
         """Where the next liquidations are buried: named price zones ("clusters") dense with
         estimated liquidation prices, from the market's liquidation heatmap.
 
-        Each cluster: side (positions that would be liquidated), low/high (price range)
+        Each cluster: side (positions that would be liquidated), low/high (price range), usd
         (notional at risk there if nobody closed or added margin first), label (a sentence).
         Beside it, where the server samples account positions (``measured``, else null): the
         map summed from sampled accounts' own liquidation prices, with its coverage (sampled
