@@ -80,14 +80,19 @@ def utc(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def price_note(exchange: str) -> str:
+    """``"bankruptcy price, "`` before an exchange whose price is no fill, else nothing: a
+    venue's bankruptcy or order price sits away from the market, so the text says so where
+    the price is read."""
+    kind = venue_price(exchange)
+    return "" if kind == "fill" else f"{kind} price, "
+
+
 def event_line(event: Liquidation) -> str:
-    kind = venue_price(event.exchange)
-    # A venue's bankruptcy or order price is no fill: say so where the price is read.
-    what = "" if kind == "fill" else f"{kind} price, "
     return (
         f"{utc(event.ts)} {event.market} {event.side} {format_usd(event.size_usd)} at "
-        f"{format_price(event.price)} ({what}{event.exchange}, {event.coverage} feed), "
-        f"cascade score {event.cascade_score}/10"
+        f"{format_price(event.price)} ({price_note(event.exchange)}{event.exchange}, "
+        f"{event.coverage} feed), cascade score {event.cascade_score}/10"
     )
 
 
