@@ -321,7 +321,7 @@ async def test_arguments_as_a_model_sends_them_are_read_and_bad_ones_said_in_a_l
         assert _text(wrong) == (
             "recent_liquidations: bad arguments: side: Input should be 'long' or 'short' "
             "(got 'buy'); limt: not permitted: recent_liquidations takes markets, exchanges, "
-            "side, min_usd, since_minutes, limit"
+            "side, min_usd, since_minutes, limit, end_ms"
         )
         window = await client.call_tool("market_summary", {"window_minutes": "a while"})
         assert _text(window).startswith("market_summary: bad arguments: window_minutes: ")

@@ -14,6 +14,7 @@ from purpleflea.mcp import arguments
 from purpleflea.mcp.answers import (
     MINUTE_MS,
     YEAR_MINUTES,
+    EndArg,
     MarketsArg,
     event_line,
     provenance,
@@ -52,8 +53,8 @@ SinceArg = Annotated[
     Field(
         gt=0,
         le=YEAR_MINUTES,
-        description="Only the last N minutes (by exchange time); a duration such as '90m', "
-        "'6h' is taken too. Omit for no time limit (the newest stored events).",
+        description="Only the last N minutes before end_ms (by exchange time); a duration "
+        "such as '90m', '6h' is taken too. Omit for no time limit.",
     ),
     BeforeValidator(arguments.minutes),
 ]
@@ -76,8 +77,10 @@ class LiquidationTools:
         min_usd: MinUsdArg = 0.0,
         since_minutes: SinceArg = None,
         limit: LimitArg = 20,
+        end_ms: EndArg = None,
     ) -> CallToolResult:
-        """The newest individual liquidations, newest first, with optional filters.
+        """The newest individual liquidations, newest first, with optional filters; before
+        end_ms to look at the past (imported history, an earlier crash).
 
         Each event: market, side (the liquidated position), size_usd (notional, USD), price
         (what the venue sends: the average fill on most, but provenance.price lists the venues
@@ -90,7 +93,10 @@ class LiquidationTools:
         many seconds old the newest event is. truncated: true when more events match than
         limit returned (their total is then not the filters' total: market_stats has it).
         """
-        start = now_ms() - int(since_minutes * MINUTE_MS) if since_minutes else None
+        # Events before end_ms (default: now), the newest first: the past is looked at as
+        # market_stats looks at it.
+        until = end_ms if end_ms is not None else now_ms()
+        start = until - int(since_minutes * MINUTE_MS) if since_minutes else None
         async with server_errors(self.client.base_url):
             page = await self.client.history(
                 markets=upper(markets),
@@ -98,6 +104,7 @@ class LiquidationTools:
                 sides=side,
                 min_usd=min_usd or None,
                 start=start,
+                end=end_ms,
                 limit=limit,
             )
         filters: dict[str, Any] = {
@@ -107,6 +114,7 @@ class LiquidationTools:
             "min_usd": min_usd,
             "since_minutes": since_minutes,
             "limit": limit,
+            "end_ms": end_ms,
         }
         found = provenance(
             "measured",
