@@ -32,6 +32,14 @@ async def test_recent_liquidations_answers_before_end_ms(tmp_path: Path) -> None
                 {"end_ms": utc_iso(end)[:16], "since_minutes": "10m", "limit": 100},
             )
             now = await client.call_tool("recent_liquidations", {"end_ms": "now", "limit": 1})
+            # Exchange ids in the case a model writes a venue's name ("Binance_USDM" was refused).
+            cased = await client.call_tool(
+                "recent_liquidations", {"exchanges": " Binance_USDM", "limit": 1}
+            )
+    assert not cased.is_error, cased.content
+    assert cased.structured_content is not None
+    assert cased.structured_content["filters"]["exchanges"] == ["binance_usdm"]
+    assert cased.structured_content["count"] == 1
     for answer in (before, window, now):
         assert not answer.is_error, answer.content
     assert before.structured_content is not None

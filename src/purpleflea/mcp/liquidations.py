@@ -31,7 +31,7 @@ ExchangesArg = Annotated[
     BeforeValidator(arguments.listed),
     Field(
         description=f"Only these exchanges: {', '.join(registry.EXCHANGE_IDS)}, "
-        "sim (the simulator). Omit for all."
+        "sim (the simulator); any case. Omit for all."
     ),
 ]
 SideArg = Annotated[
@@ -95,6 +95,8 @@ class LiquidationTools:
         """
         # Events before end_ms (default: now), the newest first: the past is looked at as
         # market_stats looks at it.
+        # Exchange ids are lower case; a model writes them as venues spell their names.
+        exchanges = [e.strip().lower() for e in exchanges] if exchanges else None
         until = end_ms if end_ms is not None else now_ms()
         start = until - int(since_minutes * MINUTE_MS) if since_minutes else None
         async with server_errors(self.client.base_url):
