@@ -79,3 +79,14 @@ def test_an_empty_market_name_is_refused_by_the_tool_itself(sent: object) -> Non
     with pytest.raises(ValidationError, match="at least 1 character"):
         TypeAdapter(MarketArg).validate_python(sent)
     assert TypeAdapter(MarketArg).validate_python([" btc-perp "]) == "btc-perp"
+
+
+@pytest.mark.parametrize("sent", ["both", "Both", "all", "any"])
+def test_both_sides_or_every_market_read_as_no_filter(sent: str) -> None:
+    # A model sent recent_liquidations heatmap_clusters' side="both", and market_summary
+    # market="all": refused as "Input should be 'long' or 'short'" and "market 'ALL' is not a
+    # market name", where leaving the argument out means exactly that.
+    assert arguments.side_or_every(sent) is None
+    assert arguments.market_or_every(sent) is None
+    assert arguments.side_or_every("Longs") == "long"
+    assert arguments.market_or_every(["ETH-PERP"]) == "ETH-PERP"

@@ -43,6 +43,24 @@ def word(value: object) -> object:
     return text[:-1] if text in ("longs", "shorts") else text
 
 
+#: What a model sends for "no filter" where the tool means it by leaving the argument out
+#: (heatmap_clusters' side takes "both": its siblings were sent it too).
+_EVERY = ("both", "all", "any", "*")
+
+
+def side_or_every(value: object) -> object:
+    """A side as :func:`word` reads it, or None (both sides) for ``"both"``, ``"all"``."""
+    value = word(value)
+    return None if value in _EVERY else value
+
+
+def market_or_every(value: object) -> object:
+    """A market as :func:`single` reads it, or None (every market) for ``"all"``, ``"*"``;
+    no market is named so (they end in -PERP or a date)."""
+    value = single(value)
+    return None if isinstance(value, str) and value.lower() in _EVERY else value
+
+
 def minutes(value: object) -> object:
     """A window as minutes: a number, or a string such as ``"30"``, ``"90m"``, ``"1h"``,
     ``"2 days"``."""

@@ -36,10 +36,10 @@ ExchangesArg = Annotated[
 ]
 SideArg = Annotated[
     Literal["long", "short"] | None,
-    BeforeValidator(arguments.word),
+    BeforeValidator(arguments.side_or_every),
     Field(
         description="'long' = only liquidated longs, 'short' = only liquidated shorts; "
-        "omit for both."
+        "omit (or 'both') for both."
     ),
 ]
 # Bounds before the reading validator, as answers.WindowArg says why.

@@ -37,8 +37,8 @@ SideTotals = dict[str, dict[str, float]]
 
 OptionalMarketArg = Annotated[
     str | None,
-    BeforeValidator(arguments.single),
-    Field(description="A market such as 'BTC-PERP'; omit to summarize every market."),
+    BeforeValidator(arguments.market_or_every),
+    Field(description="A market such as 'BTC-PERP'; omit (or 'all') to summarize every market."),
 ]
 
 
