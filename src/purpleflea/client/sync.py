@@ -240,7 +240,7 @@ class SyncLiquidationClient:
             )
         )
 
-    def _items(self, **stream: Any) -> Generator[Liquidation | CascadeAlert]:
+    def _items(self, **stream: Any) -> Generator[Liquidation | CascadeAlert, None, None]:
         """The stream's items, read by a thread of their own (:meth:`stream`)."""
         live = self._client.stream(**stream)
         items: queue.Queue[Liquidation | CascadeAlert | BaseException] = queue.Queue(STREAM_BUFFER)
@@ -392,7 +392,7 @@ class SyncStream(Iterator[Liquidation | CascadeAlert]):
     block or not; closing it (leaving the block, :meth:`close`, breaking out of a ``for``
     over ``liq.stream(...)`` itself) ends the connection at once."""
 
-    def __init__(self, items: Generator[Liquidation | CascadeAlert]) -> None:
+    def __init__(self, items: Generator[Liquidation | CascadeAlert, None, None]) -> None:
         self._items = items
 
     def __next__(self) -> Liquidation | CascadeAlert:
