@@ -75,20 +75,28 @@ def test_the_readme_sdk_example_runs_as_a_script(tmp_path: Path) -> None:
     assert all(re.fullmatch(r"(long|short) BTC-PERP 250000\.0 \d+", line) for line in lines)
 
 
-def test_the_agents_mcp_example_runs_from_the_servers_folder(tmp_path: Path) -> None:
+@pytest.mark.parametrize("found_by", ["server.json", "PURPLEFLEA_URL"])
+def test_the_agents_mcp_example_finds_the_server(tmp_path: Path, found_by: str) -> None:
     (example, _) = python_blocks(REPO / "docs" / "agents.md")
     _write_events(tmp_path / "events.jsonl", "mcp", [75_000.0] * 30)
     port = _free_port()
     replay = ["--source", "replay", "--replay", str(tmp_path / "events.jsonl")]
-    # The example names no URL: `purpleflea mcp` finds the server through data/server.json.
+    # The example names no URL: `purpleflea mcp` finds the server through data/server.json
+    # when run from the server's folder, else through $PURPLEFLEA_URL, which the MCP SDK did
+    # not pass on to it (it starts a server with PATH, HOME and a few more only).
+    env = _example_env()
+    env.pop("PURPLEFLEA_URL", None)
+    where = tmp_path
+    if found_by == "PURPLEFLEA_URL":
+        env["PURPLEFLEA_URL"] = f"http://127.0.0.1:{port}"
+        where = tmp_path / "elsewhere"
+        where.mkdir()
     with _serve(tmp_path / "data", port, *replay):
         key = _key(tmp_path / "data")
-        (tmp_path / "agent.py").write_text(example.replace('"pf_..."', f'"{key}"'))
-        env = _example_env()
-        env.pop("PURPLEFLEA_URL", None)
+        (where / "agent.py").write_text(example.replace('"pf_..."', f'"{key}"'))
         done = subprocess.run(
             ["python", "agent.py"],
-            cwd=tmp_path,
+            cwd=where,
             env=env,
             capture_output=True,
             text=True,

@@ -19,6 +19,7 @@ from purpleflea.client import (
     ServerUnreachableError,
     Stream,
     SyncLiquidationClient,
+    SyncStream,
 )
 from purpleflea.model import (
     CascadeAlert,
@@ -51,6 +52,7 @@ __all__ = [
     "ServerUnreachableError",
     "Stream",
     "SyncLiquidationClient",
+    "SyncStream",
     "VenueLiquidation",
     "WebhookVerificationError",
     "verify_webhook",

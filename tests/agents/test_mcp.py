@@ -120,7 +120,7 @@ async def test_every_tool_over_stdio_answers_from_the_served_events(fed: Running
         for name in ("past", "recent"):
             only = _data(await client.call_tool("cascades", {"status": name}))
             assert only["past"] == cascades["past"]
-            assert set(only) == {"past", "provenance"}
+            assert set(only) == {"past", "truncated", "provenance"}
         assert {(c["market"], c["side"]) for c in found} == {("BTC-PERP", "long")}
         assert cascades["provenance"]["basis"] == "modelled"
         assert cascades["provenance"]["venues"] == ["binance_usdm"]
@@ -292,7 +292,7 @@ async def test_arguments_as_a_model_sends_them_are_read_and_bad_ones_said_in_a_l
         assert one["market"] == "ETH-PERP"
         assert one["short"]["count"] == 10
         cascades = _data(await client.call_tool("cascades", {"status": "Past"}))
-        assert set(cascades) == {"past", "provenance"}
+        assert set(cascades) == {"past", "truncated", "provenance"}
 
         end = NOW + 60_000
         by_number = _data(
@@ -321,7 +321,7 @@ async def test_arguments_as_a_model_sends_them_are_read_and_bad_ones_said_in_a_l
         assert _text(wrong) == (
             "recent_liquidations: bad arguments: side: Input should be 'long' or 'short' "
             "(got 'buy'); limt: not permitted: recent_liquidations takes markets, exchanges, "
-            "side, min_usd, since_minutes, limit"
+            "side, min_usd, since_minutes, limit, end_ms"
         )
         window = await client.call_tool("market_summary", {"window_minutes": "a while"})
         assert _text(window).startswith("market_summary: bad arguments: window_minutes: ")

@@ -4,8 +4,10 @@ what they refuse rather than misread."""
 from __future__ import annotations
 
 import pytest
+from pydantic import TypeAdapter, ValidationError
 
 from purpleflea.mcp import arguments
+from purpleflea.mcp.answers import MarketArg
 
 
 @pytest.mark.parametrize(
@@ -57,3 +59,34 @@ def test_end_ms_as_a_small_count_is_refused_with_a_time_ago_to_send() -> None:
     # A model wrote end_ms=60 meaning an hour; read as ms it is 1970, before any liquidation.
     with pytest.raises(ValueError, match=r"end_ms 60 is 1970-01-01T00:00:00Z.*'60m'"):
         arguments.end_ms(60)
+
+
+@pytest.mark.parametrize("sent", [-5, "0", "1970-01-01", "1969-12-31T23:00"])
+def test_end_ms_before_any_liquidation_is_refused_naming_end_ms_in_any_form(sent: object) -> None:
+    # -5, "0" or a 1970 date passed the reader and reached the server as a window whose
+    # start was negative: the agent read "start must be between 0 and ...", an argument it
+    # never sent.
+    with pytest.raises(ValueError, match=r"^end_ms -?\d+ is 19\d\d-.*before any liquidation"):
+        arguments.end_ms(sent)
+    with pytest.raises(ValueError, match=r"'90m'"):
+        arguments.end_ms(sent)
+
+
+@pytest.mark.parametrize("sent", ["", "  ", [" "]])
+def test_an_empty_market_name_is_refused_by_the_tool_itself(sent: object) -> None:
+    # heatmap_clusters answered "No heatmap for : ...", market_stats "market is empty: ...
+    # leave the parameter out", of an argument the tool requires.
+    with pytest.raises(ValidationError, match="at least 1 character"):
+        TypeAdapter(MarketArg).validate_python(sent)
+    assert TypeAdapter(MarketArg).validate_python([" btc-perp "]) == "btc-perp"
+
+
+@pytest.mark.parametrize("sent", ["both", "Both", "all", "any"])
+def test_both_sides_or_every_market_read_as_no_filter(sent: str) -> None:
+    # A model sent recent_liquidations heatmap_clusters' side="both", and market_summary
+    # market="all": refused as "Input should be 'long' or 'short'" and "market 'ALL' is not a
+    # market name", where leaving the argument out means exactly that.
+    assert arguments.side_or_every(sent) is None
+    assert arguments.market_or_every(sent) is None
+    assert arguments.side_or_every("Longs") == "long"
+    assert arguments.market_or_every(["ETH-PERP"]) == "ETH-PERP"

@@ -29,6 +29,7 @@ CLIENT_EXPORTS = [
     "ServerUnreachableError",
     "Stream",
     "SyncLiquidationClient",
+    "SyncStream",
 ]
 PACKAGE_EXPORTS = sorted(
     [

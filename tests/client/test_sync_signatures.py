@@ -19,7 +19,7 @@ ASYNC_ONLY = {
 }
 # The two results that cannot be the same type: the async ones are asynchronous iterators.
 RETURNS = {
-    "stream": ("Stream", "Iterator[Liquidation | CascadeAlert]"),
+    "stream": ("Stream", "SyncStream"),
     "history_all": ("AsyncIterator[Liquidation]", "Iterator[Liquidation]"),
 }
 

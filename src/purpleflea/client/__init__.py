@@ -42,7 +42,7 @@ from purpleflea.client.errors import (
     ServerUnreachableError,
 )
 from purpleflea.client.stream import Stream
-from purpleflea.client.sync import SyncLiquidationClient
+from purpleflea.client.sync import SyncLiquidationClient, SyncStream
 from purpleflea.client.types import Bucket, Coverage, CoverageGap, CoverageHour, HistoryPage
 
 __all__ = [
@@ -59,4 +59,5 @@ __all__ = [
     "ServerUnreachableError",
     "Stream",
     "SyncLiquidationClient",
+    "SyncStream",
 ]

@@ -11,7 +11,7 @@ import contextlib
 import queue
 import threading
 import weakref
-from collections.abc import Coroutine, Iterable, Iterator, Sequence
+from collections.abc import Coroutine, Generator, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
@@ -217,24 +217,32 @@ class SyncLiquidationClient:
         market: Names = None,
         exchange: Names = None,
         side: Names = None,
-    ) -> Iterator[Liquidation | CascadeAlert]:
-        """Blocking iterator over a live stream (stop it by breaking out of the loop); the
-        parameters as :meth:`LiquidationClient.stream`."""
-        live = self._client.stream(
-            min_usd=min_usd,
-            markets=markets,
-            exchanges=exchanges,
-            sides=sides,
-            coverages=coverages,
-            channels=channels,
-            since_seq=since_seq,
-            max_backoff=max_backoff,
-            idle_timeout=idle_timeout,
-            give_up_after=give_up_after,
-            market=market,
-            exchange=exchange,
-            side=side,
+    ) -> SyncStream:
+        """Blocking iterator over a live stream, the parameters as
+        :meth:`LiquidationClient.stream`: ``for item in liq.stream(...)``, or held as the async
+        one is, ``with liq.stream(...) as stream: for item in stream``. Breaking out of the
+        loop or leaving the block closes it."""
+        return SyncStream(
+            self._items(
+                min_usd=min_usd,
+                markets=markets,
+                exchanges=exchanges,
+                sides=sides,
+                coverages=coverages,
+                channels=channels,
+                since_seq=since_seq,
+                max_backoff=max_backoff,
+                idle_timeout=idle_timeout,
+                give_up_after=give_up_after,
+                market=market,
+                exchange=exchange,
+                side=side,
+            )
         )
+
+    def _items(self, **stream: Any) -> Generator[Liquidation | CascadeAlert, None, None]:
+        """The stream's items, read by a thread of their own (:meth:`stream`)."""
+        live = self._client.stream(**stream)
         items: queue.Queue[Liquidation | CascadeAlert | BaseException] = queue.Queue(STREAM_BUFFER)
 
         async def pump() -> None:
@@ -377,6 +385,32 @@ def _shut_down(
     loop.call_soon_threadsafe(loop.stop)
     thread.join()
     loop.close()
+
+
+class SyncStream(Iterator[Liquidation | CascadeAlert]):
+    """A blocking stream (:meth:`SyncLiquidationClient.stream`): iterate it, in a ``with``
+    block or not; closing it (leaving the block, :meth:`close`, breaking out of a ``for``
+    over ``liq.stream(...)`` itself) ends the connection at once."""
+
+    def __init__(self, items: Generator[Liquidation | CascadeAlert, None, None]) -> None:
+        self._items = items
+
+    def __next__(self) -> Liquidation | CascadeAlert:
+        return next(self._items)
+
+    def __enter__(self) -> SyncStream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._items.close()
 
 
 def _run_to_end(loop: asyncio.AbstractEventLoop, task: asyncio.Task[None]) -> None:

@@ -47,18 +47,20 @@ MarketsArg = Annotated[
 ]
 MarketArg = Annotated[
     str,
+    Field(min_length=1, description="A normalized market name such as 'BTC-PERP' or 'ETH-PERP'."),
     BeforeValidator(arguments.single),
-    Field(description="A normalized market name such as 'BTC-PERP' or 'ETH-PERP'."),
 ]
+#: A bound goes in the Field before the reading validator: after it, pydantic writes the bound
+#: into the input schema under its own name ("ge"), which JSON Schema does not know.
 WindowArg = Annotated[
     int,
-    BeforeValidator(arguments.minutes),
     Field(
         ge=1,
         le=YEAR_MINUTES,
         description="Length of the window in minutes, ending at end_ms (default 60); a "
         "duration such as '90m', '6h', '2d' is taken too.",
     ),
+    BeforeValidator(arguments.minutes),
 ]
 EndArg = Annotated[
     int | None,
@@ -78,14 +80,19 @@ def utc(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def price_note(exchange: str) -> str:
+    """``"bankruptcy price, "`` before an exchange whose price is no fill, else nothing: a
+    venue's bankruptcy or order price sits away from the market, so the text says so where
+    the price is read."""
+    kind = venue_price(exchange)
+    return "" if kind == "fill" else f"{kind} price, "
+
+
 def event_line(event: Liquidation) -> str:
-    kind = venue_price(event.exchange)
-    # A venue's bankruptcy or order price is no fill: say so where the price is read.
-    what = "" if kind == "fill" else f"{kind} price, "
     return (
         f"{utc(event.ts)} {event.market} {event.side} {format_usd(event.size_usd)} at "
-        f"{format_price(event.price)} ({what}{event.exchange}, {event.coverage} feed), "
-        f"cascade score {event.cascade_score}/10"
+        f"{format_price(event.price)} ({price_note(event.exchange)}{event.exchange}, "
+        f"{event.coverage} feed), cascade score {event.cascade_score}/10"
     )
 
 

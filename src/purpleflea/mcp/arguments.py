@@ -29,10 +29,10 @@ def listed(value: object) -> object:
 
 def single(value: object) -> object:
     """``["BTC-PERP"]`` where one name is asked: models send the list form of a sibling tool's
-    argument."""
+    argument. The name is stripped, so a blank one reads as empty."""
     if isinstance(value, list) and len(value) == 1:
-        return value[0]
-    return value
+        value = value[0]
+    return value.strip() if isinstance(value, str) else value
 
 
 def word(value: object) -> object:
@@ -41,6 +41,24 @@ def word(value: object) -> object:
         return value
     text = value.strip().lower()
     return text[:-1] if text in ("longs", "shorts") else text
+
+
+#: What a model sends for "no filter" where the tool means it by leaving the argument out
+#: (heatmap_clusters' side takes "both": its siblings were sent it too).
+_EVERY = ("both", "all", "any", "*")
+
+
+def side_or_every(value: object) -> object:
+    """A side as :func:`word` reads it, or None (both sides) for ``"both"``, ``"all"``."""
+    value = word(value)
+    return None if value in _EVERY else value
+
+
+def market_or_every(value: object) -> object:
+    """A market as :func:`single` reads it, or None (every market) for ``"all"``, ``"*"``;
+    no market is named so (they end in -PERP or a date)."""
+    value = single(value)
+    return None if isinstance(value, str) and value.lower() in _EVERY else value
 
 
 def minutes(value: object) -> object:
@@ -96,17 +114,19 @@ def end_ms(value: object) -> object:
         text = value.strip().lower()
         if text == "now":
             return None
-        return parse_when(value)
+        value = parse_when(value)  # checked below as a number: "0" and "1970-01-01" too
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # as the int type takes it, and checked as one
     if isinstance(value, int) and not isinstance(value, bool):
         mistake = seconds_mistake("end_ms", value)
         if mistake is not None:
             raise ValueError(mistake)
-        if 0 <= value < SECONDS_LIKE.start:
+        if value < SECONDS_LIKE.start:
             # 60 read as ms is 1970-01-01T00:00:00.060Z: a model meant minutes or hours ago.
+            # Below 0 the window's start reached the server, refused as a 'start' never sent.
+            ago = f"{value}m" if value > 0 else "90m"
             raise ValueError(
                 f"end_ms {value} is {utc_iso(value)}, before any liquidation: send ms since "
-                f"the epoch, 'now', a date, or a time ago such as '{value}m'"
+                f"the epoch, 'now', a date, or a time ago such as '{ago}'"
             )
     return value

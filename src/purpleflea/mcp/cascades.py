@@ -56,16 +56,20 @@ class CascadeTools:
         since the epoch), duration_s, start_price/last_price and price_move_pct (signed; read
         from the venues that send fill prices when the cascade has any, see provenance.price),
         status (started/updated = active, exhausted = over) and a one-line message.
+        truncated says, per list, whether more cascades exist than limit returned.
         """
         # One word with the REST API (status=past); 'recent' stays for existing callers.
         asked = "past" if status == "recent" else status
         wanted = ("active", "past") if asked == "all" else (asked,)
         lists: dict[str, list[CascadeAlert]] = {}
+        truncated: dict[str, bool] = {}
         async with server_errors(self.client.base_url):
             for name in wanted:
-                lists[name] = await self.client.cascades(
-                    status=name, markets=upper(markets), limit=limit
+                # One more than asked tells whether the list was cut at the limit.
+                listed = await self.client.cascades(
+                    status=name, markets=upper(markets), limit=limit + 1
                 )
+                lists[name], truncated[name] = listed[:limit], len(listed) > limit
         alerts = [a for found in lists.values() for a in found]
         # Scores are the cascade engine's model over measured events.
         found = provenance(
@@ -76,13 +80,20 @@ class CascadeTools:
         data: dict[str, Any] = {
             name: [cascade_dict(a) for a in alerts] for name, alerts in lists.items()
         }
+        data["truncated"] = truncated
         data["provenance"] = found
-        return result(f"{_text(lists)}\n{provenance_line(found)}", data)
+        return result(f"{_text(lists, truncated)}\n{provenance_line(found)}", data)
 
 
-def _text(lists: dict[str, list[CascadeAlert]]) -> str:
+def _text(lists: dict[str, list[CascadeAlert]], truncated: dict[str, bool]) -> str:
     lines: list[str] = []
     for name, found in lists.items():
-        lines.append(f"{len(found)} {name} cascade(s)" + (":" if found else "."))
+        if truncated[name]:
+            lines.append(
+                f"The {len(found)} newest {name} cascade(s) (more exist: raise limit, up to "
+                "100, or name markets):"
+            )
+        else:
+            lines.append(f"{len(found)} {name} cascade(s)" + (":" if found else "."))
         lines.extend(f"- {alert.message}" for alert in found)
     return "\n".join(lines)

@@ -11,7 +11,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult
 from pydantic import BeforeValidator, Field
 
-from purpleflea.client import LiquidationClient, PurpleFleaError, ServerUnreachableError
+from purpleflea.client import LiquidationClient, PurpleFleaError
 from purpleflea.formatting import format_price, format_usd
 from purpleflea.mcp import arguments
 from purpleflea.mcp.answers import MarketArg, provenance, provenance_line, result, server_errors
@@ -44,7 +44,7 @@ class HeatmapTools:
         """Where the next liquidations are buried: named price zones ("clusters") dense with
         estimated liquidation prices, from the market's liquidation heatmap.
 
-        Each cluster: side (positions that would be liquidated), low/high (price range)
+        Each cluster: side (positions that would be liquidated), low/high (price range), usd
         (notional at risk there if nobody closed or added margin first), label (a sentence).
         Beside it, where the server samples account positions (``measured``, else null): the
         map summed from sampled accounts' own liquidation prices, with its coverage (sampled
@@ -91,14 +91,16 @@ class HeatmapTools:
         return result(f"{text}\n{provenance_line(origin)}", data)
 
     async def _measured(self, market: str) -> dict[str, Any] | None:
-        """The measured map's summary, or None when the server measures none for ``market``."""
+        """The measured map's summary, or None when the server measures none for ``market``
+        (404: sampling off, or no venue of this market sampled yet). Any other refusal is the
+        tool's error: None would claim the market is not sampled."""
         async with server_errors(self.client.base_url):
             try:
                 measured = await self.client.heatmap(market, source="measured")
-            except ServerUnreachableError:
-                raise
-            except PurpleFleaError:
-                return None  # sampling off, or no venue of this market sampled yet
+            except PurpleFleaError as exc:
+                if exc.status != 404:
+                    raise
+                return None
         body = msgspec.to_builtins(measured)
         prices = body.get("prices") or []
         return {

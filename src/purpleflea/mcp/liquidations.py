@@ -14,6 +14,7 @@ from purpleflea.mcp import arguments
 from purpleflea.mcp.answers import (
     MINUTE_MS,
     YEAR_MINUTES,
+    EndArg,
     MarketsArg,
     event_line,
     provenance,
@@ -30,31 +31,32 @@ ExchangesArg = Annotated[
     BeforeValidator(arguments.listed),
     Field(
         description=f"Only these exchanges: {', '.join(registry.EXCHANGE_IDS)}, "
-        "sim (the simulator). Omit for all."
+        "sim (the simulator); any case. Omit for all."
     ),
 ]
 SideArg = Annotated[
     Literal["long", "short"] | None,
-    BeforeValidator(arguments.word),
+    BeforeValidator(arguments.side_or_every),
     Field(
         description="'long' = only liquidated longs, 'short' = only liquidated shorts; "
-        "omit for both."
+        "omit (or 'both') for both."
     ),
 ]
+# Bounds before the reading validator, as answers.WindowArg says why.
 MinUsdArg = Annotated[
     float,
-    BeforeValidator(arguments.usd),
     Field(ge=0, description="Only liquidations of at least this many USD ('$100k' is taken too)."),
+    BeforeValidator(arguments.usd),
 ]
 SinceArg = Annotated[
     float | None,
-    BeforeValidator(arguments.minutes),
     Field(
         gt=0,
         le=YEAR_MINUTES,
-        description="Only the last N minutes (by exchange time); a duration such as '90m', "
-        "'6h' is taken too. Omit for no time limit (the newest stored events).",
+        description="Only the last N minutes before end_ms (by exchange time); a duration "
+        "such as '90m', '6h' is taken too. Omit for no time limit.",
     ),
+    BeforeValidator(arguments.minutes),
 ]
 LimitArg = Annotated[
     int, Field(ge=1, le=100, description="At most this many events (1-100, default 20).")
@@ -75,8 +77,10 @@ class LiquidationTools:
         min_usd: MinUsdArg = 0.0,
         since_minutes: SinceArg = None,
         limit: LimitArg = 20,
+        end_ms: EndArg = None,
     ) -> CallToolResult:
-        """The newest individual liquidations, newest first, with optional filters.
+        """The newest individual liquidations, newest first, with optional filters; before
+        end_ms to look at the past (imported history, an earlier crash).
 
         Each event: market, side (the liquidated position), size_usd (notional, USD), price
         (what the venue sends: the average fill on most, but provenance.price lists the venues
@@ -86,9 +90,15 @@ class LiquidationTools:
         side) and coverage (complete: the venue sends every liquidation; snapshot: a throttled
         sample, e.g. Binance's one per symbol per second; sampled: only watched accounts). The
         provenance: measured, the venues included with their coverage and price kind, and how
-        many seconds old the newest event is.
+        many seconds old the newest event is. truncated: true when more events match than
+        limit returned (their total is then not the filters' total: market_stats has it).
         """
-        start = now_ms() - int(since_minutes * MINUTE_MS) if since_minutes else None
+        # Events before end_ms (default: now), the newest first: the past is looked at as
+        # market_stats looks at it.
+        # Exchange ids are lower case; a model writes them as venues spell their names.
+        exchanges = [e.strip().lower() for e in exchanges] if exchanges else None
+        until = end_ms if end_ms is not None else now_ms()
+        start = until - int(since_minutes * MINUTE_MS) if since_minutes else None
         async with server_errors(self.client.base_url):
             page = await self.client.history(
                 markets=upper(markets),
@@ -96,6 +106,7 @@ class LiquidationTools:
                 sides=side,
                 min_usd=min_usd or None,
                 start=start,
+                end=end_ms,
                 limit=limit,
             )
         filters: dict[str, Any] = {
@@ -105,26 +116,40 @@ class LiquidationTools:
             "min_usd": min_usd,
             "since_minutes": since_minutes,
             "limit": limit,
+            "end_ms": end_ms,
         }
         found = provenance(
             "measured",
             {e.exchange: e.coverage for e in page.events},
             max((e.ts for e in page.events), default=None),
         )
+        # More events match than the limit let through: the page's total is not the
+        # filters' total, and an agent must be told so rather than read it as one.
+        truncated = page.next_cursor is not None
         data = {
             "count": len(page.events),
+            "truncated": truncated,
             "events": [e.to_dict() for e in page.events],
             "filters": filters,
             "provenance": found,
         }
-        return result(f"{_text(page.events)}\n{provenance_line(found)}", data)
+        return result(f"{_text(page.events, truncated, limit)}\n{provenance_line(found)}", data)
 
 
-def _text(events: list[Liquidation]) -> str:
+def _text(events: list[Liquidation], truncated: bool, limit: int) -> str:
     if not events:
         return "No liquidations match these filters."
     total = sum(e.size_usd for e in events)
-    return "\n".join(
-        [f"{len(events)} liquidations, {format_usd(total)} in total, newest first:"]
-        + [event_line(e) for e in events]
-    )
+    if truncated:
+        head = (
+            f"The {len(events)} newest of more matching liquidations (limit {limit}), "
+            f"{format_usd(total)} in these, newest first:"
+        )
+        tail = [
+            "More match: raise limit (up to 100), narrow the filters or since_minutes, or use "
+            "market_stats / market_summary for totals."
+        ]
+    else:
+        head = f"{len(events)} liquidations, {format_usd(total)} in total, newest first:"
+        tail = []
+    return "\n".join([head, *(event_line(e) for e in events), *tail])

@@ -16,6 +16,7 @@ from purpleflea.mcp.answers import (
     MarketArg,
     WindowArg,
     event_line,
+    price_note,
     provenance,
     provenance_line,
     result,
@@ -36,8 +37,8 @@ SideTotals = dict[str, dict[str, float]]
 
 OptionalMarketArg = Annotated[
     str | None,
-    BeforeValidator(arguments.single),
-    Field(description="A market such as 'BTC-PERP'; omit to summarize every market."),
+    BeforeValidator(arguments.market_or_every),
+    Field(description="A market such as 'BTC-PERP'; omit (or 'all') to summarize every market."),
 ]
 
 
@@ -290,7 +291,7 @@ def _summary(
     if biggest:
         prints = "; ".join(
             f"{format_usd(e.size_usd)} {e.side} {e.market} at {format_price(e.price)} "
-            f"({e.exchange}, {utc(e.ts)})"
+            f"({price_note(e.exchange)}{e.exchange}, {utc(e.ts)})"
             for e in biggest
         )
         sentences.append(f"Biggest prints: {prints}.")

@@ -16,6 +16,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from pydantic import ConfigDict, ValidationError
 
+from purpleflea import __version__
 from purpleflea.client import LiquidationClient
 from purpleflea.mcp.answers import READ_ONLY
 from purpleflea.mcp.cascades import CascadeTools
@@ -93,7 +94,8 @@ def build_server(client: LiquidationClient) -> MCPServer:
             markets.market_summary,
         )
     ]
-    return MCPServer("purpleflea", instructions=INSTRUCTIONS, tools=tools)
+    # The version is the host's only way to tell which tools' behaviour it is talking to.
+    return MCPServer("purpleflea", version=__version__, instructions=INSTRUCTIONS, tools=tools)
 
 
 def serve(url: str | None, api_key: str | None) -> None:

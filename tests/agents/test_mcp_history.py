@@ -1,0 +1,58 @@
+"""recent_liquidations looks back from ``end_ms`` as market_stats does: it could only answer
+the newest stored events, so an agent asked about a past crash (imported history, or an hour
+ago on a busy tape) got totals from market_stats and no event to show for them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from mcp import Client
+
+from purpleflea.client import LiquidationClient
+from purpleflea.clock import utc_iso
+from purpleflea.mcp.server import build_server
+from tests.server.conftest import make_config, running_server, venue_event
+
+NOW = time.time_ns() // 1_000_000
+START = NOW - 3 * 3_600_000  # three hours ago, one event a minute for an hour
+EVENTS = [
+    venue_event(size_usd=10_000.0 + i, price=60_000.0 - i, ts=START + 60_000 * i) for i in range(60)
+]
+
+
+async def test_recent_liquidations_answers_before_end_ms(tmp_path: Path) -> None:
+    end = START + 60_000 * 30  # half way: events 0..29 are before it
+    async with running_server(make_config(tmp_path)) as live:
+        await live.push(*EVENTS)
+        async with Client(build_server(LiquidationClient(live.key, live.url))) as client:
+            before = await client.call_tool("recent_liquidations", {"end_ms": end, "limit": 3})
+            window = await client.call_tool(
+                "recent_liquidations",
+                {"end_ms": utc_iso(end)[:16], "since_minutes": "10m", "limit": 100},
+            )
+            now = await client.call_tool("recent_liquidations", {"end_ms": "now", "limit": 1})
+            # Exchange ids in the case a model writes a venue's name ("Binance_USDM" was refused).
+            cased = await client.call_tool(
+                "recent_liquidations", {"exchanges": " Binance_USDM", "limit": 1}
+            )
+    assert not cased.is_error, cased.content
+    assert cased.structured_content is not None
+    assert cased.structured_content["filters"]["exchanges"] == ["binance_usdm"]
+    assert cased.structured_content["count"] == 1
+    for answer in (before, window, now):
+        assert not answer.is_error, answer.content
+    assert before.structured_content is not None
+    assert [e["id"] for e in before.structured_content["events"]] == [
+        e.id for e in EVENTS[29:26:-1]
+    ]
+    assert before.structured_content["filters"]["end_ms"] == end
+    assert before.structured_content["truncated"] is True
+    # [end - 10 min, end): events 20..29, and nothing before them is cut off.
+    assert window.structured_content is not None
+    assert [e["id"] for e in window.structured_content["events"]] == [
+        e.id for e in EVENTS[29:19:-1]
+    ]
+    assert window.structured_content["truncated"] is False
+    assert now.structured_content is not None
+    assert now.structured_content["events"][0]["id"] == EVENTS[-1].id
