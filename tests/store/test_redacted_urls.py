@@ -61,6 +61,16 @@ def _closed_port() -> int:
         ("postgresql://u@h/db?password=pa#ss", "postgresql://u@h/db?password=***"),
         # An @ in a query value: whatever precedes it is hidden, never shown.
         ("postgresql://h/db?password=s&application_name=a@b", "postgresql://***@b"),
+        # ... and a secret parameter after that @ is still masked: it was shown whole, the
+        # text after the @ no longer read as the query.
+        (
+            "postgresql://h/db?application_name=a@b&password=secret",
+            "postgresql://***@b&password=***",
+        ),
+        (
+            "postgresql://u:pw@h/db?application_name=a@b&sslpassword=secret&sslmode=require",
+            "postgresql://u:***@b&sslpassword=***&sslmode=require",
+        ),
     ],
 )
 def test_redacted_hides_the_password_and_keeps_the_rest(url: str, shown: str) -> None:

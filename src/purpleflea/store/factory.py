@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -59,14 +60,15 @@ def redacted(url: str) -> str:
             # Not a plain user name (the @ was in a query value), or a NATS token.
             user, colon = "***", ""
         credentials = f"{user}{':***' if colon else ''}@"
-    # No fragment: libpq reads a # as part of the value it is in.
-    where, question, query = rest.partition("?")
-    query = "&".join(
-        f"{name}=***" if unquote(name).lower() in _SECRET_PARAMETERS else pair
-        for pair in query.split("&")
-        for name in (pair.split("=", 1)[0],)
-    )
-    return f"{scheme}://{credentials}{where}{question}{query}"
+    # No fragment: libpq reads a # as part of the value it is in. A secret parameter is
+    # masked after any ? or &, not only in what follows the first ?: when the last @ was in a
+    # query value, the parameters after it are all that is left of the query.
+    pieces = re.split("([?&])", rest)
+    for i in range(2, len(pieces), 2):
+        name = pieces[i].split("=", 1)[0]
+        if unquote(name).lower() in _SECRET_PARAMETERS:
+            pieces[i] = f"{name}=***"
+    return f"{scheme}://{credentials}{''.join(pieces)}"
 
 
 def check_postgres_url(url: str) -> None:
