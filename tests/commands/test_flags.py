@@ -102,3 +102,18 @@ def test_sim_and_backtest_refuse_a_postgresql_url_without_showing_its_password(
         assert "SQLite history file" in err
         assert "secret" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["history", "--side", "Short", "--side", "LONG"],
+        ["tail", "--side", "Short", "--side", "LONG"],
+        ["webhooks", "create", "https://example.com/hook", "--side", "Short", "--side", "LONG"],
+    ],
+)
+def test_side_flags_are_taken_in_any_case(argv: list[str]) -> None:
+    # The server, the SDK and the stream take sides in any case; the CLI's --side refused
+    # 'Short' ("invalid choice") before it asked anyone.
+    args = cli.build_parser().parse_args(argv)
+    assert args.side == ["short", "long"]

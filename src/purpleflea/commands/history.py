@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_connection_args(parser)
     parser.add_argument("--market", action="append")
     parser.add_argument("--exchange", action="append")
-    parser.add_argument("--side", choices=("long", "short"), action="append")
+    parser.add_argument("--side", type=str.lower, choices=("long", "short"), action="append")
     parser.add_argument("--min-usd", type=float)
     parser.add_argument("--start", type=time_arg, help=TIME_HELP)
     parser.add_argument("--end", type=time_arg, help=TIME_HELP)

@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--min-usd", type=float, default=0.0, help="only events this big")
     parser.add_argument("--market", action="append", help="market, e.g. BTC-PERP (repeatable)")
     parser.add_argument("--exchange", action="append", help="exchange id (repeatable)")
-    parser.add_argument("--side", choices=("long", "short"), action="append")
+    parser.add_argument("--side", type=str.lower, choices=("long", "short"), action="append")
     parser.add_argument("--no-cascades", action="store_true", help="hide cascade alerts")
     parser.add_argument(
         "--color", choices=("auto", "always", "never"), default="auto", help="ANSI colors"
