@@ -249,6 +249,23 @@ async def test_the_exchange_filter_lists_the_servers_exchanges(
     await expect(page.locator("#f-exchange")).to_have_value("okx")
 
 
+async def test_a_link_naming_the_exchange_and_side_in_any_case_keeps_them(
+    tracker: Running, page: Page
+) -> None:
+    # The server takes exchange ids and sides in any case (?exchange=OKX&side=Short); the page
+    # dropped both from such a link and showed every exchange and side.
+    await open_live(page, tracker, "?exchange=OKX&side=Short")
+    await expect(page.locator("#f-exchange")).to_have_value("okx")
+    await expect(page.locator("#f-side")).to_have_value("short")
+    await tracker.push(
+        venue_event(market="OKXSHORT-PERP", exchange="okx", side="short", ts=now_ms()),
+        venue_event(market="OKXLONG-PERP", exchange="okx", side="long", ts=now_ms()),
+        venue_event(market="BYBITSHORT-PERP", exchange="bybit", side="short", ts=now_ms()),
+    )
+    await expect(rows(page, "OKXSHORT-PERP")).to_have_count(1)
+    assert await rows(page).count() == 1
+
+
 async def test_a_rejected_key_says_so_and_another_can_be_entered(
     tracker: Running, page: Page
 ) -> None:

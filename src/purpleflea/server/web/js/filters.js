@@ -16,8 +16,9 @@ export async function loadExchanges() {
 export function readState(search = location.search) {
   const params = new URLSearchParams(search);
   const minUsd = Number(params.get("min_usd"));
-  const exchange = params.get("exchange") || "";
-  const side = params.get("side") || "";
+  // In any case, as the server takes them (a link with ?exchange=OKX&side=Short).
+  const exchange = (params.get("exchange") || "").trim().toLowerCase();
+  const side = (params.get("side") || "").trim().toLowerCase();
   return {
     minUsd: Number.isFinite(minUsd) && minUsd > 0 ? minUsd : 0,
     market: (params.get("market") || "").trim().toUpperCase(),
