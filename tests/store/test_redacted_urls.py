@@ -59,6 +59,11 @@ def _closed_port() -> int:
         ("nats://tok/en@bus:4222", "nats://***@bus:4222"),
         # libpq reads no fragment: a # in a query password is part of it.
         ("postgresql://u@h/db?password=pa#ss", "postgresql://u@h/db?password=***"),
+        # ... nor a ? after the first: it is part of the value.
+        (
+            "postgresql://u@h/db?password=pa?ss&sslmode=require",
+            "postgresql://u@h/db?password=***&sslmode=require",
+        ),
         # An @ in a query value: whatever precedes it is hidden, never shown.
         ("postgresql://h/db?password=s&application_name=a@b", "postgresql://***@b"),
         # ... and a secret parameter after that @ is still masked: it was shown whole, the

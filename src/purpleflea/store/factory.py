@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -60,15 +59,22 @@ def redacted(url: str) -> str:
             # Not a plain user name (the @ was in a query value), or a NATS token.
             user, colon = "***", ""
         credentials = f"{user}{':***' if colon else ''}@"
-    # No fragment: libpq reads a # as part of the value it is in. A secret parameter is
-    # masked after any ? or &, not only in what follows the first ?: when the last @ was in a
-    # query value, the parameters after it are all that is left of the query.
-    pieces = re.split("([?&])", rest)
-    for i in range(2, len(pieces), 2):
-        name = pieces[i].split("=", 1)[0]
-        if unquote(name).lower() in _SECRET_PARAMETERS:
-            pieces[i] = f"{name}=***"
-    return f"{scheme}://{credentials}{''.join(pieces)}"
+    # No fragment: libpq reads a # as part of the value it is in (and a ?, after the first).
+    where, question, query = rest.partition("?")
+    # When the last @ was in a query value, what follows it is the rest of the query
+    # (``b&password=...``): its parameters are masked too.
+    host, *pairs = where.split("&")
+    shown = "&".join([host, *_masked(pairs)])
+    return f"{scheme}://{credentials}{shown}{question}{'&'.join(_masked(query.split('&')))}"
+
+
+def _masked(pairs: list[str]) -> list[str]:
+    """Query ``name=value`` pairs with the secret ones' values replaced by ``***``."""
+    return [
+        f"{name}=***" if unquote(name).lower() in _SECRET_PARAMETERS else pair
+        for pair in pairs
+        for name in (pair.split("=", 1)[0],)
+    ]
 
 
 def check_postgres_url(url: str) -> None:
