@@ -55,26 +55,35 @@ def redacted(url: str) -> str:
     if "@" in rest:
         given, _, rest = rest.rpartition("@")
         user, colon, _ = given.partition(":")
-        if any(c in user for c in "/?#&=") or (not colon and scheme in ("nats", "tls")):
+        if any(c in user for c in "/?#&=@") or (not colon and scheme in ("nats", "tls")):
             # Not a plain user name (the @ was in a query value), or a NATS token.
             user, colon = "***", ""
         credentials = f"{user}{':***' if colon else ''}@"
-    # No fragment: libpq reads a # as part of the value it is in (and a ?, after the first).
-    where, question, query = rest.partition("?")
-    # When the last @ was in a query value, what follows it is the rest of the query
-    # (``b&password=...``): its parameters are masked too.
-    host, *pairs = where.split("&")
-    shown = "&".join([host, *_masked(pairs)])
-    return f"{scheme}://{credentials}{shown}{question}{'&'.join(_masked(query.split('&')))}"
+        # The last @ in a secret query value (?password=se@cr?et): what follows it, up to the
+        # next &, is the rest of that secret, not a host. The value holds no & but may hold a
+        # ?, so the parameter starts after the last & or after any ? since.
+        tail = given.rpartition("&")[2]
+        starts = [0] if "&" in given else []
+        starts += [i + 1 for i, c in enumerate(tail) if c == "?"]
+        if any("=" in tail[i:] and _secret(tail[i:]) for i in starts):
+            rest = "***" + rest[len(rest.split("&", 1)[0]) :]
+    # No fragment: libpq reads a # as part of the value it is in, and a ? after the first
+    # too. Every &-separated pair is masked, also before any ? (when the last @ was in a
+    # query value, what follows it is the rest of the query: ``b&password=...``).
+    first, *pairs = rest.split("&")
+    host, question, pair = first.partition("?")
+    head = f"{host}?{_masked([pair])[0]}" if question else host
+    return f"{scheme}://{credentials}{'&'.join([head, *_masked(pairs)])}"
+
+
+def _secret(pair: str) -> bool:
+    """Whether the query pair ``name=value`` holds a secret (libpq decodes the name too)."""
+    return unquote(pair.split("=", 1)[0]).lower() in _SECRET_PARAMETERS
 
 
 def _masked(pairs: list[str]) -> list[str]:
     """Query ``name=value`` pairs with the secret ones' values replaced by ``***``."""
-    return [
-        f"{name}=***" if unquote(name).lower() in _SECRET_PARAMETERS else pair
-        for pair in pairs
-        for name in (pair.split("=", 1)[0],)
-    ]
+    return [f"{pair.split('=', 1)[0]}=***" if _secret(pair) else pair for pair in pairs]
 
 
 def check_postgres_url(url: str) -> None:
