@@ -333,7 +333,8 @@ async def test_revocations_made_while_the_key_store_is_away_apply_when_it_is_bac
     watcher = asyncio.create_task(gate.watch_revocations(0.02, lambda: time.time_ns() // 10**6))
     try:
         await asyncio.sleep(0.1)
-        assert keys.revoke(new.info.key_id)
+        revoked = keys.revoke(new.info.key_id)
+        assert revoked is not None and not revoked.already
         await asyncio.sleep(0.2)  # about ten failed polls
         assert not kicked.is_set()
         assert not watcher.done()
