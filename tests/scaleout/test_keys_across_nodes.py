@@ -102,7 +102,8 @@ async def test_a_revocation_on_one_gate_closes_streams_on_another_within_a_secon
         await asyncio.sleep(0.3)
         revoked_at = time.monotonic()
         revoked = node_a.revoke(new.info.key_id)
-        assert revoked is not None and not revoked.already
+        assert revoked is not None
+        assert not revoked.already
         await asyncio.wait_for(kicked.wait(), 1.0)
         assert time.monotonic() - revoked_at < 1.0
         with pytest.raises(Exception, match="not valid"):

@@ -334,7 +334,8 @@ async def test_revocations_made_while_the_key_store_is_away_apply_when_it_is_bac
     try:
         await asyncio.sleep(0.1)
         revoked = keys.revoke(new.info.key_id)
-        assert revoked is not None and not revoked.already
+        assert revoked is not None
+        assert not revoked.already
         await asyncio.sleep(0.2)  # about ten failed polls
         assert not kicked.is_set()
         assert not watcher.done()

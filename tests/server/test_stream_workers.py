@@ -140,7 +140,8 @@ async def test_revocation_closes_a_stream_on_its_worker(tmp_path: Path) -> None:
         ws = await _subscribe(live, key=doomed.key)
         await until(lambda: _per_worker(live) == [1, 1], 10, "one stream on each worker")
         revoked = live.server.keys.revoke(doomed.info.key_id)
-        assert revoked is not None and not revoked.already
+        assert revoked is not None
+        assert not revoked.already
         frames = await _last_frames(ws, 10)
         assert frames[-1]["code"] == "key_revoked"
         assert ws.close_code == 4403
