@@ -21,8 +21,9 @@ hour, and stay equal whoever writes:
 
 No per-hour bookkeeping (a watermark of hours covered) is needed: the hourly rollup is whole
 or absent. The price is one stall of the writers while the first node backfills (a grouped scan
-of ``rollup_1m``); the appends meanwhile wait, as they do behind any schema change, and go on
-after.
+of ``rollup_1m``: 8.9 s for 1.73M minute rows, bench/hourly_postgres.py); the appends wait in
+the ingest buffer meanwhile, as behind any schema change, and go on after. Each later append
+pays the triggers: ~1 ms on a 50-event batch (4.0 -> 5.0 ms).
 """
 
 from __future__ import annotations
