@@ -5,6 +5,13 @@ Run (from the repository root, on a store made once by ``purpleflea sim``)::
     purpleflea sim --days 30 --store /tmp/aggmid.sqlite          # ~2-4 min, once
     nice -n 10 .venv/bin/python bench/aggregate_split.py --db /tmp/aggmid.sqlite
 
+On PostgreSQL: ``--pg postgresql://127.0.0.1/aggmid`` (an empty database: the first run copies
+the SQLite file's events into it, as an ingest node appends them, in batches of 5,000). "CPU" is
+then this process's; "server CPU" that of the store's PostgreSQL backends (read from /proc: the
+server must run on this machine), which leaves out the workers of a parallel query: to count
+every server cycle, run once more with ``?options=-c%20max_parallel_workers_per_gather%3D0``
+on the URL (one backend per query).
+
 The code before a change: the same command with ``PYTHONPATH`` at a ``git archive`` copy of
 its ``src`` (the script prints which ``purpleflea`` it imported).
 
@@ -29,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import math
 import os
 import platform
 import statistics
@@ -36,9 +44,12 @@ import time
 
 import purpleflea
 from purpleflea.store.base import Bucket, GroupBy, Interval, Query
+from purpleflea.store.postgres import PostgresStore
 from purpleflea.store.sqlite import SQLiteStore
 
 DAY_MS = 86_400_000
+#: Events a PostgreSQL load reads from the SQLite file, and appends, at a time.
+_PAGE, _BATCH = 100_000, 5_000
 
 
 def _checksum(buckets: list[Bucket]) -> str:
@@ -49,21 +60,84 @@ def _checksum(buckets: list[Bucket]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def _same(got: list[Bucket], want: list[Bucket]) -> bool:
+    """The same buckets and counts, and sums equal to 1e-12: PostgreSQL's parallel aggregates
+    add a column's values in an order that changes from call to call (the last bit moves)."""
+    return len(got) == len(want) and all(
+        (g.start_ms, g.group, g.count, g.est_count) == (w.start_ms, w.group, w.count, w.est_count)
+        and all(
+            math.isclose(getattr(g, f), getattr(w, f), rel_tol=1e-12)
+            for f in ("size_usd", "long_usd", "short_usd", "est_size_usd")
+        )
+        for g, w in zip(got, want, strict=True)
+    )
+
+
+async def _copy(source: SQLiteStore, store: PostgresStore) -> None:
+    """The SQLite file's events appended to an empty PostgreSQL store."""
+    started, seq, copied = time.perf_counter(), 0, 0
+    while page := await source.since(seq, limit=_PAGE):
+        for start in range(0, len(page), _BATCH):
+            copied += len(await store.append(page[start : start + _BATCH]))
+        seq = page[-1].seq
+    print(f"copied {copied} events into PostgreSQL in {time.perf_counter() - started:.0f} s")
+
+
+async def _open(args: argparse.Namespace) -> tuple[SQLiteStore | PostgresStore, int]:
+    """The store measured, and "now": the end of its history."""
+    sqlite = SQLiteStore(args.db)
+    if not args.pg:
+        return sqlite, sqlite._writer.execute("SELECT MAX(ts) FROM liquidations").fetchone()[0] + 1
+    try:
+        store = await PostgresStore.connect(args.pg)
+        if await store.last_seq() == 0:
+            await _copy(sqlite, store)
+    finally:
+        await sqlite.close()
+    return store, (await store._read("SELECT max(ts) FROM liquidations", ()))[0][0] + 1
+
+
+def _server_cpu(pids: list[int]) -> float:
+    """CPU seconds the PostgreSQL backends ``pids`` have used (this machine's server; a
+    parallel query's workers are other processes, not counted: see ``--pg``)."""
+    ticks = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 async def _measure(
-    store: SQLiteStore, name: str, interval: Interval, group_by: GroupBy, query: Query, repeat: int
+    store: SQLiteStore | PostgresStore,
+    name: str,
+    interval: Interval,
+    group_by: GroupBy,
+    query: Query,
+    repeat: int,
 ) -> None:
+    pids: list[int] = []
+    if isinstance(store, PostgresStore):
+        rows = await store._read(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'purpleflea' "
+            "AND datname = current_database()",
+            (),
+        )
+        pids = [int(pid) for (pid,) in rows]
     started, cpu = time.perf_counter(), time.process_time()
     first = await store.aggregate(interval, group_by, query)
     first_wall, first_cpu = time.perf_counter() - started, time.process_time() - cpu
-    walls, cpus = [], []
+    walls, cpus, servers = [], [], []
     for _ in range(repeat):
-        started, cpu = time.perf_counter(), time.process_time()
+        started, cpu, server = time.perf_counter(), time.process_time(), _server_cpu(pids)
         buckets = await store.aggregate(interval, group_by, query)
         walls.append(time.perf_counter() - started)
         cpus.append(time.process_time() - cpu)
-        assert buckets == first, f"{name}: the answer changed between calls"
+        servers.append(_server_cpu(pids) - server)
+        assert _same(buckets, first), f"{name}: the answer changed between calls"
+    server_cpu = f"server CPU {statistics.median(servers) * 1e3:7.0f} ms  " if pids else ""
     print(
-        f"{name:<44} CPU {statistics.median(cpus) * 1e3:8.1f} ms  "
+        f"{name:<44} CPU {statistics.median(cpus) * 1e3:8.1f} ms  {server_cpu}"
         f"wall {statistics.median(walls) * 1e3:8.1f} ms  (first call {first_cpu * 1e3:.0f} ms CPU, "
         f"{first_wall * 1e3:.0f} ms wall)  {len(first)} buckets  {_checksum(first)}",
         flush=True,
@@ -73,6 +147,7 @@ async def _measure(
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", required=True, help="SQLite store made by `purpleflea sim`")
+    parser.add_argument("--pg", default="", help="measure this PostgreSQL store instead")
     parser.add_argument("--repeat", type=int, default=5, help="measured calls per shape")
     parser.add_argument(
         "--only", default="", help="run only the shapes whose name contains this text"
@@ -80,9 +155,8 @@ async def main() -> None:
     args = parser.parse_args()
     print(f"purpleflea from {os.path.dirname(purpleflea.__file__)}")
     print(f"{platform.machine()} {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
-    store = SQLiteStore(args.db)
+    store, now = await _open(args)
     try:
-        now = store._writer.execute("SELECT MAX(ts) FROM liquidations").fetchone()[0] + 1
         minute = now // 60_000 * 60_000
         if minute % 3_600_000 == 0:
             minute -= 60_000

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from purpleflea.model import Liquidation
@@ -218,39 +219,44 @@ async def test_split_aggregates_answer_as_the_whole_window_read(
     assert sum(1 for e in events if coverage_of(e.exchange) == "snapshot") > 100
 
 
+async def _change(store: Any, sql: str, params: list[Any]) -> int:
+    """Run ``sql`` on the store's database behind its back; the rows it changed or counted."""
+    if isinstance(store, SQLiteStore):
+        cursor = store._writer.execute(sql, params)
+        return int(cursor.fetchone()[0] if sql.startswith("SELECT") else cursor.rowcount)
+    connection = await psycopg.AsyncConnection.connect(store.url, autocommit=True)
+    async with connection:
+        cursor = await connection.execute(sql.replace("?", "%s").encode(), params)
+        return int((await cursor.fetchall())[0][0] if sql.startswith("SELECT") else cursor.rowcount)
+
+
 async def test_the_whole_hours_of_an_unaligned_window_come_from_the_hourly_rollup(
-    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+    filled: tuple[Any, tuple[Liquidation, ...]],
 ) -> None:
-    made, _ = await asyncio.to_thread(_history, str(tmp_path_factory.getbasetemp()))
-    shutil.copy(made, tmp_path / "split.sqlite")
-    store = SQLiteStore(tmp_path / "split.sqlite")
-    try:
-        middle = DEFAULT_START_MS + 10 * HOUR
-        query = Query(start_ms=middle - 17 * 60_000, end_ms=middle + 2 * HOUR + 25 * 60_000 + 5)
+    store, _ = filled
+    middle = DEFAULT_START_MS + 10 * HOUR
+    query = Query(start_ms=middle - 17 * 60_000, end_ms=middle + 2 * HOUR + 25 * 60_000 + 5)
 
-        async def counts() -> dict[int, int]:
-            found: dict[int, int] = {}
-            for b in await store.aggregate("1h", "market", query):
-                found[b.start_ms] = found.get(b.start_ms, 0) + b.count
-            return found
+    async def counts() -> dict[int, int]:
+        found: dict[int, int] = {}
+        for b in await store.aggregate("1h", "market", query):
+            found[b.start_ms] = found.get(b.start_ms, 0) + b.count
+        return found
 
-        before = await counts()
-        assert sorted(before) == [middle - HOUR, middle, middle + HOUR, middle + 2 * HOUR]
-        # Changed behind the store's back, the hourly rollup of a whole hour inside shows in
-        # the answer (that hour was not read from its minutes), and that of the partial hours
-        # at the edges does not (read from theirs).
-        rows = store._writer.execute(
-            "UPDATE rollup_1h SET count = count + 1000 WHERE hour IN (?, ?, ?)",
-            [middle - HOUR, middle, middle + 2 * HOUR],
-        ).rowcount
-        inside = store._writer.execute(
-            "SELECT COUNT(*) FROM rollup_1h WHERE hour = ?", [middle]
-        ).fetchone()[0]
-        assert rows > inside > 0
-        after = await counts()
-        assert after[middle] == before[middle] + 1_000 * inside
-        assert {h: after[h] for h in after if h != middle} == {
-            h: before[h] for h in before if h != middle
-        }
-    finally:
-        await store.close()
+    before = await counts()
+    assert sorted(before) == [middle - HOUR, middle, middle + HOUR, middle + 2 * HOUR]
+    # Changed behind the store's back, the hourly rollup of a whole hour inside shows in the
+    # answer (that hour was not read from its minutes), and that of the partial hours at the
+    # edges does not (read from theirs).
+    rows = await _change(
+        store,
+        "UPDATE rollup_1h SET count = count + 1000 WHERE hour IN (?, ?, ?)",
+        [middle - HOUR, middle, middle + 2 * HOUR],
+    )
+    inside = await _change(store, "SELECT COUNT(*) FROM rollup_1h WHERE hour = ?", [middle])
+    assert rows > inside > 0
+    after = await counts()
+    assert after[middle] == before[middle] + 1_000 * inside
+    assert {h: after[h] for h in after if h != middle} == {
+        h: before[h] for h in before if h != middle
+    }

@@ -3,7 +3,8 @@
 Same contract and query semantics as :mod:`purpleflea.store.sqlite`: ``seq`` is the primary
 key and resume cursor, ``id`` is unique so a replayed event is stored once, and per-minute
 rollups are maintained in the same transaction as the insert, so aggregates over long ranges
-read minutes, not events.
+read minutes, not events; hourly and daily buckets read their whole hours from the hourly
+rollup, which triggers on the minute rollups keep (:mod:`purpleflea.store.hourly_postgres`).
 
 One writer connection takes appends (one round trip per batch: the insert, the rollup upsert
 and the returned new seqs are one statement); a few reader connections serve history queries
@@ -49,6 +50,7 @@ from purpleflea.store.base import (
     row_to_event,
 )
 from purpleflea.store.factory import redacted
+from purpleflea.store.hourly_postgres import ensure_hourly
 from purpleflea.store.sql import where
 
 # The array type each column is sent as (its type without constraints).
@@ -219,6 +221,7 @@ class PostgresStore:
                     await self._writer.execute(coverage_backfill())
                     for statement in _ADD_SECONDS:
                         await self._writer.execute(statement)
+            await ensure_hourly(self._writer)
         for _ in range(self._reader_count):
             reader = await self._new_connection(autocommit=True)
             self._all_readers.append(reader)
@@ -387,7 +390,7 @@ class PostgresStore:
 
     async def aggregate(self, interval: Interval, group_by: GroupBy, query: Query) -> list[Bucket]:
         return await aggregates.aggregate(
-            self._read, self._save_factors, interval, group_by, query, "postgres", hourly=False
+            self._read, self._save_factors, interval, group_by, query, "postgres", hourly=True
         )
 
     async def _save_factors(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
