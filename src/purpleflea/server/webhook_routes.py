@@ -31,9 +31,10 @@ Handler = Callable[[Request], Awaitable[Response]]
 AuthedHandler = Callable[[Request, KeyInfo], Awaitable[Response]]
 
 _SECRET_MIN, _SECRET_MAX = 16, 200
-#: A replay's lease lasts its longest run (the budget plus one attempt) and this much more:
-#: the nodes' clocks differ a little, and a slow store adds time. A node that dies while
-#: replaying holds that webhook's replays up this long at most.
+#: A replay's lease lasts its longest run (the budget plus one attempt) and this much more: a
+#: slow store adds time (on PostgreSQL the lease runs by the database's clock, so the nodes'
+#: clocks need not agree). A node that dies while replaying holds that webhook's replays up
+#: this long at most.
 REPLAY_LEASE_SLACK_S = 30.0
 
 
