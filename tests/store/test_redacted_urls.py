@@ -85,6 +85,11 @@ def _closed_port() -> int:
         ),
         ("postgresql://u@h/db?pass%77ord=a@b@c", "postgresql://***@***"),
         ("postgresql://u:a&b@h/db?sslpassword=se@cret", "postgresql://u:***@***"),
+        # A raw & in a query password: a part with no "=" after it is the password's rest.
+        (
+            "postgresql://h/db?password=se&cr&et&sslmode=require",
+            "postgresql://h/db?password=***&***&***&sslmode=require",
+        ),
     ],
 )
 def test_redacted_hides_the_password_and_keeps_the_rest(url: str, shown: str) -> None:
@@ -180,9 +185,14 @@ def test_a_url_postgresql_cannot_parse_is_refused_without_quoting_it() -> None:
     for url, shown in [
         (
             "postgresql://127.0.0.1/pf?password=se&QX&ZK&sslmode=require",
-            "postgresql://127.0.0.1/pf?password=***&***&***&sslmode=require",
+            "postgresql://127.0.0.1/pf?password=***&***&***&***",
         ),
         ("postgresql://127.0.0.1/pf?password=se@QX&ZK", "postgresql://***@***&***"),
+        # libpq refuses "QX" (no such parameter): where the password ends is not known.
+        (
+            "postgresql://127.0.0.1/pf?sslmode=require&password=se&QX=ZK&application_name=a",
+            "postgresql://127.0.0.1/pf?sslmode=require&password=***&***&***",
+        ),
     ]:
         with pytest.raises(ValueError, match=r"percent-encode.*'&' as %26") as refused:
             check_postgres_url(url)

@@ -39,7 +39,7 @@ def is_postgres(url: str) -> bool:
     return url.startswith(_POSTGRES_SCHEMES)
 
 
-def redacted(url: str) -> str:
+def redacted(url: str, *, unparsed: bool = False) -> str:
     """``url`` fit for a log line, an error or ``/v1/health`` (which anyone may read): its
     password, in the authority (``user:secret@host``, or a NATS token ``token@host``) or the
     query (``?password=``, ``?sslpassword=``), is replaced by ``***``. Everything else is
@@ -48,7 +48,9 @@ def redacted(url: str) -> str:
     The credentials end at the LAST ``@``: a password may hold a raw ``/``, ``?``, ``#`` or
     ``@`` (libpq reads some of those, :func:`check_postgres_url` refuses the others), and a
     URL parser that ends the authority at the first of them showed the password whole. An
-    ``@`` in a query value hides what precedes it too: shown too little, never too much."""
+    ``@`` in a query value hides what precedes it too: shown too little, never too much.
+    ``unparsed``: libpq could not parse ``url``, so where a query secret ends is unknown (a
+    raw ``&`` in it: ``?password=se&cr=et``), and every part after a secret one is masked."""
     scheme, separator, rest = url.partition("://")
     if not separator:
         return url
@@ -75,7 +77,7 @@ def redacted(url: str) -> str:
     # query value, what follows it is the rest of the query: ``b&password=...``).
     first, *pairs = rest.split("&")
     host, question, pair = first.partition("?")
-    shown = _masked([pair, *pairs] if question else pairs, continued=continued)
+    shown = _masked([pair, *pairs] if question else pairs, continued=continued, unparsed=unparsed)
     head = f"{host}?{shown.pop(0)}" if question else host
     return f"{scheme}://{credentials}{'&'.join([head, *shown])}"
 
@@ -85,14 +87,14 @@ def _secret(pair: str) -> bool:
     return unquote(pair.split("=", 1)[0]).lower() in _SECRET_PARAMETERS
 
 
-def _masked(pairs: list[str], *, continued: bool = False) -> list[str]:
+def _masked(pairs: list[str], *, continued: bool, unparsed: bool) -> list[str]:
     """Query ``name=value`` pairs with the secret ones' values replaced by ``***``. A part
     with no ``=`` after a secret (``continued``: the first part already is one) is the rest
     of that secret, cut at a raw ``&`` (``?password=se&cret``): libpq refuses such a URL, and
-    the refusal shows it, so it is masked whole."""
+    the refusal shows it, so it is masked whole; ``unparsed``, every part after a secret."""
     shown = []
     for pair in pairs:
-        if continued and "=" not in pair:
+        if continued and ("=" not in pair or unparsed):
             shown.append("***")
             continue
         continued = _secret(pair)
@@ -120,9 +122,9 @@ def check_postgres_url(url: str) -> None:
         conninfo_to_dict(url)
     except ProgrammingError:
         raise ValueError(
-            f"store URL {redacted(url)!r}: PostgreSQL cannot parse it (its message is not "
-            f"shown: it may quote the password): if the user name or password holds special "
-            f"characters, {encode}"
+            f"store URL {redacted(url, unparsed=True)!r}: PostgreSQL cannot parse it (its "
+            "message is not shown: it may quote the password): if the user name or password "
+            f"holds special characters, {encode}"
         ) from None
     rest = url.partition("://")[2]
     # What libpq reads as host and database: after the first @ when no / comes before it.
