@@ -39,6 +39,8 @@ MARKET_PATTERN = (
     r"-([Pp][Ee][Rr][Pp]|[0-9]{8})$"
 )
 _MARKET = re.compile(MARKET_PATTERN)
+#: Where a refused market name's message sends the caller (the MCP tools name their own).
+MARKETS_LISTED = "GET /v1/markets lists them"
 
 
 def market_name(text: str) -> str:
@@ -51,7 +53,7 @@ def market_name(text: str) -> str:
         raise ValueError(
             f"market {text!r} is not a market name: markets are BASE-PERP for perpetuals "
             "(BTC-PERP, not BTCUSDT or BTC) and BASE-YYYYMMDD for dated futures "
-            "(BTC-20250926); GET /v1/markets lists them"
+            f"(BTC-20250926); {MARKETS_LISTED}"
         )
     return name
 

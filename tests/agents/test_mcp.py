@@ -177,12 +177,11 @@ async def test_tool_texts_are_concise_and_carry_the_facts(fed: Running) -> None:
 async def test_an_empty_window_says_so_and_invents_nothing(fed: Running) -> None:
     async with Client(build_server(LiquidationClient(fed.key, fed.url))) as client:
         an_hour_earlier = START - 2 * 3_600_000
-        stats = _data(
-            await client.call_tool(
-                "market_stats",
-                {"market": "BTC-PERP", "window_minutes": 60, "end_ms": an_hour_earlier},
-            )
+        stats_answer = await client.call_tool(
+            "market_stats",
+            {"market": "BTC-PERP", "window_minutes": 60, "end_ms": an_hour_earlier},
         )
+        stats = _data(stats_answer)
         assert stats["count"] == 0
         assert stats["largest"] is None
         summary = await client.call_tool(
@@ -190,6 +189,40 @@ async def test_an_empty_window_says_so_and_invents_nothing(fed: Running) -> None
         )
         assert "no liquidations" in _text(summary)
         assert _data(summary)["biggest"] == []
+        # The estimate said "$0 in ~0 liquidations": it says there were none.
+        for answer in (stats_answer, summary):
+            assert _text(answer).endswith(
+                "Estimated with what throttled (snapshot) feeds hid: none either (modelled)."
+            )
+            assert "~0" not in _text(answer)
+
+
+async def test_a_long_window_is_said_in_days_and_hours(fed: Running) -> None:
+    # "All markets, last 525600 min": a figure for the reader to work out.
+    async with Client(build_server(LiquidationClient(fed.key, fed.url))) as client:
+        year = await client.call_tool("market_summary", {"window_minutes": "365d"})
+        assert _text(year).startswith("All markets, last 365 d (to ")
+        day = await client.call_tool("market_stats", {"market": "ETH-PERP", "window_minutes": 1440})
+        assert _text(day).startswith("ETH-PERP, 24 h up to ")
+        hour = await client.call_tool("market_summary", {"window_minutes": 90})
+        assert _text(hour).startswith("All markets, last 90 min (to ")
+
+
+async def test_an_unreachable_server_says_where_this_mcp_server_is_told_its_url() -> None:
+    # "set PURPLEFLEA_URL": the MCP server reads it, but from its host's env for it, not from
+    # the shell of the person reading the error (docs/agents.md).
+    dead = f"http://127.0.0.1:{_free_port()}"
+    async with Client(build_server(LiquidationClient("pf_x", dead))) as client:
+        answer = await client.call_tool("cascades", {})
+    assert answer.is_error
+    assert f"cannot reach the Purple Flea server: no Purple Flea server answers at {dead}" in (
+        _text(answer)
+    )
+    assert _text(answer).endswith(
+        "start one with `purpleflea serve`; if it runs elsewhere, whoever configured this MCP "
+        "server must pass --url URL to `purpleflea mcp` or set PURPLEFLEA_URL in the MCP host's "
+        "env for it (a variable set in their shell does not reach it)"
+    )
 
 
 async def test_bad_arguments_and_a_bad_key_are_tool_errors(fed: Running) -> None:
@@ -214,8 +247,10 @@ async def test_bad_arguments_and_a_bad_key_are_tool_errors(fed: Running) -> None
         assert _text(answer).endswith(
             "Purple Flea server refused: market 'BTCUSDT' is not a market name: markets are "
             "BASE-PERP for perpetuals (BTC-PERP, not BTCUSDT or BTC) and BASE-YYYYMMDD for dated "
-            "futures (BTC-20250926); GET /v1/markets lists them (bad_request)"
-        )
+            "futures (BTC-20250926); market_summary without a market names the most "
+            "liquidated markets, recent_liquidations the markets of the latest events "
+            "(bad_request)"
+        )  # not "GET /v1/markets lists them": an agent has no such request, only its tools
         listed = {tool.name: tool for tool in (await client.list_tools()).tools}
         assert all(tool.input_schema["additionalProperties"] is False for tool in listed.values())
 

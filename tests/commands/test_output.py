@@ -171,7 +171,7 @@ async def test_tail_says_it_is_connected_before_the_first_event(live: Running) -
         "-m",
         "purpleflea.cli",
         *("tail", "--url", live.url, "--api-key", live.key, "--count", "1", "--color", "never"),
-        *("--min-usd", "250000", "--market", "btc-perp"),
+        *("--min-usd", "250000", "--market", "btc-perp", "--exchange", "BYBIT"),
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -179,10 +179,10 @@ async def test_tail_says_it_is_connected_before_the_first_event(live: Running) -
     assert process.stderr is not None
     first = await asyncio.wait_for(process.stderr.readline(), 30)
     assert first.decode() == (
-        f"purpleflea tail: connected to {live.url}; waiting for liquidations of BTC-PERP of "
-        "$250,000 or more, and cascade alerts (Ctrl-C stops)\n"
-    )
-    await live.push(venue_event(market="BTC-PERP", size_usd=300_000.0))
+        f"purpleflea tail: connected to {live.url}; waiting for liquidations of BTC-PERP on "
+        "bybit of $250,000 or more, and cascade alerts (Ctrl-C stops)\n"
+    )  # the exchange as the server names it, not as typed
+    await live.push(venue_event(market="BTC-PERP", exchange="bybit", size_usd=300_000.0))
     out, _ = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0
     assert "BTC-PERP" in out.decode()

@@ -25,7 +25,7 @@ from purpleflea.model import Liquidation
 from purpleflea.server import auth
 from purpleflea.server.auth import BYTES_PER_REQUEST, FREE_ANSWER_BYTES, AuthError, Gate
 from purpleflea.server.health import Vitals, health_reasons, readiness_reasons
-from purpleflea.server.keys import SQLiteKeyStore
+from purpleflea.server.keys import KeyInfo, SQLiteKeyStore
 from purpleflea.server.keys_postgres import PostgresKeyStore
 from purpleflea.server.ratelimit import RateLimiter
 from tests.server.conftest import Running, make_config, running_server, until, venue_event
@@ -426,3 +426,15 @@ def test_closing_the_key_store_waits_for_a_query_running_on_another_thread(
         assert closing.is_alive()  # close waits for the query
     closing.join(2.0)
     assert not closing.is_alive()
+
+
+def test_a_rate_limit_message_says_its_wait_rounded_up_never_zero() -> None:
+    # An agent's tool error read "retry after 0.00 s" (the wait to two decimals).
+    now = [0.0]
+    gate = Gate(SQLiteKeyStore(":memory:"), RateLimiter(10.0, 1.0, clock=lambda: now[0]))
+    info = KeyInfo(key_id="k1", account="acme", name="a", created_at=0)
+    gate.limit(info)
+    now[0] = 0.0999  # the next request may go 0.0001 s from now
+    with pytest.raises(AuthError) as refused:
+        gate.limit(info)
+    assert refused.value.message.endswith("exceeded for account 'acme'; retry after 0.1 s")

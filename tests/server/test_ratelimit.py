@@ -40,3 +40,18 @@ def test_a_name_in_debt_is_not_forgotten_with_the_full_buckets(
     limiter.acquire("x")
     limiter.acquire("y")  # the table is full: full buckets are dropped
     assert limiter.acquire("debtor") > 0
+
+
+@pytest.mark.parametrize(
+    ("wait", "said"),
+    [
+        (0.0001, "0.1 s"),
+        (0.02, "0.1 s"),
+        (0.1, "0.1 s"),
+        (0.25, "0.3 s"),
+        (0.3, "0.3 s"),
+        (2, "2 s"),
+    ],
+)
+def test_a_wait_is_said_rounded_up_to_a_tenth_and_never_zero(wait: float, said: str) -> None:
+    assert RateLimiter.wait_text(wait) == said

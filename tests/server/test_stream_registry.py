@@ -67,3 +67,15 @@ def test_revoking_kicks_that_keys_streams_which_count_until_they_close() -> None
     assert registry.kick("k1", "key_revoked") == 0
     assert registry.kick_all("server_shutdown") == 1
     assert kept.kicked == ["server_shutdown"]
+
+
+def test_a_short_wait_to_open_reads_as_a_tenth_of_a_second_not_zero() -> None:
+    # A wait under 0.05 s read "retry after 0.0 s": as if there were none.
+    now = [0.0]
+    registry = StreamRegistry(max_per_account=100, opens_per_min=60, clock=lambda: now[0])
+    for n in range(60):  # the minute's burst
+        registry.add(_key(f"k{n}", "acme"), _Stream())
+    now[0] = 0.98  # 0.02 s before the next open is allowed
+    with pytest.raises(AuthError) as refused:
+        registry.add(_key("k60", "acme"), _Stream())
+    assert refused.value.message.endswith("; retry after 0.1 s")

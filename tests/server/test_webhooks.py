@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -612,3 +613,34 @@ async def test_every_webhook_answer_is_the_one_the_openapi_document_describes(
             assert replay.json()["failed"] is None
             check(replay, f"{one}/dead-letters/replay", "post")
             check(await http.delete(f"/v1/webhooks/{made['id']}"), one, "delete")
+
+
+async def test_a_replay_that_ran_answers_its_result_when_the_lease_is_not_given_back(
+    hooked: Running, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The lease's release suppressed only StoreUnavailable: SQLite's "database is locked"
+    there turned a replay that had run (its letters sent and removed) into a 500."""
+    service = hooked.server.webhooks
+    assert service is not None
+    async with receiver(then=500) as box:
+        made = await _create(hooked, box)
+        await hooked.push(venue_event(size_usd=10_000))
+        await _letters_when(hooked, made["id"], 1)
+        box.then = 200
+
+        async def locked(webhook_id: str, holder: str) -> None:
+            raise sqlite3.OperationalError("database is locked")
+
+        monkeypatch.setattr(service.store, "release_replay", locked)
+        caplog.set_level(logging.INFO)
+        async with _client(hooked) as http:
+            replay = await http.post(f"/v1/webhooks/{made['id']}/dead-letters/replay")
+    assert replay.status_code == 200, replay.text
+    assert (replay.json()["delivered"], replay.json()["remaining"]) == (1, 0)
+    lines = [r for r in caplog.records if "lease" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    assert made["id"] in lines[0].getMessage()
+    assert "database is locked" in lines[0].getMessage()
+    assert lines[0].exc_info is None  # a line, no traceback
+    metrics = await _metrics(hooked)
+    assert "purpleflea_webhook_replay_lease_release_failures_total 1" in metrics

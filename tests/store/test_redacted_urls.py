@@ -85,6 +85,11 @@ def _closed_port() -> int:
         ),
         ("postgresql://u@h/db?pass%77ord=a@b@c", "postgresql://***@***"),
         ("postgresql://u:a&b@h/db?sslpassword=se@cret", "postgresql://u:***@***"),
+        # A raw & in a query password: a part with no "=" after it is the password's rest.
+        (
+            "postgresql://h/db?password=se&cr&et&sslmode=require",
+            "postgresql://h/db?password=***&***&***&sslmode=require",
+        ),
     ],
 )
 def test_redacted_hides_the_password_and_keeps_the_rest(url: str, shown: str) -> None:
@@ -175,6 +180,43 @@ def test_a_url_postgresql_cannot_parse_is_refused_without_quoting_it() -> None:
         check_postgres_url("postgresql://pf:se%cret@127.0.0.1:5432/pf")
     assert "cret" not in str(refused.value)
     assert "pf:***@127.0.0.1:5432/pf" in str(refused.value)
+    # A raw & in a query password: libpq refuses "QX" (no "="), and the refusal showed it
+    # (password=***&QX).
+    for url, shown in [
+        (
+            "postgresql://127.0.0.1/pf?password=se&QX&ZK&sslmode=require",
+            "postgresql://127.0.0.1/pf?password=***&***&***&***",
+        ),
+        ("postgresql://127.0.0.1/pf?password=se@QX&ZK", "postgresql://***@***&***"),
+        # libpq refuses "QX" (no such parameter): where the password ends is not known.
+        (
+            "postgresql://127.0.0.1/pf?sslmode=require&password=se&QX=ZK&application_name=a",
+            "postgresql://127.0.0.1/pf?sslmode=require&password=***&***&***",
+        ),
+    ]:
+        with pytest.raises(ValueError, match=r"percent-encode.*'&' as %26") as refused:
+            check_postgres_url(url)
+        assert "QX" not in str(refused.value), refused.value
+        assert "ZK" not in str(refused.value), refused.value
+        assert f"{shown}'" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://h?application_name=a@b",
+        "postgresql://h:5432?sslmode=require&application_name=a@b",
+        "postgresql://h?password=se@cret",
+    ],
+)
+def test_a_query_before_the_authoritys_at_is_refused(url: str) -> None:
+    # With no "/" before it, libpq ends the user name and password at the "@" in the query
+    # value: user 'h?application_name=a' at host 'b', not host 'h' with that query.
+    with pytest.raises(
+        ValueError, match=r"a query \('\?name='\) comes before an '@'.*%40"
+    ) as refused:
+        check_postgres_url(url)
+    assert "cret" not in str(refused.value)
 
 
 @pytest.mark.parametrize(

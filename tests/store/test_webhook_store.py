@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from purpleflea.clock import now_ms
 from purpleflea.store.base import StoreUnavailable
 from purpleflea.store.sidecar import SQLiteStatements
 from purpleflea.store.sidecar_postgres import PostgresStatements
@@ -139,7 +141,7 @@ async def test_one_replay_lease_per_webhook_across_stores_until_released_or_expi
     else:
         other = open_webhook_store(store.backend.url)
     try:
-        t0 = 1_760_000_000_000
+        t0 = now_ms()
         assert await store.take_replay("wh_1", "node-a", now_ms=t0, lease_ms=10_000)
         assert not await other.take_replay("wh_1", "node-b", now_ms=t0 + 1, lease_ms=10_000)
         assert await other.take_replay("wh_2", "node-b", now_ms=t0 + 1, lease_ms=10_000)
@@ -148,14 +150,44 @@ async def test_one_replay_lease_per_webhook_across_stores_until_released_or_expi
         assert not await other.take_replay("wh_1", "node-b", now_ms=t0 + 2, lease_ms=10_000)
         await store.release_replay("wh_1", "node-a")
         assert await other.take_replay("wh_1", "node-b", now_ms=t0 + 3, lease_ms=10_000)
+        if isinstance(store.backend, SQLiteStatements):  # the caller's clock: to the ms
+            assert not await store.take_replay("wh_1", "a", now_ms=t0 + 10_002, lease_ms=10_000)
+            assert await store.take_replay("wh_1", "a", now_ms=t0 + 10_003, lease_ms=10_000)
+            await store.release_replay("wh_1", "a")
+            assert await other.take_replay("wh_1", "node-b", now_ms=t0 + 3, lease_ms=10_000)
         # A holder that died never releases: its lease expires.
-        assert not await store.take_replay("wh_1", "node-a", now_ms=t0 + 10_002, lease_ms=10_000)
-        assert await store.take_replay("wh_1", "node-a", now_ms=t0 + 10_003, lease_ms=10_000)
+        await store.create(_webhook("wh_3"), cap=10)
+        assert await store.take_replay("wh_3", "node-a", now_ms=now_ms(), lease_ms=100)
+        await asyncio.sleep(0.2)
+        assert await other.take_replay("wh_3", "node-b", now_ms=now_ms(), lease_ms=10_000)
         # Deleting the webhook takes its lease with it.
-        await store.delete("wh_1", "alice")
-        await store.create(_webhook("wh_1"), cap=10)
-        assert await other.take_replay("wh_1", "node-b", now_ms=t0 + 10_004, lease_ms=10_000)
+        await other.delete("wh_1", "alice")
+        await other.create(_webhook("wh_1"), cap=10)
+        assert await store.take_replay("wh_1", "node-a", now_ms=now_ms(), lease_ms=10_000)
     finally:
+        await other.close()
+
+
+async def test_postgres_replay_leases_run_by_the_databases_clock_not_the_nodes() -> None:
+    """The lease's expiry was each node's own clock (now_ms) against another node's: a node
+    whose clock ran an hour ahead took a lease another node's replay held (both sent the
+    letters), and one an hour behind waited an hour past a dead holder's lease."""
+    dsn = await _empty_postgres()
+    store, other = open_webhook_store(dsn), open_webhook_store(dsn)
+    hour = 3_600_000
+    try:
+        await store.create(_webhook("wh_1"), cap=10)
+        await store.create(_webhook("wh_2"), cap=10)
+        assert await store.take_replay("wh_1", "node-a", now_ms=now_ms(), lease_ms=60_000)
+        # By node-b's clock (an hour ahead) node-a's lease ran out long ago: by the
+        # database's, it runs.
+        assert not await other.take_replay("wh_1", "node-b", now_ms=now_ms() + hour, lease_ms=1)
+        # node-a's clock is an hour ahead now: its short lease ends by the database's clock.
+        assert await store.take_replay("wh_2", "node-a", now_ms=now_ms() + hour, lease_ms=100)
+        await asyncio.sleep(0.2)
+        assert await other.take_replay("wh_2", "node-b", now_ms=now_ms(), lease_ms=60_000)
+    finally:
+        await store.close()
         await other.close()
 
 

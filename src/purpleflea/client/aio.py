@@ -29,7 +29,7 @@ from purpleflea.client.errors import (
 )
 from purpleflea.client.stream import Stream
 from purpleflea.client.types import Bucket, Coverage, HistoryPage
-from purpleflea.model import CascadeAlert, Heatmap, Liquidation
+from purpleflea.model import MARKETS_LISTED, CascadeAlert, Heatmap, Liquidation
 from purpleflea.positions import MeasuredMap
 
 _page = msgspec.json.Decoder(HistoryPage)
@@ -39,6 +39,8 @@ RATE_LIMIT_WAIT_S = 5.0
 #: The shortest wait between a rate-limit refusal and the next try (the server's
 #: ``Retry-After`` is never under a second).
 RATE_LIMIT_FLOOR_S = 1.0
+#: What to do when no server answers (the MCP server says where its URL is set instead).
+UNREACHABLE_TODO = "start one with `purpleflea serve`, or set PURPLEFLEA_URL"
 
 
 def _unreachable(
@@ -61,8 +63,8 @@ def _unreachable(
             "timeout",
         )
     return ServerUnreachableError(
-        f"no Purple Flea server answers at {names} ({exc or type(exc).__name__}): start one "
-        "with `purpleflea serve`, or set PURPLEFLEA_URL",
+        f"no Purple Flea server answers at {names} ({exc or type(exc).__name__}): "
+        f"{UNREACHABLE_TODO}",
         "unreachable",
     )
 
@@ -426,7 +428,7 @@ class LiquidationClient:
             # as a wrong server URL rather than a wrong market.
             raise BadRequestError(
                 f"market {market!r} is not a market name: markets are named like BTC-PERP "
-                "(GET /v1/markets lists them)",
+                f"({MARKETS_LISTED})",
                 "bad_request",
             )
         # Quoted: "?" or "#" in a market would otherwise end the path.

@@ -38,6 +38,7 @@ class _Frame(msgspec.Struct):
     code: str = ""
     message: str = ""
     items: list[msgspec.Raw] = []
+    filters: dict[str, Any] = {}
 
 
 _frame = msgspec.json.Decoder(_Frame)
@@ -79,7 +80,9 @@ class Stream:
     Iterating yields :class:`~purpleflea.model.Liquidation` events (and
     :class:`~purpleflea.model.CascadeAlert` alerts when the ``cascades`` channel is asked
     for). ``last_seq`` is the resume cursor: everything up to it was delivered or filtered.
-    ``server`` is the server it is (or will next be) connected to.
+    ``server`` is the server it is (or will next be) connected to; ``filters``, the filters
+    that server applies as it read them (exchange ids as it spells them, market names in upper
+    case, its ``subscribed`` answer), empty until connected.
     """
 
     def __init__(
@@ -95,6 +98,7 @@ class Stream:
         self._client = client
         self._subscription = subscription
         self.last_seq: int | None = since_seq
+        self.filters: dict[str, Any] = {}
         self.reconnects = 0
         self._max_backoff = max_backoff
         self._idle_timeout = idle_timeout
@@ -167,6 +171,7 @@ class Stream:
                 raise PurpleFleaError(f"unexpected first frame {first.type!r}", "protocol")
             if self.last_seq is None:
                 self.last_seq = first.seq
+            self.filters = first.filters
         except BaseException:
             await ws.close()
             raise

@@ -6,6 +6,7 @@ import argparse
 import datetime
 import os
 import sys
+from typing import Any
 
 from purpleflea.commands.connect import add_connection_args, run_client
 from purpleflea.formatting import format_price, format_usd_exact
@@ -74,7 +75,8 @@ async def _tail(args: argparse.Namespace, url: str | None, color: bool) -> int:
         channels=channels,
     ) as stream:
         # Subscribed: a quiet market must not look like a stuck command.
-        print(f"purpleflea tail: {_waiting(args, client.base_url)}", file=sys.stderr, flush=True)
+        waiting = _waiting(args, client.base_url, stream.filters)
+        print(f"purpleflea tail: {waiting}", file=sys.stderr, flush=True)
         async for item in stream:
             if isinstance(item, Liquidation):
                 print(format_event(item, color=color), flush=True)
@@ -86,13 +88,14 @@ async def _tail(args: argparse.Namespace, url: str | None, color: bool) -> int:
     return 0
 
 
-def _waiting(args: argparse.Namespace, url: str) -> str:
-    """``connected to URL; waiting for liquidations of BTC-PERP of $250,000 or more, ...``."""
+def _waiting(args: argparse.Namespace, url: str, filters: dict[str, Any]) -> str:
+    """``connected to URL; waiting for liquidations of BTC-PERP of $250,000 or more, ...``;
+    exchanges as the server's ``filters`` name them (``--exchange BYBIT`` is ``bybit``)."""
     parts = ["liquidations"]
     if args.market:
         parts.append("of " + ", ".join(market.upper() for market in args.market))
     if args.exchange:
-        parts.append("on " + ", ".join(args.exchange))
+        parts.append("on " + ", ".join(filters.get("exchanges") or args.exchange))
     if args.side:
         parts.append("of " + " and ".join(args.side) + " positions")
     if args.min_usd:

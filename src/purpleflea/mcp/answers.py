@@ -25,10 +25,11 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from purpleflea.client import PurpleFleaError, ServerUnreachableError
+from purpleflea.client.aio import UNREACHABLE_TODO
 from purpleflea.clock import now_ms
 from purpleflea.formatting import format_price, format_usd
 from purpleflea.mcp import arguments
-from purpleflea.model import Coverage, Liquidation
+from purpleflea.model import MARKETS_LISTED, Coverage, Liquidation
 from purpleflea.venues import registry
 
 MINUTE_MS = 60_000
@@ -166,7 +167,9 @@ def provenance_line(found: dict[str, Any]) -> str:
             text += f"; prices not fills ({'; '.join(off_market)})"
     text += f", {age}."
     estimate = found.get("estimate")
-    if estimate:
+    if estimate and not estimate["est_count"]:
+        text += " Estimated with what throttled (snapshot) feeds hid: none either (modelled)."
+    elif estimate:
         text += (
             f" Estimated with what throttled (snapshot) feeds hid: "
             f"{format_usd(estimate['est_usd'])} in ~{estimate['est_count']:,} liquidations "
@@ -193,6 +196,16 @@ def window(window_minutes: int, end_ms: int | None) -> tuple[int, int]:
     return end - window_minutes * MINUTE_MS, end
 
 
+def span(minutes: int) -> str:
+    """A window's length as read: ``60 min``, ``6 h``, ``365 d`` (``525600 min`` was a
+    figure to work out). Whole hours from 2 h, whole days from 2 d; else the unit below."""
+    if minutes >= 2 * 1440 and minutes % 1440 == 0:
+        return f"{minutes // 1440} d"
+    if minutes >= 2 * 60 and minutes % 60 == 0:
+        return f"{minutes // 60} h"
+    return f"{minutes} min"
+
+
 def upper(values: Sequence[str] | None) -> list[str] | None:
     """Market names as the server spells them."""
     return [v.strip().upper() for v in values] if values else None
@@ -207,16 +220,34 @@ NO_KEY = (
 )
 
 
+#: What to do when the server is not reachable, said to whoever set this MCP server up: it
+#: reads PURPLEFLEA_URL, but from the environment its host starts it with (docs/agents.md).
+UNREACHABLE = (
+    "start one with `purpleflea serve`; if it runs elsewhere, whoever configured this MCP "
+    "server must pass --url URL to `purpleflea mcp` or set PURPLEFLEA_URL in the MCP host's env "
+    "for it (a variable set in their shell does not reach it)"
+)
+#: Where an agent finds market names: it has no REST route to call, only these tools.
+MARKETS_NAMED = (
+    "market_summary without a market names the most liquidated markets, "
+    "recent_liquidations the markets of the latest events"
+)
+
+
 @asynccontextmanager
 async def server_errors(base_url: str) -> AsyncIterator[None]:
-    """Server and network failures become tool errors the agent can read."""
+    """Server and network failures become tool errors the agent can read; what the SDK or
+    server tells a program to do (set PURPLEFLEA_URL, GET /v1/markets) is said as this MCP
+    server's user and its agent can do it."""
     try:
         yield
     except ServerUnreachableError as exc:  # its message names the server and what to do
-        raise ToolError(f"cannot reach the Purple Flea server: {exc}") from exc
+        text = str(exc).replace(UNREACHABLE_TODO, UNREACHABLE)
+        raise ToolError(f"cannot reach the Purple Flea server: {text}") from exc
     except PurpleFleaError as exc:
         if exc.code == "missing_api_key":  # the SDK's wording names its Python argument
             raise ToolError(NO_KEY) from exc
-        raise ToolError(f"Purple Flea server refused: {exc} ({exc.code})") from exc
+        text = str(exc).replace(MARKETS_LISTED, MARKETS_NAMED)
+        raise ToolError(f"Purple Flea server refused: {text} ({exc.code})") from exc
     except httpx.HTTPError as exc:
         raise ToolError(f"cannot reach the Purple Flea server at {base_url}: {exc!r}") from exc

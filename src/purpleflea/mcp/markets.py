@@ -21,6 +21,7 @@ from purpleflea.mcp.answers import (
     provenance_line,
     result,
     server_errors,
+    span,
     utc,
     venue_coverage,
     window,
@@ -240,7 +241,7 @@ class MarketTools:
             "biggest_scan_truncated": truncated,
             "provenance": found,
         }
-        heading = f"{name or 'All markets'}, last {window_minutes} min (to {utc(end)}):"
+        heading = f"{name or 'All markets'}, last {span(window_minutes)} (to {utc(end)}):"
         sentences = [heading, *_summary(sides, top, active, biggest), provenance_line(found)]
         return result(" ".join(sentences), data)
 
@@ -249,10 +250,10 @@ def _stats_text(
     market: str, minutes: int, end: int, sides: dict[str, Any], largest: list[Liquidation]
 ) -> str:
     if sides["count"] == 0:
-        return f"{market}: no liquidations in the {minutes} min up to {utc(end)}."
+        return f"{market}: no liquidations in the {span(minutes)} up to {utc(end)}."
     longs, shorts = sides["long"], sides["short"]
     text = (
-        f"{market}, {minutes} min up to {utc(end)}: {format_usd(sides['total_usd'])} in "
+        f"{market}, {span(minutes)} up to {utc(end)}: {format_usd(sides['total_usd'])} in "
         f"{sides['count']:,} liquidations; longs {format_usd(longs['usd'])} ({longs['count']:,}), "
         f"shorts {format_usd(shorts['usd'])} ({shorts['count']:,}); "
         f"{sides['dominant_side']}s dominate."

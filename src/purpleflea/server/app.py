@@ -570,6 +570,7 @@ def create_app(
         api.metric_sources.append(lambda: measured.metrics(built.heatmaps.model))
     webhooks: list[BaseRoute] = []
     if built.webhooks is not None:
+        api.metric_sources.append(built.webhooks.metrics)
         if built.webhooks.dispatcher is not None:
             api.metric_sources.append(built.webhooks.dispatcher.metrics)
         webhooks = list(

@@ -83,7 +83,7 @@ class StreamRegistry:
                 429,
                 "rate_limited",
                 f"account {account!r} opened more than {self.opens_per_min:g} streams in a "
-                f"minute; retry after {wait:.1f} s",
+                f"minute; retry after {RateLimiter.wait_text(wait)}",
                 retry_after=RateLimiter.retry_after_header(wait),
             )
         self._by_key[info.key_id].add(kick)
@@ -191,7 +191,7 @@ class Gate:
                 "rate_limited",
                 f"rate limit of {self.limiter.rate:g} requests/s (burst "
                 f"{self.limiter.burst:g}) exceeded for account {info.account!r}; retry after "
-                f"{wait:.2f} s",
+                f"{RateLimiter.wait_text(wait)}",
                 retry_after=RateLimiter.retry_after_header(wait),
             )
 

@@ -60,3 +60,10 @@ class RateLimiter:
     @staticmethod
     def retry_after_header(wait: float) -> str:
         return str(max(1, math.ceil(wait)))
+
+    @staticmethod
+    def wait_text(wait: float) -> str:
+        """``wait`` seconds as a message says it: rounded up to a tenth, at least 0.1 s (a
+        wait of 0.02 s read "retry after 0.0 s", or "0.02 s", a figure to read past)."""
+        tenths = max(1, math.ceil(round(wait * 10, 6)))  # 0.3 * 10 is 3.0000000000000004
+        return f"{tenths / 10:g} s"

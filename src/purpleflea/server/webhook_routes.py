@@ -4,7 +4,7 @@ unknown one does). Delivery itself is :mod:`purpleflea.server.webhook_dispatch`.
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -23,7 +23,6 @@ from purpleflea.server.keys import KeyInfo
 from purpleflea.server.webhook_dispatch import Dispatcher, webhook_filter
 from purpleflea.server.webhook_policy import MAX_URL, BadWebhookUrl, WebhookSettings, check_url
 from purpleflea.server.webhook_sender import REPLAY_BUDGET_S, Sender, replay_dead_letters
-from purpleflea.store.base import StoreUnavailable
 from purpleflea.store.webhooks import Webhook, WebhookStore
 from purpleflea.venues.venue import COVERAGES
 
@@ -31,10 +30,13 @@ Handler = Callable[[Request], Awaitable[Response]]
 AuthedHandler = Callable[[Request, KeyInfo], Awaitable[Response]]
 
 _SECRET_MIN, _SECRET_MAX = 16, 200
-#: A replay's lease lasts its longest run (the budget plus one attempt) and this much more:
-#: the nodes' clocks differ a little, and a slow store adds time. A node that dies while
-#: replaying holds that webhook's replays up this long at most.
+#: A replay's lease lasts its longest run (the budget plus one attempt) and this much more: a
+#: slow store adds time (on PostgreSQL the lease runs by the database's clock, so the nodes'
+#: clocks need not agree). A node that dies while replaying holds that webhook's replays up
+#: this long at most.
 REPLAY_LEASE_SLACK_S = 30.0
+
+log = logging.getLogger("purpleflea.webhooks")
 
 
 @dataclass
@@ -49,6 +51,38 @@ class WebhookService:
     #: The highest seq published (as this node knows it): a new webhook gets what follows.
     position: Callable[[], int]
     dispatcher: Dispatcher | None = None
+    #: Replay leases this node could not give back (each then runs out by itself).
+    lease_release_failures: int = 0
+
+    async def release_replay(self, webhook_id: str, holder: str, *, lease_s: float) -> None:
+        """Give a replay's lease back after the replay ran (or failed). A store error here
+        (gone, or SQLite's "database is locked" past its busy wait) must not turn the
+        replay's answer into a 500: its letters went out and were removed. The lease then
+        holds that webhook's replays up until it expires; logged once and counted."""
+        try:
+            await self.store.release_replay(webhook_id, holder)
+        except Exception as exc:
+            self.lease_release_failures += 1
+            log.warning(
+                "webhook %s: replay lease not given back (%s: %s); the next replay waits until "
+                "it expires, at most %.0f s",
+                webhook_id,
+                type(exc).__name__,
+                exc,
+                lease_s,
+            )
+
+    def metrics(self) -> list[tuple[str, str, str, list[tuple[str, float]]]]:
+        """``(name, kind, help, samples)`` for ``/v1/metrics`` (on every node: replays run
+        on the node asked)."""
+        return [
+            (
+                "webhook_replay_lease_release_failures_total",
+                "counter",
+                "Webhook replay leases not given back (each expires by itself).",
+                [("", float(self.lease_release_failures))],
+            )
+        ]
 
     async def changed(self) -> None:
         """A webhook was made or deleted here: deliver by it (or stop) right away."""
@@ -211,10 +245,9 @@ class WebhookRoutes:
         try:
             result = await replay_dead_letters(store, self.service.sender, webhook, limit=limit)
         finally:
-            # A store gone meanwhile keeps the lease until it expires: this request's own
-            # error (or answer) is what the caller needs to see.
-            with contextlib.suppress(StoreUnavailable):
-                await store.release_replay(webhook.id, holder)
+            # Its failure is logged, never raised: this request's own answer (or error) is
+            # what the caller needs to see.
+            await self.service.release_replay(webhook.id, holder, lease_s=lease_s)
         return http.json_response({"webhook_id": webhook.id, **result})
 
     async def collection(self, request: Request, info: KeyInfo) -> Response:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -38,7 +39,7 @@ def is_postgres(url: str) -> bool:
     return url.startswith(_POSTGRES_SCHEMES)
 
 
-def redacted(url: str) -> str:
+def redacted(url: str, *, unparsed: bool = False) -> str:
     """``url`` fit for a log line, an error or ``/v1/health`` (which anyone may read): its
     password, in the authority (``user:secret@host``, or a NATS token ``token@host``) or the
     query (``?password=``, ``?sslpassword=``), is replaced by ``***``. Everything else is
@@ -47,11 +48,14 @@ def redacted(url: str) -> str:
     The credentials end at the LAST ``@``: a password may hold a raw ``/``, ``?``, ``#`` or
     ``@`` (libpq reads some of those, :func:`check_postgres_url` refuses the others), and a
     URL parser that ends the authority at the first of them showed the password whole. An
-    ``@`` in a query value hides what precedes it too: shown too little, never too much."""
+    ``@`` in a query value hides what precedes it too: shown too little, never too much.
+    ``unparsed``: libpq could not parse ``url``, so where a query secret ends is unknown (a
+    raw ``&`` in it: ``?password=se&cr=et``), and every part after a secret one is masked."""
     scheme, separator, rest = url.partition("://")
     if not separator:
         return url
     credentials = ""
+    continued = False  # whether what follows the credentials continues a secret value
     if "@" in rest:
         given, _, rest = rest.rpartition("@")
         user, colon, _ = given.partition(":")
@@ -67,13 +71,15 @@ def redacted(url: str) -> str:
         starts += [i + 1 for i, c in enumerate(tail) if c == "?"]
         if any("=" in tail[i:] and _secret(tail[i:]) for i in starts):
             rest = "***" + rest[len(rest.split("&", 1)[0]) :]
+            continued = True
     # No fragment: libpq reads a # as part of the value it is in, and a ? after the first
     # too. Every &-separated pair is masked, also before any ? (when the last @ was in a
     # query value, what follows it is the rest of the query: ``b&password=...``).
     first, *pairs = rest.split("&")
     host, question, pair = first.partition("?")
-    head = f"{host}?{_masked([pair])[0]}" if question else host
-    return f"{scheme}://{credentials}{'&'.join([head, *_masked(pairs)])}"
+    shown = _masked([pair, *pairs] if question else pairs, continued=continued, unparsed=unparsed)
+    head = f"{host}?{shown.pop(0)}" if question else host
+    return f"{scheme}://{credentials}{'&'.join([head, *shown])}"
 
 
 def _secret(pair: str) -> bool:
@@ -81,43 +87,65 @@ def _secret(pair: str) -> bool:
     return unquote(pair.split("=", 1)[0]).lower() in _SECRET_PARAMETERS
 
 
-def _masked(pairs: list[str]) -> list[str]:
-    """Query ``name=value`` pairs with the secret ones' values replaced by ``***``."""
-    return [f"{pair.split('=', 1)[0]}=***" if _secret(pair) else pair for pair in pairs]
+def _masked(pairs: list[str], *, continued: bool, unparsed: bool) -> list[str]:
+    """Query ``name=value`` pairs with the secret ones' values replaced by ``***``. A part
+    with no ``=`` after a secret (``continued``: the first part already is one) is the rest
+    of that secret, cut at a raw ``&`` (``?password=se&cret``): libpq refuses such a URL, and
+    the refusal shows it, so it is masked whole; ``unparsed``, every part after a secret."""
+    shown = []
+    for pair in pairs:
+        if continued and ("=" not in pair or unparsed):
+            shown.append("***")
+            continue
+        continued = _secret(pair)
+        shown.append(f"{pair.split('=', 1)[0]}=***" if continued else pair)
+    return shown
 
 
 def check_postgres_url(url: str) -> None:
     """Refuse (ValueError, password masked) a PostgreSQL URL that libpq would read otherwise
     than its writer meant. libpq ends the user name and password at the first ``/`` or ``@``:
     a raw one in a password made the rest a host or database name, so the connection failed
-    confusingly ("failed to resolve host 'pf'") with part of the password in the error. A
-    ``%`` that starts no escape is refused by libpq with the password quoted. A URL that is
-    not PostgreSQL's passes."""
+    confusingly ("failed to resolve host 'pf'") with part of the password in the error. So
+    is a query before such an ``@`` (``postgresql://h?application_name=a@b`` is user
+    ``h?application_name=a`` at host ``b``). A ``%`` that starts no escape, or a raw ``&`` in
+    a query password, is refused by libpq with the password quoted. A URL that is not
+    PostgreSQL's passes."""
     if not is_postgres(url):
         return
     # Imported here: a single-machine server never loads the PostgreSQL driver.
     from psycopg import ProgrammingError  # noqa: PLC0415
     from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
 
-    encode = "percent-encode them ('/' as %2F, '@' as %40, '%' as %25)"
+    encode = "percent-encode them ('/' as %2F, '@' as %40, '%' as %25, '&' as %26)"
     try:
         conninfo_to_dict(url)
     except ProgrammingError:
         raise ValueError(
-            f"store URL {redacted(url)!r}: PostgreSQL cannot parse it (its message is not "
-            f"shown: it may quote the password): if the user name or password holds special "
-            f"characters, {encode}"
+            f"store URL {redacted(url, unparsed=True)!r}: PostgreSQL cannot parse it (its "
+            "message is not shown: it may quote the password): if the user name or password "
+            f"holds special characters, {encode}"
         ) from None
     rest = url.partition("://")[2]
     # What libpq reads as host and database: after the first @ when no / comes before it.
     ends = [i for i in (rest.find("@"), rest.find("/")) if i >= 0]
+    credentials = ""
     if ends and rest[min(ends)] == "@":
-        rest = rest[min(ends) + 1 :]
+        credentials, rest = rest[: min(ends)], rest[min(ends) + 1 :]
     if "@" in rest.partition("?")[0]:
         raise ValueError(
             f"store URL {redacted(url)!r}: its user name or password holds a raw '/' or '@', "
             "where PostgreSQL ends them (it would connect to another host or database than "
             f"meant): {encode}"
+        )
+    if re.search(r"\?[^=]*=", credentials):
+        # postgresql://h?application_name=a@b: user 'h?application_name=a' at host 'b'. A
+        # password may hold a raw ? (libpq reads it so), but not one followed by name=.
+        raise ValueError(
+            f"store URL {redacted(url)!r}: a query ('?name=') comes before an '@' with no '/' "
+            "before it: PostgreSQL reads all that as the user name and password, and what "
+            "follows the '@' as the host: put a '/' before the '?' (postgresql://host/?...), "
+            "or percent-encode the '@' in a query value as %40 (a '?' in a password as %3F)"
         )
 
 

@@ -89,8 +89,11 @@ def _letter(row: Sequence[Any]) -> DeadLetter:
 class WebhookStore:
     """Webhooks and dead letters over a :class:`Backend` (SQLite or PostgreSQL)."""
 
-    def __init__(self, backend: Statements) -> None:
+    def __init__(self, backend: Statements, *, clock_sql: str | None = None) -> None:
         self.backend = backend
+        #: The database's clock in ms since the epoch, as SQL (None: it has none the nodes
+        #: share, and the caller's clock is used): replay leases run by it.
+        self.clock_sql = clock_sql
 
     async def _one(self, sql: str, params: Sequence[Any]) -> list[Any]:
         return (await self.backend.run([(sql, params)]))[0]
@@ -234,18 +237,25 @@ class WebhookStore:
     async def take_replay(
         self, webhook_id: str, holder: str, *, now_ms: int, lease_ms: int
     ) -> bool:
-        """Take the webhook's replay lease for ``holder`` until ``now_ms + lease_ms``; False
-        while another holder's lease runs. The lease is a row in the shared database, so two
-        API nodes never replay one webhook's letters side by side (each would send them all);
-        one whose holder died expires. Taken in one transaction: SQLite's writers queue, and
-        PostgreSQL's upsert locks the row, so of two racing takers one finds the other's."""
+        """Take the webhook's replay lease for ``holder`` for ``lease_ms``; False while another
+        holder's lease runs. The lease is a row in the shared database, so two API nodes never
+        replay one webhook's letters side by side (each would send them all); one whose holder
+        died expires. Taken in one transaction: SQLite's writers queue, and PostgreSQL's upsert
+        locks the row, so of two racing takers one finds the other's.
+
+        The lease runs by the database's clock where it has one (PostgreSQL): the nodes'
+        clocks differ, and by a node whose clock ran ahead another's lease had expired (two
+        replays), by one behind a dead node's lease ran on. ``now_ms``, the caller's clock, is
+        used where the database has none of its own (SQLite: one machine, so the same clock)."""
+        clock, node = (self.clock_sql, ()) if self.clock_sql else ("?", (now_ms,))
         _, rows = await self.backend.run(
             [
                 (
-                    "INSERT INTO webhook_replays (webhook_id, holder, expires_at) VALUES (?, ?, ?) "
+                    "INSERT INTO webhook_replays (webhook_id, holder, expires_at) "
+                    f"VALUES (?, ?, {clock} + ?) "
                     "ON CONFLICT (webhook_id) DO UPDATE SET holder = excluded.holder, "
-                    "expires_at = excluded.expires_at WHERE webhook_replays.expires_at <= ?",
-                    (webhook_id, holder, now_ms + lease_ms, now_ms),
+                    f"expires_at = excluded.expires_at WHERE webhook_replays.expires_at <= {clock}",
+                    (webhook_id, holder, *node, lease_ms, *node),
                 ),
                 ("SELECT holder FROM webhook_replays WHERE webhook_id = ?", (webhook_id,)),
             ]
@@ -297,7 +307,7 @@ def open_webhook_store(url: str) -> WebhookStore:
     from purpleflea.store.factory import is_postgres, sqlite_path  # noqa: PLC0415
 
     if is_postgres(url):
-        from purpleflea.store.webhooks_postgres import statements  # noqa: PLC0415
+        from purpleflea.store.webhooks_postgres import CLOCK_MS, statements  # noqa: PLC0415
 
-        return WebhookStore(statements(url))
+        return WebhookStore(statements(url), clock_sql=CLOCK_MS)
     return WebhookStore(SQLiteStatements(sqlite_path(url), SQLITE_SCHEMA))

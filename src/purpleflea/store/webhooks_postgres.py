@@ -37,6 +37,11 @@ CREATE TABLE IF NOT EXISTS webhook_replays (
 """
 
 
+#: The database's clock, ms since the epoch: every node reads the same one (replay leases).
+#: clock_timestamp(), not now(): the time the statement runs, not when its transaction began.
+CLOCK_MS = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint"
+
+
 def statements(url: str) -> PostgresStatements:
     """The webhook store's statements on the PostgreSQL database ``url``."""
     return PostgresStatements(url, schema=_SCHEMA, schema_lock=_SCHEMA_LOCK, name="webhook")
