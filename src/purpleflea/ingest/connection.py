@@ -20,7 +20,7 @@ from typing import Protocol
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from purpleflea.clock import now_ms
+from purpleflea.clock import now_ms, retry_after_seconds
 from purpleflea.ingest.alarm import Alarm
 from purpleflea.ingest.backoff import Backoff
 from purpleflea.ingest.connection_stats import ConnectionStats
@@ -88,7 +88,7 @@ async def run_feed(
     deduper = deduper or Deduper()
     alarm = alarm or Alarm()
     up: set[Link] = set()  # the connections subscribed now (two while handing over)
-    tasks: set[asyncio.Task[None]] = set()
+    tasks: set[asyncio.Task[float | None]] = set()
     predecessor: Link | None = None  # a connection being replaced, until its successor is up
     attempt = 0
     try:
@@ -127,7 +127,9 @@ async def run_feed(
                 # in the feed. If that reconnect fails, the backoff starts from its first step.
                 attempt, delay = 0, 0.0
             else:
-                delay = backoff.delay(attempt)
+                # A venue that refused the handshake with a Retry-After is not asked sooner.
+                retry_after = task.result() if task.done() else None
+                delay = backoff.delay_at_least(attempt, retry_after)
                 attempt += 1
             if task.done():
                 stats.reconnects += 1
@@ -156,10 +158,12 @@ async def _connection(
     link: Link,
     up: set[Link],
     cap: float,
-) -> None:
+) -> float | None:
     """One connection from its handshake to its end. Never raises but ``CancelledError``:
     a failure is counted and logged here, and tells ``watch`` of a down unless another
-    connection of the feed is up (a handover's replacement, or the one it replaces)."""
+    connection of the feed is up (a handover's replacement, or the one it replaces).
+    Returns the seconds the venue asked us to wait before trying again (the ``Retry-After``
+    of a refused handshake: 429, Binance's 418, a 503), or None."""
     try:
         # No ping timeout: a busy event loop reads the pong late, behind a backlog of
         # frames, and a timeout then drops a healthy feed (and its events); the silence
@@ -181,13 +185,24 @@ async def _connection(
         up.discard(link)
         if link.handed_over:
             log.debug("%s: replaced connection closed (%s)", spec.name, _failure_kind(exc))
-            return
-        _record_failure(spec, stats, exc, alarm, cap, serving=bool(up))
+            return None
+        retry_after = _retry_after(exc)
+        _record_failure(spec, stats, exc, alarm, cap, serving=bool(up), retry_after=retry_after)
         if watch is not None and not up:
             watch.down(spec.name, spec.exchange, now_ms(), _failure_kind(exc))
+        return retry_after
     finally:
         up.discard(link)
         link.ended = True
+    return None
+
+
+def _retry_after(exc: Exception) -> float | None:
+    """The ``Retry-After`` of a refused opening handshake, in seconds (None: none given)."""
+    if not isinstance(exc, websockets.InvalidStatus):
+        return None
+    value = exc.response.headers.get("Retry-After")
+    return retry_after_seconds(value, now=time.time())
 
 
 def _record_failure(
@@ -198,14 +213,17 @@ def _record_failure(
     cap: float,
     *,
     serving: bool = False,
+    retry_after: float | None = None,
 ) -> None:
     """Count and log a failed connection; ``serving``: another connection of the feed is up
-    (a handover's replacement failed while the old one delivers), so it is no outage."""
+    (a handover's replacement failed while the old one delivers), so it is no outage;
+    ``retry_after``: the wait the venue asked for."""
     kind = _failure_kind(exc)
     stats.errors[kind] += 1
     if kind == "silent":
         stats.silent += 1
-    stats.last_error = f"{kind}: {exc}"
+    asked = "" if retry_after is None else f" (retry after {retry_after:.4g} s)"
+    stats.last_error = f"{kind}: {exc}{asked}"
     if serving:
         log.info(
             "%s: its replacement failed (%s: %s); still served meanwhile", spec.name, kind, exc
@@ -216,16 +234,17 @@ def _record_failure(
     if alarm.failed(spec.name):
         what = "cannot reach" if stats.state == "connecting" else "connection lost to"
         log.warning(
-            "%s: %s %s (%s: %s); retrying with backoff up to %g s",
+            "%s: %s %s (%s: %s%s); retrying with backoff up to %g s",
             spec.exchange or spec.name,
             what,
             spec.url,
             kind,
             exc,
+            asked,
             cap,
         )
     else:
-        log.debug("%s: still failing (%s: %s)", spec.name, kind, exc)
+        log.debug("%s: still failing (%s: %s%s)", spec.name, kind, exc, asked)
 
 
 async def _session(

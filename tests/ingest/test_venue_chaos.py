@@ -1,0 +1,104 @@
+"""The connection runner against venues failing the way real ones do.
+
+Each test stands up a loopback server that misbehaves as a venue's gateway does (rate limits on
+the upgrade, a subscription that goes silent, close codes) and checks what the runner does
+about it: how long it waits, how often it tries, what it counts and what it logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from purpleflea.ingest.backoff import Backoff
+from purpleflea.ingest.connection import run_feed
+from purpleflea.ingest.connection_stats import ConnectionStats
+from purpleflea.ingest.feed_spec import FeedSpec
+
+Handler = Callable[[ServerConnection], Awaitable[None]]
+Upgrade = Callable[[ServerConnection, Request], Response | None]
+
+
+async def _nothing(ws: ServerConnection) -> None:
+    await ws.wait_closed()
+
+
+async def run_against(
+    seconds: float,
+    backoff: Backoff,
+    handler: Handler = _nothing,
+    upgrade: Upgrade | None = None,
+    **timing: float,
+) -> tuple[list[float], ConnectionStats]:
+    """Run one feed for ``seconds`` against a loopback server; the monotonic times of its
+    opening handshakes and the feed's counters."""
+    handshakes: list[float] = []
+
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        handshakes.append(time.monotonic())
+        return upgrade(connection, request) if upgrade is not None else None
+
+    async with serve(handler, "127.0.0.1", 0, process_request=process_request) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        spec = FeedSpec(
+            name="okx",
+            exchange="okx",
+            url=f"ws://127.0.0.1:{port}/ws/v5/public",
+            subscribe=('{"op":"subscribe"}',),
+            normalize=lambda frame: [],
+            **timing,  # type: ignore[arg-type]
+        )
+        stats = ConnectionStats(spec.name)
+        task = asyncio.create_task(run_feed(spec, lambda e, at: None, stats, backoff=backoff))
+        await asyncio.sleep(seconds)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return handshakes, stats
+
+
+def gaps(times: list[float]) -> list[float]:
+    return [round(b - a, 3) for a, b in itertools.pairwise(times)]
+
+
+@pytest.mark.parametrize("status", [429, 418, 503])
+async def test_a_rate_limited_upgrade_waits_as_long_as_retry_after_says(status: int) -> None:
+    # Binance answers 429 (then 418, an IP ban) with Retry-After; reconnecting sooner is what
+    # turns a rate limit into a ban. The backoff alone would try again within 0.1 s.
+    def limited(connection: ServerConnection, request: Request) -> Response:
+        response = connection.respond(status, "slow down\n")
+        response.headers["Retry-After"] = "1"
+        return response
+
+    handshakes, stats = await run_against(2.6, Backoff(base=0.05, cap=0.1), upgrade=limited)
+    assert 2 <= len(handshakes) <= 3, gaps(handshakes)
+    assert all(gap >= 1.0 for gap in gaps(handshakes)), gaps(handshakes)
+    assert stats.errors[f"http_{status}"] == len(handshakes)
+    assert "retry after 1 s" in stats.last_error
+
+
+async def test_a_retry_after_date_is_honoured_too() -> None:
+    import email.utils
+
+    def limited(connection: ServerConnection, request: Request) -> Response:
+        response = connection.respond(429, "slow down\n")
+        response.headers["Retry-After"] = email.utils.formatdate(time.time() + 3, usegmt=True)
+        return response
+
+    handshakes, _ = await run_against(1.5, Backoff(base=0.05, cap=0.1), upgrade=limited)
+    assert len(handshakes) == 1, gaps(handshakes)  # the next is due in 2-3 s (whole seconds)
+
+
+async def test_a_rate_limit_without_retry_after_keeps_the_backoff() -> None:
+    def limited(connection: ServerConnection, request: Request) -> Response:
+        return connection.respond(429, "slow down\n")
+
+    handshakes, stats = await run_against(0.6, Backoff(base=0.02, cap=0.05), upgrade=limited)
+    assert len(handshakes) >= 8, gaps(handshakes)
+    assert all(gap < 0.3 for gap in gaps(handshakes)), gaps(handshakes)
+    assert stats.errors["http_429"] == len(handshakes)
