@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -102,3 +103,72 @@ async def test_a_rate_limit_without_retry_after_keeps_the_backoff() -> None:
     assert len(handshakes) >= 8, gaps(handshakes)
     assert all(gap < 0.3 for gap in gaps(handshakes)), gaps(handshakes)
     assert stats.errors["http_429"] == len(handshakes)
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "purpleflea.ingest" and r.levelno >= logging.WARNING
+    ]
+
+
+async def _ack_then_silence(ws: ServerConnection) -> None:
+    await ws.recv()
+    await ws.send('{"event":"subscribe","arg":{"channel":"liquidation-orders"}}')
+    await ws.wait_closed()
+
+
+async def test_a_venue_silent_after_the_subscribe_is_reported_once_not_per_attempt(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="purpleflea.ingest")
+    backoff = Backoff(base=0.02, cap=0.05, healthy_after=10.0)
+    _, stats = await run_against(1.6, backoff, _ack_then_silence, silence_timeout=0.3)
+    assert stats.silent >= 3, stats.snapshot()
+    assert stats.errors["silent"] == stats.silent
+    warned = warnings_of(caplog)
+    assert len(warned) == 1, warned
+    assert "connected but silent" in warned[0]
+
+
+@pytest.mark.parametrize("code", [1000, 1001, 1006, 1008, 1011, 4000, 4001])
+async def test_a_venue_closing_each_connection_is_reported_once(
+    code: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 1000 normal, 1001 going away (maintenance), 1006 abrupt (no close frame), 1008 policy,
+    # 1011 internal error, 4xxx the venues' own (Deribit, Bitget).
+    async def close(ws: ServerConnection) -> None:
+        await ws.recv()
+        if code == 1006:
+            ws.transport.abort()
+        else:
+            await ws.close(code, "fake venue")
+
+    caplog.set_level(logging.DEBUG, logger="purpleflea.ingest")
+    backoff = Backoff(base=0.02, cap=0.05, healthy_after=10.0)
+    handshakes, stats = await run_against(1.0, backoff, close)
+    assert len(handshakes) >= 5, gaps(handshakes)
+    assert stats.errors["closed"] >= len(handshakes) - 1
+    assert stats.connects == len(handshakes)
+    assert ("no close frame" if code == 1006 else f"received {code}") in stats.last_error
+    assert len(warnings_of(caplog)) == 1, warnings_of(caplog)
+
+
+async def test_a_connection_that_served_before_it_closed_is_reported_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Each connection answers for 0.3 s (past healthy_after) and is closed by the venue: each
+    # close is news, not the same outage going on.
+    async def serve_then_close(ws: ServerConnection) -> None:
+        await ws.recv()
+        for _ in range(6):
+            await ws.send('{"event":"subscribe"}')
+            await asyncio.sleep(0.05)
+        await ws.close(1001, "maintenance")
+
+    caplog.set_level(logging.DEBUG, logger="purpleflea.ingest")
+    backoff = Backoff(base=0.02, cap=0.05, healthy_after=0.2)
+    _, stats = await run_against(1.2, backoff, serve_then_close)
+    assert stats.errors["closed"] >= 2, stats.snapshot()
+    assert len(warnings_of(caplog)) == stats.errors["closed"], warnings_of(caplog)

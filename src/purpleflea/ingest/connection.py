@@ -102,7 +102,7 @@ async def run_feed(
             link = Link(predecessor)
             task = asyncio.create_task(
                 _connection(
-                    spec, sink, stats, deduper, alarm, watch, open_timeout, link, up, backoff.cap
+                    spec, sink, stats, deduper, alarm, watch, open_timeout, link, up, backoff
                 )
             )
             tasks.add(task)
@@ -157,7 +157,7 @@ async def _connection(
     open_timeout: float,
     link: Link,
     up: set[Link],
-    cap: float,
+    backoff: Backoff,
 ) -> float | None:
     """One connection from its handshake to its end. Never raises but ``CancelledError``:
     a failure is counted and logged here, and tells ``watch`` of a down unless another
@@ -179,15 +179,17 @@ async def _connection(
             stats.connects += 1
             stats.state = "connected"
             (log.debug if spec.quiet else log.info)("%s: connected to %s", spec.name, spec.url)
-            alarm.recovered(spec.name)
-            await _session(ws, spec, sink, stats, deduper, watch, link, up)
+            recovery = _Recovery(spec.name, alarm, backoff.healthy_after)
+            await _session(ws, spec, sink, stats, deduper, watch, link, up, recovery)
     except Exception as exc:  # every failure ends in a reconnect, never a crash
         up.discard(link)
         if link.handed_over:
             log.debug("%s: replaced connection closed (%s)", spec.name, _failure_kind(exc))
             return None
         retry_after = _retry_after(exc)
-        _record_failure(spec, stats, exc, alarm, cap, serving=bool(up), retry_after=retry_after)
+        _record_failure(
+            spec, stats, exc, alarm, backoff.cap, serving=bool(up), retry_after=retry_after
+        )
         if watch is not None and not up:
             watch.down(spec.name, spec.exchange, now_ms(), _failure_kind(exc))
         return retry_after
@@ -195,6 +197,26 @@ async def _connection(
         up.discard(link)
         link.ended = True
     return None
+
+
+class _Recovery:
+    """Re-arms the feed's alarm once its connection has proved itself: a frame that carried
+    data, or any frame ``healthy_after`` seconds after it connected (the backoff's idea of a
+    connection that served). Not on the connect itself: a venue that accepts the socket and
+    then closes it, or acks the subscribe and goes silent, would otherwise log a WARNING per
+    attempt, the same outage told again every backoff step."""
+
+    def __init__(self, connection: str, alarm: Alarm, healthy_after: float) -> None:
+        self.connection = connection
+        self.alarm = alarm
+        self.due = time.monotonic() + healthy_after
+        self.done = False
+
+    def frames(self, now: float, data: bool) -> None:
+        """Frames arrived at ``now`` (monotonic); ``data``: one of them carried events."""
+        if not self.done and (data or now >= self.due):
+            self.done = True
+            self.alarm.recovered(self.connection)
 
 
 def _retry_after(exc: Exception) -> float | None:
@@ -256,6 +278,7 @@ async def _session(
     watch: Watch | None,
     link: Link,
     up: set[Link],
+    recovery: _Recovery,
 ) -> None:
     messages: list[str] | tuple[str, ...] = spec.subscribe_messages()
     resubscriber = None
@@ -309,6 +332,7 @@ async def _session(
                         watch.frame(spec.name, received_at)
                     now = stats.last_message_at = watchdog.last_frame = time.monotonic()
                     link.answered()  # a replacement the venue answered retires its predecessor
+                    data = False
                     for frame in frames:
                         if spec.answer is not None:
                             reply = reply_to(spec, frame, stats)
@@ -317,6 +341,7 @@ async def _session(
                                 continue
                         if deliver(frame, received_at, now, spec, sink, stats, deduper):
                             watchdog.last_data = now
+                            data = True
                         elif spec.closing is not None:
                             replace_if_closing(spec, frame, stats, link)
                         # Event frames too: dYdX answers a subscribe with the market's recent
@@ -327,6 +352,7 @@ async def _session(
                                 if step.given_up:
                                     gave_up.set()
                                 await _send_all(ws, step.send, spec.subscribe_pause)
+                    recovery.frames(now, data)
             finally:
                 watchdog.cancel()
     except TimeoutError:
