@@ -120,6 +120,8 @@ class FrameDecoder(Generic[T]):
             raise FrameError(self.exchange, f"unexpected shape: {exc}") from None
         except msgspec.DecodeError as exc:
             raise FrameError(self.exchange, f"not valid JSON: {exc}") from None
+        except RecursionError:  # msgspec's nesting limit: the frame is no venue's
+            raise FrameError(self.exchange, "JSON nested too deeply") from None
 
 
 def is_text_pong(frame: bytes | str) -> bool:
