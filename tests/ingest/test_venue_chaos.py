@@ -8,6 +8,7 @@ about it: how long it waits, how often it tries, what it counts and what it logs
 from __future__ import annotations
 
 import asyncio
+import gzip
 import itertools
 import logging
 import time
@@ -172,3 +173,35 @@ async def test_a_connection_that_served_before_it_closed_is_reported_again(
     _, stats = await run_against(1.2, backoff, serve_then_close)
     assert stats.errors["closed"] >= 2, stats.snapshot()
     assert len(warnings_of(caplog)) == stats.errors["closed"], warnings_of(caplog)
+
+
+async def test_a_corrupt_gzip_frame_is_counted_once_as_malformed() -> None:
+    # HTX gzips every frame; its ping reader inflates each frame first. A corrupt one is the
+    # normalizer's to count (malformed), not a ping-reader failure beside it.
+    from tests.ingest.test_faults import htx_frame, spec_for
+
+    async def corrupt_then_good(ws: ServerConnection) -> None:
+        await ws.recv()
+        good = gzip.compress(htx_frame(1).encode())
+        await ws.send(good[:20] + b"\x00" * 10 + good[30:])
+        await ws.send(gzip.compress(htx_frame(2).encode()))
+        await ws.wait_closed()
+
+    received: list[str] = []
+    async with serve(corrupt_then_good, "127.0.0.1", 0, compression=None) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        url = f"ws://127.0.0.1:{port}/linear-swap-notification"
+        spec = spec_for("htx_linear", "htx", url, keepalive_interval=3600)
+        stats = ConnectionStats(spec.name)
+        sink = lambda event, at: received.append(event.id)  # noqa: E731
+        task = asyncio.create_task(run_feed(spec, sink, stats))
+        for _ in range(200):
+            if received:
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert len(received) == 1
+    assert stats.malformed == 1
+    assert dict(stats.errors) == {"malformed_frame": 1}
+    assert "corrupt gzip frame" in stats.last_error

@@ -75,10 +75,14 @@ def _checked(
     error: str,
 ) -> _T | None:
     """``check(frame)``, a venue's reading of a frame that is not data (a ping, a refusal, a
-    subscribe answer); an exception is counted as ``errors[error]`` and read as None: a bad
-    frame must not end the session, and the normalizer judges it."""
+    subscribe answer), read as None when it fails: a bad frame must not end the session, and
+    the normalizer judges it. A FrameError (a frame it cannot read: HTX's corrupt gzip) is
+    the normalizer's to count, as malformed; any other exception is the reader's bug, counted
+    as ``errors[error]``."""
     try:
         return check(frame)
+    except FrameError:
+        return None
     except Exception as exc:
         stats.errors[error] += 1
         log.debug("%s: %s on a frame: %r", spec.name, error.replace("_", " "), exc)
