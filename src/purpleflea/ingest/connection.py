@@ -36,6 +36,7 @@ from purpleflea.ingest.received_frames import (
 )
 from purpleflea.ingest.resubscribe import Resubscriber
 from purpleflea.ingest.watchdog import Watchdog
+from purpleflea.venues._frame import MAX_FRAME_BYTES
 from purpleflea.venues.venue import Message
 from purpleflea.websocket_ready import take_ready
 
@@ -172,7 +173,7 @@ async def _connection(
             spec.url,
             additional_headers=spec.headers or None,
             open_timeout=open_timeout,
-            max_size=2**24,
+            max_size=MAX_FRAME_BYTES,
             close_timeout=2,
             ping_timeout=None,
         ) as ws:
