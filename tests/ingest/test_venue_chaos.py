@@ -205,3 +205,35 @@ async def test_a_corrupt_gzip_frame_is_counted_once_as_malformed() -> None:
     assert stats.malformed == 1
     assert dict(stats.errors) == {"malformed_frame": 1}
     assert "corrupt gzip frame" in stats.last_error
+
+
+@pytest.mark.parametrize(
+    ("what", "code"),
+    [("invalid_utf8", 1007), ("too_big", 1009), ("bad_opcode", 1002)],
+)
+async def test_a_frame_the_client_cannot_accept_is_counted_apart_from_a_venue_close(
+    what: str, code: int
+) -> None:
+    # websockets closes the connection itself (1007 invalid UTF-8, 1009 over max_size, 1002 a
+    # protocol error): the venue sent something broken; it did not close on us.
+    from websockets.frames import Frame, Opcode
+
+    from purpleflea.venues._frame import MAX_FRAME_BYTES
+
+    async def broken(ws: ServerConnection) -> None:
+        await ws.recv()
+        if what == "invalid_utf8":
+            ws.protocol.send_text(b'{"e":"\xff\xfe"}')
+        elif what == "too_big":
+            ws.protocol.send_text(b" " * (MAX_FRAME_BYTES + 1))
+        else:
+            ws.protocol.send_frame(Frame(Opcode.CONT, b"no message to continue"))
+        ws.send_data()
+        await ws.wait_closed()
+
+    backoff = Backoff(base=0.02, cap=0.05, healthy_after=10.0)
+    handshakes, stats = await run_against(0.6, backoff, broken)
+    assert len(handshakes) >= 3
+    assert stats.errors["invalid_frame"] >= len(handshakes) - 1, stats.snapshot()
+    assert stats.errors["closed"] == 0, stats.snapshot()
+    assert f"sent {code}" in stats.last_error

@@ -429,11 +429,24 @@ async def _keepalive(ws: ClientConnection, message: str | Message, interval: flo
         await ws.send(message if isinstance(message, str) else message())
 
 
+#: Close codes websockets sends when a received frame breaks the protocol: 1002 (a protocol
+#: error), 1007 (text that is not UTF-8), 1009 (over ``max_size``).
+_FRAME_CLOSE_CODES = frozenset({1002, 1007, 1009})
+
+
+def _closed_over_a_frame(exc: websockets.ConnectionClosed) -> bool:
+    """We closed first, because the venue sent a frame we cannot accept: counted as
+    ``invalid_frame``, apart from the venue closing on us (``closed``)."""
+    sent = exc.sent
+    we_first = exc.rcvd is None or exc.rcvd_then_sent is False
+    return sent is not None and sent.code in _FRAME_CLOSE_CODES and we_first
+
+
 def _failure_kind(exc: BaseException) -> str:
     if isinstance(exc, SilentConnection):
         return "silent"
     if isinstance(exc, websockets.ConnectionClosed):
-        return "closed"
+        return "invalid_frame" if _closed_over_a_frame(exc) else "closed"
     if isinstance(exc, TimeoutError):
         return "timeout"
     if isinstance(exc, websockets.InvalidStatus):
