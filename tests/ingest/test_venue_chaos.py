@@ -237,3 +237,50 @@ async def test_a_frame_the_client_cannot_accept_is_counted_apart_from_a_venue_cl
     assert stats.errors["invalid_frame"] >= len(handshakes) - 1, stats.snapshot()
     assert stats.errors["closed"] == 0, stats.snapshot()
     assert f"sent {code}" in stats.last_error
+
+
+#: Each venue's keepalive answer, from a gateway that answers pings but never the subscribe.
+_PONGS: dict[str, Callable[[str], str | None]] = {
+    "okx": lambda m: "pong" if m == "ping" else None,
+    "bybit_linear": lambda m: (
+        '{"success":true,"ret_msg":"pong","conn_id":"c1","op":"ping"}' if '"ping"' in m else None
+    ),
+    "binance_usdm": lambda m: '{"result":["!forceOrder@arr"],"id":2}' if "LIST" in m else None,
+}
+
+
+@pytest.mark.parametrize("connection", sorted(_PONGS))
+async def test_a_subscribe_never_answered_is_replaced_though_pings_are(connection: str) -> None:
+    # The pongs keep the silence watchdog fed: only the missing answer shows nothing was
+    # subscribed. Before, OKX and Bybit stayed "connected" with no error, for ever.
+    from tests.ingest.test_faults import spec_for
+
+    pong = _PONGS[connection]
+
+    async def pings_only(ws: ServerConnection) -> None:
+        async for message in ws:
+            reply = pong(str(message))
+            if reply is not None:
+                await ws.send(reply)
+
+    exchange = {"bybit_linear": "bybit"}.get(connection, connection)
+    async with serve(pings_only, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        spec = spec_for(
+            connection,
+            exchange,
+            f"ws://127.0.0.1:{port}/x",
+            keepalive_interval=0.05,
+            silence_timeout=5.0,
+            subscribe_timeout=0.3,
+        )
+        stats = ConnectionStats(spec.name)
+        backoff = Backoff(base=0.02, cap=0.05, healthy_after=10.0)
+        task = asyncio.create_task(run_feed(spec, lambda e, at: None, stats, backoff=backoff))
+        await asyncio.sleep(1.2)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert stats.errors["unanswered"] >= 2, stats.snapshot()
+    assert stats.connects >= 3
+    assert stats.silent == 0
+    assert stats.last_error.startswith("unanswered: no answer to the subscribe in 0.3 s")

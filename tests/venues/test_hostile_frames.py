@@ -44,6 +44,7 @@ def readers(spec: FeedSpec) -> dict[str, Callable[[bytes | str], object]]:
         "answer": spec.answer,
         "refusal": spec.refusal,
         "closing": spec.closing,
+        "subscribed": spec.subscribed,
         "reply": spec.batching.reply if spec.batching is not None else None,
     }
     return {name: read for name, read in found.items() if read is not None}

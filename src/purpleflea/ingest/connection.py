@@ -29,6 +29,7 @@ from purpleflea.ingest.feed_spec import FeedSpec, Sink
 from purpleflea.ingest.handover import Link
 from purpleflea.ingest.open_budget import OpenBudget
 from purpleflea.ingest.received_frames import (
+    checked,
     deliver,
     replace_if_closing,
     reply_to,
@@ -59,6 +60,10 @@ class Watch(Protocol):
 
 class SilentConnection(Exception):
     """No frame arrived within the feed's silence timeout."""
+
+
+class UnansweredSubscribe(Exception):
+    """The venue answered neither our subscribe nor with data within its timeout."""
 
 
 async def run_feed(
@@ -316,7 +321,11 @@ async def _session(
         if resubscriber is not None
         else None
     )
-    watchdog = Watchdog(spec.silence_timeout, spec.data_timeout)
+    watchdog = Watchdog(
+        spec.silence_timeout,
+        spec.data_timeout,
+        spec.subscribe_timeout if spec.subscribed is not None else None,
+    )
     try:
         async with asyncio.timeout(None) as scope:
             watchdog.start(scope)
@@ -342,7 +351,9 @@ async def _session(
                                 continue
                         if deliver(frame, received_at, now, spec, sink, stats, deduper):
                             watchdog.last_data = now
-                            data = True
+                            data = watchdog.answered = True
+                        elif not watchdog.answered and _answers_subscribe(spec, frame, stats):
+                            watchdog.answered = True
                         elif spec.closing is not None:
                             replace_if_closing(spec, frame, stats, link)
                         # Event frames too: dYdX answers a subscribe with the market's recent
@@ -359,6 +370,11 @@ async def _session(
     except TimeoutError:
         if not watchdog.expired:
             raise  # not the watchdog's: reported as a timeout, as before
+        if watchdog.expired_by == "answer":
+            raise UnansweredSubscribe(
+                f"no answer to the subscribe in {spec.subscribe_timeout:g} s "
+                "(connected, keepalive answered, nothing subscribed)"
+            ) from None
         if watchdog.expired_by == "data":
             raise SilentConnection(
                 f"no liquidation for {spec.data_timeout:g} s, only keepalive answers "
@@ -376,6 +392,12 @@ async def _session(
                 # It dies with the connection; its own error is not the session's.
                 with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
                     await task
+
+
+def _answers_subscribe(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> bool:
+    """Whether ``frame`` is the venue's answer to our subscribe (asked only until one came)."""
+    assert spec.subscribed is not None
+    return bool(checked(spec.subscribed, frame, spec, stats, "subscribed_check_error"))
 
 
 async def _close_when_retired(ws: ClientConnection, link: Link) -> None:
@@ -445,6 +467,8 @@ def _closed_over_a_frame(exc: websockets.ConnectionClosed) -> bool:
 def _failure_kind(exc: BaseException) -> str:
     if isinstance(exc, SilentConnection):
         return "silent"
+    if isinstance(exc, UnansweredSubscribe):
+        return "unanswered"
     if isinstance(exc, websockets.ConnectionClosed):
         return "invalid_frame" if _closed_over_a_frame(exc) else "closed"
     if isinstance(exc, TimeoutError):

@@ -28,7 +28,7 @@ def resubscribe_step(
     stats: ConnectionStats,
 ) -> Step | None:
     """What to send again after ``frame`` if it refuses a batch (counted and logged)."""
-    step = _checked(
+    step = checked(
         lambda f: resubscriber.answer(f, now), frame, spec, stats, "resubscribe_check_error"
     )
     if step is None:
@@ -67,7 +67,7 @@ def resubscribe_step(
     return step
 
 
-def _checked(
+def checked(
     check: Callable[[bytes | str], _T],
     frame: bytes | str,
     spec: FeedSpec,
@@ -93,7 +93,7 @@ def reply_to(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> str 
     """``spec.answer``'s reply to ``frame`` (the venue's application ping); None for any
     other frame, and for one it fails on (counted as ``errors["answer_error"]``)."""
     assert spec.answer is not None
-    return _checked(spec.answer, frame, spec, stats, "answer_error")
+    return checked(spec.answer, frame, spec, stats, "answer_error")
 
 
 def deliver(
@@ -195,7 +195,7 @@ def _refused(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> None
     subscription limit): the socket stays open and quiet, so nothing else would show it."""
     if spec.refusal is None:
         return
-    refusal = _checked(spec.refusal, frame, spec, stats, "refusal_check_error")
+    refusal = checked(spec.refusal, frame, spec, stats, "refusal_check_error")
     if refusal is not None:
         stats.errors["refused"] += 1
         stats.last_error = f"refused: {refusal}"
@@ -208,6 +208,6 @@ def replace_if_closing(
     """Ask for ``link``'s replacement if ``frame`` is the venue's notice that it will close
     this connection soon."""
     assert spec.closing is not None
-    notice = _checked(spec.closing, frame, spec, stats, "closing_check_error")
+    notice = checked(spec.closing, frame, spec, stats, "closing_check_error")
     if notice is not None:
         link.replace(f"{spec.exchange} will close the connection: {notice:.200}")

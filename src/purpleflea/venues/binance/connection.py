@@ -15,8 +15,20 @@ USDM_URL = "wss://fstream.binance.com/market/ws"
 COINM_URL = "wss://dstream.binance.com/ws"
 
 
+SUBSCRIBE_ID = 1
+
+
 def subscribe() -> tuple[str, ...]:
-    return (compact_json({"method": "SUBSCRIBE", "params": [STREAM], "id": 1}),)
+    return (compact_json({"method": "SUBSCRIBE", "params": [STREAM], "id": SUBSCRIBE_ID}),)
+
+
+def subscribed(frame: bytes | str) -> bool:
+    """Binance's answer to our SUBSCRIBE: ``{"result":null,"id":1}``, or an error reply
+    carrying its id (:func:`refusal` reads both shapes)."""
+    message = json_object(frame)
+    if message is None or message.get("id") != SUBSCRIBE_ID:
+        return False
+    return "result" in message or "error" in message or "code" in message
 
 
 # Binance pings at the protocol level (every 3 minutes; websockets answers), which the watchdog
@@ -70,6 +82,7 @@ def _connection(exchange: str, url: str, data_timeout: float) -> Connection:
         keepalive_interval=KEEPALIVE_INTERVAL,
         silence_timeout=SILENCE_TIMEOUT,
         refusal=refusal,
+        subscribed=subscribed,
         data_timeout=data_timeout,
         lifetime=LIFETIME,
         handover_lead=HANDOVER_LEAD,
