@@ -324,3 +324,32 @@ async def test_binance_dropping_the_subscription_gets_a_new_connection_not_a_war
     assert stats.connects >= 3
     refused = [m for m in warnings_of(caplog) if "no longer subscribed" in m]
     assert len(refused) <= stats.connects, refused  # once per connection, not per ping
+
+
+async def test_hyperliquid_trades_subscribe_never_answered_is_replaced() -> None:
+    # Hyperliquid answers {"method":"ping"} with {"channel":"pong"}; the sampler's trade
+    # stream carries no liquidation, so no data watchdog could tell. Its subscriptionResponse
+    # is what says the subscription took.
+    from dataclasses import replace
+
+    from purpleflea.ingest.position_sampler import PositionSampler
+    from purpleflea.venues import registry
+
+    async def pongs_only(ws: ServerConnection) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for message in ws:
+                if json.loads(message).get("method") == "ping":
+                    await ws.send('{"channel":"pong"}')
+
+    [sampling] = registry.position_sources()
+    async with serve(pongs_only, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        sampler = PositionSampler(sampling, coins=("BTC",), ws_url=f"ws://127.0.0.1:{port}/ws")
+        spec = replace(sampler.feed_spec(), keepalive_interval=0.05, subscribe_timeout=0.3)
+        stats = ConnectionStats(spec.name)
+        backoff = Backoff(base=0.02, cap=0.05, healthy_after=10.0)
+        task = asyncio.create_task(run_feed(spec, lambda e, at: None, stats, backoff=backoff))
+        await asyncio.sleep(1.2)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert stats.errors["unanswered"] >= 2, stats.snapshot()

@@ -455,6 +455,8 @@ class PositionSampling:
     parse_node_line: Callable[[bytes | str], list[VenueLiquidation]] | None = None
     #: Reads the venue's error reply to a subscription (see :attr:`Connection.refusal`).
     refusal: Refusal | None = None
+    #: Reads its answer to a subscription, ack or refusal (see :attr:`Connection.subscribed`).
+    subscribed: Answered | None = None
     #: The scope a coin (or a position's or trade's symbol) belongs to; one scope, ``""``,
     #: when the venue has no parts.
     scope: Callable[[str], str] = lambda coin: ""
