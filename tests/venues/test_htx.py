@@ -136,3 +136,19 @@ def test_delivery_futures_are_subscribed_per_coin_and_sized_in_usd() -> None:
         ("BTC-20200925", "long", 319, 31_900.0),
     ]
     assert events[0].quantity == pytest.approx(145_000 / 9062.71)
+
+
+def test_a_gzip_frame_that_inflates_past_the_frame_limit_is_refused_unread() -> None:
+    # 16 MB on the wire is websockets' limit; gzip of zeros packs ~1000:1, so a frame inside
+    # it would inflate to gigabytes. The inflater stops at the limit instead.
+    from purpleflea.venues._frame import MAX_FRAME_BYTES
+
+    bomb = gzip.compress(b" " * (MAX_FRAME_BYTES + 1))
+    assert len(bomb) < MAX_FRAME_BYTES // 100
+    with pytest.raises(FrameError, match=r"^htx frame: gzip frame inflates past 16777216 bytes"):
+        htx.normalize(bomb)
+    whole = gzip.compress(b" " * (MAX_FRAME_BYTES - 100) + b"[]")
+    with pytest.raises(FrameError, match="unexpected shape"):  # inflated, then read
+        htx.normalize(whole)
+    two_members = gzip.compress(b'{"op":"ping",') + gzip.compress(b'"ts":1}')
+    assert htx.normalize(two_members) == []  # read whole, as gzip.decompress would

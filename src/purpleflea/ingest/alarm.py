@@ -8,7 +8,9 @@ class Alarm:
 
     Several connections of one exchange (Bybit linear and inverse, Gate's two settles) share
     one alarm, so a network outage logs one clear line per exchange, not one per connection
-    and retry. The alarm re-arms once every connection that failed has connected again.
+    and retry. The alarm re-arms once every connection that failed has recovered: the runner
+    says so when a connection has served (data, or frames past the backoff's healthy period),
+    not when it merely connected, so a venue that accepts and drops us is one outage.
     """
 
     def __init__(self) -> None:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+#: The longest ``Retry-After`` honoured, seconds: Binance's IP bans last "from 2 minutes to 3
+#: days"; a day keeps a garbled date from parking a feed for years.
+MAX_RETRY_AFTER = 24 * 3600.0
+
 
 @dataclass
 class Backoff:
@@ -24,3 +28,14 @@ class Backoff:
     def delay(self, attempt: int) -> float:
         ceiling: float = min(self.cap, self.base * 2 ** min(attempt, 30))
         return self.rng.uniform(ceiling / 2, ceiling)
+
+    def delay_at_least(self, attempt: int, retry_after: float | None) -> float:
+        """:meth:`delay`, but never shorter than the venue's ``Retry-After`` (plus up to
+        ``base`` of jitter, so feeds told the same wait do not return together): a venue
+        counts a handshake before that time against us (Binance turns 429 into a 418 IP
+        ban). ``retry_after`` may exceed ``cap``; it is bounded by :data:`MAX_RETRY_AFTER`."""
+        delay = self.delay(attempt)
+        if retry_after is None:
+            return delay
+        wait = min(retry_after, MAX_RETRY_AFTER) + self.rng.uniform(0, self.base)
+        return max(delay, wait)

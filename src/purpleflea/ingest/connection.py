@@ -20,7 +20,7 @@ from typing import Protocol
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from purpleflea.clock import now_ms
+from purpleflea.clock import now_ms, retry_after_seconds
 from purpleflea.ingest.alarm import Alarm
 from purpleflea.ingest.backoff import Backoff
 from purpleflea.ingest.connection_stats import ConnectionStats
@@ -29,6 +29,7 @@ from purpleflea.ingest.feed_spec import FeedSpec, Sink
 from purpleflea.ingest.handover import Link
 from purpleflea.ingest.open_budget import OpenBudget
 from purpleflea.ingest.received_frames import (
+    checked,
     deliver,
     replace_if_closing,
     reply_to,
@@ -36,6 +37,7 @@ from purpleflea.ingest.received_frames import (
 )
 from purpleflea.ingest.resubscribe import Resubscriber
 from purpleflea.ingest.watchdog import Watchdog
+from purpleflea.venues._frame import MAX_FRAME_BYTES
 from purpleflea.venues.venue import Message
 from purpleflea.websocket_ready import take_ready
 
@@ -58,6 +60,10 @@ class Watch(Protocol):
 
 class SilentConnection(Exception):
     """No frame arrived within the feed's silence timeout."""
+
+
+class UnansweredSubscribe(Exception):
+    """The venue answered neither our subscribe nor with data within its timeout."""
 
 
 async def run_feed(
@@ -88,7 +94,7 @@ async def run_feed(
     deduper = deduper or Deduper()
     alarm = alarm or Alarm()
     up: set[Link] = set()  # the connections subscribed now (two while handing over)
-    tasks: set[asyncio.Task[None]] = set()
+    tasks: set[asyncio.Task[float | None]] = set()
     predecessor: Link | None = None  # a connection being replaced, until its successor is up
     attempt = 0
     try:
@@ -102,7 +108,7 @@ async def run_feed(
             link = Link(predecessor)
             task = asyncio.create_task(
                 _connection(
-                    spec, sink, stats, deduper, alarm, watch, open_timeout, link, up, backoff.cap
+                    spec, sink, stats, deduper, alarm, watch, open_timeout, link, up, backoff
                 )
             )
             tasks.add(task)
@@ -127,7 +133,9 @@ async def run_feed(
                 # in the feed. If that reconnect fails, the backoff starts from its first step.
                 attempt, delay = 0, 0.0
             else:
-                delay = backoff.delay(attempt)
+                # A venue that refused the handshake with a Retry-After is not asked sooner.
+                retry_after = task.result() if task.done() else None
+                delay = backoff.delay_at_least(attempt, retry_after)
                 attempt += 1
             if task.done():
                 stats.reconnects += 1
@@ -155,11 +163,13 @@ async def _connection(
     open_timeout: float,
     link: Link,
     up: set[Link],
-    cap: float,
-) -> None:
+    backoff: Backoff,
+) -> float | None:
     """One connection from its handshake to its end. Never raises but ``CancelledError``:
     a failure is counted and logged here, and tells ``watch`` of a down unless another
-    connection of the feed is up (a handover's replacement, or the one it replaces)."""
+    connection of the feed is up (a handover's replacement, or the one it replaces).
+    Returns the seconds the venue asked us to wait before trying again (the ``Retry-After``
+    of a refused handshake: 429, Binance's 418, a 503), or None."""
     try:
         # No ping timeout: a busy event loop reads the pong late, behind a backlog of
         # frames, and a timeout then drops a healthy feed (and its events); the silence
@@ -168,26 +178,59 @@ async def _connection(
             spec.url,
             additional_headers=spec.headers or None,
             open_timeout=open_timeout,
-            max_size=2**24,
+            max_size=MAX_FRAME_BYTES,
             close_timeout=2,
             ping_timeout=None,
         ) as ws:
             stats.connects += 1
             stats.state = "connected"
             (log.debug if spec.quiet else log.info)("%s: connected to %s", spec.name, spec.url)
-            alarm.recovered(spec.name)
-            await _session(ws, spec, sink, stats, deduper, watch, link, up)
+            recovery = _Recovery(spec.name, alarm, backoff.healthy_after)
+            await _session(ws, spec, sink, stats, deduper, watch, link, up, recovery)
     except Exception as exc:  # every failure ends in a reconnect, never a crash
         up.discard(link)
         if link.handed_over:
             log.debug("%s: replaced connection closed (%s)", spec.name, _failure_kind(exc))
-            return
-        _record_failure(spec, stats, exc, alarm, cap, serving=bool(up))
+            return None
+        retry_after = _retry_after(exc)
+        _record_failure(
+            spec, stats, exc, alarm, backoff.cap, serving=bool(up), retry_after=retry_after
+        )
         if watch is not None and not up:
             watch.down(spec.name, spec.exchange, now_ms(), _failure_kind(exc))
+        return retry_after
     finally:
         up.discard(link)
         link.ended = True
+    return None
+
+
+class _Recovery:
+    """Re-arms the feed's alarm once its connection has proved itself: a frame that carried
+    data, or any frame ``healthy_after`` seconds after it connected (the backoff's idea of a
+    connection that served). Not on the connect itself: a venue that accepts the socket and
+    then closes it, or acks the subscribe and goes silent, would otherwise log a WARNING per
+    attempt, the same outage told again every backoff step."""
+
+    def __init__(self, connection: str, alarm: Alarm, healthy_after: float) -> None:
+        self.connection = connection
+        self.alarm = alarm
+        self.due = time.monotonic() + healthy_after
+        self.done = False
+
+    def frames(self, now: float, data: bool) -> None:
+        """Frames arrived at ``now`` (monotonic); ``data``: one of them carried events."""
+        if not self.done and (data or now >= self.due):
+            self.done = True
+            self.alarm.recovered(self.connection)
+
+
+def _retry_after(exc: Exception) -> float | None:
+    """The ``Retry-After`` of a refused opening handshake, in seconds (None: none given)."""
+    if not isinstance(exc, websockets.InvalidStatus):
+        return None
+    value = exc.response.headers.get("Retry-After")
+    return retry_after_seconds(value, now=time.time())
 
 
 def _record_failure(
@@ -198,14 +241,17 @@ def _record_failure(
     cap: float,
     *,
     serving: bool = False,
+    retry_after: float | None = None,
 ) -> None:
     """Count and log a failed connection; ``serving``: another connection of the feed is up
-    (a handover's replacement failed while the old one delivers), so it is no outage."""
+    (a handover's replacement failed while the old one delivers), so it is no outage;
+    ``retry_after``: the wait the venue asked for."""
     kind = _failure_kind(exc)
     stats.errors[kind] += 1
     if kind == "silent":
         stats.silent += 1
-    stats.last_error = f"{kind}: {exc}"
+    asked = "" if retry_after is None else f" (retry after {retry_after:.4g} s)"
+    stats.last_error = f"{kind}: {exc}{asked}"
     if serving:
         log.info(
             "%s: its replacement failed (%s: %s); still served meanwhile", spec.name, kind, exc
@@ -216,16 +262,17 @@ def _record_failure(
     if alarm.failed(spec.name):
         what = "cannot reach" if stats.state == "connecting" else "connection lost to"
         log.warning(
-            "%s: %s %s (%s: %s); retrying with backoff up to %g s",
+            "%s: %s %s (%s: %s%s); retrying with backoff up to %g s",
             spec.exchange or spec.name,
             what,
             spec.url,
             kind,
             exc,
+            asked,
             cap,
         )
     else:
-        log.debug("%s: still failing (%s: %s)", spec.name, kind, exc)
+        log.debug("%s: still failing (%s: %s%s)", spec.name, kind, exc, asked)
 
 
 async def _session(
@@ -237,6 +284,7 @@ async def _session(
     watch: Watch | None,
     link: Link,
     up: set[Link],
+    recovery: _Recovery,
 ) -> None:
     messages: list[str] | tuple[str, ...] = spec.subscribe_messages()
     resubscriber = None
@@ -273,7 +321,11 @@ async def _session(
         if resubscriber is not None
         else None
     )
-    watchdog = Watchdog(spec.silence_timeout, spec.data_timeout)
+    watchdog = Watchdog(
+        spec.silence_timeout,
+        spec.data_timeout,
+        spec.subscribe_timeout if spec.subscribed is not None else None,
+    )
     try:
         async with asyncio.timeout(None) as scope:
             watchdog.start(scope)
@@ -290,6 +342,7 @@ async def _session(
                         watch.frame(spec.name, received_at)
                     now = stats.last_message_at = watchdog.last_frame = time.monotonic()
                     link.answered()  # a replacement the venue answered retires its predecessor
+                    data = False
                     for frame in frames:
                         if spec.answer is not None:
                             reply = reply_to(spec, frame, stats)
@@ -298,6 +351,9 @@ async def _session(
                                 continue
                         if deliver(frame, received_at, now, spec, sink, stats, deduper):
                             watchdog.last_data = now
+                            data = watchdog.answered = True
+                        elif not watchdog.answered and _answers_subscribe(spec, frame, stats):
+                            watchdog.answered = True
                         elif spec.closing is not None:
                             replace_if_closing(spec, frame, stats, link)
                         # Event frames too: dYdX answers a subscribe with the market's recent
@@ -308,11 +364,17 @@ async def _session(
                                 if step.given_up:
                                     gave_up.set()
                                 await _send_all(ws, step.send, spec.subscribe_pause)
+                    recovery.frames(now, data)
             finally:
                 watchdog.cancel()
     except TimeoutError:
         if not watchdog.expired:
             raise  # not the watchdog's: reported as a timeout, as before
+        if watchdog.expired_by == "answer":
+            raise UnansweredSubscribe(
+                f"no answer to the subscribe in {spec.subscribe_timeout:g} s "
+                "(connected, keepalive answered, nothing subscribed)"
+            ) from None
         if watchdog.expired_by == "data":
             raise SilentConnection(
                 f"no liquidation for {spec.data_timeout:g} s, only keepalive answers "
@@ -330,6 +392,12 @@ async def _session(
                 # It dies with the connection; its own error is not the session's.
                 with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
                     await task
+
+
+def _answers_subscribe(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> bool:
+    """Whether ``frame`` is the venue's answer to our subscribe (asked only until one came)."""
+    assert spec.subscribed is not None
+    return bool(checked(spec.subscribed, frame, spec, stats, "subscribed_check_error"))
 
 
 async def _close_when_retired(ws: ClientConnection, link: Link) -> None:
@@ -383,11 +451,26 @@ async def _keepalive(ws: ClientConnection, message: str | Message, interval: flo
         await ws.send(message if isinstance(message, str) else message())
 
 
+#: Close codes websockets sends when a received frame breaks the protocol: 1002 (a protocol
+#: error), 1007 (text that is not UTF-8), 1009 (over ``max_size``).
+_FRAME_CLOSE_CODES = frozenset({1002, 1007, 1009})
+
+
+def _closed_over_a_frame(exc: websockets.ConnectionClosed) -> bool:
+    """We closed first, because the venue sent a frame we cannot accept: counted as
+    ``invalid_frame``, apart from the venue closing on us (``closed``)."""
+    sent = exc.sent
+    we_first = exc.rcvd is None or exc.rcvd_then_sent is False
+    return sent is not None and sent.code in _FRAME_CLOSE_CODES and we_first
+
+
 def _failure_kind(exc: BaseException) -> str:
     if isinstance(exc, SilentConnection):
         return "silent"
+    if isinstance(exc, UnansweredSubscribe):
+        return "unanswered"
     if isinstance(exc, websockets.ConnectionClosed):
-        return "closed"
+        return "invalid_frame" if _closed_over_a_frame(exc) else "closed"
     if isinstance(exc, TimeoutError):
         return "timeout"
     if isinstance(exc, websockets.InvalidStatus):

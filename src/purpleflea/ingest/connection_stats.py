@@ -27,6 +27,9 @@ class ConnectionStats:
     ``errors["given_up"]`` topics left unsubscribed after their refusal, and ``given_up``
     those of the current session (the rest of a refused batch is subscribed again);
     ``errors["resubscribed"]`` given-up topics asked for again on their timer.
+    Failed connections are counted by kind in ``errors`` too (``unreachable``, ``timeout``,
+    ``http_<status>``, ``closed``, ``invalid_frame``, ``silent``, ``unanswered``:
+    docs/live.md).
     ``unsized_symbols`` names what ``unsized`` dropped: events per exchange symbol (the first
     :data:`MAX_UNSIZED_SYMBOLS` symbols; ``unsized`` counts them all), so an operator sees which
     contract the instrument catalog lacks (a coin listed since it was fetched).

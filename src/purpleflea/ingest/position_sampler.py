@@ -173,6 +173,7 @@ class PositionSampler:
             subscribe=tuple(self.sampling.trades_subscription(coin) for coin in self.coins),
             keepalive='{"method":"ping"}',
             refusal=self.sampling.refusal,
+            subscribed=self.sampling.subscribed,
         )
 
     def _discover(self, frame: bytes | str) -> list[VenueLiquidation]:
@@ -374,6 +375,7 @@ class PositionSampler:
             subscribe=(self.sampling.user_subscription(account),),
             keepalive='{"method":"ping"}',
             refusal=self.sampling.refusal,
+            subscribed=self.sampling.subscribed,
             quiet=True,
         )
 

@@ -28,7 +28,7 @@ def resubscribe_step(
     stats: ConnectionStats,
 ) -> Step | None:
     """What to send again after ``frame`` if it refuses a batch (counted and logged)."""
-    step = _checked(
+    step = checked(
         lambda f: resubscriber.answer(f, now), frame, spec, stats, "resubscribe_check_error"
     )
     if step is None:
@@ -67,7 +67,7 @@ def resubscribe_step(
     return step
 
 
-def _checked(
+def checked(
     check: Callable[[bytes | str], _T],
     frame: bytes | str,
     spec: FeedSpec,
@@ -75,10 +75,14 @@ def _checked(
     error: str,
 ) -> _T | None:
     """``check(frame)``, a venue's reading of a frame that is not data (a ping, a refusal, a
-    subscribe answer); an exception is counted as ``errors[error]`` and read as None: a bad
-    frame must not end the session, and the normalizer judges it."""
+    subscribe answer), read as None when it fails: a bad frame must not end the session, and
+    the normalizer judges it. A FrameError (a frame it cannot read: HTX's corrupt gzip) is
+    the normalizer's to count, as malformed; any other exception is the reader's bug, counted
+    as ``errors[error]``."""
     try:
         return check(frame)
+    except FrameError:
+        return None
     except Exception as exc:
         stats.errors[error] += 1
         log.debug("%s: %s on a frame: %r", spec.name, error.replace("_", " "), exc)
@@ -89,7 +93,7 @@ def reply_to(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> str 
     """``spec.answer``'s reply to ``frame`` (the venue's application ping); None for any
     other frame, and for one it fails on (counted as ``errors["answer_error"]``)."""
     assert spec.answer is not None
-    return _checked(spec.answer, frame, spec, stats, "answer_error")
+    return checked(spec.answer, frame, spec, stats, "answer_error")
 
 
 def deliver(
@@ -191,7 +195,7 @@ def _refused(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> None
     subscription limit): the socket stays open and quiet, so nothing else would show it."""
     if spec.refusal is None:
         return
-    refusal = _checked(spec.refusal, frame, spec, stats, "refusal_check_error")
+    refusal = checked(spec.refusal, frame, spec, stats, "refusal_check_error")
     if refusal is not None:
         stats.errors["refused"] += 1
         stats.last_error = f"refused: {refusal}"
@@ -204,6 +208,6 @@ def replace_if_closing(
     """Ask for ``link``'s replacement if ``frame`` is the venue's notice that it will close
     this connection soon."""
     assert spec.closing is not None
-    notice = _checked(spec.closing, frame, spec, stats, "closing_check_error")
+    notice = checked(spec.closing, frame, spec, stats, "closing_check_error")
     if notice is not None:
         link.replace(f"{spec.exchange} will close the connection: {notice:.200}")

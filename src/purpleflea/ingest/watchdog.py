@@ -29,14 +29,24 @@ class Watchdog:
     time and either expires the scope or sleeps until that frame's deadline.
     """
 
-    def __init__(self, timeout: float, data_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        timeout: float,
+        data_timeout: float | None = None,
+        answer_timeout: float | None = None,
+    ) -> None:
         self.timeout = timeout
         self.data_timeout = data_timeout
+        #: Seconds from :meth:`start` for the venue to answer the subscribe; the loop sets
+        #: :attr:`answered` when it does (None: not watched).
+        self.answer_timeout = answer_timeout
+        self.answered = answer_timeout is None
+        self._started = time.monotonic()
         #: When the last frame arrived (``time.monotonic()``); silence is counted from it.
         self.last_frame = time.monotonic()
         #: When the last frame with events arrived (only read with ``data_timeout``).
         self.last_data = self.last_frame
-        #: Why the watchdog ended the loop: "" (it did not), "frame" or "data".
+        #: Why the watchdog ended the loop: "" (it did not), "frame", "data" or "answer".
         self.expired_by = ""
         self._scope: asyncio.Timeout | None = None
         self._handle: asyncio.TimerHandle | None = None
@@ -49,7 +59,7 @@ class Watchdog:
     def start(self, scope: asyncio.Timeout) -> None:
         """Watch the loop under ``scope``; silence is counted from now."""
         self._scope = scope
-        self.last_frame = self.last_data = time.monotonic()
+        self.last_frame = self.last_data = self._started = time.monotonic()
         self._handle = asyncio.get_running_loop().call_later(self._due_in(), self._check)
 
     def _due_in(self) -> float:
@@ -58,6 +68,8 @@ class Watchdog:
         due = self.timeout - (now - self.last_frame)
         if self.data_timeout is not None:
             due = min(due, self.data_timeout - (now - self.last_data))
+        if not self.answered and self.answer_timeout is not None:
+            due = min(due, self.answer_timeout - (now - self._started))
         return due
 
     def _check(self) -> None:
@@ -68,6 +80,12 @@ class Watchdog:
             self.expired_by = "frame"
         elif self.data_timeout is not None and now - self.last_data >= self.data_timeout:
             self.expired_by = "data"
+        elif (
+            not self.answered
+            and self.answer_timeout is not None
+            and now - self._started >= self.answer_timeout
+        ):
+            self.expired_by = "answer"
         else:
             self._handle = loop.call_later(self._due_in(), self._check)
             return

@@ -32,7 +32,7 @@ def json_object(frame: bytes | str) -> dict[str, object] | None:
     """``frame`` as a JSON object; None if it is not JSON or not an object (``pong``)."""
     try:
         value = json.loads(frame)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply to be a reply
         return None
     return value if isinstance(value, dict) else None
 

@@ -9,7 +9,6 @@ rest travel in a :class:`PartialFrame`.
 
 from __future__ import annotations
 
-import gzip
 import math
 import zlib
 from collections.abc import Callable, Sequence
@@ -30,6 +29,10 @@ _MAX_TS_MS = 4_102_444_800_000
 #: A ms timestamp within the bounds :func:`timestamp_ms` checks, for msgspec to check while
 #: decoding (a hot path that cannot afford the Python call).
 TimestampMs = Annotated[int, msgspec.Meta(ge=_MIN_TS_MS, lt=_MAX_TS_MS)]
+
+#: The most bytes one frame may hold: websockets' ``max_size`` on our connections, and what
+#: a compressed frame may inflate to (:func:`gunzip`).
+MAX_FRAME_BYTES = 2**24
 
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 _ONE_MS = datetime.fromisoformat("1970-01-01T00:00:00.001+00:00") - _EPOCH
@@ -120,6 +123,8 @@ class FrameDecoder(Generic[T]):
             raise FrameError(self.exchange, f"unexpected shape: {exc}") from None
         except msgspec.DecodeError as exc:
             raise FrameError(self.exchange, f"not valid JSON: {exc}") from None
+        except RecursionError:  # msgspec's nesting limit: the frame is no venue's
+            raise FrameError(self.exchange, "JSON nested too deeply") from None
 
 
 def is_text_pong(frame: bytes | str) -> bool:
@@ -132,13 +137,30 @@ def is_text_pong(frame: bytes | str) -> bool:
 
 
 def gunzip(exchange: str, frame: bytes) -> bytes:
-    """Inflate a gzip-compressed binary frame (HTX); plain frames pass through."""
+    """Inflate a gzip-compressed binary frame (HTX); plain frames pass through.
+
+    At most :data:`MAX_FRAME_BYTES` come out, as websockets takes at most that many in: gzip
+    packs a run of one byte about 1000:1, so a corrupt or hostile frame within the wire limit
+    could otherwise inflate to gigabytes and block the event loop while it does."""
     if frame[:2] != b"\x1f\x8b":
         return frame
+    parts: list[bytes] = []
+    left = MAX_FRAME_BYTES
+    rest = frame
     try:
-        return gzip.decompress(frame)
-    except (OSError, EOFError, zlib.error) as exc:
+        while rest:  # one gzip member after another, as gzip.decompress reads them
+            inflate = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+            part = inflate.decompress(rest, left + 1)
+            if len(part) > left:
+                raise FrameError(exchange, f"gzip frame inflates past {MAX_FRAME_BYTES} bytes")
+            if not inflate.eof:
+                raise FrameError(exchange, "corrupt gzip frame: it ends inside a member")
+            parts.append(part)
+            left -= len(part)
+            rest = inflate.unused_data
+    except zlib.error as exc:
         raise FrameError(exchange, f"corrupt gzip frame: {exc}") from None
+    return b"".join(parts)
 
 
 def number(exchange: str, where: str, value: float | int | str) -> float:

@@ -53,6 +53,8 @@ Refusal = Callable[[bytes | str], str | None]
 #: A frame announcing that the venue will close this connection soon (OKX's service upgrade
 #: notice) -> what it says; None for any other frame.
 Closing = Callable[[bytes | str], str | None]
+#: Whether a frame is the venue's answer to our subscribe: its ack, or its refusal.
+Answered = Callable[[bytes | str], bool]
 #: Messages computed when a connection opens (subscriptions from the current catalog, pings
 #: that carry the current time).
 Messages = Callable[[], tuple[str, ...]]
@@ -144,6 +146,12 @@ class Connection:
     #: Reads the venue's notice that it will close this connection soon: the runner then
     #: opens the replacement at once, while this one still delivers.
     closing: Closing | None = None
+    #: Reads the venue's answer to our subscribe (an ack or a refusal). With it, a connection
+    #: whose subscribe gets no answer, and that delivers no data, within ``subscribe_timeout``
+    #: seconds is replaced: a gateway that takes the socket and answers pings, but never the
+    #: subscribe, looks alive to the silence watchdog. None: not watched.
+    subscribed: Answered | None = None
+    subscribe_timeout: float = 20.0
 
 
 #: The connections of one exchange, given its live instrument catalog (a mapping whose
@@ -447,6 +455,8 @@ class PositionSampling:
     parse_node_line: Callable[[bytes | str], list[VenueLiquidation]] | None = None
     #: Reads the venue's error reply to a subscription (see :attr:`Connection.refusal`).
     refusal: Refusal | None = None
+    #: Reads its answer to a subscription, ack or refusal (see :attr:`Connection.subscribed`).
+    subscribed: Answered | None = None
     #: The scope a coin (or a position's or trade's symbol) belongs to; one scope, ``""``,
     #: when the venue has no parts.
     scope: Callable[[str], str] = lambda coin: ""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import as_text, compact_json, json_object
+from purpleflea.venues._connection import as_text, compact_json, json_object, mentions
 from purpleflea.venues.binance.constants import COINM, USDM
 from purpleflea.venues.venue import Connection
 
@@ -15,8 +15,20 @@ USDM_URL = "wss://fstream.binance.com/market/ws"
 COINM_URL = "wss://dstream.binance.com/ws"
 
 
+SUBSCRIBE_ID = 1
+
+
 def subscribe() -> tuple[str, ...]:
-    return (compact_json({"method": "SUBSCRIBE", "params": [STREAM], "id": 1}),)
+    return (compact_json({"method": "SUBSCRIBE", "params": [STREAM], "id": SUBSCRIBE_ID}),)
+
+
+def subscribed(frame: bytes | str) -> bool:
+    """Binance's answer to our SUBSCRIBE: ``{"result":null,"id":1}``, or an error reply
+    carrying its id (:func:`refusal` reads both shapes)."""
+    message = json_object(frame)
+    if message is None or message.get("id") != SUBSCRIBE_ID:
+        return False
+    return "result" in message or "error" in message or "code" in message
 
 
 # Binance pings at the protocol level (every 3 minutes; websockets answers), which the watchdog
@@ -54,8 +66,20 @@ def refusal(frame: bytes | str) -> str | None:
         return as_text(message["error"])
     if "code" in message and "msg" in message:
         return f"{as_text(message['code'])}: {as_text(message['msg'])}"
+    return unsubscribed(frame)
+
+
+def unsubscribed(frame: bytes | str) -> str | None:
+    """A LIST_SUBSCRIPTIONS answer without our stream -> what it says: nothing more will come
+    on this connection, so the runner replaces it (its ``closing`` reader) at once, rather
+    than warning at every keepalive until the data watchdog gives up."""
+    if not mentions(frame, "result"):
+        return None  # every liquidation frame comes here
+    message = json_object(frame)
+    if message is None or message.get("id") != LIST_ID:
+        return None
     result = message.get("result")
-    if message.get("id") == LIST_ID and isinstance(result, list) and STREAM not in result:
+    if isinstance(result, list) and STREAM not in result:
         return f"{STREAM} is no longer subscribed: LIST_SUBSCRIPTIONS answered {as_text(result)}"
     return None
 
@@ -70,6 +94,8 @@ def _connection(exchange: str, url: str, data_timeout: float) -> Connection:
         keepalive_interval=KEEPALIVE_INTERVAL,
         silence_timeout=SILENCE_TIMEOUT,
         refusal=refusal,
+        subscribed=subscribed,
+        closing=unsubscribed,
         data_timeout=data_timeout,
         lifetime=LIFETIME,
         handover_lead=HANDOVER_LEAD,

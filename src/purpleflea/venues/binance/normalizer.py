@@ -207,8 +207,8 @@ def normalize_usdm(
     """
     try:
         decoded = _decode_fast(frame)
-    except msgspec.DecodeError:  # ValidationError is one
-        return _normalize_usdm_checked(frame)
+    except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
+        return _normalize_usdm_checked(frame)  # which names what is wrong
     payload = decoded.data
     if payload is UNSET:  # a raw event from /ws/<stream>
         if decoded.e != "forceOrder":

@@ -82,6 +82,11 @@ def refusal(frame: bytes | str) -> str | None:
     return f"{as_text(message.get('op'))}: {as_text(message.get('ret_msg'))}"
 
 
+def subscribed(frame: bytes | str) -> bool:
+    """Bybit's answer to a subscribe, accepted or refused (:func:`reply`)."""
+    return reply(frame) is not None
+
+
 def connections(instruments: Catalog) -> list[Connection]:
     """One connection per category, subscribing to every catalog symbol of its kind."""
     found = []
@@ -102,6 +107,7 @@ def connections(instruments: Catalog) -> list[Connection]:
                 subscribe_pause=0.05,
                 refusal=refusal,
                 batching=BATCHING,
+                subscribed=subscribed,
             )
         )
     return found

@@ -225,6 +225,15 @@ def _refusal(frame: bytes | str) -> str | None:
     return as_text(message.get("data"))
 
 
+def _subscribed(frame: bytes | str) -> bool:
+    """Hyperliquid's answer to a subscribe: ``{"channel":"subscriptionResponse",..}`` or
+    ``{"channel":"error",..}``."""
+    if not (mentions(frame, "subscriptionResponse") or mentions(frame, "error")):
+        return False  # trades frames are large and many: skip the parse
+    message = json_object(frame)
+    return message is not None and message.get("channel") in ("subscriptionResponse", "error")
+
+
 # Hyperliquid docs, "For developers > API > Rate limits and user limits" (per IP address):
 # "REST requests share an aggregated weight limit of 1200 per minute"; info requests
 # "clearinghouseState" weigh 2 and "all other documented info requests have weight 20"
@@ -257,6 +266,7 @@ SAMPLING = PositionSampling(
     simulated=_simulated,
     parse_node_line=normalize_node_fills,
     refusal=_refusal,
+    subscribed=_subscribed,
     scope=perp_dex,
     # The open-interest poller asks perpDexs and each dex's metaAndAssetCtxs (weight 20 each)
     # from the same IP, one request every 10 s at most: 120 a minute.

@@ -39,6 +39,15 @@ def closing(frame: bytes | str) -> str | None:
     return f"{UPGRADE_NOTICE}: {as_text(message.get('msg'))}"
 
 
+def subscribed(frame: bytes | str) -> bool:
+    """OKX's answer to a subscribe: ``{"event":"subscribe","arg":..}`` per channel, or
+    ``{"event":"error",..}``."""
+    if not mentions(frame, "event"):
+        return False  # every liquidation frame comes here until the answer
+    message = json_object(frame)
+    return message is not None and message.get("event") in ("subscribe", "error")
+
+
 def connections(instruments: Catalog) -> list[Connection]:
     # OKX drops a connection after 30 s without traffic: a text ping keeps it (and the
     # watchdog) fed with pongs.
@@ -54,5 +63,6 @@ def connections(instruments: Catalog) -> list[Connection]:
             silence_timeout=60.0,
             refusal=event_error,
             closing=closing,
+            subscribed=subscribed,
         )
     ]

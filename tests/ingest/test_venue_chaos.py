@@ -1,0 +1,355 @@
+"""The connection runner against venues failing the way real ones do.
+
+Each test stands up a loopback server that misbehaves as a venue's gateway does (rate limits on
+the upgrade, a subscription that goes silent, close codes) and checks what the runner does
+about it: how long it waits, how often it tries, what it counts and what it logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import itertools
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+import websockets
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from purpleflea.ingest.backoff import Backoff
+from purpleflea.ingest.connection import run_feed
+from purpleflea.ingest.connection_stats import ConnectionStats
+from purpleflea.ingest.feed_spec import FeedSpec
+
+Handler = Callable[[ServerConnection], Awaitable[None]]
+Upgrade = Callable[[ServerConnection, Request], Response | None]
+
+
+async def _nothing(ws: ServerConnection) -> None:
+    await ws.wait_closed()
+
+
+async def run_against(
+    seconds: float,
+    backoff: Backoff,
+    handler: Handler = _nothing,
+    upgrade: Upgrade | None = None,
+    **timing: float,
+) -> tuple[list[float], ConnectionStats]:
+    """Run one feed for ``seconds`` against a loopback server; the monotonic times of its
+    opening handshakes and the feed's counters."""
+    handshakes: list[float] = []
+
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        handshakes.append(time.monotonic())
+        return upgrade(connection, request) if upgrade is not None else None
+
+    async with serve(handler, "127.0.0.1", 0, process_request=process_request) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        spec = FeedSpec(
+            name="okx",
+            exchange="okx",
+            url=f"ws://127.0.0.1:{port}/ws/v5/public",
+            subscribe=('{"op":"subscribe"}',),
+            normalize=lambda frame: [],
+            **timing,  # type: ignore[arg-type]
+        )
+        stats = ConnectionStats(spec.name)
+        task = asyncio.create_task(run_feed(spec, lambda e, at: None, stats, backoff=backoff))
+        await asyncio.sleep(seconds)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return handshakes, stats
+
+
+def gaps(times: list[float]) -> list[float]:
+    return [round(b - a, 3) for a, b in itertools.pairwise(times)]
+
+
+@pytest.mark.parametrize("status", [429, 418, 503])
+async def test_a_rate_limited_upgrade_waits_as_long_as_retry_after_says(status: int) -> None:
+    # Binance answers 429 (then 418, an IP ban) with Retry-After; reconnecting sooner is what
+    # turns a rate limit into a ban. The backoff alone would try again within 0.1 s.
+    def limited(connection: ServerConnection, request: Request) -> Response:
+        response = connection.respond(status, "slow down\n")
+        response.headers["Retry-After"] = "1"
+        return response
+
+    handshakes, stats = await run_against(2.6, Backoff(base=0.05, cap=0.1), upgrade=limited)
+    assert 2 <= len(handshakes) <= 3, gaps(handshakes)
+    assert all(gap >= 1.0 for gap in gaps(handshakes)), gaps(handshakes)
+    assert stats.errors[f"http_{status}"] == len(handshakes)
+    assert "retry after 1 s" in stats.last_error
+
+
+async def test_a_retry_after_date_is_honoured_too() -> None:
+    import email.utils
+
+    def limited(connection: ServerConnection, request: Request) -> Response:
+        response = connection.respond(429, "slow down\n")
+        response.headers["Retry-After"] = email.utils.formatdate(time.time() + 3, usegmt=True)
+        return response
+
+    handshakes, _ = await run_against(1.5, Backoff(base=0.05, cap=0.1), upgrade=limited)
+    assert len(handshakes) == 1, gaps(handshakes)  # the next is due in 2-3 s (whole seconds)
+
+
+async def test_a_rate_limit_without_retry_after_keeps_the_backoff() -> None:
+    def limited(connection: ServerConnection, request: Request) -> Response:
+        return connection.respond(429, "slow down\n")
+
+    handshakes, stats = await run_against(0.6, Backoff(base=0.02, cap=0.05), upgrade=limited)
+    assert len(handshakes) >= 8, gaps(handshakes)
+    assert all(gap < 0.3 for gap in gaps(handshakes)), gaps(handshakes)
+    assert stats.errors["http_429"] == len(handshakes)
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "purpleflea.ingest" and r.levelno >= logging.WARNING
+    ]
+
+
+async def _ack_then_silence(ws: ServerConnection) -> None:
+    await ws.recv()
+    await ws.send('{"event":"subscribe","arg":{"channel":"liquidation-orders"}}')
+    await ws.wait_closed()
+
+
+async def test_a_venue_silent_after_the_subscribe_is_reported_once_not_per_attempt(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="purpleflea.ingest")
+    backoff = Backoff(base=0.02, cap=0.05, healthy_after=10.0)
+    _, stats = await run_against(1.6, backoff, _ack_then_silence, silence_timeout=0.3)
+    assert stats.silent >= 3, stats.snapshot()
+    assert stats.errors["silent"] == stats.silent
+    warned = warnings_of(caplog)
+    assert len(warned) == 1, warned
+    assert "connected but silent" in warned[0]
+
+
+@pytest.mark.parametrize("code", [1000, 1001, 1006, 1008, 1011, 4000, 4001])
+async def test_a_venue_closing_each_connection_is_reported_once(
+    code: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 1000 normal, 1001 going away (maintenance), 1006 abrupt (no close frame), 1008 policy,
+    # 1011 internal error, 4xxx the venues' own (Deribit, Bitget).
+    async def close(ws: ServerConnection) -> None:
+        await ws.recv()
+        if code == 1006:
+            ws.transport.abort()
+        else:
+            await ws.close(code, "fake venue")
+
+    caplog.set_level(logging.DEBUG, logger="purpleflea.ingest")
+    backoff = Backoff(base=0.02, cap=0.05, healthy_after=10.0)
+    handshakes, stats = await run_against(1.0, backoff, close)
+    assert len(handshakes) >= 5, gaps(handshakes)
+    # (The last handshake may still be under way when the feed is stopped.)
+    assert stats.connects >= len(handshakes) - 1
+    assert stats.errors["closed"] >= stats.connects - 1
+    assert ("no close frame" if code == 1006 else f"received {code}") in stats.last_error
+    assert len(warnings_of(caplog)) == 1, warnings_of(caplog)
+
+
+async def test_a_connection_that_served_before_it_closed_is_reported_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Each connection answers for 0.3 s (past healthy_after) and is closed by the venue: each
+    # close is news, not the same outage going on.
+    async def serve_then_close(ws: ServerConnection) -> None:
+        await ws.recv()
+        for _ in range(6):
+            await ws.send('{"event":"subscribe"}')
+            await asyncio.sleep(0.05)
+        await ws.close(1001, "maintenance")
+
+    caplog.set_level(logging.DEBUG, logger="purpleflea.ingest")
+    backoff = Backoff(base=0.02, cap=0.05, healthy_after=0.2)
+    _, stats = await run_against(1.2, backoff, serve_then_close)
+    assert stats.errors["closed"] >= 2, stats.snapshot()
+    assert len(warnings_of(caplog)) == stats.errors["closed"], warnings_of(caplog)
+
+
+async def test_a_corrupt_gzip_frame_is_counted_once_as_malformed() -> None:
+    # HTX gzips every frame; its ping reader inflates each frame first. A corrupt one is the
+    # normalizer's to count (malformed), not a ping-reader failure beside it.
+    from tests.ingest.test_faults import htx_frame, spec_for
+
+    async def corrupt_then_good(ws: ServerConnection) -> None:
+        await ws.recv()
+        good = gzip.compress(htx_frame(1).encode())
+        await ws.send(good[:20] + b"\x00" * 10 + good[30:])
+        await ws.send(gzip.compress(htx_frame(2).encode()))
+        await ws.wait_closed()
+
+    received: list[str] = []
+    async with serve(corrupt_then_good, "127.0.0.1", 0, compression=None) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        url = f"ws://127.0.0.1:{port}/linear-swap-notification"
+        spec = spec_for("htx_linear", "htx", url, keepalive_interval=3600)
+        stats = ConnectionStats(spec.name)
+        sink = lambda event, at: received.append(event.id)  # noqa: E731
+        task = asyncio.create_task(run_feed(spec, sink, stats))
+        for _ in range(200):
+            if received:
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert len(received) == 1
+    assert stats.malformed == 1
+    assert dict(stats.errors) == {"malformed_frame": 1}
+    assert "corrupt gzip frame" in stats.last_error
+
+
+@pytest.mark.parametrize(
+    ("what", "code"),
+    [("invalid_utf8", 1007), ("too_big", 1009), ("bad_opcode", 1002)],
+)
+async def test_a_frame_the_client_cannot_accept_is_counted_apart_from_a_venue_close(
+    what: str, code: int
+) -> None:
+    # websockets closes the connection itself (1007 invalid UTF-8, 1009 over max_size, 1002 a
+    # protocol error): the venue sent something broken; it did not close on us.
+    from websockets.frames import Frame, Opcode
+
+    from purpleflea.venues._frame import MAX_FRAME_BYTES
+
+    async def broken(ws: ServerConnection) -> None:
+        await ws.recv()
+        if what == "invalid_utf8":
+            ws.protocol.send_text(b'{"e":"\xff\xfe"}')
+        elif what == "too_big":
+            ws.protocol.send_text(b" " * (MAX_FRAME_BYTES + 1))
+        else:
+            ws.protocol.send_frame(Frame(Opcode.CONT, b"no message to continue"))
+        ws.send_data()
+        await ws.wait_closed()
+
+    backoff = Backoff(base=0.02, cap=0.05, healthy_after=10.0)
+    handshakes, stats = await run_against(0.6, backoff, broken)
+    assert len(handshakes) >= 3
+    assert stats.errors["invalid_frame"] >= len(handshakes) - 1, stats.snapshot()
+    assert stats.errors["closed"] == 0, stats.snapshot()
+    assert f"sent {code}" in stats.last_error
+
+
+#: Each venue's keepalive answer, from a gateway that answers pings but never the subscribe.
+_PONGS: dict[str, Callable[[str], str | None]] = {
+    "okx": lambda m: "pong" if m == "ping" else None,
+    "bybit_linear": lambda m: (
+        '{"success":true,"ret_msg":"pong","conn_id":"c1","op":"ping"}' if '"ping"' in m else None
+    ),
+    "binance_usdm": lambda m: '{"result":["!forceOrder@arr"],"id":2}' if "LIST" in m else None,
+}
+
+
+@pytest.mark.parametrize("connection", sorted(_PONGS))
+async def test_a_subscribe_never_answered_is_replaced_though_pings_are(connection: str) -> None:
+    # The pongs keep the silence watchdog fed: only the missing answer shows nothing was
+    # subscribed. Before, OKX and Bybit stayed "connected" with no error, for ever.
+    from tests.ingest.test_faults import spec_for
+
+    pong = _PONGS[connection]
+
+    async def pings_only(ws: ServerConnection) -> None:
+        async for message in ws:
+            reply = pong(str(message))
+            if reply is not None:
+                await ws.send(reply)
+
+    exchange = {"bybit_linear": "bybit"}.get(connection, connection)
+    async with serve(pings_only, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        spec = spec_for(
+            connection,
+            exchange,
+            f"ws://127.0.0.1:{port}/x",
+            keepalive_interval=0.05,
+            silence_timeout=5.0,
+            subscribe_timeout=0.3,
+        )
+        stats = ConnectionStats(spec.name)
+        backoff = Backoff(base=0.02, cap=0.05, healthy_after=10.0)
+        task = asyncio.create_task(run_feed(spec, lambda e, at: None, stats, backoff=backoff))
+        await asyncio.sleep(1.2)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert stats.errors["unanswered"] >= 2, stats.snapshot()
+    assert stats.connects >= 3
+    assert stats.silent == 0
+    assert stats.last_error.startswith("unanswered: no answer to the subscribe in 0.3 s")
+
+
+async def test_binance_dropping_the_subscription_gets_a_new_connection_not_a_warning_a_ping(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The connection stays open and answers LIST_SUBSCRIPTIONS, without our stream: nothing
+    # will come on it. Before, it warned at every keepalive (every 30 s) until the data
+    # watchdog cut it at 300 s. The old connection's overlap (2 s) is scaled down with the
+    # keepalive (30 s -> 0.2 s).
+    from purpleflea.ingest import handover
+    from tests.ingest.test_faults import spec_for
+
+    monkeypatch.setattr(handover, "OVERLAP", 0.05)
+
+    async def forgets(ws: ServerConnection) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for message in ws:
+                request = json.loads(message)
+                answer = None if request["method"] == "SUBSCRIBE" else []
+                await ws.send(json.dumps({"result": answer, "id": request["id"]}))
+
+    caplog.set_level(logging.DEBUG, logger="purpleflea.ingest")
+    async with serve(forgets, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        url = f"ws://127.0.0.1:{port}/market/ws"
+        spec = spec_for("binance_usdm", "binance_usdm", url, keepalive_interval=0.2)
+        stats = ConnectionStats(spec.name)
+        backoff = Backoff(base=0.01, cap=0.02, healthy_after=10.0)
+        task = asyncio.create_task(run_feed(spec, lambda e, at: None, stats, backoff=backoff))
+        await asyncio.sleep(1.3)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert stats.handovers >= 2, stats.snapshot()
+    assert stats.connects >= 3
+    refused = [m for m in warnings_of(caplog) if "no longer subscribed" in m]
+    assert len(refused) <= stats.connects, refused  # once per connection, not per ping
+
+
+async def test_hyperliquid_trades_subscribe_never_answered_is_replaced() -> None:
+    # Hyperliquid answers {"method":"ping"} with {"channel":"pong"}; the sampler's trade
+    # stream carries no liquidation, so no data watchdog could tell. Its subscriptionResponse
+    # is what says the subscription took.
+    from dataclasses import replace
+
+    from purpleflea.ingest.position_sampler import PositionSampler
+    from purpleflea.venues import registry
+
+    async def pongs_only(ws: ServerConnection) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for message in ws:
+                if json.loads(message).get("method") == "ping":
+                    await ws.send('{"channel":"pong"}')
+
+    [sampling] = registry.position_sources()
+    async with serve(pongs_only, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        sampler = PositionSampler(sampling, coins=("BTC",), ws_url=f"ws://127.0.0.1:{port}/ws")
+        spec = replace(sampler.feed_spec(), keepalive_interval=0.05, subscribe_timeout=0.3)
+        stats = ConnectionStats(spec.name)
+        backoff = Backoff(base=0.02, cap=0.05, healthy_after=10.0)
+        task = asyncio.create_task(run_feed(spec, lambda e, at: None, stats, backoff=backoff))
+        await asyncio.sleep(1.2)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert stats.errors["unanswered"] >= 2, stats.snapshot()
