@@ -90,7 +90,7 @@ async def _tail(args: argparse.Namespace, url: str | None, color: bool) -> int:
 
 def _waiting(args: argparse.Namespace, url: str, filters: dict[str, Any]) -> str:
     """``connected to URL; waiting for liquidations of BTC-PERP of $250,000 or more, ...``;
-    exchanges as the server's ``filters`` name them (an exchange given in capitals reads as its id)."""
+    exchanges as the server's ``filters`` name them (given in capitals, they read as their ids)."""
     parts = ["liquidations"]
     if args.market:
         parts.append("of " + ", ".join(market.upper() for market in args.market))

@@ -96,9 +96,9 @@ def _strings(name: str, value: Any) -> frozenset[str]:
 
 def spelled_as_known(values: Iterable[str], known: Iterable[str]) -> tuple[str, ...]:
     """``values`` with each one that names a ``known`` value in another case spelled as there
-    (``BYBIT`` -> ``bybit``, ``Short`` -> ``short``): people type names as they read them, as
-    markets are taken in any case. Others are kept as given, for the caller to refuse by
-    that name."""
+    (``Short`` -> ``short``, an exchange id in capitals -> its id): people type names as they
+    read them, as markets are taken in any case. Others are kept as given, for the caller to
+    refuse by that name."""
     spelled = {name.casefold(): name for name in known}
     return tuple(spelled.get(value.casefold(), value) for value in values)
 

@@ -104,8 +104,8 @@ def strings(params: QueryParams, name: str) -> tuple[str, ...]:
 
 
 def exchanges(params: QueryParams, known: Sequence[str]) -> tuple[str, ...]:
-    """The ``exchange`` list parameter: ids among ``known``, taken in any case (``BYBIT`` is
-    ``bybit``); BadRequest naming a value that is none of them."""
+    """The ``exchange`` list parameter: ids among ``known``, taken in any case (capitals
+    read as the id); BadRequest naming a value that is none of them."""
     given = spelled_as_known(strings(params, "exchange"), known)
     for exchange in given:
         if exchange not in known:

@@ -96,7 +96,7 @@ def _filters(exchanges: tuple[str, ...]) -> list[Schema]:
             "exchange",
             _exchanges(exchanges),
             "Exchange ids (repeat or comma-separate; GET /v1/exchanges lists them), in any case: "
-            "BYBIT is bybit.",
+            "capitals read as the id.",
         ),
         _param("side", _SIDES, "Liquidated position side (any case: LONG is long)."),
         _param(
