@@ -11,11 +11,12 @@ import asyncio
 import json
 import re
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Page, WebSocketRoute, expect
+from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
 from purpleflea.store.base import Query
 from purpleflea.venues import registry
@@ -526,3 +527,31 @@ async def test_top_markets_counts_have_thousands_separators(tracker: Running, pa
     await open_live(page, tracker)
     top = page.locator("#top-markets li").filter(has_text="AVAX-PERP")
     await expect(top).to_contain_text("1,200")
+
+
+async def test_times_say_which_zone_they_are_in(tracker: Running, browser: Browser) -> None:
+    # A trader in Tokyo saw "06:25:04" beside each liquidation and "since 06:25:16" on a
+    # cascade banner, with nothing saying these were local times and not UTC (the exchanges'
+    # and the API's zone): a 9-hour misreading waiting to happen.
+    ts = int(datetime(2026, 12, 6, 21, 25, 4, tzinfo=UTC).timestamp() * 1000)
+    for timezone_id, label, shown in (
+        ("Asia/Tokyo", "times UTC+9", "06:25:04"),
+        ("Asia/Kolkata", "times UTC+5:30", "02:55:04"),
+        ("UTC", "times UTC", "21:25:04"),
+    ):
+        context = await browser.new_context(timezone_id=timezone_id)
+        page = await context.new_page()
+        await open_live(page, tracker)
+        await expect(page.locator("#feed-zone")).to_have_text(label)
+        await tracker.push(venue_event(market=f"Z{len(label)}-PERP", size_usd=10_000, ts=ts))
+        await expect(rows(page).first.locator(".time")).to_have_text(shown)
+        await context.close()
+
+    context = await browser.new_context(timezone_id="Asia/Tokyo")
+    page = await context.new_page()
+    await open_live(page, tracker)
+    await tracker.push(*cascade_burst("ETH-PERP", "long", price=3_052.0))
+    await expect(page.locator("#alerts .alert .meta")).to_contain_text(
+        re.compile(r"since \d\d:\d\d:\d\d UTC\+9$"), timeout=3_000
+    )
+    await context.close()

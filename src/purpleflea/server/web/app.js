@@ -4,7 +4,7 @@ import { ApiError, createKey, getJson, loadKey, saveKey } from "./js/api.js";
 import { AlertBanner } from "./js/alerts.js";
 import { Feed } from "./js/feed.js";
 import { loadExchanges, readState, streamFilters, writeState } from "./js/filters.js";
-import { usd } from "./js/format.js";
+import { usd, zone } from "./js/format.js";
 import { drawHeatmap, showMessage } from "./js/heatmap.js";
 import { LiveStream } from "./js/stream.js";
 import { loadTop } from "./js/top.js";
@@ -330,9 +330,18 @@ for (const button of document.querySelectorAll(".toggle button")) {
 
 // -- clocks ----------------------------------------------------------------------------------
 
+// The zone of every time shown (the feed's, the banners' "since", coverage hours); read again
+// each second so a daylight-saving change shows without a reload.
+function showZone() {
+  const text = `times ${zone()}`;
+  if ($("feed-zone").textContent !== text) $("feed-zone").textContent = text;
+}
+showZone();
+
 setInterval(() => {
   $("rate").textContent = `${received} / s`;
   received = 0;
+  showZone();
 }, 1000);
 setInterval(() => loadKey() && $("key-panel").hidden && refreshHeatmap(), HEATMAP_REFRESH_MS);
 setInterval(() => loadKey() && $("key-panel").hidden && refreshTop(), TOP_REFRESH_MS);

@@ -42,10 +42,21 @@ export function priceStep(value, step) {
   return "$" + value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
-/** "14:03:27" local time from ms since the epoch. */
+/** "14:03:27" local time from ms since the epoch (zone() names the zone it is in). */
 export function clock(ms) {
   const d = new Date(ms);
   return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, "0")).join(":");
+}
+
+/** The browser's offset from UTC at `ms`, e.g. "UTC+9", "UTC-4", "UTC+5:30" or "UTC": every
+ * clock() on the page is local time, and a trader comparing it with an exchange's UTC times
+ * or a colleague's screen has to know which. */
+export function zone(ms = Date.now()) {
+  const minutes = -new Date(ms).getTimezoneOffset();
+  if (!minutes) return "UTC";
+  const abs = Math.abs(minutes);
+  const part = abs % 60 ? `${Math.floor(abs / 60)}:${String(abs % 60).padStart(2, "0")}` : `${abs / 60}`;
+  return `UTC${minutes > 0 ? "+" : "-"}${part}`;
 }
 
 /** Create an element with a class and text (never HTML: server text stays text). */
