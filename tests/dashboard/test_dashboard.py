@@ -555,3 +555,51 @@ async def test_times_say_which_zone_they_are_in(tracker: Running, browser: Brows
         re.compile(r"since \d\d:\d\d:\d\d UTC\+9$"), timeout=3_000
     )
     await context.close()
+
+
+_ROW_FITS = """() => {
+  const panel = document.querySelector('.feed-panel').getBoundingClientRect();
+  const box = (name) => document.querySelector(`#feed .row .${name}`).getBoundingClientRect();
+  const cells = ['side', 'market', 'size', 'price', 'score', 'exchange', 'time'].map(box);
+  return {
+    pageScrolls: document.documentElement.scrollWidth > document.documentElement.clientWidth,
+    outside: cells.filter((c) => c.left < panel.left || c.right > panel.right + 0.5).length,
+    overlaps: cells.slice(1).filter((c, i) => c.left < cells[i].right - 0.5).length,
+    lines: Math.round(box('market').height / box('time').height),
+  };
+}"""
+
+
+async def test_a_feed_row_fits_a_laptop_and_scrolls_alone_on_a_phone(
+    tracker: Running, page: Page
+) -> None:
+    # At 1280 px (a common laptop) and 1024 px the feed's column was narrower than its rows:
+    # the time was clipped off and "binance_usdm" ran into it. On a phone the whole page
+    # scrolled sideways for the feed.
+    await open_live(page, tracker)
+    await tracker.push(
+        venue_event(
+            market="BABYDOGE-PERP",
+            exchange="kraken_futures",
+            size_usd=12_345_678,
+            price=0.0000000019,
+            ts=now_ms(),
+        )
+    )
+    await expect(rows(page).first).to_contain_text("BABYDOGE-PERP")
+    for width in (1280, 1024, 1440):
+        await page.set_viewport_size({"width": width, "height": 900})
+        found = await page.evaluate(_ROW_FITS)
+        assert found == {"pageScrolls": False, "outside": 0, "overlaps": 0, "lines": 1}, width
+
+    await page.set_viewport_size({"width": 390, "height": 844})
+    found = await page.evaluate(_ROW_FITS)
+    assert not found["pageScrolls"], found  # only the feed does
+    assert found["overlaps"] == 0, found
+    await page.locator(".feed-panel").evaluate("p => { p.scrollLeft = p.scrollWidth; }")
+    assert (await page.evaluate(_ROW_FITS))["outside"] > 0  # the side, now scrolled off
+    time_box = await rows(page).first.locator(".time").bounding_box()
+    panel_box = await page.locator(".feed-panel").bounding_box()
+    assert time_box is not None
+    assert panel_box is not None
+    assert time_box["x"] + time_box["width"] <= panel_box["x"] + panel_box["width"]
