@@ -603,3 +603,32 @@ async def test_a_feed_row_fits_a_laptop_and_scrolls_alone_on_a_phone(
     assert time_box is not None
     assert panel_box is not None
     assert time_box["x"] + time_box["width"] <= panel_box["x"] + panel_box["width"]
+
+
+async def test_a_panel_whose_refresh_fails_says_since_when_it_is_old(
+    tracker: Running, page: Page
+) -> None:
+    # With the server killed mid-crash, the top markets and coverage kept their last lists,
+    # unmarked, until it came back and then for up to a minute more: nothing said they were old.
+    await tracker.push(venue_event(market="AVAX-PERP", size_usd=1_000.0, price=30.0, ts=now_ms()))
+    await open_live(page, tracker)
+    fresh = page.locator("#top-fresh")
+    await expect(fresh).to_have_text(re.compile(r"^updated \d\d:\d\d:\d\d$"))
+    await expect(page.locator("#coverage-fresh")).to_have_text(re.compile(r"^updated "))
+    shown = await fresh.inner_text()
+
+    async def refuse(route):  # type: ignore[no-untyped-def]
+        await route.fulfill(status=503, json={"error": {"code": "down", "message": "store down"}})
+
+    await page.route(re.compile(r".*/v1/liquidations/aggregate.*"), refuse)
+    await page.click(".toggle button[data-range='24h']")  # a refresh, as the timer does
+    await expect(fresh).to_have_text(f"not updated since {shown[len('updated ') :]}: store down")
+    await expect(fresh).to_have_class(re.compile("stale"))
+    await expect(page.locator("#top-markets")).to_contain_text("AVAX-PERP")  # still shown
+
+    # The stream drops and comes back (a server restart): the panels refresh at once.
+    await page.unroute(re.compile(r".*/v1/liquidations/aggregate.*"))
+    key_id = tracker.server.gate.authenticate(tracker.key).key_id
+    assert tracker.server.gate.streams.kick(key_id, "server_shutdown") == 1
+    await expect(fresh).not_to_have_class(re.compile("stale"), timeout=5_000)
+    await expect(fresh).to_have_text(re.compile(r"^updated \d\d:\d\d:\d\d$"))

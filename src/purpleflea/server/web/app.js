@@ -6,6 +6,7 @@ import { Feed } from "./js/feed.js";
 import { loadExchanges, readState, streamFilters, writeState } from "./js/filters.js";
 import { usd, zone } from "./js/format.js";
 import { drawHeatmap, showMessage } from "./js/heatmap.js";
+import { Freshness } from "./js/freshness.js";
 import { LiveStream } from "./js/stream.js";
 import { loadTop } from "./js/top.js";
 import { loadCoverage } from "./js/coverage.js";
@@ -19,12 +20,15 @@ const COVERAGE_REFRESH_MS = 60_000;
 const state = readState();
 const feed = new Feed($("feed"), $("feed-empty"));
 const banner = new AlertBanner($("alerts"));
+const topFresh = new Freshness($("top-fresh"));
+const coverageFresh = new Freshness($("coverage-fresh"));
 let exchangeList = []; // GET /v1/exchanges: ids, names and coverage classes
 // Markets whose measured map the server serves (GET /v1/markets), so none is asked in vain.
 let measuredMarkets = new Set();
 let shownSeq = 0; // highest liquidation seq in the feed: resume never shows one twice
 let received = 0;
 let session = 0; // bumps on every (re)start so late answers of an old one are ignored
+let streamDropped = false; // the stream went down since the panels were last refreshed
 
 const stream = new LiveStream({
   onLiquidation(event) {
@@ -44,6 +48,13 @@ function setStatus(kind, detail) {
   const node = $("status");
   node.className = `status status-${kind}`;
   node.textContent = detail ? `${kind}: ${detail}` : kind;
+  // Back after a drop (a server restart): the panels' last refresh likely failed; refresh
+  // them now rather than on their next tick, up to a minute later.
+  if (kind === "reconnecting") streamDropped = true;
+  if (kind === "live" && streamDropped) {
+    streamDropped = false;
+    refreshPanels();
+  }
 }
 
 function showKeyPanel(message, isError) {
@@ -206,7 +217,12 @@ async function start() {
     setStatus("error", `could not load history: ${error.message}`);
   }
   if (mine !== session) return;
+  streamDropped = false;
   stream.start(key, filters, since);
+  refreshPanels();
+}
+
+function refreshPanels() {
   refreshMarkets();
   refreshTop();
   refreshHeatmap();
@@ -292,7 +308,9 @@ function hideMeasured() {
 async function refreshTop() {
   try {
     await loadTop($("top-markets"), state.top, pickHeatmap);
+    topFresh.fresh();
   } catch (error) {
+    topFresh.failed(error);
     reportAuth(error);
   }
 }
@@ -300,7 +318,9 @@ async function refreshTop() {
 async function refreshCoverage() {
   try {
     await loadCoverage($("coverage"), exchangeList);
+    coverageFresh.fresh();
   } catch (error) {
+    coverageFresh.failed(error);
     reportAuth(error);
   }
 }
