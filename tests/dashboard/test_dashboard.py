@@ -632,3 +632,47 @@ async def test_a_panel_whose_refresh_fails_says_since_when_it_is_old(
     assert tracker.server.gate.streams.kick(key_id, "server_shutdown") == 1
     await expect(fresh).not_to_have_class(re.compile("stale"), timeout=5_000)
     await expect(fresh).to_have_text(re.compile(r"^updated \d\d:\d\d:\d\d$"))
+
+
+_CONTRASTS = """alert => {
+  // WCAG contrast of each text against the colour behind it, the alert's opacity applied.
+  const rgb = (c) => c.match(/[\\d.]+/g).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map((v) => v / 255)
+    .map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4))
+    .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const over = (top, under) => {
+    const [r, g, b, a = 1] = rgb(top);
+    return [r, g, b].map((v, i) => v * a + under[i] * (1 - a));
+  };
+  const page = rgb(getComputedStyle(document.body).backgroundColor);
+  const fade = Number(getComputedStyle(alert).opacity);
+  const behind = over(getComputedStyle(alert).backgroundColor, page);
+  const faded = (c) => c.map((v, i) => v * fade + page[i] * (1 - fade));
+  const ratio = (node, under) => {
+    const ink = faded(over(getComputedStyle(node).color, under));
+    const ground = faded(under);
+    const [hi, lo] = [lum(ink), lum(ground)].sort((a, b) => b - a);
+    return (hi + 0.05) / (lo + 0.05);
+  };
+  const badge = alert.querySelector('.badge');
+  return {
+    badge: ratio(badge, over(getComputedStyle(badge).backgroundColor, behind)),
+    message: ratio(alert.querySelector('.message'), behind),
+    meta: ratio(alert.querySelector('.meta'), behind),
+  };
+}"""
+
+
+async def test_an_exhausted_cascade_banner_stays_readable(tracker: Running, page: Page) -> None:
+    # The banner greyed out with opacity 0.55: its badge ("CASCADE EXHAUSTED") and its details
+    # (totals, price move, start) fell to 2.5:1, under the 4.5:1 small text needs.
+    await open_live(page, tracker)
+    await tracker.push(*cascade_burst("ETH-PERP", "long", price=3_052.0))
+    banner = page.locator("#alerts .alert")
+    await expect(banner).to_have_count(1, timeout=3_000)
+    live = await banner.evaluate(_CONTRASTS)
+    assert min(live.values()) >= 4.5, live
+    await tracker.push(venue_event(market="BTC-PERP", size_usd=1_000, ts=now_ms() + 300_000))
+    await expect(banner).to_have_attribute("data-status", "exhausted", timeout=3_000)
+    over = await banner.evaluate(_CONTRASTS)
+    assert min(over.values()) >= 4.5, over
