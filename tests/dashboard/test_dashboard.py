@@ -676,3 +676,18 @@ async def test_an_exhausted_cascade_banner_stays_readable(tracker: Running, page
     await expect(banner).to_have_attribute("data-status", "exhausted", timeout=3_000)
     over = await banner.evaluate(_CONTRASTS)
     assert min(over.values()) >= 4.5, over
+
+
+async def test_a_live_stream_from_a_degraded_server_says_so(tracker: Running, page: Page) -> None:
+    # The stream's heartbeats kept the pill at "live" while /v1/health said the server's own
+    # feed was down ("source live: no exchange connection is up"): a dead feed in a crash
+    # looked like a quiet market.
+    await open_live(page, tracker)
+    tracker.server.stopping = True  # one of health's reasons; the stream itself stays up
+    status = page.locator("#status")
+    await expect(status).to_have_text("degraded: server says shutting down", timeout=12_000)
+    await expect(status).to_have_class(re.compile("status-degraded"))
+    await tracker.push(venue_event(market="STILL-PERP", size_usd=10_000, ts=now_ms()))
+    await expect(rows(page, "STILL-PERP")).to_have_count(1)  # the feed still runs
+    tracker.server.stopping = False
+    await expect(status).to_have_text("live", timeout=12_000)

@@ -16,6 +16,7 @@ const HISTORY_ROWS = 50;
 const HEATMAP_REFRESH_MS = 15_000;
 const TOP_REFRESH_MS = 30_000;
 const COVERAGE_REFRESH_MS = 60_000;
+const HEALTH_REFRESH_MS = 10_000;
 
 const state = readState();
 const feed = new Feed($("feed"), $("feed-empty"));
@@ -44,15 +45,39 @@ const stream = new LiveStream({
 
 // -- connection status and the key ---------------------------------------------------------
 
-function setStatus(kind, detail) {
+// The stream's state, and what /v1/health says is wrong with the server (empty when ok):
+// a stream can be "live" (heartbeats flowing) while the server's own feed is dead, and a
+// trader watching a quiet feed must not take that for a quiet market.
+let streamState = { kind: "connecting", detail: "" };
+let serverTrouble = "";
+
+function showStatus() {
+  const troubled = streamState.kind === "live" && serverTrouble;
+  const kind = troubled ? "degraded" : streamState.kind;
+  const detail = troubled ? `server says ${serverTrouble}` : streamState.detail;
   const node = $("status");
   node.className = `status status-${kind}`;
   node.textContent = detail ? `${kind}: ${detail}` : kind;
+  node.title = node.textContent; // the pill cuts long reasons short
+}
+
+async function refreshHealth() {
+  const health = await fetch("/v1/health").then((r) => (r.ok ? r.json() : null)).catch(() => null);
+  // No answer: the stream's own state says the server is away.
+  serverTrouble = health && health.status !== "ok" ? (health.reasons || []).join("; ") || health.status : "";
+  showStatus();
+  return health;
+}
+
+function setStatus(kind, detail) {
+  streamState = { kind, detail };
+  showStatus();
   // Back after a drop (a server restart): the panels' last refresh likely failed; refresh
   // them now rather than on their next tick, up to a minute later.
   if (kind === "reconnecting") streamDropped = true;
   if (kind === "live" && streamDropped) {
     streamDropped = false;
+    refreshHealth();
     refreshPanels();
   }
 }
@@ -188,7 +213,7 @@ async function start() {
   let since = null;
   try {
     // Resume point first: the stream replays everything after it, the feed drops repeats.
-    const health = await fetch("/v1/health").then((r) => (r.ok ? r.json() : null)).catch(() => null);
+    const health = await refreshHealth();
     since = health && Number.isInteger(health.last_seq) ? health.last_seq : null;
     const [page, cascades] = await Promise.all([
       getJson("/v1/liquidations", {
@@ -367,6 +392,7 @@ setInterval(() => loadKey() && $("key-panel").hidden && refreshHeatmap(), HEATMA
 setInterval(() => loadKey() && $("key-panel").hidden && refreshTop(), TOP_REFRESH_MS);
 setInterval(() => loadKey() && $("key-panel").hidden && refreshMarkets(), TOP_REFRESH_MS);
 setInterval(() => loadKey() && $("key-panel").hidden && refreshCoverage(), COVERAGE_REFRESH_MS);
+setInterval(() => loadKey() && $("key-panel").hidden && refreshHealth(), HEALTH_REFRESH_MS);
 
 await initFilters();
 for (const button of document.querySelectorAll(".toggle button")) {
