@@ -691,3 +691,15 @@ async def test_a_live_stream_from_a_degraded_server_says_so(tracker: Running, pa
     await expect(rows(page, "STILL-PERP")).to_have_count(1)  # the feed still runs
     tracker.server.stopping = False
     await expect(status).to_have_text("live", timeout=12_000)
+
+
+async def test_a_rows_hover_gives_the_quantity_to_eight_digits(
+    tracker: Running, page: Page
+) -> None:
+    # The hover read "BOMEUSDT · 112.45274092395594 coins": a float's noise, digit by digit.
+    await open_live(page, tracker)
+    await tracker.push(venue_event(market="THIRD-PERP", size_usd=1_000, price=3.0, ts=now_ms()))
+    row = rows(page, "THIRD-PERP")
+    await expect(row).to_have_attribute(
+        "title", re.compile(r"^THIRDUSDT · 333\.33333 coins · seq \d+$")
+    )

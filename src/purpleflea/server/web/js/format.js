@@ -16,6 +16,14 @@ export function count(value) {
   return usdWhole.format(value);
 }
 
+const coinDigits = new Intl.NumberFormat("en-US", { maximumSignificantDigits: 8 });
+
+/** "112.45274", "1,250,000", "0.0012345": a coin quantity to 8 significant digits (the API's
+ * 112.45274092395594 is a float's noise past that). */
+export function coins(value) {
+  return coinDigits.format(value);
+}
+
 /** "$2.14M", "$45.3K", "$950": three significant digits with a short unit. */
 export function usdShort(value) {
   const units = [[1e12, "T"], [1e9, "B"], [1e6, "M"], [1e3, "K"]];
