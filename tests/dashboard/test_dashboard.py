@@ -703,3 +703,23 @@ async def test_a_rows_hover_gives_the_quantity_to_eight_digits(
     await expect(row).to_have_attribute(
         "title", re.compile(r"^THIRDUSDT · 333\.33333 coins · seq \d+$")
     )
+
+
+async def test_a_key_created_on_the_page_stays_shown_to_copy(tracker: Running, page: Page) -> None:
+    # "Your new key (... copy it now, it is shown once): pf_..." was written into the key panel
+    # and the panel closed in the same instant, as the feed started: the key was never seen.
+    await page.goto(tracker.url + "/")
+    await page.click("#key-panel details summary")
+    await page.fill("#register-account", "copy@example.com")
+    await page.click("#register-form button")
+    await expect(page.locator("#status")).to_have_class(re.compile("status-live"))
+    note = page.locator("#register-message")
+    await expect(note).to_be_visible()
+    await expect(note).to_contain_text(re.compile(r"it is shown once\): pf_\S+$"))
+    key = (await note.inner_text()).rsplit(" ", 1)[1]
+    assert tracker.server.gate.authenticate(key).account == "copy@example.com"
+    # The panel open does not stop the page's refreshes: the next answer is asked for.
+    async with page.expect_request(re.compile(r".*/v1/health$"), timeout=12_000):
+        pass
+    await page.click("#change-key")
+    await expect(page.locator("#key-panel")).to_be_hidden()

@@ -30,6 +30,10 @@ let shownSeq = 0; // highest liquidation seq in the feed: resume never shows one
 let received = 0;
 let session = 0; // bumps on every (re)start so late answers of an old one are ignored
 let streamDropped = false; // the stream went down since the panels were last refreshed
+// No key, or the server rejected it: the timers ask nothing until a key is entered. (They
+// looked at whether the key panel was open, so a panel opened to copy a new key or to type
+// another one stopped every refresh.)
+let keyMissing = false;
 
 const stream = new LiveStream({
   onLiquidation(event) {
@@ -91,6 +95,7 @@ function showKeyPanel(message, isError) {
 }
 
 function keyRejected(message) {
+  keyMissing = true;
   stream.stop();
   setStatus("error", "API key rejected");
   showKeyPanel(`That API key was rejected: ${message}`, true);
@@ -114,6 +119,9 @@ $("register-form").addEventListener("submit", async (event) => {
     note.textContent = `Your new key (saved in this browser; copy it now, it is shown once): ${created.key}`;
     note.classList.remove("error");
     start();
+    // start() closes the panel; it stays open here so the key can be copied (the button
+    // "API key" closes it).
+    $("key-panel").hidden = false;
   } catch (error) {
     note.textContent = `Could not create a key: ${error.message}`;
     note.classList.add("error");
@@ -199,6 +207,7 @@ async function start() {
   const key = loadKey();
   const mine = ++session;
   stream.stop();
+  keyMissing = !key;
   if (!key) {
     setStatus("error", "no API key");
     showKeyPanel("Enter your API key to start the live feed.");
@@ -388,11 +397,11 @@ setInterval(() => {
   received = 0;
   showZone();
 }, 1000);
-setInterval(() => loadKey() && $("key-panel").hidden && refreshHeatmap(), HEATMAP_REFRESH_MS);
-setInterval(() => loadKey() && $("key-panel").hidden && refreshTop(), TOP_REFRESH_MS);
-setInterval(() => loadKey() && $("key-panel").hidden && refreshMarkets(), TOP_REFRESH_MS);
-setInterval(() => loadKey() && $("key-panel").hidden && refreshCoverage(), COVERAGE_REFRESH_MS);
-setInterval(() => loadKey() && $("key-panel").hidden && refreshHealth(), HEALTH_REFRESH_MS);
+setInterval(() => !keyMissing && refreshHeatmap(), HEATMAP_REFRESH_MS);
+setInterval(() => !keyMissing && refreshTop(), TOP_REFRESH_MS);
+setInterval(() => !keyMissing && refreshMarkets(), TOP_REFRESH_MS);
+setInterval(() => !keyMissing && refreshCoverage(), COVERAGE_REFRESH_MS);
+setInterval(() => !keyMissing && refreshHealth(), HEALTH_REFRESH_MS);
 
 await initFilters();
 for (const button of document.querySelectorAll(".toggle button")) {
