@@ -723,3 +723,29 @@ async def test_a_key_created_on_the_page_stays_shown_to_copy(tracker: Running, p
         pass
     await page.click("#change-key")
     await expect(page.locator("#key-panel")).to_be_hidden()
+
+
+async def test_top_markets_show_the_range_last_asked_for(tracker: Running, page: Page) -> None:
+    # "24 h" then "1 h" clicked while the day's sum was still running: the day's answer came
+    # last and was drawn under "1 h", a market three hours old among the last hour's.
+    await tracker.push(
+        venue_event(market="OLD-PERP", size_usd=900_000, ts=now_ms() - 3 * 3_600_000),
+        venue_event(market="NEW-PERP", size_usd=10_000, ts=now_ms()),
+    )
+    await open_live(page, tracker)
+    top = page.locator("#top-markets")
+    await expect(top).to_contain_text("NEW-PERP")
+
+    async def slow_day(route):  # type: ignore[no-untyped-def]
+        start = int(re.search(r"start=(\d+)", route.request.url).group(1))  # type: ignore[union-attr]
+        if start < now_ms() - 2 * 3_600_000:
+            await asyncio.sleep(1.0)
+        await route.continue_()
+
+    await page.route(re.compile(r".*/v1/liquidations/aggregate.*"), slow_day)
+    await page.click(".toggle button[data-range='24h']")
+    await page.click(".toggle button[data-range='1h']")
+    await page.wait_for_timeout(2_000)  # the day's answer has come by now
+    await expect(top).to_contain_text("NEW-PERP")
+    assert "OLD-PERP" not in await top.inner_text()
+    await expect(page).not_to_have_url(re.compile("top=24h"))

@@ -339,12 +339,14 @@ function hideMeasured() {
   box.replaceChildren();
 }
 
+let topAsked = 0; // bumps on each question: only the latest answer is drawn
+
 async function refreshTop() {
+  const mine = ++topAsked;
   try {
-    await loadTop($("top-markets"), state.top, pickHeatmap);
-    topFresh.fresh();
+    if (await loadTop($("top-markets"), state.top, pickHeatmap, () => mine === topAsked)) topFresh.fresh();
   } catch (error) {
-    topFresh.failed(error);
+    if (mine === topAsked) topFresh.failed(error);
     reportAuth(error);
   }
 }

@@ -6,10 +6,15 @@ import { count, el, usdShort } from "./format.js";
 const SPAN_MS = { "1h": 3_600_000, "24h": 86_400_000 };
 const SHOWN = 10;
 
-/** Fetch and draw the top markets; `onPick(market)` runs when one is clicked. */
-export async function loadTop(list, range, onPick) {
+/**
+ * Fetch and draw the top markets; `onPick(market)` runs when one is clicked. `wanted()` says,
+ * once the answer is in, whether it is still the one to show: an answer can be overtaken by a
+ * later question (the range toggled while a slow 24 h sum ran). Returns whether it drew.
+ */
+export async function loadTop(list, range, onPick, wanted = () => true) {
   const start = Math.floor((Date.now() - SPAN_MS[range]) / 60_000) * 60_000;
   const answer = await getJson("/v1/liquidations/aggregate", { interval: "1h", group_by: "market", start });
+  if (!wanted()) return false;
   const totals = new Map();
   for (const bucket of answer.buckets) {
     const cell = totals.get(bucket.group) || { market: bucket.group, usd: 0, longs: 0, shorts: 0, count: 0 };
@@ -22,7 +27,7 @@ export async function loadTop(list, range, onPick) {
   const top = [...totals.values()].sort((a, b) => b.usd - a.usd).slice(0, SHOWN);
   if (!top.length) {
     list.replaceChildren(el("li", "empty", `No liquidations in the last ${range}.`));
-    return;
+    return true;
   }
   const peak = top[0].usd || 1;
   list.replaceChildren(
@@ -43,4 +48,5 @@ export async function loadTop(list, range, onPick) {
       return item;
     }),
   );
+  return true;
 }
