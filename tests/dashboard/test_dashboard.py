@@ -749,3 +749,24 @@ async def test_top_markets_show_the_range_last_asked_for(tracker: Running, page:
     await expect(top).to_contain_text("NEW-PERP")
     assert "OLD-PERP" not in await top.inner_text()
     await expect(page).not_to_have_url(re.compile("top=24h"))
+
+
+async def test_placeholders_are_readable(tracker: Running, page: Page) -> None:
+    # "all markets" (what an empty market filter means) and "pf_…" were the browser's grey,
+    # 3.7:1 on the inputs' background; small text needs 4.5:1.
+    await open_live(page, tracker)
+    ratios = await page.evaluate(
+        """() => {
+          const rgb = (c) => c.match(/[\\d.]+/g).slice(0, 3).map(Number);
+          const lum = (c) => rgb(c).map((v) => v / 255)
+            .map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4))
+            .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+          return [...document.querySelectorAll('input[placeholder]')].map((input) => {
+            const ink = lum(getComputedStyle(input, '::placeholder').color);
+            const ground = lum(getComputedStyle(input).backgroundColor);
+            return [input.id, (Math.max(ink, ground) + 0.05) / (Math.min(ink, ground) + 0.05)];
+          });
+        }"""
+    )
+    assert len(ratios) >= 3, ratios
+    assert all(ratio >= 4.5 for _, ratio in ratios), ratios
