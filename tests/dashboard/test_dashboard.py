@@ -770,3 +770,28 @@ async def test_placeholders_are_readable(tracker: Running, page: Page) -> None:
     )
     assert len(ratios) >= 3, ratios
     assert all(ratio >= 4.5 for _, ratio in ratios), ratios
+
+
+async def test_a_feed_row_from_another_day_gives_its_date(tracker: Running, page: Page) -> None:
+    # With a filter that matches rarely, the history shown on load held a two-day-old $5M
+    # liquidation as "21:25:04", which reads as today.
+    old = now_ms() - 2 * 86_400_000
+    await tracker.push(
+        venue_event(market="OLD-PERP", size_usd=5_000_000, ts=old),
+        venue_event(market="NEW-PERP", size_usd=5_000_000, ts=now_ms()),
+    )
+    await open_live(page, tracker, "?min_usd=1000000")
+    day = await page.evaluate(
+        "ms => { const d = new Date(ms); return d.toLocaleString('en-US', { month: 'short' }) +"
+        " ' ' + d.getDate(); }",
+        old,
+    )
+    await expect(rows(page, "OLD-PERP").locator(".time")).to_have_text(
+        re.compile(rf"^{day} \d\d:\d\d$")
+    )
+    await expect(rows(page, "NEW-PERP").locator(".time")).to_have_text(
+        re.compile(r"^\d\d:\d\d:\d\d$")
+    )
+    await page.set_viewport_size({"width": 1280, "height": 900})
+    found = await page.evaluate(_ROW_FITS.replace("#feed .row .", "#feed .row:last-child ."))
+    assert found == {"pageScrolls": False, "outside": 0, "overlaps": 0, "lines": 1}, found

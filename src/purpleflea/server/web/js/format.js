@@ -56,6 +56,15 @@ export function clock(ms) {
   return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, "0")).join(":");
 }
 
+/** A feed time: "14:03:27" today, "Dec 4 14:03" on another day (local dates): the history
+ * shown on load can be days old where a filter matches rarely, and a bare time read as today. */
+export function stamp(ms, now = Date.now()) {
+  const d = new Date(ms);
+  if (d.toDateString() === new Date(now).toDateString()) return clock(ms);
+  const hm = [d.getHours(), d.getMinutes()].map((n) => String(n).padStart(2, "0")).join(":");
+  return `${d.toLocaleString("en-US", { month: "short" })} ${d.getDate()} ${hm}`;
+}
+
 /** The browser's offset from UTC at `ms`, e.g. "UTC+9", "UTC-4", "UTC+5:30" or "UTC": every
  * clock() on the page is local time, and a trader comparing it with an exchange's UTC times
  * or a colleague's screen has to know which. */
