@@ -527,6 +527,13 @@ async def test_top_markets_counts_have_thousands_separators(tracker: Running, pa
     await open_live(page, tracker)
     top = page.locator("#top-markets li").filter(has_text="AVAX-PERP")
     await expect(top).to_contain_text("1,200")
+    # Neither number says its unit on screen ("$1.2M", "1,200"): their hovers do.
+    await expect(top.locator(".num").nth(0)).to_have_attribute(
+        "title", "$1,200,000 liquidated in the last 1 h"
+    )
+    await expect(top.locator(".num").nth(1)).to_have_attribute(
+        "title", "1,200 liquidations in the last 1 h"
+    )
 
 
 async def test_times_say_which_zone_they_are_in(tracker: Running, browser: Browser) -> None:

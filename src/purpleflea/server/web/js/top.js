@@ -1,7 +1,7 @@
 // Top markets by liquidated notional over the last hour or day (REST aggregates).
 
 import { getJson } from "./api.js";
-import { count, el, usdShort } from "./format.js";
+import { count, el, usd, usdShort } from "./format.js";
 
 const SPAN_MS = { "1h": 3_600_000, "24h": 86_400_000 };
 const SHOWN = 10;
@@ -25,8 +25,9 @@ export async function loadTop(list, range, onPick, wanted = () => true) {
     totals.set(bucket.group, cell);
   }
   const top = [...totals.values()].sort((a, b) => b.usd - a.usd).slice(0, SHOWN);
+  const span = range.replace("h", " h"); // as the toggle spells it: "1 h", "24 h"
   if (!top.length) {
-    list.replaceChildren(el("li", "empty", `No liquidations in the last ${range}.`));
+    list.replaceChildren(el("li", "empty", `No liquidations in the last ${span}.`));
     return true;
   }
   const peak = top[0].usd || 1;
@@ -43,8 +44,13 @@ export async function loadTop(list, range, onPick, wanted = () => true) {
       longs.style.width = `${(cell.longs / peak) * 100}%`;
       shorts.style.width = `${(cell.shorts / peak) * 100}%`;
       bar.append(longs, shorts);
-      item.title = `longs ${usdShort(cell.longs)} · shorts ${usdShort(cell.shorts)}`;
-      item.append(name, bar, el("span", "num", usdShort(cell.usd)), el("span", "num small", count(cell.count)));
+      item.title = `longs ${usdShort(cell.longs)} · shorts ${usdShort(cell.shorts)} · last ${span}`;
+      // The two numbers carry no unit on screen: their hovers name it.
+      const total = el("span", "num", usdShort(cell.usd));
+      total.title = `${usd(cell.usd)} liquidated in the last ${span}`;
+      const events = el("span", "num small", count(cell.count));
+      events.title = `${count(cell.count)} liquidations in the last ${span}`;
+      item.append(name, bar, total, events);
       return item;
     }),
   );
