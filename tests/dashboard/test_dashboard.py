@@ -11,11 +11,12 @@ import asyncio
 import json
 import re
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Page, WebSocketRoute, expect
+from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
 from purpleflea.store.base import Query
 from purpleflea.venues import registry
@@ -526,3 +527,278 @@ async def test_top_markets_counts_have_thousands_separators(tracker: Running, pa
     await open_live(page, tracker)
     top = page.locator("#top-markets li").filter(has_text="AVAX-PERP")
     await expect(top).to_contain_text("1,200")
+    # Neither number says its unit on screen ("$1.2M", "1,200"): their hovers do.
+    await expect(top.locator(".num").nth(0)).to_have_attribute(
+        "title", "$1,200,000 liquidated in the last 1 h"
+    )
+    await expect(top.locator(".num").nth(1)).to_have_attribute(
+        "title", "1,200 liquidations in the last 1 h"
+    )
+
+
+async def test_times_say_which_zone_they_are_in(tracker: Running, browser: Browser) -> None:
+    # A trader in Tokyo saw "06:25:04" beside each liquidation and "since 06:25:16" on a
+    # cascade banner, with nothing saying these were local times and not UTC (the exchanges'
+    # and the API's zone): a 9-hour misreading waiting to happen.
+    ts = int(datetime(2026, 12, 6, 21, 25, 4, tzinfo=UTC).timestamp() * 1000)
+    for timezone_id, label, shown in (
+        ("Asia/Tokyo", "times UTC+9", "06:25:04"),
+        ("Asia/Kolkata", "times UTC+5:30", "02:55:04"),
+        ("UTC", "times UTC", "21:25:04"),
+    ):
+        context = await browser.new_context(timezone_id=timezone_id)
+        page = await context.new_page()
+        await open_live(page, tracker)
+        await expect(page.locator("#feed-zone")).to_have_text(label)
+        await tracker.push(venue_event(market=f"Z{len(label)}-PERP", size_usd=10_000, ts=ts))
+        await expect(rows(page).first.locator(".time")).to_have_text(shown)
+        await context.close()
+
+    context = await browser.new_context(timezone_id="Asia/Tokyo")
+    page = await context.new_page()
+    await open_live(page, tracker)
+    await tracker.push(*cascade_burst("ETH-PERP", "long", price=3_052.0))
+    await expect(page.locator("#alerts .alert .meta")).to_contain_text(
+        re.compile(r"since \d\d:\d\d:\d\d UTC\+9$"), timeout=3_000
+    )
+    await context.close()
+
+
+_ROW_FITS = """() => {
+  const panel = document.querySelector('.feed-panel').getBoundingClientRect();
+  const box = (name) => document.querySelector(`#feed .row .${name}`).getBoundingClientRect();
+  const cells = ['side', 'market', 'size', 'price', 'score', 'exchange', 'time'].map(box);
+  return {
+    pageScrolls: document.documentElement.scrollWidth > document.documentElement.clientWidth,
+    outside: cells.filter((c) => c.left < panel.left || c.right > panel.right + 0.5).length,
+    overlaps: cells.slice(1).filter((c, i) => c.left < cells[i].right - 0.5).length,
+    lines: Math.round(box('market').height / box('time').height),
+  };
+}"""
+
+
+async def test_a_feed_row_fits_a_laptop_and_scrolls_alone_on_a_phone(
+    tracker: Running, page: Page
+) -> None:
+    # At 1280 px (a common laptop) and 1024 px the feed's column was narrower than its rows:
+    # the time was clipped off and "binance_usdm" ran into it. On a phone the whole page
+    # scrolled sideways for the feed.
+    await open_live(page, tracker)
+    await tracker.push(
+        venue_event(
+            market="BABYDOGE-PERP",
+            exchange="kraken_futures",
+            size_usd=12_345_678,
+            price=0.0000000019,
+            ts=now_ms(),
+        )
+    )
+    await expect(rows(page).first).to_contain_text("BABYDOGE-PERP")
+    for width in (1280, 1024, 1440):
+        await page.set_viewport_size({"width": width, "height": 900})
+        found = await page.evaluate(_ROW_FITS)
+        assert found == {"pageScrolls": False, "outside": 0, "overlaps": 0, "lines": 1}, width
+
+    await page.set_viewport_size({"width": 390, "height": 844})
+    found = await page.evaluate(_ROW_FITS)
+    assert not found["pageScrolls"], found  # only the feed does
+    assert found["overlaps"] == 0, found
+    await page.locator(".feed-panel").evaluate("p => { p.scrollLeft = p.scrollWidth; }")
+    assert (await page.evaluate(_ROW_FITS))["outside"] > 0  # the side, now scrolled off
+    time_box = await rows(page).first.locator(".time").bounding_box()
+    panel_box = await page.locator(".feed-panel").bounding_box()
+    assert time_box is not None
+    assert panel_box is not None
+    assert time_box["x"] + time_box["width"] <= panel_box["x"] + panel_box["width"]
+
+
+async def test_a_panel_whose_refresh_fails_says_since_when_it_is_old(
+    tracker: Running, page: Page
+) -> None:
+    # With the server killed mid-crash, the top markets and coverage kept their last lists,
+    # unmarked, until it came back and then for up to a minute more: nothing said they were old.
+    await tracker.push(venue_event(market="AVAX-PERP", size_usd=1_000.0, price=30.0, ts=now_ms()))
+    await open_live(page, tracker)
+    fresh = page.locator("#top-fresh")
+    await expect(fresh).to_have_text(re.compile(r"^updated \d\d:\d\d:\d\d$"))
+    await expect(page.locator("#coverage-fresh")).to_have_text(re.compile(r"^updated "))
+    shown = await fresh.inner_text()
+
+    async def refuse(route):  # type: ignore[no-untyped-def]
+        await route.fulfill(status=503, json={"error": {"code": "down", "message": "store down"}})
+
+    await page.route(re.compile(r".*/v1/liquidations/aggregate.*"), refuse)
+    await page.click(".toggle button[data-range='24h']")  # a refresh, as the timer does
+    await expect(fresh).to_have_text(f"not updated since {shown[len('updated ') :]}: store down")
+    await expect(fresh).to_have_class(re.compile("stale"))
+    await expect(page.locator("#top-markets")).to_contain_text("AVAX-PERP")  # still shown
+
+    # The stream drops and comes back (a server restart): the panels refresh at once.
+    await page.unroute(re.compile(r".*/v1/liquidations/aggregate.*"))
+    key_id = tracker.server.gate.authenticate(tracker.key).key_id
+    assert tracker.server.gate.streams.kick(key_id, "server_shutdown") == 1
+    await expect(fresh).not_to_have_class(re.compile("stale"), timeout=5_000)
+    await expect(fresh).to_have_text(re.compile(r"^updated \d\d:\d\d:\d\d$"))
+
+
+_CONTRASTS = """alert => {
+  // WCAG contrast of each text against the colour behind it, the alert's opacity applied.
+  const rgb = (c) => c.match(/[\\d.]+/g).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map((v) => v / 255)
+    .map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4))
+    .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const over = (top, under) => {
+    const [r, g, b, a = 1] = rgb(top);
+    return [r, g, b].map((v, i) => v * a + under[i] * (1 - a));
+  };
+  const page = rgb(getComputedStyle(document.body).backgroundColor);
+  const fade = Number(getComputedStyle(alert).opacity);
+  const behind = over(getComputedStyle(alert).backgroundColor, page);
+  const faded = (c) => c.map((v, i) => v * fade + page[i] * (1 - fade));
+  const ratio = (node, under) => {
+    const ink = faded(over(getComputedStyle(node).color, under));
+    const ground = faded(under);
+    const [hi, lo] = [lum(ink), lum(ground)].sort((a, b) => b - a);
+    return (hi + 0.05) / (lo + 0.05);
+  };
+  const badge = alert.querySelector('.badge');
+  return {
+    badge: ratio(badge, over(getComputedStyle(badge).backgroundColor, behind)),
+    message: ratio(alert.querySelector('.message'), behind),
+    meta: ratio(alert.querySelector('.meta'), behind),
+  };
+}"""
+
+
+async def test_an_exhausted_cascade_banner_stays_readable(tracker: Running, page: Page) -> None:
+    # The banner greyed out with opacity 0.55: its badge ("CASCADE EXHAUSTED") and its details
+    # (totals, price move, start) fell to 2.5:1, under the 4.5:1 small text needs.
+    await open_live(page, tracker)
+    await tracker.push(*cascade_burst("ETH-PERP", "long", price=3_052.0))
+    banner = page.locator("#alerts .alert")
+    await expect(banner).to_have_count(1, timeout=3_000)
+    live = await banner.evaluate(_CONTRASTS)
+    assert min(live.values()) >= 4.5, live
+    await tracker.push(venue_event(market="BTC-PERP", size_usd=1_000, ts=now_ms() + 300_000))
+    await expect(banner).to_have_attribute("data-status", "exhausted", timeout=3_000)
+    over = await banner.evaluate(_CONTRASTS)
+    assert min(over.values()) >= 4.5, over
+
+
+async def test_a_live_stream_from_a_degraded_server_says_so(tracker: Running, page: Page) -> None:
+    # The stream's heartbeats kept the pill at "live" while /v1/health said the server's own
+    # feed was down ("source live: no exchange connection is up"): a dead feed in a crash
+    # looked like a quiet market.
+    await open_live(page, tracker)
+    tracker.server.stopping = True  # one of health's reasons; the stream itself stays up
+    status = page.locator("#status")
+    await expect(status).to_have_text("degraded: server says shutting down", timeout=12_000)
+    await expect(status).to_have_class(re.compile("status-degraded"))
+    await tracker.push(venue_event(market="STILL-PERP", size_usd=10_000, ts=now_ms()))
+    await expect(rows(page, "STILL-PERP")).to_have_count(1)  # the feed still runs
+    tracker.server.stopping = False
+    await expect(status).to_have_text("live", timeout=12_000)
+
+
+async def test_a_rows_hover_gives_the_quantity_to_eight_digits(
+    tracker: Running, page: Page
+) -> None:
+    # The hover read "BOMEUSDT · 112.45274092395594 coins": a float's noise, digit by digit.
+    await open_live(page, tracker)
+    await tracker.push(venue_event(market="THIRD-PERP", size_usd=1_000, price=3.0, ts=now_ms()))
+    row = rows(page, "THIRD-PERP")
+    await expect(row).to_have_attribute(
+        "title", re.compile(r"^THIRDUSDT · 333\.33333 coins · seq \d+$")
+    )
+
+
+async def test_a_key_created_on_the_page_stays_shown_to_copy(tracker: Running, page: Page) -> None:
+    # "Your new key (... copy it now, it is shown once): pf_..." was written into the key panel
+    # and the panel closed in the same instant, as the feed started: the key was never seen.
+    await page.goto(tracker.url + "/")
+    await page.click("#key-panel details summary")
+    await page.fill("#register-account", "copy@example.com")
+    await page.click("#register-form button")
+    await expect(page.locator("#status")).to_have_class(re.compile("status-live"))
+    note = page.locator("#register-message")
+    await expect(note).to_be_visible()
+    await expect(note).to_contain_text(re.compile(r"it is shown once\): pf_\S+$"))
+    key = (await note.inner_text()).rsplit(" ", 1)[1]
+    assert tracker.server.gate.authenticate(key).account == "copy@example.com"
+    # The panel open does not stop the page's refreshes: the next answer is asked for.
+    async with page.expect_request(re.compile(r".*/v1/health$"), timeout=12_000):
+        pass
+    await page.click("#change-key")
+    await expect(page.locator("#key-panel")).to_be_hidden()
+
+
+async def test_top_markets_show_the_range_last_asked_for(tracker: Running, page: Page) -> None:
+    # "24 h" then "1 h" clicked while the day's sum was still running: the day's answer came
+    # last and was drawn under "1 h", a market three hours old among the last hour's.
+    await tracker.push(
+        venue_event(market="OLD-PERP", size_usd=900_000, ts=now_ms() - 3 * 3_600_000),
+        venue_event(market="NEW-PERP", size_usd=10_000, ts=now_ms()),
+    )
+    await open_live(page, tracker)
+    top = page.locator("#top-markets")
+    await expect(top).to_contain_text("NEW-PERP")
+
+    async def slow_day(route):  # type: ignore[no-untyped-def]
+        start = int(re.search(r"start=(\d+)", route.request.url).group(1))  # type: ignore[union-attr]
+        if start < now_ms() - 2 * 3_600_000:
+            await asyncio.sleep(1.0)
+        await route.continue_()
+
+    await page.route(re.compile(r".*/v1/liquidations/aggregate.*"), slow_day)
+    await page.click(".toggle button[data-range='24h']")
+    await page.click(".toggle button[data-range='1h']")
+    await page.wait_for_timeout(2_000)  # the day's answer has come by now
+    await expect(top).to_contain_text("NEW-PERP")
+    assert "OLD-PERP" not in await top.inner_text()
+    await expect(page).not_to_have_url(re.compile("top=24h"))
+
+
+async def test_placeholders_are_readable(tracker: Running, page: Page) -> None:
+    # "all markets" (what an empty market filter means) and "pf_…" were the browser's grey,
+    # 3.7:1 on the inputs' background; small text needs 4.5:1.
+    await open_live(page, tracker)
+    ratios = await page.evaluate(
+        """() => {
+          const rgb = (c) => c.match(/[\\d.]+/g).slice(0, 3).map(Number);
+          const lum = (c) => rgb(c).map((v) => v / 255)
+            .map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4))
+            .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+          return [...document.querySelectorAll('input[placeholder]')].map((input) => {
+            const ink = lum(getComputedStyle(input, '::placeholder').color);
+            const ground = lum(getComputedStyle(input).backgroundColor);
+            return [input.id, (Math.max(ink, ground) + 0.05) / (Math.min(ink, ground) + 0.05)];
+          });
+        }"""
+    )
+    assert len(ratios) >= 3, ratios
+    assert all(ratio >= 4.5 for _, ratio in ratios), ratios
+
+
+async def test_a_feed_row_from_another_day_gives_its_date(tracker: Running, page: Page) -> None:
+    # With a filter that matches rarely, the history shown on load held a two-day-old $5M
+    # liquidation as "21:25:04", which reads as today.
+    old = now_ms() - 2 * 86_400_000
+    await tracker.push(
+        venue_event(market="OLD-PERP", size_usd=5_000_000, ts=old),
+        venue_event(market="NEW-PERP", size_usd=5_000_000, ts=now_ms()),
+    )
+    await open_live(page, tracker, "?min_usd=1000000")
+    day = await page.evaluate(
+        "ms => { const d = new Date(ms); return d.toLocaleString('en-US', { month: 'short' }) +"
+        " ' ' + d.getDate(); }",
+        old,
+    )
+    await expect(rows(page, "OLD-PERP").locator(".time")).to_have_text(
+        re.compile(rf"^{day} \d\d:\d\d$")
+    )
+    await expect(rows(page, "NEW-PERP").locator(".time")).to_have_text(
+        re.compile(r"^\d\d:\d\d:\d\d$")
+    )
+    await page.set_viewport_size({"width": 1280, "height": 900})
+    found = await page.evaluate(_ROW_FITS.replace("#feed .row .", "#feed .row:last-child ."))
+    assert found == {"pageScrolls": False, "outside": 0, "overlaps": 0, "lines": 1}, found

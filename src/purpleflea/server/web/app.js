@@ -4,8 +4,9 @@ import { ApiError, createKey, getJson, loadKey, saveKey } from "./js/api.js";
 import { AlertBanner } from "./js/alerts.js";
 import { Feed } from "./js/feed.js";
 import { loadExchanges, readState, streamFilters, writeState } from "./js/filters.js";
-import { usd } from "./js/format.js";
+import { usd, zone } from "./js/format.js";
 import { drawHeatmap, showMessage } from "./js/heatmap.js";
+import { Freshness } from "./js/freshness.js";
 import { LiveStream } from "./js/stream.js";
 import { loadTop } from "./js/top.js";
 import { loadCoverage } from "./js/coverage.js";
@@ -15,16 +16,24 @@ const HISTORY_ROWS = 50;
 const HEATMAP_REFRESH_MS = 15_000;
 const TOP_REFRESH_MS = 30_000;
 const COVERAGE_REFRESH_MS = 60_000;
+const HEALTH_REFRESH_MS = 10_000;
 
 const state = readState();
 const feed = new Feed($("feed"), $("feed-empty"));
 const banner = new AlertBanner($("alerts"));
+const topFresh = new Freshness($("top-fresh"));
+const coverageFresh = new Freshness($("coverage-fresh"));
 let exchangeList = []; // GET /v1/exchanges: ids, names and coverage classes
 // Markets whose measured map the server serves (GET /v1/markets), so none is asked in vain.
 let measuredMarkets = new Set();
 let shownSeq = 0; // highest liquidation seq in the feed: resume never shows one twice
 let received = 0;
 let session = 0; // bumps on every (re)start so late answers of an old one are ignored
+let streamDropped = false; // the stream went down since the panels were last refreshed
+// No key, or the server rejected it: the timers ask nothing until a key is entered. (They
+// looked at whether the key panel was open, so a panel opened to copy a new key or to type
+// another one stopped every refresh.)
+let keyMissing = false;
 
 const stream = new LiveStream({
   onLiquidation(event) {
@@ -40,10 +49,41 @@ const stream = new LiveStream({
 
 // -- connection status and the key ---------------------------------------------------------
 
-function setStatus(kind, detail) {
+// The stream's state, and what /v1/health says is wrong with the server (empty when ok):
+// a stream can be "live" (heartbeats flowing) while the server's own feed is dead, and a
+// trader watching a quiet feed must not take that for a quiet market.
+let streamState = { kind: "connecting", detail: "" };
+let serverTrouble = "";
+
+function showStatus() {
+  const troubled = streamState.kind === "live" && serverTrouble;
+  const kind = troubled ? "degraded" : streamState.kind;
+  const detail = troubled ? `server says ${serverTrouble}` : streamState.detail;
   const node = $("status");
   node.className = `status status-${kind}`;
   node.textContent = detail ? `${kind}: ${detail}` : kind;
+  node.title = node.textContent; // the pill cuts long reasons short
+}
+
+async function refreshHealth() {
+  const health = await fetch("/v1/health").then((r) => (r.ok ? r.json() : null)).catch(() => null);
+  // No answer: the stream's own state says the server is away.
+  serverTrouble = health && health.status !== "ok" ? (health.reasons || []).join("; ") || health.status : "";
+  showStatus();
+  return health;
+}
+
+function setStatus(kind, detail) {
+  streamState = { kind, detail };
+  showStatus();
+  // Back after a drop (a server restart): the panels' last refresh likely failed; refresh
+  // them now rather than on their next tick, up to a minute later.
+  if (kind === "reconnecting") streamDropped = true;
+  if (kind === "live" && streamDropped) {
+    streamDropped = false;
+    refreshHealth();
+    refreshPanels();
+  }
 }
 
 function showKeyPanel(message, isError) {
@@ -55,6 +95,7 @@ function showKeyPanel(message, isError) {
 }
 
 function keyRejected(message) {
+  keyMissing = true;
   stream.stop();
   setStatus("error", "API key rejected");
   showKeyPanel(`That API key was rejected: ${message}`, true);
@@ -78,6 +119,9 @@ $("register-form").addEventListener("submit", async (event) => {
     note.textContent = `Your new key (saved in this browser; copy it now, it is shown once): ${created.key}`;
     note.classList.remove("error");
     start();
+    // start() closes the panel; it stays open here so the key can be copied (the button
+    // "API key" closes it).
+    $("key-panel").hidden = false;
   } catch (error) {
     note.textContent = `Could not create a key: ${error.message}`;
     note.classList.add("error");
@@ -163,6 +207,7 @@ async function start() {
   const key = loadKey();
   const mine = ++session;
   stream.stop();
+  keyMissing = !key;
   if (!key) {
     setStatus("error", "no API key");
     showKeyPanel("Enter your API key to start the live feed.");
@@ -177,7 +222,7 @@ async function start() {
   let since = null;
   try {
     // Resume point first: the stream replays everything after it, the feed drops repeats.
-    const health = await fetch("/v1/health").then((r) => (r.ok ? r.json() : null)).catch(() => null);
+    const health = await refreshHealth();
     since = health && Number.isInteger(health.last_seq) ? health.last_seq : null;
     const [page, cascades] = await Promise.all([
       getJson("/v1/liquidations", {
@@ -206,7 +251,12 @@ async function start() {
     setStatus("error", `could not load history: ${error.message}`);
   }
   if (mine !== session) return;
+  streamDropped = false;
   stream.start(key, filters, since);
+  refreshPanels();
+}
+
+function refreshPanels() {
   refreshMarkets();
   refreshTop();
   refreshHeatmap();
@@ -289,10 +339,14 @@ function hideMeasured() {
   box.replaceChildren();
 }
 
+let topAsked = 0; // bumps on each question: only the latest answer is drawn
+
 async function refreshTop() {
+  const mine = ++topAsked;
   try {
-    await loadTop($("top-markets"), state.top, pickHeatmap);
+    if (await loadTop($("top-markets"), state.top, pickHeatmap, () => mine === topAsked)) topFresh.fresh();
   } catch (error) {
+    if (mine === topAsked) topFresh.failed(error);
     reportAuth(error);
   }
 }
@@ -300,7 +354,9 @@ async function refreshTop() {
 async function refreshCoverage() {
   try {
     await loadCoverage($("coverage"), exchangeList);
+    coverageFresh.fresh();
   } catch (error) {
+    coverageFresh.failed(error);
     reportAuth(error);
   }
 }
@@ -330,14 +386,24 @@ for (const button of document.querySelectorAll(".toggle button")) {
 
 // -- clocks ----------------------------------------------------------------------------------
 
+// The zone of every time shown (the feed's, the banners' "since", coverage hours); read again
+// each second so a daylight-saving change shows without a reload.
+function showZone() {
+  const text = `times ${zone()}`;
+  if ($("feed-zone").textContent !== text) $("feed-zone").textContent = text;
+}
+showZone();
+
 setInterval(() => {
   $("rate").textContent = `${received} / s`;
   received = 0;
+  showZone();
 }, 1000);
-setInterval(() => loadKey() && $("key-panel").hidden && refreshHeatmap(), HEATMAP_REFRESH_MS);
-setInterval(() => loadKey() && $("key-panel").hidden && refreshTop(), TOP_REFRESH_MS);
-setInterval(() => loadKey() && $("key-panel").hidden && refreshMarkets(), TOP_REFRESH_MS);
-setInterval(() => loadKey() && $("key-panel").hidden && refreshCoverage(), COVERAGE_REFRESH_MS);
+setInterval(() => !keyMissing && refreshHeatmap(), HEATMAP_REFRESH_MS);
+setInterval(() => !keyMissing && refreshTop(), TOP_REFRESH_MS);
+setInterval(() => !keyMissing && refreshMarkets(), TOP_REFRESH_MS);
+setInterval(() => !keyMissing && refreshCoverage(), COVERAGE_REFRESH_MS);
+setInterval(() => !keyMissing && refreshHealth(), HEALTH_REFRESH_MS);
 
 await initFilters();
 for (const button of document.querySelectorAll(".toggle button")) {

@@ -1,7 +1,7 @@
 // The cascade alert banner: one entry per active cascade (by alert id), updated in place,
 // marked exhausted and then removed when the cascade ends.
 
-import { clock, count, el, price, usdShort } from "./format.js";
+import { clock, count, el, price, usdShort, zone } from "./format.js";
 
 const EXHAUSTED_VISIBLE_MS = 8_000;
 
@@ -52,7 +52,7 @@ function render(alert) {
       "meta",
       `${alert.market} ${long ? "longs" : "shorts"} · ${usdShort(alert.total_usd)} total · ` +
         `${count(alert.events)} liquidations · ${price(alert.start_price)} → ${price(alert.last_price)} ` +
-        `(${move >= 0 ? "+" : ""}${move.toFixed(2)}%) · since ${clock(alert.started_at)}`,
+        `(${move >= 0 ? "+" : ""}${move.toFixed(2)}%) · since ${clock(alert.started_at)} ${zone(alert.started_at)}`,
     ),
   );
   return node;

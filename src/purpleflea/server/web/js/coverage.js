@@ -2,7 +2,7 @@
 // uptime strip of the last 24 hours with its gaps marked (GET /v1/coverage).
 
 import { getJson } from "./api.js";
-import { clock, el } from "./format.js";
+import { clock, el, zone } from "./format.js";
 
 const HOUR_MS = 3_600_000;
 const HOURS = 24;
@@ -26,7 +26,7 @@ export function coverageBadge(coverage) {
 
 function hourCell(hour, row) {
   const cell = el("span", "cov-hour");
-  const when = `${clock(hour)}–${clock(hour + HOUR_MS)}`;
+  const when = `${clock(hour)}–${clock(hour + HOUR_MS)} ${zone(hour)}`;
   if (!row) {
     cell.classList.add("cov-none");
     cell.title = `${when}: not watched`;
@@ -56,7 +56,7 @@ function gapMark(gap, start, span) {
       : gap.repair === "open"
         ? `open: ${gap.note}`
         : "repair pending";
-  mark.title = `gap ${clock(gap.start)} +${seconds} s (${gap.reason}) · ${outcome}`;
+  mark.title = `gap ${clock(gap.start)} ${zone(gap.start)} +${seconds} s (${gap.reason}) · ${outcome}`;
   return mark;
 }
 

@@ -1,7 +1,7 @@
 // The live feed: newest on top, bounded, rendered at most once per animation frame however
 // many events arrive, so a burst of thousands per second costs one small DOM update a frame.
 
-import { clock, el, price, usd } from "./format.js";
+import { coins, el, price, stamp, usd } from "./format.js";
 
 export const FEED_LIMIT = 200;
 
@@ -54,8 +54,8 @@ export function row(event) {
     el("span", "num price", price(event.price)),
     el("span", "score", `Cascade: ${score}/10`),
     el("span", "exchange", String(event.exchange)),
-    el("span", "num time", clock(event.ts)),
+    el("span", "num time", stamp(event.ts)),
   );
-  item.title = `${event.symbol} · ${event.quantity} coins · seq ${event.seq}`;
+  item.title = `${event.symbol} · ${coins(event.quantity)} coins · seq ${event.seq}`;
   return item;
 }

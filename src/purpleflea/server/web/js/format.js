@@ -16,6 +16,14 @@ export function count(value) {
   return usdWhole.format(value);
 }
 
+const coinDigits = new Intl.NumberFormat("en-US", { maximumSignificantDigits: 8 });
+
+/** "112.45274", "1,250,000", "0.0012345": a coin quantity to 8 significant digits (the API's
+ * 112.45274092395594 is a float's noise past that). */
+export function coins(value) {
+  return coinDigits.format(value);
+}
+
 /** "$2.14M", "$45.3K", "$950": three significant digits with a short unit. */
 export function usdShort(value) {
   const units = [[1e12, "T"], [1e9, "B"], [1e6, "M"], [1e3, "K"]];
@@ -42,10 +50,30 @@ export function priceStep(value, step) {
   return "$" + value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
-/** "14:03:27" local time from ms since the epoch. */
+/** "14:03:27" local time from ms since the epoch (zone() names the zone it is in). */
 export function clock(ms) {
   const d = new Date(ms);
   return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, "0")).join(":");
+}
+
+/** A feed time: "14:03:27" today, "Dec 4 14:03" on another day (local dates): the history
+ * shown on load can be days old where a filter matches rarely, and a bare time read as today. */
+export function stamp(ms, now = Date.now()) {
+  const d = new Date(ms);
+  if (d.toDateString() === new Date(now).toDateString()) return clock(ms);
+  const hm = [d.getHours(), d.getMinutes()].map((n) => String(n).padStart(2, "0")).join(":");
+  return `${d.toLocaleString("en-US", { month: "short" })} ${d.getDate()} ${hm}`;
+}
+
+/** The browser's offset from UTC at `ms`, e.g. "UTC+9", "UTC-4", "UTC+5:30" or "UTC": every
+ * clock() on the page is local time, and a trader comparing it with an exchange's UTC times
+ * or a colleague's screen has to know which. */
+export function zone(ms = Date.now()) {
+  const minutes = -new Date(ms).getTimezoneOffset();
+  if (!minutes) return "UTC";
+  const abs = Math.abs(minutes);
+  const part = abs % 60 ? `${Math.floor(abs / 60)}:${String(abs % 60).padStart(2, "0")}` : `${abs / 60}`;
+  return `UTC${minutes > 0 ? "+" : "-"}${part}`;
 }
 
 /** Create an element with a class and text (never HTML: server text stays text). */

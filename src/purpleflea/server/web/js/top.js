@@ -1,15 +1,20 @@
 // Top markets by liquidated notional over the last hour or day (REST aggregates).
 
 import { getJson } from "./api.js";
-import { count, el, usdShort } from "./format.js";
+import { count, el, usd, usdShort } from "./format.js";
 
 const SPAN_MS = { "1h": 3_600_000, "24h": 86_400_000 };
 const SHOWN = 10;
 
-/** Fetch and draw the top markets; `onPick(market)` runs when one is clicked. */
-export async function loadTop(list, range, onPick) {
+/**
+ * Fetch and draw the top markets; `onPick(market)` runs when one is clicked. `wanted()` says,
+ * once the answer is in, whether it is still the one to show: an answer can be overtaken by a
+ * later question (the range toggled while a slow 24 h sum ran). Returns whether it drew.
+ */
+export async function loadTop(list, range, onPick, wanted = () => true) {
   const start = Math.floor((Date.now() - SPAN_MS[range]) / 60_000) * 60_000;
   const answer = await getJson("/v1/liquidations/aggregate", { interval: "1h", group_by: "market", start });
+  if (!wanted()) return false;
   const totals = new Map();
   for (const bucket of answer.buckets) {
     const cell = totals.get(bucket.group) || { market: bucket.group, usd: 0, longs: 0, shorts: 0, count: 0 };
@@ -20,9 +25,10 @@ export async function loadTop(list, range, onPick) {
     totals.set(bucket.group, cell);
   }
   const top = [...totals.values()].sort((a, b) => b.usd - a.usd).slice(0, SHOWN);
+  const span = range.replace("h", " h"); // as the toggle spells it: "1 h", "24 h"
   if (!top.length) {
-    list.replaceChildren(el("li", "empty", `No liquidations in the last ${range}.`));
-    return;
+    list.replaceChildren(el("li", "empty", `No liquidations in the last ${span}.`));
+    return true;
   }
   const peak = top[0].usd || 1;
   list.replaceChildren(
@@ -38,9 +44,15 @@ export async function loadTop(list, range, onPick) {
       longs.style.width = `${(cell.longs / peak) * 100}%`;
       shorts.style.width = `${(cell.shorts / peak) * 100}%`;
       bar.append(longs, shorts);
-      item.title = `longs ${usdShort(cell.longs)} · shorts ${usdShort(cell.shorts)}`;
-      item.append(name, bar, el("span", "num", usdShort(cell.usd)), el("span", "num small", count(cell.count)));
+      item.title = `longs ${usdShort(cell.longs)} · shorts ${usdShort(cell.shorts)} · last ${span}`;
+      // The two numbers carry no unit on screen: their hovers name it.
+      const total = el("span", "num", usdShort(cell.usd));
+      total.title = `${usd(cell.usd)} liquidated in the last ${span}`;
+      const events = el("span", "num small", count(cell.count));
+      events.title = `${count(cell.count)} liquidations in the last ${span}`;
+      item.append(name, bar, total, events);
       return item;
     }),
   );
+  return true;
 }
