@@ -68,6 +68,7 @@ def worker_group(nodeid: str) -> str:
     return next((g for prefix, g in WORKER_GROUPS.items() if nodeid.startswith(prefix)), nodeid)
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest -p no:xdist, or a venv without it, still runs
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> Scheduling | None:
     """Under ``-n`` (``--dist load``, its default, or ``loadgroup``), hand tests out one at a
     time, each :data:`WORKER_GROUPS` group as one unit, the largest groups first.
