@@ -44,7 +44,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
 
 
-#: Tests that must share a worker under pytest-xdist (``scripts/test`` runs two). Most read
+#: Tests that must share a worker under pytest-xdist (``scripts/test -n 2``). Most read
 #: something built once per process (a session- or module-scoped fixture, a cached simulation)
 #: that split over both workers would be built twice: tests/sim's served market warm-ups, crash
 #: runs and history month (tests/sim/conftest.py), the dashboard's one chromium, three modules'
