@@ -32,8 +32,9 @@ def _same_second_spreads(run: Recording, minutes: int) -> np.ndarray:
 def test_the_same_market_in_the_same_second_is_priced_alike_on_every_exchange(
     served_calm: Callable[[int], Recording], served_crash: Callable[[int], Recording]
 ) -> None:
-    # The served market's first 10 minutes, three seeds, outside a crash (its episode is off).
-    calm = np.concatenate([_same_second_spreads(served_calm(seed), 10) for seed in range(3)])
+    # The served market's first 15 minutes, outside a crash (its episode is off), for the two
+    # seeds test_crash warms up: each served seed's warm-up costs more than its minutes.
+    calm = np.concatenate([_same_second_spreads(served_calm(seed), 15) for seed in (0, 1)])
     assert calm.size >= 200
     assert np.percentile(calm, 99) <= 0.003
     assert np.median(calm) <= 0.001

@@ -98,7 +98,9 @@ FRAMES: list[tuple[str, str | bytes, str | None]] = [
     ),
     (
         "htx_linear",
-        gzip.compress(b'{"op":"notify","topic":"public.*.liquidation_orders","ts":1,"data":[]}'),
+        gzip.compress(
+            b'{"op":"notify","topic":"public.*.liquidation_orders","ts":1,"data":[]}', mtime=0
+        ),
         None,
     ),
     ("htx_linear", b'{"op":"ping","ts":"1789000000000"}', None),
