@@ -4,6 +4,7 @@ caller's thread, and leaving the loop closes the connection at once, even on a q
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 
@@ -22,6 +23,18 @@ async def _until(condition: object, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
+async def _end_consumer(live: Running, reader: asyncio.Task[None], stop: threading.Event) -> None:
+    """A consumer thread still waiting for an item after a failed check is ended by revoking
+    its key (the stream raises in its thread): a blocked thread would otherwise hold the event
+    loop's shutdown, and the whole run, for ever (pytest-timeout does not reach it there)."""
+    if reader.done():
+        return
+    stop.set()
+    live.server.keys.revoke(live.server.gate.authenticate(live.key).key_id)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(reader, 20)
+
+
 async def test_sync_stream_yields_filtered_events_and_closes_when_left(live: Running) -> None:
     started = threading.Event()
     stop = threading.Event()
@@ -38,18 +51,21 @@ async def test_sync_stream_yields_filtered_events_and_closes_when_left(live: Run
                     break
 
     reader = asyncio.create_task(asyncio.to_thread(consume))
-    await _until(lambda: live.server.gate.streams.open_for("tester") == 1)
-    await live.push(
-        venue_event(market="ETH-PERP", size_usd=5_000.0),  # below min_usd
-        venue_event(market="BTC-PERP"),  # another market
-        venue_event(market="ETH-PERP"),
-        venue_event(market="ETH-PERP"),
-    )
-    await asyncio.to_thread(started.wait, 10)
-    await _until(lambda: len(seen) == 2)
-    assert live.server.gate.streams.open_for("tester") == 1
-    stop.set()
-    await asyncio.wait_for(reader, 10)
+    try:
+        await _until(lambda: live.server.gate.streams.open_for("tester") == 1)
+        await live.push(
+            venue_event(market="ETH-PERP", size_usd=5_000.0),  # below min_usd
+            venue_event(market="BTC-PERP"),  # another market
+            venue_event(market="ETH-PERP"),
+            venue_event(market="ETH-PERP"),
+        )
+        await asyncio.to_thread(started.wait, 10)
+        await _until(lambda: len(seen) == 2)
+        assert live.server.gate.streams.open_for("tester") == 1
+        stop.set()
+        await asyncio.wait_for(reader, 10)
+    finally:
+        await _end_consumer(live, reader, stop)
     # No further event arrives, yet the stream is gone: breaking out closed it.
     await _until(lambda: live.server.gate.streams.open_for("tester") == 0, 5)
     assert [(e.market, e.size_usd) for e in seen] == [("ETH-PERP", 150_000.0)] * 2
