@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tracemalloc
 from collections import defaultdict
 
 import numpy as np
@@ -243,3 +244,39 @@ def test_a_run_started_later_never_reuses_an_earlier_runs_ids() -> None:
     assert ids_first
     assert ids_second
     assert not ids_first & ids_second
+
+
+def test_a_capture_into_an_earlier_one_reuses_its_arrays_and_equals_a_fresh_copy() -> None:
+    """The live source captures the state after every block; a fresh copy each time allocated
+    and freed the whole book (16 MB for 275 markets) per block (bench/results/soak.md)."""
+    sim = Simulator(SimConfig(seed=4, n_markets=20))
+    sim.next_block()
+    earlier = sim.capture_state()
+    sim.next_block()
+    fresh = sim.capture_state()
+    tracemalloc.start()
+    try:
+        reused = sim.capture_state(into=earlier)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    book_bytes = sum(column.nbytes for column in fresh.book.values())
+    assert peak < book_bytes / 10, (peak, book_bytes)
+    for name, column in fresh.book.items():
+        assert np.shares_memory(reused.book[name], earlier.book[name]), name
+        assert np.array_equal(reused.book[name], column), name
+    for name, values in fresh.markets.items():
+        assert np.shares_memory(reused.markets[name], earlier.markets[name]), name
+        assert np.array_equal(reused.markets[name], values), name
+    assert np.array_equal(reused.marks, fresh.marks)
+    assert (reused.now_ms, reused.next_cohort, reused.rng, reused.h_common) == (
+        fresh.now_ms,
+        fresh.next_cohort,
+        fresh.rng,
+        fresh.h_common,
+    )
+    # A state of another market (other sizes) lends nothing: the capture is a new copy.
+    other = Simulator(SimConfig(seed=4, n_markets=10)).capture_state()
+    into_other = sim.capture_state(into=other)
+    assert not np.shares_memory(into_other.book["qty"], other.book["qty"])
+    assert np.array_equal(into_other.book["qty"], fresh.book["qty"])

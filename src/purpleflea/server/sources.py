@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -92,7 +93,10 @@ async def run_sim(
     if ledger is not None:
         for exchange in registry.SIM_LISTINGS:
             ledger.up(f"sim:{exchange}", exchange, sim.config.start_ms)
+    # One state, overwritten in place by each block's checkpoint. The lock: the final save
+    # below may run while a cancelled block's thread is still in its checkpoint.
     latest: list[resume.SimState] = []
+    keeping = threading.Lock()
     last_save = time.monotonic() - SIM_SAVE_EVERY_S + SIM_FIRST_SAVE_S
     saves = OutageRecord()  # the state file's outage: one line when it starts, one when it ends
 
@@ -116,10 +120,11 @@ async def run_sim(
 
     def checkpoint(at_block_end: Simulator) -> None:
         nonlocal last_save
-        latest[:] = [resume.capture(at_block_end)]
-        if state_path is not None and time.monotonic() - last_save >= SIM_SAVE_EVERY_S:
-            save(latest[0])
-            last_save = time.monotonic()
+        with keeping:
+            latest[:] = [resume.capture(at_block_end, into=latest[0] if latest else None)]
+            if state_path is not None and time.monotonic() - last_save >= SIM_SAVE_EVERY_S:
+                save(latest[0])
+                last_save = time.monotonic()
 
     watching = list(observers)
     # Paced from start_ms on the wall clock: each event's ts is its moment on the wall clock.
@@ -151,8 +156,10 @@ async def run_sim(
     finally:
         # The state at the end of the block in progress: a restart skips its undelivered rest
         # (at most one block) rather than liquidate a position twice.
-        if state_path is not None and latest:
-            save(latest[0])
+        if state_path is not None:
+            with keeping:
+                if latest:
+                    save(latest[0])
 
 
 def without_held(

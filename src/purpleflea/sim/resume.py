@@ -74,9 +74,11 @@ class SimState:
         return self.crash_start_ms + start_ms - self.now_ms
 
 
-def capture(sim: Simulator) -> SimState:
-    """A copy of ``sim``'s state; ``sim`` must be at a block boundary (between blocks)."""
-    return sim.capture_state()
+def capture(sim: Simulator, into: SimState | None = None) -> SimState:
+    """A copy of ``sim``'s state; ``sim`` must be at a block boundary (between blocks).
+    ``into``: an earlier capture nothing reads any more, whose arrays are reused
+    (:meth:`~purpleflea.sim.Simulator.capture_state`)."""
+    return sim.capture_state(into)
 
 
 def save(path: Path, state: SimState) -> None:
