@@ -123,6 +123,7 @@ def server_bytes(snapshot: tracemalloc.Snapshot) -> int:
     )
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "2-stream-workers"])
 async def test_churning_clients_lose_and_repeat_nothing_and_the_server_does_not_grow(
     tmp_path: Path, workers: int

@@ -35,6 +35,7 @@ async def _end_consumer(live: Running, reader: asyncio.Task[None], stop: threadi
         await asyncio.wait_for(reader, 20)
 
 
+@pytest.mark.timing
 async def test_sync_stream_yields_filtered_events_and_closes_when_left(live: Running) -> None:
     started = threading.Event()
     stop = threading.Event()

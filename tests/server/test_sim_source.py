@@ -50,6 +50,7 @@ async def _wait_for(tracker: Pipeline, events: int, timeout_s: float) -> None:
         await asyncio.sleep(0.2)
 
 
+@pytest.mark.timing
 async def test_a_live_simulated_event_is_stamped_with_its_moment_on_the_wall_clock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -208,6 +208,7 @@ async def test_sse_filters_repeated_in_the_query_all_count(live: Running) -> Non
         assert "markets" in response.json()["error"]["message"]
 
 
+@pytest.mark.timing
 async def test_slow_consumer_is_cut_with_a_reason_and_others_are_unaffected(tmp_path) -> None:  # type: ignore[no-untyped-def]
     config = make_config(tmp_path, stream_buffer_bytes=300_000)
     async with running_server(config) as live:
