@@ -34,6 +34,18 @@ async def _nothing(ws: ServerConnection) -> None:
     await ws.wait_closed()
 
 
+async def feed_for(
+    spec: FeedSpec, seconds: float, backoff: Backoff | None = None
+) -> ConnectionStats:
+    """Run ``spec``'s connection for ``seconds`` (its events dropped), then stop it: its stats."""
+    stats = ConnectionStats(spec.name)
+    task = asyncio.create_task(run_feed(spec, lambda e, at: None, stats, backoff=backoff))
+    await asyncio.sleep(seconds)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return stats
+
+
 async def run_against(
     seconds: float,
     backoff: Backoff,
@@ -59,11 +71,7 @@ async def run_against(
             normalize=lambda frame: [],
             **timing,  # type: ignore[arg-type]
         )
-        stats = ConnectionStats(spec.name)
-        task = asyncio.create_task(run_feed(spec, lambda e, at: None, stats, backoff=backoff))
-        await asyncio.sleep(seconds)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        stats = await feed_for(spec, seconds, backoff)
     return handshakes, stats
 
 
@@ -278,12 +286,7 @@ async def test_a_subscribe_never_answered_is_replaced_though_pings_are(connectio
             silence_timeout=5.0,
             subscribe_timeout=0.3,
         )
-        stats = ConnectionStats(spec.name)
-        backoff = Backoff(base=0.02, cap=0.05, healthy_after=10.0)
-        task = asyncio.create_task(run_feed(spec, lambda e, at: None, stats, backoff=backoff))
-        await asyncio.sleep(1.2)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        stats = await feed_for(spec, 1.2, Backoff(base=0.02, cap=0.05, healthy_after=10.0))
     assert stats.errors["unanswered"] >= 2, stats.snapshot()
     assert stats.connects >= 3
     assert stats.silent == 0
@@ -314,12 +317,7 @@ async def test_binance_dropping_the_subscription_gets_a_new_connection_not_a_war
         port = next(iter(server.sockets)).getsockname()[1]
         url = f"ws://127.0.0.1:{port}/market/ws"
         spec = spec_for("binance_usdm", "binance_usdm", url, keepalive_interval=0.2)
-        stats = ConnectionStats(spec.name)
-        backoff = Backoff(base=0.01, cap=0.02, healthy_after=10.0)
-        task = asyncio.create_task(run_feed(spec, lambda e, at: None, stats, backoff=backoff))
-        await asyncio.sleep(1.3)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        stats = await feed_for(spec, 1.3, Backoff(base=0.01, cap=0.02, healthy_after=10.0))
     assert stats.handovers >= 2, stats.snapshot()
     assert stats.connects >= 3
     refused = [m for m in warnings_of(caplog) if "no longer subscribed" in m]
@@ -346,10 +344,5 @@ async def test_hyperliquid_trades_subscribe_never_answered_is_replaced() -> None
         port = next(iter(server.sockets)).getsockname()[1]
         sampler = PositionSampler(sampling, coins=("BTC",), ws_url=f"ws://127.0.0.1:{port}/ws")
         spec = replace(sampler.feed_spec(), keepalive_interval=0.05, subscribe_timeout=0.3)
-        stats = ConnectionStats(spec.name)
-        backoff = Backoff(base=0.02, cap=0.05, healthy_after=10.0)
-        task = asyncio.create_task(run_feed(spec, lambda e, at: None, stats, backoff=backoff))
-        await asyncio.sleep(1.2)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        stats = await feed_for(spec, 1.2, Backoff(base=0.02, cap=0.05, healthy_after=10.0))
     assert stats.errors["unanswered"] >= 2, stats.snapshot()
