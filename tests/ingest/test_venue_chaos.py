@@ -353,3 +353,18 @@ async def test_hyperliquid_trades_subscribe_never_answered_is_replaced() -> None
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert stats.errors["unanswered"] >= 2, stats.snapshot()
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"), [(503, 600.0), (502, 600.0), (429, 86400.0), (418, 86400.0)]
+)
+def test_only_a_rate_limit_or_ban_is_waited_out_for_a_day(status: int, expected: float) -> None:
+    # A 503's Retry-After is a load balancer's guess at a maintenance window: retrying before
+    # it costs one refused handshake, not a ban, so a day's wait there is a day of lost
+    # liquidations. Binance's 429/418 count every early handshake against us: waited out.
+    from websockets.datastructures import Headers
+
+    from purpleflea.ingest.connection import _retry_after
+
+    response = Response(status, "refused", Headers({"Retry-After": "86400"}))
+    assert _retry_after(websockets.InvalidStatus(response)) == expected
