@@ -332,7 +332,10 @@ async def _session(
     )
     try:
         async with asyncio.timeout(None) as scope:
-            watchdog.start(scope)
+            # A replacement (a handover) waits for data as long as the feed has, not anew.
+            replaced = link.predecessor
+            watchdog.start(scope, replaced.last_data if replaced is not None else None)
+            link.last_data = watchdog.last_data
             try:
                 while True:
                     # Wait for one message, then take every one websockets already holds: at
@@ -354,7 +357,7 @@ async def _session(
                                 await ws.send(reply)
                                 continue
                         if deliver(frame, received_at, now, spec, sink, stats, deduper):
-                            watchdog.last_data = now
+                            watchdog.last_data = link.last_data = now
                             data = watchdog.answered = True
                         elif not watchdog.answered and _answers_subscribe(spec, frame, stats):
                             watchdog.answered = True
