@@ -324,6 +324,43 @@ async def test_binance_dropping_the_subscription_gets_a_new_connection_not_a_war
     assert len(refused) <= stats.connects, refused  # once per connection, not per ping
 
 
+async def test_binance_forgetting_every_subscription_is_still_an_outage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A venue that drops every connection's subscription (a stream it no longer serves, a
+    # restricted region): each connection is replaced at its first LIST_SUBSCRIPTIONS answer,
+    # sooner than the data watchdog's timeout. Each replacement started its own data clock, so
+    # the feed handed over for ever, 'connected', never silent: health never showed the
+    # outage. The data timeout counts from the feed's last liquidation across handovers.
+    from purpleflea.ingest import handover
+    from tests.ingest.test_faults import spec_for
+
+    monkeypatch.setattr(handover, "OVERLAP", 0.05)
+
+    async def forgets(ws: ServerConnection) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for message in ws:
+                request = json.loads(message)
+                answer = None if request["method"] == "SUBSCRIBE" else []
+                await ws.send(json.dumps({"result": answer, "id": request["id"]}))
+
+    async with serve(forgets, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        url = f"ws://127.0.0.1:{port}/market/ws"
+        spec = spec_for(
+            "binance_usdm", "binance_usdm", url, keepalive_interval=0.2, data_timeout=0.7
+        )
+        stats = ConnectionStats(spec.name)
+        backoff = Backoff(base=0.01, cap=0.02, healthy_after=10.0)
+        task = asyncio.create_task(run_feed(spec, lambda e, at: None, stats, backoff=backoff))
+        await asyncio.sleep(1.6)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert stats.handovers >= 2, stats.snapshot()
+    assert stats.silent >= 1, stats.snapshot()
+    assert stats.last_error.startswith("silent: no liquidation for 0.7 s"), stats.last_error
+
+
 async def test_hyperliquid_trades_subscribe_never_answered_is_replaced() -> None:
     # Hyperliquid answers {"method":"ping"} with {"channel":"pong"}; the sampler's trade
     # stream carries no liquidation, so no data watchdog could tell. Its subscriptionResponse
@@ -346,3 +383,18 @@ async def test_hyperliquid_trades_subscribe_never_answered_is_replaced() -> None
         spec = replace(sampler.feed_spec(), keepalive_interval=0.05, subscribe_timeout=0.3)
         stats = await feed_for(spec, 1.2, Backoff(base=0.02, cap=0.05, healthy_after=10.0))
     assert stats.errors["unanswered"] >= 2, stats.snapshot()
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"), [(503, 600.0), (502, 600.0), (429, 86400.0), (418, 86400.0)]
+)
+def test_only_a_rate_limit_or_ban_is_waited_out_for_a_day(status: int, expected: float) -> None:
+    # A 503's Retry-After is a load balancer's guess at a maintenance window: retrying before
+    # it costs one refused handshake, not a ban, so a day's wait there is a day of lost
+    # liquidations. Binance's 429/418 count every early handshake against us: waited out.
+    from websockets.datastructures import Headers
+
+    from purpleflea.ingest.connection import _retry_after
+
+    response = Response(status, "refused", Headers({"Retry-After": "86400"}))
+    assert _retry_after(websockets.InvalidStatus(response)) == expected

@@ -8,6 +8,12 @@ from dataclasses import dataclass, field
 #: The longest ``Retry-After`` honoured, seconds: Binance's IP bans last "from 2 minutes to 3
 #: days"; a day keeps a garbled date from parking a feed for years.
 MAX_RETRY_AFTER = 24 * 3600.0
+#: The statuses whose ``Retry-After`` is waited out in full (up to :data:`MAX_RETRY_AFTER`):
+#: a rate limit (429) and Binance's IP ban (418), where each early handshake counts against us.
+RATE_LIMITED = frozenset({418, 429})
+#: The longest ``Retry-After`` honoured for any other refusal (a 503 in maintenance): an early
+#: handshake there costs one refusal, not a ban, and a day's wait would be a day of lost data.
+MAX_UNAVAILABLE_RETRY_AFTER = 600.0
 
 
 @dataclass

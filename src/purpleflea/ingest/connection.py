@@ -22,7 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from purpleflea.clock import now_ms, retry_after_seconds
 from purpleflea.ingest.alarm import Alarm
-from purpleflea.ingest.backoff import Backoff
+from purpleflea.ingest.backoff import MAX_UNAVAILABLE_RETRY_AFTER, RATE_LIMITED, Backoff
 from purpleflea.ingest.connection_stats import ConnectionStats
 from purpleflea.ingest.dedupe import Deduper
 from purpleflea.ingest.feed_spec import FeedSpec, Sink
@@ -226,11 +226,15 @@ class _Recovery:
 
 
 def _retry_after(exc: Exception) -> float | None:
-    """The ``Retry-After`` of a refused opening handshake, in seconds (None: none given)."""
+    """The ``Retry-After`` of a refused opening handshake, in seconds (None: none given);
+    bounded at :data:`MAX_UNAVAILABLE_RETRY_AFTER` unless a rate limit or ban."""
     if not isinstance(exc, websockets.InvalidStatus):
         return None
     value = exc.response.headers.get("Retry-After")
-    return retry_after_seconds(value, now=time.time())
+    seconds = retry_after_seconds(value, now=time.time())
+    if seconds is None or exc.response.status_code in RATE_LIMITED:
+        return seconds
+    return min(seconds, MAX_UNAVAILABLE_RETRY_AFTER)
 
 
 def _record_failure(
@@ -328,7 +332,10 @@ async def _session(
     )
     try:
         async with asyncio.timeout(None) as scope:
-            watchdog.start(scope)
+            # A replacement (a handover) waits for data as long as the feed has, not anew.
+            replaced = link.predecessor
+            watchdog.start(scope, replaced.last_data if replaced is not None else None)
+            link.last_data = watchdog.last_data
             try:
                 while True:
                     # Wait for one message, then take every one websockets already holds: at
@@ -350,7 +357,7 @@ async def _session(
                                 await ws.send(reply)
                                 continue
                         if deliver(frame, received_at, now, spec, sink, stats, deduper):
-                            watchdog.last_data = now
+                            watchdog.last_data = link.last_data = now
                             data = watchdog.answered = True
                         elif not watchdog.answered and _answers_subscribe(spec, frame, stats):
                             watchdog.answered = True

@@ -38,6 +38,10 @@ class Link:
         self.retired = asyncio.Event()
         #: Its connection attempt is over (it failed or closed).
         self.ended = False
+        #: When its data watchdog last saw data (monotonic), or started waiting for it: a
+        #: replacement's data clock carries on from it, so a feed whose every connection is
+        #: replaced before its data timeout is still cut as silent.
+        self.last_data: float | None = None
 
     def replace(self, reason: str) -> None:
         """Ask for a replacement (once: later reasons are ignored)."""

@@ -56,10 +56,12 @@ class Watchdog:
         """True once the watchdog ended the loop (its TimeoutError is a silent connection)."""
         return bool(self.expired_by)
 
-    def start(self, scope: asyncio.Timeout) -> None:
-        """Watch the loop under ``scope``; silence is counted from now."""
+    def start(self, scope: asyncio.Timeout, data_since: float | None = None) -> None:
+        """Watch the loop under ``scope``; silence is counted from now, the wait for data
+        from ``data_since`` (the feed's last data, monotonic) if given, else from now."""
         self._scope = scope
-        self.last_frame = self.last_data = self._started = time.monotonic()
+        self.last_frame = self._started = time.monotonic()
+        self.last_data = self.last_frame if data_since is None else data_since
         self._handle = asyncio.get_running_loop().call_later(self._due_in(), self._check)
 
     def _due_in(self) -> float:
