@@ -35,6 +35,10 @@ CASES: list[tuple[str, str | bytes, str | None]] = [
     ),
     ("binance_coinm", '{"code":0,"msg":"Unknown property","id":1}', "0: Unknown property"),
     ("binance_usdm", '{"result":["!forceOrder@arr"],"id":2}', None),
+    # Stream names are case-insensitive at Binance (the docs write them lower case): a list
+    # echoing ours in another case still holds it, and replacing the connection would cut a
+    # healthy feed every keepalive.
+    ("binance_usdm", '{"result":["!forceorder@arr"],"id":2}', None),
     (
         "binance_coinm",
         '{"result":[],"id":2}',

@@ -79,7 +79,10 @@ def unsubscribed(frame: bytes | str) -> str | None:
     if message is None or message.get("id") != LIST_ID:
         return None
     result = message.get("result")
-    if isinstance(result, list) and STREAM not in result:
+    wanted = STREAM.casefold()  # stream names are case-insensitive at Binance
+    if isinstance(result, list) and not any(
+        isinstance(name, str) and name.casefold() == wanted for name in result
+    ):
         return f"{STREAM} is no longer subscribed: LIST_SUBSCRIPTIONS answered {as_text(result)}"
     return None
 
