@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import pytest
 import websockets
@@ -365,8 +366,6 @@ async def test_hyperliquid_trades_subscribe_never_answered_is_replaced() -> None
     # Hyperliquid answers {"method":"ping"} with {"channel":"pong"}; the sampler's trade
     # stream carries no liquidation, so no data watchdog could tell. Its subscriptionResponse
     # is what says the subscription took.
-    from dataclasses import replace
-
     from purpleflea.ingest.position_sampler import PositionSampler
     from purpleflea.venues import registry
 
@@ -398,3 +397,29 @@ def test_only_a_rate_limit_or_ban_is_waited_out_for_a_day(status: int, expected:
 
     response = Response(status, "refused", Headers({"Retry-After": "86400"}))
     assert _retry_after(websockets.InvalidStatus(response)) == expected
+
+
+async def test_a_connection_that_subscribes_nothing_waits_for_no_answer() -> None:
+    # A category with no symbols sends no subscribe: no answer will come, and none is missing.
+    # Before, it was replaced as unanswered every subscribe_timeout.
+    from tests.ingest.test_faults import spec_for
+
+    async def pongs(ws: ServerConnection) -> None:
+        async for message in ws:
+            if '"ping"' in str(message):
+                await ws.send('{"success":true,"ret_msg":"pong","conn_id":"c1","op":"ping"}')
+
+    async with serve(pongs, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        spec = spec_for(
+            "bybit_linear",
+            "bybit",
+            f"ws://127.0.0.1:{port}/x",
+            keepalive_interval=0.05,
+            silence_timeout=5.0,
+            subscribe_timeout=0.3,
+        )
+        spec = replace(spec, subscribe=())
+        stats = await feed_for(spec, 1.2, Backoff(base=0.02, cap=0.05, healthy_after=10.0))
+    assert stats.errors["unanswered"] == 0, stats.snapshot()
+    assert stats.connects == 1

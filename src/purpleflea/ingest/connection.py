@@ -325,10 +325,13 @@ async def _session(
         if resubscriber is not None
         else None
     )
+    # No subscribe sent (a category with no symbols), no answer to wait for: it would be
+    # replaced as unanswered every subscribe_timeout for ever.
+    expect_answer = spec.subscribed is not None and len(messages) > 0
     watchdog = Watchdog(
         spec.silence_timeout,
         spec.data_timeout,
-        spec.subscribe_timeout if spec.subscribed is not None else None,
+        spec.subscribe_timeout if expect_answer else None,
     )
     try:
         async with asyncio.timeout(None) as scope:
