@@ -99,9 +99,14 @@ async def main(out: Path) -> None:
             await page.screenshot(path=out / "dashboard_feed.png")
             await page.wait_for_selector(".cov-row")
             await page.locator(".coverage-panel").screenshot(path=out / "dashboard_coverage.png")
-            await running.push(*cascade_burst("ETH-PERP", "long", price=3_052.0))
+            # Sized for a market with $1.5B of open interest and an hour of history: the
+            # tests' default burst is sized for a market the engine has not seen before.
+            await running.push(
+                *cascade_burst("ETH-PERP", "long", price=3_052.0, events=24, size_usd=2_000_000.0)
+            )
             await page.wait_for_selector(".alert")
             await page.wait_for_timeout(300)
+            await page.evaluate("window.scrollTo(0, 0)")  # the banner is at the top
             await page.screenshot(
                 path=out / "dashboard_alert.png",
                 clip={"x": 0, "y": 0, "width": 1440, "height": 520},
