@@ -497,6 +497,21 @@ class Api:
                     for reason in ("malformed", "unsized")
                 ],
             )
+            # The kinds of failure behind the reconnects (and the refusals that cause none):
+            # /v1/health lists them, and an alert needs them as series (a refused subscribe
+            # leaves the connection up and empty; only this counter moves).
+            metric(
+                "ingest_connection_errors_total",
+                "counter",
+                "Failures per exchange connection by kind, as /v1/health's errors: closed, "
+                "unreachable, timeout, http_<status>, invalid_frame, silent, unanswered, "
+                "refused, given_up, malformed_frame, answer_error and the others (docs/live.md).",
+                [
+                    (f'{{connection="{c["name"]}",kind="{kind}"}}', float(count))
+                    for c in ingest
+                    for kind, count in sorted(c["errors"].items())
+                ],
+            )
         for source in self.metric_sources:
             for family in source():
                 metric(*family)
