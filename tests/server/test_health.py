@@ -168,6 +168,12 @@ async def test_live_is_ok_while_an_exchange_talks(
     assert 'purpleflea_ingest_connection_up{connection="okx"} 1' in metrics
     assert 'purpleflea_ingest_events_total{connection="okx"} 0' in metrics
     assert 'purpleflea_ingest_dropped_total{connection="okx",reason="unsized"} 0' in metrics
+    # A failure's first occurrence is an increase Prometheus can see: its series is there at 0.
+    for kind in ("closed", "refused", "refused_retry", "unanswered", "unreachable"):
+        assert (
+            f'purpleflea_ingest_connection_errors_total{{connection="okx",kind="{kind}"}} 0\n'
+            in metrics
+        )
 
 
 @pytest.mark.usefixtures("quick_warmup")

@@ -509,7 +509,9 @@ class Api:
                 [
                     (f'{{connection="{c["name"]}",kind="{kind}"}}', float(count))
                     for c in ingest
-                    for kind, count in sorted(c["errors"].items())
+                    for kind, count in sorted(
+                        {**dict.fromkeys(ALWAYS_EXPORTED_INGEST_ERRORS, 0), **c["errors"]}.items()
+                    )
                 ],
             )
         for source in self.metric_sources:
@@ -536,6 +538,19 @@ class Api:
 
 #: ``purpleflea_events_total`` outcomes exported as 0 before they first happen.
 ALWAYS_EXPORTED = ("dropped_buffer_full", "publish_errors", "store_write_errors")
+#: ``purpleflea_ingest_connection_errors_total`` kinds exported as 0 for every connection
+#: before they first happen (an alert's increase() sees the first); rarer kinds (``http_503``,
+#: a reader's bug) appear when they happen.
+ALWAYS_EXPORTED_INGEST_ERRORS = (
+    "closed",
+    "invalid_frame",
+    "refused",
+    "refused_retry",
+    "silent",
+    "timeout",
+    "unanswered",
+    "unreachable",
+)
 
 
 def sample_value(value: float) -> str:
