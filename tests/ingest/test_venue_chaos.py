@@ -423,3 +423,83 @@ async def test_a_connection_that_subscribes_nothing_waits_for_no_answer() -> Non
         stats = await feed_for(spec, 1.2, Backoff(base=0.02, cap=0.05, healthy_after=10.0))
     assert stats.errors["unanswered"] == 0, stats.snapshot()
     assert stats.connects == 1
+
+
+def _okx_refusing(code: str, msg: str) -> Handler:
+    """An OKX gateway that answers every subscribe with ``{"event":"error"}`` of ``code`` (the
+    connection then stays open, answering pings) and counts the subscribes it got."""
+
+    async def refuse(ws: ServerConnection) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):  # the client hangs up
+            async for message in ws:
+                if message == "ping":
+                    await ws.send("pong")
+                elif '"subscribe"' in str(message):
+                    error = {"event": "error", "code": code, "msg": msg, "connId": "a4d3ae55"}
+                    await ws.send(json.dumps(error))
+
+    return refuse
+
+
+async def test_okx_refusing_a_subscribe_for_now_is_asked_again_on_a_new_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # 60014 "Requests too frequent" (OKX's error codes): it passes later. Before, the
+    # connection stayed open, "connected" and empty for ever, seen only in errors["refused"].
+    from tests.ingest.test_faults import spec_for
+
+    async with serve(_okx_refusing("60014", "Requests too frequent."), "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        spec = spec_for("okx", "okx", f"ws://127.0.0.1:{port}/x", keepalive_interval=0.05)
+        with caplog.at_level(logging.WARNING, "purpleflea.ingest"):
+            stats = await feed_for(spec, 1.0, Backoff(base=0.02, cap=0.1, healthy_after=10.0))
+    assert stats.connects >= 3, stats.snapshot()
+    assert stats.errors["refused_retry"] >= 2, stats.snapshot()
+    assert stats.errors["refused"] >= stats.errors["refused_retry"]
+    assert stats.rejected == []
+    assert "60014: Requests too frequent." in stats.last_error
+    ours = [r for r in caplog.records if r.name.startswith("purpleflea")]
+    assert not [r for r in ours if r.levelno >= logging.ERROR]
+    warned = [r for r in ours if r.levelno == logging.WARNING]
+    assert len(warned) == 1, [r.getMessage() for r in warned]  # one outage, one warning
+
+
+async def test_okx_refusing_a_subscribe_as_wrong_is_one_error_naming_it_not_a_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # 60018: the argument does not exist. Asking again cannot help: one ERROR naming it, and
+    # the connection is left alone (it answers pings; nothing else to do until fixed).
+    from tests.ingest.test_faults import spec_for
+
+    msg = "Wrong URL or channel:liquidation-orders,instType:FUTURES doesn't exist."
+    async with serve(_okx_refusing("60018", msg), "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        spec = spec_for("okx", "okx", f"ws://127.0.0.1:{port}/x", keepalive_interval=0.05)
+        with caplog.at_level(logging.DEBUG, "purpleflea.ingest"):
+            stats = await feed_for(spec, 0.6, Backoff(base=0.02, cap=0.1, healthy_after=10.0))
+    assert stats.connects == 1, stats.snapshot()
+    assert stats.errors["refused"] == 1
+    assert stats.rejected == [f"60018: {msg}"]
+    assert stats.snapshot()["rejected"] == [f"60018: {msg}"]
+    errors = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("purpleflea") and r.levelno >= logging.ERROR
+    ]
+    assert len(errors) == 1, errors
+    assert "instType:FUTURES doesn't exist" in errors[0]
+    assert '"instType":"FUTURES"' in errors[0]  # what we sent, to find the argument in
+
+
+def test_okx_refusals_worth_asking_again_are_the_transient_ones() -> None:
+    from purpleflea.venues.okx.connection import retry_refused
+
+    def refusal(code: str) -> str:
+        return json.dumps({"event": "error", "code": code, "msg": "m", "connId": "c"})
+
+    assert [
+        c
+        for c in ("60012", "60013", "60014", "60016", "60018", "63999", "64002")
+        if retry_refused(refusal(c))
+    ] == ["60014", "60016", "63999"]
+    assert not retry_refused("not json")

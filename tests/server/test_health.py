@@ -23,6 +23,7 @@ from purpleflea.ingest.backoff import Backoff
 from purpleflea.server.health import Vitals, health_reasons, readiness_reasons
 from tests.fakes.exchanges import FakeExchange, dialect_for
 from tests.server.conftest import Running, make_config, running_server
+from tests.server.test_api import parse_exposition
 
 TIMEOUT_S = 30.0
 
@@ -141,6 +142,14 @@ async def test_live_with_no_exchange_reachable_is_degraded(
         assert (await _get(running, "/v1/ready")).status_code == 200  # it still serves
         metrics = (await _get(running, "/v1/metrics")).text
         assert 'purpleflea_ingest_connection_up{connection="okx"} 0' in metrics
+        # Why it is down, as health's errors say: a series per connection and kind.
+        errors = {
+            labels: value
+            for _, labels, value in parse_exposition(metrics)[
+                "purpleflea_ingest_connection_errors_total"
+            ]
+        }
+        assert errors['{connection="okx",kind="unreachable"}'] >= 1
 
 
 async def test_live_is_ok_while_an_exchange_talks(
@@ -159,6 +168,12 @@ async def test_live_is_ok_while_an_exchange_talks(
     assert 'purpleflea_ingest_connection_up{connection="okx"} 1' in metrics
     assert 'purpleflea_ingest_events_total{connection="okx"} 0' in metrics
     assert 'purpleflea_ingest_dropped_total{connection="okx",reason="unsized"} 0' in metrics
+    # A failure's first occurrence is an increase Prometheus can see: its series is there at 0.
+    for kind in ("closed", "refused", "refused_retry", "unanswered", "unreachable"):
+        assert (
+            f'purpleflea_ingest_connection_errors_total{{connection="okx",kind="{kind}"}} 0\n'
+            in metrics
+        )
 
 
 @pytest.mark.usefixtures("quick_warmup")

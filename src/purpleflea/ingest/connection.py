@@ -29,6 +29,7 @@ from purpleflea.ingest.feed_spec import FeedSpec, Sink
 from purpleflea.ingest.handover import Link
 from purpleflea.ingest.open_budget import OpenBudget
 from purpleflea.ingest.received_frames import (
+    RetryableRefusal,
     checked,
     deliver,
     replace_if_closing,
@@ -479,6 +480,8 @@ def _failure_kind(exc: BaseException) -> str:
         return "silent"
     if isinstance(exc, UnansweredSubscribe):
         return "unanswered"
+    if isinstance(exc, RetryableRefusal):
+        return "refused_retry"
     if isinstance(exc, websockets.ConnectionClosed):
         return "invalid_frame" if _closed_over_a_frame(exc) else "closed"
     if isinstance(exc, TimeoutError):

@@ -26,7 +26,10 @@ class ConnectionStats:
     ``errors["refused"]`` the exchange's error replies to our requests (a bad topic);
     ``errors["given_up"]`` topics left unsubscribed after their refusal, and ``given_up``
     those of the current session (the rest of a refused batch is subscribed again);
-    ``errors["resubscribed"]`` given-up topics asked for again on their timer.
+    ``errors["resubscribed"]`` given-up topics asked for again on their timer;
+    ``rejected`` the refusals that name a wrong request (the venue's words, each once, kept
+    across reconnects), logged as an ERROR; a refusal worth asking again replaces the
+    connection (``errors["refused_retry"]``).
     Failed connections are counted by kind in ``errors`` too (``unreachable``, ``timeout``,
     ``http_<status>``, ``closed``, ``invalid_frame``, ``silent``, ``unanswered``:
     docs/live.md).
@@ -51,6 +54,7 @@ class ConnectionStats:
     handovers: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     given_up: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
     unsized_symbols: Counter[str] = field(default_factory=Counter)
     last_error: str = ""
     last_message_at: float | None = None  # time.monotonic()
@@ -75,6 +79,7 @@ class ConnectionStats:
             "handovers": self.handovers,
             "errors": dict(self.errors),
             "given_up": list(self.given_up),
+            "rejected": list(self.rejected),
             "unsized_symbols": dict(self.unsized_symbols),
             "last_error": self.last_error,
             "last_message_age_s": age,

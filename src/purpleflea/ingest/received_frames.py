@@ -190,16 +190,40 @@ def _count_unsized(spec: FeedSpec, event: VenueLiquidation, stats: ConnectionSta
     )
 
 
+class RetryableRefusal(Exception):
+    """The venue refused our request for now (a rate limit, its own error): the connection
+    is replaced after the backoff, and the new one asks again."""
+
+
 def _refused(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> None:
     """Count and log ``frame`` if it is the exchange refusing a request (a bad topic, a
-    subscription limit): the socket stays open and quiet, so nothing else would show it."""
+    subscription limit): the socket stays open and quiet, so nothing else would show it.
+    With ``spec.retry_refused``, a refusal worth asking again raises :class:`RetryableRefusal`
+    and any other is logged as an ERROR, once per feed: reconnecting cannot fix it."""
     if spec.refusal is None:
         return
     refusal = checked(spec.refusal, frame, spec, stats, "refusal_check_error")
-    if refusal is not None:
-        stats.errors["refused"] += 1
-        stats.last_error = f"refused: {refusal}"
+    if refusal is None:
+        return
+    stats.errors["refused"] += 1
+    stats.last_error = f"refused: {refusal}"
+    if spec.retry_refused is None:
         log.warning("%s: %s refused a request: %.300s", spec.name, spec.exchange, refusal)
+        return
+    if checked(spec.retry_refused, frame, spec, stats, "refusal_check_error"):
+        raise RetryableRefusal(f"{spec.exchange} refused the subscribe for now: {refusal:.300}")
+    if refusal in stats.rejected:
+        log.debug("%s: %s refused again: %.300s", spec.name, spec.exchange, refusal)
+        return
+    stats.rejected.append(refusal)
+    log.error(
+        "%s: %s refused our subscribe as wrong, so it is not asked again: %.300s "
+        "(sent: %.300s); nothing it names is received until the request is fixed",
+        spec.name,
+        spec.exchange,
+        refusal,
+        " ".join(spec.subscribe_messages()),
+    )
 
 
 def replace_if_closing(

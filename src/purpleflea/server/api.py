@@ -497,6 +497,23 @@ class Api:
                     for reason in ("malformed", "unsized")
                 ],
             )
+            # The kinds of failure behind the reconnects (and the refusals that cause none):
+            # /v1/health lists them, and an alert needs them as series (a refused subscribe
+            # leaves the connection up and empty; only this counter moves).
+            metric(
+                "ingest_connection_errors_total",
+                "counter",
+                "Failures per exchange connection by kind, as /v1/health's errors: closed, "
+                "unreachable, timeout, http_<status>, invalid_frame, silent, unanswered, "
+                "refused, given_up, malformed_frame, answer_error and the others (docs/live.md).",
+                [
+                    (f'{{connection="{c["name"]}",kind="{kind}"}}', float(count))
+                    for c in ingest
+                    for kind, count in sorted(
+                        {**dict.fromkeys(ALWAYS_EXPORTED_INGEST_ERRORS, 0), **c["errors"]}.items()
+                    )
+                ],
+            )
         for source in self.metric_sources:
             for family in source():
                 metric(*family)
@@ -521,6 +538,19 @@ class Api:
 
 #: ``purpleflea_events_total`` outcomes exported as 0 before they first happen.
 ALWAYS_EXPORTED = ("dropped_buffer_full", "publish_errors", "store_write_errors")
+#: ``purpleflea_ingest_connection_errors_total`` kinds exported as 0 for every connection
+#: before they first happen (an alert's increase() sees the first); rarer kinds (``http_503``,
+#: a reader's bug) appear when they happen.
+ALWAYS_EXPORTED_INGEST_ERRORS = (
+    "closed",
+    "invalid_frame",
+    "refused",
+    "refused_retry",
+    "silent",
+    "timeout",
+    "unanswered",
+    "unreachable",
+)
 
 
 def sample_value(value: float) -> str:

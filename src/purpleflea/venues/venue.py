@@ -127,6 +127,12 @@ class Connection:
     #: Reads the exchange's error replies: a refused subscription leaves the socket open and
     #: quiet, so the runner counts and logs each refusal instead of reading it as calm.
     refusal: Refusal | None = None
+    #: Reads a frame ``refusal`` read: True when asking again can succeed (a rate limit, the
+    #: venue's internal error), and the connection is then replaced after the backoff; False
+    #: when the request itself is wrong (an argument that does not exist), logged once as an
+    #: ERROR and not asked again. None: refusals are counted and logged only (``batching``
+    #: asks again by itself).
+    retry_refused: Answered | None = None
     #: Seconds without a frame that carries a liquidation before the connection counts as
     #: silent, beside ``silence_timeout`` (any frame): for a venue whose keepalive is answered
     #: by servers that send no data (EXCHANGES.md trap 3, Binance). None: not watched.

@@ -8,7 +8,10 @@ Fill in (the facts come from shared/EXCHANGES.md and the exchange's docs):
   and ``answer(frame) -> str | None`` if the exchange pings us;
 - ``refusal(frame) -> str | None`` reading the exchange's error reply to a subscribe (a bad
   topic leaves the socket open and quiet; the runner counts and logs what this reads), with
-  ``json_object``/``as_text`` (or ``event_error`` for the OKX/Bitget shape);
+  ``json_object``/``as_text`` (or ``event_error`` for the OKX/Bitget shape); with
+  ``retry_refused(frame) -> bool`` if its error codes tell a refusal worth asking again (a rate
+  limit: the runner reconnects after the backoff) from a wrong request (one ERROR; example:
+  ``venues/okx/connection.py``);
 - ``batching``, if one message lists many instruments and the exchange refuses it whole over
   one bad instrument: a ``Batching`` (the topics of a message, a tagged message of topics,
   the exchange's answer as a ``Reply``) lets the runner subscribe the good ones again

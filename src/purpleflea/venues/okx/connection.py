@@ -39,6 +39,21 @@ def closing(frame: bytes | str) -> str | None:
     return f"{UPGRADE_NOTICE}: {as_text(message.get('msg'))}"
 
 
+#: OKX's websocket error codes worth asking again: 60014 "Requests too frequent", 60016
+#: "Buffer is full, cannot write data", 63999 "Internal system error" (OKX v5 docs, "Error
+#: Code", WebSocket public). Every other refusal of our subscribe names something wrong in it
+#: (60012 illegal request, 60013 invalid args, 60018 "... doesn't exist", 60008/60028 a
+#: channel of the other URL): asking again gets the same answer.
+RETRYABLE_REFUSALS = frozenset({"60014", "60016", "63999"})
+
+
+def retry_refused(frame: bytes | str) -> bool:
+    """Whether OKX's refusal ``frame`` (``{"event":"error","code":..}``) may pass when asked
+    again on a new connection."""
+    message = json_object(frame)
+    return message is not None and str(message.get("code")) in RETRYABLE_REFUSALS
+
+
 def subscribed(frame: bytes | str) -> bool:
     """OKX's answer to a subscribe: ``{"event":"subscribe","arg":..}`` per channel, or
     ``{"event":"error",..}``."""
@@ -62,6 +77,7 @@ def connections(instruments: Catalog) -> list[Connection]:
             keepalive_interval=20.0,
             silence_timeout=60.0,
             refusal=event_error,
+            retry_refused=retry_refused,
             closing=closing,
             subscribed=subscribed,
         )
