@@ -4,14 +4,17 @@ ago on a busy tape) got totals from market_stats and no event to show for them."
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
 from mcp import Client
+from mcp_types import CallToolResult
 
 from purpleflea.client import LiquidationClient
 from purpleflea.clock import utc_iso
 from purpleflea.mcp.server import build_server
+from tests.dashboard.harness import cascade_burst
 from tests.server.conftest import make_config, running_server, venue_event
 
 NOW = time.time_ns() // 1_000_000
@@ -56,3 +59,33 @@ async def test_recent_liquidations_answers_before_end_ms(tmp_path: Path) -> None
     assert window.structured_content["truncated"] is False
     assert now.structured_content is not None
     assert now.structured_content["events"][0]["id"] == EVENTS[-1].id
+
+
+async def test_a_past_windows_summary_says_its_cascades_are_todays(tmp_path: Path) -> None:
+    # market_summary lists the cascades active now whatever end_ms asks: a briefing on a
+    # window three hours ago said "No active cascades." (or listed this minute's) as if of it.
+    end = START + 60 * 60_000
+    async with running_server(make_config(tmp_path)) as live:
+        await live.push(*EVENTS)
+        async with Client(build_server(LiquidationClient(live.key, live.url))) as client:
+            quiet = await client.call_tool("market_summary", {"end_ms": end})
+            await live.push(*cascade_burst("ETH-PERP", "long", price=3_052.0))
+            rest = LiquidationClient(live.key, live.url)
+            for _ in range(100):  # the engine alerts within its batch; 5 s at most
+                if await rest.cascades(status="active"):
+                    break
+                await asyncio.sleep(0.05)
+            await rest.aclose()
+            past = await client.call_tool("market_summary", {"end_ms": end})
+            current = await client.call_tool("market_summary", {})
+    for answer in (quiet, past, current):
+        assert not answer.is_error, answer.content
+    assert "No cascades active now (after this window)." in _text(quiet)
+    assert "1 cascade(s) active now (after this window): " in _text(past)
+    assert "1 active cascade(s): " in _text(current)
+
+
+def _text(answer: CallToolResult) -> str:
+    first = answer.content[0]
+    assert first.type == "text"
+    return first.text

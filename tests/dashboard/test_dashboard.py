@@ -564,6 +564,26 @@ async def test_times_say_which_zone_they_are_in(tracker: Running, browser: Brows
     await context.close()
 
 
+async def test_a_feed_row_left_on_screen_past_midnight_gets_its_date(
+    tracker: Running, browser: Browser
+) -> None:
+    # A row's time was chosen once, when drawn: "23:59:40" today, a bare time. Left on
+    # screen past midnight (a rarely matching filter, a page open for days), it still read
+    # as a time of today, which format.stamp gives a date to avoid.
+    context = await browser.new_context(timezone_id="UTC")
+    page = await context.new_page()
+    before_midnight = datetime(2026, 12, 6, 23, 59, 50, tzinfo=UTC)
+    await page.clock.install(time=before_midnight)
+    await open_live(page, tracker)
+    ts = int(before_midnight.timestamp() * 1000) - 10_000
+    await tracker.push(venue_event(market="MIDNIGHT-PERP", size_usd=10_000, ts=ts))
+    time_cell = rows(page, "MIDNIGHT-PERP").first.locator(".time")
+    await expect(time_cell).to_have_text("23:59:40")
+    await page.clock.fast_forward(20_000)  # 00:00:10 the next day
+    await expect(time_cell).to_have_text("Dec 6 23:59")
+    await context.close()
+
+
 _ROW_FITS = """() => {
   const panel = document.querySelector('.feed-panel').getBoundingClientRect();
   const box = (name) => document.querySelector(`#feed .row .${name}`).getBoundingClientRect();

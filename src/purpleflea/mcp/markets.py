@@ -9,6 +9,7 @@ from mcp_types import CallToolResult
 from pydantic import BeforeValidator, Field
 
 from purpleflea.client import LiquidationClient
+from purpleflea.clock import now_ms
 from purpleflea.formatting import format_price, format_usd
 from purpleflea.mcp import arguments
 from purpleflea.mcp.answers import (
@@ -213,9 +214,9 @@ class MarketTools:
     ) -> CallToolResult:
         """A short plain-language briefing on one market or the whole tape over a window:
         total liquidated (USD), longs vs shorts and which side dominates, the top markets
-        (whole tape), active cascades and the three biggest prints; measured totals with the
-        modelled estimate of what throttled feeds hid (est_*), and the provenance (venues and
-        their coverage, freshness in seconds)."""
+        (whole tape), the cascades active now (now, even for a past end_ms) and the three
+        biggest prints; measured totals with the modelled estimate of what throttled feeds hid
+        (est_*), and the provenance (venues and their coverage, freshness in seconds)."""
         name = market.strip().upper() if market else None
         markets = [name] if name else None
         start, end = window(window_minutes, end_ms)
@@ -242,7 +243,13 @@ class MarketTools:
             "provenance": found,
         }
         heading = f"{name or 'All markets'}, last {span(window_minutes)} (to {utc(end)}):"
-        sentences = [heading, *_summary(sides, top, active, biggest), provenance_line(found)]
+        # Cascades are asked as they are now: a window that ended earlier says so of them.
+        past = end < now_ms()
+        sentences = [
+            heading,
+            *_summary(sides, top, active, biggest, past=past),
+            provenance_line(found),
+        ]
         return result(" ".join(sentences), data)
 
 
@@ -268,8 +275,11 @@ def _summary(
     top: list[dict[str, Any]],
     active: list[CascadeAlert],
     biggest: list[Liquidation],
+    *,
+    past: bool = False,
 ) -> list[str]:
-    """The briefing's sentences after its heading."""
+    """The briefing's sentences after its heading; ``past``: the window ended before now, so
+    the active cascades (the server's of now) are said to be of now, not of the window."""
     sentences: list[str] = []
     total, side = sides["total_usd"], sides["dominant_side"]
     if sides["count"] == 0:
@@ -285,10 +295,12 @@ def _summary(
         sentences.append(
             "Top markets: " + ", ".join(f"{m['market']} {format_usd(m['usd'])}" for m in top) + "."
         )
-    if active:
-        sentences.append(f"{len(active)} active cascade(s): " + " ".join(a.message for a in active))
+    if past:
+        now = " active now (after this window)"
+        listed = f"{len(active)} cascade(s){now}: " if active else f"No cascades{now}."
     else:
-        sentences.append("No active cascades.")
+        listed = f"{len(active)} active cascade(s): " if active else "No active cascades."
+    sentences.append(listed + " ".join(a.message for a in active))
     if biggest:
         prints = "; ".join(
             f"{format_usd(e.size_usd)} {e.side} {e.market} at {format_price(e.price)} "

@@ -394,10 +394,19 @@ function showZone() {
 }
 showZone();
 
+// The local date the feed's times were chosen on: past midnight, its rows' bare times are
+// yesterday's and are given their date.
+let feedDay = new Date().toDateString();
+
 setInterval(() => {
   $("rate").textContent = `${received} / s`;
   received = 0;
   showZone();
+  const today = new Date().toDateString();
+  if (today !== feedDay) {
+    feedDay = today;
+    feed.restamp();
+  }
 }, 1000);
 setInterval(() => !keyMissing && refreshHeatmap(), HEATMAP_REFRESH_MS);
 setInterval(() => !keyMissing && refreshTop(), TOP_REFRESH_MS);

@@ -40,6 +40,12 @@ export class Feed {
     while (extra-- > 0) this.list.lastElementChild.remove();
     this.emptyNote.hidden = true;
   }
+
+  /** Choose the rows' times again (call when the local date changes): a row drawn as
+   * "23:59:40" today is another day's after midnight, and format.stamp then gives its date. */
+  restamp(now = Date.now()) {
+    for (const cell of this.list.querySelectorAll(".time")) cell.textContent = stamp(Number(cell.dataset.ts), now);
+  }
 }
 
 /** One row, e.g. "LONG LIQ  BTC-PERP  $2,140,000  $61,234.5  Cascade: 9/10  <exchange>  14:03:27". */
@@ -47,6 +53,8 @@ export function row(event) {
   const long = event.side === "long";
   const score = Number(event.cascade_score) || 0;
   const item = el("li", `row ${long ? "long" : "short"}${score >= 7 ? " hot" : ""}`);
+  const time = el("span", "num time", stamp(event.ts));
+  time.dataset.ts = String(event.ts); // for restamp()
   item.append(
     el("span", "side", long ? "LONG LIQ" : "SHORT LIQ"),
     el("span", "market", String(event.market)),
@@ -54,7 +62,7 @@ export function row(event) {
     el("span", "num price", price(event.price)),
     el("span", "score", `Cascade: ${score}/10`),
     el("span", "exchange", String(event.exchange)),
-    el("span", "num time", stamp(event.ts)),
+    time,
   );
   item.title = `${event.symbol} · ${coins(event.quantity)} coins · seq ${event.seq}`;
   return item;
