@@ -294,6 +294,15 @@ async def test_a_subscribe_never_answered_is_replaced_though_pings_are(connectio
     assert stats.last_error.startswith("unanswered: no answer to the subscribe in 0.3 s")
 
 
+async def _binance_forgetting(ws: ServerConnection) -> None:
+    """A Binance gateway that acks SUBSCRIBE and then lists no subscription at all."""
+    with contextlib.suppress(websockets.ConnectionClosed):
+        async for message in ws:
+            request = json.loads(message)
+            answer = None if request["method"] == "SUBSCRIBE" else []
+            await ws.send(json.dumps({"result": answer, "id": request["id"]}))
+
+
 async def test_binance_dropping_the_subscription_gets_a_new_connection_not_a_warning_a_ping(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -306,15 +315,8 @@ async def test_binance_dropping_the_subscription_gets_a_new_connection_not_a_war
 
     monkeypatch.setattr(handover, "OVERLAP", 0.05)
 
-    async def forgets(ws: ServerConnection) -> None:
-        with contextlib.suppress(websockets.ConnectionClosed):
-            async for message in ws:
-                request = json.loads(message)
-                answer = None if request["method"] == "SUBSCRIBE" else []
-                await ws.send(json.dumps({"result": answer, "id": request["id"]}))
-
     caplog.set_level(logging.DEBUG, logger="purpleflea.ingest")
-    async with serve(forgets, "127.0.0.1", 0) as server:
+    async with serve(_binance_forgetting, "127.0.0.1", 0) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         url = f"ws://127.0.0.1:{port}/market/ws"
         spec = spec_for("binance_usdm", "binance_usdm", url, keepalive_interval=0.2)
@@ -338,14 +340,7 @@ async def test_binance_forgetting_every_subscription_is_still_an_outage(
 
     monkeypatch.setattr(handover, "OVERLAP", 0.05)
 
-    async def forgets(ws: ServerConnection) -> None:
-        with contextlib.suppress(websockets.ConnectionClosed):
-            async for message in ws:
-                request = json.loads(message)
-                answer = None if request["method"] == "SUBSCRIBE" else []
-                await ws.send(json.dumps({"result": answer, "id": request["id"]}))
-
-    async with serve(forgets, "127.0.0.1", 0) as server:
+    async with serve(_binance_forgetting, "127.0.0.1", 0) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         url = f"ws://127.0.0.1:{port}/market/ws"
         spec = spec_for(
