@@ -486,6 +486,46 @@ async def test_okx_refusing_a_subscribe_as_wrong_is_one_error_naming_it_not_a_lo
     assert '"instType":"FUTURES"' in errors[0]  # what we sent, to find the argument in
 
 
+async def test_okx_data_read_with_a_retryable_refusal_is_delivered_before_reconnecting() -> None:
+    # OKX answers the subscribe of one channel with data and refuses the other for now: the
+    # three frames come in one socket read, [data, refusal 60014, data]. Before, the refusal
+    # closed the connection at once and the data behind it was lost, counted nowhere.
+    from tests.ingest.test_faults import spec_for
+    from tests.ingest.test_handover import okx_frame
+
+    refusal = {"event": "error", "code": "60014", "msg": "Requests too frequent.", "connId": "c"}
+    connections = 0
+
+    async def data_refusal_data(ws: ServerConnection) -> None:
+        nonlocal connections
+        connections += 1
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for message in ws:
+                if '"subscribe"' in str(message) and connections == 1:
+                    # No await suspends between these: one write, one read on the other end.
+                    for frame in (okx_frame(1), json.dumps(refusal), okx_frame(2)):
+                        await ws.send(frame)
+
+    received: list[str] = []
+    async with serve(data_refusal_data, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        spec = spec_for("okx", "okx", f"ws://127.0.0.1:{port}/x", keepalive_interval=0.05)
+        stats = ConnectionStats(spec.name)
+        backoff = Backoff(base=0.02, cap=0.05, healthy_after=10.0)
+        task = asyncio.create_task(
+            run_feed(spec, lambda event, at: received.append(event.id), stats, backoff=backoff)
+        )
+        deadline = time.monotonic() + 3.0
+        while stats.connects < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert stats.errors["refused_retry"] == 1, stats.snapshot()
+    assert stats.connects >= 2, stats.snapshot()  # asked again on a new connection
+    assert len(received) == 2, (received, stats.snapshot())
+    assert stats.events == 2
+
+
 def test_okx_refusals_worth_asking_again_are_the_transient_ones() -> None:
     from purpleflea.venues.okx.connection import retry_refused
 

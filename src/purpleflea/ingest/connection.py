@@ -354,13 +354,21 @@ async def _session(
                     now = stats.last_message_at = watchdog.last_frame = time.monotonic()
                     link.answered()  # a replacement the venue answered retires its predecessor
                     data = False
+                    # A refusal worth asking again ends the connection, but only after the
+                    # frames read with it: OKX sends it amid data, which would be lost.
+                    refused: RetryableRefusal | None = None
                     for frame in frames:
                         if spec.answer is not None:
                             reply = reply_to(spec, frame, stats)
                             if reply is not None:
                                 await ws.send(reply)
                                 continue
-                        if deliver(frame, received_at, now, spec, sink, stats, deduper):
+                        try:
+                            delivered = deliver(frame, received_at, now, spec, sink, stats, deduper)
+                        except RetryableRefusal as exc:
+                            refused = refused or exc
+                            continue
+                        if delivered:
                             watchdog.last_data = link.last_data = now
                             data = watchdog.answered = True
                         elif not watchdog.answered and _answers_subscribe(spec, frame, stats):
@@ -375,6 +383,8 @@ async def _session(
                                 if step.given_up:
                                     gave_up.set()
                                 await _send_all(ws, step.send, spec.subscribe_pause)
+                    if refused is not None:
+                        raise refused
                     recovery.frames(now, data)
             finally:
                 watchdog.cancel()
