@@ -16,6 +16,7 @@ import pytest
 from purpleflea import sim
 from purpleflea.bus.local import LocalBus
 from purpleflea.engine import CascadeEngine
+from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import Liquidation
 from purpleflea.server.pipeline import Pipeline
 from purpleflea.server.sources import SIM_STATE_FILE, run_sim
@@ -23,9 +24,9 @@ from purpleflea.store.sqlite import SQLiteStore
 
 
 @asynccontextmanager
-async def _tracker(path: Path) -> AsyncIterator[Pipeline]:
+async def _tracker(path: Path, heatmap: HeatmapFeed | None = None) -> AsyncIterator[Pipeline]:
     store = SQLiteStore(path)
-    tracker = Pipeline(store, LocalBus(), scorer=CascadeEngine())
+    tracker = Pipeline(store, LocalBus(), scorer=CascadeEngine(), heatmap=heatmap)
     await tracker.start()
     try:
         yield tracker
@@ -79,6 +80,33 @@ async def test_a_live_simulated_event_is_stamped_with_its_moment_on_the_wall_clo
     lags = [e.received_at - e.ts for e in events]
     assert statistics.median(lags) <= 250, sorted(lags)
     assert min(lags) >= 0  # never received before it happened
+
+
+async def test_the_heatmap_has_every_market_before_the_first_block_after_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Killed and restarted, the server answered 404 "no open-interest snapshot" for BTC-PERP's
+    # heatmap for ~20 s: the model starts empty and the first snapshot came one interval (10 s)
+    # after the simulator's start. The resumed market's own state gives it at once.
+    async def nothing_yet(simulator: sim.Simulator, **options: Any) -> AsyncIterator[sim.SimStep]:
+        await asyncio.Event().wait()  # no block delivered: only the start counts
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(sim, "paced", nothing_yet)
+    heatmaps = HeatmapFeed()
+    async with _tracker(tmp_path / "db.sqlite", heatmap=heatmaps) as tracker:
+        task = asyncio.create_task(run_sim(tracker, seed=0, markets=5, speed=1.0))
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30.0  # the build takes well under a second
+            while len(heatmaps.model.markets()) < 5 and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert len(heatmaps.model.markets()) == 5, heatmaps.model.markets()
+    assert "BTC-PERP" in heatmaps.model.markets()
+    assert heatmaps.model.heatmap("BTC-PERP")
 
 
 async def _run_until(
@@ -209,6 +237,9 @@ async def test_a_restart_with_another_market_count_says_new_market_not_resumed(
 
     class Started:
         config = type("Config", (), {"epoch": 45, "start_ms": 0})()
+
+        def snapshots(self, ts: int) -> tuple[()]:
+            return ()  # the market at its start, published before the first block
 
     def stop_here(*_: Any, **__: Any) -> Any:
         raise _Stop  # the market itself is not what this test is about

@@ -93,6 +93,11 @@ async def run_sim(
     if ledger is not None:
         for exchange in registry.SIM_LISTINGS:
             ledger.up(f"sim:{exchange}", exchange, sim.config.start_ms)
+    # The market as it stands at the start (resumed or new), before its first block: the
+    # heatmap has every market at once, not one snapshot interval (10 s) plus the build after
+    # a restart. These are the simulator's own open interest and marks now, not stale rows.
+    for snapshot in sim.snapshots(sim.config.start_ms):
+        tracker.on_snapshot(snapshot)
     # One state, overwritten in place by each block's checkpoint. The lock: the final save
     # below may run while a cancelled block's thread is still in its checkpoint.
     latest: list[resume.SimState] = []
