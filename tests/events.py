@@ -1,9 +1,9 @@
-"""A published event built from its seq: the storage and bus tests' common sample; a
-normalizer's events as the live path stores them."""
+"""A published event (and a cascade alert) built from its seq: the storage, bus and stream
+tests' common samples; a normalizer's events as the live path stores them."""
 
 from __future__ import annotations
 
-from purpleflea.model import Liquidation, VenueLiquidation
+from purpleflea.model import CascadeAlert, Liquidation, VenueLiquidation
 from purpleflea.venues.registry import coverage_of
 
 T0 = 1_700_000_040_000  # a minute boundary
@@ -28,6 +28,33 @@ def stored_event(seq: int, *, prefix: str = "test", **overrides: object) -> Liqu
     fields.update(overrides)
     fields.setdefault("coverage", coverage_of(str(fields["exchange"])))
     return Liquidation(**fields)  # type: ignore[arg-type]
+
+
+def stored_alert(seq: int, **overrides: object) -> CascadeAlert:
+    """Cascade alert ``seq``: a BTC-PERP long cascade started on Binance, $3M in its window."""
+    fields: dict[str, object] = {
+        "id": "cascade-1",
+        "status": "started",
+        "market": "BTC-PERP",
+        "side": "long",
+        "score": 8,
+        "peak_score": 8,
+        "window_usd": 3_000_000.0,
+        "window_s": 60,
+        "total_usd": 3_000_000.0,
+        "events": 30,
+        "started_at": T0,
+        "updated_at": T0 + seq,
+        "duration_s": 12.0,
+        "start_price": 50_000.0,
+        "last_price": 48_500.0,
+        "price_move_pct": -3.0,
+        "exchanges": ("binance_usdm",),
+        "message": "BTC-PERP long cascade started",
+        "seq": seq,
+    }
+    fields.update(overrides)
+    return CascadeAlert(**fields)  # type: ignore[arg-type]
 
 
 def stored_live(events: list[VenueLiquidation], received_at: int) -> list[Liquidation]:

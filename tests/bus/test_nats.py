@@ -26,7 +26,7 @@ from purpleflea.model import CascadeAlert, Liquidation, VenueLiquidation
 from purpleflea.server.pipeline import Pipeline
 from purpleflea.store.postgres import PostgresStore
 from purpleflea.store.sqlite import SQLiteStore
-from tests.events import T0, stored_event
+from tests.events import T0, stored_alert, stored_event
 from tests.services import TcpRelay, ensure_nats, ensure_postgres
 
 Connect = Callable[..., Awaitable[NatsBus]]
@@ -37,27 +37,7 @@ def _event(seq: int, **overrides: object) -> Liquidation:
 
 
 def _alert(seq: int) -> CascadeAlert:
-    return CascadeAlert(
-        id="cascade-1",
-        status="started",
-        market="BTC-PERP",
-        side="long",
-        score=8,
-        peak_score=8,
-        window_usd=3_000_000.0,
-        window_s=60,
-        total_usd=3_000_000.0,
-        events=30,
-        started_at=T0,
-        updated_at=T0 + seq,
-        duration_s=12.0,
-        start_price=50_000.0,
-        last_price=48_500.0,
-        price_move_pct=-3.0,
-        exchanges=("binance_usdm",),
-        message="BTC-PERP long cascade started",
-        seq=seq,
-    )
+    return stored_alert(seq)
 
 
 def _message(item: Liquidation | CascadeAlert) -> Message:

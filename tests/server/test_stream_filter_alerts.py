@@ -4,29 +4,13 @@ market's across venues and has no single size a liquidation's ``min_usd`` means)
 
 from __future__ import annotations
 
-from purpleflea.model import CascadeAlert
 from purpleflea.server.filters import parse_filter
 from purpleflea.venues import registry
+from tests.events import stored_alert
 
-ALERT = CascadeAlert(
-    id="DOGS-PERP:long:1",
-    status="started",
-    market="DOGS-PERP",
-    side="long",
-    score=7,
-    peak_score=7,
-    window_usd=25_400.0,
-    window_s=90,
-    total_usd=25_400.0,
-    events=40,
-    started_at=1,
-    updated_at=2,
-    duration_s=90.0,
-    start_price=1.0,
-    last_price=0.98,
-    price_move_pct=-2.0,
-    exchanges=("bybit",),
-    message="DOGS-PERP: $25.4K of longs liquidated in 90 s, cascade score 7/10, ...",
+# Its size ($25.4K) under the min_usd asked below, on one venue not among the exchanges asked.
+ALERT = stored_alert(
+    1, market="DOGS-PERP", window_usd=25_400.0, total_usd=25_400.0, exchanges=("bybit",)
 )
 
 
