@@ -3,7 +3,10 @@ and failures slow the poller down instead of crashing it."""
 
 from __future__ import annotations
 
+import email.utils
 import json
+import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -177,6 +180,26 @@ async def test_poller_waits_as_long_as_a_rate_limit_asks() -> None:
     assert await poller.poll_once() == 120.0
     assert poller.stats.errors == {"rate_limited": 1}
     assert got == []
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        # An HTTP date is as valid as seconds (RFC 9110): it was read as garbage and the poller
+        # came back after its default 30 s, inside the venue's window.
+        (lambda now: email.utils.formatdate(now + 300, usegmt=True), 300.0),
+        # A garbled, huge figure parked the poller for three thousand years; a day at most.
+        (lambda now: "99999999999", 86_400.0),
+        (lambda now: "inf", 60.0),  # not a number of seconds: the default (2 polls), not for ever
+    ],
+)
+async def test_poller_reads_retry_after_as_a_date_or_seconds_within_a_day(
+    header: Callable[[float], str], expected: float
+) -> None:
+    value = header(time.time())
+    limited = httpx.MockTransport(lambda r: httpx.Response(429, headers={"Retry-After": value}))
+    poller = _poller(limited, [])
+    assert await poller.poll_once() == pytest.approx(expected, abs=2.0)
 
 
 async def test_poller_survives_server_errors_and_garbage() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import json
 import logging
 import random
@@ -627,3 +628,12 @@ async def test_an_account_store_outage_logs_two_lines_and_loses_no_account(
     assert "cannot save accounts: ConnectionError: " in lines[0]
     assert "\n" not in lines[0]
     assert "saved again" in lines[1]
+
+
+def test_a_429s_retry_after_may_be_an_http_date() -> None:
+    in_a_minute = email.utils.formatdate(time.time() + 60, usegmt=True)
+    assert position_sampler._retry_after(in_a_minute) == pytest.approx(60.0, abs=2.0)
+    assert position_sampler._retry_after("7") == 7.0
+    assert position_sampler._retry_after("99999999999") == 86_400.0
+    assert position_sampler._retry_after("soon") == position_sampler.PAUSE_WITHOUT_RETRY_AFTER_S
+    assert position_sampler._retry_after(None) == position_sampler.PAUSE_WITHOUT_RETRY_AFTER_S

@@ -22,7 +22,9 @@ from typing import Any
 
 import httpx
 
+from purpleflea.clock import retry_after_seconds
 from purpleflea.ingest.alarm import Alarm
+from purpleflea.ingest.backoff import MAX_RETRY_AFTER
 from purpleflea.ingest.paging import fetch_pages
 from purpleflea.model import Catalog, MarketSnapshot
 from purpleflea.venues import registry
@@ -243,10 +245,12 @@ class Poller:
 
 
 def _retry_after(response: httpx.Response, default: float) -> float:
-    try:
-        return max(1.0, float(response.headers.get("Retry-After", default)))
-    except ValueError:
+    """The wait a rate limit asks for (seconds or an HTTP date), at least a second and at most
+    :data:`MAX_RETRY_AFTER`; ``default`` when it names none or none that parses."""
+    seconds = retry_after_seconds(response.headers.get("Retry-After"), now=time.time())
+    if seconds is None:
         return default
+    return min(max(1.0, seconds), MAX_RETRY_AFTER)
 
 
 __all__ = [

@@ -44,9 +44,9 @@ from dataclasses import dataclass, field
 import httpx
 import msgspec
 
-from purpleflea.clock import now_ms
+from purpleflea.clock import now_ms, retry_after_seconds
 from purpleflea.engine.measured_map import cut
-from purpleflea.ingest.backoff import Backoff
+from purpleflea.ingest.backoff import MAX_RETRY_AFTER, Backoff
 from purpleflea.ingest.connection import run_feed
 from purpleflea.ingest.connection_stats import ConnectionStats
 from purpleflea.ingest.dedupe import Deduper
@@ -551,7 +551,9 @@ def _no_events(event: VenueLiquidation, received_at: int) -> None:
 
 
 def _retry_after(value: str | None) -> float:
-    try:
-        return max(float(value), 0.0) if value is not None else PAUSE_WITHOUT_RETRY_AFTER_S
-    except ValueError:
+    """A 429's ``Retry-After`` (seconds or an HTTP date), at most :data:`MAX_RETRY_AFTER`;
+    :data:`PAUSE_WITHOUT_RETRY_AFTER_S` when it names none or none that parses."""
+    seconds = retry_after_seconds(value, now=time.time())
+    if seconds is None:
         return PAUSE_WITHOUT_RETRY_AFTER_S
+    return min(seconds, MAX_RETRY_AFTER)
