@@ -15,31 +15,22 @@ from purpleflea.server.sequencing import (
     WriteAlerts,
     WriteEvents,
 )
+from tests.events import stored_alert
 from tests.server.conftest import T0, venue_event
 
 NOW = 1_000.0  # monotonic seconds, for the id deduplication's expiry
 
 
 def _alert(market: str, side: Side, ts: int, status: str = "started") -> CascadeAlert:
-    return CascadeAlert(
+    """An unsequenced alert as the scorer raises it (seq 0 until the sequencer numbers it)."""
+    return stored_alert(
+        0,
         id=f"cascade:{market}:{side}",
-        status=status,  # type: ignore[arg-type]
+        status=status,
         market=market,
         side=side,
-        score=8,
-        peak_score=8,
-        window_usd=1e6,
-        window_s=60,
-        total_usd=1e6,
-        events=3,
         started_at=ts,
         updated_at=ts,
-        duration_s=0.0,
-        start_price=60_000.0,
-        last_price=59_000.0,
-        price_move_pct=-1.7,
-        exchanges=("binance_usdm",),
-        message="test cascade",
     )
 
 

@@ -23,7 +23,7 @@ from purpleflea.store.base import StoreUnavailable
 from purpleflea.store.factory import open_store
 from purpleflea.store.postgres import PostgresStore
 from purpleflea.store.sqlite import SQLiteStore
-from tests.events import T0, stored_event
+from tests.events import T0, stored_alert, stored_event
 from tests.services import drop_connections, ensure_postgres
 
 
@@ -195,26 +195,18 @@ async def test_every_acknowledged_append_survives_kill_9(tmp_path: Path) -> None
 
 
 def _alert(seq: int, cascade: str, status: str, market: str = "BTC-PERP") -> CascadeAlert:
-    return CascadeAlert(
+    """Alert ``seq`` of cascade ``cascade``: its totals and update time grow with ``seq``."""
+    return stored_alert(
+        seq,
         id=cascade,
-        status=status,  # type: ignore[arg-type]
+        status=status,
         market=market,
-        side="long",
-        score=7,
-        peak_score=8,
-        window_usd=2_000_000.0,
-        window_s=60,
         total_usd=5_000_000.0 + seq,
         events=40 + seq,
-        started_at=T0,
         updated_at=T0 + seq * 1_000,
         duration_s=float(seq),
-        start_price=50_000.0,
-        last_price=49_000.0,
-        price_move_pct=-2.0,
         exchanges=("binance_usdm", "bybit"),
         message=f"{market} long cascade {status}",
-        seq=seq,
     )
 
 
