@@ -101,6 +101,54 @@ async def test_a_cascade_raises_the_alert_banner_until_it_is_exhausted(
     await expect(banner).to_contain_text("CASCADE EXHAUSTED")
 
 
+_FLOOD = """async () => {
+  // The real banner module in the real page, fed a crash: 10 cascades start in one tick, then
+  // each updates 20 times, then 3 end. What the live region says is what a screen reader reads.
+  const { AlertBanner } = await import("/static/js/alerts.js");
+  const box = document.createElement("section");
+  const live = document.createElement("div");
+  document.body.append(box, live);
+  const said = [];
+  new MutationObserver(() => said.push(live.textContent)).observe(
+    live, { childList: true, characterData: true, subtree: true });
+  const banner = new AlertBanner(box, live);
+  const alert = (i, status, seq) => ({
+    id: `c${i}`, status, seq, market: `M${i}-PERP`, side: i % 2 ? "short" : "long", score: 8,
+    message: `M${i}-PERP cascade`, total_usd: 1e6, events: 10, start_price: 1, last_price: 0.9,
+    price_move_pct: -10, started_at: Date.now() });
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  let seq = 0;
+  for (let i = 0; i < 10; i++) banner.show(alert(i, "started", ++seq));
+  for (let round = 0; round < 20; round++) {
+    for (let i = 0; i < 10; i++) banner.show(alert(i, "updated", ++seq));
+    await sleep(50);
+  }
+  for (let i = 0; i < 3; i++) banner.show(alert(i, "exhausted", ++seq));
+  banner.show(alert(0, "exhausted", ++seq));  // a repeated end is not a second one
+  await sleep(2_600);
+  return { said, roles: box.querySelectorAll('[role="alert"]').length };
+}"""
+
+
+async def test_a_crash_of_cascade_updates_is_announced_once_per_start_and_end(
+    tracker: Running, page: Page
+) -> None:
+    # Every banner was a role="alert" node replaced on each update inside an assertive live
+    # region: a screen reader would read out every update of every cascade, several a second
+    # in a crash. Now starts and ends are gathered into a separate live region, at most once
+    # every 2 s; the banners themselves are not alerts.
+    await open_live(page, tracker)
+    assert await page.locator("#alerts").get_attribute("aria-live") is None
+    assert await page.locator("#alerts-announce").get_attribute("aria-live") == "assertive"
+    heard = await page.evaluate(_FLOOD)
+    assert heard["roles"] == 0
+    assert heard["said"] == [
+        "10 cascades started: M0-PERP longs, M1-PERP shorts, M2-PERP longs, M3-PERP shorts"
+        " and 6 more.",
+        "3 cascades exhausted: M0-PERP longs, M1-PERP shorts, M2-PERP longs.",
+    ]
+
+
 async def test_the_heatmap_draws_the_servers_levels_mark_and_clusters(
     tracker: Running, page: Page
 ) -> None:

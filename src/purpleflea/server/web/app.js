@@ -20,7 +20,7 @@ const HEALTH_REFRESH_MS = 10_000;
 
 const state = readState();
 const feed = new Feed($("feed"), $("feed-empty"));
-const banner = new AlertBanner($("alerts"));
+const banner = new AlertBanner($("alerts"), $("alerts-announce"));
 const topFresh = new Freshness($("top-fresh"));
 const coverageFresh = new Freshness($("coverage-fresh"));
 let exchangeList = []; // GET /v1/exchanges: ids, names and coverage classes
