@@ -7,6 +7,17 @@ from collections.abc import Sequence
 
 from purpleflea.model import Catalog
 
+#: Seconds without a liquidation before a connection carrying a whole market counts as
+#: silent, though its keepalive is answered: a gateway that acks the subscribe and answers
+#: pings but sends nothing looks alive otherwise. Measured on OKX's real filled liquidation
+#: orders of 2026-03-04/05, five USDT swaps (bench/quiet_gaps.py, docs/live.md): the longest
+#: gap while all five were recorded was 1,566 s (p99.9 1,138 s), and 2,336 s over the whole
+#: file (three coins at its start). A connection of every contract has shorter gaps still; an
+#: hour keeps a margin of 2.3 times the five-coin gap and 1.5 times the three-coin one. One
+#: coin alone was quiet for up to 7,273 s the same day: a connection of a few contracts gets
+#: no data watchdog.
+ALL_MARKET_DATA_TIMEOUT = 3600.0
+
 
 def compact_json(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))

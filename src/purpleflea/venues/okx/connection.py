@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import as_text, compact_json, event_error, json_object, mentions
+from purpleflea.venues._connection import (
+    ALL_MARKET_DATA_TIMEOUT,
+    as_text,
+    compact_json,
+    event_error,
+    json_object,
+    mentions,
+)
 from purpleflea.venues.okx.constants import EXCHANGE
 from purpleflea.venues.okx.normalizer import CHANNEL
 from purpleflea.venues.venue import Connection
@@ -80,5 +87,7 @@ def connections(instruments: Catalog) -> list[Connection]:
             retry_refused=retry_refused,
             closing=closing,
             subscribed=subscribed,
+            # Every swap and future: the measured all-market bound holds (its gaps are shorter).
+            data_timeout=ALL_MARKET_DATA_TIMEOUT,
         )
     ]
