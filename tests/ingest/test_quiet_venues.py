@@ -3,18 +3,21 @@
 A gateway that keeps the socket open, acks the subscribe and answers every ping, then sends
 no liquidation, looks alive to the frame watchdog. The all-market feeds (Binance, OKX, Bybit
 linear) carry a data watchdog: no liquidation for longer than the market's measured quietest
-stretch (docs/live.md) replaces the connection as ``silent``.
+stretch (docs/live.md) replaces the connection as ``silent``. Bitget's refusals are sorted by
+its error codes as OKX's are: a transient one is asked again on a new connection, a wrong
+argument is one ERROR, listed in ``rejected``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import replace
 
 import pytest
 
 from purpleflea.ingest import feeds
-from tests.fakes.exchanges import FakeExchange, dialect_for
+from tests.fakes.exchanges import Bitget, FakeExchange, Faults, dialect_for
 from tests.fakes.harness import Feeds, catalogs_for_tests
 from tests.ingest.test_faults import spec_for
 
@@ -72,3 +75,58 @@ def test_the_all_market_feeds_wait_longer_than_their_quietest_measured_stretch()
         assert data_timeout >= 1.5 * 2336, (name, data_timeout)
     # A handful of inverse contracts: one coin alone was quiet for two hours that day.
     assert specs["bybit_inverse"].data_timeout is None
+
+
+async def test_bitget_refusing_for_now_is_asked_again_on_a_new_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # 30006 "request too many" passes later. Before, Bitget's refusals were only a warning
+    # and the connection stayed up, subscribed to nothing, for ever.
+    caplog.set_level(logging.DEBUG, logger="purpleflea.ingest")
+    refusing = Faults(refuse_subscribe=True)
+    async with FakeExchange(Bitget(refusal_code=30006), faults=refusing) as fake:
+        spec = spec_for("bitget", "bitget", fake.url)
+        async with Feeds([spec]) as run:
+            await run.wait_for(lambda: run.stats["bitget"].errors["refused_retry"] >= 3)
+    stats = run.stats["bitget"]
+    assert fake.connections >= 3
+    assert stats.errors["refused"] >= stats.errors["refused_retry"]
+    assert stats.rejected == []
+    assert "30006: request too many" in stats.last_error
+    assert _ours(caplog, logging.ERROR) == []
+    warned = _ours(caplog, logging.WARNING)
+    assert len(warned) == 1, warned  # one outage, one warning
+
+
+async def test_bitget_refusing_an_argument_is_one_error_naming_it_and_listed_in_health(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # 30001: the argument does not exist; asking again gets the same answer. One ERROR that
+    # names it, listed in /v1/health's "rejected", and no reconnect loop.
+    caplog.set_level(logging.DEBUG, logger="purpleflea.ingest")
+    async with FakeExchange(Bitget(), faults=Faults(refuse_subscribe=True)) as fake:
+        spec = spec_for("bitget", "bitget", fake.url)
+        async with Feeds([spec]) as run:
+            await run.wait_for(lambda: run.stats["bitget"].errors["refused"] >= 1)
+            await run.wait_for(lambda: fake.sessions[0].pings >= 3)  # still up, answering
+    stats = run.stats["bitget"].snapshot()
+    assert fake.connections == 1
+    named = '{"instType":"usdt-futures","topic":"liquidation"}'
+    assert stats["rejected"] == [f"30001: {named} doesn't exist"]
+    assert "refused_retry" not in stats["errors"]
+    errors = _ours(caplog, logging.ERROR)
+    assert len(errors) == 1, errors
+    assert named in errors[0]
+    assert _ours(caplog, logging.WARNING) == []
+
+
+def test_bitget_refusals_worth_asking_again_are_the_transient_ones() -> None:
+    from purpleflea.venues.bitget.connection import retry_refused
+
+    def refusal(code: object) -> str:
+        return json.dumps({"event": "error", "code": code, "msg": "m"})
+
+    codes: list[object] = [30001, "30001", 30002, 30003, 30006, "30006", 30007, 30016, 429, 40015]
+    assert [c for c in codes if retry_refused(refusal(c))] == [30006, "30006", 30007, 429, 40015]
+    assert not retry_refused("pong")
+    assert not retry_refused('{"event":"subscribe","code":30006}')

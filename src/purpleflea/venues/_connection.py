@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from purpleflea.model import Catalog
 
@@ -72,3 +72,19 @@ def event_error(frame: bytes | str) -> str | None:
     if message is None or message.get("event") != "error":
         return None
     return f"{as_text(message.get('code'))}: {as_text(message.get('msg'))}"
+
+
+def error_code_in(codes: frozenset[str]) -> Callable[[bytes | str], bool]:
+    """A reader of ``{"event":"error","code":..}`` replies (OKX, Bitget): True when the code,
+    as text, is one of ``codes``. OKX sends it as a string (``"60014"``); Bitget's docs write
+    it as a string and its servers send a number (``30001``), so both read the same."""
+
+    def code_in(frame: bytes | str) -> bool:
+        message = json_object(frame)
+        return (
+            message is not None
+            and message.get("event") == "error"
+            and as_text(message.get("code")) in codes
+        )
+
+    return code_in
