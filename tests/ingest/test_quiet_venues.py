@@ -10,6 +10,7 @@ argument is one ERROR, listed in ``rejected``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import replace
@@ -60,6 +61,20 @@ async def test_a_venue_answering_pings_but_sending_no_data_is_replaced_and_told_
     warned = _ours(caplog, logging.WARNING)
     assert len(warned) == 1, warned
     assert "connected but sending no data" in warned[0]
+
+
+async def test_a_connection_that_subscribes_nothing_is_not_cut_for_sending_no_data() -> None:
+    # A category with no symbols in the catalog sends no subscribe: no liquidation can come,
+    # and none is missing. Without the guard it would be cut as silent every data timeout.
+    async with FakeExchange(dialect_for("bybit_linear")) as fake:
+        spec = spec_for("bybit_linear", "bybit", fake.url)
+        spec = replace(spec, subscribe=(), data_timeout=DATA_TIMEOUT)
+        async with Feeds([spec]) as run:
+            await run.wait_for(lambda: bool(fake.sessions) and fake.sessions[0].pings >= 5)
+            await asyncio.sleep(3 * DATA_TIMEOUT)
+    stats = run.stats["bybit_linear"]
+    assert stats.silent == 0, stats.snapshot()
+    assert fake.connections == 1
 
 
 def test_the_all_market_feeds_wait_longer_than_their_quietest_measured_stretch() -> None:

@@ -335,13 +335,14 @@ async def _session(
         if resubscriber is not None
         else None
     )
-    # No subscribe sent (a category with no symbols), no answer to wait for: it would be
-    # replaced as unanswered every subscribe_timeout for ever.
-    expect_answer = spec.subscribed is not None and len(messages) > 0
+    # No subscribe sent (a category with no symbols), no answer and no data to wait for: it
+    # would be replaced as unanswered every subscribe_timeout (as silent every data_timeout)
+    # for ever.
+    subscribing = len(messages) > 0
     watchdog = Watchdog(
         spec.silence_timeout,
-        spec.data_timeout,
-        spec.subscribe_timeout if expect_answer else None,
+        spec.data_timeout if subscribing else None,
+        spec.subscribe_timeout if subscribing and spec.subscribed is not None else None,
     )
     try:
         async with asyncio.timeout(None) as scope:
