@@ -137,13 +137,16 @@ def test_the_live_guide_states_each_connection_s_keepalive_and_watchdog() -> Non
     from tests.fakes.harness import catalogs_for_tests
 
     guide = (REPO / "docs" / "live.md").read_text()
-    rows = re.findall(r"^\| `(\w+)` \| [^|]+ \| (\d+|—) \| (\d+) \| [^|]+ \|$", guide, re.MULTILINE)
-    stated = {name: (every, watchdog) for name, every, watchdog in rows}
+    rows = re.findall(
+        r"^\| `(\w+)` \| [^|]+ \| (\d+|—) \| (\d+) \| (\d+|—) \| [^|]+ \|$", guide, re.MULTILINE
+    )
+    stated = {name: (every, watchdog, data) for name, every, watchdog, data in rows}
     specs = {spec.name.split("#")[0]: spec for spec in feeds.build_feeds(catalogs_for_tests())}
     code = {
         name: (
             f"{spec.keepalive_interval:g}" if spec.keepalive else "—",
             f"{spec.silence_timeout:g}",
+            "—" if spec.data_timeout is None else f"{spec.data_timeout:g}",
         )
         for name, spec in specs.items()
     }

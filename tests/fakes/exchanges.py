@@ -477,6 +477,13 @@ class Bitget(Dialect):
     exchange = "bitget"
     path = "/v3/ws/public"
 
+    def __init__(self, refusal_code: int = 30001) -> None:
+        # The code of its error reply (``refuse_subscribe``): 30001 names a wrong argument,
+        # 30006 "request too many" passes when asked again.
+        if refusal_code not in (30001, 30006):
+            raise ValueError(f"bitget fake: refusal_code must be 30001 or 30006: {refusal_code}")
+        self.refusal_code = refusal_code
+
     def handle(self, message: str, session: Session) -> list[str]:
         if message == "ping":
             session.pings += 1
@@ -501,8 +508,13 @@ class Bitget(Dialect):
     def refusal(self, message: str) -> str | None:
         if message == "ping":
             return None
-        msg = "instType:usdt-futures,topic:liquidation doesn't exist"
-        return dumps({"event": "error", "code": 30001, "msg": msg})
+        if self.refusal_code == 30006:
+            return dumps({"event": "error", "code": 30006, "msg": "request too many"})
+        # A v3 server's words for an argument that does not exist: the argument as JSON, and
+        # the code as a number (Bitget's docs write a string).
+        arg = self._json(message)["args"][0]
+        msg = f"{dumps(arg)} doesn't exist"
+        return dumps({"event": "error", "code": 30001, "msg": msg, "connId": "b1"})
 
 
 class Gate(Dialect):

@@ -186,7 +186,9 @@ async def _connection(
             stats.connects += 1
             stats.state = "connected"
             (log.debug if spec.quiet else log.info)("%s: connected to %s", spec.name, spec.url)
-            recovery = _Recovery(spec.name, alarm, backoff.healthy_after)
+            recovery = _Recovery(
+                spec.name, alarm, backoff.healthy_after, data_only=spec.data_timeout is not None
+            )
             await _session(ws, spec, sink, stats, deduper, watch, link, up, recovery)
     except Exception as exc:  # every failure ends in a reconnect, never a crash
         up.discard(link)
@@ -211,12 +213,19 @@ class _Recovery:
     data, or any frame ``healthy_after`` seconds after it connected (the backoff's idea of a
     connection that served). Not on the connect itself: a venue that accepts the socket and
     then closes it, or acks the subscribe and goes silent, would otherwise log a WARNING per
-    attempt, the same outage told again every backoff step."""
+    attempt, the same outage told again every backoff step.
 
-    def __init__(self, connection: str, alarm: Alarm, healthy_after: float) -> None:
+    With ``data_only`` (a feed with a data watchdog) only data proves it: such a feed is cut
+    for answering its keepalive while sending nothing, so frames past ``healthy_after`` are
+    what its outage looks like, and would re-arm the alarm for a WARNING every data timeout.
+    """
+
+    def __init__(
+        self, connection: str, alarm: Alarm, healthy_after: float, *, data_only: bool = False
+    ) -> None:
         self.connection = connection
         self.alarm = alarm
-        self.due = time.monotonic() + healthy_after
+        self.due = float("inf") if data_only else time.monotonic() + healthy_after
         self.done = False
 
     def frames(self, now: float, data: bool) -> None:
@@ -326,13 +335,14 @@ async def _session(
         if resubscriber is not None
         else None
     )
-    # No subscribe sent (a category with no symbols), no answer to wait for: it would be
-    # replaced as unanswered every subscribe_timeout for ever.
-    expect_answer = spec.subscribed is not None and len(messages) > 0
+    # No subscribe sent (a category with no symbols), no answer and no data to wait for: it
+    # would be replaced as unanswered every subscribe_timeout (as silent every data_timeout)
+    # for ever.
+    subscribing = len(messages) > 0
     watchdog = Watchdog(
         spec.silence_timeout,
-        spec.data_timeout,
-        spec.subscribe_timeout if expect_answer else None,
+        spec.data_timeout if subscribing else None,
+        spec.subscribe_timeout if subscribing and spec.subscribed is not None else None,
     )
     try:
         async with asyncio.timeout(None) as scope:

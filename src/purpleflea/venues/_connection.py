@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from purpleflea.model import Catalog
+
+#: Seconds without a liquidation before a connection carrying a whole market counts as
+#: silent, though its keepalive is answered: a gateway that acks the subscribe and answers
+#: pings but sends nothing looks alive otherwise. Measured on OKX's real filled liquidation
+#: orders of 2026-03-04/05, five USDT swaps (bench/quiet_gaps.py, docs/live.md): the longest
+#: gap while all five were recorded was 1,566 s (p99.9 1,138 s), and 2,336 s over the whole
+#: file (three coins at its start). A connection of every contract has shorter gaps still; an
+#: hour keeps a margin of 2.3 times the five-coin gap and 1.5 times the three-coin one. One
+#: coin alone was quiet for up to 7,273 s the same day: a connection of a few contracts gets
+#: no data watchdog.
+ALL_MARKET_DATA_TIMEOUT = 3600.0
 
 
 def compact_json(value: object) -> str:
@@ -61,3 +72,19 @@ def event_error(frame: bytes | str) -> str | None:
     if message is None or message.get("event") != "error":
         return None
     return f"{as_text(message.get('code'))}: {as_text(message.get('msg'))}"
+
+
+def error_code_in(codes: frozenset[str]) -> Callable[[bytes | str], bool]:
+    """A reader of ``{"event":"error","code":..}`` replies (OKX, Bitget): True when the code,
+    as text, is one of ``codes``. OKX sends it as a string (``"60014"``); Bitget's docs write
+    it as a string and its servers send a number (``30001``), so both read the same."""
+
+    def code_in(frame: bytes | str) -> bool:
+        message = json_object(frame)
+        return (
+            message is not None
+            and message.get("event") == "error"
+            and as_text(message.get("code")) in codes
+        )
+
+    return code_in

@@ -134,8 +134,10 @@ class Connection:
     #: asks again by itself).
     retry_refused: Answered | None = None
     #: Seconds without a frame that carries a liquidation before the connection counts as
-    #: silent, beside ``silence_timeout`` (any frame): for a venue whose keepalive is answered
-    #: by servers that send no data (EXCHANGES.md trap 3, Binance). None: not watched.
+    #: silent, beside ``silence_timeout`` (any frame): a gateway can answer the keepalive and
+    #: the subscribe and send no data (EXCHANGES.md trap 3). Only for a connection whose
+    #: subscriptions are never legitimately quiet that long (a whole market, measured:
+    #: ``_connection.ALL_MARKET_DATA_TIMEOUT``). None: not watched.
     data_timeout: float | None = None
     #: How to split a refused subscribe message (None: its messages are not split).
     batching: Batching | None = None

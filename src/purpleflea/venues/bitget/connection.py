@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import compact_json, event_error
+from purpleflea.venues._connection import compact_json, error_code_in, event_error
 from purpleflea.venues.bitget.constants import EXCHANGE
 from purpleflea.venues.bitget.normalizer import TOPIC
 from purpleflea.venues.venue import Connection
@@ -19,6 +19,22 @@ def subscribe() -> tuple[str, ...]:
     return (compact_json({"op": "subscribe", "args": args}),)
 
 
+#: Bitget's websocket error codes worth asking again, on a new connection: 30006 "request too
+#: many" and 30007 "request over limit, connection close" (Bitget's WebSocket error codes,
+#: bitgetlimited.github.io/apidoc/en/spot/#websocket-error-code, the table ccxt PR 19041 took
+#: its ws errors from), 429 "Too Many Requests" and 40015 "System is abnormal, please try again
+#: later" (the UTA page, bitget.com/api-doc/uta/error-code/websocket, as copied in
+#: sebastianganser/Bitget_API @ c21262e, uta/error-code/websocket.md). Every other refusal of
+#: our subscribe names something wrong in it (30001 "channel does not exist": a v3 server
+#: answers ``{"event":"error","code":30001,"msg":"{\"instType\":..,\"topic\":..} doesn't
+#: exist"}``, naming the argument; 30002 illegal request, 30003 invalid op, 30016 param error;
+#: 30004/30005/30011-30015 are logins we never make): asking again gets the same answer.
+RETRYABLE_REFUSALS = frozenset({"30006", "30007", "429", "40015"})
+
+#: Whether Bitget's refusal ``frame`` may pass when asked again on a new connection.
+retry_refused = error_code_in(RETRYABLE_REFUSALS)
+
+
 def connections(instruments: Catalog) -> list[Connection]:
     del instruments  # one topic per product type carries every contract
     return [
@@ -31,5 +47,6 @@ def connections(instruments: Catalog) -> list[Connection]:
             keepalive_interval=25.0,
             silence_timeout=90.0,
             refusal=event_error,
+            retry_refused=retry_refused,
         )
     ]

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from purpleflea.model import Catalog
 from purpleflea.venues._connection import (
+    ALL_MARKET_DATA_TIMEOUT,
     as_text,
     chunks,
     compact_json,
@@ -87,6 +88,19 @@ def subscribed(frame: bytes | str) -> bool:
     return reply(frame) is not None
 
 
+#: Seconds without a liquidation before a category's connection counts as silent (its pongs
+#: do not count). The watchdog is per connection, over every symbol it subscribes to. Linear
+#: is the whole linear catalog (hundreds of contracts; the bundled fallback still holds BTC,
+#: ETH, SOL and DOGE), and ``allLiquidation`` pushes every liquidation: no recording of this
+#: feed is at hand, so it takes the bound measured on another venue's five coins
+#: (``ALL_MARKET_DATA_TIMEOUT``), which a larger, unthrottled feed should only undercut.
+#: Inverse is a handful of contracts (BTCUSD, ETHUSD, XRPUSD, ...), and one coin alone was
+#: quiet for up to two hours in the measured day: quiet for hours is normal there, and a
+#: watchdog long enough to hold would say nothing. None (its frame and subscribe-answer
+#: watchdogs still apply).
+DATA_TIMEOUTS: dict[str, float | None] = {"linear": ALL_MARKET_DATA_TIMEOUT, "inverse": None}
+
+
 def connections(instruments: Catalog) -> list[Connection]:
     """One connection per category, subscribing to every catalog symbol of its kind."""
     found = []
@@ -108,6 +122,7 @@ def connections(instruments: Catalog) -> list[Connection]:
                 refusal=refusal,
                 batching=BATCHING,
                 subscribed=subscribed,
+                data_timeout=DATA_TIMEOUTS[kind],
             )
         )
     return found

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import as_text, compact_json, event_error, json_object, mentions
+from purpleflea.venues._connection import (
+    ALL_MARKET_DATA_TIMEOUT,
+    as_text,
+    compact_json,
+    error_code_in,
+    event_error,
+    json_object,
+    mentions,
+)
 from purpleflea.venues.okx.constants import EXCHANGE
 from purpleflea.venues.okx.normalizer import CHANNEL
 from purpleflea.venues.venue import Connection
@@ -46,12 +54,9 @@ def closing(frame: bytes | str) -> str | None:
 #: channel of the other URL): asking again gets the same answer.
 RETRYABLE_REFUSALS = frozenset({"60014", "60016", "63999"})
 
-
-def retry_refused(frame: bytes | str) -> bool:
-    """Whether OKX's refusal ``frame`` (``{"event":"error","code":..}``) may pass when asked
-    again on a new connection."""
-    message = json_object(frame)
-    return message is not None and str(message.get("code")) in RETRYABLE_REFUSALS
+#: Whether OKX's refusal ``frame`` (``{"event":"error","code":..}``) may pass when asked again
+#: on a new connection.
+retry_refused = error_code_in(RETRYABLE_REFUSALS)
 
 
 def subscribed(frame: bytes | str) -> bool:
@@ -80,5 +85,7 @@ def connections(instruments: Catalog) -> list[Connection]:
             retry_refused=retry_refused,
             closing=closing,
             subscribed=subscribed,
+            # Every swap and future: the measured all-market bound holds (its gaps are shorter).
+            data_timeout=ALL_MARKET_DATA_TIMEOUT,
         )
     ]
