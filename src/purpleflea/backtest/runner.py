@@ -223,13 +223,15 @@ class Replay:
         return self._oi_last if self._oi_more else _NEVER
 
     def finish(self) -> None:
-        """Tick once more past the last event and close what is still open."""
+        """Tick once more past the last event and close what is still open; orders the data
+        ended before fill at the last prices."""
         if self._second >= 0:
             self._tick((self._second + 1) * 1000, getattr(self.strategy, "on_tick", None))
         self.broker.close_all("end of data")
+        self.broker.fill_pending()
 
     def _tick(self, now_ms: int, on_tick: Callable[[int, Broker], None] | None) -> None:
-        self.broker.now = max(self.broker.now, now_ms)
+        self.broker.advance(now_ms)
         alerts = self.engine.tick(now_ms)
         if alerts:
             self._dispatch(alerts)

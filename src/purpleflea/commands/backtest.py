@@ -6,8 +6,9 @@ Events are scored with the open interest the live server stored beside them (a s
 before open interest was kept scores without the size term). --heatmap also runs the heatmap
 over the stored open interest and marks, so scores include the fuel ahead as live (slower:
 ~0.2 ms per stored row, 312 s for 30 simulated days); it is on by itself for a strategy with
-use_heatmaps. Runs the cascade playbook (or --strategy module:Class) with fees and slippage
-and writes report.json, equity.png and report.html into --out.
+use_heatmaps. Runs the cascade playbook (or --strategy module:Class) with fees, slippage and
+orders filled --latency-ms after their decision, and writes report.json, equity.png and
+report.html into --out.
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--fee-bps", type=float, default=5.0, help="fee per fill, bps (default 5)")
     parser.add_argument(
         "--slippage-bps", type=float, default=5.0, help="slippage per fill, bps (default 5)"
+    )
+    parser.add_argument(
+        "--latency-ms",
+        type=int,
+        default=500,
+        help="from a decision to its fill: orders fill at the market's price this long after "
+        "the event or tick that decided them (default 500)",
     )
     parser.add_argument(
         "--notional", type=float, default=10_000.0, help="USD per trade (default 10000)"
@@ -99,7 +107,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"backtest: {exc}", file=sys.stderr)
         return 2
-    replay = start(strategy, costs=costs, heatmap=args.heatmap)
+    if args.latency_ms < 0:
+        print(f"backtest: --latency-ms must be >= 0, got {args.latency_ms}", file=sys.stderr)
+        return 2
+    replay = start(strategy, costs=costs, heatmap=args.heatmap, latency_ms=args.latency_ms)
     asyncio.run(_feed(replay, args.store, args.page))
     replay.finish()
     if not replay.open_interest_rows and replay.events:
@@ -135,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         "flip": args.flip,
         "fee_bps": args.fee_bps,
         "slippage_bps": args.slippage_bps,
+        "latency_ms": args.latency_ms,
         "notional_usd": args.notional,
         "heatmap": replay.heatmaps is not None,
         "open_interest_rows": replay.open_interest_rows,
