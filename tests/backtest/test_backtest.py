@@ -447,3 +447,54 @@ async def test_the_command_says_when_seq_order_goes_back_in_time(
     )
     data = json.loads((tmp_path / "out" / "report.json").read_text())
     assert data["params"]["late_events"] == len(older)
+
+
+class OpensUnpriced:
+    """A user strategy with a bug: it trades a market the stream never priced."""
+
+    def on_event(self, event: Liquidation, score: int, broker: Broker) -> None:
+        if not broker.positions:
+            broker.open("NOPE-PERP", 1, 1_000.0)
+
+    def on_cascade(self, alert: CascadeAlert, broker: Broker) -> None:
+        pass
+
+
+async def test_the_command_says_what_is_wrong_with_an_empty_store_a_non_store_and_an_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Each of these ended in a traceback, or for the empty store in a report of nothing
+    # ("0 events, 0 trades, Sharpe n/a (the history spans under 2 days)") and status 0.
+    import asyncio
+
+    from purpleflea.commands import backtest as command
+    from purpleflea.store.sqlite import SQLiteStore
+
+    empty = tmp_path / "empty.sqlite"
+    await SQLiteStore(empty).close()
+    junk = tmp_path / "junk.sqlite"
+    junk.write_text("not a database\n")
+    full = tmp_path / "full.sqlite"
+    store = SQLiteStore(full)
+    store.append_now(history())
+    await store.close()
+    parser = argparse.ArgumentParser()
+    command.register(parser.add_subparsers())
+    out = tmp_path / "out"
+
+    async def status(*argv: str) -> int:
+        args = parser.parse_args(["backtest", "--out", str(out), *argv])
+        code: int = await asyncio.to_thread(args.run, args)
+        return code
+
+    assert await status("--store", str(empty)) == 2
+    assert f"backtest: {empty} holds no events: nothing to replay" in capsys.readouterr().err
+    assert not out.exists()
+    assert await status("--store", str(junk)) == 2
+    assert f"backtest: store {junk}: file is not a database" in capsys.readouterr().err
+    spec = "tests.backtest.test_backtest:OpensUnpriced"
+    assert await status("--store", str(full), "--strategy", spec) == 2
+    assert (
+        f"backtest: {spec} placed an order the broker refused at {utc_iso(T0 + 30_000)} (stream "
+        "time): Broker: no price seen yet for 'NOPE-PERP'" in capsys.readouterr().err
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from purpleflea.backtest.broker import DEFAULT_LATENCY_MS, Broker, Costs, Trade
+from purpleflea.backtest.broker import DEFAULT_LATENCY_MS, Broker, BrokerError, Costs, Trade
 from purpleflea.backtest.report import Metrics, Report, compute_metrics, equity_curve
 from purpleflea.backtest.runner import Replay, replay_store
 from purpleflea.backtest.strategy import Playbook, Strategy, load_strategy
@@ -21,6 +21,7 @@ from purpleflea.venues import registry
 
 __all__ = [
     "Broker",
+    "BrokerError",
     "Costs",
     "Metrics",
     "Playbook",

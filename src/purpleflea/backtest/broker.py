@@ -23,6 +23,11 @@ import msgspec
 DEFAULT_LATENCY_MS = 500
 
 
+class BrokerError(ValueError):
+    """An order the broker cannot take: a market already open or not open, one the stream has
+    not priced yet, a direction other than +1 or -1 (a strategy's mistake, not the data's)."""
+
+
 class Trade(msgspec.Struct, frozen=True, kw_only=True):
     """One closed round trip. ``direction`` is +1 long, -1 short; money is USD."""
 
@@ -129,11 +134,11 @@ class Broker:
         """Open a position, filled at the market's price after the latency plus slippage;
         one per market (a waiting entry counts)."""
         if direction not in (1, -1):
-            raise ValueError(
+            raise BrokerError(
                 f"Broker.open({market!r}): direction must be +1 or -1, got {direction}"
             )
         if market in self.positions:
-            raise ValueError(f"Broker.open({market!r}): a position is already open")
+            raise BrokerError(f"Broker.open({market!r}): a position is already open")
         self._price(market)  # a market the stream has not priced yet fails here, not later
         due = self.now + self.latency_ms
         position = Position(market, direction, due, 0.0, 0.0, notional_usd, 0.0, tag)
@@ -148,7 +153,7 @@ class Broker:
         :class:`Trade` joins :attr:`trades` when the exit fills."""
         position = self.positions.pop(market, None)
         if position is None:
-            raise ValueError(f"Broker.close({market!r}): no open position")
+            raise BrokerError(f"Broker.close({market!r}): no open position")
         self._orders.append(_Order(self.now + self.latency_ms, position, reason))
         if not self.latency_ms:
             self._fill(self._orders.pop())
@@ -194,5 +199,5 @@ class Broker:
     def _price(self, market: str) -> float:
         price = self.prices.get(market)
         if price is None or price <= 0:
-            raise ValueError(f"Broker: no price seen yet for {market!r}")
+            raise BrokerError(f"Broker: no price seen yet for {market!r}")
         return price

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,6 +82,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from purpleflea.backtest import Costs, Playbook, load_strategy, result, start  # noqa: PLC0415
+    from purpleflea.backtest.broker import BrokerError  # noqa: PLC0415
     from purpleflea.backtest.report import sharpe_text, write_report  # noqa: PLC0415
     from purpleflea.backtest.strategy import Strategy  # noqa: PLC0415
     from purpleflea.clock import utc_iso  # noqa: PLC0415
@@ -111,8 +113,26 @@ def run(args: argparse.Namespace) -> int:
         print(f"backtest: --latency-ms must be >= 0, got {args.latency_ms}", file=sys.stderr)
         return 2
     replay = start(strategy, costs=costs, heatmap=args.heatmap, latency_ms=args.latency_ms)
-    asyncio.run(_feed(replay, args.store, args.page))
-    replay.finish()
+    try:
+        asyncio.run(_feed(replay, args.store, args.page))
+        if not replay.events:
+            print(
+                f"backtest: {args.store} holds no events: nothing to replay (purpleflea sim, "
+                "serve or import fill a store)",
+                file=sys.stderr,
+            )
+            return 2
+        replay.finish()
+    except sqlite3.Error as exc:  # a file that is no SQLite store, or a damaged one
+        print(f"backtest: store {args.store}: {exc}", file=sys.stderr)
+        return 2
+    except BrokerError as exc:  # the strategy's mistake: say which and when, not a traceback
+        print(
+            f"backtest: {args.strategy or 'the playbook'} placed an order the broker refused at "
+            f"{utc_iso(replay.broker.now)} (stream time): {exc}",
+            file=sys.stderr,
+        )
+        return 2
     if not replay.open_interest_rows and replay.events:
         # Imports (`purpleflea import`) and stores older than open interest have none: without
         # the size term a one-day store gave 1,387 alerts instead of 16, with no word of why.
