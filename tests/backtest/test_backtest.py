@@ -498,3 +498,36 @@ async def test_the_command_says_what_is_wrong_with_an_empty_store_a_non_store_an
         f"backtest: {spec} placed an order the broker refused at {utc_iso(T0 + 30_000)} (stream "
         "time): Broker: no price seen yet for 'NOPE-PERP'" in capsys.readouterr().err
     )
+
+
+def test_a_late_event_does_not_price_fills() -> None:
+    # Older history appended after newer: its events come at the replay's clock, which stands
+    # still while they do. Their prices marked the broker, so a playbook trade entered and
+    # exited in 0 s rode the old cascade's whole fall ($1,179 on $10k below; an import of two
+    # real recordings in that order reported $4,113 instead of $874). A late event's price is
+    # not the market's now: only a market's first price comes from one.
+    replay = start(Recorder(), latency_ms=0)
+    replay.feed(
+        [
+            _fill(1, T0, 2000.0),
+            _fill(2, T0 - DAY_MS, 3000.0),  # a day late: not ETH's price now
+            _fill(3, T0 - DAY_MS, 5.0, "XYZ-PERP"),  # late, but XYZ's first price
+            _fill(4, T0 - DAY_MS + 1_000, 6.0, "XYZ-PERP"),
+            _fill(5, T0 - 30_000, 1990.0),  # out of order by seconds, as feeds are: a price
+        ]
+    )
+    assert replay.broker.prices == {"ETH-PERP": 1990.0, "XYZ-PERP": 5.0}
+    assert replay.late_events == 3
+
+    newer = history()
+    older = [
+        msgspec.structs.replace(e, id=f"old{e.seq}", seq=len(newer) + e.seq, ts=e.ts - DAY_MS)
+        for e in history("BTC-PERP")
+    ]
+    free = Costs(fee_bps=0, slippage_bps=0)
+    trades = run_backtest(newer + older, Playbook(), costs=free, latency_ms=0).trades
+    assert [(t.market, t.exit_ts - t.entry_ts) for t in trades] == [
+        ("ETH-PERP", 71_000),
+        ("BTC-PERP", 0),
+    ]
+    assert trades[1].pnl_usd == 0.0  # no time passed, no price moved

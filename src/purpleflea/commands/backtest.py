@@ -149,8 +149,8 @@ def run(args: argparse.Namespace) -> int:
             f"clock (seq {seq:,} at {utc_iso(ts)} after {utc_iso(clock)}): the store's seq order "
             "goes back in time (older history imported or simulated after newer; a live gap "
             "repaired from a venue's history also comes late, as it did live), and each was "
-            "scored at the replay's time, not its own; backtest a store that holds its history "
-            "in time order",
+            "scored at the replay's time, not its own, and priced no fill; backtest a store "
+            "that holds its history in time order",
             file=sys.stderr,
         )
     if replay.heatmaps is not None and replay.rows_without_mark:
