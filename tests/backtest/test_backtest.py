@@ -531,3 +531,38 @@ def test_a_late_event_does_not_price_fills() -> None:
         ("BTC-PERP", 0),
     ]
     assert trades[1].pnl_usd == 0.0  # no time passed, no price moved
+
+
+def test_metrics_say_how_many_cascades_and_how_much_was_open_at_once() -> None:
+    # "20 alerts, 7 trades" on a 3-day sim store read as 13 cascades skipped: the 20 were 7
+    # started, 6 updated and 7 exhausted. And the broker checks no margin: the notional open at
+    # once (leverage, over the equity) was not reported anywhere.
+    def trade(market: str, entry_ts: int, exit_ts: int) -> Trade:
+        return Trade(
+            market=market,
+            direction=1,
+            entry_ts=entry_ts,
+            exit_ts=exit_ts,
+            entry_price=1.0,
+            exit_price=1.0,
+            notional_usd=10_000.0,
+            fees_usd=0.0,
+            pnl_usd=0.0,
+            reason="held",
+        )
+
+    # B overlaps A and C; C opens as A closes (a flip): 20k open at most, never 30k.
+    trades = [
+        trade("A", T0, T0 + 100),
+        trade("B", T0 + 50, T0 + 150),
+        trade("C", T0 + 100, T0 + 200),
+    ]
+    metrics = compute_metrics(
+        trades, initial_equity=1e5, start_ts=T0, end_ts=T0 + 200, events=3, alerts=5, cascades=2
+    )
+    assert (metrics.alerts, metrics.cascades, metrics.max_exposure_usd) == (5, 2, 20_000.0)
+
+    report = run_backtest(history(), Playbook(flip=True))
+    assert report.metrics.cascades == 1
+    assert report.metrics.alerts >= 2
+    assert report.metrics.max_exposure_usd == 10_000.0

@@ -82,6 +82,7 @@ def result(replay: Replay, params: dict[str, object]) -> Report:
         end_ts=end_ts,
         events=replay.events,
         alerts=len(replay.alerts),
+        cascades=sum(1 for alert in replay.alerts if alert.status == "started"),
     )
     return Report(
         metrics=metrics,

@@ -177,9 +177,10 @@ def run(args: argparse.Namespace) -> int:
     m = report.metrics
     sharpe = sharpe_text(m)
     print(
-        f"{m.events:,} events, {m.alerts:,} alerts, {m.trades:,} trades, hit rate "
-        f"{m.hit_rate:.1%}, PnL ${m.pnl_usd:,.2f}, max drawdown ${m.max_drawdown_usd:,.2f}, "
-        f"Sharpe {sharpe}\nreport: {paths['html']} ({paths['json'].name}, {paths['png'].name})"
+        f"{m.events:,} events, {m.alerts:,} alerts ({m.cascades:,} cascades), {m.trades:,} "
+        f"trades, hit rate {m.hit_rate:.1%}, PnL ${m.pnl_usd:,.2f}, max drawdown "
+        f"${m.max_drawdown_usd:,.2f}, most open ${m.max_exposure_usd:,.0f}, Sharpe {sharpe}"
+        f"\nreport: {paths['html']} ({paths['json'].name}, {paths['png'].name})"
     )
     return 0
 
