@@ -19,7 +19,7 @@ from purpleflea.backtest import (
     start,
     store_pages,
 )
-from purpleflea.backtest.broker import Trade
+from purpleflea.backtest.broker import DEFAULT_LATENCY_MS, Trade
 from purpleflea.backtest.report import DAY_MS, compute_metrics, sharpe_text, write_report
 from purpleflea.clock import utc_iso
 from purpleflea.model import CascadeAlert, Liquidation
@@ -172,6 +172,7 @@ async def test_command_reads_the_store_in_pages(
     data = json.loads((out / "report.json").read_text())
     assert data["metrics"]["events"] == len(history())
     assert data["metrics"]["trades"] == 1
+    assert data["params"]["latency_ms"] == DEFAULT_LATENCY_MS  # the command's default is the API's
     # Three hours of history: the summary says why there is no Sharpe ratio.
     said = capsys.readouterr()
     assert "Sharpe n/a (the history spans under 2 days" in said.out
@@ -182,6 +183,9 @@ async def test_command_reads_the_store_in_pages(
 
     missing = parser.parse_args(["backtest", "--store", str(tmp_path / "none.sqlite")])
     assert missing.run(missing) == 2
+    negative = parser.parse_args(["backtest", "--store", str(db), "--latency-ms", "-5"])
+    assert negative.run(negative) == 2
+    assert "backtest: --latency-ms must be >= 0, got -5" in capsys.readouterr().err
 
 
 def test_sharpe_n_a_always_says_why() -> None:
@@ -240,7 +244,7 @@ def test_help_is_plain_text_and_shows_every_default(capsys: pytest.CaptureFixtur
     options = text.split("options:", 1)[1]
     # One entry per option (continuation lines folded in); each but --help names its default.
     entries = re.split(r"\n  (?=-)", options.strip())
-    assert len(entries) == 11
+    assert len(entries) == 12
     assert all("default" in entry for entry in entries if not entry.startswith("-h"))
     assert "(default 7)" in text
 
@@ -316,7 +320,8 @@ def test_a_stored_mark_newer_than_the_last_liquidation_prices_the_fill() -> None
         events, ExitAfter(300_000), costs=Costs(fee_bps=0, slippage_bps=0), open_interest=rows
     )
     (trade,) = report.trades
-    assert (trade.entry_price, trade.exit_ts) == (2000.0, T0 + 300_000)
+    # Decided at T0 + 300 s, filled 500 ms later (the default latency).
+    assert (trade.entry_price, trade.exit_ts) == (2000.0, T0 + 300_500)
     assert trade.exit_price == 1900.0  # the row of T0 + 240 s; the one of T0 + 400 s is later
     assert trade.pnl_usd == pytest.approx(10_000 / 2000 * (1900 - 2000))
 
@@ -326,6 +331,50 @@ def test_a_stored_mark_newer_than_the_last_liquidation_prices_the_fill() -> None
         fresher, ExitAfter(300_000), costs=Costs(fee_bps=0, slippage_bps=0), open_interest=rows
     )
     assert report.trades[0].exit_price == 1890.0
+
+
+def test_orders_fill_at_the_price_after_the_latency_not_at_the_print_that_decided_them() -> None:
+    # A strategy that reacts to a print cannot trade at that print: the fill was the trigger's
+    # own price, so a strategy trading with a cascade bought the move it had not yet reacted to
+    # (on a 3-day sim store at --threshold 5, the next fill print ran against 79 % of entries,
+    # median 7 bps). An order fills at the newest price `latency_ms` after its decision.
+    events = [
+        _fill(1, T0, 2000.0),  # decides the entry
+        _fill(2, T0 + 200, 2010.0),  # inside the 500 ms: the entry's price
+        _fill(3, T0 + 800, 2030.0),  # after it
+        _fill(4, T0 + 5_100, 1990.0),  # the exit is decided by the tick of T0 + 5 s: its price
+        _fill(5, T0 + 5_600, 1980.0),  # after the exit's fill time
+    ]
+    free = Costs(fee_bps=0, slippage_bps=0)
+    (trade,) = run_backtest(events, ExitAfter(5_000), costs=free).trades
+    assert (trade.entry_ts, trade.entry_price) == (T0 + 500, 2010.0)
+    assert (trade.exit_ts, trade.exit_price) == (T0 + 5_500, 1990.0)
+    assert trade.pnl_usd == pytest.approx(10_000 / 2010 * (1990 - 2010))
+    # With no latency: the prints the decisions saw (the trigger, and e3 at the tick).
+    (instant,) = run_backtest(events, ExitAfter(5_000), costs=free, latency_ms=0).trades
+    assert (instant.entry_ts, instant.entry_price) == (T0, 2000.0)
+    assert (instant.exit_ts, instant.exit_price) == (T0 + 5_000, 2030.0)
+
+
+def test_a_waiting_entry_is_a_position_and_orders_after_the_data_fill_at_the_last_price() -> None:
+    replay = start(ExitAfter(0), costs=Costs(fee_bps=0, slippage_bps=0), latency_ms=2_000)
+    replay.feed([_fill(1, T0, 2000.0)])
+    position = replay.broker.position("ETH-PERP")
+    assert position is not None
+    assert not position.filled
+    assert position.entry_ts == T0 + 2_000
+    with pytest.raises(ValueError, match="a position is already open"):
+        replay.broker.open("ETH-PERP", 1, 10_000)
+    # The tick of T0 + 1 s decides the exit before the entry has filled: both fill in turn.
+    replay.feed([_fill(2, T0 + 1_500, 2010.0), _fill(3, T0 + 2_500, 2020.0)])
+    assert not replay.broker.positions
+    assert not replay.broker.trades
+    replay.finish()  # the exit's time (T0 + 3 s) is after the last event: the last price
+    (trade,) = replay.broker.trades
+    assert (trade.entry_ts, trade.entry_price) == (T0 + 2_000, 2010.0)
+    assert (trade.exit_ts, trade.exit_price) == (T0 + 3_000, 2020.0)
+    with pytest.raises(ValueError, match="latency_ms must be >= 0, got -1"):
+        Broker(latency_ms=-1)
 
 
 def test_a_stored_mark_outranks_later_bankruptcy_prices_of_a_market_without_fills() -> None:
@@ -398,3 +447,122 @@ async def test_the_command_says_when_seq_order_goes_back_in_time(
     )
     data = json.loads((tmp_path / "out" / "report.json").read_text())
     assert data["params"]["late_events"] == len(older)
+
+
+class OpensUnpriced:
+    """A user strategy with a bug: it trades a market the stream never priced."""
+
+    def on_event(self, event: Liquidation, score: int, broker: Broker) -> None:
+        if not broker.positions:
+            broker.open("NOPE-PERP", 1, 1_000.0)
+
+    def on_cascade(self, alert: CascadeAlert, broker: Broker) -> None:
+        pass
+
+
+async def test_the_command_says_what_is_wrong_with_an_empty_store_a_non_store_and_an_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Each of these ended in a traceback, or for the empty store in a report of nothing
+    # ("0 events, 0 trades, Sharpe n/a (the history spans under 2 days)") and status 0.
+    import asyncio
+
+    from purpleflea.commands import backtest as command
+    from purpleflea.store.sqlite import SQLiteStore
+
+    empty = tmp_path / "empty.sqlite"
+    await SQLiteStore(empty).close()
+    junk = tmp_path / "junk.sqlite"
+    junk.write_text("not a database\n")
+    full = tmp_path / "full.sqlite"
+    store = SQLiteStore(full)
+    store.append_now(history())
+    await store.close()
+    parser = argparse.ArgumentParser()
+    command.register(parser.add_subparsers())
+    out = tmp_path / "out"
+
+    async def status(*argv: str) -> int:
+        args = parser.parse_args(["backtest", "--out", str(out), *argv])
+        code: int = await asyncio.to_thread(args.run, args)
+        return code
+
+    assert await status("--store", str(empty)) == 2
+    assert f"backtest: {empty} holds no events: nothing to replay" in capsys.readouterr().err
+    assert not out.exists()
+    assert await status("--store", str(junk)) == 2
+    assert f"backtest: store {junk}: file is not a database" in capsys.readouterr().err
+    spec = "tests.backtest.test_backtest:OpensUnpriced"
+    assert await status("--store", str(full), "--strategy", spec) == 2
+    assert (
+        f"backtest: {spec} placed an order the broker refused at {utc_iso(T0 + 30_000)} (stream "
+        "time): Broker: no price seen yet for 'NOPE-PERP'" in capsys.readouterr().err
+    )
+
+
+def test_a_late_event_does_not_price_fills() -> None:
+    # Older history appended after newer: its events come at the replay's clock, which stands
+    # still while they do. Their prices marked the broker, so a playbook trade entered and
+    # exited in 0 s rode the old cascade's whole fall ($1,179 on $10k below; an import of two
+    # real recordings in that order reported $4,113 instead of $874). A late event's price is
+    # not the market's now: only a market's first price comes from one.
+    replay = start(Recorder(), latency_ms=0)
+    replay.feed(
+        [
+            _fill(1, T0, 2000.0),
+            _fill(2, T0 - DAY_MS, 3000.0),  # a day late: not ETH's price now
+            _fill(3, T0 - DAY_MS, 5.0, "XYZ-PERP"),  # late, but XYZ's first price
+            _fill(4, T0 - DAY_MS + 1_000, 6.0, "XYZ-PERP"),
+            _fill(5, T0 - 30_000, 1990.0),  # out of order by seconds, as feeds are: a price
+        ]
+    )
+    assert replay.broker.prices == {"ETH-PERP": 1990.0, "XYZ-PERP": 5.0}
+    assert replay.late_events == 3
+
+    newer = history()
+    older = [
+        msgspec.structs.replace(e, id=f"old{e.seq}", seq=len(newer) + e.seq, ts=e.ts - DAY_MS)
+        for e in history("BTC-PERP")
+    ]
+    free = Costs(fee_bps=0, slippage_bps=0)
+    trades = run_backtest(newer + older, Playbook(), costs=free, latency_ms=0).trades
+    assert [(t.market, t.exit_ts - t.entry_ts) for t in trades] == [
+        ("ETH-PERP", 71_000),
+        ("BTC-PERP", 0),
+    ]
+    assert trades[1].pnl_usd == 0.0  # no time passed, no price moved
+
+
+def test_metrics_say_how_many_cascades_and_how_much_was_open_at_once() -> None:
+    # "20 alerts, 7 trades" on a 3-day sim store read as 13 cascades skipped: the 20 were 7
+    # started, 6 updated and 7 exhausted. And the broker checks no margin: the notional open at
+    # once (leverage, over the equity) was not reported anywhere.
+    def trade(market: str, entry_ts: int, exit_ts: int) -> Trade:
+        return Trade(
+            market=market,
+            direction=1,
+            entry_ts=entry_ts,
+            exit_ts=exit_ts,
+            entry_price=1.0,
+            exit_price=1.0,
+            notional_usd=10_000.0,
+            fees_usd=0.0,
+            pnl_usd=0.0,
+            reason="held",
+        )
+
+    # B overlaps A and C; C opens as A closes (a flip): 20k open at most, never 30k.
+    trades = [
+        trade("A", T0, T0 + 100),
+        trade("B", T0 + 50, T0 + 150),
+        trade("C", T0 + 100, T0 + 200),
+    ]
+    metrics = compute_metrics(
+        trades, initial_equity=1e5, start_ts=T0, end_ts=T0 + 200, events=3, alerts=5, cascades=2
+    )
+    assert (metrics.alerts, metrics.cascades, metrics.max_exposure_usd) == (5, 2, 20_000.0)
+
+    report = run_backtest(history(), Playbook(flip=True))
+    assert report.metrics.cascades == 1
+    assert report.metrics.alerts >= 2
+    assert report.metrics.max_exposure_usd == 10_000.0

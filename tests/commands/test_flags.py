@@ -79,7 +79,7 @@ def test_a_data_folder_given_as_store_means_its_history_file(
     # had passed one, and `sim --store data` "store data: unable to open database file".
     data = tmp_path / "data"
     data.mkdir()
-    sim = ["sim", "--days", "0.01", "--markets", "3", "--no-progress", "--start", "2025-03-01"]
+    sim = ["sim", "--days", "0.01", "--markets", "20", "--no-progress", "--start", "2025-03-01"]
     assert cli.main([*sim, "--store", str(data)]) == 0
     assert (data / "purpleflea.sqlite").is_file()
     assert f"into {data / 'purpleflea.sqlite'}" in capsys.readouterr().out

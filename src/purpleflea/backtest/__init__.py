@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from purpleflea.backtest.broker import Broker, Costs, Trade
+from purpleflea.backtest.broker import DEFAULT_LATENCY_MS, Broker, BrokerError, Costs, Trade
 from purpleflea.backtest.report import Metrics, Report, compute_metrics, equity_curve
 from purpleflea.backtest.runner import Replay, replay_store
 from purpleflea.backtest.strategy import Playbook, Strategy, load_strategy
@@ -21,6 +21,7 @@ from purpleflea.venues import registry
 
 __all__ = [
     "Broker",
+    "BrokerError",
     "Costs",
     "Metrics",
     "Playbook",
@@ -45,14 +46,17 @@ def start(
     engine_config: CascadeConfig | None = None,
     initial_equity: float = 100_000.0,
     heatmap: bool | None = None,
+    latency_ms: int = DEFAULT_LATENCY_MS,
 ) -> Replay:
     """A fresh replay: a new engine (the live code) and broker around ``strategy``.
 
     ``heatmap`` runs the live heatmap feed over the replayed open interest and marks, so the
     engine's scores include the fuel ahead as live, and hands its model to a strategy that has
     ``use_heatmaps(model)``; by default it runs when the strategy has that method.
+    ``latency_ms``: orders fill at the market's price that long after the decision
+    (:class:`Broker`).
     """
-    broker = Broker(costs=costs or Costs(), initial_equity=initial_equity)
+    broker = Broker(costs=costs or Costs(), initial_equity=initial_equity, latency_ms=latency_ms)
     fill_priced = registry.fill_priced()
     engine = CascadeEngine(engine_config, fill_priced=fill_priced)
     use_heatmaps = getattr(strategy, "use_heatmaps", None)
@@ -78,6 +82,7 @@ def result(replay: Replay, params: dict[str, object]) -> Report:
         end_ts=end_ts,
         events=replay.events,
         alerts=len(replay.alerts),
+        cascades=sum(1 for alert in replay.alerts if alert.status == "started"),
     )
     return Report(
         metrics=metrics,
@@ -96,11 +101,14 @@ def run_backtest(
     params: dict[str, object] | None = None,
     open_interest: Iterable[OpenInterest] = (),
     heatmap: bool | None = None,
+    latency_ms: int = DEFAULT_LATENCY_MS,
 ) -> Report:
     """Replay ``events`` (ascending seq) into ``strategy`` and report; ``open_interest`` rows
     (ascending ts) reach the engine as each one's time comes (see :class:`Replay`), and the
     heatmap runs as :func:`start` says."""
-    replay = start(strategy, costs=costs, engine_config=engine_config, heatmap=heatmap)
+    replay = start(
+        strategy, costs=costs, engine_config=engine_config, heatmap=heatmap, latency_ms=latency_ms
+    )
     replay.add_open_interest(open_interest)
     replay.feed(events)
     replay.finish()

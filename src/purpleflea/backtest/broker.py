@@ -1,17 +1,31 @@
-"""A paper broker: one position per market, filled at the stream's last price with costs.
+"""A paper broker: one position per market, filled at the stream's price after a latency.
 
-Prices come from the replay (:class:`~purpleflea.backtest.runner.Replay`): a fill uses the
-newest price of that market at the decision time, a fill-venue liquidation's or a stored
-mark's. Liquidation prices are forced fills, often a little worse than the book during a
-cascade, and a stored mark is up to a sampling interval old: the backtest's main limitation
+Prices come from the replay (:class:`~purpleflea.backtest.runner.Replay`): the newest price of
+a market at a time is a fill-venue liquidation's or a stored mark's. An order decided at ``t``
+fills at the market's newest price at ``t + latency_ms``: a liquidation printed inside the
+latency moves the fill, one printed after it does not. With no latency an order would fill at
+the very print that triggered it, which nobody reacting to that print can get: in a cascade
+the next prints run the cascade's way, so such fills flatter a strategy that trades with it.
+Liquidation prices are forced fills, often a little worse than the book during a cascade, and a
+stored mark is up to a sampling interval old: the backtest's main limitation
 (docs/cascade.md, "Prices").
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import msgspec
+
+#: Default order latency: from the event a decision reacts to until the order fills (feed
+#: delay, the strategy, the order's round trip to the exchange).
+DEFAULT_LATENCY_MS = 500
+
+
+class BrokerError(ValueError):
+    """An order the broker cannot take: a market already open or not open, one the stream has
+    not priced yet, a direction other than +1 or -1 (a strategy's mistake, not the data's)."""
 
 
 class Trade(msgspec.Struct, frozen=True, kw_only=True):
@@ -31,6 +45,9 @@ class Trade(msgspec.Struct, frozen=True, kw_only=True):
 
 @dataclass(slots=True)
 class Position:
+    """An open position. ``entry_ts`` is when its entry fills (the decision plus the latency);
+    until then ``filled`` is False and ``entry_price``, ``quantity`` and ``entry_fee`` are 0."""
+
     market: str
     direction: int
     entry_ts: int
@@ -39,6 +56,16 @@ class Position:
     notional_usd: float
     entry_fee: float
     tag: str = ""
+    filled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Order:
+    """An entry (``reason`` None) or exit waiting for its fill time ``due``."""
+
+    due: int
+    position: Position
+    reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,69 +85,107 @@ class Costs:
 
 @dataclass(slots=True)
 class Broker:
-    """Opens and closes positions at the stream's prices; keeps trades and realized equity."""
+    """Opens and closes positions at the stream's prices; keeps trades and realized equity.
+
+    Orders fill ``latency_ms`` after the decision, at the market's newest price then (see the
+    module docstring): :meth:`open` returns the position at once (unfilled until then) and
+    :meth:`close` takes it out of :attr:`positions` at once; its :class:`Trade` joins
+    :attr:`trades` when the exit fills. Orders still waiting at the end of the data fill at the
+    last prices (:meth:`fill_pending`).
+    """
 
     costs: Costs = field(default_factory=Costs)
     initial_equity: float = 100_000.0
+    latency_ms: int = DEFAULT_LATENCY_MS
     now: int = 0
     prices: dict[str, float] = field(default_factory=dict)
     positions: dict[str, Position] = field(default_factory=dict)
     trades: list[Trade] = field(default_factory=list)
     realized: float = 0.0
+    #: Orders waiting for their fill time, oldest first (one latency: due times ascend).
+    _orders: deque[_Order] = field(default_factory=deque)
+
+    def __post_init__(self) -> None:
+        if self.latency_ms < 0:
+            raise ValueError(f"Broker: latency_ms must be >= 0, got {self.latency_ms}")
 
     def mark(self, market: str, price: float, ts: int) -> None:
         """Record the last price of ``market`` at ``ts`` (the runner calls it on every event
         whose price is the market's and every stored mark, :meth:`advance` on the others)."""
+        self.advance(ts)
         self.prices[market] = price
-        self.now = max(self.now, ts)
 
     def advance(self, ts: int) -> None:
-        """The stream reached ``ts`` with no market price (a bankruptcy-priced event)."""
+        """The stream reached ``ts``: orders due before it fill at the prices before it."""
+        orders = self._orders
+        while orders and orders[0].due < ts:
+            self._fill(orders.popleft())
         self.now = max(self.now, ts)
+
+    def fill_pending(self) -> None:
+        """Fill every waiting order at the last prices (the data ended before their time)."""
+        while self._orders:
+            self._fill(self._orders.popleft())
 
     def position(self, market: str) -> Position | None:
         return self.positions.get(market)
 
     def open(self, market: str, direction: int, notional_usd: float, tag: str = "") -> Position:
-        """Open a position at the market's last price plus slippage; one per market."""
+        """Open a position, filled at the market's price after the latency plus slippage;
+        one per market (a waiting entry counts)."""
         if direction not in (1, -1):
-            raise ValueError(
+            raise BrokerError(
                 f"Broker.open({market!r}): direction must be +1 or -1, got {direction}"
             )
         if market in self.positions:
-            raise ValueError(f"Broker.open({market!r}): a position is already open")
-        price = self._price(market) * (1.0 + direction * self.costs.slippage_bps / 1e4)
-        fee = notional_usd * self.costs.fee_bps / 1e4
-        position = Position(
-            market, direction, self.now, price, notional_usd / price, notional_usd, fee, tag
-        )
+            raise BrokerError(f"Broker.open({market!r}): a position is already open")
+        self._price(market)  # a market the stream has not priced yet fails here, not later
+        due = self.now + self.latency_ms
+        position = Position(market, direction, due, 0.0, 0.0, notional_usd, 0.0, tag)
         self.positions[market] = position
+        self._orders.append(_Order(due, position, None))
+        if not self.latency_ms:
+            self._fill(self._orders.pop())
         return position
 
-    def close(self, market: str, reason: str) -> Trade:
-        """Close the market's position at its last price minus slippage."""
+    def close(self, market: str, reason: str) -> None:
+        """Close the market's position at its price after the latency minus slippage; the
+        :class:`Trade` joins :attr:`trades` when the exit fills."""
         position = self.positions.pop(market, None)
         if position is None:
-            raise ValueError(f"Broker.close({market!r}): no open position")
-        price = self._price(market) * (1.0 - position.direction * self.costs.slippage_bps / 1e4)
+            raise BrokerError(f"Broker.close({market!r}): no open position")
+        self._orders.append(_Order(self.now + self.latency_ms, position, reason))
+        if not self.latency_ms:
+            self._fill(self._orders.pop())
+
+    def _fill(self, order: _Order) -> None:
+        position = order.position
+        slippage = position.direction * self.costs.slippage_bps / 1e4
+        if order.reason is None:
+            price = self._price(position.market) * (1.0 + slippage)
+            position.entry_price = price
+            position.quantity = position.notional_usd / price
+            position.entry_fee = position.notional_usd * self.costs.fee_bps / 1e4
+            position.filled = True
+            return
+        price = self._price(position.market) * (1.0 - slippage)
         exit_fee = position.quantity * price * self.costs.fee_bps / 1e4
         fees = position.entry_fee + exit_fee
         gross = position.direction * position.quantity * (price - position.entry_price)
         trade = Trade(
-            market=market,
+            market=position.market,
             direction=position.direction,
             entry_ts=position.entry_ts,
-            exit_ts=self.now,
+            exit_ts=order.due,
             entry_price=position.entry_price,
             exit_price=price,
             notional_usd=position.notional_usd,
             fees_usd=fees,
             pnl_usd=gross - fees,
-            reason=reason,
+            reason=order.reason,
         )
         self.trades.append(trade)
         self.realized += trade.pnl_usd
-        return trade
 
     def close_all(self, reason: str) -> None:
         for market in list(self.positions):
@@ -128,11 +193,11 @@ class Broker:
 
     @property
     def equity(self) -> float:
-        """Initial equity plus realized PnL (open positions are not marked)."""
+        """Initial equity plus realized PnL (open positions and waiting exits are not marked)."""
         return self.initial_equity + self.realized
 
     def _price(self, market: str) -> float:
         price = self.prices.get(market)
         if price is None or price <= 0:
-            raise ValueError(f"Broker: no price seen yet for {market!r}")
+            raise BrokerError(f"Broker: no price seen yet for {market!r}")
         return price

@@ -18,10 +18,15 @@ DAY_MS = 86_400_000
 
 class Metrics(msgspec.Struct, frozen=True, kw_only=True):
     """Summary figures. ``sharpe`` is annualized from daily realized PnL over the replayed span
-    (``None`` with fewer than two days); ``max_drawdown_usd`` is on realized equity."""
+    (``None`` with fewer than two days); ``max_drawdown_usd`` is on realized equity.
+    ``alerts`` counts every alert (started, updated, exhausted), ``cascades`` the started ones;
+    ``max_exposure_usd`` is the most notional open at once (fixed notional per trade and no
+    margin check: over ``initial_equity`` it is leverage)."""
 
     events: int
     alerts: int
+    cascades: int = 0
+    max_exposure_usd: float = 0.0
     trades: int
     wins: int
     hit_rate: float
@@ -62,6 +67,7 @@ def compute_metrics(
     end_ts: int,
     events: int,
     alerts: int,
+    cascades: int = 0,
 ) -> Metrics:
     curve = equity_curve(trades, initial_equity, start_ts)
     peak = initial_equity
@@ -75,6 +81,8 @@ def compute_metrics(
     return Metrics(
         events=events,
         alerts=alerts,
+        cascades=cascades,
+        max_exposure_usd=max_exposure(trades),
         trades=len(trades),
         wins=wins,
         hit_rate=wins / len(trades) if trades else 0.0,
@@ -87,6 +95,20 @@ def compute_metrics(
         end_ts=end_ts,
         initial_equity=initial_equity,
     )
+
+
+def max_exposure(trades: Sequence[Trade]) -> float:
+    """The most notional open at once; a position closing when another opens (a flip) is not
+    counted twice."""
+    changes = sorted(
+        [(t.entry_ts, 1, t.notional_usd) for t in trades]
+        + [(t.exit_ts, 0, -t.notional_usd) for t in trades]
+    )
+    open_usd = peak = 0.0
+    for _, _, change in changes:
+        open_usd += change
+        peak = max(peak, open_usd)
+    return peak
 
 
 def daily_sharpe(
@@ -172,11 +194,12 @@ def _html(report: Report, png: bytes) -> str:
     sharpe = sharpe_text(m)
     rows = [
         ("Events replayed", f"{m.events:,}"),
-        ("Cascade alerts", f"{m.alerts:,}"),
+        ("Cascade alerts", f"{m.alerts:,} ({m.cascades:,} cascades started)"),
         ("Trades", f"{m.trades:,}"),
         ("Hit rate", f"{m.hit_rate:.1%}"),
         ("PnL", f"${m.pnl_usd:,.2f}"),
         ("Fees", f"${m.fees_usd:,.2f}"),
+        ("Most notional open at once", f"${m.max_exposure_usd:,.2f}"),
         ("Max drawdown", f"${m.max_drawdown_usd:,.2f} ({m.max_drawdown_pct:.2f}%)"),
         ("Sharpe (daily, annualized)", sharpe),
     ]

@@ -12,7 +12,8 @@ the heatmap's swept range, once its market has had one: a bankruptcy price (Bybi
 ~0.5 % from the market, and a strategy filled there would be filled where nobody traded. A
 stored open interest row's mark marks the broker too when its time comes (the newest price
 wins; a bankruptcy price never outranks a mark): a market whose liquidations stopped would
-otherwise fill minutes later at its last liquidation's price.
+otherwise fill minutes later at its last liquidation's price. An event over :data:`LATE_MS`
+behind the replay's clock (history out of time order) prices nothing but a market's first fill.
 
 Open interest (each market's total of what the live server told the engine from its snapshots,
 kept when it moved: see :mod:`purpleflea.store.oi_sampler`) is merged in by time:
@@ -128,8 +129,10 @@ class Replay:
         count = 0
         is_fill = self._prices.is_fill
         marked = self._marked_unfilled
+        prices = broker.prices
         for event in batch:
             ts = event.ts
+            late = False
             if ts // 1000 > second:
                 if second < 0:
                     self.first_ts = ts
@@ -151,6 +154,7 @@ class Replay:
                         break
             elif ts < second * 1000 - LATE_MS:
                 self._late(event)
+                late = True
             if ts >= oi_next:
                 # Rare (once per snapshot time): the only per-event cost is the comparison.
                 oi_next = self._apply_open_interest(ts)
@@ -161,7 +165,13 @@ class Replay:
             if priced and note_price is not None:
                 note_price(market, event.price)
             score = observe(market, event.side, event.size_usd, event.price, ts, event.exchange)
-            if priced and not (marked and market in marked and not is_fill(event.exchange)):
+            if (
+                priced
+                and not (marked and market in marked and not is_fill(event.exchange))
+                # A late event's price is the market's of minutes or days ago, not now's: it
+                # would move a fill at the replay's (frozen) clock (only a market's first).
+                and not (late and market in prices)
+            ):
                 broker.mark(market, event.price, ts)
             else:
                 broker.advance(ts)
@@ -223,13 +233,15 @@ class Replay:
         return self._oi_last if self._oi_more else _NEVER
 
     def finish(self) -> None:
-        """Tick once more past the last event and close what is still open."""
+        """Tick once more past the last event and close what is still open; orders the data
+        ended before fill at the last prices."""
         if self._second >= 0:
             self._tick((self._second + 1) * 1000, getattr(self.strategy, "on_tick", None))
         self.broker.close_all("end of data")
+        self.broker.fill_pending()
 
     def _tick(self, now_ms: int, on_tick: Callable[[int, Broker], None] | None) -> None:
-        self.broker.now = max(self.broker.now, now_ms)
+        self.broker.advance(now_ms)
         alerts = self.engine.tick(now_ms)
         if alerts:
             self._dispatch(alerts)

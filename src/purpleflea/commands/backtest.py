@@ -6,14 +6,16 @@ Events are scored with the open interest the live server stored beside them (a s
 before open interest was kept scores without the size term). --heatmap also runs the heatmap
 over the stored open interest and marks, so scores include the fuel ahead as live (slower:
 ~0.2 ms per stored row, 312 s for 30 simulated days); it is on by itself for a strategy with
-use_heatmaps. Runs the cascade playbook (or --strategy module:Class) with fees and slippage
-and writes report.json, equity.png and report.html into --out.
+use_heatmaps. Runs the cascade playbook (or --strategy module:Class) with fees, slippage and
+orders filled --latency-ms after their decision, and writes report.json, equity.png and
+report.html into --out.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +49,13 @@ def register(subparsers: Any) -> None:
         "--slippage-bps", type=float, default=5.0, help="slippage per fill, bps (default 5)"
     )
     parser.add_argument(
+        "--latency-ms",
+        type=int,
+        default=500,
+        help="from a decision to its fill: orders fill at the market's price this long after "
+        "the event or tick that decided them (default 500)",
+    )
+    parser.add_argument(
         "--notional", type=float, default=10_000.0, help="USD per trade (default 10000)"
     )
     parser.add_argument(
@@ -73,6 +82,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from purpleflea.backtest import Costs, Playbook, load_strategy, result, start  # noqa: PLC0415
+    from purpleflea.backtest.broker import BrokerError  # noqa: PLC0415
     from purpleflea.backtest.report import sharpe_text, write_report  # noqa: PLC0415
     from purpleflea.backtest.strategy import Strategy  # noqa: PLC0415
     from purpleflea.clock import utc_iso  # noqa: PLC0415
@@ -99,9 +109,30 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"backtest: {exc}", file=sys.stderr)
         return 2
-    replay = start(strategy, costs=costs, heatmap=args.heatmap)
-    asyncio.run(_feed(replay, args.store, args.page))
-    replay.finish()
+    if args.latency_ms < 0:
+        print(f"backtest: --latency-ms must be >= 0, got {args.latency_ms}", file=sys.stderr)
+        return 2
+    replay = start(strategy, costs=costs, heatmap=args.heatmap, latency_ms=args.latency_ms)
+    try:
+        asyncio.run(_feed(replay, args.store, args.page))
+        if not replay.events:
+            print(
+                f"backtest: {args.store} holds no events: nothing to replay (purpleflea sim, "
+                "serve or import fill a store)",
+                file=sys.stderr,
+            )
+            return 2
+        replay.finish()
+    except sqlite3.Error as exc:  # a file that is no SQLite store, or a damaged one
+        print(f"backtest: store {args.store}: {exc}", file=sys.stderr)
+        return 2
+    except BrokerError as exc:  # the strategy's mistake: say which and when, not a traceback
+        print(
+            f"backtest: {args.strategy or 'the playbook'} placed an order the broker refused at "
+            f"{utc_iso(replay.broker.now)} (stream time): {exc}",
+            file=sys.stderr,
+        )
+        return 2
     if not replay.open_interest_rows and replay.events:
         # Imports (`purpleflea import`) and stores older than open interest have none: without
         # the size term a one-day store gave 1,387 alerts instead of 16, with no word of why.
@@ -118,8 +149,8 @@ def run(args: argparse.Namespace) -> int:
             f"clock (seq {seq:,} at {utc_iso(ts)} after {utc_iso(clock)}): the store's seq order "
             "goes back in time (older history imported or simulated after newer; a live gap "
             "repaired from a venue's history also comes late, as it did live), and each was "
-            "scored at the replay's time, not its own; backtest a store that holds its history "
-            "in time order",
+            "scored at the replay's time, not its own, and priced no fill; backtest a store "
+            "that holds its history in time order",
             file=sys.stderr,
         )
     if replay.heatmaps is not None and replay.rows_without_mark:
@@ -135,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
         "flip": args.flip,
         "fee_bps": args.fee_bps,
         "slippage_bps": args.slippage_bps,
+        "latency_ms": args.latency_ms,
         "notional_usd": args.notional,
         "heatmap": replay.heatmaps is not None,
         "open_interest_rows": replay.open_interest_rows,
@@ -145,9 +177,10 @@ def run(args: argparse.Namespace) -> int:
     m = report.metrics
     sharpe = sharpe_text(m)
     print(
-        f"{m.events:,} events, {m.alerts:,} alerts, {m.trades:,} trades, hit rate "
-        f"{m.hit_rate:.1%}, PnL ${m.pnl_usd:,.2f}, max drawdown ${m.max_drawdown_usd:,.2f}, "
-        f"Sharpe {sharpe}\nreport: {paths['html']} ({paths['json'].name}, {paths['png'].name})"
+        f"{m.events:,} events, {m.alerts:,} alerts ({m.cascades:,} cascades), {m.trades:,} "
+        f"trades, hit rate {m.hit_rate:.1%}, PnL ${m.pnl_usd:,.2f}, max drawdown "
+        f"${m.max_drawdown_usd:,.2f}, most open ${m.max_exposure_usd:,.0f}, Sharpe {sharpe}"
+        f"\nreport: {paths['html']} ({paths['json'].name}, {paths['png'].name})"
     )
     return 0
 
