@@ -234,6 +234,32 @@ def test_no_sharpe_under_two_days_even_across_two_calendar_days() -> None:
     assert two.sharpe is not None
 
 
+def test_the_drawdown_percentage_is_the_largest_share_not_the_largest_dollars_share() -> None:
+    # Equity 100k -> 50k (a 50 % fall), then up to 1M -> 900k ($100k, 10 %): the report said
+    # "max drawdown $100,000 (10.00 %)", hiding the fall that halved the account.
+    def trade(exit_ts: int, pnl: float) -> Trade:
+        return Trade(
+            market="ETH-PERP",
+            direction=1,
+            entry_ts=exit_ts - 60_000,
+            exit_ts=exit_ts,
+            entry_price=2000.0,
+            exit_price=2000.0,
+            notional_usd=10_000.0,
+            fees_usd=0.0,
+            pnl_usd=pnl,
+            reason="held",
+        )
+
+    pnls = [-50_000.0, 950_000.0, -100_000.0]
+    trades = [trade(T0 + (i + 1) * 3_600_000, pnl) for i, pnl in enumerate(pnls)]
+    metrics = compute_metrics(
+        trades, initial_equity=1e5, start_ts=T0, end_ts=T0 + DAY_MS, events=3, alerts=0
+    )
+    assert metrics.max_drawdown_usd == 100_000.0
+    assert metrics.max_drawdown_pct == 50.0
+
+
 def test_help_is_plain_text_and_shows_every_default(capsys: pytest.CaptureFixture[str]) -> None:
     from purpleflea import cli
 

@@ -18,7 +18,8 @@ DAY_MS = 86_400_000
 
 class Metrics(msgspec.Struct, frozen=True, kw_only=True):
     """Summary figures. ``sharpe`` is annualized from daily realized PnL over the replayed span
-    (``None`` with fewer than two days); ``max_drawdown_usd`` is on realized equity.
+    (``None`` with fewer than two days); ``max_drawdown_usd`` and ``max_drawdown_pct`` are on
+    realized equity, each the largest of its kind (they may be different falls).
     ``alerts`` counts every alert (started, updated, exhausted), ``cascades`` the started ones;
     ``max_exposure_usd`` is the most notional open at once (fixed notional per trade and no
     margin check: over ``initial_equity`` it is leverage)."""
@@ -74,9 +75,11 @@ def compute_metrics(
     drawdown = drawdown_pct = 0.0
     for _, equity in curve:
         peak = max(peak, equity)
-        if peak - equity > drawdown:
-            drawdown = peak - equity
-            drawdown_pct = drawdown / peak * 100.0 if peak > 0 else 0.0
+        # Each its own maximum: after equity has grown, the largest dollar fall can be a
+        # smaller share of its peak than an earlier, smaller one.
+        drawdown = max(drawdown, peak - equity)
+        if peak > 0:
+            drawdown_pct = max(drawdown_pct, (peak - equity) / peak * 100.0)
     wins = sum(1 for t in trades if t.pnl_usd > 0)
     return Metrics(
         events=events,
