@@ -1,19 +1,20 @@
 """The SDK's CPU per received frame, socket included: what a stream client spends per delivery.
 
-    .venv/bin/python bench/sdk_receive.py                # about 30 s
+    .venv/bin/python bench/sdk_receive.py                # about 80 s
     .venv/bin/python bench/sdk_receive.py --clients 50   # many streams in one process
 
 A bare ``websockets`` server (its own process, on CPU 0 when the machine has two) sends each
 client the tracker's wire frames as fast as the socket takes them: single-event frames (what a
 client gets at a steady rate, one event per published batch), then ``batch`` frames of
-``--batch`` events (a crash burst); then, paced, single-event frames one a millisecond per
-client (``--paced`` of them): a client that keeps up finds nothing held and waits for each
-frame, so this prices a wait (its idle timeout, the event loop's wakeup) as a quiet or
-steady stream pays it. The client process (CPU 1) reads them through
-``LiquidationClient.stream()`` and, for reference, through a bare ``websockets`` ``recv()``
-loop that decodes nothing. Reported: client CPU seconds (``time.process_time``) per frame and
-per event. Issue 21's (d) is 1,000 clients at 500 events/s, one event a frame: 500,000 frames a
-second, so every microsecond here is half a core on the measuring side.
+``--batch`` events (a crash burst); then both paced, a frame a millisecond per client
+(``--paced`` frames): a client that keeps up finds nothing held and waits for each frame,
+so this prices a wait (its idle timeout, the event loop's wakeup) as a steady stream, or one
+fed a crash burst's published batches as they come, pays it. The client process (CPU 1)
+reads them through ``LiquidationClient.stream()`` and, for reference, through a bare
+``websockets`` ``recv()`` loop that decodes nothing. Reported: client CPU seconds
+(``time.process_time``) per frame and per event. Issue 21's (d) is 1,000 clients at 500
+events/s, one event a frame: 500,000 frames a second, so every microsecond here is half a
+core on the measuring side.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1, help="streams in the client process")
     parser.add_argument("--runs", type=int, default=3, help="runs per case; the best is kept")
     parser.add_argument(
-        "--paced", type=int, default=3_000, help="events per client in the paced case (0: none)"
+        "--paced", type=int, default=3_000, help="frames per client in the paced cases (0: none)"
     )
     args = parser.parse_args()
     print(
@@ -149,7 +150,7 @@ def main() -> None:
     )
     cases = [(1, args.events, False), (args.batch, args.events, False)]
     if args.paced:
-        cases.append((1, args.paced, True))
+        cases += [(1, args.paced, True), (args.batch, args.paced * args.batch, True)]
     for batch, events, paced in cases:
         for reader in ("sdk", "bare recv()"):
             runs = [_run(batch, events, args.clients, reader, paced) for _ in range(args.runs)]
