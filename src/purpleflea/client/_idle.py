@@ -23,8 +23,9 @@ class IdleTimeout:
     it fires it either ends a wait that has lasted ``timeout`` or re-arms for the running
     wait's own deadline (no wait running: it lapses). A wait then costs a clock read and a
     few attribute sets, where ``asyncio.timeout`` schedules and cancels a timer and runs a
-    context manager: about 7 us a wait on a 2-core machine, more than the rest of a client's
-    work on a single-event frame (bench/sdk_receive.py). One wait at a time.
+    context manager: 6.9 us a wait on a loaded 2-core machine, most of what the SDK added to
+    a bare ``recv()`` on a paced single-event frame (9.5 us, now 2.2;
+    bench/results/sdk_receive.md). One wait at a time.
     """
 
     def __init__(self) -> None:
