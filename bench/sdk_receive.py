@@ -1,16 +1,20 @@
 """The SDK's CPU per received frame, socket included: what a stream client spends per delivery.
 
-    .venv/bin/python bench/sdk_receive.py                # about 30 s
+    .venv/bin/python bench/sdk_receive.py                # about 80 s
     .venv/bin/python bench/sdk_receive.py --clients 50   # many streams in one process
 
 A bare ``websockets`` server (its own process, on CPU 0 when the machine has two) sends each
 client the tracker's wire frames as fast as the socket takes them: single-event frames (what a
 client gets at a steady rate, one event per published batch), then ``batch`` frames of
-``--batch`` events (a crash burst). The client process (CPU 1) reads them through
-``LiquidationClient.stream()`` and, for reference, through a bare ``websockets`` ``recv()``
-loop that decodes nothing. Reported: client CPU seconds (``time.process_time``) per frame and
-per event. Issue 21's (d) is 1,000 clients at 500 events/s, one event a frame: 500,000 frames a
-second, so every microsecond here is half a core on the measuring side.
+``--batch`` events (a crash burst); then both paced, a frame a millisecond per client
+(``--paced`` frames): a client that keeps up finds nothing held and waits for each frame,
+so this prices a wait (its idle timeout, the event loop's wakeup) as a steady stream, or one
+fed a crash burst's published batches as they come, pays it. The client process (CPU 1)
+reads them through ``LiquidationClient.stream()`` and, for reference, through a bare
+``websockets`` ``recv()`` loop that decodes nothing. Reported: client CPU seconds
+(``time.process_time``) per frame and per event. Issue 21's (d) is 1,000 clients at 500
+events/s, one event a frame: 500,000 frames a second, so every microsecond here is half a
+core on the measuring side.
 """
 
 from __future__ import annotations
@@ -49,11 +53,16 @@ def _frames(events: int, batch: int) -> list[str]:
     ]
 
 
+#: The paced case's gap between one client's frames.
+PACE_S = 0.001
+
+
 def _serve(
     port: multiprocessing.sharedctypes.Synchronized[int],
     ready: multiprocessing.synchronize.Event,
     events: int,
     batch: int,
+    paced: bool,
 ) -> None:
     frames = _frames(events, batch)
 
@@ -62,6 +71,8 @@ def _serve(
         await ws.send('{"type":"subscribed","seq":0}')
         for frame in frames:
             await ws.send(frame)
+            if paced:
+                await asyncio.sleep(PACE_S)
         await ws.wait_closed()
 
     async def main() -> None:
@@ -98,11 +109,13 @@ async def _bare(url: str, clients: int, frames: int) -> None:
     await asyncio.gather(*(one() for _ in range(clients)))
 
 
-def _run(batch: int, events: int, clients: int, reader: str) -> tuple[float, int]:
+def _run(batch: int, events: int, clients: int, reader: str, paced: bool) -> tuple[float, int]:
     """Client CPU seconds to read every frame, and the frames read per client."""
     port = multiprocessing.Value("i", 0)
     ready = multiprocessing.Event()
-    server = multiprocessing.Process(target=_serve, args=(port, ready, events, batch), daemon=True)
+    server = multiprocessing.Process(
+        target=_serve, args=(port, ready, events, batch, paced), daemon=True
+    )
     server.start()
     ready.wait()
     if len(os.sched_getaffinity(0)) >= 2:
@@ -127,20 +140,26 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=40, help="events per batch frame")
     parser.add_argument("--clients", type=int, default=1, help="streams in the client process")
     parser.add_argument("--runs", type=int, default=3, help="runs per case; the best is kept")
+    parser.add_argument(
+        "--paced", type=int, default=3_000, help="frames per client in the paced cases (0: none)"
+    )
     args = parser.parse_args()
     print(
         f"load average before: {os.getloadavg()[0]:.2f}; {args.clients} client(s), "
         f"{args.events:,} events each; best of {args.runs}"
     )
-    for batch in (1, args.batch):
+    cases = [(1, args.events, False), (args.batch, args.events, False)]
+    if args.paced:
+        cases += [(1, args.paced, True), (args.batch, args.paced * args.batch, True)]
+    for batch, events, paced in cases:
         for reader in ("sdk", "bare recv()"):
-            runs = [_run(batch, args.events, args.clients, reader) for _ in range(args.runs)]
+            runs = [_run(batch, events, args.clients, reader, paced) for _ in range(args.runs)]
             cpu, frames = min(runs)
             per_frame = cpu / (frames * args.clients) * 1e6
-            per_event = cpu / (args.events * args.clients) * 1e6
+            per_event = cpu / (events * args.clients) * 1e6
             print(
-                f"  {batch:>3} event(s) a frame, {reader:<11}: {per_frame:7.2f} us a frame, "
-                f"{per_event:6.2f} us an event"
+                f"  {batch:>3} event(s) a frame{', paced' if paced else '':<7}, {reader:<11}: "
+                f"{per_frame:7.2f} us a frame, {per_event:6.2f} us an event"
             )
 
 

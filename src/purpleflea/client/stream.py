@@ -17,6 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from purpleflea.client._config import ws_url
+from purpleflea.client._idle import IdleTimeout
 from purpleflea.client.errors import (
     FATAL_STREAM_ERRORS,
     AuthenticationError,
@@ -46,23 +47,26 @@ _liquidation = msgspec.json.Decoder(Liquidation)
 _cascade = msgspec.json.Decoder(CascadeAlert)
 
 
-class _LiquidationItem(msgspec.Struct, tag="liquidation", tag_field="type"):
+# gc=False: these hold only decoded data (no cycles), and one is built per event; tracked, they
+# set off a garbage collection every few hundred events in a burst.
+class _LiquidationItem(msgspec.Struct, tag="liquidation", tag_field="type", gc=False):
     data: Liquidation
 
 
-class _CascadeItem(msgspec.Struct, tag="cascade", tag_field="type"):
+class _CascadeItem(msgspec.Struct, tag="cascade", tag_field="type", gc=False):
     data: CascadeAlert
 
 
-class _Batch(msgspec.Struct):
+class _Batch(msgspec.Struct, tag="batch", tag_field="type", gc=False):
     items: list[_LiquidationItem | _CascadeItem]
 
 
-# A batch frame (the server's batch_frame: always this prefix) read in one pass into events:
-# 0.43 instead of 1.11 us an event (frame, then each item's frame, then its data), which is
-# what a client spends most of a crash burst on (bench/sdk_decode.py).
-_batch = msgspec.json.Decoder(_Batch)
-_BATCH_PREFIX = '{"type":"batch","items":['
+# An event's, an alert's or a batch frame, read in one pass into events: a batch in 0.43
+# instead of 1.11 us an event (frame, then each item's frame, then its data), which is what a
+# client spends most of a crash burst on (bench/sdk_decode.py); a single event's frame once
+# instead of twice (frame, then its data). Any other frame (heartbeat, error, a newer server's
+# new type) fails validation and goes the general way.
+_events = msgspec.json.Decoder(_Batch | _LiquidationItem | _CascadeItem)
 #: The stream says it cannot reach a server once an outage starts, then at most this often
 #: while it lasts (a script with no logging set up shows it: WARNING goes to stderr).
 WARN_EVERY_S = 60.0
@@ -71,7 +75,6 @@ WARN_EVERY_S = 60.0
 QUICK_DROP_S = 5.0
 
 log = logging.getLogger("purpleflea.client")
-_BATCH_PREFIX_BYTES = _BATCH_PREFIX.encode()
 
 
 class Stream:
@@ -84,6 +87,9 @@ class Stream:
     that server applies as it read them (exchange ids as it spells them, market names in upper
     case, its ``subscribed`` answer), empty until connected.
     """
+
+    #: The idle timeout's one timer, made at the first wait.
+    _idle: IdleTimeout | None = None
 
     def __init__(
         self,
@@ -126,6 +132,8 @@ class Stream:
 
     async def aclose(self) -> None:
         self._closed = True
+        if self._idle is not None:
+            self._idle.close()
         if self._ws is not None:
             await self._ws.close()
             self._ws = None
@@ -346,29 +354,28 @@ class Stream:
         The timeout covers only the wait, never the consumer's time between events, and is
         armed only when nothing is held: under load the messages are there, and a
         ``wait_for(recv())`` per message (a task and a timer each) was most of a client's CPU
-        per frame (34 against 9 us a single-event frame, bench/sdk_receive.py).
+        per frame (34 against 9 us a single-event frame, bench/sdk_receive.py). One timer
+        serves every wait (:class:`IdleTimeout`): a stream that keeps up waits once a frame.
         """
         ready = take_ready(ws)
         if ready:
             return ready
-        async with asyncio.timeout(self._idle_timeout):
-            first = await ws.recv()
+        if self._idle is None:
+            self._idle = IdleTimeout()
+        first = await self._idle.wait(ws.recv(), self._idle_timeout)
         return [first, *take_ready(ws)]
 
     def _batch(self, raw: str | bytes) -> list[Liquidation | CascadeAlert] | None:
-        """A batch frame's events above the cursor, in one decoding pass (the caller moves the
-        cursor as it hands each over); None when ``raw`` is not a batch this SDK knows every
-        item of (a newer server's new item type, say): the frame then goes the general way,
-        which skips what it does not know."""
-        if isinstance(raw, str):
-            if not raw.startswith(_BATCH_PREFIX):
-                return None
-        elif not raw.startswith(_BATCH_PREFIX_BYTES):
-            return None
+        """The events above the cursor of a batch frame, or of one event's or alert's frame,
+        in one decoding pass (the caller moves the cursor as it hands each over); None when
+        ``raw`` is another frame, or a batch with an item this SDK does not know (a newer
+        server's new type, say): the frame then goes the general way, which skips what it does
+        not know."""
         try:
-            items = _batch.decode(raw).items
+            frame = _events.decode(raw)
         except msgspec.ValidationError:
             return None
+        items = frame.items if isinstance(frame, _Batch) else (frame,)
         out: list[Liquidation | CascadeAlert] = []
         last = self.last_seq
         for item in items:
