@@ -47,11 +47,14 @@ triggers: ~1 ms on a 50-event batch (4.0 -> 5.0 ms).
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import psycopg
 
 from purpleflea.engine.coverage import HOUR_MS
+
+log = logging.getLogger("purpleflea.store")
 
 _TABLE = """
 CREATE TABLE IF NOT EXISTS rollup_1h (
@@ -145,7 +148,7 @@ WHERE oldest IS NOT NULL"""
 # Keeps every rollup_1m writer (ROW EXCLUSIVE) out and lets readers on; conflicts with itself.
 _LOCK = "LOCK TABLE rollup_1m IN SHARE ROW EXCLUSIVE MODE"
 #: Seconds a chunk aims to hold the writers out: its hours grow or shrink toward it.
-CHUNK_S = 0.1
+CHUNK_S = 0.05
 #: Seconds before a chunk that did not get the lock in time tries again.
 LOCK_RETRY_S = 1.0
 # One chunk: up to ``hours`` pending hours, the newest, set to their minutes' sums under the
@@ -232,5 +235,6 @@ async def fill_hourly(connection: psycopg.AsyncConnection[tuple[Any, ...]]) -> i
         filled, held = row if row is not None else (None, 0.0)
         if filled is None:
             return chunks
+        log.debug("hourly rollup: %d hours filled, the writers held %.3f s", filled, held)
         chunks += 1
         hours = max(1, min(2 * hours, int(hours * CHUNK_S / max(held, 1e-6))))
