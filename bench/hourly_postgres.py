@@ -17,7 +17,7 @@ its fill of the hourly rollup, while an older node appends as the ingest node do
 ``--batch`` events (new ones, and a tenth late ones landing in random hours of the history)
 every ``--every`` ms, each batch's wall time recorded. What a user sees is the longest of those
 during the fill: the live stream is published after the store has the events. The appended
-events stay in the store (a few thousand a run). ``--chunk``: the seconds a chunk of the fill
+events stay in the store (~10,000 a run). ``--chunk``: the seconds a chunk of the fill
 aims to hold the writers (``hourly_postgres.CHUNK_S``); the chunks' sizes and holds are
 printed from the fill's debug log.
 

@@ -20,25 +20,28 @@ exact whatever is written meanwhile:
 - Every statement that changes ``rollup_1m`` holds ROW EXCLUSIVE on it until its transaction
   ends, which the lock (SHARE ROW EXCLUSIVE) conflicts with: it either committed before the
   triggers were made (the lock waited for it) or ran them, in its own transaction.
-- So an hour's row holds what the statements committed since the triggers changed in its
-  minutes. A chunk reads the minutes and writes their sums under the lock: no change to the
-  minutes commits between its read and its commit, so it writes each hour's minute sum as of
-  its commit. What the triggers added before the chunk is replaced (the sum has it); what
-  commits after (new minutes, late events landing in old hours, deletes) the triggers add on
-  top. An hour outside ``[low, high)`` had no minute when the triggers were made: its row
-  holds every change ever made to its minutes, which is their sum, from the start.
-- Setting an hour to its minutes' sum under the lock is right whenever and however often it
-  is done, and it is done once: the lock conflicts with itself and a chunk takes it before it
-  reads the marker, which it moves in the same transaction. Two nodes filling at once take
-  alternate chunks; a node that stops (or dies mid-chunk: its transaction rolls back, the
-  marker with it) leaves the rest to the next node that opens the store, or to the others.
-- A node reads ``rollup_1h`` only once nothing is pending (the row gone, which stays so: only
-  a node making the triggers again writes it); until then its hourly and daily aggregates read
-  the minute rollups, as the older release did (:meth:`PostgresStore.aggregate`).
+- So an hour's row holds what the statements committed since the triggers changed in its minutes
+  (the rows were emptied in the triggers' transaction). A chunk reads the minutes and writes
+  their sums under the lock: no change to the minutes commits between its read and its commit,
+  so it writes each hour's minute sum as of its commit. What the triggers added before the chunk
+  is replaced (the sum has it); what commits after (new minutes, late events landing in old
+  hours, deletes) the triggers add on top. An hour outside ``[low, high)`` had no minute when
+  the triggers were made: its row holds every change ever made to its minutes, which is their
+  sum, from the start. (Counts and seconds exactly; dollar sums up to floating-point rounding,
+  added in another order.)
+- Setting an hour to its minutes' sum under the lock is right whenever and however often it is
+  done, and it is done once: the lock conflicts with itself and a chunk takes it before it reads
+  the marker, which it moves in the same transaction. Two nodes filling at once take alternate
+  chunks; a node that stops (or dies mid-chunk: its transaction rolls back, the marker with it)
+  leaves the rest to the next node that opens the store, or to the others.
+- A node reads ``rollup_1h`` only once nothing is pending (the row gone, which stays so: only a
+  node making the triggers again writes it); until then its hourly and daily aggregates read the
+  minute rollups, as the older release did (:meth:`PostgresStore.aggregate`).
 
-An append waits for at most one chunk (each sized to hold the lock :data:`CHUNK_S`), not for
-the whole fill (8.9 s for 1.73M minute rows, which held every writer until this version,
-bench/hourly_postgres.py). A chunk that cannot get the lock within half a second (a writer's
+An append waits for at most one chunk (each sized to hold the lock :data:`CHUNK_S`), not for the
+whole fill, which held every writer before this version: on 1.73M minute rows under load, the
+longest append wait 0.17-0.39 s instead of 14.6-18.7 s (bench/hourly_postgres.py --backfill; the
+fill itself 17-20 s). A chunk that cannot get the lock within half a second (a writer's
 transaction left open, a VACUUM) gives up and tries again :data:`LOCK_RETRY_S` later, so the
 writers never queue for long behind a chunk that is itself waiting. Each later append pays the
 triggers: ~1 ms on a 50-event batch (4.0 -> 5.0 ms).
@@ -188,11 +191,14 @@ END
 $$"""
 _FILL_CHUNK = "SELECT filled, held FROM purpleflea_rollup_1h_fill(%s)"
 # Making the triggers, in one round trip under the lock: the triggers, no hourly row (rows
-# left by a store whose triggers were dropped go, whatever their hour), every hour pending.
+# left by a store whose triggers were dropped go, whatever their hour), every hour pending, and
+# the function that fills them (only a store this made can have pending hours). A change to
+# either function must rename it, as the triggers.
 _INSTALL = ";".join(
     [
         _LOCK,
         _FUNCTION,
+        _FILL_FUNCTION,
         *(
             f"DROP TRIGGER IF EXISTS {name} ON rollup_1m; CREATE TRIGGER {name} {when} "
             "FOR EACH STATEMENT EXECUTE FUNCTION purpleflea_rollup_1h()"
@@ -212,7 +218,6 @@ async def ensure_hourly(writer: psycopg.AsyncConnection[tuple[Any, ...]]) -> boo
     True if it made them."""
     await writer.execute(_TABLE)
     await writer.execute(_PENDING_TABLE)
-    await writer.execute(_FILL_FUNCTION)
     found = await (await writer.execute(_PRESENT, [list(TRIGGERS)])).fetchone()
     if found is not None and found[0] == len(TRIGGERS):
         return False
