@@ -37,7 +37,8 @@ async def _empty_postgres() -> str:
     connection = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
     async with connection:
         await connection.execute(
-            "DROP TABLE IF EXISTS liquidations, rollup_1m, rollup_1h, cascades, open_interest, "
+            "DROP TABLE IF EXISTS liquidations, rollup_1m, rollup_1h, rollup_1h_pending, cascades, "
+            "open_interest, "
             "coverage_factor, coverage_factor_method"
         )
     return dsn

@@ -4,7 +4,9 @@ Same contract and query semantics as :mod:`purpleflea.store.sqlite`: ``seq`` is 
 key and resume cursor, ``id`` is unique so a replayed event is stored once, and per-minute
 rollups are maintained in the same transaction as the insert, so aggregates over long ranges
 read minutes, not events; hourly and daily buckets read their whole hours from the hourly
-rollup, which triggers on the minute rollups keep (:mod:`purpleflea.store.hourly_postgres`).
+rollup, which triggers on the minute rollups keep (:mod:`purpleflea.store.hourly_postgres`),
+once it is whole: while a store an older release wrote is being filled (in the background, a
+chunk at a time) they read the minutes.
 
 One writer connection takes appends (one round trip per batch: the insert, the rollup upsert
 and the returned new seqs are one statement); a few reader connections serve history queries
@@ -23,6 +25,7 @@ with the first's and its append fails loudly with a unique violation instead of 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, LiteralString
@@ -50,8 +53,13 @@ from purpleflea.store.base import (
     row_to_event,
 )
 from purpleflea.store.factory import redacted
-from purpleflea.store.hourly_postgres import ensure_hourly
+from purpleflea.store.hourly_postgres import PENDING, ensure_hourly, fill_hourly
 from purpleflea.store.sql import where
+
+log = logging.getLogger("purpleflea.store")
+
+#: Seconds before a fill of the hourly rollup that lost its connection starts again.
+FILL_RETRY_S = 5.0
 
 # The array type each column is sent as (its type without constraints).
 _TYPES = tuple(pg.split()[0] for _, _, pg in EVENT_COLUMNS)
@@ -191,6 +199,9 @@ class PostgresStore:
         self._idle: asyncio.Queue[psycopg.AsyncConnection[tuple[Any, ...]]] = asyncio.Queue()
         self._all_readers: list[psycopg.AsyncConnection[tuple[Any, ...]]] = []
         self._write_lock = asyncio.Lock()
+        # The hourly rollup has no pending hour (then it stays so), and this node's fill of it.
+        self._hourly_whole = False
+        self._filling: asyncio.Task[None] | None = None
 
     @classmethod
     async def connect(cls, url: str, *, readers: int = 3) -> PostgresStore:
@@ -226,6 +237,42 @@ class PostgresStore:
             reader = await self._new_connection(autocommit=True)
             self._all_readers.append(reader)
             self._idle.put_nowait(reader)
+        if not await self._hourly_ready():
+            log.info(
+                "filling the hourly rollup from the minute rollups, a chunk at a time beside "
+                "the appends; aggregates read the minutes until it is whole"
+            )
+            self._filling = asyncio.create_task(self._fill_hourly(), name="fill rollup_1h")
+
+    async def _fill_hourly(self) -> None:
+        """Fill the hourly rollup's pending hours beside the appends (other nodes may too),
+        on a connection of its own; a lost connection starts it again after a while."""
+        while True:
+            try:
+                connection = await self._new_connection(autocommit=True)
+                async with connection:
+                    chunks = await fill_hourly(connection)
+                log.info("hourly rollup filled (%d chunks by this node)", chunks)
+                return
+            except (psycopg.OperationalError, StoreUnavailable) as exc:
+                log.warning(
+                    "filling the hourly rollup failed (%s); again in %.0f s", exc, FILL_RETRY_S
+                )
+                await asyncio.sleep(FILL_RETRY_S)
+            except Exception:
+                log.exception("filling the hourly rollup stopped: aggregates read the minutes")
+                raise
+
+    async def _hourly_ready(self) -> bool:
+        """No hour of the hourly rollup is pending: aggregates may read it."""
+        if not self._hourly_whole:
+            self._hourly_whole = not await self._read(PENDING, ())
+        return self._hourly_whole
+
+    async def hourly_filled(self) -> None:
+        """Wait until this node's fill of the hourly rollup, if it runs one, is done."""
+        if self._filling is not None:
+            await asyncio.shield(self._filling)
 
     async def _new_connection(self, *, autocommit: bool) -> psycopg.AsyncConnection[Any]:
         try:
@@ -389,8 +436,10 @@ class PostgresStore:
         return Page(events=events, next_cursor=events[-1].seq if more and events else None)
 
     async def aggregate(self, interval: Interval, group_by: GroupBy, query: Query) -> list[Bucket]:
+        # Until the hourly rollup is whole, its hours are read from the minutes.
+        hourly = await self._hourly_ready()
         return await aggregates.aggregate(
-            self._read, self._save_factors, interval, group_by, query, "postgres", hourly=True
+            self._read, self._save_factors, interval, group_by, query, "postgres", hourly=hourly
         )
 
     async def _save_factors(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
@@ -410,6 +459,11 @@ class PostgresStore:
         return "\n".join(str(row[0]) for row in rows)
 
     async def close(self) -> None:
+        if self._filling is not None:
+            # Mid-chunk, the chunk's transaction rolls back; the pending hours stay pending.
+            self._filling.cancel()
+            await asyncio.gather(self._filling, return_exceptions=True)
+            self._filling = None
         connections = [*self._all_readers, *([self._writer] if self._writer else [])]
         self._all_readers.clear()
         self._writer = None
