@@ -308,6 +308,38 @@ async def test_no_key_value_appears_in_any_log_line(
         assert secret not in text
 
 
+async def test_a_key_under_an_encoded_parameter_name_is_redacted_in_the_access_log(
+    live: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``?api%5Fkey=`` is ``api_key`` to the server (it authenticates), but the access log
+    matched the raw text ``api_key=`` and wrote the key out whole under ``purpleflea -v``."""
+    caplog.set_level(logging.DEBUG, logger="purpleflea.access")
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        for name in ("api%5Fkey", "api%5fkey", "%61pi_key", "api_k%65y"):
+            answer = await http.get(f"/v1/markets?{name}={live.key}&x=1")
+            assert answer.status_code == 400, name  # authenticated, then x refused
+    lines = [r.getMessage() for r in caplog.records if r.name == "purpleflea.access"]
+    assert len(lines) == 4
+    for line in lines:
+        assert live.key not in line
+        assert "=<redacted>&x=1" in line
+
+
+async def test_a_path_with_line_breaks_is_logged_on_one_line(
+    live: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A request path with an encoded CR LF wrote a forged line into the server's log."""
+    caplog.set_level(logging.DEBUG, logger="purpleflea.access")
+    forged = "2026-12-07 00:00:00,000 ERROR purpleflea.server: forged"
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        answer = await http.get("/v1/x%0D%0A" + forged.replace(" ", "%20"))
+    assert answer.status_code == 404
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "purpleflea.access"]
+    assert "\n" not in line
+    assert "\r" not in line
+    assert line.startswith("GET /v1/x%0D%0A2026-12-07%2000:00:00,000%20ERROR")
+
+
 async def test_revocations_made_while_the_key_store_is_away_apply_when_it_is_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
