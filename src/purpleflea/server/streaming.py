@@ -53,7 +53,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
 from typing import Any
 
-import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
@@ -446,9 +445,11 @@ class Streams:
         if text is None:
             raise BadSubscription("the first message must be a JSON text frame, not binary")
         try:
-            message = msgspec.json.decode(text)
-        except msgspec.DecodeError:
-            raise BadSubscription("the first message must be a JSON subscribe object") from None
+            message = http.decode_json(text, "the subscribe message")
+        except http.BadRequest as exc:
+            raise BadSubscription(
+                f"the first message must be a JSON subscribe object: {exc}"
+            ) from None
         if not isinstance(message, dict) or message.pop("op", None) != "subscribe":
             raise BadSubscription('the first message must be {"op": "subscribe", ...}')
         batch = message.pop("batch", False)
