@@ -236,3 +236,27 @@ def test_no_key_id_starts_with_a_dash(tmp_path: Path, monkeypatch: pytest.Monkey
     made = store.create("trader")
     assert made.info.key_id == "kaXb7fOB"
     assert made.key == "pf_kaXb7fO" + "B" * 36
+
+
+async def test_names_with_control_characters_are_refused(live: Running) -> None:
+    """An account or key name is printed in the operator's ``purpleflea keys list``: a
+    stranger registered ``\\x1b[2J\\x1b[H...`` (clear the screen) and a key name with CR LF that
+    forged a row of the listing. Names must be printable (spaces and any script are fine)."""
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        for body in (
+            {"account": "\x1b[2J\x1b[Howned"},
+            {"account": "desk\r\nFAKEID01"},
+            {"account": "desk\u202egnp.exe"},  # right-to-left override: shows another name
+            {"account": "desk-9", "name": "x\r\nFAKEID01   operator"},
+        ):
+            answer = await http.post("/v1/keys", json=body)
+            assert answer.status_code == 400, body
+            assert "printable" in answer.json()["error"]["message"]
+        ok = await http.post("/v1/keys", json={"account": "Desk Zürich 東京", "name": "a b"})
+        assert ok.status_code == 201
+        minted = await http.post(
+            "/v1/keys", headers=_auth(ok.json()["key"]), json={"name": "tab\there"}
+        )
+        assert minted.status_code == 400
+    listed = {info.account for info in live.server.keys.list_keys()}
+    assert listed == {"tester", "Desk Zürich 東京"}
