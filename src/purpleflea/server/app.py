@@ -624,6 +624,8 @@ def create_app(
                 heartbeat_s=config.heartbeat_s,
                 buffer_bytes=config.stream_buffer_bytes,
                 last_seq=built.tracker.last_seq,
+                rate_per_s=config.rate_per_s,
+                rate_burst=config.rate_burst,
             )
             built.streams.workers = WorkerPool(
                 config.stream_workers, settings, built.tracker.latency

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable
@@ -38,6 +39,12 @@ class RateLimiter:
             return 0.0
         self._buckets[key] = (tokens, now)
         return (1 - tokens) / self.rate
+
+    async def take(self, key: str) -> None:
+        """Wait until ``key`` may make one more request, then count it (what :meth:`acquire`
+        refuses, this waits for: the pace of work that is slowed rather than refused)."""
+        while (wait := self.acquire(key)) > 0:
+            await asyncio.sleep(wait)
 
     def charge(self, key: str, tokens: float) -> None:
         """Take ``tokens`` more from ``key``'s bucket, below zero if need be: a debt that
