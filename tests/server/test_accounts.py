@@ -116,6 +116,29 @@ async def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(tmp_p
         assert await register_from(live) == [201] * 15
 
 
+async def test_the_addresses_of_one_ipv6_network_share_one_registration_budget(
+    tmp_path: Path,
+) -> None:
+    """Anyone with a server on IPv6 holds a /64, 2**64 addresses: the budget per address gave
+    them unlimited accounts (10 a minute from each), and with them every per-account limit
+    many times over. A /64 is one client; IPv4-mapped IPv6 is its IPv4 address."""
+    config = make_config(tmp_path, registrations_per_min=10, trusted_proxies=("127.0.0.1",))
+    async with running_server(config) as live, httpx.AsyncClient(base_url=live.url) as http:
+
+        async def register(account: str, address: str) -> int:
+            forwarded = {"X-Forwarded-For": address}
+            body = {"account": account}
+            return (await http.post("/v1/keys", json=body, headers=forwarded)).status_code
+
+        same_64 = [await register(f"v6-{n}", f"2001:db8:1:2::{n:x}") for n in range(1, 13)]
+        assert same_64 == [201] * 10 + [429] * 2
+        # Another /64 has its own budget.
+        assert await register("v6-other", "2001:db8:1:3::1") == 201
+        mapped = [await register(f"v4-{n}", "::ffff:198.51.100.7") for n in range(10)]
+        assert mapped == [201] * 10
+        assert await register("v4-last", "198.51.100.7") == 429
+
+
 async def test_closed_registration_refuses_new_accounts_but_keys_still_mint(
     tmp_path: Path,
 ) -> None:

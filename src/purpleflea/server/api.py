@@ -25,7 +25,7 @@ from purpleflea.server.measured_route import measured_heatmap
 from purpleflea.server.pipeline import Pipeline
 from purpleflea.server.pipeline_metrics import pipeline_families
 from purpleflea.server.query_params import QueryCheck
-from purpleflea.server.ratelimit import RateLimiter
+from purpleflea.server.ratelimit import RateLimiter, client_network
 from purpleflea.store.base import INTERVAL_MS, Bucket, Query, Store
 from purpleflea.venues import registry
 from purpleflea.venues.venue import COVERAGES, PriceKind
@@ -330,7 +330,7 @@ class Api:
         # The peer address: uvicorn replaces it with X-Forwarded-For only when the peer is
         # one of the operator's trusted proxies (ServerConfig.trusted_proxies).
         address = request.client.host if request.client else "unknown"
-        wait = self.registrations.acquire(address)
+        wait = self.registrations.acquire(client_network(address))
         if wait > 0:
             self.gate.counters["registration_limited"] += 1
             raise AuthError(
