@@ -192,6 +192,33 @@ async def test_a_large_answer_costs_more_of_the_rate_limit(tmp_path: Path) -> No
             assert response.status_code == 200
 
 
+async def test_a_long_request_costs_more_of_the_rate_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small answer can still take seconds to compute: a year's daily aggregate by side on a
+    3M-event store is 132 KB and 4.8 s of CPU every time, and two of an account's requests
+    ran at once, back to back, within the rate (two cores). A request that runs past
+    FREE_REQUEST_S counts one more request per further SECONDS_PER_REQUEST."""
+    config = make_config(tmp_path, rate_per_s=1.0, rate_burst=5.0)
+    async with running_server(config) as live:
+        store = live.server.store
+        query = store.query
+
+        async def slow_query(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(auth.FREE_REQUEST_S + 0.5)
+            return await query(*args, **kwargs)
+
+        headers = {"Authorization": f"Bearer {live.key}"}
+        async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
+            monkeypatch.setattr(store, "query", slow_query)
+            assert (await http.get("/v1/liquidations")).status_code == 200
+            monkeypatch.setattr(store, "query", query)
+            after = await http.get("/v1/liquidations")
+        # 0.5 s past the free second: 20 more requests; the burst held 4 after the first.
+        assert after.status_code == 429, after.text
+        assert int(after.headers["Retry-After"]) >= 10
+
+
 async def test_an_account_s_requests_take_turns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -121,7 +121,9 @@ class Api:
                     refusal = self._unknown_params(request)
                     if refusal is not None:
                         return http.error_response(400, "bad_request", refusal)
+                    started = time.monotonic()
                     response = await handler(request, info)
+                    self.gate.charge_time(info, time.monotonic() - started)
                     self.gate.charge_answer(info, len(getattr(response, "body", b"")))
                     return response
             except AuthError as exc:
