@@ -158,6 +158,8 @@ def test_urls_must_be_http_or_https_with_a_host() -> None:
         "http://127.0.0.1:9000/hook",
         "http://localhost/hook",
         "http://api.localhost/hook",
+        "http://LOCALHOST./hook",  # the fully qualified name, in capitals
+        "http://api.localhost./hook",
         "http://[::1]/hook",
         "http://10.0.0.5/hook",
         "http://169.254.169.254/latest/meta-data",

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from purpleflea.server.host_check import loopback_bind
+from purpleflea.server.host_check import loopback_bind, loopback_name
 
 MAX_URL = 2_000
 
@@ -130,7 +130,7 @@ def check_url(url: object, *, allow_private: bool) -> str:
         raise BadWebhookUrl(f"url {url!r} names no host")
     if allow_private:
         return url
-    if host == "localhost" or host.endswith(".localhost"):
+    if loopback_name(host):  # localhost, *.localhost, with the trailing dot of a full name
         raise BadWebhookUrl(f"url {url!r}: loopback targets are refused on this server")
     try:
         literal = ipaddress.ip_address(host)
