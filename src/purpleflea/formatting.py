@@ -8,6 +8,8 @@ and ``heatmap``, cascade alert messages, heatmap cluster labels, the MCP tools):
 - ``format_usd``: an amount in a sentence or a label, ``$3.21M``: three significant digits
   and a short unit (K, M, B, T). ``format_usd_exact``: one event's notional in a feed,
   ``$2,140,000``, whole dollars.
+- ``printable``: text someone else chose (an account's name, a request's path) as a log line
+  or a terminal shows it safely: characters they would act on are written as escapes.
 
 The dashboard's ``web/js/format.js`` follows the same conventions (``usdShort``, ``usd``).
 """
@@ -65,3 +67,13 @@ def format_usd_exact(amount: float) -> str:
         return f"${amount}"
     sign = "-" if amount < 0 else ""
     return f"{sign}${abs(amount):,.0f}"
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable (line breaks, ESC and the other
+    controls, invisible format characters such as a right-to-left override) written as its
+    Python escape (``\\r``, ``\\x1b``, ``\\u202e``): a name or path a stranger chose must
+    not start a forged log line or drive the operator's terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,28 @@ def test_keys_in_the_folder_of_a_server_on_postgresql_point_to_its_store(
         f"purpleflea keys: started a new key store, {data / 'keys.sqlite'}: only a server run "
         f"with --data-dir {data} and no PostgreSQL --store accepts this key\n"
     )
+
+
+def test_list_escapes_names_a_terminal_would_act_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Names stored before they had to be printable are listed with their control characters
+    escaped: ESC sequences cleared the operator's screen and CR LF forged rows."""
+    data = tmp_path / "data"
+    assert cli.main(["keys", "--data-dir", str(data), "create", "--account", "ok"]) == 0
+    capsys.readouterr()
+    with sqlite3.connect(data / "keys.sqlite") as db:
+        db.execute(
+            "INSERT INTO api_keys (key_id, hash, account, name, created_at) "
+            "VALUES ('legacy01', x'00', ?, ?, 0)",
+            ("\x1b[2Jowned", "x\r\nFAKEID01"),
+        )
+    assert cli.main(["keys", "--data-dir", str(data), "list"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert "\r" not in out
+    assert len(out.splitlines()) == 3  # the header and two keys
+    assert "\\x1b[2Jowned" in out
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["keys", "--data-dir", str(data), "create", "--account", "a\x1b[2Jb"])
+    assert "printable" in str(refused.value.code)

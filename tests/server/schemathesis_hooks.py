@@ -8,12 +8,14 @@ Loaded by ``schemathesis.toml`` (beside this file) when test_openapi.py runs sch
 from __future__ import annotations
 
 import math
+import time
 import uuid
 
 import httpx
 import schemathesis
 
 from purpleflea.engine.heatmap import MAX_BUCKETS
+from purpleflea.server.api import MAX_FINE_SPAN_MS
 
 
 def _number(query: dict[str, object], name: str) -> float | None:
@@ -30,6 +32,28 @@ def window_ok(query: dict[str, object]) -> bool:
     """History, aggregates and coverage: with both, ``end`` must be greater than ``start``."""
     start, end = _number(query, "start"), _number(query, "end")
     return start is None or end is None or end > start
+
+
+def aggregate_ok(query: dict[str, object]) -> bool:
+    """Aggregates: :func:`window_ok`, and a window of at most 7 days when the aggregate reads
+    every event (``min_usd`` above 0) or every minute (``interval=1m``)."""
+    if not window_ok(query):
+        return False
+    fine = (_number(query, "min_usd") or 0) > 0 or query.get("interval") == "1m"
+    start = _number(query, "start")
+    if not fine or start is None:
+        return True
+    end = _number(query, "end")
+    return (time.time() * 1000 if end is None else end) - start <= MAX_FINE_SPAN_MS
+
+
+def names_ok(case: schemathesis.Case) -> bool:
+    """Keys: an account or key name must be printable (no control or format character)."""
+    body = case.body if isinstance(case.body, dict) else {}
+    return all(
+        not isinstance(body.get(name), str) or body[name].isprintable()
+        for name in ("account", "name")
+    )
 
 
 def heatmap_range_ok(query: dict[str, object]) -> bool:
@@ -61,11 +85,11 @@ def resume_ok(case: schemathesis.Case) -> bool:
 
 _RULES = {
     "/v1/liquidations": window_ok,
-    "/v1/liquidations/aggregate": window_ok,
+    "/v1/liquidations/aggregate": aggregate_ok,
     "/v1/coverage": window_ok,
     "/v1/heatmap/{market}": heatmap_range_ok,
 }
-_CASE_RULES = {"/v1/stream/sse": resume_ok}
+_CASE_RULES = {"/v1/stream/sse": resume_ok, "/v1/keys": names_ok}
 
 
 @schemathesis.hook

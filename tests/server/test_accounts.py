@@ -116,6 +116,29 @@ async def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(tmp_p
         assert await register_from(live) == [201] * 15
 
 
+async def test_the_addresses_of_one_ipv6_network_share_one_registration_budget(
+    tmp_path: Path,
+) -> None:
+    """Anyone with a server on IPv6 holds a /64, 2**64 addresses: the budget per address gave
+    them unlimited accounts (10 a minute from each), and with them every per-account limit
+    many times over. A /64 is one client; IPv4-mapped IPv6 is its IPv4 address."""
+    config = make_config(tmp_path, registrations_per_min=10, trusted_proxies=("127.0.0.1",))
+    async with running_server(config) as live, httpx.AsyncClient(base_url=live.url) as http:
+
+        async def register(account: str, address: str) -> int:
+            forwarded = {"X-Forwarded-For": address}
+            body = {"account": account}
+            return (await http.post("/v1/keys", json=body, headers=forwarded)).status_code
+
+        same_64 = [await register(f"v6-{n}", f"2001:db8:1:2::{n:x}") for n in range(1, 13)]
+        assert same_64 == [201] * 10 + [429] * 2
+        # Another /64 has its own budget.
+        assert await register("v6-other", "2001:db8:1:3::1") == 201
+        mapped = [await register(f"v4-{n}", "::ffff:198.51.100.7") for n in range(10)]
+        assert mapped == [201] * 10
+        assert await register("v4-last", "198.51.100.7") == 429
+
+
 async def test_closed_registration_refuses_new_accounts_but_keys_still_mint(
     tmp_path: Path,
 ) -> None:
@@ -236,3 +259,27 @@ def test_no_key_id_starts_with_a_dash(tmp_path: Path, monkeypatch: pytest.Monkey
     made = store.create("trader")
     assert made.info.key_id == "kaXb7fOB"
     assert made.key == "pf_kaXb7fO" + "B" * 36
+
+
+async def test_names_with_control_characters_are_refused(live: Running) -> None:
+    """An account or key name is printed in the operator's ``purpleflea keys list``: a
+    stranger registered ``\\x1b[2J\\x1b[H...`` (clear the screen) and a key name with CR LF that
+    forged a row of the listing. Names must be printable (spaces and any script are fine)."""
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        for body in (
+            {"account": "\x1b[2J\x1b[Howned"},
+            {"account": "desk\r\nFAKEID01"},
+            {"account": "desk\u202egnp.exe"},  # right-to-left override: shows another name
+            {"account": "desk-9", "name": "x\r\nFAKEID01   operator"},
+        ):
+            answer = await http.post("/v1/keys", json=body)
+            assert answer.status_code == 400, body
+            assert "printable" in answer.json()["error"]["message"]
+        ok = await http.post("/v1/keys", json={"account": "Desk Zürich 東京", "name": "a b"})
+        assert ok.status_code == 201
+        minted = await http.post(
+            "/v1/keys", headers=_auth(ok.json()["key"]), json={"name": "tab\there"}
+        )
+        assert minted.status_code == 400
+    listed = {info.account for info in live.server.keys.list_keys()}
+    assert listed == {"tester", "Desk Zürich 東京"}

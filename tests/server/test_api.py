@@ -167,6 +167,43 @@ async def test_aggregate_by_side_per_minute(live: Running) -> None:
     ]
 
 
+async def test_aggregates_that_read_every_event_or_minute_are_bounded_to_a_week(
+    live: Running,
+) -> None:
+    """With ``min_usd`` an aggregate reads the events themselves (rollups hold no sizes), and
+    per minute it reads the minute rollups: over a year of a 3M-event store one request
+    (``interval=1d&start=0&min_usd=0.01&group_by=side``, a 100 KB answer the size charge never
+    saw) ran for over 6 minutes at 5.8 GB and stalled the event loop for seconds. Such a
+    window is at most 7 days; hourly and daily buckets without ``min_usd`` take any span."""
+    await live.push(venue_event(size_usd=500.0, ts=T0))
+    day, week = 86_400_000, 7 * 86_400_000
+    end = T0 - T0 % 3_600_000 + 3_600_000
+    headers = {"Authorization": f"Bearer {live.key}"}
+    path = "/v1/liquidations/aggregate"
+    async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
+        for params in (
+            {"interval": "1d", "start": 0, "min_usd": 0.01},
+            {"interval": "1h", "start": end - week - day, "end": end, "min_usd": 100},
+            {"interval": "1m", "start": end - week - 60_000, "end": end},
+        ):
+            refused = await http.get(path, params={**params, "group_by": "side"})
+            assert refused.status_code == 400, (params, refused.text)
+            message = refused.json()["error"]["message"]
+            assert "at most 7 days" in message, message
+        for params in (
+            {"interval": "1h", "start": end - week, "end": end, "min_usd": 100},
+            {"interval": "1m", "start": end - week, "end": end},
+            {"interval": "1d", "start": 0, "end": end},  # the hourly rollup: any span
+        ):
+            answer = await http.get(path, params={**params, "group_by": "side"})
+            assert answer.status_code == 200, (params, answer.text)
+            assert [b["count"] for b in answer.json()["buckets"]] == [1], params
+        # Left out, the window of a daily aggregate with min_usd is the last 7 days (not 365).
+        default = await http.get(path, params={"interval": "1d", "min_usd": 1, "end": end})
+        assert default.status_code == 200
+        assert [b["count"] for b in default.json()["buckets"]] == [1]
+
+
 async def test_json_answers_are_never_sniffed_as_html(live: Running) -> None:
     # A 404 echoes the path it got; without nosniff a browser may read it as a page.
     headers = {"Authorization": f"Bearer {live.key}"}

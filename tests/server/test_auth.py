@@ -192,6 +192,33 @@ async def test_a_large_answer_costs_more_of_the_rate_limit(tmp_path: Path) -> No
             assert response.status_code == 200
 
 
+async def test_a_long_request_costs_more_of_the_rate_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small answer can still take seconds to compute: a year's daily aggregate by side on a
+    3M-event store is 132 KB and 4.8 s of CPU every time, and two of an account's requests
+    ran at once, back to back, within the rate (two cores). A request that runs past
+    FREE_REQUEST_S counts one more request per further SECONDS_PER_REQUEST."""
+    config = make_config(tmp_path, rate_per_s=1.0, rate_burst=5.0)
+    async with running_server(config) as live:
+        store = live.server.store
+        query = store.query
+
+        async def slow_query(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(auth.FREE_REQUEST_S + 0.5)
+            return await query(*args, **kwargs)
+
+        headers = {"Authorization": f"Bearer {live.key}"}
+        async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
+            monkeypatch.setattr(store, "query", slow_query)
+            assert (await http.get("/v1/liquidations")).status_code == 200
+            monkeypatch.setattr(store, "query", query)
+            after = await http.get("/v1/liquidations")
+        # 0.5 s past the free second: 20 more requests; the burst held 4 after the first.
+        assert after.status_code == 429, after.text
+        assert int(after.headers["Retry-After"]) >= 10
+
+
 async def test_an_account_s_requests_take_turns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -306,6 +333,38 @@ async def test_no_key_value_appears_in_any_log_line(
     assert "/v1/liquidations?api_key=<redacted>" in text  # the access log ran
     for secret in (live.key, "pf_wrong_key_value", created["key"]):
         assert secret not in text
+
+
+async def test_a_key_under_an_encoded_parameter_name_is_redacted_in_the_access_log(
+    live: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``?api%5Fkey=`` is ``api_key`` to the server (it authenticates), but the access log
+    matched the raw text ``api_key=`` and wrote the key out whole under ``purpleflea -v``."""
+    caplog.set_level(logging.DEBUG, logger="purpleflea.access")
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        for name in ("api%5Fkey", "api%5fkey", "%61pi_key", "api_k%65y"):
+            answer = await http.get(f"/v1/markets?{name}={live.key}&x=1")
+            assert answer.status_code == 400, name  # authenticated, then x refused
+    lines = [r.getMessage() for r in caplog.records if r.name == "purpleflea.access"]
+    assert len(lines) == 4
+    for line in lines:
+        assert live.key not in line
+        assert "=<redacted>&x=1" in line
+
+
+async def test_a_path_with_line_breaks_is_logged_on_one_line(
+    live: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A request path with an encoded CR LF wrote a forged line into the server's log."""
+    caplog.set_level(logging.DEBUG, logger="purpleflea.access")
+    forged = "2026-12-07 00:00:00,000 ERROR purpleflea.server: forged"
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        answer = await http.get("/v1/x%0D%0A" + forged.replace(" ", "%20"))
+    assert answer.status_code == 404
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "purpleflea.access"]
+    assert "\n" not in line
+    assert "\r" not in line
+    assert line.startswith("GET /v1/x%0D%0A2026-12-07%2000:00:00,000%20ERROR")
 
 
 async def test_revocations_made_while_the_key_store_is_away_apply_when_it_is_back(

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 
+import httpx
 import pytest
 import websockets
 
@@ -141,3 +143,47 @@ async def test_requests_and_streams_outlive_the_header_deadline(
         assert status == 200
         assert not await _closed_within(reader, 1.0)
         writer.close()
+
+
+async def test_a_deeply_nested_body_is_refused_as_a_bad_request(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """2 KB of ``[[[...]]]`` (or 16 KB of ``{"a":{"a":...}}``) made the JSON decoder raise
+    RecursionError: a 500 and a ~5 KB traceback in the server's log for every such request,
+    and registration (no key, and its rate limit is checked after the body) let anyone send
+    them as fast as the server answers."""
+    caplog.set_level(logging.ERROR)
+    deep_list = b"[" * 1000 + b"]" * 1000
+    deep_object = b'{"a":' * 2600 + b"1" + b"}" * 2600
+    config = make_config(tmp_path)
+    async with running_server(config) as live, httpx.AsyncClient(base_url=live.url) as client:
+        for path, headers in (
+            ("/v1/keys", {}),
+            ("/v1/webhooks", {"Authorization": f"Bearer {live.key}"}),
+        ):
+            for body in (deep_list, deep_object):
+                answer = await client.post(path, content=body, headers=headers)
+                assert answer.status_code == 400, (path, answer.text[:200])
+                error = answer.json()["error"]
+                assert error["code"] == "bad_request"
+                assert "nested too deeply" in error["message"]
+    assert [r.getMessage() for r in caplog.records] == []
+
+
+async def test_a_deeply_nested_subscribe_message_is_refused_with_its_reason(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same nesting in a WebSocket's subscribe message ended the connection with no
+    close frame (1006) instead of ``bad_subscription``."""
+    caplog.set_level(logging.ERROR)
+    async with running_server(make_config(tmp_path)) as live:
+        async with websockets.connect(f"{live.ws_url}?api_key={live.key}") as ws:
+            await ws.send('{"op": "subscribe", "markets": ' + "[" * 3000 + "]" * 3000 + "}")
+            error = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 5)
+        assert error["code"] == "bad_subscription"
+        assert "nested too deeply" in error["message"]
+        assert ws.close_code == 4400
+        assert live.server.streams.closed == {}  # refused before it started
+    assert [r.getMessage() for r in caplog.records] == []

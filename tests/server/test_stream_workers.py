@@ -210,6 +210,25 @@ async def test_since_seq_resume_across_the_handoff_has_no_gap_or_duplicate(
             await ws.close()
 
 
+async def test_a_replay_on_a_worker_is_paced_by_its_account_s_rate_limit(
+    tmp_path: Path,
+) -> None:
+    """A worker reads a resumed stream's history itself: it paces the pages by the account's
+    rate limit as main does (counted in the worker), or the replay would be free there."""
+    config = make_config(tmp_path, stream_workers=2, rate_per_s=2.0, rate_burst=2.0)
+    async with running_server(config) as live:
+        await live.push(*(venue_event() for _ in range(2_500)))  # 4 page reads
+        started = time.monotonic()
+        ws = await _subscribe(live, since_seq=0, markets=["NO-PERP"])
+        beat = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        waited = time.monotonic() - started
+        assert _per_worker(live) in ([1, 0], [0, 1])
+        assert beat["type"] == "heartbeat"
+        assert beat["seq"] == 2_500
+        assert waited >= 0.9, waited
+        await ws.close()
+
+
 async def test_sigterm_closes_worker_streams_with_1001_within_5_s(tmp_path: Path) -> None:
     port = _free_port()
     data = tmp_path / "data"

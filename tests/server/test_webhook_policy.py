@@ -114,6 +114,19 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
         ("fd00::1", False),
         ("::ffff:127.0.0.1", False),  # IPv4-mapped loopback
         ("224.0.0.1", False),
+        # IPv6 forms that carry an IPv4 address (a NAT64 gateway, common on IPv6-only cloud
+        # networks, translates 64:ff9b::10.0.0.5 to 10.0.0.5): judged by that address.
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 of 169.254.169.254
+        ("64:ff9b::a00:5", False),  # NAT64 of 10.0.0.5
+        ("64:ff9b::7f00:1", False),
+        ("64:ff9b::808:808", True),  # NAT64 of 8.8.8.8: an IPv6-only server's way out
+        ("64:ff9b:1::a00:5", False),  # local-use NAT64 prefix (RFC 8215)
+        ("::ffff:0:a9fe:a9fe", False),  # IPv4-translated (SIIT)
+        ("::a9fe:a9fe", False),  # IPv4-compatible (deprecated)
+        ("::7f00:1", False),
+        ("2002:a9fe:a9fe::1", False),  # 6to4 of 169.254.169.254
+        ("2002:0a00:0005::1", False),
+        ("2002:808:808::1", True),
     ],
 )
 def test_public_address(address: str, public: bool) -> None:
@@ -145,6 +158,8 @@ def test_urls_must_be_http_or_https_with_a_host() -> None:
         "http://127.0.0.1:9000/hook",
         "http://localhost/hook",
         "http://api.localhost/hook",
+        "http://LOCALHOST./hook",  # the fully qualified name, in capitals
+        "http://api.localhost./hook",
         "http://[::1]/hook",
         "http://10.0.0.5/hook",
         "http://169.254.169.254/latest/meta-data",

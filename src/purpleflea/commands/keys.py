@@ -71,6 +71,7 @@ def _when(ms: int | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from purpleflea.formatting import printable  # noqa: PLC0415
     from purpleflea.local_server import postgres_keys  # noqa: PLC0415
     from purpleflea.server.config import ServerConfig  # noqa: PLC0415
     from purpleflea.server.keys import open_key_store  # noqa: PLC0415
@@ -108,7 +109,10 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"purpleflea keys: {exc}") from None
     try:
         if args.action == "create":
-            new = store.create(args.account, args.name)
+            try:
+                new = store.create(args.account, args.name)
+            except ValueError as exc:  # an empty, too long or unprintable name
+                raise SystemExit(f"purpleflea keys: {exc}") from None
             print(new.key)
             print(
                 f"key_id {new.info.key_id} for account {new.info.account!r}: store the key now, "
@@ -119,8 +123,11 @@ def run(args: argparse.Namespace) -> int:
             keys = store.list_keys(args.account)
             print(f"{'KEY_ID':10} {'ACCOUNT':20} {'NAME':16} {'CREATED':17} REVOKED")
             for info in keys:
+                # Escaped: names stored before they had to be printable may hold a terminal's
+                # control sequences.
+                account, name = printable(info.account), printable(info.name)
                 print(
-                    f"{info.key_id:10} {info.account[:20]:20} {info.name[:16]:16} "
+                    f"{info.key_id:10} {account[:20]:20} {name[:16]:16} "
                     f"{_when(info.created_at):17} {_when(info.revoked_at)}"
                 )
         else:

@@ -25,7 +25,7 @@ from purpleflea.server.measured_route import measured_heatmap
 from purpleflea.server.pipeline import Pipeline
 from purpleflea.server.pipeline_metrics import pipeline_families
 from purpleflea.server.query_params import QueryCheck
-from purpleflea.server.ratelimit import RateLimiter
+from purpleflea.server.ratelimit import RateLimiter, client_network
 from purpleflea.store.base import INTERVAL_MS, Bucket, Query, Store
 from purpleflea.venues import registry
 from purpleflea.venues.venue import COVERAGES, PriceKind
@@ -42,6 +42,12 @@ _DAY_MS = 86_400_000
 #: Seconds ``/v1/markets`` reuses its 24 h totals (last prices are always current).
 DAY_TOTALS_TTL_S = 5.0
 _DEFAULT_SPAN = {"1m": 6 * 3_600_000, "1h": 7 * _DAY_MS, "1d": 365 * _DAY_MS}
+#: The longest window of an aggregate that reads every event (``min_usd``: the rollups hold no
+#: sizes) or every minute (``interval=1m``). Over a year of a 3M-event store one such request
+#: (``interval=1d&start=0&min_usd=0.01&group_by=side``, a 100 KB answer that the size charge
+#: never saw) ran for over 6 minutes at 5.8 GB and stalled the event loop for seconds; a week
+#: is what the hourly default already spans.
+MAX_FINE_SPAN_MS = 7 * _DAY_MS
 
 
 def _markets(params: QueryParams) -> tuple[str, ...]:
@@ -115,7 +121,9 @@ class Api:
                     refusal = self._unknown_params(request)
                     if refusal is not None:
                         return http.error_response(400, "bad_request", refusal)
+                    started = time.monotonic()
                     response = await handler(request, info)
+                    self.gate.charge_time(info, time.monotonic() - started)
                     self.gate.charge_answer(info, len(getattr(response, "body", b"")))
                     return response
             except AuthError as exc:
@@ -174,12 +182,21 @@ class Api:
         # A history page's cursor means nothing to an aggregate (it is not in the document, so
         # server/query_params.py refuses it before this runs): never a cut of the buckets.
         query = msgspec.structs.replace(self._query(request), before_seq=None)
+        fine = query.min_usd > 0 or interval == "1m"
+        end = query.end_ms if query.end_ms is not None else now_ms()
         if query.start_ms is None:
-            end = query.end_ms if query.end_ms is not None else now_ms()
+            span = min(_DEFAULT_SPAN[interval], MAX_FINE_SPAN_MS if fine else math.inf)
             # Aligned to the bucket width (at most an hour) so the rollups answer it.
             align = min(INTERVAL_MS[interval], 3_600_000)
-            start = (end - _DEFAULT_SPAN[interval]) // align * align
+            start = int(end - span) // align * align
             query = msgspec.structs.replace(query, start_ms=start)
+        elif fine and end - query.start_ms > MAX_FINE_SPAN_MS:
+            reads = "every event (min_usd)" if query.min_usd > 0 else "every minute (1m)"
+            raise http.BadRequest(
+                f"this aggregate reads {reads}: its window (start to end, default now) is at "
+                f"most 7 days, got {(end - query.start_ms) / _DAY_MS:,.1f}: ask for several "
+                "windows, or leave out min_usd and use 1h or 1d buckets (any span)"
+            )
         buckets = await self.store.aggregate(interval, group_by, query)  # type: ignore[arg-type]
         return http.json_response({"interval": interval, "group_by": group_by, "buckets": buckets})
 
@@ -330,7 +347,7 @@ class Api:
         # The peer address: uvicorn replaces it with X-Forwarded-For only when the peer is
         # one of the operator's trusted proxies (ServerConfig.trusted_proxies).
         address = request.client.host if request.client else "unknown"
-        wait = self.registrations.acquire(address)
+        wait = self.registrations.acquire(client_network(address))
         if wait > 0:
             self.gate.counters["registration_limited"] += 1
             raise AuthError(

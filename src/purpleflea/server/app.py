@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,7 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote_plus, urlsplit, urlunsplit
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -37,6 +36,7 @@ from purpleflea.bus.local import LocalBus
 from purpleflea.bus.nats import NatsBus
 from purpleflea.clock import now_ms
 from purpleflea.engine.heatmap_feed import FuelSink, HeatmapFeed
+from purpleflea.formatting import printable
 from purpleflea.ingest.uptime import Ledger
 from purpleflea.server import dashboard, http, openapi
 from purpleflea.server.api import Api
@@ -81,7 +81,28 @@ EXCHANGES = (*registry.EXCHANGE_IDS, "sim")
 
 _INGEST_PATHS = ("/v1/health", "/v1/ready", "/v1/metrics")
 
-_KEY_IN_QUERY = re.compile(r"(api_key=)[^&]*")
+#: The query parameter a key may come in (``key_from``): its value never reaches a log.
+_KEY_PARAM = "api_key"
+
+
+def logged_target(scope: Scope) -> str:
+    """A request's path and query as the access log writes them: as the client sent them
+    (percent-encoded), the value of every parameter the server reads as ``api_key``
+    redacted, and anything a log line would act on escaped.
+
+    The redaction goes by the decoded name: ``?api%5Fkey=`` is ``api_key`` to the server
+    (it authenticates), and matching the raw text ``api_key=`` wrote such a key out whole.
+    The path is the raw one: the decoded path of ``/x%0D%0A...`` carried a line break that
+    began a forged log line."""
+    path = scope.get("raw_path") or scope["path"].encode()
+    query = scope.get("query_string", b"").decode("latin-1")
+    if query:
+        parts = []
+        for part in query.split("&"):
+            name = part.partition("=")[0]
+            parts.append(f"{name}=<redacted>" if unquote_plus(name) == _KEY_PARAM else part)
+        path += b"?" + "&".join(parts).encode("latin-1")
+    return printable(path.decode("latin-1"))
 
 
 class AccessLog:
@@ -105,12 +126,10 @@ class AccessLog:
         try:
             await self.app(scope, receive, capture)
         finally:
-            query = _KEY_IN_QUERY.sub(r"\1<redacted>", scope.get("query_string", b"").decode())
-            path = scope["path"] + (f"?{query}" if query else "")
             access_log.debug(
                 "%s %s %s %.1f ms",
                 scope.get("method", "WS"),
-                path,
+                logged_target(scope),
                 status[0] if status else "-",
                 (time.perf_counter() - started) * 1000,
             )
@@ -605,6 +624,8 @@ def create_app(
                 heartbeat_s=config.heartbeat_s,
                 buffer_bytes=config.stream_buffer_bytes,
                 last_seq=built.tracker.last_seq,
+                rate_per_s=config.rate_per_s,
+                rate_burst=config.rate_burst,
             )
             built.streams.workers = WorkerPool(
                 config.stream_workers, settings, built.tracker.latency

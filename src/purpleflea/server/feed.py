@@ -10,7 +10,7 @@ so a client resuming from it misses nothing.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -26,6 +26,13 @@ if TYPE_CHECKING:
     from purpleflea.server.fanout import ClientQueue
 
 _REPLAY_PAGE = 1_000
+
+#: Waits until the stream's account may read one more page of history (``Gate.pace``).
+Pace = Callable[[], Awaitable[None]]
+
+
+async def _unpaced() -> None:
+    return None
 
 
 class Item(msgspec.Struct, frozen=True):
@@ -53,15 +60,18 @@ def heartbeat_frame(seq: int) -> bytes:
 
 
 async def _replay(
-    store: Store, wanted: StreamFilter, cursor: int
+    store: Store, wanted: StreamFilter, cursor: int, pace: Pace
 ) -> AsyncIterator[Liquidation | CascadeAlert]:
+    """Stored items after ``cursor`` in seq order; each page read waits for ``pace``."""
     events = "liquidations" in wanted.channels
     cascades = "cascades" in wanted.channels
     while True:
         page: list[Liquidation | CascadeAlert] = []
         if events:
+            await pace()
             page.extend(await store.since(cursor, _REPLAY_PAGE))
         if cascades:
+            await pace()
             page.extend(await store.cascades_since(cursor, _REPLAY_PAGE))
         if not page:
             return
@@ -92,9 +102,12 @@ async def client_feed(
     *,
     start_seq: int,
     batch: int = 0,
+    pace: Pace = _unpaced,
 ) -> AsyncIterator[Item]:
     """Frames for one client. ``start_seq``: the live position when the client subscribed;
-    ``subscription``: its queue in the node's fan-out (:mod:`purpleflea.server.fanout`).
+    ``subscription``: its queue in the node's fan-out (:mod:`purpleflea.server.fanout`);
+    ``pace``: awaited before each page of the replay is read (the account's rate limit: a
+    resume reads history as REST paging does, and pays for it alike).
 
     With ``batch`` > 1, the events published together (up to ``batch`` in one frame) go out
     as one ``batch`` frame: under load a client then costs one frame per published batch, not
@@ -107,7 +120,7 @@ async def client_feed(
     cursor = start_seq if wanted.since_seq is None else wanted.since_seq
     if wanted.since_seq is not None:
         pending: list[Item] = []
-        async for stored in _replay(store, wanted, cursor):
+        async for stored in _replay(store, wanted, cursor, pace):
             if wanted.wants(stored):
                 pending.append(_frame(stored))
                 if len(pending) >= max(batch, 1):

@@ -140,6 +140,14 @@ def _checked(account: str, name: str) -> str:
         raise ValueError("account must not be empty")
     if len(account) > _MAX_NAME or len(name) > _MAX_NAME:
         raise ValueError(f"account and name are limited to {_MAX_NAME} characters")
+    # Names are printed in the operator's `purpleflea keys list`: a stranger's ESC sequence
+    # cleared that terminal and a CR LF forged a row. Spaces and every script are printable.
+    for what, value in (("account", account), ("name", name)):
+        if not value.isprintable():
+            raise ValueError(
+                f"{what} {value!r} holds characters that are not printable (control or "
+                "invisible format characters): use letters, digits, punctuation and spaces"
+            )
     return account
 
 

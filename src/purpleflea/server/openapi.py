@@ -196,8 +196,10 @@ def _data_paths(exchanges: tuple[str, ...]) -> dict[str, Schema]:
                 _ok(ref("Aggregate")),
                 errors=(400,),
                 description="Without start, the window is the last 6 h (interval=1m), 7 days "
-                "(1h) or 365 days (1d) before end (default now), its start on the hour (1m: on "
-                "the minute).",
+                "(1h) or 365 days (1d; 7 days with min_usd) before end (default now), its start "
+                "on the hour (1m: on the minute). An aggregate that reads every event (min_usd) "
+                "or every minute (interval=1m) spans at most 7 days: a longer window is refused "
+                "(400).",
                 parameters=[
                     *_filters(exchanges),
                     _choice("interval", ["1m", "1h", "1d"], "Bucket width (default 1h)."),
@@ -285,9 +287,14 @@ def _key_paths() -> dict[str, Schema]:
                 "pattern": r"\S",
                 "description": "Without a key: the NEW account to create (an existing one is "
                 "answered 409 account_exists). With a key: leave it out; naming another "
-                "account than the key's is answered 403 forbidden.",
+                "account than the key's is answered 403 forbidden. Printable characters only "
+                "(a control or invisible format character is answered 400).",
             },
-            "name": {"type": "string", "maxLength": 200, "description": "A label for the key."},
+            "name": {
+                "type": "string",
+                "maxLength": 200,
+                "description": "A label for the key; printable characters only, as account.",
+            },
         },
     }
     return {

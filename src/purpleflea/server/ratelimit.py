@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import math
 import time
 from collections.abc import Callable
@@ -39,6 +41,12 @@ class RateLimiter:
         self._buckets[key] = (tokens, now)
         return (1 - tokens) / self.rate
 
+    async def take(self, key: str) -> None:
+        """Wait until ``key`` may make one more request, then count it (what :meth:`acquire`
+        refuses, this waits for: the pace of work that is slowed rather than refused)."""
+        while (wait := self.acquire(key)) > 0:
+            await asyncio.sleep(wait)
+
     def charge(self, key: str, tokens: float) -> None:
         """Take ``tokens`` more from ``key``'s bucket, below zero if need be: a debt that
         the refill pays back before :meth:`acquire` lets the next request through."""
@@ -67,3 +75,19 @@ class RateLimiter:
         wait of 0.02 s read "retry after 0.0 s", or "0.02 s", a figure to read past)."""
         tenths = max(1, math.ceil(round(wait * 10, 6)))  # 0.3 * 10 is 3.0000000000000004
         return f"{tenths / 10:g} s"
+
+
+def client_network(address: str) -> str:
+    """The name a per-address limit counts a client under: an IPv6 address by its /64 (what
+    one customer, one server, one home network is given), an IPv4-mapped IPv6 address as its
+    IPv4 address, anything else as given. Counted per IPv6 address, one rented server held
+    2**64 budgets."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # not an address ("unknown", a Unix socket's path)
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

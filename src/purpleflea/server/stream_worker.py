@@ -32,6 +32,7 @@ from purpleflea.server.fanout import Fanout
 from purpleflea.server.feed import Item, client_feed
 from purpleflea.server.heap import settle_startup_heap
 from purpleflea.server.latency import StageLatency
+from purpleflea.server.ratelimit import RateLimiter
 from purpleflea.server.streaming import (
     _CLIENT_GONE,
     _PATIENT_S,
@@ -217,6 +218,8 @@ class Worker:
         self.messages: dict[int, str] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
+        #: Replays' pages per account (main's rate limit, counted in this worker).
+        self.replays = RateLimiter(settings.rate_per_s, settings.rate_burst)
 
     async def run(self) -> None:
         self.store = await open_store(self.settings.store, read_only=True)
@@ -317,6 +320,7 @@ class Worker:
             opened.wanted,
             start_seq=start_seq,
             batch=opened.batch,
+            pace=lambda: self.replays.take(opened.account),
         )
 
         async def send_all() -> None:

@@ -53,7 +53,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
 from typing import Any
 
-import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
@@ -355,7 +354,7 @@ class Streams:
             return
         with self._session():
             try:
-                why, told = await self._websocket_session(ws, ended, kick)
+                why, told = await self._websocket_session(ws, info, ended, kick)
             except BadSubscription as exc:  # refused before it started: not a closed stream
                 await self._tell(ws, exc.code, str(exc))
                 return
@@ -366,7 +365,7 @@ class Streams:
                 await self._tell(ws, why, self._explain(why))
 
     async def _websocket_session(
-        self, ws: WebSocket, ended: asyncio.Future[str], kick: Kick
+        self, ws: WebSocket, info: KeyInfo, ended: asyncio.Future[str], kick: Kick
     ) -> tuple[str, bool]:
         """Read the subscription, then stream (here or on a worker) until something ends it;
         returns why, and whether the client was told already (by its worker). Raises
@@ -389,7 +388,9 @@ class Streams:
         await self._check_resume(wanted)
         if self.workers is not None and self.workers.available:
             try:
-                worker, stream_id, closed = await self.workers.hand_off(ws, wanted, batch)
+                worker, stream_id, closed = await self.workers.hand_off(
+                    ws, wanted, batch, info.account
+                )
             except (HandoffError, TimeoutError) as exc:
                 log.warning("stream stays in the main process: %s", exc)
             else:
@@ -412,6 +413,7 @@ class Streams:
             wanted,
             start_seq=start_seq,
             batch=batch,
+            pace=lambda: self.gate.pace(info),
         )
         helpers = [self._read_loop(ws, kick)]
         return await pump(ended, kick, subscription, _send_all(feed, write), helpers), False
@@ -446,9 +448,11 @@ class Streams:
         if text is None:
             raise BadSubscription("the first message must be a JSON text frame, not binary")
         try:
-            message = msgspec.json.decode(text)
-        except msgspec.DecodeError:
-            raise BadSubscription("the first message must be a JSON subscribe object") from None
+            message = http.decode_json(text, "the subscribe message")
+        except http.BadRequest as exc:
+            raise BadSubscription(
+                f"the first message must be a JSON subscribe object: {exc}"
+            ) from None
         if not isinstance(message, dict) or message.pop("op", None) != "subscribe":
             raise BadSubscription('the first message must be {"op": "subscribe", ...}')
         batch = message.pop("batch", False)
@@ -487,7 +491,7 @@ class Streams:
             return http.refusal(exc)
         except BadSubscription as exc:
             return http.error_response(400, exc.code, str(exc))
-        return EventStream(self, wanted, ended, kick)
+        return EventStream(self, info, wanted, ended, kick)
 
     async def plain_http(self, request: Request) -> Response:
         """A plain HTTP request to the WebSocket endpoint. After the key checks every request
@@ -524,9 +528,15 @@ class EventStream:
     )
 
     def __init__(
-        self, streams: Streams, wanted: StreamFilter, ended: asyncio.Future[str], kick: Kick
+        self,
+        streams: Streams,
+        info: KeyInfo,
+        wanted: StreamFilter,
+        ended: asyncio.Future[str],
+        kick: Kick,
     ) -> None:
         self.streams = streams
+        self.info = info
         self.wanted = wanted
         self.ended = ended
         self.kick = kick
@@ -561,6 +571,7 @@ class EventStream:
             subscription,
             self.wanted,
             start_seq=streams.tracker.last_seq,
+            pace=lambda: streams.gate.pace(self.info),
         )
 
         async def write(item: Item) -> None:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from purpleflea.server.host_check import loopback_bind
+from purpleflea.server.host_check import loopback_bind, loopback_name
 
 MAX_URL = 2_000
 
@@ -79,12 +79,31 @@ class WebhookSettings:
         return loopback_bind(host) and not proxied
 
 
+#: IPv6 ranges whose last 32 bits are an IPv4 address a packet to them reaches: IPv4-compatible
+#: (deprecated, but routed by a host with a ``sit`` tunnel), IPv4-translated (SIIT) and the
+#: well-known NAT64 prefix. A NAT64 gateway (IPv6-only cloud networks have one) takes
+#: 64:ff9b::10.0.0.5 to 10.0.0.5: Python calls those addresses global.
+_CARRY_IPV4 = tuple(
+    ipaddress.IPv6Network(net) for net in ("::/96", "::ffff:0:0:0/96", "64:ff9b::/96")
+)
+#: The local-use NAT64 prefix (RFC 8215): a site's own translator, never a public address.
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
 def public_address(address: str) -> bool:
     """Whether ``address`` (an IP) is on the public internet: not loopback, private,
-    link-local (cloud metadata), multicast, reserved or unspecified."""
+    link-local (cloud metadata), multicast, reserved or unspecified. An IPv6 address that
+    carries an IPv4 address (mapped, translated, NAT64, 6to4) is judged by that address."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _LOCAL_NAT64:
+            return False
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip.sixtofour is not None:
+            ip = ip.sixtofour
+        elif any(ip in net for net in _CARRY_IPV4):
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
     return ip.is_global and not ip.is_multicast
 
 
@@ -111,7 +130,7 @@ def check_url(url: object, *, allow_private: bool) -> str:
         raise BadWebhookUrl(f"url {url!r} names no host")
     if allow_private:
         return url
-    if host == "localhost" or host.endswith(".localhost"):
+    if loopback_name(host):  # localhost, *.localhost, with the trailing dot of a full name
         raise BadWebhookUrl(f"url {url!r}: loopback targets are refused on this server")
     try:
         literal = ipaddress.ip_address(host)

@@ -40,6 +40,10 @@ class Settings(msgspec.Struct, tag=True, frozen=True):
     buffer_bytes: int
     #: The last seq main had published when the worker was started: its first live position.
     last_seq: int
+    #: The REST rate limit (``--rate-limit``, ``--rate-burst``): a stream's replay from the
+    #: store pays one request of its account per page read, here counted per worker.
+    rate_per_s: float = 10.0
+    rate_burst: float = 40.0
 
 
 class Open(msgspec.Struct, tag=True, frozen=True):
@@ -52,6 +56,8 @@ class Open(msgspec.Struct, tag=True, frozen=True):
     #: Client messages main had already read from the socket (a ping sent right after the
     #: subscribe message): the worker handles them first, as if it had read them.
     pending: list[str] = []
+    #: The stream's account: its replay is paced by the account's rate limit.
+    account: str = ""
 
 
 class Kick(msgspec.Struct, tag=True, frozen=True):

@@ -165,9 +165,10 @@ class StreamWorker:
         wanted: StreamFilter,
         batch: int,
         pending: list[str],
+        account: str,
     ) -> asyncio.Future[str]:
         """Send the socket; returns the future the stream's end will be reported on."""
-        message = encode_control(Open(stream_id, wanted, batch, pending))
+        message = encode_control(Open(stream_id, wanted, batch, pending, account))
         if self._outbox.waiting:  # kicks still waiting go first; this stream stays in main
             raise HandoffError(f"stream worker {self.index} is not taking control messages")
         try:
@@ -265,7 +266,7 @@ class WorkerPool:
         }
 
     async def hand_off(
-        self, ws: WebSocket, wanted: StreamFilter, batch: int
+        self, ws: WebSocket, wanted: StreamFilter, batch: int, account: str
     ) -> tuple[StreamWorker, int, asyncio.Future[str]]:
         """Give ``ws`` (accepted, nothing sent after the handshake) to the least busy worker;
         from then on main neither reads nor writes it. Returns the worker, the stream id and
@@ -285,7 +286,9 @@ class WorkerPool:
         stream_id = next(self._ids)
         duplicate = socket.socket(fileno=os.dup(sock.fileno()))
         try:
-            closed = worker.hand_off(stream_id, duplicate, wanted, batch, _pending(protocol))
+            closed = worker.hand_off(
+                stream_id, duplicate, wanted, batch, _pending(protocol), account
+            )
         finally:
             duplicate.close()
         # Main's copy goes without a word on the wire (closing one descriptor of a socket that
