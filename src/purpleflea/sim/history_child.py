@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 #: block (the book's 180,000 slots, a block's 300 x 275 path); by default glibc maps each
 #: such array afresh or hands its heap's top back to the kernel, and every reuse then faults
 #: in new zeroed pages: 1.6 s of system time in 9 s of CPU for 2 days, which this takes to
-#: 0.1-0.3 s (bench/results/sim.md). The heap then stays at the simulation's peak (+10 %
+#: 0.1-0.3 s (docs/simulator.md, history speed). The heap then stays at its peak (+10 %
 #: resident, ~15 MB), released when the child exits.
 MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824"
 #: Chunks the child may have simulated that the parent has not taken yet: enough to smooth
