@@ -6,18 +6,26 @@ import argparse
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from purpleflea.clock import utc_iso
 from purpleflea.model import Liquidation, VenueLiquidation
-from purpleflea.sim import SimConfig, Simulator, generate_history, history, paced
+from purpleflea.sim import SimConfig, Simulator, generate_history, history, history_child, paced
 from purpleflea.sim.history import blocks, history_config
-from purpleflea.sim.history_child import ChildFailed, ChildProducer, Request
+from purpleflea.sim.history_child import (
+    MALLOC_TUNABLES,
+    ChildFailed,
+    ChildProducer,
+    Request,
+    child_environment,
+)
 from purpleflea.sim.process import DAY_MS, DEFAULT_START_MS
 from purpleflea.sim.throttle import snapshot_throttle
 from purpleflea.store.base import OpenInterest, Query
@@ -287,6 +295,31 @@ async def test_an_error_in_the_simulations_process_is_raised_as_itself(
     assert len(children) == 1
     # Where it happened: the child's traceback, chained as the cause.
     assert "in _simulate" in str(raised.value.__cause__)
+
+
+def test_the_simulations_process_runs_with_malloc_told_to_keep_freed_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What the child is started with (glibc rewrites the variable in the child's own memory
+    # as it reads it, so /proc shows no more than its first setting).
+    popen = subprocess.Popen
+    envs: list[dict[str, str]] = []
+
+    def recording(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        envs.append(kwargs["env"])
+        return popen(*args, **kwargs)
+
+    monkeypatch.setattr(history_child.subprocess, "Popen", recording)
+    # The parent's own tunables come after (the last setting of a tunable wins), so they stay.
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
+    producer = ChildProducer(Request(history_config(seed=0, n_markets=5), 0.1, 1, 50_000))
+    try:
+        assert producer.next_chunk() is not None  # it simulates with them
+    finally:
+        producer.close()
+    assert envs[0]["GLIBC_TUNABLES"] == f"{MALLOC_TUNABLES}:glibc.malloc.arena_max=2"
+    assert envs[0]["PATH"] == os.environ["PATH"]  # the rest is the parent's
+    assert child_environment({"A": "1"}) == {"A": "1", "GLIBC_TUNABLES": MALLOC_TUNABLES}
 
 
 async def test_a_simulation_process_that_dies_fails_history_with_its_exit_code(

@@ -61,10 +61,11 @@ class Book:
 
     def open_interest(self, now_ms: int, n_markets: int) -> tuple[FloatArray, FloatArray]:
         """Per market: coins held by the open long cohorts and by the open short cohorts."""
-        # Masked by multiplying (exact for quantities >= 0, and faster than np.where).
-        held = self.qty * self.alive(now_ms)
-        longs = self.per_market(held * (self.side > 0), n_markets)
-        shorts = self.per_market(held * (self.side < 0), n_markets)
+        # Masked by multiplying (exact for quantities >= 0, and faster than np.where), once
+        # per side: the masks are combined as booleans first, a pass over bytes, not floats.
+        alive = self.alive(now_ms)
+        longs = self.per_market(self.qty * (alive & (self.side > 0)), n_markets)
+        shorts = self.per_market(self.qty * (alive & (self.side < 0)), n_markets)
         return longs, shorts
 
     def per_market(self, values: FloatArray, n_markets: int) -> FloatArray:

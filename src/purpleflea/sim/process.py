@@ -233,6 +233,8 @@ class Simulator:
         self._offsets = cfg.step_ms * np.arange(1, self._steps_per_block + 1, dtype=np.float64)
         # The share of a market's pending shock released by each step of a block.
         self._jump_release = 1.0 - np.exp(-self._offsets / _JUMP_TAU_MS)
+        # The impact kernel at those offsets, for the block's path and each liquidation step.
+        self._impact_path = _IMPACT.path(self._offsets)
         slots = np.array([slots_for(s) for s in specs], dtype=np.float64)
         per_slot = self._oi_target / (slots * OCCUPANCY)
         self._cohort_usd = cohort_scale(per_slot, self._oi_target)
@@ -487,9 +489,22 @@ class Simulator:
         self._perm, self._trans, self._pend = _IMPACT.roll(
             self._perm, self._trans, self._pend, float(cfg.block_ms)
         )
-        for m in np.flatnonzero(hit.any(axis=0)).tolist():
+        # Per struck market, before any is liquidated: the first step its path reaches a
+        # trigger, and its path's range (what each side's ladder sorts up front).
+        struck = np.flatnonzero(hit.any(axis=0))
+        paths = marks[:, struck]
+        for m, first, low, high in zip(
+            struck.tolist(),
+            hit[:, struck].argmax(axis=0).tolist(),
+            paths.min(axis=0).tolist(),
+            paths.max(axis=0).tolist(),
+            strict=True,
+        ):
             begin = (float(state[0][m]), float(state[1][m]), float(state[2][m]))
-            after = self._liquidate_market(m, begin, marks, x_path, log, start)
+            triggers = (float(long_trig[m]), float(short_trig[m]))
+            after = self._liquidate_market(
+                m, begin, marks, x_path, log, start, first, triggers, (low, high)
+            )
             self._perm[m], self._trans[m], self._pend[m] = after
         self._close_accounts(marks, start, log)
         self._x = x_path[-1]
@@ -691,7 +706,7 @@ class Simulator:
             returns = self._crash_path(returns)
         x_path = np.cumsum(returns, axis=0, out=returns)
         x_path = np.add(self._x, x_path, out=x_path)
-        impact = _IMPACT.level(self._perm, self._trans, self._pend, self._offsets[:, None])
+        impact = self._impact_path.levels(self._perm, self._trans, self._pend)
         marks = np.exp(np.add(x_path, impact, out=impact), out=impact)
         return marks, x_path
 
@@ -735,12 +750,18 @@ class Simulator:
         x_path: FloatArray,
         log: CohortLog,
         start: int,
+        first: int,
+        triggers: tuple[float, float],
+        path_range: tuple[float, float],
     ) -> tuple[float, float, float]:
         """Liquidate market ``m`` through the block, step by step.
 
         ``impact_state`` is the market's (permanent, transient, pending) impact at the block's
         start; returns it at the block's end. ``marks[:, m]`` is rewritten from each
-        liquidation step on with the new impact.
+        liquidation step on with the new impact. ``first`` is the first step whose mark
+        reaches ``triggers`` (the highest long and the lowest short liquidation price of the
+        market's open cohorts, :meth:`Book.triggers`), ``path_range`` the lowest and highest
+        mark of the block's path without this block's impact.
         """
         book, cfg = self.book, self.config
         dt, steps = cfg.step_ms, self._steps_per_block
@@ -751,25 +772,22 @@ class Simulator:
         ref = -1  # the impact state is as of step `ref` (-1: the block's start)
         # The cohorts a mark reaches are a prefix of each side's ladder (longs by liquidation
         # price, highest first; shorts lowest first), so a step costs a binary search, not a
-        # scan of the market's slots. Sorted up front: those within 2 % beyond the block's
-        # path without this block's impact; a cascade carrying the mark further sorts the rest.
+        # scan of the market's slots. Sorted when the mark first reaches that side (until then
+        # its trigger is `triggers`', and most blocks reach one side only): those within 2 %
+        # beyond the block's path without this block's impact; a cascade carrying the mark
+        # further sorts the rest.
         column = marks[:, m]
-        alive = (qty > 0) & (gone == NEVER)
-        longs = np.flatnonzero(alive & (side > 0))
-        shorts = np.flatnonzero(alive & (side < 0))
-        long_ladder = Ladder(longs, -liq[longs], -0.98 * float(column.min()))
-        short_ladder = Ladder(shorts, liq[shorts], 1.02 * float(column.max()))
-        k = 0
-        while k < steps:
-            long_trig, short_trig = -long_ladder.trigger(), short_ladder.trigger()
-            crossed = np.flatnonzero((column[k:] <= long_trig) | (column[k:] >= short_trig))
-            if crossed.size == 0:
-                break
-            k += int(crossed[0])
+        long_trig, short_trig = triggers
+        ladders: dict[int, Ladder] = {}
+        k = first
+        while True:
             mark = float(column[k])
             sign = 1 if mark <= long_trig else -1
+            ladder = ladders.get(sign)
+            if ladder is None:
+                ladder = ladders[sign] = self._ladder(a, b, sign, path_range)
             # Every open long with liq >= mark, or every open short with liq <= mark.
-            idx = long_ladder.take(-mark) if sign > 0 else short_ladder.take(mark)
+            idx = ladder.take(-mark if sign > 0 else mark)
             step_end = start + (k + 1) * dt
             gone[idx] = step_end
             usd = qty[idx] * mark
@@ -790,11 +808,36 @@ class Simulator:
             perm, trans, pend = _IMPACT.roll_one(perm, trans, pend, float((k - ref) * dt))
             pend += impact
             ref = k
-            if k + 1 < steps:
-                ahead = _IMPACT.level(perm, trans, pend, self._offsets[: steps - k - 1])
-                column[k + 1 :] = np.exp(x_path[k + 1 :, m] + ahead)
             k += 1
+            if k >= steps:
+                break
+            ahead = self._impact_path.level(perm, trans, pend, steps - k)
+            ahead += x_path[k:, m]
+            column[k:] = np.exp(ahead, out=ahead)
+            if sign > 0:
+                long_trig = -ladder.trigger()
+            else:
+                short_trig = ladder.trigger()
+            rest = column[k:]
+            crossed = rest <= long_trig
+            crossed |= rest >= short_trig
+            later = int(crossed.argmax())
+            if not crossed[later]:
+                break
+            k += later
         return _IMPACT.roll_one(perm, trans, pend, float((steps - 1 - ref) * dt))
+
+    def _ladder(self, a: int, b: int, sign: int, path_range: tuple[float, float]) -> Ladder:
+        """The ladder of the open cohorts of ``sign`` (+1 longs, -1 shorts) in slots
+        ``a:b`` (one market), sorted up front to 2 % beyond the block's ``path_range``."""
+        book = self.book
+        side, liq = book.side[a:b], book.liq[a:b]
+        alive = (book.qty[a:b] > 0) & (book.gone_ms[a:b] == NEVER)
+        if sign > 0:
+            longs = np.flatnonzero(alive & (side > 0))
+            return Ladder(longs, -liq[longs], -0.98 * path_range[0])
+        shorts = np.flatnonzero(alive & (side < 0))
+        return Ladder(shorts, liq[shorts], 1.02 * path_range[1])
 
 
 __all__ = ["DAY_MS", "DEFAULT_START_MS", "SimConfig", "SimStep", "Simulator"]
