@@ -251,3 +251,18 @@ def test_a_given_ratio_replaces_the_fitted_one_and_only_for_its_venue() -> None:
     assert fitted < 9.0 < given
     other = minute_estimates(rows, COVERAGE.__getitem__, ratios={("ETH-PERP", "binance_usdm"): 3.0})
     assert other[KEY].events == fitted
+
+
+def test_the_estimate_does_not_depend_on_the_order_of_the_rows() -> None:
+    # Two complete venues tied on events, one bursty (6 of its 60 seconds busy), one not (30):
+    # the burst shape must not be whichever row came first. SQLite's GROUP BY returned them
+    # sorted, PostgreSQL's in no set order, so the same history had other est_* figures there.
+    rows = [
+        _row("bybit", 30, 6, 3_000.0),
+        _row("htx", 30, 30, 3_000.0),
+        _row("binance_usdm", 10, 10, 1_000.0),
+    ]
+    forward = factors(rows, COVERAGE.__getitem__)[KEY]
+    backward = factors(rows[::-1], COVERAGE.__getitem__)[KEY]
+    assert backward.events == pytest.approx(forward.events, rel=1e-12)
+    assert backward.usd == pytest.approx(forward.usd, rel=1e-12)

@@ -420,6 +420,22 @@ def test_the_swept_range_and_a_markets_last_price_take_fills_not_bankruptcy_pric
     assert plain.markets["BTC-PERP"].last_price == 99_500.0
 
 
+def test_a_markets_last_price_is_its_newest_fill_even_when_a_later_bankruptcy_came_first(
+    tmp_path: Path,
+) -> None:
+    # Venues' feeds lag differently: a fill can arrive after a bankruptcy-priced event of a
+    # later time. It is still the newest fill, so it is the market's last price; only a fill
+    # older than the price already held is too late.
+    tracker = Pipeline(SQLiteStore(tmp_path / "s.sqlite"), LocalBus(), fill_priced={"binance_usdm"})
+    tracker._remember(_priced(1, "binance_usdm", "BTC-PERP", 100_000.0, T0))
+    tracker._remember(_priced(2, "okx", "BTC-PERP", 99_000.0, T0 + 1_000))  # bankruptcy
+    tracker._remember(_priced(3, "binance_usdm", "BTC-PERP", 99_800.0, T0 + 500))  # late fill
+    btc = tracker.markets["BTC-PERP"]
+    assert (btc.last_price, btc.price_ts, btc.last_ts) == (99_800.0, T0 + 500, T0 + 1_000)
+    tracker._remember(_priced(4, "binance_usdm", "BTC-PERP", 99_900.0, T0 + 200))  # older
+    assert (btc.last_price, btc.price_ts, btc.last_ts) == (99_800.0, T0 + 500, T0 + 1_000)
+
+
 class _DownBus(LocalBus):
     """A bus that refuses every publish while ``down``."""
 

@@ -118,7 +118,15 @@ async def test_a_bulk_load_stores_exactly_what_appending_the_same_batches_stores
         # Shared cells: fewer rollup rows than events, cells summed over both BTC listings.
         assert len(found["rollup_1m"]) < 12_000
         for table in TABLES:
-            assert found[table] == expected[table], (name, table)
+            if table.startswith("rollup_"):
+                # Exactly but for ``seconds`` (the last column): an append counts a second once
+                # however its events were batched, a bulk load once per batch, so a second
+                # split between two batches counts twice there, never less (docs/coverage.md).
+                assert [r[:-1] for r in found[table]] == [r[:-1] for r in expected[table]]
+                pairs = zip(found[table], expected[table], strict=True)
+                assert all(bulk_row[-1] >= row[-1] for bulk_row, row in pairs), (name, table)
+            else:
+                assert found[table] == expected[table], (name, table)
 
 
 async def test_a_bulk_load_that_fails_leaves_the_empty_store_it_found(tmp_path: Path) -> None:

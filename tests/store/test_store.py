@@ -725,6 +725,42 @@ async def test_aggregates_add_what_a_snapshot_feed_hid_and_only_that(store: Stor
     assert by_events["ETH-PERP"].est_size_usd == pytest.approx(rows["ETH-PERP"].est_size_usd)
 
 
+async def test_an_estimate_does_not_depend_on_how_the_events_were_batched(
+    tmp_path: Path,
+) -> None:
+    # A live feed appends every ~50 ms, so one busy second of a complete venue arrives over
+    # several batches: counted once per batch, the minute looked less bursty than it was and
+    # the estimate hid less behind the throttle. The same burst on two markets, one appended
+    # whole and one event by event, must get the same estimate. SQLite only: the PostgreSQL
+    # store still counts a batch's seconds on their own (docs/coverage.md, "Input").
+    store = SQLiteStore(tmp_path / "history.sqlite")
+    hour = T0 - T0 % 3_600_000
+
+    def burst(market: str, first_seq: int) -> list[Liquidation]:
+        # Bybit (complete): 12 events in 2 seconds; Binance (snapshot): 2 seconds shown.
+        return [
+            _event(
+                first_seq + i,
+                exchange="bybit" if i < 12 else "binance_usdm",
+                market=market,
+                ts=hour + 1_000 * (i % 2) + i,
+                size_usd=100.0,
+            )
+            for i in range(14)
+        ]
+
+    await store.append(burst("BTC-PERP", 1))
+    for event in burst("ETH-PERP", 101):
+        await store.append([event])
+    window = Query(start_ms=hour, end_ms=hour + 3_600_000)
+    rows = {b.group: b for b in await store.aggregate("1h", "market", window)}
+    assert rows["ETH-PERP"].count == rows["BTC-PERP"].count == 14
+    assert rows["BTC-PERP"].est_size_usd > 1_400.0
+    assert rows["ETH-PERP"].est_size_usd == pytest.approx(rows["BTC-PERP"].est_size_usd)
+    assert rows["ETH-PERP"].est_count == rows["BTC-PERP"].est_count
+    await store.close()
+
+
 async def _execute(store: Store, sql: str) -> list[tuple[object, ...]]:
     """Run ``sql`` on the store's database from outside the store (as another process would)."""
     if isinstance(store, SQLiteStore):

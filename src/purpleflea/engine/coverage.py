@@ -57,10 +57,12 @@ from purpleflea.model import Coverage
 #: The estimate's method, as stored beside the factors a store keeps for closed hours: bump it
 #: whenever what :func:`factors` computes changes (a constant, a weight, the arithmetic), so a
 #: store opened by the new code drops the factors the old one computed instead of serving them.
+#: 5: complete venues tied on a minute's events give the burst shape of the first by name,
+#: not of whichever row came first (the same figures on SQLite; PostgreSQL's differed).
 #: 4: hidden events priced at the market-hour's pooled mean size (3: the minute's).
 #: 3: the negative binomial burst model with the ratio fitted over the trailing day, against
 #: all complete venues (2: one Poisson mean on the top complete venue's busy seconds, capped).
-METHOD_VERSION = 4
+METHOD_VERSION = 5
 #: Events per busy second of a snapshot venue when no complete venue overlaps it.
 PRIOR_EVENTS_PER_SECOND = 2.0
 #: The weight of a minute's busy-seconds estimate; the reference's events times the ratio have
@@ -172,6 +174,7 @@ def minute_estimates(
         if row[2] not in coverage:
             coverage[row[2]] = coverage_of(row[2])
     complete: dict[MinuteKey, list[float]] = {}  # events, usd, top venue's events and seconds
+    top_venue: dict[MinuteKey, str] = {}
     shown: dict[VenueMinute, tuple[int, int, float]] = {}
     venues: dict[str, set[str]] = {}
     for minute, market, exchange, events, seconds, usd in rows:
@@ -181,8 +184,11 @@ def minute_estimates(
             cell = complete.setdefault((minute, market), [0.0, 0.0, 0.0, 0.0])
             cell[0] += events
             cell[1] += usd
-            if events > cell[2]:
+            # Of venues tied on events, the first by name gives the shape: not whichever row
+            # came first (PostgreSQL's GROUP BY returns them in no set order, SQLite's sorted).
+            if events > cell[2] or (events == cell[2] and exchange < top_venue[(minute, market)]):
                 cell[2], cell[3] = events, seconds
+                top_venue[(minute, market)] = exchange
         elif coverage[exchange] == "snapshot":
             shown[(minute, market, exchange)] = (events, seconds, usd)
             venues.setdefault(market, set()).add(exchange)

@@ -421,13 +421,13 @@ class Pipeline:
                 exchanges={event.exchange},
             )
         else:
-            if event.ts >= state.last_ts:
-                if priced:
-                    state.last_price, state.price_ts = event.price, event.ts
-                state.last_ts = event.ts
-            elif not had_fill and prices.has_fill(market):
-                # The market's first fill, older than the other kinds seen: it beats them.
+            # Compared with the held price's own time, not the latest event's: venues lag
+            # differently, so a fill may arrive after a later bankruptcy-priced event and is
+            # still the newest fill. The market's first fill beats the other kinds, however old.
+            first_fill = not had_fill and prices.has_fill(market)
+            if priced and (event.ts >= state.price_ts or first_fill):
                 state.last_price, state.price_ts = event.price, event.ts
+            state.last_ts = max(state.last_ts, event.ts)
             state.exchanges.add(event.exchange)
 
     async def _tick_loop(self, interval: float) -> None:

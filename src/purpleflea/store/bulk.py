@@ -6,8 +6,10 @@ cell. :class:`EventColumns` carries the same batch as arrays (the simulator's ow
 functions here turn it into the SQL parameters with numpy: the event rows as one flat list,
 and the minute and hour rollup rows summed exactly as
 :meth:`~purpleflea.store.sqlite.SQLiteStore.append_now` sums them (same cells, floats added
-in the same order, the same distinct-seconds count per batch), so a bulk-loaded store holds
-the same bytes as one appended event by event.
+in the same order), so a bulk-loaded store holds the same bytes as one appended batch by
+batch, but for the rollups' ``seconds``: counted per batch here, where an append leaves out
+the seconds stored events of the cell already carried (a second split between two batches
+counts twice here: a few rows in a day of simulated history).
 """
 
 from __future__ import annotations
