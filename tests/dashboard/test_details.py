@@ -229,3 +229,30 @@ async def test_a_focused_bar_stays_focused_through_the_heatmaps_refresh(
     await expect(page.locator("#heatmap .detail-line")).to_have_text(
         await focused.get_attribute("aria-label") or "?"
     )
+
+
+async def test_the_top_markets_line_follows_the_range_and_the_market(
+    tracker: Running, page: Page
+) -> None:
+    await seed_all(tracker)
+    await open_live(page, tracker)
+    line = page.locator(".top-panel .detail-line")
+    hint = await line.inner_text()
+    await page.locator("#top-markets li").filter(has_text="AVAX-PERP").locator(".bar").click()
+    await expect(line).to_have_text(re.compile(r"^AVAX-PERP: .* in the last 1 h$"))
+    # The same market redrawn over 24 h: the line gives its new numbers, not the old ones.
+    await page.click(".top-panel .toggle button[data-range='24h']")
+    await expect(line).to_have_text(re.compile(r"^AVAX-PERP: .* in the last 24 h$"))
+    # A market liquidated two hours ago is in the 24 h list only: back to 1 h, what the line
+    # described is gone, and the line says how to pick again.
+    await tracker.push(
+        venue_event(market="OLD-PERP", size_usd=5_000.0, price=2.0, ts=now_ms() - 7_200_000)
+    )
+    await page.click(".top-panel .toggle button[data-range='1h']")
+    await page.click(".top-panel .toggle button[data-range='24h']")
+    old = page.locator("#top-markets li").filter(has_text="OLD-PERP").locator(".bar")
+    await old.click()
+    await expect(line).to_have_text(re.compile(r"^OLD-PERP: "))
+    await page.click(".top-panel .toggle button[data-range='1h']")
+    await expect(page.locator("#top-markets li").filter(has_text="OLD-PERP")).to_have_count(0)
+    await expect(line).to_have_text(hint)
