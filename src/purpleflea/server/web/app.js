@@ -2,6 +2,7 @@
 
 import { ApiError, createKey, getJson, loadKey, saveKey } from "./js/api.js";
 import { AlertBanner } from "./js/alerts.js";
+import { detailLine } from "./js/details.js";
 import { Feed } from "./js/feed.js";
 import { loadExchanges, readState, streamFilters, writeState } from "./js/filters.js";
 import { usd, zone } from "./js/format.js";
@@ -23,6 +24,11 @@ const feed = new Feed($("feed"), $("feed-empty"));
 const banner = new AlertBanner($("alerts"), $("alerts-announce"));
 const topFresh = new Freshness($("top-fresh"));
 const coverageFresh = new Freshness($("coverage-fresh"));
+// Under each list, what a tapped or focused bar or hour says (no hover on a phone).
+const topDetail = detailLine("Tap a bar, or Tab to it and use the arrow keys, for its long/short split.");
+const coverageDetail = detailLine("Tap an hour, or Tab to a strip and use the arrow keys, for its uptime and gaps.");
+$("top-markets").after(topDetail);
+$("coverage").after(coverageDetail);
 let exchangeList = []; // GET /v1/exchanges: ids, names and coverage classes
 // Markets whose measured map the server serves (GET /v1/markets), so none is asked in vain.
 let measuredMarkets = new Set();
@@ -344,7 +350,7 @@ let topAsked = 0; // bumps on each question: only the latest answer is drawn
 async function refreshTop() {
   const mine = ++topAsked;
   try {
-    if (await loadTop($("top-markets"), state.top, pickHeatmap, () => mine === topAsked)) topFresh.fresh();
+    if (await loadTop($("top-markets"), state.top, pickHeatmap, topDetail, () => mine === topAsked)) topFresh.fresh();
   } catch (error) {
     if (mine === topAsked) topFresh.failed(error);
     reportAuth(error);
@@ -353,7 +359,7 @@ async function refreshTop() {
 
 async function refreshCoverage() {
   try {
-    await loadCoverage($("coverage"), exchangeList);
+    await loadCoverage($("coverage"), exchangeList, coverageDetail);
     coverageFresh.fresh();
   } catch (error) {
     coverageFresh.failed(error);

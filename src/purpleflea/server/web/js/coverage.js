@@ -2,6 +2,7 @@
 // uptime strip of the last 24 hours with its gaps marked (GET /v1/coverage).
 
 import { getJson } from "./api.js";
+import { detailGroup, detailOf, redrawKeepingFocus } from "./details.js";
 import { clock, el, zone } from "./format.js";
 
 const HOUR_MS = 3_600_000;
@@ -24,31 +25,31 @@ export function coverageBadge(coverage) {
   return badge;
 }
 
-function hourCell(hour, row) {
+/** One hour's cell; its detail also tells the gaps in that hour (a 2 px mark is no tap target). */
+function hourCell(id, hour, row, gapTexts) {
   const cell = el("span", "cov-hour");
-  const when = `${clock(hour)}–${clock(hour + HOUR_MS)} ${zone(hour)}`;
+  const when = `${id} ${clock(hour)}–${clock(hour + HOUR_MS)} ${zone(hour)}`;
+  let text;
   if (!row) {
     cell.classList.add("cov-none");
-    cell.title = `${when}: not watched`;
-    return cell;
+    text = `${when}: not watched`;
+  } else {
+    const up = row.uptime;
+    cell.classList.add(up >= 0.999 ? "cov-up" : up >= 0.95 ? "cov-mostly" : up > 0 ? "cov-poor" : "cov-down");
+    text = `${when}: up ${percent(up)}`;
+    if (row.pressure !== null && row.pressure !== undefined) {
+      text += ` · throttle pressure ${percent(row.pressure)} of symbol-seconds carried an event`;
+    }
   }
-  const up = row.uptime;
-  cell.classList.add(up >= 0.999 ? "cov-up" : up >= 0.95 ? "cov-mostly" : up > 0 ? "cov-poor" : "cov-down");
-  let title = `${when}: up ${percent(up)}`;
-  if (row.pressure !== null && row.pressure !== undefined) {
-    title += ` · throttle pressure ${percent(row.pressure)} of symbol-seconds carried an event`;
-  }
-  cell.title = title;
-  return cell;
+  for (const gap of gapTexts) text += ` · ${gap}`;
+  return detailOf(cell, text, `${id}:${hour}`);
 }
 
-function gapMark(gap, start, span) {
-  const end = gap.end ?? start + span;
-  const left = Math.max(0, (gap.start - start) / span);
-  const width = Math.max(0.004, (Math.min(end, start + span) - Math.max(gap.start, start)) / span);
-  const mark = el("span", `cov-gap cov-gap-${gap.repair}`);
-  mark.style.left = `${left * 100}%`;
-  mark.style.width = `${width * 100}%`;
+function gapEnd(gap, start, span) {
+  return gap.end ?? start + span;
+}
+
+function gapText(gap, end) {
   const seconds = Math.max(0, Math.round((end - gap.start) / 1000));
   const outcome =
     gap.repair === "repaired"
@@ -56,17 +57,36 @@ function gapMark(gap, start, span) {
       : gap.repair === "open"
         ? `open: ${gap.note}`
         : "repair pending";
-  mark.title = `gap ${clock(gap.start)} ${zone(gap.start)} +${seconds} s (${gap.reason}) · ${outcome}`;
+  return `gap ${clock(gap.start)} ${zone(gap.start)} +${seconds} s (${gap.reason}) · ${outcome}`;
+}
+
+/** Where a gap was, drawn over the cells; what it was is in the detail of its hours' cells. */
+function gapMark(gap, start, span) {
+  const end = gapEnd(gap, start, span);
+  const left = Math.max(0, (gap.start - start) / span);
+  const width = Math.max(0.004, (Math.min(end, start + span) - Math.max(gap.start, start)) / span);
+  const mark = el("span", `cov-gap cov-gap-${gap.repair}`);
+  mark.style.left = `${left * 100}%`;
+  mark.style.width = `${width * 100}%`;
+  mark.setAttribute("aria-hidden", "true"); // its hours' cells say it in words
   return mark;
 }
 
-function strip(rows, gaps, end) {
+/** The 24 hourly cells and the gap marks of exchange `id`; arrows walk its hours. */
+function strip(id, rows, gaps, end, line) {
   const last = end - (end % HOUR_MS);
   const start = last - (HOURS - 1) * HOUR_MS;
+  const span = HOURS * HOUR_MS;
   const byHour = new Map(rows.map((row) => [row.hour, row]));
   const box = el("div", "cov-strip");
-  for (let hour = start; hour <= last; hour += HOUR_MS) box.append(hourCell(hour, byHour.get(hour)));
-  for (const gap of gaps) box.append(gapMark(gap, start, HOURS * HOUR_MS));
+  const cells = [];
+  for (let hour = start; hour <= last; hour += HOUR_MS) {
+    const within = gaps.filter((g) => g.start < hour + HOUR_MS && gapEnd(g, start, span) > hour);
+    cells.push(hourCell(id, hour, byHour.get(hour), within.map((g) => gapText(g, gapEnd(g, start, span)))));
+  }
+  box.append(...cells);
+  for (const gap of gaps) box.append(gapMark(gap, start, span));
+  detailGroup(cells, line);
   return box;
 }
 
@@ -81,8 +101,11 @@ function summary(rows, gaps) {
   return el("span", "cov-summary small", text);
 }
 
-/** Fetch the last 24 h of coverage and draw one row per exchange that has any. */
-export async function loadCoverage(list, exchanges) {
+/**
+ * Fetch the last 24 h of coverage and draw one row per exchange that has any; a tapped or
+ * focused hour tells its uptime and gaps in `line`.
+ */
+export async function loadCoverage(list, exchanges, line) {
   const answer = await getJson("/v1/coverage");
   const rows = new Map();
   const gaps = new Map();
@@ -91,22 +114,22 @@ export async function loadCoverage(list, exchanges) {
   const known = new Map(exchanges.map((e) => [e.id, e]));
   const ids = [...new Set([...rows.keys(), ...gaps.keys()])].sort();
   if (!ids.length) {
-    list.replaceChildren(el("li", "empty", "No coverage recorded yet."));
+    redrawKeepingFocus(list, () => list.replaceChildren(el("li", "empty", "No coverage recorded yet.")), line);
     return;
   }
-  list.replaceChildren(
-    ...ids.map((id) => {
-      const item = el("li", "cov-row");
-      item.dataset.exchange = id;
-      const name = el("span", "cov-name", id);
-      name.title = known.get(id)?.name || id;
-      item.append(
-        name,
-        coverageBadge(known.get(id)?.coverage),
-        strip(rows.get(id) || [], gaps.get(id) || [], answer.end),
-        summary(rows.get(id) || [], gaps.get(id) || []),
-      );
-      return item;
-    }),
-  );
+  const drawn = ids.map((id) => {
+    const item = el("li", "cov-row");
+    item.dataset.exchange = id;
+    const name = el("span", "cov-name", id);
+    name.title = known.get(id)?.name || id;
+    item.append(
+      name,
+      coverageBadge(known.get(id)?.coverage),
+      strip(id, rows.get(id) || [], gaps.get(id) || [], answer.end, line),
+      summary(rows.get(id) || [], gaps.get(id) || []),
+    );
+    return item;
+  });
+  // Redrawn every 60 s: a reader on an hour stays on it.
+  redrawKeepingFocus(list, () => list.replaceChildren(...drawn), line);
 }

@@ -2,6 +2,7 @@
 // shorts to the right, the mark price as a line, clusters as labelled bands. Inline SVG
 // built with DOM calls, so every label is text, never markup.
 
+import { detailGroup, detailLine, detailOf, redrawKeepingFocus } from "./details.js";
 import { el, priceStep, usdShort } from "./format.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -45,7 +46,9 @@ export function drawHeatmap(container, map) {
   const chart = svg("svg", {
     class: "heatmap-chart",
     viewBox: `0 0 ${WIDTH} ${height}`,
-    role: "img",
+    // A group, not an image: an image's parts are hidden from screen readers, and its bars
+    // and bands are focusable, each labelled with its numbers.
+    role: "group",
     "aria-label": `${map.source === "measured" ? "Measured liquidation map" : "Liquidation heatmap"} of ${map.market}`,
   });
   chart.append(
@@ -56,6 +59,7 @@ export function drawHeatmap(container, map) {
   // Labels go in the lanes, top to bottom, each below the previous one of its side.
   const byTop = [...(map.clusters || [])].sort((a, b) => b.high - a.high);
   const lastLabel = { long: -Infinity, short: -Infinity };
+  const bands = [];
   for (const cluster of byTop) {
     const long = cluster.side === "long";
     const y0 = y(cluster.high);
@@ -68,7 +72,7 @@ export function drawHeatmap(container, map) {
       width: centre - AXIS - (long ? 0 : PAD),
       height: Math.max(rowH, y(cluster.low) - y0),
     });
-    band.append(svg("title", {}, String(cluster.label)));
+    bands.push(detailOf(band, String(cluster.label), `cluster:${cluster.side}:${cluster.low}:${cluster.high}`));
     const usd = cluster.notional_usd ?? cluster.usd ?? 0;
     chart.append(
       band,
@@ -91,21 +95,23 @@ export function drawHeatmap(container, map) {
 
   // Price labels at round prices, at least 14 px apart.
   const labelStep = niceStep(Math.ceil(14 / rowH) * step);
+  const levels = []; // each price level's bars, long then short (left to right)
   for (let i = 0; i < n; i += 1) {
     const yi = y(prices[i] + map.bucket_size);
     const tip = `${price(prices[i])} – ${price(prices[i] + map.bucket_size)}: ` +
       `longs ${usdShort(longs[i] || 0)}, shorts ${usdShort(shorts[i] || 0)}`;
+    const level = [];
     if (longs[i] > 0) {
       const w = scale(longs[i]);
       const bar = svg("rect", { class: "hm-long", x: centre - w, y: yi, width: w, height: rowH - 0.5 });
-      bar.append(svg("title", {}, tip));
-      chart.append(bar);
+      level.push(detailOf(bar, tip, `long:${prices[i]}`));
     }
     if (shorts[i] > 0) {
       const bar = svg("rect", { class: "hm-short", x: centre, y: yi, width: scale(shorts[i]), height: rowH - 0.5 });
-      bar.append(svg("title", {}, tip));
-      chart.append(bar);
+      level.push(detailOf(bar, tip, `short:${prices[i]}`));
     }
+    chart.append(...level);
+    levels.push(level);
     const nearMark = Math.abs(yi + rowH / 2 - y(map.mark_price)) < 10;
     const ratio = prices[i] / labelStep;
     if (Math.abs(ratio - Math.round(ratio)) < 1e-6 && !nearMark) {
@@ -142,7 +148,13 @@ export function drawHeatmap(container, map) {
   for (const cluster of map.clusters || []) {
     list.append(el("li", cluster.side === "long" ? "long" : "short", String(cluster.label)));
   }
-  container.replaceChildren(caption, chart, list);
+  // Below the chart, so what it says never covers the bar it describes. Arrow keys walk the
+  // bars top to bottom (highest price first), as the chart reads.
+  const line = detailLine("Tap a bar or a band, or Tab to the chart and use the arrow keys, for its numbers.");
+  detailGroup(levels.reverse().flat(), line);
+  detailGroup(bands, line);
+  // Redrawn every 15 s: a reader on a bar stays on it.
+  redrawKeepingFocus(container, () => container.replaceChildren(caption, chart, line, list));
 }
 
 export function showMessage(container, text, detail) {

@@ -1,0 +1,258 @@
+"""Details that were only in hover titles, reached without a mouse.
+
+A heatmap bar's price range and notional, a coverage hour's uptime and gaps, and a top market's
+long/short split lived in `title`s: a trader on a phone (no hover) or on a keyboard or screen
+reader never saw them. Each is now focusable, labelled with the same text, and shown on tap,
+click or focus in a detail line under what it describes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, Locator, Page, expect
+
+from tests.dashboard.harness import now_ms, seed_coverage, seed_heatmap
+from tests.dashboard.test_dashboard import open_live
+from tests.server.conftest import Running, venue_event
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+# The widest bar clear of the mark line (drawn over the bars, it would take the tap).
+_WIDEST_BAR = """svg => {
+  const mark = svg.querySelector(".hm-mark");
+  const markY = mark ? +mark.getAttribute("y1") : -1e9;
+  const bars = [...svg.querySelectorAll(".hm-long, .hm-short")];
+  let best = -1;
+  bars.forEach((bar, i) => {
+    const y = +bar.getAttribute("y"), h = +bar.getAttribute("height");
+    if (y - 3 < markY && markY < y + h + 3) return;
+    if (best < 0 || +bar.getAttribute("width") > +bars[best].getAttribute("width")) best = i;
+  });
+  return best;
+}"""
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def phone(browser: Browser) -> AsyncIterator[Page]:
+    """A phone: 390 px wide, touch, no hover."""
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
+    )
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    await context.close()
+    assert not errors, f"the page threw: {errors}"
+
+
+async def seed_all(tracker: Running) -> None:
+    seed_heatmap(tracker, "BTC-PERP", 91_240.0, 4e9)
+    await seed_coverage(tracker)
+    now = now_ms()
+    await tracker.push(
+        venue_event(market="AVAX-PERP", side="long", size_usd=30_000.0, price=30.0, ts=now - 2),
+        venue_event(market="AVAX-PERP", side="short", size_usd=10_000.0, price=30.1, ts=now - 1),
+    )
+
+
+async def widest_bar(page: Page) -> Locator:
+    chart = page.locator("#heatmap .heatmap-chart")
+    await expect(chart).to_be_visible()
+    index = await chart.evaluate(_WIDEST_BAR)
+    assert index >= 0
+    return chart.locator(".hm-long, .hm-short").nth(index)
+
+
+async def below(upper: Locator, lower: Locator) -> None:
+    """`lower` is drawn under `upper`, not over it."""
+    a = await upper.bounding_box()
+    b = await lower.bounding_box()
+    assert a is not None
+    assert b is not None
+    assert b["y"] >= a["y"] + a["height"] - 0.5, (a, b)
+
+
+async def test_a_tap_shows_a_heatmap_bar_an_hour_and_a_markets_split_on_a_phone(
+    tracker: Running, phone: Page
+) -> None:
+    await seed_all(tracker)
+    await open_live(phone, tracker)
+    page = phone
+
+    bar = await widest_bar(page)
+    label = await bar.get_attribute("aria-label")
+    assert label is not None
+    assert re.search(r"\$[\d,.]+ \u2013 \$[\d,.]+: longs \$.*, shorts \$", label), label
+    line = page.locator("#heatmap .detail-line")
+    await expect(line).not_to_have_text(label)
+    await bar.tap()
+    await expect(line).to_have_text(label)
+    await expect(line).to_be_visible()
+    await below(page.locator("#heatmap .heatmap-chart"), line)
+
+    # Bybit was down for an hour: tapping that hour tells it, and the gap in it.
+    bybit = page.locator('#coverage .cov-row[data-exchange="bybit"]')
+    down = bybit.locator(".cov-hour[aria-label*='gap']").first
+    await down.scroll_into_view_if_needed()
+    await down.tap()
+    cov_line = page.locator(".coverage-panel .detail-line")
+    await expect(cov_line).to_be_visible()
+    await expect(cov_line).to_contain_text(re.compile(r"^bybit .*: up \d"))
+    await expect(cov_line).to_contain_text("(unreachable) · open: no REST history")
+    await below(page.locator("#coverage"), cov_line)
+
+    # A 2 px gap mark is no tap target: a tap on it reaches the hour under it.
+    deribit = page.locator('#coverage .cov-row[data-exchange="deribit"]')
+    mark = await deribit.locator(".cov-gap-repaired").bounding_box()
+    assert mark is not None
+    await page.touchscreen.tap(mark["x"] + mark["width"] / 2, mark["y"] + mark["height"] / 2)
+    await expect(cov_line).to_contain_text(re.compile(r"^deribit .*repaired from REST: 3 events"))
+
+    avax = page.locator("#top-markets li").filter(has_text="AVAX-PERP").locator(".bar")
+    await avax.scroll_into_view_if_needed()
+    await avax.tap()
+    top_line = page.locator(".top-panel .detail-line")
+    await expect(top_line).to_be_visible()
+    await expect(top_line).to_have_text(
+        "AVAX-PERP: longs $30K · shorts $10K · $40,000 in 2 liquidations in the last 1 h"
+    )
+    await below(page.locator("#top-markets"), top_line)
+    # The heatmap's line still says what was tapped there: each panel has its own.
+    await expect(line).to_have_text(label)
+
+
+async def test_tab_reaches_each_detail_and_arrows_walk_them(tracker: Running, page: Page) -> None:
+    await seed_all(tracker)
+    await open_live(page, tracker)
+    await widest_bar(page)
+    await expect(page.locator("#coverage .cov-row")).to_have_count(3)
+    await expect(page.locator("#top-markets li").filter(has_text="AVAX-PERP")).to_have_count(1)
+
+    async def tab_to(selector: str, presses: int) -> Locator:
+        for _ in range(presses):
+            await page.keyboard.press("Tab")
+            if await page.evaluate("s => document.activeElement.matches(s)", selector):
+                return page.locator(":focus")
+        raise AssertionError(f"{presses} presses of Tab never reached {selector}")
+
+    # From the heatmap's "show" button, Tab reaches the chart (its bands, then its bars) ...
+    await page.focus("#heatmap-form button")
+    bar = await tab_to(".hm-long, .hm-short", 3)
+    line = page.locator("#heatmap .detail-line")
+    label = await bar.get_attribute("aria-label")
+    assert label
+    await expect(line).to_have_text(label)
+    # ... the arrows walk the bars, top to bottom ...
+    y0 = float(await bar.get_attribute("y") or "nan")
+    await page.keyboard.press("ArrowDown")
+    await page.keyboard.press("ArrowDown")
+    moved = page.locator(":focus")
+    assert float(await moved.get_attribute("y") or "nan") > y0
+    assert await moved.evaluate("n => n.matches('.hm-long, .hm-short')")
+    await expect(line).to_have_text(await moved.get_attribute("aria-label") or "?")
+    # ... and one more Tab leaves the chart: 200 bars are one stop, not 200.
+    await page.keyboard.press("Tab")
+    assert not await page.evaluate("document.activeElement.matches('.hm-long, .hm-short')")
+
+    # Top markets: the range toggle, the market's button, then its bar.
+    await page.focus(".top-panel .toggle button[data-range='24h']")
+    split = await tab_to("#top-markets .bar", 3)
+    await expect(page.locator(".top-panel .detail-line")).to_have_text(
+        await split.get_attribute("aria-label") or "?"
+    )
+    # Coverage: each exchange's strip is one stop; the arrows walk its hours.
+    hour = await tab_to("#coverage .cov-hour", 12)
+    cov_line = page.locator(".coverage-panel .detail-line")
+    first = await hour.get_attribute("aria-label")
+    assert first
+    await expect(cov_line).to_have_text(first)
+    await page.keyboard.press("End")
+    last = await page.locator(":focus").get_attribute("aria-label")
+    assert last != first
+    await expect(cov_line).to_have_text(last or "?")
+
+
+async def test_every_detail_carries_its_text_as_an_accessible_name(
+    tracker: Running, page: Page
+) -> None:
+    await seed_all(tracker)
+    await open_live(page, tracker)
+    await widest_bar(page)
+    await expect(page.locator("#coverage .cov-row")).to_have_count(3)
+    await expect(page.locator("#top-markets .bar")).not_to_have_count(0)
+    found = await page.evaluate(
+        """() => {
+      const said = n => n.getAttribute("aria-label");
+      const hover = n => n.querySelector(":scope > title")?.textContent ?? n.getAttribute("title");
+      const all = [...document.querySelectorAll("#heatmap .hm-long, #heatmap .hm-short, " +
+        "#heatmap .hm-cluster, #coverage .cov-hour, #top-markets .bar")];
+      return {
+        count: all.length,
+        unnamed: all.filter(n => !said(n)).length,
+        differ: all.filter(n => said(n) !== hover(n)).length,
+        unfocusable: all.filter(n => n.getAttribute("tabindex") === null).length,
+        roles: [...new Set(all.map(n => n.getAttribute("role")))],
+        // An image's parts are hidden from screen readers: the chart must not be one.
+        chartRole: document.querySelector("#heatmap .heatmap-chart").getAttribute("role"),
+      };
+    }"""
+    )
+    assert found["count"] > 100, found
+    assert found["unnamed"] == 0, found
+    assert found["differ"] == 0, found  # a mouse's hover says what the label says
+    assert found["unfocusable"] == 0, found
+    assert found["roles"] == ["img"], found
+    assert found["chartRole"] == "group", found
+
+
+async def test_a_focused_bar_stays_focused_through_the_heatmaps_refresh(
+    tracker: Running, page: Page
+) -> None:
+    # The heatmap is redrawn every 15 s; a reader on a bar was dropped to the page's start.
+    seed_heatmap(tracker, "BTC-PERP", 91_240.0, 4e9)
+    await page.clock.install()
+    await open_live(page, tracker)
+    bar = await widest_bar(page)
+    await bar.focus()
+    key = await bar.get_attribute("data-detail-key")
+    await page.locator("#heatmap .heatmap-chart").evaluate("c => { c.dataset.old = 'yes'; }")
+    await page.clock.run_for(16_000)
+    await expect(page.locator("#heatmap .heatmap-chart:not([data-old])")).to_have_count(1)
+    focused = page.locator(":focus")
+    await expect(focused).to_have_attribute("data-detail-key", key or "?")
+    assert await focused.evaluate("n => !n.closest('[data-old]')")  # the redrawn bar
+    await expect(page.locator("#heatmap .detail-line")).to_have_text(
+        await focused.get_attribute("aria-label") or "?"
+    )
+
+
+async def test_the_top_markets_line_follows_the_range_and_the_market(
+    tracker: Running, page: Page
+) -> None:
+    await seed_all(tracker)
+    await open_live(page, tracker)
+    line = page.locator(".top-panel .detail-line")
+    hint = await line.inner_text()
+    await page.locator("#top-markets li").filter(has_text="AVAX-PERP").locator(".bar").click()
+    await expect(line).to_have_text(re.compile(r"^AVAX-PERP: .* in the last 1 h$"))
+    # The same market redrawn over 24 h: the line gives its new numbers, not the old ones.
+    await page.click(".top-panel .toggle button[data-range='24h']")
+    await expect(line).to_have_text(re.compile(r"^AVAX-PERP: .* in the last 24 h$"))
+    # A market liquidated two hours ago is in the 24 h list only: back to 1 h, what the line
+    # described is gone, and the line says how to pick again.
+    await tracker.push(
+        venue_event(market="OLD-PERP", size_usd=5_000.0, price=2.0, ts=now_ms() - 7_200_000)
+    )
+    await page.click(".top-panel .toggle button[data-range='1h']")
+    await page.click(".top-panel .toggle button[data-range='24h']")
+    old = page.locator("#top-markets li").filter(has_text="OLD-PERP").locator(".bar")
+    await old.click()
+    await expect(line).to_have_text(re.compile(r"^OLD-PERP: "))
+    await page.click(".top-panel .toggle button[data-range='1h']")
+    await expect(page.locator("#top-markets li").filter(has_text="OLD-PERP")).to_have_count(0)
+    await expect(line).to_have_text(hint)
