@@ -22,6 +22,10 @@ class Deduper:
         # When the oldest id expires (inf: none held): most calls need not look at it.
         self._first_expiry = math.inf
 
+    def __len__(self) -> int:
+        """Ids held now (expired ones go at the next call past their expiry)."""
+        return len(self._expiry)
+
     def seen(self, event_id: str, now: float) -> bool:
         """True if ``event_id`` was seen within the TTL; otherwise remember it."""
         expiry = self._expiry
