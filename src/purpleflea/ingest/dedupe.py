@@ -7,7 +7,7 @@ from collections import deque
 
 #: An id is held as the low 60 bits of its ``hash()`` (Python's keyed SipHash of the string):
 #: a 2-digit int, 32 bytes whatever the id's length, where the string itself is 75 bytes
-#: (simulator) to 190 (a Hyperliquid fill's hash and address). 60 bits, not 64: a 64-bit value
+#: (simulator) to 190 (an id spelling a fill hash and an address). 60 bits, not 64: a 64-bit value
 #: takes a third digit (40 bytes). Two distinct ids share a key with probability 2**-60, so a
 #: new id is taken for a repeat of one of the n held with probability at most n / 2**60:
 #: 4.3e-13 at the sequencer's 500,000 cap; a window kept full by 500,000 new ids an hour
@@ -26,7 +26,7 @@ class Deduper:
     its length (bench/results/soak.md): a set of fixed-size keys, a deque of the same keys in
     arrival order, and the expiries as runs (one expiry and a count for consecutive ids seen
     at the same ``now``: the sequencer's whole batch) instead of an (expiry, id) tuple and a
-    float per id (~194 bytes a simulator id, ~309 a Hyperliquid one, before).
+    float per id (~194 bytes a simulator id, ~309 a 141-character one, before).
     """
 
     def __init__(self, ttl: float = 900.0, max_size: int = 200_000) -> None:
