@@ -16,7 +16,8 @@ peak ``VmHWM`` from /proc) every ``--every`` seconds. Goal: at most 500 MB after
 A soak asks whether anything grows without bound while the server runs for hours: with
 ``--poll S`` a dashboard's REST reads run every S seconds beside the streams (recent
 liquidations, active cascades, markets, the hourly aggregate, one market's heatmap, coverage),
-each table row adds the server's open file descriptors and threads and the data folder's size,
+each table row adds the server's open file descriptors and threads, the data folder's size, and
+what the bounded state holds (``/v1/metrics``: the dedupe window's ids, the sampler's accounts),
 and the end gives the RSS trend over the run's second half (a least-squares slope, MB an hour)
 and the data folder's growth (MB an hour), so a leak shows as a slope, not as a single reading.
 
@@ -119,6 +120,25 @@ class Poller:
         return body[key] if key else body
 
 
+#: The ``/v1/metrics`` gauges of what the server's bounded memory holds: the sequencer's dedupe
+#: window (ids of the last wall-clock hour, at most 500,000) and each position sampler's accounts.
+HELD_GAUGES = ("purpleflea_dedupe_window_ids", "purpleflea_position_sampler_accounts")
+
+
+async def held(http: httpx.AsyncClient) -> dict[str, float]:
+    """Each :data:`HELD_GAUGES` gauge summed over its labels (empty if /v1/metrics timed out)."""
+    try:
+        text = (await http.get("/v1/metrics", timeout=30)).text
+    except httpx.TimeoutException:
+        return {}
+    sums: dict[str, float] = {}
+    for line in text.splitlines():
+        name = line.partition("{")[0].partition(" ")[0]
+        if name in HELD_GAUGES:
+            sums[name] = sums.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return sums
+
+
 def memory_mb(pid: int) -> tuple[float, float]:
     """(VmRSS, VmHWM) of a process in MB."""
     values = {}
@@ -202,9 +222,9 @@ async def _measure(args: argparse.Namespace, pid: int, port: int, data_dir: Path
         started = time.monotonic()
         print(
             "| minute | server RSS MB | peak RSS MB | events stored | frames to clients "
-            "| open fds | threads | data folder MB |"
+            "| open fds | threads | data folder MB | dedupe ids | sampler accounts |"
         )
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         samples: list[tuple[float, float]] = []
         folder: list[tuple[float, float]] = []
         while time.monotonic() - started < args.minutes * 60:
@@ -220,9 +240,14 @@ async def _measure(args: argparse.Namespace, pid: int, port: int, data_dir: Path
                 stored = f"{(await http.get('/v1/health', timeout=30)).json()['last_seq']:,}"
             except httpx.TimeoutException:
                 stored = "(health timed out)"  # a busy server: RSS is what is measured here
+            gauges = await held(http)
+            dedupe, accounts = (
+                f"{gauges[name]:,.0f}" if name in gauges else "-" for name in HELD_GAUGES
+            )
             print(
                 f"| {elapsed / 60:.1f} | {rss:.0f} | {peak:.0f} | {stored} | {sum(counts):,} "
-                f"| {open_fds(pid)} | {threads(pid)} | {folder[-1][1]:.0f} |",
+                f"| {open_fds(pid)} | {threads(pid)} | {folder[-1][1]:.0f} | {dedupe} "
+                f"| {accounts} |",
                 flush=True,
             )
         for task in tasks:

@@ -452,6 +452,9 @@ async def test_metrics_name_what_they_count_beside_the_mixed_events_total(
     assert values("publish_failures_total") == {"": 0}
     assert values("cascade_alerts_total") == {"": mixed.get('{outcome="cascade_alerts"}', 0)}
     assert "purpleflea_follower_resubscribes_total" not in families  # no follower here
+    # The sequencer's dedupe: the ids it holds, and its drops by exchange.
+    assert values("dedupe_window_ids") == {"": 2}
+    assert values("dedupe_duplicates_total") == {'{exchange="okx"}': 1}
 
 
 def test_every_pipeline_counter_has_a_family_named_for_it() -> None:

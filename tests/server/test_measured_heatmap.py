@@ -86,6 +86,8 @@ async def test_measured_heatmap_through_the_api_sdk_and_terminal(
                 metrics = (await http.get("/v1/metrics", headers=headers)).text
                 assert 'measured_heatmap_coverage{market="BTC-PERP"} 0.15' in metrics
                 assert 'heatmap_estimate_vs_measured_spearman{market="BTC-PERP"}' in metrics
+                # The sampler's schedule: the two accounts the trade named (capped at 100,000).
+                assert 'position_sampler_accounts{exchange="hyperliquid"} 2' in metrics
 
             # The MCP heatmap tool: the measured map beside the estimate, source and coverage.
             answer = await HeatmapTools(client).heatmap_clusters("BTC-PERP")

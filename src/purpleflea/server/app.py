@@ -585,6 +585,7 @@ def create_app(
     )
     api.metric_sources.append(built.tracker.latency.metrics)
     api.metric_sources.append(collector_stats().metrics)
+    api.metric_sources.append(built.tracker.core.dedupe_metrics)
     if measured is not None:
         api.metric_sources.append(lambda: measured.metrics(built.heatmaps.model))
     webhooks: list[BaseRoute] = []

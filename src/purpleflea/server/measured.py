@@ -86,6 +86,15 @@ class MeasuredMaps:
                 agree.append((label, score))
         return [
             (
+                "position_sampler_accounts",
+                "gauge",
+                "Accounts each position sampler schedules (discovered, at most max_accounts).",
+                [
+                    (f'{{exchange="{sampler.sampling.exchange}"}}', float(len(sampler.schedule)))
+                    for sampler in self.samplers
+                ],
+            ),
+            (
                 "measured_heatmap_coverage",
                 "gauge",
                 "Sampled notional / both sides of open interest, per market.",

@@ -37,6 +37,7 @@ from purpleflea.model import (
     VenueLiquidation,
     to_liquidation,
 )
+from purpleflea.server.latency import MetricFamily
 from purpleflea.venues import registry
 
 log = logging.getLogger("purpleflea.pipeline")
@@ -177,6 +178,9 @@ class Sequencer:
         self.buffer_full = False
         self._pending: list[tuple[VenueLiquidation, int]] = []
         self._deduper = Deduper(ttl=3_600.0, max_size=500_000)
+        #: ``duplicates`` by exchange: where repeats come from (a reconnect's replay), and
+        #: where a distinct id wrongly taken for a held one would show.
+        self.duplicates_by_exchange: Counter[str] = Counter()
         self._open: BatchPlan | None = None
 
     def resume(self, last_stored_seq: int) -> None:
@@ -201,6 +205,26 @@ class Sequencer:
             return False
         self._pending.append((event, received_at))
         return True
+
+    def dedupe_metrics(self) -> list[MetricFamily]:
+        """``/v1/metrics`` families: the dedupe window's size and its drops per exchange."""
+        return [
+            (
+                "dedupe_window_ids",
+                "gauge",
+                "Event ids the sequencer remembers to drop repeats (an hour, at most 500,000).",
+                [("", float(len(self._deduper)))],
+            ),
+            (
+                "dedupe_duplicates_total",
+                "counter",
+                "Events the sequencer dropped as repeats of an id in its window, per exchange.",
+                [
+                    (f'{{exchange="{exchange}"}}', float(count))
+                    for exchange, count in sorted(self.duplicates_by_exchange.items())
+                ],
+            ),
+        ]
 
     @property
     def pending(self) -> int:
@@ -237,6 +261,7 @@ class Sequencer:
         for venue, received_at in batch:
             if seen(venue.id, now):
                 self.counters["duplicates"] += 1
+                self.duplicates_by_exchange[venue.exchange] += 1
                 continue
             try:
                 event = to_liquidation(
