@@ -65,7 +65,7 @@ class Running:
 async def running_server(config: ServerConfig) -> AsyncIterator[Running]:
     server = await open_server(config)  # build_server for one machine; a role connects
     app = create_app(config, server=server)
-    uv = TrackerServer(uvicorn_config(app, config), server.streams)
+    uv = TrackerServer(uvicorn_config(app, config, server.connections), server.streams)
     sock = listen_socket("127.0.0.1", 0, send_buffer=config.socket_send_buffer)
     task = asyncio.create_task(uv.serve(sockets=[sock]))
     while not uv.started:

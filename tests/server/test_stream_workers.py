@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Frame, Opcode
 
 from purpleflea.server.config import ServerConfig
@@ -131,6 +131,23 @@ async def test_the_per_account_cap_counts_streams_on_every_worker(tmp_path: Path
         await until(lambda: sum(_per_worker(live)) == 3, 10, "the new stream on a worker")
         for ws in (*clients[1:], again):
             await ws.close()
+
+
+async def test_a_stream_on_a_worker_keeps_its_connection_slot_until_it_ends(
+    tmp_path: Path,
+) -> None:
+    config = make_config(tmp_path, stream_workers=2, connections_per_address=2)
+    async with running_server(config) as live:
+        cap = live.server.connections
+        clients = [await _subscribe(live) for _ in range(2)]
+        await until(lambda: sum(_per_worker(live)) == 2, 10, "two handed-off streams")
+        assert cap.held("127.0.0.1") == 2
+        with pytest.raises(InvalidStatus):  # the third connection from this address
+            await connect(live.ws_url, additional_headers={"X-API-Key": live.key})
+        await clients[0].close()
+        await until(lambda: cap.held("127.0.0.1") == 1, 10, "the ended stream's slot")
+        await clients[1].close()
+        await until(lambda: cap.held("127.0.0.1") == 0, 10, "the other slot")
 
 
 async def test_revocation_closes_a_stream_on_its_worker(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from purpleflea.commands.serve_positions import add_position_options, position_s
 from purpleflea.commands.sim import market_count
 from purpleflea.local_server import client_url, record_address, remove_address
 from purpleflea.server.config import ROLES, ServerConfig
+from purpleflea.server.conncap import DEFAULT_PER_ADDRESS
 from purpleflea.store.factory import is_postgres, redacted
 
 if TYPE_CHECKING:
@@ -188,6 +189,15 @@ def _limit_options(parser: argparse.ArgumentParser) -> None:
         help="account registrations per minute per client address (default 10)",
     )
     limits.add_argument(
+        "--connections-per-address",
+        type=int,
+        default=DEFAULT_PER_ADDRESS,
+        metavar="N",
+        help="connections (REST, SSE, WebSocket) one client address may hold open at once, "
+        "IPv6 counted by /64, trusted proxies not counted; past it a connection gets a 503 and "
+        f"is closed before its request is read; 0: no cap (default {DEFAULT_PER_ADDRESS})",
+    )
+    limits.add_argument(
         "--trusted-proxy",
         action="append",
         default=[],
@@ -271,6 +281,7 @@ def _config(args: argparse.Namespace, source: str) -> ServerConfig:
         rate_per_s=args.rate_limit,
         rate_burst=args.rate_burst,
         registrations_per_min=args.registrations_per_min,
+        connections_per_address=args.connections_per_address,
         trusted_proxies=tuple(args.trusted_proxy),
         allowed_hosts=tuple(args.allowed_host),
         ingest_buffer=args.ingest_buffer,
@@ -357,7 +368,7 @@ async def _serve_locked(config: ServerConfig) -> None:
                 remove_address(address)
             await super().shutdown(sockets)
 
-    server = Server(uvicorn_config(app, config), built.streams)
+    server = Server(uvicorn_config(app, config, built.connections), built.streams)
     announcer = asyncio.create_task(_when_serving(server, config))
     try:
         await server.serve(sockets=[sock])

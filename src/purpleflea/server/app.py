@@ -42,6 +42,7 @@ from purpleflea.server import dashboard, http, openapi
 from purpleflea.server.api import Api
 from purpleflea.server.auth import Gate, StreamRegistry
 from purpleflea.server.config import ServerConfig
+from purpleflea.server.conncap import ConnectionCap
 from purpleflea.server.coverage import CoverageRoutes, CoverageService
 from purpleflea.server.follower import Follower
 from purpleflea.server.health import Vitals, health_reasons, readiness_reasons
@@ -168,6 +169,8 @@ class Server:
     #: Set when the shutdown begins: readiness answers 503 from then on.
     stopping: bool = False
     started_monotonic: float = field(default_factory=time.monotonic)
+    #: Connections per client address (uvicorn's protocols count them; /v1/metrics reports).
+    connections: ConnectionCap = field(default_factory=lambda: ConnectionCap(0))
 
     def vitals(self) -> Vitals:
         """What health and readiness decide from (:mod:`purpleflea.server.health`)."""
@@ -295,7 +298,10 @@ def _assemble(
         heartbeat_s=config.heartbeat_s,
         buffer_bytes=config.stream_buffer_bytes,
     )
-    server = Server(config, store, keys, bus, tracker, gate, streams, heatmaps)
+    connections = ConnectionCap(config.connections_per_address, exempt=config.trusted_proxies)
+    server = Server(
+        config, store, keys, bus, tracker, gate, streams, heatmaps, connections=connections
+    )
     return _with_coverage(_with_webhooks(server))
 
 
@@ -586,6 +592,7 @@ def create_app(
     api.metric_sources.append(built.tracker.latency.metrics)
     api.metric_sources.append(collector_stats().metrics)
     api.metric_sources.append(built.tracker.core.dedupe_metrics)
+    api.metric_sources.append(built.connections.metrics)
     if measured is not None:
         api.metric_sources.append(lambda: measured.metrics(built.heatmaps.model))
     webhooks: list[BaseRoute] = []

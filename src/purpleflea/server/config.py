@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from purpleflea.server.conncap import DEFAULT_PER_ADDRESS
 from purpleflea.server.webhook_policy import WebhookSettings
 
 if TYPE_CHECKING:  # the samplers' module is only loaded when sampling is on
@@ -57,6 +58,10 @@ class ServerConfig:
     #: one budget, so minting keys buys no extra rate.
     rate_per_s: float = 10.0
     rate_burst: float = 40.0
+    #: Connections (REST, SSE, WebSocket) one client address may hold open at once, an IPv6
+    #: client counted by its /64 and a trusted proxy not at all; 0: no cap. See
+    #: :mod:`purpleflea.server.conncap`.
+    connections_per_address: int = DEFAULT_PER_ADDRESS
     #: Key registrations per minute per client address.
     registrations_per_min: float = 10.0
     #: Whether anyone may register a new account (``POST /v1/keys`` without a key); closed,
@@ -122,6 +127,11 @@ class ServerConfig:
                 raise ValueError(
                     f"trusted proxy {proxy!r} is not an IP address or CIDR range"
                 ) from None
+        if self.connections_per_address < 0:
+            raise ValueError(
+                "connections_per_address must be 0 (no cap) or more, got "
+                f"{self.connections_per_address}"
+            )
         if self.keys_per_account < 1:
             raise ValueError(f"keys_per_account must be at least 1, got {self.keys_per_account}")
         if self.rate_per_s <= 0 or self.rate_burst < 1 or self.registrations_per_min <= 0:

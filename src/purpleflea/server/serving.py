@@ -17,8 +17,10 @@ import h11
 import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from purpleflea.server.config import ServerConfig
+from purpleflea.server.conncap import REFUSAL, ConnectionCap
 from purpleflea.server.streaming import Streams
 
 #: How long streams have to tell their clients before the connections of those that took
@@ -34,13 +36,36 @@ CONNECTIONS_GRACE_S = 2
 HEADER_TIMEOUT_S = 10.0
 
 
-class _H11WithHeaderTimeout(H11Protocol):
-    """uvicorn's h11 protocol, closing a connection that has not sent a request's headers
-    within :data:`HEADER_TIMEOUT_S` (a request in progress or a WebSocket is left alone)."""
+class _CappedWebSocket(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol, freeing the per-address slot its connection took as
+    HTTP (:class:`_H11WithHeaderTimeout` hands it over on the upgrade) when it closes."""
 
+    cap: ConnectionCap
+    slot = ""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        slot, self.slot = self.slot, ""
+        self.cap.release(slot)
+        super().connection_lost(exc)
+
+
+class _H11WithHeaderTimeout(H11Protocol):
+    """uvicorn's h11 protocol, refusing a connection past its address's cap (before anything
+    is read) and closing one that has not sent a request's headers within
+    :data:`HEADER_TIMEOUT_S` (a request in progress or a WebSocket is left alone)."""
+
+    cap: ConnectionCap
     _header_timer: asyncio.TimerHandle | None = None
+    #: The name this connection is counted under ("": not counted), None once refused.
+    _slot: str | None = ""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        # First, before uvicorn's own bookkeeping: a refusal costs one write and a close.
+        self._slot = self.cap.admit(transport.get_extra_info("peername"))
+        if self._slot is None:
+            transport.write(REFUSAL)
+            transport.close()
+            return
         super().connection_made(transport)
         self._await_headers()
 
@@ -50,9 +75,19 @@ class _H11WithHeaderTimeout(H11Protocol):
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
         self._stop_waiting()
+        slot, self._slot = self._slot, ""
         super().handle_websocket_upgrade(event)
+        upgraded = self.transport.get_protocol()
+        if isinstance(upgraded, _CappedWebSocket):
+            upgraded.slot = slot or ""
+        else:  # no WebSocket took the connection: nothing else would free its slot
+            self.cap.release(slot or "")
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._slot is None:  # refused: uvicorn never saw this connection
+            return
+        slot, self._slot = self._slot, ""
+        self.cap.release(slot)
         self._stop_waiting()
         super().connection_lost(exc)
 
@@ -77,10 +112,12 @@ class _H11WithHeaderTimeout(H11Protocol):
 
 
 def uvicorn_config(
-    app: ASGIApp, config: ServerConfig, *, log_level: str = "warning"
+    app: ASGIApp, config: ServerConfig, connections: ConnectionCap, *, log_level: str = "warning"
 ) -> uvicorn.Config:
     """The settings ``purpleflea serve`` (and the tests' in-process servers) run with: no
-    access log (ours redacts keys), a deadline for request headers, small WebSocket frames,
+    access log (ours redacts keys), ``connections`` capping each client address's open
+    connections (the server's, whose metrics count the refusals), a deadline for request
+    headers, small WebSocket frames,
     a bounded graceful shutdown, and proxy headers believed only from
     ``config.trusted_proxies`` (uvicorn's own default trusts loopback, which let any local
     process pick its client address)."""
@@ -88,13 +125,15 @@ def uvicorn_config(
         app,
         log_level=log_level,
         access_log=False,
-        http=_H11WithHeaderTimeout,
+        # Classes made for this cap: uvicorn builds protocols from a class and its own config.
+        http=type("CappedH11", (_H11WithHeaderTimeout,), {"cap": connections}),
         ws_max_size=65_536,
         # Compression would cost a deflate per client per message on fan-out, and it hides a
         # stalled client behind a tiny kernel queue: off.
         ws_per_message_deflate=False,
-        # Pinned: stream workers (workers.py) take the socket from under this implementation.
-        ws="websockets-sansio",
+        # Pinned to uvicorn's websockets-sansio implementation (subclassed above): stream
+        # workers (workers.py) take the socket from under it.
+        ws=type("CappedWebSocket", (_CappedWebSocket,), {"cap": connections}),
         lifespan="on",
         timeout_graceful_shutdown=CONNECTIONS_GRACE_S,
         proxy_headers=bool(config.trusted_proxies),

@@ -34,6 +34,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket
 
+from purpleflea.server.conncap import ConnectionCap
 from purpleflea.server.fanout import Chunk, ClientQueue, Fanout
 from purpleflea.server.filters import StreamFilter
 from purpleflea.server.latency import StageLatency
@@ -291,6 +292,12 @@ class WorkerPool:
             )
         finally:
             duplicate.close()
+        # The connection keeps its per-address slot (conncap) until the worker reports its end:
+        # freed at the abort below, one address could hold any number of handed-off streams.
+        cap, slot = getattr(protocol, "cap", None), getattr(protocol, "slot", "")
+        if isinstance(cap, ConnectionCap) and slot:
+            protocol.slot = ""
+            closed.add_done_callback(lambda _: cap.release(slot))
         # Main's copy goes without a word on the wire (closing one descriptor of a socket that
         # another process holds sends nothing); uvicorn forgets the connection.
         stop_keepalive = getattr(protocol, "stop_keepalive", None)
