@@ -92,7 +92,8 @@ async def run_feed(
     stats = stats or ConnectionStats(spec.name)
     stats.exchange, stats.url = spec.exchange, spec.url
     backoff = backoff or Backoff()
-    deduper = deduper or Deduper()
+    # Not `or`: an empty shared Deduper is falsy (it has a length) and would be replaced.
+    deduper = deduper if deduper is not None else Deduper()
     alarm = alarm or Alarm()
     up: set[Link] = set()  # the connections subscribed now (two while handing over)
     tasks: set[asyncio.Task[float | None]] = set()
