@@ -205,24 +205,26 @@ def test_sharpe_n_a_always_says_why() -> None:
     assert sharpe_text(msgspec.structs.replace(week, sharpe=1.837)) == "1.84"
 
 
+def _held(exit_ts: int, pnl: float) -> Trade:
+    """A minute-long ETH-PERP trade closing at ``exit_ts`` with ``pnl``, no fees."""
+    return Trade(
+        market="ETH-PERP",
+        direction=1,
+        entry_ts=exit_ts - 60_000,
+        exit_ts=exit_ts,
+        entry_price=2000.0,
+        exit_price=2000.0,
+        notional_usd=10_000.0,
+        fees_usd=0.0,
+        pnl_usd=pnl,
+        reason="held",
+    )
+
+
 def test_no_sharpe_under_two_days_even_across_two_calendar_days() -> None:
     # A store of `sim --days 1` and 17 h of `serve` spans 1.7 days: the summary said
     # "Sharpe 73.12" from two daily returns, one of them a partial day.
-    def trade(exit_ts: int, pnl: float) -> Trade:
-        return Trade(
-            market="ETH-PERP",
-            direction=1,
-            entry_ts=exit_ts - 60_000,
-            exit_ts=exit_ts,
-            entry_price=2000.0,
-            exit_price=2000.0,
-            notional_usd=10_000.0,
-            fees_usd=0.0,
-            pnl_usd=pnl,
-            reason="held",
-        )
-
-    trades = [trade(T0 + 3_600_000, 50.0), trade(T0 + DAY_MS + 3_600_000, 20.0)]
+    trades = [_held(T0 + 3_600_000, 50.0), _held(T0 + DAY_MS + 3_600_000, 20.0)]
     short = compute_metrics(
         trades, initial_equity=1e5, start_ts=T0, end_ts=T0 + DAY_MS * 17 // 10, events=2, alerts=0
     )
@@ -237,22 +239,8 @@ def test_no_sharpe_under_two_days_even_across_two_calendar_days() -> None:
 def test_the_drawdown_percentage_is_the_largest_share_not_the_largest_dollars_share() -> None:
     # Equity 100k -> 50k (a 50 % fall), then up to 1M -> 900k ($100k, 10 %): the report said
     # "max drawdown $100,000 (10.00 %)", hiding the fall that halved the account.
-    def trade(exit_ts: int, pnl: float) -> Trade:
-        return Trade(
-            market="ETH-PERP",
-            direction=1,
-            entry_ts=exit_ts - 60_000,
-            exit_ts=exit_ts,
-            entry_price=2000.0,
-            exit_price=2000.0,
-            notional_usd=10_000.0,
-            fees_usd=0.0,
-            pnl_usd=pnl,
-            reason="held",
-        )
-
     pnls = [-50_000.0, 950_000.0, -100_000.0]
-    trades = [trade(T0 + (i + 1) * 3_600_000, pnl) for i, pnl in enumerate(pnls)]
+    trades = [_held(T0 + (i + 1) * 3_600_000, pnl) for i, pnl in enumerate(pnls)]
     metrics = compute_metrics(
         trades, initial_equity=1e5, start_ts=T0, end_ts=T0 + DAY_MS, events=3, alerts=0
     )
