@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright
@@ -26,12 +28,20 @@ async def tracker(tmp_path: Path) -> AsyncIterator[Running]:
         yield running
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
-    page = await context.new_page()
+@contextlib.asynccontextmanager
+async def page_in(browser: Browser, **context: Any) -> AsyncIterator[Page]:
+    """A page in a new browser context (``context``: Playwright's options for it); fails the
+    test if the page threw."""
+    browsing = await browser.new_context(**context)
+    page = await browsing.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     yield page
-    await context.close()
+    await browsing.close()
     assert not errors, f"the page threw: {errors}"
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    async with page_in(browser, viewport={"width": 1280, "height": 900}) as page:
+        yield page

@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Locator, Page, expect
 
+from tests.dashboard.conftest import page_in
 from tests.dashboard.harness import now_ms, seed_coverage, seed_heatmap
 from tests.dashboard.test_dashboard import open_live
 from tests.server.conftest import Running, venue_event
@@ -39,15 +40,10 @@ _WIDEST_BAR = """svg => {
 @pytest_asyncio.fixture(loop_scope="session")
 async def phone(browser: Browser) -> AsyncIterator[Page]:
     """A phone: 390 px wide, touch, no hover."""
-    context = await browser.new_context(
-        viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
-    )
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    await context.close()
-    assert not errors, f"the page threw: {errors}"
+    async with page_in(
+        browser, viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
+    ) as page:
+        yield page
 
 
 async def seed_all(tracker: Running) -> None:
