@@ -100,7 +100,8 @@ def cascade_burst(
 async def seed_coverage(running: Running) -> None:
     """A day of connection history through the node's ledger, as the live ingest records
     it: Binance USD-M (snapshot, busy symbols) up all day with one open gap (no REST
-    history), Deribit with a gap repaired from its trade history, Bybit down for an hour."""
+    history), Deribit with a 20 s gap at an hour's end repaired from its trade history, Bybit
+    down for an hour."""
     from purpleflea.ingest.repair import settled
     from purpleflea.venues import registry
     from purpleflea.venues.venue import Absent
@@ -133,6 +134,9 @@ async def seed_coverage(running: Running) -> None:
             ledger.settle(settled(gap, events=3))
 
     outage("binance_usdm", "binance_usdm", now - 5 * 3_600_000, 240, "silent")
-    outage("deribit", "deribit", now - 14 * 3_600_000, 180, "closed")
+    # In an hour's last minute: its 2 px mark must still lead a tap to that hour, not the next.
+    edge = now - 14 * 3_600_000
+    edge += 3_600_000 - edge % 3_600_000
+    outage("deribit", "deribit", edge - 30_000, 20, "closed")
     outage("bybit_linear", "bybit", now - 9 * 3_600_000, 3_600, "unreachable")
     await coverage.flush()

@@ -60,14 +60,29 @@ function gapText(gap, end) {
   return `gap ${clock(gap.start)} ${zone(gap.start)} +${seconds} s (${gap.reason}) · ${outcome}`;
 }
 
-/** Where a gap was, drawn over the cells; what it was is in the detail of its hours' cells. */
+// As `.cov-strip`'s `gap` in style.css: the cells are not the strip's width / 24 apart.
+const CELL_GAP_PX = 1;
+const CELL_WIDTH = `(100% - ${(HOURS - 1) * CELL_GAP_PX}px) / ${HOURS}`;
+
+/** Where moment `t` sits in the strip, in the cells' own coordinates (a CSS length). */
+function stripX(t, start) {
+  const hours = Math.min(HOURS, Math.max(0, (t - start) / HOUR_MS));
+  const cell = Math.min(HOURS - 1, Math.floor(hours));
+  return { cell, hours, css: `${hours} * ${CELL_WIDTH} + ${cell * CELL_GAP_PX}px` };
+}
+
+/**
+ * Where a gap was, drawn over the cells; what it was is in the detail of its hours' cells.
+ * Placed by cell, not by the strip's width, and a short mark kept inside its first hour's cell:
+ * a tap on it goes through to a cell whose detail tells this gap, even at an hour's edge.
+ */
 function gapMark(gap, start, span) {
-  const end = gapEnd(gap, start, span);
-  const left = Math.max(0, (gap.start - start) / span);
-  const width = Math.max(0.004, (Math.min(end, start + span) - Math.max(gap.start, start)) / span);
+  const from = stripX(Math.max(gap.start, start), start);
+  const to = stripX(Math.min(gapEnd(gap, start, span), start + span), start);
+  const cellEnd = `${from.cell + 1} * ${CELL_WIDTH} + ${from.cell * CELL_GAP_PX}px`;
   const mark = el("span", `cov-gap cov-gap-${gap.repair}`);
-  mark.style.left = `${left * 100}%`;
-  mark.style.width = `${width * 100}%`;
+  mark.style.left = `min(calc(${from.css}), calc(${cellEnd} - 2px))`;
+  mark.style.width = `max(2px, calc(${to.css} - (${from.css})))`;
   mark.setAttribute("aria-hidden", "true"); // its hours' cells say it in words
   return mark;
 }
