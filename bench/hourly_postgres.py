@@ -108,9 +108,8 @@ async def _older_node(
                 events.append(
                     msgspec.structs.replace(template, id=f"bench-fill:{seq}", seq=seq, ts=when)
                 )
-            columns = [[getattr(e, c) for e in events] for c in COLUMNS]
             started = time.perf_counter()
-            await connection.execute(postgres._APPEND, columns)
+            await connection.execute(postgres._APPEND, postgres.append_params(events))
             walls.append((started, time.perf_counter() - started))
             await asyncio.sleep(every_s)
 

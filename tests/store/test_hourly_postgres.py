@@ -19,7 +19,7 @@ import pytest
 from purpleflea.model import Liquidation
 from purpleflea.store import aggregate as aggregates
 from purpleflea.store import hourly_postgres, postgres
-from purpleflea.store.base import COLUMNS, Interval, Query
+from purpleflea.store.base import Interval, Query
 from purpleflea.store.hourly_postgres import PENDING, TRIGGERS
 from purpleflea.store.postgres import PostgresStore
 from tests.events import T0, stored_event
@@ -91,8 +91,7 @@ async def _older_node_appends(
     """An append by a node of an older release: its one statement writes the events and the
     minute rollups, and knows nothing of the hourly rollup."""
     assert "rollup_1h" not in postgres._APPEND
-    columns = [[getattr(e, c) for e in events] for c in COLUMNS]
-    await connection.execute(postgres._APPEND, columns)
+    await connection.execute(postgres._APPEND, postgres.append_params(events))
 
 
 async def _same_as_minutes(store: PostgresStore, start: int, end: int) -> None:

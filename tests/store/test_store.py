@@ -725,15 +725,11 @@ async def test_aggregates_add_what_a_snapshot_feed_hid_and_only_that(store: Stor
     assert by_events["ETH-PERP"].est_size_usd == pytest.approx(rows["ETH-PERP"].est_size_usd)
 
 
-async def test_an_estimate_does_not_depend_on_how_the_events_were_batched(
-    tmp_path: Path,
-) -> None:
+async def test_an_estimate_does_not_depend_on_how_the_events_were_batched(store: Store) -> None:
     # A live feed appends every ~50 ms, so one busy second of a complete venue arrives over
     # several batches: counted once per batch, the minute looked less bursty than it was and
     # the estimate hid less behind the throttle. The same burst on two markets, one appended
-    # whole and one event by event, must get the same estimate. SQLite only: the PostgreSQL
-    # store still counts a batch's seconds on their own (docs/coverage.md, "Input").
-    store = SQLiteStore(tmp_path / "history.sqlite")
+    # whole and one event by event, must get the same estimate.
     hour = T0 - T0 % 3_600_000
 
     def burst(market: str, first_seq: int) -> list[Liquidation]:
@@ -758,7 +754,6 @@ async def test_an_estimate_does_not_depend_on_how_the_events_were_batched(
     assert rows["BTC-PERP"].est_size_usd > 1_400.0
     assert rows["ETH-PERP"].est_size_usd == pytest.approx(rows["BTC-PERP"].est_size_usd)
     assert rows["ETH-PERP"].est_count == rows["BTC-PERP"].est_count
-    await store.close()
 
 
 async def _execute(store: Store, sql: str) -> list[tuple[object, ...]]:

@@ -10,7 +10,7 @@ engine had. Backends: :mod:`purpleflea.store.sqlite` (default) and PostgreSQL (s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal, Protocol
 
 import msgspec
@@ -185,6 +185,20 @@ def open_interest_rows(
         (minute, market, row.ts, row.open_interest_usd, row.mark_price)
         for (minute, market), row in latest.items()
     ]
+
+
+def second_ranges(seconds: Iterable[int]) -> list[tuple[int, int]]:
+    """The ``ts // 1000`` seconds of a batch's events as ms ranges ``[lo, hi)``, one per run of
+    consecutive seconds, ascending: where an append reads which of its seconds stored events
+    already carried (a rollup's ``seconds`` counts a second once however its events were
+    batched). A live batch (~50 ms) is one range; an import's, one per run."""
+    ranges: list[tuple[int, int]] = []
+    for second in sorted(set(seconds)):
+        if ranges and ranges[-1][1] == second * 1000:
+            ranges[-1] = (ranges[-1][0], second * 1000 + 1000)
+        else:
+            ranges.append((second * 1000, second * 1000 + 1000))
+    return ranges
 
 
 class StoreUnavailable(ConnectionError):

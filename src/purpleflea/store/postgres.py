@@ -8,9 +8,11 @@ rollup, which triggers on the minute rollups keep (:mod:`purpleflea.store.hourly
 once it is whole: while a store an older release wrote is being filled (in the background, a
 chunk at a time) they read the minutes.
 
-One writer connection takes appends (one round trip per batch: the insert, the rollup upsert
-and the returned new seqs are one statement); a few reader connections serve history queries
-concurrently, so a slow query never waits behind ingest or another query. A connection the
+One writer connection takes appends (one statement per batch: the insert, the rollup upsert
+and the returned new seqs, after an advisory lock that serializes appends across nodes so that
+a rollup's busy ``seconds`` count a second once whoever appends its events); a few reader
+connections serve history queries concurrently, so a slow query never waits behind ingest or
+another query. A connection the
 server dropped (restart, failover) is replaced on its next use.
 
 Open interest is a market's total, at most one row per market and minute, keyed
@@ -51,6 +53,7 @@ from purpleflea.store.base import (
     event_table,
     open_interest_rows,
     row_to_event,
+    second_ranges,
 )
 from purpleflea.store.factory import redacted
 from purpleflea.store.hourly_postgres import PENDING, ensure_hourly, fill_hourly
@@ -122,19 +125,40 @@ _ADD_SECONDS = (
     "UPDATE rollup_1m SET seconds = count",
 )
 
+# Appends take this transaction-level advisory lock before their statement (any constant the
+# nodes agree on): the statement's snapshot, taken after it, then holds every other append
+# committed before, so two nodes appending events of one second count it once, not twice.
+_APPEND_LOCK = 0x70_66_5F_73_65_63  # "pf_sec"
+
 # The whole append in one statement: insert what is new by id, fold exactly those rows into
-# the minute rollups, and return their seqs.
+# the minute rollups, and return their seqs. A rollup's ``seconds`` counts the seconds that
+# carried an event once however the events were batched: a batch adds the distinct seconds of
+# its new events that no stored event of the same cell carried (``counted``: the stored events
+# in the batch's runs of seconds, store.base.second_ranges, read on the ts index; the
+# statement's snapshot does not see ``new``'s rows). Counted per batch instead, a live feed's
+# busy second (a batch every ~50 ms) was counted once per batch.
 _APPEND = f"""
 WITH new AS (
     INSERT INTO liquidations ({", ".join(COLUMNS)})
     SELECT * FROM unnest({", ".join(f"%s::{t}[]" for t in _TYPES)})
     ON CONFLICT (id) DO NOTHING
     RETURNING seq, market, exchange, side, ts, size_usd
+), counted AS (
+    SELECT DISTINCT l.market, l.exchange, l.side, l.ts / 1000 AS second
+    FROM unnest(%s::bigint[], %s::bigint[]) AS r(lo, hi)
+    CROSS JOIN LATERAL (
+        -- OFFSET 0 keeps this a scan per range: joined with the ranges instead, the planner
+        -- (which cannot know a range is a second or two) may read the whole table once.
+        SELECT market, exchange, side, ts FROM liquidations WHERE ts >= r.lo AND ts < r.hi
+        OFFSET 0
+    ) AS l
 ), rolled AS (
     INSERT INTO rollup_1m (minute, market, exchange, side, count, size_usd, seconds)
-    SELECT (ts / 60000) * 60000, market, exchange, side, count(*), sum(size_usd),
-        count(DISTINCT ts / 1000)
-    FROM new GROUP BY 1, 2, 3, 4
+    SELECT (n.ts / 60000) * 60000, n.market, n.exchange, n.side, count(*), sum(n.size_usd),
+        count(DISTINCT n.ts / 1000) FILTER (WHERE c.second IS NULL)
+    FROM new AS n LEFT JOIN counted AS c ON c.market = n.market
+        AND c.exchange = n.exchange AND c.side = n.side AND c.second = n.ts / 1000
+    GROUP BY 1, 2, 3, 4
     ON CONFLICT (market, minute, exchange, side) DO UPDATE SET
         count = rollup_1m.count + excluded.count,
         size_usd = rollup_1m.size_usd + excluded.size_usd,
@@ -151,6 +175,19 @@ WITH new AS (
 )
 SELECT seq FROM new
 """
+
+
+def append_params(events: Sequence[Liquidation]) -> list[list[Any]]:
+    """The parameters of :data:`_APPEND` for ``events``: their columns, then the batch's runs
+    of seconds (their first and end ms)."""
+    ranges = second_ranges(event.ts // 1000 for event in events)
+    return [
+        *([getattr(e, c) for e in events] for c in COLUMNS),
+        [lo for lo, _ in ranges],
+        [hi for _, hi in ranges],
+    ]
+
+
 _APPEND_CASCADES = """
 INSERT INTO cascades (seq, id, status, market, side, updated_at, body)
 SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[],
@@ -296,13 +333,18 @@ class PostgresStore:
             self._writer = await self._new_connection(autocommit=False)
         return self._writer
 
-    async def _write(self, sql: LiteralString, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        """Run one statement in its own transaction; the rows it returns, if any."""
+    async def _write(
+        self, sql: LiteralString, params: Sequence[Any], *, lock: int | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Run one statement in its own transaction, after taking the advisory ``lock`` in it
+        if given; the rows it returns, if any."""
         async with self._write_lock:
             for attempt in (1, 2):
                 writer = await self._writable()
                 try:
                     async with writer.transaction():
+                        if lock is not None:
+                            await writer.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
                         cursor = await writer.execute(sql, params)
                         return await cursor.fetchall() if cursor.description else []
                 except psycopg.OperationalError:
@@ -315,8 +357,8 @@ class PostgresStore:
     async def append(self, events: Sequence[Liquidation]) -> list[Liquidation]:
         if not events:
             return []
-        columns: list[list[Any]] = [[getattr(e, c) for e in events] for c in COLUMNS]
-        new = {row[0] for row in await self._write(_APPEND, columns)}
+        rows = await self._write(_APPEND, append_params(events), lock=_APPEND_LOCK)
+        new = {row[0] for row in rows}
         return [event for event in events if event.seq in new]
 
     async def append_cascades(self, alerts: Sequence[CascadeAlert]) -> None:

@@ -48,6 +48,7 @@ from purpleflea.store.base import (
     event_table,
     open_interest_rows,
     row_to_event,
+    second_ranges,
 )
 from purpleflea.store.sidecar import rollback
 from purpleflea.store.sql import where
@@ -231,8 +232,6 @@ _COUNTED_SECONDS = (
     "SELECT DISTINCT market, exchange, side, ts / 1000 FROM liquidations "
     "WHERE ts >= ? AND ts < ? AND seq < ?"
 )
-#: A batch spanning at most this many seconds reads them in one range, else second by second.
-_ONE_RANGE_S = 60
 
 
 def _drop_counted_seconds(
@@ -244,15 +243,9 @@ def _drop_counted_seconds(
     ~50 ms: a busy second of a complete venue was split over batches and counted once per batch
     (Bybit's busy seconds +47 % in a served crash), which the coverage estimate read as a
     less bursty minute and so hid less behind the throttle (the hidden USD -75 %)."""
-    seconds = sorted({second for cell in rollup.values() for second in cell.seconds})
-    if not seconds:
-        return
-    if seconds[-1] - seconds[0] < _ONE_RANGE_S:
-        ranges = [(seconds[0], seconds[-1] + 1)]
-    else:  # an import's batch spans hours: one indexed second at a time, not the whole span
-        ranges = [(second, second + 1) for second in seconds]
-    for first, end in ranges:
-        found = writer.execute(_COUNTED_SECONDS, (first * 1000, end * 1000, before_seq))
+    # An import's batch spans hours: one indexed read per run of seconds, not the whole span.
+    for first, end in second_ranges(second for cell in rollup.values() for second in cell.seconds):
+        found = writer.execute(_COUNTED_SECONDS, (first, end, before_seq))
         for market, exchange, side, second in found:
             cell = rollup.get((second * 1000 // 60_000 * 60_000, market, exchange, side))
             if cell is not None:
