@@ -54,6 +54,7 @@ from purpleflea.store.base import (
 )
 from purpleflea.store.factory import redacted
 from purpleflea.store.hourly_postgres import PENDING, ensure_hourly, fill_hourly
+from purpleflea.store.replay import ReplayPage, replay_page
 from purpleflea.store.sql import where
 
 log = logging.getLogger("purpleflea.store")
@@ -424,6 +425,9 @@ class PostgresStore:
             OpenInterest(ts=ts, market=market, open_interest_usd=usd, mark_price=mark)
             for ts, market, usd, mark in rows
         ]
+
+    async def replay(self, after: int, query: Query, limit: int = 1000) -> ReplayPage:
+        return await replay_page(self._read, _SELECT, query, "postgres", after, limit)
 
     async def query(self, query: Query) -> Page:
         found = where(query, "postgres")

@@ -49,6 +49,7 @@ from purpleflea.store.base import (
     open_interest_rows,
     row_to_event,
 )
+from purpleflea.store.replay import ReplayPage, replay_page
 from purpleflea.store.sidecar import rollback
 from purpleflea.store.sql import where
 
@@ -732,6 +733,9 @@ class SQLiteStore:
             OpenInterest(ts=ts, market=market, open_interest_usd=usd, mark_price=mark)
             for ts, market, usd, mark in rows
         ]
+
+    async def replay(self, after: int, query: Query, limit: int = 1000) -> ReplayPage:
+        return await replay_page(self._read, self._select, query, "sqlite", after, limit)
 
     async def query(self, query: Query) -> Page:
         found = where(query, "sqlite")
