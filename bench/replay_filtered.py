@@ -101,7 +101,9 @@ async def copy_to_postgres(source: SQLiteStore, dsn: str) -> Store:
 async def run(args: argparse.Namespace) -> None:
     sqlite = SQLiteStore(args.db)
     store: Store = sqlite
-    if args.postgres:
+    if args.postgres and args.no_copy:
+        store = await open_store(args.postgres)
+    elif args.postgres:
         print("copying into PostgreSQL", flush=True)
         store = await copy_to_postgres(sqlite, args.postgres)
     market = one_percent_market()
@@ -148,6 +150,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--postgres", help="also copy the events into this PostgreSQL DSN")
+    parser.add_argument(
+        "--no-copy", action="store_true", help="the PostgreSQL database holds them already"
+    )
     args = parser.parse_args()
     db = Path(args.db)
     if not db.exists():

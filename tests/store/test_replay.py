@@ -68,7 +68,7 @@ def _events(rng: random.Random, count: int) -> list[Liquidation]:
 
 
 def _one_in_a_hundred_on_btc(end: int) -> list[Liquidation]:
-    """Events 1..end-1, every hundredth on BTC-PERP, the rest on ETH-PERP."""
+    """Events 1..end-1, every hundredth on BTC-PERP and of $200k, the rest on ETH-PERP, $1."""
     return [
         Liquidation(
             id=f"h:{seq}",
@@ -79,7 +79,7 @@ def _one_in_a_hundred_on_btc(end: int) -> list[Liquidation]:
             side="long",
             price=1.0,
             quantity=1.0,
-            size_usd=1.0,
+            size_usd=200_000.0 if seq % 100 == 0 else 1.0,
             ts=T0 + seq,
             received_at=T0 + seq,
             cascade_score=0,
@@ -143,9 +143,10 @@ async def test_a_selective_filter_reads_the_history_it_matches(store: Store) -> 
     # 1 % of 3,000 events on one market: 30 matches read in one page of 1,000, not three.
     events = _one_in_a_hundred_on_btc(3_001)
     await store.append(events)
-    got, pages = await _replay_all(store, Query(markets=("BTC-PERP",)), 1_000)
-    assert [e.seq for e in got] == list(range(100, 3_001, 100))
-    assert pages == 2  # the page of 30, then the empty one that ends the replay
+    for query in (Query(markets=("BTC-PERP",)), Query(min_usd=150_000)):
+        got, pages = await _replay_all(store, query, 1_000)
+        assert [e.seq for e in got] == list(range(100, 3_001, 100))
+        assert pages == 2, query  # the page of 30, then the empty one that ends the replay
 
 
 @pytest.mark.parametrize(

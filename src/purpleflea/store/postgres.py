@@ -76,6 +76,10 @@ CREATE INDEX IF NOT EXISTS liquidations_market_seq ON liquidations (market, seq)
 CREATE INDEX IF NOT EXISTS liquidations_exchange_seq ON liquidations (exchange, seq);
 CREATE INDEX IF NOT EXISTS liquidations_side_seq ON liquidations (side, seq);
 CREATE INDEX IF NOT EXISTS liquidations_size_usd ON liquidations (size_usd);
+-- Big events in seq order: a stream's replay with a big min_usd walks these (store/replay.py;
+-- 0.5 s to build over 1M events, the first start after it was added).
+CREATE INDEX IF NOT EXISTS liquidations_big ON liquidations (seq, size_usd)
+    WHERE size_usd >= 100000;
 CREATE INDEX IF NOT EXISTS liquidations_ts ON liquidations (ts);
 CREATE TABLE IF NOT EXISTS rollup_1m (
     minute bigint NOT NULL,

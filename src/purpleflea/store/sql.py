@@ -118,16 +118,16 @@ def replay_ranges(query: Query, dialect: Dialect) -> list[Where]:
     by an index). A candidate still has to pass the whole filter (:func:`where`).
 
     The narrowest filter drives: markets (with one side, or a big ``min_usd``, the narrower
-    SQLite index of both), then a big ``min_usd`` (SQLite's partial index of big events; in
-    PostgreSQL the size index is not in seq order), then exchanges, then one side.
+    SQLite index of both), then a big ``min_usd`` (the partial index of big events, in seq
+    order), then exchanges, then one side.
     """
     mark = "?" if dialect == "sqlite" else "%s"
-    big = dialect == "sqlite" and query.min_usd >= BIG_USD
+    big = query.min_usd >= BIG_USD
     one_side = query.sides[0] if len(set(query.sides)) == 1 else None
     ranges: list[Where] = []
     if query.markets:
         for market in sorted(set(query.markets)):
-            if big:
+            if big and dialect == "sqlite":
                 # liquidations_big_market (market, seq, size_usd, side): the literal proves
                 # the partial index applies, the size is checked in the index itself.
                 ranges.append(
@@ -141,7 +141,8 @@ def replay_ranges(query: Query, dialect: Dialect) -> list[Where]:
             else:
                 ranges.append(Where(f"market = {mark}", [market]))
     elif big:
-        ranges.append(Where(f"size_usd >= {BIG_USD} AND size_usd >= ?", [query.min_usd]))
+        # The partial index of big events (seq order), which the literal lets the planner use.
+        ranges.append(Where(f"size_usd >= {BIG_USD} AND size_usd >= {mark}", [query.min_usd]))
     elif query.exchanges:
         ranges = [Where(f"exchange = {mark}", [e]) for e in sorted(set(query.exchanges))]
     elif one_side is not None:
