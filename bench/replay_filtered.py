@@ -11,12 +11,18 @@ readers are its threads; PostgreSQL's own work is not in it, see the EXPLAIN lin
 seconds, pages read (each charged one request of the account's rate: ``feed.client_feed``'s
 ``pace``), events matched (both ways must agree), and the plan of a page's index walk.
 With ``--postgres`` the same events are copied into that database first (its tables dropped).
+
+``--served PORT --pid PID``: instead, one honest client of a running ``purpleflea serve`` (on
+this store: ``--source none --data-dir /tmp/pf-replay-1m``) resumes a WebSocket stream from
+``since_seq: 0`` for the ~1 % market and reads until the replay's heartbeat; printed: events,
+wall seconds (the account's rate paces the pages) and the server's CPU seconds (/proc).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import time
@@ -144,6 +150,37 @@ async def run(args: argparse.Namespace) -> None:
         await sqlite.close()
 
 
+def _server_cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().split(")")[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def served(port: int, pid: int) -> None:
+    import httpx
+    import websockets
+
+    market = one_percent_market()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        answer = await http.post("/v1/keys", json={"account": f"honest-{time.time_ns()}"})
+        key = answer.json()["key"]
+    url = f"ws://127.0.0.1:{port}/v1/stream"
+    cpu, wall, events = _server_cpu(pid), time.perf_counter(), 0
+    async with websockets.connect(url, additional_headers={"X-API-Key": key}) as ws:
+        await ws.send(json.dumps({"op": "subscribe", "since_seq": 0, "markets": [market]}))
+        await ws.recv()  # subscribed
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame["type"] == "heartbeat":
+                break
+            events += len(frame["items"]) if frame["type"] == "batch" else 1
+    wall, cpu = time.perf_counter() - wall, _server_cpu(pid) - cpu
+    print(
+        f"served replay of {market} from seq 0: {events:,} events, {wall:.1f} s wall, "
+        f"server CPU {cpu:.2f} s; load {os.getloadavg()}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default="/tmp/pf-replay-1m/purpleflea.sqlite")
@@ -153,7 +190,12 @@ def main() -> None:
     parser.add_argument(
         "--no-copy", action="store_true", help="the PostgreSQL database holds them already"
     )
+    parser.add_argument("--served", type=int, metavar="PORT", help="a served store's port")
+    parser.add_argument("--pid", type=int, help="that server's process id (with --served)")
     args = parser.parse_args()
+    if args.served:
+        asyncio.run(served(args.served, args.pid))
+        return
     db = Path(args.db)
     if not db.exists():
         db.parent.mkdir(parents=True, exist_ok=True)
