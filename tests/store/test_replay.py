@@ -14,6 +14,7 @@ import pytest
 
 from purpleflea.bus.local import LocalBus
 from purpleflea.model import Liquidation
+from purpleflea.server import feed
 from purpleflea.server.fanout import Fanout
 from purpleflea.server.feed import client_feed
 from purpleflea.server.filters import StreamFilter
@@ -23,7 +24,7 @@ from purpleflea.store.replay import walk
 from purpleflea.store.sql import BIG_USD, MAX_REPLAY_RANGES, replay_ranges
 from purpleflea.store.sqlite import SQLiteStore
 from purpleflea.venues.registry import coverage_of
-from tests.events import T0
+from tests.events import T0, stored_alert
 from tests.store.test_store import _empty_postgres
 
 MARKETS = ("BTC-PERP", "ETH-PERP", "SOL-PERP", "DOGE-PERP", "XRP-PERP")
@@ -206,3 +207,42 @@ async def test_a_resumed_stream_is_charged_for_the_rows_its_filter_reads(tmp_pat
     await feed.aclose()
     await fanout.stop()
     await store.close()
+
+
+@pytest.mark.parametrize("page", [1, 3, 1_000])
+async def test_a_resume_of_both_channels_merges_events_and_alerts_in_seq_order(
+    store: Store, page: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Filtered events (the store's pages) and cascade alerts (filtered here) sharing one seq
+    space come out merged in seq order, each once, whatever the page length; the heartbeat
+    after the replay carries the store's last seq."""
+    rng = random.Random(5)
+    events = _events(rng, 300)
+    taken = {e.seq for e in events}
+    alerts = [
+        stored_alert(seq, market=rng.choice(MARKETS), side=rng.choice(("long", "short")))
+        for seq in range(1, max(taken) + 40)
+        if seq not in taken and rng.random() < 0.5
+    ]
+    await store.append(events)
+    await store.append_cascades(alerts)
+    last = max(*taken, alerts[-1].seq)
+    monkeypatch.setattr(feed, "_REPLAY_PAGE", page)
+    wanted = StreamFilter(
+        channels=frozenset({"liquidations", "cascades"}),
+        markets=frozenset({"BTC-PERP", "SOL-PERP"}),
+        sides=frozenset({"short"}),
+        since_seq=0,
+    )
+    fanout = Fanout(LocalBus(), heartbeat_s=3600)
+    fanout.start()
+    got: list[int] = []
+    async for item in client_feed(store, fanout.subscribe(1 << 20), wanted, start_seq=last):
+        if item.kind == "heartbeat":
+            assert item.seq == last
+            break
+        got.append(item.seq)
+    expected = sorted(x.seq for x in [*events, *alerts] if wanted.wants(x))
+    assert got == expected
+    assert len(expected) > 20
+    await fanout.stop()
