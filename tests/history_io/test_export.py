@@ -25,10 +25,10 @@ from tests.events import stored_event
 from tests.services import ensure_postgres
 
 REAL = shared_dir() / "data" / "real"
-RECORDINGS = [
+RECORDINGS = [  # in time order (2024-08, 2025-06, 2025-12): an older file after is refused
     REAL / "BandsThoBaby_Data_Streams_Project/binance.csv",
-    REAL / "riftfern_data-streams/binance.csv",
     REAL / "NeoParth_strategies/binance.csv",
+    REAL / "riftfern_data-streams/binance.csv",
 ]
 
 

@@ -154,9 +154,23 @@ async def test_real_recordings_import_exactly_once(tmp_path: Path) -> None:
     assert [(r.new, r.stored_before) for r in again[:-1]] == [
         (0, FILES[n]) for n in list(FILES)[:-1]
     ]
-    assert again[-1].new == 700  # the fallback lets NeoParth in, once
-    assert (await _import(tmp_path, paths[-1], price_fallback="order"))[0].new == 0
-    assert len(await _stored(tmp_path)) == sum(FILES.values())
+    # The fallback reads NeoParth's rows, but they (2025-06) are older than riftfern's
+    # (2025-12) of the same markets: appended now they would go back in time, so refused.
+    neo = again[-1]
+    assert (neo.imported, neo.new, neo.bad) == (False, 0, [])
+    assert neo.late
+    for overlap in neo.late:  # each names a market and when both sides of it are
+        assert overlap.exchange == "binance_usdm"
+        assert overlap.oldest_ms < 1_751_328_000_000 < overlap.stored_ms  # 2025-07-01
+    assert len(await _stored(tmp_path)) == sum(FILES[n] for n in GOOD)
+    # In time order, into another folder, every file goes in, once.
+    ordered = [REAL / n for n in (*GOOD[:2], "NeoParth_strategies/binance.csv", GOOD[2])]
+    fresh = await _import(tmp_path / "ordered", *ordered, price_fallback="order")
+    assert [r.new for r in fresh] == [FILES[p] for p in (*GOOD[:2], list(FILES)[-1], GOOD[2])]
+    assert (await _import(tmp_path / "ordered", ordered[2], price_fallback="order"))[0].new == 0
+    stored = await _stored(tmp_path / "ordered")
+    assert len(stored) == sum(FILES.values())
+    assert [e.ts for e in stored] == sorted(e.ts for e in stored)
 
 
 async def test_skip_bad_imports_the_good_rows_and_reports_the_bad(tmp_path: Path) -> None:

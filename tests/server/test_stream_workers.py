@@ -236,7 +236,7 @@ async def test_a_replay_on_a_worker_is_paced_by_its_account_s_rate_limit(
     async with running_server(config) as live:
         await live.push(*(venue_event() for _ in range(2_500)))  # 4 page reads
         started = time.monotonic()
-        ws = await _subscribe(live, since_seq=0, markets=["NO-PERP"])
+        ws = await _subscribe(live, since_seq=0, coverages=["sampled"])
         beat = json.loads(await asyncio.wait_for(ws.recv(), 10))
         waited = time.monotonic() - started
         assert _per_worker(live) in ([1, 0], [0, 1])

@@ -10,6 +10,13 @@ nothing; against the store an event is also found under the id an earlier versio
 row, and under a live id its row rebuilds only by value (the venue's ``LiveIdMatch``).
 ``seq`` continues from the store's last one under the data folder's writer lock, so an import
 and a running server (which holds the lock) never hand out the same seq.
+
+Seq order is time order for every reader (a stream's resume, ``GET /v1/liquidations`` pages,
+backtests), and the schema has no mark for an event stored out of it. So a file whose new
+events of an exchange and market are older (by more than the backtest's ``LATE_MS``, 60 s) than
+the newest the store holds for them is refused, naming the file and each overlap: appended at
+later seqs, they would reach every reader out of time order. Import older files first, or into
+another data folder.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from typing import BinaryIO, TextIO
 import msgspec
 
 from purpleflea import history_io
+from purpleflea.backtest.runner import LATE_MS
+from purpleflea.clock import utc_iso
 from purpleflea.commands.export import parquet_module
 from purpleflea.history_io import BadRow, Parsed, PriceFallback
 from purpleflea.model import Liquidation
@@ -95,6 +104,28 @@ class FileReport:
     imported: bool = False
     #: Why no row of the file could be read (its format, its bytes), when none could.
     unreadable: str | None = None
+    #: New events older than what the store holds for their exchange and market: the file
+    #: is not imported (see the module docstring).
+    late: list[Overlap] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """A file's new events of one exchange and market older than the store's newest."""
+
+    exchange: str
+    market: str
+    #: How many, and the oldest one's time.
+    events: int
+    oldest_ms: int
+    #: The newest stored event's time for the same exchange and market.
+    stored_ms: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.exchange} {self.market}: {self.events:,} event(s) from "
+            f"{utc_iso(self.oldest_ms)}, the store holds it up to {utc_iso(self.stored_ms)}"
+        )
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -234,6 +265,24 @@ def _stored_under_another_id(store: SQLiteStore, events: list[Liquidation]) -> s
     return found
 
 
+def _older_than_stored(store: SQLiteStore, events: list[Liquidation]) -> list[Overlap]:
+    """Each exchange and market whose ``events`` include some older, by more than
+    ``LATE_MS``, than the newest event the store holds for it."""
+    newest: dict[tuple[str, str], int | None] = {}
+    late: dict[tuple[str, str], list[int]] = {}
+    for event in events:
+        key = (event.exchange, event.market)
+        if key not in newest:
+            newest[key] = store.newest_ts(*key)
+        stored = newest[key]
+        if stored is not None and event.ts < stored - LATE_MS:
+            late.setdefault(key, []).append(event.ts)
+    return [
+        Overlap(key[0], key[1], len(times), min(times), newest[key] or 0)
+        for key, times in sorted(late.items())
+    ]
+
+
 async def _store_file(
     store: SQLiteStore, report: FileReport, parsed: Parsed, skip_bad: bool
 ) -> None:
@@ -249,6 +298,9 @@ async def _store_file(
     stored |= _stored_under_another_id(store, [e for i, e in unique.items() if i not in stored])
     report.stored_before = len(stored)
     fresh = _time_ordered(report.format, [e for i, e in unique.items() if i not in stored])
+    report.late = _older_than_stored(store, fresh)
+    if report.late:
+        return
     seq = await store.last_seq()
     for first in range(0, len(fresh), _BATCH):
         batch = [
@@ -314,6 +366,17 @@ def describe(report: FileReport) -> list[str]:
         )
     elif report.unreadable is not None:  # no rows to fix or skip: --skip-bad cannot help
         lines.append(f"{name}: NOT imported: {report.unreadable}")
+    elif report.late:
+        lines.append(
+            f"{name}: NOT imported: {sum(o.events for o in report.late):,} new event(s) are "
+            "older than the store's newest of their exchange and market; appended after them "
+            "they would reach streams, history pages and backtests out of time order (seq "
+            "order). Import older files first, or into another --data-dir"
+        )
+        lines.extend(f"  {overlap}" for overlap in report.late[:SHOWN_BAD])
+        if len(report.late) > SHOWN_BAD:
+            lines.append(f"  ... and {len(report.late) - SHOWN_BAD:,} more")
+        return lines
     else:
         lines.append(
             f"{name}: NOT imported, {len(report.bad):,} bad row(s) of {report.rows:,} "

@@ -61,27 +61,49 @@ def heartbeat_frame(seq: int) -> bytes:
 
 async def _replay(
     store: Store, wanted: StreamFilter, cursor: int, pace: Pace
-) -> AsyncIterator[Liquidation | CascadeAlert]:
-    """Stored items after ``cursor`` in seq order; each page read waits for ``pace``."""
+) -> AsyncIterator[tuple[list[Liquidation | CascadeAlert], int]]:
+    """Pages of the stored items ``wanted`` after ``cursor``, in seq order, each with the seq
+    up to which every stored item was considered (the resume point after it); each read waits
+    for ``pace``. Events are filtered by the store (:meth:`Store.replay`): a page reads at most
+    a page of index entries, so a selective filter pays for the history it matches, not all.
+    Cascade alerts (few) are read in full pages and filtered here."""
     events = "liquidations" in wanted.channels
     cascades = "cascades" in wanted.channels
+    query = wanted.query()
     while True:
         page: list[Liquidation | CascadeAlert] = []
+        read = False
+        # How far each channel's read is complete (None: to the store's end).
+        complete: list[int | None] = []
+        ends: list[int] = [cursor]
         if events:
             await pace()
-            page.extend(await store.since(cursor, _REPLAY_PAGE))
+            found = await store.replay(cursor, query, _REPLAY_PAGE)
+            page.extend(found.events)
+            read = read or found.examined > 0
+            complete.append(found.reached if found.full else None)
+            ends.append(found.reached)
         if cascades:
             await pace()
-            page.extend(await store.cascades_since(cursor, _REPLAY_PAGE))
-        if not page:
+            alerts = await store.cascades_since(cursor, _REPLAY_PAGE)
+            page.extend(alert for alert in alerts if wanted.wants(alert))
+            read = read or bool(alerts)
+            if alerts:
+                complete.append(alerts[-1].seq if len(alerts) == _REPLAY_PAGE else None)
+                ends.append(alerts[-1].seq)
+        if not read:
+            if max(ends) > cursor:  # nothing more matched, up to the store's last event
+                yield [], max(ends)
             return
         page.sort(key=lambda item: item.seq)
-        # With both channels, only the first page-length of the merge is known complete.
-        if events and cascades:
-            page = page[:_REPLAY_PAGE]
-        for item in page:
-            yield item
-        cursor = page[-1].seq
+        bounds = [seq for seq in complete if seq is not None]
+        if bounds:
+            # Only up to the nearest full channel's end is the merge known complete.
+            cursor = min(bounds)
+            page = [item for item in page if item.seq <= cursor]
+        else:
+            cursor = max(ends)
+        yield page, cursor
 
 
 def _frame(item: Liquidation | CascadeAlert) -> Item:
@@ -120,13 +142,13 @@ async def client_feed(
     cursor = start_seq if wanted.since_seq is None else wanted.since_seq
     if wanted.since_seq is not None:
         pending: list[Item] = []
-        async for stored in _replay(store, wanted, cursor, pace):
-            if wanted.wants(stored):
-                pending.append(_frame(stored))
+        async for stored, reached in _replay(store, wanted, cursor, pace):
+            for found in stored:
+                pending.append(_frame(found))
                 if len(pending) >= max(batch, 1):
                     yield _bundle(pending)
                     pending = []
-            cursor = stored.seq
+            cursor = reached
         if pending:
             yield _bundle(pending)
     subscription.wrote_at = time.monotonic()  # live: the heartbeat timer may beat it now

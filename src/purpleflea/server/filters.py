@@ -14,6 +14,7 @@ from typing import Any
 from starlette.datastructures import QueryParams
 
 from purpleflea.model import CascadeAlert, Liquidation, market_name
+from purpleflea.store.base import Query
 from purpleflea.venues.venue import COVERAGES
 
 CHANNELS = ("liquidations", "cascades")
@@ -62,6 +63,16 @@ class StreamFilter:
         if self.markets and item.market not in self.markets:
             return False
         return not (self.sides and item.side not in self.sides)
+
+    def query(self) -> Query:
+        """The liquidation filters as a history query: a replay's, run by the store."""
+        return Query(
+            markets=tuple(sorted(self.markets)),
+            exchanges=tuple(sorted(self.exchanges)),
+            sides=tuple(sorted(self.sides)),
+            coverages=tuple(sorted(self.coverages)),
+            min_usd=self.min_usd,
+        )
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -11,12 +11,15 @@ engine had. Backends: :mod:`purpleflea.store.sqlite` (default) and PostgreSQL (s
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import msgspec
 
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.venues.registry import EXCHANGE_IDS, SIM_EXCHANGE, coverage_of
+
+if TYPE_CHECKING:
+    from purpleflea.store.replay import ReplayPage
 
 Interval = Literal["1m", "1h", "1d"]
 GroupBy = Literal["market", "exchange", "side"]
@@ -234,6 +237,12 @@ class Store(Protocol):
 
     async def since(self, seq: int, limit: int = 1000) -> list[Liquidation]:
         """Events with seq > ``seq``, ascending, at most ``limit``: the resume path."""
+        ...
+
+    async def replay(self, after: int, query: Query, limit: int = 1000) -> ReplayPage:
+        """``query``'s events with seq > ``after``, ascending, filtered by the database and
+        reading at most ``limit`` index entries (a stream's resume:
+        :mod:`purpleflea.store.replay`); its seq bounds and ``limit`` are not used."""
         ...
 
     async def query(self, query: Query) -> Page:

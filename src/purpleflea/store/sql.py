@@ -104,3 +104,49 @@ def _hinted(
         ("coverage", coverages),
     ]
     return [(column, values) for column, values in found if values]
+
+
+#: A filtered replay walks at most this many index ranges at once (one per value of the
+#: filter's driving list); a longer list walks the events in seq order instead.
+MAX_REPLAY_RANGES = 16
+
+
+def replay_ranges(query: Query, dialect: Dialect) -> list[Where]:
+    """The index ranges a filtered replay page walks for ``query``'s candidate events: each a
+    condition that one index serves in seq order (``(market, seq)``, ``(exchange, seq)``, ...),
+    without the seq bound. One empty condition: the events' own seq order (nothing narrows
+    by an index). A candidate still has to pass the whole filter (:func:`where`).
+
+    The narrowest filter drives: markets (with one side, or a big ``min_usd``, the narrower
+    SQLite index of both), then a big ``min_usd`` (the partial index of big events, in seq
+    order), then exchanges, then one side.
+    """
+    mark = "?" if dialect == "sqlite" else "%s"
+    big = query.min_usd >= BIG_USD
+    one_side = query.sides[0] if len(set(query.sides)) == 1 else None
+    ranges: list[Where] = []
+    if query.markets:
+        for market in sorted(set(query.markets)):
+            if big and dialect == "sqlite":
+                # liquidations_big_market (market, seq, size_usd, side): the literal proves
+                # the partial index applies, the size is checked in the index itself.
+                ranges.append(
+                    Where(
+                        f"market = ? AND size_usd >= {BIG_USD} AND size_usd >= ?",
+                        [market, query.min_usd],
+                    )
+                )
+            elif one_side is not None and dialect == "sqlite":
+                ranges.append(Where("market = ? AND side = ?", [market, one_side]))
+            else:
+                ranges.append(Where(f"market = {mark}", [market]))
+    elif big:
+        # The partial index of big events (seq order), which the literal lets the planner use.
+        ranges.append(Where(f"size_usd >= {BIG_USD} AND size_usd >= {mark}", [query.min_usd]))
+    elif query.exchanges:
+        ranges = [Where(f"exchange = {mark}", [e]) for e in sorted(set(query.exchanges))]
+    elif one_side is not None:
+        ranges.append(Where(f"side = {mark}", [one_side]))
+    if not ranges or len(ranges) > MAX_REPLAY_RANGES:
+        return [Where("", [])]
+    return ranges
