@@ -391,8 +391,8 @@ async def test_on_a_phone_the_chart_labels_hours_badges_and_status_are_whole(
 ) -> None:
     # At 390 px the heatmap's 520-unit drawing was shrunk to 328 px (its 10 px price labels
     # drawn at 6 px), an hour of a coverage strip was 5 px wide beside the name and badge,
-    # "SNAPSHOT" ran out of its badge, and a long status reason was cut behind an ellipsis
-    # (the rest only in a hover title).
+    # "SNAPSHOT" ran out of its badge, a long status reason was cut behind an ellipsis (the
+    # rest only in a hover title), and the header's rate read "0 / s" (of what: a title).
     await seed_all(tracker)
 
     async def degraded(route):  # type: ignore[no-untyped-def]
@@ -422,3 +422,5 @@ async def test_on_a_phone_the_chart_labels_hours_badges_and_status_are_whole(
     assert found["statusRight"] <= 390, found
     # The status is whole in its text as well: no title to hover for the rest.
     assert await status.get_attribute("title") is None
+    # The rate in the header says what it counts ("0 / s" said it only in its title).
+    await expect(phone.locator("#rate")).to_have_text(re.compile(r"^\d+ liq/s$"))

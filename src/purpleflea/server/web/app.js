@@ -409,7 +409,7 @@ showZone();
 let feedDay = new Date().toDateString();
 
 setInterval(() => {
-  $("rate").textContent = `${received} / s`;
+  $("rate").textContent = `${received} liq/s`; // says its unit: a phone has no hover for the title
   received = 0;
   showZone();
   const today = new Date().toDateString();
