@@ -8,8 +8,10 @@ Starts a real tracker on a loopback port (the tests' harness: no exchange, event
 through the tracker), fills an hour of history and two heatmaps, opens the page in Debian's
 chromium (``/usr/bin/chromium``) and, while live events stream in, saves
 ``dashboard_feed.png``, ``dashboard_alert.png`` (during a pushed ETH-PERP long cascade),
-``dashboard_heatmap.png`` and ``dashboard_coverage.png`` (a day of seeded connection history:
-coverage badges, uptime strips, a repaired and an open gap).
+``dashboard_heatmap.png`` (a bar tapped: its numbers in the line under the chart) and
+``dashboard_coverage.png`` (a day of seeded connection history: coverage badges, uptime strips,
+a repaired and an open gap; an hour with a gap picked), then on a 390 px touch phone
+``dashboard_phone.png`` (the whole page, a feed row tapped: its detail line above the rows).
 """
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ MARKETS = [
     ("PEPE-PERP", 0.00001912, 1),
 ]
 EXCHANGES = ["binance_usdm", "bybit", "okx", "bitget", "hyperliquid", "gate", "deribit"]
+
+
+# Focus (as a tap or Tab does) the widest bar of a heatmap chart.
+_PICK_WIDEST = """chart => {
+  const bars = [...chart.querySelectorAll(".hm-long, .hm-short")];
+  bars.sort((a, b) => b.getAttribute("width") - a.getAttribute("width"))[0].focus();
+}"""
 
 
 def random_event(rng: random.Random, ts: int, *, quiet: str = "") -> object:
@@ -98,6 +107,9 @@ async def main(out: Path) -> None:
             await page.wait_for_timeout(300)
             await page.screenshot(path=out / "dashboard_feed.png")
             await page.wait_for_selector(".cov-row")
+            # An hour with a gap, picked: its uptime and the gap's outcome in the detail line.
+            deribit = page.locator('.cov-row[data-exchange="deribit"]')
+            await deribit.locator('.cov-hour[aria-label*="gap"]').click()
             await page.locator(".coverage-panel").screenshot(path=out / "dashboard_coverage.png")
             # Sized for a market with $1.5B of open interest and an hour of history: the
             # tests' default burst is sized for a market the engine has not seen before.
@@ -111,9 +123,26 @@ async def main(out: Path) -> None:
                 path=out / "dashboard_alert.png",
                 clip={"x": 0, "y": 0, "width": 1440, "height": 520},
             )
+            # The widest bar, picked: its range and notional in the line under the chart.
+            await page.locator("#heatmap .heatmap-chart").evaluate(_PICK_WIDEST)
             await page.locator(".heatmap-panel").screenshot(path=out / "dashboard_heatmap.png")
+            await page.close()
+
+            phone = await browser.new_page(
+                viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
+            )
+            await phone.add_init_script(
+                f"localStorage.setItem('purpleflea.api_key', {running.key!r})"
+            )
+            await phone.goto(running.url + "/")
+            await phone.wait_for_selector(".status-live")
+            await phone.wait_for_selector(".heatmap-chart")
+            await phone.wait_for_selector(".cov-row")
+            await phone.locator("#feed .row").nth(2).locator(".market").tap()
+            await phone.evaluate("window.scrollTo(0, 0)")
+            await phone.screenshot(path=out / "dashboard_phone.png", full_page=True)
             await browser.close()
-    for name in ("feed", "alert", "heatmap", "coverage"):
+    for name in ("feed", "alert", "heatmap", "coverage", "phone"):
         print(out / f"dashboard_{name}.png")
 
 

@@ -27,6 +27,22 @@ BROWSER_ARGS = [
 ]
 HEATMAP_PATH = "/v1/heatmap/{market}"
 
+# Main-thread probes for a crash (page.evaluate it): every long task (> 50 ms, the Long Tasks
+# API), every gap between animation frames, and the page's element count when it began.
+FRAME_PROBE = """() => {
+  window.probe = { longTasks: [], frames: [], elements: document.getElementsByTagName('*').length };
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) window.probe.longTasks.push(entry.duration);
+  }).observe({ type: 'longtask' });
+  let last = performance.now();
+  const frame = (t) => {
+    window.probe.frames.push(t - last);
+    last = t;
+    requestAnimationFrame(frame);
+  };
+  requestAnimationFrame(frame);
+}"""
+
 
 async def launch_chromium(playwright: Playwright) -> Browser:
     """Debian's chromium, driven by Playwright; a clear error (not a skip) when it is missing."""

@@ -161,9 +161,13 @@ async def test_tab_reaches_each_detail_and_arrows_walk_them(tracker: Running, pa
     await expect(page.locator(".top-panel .detail-line")).to_have_text(
         await split.get_attribute("aria-label") or "?"
     )
-    # Coverage: each exchange's strip is one stop; the arrows walk its hours.
-    hour = await tab_to("#coverage .cov-hour", 12)
+    # Coverage: each exchange is one stop, its badge first; the arrows walk on to its hours.
+    badge = await tab_to("#coverage .cov-badge", 12)
     cov_line = page.locator(".coverage-panel .detail-line")
+    await expect(cov_line).to_have_text(await badge.get_attribute("aria-label") or "?")
+    await page.keyboard.press("ArrowRight")
+    hour = page.locator(":focus")
+    assert await hour.evaluate("n => n.matches('#coverage .cov-hour')")
     first = await hour.get_attribute("aria-label")
     assert first
     await expect(cov_line).to_have_text(first)
@@ -186,7 +190,7 @@ async def test_every_detail_carries_its_text_as_an_accessible_name(
       const said = n => n.getAttribute("aria-label");
       const hover = n => n.querySelector(":scope > title")?.textContent ?? n.getAttribute("title");
       const all = [...document.querySelectorAll("#heatmap .hm-long, #heatmap .hm-short, " +
-        "#heatmap .hm-cluster, #coverage .cov-hour, #top-markets .bar")];
+        "#heatmap .hm-cluster, #coverage .cov-hour, #coverage .cov-badge, #top-markets .bar")];
       return {
         count: all.length,
         unnamed: all.filter(n => !said(n)).length,
@@ -204,6 +208,20 @@ async def test_every_detail_carries_its_text_as_an_accessible_name(
     assert found["unfocusable"] == 0, found
     assert found["roles"] == ["img"], found
     assert found["chartRole"] == "group", found
+    # A feed row stays a list item (an image's cells would be hidden), named by its detail.
+    rows = await page.evaluate(
+        """() => [...document.querySelectorAll("#feed .row")].map(n => ({
+          said: n.getAttribute("aria-label"), hover: n.getAttribute("title"),
+          role: n.getAttribute("role"), tabindex: n.getAttribute("tabindex"),
+          list: n.parentElement.tagName }))"""
+    )
+    assert len(rows) == 2, rows
+    for row in rows:
+        assert row["said"], row
+        assert row["said"] == row["hover"], row
+        assert row["role"] is None, row
+        assert row["list"] == "OL", row
+    assert sorted(r["tabindex"] for r in rows) == ["-1", "0"], rows  # one Tab stop
 
 
 async def test_a_focused_bar_stays_focused_through_the_heatmaps_refresh(
@@ -252,3 +270,157 @@ async def test_the_top_markets_line_follows_the_range_and_the_market(
     await page.click(".top-panel .toggle button[data-range='1h']")
     await expect(page.locator("#top-markets li").filter(has_text="OLD-PERP")).to_have_count(0)
     await expect(line).to_have_text(hint)
+
+
+_QTY = re.compile(
+    r"^LONG LIQ THIRD-PERP \$1,000 at \$3\.00 · Cascade: \d+/10 · binance_usdm · "
+    r"\d\d:\d\d:\d\d UTC\S* · 333\.33333 coins \(THIRDUSDT\) · seq \d+$"
+)
+
+
+async def on_screen(page: Page, node: Locator) -> None:
+    """`node` is inside the viewport, not scrolled off it (sideways or below)."""
+    box = await node.bounding_box()
+    view = page.viewport_size
+    assert box is not None
+    assert view is not None
+    assert box["x"] >= -0.5, (box, view)
+    assert box["x"] + box["width"] <= view["width"] + 0.5, (box, view)
+    assert box["y"] >= -0.5, (box, view)
+    assert box["y"] + box["height"] <= view["height"] + 0.5, (box, view)
+
+
+async def test_a_tap_shows_a_venues_coverage_class_and_a_rows_quantity_on_a_phone(
+    tracker: Running, phone: Page
+) -> None:
+    # A venue's coverage class (what it sends) and a feed row's quantity in coins were hover
+    # titles only: a phone never showed them, nor the exchange and time of a row, which its
+    # 390 px scroll sideways off the screen.
+    await seed_coverage(tracker)
+    await open_live(phone, tracker)
+    page = phone
+    await tracker.push(venue_event(market="THIRD-PERP", size_usd=1_000, price=3.0, ts=now_ms()))
+    row = page.locator("#feed .row").filter(has_text="THIRD-PERP")
+    line = page.locator(".feed-panel .detail-line")
+    await expect(line).not_to_have_text(_QTY)
+    await row.locator(".market").tap()
+    await expect(line).to_have_text(_QTY)
+    await on_screen(page, line)
+    await expect(row).to_be_focused()
+    # Scrolled sideways to the row's time, the line is still in view, still saying it all.
+    await page.locator(".feed-panel").evaluate("p => { p.scrollLeft = p.scrollWidth; }")
+    await row.locator(".time").tap()
+    await on_screen(page, row.locator(".time"))
+    await expect(line).to_have_text(_QTY)
+    await on_screen(page, line)
+
+    binance = page.locator('#coverage .cov-row[data-exchange="binance_usdm"] .cov-badge')
+    await binance.scroll_into_view_if_needed()
+    await binance.tap()
+    cov_line = page.locator(".coverage-panel .detail-line")
+    await expect(cov_line).to_have_text(
+        re.compile(r"^binance_usdm \(.+\): snapshot, this venue sends a throttled sample .*floor$")
+    )
+    await on_screen(page, cov_line)
+    await below(page.locator("#coverage"), cov_line)
+    deribit = page.locator('#coverage .cov-row[data-exchange="deribit"] .cov-badge')
+    await deribit.tap()
+    await expect(cov_line).to_have_text(
+        re.compile(r"^deribit \(.+\): complete, .*every liquidation$")
+    )
+
+
+async def test_tab_reaches_the_feed_and_the_arrows_walk_its_rows(
+    tracker: Running, page: Page
+) -> None:
+    await open_live(page, tracker)
+    now = now_ms()
+    await tracker.push(
+        venue_event(market="THIRD-PERP", size_usd=1_000, price=3.0, ts=now - 2),
+        venue_event(market="SECOND-PERP", size_usd=2_000, price=4.0, ts=now - 1),
+        venue_event(market="FIRST-PERP", size_usd=3_000, price=5.0, ts=now),
+    )
+    feed = page.locator("#feed .row")
+    await expect(feed.first).to_contain_text("FIRST-PERP")
+    line = page.locator(".feed-panel .detail-line")
+    # The filters' "clear" is the last stop before the feed: one Tab lands on the newest row.
+    await page.focus("#f-clear")
+    await page.keyboard.press("Tab")
+    await expect(feed.first).to_be_focused()
+    await expect(line).to_have_text(re.compile(r"^LONG LIQ FIRST-PERP .* 600 coins \(FIRSTUSDT\)"))
+    await page.keyboard.press("ArrowDown")
+    await page.keyboard.press("ArrowDown")
+    third = feed.filter(has_text="THIRD-PERP")
+    await expect(third).to_be_focused()
+    await expect(line).to_have_text(_QTY)
+    await page.keyboard.press("Home")
+    await expect(feed.first).to_be_focused()
+    await page.keyboard.press("End")
+    await expect(third).to_be_focused()
+    # Newer rows arrive: the row picked keeps its place (focus) and the Tab stop.
+    await tracker.push(venue_event(market="NEW-PERP", size_usd=4_000, ts=now_ms()))
+    await expect(feed.first).to_contain_text("NEW-PERP")
+    await expect(third).to_be_focused()
+    await page.keyboard.press("Tab")  # on to the heatmap's form
+    await expect(third).not_to_be_focused()
+    await page.keyboard.press("Shift+Tab")
+    await expect(third).to_be_focused()
+    await expect(line).to_have_text(_QTY)
+
+
+_PHONE_FITS = """() => {
+  const chart = document.querySelector('#heatmap .heatmap-chart');
+  const status = document.querySelector('#status');
+  const badges = [...document.querySelectorAll('#coverage .cov-badge')];
+  return {
+    pageScrolls: document.documentElement.scrollWidth > document.documentElement.clientWidth,
+    // CSS px a chart unit: below 1 its 10 px labels are drawn smaller.
+    chartScale: chart.getBoundingClientRect().width / chart.viewBox.baseVal.width,
+    hourWidth: Math.min(...[...document.querySelectorAll('#coverage .cov-hour')]
+      .map((n) => n.getBoundingClientRect().width)),
+    hourHeight: document.querySelector('#coverage .cov-hour').getBoundingClientRect().height,
+    badgesCut: badges.filter((b) => b.scrollWidth > b.clientWidth + 0.5).length,
+    statusCut: status.scrollWidth > status.clientWidth + 0.5,
+    statusRight: status.getBoundingClientRect().right,
+  };
+}"""
+
+
+async def test_on_a_phone_the_chart_labels_hours_badges_and_status_are_whole(
+    tracker: Running, phone: Page
+) -> None:
+    # At 390 px the heatmap's 520-unit drawing was shrunk to 328 px (its 10 px price labels
+    # drawn at 6 px), an hour of a coverage strip was 5 px wide beside the name and badge,
+    # "SNAPSHOT" ran out of its badge, a long status reason was cut behind an ellipsis (the
+    # rest only in a hover title), and the header's rate read "0 / s" (of what: a title).
+    await seed_all(tracker)
+
+    async def degraded(route):  # type: ignore[no-untyped-def]
+        await route.fulfill(
+            json={
+                "status": "degraded",
+                "reasons": ["source live: no exchange connection is up", "store: disk is full"],
+            }
+        )
+
+    await phone.route("**/v1/health", degraded)
+    await phone.add_init_script(f"localStorage.setItem('purpleflea.api_key', {tracker.key!r})")
+    await phone.goto(f"{tracker.url}/")
+    status = phone.locator("#status")
+    await expect(status).to_have_text(
+        "degraded: server says source live: no exchange connection is up; store: disk is full"
+    )
+    await widest_bar(phone)
+    await expect(phone.locator("#coverage .cov-row")).to_have_count(3)
+    found = await phone.evaluate(_PHONE_FITS)
+    assert not found["pageScrolls"], found
+    assert found["chartScale"] >= 0.99, found
+    assert found["hourWidth"] >= 10, found
+    assert found["hourHeight"] >= 20, found
+    assert found["badgesCut"] == 0, found
+    assert not found["statusCut"], found
+    assert found["statusRight"] <= 390, found
+    # The status is whole in its text as well: no title to hover for the rest.
+    assert await status.get_attribute("title") is None
+    # The rate in the header says what it counts ("0 / s" said it only in its title).
+    await expect(phone.locator("#rate")).to_have_text(re.compile(r"^\d+ liq/s$"))

@@ -20,15 +20,20 @@ const COVERAGE_REFRESH_MS = 60_000;
 const HEALTH_REFRESH_MS = 10_000;
 
 const state = readState();
-const feed = new Feed($("feed"), $("feed-empty"));
 const banner = new AlertBanner($("alerts"), $("alerts-announce"));
 const topFresh = new Freshness($("top-fresh"));
 const coverageFresh = new Freshness($("coverage-fresh"));
 // Under each list, what a tapped or focused bar or hour says (no hover on a phone).
 const topDetail = detailLine("Tap a bar, or Tab to it and use the arrow keys, for its long/short split.");
-const coverageDetail = detailLine("Tap an hour, or Tab to a strip and use the arrow keys, for its uptime and gaps.");
+const coverageDetail = detailLine(
+  "Tap a badge or an hour, or Tab to an exchange and use the arrow keys, for what the venue sends, its uptime and gaps.",
+);
 $("top-markets").after(topDetail);
 $("coverage").after(coverageDetail);
+// The feed's is above its rows: under up to 200 of them a phone would show it off screen.
+const feedDetail = detailLine("Tap a row, or Tab to the feed and use the arrow keys, for all of it in one line with its size in coins.");
+document.querySelector(".feed-head").before(feedDetail);
+const feed = new Feed($("feed"), $("feed-empty"), feedDetail);
 let exchangeList = []; // GET /v1/exchanges: ids, names and coverage classes
 // Markets whose measured map the server serves (GET /v1/markets), so none is asked in vain.
 let measuredMarkets = new Set();
@@ -68,7 +73,6 @@ function showStatus() {
   const node = $("status");
   node.className = `status status-${kind}`;
   node.textContent = detail ? `${kind}: ${detail}` : kind;
-  node.title = node.textContent; // the pill cuts long reasons short
 }
 
 async function refreshHealth() {
@@ -405,7 +409,7 @@ showZone();
 let feedDay = new Date().toDateString();
 
 setInterval(() => {
-  $("rate").textContent = `${received} / s`;
+  $("rate").textContent = `${received} liq/s`; // says its unit: a phone has no hover for the title
   received = 0;
   showZone();
   const today = new Date().toDateString();

@@ -9,7 +9,7 @@ const HOUR_MS = 3_600_000;
 const HOURS = 24;
 const BADGE_TEXT = {
   complete: "every liquidation",
-  snapshot: "a throttled sample (at most one per symbol per second or similar)",
+  snapshot: "a throttled sample (at most one per symbol per second or similar), so its totals are a floor",
   sampled: "only the accounts watched",
 };
 
@@ -17,12 +17,16 @@ function percent(share) {
   return `${(share * 100).toFixed(share >= 0.999 || share === 0 ? 0 : 1)}%`;
 }
 
-/** The coverage class as a badge: complete / snapshot / sampled. */
-export function coverageBadge(coverage) {
+/**
+ * The coverage class of exchange `id` (display name `name`) as a badge: complete / snapshot /
+ * sampled. What the class means is its detail (a phone has no hover to read it).
+ */
+export function coverageBadge(coverage, id, name = id) {
   const kind = coverage || "unknown";
   const badge = el("span", `cov-badge cov-${kind}`, kind);
-  badge.title = BADGE_TEXT[kind] ? `This venue sends ${BADGE_TEXT[kind]}.` : "coverage not stated";
-  return badge;
+  const sends = BADGE_TEXT[kind] ? `this venue sends ${BADGE_TEXT[kind]}` : "coverage not stated";
+  const named = name && name !== id ? `${id} (${name})` : id;
+  return detailOf(badge, `${named}: ${kind}, ${sends}`, `${id}:badge`);
 }
 
 /** One hour's cell; its detail also tells the gaps in that hour (a 2 px mark is no tap target). */
@@ -87,8 +91,8 @@ function gapMark(gap, start, span) {
   return mark;
 }
 
-/** The 24 hourly cells and the gap marks of exchange `id`; arrows walk its hours. */
-function strip(id, rows, gaps, end, line) {
+/** The 24 hourly cells and the gap marks of exchange `id`: the strip and its cells. */
+function strip(id, rows, gaps, end) {
   const last = end - (end % HOUR_MS);
   const start = last - (HOURS - 1) * HOUR_MS;
   const span = HOURS * HOUR_MS;
@@ -101,8 +105,7 @@ function strip(id, rows, gaps, end, line) {
   }
   box.append(...cells);
   for (const gap of gaps) box.append(gapMark(gap, start, span));
-  detailGroup(cells, line);
-  return box;
+  return { box, cells };
 }
 
 function summary(rows, gaps) {
@@ -118,7 +121,7 @@ function summary(rows, gaps) {
 
 /**
  * Fetch the last 24 h of coverage and draw one row per exchange that has any; a tapped or
- * focused hour tells its uptime and gaps in `line`.
+ * focused badge tells what the venue sends, an hour its uptime and gaps, in `line`.
  */
 export async function loadCoverage(list, exchanges, line) {
   const answer = await getJson("/v1/coverage");
@@ -135,14 +138,11 @@ export async function loadCoverage(list, exchanges, line) {
   const drawn = ids.map((id) => {
     const item = el("li", "cov-row");
     item.dataset.exchange = id;
-    const name = el("span", "cov-name", id);
-    name.title = known.get(id)?.name || id;
-    item.append(
-      name,
-      coverageBadge(known.get(id)?.coverage),
-      strip(id, rows.get(id) || [], gaps.get(id) || [], answer.end, line),
-      summary(rows.get(id) || [], gaps.get(id) || []),
-    );
+    const badge = coverageBadge(known.get(id)?.coverage, id, known.get(id)?.name);
+    const hours = strip(id, rows.get(id) || [], gaps.get(id) || [], answer.end);
+    item.append(el("span", "cov-name", id), badge, hours.box, summary(rows.get(id) || [], gaps.get(id) || []));
+    // One Tab stop an exchange: its badge, then the arrows walk its hours.
+    detailGroup([badge, ...hours.cells], line);
     return item;
   });
   // Redrawn every 60 s: a reader on an hour stays on it.

@@ -6,7 +6,8 @@ import { detailGroup, detailLine, detailOf, redrawKeepingFocus } from "./details
 import { el, priceStep, usdShort } from "./format.js";
 
 const SVG = "http://www.w3.org/2000/svg";
-const WIDTH = 520;
+const WIDTH = 520; // the widest drawing; a narrower box (a phone) gets its own width
+const MIN_WIDTH = 300;
 const AXIS = 74; // room for price labels on the left
 const LANE = 56; // each side's outer lane: cluster labels ("$1.86B"), which bars never reach
 const PAD = 8;
@@ -35,8 +36,11 @@ export function drawHeatmap(container, map) {
   const high = prices[n - 1] + map.bucket_size;
   const top = PAD + 14;
   const y = (p) => top + ((high - p) / (high - low)) * n * rowH;
-  const centre = AXIS + (WIDTH - AXIS) / 2;
-  const half = (WIDTH - AXIS) / 2 - LANE - PAD;
+  // Drawn at the box's own width, one unit a CSS pixel: 520 units shrunk into a 390 px phone's
+  // 328 px drew its 10 px labels at 6 px. (Redrawn at the 15 s refresh after a resize.)
+  const width = Math.min(WIDTH, Math.max(MIN_WIDTH, container.clientWidth || WIDTH));
+  const centre = AXIS + (width - AXIS) / 2;
+  const half = (width - AXIS) / 2 - LANE - PAD;
   const peak = Math.max(1, ...longs, ...shorts);
   const scale = (usd) => (usd / peak) * half;
   const step = map.bucket_size;
@@ -45,7 +49,7 @@ export function drawHeatmap(container, map) {
 
   const chart = svg("svg", {
     class: "heatmap-chart",
-    viewBox: `0 0 ${WIDTH} ${height}`,
+    viewBox: `0 0 ${width} ${height}`,
     // A group, not an image: an image's parts are hidden from screen readers, and its bars
     // and bands are focusable, each labelled with its numbers.
     role: "group",
@@ -80,7 +84,7 @@ export function drawHeatmap(container, map) {
         "text",
         {
           class: "hm-cluster-label",
-          x: long ? AXIS + 4 : WIDTH - PAD - 4,
+          x: long ? AXIS + 4 : width - PAD - 4,
           y: labelY,
           "text-anchor": long ? "start" : "end",
         },
@@ -91,7 +95,7 @@ export function drawHeatmap(container, map) {
 
   // Labels stacked below the last row stay inside the chart.
   const lowest = Math.max(lastLabel.long, lastLabel.short) + 4;
-  if (lowest > height) chart.setAttribute("viewBox", `0 0 ${WIDTH} ${lowest}`);
+  if (lowest > height) chart.setAttribute("viewBox", `0 0 ${width} ${lowest}`);
 
   // Price labels at round prices, at least 14 px apart.
   const labelStep = niceStep(Math.ceil(14 / rowH) * step);
@@ -123,7 +127,7 @@ export function drawHeatmap(container, map) {
   if (map.mark_price >= low && map.mark_price <= high) {
     const ym = y(map.mark_price);
     chart.append(
-      svg("line", { class: "hm-mark", x1: AXIS, x2: WIDTH - PAD, y1: ym, y2: ym }),
+      svg("line", { class: "hm-mark", x1: AXIS, x2: width - PAD, y1: ym, y2: ym }),
       svg("text", { class: "hm-mark-label", x: AXIS - 6, y: ym + 4, "text-anchor": "end" }, markPrice),
     );
   }
