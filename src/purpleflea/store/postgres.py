@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, LiteralString
@@ -37,6 +38,7 @@ import psycopg
 from purpleflea.engine.coverage import SHARE_WINDOW_MS
 from purpleflea.model import CascadeAlert, Liquidation, decode_cascade, encode
 from purpleflea.store import aggregate as aggregates
+from purpleflea.store import index_postgres
 from purpleflea.store.base import (
     COLUMNS,
     EVENT_COLUMNS,
@@ -79,10 +81,6 @@ CREATE INDEX IF NOT EXISTS liquidations_market_seq ON liquidations (market, seq)
 CREATE INDEX IF NOT EXISTS liquidations_exchange_seq ON liquidations (exchange, seq);
 CREATE INDEX IF NOT EXISTS liquidations_side_seq ON liquidations (side, seq);
 CREATE INDEX IF NOT EXISTS liquidations_size_usd ON liquidations (size_usd);
--- Big events in seq order: a stream's replay with a big min_usd walks these (store/replay.py;
--- 0.5 s to build over 1M events, the first start after it was added).
-CREATE INDEX IF NOT EXISTS liquidations_big ON liquidations (seq, size_usd)
-    WHERE size_usd >= 100000;
 CREATE INDEX IF NOT EXISTS liquidations_ts ON liquidations (ts);
 CREATE TABLE IF NOT EXISTS rollup_1m (
     minute bigint NOT NULL,
@@ -116,6 +114,26 @@ CREATE TABLE IF NOT EXISTS open_interest (
 ALTER TABLE open_interest ADD COLUMN IF NOT EXISTS mark_price float8 NOT NULL DEFAULT 0;
 """
 )
+
+_INDEX_NAME = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+) ")
+
+
+async def _create_missing(writer: psycopg.AsyncConnection[Any]) -> None:
+    """Run :data:`_SCHEMA`, skipping each index that exists. ``CREATE INDEX IF NOT EXISTS``
+    takes its table's SHARE lock before it looks: every node's start waited for the appends in
+    flight and held new ones, and waited out (or deadlocked with: PostgreSQL then failed the
+    start) a concurrent build of the index of big events (:mod:`.index_postgres`)."""
+    for statement in _SCHEMA.split(";"):
+        if not statement.strip():
+            continue
+        index = _INDEX_NAME.search(statement)
+        if index is not None:
+            found = await writer.execute("SELECT to_regclass(%s)", (index.group(1),))
+            row = await found.fetchone()
+            if row is not None and row[0] is not None:
+                continue
+        await writer.execute(statement)
+
 
 # A store written before events carried coverage: the column, each row its exchange's class
 # (coverage_backfill), and the rollup's seconds (the counts: exact for a snapshot feed, an
@@ -244,6 +262,7 @@ class PostgresStore:
         # The hourly rollup has no pending hour (then it stays so), and this node's fill of it.
         self._hourly_whole = False
         self._filling: asyncio.Task[None] | None = None
+        self._indexing: asyncio.Task[None] | None = None
 
     @classmethod
     async def connect(cls, url: str, *, readers: int = 3) -> PostgresStore:
@@ -258,7 +277,8 @@ class PostgresStore:
             await self._writer.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             found = await self._writer.execute(_HAS_COVERAGE)
             migrate = await found.fetchone() is None
-            await self._writer.execute(_SCHEMA)
+            await _create_missing(self._writer)
+            build_index = await index_postgres.needs_concurrent_build(self._writer)
             await self._writer.execute(aggregates.FACTOR_TABLE_SQL["postgres"])
             await self._writer.execute(aggregates.METHOD_TABLE_SQL)
             method = await (await self._writer.execute(aggregates.METHOD_SQL)).fetchone()
@@ -285,6 +305,12 @@ class PostgresStore:
                 "the appends; aggregates read the minutes until it is whole"
             )
             self._filling = asyncio.create_task(self._fill_hourly(), name="fill rollup_1h")
+        if build_index:
+            log.info(
+                "building the index of big events beside the appends (CREATE INDEX "
+                "CONCURRENTLY); replays with a large min_usd read more rows until it is done"
+            )
+            self._indexing = asyncio.create_task(self._build_index(), name="index big events")
 
     async def _fill_hourly(self) -> None:
         """Fill the hourly rollup's pending hours beside the appends (other nodes may too),
@@ -304,6 +330,35 @@ class PostgresStore:
             except Exception:
                 log.exception("filling the hourly rollup stopped: aggregates read the minutes")
                 raise
+
+    async def _build_index(self) -> None:
+        """Build the index of big events beside the appends (:mod:`.index_postgres`), on a
+        connection of its own; a lost connection starts it again after a while."""
+        while True:
+            try:
+                connection = await self._new_connection(autocommit=True)
+                async with connection:
+                    built = await index_postgres.build_concurrently(connection)
+                if built:
+                    log.info("index of big events built")
+                else:
+                    log.info("index of big events: another node is building it")
+                return
+            except (psycopg.OperationalError, StoreUnavailable) as exc:
+                log.warning(
+                    "building the index of big events failed (%s); again in %.0f s",
+                    exc,
+                    FILL_RETRY_S,
+                )
+                await asyncio.sleep(FILL_RETRY_S)
+            except Exception:
+                log.exception("building the index of big events stopped: replays read without")
+                raise
+
+    async def index_built(self) -> None:
+        """Wait until this node's build of the index of big events, if it runs one, ends."""
+        if self._indexing is not None:
+            await asyncio.shield(self._indexing)
 
     async def _hourly_ready(self) -> bool:
         """No hour of the hourly rollup is pending: aggregates may read it."""
@@ -514,6 +569,11 @@ class PostgresStore:
             self._filling.cancel()
             await asyncio.gather(self._filling, return_exceptions=True)
             self._filling = None
+        if self._indexing is not None:
+            # Its connection closes mid-build: the index stays invalid, rebuilt at a next start.
+            self._indexing.cancel()
+            await asyncio.gather(self._indexing, return_exceptions=True)
+            self._indexing = None
         connections = [*self._all_readers, *([self._writer] if self._writer else [])]
         self._all_readers.clear()
         self._writer = None
