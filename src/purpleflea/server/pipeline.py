@@ -384,6 +384,11 @@ class Pipeline:
                 self.core.published(message.seq)
         except Exception as exc:
             self.counters["publish_errors"] += 1
+            # Stored, but not on the bus: without this count they were in `received` and no
+            # other outcome, so a bus outage read in /v1/metrics as that many events lost.
+            self.counters["stored_unpublished"] += sum(
+                1 for event in plan.stored or () if event.seq > self.core.published_seq
+            )
             error = describe(exc)
             if self._publishing.failed(error):
                 log.error(
