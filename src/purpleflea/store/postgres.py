@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, LiteralString
 
@@ -202,6 +202,10 @@ class PostgresStore:
         # The hourly rollup has no pending hour (then it stays so), and this node's fill of it.
         self._hourly_whole = False
         self._filling: asyncio.Task[None] | None = None
+        #: An ingest node's sequencer lock check (server/sequencer.py), awaited inside each
+        #: write's transaction, on its connection; raises while this node may not write.
+        #: None: no check (API nodes, tools).
+        self.write_guard: Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]] | None = None
 
     @classmethod
     async def connect(cls, url: str, *, readers: int = 3) -> PostgresStore:
@@ -303,6 +307,8 @@ class PostgresStore:
                 writer = await self._writable()
                 try:
                     async with writer.transaction():
+                        if self.write_guard is not None:
+                            await self.write_guard(writer)
                         cursor = await writer.execute(sql, params)
                         return await cursor.fetchall() if cursor.description else []
                 except psycopg.OperationalError:
@@ -447,6 +453,8 @@ class PostgresStore:
         async with self._write_lock:
             writer = await self._writable()
             async with writer.transaction(), writer.cursor() as cursor:
+                if self.write_guard is not None:
+                    await self.write_guard(writer)
                 await cursor.executemany(sql, rows)
 
     async def explain(self, query: Query) -> str:
