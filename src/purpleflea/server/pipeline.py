@@ -364,6 +364,7 @@ class Pipeline:
                 else:
                     await self.store.append_cascades(write.alerts)
                     plan.alerts_written()
+                self.writes.wrote("events")  # during an outage: the backlog is going in
             except Exception as exc:
                 self.counters["store_write_errors"] += 1
                 self.writes.failed(
