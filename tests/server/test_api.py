@@ -443,6 +443,7 @@ async def test_metrics_name_what_they_count_beside_the_mixed_events_total(
         '{outcome="published"}': 2,
         '{outcome="duplicate"}': 1,
         '{outcome="unsized"}': 0,
+        '{outcome="stored_unpublished"}': 0,
         '{outcome="dropped_buffer_full"}': 0,
         '{outcome="dropped_at_shutdown"}': 0,
         '{outcome="batch_error"}': 0,

@@ -40,10 +40,15 @@ def _command(data_dir: Path, port: int) -> list[str]:
     ]
 
 
-def _fails_in_one_line(data_dir: Path, port: int) -> str:
-    """Run a serve that must fail; returns its one stderr line."""
+def _fails_in_one_line(data_dir: Path, port: int, *extra: str) -> str:
+    """Run a serve that must fail (``extra``: more options, the last of each wins); returns
+    its one stderr line."""
     done = subprocess.run(
-        _command(data_dir, port), capture_output=True, text=True, timeout=120, check=False
+        [*_command(data_dir, port), *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode != 0, (done.stdout, done.stderr)
     assert "Traceback" not in done.stderr + done.stdout, done.stderr
@@ -158,3 +163,45 @@ def test_a_server_on_any_free_port_is_not_named_as_on_port_0(tmp_path: Path) -> 
     assert "port 0" not in str(busy.value)
     record = tmp_path / "server.json"
     assert f"purpleflea serve on any free port (its address: {record})" in str(busy.value)
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        # A traceback (OverflowError from bind) after the store was opened.
+        (["--port", "70000"], "port must be 0 (any free port) to 65535, got 70000"),
+        (["--port", "-1"], "port must be 0 (any free port) to 65535, got -1"),
+        # Both were refused by the simulator only after the banner: a server up, no source.
+        (["--source", "sim", "--speed", "0"], "speed must be above 0 (1 is real time), got 0"),
+        (["--source", "sim", "--speed", "-2"], "speed must be above 0 (1 is real time), got -2"),
+        # NaN passed every `<= 0` check: heartbeats on a NaN timer.
+        (["--heartbeat", "nan"], "heartbeat_s must be positive, got nan"),
+        (["--feed-silence", "nan"], "feed silence must be above 0 s, got nan"),
+        (["--rate-limit", "nan"], "rate limits must be positive"),
+        # A traceback from the replay task after the banner, the server left running.
+        (
+            ["--source", "replay", "--replay", "{tmp}/missing.jsonl"],
+            "--replay {tmp}/missing.jsonl cannot be read: No such file or directory",
+        ),
+        # Blamed the port: "port N on nosuchhost.invalid cannot be used ... choose another
+        # with --port".
+        (["--host", "nosuchhost.invalid"], "host 'nosuchhost.invalid' cannot be resolved"),
+    ],
+    ids=[
+        "port-too-high",
+        "port-negative",
+        "speed-zero",
+        "speed-negative",
+        "heartbeat-nan",
+        "feed-silence-nan",
+        "rate-nan",
+        "replay-missing",
+        "host-unresolvable",
+    ],
+)
+def test_a_wrong_value_is_refused_in_one_line_before_anything_starts(
+    tmp_path: Path, extra: list[str], says: str
+) -> None:
+    args = [a.replace("{tmp}", str(tmp_path)) for a in extra]
+    line = _fails_in_one_line(tmp_path / "data", _free_port(), *args)
+    assert says.replace("{tmp}", str(tmp_path)) in line

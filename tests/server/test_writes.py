@@ -88,3 +88,28 @@ def test_a_writer_failing_again_starts_a_new_outage(caplog: pytest.LogCaptureFix
         "store: events writes recovered after 5.0 s and 2 failed attempts",
         "store: events writes recovered after 2.0 s and 2 failed attempts",
     ]
+
+
+def test_while_a_backlog_goes_in_health_says_writes_work_again_not_the_last_error() -> None:
+    # PostgreSQL back after 21 s: the ingest node stored its backlog for 12 s more while its
+    # health said "events writes failing ... Connection refused" (operator findings).
+    clock = Clock()
+    writes = WriteHealth(clock)
+    writes.failed("events", ConnectionError("Connection refused"))
+    clock.now += 21.0
+    writes.failed("events", ConnectionError("Connection refused"))
+    writes.wrote("events")
+    clock.now += 12.0
+    assert writes.failing  # the outage ends when the backlog is stored, not at one write
+    assert writes.reasons() == [
+        "store: events writes work again for 12 s, storing what was held; they failed for "
+        "21 s (2 attempts): ConnectionError: Connection refused"
+    ]
+    writes.failed("events", OSError("database or disk is full"))  # failing again: say so
+    assert writes.reasons()[0].startswith("store: events writes failing for 33 s (3 attempts)")
+    writes.wrote("events")
+    writes.succeeded("events")
+    assert writes.reasons() == []
+    writes.wrote("events")  # nothing failing: nothing to say
+    assert writes.reasons() == []
+    assert not writes.failing

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import errno
 import shlex
+import socket
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,8 +25,6 @@ from purpleflea.server.conncap import DEFAULT_PER_ADDRESS
 from purpleflea.store.factory import is_postgres, redacted
 
 if TYPE_CHECKING:
-    import socket
-
     import uvicorn
 
 
@@ -244,6 +243,15 @@ def run(args: argparse.Namespace) -> int:
     source = args.source or ("none" if args.role == "api" else "sim")
     if source == "replay" and args.replay is None:
         raise SystemExit("purpleflea serve: --source replay needs --replay FILE")
+    if source == "replay":
+        # Before anything starts: a missing file used to surface as a traceback from the
+        # source task after the banner, leaving a server up with nothing to replay.
+        try:
+            args.replay.open("rb").close()
+        except OSError as exc:
+            raise SystemExit(
+                f"purpleflea serve: --replay {args.replay} cannot be read: {_reason(exc)}"
+            ) from None
     try:
         config = _config(args, source)
     except ValueError as exc:
@@ -343,6 +351,11 @@ async def _serve_locked(config: ServerConfig) -> None:
     except OSError as exc:
         # The store and bus connections opened above close as the process exits (which also
         # hands a PostgreSQL sequencer lock to a standby at once).
+        if isinstance(exc, socket.gaierror):  # the host, not the port, is what is wrong
+            raise SystemExit(
+                f"purpleflea serve: host {config.host!r} cannot be resolved: {_reason(exc)} "
+                "(check --host: an address of this machine, e.g. 127.0.0.1 or 0.0.0.0)"
+            ) from None
         in_use = exc.errno == errno.EADDRINUSE
         raise SystemExit(
             f"purpleflea serve: port {config.port} on {config.host} "

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -54,7 +56,7 @@ from purpleflea.server.oi_recorder import OpenInterestRecorder
 from purpleflea.server.pipeline import Pipeline, Scorer
 from purpleflea.server.query_params import QueryCheck
 from purpleflea.server.ratelimit import RateLimiter
-from purpleflea.server.sequencer import hold_sequencer_lock
+from purpleflea.server.sequencer import SequencerLock, hold_sequencer_lock
 from purpleflea.server.sources import SIM_STATE_FILE, SimObserver, run_replay, run_sim
 from purpleflea.server.streaming import Streams
 from purpleflea.server.webhook_dispatch import Dispatcher
@@ -380,19 +382,33 @@ async def open_server(config: ServerConfig, *, scorer: Scorer | None = None) -> 
     store = await open_store(config.store)
     closers: list[Callable[[], Awaitable[None]]] = []
     try:
-        release = None
+        lock = None
         if config.role != "api" and is_postgres(config.store):
-            release = await hold_sequencer_lock(config.store)  # a standby waits here
-            closers.append(release)
+            lock = await hold_sequencer_lock(config.store)  # a standby waits here
+            closers.append(lock.release)
         server = await _open_role(config, store, scorer, closers)
     except BaseException:
         for close in reversed(closers):
             await close()
         await store.close()
         raise
-    if release is not None:
-        server.closers.append(release)  # after everything else stopped
+    if lock is not None:
+        _guard_writes(server, store, lock)
     return server
+
+
+def _guard_writes(server: Server, store: Store, lock: SequencerLock) -> None:
+    """This node writes only while it holds the sequencer lock (server/sequencer.py): a
+    PostgreSQL restart ends the lock's session, and a standby may take it meanwhile."""
+    from purpleflea.store.postgres import PostgresStore  # noqa: PLC0415 - PostgreSQL only
+
+    if isinstance(store, PostgresStore):
+        store.write_guard = lock.check
+    # Superseded: stop as on SIGTERM (what is unstored is dropped and counted); the
+    # process's supervisor starts it again, as a standby.
+    lock.on_superseded = lambda: os.kill(os.getpid(), signal.SIGTERM)
+    server.background.append(("sequencer lock watch", lock.watch))
+    server.closers.append(lock.release)  # after everything else stopped
 
 
 async def _open_role(

@@ -97,15 +97,22 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if self.ingest_buffer < 1:
             raise ValueError(f"ingest buffer must be at least 1 event, got {self.ingest_buffer}")
-        if self.feed_silence_s <= 0:
+        # `not x > 0`, not `x <= 0`: a NaN (`--heartbeat nan`) is neither, and was let through.
+        if not self.feed_silence_s > 0:
             raise ValueError(f"feed silence must be above 0 s, got {self.feed_silence_s:g}")
+        if not 0 <= self.port <= 65_535:
+            raise ValueError(f"port must be 0 (any free port) to 65535, got {self.port}")
+        if not self.speed > 0:
+            # Checked here, before anything starts: the source used to refuse it only after
+            # the banner, leaving a server that answered with no source behind it.
+            raise ValueError(f"speed must be above 0 (1 is real time), got {self.speed:g}")
         for name in (
             "heartbeat_s",
             "stream_buffer_bytes",
             "streams_per_account",
             "stream_opens_per_min",
         ):
-            if getattr(self, name) <= 0:
+            if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if self.stream_workers < 1:
             raise ValueError(f"stream_workers must be at least 1, got {self.stream_workers}")
@@ -134,7 +141,7 @@ class ServerConfig:
             )
         if self.keys_per_account < 1:
             raise ValueError(f"keys_per_account must be at least 1, got {self.keys_per_account}")
-        if self.rate_per_s <= 0 or self.rate_burst < 1 or self.registrations_per_min <= 0:
+        if not (self.rate_per_s > 0 and self.rate_burst >= 1 and self.registrations_per_min > 0):
             raise ValueError(
                 f"rate limits must be positive (rate {self.rate_per_s}/s, burst "
                 f"{self.rate_burst}, registrations {self.registrations_per_min}/min)"

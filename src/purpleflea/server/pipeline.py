@@ -364,6 +364,7 @@ class Pipeline:
                 else:
                     await self.store.append_cascades(write.alerts)
                     plan.alerts_written()
+                self.writes.wrote("events")  # during an outage: the backlog is going in
             except Exception as exc:
                 self.counters["store_write_errors"] += 1
                 self.writes.failed(
@@ -384,6 +385,11 @@ class Pipeline:
                 self.core.published(message.seq)
         except Exception as exc:
             self.counters["publish_errors"] += 1
+            # Stored, but not on the bus: without this count they were in `received` and no
+            # other outcome, so a bus outage read in /v1/metrics as that many events lost.
+            self.counters["stored_unpublished"] += sum(
+                1 for event in plan.stored or () if event.seq > self.core.published_seq
+            )
             error = describe(exc)
             if self._publishing.failed(error):
                 log.error(

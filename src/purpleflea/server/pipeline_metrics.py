@@ -25,14 +25,17 @@ FAMILIES: tuple[_Family, ...] = (
         "liquidations_total",
         "Venue liquidation events by what became of them: received (every one handed to the "
         "tracker; the others are parts of it), published (stored and on the bus), duplicate, "
-        "unsized (contract size unknown), dropped_buffer_full, dropped_at_shutdown (not "
-        "stored when the process stopped), batch_error (in a batch an error stopped).",
+        "unsized (contract size unknown), stored_unpublished (stored, but the bus refused "
+        "them: clients get them from the store, by an API node's backfill or on resume), "
+        "dropped_buffer_full, dropped_at_shutdown (not stored when the process stopped), "
+        "batch_error (in a batch an error stopped).",
         "outcome",
         {
             "received": "received",
             "published": "published",
             "duplicate": "duplicates",
             "unsized": "unsized",
+            "stored_unpublished": "stored_unpublished",
             "dropped_buffer_full": "dropped_buffer_full",
             "dropped_at_shutdown": "dropped_at_shutdown",
             "batch_error": "flush_errors",

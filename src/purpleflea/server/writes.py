@@ -24,6 +24,10 @@ class WriteHealth:
         self.clock = clock
         #: Every writer that ever failed (a handful); one whose outage ended is not failing.
         self.outages: dict[str, OutageRecord] = {}
+        #: Writers whose writes work again while their outage lasts (a backlog is being
+        #: stored): since when (clock). Health said the last error meanwhile ("Connection
+        #: refused", 12 s after PostgreSQL was back and the backlog going in).
+        self.writing_again: dict[str, float] = {}
 
     @property
     def failing(self) -> bool:
@@ -42,6 +46,7 @@ class WriteHealth:
         record = self.outages.get(writer)
         if record is None:
             record = self.outages[writer] = OutageRecord(self.clock)
+        self.writing_again.pop(writer, None)
         error = describe(exc)
         if not record.failed(error):
             return
@@ -55,6 +60,7 @@ class WriteHealth:
 
     def succeeded(self, writer: str, *, summary: str = "") -> None:
         """``writer`` is writing again (logs only if it was failing)."""
+        self.writing_again.pop(writer, None)
         record = self.outages.get(writer)
         ended = record.recovered() if record is not None else None
         if ended is None:
@@ -67,13 +73,28 @@ class WriteHealth:
             f"; {summary}" if summary else "",
         )
 
+    def wrote(self, writer: str) -> None:
+        """A write of ``writer`` worked, but its outage lasts until what it held is stored
+        (:meth:`succeeded`): health says so instead of the last error."""
+        if self.writer_failing(writer):
+            self.writing_again.setdefault(writer, self.clock())
+
     def reasons(self) -> list[str]:
         """One line per failing writer, for health."""
-        return [
-            f"store: {writer} writes failing for {outage.seconds:.0f} s ({outage.failures} "
-            f"attempts): {outage.last_error}"
-            for writer, outage in self._failing()
-        ]
+        return [self._reason(writer, outage) for writer, outage in self._failing()]
+
+    def _reason(self, writer: str, outage: Outage) -> str:
+        since = self.writing_again.get(writer)
+        if since is None:
+            return (
+                f"store: {writer} writes failing for {outage.seconds:.0f} s ({outage.failures} "
+                f"attempts): {outage.last_error}"
+            )
+        return (
+            f"store: {writer} writes work again for {self.clock() - since:.0f} s, storing "
+            f"what was held; they failed for {outage.seconds - (self.clock() - since):.0f} s "
+            f"({outage.failures} attempts): {outage.last_error}"
+        )
 
     def snapshot(self) -> dict[str, object]:
         failing = self._failing()

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, LiteralString
 
@@ -263,6 +263,10 @@ class PostgresStore:
         self._hourly_whole = False
         self._filling: asyncio.Task[None] | None = None
         self._indexing: asyncio.Task[None] | None = None
+        #: An ingest node's sequencer lock check (server/sequencer.py), awaited inside each
+        #: write's transaction, on its connection; raises while this node may not write.
+        #: None: no check (API nodes, tools).
+        self.write_guard: Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]] | None = None
 
     @classmethod
     async def connect(cls, url: str, *, readers: int = 3) -> PostgresStore:
@@ -403,6 +407,8 @@ class PostgresStore:
                 writer = await self._writable()
                 try:
                     async with writer.transaction():
+                        if self.write_guard is not None:
+                            await self.write_guard(writer)
                         if lock is not None:
                             await writer.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
                         cursor = await writer.execute(sql, params)
@@ -552,6 +558,8 @@ class PostgresStore:
         async with self._write_lock:
             writer = await self._writable()
             async with writer.transaction(), writer.cursor() as cursor:
+                if self.write_guard is not None:
+                    await self.write_guard(writer)
                 await cursor.executemany(sql, rows)
 
     async def explain(self, query: Query) -> str:

@@ -1,0 +1,108 @@
+"""The sequencer lock across a PostgreSQL restart (operator findings, bench/results/operator.md).
+
+A restart ends every session, the lock's too. Measured before: the standby waiting for the
+lock died with a traceback (``AdminShutdown``), and the holder went on appending without the
+lock; the standby started again took it, and two ingest nodes sequenced one store (the
+second's appends failed on ``liquidations_pkey`` for as long as both ran). The restart is
+played here by ending the sessions with ``pg_terminate_backend``, as the server's shutdown does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import psycopg
+import pytest
+
+from purpleflea.server.sequencer import hold_sequencer_lock
+from purpleflea.store.base import StoreUnavailable
+from purpleflea.store.postgres import PostgresStore
+from tests.events import stored_event
+from tests.store.test_store import _empty_postgres
+
+_APP = "purpleflea-sequencer"
+
+
+async def _sessions(dsn: str) -> set[int]:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin:
+        cursor = await admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s "
+            "AND datname = current_database()",
+            (_APP,),
+        )
+        return {int(row[0]) for row in await cursor.fetchall()}
+
+
+async def _terminate(dsn: str, pids: set[int]) -> None:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin:
+        for pid in pids:
+            await admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+async def _until(condition: object, what: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def test_a_standby_whose_session_is_cut_goes_on_waiting() -> None:
+    dsn = await _empty_postgres()
+    holder = await hold_sequencer_lock(dsn, poll_s=0.05)
+    holder_pid = await _sessions(dsn)
+    standby = asyncio.create_task(hold_sequencer_lock(dsn, poll_s=0.05))
+    deadline = time.monotonic() + 10
+    while not (await _sessions(dsn)) - holder_pid:
+        assert time.monotonic() < deadline, "the standby never connected"
+        await asyncio.sleep(0.02)
+    await _terminate(dsn, (await _sessions(dsn)) - holder_pid)  # the standby's session only
+    await asyncio.sleep(0.3)
+    assert not standby.done() or standby.exception() is None, standby.exception()
+    assert not standby.done(), "the standby took a lock the holder still has"
+    await holder.release()  # the holder stops: the standby takes over
+    taken = await asyncio.wait_for(standby, 10)
+    assert taken.held
+    await taken.release()
+
+
+@pytest.mark.parametrize("standby", [False, True], ids=["alone", "with-a-standby"])
+async def test_the_holder_writes_only_while_its_session_holds_the_lock(standby: bool) -> None:
+    dsn = await _empty_postgres()
+    store = await PostgresStore.connect(dsn)
+    lock = await hold_sequencer_lock(dsn, poll_s=0.05)
+    superseded: list[bool] = []
+    lock.on_superseded = lambda: superseded.append(True)
+    store.write_guard = lock.check
+    watch = asyncio.create_task(lock.watch())
+    try:
+        await store.append([stored_event(1)])
+        holder_pid = await _sessions(dsn)
+        other = None
+        if standby:  # waiting for the lock before the restart
+            waiting = asyncio.create_task(hold_sequencer_lock(dsn, poll_s=0.01))
+            while not (await _sessions(dsn)) - holder_pid:
+                await asyncio.sleep(0.01)
+        await _terminate(dsn, holder_pid)  # the restart, as the holder's lock sees it
+        if standby:
+            other = await asyncio.wait_for(waiting, 10)  # it takes the freed lock
+            # The holder's next write is refused, not stored beside the new sequencer's.
+            with pytest.raises(StoreUnavailable, match=r"another ingest node|session was lost"):
+                await store.append([stored_event(2)])
+            await _until(lambda: superseded, "the holder to learn it was superseded")
+            with pytest.raises(StoreUnavailable, match="another ingest node took over"):
+                await store.append([stored_event(2)])
+            assert await store.last_seq() == 1
+            assert other.held
+            await other.release()
+        else:  # no one else: it holds the lock again and writes on
+            await _until(lambda: lock._lost_at is not None and lock.held, "the lock again")
+            await store.append([stored_event(2)])
+            assert await store.last_seq() == 2
+            assert not superseded
+    finally:
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
+        await lock.release()
+        await store.close()
