@@ -20,7 +20,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from purpleflea.server.config import ServerConfig
-from purpleflea.server.conncap import REFUSAL, ConnectionCap
+from purpleflea.server.conncap import ConnectionCap
 from purpleflea.server.streaming import Streams
 
 #: How long streams have to tell their clients before the connections of those that took
@@ -56,16 +56,18 @@ class _H11WithHeaderTimeout(H11Protocol):
 
     cap: ConnectionCap
     _header_timer: asyncio.TimerHandle | None = None
-    #: The name this connection is counted under ("": not counted), None once refused.
+    #: The slot this connection is counted under ("": not counted), None once refused.
     _slot: str | None = ""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         # First, before uvicorn's own bookkeeping: a refusal costs one write and a close.
-        self._slot = self.cap.admit(transport.get_extra_info("peername"))
-        if self._slot is None:
-            transport.write(REFUSAL)
+        admitted = self.cap.admit(transport.get_extra_info("peername"))
+        if isinstance(admitted, bytes):
+            self._slot = None
+            transport.write(admitted)
             transport.close()
             return
+        self._slot = admitted
         super().connection_made(transport)
         self._await_headers()
 
