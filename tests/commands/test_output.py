@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import re
@@ -13,9 +14,11 @@ import msgspec
 import pytest
 
 from purpleflea.client.errors import BadRequestError, PurpleFleaError, raise_for_response
+from purpleflea.commands import webhooks
+from purpleflea.commands.heatmap import render
 from purpleflea.commands.tail import format_alert, format_event
 from purpleflea.formatting import format_price, format_usd, format_usd_exact
-from purpleflea.model import CascadeAlert, Liquidation
+from purpleflea.model import CascadeAlert, Heatmap, Liquidation
 from tests.server.conftest import Running, venue_event
 
 
@@ -155,6 +158,44 @@ def test_an_error_message_from_the_server_is_escaped() -> None:
     frame = PurpleFleaError("cut" + _HOSTILE, "slow_consumer" + _HOSTILE)
     assert "\x1b" not in str(frame)
     assert "\x1b" not in frame.code
+
+
+def test_heatmap_and_webhooks_output_escape_what_others_chose(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    heatmap = Heatmap(
+        market="BTC-PERP" + _HOSTILE,
+        ts=1,
+        mark_price=100.0,
+        bucket_size=1.0,
+        prices=(99.0, 100.0),
+        long_usd=(5.0, 0.0),
+        short_usd=(0.0, 5.0),
+        clusters=(),
+    )
+    assert "\x1b" not in render(heatmap, color=False)
+    # A dead letter's error quotes the receiver's answer: whoever runs the target chose it.
+    letters = {
+        "total": 1,
+        "dropped": 0,
+        "dead_letters": [
+            {
+                "event_id": 7,
+                "failed_at": 1_760_000_000_000,
+                "frame": {"type": "liquidation"},
+                "attempts": 3,
+                "error": "HTTP 500: " + _HOSTILE,
+            }
+        ],
+    }
+    webhooks._print(argparse.Namespace(json=False, action="dead-letters"), letters)
+    hooks = [
+        {"id": "wh" + _HOSTILE, "dead_letters": 0, "filters": {}, "url": "http://x/" + _HOSTILE}
+    ]
+    webhooks._print(argparse.Namespace(json=False, action="list"), hooks)
+    out = capsys.readouterr().out
+    assert "HTTP 500: X\\x1b]0;owned" in out
+    assert not any(c in out for c in "\x1b\x07\r\u202e")
 
 
 async def _history(running: Running, *flags: str) -> tuple[str, str]:
