@@ -17,6 +17,7 @@ import httpx
 import pytest
 import websockets
 
+from purpleflea.server import serving
 from purpleflea.server.conncap import REFUSAL, REFUSAL_FULL, ConnectionCap, process_cap
 from tests.server.conftest import Running, make_config, running_server, until, venue_event
 
@@ -277,3 +278,36 @@ async def test_many_addresses_cannot_take_the_servers_descriptors(tmp_path: Path
         server.wait(10)
         log.close()
     assert "Too many open files" not in (tmp_path / "server.log").read_text()
+
+
+async def test_a_client_that_takes_nothing_of_an_answer_loses_its_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answer the client does not read waited in the server's buffer for as long as the
+    client kept its window shut (the header deadline's close waits for the buffer to drain):
+    memory and a descriptor per unread answer, a few MB each for a week's 1m aggregate."""
+    monkeypatch.setattr(serving, "DRAIN_TIMEOUT_S", 0.5)
+    config = make_config(tmp_path, socket_send_buffer=4096)
+    async with running_server(config) as live:
+        await live.push(*(venue_event() for _ in range(1_000)))
+        cap = live.server.connections
+        port = int(live.url.rsplit(":", 1)[1])
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", port))
+        try:
+            sock.sendall(
+                b"GET /v1/liquidations?limit=1000 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                + f"X-API-Key: {live.key}\r\n\r\n".encode()
+            )
+            await until(lambda: cap.open == 1, 5, "the connection counted")
+            # ~290 KB, far more than the kernel buffers hold: the rest waits in the server.
+            await until(lambda: cap.open == 0, 10, "the stalled connection aborted")
+            assert cap.stalled == 1
+        finally:
+            sock.close()
+        # A client that reads gets the whole answer.
+        async with httpx.AsyncClient(base_url=live.url) as http:
+            page = await http.get("/v1/liquidations?limit=1000", headers={"X-API-Key": live.key})
+        assert len(page.json()["events"]) == 1_000
+        assert cap.stalled == 1

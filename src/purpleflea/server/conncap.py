@@ -103,6 +103,9 @@ class ConnectionCap:
         self.open = 0
         self.refused = 0
         self.refused_full = 0
+        #: Connections aborted because their client took nothing of an answer for
+        #: ``serving.DRAIN_TIMEOUT_S`` (counted here, where connections are).
+        self.stalled = 0
 
     def admit(self, peer: object) -> str | bytes:
         """``peer``: the transport's ``peername`` (``(host, port, ...)`` for TCP)."""
@@ -169,6 +172,12 @@ class ConnectionCap:
                 "counter",
                 "Connections closed on accept because the server held --max-connections.",
                 [("", float(self.refused_full))],
+            ),
+            (
+                "connections_stalled_total",
+                "counter",
+                "Connections aborted because their client took nothing of a REST answer for 20 s.",
+                [("", float(self.stalled))],
             ),
             (
                 "connections_open",
