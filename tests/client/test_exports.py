@@ -135,6 +135,7 @@ def test_the_sdk_imports_no_server_code() -> None:
     shared = {
         "purpleflea",
         "purpleflea.clock",  # both ends read a Retry-After the same way
+        "purpleflea.formatting",  # both ends escape text a stranger chose the same way
         "purpleflea.model",
         "purpleflea.positions",
         "purpleflea.webhook",

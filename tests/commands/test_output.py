@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import re
 import sys
 from pathlib import Path
 
+import httpx
+import msgspec
 import pytest
 
-from purpleflea.commands.tail import format_event
+from purpleflea.client.errors import BadRequestError, PurpleFleaError, raise_for_response
+from purpleflea.commands import webhooks
+from purpleflea.commands.heatmap import render
+from purpleflea.commands.tail import format_alert, format_event
 from purpleflea.formatting import format_price, format_usd, format_usd_exact
-from purpleflea.model import Liquidation
+from purpleflea.model import CascadeAlert, Heatmap, Liquidation
 from tests.server.conftest import Running, venue_event
 
 
@@ -82,6 +88,114 @@ def test_tail_prints_a_meme_coins_price_without_scientific_notation() -> None:
     line = format_event(event, color=False)
     assert "@  0.000024208" in line
     assert "e-05" not in line
+
+
+#: What a hostile (or impersonated: plain http) server may put in a field the CLI prints: an
+#: OSC sequence that retitles the terminal (some write the clipboard), a screen clear, a
+#: carriage return that overwrites the line, a right-to-left override.
+_HOSTILE = "X\x1b]0;owned\x07\x1b[2J\r\u202eY"
+
+
+def test_tail_and_history_escape_what_the_server_chose() -> None:
+    event = Liquidation(
+        id="x",
+        seq=1,
+        exchange="binance_usdm" + _HOSTILE,
+        symbol="BTCUSDT",
+        market="BTC-PERP" + _HOSTILE,
+        side="long",
+        price=60_000.0,
+        quantity=1.0,
+        size_usd=60_000.0,
+        ts=1_760_000_000_000,
+        received_at=1_760_000_000_000,
+        coverage="complete",
+        cascade_score=2,
+    )
+    for color in (False, True):
+        line = format_event(event, color=color, date=True)
+        assert "BTC-PERPX\\x1b]0;owned\\x07\\x1b[2J\\r\\u202eY" in line
+        assert not any(c in line for c in "\x07\r\u202e")
+        assert ("\x1b" in line) == color  # our own colors only
+    alert = msgspec.convert(
+        {
+            "id": "c" + _HOSTILE,
+            "status": "started",
+            "market": "BTC-PERP" + _HOSTILE,
+            "side": "long",
+            "score": 7,
+            "peak_score": 7,
+            "window_usd": 1e6,
+            "window_s": 60,
+            "total_usd": 1e6,
+            "events": 3,
+            "started_at": 1,
+            "updated_at": 1,
+            "duration_s": 1.0,
+            "start_price": 1.0,
+            "last_price": 1.0,
+            "price_move_pct": 0.0,
+            "exchanges": ["bybit"],
+            "message": "cascade" + _HOSTILE,
+            "seq": 1,
+        },
+        CascadeAlert,
+    )
+    assert "\x1b" not in format_alert(alert, color=False)
+    assert "cascadeX\\x1b]0;owned" in format_alert(alert, color=False)
+
+
+def test_an_error_message_from_the_server_is_escaped() -> None:
+    """The SDK's errors carry the server's message into every command's stderr."""
+    request = httpx.Request("GET", "http://127.0.0.1:1/v1/liquidations")
+    body = {"error": {"code": "bad_request" + _HOSTILE, "message": "no" + _HOSTILE}}
+    response = httpx.Response(400, json=body, request=request)
+    with pytest.raises(BadRequestError) as refused:
+        raise_for_response(response)
+    assert str(refused.value) == "noX\\x1b]0;owned\\x07\\x1b[2J\\r\\u202eY"
+    assert "\x1b" not in refused.value.code
+    # A stream's error frame becomes the same exception.
+    frame = PurpleFleaError("cut" + _HOSTILE, "slow_consumer" + _HOSTILE)
+    assert "\x1b" not in str(frame)
+    assert "\x1b" not in frame.code
+
+
+def test_heatmap_and_webhooks_output_escape_what_others_chose(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    heatmap = Heatmap(
+        market="BTC-PERP" + _HOSTILE,
+        ts=1,
+        mark_price=100.0,
+        bucket_size=1.0,
+        prices=(99.0, 100.0),
+        long_usd=(5.0, 0.0),
+        short_usd=(0.0, 5.0),
+        clusters=(),
+    )
+    assert "\x1b" not in render(heatmap, color=False)
+    # A dead letter's error quotes the receiver's answer: whoever runs the target chose it.
+    letters = {
+        "total": 1,
+        "dropped": 0,
+        "dead_letters": [
+            {
+                "event_id": 7,
+                "failed_at": 1_760_000_000_000,
+                "frame": {"type": "liquidation"},
+                "attempts": 3,
+                "error": "HTTP 500: " + _HOSTILE,
+            }
+        ],
+    }
+    webhooks._print(argparse.Namespace(json=False, action="dead-letters"), letters)
+    hooks = [
+        {"id": "wh" + _HOSTILE, "dead_letters": 0, "filters": {}, "url": "http://x/" + _HOSTILE}
+    ]
+    webhooks._print(argparse.Namespace(json=False, action="list"), hooks)
+    out = capsys.readouterr().out
+    assert "HTTP 500: X\\x1b]0;owned" in out
+    assert not any(c in out for c in "\x1b\x07\r\u202e")
 
 
 async def _history(running: Running, *flags: str) -> tuple[str, str]:

@@ -20,6 +20,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError
 
 import purpleflea
+from purpleflea import cputime
 from purpleflea.client import AuthenticationError
 from purpleflea.model import Liquidation
 from purpleflea.server import auth
@@ -180,11 +181,8 @@ async def test_a_large_answer_costs_more_of_the_rate_limit(tmp_path: Path) -> No
             extra = (size - FREE_ANSWER_BYTES) // BYTES_PER_REQUEST
             assert 1 <= extra <= 30, size
             left = 40 - 2 - extra  # the page and the aggregate took one each
-            statuses = [
-                (await http.get("/v1/liquidations", params={"limit": 1})).status_code
-                for _ in range(left + 1)
-            ]
-            assert statuses == [200] * left + [429]
+            # (At least: the aggregate's CPU may cost more than its size.)
+            assert await _answered(http, live.key, "/v1/liquidations?limit=1") <= left
         # Another account is not charged for it.
         other = live.server.keys.create("other", "x").key
         async with httpx.AsyncClient(base_url=live.url) as http:
@@ -217,6 +215,114 @@ async def test_a_long_request_costs_more_of_the_rate_limit(
         # 0.5 s past the free second: 20 more requests; the burst held 4 after the first.
         assert after.status_code == 429, after.text
         assert int(after.headers["Retry-After"]) >= 10
+
+
+def _spin(seconds: float) -> None:
+    """Use ``seconds`` of this thread's CPU, as a costly query does."""
+    started = time.thread_time()
+    while time.thread_time() - started < seconds:
+        pass
+
+
+async def _answered(http: httpx.AsyncClient, key: str, path: str, most: int = 60) -> int:
+    """Requests of ``path`` answered 200 before the first 429."""
+    for n in range(most):
+        answer = await http.get(path, headers={"X-API-Key": key})
+        if answer.status_code == 429:
+            return n
+        assert answer.status_code == 200, answer.text
+    return most
+
+
+@pytest.mark.timing  # each request must stay under a second of wall time (not time-charged)
+@pytest.mark.parametrize("where", ["store thread", "event loop"])
+async def test_a_fast_but_costly_request_is_charged_for_its_cpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Only wall time past a second was charged, so an account could repeat the costliest
+    request that stays under it, two at once: two cores within its rate. A request is now
+    charged for the CPU it uses (on the store's reader threads and its own steps on the
+    event loop) past FREE_CPU_S, one more request per further CPU_S_PER_REQUEST."""
+    cost = 2 * auth.FREE_CPU_S  # well under a second of wall time, even on a loaded machine
+    config = make_config(tmp_path, rate_per_s=0.01, rate_burst=40.0)
+    async with running_server(config) as live:
+        await live.push(venue_event())
+        store = live.server.store
+        query = store.query
+
+        async def costly(*args: Any, **kwargs: Any) -> Any:
+            if where == "store thread":  # where the store's reads run, counted as they are
+                readers = store._readers  # type: ignore[attr-defined]
+                await asyncio.get_running_loop().run_in_executor(
+                    readers, cputime.on_thread(_spin, cost)
+                )
+            else:
+                _spin(cost)
+            return await query(*args, **kwargs)
+
+        cheap_key = live.server.keys.create("cheap", "x").key
+        async with httpx.AsyncClient(base_url=live.url, timeout=30) as http:
+            assert await _answered(http, cheap_key, "/v1/liquidations?limit=1") == 40
+            monkeypatch.setattr(store, "query", costly)
+            started = time.perf_counter()
+            answered = await _answered(http, live.key, "/v1/liquidations?limit=1")
+            wall = (time.perf_counter() - started) / (answered + 1)
+        # Each costs 1 + FREE_CPU_S / CPU_S_PER_REQUEST (3) requests of the 40: 14 answered
+        # (the last one into debt); uncharged, 40 were.
+        assert answered <= 15, (answered, f"{wall:.2f} s each")
+        assert wall < auth.FREE_REQUEST_S  # charged for its CPU, not its wall time
+
+
+async def test_a_store_read_is_counted_to_the_request_that_made_it(tmp_path: Path) -> None:
+    spin = (
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) "
+        "SELECT count(*) FROM c"
+    )
+    async with running_server(make_config(tmp_path)) as live:
+        store = live.server.store
+        meter = cputime.CpuMeter()
+        used = time.process_time()
+        await cputime.metered(store._read(spin, ()), meter)  # type: ignore[attr-defined]
+        used = time.process_time() - used
+        # On a reader thread: counted there, not on the loop (which only waited).
+        assert 0.02 < meter.seconds <= used * 1.05, (meter.seconds, used)
+        assert meter.seconds > 0.7 * used, (meter.seconds, used)
+        unmetered = await store._read(spin, ())  # type: ignore[attr-defined]
+        assert unmetered == [(3_000_000,)]
+
+
+async def test_paging_history_and_a_dashboard_cost_one_request_each(tmp_path: Path) -> None:
+    """What normal use asks is not charged extra: SDK pages of 1,000 events and the
+    dashboard's requests each cost one request of the rate limit."""
+    config = make_config(tmp_path, rate_per_s=0.01, rate_burst=40.0)
+    now = int(time.time() * 1000)
+    async with running_server(config) as live:
+        markets = [f"M{i}-PERP" for i in range(50)]
+        await live.push(
+            *(
+                venue_event(market=markets[n % 50], side=("long", "short")[n % 2], ts=now - n * 500)
+                for n in range(3_000)
+            )
+        )
+        day = now - 86_400_000
+        week = now - 7 * 86_400_000
+        normal = [
+            *[f"/v1/liquidations?limit=1000&cursor={c}" for c in (10**9, 2_001, 1_001)],
+            "/v1/liquidations?limit=1000&min_usd=100000",
+            "/v1/liquidations?limit=1000&market=M7-PERP",
+            "/v1/liquidations?limit=200",
+            "/v1/cascades?status=active",
+            "/v1/markets",
+            f"/v1/liquidations/aggregate?interval=1h&group_by=market&start={day}",
+            f"/v1/liquidations/aggregate?interval=1h&group_by=market&start={week}",
+            "/v1/coverage",
+        ]
+        async with httpx.AsyncClient(base_url=live.url, timeout=30) as http:
+            for path in normal:
+                answer = await http.get(path, headers={"X-API-Key": live.key})
+                assert answer.status_code == 200, (path, answer.text)
+            left = await _answered(http, live.key, "/v1/liquidations?limit=1")
+        assert left == 40 - len(normal)
 
 
 async def test_an_account_s_requests_take_turns(

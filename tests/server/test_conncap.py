@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import resource
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,8 +17,9 @@ import httpx
 import pytest
 import websockets
 
-from purpleflea.server.conncap import ConnectionCap
-from tests.server.conftest import Running, make_config, running_server, until
+from purpleflea.server import serving
+from purpleflea.server.conncap import REFUSAL, REFUSAL_FULL, ConnectionCap, process_cap
+from tests.server.conftest import Running, make_config, running_server, until, venue_event
 
 
 @contextlib.asynccontextmanager
@@ -99,11 +106,11 @@ def test_ipv6_is_counted_by_its_64_and_ipv4_mapped_as_ipv4() -> None:
     cap = ConnectionCap(2)
     assert cap.admit(("2001:db8:1:2::1", 5000, 0, 0)) == "2001:db8:1:2::/64"
     assert cap.admit(("2001:db8:1:2:ffff::9", 5001, 0, 0)) == "2001:db8:1:2::/64"
-    assert cap.admit(("2001:db8:1:2::77", 5002, 0, 0)) is None  # same /64: the third
+    assert cap.admit(("2001:db8:1:2::77", 5002, 0, 0)) == REFUSAL  # same /64: the third
     assert cap.admit(("2001:db8:1:3::1", 5003, 0, 0)) == "2001:db8:1:3::/64"
     assert cap.admit(("::ffff:192.0.2.7", 5004, 0, 0)) == "192.0.2.7"
     assert cap.admit(("192.0.2.7", 5005)) == "192.0.2.7"
-    assert cap.admit(("192.0.2.7", 5006)) is None
+    assert cap.admit(("192.0.2.7", 5006)) == REFUSAL
     cap.release("2001:db8:1:2::/64")
     assert cap.admit(("2001:db8:1:2::77", 5007, 0, 0)) == "2001:db8:1:2::/64"
     assert cap.refused == 2
@@ -113,3 +120,194 @@ def test_no_cap_counts_nothing() -> None:
     cap = ConnectionCap(0)
     assert all(cap.admit(("192.0.2.7", port)) == "" for port in range(1000))
     assert cap.held("192.0.2.7") == 0
+
+
+def test_the_process_wide_cap_counts_every_address_and_trusted_proxies() -> None:
+    cap = ConnectionCap(256, total=3, exempt=("10.0.0.5",))
+    first = cap.admit(("192.0.2.1", 1))
+    assert first == "192.0.2.1"
+    assert cap.admit(("2001:db8:9::1", 2, 0, 0)) == "2001:db8:9::/64"
+    proxied = cap.admit(("10.0.0.5", 3))  # not capped per address, but a descriptor all the same
+    assert isinstance(proxied, str)
+    assert proxied
+    assert cap.admit(("192.0.2.99", 4)) == REFUSAL_FULL
+    assert cap.admit(("10.0.0.5", 5)) == REFUSAL_FULL
+    assert (cap.refused_full, cap.refused, cap.open) == (2, 0, 3)
+    cap.release(proxied)
+    assert cap.admit(("192.0.2.99", 6)) == "192.0.2.99"
+    cap.release(first)
+    assert cap.held("192.0.2.1") == 0
+    assert cap.open == 2
+    # No per-address cap: the process-wide one still counts.
+    alone = ConnectionCap(0, total=1)
+    slot = alone.admit(("192.0.2.1", 1))
+    assert slot
+    assert alone.admit(("192.0.2.2", 2)) == REFUSAL_FULL
+    alone.release(slot)
+    assert alone.open == 0
+
+
+def test_the_process_cap_leaves_a_reserve_of_the_open_files_limit() -> None:
+    assert process_cap(1024) == 1024 - 128
+    assert process_cap(20_000) == 18_000
+    assert process_cap(100) == 16
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    assert process_cap() == process_cap(soft if soft != resource.RLIM_INFINITY else 1 << 20)
+
+
+async def test_a_full_server_refuses_new_connections_from_any_address_and_serves_the_rest(
+    tmp_path: Path,
+) -> None:
+    async with (
+        running_server(make_config(tmp_path, max_connections=2)) as live,
+        connection(live, "127.0.0.2") as one,
+        connection(live, "127.0.0.3") as two,
+    ):
+        for conn in (one, two):
+            assert (await health(*conn)).startswith(b"HTTP/1.1 200")
+        async with connection(live, "127.0.0.4") as (reader, writer):
+            writer.write(b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            answer = await asyncio.wait_for(reader.read(), 5)
+        assert answer.startswith(b"HTTP/1.1 503"), answer
+        assert b"server_full" in answer
+        assert b"retry-after: 1" in answer
+        # The connections held are served, and events are stored meanwhile.
+        before = live.server.tracker.last_seq
+        await live.push(venue_event())
+        assert live.server.tracker.last_seq == before + 1
+        assert (await health(*one)).startswith(b"HTTP/1.1 200")
+        one[1].write(b"GET /v1/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        metrics = await asyncio.wait_for(one[0].readuntil(b"purpleflea_connections_max"), 5)
+        assert b"purpleflea_connections_refused_full_total 1" in metrics
+        assert b"purpleflea_connections_open 2" in metrics
+
+
+#: The server's open-files limit in the process test: its cap is then 64 connections.
+_NOFILE = 192
+
+
+async def _ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> tuple[bytes, bytes]:
+    """One keep-alive GET /v1/health: the status line and body ((b"", b"") if no answer)."""
+    writer.write(b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    try:
+        status = await asyncio.wait_for(reader.readline(), 3)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)
+    except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+        return b"", b""
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if b"content-length" in line
+    )
+    return status, await asyncio.wait_for(reader.readexactly(length), 3)
+
+
+async def test_many_addresses_cannot_take_the_servers_descriptors(tmp_path: Path) -> None:
+    """Per-address caps alone let many addresses (127.0.1.x here; an IPv6 attacker's /64s)
+    open connections until the process ran out of descriptors: it then accepted nothing more
+    (the kernel queued connections unanswered) and could not open a file. With the open-files
+    limit at 192, the server holds at most 64 client connections and answers the next with a
+    503 ``server_full``, while ingest goes on and a slot freed serves again."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (_NOFILE, _NOFILE))
+
+    log = (tmp_path / "server.log").open("wb")
+    command = [sys.executable, "-m", "purpleflea.cli", "serve", "--source", "sim", "--markets"]
+    command += ["5", "--data-dir", str(tmp_path / "data"), "--port", str(port)]
+    server = subprocess.Popen(command, stdout=log, stderr=log, preexec_fn=low_limit)  # noqa: PLW1509
+    held: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    try:
+        deadline = time.monotonic() + 90
+        while True:  # until it serves and the simulator's events are being stored
+            assert server.poll() is None, (tmp_path / "server.log").read_text()
+            try:
+                victim = await asyncio.open_connection("127.0.0.1", port)
+                status, body = await _ask(*victim)
+                if status.startswith(b"HTTP/1.1 200") and json.loads(body)["last_seq"] > 0:
+                    break
+                victim[1].close()
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the server did not start"
+            await asyncio.sleep(0.5)
+        first = json.loads((await _ask(*victim))[1])["last_seq"]
+
+        refusals: list[bytes] = []
+        for n in range(_NOFILE * 2):
+            source = f"127.0.1.{1 + n // 2}"  # two connections per address
+            try:
+                conn = await asyncio.wait_for(
+                    asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0)), 3
+                )
+            except (TimeoutError, OSError):
+                refusals.append(b"(no connection)")
+                break
+            status, body = await _ask(*conn)
+            if not status.startswith(b"HTTP/1.1 200"):
+                refusals.append(status + body)
+                conn[1].close()
+                break
+            held.append(conn)
+        assert refusals, f"{len(held)} connections held and none refused"
+        refusal = refusals[0]
+        assert refusal.startswith(b"HTTP/1.1 503"), f"after {len(held)} connections: {refusal!r}"
+        assert b"server_full" in refusal
+        assert len(held) == process_cap(_NOFILE) - 1  # the victim's connection is one
+
+        # At the cap the server still works: the store takes events, health says ok.
+        await asyncio.sleep(2.0)
+        status, body = await _ask(*victim)
+        assert status.startswith(b"HTTP/1.1 200"), status
+        answer = json.loads(body)
+        assert answer["last_seq"] > first, answer
+        assert answer["status"] == "ok", answer["reasons"]
+        for _, writer in held:
+            writer.close()
+        held.clear()
+        await asyncio.sleep(0.5)
+        again = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.2.1", 0))
+        assert (await _ask(*again))[0].startswith(b"HTTP/1.1 200")
+        again[1].close()
+        victim[1].close()
+    finally:
+        for _, writer in held:
+            writer.close()
+        server.terminate()
+        server.wait(10)
+        log.close()
+    assert "Too many open files" not in (tmp_path / "server.log").read_text()
+
+
+async def test_a_client_that_takes_nothing_of_an_answer_loses_its_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answer the client does not read waited in the server's buffer for as long as the
+    client kept its window shut (the header deadline's close waits for the buffer to drain):
+    memory and a descriptor per unread answer, a few MB each for a week's 1m aggregate."""
+    monkeypatch.setattr(serving, "DRAIN_TIMEOUT_S", 0.5)
+    config = make_config(tmp_path, socket_send_buffer=4096)
+    async with running_server(config) as live:
+        await live.push(*(venue_event() for _ in range(1_000)))
+        cap = live.server.connections
+        port = int(live.url.rsplit(":", 1)[1])
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", port))
+        try:
+            sock.sendall(
+                b"GET /v1/liquidations?limit=1000 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                + f"X-API-Key: {live.key}\r\n\r\n".encode()
+            )
+            await until(lambda: cap.open == 1, 5, "the connection counted")
+            # ~290 KB, far more than the kernel buffers hold: the rest waits in the server.
+            await until(lambda: cap.open == 0, 10, "the stalled connection aborted")
+            assert cap.stalled == 1
+        finally:
+            sock.close()
+        # A client that reads gets the whole answer.
+        async with httpx.AsyncClient(base_url=live.url) as http:
+            page = await http.get("/v1/liquidations?limit=1000", headers={"X-API-Key": live.key})
+        assert len(page.json()["events"]) == 1_000
+        assert cap.stalled == 1

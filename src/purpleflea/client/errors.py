@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING
 
 from purpleflea.clock import retry_after_seconds
+from purpleflea.formatting import printable
 
 if TYPE_CHECKING:
     import httpx
@@ -15,8 +16,10 @@ class PurpleFleaError(Exception):
     """An error the server reported (``code``) or the client detected."""
 
     def __init__(self, message: str, code: str = "error", status: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
+        # Escaped: the server (or whoever answers at its URL) chose most of them, and every
+        # command prints them: an ESC or a CR in an error frame drove the user's terminal.
+        super().__init__(printable(message))
+        self.code = printable(code)
         self.status = status
 
 

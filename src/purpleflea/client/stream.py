@@ -25,6 +25,7 @@ from purpleflea.client.errors import (
     PurpleFleaError,
     ServerUnreachableError,
 )
+from purpleflea.formatting import printable
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.websocket_ready import take_ready
 
@@ -342,8 +343,8 @@ class Stream:
                     log.warning(
                         "stream: %s ended the stream (%s: %s); reconnecting, %s",
                         self.server,
-                        frame.code,
-                        frame.message,
+                        printable(frame.code),
+                        printable(frame.message),
                         self._then(),
                     )
                     break

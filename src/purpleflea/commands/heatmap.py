@@ -6,7 +6,7 @@ import argparse
 
 from purpleflea.commands.connect import add_connection_args, run_client
 from purpleflea.commands.tail import use_color
-from purpleflea.formatting import format_usd
+from purpleflea.formatting import format_usd, printable
 from purpleflea.model import Heatmap
 from purpleflea.positions import MeasuredMap
 
@@ -38,7 +38,7 @@ def render(heatmap: Heatmap | MeasuredMap, *, width: int = 30, color: bool = Fal
     peak = max([*heatmap.long_usd, *heatmap.short_usd, 1e-9])
     decimals = 2 if heatmap.bucket_size >= 0.01 else 8
     lines = [
-        f"{heatmap.market}  mark {heatmap.mark_price:,.{decimals}f}  "
+        f"{printable(heatmap.market)}  mark {heatmap.mark_price:,.{decimals}f}  "
         f"(bucket {heatmap.bucket_size:g}; longs liquidated left, shorts right)"
     ]
     rows = list(zip(heatmap.prices, heatmap.long_usd, heatmap.short_usd, strict=True))

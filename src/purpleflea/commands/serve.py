@@ -21,7 +21,7 @@ from purpleflea.commands.serve_positions import add_position_options, position_s
 from purpleflea.commands.sim import market_count
 from purpleflea.local_server import client_url, record_address, remove_address
 from purpleflea.server.config import ROLES, ServerConfig
-from purpleflea.server.conncap import DEFAULT_PER_ADDRESS
+from purpleflea.server.conncap import DEFAULT_PER_ADDRESS, RESERVED_MIN
 from purpleflea.store.factory import is_postgres, redacted
 
 if TYPE_CHECKING:
@@ -197,6 +197,16 @@ def _limit_options(parser: argparse.ArgumentParser) -> None:
         f"is closed before its request is read; 0: no cap (default {DEFAULT_PER_ADDRESS})",
     )
     limits.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        metavar="N",
+        help="connections (REST, SSE, WebSocket) the server holds open at once from all "
+        "addresses together; past it a connection gets a 503 and is closed before its request "
+        "is read; 0: no cap (default: the open-files limit, ulimit -n, less a reserve of 10%% "
+        f"and at least {RESERVED_MIN} descriptors for the store, venues, workers and logs)",
+    )
+    limits.add_argument(
         "--trusted-proxy",
         action="append",
         default=[],
@@ -290,6 +300,7 @@ def _config(args: argparse.Namespace, source: str) -> ServerConfig:
         rate_burst=args.rate_burst,
         registrations_per_min=args.registrations_per_min,
         connections_per_address=args.connections_per_address,
+        max_connections=args.max_connections,
         trusted_proxies=tuple(args.trusted_proxy),
         allowed_hosts=tuple(args.allowed_host),
         ingest_buffer=args.ingest_buffer,

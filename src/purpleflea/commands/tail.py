@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from purpleflea.commands.connect import add_connection_args, run_client
-from purpleflea.formatting import format_price, format_usd_exact
+from purpleflea.formatting import format_price, format_usd_exact, printable
 from purpleflea.model import CascadeAlert, Liquidation
 
 _RED, _GREEN, _BOLD, _DIM, _RESET = "\033[31m", "\033[32m", "\033[1m", "\033[2m", "\033[0m"
@@ -45,9 +45,12 @@ def format_event(event: Liquidation, *, color: bool, date: bool = False) -> str:
     label = f"{event.side.upper()} LIQ"
     price = format_price(event.price)
     size = format_usd_exact(event.size_usd)
+    # Escaped: the server chose them, and a hostile one (or one impersonated over plain http)
+    # sent a terminal's control sequences (retitle, clear the screen, overwrite the line).
+    market, exchange = printable(event.market), printable(event.exchange)
     line = (
-        f"{when}  {label:9} {event.market:14} {size:>14}  @ {price:>12}  "
-        f"{event.exchange:14} Cascade: {event.cascade_score}/10"
+        f"{when}  {label:9} {market:14} {size:>14}  @ {price:>12}  "
+        f"{exchange:14} Cascade: {event.cascade_score}/10"
     )
     if not color:
         return line
@@ -57,7 +60,7 @@ def format_event(event: Liquidation, *, color: bool, date: bool = False) -> str:
 
 
 def format_alert(alert: CascadeAlert, *, color: bool) -> str:
-    line = f"CASCADE {alert.status.upper():9} {alert.message}"
+    line = f"CASCADE {alert.status.upper():9} {printable(alert.message)}"
     return f"{_BOLD}{line}{_RESET}" if color else line
 
 

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from purpleflea.commands.connect import add_connection_args, run_client
-from purpleflea.formatting import format_usd_exact
+from purpleflea.formatting import format_usd_exact, printable
 from purpleflea.model import encode
 
 
@@ -74,34 +74,40 @@ def _filters(filters: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def _say(line: str) -> None:
+    """One line of text output, escaped: the server chose most of it, and a dead letter's
+    error quotes the receiver's answer, which anyone running the target URL chooses."""
+    print(printable(line))
+
+
 def _print(args: argparse.Namespace, answer: Any) -> None:
     if args.json:
         sys.stdout.write(encode(answer).decode() + "\n")
         return
     if args.action == "create":
-        print(f"webhook {answer['id']} -> {answer['url']} ({_filters(answer['filters'])})")
-        print(f"secret {answer['secret']}")
-        print("store the secret now: it is shown once; receivers verify deliveries with it")
+        _say(f"webhook {answer['id']} -> {answer['url']} ({_filters(answer['filters'])})")
+        _say(f"secret {answer['secret']}")
+        _say("store the secret now: it is shown once; receivers verify deliveries with it")
     elif args.action == "list":
-        print(f"{'ID':20} {'DEAD':>5} {'FILTERS':30} URL")
+        _say(f"{'ID':20} {'DEAD':>5} {'FILTERS':30} URL")
         for hook in answer:
-            print(
+            _say(
                 f"{hook['id']:20} {hook['dead_letters']:>5} {_filters(hook['filters'])[:30]:30} "
                 f"{hook['url']}"
             )
     elif args.action == "delete":
-        print(f"deleted {args.webhook_id}")
+        _say(f"deleted {args.webhook_id}")
     elif args.action == "dead-letters":
-        print(f"{answer['total']} dead letters ({answer['dropped']} dropped: the list was full)")
+        _say(f"{answer['total']} dead letters ({answer['dropped']} dropped: the list was full)")
         for letter in answer["dead_letters"]:
             frame = letter["frame"]
-            print(
+            _say(
                 f"{letter['event_id']:>10} {_when(letter['failed_at'])} {frame['type']:11} "
                 f"attempts {letter['attempts']}: {letter['error']}"
             )
     else:
         failed = answer["failed"]
-        print(
+        _say(
             f"delivered {answer['delivered']}, {answer['remaining']} left"
             + (f"; stopped at {failed['seq']}: {failed['error']}" if failed else "")
         )

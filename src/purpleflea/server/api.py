@@ -15,6 +15,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from purpleflea.clock import now_ms
+from purpleflea.cputime import CpuMeter, metered
 from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import Coverage, market_name
 from purpleflea.server import http
@@ -121,10 +122,14 @@ class Api:
                     refusal = self._unknown_params(request)
                     if refusal is not None:
                         return http.error_response(400, "bad_request", refusal)
-                    started = time.monotonic()
-                    response = await handler(request, info)
-                    self.gate.charge_time(info, time.monotonic() - started)
-                    self.gate.charge_answer(info, len(getattr(response, "body", b"")))
+                    started, meter = time.monotonic(), CpuMeter()
+                    response = await metered(handler(request, info), meter)
+                    self.gate.charge_work(
+                        info,
+                        seconds=time.monotonic() - started,
+                        cpu_s=meter.seconds,
+                        size=len(getattr(response, "body", b"")),
+                    )
                     return response
             except AuthError as exc:
                 return http.refusal(exc)

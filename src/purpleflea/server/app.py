@@ -44,7 +44,7 @@ from purpleflea.server import dashboard, http, openapi
 from purpleflea.server.api import Api
 from purpleflea.server.auth import Gate, StreamRegistry
 from purpleflea.server.config import ServerConfig
-from purpleflea.server.conncap import ConnectionCap
+from purpleflea.server.conncap import ConnectionCap, process_cap
 from purpleflea.server.coverage import CoverageRoutes, CoverageService
 from purpleflea.server.follower import Follower
 from purpleflea.server.health import Vitals, health_reasons, readiness_reasons
@@ -300,7 +300,11 @@ def _assemble(
         heartbeat_s=config.heartbeat_s,
         buffer_bytes=config.stream_buffer_bytes,
     )
-    connections = ConnectionCap(config.connections_per_address, exempt=config.trusted_proxies)
+    connections = ConnectionCap(
+        config.connections_per_address,
+        total=process_cap() if config.max_connections is None else config.max_connections,
+        exempt=config.trusted_proxies,
+    )
     server = Server(
         config, store, keys, bus, tracker, gate, streams, heatmaps, connections=connections
     )

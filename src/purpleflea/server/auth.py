@@ -149,6 +149,17 @@ FREE_REQUEST_S = 1.0
 #: CPU each time), and two of them ran at once, back to back, within the rate.
 SECONDS_PER_REQUEST = 0.025
 
+#: The server CPU one request of the rate limit pays for (its steps on the event loop and its
+#: store reads, :mod:`purpleflea.cputime`): a page of 1,000 events takes ~4 ms, a first
+#: request on a cold reader thread more; 50 ms leaves room for both.
+FREE_CPU_S = 0.05
+#: Beyond :data:`FREE_CPU_S`, each further 25 ms of CPU a REST request uses counts as one more
+#: request of its account, in proportion: at the default 10 requests/s an account's costly
+#: requests keep at most a quarter of a core busy (half a core for requests just under
+#: :data:`FREE_CPU_S`). Wall time alone was charged, past a second: an account repeated the
+#: costliest request that stayed under it, two at once, each charged as one.
+CPU_S_PER_REQUEST = 0.025
+
 
 class Gate:
     """Authenticates requests and applies the per-account rate limit."""
@@ -243,21 +254,21 @@ class Gate:
         per 200k events, decoded on the event loop), 60 streams a minute per account."""
         await self.limiter.take(info.account)
 
-    def charge_answer(self, info: KeyInfo, size: int) -> None:
-        """Charge a large answer to the key's account: one more request for every further
-        :data:`BYTES_PER_REQUEST` bytes it holds past :data:`FREE_ANSWER_BYTES`. The rate limit
-        counted requests alone, so one account at the allowed rate could ask for 30 MB
-        aggregates back to back (3.7-9 s of CPU each) and stall every other account's streams
-        for seconds."""
-        extra = max(0, size - FREE_ANSWER_BYTES) // BYTES_PER_REQUEST
-        if extra > 0:
-            self.limiter.charge(info.account, extra)
-
-    def charge_time(self, info: KeyInfo, seconds: float) -> None:
-        """Charge a long request to the key's account: one more request for every further
-        :data:`SECONDS_PER_REQUEST` it ran past :data:`FREE_REQUEST_S` (wall time: what it
-        held a turn, a reader and the server for)."""
-        extra = max(0.0, seconds - FREE_REQUEST_S) // SECONDS_PER_REQUEST
+    def charge_work(self, info: KeyInfo, *, seconds: float, cpu_s: float, size: int) -> None:
+        """Charge a costly request to the key's account, after it ran, for whichever it used
+        most of: CPU past :data:`FREE_CPU_S`, one more request per further
+        :data:`CPU_S_PER_REQUEST` (its own steps on the event loop and its store reads,
+        :mod:`purpleflea.cputime`); wall time past :data:`FREE_REQUEST_S`, one per further
+        :data:`SECONDS_PER_REQUEST` (what it held a turn and a reader for, a PostgreSQL
+        server's work included); answer bytes past :data:`FREE_ANSWER_BYTES`, one per
+        further :data:`BYTES_PER_REQUEST`. The rate limit counted requests alone, so one
+        account at the allowed rate could ask for 30 MB aggregates back to back (3.7-9 s of
+        CPU each) and stall every other account's streams for seconds; then requests just
+        under a second of wall time, two at once, were each charged as one."""
+        by_cpu = max(0.0, cpu_s - FREE_CPU_S) / CPU_S_PER_REQUEST
+        by_time = max(0.0, seconds - FREE_REQUEST_S) // SECONDS_PER_REQUEST
+        by_size = max(0, size - FREE_ANSWER_BYTES) // BYTES_PER_REQUEST
+        extra = max(by_cpu, by_time, by_size)
         if extra > 0:
             self.limiter.charge(info.account, extra)
 

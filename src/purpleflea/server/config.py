@@ -62,6 +62,10 @@ class ServerConfig:
     #: client counted by its /64 and a trusted proxy not at all; 0: no cap. See
     #: :mod:`purpleflea.server.conncap`.
     connections_per_address: int = DEFAULT_PER_ADDRESS
+    #: Connections the whole process holds open at once (all addresses, trusted proxies
+    #: included); None: RLIMIT_NOFILE less a reserve for the server's own descriptors
+    #: (:func:`purpleflea.server.conncap.process_cap`); 0: no cap.
+    max_connections: int | None = None
     #: Key registrations per minute per client address.
     registrations_per_min: float = 10.0
     #: Whether anyone may register a new account (``POST /v1/keys`` without a key); closed,
@@ -138,6 +142,10 @@ class ServerConfig:
             raise ValueError(
                 "connections_per_address must be 0 (no cap) or more, got "
                 f"{self.connections_per_address}"
+            )
+        if self.max_connections is not None and self.max_connections < 0:
+            raise ValueError(
+                f"max_connections must be 0 (no cap) or more, got {self.max_connections}"
             )
         if self.keys_per_account < 1:
             raise ValueError(f"keys_per_account must be at least 1, got {self.keys_per_account}")

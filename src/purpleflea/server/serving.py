@@ -20,7 +20,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from purpleflea.server.config import ServerConfig
-from purpleflea.server.conncap import REFUSAL, ConnectionCap
+from purpleflea.server.conncap import ConnectionCap
 from purpleflea.server.streaming import Streams
 
 #: How long streams have to tell their clients before the connections of those that took
@@ -34,6 +34,12 @@ CONNECTIONS_GRACE_S = 2
 #: so connections that never finish a request held their file descriptors forever: 19,990 of
 #: them, from one address and with no key, filled the server's 20,000 and nobody else got in.
 HEADER_TIMEOUT_S = 10.0
+#: Seconds a client may take none of a REST answer still waiting in the server's buffer before
+#: its connection is aborted. Nothing bounded it: 30 unread answers of a week's per-minute
+#: aggregate (3.4 MB each, 36 requests of the rate limit) grew the server by 85 MB and held
+#: their descriptors and buffers 2-3 minutes (until the kernel's TCP_USER_TIMEOUT gave up;
+#: the header deadline's close waits for the buffer to drain); now 20 s.
+DRAIN_TIMEOUT_S = 20.0
 
 
 class _CappedWebSocket(WebSocketsSansIOProtocol):
@@ -56,22 +62,38 @@ class _H11WithHeaderTimeout(H11Protocol):
 
     cap: ConnectionCap
     _header_timer: asyncio.TimerHandle | None = None
-    #: The name this connection is counted under ("": not counted), None once refused.
+    #: The slot this connection is counted under ("": not counted), None once refused.
     _slot: str | None = ""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         # First, before uvicorn's own bookkeeping: a refusal costs one write and a close.
-        self._slot = self.cap.admit(transport.get_extra_info("peername"))
-        if self._slot is None:
-            transport.write(REFUSAL)
+        admitted = self.cap.admit(transport.get_extra_info("peername"))
+        if isinstance(admitted, bytes):
+            self._slot = None
+            transport.write(admitted)
             transport.close()
             return
+        self._slot = admitted
         super().connection_made(transport)
         self._await_headers()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
         self._await_headers()
+        self._await_drain(-1)
+
+    def _await_drain(self, before: int) -> None:
+        """Abort the connection when its client took none of the answer still buffered for it
+        in :data:`DRAIN_TIMEOUT_S` (checked again as long as it takes some)."""
+        transport = self.transport
+        left = transport.get_write_buffer_size()
+        if left == 0:
+            return
+        if 0 <= before <= left:
+            self.cap.stalled += 1
+            transport.abort()
+            return
+        self.loop.call_later(DRAIN_TIMEOUT_S, self._await_drain, left)
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
         self._stop_waiting()

@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 
 from purpleflea.clock import now_ms
+from purpleflea.cputime import on_thread
 from purpleflea.engine.coverage import METHOD_VERSION, SHARE_WINDOW_MS, Factor, factors
 from purpleflea.model import Coverage
 from purpleflea.store.base import INTERVAL_MS, Bucket, GroupBy, Interval, Query
@@ -407,7 +408,7 @@ async def _estimate(
     minute_rows = [(m, mk, e, int(c), int(b), float(u)) for (m, mk, e), (c, b, u) in cells.items()]
     # A year of minutes takes seconds: off the event loop, which serves the stream meanwhile.
     per_hour = (
-        await asyncio.to_thread(factors, minute_rows, _coverage)
+        await asyncio.to_thread(on_thread(factors, minute_rows, _coverage))
         if len(minute_rows) > _OFF_LOOP_ROWS
         else factors(minute_rows, _coverage)
     )

@@ -30,6 +30,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from purpleflea.cputime import on_thread
 from purpleflea.engine.coverage import SHARE_WINDOW_MS
 from purpleflea.model import CascadeAlert, Liquidation, decode_cascade, encode
 from purpleflea.store import aggregate as aggregates
@@ -699,7 +700,8 @@ class SQLiteStore:
 
         if self.path == ":memory:":
             return self._writer.execute(sql, params).fetchall()  # one shared in-memory db
-        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+        # Counted to the request's CPU meter (the rate limit charges a REST request by it).
+        return await asyncio.get_running_loop().run_in_executor(self._readers, on_thread(run))
 
     async def since(self, seq: int, limit: int = 1000) -> list[Liquidation]:
         rows = await self._read(f"{self._select} WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))

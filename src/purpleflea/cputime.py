@@ -1,0 +1,108 @@
+"""The CPU one piece of async work used: its steps on the event loop and its calls on threads.
+
+A REST request runs partly on the event loop (parsing, decoding rows, encoding the answer),
+interleaved with every other request and stream, and partly on the store's reader threads.
+Wall time counts the waits behind others; the process's CPU counts everyone's. Each part is
+measured on its own thread's CPU clock (``time.thread_time``) instead:
+
+- :func:`metered` runs a coroutine one step at a time, adding what each step took on the
+  loop's thread (the time between steps, when other tasks run, is not counted);
+- :func:`counting` wraps a call made on another thread for the coroutine (a store read), the
+  meter taken from the coroutine's context (:func:`current`) before the call leaves it.
+
+Tasks the coroutine starts on their own (``asyncio.gather`` of coroutines) inherit the meter
+for their threaded calls; their own steps on the loop are not counted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Generator, Iterator
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class CpuMeter:
+    """Seconds of CPU counted so far."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+
+_meter: ContextVar[CpuMeter | None] = ContextVar("purpleflea_cpu_meter", default=None)
+
+
+def current() -> CpuMeter | None:
+    """The meter of the work running in this context, if it is metered."""
+    return _meter.get()
+
+
+@contextlib.contextmanager
+def counting(meter: CpuMeter | None) -> Iterator[None]:
+    """Add the CPU this thread spends in the block to ``meter`` (None: nothing)."""
+    if meter is None:
+        yield
+        return
+    started = time.thread_time()
+    try:
+        yield
+    finally:
+        meter.seconds += time.thread_time() - started
+
+
+def on_thread(function: Callable[..., T], *args: Any) -> Callable[[], T]:
+    """``function(*args)`` as a call for another thread, counted to the caller's meter."""
+    meter = current()
+
+    def run() -> T:
+        with counting(meter):
+            return function(*args)
+
+    return run
+
+
+class _Metered:
+    """An awaitable driving ``work`` step by step, each step timed on this thread's clock."""
+
+    __slots__ = ("_meter", "_work")
+
+    def __init__(self, work: Awaitable[Any], meter: CpuMeter) -> None:
+        self._work = work
+        self._meter = meter
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, meter = self._work.__await__(), self._meter
+        token = _meter.set(meter)
+        try:
+            sent: Any = None
+            thrown: BaseException | None = None
+            while True:
+                started = time.thread_time()
+                try:
+                    waiting = coro.send(sent) if thrown is None else coro.throw(thrown)
+                except StopIteration as done:
+                    return done.value
+                finally:
+                    meter.seconds += time.thread_time() - started
+                sent, thrown = None, None
+                try:
+                    sent = yield waiting
+                except GeneratorExit:
+                    coro.close()
+                    raise
+                except BaseException as exc:  # cancellation included: passed to the coroutine
+                    thrown = exc
+        finally:
+            _meter.reset(token)
+
+
+async def metered(work: Awaitable[T], meter: CpuMeter) -> T:
+    """Await ``work``, adding the CPU it uses (loop steps and :func:`counting` calls) to
+    ``meter``."""
+    result: T = await _Metered(work, meter)
+    return result
