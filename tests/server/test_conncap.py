@@ -182,6 +182,37 @@ async def test_a_full_server_refuses_new_connections_from_any_address_and_serves
         assert b"purpleflea_connections_open 2" in metrics
 
 
+def _read_to_end(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65_536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def test_a_refused_client_reads_its_503_though_it_sent_its_request_first(
+    tmp_path: Path,
+) -> None:
+    """Written and closed at once, the 503 met the client's request arriving at a closed
+    socket: the kernel answered with a reset, and the client (asyncio's streams, and others
+    that check the error first) got ConnectionResetError instead of the answer in its buffer.
+    The refused connection is half-closed and kept to read the request, then closed."""
+    async with running_server(make_config(tmp_path, connections_per_address=1)) as live:
+        async with connection(live) as first:
+            assert (await health(*first)).startswith(b"HTTP/1.1 200")
+            port = int(live.url.rsplit(":", 1)[1])
+            for _ in range(5):
+                # Connected and sent on a blocking socket, with no turn of the loop between:
+                # the request is in the server's buffer when the server takes the connection.
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                    sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                    await asyncio.sleep(0.2)  # the server has answered and acted meanwhile
+                    answer = await asyncio.to_thread(_read_to_end, sock)
+                assert answer.startswith(b"HTTP/1.1 503"), answer
+                assert b"too_many_connections" in answer
+        await until(lambda: live.server.connections.lingering == 0, 5, "refusals closed")
+        assert live.server.connections.refused == 5
+
+
 #: The server's open-files limit in the process test: its cap is then 64 connections.
 _NOFILE = 192
 

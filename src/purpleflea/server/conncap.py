@@ -8,7 +8,9 @@ holds at most ``per_address`` connections: REST keep-alive, SSE and WebSocket al
 moves with a connection upgraded to a WebSocket and is freed when the connection closes).
 
 Refusal happens when the connection is accepted, from the TCP peer address alone: a fixed
-503 is written and the connection closed, nothing is parsed. A peer that is one of the
+503 is written and the connection half-closed, nothing is parsed (what the client sends is
+read and dropped for up to a second, so its request does not turn the close into a reset
+that loses the 503: ``serving.REFUSAL_LINGER_S``). A peer that is one of the
 operator's trusted proxies is not counted (its connections carry many clients, whose
 addresses are only known from headers; cap them at the proxy). Loopback is counted like any
 address: the dashboard and a local client need a handful of connections, well under the cap.
@@ -58,7 +60,7 @@ def process_cap(soft_limit: int | None = None) -> int:
 
 
 def _refusal(code: str, message: str) -> bytes:
-    """What a refused client reads (if its TCP stack delivers it before the close): the API's
+    """What a refused client reads before the server's half-close: the API's
     error shape, written in one piece without looking at what the client sent."""
     body = f'{{"error":{{"code":"{code}","message":"{message}"}}}}'.encode()
     return (
@@ -101,6 +103,8 @@ class ConnectionCap:
         self._open: dict[str, int] = {}
         #: Connections counted in all (``total``), trusted proxies' included.
         self.open = 0
+        #: Refused connections kept half-open to read their request (``serving``).
+        self.lingering = 0
         self.refused = 0
         self.refused_full = 0
         #: Connections aborted because their client took nothing of an answer for

@@ -41,6 +41,16 @@ HEADER_TIMEOUT_S = 10.0
 #: the header deadline's close waits for the buffer to drain); now 20 s.
 DRAIN_TIMEOUT_S = 20.0
 
+#: A refused connection is half-closed after its 503 and kept this long to read (and drop) the
+#: request its client sends, then closed. Closed at once with that request unread, the kernel
+#: answered it with a reset, and a client that read the reset first never saw the 503 (asyncio
+#: streams raise ConnectionResetError with the answer in their buffer): a flooded server
+#: looked dead, not full.
+REFUSAL_LINGER_S = 1.0
+#: Refused connections kept so at once; past it one is closed at once (it costs a descriptor
+#: apiece, which the process-wide cap's reserve holds).
+LINGERING_REFUSALS = 64
+
 
 class _CappedWebSocket(WebSocketsSansIOProtocol):
     """uvicorn's WebSocket protocol, freeing the per-address slot its connection took as
@@ -64,14 +74,22 @@ class _H11WithHeaderTimeout(H11Protocol):
     _header_timer: asyncio.TimerHandle | None = None
     #: The slot this connection is counted under ("": not counted), None once refused.
     _slot: str | None = ""
+    #: A refused connection's close, while it is kept to read its request.
+    _lingering: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         # First, before uvicorn's own bookkeeping: a refusal costs one write and a close.
         admitted = self.cap.admit(transport.get_extra_info("peername"))
         if isinstance(admitted, bytes):
             self._slot = None
+            self.transport = transport
             transport.write(admitted)
-            transport.close()
+            if self.cap.lingering < LINGERING_REFUSALS and transport.can_write_eof():
+                self.cap.lingering += 1
+                self._lingering = self.loop.call_later(REFUSAL_LINGER_S, transport.close)
+                transport.write_eof()
+            else:
+                transport.close()
             return
         self._slot = admitted
         super().connection_made(transport)
@@ -105,8 +123,23 @@ class _H11WithHeaderTimeout(H11Protocol):
         else:  # no WebSocket took the connection: nothing else would free its slot
             self.cap.release(slot or "")
 
+    def data_received(self, data: bytes) -> None:
+        if self._slot is None:  # refused: what it sends is read only to be dropped
+            return
+        super().data_received(data)
+
+    def eof_received(self) -> None:
+        if self._slot is None:  # refused, and its client has read the 503 and closed
+            self.transport.close()
+            return
+        super().eof_received()
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self._slot is None:  # refused: uvicorn never saw this connection
+            if self._lingering is not None:
+                self._lingering.cancel()
+                self._lingering = None
+                self.cap.lingering -= 1
             return
         slot, self._slot = self._slot, ""
         self.cap.release(slot)
