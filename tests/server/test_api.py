@@ -190,6 +190,8 @@ async def test_aggregates_that_read_every_event_or_minute_are_bounded_to_a_week(
             assert refused.status_code == 400, (params, refused.text)
             message = refused.json()["error"]["message"]
             assert "at most 7 days" in message, message
+            # The window asked says its unit: "got 8.0" read as a figure to guess at.
+            assert re.search(r"got [\d,]+\.\d days:", message), message
         for params in (
             {"interval": "1h", "start": end - week, "end": end, "min_usd": 100},
             {"interval": "1m", "start": end - week, "end": end},

@@ -194,7 +194,7 @@ class Api:
             reads = "every event (min_usd)" if query.min_usd > 0 else "every minute (1m)"
             raise http.BadRequest(
                 f"this aggregate reads {reads}: its window (start to end, default now) is at "
-                f"most 7 days, got {(end - query.start_ms) / _DAY_MS:,.1f}: ask for several "
+                f"most 7 days, got {(end - query.start_ms) / _DAY_MS:,.1f} days: ask for several "
                 "windows, or leave out min_usd and use 1h or 1d buckets (any span)"
             )
         buckets = await self.store.aggregate(interval, group_by, query)  # type: ignore[arg-type]
