@@ -15,6 +15,7 @@ from purpleflea.clock import now_ms
 from purpleflea.model import MarketSnapshot
 from purpleflea.server import api
 from purpleflea.server.api import sample_value
+from purpleflea.server.filters import BadSubscription, parse_filter
 from purpleflea.server.pipeline_metrics import FAMILIES
 from purpleflea.store.base import StoreUnavailable
 from purpleflea.venues import registry
@@ -48,6 +49,26 @@ async def test_history_filters_and_cursor_pages(live: Running) -> None:
             await http.get("/v1/liquidations", params={"side": "short", "exchange": "bybit"})
         ).json()
         assert len(shorts["events"]) == 5
+
+
+async def test_an_order_side_for_side_is_refused_with_what_to_send(live: Running) -> None:
+    """Venues' feeds and Tardis files say buy/sell (the liquidation order's side): ``side=sell``
+    was refused "side must be long or short, got 'sell'", with no word that a sell is a
+    liquidated long; the REST route, the SDK (which shows the server's message) and the stream
+    now say so."""
+    headers = {"Authorization": f"Bearer {live.key}"}
+    async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
+        for sent in ("sell", "BUY"):
+            refused = await http.get("/v1/liquidations", params={"side": sent})
+            assert refused.status_code == 400
+            message = refused.json()["error"]["message"]
+            assert message.startswith(f"side must be long or short, got {sent!r}: "), message
+            assert "an order that sells closes a long (send 'long')" in message, message
+        other = await http.get("/v1/liquidations", params={"side": "up"})
+        assert other.json()["error"]["message"] == "side must be long or short, got 'up'"
+    stream = "sides must be long and/or short, got Sell: side is the liquidated position"
+    with pytest.raises(BadSubscription, match=stream):
+        parse_filter({"sides": ["Sell"]}, known_exchanges=registry.EXCHANGE_IDS)
 
 
 async def test_known_exchanges_sides_and_coverages_are_taken_in_any_case(live: Running) -> None:

@@ -11,6 +11,7 @@ import math
 import re
 
 from purpleflea.clock import SECONDS_LIKE, parse_when, seconds_mistake, utc_iso
+from purpleflea.model import ORDER_SIDE_MEANT, ORDER_SIDES
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(m|min|mins|minutes?|h|hours?|d|days?)?")
 _UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440}
@@ -51,6 +52,8 @@ _EVERY = ("both", "all", "any", "*")
 def side_or_every(value: object) -> object:
     """A side as :func:`word` reads it, or None (both sides) for ``"both"``, ``"all"``."""
     value = word(value)
+    if value in ORDER_SIDES:  # a liquidation order's side, as venues send it
+        raise ValueError(f"{value!r} is an order side; {ORDER_SIDE_MEANT}")
     return None if value in _EVERY else value
 
 

@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from purpleflea.clock import now_ms
 from purpleflea.engine.heatmap_feed import HeatmapFeed
-from purpleflea.model import Coverage, market_name
+from purpleflea.model import Coverage, market_name, order_side_hint
 from purpleflea.server import http
 from purpleflea.server.auth import AuthError, Gate, key_from
 from purpleflea.server.filters import SIDES, spelled_as_known
@@ -144,7 +144,9 @@ class Api:
         sides = spelled_as_known(http.strings(params, "side"), SIDES)
         for side in sides:
             if side not in SIDES:
-                raise http.BadRequest(f"side must be long or short, got {side!r}")
+                raise http.BadRequest(
+                    f"side must be long or short, got {side!r}{order_side_hint([side])}"
+                )
         exchanges = http.exchanges(params, self.known_exchanges)
         coverages = spelled_as_known(http.strings(params, "coverage"), COVERAGES)
         for coverage in coverages:

@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.datastructures import QueryParams
 
-from purpleflea.model import CascadeAlert, Liquidation, market_name
+from purpleflea.model import CascadeAlert, Liquidation, market_name, order_side_hint
 from purpleflea.venues.venue import COVERAGES
 
 CHANNELS = ("liquidations", "cascades")
@@ -169,7 +169,9 @@ def parse_filter(fields: Mapping[str, Any], *, known_exchanges: Iterable[str]) -
     sides = _known("sides", fields.get("sides"), SIDES)
     bad = sorted(sides - set(SIDES))
     if bad:
-        raise BadSubscription(f"sides must be long and/or short, got {', '.join(bad)}")
+        raise BadSubscription(
+            f"sides must be long and/or short, got {', '.join(bad)}{order_side_hint(bad)}"
+        )
     coverages = _known("coverages", fields.get("coverages"), COVERAGES)
     bad = sorted(coverages - set(COVERAGES))
     if bad:
