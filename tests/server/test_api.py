@@ -71,6 +71,15 @@ async def test_an_order_side_for_side_is_refused_with_what_to_send(live: Running
         parse_filter({"sides": ["Sell"]}, known_exchanges=registry.EXCHANGE_IDS)
 
 
+def test_a_venue_name_for_an_exchange_id_is_refused_naming_its_ids() -> None:
+    # "unknown exchange(s) Kraken; known: <13 ids>": the id to send was left to be found.
+    with pytest.raises(BadSubscription, match=r"; did you mean kraken_futures, dydx_v4\?$"):
+        parse_filter({"exchanges": ["Kraken", "dYdX"]}, known_exchanges=registry.EXCHANGE_IDS)
+    with pytest.raises(BadSubscription) as refused:
+        parse_filter({"exchanges": ["nasdaq"]}, known_exchanges=registry.EXCHANGE_IDS)
+    assert "did you mean" not in str(refused.value)
+
+
 async def test_known_exchanges_sides_and_coverages_are_taken_in_any_case(live: Running) -> None:
     """``?exchange=BYBIT`` was refused as an unknown exchange (as markets, these are names a
     person types: ``btc-perp`` was already BTC-PERP); a name no venue has is still a 400."""
@@ -99,6 +108,8 @@ async def test_known_exchanges_sides_and_coverages_are_taken_in_any_case(live: R
             assert refused.status_code == 400
             message = refused.json()["error"]["message"]
             assert "unknown exchange 'Binance'" in message
+            # A venue's name, as a person or a model writes it, names its feeds' ids.
+            assert message.endswith("; did you mean binance_usdm, binance_coinm?"), message
             assert "binance_usdm" in message
 
 
