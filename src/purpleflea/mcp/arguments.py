@@ -13,8 +13,8 @@ import re
 from purpleflea.clock import SECONDS_LIKE, parse_when, seconds_mistake, utc_iso
 from purpleflea.model import ORDER_SIDE_MEANT, ORDER_SIDES
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(m|min|mins|minutes?|h|hours?|d|days?)?")
-_UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?)?")
+_UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440, "w": 10_080}
 #: Commas only as digit grouping, the last group three digits ("250,000", lakh "1,50,000"):
 #: a decimal comma ("1,5M", 1.5 million in much of Europe) read as 15 million, silently.
 _USD = re.compile(r"\$?\s*(\d+(?:(?:,\d{2,3})*,\d{3})?(?:\.\d+)?)\s*([kmb])?(?:\s*usd)?")
