@@ -34,8 +34,15 @@ def utc_iso(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms // 1000))
 
 
-_AGO = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+#: A time ago: "6h", and as a model writes it, "2h ago", "90 minutes ago", "1 hour".
+_AGO = re.compile(
+    r"(\d+(?:\.\d+)?)\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?)"
+    r"(?:\s+ago)?"
+)
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+#: A zone named after a date and time ("2025-10-10 20:30:00 UTC", as the MCP tools print
+#: times): the two that mean UTC.
+_UTC_NAMED = re.compile(r"\s+(?:utc|gmt)$", re.IGNORECASE)
 
 
 def parse_when(text: str, *, now: int | None = None) -> int:
@@ -52,7 +59,10 @@ def parse_when(text: str, *, now: int | None = None) -> int:
     ago = _AGO.fullmatch(value.lower())  # "6H" as "6h"
     if ago is not None:
         anchor = now_ms() if now is None else now
-        return anchor - round(float(ago.group(1)) * _UNIT_MS[ago.group(2)])
+        return anchor - round(float(ago.group(1)) * _UNIT_MS[ago.group(2)[0]])
+    named_utc = _UTC_NAMED.search(value)
+    if named_utc is not None:
+        value = value[: named_utc.start()]
     try:
         moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -63,6 +73,8 @@ def parse_when(text: str, *, now: int | None = None) -> int:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
+    elif named_utc is not None and moment.utcoffset():
+        raise ValueError(f"{text!r} is not a time: it names an offset and UTC")
     return int(moment.timestamp() * 1000)
 
 

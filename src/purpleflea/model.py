@@ -15,7 +15,7 @@ JSON goes in and out through the encoder/decoders defined here, so there is one 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
@@ -41,6 +41,21 @@ MARKET_PATTERN = (
 _MARKET = re.compile(MARKET_PATTERN)
 #: Where a refused market name's message sends the caller (the MCP tools name their own).
 MARKETS_LISTED = "GET /v1/markets lists them"
+#: A liquidation order's side (what venues' feeds and Tardis files send), read where the
+#: liquidated position's side is asked: a refusal of "buy"/"sell" says what to send instead.
+ORDER_SIDES = ("buy", "sell")
+ORDER_SIDE_MEANT = (
+    "side is the liquidated position, not the liquidation order's side: an order that sells "
+    "closes a long (send 'long'), one that buys closes a short ('short')"
+)
+
+
+def order_side_hint(values: Iterable[str]) -> str:
+    """``": <ORDER_SIDE_MEANT>"`` to end a refusal of ``values`` when one is an order side
+    (any case), else nothing."""
+    if any(value.strip().lower() in ORDER_SIDES for value in values):
+        return f": {ORDER_SIDE_MEANT}"
+    return ""
 
 
 def market_name(text: str) -> str:

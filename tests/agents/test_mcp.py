@@ -354,9 +354,12 @@ async def test_arguments_as_a_model_sends_them_are_read_and_bad_ones_said_in_a_l
         wrong = await client.call_tool("recent_liquidations", {"side": "buy", "limt": 5})
         assert wrong.is_error
         assert _text(wrong) == (
-            "recent_liquidations: bad arguments: side: Input should be 'long' or 'short' "
-            "(got 'buy'); limt: not permitted: recent_liquidations takes markets, exchanges, "
-            "side, min_usd, since_minutes, limit, end_ms"
+            # An order side (as venues send it) says which side it means.
+            "recent_liquidations: bad arguments: side: 'buy' is an order side; side is the "
+            "liquidated position, not the liquidation order's side: an order that sells closes "
+            "a long (send 'long'), one that buys closes a short ('short') (got 'buy'); limt: "
+            "not permitted: recent_liquidations takes markets, exchanges, side, min_usd, "
+            "since_minutes, limit, end_ms"
         )
         window = await client.call_tool("market_summary", {"window_minutes": "a while"})
         assert _text(window).startswith("market_summary: bad arguments: window_minutes: ")

@@ -55,6 +55,15 @@ def test_minutes_take_a_number_in_exponent_form_too() -> None:
     assert arguments.minutes("1e2") == 100
 
 
+@pytest.mark.parametrize(
+    ("sent", "window"),
+    [("1w", 10_080), ("2 weeks", 20_160), ("1 hr", 60), ("3 hrs", 180), ("90 mins", 90)],
+)
+def test_minutes_take_weeks_and_the_short_words_for_hours(sent: str, window: int) -> None:
+    # '1w' and '1 week' were refused "not a number of minutes" while end_ms took '1w' ago.
+    assert arguments.minutes(sent) == window
+
+
 def test_end_ms_as_a_small_count_is_refused_with_a_time_ago_to_send() -> None:
     # A model wrote end_ms=60 meaning an hour; read as ms it is 1970, before any liquidation.
     with pytest.raises(ValueError, match=r"end_ms 60 is 1970-01-01T00:00:00Z.*'60m'"):

@@ -58,3 +58,21 @@ def test_the_commands_refuse_seconds_as_a_usage_error(
     )
     assert parsed.end == 1_760_054_400_000
     assert parsed.start > parsed.end
+
+
+def test_a_time_as_the_tools_print_it_and_a_time_ago_in_words_are_read() -> None:
+    # The MCP tools print times as "2025-10-10 20:00:00 UTC" (answers.utc): a model that sent
+    # one back as end_ms, to look before an event it was shown, was refused "is not a time";
+    # so were "2h ago" and "90 minutes ago", as models write a time ago.
+    from purpleflea.mcp.answers import utc
+
+    assert parse_when(utc(NOW)) == NOW
+    assert parse_when("2025-10-10 20:00 utc") == NOW
+    assert parse_when("2025-10-10T20:00:00 GMT") == NOW
+    assert parse_when("2h ago", now=NOW) == NOW - 2 * 3_600_000
+    assert parse_when("90 minutes ago", now=NOW) == NOW - 90 * 60_000
+    assert parse_when("1 hour", now=NOW) == NOW - 3_600_000
+    assert parse_when("3 days ago", now=NOW) == NOW - 3 * 86_400_000
+    for wrong in ("90ms", "2h later", "2025-10-10 20:00 CET", "ago"):
+        with pytest.raises(ValueError, match="is not a time"):
+            parse_when(wrong, now=NOW)

@@ -15,6 +15,7 @@ from purpleflea.clock import now_ms
 from purpleflea.model import MarketSnapshot
 from purpleflea.server import api
 from purpleflea.server.api import sample_value
+from purpleflea.server.filters import BadSubscription, parse_filter
 from purpleflea.server.pipeline_metrics import FAMILIES
 from purpleflea.store.base import StoreUnavailable
 from purpleflea.venues import registry
@@ -50,6 +51,35 @@ async def test_history_filters_and_cursor_pages(live: Running) -> None:
         assert len(shorts["events"]) == 5
 
 
+async def test_an_order_side_for_side_is_refused_with_what_to_send(live: Running) -> None:
+    """Venues' feeds and Tardis files say buy/sell (the liquidation order's side): ``side=sell``
+    was refused "side must be long or short, got 'sell'", with no word that a sell is a
+    liquidated long; the REST route, the SDK (which shows the server's message) and the stream
+    now say so."""
+    headers = {"Authorization": f"Bearer {live.key}"}
+    async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
+        for sent in ("sell", "BUY"):
+            refused = await http.get("/v1/liquidations", params={"side": sent})
+            assert refused.status_code == 400
+            message = refused.json()["error"]["message"]
+            assert message.startswith(f"side must be long or short, got {sent!r}: "), message
+            assert "an order that sells closes a long (send 'long')" in message, message
+        other = await http.get("/v1/liquidations", params={"side": "up"})
+        assert other.json()["error"]["message"] == "side must be long or short, got 'up'"
+    stream = "sides must be long and/or short, got Sell: side is the liquidated position"
+    with pytest.raises(BadSubscription, match=stream):
+        parse_filter({"sides": ["Sell"]}, known_exchanges=registry.EXCHANGE_IDS)
+
+
+def test_a_venue_name_for_an_exchange_id_is_refused_naming_its_ids() -> None:
+    # "unknown exchange(s) Kraken; known: <13 ids>": the id to send was left to be found.
+    with pytest.raises(BadSubscription, match=r"; did you mean kraken_futures, dydx_v4\?$"):
+        parse_filter({"exchanges": ["Kraken", "dYdX"]}, known_exchanges=registry.EXCHANGE_IDS)
+    with pytest.raises(BadSubscription) as refused:
+        parse_filter({"exchanges": ["nasdaq"]}, known_exchanges=registry.EXCHANGE_IDS)
+    assert "did you mean" not in str(refused.value)
+
+
 async def test_known_exchanges_sides_and_coverages_are_taken_in_any_case(live: Running) -> None:
     """``?exchange=BYBIT`` was refused as an unknown exchange (as markets, these are names a
     person types: ``btc-perp`` was already BTC-PERP); a name no venue has is still a 400."""
@@ -78,6 +108,8 @@ async def test_known_exchanges_sides_and_coverages_are_taken_in_any_case(live: R
             assert refused.status_code == 400
             message = refused.json()["error"]["message"]
             assert "unknown exchange 'Binance'" in message
+            # A venue's name, as a person or a model writes it, names its feeds' ids.
+            assert message.endswith("; did you mean binance_usdm, binance_coinm?"), message
             assert "binance_usdm" in message
 
 
@@ -190,6 +222,8 @@ async def test_aggregates_that_read_every_event_or_minute_are_bounded_to_a_week(
             assert refused.status_code == 400, (params, refused.text)
             message = refused.json()["error"]["message"]
             assert "at most 7 days" in message, message
+            # The window asked says its unit: "got 8.0" read as a figure to guess at.
+            assert re.search(r"got [\d,]+\.\d days:", message), message
         for params in (
             {"interval": "1h", "start": end - week, "end": end, "min_usd": 100},
             {"interval": "1m", "start": end - week, "end": end},

@@ -38,9 +38,22 @@ YEAR_MINUTES = 525_600
 #: Every tool only reads, from a server outside this process.
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=True)
 
+
+def also_text(*schemas: dict[str, Any]) -> WithJsonSchema:
+    """An argument's input schema: ``schemas`` (its type's, bounds included) or a string. A
+    reader in :mod:`~purpleflea.mcp.arguments` takes the string forms the description
+    promises ("6h", "$100k", one market name for a list); a host that checks arguments
+    against the schema before calling refused them while the schema said only its type."""
+    return WithJsonSchema({"anyOf": [*schemas, {"type": "string"}]})
+
+
+NULL: dict[str, Any] = {"type": "null"}
+NAMES: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+
 MarketsArg = Annotated[
     list[str] | None,
     BeforeValidator(arguments.listed),
+    also_text(NAMES, NULL),
     Field(
         description="Only these markets, e.g. ['BTC-PERP', 'ETH-PERP'] (normalized names, "
         "case-insensitive; one name alone is taken too). Omit for every market."
@@ -62,13 +75,14 @@ WindowArg = Annotated[
         "duration such as '90m', '6h', '2d' is taken too.",
     ),
     BeforeValidator(arguments.minutes),
+    also_text({"type": "integer", "minimum": 1, "maximum": YEAR_MINUTES}),
 ]
 EndArg = Annotated[
     int | None,
     BeforeValidator(arguments.end_ms),
     # Strings are taken (the validator turns them into ms): the schema says so, for hosts
     # that check arguments against it before calling.
-    WithJsonSchema({"anyOf": [{"type": "integer"}, {"type": "string"}, {"type": "null"}]}),
+    also_text({"type": "integer"}, NULL),
     Field(
         description="End of the window: ms since the epoch (UTC), or a UTC date or date and "
         "time ('2025-10-10', '2025-10-10T20:30'), or a time ago ('90m', '6h'), or 'now'. "

@@ -11,9 +11,10 @@ import math
 import re
 
 from purpleflea.clock import SECONDS_LIKE, parse_when, seconds_mistake, utc_iso
+from purpleflea.model import ORDER_SIDE_MEANT, ORDER_SIDES
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(m|min|mins|minutes?|h|hours?|d|days?)?")
-_UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?)?")
+_UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440, "w": 10_080}
 #: Commas only as digit grouping, the last group three digits ("250,000", lakh "1,50,000"):
 #: a decimal comma ("1,5M", 1.5 million in much of Europe) read as 15 million, silently.
 _USD = re.compile(r"\$?\s*(\d+(?:(?:,\d{2,3})*,\d{3})?(?:\.\d+)?)\s*([kmb])?(?:\s*usd)?")
@@ -51,6 +52,8 @@ _EVERY = ("both", "all", "any", "*")
 def side_or_every(value: object) -> object:
     """A side as :func:`word` reads it, or None (both sides) for ``"both"``, ``"all"``."""
     value = word(value)
+    if value in ORDER_SIDES:  # a liquidation order's side, as venues send it
+        raise ValueError(f"{value!r} is an order side; {ORDER_SIDE_MEANT}")
     return None if value in _EVERY else value
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from mcp_types import CallToolResult
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from purpleflea.client import LiquidationClient
 from purpleflea.clock import now_ms
@@ -13,9 +13,12 @@ from purpleflea.formatting import format_usd
 from purpleflea.mcp import arguments
 from purpleflea.mcp.answers import (
     MINUTE_MS,
+    NAMES,
+    NULL,
     YEAR_MINUTES,
     EndArg,
     MarketsArg,
+    also_text,
     event_line,
     provenance,
     provenance_line,
@@ -29,6 +32,7 @@ from purpleflea.venues import registry
 ExchangesArg = Annotated[
     list[str] | None,
     BeforeValidator(arguments.listed),
+    also_text(NAMES, NULL),
     Field(
         description=f"Only these exchanges: {', '.join(registry.EXCHANGE_IDS)}, "
         "sim (the simulator); any case. Omit for all."
@@ -37,6 +41,8 @@ ExchangesArg = Annotated[
 SideArg = Annotated[
     Literal["long", "short"] | None,
     BeforeValidator(arguments.side_or_every),
+    # 'both' is in the description (and read as leaving side out): the schema lists it too.
+    WithJsonSchema({"anyOf": [{"type": "string", "enum": ["long", "short", "both"]}, NULL]}),
     Field(
         description="'long' = only liquidated longs, 'short' = only liquidated shorts; "
         "omit (or 'both') for both."
@@ -47,6 +53,7 @@ MinUsdArg = Annotated[
     float,
     Field(ge=0, description="Only liquidations of at least this many USD ('$100k' is taken too)."),
     BeforeValidator(arguments.usd),
+    also_text({"type": "number", "minimum": 0}),
 ]
 SinceArg = Annotated[
     float | None,
@@ -57,6 +64,7 @@ SinceArg = Annotated[
         "such as '90m', '6h' is taken too. Omit for no time limit.",
     ),
     BeforeValidator(arguments.minutes),
+    also_text({"type": "number", "exclusiveMinimum": 0, "maximum": YEAR_MINUTES}, NULL),
 ]
 LimitArg = Annotated[
     int, Field(ge=1, le=100, description="At most this many events (1-100, default 20).")

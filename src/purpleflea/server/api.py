@@ -17,7 +17,7 @@ from starlette.routing import Route
 from purpleflea.clock import now_ms
 from purpleflea.cputime import CpuMeter, metered
 from purpleflea.engine.heatmap_feed import HeatmapFeed
-from purpleflea.model import Coverage, market_name
+from purpleflea.model import Coverage, market_name, order_side_hint
 from purpleflea.server import http
 from purpleflea.server.auth import AuthError, Gate, key_from
 from purpleflea.server.filters import SIDES, spelled_as_known
@@ -149,7 +149,9 @@ class Api:
         sides = spelled_as_known(http.strings(params, "side"), SIDES)
         for side in sides:
             if side not in SIDES:
-                raise http.BadRequest(f"side must be long or short, got {side!r}")
+                raise http.BadRequest(
+                    f"side must be long or short, got {side!r}{order_side_hint([side])}"
+                )
         exchanges = http.exchanges(params, self.known_exchanges)
         coverages = spelled_as_known(http.strings(params, "coverage"), COVERAGES)
         for coverage in coverages:
@@ -199,7 +201,7 @@ class Api:
             reads = "every event (min_usd)" if query.min_usd > 0 else "every minute (1m)"
             raise http.BadRequest(
                 f"this aggregate reads {reads}: its window (start to end, default now) is at "
-                f"most 7 days, got {(end - query.start_ms) / _DAY_MS:,.1f}: ask for several "
+                f"most 7 days, got {(end - query.start_ms) / _DAY_MS:,.1f} days: ask for several "
                 "windows, or leave out min_usd and use 1h or 1d buckets (any span)"
             )
         buckets = await self.store.aggregate(interval, group_by, query)  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.datastructures import QueryParams
 
-from purpleflea.model import CascadeAlert, Liquidation, market_name
+from purpleflea.model import CascadeAlert, Liquidation, market_name, order_side_hint
 from purpleflea.store.base import Query
 from purpleflea.venues.venue import COVERAGES
 
@@ -114,6 +114,19 @@ def spelled_as_known(values: Iterable[str], known: Iterable[str]) -> tuple[str, 
     return tuple(spelled.get(value.casefold(), value) for value in values)
 
 
+def exchange_hint(values: Iterable[str], known: Iterable[str]) -> str:
+    """``"; did you mean binance_usdm, binance_coinm?"`` to end a refusal of ``values`` that
+    name a venue rather than its feed ids (``Binance``, ``Kraken``, ``dYdX``: what a person or
+    a model writes), else nothing."""
+    meant = [
+        exchange
+        for value in values
+        for exchange in known
+        if exchange.startswith(value.strip().casefold().replace(" ", "_") + "_")
+    ]
+    return f"; did you mean {', '.join(dict.fromkeys(meant))}?" if meant else ""
+
+
 def _known(name: str, value: Any, known: Iterable[str]) -> frozenset[str]:
     return frozenset(spelled_as_known(_strings(name, value), known))
 
@@ -180,7 +193,9 @@ def parse_filter(fields: Mapping[str, Any], *, known_exchanges: Iterable[str]) -
     sides = _known("sides", fields.get("sides"), SIDES)
     bad = sorted(sides - set(SIDES))
     if bad:
-        raise BadSubscription(f"sides must be long and/or short, got {', '.join(bad)}")
+        raise BadSubscription(
+            f"sides must be long and/or short, got {', '.join(bad)}{order_side_hint(bad)}"
+        )
     coverages = _known("coverages", fields.get("coverages"), COVERAGES)
     bad = sorted(coverages - set(COVERAGES))
     if bad:
@@ -193,6 +208,7 @@ def parse_filter(fields: Mapping[str, Any], *, known_exchanges: Iterable[str]) -
     if bad:
         raise BadSubscription(
             f"unknown exchange(s) {', '.join(bad)}; known: {', '.join(sorted(allowed))}"
+            f"{exchange_hint(bad, sorted(allowed))}"
         )
     try:
         markets = frozenset(market_name(m) for m in _strings("markets", fields.get("markets")))

@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from purpleflea.clock import seconds_mistake
 from purpleflea.model import encode
-from purpleflea.server.filters import spelled_as_known
+from purpleflea.server.filters import exchange_hint, spelled_as_known
 from purpleflea.store.base import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -109,7 +109,10 @@ def exchanges(params: QueryParams, known: Sequence[str]) -> tuple[str, ...]:
     given = spelled_as_known(strings(params, "exchange"), known)
     for exchange in given:
         if exchange not in known:
-            raise BadRequest(f"unknown exchange {exchange!r}; known: {', '.join(known)}")
+            raise BadRequest(
+                f"unknown exchange {exchange!r}; known: {', '.join(known)}"
+                f"{exchange_hint([exchange], known)}"
+            )
     return given
 
 
