@@ -115,9 +115,9 @@ def spelled_as_known(values: Iterable[str], known: Iterable[str]) -> tuple[str, 
 
 
 def exchange_hint(values: Iterable[str], known: Iterable[str]) -> str:
-    """``"; did you mean binance_usdm, binance_coinm?"`` to end a refusal of ``values`` that
-    name a venue rather than its feed ids (``Binance``, ``Kraken``, ``dYdX``: what a person or
-    a model writes), else nothing."""
+    """``"; did you mean <venue>_usdm, <venue>_coinm?"`` to end a refusal of ``values`` that
+    name a venue rather than its feed ids (the venue's name, as a person or a model writes it;
+    the ids add the market kind), else nothing."""
     meant = [
         exchange
         for value in values
