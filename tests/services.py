@@ -158,8 +158,19 @@ class TcpRelay:
         await self._server.wait_closed()
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.target)
-        self._writers += [writer, up_writer]
+        # Held from its accept: one accepted while its upstream connection was being made
+        # was missed by a cut, and the cut's wait_closed waited for it for ever (a NATS
+        # client reconnecting at the moment of the cut; the test timed out in CI).
+        self._writers.append(writer)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        if writer.transport.is_closing():  # cut meanwhile
+            up_writer.transport.abort()
+            return
+        self._writers.append(up_writer)
 
         async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
             with contextlib.suppress(OSError):
