@@ -25,7 +25,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,6 +36,7 @@ from tests.dashboard.harness import (  # noqa: E402
     dashboard_server,
     launch_chromium,
     now_ms,
+    paced_crash,
 )
 from tests.server.conftest import venue_event  # noqa: E402
 
@@ -125,18 +125,8 @@ async def main(rate: int, seconds: int) -> None:
                 path=trace,
                 categories=["devtools.timeline", "disabled-by-default-devtools.timeline"],
             )
-            markets = [f"M{i}-PERP" for i in range(40)]
-            ticks = 20
-            cpu0, load0, start = chromium_cpu_s(), os.getloadavg()[0], time.perf_counter()
-            for tick in range(seconds * ticks):
-                ts = now_ms()
-                for i in range(rate // ticks):
-                    n = tick * (rate // ticks) + i
-                    running.server.tracker.submit(
-                        venue_event(market=markets[n % 40], side=("long", "short")[n % 2], ts=ts)
-                    )
-                await asyncio.sleep(max(0.0, start + (tick + 1) / ticks - time.perf_counter()))
-            await running.server.tracker.drain()
+            cpu0, load0 = chromium_cpu_s(), os.getloadavg()[0]
+            await paced_crash(running, rate, seconds)
             await page.wait_for_timeout(500)
             cpu = chromium_cpu_s() - cpu0
             await browser.stop_tracing()

@@ -3,9 +3,11 @@ heatmap has data, Debian's chromium, and event bursts that look like real market
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -111,6 +113,22 @@ def cascade_burst(
 
 
 # -- coverage ------------------------------------------------------------------------------------
+
+
+async def paced_crash(running: Running, rate: int, seconds: int, ticks: int = 20) -> None:
+    """A crash at a steady ``rate`` of liquidations a second for ``seconds``, over 40 markets
+    and both sides, submitted ``ticks`` times a second on the wall clock, then stored."""
+    markets = [f"M{i}-PERP" for i in range(40)]
+    start = time.perf_counter()
+    for tick in range(seconds * ticks):
+        ts = now_ms()
+        for i in range(rate // ticks):
+            n = tick * (rate // ticks) + i
+            running.server.tracker.submit(
+                venue_event(market=markets[n % 40], side=("long", "short")[n % 2], ts=ts)
+            )
+        await asyncio.sleep(max(0.0, start + (tick + 1) / ticks - time.perf_counter()))
+    await running.server.tracker.drain()
 
 
 async def seed_coverage(running: Running) -> None:

@@ -25,6 +25,7 @@ from tests.dashboard.harness import (
     FRAME_PROBE,
     cascade_burst,
     now_ms,
+    paced_crash,
     seed_coverage,
     seed_heatmap,
 )
@@ -422,17 +423,7 @@ async def test_a_crash_at_500_a_second_keeps_frames_short_and_the_feed_bounded(
     reading = rows(page, "READ-PERP")
     await reading.click()
     await page.evaluate(FRAME_PROBE)
-    markets = [f"M{i}-PERP" for i in range(40)]
-    rate, seconds, ticks = 500, 8, 20
-    start = time.perf_counter()
-    for tick in range(seconds * ticks):
-        ts = now_ms()
-        for i in range(rate // ticks):
-            n = tick * (rate // ticks) + i
-            tracker.server.tracker.submit(
-                venue_event(market=markets[n % 40], side=("long", "short")[n % 2], ts=ts)
-            )
-        await asyncio.sleep(max(0.0, start + (tick + 1) / ticks - time.perf_counter()))
+    await paced_crash(tracker, rate=500, seconds=8)
     tracker.server.tracker.submit(venue_event(market="LAST-PERP", size_usd=7_777_777))
     await tracker.server.tracker.drain()
     await expect(rows(page).first).to_contain_text("LAST-PERP", timeout=5_000)

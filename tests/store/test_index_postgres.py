@@ -26,6 +26,15 @@ async def _store_without_index(events: int) -> str:
     return dsn
 
 
+async def _snapshot_held(dsn: str) -> psycopg.AsyncConnection[tuple[object, ...]]:
+    """A reader's open snapshot (roll it back to end it): a concurrent build waits for it,
+    a plain one would not."""
+    reader = await psycopg.AsyncConnection.connect(dsn)
+    await reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    await reader.execute("SELECT count(*) FROM liquidations")
+    return reader
+
+
 async def _valid(dsn: str) -> bool:
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as connection:
         return await index_postgres.valid(connection)
@@ -45,10 +54,7 @@ async def test_a_store_with_events_builds_it_beside_the_appends_and_other_nodes_
 ) -> None:
     monkeypatch.setattr(index_postgres, "INLINE_ROWS", 10)
     dsn = await _store_without_index(40)
-    # A reader's open snapshot: a concurrent build waits for it, a plain one would not.
-    reader = await psycopg.AsyncConnection.connect(dsn)
-    await reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-    await reader.execute("SELECT count(*) FROM liquidations")
+    reader = await _snapshot_held(dsn)
     first = await asyncio.wait_for(PostgresStore.connect(dsn), timeout=5.0)  # builds it
     # A node starting during the build: its schema step took the table's SHARE lock, which
     # waited for the build, which waited for it: PostgreSQL failed the start (deadlock).
@@ -82,9 +88,7 @@ async def test_a_build_cut_short_is_dropped_and_built_again(
 ) -> None:
     monkeypatch.setattr(index_postgres, "INLINE_ROWS", 10)
     dsn = await _store_without_index(40)
-    reader = await psycopg.AsyncConnection.connect(dsn)
-    await reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-    await reader.execute("SELECT count(*) FROM liquidations")
+    reader = await _snapshot_held(dsn)
     store = await PostgresStore.connect(dsn)
     await asyncio.sleep(0.3)
     await store.close()  # a node stopped mid-build: the index is left invalid
