@@ -56,12 +56,12 @@ async def needs_concurrent_build(connection: psycopg.AsyncConnection[Any]) -> bo
     """True when the index is missing or invalid and the store holds more than
     :data:`INLINE_ROWS` events; otherwise makes it here, in ``connection``'s transaction
     (the caller holds the schema lock), if it is missing."""
-    if await valid(connection):
+    row = await (await connection.execute(_VALID, (_NAME,))).fetchone()
+    if row is not None and row[0]:
         return False
     big = await (await connection.execute(_MORE_THAN, (INLINE_ROWS,))).fetchone()
     if big is not None and big[0]:
         return True
-    row = await (await connection.execute(_VALID, (_NAME,))).fetchone()
     if row is None:
         await connection.execute(CREATE_INLINE)
         return False

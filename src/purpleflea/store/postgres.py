@@ -31,7 +31,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, LiteralString
+from typing import Any, LiteralString, TypeVar
 
 import psycopg
 
@@ -63,6 +63,8 @@ from purpleflea.store.replay import ReplayPage, replay_page
 from purpleflea.store.sql import where
 
 log = logging.getLogger("purpleflea.store")
+
+T = TypeVar("T")
 
 #: Seconds before a fill of the hourly rollup that lost its connection starts again.
 FILL_RETRY_S = 5.0
@@ -316,48 +318,45 @@ class PostgresStore:
             )
             self._indexing = asyncio.create_task(self._build_index(), name="index big events")
 
-    async def _fill_hourly(self) -> None:
-        """Fill the hourly rollup's pending hours beside the appends (other nodes may too),
-        on a connection of its own; a lost connection starts it again after a while."""
+    async def _on_own_connection(
+        self,
+        doing: str,
+        without: str,
+        work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]],
+    ) -> T:
+        """``work`` beside the appends on a connection of its own (autocommit); a lost
+        connection starts it again after :data:`FILL_RETRY_S`. ``doing`` and ``without``
+        (what readers do meanwhile) name it in the log."""
         while True:
             try:
                 connection = await self._new_connection(autocommit=True)
                 async with connection:
-                    chunks = await fill_hourly(connection)
-                log.info("hourly rollup filled (%d chunks by this node)", chunks)
-                return
+                    return await work(connection)
             except (psycopg.OperationalError, StoreUnavailable) as exc:
-                log.warning(
-                    "filling the hourly rollup failed (%s); again in %.0f s", exc, FILL_RETRY_S
-                )
+                log.warning("%s failed (%s); again in %.0f s", doing, exc, FILL_RETRY_S)
                 await asyncio.sleep(FILL_RETRY_S)
             except Exception:
-                log.exception("filling the hourly rollup stopped: aggregates read the minutes")
+                log.exception("%s stopped: %s", doing, without)
                 raise
 
+    async def _fill_hourly(self) -> None:
+        """Fill the hourly rollup's pending hours beside the appends (other nodes may too)."""
+        chunks = await self._on_own_connection(
+            "filling the hourly rollup", "aggregates read the minutes", fill_hourly
+        )
+        log.info("hourly rollup filled (%d chunks by this node)", chunks)
+
     async def _build_index(self) -> None:
-        """Build the index of big events beside the appends (:mod:`.index_postgres`), on a
-        connection of its own; a lost connection starts it again after a while."""
-        while True:
-            try:
-                connection = await self._new_connection(autocommit=True)
-                async with connection:
-                    built = await index_postgres.build_concurrently(connection)
-                if built:
-                    log.info("index of big events built")
-                else:
-                    log.info("index of big events: another node is building it")
-                return
-            except (psycopg.OperationalError, StoreUnavailable) as exc:
-                log.warning(
-                    "building the index of big events failed (%s); again in %.0f s",
-                    exc,
-                    FILL_RETRY_S,
-                )
-                await asyncio.sleep(FILL_RETRY_S)
-            except Exception:
-                log.exception("building the index of big events stopped: replays read without")
-                raise
+        """Build the index of big events beside the appends (:mod:`.index_postgres`)."""
+        built = await self._on_own_connection(
+            "building the index of big events",
+            "replays read without",
+            index_postgres.build_concurrently,
+        )
+        if built:
+            log.info("index of big events built")
+        else:
+            log.info("index of big events: another node is building it")
 
     async def index_built(self) -> None:
         """Wait until this node's build of the index of big events, if it runs one, ends."""
