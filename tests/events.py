@@ -26,7 +26,8 @@ def stored_event(seq: int, *, prefix: str = "test", **overrides: object) -> Liqu
         "cascade_score": seq % 11,
     }
     fields.update(overrides)
-    fields.setdefault("coverage", coverage_of(str(fields["exchange"])))
+    if "coverage" not in fields:  # looked up only when not given (any exchange name then)
+        fields["coverage"] = coverage_of(str(fields["exchange"]))
     return Liquidation(**fields)  # type: ignore[arg-type]
 
 

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import httpx
-import msgspec
 import pytest
 
 from purpleflea.client.errors import BadRequestError, PurpleFleaError, raise_for_response
@@ -18,7 +17,8 @@ from purpleflea.commands import webhooks
 from purpleflea.commands.heatmap import render
 from purpleflea.commands.tail import format_alert, format_event
 from purpleflea.formatting import format_price, format_usd, format_usd_exact
-from purpleflea.model import CascadeAlert, Heatmap, Liquidation
+from purpleflea.model import Heatmap, Liquidation
+from tests.events import stored_alert, stored_event
 from tests.server.conftest import Running, venue_event
 
 
@@ -97,49 +97,16 @@ _HOSTILE = "X\x1b]0;owned\x07\x1b[2J\r\u202eY"
 
 
 def test_tail_and_history_escape_what_the_server_chose() -> None:
-    event = Liquidation(
-        id="x",
-        seq=1,
-        exchange="binance_usdm" + _HOSTILE,
-        symbol="BTCUSDT",
-        market="BTC-PERP" + _HOSTILE,
-        side="long",
-        price=60_000.0,
-        quantity=1.0,
-        size_usd=60_000.0,
-        ts=1_760_000_000_000,
-        received_at=1_760_000_000_000,
-        coverage="complete",
-        cascade_score=2,
+    event = stored_event(
+        1, exchange="binance_usdm" + _HOSTILE, market="BTC-PERP" + _HOSTILE, coverage="complete"
     )
     for color in (False, True):
         line = format_event(event, color=color, date=True)
         assert "BTC-PERPX\\x1b]0;owned\\x07\\x1b[2J\\r\\u202eY" in line
         assert not any(c in line for c in "\x07\r\u202e")
         assert ("\x1b" in line) == color  # our own colors only
-    alert = msgspec.convert(
-        {
-            "id": "c" + _HOSTILE,
-            "status": "started",
-            "market": "BTC-PERP" + _HOSTILE,
-            "side": "long",
-            "score": 7,
-            "peak_score": 7,
-            "window_usd": 1e6,
-            "window_s": 60,
-            "total_usd": 1e6,
-            "events": 3,
-            "started_at": 1,
-            "updated_at": 1,
-            "duration_s": 1.0,
-            "start_price": 1.0,
-            "last_price": 1.0,
-            "price_move_pct": 0.0,
-            "exchanges": ["bybit"],
-            "message": "cascade" + _HOSTILE,
-            "seq": 1,
-        },
-        CascadeAlert,
+    alert = stored_alert(
+        1, id="c" + _HOSTILE, market="BTC-PERP" + _HOSTILE, message="cascade" + _HOSTILE
     )
     assert "\x1b" not in format_alert(alert, color=False)
     assert "cascadeX\\x1b]0;owned" in format_alert(alert, color=False)
