@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from purpleflea.venues import FrameError, hyperliquid
+from purpleflea.venues import FrameError, hyperliquid, registry
 
 VICTIM = "0x2222222222222222222222222222222222222222"
 OTHER = "0x3333333333333333333333333333333333333333"
@@ -87,6 +87,17 @@ def test_recorded_backstop_and_market_fills_of_counterparties() -> None:
 def test_ordinary_and_spot_fills_yield_nothing() -> None:
     assert hyperliquid.normalize_fill(_raw(liquidation=None), owner=OTHER) == []
     assert hyperliquid.normalize_fill(_raw(coin="@107"), owner=OTHER) == []
+
+
+def test_hip4_outcome_sides_are_no_perpetual_market() -> None:
+    # HIP-4 outcome contracts (mainnet since 2026-05-02) fill on the same book as perpetuals
+    # under ``#`` coins, the outcome id and side index run together (#5160: outcome 516, side
+    # 0; QuickNode's Hyperliquid trades dataset lists "#0" among fill coins). They settle to 0
+    # or 1 and name no perpetual: no market, and a fill of one is never a perp liquidation.
+    for coin in ("#0", "#5160", "+5161"):
+        assert hyperliquid.market(coin) is None
+        assert registry.EXCHANGES["hyperliquid"].market(coin) is None
+    assert hyperliquid.normalize_fill(_raw(coin="#5160", px="0.62"), owner=OTHER) == []
 
 
 def test_k_prefixed_and_builder_coins_get_real_markets() -> None:

@@ -36,7 +36,14 @@ Semantics:
   a frame yields each id once.
 - Markets: ``SOL`` -> SOL-PERP; HIP-3 ``xyz:CRWV`` -> CRWV-PERP; ``kPEPE`` -> PEPE-PERP (1,000
   PEPE per unit). Spot fills (``@107``, ``PURR/USDC``) are not perpetual liquidations and are
-  skipped.
+  skipped, and so are fills of HIP-4 outcome contracts (prediction markets on mainnet since
+  2026-05-02), whose side coins are ``#`` and the outcome id and side index run together
+  (``#5160``: outcome 516, side 0; ``#0``): they trade on the same book and in the same
+  ``node_fills_by_block`` blocks as perpetuals (QuickNode's Hyperliquid trades dataset page of
+  2026-05-15 lists ``"BTC", "ETH", "xyz:HOOD", "@198", "#0"`` as fill coins and ``+N`` as the
+  fee token of an outcome fill; docs.outcome.xyz "Coin naming": the ``#`` coin "is what ...
+  appears in fill records"), settle to 0 or 1 in USDH and have no perpetual market to name.
+  The side token's own name, ``+<encoding>`` (docs.coinversa.ai, HIP-4), is skipped alike.
 """
 
 from __future__ import annotations
@@ -109,10 +116,16 @@ _decode_user_fills_data = FrameDecoder(EXCHANGE, _UserFillsData)
 _decode_user_events_data = FrameDecoder(EXCHANGE, _UserEventsData)
 
 
+#: First characters of coins that are no perpetual: spot pairs (``@107``) and HIP-4 outcome
+#: sides (``#5160``, ``+5161``).
+_NOT_PERPETUAL = ("@", "#", "+")
+
+
 @lru_cache(maxsize=4096)
 def market(coin: str) -> symbols.Market | None:
-    """Market of a perpetual's coin; None for spot (``@107``, ``PURR/USDC``)."""
-    if coin.startswith("@") or "/" in coin:
+    """Market of a perpetual's coin; None for spot (``@107``, ``PURR/USDC``) and HIP-4
+    outcome sides (``#5160``)."""
+    if coin.startswith(_NOT_PERPETUAL) or "/" in coin:
         return None
     _, _, name = coin.rpartition(":")  # HIP-3 builder dex prefix ``xyz:``
     return symbols.perpetual(name, k_prefix=True) if name else None
