@@ -103,3 +103,27 @@ def test_catalog_of_a_lower_case_instrument_list_sizes_the_upper_case_feed() -> 
     [event] = kraken.normalize(frame, instruments)
     assert (event.side, event.size_usd, event.contracts) == ("short", 250.0, 250)
     assert event.quantity == pytest.approx(250 / 231.6)
+
+
+def test_a_tokenized_stock_keeps_its_lower_case_x_from_list_to_subscribe_to_event() -> None:
+    # Kraken's instrument list spells its tokenized-stock perpetuals with a lower-case x
+    # (``PF_AAPLxUSD``, base ``AAPLx``: a list recorded 2025, nautechsystems/nautilus_trader
+    # crates/adapters/kraken/test_data/http_futures_instruments.json, rows trimmed to the fields
+    # read). Upper-casing it, meant for the all-lower-case lists of 2021, subscribed
+    # ``PF_AAPLXUSD``, a product Kraken does not list, and keyed the catalog apart from the
+    # feed's ``product_id``.
+    body = (
+        b'{"result":"success","instruments":['
+        b'{"symbol":"PF_ETHUSD","type":"flexible_futures","contractSize":1,"tradeable":true},'
+        b'{"symbol":"PF_AAPLxUSD","type":"flexible_futures","contractSize":1,"tradeable":true,'
+        b'"base":"AAPLx","quote":"USD","pair":"AAPLx:USD"}]}'
+    )
+    instruments = {i.symbol: i for i in kraken.catalog.parse(body)}
+    assert set(instruments) == {"PF_ETHUSD", "PF_AAPLxUSD"}
+    [connection] = kraken.connection.connections(instruments)
+    subscribe = json.loads(connection.subscribe()[0])
+    assert subscribe["product_ids"] == ["PF_AAPLxUSD", "PF_ETHUSD"]
+    frame = _raw(product_id="PF_AAPLxUSD", qty=4.5, price=228.4, uid="u-aapl")
+    [event] = kraken.normalize(frame, instruments)
+    assert (event.symbol, event.market, event.side) == ("PF_AAPLxUSD", "AAPLX-PERP", "long")
+    assert (event.quantity, event.size_usd) == (4.5, pytest.approx(4.5 * 228.4))

@@ -70,6 +70,14 @@ def test_an_inverse_contract_missing_from_the_catalog_gives_no_reading() -> None
     assert [(r.symbol, r.open_interest) for r in readings] == [("PF_ETHUSD", 1500.5)]
 
 
+def test_a_tokenized_stock_ticker_keeps_the_symbol_its_liquidations_carry() -> None:
+    # PF_AAPLxUSD is Kraken's spelling (the catalog's product_id, test_kraken.py): its reading
+    # is filed under the symbol the trade feed's events carry, not an upper-cased PF_AAPLXUSD.
+    row = {"symbol": "PF_AAPLxUSD", "markPrice": 228.4, "openInterest": 812.25}
+    [reading] = open_interest.parse(json.dumps({"tickers": [row]}).encode(), {})
+    assert (reading.symbol, reading.open_interest) == ("PF_AAPLxUSD", 812.25)
+
+
 async def test_the_poller_delivers_snapshots_of_the_markets() -> None:
     got: list[MarketSnapshot] = []
     async with (

@@ -8,16 +8,26 @@ from purpleflea.venues.kraken.constants import EXCHANGE
 from purpleflea.venues.venue import CatalogSource
 
 
-def parse(body: bytes) -> list[Instrument]:
-    """``GET derivatives/api/v3/instruments``: ``PI_``/``FI_`` are inverse USD contracts.
+def product_id(symbol: str) -> str:
+    """The trade feed's ``product_id`` of a symbol as a REST list spells it.
 
-    Symbols are upper-cased: the list has spelled them in lower case (``pi_xbtusd``, recorded
-    2021) while the trade feed's ``product_id`` is always upper case (``PI_XBTUSD``), the key
-    the normalizer looks up.
+    The lists have spelled symbols all in lower case (``pi_xbtusd``, recorded 2021) while the
+    feed names the same product in upper case (``PI_XBTUSD``): such a symbol is upper-cased.
+    Any other spelling is Kraken's own and kept: the tokenized-stock perpetuals carry a lower
+    case ``x`` in their name (``PF_AAPLxUSD``, base ``AAPLx``, in an instrument list recorded
+    2025, nautechsystems/nautilus_trader crates/adapters/kraken/test_data/
+    http_futures_instruments.json), which upper-casing turned into a product that is not theirs.
     """
+    return symbol.upper() if symbol.islower() else symbol
+
+
+def parse(body: bytes) -> list[Instrument]:
+    """``GET derivatives/api/v3/instruments``: ``PI_``/``FI_`` are inverse USD contracts;
+    symbols are keyed by the feed's spelling (:func:`product_id`), which the normalizer looks
+    up and the connection subscribes."""
     found = []
     for row in rows(EXCHANGE, json_body(EXCHANGE, body).get("instruments"), "instruments"):
-        symbol = str(row.get("symbol")).upper()
+        symbol = product_id(str(row.get("symbol")))
         contract = size(EXCHANGE, symbol, row.get("contractSize", 1))
         if contract is None:
             continue

@@ -5,8 +5,9 @@
 ``PI_``/``FI_`` inverse contracts of ``contractSize`` USD from the catalog (a ``PI_XBTUSD``
 ticker of 2023-04-14 recorded in ccxt/ccxt PR #17503 had ``openInterest`` 30,590,973 at a
 mark of 30,253.6: USD, not coins), ``PF_``/``FF_`` contracts of one coin. Indices
-(``in_``/``rr_`` symbols) name no market and are skipped; symbols are upper-cased as the
-catalog's are.
+(``in_``/``rr_`` symbols) name no market and are skipped; symbols are spelled as the
+catalog's are (``catalog.product_id``: an all-lower-case one upper-cased, ``PF_AAPLxUSD``
+kept).
 
 Whether ``openInterest`` counts a matched long and short once or twice is not documented (the
 REST ticker schema, as api-evangelist/kraken mirrors it in 2026, gives the field no
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 from purpleflea.model import Catalog
 from purpleflea.venues._open_interest import as_list, in_real_coins, json_body, reading
+from purpleflea.venues.kraken.catalog import product_id
 from purpleflea.venues.kraken.constants import EXCHANGE
 
 # The trade feed's rule for a size in contracts (PF_ coins even without a catalog entry).
@@ -39,7 +41,7 @@ def parse(body: bytes, instruments: Catalog) -> list[Reading]:
     found = []
     for row in as_list(EXCHANGE, json_body(EXCHANGE, body).get("tickers")):
         symbol = row.get("symbol")
-        symbol = symbol.upper() if isinstance(symbol, str) else symbol
+        symbol = product_id(symbol) if isinstance(symbol, str) else symbol
         found_reading = reading(symbol, row.get("markPrice"), row.get("openInterest"))
         named = market(found_reading.symbol) if found_reading else None
         if found_reading is None or named is None:
