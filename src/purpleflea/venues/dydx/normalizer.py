@@ -7,9 +7,18 @@ Frames: ``{"type":"channel_data","channel":"v4_trades","id":"BTC-USD","contents"
 
 Semantics (shared/EXCHANGES.md, dYdX v4):
 
-- Only ``type: LIQUIDATED`` trades are liquidations. ``DELEVERAGED`` is auto-deleveraging (a
-  counterparty's position closed to cover a bankrupt one), not a liquidation print, and
-  ``LIMIT`` is an ordinary trade: both yield nothing.
+- Only ``type: LIQUIDATED`` trades are liquidations: the liquidation order's fill in the book.
+  ``LIMIT`` (and ``MARKET``) trades are ordinary ones. ``DELEVERAGED`` trades yield nothing
+  either, though they are the liquidated side's: the indexer writes a deleveraging as a
+  ``DELEVERAGED`` TAKER fill of the *liquidated* subaccount (its side from the event's
+  ``isBuy``) and an ``OFFSETTING`` MAKER fill of the counterparty, and publishes the trade from
+  the liquidated fill (dydxprotocol/v4-chain, indexer/services/ender/src/scripts/handlers/
+  dydx_deleveraging_handler.sql and handlers/order-fills/deleveraging-handler.ts; the web
+  front end labels the fill "Liquidated", v4-abacus PR #568). It is the bankrupt position
+  closed against an offsetting one at the bankruptcy price, outside the book: auto-deleveraging
+  as shared/EXCHANGES.md counts it, which no venue's feed carries (Binance's ``forceOrder`` has
+  no ADL), and the same event closes every position of a delisted market in final settlement
+  (``isFinalSettlement``, not carried into the trade), which is no liquidation at all.
 - ``side`` is the **taker** side, and the liquidation order is the protocol's IOC taker order:
   a SELL closes a long.
 - ``size`` is in base coins, ``price`` the fill price in USDC (counted as USD).
