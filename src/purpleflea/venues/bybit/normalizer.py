@@ -3,7 +3,11 @@
 Frames: ``{"topic":"allLiquidation.BTCUSDT","type":"snapshot","ts":..,"data":[{T,s,S,v,p}]}``
 (``data`` an array) and the legacy ``{"topic":"liquidation.BTCUSDT",..,"data":{updatedTime,
 symbol,side,size,price}}`` (``data`` an object; deprecated 2025-02-20, at most one event per
-symbol per second). Acks ``{"success":true,"op":"subscribe",..}`` and pongs yield nothing.
+symbol per second). Before v5 (tardis-node dates the switch 2023-04-05) the same topic's object
+was ``{symbol,side,price,qty,time}`` (bybit-exchange/docs-legacy, futuresV2 inverse and linear
+websocket pages: side "Liquidated position's side", qty "Order quantity in USD" on inverse
+contracts, time in ms); recordings of that era are read too. Acks
+``{"success":true,"op":"subscribe",..}`` and pongs yield nothing.
 
 Semantics (shared/EXCHANGES.md, Bybit and traps 1-2):
 
@@ -55,11 +59,14 @@ class _Item(msgspec.Struct):
 
 
 class _Legacy(msgspec.Struct):
-    updatedTime: int  # noqa: N815 - Bybit's field name
     symbol: str
     side: str
-    size: str | float
     price: str | float
+    # v5 names (2023-04 to 2025): updatedTime and size; v2 names (until 2023-04): time and qty.
+    updatedTime: int | None = None  # noqa: N815 - Bybit's field name
+    size: str | float | None = None
+    time: int | None = None
+    qty: str | float | None = None
 
 
 class _Frame(msgspec.Struct):
@@ -144,7 +151,11 @@ def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list
         return []
     if isinstance(decoded.data, _Legacy):
         item = decoded.data
-        event = _event(item.symbol, item.side, item.size, item.price, item.updatedTime, instruments)
+        size = item.size if item.size is not None else item.qty
+        ts = item.updatedTime if item.updatedTime is not None else item.time
+        if size is None or ts is None:
+            raise FrameError(EXCHANGE, "liquidation data has no size/qty or updatedTime/time")
+        event = _event(item.symbol, item.side, size, item.price, ts, instruments)
         return [event] if event else []
     rows = decoded.data
     events, skipped = rows_events(
