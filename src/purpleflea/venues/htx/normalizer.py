@@ -22,7 +22,8 @@ Semantics (shared/EXCHANGES.md, HTX and traps 1, 6):
   when present (``amount`` in coins and, on linear swaps, ``trade_turnover`` in USDT);
   otherwise sizes are unknown.
 - HTX gives no liquidation id; the id is built from contract, time, direction, volume and
-  price.
+  price (a row repeated within one push is numbered: :func:`~purpleflea.venues._ids.told_apart`,
+  as on the other venues without ids: ``public.*`` pushes a list of every contract's orders).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from purpleflea.venues._frame import (
     rows_events,
     timestamp_ms,
 )
+from purpleflea.venues._ids import told_apart
 from purpleflea.venues._units import UNKNOWN, Sizes, from_coins, from_contracts, liquidation
 from purpleflea.venues.htx.constants import EXCHANGE
 
@@ -145,6 +147,7 @@ def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list
 def items_events(items: list[Item], where: str, instruments: Catalog) -> list[VenueLiquidation]:
     """The events of liquidation-order ``items`` (the topic's, and the REST history's, which
     lists the same fields); ``where`` names the list in errors. An item that cannot be read
-    is skipped and named (:class:`~purpleflea.venues._frame.PartialFrame`)."""
+    is skipped and named (:class:`~purpleflea.venues._frame.PartialFrame`); identical items
+    are numbered apart, the same way in a push and in a REST page listing both."""
     events, skipped = rows_events(items, lambda i, item: _event(item, f"{where}[{i}]", instruments))
-    return all_or_partial(EXCHANGE, events, skipped, len(items))
+    return all_or_partial(EXCHANGE, told_apart(events), skipped, len(items))
