@@ -3,7 +3,8 @@
 Frames arrive **gzip-compressed** (binary websocket messages); plain JSON is read too. A push
 is ``{"op":"notify","topic":"public.BTC-USDT.liquidation_orders","ts":..,"data":[{symbol,
 contract_code,direction,offset,volume,price,created_at,amount,trade_turnover},..]}``. Pings
-``{"op":"ping",..}`` (answered by the connection), subscribe replies and errors yield nothing.
+``{"op":"ping",..}`` (answered by the connection), subscribe replies, errors and other topics'
+pushes on the same endpoint (``public.BTC.contract_info``) yield nothing.
 
 Semantics (shared/EXCHANGES.md, HTX and traps 1, 6):
 
@@ -66,10 +67,17 @@ class Item(msgspec.Struct):
 class _Frame(msgspec.Struct):
     op: str = ""
     topic: str = ""
+
+
+class _Push(msgspec.Struct):
+    """A ``liquidation_orders`` push's rows, read once :class:`_Frame` named the topic: another
+    topic's rows (``contract_info``) are no liquidation's and must not fail the frame."""
+
     data: list[Item] | None = None
 
 
 _decode = FrameDecoder(EXCHANGE, _Frame)
+_decode_push = FrameDecoder(EXCHANGE, _Push)
 
 
 @lru_cache(maxsize=4096)
@@ -136,12 +144,14 @@ def _event(item: Item, where: str, instruments: Catalog) -> VenueLiquidation | N
 
 def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list[VenueLiquidation]:
     """HTX frame (gzip or plain) -> the liquidation orders it carries."""
-    decoded = _decode(gunzip(EXCHANGE, frame) if isinstance(frame, bytes) else frame)
+    plain = gunzip(EXCHANGE, frame) if isinstance(frame, bytes) else frame
+    decoded = _decode(plain)
     if decoded.op != "notify" or not decoded.topic.endswith(TOPIC_SUFFIX):
-        return []
-    if decoded.data is None:
+        return []  # pings, subscribe replies, other topics' pushes
+    items = _decode_push(plain).data
+    if items is None:
         raise FrameError(EXCHANGE, "liquidation_orders push without 'data'")
-    return items_events(decoded.data, "data", instruments)
+    return items_events(items, "data", instruments)
 
 
 def items_events(items: list[Item], where: str, instruments: Catalog) -> list[VenueLiquidation]:
