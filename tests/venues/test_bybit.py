@@ -57,6 +57,15 @@ def test_legacy_topic_with_an_object_payload() -> None:
     assert (event.side, event.ts, event.market) == ("long", 1_673_251_091_822, "GALA-PERP")
 
 
+def test_legacy_object_without_its_size_or_time_is_a_frame_error() -> None:
+    # v5 spells them size/updatedTime, v2 qty/time (tests/venues/frames/bybit__v2_*): neither
+    # is an error naming both spellings, not an event without a time.
+    data = {"symbol": "ETHUSD", "side": "Sell", "price": "3410.55", "qty": "2500"}
+    frame = json.dumps({"topic": "liquidation.ETHUSD", "data": data}).encode()
+    with pytest.raises(FrameError, match="no size/qty or updatedTime/time"):
+        bybit.normalize(frame)
+
+
 @pytest.mark.parametrize(
     ("symbol", "market", "kind"),
     [

@@ -111,6 +111,25 @@ def test_corrupt_and_malformed_frames_raise_frame_error() -> None:
         htx.normalize(_plain(direction="up"))
 
 
+def test_identical_rows_of_one_push_are_two_liquidations() -> None:
+    # ``data`` is a list, and public.* pushes every contract's orders: two positions of the same
+    # size closed at the same bankruptcy price in the same millisecond are two rows alike. HTX
+    # gives no order id, so read as one id the second would be dropped downstream as a duplicate.
+    item = {
+        "contract_code": "BTC-USDT",
+        "direction": "sell",
+        "offset": "close",
+        "volume": 40,
+        "price": 60000,
+        "created_at": 1_718_000_000_000,
+    }
+    push = {"op": "notify", "topic": "public.*.liquidation_orders", "ts": 1, "data": [item, item]}
+    first, second = htx.normalize(json.dumps(push).encode(), CATALOG)
+    assert first.id == htx.normalize(_plain(volume=40, price=60000), CATALOG)[0].id
+    assert second.id == f"{first.id}#2"
+    assert first.size_usd == second.size_usd == pytest.approx(2400.0)
+
+
 # Coin-margined delivery futures, recorded 2020-07-01 (tardis-node test/mappers.test.ts): their
 # topic is per coin on wss://api.hbdm.com/notification, which we did not subscribe at all.
 _DELIVERY_PUSHES = [

@@ -66,14 +66,33 @@ class _Frame(msgspec.Struct):
     data: _Payload | None = None
 
 
+class _Named(msgspec.Struct):
+    e: str = ""
+
+
+class _Head(msgspec.Struct):
+    """What names a frame's event, read before its order: another stream's event is no
+    forced order's shape (a ticker's ``o`` is its open price, ``!miniTicker@arr`` sends an
+    array as ``data``) and must not fail the frame."""
+
+    e: str = ""
+    data: _Named | list[msgspec.Raw] | None = None
+
+
 _decode_usdm = FrameDecoder(USDM, _Frame)
 _decode_coinm = FrameDecoder(COINM, _Frame)
+_DECODE = {USDM: _decode_usdm, COINM: _decode_coinm}
+_HEADS = {USDM: FrameDecoder(USDM, _Head), COINM: FrameDecoder(COINM, _Head)}
 
 
-def _order(exchange: str, frame: _Frame) -> _Order | None:
-    payload: _Frame | _Payload = frame.data if frame.data is not None else frame
-    if payload.e != "forceOrder":
+def _order(exchange: str, raw: bytes | str) -> _Order | None:
+    """The forced order of ``exchange``'s frame ``raw``; None for any other frame."""
+    head = _HEADS[exchange](raw)
+    named = head.data if head.data is not None else head
+    if not isinstance(named, _Named | _Head) or named.e != "forceOrder":
         return None  # subscribe ack, error reply or another stream's event
+    frame = _DECODE[exchange](raw)
+    payload: _Frame | _Payload = frame.data if frame.data is not None else frame
     if payload.o is None:
         raise FrameError(exchange, "forceOrder event without 'o'")
     return payload.o
@@ -116,7 +135,7 @@ def _id_prefix(symbol: str) -> str:
 
 def _normalize_usdm_checked(frame: bytes | str) -> list[VenueLiquidation]:
     """:func:`normalize_usdm` one check at a time, each failure a FrameError naming the field."""
-    order = _order(USDM, _decode_usdm(frame))
+    order = _order(USDM, frame)
     if order is None:
         return []
     filled = non_negative(USDM, "o.z", order.z)
@@ -268,7 +287,7 @@ def normalize_coinm(
     frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS
 ) -> list[VenueLiquidation]:
     """Binance COIN-M frame -> the liquidation it carries, contracts converted to USD/coins."""
-    order = _order(COINM, _decode_coinm(frame))
+    order = _order(COINM, frame)
     if order is None:
         return []
     contracts = non_negative(COINM, "o.z", order.z)

@@ -1,8 +1,9 @@
 """Bitget (UTA v3): the public ``liquidation`` topic.
 
 Frames: ``{"arg":{"instType":"usdt-futures","topic":"liquidation"},"action":"update","data":[
-{symbol,side,price,amount,ts},..],"ts":..}``. Subscribe acks and errors (``{"event":..}``) and
-the bare-text ``pong`` yield nothing.
+{symbol,side,price,amount,ts},..],"ts":..}``. Subscribe acks and errors (``{"event":..}``), the
+bare-text ``pong`` and other topics' pushes on the same socket (``ticker``, ``books1``) yield
+nothing.
 
 Semantics (shared/EXCHANGES.md, Bitget and traps 1, 4, 7):
 
@@ -83,10 +84,17 @@ class _Frame(msgspec.Struct):
     event: str = ""
     action: str = ""
     arg: _Arg | None = None
+
+
+class _Push(msgspec.Struct):
+    """A ``liquidation`` push's rows, read once :class:`_Frame` named the topic: another
+    topic's rows (ticker, books1) are no liquidation's and must not fail the frame."""
+
     data: list[_Item] | None = None
 
 
 _decode = FrameDecoder(EXCHANGE, _Frame)
+_decode_push = FrameDecoder(EXCHANGE, _Push)
 
 
 @lru_cache(maxsize=4096)
@@ -140,10 +148,10 @@ def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list
         return []
     decoded = _decode(frame)
     if decoded.event or decoded.arg is None or decoded.arg.topic != TOPIC:
-        return []
-    if decoded.data is None:
+        return []  # subscribe ack, error reply, another topic's push
+    items = _decode_push(frame).data
+    if items is None:
         raise FrameError(EXCHANGE, f"{TOPIC} push without 'data'")
     replay = decoded.action == "snapshot"
-    items = decoded.data
     events, skipped = rows_events(items, lambda i, item: _event(item, f"data[{i}]", replay))
     return all_or_partial(EXCHANGE, told_apart(events), skipped, len(items))

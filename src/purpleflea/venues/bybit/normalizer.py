@@ -3,7 +3,12 @@
 Frames: ``{"topic":"allLiquidation.BTCUSDT","type":"snapshot","ts":..,"data":[{T,s,S,v,p}]}``
 (``data`` an array) and the legacy ``{"topic":"liquidation.BTCUSDT",..,"data":{updatedTime,
 symbol,side,size,price}}`` (``data`` an object; deprecated 2025-02-20, at most one event per
-symbol per second). Acks ``{"success":true,"op":"subscribe",..}`` and pongs yield nothing.
+symbol per second). Before v5 (tardis-node dates the switch 2023-04-05) the legacy topic's
+object was ``{symbol,side,price,qty,time}`` (bybit-exchange/docs-legacy, futuresV2 inverse and
+linear websocket pages: side "Liquidated position's side", qty "Order quantity in USD" on
+inverse contracts, time in ms); recordings of that era are read too. Acks
+``{"success":true,"op":"subscribe",..}``, pongs and other topics' pushes (an orderbook, tickers:
+a socket or a recording may carry them) yield nothing.
 
 Semantics (shared/EXCHANGES.md, Bybit and traps 1-2):
 
@@ -55,19 +60,29 @@ class _Item(msgspec.Struct):
 
 
 class _Legacy(msgspec.Struct):
-    updatedTime: int  # noqa: N815 - Bybit's field name
     symbol: str
     side: str
-    size: str | float
     price: str | float
+    # v5 names (2023-04 to 2025): updatedTime and size; v2 names (until 2023-04): time and qty.
+    updatedTime: int | None = None  # noqa: N815 - Bybit's field name
+    size: str | float | None = None
+    time: int | None = None
+    qty: str | float | None = None
 
 
 class _Frame(msgspec.Struct):
     topic: str = ""
+
+
+class _Push(msgspec.Struct):
+    """A liquidation topic's data, read once :class:`_Frame` named the topic: another topic's
+    data (an orderbook's, a ticker's) is no liquidation's and must not fail the frame."""
+
     data: list[_Item] | _Legacy | None = None
 
 
 _decode = FrameDecoder(EXCHANGE, _Frame)
+_decode_push = FrameDecoder(EXCHANGE, _Push)
 
 
 @lru_cache(maxsize=4096)
@@ -140,13 +155,20 @@ def _event(
 def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list[VenueLiquidation]:
     """Bybit frame -> the liquidations it carries (none for acks and pongs)."""
     decoded = _decode(frame)
-    if not decoded.topic.startswith(("allLiquidation.", "liquidation.")) or decoded.data is None:
+    if not decoded.topic.startswith(("allLiquidation.", "liquidation.")):
+        return []  # acks, pongs and other topics' pushes
+    data = _decode_push(frame).data
+    if data is None:
         return []
-    if isinstance(decoded.data, _Legacy):
-        item = decoded.data
-        event = _event(item.symbol, item.side, item.size, item.price, item.updatedTime, instruments)
+    if isinstance(data, _Legacy):
+        item = data
+        size = item.size if item.size is not None else item.qty
+        ts = item.updatedTime if item.updatedTime is not None else item.time
+        if size is None or ts is None:
+            raise FrameError(EXCHANGE, "liquidation data has no size/qty or updatedTime/time")
+        event = _event(item.symbol, item.side, size, item.price, ts, instruments)
         return [event] if event else []
-    rows = decoded.data
+    rows = data
     events, skipped = rows_events(
         rows, lambda _, row: _event(row.s, row.S, row.v, row.p, row.T, instruments)
     )

@@ -3,7 +3,8 @@
 Frames arrive **gzip-compressed** (binary websocket messages); plain JSON is read too. A push
 is ``{"op":"notify","topic":"public.BTC-USDT.liquidation_orders","ts":..,"data":[{symbol,
 contract_code,direction,offset,volume,price,created_at,amount,trade_turnover},..]}``. Pings
-``{"op":"ping",..}`` (answered by the connection), subscribe replies and errors yield nothing.
+``{"op":"ping",..}`` (answered by the connection), subscribe replies, errors and other topics'
+pushes on the same endpoint (``public.BTC.contract_info``) yield nothing.
 
 Semantics (shared/EXCHANGES.md, HTX and traps 1, 6):
 
@@ -22,7 +23,8 @@ Semantics (shared/EXCHANGES.md, HTX and traps 1, 6):
   when present (``amount`` in coins and, on linear swaps, ``trade_turnover`` in USDT);
   otherwise sizes are unknown.
 - HTX gives no liquidation id; the id is built from contract, time, direction, volume and
-  price.
+  price (a row repeated within one push is numbered: :func:`~purpleflea.venues._ids.told_apart`,
+  as on the other venues without ids: ``public.*`` pushes a list of every contract's orders).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from purpleflea.venues._frame import (
     rows_events,
     timestamp_ms,
 )
+from purpleflea.venues._ids import told_apart
 from purpleflea.venues._units import UNKNOWN, Sizes, from_coins, from_contracts, liquidation
 from purpleflea.venues.htx.constants import EXCHANGE
 
@@ -64,10 +67,17 @@ class Item(msgspec.Struct):
 class _Frame(msgspec.Struct):
     op: str = ""
     topic: str = ""
+
+
+class _Push(msgspec.Struct):
+    """A ``liquidation_orders`` push's rows, read once :class:`_Frame` named the topic: another
+    topic's rows (``contract_info``) are no liquidation's and must not fail the frame."""
+
     data: list[Item] | None = None
 
 
 _decode = FrameDecoder(EXCHANGE, _Frame)
+_decode_push = FrameDecoder(EXCHANGE, _Push)
 
 
 @lru_cache(maxsize=4096)
@@ -134,17 +144,20 @@ def _event(item: Item, where: str, instruments: Catalog) -> VenueLiquidation | N
 
 def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list[VenueLiquidation]:
     """HTX frame (gzip or plain) -> the liquidation orders it carries."""
-    decoded = _decode(gunzip(EXCHANGE, frame) if isinstance(frame, bytes) else frame)
+    plain = gunzip(EXCHANGE, frame) if isinstance(frame, bytes) else frame
+    decoded = _decode(plain)
     if decoded.op != "notify" or not decoded.topic.endswith(TOPIC_SUFFIX):
-        return []
-    if decoded.data is None:
+        return []  # pings, subscribe replies, other topics' pushes
+    items = _decode_push(plain).data
+    if items is None:
         raise FrameError(EXCHANGE, "liquidation_orders push without 'data'")
-    return items_events(decoded.data, "data", instruments)
+    return items_events(items, "data", instruments)
 
 
 def items_events(items: list[Item], where: str, instruments: Catalog) -> list[VenueLiquidation]:
     """The events of liquidation-order ``items`` (the topic's, and the REST history's, which
     lists the same fields); ``where`` names the list in errors. An item that cannot be read
-    is skipped and named (:class:`~purpleflea.venues._frame.PartialFrame`)."""
+    is skipped and named (:class:`~purpleflea.venues._frame.PartialFrame`); identical items
+    are numbered apart, the same way in a push and in a REST page listing both."""
     events, skipped = rows_events(items, lambda i, item: _event(item, f"{where}[{i}]", instruments))
-    return all_or_partial(EXCHANGE, events, skipped, len(items))
+    return all_or_partial(EXCHANGE, told_apart(events), skipped, len(items))

@@ -3,7 +3,8 @@
 Frames: ``{"arg":{"channel":"liquidation-orders","instType":"SWAP"},"data":[{"instId":..,
 "instType":..,"details":[{side,posSide,bkPx,sz,ts,..},..]},..]}``. Every element of every
 ``details`` array is one liquidation (ccxt reads only ``details[0]`` and drops the rest).
-Subscribe acks and errors (``{"event":..}``) and the bare-text ``pong`` yield nothing.
+Subscribe acks and errors (``{"event":..}``), the bare-text ``pong`` and other channels' pushes
+(trades, books: a socket or a recording may carry them) yield nothing.
 
 Semantics (shared/EXCHANGES.md, OKX and traps 1, 5, 6, 8, 10):
 
@@ -75,10 +76,17 @@ class _Arg(msgspec.Struct):
 class _Frame(msgspec.Struct):
     event: str = ""
     arg: _Arg | None = None
+
+
+class _Push(msgspec.Struct):
+    """A ``liquidation-orders`` push's rows, read once :class:`_Frame` named the channel:
+    another channel's rows (trades, books) are no liquidation's and must not fail the frame."""
+
     data: list[Item] | None = None
 
 
 _decode = FrameDecoder(EXCHANGE, _Frame)
+_decode_push = FrameDecoder(EXCHANGE, _Push)
 
 
 @lru_cache(maxsize=4096)
@@ -134,9 +142,10 @@ def normalize(frame: bytes | str, instruments: Catalog = NO_INSTRUMENTS) -> list
     decoded = _decode(frame)
     if decoded.event or decoded.arg is None or decoded.arg.channel != CHANNEL:
         return []  # subscribe ack, error reply, another channel's push
-    if decoded.data is None:
+    items = _decode_push(frame).data
+    if items is None:
         raise FrameError(EXCHANGE, f"{CHANNEL} push without 'data'")
-    return items_events(decoded.data, decoded.arg.instType, instruments)
+    return items_events(items, decoded.arg.instType, instruments)
 
 
 def items_events(items: list[Item], inst_type: str, instruments: Catalog) -> list[VenueLiquidation]:
