@@ -1,6 +1,6 @@
 """Ids for the rows of one push when the exchange gives its liquidations none of their own.
 
-Bybit, OKX, Bitget and Gate send no liquidation id, so ours is built from a row's content
+Bybit, OKX, Bitget, Gate and HTX send no liquidation id, so ours is built from a row's content
 (symbol, time, side, size, price). Two liquidations can share all of it: Gate batches every
 liquidation of a contract in its 1 s aggregation period into one push (its changelog of
 2026-08-20), Bybit every liquidation of a symbol in 500 ms, and two positions of the same size
