@@ -195,3 +195,30 @@ async def test_the_holder_takes_the_lock_back_from_its_own_cut_session() -> None
         await lock.release()
         await store.close()
         await relay.close()
+
+
+async def test_the_database_probes_the_lock_session_of_a_holder_that_may_vanish() -> None:
+    """A standby takes over from a vanished machine when the database drops the holder's
+    session, so the database must probe it (within ~10 s, docs/scaleout.md): libpq's
+    keepalives set this side's socket alone, and the server's default is two hours."""
+    dsn = await _empty_postgres()
+    parts = urlsplit(dsn)
+    with_options = urlunsplit(parts._replace(query="options=-c%20search_path%3Dpublic"))
+    lock = await hold_sequencer_lock(with_options, keepalive=10)
+    try:
+        assert lock._connection is not None
+        probes = {}
+        for name in ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count"):
+            row = await (await lock._connection.execute(f"SHOW {name}")).fetchone()
+            assert row is not None
+            probes[name] = int(row[0])
+        assert probes == {
+            "tcp_keepalives_idle": 5,
+            "tcp_keepalives_interval": 1,
+            "tcp_keepalives_count": 3,
+        }
+        # The store URL's own options are kept beside them.
+        row = await (await lock._connection.execute("SHOW search_path")).fetchone()
+        assert row == ("public",)
+    finally:
+        await lock.release()

@@ -79,6 +79,15 @@ class SequencerLock:
         self._started: object = None
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        idle, interval = max(1, self.keepalive // 2), max(1, self.keepalive // 6)
+        # The database's side probes the session too: libpq's keepalives are this side's
+        # alone, and a vanished holder's session (and the lock) stayed until the server's
+        # own keepalives gave up, two hours by default, however long a standby waited.
+        given = psycopg.conninfo.conninfo_to_dict(self.url).get("options") or ""
+        probed = (
+            f"{given} -c tcp_keepalives_idle={idle} -c tcp_keepalives_interval={interval} "
+            "-c tcp_keepalives_count=3"
+        )
         try:
             return await psycopg.AsyncConnection.connect(
                 self.url,
@@ -86,9 +95,10 @@ class SequencerLock:
                 application_name="purpleflea-sequencer",
                 connect_timeout=10,
                 keepalives=1,
-                keepalives_idle=max(1, self.keepalive // 2),
-                keepalives_interval=max(1, self.keepalive // 6),
+                keepalives_idle=idle,
+                keepalives_interval=interval,
                 keepalives_count=3,
+                options=probed.strip(),
             )
         except psycopg.OperationalError as exc:
             raise ConnectionError(
