@@ -117,6 +117,7 @@ class SequencerLock:
         while True:
             try:
                 if await self._try_lock(self._connection):
+                    await self._took(self._connection)  # a lost session here: waits on
                     break
             except psycopg.OperationalError as exc:
                 # The database restarted under a standby: connect again and go on waiting
@@ -139,7 +140,6 @@ class SequencerLock:
                     "when it stops"
                 )
             await asyncio.sleep(self.poll_s)
-        await self._took(self._connection)
         if waiting:
             log.warning("the previous sequencer stopped: this ingest node takes over")
 
