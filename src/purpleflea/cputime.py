@@ -17,6 +17,7 @@ for their threaded calls; their own steps on the loop are not counted.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterator
 from contextvars import ContextVar
@@ -28,10 +29,18 @@ T = TypeVar("T")
 class CpuMeter:
     """Seconds of CPU counted so far."""
 
-    __slots__ = ("seconds",)
+    __slots__ = ("_lock", "seconds")
 
     def __init__(self) -> None:
         self.seconds = 0.0
+        self._lock = threading.Lock()
+
+    def add(self, seconds: float) -> None:
+        """Count ``seconds`` more. Threads add at once (reads side by side on the store's
+        reader threads, beside the loop's steps): a bare ``+=`` let a thread switch between
+        its read and its write of the total lose another thread's whole share."""
+        with self._lock:
+            self.seconds += seconds
 
 
 _meter: ContextVar[CpuMeter | None] = ContextVar("purpleflea_cpu_meter", default=None)
@@ -52,7 +61,7 @@ def counting(meter: CpuMeter | None) -> Iterator[None]:
     try:
         yield
     finally:
-        meter.seconds += time.thread_time() - started
+        meter.add(time.thread_time() - started)
 
 
 def on_thread(function: Callable[..., T], *args: Any) -> Callable[[], T]:
@@ -88,7 +97,7 @@ class _Metered:
                 except StopIteration as done:
                     return done.value
                 finally:
-                    meter.seconds += time.thread_time() - started
+                    meter.add(time.thread_time() - started)
                 sent, thrown = None, None
                 try:
                     sent = yield waiting

@@ -15,7 +15,7 @@ import pytest
 from purpleflea.client.errors import BadRequestError, PurpleFleaError, raise_for_response
 from purpleflea.commands import webhooks
 from purpleflea.commands.heatmap import render
-from purpleflea.commands.tail import format_alert, format_event
+from purpleflea.commands.tail import _waiting, format_alert, format_event
 from purpleflea.formatting import format_price, format_usd, format_usd_exact
 from purpleflea.model import Heatmap, Liquidation
 from tests.events import stored_alert, stored_event
@@ -163,6 +163,20 @@ def test_heatmap_and_webhooks_output_escape_what_others_chose(
     out = capsys.readouterr().out
     assert "HTTP 500: X\\x1b]0;owned" in out
     assert not any(c in out for c in "\x1b\x07\r\u202e")
+
+
+def test_tails_connected_line_escapes_the_exchanges_the_server_named() -> None:
+    """The line tail prints once subscribed names the exchanges as the server's subscribed
+    frame has them: the server chose that text as much as an event's."""
+    args = argparse.Namespace(
+        market=None, exchange=["BYBIT"], side=None, min_usd=0.0, no_cascades=True
+    )
+    line = _waiting(args, "http://127.0.0.1:1", {"exchanges": ["bybit" + _HOSTILE]})
+    assert "on bybitX\\x1b]0;owned\\x07\\x1b[2J\\r\\u202eY" in line
+    assert not any(c in line for c in "\x1b\x07\r\u202e")
+    # Not a list of names: never a traceback (items as text; not a list, what was typed).
+    assert "on 7" in _waiting(args, "http://127.0.0.1:1", {"exchanges": [7]})
+    assert "on BYBIT" in _waiting(args, "http://127.0.0.1:1", {"exchanges": "bybit"})
 
 
 async def _history(running: Running, *flags: str) -> tuple[str, str]:

@@ -10,7 +10,9 @@ played here by ending the sessions with ``pg_terminate_backend``, as the server'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -106,3 +108,117 @@ async def test_the_holder_writes_only_while_its_session_holds_the_lock(standby: 
         await asyncio.gather(watch, return_exceptions=True)
         await lock.release()
         await store.close()
+
+
+class _OneSidedCut:
+    """A TCP relay to PostgreSQL that can cut its connections on the client's side alone:
+    the client sees its connection reset while the database, told nothing, keeps an idle
+    session (as when a network path fails long enough for the client to give up)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._clients: list[asyncio.StreamWriter] = []
+        self.kept: list[asyncio.StreamWriter] = []  # the database's side, left open
+        self._pipes: list[asyncio.Task[None]] = []
+
+    async def open(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def cut_clients(self) -> None:
+        for pipe in self._pipes:
+            pipe.cancel()
+        for writer in self._clients:
+            writer.transport.abort()
+        self._pipes.clear()
+        self._clients.clear()
+
+    async def close(self) -> None:
+        self.cut_clients()
+        for writer in self.kept:
+            writer.transport.abort()
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self._clients.append(writer)
+        self.kept.append(up_writer)
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while chunk := await source.read(65536):
+                    sink.write(chunk)
+                    await sink.drain()
+
+        self._pipes += [
+            asyncio.create_task(pipe(reader, up_writer)),
+            asyncio.create_task(pipe(up_reader, writer)),
+        ]
+
+
+async def test_the_holder_takes_the_lock_back_from_its_own_cut_session() -> None:
+    """Its lock connection cut on its side alone, the holder found the lock held (by its own
+    old session, still running in the database) and stopped as if another node had taken
+    over: with no standby, no node sequenced until the database dropped that idle session
+    (its keepalives: two hours by default)."""
+    dsn = await _empty_postgres()
+    parts = urlsplit(dsn)
+    assert parts.hostname is not None
+    assert parts.port is not None
+    relay = _OneSidedCut(parts.hostname, parts.port)
+    await relay.open()
+    store = await PostgresStore.connect(dsn)
+    lock = await hold_sequencer_lock(
+        urlunsplit(parts._replace(netloc=f"127.0.0.1:{relay.port}")), poll_s=0.05
+    )
+    superseded: list[bool] = []
+    lock.on_superseded = lambda: superseded.append(True)
+    store.write_guard = lock.check
+    watch = asyncio.create_task(lock.watch())
+    try:
+        await store.append([stored_event(1)])
+        old = await _sessions(dsn)
+        relay.cut_clients()
+        await _until(lambda: lock._lost_at is not None, "the holder to see its session lost")
+        await _until(lambda: lock.held or superseded, "the lock again")
+        assert not superseded
+        assert not old & await _sessions(dsn)  # the old session was ended
+        await store.append([stored_event(2)])
+        assert await store.last_seq() == 2
+    finally:
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
+        await lock.release()
+        await store.close()
+        await relay.close()
+
+
+async def test_the_database_probes_the_lock_session_of_a_holder_that_may_vanish() -> None:
+    """A standby takes over from a vanished machine when the database drops the holder's
+    session, so the database must probe it (within ~10 s, docs/scaleout.md): libpq's
+    keepalives set this side's socket alone, and the server's default is two hours."""
+    dsn = await _empty_postgres()
+    parts = urlsplit(dsn)
+    with_options = urlunsplit(parts._replace(query="options=-c%20search_path%3Dpublic"))
+    lock = await hold_sequencer_lock(with_options, keepalive=10)
+    try:
+        assert lock._connection is not None
+        probes = {}
+        for name in ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count"):
+            row = await (await lock._connection.execute(f"SHOW {name}")).fetchone()
+            assert row is not None
+            probes[name] = int(row[0])
+        assert probes == {
+            "tcp_keepalives_idle": 5,
+            "tcp_keepalives_interval": 1,
+            "tcp_keepalives_count": 3,
+        }
+        # The store URL's own options are kept beside them.
+        row = await (await lock._connection.execute("SHOW search_path")).fetchone()
+        assert row == ("public",)
+    finally:
+        await lock.release()

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -342,3 +342,80 @@ async def test_a_client_that_takes_nothing_of_an_answer_loses_its_connection(
             page = await http.get("/v1/liquidations?limit=1000", headers={"X-API-Key": live.key})
         assert len(page.json()["events"]) == 1_000
         assert cap.stalled == 1
+
+
+class _Buffered:
+    """A transport's write buffer as the drain check sees it, and whether it was aborted."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.aborted = False
+
+    def get_write_buffer_size(self) -> int:
+        return self.size
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+class _Timer:
+    """A timer of :class:`_Timers`: its callback, and whether it was cancelled."""
+
+    def __init__(self, callback: Callable[..., object], args: tuple[object, ...]) -> None:
+        self.callback, self.args = callback, args
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _Timers:
+    """``loop.call_later`` that runs a timer only when the test says its time came."""
+
+    def __init__(self) -> None:
+        self.pending: list[_Timer] = []
+
+    def call_later(self, _delay: float, callback: Callable[..., object], *args: object) -> _Timer:
+        timer = _Timer(callback, args)
+        self.pending.append(timer)
+        return timer
+
+    def run_due(self) -> None:
+        """The timers set so far come due (those set meanwhile wait for the next call)."""
+        due, self.pending = self.pending, []
+        for timer in due:
+            if not timer.cancelled:
+                timer.callback(*timer.args)
+
+
+def test_a_slow_keep_alive_reader_of_two_answers_keeps_its_connection() -> None:
+    """A client that takes some of what is buffered every DRAIN_TIMEOUT_S keeps its connection,
+    also across answers: the first answer's check, still running when the second was
+    buffered, compared the two answers' bytes with the first's rest and aborted it."""
+    timers, buffer = _Timers(), _Buffered()
+    protocol = object.__new__(serving._H11WithHeaderTimeout)
+    protocol.transport = buffer  # type: ignore[assignment]
+    protocol.loop = timers  # type: ignore[assignment]
+    protocol.cap = ConnectionCap(0)
+    buffer.size = 100_000
+    protocol._await_drain(-1)  # the first answer is buffered
+    buffer.size = 50_000
+    timers.run_due()  # the client took some: checked again later
+    buffer.size = 100_000
+    protocol._await_drain(-1)  # it took the rest and asked again: a second answer
+    buffer.size = 80_000
+    timers.run_due()  # it takes some of the second answer
+    assert not buffer.aborted
+    buffer.size = 30_000
+    timers.run_due()
+    buffer.size = 0
+    timers.run_due()
+    assert not buffer.aborted
+    assert not timers.pending
+    assert protocol.cap.stalled == 0
+    # One that stops taking anything is still cut.
+    buffer.size = 100_000
+    protocol._await_drain(-1)
+    timers.run_due()
+    assert buffer.aborted
+    assert protocol.cap.stalled == 1

@@ -98,7 +98,11 @@ def _waiting(args: argparse.Namespace, url: str, filters: dict[str, Any]) -> str
     if args.market:
         parts.append("of " + ", ".join(market.upper() for market in args.market))
     if args.exchange:
-        parts.append("on " + ", ".join(filters.get("exchanges") or args.exchange))
+        # Escaped, as every other text the server chose: this line went out raw (and a list
+        # of anything but names raised a traceback).
+        named = filters.get("exchanges")
+        exchanges = [str(e) for e in named] if isinstance(named, list) and named else args.exchange
+        parts.append("on " + printable(", ".join(exchanges)))
     if args.side:
         parts.append("of " + " and ".join(args.side) + " positions")
     if args.min_usd:

@@ -47,6 +47,15 @@ _HELD = (
     "AND classid = %s AND objid = %s AND objsubid = 1 AND pid = %s "
     "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
 )
+#: The session holding the lock now: its server process and when it started (a pid alone may
+#: be a new session's, the old one's process gone and its number reused).
+_HOLDER = (
+    "SELECT l.pid, a.backend_start FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s "
+    "AND l.objsubid = 1 "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+_STARTED = "SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
 
 
 class SequencerLock:
@@ -64,10 +73,21 @@ class SequencerLock:
         #: Called once when superseded: the server stops (it is not the sequencer any more).
         self.on_superseded: Callable[[], None] | None = None
         self._lost_at: float | None = None
-        #: The lock session's server process (pg_locks names the holder by it).
+        #: The lock session's server process (pg_locks names the holder by it), and when
+        #: that session started.
         self._pid = 0
+        self._started: object = None
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        idle, interval = max(1, self.keepalive // 2), max(1, self.keepalive // 6)
+        # The database's side probes the session too: libpq's keepalives are this side's
+        # alone, and a vanished holder's session (and the lock) stayed until the server's
+        # own keepalives gave up, two hours by default, however long a standby waited.
+        given = psycopg.conninfo.conninfo_to_dict(self.url).get("options") or ""
+        probed = (
+            f"{given} -c tcp_keepalives_idle={idle} -c tcp_keepalives_interval={interval} "
+            "-c tcp_keepalives_count=3"
+        )
         try:
             return await psycopg.AsyncConnection.connect(
                 self.url,
@@ -75,9 +95,10 @@ class SequencerLock:
                 application_name="purpleflea-sequencer",
                 connect_timeout=10,
                 keepalives=1,
-                keepalives_idle=max(1, self.keepalive // 2),
-                keepalives_interval=max(1, self.keepalive // 6),
+                keepalives_idle=idle,
+                keepalives_interval=interval,
                 keepalives_count=3,
+                options=probed.strip(),
             )
         except psycopg.OperationalError as exc:
             raise ConnectionError(
@@ -96,6 +117,7 @@ class SequencerLock:
         while True:
             try:
                 if await self._try_lock(self._connection):
+                    await self._took(self._connection)  # a lost session here: waits on
                     break
             except psycopg.OperationalError as exc:
                 # The database restarted under a standby: connect again and go on waiting
@@ -118,10 +140,35 @@ class SequencerLock:
                     "when it stops"
                 )
             await asyncio.sleep(self.poll_s)
-        self.held = True
-        self._pid = self._connection.info.backend_pid
         if waiting:
             log.warning("the previous sequencer stopped: this ingest node takes over")
+
+    async def _took(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        """``connection``'s session holds the lock: remember which session it is."""
+        self._pid = connection.info.backend_pid
+        row = await (await connection.execute(_STARTED)).fetchone()
+        self._started = row[0] if row is not None else None
+        self.held = True
+
+    async def _end_own_old_session(self, connection: psycopg.AsyncConnection[Any]) -> bool:
+        """When the lock is held by this node's own previous session, which the database still
+        runs (its connection was cut on this side alone: the database, told nothing, keeps an
+        idle session until its keepalives give up on it, two hours by default), end it and
+        return True: the lock is free at the next try. False: another node holds it."""
+        row = await (await connection.execute(_HOLDER, _KEY_PARTS)).fetchone()
+        if row is None or row[0] != self._pid or self._started is None or row[1] != self._started:
+            return False
+        log.warning(
+            "the sequencer lock is still held by this node's previous session (server process "
+            "%d), whose connection was lost: ending that session to take the lock again",
+            self._pid,
+        )
+        try:
+            await connection.execute("SELECT pg_terminate_backend(%s)", (self._pid,))
+        except psycopg.errors.InsufficientPrivilege as exc:
+            log.error("could not end the previous session (%s)", describe(exc))
+            return False
+        return True
 
     async def _reconnect(self) -> psycopg.AsyncConnection[Any]:
         while True:
@@ -184,11 +231,13 @@ class SequencerLock:
             try:
                 self._connection = await self._connect()
                 got = await self._try_lock(self._connection)
+                if got:
+                    await self._took(self._connection)
+                elif await self._end_own_old_session(self._connection):
+                    continue  # taken at the next try, not another node's
             except (ConnectionError, psycopg.OperationalError):
                 continue  # the database is still away: the writes wait, and so do we
             if got:
-                self.held = True
-                self._pid = self._connection.info.backend_pid
                 log.warning(
                     "sequencer lock held again after %.1f s: this node stores events again",
                     time.monotonic() - (self._lost_at or time.monotonic()),

@@ -76,6 +76,8 @@ class _H11WithHeaderTimeout(H11Protocol):
     _slot: str | None = ""
     #: A refused connection's close, while it is kept to read its request.
     _lingering: asyncio.TimerHandle | None = None
+    #: The next check that the client takes what is buffered for it (:meth:`_await_drain`).
+    _drain_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         # First, before uvicorn's own bookkeeping: a refusal costs one write and a close.
@@ -103,6 +105,11 @@ class _H11WithHeaderTimeout(H11Protocol):
     def _await_drain(self, before: int) -> None:
         """Abort the connection when its client took none of the answer still buffered for it
         in :data:`DRAIN_TIMEOUT_S` (checked again as long as it takes some)."""
+        # One check at a time: the newest answer's covers all that is buffered. An older
+        # answer's check, left running, compared the buffer holding the next answer with
+        # what the older one had left, and aborted a keep-alive client that read slowly but
+        # steadily (a second large answer asked for after the first took over 20 s).
+        self._stop_drain_check()
         transport = self.transport
         left = transport.get_write_buffer_size()
         if left == 0:
@@ -111,7 +118,12 @@ class _H11WithHeaderTimeout(H11Protocol):
             self.cap.stalled += 1
             transport.abort()
             return
-        self.loop.call_later(DRAIN_TIMEOUT_S, self._await_drain, left)
+        self._drain_timer = self.loop.call_later(DRAIN_TIMEOUT_S, self._await_drain, left)
+
+    def _stop_drain_check(self) -> None:
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+            self._drain_timer = None
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
         self._stop_waiting()
@@ -144,6 +156,7 @@ class _H11WithHeaderTimeout(H11Protocol):
         slot, self._slot = self._slot, ""
         self.cap.release(slot)
         self._stop_waiting()
+        self._stop_drain_check()
         super().connection_lost(exc)
 
     def _await_headers(self) -> None:
