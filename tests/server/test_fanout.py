@@ -11,7 +11,7 @@ from itertools import pairwise
 
 import pytest
 
-from purpleflea.bus.base import Message, SubscriptionClosed, liquidation_frame
+from purpleflea.bus.base import Message, SubscriptionClosed, cascade_frame, liquidation_frame
 from purpleflea.bus.local import LocalBus
 from purpleflea.model import to_liquidation
 from purpleflea.server.config import ServerConfig
@@ -19,6 +19,7 @@ from purpleflea.server.fanout import Fanout
 from purpleflea.server.feed import Item, client_feed
 from purpleflea.server.filters import StreamFilter
 from purpleflea.store.sqlite import SQLiteStore
+from tests.events import stored_alert, stored_event
 from tests.server.conftest import venue_event
 
 
@@ -220,5 +221,63 @@ async def test_no_client_goes_a_heartbeat_interval_without_a_frame() -> None:
     assert min(silences) >= interval * 0.9, silences  # not a heartbeat right behind the event
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+    await fanout.stop()
+    await store.close()
+
+
+async def test_a_resume_between_a_batchs_events_and_its_alerts_loses_no_alert() -> None:
+    """A batch's events are committed before its alerts, whose seqs lie between theirs. A
+    resume reading the store in that moment saw events 1 and 3 and took 3 as its cursor, so
+    the alert at 2, published with the batch a moment later, came live at or below the
+    cursor and was dropped as already sent. The replay goes only to the live position taken
+    at subscribing (everything at or below it is stored); the rest comes live, complete."""
+    bus, store = LocalBus(), SQLiteStore(":memory:")
+    fanout = Fanout(bus, heartbeat_s=3600)
+    fanout.start()
+    events = [stored_event(1), stored_event(3)]
+    alert = stored_alert(2)
+    await store.append(events)  # the batch's events are on disk, its alert not yet
+    queue = fanout.subscribe(1 << 20)
+    wanted = StreamFilter(channels=frozenset({"liquidations", "cascades"}), since_seq=0)
+    feed = client_feed(store, queue, wanted, start_seq=0)  # nothing published yet
+    first = await asyncio.wait_for(feed.__anext__(), 2)
+    assert (first.kind, first.seq) == ("heartbeat", 0)
+    await store.append_cascades([alert])
+    for message in sorted(
+        [
+            *(Message("liquidations", e.seq, e, liquidation_frame(e), 1.0) for e in events),
+            Message("cascades", alert.seq, alert, cascade_frame(alert), 1.0),
+        ],
+        key=lambda message: message.seq,
+    ):
+        bus.publish_now(message)
+    got = [await asyncio.wait_for(feed.__anext__(), 2) for _ in range(3)]
+    assert [(item.kind, item.seq) for item in got] == [
+        ("liquidation", 1),
+        ("cascade", 2),
+        ("liquidation", 3),
+    ]
+    await feed.aclose()
+    await fanout.stop()
+    await store.close()
+
+
+async def test_a_resume_from_past_the_live_position_reads_nothing_and_keeps_its_cursor() -> None:
+    """A client resuming from a seq this node has not published yet (it read it from another
+    node) gets nothing replayed, and its cursor does not go back to the node's position:
+    what it already has is not sent again when it comes live."""
+    bus, store = LocalBus(), SQLiteStore(":memory:")
+    fanout = Fanout(bus, heartbeat_s=3600)
+    fanout.start()
+    events = [stored_event(seq) for seq in (1, 2, 3)]
+    await store.append(events)
+    feed = client_feed(store, fanout.subscribe(1 << 20), StreamFilter(since_seq=2), start_seq=1)
+    first = await asyncio.wait_for(feed.__anext__(), 2)
+    assert (first.kind, first.seq) == ("heartbeat", 2)
+    for event in events[1:]:
+        bus.publish_now(Message("liquidations", event.seq, event, liquidation_frame(event), 1.0))
+    got = await asyncio.wait_for(feed.__anext__(), 2)
+    assert (got.kind, got.seq) == ("liquidation", 3)
+    await feed.aclose()
     await fanout.stop()
     await store.close()

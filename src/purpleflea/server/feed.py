@@ -60,13 +60,19 @@ def heartbeat_frame(seq: int) -> bytes:
 
 
 async def _replay(
-    store: Store, wanted: StreamFilter, cursor: int, pace: Pace
+    store: Store, wanted: StreamFilter, cursor: int, upto: int, pace: Pace
 ) -> AsyncIterator[tuple[list[Liquidation | CascadeAlert], int]]:
-    """Pages of the stored items ``wanted`` after ``cursor``, in seq order, each with the seq
-    up to which every stored item was considered (the resume point after it); each read waits
-    for ``pace``. Events are filtered by the store (:meth:`Store.replay`): a page reads at most
-    a page of index entries, so a selective filter pays for the history it matches, not all.
-    Cascade alerts (few) are read in full pages and filtered here."""
+    """Pages of the stored items ``wanted`` after ``cursor`` and up to ``upto``, in seq order,
+    each with the seq up to which every stored item was considered (the resume point after
+    it); each read waits for ``pace``. Events are filtered by the store (:meth:`Store.replay`):
+    a page reads at most a page of index entries, so a selective filter pays for the history
+    it matches, not all. Cascade alerts (few) are read in full pages and filtered here.
+
+    ``upto`` is a published seq: everything at or below it is stored. Past it a batch may be
+    half written (its events committed, the alerts whose seqs lie between theirs not yet), so
+    a cursor taken from the store's end could pass an alert still to come."""
+    if cursor >= upto:  # the client is as far as this node's live position, or further
+        return
     events = "liquidations" in wanted.channels
     cascades = "cascades" in wanted.channels
     query = wanted.query()
@@ -92,18 +98,16 @@ async def _replay(
                 complete.append(alerts[-1].seq if len(alerts) == _REPLAY_PAGE else None)
                 ends.append(alerts[-1].seq)
         if not read:
-            if max(ends) > cursor:  # nothing more matched, up to the store's last event
-                yield [], max(ends)
+            if min(max(ends), upto) > cursor:  # nothing more matched, up to the store's end
+                yield [], min(max(ends), upto)
             return
         page.sort(key=lambda item: item.seq)
+        # Only up to the nearest full channel's end is the merge known complete.
         bounds = [seq for seq in complete if seq is not None]
-        if bounds:
-            # Only up to the nearest full channel's end is the merge known complete.
-            cursor = min(bounds)
-            page = [item for item in page if item.seq <= cursor]
-        else:
-            cursor = max(ends)
-        yield page, cursor
+        cursor = min(min(bounds) if bounds else max(ends), upto)
+        yield [item for item in page if item.seq <= cursor], cursor
+        if cursor >= upto:
+            return
 
 
 def _frame(item: Liquidation | CascadeAlert) -> Item:
@@ -142,7 +146,7 @@ async def client_feed(
     cursor = start_seq if wanted.since_seq is None else wanted.since_seq
     if wanted.since_seq is not None:
         pending: list[Item] = []
-        async for stored, reached in _replay(store, wanted, cursor, pace):
+        async for stored, reached in _replay(store, wanted, cursor, start_seq, pace):
             for found in stored:
                 pending.append(_frame(found))
                 if len(pending) >= max(batch, 1):
