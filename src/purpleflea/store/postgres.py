@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, LiteralString, TypeVar
@@ -38,7 +37,7 @@ import psycopg
 from purpleflea.engine.coverage import SHARE_WINDOW_MS
 from purpleflea.model import CascadeAlert, Liquidation, decode_cascade, encode
 from purpleflea.store import aggregate as aggregates
-from purpleflea.store import index_postgres
+from purpleflea.store import index_postgres, schema_postgres
 from purpleflea.store.base import (
     COLUMNS,
     EVENT_COLUMNS,
@@ -73,7 +72,9 @@ FILL_RETRY_S = 5.0
 _TYPES = tuple(pg.split()[0] for _, _, pg in EVENT_COLUMNS)
 
 # Nodes starting together would race on CREATE ... IF NOT EXISTS; an advisory lock (any
-# constant both sides agree on) serializes them.
+# constant both sides agree on) serializes them. Run by schema_postgres.create_missing, which
+# skips what exists: the indexes' SHARE and the column's ACCESS EXCLUSIVE lock are taken only
+# when there is something to make.
 _SCHEMA_LOCK = 0x70_66_5F_73_63_68  # "pf_sch"
 
 _SCHEMA = (
@@ -116,26 +117,6 @@ CREATE TABLE IF NOT EXISTS open_interest (
 ALTER TABLE open_interest ADD COLUMN IF NOT EXISTS mark_price float8 NOT NULL DEFAULT 0;
 """
 )
-
-_INDEX_NAME = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+) ")
-
-
-async def _create_missing(writer: psycopg.AsyncConnection[Any]) -> None:
-    """Run :data:`_SCHEMA`, skipping each index that exists. ``CREATE INDEX IF NOT EXISTS``
-    takes its table's SHARE lock before it looks: every node's start waited for the appends in
-    flight and held new ones, and waited out (or deadlocked with: PostgreSQL then failed the
-    start) a concurrent build of the index of big events (:mod:`.index_postgres`)."""
-    for statement in _SCHEMA.split(";"):
-        if not statement.strip():
-            continue
-        index = _INDEX_NAME.search(statement)
-        if index is not None:
-            found = await writer.execute("SELECT to_regclass(%s)", (index.group(1),))
-            row = await found.fetchone()
-            if row is not None and row[0] is not None:
-                continue
-        await writer.execute(statement)
-
 
 # A store written before events carried coverage: the column, each row its exchange's class
 # (coverage_backfill), and the rollup's seconds (the counts: exact for a snapshot feed, an
@@ -283,7 +264,7 @@ class PostgresStore:
             await self._writer.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             found = await self._writer.execute(_HAS_COVERAGE)
             migrate = await found.fetchone() is None
-            await _create_missing(self._writer)
+            await schema_postgres.create_missing(self._writer, _SCHEMA)
             build_index = await index_postgres.needs_concurrent_build(self._writer)
             await self._writer.execute(aggregates.FACTOR_TABLE_SQL["postgres"])
             await self._writer.execute(aggregates.METHOD_TABLE_SQL)
