@@ -15,7 +15,7 @@ import pytest
 from purpleflea.server.keys_postgres import PostgresKeyStore
 from purpleflea.store import postgres as postgres_module
 from purpleflea.store import schema_postgres
-from purpleflea.store.base import OpenInterest
+from purpleflea.store.base import SCHEMA_VERSION, OpenInterest, StoreTooNew
 from purpleflea.store.postgres import PostgresStore
 from purpleflea.store.webhooks import open_webhook_store
 from tests.events import T0, stored_event
@@ -133,3 +133,21 @@ async def test_an_older_store_gains_the_mark_price_column() -> None:
         assert [(row.market, row.mark_price) for row in rows] == [("BTC-PERP", 0.0)]
     finally:
         await store.close()
+
+
+async def test_a_store_a_newer_release_wrote_is_refused() -> None:
+    dsn = await _stored()
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as connection:
+        stamped = await (
+            await connection.execute("SELECT version FROM purpleflea_schema")
+        ).fetchall()
+        assert stamped == [(SCHEMA_VERSION,)]
+        await connection.execute("UPDATE purpleflea_schema SET version = version + 1")
+    try:
+        with pytest.raises(StoreTooNew, match=f"store schema {SCHEMA_VERSION + 1}; this release"):
+            await PostgresStore.connect(dsn)
+    finally:
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as connection:
+            await connection.execute("DROP TABLE purpleflea_schema")  # an unstamped store
+    store = await PostgresStore.connect(dsn)  # stamps it again
+    await store.close()

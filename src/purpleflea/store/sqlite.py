@@ -39,12 +39,15 @@ from purpleflea.store.base import (
     COLUMNS,
     OI_COLUMNS,
     OI_MINUTE_MS,
+    SCHEMA_VERSION,
     Bucket,
     GroupBy,
     Interval,
     OpenInterest,
     Page,
     Query,
+    StoreTooNew,
+    check_schema,
     coverage_backfill,
     coverage_case,
     event_table,
@@ -388,6 +391,12 @@ class SQLiteStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._durable = durable
         self._writer = _connect(self.path, durable=durable, read_only=read_only)
+        stamped = self._writer.execute("PRAGMA user_version").fetchone()[0]
+        try:
+            check_schema(stamped, f"SQLite store {self.path}")
+        except StoreTooNew:
+            self._writer.close()
+            raise
         #: The file the writer has open (see StoreFileGone); None: nothing to check.
         self._opened = (
             None if read_only or self.path == ":memory:" else _identity(str(Path(self.path)))
@@ -400,6 +409,8 @@ class SQLiteStore:
             self._migrate()
             if self._writer.execute("SELECT 1 FROM rollup_1h LIMIT 1").fetchone() is None:
                 self._writer.execute(_BACKFILL_1H)
+            if stamped < SCHEMA_VERSION:
+                self._writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         elif "coverage" not in self._columns("liquidations"):
             # Read-only, we may not add the column: the select derives it from the exchange.
             self._select = _SELECT.replace(", coverage FROM", f", {coverage_case()} FROM")
