@@ -26,7 +26,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +39,8 @@ from purpleflea.server.filters import StreamFilter
 from purpleflea.store.base import Store
 from purpleflea.store.factory import open_store
 from purpleflea.store.pages import store_pages
-from purpleflea.store.replay import walk
+from purpleflea.store.postgres import _SELECT as _PG_SELECT
+from purpleflea.store.replay import replay_page
 from purpleflea.store.sqlite import SQLiteStore
 
 PAGE = 1_000
@@ -75,17 +78,34 @@ async def store_filtered(store: Store, wanted: StreamFilter) -> tuple[list[int],
 
 
 async def explain(store: Store, wanted: StreamFilter, dsn: str | None) -> list[str]:
-    """The plan of the first page's index walk (PostgreSQL: as run, with its row counts)."""
+    """The plans of both statements of a page from the middle of the store (the index walk,
+    then the candidates' rows); PostgreSQL's as run, with their row counts and buffers."""
+    after = await store.last_seq() // 2
+    plans: list[str] = []
     if isinstance(store, SQLiteStore):
-        sql, params, _ = walk(wanted.query(), "sqlite", 0, PAGE)
-        return [row[3] for row in store._writer.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+
+        async def read(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+            plan = store._writer.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+            plans.extend(f"{sql[:40]}...: {row[3]}" for row in plan)
+            return store._writer.execute(sql, params).fetchall()
+
+        await replay_page(read, store._select, wanted.query(), "sqlite", after, PAGE)
+        return plans
     import psycopg
 
     assert dsn is not None
-    sql, params, _ = walk(wanted.query(), "postgres", 0, PAGE)
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as connection:
-        found = await connection.execute(f"EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) {sql}", params)
-        return [row[0] for row in await found.fetchall()]
+
+        async def read_pg(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+            found = await connection.execute(
+                f"EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) {sql}",  # type: ignore[arg-type]
+                params,
+            )
+            plans.extend(row[0] for row in await found.fetchall())
+            return await (await connection.execute(sql, params)).fetchall()  # type: ignore[arg-type]
+
+        await replay_page(read_pg, _PG_SELECT, wanted.query(), "postgres", after, PAGE)
+    return plans
 
 
 async def copy_to_postgres(source: SQLiteStore, dsn: str) -> Store:
@@ -121,6 +141,18 @@ async def run(args: argparse.Namespace) -> None:
         "min_usd=1M": StreamFilter(min_usd=1_000_000),
         "exchanges=kraken_futures": StreamFilter(exchanges=frozenset({"kraken_futures"})),
         "min_usd=10k (a size filter no index serves)": StreamFilter(min_usd=10_000),
+        "min_usd=50k (between the thresholds)": StreamFilter(min_usd=50_000),
+        "sides=long (one side only)": StreamFilter(sides=frozenset({"long"})),
+        f"markets={market} sides=long": StreamFilter(
+            markets=frozenset({market}), sides=frozenset({"long"})
+        ),
+        "exchanges=kraken_futures sides=short": StreamFilter(
+            exchanges=frozenset({"kraken_futures"}), sides=frozenset({"short"})
+        ),
+        "markets=5 of them": StreamFilter(markets=frozenset(market_names()[10:15])),
+        "markets=20 of them (over MAX_REPLAY_RANGES)": StreamFilter(
+            markets=frozenset(market_names()[10:30])
+        ),
     }
     print(
         f"store: {await store.last_seq():,} events, {type(store).__name__}; load {os.getloadavg()}"
@@ -128,6 +160,8 @@ async def run(args: argparse.Namespace) -> None:
     print("| filter | way | matched | pages charged | CPU s | wall s |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, wanted in filters.items():
+        if args.only and args.only not in name:
+            continue
         results = {}
         for way, replay in (
             ("python (before)", python_filtered),
@@ -190,6 +224,7 @@ def main() -> None:
     parser.add_argument(
         "--no-copy", action="store_true", help="the PostgreSQL database holds them already"
     )
+    parser.add_argument("--only", help="run only the filters whose name holds this")
     parser.add_argument("--served", type=int, metavar="PORT", help="a served store's port")
     parser.add_argument("--pid", type=int, help="that server's process id (with --served)")
     args = parser.parse_args()

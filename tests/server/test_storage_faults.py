@@ -327,3 +327,146 @@ async def test_a_real_full_tmpfs(tmp_path: Path, lines: _Lines) -> None:
             await _fill_and_recover(running, lines, fill=fill, free=free)
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def _events(first: int, end: int, start_ms: int) -> list[VenueLiquidation]:
+    return [
+        VenueLiquidation(
+            id=f"gone:{i}",
+            exchange="binance_usdm",
+            symbol="GONEUSDT",
+            market="GONE-PERP",
+            side="long",
+            price=100.0,
+            quantity=10.0,
+            size_usd=1_000.0,
+            ts=start_ms + 1_000 * i,
+        )
+        for i in range(first, end)
+    ]
+
+
+async def test_a_removed_data_folder_holds_the_events_says_so_and_names_the_copy(
+    tmp_path: Path,
+) -> None:
+    """SQLite went on writing into the removed file (health ok, events published), all of
+    it lost when the process ended; a restart began again at seq 1."""
+    folder = tmp_path / "data"
+    config = make_config(folder)
+    published: list[int] = []
+    async with running_server(config) as running:
+        server = running.server
+        subscription = server.bus.subscribe(max_bytes=1 << 30)
+
+        async def collect() -> None:
+            async for message in subscription:
+                published.append(message.seq)
+
+        collector = asyncio.create_task(collect())
+        start_ms = server.tracker.clock_ms
+        await running.push(*_events(0, 5, start_ms))
+        shutil.rmtree(folder)
+        for event in _events(5, 10, start_ms):
+            server.tracker.submit(event)
+
+        async def degraded() -> bool:
+            return (await _health(running))["status"] == "degraded"
+
+        await _until(degraded, "health to say degraded", timeout_s=15.0)
+        reasons = (await _health(running))["reasons"]
+        assert isinstance(reasons, list)
+        reason = next(r for r in reasons if "removed or replaced" in r)
+        assert await _ready_status(running) == 503
+        assert "purpleflea_store_writable 0" in await _metrics(running)
+        await asyncio.sleep(0.3)
+        collector.cancel()
+        assert published == [1, 2, 3, 4, 5], "events published that no file holds"
+        # The operator's way out, as the reason says: copy the open files back, restart.
+        copies = [Path(word.strip(",;")) for word in reason.split() if "/fd/" in word]
+        assert len(copies) == 2, reason
+        folder.mkdir()
+        for copy in copies:
+            wal = "-wal" if os.readlink(copy).endswith("-wal (deleted)") else ""
+            shutil.copyfile(copy, folder / f"purpleflea.sqlite{wal}")
+    async with running_server(config) as again:
+        await again.push(*_events(10, 12, start_ms))
+        store = again.server.store
+        assert [event.seq for event in await store.since(0)] == [1, 2, 3, 4, 5, 6, 7]
+
+
+def _mount_ext4(image: Path, where: Path) -> str | None:
+    """A 16 MB ext4 file system at ``where`` that turns read-only on its first error (as a
+    disk's does on an I/O error with ``errors=remount-ro``); returns why not when it cannot
+    be made here."""
+    if os.geteuid() != 0 or shutil.which("mkfs.ext4") is None:
+        return "not root, or no mkfs.ext4"
+    with image.open("wb") as sparse:
+        sparse.truncate(16 << 20)
+    made = subprocess.run(
+        ["mkfs.ext4", "-q", str(image)], capture_output=True, text=True, check=False
+    )
+    if made.returncode != 0:
+        return made.stderr.strip() or "mkfs.ext4 failed"
+    where.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-o", "loop,errors=remount-ro", str(image), str(where)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return None if done.returncode == 0 else done.stderr.strip() or "mount failed"
+
+
+def _fail_file_system(where: Path) -> None:
+    """An ext4 error on the file system mounted at ``where``: the kernel remounts it
+    read-only at once, and every write to it fails from then on (EIO, then EROFS)."""
+    device = next(
+        line.split()[0]
+        for line in Path("/proc/mounts").read_text().splitlines()
+        if line.split()[1] == str(where)
+    )
+    Path(f"/sys/fs/ext4/{Path(device).name}/trigger_fs_error").write_text("test\n")
+
+
+async def test_a_disk_turned_read_only_holds_the_events_and_says_so(tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    why_not = _mount_ext4(tmp_path / "ext4.img", disk)
+    if why_not is not None:
+        pytest.skip(f"SKIPPED LOUDLY: cannot mount an ext4 loop file system here ({why_not})")
+    published: list[int] = []
+    try:
+        async with running_server(make_config(disk / "data")) as running:
+            server = running.server
+            subscription = server.bus.subscribe(max_bytes=1 << 30)
+
+            async def collect() -> None:
+                async for message in subscription:
+                    published.append(message.seq)
+
+            collector = asyncio.create_task(collect())
+            start_ms = server.tracker.clock_ms
+            await running.push(*_events(0, 5, start_ms))
+            _fail_file_system(disk)
+            for event in _events(5, 10, start_ms):
+                server.tracker.submit(event)
+
+            async def degraded() -> bool:
+                return (await _health(running))["status"] == "degraded"
+
+            await _until(degraded, "health to say degraded", timeout_s=15.0)
+            reasons = (await _health(running))["reasons"]
+            assert isinstance(reasons, list)
+            assert any("store: events writes failing" in r for r in reasons), reasons
+            assert await _ready_status(running) == 503
+            assert "purpleflea_store_writable 0" in await _metrics(running)
+            await asyncio.sleep(0.3)
+            collector.cancel()
+            assert published == [1, 2, 3, 4, 5], "events published that the disk refused"
+            # What was stored is still served: reads work on the read-only disk.
+            stored = [event.seq for event in await server.store.since(0)]
+            assert stored == [1, 2, 3, 4, 5]
+            tracker = server.tracker
+        # The stop is not held by the disk; what it held is counted as lost.
+        assert tracker.counters["dropped_at_shutdown"] == 5
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)

@@ -1,16 +1,19 @@
 """SQLite on a full disk: the caller sees SQLite's own error and the store works once space
 returns. ``PRAGMA max_page_count`` caps the file where it stands, so SQLite fails the write
-exactly as on a full disk (``SQLITE_FULL``, the transaction rolled back by SQLite itself)."""
+exactly as on a full disk (``SQLITE_FULL``, the transaction rolled back by SQLite itself).
+And its file removed under it: the writes fail instead of going into a file with no name."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from purpleflea.store.base import OpenInterest
-from purpleflea.store.sqlite import SQLiteStore
+from purpleflea.store.sqlite import SQLiteStore, StoreFileGone
 from tests.events import T0, stored_event
 from tests.store.test_store import _alert
 
@@ -48,4 +51,45 @@ async def test_a_full_disk_raises_sqlites_error_not_a_failed_rollback(tmp_path: 
     await store.append_open_interest(rows)
     assert await store.last_seq() == 3_399
     assert [e.seq for e in await store.since(0, 5_000)] == list(range(1, 3_000))
+    await store.close()
+
+
+async def test_a_removed_folder_fails_the_writes_and_names_the_open_copy(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    store = SQLiteStore(folder / "purpleflea.sqlite")
+    await store.append([stored_event(seq) for seq in range(1, 10)])
+    shutil.rmtree(folder)  # SQLite would go on writing into the unnamed file, lost at exit
+    with pytest.raises(StoreFileGone, match="removed or replaced") as failed:
+        await store.append([stored_event(10)])
+    with pytest.raises(StoreFileGone):
+        await store.append_cascades([_alert(10, "c10", "started")])
+    with pytest.raises(StoreFileGone):
+        await store.append_open_interest(
+            [OpenInterest(ts=T0, market="BTC-PERP", open_interest_usd=1e6)]
+        )
+    assert await store.last_seq() == 9
+    # What the error names is the store as it was: copied back, it opens with every event.
+    copies = [Path(word.strip(",;")) for word in str(failed.value).split() if "/fd/" in word]
+    assert len(copies) == 2, failed.value  # the file and its -wal
+    folder.mkdir()
+    for copy in copies:
+        wal = "-wal" if os.readlink(copy).endswith("-wal (deleted)") else ""
+        shutil.copyfile(copy, folder / f"purpleflea.sqlite{wal}")
+    await store.close()
+    again = SQLiteStore(folder / "purpleflea.sqlite")
+    try:
+        assert [event.seq for event in await again.since(0)] == list(range(1, 10))
+        assert len(await again.append([stored_event(10)])) == 1
+    finally:
+        await again.close()
+
+
+async def test_a_file_put_in_its_place_is_not_written_to(tmp_path: Path) -> None:
+    path = tmp_path / "purpleflea.sqlite"
+    store = SQLiteStore(path)
+    await store.append([stored_event(1)])
+    path.rename(tmp_path / "moved.sqlite")
+    path.write_bytes(b"")  # say, a restore from a backup begun under the running server
+    with pytest.raises(StoreFileGone, match="removed or replaced"):
+        await store.append([stored_event(2)])
     await store.close()

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 
 from purpleflea.server.keys import SCHEMA, Execute, Result, SqlKeyStore
+from purpleflea.store import schema_postgres
 from purpleflea.store.base import StoreUnavailable
 from purpleflea.store.factory import redacted
 
@@ -37,7 +38,9 @@ class PostgresKeyStore(SqlKeyStore):
         self._conn = self._connect()
         with self._transaction() as run:
             run("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
-            for statement in SCHEMA:
+            # Only what is missing: CREATE INDEX IF NOT EXISTS locks its table (schema_postgres).
+            catalog = run(schema_postgres.CATALOG).fetchall()
+            for statement in schema_postgres.missing(SCHEMA, catalog):
                 run(statement)
 
     def _connect(self) -> psycopg.Connection[Any]:

@@ -204,6 +204,27 @@ def second_ranges(seconds: Iterable[int]) -> list[tuple[int, int]]:
     return ranges
 
 
+#: The history store's schema this release writes (SQLite's ``user_version``, PostgreSQL's
+#: ``purpleflea_schema`` row). A release that changes what older ones would misread or
+#: overwrite raises it; a store stamped higher than this is refused (:func:`check_schema`).
+#: 0: a store written before the stamp, brought up to date and stamped on open.
+SCHEMA_VERSION = 1
+
+
+class StoreTooNew(ValueError):
+    """The store was written by a newer release, whose schema this one does not know."""
+
+
+def check_schema(found: int, where: str) -> None:
+    """Refuse a store whose stamped schema ``found`` is newer than :data:`SCHEMA_VERSION`:
+    an older release would write rows the newer one misreads (or drop what it added)."""
+    if found > SCHEMA_VERSION:
+        raise StoreTooNew(
+            f"{where} was written by a newer purpleflea (store schema {found}; this release "
+            f"knows up to {SCHEMA_VERSION}): upgrade purpleflea to open it"
+        )
+
+
 class StoreUnavailable(ConnectionError):
     """The store's database cannot be reached now (PostgreSQL down, restarting, cut off).
     The message names the store, its password redacted; the server answers a request that

@@ -56,6 +56,7 @@ from typing import Any
 import psycopg
 
 from purpleflea.engine.coverage import HOUR_MS
+from purpleflea.store import schema_postgres
 
 log = logging.getLogger("purpleflea.store")
 
@@ -216,8 +217,7 @@ async def ensure_hourly(writer: psycopg.AsyncConnection[tuple[Any, ...]]) -> boo
     minutes pending (see the module docstring; :func:`fill_hourly` fills them). Runs inside the
     caller's transaction, which holds the schema's advisory lock, after ``rollup_1m`` exists;
     True if it made them."""
-    await writer.execute(_TABLE)
-    await writer.execute(_PENDING_TABLE)
+    await schema_postgres.create_missing(writer, _TABLE + _PENDING_TABLE)  # _TABLE ends in ";"
     found = await (await writer.execute(_PRESENT, [list(TRIGGERS)])).fetchone()
     if found is not None and found[0] == len(TRIGGERS):
         return False

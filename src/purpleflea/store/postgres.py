@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, LiteralString, TypeVar
@@ -38,19 +37,22 @@ import psycopg
 from purpleflea.engine.coverage import SHARE_WINDOW_MS
 from purpleflea.model import CascadeAlert, Liquidation, decode_cascade, encode
 from purpleflea.store import aggregate as aggregates
-from purpleflea.store import index_postgres
+from purpleflea.store import index_postgres, schema_postgres
 from purpleflea.store.base import (
     COLUMNS,
     EVENT_COLUMNS,
     OI_COLUMNS,
     OI_MINUTE_MS,
+    SCHEMA_VERSION,
     Bucket,
     GroupBy,
     Interval,
     OpenInterest,
     Page,
     Query,
+    StoreTooNew,
     StoreUnavailable,
+    check_schema,
     coverage_backfill,
     event_table,
     open_interest_rows,
@@ -73,7 +75,9 @@ FILL_RETRY_S = 5.0
 _TYPES = tuple(pg.split()[0] for _, _, pg in EVENT_COLUMNS)
 
 # Nodes starting together would race on CREATE ... IF NOT EXISTS; an advisory lock (any
-# constant both sides agree on) serializes them.
+# constant both sides agree on) serializes them. Run by schema_postgres.create_missing, which
+# skips what exists: the indexes' SHARE and the column's ACCESS EXCLUSIVE lock are taken only
+# when there is something to make.
 _SCHEMA_LOCK = 0x70_66_5F_73_63_68  # "pf_sch"
 
 _SCHEMA = (
@@ -117,25 +121,10 @@ ALTER TABLE open_interest ADD COLUMN IF NOT EXISTS mark_price float8 NOT NULL DE
 """
 )
 
-_INDEX_NAME = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+) ")
-
-
-async def _create_missing(writer: psycopg.AsyncConnection[Any]) -> None:
-    """Run :data:`_SCHEMA`, skipping each index that exists. ``CREATE INDEX IF NOT EXISTS``
-    takes its table's SHARE lock before it looks: every node's start waited for the appends in
-    flight and held new ones, and waited out (or deadlocked with: PostgreSQL then failed the
-    start) a concurrent build of the index of big events (:mod:`.index_postgres`)."""
-    for statement in _SCHEMA.split(";"):
-        if not statement.strip():
-            continue
-        index = _INDEX_NAME.search(statement)
-        if index is not None:
-            found = await writer.execute("SELECT to_regclass(%s)", (index.group(1),))
-            row = await found.fetchone()
-            if row is not None and row[0] is not None:
-                continue
-        await writer.execute(statement)
-
+# The schema version a release stamped the store with (store.base.SCHEMA_VERSION): one row.
+_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS purpleflea_schema (version integer NOT NULL)"
+_STAMPED = "SELECT max(version) FROM purpleflea_schema"
+_STAMP = "INSERT INTO purpleflea_schema (version) VALUES (%s)"
 
 # A store written before events carried coverage: the column, each row its exchange's class
 # (coverage_backfill), and the rollup's seconds (the counts: exact for a snapshot feed, an
@@ -279,28 +268,11 @@ class PostgresStore:
 
     async def open(self) -> None:
         self._writer = await self._new_connection(autocommit=False)
-        async with self._writer.transaction():
-            await self._writer.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            found = await self._writer.execute(_HAS_COVERAGE)
-            migrate = await found.fetchone() is None
-            await _create_missing(self._writer)
-            build_index = await index_postgres.needs_concurrent_build(self._writer)
-            await self._writer.execute(aggregates.FACTOR_TABLE_SQL["postgres"])
-            await self._writer.execute(aggregates.METHOD_TABLE_SQL)
-            method = await (await self._writer.execute(aggregates.METHOD_SQL)).fetchone()
-            if not aggregates.factors_current(method):
-                # Factors another version of the estimate computed: dropped, recomputed on use.
-                for statement in aggregates.RESET_FACTORS:
-                    await self._writer.execute(statement)
-            if migrate:
-                # The table predates coverage (a new one was just made with it otherwise).
-                still = await (await self._writer.execute(_HAS_COVERAGE)).fetchone() is None
-                if still:
-                    await self._writer.execute(_ADD_COVERAGE)
-                    await self._writer.execute(coverage_backfill())
-                    for statement in _ADD_SECONDS:
-                        await self._writer.execute(statement)
-            await ensure_hourly(self._writer)
+        try:
+            build_index = await self._make_schema(self._writer)
+        except StoreTooNew:
+            await self._writer.close()
+            raise
         for _ in range(self._reader_count):
             reader = await self._new_connection(autocommit=True)
             self._all_readers.append(reader)
@@ -317,6 +289,40 @@ class PostgresStore:
                 "CONCURRENTLY); replays with a large min_usd read more rows until it is done"
             )
             self._indexing = asyncio.create_task(self._build_index(), name="index big events")
+
+    async def _make_schema(self, writer: psycopg.AsyncConnection[tuple[Any, ...]]) -> bool:
+        """Create or bring up to date the schema, under the schema lock, in one transaction;
+        True when the index of big events is to be built beside the appends."""
+        async with writer.transaction():
+            await writer.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            await schema_postgres.create_missing(writer, _VERSION_TABLE)
+            row = await (await writer.execute(_STAMPED)).fetchone()
+            stamped = int(row[0]) if row is not None and row[0] is not None else 0
+            check_schema(stamped, f"PostgreSQL store {redacted(self.url)}")
+            found = await writer.execute(_HAS_COVERAGE)
+            migrate = await found.fetchone() is None
+            await schema_postgres.create_missing(writer, _SCHEMA)
+            build_index = await index_postgres.needs_concurrent_build(writer)
+            await writer.execute(aggregates.FACTOR_TABLE_SQL["postgres"])
+            await writer.execute(aggregates.METHOD_TABLE_SQL)
+            method = await (await writer.execute(aggregates.METHOD_SQL)).fetchone()
+            if not aggregates.factors_current(method):
+                # Factors another version of the estimate computed: dropped, recomputed on use.
+                for statement in aggregates.RESET_FACTORS:
+                    await writer.execute(statement)
+            if migrate:
+                # The table predates coverage (a new one was just made with it otherwise).
+                still = await (await writer.execute(_HAS_COVERAGE)).fetchone() is None
+                if still:
+                    await writer.execute(_ADD_COVERAGE)
+                    await writer.execute(coverage_backfill())
+                    for statement in _ADD_SECONDS:
+                        await writer.execute(statement)
+            await ensure_hourly(writer)
+            if stamped < SCHEMA_VERSION:
+                await writer.execute("DELETE FROM purpleflea_schema")
+                await writer.execute(_STAMP, (SCHEMA_VERSION,))
+        return build_index
 
     async def _on_own_connection(
         self,

@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 
+from purpleflea.store import schema_postgres
 from purpleflea.store.base import StoreUnavailable
 from purpleflea.store.factory import redacted
 
@@ -45,7 +46,7 @@ class PostgresStatements:
             ) from exc
         async with connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock(%s)", (self.schema_lock,))
-            await connection.execute(self.schema.encode())
+            await schema_postgres.create_missing(connection, self.schema)
         self._connection = connection
         return connection
 

@@ -20,6 +20,7 @@ listing and minute.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -38,12 +39,15 @@ from purpleflea.store.base import (
     COLUMNS,
     OI_COLUMNS,
     OI_MINUTE_MS,
+    SCHEMA_VERSION,
     Bucket,
     GroupBy,
     Interval,
     OpenInterest,
     Page,
     Query,
+    StoreTooNew,
+    check_schema,
     coverage_backfill,
     coverage_case,
     event_table,
@@ -184,6 +188,44 @@ _LAST_SEQ = (
 
 #: How long a connection waits for another's lock before SQLITE_BUSY.
 _BUSY_TIMEOUT_MS = 5000
+
+
+class StoreFileGone(OSError):
+    """The SQLite file a store has open is no longer at its path: its folder or the file was
+    removed, or another file put in its place, while the store ran. SQLite goes on writing
+    into the open file (in WAL mode it raises nothing: checked with SQLite 3.40), which no
+    longer has a name: every event written then would vanish when the process ends, and a
+    restart would begin an empty store whose seqs start again at 1. So writes fail with this
+    instead (the server holds and retries them; its health says why)."""
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """The device and inode of the file at ``path``; None when there is none."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _open_copies(path: str) -> list[str]:
+    """A descriptor this process holds of each of ``path``'s files since removed (the store,
+    its ``-wal``): where a copy of them can still be read (Linux). Every connection holds
+    its own; one of each file is named."""
+    gone = (f"{path} (deleted)", f"{path}-wal (deleted)")
+    found: dict[str, str] = {}
+    try:
+        descriptors = sorted(os.listdir("/proc/self/fd"), key=int)
+    except OSError:
+        return []
+    for fd in descriptors:
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        if target in gone:
+            found.setdefault(target, f"/proc/{os.getpid()}/fd/{fd}")
+    return [found[target] for target in gone if target in found]
 
 
 def _connect(path: str, *, durable: bool, read_only: bool = False) -> sqlite3.Connection:
@@ -349,6 +391,16 @@ class SQLiteStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._durable = durable
         self._writer = _connect(self.path, durable=durable, read_only=read_only)
+        stamped = self._writer.execute("PRAGMA user_version").fetchone()[0]
+        try:
+            check_schema(stamped, f"SQLite store {self.path}")
+        except StoreTooNew:
+            self._writer.close()
+            raise
+        #: The file the writer has open (see StoreFileGone); None: nothing to check.
+        self._opened = (
+            None if read_only or self.path == ":memory:" else _identity(str(Path(self.path)))
+        )
         self._select = _SELECT
         if not read_only:
             self._writer.executescript(_SCHEMA)
@@ -357,6 +409,8 @@ class SQLiteStore:
             self._migrate()
             if self._writer.execute("SELECT 1 FROM rollup_1h LIMIT 1").fetchone() is None:
                 self._writer.execute(_BACKFILL_1H)
+            if stamped < SCHEMA_VERSION:
+                self._writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         elif "coverage" not in self._columns("liquidations"):
             # Read-only, we may not add the column: the select derives it from the exchange.
             self._select = _SELECT.replace(", coverage FROM", f", {coverage_case()} FROM")
@@ -522,6 +576,14 @@ class SQLiteStore:
     def _check_writable(self) -> None:
         if self.read_only:
             raise PermissionError(f"SQLite store {self.path} was opened read-only: cannot append")
+        if self._opened is not None and _identity(self.path) != self._opened:
+            copies = _open_copies(str(Path(self.path).absolute()))
+            where = f"; the open copy is still readable at {', '.join(copies)}" if copies else ""
+            raise StoreFileGone(
+                f"SQLite store {self.path} was removed or replaced while the server ran: "
+                f"nothing more is written to it (it would be lost at exit){where}; copy it "
+                "(and its -wal) back to that path before stopping the server"
+            )
 
     def stored_ids(self, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` are stored (bulk loaders ask first, so a duplicate takes no seq)."""
