@@ -231,7 +231,8 @@ async def test_a_replay_from_storage_is_paced_by_its_account_s_rate_limit(
     account could start 60 a minute, 20 at once, WebSocket or SSE, sending nothing back."""
     config = make_config(tmp_path, rate_per_s=2.0, rate_burst=2.0)
     async with running_server(config) as live:
-        await live.push(*(venue_event() for _ in range(2_500)))  # 3 pages (and the empty 4th)
+        # 4 pages; the replay ends at the live position (3,500), with no empty read after it
+        await live.push(*(venue_event() for _ in range(3_500)))
         headers = {"Authorization": f"Bearer {live.key}"}
         started = asyncio.get_running_loop().time()
         # A filter no index serves (coverage) reads every event: a page per 1,000 read. (One
@@ -242,7 +243,7 @@ async def test_a_replay_from_storage_is_paced_by_its_account_s_rate_limit(
             assert json.loads(await ws.recv())["type"] == "subscribed"
             beat = json.loads(await asyncio.wait_for(ws.recv(), 10))
         waited = asyncio.get_running_loop().time() - started
-        assert beat == {"type": "heartbeat", "seq": 2_500, "ts": beat["ts"]}
+        assert beat == {"type": "heartbeat", "seq": 3_500, "ts": beat["ts"]}
         # 4 reads: 2 from the burst, then one every 0.5 s.
         assert waited >= 0.9, waited
         async with httpx.AsyncClient(base_url=live.url) as http:
