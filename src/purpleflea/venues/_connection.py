@@ -39,6 +39,13 @@ def mentions(frame: bytes | str, key: str) -> bool:
     return (quoted.encode() in frame) if isinstance(frame, bytes) else (quoted in frame)
 
 
+def containing(frame: bytes | str, marker: str) -> dict[str, object] | None:
+    """``frame`` as a JSON object if its text contains ``marker`` (a channel name), else
+    None: the substring test first, so a liveness reader parses only its channel's frames."""
+    found = (marker.encode() in frame) if isinstance(frame, bytes) else (marker in frame)
+    return json_object(frame) if found else None
+
+
 def json_object(frame: bytes | str) -> dict[str, object] | None:
     """``frame`` as a JSON object; None if it is not JSON or not an object (``pong``)."""
     try:
