@@ -15,7 +15,7 @@ from purpleflea.model import Catalog
 #: file (three coins at its start). A connection of every contract has shorter gaps still; an
 #: hour keeps a margin of 2.3 times the five-coin gap and 1.5 times the three-coin one. One
 #: coin alone was quiet for up to 7,273 s the same day: a connection of a few contracts gets
-#: no data watchdog.
+#: no liquidation watchdog, only one fed by a liveness channel (``Connection.liveness``).
 ALL_MARKET_DATA_TIMEOUT = 3600.0
 
 
