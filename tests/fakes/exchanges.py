@@ -14,6 +14,12 @@ told to misbehave: drop every connection after ``drop_every`` seconds, go silent
 refuse every subscription with the exchange's error reply (``refuse_subscribe``), or refuse
 a whole subscribe message that holds one of ``bad_topics`` as Bybit and Kraken Futures do (it
 then plays a frame only once its topic is subscribed).
+
+A dialect with a liveness channel (``liveness_every``: Bybit inverse's ticker, Gate's tickers,
+HTX's contract_info, BitMEX's instrument, Bitget's ticker) acks its subscription and pushes a
+frame of its recorded shape every ``liveness_every`` seconds while subscribed; with
+``Faults(mute_liveness=True)`` it acks and pushes nothing, as a gateway that answers pings and
+acks but sends no data.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import websockets
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -57,6 +63,9 @@ class Session:
     silent: bool = False  # stalled: ignore everything, send nothing
     #: The fake's frames delivered so far (to any connection): a venue's history.
     history: list[Out] = field(default_factory=list)
+    #: The liveness topic the client subscribed (None: none yet) and its pushes sent.
+    liveness: str | None = None
+    liveness_pushes: int = 0
 
 
 class Dialect:
@@ -66,6 +75,8 @@ class Dialect:
     path = "/"
     #: Server-initiated application ping interval (None: the exchange sends none).
     ping_every: float | None = None
+    #: Seconds between pushes of the liveness channel once subscribed (None: it has none).
+    liveness_every: float | None = None
 
     def greeting(self) -> list[str]:
         return []
@@ -79,6 +90,10 @@ class Dialect:
         return []
 
     def ping(self, session: Session) -> str | None:
+        return None
+
+    def liveness_push(self, session: Session) -> str | None:
+        """One push of the liveness channel ``session.liveness`` names, in its real shape."""
         return None
 
     def refusal(self, message: str) -> str | None:
@@ -144,6 +159,8 @@ class Bybit(Dialect):
 
     def __init__(self, category: str = "linear") -> None:
         self.path = f"/v5/public/{category}"
+        self.category = category
+        self.liveness_every = 0.05 if category == "inverse" else None
 
     def handle(self, message: str, session: Session) -> list[str]:
         request = self._json(message)
@@ -153,12 +170,21 @@ class Bybit(Dialect):
         args = request.get("args")
         if request.get("op") != "subscribe" or not isinstance(args, list) or not args:
             raise Violation(f"bybit: bad request {message!r}")
+        reply = {"success": True, "ret_msg": "", "conn_id": "c1", "op": "subscribe"}
+        if self.liveness_every is not None and len(args) == 1 and args[0] == "tickers.BTCUSD":
+            session.liveness = args[0]  # the inverse connection's liveness ticker, alone
+            return [dumps({**reply, "req_id": request.get("req_id", "")})]
         if len(message) > 21_000 or not all(str(a).startswith("allLiquidation.") for a in args):
             raise Violation(f"bybit: bad subscribe args {message[:120]!r}")
         session.topics.extend(args)
         session.subscribed.set()
-        reply = {"success": True, "ret_msg": "", "conn_id": "c1", "op": "subscribe"}
         return [dumps({**reply, "req_id": request.get("req_id", "")})]
+
+    def liveness_push(self, session: Session) -> str | None:
+        # docs/v5/websocket/public/ticker.mdx: a delta carries the fields that changed.
+        data = {"symbol": "BTCUSD", "markPrice": "91234.50", "indexPrice": "91240.12"}
+        push = {"topic": session.liveness, "type": "delta", "data": data, "cs": 1, "ts": now_ms()}
+        return dumps(push)
 
     def refusal(self, message: str) -> str | None:
         return self._refused(message, "allLiquidation.NOPEUSDT")
@@ -226,6 +252,7 @@ class Okx(Dialect):
 class Bitmex(Dialect):
     exchange = "bitmex"
     path = "/realtime"
+    liveness_every = 0.05
 
     def greeting(self) -> list[str]:
         return [dumps({"info": "Welcome to the BitMEX Realtime API.", "version": "fake"})]
@@ -235,6 +262,9 @@ class Bitmex(Dialect):
             session.pings += 1
             return ["pong"]
         request = self._json(message)
+        if request.get("op") == "subscribe" and request.get("args") == ["instrument:XBTUSD"]:
+            session.liveness = "instrument:XBTUSD"
+            return [dumps({"success": True, "subscribe": session.liveness, "request": request})]
         if request.get("op") != "subscribe" or request.get("args") != ["liquidation"]:
             raise Violation(f"bitmex: bad request {message!r}")
         session.topics.append("liquidation")
@@ -246,6 +276,12 @@ class Bitmex(Dialect):
             return None
         error = "Unknown table: liquidation"
         return dumps({"status": 400, "error": error, "meta": {}, "request": self._json(message)})
+
+    def liveness_push(self, session: Session) -> str | None:
+        # The instrument update shape recorded in altangent/ccxws issue 98 (XBTUSD, 2019).
+        row = {"symbol": "XBTUSD", "fairPrice": 8773.99, "markPrice": 8773.99}
+        row["timestamp"] = "2019-11-12T20:49:50.293Z"
+        return dumps({"table": "instrument", "action": "update", "data": [row]})
 
     def snapshot(self, delivered: list[Out], session: Session) -> list[str]:
         # The partial lists the liquidation orders resting now: here, every insert sent so far.
@@ -476,6 +512,8 @@ class Kraken(Dialect):
 class Bitget(Dialect):
     exchange = "bitget"
     path = "/v3/ws/public"
+    liveness_every = 0.05
+    liveness_arg: ClassVar = {"instType": "usdt-futures", "topic": "ticker", "symbol": "BTCUSDT"}
 
     def __init__(self, refusal_code: int = 30001) -> None:
         # The code of its error reply (``refuse_subscribe``): 30001 names a wrong argument,
@@ -494,6 +532,10 @@ class Bitget(Dialect):
             raise Violation(f"bitget: bad request {message!r}")
         replies = []
         for arg in args:
+            if arg == self.liveness_arg:
+                session.liveness = "ticker"
+                replies.append(dumps({"event": "subscribe", "arg": arg}))
+                continue
             if arg.get("topic") != "liquidation" or arg.get("instType") not in (
                 "usdt-futures",
                 "coin-futures",
@@ -504,6 +546,13 @@ class Bitget(Dialect):
             replies.append(dumps({"event": "subscribe", "arg": arg}))
         session.subscribed.set()
         return replies
+
+    def liveness_push(self, session: Session) -> str | None:
+        # The UTA v3 ticker snapshot shape (tardis-node test/mappers.test.ts, 2026-04-28).
+        row = {"lastPrice": "94012.5", "markPrice": "94013.1", "indexPrice": "94020.7"}
+        return dumps(
+            {"action": "snapshot", "arg": self.liveness_arg, "data": [row], "ts": now_ms()}
+        )
 
     def refusal(self, message: str) -> str | None:
         if message == "ping":
@@ -519,9 +568,13 @@ class Bitget(Dialect):
 
 class Gate(Dialect):
     exchange = "gate"
+    liveness_every = 0.05
+    #: Each settle family's BTC perpetual, whose ticker is the liveness channel.
+    btc: ClassVar = {"usdt": "BTC_USDT", "btc": "BTC_USD", "usd1": "BTC_USD1"}
 
     def __init__(self, settle: str = "usdt") -> None:
         self.path = f"/v4/ws/{settle}"
+        self.settle = settle
 
     def handle(self, message: str, session: Session) -> list[str]:
         request = self._json(message)
@@ -532,6 +585,12 @@ class Gate(Dialect):
         if channel == "futures.ping":
             session.pings += 1
             return [dumps({**stamp, "channel": "futures.pong", "event": "", "result": None})]
+        if channel == "futures.tickers" and request.get("event") == "subscribe":
+            if request.get("payload") != [self.btc[self.settle]]:
+                raise Violation(f"gate: ticker of another family's contract: {message!r}")
+            session.liveness = self.btc[self.settle]
+            ack = {**stamp, "channel": channel, "event": "subscribe", "payload": [session.liveness]}
+            return [dumps({**ack, "error": None, "result": {"status": "success"}})]
         if (
             channel != "futures.public_liquidates"
             or request.get("event") != "subscribe"
@@ -542,6 +601,12 @@ class Gate(Dialect):
         session.subscribed.set()
         ack = {**stamp, "channel": channel, "event": "subscribe", "payload": ["!all"]}
         return [dumps({**ack, "error": None, "result": {"status": "success"}})]
+
+    def liveness_push(self, session: Session) -> str | None:
+        # The futures.tickers update shape recorded in tardis-node test/mappers.test.ts.
+        row = {"contract": session.liveness, "last": "91230.5", "mark_price": "91231.2"}
+        stamp = {"time": int(time.time()), "time_ms": now_ms()}
+        return dumps({**stamp, "channel": "futures.tickers", "event": "update", "result": [row]})
 
     def refusal(self, message: str) -> str | None:
         request = self._json(message)
@@ -562,6 +627,7 @@ class Gate(Dialect):
 class Htx(Dialect):
     exchange = "htx"
     ping_every = 0.2
+    liveness_every = 0.05
 
     def __init__(self, kind: str = "linear") -> None:
         paths = {
@@ -576,6 +642,13 @@ class Htx(Dialect):
             if kind == "futures"
             else r"public\.\*\.liquidation_orders"
         )
+        # One contract's (one coin's on the delivery endpoint) contract info: the liveness
+        # channel, pushed on subscribe and every 60 s.
+        self.contract_info = re.compile(
+            r"public\.[A-Z0-9]+\.contract_info"
+            if kind == "futures"
+            else r"public\.[A-Z0-9]+-[A-Z0-9]+\.contract_info"
+        )
 
     def handle(self, message: str, session: Session) -> list[str]:
         request = self._json(message)
@@ -583,10 +656,13 @@ class Htx(Dialect):
             session.pings += 1
             return []
         topic = request.get("topic")
-        if request.get("op") != "sub" or not self.topic.fullmatch(str(topic)):
+        if request.get("op") == "sub" and self.contract_info.fullmatch(str(topic)):
+            session.liveness = str(topic)
+        elif request.get("op") != "sub" or not self.topic.fullmatch(str(topic)):
             raise Violation(f"htx: bad request {message!r}")
-        session.topics.append(request["topic"])
-        session.subscribed.set()
+        else:
+            session.topics.append(request["topic"])
+            session.subscribed.set()
         reply = {
             "op": "sub",
             "cid": request.get("cid"),
@@ -612,6 +688,14 @@ class Htx(Dialect):
 
     def ping(self, session: Session) -> str | None:
         return dumps({"op": "ping", "ts": str(now_ms())})
+
+    def liveness_push(self, session: Session) -> str | None:
+        # The contract_info snapshot shape recorded in tardis-node test/mappers.test.ts.
+        assert session.liveness is not None
+        coin = session.liveness.split(".")[1].split("-")[0]
+        row = {"symbol": coin, "contract_code": f"{coin}-USDT", "contract_size": 0.001}
+        push = {"op": "notify", "topic": session.liveness, "ts": now_ms(), "event": "snapshot"}
+        return dumps({**push, "data": [{**row, "price_tick": 0.1, "contract_status": 1}]})
 
     def encode(self, text: Out) -> Out:
         if isinstance(text, bytes):
@@ -647,6 +731,9 @@ class Faults:
     handshake_delay: float = 0.0
     # Answer handshakes after this many with HTTP 503 (a gateway that takes no new sockets).
     max_connections: int | None = None
+    # Ack the liveness channel's subscription but push nothing on it (a gateway that answers
+    # pings and acks, and sends no data).
+    mute_liveness: bool = False
 
 
 class FakeExchange:
@@ -753,6 +840,9 @@ class FakeExchange:
         tasks = [asyncio.create_task(self._read(ws, session))]
         if dialect.ping_every is not None:
             tasks.append(asyncio.create_task(self._ping(ws, session, dialect.ping_every)))
+        if dialect.liveness_every is not None and not self.faults.mute_liveness:
+            every = dialect.liveness_every
+            tasks.append(asyncio.create_task(self._push_liveness(ws, session, every)))
         if self.faults.lifetime is not None:
             tasks.append(asyncio.create_task(self._close_at_end_of_life(ws)))
         try:
@@ -820,6 +910,17 @@ class FakeExchange:
                 ping = None if session.silent else self.dialect.ping(session)
                 if ping is not None:
                     await ws.send(self.dialect.encode(ping))
+
+    async def _push_liveness(self, ws: ServerConnection, session: Session, every: float) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while True:
+                await asyncio.sleep(every)
+                if session.liveness is None or session.silent:
+                    continue
+                push = self.dialect.liveness_push(session)
+                if push is not None:
+                    await ws.send(self.dialect.encode(push))
+                    session.liveness_pushes += 1
 
     async def _play(self, ws: ServerConnection, session: Session) -> None:
         faults = self.faults

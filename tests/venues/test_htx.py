@@ -148,7 +148,12 @@ def test_delivery_futures_are_subscribed_per_coin_and_sized_in_usd() -> None:
     assert futures.url == "wss://api.hbdm.com/notification"
     assert callable(futures.subscribe)
     topics = [json.loads(m)["topic"] for m in futures.subscribe()]
-    assert topics == ["public.BTC.liquidation_orders", "public.ETH.liquidation_orders"]
+    # Each coin's liquidations, then BTC's contract info: the liveness channel (60 s pushes).
+    assert topics == [
+        "public.BTC.liquidation_orders",
+        "public.ETH.liquidation_orders",
+        "public.BTC.contract_info",
+    ]
     events = [e for push in _DELIVERY_PUSHES for e in htx.normalize(gzip.compress(push), catalog)]
     assert [(e.market, e.side, e.contracts, e.size_usd) for e in events] == [
         ("BTC-20200703", "long", 1450, 145_000.0),

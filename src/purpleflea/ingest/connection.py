@@ -379,7 +379,7 @@ async def _session(
                         except RetryableRefusal as exc:
                             refused = refused or exc
                             continue
-                        if delivered:
+                        if delivered or _liveness_push(spec, frame, stats):
                             watchdog.last_data = link.last_data = now
                             data = watchdog.answered = True
                         elif not watchdog.answered and _answers_subscribe(spec, frame, stats):
@@ -408,8 +408,9 @@ async def _session(
                 "(connected, keepalive answered, nothing subscribed)"
             ) from None
         if watchdog.expired_by == "data":
+            what = "no liquidation" if spec.liveness is None else "no liquidation or liveness push"
             raise SilentConnection(
-                f"no liquidation for {spec.data_timeout:g} s, only keepalive answers "
+                f"{what} for {spec.data_timeout:g} s, only keepalive answers "
                 "(connected but sending no data)"
             ) from None
         raise SilentConnection(
@@ -424,6 +425,14 @@ async def _session(
                 # It dies with the connection; its own error is not the session's.
                 with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
                     await task
+
+
+def _liveness_push(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> bool:
+    """Whether ``frame`` is a push of the connection's liveness channel (asked only of frames
+    that carried no liquidation): the venue is sending data, so the data watchdog is fed."""
+    if spec.liveness is None:
+        return False
+    return bool(checked(spec.liveness, frame, spec, stats, "liveness_check_error"))
 
 
 def _answers_subscribe(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> bool:

@@ -16,7 +16,7 @@ class Watchdog:
     """Ends a session's receive loop (its ``asyncio.timeout`` scope) once no frame arrived for
     ``timeout`` seconds, or, with ``data_timeout``, once no frame carried an event for that
     long; the loop stamps :attr:`last_frame` (monotonic) on every frame and :attr:`last_data`
-    on every frame with events.
+    on every frame with events, or a push of the connection's liveness channel.
 
     The second clock is for a venue whose keepalive is answered by a server that sends no
     data (EXCHANGES.md trap 3: Binance's decommissioned URLs and restricted regions complete

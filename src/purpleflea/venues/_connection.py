@@ -15,7 +15,7 @@ from purpleflea.model import Catalog
 #: file (three coins at its start). A connection of every contract has shorter gaps still; an
 #: hour keeps a margin of 2.3 times the five-coin gap and 1.5 times the three-coin one. One
 #: coin alone was quiet for up to 7,273 s the same day: a connection of a few contracts gets
-#: no data watchdog.
+#: no liquidation watchdog, only one fed by a liveness channel (``Connection.liveness``).
 ALL_MARKET_DATA_TIMEOUT = 3600.0
 
 
@@ -37,6 +37,13 @@ def mentions(frame: bytes | str, key: str) -> bool:
     reader parsing every trade frame of a trade feed (about 20 us for a 2 KB frame)."""
     quoted = f'"{key}"'
     return (quoted.encode() in frame) if isinstance(frame, bytes) else (quoted in frame)
+
+
+def containing(frame: bytes | str, marker: str) -> dict[str, object] | None:
+    """``frame`` as a JSON object if its text contains ``marker`` (a channel name), else
+    None: the substring test first, so a liveness reader parses only its channel's frames."""
+    found = (marker.encode() in frame) if isinstance(frame, bytes) else (marker in frame)
+    return json_object(frame) if found else None
 
 
 def json_object(frame: bytes | str) -> dict[str, object] | None:

@@ -133,12 +133,21 @@ class Connection:
     #: ERROR and not asked again. None: refusals are counted and logged only (``batching``
     #: asks again by itself).
     retry_refused: Answered | None = None
-    #: Seconds without a frame that carries a liquidation before the connection counts as
-    #: silent, beside ``silence_timeout`` (any frame): a gateway can answer the keepalive and
-    #: the subscribe and send no data (EXCHANGES.md trap 3). Only for a connection whose
-    #: subscriptions are never legitimately quiet that long (a whole market, measured:
-    #: ``_connection.ALL_MARKET_DATA_TIMEOUT``). None: not watched.
+    #: Seconds without a frame that carries a liquidation (or, with ``liveness``, a push of
+    #: the liveness channel) before the connection counts as silent, beside
+    #: ``silence_timeout`` (any frame): a gateway can answer the keepalive and the subscribe
+    #: and send no data (EXCHANGES.md trap 3). Only for a connection whose data is never
+    #: legitimately quiet that long (a whole market, measured:
+    #: ``_connection.ALL_MARKET_DATA_TIMEOUT``; a liveness channel, a few of its pushes).
+    #: None: not watched.
     data_timeout: float | None = None
+    #: Whether a frame is a push of the connection's liveness channel: an always-busy public
+    #: channel of the venue (a ticker, a periodic contract snapshot) subscribed on the same
+    #: socket only to prove the gateway still sends data. Its pushes feed ``data_timeout``
+    #: as a liquidation does (never pongs, acks or heartbeats: those a dead gateway still
+    #: sends), so a venue whose liquidations are quiet for hours can have a data watchdog
+    #: sized on the channel's cadence. None: only liquidations count as data.
+    liveness: Answered | None = None
     #: How to split a refused subscribe message (None: its messages are not split).
     batching: Batching | None = None
     #: Seconds before a topic given up after its refusal is asked for again on the same

@@ -19,6 +19,12 @@ Fill in (the facts come from shared/EXCHANGES.md and the exchange's docs):
 - a close the exchange announces or schedules: ``closing(frame) -> str | None`` reading its
   notice (OKX's 64008), or ``lifetime`` in seconds (Binance: 24 h); the runner then connects
   the replacement before the close (``ingest/handover.py``);
+- a data watchdog (EXCHANGES.md trap 3: a gateway that acks and answers pings but sends no
+  data): ``data_timeout`` if the liquidation feed of a socket is never quiet that long (a
+  whole market, measured); otherwise subscribe one always-busy public channel on the same
+  socket (a BTC ticker, a periodic contract snapshot) and give ``liveness(frame) -> bool``
+  reading its pushes (not its ack), with a ``data_timeout`` of several of its documented
+  pushes (examples: ``venues/htx/connection.py``, ``venues/gate/connection.py``);
 - ``connections(instruments) -> list[Connection]``: one ``Connection`` per socket, named
   ``<exchange>`` or ``<exchange>_<part>``, with a ``silence_timeout`` longer than the quietest
   normal gap. Subscriptions that list instruments are a function of the live catalog, so a

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import compact_json, error_code_in, event_error
+from purpleflea.venues._connection import compact_json, containing, error_code_in, event_error
 from purpleflea.venues.bitget.constants import EXCHANGE
 from purpleflea.venues.bitget.normalizer import TOPIC
 from purpleflea.venues.venue import Connection
@@ -11,12 +11,34 @@ from purpleflea.venues.venue import Connection
 URL = "wss://ws.bitget.com/v3/ws/public"
 
 
+#: The liveness channel (docs/live.md, "Keeping each connection alive"): BTCUSDT's ticker, an
+#: argument of the same subscribe. The UTA v3 push is ``{"action":"snapshot","arg":{"instType":
+#: "usdt-futures","topic":"ticker","symbol":"BTCUSDT"},"data":[{"lastPrice":..,"markPrice":..,
+#: "indexPrice":..,..}],"ts":..}`` (recorded 2026-04-28 in tardis-node test/mappers.test.ts,
+#: "map bitget-futures messages", beside the recorded liquidation push). The sources at hand
+#: state no cadence; a ticker carries the mark and index prices, which move every second.
+TICKER = "ticker"
+LIVENESS_ARG = {"instType": "usdt-futures", "topic": TICKER, "symbol": "BTCUSDT"}
+#: Seconds without a liquidation or a ticker push before the connection counts as silent: the
+#: cadence is undocumented, so a margin of minutes over BTCUSDT's seconds.
+DATA_TIMEOUT = 120.0
+
+
 def subscribe() -> tuple[str, ...]:
-    args = [
+    args: list[dict[str, str]] = [
         {"instType": kind, "topic": TOPIC}
         for kind in ("usdt-futures", "coin-futures", "usdc-futures")
     ]
-    return (compact_json({"op": "subscribe", "args": args}),)
+    return (compact_json({"op": "subscribe", "args": [*args, LIVENESS_ARG]}),)
+
+
+def ticker_push(frame: bytes | str) -> bool:
+    """A ``ticker`` push (its subscribe ack, ``{"event":"subscribe","arg":..}``, has no data)."""
+    message = containing(frame, TICKER)
+    if message is None or "data" not in message or "event" in message:
+        return False
+    arg = message.get("arg")
+    return isinstance(arg, dict) and arg.get("topic") == TICKER
 
 
 #: Bitget's websocket error codes worth asking again, on a new connection: 30006 "request too
@@ -48,5 +70,7 @@ def connections(instruments: Catalog) -> list[Connection]:
             silence_timeout=90.0,
             refusal=event_error,
             retry_refused=retry_refused,
+            liveness=ticker_push,
+            data_timeout=DATA_TIMEOUT,
         )
     ]

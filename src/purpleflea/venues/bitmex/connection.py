@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import as_text, compact_json, json_object
+from purpleflea.venues._connection import as_text, compact_json, containing, json_object
 from purpleflea.venues.bitmex.constants import EXCHANGE
 from purpleflea.venues.bitmex.normalizer import TABLE
 from purpleflea.venues.venue import Connection
@@ -11,8 +11,32 @@ from purpleflea.venues.venue import Connection
 URL = "wss://ws.bitmex.com/realtime"
 
 
+#: The liveness channel (docs/live.md, "Keeping each connection alive"): XBTUSD's row of the
+#: ``instrument`` table, on the same socket ("instrument: Instrument updates including
+#: turnover and bid/ask", BitMEX/api-connectors official-ws README). BitMEX documents no
+#: cadence; recorded pushes (altangent/ccxws issue 98, 2019-11-12: ``{"table":"instrument",
+#: "action":"update","data":[{"symbol":"XBTUSD","fairPrice":8773.99,"markPrice":8773.99,
+#: "indicativeSettlePrice":8773.2,"timestamp":..}]}``, then open interest and volume rows)
+#: came about every second: the mark price follows the index, traded or not.
+INSTRUMENT = "instrument"
+LIVENESS_TOPIC = f"{INSTRUMENT}:XBTUSD"
+#: Seconds without a liquidation or an instrument push before the connection counts as
+#: silent: the cadence is undocumented, so a margin of minutes over the recorded second.
+DATA_TIMEOUT = 120.0
+
+
 def subscribe() -> tuple[str, ...]:
-    return (compact_json({"op": "subscribe", "args": [TABLE]}),)
+    """The liquidation table, then XBTUSD's instrument row (liveness)."""
+    return tuple(
+        compact_json({"op": "subscribe", "args": [topic]}) for topic in (TABLE, LIVENESS_TOPIC)
+    )
+
+
+def instrument_push(frame: bytes | str) -> bool:
+    """A push of the ``instrument`` table (``partial``, ``update``, ...; its subscribe answer,
+    ``{"success":true,"subscribe":"instrument:XBTUSD",..}``, is not one)."""
+    message = containing(frame, INSTRUMENT)
+    return message is not None and message.get("table") == INSTRUMENT and "data" in message
 
 
 def refusal(frame: bytes | str) -> str | None:
@@ -35,5 +59,7 @@ def connections(instruments: Catalog) -> list[Connection]:
             keepalive_interval=10.0,
             silence_timeout=60.0,
             refusal=refusal,
+            liveness=instrument_push,
+            data_timeout=DATA_TIMEOUT,
         )
     ]

@@ -10,6 +10,7 @@ from purpleflea.venues._connection import (
     as_text,
     chunks,
     compact_json,
+    containing,
     json_object,
     listed,
     mentions,
@@ -26,12 +27,40 @@ URLS = {
 TOPICS_PER_MESSAGE = 200
 
 
-def subscribe(symbols: Sequence[str]) -> tuple[str, ...]:
+def subscribe(symbols: Sequence[str], liveness: str | None = None) -> tuple[str, ...]:
+    """``allLiquidation`` of ``symbols`` in batches; then, with ``liveness`` (a symbol), its
+    ticker alone (docs/live.md, "Keeping each connection alive")."""
     topics = [f"allLiquidation.{symbol}" for symbol in symbols]
-    return tuple(
-        compact_json({"op": "subscribe", "args": batch})
-        for batch in chunks(topics, TOPICS_PER_MESSAGE)
-    )
+    batches = chunks(topics, TOPICS_PER_MESSAGE)
+    if liveness is not None:
+        batches.append([f"{TICKERS}{liveness}"])
+    return tuple(compact_json({"op": "subscribe", "args": batch}) for batch in batches)
+
+
+#: The liveness channel of the inverse connection: BTCUSD's ticker on the same socket. Bybit's
+#: docs (docs/v5/websocket/public/ticker.mdx): topic ``tickers.{symbol}``, "Push frequency:
+#: 100ms", a ``snapshot`` then ``delta`` pushes of the fields that changed: ``{"topic":
+#: "tickers.BTCUSD","type":"delta","data":{"symbol":"BTCUSD","markPrice":..,"indexPrice":..},
+#: "cs":..,"ts":..}``. The mark and index prices move every second, traded or not.
+TICKERS = "tickers."
+LIVENESS_SYMBOLS = {"inverse": "BTCUSD"}
+
+
+def liveness_symbol(kind: str, symbols: Sequence[str]) -> str | None:
+    """The category's liveness symbol if it has one and subscribes it (else its first)."""
+    wanted = LIVENESS_SYMBOLS.get(kind)
+    if wanted is None or not symbols:
+        return None
+    return wanted if wanted in symbols else symbols[0]
+
+
+def ticker_push(frame: bytes | str) -> bool:
+    """A ``tickers.*`` push (acks carry no topic, pongs ``"op":"ping"``)."""
+    message = containing(frame, TICKERS)
+    if message is None or "data" not in message:
+        return False
+    topic = message.get("topic")
+    return isinstance(topic, str) and topic.startswith(TICKERS)
 
 
 def topics(message: str) -> tuple[str, ...] | None:
@@ -96,9 +125,9 @@ def subscribed(frame: bytes | str) -> bool:
 #: (``ALL_MARKET_DATA_TIMEOUT``), which a larger, unthrottled feed should only undercut.
 #: Inverse is a handful of contracts (BTCUSD, ETHUSD, XRPUSD, ...), and one coin alone was
 #: quiet for up to two hours in the measured day: quiet for hours is normal there, and a
-#: watchdog long enough to hold would say nothing. None (its frame and subscribe-answer
-#: watchdogs still apply).
-DATA_TIMEOUTS: dict[str, float | None] = {"linear": ALL_MARKET_DATA_TIMEOUT, "inverse": None}
+#: liquidation watchdog long enough to hold would say nothing. Its BTCUSD ticker (100 ms)
+#: feeds the watchdog instead: a minute without a liquidation or a ticker push is no market.
+DATA_TIMEOUTS: dict[str, float | None] = {"linear": ALL_MARKET_DATA_TIMEOUT, "inverse": 60.0}
 
 
 def connections(instruments: Catalog) -> list[Connection]:
@@ -107,7 +136,8 @@ def connections(instruments: Catalog) -> list[Connection]:
     for kind, url in URLS.items():
 
         def messages(kind: str = kind) -> tuple[str, ...]:
-            return subscribe(symbols_of(instruments, kind))
+            symbols = symbols_of(instruments, kind)
+            return subscribe(symbols, liveness_symbol(kind, symbols))
 
         found.append(
             Connection(
@@ -123,6 +153,7 @@ def connections(instruments: Catalog) -> list[Connection]:
                 batching=BATCHING,
                 subscribed=subscribed,
                 data_timeout=DATA_TIMEOUTS[kind],
+                liveness=ticker_push if kind in LIVENESS_SYMBOLS else None,
             )
         )
     return found

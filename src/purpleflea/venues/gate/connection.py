@@ -15,10 +15,11 @@ integer pushes will be retired.
 
 from __future__ import annotations
 
+import functools
 import time
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import as_text, compact_json, json_object
+from purpleflea.venues._connection import as_text, compact_json, containing, json_object
 from purpleflea.venues.gate.constants import EXCHANGE
 from purpleflea.venues.gate.normalizer import CHANNEL
 from purpleflea.venues.venue import Connection
@@ -33,10 +34,43 @@ URLS = {
 }
 
 
-def subscribe(now: float | None = None) -> tuple[str, ...]:
+#: The liveness channel (docs/live.md, "Keeping each connection alive"): the ticker of each
+#: family's BTC perpetual, on the same socket. Gate's futures WebSocket v4 docs ("Tickers API":
+#: ``futures.tickers``, payload the contract list; notify ``{"time":..,"time_ms":..,"channel":
+#: "futures.tickers","event":"update","result":[{"contract":"BTC_USDT","last":..,
+#: "mark_price":..,"index_price":..,..}]}``) state no cadence; recorded pushes (tardis-node
+#: test/mappers.test.ts, 2020-2022) carry ``result`` as a list, a list in a list, or a bare
+#: object, and one ETC_USD push with a 24 h volume of 0 shows it is pushed without trades (the
+#: mark and index prices move). The BTC contracts trade every second.
+TICKERS = "futures.tickers"
+LIVENESS_CONTRACTS = {"usdt": "BTC_USDT", "btc": "BTC_USD", "usd1": "BTC_USD1"}
+#: Seconds without a liquidation or a ticker push before a connection counts as silent: the
+#: ticker's cadence is undocumented, so a margin of minutes over a BTC contract's seconds.
+DATA_TIMEOUT = 120.0
+
+
+def subscribe(now: float | None = None, settle: str = "usdt") -> tuple[str, ...]:
+    """The liquidations of every contract, then the family's BTC ticker (liveness)."""
     stamp = int(time.time() if now is None else now)
     message = {"time": stamp, "channel": CHANNEL, "event": "subscribe", "payload": ["!all"]}
-    return (compact_json(message),)
+    ticker = {
+        "time": stamp,
+        "channel": TICKERS,
+        "event": "subscribe",
+        "payload": [LIVENESS_CONTRACTS[settle]],
+    }
+    return (compact_json(message), compact_json(ticker))
+
+
+def ticker_push(frame: bytes | str) -> bool:
+    """A ``futures.tickers`` update (its subscribe ack, ``"event":"subscribe"``, is not one)."""
+    message = containing(frame, TICKERS)
+    return (
+        message is not None
+        and message.get("channel") == TICKERS
+        and message.get("event") == "update"
+        and message.get("result") is not None
+    )
 
 
 def ping(now: float | None = None) -> str:
@@ -66,12 +100,14 @@ def connections(instruments: Catalog) -> list[Connection]:
             name=f"{EXCHANGE}_{settle}",
             exchange=EXCHANGE,
             url=url,
-            subscribe=subscribe,
+            subscribe=functools.partial(subscribe, settle=settle),
             keepalive=ping,
             keepalive_interval=20.0,
             silence_timeout=60.0,
             headers=(SIZE_DECIMAL,),
             refusal=refusal,
+            liveness=ticker_push,
+            data_timeout=DATA_TIMEOUT,
         )
         for settle, url in URLS.items()
     ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import as_text, compact_json, json_object
+from purpleflea.venues._connection import as_text, compact_json, containing, json_object
 from purpleflea.venues._frame import gunzip
 from purpleflea.venues.htx.constants import EXCHANGE
 from purpleflea.venues.htx.normalizer import TOPIC_SUFFIX
@@ -25,12 +25,47 @@ URLS = {
 }
 
 
-def subscribe(targets: Sequence[str] = ("*",)) -> tuple[str, ...]:
-    """One ``sub`` per target: ``*`` (every contract) or a coin (``BTC``)."""
-    return tuple(
-        compact_json({"op": "sub", "cid": "1", "topic": f"public.{target}{TOPIC_SUFFIX}"})
-        for target in targets
-    )
+#: The liveness channel (docs/live.md, "Keeping each connection alive"): one contract's
+#: ``contract_info`` on the same endpoint. HTX's docs ("[General] Subscribe Contract Info (no
+#: authentication)", ``public.$contract_code.contract_info`` on linear-swap-notification, and
+#: the same topic on swap-notification and, per coin, ``public.$symbol.contract_info`` on
+#: notification): "The websocket subscription of contract info event is pushed every 60
+#: seconds, and the event is "snapshot"", an ``init`` push on subscribe and an ``update`` on
+#: any change; the push is ``{"op":"notify","topic":"public.BTC.contract_info","ts":..,
+#: "event":"snapshot","data":[{"symbol":..,"contract_code":..,"contract_size":..,..}]}``
+#: (recorded 2020-06/07 in tardis-node test/mappers.test.ts, events init and snapshot). The
+#: pushes are timed by HTX, not by trading: a quiet market still gets one a minute.
+CONTRACT_INFO_SUFFIX = ".contract_info"
+LIVENESS_CONTRACTS = {"linear": "BTC-USDT", "coin": "BTC-USD"}
+#: Seconds without a liquidation or a ``contract_info`` push before a connection counts as
+#: silent: three of HTX's 60 s snapshots missed.
+DATA_TIMEOUT = 180.0
+
+
+def subscribe(targets: Sequence[str] = ("*",), liveness: str | None = None) -> tuple[str, ...]:
+    """One ``sub`` per target: ``*`` (every contract) or a coin (``BTC``); then, with
+    ``liveness`` (a contract code, or a coin on the delivery endpoint), its contract info."""
+    topics = [f"public.{target}{TOPIC_SUFFIX}" for target in targets]
+    if liveness is not None:
+        topics.append(f"public.{liveness}{CONTRACT_INFO_SUFFIX}")
+    return tuple(compact_json({"op": "sub", "cid": "1", "topic": topic}) for topic in topics)
+
+
+def liveness_coin(coins: Sequence[str]) -> str | None:
+    """The delivery endpoint's liveness coin: BTC if subscribed, else the first coin."""
+    if "BTC" in coins:
+        return "BTC"
+    return coins[0] if coins else None
+
+
+def contract_info_push(frame: bytes | str) -> bool:
+    """A ``contract_info`` push (``op: notify``; its ``sub`` ack is not one), gzipped."""
+    text = gunzip(EXCHANGE, frame) if isinstance(frame, bytes) else frame
+    message = containing(text, CONTRACT_INFO_SUFFIX)
+    if message is None or message.get("op") != "notify":
+        return False
+    topic = message.get("topic")
+    return isinstance(topic, str) and topic.endswith(CONTRACT_INFO_SUFFIX)
 
 
 def coin_margined_coins(instruments: Catalog) -> list[str]:
@@ -72,16 +107,22 @@ def refusal(frame: bytes | str) -> str | None:
 def connections(instruments: Catalog) -> list[Connection]:
     # HTX pings every few seconds and expects each answered; its pings feed the watchdog.
     def per_coin() -> tuple[str, ...]:
-        return subscribe(coin_margined_coins(instruments))
+        coins = coin_margined_coins(instruments)
+        return subscribe(coins, liveness_coin(coins))
+
+    def swaps(kind: str) -> tuple[str, ...]:
+        return subscribe(liveness=LIVENESS_CONTRACTS[kind])
 
     return [
         Connection(
             name=f"{EXCHANGE}_{kind}",
             exchange=EXCHANGE,
             url=url,
-            subscribe=per_coin if kind == "futures" else subscribe(),
+            subscribe=per_coin if kind == "futures" else swaps(kind),
             answer=answer,
             refusal=refusal,
+            liveness=contract_info_push,
+            data_timeout=DATA_TIMEOUT,
             silence_timeout=30.0,
             # HTX: "40 subscriptions at most can be sent in one second" on one connection.
             subscribe_pause=0.05 if kind == "futures" else 0.0,
