@@ -184,10 +184,15 @@ def provenance_line(found: dict[str, Any]) -> str:
     if estimate and not estimate["est_count"]:
         text += " Estimated with what throttled (snapshot) feeds hid: none either (modelled)."
     elif estimate:
+        basis = (
+            "modelled: no complete venue to calibrate on, a flat 2x prior"
+            if estimate.get("calibration") == "prior_only"
+            else "modelled"
+        )
         text += (
             f" Estimated with what throttled (snapshot) feeds hid: "
             f"{format_usd(estimate['est_usd'])} in ~{estimate['est_count']:,} liquidations "
-            "(modelled)."
+            f"({basis})."
         )
     return text
 
