@@ -47,7 +47,8 @@ _USD_UNITS = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K"))
 
 def format_usd(amount: float) -> str:
     """``$3.21M``, ``$850K``, ``$45.3K``, ``$1.25B``, ``$950``, ``-$1.2K``: three significant
-    digits (trailing zeros dropped) and a short unit; below $1,000, whole dollars."""
+    digits (trailing zeros dropped) and a short unit; below $1,000, whole dollars (under 50
+    cents, two significant digits: ``$0.0061``)."""
     if not math.isfinite(amount):
         return f"${amount}"
     sign = "-" if amount < 0 else ""
@@ -58,15 +59,27 @@ def format_usd(amount: float) -> str:
             scaled = value / unit
             digits = f"{scaled:,.0f}" if scaled >= 999.5 else f"{scaled:.3g}"
             return f"{sign}${digits}{suffix}"
-    return f"{sign}${value:.0f}"
+    return f"{sign}${_whole_or_cents(value)}"
+
+
+def _whole_or_cents(value: float) -> str:
+    """``value`` (>= 0) in whole dollars, or, when that would be 0, with two significant digits
+    (``0.0061``): a real liquidation of $0.006 (ONTUSDT, 0.1 ONT) printed as ``$0``, which
+    reads as nothing at all."""
+    if value > 0 and round(value) == 0:
+        if value >= 1e-4:  # where "g" still writes plain decimals
+            return f"{value:.2g}"
+        return f"{value:.{MAX_DECIMALS}f}".rstrip("0").rstrip(".")
+    return f"{value:,.0f}"
 
 
 def format_usd_exact(amount: float) -> str:
-    """``$2,140,000``: whole dollars with thousands separators (one event's notional)."""
+    """``$2,140,000``: whole dollars with thousands separators (one event's notional); under
+    50 cents two significant digits, ``$0.0061``, not ``$0``."""
     if not math.isfinite(amount):
         return f"${amount}"
     sign = "-" if amount < 0 else ""
-    return f"{sign}${abs(amount):,.0f}"
+    return f"{sign}${_whole_or_cents(abs(amount))}"
 
 
 def printable(text: str) -> str:

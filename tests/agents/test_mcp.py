@@ -288,6 +288,7 @@ async def test_aggregate_answers_add_the_modelled_estimate_of_what_a_throttled_f
     assert stats["est_count"] > stats["count"]
     estimate = stats["provenance"]["estimate"]
     assert estimate["estimated_for"] == ["binance_usdm"]
+    assert estimate["calibration"] == "complete_venues"
     assert estimate["hidden_usd"] == pytest.approx(stats["est_total_usd"] - 80_000.0)
     assert stats["provenance"]["coverage"] == {"complete": ["bybit"], "snapshot": ["binance_usdm"]}
     assert "(modelled)" in _text(answer)
@@ -296,6 +297,32 @@ async def test_aggregate_answers_add_the_modelled_estimate_of_what_a_throttled_f
     assert "prices not fills (bankruptcy: bybit)" in _text(answer)
     assert _data(recent)["provenance"]["price"] == {"bankruptcy": ["bybit"]}
     assert "at 2.00 (bankruptcy price, bybit, complete feed)" in _text(recent)
+
+
+async def test_an_estimate_without_a_complete_venue_says_it_is_the_flat_prior(
+    tmp_path: Path,
+) -> None:
+    # One throttled venue alone, as an imported Binance recording is: nothing calibrates the
+    # estimate, which is the flat prior (2 events per second shown: here exactly twice the
+    # measure). It had said "calibrated on complete venues of the same market" (on the four
+    # real Binance recordings: est $1.2M beside $605K measured, 14:30-15:30 of 2025-12-27).
+    start = NOW - 5 * 60_000
+    events = [
+        venue_event(market="XRP-PERP", exchange="binance_usdm", size_usd=1_000.0, price=2.0, ts=ts)
+        for ts in range(start, start + 20_000, 1_000)
+    ]
+    async with running_server(make_config(tmp_path)) as live:
+        await live.push(*events)
+        async with Client(build_server(LiquidationClient(live.key, live.url))) as client:
+            answer = await client.call_tool("market_stats", {"market": "XRP-PERP"})
+    stats = _data(answer)
+    assert (stats["count"], stats["est_count"]) == (20, 40)
+    assert stats["est_total_usd"] == pytest.approx(2 * stats["total_usd"])
+    estimate = stats["provenance"]["estimate"]
+    assert estimate["calibration"] == "prior_only"
+    assert "no complete venue had events in the window" in estimate["method"]
+    assert "calibrated on complete venues" not in estimate["method"]
+    assert "(modelled: no complete venue to calibrate on, a flat 2x prior)" in _text(answer)
 
 
 async def test_arguments_as_a_model_sends_them_are_read_and_bad_ones_said_in_a_line(
@@ -388,7 +415,7 @@ async def test_counts_in_the_texts_have_thousands_separators(tmp_path: Path) -> 
             stats = _text(await client.call_tool("market_stats", {"market": "SOL-PERP"}))
             summary = _text(await client.call_tool("market_summary", {"window_minutes": 30}))
     assert " in 1,005 liquidations; longs $1.51M (1,005)," in stats
-    assert "~1,005 liquidations (modelled)" in stats
+    assert "~1,005 liquidations (modelled" in stats
     assert " liquidated in 1,005 events; " in summary
 
 

@@ -13,6 +13,7 @@ from mcp_types import CallToolResult
 
 from purpleflea.client import LiquidationClient
 from purpleflea.clock import utc_iso
+from purpleflea.mcp.answers import age_text, provenance, provenance_line
 from purpleflea.mcp.server import build_server
 from tests.dashboard.harness import cascade_burst
 from tests.server.conftest import make_config, running_server, venue_event
@@ -89,3 +90,20 @@ def _text(answer: CallToolResult) -> str:
     first = answer.content[0]
     assert first.type == "text"
     return first.text
+
+
+def test_the_age_of_imported_history_reads_in_days_not_an_exponent() -> None:
+    # riftfern's newest event (2025-12-28 20:43:47 UTC) asked about on 2026-12-07 06:30 UTC:
+    # the answer said "newest data 2.97757e+07 s old".
+    newest = 1_766_954_627_206
+    at = 1_796_625_000_000
+    line = provenance_line(provenance("measured", {"binance_usdm": "snapshot"}, newest, now=at))
+    assert "newest data 343.4 days old" in line
+    assert "e+" not in line
+    assert [age_text(s) for s in (4.2, 119, 1_000, 19_000, 200_000)] == [
+        "4.2 s",
+        "119 s",
+        "17 min",
+        "5.3 h",
+        "2.3 days",
+    ]

@@ -69,6 +69,24 @@ def test_an_events_notional_prints_in_whole_dollars() -> None:
     assert format_usd_exact(-950.6) == "-$951"
 
 
+def test_a_liquidation_under_a_dollar_is_not_printed_as_nothing() -> None:
+    # riftfern's ONTUSDT SELL of 0.1 ONT at 0.0611 (2025-12-28 20:27:05 UTC), $0.00611: the
+    # history line read "$0"; 36 of the four real recordings' events are under 50 cents.
+    assert format_usd_exact(0.1 * 0.0611) == "$0.0061"
+    assert format_usd(0.1 * 0.0611) == "$0.0061"
+    assert [format_usd_exact(x) for x in (0.018, 0.45, 0.5, 0.6, 0.0999, 1.2e-5, 0.0)] == [
+        "$0.018",
+        "$0.45",
+        "$0.5",
+        "$1",
+        "$0.1",
+        "$0.000012",
+        "$0",
+    ]
+    event = stored_event(1, market="ONT-PERP", price=0.0611, size_usd=0.1 * 0.0611)
+    assert "$0.0061  @" in format_event(event, color=False)
+
+
 def test_tail_prints_a_meme_coins_price_without_scientific_notation() -> None:
     event = Liquidation(
         id="x",

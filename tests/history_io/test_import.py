@@ -173,6 +173,36 @@ async def test_real_recordings_import_exactly_once(tmp_path: Path) -> None:
     assert [e.ts for e in stored] == sorted(e.ts for e in stored)
 
 
+async def test_two_recordings_overlapping_in_time_imported_together_store_their_union(
+    tmp_path: Path,
+) -> None:
+    # Two recorders of the same stream over the same hours, each missing some events (here
+    # riftfern's rows split: every row but each third, and every second row). Given in one
+    # command, every event either saw is stored once, in time order. Before, the second file
+    # was refused whole (its new events were older than the first file's newest of their
+    # market): the 340 events only it had were lost, whichever order the files came in.
+    name = "riftfern_data-streams/binance.csv"
+    lines = (REAL / name).read_text().splitlines(keepends=True)
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text("".join(line for n, line in enumerate(lines, 1) if n % 3))
+    second.write_text("".join(line for n, line in enumerate(lines, 1) if n % 2 == 0))
+    union = {n for n in range(1, len(lines) + 1) if n % 3 or n % 2 == 0}
+    for order in ((first, second), (second, first)):
+        data = tmp_path / f"data-{order[0].stem}"
+        reports = await _import(data, *order)
+        assert [r.imported for r in reports] == [True, True]
+        assert sum(r.new for r in reports) == len(union) == 1_704
+        # The second file's events the first also holds are already stored; the rest new.
+        both = sum(1 for n in union if n % 3 and n % 2 == 0)
+        assert (reports[1].stored_before, reports[1].new) == (both, reports[1].rows - both)
+        stored = await _stored(data)
+        expected = _parse(name)
+        assert len(stored) == len(union)
+        assert all(e.to_dict() | {"seq": 0} == expected[e.id].to_dict() for e in stored)
+        assert [e.seq for e in stored] == list(range(1, len(union) + 1))
+        assert [e.ts for e in stored] == sorted(e.ts for e in stored)
+
+
 async def test_skip_bad_imports_the_good_rows_and_reports_the_bad(tmp_path: Path) -> None:
     lines = (REAL / GOOD[0]).read_text().splitlines()[:5]
     lines[2] = lines[2].replace(",BUY,", ",HOLD,").replace(",SELL,", ",HOLD,")

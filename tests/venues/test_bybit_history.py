@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from purpleflea.commands import importer
+from purpleflea.commands.export import write_csv
 from purpleflea.history_io import parse_tardis
 from purpleflea.model import Liquidation, VenueLiquidation
 from purpleflea.store.sqlite import SQLiteStore
@@ -109,6 +110,26 @@ async def test_importing_rows_overlapping_live_events_stores_each_once(tmp_path:
     assert (report.rows, report.new, report.stored_before) == (4, 1, 3)
     [report] = await importer.import_files([path], tmp_path)
     assert (report.new, report.stored_before) == (0, 4)
+
+
+async def test_an_export_of_live_events_and_rows_of_them_in_one_command_store_each_once(
+    tmp_path: Path,
+) -> None:
+    # The files of one command are appended together (merged by time), so the rows' live
+    # copies are not in the store yet when the rows are checked: they are found among the
+    # export's events (the live id spells the price as padded, the row's does not).
+    live = stored_live(bybit.normalize(BTC_FRAME) + bybit.normalize(PIPPIN_FRAME), 1791565601500)
+    export = tmp_path / "live.csv"
+
+    async def pages():  # type: ignore[no-untyped-def]
+        yield live
+
+    await write_csv(pages(), export)
+    other = BTC_ROWS[0].replace(",0.006", ",0.007")
+    rows = tmp_path / "bybit.csv"
+    rows.write_text("\n".join([HEADER, *BTC_ROWS, PIPPIN_ROW, other]) + "\n")
+    reports = await importer.import_files([export, rows], tmp_path / "data")
+    assert [(r.new, r.stored_before) for r in reports] == [(len(live), 0), (1, 3)]
 
 
 def test_numbers_written_with_an_exponent_are_spelled_as_bybit_writes_them() -> None:

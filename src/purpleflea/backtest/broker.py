@@ -41,6 +41,11 @@ class Trade(msgspec.Struct, frozen=True, kw_only=True):
     fees_usd: float
     pnl_usd: float
     reason: str
+    #: When the price each fill used was printed (or marked): a fill takes the market's newest
+    #: price, which in a recording's gap or a quiet market can be far older than the fill
+    #: (``entry_ts - entry_price_ts``; 0: not known).
+    entry_price_ts: int = 0
+    exit_price_ts: int = 0
 
 
 @dataclass(slots=True)
@@ -57,6 +62,8 @@ class Position:
     entry_fee: float
     tag: str = ""
     filled: bool = False
+    #: When the entry's price was printed (see :class:`Trade`).
+    entry_price_ts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +106,8 @@ class Broker:
     latency_ms: int = DEFAULT_LATENCY_MS
     now: int = 0
     prices: dict[str, float] = field(default_factory=dict)
+    #: When each market's price in :attr:`prices` was printed (or marked).
+    price_ts: dict[str, int] = field(default_factory=dict)
     positions: dict[str, Position] = field(default_factory=dict)
     trades: list[Trade] = field(default_factory=list)
     realized: float = 0.0
@@ -114,6 +123,7 @@ class Broker:
         whose price is the market's and every stored mark, :meth:`advance` on the others)."""
         self.advance(ts)
         self.prices[market] = price
+        self.price_ts[market] = ts
 
     def advance(self, ts: int) -> None:
         """The stream reached ``ts``: orders due before it fill at the prices before it."""
@@ -166,6 +176,7 @@ class Broker:
             position.entry_price = price
             position.quantity = position.notional_usd / price
             position.entry_fee = position.notional_usd * self.costs.fee_bps / 1e4
+            position.entry_price_ts = self.price_ts.get(position.market, 0)
             position.filled = True
             return
         price = self._price(position.market) * (1.0 - slippage)
@@ -183,6 +194,8 @@ class Broker:
             fees_usd=fees,
             pnl_usd=gross - fees,
             reason=order.reason,
+            entry_price_ts=position.entry_price_ts,
+            exit_price_ts=self.price_ts.get(position.market, 0),
         )
         self.trades.append(trade)
         self.realized += trade.pnl_usd

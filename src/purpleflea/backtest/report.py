@@ -14,6 +14,8 @@ from purpleflea.backtest.broker import Trade
 from purpleflea.clock import utc_iso
 
 DAY_MS = 86_400_000
+#: A fill priced by a print (or mark) older than this is counted stale (:class:`Metrics`).
+STALE_FILL_MS = 60_000
 
 
 class Metrics(msgspec.Struct, frozen=True, kw_only=True):
@@ -22,7 +24,11 @@ class Metrics(msgspec.Struct, frozen=True, kw_only=True):
     realized equity, each the largest of its kind (they may be different falls).
     ``alerts`` counts every alert (started, updated, exhausted), ``cascades`` the started ones;
     ``max_exposure_usd`` is the most notional open at once (fixed notional per trade and no
-    margin check: over ``initial_equity`` it is leverage)."""
+    margin check: over ``initial_equity`` it is leverage). ``stale_fills`` counts the fills
+    (entries and exits) whose price was printed more than :data:`STALE_FILL_MS` before them
+    (the newest price of a market is all a fill can take: in a recording's gap or a quiet
+    market it is minutes old, and such a trade's PnL is not the market's at its time);
+    ``max_fill_price_age_ms`` is the oldest."""
 
     events: int
     alerts: int
@@ -39,6 +45,8 @@ class Metrics(msgspec.Struct, frozen=True, kw_only=True):
     start_ts: int
     end_ts: int
     initial_equity: float
+    stale_fills: int = 0
+    max_fill_price_age_ms: int = 0
 
 
 class Report(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,6 +89,7 @@ def compute_metrics(
         if peak > 0:
             drawdown_pct = max(drawdown_pct, (peak - equity) / peak * 100.0)
     wins = sum(1 for t in trades if t.pnl_usd > 0)
+    ages = fill_price_ages(trades)
     return Metrics(
         events=events,
         alerts=alerts,
@@ -97,7 +106,20 @@ def compute_metrics(
         start_ts=start_ts,
         end_ts=end_ts,
         initial_equity=initial_equity,
+        stale_fills=sum(1 for age in ages if age > STALE_FILL_MS),
+        max_fill_price_age_ms=max(ages, default=0),
     )
+
+
+def fill_price_ages(trades: Sequence[Trade]) -> list[int]:
+    """How old each fill's price was when it filled (ms; fills whose price time is unknown,
+    trades made by hand, are left out)."""
+    return [
+        fill_ts - price_ts
+        for t in trades
+        for fill_ts, price_ts in ((t.entry_ts, t.entry_price_ts), (t.exit_ts, t.exit_price_ts))
+        if price_ts > 0
+    ]
 
 
 def max_exposure(trades: Sequence[Trade]) -> float:

@@ -83,7 +83,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from purpleflea.backtest import Costs, Playbook, load_strategy, result, start  # noqa: PLC0415
     from purpleflea.backtest.broker import BrokerError  # noqa: PLC0415
-    from purpleflea.backtest.report import sharpe_text, write_report  # noqa: PLC0415
+    from purpleflea.backtest.report import STALE_FILL_MS, sharpe_text, write_report  # noqa: PLC0415
     from purpleflea.backtest.strategy import Strategy  # noqa: PLC0415
     from purpleflea.clock import utc_iso  # noqa: PLC0415
     from purpleflea.store.factory import history_file  # noqa: PLC0415
@@ -175,6 +175,16 @@ def run(args: argparse.Namespace) -> int:
     report = result(replay, params)
     paths = write_report(report, args.out)
     m = report.metrics
+    if m.stale_fills:
+        oldest_min = m.max_fill_price_age_ms / 60_000
+        print(
+            f"backtest: {m.stale_fills:,} of {2 * m.trades:,} fills took a price printed over "
+            f"{STALE_FILL_MS // 1000} s before them (the oldest {oldest_min:,.1f} "
+            "min: a gap in the history, or a market with no print since): a fill takes the "
+            "market's newest price, so those trades' PnL is not the market's at their time "
+            "(each trade's entry_price_ts and exit_price_ts in report.json)",
+            file=sys.stderr,
+        )
     sharpe = sharpe_text(m)
     print(
         f"{m.events:,} events, {m.alerts:,} alerts ({m.cascades:,} cascades), {m.trades:,} "

@@ -15,15 +15,19 @@ Seq order is time order for every reader (a stream's resume, ``GET /v1/liquidati
 backtests), and the schema has no mark for an event stored out of it. So a file whose new
 events of an exchange and market are older (by more than the backtest's ``LATE_MS``, 60 s) than
 the newest the store holds for them is refused, naming the file and each overlap: appended at
-later seqs, they would reach every reader out of time order. Import older files first, or into
-another data folder.
+later seqs, they would reach every reader out of time order. The store is the one before the
+command: the files of one command are checked first, then appended together, merged by time
+(two recordings of the same hours go in as their union, in either order). Otherwise import
+older files first, or into another data folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import gzip
+import heapq
 import io
 import sys
 from collections.abc import Iterator, Sequence
@@ -250,18 +254,35 @@ def _stored_under_earlier_id(store: SQLiteStore, ids: list[str], parsed: Parsed)
     return {i for i, earlier_id in earlier.items() if earlier_id in found}
 
 
-def _stored_under_another_id(store: SQLiteStore, events: list[Liquidation]) -> set[str]:
-    """Ids of ``events`` whose live copy is stored under an id the recorded row could not
-    rebuild exactly (a price the frame padded to its tick: ``82396.90`` live, ``82396.9``
-    recorded), as the exchange's :class:`~purpleflea.venues.venue.LiveIdMatch` tells."""
+def _stored_under_another_id(
+    store: SQLiteStore, events: list[Liquidation], taken: set[str]
+) -> set[str]:
+    """Ids of ``events`` whose live copy is stored (or ``taken`` by an earlier file of the
+    command) under an id the recorded row could not rebuild exactly (a price the frame padded
+    to its tick: ``82396.90`` live, ``82396.9`` recorded), as the exchange's
+    :class:`~purpleflea.venues.venue.LiveIdMatch` tells."""
     found: set[str] = set()
+    ordered: list[str] | None = None  # ``taken`` sorted, once a rule needs it
     for event in events:
         rule = LIVE_ID_MATCHES.get(event.exchange)
         if rule is None:
             continue
-        candidates = store.ids_starting_with(rule.prefix(event.id))
+        if ordered is None:
+            ordered = sorted(taken)
+        prefix = rule.prefix(event.id)
+        candidates = [*store.ids_starting_with(prefix), *_starting_with(ordered, prefix)]
         if any(rule.same(event.id, stored) for stored in candidates):
             found.add(event.id)
+    return found
+
+
+def _starting_with(ordered: list[str], prefix: str) -> list[str]:
+    """The ids of the sorted ``ordered`` that start with ``prefix`` (they sort together)."""
+    at = bisect.bisect_left(ordered, prefix)
+    found = []
+    while at < len(ordered) and ordered[at].startswith(prefix):
+        found.append(ordered[at])
+        at += 1
     return found
 
 
@@ -283,32 +304,56 @@ def _older_than_stored(store: SQLiteStore, events: list[Liquidation]) -> list[Ov
     ]
 
 
-async def _store_file(
-    store: SQLiteStore, report: FileReport, parsed: Parsed, skip_bad: bool
-) -> None:
+def _new_events(
+    store: SQLiteStore,
+    report: FileReport,
+    parsed: Parsed,
+    skip_bad: bool,
+    taken: set[str],
+) -> list[Liquidation]:
+    """The file's events to append (none when the file is refused: bad rows without
+    ``skip_bad``, or new events older than the store's newest of their exchange and market);
+    ``taken``: ids an earlier file of the same command brings, counted as already stored."""
     report.rows, report.ignored, report.bad = parsed.rows, parsed.ignored, parsed.bad
     if parsed.bad and not skip_bad:
-        return
+        return []
     unique: dict[str, Liquidation] = {}
     for event in parsed.events:
         unique.setdefault(event.id, event)
     report.repeated_in_file = len(parsed.events) - len(unique)
-    stored = store.stored_ids(list(unique))
+    stored = store.stored_ids(list(unique)) | (taken & unique.keys())
     stored |= _stored_under_earlier_id(store, [i for i in unique if i not in stored], parsed)
-    stored |= _stored_under_another_id(store, [e for i, e in unique.items() if i not in stored])
+    stored |= _stored_under_another_id(
+        store, [e for i, e in unique.items() if i not in stored], taken
+    )
     report.stored_before = len(stored)
     fresh = _time_ordered(report.format, [e for i, e in unique.items() if i not in stored])
     report.late = _older_than_stored(store, fresh)
     if report.late:
-        return
-    seq = await store.last_seq()
-    for first in range(0, len(fresh), _BATCH):
-        batch = [
-            msgspec.structs.replace(event, seq=seq + first + offset + 1)
-            for offset, event in enumerate(fresh[first : first + _BATCH])
-        ]
-        report.new += len(await store.append(batch))
+        return []
     report.imported = True
+    return fresh
+
+
+async def _append(store: SQLiteStore, files: list[tuple[FileReport, list[Liquidation]]]) -> None:
+    """Append the files' new events as one history, merged by time: each file's own order is
+    kept (a recording's is time order, an export's its seq order) and the files interleave by
+    ``ts``, so two recordings of the same hours (two recorders of one stream, each missing
+    some events) are stored in time order rather than the second refused as going back."""
+    owner = {event.id: report for report, events in files for event in events}
+    merged = heapq.merge(*(events for _, events in files), key=lambda event: event.ts)
+    seq = await store.last_seq()
+    batch: list[Liquidation] = []
+    for event in merged:
+        seq += 1
+        batch.append(msgspec.structs.replace(event, seq=seq))
+        if len(batch) == _BATCH:
+            for stored in await store.append(batch):
+                owner[stored.id].new += 1
+            batch = []
+    if batch:
+        for stored in await store.append(batch):
+            owner[stored.id].new += 1
 
 
 async def import_files(
@@ -320,10 +365,16 @@ async def import_files(
     price_fallback: PriceFallback = "none",
     progress: bool = False,
 ) -> list[FileReport]:
-    """Import ``paths`` into the store of ``data_dir`` (the caller holds the writer lock)."""
+    """Import ``paths`` into the store of ``data_dir`` (the caller holds the writer lock).
+
+    Every file is read and checked against the store as it was before the command; then the
+    new events of the files accepted are appended together, merged by time (:func:`_append`):
+    the order the files are given in does not matter."""
     db_path = data_dir / DB_NAME
     store = SQLiteStore(db_path)
     reports: list[FileReport] = []
+    accepted: list[tuple[FileReport, list[Liquidation]]] = []
+    taken: set[str] = set()
     try:
         for path in paths:
             report = FileReport(path, fmt)
@@ -336,7 +387,11 @@ async def import_files(
             except (OSError, ValueError, UnicodeDecodeError) as exc:
                 report.unreadable = str(exc)
                 continue
-            await _store_file(store, report, parsed, skip_bad)
+            fresh = _new_events(store, report, parsed, skip_bad, taken)
+            if report.imported:
+                accepted.append((report, fresh))
+                taken.update(event.id for event in fresh)
+        await _append(store, accepted)
     finally:
         await store.close()
     return reports

@@ -168,7 +168,7 @@ def provenance_line(found: dict[str, Any]) -> str:
     """One sentence of :func:`provenance` for the text answer."""
     venues = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in found["coverage"].items())
     fresh = found["freshness_s"]
-    age = "no data in the window" if fresh is None else f"newest data {fresh:g} s old"
+    age = "no data in the window" if fresh is None else f"newest data {age_text(fresh)} old"
     text = f"Provenance: {found['basis']}"
     if venues:
         text += f", {len(found['venues'])} venue(s) ({venues})"
@@ -184,10 +184,15 @@ def provenance_line(found: dict[str, Any]) -> str:
     if estimate and not estimate["est_count"]:
         text += " Estimated with what throttled (snapshot) feeds hid: none either (modelled)."
     elif estimate:
+        basis = (
+            "modelled: no complete venue to calibrate on, a flat 2x prior"
+            if estimate.get("calibration") == "prior_only"
+            else "modelled"
+        )
         text += (
             f" Estimated with what throttled (snapshot) feeds hid: "
             f"{format_usd(estimate['est_usd'])} in ~{estimate['est_count']:,} liquidations "
-            "(modelled)."
+            f"({basis})."
         )
     return text
 
@@ -208,6 +213,18 @@ def window(window_minutes: int, end_ms: int | None) -> tuple[int, int]:
     end = end_ms if end_ms is not None else now_ms()
     end = -(-end // MINUTE_MS) * MINUTE_MS
     return end - window_minutes * MINUTE_MS, end
+
+
+def age_text(seconds: float) -> str:
+    """An age as read: ``4.2 s``, ``17 min``, ``5.3 h``, ``344.6 days``. A window of imported
+    history ends months ago, and ``%g`` had written that age as ``2.97757e+07 s``."""
+    if seconds < 120:
+        return f"{seconds:g} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:,.1f} days"
 
 
 def span(minutes: int) -> str:

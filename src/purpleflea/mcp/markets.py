@@ -30,6 +30,21 @@ from purpleflea.mcp.answers import (
 from purpleflea.mcp.cascades import cascade_dict
 from purpleflea.model import CascadeAlert, Liquidation
 
+#: ``estimate.calibration``: a complete venue of the answer's markets had events in the
+#: window (hours without one still take the prior), or none did (the prior alone).
+CALIBRATED = "complete_venues"
+PRIOR_ONLY = "prior_only"
+METHOD = (
+    "measured plus what snapshot (throttled) feeds are estimated to have hidden, calibrated "
+    "on complete venues of the same market and hour (an hour without one: a flat prior of 2 "
+    "events per second shown) (docs/coverage.md)"
+)
+PRIOR_METHOD = (
+    "measured plus a flat prior for what snapshot (throttled) feeds hid (2 events per second "
+    "shown, est = about 2x the measure): no complete venue had events in the window to "
+    "calibrate on, and the prior is not validated on real data (docs/coverage.md)"
+)
+
 #: History pages the "largest events" scan reads at most (each up to 1,000 events).
 MAX_SCAN_PAGES = 20
 
@@ -107,6 +122,10 @@ async def aggregate_provenance(
     hidden_by = sorted(
         {b.group for b in per_exchange if max(b.est_size_usd, b.size_usd) > b.size_usd}
     )
+    # The estimate is calibrated only where a complete venue had events in the same market
+    # and hour; with none in the whole answer (a recording of one throttled venue, imported)
+    # every hidden dollar is the flat prior, which nothing here validates.
+    calibrated = any(venue_coverage(b.group) == "complete" for b in per_exchange)
     return provenance(
         "measured",
         {b.group: venue_coverage(b.group) for b in per_exchange},
@@ -117,8 +136,8 @@ async def aggregate_provenance(
             "est_count": sum(max(b.est_count, b.count) for b in per_exchange),
             "hidden_usd": estimated - measured,
             "estimated_for": hidden_by,
-            "method": "measured plus what snapshot (throttled) feeds are estimated to have "
-            "hidden, calibrated on complete venues of the same market (docs/coverage.md)",
+            "calibration": CALIBRATED if calibrated else PRIOR_ONLY,
+            "method": METHOD if calibrated else PRIOR_METHOD,
         },
     )
 

@@ -199,7 +199,9 @@ def _data_paths(exchanges: tuple[str, ...]) -> dict[str, Schema]:
                 "(1h) or 365 days (1d; 7 days with min_usd) before end (default now), its start "
                 "on the hour (1m: on the minute). An aggregate that reads every event (min_usd) "
                 "or every minute (interval=1m) spans at most 7 days: a longer window is refused "
-                "(400).",
+                "(400). Buckets are UTC intervals (a day from 00:00 UTC) and count only events in "
+                "[start, end): with start or end inside an interval, its bucket (start_ms on the "
+                "interval's edge) holds that part of it only.",
                 parameters=[
                     *_filters(exchanges),
                     _choice("interval", ["1m", "1h", "1d"], "Bucket width (default 1h)."),

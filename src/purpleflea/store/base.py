@@ -134,7 +134,9 @@ class Bucket(msgspec.Struct, frozen=True, kw_only=True):
 
     ``count`` and ``size_usd`` are measured (what the feeds sent); ``est_count`` and
     ``est_size_usd`` add an estimate of what throttled (``snapshot``) feeds hid, never less
-    than the measured figures (method: :mod:`purpleflea.engine.coverage`).
+    than the measured figures (method: :mod:`purpleflea.engine.coverage`). ``start_ms`` is
+    the UTC interval's start; a bucket at the edge of a window that starts or ends inside its
+    interval counts only the window's part of it.
     """
 
     start_ms: int
