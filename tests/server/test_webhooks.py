@@ -327,7 +327,9 @@ async def test_the_connection_goes_to_the_address_that_was_checked(
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding)
-    sender = Sender(WebhookSettings(timeout_s=1.0), allow_private=False)
+    # No delivery budget: its own lookup of a new name would take the first answer.
+    unbudgeted = WebhookSettings(timeout_s=1.0, destination_rate=0, destination_bytes_per_s=0)
+    sender = Sender(unbudgeted, allow_private=False)
     webhook = Webhook(
         id="wh_x",
         account="a",

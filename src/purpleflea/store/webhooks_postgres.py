@@ -20,6 +20,9 @@ CREATE TABLE IF NOT EXISTS webhooks (
     dropped bigint NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS webhooks_account ON webhooks (account);
+-- The per-host cap's count (a table made before it gets the column, filled in on first use).
+ALTER TABLE webhooks ADD COLUMN IF NOT EXISTS host text NOT NULL DEFAULT '';
+CREATE INDEX IF NOT EXISTS webhooks_host ON webhooks (host);
 CREATE TABLE IF NOT EXISTS webhook_dead_letters (
     webhook_id text NOT NULL,
     seq bigint NOT NULL,
