@@ -59,9 +59,14 @@ class WebhookSettings:
     #: Deliveries a second to one destination address, all webhooks together (0: no
     #: budget), beyond a burst of ``destination_burst``; and bytes a second (0: no budget).
     #: See :mod:`purpleflea.server.webhook_budget`.
-    destination_rate: float = 200.0
-    destination_burst: int = 400
-    destination_bytes_per_s: float = 1_048_576.0
+    #: 100/s: ~0.56 of a core of this server's delivery work at the ~5.6 ms of CPU a
+    #: delivery costs on the loaded 2-core test VM, ~70 KB/s of frames at the victim; one
+    #: webhook over the internet (one delivery in flight, 20-100 ms a round trip) gets
+    #: 10-50/s anyway (bench/results/attack.md).
+    destination_rate: float = 100.0
+    destination_burst: int = 200
+    #: A backstop for large frames: 100 frames of ~0.7-1.5 KB a second stay under it.
+    destination_bytes_per_s: float = 262_144.0
     #: Private, loopback and link-local targets: None allows them only when the server
     #: listens on loopback alone (then only this machine's users can register webhooks).
     allow_private: bool | None = None
