@@ -338,3 +338,27 @@ async def test_webhooks_made_before_the_host_cap_count_against_it(tmp_path: Path
         assert made == "host"
     finally:
         await store.close()
+
+
+async def test_postgres_nodes_creating_at_once_keep_the_host_cap() -> None:
+    """Eight nodes (a store each, its own connection) create at one host at once: under
+    READ COMMITTED each counted the others' webhooks as absent, and a cap of 2 let 6-8 in."""
+    dsn = await _empty_postgres()
+    stores = [open_webhook_store(dsn) for _ in range(8)]
+    try:
+        await asyncio.gather(*(store.webhooks() for store in stores))  # connected, schema made
+        results = await asyncio.gather(
+            *(
+                store.add(
+                    _aimed(f"wh_{n}", f"acct{n}", "https://victim.example/"),
+                    per_account=10,
+                    per_host=2,
+                )
+                for n, store in enumerate(stores)
+            )
+        )
+        assert sorted(results, key=str) == [None, None, *["host"] * 6]
+        assert len(await stores[0].webhooks()) == 2
+    finally:
+        for store in stores:
+            await store.close()

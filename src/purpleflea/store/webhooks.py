@@ -125,8 +125,19 @@ def _letter(row: Sequence[Any]) -> DeadLetter:
 class WebhookStore:
     """Webhooks and dead letters over a :class:`Backend` (SQLite or PostgreSQL)."""
 
-    def __init__(self, backend: Statements, *, clock_sql: str | None = None) -> None:
+    def __init__(
+        self,
+        backend: Statements,
+        *,
+        clock_sql: str | None = None,
+        create_lock_sql: str | None = None,
+    ) -> None:
         self.backend = backend
+        #: A statement that makes creations wait for one another, where transactions of
+        #: several nodes run side by side (PostgreSQL, READ COMMITTED: eight nodes creating
+        #: at once each counted the others' webhooks as absent, and a cap of 2 per host let
+        #: 6-8 in). SQLite's writers queue by themselves (BEGIN IMMEDIATE).
+        self.create_lock_sql = create_lock_sql
         #: The database's clock in ms since the epoch, as SQL (None: it has none the nodes
         #: share, and the caller's clock is used): replay leases run by it.
         self.clock_sql = clock_sql
@@ -147,8 +158,10 @@ class WebhookStore:
         await self._fill_hosts()
         host = target_host(webhook.url)
         host_cap = per_host if per_host > 0 else 2**62
-        mine, aimed, _ = await self.backend.run(
+        lock = [(self.create_lock_sql, ())] if self.create_lock_sql else []
+        *_, mine, aimed, _ = await self.backend.run(
             [
+                *lock,
                 ("SELECT COUNT(*) FROM webhooks WHERE account = ?", (webhook.account,)),
                 ("SELECT COUNT(*) FROM webhooks WHERE host = ?", (host,)),
                 (
@@ -379,9 +392,13 @@ def open_webhook_store(url: str) -> WebhookStore:
     from purpleflea.store.factory import is_postgres, sqlite_path  # noqa: PLC0415
 
     if is_postgres(url):
-        from purpleflea.store.webhooks_postgres import CLOCK_MS, statements  # noqa: PLC0415
+        from purpleflea.store.webhooks_postgres import (  # noqa: PLC0415
+            CLOCK_MS,
+            CREATE_LOCK,
+            statements,
+        )
 
-        return WebhookStore(statements(url), clock_sql=CLOCK_MS)
+        return WebhookStore(statements(url), clock_sql=CLOCK_MS, create_lock_sql=CREATE_LOCK)
     return WebhookStore(SQLiteStatements(sqlite_path(url), SQLITE_SCHEMA, _add_host))
 
 

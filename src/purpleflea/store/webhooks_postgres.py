@@ -45,6 +45,11 @@ CREATE TABLE IF NOT EXISTS webhook_replays (
 CLOCK_MS = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint"
 
 
+#: Held by a webhook's creation until its transaction ends: the per-account and per-host caps
+#: count, then insert, and two nodes doing so side by side each missed the other's webhook.
+CREATE_LOCK = f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK + 1})"
+
+
 def statements(url: str) -> PostgresStatements:
     """The webhook store's statements on the PostgreSQL database ``url``."""
     return PostgresStatements(url, schema=_SCHEMA, schema_lock=_SCHEMA_LOCK, name="webhook")
