@@ -117,3 +117,20 @@ def test_side_flags_are_taken_in_any_case(argv: list[str]) -> None:
     # 'Short' ("invalid choice") before it asked anyone.
     args = cli.build_parser().parse_args(argv)
     assert args.side == ["short", "long"]
+
+
+def test_the_webhook_limits_across_accounts_are_serve_flags() -> None:
+    from purpleflea.commands.serve import _config
+
+    argv = ["serve", "--source", "none", "--webhooks-per-host", "0"]
+    argv += ["--webhook-destination-rate", "12.5", "--webhook-destination-bytes", "1000"]
+    settings = _config(cli.build_parser().parse_args(argv), "none").webhooks
+    assert settings.max_per_host == 0
+    assert (settings.destination_rate, settings.destination_burst) == (12.5, 25)  # 2 s worth
+    assert settings.destination_bytes_per_s == 1000
+    defaults = _config(cli.build_parser().parse_args(["serve"]), "none").webhooks
+    assert (defaults.max_per_host, defaults.destination_rate, defaults.destination_burst) == (
+        20,
+        100.0,
+        200,
+    )

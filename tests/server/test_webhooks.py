@@ -327,7 +327,9 @@ async def test_the_connection_goes_to_the_address_that_was_checked(
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding)
-    sender = Sender(WebhookSettings(timeout_s=1.0), allow_private=False)
+    # No delivery budget: its own lookup of a new name would take the first answer.
+    unbudgeted = WebhookSettings(timeout_s=1.0, destination_rate=0, destination_bytes_per_s=0)
+    sender = Sender(unbudgeted, allow_private=False)
     webhook = Webhook(
         id="wh_x",
         account="a",
@@ -644,3 +646,56 @@ async def test_a_replay_that_ran_answers_its_result_when_the_lease_is_not_given_
     assert lines[0].exc_info is None  # a line, no traceback
     metrics = await _metrics(hooked)
     assert "purpleflea_webhook_replay_lease_release_failures_total 1" in metrics
+
+
+async def test_deliveries_reuse_one_connection_and_a_long_answer_is_not_downloaded() -> None:
+    """A short answer is read to its end so that its connection carries the next delivery:
+    unread, every delivery opened a new connection (five here, for five deliveries). A long
+    answer is cut after ANSWER_BYTES and its connection closed."""
+    connections: list[int] = []
+    sent: list[int] = []
+
+    async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                )
+                body = await reader.readexactly(length)
+                answer = b"x" * (50_000_000 if body == b'"long"' else 2)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(answer))
+                for start in range(0, len(answer), 65_536):
+                    writer.write(answer[start : start + 65_536])
+                    await writer.drain()
+                    sent.append(start)
+        writer.close()
+
+    server = await asyncio.start_server(keep_alive, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    sender = Sender(WebhookSettings(timeout_s=5.0), allow_private=True)
+    webhook = Webhook(
+        id="wh_x",
+        account="a",
+        url=f"http://127.0.0.1:{port}/x",
+        secret="s" * 16,
+        filters={},
+        created_at=0,
+    )
+    try:
+        outcomes = [await sender.send(webhook, n, b"{}") for n in range(5)]
+        assert [o.status for o in outcomes] == [200] * 5
+        assert len(connections) == 1
+        sent.clear()
+        long = await sender.send(webhook, 6, b'"long"')
+        assert long.status == 200  # delivered: the answer's body is no concern of ours
+        again = await sender.send(webhook, 7, b"{}")
+        assert again.status == 200
+        assert len(connections) == 2  # the long answer's connection was not reused
+        assert len(sent) < 100  # of its 763 chunks: the rest was never read
+    finally:
+        await sender.close()
+        server.close()

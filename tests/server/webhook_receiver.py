@@ -47,6 +47,8 @@ class Receiver:
     url: str = ""
     deliveries: list[Delivery] = field(default_factory=list)
     waiting: int = 0
+    #: When each delivery arrived (the event loop's clock), in arrival order.
+    arrived: list[float] = field(default_factory=list)
 
     def answered(self, status: int) -> list[Delivery]:
         return [d for d in self.deliveries if d.status == status]
@@ -67,6 +69,7 @@ class Receiver:
                     name, value = line.split(":", 1)
                     headers[name.strip().lower()] = value.strip()
             body = await reader.readexactly(int(headers.get("content-length", "0")))
+            self.arrived.append(asyncio.get_running_loop().time())
             if self.hold is not None:
                 self.waiting += 1
                 await self.hold.wait()
@@ -92,12 +95,15 @@ class Receiver:
 
 
 @contextlib.asynccontextmanager
-async def receiver(secret: str = "", **options: object) -> AsyncIterator[Receiver]:
-    """A started :class:`Receiver` (its ``secret`` can be set once the webhook made one)."""
+async def receiver(
+    secret: str = "", *, host: str = "127.0.0.1", **options: object
+) -> AsyncIterator[Receiver]:
+    """A started :class:`Receiver` (its ``secret`` can be set once the webhook made one) on
+    ``host``, a loopback address (Linux answers on all of 127.0.0.0/8)."""
     box = Receiver(secret=secret, **options)  # type: ignore[arg-type]
-    server = await asyncio.start_server(box.handle, "127.0.0.1", 0)
+    server = await asyncio.start_server(box.handle, host, 0)
     port = server.sockets[0].getsockname()[1]
-    box.url = f"http://127.0.0.1:{port}/hook"
+    box.url = f"http://{host}:{port}/hook"
     try:
         yield box
     finally:

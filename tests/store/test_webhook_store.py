@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from purpleflea.store.webhooks import (
     Webhook,
     WebhookStore,
     open_webhook_store,
+    target_host,
 )
 from tests.services import drop_connections, ensure_postgres
 
@@ -238,3 +240,125 @@ async def test_postgres_connection_lost_mid_transaction_is_unavailable_not_run_a
         assert await store.webhooks() == []
     finally:
         await store.close()
+
+
+def _aimed(webhook_id: str, account: str, url: str) -> Webhook:
+    return Webhook(
+        id=webhook_id,
+        account=account,
+        url=url,
+        secret="whsec_0123456789abcdef",
+        filters={"channels": ["liquidations"]},
+        created_at=1_760_000_000_000,
+    )
+
+
+async def test_webhooks_aimed_at_one_host_are_capped_across_accounts(store: WebhookStore) -> None:
+    """Accounts are free: the cap per host counts every account's webhooks at it, whatever
+    the path, port, case or trailing dot of their URLs."""
+    urls = [
+        "https://victim.example/a",
+        "https://VICTIM.example.:8443/b",
+        "http://victim.example/c?x=1",
+    ]
+    added = [
+        await store.add(_aimed(f"wh_{n}", f"acct{n}", url), per_account=10, per_host=3)
+        for n, url in enumerate(urls)
+    ]
+    assert added == [None, None, None]
+    refused = await store.add(
+        _aimed("wh_4", "acct9", "https://victim.example/d"), per_account=10, per_host=3
+    )
+    assert refused == "host"
+    assert (
+        await store.add(
+            _aimed("wh_5", "acct9", "https://other.example/d"), per_account=10, per_host=3
+        )
+        is None
+    )
+    # The account's own cap is named first when both are reached.
+    assert (
+        await store.add(
+            _aimed("wh_6", "acct0", "https://victim.example/e"), per_account=1, per_host=3
+        )
+        == "account"
+    )
+    assert [w.id for w in await store.webhooks()] == ["wh_0", "wh_1", "wh_2", "wh_5"]
+    # 0: no cap per host.
+    assert (
+        await store.add(
+            _aimed("wh_7", "acct8", "https://victim.example/f"), per_account=10, per_host=0
+        )
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("https://Victim.Example./x", "victim.example"),
+        ("http://127.0.0.1:8080/", "127.0.0.1"),
+        ("http://2130706433/", "127.0.0.1"),  # resolvers read these as 127.0.0.1 too
+        ("http://0x7f.1/", "127.0.0.1"),
+        ("http://127.1/", "127.0.0.1"),
+        ("http://[::ffff:127.0.0.1]/", "127.0.0.1"),
+        ("http://[2001:DB8::1]:80/", "2001:db8::1"),
+        ("https://bücher.example/", "xn--bcher-kva.example"),
+        ("https://deadbeef.example/", "deadbeef.example"),
+        ("not a url", ""),
+    ],
+)
+def test_target_host_is_one_spelling_per_host(url: str, host: str) -> None:
+    assert target_host(url) == host
+
+
+async def test_webhooks_made_before_the_host_cap_count_against_it(tmp_path: Path) -> None:
+    """A SQLite file from before the cap (no host column) is migrated when opened, and its
+    webhooks count against their host's cap."""
+    path = tmp_path / "history.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE webhooks (id TEXT PRIMARY KEY, account TEXT NOT NULL, url TEXT NOT NULL,"
+        " secret TEXT NOT NULL, filters TEXT NOT NULL, created_at INTEGER NOT NULL,"
+        " settled_seq INTEGER NOT NULL DEFAULT 0, dropped INTEGER NOT NULL DEFAULT 0);"
+    )
+    for n in range(2):
+        old.execute(
+            "INSERT INTO webhooks VALUES (?, ?, ?, 's', '{}', 0, 0, 0)",
+            (f"wh_old{n}", f"acct{n}", f"https://victim.example/{n}"),
+        )
+    old.commit()
+    old.close()
+    store = open_webhook_store(f"sqlite://{path}")
+    try:
+        assert len(await store.webhooks()) == 2
+        made = await store.add(
+            _aimed("wh_new", "acct5", "https://victim.example/z"), per_account=10, per_host=2
+        )
+        assert made == "host"
+    finally:
+        await store.close()
+
+
+async def test_postgres_nodes_creating_at_once_keep_the_host_cap() -> None:
+    """Eight nodes (a store each, its own connection) create at one host at once: under
+    READ COMMITTED each counted the others' webhooks as absent, and a cap of 2 let 6-8 in."""
+    dsn = await _empty_postgres()
+    stores = [open_webhook_store(dsn) for _ in range(8)]
+    try:
+        await asyncio.gather(*(store.webhooks() for store in stores))  # connected, schema made
+        results = await asyncio.gather(
+            *(
+                store.add(
+                    _aimed(f"wh_{n}", f"acct{n}", "https://victim.example/"),
+                    per_account=10,
+                    per_host=2,
+                )
+                for n, store in enumerate(stores)
+            )
+        )
+        assert sorted(results, key=str) == [None, None, *["host"] * 6]
+        assert len(await stores[0].webhooks()) == 2
+    finally:
+        for store in stores:
+            await store.close()

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
+import math
 import shlex
 import socket
 import sqlite3
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     defaults = ServerConfig()
+    hook_defaults = defaults.webhooks
     parser = sub.add_parser(
         "serve",
         help="run the tracker server",
@@ -108,6 +110,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     webhooks.add_argument(
         "--webhook-attempts", type=int, default=8, help="attempts per delivery (default 8)"
+    )
+    webhooks.add_argument(
+        "--webhooks-per-host",
+        type=int,
+        default=hook_defaults.max_per_host,
+        metavar="N",
+        help="webhooks aimed at one host, all accounts together; more are refused with 409 "
+        f"too_many_webhooks_for_host (0: no cap; default {hook_defaults.max_per_host})",
+    )
+    webhooks.add_argument(
+        "--webhook-destination-rate",
+        type=float,
+        default=hook_defaults.destination_rate,
+        metavar="N",
+        help="deliveries a second to one destination address, all webhooks together, after "
+        "a burst of 2 s worth; more wait their turn (0: no budget; default "
+        f"{hook_defaults.destination_rate:g})",
+    )
+    webhooks.add_argument(
+        "--webhook-destination-bytes",
+        type=float,
+        default=hook_defaults.destination_bytes_per_s,
+        metavar="BYTES",
+        help="bytes a second to one destination address, all webhooks together (0: no "
+        f"budget; default {hook_defaults.destination_bytes_per_s:g})",
     )
     webhooks.add_argument(
         "--webhook-backoff",
@@ -274,11 +301,16 @@ def _config(args: argparse.Namespace, source: str) -> ServerConfig:
     from purpleflea.server.webhook_policy import WebhookSettings  # noqa: PLC0415
 
     private = {"auto": None, "allow": True, "refuse": False}[args.webhook_private_targets]
+    rate = args.webhook_destination_rate
     webhooks = WebhookSettings(
         attempts=args.webhook_attempts,
         backoff_s=args.webhook_backoff,
         backoff_max_s=max(60.0, args.webhook_backoff),
         allow_private=private,
+        max_per_host=args.webhooks_per_host,
+        destination_rate=rate,
+        destination_burst=max(1, math.ceil(2 * rate)),
+        destination_bytes_per_s=args.webhook_destination_bytes,
     )
 
     return ServerConfig(

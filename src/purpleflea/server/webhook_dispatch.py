@@ -274,13 +274,19 @@ class Dispatcher:
         self._seen = max(self._seen, message.seq)
 
     def _overflow(self, hook: _Hook, item: _Pending) -> None:
-        self.counters["overflow"] += 1
-        self._dead_letter(
-            hook.webhook.id,
-            item,
-            attempts=0,
-            error=f"queue full: {self.settings.queue} deliveries were waiting for this receiver",
-        )
+        error = f"queue full: {self.settings.queue} deliveries were waiting for this receiver"
+        if self.sender.over_budget(hook.webhook):
+            # Not the receiver's slowness: every webhook aimed at its address shares one
+            # budget (webhook_budget), and this one's turn had not come.
+            self.counters["overflow_budget"] += 1
+            budget = self.sender.budget.limits
+            error += (
+                f" (its destination {self.sender.destination(hook.webhook)} is over its "
+                f"budget of {budget.rate:g} deliveries/s for all webhooks aimed there)"
+            )
+        else:
+            self.counters["overflow"] += 1
+        self._dead_letter(hook.webhook.id, item, attempts=0, error=error)
 
     async def run(self) -> None:
         """Follow the bus until cancelled (a server background task)."""

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from purpleflea.server.host_check import loopback_bind, loopback_name
+from purpleflea.server.webhook_budget import BudgetLimits, carried_ipv4
 
 MAX_URL = 2_000
 
@@ -51,6 +52,21 @@ class WebhookSettings:
     #: Dead letters kept per webhook (the oldest are dropped, and counted, beyond it).
     dead_letters: int = 1_000
     max_per_account: int = 10
+    #: Webhooks aimed at one host (their URLs' host, normalized: :func:`target_host`), all
+    #: accounts together; 0: no cap. Accounts are free: without it, N accounts made 10 N
+    #: deliveries of every item to one target (docs/security.md).
+    max_per_host: int = 20
+    #: Deliveries a second to one destination address, all webhooks together (0: no
+    #: budget), beyond a burst of ``destination_burst``; and bytes a second (0: no budget).
+    #: See :mod:`purpleflea.server.webhook_budget`.
+    #: 100/s: ~0.56 of a core of this server's delivery work at the ~5.6 ms of CPU a
+    #: delivery costs on the loaded 2-core test VM, ~70 KB/s of frames at the victim; one
+    #: webhook over the internet (one delivery in flight, 20-100 ms a round trip) gets
+    #: 10-50/s anyway (bench/results/attack.md).
+    destination_rate: float = 100.0
+    destination_burst: int = 200
+    #: A backstop for large frames: 100 frames of ~0.7-1.5 KB a second stay under it.
+    destination_bytes_per_s: float = 262_144.0
     #: Private, loopback and link-local targets: None allows them only when the server
     #: listens on loopback alone (then only this machine's users can register webhooks).
     allow_private: bool | None = None
@@ -68,6 +84,18 @@ class WebhookSettings:
         for name in ("queue", "dead_letters", "max_per_account"):
             if getattr(self, name) < 1:
                 raise ValueError(f"webhook {name} must be at least 1, got {getattr(self, name)}")
+        if self.max_per_host < 0:
+            raise ValueError(f"webhook max_per_host must be 0 or more, got {self.max_per_host}")
+        self.budget  # noqa: B018 - raises on a bad rate, burst or byte rate
+
+    @property
+    def budget(self) -> BudgetLimits:
+        """The per-destination delivery budget these settings give."""
+        return BudgetLimits(
+            rate=self.destination_rate,
+            burst=self.destination_burst,
+            bytes_per_s=self.destination_bytes_per_s,
+        )
 
     def private_allowed(self, host: str, *, proxied: bool = False) -> bool:
         """Whether targets on private addresses are allowed for a server bound to ``host``;
@@ -79,13 +107,6 @@ class WebhookSettings:
         return loopback_bind(host) and not proxied
 
 
-#: IPv6 ranges whose last 32 bits are an IPv4 address a packet to them reaches: IPv4-compatible
-#: (deprecated, but routed by a host with a ``sit`` tunnel), IPv4-translated (SIIT) and the
-#: well-known NAT64 prefix. A NAT64 gateway (IPv6-only cloud networks have one) takes
-#: 64:ff9b::10.0.0.5 to 10.0.0.5: Python calls those addresses global.
-_CARRY_IPV4 = tuple(
-    ipaddress.IPv6Network(net) for net in ("::/96", "::ffff:0:0:0/96", "64:ff9b::/96")
-)
 #: The local-use NAT64 prefix (RFC 8215): a site's own translator, never a public address.
 _LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
 
@@ -98,12 +119,9 @@ def public_address(address: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address):
         if ip in _LOCAL_NAT64:
             return False
-        if ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        elif ip.sixtofour is not None:
-            ip = ip.sixtofour
-        elif any(ip in net for net in _CARRY_IPV4):
-            ip = ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
+        carried = carried_ipv4(ip)
+        if carried is not None:
+            return carried.is_global and not carried.is_multicast
     return ip.is_global and not ip.is_multicast
 
 

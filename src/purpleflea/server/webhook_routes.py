@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -23,7 +24,7 @@ from purpleflea.server.keys import KeyInfo
 from purpleflea.server.webhook_dispatch import Dispatcher, webhook_filter
 from purpleflea.server.webhook_policy import MAX_URL, BadWebhookUrl, WebhookSettings, check_url
 from purpleflea.server.webhook_sender import REPLAY_BUDGET_S, Sender, replay_dead_letters
-from purpleflea.store.webhooks import Webhook, WebhookStore
+from purpleflea.store.webhooks import Refusal, Webhook, WebhookStore, target_host
 from purpleflea.venues.venue import COVERAGES
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -53,6 +54,8 @@ class WebhookService:
     dispatcher: Dispatcher | None = None
     #: Replay leases this node could not give back (each then runs out by itself).
     lease_release_failures: int = 0
+    #: Webhooks refused at creation, by the limit they hit.
+    refused: Counter[Refusal] = field(default_factory=Counter)
 
     async def release_replay(self, webhook_id: str, holder: str, *, lease_s: float) -> None:
         """Give a replay's lease back after the replay ran (or failed). A store error here
@@ -81,7 +84,38 @@ class WebhookService:
                 "counter",
                 "Webhook replay leases not given back (each expires by itself).",
                 [("", float(self.lease_release_failures))],
-            )
+            ),
+            (
+                "webhook_budget_waits_total",
+                "counter",
+                "Webhook deliveries that waited for their destination's budget (all "
+                "webhooks aimed at one address share it).",
+                [("", float(self.sender.budget_counters["waits"]))],
+            ),
+            (
+                "webhook_budget_wait_seconds_total",
+                "counter",
+                "Seconds webhook deliveries waited for their destination's budget.",
+                [("", self.sender.budget_wait_s)],
+            ),
+            (
+                "webhook_budget_refused_total",
+                "counter",
+                "Replayed dead letters not sent: their destination's budget was spent.",
+                [("", float(self.sender.budget_counters["refused"]))],
+            ),
+            (
+                "webhook_destinations_throttled",
+                "gauge",
+                "Destinations whose webhook deliveries wait for their budget now.",
+                [("", float(self.sender.budget.throttled()))],
+            ),
+            (
+                "webhook_create_refused_total",
+                "counter",
+                "Webhooks refused at creation by the limit they hit (per account, per host).",
+                [(f'{{limit="{k}"}}', float(self.refused[k])) for k in ("account", "host")],
+            ),
         ]
 
     async def changed(self) -> None:
@@ -170,12 +204,26 @@ class WebhookRoutes:
             created_at=now_ms(),
             settled_seq=self.service.position(),
         )
-        cap = self.service.settings.max_per_account
-        if not await self.service.store.create(webhook, cap=cap):
+        settings = self.service.settings
+        refused = await self.service.store.add(
+            webhook, per_account=settings.max_per_account, per_host=settings.max_per_host
+        )
+        if refused is not None:
+            self.service.refused[refused] += 1
+        if refused == "account":
             return http.error_response(
                 409,
                 "too_many_webhooks",
-                f"account {info.account!r} already has {cap} webhooks: delete one first",
+                f"account {info.account!r} already has {settings.max_per_account} webhooks: "
+                "delete one first",
+            )
+        if refused == "host":
+            return http.error_response(
+                409,
+                "too_many_webhooks_for_host",
+                f"{settings.max_per_host} webhooks (of all accounts together) are aimed at "
+                f"host {target_host(url)!r} already, the most this server allows for one "
+                "host (the operator's --webhooks-per-host)",
             )
         await self.service.changed()
         return http.json_response(
@@ -473,7 +521,11 @@ def webhook_paths(exchanges: Sequence[str]) -> dict[str, Any]:
                 "responses": {
                     "201": _json("Created: the secret is shown once.", created)
                     | {"links": _links()},
-                    "409": _json("The account's webhook limit is reached", _ERROR_REF),
+                    "409": _json(
+                        "The account's webhook limit is reached (too_many_webhooks), or the "
+                        "server's for the URL's host (too_many_webhooks_for_host)",
+                        _ERROR_REF,
+                    ),
                     **errors,
                 },
             },

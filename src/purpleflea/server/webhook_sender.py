@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import httpcore
@@ -16,8 +17,9 @@ import httpx
 
 import purpleflea
 from purpleflea.clock import retry_after_seconds
+from purpleflea.server.webhook_budget import DestinationBudget, destination_key
 from purpleflea.server.webhook_policy import Outcome, WebhookSettings, public_address
-from purpleflea.store.webhooks import Webhook, WebhookStore
+from purpleflea.store.webhooks import Webhook, WebhookStore, target_host
 from purpleflea.webhook import (
     EVENT_ID_HEADER,
     SIGNATURE_HEADER,
@@ -101,10 +103,63 @@ def _connect_through(transport: httpx.AsyncHTTPTransport, backend: PublicOnly) -
     pool._network_backend = backend
 
 
+#: What a delivery's request adds to its body, in bytes, as the byte budget counts it: the
+#: request line, the URL's host and the ~300 bytes of our headers.
+_REQUEST_BYTES = 320
+#: Destinations remembered per webhook and per host (the address they last reached); beyond
+#: this many the memory starts again (the next delivery of each learns it anew).
+_REMEMBERED = 100_000
+
+
+def _literal_key(host: str) -> str:
+    """The destination of a URL host before any connection to it said where it goes: an IP
+    literal's own; a name's is the name (``name:...``) until it is looked up."""
+    try:
+        return destination_key(host)
+    except ValueError:
+        return f"name:{host}"
+
+
+#: Bytes of a receiver's answer body read at most. One read to its end leaves the connection
+#: to the pool for the next delivery; unread, httpcore closed it: every delivery opened a new
+#: TCP (and TLS) connection, ~1.8x the CPU of a plain http delivery, and left a socket in
+#: TIME_WAIT on this machine.
+#: Past this the rest is not read (a receiver's answer is not ours to download) and that
+#: connection is closed.
+ANSWER_BYTES = 16_384
+
+
+async def _read_answer(response: httpx.Response) -> None:
+    """Read ``response``'s body to its end if it is short (see :data:`ANSWER_BYTES`)."""
+    read = 0
+    async for chunk in response.aiter_raw():
+        read += len(chunk)
+        if read > ANSWER_BYTES:
+            return
+
+
+def _remember(memory: dict[str, str], key: str, destination: str) -> None:
+    """``memory[key] = destination``, the memory starting again past :data:`_REMEMBERED`."""
+    if len(memory) >= _REMEMBERED and key not in memory:
+        memory.clear()
+    memory[key] = destination
+
+
 class Sender:
     """Signs and POSTs one delivery; when private targets are refused, connects only to the
     public addresses it checked (:class:`PublicOnly`; see
-    :mod:`purpleflea.server.webhook_policy`)."""
+    :mod:`purpleflea.server.webhook_policy`). Every delivery first takes its turn in the
+    destination's budget (:mod:`purpleflea.server.webhook_budget`), shared by the live
+    deliveries and the replays sent through this sender.
+
+    The destination is known for sure only once a connection is open (a name may resolve to
+    anything, and a kept-alive connection goes on to the address it was opened to), so a
+    delivery waits on the destination its webhook's previous delivery reached (for a first
+    one: another webhook's to the same host, else the address the name is looked up to, once
+    per host), and is charged, after it went, to the address its connection reached if that
+    was another. A name that flips its
+    answer between deliveries therefore gets at most one delivery per webhook past the wait
+    (its next one waits for the address it really reached)."""
 
     def __init__(
         self,
@@ -112,9 +167,20 @@ class Sender:
         *,
         allow_private: bool,
         clock: Callable[[], float] = time.time,
+        budget: DestinationBudget | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.allow_private = allow_private
         self._clock = clock
+        self._sleep = sleep
+        self.budget = budget if budget is not None else DestinationBudget(settings.budget)
+        #: Budget waits (``waits``) and replayed letters not sent because their
+        #: destination's budget was spent (``refused``); the seconds waited.
+        self.budget_counters: Counter[str] = Counter()
+        self.budget_wait_s = 0.0
+        self._reached: dict[str, str] = {}  # webhook id -> destination its last delivery reached
+        self._host_reached: dict[str, str] = {}  # target host -> likewise, any webhook's
+        self._waiting: set[str] = set()  # webhooks whose delivery waits for its destination
         # No redirects (they could point anywhere) and no proxy settings from the
         # environment: a delivery goes where its URL says, or fails.
         # No cap on connections: each webhook has at most one request in flight, and a pool
@@ -132,8 +198,96 @@ class Sender:
         )
         self._deadline_s = settings.timeout_s
 
-    async def send(self, webhook: Webhook, seq: int, body: bytes) -> Outcome:
+    def destination(self, webhook: Webhook) -> str:
+        """The destination ``webhook``'s next delivery is expected to reach (see above)."""
+        reached = self._reached.get(webhook.id)
+        if reached is not None:
+            return reached
+        host = target_host(webhook.url)
+        return self._host_reached.get(host) or _literal_key(host)
+
+    async def _expect(self, webhook: Webhook) -> str:
+        """:meth:`destination`, with a name no delivery has reached yet looked up (once per
+        host): a thousand names pointing at one address must not each send their first
+        delivery past its budget. The connection looks the name up again (and checks it):
+        should that answer differ, the delivery is charged where it really went."""
+        known = self.destination(webhook)
+        if not known.startswith("name:") or not self.budget.enabled:
+            return known
+        host = known.removeprefix("name:")
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, None, type=socket.SOCK_STREAM
+            )
+            key = destination_key(str(infos[0][4][0]))
+        except (OSError, ValueError, IndexError):
+            return known  # its connection fails alike (or says where it went)
+        _remember(self._host_reached, host, key)
+        return key
+
+    def over_budget(self, webhook: Webhook) -> bool:
+        """Whether the webhook's delivery waits for its destination's budget now, or its
+        next one would."""
+        if webhook.id in self._waiting:
+            return True
+        return self.budget.enabled and self.budget.wait(self.destination(webhook), 0) > 0
+
+    def _reach(self, webhook: Webhook, expected: str, server_addr: object, size: int) -> None:
+        """Record where a delivery's connection went; charge it there if not expected."""
+        if not isinstance(server_addr, tuple) or not server_addr:
+            return
+        try:
+            reached = destination_key(str(server_addr[0]))
+        except ValueError:
+            return
+        if reached != expected:
+            self.budget.charge(reached, size)
+        _remember(self._reached, webhook.id, reached)
+        _remember(self._host_reached, target_host(webhook.url), reached)
+
+    async def _take_turn(
+        self, webhook: Webhook, key: str, size: int, max_wait: float | None
+    ) -> str | None:
+        """Wait for destination ``key``'s budget; the error when it would take over
+        ``max_wait`` seconds (nothing is spent then), else None."""
+        budget = self.budget
+        if not budget.enabled:
+            return None
+        if max_wait is not None:
+            ahead = budget.wait(key, size)
+            if ahead > max_wait:
+                self.budget_counters["refused"] += 1
+                return (
+                    f"not sent: destination {key} is over its delivery budget "
+                    f"({budget.limits.rate:g} deliveries/s, {budget.limits.bytes_per_s:g} "
+                    f"bytes/s, all webhooks aimed there together); its next delivery waits "
+                    f"{ahead:.1f} s"
+                )
+        delay = budget.reserve(key, size)
+        if delay > 0:
+            self.budget_counters["waits"] += 1
+            self.budget_wait_s += delay
+            self._waiting.add(webhook.id)
+            try:
+                await self._sleep(delay)
+            finally:
+                self._waiting.discard(webhook.id)
+        return None
+
+    async def send(
+        self, webhook: Webhook, seq: int, body: bytes, *, max_wait: float | None = None
+    ) -> Outcome:
+        """Send one delivery, after its turn in the destination's budget (outside the
+        attempt's timeout: the wait is ours, not the receiver's). With ``max_wait``, a turn
+        further away than that many seconds is not waited for: the outcome says so (a replay,
+        which answers a request)."""
+        size = len(body) + len(webhook.url) + _REQUEST_BYTES
+        expected = await self._expect(webhook)
+        refused = await self._take_turn(webhook, expected, size, max_wait)
+        if refused is not None:
+            return Outcome(error=refused)
         now = self._clock()
+        answered: Outcome | None = None
         timestamp = int(now)
         headers = {
             "Content-Type": "application/json",
@@ -147,22 +301,27 @@ class Sender:
             # httpx's timeout bounds each read; this bounds the whole attempt, so a receiver
             # that trickles its answer a byte at a time cannot hold its queue forever.
             async with asyncio.timeout(self._deadline_s):
-                # Streamed and never read: a receiver's answer body is not ours to download.
                 async with self._client.stream(
                     "POST", webhook.url, content=body, headers=headers
                 ) as response:
-                    return Outcome(
+                    stream = response.extensions.get("network_stream")
+                    if stream is not None:
+                        self._reach(webhook, expected, stream.get_extra_info("server_addr"), size)
+                    answered = Outcome(
                         status=response.status_code,
                         retry_after=retry_after_seconds(
                             response.headers.get("retry-after"), now=now
                         ),
                     )
+                    await _read_answer(response)
+                    return answered
         except RefusedAddress as exc:
             return Outcome(error=str(exc), refused=True)
         except (httpx.TimeoutException, TimeoutError) as exc:
-            return Outcome(error=f"timeout ({type(exc).__name__})")
+            # The status came: only its answer's body was slow (the connection is dropped).
+            return answered or Outcome(error=f"timeout ({type(exc).__name__})")
         except httpx.HTTPError as exc:
-            return Outcome(error=f"{type(exc).__name__}: {exc}"[:500])
+            return answered or Outcome(error=f"{type(exc).__name__}: {exc}"[:500])
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -198,7 +357,9 @@ async def replay_dead_letters(
         if delivered and clock() - started >= budget:
             more = True
             break
-        outcome = await sender.send(webhook, letter.seq, letter.body)
+        # A replay answers a request: a destination whose budget is spent ends it (the
+        # letters wait for a later replay) rather than hold the request open.
+        outcome = await sender.send(webhook, letter.seq, letter.body, max_wait=budget)
         if outcome.status is not None and 200 <= outcome.status < 300:
             await store.remove_dead_letter(webhook.id, letter.seq)
             delivered += 1

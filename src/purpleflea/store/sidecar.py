@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -53,10 +53,17 @@ class SQLiteStatements:
     from ``schema`` if missing. Each transaction is a few small statements, run on the
     caller's thread."""
 
-    def __init__(self, path: str | Path, schema: str) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        schema: str,
+        migrate: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
         self.path = str(path)
         self._db = connect(path)
         self._db.executescript(schema)
+        if migrate is not None:  # brings a file made by an older version up to ``schema``
+            migrate(self._db)
         self._lock = threading.Lock()
 
     async def run(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:

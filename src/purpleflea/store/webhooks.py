@@ -12,8 +12,12 @@ signing needs it (HMAC), so it cannot be hashed like an API key.
 
 from __future__ import annotations
 
+import ipaddress
+import socket
+import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -50,6 +54,38 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int
     error: str
     failed_at: int
+
+
+#: Which limit a refused :meth:`WebhookStore.add` hit.
+Refusal = Literal["account", "host"]
+
+
+def target_host(url: str) -> str:
+    """The host a webhook ``url`` is aimed at, as the per-host cap counts it: lower case,
+    without a trailing dot, an international name in its ASCII (IDNA) form, an IP address in
+    its one canonical spelling (``http://2130706433/``, ``http://0x7f.1/`` and
+    ``http://127.0.0.1/`` are one host: resolvers read all three as 127.0.0.1; an IPv6 address
+    that is an IPv4-mapped one as that IPv4 address). ``''`` for a URL with no host."""
+    try:
+        host = (urlsplit(url).hostname or "").rstrip(".")
+    except ValueError:
+        return ""
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        pass
+    else:
+        mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+        return str(mapped or ip)
+    if host and all(c in "0123456789abcdefx." for c in host):
+        try:  # the BSD forms every resolver takes: 2130706433, 0x7f.1, 127.1
+            return socket.inet_ntoa(socket.inet_aton(host))
+        except OSError:
+            pass
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return host
 
 
 _COLUMNS = "w.id, w.account, w.url, w.secret, w.filters, w.created_at, w.settled_seq, w.dropped"
@@ -89,40 +125,88 @@ def _letter(row: Sequence[Any]) -> DeadLetter:
 class WebhookStore:
     """Webhooks and dead letters over a :class:`Backend` (SQLite or PostgreSQL)."""
 
-    def __init__(self, backend: Statements, *, clock_sql: str | None = None) -> None:
+    def __init__(
+        self,
+        backend: Statements,
+        *,
+        clock_sql: str | None = None,
+        create_lock_sql: str | None = None,
+    ) -> None:
         self.backend = backend
+        #: A statement that makes creations wait for one another, where transactions of
+        #: several nodes run side by side (PostgreSQL, READ COMMITTED: eight nodes creating
+        #: at once each counted the others' webhooks as absent, and a cap of 2 per host let
+        #: 6-8 in). SQLite's writers queue by themselves (BEGIN IMMEDIATE).
+        self.create_lock_sql = create_lock_sql
         #: The database's clock in ms since the epoch, as SQL (None: it has none the nodes
         #: share, and the caller's clock is used): replay leases run by it.
         self.clock_sql = clock_sql
+        self._hosts_filled = False
 
     async def _one(self, sql: str, params: Sequence[Any]) -> list[Any]:
         return (await self.backend.run([(sql, params)]))[0]
 
     async def create(self, webhook: Webhook, *, cap: int) -> bool:
         """Add ``webhook`` unless its account already has ``cap``; False when it had."""
-        count, _ = await self.backend.run(
+        return await self.add(webhook, per_account=cap) is None
+
+    async def add(self, webhook: Webhook, *, per_account: int, per_host: int = 0) -> Refusal | None:
+        """Add ``webhook`` unless its account already has ``per_account`` webhooks, or (when
+        ``per_host`` is not 0) all accounts together have ``per_host`` aimed at its
+        :func:`target_host`; None when added, else the limit that refused it. Counted and
+        inserted in one transaction."""
+        await self._fill_hosts()
+        host = target_host(webhook.url)
+        host_cap = per_host if per_host > 0 else 2**62
+        lock = [(self.create_lock_sql, ())] if self.create_lock_sql else []
+        *_, mine, aimed, _ = await self.backend.run(
             [
+                *lock,
                 ("SELECT COUNT(*) FROM webhooks WHERE account = ?", (webhook.account,)),
+                ("SELECT COUNT(*) FROM webhooks WHERE host = ?", (host,)),
                 (
                     "INSERT INTO webhooks "
-                    "(id, account, url, secret, filters, created_at, settled_seq, dropped) "
-                    "SELECT ?, ?, ?, ?, ?, ?, ?, 0 WHERE "
-                    "(SELECT COUNT(*) FROM webhooks WHERE account = ?) < ?",
+                    "(id, account, url, host, secret, filters, created_at, settled_seq, dropped) "
+                    "SELECT ?, ?, ?, ?, ?, ?, ?, ?, 0 WHERE "
+                    "(SELECT COUNT(*) FROM webhooks WHERE account = ?) < ? AND "
+                    "(SELECT COUNT(*) FROM webhooks WHERE host = ?) < ?",
                     (
                         webhook.id,
                         webhook.account,
                         webhook.url,
+                        host,
                         webhook.secret,
                         msgspec.json.encode(webhook.filters).decode(),
                         webhook.created_at,
                         webhook.settled_seq,
                         webhook.account,
-                        cap,
+                        per_account,
+                        host,
+                        host_cap,
                     ),
                 ),
             ]
         )
-        return int(count[0][0]) < cap
+        if int(mine[0][0]) >= per_account:
+            return "account"
+        if int(aimed[0][0]) >= host_cap:
+            return "host"
+        return None
+
+    async def _fill_hosts(self) -> None:
+        """Give webhooks made before the per-host cap (their ``host`` column added empty)
+        their host, once per process, so that they count against it."""
+        if self._hosts_filled:
+            return
+        rows = await self._one("SELECT id, url FROM webhooks WHERE host = ''", ())
+        if rows:
+            await self.backend.run(
+                [
+                    ("UPDATE webhooks SET host = ? WHERE id = ?", (target_host(url), webhook_id))
+                    for webhook_id, url in rows
+                ]
+            )
+        self._hosts_filled = True
 
     async def webhooks(self, account: str | None = None) -> list[Webhook]:
         """Every webhook (of ``account`` when given, with its dead-letter count), oldest
@@ -277,6 +361,7 @@ CREATE TABLE IF NOT EXISTS webhooks (
     id TEXT PRIMARY KEY,
     account TEXT NOT NULL,
     url TEXT NOT NULL,
+    host TEXT NOT NULL DEFAULT '',
     secret TEXT NOT NULL,
     filters TEXT NOT NULL,
     created_at INTEGER NOT NULL,
@@ -307,7 +392,20 @@ def open_webhook_store(url: str) -> WebhookStore:
     from purpleflea.store.factory import is_postgres, sqlite_path  # noqa: PLC0415
 
     if is_postgres(url):
-        from purpleflea.store.webhooks_postgres import CLOCK_MS, statements  # noqa: PLC0415
+        from purpleflea.store.webhooks_postgres import (  # noqa: PLC0415
+            CLOCK_MS,
+            CREATE_LOCK,
+            statements,
+        )
 
-        return WebhookStore(statements(url), clock_sql=CLOCK_MS)
-    return WebhookStore(SQLiteStatements(sqlite_path(url), SQLITE_SCHEMA))
+        return WebhookStore(statements(url), clock_sql=CLOCK_MS, create_lock_sql=CREATE_LOCK)
+    return WebhookStore(SQLiteStatements(sqlite_path(url), SQLITE_SCHEMA, _add_host))
+
+
+def _add_host(db: sqlite3.Connection) -> None:
+    """A file made before the per-host cap: add the ``host`` column (filled in on first use,
+    :meth:`WebhookStore._fill_hosts`) and its index."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(webhooks)")}
+    if "host" not in columns:
+        db.execute("ALTER TABLE webhooks ADD COLUMN host TEXT NOT NULL DEFAULT ''")
+    db.execute("CREATE INDEX IF NOT EXISTS webhooks_host ON webhooks (host)")

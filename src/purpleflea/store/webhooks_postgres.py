@@ -20,6 +20,9 @@ CREATE TABLE IF NOT EXISTS webhooks (
     dropped bigint NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS webhooks_account ON webhooks (account);
+-- The per-host cap's count (a table made before it gets the column, filled in on first use).
+ALTER TABLE webhooks ADD COLUMN IF NOT EXISTS host text NOT NULL DEFAULT '';
+CREATE INDEX IF NOT EXISTS webhooks_host ON webhooks (host);
 CREATE TABLE IF NOT EXISTS webhook_dead_letters (
     webhook_id text NOT NULL,
     seq bigint NOT NULL,
@@ -40,6 +43,11 @@ CREATE TABLE IF NOT EXISTS webhook_replays (
 #: The database's clock, ms since the epoch: every node reads the same one (replay leases).
 #: clock_timestamp(), not now(): the time the statement runs, not when its transaction began.
 CLOCK_MS = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint"
+
+
+#: Held by a webhook's creation until its transaction ends: the per-account and per-host caps
+#: count, then insert, and two nodes doing so side by side each missed the other's webhook.
+CREATE_LOCK = f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK + 1})"
 
 
 def statements(url: str) -> PostgresStatements:
