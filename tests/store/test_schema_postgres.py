@@ -31,6 +31,8 @@ def test_missing_keeps_only_what_makes_something() -> None:
         """
         CREATE TABLE IF NOT EXISTS t (a int);
         CREATE INDEX IF NOT EXISTS t_a ON t (a);
+        -- a comment above a statement does not hide it (the webhooks' host column had one)
+        ALTER TABLE t ADD COLUMN IF NOT EXISTS a int;
         CREATE UNIQUE INDEX IF NOT EXISTS t_b ON t (b);
         ALTER TABLE t ADD COLUMN IF NOT EXISTS b int;
         ALTER TABLE t ADD COLUMN IF NOT EXISTS c int;

@@ -30,6 +30,7 @@ WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_sch
 """
 
 _CREATES = re.compile(r"CREATE\s+(?:UNIQUE\s+)?(?:TABLE|INDEX)\s+IF\s+NOT\s+EXISTS\s+(\w+)", re.I)
+_COMMENTS = re.compile(r"^\s*--.*$", re.M)
 _ADDS = re.compile(r"ALTER\s+TABLE\s+(\w+)\s+ADD\s+COLUMN\s+IF\s+NOT\s+EXISTS\s+(\w+)", re.I)
 
 
@@ -37,7 +38,10 @@ def statements(schema: str | Sequence[str]) -> list[str]:
     """``schema``'s statements: a script split at its semicolons (no function bodies), or
     a sequence of statements as they are."""
     parts = schema.split(";") if isinstance(schema, str) else schema
-    return [part.strip() for part in parts if part.strip()]
+    # A comment line above a statement would hide it from missing()'s patterns (an ADD
+    # COLUMN with a comment above it ran, and locked its table, at every start).
+    kept = (_COMMENTS.sub("", part).strip() for part in parts)
+    return [part for part in kept if part]
 
 
 def missing(schema: Iterable[str], catalog: Iterable[Sequence[Any]]) -> list[str]:
