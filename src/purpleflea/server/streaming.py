@@ -39,6 +39,10 @@ Limits, the same for both (:class:`~purpleflea.server.config.ServerConfig`):
   nothing does not hold the server;
 - per account (keys are free to mint): ``streams_per_account`` open at once
   (``too_many_streams``) and ``stream_opens_per_min`` opens a minute (``rate_limited``);
+- WebSocket frames of every kind (pings and message parts, which never reach the message
+  count): :data:`MAX_FRAMES_PER_S` a second and :data:`MAX_FRAGMENTS` parts to a message,
+  then ``flood`` (4429); pongs are cut to one per read, none while the client is not taking
+  what it was sent (:func:`fewer_pongs`);
 - shutdown: every stream gets ``server_shutdown`` (WebSocket close 1001) and the server does
   not wait on a client that stops reading (:mod:`purpleflea.server.serving`).
 """
