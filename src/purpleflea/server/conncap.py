@@ -110,6 +110,9 @@ class ConnectionCap:
         #: Connections aborted because their client took nothing of an answer for
         #: ``serving.DRAIN_TIMEOUT_S`` (counted here, where connections are).
         self.stalled = 0
+        #: WebSockets cut for sending frames past ``streaming.MAX_FRAMES_PER_S`` or a message
+        #: in more than ``streaming.MAX_FRAGMENTS`` parts (``serving``).
+        self.flooded = 0
 
     def admit(self, peer: object) -> str | bytes:
         """``peer``: the transport's ``peername`` (``(host, port, ...)`` for TCP)."""
@@ -182,6 +185,13 @@ class ConnectionCap:
                 "counter",
                 "Connections aborted because their client took nothing of a REST answer for 20 s.",
                 [("", float(self.stalled))],
+            ),
+            (
+                "websocket_frame_floods_total",
+                "counter",
+                "WebSockets closed (flood, 4429) for more than 100 frames a second (pings "
+                "included) or a message in more than 64 parts.",
+                [("", float(self.flooded))],
             ),
             (
                 "connections_open",

@@ -18,10 +18,19 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame
 
 from purpleflea.server.config import ServerConfig
 from purpleflea.server.conncap import ConnectionCap
-from purpleflea.server.streaming import Streams
+from purpleflea.server.streaming import (
+    CLOSE_CODES,
+    MAX_FRAGMENTS,
+    MAX_FRAMES_PER_S,
+    InboundRate,
+    Streams,
+    fewer_pongs,
+    frame_flood_error,
+)
 
 #: How long streams have to tell their clients before the connections of those that took
 #: nothing are aborted.
@@ -52,17 +61,84 @@ REFUSAL_LINGER_S = 1.0
 LINGERING_REFUSALS = 64
 
 
+#: How long a client cut for a frame flood has to read why before its connection closes.
+FLOOD_LINGER_S = 1.0
+
+
 class _CappedWebSocket(WebSocketsSansIOProtocol):
     """uvicorn's WebSocket protocol, freeing the per-address slot its connection took as
-    HTTP (:class:`_H11WithHeaderTimeout` hands it over on the upgrade) when it closes."""
+    HTTP (:class:`_H11WithHeaderTimeout` hands it over on the upgrade) when it closes, and
+    bounding the frames the application never sees (``streaming.MAX_FRAMES_PER_S``): a
+    client past :data:`~purpleflea.server.streaming.MAX_FRAMES_PER_S` frames a second or
+    :data:`~purpleflea.server.streaming.MAX_FRAGMENTS` parts in one message is told
+    ``flood`` (4429), read no more and closed; and pings are not answered while the client
+    is not taking what was written to it."""
 
     cap: ConnectionCap
     slot = ""
+    _frames: InboundRate | None = None
+    _parts = 0
+    _flooded = False
 
     def connection_lost(self, exc: Exception | None) -> None:
         slot, self.slot = self.slot, ""
         self.cap.release(slot)
         super().connection_lost(exc)
+
+    def _over(self, event: Frame | None = None, *, first: bool = False) -> bool:
+        """Count one frame (``event``: a data frame, the ``first`` of its message or a
+        continuation, whose parts are counted too); True when the connection is cut for a
+        flood (now or before)."""
+        if self._flooded:
+            return True
+        if self._frames is None:
+            self._frames = InboundRate(MAX_FRAMES_PER_S)
+        if event is not None:
+            self._parts = 0 if event.fin else (1 if first else self._parts + 1)
+        if self._frames.flooded() or self._parts >= MAX_FRAGMENTS:
+            self._cut_for_flood()
+        return self._flooded
+
+    def _cut_for_flood(self) -> None:
+        """Tell the client why, close, stop reading, and end the application's side: every
+        further frame would cost a parse (and a ping a pong) until the close."""
+        self._flooded = True
+        self.cap.flooded += 1
+        self.frames = []  # the parts of the message that never ended
+        if not self.close_sent and not self.transport.is_closing():
+            self.conn.send_text(frame_flood_error())
+            self.conn.send_close(CLOSE_CODES["flood"], "flood")
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.close_sent = True
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": 4429, "reason": "flood"})
+        self.transport.pause_reading()
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+        self.close_timer = self.loop.call_later(FLOOD_LINGER_S, self.transport.close)
+
+    def handle_text(self, event: Frame) -> None:
+        if not self._over(event, first=True):
+            super().handle_text(event)
+
+    def handle_bytes(self, event: Frame) -> None:
+        if not self._over(event, first=True):
+            super().handle_bytes(event)
+
+    def handle_cont(self, event: Frame) -> None:
+        if not self._over(event):
+            super().handle_cont(event)
+
+    def handle_pong(self, event: Frame) -> None:
+        if not self._over():
+            super().handle_pong(event)
+
+    def handle_ping(self) -> None:
+        # The WebSocket layer queued a pong for every ping of this read: the first ping's
+        # turn writes the last of them (none for a client that is not taking what it was
+        # sent, whose pongs waited in this process's memory, or past the flood).
+        output = self.conn.data_to_send()
+        if not self._over():
+            self.transport.write(b"".join(fewer_pongs(output, writable=self.writable.is_set())))
 
 
 class _H11WithHeaderTimeout(H11Protocol):

@@ -38,12 +38,14 @@ from purpleflea.server.streaming import (
     _PATIENT_S,
     _SEND_TIMEOUT_S,
     CLOSE_CODES,
+    MAX_FRAMES_PER_S,
     PONG,
     InboundRate,
     Kick,
     _ender,
     _error,
     explain,
+    fewer_pongs,
     is_ping,
     pump,
     subscribed,
@@ -100,6 +102,10 @@ class ClientConnection(asyncio.Protocol):
         self._writable = asyncio.Event()
         self._writable.set()
         self._inbound = InboundRate()
+        #: Every frame, pings included (``MAX_FRAMES_PER_S``): pings never reach the count above.
+        self._frames = InboundRate(MAX_FRAMES_PER_S)
+        #: What the WebSocket layer wrote while reading (its pongs cut by ``fewer_pongs``).
+        self._output: list[bytes] = []
         #: The reason and the close are sent: wait for the client's close, read nothing else.
         self._closing = False
 
@@ -122,6 +128,7 @@ class ClientConnection(asyncio.Protocol):
         self.ws.receive_data(data)
         events = self.ws.events_received()
         if self._closing:
+            self.ws.data_to_send()  # pongs of a client that has been told to go: dropped
             if self.ws.close_rcvd is not None and self.transport is not None:
                 self.transport.close()  # the client answered the close: the handshake is done
             return
@@ -149,6 +156,12 @@ class ClientConnection(asyncio.Protocol):
         return True
 
     def _handle(self, events: list[Any]) -> None:
+        if self._frames.flooded(sum(isinstance(event, Frame) for event in events)):
+            self.ws.data_to_send()  # not a pong more
+            self.kick("flood")
+            return
+        # One pong for the pings of this read, none for a client not taking what it was sent.
+        self._output = fewer_pongs(self.ws.data_to_send(), writable=self._writable.is_set())
         for frame in events:
             if not isinstance(frame, Frame) or frame.opcode not in (Opcode.TEXT, Opcode.BINARY):
                 continue  # pings are answered by the protocol itself, close frames below
@@ -160,8 +173,9 @@ class ClientConnection(asyncio.Protocol):
             self.kick(_CLIENT_GONE)  # the client closed (answered above) or broke the protocol
 
     def _flush(self) -> None:
+        output, self._output = [*self._output, *self.ws.data_to_send()], []
         if self.transport is not None and not self.transport.is_closing():
-            for chunk in self.ws.data_to_send():
+            for chunk in output:
                 if chunk:
                     self.transport.write(chunk)
 

@@ -39,6 +39,10 @@ Limits, the same for both (:class:`~purpleflea.server.config.ServerConfig`):
   nothing does not hold the server;
 - per account (keys are free to mint): ``streams_per_account`` open at once
   (``too_many_streams``) and ``stream_opens_per_min`` opens a minute (``rate_limited``);
+- WebSocket frames of every kind (pings and message parts, which never reach the message
+  count): :data:`MAX_FRAMES_PER_S` a second and :data:`MAX_FRAGMENTS` parts to a message,
+  then ``flood`` (4429); pongs are cut to one per read, none while the client is not taking
+  what it was sent (:func:`fewer_pongs`);
 - shutdown: every stream gets ``server_shutdown`` (WebSocket close 1001) and the server does
   not wait on a client that stops reading (:mod:`purpleflea.server.serving`).
 """
@@ -87,6 +91,16 @@ CLOSE_CODES = {
     "server_shutdown": 1001,
 }
 _MAX_INBOUND_PER_S = 20
+#: WebSocket frames a client may send in a second, of every kind (pings, pongs and the parts
+#: of a message too): a ping is answered by the WebSocket layer and a fragment kept until its
+#: message ends, so neither ever reached the message count above. One stream pinging as fast
+#: as it could, reading nothing, grew the server by ~4.6 MB a second in pongs; one sending
+#: empty fragments of a message that never ended held the event loop (a health check took
+#: 6 s). No client needs more: browsers send no pings, websockets one per 20 s.
+MAX_FRAMES_PER_S = 100
+#: Frames one client message may be split into (a browser sends one; the SDK one): the parts
+#: of a message that never ends are kept until it does, a few bytes each, for ever.
+MAX_FRAGMENTS = 64
 _PING = ('{"op":"ping"}', '{"op": "ping"}')
 PONG = '{"type":"pong"}'
 _SUBSCRIBE_TIMEOUT_S = 10.0
@@ -125,17 +139,40 @@ class InboundRate:
     """Counts one stream client's messages, wherever its stream is written: more than
     ``_MAX_INBOUND_PER_S`` within one second is a flood (the stream ends with ``flood``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = _MAX_INBOUND_PER_S) -> None:
+        self.limit = limit
         self._window_start = time.monotonic()
         self._count = 0
 
-    def flooded(self) -> bool:
-        """Count one message; True when it is one too many for its second."""
+    def flooded(self, count: int = 1) -> bool:
+        """Count ``count`` messages (or frames); True when they are too many for their second."""
         now = time.monotonic()
         if now - self._window_start >= 1.0:
             self._window_start, self._count = now, 0
-        self._count += 1
-        return self._count > _MAX_INBOUND_PER_S
+        self._count += count
+        return self._count > self.limit
+
+
+def fewer_pongs(chunks: list[bytes], *, writable: bool) -> list[bytes]:
+    """What to write of the WebSocket layer's output (one serialized frame per chunk) after
+    it read the client's frames: its pongs cut to the last one (none while the client is not
+    taking what was written to it), everything else as it is. RFC 6455 5.5.3 lets a pong
+    answer only the latest of the pings that came meanwhile; answered each, a thousand pings
+    in one read were a thousand pongs, written (or kept in memory) before any count."""
+    pongs = [i for i, chunk in enumerate(chunks) if chunk[:1] == b"\x8a"]
+    keep = pongs[-1:] if writable else []
+    dropped = set(pongs) - set(keep)
+    return [chunk for i, chunk in enumerate(chunks) if i not in dropped]
+
+
+def frame_flood_error() -> bytes:
+    """The error frame's text for a client past :data:`MAX_FRAMES_PER_S` or
+    :data:`MAX_FRAGMENTS` (the stream then closes with ``flood``, 4429)."""
+    return _error(
+        "flood",
+        f"more than {MAX_FRAMES_PER_S} WebSocket frames in a second (pings and message parts "
+        f"included) or a message in more than {MAX_FRAGMENTS} parts",
+    ).encode()
 
 
 def is_ping(text: str) -> bool:
