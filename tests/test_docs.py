@@ -3,11 +3,14 @@ README's SDK example and docs/agents.md's MCP example run against a served track
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import queue
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -43,7 +46,10 @@ def test_every_python_block_is_a_valid_script(path: Path, index: int) -> None:
 def test_the_readme_sdk_example_runs_as_a_script(tmp_path: Path) -> None:
     (example,) = python_blocks(REPO / "README.md")
     (tmp_path / "watch.py").write_text(example)
-    _write_events(tmp_path / "events.jsonl", "readme", [250_000.0, 5_000.0] * 60)
+    # The example streams live (no since_seq): the replay must outlast the key's command and
+    # the script's start, seconds on a loaded machine. 0.2 s apart, it runs 2 min; at 20 ms
+    # apart it was over before a slow start subscribed, and the read below waited for ever.
+    _write_events(tmp_path / "events.jsonl", "readme", [250_000.0, 5_000.0] * 300, spacing_ms=200)
     port = _free_port()
     replay = ["--source", "replay", "--replay", str(tmp_path / "events.jsonl")]
     with _serve(tmp_path / "data", port, *replay):
@@ -59,21 +65,25 @@ def test_the_readme_sdk_example_runs_as_a_script(tmp_path: Path) -> None:
             stderr=subprocess.PIPE,
             text=True,
         )
-        lines: list[str] = []
+        lines: queue.Queue[str] = queue.Queue()
         try:
             assert run.stdout is not None
+            # Read on a thread: a readline on the loop would wait past any deadline.
+            out = run.stdout
+            threading.Thread(target=lambda: [lines.put(line) for line in out], daemon=True).start()
+            got: list[str] = []
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and len(lines) < 5:
-                line = run.stdout.readline()
-                if not line:
-                    break
-                lines.append(line.rstrip("\n"))
+            while len(got) < 5 and (left := deadline - time.monotonic()) > 0:
+                with contextlib.suppress(queue.Empty):
+                    got.append(lines.get(timeout=left).rstrip("\n"))
         finally:
             run.kill()
-            _, err = run.communicate()
-    assert len(lines) == 5, (lines, err)
+            run.wait()
+            assert run.stderr is not None
+            err = run.stderr.read()  # stdout is the thread's
+    assert len(got) == 5, (got, err)
     # min_usd=100_000 and markets=["BTC-PERP"] hold: only the big BTC-PERP events show.
-    assert all(re.fullmatch(r"(long|short) BTC-PERP 250000\.0 \d+", line) for line in lines)
+    assert all(re.fullmatch(r"(long|short) BTC-PERP 250000\.0 \d+", line) for line in got)
 
 
 @pytest.mark.parametrize("found_by", ["server.json", "PURPLEFLEA_URL"])

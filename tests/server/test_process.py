@@ -30,7 +30,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _write_events(path: Path, prefix: str, sizes: list[float]) -> None:
+def _write_events(path: Path, prefix: str, sizes: list[float], *, spacing_ms: int = 20) -> None:
     with path.open("w") as out:
         for n, size in enumerate(sizes):
             price = 60_000.0 + n
@@ -43,7 +43,7 @@ def _write_events(path: Path, prefix: str, sizes: list[float]) -> None:
                 "price": price,
                 "quantity": size / price,
                 "size_usd": size,
-                "ts": T0 + n * 20,
+                "ts": T0 + n * spacing_ms,
             }
             out.write(json.dumps(event) + "\n")
 
