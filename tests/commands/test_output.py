@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from purpleflea.commands.heatmap import render
 from purpleflea.commands.tail import _waiting, format_alert, format_event
 from purpleflea.formatting import format_price, format_usd, format_usd_exact
 from purpleflea.model import Heatmap, Liquidation
+from tests.conftest import REPO
 from tests.events import stored_alert, stored_event
 from tests.server.conftest import Running, venue_event
 
@@ -335,3 +339,37 @@ async def test_output_into_a_closed_pipe_stops_quietly(live: Running, tmp_path: 
     assert status == 141
     assert "Traceback" not in err
     assert "Exception ignored" not in err
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None,
+    reason="node is not installed: the dashboard's format.js is not run",
+)
+def test_the_dashboards_dollars_match_the_clis() -> None:
+    """The dashboard's ``usd`` and ``usdShort`` (format.js) write what ``format_usd_exact`` and
+    ``format_usd`` write: its feed showed a real $0.006 liquidation as "$0"."""
+    amounts = [
+        0.1 * 0.0611,
+        0.018,
+        0.45,
+        0.5,
+        0.6,
+        0.0999,
+        1.2e-5,
+        0.0,
+        950.6,
+        2_140_000.4,
+        45_300.0,
+    ]
+    module = REPO / "src" / "purpleflea" / "server" / "web" / "js" / "format.js"
+    script = (
+        f"import {{usd, usdShort}} from {json.dumps(module.as_uri())};"
+        f"const amounts = {json.dumps(amounts)};"
+        "console.log(JSON.stringify([amounts.map(usd), amounts.map(usdShort)]));"
+    )
+    done = subprocess.run(
+        ["node", "--input-type=module", "-e", script], capture_output=True, text=True, check=True
+    )
+    exact, short = json.loads(done.stdout)
+    assert exact == [format_usd_exact(amount) for amount in amounts]
+    assert short == [format_usd(amount) for amount in amounts]

@@ -2,9 +2,19 @@
 
 const usdWhole = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
 
-/** "$2,140,000": the exact notional, as on the product page's feed. */
+/** Whole dollars, or two significant digits where they would read "0": a real liquidation
+ * of $0.006 (0.1 ONT) shown as "$0" reads as nothing (formatting.py's _whole_or_cents). */
+function wholeOrCents(value) {
+  if (value > 0 && value <= 0.5) {
+    if (value >= 1e-4) return String(Number(value.toPrecision(2)));
+    return trimZeros(value.toFixed(12));
+  }
+  return usdWhole.format(value);
+}
+
+/** "$2,140,000": the exact notional, as on the product page's feed; "$0.0061" under 50 cents. */
 export function usd(value) {
-  return "$" + usdWhole.format(value);
+  return "$" + wholeOrCents(value);
 }
 
 function trimZeros(text) {
@@ -30,7 +40,7 @@ export function usdShort(value) {
   for (const [unit, suffix] of units) {
     if (value >= unit * 0.9995) return "$" + trimZeros((value / unit).toPrecision(3)) + suffix;
   }
-  return "$" + Math.round(value);
+  return "$" + wholeOrCents(value);
 }
 
 // One formatter per number of decimals, made once: toLocaleString with options builds a new
