@@ -320,10 +320,15 @@ def test_open_interest_from_the_sides_held_as_the_block_started_is_the_books_own
         assert held is not None
         for ts in np.linspace(raw.start_ms, raw.end_ms, 7).astype(int).tolist():
             expected = sim.book.open_interest(ts, sim.config.n_markets)
-            got = sim.book.open_interest(ts, sim.config.n_markets, held)
-            assert got[0].tobytes() == expected[0].tobytes()
-            assert got[1].tobytes() == expected[1].tobytes()
-        checked += int((sim.book.gone_ms != np.iinfo(np.int64).max).sum())
+            # From the block's held sides, with and without the slots it liquidated.
+            for gone in (None, sim._gone):
+                got = sim.book.open_interest(ts, sim.config.n_markets, held, gone)
+                assert got[0].tobytes() == expected[0].tobytes()
+                assert got[1].tobytes() == expected[1].tobytes()
+        gone = np.flatnonzero(sim.book.gone_ms != np.iinfo(np.int64).max)
+        assert sim._gone is not None
+        assert np.array_equal(np.sort(sim._gone), gone)  # what the next block empties
+        checked += gone.size
     assert checked > 0  # some cohorts were liquidated inside the blocks
 
 

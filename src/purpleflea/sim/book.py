@@ -72,21 +72,30 @@ class Book:
         return highest, lowest
 
     def open_interest(
-        self, now_ms: int, n_markets: int, held: tuple[BoolArray, BoolArray] | None = None
+        self,
+        now_ms: int,
+        n_markets: int,
+        held: tuple[BoolArray, BoolArray] | None = None,
+        gone: IntArray | None = None,
     ) -> tuple[FloatArray, FloatArray]:
         """Per market: coins held by the open long cohorts and by the open short cohorts.
 
         ``held``, when the caller has it, is :meth:`held_sides` at the start of the block
         that ``now_ms`` is in: slots are emptied and filled only at a block's start, so the
-        cohorts open at ``now_ms`` are those of them not liquidated by then."""
+        cohorts open at ``now_ms`` are those of them not liquidated by then; ``gone``, the
+        slots the block has liquidated, spares a pass over every slot's ``gone_ms``."""
         # Masked by multiplying (exact for quantities >= 0, and faster than np.where), once
         # per side: the masks are combined as booleans first, a pass over bytes, not floats.
         if held is None:
             alive = self.alive(now_ms)
             longs, shorts = alive & (self.side > 0), alive & (self.side < 0)
-        else:
+        elif gone is None:
             later = self.gone_ms > now_ms
             longs, shorts = held[0] & later, held[1] & later
+        else:
+            over = gone[self.gone_ms[gone] <= now_ms]
+            longs, shorts = held[0].copy(), held[1].copy()
+            longs[over] = shorts[over] = False
         return (
             self.per_market(self.qty * longs, n_markets),
             self.per_market(self.qty * shorts, n_markets),

@@ -272,6 +272,10 @@ class Simulator:
         # Book.held_sides as the last block computed started (None: no block since the book
         # was filled or restored).
         self._sides: tuple[BoolArray, BoolArray] | None = None
+        # The slots the last block computed liquidated (None: not known, after a restore;
+        # every slot's gone_ms then says).
+        self._gone: IntArray | None = np.zeros(0, dtype=np.int64)
+        self._taken: list[IntArray] = []
         self.now_ms = self._block_start = self._next_start = cfg.start_ms
         self.runs = self._new_runs()
 
@@ -341,7 +345,7 @@ class Simulator:
         self._h_common = state.h_common
         self._next_cohort = state.next_cohort
         self._marks = state.marks.copy()[None, :]
-        self._sides = None
+        self._sides = self._gone = None
         self._apply_shares()
         if self.config.epoch == state.epoch:
             self._rng.bit_generator.state = json.loads(state.rng)
@@ -496,7 +500,9 @@ class Simulator:
 
     def _reported_open_interest(self, ts: int) -> FloatArray:
         # What an exchange reports: one side's open position (see Truth.open_interest).
-        reported: FloatArray = np.maximum(*self.book.open_interest(ts, self._n, self._sides))
+        reported: FloatArray = np.maximum(
+            *self.book.open_interest(ts, self._n, self._sides, self._gone)
+        )
         return reported
 
     # -- one block --------------------------------------------------------------------------
@@ -528,6 +534,7 @@ class Simulator:
         struck = np.flatnonzero((low <= long_trig) | (high >= short_trig))
         paths = marks[:, struck]
         hit = (paths <= long_trig[struck]) | (paths >= short_trig[struck])
+        self._taken = []
         for m, first, low_m, high_m in zip(
             struck.tolist(),
             hit.argmax(axis=0).tolist(),
@@ -541,6 +548,7 @@ class Simulator:
                 m, begin, marks, x_path, log, start, first, triggers, (low_m, high_m), sides
             )
             self._perm[m], self._trans[m], self._pend[m] = after
+        self._gone = np.concatenate(self._taken) if self._taken else np.zeros(0, dtype=np.int64)
         self._close_accounts(marks, start, log)
         self._x = x_path[-1]
         self._x_trend += (self._x - self._x_trend) * (cfg.block_ms / 3_600_000)
@@ -614,8 +622,9 @@ class Simulator:
 
     def _finalize_liquidations(self, now: int) -> None:
         book = self.book
-        # By index: a block liquidates a few of the 180,000 slots.
-        gone = np.flatnonzero(book.gone_ms != NEVER)
+        # By index: a block liquidates a few of the 180,000 slots (those it took, in slot
+        # order, as a scan of gone_ms would find them).
+        gone = np.flatnonzero(book.gone_ms != NEVER) if self._gone is None else np.sort(self._gone)
         if gone.size:
             self._liquidated += self._per_market_at(gone)
             book.qty[gone] = 0.0
@@ -833,7 +842,9 @@ class Simulator:
             total_usd = float(usd.sum())
             impact = -sign * log_move(total_usd, depth, cfg.impact_scale)
             uid = self.runs.record(m, sign, liq[idx], impact, mark, step_end)
-            log.add(m, step_end - dt, uid, a + idx, usd)
+            slots = a + idx
+            self._taken.append(slots)
+            log.add(m, step_end - dt, uid, slots, usd)
             perm, trans, pend = _IMPACT.roll_one(perm, trans, pend, float((k - ref) * dt))
             pend += impact
             ref = k
