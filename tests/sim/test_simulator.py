@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tracemalloc
 from collections import defaultdict
@@ -12,6 +13,7 @@ import pytest
 from purpleflea.model import encode, to_liquidation
 from purpleflea.sim import EXCHANGE_SHARES, SimConfig, SimStep, Simulator
 from purpleflea.sim.impact import log_move as impact_log_move
+from purpleflea.sim.process import _largest_moves
 
 
 def _stream_bytes(config: SimConfig, minutes: int) -> bytes:
@@ -280,3 +282,69 @@ def test_a_capture_into_an_earlier_one_reuses_its_arrays_and_equals_a_fresh_copy
     into_other = sim.capture_state(into=other)
     assert not np.shares_memory(into_other.book["qty"], other.book["qty"])
     assert np.array_equal(into_other.book["qty"], fresh.book["qty"])
+
+
+def test_the_blocks_largest_moves_are_the_largest_logarithm_bit_for_bit() -> None:
+    # Simulator._largest_moves takes logarithms near each column's extremes only; it must
+    # give what the logarithm of every ratio gives, ties and one-ulp neighbours included.
+    rng = np.random.default_rng(11)
+    for trial in range(300):
+        steps, markets = int(rng.integers(1, 40)), int(rng.integers(1, 30))
+        previous = np.exp(rng.normal(0.0, 3.0, markets))
+        if trial % 3 == 0:  # a path: small moves, a few large
+            moves = rng.normal(0.0, 1e-3, (steps, markets)) * rng.choice([1, 50], (steps, 1))
+            marks = previous * np.exp(np.cumsum(moves, axis=0))
+        elif trial % 3 == 1:  # flat, with marks one or two ulps either side
+            marks = np.tile(previous, (steps, 1))
+            for _ in range(2):
+                nudged = rng.random((steps, markets)) < 0.4
+                up = rng.random((steps, markets)) < 0.5
+                marks[nudged] = np.nextafter(marks, np.where(up, np.inf, 0.0))[nudged]
+        else:  # crashes and squeezes
+            marks = previous * np.exp(rng.normal(0.0, 0.7, (steps, markets)))
+        expected = np.abs(np.log(marks / previous)).max(axis=0)
+        assert _largest_moves(marks, previous).tobytes() == expected.tobytes(), trial
+
+
+def test_open_interest_from_the_sides_held_as_the_block_started_is_the_books_own() -> None:
+    # Within a block, the open interest is read from the sides open at the block's start
+    # less those liquidated since (Book.open_interest's held): the same bits as from the
+    # book's slots themselves, at any moment of the block.
+    sim = Simulator(
+        SimConfig.demo(seed=2, n_markets=20, step_ms=1000, block_ms=300_000, snapshot_ms=300_000)
+    )
+    checked = 0
+    for _ in range(12):
+        raw = sim.next_block()
+        held = sim._sides
+        assert held is not None
+        for ts in np.linspace(raw.start_ms, raw.end_ms, 7).astype(int).tolist():
+            expected = sim.book.open_interest(ts, sim.config.n_markets)
+            # From the block's held sides, with and without the slots it liquidated.
+            for gone in (None, sim._gone):
+                got = sim.book.open_interest(ts, sim.config.n_markets, held, gone)
+                assert got[0].tobytes() == expected[0].tobytes()
+                assert got[1].tobytes() == expected[1].tobytes()
+        gone = np.flatnonzero(sim.book.gone_ms != np.iinfo(np.int64).max)
+        assert sim._gone is not None
+        assert np.array_equal(np.sort(sim._gone), gone)  # what the next block empties
+        checked += gone.size
+    assert checked > 0  # some cohorts were liquidated inside the blocks
+
+
+def test_a_slot_has_a_closing_time_exactly_while_it_holds_a_cohort() -> None:
+    # The traders' step finds expiring cohorts by their closing time alone (no pass over the
+    # quantities): through a crash's de-risking wave, liquidations, accounts and a restart.
+    never = np.iinfo(np.int64).max
+    config = SimConfig.served(seed=3, n_markets=20, block_ms=60_000, snapshot_ms=60_000)
+    sim = Simulator(config)
+    for _ in range(12):  # the first wave, where holders close at random
+        sim.next_block()
+        assert np.array_equal(sim.book.qty > 0, sim.book.close_ms != never)
+    assert sim.book.gone_ms.min() < never  # the last block liquidated cohorts
+    later = dataclasses.replace(config, start_ms=sim.now_ms + 3_600_000, epoch=1)
+    resumed = Simulator.from_state(later, sim.capture_state())
+    assert np.array_equal(resumed.book.qty > 0, resumed.book.close_ms != never)
+    for _ in range(3):
+        resumed.next_block()
+        assert np.array_equal(resumed.book.qty > 0, resumed.book.close_ms != never)

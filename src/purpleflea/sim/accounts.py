@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from purpleflea.sim.book import NEVER
+from purpleflea.sim.draws import choice_cdf, weighted_choice
 from purpleflea.sim.markets import MarketSpec
 
 FloatArray = npt.NDArray[np.float64]
@@ -57,6 +58,7 @@ class Venues:
     exchanges: tuple[str, ...]
     listing: IntArray  # (markets, exchanges)
     weight: FloatArray  # (markets,) the probability an account position is in the market
+    weight_cdf: FloatArray  # choice_cdf(weight)
 
     @classmethod
     def of(cls, specs: tuple[MarketSpec, ...], oi_usd: FloatArray) -> Venues:
@@ -66,7 +68,8 @@ class Venues:
             for i, lst in enumerate(spec.listings):
                 listing[m, names.index(lst.exchange)] = i
         weight = oi_usd**MARKET_WEIGHT_EXP
-        return cls(names, listing, weight / weight.sum())
+        weight = weight / weight.sum()
+        return cls(names, listing, weight, choice_cdf(weight))
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +102,13 @@ def draw(
     n = int(rng.poisson(mean_accounts))
     held = rng.geometric(1.0 - MORE_POSITIONS, n)
     account = np.repeat(np.arange(n), held)
-    market = rng.choice(venues.weight.size, size=account.size, p=venues.weight)
+    market = weighted_choice(rng, venues.weight_cdf, account.size)
     first = np.ones(account.size, dtype=bool)
     first[1:] = account[1:] != account[:-1]
     if moved is not None:
         # The position that sank the account is more likely in a market that moved.
         hot = venues.weight * (1.0 + MOVE_WEIGHT * moved**2)
-        market[first] = rng.choice(hot.size, size=n, p=hot / hot.sum())
+        market[first] = weighted_choice(rng, choice_cdf(hot / hot.sum()), n)
     opening = market[first]
     listing0 = (rng.random(n)[:, None] >= listing_cum[opening]).sum(axis=1)
     exchange = np.argmax(venues.listing[opening] == listing0[:, None], axis=1)

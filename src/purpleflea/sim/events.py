@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from purpleflea.sim.book import Book
 from purpleflea.venues import registry
 
 #: The share of a bankruptcy-quoting venue's events quoted at the position's liquidation price
@@ -179,39 +180,23 @@ class CohortLog:
 
     def __init__(self, spread_ms: float) -> None:
         self._spread = spread_ms
-        self._parts: list[
-            tuple[
-                int,
-                int,
-                IntArray,
-                FloatArray,
-                FloatArray,
-                IntArray,
-                IntArray,
-                FloatArray,
-                FloatArray,
-            ]
-        ]
-        self._parts = []
+        # One entry per add(): its step's market, step start and run, repeated per cohort
+        # only when the block is split, and its cohorts' slots and notional. Their columns
+        # are read from the book then too, in one pass for the block: per liquidation step,
+        # numpy's cost per call was most of the liquidation loop's.
+        self._steps: list[tuple[int, int, int]] = []
+        self._slots: list[IntArray] = []
+        self._usd: list[FloatArray] = []
         self._timed: list[dict[str, npt.NDArray[Any]]] = []
         self._carried: dict[str, npt.NDArray[Any]] | None = None
 
-    def add(
-        self,
-        market: int,
-        step_start: int,
-        side: IntArray,
-        qty: FloatArray,
-        usd: FloatArray,
-        run: IntArray,
-        cohort: IntArray,
-        bankrupt: FloatArray,
-        liquidation: FloatArray,
-    ) -> None:
-        """Cohorts of one market liquidated in the step starting at ``step_start``: their
-        quantity (coins), notional at the mark, bankruptcy and liquidation prices (in the
-        mark's units)."""
-        self._parts.append((market, step_start, side, qty, usd, run, cohort, bankrupt, liquidation))
+    def add(self, market: int, step_start: int, run: int, slots: IntArray, usd: FloatArray) -> None:
+        """Cohorts of one market liquidated in the step starting at ``step_start``, all of run
+        ``run``: their book slots (which keep them until the block is flushed) and notional at
+        the mark."""
+        self._steps.append((market, step_start, run))
+        self._slots.append(slots)
+        self._usd.append(usd)
 
     def add_timed(
         self,
@@ -245,6 +230,7 @@ class CohortLog:
     def flush(
         self,
         table: MarketTable,
+        book: Book,
         rng: np.random.Generator,
         *,
         step_ms: int,
@@ -257,8 +243,8 @@ class CohortLog:
         """The events due in ``(start_ms, end_ms]``, sorted by time (ties: liquidation order),
         priced at ``marks`` (steps x markets: each step's mark) times ``basis`` (markets x
         listings, log units)."""
-        columns = self._split(table, rng, step_ms, start_ms, marks) if self._parts else None
-        self._parts = []
+        columns = self._split(table, book, rng, step_ms, start_ms, marks) if self._steps else None
+        self._steps, self._slots, self._usd = [], [], []
         for timed in self._timed:
             columns = (
                 timed
@@ -309,16 +295,23 @@ class CohortLog:
     def _split(
         self,
         table: MarketTable,
+        book: Book,
         rng: np.random.Generator,
         step_ms: int,
         start_ms: int,
         marks: FloatArray,
     ) -> dict[str, npt.NDArray[Any]]:
-        market = np.concatenate([np.full(p[2].size, p[0], dtype=np.int64) for p in self._parts])
-        step_start = np.concatenate([np.full(p[2].size, p[1], dtype=np.int64) for p in self._parts])
-        side, qty, usd, run, cohort, bankrupt, liquidation = (
-            np.concatenate([p[i] for p in self._parts]) for i in range(2, 9)
+        sizes = [slots.size for slots in self._slots]
+        market, step_start, run = (
+            np.repeat(np.array(column, dtype=np.int64), sizes)
+            for column in zip(*self._steps, strict=True)
         )
+        slots = np.concatenate(self._slots)
+        usd = np.concatenate(self._usd)
+        side, qty, cohort = book.side[slots], book.qty[slots], book.cohort_id[slots]
+        # Isolated margin: a position is bankrupt when the price has moved 1 / leverage.
+        bankrupt = book.entry[slots] * (1.0 - side / book.lev[slots])
+        liquidation = book.liq[slots]
         count = np.minimum(
             1 + rng.poisson(usd / table.event_mean_usd[market]), table.max_events[market]
         )
@@ -379,13 +372,17 @@ def _when_moved(
     ``side`` +1 long / -1 short): how many steps later the block's mark first goes ``move``
     (log) further in the liquidation's direction (down for a long), within ``window`` steps;
     -1 when it does not within the block's computed path."""
-    steps = marks.shape[0]
-    ahead = step[:, None] + np.arange(1, window + 1)[None, :]
+    steps, markets = marks.shape
+    # A cohort's stragglers, and the cohorts a market liquidated at one step, share their
+    # path: its logarithms are taken once per (step, market) (they were most of the split).
+    shared, which = np.unique(step * markets + market, return_inverse=True)
+    at_step, at_market = shared // markets, shared % markets
+    ahead = at_step[:, None] + np.arange(1, window + 1)[None, :]
     inside = ahead < steps
-    path = np.log(marks[np.minimum(ahead, steps - 1), market[:, None]])
-    start = np.log(marks[step, market])
-    beyond = (start[:, None] - path) * side[:, None] >= move[:, None]
-    beyond &= inside
+    path = np.log(marks[np.minimum(ahead, steps - 1), at_market[:, None]])
+    start = np.log(marks[at_step, at_market])
+    beyond = (start[:, None] - path)[which] * side[:, None] >= move[:, None]
+    beyond &= inside[which]
     first: IntArray = np.where(beyond.any(axis=1), beyond.argmax(axis=1) + 1, -1)
     return first
 

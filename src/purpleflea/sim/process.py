@@ -52,7 +52,7 @@ import numpy.typing as npt
 
 from purpleflea.model import MarketSnapshot, VenueLiquidation
 from purpleflea.sim import accounts, basis, crash, openinterest, shares
-from purpleflea.sim.book import NEVER, Book, Ladder
+from purpleflea.sim.book import NEVER, Book, BoolArray, Ladder
 from purpleflea.sim.config import (
     DAY_MS,
     DEFAULT_START_MS,
@@ -124,6 +124,30 @@ def _copy(source: npt.NDArray[Any], target: npt.NDArray[Any] | None) -> npt.NDAr
 def _clipped(draws: FloatArray | float) -> FloatArray:
     clipped: FloatArray = np.clip(draws, -_MAX_SHOCK, _MAX_SHOCK)
     return clipped
+
+
+#: Ratios this close (relative) to a column's largest or smallest are :func:`_largest_moves`'
+#: candidates: far more than the few ulps by which a logarithm can be off.
+_NEAR_EXTREME = 1e-9
+
+
+def _largest_moves(marks: FloatArray, previous: FloatArray) -> FloatArray:
+    """Each market's largest absolute log move in the block, from the mark before it:
+    ``np.abs(np.log(marks / previous)).max(axis=0)``, the same bits, with the logarithm
+    taken only near each column's largest and smallest ratio.
+
+    The block's 300 x 275 logarithms were ~10 % of a history block's CPU. ``|log r|`` is
+    largest at the largest or the smallest ``r``; a ratio more than :data:`_NEAR_EXTREME`
+    inside both has a logarithm that much inside theirs, beyond any rounding, so it cannot
+    be the maximum. The candidates' logarithms are the same elementwise ``np.log`` of the
+    same ratios (``where=`` runs its loop on the candidates only), and the rest count 0,
+    under any absolute value."""
+    ratio = marks / previous
+    near = ratio >= ratio.max(axis=0) * (1.0 - _NEAR_EXTREME)
+    near |= ratio <= ratio.min(axis=0) * (1.0 + _NEAR_EXTREME)
+    logs = np.log(ratio, out=np.zeros_like(ratio), where=near)
+    largest: FloatArray = np.abs(logs, out=logs).max(axis=0)
+    return largest
 
 
 class Simulator:
@@ -245,6 +269,13 @@ class Simulator:
         self._next_cohort = 1
         self._next_event = 0
         self._marks = self._price0.copy()[None, :]
+        # Book.held_sides as the last block computed started (None: no block since the book
+        # was filled or restored).
+        self._sides: tuple[BoolArray, BoolArray] | None = None
+        # The slots the last block computed liquidated (None: not known, after a restore;
+        # every slot's gone_ms then says).
+        self._gone: IntArray | None = np.zeros(0, dtype=np.int64)
+        self._taken: list[IntArray] = []
         self.now_ms = self._block_start = self._next_start = cfg.start_ms
         self.runs = self._new_runs()
 
@@ -314,6 +345,7 @@ class Simulator:
         self._h_common = state.h_common
         self._next_cohort = state.next_cohort
         self._marks = state.marks.copy()[None, :]
+        self._sides = self._gone = None
         self._apply_shares()
         if self.config.epoch == state.epoch:
             self._rng.bit_generator.state = json.loads(state.rng)
@@ -468,7 +500,9 @@ class Simulator:
 
     def _reported_open_interest(self, ts: int) -> FloatArray:
         # What an exchange reports: one side's open position (see Truth.open_interest).
-        reported: FloatArray = np.maximum(*self.book.open_interest(ts, self._n))
+        reported: FloatArray = np.maximum(
+            *self.book.open_interest(ts, self._n, self._sides, self._gone)
+        )
         return reported
 
     # -- one block --------------------------------------------------------------------------
@@ -483,29 +517,38 @@ class Simulator:
         self._traders(start)
         marks, x_path = self._price_path()
         log = self._log
-        long_trig, short_trig = self.book.triggers()
-        hit = (marks <= long_trig) | (marks >= short_trig)
+        # The open cohorts of each side as the block starts (the last block's liquidated
+        # slots were emptied above, so none is marked gone), for the triggers, each side's
+        # ladder and the open interest at the block's end (see Book.open_interest).
+        sides = self._sides = self.book.held_sides()
+        long_trig, short_trig = self.book.triggers(sides)
         state = (self._perm.copy(), self._trans.copy(), self._pend.copy())
         self._perm, self._trans, self._pend = _IMPACT.roll(
             self._perm, self._trans, self._pend, float(cfg.block_ms)
         )
         # Per struck market, before any is liquidated: the first step its path reaches a
-        # trigger, and its path's range (what each side's ladder sorts up front).
-        struck = np.flatnonzero(hit.any(axis=0))
+        # trigger, and its path's range (what each side's ladder sorts up front). A market is
+        # struck when its path's low reaches its long trigger or its high its short one: two
+        # reductions over the block, and the steps compared for the ~20 struck markets only.
+        low, high = marks.min(axis=0), marks.max(axis=0)
+        struck = np.flatnonzero((low <= long_trig) | (high >= short_trig))
         paths = marks[:, struck]
-        for m, first, low, high in zip(
+        hit = (paths <= long_trig[struck]) | (paths >= short_trig[struck])
+        self._taken = []
+        for m, first, low_m, high_m in zip(
             struck.tolist(),
-            hit[:, struck].argmax(axis=0).tolist(),
-            paths.min(axis=0).tolist(),
-            paths.max(axis=0).tolist(),
+            hit.argmax(axis=0).tolist(),
+            low[struck].tolist(),
+            high[struck].tolist(),
             strict=True,
         ):
             begin = (float(state[0][m]), float(state[1][m]), float(state[2][m]))
             triggers = (float(long_trig[m]), float(short_trig[m]))
             after = self._liquidate_market(
-                m, begin, marks, x_path, log, start, first, triggers, (low, high)
+                m, begin, marks, x_path, log, start, first, triggers, (low_m, high_m), sides
             )
             self._perm[m], self._trans[m], self._pend[m] = after
+        self._gone = np.concatenate(self._taken) if self._taken else np.zeros(0, dtype=np.int64)
         self._close_accounts(marks, start, log)
         self._x = x_path[-1]
         self._x_trend += (self._x - self._x_trend) * (cfg.block_ms / 3_600_000)
@@ -513,7 +556,7 @@ class Simulator:
         self._marks = marks
         end = start + cfg.block_ms
         self._basis = basis.advance(self._basis, self._rng, self._basis_spread, cfg.block_ms)
-        move = np.abs(np.log(marks / previous)).max(axis=0)
+        move = _largest_moves(marks, previous)
         self._quoted_basis = basis.widened(self._basis, move, self._vol_regime)
         self._share_noise = shares.advance(self._share_noise, self._rng, cfg.block_ms)
         self._apply_shares()
@@ -523,6 +566,7 @@ class Simulator:
         events_rng = np.random.default_rng(int(self._rng.integers(2**63)))
         raw = log.flush(
             self._table,
+            self.book,
             events_rng,
             step_ms=cfg.step_ms,
             start_ms=start,
@@ -578,8 +622,9 @@ class Simulator:
 
     def _finalize_liquidations(self, now: int) -> None:
         book = self.book
-        # By index: a block liquidates a few of the 180,000 slots.
-        gone = np.flatnonzero(book.gone_ms != NEVER)
+        # By index: a block liquidates a few of the 180,000 slots (those it took, in slot
+        # order, as a scan of gone_ms would find them).
+        gone = np.flatnonzero(book.gone_ms != NEVER) if self._gone is None else np.sort(self._gone)
         if gone.size:
             self._liquidated += self._per_market_at(gone)
             book.qty[gone] = 0.0
@@ -604,7 +649,9 @@ class Simulator:
         volatilities and drops cohorts that would already have been liquidated.
         """
         book, rng, n = self.book, self._rng, self._n
-        closing = (book.qty > 0) & (book.close_ms <= now)
+        # A slot has a closing time exactly while it holds a cohort (it is set when one opens,
+        # NEVER when the slot is emptied): no pass over the quantities.
+        closing = book.close_ms <= now
         since_crash = self._since_crash(now)
         if crash.falling(since_crash):  # holders de-risk while a wave falls
             minutes = self.config.block_ms / 60_000
@@ -753,6 +800,7 @@ class Simulator:
         first: int,
         triggers: tuple[float, float],
         path_range: tuple[float, float],
+        sides: tuple[BoolArray, BoolArray],
     ) -> tuple[float, float, float]:
         """Liquidate market ``m`` through the block, step by step.
 
@@ -766,7 +814,7 @@ class Simulator:
         book, cfg = self.book, self.config
         dt, steps = cfg.step_ms, self._steps_per_block
         a, b = int(book.seg[m]), int(book.seg[m + 1])
-        qty, side, liq, gone = book.qty[a:b], book.side[a:b], book.liq[a:b], book.gone_ms[a:b]
+        qty, liq, gone = book.qty[a:b], book.liq[a:b], book.gone_ms[a:b]
         depth = float(self._depth[m])
         perm, trans, pend = impact_state
         ref = -1  # the impact state is as of step `ref` (-1: the block's start)
@@ -785,7 +833,7 @@ class Simulator:
             sign = 1 if mark <= long_trig else -1
             ladder = ladders.get(sign)
             if ladder is None:
-                ladder = ladders[sign] = self._ladder(a, b, sign, path_range)
+                ladder = ladders[sign] = self._ladder(a, b, sign, path_range, sides)
             # Every open long with liq >= mark, or every open short with liq <= mark.
             idx = ladder.take(-mark if sign > 0 else mark)
             step_end = start + (k + 1) * dt
@@ -794,17 +842,9 @@ class Simulator:
             total_usd = float(usd.sum())
             impact = -sign * log_move(total_usd, depth, cfg.impact_scale)
             uid = self.runs.record(m, sign, liq[idx], impact, mark, step_end)
-            log.add(
-                m,
-                step_end - dt,
-                side[idx],
-                qty[idx],
-                usd,
-                np.full(idx.size, uid),
-                book.cohort_id[a:b][idx],
-                book.entry[a:b][idx] * (1.0 - side[idx] / book.lev[a:b][idx]),
-                liq[idx],
-            )
+            slots = a + idx
+            self._taken.append(slots)
+            log.add(m, step_end - dt, uid, slots, usd)
             perm, trans, pend = _IMPACT.roll_one(perm, trans, pend, float((k - ref) * dt))
             pend += impact
             ref = k
@@ -827,17 +867,23 @@ class Simulator:
             k += later
         return _IMPACT.roll_one(perm, trans, pend, float((steps - 1 - ref) * dt))
 
-    def _ladder(self, a: int, b: int, sign: int, path_range: tuple[float, float]) -> Ladder:
+    def _ladder(
+        self,
+        a: int,
+        b: int,
+        sign: int,
+        path_range: tuple[float, float],
+        sides: tuple[BoolArray, BoolArray],
+    ) -> Ladder:
         """The ladder of the open cohorts of ``sign`` (+1 longs, -1 shorts) in slots
-        ``a:b`` (one market), sorted up front to 2 % beyond the block's ``path_range``."""
-        book = self.book
-        side, liq = book.side[a:b], book.liq[a:b]
-        alive = (book.qty[a:b] > 0) & (book.gone_ms[a:b] == NEVER)
+        ``a:b`` (one market), sorted up front to 2 % beyond the block's ``path_range``.
+
+        ``sides`` are the block's open cohorts as it started: until a side's ladder is made, the
+        block has liquidated none of that side's cohorts in this market, so they are the
+        side's open cohorts now."""
         if sign > 0:
-            longs = np.flatnonzero(alive & (side > 0))
-            return Ladder(longs, -liq[longs], -0.98 * path_range[0])
-        shorts = np.flatnonzero(alive & (side < 0))
-        return Ladder(shorts, liq[shorts], 1.02 * path_range[1])
+            return Ladder(sides[0][a:b], -self.book.liq[a:b], -0.98 * path_range[0])
+        return Ladder(sides[1][a:b], self.book.liq[a:b], 1.02 * path_range[1])
 
 
 __all__ = ["DAY_MS", "DEFAULT_START_MS", "SimConfig", "SimStep", "Simulator"]
