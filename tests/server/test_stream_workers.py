@@ -42,11 +42,19 @@ def _per_worker(live: Running) -> list[int]:
 
 
 async def _subscribe(live: Running, key: str | None = None, **fields: Any) -> ClientConnection:
+    ws, _ = await _connect_subscribed(live, key, **fields)
+    return ws
+
+
+async def _connect_subscribed(
+    live: Running, key: str | None = None, **fields: Any
+) -> tuple[ClientConnection, int]:
+    """A subscribed stream and the live seq its subscribed frame names."""
     ws = await connect(live.ws_url, additional_headers={"X-API-Key": key or live.key})
     await ws.send(json.dumps({"op": "subscribe", **fields}))
     reply = json.loads(await ws.recv())
     assert reply["type"] == "subscribed", reply
-    return ws
+    return ws, int(reply["seq"])
 
 
 async def _last_frames(ws: ClientConnection, timeout: float) -> list[dict[str, Any]]:
@@ -235,6 +243,17 @@ async def test_a_replay_on_a_worker_is_paced_by_its_account_s_rate_limit(
     config = make_config(tmp_path, stream_workers=2, rate_per_s=2.0, rate_burst=2.0)
     async with running_server(config) as live:
         await live.push(*(venue_event() for _ in range(3_500)))  # 4 page reads
+        # A worker's replay ends at its own live position: wait until both have all 3,500
+        # (probing with another account, so this one's rate is untouched).
+        probe = live.server.keys.create("prober", "probe").key
+        while True:
+            probes = [await _connect_subscribed(live, probe) for _ in range(2)]
+            for ws, _ in probes:
+                await ws.close()
+            await until(lambda: sum(_per_worker(live)) == 0, 10, "the probes' streams to end")
+            if all(seq == 3_500 for _, seq in probes):  # one probe on each worker
+                break
+            await asyncio.sleep(0.05)
         started = time.monotonic()
         ws = await _subscribe(live, since_seq=0, coverages=["sampled"])
         beat = json.loads(await asyncio.wait_for(ws.recv(), 10))
