@@ -564,9 +564,8 @@ class Api:
         metric(
             "metrics_answers_shared_total",
             "counter",
-            "Answers of this page that waited for a render shared with other requests: its "
-            "renders' CPU budget was spent (0.1 of a core on average; a client asking back to "
-            "back, or many at once).",
+            "Answers of this page that waited for the next render, the renders' CPU budget "
+            "(0.1 of a core on average) being spent; the requests waiting share that render.",
             [("", float(self._metrics.shared))],
         )
         for source in self.metric_sources:
