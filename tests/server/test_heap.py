@@ -8,7 +8,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from purpleflea.server.heap import (
+    FROZEN_COUNT_TTL_S,
     MIDDLE_THRESHOLD,
     OLD_THRESHOLD,
     YOUNG_THRESHOLD,
@@ -55,6 +58,33 @@ def test_every_collection_and_its_pause_is_counted_by_generation() -> None:
         ('{generation="2"}', 2.0),
     ]
     assert families["gc_frozen_objects"] == [("", float(gc.get_freeze_count()))]
+
+
+def test_frozen_objects_are_counted_once_a_minute_not_per_scrape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Counting walks every frozen object: 9-10 ms a served heap, paid by every anonymous
+    ``/v1/metrics`` (6.65 ms of server CPU an answer against 0.49 ms for ``/v1/health``)."""
+    counts: list[int] = []
+
+    def count() -> int:
+        counts.append(1000 - len(counts))  # frozen objects are freed as time goes by
+        return counts[-1]
+
+    monkeypatch.setattr(gc, "get_freeze_count", count)
+    stats = CollectorStats()
+    for _ in range(50):
+        families = {name: samples for name, _, _, samples in stats.metrics()}
+        assert families["gc_frozen_objects"] == [("", 1000.0)]
+    assert len(counts) == 1
+
+    now = [0.0]
+    stats = CollectorStats(clock=lambda: now[0])
+    assert stats.frozen_objects() == 999
+    now[0] = FROZEN_COUNT_TTL_S - 0.001
+    assert stats.frozen_objects() == 999
+    now[0] = FROZEN_COUNT_TTL_S
+    assert stats.frozen_objects() == 998  # counted again
 
 
 def test_one_callback_per_process_however_many_servers() -> None:

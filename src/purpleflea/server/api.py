@@ -27,6 +27,7 @@ from purpleflea.server.pipeline import Pipeline
 from purpleflea.server.pipeline_metrics import pipeline_families
 from purpleflea.server.query_params import QueryCheck
 from purpleflea.server.ratelimit import RateLimiter, client_network
+from purpleflea.server.shared_render import BudgetedRender
 from purpleflea.store.base import INTERVAL_MS, Bucket, Query, Store
 from purpleflea.venues import registry
 from purpleflea.venues.venue import COVERAGES, PriceKind
@@ -49,6 +50,12 @@ _DEFAULT_SPAN = {"1m": 6 * 3_600_000, "1h": 7 * _DAY_MS, "1d": 365 * _DAY_MS}
 #: never saw) ran for over 6 minutes at 5.8 GB and stalled the event loop for seconds; a week
 #: is what the hourly default already spans.
 MAX_FINE_SPAN_MS = 7 * _DAY_MS
+#: The share of a core ``/v1/metrics`` renders may use on average, all clients together, and
+#: the CPU seconds they may use at once before requests share renders (server/shared_render.py).
+#: A render costs ~0.5 ms on an idle server (bench/metrics_flood.py --profile): a scrape every
+#: 15 s, or a test reading after each action, never waits.
+METRICS_CPU_SHARE = 0.1
+METRICS_CPU_BURST_S = 0.5
 
 
 def _markets(params: QueryParams) -> tuple[str, ...]:
@@ -109,6 +116,9 @@ class Api:
             registrations_per_min / 60.0, max(1.0, registrations_per_min)
         )
         self.metric_sources: list[MetricSource] = []
+        self._metrics = BudgetedRender(
+            self.render_metrics, share=METRICS_CPU_SHARE, burst_s=METRICS_CPU_BURST_S
+        )
         self._day_lock = asyncio.Lock()
         self._day_totals: tuple[float, list[Bucket] | None] = (0.0, None)
 
@@ -426,6 +436,13 @@ class Api:
         return http.json_response({"exchanges": rows})
 
     async def metrics(self, request: Request) -> Response:
+        """The Prometheus text page, public. Rendered for each request, within a CPU budget
+        all clients share: beyond it, requests wait for a render made after they arrived."""
+        text = await self._metrics.get()
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+    def render_metrics(self) -> str:
+        """The ``/v1/metrics`` page as it is now."""
         lines: list[str] = []
 
         def metric(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
@@ -538,10 +555,23 @@ class Api:
                     )
                 ],
             )
+        metric(
+            "metrics_renders_total",
+            "counter",
+            "Renders of this page (this one not yet counted).",
+            [("", float(self._metrics.renders))],
+        )
+        metric(
+            "metrics_answers_shared_total",
+            "counter",
+            "Answers of this page that waited for the next render, the renders' CPU budget "
+            "(0.1 of a core on average) being spent; the requests waiting share that render.",
+            [("", float(self._metrics.shared))],
+        )
         for source in self.metric_sources:
             for family in source():
                 metric(*family)
-        return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+        return "\n".join(lines) + "\n"
 
     def routes(self) -> list[Route]:
         return [

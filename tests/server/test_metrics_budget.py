@@ -1,0 +1,72 @@
+"""``/v1/metrics`` is public: its renders share a CPU budget (server/shared_render.py), and
+beyond it requests wait for a render made after they arrived instead of rendering each."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import httpx
+import pytest
+
+from purpleflea.server import api as api_module
+from purpleflea.server.pipeline_metrics import pipeline_families
+from tests.server.conftest import Running
+
+#: CPU a render is made to cost: a heavy page (many markets, many connections).
+_RENDER_CPU_S = 0.010
+
+
+def _received(text: str) -> int:
+    found = re.search(r'^purpleflea_events_total\{outcome="received"\} (\d+)$', text, re.M)
+    assert found is not None, text[:2000]
+    return int(found.group(1))
+
+
+async def test_a_client_flooding_metrics_gets_shared_renders_and_every_read_stays_fresh(
+    live: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Third attack round: one anonymous client took ~0.7 of a core asking /v1/metrics back to
+    back (each answer rendered for it alone). Renders are made to cost 10 ms here."""
+    renders: list[float] = []
+
+    def heavy(counters: dict[str, int]) -> list[tuple[str, str, str, list[tuple[str, float]]]]:
+        started = time.thread_time()
+        while time.thread_time() - started < _RENDER_CPU_S:
+            pass
+        renders.append(time.thread_time() - started)
+        return pipeline_families(counters)
+
+    monkeypatch.setattr(api_module, "pipeline_families", heavy)
+    counters = live.server.tracker.counters
+    limits = httpx.Limits(max_connections=16)
+    async with httpx.AsyncClient(base_url=live.url, limits=limits, timeout=30) as http:
+        answers = 0
+
+        async def flood(until: float) -> None:
+            # 3 s, and 300 answers at least: on a loaded machine the 0.5 s burst alone (50
+            # renders, each answered alone) may take most of 3 s.
+            nonlocal answers
+            while time.monotonic() < until or answers < 300:
+                (await http.get("/v1/metrics")).raise_for_status()
+                answers += 1
+
+        started = time.monotonic()
+        await asyncio.wait_for(
+            asyncio.gather(*(flood(started + 3.0) for _ in range(16))), timeout=120
+        )
+        elapsed = time.monotonic() - started
+        spent = sum(renders)
+        print(f"{answers} answers, {len(renders)} renders, {spent:.2f} s of CPU in {elapsed:.1f} s")
+        # Each answer rendered for its asker alone (before) made renders equal answers.
+        assert len(renders) <= answers / 2, (len(renders), answers)
+        # The renders' CPU: the budget (api.METRICS_CPU_SHARE, 0.1 of a core, and
+        # METRICS_CPU_BURST_S, 0.5 s at once), with a wide margin.
+        assert spent <= 0.2 * elapsed + 0.6, (spent, elapsed, len(renders), answers)
+
+        # The budget is spent now: reads wait for a render, and each one sees the action
+        # before it (a counter set, then read).
+        for n in range(5):
+            counters["received"] = 1_000 + n
+            assert _received((await http.get("/v1/metrics")).text) == 1_000 + n
