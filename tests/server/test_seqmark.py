@@ -20,10 +20,12 @@ import purpleflea
 from purpleflea.bus.local import LocalBus
 from purpleflea.model import Liquidation
 from purpleflea.server.pipeline import Pipeline
+from purpleflea.server.webhook_policy import WebhookSettings
 from purpleflea.store.factory import DB_FILE
 from purpleflea.store.seqmark import SeqMark
 from purpleflea.store.sqlite import SQLiteStore
 from tests.server.conftest import make_config, running_server, venue_event
+from tests.server.webhook_receiver import receiver, until
 
 
 def _lose_tail(db: Path, keep_upto: int) -> None:
@@ -246,3 +248,28 @@ async def test_a_damaged_wal_copy_opens_short_and_numbering_goes_on_after_the_ma
     assert event.seq == 1001
     [error] = caplog.records
     assert f"lost its last {1000 - short} seqs" in error.getMessage()
+
+
+async def test_after_the_store_lost_its_tail_a_webhook_gets_the_new_events(
+    tmp_path: Path,
+) -> None:
+    settings = WebhookSettings(attempts=3, backoff_s=0.01, timeout_s=5.0, reload_s=0.05)
+    config = make_config(tmp_path, webhooks=settings, rate_per_s=1_000.0, rate_burst=1_000.0)
+    async with receiver() as box:
+        async with running_server(config) as live:
+            async with httpx.AsyncClient(
+                base_url=live.url, headers={"Authorization": f"Bearer {live.key}"}
+            ) as http:
+                made = await http.post("/v1/webhooks", json={"url": box.url})
+            box.secret = made.json()["secret"]
+            await live.push(*[venue_event() for _ in range(20)])
+            await until(lambda: len(box.deliveries) == 20, what="the first 20 deliveries")
+        # Stopped cleanly: the webhook is settled at the last seq it was sent.
+        _lose_tail(tmp_path / DB_FILE, keep_upto=5)
+        async with running_server(config) as live:
+            new = [venue_event() for _ in range(3)]
+            await live.push(*new)
+            await until(lambda: len(box.deliveries) == 23, what="the new events' deliveries")
+    sent = [d.frame["data"] for d in box.deliveries]  # type: ignore[index]
+    assert [e["id"] for e in sent[20:]] == [e.id for e in new]
+    assert min(e["seq"] for e in sent[20:]) > max(e["seq"] for e in sent[:20])
