@@ -272,9 +272,13 @@ def build_server(config: ServerConfig, *, scorer: Scorer | None = None) -> Serve
 def seq_mark(store: Store) -> SeqMark | None:
     """The seq mark beside a writable SQLite store file (store/seqmark.py). A PostgreSQL
     store needs none: it commits synchronously, and its nodes share seqs through it."""
-    if isinstance(store, SQLiteStore) and not store.read_only:
-        return SeqMark.beside(store.path)
-    return None
+    if not isinstance(store, SQLiteStore) or store.read_only:
+        return None
+    mark = SeqMark.beside(store.path)
+    if mark is not None:
+        # A damaged mark fails here, in one line before the port is bound, not at startup.
+        mark.read()
+    return mark
 
 
 def _engine_heatmaps(
