@@ -205,3 +205,10 @@ def test_a_wrong_value_is_refused_in_one_line_before_anything_starts(
     args = [a.replace("{tmp}", str(tmp_path)) for a in extra]
     line = _fails_in_one_line(tmp_path / "data", _free_port(), *args)
     assert says.replace("{tmp}", str(tmp_path)) in line
+
+
+def test_a_damaged_seq_mark_is_refused_in_one_line_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "purpleflea.sqlite.seqmark").write_text("12 garbage")
+    line = _fails_in_one_line(tmp_path, _free_port())
+    assert "purpleflea.sqlite.seqmark: not a seq mark" in line
+    assert "delete it" in line

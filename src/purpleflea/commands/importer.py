@@ -45,6 +45,7 @@ from purpleflea.commands.export import parquet_module
 from purpleflea.history_io import BadRow, Parsed, PriceFallback
 from purpleflea.model import Liquidation
 from purpleflea.progress import Progress
+from purpleflea.store.seqmark import mark_floor
 from purpleflea.store.sqlite import SQLiteStore
 from purpleflea.venues import registry
 
@@ -342,7 +343,8 @@ async def _append(store: SQLiteStore, files: list[tuple[FileReport, list[Liquida
     some events) are stored in time order rather than the second refused as going back."""
     owner = {event.id: report for report, events in files for event in events}
     merged = heapq.merge(*(events for _, events in files), key=lambda event: event.ts)
-    seq = await store.last_seq()
+    # After a seq mark above the store: those seqs may have been published (store/seqmark.py).
+    seq = max(await store.last_seq(), mark_floor(store.path))
     batch: list[Liquidation] = []
     for event in merged:
         seq += 1

@@ -68,6 +68,7 @@ from purpleflea.store.base import Store, StoreUnavailable
 from purpleflea.store.coverage import open_coverage_store
 from purpleflea.store.factory import is_postgres, open_store, redacted, sqlite_path
 from purpleflea.store.lock import exclusive
+from purpleflea.store.seqmark import SeqMark
 from purpleflea.store.sqlite import SQLiteStore
 from purpleflea.store.webhooks import open_webhook_store
 from purpleflea.venues import registry
@@ -220,6 +221,7 @@ class Server:
             "streams_closed": dict(self.streams.closed),
             "pipeline": dict(self.tracker.counters),
             "store": self.tracker.writes.snapshot(),
+            **({"seq_mark": mark.health()} if (mark := self.tracker.seq_mark) else {}),
             "ingest_buffer": {
                 "buffered": self.tracker.buffered,
                 "limit": self.tracker.buffer_limit,
@@ -257,9 +259,26 @@ def build_server(config: ServerConfig, *, scorer: Scorer | None = None) -> Serve
     scorer = scorer if scorer is not None else default_scorer()
     heatmaps, recorder = _engine_heatmaps(store, scorer)
     tracker = Pipeline(
-        store, bus, scorer=scorer, heatmap=heatmaps, fill_priced=registry.fill_priced()
+        store,
+        bus,
+        scorer=scorer,
+        heatmap=heatmaps,
+        fill_priced=registry.fill_priced(),
+        seq_mark=seq_mark(store),
     )
     return _record_open_interest(_assemble(config, store, bus, tracker, heatmaps), recorder)
+
+
+def seq_mark(store: Store) -> SeqMark | None:
+    """The seq mark beside a writable SQLite store file (store/seqmark.py). A PostgreSQL
+    store needs none: it commits synchronously, and its nodes share seqs through it."""
+    if not isinstance(store, SQLiteStore) or store.read_only:
+        return None
+    mark = SeqMark.beside(store.path)
+    if mark is not None:
+        # A damaged mark fails here, in one line before the port is bound, not at startup.
+        mark.read()
+    return mark
 
 
 def _engine_heatmaps(
@@ -425,7 +444,12 @@ async def _open_role(
         scorer = scorer if scorer is not None else default_scorer()
         heatmaps, recorder = _engine_heatmaps(store, scorer)
         tracker = Pipeline(
-            store, LocalBus(), scorer=scorer, heatmap=heatmaps, fill_priced=registry.fill_priced()
+            store,
+            LocalBus(),
+            scorer=scorer,
+            heatmap=heatmaps,
+            fill_priced=registry.fill_priced(),
+            seq_mark=seq_mark(store),
         )
         server = _assemble(config, store, tracker.bus, tracker, heatmaps)
         return _record_open_interest(server, recorder)
@@ -447,7 +471,14 @@ def _ingest_node(
     scorer = scorer if scorer is not None else default_scorer()
     heatmaps, recorder = _engine_heatmaps(store, scorer)
     sink = PublishingSink(heatmaps)
-    tracker = Pipeline(store, bus, scorer=scorer, heatmap=sink, fill_priced=registry.fill_priced())
+    tracker = Pipeline(
+        store,
+        bus,
+        scorer=scorer,
+        heatmap=sink,
+        fill_priced=registry.fill_priced(),
+        seq_mark=seq_mark(store),
+    )
     server = _record_open_interest(_assemble(config, store, bus, tracker, heatmaps), recorder)
     server.background.append(
         (
@@ -613,6 +644,8 @@ def create_app(
     api.metric_sources.append(collector_stats().metrics)
     api.metric_sources.append(built.tracker.core.dedupe_metrics)
     api.metric_sources.append(built.connections.metrics)
+    if built.tracker.seq_mark is not None:
+        api.metric_sources.append(built.tracker.seq_mark.metrics)
     if measured is not None:
         api.metric_sources.append(lambda: measured.metrics(built.heatmaps.model))
     webhooks: list[BaseRoute] = []

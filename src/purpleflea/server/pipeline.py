@@ -11,6 +11,10 @@ When the store fails (a full disk, a lost database), the plan's write is retried
 exponential backoff until it is stored, under the same seqs. Meanwhile new events wait in the
 core's bounded buffer (``buffer_limit``). The outage is logged once when it starts and once
 when it ends (:class:`~purpleflea.server.writes.WriteHealth`).
+
+On a SQLite store the seqs handed out are guarded by a mark file beside it
+(:mod:`purpleflea.store.seqmark`): raised before a seq past it is published, exact at a clean
+stop, and numbering resumes after it when the store came back shorter than what was published.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from purpleflea.server.writes import WriteHealth
 from purpleflea.store.base import OpenInterest, Store
 from purpleflea.store.oi_sampler import HEARTBEAT_MS
 from purpleflea.store.pages import NEVER_MS, open_interest_pages, store_pages
+from purpleflea.store.seqmark import SeqMark
 
 __all__ = ["MarketState", "Pipeline", "Scorer", "SnapshotSink"]
 
@@ -94,6 +99,7 @@ class Pipeline:
         buffer_limit: int = 200_000,
         retry_initial_s: float = 0.05,
         retry_max_s: float = 5.0,
+        seq_mark: SeqMark | None = None,
     ) -> None:
         if buffer_limit < 1:
             raise ValueError(f"Pipeline buffer_limit must be at least 1, got {buffer_limit}")
@@ -107,6 +113,8 @@ class Pipeline:
         self.coalesce_s = coalesce_s
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
+        #: The seq high-water mark beside a SQLite store (None: not guarded).
+        self.seq_mark = seq_mark
         self.counters: Counter[str] = Counter()
         self.core = Sequencer(
             scorer=scorer,
@@ -122,6 +130,7 @@ class Pipeline:
         #: Monotonic time of the last event submitted (health: is the source still talking).
         self.last_received: float | None = None
         self.started = False
+        self._started_once = False  # the mark is finished only after a start read it
         self._dropped_at_outage = 0
         #: The bus's outage: each failure is a stored batch not published (the outage is
         #: logged once when it starts and once when it ends).
@@ -163,22 +172,26 @@ class Pipeline:
         return self.core.published_seq
 
     async def start(self, *, tick_interval: float = 1.0, warm_events: int = 200_000) -> None:
-        self.core.resume(await self.store.last_seq())
+        stored = await self.store.last_seq()
+        # Past the mark when the store lost its tail: those seqs were published already.
+        mark = self.seq_mark
+        self.core.resume(stored if mark is None else await asyncio.to_thread(mark.start, stored))
         if self.scorer is not None and warm_events > 0:
-            await self._warm(warm_events)
+            await self._warm(warm_events, stored)
         self._task = asyncio.create_task(self._flush_loop(), name="tracker-flush")
         if self.scorer is not None:
             self._ticker = asyncio.create_task(self._tick_loop(tick_interval), name="tracker-tick")
         self.started = True
+        self._started_once = True
 
-    async def _warm(self, limit: int) -> None:
+    async def _warm(self, limit: int, stored: int) -> None:
         """Replay the newest stored events through the scorer, so that after a restart each
         market is scored against its own baseline rather than a cold prior, with the stored
         open interest interleaved by time when the scorer takes it (so the size term is on
         from the first live event, not only after the next snapshots). Alerts raised while
         warming were already published before the restart: they are dropped."""
         assert self.scorer is not None
-        cursor = max(0, self.core.next_seq - 1 - limit)
+        cursor = max(0, stored - limit)
         sizes = self.scorer if isinstance(self.scorer, FuelSink) else None
         oi: AsyncGenerator[list[OpenInterest], None] | None = None
         rows: list[OpenInterest] = []
@@ -240,9 +253,23 @@ class Pipeline:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        await self._finish_mark()
         if lost:
             self.counters["dropped_at_shutdown"] += lost
             log.error("stopped with %d events not stored (the store was failing)", lost)
+
+    async def _finish_mark(self) -> None:
+        """A clean stop: the mark becomes the exact last seq (no gap at the next start).
+        Nothing is published any more; the store holds every published seq, the published
+        cursor covers a gap skipped at start."""
+        mark = self.seq_mark
+        if mark is None or not self._started_once:
+            return
+        last = max(await self.store.last_seq(), self.core.published_seq)
+        try:
+            await asyncio.to_thread(mark.finish, last)
+        except OSError as exc:  # the reserved mark stays: above every seq, only a larger gap
+            log.warning("could not write the exact last seq %d to %s: %s", last, mark.path, exc)
 
     def submit(self, event: VenueLiquidation, received_at: int | None = None) -> None:
         """Queue one venue event for sequencing (never blocks, never raises).
@@ -355,10 +382,20 @@ class Pipeline:
         if times:
             self.latency.observe("persisted", (now - received) / 1000.0, times)
 
+    async def _reserve(self) -> None:
+        """Raise the seq mark before any seq past it can be published (one fsync per
+        ``ahead`` seqs); the plan's seqs are all below the sequencer's next one."""
+        mark = self.seq_mark
+        if mark is not None and mark.needs(self.core.next_seq - 1):
+            # What the store holds and was published: a store reopened below it lost its tail.
+            stored = min(await self.store.last_seq(), self.core.published_seq)
+            await asyncio.to_thread(mark.reserve, self.core.next_seq - 1, stored)
+
     async def _persist(self, plan: BatchPlan) -> None:
         delay = self.retry_initial_s
         while (write := plan.next_write()) is not None:
             try:
+                await self._reserve()  # a failure is the store's: retried as a write is
                 if isinstance(write, WriteEvents):
                     plan.events_written(await self.store.append(write.events))
                 else:

@@ -43,6 +43,7 @@ from purpleflea.sim.truth import TrueCascade
 from purpleflea.store.base import Store
 from purpleflea.store.bulk import EventColumns
 from purpleflea.store.oi_sampler import KeptTotals, TotalsSampler
+from purpleflea.store.seqmark import mark_floor
 
 if TYPE_CHECKING:
     from purpleflea.store.sqlite import SQLiteBulkLoad
@@ -285,7 +286,8 @@ async def generate_history(
     """Simulate ``days`` from ``start_ms`` and append every event, and each market's open
     interest whenever the sampler keeps it (checked every 5-minute block), to ``store``.
 
-    Seqs continue from ``await store.last_seq() + 1``; ``scorer`` gives each event's
+    Seqs continue from ``await store.last_seq() + 1`` (or after the seq mark beside a SQLite
+    store, :mod:`purpleflea.store.seqmark`, when it is higher); ``scorer`` gives each event's
     ``cascade_score`` (0 without one), called in event order from one worker thread (the
     simulation runs there, one batch ahead of the writes). A bulk load simulates in a child
     process instead, a few batches ahead (:mod:`purpleflea.sim.history_child`): an error
@@ -300,8 +302,11 @@ async def generate_history(
         raise ValueError(f"days must be > 0, got {days}")
     started = time.monotonic()
     config = history_config(seed=seed, n_markets=n_markets, start_ms=start_ms, **knobs)
-    first_seq = await store.last_seq() + 1
-    await _refuse_going_back(store, first_seq - 1, start_ms)
+    last_seq = await store.last_seq()
+    await _refuse_going_back(store, last_seq, start_ms)
+    # After a SQLite store's seq mark when above it: those seqs may have been published.
+    path = getattr(store, "path", None)  # a SQLite store's file
+    first_seq = max(last_seq, mark_floor(path) if isinstance(path, str) else 0) + 1
     bar = Progress(days * 24, "simulating", unit="sim h") if progress else None
     bulk = getattr(store, "bulk_load", None) if scorer is None else None  # SQLite's
     deferred = getattr(store, "deferred_indexes", None)  # SQLite's, for scored history

@@ -3,11 +3,13 @@
 Writes happen on the event loop's thread through one connection (a batch insert is well under
 a millisecond, and WAL with ``synchronous=NORMAL`` makes a commit durable against a process
 crash — ``kill -9`` — without an fsync per batch; ``durable=True`` asks for ``FULL`` to survive
-power loss too). Reads run in worker threads on their own connections, so a slow history query
-never stalls ingest. Per-minute rollups are maintained on insert so aggregates over a year read
-minutes, not events. A bulk load into an empty store (the simulator's history) is written
-differently: one transaction with a rollback journal instead of WAL, all or nothing
-(:meth:`SQLiteStore.bulk_load`).
+power loss too). A store that comes back without its last events (a power loss, a damaged
+``-wal`` file) never has their seqs given again: the server numbers after the seq mark kept
+beside the file (:mod:`purpleflea.store.seqmark`). Reads run in worker threads on their own
+connections, so a slow history query never stalls ingest. Per-minute rollups are maintained
+on insert so aggregates over a year read minutes, not events. A bulk load into an empty store
+(the simulator's history) is written differently: one transaction with a rollback journal
+instead of WAL, all or nothing (:meth:`SQLiteStore.bulk_load`).
 
 Open interest (:class:`~purpleflea.store.base.OpenInterest`) is a market's total, one
 ``WITHOUT ROWID`` row per market and minute at most, keyed ``(minute, market)``, and written only

@@ -1,0 +1,252 @@
+"""The seq high-water mark beside a SQLite store: a seq published once is never given again.
+
+A SQLite store can come back shorter than it was: with ``synchronous=NORMAL`` (the default)
+a power loss can take its last committed transactions, and a damaged ``-wal`` file makes
+SQLite open it, silently, at the last good transaction before the damage. The events of that
+lost tail were already published (streams, webhooks), so numbering again from the store's
+last seq would give their seqs to new events, and a client resuming from a cursor it got
+before would skip those new events without a word.
+
+So the node keeps, in its own file beside the store (``<store file>.seqmark``), a mark that
+is always at or above every seq it published:
+
+- **Reserved ahead.** Before a seq past the mark is published, the mark is raised to that
+  seq plus ``ahead`` (10,000 by default): one small atomic write (temp file, fsync, rename,
+  fsync of the folder) per ``ahead`` seqs, not per batch.
+- **Exact at a clean stop.** :meth:`SeqMark.finish` writes the last seq itself, so a clean
+  stop and start continue with no gap.
+- **Checked at start.** :meth:`SeqMark.start` compares the mark with the store's last seq and
+  numbering continues after the higher of the two: below the mark, the seqs in between are
+  skipped (a gap, which readers tolerate: duplicates dropped by id leave gaps too), never
+  given again. After a clean stop, or below the seq the store held when the mark was last
+  raised, that is a store that lost its tail: logged once as an ERROR and reported in
+  ``/v1/health`` and ``/v1/metrics``. After a crash (no clean stop) with the store at or
+  above that seq, the skipped seqs are the unused rest of the reservation: a warning.
+
+No file (a store written by an earlier release, or a new one) starts from the store's last
+seq, as before. The mark is written with no fsync of the store: it records what was published,
+and a seq is published only after its batch is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("purpleflea.seqmark")
+
+#: The mark file's name after the store file's: ``purpleflea.sqlite.seqmark``.
+SUFFIX = ".seqmark"
+#: Seqs reserved per write of the mark.
+DEFAULT_AHEAD = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """What the mark file says.
+
+    ``seq``: at or above every seq published. ``clean``: written at a clean stop, so ``seq``
+    is exactly the last one. ``stored``: the highest seq the store held (and had published)
+    when the mark was written: a store that reopens below it lost its tail for certain.
+    """
+
+    seq: int
+    clean: bool
+    stored: int
+
+
+@dataclass(frozen=True, slots=True)
+class StartCheck:
+    """How the store's last seq compared with the mark at start (``/v1/health``)."""
+
+    store_last_seq: int
+    mark: int
+    #: Seqs skipped at start: ``mark - store_last_seq`` when the store is below the mark.
+    skipped: int
+    #: Whether the store certainly lost published events (the rest: see :class:`Mark`).
+    lost_tail: bool
+    clean_stop: bool
+
+
+def mark_floor(store_file: str | Path) -> int:
+    """The mark beside the SQLite store ``store_file`` (0: none). A bulk writer (``import``,
+    ``sim``: the server is stopped, the folder's writer lock held) numbers after the higher of
+    it and the store's last seq, so it gives no published seq again either; the next start
+    then finds the store above the mark."""
+    mark = SeqMark.beside(store_file)
+    found = None if mark is None else mark.read()
+    return 0 if found is None else found.seq
+
+
+class SeqMark:
+    """The mark file of one SQLite store (see the module docstring). Thread-safe: the pipeline
+    raises the mark from a worker thread, so its fsyncs do not stall the event loop."""
+
+    def __init__(self, path: Path, *, ahead: int = DEFAULT_AHEAD) -> None:
+        if ahead < 1:
+            raise ValueError(f"seq mark {path}: ahead must be at least 1, got {ahead}")
+        self.path = path
+        self.ahead = ahead
+        #: The mark as last written (or read): every seq up to it may be published.
+        self.reserved = 0
+        #: Times the mark file was written (each an fsync of it and of its folder).
+        self.writes = 0
+        self.check: StartCheck | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def beside(cls, store_file: str | Path, *, ahead: int = DEFAULT_AHEAD) -> SeqMark | None:
+        """The mark of the SQLite store file ``store_file``; None for ``:memory:`` (nothing
+        outlives the process, so there is nothing to guard)."""
+        if str(store_file) == ":memory:":
+            return None
+        path = Path(store_file)
+        return cls(path.with_name(path.name + SUFFIX), ahead=ahead)
+
+    def read(self) -> Mark | None:
+        """The mark file's content; None when there is none. Raises ValueError naming the file
+        when it is not a mark this module wrote."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            body = json.loads(text)
+            mark = Mark(seq=body["seq"], clean=body["clean"], stored=body["stored"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(
+                f"seq mark {self.path}: not a seq mark ({exc!r}; content {text[:80]!r}). It "
+                "says which seqs this node already published; if the store was never served "
+                "from another copy, delete it to number from the store's last seq"
+            ) from None
+        if not all(isinstance(v, int) and v >= 0 for v in (mark.seq, mark.stored)):
+            raise ValueError(f"seq mark {self.path}: seqs must be whole numbers >= 0: {text!r}")
+        return mark
+
+    def start(self, store_last_seq: int) -> int:
+        """The seq to number after: the store's last, or the mark when the store is below it
+        (logged, and kept in :attr:`check`)."""
+        mark = self.read()
+        if mark is None or mark.seq <= store_last_seq:
+            self.reserved = store_last_seq
+            return store_last_seq
+        skipped = mark.seq - store_last_seq
+        lost = mark.clean or store_last_seq < mark.stored
+        self.check = StartCheck(store_last_seq, mark.seq, skipped, lost, mark.clean)
+        self.reserved = mark.seq
+        if mark.clean:
+            log.error(
+                "history store ends at seq %d but this node stopped cleanly at seq %d: the "
+                "store lost its last %d seqs of published events (a power loss with "
+                "synchronous=NORMAL, a damaged -wal file, or a store file restored from a "
+                "backup); numbering continues at seq %d so no seq a client saw is given "
+                "again (clients resume past the gap). Restore the events from a backup if "
+                "you have one.",
+                store_last_seq,
+                mark.seq,
+                skipped,
+                mark.seq + 1,
+            )
+        elif lost:
+            log.error(
+                "history store ends at seq %d but held seq %d before this node stopped "
+                "without a clean shutdown: it lost its tail, between %d and %d seqs of "
+                "published events (a power loss with synchronous=NORMAL, a damaged -wal file, "
+                "or a store file restored from a backup); numbering continues after the "
+                "reserved seq %d so no seq a client saw is given again",
+                store_last_seq,
+                mark.stored,
+                mark.stored - store_last_seq,
+                skipped,
+                mark.seq,
+            )
+        else:
+            log.warning(
+                "this node did not stop cleanly: numbering continues after its reserved seq "
+                "%d, skipping the %d unused seqs above the store's last seq %d (if the store "
+                "also lost its tail, those events are among them)",
+                mark.seq,
+                skipped,
+                store_last_seq,
+            )
+        return mark.seq
+
+    def needs(self, seq: int) -> bool:
+        """Whether publishing ``seq`` needs the mark raised first (:meth:`reserve`)."""
+        return seq > self.reserved
+
+    def reserve(self, seq: int, stored: int) -> None:
+        """Raise the mark to ``seq + ahead`` (``stored``: the store's last seq now, all of it
+        published). Blocking: an fsync of the file and its folder."""
+        with self._lock:
+            if seq <= self.reserved:
+                return
+            self._write(Mark(seq=seq + self.ahead, clean=False, stored=stored))
+
+    def finish(self, last_seq: int) -> None:
+        """A clean stop: the mark becomes exactly ``last_seq`` (at or above every seq
+        published), so the next start continues right after it."""
+        with self._lock:
+            self._write(Mark(seq=last_seq, clean=True, stored=last_seq))
+
+    def _write(self, mark: Mark) -> None:
+        body = json.dumps({"seq": mark.seq, "clean": mark.clean, "stored": mark.stored})
+        partial = self.path.with_name(self.path.name + ".partial")
+        try:
+            with partial.open("w", encoding="utf-8") as handle:
+                handle.write(body + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(partial, self.path)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        # The rename is durable once the folder is: without this, a power loss could bring
+        # back the old mark (below seqs already published).
+        folder = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+        self.reserved = mark.seq
+        self.writes += 1
+
+    def metrics(self) -> list[tuple[str, str, str, list[tuple[str, float]]]]:
+        """``/v1/metrics`` families (the server's ``MetricFamily`` shape)."""
+        check = self.check
+        return [
+            (
+                "seq_mark_skipped_at_start",
+                "gauge",
+                "Seqs skipped at start because the history store ended below the seq mark "
+                "(published before, or reserved and unused after a crash): never given again.",
+                [("", float(0 if check is None else check.skipped))],
+            ),
+            (
+                "store_lost_tail",
+                "gauge",
+                "1 when the history store came back without events it had published (power "
+                "loss, damaged -wal file, restored backup): numbering went on past them.",
+                [("", 1.0 if check is not None and check.lost_tail else 0.0)],
+            ),
+            (
+                "seq_mark_writes_total",
+                "counter",
+                "Writes of the seq mark file (each an fsync of it and of its folder).",
+                [("", float(self.writes))],
+            ),
+        ]
+
+    def health(self) -> dict[str, object]:
+        """For ``/v1/health``: the file, the mark, and what the start found."""
+        check = self.check
+        return {
+            "file": str(self.path),
+            "reserved_seq": self.reserved,
+            "skipped_at_start": 0 if check is None else check.skipped,
+            "store_lost_tail": check is not None and check.lost_tail,
+        }
