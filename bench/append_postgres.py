@@ -32,6 +32,7 @@ import time
 import psycopg
 
 import purpleflea
+from procfs import cpu_seconds
 from purpleflea.model import Liquidation
 from purpleflea.store.postgres import PostgresStore
 from purpleflea.venues.registry import coverage_of
@@ -42,7 +43,6 @@ _TABLES = (
 )
 _MARKETS = [f"C{i:02d}-PERP" for i in range(40)]
 _VENUES = ["bybit", "binance_usdm", "okx", "gate", "htx", "deribit"]
-_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _event(rng: random.Random, seq: int, ts: int, markets: int, venues: int) -> Liquidation:
@@ -69,12 +69,6 @@ async def _one(url: str, sql: str) -> tuple[object, ...]:
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
         row = await (await connection.execute(sql.encode())).fetchone()
         return row or ()
-
-
-def _cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
 
 
 async def main() -> None:
@@ -114,7 +108,7 @@ async def main() -> None:
         pid = (await (await store._writer.execute("SELECT pg_backend_pid()")).fetchone() or (0,))[0]
         await store._writer.commit()
         walls: list[float] = []
-        server = _cpu_s(pid)
+        server = cpu_seconds(pid)
         client = resource.getrusage(resource.RUSAGE_SELF)
         for b in range(args.batches):
             batch = []
@@ -130,7 +124,7 @@ async def main() -> None:
             wall = time.perf_counter() - started
             walls.append(wall)
             await asyncio.sleep(max(0.0, 0.05 - wall))
-        server = _cpu_s(pid) - server
+        server = cpu_seconds(pid) - server
         after = resource.getrusage(resource.RUSAGE_SELF)
         client_s = after.ru_utime + after.ru_stime - client.ru_utime - client.ru_stime
         walls.sort()

@@ -24,13 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from procfs import cpu_seconds
+
 _SETTLE_S = 1.0
 _REQUEST = b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-
-
-def server_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def one(port: int, source: str, request: bool = True) -> bytes:
@@ -51,20 +48,20 @@ def batch(
     pid: int, port: int, source: str, n: int, request: bool
 ) -> tuple[float, float, dict[bytes, int]]:
     seen: dict[bytes, int] = {}
-    cpu, wall = server_cpu_s(pid), time.perf_counter()
+    cpu, wall = cpu_seconds(pid), time.perf_counter()
     for _ in range(n):
         status = one(port, source, request)
         seen[status] = seen.get(status, 0) + 1
     wall = time.perf_counter() - wall
     time.sleep(_SETTLE_S)
-    return server_cpu_s(pid) - cpu, wall, seen
+    return cpu_seconds(pid) - cpu, wall, seen
 
 
 def idle_cpu_s(pid: int) -> float:
     """What the idle server spends in :data:`_SETTLE_S` (its timers)."""
-    cpu = server_cpu_s(pid)
+    cpu = cpu_seconds(pid)
     time.sleep(_SETTLE_S)
-    return server_cpu_s(pid) - cpu
+    return cpu_seconds(pid) - cpu
 
 
 def wait_for(port: int, proc: subprocess.Popen[bytes]) -> None:

@@ -72,6 +72,8 @@ import websockets
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
+from procfs import cpu_seconds
+
 STREAM = "!forceOrder@arr"
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z: o.T = T0 + k identifies frame k
 P99_LIMIT_MS = 50.0
@@ -89,7 +91,6 @@ SYMBOLS = (
     ("LINKUSDT", 21.0),
     ("LTCUSDT", 105.0),
 )
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def frame(k: int) -> str:
@@ -102,12 +103,6 @@ def frame(k: int) -> str:
         f'"S":"{side}","o":"LIMIT","f":"IOC","q":"{qty:.6f}","p":"{price * 0.99:.4f}",'
         f'"ap":"{price:.4f}","X":"FILLED","l":"{qty:.6f}","z":"{qty:.6f}","T":{t}}}}}}}'
     )
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def family(pid: int) -> list[int]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import os
 import pstats
 import tempfile
 import time
@@ -29,11 +28,7 @@ from pathlib import Path
 
 import httpx
 
-
-def _cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().split(")")[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from procfs import cpu_seconds
 
 
 async def flood(port: int, pid: int, route: str, clients: int, window: float) -> None:
@@ -55,10 +50,10 @@ async def flood(port: int, pid: int, route: str, clients: int, window: float) ->
         base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30
     ) as http:
         await http.get(route)  # the connection opened before the window
-        cpu, started = _cpu(pid), time.monotonic()
+        cpu, started = cpu_seconds(pid), time.monotonic()
         until = started + window
         await asyncio.gather(*(ask(http, until) for _ in range(clients)))
-        elapsed, spent = time.monotonic() - started, _cpu(pid) - cpu
+        elapsed, spent = time.monotonic() - started, cpu_seconds(pid) - cpu
     print(
         f"{route}: {clients} client(s), {len(answers)} answers in {elapsed:.1f} s "
         f"({len(answers) / elapsed:.0f}/s, {refused} refused), server CPU {spent:.2f} s "

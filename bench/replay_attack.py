@@ -33,14 +33,10 @@ import time
 import httpx
 import websockets
 
+from procfs import cpu_seconds
+
 _YEAR_START = 1_735_689_600_000  # bench/history.py's first day (2025-01-01)
 _DAY = 86_400_000
-
-
-def _cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().split(")")[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _peak_rss_gb(pid: int) -> float:
@@ -82,12 +78,12 @@ async def replays(args: argparse.Namespace, http: httpx.AsyncClient) -> None:
     await asyncio.sleep(2)
     before, latencies[:] = list(latencies), []
     finished: list[float] = []
-    cpu, started = _cpu(args.pid), time.perf_counter()
+    cpu, started = cpu_seconds(args.pid), time.perf_counter()
     streams = [
         asyncio.create_task(_replay(args.port, attacker, finished)) for _ in range(args.streams)
     ]
     await asyncio.wait(streams, timeout=args.window)
-    used, wall = _cpu(args.pid) - cpu, time.perf_counter() - started
+    used, wall = cpu_seconds(args.pid) - cpu, time.perf_counter() - started
     for task in (*streams, asker):
         task.cancel()
     print(
@@ -107,11 +103,11 @@ async def aggregates(args: argparse.Namespace, http: httpx.AsyncClient) -> None:
         f"interval=1m&start={end - 7 * _DAY}&end={end}&group_by=side",
         "interval=1d&start=0&group_by=side",
     ):
-        cpu, started = _cpu(args.pid), time.perf_counter()
+        cpu, started = cpu_seconds(args.pid), time.perf_counter()
         answer = await http.get(f"/v1/liquidations/aggregate?{query}", headers={"X-API-Key": key})
         print(
             f"aggregate: {answer.status_code} {len(answer.content):,} B "
-            f"wall={time.perf_counter() - started:.2f}s cpu={_cpu(args.pid) - cpu:.2f}s "
+            f"wall={time.perf_counter() - started:.2f}s cpu={cpu_seconds(args.pid) - cpu:.2f}s "
             f"peak_rss={_peak_rss_gb(args.pid):.2f} GB  {query}"
         )
 
@@ -162,9 +158,9 @@ async def burn(args: argparse.Namespace, http: httpx.AsyncClient) -> None:
     for path in [] if args.burn_path else _burn_candidates():
         for _ in range(2):  # the second time: an aggregate's first run stores coverage factors
             while True:
-                cpu, started = _cpu(args.pid), time.perf_counter()
+                cpu, started = cpu_seconds(args.pid), time.perf_counter()
                 answer = await http.get(path, headers={"X-API-Key": key})
-                wall, used = time.perf_counter() - started, _cpu(args.pid) - cpu
+                wall, used = time.perf_counter() - started, cpu_seconds(args.pid) - cpu
                 if answer.status_code != 429:
                     break
                 await asyncio.sleep(float(answer.headers["Retry-After"]))
@@ -173,10 +169,10 @@ async def burn(args: argparse.Namespace, http: httpx.AsyncClient) -> None:
             best = (used, path)
     key = await _new_key(http, "burn")  # a fresh budget for the run
     tally: dict[str, int] = {}
-    cpu, started = _cpu(args.pid), time.perf_counter()
+    cpu, started = cpu_seconds(args.pid), time.perf_counter()
     until = started + args.window
     await asyncio.gather(*(_loop(http, key, [best[1]], until, tally) for _ in range(2)))
-    used, wall = _cpu(args.pid) - cpu, time.perf_counter() - started
+    used, wall = cpu_seconds(args.pid) - cpu, time.perf_counter() - started
     print(
         f"burn: {best[1]} ({best[0]:.2f} s CPU once): {tally} in {wall:.1f} s; server CPU "
         f"{used:.1f} s = {used / wall * 60:.0f} CPU-s per minute ({used / wall:.2f} cores); "
@@ -190,14 +186,14 @@ async def normal(args: argparse.Namespace, http: httpx.AsyncClient) -> None:
     from purpleflea.client import LiquidationClient
 
     key = await _new_key(http, "sdk")
-    cpu, started = _cpu(args.pid), time.perf_counter()
+    cpu, started = cpu_seconds(args.pid), time.perf_counter()
     events = 0
     async with LiquidationClient(api_key=key, base_url=str(http.base_url)) as client:
         async for _ in client.history_all(limit=1000):
             events += 1
             if events >= args.pages * 1000:
                 break
-    wall, used = time.perf_counter() - started, _cpu(args.pid) - cpu
+    wall, used = time.perf_counter() - started, cpu_seconds(args.pid) - cpu
     print(
         f"sdk: {events:,} events in {events // 1000} pages, {wall:.1f} s "
         f"({events / 1000 / wall:.1f} pages/s), server CPU {used:.1f} s "
@@ -214,13 +210,13 @@ async def normal(args: argparse.Namespace, http: httpx.AsyncClient) -> None:
         "/v1/coverage",
     ]
     tally: dict[str, int] = {}
-    cpu, started = _cpu(args.pid), time.perf_counter()
+    cpu, started = cpu_seconds(args.pid), time.perf_counter()
     for _ in range(5):  # a page load, five times over, 2 s apart (it refreshes every 10-60 s)
         await asyncio.sleep(2)
         for path in dashboard:
             answer = await http.get(path, headers={"X-API-Key": key})
             tally[str(answer.status_code)] = tally.get(str(answer.status_code), 0) + 1
-    wall, used = time.perf_counter() - started, _cpu(args.pid) - cpu
+    wall, used = time.perf_counter() - started, cpu_seconds(args.pid) - cpu
     print(f"dashboard: {tally} in {wall:.1f} s, server CPU {used:.1f} s")
 
 

@@ -35,6 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 
 from history import N_MARKETS, generate, market_names
+from procfs import cpu_seconds
 from purpleflea.server.filters import StreamFilter
 from purpleflea.store.base import Store
 from purpleflea.store.factory import open_store
@@ -184,12 +185,6 @@ async def run(args: argparse.Namespace) -> None:
         await sqlite.close()
 
 
-def _server_cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().split(")")[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def served(port: int, pid: int) -> None:
     import httpx
     import websockets
@@ -199,7 +194,7 @@ async def served(port: int, pid: int) -> None:
         answer = await http.post("/v1/keys", json={"account": f"honest-{time.time_ns()}"})
         key = answer.json()["key"]
     url = f"ws://127.0.0.1:{port}/v1/stream"
-    cpu, wall, events = _server_cpu(pid), time.perf_counter(), 0
+    cpu, wall, events = cpu_seconds(pid), time.perf_counter(), 0
     async with websockets.connect(url, additional_headers={"X-API-Key": key}) as ws:
         await ws.send(json.dumps({"op": "subscribe", "since_seq": 0, "markets": [market]}))
         await ws.recv()  # subscribed
@@ -208,7 +203,7 @@ async def served(port: int, pid: int) -> None:
             if frame["type"] == "heartbeat":
                 break
             events += len(frame["items"]) if frame["type"] == "batch" else 1
-    wall, cpu = time.perf_counter() - wall, _server_cpu(pid) - cpu
+    wall, cpu = time.perf_counter() - wall, cpu_seconds(pid) - cpu
     print(
         f"served replay of {market} from seq 0: {events:,} events, {wall:.1f} s wall, "
         f"server CPU {cpu:.2f} s; load {os.getloadavg()}"

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
 import socket
 import time
 import urllib.request
+
+from procfs import cpu_seconds
 
 #: A masked client frame with an all-zero mask (RFC 6455 allows any mask; XOR with zeros
 #: leaves the payload as it is).
@@ -39,12 +40,6 @@ def frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
     """One client frame of at most 125 bytes of payload."""
     assert len(payload) <= 125
     return bytes((opcode | (0x80 if fin else 0), 0x80 | len(payload))) + _MASK + payload
-
-
-def _cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().split(")")[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_mb(pid: int) -> float:
@@ -118,7 +113,7 @@ def main() -> None:
         raw.sendall(frame(0x1, b"{", fin=False))
     chunk = batch(args.mode, 2_000)
     raw.settimeout(0.05)
-    cpu0, rss0, start = _cpu(args.pid), _rss_mb(args.pid), time.monotonic()
+    cpu0, rss0, start = cpu_seconds(args.pid), _rss_mb(args.pid), time.monotonic()
     print(f"mode {args.mode}: server at {rss0:.0f} MB RSS, {health_ms(args.port):.0f} ms health")
     sent, next_report, held = 0, start + 1.0, True
     while time.monotonic() - start < args.seconds:
@@ -135,12 +130,12 @@ def main() -> None:
             next_report += 1.0
             print(
                 f"{now - start:5.1f} s: sent {sent / 1e6:7.1f} MB, server CPU "
-                f"{_cpu(args.pid) - cpu0:5.1f} s, RSS {_rss_mb(args.pid):7.0f} MB"
+                f"{cpu_seconds(args.pid) - cpu0:5.1f} s, RSS {_rss_mb(args.pid):7.0f} MB"
             )
     elapsed = time.monotonic() - start
     print(
         f"total: {elapsed:.1f} s, sent {sent / 1e6:.1f} MB, server CPU "
-        f"{_cpu(args.pid) - cpu0:.1f} s, RSS {rss0:.0f} -> {_rss_mb(args.pid):.0f} MB, "
+        f"{cpu_seconds(args.pid) - cpu0:.1f} s, RSS {rss0:.0f} -> {_rss_mb(args.pid):.0f} MB, "
         f"connection {'held' if held else 'closed by the server'}; "
         f"a health check now takes {health_ms(args.port):.0f} ms"
     )
