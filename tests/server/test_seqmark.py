@@ -6,7 +6,6 @@ deleted from the store file behind the server's back while it is down, the mark 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import shutil
@@ -25,6 +24,7 @@ from purpleflea.store.factory import DB_FILE
 from purpleflea.store.seqmark import SeqMark
 from purpleflea.store.sqlite import SQLiteStore
 from tests.server.conftest import make_config, running_server, venue_event
+from tests.server.test_stream import _collect
 from tests.server.webhook_receiver import receiver, until
 
 
@@ -48,20 +48,6 @@ async def _push(pipeline: Pipeline, count: int) -> list[Liquidation]:
     await pipeline.drain()
     got = [m.payload for m in subscription.drain() if isinstance(m.payload, Liquidation)]
     subscription.close()
-    return got
-
-
-async def _collect(stream: purpleflea.Stream, count: int) -> list[Liquidation]:
-    got: list[Liquidation] = []
-
-    async def read() -> None:
-        async for item in stream:
-            if isinstance(item, Liquidation):
-                got.append(item)
-                if len(got) >= count:
-                    return
-
-    await asyncio.wait_for(read(), 10.0)
     return got
 
 
