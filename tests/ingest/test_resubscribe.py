@@ -53,6 +53,37 @@ def test_a_refusal_naming_its_topic_subscribes_the_rest_of_the_batch_again() -> 
     assert resubscriber.answer(_ack(sent[1], "allLiquidation.C1USDT")) is None
 
 
+def test_bybit_s_invalid_symbol_refusals_cost_one_message_each() -> None:
+    # Bybit names a symbol it does not list in brackets: "Invalid symbol :[orderbook.50.X]",
+    # as public Bybit clients receive it. Before, only "topic:" was read, so each such
+    # refusal halved its batch: about 16 messages a bad symbol, and with six delisted
+    # symbols still in the catalog the session's bound of 64 ran out and good topics were
+    # given up with them.
+    topics = [f"allLiquidation.C{i}USDT" for i in range(450)]
+    bad = {topics[i] for i in (3, 77, 150, 260, 333, 420)}
+    resubscriber = Resubscriber(bybit.BATCHING)
+    pending = list(resubscriber.start(bybit.subscribe([t.split(".")[1] for t in topics])))
+    first = len(pending)
+    given_up: list[str] = []
+    sent = 0
+    while pending:
+        message = pending.pop(0)
+        sent += 1
+        tag, args = json.loads(message).get("req_id", ""), _args(message)
+        named = [t for t in args if t in bad]
+        if named:
+            text = f"Invalid symbol :[{named[0]}]"
+            answer = {"success": False, "ret_msg": text, "req_id": tag, "op": "subscribe"}
+        else:
+            answer = {"success": True, "ret_msg": "", "req_id": tag, "op": "subscribe"}
+        step = resubscriber.answer(compact_json(answer))
+        if step is not None:
+            given_up += step.given_up
+            pending += step.send
+    assert sorted(given_up) == sorted(bad)
+    assert sent - first == len(bad)
+
+
 def test_a_topic_refused_as_already_subscribed_is_not_given_up() -> None:
     resubscriber = Resubscriber(bybit.BATCHING)
     (sent,) = resubscriber.start(bybit.subscribe(["BTCUSDT", "ETHUSDT"]))
@@ -127,6 +158,12 @@ def test_bybit_answers_are_read_as_acks_and_refusals() -> None:
         '"conn_id":"c","req_id":"2","op":"subscribe"}'
     )
     assert bybit.reply(refused) == Reply(True, "2", "publicTrade.BTCUSDT", live=True)
+    # A symbol Bybit does not list, named in brackets.
+    invalid = (
+        '{"success":false,"ret_msg":"Invalid symbol :[allLiquidation.NOPEUSDT]",'
+        '"conn_id":"c","req_id":"3","op":"subscribe"}'
+    )
+    assert bybit.reply(invalid) == Reply(True, "3", "allLiquidation.NOPEUSDT")
     # A refusal naming no topic (spot's "args size >10"), and one without an echoed id.
     unnamed = '{"success":false,"ret_msg":"args size >10","conn_id":"c","op":"subscribe"}'
     assert bybit.reply(unnamed) == Reply(refused=True)
