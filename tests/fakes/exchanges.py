@@ -391,6 +391,11 @@ class Dydx(Dialect):
     path = "/v4/ws"
     ping_every = 0.2  # the v4_block_height channel: one message per block
 
+    def __init__(self, names_failed: bool = True) -> None:
+        # Whether a failed fetch's error names its market in ``channel`` and ``id`` (newer
+        # indexers) or only says the channel in its text (helpers/message.ts as stored).
+        self.names_failed = names_failed
+
     def greeting(self) -> list[str]:
         return [dumps({"type": "connected", "connection_id": "c1", "message_id": 0})]
 
@@ -439,6 +444,8 @@ class Dydx(Dialect):
         if request.get("channel") != "v4_trades" or market not in bad:
             return None
         text = "Internal error, could not fetch data for subscription: v4_trades."
+        if not self.names_failed:
+            return dumps({"type": "error", "message": text, "connection_id": "c1"})
         return self._error(text, str(market))
 
     def _error(self, text: str, market: str) -> str:

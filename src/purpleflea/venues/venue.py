@@ -89,6 +89,11 @@ class Batching:
     message: Callable[[tuple[str, ...], str], str]
     #: A frame -> the venue's answer to a batched subscribe; None for any other frame.
     reply: Callable[[bytes | str], Reply | None]
+    #: Whether the venue answers its subscribes in the order they were sent, so an answer
+    #: that names no batch is the oldest's. False (dYdX: each answer comes when its market's
+    #: fetch completes): a refusal naming nothing is placed once every other batch waiting
+    #: has been answered, as the batch left (each batch of such a venue is one topic).
+    ordered: bool = True
 
 
 @dataclass(frozen=True)
