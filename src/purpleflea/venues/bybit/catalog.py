@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from purpleflea.model import ContractKind, Instrument
-from purpleflea.venues._catalog import json_body, rows
-from purpleflea.venues._connection import as_text, json_object
+from purpleflea.venues._catalog import coded_error, json_body, rows
 from purpleflea.venues._paging import with_query
 from purpleflea.venues.bybit.constants import EXCHANGE
 from purpleflea.venues.venue import CatalogSource
@@ -69,10 +68,7 @@ def error_answer(body: bytes) -> str | None:
     (bybit-exchange.github.io/docs/v5/error: 10000 "Server Timeout", 10001 "Request parameter
     error", 10006 "Too many visits"), answered with HTTP 200; only an IP over its limit gets
     HTTP 403. Its ``result`` may still hold a ``list`` of nothing."""
-    answer = json_object(body)
-    if answer is None or "retCode" not in answer or as_text(answer["retCode"]) == "0":
-        return None
-    return f"retCode {as_text(answer['retCode'])}: {as_text(answer.get('retMsg'))}"
+    return coded_error(body, "retCode", "retMsg")
 
 
 _BASE = "https://api.bybit.com/v5/market/instruments-info?limit=1000&category="

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import as_text, compact_json, json_object, mentions
+from purpleflea.venues._connection import (
+    as_text,
+    compact_json,
+    error_object_code_in,
+    json_object,
+    mentions,
+)
 from purpleflea.venues.deribit.constants import EXCHANGE
 from purpleflea.venues.venue import Connection
 
@@ -95,14 +101,9 @@ def left_out(frame: bytes | str) -> str | None:
 RETRYABLE_CODES = frozenset({10028, 10040, 10066, 11051, 11094, 13028, 13888})
 
 
-def retry_refused(frame: bytes | str) -> bool:
-    """Whether Deribit's refusal ``frame`` may pass when asked again on a new connection."""
-    message = json_object(frame)
-    error = message.get("error") if message is not None else None
-    if not isinstance(error, dict):
-        return False  # a subscribe answered without our channel: the same next time
-    code = error.get("code")
-    return isinstance(code, int) and not isinstance(code, bool) and code in RETRYABLE_CODES
+#: Whether Deribit's refusal ``frame`` may pass when asked again on a new connection (a
+#: subscribe answered without our channel has no error object: the same answer next time).
+retry_refused = error_object_code_in(RETRYABLE_CODES)
 
 
 def subscribed(frame: bytes | str) -> bool:

@@ -19,7 +19,13 @@ import functools
 import time
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import as_text, compact_json, containing, json_object
+from purpleflea.venues._connection import (
+    as_text,
+    compact_json,
+    containing,
+    error_object_code_in,
+    json_object,
+)
 from purpleflea.venues.gate.constants import EXCHANGE
 from purpleflea.venues.gate.normalizer import CHANNEL
 from purpleflea.venues.venue import Connection
@@ -101,16 +107,10 @@ def refusal(frame: bytes | str) -> str | None:
 RETRYABLE_CODES = frozenset({3})
 
 
-def retry_refused(frame: bytes | str) -> bool:
-    """Whether Gate's refusal ``frame`` (an ``error`` object beside ``result``) may pass when
-    asked again on a new connection; a ``{"status":"failed"}`` result with no error object
-    says nothing more, and is taken as the request's fault."""
-    message = json_object(frame)
-    error = message.get("error") if message is not None else None
-    if not isinstance(error, dict):
-        return False
-    code = error.get("code")
-    return isinstance(code, int) and not isinstance(code, bool) and code in RETRYABLE_CODES
+#: Whether Gate's refusal ``frame`` (an ``error`` object beside ``result``) may pass when asked
+#: again on a new connection; a ``{"status":"failed"}`` result with no error object says
+#: nothing more, and is taken as the request's fault.
+retry_refused = error_object_code_in(RETRYABLE_CODES)
 
 
 def connections(instruments: Catalog) -> list[Connection]:

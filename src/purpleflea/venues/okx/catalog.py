@@ -8,8 +8,7 @@ from functools import lru_cache
 
 from purpleflea.model import Instrument
 from purpleflea.venues import symbols
-from purpleflea.venues._catalog import json_body, rows, size
-from purpleflea.venues._connection import as_text, json_object
+from purpleflea.venues._catalog import coded_error, json_body, rows, size
 from purpleflea.venues.okx.constants import EXCHANGE
 from purpleflea.venues.venue import CatalogSource
 
@@ -87,10 +86,7 @@ def error_answer(body: bytes) -> str | None:
     status it comes with; 0 with 200, and errors too are answered with 200, such as 80000
     "Repeated request", beside the 429 of 50011 "Rate limit reached"). An error comes with
     ``"data":[]``, which parsed alone is a list of no instrument or no reading."""
-    answer = json_object(body)
-    if answer is None or "code" not in answer or as_text(answer["code"]) == "0":
-        return None
-    return f"code {as_text(answer['code'])}: {as_text(answer.get('msg'))}"
+    return coded_error(body, "code", "msg")
 
 
 _INSTRUMENTS = "https://www.okx.com/api/v5/public/instruments?instType="
