@@ -254,6 +254,13 @@ class Bitmex(Dialect):
     path = "/realtime"
     liveness_every = 0.05
 
+    def __init__(self, refusal_status: int = 400) -> None:
+        # The status of its error reply (``refuse_subscribe``): 400 names a wrong table, 429
+        # is its rate limit (bitmex.com/app/wsAPI), which passes later.
+        if refusal_status not in (400, 429):
+            raise ValueError(f"bitmex fake: refusal_status must be 400 or 429: {refusal_status}")
+        self.refusal_status = refusal_status
+
     def greeting(self) -> list[str]:
         return [dumps({"info": "Welcome to the BitMEX Realtime API.", "version": "fake"})]
 
@@ -274,8 +281,12 @@ class Bitmex(Dialect):
     def refusal(self, message: str) -> str | None:
         if message == "ping":
             return None
+        request = self._json(message)
+        if self.refusal_status == 429:
+            error, meta = "Rate limit exceeded, retry in 1 seconds.", {"retryAfter": 1}
+            return dumps({"status": 429, "error": error, "meta": meta, "request": request})
         error = "Unknown table: liquidation"
-        return dumps({"status": 400, "error": error, "meta": {}, "request": self._json(message)})
+        return dumps({"status": 400, "error": error, "meta": {}, "request": request})
 
     def liveness_push(self, session: Session) -> str | None:
         # The instrument update shape recorded in altangent/ccxws issue 98 (XBTUSD, 2019).
@@ -321,6 +332,16 @@ class Deribit(Dialect):
     path = "/ws/api/v2"
     ping_every = 0.2
 
+    #: The answers ``refuse_subscribe`` gives a subscribe: -32602 invalid params (a wrong
+    #: request), 10028 too_many_requests (passes later), or the channel left out of the
+    #: result list, Deribit's silent refusal of a channel it does not serve.
+    REFUSALS = ("invalid_params", "too_many_requests", "left_out")
+
+    def __init__(self, refusal: str = "invalid_params") -> None:
+        if refusal not in self.REFUSALS:
+            raise ValueError(f"deribit fake: refusal must be one of {self.REFUSALS}: {refusal}")
+        self.refusal_kind = refusal
+
     def handle(self, message: str, session: Session) -> list[str]:
         request = self._json(message)
         method, rid = request.get("method"), request.get("id")
@@ -349,8 +370,14 @@ class Deribit(Dialect):
         request = self._json(message)
         if request.get("method") != "public/subscribe":
             return None
-        error = {"message": "Invalid params", "code": -32602}
-        return dumps({"jsonrpc": "2.0", "id": request.get("id"), "error": error})
+        rid = request.get("id")
+        if self.refusal_kind == "left_out":
+            return dumps({"jsonrpc": "2.0", "id": rid, "result": [], "testnet": False})
+        if self.refusal_kind == "too_many_requests":
+            error = {"message": "too_many_requests", "code": 10028}
+        else:
+            error = {"message": "Invalid params", "code": -32602}
+        return dumps({"jsonrpc": "2.0", "id": rid, "error": error})
 
     def ping(self, session: Session) -> str | None:
         if session.heartbeat is None:
@@ -363,6 +390,11 @@ class Dydx(Dialect):
     exchange = "dydx_v4"
     path = "/v4/ws"
     ping_every = 0.2  # the v4_block_height channel: one message per block
+
+    def __init__(self, names_failed: bool = True) -> None:
+        # Whether a failed fetch's error names its market in ``channel`` and ``id`` (newer
+        # indexers) or only says the channel in its text (helpers/message.ts as stored).
+        self.names_failed = names_failed
 
     def greeting(self) -> list[str]:
         return [dumps({"type": "connected", "connection_id": "c1", "message_id": 0})]
@@ -412,6 +444,8 @@ class Dydx(Dialect):
         if request.get("channel") != "v4_trades" or market not in bad:
             return None
         text = "Internal error, could not fetch data for subscription: v4_trades."
+        if not self.names_failed:
+            return dumps({"type": "error", "message": text, "connection_id": "c1"})
         return self._error(text, str(market))
 
     def _error(self, text: str, market: str) -> str:
@@ -572,9 +606,14 @@ class Gate(Dialect):
     #: Each settle family's BTC perpetual, whose ticker is the liveness channel.
     btc: ClassVar = {"usdt": "BTC_USDT", "btc": "BTC_USD", "usd1": "BTC_USD1"}
 
-    def __init__(self, settle: str = "usdt") -> None:
+    def __init__(self, settle: str = "usdt", refusal_code: int = 2) -> None:
         self.path = f"/v4/ws/{settle}"
         self.settle = settle
+        # The code of its error reply (``refuse_subscribe``): 2 "Invalid argument provided"
+        # (an unknown contract), 3 "Server side error happened" (passes later).
+        if refusal_code not in (2, 3):
+            raise ValueError(f"gate fake: refusal_code must be 2 or 3: {refusal_code}")
+        self.refusal_code = refusal_code
 
     def handle(self, message: str, session: Session) -> list[str]:
         request = self._json(message)
@@ -618,10 +657,15 @@ class Gate(Dialect):
             "channel": request.get("channel"),
             "event": "subscribe",
             "payload": request.get("payload"),
-            "error": {"code": 2, "message": "unknown contract"},
+            "error": self._error(),
             "result": {"status": "failed"},
         }
         return dumps(reply)
+
+    def _error(self) -> dict[str, object]:
+        if self.refusal_code == 3:
+            return {"code": 3, "message": "Server side error happened"}
+        return {"code": 2, "message": "unknown contract"}
 
 
 class Htx(Dialect):

@@ -19,7 +19,7 @@ from purpleflea.venues.bybit import connection as bybit
 from purpleflea.venues.dydx import connection as dydx
 from purpleflea.venues.kraken import connection as kraken
 from purpleflea.venues.venue import Batching, Reply
-from tests.fakes.exchanges import FakeExchange, Faults, dialect_for
+from tests.fakes.exchanges import Dydx, FakeExchange, Faults, dialect_for
 from tests.fakes.harness import Feeds, catalogs_for_tests, expected_events, fast, recorded_frames
 
 
@@ -51,6 +51,37 @@ def test_a_refusal_naming_its_topic_subscribes_the_rest_of_the_batch_again() -> 
     assert resubscriber.answer(_ack(sent[2])) is None
     # An answer to nothing pending (repeated, or another client's id) changes nothing.
     assert resubscriber.answer(_ack(sent[1], "allLiquidation.C1USDT")) is None
+
+
+def test_bybit_s_invalid_symbol_refusals_cost_one_message_each() -> None:
+    # Bybit names a symbol it does not list in brackets: "Invalid symbol :[orderbook.50.X]",
+    # as public Bybit clients receive it. Before, only "topic:" was read, so each such
+    # refusal halved its batch: about 16 messages a bad symbol, and with six delisted
+    # symbols still in the catalog the session's bound of 64 ran out and good topics were
+    # given up with them.
+    topics = [f"allLiquidation.C{i}USDT" for i in range(450)]
+    bad = {topics[i] for i in (3, 77, 150, 260, 333, 420)}
+    resubscriber = Resubscriber(bybit.BATCHING)
+    pending = list(resubscriber.start(bybit.subscribe([t.split(".")[1] for t in topics])))
+    first = len(pending)
+    given_up: list[str] = []
+    sent = 0
+    while pending:
+        message = pending.pop(0)
+        sent += 1
+        tag, args = json.loads(message).get("req_id", ""), _args(message)
+        named = [t for t in args if t in bad]
+        if named:
+            text = f"Invalid symbol :[{named[0]}]"
+            answer = {"success": False, "ret_msg": text, "req_id": tag, "op": "subscribe"}
+        else:
+            answer = {"success": True, "ret_msg": "", "req_id": tag, "op": "subscribe"}
+        step = resubscriber.answer(compact_json(answer))
+        if step is not None:
+            given_up += step.given_up
+            pending += step.send
+    assert sorted(given_up) == sorted(bad)
+    assert sent - first == len(bad)
 
 
 def test_a_topic_refused_as_already_subscribed_is_not_given_up() -> None:
@@ -127,6 +158,12 @@ def test_bybit_answers_are_read_as_acks_and_refusals() -> None:
         '"conn_id":"c","req_id":"2","op":"subscribe"}'
     )
     assert bybit.reply(refused) == Reply(True, "2", "publicTrade.BTCUSDT", live=True)
+    # A symbol Bybit does not list, named in brackets.
+    invalid = (
+        '{"success":false,"ret_msg":"Invalid symbol :[allLiquidation.NOPEUSDT]",'
+        '"conn_id":"c","req_id":"3","op":"subscribe"}'
+    )
+    assert bybit.reply(invalid) == Reply(True, "3", "allLiquidation.NOPEUSDT")
     # A refusal naming no topic (spot's "args size >10"), and one without an echoed id.
     unnamed = '{"success":false,"ret_msg":"args size >10","conn_id":"c","op":"subscribe"}'
     assert bybit.reply(unnamed) == Reply(refused=True)
@@ -316,11 +353,15 @@ def test_a_retried_topic_found_already_subscribed_is_accepted() -> None:
     assert resubscriber.next_retry() is None
 
 
-async def test_a_dydx_market_whose_subscribe_failed_is_asked_again_and_delivers() -> None:
+@pytest.mark.parametrize("names_failed", [True, False])
+async def test_a_dydx_market_whose_subscribe_failed_is_asked_again_and_delivers(
+    names_failed: bool,
+) -> None:
     """The indexer answers a subscribe whose fetch of the market's recent trades failed with
     an error and leaves the market unsubscribed (socks subscription.ts): a market that exists
     stayed dark until the next reconnect. Asked again (the timer scaled down from 60 s), its
-    liquidations arrive on the same connection."""
+    liquidations arrive on the same connection, whether the error names the market or not
+    (the one left unanswered)."""
     catalogs = catalogs_for_tests()
     name = "dydx_v4"
     (spec,) = [s for s in feeds.build_feeds(catalogs) if s.name == name]
@@ -329,7 +370,7 @@ async def test_a_dydx_market_whose_subscribe_failed_is_asked_again_and_delivers(
     recorded = [f for f in recorded_frames()[name] if _movable(f)]
     frames = [_moved(recorded[0], good), _moved(recorded[0], failed)]
     faults = Faults(bad_topics=frozenset({failed}), bad_refusals=1)  # fails once
-    async with FakeExchange(dialect_for(name), frames, faults) as fake:
+    async with FakeExchange(Dydx(names_failed), frames, faults) as fake:
         specs = feeds.build_feeds(catalogs, urls={name: fake.url})
         (spec,) = [fast(s, retry_after=0.2, retry_cap=0.4) for s in specs if s.name == name]
         expected = expected_events(spec, frames)
@@ -368,9 +409,13 @@ def test_dydx_answers_are_read_for_the_market_they_name() -> None:
         '"id":"BTC-USD"}'
     )
     assert dydx.reply(again) == Reply(refused=True, topic="BTC-USD", live=True)
-    # Errors naming no market are counted as refusals only: older indexers' failed fetch, and
-    # the per-connection limit (asking again there gets a connection dropped).
-    assert dydx.reply(failed.replace(',"channel":"v4_trades","id":"SOL-USD"', "")) is None
+    # Older indexers' failed fetch names no market (their helpers/message.ts error carries
+    # only the text): a refusal of the one market left once the others are answered
+    # (test_dydx_failed_fetch_naming_no_market_is_the_market_left_unanswered).
+    unnamed = failed.replace(',"channel":"v4_trades","id":"SOL-USD"', "")
+    assert dydx.reply(unnamed) == Reply(refused=True)
+    # The per-connection limit names no market and is counted as a refusal only (asking again
+    # there gets a connection dropped).
     limit = (
         '{"type":"error","message":"Per-connection subscription limit reached for v4_trades '
         '(limit=32).","connection_id":"c","message_id":6}'
@@ -384,6 +429,51 @@ def test_dydx_answers_are_read_for_the_market_they_name() -> None:
     trades = [f for f in recorded_frames()["dydx_v4"] if _movable(f)]
     assert trades
     assert all(dydx.reply(frame) is None for frame in trades)
+
+
+def _dydx_answer(market: str | None) -> str:
+    """The indexer's ``subscribed`` for ``market``, or (None) its failed fetch as the
+    indexers whose error names no market send it (v4-chain socks subscription.ts)."""
+    if market is None:
+        text = "Internal error, could not fetch data for subscription: v4_trades."
+        return compact_json({"type": "error", "message": text, "connection_id": "c"})
+    answer = {"type": "subscribed", "channel": "v4_trades", "id": market, "contents": {}}
+    return compact_json({**answer, "connection_id": "c"})
+
+
+def test_dydx_failed_fetch_naming_no_market_is_the_market_left_unanswered() -> None:
+    # The indexer answers each market when its fetch completes, in no set order, and a failed
+    # fetch names no market. Before, such a refusal was only counted: the market stayed
+    # unsubscribed on that connection, never asked again, until a reconnect.
+    resubscriber = Resubscriber(dydx.BATCHING, retry_first=60.0)
+    markets = ["BTC-USD", "ETH-USD", "SOL-USD", "DOGE-USD"]
+    sent = resubscriber.start(dydx.subscribe(markets))
+    assert len(sent) == 5  # the block height, then one message a market
+    assert resubscriber.answer(_dydx_answer("ETH-USD"), now=1.0) is None
+    assert resubscriber.answer(_dydx_answer(None), now=1.0) is None  # which one: not yet known
+    assert resubscriber.answer(_dydx_answer("DOGE-USD"), now=1.0) is None
+    step = resubscriber.answer(_dydx_answer("SOL-USD"), now=2.0)
+    assert step is not None
+    assert step.given_up == ("BTC-USD",)
+    assert step.send == ()
+    # The market left is asked for again on the retry timer, and accepted this time.
+    assert resubscriber.next_retry() == 62.0
+    due, again = resubscriber.retry(now=62.0)
+    assert due == ("BTC-USD",)
+    assert [json.loads(m)["id"] for m in again] == ["BTC-USD"]
+    step = resubscriber.answer(_dydx_answer("BTC-USD"), now=63.0)
+    assert step is not None
+    assert step.accepted == ("BTC-USD",)
+
+
+def test_dydx_failed_fetches_of_several_markets_are_placed_once_the_rest_answered() -> None:
+    resubscriber = Resubscriber(dydx.BATCHING)
+    resubscriber.start(dydx.subscribe(["BTC-USD", "ETH-USD", "SOL-USD"]))
+    assert resubscriber.answer(_dydx_answer(None)) is None
+    assert resubscriber.answer(_dydx_answer(None)) is None
+    step = resubscriber.answer(_dydx_answer("ETH-USD"))
+    assert step is not None
+    assert sorted(step.given_up) == ["BTC-USD", "SOL-USD"]
 
 
 def test_dydx_subscribes_and_retries_one_market_a_message() -> None:

@@ -259,6 +259,8 @@ _PONGS: dict[str, Callable[[str], str | None]] = {
         '{"success":true,"ret_msg":"pong","conn_id":"c1","op":"ping"}' if '"ping"' in m else None
     ),
     "binance_usdm": lambda m: '{"result":["!forceOrder@arr"],"id":2}' if "LIST" in m else None,
+    # Deribit's keepalive is its own: the heartbeat request answered, the subscribe never.
+    "deribit": lambda m: '{"jsonrpc":"2.0","id":1,"result":"ok"}' if "set_heartbeat" in m else None,
 }
 
 

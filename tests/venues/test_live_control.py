@@ -9,6 +9,15 @@ Deribit's ``heartbeat`` (``test_request`` and plain) and a ``public/subscribe`` 
 ``unsubscribed``; Kraken Futures' ``alert`` and ``heartbeat`` feed; empty pushes of every
 batch venue (a quiet second); HTX's JSON ``ping``; Bybit's refusal of a symbol it does not
 list; Binance's rate-limit reply.
+
+Added with their sources: Deribit's subscribe answered with our channel left out
+(``"result":[]``, adampointer/go-deribit issue 16, 2019-06-20) and its error object with
+``data`` (docs.deribit.com "Error Codes": 10028 too_many_requests, 11050 bad_request); OKX's
+60018 and 60014 in its error table's words (okx.com/docs-v5 "Error Code", WebSocket public);
+the dYdX indexer's own error texts (dydxprotocol/v4-chain indexer/services/socks/src/lib/
+subscription.ts: the per-channel subscribe rate limit, sent before it closes the socket, an
+already-subscribed market, a failed initial fetch); Gate's code 3 "Server side error
+happened" (its WebSocket v4 "Error" table).
 """
 
 from __future__ import annotations
@@ -121,6 +130,64 @@ FRAMES: list[tuple[str, str | bytes, str | None]] = [
         '"req_id":"","op":"subscribe"}',
         "subscribe: Invalid symbol :[allLiquidation.FOOUSDT]",
     ),
+    (
+        "deribit",
+        '{"jsonrpc":"2.0","id":2,"result":[],"usIn":1561053224590810,"usOut":1561053224590859,'
+        '"usDiff":49,"testnet":false}',
+        "public/subscribe answered []: trades.future.any.100ms is not subscribed",
+    ),
+    (
+        "deribit",
+        '{"jsonrpc":"2.0","id":2,"error":{"message":"too_many_requests","code":10028},'
+        '"usIn":1704153600000000,"usOut":1704153600001234,"usDiff":1234,"testnet":false}',
+        '{"message":"too_many_requests","code":10028}',
+    ),
+    (
+        "deribit",
+        '{"jsonrpc":"2.0","error":{"code":11050,"message":"bad_request",'
+        '"data":{"reason":"value must be a list","param":"channels"}},"id":2}',
+        '{"code":11050,"message":"bad_request","data":{"reason":"value must be a list",'
+        '"param":"channels"}}',
+    ),
+    (
+        "okx",
+        '{"event":"error","msg":"Wrong URL or channel:liquidation-orders,instType:SWAPP '
+        "doesn't exist. Please use the correct URL, channel and parameters referring to API "
+        'document.","code":"60018","connId":"a4d3ae55"}',
+        "60018: Wrong URL or channel:liquidation-orders,instType:SWAPP doesn't exist. Please "
+        "use the correct URL, channel and parameters referring to API document.",
+    ),
+    (
+        "okx",
+        '{"event":"error","msg":"Requests too frequent.","code":"60014","connId":"a4d3ae55"}',
+        "60014: Requests too frequent.",
+    ),
+    (
+        "dydx_v4",
+        '{"type":"error","message":"Too many subscribe attempts for channel v4_trades-BTC-USD. '
+        'Please  reconnect and try again.","connection_id":"c","message_id":3}',
+        "Too many subscribe attempts for channel v4_trades-BTC-USD. Please  reconnect and try "
+        "again.",
+    ),
+    (
+        "dydx_v4",
+        '{"type":"error","message":"Invalid subscribe message: already subscribed '
+        '(v4_trades-BTC-USD)","connection_id":"c","message_id":4}',
+        "Invalid subscribe message: already subscribed (v4_trades-BTC-USD)",
+    ),
+    (
+        "dydx_v4",
+        '{"type":"error","message":"Internal error, could not fetch data for subscription: '
+        'v4_trades.","connection_id":"c","message_id":5}',
+        "Internal error, could not fetch data for subscription: v4_trades.",
+    ),
+    (
+        "gate_usdt",
+        '{"time":1789000000,"time_ms":1789000000123,"channel":"futures.public_liquidates",'
+        '"event":"subscribe","payload":["!all"],"error":{"code":3,'
+        '"message":"Server side error happened"},"result":{"status":"failed"}}',
+        '{"code":3,"message":"Server side error happened"}',
+    ),
     ("binance_usdm", '{"result":null,"id":3}', None),
     (
         "binance_usdm",
@@ -138,3 +205,26 @@ def test_control_frames_yield_nothing_and_errors_surface_as_refusals(
     assert spec.normalize(frame) == []
     assert spec.refusal is not None
     assert spec.refusal(frame) == refusal
+
+
+#: The venue's words that pass when asked again on a new connection (a rate limit, its own
+#: error), of the refusals above, by connection; every other refusal above names a wrong
+#: request (or, on a venue without ``retry_refused``, is only counted).
+ASKED_AGAIN = {
+    ("deribit", "10028"),
+    ("okx", "60014"),
+    ("gate_usdt", "Server side error happened"),
+    ("bitmex", "429"),
+}
+
+
+@pytest.mark.parametrize(("connection", "frame", "refusal"), [f for f in FRAMES if f[2]])
+def test_refusals_worth_asking_again_are_told_from_wrong_requests(
+    connection: str, frame: str | bytes, refusal: str
+) -> None:
+    spec = SPECS[connection]
+    wanted = any(c == connection and words in refusal for c, words in ASKED_AGAIN)
+    if spec.retry_refused is None:
+        assert not wanted, f"{connection} cannot ask again"
+        return
+    assert spec.retry_refused(frame) is wanted

@@ -131,11 +131,16 @@ class Catalogs:
 
     async def _fetch(self, client: httpx.AsyncClient, source: Source) -> list[Instrument] | str:
         """Every page's instruments, or the error of the first page that failed (a list read
-        in part would drop the instruments of the pages missed)."""
+        in part would drop the instruments of the pages missed): an HTTP error, or the venue's
+        error inside an HTTP 200 body (``source.error``), which would otherwise read as a
+        page listing nothing."""
         try:
             found = []
             for response in await fetch_pages(client, source.url, source.next_page):
                 response.raise_for_status()
+                said = source.error(response.content) if source.error is not None else None
+                if said is not None:
+                    raise CatalogError(f"{source.exchange} answered {response.url}: {said}")
                 found.extend(source.parse(response.content))
             return found
         except (httpx.HTTPError, CatalogError) as exc:

@@ -110,6 +110,7 @@ class Poller:
                     if response.status_code in (418, 429):
                         return self._rate_limited(response)
                     response.raise_for_status()
+                    self._check_answer(response)
                     bodies.append(response.content)
             if source.next_page is None:
                 readings = source.parse(merge_bodies(bodies), self.instruments)
@@ -125,6 +126,15 @@ class Poller:
             return source.interval
         self._deliver(readings)
         return source.interval
+
+    def _check_answer(self, response: httpx.Response) -> None:
+        """Raise :class:`PollError` with the venue's words if ``response`` carries its error
+        inside an HTTP 200 body (``source.error``): merged or parsed, such a body would pass
+        for a venue listing nothing, a poll counted as good with no reading."""
+        source = self.source
+        said = source.error(response.content) if source.error is not None else None
+        if said is not None:
+            raise PollError(f"{source.exchange} answered {response.url}: {said}")
 
     async def _per_symbol(self, spec: PerSymbol, marks: list[Reading]) -> list[Reading] | float:
         """Open interest of each of ``spec.symbols`` that has a mark, one request each, paced

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from purpleflea.venues.venue import Batching
+from purpleflea.venues.venue import Batching, Reply
 
 #: Subscribe messages one session may send again. One bad topic among 300 takes about 18
 #: (two a halving); a cap of 64 leaves room for a few bad topics and ends the worst case.
@@ -77,6 +77,8 @@ class Resubscriber:
         self._delay: dict[str, float] = {}  # given up (or out for retry) -> its last wait
         self._due: dict[str, float] = {}  # given up -> when to ask again
         self._size = 1  # topics of the largest batch started: retries go no larger
+        #: Refusals naming nothing from a venue that answers in no set order, not placed yet.
+        self._unplaced = 0
 
     def start(self, messages: Iterable[str]) -> list[str]:
         """``messages`` as they go out: each batch rebuilt with its tag and remembered."""
@@ -98,6 +100,24 @@ class Resubscriber:
         reply = self._batching.reply(frame)
         if reply is None:
             return None
+        if reply.tag is None and reply.topic is None and not self._batching.ordered:
+            # Which batch it refuses shows only once every other one has been answered.
+            self._unplaced += reply.refused
+            return self._place_unnamed(now)
+        step = self._answered(reply, now)
+        left = self._place_unnamed(now)
+        if step is None or left is None:
+            return step or left
+        return Step(
+            step.send + left.send,
+            step.given_up + left.given_up,
+            step.refused + left.refused,
+            step.accepted + left.accepted,
+        )
+
+    def _answered(self, reply: Reply, now: float) -> Step | None:
+        """The step for an answer that names its batch (by tag or topic), or, from a venue
+        answering in order, names nothing (the oldest batch's)."""
         if reply.tag is not None:
             tag = reply.tag if reply.tag in self._pending else None
         elif reply.topic is not None:
@@ -116,6 +136,17 @@ class Resubscriber:
             return self._split(topics, reply.topic, reply.live, now)
         accepted = self._accepted(topics)
         return Step((), (), (), accepted) if accepted else None
+
+    def _place_unnamed(self, now: float) -> Step | None:
+        """Refusals naming nothing, once as many batches wait as such refusals came: the
+        batches left are the refused ones, each given up until its retry."""
+        if not self._unplaced or self._unplaced < len(self._pending):
+            return None
+        topics = tuple(topic for batch in self._pending.values() for topic in batch)
+        self._pending.clear()
+        self._unplaced = 0
+        self._give_up(topics, now)
+        return Step((), topics, topics)
 
     def next_retry(self) -> float | None:
         """When the earliest given-up topic is due to be asked again; None: none is."""

@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from purpleflea.model import Instrument
+from purpleflea.venues._connection import as_text, json_object
 
 log = logging.getLogger("purpleflea.ingest.catalog")
 
@@ -50,3 +51,14 @@ def linear(exchange: str, symbol: str, contract_size: float) -> Instrument:
 
 def inverse(exchange: str, symbol: str, contract_size: float) -> Instrument:
     return Instrument(exchange=exchange, symbol=symbol, kind="inverse", contract_size=contract_size)
+
+
+def coded_error(body: bytes, code: str, message: str) -> str | None:
+    """The error of a REST envelope whose ``code`` field is ``0`` (or ``"0"``) on success and
+    whose ``message`` field says why otherwise (OKX ``code``/``msg``, Bybit
+    ``retCode``/``retMsg``), as ``"<code> <value>: <message>"``; None for success or a body
+    without the envelope (its parser says what is wrong with it)."""
+    answer = json_object(body)
+    if answer is None or code not in answer or as_text(answer[code]) == "0":
+        return None
+    return f"{code} {as_text(answer[code])}: {as_text(answer.get(message))}"

@@ -95,3 +95,20 @@ def error_code_in(codes: frozenset[str]) -> Callable[[bytes | str], bool]:
         )
 
     return code_in
+
+
+def error_object_code_in(codes: frozenset[int]) -> Callable[[bytes | str], bool]:
+    """A reader of replies carrying an ``error`` object with an integer ``code`` (Deribit's
+    JSON-RPC ``{"error":{"code":10028,"message":..}}``, Gate's ``{"error":{"code":3,
+    "message":..},"result":..}``): True when the code is one of ``codes``. A reply without
+    such an object (a code as text, a refusal that is no error object) is not."""
+
+    def code_in(frame: bytes | str) -> bool:
+        message = json_object(frame)
+        error = message.get("error") if message is not None else None
+        if not isinstance(error, dict):
+            return False
+        code = error.get("code")
+        return isinstance(code, int) and not isinstance(code, bool) and code in codes
+
+    return code_in

@@ -89,6 +89,11 @@ class Batching:
     message: Callable[[tuple[str, ...], str], str]
     #: A frame -> the venue's answer to a batched subscribe; None for any other frame.
     reply: Callable[[bytes | str], Reply | None]
+    #: Whether the venue answers its subscribes in the order they were sent, so an answer
+    #: that names no batch is the oldest's. False (dYdX: each answer comes when its market's
+    #: fetch completes): a refusal naming nothing is placed once every other batch waiting
+    #: has been answered, as the batch left (each batch of such a venue is one topic).
+    ordered: bool = True
 
 
 @dataclass(frozen=True)
@@ -211,6 +216,11 @@ class Exchange:
 #: One page of a paged REST list, ``(its url, its body)`` -> the next page's URL, or None after
 #: the last. Each page is parsed alone and the rows of all pages are kept.
 NextPage = Callable[[str, bytes], "str | None"]
+#: A REST body -> the venue's error it carries, in the venue's words (its code and message);
+#: None for a body that is no error. Some venues answer an error with HTTP 200 and the error
+#: inside (OKX ``code`` not ``"0"``, Bybit ``retCode`` not 0, HTX ``status: error``), often
+#: beside an empty list that would otherwise read as a venue listing nothing.
+ErrorAnswer = Callable[[bytes], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -225,6 +235,8 @@ class CatalogSource:
     url: str
     parse: Callable[[bytes], list[Instrument]]
     next_page: NextPage | None = None
+    #: Reads the venue's error out of a page's body (None: its errors are HTTP errors).
+    error: ErrorAnswer | None = None
 
 
 class Reading(NamedTuple):
@@ -290,6 +302,9 @@ class PollSource:
     per_symbol: PerSymbol | None = None
     next_page: NextPage | None = None
     per_scope: PerScope | None = None
+    #: Reads the venue's error out of each body, before bodies are merged (merging keeps only
+    #: their lists, so an error beside an empty list would pass for no rows).
+    error: ErrorAnswer | None = None
 
 
 PriceFallback = Literal["none", "order"]

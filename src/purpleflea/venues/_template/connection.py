@@ -15,7 +15,8 @@ Fill in (the facts come from shared/EXCHANGES.md and the exchange's docs):
 - ``batching``, if one message lists many instruments and the exchange refuses it whole over
   one bad instrument: a ``Batching`` (the topics of a message, a tagged message of topics,
   the exchange's answer as a ``Reply``) lets the runner subscribe the good ones again
-  (``ingest/resubscribe.py``; examples: Bybit names the bad topic, Kraken Futures does not);
+  (``ingest/resubscribe.py``; examples: Bybit names the bad topic, Kraken Futures does not;
+  ``ordered=False`` for an exchange answering subscribes in no set order, as dYdX does);
 - a close the exchange announces or schedules: ``closing(frame) -> str | None`` reading its
   notice (OKX's 64008), or ``lifetime`` in seconds (Binance: 24 h); the runner then connects
   the replacement before the close (``ingest/handover.py``);

@@ -9,7 +9,8 @@ Fill in:
   bodies are merged; with no bulk endpoint, ``per_symbol=PerSymbol(...)`` reads open interest
   one symbol per request; an endpoint answering one part of the venue per request (a list
   of parts, then each part) is ``per_scope=PerScope(...)`` (``venues/hyperliquid``'s perp
-  dexes). ``ingest/pollers.py`` polls them.
+  dexes); ``error=`` the catalog's ``error_answer`` where errors come inside HTTP 200
+  bodies (each body is checked before bodies are merged). ``ingest/pollers.py`` polls them.
 
 Otherwise delete this file and set ``open_interest=Absent("why")``. Example:
 ``venues/okx/open_interest.py``.

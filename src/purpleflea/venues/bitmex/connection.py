@@ -47,6 +47,19 @@ def refusal(frame: bytes | str) -> str | None:
     return f"{as_text(message.get('status'))}: {as_text(message['error'])}"
 
 
+def retry_refused(frame: bytes | str) -> bool:
+    """Whether BitMEX's refusal ``frame`` may pass when asked again on a new connection: a
+    ``status`` of 429 (``{"status":429,"error":"Rate limit exceeded, retry in 1 seconds.",
+    "meta":{"retryAfter":1},"request":{..}}``, bitmex.com/app/wsAPI; ccxt's BitMEX websocket
+    maps "Rate limit exceeded" to RateLimitExceeded) or 5xx (BitMEX overloaded or down). A
+    4xx other than 429 names something wrong in the request (400 ``Unknown table``)."""
+    message = json_object(frame)
+    status = message.get("status") if message is not None else None
+    if not isinstance(status, int) or isinstance(status, bool):
+        return False
+    return status == 429 or 500 <= status < 600
+
+
 def connections(instruments: Catalog) -> list[Connection]:
     del instruments  # one table carries every instrument
     return [
@@ -59,6 +72,7 @@ def connections(instruments: Catalog) -> list[Connection]:
             keepalive_interval=10.0,
             silence_timeout=60.0,
             refusal=refusal,
+            retry_refused=retry_refused,
             liveness=instrument_push,
             data_timeout=DATA_TIMEOUT,
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from purpleflea.model import ContractKind, Instrument
-from purpleflea.venues._catalog import json_body, rows
+from purpleflea.venues._catalog import coded_error, json_body, rows
 from purpleflea.venues._paging import with_query
 from purpleflea.venues.bybit.constants import EXCHANGE
 from purpleflea.venues.venue import CatalogSource
@@ -62,11 +62,22 @@ def next_page(url: str, body: bytes) -> str | None:
     return with_query(url, "cursor", cursor) if isinstance(cursor, str) and cursor else None
 
 
+def error_answer(body: bytes) -> str | None:
+    """Bybit's error inside a REST answer: v5 answers ``{"retCode":0,"retMsg":"OK",
+    "result":{..},"retExtInfo":{},"time":..}`` and a non-zero ``retCode`` is an error
+    (bybit-exchange.github.io/docs/v5/error: 10000 "Server Timeout", 10001 "Request parameter
+    error", 10006 "Too many visits"), answered with HTTP 200; only an IP over its limit gets
+    HTTP 403. Its ``result`` may still hold a ``list`` of nothing."""
+    return coded_error(body, "retCode", "retMsg")
+
+
 _BASE = "https://api.bybit.com/v5/market/instruments-info?limit=1000&category="
 SOURCES = (
-    CatalogSource(EXCHANGE, f"{_BASE}linear", parse, next_page),
-    CatalogSource(EXCHANGE, f"{_BASE}inverse", parse, next_page),
+    CatalogSource(EXCHANGE, f"{_BASE}linear", parse, next_page, error=error_answer),
+    CatalogSource(EXCHANGE, f"{_BASE}inverse", parse, next_page, error=error_answer),
     # The default status filter lists Trading symbols only; pre-market ones are asked apart
     # (linear only: pre-market perpetuals are USDT contracts).
-    CatalogSource(EXCHANGE, f"{_BASE}linear&status=PreLaunch", parse, next_page),
+    CatalogSource(
+        EXCHANGE, f"{_BASE}linear&status=PreLaunch", parse, next_page, error=error_answer
+    ),
 )

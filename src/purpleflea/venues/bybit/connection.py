@@ -80,8 +80,11 @@ def reply(frame: bytes | str) -> Reply | None:
     Bybit refuses the whole message over one bad topic and subscribes none of the others
     (ccxt issue 30284, a raw probe of 2026-09-05 on v5/public/linear: the good topic of a
     refused pair never delivered; public clients measured the same for unknown topics), and
-    names the first bad topic after ``topic:``. ``already subscribed`` names a topic that is
-    live: the rest is sent again and nothing is given up.
+    names the first bad topic after ``topic:``, or, for a symbol it does not list, in
+    brackets: ``"ret_msg":"Invalid symbol :[orderbook.50.BTC/USDT]"`` (the form public Bybit
+    clients match to drop the symbol, for orderbook, publicTrade, tickers and allLiquidation
+    topics alike). ``already subscribed`` names a topic that is live: the rest is sent again
+    and nothing is given up.
     """
     if not mentions(frame, "success"):
         return None  # every liquidation frame comes here
@@ -90,14 +93,27 @@ def reply(frame: bytes | str) -> Reply | None:
         return None
     tag = message.get("req_id")
     text = str(message.get("ret_msg") or "")
-    _, found, named = text.rpartition("topic:")
-    topic = named.strip() if found else ""
+    topic = named_topic(text)
     return Reply(
         refused=message["success"] is False,
         tag=str(tag) if tag else None,
         topic=topic or None,
         live="already subscribed" in text,
     )
+
+
+def named_topic(text: str) -> str:
+    """The topic a Bybit refusal's text names: after ``topic:`` (``error:handler not
+    found,topic:allLiquidation.XYZUSDT``), or the first inside brackets (``Invalid symbol
+    :[allLiquidation.XYZUSDT]``); empty when it names none (``args size >10``)."""
+    _, found, named = text.rpartition("topic:")
+    if found:
+        return named.strip()
+    _, opened, inside = text.partition("[")
+    listed, closed, _ = inside.partition("]")
+    if not (opened and closed):
+        return ""
+    return listed.split(",", 1)[0].strip()
 
 
 #: Splits a refused subscribe: the rest without the topic Bybit names.

@@ -22,6 +22,7 @@ from purpleflea.venues._open_interest import (
     num,
     reading,
 )
+from purpleflea.venues.bybit.catalog import error_answer
 from purpleflea.venues.bybit.constants import EXCHANGE
 from purpleflea.venues.bybit.normalizer import market
 from purpleflea.venues.venue import PollSource, Reading
@@ -55,6 +56,6 @@ def parse(body: bytes, instruments: Catalog) -> list[Reading]:
 
 _TICKERS = "https://api.bybit.com/v5/market/tickers?category="
 SOURCES = (
-    PollSource(EXCHANGE, (f"{_TICKERS}linear",), parse),
-    PollSource(EXCHANGE, (f"{_TICKERS}inverse",), parse),
+    PollSource(EXCHANGE, (f"{_TICKERS}linear",), parse, error=error_answer),
+    PollSource(EXCHANGE, (f"{_TICKERS}inverse",), parse, error=error_answer),
 )

@@ -75,8 +75,10 @@ def reply(frame: bytes | str) -> Reply | None:
     subscription: v4_trades.``) leaves the market unsubscribed although it exists; newer
     indexers name it in ``channel`` and ``id`` (helpers/message.ts createErrorMessage), an
     unknown market is named in the text. Such a market is asked for again on the retry timer.
-    An error that names no market (the per-connection limit, asked again only at the risk of
-    being dropped for it) is only counted, never guessed at.
+    A failed fetch that names neither is placed once every other market has been answered:
+    the market left is the refused one. Any other error that names no market (the
+    per-connection limit, asked again only at the risk of being dropped for it) is only
+    counted, never guessed at.
     """
     if not (mentions(frame, "subscribed") or mentions(frame, "error")):
         return None  # trades and block heights come here
@@ -95,12 +97,20 @@ def reply(frame: bytes | str) -> Reply | None:
     else:
         market = named.group(1) if named else None
     if market is None:
-        return None
+        # A failed fetch names the channel but not the market: it is the one market left
+        # without an answer once the others are answered (BATCHING is not ``ordered``).
+        return Reply(refused=True) if FETCH_FAILED in text else None
     return Reply(refused=True, topic=market, live="already subscribed" in text)
 
 
-#: One market a message: a refused market is given up alone and asked for again later.
-BATCHING = Batching(topics=topics, message=one_market, reply=reply)
+#: The indexer's answer to a subscribe whose initial fetch failed: ``Internal error, could not
+#: fetch data for subscription: v4_trades.`` (indexer/services/socks/src/lib/subscription.ts,
+#: the market named nowhere in the error message its helpers/message.ts builds).
+FETCH_FAILED = f"could not fetch data for subscription: {CHANNEL}."
+
+#: One market a message: a refused market is given up alone and asked for again later. The
+#: indexer answers each market when its fetch completes, in no set order.
+BATCHING = Batching(topics=topics, message=one_market, reply=reply, ordered=False)
 
 
 def refusal(frame: bytes | str) -> str | None:

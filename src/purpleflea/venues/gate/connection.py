@@ -19,7 +19,13 @@ import functools
 import time
 
 from purpleflea.model import Catalog
-from purpleflea.venues._connection import as_text, compact_json, containing, json_object
+from purpleflea.venues._connection import (
+    as_text,
+    compact_json,
+    containing,
+    error_object_code_in,
+    json_object,
+)
 from purpleflea.venues.gate.constants import EXCHANGE
 from purpleflea.venues.gate.normalizer import CHANNEL
 from purpleflea.venues.venue import Connection
@@ -93,6 +99,20 @@ def refusal(frame: bytes | str) -> str | None:
     return None
 
 
+#: Gate's websocket error code worth asking again: 3 "Server side error happened". Its other
+#: codes name something wrong in the request: 1 "Invalid request body format", 2 "Invalid
+#: argument provided" (an unknown contract), 4 "Authentication fail" (Gate's WebSocket v4
+#: docs, "Error": one table for every channel, as copied from Gate's page in a public
+#: mirror).
+RETRYABLE_CODES = frozenset({3})
+
+
+#: Whether Gate's refusal ``frame`` (an ``error`` object beside ``result``) may pass when asked
+#: again on a new connection; a ``{"status":"failed"}`` result with no error object says
+#: nothing more, and is taken as the request's fault.
+retry_refused = error_object_code_in(RETRYABLE_CODES)
+
+
 def connections(instruments: Catalog) -> list[Connection]:
     del instruments  # "!all" subscribes to every contract
     return [
@@ -106,6 +126,7 @@ def connections(instruments: Catalog) -> list[Connection]:
             silence_timeout=60.0,
             headers=(SIZE_DECIMAL,),
             refusal=refusal,
+            retry_refused=retry_refused,
             liveness=ticker_push,
             data_timeout=DATA_TIMEOUT,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from purpleflea.model import Instrument
 from purpleflea.venues._catalog import inverse, json_body, linear, rows, size
+from purpleflea.venues._connection import as_text, json_object
 from purpleflea.venues.htx.constants import EXCHANGE
 from purpleflea.venues.venue import CatalogSource
 
@@ -33,6 +34,20 @@ def parse(body: bytes) -> list[Instrument]:
     return found
 
 
+def error_answer(body: bytes) -> str | None:
+    """HTX's error inside a REST answer: its futures and swap v1/v2 answers carry ``"status":
+    "ok"`` or ``"status":"error"`` with ``err_code`` and ``err_msg`` (``err-code`` and
+    ``err-msg`` on its older pages; the envelope of every HTX REST answer, HTTP 200 either
+    way), and no ``data`` or ``ticks`` list then: merged with a good body, the error would
+    leave only that body's rows."""
+    answer = json_object(body)
+    if answer is None or answer.get("status") != "error":
+        return None
+    code = answer.get("err_code", answer.get("err-code"))
+    said = answer.get("err_msg", answer.get("err-msg"))
+    return f"status error {as_text(code)}: {as_text(said)}"
+
+
 SOURCES = (
     # business_type defaults to swap ("[General] Query Contract Info"); the liquidation topic
     # also carries the USDT futures (BTC-USDT-211231), which "all" lists with the swaps.
@@ -40,7 +55,13 @@ SOURCES = (
         EXCHANGE,
         "https://api.hbdm.com/linear-swap-api/v1/swap_contract_info?business_type=all",
         parse,
+        error=error_answer,
     ),
-    CatalogSource(EXCHANGE, "https://api.hbdm.com/swap-api/v1/swap_contract_info", parse),
-    CatalogSource(EXCHANGE, FUTURES_URL, parse),
+    CatalogSource(
+        EXCHANGE,
+        "https://api.hbdm.com/swap-api/v1/swap_contract_info",
+        parse,
+        error=error_answer,
+    ),
+    CatalogSource(EXCHANGE, FUTURES_URL, parse, error=error_answer),
 )

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from purpleflea.model import Catalog
 from purpleflea.venues._open_interest import as_list, in_real_coins, json_body, num, reading
+from purpleflea.venues.htx.catalog import error_answer
 from purpleflea.venues.htx.constants import EXCHANGE
 from purpleflea.venues.htx.normalizer import market
 from purpleflea.venues.venue import PollSource, Reading
@@ -86,6 +87,7 @@ def sources(base_url: str = BASE_URL) -> tuple[PollSource, ...]:
                 f"{base_url}/v2/linear-swap-ex/market/detail/batch_merged",
             ),
             parse_linear,
+            error=error_answer,
         ),
         PollSource(
             EXCHANGE,
@@ -94,6 +96,7 @@ def sources(base_url: str = BASE_URL) -> tuple[PollSource, ...]:
                 f"{base_url}/v2/swap-ex/market/detail/batch_merged",
             ),
             parse_coin_margined,
+            error=error_answer,
         ),
     )
 

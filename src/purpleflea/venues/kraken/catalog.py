@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from purpleflea.model import Instrument
 from purpleflea.venues._catalog import inverse, json_body, linear, rows, size
+from purpleflea.venues._connection import as_text, json_object
 from purpleflea.venues.kraken.constants import EXCHANGE
 from purpleflea.venues.venue import CatalogSource
 
@@ -38,6 +39,22 @@ def parse(body: bytes) -> list[Instrument]:
     return found
 
 
+def error_answer(body: bytes) -> str | None:
+    """Kraken Futures' error inside a REST answer: v3 answers ``{"result":"success",..,
+    "serverTime":..}`` or ``{"result":"error","error":"apiLimitExceeded","serverTime":..}``
+    (docs.kraken.com, futures REST: a failed request says ``"result":"error"`` and its reason
+    under ``error``), and no list beside it."""
+    answer = json_object(body)
+    if answer is None or answer.get("result") != "error":
+        return None
+    return f"result error: {as_text(answer.get('error'))}"
+
+
 SOURCES = (
-    CatalogSource(EXCHANGE, "https://futures.kraken.com/derivatives/api/v3/instruments", parse),
+    CatalogSource(
+        EXCHANGE,
+        "https://futures.kraken.com/derivatives/api/v3/instruments",
+        parse,
+        error=error_answer,
+    ),
 )

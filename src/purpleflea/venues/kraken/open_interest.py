@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from purpleflea.model import Catalog
 from purpleflea.venues._open_interest import as_list, in_real_coins, json_body, reading
-from purpleflea.venues.kraken.catalog import product_id
+from purpleflea.venues.kraken.catalog import error_answer, product_id
 from purpleflea.venues.kraken.constants import EXCHANGE
 
 # The trade feed's rule for a size in contracts (PF_ coins even without a catalog entry).
@@ -61,7 +61,9 @@ def parse(body: bytes, instruments: Catalog) -> list[Reading]:
 
 def source(base_url: str = BASE_URL) -> PollSource:
     """Every contract's ticker in one request."""
-    return PollSource(EXCHANGE, (f"{base_url}/derivatives/api/v3/tickers",), parse)
+    return PollSource(
+        EXCHANGE, (f"{base_url}/derivatives/api/v3/tickers",), parse, error=error_answer
+    )
 
 
 SOURCES = (source(),)

@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from purpleflea.model import Instrument
 from purpleflea.venues import symbols
-from purpleflea.venues._catalog import json_body, rows, size
+from purpleflea.venues._catalog import coded_error, json_body, rows, size
 from purpleflea.venues.okx.constants import EXCHANGE
 from purpleflea.venues.venue import CatalogSource
 
@@ -80,9 +80,17 @@ def by_documented_rule(inst_id: str) -> Instrument | None:
     )
 
 
-SOURCES = (
-    CatalogSource(EXCHANGE, "https://www.okx.com/api/v5/public/instruments?instType=SWAP", parse),
-    CatalogSource(
-        EXCHANGE, "https://www.okx.com/api/v5/public/instruments?instType=FUTURES", parse
-    ),
+def error_answer(body: bytes) -> str | None:
+    """OKX's error inside a REST answer: every answer is ``{"code":..,"msg":..,"data":[..]}``
+    and ``code`` "0" is success (okx.com/docs-v5, "Error Code": each code with the HTTP
+    status it comes with; 0 with 200, and errors too are answered with 200, such as 80000
+    "Repeated request", beside the 429 of 50011 "Rate limit reached"). An error comes with
+    ``"data":[]``, which parsed alone is a list of no instrument or no reading."""
+    return coded_error(body, "code", "msg")
+
+
+_INSTRUMENTS = "https://www.okx.com/api/v5/public/instruments?instType="
+SOURCES = tuple(
+    CatalogSource(EXCHANGE, f"{_INSTRUMENTS}{kind}", parse, error=error_answer)
+    for kind in ("SWAP", "FUTURES")
 )

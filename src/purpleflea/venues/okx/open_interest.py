@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from purpleflea.model import Catalog
 from purpleflea.venues._open_interest import as_list, json_body, keep, reading
+from purpleflea.venues.okx.catalog import error_answer
 from purpleflea.venues.okx.constants import EXCHANGE
 from purpleflea.venues.venue import PollSource, Reading
 
@@ -40,5 +41,6 @@ SOURCES = (
             "https://www.okx.com/api/v5/public/mark-price?instType=SWAP",
         ),
         parse,
+        error=error_answer,
     ),
 )
