@@ -358,8 +358,12 @@ async def replay_dead_letters(
             more = True
             break
         # A replay answers a request: a destination whose budget is spent ends it (the
-        # letters wait for a later replay) rather than hold the request open.
-        outcome = await sender.send(webhook, letter.seq, letter.body, max_wait=budget)
+        # letters wait for a later replay) rather than hold the request open. It waits for a
+        # turn only within what is left of its own budget: waiting up to the whole budget
+        # for each letter, a letter started near its end waited it again before its attempt
+        # (3 s + 3 s + the attempt's 5 s: past the SDK's 10 s timeout).
+        left = budget - (clock() - started)
+        outcome = await sender.send(webhook, letter.seq, letter.body, max_wait=max(0.0, left))
         if outcome.status is not None and 200 <= outcome.status < 300:
             await store.remove_dead_letter(webhook.id, letter.seq)
             delivered += 1
