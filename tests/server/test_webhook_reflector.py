@@ -338,3 +338,40 @@ async def test_a_replay_waits_for_a_turn_only_within_what_is_left_of_its_budget(
     assert "over its delivery budget" in done["failed"]["error"]
     assert done["remaining"] == 3
     assert len(box.deliveries) == 2
+
+
+async def test_the_budgets_lookup_of_a_name_is_bounded_by_the_attempts_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A name whose DNS servers do not answer: the budget's lookup before the attempt waited
+    for the resolver's own timeout (outside the attempt's deadline, before every attempt)."""
+    import time
+
+    real = socket.getaddrinfo
+
+    def silent(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host in ("dead-dns.victim.test", b"dead-dns.victim.test"):
+            time.sleep(2.0)  # a resolver waiting for servers that do not answer
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", silent)
+    sender = Sender(WebhookSettings(timeout_s=0.3), allow_private=True)
+    webhook = Webhook(
+        id="wh_d",
+        account="a",
+        url="http://dead-dns.victim.test:9/hook",
+        secret="s" * 16,
+        filters={},
+        created_at=0,
+    )
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        outcome = await sender.send(webhook, 1, b"{}")
+    finally:
+        await sender.close()
+    assert loop.time() - started < 1.5  # the attempt's 0.3 s, not the resolver's 2 s
+    assert outcome.status is None
+    assert "timeout" in outcome.error
+    assert "dead-dns.victim.test" in outcome.error
