@@ -47,6 +47,10 @@ SUFFIX = ".seqmark"
 DEFAULT_AHEAD = 10_000
 
 
+class BadSeqMark(ValueError):
+    """A mark file that is not one this module wrote (the message names the file)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Mark:
     """What the mark file says.
@@ -110,8 +114,8 @@ class SeqMark:
         return cls(path.with_name(path.name + SUFFIX), ahead=ahead)
 
     def read(self) -> Mark | None:
-        """The mark file's content; None when there is none. Raises ValueError naming the file
-        when it is not a mark this module wrote."""
+        """The mark file's content; None when there is none. Raises :class:`BadSeqMark` naming
+        the file when it is not a mark this module wrote."""
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -120,13 +124,13 @@ class SeqMark:
             body = json.loads(text)
             mark = Mark(seq=body["seq"], clean=body["clean"], stored=body["stored"])
         except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(
+            raise BadSeqMark(
                 f"seq mark {self.path}: not a seq mark ({exc!r}; content {text[:80]!r}). It "
                 "says which seqs this node already published; if the store was never served "
                 "from another copy, delete it to number from the store's last seq"
             ) from None
         if not all(isinstance(v, int) and v >= 0 for v in (mark.seq, mark.stored)):
-            raise ValueError(f"seq mark {self.path}: seqs must be whole numbers >= 0: {text!r}")
+            raise BadSeqMark(f"seq mark {self.path}: seqs must be whole numbers >= 0: {text!r}")
         return mark
 
     def start(self, store_last_seq: int) -> int:
