@@ -134,3 +134,25 @@ def test_the_webhook_limits_across_accounts_are_serve_flags() -> None:
         100.0,
         200,
     )
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--webhook-destination-rate", "inf"),
+        ("--webhook-destination-rate", "nan"),
+        ("--webhook-destination-rate", "-1"),
+        ("--webhook-destination-bytes", "inf"),
+        ("--webhooks-per-host", "-2"),
+    ],
+)
+def test_a_webhook_limit_that_is_no_number_names_its_flag(
+    flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # inf was an OverflowError traceback; nan said "cannot convert float NaN to integer".
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["serve", "--source", "none", f"{flag}={value}"])
+    assert str(exited.value) == (
+        f"purpleflea serve: {flag} must be a number 0 or more (0: no limit), got "
+        f"{float(value) if flag != '--webhooks-per-host' else int(value)}"
+    )

@@ -259,3 +259,78 @@ async def test_after_the_store_lost_its_tail_a_webhook_gets_the_new_events(
     sent = [d.frame["data"] for d in box.deliveries]  # type: ignore[index]
     assert [e["id"] for e in sent[20:]] == [e.id for e in new]
     assert min(e["seq"] for e in sent[20:]) > max(e["seq"] for e in sent[:20])
+
+
+async def test_a_clean_stop_after_a_skip_with_no_event_since_is_not_a_lost_tail(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A crash, then a restart that skips the unused reservation (a warning), stopped cleanly
+    # before any event came in: the store lost nothing, and the next start must not say so.
+    db = tmp_path / "db.sqlite"
+    crashed = _pipeline(db, ahead=100)
+    await crashed.start()
+    await _push(crashed, 5)
+    await crashed.store.close()  # no stop: a kill -9
+
+    quiet = _pipeline(db, ahead=100)
+    await quiet.start()  # skips 6..105, warned
+    await quiet.stop()  # no event since
+    await quiet.store.close()
+
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="purpleflea.seqmark")
+    again = _pipeline(db, ahead=100)
+    await again.start()
+    [event] = await _push(again, 1)
+    await again.stop()
+    await again.store.close()
+    assert event.seq == 5 + 100 + 1  # still never a skipped seq given again
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert again.seq_mark is not None
+    assert again.seq_mark.check is not None
+    assert not again.seq_mark.check.lost_tail
+    assert again.seq_mark.health()["store_lost_tail"] is False
+
+
+async def test_a_lost_tail_is_reported_once_not_again_after_a_clean_stop_with_no_event(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "db.sqlite"
+    first = _pipeline(db)
+    await first.start()
+    await _push(first, 30)
+    await first.stop()
+    await first.store.close()
+    _lose_tail(db, keep_upto=10)
+
+    caplog.set_level(logging.WARNING, logger="purpleflea.seqmark")
+    noticed = _pipeline(db)
+    await noticed.start()
+    await noticed.stop()
+    await noticed.store.close()
+    [error] = caplog.records
+    assert "lost its last 20 seqs" in error.getMessage()
+
+    caplog.clear()
+    later = _pipeline(db)
+    await later.start()
+    [event] = await _push(later, 1)
+    await later.stop()
+    await later.store.close()
+    assert event.seq == 31
+    assert caplog.records == []  # the same gap, already reported: nothing new was lost
+    assert later.seq_mark is not None
+    assert later.seq_mark.check is not None
+    assert not later.seq_mark.check.lost_tail
+
+    # And a store that loses more after that clean stop is a loss again.
+    _lose_tail(db, keep_upto=5)
+    caplog.clear()
+    shorter = _pipeline(db)
+    await shorter.start()
+    await shorter.stop()
+    await shorter.store.close()
+    [error] = caplog.records
+    assert error.levelno == logging.ERROR
+    assert "held seq 31 when this node stopped cleanly" in error.getMessage()
+    assert "lost its last 26 seqs" in error.getMessage()

@@ -293,3 +293,85 @@ async def test_what_waits_past_the_queue_for_a_spent_destination_is_dead_lettere
     assert 'outcome="overflow"}' not in metrics
     assert "purpleflea_webhook_destinations_throttled 1" in metrics
     assert len(box.deliveries) == 1
+
+
+async def test_a_replay_waits_for_a_turn_only_within_what_is_left_of_its_budget(
+    tmp_path: Path,
+) -> None:
+    """A replay answers a request (the SDK gives up after 10 s): each letter may wait for its
+    destination's turn only for what is left of the replay's ~3 s, not 3 s again each."""
+    from purpleflea.server.webhook_sender import replay_dead_letters
+    from purpleflea.store.webhooks import DeadLetter, open_webhook_store
+
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    # One delivery per 2.9 s after a burst of one: each letter after the first waits 2.9 s.
+    limits = BudgetLimits(rate=1 / 2.9, burst=1, bytes_per_s=0.0)
+    budget = DestinationBudget(limits, clock=lambda: now[0])
+    sender = Sender(WebhookSettings(), allow_private=True, budget=budget, sleep=sleep)
+    store = open_webhook_store(str(tmp_path / "hooks.sqlite"))
+    async with receiver(secret="s" * 16) as box:
+        webhook = Webhook(
+            id="wh_r", account="a", url=box.url, secret="s" * 16, filters={}, created_at=0
+        )
+        assert await store.add(webhook, per_account=10) is None
+        letters = [
+            DeadLetter(webhook_id="wh_r", seq=n, body=b"{}", attempts=1, error="x", failed_at=0)
+            for n in range(1, 6)
+        ]
+        await store.add_dead_letters(letters, keep=100)
+        try:
+            done = await replay_dead_letters(
+                store, sender, webhook, limit=100, budget_s=3.0, clock=lambda: now[0]
+            )
+        finally:
+            await sender.close()
+            await store.close()
+    # The first at once, the second after 2.9 s; the third's turn (2.9 s more) is past the
+    # 0.1 s left: not waited for. Before, it was waited for: the replay took 5.8 s of waits.
+    assert now[0] <= 3.0
+    assert done["delivered"] == 2
+    assert done["failed"] is not None
+    assert "over its delivery budget" in done["failed"]["error"]
+    assert done["remaining"] == 3
+    assert len(box.deliveries) == 2
+
+
+async def test_the_budgets_lookup_of_a_name_is_bounded_by_the_attempts_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A name whose DNS servers do not answer: the budget's lookup before the attempt waited
+    for the resolver's own timeout (outside the attempt's deadline, before every attempt)."""
+    import time
+
+    real = socket.getaddrinfo
+
+    def silent(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host in ("dead-dns.victim.test", b"dead-dns.victim.test"):
+            time.sleep(2.0)  # a resolver waiting for servers that do not answer
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", silent)
+    sender = Sender(WebhookSettings(timeout_s=0.3), allow_private=True)
+    webhook = Webhook(
+        id="wh_d",
+        account="a",
+        url="http://dead-dns.victim.test:9/hook",
+        secret="s" * 16,
+        filters={},
+        created_at=0,
+    )
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        outcome = await sender.send(webhook, 1, b"{}")
+    finally:
+        await sender.close()
+    assert loop.time() - started < 1.5  # the attempt's 0.3 s, not the resolver's 2 s
+    assert outcome.status is None
+    assert "timeout" in outcome.error
+    assert "dead-dns.victim.test" in outcome.error

@@ -151,7 +151,7 @@ def _count_pongs_after_reading_all(raw: socket.socket, events: int) -> int:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-async def test_pings_of_a_client_that_reads_nothing_are_not_answered_into_memory(
+async def test_pings_of_a_client_that_reads_nothing_get_one_pong_when_it_reads_again(
     tmp_path: Path, workers: int
 ) -> None:
     config = make_config(tmp_path, stream_workers=workers, socket_send_buffer=16_384)
@@ -166,6 +166,8 @@ async def test_pings_of_a_client_that_reads_nothing_are_not_answered_into_memory
         await asyncio.sleep(1.0)
         pongs = await asyncio.to_thread(_count_pongs_after_reading_all, raw, 2_000)
         raw.close()
-    # RFC 6455 5.5.3: pongs may be skipped while earlier ones are not taken; before, each of
-    # them waited in the server's memory for a client that was taking nothing.
-    assert pongs == 0
+    # RFC 6455 5.5.3: a pong may answer only the latest ping; before, each of them waited in
+    # the server's memory for a client that was taking nothing. That one is owed, and sent
+    # once the client takes what waits: unanswered, a client checking the connection by ping
+    # (the SDK's websockets, every 20 s) ended a healthy stream that was busy at the time.
+    assert pongs == 1

@@ -72,3 +72,18 @@ def test_a_simulated_history_numbers_after_a_mark_above_the_store(tmp_path: Path
             await store.close()
 
     assert asyncio.run(simulate()) == (1_001, 1_001)
+
+
+def test_an_import_beside_a_damaged_mark_stops_in_one_line_before_reading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / f"{importer.DB_NAME}.seqmark").write_text('{"seq": 12')
+    # Was a ValueError traceback, raised after every file had been read.
+    assert _run(str(_file(tmp_path / "a.csv", T0, 3, **BTC)), "--data-dir", str(data)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("purpleflea import: seq mark ")
+    assert f"{importer.DB_NAME}.seqmark: not a seq mark" in err
+    assert "Traceback" not in err
+    assert not (data / importer.DB_NAME).exists()  # stopped before the store was made

@@ -293,6 +293,16 @@ async def test_webhooks_aimed_at_one_host_are_capped_across_accounts(store: Webh
     )
 
 
+async def test_ipv6_spellings_of_an_ipv4_host_share_its_cap(store: WebhookStore) -> None:
+    # Each was a host of its own: 6to4 alone spells 203.0.113.5 in 2**80 ways.
+    urls = ["http://203.0.113.5/a", "http://[2002:cb00:7105::1]/b", "http://[2002:cb00:7105::2]/c"]
+    added = [
+        await store.add(_aimed(f"wh_{n}", f"acct{n}", url), per_account=10, per_host=2)
+        for n, url in enumerate(urls)
+    ]
+    assert added == [None, None, "host"]
+
+
 @pytest.mark.parametrize(
     ("url", "host"),
     [
@@ -302,6 +312,12 @@ async def test_webhooks_aimed_at_one_host_are_capped_across_accounts(store: Webh
         ("http://0x7f.1/", "127.0.0.1"),
         ("http://127.1/", "127.0.0.1"),
         ("http://[::ffff:127.0.0.1]/", "127.0.0.1"),
+        # IPv6 spellings that reach an IPv4 host (the delivery budget counts them as it):
+        ("http://[2002:cb00:7105::1]/", "203.0.113.5"),  # 6to4, and 2**80 more like it
+        ("http://[2002:cb00:7105:9::2]/", "203.0.113.5"),
+        ("http://[64:ff9b::cb00:7105]/", "203.0.113.5"),  # NAT64
+        ("http://[::203.0.113.5]/", "203.0.113.5"),  # IPv4-compatible
+        ("http://[::1]/", "::1"),  # loopback stays itself
         ("http://[2001:DB8::1]:80/", "2001:db8::1"),
         ("https://bücher.example/", "xn--bcher-kva.example"),
         ("https://deadbeef.example/", "deadbeef.example"),

@@ -45,7 +45,7 @@ from purpleflea.commands.export import parquet_module
 from purpleflea.history_io import BadRow, Parsed, PriceFallback
 from purpleflea.model import Liquidation
 from purpleflea.progress import Progress
-from purpleflea.store.seqmark import mark_floor
+from purpleflea.store.seqmark import BadSeqMark, mark_floor
 from purpleflea.store.sqlite import SQLiteStore
 from purpleflea.venues import registry
 
@@ -336,15 +336,18 @@ def _new_events(
     return fresh
 
 
-async def _append(store: SQLiteStore, files: list[tuple[FileReport, list[Liquidation]]]) -> None:
+async def _append(
+    store: SQLiteStore, files: list[tuple[FileReport, list[Liquidation]]], floor: int
+) -> None:
     """Append the files' new events as one history, merged by time: each file's own order is
     kept (a recording's is time order, an export's its seq order) and the files interleave by
     ``ts``, so two recordings of the same hours (two recorders of one stream, each missing
     some events) are stored in time order rather than the second refused as going back."""
     owner = {event.id: report for report, events in files for event in events}
     merged = heapq.merge(*(events for _, events in files), key=lambda event: event.ts)
-    # After a seq mark above the store: those seqs may have been published (store/seqmark.py).
-    seq = max(await store.last_seq(), mark_floor(store.path))
+    # After a seq mark above the store (``floor``): those seqs may have been published
+    # (store/seqmark.py).
+    seq = max(await store.last_seq(), floor)
     batch: list[Liquidation] = []
     for event in merged:
         seq += 1
@@ -373,6 +376,9 @@ async def import_files(
     new events of the files accepted are appended together, merged by time (:func:`_append`):
     the order the files are given in does not matter."""
     db_path = data_dir / DB_NAME
+    # Read before any file: a damaged mark stops the command in one line (BadSeqMark), not
+    # with a traceback after every file was read.
+    floor = mark_floor(db_path)
     store = SQLiteStore(db_path)
     reports: list[FileReport] = []
     accepted: list[tuple[FileReport, list[Liquidation]]] = []
@@ -393,7 +399,7 @@ async def import_files(
             if report.imported:
                 accepted.append((report, fresh))
                 taken.update(event.id for event in fresh)
-        await _append(store, accepted)
+        await _append(store, accepted, floor)
     finally:
         await store.close()
     return reports
@@ -464,7 +470,7 @@ def run(args: argparse.Namespace) -> int:
                     progress=not args.no_progress,
                 )
             )
-    except DataDirBusy as exc:
+    except (DataDirBusy, BadSeqMark) as exc:
         print(f"purpleflea import: {exc}", file=sys.stderr)
         return 2
     for report in reports:

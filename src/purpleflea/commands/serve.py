@@ -302,6 +302,15 @@ def _config(args: argparse.Namespace, source: str) -> ServerConfig:
 
     private = {"auto": None, "allow": True, "refuse": False}[args.webhook_private_targets]
     rate = args.webhook_destination_rate
+    for flag, value in (
+        ("--webhook-destination-rate", rate),
+        ("--webhook-destination-bytes", args.webhook_destination_bytes),
+        ("--webhooks-per-host", args.webhooks_per_host),
+    ):
+        # Before the burst is derived from the rate: inf raised an OverflowError traceback
+        # there, and nan "cannot convert float NaN to integer", naming no flag.
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{flag} must be a number 0 or more (0: no limit), got {value}")
     webhooks = WebhookSettings(
         attempts=args.webhook_attempts,
         backoff_s=args.webhook_backoff,

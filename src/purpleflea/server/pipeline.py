@@ -265,9 +265,12 @@ class Pipeline:
         mark = self.seq_mark
         if mark is None or not self._started_once:
             return
-        last = max(await self.store.last_seq(), self.core.published_seq)
+        stored, published = await self.store.last_seq(), self.core.published_seq
+        last = max(stored, published)
         try:
-            await asyncio.to_thread(mark.finish, last)
+            # What the store holds now, published: a gap skipped at start and nothing stored
+            # since is below ``last`` and no loss (a next start compares the store with it).
+            await asyncio.to_thread(mark.finish, last, min(stored, published))
         except OSError as exc:  # the reserved mark stays: above every seq, only a larger gap
             log.warning("could not write the exact last seq %d to %s: %s", last, mark.path, exc)
 

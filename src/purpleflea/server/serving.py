@@ -30,6 +30,7 @@ from purpleflea.server.streaming import (
     Streams,
     fewer_pongs,
     frame_flood_error,
+    last_pong,
 )
 
 #: How long streams have to tell their clients before the connections of those that took
@@ -79,6 +80,8 @@ class _CappedWebSocket(WebSocketsSansIOProtocol):
     _frames: InboundRate | None = None
     _parts = 0
     _flooded = False
+    #: The pong of the latest ping read while the client was not taking what was written.
+    _owed_pong: bytes | None = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         slot, self.slot = self.slot, ""
@@ -134,11 +137,21 @@ class _CappedWebSocket(WebSocketsSansIOProtocol):
 
     def handle_ping(self) -> None:
         # The WebSocket layer queued a pong for every ping of this read: the first ping's
-        # turn writes the last of them (none for a client that is not taking what it was
-        # sent, whose pongs waited in this process's memory, or past the flood).
+        # turn writes the last of them (none past the flood; for a client that is not taking
+        # what it was sent, whose pongs waited in this process's memory, the last is owed
+        # and written when it takes what waits: resume_writing).
         output = self.conn.data_to_send()
         if not self._over():
-            self.transport.write(b"".join(fewer_pongs(output, writable=self.writable.is_set())))
+            writable = self.writable.is_set()
+            if not writable:
+                self._owed_pong = last_pong(output) or self._owed_pong
+            self.transport.write(b"".join(fewer_pongs(output, writable=writable)))
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        owed, self._owed_pong = self._owed_pong, None
+        if owed is not None and not self._flooded and not self.transport.is_closing():
+            self.transport.write(owed)
 
 
 class _H11WithHeaderTimeout(H11Protocol):

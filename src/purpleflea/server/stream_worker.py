@@ -47,6 +47,7 @@ from purpleflea.server.streaming import (
     explain,
     fewer_pongs,
     is_ping,
+    last_pong,
     pump,
     subscribed,
 )
@@ -106,6 +107,9 @@ class ClientConnection(asyncio.Protocol):
         self._frames = InboundRate(MAX_FRAMES_PER_S)
         #: What the WebSocket layer wrote while reading (its pongs cut by ``fewer_pongs``).
         self._output: list[bytes] = []
+        #: The pong of the latest ping read while the client was not taking what was written
+        #: (``last_pong``): written once it takes it again.
+        self._owed_pong: bytes | None = None
         #: The reason and the close are sent: wait for the client's close, read nothing else.
         self._closing = False
 
@@ -123,6 +127,10 @@ class ClientConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writable.set()
+        owed, self._owed_pong = self._owed_pong, None
+        transport = self.transport
+        if owed is not None and not self._closing and transport and not transport.is_closing():
+            transport.write(owed)
 
     def data_received(self, data: bytes) -> None:
         self.ws.receive_data(data)
@@ -160,8 +168,12 @@ class ClientConnection(asyncio.Protocol):
             self.ws.data_to_send()  # not a pong more
             self.kick("flood")
             return
-        # One pong for the pings of this read, none for a client not taking what it was sent.
-        self._output = fewer_pongs(self.ws.data_to_send(), writable=self._writable.is_set())
+        # One pong for the pings of this read; for a client not taking what it was sent, the
+        # last one owed until it does (resume_writing).
+        output, writable = self.ws.data_to_send(), self._writable.is_set()
+        if not writable:
+            self._owed_pong = last_pong(output) or self._owed_pong
+        self._output = fewer_pongs(output, writable=writable)
         for frame in events:
             if not isinstance(frame, Frame) or frame.opcode not in (Opcode.TEXT, Opcode.BINARY):
                 continue  # pings are answered by the protocol itself, close frames below

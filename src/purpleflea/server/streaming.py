@@ -41,8 +41,8 @@ Limits, the same for both (:class:`~purpleflea.server.config.ServerConfig`):
   (``too_many_streams``) and ``stream_opens_per_min`` opens a minute (``rate_limited``);
 - WebSocket frames of every kind (pings and message parts, which never reach the message
   count): :data:`MAX_FRAMES_PER_S` a second and :data:`MAX_FRAGMENTS` parts to a message,
-  then ``flood`` (4429); pongs are cut to one per read, none while the client is not taking
-  what it was sent (:func:`fewer_pongs`);
+  then ``flood`` (4429); pongs are cut to one per read, and while the client is not taking
+  what it was sent, to one owed for when it does (:func:`fewer_pongs`, :func:`last_pong`);
 - shutdown: every stream gets ``server_shutdown`` (WebSocket close 1001) and the server does
   not wait on a client that stops reading (:mod:`purpleflea.server.serving`).
 """
@@ -156,13 +156,26 @@ class InboundRate:
 def fewer_pongs(chunks: list[bytes], *, writable: bool) -> list[bytes]:
     """What to write of the WebSocket layer's output (one serialized frame per chunk) after
     it read the client's frames: its pongs cut to the last one (none while the client is not
-    taking what was written to it), everything else as it is. RFC 6455 5.5.3 lets a pong
-    answer only the latest of the pings that came meanwhile; answered each, a thousand pings
-    in one read were a thousand pongs, written (or kept in memory) before any count."""
+    taking what was written to it: that one is then owed, :func:`last_pong`), everything
+    else as it is. RFC 6455 5.5.3 lets a pong answer only the latest of the pings that came
+    meanwhile; answered each, a thousand pings in one read were a thousand pongs, written (or
+    kept in memory) before any count."""
     pongs = [i for i, chunk in enumerate(chunks) if chunk[:1] == b"\x8a"]
     keep = pongs[-1:] if writable else []
     dropped = set(pongs) - set(keep)
     return [chunk for i, chunk in enumerate(chunks) if i not in dropped]
+
+
+def last_pong(chunks: list[bytes]) -> bytes | None:
+    """The last pong of the WebSocket layer's output, if any: the one a client not taking what
+    was written to it is owed, written once it takes it again (one frame of at most 127
+    bytes, whatever it sent meanwhile). Not answered at all, a client that pings to check the
+    connection (the websockets library, the SDK's: every 20 s, closing after 20 s without a
+    pong) ended a healthy stream that was only busy when its ping came."""
+    for chunk in reversed(chunks):
+        if chunk[:1] == b"\x8a":
+            return chunk
+    return None
 
 
 def frame_flood_error() -> bytes:

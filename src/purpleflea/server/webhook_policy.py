@@ -26,8 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from purpleflea.addresses import carried_ipv4
 from purpleflea.server.host_check import loopback_bind, loopback_name
-from purpleflea.server.webhook_budget import BudgetLimits, carried_ipv4
+from purpleflea.server.webhook_budget import BudgetLimits
 
 MAX_URL = 2_000
 

@@ -206,20 +206,27 @@ class Sender:
         host = target_host(webhook.url)
         return self._host_reached.get(host) or _literal_key(host)
 
-    async def _expect(self, webhook: Webhook) -> str:
+    async def _expect(self, webhook: Webhook) -> str | None:
         """:meth:`destination`, with a name no delivery has reached yet looked up (once per
         host): a thousand names pointing at one address must not each send their first
         delivery past its budget. The connection looks the name up again (and checks it):
-        should that answer differ, the delivery is charged where it really went."""
+        should that answer differ, the delivery is charged where it really went. None when
+        the lookup took longer than an attempt may (the attempt is a timeout)."""
         known = self.destination(webhook)
         if not known.startswith("name:") or not self.budget.enabled:
             return known
         host = known.removeprefix("name:")
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, None, type=socket.SOCK_STREAM
-            )
+            # Within an attempt's deadline: unbounded, a name whose DNS servers do not answer
+            # held its webhook for the resolver's own timeout (10 s and more) before every
+            # attempt, outside the deadline, and the connection then looked it up again.
+            async with asyncio.timeout(self._deadline_s):
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    host, None, type=socket.SOCK_STREAM
+                )
             key = destination_key(str(infos[0][4][0]))
+        except TimeoutError:
+            return None
         except (OSError, ValueError, IndexError):
             return known  # its connection fails alike (or says where it went)
         _remember(self._host_reached, host, key)
@@ -283,6 +290,9 @@ class Sender:
         which answers a request)."""
         size = len(body) + len(webhook.url) + _REQUEST_BYTES
         expected = await self._expect(webhook)
+        if expected is None:
+            host = target_host(webhook.url)
+            return Outcome(error=f"timeout (looking up {host!r} took over {self._deadline_s:g} s)")
         refused = await self._take_turn(webhook, expected, size, max_wait)
         if refused is not None:
             return Outcome(error=refused)
@@ -358,8 +368,12 @@ async def replay_dead_letters(
             more = True
             break
         # A replay answers a request: a destination whose budget is spent ends it (the
-        # letters wait for a later replay) rather than hold the request open.
-        outcome = await sender.send(webhook, letter.seq, letter.body, max_wait=budget)
+        # letters wait for a later replay) rather than hold the request open. It waits for a
+        # turn only within what is left of its own budget: waiting up to the whole budget
+        # for each letter, a letter started near its end waited it again before its attempt
+        # (3 s + 3 s + the attempt's 5 s: past the SDK's 10 s timeout).
+        left = budget - (clock() - started)
+        outcome = await sender.send(webhook, letter.seq, letter.body, max_wait=max(0.0, left))
         if outcome.status is not None and 200 <= outcome.status < 300:
             await store.remove_dead_letter(webhook.id, letter.seq)
             delivered += 1

@@ -13,15 +13,17 @@ is always at or above every seq it published:
 - **Reserved ahead.** Before a seq past the mark is published, the mark is raised to that
   seq plus ``ahead`` (10,000 by default): one small atomic write (temp file, fsync, rename,
   fsync of the folder) per ``ahead`` seqs, not per batch.
-- **Exact at a clean stop.** :meth:`SeqMark.finish` writes the last seq itself, so a clean
-  stop and start continue with no gap.
+- **Exact at a clean stop.** :meth:`SeqMark.finish` writes the last seq itself, and the
+  store's last seq then, so a clean stop and start continue with no gap.
 - **Checked at start.** :meth:`SeqMark.start` compares the mark with the store's last seq and
   numbering continues after the higher of the two: below the mark, the seqs in between are
   skipped (a gap, which readers tolerate: duplicates dropped by id leave gaps too), never
-  given again. After a clean stop, or below the seq the store held when the mark was last
-  raised, that is a store that lost its tail: logged once as an ERROR and reported in
-  ``/v1/health`` and ``/v1/metrics``. After a crash (no clean stop) with the store at or
-  above that seq, the skipped seqs are the unused rest of the reservation: a warning.
+  given again. Below the seq the store held when the mark was last written (at a clean stop
+  or when it was raised), that is a store that lost its tail: logged once as an ERROR and
+  reported in ``/v1/health`` and ``/v1/metrics``. After a crash (no clean stop) with the
+  store at or above that seq, the skipped seqs are the unused rest of the reservation: a
+  warning. After a clean stop with the store as it was then, they are a gap skipped at an
+  earlier start, with nothing stored since (not a new loss): logged at INFO.
 
 No file (a store written by an earlier release, or a new one) starts from the store's last
 seq, as before. The mark is written with no fsync of the store: it records what was published,
@@ -43,6 +45,10 @@ log = logging.getLogger("purpleflea.seqmark")
 SUFFIX = ".seqmark"
 #: Seqs reserved per write of the mark.
 DEFAULT_AHEAD = 10_000
+
+
+class BadSeqMark(ValueError):
+    """A mark file that is not one this module wrote (the message names the file)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +114,8 @@ class SeqMark:
         return cls(path.with_name(path.name + SUFFIX), ahead=ahead)
 
     def read(self) -> Mark | None:
-        """The mark file's content; None when there is none. Raises ValueError naming the file
-        when it is not a mark this module wrote."""
+        """The mark file's content; None when there is none. Raises :class:`BadSeqMark` naming
+        the file when it is not a mark this module wrote."""
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -118,13 +124,13 @@ class SeqMark:
             body = json.loads(text)
             mark = Mark(seq=body["seq"], clean=body["clean"], stored=body["stored"])
         except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(
+            raise BadSeqMark(
                 f"seq mark {self.path}: not a seq mark ({exc!r}; content {text[:80]!r}). It "
                 "says which seqs this node already published; if the store was never served "
                 "from another copy, delete it to number from the store's last seq"
             ) from None
         if not all(isinstance(v, int) and v >= 0 for v in (mark.seq, mark.stored)):
-            raise ValueError(f"seq mark {self.path}: seqs must be whole numbers >= 0: {text!r}")
+            raise BadSeqMark(f"seq mark {self.path}: seqs must be whole numbers >= 0: {text!r}")
         return mark
 
     def start(self, store_last_seq: int) -> int:
@@ -135,21 +141,36 @@ class SeqMark:
             self.reserved = store_last_seq
             return store_last_seq
         skipped = mark.seq - store_last_seq
-        lost = mark.clean or store_last_seq < mark.stored
+        # Only a store below what it held when the mark was written lost anything: above it,
+        # the gap is a reservation left unused by a crash, or one skipped at an earlier start
+        # that nothing was stored after before a clean stop (a restart after a crash, no event
+        # since: the next start took that for a lost tail, an ERROR, every time).
+        lost = store_last_seq < mark.stored
         self.check = StartCheck(store_last_seq, mark.seq, skipped, lost, mark.clean)
         self.reserved = mark.seq
-        if mark.clean:
+        if mark.clean and lost:
             log.error(
-                "history store ends at seq %d but this node stopped cleanly at seq %d: the "
-                "store lost its last %d seqs of published events (a power loss with "
-                "synchronous=NORMAL, a damaged -wal file, or a store file restored from a "
-                "backup); numbering continues at seq %d so no seq a client saw is given "
-                "again (clients resume past the gap). Restore the events from a backup if "
-                "you have one.",
+                "history store ends at seq %d but held seq %d when this node stopped cleanly "
+                "(at seq %d): the store lost its last %d seqs of published events (a power "
+                "loss with synchronous=NORMAL, a damaged -wal file, or a store file restored "
+                "from a backup); numbering continues at seq %d so no seq a client saw is given "
+                "again (clients resume past the gap). Restore the events from a backup if you "
+                "have one.",
                 store_last_seq,
+                mark.stored,
                 mark.seq,
-                skipped,
+                mark.stored - store_last_seq,
                 mark.seq + 1,
+            )
+        elif mark.clean:
+            log.info(
+                "numbering continues at seq %d, after the last seq of the clean stop: the %d "
+                "seqs above the store's last seq %d were skipped at an earlier start with "
+                "nothing stored since (or stored and never published): no published event "
+                "is missing",
+                mark.seq + 1,
+                skipped,
+                store_last_seq,
             )
         elif lost:
             log.error(
@@ -187,11 +208,14 @@ class SeqMark:
                 return
             self._write(Mark(seq=seq + self.ahead, clean=False, stored=stored))
 
-    def finish(self, last_seq: int) -> None:
+    def finish(self, last_seq: int, stored: int | None = None) -> None:
         """A clean stop: the mark becomes exactly ``last_seq`` (at or above every seq
-        published), so the next start continues right after it."""
+        published), so the next start continues right after it. ``stored``: the store's last
+        seq now, all of it published (``last_seq`` when not given); below ``last_seq`` when a
+        gap was skipped at start and nothing was stored since."""
+        held = last_seq if stored is None else min(stored, last_seq)
         with self._lock:
-            self._write(Mark(seq=last_seq, clean=True, stored=last_seq))
+            self._write(Mark(seq=last_seq, clean=True, stored=held))
 
     def _write(self, mark: Mark) -> None:
         body = json.dumps({"seq": mark.seq, "clean": mark.clean, "stored": mark.stored})

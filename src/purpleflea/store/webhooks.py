@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from purpleflea.addresses import carried_ipv4
 from purpleflea.store.sidecar import SQLiteStatements, Statements
 
 
@@ -65,7 +66,8 @@ def target_host(url: str) -> str:
     without a trailing dot, an international name in its ASCII (IDNA) form, an IP address in
     its one canonical spelling (``http://2130706433/``, ``http://0x7f.1/`` and
     ``http://127.0.0.1/`` are one host: resolvers read all three as 127.0.0.1; an IPv6 address
-    that is an IPv4-mapped one as that IPv4 address). ``''`` for a URL with no host."""
+    that carries an IPv4 one, mapped, 6to4 or NAT64, as that IPv4 address). ``''`` for a URL
+    with no host."""
     try:
         host = (urlsplit(url).hostname or "").rstrip(".")
     except ValueError:
@@ -75,8 +77,13 @@ def target_host(url: str) -> str:
     except ValueError:
         pass
     else:
-        mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
-        return str(mapped or ip)
+        # An IPv6 address that carries an IPv4 one (mapped, 6to4, NAT64, ...) reaches that
+        # IPv4 host, as the delivery budget counts it: 6to4 alone spells 203.0.113.5 in 2**80
+        # ways (2002:cb00:7105::1, ::2, ...), each a new host to the cap before.
+        carried = None
+        if isinstance(ip, ipaddress.IPv6Address) and not (ip.is_loopback or ip.is_unspecified):
+            carried = carried_ipv4(ip)
+        return str(carried or ip)
     if host and all(c in "0123456789abcdefx." for c in host):
         try:  # the BSD forms every resolver takes: 2130706433, 0x7f.1, 127.1
             return socket.inet_ntoa(socket.inet_aton(host))
