@@ -11,7 +11,10 @@ do.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
+import time
+from typing import Any
 
 import h11
 import uvicorn
@@ -63,6 +66,52 @@ LINGERING_REFUSALS = 64
 
 #: How long a client cut for a frame flood has to read why before its connection closes.
 FLOOD_LINGER_S = 1.0
+
+#: uvicorn's warnings about a request's own faults, by the kind ``/v1/metrics`` counts them
+#: under. uvicorn logged each one, a line per request, for anyone and without a key: one
+#: client sending ``Upgrade: h2c`` on a keep-alive connection wrote 2,000 lines in 4.6 s, and
+#: each malformed request one more (a log file or journal filled at the attacker's pace, and
+#: a journal's rate limit then dropped the server's own lines). They are counted, and logged
+#: at most once per :data:`CLIENT_NOISE_LOG_S` with how many came since the last line.
+CLIENT_NOISE = {
+    "Invalid HTTP request received.": "invalid_request",
+    "Unsupported upgrade request.": "unsupported_upgrade",
+}
+CLIENT_NOISE_LOG_S = 60.0
+
+
+class _ClientNoiseLog(logging.LoggerAdapter[logging.Logger]):
+    """uvicorn's ``uvicorn.error`` logger for one connection, counting the warnings of
+    :data:`CLIENT_NOISE` on the server's :class:`ConnectionCap` and letting one through per
+    :data:`CLIENT_NOISE_LOG_S`, server-wide; every other line passes unchanged."""
+
+    def __init__(self, logger: logging.Logger, cap: ConnectionCap) -> None:
+        super().__init__(logger, {})
+        self.cap = cap
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        kind = CLIENT_NOISE.get(msg) if isinstance(msg, str) else None
+        if kind is None:
+            super().log(level, msg, *args, **kwargs)
+            return
+        cap = self.cap
+        cap.client_errors[kind] = cap.client_errors.get(kind, 0) + 1
+        cap.noise_unlogged += 1
+        now = time.monotonic()
+        if now - cap.noise_logged_at < CLIENT_NOISE_LOG_S:
+            return
+        count, cap.noise_unlogged, cap.noise_logged_at = cap.noise_unlogged, 0, now
+        super().log(
+            level,
+            "%s (%d such request(s) since the last of these lines; each kind is counted in "
+            "/v1/metrics as purpleflea_http_client_errors_total, logged at most once a minute)",
+            msg,
+            count,
+        )
+
+    @property
+    def level(self) -> int:  # uvicorn reads it before its trace lines
+        return self.logger.level
 
 
 class _CappedWebSocket(WebSocketsSansIOProtocol):
@@ -154,6 +203,10 @@ class _H11WithHeaderTimeout(H11Protocol):
     _lingering: asyncio.TimerHandle | None = None
     #: The next check that the client takes what is buffered for it (:meth:`_await_drain`).
     _drain_timer: asyncio.TimerHandle | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.logger = _ClientNoiseLog(self.logger, self.cap)  # type: ignore[assignment]
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         # First, before uvicorn's own bookkeeping: a refusal costs one write and a close.
