@@ -34,7 +34,7 @@ from typing import Any
 
 import msgspec
 
-from purpleflea.model import Liquidation, Side, VenueLiquidation
+from purpleflea.model import Liquidation, Side, VenueLiquidation, names_problem
 from purpleflea.venues import registry
 from purpleflea.venues._ids import told_apart
 from purpleflea.venues._rows import (
@@ -114,7 +114,10 @@ class Parsed:
 def _event(found: VenueLiquidation, received_at: int) -> Liquidation:
     """A recorded event as stored (``seq`` 0 until the importer assigns it)."""
     if found.quantity is None or found.size_usd is None or found.ts is None:
-        raise RowError(f"{found.exchange} {found.symbol}: size or time unknown")
+        raise RowError(f"{found.exchange} {found.symbol!r}: size or time unknown")
+    problem = names_problem(found.market, found.symbol, found.exchange, found.id)
+    if problem is not None:
+        raise RowError(problem)
     return Liquidation(
         id=found.id,
         seq=0,
@@ -242,9 +245,15 @@ def event_from_fields(fields: Mapping[str, Any]) -> Liquidation:
             raise RowError(f"no coverage column and {exc.args[0]}") from None
     try:
         # Lax mode reads numbers written as text; every field and its type is still checked.
-        return msgspec.convert(fields, Liquidation, strict=False)
+        event = msgspec.convert(fields, Liquidation, strict=False)
     except msgspec.ValidationError as exc:
         raise RowError(str(exc)) from None
+    # An export's names are read back as written, so a file from anyone could carry any
+    # text (a market of control characters was stored and served to every user).
+    problem = names_problem(event.market, event.symbol, event.exchange, event.id)
+    if problem is not None:
+        raise RowError(problem)
+    return event
 
 
 def parse_purpleflea_csv(lines: Iterable[str], *, source: str) -> Parsed:

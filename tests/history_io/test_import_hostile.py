@@ -3,6 +3,7 @@ bad rows, in bounded memory, and never ends in a traceback."""
 
 from __future__ import annotations
 
+import csv
 import gzip
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from purpleflea import history_io
 from purpleflea.commands import importer
 
+T = 1_700_000_000_000
 HEADER = "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n"
 
 
@@ -102,3 +104,21 @@ def test_the_report_shows_control_characters_as_escapes() -> None:
     lines = importer.describe(report)
     assert lines[1] == "  f.csv:2: X\\x1b]0;owned\\x07\\x1b[2J\\rY: bad"
     assert all(line.isprintable() for line in lines)
+
+
+@pytest.mark.parametrize(
+    "market", ["BTC\x1b[2J-PERP", "BTC\u202e-PERP", "A,B-PERP", "BTC-PERP\u200b"]
+)
+async def test_an_export_row_whose_market_is_not_a_printable_market_name_is_bad(
+    tmp_path: Path, market: str
+) -> None:
+    # An export is read back as written: a file from anyone stored such a market, and the
+    # server then sent it to every user.
+    path = tmp_path / "export.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(history_io.REQUIRED_COLUMNS)
+        writer.writerow(["x:1", 1, "binance_usdm", "BTCUSDT", market, "long", 1, 1, 1, T, T, 1])
+    report = await _report(path, tmp_path / "d")
+    assert (report.imported, report.bad_rows) == (False, 1)
+    assert "is not a printable market name" in report.bad[0].reason
