@@ -127,6 +127,10 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
         ("2002:a9fe:a9fe::1", False),  # 6to4 of 169.254.169.254
         ("2002:0a00:0005::1", False),
         ("2002:808:808::1", True),
+        # Site-local (deprecated by RFC 3879, still routed inside some networks): Python's
+        # is_global says True.
+        ("fec0::1", False),
+        ("feff:ffff::1", False),
     ],
 )
 def test_public_address(address: str, public: bool) -> None:

@@ -109,6 +109,9 @@ class WebhookSettings:
 
 #: The local-use NAT64 prefix (RFC 8215): a site's own translator, never a public address.
 _LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+#: Site-local addresses (RFC 3879 deprecated them; networks that still route them route them
+#: inside): Python's ``is_global`` calls them global.
+_SITE_LOCAL = ipaddress.IPv6Network("fec0::/10")
 
 
 def public_address(address: str) -> bool:
@@ -117,7 +120,7 @@ def public_address(address: str) -> bool:
     carries an IPv4 address (mapped, translated, NAT64, 6to4) is judged by that address."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip in _LOCAL_NAT64:
+        if ip in _LOCAL_NAT64 or ip in _SITE_LOCAL:
             return False
         carried = carried_ipv4(ip)
         if carried is not None:
