@@ -116,7 +116,9 @@ class ConnectionCap:
         self.flooded = 0
         #: Requests the HTTP layer answered without the application, by what was wrong with
         #: them (``serving.CLIENT_NOISE``): counted here instead of a log line each.
-        self.client_errors: dict[str, int] = {"invalid_request": 0, "unsupported_upgrade": 0}
+        self.client_errors: dict[str, int] = dict.fromkeys(
+            ("invalid_request", "unsupported_upgrade", "headers_too_many"), 0
+        )
         #: When one of them was last logged (``time.monotonic()``), and how many since.
         self.noise_logged_at = -math.inf
         self.noise_unlogged = 0
@@ -205,7 +207,8 @@ class ConnectionCap:
                 "counter",
                 "Requests the HTTP layer answered itself, by kind: invalid_request (not HTTP/1.1, "
                 "answered 400 and closed), unsupported_upgrade (an Upgrade other than "
-                "WebSocket, such as h2c, served as plain HTTP/1.1). Logged at most once a minute.",
+                "WebSocket, such as h2c, served as plain HTTP/1.1), headers_too_many (a head of "
+                "over 100 lines, answered 431 and closed). Logged at most once a minute.",
                 [
                     (f'{{kind="{kind}"}}', float(n))
                     for kind, n in sorted(self.client_errors.items())

@@ -76,7 +76,17 @@ FLOOD_LINGER_S = 1.0
 CLIENT_NOISE = {
     "Invalid HTTP request received.": "invalid_request",
     "Unsupported upgrade request.": "unsupported_upgrade",
+    "Too many header lines.": "headers_too_many",
 }
+#: Lines a request's head may have (its request line and headers; a browser sends ~20). h11
+#: parses each header line (~1.7 us here): 3,000 short headers, sent in one write, cost
+#: 5.2 ms of server CPU a request without a key, where a plain ``GET /v1/health`` costs 0.2
+#: (h11's own 16 KiB bound holds only a head that arrives in pieces).
+MAX_HEAD_LINES = 100
+_HEAD_TOO_LONG = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+    b"connection: close\r\ncontent-length: %d\r\n\r\n%s"
+)
 CLIENT_NOISE_LOG_S = 60.0
 
 
@@ -230,6 +240,32 @@ class _H11WithHeaderTimeout(H11Protocol):
         super().on_response_complete()
         self._await_headers()
         self._await_drain(-1)
+
+    def handle_events(self) -> None:
+        # Every head is judged here before h11 parses it: the first of what arrived, and a
+        # pipelined one when the response before it completes.
+        if self.conn.their_state is h11.IDLE and self._head_too_long():
+            return
+        super().handle_events()
+
+    def _head_too_long(self) -> bool:
+        """Refuse (431, closed) a request whose head has more than :data:`MAX_HEAD_LINES`
+        lines, before h11 parses them; counted as ``headers_too_many``."""
+        data, _ = self.conn.trailing_data
+        end = data.find(b"\r\n\r\n")
+        lines = data.count(b"\n", 0, end if end >= 0 else len(data))
+        if lines <= MAX_HEAD_LINES:
+            return False
+        if self.transport.is_closing():
+            return True
+        self.logger.warning("Too many header lines.")
+        body = (
+            b'{"error":{"code":"headers_too_large","message":"more than %d lines in the '
+            b'request head"}}' % MAX_HEAD_LINES
+        )
+        self.transport.write(_HEAD_TOO_LONG % (len(body), body))
+        self.transport.close()
+        return True
 
     def _await_drain(self, before: int) -> None:
         """Abort the connection when its client took none of the answer still buffered for it
