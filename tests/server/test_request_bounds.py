@@ -86,3 +86,19 @@ async def test_a_websocket_with_too_long_a_query_never_opens(tmp_path: Path) -> 
             async with websockets.connect(f"{live.ws_url}?api_key={live.key}&{many}"):
                 pass
     assert refused.value.response.status_code == 403
+
+
+async def test_a_head_trickled_line_by_line_is_refused_at_the_bound(tmp_path: Path) -> None:
+    async with running_server(make_config(tmp_path)) as live:
+        host, port = live.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        # the request line, Host and these: one line over the bound, and no more sent
+        for i in range(serving.MAX_HEAD_LINES - 1):
+            writer.write(b"X-A%d: b\r\n" % i)
+            await writer.drain()
+            await asyncio.sleep(0.002)
+        async with asyncio.timeout(5):
+            answer = await reader.read(4096)
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 431 ")

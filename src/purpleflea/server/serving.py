@@ -213,6 +213,8 @@ class _H11WithHeaderTimeout(H11Protocol):
     _lingering: asyncio.TimerHandle | None = None
     #: The next check that the client takes what is buffered for it (:meth:`_await_drain`).
     _drain_timer: asyncio.TimerHandle | None = None
+    #: Whether line breaks arrived since the head in the buffer was last judged.
+    _new_lines = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -237,15 +239,19 @@ class _H11WithHeaderTimeout(H11Protocol):
         self._await_headers()
 
     def on_response_complete(self) -> None:
+        self._new_lines = True  # a pipelined head may wait in the buffer: judged next
         super().on_response_complete()
         self._await_headers()
         self._await_drain(-1)
 
     def handle_events(self) -> None:
         # Every head is judged here before h11 parses it: the first of what arrived, and a
-        # pipelined one when the response before it completes.
-        if self.conn.their_state is h11.IDLE and self._head_too_long():
-            return
+        # pipelined one when the response before it completes. Only when lines came since
+        # the last look: a head trickled a byte at a time is judged once a line, not a byte.
+        if self._new_lines and self.conn.their_state is h11.IDLE:
+            self._new_lines = False
+            if self._head_too_long():
+                return
         super().handle_events()
 
     def _head_too_long(self) -> bool:
@@ -303,6 +309,8 @@ class _H11WithHeaderTimeout(H11Protocol):
     def data_received(self, data: bytes) -> None:
         if self._slot is None:  # refused: what it sends is read only to be dropped
             return
+        if b"\n" in data:
+            self._new_lines = True
         super().data_received(data)
 
     def eof_received(self) -> None:
