@@ -151,6 +151,12 @@ def test_urls_must_be_http_or_https_with_a_host() -> None:
         (None, "must be an http"),
         (42, "must be an http"),
         ("https://example.com/" + "x" * 2_000, "longer than"),
+        # Names the delivering client or the resolver cannot encode: they were accepted
+        # (201), and the webhook's delivery task died on its first event, silently.
+        ("http://xn--/", "not a valid URL"),
+        ("http://a..b/", "not a valid URL"),
+        ("http://\uff11\uff12\uff17.\uff10.\uff10.\uff11/", "not a valid URL"),  # fullwidth
+        ("http://" + "a" * 64 + ".com/", "not a valid URL"),  # a label over 63
     ]:
         with pytest.raises(BadWebhookUrl, match=why):
             check_url(bad, allow_private=True)

@@ -285,6 +285,20 @@ async def test_private_targets_are_refused_when_the_operator_says_so(tmp_path: P
             assert "refused" in response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("url", ["http://xn--/x", "http://a..b/x"])
+async def test_a_stored_url_the_client_cannot_use_is_a_refused_attempt(url: str) -> None:
+    # Created before such URLs were refused: the attempt raised (IDNAError, UnicodeError),
+    # which ended the webhook's delivery task; nothing was delivered or dead-lettered again.
+    sender = Sender(WebhookSettings(), allow_private=False)
+    webhook = Webhook(id="wh_x", account="a", url=url, secret="s" * 16, filters={}, created_at=0)
+    try:
+        outcome = await sender.send(webhook, 1, b"{}")
+    finally:
+        await sender.close()
+    assert outcome.refused
+    assert outcome.error.startswith("invalid url: ")
+
+
 async def test_a_name_that_resolves_to_a_private_address_is_refused_when_sending() -> None:
     # A host name passes creation (its addresses can change); each attempt resolves it first.
     sender = Sender(WebhookSettings(), allow_private=False)

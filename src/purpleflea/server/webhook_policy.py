@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import httpx
+
 from purpleflea.server.host_check import loopback_bind, loopback_name
 from purpleflea.server.webhook_budget import BudgetLimits, carried_ipv4
 
@@ -149,6 +151,12 @@ def check_url(url: object, *, allow_private: bool) -> str:
         raise BadWebhookUrl(f"url {url!r}: only http and https are allowed, not {parts.scheme!r}")
     if not host:
         raise BadWebhookUrl(f"url {url!r} names no host")
+    try:  # as the delivering client and the resolver read it: such a name never goes out
+        parsed = httpx.URL(url)
+        parsed.host  # noqa: B018 - decodes an IDNA name ("xn--" alone is none)
+        parsed.raw_host.decode("ascii").encode("idna")
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise BadWebhookUrl(f"url {url!r} is not a valid URL: {exc}") from None
     if allow_private:
         return url
     if loopback_name(host):  # localhost, *.localhost, with the trailing dot of a full name
