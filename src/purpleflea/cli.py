@@ -11,6 +11,8 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
+from purpleflea.formatting import log_printably
+
 #: Subcommands in the order ``--help`` lists them; each is ``purpleflea.commands.<name>``.
 COMMANDS: tuple[str, ...] = (
     "serve",
@@ -41,14 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if not args.verbose:
-        # httpx logs every request at INFO: noise in a command's output (-v shows it).
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_logging(verbose=args.verbose)
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
@@ -56,6 +51,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return _reader_gone()
+
+
+def configure_logging(*, verbose: bool) -> None:
+    """Every command's log on stderr: DEBUG with ``-v``, else INFO (httpx's per-request lines
+    left out), each message's control and invisible characters written as escapes."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    log_printably()
+    if not verbose:
+        # httpx logs every request at INFO: noise in a command's output (-v shows it).
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _reader_gone() -> int:

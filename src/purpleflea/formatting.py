@@ -16,6 +16,7 @@ The dashboard's ``web/js/format.js`` follows the same conventions (``usdShort``,
 
 from __future__ import annotations
 
+import logging
 import math
 
 #: Significant digits a price keeps (a fill price rarely has more).
@@ -90,3 +91,23 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+class PrintableLog(logging.Filter):
+    """A log handler's filter writing each record's message with :func:`printable`: venues'
+    words reach the server's log (an exchange's refusal text, a symbol it lists) and so do
+    files' (an import's rows), and a line break or ESC in them forged log lines or drove the
+    operator's terminal. A traceback (``exc_info``) is formatted apart and keeps its lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.isprintable():
+            record.msg, record.args = printable(message), None
+        return True
+
+
+def log_printably() -> None:
+    """:class:`PrintableLog` on every handler of the root logger (``logging.basicConfig``'s)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, PrintableLog) for f in handler.filters):
+            handler.addFilter(PrintableLog())

@@ -34,7 +34,7 @@ from typing import Any
 
 import msgspec
 
-from purpleflea.model import Liquidation, Side, VenueLiquidation
+from purpleflea.model import Liquidation, Side, VenueLiquidation, names_problem
 from purpleflea.venues import registry
 from purpleflea.venues._ids import told_apart
 from purpleflea.venues._rows import (
@@ -79,20 +79,33 @@ class BadRow:
         return f"{self.source}:{self.line}: {self.reason}"
 
 
+#: Rejected rows a parse keeps to report (every one is counted in ``Parsed.bad_rows``). Kept
+#: all, a 6 KB gzip file of 3.1 million one-letter lines held 1.28 GB of them.
+KEPT_BAD = 1_000
+
+
 @dataclass
 class Parsed:
-    """What one file yielded: events in file order, rejected rows, and rows of which the live
-    feed stores no event (``ignored``: an order that filled nothing, a Deribit option, a
-    Binance symbol not quoted in USD)."""
+    """What one file yielded: events in file order, rejected rows (the first
+    :data:`KEPT_BAD` of ``bad_rows``), and rows of which the live feed stores no event
+    (``ignored``: an order that filled nothing, a Deribit option, a Binance symbol not quoted
+    in USD)."""
 
     events: list[Liquidation] = field(default_factory=list)
     bad: list[BadRow] = field(default_factory=list)
+    bad_rows: int = 0
     ignored: int = 0
     rows: int = 0
     #: Event id -> the id an earlier version gave the same Tardis row (the generic
     #: :func:`~purpleflea.venues._rows.tardis_event_id`, before the row rebuilt the live id):
     #: an event stored under it is already stored.
     earlier_ids: dict[str, str] = field(default_factory=dict)
+
+    def reject(self, bad: BadRow) -> None:
+        """Count a rejected row; keep it while fewer than :data:`KEPT_BAD` are kept."""
+        self.bad_rows += 1
+        if len(self.bad) < KEPT_BAD:
+            self.bad.append(bad)
 
 
 # -- a venue's recorder CSV ---------------------------------------------------------------
@@ -101,7 +114,10 @@ class Parsed:
 def _event(found: VenueLiquidation, received_at: int) -> Liquidation:
     """A recorded event as stored (``seq`` 0 until the importer assigns it)."""
     if found.quantity is None or found.size_usd is None or found.ts is None:
-        raise RowError(f"{found.exchange} {found.symbol}: size or time unknown")
+        raise RowError(f"{found.exchange} {found.symbol!r}: size or time unknown")
+    problem = names_problem(found.market, found.symbol, found.exchange, found.id)
+    if problem is not None:
+        raise RowError(problem)
     return Liquidation(
         id=found.id,
         seq=0,
@@ -131,7 +147,7 @@ def parse_recorder_csv(
             # The recorder kept no receive time; the trade time is the closest we have.
             event = None if found is None else _event(found, received_at=found.ts or 0)
         except ValueError as exc:  # RowError, or FrameError from the venue's size checks
-            parsed.bad.append(BadRow(source, line, str(exc)))
+            parsed.reject(BadRow(source, line, str(exc)))
             continue
         if event is None:
             parsed.ignored += 1
@@ -193,7 +209,7 @@ def parse_tardis(lines: Iterable[str], *, source: str) -> Parsed:
         try:
             read = _tardis_row(fields)
         except ValueError as exc:  # RowError, or FrameError from a venue's size checks
-            parsed.bad.append(BadRow(source, line, str(exc)))
+            parsed.reject(BadRow(source, line, str(exc)))
             continue
         if read is None:
             parsed.ignored += 1
@@ -229,9 +245,15 @@ def event_from_fields(fields: Mapping[str, Any]) -> Liquidation:
             raise RowError(f"no coverage column and {exc.args[0]}") from None
     try:
         # Lax mode reads numbers written as text; every field and its type is still checked.
-        return msgspec.convert(fields, Liquidation, strict=False)
+        event = msgspec.convert(fields, Liquidation, strict=False)
     except msgspec.ValidationError as exc:
         raise RowError(str(exc)) from None
+    # An export's names are read back as written, so a file from anyone could carry any
+    # text (a market of control characters was stored and served to every user).
+    problem = names_problem(event.market, event.symbol, event.exchange, event.id)
+    if problem is not None:
+        raise RowError(problem)
+    return event
 
 
 def parse_purpleflea_csv(lines: Iterable[str], *, source: str) -> Parsed:
@@ -250,6 +272,10 @@ def _rows(lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
             yield reader.line_num, row
 
 
+#: Characters of a header shown when it lacks a column.
+_SHOWN_HEADER = 300
+
+
 def _records(
     lines: Iterable[str], source: str, required: tuple[str, ...], parsed: Parsed
 ) -> Iterator[tuple[int, dict[str, str]]]:
@@ -260,16 +286,17 @@ def _records(
     names = [name.strip() for name in header]
     missing = [name for name in required if name not in names]
     if missing:
-        parsed.bad.append(
-            BadRow(source, header_line, f"header lacks column(s) {', '.join(missing)}: {names}")
+        shown = repr(names)
+        if len(shown) > _SHOWN_HEADER:  # a hostile header runs to millions of columns
+            shown = f"{shown[:_SHOWN_HEADER]}... ({len(names):,} columns)"
+        parsed.reject(
+            BadRow(source, header_line, f"header lacks column(s) {', '.join(missing)}: {shown}")
         )
         return
     for line, row in rows:
         parsed.rows += 1
         if len(row) != len(names):
-            parsed.bad.append(
-                BadRow(source, line, f"expected {len(names)} columns, got {len(row)}")
-            )
+            parsed.reject(BadRow(source, line, f"expected {len(names)} columns, got {len(row)}"))
             continue
         yield line, dict(zip(names, row, strict=True))
 
@@ -285,7 +312,7 @@ def _parse_with_header(
         try:
             parsed.events.append(convert(fields))
         except ValueError as exc:  # RowError, or FrameError from a venue's size checks
-            parsed.bad.append(BadRow(source, line, str(exc)))
+            parsed.reject(BadRow(source, line, str(exc)))
     return parsed
 
 
@@ -308,6 +335,7 @@ def detect_format(first_line: str) -> Format:
 __all__ = [
     "COLUMNS",
     "FORMATS",
+    "KEPT_BAD",
     "RECORDER_FORMATS",
     "REQUIRED_COLUMNS",
     "TARDIS_COLUMNS",

@@ -73,6 +73,45 @@ def market_name(text: str) -> str:
     return name
 
 
+#: The longest market or symbol an event may carry (the API takes filter values up to 64),
+#: and the longest id (a venue's fields joined; the longest real ones are ~120).
+NAME_MAX = 64
+ID_MAX = 256
+#: What starts a formula in a spreadsheet cell (OWASP's CSV injection list; TAB and CR are
+#: not printable anyway): ``=HYPERLINK(...)`` in a symbol ran when an export was opened. No
+#: venue's name or our ids start so (ids start with their exchange).
+FORMULA_STARTS = ("=", "+", "-", "@")
+
+
+def names_problem(market: str, symbol: str, exchange: str, event_id: str) -> str | None:
+    """Why an event's names cannot be stored and served, or None when they can.
+
+    Venues and imported files choose these strings, and every user reads them: the dashboard,
+    ``tail``, the MCP tools' answers to a model, CSV exports. A market must be a market name
+    (:data:`MARKET_PATTERN`: a filter could not name it otherwise) and printable: no control
+    character and no invisible format character (a right-to-left override, a zero-width
+    space, the Unicode tag characters that spell text a person does not see and a model
+    reads); symbol, exchange and id printable too, each bounded; and none may start like a
+    spreadsheet formula (:data:`FORMULA_STARTS`), as ``purpleflea export`` writes them.
+    """
+    if len(market) > NAME_MAX or _MARKET.match(market) is None or not market.isprintable():
+        return f"market {market[:NAME_MAX]!r} is not a printable market name (BASE-PERP)"
+    for name, value, longest in (
+        ("market", market, NAME_MAX),
+        ("symbol", symbol, NAME_MAX),
+        ("exchange", exchange, NAME_MAX),
+        ("id", event_id, ID_MAX),
+    ):
+        if not value or len(value) > longest or not value.isprintable():
+            return f"{name} {value[:longest]!r} is empty, longer than {longest} or not printable"
+        if value.startswith(FORMULA_STARTS):
+            return (
+                f"{name} {value[:longest]!r} starts with {value[0]!r}: a spreadsheet opening "
+                "an export would run it as a formula"
+            )
+    return None
+
+
 class Instrument(msgspec.Struct, frozen=True, kw_only=True):
     """The contract facts a normalizer needs for one instrument of one exchange.
 

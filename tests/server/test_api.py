@@ -481,6 +481,7 @@ async def test_metrics_name_what_they_count_beside_the_mixed_events_total(
         '{outcome="dropped_buffer_full"}': 0,
         '{outcome="dropped_at_shutdown"}': 0,
         '{outcome="batch_error"}': 0,
+        '{outcome="rejected_names"}': 0,
     }
     assert values("snapshots_total") == {'{outcome="received"}': 1, '{outcome="rejected"}': 0}
     assert values("store_write_failures_total") == {"": 0}

@@ -127,6 +127,10 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
         ("2002:a9fe:a9fe::1", False),  # 6to4 of 169.254.169.254
         ("2002:0a00:0005::1", False),
         ("2002:808:808::1", True),
+        # Site-local (deprecated by RFC 3879, still routed inside some networks): Python's
+        # is_global says True.
+        ("fec0::1", False),
+        ("feff:ffff::1", False),
     ],
 )
 def test_public_address(address: str, public: bool) -> None:
@@ -147,6 +151,12 @@ def test_urls_must_be_http_or_https_with_a_host() -> None:
         (None, "must be an http"),
         (42, "must be an http"),
         ("https://example.com/" + "x" * 2_000, "longer than"),
+        # Names the delivering client or the resolver cannot encode: they were accepted
+        # (201), and the webhook's delivery task died on its first event, silently.
+        ("http://xn--/", "not a valid URL"),
+        ("http://a..b/", "not a valid URL"),
+        ("http://\uff11\uff12\uff17.\uff10.\uff10.\uff11/", "not a valid URL"),  # fullwidth
+        ("http://" + "a" * 64 + ".com/", "not a valid URL"),  # a label over 63
     ]:
         with pytest.raises(BadWebhookUrl, match=why):
             check_url(bad, allow_private=True)

@@ -285,6 +285,20 @@ async def test_private_targets_are_refused_when_the_operator_says_so(tmp_path: P
             assert "refused" in response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("url", ["http://xn--/x", "http://a..b/x"])
+async def test_a_stored_url_the_client_cannot_use_is_a_refused_attempt(url: str) -> None:
+    # Created before such URLs were refused: the attempt raised (IDNAError, UnicodeError),
+    # which ended the webhook's delivery task; nothing was delivered or dead-lettered again.
+    sender = Sender(WebhookSettings(), allow_private=False)
+    webhook = Webhook(id="wh_x", account="a", url=url, secret="s" * 16, filters={}, created_at=0)
+    try:
+        outcome = await sender.send(webhook, 1, b"{}")
+    finally:
+        await sender.close()
+    assert outcome.refused
+    assert outcome.error.startswith("invalid url: ")
+
+
 async def test_a_name_that_resolves_to_a_private_address_is_refused_when_sending() -> None:
     # A host name passes creation (its addresses can change); each attempt resolves it first.
     sender = Sender(WebhookSettings(), allow_private=False)
@@ -699,3 +713,32 @@ async def test_deliveries_reuse_one_connection_and_a_long_answer_is_not_download
     finally:
         await sender.close()
         server.close()
+
+
+async def test_an_attempt_that_raises_is_dead_lettered_and_the_webhook_goes_on(
+    hooked: Running, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Whatever a sender raises (a URL the client cannot use did) ended the webhook's task:
+    # nothing was delivered or dead-lettered after it, without a word.
+    real = Sender.send
+    calls = 0
+
+    async def first_raises(self: Sender, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("boom")
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Sender, "send", first_raises)
+    caplog.set_level(logging.ERROR, logger="purpleflea.webhooks")
+    async with receiver() as box:
+        made = await _create(hooked, box)
+        first, second = venue_event(size_usd=10_000), venue_event(size_usd=20_000)
+        await hooked.push(first, second)
+        await until(lambda: len(box.answered(200)) == 1, what="the second event delivered")
+        listing = await _letters_when(hooked, made["id"], 1)
+    assert [x["frame"]["data"]["id"] for x in listing["dead_letters"]] == [first.id]
+    assert listing["dead_letters"][0]["error"] == "internal error: RuntimeError: boom"
+    assert box.deliveries[0].frame["data"]["id"] == second.id  # type: ignore[index]
+    assert 'purpleflea_webhook_deliveries_total{outcome="send_errors"} 1' in await _metrics(hooked)

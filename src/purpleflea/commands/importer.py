@@ -26,10 +26,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import csv
 import gzip
 import heapq
 import io
 import sys
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -42,6 +44,7 @@ from purpleflea import history_io
 from purpleflea.backtest.runner import LATE_MS
 from purpleflea.clock import utc_iso
 from purpleflea.commands.export import parquet_module
+from purpleflea.formatting import printable
 from purpleflea.history_io import BadRow, Parsed, PriceFallback
 from purpleflea.model import Liquidation
 from purpleflea.progress import Progress
@@ -53,6 +56,14 @@ DB_NAME = "purpleflea.sqlite"
 FORMAT_CHOICES = ("auto", *history_io.FORMATS, "parquet")
 #: Bad rows printed per file (all are counted).
 SHOWN_BAD = 10
+#: The longest line a CSV file may have (a liquidation row is ~100-300 bytes). Lines were read
+#: whole: a 300 MB line (a 300 KB gzip file) took 670 MB before any row was judged, and a
+#: gzip bomb of one endless line took what memory there was.
+MAX_LINE = 1 << 20
+#: What reading a file may raise when its bytes, not this code, are at fault: a truncated
+#: gzip (EOFError) or a corrupt one (zlib.error, gzip.BadGzipFile, an OSError), a field over
+#: the csv module's 128 KiB (csv.Error); each was a traceback.
+UNREADABLE = (OSError, ValueError, UnicodeDecodeError, EOFError, zlib.error, csv.Error)
 _BATCH = 5_000
 #: How to find a recorded event's live copy stored under another id, by exchange.
 LIVE_ID_MATCHES = registry.live_id_matches()
@@ -105,7 +116,9 @@ class FileReport:
     stored_before: int = 0
     repeated_in_file: int = 0
     ignored: int = 0
+    #: The first ``history_io.KEPT_BAD`` rejected rows, of ``bad_rows``.
     bad: list[BadRow] = field(default_factory=list)
+    bad_rows: int = 0
     imported: bool = False
     #: Why no row of the file could be read (its format, its bytes), when none could.
     unreadable: str | None = None
@@ -159,19 +172,35 @@ def _text_lines(raw: _Counting, head: bytes, bar: Progress | None) -> Iterator[s
         stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
     text: TextIO = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     done = 0
-    for number, line in enumerate(text):
+    number = 0
+    while line := _bounded_line(text, number + 1):
         yield line
         if bar is not None and number % 2_000 == 0:
             bar.advance(raw.position - done)
             done = raw.position
+        number += 1
     if bar is not None:
         bar.advance(raw.position - done)
+
+
+class LineTooLong(ValueError):
+    """A line of a CSV file is longer than :data:`MAX_LINE`: not a liquidation file."""
+
+
+def _bounded_line(text: TextIO, number: int) -> str:
+    """The next line of ``text`` ("" at its end), at most :data:`MAX_LINE` characters."""
+    line = text.readline(MAX_LINE + 1)
+    if len(line) > MAX_LINE:
+        raise LineTooLong(
+            f"line {number:,} is longer than {MAX_LINE:,} characters: not a liquidation CSV"
+        )
+    return line
 
 
 def _first_line(path: Path, head: bytes) -> str:
     opener = gzip.open if head[:2] == b"\x1f\x8b" else open
     with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
-        return str(handle.readline())
+        return str(handle.readline(MAX_LINE))
 
 
 def _read_parquet(path: Path, bar: Progress | None) -> Parsed:
@@ -182,7 +211,7 @@ def _read_parquet(path: Path, bar: Progress | None) -> Parsed:
     names = parquet.schema_arrow.names
     missing = [name for name in history_io.REQUIRED_COLUMNS if name not in names]
     if missing:
-        parsed.bad.append(BadRow(source, 0, f"Parquet file lacks column(s) {', '.join(missing)}"))
+        parsed.reject(BadRow(source, 0, f"Parquet file lacks column(s) {', '.join(missing)}"))
         return parsed
     present = [name for name in history_io.COLUMNS if name in names]
     for batch in parquet.iter_batches(batch_size=_BATCH, columns=present):
@@ -191,7 +220,7 @@ def _read_parquet(path: Path, bar: Progress | None) -> Parsed:
             try:
                 parsed.events.append(history_io.event_from_fields(row))
             except history_io.RowError as exc:
-                parsed.bad.append(BadRow(source, parsed.rows, f"row {parsed.rows}: {exc}"))
+                parsed.reject(BadRow(source, parsed.rows, f"row {parsed.rows}: {exc}"))
         if bar is not None:
             bar.advance(batch.num_rows)
     return parsed
@@ -316,7 +345,8 @@ def _new_events(
     ``skip_bad``, or new events older than the store's newest of their exchange and market);
     ``taken``: ids an earlier file of the same command brings, counted as already stored."""
     report.rows, report.ignored, report.bad = parsed.rows, parsed.ignored, parsed.bad
-    if parsed.bad and not skip_bad:
+    report.bad_rows = parsed.bad_rows
+    if parsed.bad_rows and not skip_bad:
         return []
     unique: dict[str, Liquidation] = {}
     for event in parsed.events:
@@ -392,8 +422,8 @@ async def import_files(
                 parsed = read_file(
                     path, report.format, price_fallback=price_fallback, progress=progress
                 )
-            except (OSError, ValueError, UnicodeDecodeError) as exc:
-                report.unreadable = str(exc)
+            except UNREADABLE as exc:
+                report.unreadable = str(exc) or type(exc).__name__
                 continue
             fresh = _new_events(store, report, parsed, skip_bad, taken)
             if report.imported:
@@ -409,7 +439,13 @@ async def import_files(
 
 
 def describe(report: FileReport) -> list[str]:
-    """The human report of one file: a summary line, then its bad rows (at most 10)."""
+    """The human report of one file: a summary line, then its bad rows (at most 10), every
+    character that is not printable written as its escape (``\\x1b``): a reason may quote
+    the file, and the file may come from anyone."""
+    return [printable(line) for line in _describe(report)]
+
+
+def _describe(report: FileReport) -> list[str]:
     name = str(report.path)
     lines: list[str] = []
     if report.imported:
@@ -421,8 +457,8 @@ def describe(report: FileReport) -> list[str]:
                 f", {report.ignored} ignored (no stored live event: nothing filled, an option, "
                 "a quote not in USD)"
             )
-        if report.bad:
-            extra += f", {len(report.bad)} bad rows skipped"
+        if report.bad_rows:
+            extra += f", {report.bad_rows} bad rows skipped"
         lines.append(
             f"{name} ({report.format}): {report.rows:,} rows -> {report.new:,} new, "
             f"{report.stored_before:,} already stored{extra}"
@@ -442,12 +478,12 @@ def describe(report: FileReport) -> list[str]:
         return lines
     else:
         lines.append(
-            f"{name}: NOT imported, {len(report.bad):,} bad row(s) of {report.rows:,} "
+            f"{name}: NOT imported, {report.bad_rows:,} bad row(s) of {report.rows:,} "
             "(fix them, or pass --skip-bad to import the good rows)"
         )
     lines.extend(f"  {bad}" for bad in report.bad[:SHOWN_BAD])
-    if len(report.bad) > SHOWN_BAD:
-        lines.append(f"  ... and {len(report.bad) - SHOWN_BAD:,} more")
+    if report.bad_rows > SHOWN_BAD:
+        lines.append(f"  ... and {report.bad_rows - SHOWN_BAD:,} more")
     return lines
 
 

@@ -56,6 +56,7 @@ from purpleflea.server.oi_recorder import OpenInterestRecorder
 from purpleflea.server.pipeline import Pipeline, Scorer
 from purpleflea.server.query_params import QueryCheck
 from purpleflea.server.ratelimit import RateLimiter
+from purpleflea.server.request_bounds import RequestBounds
 from purpleflea.server.sequencer import SequencerLock, hold_sequencer_lock
 from purpleflea.server.sources import SIM_STATE_FILE, SimObserver, run_replay, run_sim
 from purpleflea.server.streaming import Streams
@@ -130,13 +131,16 @@ class AccessLog:
         try:
             await self.app(scope, receive, capture)
         finally:
-            access_log.debug(
-                "%s %s %s %.1f ms",
-                scope.get("method", "WS"),
-                logged_target(scope),
-                status[0] if status else "-",
-                (time.perf_counter() - started) * 1000,
-            )
+            # Only when it is written (``purpleflea -v serve``): the target's redaction was
+            # worked out for every request, log or not, 60 ms of CPU for a 63 KB query.
+            if access_log.isEnabledFor(logging.DEBUG):
+                access_log.debug(
+                    "%s %s %s %.1f ms",
+                    scope.get("method", "WS"),
+                    logged_target(scope),
+                    status[0] if status else "-",
+                    (time.perf_counter() - started) * 1000,
+                )
 
 
 @dataclass
@@ -743,6 +747,7 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         middleware=[
+            Middleware(RequestBounds),
             Middleware(AccessLog),
             *(
                 [Middleware(LoopbackHostOnly, allowed=config.allowed_hosts)]

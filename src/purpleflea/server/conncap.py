@@ -28,6 +28,7 @@ workers, webhooks, logs), refused the same way with their own code and counter.
 from __future__ import annotations
 
 import ipaddress
+import math
 import resource
 
 from purpleflea.server.ratelimit import client_network
@@ -113,6 +114,14 @@ class ConnectionCap:
         #: WebSockets cut for sending frames past ``streaming.MAX_FRAMES_PER_S`` or a message
         #: in more than ``streaming.MAX_FRAGMENTS`` parts (``serving``).
         self.flooded = 0
+        #: Requests the HTTP layer answered without the application, by what was wrong with
+        #: them (``serving.CLIENT_NOISE``): counted here instead of a log line each.
+        self.client_errors: dict[str, int] = dict.fromkeys(
+            ("invalid_request", "unsupported_upgrade", "headers_too_many"), 0
+        )
+        #: When one of them was last logged (``time.monotonic()``), and how many since.
+        self.noise_logged_at = -math.inf
+        self.noise_unlogged = 0
 
     def admit(self, peer: object) -> str | bytes:
         """``peer``: the transport's ``peername`` (``(host, port, ...)`` for TCP)."""
@@ -192,6 +201,18 @@ class ConnectionCap:
                 "WebSockets closed (flood, 4429) for more than 100 frames a second (pings "
                 "included) or a message in more than 64 parts.",
                 [("", float(self.flooded))],
+            ),
+            (
+                "http_client_errors_total",
+                "counter",
+                "Requests the HTTP layer answered itself, by kind: invalid_request (not HTTP/1.1, "
+                "answered 400 and closed), unsupported_upgrade (an Upgrade other than "
+                "WebSocket, such as h2c, served as plain HTTP/1.1), headers_too_many (a head of "
+                "over 100 lines, answered 431 and closed). Logged at most once a minute.",
+                [
+                    (f'{{kind="{kind}"}}', float(n))
+                    for kind, n in sorted(self.client_errors.items())
+                ],
             ),
             (
                 "connections_open",

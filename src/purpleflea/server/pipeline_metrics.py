@@ -28,7 +28,9 @@ FAMILIES: tuple[_Family, ...] = (
         "unsized (contract size unknown), stored_unpublished (stored, but the bus refused "
         "them: clients get them from the store, by an API node's backfill or on resume), "
         "dropped_buffer_full, dropped_at_shutdown (not stored when the process stopped), "
-        "batch_error (in a batch an error stopped).",
+        "batch_error (in a batch an error stopped), rejected_names (a market, symbol, "
+        "exchange or id no user should be sent: not a printable market name, not "
+        "printable, too long, or starting like a spreadsheet formula).",
         "outcome",
         {
             "received": "received",
@@ -39,6 +41,7 @@ FAMILIES: tuple[_Family, ...] = (
             "dropped_buffer_full": "dropped_buffer_full",
             "dropped_at_shutdown": "dropped_at_shutdown",
             "batch_error": "flush_errors",
+            "rejected_names": "rejected_names",
         },
         True,
     ),

@@ -28,19 +28,25 @@ from typing import Protocol
 import msgspec
 
 from purpleflea.bus.base import Message, cascade_frame, liquidation_frame
+from purpleflea.formatting import printable
 from purpleflea.ingest.dedupe import Deduper
 from purpleflea.model import (
+    ID_MAX,
+    NAME_MAX,
     CascadeAlert,
     Liquidation,
     Side,
     UnsizedLiquidation,
     VenueLiquidation,
+    names_problem,
     to_liquidation,
 )
 from purpleflea.server.latency import MetricFamily
 from purpleflea.venues import registry
 
 log = logging.getLogger("purpleflea.pipeline")
+#: Distinct names kept as judged; past it the set starts again.
+_GOOD_NAMES_MAX = 100_000
 
 
 class Scorer(Protocol):
@@ -182,6 +188,9 @@ class Sequencer:
         #: where a distinct id wrongly taken for a held one would show.
         self.duplicates_by_exchange: Counter[str] = Counter()
         self._open: BatchPlan | None = None
+        #: Markets, symbols and exchanges already judged storable (each on its own, as
+        #: :func:`names_problem` judges them): checked once, not per event.
+        self._good_names: set[str] = set()
 
     def resume(self, last_stored_seq: int) -> None:
         """Continue after the store's highest seq (a restart)."""
@@ -193,6 +202,19 @@ class Sequencer:
     def accept(self, event: VenueLiquidation, received_at: int) -> bool:
         """Queue one venue event; False (and counted) when ``buffer_limit`` events wait."""
         self.counters["received"] += 1
+        # Each name judged once; the id (unique) each time, but not for a formula's start:
+        # every venue's id starts with its exchange (the import judges all of it).
+        good = self._good_names
+        event_id = event.id
+        known = (
+            event.market in good
+            and event.symbol in good
+            and event.exchange in good
+            and len(event_id) <= ID_MAX
+            and event_id.isprintable()
+        )
+        if not known and not self._names_storable(event):
+            return False
         if len(self._pending) >= self.buffer_limit:
             self.counters["dropped_buffer_full"] += 1
             if not self.buffer_full:
@@ -205,6 +227,27 @@ class Sequencer:
             return False
         self._pending.append((event, received_at))
         return True
+
+    def _names_storable(self, event: VenueLiquidation) -> bool:
+        """Whether ``event``'s names may be stored and served (:func:`names_problem`); a
+        venue's that may not are dropped, counted as ``rejected_names`` and the first logged:
+        a venue (a Hyperliquid builder's perp is named by whoever deploys it) or anything
+        speaking for one chose text every user reads."""
+        names = (event.market, event.symbol, event.exchange)
+        problem = names_problem(*names, event.id)
+        if problem is None:
+            if len(self._good_names) >= _GOOD_NAMES_MAX:
+                self._good_names.clear()
+            self._good_names.update(names)
+            return True
+        if not self.counters["rejected_names"]:
+            log.warning(
+                "%s event dropped: %s (further ones are counted as rejected_names)",
+                printable(event.exchange[:NAME_MAX]),
+                problem,
+            )
+        self.counters["rejected_names"] += 1
+        return False
 
     def dedupe_metrics(self) -> list[MetricFamily]:
         """``/v1/metrics`` families: the dedupe window's size and its drops per exchange."""

@@ -28,6 +28,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import Protocol, Side, State
 
 from purpleflea.bus.local import LocalBus
+from purpleflea.formatting import log_printably
 from purpleflea.server.fanout import Fanout
 from purpleflea.server.feed import Item, client_feed
 from purpleflea.server.heap import settle_startup_heap
@@ -384,6 +385,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2:
         raise SystemExit("usage: python -m purpleflea.server.stream_worker CONTROL_FD BATCH_FD")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    log_printably()
     # SIGTERM/SIGINT go to the whole process group: main ends the streams, this one waits
     # for main to close the control socket.
     import signal  # noqa: PLC0415

@@ -122,6 +122,8 @@ class Dispatcher:
     ) -> None:
         self.store = store
         self.bus = bus
+        #: Webhooks whose attempt raised, logged once each (:meth:`_send_failed`).
+        self._send_errors_logged: set[str] = set()
         self.history = history
         self.position = position
         self.sender = sender
@@ -358,7 +360,13 @@ class Dispatcher:
         attempt = 0
         while True:
             attempt += 1
-            outcome = await self.sender.send(webhook, item.seq, item.body)
+            try:
+                outcome = await self.sender.send(webhook, item.seq, item.body)
+            except Exception as exc:
+                # Unforeseen (a URL the client cannot use raised before it was refused at
+                # creation): raised, it ended this webhook's task, and the webhook went
+                # silent. A failed attempt instead, not retried; logged once per webhook.
+                outcome = self._send_failed(webhook, exc)
             decision = decide(self.settings, attempt, outcome, self._rand)
             if decision.delivered:
                 return attempt, None
@@ -368,6 +376,13 @@ class Dispatcher:
                 return attempt, outcome
             self.counters["retried"] += 1
             await self._sleep(decision.retry_in)
+
+    def _send_failed(self, webhook: Webhook, exc: Exception) -> Outcome:
+        self.counters["send_errors"] += 1
+        if webhook.id not in self._send_errors_logged:
+            self._send_errors_logged.add(webhook.id)
+            log.exception("webhook %s: an attempt failed in this server; dead-lettered", webhook.id)
+        return Outcome(error=f"internal error: {type(exc).__name__}: {exc}"[:500], refused=True)
 
     # -- dead letters -------------------------------------------------------------------------
 

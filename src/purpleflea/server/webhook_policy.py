@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import httpx
+
 from purpleflea.addresses import carried_ipv4
 from purpleflea.server.host_check import loopback_bind, loopback_name
 from purpleflea.server.webhook_budget import BudgetLimits
@@ -110,6 +112,9 @@ class WebhookSettings:
 
 #: The local-use NAT64 prefix (RFC 8215): a site's own translator, never a public address.
 _LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+#: Site-local addresses (RFC 3879 deprecated them; networks that still route them route them
+#: inside): Python's ``is_global`` calls them global.
+_SITE_LOCAL = ipaddress.IPv6Network("fec0::/10")
 
 
 def public_address(address: str) -> bool:
@@ -118,7 +123,7 @@ def public_address(address: str) -> bool:
     carries an IPv4 address (mapped, translated, NAT64, 6to4) is judged by that address."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip in _LOCAL_NAT64:
+        if ip in _LOCAL_NAT64 or ip in _SITE_LOCAL:
             return False
         carried = carried_ipv4(ip)
         if carried is not None:
@@ -147,6 +152,12 @@ def check_url(url: object, *, allow_private: bool) -> str:
         raise BadWebhookUrl(f"url {url!r}: only http and https are allowed, not {parts.scheme!r}")
     if not host:
         raise BadWebhookUrl(f"url {url!r} names no host")
+    try:  # as the delivering client and the resolver read it: such a name never goes out
+        parsed = httpx.URL(url)
+        parsed.host  # noqa: B018 - decodes an IDNA name ("xn--" alone is none)
+        parsed.raw_host.decode("ascii").encode("idna")
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise BadWebhookUrl(f"url {url!r} is not a valid URL: {exc}") from None
     if allow_private:
         return url
     if loopback_name(host):  # localhost, *.localhost, with the trailing dot of a full name

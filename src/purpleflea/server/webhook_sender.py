@@ -327,6 +327,11 @@ class Sender:
                     return answered
         except RefusedAddress as exc:
             return Outcome(error=str(exc), refused=True)
+        except (httpx.InvalidURL, ValueError) as exc:
+            # A URL the client cannot use (a name IDNA cannot encode, stored before creation
+            # refused it): no attempt can succeed. Raised, it ended the webhook's delivery
+            # task, and the webhook went silent: nothing delivered, nothing dead-lettered.
+            return Outcome(error=f"invalid url: {exc}"[:500], refused=True)
         except (httpx.TimeoutException, TimeoutError) as exc:
             # The status came: only its answer's body was slow (the connection is dropped).
             return answered or Outcome(error=f"timeout ({type(exc).__name__})")
