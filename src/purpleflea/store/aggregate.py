@@ -33,6 +33,12 @@ from purpleflea.venues.registry import EXCHANGE_IDS, coverage_of
 
 _GROUPS = frozenset({"market", "exchange", "side"})
 HOUR_MS = 3_600_000
+#: A bucket's ``est_calibration`` (:func:`calibration`); the MCP tools' ``estimate.calibration``
+#: uses the same words.
+CALIBRATION_NONE = "none"
+CALIBRATED = "complete_venues"
+PRIOR_ONLY = "prior_only"
+MIXED = "mixed"
 
 #: The cache of closed hours' factors, one row per rollup row of a snapshot feed: the factor
 #: (for minute and event reads) and what it adds to that row (an hourly aggregate sums these
@@ -166,8 +172,12 @@ async def aggregate(
     _validate(interval, group_by)
     measured: dict[tuple[int, str], list[Any]] = {}
     extras: dict[tuple[int, str], list[float]] = {}
+    shown: dict[tuple[int, str], list[int]] = {}
     for part in _parts(interval, query, hourly=hourly):
-        rows, added = await _part(read, save, interval, group_by, part, dialect, hourly, cached)
+        (rows, added), priors = await asyncio.gather(
+            _part(read, save, interval, group_by, part, dialect, hourly, cached),
+            _prior_counts(read, interval, group_by, part, dialect, hourly=hourly),
+        )
         for row in rows:
             total = measured.setdefault((int(row[0]), str(row[1])), [0, 0.0, 0.0, 0.0])
             for i in range(4):
@@ -176,7 +186,59 @@ async def aggregate(
             extra = extras.setdefault(key, [0.0, 0.0])
             extra[0] += events
             extra[1] += usd
-    return _buckets([(*key, *values) for key, values in measured.items()], extras)
+        for key, (events, prior) in priors.items():
+            counts = shown.setdefault(key, [0, 0])
+            counts[0] += events
+            counts[1] += prior
+    return _buckets([(*key, *values) for key, values in measured.items()], extras, shown)
+
+
+def calibration(snapshot_events: int, prior_events: int) -> str:
+    """A bucket's ``est_calibration``: of its ``snapshot_events``, ``prior_events`` are in
+    market-hours where no complete venue had events, so what they hid is the flat prior
+    (:data:`~purpleflea.engine.coverage.PRIOR_EVENTS_PER_SECOND` per shown second), not a
+    ratio fitted on a reference. ``none``: no snapshot event, nothing estimated;
+    ``complete_venues``: every one calibrated; ``prior_only``: none; ``mixed``: some."""
+    if snapshot_events <= 0:
+        return CALIBRATION_NONE
+    if prior_events <= 0:
+        return CALIBRATED
+    return PRIOR_ONLY if prior_events >= snapshot_events else MIXED
+
+
+async def _prior_counts(
+    read: Read,
+    interval: Interval,
+    group_by: GroupBy,
+    query: Query,
+    dialect: Dialect,
+    *,
+    hourly: bool,
+) -> dict[tuple[int, str], tuple[int, int]]:
+    """Per bucket of ``query``: its snapshot events, and how many of them are in a
+    market-hour no complete venue had events in (each market-hour of the bucket probes the
+    minute rollup's key once). Filters do not change it: the calibration of an hour reads
+    every venue of its market, as :func:`~purpleflea.engine.coverage.minute_estimates`."""
+    if not _may_hide(query):
+        return {}
+    source = _source(interval, query, hourly=hourly)
+    width = INTERVAL_MS[interval]
+    found = _where(query, dialect, source)
+    snapshot_sql, snapshot_params = _snapshot_in(dialect)
+    complete = [e for e in EXCHANGE_IDS if coverage_of(e) == "complete"]
+    complete_sql, complete_params = _in(dialect, "c.exchange", complete)
+    count = "::bigint" if dialect == "postgres" else ""
+    rows = await read(
+        f"SELECT bucket, grp, SUM(n){count}, SUM(CASE WHEN EXISTS (SELECT 1 FROM rollup_1m c "
+        f"WHERE c.market = s.mk AND c.minute >= s.h AND c.minute < s.h + {HOUR_MS} AND "
+        f"{complete_sql} AND c.count > 0) THEN 0 ELSE n END){count} FROM ("
+        f"SELECT ({source.time} / {width}) * {width} AS bucket, {group_by} AS grp, "
+        f"market AS mk, ({source.time} / {HOUR_MS}) * {HOUR_MS} AS h, "
+        f"SUM({source.count}) AS n FROM {source.table}{found.sql or ' WHERE 1 = 1'} "
+        f"AND {snapshot_sql} GROUP BY bucket, grp, mk, h) s GROUP BY bucket, grp",
+        [*complete_params, *found.params, *snapshot_params],
+    )
+    return {(int(b), str(g)): (int(n), int(p)) for b, g, n, p in rows}
 
 
 def _parts(interval: Interval, query: Query, *, hourly: bool) -> list[Query]:
@@ -446,14 +508,18 @@ def _may_hide(query: Query) -> bool:
 
 
 def _buckets(
-    rows: Sequence[tuple[Any, ...]], extras: dict[tuple[int, str], list[float]]
+    rows: Sequence[tuple[Any, ...]],
+    extras: dict[tuple[int, str], list[float]],
+    shown: dict[tuple[int, str], list[int]],
 ) -> list[Bucket]:
     """Buckets from measured rows ``(bucket, group, count, usd, longs, shorts, ...)`` plus the
-    ``extras`` (events, USD) estimated for their snapshot feeds."""
+    ``extras`` (events, USD) estimated for their snapshot feeds, labelled by ``shown`` (their
+    snapshot events, and those the prior estimated: :func:`calibration`)."""
     out: list[Bucket] = []
     for row in sorted(rows, key=lambda r: (int(r[0]), str(r[1]))):
         start, group, count, total, longs, shorts = row[:6]
         extra = extras.get((int(start), str(group)), (0.0, 0.0))
+        snapshot, prior = shown.get((int(start), str(group)), (0, 0))
         out.append(
             Bucket(
                 start_ms=int(start),
@@ -464,6 +530,7 @@ def _buckets(
                 short_usd=float(shorts),
                 est_count=int(count) + max(0, round(extra[0])),
                 est_size_usd=float(total) + max(0.0, extra[1]),
+                est_calibration=calibration(snapshot, prior),
             )
         )
     return out
