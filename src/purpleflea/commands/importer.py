@@ -50,7 +50,7 @@ from purpleflea.history_io import BadRow, Parsed, PriceFallback
 from purpleflea.model import Liquidation
 from purpleflea.progress import Progress
 from purpleflea.store.coverage import CoverageStore, imported_hours, open_coverage_store
-from purpleflea.store.seqmark import mark_floor
+from purpleflea.store.seqmark import StoreReplaced, mark_floor
 from purpleflea.store.sqlite import SQLiteStore
 from purpleflea.venues import registry
 
@@ -487,7 +487,7 @@ def run(args: argparse.Namespace) -> int:
                     progress=not args.no_progress,
                 )
             )
-    except DataDirBusy as exc:
+    except (DataDirBusy, StoreReplaced) as exc:
         print(f"purpleflea import: {exc}", file=sys.stderr)
         return 2
     for report in reports:
