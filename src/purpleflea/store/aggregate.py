@@ -216,9 +216,10 @@ async def _prior_counts(
     hourly: bool,
 ) -> dict[tuple[int, str], tuple[int, int]]:
     """Per bucket of ``query``: its snapshot events, and how many of them are in a
-    market-hour no complete venue had events in (each market-hour of the bucket probes the
-    minute rollup's key once). Filters do not change it: the calibration of an hour reads
-    every venue of its market, as :func:`~purpleflea.engine.coverage.minute_estimates`."""
+    market-hour no complete venue had events in (read in the same pass over whole hours of
+    every venue; else each market-hour of the bucket probes the rollup's key once). Filters
+    do not change it: the calibration of an hour reads every venue of its market, as
+    :func:`~purpleflea.engine.coverage.minute_estimates` does."""
     if not _may_hide(query):
         return {}
     source = _source(interval, query, hourly=hourly)
@@ -226,17 +227,35 @@ async def _prior_counts(
     found = _where(query, dialect, source)
     snapshot_sql, snapshot_params = _snapshot_in(dialect)
     complete = [e for e in EXCHANGE_IDS if coverage_of(e) == "complete"]
-    complete_sql, complete_params = _in(dialect, "c.exchange", complete)
     count = "::bigint" if dialect == "postgres" else ""
+    whole = not (query.exchanges or query.sides or query.coverages)
+    if source.table == "rollup_1h" and group_by == "market" and whole:
+        # Whole hours of every venue and side of the markets, grouped by market: their
+        # complete venues' events are in the same groups, summed in the same pass.
+        inline_sql, inline_params = _in(dialect, "exchange", complete)
+        calibrated, probe_params = "k > 0", list[Any]()
+        complete_sum = f", SUM(CASE WHEN {inline_sql} THEN count ELSE 0 END) AS k"
+    else:
+        # A seek per market-hour on the hourly rollup's key (a few rows: its complete venues'
+        # sides), or on the minutes' while a PostgreSQL store still fills its hours.
+        probe_sql, probe_params = _in(dialect, "c.exchange", complete)
+        within = "c.hour = s.h" if hourly else f"c.minute >= s.h AND c.minute < s.h + {HOUR_MS}"
+        calibrated = (
+            f"EXISTS (SELECT 1 FROM {'rollup_1h' if hourly else 'rollup_1m'} c WHERE "
+            f"c.market = s.mk AND {within} AND {probe_sql} AND c.count > 0)"
+        )
+        complete_sum, inline_params = "", list[Any]()
     rows = await read(
-        f"SELECT bucket, grp, SUM(n){count}, SUM(CASE WHEN EXISTS (SELECT 1 FROM rollup_1m c "
-        f"WHERE c.market = s.mk AND c.minute >= s.h AND c.minute < s.h + {HOUR_MS} AND "
-        f"{complete_sql} AND c.count > 0) THEN 0 ELSE n END){count} FROM ("
+        f"SELECT bucket, grp, SUM(n){count}, "
+        f"SUM(CASE WHEN {calibrated} THEN 0 ELSE n END){count} FROM ("
         f"SELECT ({source.time} / {width}) * {width} AS bucket, {group_by} AS grp, "
         f"market AS mk, ({source.time} / {HOUR_MS}) * {HOUR_MS} AS h, "
-        f"SUM({source.count}) AS n FROM {source.table}{found.sql or ' WHERE 1 = 1'} "
-        f"AND {snapshot_sql} GROUP BY bucket, grp, mk, h) s GROUP BY bucket, grp",
-        [*complete_params, *found.params, *snapshot_params],
+        # The snapshot test in the sum, not the WHERE: there SQLite walked the exchange
+        # index over the whole history instead of the window's time index.
+        f"SUM(CASE WHEN {snapshot_sql} THEN {source.count} ELSE 0 END) AS n{complete_sum} "
+        f"FROM {source.table}{found.sql} GROUP BY bucket, grp, mk, h) s WHERE n > 0 "
+        "GROUP BY bucket, grp",
+        [*probe_params, *snapshot_params, *inline_params, *found.params],
     )
     return {(int(b), str(g)): (int(n), int(p)) for b, g, n, p in rows}
 
