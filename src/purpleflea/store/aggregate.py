@@ -245,16 +245,25 @@ async def _prior_counts(
             f"c.market = s.mk AND {within} AND {probe_sql} AND c.count > 0)"
         )
         complete_sum, inline_params = "", list[Any]()
+    # Grouped by hour and market first (in the time index's order: no sort), the bucket and
+    # group taken from them where they determine it (hourly and daily buckets; by market).
+    hour = f"({source.time} / {HOUR_MS}) * {HOUR_MS}"
+    keys = [f"{hour} AS h", "market AS mk"]
+    if width < HOUR_MS:
+        keys.append(f"({source.time} / {width}) * {width} AS bucket")
+    if group_by != "market":
+        keys.append(f"{group_by} AS grp")
+    bucket = "bucket" if width < HOUR_MS else f"(h / {width}) * {width}"
     rows = await read(
-        f"SELECT bucket, grp, SUM(n){count}, "
+        f"SELECT {bucket} AS b, {'mk' if group_by == 'market' else 'grp'} AS g, SUM(n){count}, "
         f"SUM(CASE WHEN {calibrated} THEN 0 ELSE n END){count} FROM ("
-        f"SELECT ({source.time} / {width}) * {width} AS bucket, {group_by} AS grp, "
-        f"market AS mk, ({source.time} / {HOUR_MS}) * {HOUR_MS} AS h, "
+        f"SELECT {', '.join(keys)}, "
         # The snapshot test in the sum, not the WHERE: there SQLite walked the exchange
         # index over the whole history instead of the window's time index.
         f"SUM(CASE WHEN {snapshot_sql} THEN {source.count} ELSE 0 END) AS n{complete_sum} "
-        f"FROM {source.table}{found.sql} GROUP BY bucket, grp, mk, h) s WHERE n > 0 "
-        "GROUP BY bucket, grp",
+        f"FROM {source.table}{found.sql} "
+        f"GROUP BY {', '.join(key.split(' AS ')[1] for key in keys)}) s WHERE n > 0 "
+        "GROUP BY b, g",
         [*probe_params, *snapshot_params, *inline_params, *found.params],
     )
     return {(int(b), str(g)): (int(n), int(p)) for b, g, n, p in rows}
