@@ -22,6 +22,7 @@ CLIENT_EXPORTS = [
     "Coverage",
     "CoverageGap",
     "CoverageHour",
+    "CoverageImport",
     "HistoryPage",
     "LiquidationClient",
     "PurpleFleaError",

@@ -17,7 +17,7 @@ from purpleflea.store.base import Page
 
 # The fields the SDK fills in when an older server (before the throttled-feed estimate)
 # leaves them out; the server itself always sends them.
-OLDER_SERVERS_OMIT = {"est_count": 0, "est_size_usd": 0.0}
+OLDER_SERVERS_OMIT = {"est_count": 0, "est_size_usd": 0.0, "est_calibration": ""}
 
 
 def _fields(cls: type[msgspec.Struct]) -> list[tuple[str, object]]:
@@ -51,6 +51,7 @@ async def test_a_server_encoded_bucket_decodes_into_the_clients() -> None:
         short_usd=250_000.5,
         est_count=5,
         est_size_usd=2_000_000.25,
+        est_calibration="complete_venues",
     )
     older = {f: v for f, v in msgspec.to_builtins(row).items() if f not in OLDER_SERVERS_OMIT}
     # What the aggregate route answers (server/api.py), read by the SDK's own request code.

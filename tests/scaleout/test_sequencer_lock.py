@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
-from purpleflea.server.sequencer import hold_sequencer_lock
+from purpleflea.server.sequencer import SequencerLock, hold_sequencer_lock
 from purpleflea.store.base import StoreUnavailable
 from purpleflea.store.postgres import PostgresStore
 from tests.events import stored_event
@@ -50,6 +51,27 @@ async def _until(condition: object, what: str, timeout_s: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
+@contextlib.asynccontextmanager
+async def _guarded_store(
+    dsn: str, lock_dsn: str
+) -> AsyncIterator[tuple[PostgresStore, SequencerLock, list[bool]]]:
+    """A store on ``dsn`` that writes only while a sequencer lock taken through ``lock_dsn``
+    holds (its watch running), and the list its supersession appends to; all closed after."""
+    store = await PostgresStore.connect(dsn)
+    lock = await hold_sequencer_lock(lock_dsn, poll_s=0.05)
+    superseded: list[bool] = []
+    lock.on_superseded = lambda: superseded.append(True)
+    store.write_guard = lock.check
+    watch = asyncio.create_task(lock.watch())
+    try:
+        yield store, lock, superseded
+    finally:
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
+        await lock.release()
+        await store.close()
+
+
 async def test_a_standby_whose_session_is_cut_goes_on_waiting() -> None:
     dsn = await _empty_postgres()
     holder = await hold_sequencer_lock(dsn, poll_s=0.05)
@@ -72,13 +94,7 @@ async def test_a_standby_whose_session_is_cut_goes_on_waiting() -> None:
 @pytest.mark.parametrize("standby", [False, True], ids=["alone", "with-a-standby"])
 async def test_the_holder_writes_only_while_its_session_holds_the_lock(standby: bool) -> None:
     dsn = await _empty_postgres()
-    store = await PostgresStore.connect(dsn)
-    lock = await hold_sequencer_lock(dsn, poll_s=0.05)
-    superseded: list[bool] = []
-    lock.on_superseded = lambda: superseded.append(True)
-    store.write_guard = lock.check
-    watch = asyncio.create_task(lock.watch())
-    try:
+    async with _guarded_store(dsn, dsn) as (store, lock, superseded):
         await store.append([stored_event(1)])
         holder_pid = await _sessions(dsn)
         other = None
@@ -103,11 +119,6 @@ async def test_the_holder_writes_only_while_its_session_holds_the_lock(standby: 
             await store.append([stored_event(2)])
             assert await store.last_seq() == 2
             assert not superseded
-    finally:
-        watch.cancel()
-        await asyncio.gather(watch, return_exceptions=True)
-        await lock.release()
-        await store.close()
 
 
 class _OneSidedCut:
@@ -171,29 +182,19 @@ async def test_the_holder_takes_the_lock_back_from_its_own_cut_session() -> None
     assert parts.port is not None
     relay = _OneSidedCut(parts.hostname, parts.port)
     await relay.open()
-    store = await PostgresStore.connect(dsn)
-    lock = await hold_sequencer_lock(
-        urlunsplit(parts._replace(netloc=f"127.0.0.1:{relay.port}")), poll_s=0.05
-    )
-    superseded: list[bool] = []
-    lock.on_superseded = lambda: superseded.append(True)
-    store.write_guard = lock.check
-    watch = asyncio.create_task(lock.watch())
+    through_relay = urlunsplit(parts._replace(netloc=f"127.0.0.1:{relay.port}"))
     try:
-        await store.append([stored_event(1)])
-        old = await _sessions(dsn)
-        relay.cut_clients()
-        await _until(lambda: lock._lost_at is not None, "the holder to see its session lost")
-        await _until(lambda: lock.held or superseded, "the lock again")
-        assert not superseded
-        assert not old & await _sessions(dsn)  # the old session was ended
-        await store.append([stored_event(2)])
-        assert await store.last_seq() == 2
+        async with _guarded_store(dsn, through_relay) as (store, lock, superseded):
+            await store.append([stored_event(1)])
+            old = await _sessions(dsn)
+            relay.cut_clients()
+            await _until(lambda: lock._lost_at is not None, "the holder to see its session lost")
+            await _until(lambda: lock.held or superseded, "the lock again")
+            assert not superseded
+            assert not old & await _sessions(dsn)  # the old session was ended
+            await store.append([stored_event(2)])
+            assert await store.last_seq() == 2
     finally:
-        watch.cancel()
-        await asyncio.gather(watch, return_exceptions=True)
-        await lock.release()
-        await store.close()
         await relay.close()
 
 

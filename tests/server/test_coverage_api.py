@@ -12,10 +12,13 @@ import pytest
 
 import purpleflea
 from purpleflea.client import Coverage
+from purpleflea.commands import importer
+from purpleflea.history_io import parse_recorder_csv
 from purpleflea.ingest import repair
 from purpleflea.ingest.uptime import HOUR_MS
 from purpleflea.venues import registry
 from purpleflea.venues.venue import Absent
+from tests.conftest import shared_dir
 from tests.server.conftest import Running, make_config, running_server
 
 H = 1_760_000_000_000 - 1_760_000_000_000 % HOUR_MS
@@ -141,3 +144,49 @@ async def test_repaired_and_open_gaps_are_served_with_their_outcome(live: Runnin
     assert (gaps["bybit"]["repair"], gaps["bybit"]["repaired_events"]) == ("open", 0)
     assert gaps["bybit"]["note"] == f"no REST history: {bybit.reason}"
     assert gaps["okx"]["end"] == gaps["bybit"]["end"] == H + 12_000
+
+
+async def test_imported_hours_are_served_with_their_events_and_coverage_class(
+    tmp_path: Path,
+) -> None:
+    """``purpleflea import`` of a recording left ``/v1/coverage`` empty for its hours: a user
+    asking how complete imported history is got nothing. Each hour now says what the file
+    holds (events, first and last ts), its coverage class, and that no uptime is known."""
+    recording = shared_dir() / "data" / "real" / "riftfern_data-streams" / "binance.csv"
+    with recording.open() as handle:
+        parsed = parse_recorder_csv("binance-csv", handle, source=str(recording))
+    unique = {e.id: e.ts for e in parsed.events}
+    per_hour: dict[int, list[int]] = {}
+    for ts in unique.values():
+        per_hour.setdefault(ts - ts % HOUR_MS, []).append(ts)
+    expected = [
+        {
+            "exchange": "binance_usdm",
+            "hour": hour,
+            "coverage": "snapshot",
+            "events": len(times),
+            "first": min(times),
+            "last": max(times),
+            "uptime": None,
+        }
+        for hour, times in sorted(per_hour.items())
+    ]
+    await importer.import_files([recording], tmp_path)
+    await importer.import_files([recording], tmp_path)  # again: nothing new, nothing added
+    start, end = expected[0]["hour"], expected[-1]["hour"] + HOUR_MS
+    async with running_server(make_config(tmp_path)) as live:
+        async with httpx.AsyncClient(base_url=live.url, headers=_headers(live)) as http:
+            body = (await http.get("/v1/coverage", params={"start": start, "end": end})).json()
+            bybit = await http.get(
+                "/v1/coverage", params={"start": start, "end": end, "exchange": "bybit"}
+            )
+        async with purpleflea.LiquidationClient(api_key=live.key, base_url=live.url) as client:
+            typed = await client.coverage(start=start, end=end)
+    assert len(expected) > 3
+    assert sum(h["events"] for h in expected) == len(unique)
+    assert body["imported"] == expected
+    assert body["hours"] == body["gaps"] == []
+    assert bybit.json()["imported"] == []
+    assert [(i.hour, i.events, i.coverage, i.uptime) for i in typed.imported] == [
+        (h["hour"], h["events"], "snapshot", None) for h in expected
+    ]

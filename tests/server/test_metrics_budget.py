@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
 from purpleflea.server import api as api_module
 from purpleflea.server.pipeline_metrics import pipeline_families
-from tests.server.conftest import Running
+from tests.server.conftest import Running, make_config, running_server
 
 #: CPU a render is made to cost: a heavy page (many markets, many connections).
 _RENDER_CPU_S = 0.010
@@ -70,3 +71,20 @@ async def test_a_client_flooding_metrics_gets_shared_renders_and_every_read_stay
         for n in range(5):
             counters["received"] = 1_000 + n
             assert _received((await http.get("/v1/metrics")).text) == 1_000 + n
+
+
+async def test_the_help_text_states_the_budget_the_server_runs_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shared answers' help said "0.1 of a core" whatever the budget was set to."""
+    monkeypatch.setattr(api_module, "METRICS_CPU_SHARE", 0.25)
+    monkeypatch.setattr(api_module, "METRICS_CPU_BURST_S", 2.0)
+    async with (
+        running_server(make_config(tmp_path)) as running,
+        httpx.AsyncClient(base_url=running.url, timeout=30) as http,
+    ):
+        text = (await http.get("/v1/metrics")).text
+    (help_line,) = [
+        line for line in text.splitlines() if line.startswith("# HELP purpleflea_metrics_answers_")
+    ]
+    assert "(0.25 of a core on average, 2 s at once)" in help_line, help_line

@@ -21,7 +21,7 @@ from purpleflea.model import Liquidation
 from purpleflea.server.pipeline import Pipeline
 from purpleflea.server.webhook_policy import WebhookSettings
 from purpleflea.store.factory import DB_FILE
-from purpleflea.store.seqmark import SeqMark
+from purpleflea.store.seqmark import SeqMark, StoreReplaced
 from purpleflea.store.sqlite import SQLiteStore
 from tests.server.conftest import make_config, running_server, venue_event
 from tests.server.test_stream import _collect
@@ -36,9 +36,9 @@ def _lose_tail(db: Path, keep_upto: int) -> None:
     connection.close()
 
 
-def _pipeline(db: Path, *, ahead: int = 10_000) -> Pipeline:
+def _pipeline(db: Path, *, ahead: int = 10_000, floor: int | None = None) -> Pipeline:
     store = SQLiteStore(db)
-    return Pipeline(store, LocalBus(), seq_mark=SeqMark.beside(db, ahead=ahead))
+    return Pipeline(store, LocalBus(), seq_mark=SeqMark.beside(db, ahead=ahead, floor=floor))
 
 
 async def _push(pipeline: Pipeline, count: int) -> list[Liquidation]:
@@ -102,6 +102,7 @@ async def test_a_clean_restart_continues_with_no_gap(tmp_path: Path) -> None:
         "seq": 7,
         "clean": True,
         "stored": 7,
+        "store_ino": db.stat().st_ino,  # the store file it stands beside
     }
 
     second = _pipeline(db)
@@ -224,7 +225,10 @@ async def test_a_damaged_wal_copy_opens_short_and_numbering_goes_on_after_the_ma
         handle.write(b"\xff" * 64)
 
     caplog.set_level(logging.ERROR, logger="purpleflea.seqmark")
-    reopened = _pipeline(copy / "history.sqlite")
+    # A copy is another file than the mark's: refused unless the operator gives a floor.
+    with pytest.raises(StoreReplaced):
+        await _pipeline(copy / "history.sqlite").start()
+    reopened = _pipeline(copy / "history.sqlite", floor=1000)
     await reopened.start()
     short = await reopened.store.last_seq()
     [event] = await _push(reopened, 1)

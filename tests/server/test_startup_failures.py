@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -212,3 +213,20 @@ def test_a_damaged_seq_mark_is_refused_in_one_line_naming_it(tmp_path: Path) -> 
     line = _fails_in_one_line(tmp_path, _free_port())
     assert "purpleflea.sqlite.seqmark: not a seq mark" in line
     assert "delete it" in line
+
+
+def test_a_store_not_the_one_its_seq_mark_stands_beside_is_refused_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """A store restored from a backup with its mark (both old) numbered from the backup's
+    last seq: seqs published since were given again. Another file than the mark's now stops
+    serve, saying how to go on."""
+    store = tmp_path / "purpleflea.sqlite"
+    sqlite3.connect(store).close()
+    other = store.stat().st_ino + 1
+    (tmp_path / "purpleflea.sqlite.seqmark").write_text(
+        f'{{"seq": 5, "clean": true, "stored": 5, "store_ino": {other}}}'
+    )
+    line = _fails_in_one_line(tmp_path, _free_port())
+    assert "is not the file this mark was written beside" in line
+    assert "--seq-floor" in line

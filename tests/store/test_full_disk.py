@@ -10,10 +10,17 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from purpleflea.ingest.uptime import HourRow
+from purpleflea.server.keys import SQLiteKeyStore
+from purpleflea.store.accounts import open_account_store
 from purpleflea.store.base import OpenInterest
-from purpleflea.store.sqlite import SQLiteStore, StoreFileGone
+from purpleflea.store.coverage import open_coverage_store
+from purpleflea.store.file_guard import StoreFileGone
+from purpleflea.store.sqlite import SQLiteStore
+from purpleflea.store.webhooks import Webhook, open_webhook_store
 from tests.events import T0, stored_event
 from tests.store.test_store import _alert
 
@@ -93,3 +100,43 @@ async def test_a_file_put_in_its_place_is_not_written_to(tmp_path: Path) -> None
     with pytest.raises(StoreFileGone, match="removed or replaced"):
         await store.append([stored_event(2)])
     await store.close()
+
+
+async def test_the_stores_beside_the_history_refuse_writes_into_a_removed_folder(
+    tmp_path: Path,
+) -> None:
+    """Coverage, webhooks, sampled accounts (in the history's file) and API keys (their own
+    file) wrote on into the unnamed files, silently: lost at exit."""
+    folder = tmp_path / "data"
+    url = str(folder / "purpleflea.sqlite")
+    coverage = open_coverage_store(url)
+    webhooks = open_webhook_store(url)
+    accounts = open_account_store(url)
+    keys = SQLiteKeyStore(folder / "keys.sqlite")
+    hook = Webhook(
+        id="w1", account="a", url="https://example.com/h", secret="s", filters={}, created_at=T0
+    )
+    hour = HourRow(exchange="bybit", hour_ms=T0 // 3_600_000 * 3_600_000, up_ms=1, watched_ms=1)
+    try:
+        await coverage.record([hour], [])
+        assert await webhooks.add(hook, per_account=10) is None
+        await accounts.add("hyperliquid", ["0xa"], T0)
+        keys.create("a")
+        shutil.rmtree(folder)
+        with pytest.raises(StoreFileGone, match="removed or replaced"):
+            await coverage.record([hour], [])
+        with pytest.raises(StoreFileGone, match="removed or replaced"):
+            await webhooks.add(msgspec.structs.replace(hook, id="w2"), per_account=10)
+        with pytest.raises(StoreFileGone, match="removed or replaced"):
+            await accounts.add("hyperliquid", ["0xb"], T0)
+        with pytest.raises(StoreFileGone, match=r"key store .*keys\.sqlite was removed"):
+            keys.create("b")
+        # Reads of the open files go on.
+        assert len(await coverage.hours([], 0, 2**62, 10)) == 1
+        assert await accounts.recent("hyperliquid", 10) == ["0xa"]
+        assert keys.count() == 1
+    finally:
+        await coverage.close()
+        await webhooks.close()
+        await accounts.close()
+        keys.close()

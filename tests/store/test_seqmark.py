@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 from purpleflea.commands import importer
-from purpleflea.store.seqmark import SeqMark, mark_floor
+from purpleflea.store.seqmark import SeqMark, StoreReplaced, mark_floor
 from purpleflea.store.sqlite import SQLiteStore
+from tests.events import stored_event
 from tests.history_io.test_import_order import BTC, T0, _file, _run, _stored
 
 
@@ -87,3 +90,80 @@ def test_an_import_beside_a_damaged_mark_stops_in_one_line_before_reading(
     assert f"{importer.DB_NAME}.seqmark: not a seq mark" in err
     assert "Traceback" not in err
     assert not (data / importer.DB_NAME).exists()  # stopped before the store was made
+
+
+def _restore(backup: Path, to: Path) -> None:
+    """Put the backup's files back as rsync and tar do: new files in place of the old."""
+    for name in (to.name, to.name + ".seqmark"):
+        partial = to.with_name(name + ".restoring")
+        shutil.copy(backup / name, partial)
+        os.replace(partial, to.with_name(name))
+
+
+async def _store_up_to(db: Path, seq: int) -> None:
+    store = SQLiteStore(db)
+    try:
+        last = await store.last_seq()
+        await store.append([stored_event(n) for n in range(last + 1, seq + 1)])
+    finally:
+        await store.close()
+
+
+async def test_a_store_restored_from_a_backup_with_its_mark_is_refused_not_renumbered(
+    tmp_path: Path,
+) -> None:
+    """A store and its mark backed up together agree with each other: restored after the
+    node published more, it numbered again from the backup's last seq, giving published
+    seqs a second time (a client resuming past them skips the new events)."""
+    db = tmp_path / "data" / "history.sqlite"
+    await _store_up_to(db, 5)
+    mark = SeqMark.beside(db)
+    assert mark is not None
+    mark.finish(5)  # a clean stop, then the backup
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    for name in ("history.sqlite", "history.sqlite.seqmark"):
+        shutil.copy(db.with_name(name), backup / name)
+    assert mark.start(5) == 5
+    await _store_up_to(db, 50)  # published up to 50
+    mark.finish(50)
+    _restore(backup, db)
+
+    again = SeqMark.beside(db)
+    assert again is not None
+    with pytest.raises(StoreReplaced, match=r"not the file this mark was written beside"):
+        again.start(5)
+    with pytest.raises(StoreReplaced, match="--seq-floor N"):
+        mark_floor(db)  # a bulk writer would number from 6 too
+    # The operator names the highest seq clients may have seen: numbering continues after it,
+    # and the mark now stands beside this file (the next start, and imports, take it).
+    floored = SeqMark.beside(db, floor=50)
+    assert floored is not None
+    assert floored.start(5) == 50
+    assert floored.check is not None
+    assert floored.check.skipped == 45
+    plain = SeqMark.beside(db)
+    assert plain is not None
+    assert plain.start(5) == 50
+    assert mark_floor(db) == 50
+
+
+async def test_a_folder_moved_after_a_clean_stop_starts_with_a_floor_of_zero(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "a" / "history.sqlite"
+    await _store_up_to(db, 7)
+    mark = SeqMark.beside(db)
+    assert mark is not None
+    mark.finish(7)
+    moved = tmp_path / "b" / "history.sqlite"
+    shutil.copytree(db.parent, moved.parent)  # another disk: new files
+    with pytest.raises(StoreReplaced):
+        SeqMark.beside(moved).start(7)  # type: ignore[union-attr]
+    zero = SeqMark.beside(moved, floor=0)
+    assert zero is not None
+    assert zero.start(7) == 7  # nothing skipped
+    assert zero.check is None
+    # A mark of an earlier release names no store file: taken as it is.
+    mark.path.write_text('{"seq": 9, "clean": true, "stored": 9}')
+    assert SeqMark.beside(db).start(7) == 9  # type: ignore[union-attr]

@@ -725,6 +725,72 @@ async def test_aggregates_add_what_a_snapshot_feed_hid_and_only_that(store: Stor
     assert by_events["ETH-PERP"].est_size_usd == pytest.approx(rows["ETH-PERP"].est_size_usd)
 
 
+async def test_each_bucket_says_whether_its_estimate_is_calibrated_or_the_prior(
+    store: Store,
+) -> None:
+    """``est_*`` over a snapshot-only history is the flat 2x prior, and a bucket did not say
+    so: a calibrated estimate and a guess looked alike (docs/coverage.md)."""
+    day = T0 - T0 % 86_400_000
+    first, second = day + 2 * 3_600_000, day + 3 * 3_600_000
+    seq = iter(range(1, 1_000))
+
+    def events(exchange: str, market: str, hour: int, n: int) -> list[Liquidation]:
+        return [
+            _event(next(seq), exchange=exchange, market=market, ts=hour + i * 1_000, size_usd=10.0)
+            for i in range(n)
+        ]
+
+    await store.append(
+        [
+            *events("binance_usdm", "BTC-PERP", first, 4),  # a complete venue beside it
+            *events("bybit", "BTC-PERP", first, 6),
+            *events("binance_usdm", "ETH-PERP", first, 3),  # alone: the prior
+            *events("bybit", "SOL-PERP", first, 5),  # complete only: nothing estimated
+            *events("binance_usdm", "XRP-PERP", first, 2),  # calibrated in the first hour,
+            *events("bybit", "XRP-PERP", first, 2),
+            *events("binance_usdm", "XRP-PERP", second, 2),  # the prior in the second
+        ]
+    )
+    window = Query(start_ms=day, end_ms=day + 86_400_000)
+    hourly = {"BTC-PERP": "complete_venues", "ETH-PERP": "prior_only", "SOL-PERP": "none"}
+    for _ in range(2):  # estimated, then from the stored factors
+        by_hour = {
+            (b.start_ms, b.group): b.est_calibration
+            for b in await store.aggregate("1h", "market", window)
+        }
+        assert by_hour == {
+            **{(first, market): label for market, label in hourly.items()},
+            (first, "XRP-PERP"): "complete_venues",
+            (second, "XRP-PERP"): "prior_only",
+        }
+        by_day = {b.group: b for b in await store.aggregate("1d", "market", window)}
+        assert {m: b.est_calibration for m, b in by_day.items()} == {
+            **hourly,
+            "XRP-PERP": "mixed",
+        }
+        assert by_day["ETH-PERP"].est_count > by_day["ETH-PERP"].count  # the prior added
+    # Minute rollups and events (min_usd) say the same; a filter does not change it (the
+    # hour's calibration reads every venue of the market).
+    minutes = await store.aggregate("1m", "market", Query(start_ms=first, end_ms=second))
+    assert {b.group: b.est_calibration for b in minutes if b.start_ms == first} == hourly | {
+        "XRP-PERP": "complete_venues"
+    }
+    sized = Query(start_ms=day, end_ms=day + 86_400_000, min_usd=1.0)
+    assert {b.group: b.est_calibration for b in await store.aggregate("1d", "market", sized)} == {
+        **hourly,
+        "XRP-PERP": "mixed",
+    }
+    binance_btc = Query(
+        start_ms=day, end_ms=day + 86_400_000, exchanges=("binance_usdm",), markets=("BTC-PERP",)
+    )
+    [alone] = await store.aggregate("1d", "exchange", binance_btc)
+    assert (alone.group, alone.est_calibration) == ("binance_usdm", "complete_venues")
+    by_exchange = {
+        b.group: b.est_calibration for b in await store.aggregate("1d", "exchange", window)
+    }
+    assert by_exchange == {"binance_usdm": "mixed", "bybit": "none"}
+
+
 async def test_an_estimate_does_not_depend_on_how_the_events_were_batched(store: Store) -> None:
     # A live feed appends every ~50 ms, so one busy second of a complete venue arrives over
     # several batches: counted once per batch, the minute looked less bursty than it was and

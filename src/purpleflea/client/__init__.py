@@ -43,7 +43,14 @@ from purpleflea.client.errors import (
 )
 from purpleflea.client.stream import Stream
 from purpleflea.client.sync import SyncLiquidationClient, SyncStream
-from purpleflea.client.types import Bucket, Coverage, CoverageGap, CoverageHour, HistoryPage
+from purpleflea.client.types import (
+    Bucket,
+    Coverage,
+    CoverageGap,
+    CoverageHour,
+    CoverageImport,
+    HistoryPage,
+)
 
 __all__ = [
     "AuthenticationError",
@@ -52,6 +59,7 @@ __all__ = [
     "Coverage",
     "CoverageGap",
     "CoverageHour",
+    "CoverageImport",
     "HistoryPage",
     "LiquidationClient",
     "PurpleFleaError",

@@ -33,6 +33,10 @@ class Bucket(msgspec.Struct, frozen=True):
     #: server older than the estimate).
     est_count: int = 0
     est_size_usd: float = 0.0
+    #: What the estimate rests on: ``none`` (nothing estimated), ``complete_venues`` (fitted on
+    #: complete venues of the same market and hour), ``prior_only`` (a flat 2x prior: no
+    #: complete venue to calibrate on), ``mixed``; empty from a server older than the label.
+    est_calibration: str = ""
 
 
 class CoverageHour(msgspec.Struct, frozen=True):
@@ -64,10 +68,26 @@ class CoverageGap(msgspec.Struct, frozen=True):
     note: str
 
 
+class CoverageImport(msgspec.Struct, frozen=True):
+    """One exchange's UTC hour of events that came in by ``purpleflea import``: ``events`` of
+    them from ``first`` to ``last`` (ms), tagged ``coverage`` (the venue's feed class). No
+    uptime is known (``uptime`` is None): a recording holds no connection sessions."""
+
+    exchange: str
+    hour: int
+    coverage: str
+    events: int
+    first: int
+    last: int
+    uptime: float | None = None
+
+
 class Coverage(msgspec.Struct, frozen=True):
-    """Uptime per exchange and hour in ``[start, end)`` (ms), and the gaps in it."""
+    """Uptime per exchange and hour in ``[start, end)`` (ms), the gaps in it, and the hours
+    of imported events (empty from a server older than them)."""
 
     start: int
     end: int
     hours: list[CoverageHour]
     gaps: list[CoverageGap]
+    imported: list[CoverageImport] = msgspec.field(default_factory=list)

@@ -19,6 +19,10 @@ later seqs, they would reach every reader out of time order. The store is the on
 command: the files of one command are checked first, then appended together, merged by time
 (two recordings of the same hours go in as their union, in either order). Otherwise import
 older files first, or into another data folder.
+
+A recording holds no connection sessions, so no uptime is known for its hours: each imported
+exchange-hour is recorded with its events, first and last ``ts`` and coverage tag, and
+``GET /v1/coverage`` lists it under ``imported`` (docs/coverage.md).
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ from purpleflea.formatting import printable
 from purpleflea.history_io import BadRow, Parsed, PriceFallback
 from purpleflea.model import Liquidation
 from purpleflea.progress import Progress
-from purpleflea.store.seqmark import BadSeqMark, mark_floor
+from purpleflea.store.coverage import CoverageStore, imported_hours, open_coverage_store
+from purpleflea.store.seqmark import BadSeqMark, StoreReplaced, mark_floor
 from purpleflea.store.sqlite import SQLiteStore
 from purpleflea.venues import registry
 
@@ -367,12 +372,17 @@ def _new_events(
 
 
 async def _append(
-    store: SQLiteStore, files: list[tuple[FileReport, list[Liquidation]]], floor: int
+    store: SQLiteStore,
+    coverage: CoverageStore,
+    files: list[tuple[FileReport, list[Liquidation]]],
+    floor: int,
 ) -> None:
     """Append the files' new events as one history, merged by time: each file's own order is
     kept (a recording's is time order, an export's its seq order) and the files interleave by
     ``ts``, so two recordings of the same hours (two recorders of one stream, each missing
-    some events) are stored in time order rather than the second refused as going back."""
+    some events) are stored in time order rather than the second refused as going back.
+    Each batch's hours are recorded as imported (``GET /v1/coverage`` lists them) right
+    after it is stored."""
     owner = {event.id: report for report, events in files for event in events}
     merged = heapq.merge(*(events for _, events in files), key=lambda event: event.ts)
     # After a seq mark above the store (``floor``): those seqs may have been published
@@ -383,12 +393,22 @@ async def _append(
         seq += 1
         batch.append(msgspec.structs.replace(event, seq=seq))
         if len(batch) == _BATCH:
-            for stored in await store.append(batch):
-                owner[stored.id].new += 1
+            await _store_batch(store, coverage, batch, owner)
             batch = []
     if batch:
-        for stored in await store.append(batch):
-            owner[stored.id].new += 1
+        await _store_batch(store, coverage, batch, owner)
+
+
+async def _store_batch(
+    store: SQLiteStore,
+    coverage: CoverageStore,
+    batch: list[Liquidation],
+    owner: dict[str, FileReport],
+) -> None:
+    stored = await store.append(batch)
+    for event in stored:
+        owner[event.id].new += 1
+    await coverage.record_imported(imported_hours(stored))
 
 
 async def import_files(
@@ -410,6 +430,7 @@ async def import_files(
     # with a traceback after every file was read.
     floor = mark_floor(db_path)
     store = SQLiteStore(db_path)
+    coverage = open_coverage_store(str(db_path))
     reports: list[FileReport] = []
     accepted: list[tuple[FileReport, list[Liquidation]]] = []
     taken: set[str] = set()
@@ -429,8 +450,9 @@ async def import_files(
             if report.imported:
                 accepted.append((report, fresh))
                 taken.update(event.id for event in fresh)
-        await _append(store, accepted, floor)
+        await _append(store, coverage, accepted, floor)
     finally:
+        await coverage.close()
         await store.close()
     return reports
 
@@ -506,7 +528,7 @@ def run(args: argparse.Namespace) -> int:
                     progress=not args.no_progress,
                 )
             )
-    except (DataDirBusy, BadSeqMark) as exc:
+    except (DataDirBusy, BadSeqMark, StoreReplaced) as exc:
         print(f"purpleflea import: {exc}", file=sys.stderr)
         return 2
     for report in reports:

@@ -98,6 +98,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="seconds without an event (sim, replay) or a frame (live) before /v1/health "
         "says degraded (default 60)",
     )
+    parser.add_argument(
+        "--seq-floor",
+        type=int,
+        default=None,
+        metavar="N",
+        help="number after at least seq N (SQLite store): needed once after the store is "
+        "restored from a backup, copied or moved, N at or above every seq clients may have "
+        "seen (0 if nothing was published since the copy); see docs/live.md",
+    )
     _limit_options(parser)
     add_position_options(parser)
     webhooks = parser.add_argument_group("webhooks (docs/webhooks.md)")
@@ -346,6 +355,7 @@ def _config(args: argparse.Namespace, source: str) -> ServerConfig:
         allowed_hosts=tuple(args.allowed_host),
         ingest_buffer=args.ingest_buffer,
         feed_silence_s=args.feed_silence,
+        seq_floor=args.seq_floor,
         webhooks=webhooks,
         stream_buffer_bytes=args.stream_buffer_bytes,
         streams_per_account=args.streams_per_account,

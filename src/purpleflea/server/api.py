@@ -565,7 +565,8 @@ class Api:
             "metrics_answers_shared_total",
             "counter",
             "Answers of this page that waited for the next render, the renders' CPU budget "
-            "(0.1 of a core on average) being spent; the requests waiting share that render.",
+            f"({self._metrics.share:g} of a core on average, {self._metrics.burst_s:g} s at "
+            "once) being spent; the requests waiting share that render.",
             [("", float(self._metrics.shared))],
         )
         for source in self.metric_sources:

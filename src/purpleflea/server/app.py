@@ -268,20 +268,22 @@ def build_server(config: ServerConfig, *, scorer: Scorer | None = None) -> Serve
         scorer=scorer,
         heatmap=heatmaps,
         fill_priced=registry.fill_priced(),
-        seq_mark=seq_mark(store),
+        seq_mark=seq_mark(store, config.seq_floor),
     )
     return _record_open_interest(_assemble(config, store, bus, tracker, heatmaps), recorder)
 
 
-def seq_mark(store: Store) -> SeqMark | None:
-    """The seq mark beside a writable SQLite store file (store/seqmark.py). A PostgreSQL
-    store needs none: it commits synchronously, and its nodes share seqs through it."""
+def seq_mark(store: Store, floor: int | None = None) -> SeqMark | None:
+    """The seq mark beside a writable SQLite store file (store/seqmark.py), with the
+    operator's seq ``floor`` if given. A PostgreSQL store needs none: it commits
+    synchronously, and its nodes share seqs through it."""
     if not isinstance(store, SQLiteStore) or store.read_only:
         return None
-    mark = SeqMark.beside(store.path)
+    mark = SeqMark.beside(store.path, floor=floor)
     if mark is not None:
-        # A damaged mark fails here, in one line before the port is bound, not at startup.
-        mark.read()
+        # A damaged mark, or one written beside another store file (a restored backup),
+        # fails here, in one line before the port is bound, not at startup.
+        mark.verified()
     return mark
 
 
@@ -453,7 +455,7 @@ async def _open_role(
             scorer=scorer,
             heatmap=heatmaps,
             fill_priced=registry.fill_priced(),
-            seq_mark=seq_mark(store),
+            seq_mark=seq_mark(store, config.seq_floor),
         )
         server = _assemble(config, store, tracker.bus, tracker, heatmaps)
         return _record_open_interest(server, recorder)
@@ -481,7 +483,7 @@ def _ingest_node(
         scorer=scorer,
         heatmap=sink,
         fill_priced=registry.fill_priced(),
-        seq_mark=seq_mark(store),
+        seq_mark=seq_mark(store, config.seq_floor),
     )
     server = _record_open_interest(_assemble(config, store, bus, tracker, heatmaps), recorder)
     server.background.append(

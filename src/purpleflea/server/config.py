@@ -92,6 +92,9 @@ class ServerConfig:
     ingest_buffer: int = 200_000
     #: A feed silent this long (s) makes /v1/health ``degraded``.
     feed_silence_s: float = 60.0
+    #: Number after at least this seq, and accept a SQLite store file other than the one its
+    #: seq mark was written beside (a restored backup, a moved folder): store/seqmark.py.
+    seq_floor: int | None = None
     #: Webhook delivery: retries, backoff, queues, limits, private targets (docs/webhooks.md).
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     #: Sample per-account positions where a venue publishes them, for the measured heatmap

@@ -5,7 +5,8 @@ The node that runs the source (roles ``all`` and ``ingest``) owns a
 :meth:`CoverageService.run` drains it into the coverage store every ``interval_s`` and once
 more on close. Every node serving clients answers ``GET /v1/coverage`` from the store:
 per exchange and hour the uptime share and, for snapshot venues, the throttle's pressure,
-and the gaps overlapping the window with their repair outcome.
+the gaps overlapping the window with their repair outcome, and the hours of imported events
+(``purpleflea import``: no uptime is known for them, only what the file holds).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from purpleflea.server import http
 from purpleflea.server.http import MAX_INTEGER
 from purpleflea.server.keys import KeyInfo
 from purpleflea.server.openapi_schemas import error, json_content
-from purpleflea.store.coverage import CoverageStore
+from purpleflea.store.coverage import CoverageStore, ImportedHour
 
 log = logging.getLogger("purpleflea.coverage")
 
@@ -135,6 +136,20 @@ def gap_view(gap: Gap) -> dict[str, Any]:
     }
 
 
+def imported_view(row: ImportedHour) -> dict[str, Any]:
+    """One hour of imported events as ``/v1/coverage`` lists it: no uptime (a recording
+    holds no connection sessions), what the events show, and the feed's coverage class."""
+    return {
+        "exchange": row.exchange,
+        "hour": row.hour_ms,
+        "coverage": row.coverage,
+        "events": row.events,
+        "first": row.first_ms,
+        "last": row.last_ms,
+        "uptime": None,
+    }
+
+
 class CoverageRoutes:
     """``GET /v1/coverage?exchange=&start=&end=`` for keyed clients."""
 
@@ -165,12 +180,14 @@ class CoverageRoutes:
         # An hour that began before start still covers part of the window.
         hours = await store.hours(exchanges, start - start % HOUR_MS, end, MAX_HOURS)
         gaps = await store.gaps(exchanges, start, end, MAX_GAPS)
+        imported = await store.imported(exchanges, start - start % HOUR_MS, end, MAX_HOURS)
         return http.json_response(
             {
                 "start": start,
                 "end": end,
                 "hours": [hour_view(h) for h in hours],
                 "gaps": [gap_view(g) for g in gaps],
+                "imported": [imported_view(i) for i in imported],
             }
         )
 
@@ -219,12 +236,38 @@ def coverage_paths(exchanges: Sequence[str]) -> dict[str, Any]:
             "note": {"type": "string", "description": "Why an open gap stays open."},
         }
     )
+    imported = _object(
+        {
+            "exchange": {"type": "string"},
+            "hour": {"type": "integer", "description": "The UTC hour's start (ms)."},
+            "coverage": {
+                "type": "string",
+                "enum": ["complete", "snapshot", "sampled"],
+                "description": "The imported events' coverage tag: the venue's feed class "
+                "(a recording is no more complete than the feed it copied).",
+            },
+            "events": {"type": "integer", "minimum": 1},
+            "first": {"type": "integer", "description": "The hour's first imported ts (ms)."},
+            "last": {"type": "integer", "description": "The hour's last imported ts (ms)."},
+            "uptime": {
+                "type": "null",
+                "description": "Unknown: a recording holds no connection sessions, so an "
+                "hour or minute without events may be one its recorder did not run.",
+            },
+        }
+    )
     body = _object(
         {
             "start": {"type": "integer"},
             "end": {"type": "integer"},
             "hours": {"type": "array", "items": hour},
             "gaps": {"type": "array", "items": gap},
+            "imported": {
+                "type": "array",
+                "items": imported,
+                "description": "Per exchange and hour, events that came in by "
+                "`purpleflea import` (no uptime is known for them).",
+            },
         }
     )
     window = {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER}
@@ -232,8 +275,9 @@ def coverage_paths(exchanges: Sequence[str]) -> dict[str, Any]:
         "/v1/coverage": {
             "get": {
                 "operationId": "coverage",
-                "summary": "Per exchange and hour: uptime and the throttle's pressure; and the "
-                "gaps (start, end, reason, repair outcome) overlapping the window.",
+                "summary": "Per exchange and hour: uptime and the throttle's pressure; the "
+                "gaps (start, end, reason, repair outcome) overlapping the window; and the "
+                "hours of imported events (no uptime known, their coverage class).",
                 "parameters": [
                     {
                         "name": "exchange",

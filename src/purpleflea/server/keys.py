@@ -39,6 +39,7 @@ import msgspec
 from purpleflea.clock import now_ms
 from purpleflea.store import sidecar
 from purpleflea.store.factory import is_postgres
+from purpleflea.store.file_guard import FileGuard
 
 KEY_PREFIX = "pf_"
 _ID_LENGTH = 8
@@ -334,6 +335,8 @@ class SQLiteKeyStore(SqlKeyStore):
         super().__init__()
         self.path = str(path)
         self._db = sidecar.connect(path)
+        #: A key minted or revoked into a removed file would be lost at exit: refused.
+        self._guard = FileGuard(self.path, "key store")
         with self._transaction() as run:
             for statement in SCHEMA:
                 run(statement)
@@ -344,6 +347,7 @@ class SQLiteKeyStore(SqlKeyStore):
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Execute]:
+        self._guard.check()
         with self._lock:
             # IMMEDIATE takes the write lock up front: a CLI process and the server cannot
             # both count an account's keys and then both insert.

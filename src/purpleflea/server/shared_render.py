@@ -49,6 +49,9 @@ class BudgetedRender(Generic[T]):
             raise ValueError(f"share must be in (0, 1] and burst_s > 0 (got {share}, {burst_s})")
         self._render = render
         self._cpu = cpu
+        #: The budget as given: its share of a core on average, its CPU seconds at once.
+        self.share = share
+        self.burst_s = burst_s
         # Counted in milliseconds of CPU: the limiter lets a request through at one token.
         self._budget = RateLimiter(share * 1000, max(1.0, burst_s * 1000), clock=clock)
         self._next: asyncio.Future[T] | None = None

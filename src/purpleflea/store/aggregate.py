@@ -33,6 +33,12 @@ from purpleflea.venues.registry import EXCHANGE_IDS, coverage_of
 
 _GROUPS = frozenset({"market", "exchange", "side"})
 HOUR_MS = 3_600_000
+#: A bucket's ``est_calibration`` (:func:`calibration`); the MCP tools' ``estimate.calibration``
+#: uses the same words.
+CALIBRATION_NONE = "none"
+CALIBRATED = "complete_venues"
+PRIOR_ONLY = "prior_only"
+MIXED = "mixed"
 
 #: The cache of closed hours' factors, one row per rollup row of a snapshot feed: the factor
 #: (for minute and event reads) and what it adds to that row (an hourly aggregate sums these
@@ -166,8 +172,17 @@ async def aggregate(
     _validate(interval, group_by)
     measured: dict[tuple[int, str], list[Any]] = {}
     extras: dict[tuple[int, str], list[float]] = {}
+    shown: dict[tuple[int, str], list[int]] = {}
     for part in _parts(interval, query, hourly=hourly):
-        rows, added = await _part(read, save, interval, group_by, part, dialect, hourly, cached)
+        if _calibration_inline(interval, group_by, part, hourly=hourly):
+            rows, added, priors = await _part(
+                read, save, interval, group_by, part, dialect, hourly, cached
+            )
+        else:
+            (rows, added, _), priors = await asyncio.gather(
+                _part(read, save, interval, group_by, part, dialect, hourly, cached),
+                _prior_counts(read, interval, group_by, part, dialect, hourly=hourly),
+            )
         for row in rows:
             total = measured.setdefault((int(row[0]), str(row[1])), [0, 0.0, 0.0, 0.0])
             for i in range(4):
@@ -176,7 +191,95 @@ async def aggregate(
             extra = extras.setdefault(key, [0.0, 0.0])
             extra[0] += events
             extra[1] += usd
-    return _buckets([(*key, *values) for key, values in measured.items()], extras)
+        for key, (events, prior) in priors.items():
+            counts = shown.setdefault(key, [0, 0])
+            counts[0] += events
+            counts[1] += prior
+    return _buckets([(*key, *values) for key, values in measured.items()], extras, shown)
+
+
+#: The complete feeds: a market-hour where one had events calibrates the snapshot feeds'.
+_COMPLETE = [e for e in EXCHANGE_IDS if coverage_of(e) == "complete"]
+
+
+def _calibration_inline(
+    interval: Interval, group_by: GroupBy, query: Query, *, hourly: bool
+) -> bool:
+    """Whether the part's measured read gives its buckets' calibration too: whole hours of
+    every venue and side of its markets (the hourly rollup, no exchange, side or coverage
+    filter), grouped by market, so each market-hour's complete venues are in its rows."""
+    return (
+        group_by == "market"
+        and not (query.exchanges or query.sides or query.coverages)
+        and _may_hide(query)
+        and _source(interval, query, hourly=hourly).table == "rollup_1h"
+    )
+
+
+def calibration(snapshot_events: int, prior_events: int) -> str:
+    """A bucket's ``est_calibration``: of its ``snapshot_events``, ``prior_events`` are in
+    market-hours where no complete venue had events, so what they hid is the flat prior
+    (:data:`~purpleflea.engine.coverage.PRIOR_EVENTS_PER_SECOND` per shown second), not a
+    ratio fitted on a reference. ``none``: no snapshot event, nothing estimated;
+    ``complete_venues``: every one calibrated; ``prior_only``: none; ``mixed``: some."""
+    if snapshot_events <= 0:
+        return CALIBRATION_NONE
+    if prior_events <= 0:
+        return CALIBRATED
+    return PRIOR_ONLY if prior_events >= snapshot_events else MIXED
+
+
+async def _prior_counts(
+    read: Read,
+    interval: Interval,
+    group_by: GroupBy,
+    query: Query,
+    dialect: Dialect,
+    *,
+    hourly: bool,
+) -> dict[tuple[int, str], tuple[int, int]]:
+    """Per bucket of ``query``: its snapshot events, and how many of them are in a
+    market-hour no complete venue had events in (each market-hour of the bucket probes the
+    rollup's key once; whole hours by market are read with the measure instead, in
+    :func:`_part`). Filters do not change it: the calibration of an hour reads every venue
+    of its market, as :func:`~purpleflea.engine.coverage.minute_estimates` does."""
+    if not _may_hide(query):
+        return {}
+    source = _source(interval, query, hourly=hourly)
+    width = INTERVAL_MS[interval]
+    found = _where(query, dialect, source)
+    snapshot_sql, snapshot_params = _snapshot_in(dialect)
+    count = "::bigint" if dialect == "postgres" else ""
+    # A seek per market-hour on the hourly rollup's key (a few rows: its complete venues'
+    # sides), or on the minutes' while a PostgreSQL store still fills its hours.
+    probe_sql, probe_params = _in(dialect, "c.exchange", _COMPLETE)
+    within = "c.hour = s.h" if hourly else f"c.minute >= s.h AND c.minute < s.h + {HOUR_MS}"
+    calibrated = (
+        f"EXISTS (SELECT 1 FROM {'rollup_1h' if hourly else 'rollup_1m'} c WHERE "
+        f"c.market = s.mk AND {within} AND {probe_sql} AND c.count > 0)"
+    )
+    # Grouped by hour and market first (in the time index's order: no sort), the bucket and
+    # group taken from them where they determine it (hourly and daily buckets; by market).
+    hour = f"({source.time} / {HOUR_MS}) * {HOUR_MS}"
+    keys = [f"{hour} AS h", "market AS mk"]
+    if width < HOUR_MS:
+        keys.append(f"({source.time} / {width}) * {width} AS bucket")
+    if group_by != "market":
+        keys.append(f"{group_by} AS grp")
+    bucket = "bucket" if width < HOUR_MS else f"(h / {width}) * {width}"
+    rows = await read(
+        f"SELECT {bucket} AS b, {'mk' if group_by == 'market' else 'grp'} AS g, SUM(n){count}, "
+        f"SUM(CASE WHEN {calibrated} THEN 0 ELSE n END){count} FROM ("
+        f"SELECT {', '.join(keys)}, "
+        # The snapshot test in the sum, not the WHERE: there SQLite walked the exchange
+        # index over the whole history instead of the window's time index.
+        f"SUM(CASE WHEN {snapshot_sql} THEN {source.count} ELSE 0 END) AS n "
+        f"FROM {source.table}{found.sql} "
+        f"GROUP BY {', '.join(key.split(' AS ')[1] for key in keys)}) s WHERE n > 0 "
+        "GROUP BY b, g",
+        [*probe_params, *snapshot_params, *found.params],
+    )
+    return {(int(b), str(g)): (int(n), int(p)) for b, g, n, p in rows}
 
 
 def _parts(interval: Interval, query: Query, *, hourly: bool) -> list[Query]:
@@ -210,9 +313,14 @@ async def _part(
     dialect: Dialect,
     hourly: bool,
     cached: bool,
-) -> tuple[Sequence[tuple[Any, ...]], dict[tuple[int, str], list[float]]]:
-    """One part's measured rows ``(bucket, group, count, usd, longs, shorts, ...)`` and what
-    the estimate adds to their buckets, read from the part's source."""
+) -> tuple[
+    Sequence[tuple[Any, ...]],
+    dict[tuple[int, str], list[float]],
+    dict[tuple[int, str], tuple[int, int]],
+]:
+    """One part's measured rows ``(bucket, group, count, usd, longs, shorts, ...)``, what
+    the estimate adds to their buckets, and (when :func:`_calibration_inline`) their
+    snapshot and prior events (else empty: :func:`_prior_counts` reads them)."""
     source = _source(interval, query, hourly=hourly)
     width = INTERVAL_MS[interval]
     bucket = f"({source.time} / {width}) * {width}"
@@ -230,7 +338,7 @@ async def _part(
             f"FROM {source.table}{found.sql} GROUP BY bucket, grp",
             found.params,
         )
-        return rows, {}
+        return rows, {}, {}
     snapshot_sql, snapshot_params = _snapshot_in(dialect)
     if source.table != "rollup_1h":
         # Minute and event reads: per cell, each snapshot row scaled by its hour's factor.
@@ -249,15 +357,36 @@ async def _part(
         snapshot = {e for e in EXCHANGE_IDS if coverage_of(e) == "snapshot"}
         wanted = [row for row in cells if row[4] in snapshot]
         known = await _stored(read, dialect, wanted) if cached else {}
-        return rows, await _extras(read, save if cached else None, dialect, wanted, known)
+        estimated = await _extras(read, save if cached else None, dialect, wanted, known)
+        return rows, estimated, {}
     # Hourly rollup: its sums and the stored factors' additions, two grouped reads, no join,
     # run side by side (the store's readers are separate connections).
-    measured_read = read(
-        f"SELECT {bucket} AS bucket, {group_by} AS grp, {sums}, "
-        f"SUM(CASE WHEN {snapshot_sql} THEN 1 ELSE 0 END) "
-        f"FROM {source.table}{found.sql} GROUP BY bucket, grp",
-        [*snapshot_params, *found.params],
-    )
+    inline = _calibration_inline(interval, group_by, query, hourly=hourly)
+    if inline:
+        # By market-hour first (the time index's order), then by bucket: the measure, and
+        # each bucket's snapshot events and those of hours no complete venue had events in.
+        complete_sql, complete_params = _in(dialect, "exchange", _COMPLETE)
+        big = "::bigint" if dialect == "postgres" else ""
+        measured_read = read(
+            f"SELECT (h / {width}) * {width} AS bucket, mk AS grp, SUM(c){big}, SUM(u), "
+            f"SUM(lo), SUM(sh), SUM(r){big}, SUM(n){big}, "
+            f"SUM(CASE WHEN k > 0 THEN 0 ELSE n END){big} FROM ("
+            f"SELECT hour AS h, market AS mk, SUM(count){big} AS c, SUM(size_usd) AS u, "
+            "SUM(CASE WHEN side = 'long' THEN size_usd ELSE 0 END) AS lo, "
+            "SUM(CASE WHEN side = 'short' THEN size_usd ELSE 0 END) AS sh, "
+            f"SUM(CASE WHEN {snapshot_sql} THEN 1 ELSE 0 END) AS r, "
+            f"SUM(CASE WHEN {snapshot_sql} THEN count ELSE 0 END) AS n, "
+            f"SUM(CASE WHEN {complete_sql} THEN count ELSE 0 END) AS k "
+            f"FROM {source.table}{found.sql} GROUP BY h, mk) s GROUP BY bucket, grp",
+            [*snapshot_params, *snapshot_params, *complete_params, *found.params],
+        )
+    else:
+        measured_read = read(
+            f"SELECT {bucket} AS bucket, {group_by} AS grp, {sums}, "
+            f"SUM(CASE WHEN {snapshot_sql} THEN 1 ELSE 0 END) "
+            f"FROM {source.table}{found.sql} GROUP BY bucket, grp",
+            [*snapshot_params, *found.params],
+        )
     if cached:
         # Unfiltered by market: the market-hour rows alone (about a tenth as many).
         whole = group_by == "market" and not (query.exchanges or query.sides or query.coverages)
@@ -296,7 +425,8 @@ async def _part(
         missing = set(uncovered)
         cells = [row for row in cells if int(row[0]) in missing]
         extras.update(await _extras(read, save if cached else None, dialect, cells, {}))
-    return rows, extras
+    priors = {(int(r[0]), str(r[1])): (int(r[7]), int(r[8])) for r in rows if inline and r[7]}
+    return rows, extras, priors
 
 
 def _narrowed(query: Query, start_ms: int, end_ms: int) -> Query:
@@ -446,14 +576,18 @@ def _may_hide(query: Query) -> bool:
 
 
 def _buckets(
-    rows: Sequence[tuple[Any, ...]], extras: dict[tuple[int, str], list[float]]
+    rows: Sequence[tuple[Any, ...]],
+    extras: dict[tuple[int, str], list[float]],
+    shown: dict[tuple[int, str], list[int]],
 ) -> list[Bucket]:
     """Buckets from measured rows ``(bucket, group, count, usd, longs, shorts, ...)`` plus the
-    ``extras`` (events, USD) estimated for their snapshot feeds."""
+    ``extras`` (events, USD) estimated for their snapshot feeds, labelled by ``shown`` (their
+    snapshot events, and those the prior estimated: :func:`calibration`)."""
     out: list[Bucket] = []
     for row in sorted(rows, key=lambda r: (int(r[0]), str(r[1]))):
         start, group, count, total, longs, shorts = row[:6]
         extra = extras.get((int(start), str(group)), (0.0, 0.0))
+        snapshot, prior = shown.get((int(start), str(group)), (0, 0))
         out.append(
             Bucket(
                 start_ms=int(start),
@@ -464,6 +598,7 @@ def _buckets(
                 short_usd=float(shorts),
                 est_count=int(count) + max(0, round(extra[0])),
                 est_size_usd=float(total) + max(0.0, extra[1]),
+                est_calibration=calibration(snapshot, prior),
             )
         )
     return out

@@ -134,7 +134,12 @@ class Bucket(msgspec.Struct, frozen=True, kw_only=True):
 
     ``count`` and ``size_usd`` are measured (what the feeds sent); ``est_count`` and
     ``est_size_usd`` add an estimate of what throttled (``snapshot``) feeds hid, never less
-    than the measured figures (method: :mod:`purpleflea.engine.coverage`). ``start_ms`` is
+    than the measured figures (method: :mod:`purpleflea.engine.coverage`), and
+    ``est_calibration`` says what that estimate rests on: ``none`` (no snapshot event, nothing
+    estimated), ``complete_venues`` (a ratio fitted on complete venues of the same market and
+    hour, for every snapshot event), ``prior_only`` (no complete venue had events in any of
+    the bucket's market-hours: a flat prior, about twice the snapshot feeds' measure, not
+    validated on real data) or ``mixed`` (some of each). ``start_ms`` is
     the UTC interval's start; a bucket at the edge of a window that starts or ends inside its
     interval counts only the window's part of it.
     """
@@ -147,6 +152,7 @@ class Bucket(msgspec.Struct, frozen=True, kw_only=True):
     short_usd: float
     est_count: int
     est_size_usd: float
+    est_calibration: str
 
 
 class OpenInterest(msgspec.Struct, frozen=True, kw_only=True, gc=False):

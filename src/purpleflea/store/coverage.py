@@ -1,4 +1,5 @@
-"""Coverage records beside the history: per exchange-hour uptime and pressure, and the gaps.
+"""Coverage records beside the history: per exchange-hour uptime and pressure, the gaps, and
+the hours that came in by import (:class:`ImportedHour`).
 
 Kept in the history store's database (the SQLite file of a single machine, or the shared
 PostgreSQL of a scale-out), so every API node serves what the ingest node recorded. Their
@@ -12,10 +13,13 @@ store adds them up, so a restart within an hour adds to it instead of overwritin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from purpleflea.ingest.uptime import Gap, HourRow
+import msgspec
+
+from purpleflea.ingest.uptime import HOUR_MS, Gap, HourRow
+from purpleflea.model import Liquidation
 from purpleflea.store.sidecar import SQLiteStatements, Statements
 
 _HOUR_COLUMNS = "exchange, hour_ms, up_ms, watched_ms, connections, symbol_seconds, symbols"
@@ -41,6 +45,58 @@ ON CONFLICT (id) DO UPDATE SET
     repaired_events = excluded.repaired_events,
     note = excluded.note
 """
+
+
+_IMPORT_COLUMNS = "exchange, hour_ms, coverage, events, first_ms, last_ms"
+_ADD_IMPORT = f"""
+INSERT INTO coverage_imports ({_IMPORT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (exchange, hour_ms, coverage) DO UPDATE SET
+    events = coverage_imports.events + excluded.events,
+    first_ms = CASE WHEN excluded.first_ms < coverage_imports.first_ms
+        THEN excluded.first_ms ELSE coverage_imports.first_ms END,
+    last_ms = CASE WHEN excluded.last_ms > coverage_imports.last_ms
+        THEN excluded.last_ms ELSE coverage_imports.last_ms END
+"""
+
+
+class ImportedHour(msgspec.Struct, frozen=True, kw_only=True):
+    """Events of one exchange and UTC hour that came in by ``purpleflea import``: how many,
+    the first and last one's ``ts``, and their ``coverage`` tag. A recording holds no
+    connection sessions, so nothing says whether its recorder ran all hour: an hour's
+    ``first_ms``/``last_ms`` bound what it shows, and ``coverage`` is the venue's feed class
+    (a recording of a throttled feed is no more complete than the feed)."""
+
+    exchange: str
+    hour_ms: int
+    coverage: str
+    events: int
+    first_ms: int
+    last_ms: int
+
+
+def imported_hours(events: Iterable[Liquidation]) -> list[ImportedHour]:
+    """``events`` summed per exchange, UTC hour and coverage tag."""
+    found: dict[tuple[str, int, str], list[int]] = {}
+    for event in events:
+        key = (event.exchange, event.ts - event.ts % HOUR_MS, event.coverage)
+        cell = found.get(key)
+        if cell is None:
+            found[key] = [1, event.ts, event.ts]
+        else:
+            cell[0] += 1
+            cell[1] = min(cell[1], event.ts)
+            cell[2] = max(cell[2], event.ts)
+    return [
+        ImportedHour(
+            exchange=exchange,
+            hour_ms=hour,
+            coverage=coverage,
+            events=count,
+            first_ms=first,
+            last_ms=last,
+        )
+        for (exchange, hour, coverage), (count, first, last) in sorted(found.items())
+    ]
 
 
 class CoverageStore:
@@ -85,6 +141,42 @@ class CoverageStore:
         )
         if statements:
             await self.backend.run(statements)
+
+    async def record_imported(self, rows: Sequence[ImportedHour]) -> None:
+        """Add imported events' hours (see :func:`imported_hours`), in one transaction."""
+        if rows:
+            await self.backend.run(
+                [
+                    (
+                        _ADD_IMPORT,
+                        (r.exchange, r.hour_ms, r.coverage, r.events, r.first_ms, r.last_ms),
+                    )
+                    for r in rows
+                ]
+            )
+
+    async def imported(
+        self, exchanges: Sequence[str], start_ms: int, end_ms: int, limit: int
+    ) -> list[ImportedHour]:
+        """Imported hours with ``start_ms <= hour_ms < end_ms`` (of ``exchanges``, or all), by
+        exchange then hour."""
+        where, params = _exchanges(exchanges)
+        sql = (
+            f"SELECT {_IMPORT_COLUMNS} FROM coverage_imports WHERE hour_ms >= ? AND hour_ms < ?"
+            f"{where} ORDER BY exchange, hour_ms, coverage LIMIT ?"
+        )
+        (rows,) = await self.backend.run([(sql, (start_ms, end_ms, *params, limit))])
+        return [
+            ImportedHour(
+                exchange=r[0],
+                hour_ms=int(r[1]),
+                coverage=r[2],
+                events=int(r[3]),
+                first_ms=int(r[4]),
+                last_ms=int(r[5]),
+            )
+            for r in rows
+        ]
 
     async def hours(
         self, exchanges: Sequence[str], start_ms: int, end_ms: int, limit: int
@@ -169,6 +261,15 @@ CREATE TABLE IF NOT EXISTS coverage_gaps (
     note TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS coverage_gaps_start ON coverage_gaps (start_ms);
+CREATE TABLE IF NOT EXISTS coverage_imports (
+    exchange TEXT NOT NULL,
+    hour_ms INTEGER NOT NULL,
+    coverage TEXT NOT NULL,
+    events INTEGER NOT NULL,
+    first_ms INTEGER NOT NULL,
+    last_ms INTEGER NOT NULL,
+    PRIMARY KEY (exchange, hour_ms, coverage)
+) WITHOUT ROWID;
 """
 
 

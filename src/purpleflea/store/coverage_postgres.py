@@ -28,6 +28,15 @@ CREATE TABLE IF NOT EXISTS coverage_gaps (
     note text NOT NULL
 );
 CREATE INDEX IF NOT EXISTS coverage_gaps_start ON coverage_gaps (start_ms);
+CREATE TABLE IF NOT EXISTS coverage_imports (
+    exchange text NOT NULL,
+    hour_ms bigint NOT NULL,
+    coverage text NOT NULL,
+    events bigint NOT NULL,
+    first_ms bigint NOT NULL,
+    last_ms bigint NOT NULL,
+    PRIMARY KEY (exchange, hour_ms, coverage)
+);
 """
 # Nodes starting together would race on CREATE ... IF NOT EXISTS (see store/postgres.py).
 _SCHEMA_LOCK = 0x70_66_5F_63_6F_76  # "pf_cov"

@@ -285,10 +285,11 @@ class PostgresStore:
             self._filling = asyncio.create_task(self._fill_hourly(), name="fill rollup_1h")
         if build_index:
             log.info(
-                "building the index of big events beside the appends (CREATE INDEX "
-                "CONCURRENTLY); replays with a large min_usd read more rows until it is done"
+                "building the indexes of big events and of (market, side, seq) beside the "
+                "appends (CREATE INDEX CONCURRENTLY); replays with a large min_usd or one side "
+                "of a few markets read more rows until it is done"
             )
-            self._indexing = asyncio.create_task(self._build_index(), name="index big events")
+            self._indexing = asyncio.create_task(self._build_index(), name="index events")
 
     async def _make_schema(self, writer: psycopg.AsyncConnection[tuple[Any, ...]]) -> bool:
         """Create or bring up to date the schema, under the schema lock, in one transaction;
@@ -353,19 +354,19 @@ class PostgresStore:
         log.info("hourly rollup filled (%d chunks by this node)", chunks)
 
     async def _build_index(self) -> None:
-        """Build the index of big events beside the appends (:mod:`.index_postgres`)."""
+        """Build the late indexes beside the appends (:mod:`.index_postgres`)."""
         built = await self._on_own_connection(
-            "building the index of big events",
+            "building the late indexes",
             "replays read without",
             index_postgres.build_concurrently,
         )
         if built:
-            log.info("index of big events built")
+            log.info("indexes of big events and of (market, side, seq) built")
         else:
-            log.info("index of big events: another node is building it")
+            log.info("late indexes: another node is building them")
 
     async def index_built(self) -> None:
-        """Wait until this node's build of the index of big events, if it runs one, ends."""
+        """Wait until this node's build of the late indexes, if it runs one, ends."""
         if self._indexing is not None:
             await asyncio.shield(self._indexing)
 

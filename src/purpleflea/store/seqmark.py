@@ -25,9 +25,21 @@ is always at or above every seq it published:
   warning. After a clean stop with the store as it was then, they are a gap skipped at an
   earlier start, with nothing stored since (not a new loss): logged at INFO.
 
+- **Beside the same store file.** The mark names the store file it was written beside (its
+  inode). A store and its mark restored together from a backup agree with each other, both
+  old: the seqs the node published after the backup would be given again, and a client
+  resuming from a cursor it got then would skip the new events without a word. A restored
+  (or copied, or moved) store is a new file, so :meth:`SeqMark.start` refuses it
+  (:class:`StoreReplaced`), naming what to do: start once with a seq floor
+  (``purpleflea serve --seq-floor N``: numbering continues after ``N`` or the mark, the
+  higher), N at or above every seq clients may have seen; 0 when nothing was published
+  since the copy (a clean stop, then a move). Not caught: a restore that keeps inodes (a
+  file-system or VM snapshot rolled back in place).
+
 No file (a store written by an earlier release, or a new one) starts from the store's last
-seq, as before. The mark is written with no fsync of the store: it records what was published,
-and a seq is published only after its batch is stored.
+seq, as before; a mark of an earlier release names no store file and is taken as it is. The
+mark is written with no fsync of the store: it records what was published, and a seq is
+published only after its batch is stored.
 """
 
 from __future__ import annotations
@@ -63,6 +75,14 @@ class Mark:
     seq: int
     clean: bool
     stored: int
+    #: The inode of the store file the mark was written beside (None: an earlier release's
+    #: mark, or no store file yet).
+    store_ino: int | None = None
+
+
+class StoreReplaced(ValueError):
+    """The store file is not the one its seq mark was written beside (restored from a
+    backup, copied or moved): numbering from either could give a published seq again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +102,10 @@ def mark_floor(store_file: str | Path) -> int:
     """The mark beside the SQLite store ``store_file`` (0: none). A bulk writer (``import``,
     ``sim``: the server is stopped, the folder's writer lock held) numbers after the higher of
     it and the store's last seq, so it gives no published seq again either; the next start
-    then finds the store above the mark."""
+    then finds the store above the mark. Raises :class:`StoreReplaced` for a mark written
+    beside another store file (a serve with ``--seq-floor`` settles it first)."""
     mark = SeqMark.beside(store_file)
-    found = None if mark is None else mark.read()
+    found = None if mark is None else mark.verified()
     return 0 if found is None else found.seq
 
 
@@ -92,11 +113,25 @@ class SeqMark:
     """The mark file of one SQLite store (see the module docstring). Thread-safe: the pipeline
     raises the mark from a worker thread, so its fsyncs do not stall the event loop."""
 
-    def __init__(self, path: Path, *, ahead: int = DEFAULT_AHEAD) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        ahead: int = DEFAULT_AHEAD,
+        store_file: Path | None = None,
+        floor: int | None = None,
+    ) -> None:
         if ahead < 1:
             raise ValueError(f"seq mark {path}: ahead must be at least 1, got {ahead}")
+        if floor is not None and floor < 0:
+            raise ValueError(f"seq mark {path}: the seq floor must be >= 0, got {floor}")
         self.path = path
         self.ahead = ahead
+        #: The store file the mark stands beside (its inode is recorded in each write).
+        self.store_file = store_file
+        #: The operator's ``--seq-floor``: numbering continues after at least it, and a store
+        #: file other than the mark's is accepted (:class:`StoreReplaced`).
+        self.floor = floor
         #: The mark as last written (or read): every seq up to it may be published.
         self.reserved = 0
         #: Times the mark file was written (each an fsync of it and of its folder).
@@ -105,13 +140,42 @@ class SeqMark:
         self._lock = threading.Lock()
 
     @classmethod
-    def beside(cls, store_file: str | Path, *, ahead: int = DEFAULT_AHEAD) -> SeqMark | None:
+    def beside(
+        cls, store_file: str | Path, *, ahead: int = DEFAULT_AHEAD, floor: int | None = None
+    ) -> SeqMark | None:
         """The mark of the SQLite store file ``store_file``; None for ``:memory:`` (nothing
         outlives the process, so there is nothing to guard)."""
         if str(store_file) == ":memory:":
             return None
         path = Path(store_file)
-        return cls(path.with_name(path.name + SUFFIX), ahead=ahead)
+        return cls(path.with_name(path.name + SUFFIX), ahead=ahead, store_file=path, floor=floor)
+
+    def _store_ino(self) -> int | None:
+        if self.store_file is None:
+            return None
+        try:
+            return os.stat(self.store_file).st_ino
+        except FileNotFoundError:
+            return None
+
+    def verified(self) -> Mark | None:
+        """:meth:`read`, refusing (:class:`StoreReplaced`) a mark written beside another store
+        file than the one at its path now, unless a seq floor was given."""
+        mark = self.read()
+        if mark is None or mark.store_ino is None or self.floor is not None:
+            return mark
+        now = self._store_ino()
+        if now is None or now == mark.store_ino:
+            return mark
+        raise StoreReplaced(
+            f"seq mark {self.path}: the store {self.store_file} is not the file this mark was "
+            f"written beside (inode {now}, the mark's {mark.store_ino}): restored from a "
+            "backup, copied or moved. A restored store would give again the seqs published "
+            "after the backup, and clients resuming past them would skip new events. Start "
+            "once with --seq-floor N, N at or above the highest seq clients may have seen "
+            "(the last one published: a client's cursor, a webhook's, a log line); "
+            "--seq-floor 0 if nothing was published since the copy (a clean stop, then a move)"
+        )
 
     def read(self) -> Mark | None:
         """The mark file's content; None when there is none. Raises :class:`BadSeqMark` naming
@@ -122,21 +186,29 @@ class SeqMark:
             return None
         try:
             body = json.loads(text)
-            mark = Mark(seq=body["seq"], clean=body["clean"], stored=body["stored"])
+            mark = Mark(
+                seq=body["seq"],
+                clean=body["clean"],
+                stored=body["stored"],
+                store_ino=body.get("store_ino"),
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise BadSeqMark(
                 f"seq mark {self.path}: not a seq mark ({exc!r}; content {text[:80]!r}). It "
                 "says which seqs this node already published; if the store was never served "
                 "from another copy, delete it to number from the store's last seq"
             ) from None
-        if not all(isinstance(v, int) and v >= 0 for v in (mark.seq, mark.stored)):
+        numbers = (mark.seq, mark.stored, 0 if mark.store_ino is None else mark.store_ino)
+        if not all(isinstance(v, int) and v >= 0 for v in numbers):
             raise BadSeqMark(f"seq mark {self.path}: seqs must be whole numbers >= 0: {text!r}")
         return mark
 
     def start(self, store_last_seq: int) -> int:
         """The seq to number after: the store's last, or the mark when the store is below it
         (logged, and kept in :attr:`check`)."""
-        mark = self.read()
+        mark = self.verified()
+        if self.floor is not None:
+            mark = self._take_floor(mark, store_last_seq)
         if mark is None or mark.seq <= store_last_seq:
             self.reserved = store_last_seq
             return store_last_seq
@@ -196,6 +268,29 @@ class SeqMark:
             )
         return mark.seq
 
+    def _take_floor(self, mark: Mark | None, store_last_seq: int) -> Mark:
+        """The mark raised to the operator's seq floor, written at once beside this store
+        file (so the next start, and bulk writers, take it without the floor). A store below
+        it is then reported as one that lost its tail (a restored backup is one)."""
+        assert self.floor is not None
+        found = mark if mark is not None else Mark(seq=0, clean=False, stored=store_last_seq)
+        raised = Mark(
+            seq=max(self.floor, found.seq),
+            clean=found.clean or self.floor > found.seq,
+            stored=found.stored,
+        )
+        log.warning(
+            "seq floor %d given: the mark (%s) is now %d beside %s; the store ends at seq %d",
+            self.floor,
+            "none" if mark is None else mark.seq,
+            raised.seq,
+            self.store_file,
+            store_last_seq,
+        )
+        with self._lock:
+            self._write(raised)
+        return raised
+
     def needs(self, seq: int) -> bool:
         """Whether publishing ``seq`` needs the mark raised first (:meth:`reserve`)."""
         return seq > self.reserved
@@ -218,7 +313,12 @@ class SeqMark:
             self._write(Mark(seq=last_seq, clean=True, stored=held))
 
     def _write(self, mark: Mark) -> None:
-        body = json.dumps({"seq": mark.seq, "clean": mark.clean, "stored": mark.stored})
+        fields: dict[str, int | bool] = {"seq": mark.seq, "clean": mark.clean}
+        fields["stored"] = mark.stored
+        store_ino = self._store_ino()
+        if store_ino is not None:
+            fields["store_ino"] = store_ino
+        body = json.dumps(fields)
         partial = self.path.with_name(self.path.name + ".partial")
         try:
             with partial.open("w", encoding="utf-8") as handle:

@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from purpleflea.store.file_guard import FileGuard
+
 
 def connect(path: str | Path) -> sqlite3.Connection:
     """A connection to the file ``path`` (its folder made if missing; ``:memory:`` works too)
@@ -48,6 +50,11 @@ def rollback(db: sqlite3.Connection) -> None:
         db.execute("ROLLBACK")
 
 
+def _reads(sql: str) -> bool:
+    """Whether ``sql`` only reads (a small store's reads are single SELECTs)."""
+    return sql.lstrip().upper().startswith("SELECT")
+
+
 class SQLiteStatements:
     """A small store's tables in a SQLite file (the history's, on its own connection), made
     from ``schema`` if missing. Each transaction is a few small statements, run on the
@@ -61,12 +68,16 @@ class SQLiteStatements:
     ) -> None:
         self.path = str(path)
         self._db = connect(path)
+        #: Writes are refused once the file is no longer at its path (lost at exit).
+        self.guard = FileGuard(self.path, "SQLite store")
         self._db.executescript(schema)
         if migrate is not None:  # brings a file made by an older version up to ``schema``
             migrate(self._db)
         self._lock = threading.Lock()
 
     async def run(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
+        if not all(_reads(sql) for sql, _ in statements):
+            self.guard.check()  # reads of the open file stay served
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:

@@ -117,9 +117,9 @@ def replay_ranges(query: Query, dialect: Dialect) -> list[Where]:
     without the seq bound. One empty condition: the events' own seq order (nothing narrows
     by an index). A candidate still has to pass the whole filter (:func:`where`).
 
-    The narrowest filter drives: markets (with one side, or a big ``min_usd``, the narrower
-    SQLite index of both), then a big ``min_usd`` (the partial index of big events, in seq
-    order), then exchanges, then one side.
+    The narrowest filter drives: markets (with one side, the (market, side, seq) index; with a
+    big ``min_usd``, SQLite's narrower index of both), then a big ``min_usd`` (the partial
+    index of big events, in seq order), then exchanges, then one side.
     """
     mark = "?" if dialect == "sqlite" else "%s"
     big = query.min_usd >= BIG_USD
@@ -136,8 +136,10 @@ def replay_ranges(query: Query, dialect: Dialect) -> list[Where]:
                         [market, query.min_usd],
                     )
                 )
-            elif one_side is not None and dialect == "sqlite":
-                ranges.append(Where("market = ? AND side = ?", [market, one_side]))
+            elif one_side is not None:
+                # (market, side, seq): both stores have it (PostgreSQL's may still be building
+                # beside the appends, store/index_postgres.py: then it reads more, same rows).
+                ranges.append(Where(f"market = {mark} AND side = {mark}", [market, one_side]))
             else:
                 ranges.append(Where(f"market = {mark}", [market]))
     elif big:

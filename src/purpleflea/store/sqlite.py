@@ -22,7 +22,6 @@ listing and minute.
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -57,6 +56,7 @@ from purpleflea.store.base import (
     row_to_event,
     second_ranges,
 )
+from purpleflea.store.file_guard import FileGuard
 from purpleflea.store.replay import ReplayPage, replay_page
 from purpleflea.store.sidecar import rollback
 from purpleflea.store.sql import where
@@ -190,44 +190,6 @@ _LAST_SEQ = (
 
 #: How long a connection waits for another's lock before SQLITE_BUSY.
 _BUSY_TIMEOUT_MS = 5000
-
-
-class StoreFileGone(OSError):
-    """The SQLite file a store has open is no longer at its path: its folder or the file was
-    removed, or another file put in its place, while the store ran. SQLite goes on writing
-    into the open file (in WAL mode it raises nothing: checked with SQLite 3.40), which no
-    longer has a name: every event written then would vanish when the process ends, and a
-    restart would begin an empty store whose seqs start again at 1. So writes fail with this
-    instead (the server holds and retries them; its health says why)."""
-
-
-def _identity(path: str) -> tuple[int, int] | None:
-    """The device and inode of the file at ``path``; None when there is none."""
-    try:
-        found = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return found.st_dev, found.st_ino
-
-
-def _open_copies(path: str) -> list[str]:
-    """A descriptor this process holds of each of ``path``'s files since removed (the store,
-    its ``-wal``): where a copy of them can still be read (Linux). Every connection holds
-    its own; one of each file is named."""
-    gone = (f"{path} (deleted)", f"{path}-wal (deleted)")
-    found: dict[str, str] = {}
-    try:
-        descriptors = sorted(os.listdir("/proc/self/fd"), key=int)
-    except OSError:
-        return []
-    for fd in descriptors:
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue  # closed meanwhile
-        if target in gone:
-            found.setdefault(target, f"/proc/{os.getpid()}/fd/{fd}")
-    return [found[target] for target in gone if target in found]
 
 
 def _connect(path: str, *, durable: bool, read_only: bool = False) -> sqlite3.Connection:
@@ -400,9 +362,7 @@ class SQLiteStore:
             self._writer.close()
             raise
         #: The file the writer has open (see StoreFileGone); None: nothing to check.
-        self._opened = (
-            None if read_only or self.path == ":memory:" else _identity(str(Path(self.path)))
-        )
+        self._guard = None if read_only else FileGuard(self.path, "SQLite store")
         self._select = _SELECT
         if not read_only:
             self._writer.executescript(_SCHEMA)
@@ -578,14 +538,8 @@ class SQLiteStore:
     def _check_writable(self) -> None:
         if self.read_only:
             raise PermissionError(f"SQLite store {self.path} was opened read-only: cannot append")
-        if self._opened is not None and _identity(self.path) != self._opened:
-            copies = _open_copies(str(Path(self.path).absolute()))
-            where = f"; the open copy is still readable at {', '.join(copies)}" if copies else ""
-            raise StoreFileGone(
-                f"SQLite store {self.path} was removed or replaced while the server ran: "
-                f"nothing more is written to it (it would be lost at exit){where}; copy it "
-                "(and its -wal) back to that path before stopping the server"
-            )
+        if self._guard is not None:
+            self._guard.check()
 
     def stored_ids(self, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` are stored (bulk loaders ask first, so a duplicate takes no seq)."""

@@ -1,0 +1,74 @@
+"""A SQLite file's writes refused once the file is no longer at its path.
+
+SQLite goes on writing into a file it has open after the file (or its folder) is removed, or
+another file is put in its place (in WAL mode it raises nothing: checked with SQLite 3.40):
+what it writes then has no name and is lost when the process ends. Every writer of a file the
+server keeps (the history store, and the small stores beside it: coverage, webhooks, sampled
+accounts, API keys) checks with one :class:`FileGuard` before it writes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+class StoreFileGone(OSError):
+    """The SQLite file a store has open is no longer at its path: its folder or the file was
+    removed, or another file put in its place, while the store ran. Every event, key or
+    record written then would vanish when the process ends (and a restart would begin an
+    empty history store whose seqs start again at 1), so writes fail with this instead (the
+    server holds and retries events; its health says why)."""
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """The device and inode of the file at ``path``; None when there is none."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _open_copies(path: str) -> list[str]:
+    """A descriptor this process holds of each of ``path``'s files since removed (the file,
+    its ``-wal``): where a copy of them can still be read (Linux). Every connection holds
+    its own; one of each file is named."""
+    gone = (f"{path} (deleted)", f"{path}-wal (deleted)")
+    found: dict[str, str] = {}
+    try:
+        descriptors = sorted(os.listdir("/proc/self/fd"), key=int)
+    except OSError:
+        return []
+    for fd in descriptors:
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        if target in gone:
+            found.setdefault(target, f"/proc/{os.getpid()}/fd/{fd}")
+    return [found[target] for target in gone if target in found]
+
+
+class FileGuard:
+    """The file a writer opened at ``path`` (``what`` names it in errors, "SQLite store"):
+    :meth:`check` raises :class:`StoreFileGone` once another file, or none, is there. Open
+    the connection first, then make the guard: it remembers the file found then."""
+
+    def __init__(self, path: str | Path, what: str) -> None:
+        self.path = str(path)
+        self.what = what
+        #: The file opened; None: nothing to check (``:memory:``, or no file was made).
+        self.opened = None if self.path == ":memory:" else _identity(self.path)
+
+    def check(self) -> None:
+        """Raise :class:`StoreFileGone` if the file at the path is not the one opened."""
+        if self.opened is None or _identity(self.path) == self.opened:
+            return
+        copies = _open_copies(str(Path(self.path).absolute()))
+        where = f"; the open copy is still readable at {', '.join(copies)}" if copies else ""
+        raise StoreFileGone(
+            f"{self.what} {self.path} was removed or replaced while the server ran: "
+            f"nothing more is written to it (it would be lost at exit){where}; copy it "
+            "(and its -wal) back to that path before stopping the server"
+        )
