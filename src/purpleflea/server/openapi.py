@@ -140,9 +140,12 @@ def _operation(
     security: list[dict[str, list[str]]] | None = _SECURED,
     description: str | None = None,
 ) -> Schema:
-    """One operation; a secured one also answers 401 (no or bad key), 429 (rate limit) and
-    503 (the store cannot be reached: a key cannot be checked, history cannot be read)."""
-    codes = sorted({*errors, 401, 429} if security is _SECURED else set(errors))
+    """One operation; every one may answer 414 and 431 (a query or a head over the server's
+    bounds, refused before routing: server/request_bounds.py, serving.py); a secured one also
+    answers 401 (no or bad key), 429 (rate limit) and 503 (the store cannot be reached: a key
+    cannot be checked, history cannot be read)."""
+    bounds = {*errors, 414, 431}
+    codes = sorted({*bounds, 401, 429} if security is _SECURED else bounds)
     answers = {str(code): error(code) for code in codes}
     if security is _SECURED and 503 not in errors:
         answers["503"] = error(503, _STORE_UNAVAILABLE)

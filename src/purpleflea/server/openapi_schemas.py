@@ -216,7 +216,11 @@ _ERROR_TEXT = {
     404: "Not found; the message says what.",
     409: "Conflict: that account already exists (registering without a key always creates a "
     "new account; ask its owner, or the operator, for a key), or the account is at its key cap.",
+    414: "The query is over the server's bound (48 KiB or 600 parameters), refused before "
+    "it is read: no filter of this API needs that many.",
     426: "A plain HTTP request to a WebSocket endpoint: upgrade to WebSocket.",
+    431: "The request head is over 100 lines, refused before it is parsed (the connection "
+    "is closed).",
     429: "Rate limited: retry after Retry-After seconds.",
     503: "Not serving (see the body's reasons).",
 }

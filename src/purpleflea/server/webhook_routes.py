@@ -492,7 +492,7 @@ def webhook_paths(exchanges: Sequence[str]) -> dict[str, Any]:
                                     "url": {
                                         "type": "string",
                                         "maxLength": MAX_URL,
-                                        "pattern": r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,4})?(/\S*)?$",
+                                        "pattern": r"^https?://([A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}\.?(:[0-9]{1,4})?(/\S*)?$",
                                         "description": "http(s) target; private, loopback "
                                         "and link-local hosts are refused unless the "
                                         "operator allows them (docs/webhooks.md)",
