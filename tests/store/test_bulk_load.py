@@ -129,6 +129,48 @@ async def test_a_bulk_load_stores_exactly_what_appending_the_same_batches_stores
                 assert found[table] == expected[table], (name, table)
 
 
+def _indexes(store: SQLiteStore) -> set[str]:
+    rows = store._writer.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'liquidations'"
+    )
+    return {row[0] for row in rows}
+
+
+async def test_a_bulk_load_builds_only_the_per_market_indexes_at_its_end(tmp_path: Path) -> None:
+    """The indexes a load appends to at one end (seq- or ts-led), at the end of a few groups
+    (exchange, side) or rarely (the big events') are kept up to date through the load; only
+    the per-market ones, which it would update at 275 places, are dropped and built at its end
+    (less to build after the simulation's last batch)."""
+    store = SQLiteStore(tmp_path / "kept.sqlite")
+    every = _indexes(store)
+    try:
+        with store.bulk_load() as loader:
+            assert loader is not None
+            during = _indexes(store)
+            for i, batch in enumerate(_batches()):
+                loader.append(batch)
+                loader.append_open_interest(_open_interest(i))
+            # Queries inside the load see the rows through the kept indexes.
+            by_ts = store._writer.execute(
+                "SELECT count(*) FROM liquidations INDEXED BY liquidations_ts WHERE ts >= 0"
+            ).fetchone()
+            assert by_ts == (12_000,)
+        assert during == every - {"liquidations_market_seq", "liquidations_market_side_seq"}
+        assert _indexes(store) == every
+        # Every index holds exactly the table's rows (kept row by row or built at the end).
+        assert store._writer.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        big = "size_usd >= 100000"
+        (expected,) = store._writer.execute(f"SELECT count(*) FROM liquidations WHERE {big}")
+        assert expected[0] > 0  # the partial indexes hold rows
+        for index in sorted(every - {"sqlite_autoindex_liquidations_1"}):
+            counted = store._writer.execute(
+                f"SELECT count(*) FROM liquidations INDEXED BY {index} WHERE {big} AND market > ''"
+            ).fetchone()
+            assert counted == expected, index
+    finally:
+        await store.close()
+
+
 async def test_a_bulk_load_that_fails_leaves_the_empty_store_it_found(tmp_path: Path) -> None:
     path = tmp_path / "bulk.sqlite"
     store = SQLiteStore(path)
