@@ -13,6 +13,7 @@ import msgspec
 from purpleflea.client._config import (
     Names,
     Time,
+    as_json_number,
     as_list,
     as_ms,
     one_of,
@@ -149,7 +150,7 @@ class LiquidationClient:
         :class:`PurpleFleaError`."""
         # batch: a busy stream arrives as few frames of many events (see server/streaming.py).
         subscription: dict[str, Any] = {
-            "min_usd": min_usd,
+            "min_usd": as_json_number(min_usd),
             "channels": as_list(channels),
             "batch": True,
         }
@@ -480,7 +481,11 @@ class LiquidationClient:
         with ``secret`` (generated when None); the filters as :meth:`stream`'s. The answer
         holds the webhook's ``id`` and its ``secret``, shown this once; check deliveries with
         :func:`purpleflea.verify_webhook`."""
-        body: dict[str, Any] = {"url": url, "channels": as_list(channels), "min_usd": min_usd}
+        body: dict[str, Any] = {
+            "url": url,
+            "channels": as_list(channels),
+            "min_usd": as_json_number(min_usd),
+        }
         for name, value in (
             ("secret", secret),
             ("markets", one_of(markets, market, "market")),
