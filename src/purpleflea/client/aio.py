@@ -117,7 +117,7 @@ class LiquidationClient:
             raise AuthenticationError(
                 "the API key has characters no key has (spaces, control or non-ASCII "
                 "characters): pass the key exactly as `purpleflea keys create` printed it",
-                "invalid_api_key",
+                "malformed_api_key",  # not the server's invalid_api_key: no server saw it
             )
         return {"Authorization": f"Bearer {self.api_key}"}
 
