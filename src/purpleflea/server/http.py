@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from purpleflea.clock import seconds_mistake
+from purpleflea.clock import seconds_mistake, utc_iso
 from purpleflea.model import encode
 from purpleflea.server.filters import exchange_hint, spelled_as_known
 from purpleflea.store.base import StoreUnavailable
@@ -172,6 +172,15 @@ def epoch_ms(params: QueryParams, name: str, default: int | None, *, low: int = 
         if mistake is not None:
             raise BadRequest(mistake)
     return value
+
+
+def check_window(start: int | None, end: int | None) -> None:
+    """Refuse an ``end`` at or before ``start``, saying both as times too: a client that took
+    "2026-12-07" or "6h" for them sees what they became, not only two 13-digit numbers."""
+    if start is not None and end is not None and end <= start:
+        raise BadRequest(
+            f"end ({end}, {utc_iso(end)}) must be after start ({start}, {utc_iso(start)})"
+        )
 
 
 def choice(params: QueryParams, name: str, options: Sequence[str], default: str) -> str:
