@@ -67,6 +67,11 @@ TARDIS_EXCHANGES: dict[str, TardisReader] = registry.tardis_readers()
 _TARDIS_SIDES: dict[str, Side] = {"sell": "long", "buy": "short"}
 
 
+class FileFormatError(ValueError):
+    """The file is not of the format it is read as (its header lacks the format's columns):
+    nothing in it can be read, so there are no bad rows to fix or skip."""
+
+
 @dataclass(frozen=True)
 class BadRow:
     """A rejected row: ``source:line`` and the reason, for the import report."""
@@ -254,16 +259,16 @@ def _records(
     lines: Iterable[str], source: str, required: tuple[str, ...], parsed: Parsed
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, fields by column) of the rows under a header that has ``required``; a
-    missing column or a row of the wrong width is a bad row in ``parsed``."""
+    row of the wrong width is a bad row in ``parsed``. A header without ``required`` raises
+    :class:`FileFormatError`."""
     rows = _rows(lines)
     header_line, header = next(rows, (1, []))
     names = [name.strip() for name in header]
     missing = [name for name in required if name not in names]
     if missing:
-        parsed.bad.append(
-            BadRow(source, header_line, f"header lacks column(s) {', '.join(missing)}: {names}")
+        raise FileFormatError(
+            f"its header (line {header_line}) lacks column(s) {', '.join(missing)}: {names}"
         )
-        return
     for line, row in rows:
         parsed.rows += 1
         if len(row) != len(names):

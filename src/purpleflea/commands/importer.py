@@ -182,8 +182,9 @@ def _read_parquet(path: Path, bar: Progress | None) -> Parsed:
     names = parquet.schema_arrow.names
     missing = [name for name in history_io.REQUIRED_COLUMNS if name not in names]
     if missing:
-        parsed.bad.append(BadRow(source, 0, f"Parquet file lacks column(s) {', '.join(missing)}"))
-        return parsed
+        raise history_io.FileFormatError(
+            f"its schema lacks column(s) {', '.join(missing)}: {names}"
+        )
     present = [name for name in history_io.COLUMNS if name in names]
     for batch in parquet.iter_batches(batch_size=_BATCH, columns=present):
         for row in batch.to_pylist():
@@ -386,6 +387,9 @@ async def import_files(
                 parsed = read_file(
                     path, report.format, price_fallback=price_fallback, progress=progress
                 )
+            except history_io.FileFormatError as exc:
+                report.unreadable = f"not a {report.format} file: {exc}"
+                continue
             except (OSError, ValueError, UnicodeDecodeError) as exc:
                 report.unreadable = str(exc)
                 continue
