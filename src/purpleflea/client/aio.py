@@ -11,6 +11,7 @@ import httpx
 import msgspec
 
 from purpleflea.client._config import (
+    PLACEHOLDER_KEY,
     Names,
     Time,
     as_json_number,
@@ -87,6 +88,8 @@ class LiquidationClient:
         timeout: float = 10.0,
     ) -> None:
         self.api_key = resolve_key(api_key)
+        #: The product page's api_key="YOUR_KEY" was given: a missing key says so.
+        self._placeholder = api_key is not None and api_key.strip() == PLACEHOLDER_KEY
         self.servers = server_urls(base_url)
         self._current = 0
         self.timeout = timeout
@@ -106,9 +109,16 @@ class LiquidationClient:
     def auth_headers(self) -> dict[str, str]:
         """The ``Authorization`` header; raises :class:`AuthenticationError` without a key."""
         if not self.api_key:
+            get = "get a free key with `purpleflea keys create` or POST /v1/keys"
+            if self._placeholder:
+                raise AuthenticationError(
+                    f'api_key="{PLACEHOLDER_KEY}" is the example\'s placeholder: it means the '
+                    "key in PURPLEFLEA_API_KEY, which is not set: run the program as "
+                    f"`PURPLEFLEA_API_KEY=<key> python ...` or pass api_key='pf_...' ({get})",
+                    "missing_api_key",
+                )
             raise AuthenticationError(
-                "no API key: pass api_key=... or set PURPLEFLEA_API_KEY (get a free key with "
-                "`purpleflea keys create` or POST /v1/keys)",
+                f"no API key: pass api_key=... or set PURPLEFLEA_API_KEY ({get})",
                 "missing_api_key",
             )
         if not self.api_key.isascii() or not self.api_key.isprintable() or " " in self.api_key:
