@@ -163,6 +163,25 @@ async def test_an_end_before_its_start_is_refused_with_both_as_times(live: Runni
             )
 
 
+async def test_a_date_for_a_time_is_refused_with_its_ms(live: Running) -> None:
+    # curl '/v1/liquidations?start=2025-10-10' (the form the SDK and the commands take) was
+    # answered "start must be an integer, got '2025-10-10'": not what the integer is, nor
+    # which one the date is.
+    headers = {"Authorization": f"Bearer {live.key}"}
+    async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
+        for route in ("/v1/liquidations", "/v1/liquidations/aggregate"):
+            response = await http.get(route, params={"start": "2025-10-10"})
+            assert response.status_code == 400, route
+            assert response.json()["error"]["message"] == (
+                "start must be ms since the epoch (an integer), got '2025-10-10'; "
+                "as ms, '2025-10-10' is 1760054400000"
+            )
+            response = await http.get(route, params={"end": "soon"})
+            assert response.status_code == 400, route
+            message = response.json()["error"]["message"]
+            assert message == "end must be ms since the epoch (an integer), got 'soon'"
+
+
 async def test_a_parameter_the_route_does_not_take_is_refused_naming_it(live: Running) -> None:
     # ?markets= is the stream's and the SDK's spelling; the REST route's is ?market=. Ignored,
     # it answered every market as if no filter were given.

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from purpleflea.clock import seconds_mistake, utc_iso
+from purpleflea.clock import parse_when, seconds_mistake, utc_iso
 from purpleflea.model import encode
 from purpleflea.server.filters import exchange_hint, spelled_as_known
 from purpleflea.store.base import StoreUnavailable
@@ -165,7 +165,15 @@ def integer(
 
 def epoch_ms(params: QueryParams, name: str, default: int | None, *, low: int = 0) -> int | None:
     """A time in ms since the epoch (:func:`integer`); a value that looks like seconds is
-    refused saying so (read as ms it is 1970-1973, and the filter would pass silently)."""
+    refused saying so (read as ms it is 1970-1973, and the filter would pass silently); a
+    date or a time ago (what the SDK and the commands take) is refused with its ms."""
+    raw = _given(params, name)
+    if raw is not None and not raw.strip().lstrip("-").isdigit():
+        try:
+            hint = f"; as ms, {raw!r} is {parse_when(raw)}"
+        except ValueError:
+            hint = ""
+        raise BadRequest(f"{name} must be ms since the epoch (an integer), got {raw!r}{hint}")
     value = integer(params, name, default, low=low)
     if value is not None and value != default:
         mistake = seconds_mistake(name, value)
