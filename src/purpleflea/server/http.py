@@ -168,12 +168,16 @@ def epoch_ms(params: QueryParams, name: str, default: int | None, *, low: int = 
     refused saying so (read as ms it is 1970-1973, and the filter would pass silently); a
     date or a time ago (what the SDK and the commands take) is refused with its ms."""
     raw = _given(params, name)
-    if raw is not None and not raw.strip().lstrip("-").isdigit():
+    try:
+        int(raw or "0")
+    except ValueError:
         try:
-            hint = f"; as ms, {raw!r} is {parse_when(raw)}"
+            hint = f"; as ms, {raw!r} is {parse_when(raw or '')}"
         except ValueError:
             hint = ""
-        raise BadRequest(f"{name} must be ms since the epoch (an integer), got {raw!r}{hint}")
+        raise BadRequest(
+            f"{name} must be ms since the epoch (an integer), got {raw!r}{hint}"
+        ) from None
     value = integer(params, name, default, low=low)
     if value is not None and value != default:
         mistake = seconds_mistake(name, value)
