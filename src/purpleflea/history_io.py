@@ -67,6 +67,11 @@ TARDIS_EXCHANGES: dict[str, TardisReader] = registry.tardis_readers()
 _TARDIS_SIDES: dict[str, Side] = {"sell": "long", "buy": "short"}
 
 
+class FileFormatError(ValueError):
+    """The file is not of the format it is read as (its header lacks the format's columns):
+    nothing in it can be read, so there are no bad rows to fix or skip."""
+
+
 @dataclass(frozen=True)
 class BadRow:
     """A rejected row: ``source:line`` and the reason, for the import report."""
@@ -273,26 +278,26 @@ def _rows(lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
 
 
 #: Characters of a header shown when it lacks a column.
-_SHOWN_HEADER = 300
+SHOWN_HEADER = 300
 
 
 def _records(
     lines: Iterable[str], source: str, required: tuple[str, ...], parsed: Parsed
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, fields by column) of the rows under a header that has ``required``; a
-    missing column or a row of the wrong width is a bad row in ``parsed``."""
+    row of the wrong width is a bad row in ``parsed``. A header without ``required`` raises
+    :class:`FileFormatError`."""
     rows = _rows(lines)
     header_line, header = next(rows, (1, []))
     names = [name.strip() for name in header]
     missing = [name for name in required if name not in names]
     if missing:
         shown = repr(names)
-        if len(shown) > _SHOWN_HEADER:  # a hostile header runs to millions of columns
-            shown = f"{shown[:_SHOWN_HEADER]}... ({len(names):,} columns)"
-        parsed.reject(
-            BadRow(source, header_line, f"header lacks column(s) {', '.join(missing)}: {shown}")
+        if len(shown) > SHOWN_HEADER:  # a hostile header runs to millions of columns
+            shown = f"{shown[:SHOWN_HEADER]}... ({len(names):,} columns)"
+        raise FileFormatError(
+            f"its header (line {header_line}) lacks column(s) {', '.join(missing)}: {shown}"
         )
-        return
     for line, row in rows:
         parsed.rows += 1
         if len(row) != len(names):

@@ -60,3 +60,20 @@ def test_times_are_taken_as_the_commands_take_them() -> None:
         as_ms("yesterday", "start")
     with pytest.raises(BadRequestError, match=r"^end: '1760054400' .* seconds since the epoch"):
         as_ms("1760054400", "end")
+
+
+def test_the_placeholder_key_without_the_variable_says_it_is_the_placeholder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # SPEC.md's program run verbatim without PURPLEFLEA_API_KEY said "no API key: pass
+    # api_key=... or set PURPLEFLEA_API_KEY" to a program that passes api_key="YOUR_KEY".
+    monkeypatch.delenv("PURPLEFLEA_API_KEY", raising=False)
+    with pytest.raises(AuthenticationError) as missing:
+        LiquidationClient(api_key="YOUR_KEY").auth_headers()
+    assert missing.value.code == "missing_api_key"
+    assert str(missing.value).startswith(
+        'api_key="YOUR_KEY" is the example\'s placeholder: it means the key in '
+        "PURPLEFLEA_API_KEY, which is not set: "
+    )
+    with pytest.raises(AuthenticationError, match=r"^no API key: pass api_key=\.\.\."):
+        LiquidationClient().auth_headers()

@@ -35,12 +35,12 @@ def test_create_says_when_it_starts_a_new_key_store(
     assert cli.main(["keys", "--data-dir", str(data), "create", "--account", "you"]) == 0
     first = capsys.readouterr()
     assert first.out.startswith("pf_")
-    assert first.err == (
+    assert first.err.startswith(
         f"purpleflea keys: started a new key store, {data / 'keys.sqlite'}: only a server "
         f"run with --data-dir {data} and no PostgreSQL --store accepts this key\n"
     )
     assert cli.main(["keys", "--data-dir", str(data), "create", "--account", "you"]) == 0
-    assert capsys.readouterr().err == ""  # the store was there
+    assert "new key store" not in capsys.readouterr().err  # the store was there
     assert cli.main(["keys", "--data-dir", str(data), "list"]) == 0
     assert capsys.readouterr().out.count(" you ") == 2
 
@@ -70,13 +70,13 @@ def test_revoking_a_key_twice_says_it_was_already_revoked(
     # A second revoke printed "no active key" and exited 1, as for an id that never existed.
     data = tmp_path / "data"
     assert cli.main(["keys", "--data-dir", str(data), "create", "--account", "you"]) == 0
-    key_id = capsys.readouterr().out.split("key_id ")[1].split()[0]
+    key_id = capsys.readouterr().err.split("key_id ")[1].split()[0]
     assert cli.main(["keys", "--data-dir", str(data), "revoke", key_id]) == 0
     assert capsys.readouterr().out.startswith(f"revoked {key_id};")
     assert cli.main(["keys", "--data-dir", str(data), "revoke", key_id]) == 0
     assert capsys.readouterr().out.startswith(f"{key_id} was already revoked, at ")
     assert cli.main(["keys", "--data-dir", str(data), "revoke", "neverWas"]) == 1
-    assert capsys.readouterr().out == "no key 'neverWas'\n"
+    assert capsys.readouterr().err == "purpleflea keys: no key 'neverWas'\n"
 
 
 def test_keys_in_the_folder_of_a_server_on_postgresql_point_to_its_store(
@@ -99,7 +99,7 @@ def test_keys_in_the_folder_of_a_server_on_postgresql_point_to_its_store(
     # With no server there, what the folder's key file is for is said as it is.
     (data / "server.json").unlink()
     assert cli.main(["keys", "--data-dir", str(data), "create"]) == 0
-    assert capsys.readouterr().err == (
+    assert capsys.readouterr().err.startswith(
         f"purpleflea keys: started a new key store, {data / 'keys.sqlite'}: only a server run "
         f"with --data-dir {data} and no PostgreSQL --store accepts this key\n"
     )
@@ -128,3 +128,19 @@ def test_list_escapes_names_a_terminal_would_act_on(
     with pytest.raises(SystemExit) as refused:
         cli.main(["keys", "--data-dir", str(data), "create", "--account", "a\x1b[2Jb"])
     assert "printable" in str(refused.value.code)
+
+
+def test_create_prints_only_the_key_on_stdout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `export PURPLEFLEA_API_KEY=$(purpleflea keys create --account you)` took the note line
+    # too ("pf_...\nkey_id ... for account 'you': store the key now, ..."), a key every client
+    # refuses ("the API key has characters no key has"): stdout is the key, the note stderr.
+    data = tmp_path / "data"
+    assert cli.main(["keys", "--data-dir", str(data), "create", "--account", "you"]) == 0
+    printed = capsys.readouterr()
+    assert printed.out.startswith("pf_")
+    assert printed.out.count("\n") == 1
+    assert printed.out.strip() == printed.out.rstrip("\n")
+    key_id = printed.err.split("key_id ")[1].split()[0]
+    assert printed.out.startswith(f"pf_{key_id}")

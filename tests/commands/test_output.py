@@ -269,6 +269,20 @@ async def test_history_says_when_nothing_matches(live: Running) -> None:
     )
 
 
+async def test_history_says_when_it_was_asked_about_the_future(live: Running) -> None:
+    # `history --start 2030-01-01` said "no stored liquidations match (start 1893456000000)":
+    # a number the user never typed, and not why nothing matched.
+    await live.push(venue_event(market="BTC-PERP", size_usd=5_000.0))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PURPLEFLEA_")}
+    query = ["history", "--url", live.url, "--api-key", live.key, "--start", "2030-01-01"]
+    status, out, err = await _command(*query, "--end", "2030-01-02T12:00", env=env)
+    assert (status, out) == (0, "")
+    assert err == (
+        "purpleflea history: no stored liquidations match (start 2030-01-01T00:00:00Z, "
+        "end 2030-01-02T12:00:00Z): the start is in the future\n"
+    )
+
+
 async def test_a_client_command_without_a_key_names_the_flag(live: Running) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PURPLEFLEA_")}
     status, out, err = await _command("history", "--url", live.url, env=env)

@@ -359,3 +359,31 @@ def test_a_file_of_no_known_format_is_reported_as_such_not_as_bad_rows(
         "'coin,wallet,side,size,entry_price,liquidation_price'; pass --format"
     )
     assert not any("skip-bad" in line or "bad row" in line for line in out)
+
+
+@pytest.mark.parametrize("fmt", ["purpleflea-csv", "tardis", "parquet"])
+def test_a_file_without_the_formats_columns_is_not_imported_even_with_skip_bad(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    # A file of another schema under --format (a Parquet file is told by its magic bytes:
+    # shared/data/real/0xknxwledge_group-m-finm33150-final/liquidations.parquet) was "1 bad
+    # row(s) of 0 (fix them, or pass --skip-bad to import the good rows)"; with --skip-bad it
+    # "imported" 0 rows and the command exited 0, as if the file had been stored.
+    path = tmp_path / ("other.parquet" if fmt == "parquet" else "other.csv")
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({"time": [1, 2], "usd": [3.0, 4.0]}), path)
+    else:
+        path.write_text("time,usd\n1,3.0\n2,4.0\n")
+    parser = argparse.ArgumentParser()
+    importer.register(parser.add_subparsers())
+    for extra in ([], ["--skip-bad"]):
+        argv = ["import", str(path), "--format", fmt, "--data-dir", str(tmp_path / "d")]
+        args = parser.parse_args([*argv, "--no-progress", *extra])
+        assert args.run(args) == 1, extra
+        out = capsys.readouterr().out.splitlines()
+        assert out[0].startswith(f"{path}: NOT imported: not a {fmt} file: "), out
+        assert "lacks column(s)" in out[0]
+        assert not any("skip-bad" in line or "bad row" in line for line in out), out

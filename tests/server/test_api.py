@@ -147,6 +147,41 @@ async def test_bad_parameters_get_400_naming_the_parameter(live: Running) -> Non
             assert response.status_code == 200, (market, response.text)
 
 
+async def test_an_end_before_its_start_is_refused_with_both_as_times(live: Running) -> None:
+    # "end (1767225600000) must be after start (1798761600000)" answered the SDK's
+    # history(start="2027-01-01", end="2026-01-01") and `history --start ... --end ...`: two
+    # numbers the user never typed. Both routes that take a window say the times too.
+    headers = {"Authorization": f"Bearer {live.key}"}
+    window = {"start": "1798761600000", "end": "1767225600000"}
+    async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
+        for route in ("/v1/liquidations", "/v1/liquidations/aggregate", "/v1/coverage"):
+            response = await http.get(route, params=window)
+            assert response.status_code == 400, route
+            assert response.json()["error"]["message"] == (
+                "end (1767225600000, 2026-01-01T00:00:00Z) must be after start "
+                "(1798761600000, 2027-01-01T00:00:00Z)"
+            )
+
+
+async def test_a_date_for_a_time_is_refused_with_its_ms(live: Running) -> None:
+    # curl '/v1/liquidations?start=2025-10-10' (the form the SDK and the commands take) was
+    # answered "start must be an integer, got '2025-10-10'": not what the integer is, nor
+    # which one the date is.
+    headers = {"Authorization": f"Bearer {live.key}"}
+    async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
+        for route in ("/v1/liquidations", "/v1/liquidations/aggregate"):
+            response = await http.get(route, params={"start": "2025-10-10"})
+            assert response.status_code == 400, route
+            assert response.json()["error"]["message"] == (
+                "start must be ms since the epoch (an integer), got '2025-10-10'; "
+                "as ms, '2025-10-10' is 1760054400000"
+            )
+            response = await http.get(route, params={"end": "soon"})
+            assert response.status_code == 400, route
+            message = response.json()["error"]["message"]
+            assert message == "end must be ms since the epoch (an integer), got 'soon'"
+
+
 async def test_a_parameter_the_route_does_not_take_is_refused_naming_it(live: Running) -> None:
     # ?markets= is the stream's and the SDK's spelling; the REST route's is ?market=. Ignored,
     # it answered every market as if no filter were given.

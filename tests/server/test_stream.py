@@ -135,6 +135,28 @@ async def test_bad_subscription_is_refused_with_a_clear_error(live: Running) -> 
             pass
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+async def test_a_min_usd_that_is_no_number_is_refused_by_its_value(
+    live: Running, value: float
+) -> None:
+    # The SDK encoded a NaN min_usd as JSON null: the stream was refused with "min_usd must
+    # be a number, got None" (the CLI's `tail --min-usd nan` said the same), and
+    # create_webhook(min_usd=inf) failed in the JSON encoder with "Out of range float values
+    # are not JSON compliant", naming no argument. history(min_usd=nan) said what was wrong.
+    client = purpleflea.LiquidationClient(api_key=live.key, base_url=live.url)
+    wanted = f"min_usd must be a finite number >= 0, got '{value}'"
+    with pytest.raises(BadRequestError) as refused:
+        await _collect(client.stream(min_usd=value), 1)
+    assert str(refused.value) == wanted
+    with pytest.raises(BadRequestError) as refused:
+        await client.create_webhook("https://example.com/pf", min_usd=value)
+    assert wanted in str(refused.value)
+    with pytest.raises(BadRequestError) as refused:
+        await client.history(min_usd=value)
+    assert wanted in str(refused.value)
+    await client.aclose()
+
+
 async def test_heartbeats_advance_the_cursor_past_filtered_events(live: Running) -> None:
     headers = {"Authorization": f"Bearer {live.key}"}
     async with connect(live.ws_url, additional_headers=headers) as ws:

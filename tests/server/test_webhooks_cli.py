@@ -130,3 +130,42 @@ async def test_a_webhook_takes_the_streams_filters_by_the_same_names(tmp_path: P
     assert made["filters"]["markets"] == ["BTC-PERP"]
     assert made["filters"]["sides"] == ["long"]
     assert made["filters"]["coverages"] == ["complete"]
+
+
+async def test_the_cli_lists_every_filter_of_a_webhook_in_full(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `webhooks list` cut the filters to 30 characters: the docs' example (channels
+    # liquidations and cascades, --min-usd 1000000, --market BTC-PERP) was listed as
+    # "cascades,liquidations >=$1,000", a filter a thousand times smaller and no market; and a
+    # webhook's coverages filter (set through the SDK) was never shown.
+    from purpleflea import LiquidationClient
+
+    async with running_server(make_config(tmp_path)) as running:
+        status, _, _ = await _cli(
+            running,
+            capsys,
+            "create",
+            "https://example.com/pf",
+            "--min-usd",
+            "1000000",
+            "--market",
+            "BTC-PERP",
+            "--channel",
+            "liquidations",
+            "--channel",
+            "cascades",
+        )
+        assert status == 0
+        client = LiquidationClient(running.key, running.url)
+        await client.create_webhook("https://example.com/other", coverages="complete")
+        await client.aclose()
+        status, out, _ = await _cli(running, capsys, "list")
+    assert status == 0
+    header, *rows = out.splitlines()
+    assert len(rows) == 2
+    by_url = {row.split()[-1]: row for row in rows}
+    assert ">=$1,000,000 BTC-PERP" in by_url["https://example.com/pf"]
+    assert "complete" in by_url["https://example.com/other"]
+    # The URL column still lines up under its heading.
+    assert {row.index("https://") for row in rows} == {header.index("URL")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
@@ -56,6 +57,17 @@ def as_list(values: str | Iterable[str] | None) -> list[str] | None:
     if values is None:
         return None
     return [values] if isinstance(values, str) else list(values)
+
+
+def as_json_number(value: object) -> object:
+    """``value`` for a JSON body (a stream's subscription, a webhook's filters): a float that
+    JSON cannot hold (NaN, an infinity) as its text, ``'nan'``, which the server refuses by
+    that value as it does in a query string. As a float, msgspec wrote it as null (refused as
+    "got None") and httpx raised "Out of range float values are not JSON compliant", naming
+    no argument."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
 
 
 def one_of(plural: Names, singular: Names, name: str) -> list[str] | None:

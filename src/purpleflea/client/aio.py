@@ -11,8 +11,10 @@ import httpx
 import msgspec
 
 from purpleflea.client._config import (
+    PLACEHOLDER_KEY,
     Names,
     Time,
+    as_json_number,
     as_list,
     as_ms,
     one_of,
@@ -86,6 +88,8 @@ class LiquidationClient:
         timeout: float = 10.0,
     ) -> None:
         self.api_key = resolve_key(api_key)
+        #: The product page's api_key="YOUR_KEY" was given: a missing key says so.
+        self._placeholder = api_key is not None and api_key.strip() == PLACEHOLDER_KEY
         self.servers = server_urls(base_url)
         self._current = 0
         self.timeout = timeout
@@ -105,9 +109,16 @@ class LiquidationClient:
     def auth_headers(self) -> dict[str, str]:
         """The ``Authorization`` header; raises :class:`AuthenticationError` without a key."""
         if not self.api_key:
+            get = "get a free key with `purpleflea keys create` or POST /v1/keys"
+            if self._placeholder:
+                raise AuthenticationError(
+                    f'api_key="{PLACEHOLDER_KEY}" is the example\'s placeholder: it means the '
+                    "key in PURPLEFLEA_API_KEY, which is not set: run the program as "
+                    f"`PURPLEFLEA_API_KEY=<key> python ...` or pass api_key='pf_...' ({get})",
+                    "missing_api_key",
+                )
             raise AuthenticationError(
-                "no API key: pass api_key=... or set PURPLEFLEA_API_KEY (get a free key with "
-                "`purpleflea keys create` or POST /v1/keys)",
+                f"no API key: pass api_key=... or set PURPLEFLEA_API_KEY ({get})",
                 "missing_api_key",
             )
         if not self.api_key.isascii() or not self.api_key.isprintable() or " " in self.api_key:
@@ -116,7 +127,7 @@ class LiquidationClient:
             raise AuthenticationError(
                 "the API key has characters no key has (spaces, control or non-ASCII "
                 "characters): pass the key exactly as `purpleflea keys create` printed it",
-                "invalid_api_key",
+                "malformed_api_key",  # not the server's invalid_api_key: no server saw it
             )
         return {"Authorization": f"Bearer {self.api_key}"}
 
@@ -149,7 +160,7 @@ class LiquidationClient:
         :class:`PurpleFleaError`."""
         # batch: a busy stream arrives as few frames of many events (see server/streaming.py).
         subscription: dict[str, Any] = {
-            "min_usd": min_usd,
+            "min_usd": as_json_number(min_usd),
             "channels": as_list(channels),
             "batch": True,
         }
@@ -480,7 +491,11 @@ class LiquidationClient:
         with ``secret`` (generated when None); the filters as :meth:`stream`'s. The answer
         holds the webhook's ``id`` and its ``secret``, shown this once; check deliveries with
         :func:`purpleflea.verify_webhook`."""
-        body: dict[str, Any] = {"url": url, "channels": as_list(channels), "min_usd": min_usd}
+        body: dict[str, Any] = {
+            "url": url,
+            "channels": as_list(channels),
+            "min_usd": as_json_number(min_usd),
+        }
         for name, value in (
             ("secret", secret),
             ("markets", one_of(markets, market, "market")),

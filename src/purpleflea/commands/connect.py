@@ -95,6 +95,13 @@ _NO_KEY = (
     "`purpleflea keys create --account you` in the server's folder, or POST /v1/keys)"
 )
 
+
+def _refused_by(exc: Exception, reached: list[str]) -> str:
+    """``exc``'s message with the server that refused the key and how it was found."""
+    where = f"the server at {reached[0]}" if reached else "the server"
+    return f"{where} refused the key: {exc}; a key works only on the server that issued it"
+
+
 Work = Callable[[str | None], Coroutine[Any, Any, int]]
 
 
@@ -104,17 +111,34 @@ def run_client(name: str, args: argparse.Namespace, work: Work) -> int:
     import httpx  # noqa: PLC0415
     import websockets  # noqa: PLC0415
 
-    from purpleflea.client import LiquidationClient, PurpleFleaError  # noqa: PLC0415
+    from purpleflea.client import (  # noqa: PLC0415
+        AuthenticationError,
+        LiquidationClient,
+        PurpleFleaError,
+    )
+
+    reached: list[str] = []  # the servers asked and where their address came from
 
     async def checked() -> int:
         url, origin = server_url(args)
-        await probe(LiquidationClient(base_url=url).servers, origin)
+        servers = LiquidationClient(base_url=url).servers
+        reached.append(f"{', '.join(servers)} ({origin})")
+        await probe(servers, origin)
         return await work(url)
 
     try:
         return asyncio.run(checked())
+    except AuthenticationError as exc:
+        # A key is good on the server that issued it only: with its own server stopped, the
+        # command asks the default one, and "not valid" alone sent the user to the key.
+        if exc.code == "missing_api_key":
+            message = _NO_KEY
+        elif exc.code == "malformed_api_key":  # refused before any server saw it
+            message = str(exc)
+        else:
+            message = _refused_by(exc, reached)
     except PurpleFleaError as exc:
-        message = _NO_KEY if exc.code == "missing_api_key" else str(exc)
+        message = str(exc)
     except (Unreachable, ValueError) as exc:
         message = str(exc)
     except BrokenPipeError:

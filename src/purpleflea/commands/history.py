@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from purpleflea.clock import now_ms, utc_iso
 from purpleflea.commands.connect import add_connection_args, run_client
 from purpleflea.commands.tail import format_event
 from purpleflea.commands.when import TIME_HELP, time_arg
@@ -59,7 +60,12 @@ async def _history(args: argparse.Namespace, url: str | None) -> int:
             if shown >= args.limit:
                 break
     if not shown:  # an empty output would leave the reader guessing why
-        print(f"purpleflea history: no stored liquidations match{_filters(args)}", file=sys.stderr)
+        future = args.start is not None and args.start > now_ms()
+        why = ": the start is in the future" if future else ""
+        print(
+            f"purpleflea history: no stored liquidations match{_filters(args)}{why}",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -70,8 +76,9 @@ def _filters(args: argparse.Namespace) -> str:
         *(f"exchange {e}" for e in args.exchange or ()),
         *(f"side {s}" for s in args.side or ()),
         *([f"min_usd {args.min_usd:,.0f}"] if args.min_usd else []),
-        *([f"start {args.start}"] if args.start is not None else []),
-        *([f"end {args.end}"] if args.end is not None else []),
+        # As a UTC time: the ms a --start of "2030-01-01" or "6h" became are not what was typed.
+        *([f"start {utc_iso(args.start)}"] if args.start is not None else []),
+        *([f"end {utc_iso(args.end)}"] if args.end is not None else []),
     ]
     return f" ({', '.join(given)})" if given else ""
 

@@ -216,8 +216,12 @@ def _read_parquet(path: Path, bar: Progress | None) -> Parsed:
     names = parquet.schema_arrow.names
     missing = [name for name in history_io.REQUIRED_COLUMNS if name not in names]
     if missing:
-        parsed.reject(BadRow(source, 0, f"Parquet file lacks column(s) {', '.join(missing)}"))
-        return parsed
+        shown = repr(names)
+        if len(shown) > history_io.SHOWN_HEADER:  # a hostile schema of many columns
+            shown = f"{shown[: history_io.SHOWN_HEADER]}... ({len(names):,} columns)"
+        raise history_io.FileFormatError(
+            f"its schema lacks column(s) {', '.join(missing)}: {shown}"
+        )
     present = [name for name in history_io.COLUMNS if name in names]
     for batch in parquet.iter_batches(batch_size=_BATCH, columns=present):
         for row in batch.to_pylist():
@@ -443,6 +447,9 @@ async def import_files(
                 parsed = read_file(
                     path, report.format, price_fallback=price_fallback, progress=progress
                 )
+            except history_io.FileFormatError as exc:
+                report.unreadable = f"not a {report.format} file: {exc}"
+                continue
             except UNREADABLE as exc:
                 report.unreadable = str(exc) or type(exc).__name__
                 continue

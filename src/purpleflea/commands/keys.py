@@ -113,10 +113,13 @@ def run(args: argparse.Namespace) -> int:
                 new = store.create(args.account, args.name)
             except ValueError as exc:  # an empty, too long or unprintable name
                 raise SystemExit(f"purpleflea keys: {exc}") from None
-            print(new.key)
+            # The key alone on stdout, the note on stderr: `KEY=$(purpleflea keys create ...)`
+            # took both lines, a key every client refused.
+            print(new.key, flush=True)
             print(
                 f"key_id {new.info.key_id} for account {new.info.account!r}: store the key now, "
                 "it is kept only as a hash",
+                file=sys.stderr,
                 flush=True,
             )
         elif args.action == "list":
@@ -140,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
 def _revoke(store: KeyStore, key_id: str) -> int:
     revocation = store.revoke(key_id)
     if revocation is None:
-        print(f"no key {key_id!r}")
+        print(f"purpleflea keys: no key {key_id!r}", file=sys.stderr)
         return 1
     if revocation.already:
         # A repeat (a script retrying) is no failure: the key is revoked.

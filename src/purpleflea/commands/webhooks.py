@@ -70,7 +70,11 @@ def _filters(filters: dict[str, Any]) -> str:
     parts = [",".join(filters.get("channels", []))]
     if filters.get("min_usd"):
         parts.append(f">={format_usd_exact(filters['min_usd'])}")
-    parts += [",".join(filters[k]) for k in ("markets", "exchanges", "sides") if filters.get(k)]
+    parts += [
+        ",".join(filters[k])
+        for k in ("markets", "exchanges", "sides", "coverages")
+        if filters.get(k)
+    ]
     return " ".join(parts)
 
 
@@ -89,12 +93,13 @@ def _print(args: argparse.Namespace, answer: Any) -> None:
         _say(f"secret {answer['secret']}")
         _say("store the secret now: it is shown once; receivers verify deliveries with it")
     elif args.action == "list":
-        _say(f"{'ID':20} {'DEAD':>5} {'FILTERS':30} URL")
-        for hook in answer:
-            _say(
-                f"{hook['id']:20} {hook['dead_letters']:>5} {_filters(hook['filters'])[:30]:30} "
-                f"{hook['url']}"
-            )
+        # Each webhook's filters in full, the column as wide as the widest: cut to a width,
+        # ">=$1,000,000 BTC-PERP" read as ">=$1,000" and the market was gone.
+        shown = [_filters(hook["filters"]) for hook in answer]
+        width = max([len("FILTERS"), *map(len, shown)])
+        _say(f"{'ID':20} {'DEAD':>5} {'FILTERS':{width}} URL")
+        for hook, filters in zip(answer, shown, strict=True):
+            _say(f"{hook['id']:20} {hook['dead_letters']:>5} {filters:{width}} {hook['url']}")
     elif args.action == "delete":
         _say(f"deleted {args.webhook_id}")
     elif args.action == "dead-letters":

@@ -172,8 +172,7 @@ class Api:
         start = http.epoch_ms(params, "start", None)
         # end is exclusive, so 0 selects nothing: refused like any empty window.
         end = http.epoch_ms(params, "end", None, low=1)
-        if start is not None and end is not None and end <= start:
-            raise http.BadRequest(f"end ({end}) must be after start ({start})")
+        http.check_window(start, end)
         return Query(
             markets=_markets(params),
             exchanges=exchanges,

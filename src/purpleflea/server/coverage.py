@@ -195,8 +195,7 @@ class CoverageRoutes:
 def _window_of(start: int | None, end: int | None, now: int) -> tuple[int, int]:
     """The window asked for: ``end`` defaults to now (or just after ``start``), ``start`` to a
     day before ``end``; a window over 31 days is cut to its last 31 (the answer says so)."""
-    if start is not None and end is not None and end <= start:
-        raise http.BadRequest(f"end ({end}) must be after start ({start})")
+    http.check_window(start, end)
     if end is None:
         end = now if start is None else max(now, start + 1)
     if start is None:

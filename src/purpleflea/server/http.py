@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from purpleflea.clock import seconds_mistake
+from purpleflea.clock import parse_when, seconds_mistake, utc_iso
 from purpleflea.model import encode
 from purpleflea.server.filters import exchange_hint, spelled_as_known
 from purpleflea.store.base import StoreUnavailable
@@ -165,13 +165,34 @@ def integer(
 
 def epoch_ms(params: QueryParams, name: str, default: int | None, *, low: int = 0) -> int | None:
     """A time in ms since the epoch (:func:`integer`); a value that looks like seconds is
-    refused saying so (read as ms it is 1970-1973, and the filter would pass silently)."""
+    refused saying so (read as ms it is 1970-1973, and the filter would pass silently); a
+    date or a time ago (what the SDK and the commands take) is refused with its ms."""
+    raw = _given(params, name)
+    try:
+        int(raw or "0")
+    except ValueError:
+        try:
+            hint = f"; as ms, {raw!r} is {parse_when(raw or '')}"
+        except ValueError:
+            hint = ""
+        raise BadRequest(
+            f"{name} must be ms since the epoch (an integer), got {raw!r}{hint}"
+        ) from None
     value = integer(params, name, default, low=low)
     if value is not None and value != default:
         mistake = seconds_mistake(name, value)
         if mistake is not None:
             raise BadRequest(mistake)
     return value
+
+
+def check_window(start: int | None, end: int | None) -> None:
+    """Refuse an ``end`` at or before ``start``, saying both as times too: a client that took
+    "2026-12-07" or "6h" for them sees what they became, not only two 13-digit numbers."""
+    if start is not None and end is not None and end <= start:
+        raise BadRequest(
+            f"end ({end}, {utc_iso(end)}) must be after start ({start}, {utc_iso(start)})"
+        )
 
 
 def choice(params: QueryParams, name: str, options: Sequence[str], default: str) -> str:
