@@ -33,43 +33,75 @@ def _ours(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
     ]
 
 
-async def test_deribit_leaving_our_channel_out_of_its_answer_is_one_error_naming_it(
-    caplog: pytest.LogCaptureFixture,
+#: A refusal that can pass later, by venue: the fake's refusing exchange, the connection's
+#: route and exchange, and what the venue said. Before, each was one warning and the
+#: connection stayed up subscribed to nothing, for ever (Deribit has no data watchdog; had
+#: BitMEX's instrument table been taken, its pushes would have fed the watchdog).
+ASKED_AGAIN = {
+    # Deribit's 10028 too_many_requests.
+    "deribit": (lambda: Deribit(refusal="too_many_requests"), "deribit", '"code":10028'),
+    # BitMEX's 429 "Rate limit exceeded, retry in 1 seconds."
+    "bitmex": (
+        lambda: Bitmex(refusal_status=429),
+        "bitmex",
+        "429: Rate limit exceeded, retry in 1 seconds.",
+    ),
+    # Gate's code 3 "Server side error happened".
+    "gate_usdt": (lambda: Gate(refusal_code=3), "gate", "Server side error happened"),
+}
+
+#: A refusal naming a wrong request, by venue: the fake, its exchange, the refusals counted
+#: before the check, and what health's ``rejected`` lists. Deribit answers a channel it does
+#: not serve with ``"result":[]`` and no error (taken for an ack before).
+ONE_ERROR = {
+    "deribit": (
+        lambda: Deribit(refusal="left_out"),
+        "deribit",
+        1,
+        "public/subscribe answered []: trades.future.any.100ms is not subscribed",
+    ),
+    "bitmex": (Bitmex, "bitmex", 2, "400: Unknown table: liquidation"),
+    "gate_usdt": (Gate, "gate", 2, '{"code":2,"message":"unknown contract"}'),
+}
+
+
+@pytest.mark.parametrize("route", sorted(ASKED_AGAIN))
+async def test_a_refusal_that_can_pass_later_is_asked_again_on_a_new_connection(
+    route: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Deribit answers a channel it does not serve with ``"result":[]`` and no error. Before,
-    # that answer was taken for an ack: the connection answered heartbeats for ever, with no
-    # word anywhere that nothing was subscribed.
+    venue, exchange, said = ASKED_AGAIN[route]
     caplog.set_level(logging.DEBUG, logger="purpleflea.ingest")
-    async with FakeExchange(Deribit(refusal="left_out"), faults=REFUSING) as fake:
-        spec = spec_for("deribit", "deribit", fake.url)
-        async with Feeds([spec]) as run:
-            await run.wait_for(lambda: run.stats["deribit"].errors["refused"] >= 1)
-            await run.wait_for(lambda: fake.sessions[0].pings >= 3)  # still up, answering
-    stats = run.stats["deribit"].snapshot()
+    async with (
+        FakeExchange(venue(), faults=REFUSING) as fake,
+        Feeds([spec_for(route, exchange, fake.url)]) as run,
+    ):
+        await run.wait_for(lambda: run.stats[route].errors["refused_retry"] >= 3)
+    stats = run.stats[route]
+    assert fake.connections >= 3
+    assert stats.rejected == []
+    assert said in stats.last_error
+    assert _ours(caplog, logging.ERROR) == []
+
+
+@pytest.mark.parametrize("route", sorted(ONE_ERROR))
+async def test_a_refusal_naming_a_wrong_request_is_one_error_listed_in_health(
+    route: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    venue, exchange, refused, said = ONE_ERROR[route]
+    caplog.set_level(logging.DEBUG, logger="purpleflea.ingest")
+    async with (
+        FakeExchange(venue(), faults=REFUSING) as fake,
+        Feeds([spec_for(route, exchange, fake.url)]) as run,
+    ):
+        await run.wait_for(lambda: run.stats[route].errors["refused"] >= refused)
+        await run.wait_for(lambda: fake.sessions[0].pings >= 3)  # still up, answering
+    stats = run.stats[route].snapshot()
     assert fake.connections == 1
-    said = "public/subscribe answered []: trades.future.any.100ms is not subscribed"
     assert stats["rejected"] == [said]
     assert "refused_retry" not in stats["errors"]
     errors = _ours(caplog, logging.ERROR)
     assert len(errors) == 1, errors
     assert said in errors[0]
-
-
-async def test_deribit_rate_limiting_our_subscribe_is_asked_again_on_a_new_connection(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    # 10028 too_many_requests passes later. Before, it was one warning and the connection
-    # stayed up, subscribed to nothing, for ever (Deribit has no data watchdog).
-    caplog.set_level(logging.DEBUG, logger="purpleflea.ingest")
-    async with FakeExchange(Deribit(refusal="too_many_requests"), faults=REFUSING) as fake:
-        spec = spec_for("deribit", "deribit", fake.url)
-        async with Feeds([spec]) as run:
-            await run.wait_for(lambda: run.stats["deribit"].errors["refused_retry"] >= 3)
-    stats = run.stats["deribit"]
-    assert fake.connections >= 3
-    assert stats.rejected == []
-    assert '"code":10028' in stats.last_error
-    assert _ours(caplog, logging.ERROR) == []
 
 
 def test_deribit_refusals_worth_asking_again_are_the_transient_codes() -> None:
@@ -100,42 +132,6 @@ def test_deribit_refusals_worth_asking_again_are_the_transient_codes() -> None:
     assert refusal('{"jsonrpc":"2.0","id":9,"result":{"version":"1.2.26"}}') is None
 
 
-async def test_bitmex_rate_limiting_our_subscribe_is_asked_again_on_a_new_connection(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    # BitMEX's 429 "Rate limit exceeded, retry in 1 seconds." passes later. Before, it was one
-    # warning: the connection stayed up without the liquidation table, and had the instrument
-    # table been taken, its pushes would have kept the data watchdog fed for ever.
-    caplog.set_level(logging.DEBUG, logger="purpleflea.ingest")
-    async with FakeExchange(Bitmex(refusal_status=429), faults=REFUSING) as fake:
-        spec = spec_for("bitmex", "bitmex", fake.url)
-        async with Feeds([spec]) as run:
-            await run.wait_for(lambda: run.stats["bitmex"].errors["refused_retry"] >= 3)
-    stats = run.stats["bitmex"]
-    assert fake.connections >= 3
-    assert stats.rejected == []
-    assert "429: Rate limit exceeded, retry in 1 seconds." in stats.last_error
-    assert _ours(caplog, logging.ERROR) == []
-
-
-async def test_bitmex_refusing_a_table_is_one_error_naming_it_and_listed_in_health(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.DEBUG, logger="purpleflea.ingest")
-    async with FakeExchange(Bitmex(), faults=REFUSING) as fake:
-        spec = spec_for("bitmex", "bitmex", fake.url)
-        async with Feeds([spec]) as run:
-            await run.wait_for(lambda: run.stats["bitmex"].errors["refused"] >= 2)
-            await run.wait_for(lambda: fake.sessions[0].pings >= 3)  # still up, answering
-    stats = run.stats["bitmex"].snapshot()
-    assert fake.connections == 1
-    assert stats["rejected"] == ["400: Unknown table: liquidation"]
-    assert "refused_retry" not in stats["errors"]
-    errors = _ours(caplog, logging.ERROR)
-    assert len(errors) == 1, errors
-    assert "Unknown table: liquidation" in errors[0]
-
-
 def test_bitmex_refusals_worth_asking_again_are_429_and_5xx() -> None:
     from purpleflea.venues.bitmex.connection import retry_refused
 
@@ -145,41 +141,6 @@ def test_bitmex_refusals_worth_asking_again_are_429_and_5xx() -> None:
     statuses = [400, 401, 403, 404, 429, 500, 503, '"429"', "true"]
     assert [s for s in statuses if retry_refused(error(s))] == [429, 500, 503]
     assert not retry_refused("pong")
-
-
-async def test_gate_s_server_error_on_our_subscribe_is_asked_again_on_a_new_connection(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    # Code 3 "Server side error happened" passes later. Before, every Gate refusal was one
-    # warning and the connection stayed up with nothing subscribed.
-    caplog.set_level(logging.DEBUG, logger="purpleflea.ingest")
-    async with FakeExchange(Gate(refusal_code=3), faults=REFUSING) as fake:
-        spec = spec_for("gate_usdt", "gate", fake.url)
-        async with Feeds([spec]) as run:
-            await run.wait_for(lambda: run.stats["gate_usdt"].errors["refused_retry"] >= 3)
-    stats = run.stats["gate_usdt"]
-    assert fake.connections >= 3
-    assert stats.rejected == []
-    assert "Server side error happened" in stats.last_error
-    assert _ours(caplog, logging.ERROR) == []
-
-
-async def test_gate_refusing_an_argument_is_one_error_naming_it_and_listed_in_health(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.DEBUG, logger="purpleflea.ingest")
-    async with FakeExchange(Gate(), faults=REFUSING) as fake:
-        spec = spec_for("gate_usdt", "gate", fake.url)
-        async with Feeds([spec]) as run:
-            await run.wait_for(lambda: run.stats["gate_usdt"].errors["refused"] >= 2)
-            await run.wait_for(lambda: fake.sessions[0].pings >= 3)  # still up, answering
-    stats = run.stats["gate_usdt"].snapshot()
-    assert fake.connections == 1
-    assert stats["rejected"] == ['{"code":2,"message":"unknown contract"}']
-    assert "refused_retry" not in stats["errors"]
-    errors = _ours(caplog, logging.ERROR)
-    assert len(errors) == 1, errors
-    assert "unknown contract" in errors[0]
 
 
 def test_gate_refusals_worth_asking_again_are_its_server_errors() -> None:
