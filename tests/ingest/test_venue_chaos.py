@@ -69,10 +69,14 @@ async def feed_until(
     return stats
 
 
+#: What a closing venue answers every upgrade with: a status no test's venue gives otherwise.
+_CLOSING = 502
+
+
 class _Venue:
     """A loopback venue's handshake log: the monotonic time of each opening handshake, each
     then answered by ``upgrade`` (None: accepted). Once ``closing``, it refuses every upgrade
-    with a 503 and records it no more."""
+    with :data:`_CLOSING` and records it no more."""
 
     def __init__(self, upgrade: Upgrade | None) -> None:
         self.upgrade = upgrade
@@ -81,7 +85,7 @@ class _Venue:
 
     def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
         if self.closing:
-            return connection.respond(503, "closing\n")
+            return connection.respond(_CLOSING, "closing\n")
         self.handshakes.append(time.monotonic())
         return self.upgrade(connection, request) if self.upgrade is not None else None
 
@@ -127,7 +131,7 @@ async def run_until(
 ) -> tuple[list[float], ConnectionStats]:
     """As :func:`run_against`, but until ``enough(handshakes)`` holds and the feed has counted
     the answer to every handshake recorded: the venue then refuses further upgrades with a
-    503 (not recorded), and the feed is stopped once it has counted one. It opens one
+    502 (not recorded), and the feed is stopped once it has counted one. It opens one
     connection at a time, so each handshake before that one was answered and counted; a feed
     stopped after a fixed time could be cancelled between the venue's record of a handshake
     and its own count of the answer."""
@@ -137,7 +141,8 @@ async def run_until(
         try:
             await until(lambda: enough(venue.handshakes), 60, "enough handshakes")
             venue.closing = True
-            await until(lambda: stats.errors["http_503"] > 0, 60, "the feed to count a 503")
+            closed = f"http_{_CLOSING}"
+            await until(lambda: stats.errors[closed] > 0, 60, f"the feed to count a {_CLOSING}")
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -278,8 +283,8 @@ async def test_a_connection_that_served_before_it_closed_is_reported_again(
         lambda handshakes: len(handshakes) >= 2, backoff, serve_then_close
     )
     assert stats.errors["closed"] == len(handshakes), stats.snapshot()
-    # (The closing venue's 503 that ends the run follows a connection that served: news too.)
-    closes = [w for w in warnings_of(caplog) if "http_503" not in w]
+    # (The closing venue's refusal that ends the run follows a connection that served: news.)
+    closes = [w for w in warnings_of(caplog) if f"http_{_CLOSING}" not in w]
     assert len(closes) == stats.errors["closed"], warnings_of(caplog)
 
 
