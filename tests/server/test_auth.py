@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import subprocess
@@ -322,6 +323,34 @@ async def test_paging_history_and_a_dashboard_cost_one_request_each(tmp_path: Pa
                 assert answer.status_code == 200, (path, answer.text)
             left = await _answered(http, live.key, "/v1/liquidations?limit=1")
         assert left == 40 - len(normal)
+
+
+async def test_a_garbage_collection_during_a_request_is_not_charged_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full collection walks the whole process's heap, and runs in whichever request's step
+    crossed its threshold: CI's paging test was charged three requests extra (``26 == 29``).
+    Here each of five requests runs one (``gc.collect`` standing in for the interpreter's)."""
+    heap = [[n] for n in range(1_500_000)]  # alive: each pass walks them (~0.1 s of CPU)
+    config = make_config(tmp_path, rate_per_s=0.01, rate_burst=40.0)
+    async with running_server(config) as live:
+        await live.push(venue_event())
+        store = live.server.store
+        query = store.query
+
+        async def collecting(*args: Any, **kwargs: Any) -> Any:
+            gc.collect()
+            return await query(*args, **kwargs)
+
+        async with httpx.AsyncClient(base_url=live.url, timeout=30) as http:
+            monkeypatch.setattr(store, "query", collecting)
+            for _ in range(5):
+                answer = await http.get("/v1/liquidations", headers={"X-API-Key": live.key})
+                assert answer.status_code == 200, answer.text
+            monkeypatch.setattr(store, "query", query)
+            left = await _answered(http, live.key, "/v1/liquidations?limit=1")
+    assert left == 40 - 5
+    del heap
 
 
 async def test_an_account_s_requests_take_turns(
