@@ -17,6 +17,8 @@ Time in the cyclic garbage collector is not counted either. A collection runs in
 step or read crossed its threshold and walks the whole process's heap, so it is nobody's own
 work: a full pass over 2.5 million objects took 0.10-0.20 s of CPU here, and a REST request it
 landed in was charged 2-6 requests extra for it (``server/auth.py``: 25 ms a request past 50 ms).
+Nor are its pauses on the wall clock (:func:`collector_pauses`), which the wall-time charge
+leaves out: under load such a pass stretched a request past its free second.
 """
 
 from __future__ import annotations
@@ -62,8 +64,20 @@ class _Collector(threading.local):
 _collector = _Collector()
 
 
+class _Pauses:
+    """The process's wall-clock time in the garbage collector (every thread waits for it)."""
+
+    seconds = 0.0
+    started = 0.0
+
+
 def _on_collection(phase: str, info: dict[str, Any]) -> None:
-    # A pass runs start to stop on one thread, holding the GIL: its own clock times it.
+    # A pass runs start to stop on one thread, holding the GIL: its own clock times it, and
+    # no other pass runs meanwhile.
+    if phase == "start":
+        _Pauses.started = time.perf_counter()
+    else:
+        _Pauses.seconds += time.perf_counter() - _Pauses.started
     state = _collector
     if not state.metering:
         return
@@ -71,6 +85,13 @@ def _on_collection(phase: str, info: dict[str, Any]) -> None:
         state.started = time.thread_time()
     else:
         state.spent += time.thread_time() - state.started
+
+
+def collector_pauses() -> float:
+    """Seconds of wall clock this process has spent in the garbage collector so far: what a
+    request's wall time should not be charged for, as its CPU is not (the loop stands still
+    for every request at once while a pass runs)."""
+    return _Pauses.seconds
 
 
 gc.callbacks.append(_on_collection)  # once: a module is imported once per process
