@@ -50,6 +50,8 @@ class Running:
     server: Server
     url: str
     key: str
+    #: The HTTP server (its open connections: ``uv.server_state.connections``).
+    uv: TrackerServer | None = None
 
     @property
     def ws_url(self) -> str:
@@ -75,7 +77,7 @@ async def running_server(config: ServerConfig) -> AsyncIterator[Running]:
     port = uv.servers[0].sockets[0].getsockname()[1]
     key = server.keys.create("tester", "test").key
     try:
-        yield Running(server, f"http://127.0.0.1:{port}", key)
+        yield Running(server, f"http://127.0.0.1:{port}", key, uv)
     finally:
         uv.should_exit = True
         await asyncio.wait_for(task, 10)

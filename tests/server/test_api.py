@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -339,17 +339,15 @@ async def test_markets_day_totals_are_shared_for_a_few_seconds(
 
 
 async def test_keep_alive_requests_are_not_held_back_by_nagle(live: Running) -> None:
-    # Without TCP_NODELAY on accepted sockets each small response waits ~40 ms.
-    headers = {"Authorization": f"Bearer {live.key}"}
-    async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
+    # Without TCP_NODELAY on accepted sockets each small response waits ~40 ms: Nagle holds
+    # its last segment until the client's delayed ACK. Asked of the socket, not timed: under
+    # load a median of 15 requests passed 20 ms with no Nagle in sight.
+    assert live.uv is not None
+    async with httpx.AsyncClient(base_url=live.url) as http:
         await http.get("/v1/health")
-        timings = []
-        for _ in range(15):
-            started = time.perf_counter()
-            await http.get("/v1/markets")
-            timings.append(time.perf_counter() - started)
-    timings.sort()
-    assert timings[len(timings) // 2] < 0.02, timings
+        [connection] = live.uv.server_state.connections
+        sock = connection.transport.get_extra_info("socket")  # type: ignore[attr-defined]
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
 async def test_exchanges_lists_the_registry_without_a_key(live: Running) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import subprocess
@@ -234,7 +235,6 @@ async def _answered(http: httpx.AsyncClient, key: str, path: str, most: int = 60
     return most
 
 
-@pytest.mark.timing  # each request must stay under a second of wall time (not time-charged)
 @pytest.mark.parametrize("where", ["store thread", "event loop"])
 async def test_a_fast_but_costly_request_is_charged_for_its_cpu(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
@@ -243,7 +243,10 @@ async def test_a_fast_but_costly_request_is_charged_for_its_cpu(
     request that stays under it, two at once: two cores within its rate. A request is now
     charged for the CPU it uses (on the store's reader threads and its own steps on the
     event loop) past FREE_CPU_S, one more request per further CPU_S_PER_REQUEST."""
-    cost = 2 * auth.FREE_CPU_S  # well under a second of wall time, even on a loaded machine
+    cost = 2 * auth.FREE_CPU_S
+    # No wall time is charged here, however long a loaded machine takes over each request
+    # (past a second under 4 CPU burners): what is charged is the CPU.
+    monkeypatch.setattr(auth, "FREE_REQUEST_S", 3600.0)
     config = make_config(tmp_path, rate_per_s=0.01, rate_burst=40.0)
     async with running_server(config) as live:
         await live.push(venue_event())
@@ -264,13 +267,10 @@ async def test_a_fast_but_costly_request_is_charged_for_its_cpu(
         async with httpx.AsyncClient(base_url=live.url, timeout=30) as http:
             assert await _answered(http, cheap_key, "/v1/liquidations?limit=1") == 40
             monkeypatch.setattr(store, "query", costly)
-            started = time.perf_counter()
             answered = await _answered(http, live.key, "/v1/liquidations?limit=1")
-            wall = (time.perf_counter() - started) / (answered + 1)
         # Each costs 1 + FREE_CPU_S / CPU_S_PER_REQUEST (3) requests of the 40: 14 answered
         # (the last one into debt); uncharged, 40 were.
-        assert answered <= 15, (answered, f"{wall:.2f} s each")
-        assert wall < auth.FREE_REQUEST_S  # charged for its CPU, not its wall time
+        assert answered <= 15, answered
 
 
 async def test_a_store_read_is_counted_to_the_request_that_made_it(tmp_path: Path) -> None:
@@ -323,6 +323,34 @@ async def test_paging_history_and_a_dashboard_cost_one_request_each(tmp_path: Pa
                 assert answer.status_code == 200, (path, answer.text)
             left = await _answered(http, live.key, "/v1/liquidations?limit=1")
         assert left == 40 - len(normal)
+
+
+async def test_a_garbage_collection_during_a_request_is_not_charged_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full collection walks the whole process's heap, and runs in whichever request's step
+    crossed its threshold: CI's paging test was charged three requests extra (``26 == 29``).
+    Here each of five requests runs one (``gc.collect`` standing in for the interpreter's)."""
+    heap = [[n] for n in range(1_500_000)]  # alive: each pass walks them (~0.1 s of CPU)
+    config = make_config(tmp_path, rate_per_s=0.01, rate_burst=40.0)
+    async with running_server(config) as live:
+        await live.push(venue_event())
+        store = live.server.store
+        query = store.query
+
+        async def collecting(*args: Any, **kwargs: Any) -> Any:
+            gc.collect()
+            return await query(*args, **kwargs)
+
+        async with httpx.AsyncClient(base_url=live.url, timeout=30) as http:
+            monkeypatch.setattr(store, "query", collecting)
+            for _ in range(5):
+                answer = await http.get("/v1/liquidations", headers={"X-API-Key": live.key})
+                assert answer.status_code == 200, answer.text
+            monkeypatch.setattr(store, "query", query)
+            left = await _answered(http, live.key, "/v1/liquidations?limit=1")
+    assert left == 40 - 5
+    del heap
 
 
 async def test_an_account_s_requests_take_turns(
@@ -501,7 +529,13 @@ async def test_revocations_made_while_the_key_store_is_away_apply_when_it_is_bac
         revoked = keys.revoke(new.info.key_id)
         assert revoked is not None
         assert not revoked.already
-        await asyncio.sleep(0.2)  # about ten failed polls
+
+        def failed_polls() -> int:
+            said = gate.key_store_failures()
+            return int(said[0].split("(")[1].split(" polls")[0]) if said else 0
+
+        # Five failed polls, every 0.02 s (it slept 0.2 s: a loaded machine polls less often).
+        await until(lambda: failed_polls() >= 5, 30, "five failed polls")
         assert not kicked.is_set()
         assert not watcher.done()
         (reason,) = gate.key_store_failures()

@@ -275,7 +275,8 @@ async def test_stop_gives_up_on_a_store_that_stays_broken(tmp_path: Path) -> Non
     tracker = Pipeline(store, LocalBus(), retry_initial_s=0.001)
     await tracker.start()
     tracker.submit(venue_event())
-    await asyncio.sleep(0.05)
+    while not tracker.writes.failing:  # the flush loop holds it, retrying (a sleep stood in)
+        await asyncio.sleep(0.01)
     await asyncio.wait_for(tracker.stop(grace_s=0.2), 5)
     assert tracker.counters["dropped_at_shutdown"] == 1
     await store.close()
@@ -328,7 +329,9 @@ async def test_events_arriving_right_after_a_flush_wait_to_be_batched(
 ) -> None:
     monkeypatch.setattr(pipeline_module, "_BUSY_S", 60.0)  # every wakeup counts as busy
     store = SQLiteStore(tmp_path / "db.sqlite")
-    tracker = Pipeline(store, LocalBus(), coalesce_s=0.5)
+    # Two 0.1 s sleeps below stay inside the coalesce wait with room for a loaded machine's
+    # stalls (at 0.5 s a 0.3 s stall flushed them first).
+    tracker = Pipeline(store, LocalBus(), coalesce_s=2.0)
     await tracker.start()
     first, second, third = _burst(3)
     tracker.submit(first)  # nothing flushed yet: at once

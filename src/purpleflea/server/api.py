@@ -15,7 +15,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from purpleflea.clock import now_ms
-from purpleflea.cputime import CpuMeter, metered
+from purpleflea.cputime import CpuMeter, collector_pauses, metered
 from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import Coverage, market_name, order_side_hint
 from purpleflea.server import http
@@ -132,11 +132,12 @@ class Api:
                     refusal = self._unknown_params(request)
                     if refusal is not None:
                         return http.error_response(400, "bad_request", refusal)
-                    started, meter = time.monotonic(), CpuMeter()
+                    started, paused, meter = time.monotonic(), collector_pauses(), CpuMeter()
                     response = await metered(handler(request, info), meter)
+                    # Neither the collector's CPU nor its pauses are the request's own work.
                     self.gate.charge_work(
                         info,
-                        seconds=time.monotonic() - started,
+                        seconds=time.monotonic() - started - (collector_pauses() - paused),
                         cpu_s=meter.seconds,
                         size=len(getattr(response, "body", b"")),
                     )
