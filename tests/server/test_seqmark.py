@@ -41,6 +41,14 @@ def _pipeline(db: Path, *, ahead: int = 10_000, floor: int | None = None) -> Pip
     return Pipeline(store, LocalBus(), seq_mark=SeqMark.beside(db, ahead=ahead, floor=floor))
 
 
+async def _crash_after(db: Path, count: int, *, ahead: int) -> None:
+    """A pipeline over ``db`` publishes ``count`` events and ends without a stop (a kill -9)."""
+    crashed = _pipeline(db, ahead=ahead)
+    await crashed.start()
+    await _push(crashed, count)
+    await crashed.store.close()
+
+
 async def _push(pipeline: Pipeline, count: int) -> list[Liquidation]:
     subscription = pipeline.bus.subscribe()
     for _ in range(count):
@@ -151,10 +159,7 @@ async def test_a_crash_with_nothing_lost_skips_the_unused_reservation_with_a_war
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     db = tmp_path / "db.sqlite"
-    crashed = _pipeline(db, ahead=100)
-    await crashed.start()
-    await _push(crashed, 5)
-    await crashed.store.close()  # no stop: a kill -9
+    await _crash_after(db, 5, ahead=100)
 
     caplog.set_level(logging.WARNING, logger="purpleflea.seqmark")
     restarted = _pipeline(db, ahead=100)
@@ -271,10 +276,7 @@ async def test_a_clean_stop_after_a_skip_with_no_event_since_is_not_a_lost_tail(
     # A crash, then a restart that skips the unused reservation (a warning), stopped cleanly
     # before any event came in: the store lost nothing, and the next start must not say so.
     db = tmp_path / "db.sqlite"
-    crashed = _pipeline(db, ahead=100)
-    await crashed.start()
-    await _push(crashed, 5)
-    await crashed.store.close()  # no stop: a kill -9
+    await _crash_after(db, 5, ahead=100)
 
     quiet = _pipeline(db, ahead=100)
     await quiet.start()  # skips 6..105, warned
