@@ -51,6 +51,19 @@ def test_history_limit_is_any_positive_count(
     assert f"argument --limit: must be a whole number of events, 1 or more, got {limit!r}" in err
 
 
+@pytest.mark.parametrize("count", ["-1", "ten"])
+def test_tail_count_is_a_whole_number_of_events(
+    count: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `tail --count -1` was taken (its check was `if args.count and seen >= args.count`) and
+    # ran for ever without a word, as --count 0 (never stop) does.
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["tail", "--count", count, "--api-key", "pf_x"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --count: must be a whole number of events, 0 or more, got {count!r}" in err
+
+
 def test_a_commands_own_flags_may_follow_its_action(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

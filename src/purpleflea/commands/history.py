@@ -7,7 +7,7 @@ import sys
 
 from purpleflea.clock import now_ms, utc_iso
 from purpleflea.commands.connect import add_connection_args, run_client
-from purpleflea.commands.tail import format_event
+from purpleflea.commands.tail import event_count, format_event
 from purpleflea.commands.when import TIME_HELP, time_arg
 from purpleflea.model import encode
 
@@ -22,20 +22,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--start", type=time_arg, help=TIME_HELP)
     parser.add_argument("--end", type=time_arg, help=TIME_HELP)
     parser.add_argument(
-        "--limit", type=_count, default=50, help="how many events, any number (default 50)"
+        "--limit", type=event_count(1), default=50, help="how many events, any number (default 50)"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.set_defaults(run=run)
-
-
-def _count(text: str) -> int:
-    """``--limit``: any positive number of events (fetched in pages of up to 1,000)."""
-    count = int(text) if text.strip().isdigit() else 0
-    if count < 1:
-        raise argparse.ArgumentTypeError(
-            f"must be a whole number of events, 1 or more, got {text!r}"
-        )
-    return count
 
 
 async def _history(args: argparse.Namespace, url: str | None) -> int:

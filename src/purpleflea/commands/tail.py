@@ -6,6 +6,7 @@ import argparse
 import datetime
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from purpleflea.commands.connect import add_connection_args, run_client
@@ -13,6 +14,21 @@ from purpleflea.formatting import format_price, format_usd_exact, printable
 from purpleflea.model import CascadeAlert, Liquidation
 
 _RED, _GREEN, _BOLD, _DIM, _RESET = "\033[31m", "\033[32m", "\033[1m", "\033[2m", "\033[0m"
+
+
+def event_count(least: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of events, ``least`` or more (``history --limit``:
+    1, fetched in pages of up to 1,000; ``tail --count``: 0, which never stops)."""
+
+    def parse(text: str) -> int:
+        count = int(text) if text.strip().isdigit() else -1
+        if count < least:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number of events, {least} or more, got {text!r}"
+            )
+        return count
+
+    return parse
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,7 +42,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--color", choices=("auto", "always", "never"), default="auto", help="ANSI colors"
     )
-    parser.add_argument("--count", type=int, default=0, help="exit after this many events")
+    parser.add_argument(
+        "--count",
+        type=event_count(0),
+        default=0,
+        help="exit after this many events (default 0: never)",
+    )
     parser.set_defaults(run=run)
 
 
