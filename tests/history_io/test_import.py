@@ -122,7 +122,17 @@ def test_an_imported_row_has_the_id_of_the_same_live_event() -> None:
     assert (imported.quantity, imported.size_usd) == (live.quantity, live.size_usd)
 
 
-async def test_real_recordings_import_exactly_once(tmp_path: Path) -> None:
+#: Each import test below runs as a command holds its files' events (the default), and as one
+#: past ``importer.HELD_EVENTS`` from its first file, which reads them again, a group of files
+#: overlapping in time at once: the stored history and the reports must be the same.
+HELD = pytest.mark.parametrize("held_events", [importer.HELD_EVENTS, 0], ids=["held", "read_again"])
+
+
+@HELD
+async def test_real_recordings_import_exactly_once(
+    tmp_path: Path, held_events: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importer, "HELD_EVENTS", held_events)
     paths = [REAL / name for name in FILES]
     reports = await _import(tmp_path, *paths)
     by_name = {str(r.path.relative_to(REAL)): r for r in reports}
@@ -173,9 +183,11 @@ async def test_real_recordings_import_exactly_once(tmp_path: Path) -> None:
     assert [e.ts for e in stored] == sorted(e.ts for e in stored)
 
 
+@HELD
 async def test_two_recordings_overlapping_in_time_imported_together_store_their_union(
-    tmp_path: Path,
+    tmp_path: Path, held_events: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(importer, "HELD_EVENTS", held_events)
     # Two recorders of the same stream over the same hours, each missing some events (here
     # riftfern's rows split: every row but each third, and every second row). Given in one
     # command, every event either saw is stored once, in time order. Before, the second file
@@ -387,3 +399,14 @@ def test_a_file_without_the_formats_columns_is_not_imported_even_with_skip_bad(
         assert out[0].startswith(f"{path}: NOT imported: not a {fmt} file: "), out
         assert "lacks column(s)" in out[0]
         assert not any("skip-bad" in line or "bad row" in line for line in out), out
+
+
+def test_files_are_read_again_in_groups_overlapping_in_time(tmp_path: Path) -> None:
+    # Past HELD_EVENTS the command holds one group at a time: files that share no time are
+    # groups of their own, in time order, whatever order they were given in.
+    def report(name: str) -> importer.FileReport:
+        return importer.FileReport(tmp_path / name, "binance-csv")
+
+    march, april, april_late, june = (report(n) for n in ("mar", "apr", "apr2", "jun"))
+    spans = [(600, 700, june), (300, 400, april), (100, 200, march), (400, 450, april_late)]
+    assert importer._overlapping(spans) == [[march], [april, april_late], [june]]
