@@ -410,3 +410,28 @@ def test_files_are_read_again_in_groups_overlapping_in_time(tmp_path: Path) -> N
     march, april, april_late, june = (report(n) for n in ("mar", "apr", "apr2", "jun"))
     spans = [(600, 700, june), (300, 400, april), (100, 200, march), (400, 450, april_late)]
     assert importer._overlapping(spans) == [[march], [april, april_late], [june]]
+
+
+async def test_a_file_gone_before_its_second_read_is_reported_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Read again past HELD_EVENTS, a file removed (or made unreadable) since its first read
+    # says so in its report; the other files go in.
+    monkeypatch.setattr(importer, "HELD_EVENTS", 0)
+    kept, gone = REAL / GOOD[2], tmp_path / "gone.csv"
+    gone.write_bytes((REAL / GOOD[0]).read_bytes())
+    first_read = importer.read_file
+
+    def read_file(path: Path, fmt: str, **options: object) -> object:
+        parsed = first_read(path, fmt, **options)  # type: ignore[arg-type]
+        if path == gone:
+            gone.unlink()  # between this command's two reads of it
+        return parsed
+
+    monkeypatch.setattr(importer, "read_file", read_file)
+    reports = await _import(tmp_path / "data", gone, kept)
+    assert [r.imported for r in reports] == [False, True]
+    assert reports[0].unreadable is not None
+    assert reports[0].unreadable.startswith("could not be read again: ")
+    assert (reports[0].new, reports[1].new) == (0, FILES[GOOD[2]])
+    assert len(await _stored(tmp_path / "data")) == FILES[GOOD[2]]

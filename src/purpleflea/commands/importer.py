@@ -521,7 +521,16 @@ async def import_files(
         else:
             for cluster in _overlapping(spans):
                 cluster.sort(key=reports.index)  # command order: who keeps a repeated id
-                again = [(r, _fresh_again(store, r, read(r), skip_bad)) for r in cluster]
+                again = []
+                for r in cluster:
+                    try:
+                        parsed = read(r)
+                    except UNREADABLE as exc:  # removed or changed since the first read
+                        r.imported = False
+                        r.unreadable = f"could not be read again: {str(exc) or type(exc).__name__}"
+                        continue
+                    again.append((r, _fresh_again(store, r, parsed, skip_bad)))
+                    del parsed
                 await _append(store, coverage, _without_repeats(again), floor)
     finally:
         await coverage.close()
