@@ -281,6 +281,15 @@ def _rows(lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
 SHOWN_HEADER = 300
 
 
+def lacking_columns(where: str, missing: list[str], names: list[str]) -> FileFormatError:
+    """The error for a file whose columns (``names``, shown cut to :data:`SHOWN_HEADER`
+    characters: a hostile header runs to millions of columns) lack ``missing``."""
+    shown = repr(names)
+    if len(shown) > SHOWN_HEADER:
+        shown = f"{shown[:SHOWN_HEADER]}... ({len(names):,} columns)"
+    return FileFormatError(f"{where} lacks column(s) {', '.join(missing)}: {shown}")
+
+
 def _records(
     lines: Iterable[str], source: str, required: tuple[str, ...], parsed: Parsed
 ) -> Iterator[tuple[int, dict[str, str]]]:
@@ -292,12 +301,7 @@ def _records(
     names = [name.strip() for name in header]
     missing = [name for name in required if name not in names]
     if missing:
-        shown = repr(names)
-        if len(shown) > SHOWN_HEADER:  # a hostile header runs to millions of columns
-            shown = f"{shown[:SHOWN_HEADER]}... ({len(names):,} columns)"
-        raise FileFormatError(
-            f"its header (line {header_line}) lacks column(s) {', '.join(missing)}: {shown}"
-        )
+        raise lacking_columns(f"its header (line {header_line})", missing, names)
     for line, row in rows:
         parsed.rows += 1
         if len(row) != len(names):

@@ -216,12 +216,7 @@ def _read_parquet(path: Path, bar: Progress | None) -> Parsed:
     names = parquet.schema_arrow.names
     missing = [name for name in history_io.REQUIRED_COLUMNS if name not in names]
     if missing:
-        shown = repr(names)
-        if len(shown) > history_io.SHOWN_HEADER:  # a hostile schema of many columns
-            shown = f"{shown[: history_io.SHOWN_HEADER]}... ({len(names):,} columns)"
-        raise history_io.FileFormatError(
-            f"its schema lacks column(s) {', '.join(missing)}: {shown}"
-        )
+        raise history_io.lacking_columns("its schema", missing, names)
     present = [name for name in history_io.COLUMNS if name in names]
     for batch in parquet.iter_batches(batch_size=_BATCH, columns=present):
         for row in batch.to_pylist():
