@@ -508,9 +508,10 @@ async def import_files(
                 taken.update(event.id for event in fresh)
                 spans.append((min(e.ts for e in fresh), max(e.ts for e in fresh), report))
                 held += len(fresh)
-                accepted.append((report, fresh))
-                if held > HELD_EVENTS:  # from here on, the files are read again (below)
-                    accepted = [(r, []) for r, _ in accepted]
+                if held <= HELD_EVENTS:
+                    accepted.append((report, fresh))
+                else:  # from here on, the files are read again (below): none is held
+                    accepted.clear()
         if held <= HELD_EVENTS:
             await _append(store, coverage, accepted, floor)
         else:
