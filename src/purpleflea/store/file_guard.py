@@ -21,7 +21,7 @@ class StoreFileGone(OSError):
     server holds and retries events; its health says why)."""
 
 
-def _identity(path: str) -> tuple[int, int] | None:
+def file_identity(path: str | Path) -> tuple[int, int] | None:
     """The device and inode of the file at ``path``; None when there is none."""
     try:
         found = os.stat(path)
@@ -59,11 +59,11 @@ class FileGuard:
         self.path = str(path)
         self.what = what
         #: The file opened; None: nothing to check (``:memory:``, or no file was made).
-        self.opened = None if self.path == ":memory:" else _identity(self.path)
+        self.opened = None if self.path == ":memory:" else file_identity(self.path)
 
     def check(self) -> None:
         """Raise :class:`StoreFileGone` if the file at the path is not the one opened."""
-        if self.opened is None or _identity(self.path) == self.opened:
+        if self.opened is None or file_identity(self.path) == self.opened:
             return
         copies = _open_copies(str(Path(self.path).absolute()))
         where = f"; the open copy is still readable at {', '.join(copies)}" if copies else ""

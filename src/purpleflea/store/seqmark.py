@@ -51,6 +51,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from purpleflea.store.file_guard import file_identity
+
 log = logging.getLogger("purpleflea.seqmark")
 
 #: The mark file's name after the store file's: ``purpleflea.sqlite.seqmark``.
@@ -151,12 +153,8 @@ class SeqMark:
         return cls(path.with_name(path.name + SUFFIX), ahead=ahead, store_file=path, floor=floor)
 
     def _store_ino(self) -> int | None:
-        if self.store_file is None:
-            return None
-        try:
-            return os.stat(self.store_file).st_ino
-        except FileNotFoundError:
-            return None
+        identity = None if self.store_file is None else file_identity(self.store_file)
+        return None if identity is None else identity[1]
 
     def verified(self) -> Mark | None:
         """:meth:`read`, refusing (:class:`StoreReplaced`) a mark written beside another store
