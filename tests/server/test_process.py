@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -109,6 +112,13 @@ def _key(data_dir: Path) -> str:
     return result.stdout.splitlines()[0]
 
 
+def _read_lines(pipe: IO[str], into: queue.Queue[str]) -> None:
+    """Puts each line of ``pipe`` on ``into``, then "" at its end."""
+    for line in pipe:
+        into.put(line)
+    into.put("")
+
+
 def _spec_example() -> str:
     spec = (shared_dir() / "SPEC.md").read_text()
     section = spec.split("## The SDK contract", 1)[1]
@@ -119,8 +129,11 @@ def test_the_spec_example_runs_verbatim_and_prints_big_liquidations(tmp_path: Pa
     program = _spec_example()
     assert 'purpleflea.LiquidationClient(api_key="YOUR_KEY")' in program
     (tmp_path / "example.py").write_text(program)
-    sizes = [5_000.0, 2_500_000.0, 40_000.0, 150_000.0, 99_999.0, 1_250_000.0] * 20
-    _write_events(tmp_path / "events.jsonl", "spec", sizes)
+    # A minute of events, 100 ms apart: the example streams from the moment it connects, and
+    # under load its start (an interpreter, the SDK's import, the key) took longer than the
+    # 2.4 s a shorter replay lasted, so it saw nothing and waited for ever.
+    sizes = [5_000.0, 2_500_000.0, 40_000.0, 150_000.0, 99_999.0, 1_250_000.0] * 100
+    _write_events(tmp_path / "events.jsonl", "spec", sizes, spacing_ms=100)
     port = _free_port()
     with _serve(
         tmp_path / "data",
@@ -145,13 +158,21 @@ def test_the_spec_example_runs_verbatim_and_prints_big_liquidations(tmp_path: Pa
             text=True,
         )
         lines: list[str] = []
+        read: queue.Queue[str] = queue.Queue()
+        assert example.stdout is not None
+        # A thread reads the pipe so the deadline holds even when the example prints nothing
+        # (a blocking readline here once outlived the deadline until pytest's 300 s timeout).
+        threading.Thread(target=_read_lines, args=(example.stdout, read), daemon=True).start()
         try:
-            assert example.stdout is not None
-            deadline = time.monotonic() + 30
-            while (
-                time.monotonic() < deadline and sum(x.startswith("LIQUIDATION") for x in lines) < 6
-            ):
-                line = example.stdout.readline()
+            deadline = time.monotonic() + 60
+            while sum(x.startswith("LIQUIDATION") for x in lines) < 6:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    line = read.get(timeout=left)
+                except queue.Empty:
+                    break
                 if not line:
                     break
                 lines.append(line.rstrip("\n"))
