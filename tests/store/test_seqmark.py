@@ -110,7 +110,7 @@ async def _store_up_to(db: Path, seq: int) -> None:
 
 
 async def test_a_store_restored_from_a_backup_with_its_mark_is_refused_not_renumbered(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A store and its mark backed up together agree with each other: restored after the
     node published more, it numbered again from the backup's last seq, giving published
@@ -139,9 +139,19 @@ async def test_a_store_restored_from_a_backup_with_its_mark_is_refused_not_renum
     # and the mark now stands beside this file (the next start, and imports, take it).
     floored = SeqMark.beside(db, floor=50)
     assert floored is not None
-    assert floored.start(5) == 50
+    with caplog.at_level("INFO", logger="purpleflea.seqmark"):
+        assert floored.start(5) == 50
     assert floored.check is not None
     assert floored.check.skipped == 45
+    # The store is below what clients may have seen: it lost its tail (docs/live.md), in
+    # health, metrics and an ERROR. It said "no published event is missing" (INFO), and
+    # store_lost_tail false: the restored mark's own stored seq (5) was compared, not the floor.
+    assert floored.check.lost_tail
+    assert floored.health()["store_lost_tail"] is True
+    [line] = [r for r in caplog.records if r.levelname in ("ERROR", "INFO")]
+    assert line.levelname == "ERROR", line.getMessage()
+    assert "--seq-floor 50" in line.getMessage()
+    assert "no published event is missing" not in line.getMessage()
     plain = SeqMark.beside(db)
     assert plain is not None
     assert plain.start(5) == 50

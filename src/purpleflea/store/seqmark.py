@@ -215,10 +215,25 @@ class SeqMark:
         # the gap is a reservation left unused by a crash, or one skipped at an earlier start
         # that nothing was stored after before a clean stop (a restart after a crash, no event
         # since: the next start took that for a lost tail, an ERROR, every time).
-        lost = store_last_seq < mark.stored
+        # A store below the operator's floor lacks seqs clients may have seen (a restored
+        # backup): the mark raised to the floor keeps the old mark's ``stored``, the backup's.
+        below_floor = self.floor is not None and store_last_seq < self.floor
+        lost = store_last_seq < mark.stored or below_floor
         self.check = StartCheck(store_last_seq, mark.seq, skipped, lost, mark.clean)
         self.reserved = mark.seq
-        if mark.clean and lost:
+        if below_floor and store_last_seq >= mark.stored:  # the mark alone sees no loss
+            log.error(
+                "history store ends at seq %d, below the seq floor given (--seq-floor %d: at "
+                "or above every seq clients may have seen): it lacks up to %d seqs of "
+                "published events (a store restored from a backup); numbering continues at "
+                "seq %d so no seq a client saw is given again (clients resume past the gap). "
+                "Restore the events from a later backup if you have one.",
+                store_last_seq,
+                self.floor,
+                (self.floor or 0) - store_last_seq,
+                mark.seq + 1,
+            )
+        elif mark.clean and lost:
             log.error(
                 "history store ends at seq %d but held seq %d when this node stopped cleanly "
                 "(at seq %d): the store lost its last %d seqs of published events (a power "
