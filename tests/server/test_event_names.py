@@ -76,3 +76,20 @@ def test_an_id_that_starts_like_a_formula_is_refused_where_files_are_read() -> N
     problem = names_problem("BTC-PERP", "BTCUSDT", "binance_usdm", "-2+3+cmd|' /C calc'!A0")
     assert problem is not None
     assert "formula" in problem
+
+
+@pytest.mark.parametrize("judged_as", ["symbol", "exchange"])
+def test_a_name_passed_as_a_symbol_or_exchange_is_still_judged_as_a_market(
+    judged_as: str,
+) -> None:
+    # The live check remembers the names it let through, to judge each once. A symbol (or an
+    # exchange) is let through by looser rules than a market (no BASE-PERP shape): the same
+    # text sent later as a market was taken as judged, stored and served, though no filter
+    # can name it (one set held all three kinds).
+    core = Sequencer()
+    loose = "BTC USDT" if judged_as == "symbol" else "binance_usdm"
+    first = msgspec.structs.replace(venue_event(ts=T0), **{judged_as: loose})
+    assert core.accept(first, T0) is True
+    as_market = msgspec.structs.replace(venue_event(ts=T0 + 1), market=loose, symbol=loose)
+    assert core.accept(as_market, T0) is False
+    assert core.counters["rejected_names"] == 1
