@@ -177,3 +177,23 @@ async def test_a_folder_moved_after_a_clean_stop_starts_with_a_floor_of_zero(
     # A mark of an earlier release names no store file: taken as it is.
     mark.path.write_text('{"seq": 9, "clean": true, "stored": 9}')
     assert SeqMark.beside(db).start(7) == 9  # type: ignore[union-attr]
+
+
+def test_an_import_beside_a_replaced_store_names_the_command_that_settles_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `purpleflea import` (and `sim`) have no --seq-floor: the refusal names the serve that
+    # takes it. It said "Start once with --seq-floor N", which `purpleflea import` refuses as
+    # an unknown argument.
+    data = tmp_path / "data"
+    asyncio.run(_store_up_to(data / importer.DB_NAME, 5))
+    mark = SeqMark.beside(data / importer.DB_NAME)
+    assert mark is not None
+    mark.finish(5)
+    moved = tmp_path / "moved"
+    shutil.copytree(data, moved)  # new files: another store than the mark's
+    assert _run(str(_file(tmp_path / "a.csv", T0, 3, **BTC)), "--data-dir", str(moved)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("purpleflea import: seq mark ")
+    assert "once with purpleflea serve --seq-floor N" in err
+    assert "Traceback" not in err

@@ -170,7 +170,8 @@ class SeqMark:
             f"written beside (inode {now}, the mark's {mark.store_ino}): restored from a "
             "backup, copied or moved. A restored store would give again the seqs published "
             "after the backup, and clients resuming past them would skip new events. Start "
-            "once with --seq-floor N, N at or above the highest seq clients may have seen "
+            "the server once with purpleflea serve --seq-floor N (then imports and sims "
+            "number after it too), N at or above the highest seq clients may have seen "
             "(the last one published: a client's cursor, a webhook's, a log line); "
             "--seq-floor 0 if nothing was published since the copy (a clean stop, then a move)"
         )
