@@ -35,6 +35,7 @@ from purpleflea.model import (
     NAME_MAX,
     CascadeAlert,
     Liquidation,
+    MarketSnapshot,
     Side,
     UnsizedLiquidation,
     VenueLiquidation,
@@ -237,11 +238,7 @@ class Sequencer:
         speaking for one chose text every user reads."""
         problem = names_problem(event.market, event.symbol, event.exchange, event.id)
         if problem is None:
-            if len(self._good_names) + len(self._good_markets) >= _GOOD_NAMES_MAX:
-                self._good_names.clear()
-                self._good_markets.clear()
-            self._good_markets.add(event.market)
-            self._good_names.update((event.symbol, event.exchange))
+            self._judged_good(event.market, event.symbol, event.exchange)
             return True
         if not self.counters["rejected_names"]:
             log.warning(
@@ -251,6 +248,26 @@ class Sequencer:
             )
         self.counters["rejected_names"] += 1
         return False
+
+    def _judged_good(self, market: str, symbol: str, exchange: str) -> None:
+        if len(self._good_names) + len(self._good_markets) >= _GOOD_NAMES_MAX:
+            self._good_names.clear()
+            self._good_markets.clear()
+        self._good_markets.add(market)
+        self._good_names.update((symbol, exchange))
+
+    def snapshot_names_problem(self, snapshot: MarketSnapshot) -> str | None:
+        """Why an open-interest snapshot's names cannot be served (:func:`names_problem`, its
+        instrument ``exchange:symbol`` as the id), or None; each name judged once, as an
+        event's. A venue names its snapshots as it names its liquidations."""
+        market, symbol, exchange = snapshot.market, snapshot.symbol, snapshot.exchange
+        good = self._good_names
+        if market in self._good_markets and symbol in good and exchange in good:
+            return None
+        problem = names_problem(market, symbol, exchange, f"{exchange}:{symbol}")
+        if problem is None:
+            self._judged_good(market, symbol, exchange)
+        return problem
 
     def dedupe_metrics(self) -> list[MetricFamily]:
         """``/v1/metrics`` families: the dedupe window's size and its drops per exchange."""
