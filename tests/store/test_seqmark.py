@@ -197,3 +197,28 @@ def test_an_import_beside_a_replaced_store_names_the_command_that_settles_it(
     assert err.startswith("purpleflea import: seq mark ")
     assert "once with purpleflea serve --seq-floor N" in err
     assert "Traceback" not in err
+
+
+async def test_a_store_removed_and_made_anew_is_named_so_and_a_floor_of_zero_keeps_the_mark(
+    tmp_path: Path,
+) -> None:
+    # The store file deleted (to simulate or import again) and made anew beside its mark: the
+    # refusal said only "restored from a backup, copied or moved", and asked for the highest
+    # seq clients may have seen, which the mark itself holds (numbering continues after the
+    # higher of the floor and the mark).
+    db = tmp_path / "data" / "history.sqlite"
+    await _store_up_to(db, 5)
+    mark = SeqMark.beside(db)
+    assert mark is not None
+    mark.finish(5)
+    # Moved away rather than unlinked: its inode stays taken (a file system reuses a freed
+    # inode number at once, and the new file would pass for the old: see docs/live.md).
+    db.rename(db.with_name("removed.sqlite"))
+    await _store_up_to(db, 0)  # a new, empty store file
+    with pytest.raises(StoreReplaced) as refused:
+        SeqMark.beside(db).start(0)  # type: ignore[union-attr]
+    assert "removed and made anew" in str(refused.value)
+    assert "the higher of N and this mark's seq 5" in str(refused.value)
+    zero = SeqMark.beside(db, floor=0)
+    assert zero is not None
+    assert zero.start(0) == 5  # nothing published is given again

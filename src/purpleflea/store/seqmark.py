@@ -168,12 +168,14 @@ class SeqMark:
         raise StoreReplaced(
             f"seq mark {self.path}: the store {self.store_file} is not the file this mark was "
             f"written beside (inode {now}, the mark's {mark.store_ino}): restored from a "
-            "backup, copied or moved. A restored store would give again the seqs published "
-            "after the backup, and clients resuming past them would skip new events. Start "
-            "the server once with purpleflea serve --seq-floor N (then imports and sims "
-            "number after it too), N at or above the highest seq clients may have seen "
-            "(the last one published: a client's cursor, a webhook's, a log line); "
-            "--seq-floor 0 if nothing was published since the copy (a clean stop, then a move)"
+            "backup, copied, moved, or removed and made anew. A restored store would give "
+            "again the seqs published after the backup, and clients resuming past them would "
+            "skip new events. Start the server once with purpleflea serve --seq-floor N (then "
+            "imports and sims number after it too): numbering continues after the higher of N "
+            f"and this mark's seq {mark.seq}, so N is the highest seq clients may have seen "
+            "(the last one published: a client's cursor, a webhook's, a log line) when the "
+            "mark was restored with the store; --seq-floor 0 if not (the store alone "
+            "removed, or nothing published since the copy: a clean stop, then a move)"
         )
 
     def read(self) -> Mark | None:
