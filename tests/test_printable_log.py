@@ -4,9 +4,12 @@ characters as escapes, so none of it forges a log line or drives the operator's 
 
 from __future__ import annotations
 
+import io
 import logging
 import subprocess
 import sys
+
+import pytest
 
 from purpleflea.formatting import PrintableLog
 
@@ -38,3 +41,25 @@ def test_a_traceback_keeps_its_lines() -> None:
     plain = logging.LogRecord("x", logging.ERROR, __file__, 1, "fine %d", (1,), None)
     PrintableLog().filter(plain)
     assert (plain.msg, plain.args) == ("fine %d", (1,))  # untouched when printable
+
+
+def test_a_message_that_cannot_be_formatted_does_not_raise_where_it_is_logged(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Logging never raises at the call site: a handler reports a record it cannot format
+    # ("--- Logging error ---") and the program goes on. The filter formatted the message
+    # before the handler's own guard, so a call like this one raised TypeError wherever it
+    # was made (an except branch of a connection loop, say), ending what called it.
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(PrintableLog())
+    logger = logging.getLogger("tests.printable_log.bad_format")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("%d events", "many")  # the bug being logged: not a number
+        logger.warning("next: %s", "\x1b[2J")
+    finally:
+        logger.removeHandler(handler)
+    assert "--- Logging error ---" in capsys.readouterr().err
+    assert stream.getvalue() == "next: \\x1b[2J\n"

@@ -100,7 +100,12 @@ class PrintableLog(logging.Filter):
     operator's terminal. A traceback (``exc_info``) is formatted apart and keeps its lines."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:
+            # The handler's emit reports it, as logging does; raised here, it reached the
+            # call site (logging never raises there).
+            return True
         if not message.isprintable():
             record.msg, record.args = printable(message), None
         return True

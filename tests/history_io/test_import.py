@@ -435,3 +435,32 @@ async def test_a_file_gone_before_its_second_read_is_reported_not_a_traceback(
     assert reports[0].unreadable.startswith("could not be read again: ")
     assert (reports[0].new, reports[1].new) == (0, FILES[GOOD[2]])
     assert len(await _stored(tmp_path / "data")) == FILES[GOOD[2]]
+
+
+async def test_a_file_changed_before_its_second_read_is_reported_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A recorder still writing its file (a half-written last line when it is read again), or
+    # a file replaced between the reads: refused at its second read, it is reported NOT
+    # imported and the other files go in. It was an AssertionError traceback ("cannot
+    # happen"), after the groups before it were stored.
+    monkeypatch.setattr(importer, "HELD_EVENTS", 0)
+    kept, growing = REAL / GOOD[2], tmp_path / "growing.csv"
+    growing.write_bytes((REAL / GOOD[0]).read_bytes())
+    first_read = importer.read_file
+
+    def read_file(path: Path, fmt: str, **options: object) -> object:
+        parsed = first_read(path, fmt, **options)  # type: ignore[arg-type]
+        if path == growing:
+            with growing.open("a") as handle:
+                handle.write("RARE,BUY,LIMIT,IOC,1")  # the recorder's next line, half written
+        return parsed
+
+    monkeypatch.setattr(importer, "read_file", read_file)
+    reports = await _import(tmp_path / "data", growing, kept)
+    assert [r.imported for r in reports] == [False, True]
+    assert reports[0].unreadable is not None
+    assert reports[0].unreadable.startswith("changed since it was first read (1 bad row(s) now)")
+    assert (reports[0].new, reports[1].new) == (0, FILES[GOOD[2]])
+    assert len(await _stored(tmp_path / "data")) == FILES[GOOD[2]]
+    assert "NOT imported" in importer.describe(reports[0])[0]

@@ -637,3 +637,26 @@ def test_a_429s_retry_after_may_be_an_http_date() -> None:
     assert position_sampler._retry_after("99999999999") == 86_400.0
     assert position_sampler._retry_after("soon") == position_sampler.PAUSE_WITHOUT_RETRY_AFTER_S
     assert position_sampler._retry_after(None) == position_sampler.PAUSE_WITHOUT_RETRY_AFTER_S
+
+
+async def test_a_builder_market_named_with_control_characters_gets_no_measured_map(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A builder dex names its coins; the names check drops liquidations and snapshots of such
+    # a market, and the sampler's marks now too: GET /v1/markets listed it among the
+    # measured heatmaps, escapes and all ('\x1b[2JX-PERP' for the coin 'xyz:\x1b[2JX').
+    hostile = "xyz:\x1b[2JX"
+    markets = {"BTC": (MARK, OPEN_INTEREST), hostile: (3.0, 4.0)}
+    async with FakeHyperliquid(markets=markets) as fake:
+        sampler = PositionSampler(
+            SAMPLING, coins=("BTC", hostile), info_url=fake.info_url, ws_url=fake.ws_url
+        )
+        async with httpx.AsyncClient() as client:
+            sampler.client = client
+            caplog.set_level(logging.WARNING, logger="purpleflea.ingest.position_sampler")
+            await sampler.poll_contexts()
+            await sampler.poll_contexts()
+    assert sampler.markets() == ("BTC-PERP",)
+    assert sampler.stats.rejected_names == 2
+    [line] = [r.getMessage() for r in caplog.records]  # the first only
+    assert line.isprintable()

@@ -13,15 +13,18 @@ error, naming the venue's code and message.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import httpx
 
 from purpleflea.ingest import catalog, pollers
 from purpleflea.model import MarketSnapshot
+from purpleflea.venues.binance import open_interest as binance_oi
 from purpleflea.venues.bybit import catalog as bybit_catalog
 from purpleflea.venues.bybit import open_interest as bybit_oi
 from purpleflea.venues.htx import open_interest as htx_oi
+from purpleflea.venues.hyperliquid import open_interest as hyperliquid_oi
 from purpleflea.venues.kraken import open_interest as kraken_oi
 from purpleflea.venues.okx import catalog as okx_catalog
 from purpleflea.venues.okx import open_interest as okx_oi
@@ -168,3 +171,54 @@ def test_good_answers_are_no_error() -> None:
     assert kraken_oi.error_answer(b'{"result":"success","tickers":[]}') is None
     # Gate's contract list is a bare JSON list: no envelope, no error inside.
     assert okx_catalog.error_answer(b"[]") is None
+
+
+def _coded(body: bytes) -> str | None:
+    """An ``error=`` reader for the tests below: a body naming code 50011 is that error."""
+    return "code 50011: venue busy" if b"50011" in body else None
+
+
+async def test_a_per_symbol_answer_is_checked_for_the_venue_s_error_too() -> None:
+    # PollSource's error= reads every body (the template combines it with per_symbol and
+    # per_scope): the per-symbol answers were never shown to it, so an error beside a zero
+    # was delivered as a reading of no open interest.
+    source = dataclasses.replace(binance_oi.source(symbols=("BTCUSDT",), pause=0), error=_coded)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("premiumIndex"):
+            return httpx.Response(200, content=_json([{"symbol": "BTCUSDT", "markPrice": "1"}]))
+        said = {"code": "50011", "msg": "Rate limit reached", "openInterest": "0"}
+        return httpx.Response(200, content=_json(said | {"symbol": "BTCUSDT", "time": 1}))
+
+    got: list[MarketSnapshot] = []
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        poller = pollers.Poller(source, client, got.extend, lambda e, s: "BTC-PERP", {})
+        await poller.poll_once()
+    assert got == []
+    assert poller.stats.errors == {"PollError": 1}
+    assert "code 50011: venue busy" in poller.stats.last_error
+
+
+async def test_a_per_scope_answer_is_checked_for_the_venue_s_error_too() -> None:
+    [hyperliquid] = hyperliquid_oi.SOURCES
+    assert hyperliquid.per_scope is not None
+    source = dataclasses.replace(
+        hyperliquid,
+        urls=("https://venue.example/info",),
+        per_scope=dataclasses.replace(hyperliquid.per_scope, pause=0),
+        error=_coded,
+    )
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if json.loads(request.content)["type"] == "perpDexs":
+            return httpx.Response(200, json=[None])
+        # The dex's answer: no coin listed, and the venue's error beside it.
+        return httpx.Response(200, json=[{"universe": [], "code": 50011, "msg": "busy"}, []])
+
+    got: list[MarketSnapshot] = []
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        poller = pollers.Poller(source, client, got.extend, lambda e, s: "BTC-PERP", {})
+        await poller.poll_once()
+    assert poller.stats.errors == {"PollError": 1}
+    assert "code 50011: venue busy" in poller.stats.last_error
+    assert poller.stats.polls == 0  # not a good poll of no reading

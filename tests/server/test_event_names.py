@@ -9,7 +9,12 @@ import logging
 import msgspec
 import pytest
 
+from purpleflea.bus.local import LocalBus
+from purpleflea.engine.heatmap_feed import HeatmapFeed
+from purpleflea.model import MarketSnapshot
+from purpleflea.server.pipeline import Pipeline
 from purpleflea.server.sequencing import Sequencer
+from purpleflea.store.sqlite import SQLiteStore
 from tests.server.conftest import T0, venue_event
 
 NOW = 1_000.0
@@ -76,3 +81,56 @@ def test_an_id_that_starts_like_a_formula_is_refused_where_files_are_read() -> N
     problem = names_problem("BTC-PERP", "BTCUSDT", "binance_usdm", "-2+3+cmd|' /C calc'!A0")
     assert problem is not None
     assert "formula" in problem
+
+
+@pytest.mark.parametrize("judged_as", ["symbol", "exchange"])
+def test_a_name_passed_as_a_symbol_or_exchange_is_still_judged_as_a_market(
+    judged_as: str,
+) -> None:
+    # The live check remembers the names it let through, to judge each once. A symbol (or an
+    # exchange) is let through by looser rules than a market (no BASE-PERP shape): the same
+    # text sent later as a market was taken as judged, stored and served, though no filter
+    # can name it (one set held all three kinds).
+    core = Sequencer()
+    loose = "BTC USDT" if judged_as == "symbol" else "binance_usdm"
+    first = msgspec.structs.replace(venue_event(ts=T0), **{judged_as: loose})
+    assert core.accept(first, T0) is True
+    as_market = msgspec.structs.replace(venue_event(ts=T0 + 1), market=loose, symbol=loose)
+    assert core.accept(as_market, T0) is False
+    assert core.counters["rejected_names"] == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("market", "\x1b[2JBTC-PERP"),  # a builder perp named with terminal escapes
+        ("market", f"BTC{TAGS}-PERP"),  # hidden text a model reads
+        ("symbol", "=HYPERLINK(1)"),
+    ],
+)
+def test_a_snapshot_with_such_a_name_never_reaches_the_heatmap(
+    field: str, value: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Venues name open-interest snapshots as they name liquidations (a Hyperliquid builder's
+    # perp is named by whoever deploys it). Unchecked, such a market had a heatmap, and every
+    # 404 for a mistyped heatmap named it among the three first markets that have one.
+    feed = HeatmapFeed()
+    pipeline = Pipeline(SQLiteStore(":memory:"), LocalBus(), heatmap=feed)
+    good = MarketSnapshot(
+        exchange="hyperliquid",
+        symbol="BTC",
+        market="BTC-PERP",
+        ts=T0,
+        mark_price=100_000.0,
+        open_interest=10.0,
+        open_interest_usd=1_000_000.0,
+    )
+    bad = msgspec.structs.replace(good, **{field: value})
+    caplog.set_level(logging.WARNING, logger="purpleflea.pipeline")
+    pipeline.on_snapshot(bad)
+    pipeline.on_snapshot(good)
+    pipeline.on_snapshot(bad)
+    assert feed.model.markets() == ("BTC-PERP",)
+    assert (pipeline.counters["snapshots"], pipeline.counters["bad_snapshots"]) == (3, 2)
+    [line] = [r.getMessage() for r in caplog.records]  # the first only
+    assert line.isprintable()

@@ -40,13 +40,18 @@ async def test_a_head_of_too_many_lines_is_refused_before_it_is_parsed(tmp_path:
         answer = await _exchange(live.url, _head(3_000))
         assert answer.startswith(b"HTTP/1.1 431 ")
         assert b'"code":"headers_too_large"' in answer
-        # a head within the bound is served
+        # a head within the bound is served: the request line, Host, Connection and these
         assert (await _exchange(live.url, _head(serving.MAX_HEAD_LINES - 3))).startswith(
             b"HTTP/1.1 200 "
         )
+        # one line more is refused, whole as trickled (the last header's line was not
+        # counted in a whole head: 101 lines were served, the trickled 101st refused)
+        assert (await _exchange(live.url, _head(serving.MAX_HEAD_LINES - 2))).startswith(
+            b"HTTP/1.1 431 "
+        )
         async with httpx.AsyncClient() as client:
             metrics = (await client.get(live.url + "/v1/metrics")).text
-    assert 'purpleflea_http_client_errors_total{kind="headers_too_many"} 1' in metrics
+    assert 'purpleflea_http_client_errors_total{kind="headers_too_many"} 2' in metrics
 
 
 async def test_a_pipelined_head_is_judged_too(tmp_path: Path) -> None:

@@ -110,7 +110,7 @@ async def _store_up_to(db: Path, seq: int) -> None:
 
 
 async def test_a_store_restored_from_a_backup_with_its_mark_is_refused_not_renumbered(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A store and its mark backed up together agree with each other: restored after the
     node published more, it numbered again from the backup's last seq, giving published
@@ -139,9 +139,19 @@ async def test_a_store_restored_from_a_backup_with_its_mark_is_refused_not_renum
     # and the mark now stands beside this file (the next start, and imports, take it).
     floored = SeqMark.beside(db, floor=50)
     assert floored is not None
-    assert floored.start(5) == 50
+    with caplog.at_level("INFO", logger="purpleflea.seqmark"):
+        assert floored.start(5) == 50
     assert floored.check is not None
     assert floored.check.skipped == 45
+    # The store is below what clients may have seen: it lost its tail (docs/live.md), in
+    # health, metrics and an ERROR. It said "no published event is missing" (INFO), and
+    # store_lost_tail false: the restored mark's own stored seq (5) was compared, not the floor.
+    assert floored.check.lost_tail
+    assert floored.health()["store_lost_tail"] is True
+    [line] = [r for r in caplog.records if r.levelname in ("ERROR", "INFO")]
+    assert line.levelname == "ERROR", line.getMessage()
+    assert "--seq-floor 50" in line.getMessage()
+    assert "no published event is missing" not in line.getMessage()
     plain = SeqMark.beside(db)
     assert plain is not None
     assert plain.start(5) == 50
@@ -167,3 +177,48 @@ async def test_a_folder_moved_after_a_clean_stop_starts_with_a_floor_of_zero(
     # A mark of an earlier release names no store file: taken as it is.
     mark.path.write_text('{"seq": 9, "clean": true, "stored": 9}')
     assert SeqMark.beside(db).start(7) == 9  # type: ignore[union-attr]
+
+
+def test_an_import_beside_a_replaced_store_names_the_command_that_settles_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `purpleflea import` (and `sim`) have no --seq-floor: the refusal names the serve that
+    # takes it. It said "Start once with --seq-floor N", which `purpleflea import` refuses as
+    # an unknown argument.
+    data = tmp_path / "data"
+    asyncio.run(_store_up_to(data / importer.DB_NAME, 5))
+    mark = SeqMark.beside(data / importer.DB_NAME)
+    assert mark is not None
+    mark.finish(5)
+    moved = tmp_path / "moved"
+    shutil.copytree(data, moved)  # new files: another store than the mark's
+    assert _run(str(_file(tmp_path / "a.csv", T0, 3, **BTC)), "--data-dir", str(moved)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("purpleflea import: seq mark ")
+    assert "once with purpleflea serve --seq-floor N" in err
+    assert "Traceback" not in err
+
+
+async def test_a_store_removed_and_made_anew_is_named_so_and_a_floor_of_zero_keeps_the_mark(
+    tmp_path: Path,
+) -> None:
+    # The store file deleted (to simulate or import again) and made anew beside its mark: the
+    # refusal said only "restored from a backup, copied or moved", and asked for the highest
+    # seq clients may have seen, which the mark itself holds (numbering continues after the
+    # higher of the floor and the mark).
+    db = tmp_path / "data" / "history.sqlite"
+    await _store_up_to(db, 5)
+    mark = SeqMark.beside(db)
+    assert mark is not None
+    mark.finish(5)
+    # Moved away rather than unlinked: its inode stays taken (a file system reuses a freed
+    # inode number at once, and the new file would pass for the old: see docs/live.md).
+    db.rename(db.with_name("removed.sqlite"))
+    await _store_up_to(db, 0)  # a new, empty store file
+    with pytest.raises(StoreReplaced) as refused:
+        SeqMark.beside(db).start(0)  # type: ignore[union-attr]
+    assert "removed and made anew" in str(refused.value)
+    assert "the higher of N and this mark's seq 5" in str(refused.value)
+    zero = SeqMark.beside(db, floor=0)
+    assert zero is not None
+    assert zero.start(0) == 5  # nothing published is given again

@@ -356,6 +356,34 @@ async def test_webhooks_made_before_the_host_cap_count_against_it(tmp_path: Path
         await store.close()
 
 
+async def test_webhooks_whose_host_an_earlier_release_spelled_otherwise_count_against_it(
+    tmp_path: Path,
+) -> None:
+    """A webhook stored before an IPv6 spelling of an IPv4 host (6to4, NAT64) was read as that
+    host kept the host the earlier release wrote (the IPv6 address): the cap counted only new
+    webhooks under the IPv4 one, and every stored spelling was a host of its own."""
+    path = tmp_path / "history.sqlite"
+    store = open_webhook_store(f"sqlite://{path}")
+    try:
+        for n, url in enumerate(["http://[2002:cb00:7105::1]/a", "http://[64:ff9b::cb00:7105]/b"]):
+            assert await store.add(_aimed(f"wh_{n}", f"acct{n}", url), per_account=10) is None
+    finally:
+        await store.close()
+    earlier = sqlite3.connect(path)  # as the earlier release's target_host wrote them
+    earlier.execute("UPDATE webhooks SET host = '2002:cb00:7105::1' WHERE id = 'wh_0'")
+    earlier.execute("UPDATE webhooks SET host = '64:ff9b::cb00:7105' WHERE id = 'wh_1'")
+    earlier.commit()
+    earlier.close()
+    store = open_webhook_store(f"sqlite://{path}")
+    try:
+        made = await store.add(
+            _aimed("wh_new", "acct5", "http://203.0.113.5/z"), per_account=10, per_host=2
+        )
+        assert made == "host"
+    finally:
+        await store.close()
+
+
 async def test_postgres_nodes_creating_at_once_keep_the_host_cap() -> None:
     """Eight nodes (a store each, its own connection) create at one host at once: under
     READ COMMITTED each counted the others' webhooks as absent, and a cap of 2 let 6-8 in."""

@@ -433,29 +433,27 @@ def _overlapping(spans: list[tuple[int, int, FileReport]]) -> list[list[FileRepo
 
 
 def _fresh_again(
-    store: SQLiteStore, report: FileReport, parsed: Parsed, skip_bad: bool
-) -> list[Liquidation]:
+    store: SQLiteStore, report: FileReport, parsed: Parsed, skip_bad: bool, taken: set[str]
+) -> list[Liquidation] | None:
     """A file accepted at the first read, read again: its events the store does not hold now
     (events of files appended before it are stored now, so they drop out as they did by
-    ``taken``). Counted on a copy: the report keeps what the first read found."""
+    ``taken``), nor ``taken`` by an earlier file of its group (the first read's rules: the
+    same id, or the same event under another id, LIVE_ID_MATCHES). Counted on a copy: the
+    report keeps what the first read found. None, and the report says so, when the file is
+    refused now: it changed since the first read (a recorder still writing it left a half
+    line, or another file was put there)."""
     again = FileReport(report.path, report.format)
-    fresh = _new_events(store, again, parsed, skip_bad, set())
-    if not again.imported:  # cannot happen: the groups go in time order (AssertionError)
-        raise AssertionError(f"{report.path}: refused when read again ({again.late})")
-    return fresh
-
-
-def _without_repeats(
-    files: list[tuple[FileReport, list[Liquidation]]],
-) -> list[tuple[FileReport, list[Liquidation]]]:
-    """Each event once across a group's files: the first file (in command order) that has it
-    keeps it, as ``taken`` decided at the first read."""
-    seen: set[str] = set()
-    kept = []
-    for report, events in files:
-        kept.append((report, [e for e in events if e.id not in seen]))
-        seen.update(e.id for e in events)
-    return kept
+    fresh = _new_events(store, again, parsed, skip_bad, taken)
+    if again.imported:
+        return fresh
+    why = (
+        f"{again.bad_rows:,} bad row(s) now"
+        if again.bad_rows and not skip_bad
+        else f"{len(again.late)} market(s) now older than the store"
+    )
+    report.imported = False
+    report.unreadable = f"changed since it was first read ({why}); import it again"
+    return None
 
 
 async def import_files(
@@ -518,6 +516,7 @@ async def import_files(
             for cluster in _overlapping(spans):
                 cluster.sort(key=reports.index)  # command order: who keeps a repeated id
                 again = []
+                group_taken: set[str] = set()  # as ``taken`` was, within the group
                 for r in cluster:
                     try:
                         parsed = read(r)
@@ -525,9 +524,12 @@ async def import_files(
                         r.imported = False
                         r.unreadable = f"could not be read again: {str(exc) or type(exc).__name__}"
                         continue
-                    again.append((r, _fresh_again(store, r, parsed, skip_bad)))
+                    fresh_again = _fresh_again(store, r, parsed, skip_bad, group_taken)
                     del parsed
-                await _append(store, coverage, _without_repeats(again), floor)
+                    if fresh_again is not None:
+                        group_taken.update(event.id for event in fresh_again)
+                        again.append((r, fresh_again))
+                await _append(store, coverage, again, floor)
     finally:
         await coverage.close()
         await store.close()

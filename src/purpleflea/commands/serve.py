@@ -103,9 +103,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="number after at least seq N (SQLite store): needed once after the store is "
-        "restored from a backup, copied or moved, N at or above every seq clients may have "
-        "seen (0 if nothing was published since the copy); see docs/live.md",
+        help="number after at least seq N and the seq mark (SQLite store): needed once after "
+        "the store is restored from a backup, copied, moved or made anew; N at or above "
+        "every seq clients may have seen when the mark was restored with the store, else 0 "
+        "(the mark keeps its own); see docs/live.md",
     )
     _limit_options(parser)
     add_position_options(parser)

@@ -130,7 +130,8 @@ class Poller:
     def _check_answer(self, response: httpx.Response) -> None:
         """Raise :class:`PollError` with the venue's words if ``response`` carries its error
         inside an HTTP 200 body (``source.error``): merged or parsed, such a body would pass
-        for a venue listing nothing, a poll counted as good with no reading."""
+        for a venue listing nothing, a poll counted as good with no reading. Every body is
+        checked: the urls' (and their pages'), each per-symbol and each per-scope answer."""
         source = self.source
         said = source.error(response.content) if source.error is not None else None
         if said is not None:
@@ -148,6 +149,7 @@ class Poller:
             if response.status_code in (418, 429):
                 return self._rate_limited(response)
             response.raise_for_status()
+            self._check_answer(response)
             _, coins = spec.parse(response.content)
             readings.append(Reading(symbol, price[symbol], coins))
             await asyncio.sleep(spec.pause)
@@ -195,6 +197,7 @@ class Poller:
         if response.status_code in (418, 429):
             return self._rate_limited(response)
         response.raise_for_status()
+        self._check_answer(response)
         return response.content
 
     def _scope_key(self, scope: str) -> str:

@@ -46,6 +46,7 @@ import msgspec
 
 from purpleflea.clock import now_ms, retry_after_seconds
 from purpleflea.engine.measured_map import cut
+from purpleflea.formatting import printable
 from purpleflea.ingest.backoff import MAX_RETRY_AFTER, Backoff
 from purpleflea.ingest.connection import run_feed
 from purpleflea.ingest.connection_stats import ConnectionStats
@@ -59,7 +60,7 @@ from purpleflea.ingest.sampling_schedule import (
     check_budget,
     distance_to_liquidation,
 )
-from purpleflea.model import VenueLiquidation
+from purpleflea.model import VenueLiquidation, names_problem
 from purpleflea.outage import OutageRecord, describe
 from purpleflea.positions import MarketContext, MeasuredInputs, MeasuredMap, Position
 from purpleflea.store.accounts import AccountStore
@@ -83,6 +84,8 @@ class SamplerStats:
     rate_limited: int = 0
     discovered: int = 0
     context_polls: int = 0
+    #: Markets left out of the marks for a name no user should be sent (``names_problem``).
+    rejected_names: int = 0
     #: Positions that vanished at their liquidation price between two polls.
     liquidations: int = 0
     last_error: str = ""
@@ -248,6 +251,21 @@ class PositionSampler:
         scope lists it, the first scope's)."""
         return self._owner.get(market, self.scopes[0]) == scope
 
+    def _names_problem(self, market: str) -> str | None:
+        """Why ``market`` (named by the venue: a builder dex names its coins) cannot be
+        served, as an event's names are judged; counted, the first logged."""
+        exchange = self.sampling.exchange
+        problem = names_problem(market, market, exchange, f"{exchange}:{market}")
+        if problem is not None:
+            if not self.stats.rejected_names:
+                log.warning(
+                    "%s market left out of the measured maps: %s (further ones are counted)",
+                    exchange,
+                    printable(problem),
+                )
+            self.stats.rejected_names += 1
+        return problem
+
     async def poll_contexts(self) -> None:
         """Fetch marks and open interest once, of every scope in order; the schedule ranks
         accounts by these marks. A scope that fails ends the round (raised) after the scopes
@@ -264,6 +282,8 @@ class PositionSampler:
                 failure = exc
                 break
             for market, context in found.items():  # a market belongs to its first lister
+                if self._names_problem(market) is not None:
+                    continue  # no measured map: its name would be listed to every user
                 if self._owner.setdefault(market, scope) == scope:
                     contexts[market] = context
         if contexts or failure is None:

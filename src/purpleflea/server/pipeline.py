@@ -33,7 +33,8 @@ from purpleflea.bus.base import Bus
 from purpleflea.clock import now_ms
 from purpleflea.engine.heatmap_feed import FuelSink
 from purpleflea.engine.market_price import MarketPrice
-from purpleflea.model import Liquidation, MarketSnapshot, VenueLiquidation
+from purpleflea.formatting import printable
+from purpleflea.model import NAME_MAX, Liquidation, MarketSnapshot, VenueLiquidation
 from purpleflea.outage import OutageRecord, describe
 from purpleflea.server.latency import StageLatency
 from purpleflea.server.sequencing import BatchPlan, Scorer, Sequencer, WriteEvents
@@ -132,6 +133,7 @@ class Pipeline:
         self.started = False
         self._started_once = False  # the mark is finished only after a start read it
         self._dropped_at_outage = 0
+        self._snapshot_names_logged = False  # the first snapshot dropped for its names
         #: The bus's outage: each failure is a stored batch not published (the outage is
         #: logged once when it starts and once when it ends).
         self._publishing = OutageRecord()
@@ -293,6 +295,19 @@ class Pipeline:
     def on_snapshot(self, snapshot: MarketSnapshot) -> None:
         """Open interest and mark price from a poller or the simulator."""
         self.counters["snapshots"] += 1
+        problem = self.core.snapshot_names_problem(snapshot)
+        if problem is not None:
+            # Its market would have a heatmap, named to users (the 404 of a mistyped one
+            # lists markets that have one): dropped, as an event of such names is.
+            if not self._snapshot_names_logged:
+                self._snapshot_names_logged = True
+                log.warning(
+                    "%s snapshot dropped: %s (further ones are counted as rejected snapshots)",
+                    printable(snapshot.exchange[:NAME_MAX]),
+                    problem,
+                )
+            self.counters["bad_snapshots"] += 1
+            return
         if self.heatmap is not None:
             try:
                 self.heatmap.on_snapshot(snapshot)

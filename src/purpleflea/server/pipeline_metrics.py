@@ -55,7 +55,8 @@ FAMILIES: tuple[_Family, ...] = (
     (
         "snapshots_total",
         "Open-interest and mark-price snapshots from the pollers or the simulator: received, "
-        "and rejected by the heatmap model (counted in received too).",
+        "and rejected by the heatmap model or for their names, as liquidations' rejected_names "
+        "(counted in received too).",
         "outcome",
         {"received": "snapshots", "rejected": "bad_snapshots"},
         True,

@@ -35,6 +35,7 @@ from purpleflea.model import (
     NAME_MAX,
     CascadeAlert,
     Liquidation,
+    MarketSnapshot,
     Side,
     UnsizedLiquidation,
     VenueLiquidation,
@@ -188,8 +189,10 @@ class Sequencer:
         #: where a distinct id wrongly taken for a held one would show.
         self.duplicates_by_exchange: Counter[str] = Counter()
         self._open: BatchPlan | None = None
-        #: Markets, symbols and exchanges already judged storable (each on its own, as
-        #: :func:`names_problem` judges them): checked once, not per event.
+        #: Markets, and symbols and exchanges, already judged storable (each on its own, as
+        #: :func:`names_problem` judges them): checked once, not per event. Markets apart: a
+        #: symbol or exchange passes looser rules (no BASE-PERP shape) than a market.
+        self._good_markets: set[str] = set()
         self._good_names: set[str] = set()
 
     def resume(self, last_stored_seq: int) -> None:
@@ -207,7 +210,7 @@ class Sequencer:
         good = self._good_names
         event_id = event.id
         known = (
-            event.market in good
+            event.market in self._good_markets
             and event.symbol in good
             and event.exchange in good
             and len(event_id) <= ID_MAX
@@ -233,12 +236,9 @@ class Sequencer:
         venue's that may not are dropped, counted as ``rejected_names`` and the first logged:
         a venue (a Hyperliquid builder's perp is named by whoever deploys it) or anything
         speaking for one chose text every user reads."""
-        names = (event.market, event.symbol, event.exchange)
-        problem = names_problem(*names, event.id)
+        problem = names_problem(event.market, event.symbol, event.exchange, event.id)
         if problem is None:
-            if len(self._good_names) >= _GOOD_NAMES_MAX:
-                self._good_names.clear()
-            self._good_names.update(names)
+            self._judged_good(event.market, event.symbol, event.exchange)
             return True
         if not self.counters["rejected_names"]:
             log.warning(
@@ -248,6 +248,26 @@ class Sequencer:
             )
         self.counters["rejected_names"] += 1
         return False
+
+    def _judged_good(self, market: str, symbol: str, exchange: str) -> None:
+        if len(self._good_names) + len(self._good_markets) >= _GOOD_NAMES_MAX:
+            self._good_names.clear()
+            self._good_markets.clear()
+        self._good_markets.add(market)
+        self._good_names.update((symbol, exchange))
+
+    def snapshot_names_problem(self, snapshot: MarketSnapshot) -> str | None:
+        """Why an open-interest snapshot's names cannot be served (:func:`names_problem`, its
+        instrument ``exchange:symbol`` as the id), or None; each name judged once, as an
+        event's. A venue names its snapshots as it names its liquidations."""
+        market, symbol, exchange = snapshot.market, snapshot.symbol, snapshot.exchange
+        good = self._good_names
+        if market in self._good_markets and symbol in good and exchange in good:
+            return None
+        problem = names_problem(market, symbol, exchange, f"{exchange}:{symbol}")
+        if problem is None:
+            self._judged_good(market, symbol, exchange)
+        return problem
 
     def dedupe_metrics(self) -> list[MetricFamily]:
         """``/v1/metrics`` families: the dedupe window's size and its drops per exchange."""

@@ -272,7 +272,8 @@ class _H11WithHeaderTimeout(H11Protocol):
         lines, before h11 parses them; counted as ``headers_too_many``."""
         data, _ = self.conn.trailing_data
         end = data.find(b"\r\n\r\n")
-        lines = data.count(b"\n", 0, end if end >= 0 else len(data))
+        # Up to the last header line's own break (end + 2): its line counts as the others.
+        lines = data.count(b"\n", 0, end + 2 if end >= 0 else len(data))
         if lines <= MAX_HEAD_LINES:
             return False
         if self.transport.is_closing():

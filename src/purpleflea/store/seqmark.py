@@ -168,11 +168,14 @@ class SeqMark:
         raise StoreReplaced(
             f"seq mark {self.path}: the store {self.store_file} is not the file this mark was "
             f"written beside (inode {now}, the mark's {mark.store_ino}): restored from a "
-            "backup, copied or moved. A restored store would give again the seqs published "
-            "after the backup, and clients resuming past them would skip new events. Start "
-            "once with --seq-floor N, N at or above the highest seq clients may have seen "
-            "(the last one published: a client's cursor, a webhook's, a log line); "
-            "--seq-floor 0 if nothing was published since the copy (a clean stop, then a move)"
+            "backup, copied, moved, or removed and made anew. A restored store would give "
+            "again the seqs published after the backup, and clients resuming past them would "
+            "skip new events. Start the server once with purpleflea serve --seq-floor N (then "
+            "imports and sims number after it too): numbering continues after the higher of N "
+            f"and this mark's seq {mark.seq}, so N is the highest seq clients may have seen "
+            "(the last one published: a client's cursor, a webhook's, a log line) when the "
+            "mark was restored with the store; --seq-floor 0 if not (the store alone "
+            "removed, or nothing published since the copy: a clean stop, then a move)"
         )
 
     def read(self) -> Mark | None:
@@ -215,10 +218,25 @@ class SeqMark:
         # the gap is a reservation left unused by a crash, or one skipped at an earlier start
         # that nothing was stored after before a clean stop (a restart after a crash, no event
         # since: the next start took that for a lost tail, an ERROR, every time).
-        lost = store_last_seq < mark.stored
+        # A store below the operator's floor lacks seqs clients may have seen (a restored
+        # backup): the mark raised to the floor keeps the old mark's ``stored``, the backup's.
+        below_floor = self.floor is not None and store_last_seq < self.floor
+        lost = store_last_seq < mark.stored or below_floor
         self.check = StartCheck(store_last_seq, mark.seq, skipped, lost, mark.clean)
         self.reserved = mark.seq
-        if mark.clean and lost:
+        if below_floor and store_last_seq >= mark.stored:  # the mark alone sees no loss
+            log.error(
+                "history store ends at seq %d, below the seq floor given (--seq-floor %d: at "
+                "or above every seq clients may have seen): it lacks up to %d seqs of "
+                "published events (a store restored from a backup); numbering continues at "
+                "seq %d so no seq a client saw is given again (clients resume past the gap). "
+                "Restore the events from a later backup if you have one.",
+                store_last_seq,
+                self.floor,
+                (self.floor or 0) - store_last_seq,
+                mark.seq + 1,
+            )
+        elif mark.clean and lost:
             log.error(
                 "history store ends at seq %d but held seq %d when this node stopped cleanly "
                 "(at seq %d): the store lost its last %d seqs of published events (a power "

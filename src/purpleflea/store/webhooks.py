@@ -201,16 +201,21 @@ class WebhookStore:
         return None
 
     async def _fill_hosts(self) -> None:
-        """Give webhooks made before the per-host cap (their ``host`` column added empty)
-        their host, once per process, so that they count against it."""
+        """Give each webhook the host :func:`target_host` reads in its URL now, once per
+        process, so that it counts against that host's cap: those made before the per-host
+        cap (their ``host`` column added empty), and those an earlier release spelled
+        otherwise (an IPv6 spelling of an IPv4 host was its own host before)."""
         if self._hosts_filled:
             return
-        rows = await self._one("SELECT id, url FROM webhooks WHERE host = ''", ())
-        if rows:
+        rows = await self._one("SELECT id, url, host FROM webhooks", ())
+        changed = [
+            (webhook_id, now) for webhook_id, url, host in rows if (now := target_host(url)) != host
+        ]
+        if changed:
             await self.backend.run(
                 [
-                    ("UPDATE webhooks SET host = ? WHERE id = ?", (target_host(url), webhook_id))
-                    for webhook_id, url in rows
+                    ("UPDATE webhooks SET host = ? WHERE id = ?", (host, webhook_id))
+                    for webhook_id, host in changed
                 ]
             )
         self._hosts_filled = True
