@@ -166,10 +166,10 @@ async def test_an_end_before_its_start_is_refused_with_both_as_times(live: Runni
 async def test_a_date_for_a_time_is_refused_with_its_ms(live: Running) -> None:
     # curl '/v1/liquidations?start=2025-10-10' (the form the SDK and the commands take) was
     # answered "start must be an integer, got '2025-10-10'": not what the integer is, nor
-    # which one the date is.
+    # which one the date is. /v1/coverage kept that answer after the other two were fixed.
     headers = {"Authorization": f"Bearer {live.key}"}
     async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
-        for route in ("/v1/liquidations", "/v1/liquidations/aggregate"):
+        for route in ("/v1/liquidations", "/v1/liquidations/aggregate", "/v1/coverage"):
             response = await http.get(route, params={"start": "2025-10-10"})
             assert response.status_code == 400, route
             assert response.json()["error"]["message"] == (
@@ -180,6 +180,10 @@ async def test_a_date_for_a_time_is_refused_with_its_ms(live: Running) -> None:
             assert response.status_code == 400, route
             message = response.json()["error"]["message"]
             assert message == "end must be ms since the epoch (an integer), got 'soon'"
+            # Seconds, read as ms, are January 1970 (coverage cut it to 31 days before now).
+            response = await http.get(route, params={"start": "1760126400"})
+            assert response.status_code == 400, route
+            assert "start 1760126400 looks like seconds" in response.json()["error"]["message"]
 
 
 async def test_a_parameter_the_route_does_not_take_is_refused_naming_it(live: Running) -> None:
