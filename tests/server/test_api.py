@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
 from pathlib import Path
@@ -196,7 +197,19 @@ async def test_a_parameter_the_route_does_not_take_is_refused_naming_it(live: Ru
         assert response.status_code == 400
         message = response.json()["error"]["message"]
         assert "'markets'" in message
-        assert "market," in message  # what it takes instead
+        assert "markets is the stream's spelling: this route takes market" in message
+        # And the other way: the SSE stream's filters are the subscribe message's (plural);
+        # ?market= was refused "unknown field(s) market; allowed: ..." with no word that it
+        # is the REST routes' name for markets.
+        async with http.stream(
+            "GET", "/v1/stream/sse", params={**keyed, "market": "BTC-PERP", "side": "long"}
+        ) as sse:
+            assert sse.status_code == 400
+            message = json.loads(await sse.aread())["error"]["message"]
+        assert message.startswith("unknown field(s) market, side; allowed: ")
+        assert message.endswith(
+            "(market, side: the REST routes' spelling; here it is markets, sides)"
+        )
         wrong_route = await http.get("/v1/cascades", params={**keyed, "min_usd": 5})
         assert wrong_route.status_code == 400
         assert "'min_usd'" in wrong_route.json()["error"]["message"]
