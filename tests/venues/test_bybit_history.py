@@ -112,12 +112,16 @@ async def test_importing_rows_overlapping_live_events_stores_each_once(tmp_path:
     assert (report.new, report.stored_before) == (0, 4)
 
 
+@pytest.mark.parametrize("held_events", [importer.HELD_EVENTS, 0], ids=["held", "read_again"])
 async def test_an_export_of_live_events_and_rows_of_them_in_one_command_store_each_once(
-    tmp_path: Path,
+    tmp_path: Path, held_events: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The files of one command are appended together (merged by time), so the rows' live
     # copies are not in the store yet when the rows are checked: they are found among the
-    # export's events (the live id spells the price as padded, the row's does not).
+    # export's events (the live id spells the price as padded, the row's does not). Past
+    # HELD_EVENTS the two files are read again as one group: the rows' twins were looked for
+    # in the store alone, and both copies of the three events were stored.
+    monkeypatch.setattr(importer, "HELD_EVENTS", held_events)
     live = stored_live(bybit.normalize(BTC_FRAME) + bybit.normalize(PIPPIN_FRAME), 1791565601500)
     export = tmp_path / "live.csv"
 
@@ -130,6 +134,11 @@ async def test_an_export_of_live_events_and_rows_of_them_in_one_command_store_ea
     rows.write_text("\n".join([HEADER, *BTC_ROWS, PIPPIN_ROW, other]) + "\n")
     reports = await importer.import_files([export, rows], tmp_path / "data")
     assert [(r.new, r.stored_before) for r in reports] == [(len(live), 0), (1, 3)]
+    store = SQLiteStore(tmp_path / "data" / "purpleflea.sqlite", read_only=True)
+    try:
+        assert len(await store.since(0, 100)) == len(live) + 1
+    finally:
+        await store.close()
 
 
 def test_numbers_written_with_an_exponent_are_spelled_as_bybit_writes_them() -> None:
