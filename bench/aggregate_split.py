@@ -28,7 +28,9 @@ Shapes:
   with ``start`` on a minute but not on the hour, and ``start`` to the millisecond;
 - ``1h BTC, 365 d``: the MCP server's "a year of BTC hourly";
 - ``1h by market, 7 d``: ``interval=1h&start=<now - 7 d>``, both kinds of ``start``;
-- ``/v1/markets 24 h``: its day totals, ``1d`` by market from ``now - 24 h`` on the minute.
+- ``/v1/markets 24 h``: its day totals, ``1d`` by market from ``now - 24 h`` on the minute;
+- ``by exchange`` / ``by side``: ``1d`` and ``1h`` over 7 d of whole hours (their
+  ``est_calibration`` is read from the stored factors' rows).
 """
 
 from __future__ import annotations
@@ -158,6 +160,7 @@ async def main() -> None:
     store, now = await _open(args)
     try:
         minute = now // 60_000 * 60_000
+        hour = now // 3_600_000 * 3_600_000
         if minute % 3_600_000 == 0:
             minute -= 60_000
         year, week, day = 365 * DAY_MS, 7 * DAY_MS, DAY_MS
@@ -183,6 +186,9 @@ async def main() -> None:
                 "market",
                 Query(start_ms=(now - day) // 60_000 * 60_000),
             ),
+            # est_calibration by another group than market: from the stored factors' rows.
+            ("1d by exchange, 7 d whole hours", "1d", "exchange", Query(start_ms=hour - week)),
+            ("1h by side, 7 d whole hours", "1h", "side", Query(start_ms=hour - week)),
         ]
         for name, interval, group_by, query in shapes:
             if args.only in name:

@@ -180,3 +180,69 @@ class TcpRelay:
             sink.transport.abort()
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+class StartupOptionsRefusingRelay:
+    """A relay to PostgreSQL that refuses a connection whose startup packet carries the
+    ``options`` parameter, as PgBouncer does unless told to ignore it (``FATAL: unsupported
+    startup parameter: options``, SQLSTATE 08P01); any other is passed through. It answers
+    "no" to TLS and GSS encryption requests, so the client speaks in the clear."""
+
+    _SSL, _GSS = 80877103, 80877104
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = 0
+        self.refused = 0
+        self._server: asyncio.Server | None = None
+
+    async def open(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                length = int.from_bytes(await reader.readexactly(4), "big")
+                body = await reader.readexactly(length - 4)
+                if int.from_bytes(body[:4], "big") in (self._SSL, self._GSS):
+                    writer.write(b"N")
+                    continue
+                break
+            parts = body[4:].split(b"\0")
+            names = parts[0:-2:2]
+            if b"options" in names:
+                self.refused += 1
+                fields = b"".join(
+                    code + text + b"\0"
+                    for code, text in (
+                        (b"S", b"FATAL"),
+                        (b"V", b"FATAL"),
+                        (b"C", b"08P01"),
+                        (b"M", b"unsupported startup parameter: options"),
+                    )
+                )
+                payload = fields + b"\0"
+                writer.write(b"E" + (len(payload) + 4).to_bytes(4, "big") + payload)
+                await writer.drain()
+                writer.close()
+                return
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except (OSError, asyncio.IncompleteReadError):
+            writer.close()
+            return
+        up_writer.write(length.to_bytes(4, "big") + body)
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while chunk := await source.read(65536):
+                    sink.write(chunk)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))

@@ -83,6 +83,23 @@ def format_usd_exact(amount: float) -> str:
     return f"{sign}${_whole_or_cents(abs(amount))}"
 
 
+def printable_json(text: str) -> str:
+    """A JSON document's text with every character that is not printable written as a JSON
+    escape (``\u202e``; past U+FFFF its surrogate pair): the same document to a decoder, and
+    nothing a terminal acts on or hides (the encoder escapes only the controls below U+0020)."""
+    if text.isprintable():
+        return text
+    out = []
+    for c in text:
+        if c.isprintable():
+            out.append(c)
+            continue
+        units = c.encode("utf-16-be")
+        for i in range(0, len(units), 2):  # one code unit, or a surrogate pair
+            out.append(f"\\u{int.from_bytes(units[i : i + 2], 'big'):04x}")
+    return "".join(out)
+
+
 def printable(text: str) -> str:
     """``text`` with every character that is not printable (line breaks, ESC and the other
     controls, invisible format characters such as a right-to-left override) written as its

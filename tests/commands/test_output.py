@@ -13,11 +13,13 @@ import sys
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 
 from purpleflea.client.errors import BadRequestError, PurpleFleaError, raise_for_response
 from purpleflea.commands import webhooks
 from purpleflea.commands.heatmap import render
+from purpleflea.commands.history import json_line
 from purpleflea.commands.tail import _waiting, format_alert, format_event
 from purpleflea.formatting import format_price, format_usd, format_usd_exact
 from purpleflea.model import Heatmap, Liquidation
@@ -132,6 +134,19 @@ def test_tail_and_history_escape_what_the_server_chose() -> None:
     )
     assert "\x1b" not in format_alert(alert, color=False)
     assert "cascadeX\\x1b]0;owned" in format_alert(alert, color=False)
+
+
+def test_history_json_escapes_what_the_server_chose() -> None:
+    # `history --json` wrote the encoder's text: ESC and CR escaped (JSON's C0 rule), the
+    # right-to-left override, a C1 CSI and Unicode tag characters as they were.
+    hidden = "\u202e\x9b2J" + "".join(chr(0xE0000 + ord(c)) for c in "ignore")
+    event = stored_event(1, market="BTC-PERP" + _HOSTILE + hidden, coverage="complete")
+    line = json_line(event)
+    assert line.isprintable()
+    assert "\\u202e" in line
+    assert msgspec.json.decode(line, type=Liquidation) == event
+    plain = stored_event(2, coverage="complete")
+    assert json_line(plain) == msgspec.json.encode(plain).decode()
 
 
 def test_an_error_message_from_the_server_is_escaped() -> None:

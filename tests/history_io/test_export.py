@@ -307,3 +307,47 @@ def test_an_export_from_before_coverage_imports_with_each_exchanges_coverage() -
     ]
     assert len(parsed.bad) == 1
     assert "no coverage column and unknown exchange 'nowhere'" in parsed.bad[0].reason
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_names_stored_before_the_names_check_are_not_exported(
+    tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A store written before ingest and import checked names may hold a market of terminal
+    # escapes or a symbol that is a spreadsheet formula: export wrote them into the file as
+    # they were (=HYPERLINK ran when the CSV was opened).
+    data = tmp_path / "data"
+    data.mkdir()
+    hostile = [
+        stored_event(2, market="BTC\x1b]0;owned\x07\x1b[2J-PERP"),
+        stored_event(3, symbol='=HYPERLINK("https://evil.example","BTCUSDT")'),
+        stored_event(4, symbol="BTC\u202eUSDT"),
+    ]
+    good = [stored_event(1), stored_event(5)]
+
+    async def fill() -> None:
+        store = SQLiteStore(data / "purpleflea.sqlite")
+        try:
+            await store.append([good[0], *hostile, good[1]])
+        finally:
+            await store.close()
+
+    asyncio.run(fill())
+    out = tmp_path / f"all.{fmt}"
+    argv = ["--format", fmt, "--out", str(out), "--data-dir", str(data), "--no-progress"]
+    assert _cli("export", *argv) == 0
+    captured = capsys.readouterr()
+    assert captured.out == f"exported 2 events to {out} ({fmt})\n"
+    [line] = captured.err.splitlines()
+    assert line.isprintable()
+    assert line.startswith(
+        "purpleflea export: 3 events not exported: their names are refused since ingest and "
+        "import check them (stored before that), first seq 2: market 'BTC\\x1b]0;owned"
+    )
+    if fmt == "csv":
+        text = out.read_text(encoding="utf-8")
+        for raw in ("\x1b", "HYPERLINK", "\u202e"):
+            assert raw not in text
+    back = tmp_path / "back"
+    assert _cli("import", str(out), "--data-dir", str(back), "--no-progress") == 0
+    assert [e.id for e in _stored(back)] == [e.id for e in good]

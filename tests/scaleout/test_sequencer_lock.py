@@ -22,6 +22,7 @@ from purpleflea.server.sequencer import SequencerLock, hold_sequencer_lock
 from purpleflea.store.base import StoreUnavailable
 from purpleflea.store.postgres import PostgresStore
 from tests.events import stored_event
+from tests.services import PG_HOST, PG_PORT, StartupOptionsRefusingRelay
 from tests.store.test_store import _empty_postgres
 
 _APP = "purpleflea-sequencer"
@@ -223,3 +224,32 @@ async def test_the_database_probes_the_lock_session_of_a_holder_that_may_vanish(
         assert row == ("public",)
     finally:
         await lock.release()
+
+
+async def test_a_server_that_refuses_the_startup_options_is_a_clear_error() -> None:
+    # The lock's connection sends options=-c tcp_keepalives_* (the database probes the
+    # holder's session); PgBouncer refuses a startup parameter it does not know. The node
+    # stopped with "cannot connect: connection failed: ... FATAL: unsupported startup
+    # parameter: options": the store read as unreachable, and nothing said what to change.
+    dsn = await _empty_postgres()
+    relay = StartupOptionsRefusingRelay(PG_HOST, PG_PORT)
+    await relay.open()
+    parts = urlsplit(dsn)
+    through = urlunsplit(parts._replace(netloc=f"127.0.0.1:{relay.port}"))
+    try:
+        # The relay passes a connection without options: the store itself is reachable.
+        async with await psycopg.AsyncConnection.connect(through) as plain:
+            assert (await (await plain.execute("SELECT 1")).fetchone()) == (1,)
+        with pytest.raises(ConnectionError) as refused:
+            await hold_sequencer_lock(through, poll_s=0.05)
+        message = str(refused.value)
+        assert relay.refused >= 1
+        assert message.startswith(
+            f"PostgreSQL store {through!r}: the server refused the sequencer lock's connection "
+            "options ('-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=1 "
+            "-c tcp_keepalives_count=3', so the database probes the lock holder's session): "
+            "unsupported startup parameter: options. A connection pooler such as PgBouncer"
+        ), message
+        assert "a --store URL that reaches PostgreSQL directly" in message
+    finally:
+        await relay.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
 from pathlib import Path
@@ -166,10 +167,10 @@ async def test_an_end_before_its_start_is_refused_with_both_as_times(live: Runni
 async def test_a_date_for_a_time_is_refused_with_its_ms(live: Running) -> None:
     # curl '/v1/liquidations?start=2025-10-10' (the form the SDK and the commands take) was
     # answered "start must be an integer, got '2025-10-10'": not what the integer is, nor
-    # which one the date is.
+    # which one the date is. /v1/coverage kept that answer after the other two were fixed.
     headers = {"Authorization": f"Bearer {live.key}"}
     async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
-        for route in ("/v1/liquidations", "/v1/liquidations/aggregate"):
+        for route in ("/v1/liquidations", "/v1/liquidations/aggregate", "/v1/coverage"):
             response = await http.get(route, params={"start": "2025-10-10"})
             assert response.status_code == 400, route
             assert response.json()["error"]["message"] == (
@@ -180,6 +181,10 @@ async def test_a_date_for_a_time_is_refused_with_its_ms(live: Running) -> None:
             assert response.status_code == 400, route
             message = response.json()["error"]["message"]
             assert message == "end must be ms since the epoch (an integer), got 'soon'"
+            # Seconds, read as ms, are January 1970 (coverage cut it to 31 days before now).
+            response = await http.get(route, params={"start": "1760126400"})
+            assert response.status_code == 400, route
+            assert "start 1760126400 looks like seconds" in response.json()["error"]["message"]
 
 
 async def test_a_parameter_the_route_does_not_take_is_refused_naming_it(live: Running) -> None:
@@ -192,7 +197,19 @@ async def test_a_parameter_the_route_does_not_take_is_refused_naming_it(live: Ru
         assert response.status_code == 400
         message = response.json()["error"]["message"]
         assert "'markets'" in message
-        assert "market," in message  # what it takes instead
+        assert "markets is the stream's spelling: this route takes market" in message
+        # And the other way: the SSE stream's filters are the subscribe message's (plural);
+        # ?market= was refused "unknown field(s) market; allowed: ..." with no word that it
+        # is the REST routes' name for markets.
+        async with http.stream(
+            "GET", "/v1/stream/sse", params={**keyed, "market": "BTC-PERP", "side": "long"}
+        ) as sse:
+            assert sse.status_code == 400
+            message = json.loads(await sse.aread())["error"]["message"]
+        assert message.startswith("unknown field(s) market, side; allowed: ")
+        assert message.endswith(
+            "(market, side: the REST routes' spelling; here it is markets, sides)"
+        )
         wrong_route = await http.get("/v1/cascades", params={**keyed, "min_usd": 5})
         assert wrong_route.status_code == 400
         assert "'min_usd'" in wrong_route.json()["error"]["message"]

@@ -795,6 +795,76 @@ async def test_each_bucket_says_whether_its_estimate_is_calibrated_or_the_prior(
     assert by_exchange == {"binance_usdm": "mixed", "bybit": "none"}
 
 
+async def test_grouped_calibration_is_read_from_the_stored_factors(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By exchange or side, every closed hour's ``est_calibration`` was read again from the
+    rollups (a probe of each market-hour's complete venues: 2.3x the aggregate's CPU). The
+    stored factors carry it now; rows stored without it (an older node) are read as before."""
+    import purpleflea.store.aggregate as aggregates
+
+    day = T0 - T0 % 86_400_000
+    first, second = day + 2 * 3_600_000, day + 3 * 3_600_000
+    seq = iter(range(1, 1_000))
+
+    def events(exchange: str, market: str, hour: int, n: int, side: str) -> list[Liquidation]:
+        return [
+            _event(next(seq), exchange=exchange, market=market, ts=hour + i * 1_000, side=side)
+            for i in range(n)
+        ]
+
+    await store.append(
+        [
+            *events("binance_usdm", "BTC-PERP", first, 4, "long"),  # calibrated by bybit
+            *events("bybit", "BTC-PERP", first, 6, "short"),
+            *events("binance_usdm", "ETH-PERP", first, 3, "short"),  # alone: the prior
+            *events("binance_usdm", "XRP-PERP", second, 2, "long"),  # alone: the prior
+        ]
+    )
+    window = Query(start_ms=day, end_ms=day + 86_400_000)
+    reads: list[Query] = []
+    counts = aggregates._prior_counts
+
+    async def counted(*args: Any, **kwargs: Any) -> dict[tuple[int, str], tuple[int, int]]:
+        reads.append(args[3])
+        return await counts(*args, **kwargs)
+
+    monkeypatch.setattr(aggregates, "_prior_counts", counted)
+    want = {
+        ("1d", "exchange"): {"binance_usdm": "mixed", "bybit": "none"},
+        ("1d", "side"): {"long": "mixed", "short": "prior_only"},
+        ("1h", "side"): {
+            (first, "long"): "complete_venues",
+            (first, "short"): "prior_only",
+            (second, "long"): "prior_only",
+        },
+    }
+
+    async def labels() -> dict[tuple[str, str], dict[Any, str]]:
+        return {
+            ("1d", "exchange"): {
+                b.group: b.est_calibration for b in await store.aggregate("1d", "exchange", window)
+            },
+            ("1d", "side"): {
+                b.group: b.est_calibration for b in await store.aggregate("1d", "side", window)
+            },
+            ("1h", "side"): {
+                (b.start_ms, b.group): b.est_calibration
+                for b in await store.aggregate("1h", "side", window)
+                if b.est_calibration != "none"
+            },
+        }
+
+    assert await labels() == want  # estimated (and the factors stored) on the way
+    assert reads  # the first answers read the rollups: no factor was stored yet
+    reads.clear()
+    assert await labels() == want
+    assert reads == []  # every hour's factors stored: their rows gave the calibration
+    await _execute(store, "UPDATE coverage_factor SET shown_events = NULL, prior_events = NULL")
+    assert await labels() == want
+    assert reads  # rows without it: the rollups were read, as before
+
+
 async def test_an_estimate_does_not_depend_on_how_the_events_were_batched(store: Store) -> None:
     # A live feed appends every ~50 ms, so one busy second of a complete venue arrives over
     # several batches: counted once per batch, the minute looked less bursty than it was and
@@ -910,6 +980,36 @@ async def test_a_closed_hours_coverage_factors_are_kept_until_events_land_in_it(
     [(factor,), _] = await _execute(store, "SELECT f_usd FROM coverage_factor WHERE exchange <> ''")
     assert factor != 3.0
     assert (again.size_usd, again.est_size_usd) == (900.0, pytest.approx(700.0 + 200.0 * factor))
+
+
+async def test_a_factor_table_without_the_calibration_columns_gets_them_on_open(
+    store: Store,
+) -> None:
+    # A store written by version 5 has coverage_factor without shown_events/prior_events;
+    # CREATE TABLE IF NOT EXISTS leaves it so, and the grouped read of them would fail.
+    hour = T0 - T0 % 3_600_000
+    await store.append(
+        [_event(i, exchange="binance_usdm", market="ETH-PERP", ts=hour + i) for i in (1, 2)]
+    )
+    window = Query(start_ms=hour, end_ms=hour + 3_600_000)
+    await _execute(store, "ALTER TABLE coverage_factor DROP COLUMN shown_events")
+    await _execute(store, "ALTER TABLE coverage_factor DROP COLUMN prior_events")
+    await _execute(store, f"UPDATE coverage_factor_method SET version = {METHOD_VERSION - 1}")
+    await store.close()
+    url = store.path if isinstance(store, SQLiteStore) else store.url
+    reopened = await open_store(f"sqlite://{url}" if isinstance(store, SQLiteStore) else url)
+    try:
+        for _ in range(2):  # estimated and stored, then from the stored rows
+            [bucket] = await reopened.aggregate("1h", "side", window)
+            assert bucket.est_calibration == "prior_only"
+        assert await _execute(
+            reopened, "SELECT shown_events, prior_events FROM coverage_factor"
+        ) == [
+            (2, 2),
+            (2, 2),
+        ]
+    finally:
+        await reopened.close()
 
 
 async def test_factors_another_estimate_method_computed_are_dropped_on_open(

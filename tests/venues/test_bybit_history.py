@@ -121,6 +121,7 @@ async def test_an_export_of_live_events_and_rows_of_them_in_one_command_store_ea
     # export's events (the live id spells the price as padded, the row's does not). Past
     # HELD_EVENTS the files of a group are read again, and found the same way: compared by
     # exact id only, the two padded-price rows were stored a second time (new 3, not 1).
+    # Found in the store alone, both copies of the three events were stored.
     monkeypatch.setattr(importer, "HELD_EVENTS", held_events)
     live = stored_live(bybit.normalize(BTC_FRAME) + bybit.normalize(PIPPIN_FRAME), 1791565601500)
     export = tmp_path / "live.csv"
@@ -137,6 +138,7 @@ async def test_an_export_of_live_events_and_rows_of_them_in_one_command_store_ea
     stored = SQLiteStore(tmp_path / "data" / importer.DB_NAME, read_only=True)
     try:
         assert await stored.last_seq() == len(live) + 1
+        assert len(await stored.since(0, 100)) == len(live) + 1
     finally:
         await stored.close()
 

@@ -25,8 +25,9 @@ from typing import Any
 import msgspec
 
 from purpleflea.commands.when import TIME_HELP, time_arg
+from purpleflea.formatting import printable
 from purpleflea.history_io import COLUMNS, event_row
-from purpleflea.model import Liquidation, market_name
+from purpleflea.model import Liquidation, market_name, names_problem
 from purpleflea.store.base import Query, Store
 from purpleflea.store.factory import is_postgres, open_store, redacted
 
@@ -147,6 +148,41 @@ async def with_progress(
         bar.advance(bar.total - bar.done)
 
 
+class Refused:
+    """The events an export leaves out: their names are ones the names check refuses
+    (:func:`~purpleflea.model.names_problem`: terminal escapes, invisible characters, a
+    spreadsheet formula), stored before ingest and import checked them. Written into a CSV
+    they reached a spreadsheet or a terminal as they were."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: str | None = None  # the first one's problem
+
+    async def servable(
+        self, pages: AsyncIterator[list[Liquidation]]
+    ) -> AsyncIterator[list[Liquidation]]:
+        """``pages`` without those events (a page left empty is not yielded)."""
+        async for events in pages:
+            kept = []
+            for event in events:
+                problem = names_problem(event.market, event.symbol, event.exchange, event.id)
+                if problem is None:
+                    kept.append(event)
+                    continue
+                self.count += 1
+                if self.first is None:
+                    self.first = f"seq {event.seq}: {problem}"
+            if kept:
+                yield kept
+
+    def line(self) -> str:
+        """What the command says about them (every character printable)."""
+        return printable(
+            f"purpleflea export: {self.count:,} events not exported: their names are refused "
+            f"since ingest and import check them (stored before that), first {self.first}"
+        )
+
+
 async def write_csv(pages: AsyncIterator[list[Liquidation]], out: Path) -> int:
     written = 0
     with out.open("w", newline="", encoding="utf-8") as handle:
@@ -184,7 +220,7 @@ def _read_errors(url: str) -> tuple[type[Exception], ...]:
     return errors
 
 
-async def _export(args: argparse.Namespace, url: str) -> int:
+async def _export(args: argparse.Namespace, url: str, refused: Refused) -> int:
     # The store opens before the output file is created: a wrong store leaves no empty file.
     store = await open_store(url, read_only=True)
     try:
@@ -197,6 +233,7 @@ async def _export(args: argparse.Namespace, url: str) -> int:
         last_seq = await store.last_seq()
         if not args.no_progress and last_seq:
             pages = with_progress(pages, last_seq)
+        pages = refused.servable(pages)
         write = write_csv if args.format == "csv" else write_parquet
         args.out.parent.mkdir(parents=True, exist_ok=True)  # `--out exports/day1.csv` just works
         return await write(pages, args.out)
@@ -214,12 +251,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"purpleflea export: --market: {exc}", file=sys.stderr)
         return 2
     url = args.store if args.store is not None else str(args.data_dir / DB_NAME)
+    refused = Refused()
     try:
-        written = asyncio.run(_export(args, url))
+        written = asyncio.run(_export(args, url, refused))
     except _read_errors(url) as exc:
         # File and URL errors name their input already; a database error names only itself.
         where = "" if isinstance(exc, OSError | ValueError) else f"store {redacted(url)}: "
         print(f"purpleflea export: {where}{exc}", file=sys.stderr)
         return 2
     print(f"exported {written:,} events to {args.out} ({args.format})")
+    if refused.count:
+        print(refused.line(), file=sys.stderr)
     return 0

@@ -9,7 +9,8 @@ from purpleflea.clock import now_ms, utc_iso
 from purpleflea.commands.connect import add_connection_args, run_client
 from purpleflea.commands.tail import event_count, format_event
 from purpleflea.commands.when import TIME_HELP, time_arg
-from purpleflea.model import encode
+from purpleflea.formatting import printable_json
+from purpleflea.model import Liquidation, encode
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,7 +44,7 @@ async def _history(args: argparse.Namespace, url: str | None) -> int:
             limit=min(args.limit, 1000),
         ):
             if args.json:
-                sys.stdout.write(encode(event).decode() + "\n")
+                sys.stdout.write(json_line(event) + "\n")
             else:
                 print(format_event(event, color=False, date=True))
             shown += 1
@@ -57,6 +58,14 @@ async def _history(args: argparse.Namespace, url: str | None) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def json_line(event: Liquidation) -> str:
+    """``--json``'s line for ``event``: its JSON with every character that is not printable
+    escaped. A server chose the names (a hostile one, or a store written before the names
+    check) and the encoder leaves all but the C0 controls as they are: a right-to-left
+    override or a C1 control reached the terminal."""
+    return printable_json(encode(event).decode())
 
 
 def _filters(args: argparse.Namespace) -> str:

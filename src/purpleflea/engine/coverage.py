@@ -57,12 +57,14 @@ from purpleflea.model import Coverage
 #: The estimate's method, as stored beside the factors a store keeps for closed hours: bump it
 #: whenever what :func:`factors` computes changes (a constant, a weight, the arithmetic), so a
 #: store opened by the new code drops the factors the old one computed instead of serving them.
+#: 6: the same factors; each stored row also carries its events and the prior's share of
+#: them (``est_calibration``), so the rows version 5 stored, without them, are dropped.
 #: 5: complete venues tied on a minute's events give the burst shape of the first by name,
 #: not of whichever row came first (the same figures on SQLite; PostgreSQL's differed).
 #: 4: hidden events priced at the market-hour's pooled mean size (3: the minute's).
 #: 3: the negative binomial burst model with the ratio fitted over the trailing day, against
 #: all complete venues (2: one Poisson mean on the top complete venue's busy seconds, capped).
-METHOD_VERSION = 5
+METHOD_VERSION = 6
 #: Events per busy second of a snapshot venue when no complete venue overlaps it.
 PRIOR_EVENTS_PER_SECOND = 2.0
 #: The weight of a minute's busy-seconds estimate; the reference's events times the ratio have

@@ -27,7 +27,7 @@ from pydantic import BeforeValidator, Field, WithJsonSchema
 from purpleflea.client import PurpleFleaError, ServerUnreachableError
 from purpleflea.client.aio import UNREACHABLE_TODO
 from purpleflea.clock import now_ms
-from purpleflea.formatting import format_price, format_usd
+from purpleflea.formatting import format_price, format_usd, printable
 from purpleflea.mcp import arguments
 from purpleflea.model import MARKETS_LISTED, Coverage, Liquidation
 from purpleflea.venues import registry
@@ -197,8 +197,25 @@ def provenance_line(found: dict[str, Any]) -> str:
     return text
 
 
+def visible(value: Any) -> Any:
+    """``value`` (JSON data) with every string's characters that are not printable written as
+    escapes (:func:`~purpleflea.formatting.printable`). A store written before ingest and
+    import checked names may hold a market of Unicode tag characters: text a person does not
+    see and a model reads as instructions."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {visible(k): visible(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [visible(v) for v in value]
+    return value
+
+
 def result(text: str, data: dict[str, Any]) -> CallToolResult:
-    """The tool answer: concise text, then the structured JSON (also as text, per the spec)."""
+    """The tool answer: concise text, then the structured JSON (also as text, per the spec);
+    both :func:`visible` (the text's own line breaks kept)."""
+    text = "\n".join(printable(line) for line in text.split("\n"))
+    data = visible(data)
     return CallToolResult(
         content=[
             TextContent(type="text", text=text),

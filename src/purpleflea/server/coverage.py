@@ -25,9 +25,8 @@ from starlette.routing import Route
 from purpleflea.ingest.uptime import HOUR_MS, Gap, HourRow, Ledger
 from purpleflea.outage import OutageRecord, describe
 from purpleflea.server import http
-from purpleflea.server.http import MAX_INTEGER
 from purpleflea.server.keys import KeyInfo
-from purpleflea.server.openapi_schemas import error, json_content
+from purpleflea.server.openapi_schemas import epoch_ms, error, json_content
 from purpleflea.store.coverage import CoverageStore, ImportedHour
 
 log = logging.getLogger("purpleflea.coverage")
@@ -168,8 +167,8 @@ class CoverageRoutes:
         return [Route("/v1/coverage", self.authed(self.coverage))]
 
     def _window(self, params: Any) -> tuple[int, int]:
-        start = http.integer(params, "start", None)
-        end = http.integer(params, "end", None, low=1)
+        start = http.epoch_ms(params, "start", None)
+        end = http.epoch_ms(params, "end", None, low=1)
         return _window_of(start, end, self.service.clock())
 
     async def coverage(self, request: Request, _: KeyInfo) -> Response:
@@ -269,7 +268,6 @@ def coverage_paths(exchanges: Sequence[str]) -> dict[str, Any]:
             },
         }
     )
-    window = {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER}
     return {
         "/v1/coverage": {
             "get": {
@@ -293,15 +291,18 @@ def coverage_paths(exchanges: Sequence[str]) -> dict[str, Any]:
                         "name": "start",
                         "in": "query",
                         "required": False,
-                        "schema": window,
-                        "description": "Window start (ms; default end - 24 h).",
+                        "schema": epoch_ms(0),
+                        "description": "Window start (ms since epoch; default end - 24 h). A "
+                        "value from 1e9 to 1e11 looks like seconds (as ms it is 1970-1973) and "
+                        "is answered 400 with the ms to send.",
                     },
                     {
                         "name": "end",
                         "in": "query",
                         "required": False,
-                        "schema": {**window, "minimum": 1},
-                        "description": "Window end (ms; default now). With start, end must "
+                        "schema": epoch_ms(1),
+                        "description": "Window end (ms since epoch; default now), refused as "
+                        "start is when it looks like seconds. With start, end must "
                         "be greater than start, else 400; a window over 31 days is cut to its "
                         "last 31 (the answer's start says where it begins).",
                     },

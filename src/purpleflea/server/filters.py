@@ -160,6 +160,17 @@ def _seq(value: Any) -> int | None:
 _FIELDS = {"channels", "min_usd", "markets", "exchanges", "sides", "coverages", "since_seq"}
 
 
+def _singular_hint(unknown: list[str]) -> str:
+    """For the REST routes' singular names (``market``, ``exchange``, ``side``, ``coverage``),
+    the stream's plural ones: a client that filtered history with ``?market=`` sees which
+    name the stream takes (one spelling each, as the OpenAPI document says)."""
+    singular = [name for name in unknown if f"{name}s" in LIST_FIELDS]
+    if not singular:
+        return ""
+    plural = ", ".join(f"{name}s" for name in singular)
+    return f" ({', '.join(singular)}: the REST routes' spelling; here it is {plural})"
+
+
 def query_fields(params: QueryParams) -> dict[str, Any]:
     """A query string's subscription fields, as a subscribe message would carry them: every
     value of a repeated list field counts (not only the last), each split on commas; an empty
@@ -185,6 +196,7 @@ def parse_filter(fields: Mapping[str, Any], *, known_exchanges: Iterable[str]) -
     if unknown:
         raise BadSubscription(
             f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_FIELDS))}"
+            f"{_singular_hint(unknown)}"
         )
     channels = _strings("channels", fields.get("channels")) or frozenset({"liquidations"})
     bad = sorted(channels - set(CHANNELS))

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from purpleflea.clock import SECONDS_LIKE
 from purpleflea.engine.heatmap import MAX_BUCKETS
 from purpleflea.model import MARKET_PATTERN
 from purpleflea.server.coverage import coverage_paths
-from purpleflea.server.http import MAX_INTEGER
 from purpleflea.server.openapi_schemas import (
     SSE_EVENT,
     WEBSOCKET,
     Schema,
+    epoch_ms,
     error,
+    integer,
     json_content,
     ref,
     schemas,
@@ -53,16 +53,6 @@ def _list(items: Schema | None = None) -> Schema:
     }
 
 
-def _integer(minimum: int) -> Schema:
-    return {"type": "integer", "minimum": minimum, "maximum": MAX_INTEGER}
-
-
-def _epoch_ms(minimum: int) -> Schema:
-    """A time in ms since the epoch: a value that looks like seconds is answered 400."""
-    seconds = {"minimum": SECONDS_LIKE.start, "exclusiveMaximum": SECONDS_LIKE.stop}
-    return {**_integer(minimum), "not": seconds}
-
-
 #: A market name (BASE-PERP, BASE-YYYYMMDD; any case): any other is answered 400.
 _MARKET: Schema = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": MARKET_PATTERN}
 _MARKETS = _list(_MARKET)
@@ -72,13 +62,13 @@ _MIN_USD = _param("min_usd", {"type": "number", "minimum": 0}, "Minimum notional
 _WINDOW = [
     _param(
         "start",
-        _epoch_ms(0),
+        epoch_ms(0),
         "Event time >= start (ms since epoch). A value from 1e9 to 1e11 looks like seconds "
         "(as ms it is 1970-1973) and is answered 400 with the ms to send.",
     ),
     _param(
         "end",
-        _epoch_ms(1),
+        epoch_ms(1),
         "Event time < end (ms since epoch). With start, end must be greater than start: an "
         "empty or inverted window is answered 400, as is a value that looks like seconds.",
     ),
@@ -185,7 +175,7 @@ def _data_paths(exchanges: tuple[str, ...]) -> dict[str, Schema]:
                     *_filters(exchanges),
                     _param(
                         "cursor",
-                        _integer(1),
+                        integer(1),
                         "next_cursor of the previous page.",
                     ),
                     _limit("Page size"),

@@ -10,8 +10,10 @@ from typing import Any
 
 import msgspec
 
+from purpleflea.clock import SECONDS_LIKE
 from purpleflea.model import CascadeAlert, Heatmap, Liquidation
 from purpleflea.positions import MeasuredMap
+from purpleflea.server.http import MAX_INTEGER
 from purpleflea.server.keys import KeyInfo
 from purpleflea.server.streaming import CLOSE_CODES
 from purpleflea.store.base import Bucket
@@ -22,6 +24,19 @@ Schema = dict[str, Any]
 
 def ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
+
+
+def integer(minimum: int) -> Schema:
+    """An integer query parameter from ``minimum`` to what :func:`purpleflea.server.http.integer`
+    takes."""
+    return {"type": "integer", "minimum": minimum, "maximum": MAX_INTEGER}
+
+
+def epoch_ms(minimum: int) -> Schema:
+    """A time in ms since the epoch (:func:`purpleflea.server.http.epoch_ms`): a value that
+    looks like seconds is answered 400."""
+    seconds = {"minimum": SECONDS_LIKE.start, "exclusiveMaximum": SECONDS_LIKE.stop}
+    return {**integer(minimum), "not": seconds}
 
 
 def _struct_schemas() -> dict[str, Schema]:

@@ -74,5 +74,16 @@ class QueryCheck:
                 return (
                     f"unknown query parameter(s) {', '.join(map(repr, unknown))} for "
                     f"{method} {path}; it takes: {takes} (see /openapi.json)"
+                    f"{_plural_hint(unknown, operation.names)}"
                 )
         return None
+
+
+def _plural_hint(unknown: list[str], names: frozenset[str]) -> str:
+    """For the stream's and the SDK's plural names (``markets``) where the route takes the
+    singular (``market``): which one to send."""
+    plural = [name for name in unknown if name.endswith("s") and name[:-1] in names]
+    if not plural:
+        return ""
+    singular = ", ".join(name[:-1] for name in plural)
+    return f"; {', '.join(plural)} is the stream's spelling: this route takes {singular}"

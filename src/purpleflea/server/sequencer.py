@@ -58,6 +58,26 @@ _HOLDER = (
 _STARTED = "SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
 
 
+#: In a refusal of the connection's startup packet: PgBouncer's "unsupported startup
+#: parameter: options" (before 1.20) and "unsupported options startup parameter: ..." (since).
+_STARTUP_REFUSED = "startup parameter"
+
+
+def _refused_options(url: str, options: str, exc: Exception) -> str:
+    """The error for a server that refused the lock connection's ``options``: what was sent,
+    why, and what to do, where psycopg's text read as if the store were unreachable."""
+    reason = str(exc).strip().splitlines()[-1].split("FATAL:", 1)[-1].strip()
+    return (
+        f"PostgreSQL store {url!r}: the server refused the sequencer lock's connection "
+        f"options ({options!r}, so the database probes the lock holder's session): "
+        f"{reason}. A connection pooler such as PgBouncer refuses them; the lock is a "
+        "session-level advisory lock, which needs a session of its own on PostgreSQL itself "
+        "(behind a pooler in transaction mode a dead node's lock stays with a pooled "
+        "connection, and no standby ever takes over). Give this ingest node a --store URL "
+        "that reaches PostgreSQL directly (docs/scaleout.md)"
+    )
+
+
 class SequencerLock:
     """This process's hold on the store's sequencer lock; see the module docstring."""
 
@@ -101,6 +121,10 @@ class SequencerLock:
                 options=probed.strip(),
             )
         except psycopg.OperationalError as exc:
+            if _STARTUP_REFUSED in str(exc):
+                raise ConnectionError(
+                    _refused_options(redacted(self.url), probed.strip(), exc)
+                ) from exc
             raise ConnectionError(
                 f"PostgreSQL store {redacted(self.url)!r}: cannot connect: {exc}"
             ) from exc

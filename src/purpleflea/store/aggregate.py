@@ -45,23 +45,43 @@ MIXED = "mixed"
 #: beside the rollup's own sums, no join); plus one row per market-hour (exchange and side
 #: '') adding up its rows, which an unfiltered aggregate by market reads alone. ``covers``:
 #: how many snapshot rollup rows a row stands for. Named like the rollups' columns, so the
-#: aggregate's filters apply to it as they are.
+#: aggregate's filters apply to it as they are. ``shown_events`` and ``prior_events``: the
+#: row's snapshot events, and those of them in a market-hour no complete venue had events in
+#: (0 or all), so a grouped aggregate's ``est_calibration`` is summed beside its additions
+#: (:func:`calibration`); NULL in a row an older node stored (then read from the rollups).
 FACTOR_TABLE_SQL = {
     "sqlite": (
         "CREATE TABLE IF NOT EXISTS coverage_factor (market TEXT NOT NULL, "
         "hour INTEGER NOT NULL, exchange TEXT NOT NULL, side TEXT NOT NULL, "
         "f_events REAL NOT NULL, f_usd REAL NOT NULL, extra_events REAL NOT NULL, "
-        "extra_usd REAL NOT NULL, covers INTEGER NOT NULL, "
-        "PRIMARY KEY (market, hour, exchange, side)) WITHOUT ROWID"
+        "extra_usd REAL NOT NULL, covers INTEGER NOT NULL, shown_events INTEGER, "
+        "prior_events INTEGER, PRIMARY KEY (market, hour, exchange, side)) WITHOUT ROWID"
     ),
     "postgres": (
         "CREATE TABLE IF NOT EXISTS coverage_factor (market text NOT NULL, "
         "hour bigint NOT NULL, exchange text NOT NULL, side text NOT NULL, "
         "f_events float8 NOT NULL, f_usd float8 NOT NULL, extra_events float8 NOT NULL, "
-        "extra_usd float8 NOT NULL, covers bigint NOT NULL, "
-        "PRIMARY KEY (market, hour, exchange, side))"
+        "extra_usd float8 NOT NULL, covers bigint NOT NULL, shown_events bigint, "
+        "prior_events bigint, PRIMARY KEY (market, hour, exchange, side))"
     ),
 }
+#: The columns a table made before they were kept lacks (added on open by a writable store).
+CALIBRATION_COLUMNS = {
+    "sqlite": ("shown_events INTEGER", "prior_events INTEGER"),
+    "postgres": ("shown_events bigint", "prior_events bigint"),
+}
+
+
+def add_calibration_columns(dialect: Dialect, present: set[str]) -> list[str]:
+    """The statements adding the :data:`CALIBRATION_COLUMNS` not in ``present`` (the table's
+    column names)."""
+    return [
+        f"ALTER TABLE coverage_factor ADD COLUMN {column}"
+        for column in CALIBRATION_COLUMNS[dialect]
+        if column.split()[0] not in present
+    ]
+
+
 #: Which :data:`~purpleflea.engine.coverage.METHOD_VERSION` computed the stored factors (one
 #: row). A store opened by code of another version empties the cache (:data:`RESET_FACTORS`).
 METHOD_TABLE_SQL = "CREATE TABLE IF NOT EXISTS coverage_factor_method (version INTEGER NOT NULL)"
@@ -87,13 +107,14 @@ INVALIDATE_SQL = "DELETE FROM coverage_factor WHERE market = ? AND hour >= ? AND
 #: factor was computed from (an append in between changed it: the next aggregate recomputes).
 _SAVE_SQL = (
     "INSERT INTO coverage_factor (market, hour, exchange, side, f_events, f_usd, "
-    "extra_events, extra_usd, covers) "
+    "extra_events, extra_usd, covers, shown_events, prior_events) "
     "SELECT {m}{text}, {m}{int}, {m}{text}, {m}{text}, {m}{real}, {m}{real}, {m}{real}, "
-    "{m}{real}, {m}{int} WHERE (SELECT COALESCE(SUM(count), 0) FROM rollup_1m "
-    "WHERE market = {m} AND minute >= {m} AND minute < {m}) = {m} "
+    "{m}{real}, {m}{int}, {m}{int}, {m}{int} WHERE (SELECT COALESCE(SUM(count), 0) "
+    "FROM rollup_1m WHERE market = {m} AND minute >= {m} AND minute < {m}) = {m} "
     "ON CONFLICT (market, hour, exchange, side) DO UPDATE SET f_events = excluded.f_events, "
     "f_usd = excluded.f_usd, extra_events = excluded.extra_events, "
-    "extra_usd = excluded.extra_usd, covers = excluded.covers"
+    "extra_usd = excluded.extra_usd, covers = excluded.covers, "
+    "shown_events = excluded.shown_events, prior_events = excluded.prior_events"
 )
 #: Estimates from more minute rows than this run in a worker thread.
 _OFF_LOOP_ROWS = 20_000
@@ -174,12 +195,18 @@ async def aggregate(
     extras: dict[tuple[int, str], list[float]] = {}
     shown: dict[tuple[int, str], list[int]] = {}
     for part in _parts(interval, query, hourly=hourly):
-        if _calibration_inline(interval, group_by, part, hourly=hourly):
-            rows, added, priors = await _part(
+        if _calibration_carried(interval, group_by, part, hourly=hourly, cached=cached):
+            # The measured read (whole hours by market) or the stored factors' (other groups)
+            # give the calibration; the rollups are read for what they did not cover.
+            rows, added, priors, pending = await _part(
                 read, save, interval, group_by, part, dialect, hourly, cached
             )
+            if pending is not None:
+                priors.update(
+                    await _prior_counts(read, interval, group_by, pending, dialect, hourly=hourly)
+                )
         else:
-            (rows, added, _), priors = await asyncio.gather(
+            (rows, added, _, _), priors = await asyncio.gather(
                 _part(read, save, interval, group_by, part, dialect, hourly, cached),
                 _prior_counts(read, interval, group_by, part, dialect, hourly=hourly),
             )
@@ -213,6 +240,19 @@ def _calibration_inline(
         and not (query.exchanges or query.sides or query.coverages)
         and _may_hide(query)
         and _source(interval, query, hourly=hourly).table == "rollup_1h"
+    )
+
+
+def _calibration_carried(
+    interval: Interval, group_by: GroupBy, query: Query, *, hourly: bool, cached: bool
+) -> bool:
+    """Whether :func:`_part` gives the part's calibration (but for the buckets it leaves
+    pending): whole hours by market read it with the measure (:func:`_calibration_inline`);
+    other parts read from the hourly rollup sum it from the stored factors' rows."""
+    if _calibration_inline(interval, group_by, query, hourly=hourly):
+        return True
+    return (
+        cached and _may_hide(query) and _source(interval, query, hourly=hourly).table == "rollup_1h"
     )
 
 
@@ -317,10 +357,13 @@ async def _part(
     Sequence[tuple[Any, ...]],
     dict[tuple[int, str], list[float]],
     dict[tuple[int, str], tuple[int, int]],
+    Query | None,
 ]:
     """One part's measured rows ``(bucket, group, count, usd, longs, shorts, ...)``, what
-    the estimate adds to their buckets, and (when :func:`_calibration_inline`) their
-    snapshot and prior events (else empty: :func:`_prior_counts` reads them)."""
+    the estimate adds to their buckets, their snapshot and prior events where the read gave
+    them (whole hours by market; else the stored factors' rows of the hourly rollup's
+    buckets), and the query whose calibration :func:`_prior_counts` is to read (None: no
+    bucket left)."""
     source = _source(interval, query, hourly=hourly)
     width = INTERVAL_MS[interval]
     bucket = f"({source.time} / {width}) * {width}"
@@ -338,7 +381,7 @@ async def _part(
             f"FROM {source.table}{found.sql} GROUP BY bucket, grp",
             found.params,
         )
-        return rows, {}, {}
+        return rows, {}, {}, None
     snapshot_sql, snapshot_params = _snapshot_in(dialect)
     if source.table != "rollup_1h":
         # Minute and event reads: per cell, each snapshot row scaled by its hour's factor.
@@ -358,15 +401,15 @@ async def _part(
         wanted = [row for row in cells if row[4] in snapshot]
         known = await _stored(read, dialect, wanted) if cached else {}
         estimated = await _extras(read, save if cached else None, dialect, wanted, known)
-        return rows, estimated, {}
+        return rows, estimated, {}, query
     # Hourly rollup: its sums and the stored factors' additions, two grouped reads, no join,
     # run side by side (the store's readers are separate connections).
     inline = _calibration_inline(interval, group_by, query, hourly=hourly)
+    big = "::bigint" if dialect == "postgres" else ""
     if inline:
         # By market-hour first (the time index's order), then by bucket: the measure, and
         # each bucket's snapshot events and those of hours no complete venue had events in.
         complete_sql, complete_params = _in(dialect, "exchange", _COMPLETE)
-        big = "::bigint" if dialect == "postgres" else ""
         measured_read = read(
             f"SELECT (h / {width}) * {width} AS bucket, mk AS grp, SUM(c){big}, SUM(u), "
             f"SUM(lo), SUM(sh), SUM(r){big}, SUM(n){big}, "
@@ -394,24 +437,32 @@ async def _part(
             measured_read,
             read(
                 f"SELECT {bucket} AS bucket, {group_by} AS grp, SUM(extra_events), "
-                f"SUM(extra_usd), SUM(covers) FROM coverage_factor"
-                f"{found.sql or ' WHERE 1 = 1'} AND exchange {'=' if whole else '<>'} '' "
-                "GROUP BY bucket, grp",
+                f"SUM(extra_usd), SUM(covers), SUM(shown_events){big}, "
+                f"SUM(prior_events){big}, SUM(CASE WHEN prior_events IS NULL THEN 1 ELSE 0 END) "
+                f"FROM coverage_factor{found.sql or ' WHERE 1 = 1'} "
+                f"AND exchange {'=' if whole else '<>'} '' GROUP BY bucket, grp",
                 found.params,
             ),
         )
     else:
         rows, stored = await measured_read, []
-    added = {(int(b), str(g)): (float(e), float(u), int(n)) for b, g, e, u, n in stored}
+    added = {(int(r[0]), str(r[1])): r[2:] for r in stored}
     extras: dict[tuple[int, str], list[float]] = {}
+    priors: dict[tuple[int, str], tuple[int, int]] = {}
     uncovered: list[int] = []
+    unlabelled: list[int] = []  # buckets whose calibration the stored rows do not give
     for row in rows:
         key = (int(row[0]), str(row[1]))
-        events, usd, covered = added.get(key, (0.0, 0.0, 0))
+        events, usd, covered, shown, prior, unknown = added.get(key, (0.0, 0.0, 0, 0, 0, 0))
         if covered == row[6]:  # every snapshot row of the bucket has its stored factor
-            extras[key] = [events, usd]
+            extras[key] = [float(events), float(usd)]
+            if unknown:  # rows an older node stored, without the calibration
+                unlabelled.append(key[0])
+            elif shown:
+                priors[key] = (int(shown), int(prior))
         else:
             uncovered.append(key[0])
+            unlabelled.append(key[0])
     if uncovered:
         # Buckets with hours not estimated yet (the open hour, new history): per cell.
         narrowed = _narrowed(query, min(uncovered), max(uncovered) + width)
@@ -425,8 +476,11 @@ async def _part(
         missing = set(uncovered)
         cells = [row for row in cells if int(row[0]) in missing]
         extras.update(await _extras(read, save if cached else None, dialect, cells, {}))
-    priors = {(int(r[0]), str(r[1])): (int(r[7]), int(r[8])) for r in rows if inline and r[7]}
-    return rows, extras, priors
+    if inline:
+        priors = {(int(r[0]), str(r[1])): (int(r[7]), int(r[8])) for r in rows if r[7]}
+        return rows, extras, priors, None
+    pending = _narrowed(query, min(unlabelled), max(unlabelled) + width) if unlabelled else None
+    return rows, extras, priors, pending
 
 
 def _narrowed(query: Query, start_ms: int, end_ms: int) -> Query:
@@ -546,8 +600,11 @@ async def _estimate(
     if save is not None:
         closed_before = now_ms() - CLOSE_AFTER_MS
         totals: dict[tuple[int, str], int] = {}
-        for (h, market, _, _), (events, _) in per_side.items():
+        calibrated: set[tuple[int, str]] = set()  # market-hours a complete venue had events in
+        for (h, market, exchange, _), (events, _) in per_side.items():
             totals[(h, market)] = totals.get((h, market), 0) + int(events)
+            if events > 0 and exchange in _COMPLETE:  # as _prior_counts' probe
+                calibrated.add((h, market))
         keep: list[tuple[Any, ...]] = []
         whole: dict[tuple[int, str], list[float]] = {}
         for (h, market, exchange, side), f in found.items():
@@ -555,13 +612,15 @@ async def _estimate(
                 continue
             events, usd = per_side[(h, market, exchange, side)]
             extra = (events * (f.events - 1.0), usd * (f.usd - 1.0))
-            keep.append((market, h, exchange, side, f.events, f.usd, *extra, 1))
-            total = whole.setdefault((h, market), [0.0, 0.0, 0])
-            total[0] += extra[0]
-            total[1] += extra[1]
-            total[2] += 1
-        for (h, market), (events, usd, covers) in whole.items():
-            keep.append((market, h, "", "", 1.0, 1.0, events, usd, int(covers)))
+            shown = int(events)
+            prior = 0 if (h, market) in calibrated else shown
+            keep.append((market, h, exchange, side, f.events, f.usd, *extra, 1, shown, prior))
+            total = whole.setdefault((h, market), [0.0, 0.0, 0, 0, 0])
+            for i, value in enumerate((*extra, 1, shown, prior)):
+                total[i] += value
+        for (h, market), sums in whole.items():
+            counts = (int(sums[2]), int(sums[3]), int(sums[4]))  # covers, shown, prior
+            keep.append((market, h, "", "", 1.0, 1.0, sums[0], sums[1], *counts))
         keep = [(*row, row[0], row[1], row[1] + HOUR_MS, totals[(row[1], row[0])]) for row in keep]
         if keep:
             await save(save_sql(dialect), keep)

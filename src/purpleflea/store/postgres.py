@@ -134,6 +134,18 @@ _HAS_COVERAGE = (
     "AND table_name = 'liquidations' AND column_name = 'coverage'"
 )
 _ADD_COVERAGE = "ALTER TABLE liquidations ADD COLUMN coverage text NOT NULL DEFAULT ''"
+_COLUMNS = (
+    "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+    "AND table_name = %s"
+)
+
+
+async def _columns(connection: psycopg.AsyncConnection[Any], table: str) -> set[str]:
+    """The names of ``table``'s columns (in the connection's current schema)."""
+    rows = await (await connection.execute(_COLUMNS, (table,))).fetchall()
+    return {str(row[0]) for row in rows}
+
+
 _ADD_SECONDS = (
     "ALTER TABLE rollup_1m ADD COLUMN IF NOT EXISTS seconds bigint NOT NULL DEFAULT 0",
     "UPDATE rollup_1m SET seconds = count",
@@ -305,6 +317,10 @@ class PostgresStore:
             await schema_postgres.create_missing(writer, _SCHEMA)
             build_index = await index_postgres.needs_concurrent_build(writer)
             await writer.execute(aggregates.FACTOR_TABLE_SQL["postgres"])
+            for statement in aggregates.add_calibration_columns(
+                "postgres", await _columns(writer, "coverage_factor")
+            ):
+                await writer.execute(statement)
             await writer.execute(aggregates.METHOD_TABLE_SQL)
             method = await (await writer.execute(aggregates.METHOD_SQL)).fetchone()
             if not aggregates.factors_current(method):

@@ -390,6 +390,10 @@ class SQLiteStore:
         if not read_only:
             self._writer.executescript(_SCHEMA)
             self._writer.execute(aggregates.FACTOR_TABLE_SQL["sqlite"])
+            for statement in aggregates.add_calibration_columns(
+                "sqlite", self._columns("coverage_factor")
+            ):
+                self._writer.execute(statement)
             self._reset_stale_factors()
             self._migrate()
             if self._writer.execute("SELECT 1 FROM rollup_1h LIMIT 1").fetchone() is None:
