@@ -532,11 +532,11 @@ async def import_files(
                         r.imported = False
                         r.unreadable = f"could not be read again: {str(exc) or type(exc).__name__}"
                         continue
-                    fresh = _fresh_again(store, r, parsed, skip_bad, in_group)
+                    fresh_again = _fresh_again(store, r, parsed, skip_bad, in_group)
                     del parsed
-                    if fresh is not None:
-                        in_group.update(event.id for event in fresh)
-                        again.append((r, fresh))
+                    if fresh_again is not None:
+                        in_group.update(event.id for event in fresh_again)
+                        again.append((r, fresh_again))
                 await _append(store, coverage, again, floor)
     finally:
         await coverage.close()
