@@ -387,3 +387,50 @@ def test_the_dashboards_dollars_match_the_clis() -> None:
     exact, short = json.loads(done.stdout)
     assert exact == [format_usd_exact(amount) for amount in amounts]
     assert short == [format_usd(amount) for amount in amounts]
+
+
+def _levels(text: str) -> list[str]:
+    """The price column of each row of a rendered heatmap, top row first."""
+    return [line.split("|")[1].strip() for line in text.splitlines() if line.count("|") == 2]
+
+
+def test_heatmap_levels_of_a_coin_under_a_hundred_millionth_are_its_prices() -> None:
+    # A coin at $0.0000000019 (the dashboard's meme-coin test price) in buckets of 1e-11: every
+    # level and the mark read 0.00000000 (eight decimals, whatever the bucket).
+    bucket = 1e-11
+    heatmap = Heatmap(
+        market="BABYDOGE-PERP",
+        ts=1,
+        mark_price=1.9e-9,
+        bucket_size=bucket,
+        prices=tuple(1.88e-9 + i * bucket for i in range(4)),
+        long_usd=(5.0, 5.0, 0.0, 0.0),
+        short_usd=(0.0, 0.0, 5.0, 5.0),
+        clusters=(),
+    )
+    text = render(heatmap)
+    assert _levels(text) == ["0.00000000191", "0.00000000190", "0.00000000189", "0.00000000188"]
+    assert "mark 0.0000000019 " in text
+    assert "bucket 0.00000000001;" in text
+
+
+def test_heatmap_levels_show_the_buckets_digits_and_the_mark_once() -> None:
+    # Buckets of 0.025 read 5.08, 5.03, 4.98 (rounded to two decimals: half a cent off each),
+    # and the mark at 5.00 was marked on two rows: the float edge 4.975000000000001 + 0.025
+    # is just above 5.0 too.
+    bucket = 0.025
+    heatmap = Heatmap(
+        market="X-PERP",
+        ts=1,
+        mark_price=5.0,
+        bucket_size=bucket,
+        prices=tuple(4.9 + i * bucket for i in range(8)),
+        long_usd=(5.0,) * 8,
+        short_usd=(1.0,) * 8,
+        clusters=(),
+    )
+    text = render(heatmap)
+    assert _levels(text) == ["5.075", "5.050", "5.025", "5.000", "4.975", "4.950", "4.925", "4.900"]
+    marked = [line for line in text.splitlines() if line.endswith("<- mark")]
+    assert len(marked) == 1
+    assert "|         5.000|" in marked[0]
