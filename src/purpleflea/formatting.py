@@ -7,7 +7,8 @@ and ``heatmap``, cascade alert messages, heatmap cluster labels, the MCP tools):
   a meme coin's price.
 - ``format_usd``: an amount in a sentence or a label, ``$3.21M``: three significant digits
   and a short unit (K, M, B, T). ``format_usd_exact``: one event's notional in a feed,
-  ``$2,140,000``, whole dollars.
+  ``$2,140,000``, whole dollars. ``format_usd_cents``: money to the cent, ``-$254.74`` (a
+  backtest's PnL).
 - ``step_decimals``: how many decimals a ladder of price levels a bucket apart needs.
 - ``printable``: text someone else chose (an account's name, a request's path) as a log line
   or a terminal shows it safely: characters they would act on are written as escapes.
@@ -93,6 +94,15 @@ def format_usd_exact(amount: float) -> str:
         return f"${amount}"
     sign = "-" if amount < 0 else ""
     return f"{sign}${_whole_or_cents(abs(amount))}"
+
+
+def format_usd_cents(amount: float) -> str:
+    """``$1,234.50``, ``-$254.74``: dollars and cents with thousands separators, the sign
+    before the dollar (a backtest's PnL, fees and drawdown; ``$-254.74`` read oddly)."""
+    if not math.isfinite(amount):
+        return f"${amount}"
+    sign = "-" if amount < 0 and round(amount, 2) != 0 else ""
+    return f"{sign}${abs(amount):,.2f}"
 
 
 def printable(text: str) -> str:
