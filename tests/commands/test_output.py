@@ -434,3 +434,20 @@ def test_heatmap_levels_show_the_buckets_digits_and_the_mark_once() -> None:
     marked = [line for line in text.splitlines() if line.endswith("<- mark")]
     assert len(marked) == 1
     assert "|         5.000|" in marked[0]
+
+
+def test_the_dashboards_prices_match_the_clis() -> None:
+    """The dashboard's ``price`` (feed rows, cascade banner) writes what ``format_price``
+    writes: it cut every price at or over 1,000 to one decimal (BTC's 61,234.56 read
+    61,234.6), 1-1,000 to two (3.14159 read 3.14) and tiny ones to ten places (a
+    0.00000000123456 fill read 0.0000000012)."""
+    prices = [61_234.56, 43_210.5, 3.14159265, 142.5, 0.5, 2.4208e-05, 1.23456e-09, 1.9e-09, 0.0]
+    module = REPO / "src" / "purpleflea" / "server" / "web" / "js" / "format.js"
+    script = (
+        f"import {{price}} from {json.dumps(module.as_uri())};"
+        f"console.log(JSON.stringify({json.dumps(prices)}.map(price)));"
+    )
+    done = subprocess.run(
+        ["node", "--input-type=module", "-e", script], capture_output=True, text=True, check=True
+    )
+    assert json.loads(done.stdout) == [f"${format_price(p)}" for p in prices]
