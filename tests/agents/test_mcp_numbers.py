@@ -57,3 +57,36 @@ async def test_freshness_is_the_age_of_the_newest_event_by_time_not_the_last_sto
         age_s = (found["as_of_ms"] - newest.ts) / 1000
         # Two minutes (plus this test's run); it was 3 h (10,800 s), the last stored event's.
         assert found["freshness_s"] == round(age_s, 1), found
+
+
+async def test_recent_liquidations_are_the_newest_by_time_not_the_last_stored(
+    tmp_path: Path,
+) -> None:
+    # Live events of the last minutes, then a day-old recording stored after them (an import
+    # into the folder, a late feed): "the newest" were the recording's, last stored, and the
+    # live ones were cut by the limit.
+    live_events = [
+        venue_event(size_usd=1_000.0 * (i + 1), exchange="bybit", ts=NOW - (10 - i) * MINUTE)
+        for i in range(5)
+    ]
+    recording = [
+        venue_event(size_usd=500.0, exchange="bybit", ts=NOW - 24 * HOUR + i * MINUTE)
+        for i in range(5)
+    ]
+    async with running_server(make_config(tmp_path)) as live:
+        await live.push(*live_events, *recording)
+        async with Client(build_server(LiquidationClient(live.key, live.url))) as client:
+            newest = _data(await client.call_tool("recent_liquidations", {"limit": 3}))
+            every = _data(await client.call_tool("recent_liquidations", {"limit": 10}))
+            day = _data(
+                await client.call_tool("recent_liquidations", {"limit": 10, "since_minutes": 30})
+            )
+    by_time = sorted(live_events, key=lambda e: -(e.ts or 0))
+    assert [e["id"] for e in newest["events"]] == [e.id for e in by_time[:3]]
+    assert newest["truncated"] is True
+    assert [e["id"] for e in every["events"]] == [
+        e.id for e in sorted([*live_events, *recording], key=lambda e: -(e.ts or 0))
+    ]
+    assert every["truncated"] is False
+    assert [e["id"] for e in day["events"]] == [e.id for e in by_time]
+    assert day["truncated"] is False
