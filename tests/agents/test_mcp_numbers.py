@@ -32,13 +32,14 @@ def _data(answer: CallToolResult) -> dict[str, Any]:
 async def test_freshness_is_the_age_of_the_newest_event_by_time_not_the_last_stored(
     tmp_path: Path,
 ) -> None:
-    # Arrival order: the newest event (two minutes old) first, then two from five and three
-    # hours ago (an older file imported after it). The newest data in the window is two
-    # minutes old; the last stored event is three hours old.
+    # Arrival order: the newest event (two minutes old) first, then ones from five hours,
+    # three hours and two days ago (an older file imported after it). The newest data in the
+    # window is two minutes old; the last stored event is two days old.
     newest = venue_event(size_usd=10_000.0, exchange="bybit", ts=NOW - 2 * MINUTE)
     older = [
         venue_event(size_usd=20_000.0, side="short", exchange="bybit", ts=NOW - 5 * HOUR),
         venue_event(size_usd=30_000.0, exchange="bybit", ts=NOW - 3 * HOUR),
+        venue_event(size_usd=40_000.0, exchange="bybit", ts=NOW - 50 * HOUR),
     ]
     async with running_server(make_config(tmp_path)) as live:
         await live.push(newest, *older)
@@ -49,10 +50,12 @@ async def test_freshness_is_the_age_of_the_newest_event_by_time_not_the_last_sto
                 )
             )
             summary = _data(await client.call_tool("market_summary", {"window_minutes": "6h"}))
+            days = _data(await client.call_tool("market_summary", {"window_minutes": "3d"}))
     # By hand: longs 10k + 30k, shorts 20k, the largest the 30k print.
     assert (stats["long"]["usd"], stats["short"]["usd"], stats["count"]) == (40_000.0, 20_000.0, 3)
     assert stats["largest"]["size_usd"] == 30_000.0
-    for answer in (stats, summary):
+    assert days["count"] == 4
+    for answer in (stats, summary, days):
         found = answer["provenance"]
         age_s = (found["as_of_ms"] - newest.ts) / 1000
         # Two minutes (plus this test's run); it was 3 h (10,800 s), the last stored event's.

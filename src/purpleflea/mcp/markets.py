@@ -47,6 +47,7 @@ PRIOR_METHOD = (
 )
 
 HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
 
 #: History pages the "largest events" scan reads at most (each up to 1,000 events).
 MAX_SCAN_PAGES = 20
@@ -118,21 +119,21 @@ async def newest_ts(
 
     History pages come in seq order, the order events arrived, which is not their time order
     (a late feed; older files imported after newer ones): the last stored event can be hours
-    older than the newest. The window's last hour with events, then its last minute, is found
-    from the rollups; that minute's events are read whole."""
-    hours = await client.aggregate(
-        interval="1h", group_by="market", markets=markets, start=start, end=end
-    )
-    if not hours:
-        return None
-    hour = max(b.start_ms for b in hours)
-    low, high = max(start, hour), min(end, hour + HOUR_MS)
-    minutes = await client.aggregate(
-        interval="1m", group_by="market", markets=markets, start=low, end=high
-    )
-    if minutes:  # else the hour's events were stored meanwhile: read the hour
-        minute = max(b.start_ms for b in minutes)
-        low, high = max(low, minute), min(high, minute + MINUTE_MS)
+    older than the newest. The window's last day with events, then that day's last hour, then
+    its last minute, are found from the rollups (by side: two small answers each, where by
+    market a year of hours of every market was millions of buckets); that minute's events are
+    read whole."""
+    low, high = start, end
+    for interval, width in (("1d", DAY_MS), ("1h", HOUR_MS), ("1m", MINUTE_MS)):
+        buckets = await client.aggregate(
+            interval=interval, group_by="side", markets=markets, start=low, end=high
+        )
+        if not buckets:
+            if interval == "1d":
+                return None
+            break  # the rollups moved meanwhile: read what is narrowed so far
+        last = max(b.start_ms for b in buckets)
+        low, high = max(low, last), min(high, last + width)
     newest: int | None = None
     async for event in client.history_all(markets=markets, start=low, end=high, limit=1000):
         newest = event.ts if newest is None else max(newest, event.ts)
