@@ -451,3 +451,28 @@ def test_the_dashboards_prices_match_the_clis() -> None:
         ["node", "--input-type=module", "-e", script], capture_output=True, text=True, check=True
     )
     assert json.loads(done.stdout) == [f"${format_price(p)}" for p in prices]
+
+
+def test_the_dashboards_uptime_share_never_reads_100_percent_for_less() -> None:
+    """The coverage panel's percentages (uptime, throttle pressure): 0.999 (3.6 s down in the
+    hour) and 0.9996 read "100%", a full hour's figure; now only a whole share does, and the
+    rest is cut (not rounded up) to one decimal."""
+    module = REPO / "src" / "purpleflea" / "server" / "web" / "js" / "format.js"
+    shares = [1.0, 0.9999, 0.9996, 0.999, 0.9949, 0.5, 0.0004, 0.0]
+    script = (
+        f"import {{percent}} from {json.dumps(module.as_uri())};"
+        f"console.log(JSON.stringify({json.dumps(shares)}.map(percent)));"
+    )
+    done = subprocess.run(
+        ["node", "--input-type=module", "-e", script], capture_output=True, text=True, check=True
+    )
+    assert json.loads(done.stdout) == [
+        "100%",
+        "99.9%",
+        "99.9%",
+        "99.9%",
+        "99.4%",
+        "50.0%",
+        "0.0%",
+        "0%",
+    ]
