@@ -7,7 +7,9 @@ and ``heatmap``, cascade alert messages, heatmap cluster labels, the MCP tools):
   a meme coin's price.
 - ``format_usd``: an amount in a sentence or a label, ``$3.21M``: three significant digits
   and a short unit (K, M, B, T). ``format_usd_exact``: one event's notional in a feed,
-  ``$2,140,000``, whole dollars.
+  ``$2,140,000``, whole dollars. ``format_usd_cents``: money to the cent, ``-$254.74`` (a
+  backtest's PnL).
+- ``step_decimals``: how many decimals a ladder of price levels a bucket apart needs.
 - ``printable``: text someone else chose (an account's name, a request's path) as a log line
   or a terminal shows it safely: characters they would act on are written as escapes.
 
@@ -40,6 +42,17 @@ def format_price(price: float) -> str:
     whole, _, fraction = text.partition(".")
     fraction = fraction.rstrip("0").ljust(MIN_DECIMALS, "0")
     return f"{whole}.{fraction}"
+
+
+def step_decimals(step: float, *, least: int = 0) -> int:
+    """The decimals that write ``step`` (a price bucket, > 0) exactly, at least ``least``, at
+    most :data:`MAX_DECIMALS`: 0 for 500, 3 for 0.025, 11 for 1e-11. A ladder of price levels
+    ``step`` apart, each written with them, reads every level as it is."""
+    decimals = next(
+        (d for d in range(MAX_DECIMALS) if abs(round(step, d) - step) < step * 1e-6),
+        MAX_DECIMALS,
+    )
+    return max(least, decimals)
 
 
 #: Short units of :func:`format_usd`, largest first.
@@ -98,6 +111,15 @@ def printable_json(text: str) -> str:
         for i in range(0, len(units), 2):  # one code unit, or a surrogate pair
             out.append(f"\\u{int.from_bytes(units[i : i + 2], 'big'):04x}")
     return "".join(out)
+
+
+def format_usd_cents(amount: float) -> str:
+    """``$1,234.50``, ``-$254.74``: dollars and cents with thousands separators, the sign
+    before the dollar (a backtest's PnL, fees and drawdown; ``$-254.74`` read oddly)."""
+    if not math.isfinite(amount):
+        return f"${amount}"
+    sign = "-" if amount < 0 and round(amount, 2) != 0 else ""
+    return f"{sign}${abs(amount):,.2f}"
 
 
 def printable(text: str) -> str:

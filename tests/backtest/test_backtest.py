@@ -20,7 +20,13 @@ from purpleflea.backtest import (
     store_pages,
 )
 from purpleflea.backtest.broker import DEFAULT_LATENCY_MS, Trade
-from purpleflea.backtest.report import DAY_MS, compute_metrics, sharpe_text, write_report
+from purpleflea.backtest.report import (
+    DAY_MS,
+    Report,
+    compute_metrics,
+    sharpe_text,
+    write_report,
+)
 from purpleflea.clock import utc_iso
 from purpleflea.model import CascadeAlert, Liquidation
 from tests.conftest import REPO
@@ -580,3 +586,38 @@ def test_metrics_say_how_many_cascades_and_how_much_was_open_at_once() -> None:
     assert report.metrics.cascades == 1
     assert report.metrics.alerts >= 2
     assert report.metrics.max_exposure_usd == 10_000.0
+
+
+def test_report_page_prices_are_plain_decimals_and_losses_read_as_negative_dollars(
+    tmp_path: Path,
+) -> None:
+    # A meme coin's fills read 2.4208e-05 / 2.3e-05 (".6g"), a BTC fill 61234.6 for 61,234.56,
+    # and a loss "$-254.74": the page now writes prices as tail and history do.
+    def trade(market: str, entry: float, exit_: float, pnl: float) -> Trade:
+        return Trade(
+            market=market,
+            direction=1,
+            entry_ts=DAY_MS,
+            exit_ts=DAY_MS + 60_000,
+            entry_price=entry,
+            exit_price=exit_,
+            notional_usd=1_000.0,
+            fees_usd=1.0,
+            pnl_usd=pnl,
+            reason="exhausted",
+        )
+
+    trades = [
+        trade("PEPE-PERP", 2.4208e-05, 2.3e-05, -50.0),
+        trade("BTC-PERP", 61_234.56, 60_980.12, -204.74),
+    ]
+    metrics = compute_metrics(
+        trades, initial_equity=10_000.0, start_ts=DAY_MS, end_ts=DAY_MS + 60_000, events=2, alerts=0
+    )
+    page = write_report(Report(metrics=metrics, params={}, trades=trades, equity=[]), tmp_path)[
+        "html"
+    ].read_text()
+    assert "<td>0.000024208</td><td>0.000023</td><td>-$50.00</td>" in page
+    assert "<td>61,234.56</td><td>60,980.12</td><td>-$204.74</td>" in page
+    assert "<th>PnL</th><td>-$254.74</td>" in page
+    assert "e-05" not in page

@@ -402,3 +402,92 @@ def test_the_dashboards_dollars_match_the_clis() -> None:
     exact, short = json.loads(done.stdout)
     assert exact == [format_usd_exact(amount) for amount in amounts]
     assert short == [format_usd(amount) for amount in amounts]
+
+
+def _levels(text: str) -> list[str]:
+    """The price column of each row of a rendered heatmap, top row first."""
+    return [line.split("|")[1].strip() for line in text.splitlines() if line.count("|") == 2]
+
+
+def test_heatmap_levels_of_a_coin_under_a_hundred_millionth_are_its_prices() -> None:
+    # A coin at $0.0000000019 (the dashboard's meme-coin test price) in buckets of 1e-11: every
+    # level and the mark read 0.00000000 (eight decimals, whatever the bucket).
+    bucket = 1e-11
+    heatmap = Heatmap(
+        market="BABYDOGE-PERP",
+        ts=1,
+        mark_price=1.9e-9,
+        bucket_size=bucket,
+        prices=tuple(1.88e-9 + i * bucket for i in range(4)),
+        long_usd=(5.0, 5.0, 0.0, 0.0),
+        short_usd=(0.0, 0.0, 5.0, 5.0),
+        clusters=(),
+    )
+    text = render(heatmap)
+    assert _levels(text) == ["0.00000000191", "0.00000000190", "0.00000000189", "0.00000000188"]
+    assert "mark 0.0000000019 " in text
+    assert "bucket 0.00000000001;" in text
+
+
+def test_heatmap_levels_show_the_buckets_digits_and_the_mark_once() -> None:
+    # Buckets of 0.025 read 5.08, 5.03, 4.98 (rounded to two decimals: half a cent off each),
+    # and the mark at 5.00 was marked on two rows: the float edge 4.975000000000001 + 0.025
+    # is just above 5.0 too.
+    bucket = 0.025
+    heatmap = Heatmap(
+        market="X-PERP",
+        ts=1,
+        mark_price=5.0,
+        bucket_size=bucket,
+        prices=tuple(4.9 + i * bucket for i in range(8)),
+        long_usd=(5.0,) * 8,
+        short_usd=(1.0,) * 8,
+        clusters=(),
+    )
+    text = render(heatmap)
+    assert _levels(text) == ["5.075", "5.050", "5.025", "5.000", "4.975", "4.950", "4.925", "4.900"]
+    marked = [line for line in text.splitlines() if line.endswith("<- mark")]
+    assert len(marked) == 1
+    assert "|         5.000|" in marked[0]
+
+
+def test_the_dashboards_prices_match_the_clis() -> None:
+    """The dashboard's ``price`` (feed rows, cascade banner) writes what ``format_price``
+    writes: it cut every price at or over 1,000 to one decimal (BTC's 61,234.56 read
+    61,234.6), 1-1,000 to two (3.14159 read 3.14) and tiny ones to ten places (a
+    0.00000000123456 fill read 0.0000000012)."""
+    prices = [61_234.56, 43_210.5, 3.14159265, 142.5, 0.5, 2.4208e-05, 1.23456e-09, 1.9e-09, 0.0]
+    module = REPO / "src" / "purpleflea" / "server" / "web" / "js" / "format.js"
+    script = (
+        f"import {{price}} from {json.dumps(module.as_uri())};"
+        f"console.log(JSON.stringify({json.dumps(prices)}.map(price)));"
+    )
+    done = subprocess.run(
+        ["node", "--input-type=module", "-e", script], capture_output=True, text=True, check=True
+    )
+    assert json.loads(done.stdout) == [f"${format_price(p)}" for p in prices]
+
+
+def test_the_dashboards_uptime_share_never_reads_100_percent_for_less() -> None:
+    """The coverage panel's percentages (uptime, throttle pressure): 0.999 (3.6 s down in the
+    hour) and 0.9996 read "100%", a full hour's figure; now only a whole share does, and the
+    rest is cut (not rounded up) to one decimal."""
+    module = REPO / "src" / "purpleflea" / "server" / "web" / "js" / "format.js"
+    shares = [1.0, 0.9999, 0.9996, 0.999, 0.9949, 0.5, 0.0004, 0.0]
+    script = (
+        f"import {{percent}} from {json.dumps(module.as_uri())};"
+        f"console.log(JSON.stringify({json.dumps(shares)}.map(percent)));"
+    )
+    done = subprocess.run(
+        ["node", "--input-type=module", "-e", script], capture_output=True, text=True, check=True
+    )
+    assert json.loads(done.stdout) == [
+        "100%",
+        "99.9%",
+        "99.9%",
+        "99.9%",
+        "99.4%",
+        "50.0%",
+        "0.0%",
+        "0%",
+    ]

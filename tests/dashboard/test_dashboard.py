@@ -69,7 +69,7 @@ async def test_the_feed_shows_a_pushed_liquidation_within_a_second(
     newest, older = rows(page).nth(0), rows(page).nth(1)
     await expect(newest).to_contain_text("BTC-PERP")  # newest on top
     text = re.sub(r"\s+", " ", await newest.inner_text())
-    assert re.search(r"LONG LIQ BTC-PERP \$350,000 \$91,000\.0 Cascade: \d+/10 binance_usdm", text)
+    assert re.search(r"LONG LIQ BTC-PERP \$350,000 \$91,000\.00 Cascade: \d+/10 binance_usdm", text)
     assert "SHORT LIQ" in await older.inner_text()
     assert await newest.evaluate("e => getComputedStyle(e).color") == RED
     assert await older.evaluate("e => getComputedStyle(e).color") == GREEN

@@ -60,3 +60,32 @@ def test_sync_history_all_has_a_typed_signature() -> None:
     assert {"markets", "market", "exchanges", "sides", "min_usd", "start", "end", "limit"} <= set(
         parameters
     )
+
+
+def _sync_big_totals(url: str, key: str, start: int, end: int) -> list[purpleflea.Bucket]:
+    with purpleflea.SyncLiquidationClient(api_key=key, base_url=url) as client:
+        return client.aggregate(
+            interval="1h", group_by="side", min_usd=100_000, start=start, end=end
+        )
+
+
+async def test_aggregate_takes_min_usd_as_the_rest_route_does(live: Running) -> None:
+    # The REST aggregate counts only events of min_usd or more; the SDK could not ask it, so
+    # "how much was liquidated in prints of $100k and up" had no SDK answer but summing history.
+    hour = 1_760_000_400_000 // 3_600_000 * 3_600_000
+    sizes = [50_000.0, 99_999.99, 100_000.0, 250_000.0]
+    await live.push(
+        *(
+            venue_event(size_usd=usd, side="long", ts=hour + 1_000 * i)
+            for i, usd in enumerate(sizes)
+        ),
+        venue_event(size_usd=400_000.0, side="short", ts=hour + 9_000),
+    )
+    window = {"start": hour, "end": hour + 3_600_000}
+    async with purpleflea.LiquidationClient(api_key=live.key, base_url=live.url) as client:
+        buckets = await client.aggregate(interval="1h", group_by="side", min_usd=100_000, **window)
+    # By hand: longs 100,000 + 250,000 (two events; 99,999.99 is below), shorts 400,000.
+    found = {b.group: (b.count, b.size_usd) for b in buckets}
+    assert found == {"long": (2, 350_000.0), "short": (1, 400_000.0)}
+    blocking = await asyncio.to_thread(_sync_big_totals, live.url, live.key, **window)
+    assert {b.group: (b.count, b.size_usd) for b in blocking} == found

@@ -12,6 +12,7 @@ import msgspec
 
 from purpleflea.backtest.broker import Trade
 from purpleflea.clock import utc_iso
+from purpleflea.formatting import format_price, format_usd_cents
 
 DAY_MS = 86_400_000
 #: A fill priced by a print (or mark) older than this is counted stale (:class:`Metrics`).
@@ -222,10 +223,10 @@ def _html(report: Report, png: bytes) -> str:
         ("Cascade alerts", f"{m.alerts:,} ({m.cascades:,} cascades started)"),
         ("Trades", f"{m.trades:,}"),
         ("Hit rate", f"{m.hit_rate:.1%}"),
-        ("PnL", f"${m.pnl_usd:,.2f}"),
-        ("Fees", f"${m.fees_usd:,.2f}"),
-        ("Most notional open at once", f"${m.max_exposure_usd:,.2f}"),
-        ("Max drawdown", f"${m.max_drawdown_usd:,.2f} ({m.max_drawdown_pct:.2f}%)"),
+        ("PnL", format_usd_cents(m.pnl_usd)),
+        ("Fees", format_usd_cents(m.fees_usd)),
+        ("Most notional open at once", format_usd_cents(m.max_exposure_usd)),
+        ("Max drawdown", f"{format_usd_cents(m.max_drawdown_usd)} ({m.max_drawdown_pct:.2f}%)"),
         ("Sharpe (daily, annualized)", sharpe),
     ]
     params = ", ".join(f"{k}={v}" for k, v in report.params.items())
@@ -233,8 +234,10 @@ def _html(report: Report, png: bytes) -> str:
     shown = report.trades[:1000]
     trades = "".join(
         f"<tr><td>{html.escape(t.market)}</td><td>{'long' if t.direction > 0 else 'short'}</td>"
-        f"<td>{utc_iso(t.entry_ts)}</td><td>{utc_iso(t.exit_ts)}</td><td>{t.entry_price:.6g}</td>"
-        f"<td>{t.exit_price:.6g}</td><td>{t.pnl_usd:,.2f}</td><td>{html.escape(t.reason)}</td></tr>"
+        f"<td>{utc_iso(t.entry_ts)}</td><td>{utc_iso(t.exit_ts)}</td>"
+        # Prices as tail and history write them: ".6g" wrote 2.4208e-05 and 61234.6.
+        f"<td>{format_price(t.entry_price)}</td><td>{format_price(t.exit_price)}</td>"
+        f"<td>{format_usd_cents(t.pnl_usd)}</td><td>{html.escape(t.reason)}</td></tr>"
         for t in shown
     )
     image = base64.b64encode(png).decode("ascii")

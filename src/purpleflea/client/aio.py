@@ -314,13 +314,16 @@ class LiquidationClient:
         exchanges: Names = None,
         sides: Names = None,
         coverages: Names = None,
+        min_usd: float | None = None,
         start: Time = None,
         end: Time = None,
         market: Names = None,
         exchange: Names = None,
         side: Names = None,
     ) -> list[Bucket]:
-        """Totals per ``interval`` and group; filters as :meth:`history`."""
+        """Totals per ``interval`` and group; filters as :meth:`history`. ``min_usd`` counts
+        only events at least that large (the server then reads the events themselves: a
+        window of at most 7 days)."""
         body = await self._get(
             "/v1/liquidations/aggregate",
             {
@@ -330,6 +333,7 @@ class LiquidationClient:
                 "exchange": one_of(exchanges, exchange, "exchange"),
                 "side": one_of(sides, side, "side"),
                 "coverage": as_list(coverages),
+                "min_usd": min_usd,
                 "start": as_ms(start, "start"),
                 "end": as_ms(end, "end"),
             },

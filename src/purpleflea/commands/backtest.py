@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from purpleflea.backtest.report import STALE_FILL_MS, sharpe_text, write_report  # noqa: PLC0415
     from purpleflea.backtest.strategy import Strategy  # noqa: PLC0415
     from purpleflea.clock import utc_iso  # noqa: PLC0415
+    from purpleflea.formatting import format_usd_cents, format_usd_exact  # noqa: PLC0415
     from purpleflea.store.factory import history_file  # noqa: PLC0415
 
     if not 0 <= args.threshold <= 10:
@@ -188,8 +189,9 @@ def run(args: argparse.Namespace) -> int:
     sharpe = sharpe_text(m)
     print(
         f"{m.events:,} events, {m.alerts:,} alerts ({m.cascades:,} cascades), {m.trades:,} "
-        f"trades, hit rate {m.hit_rate:.1%}, PnL ${m.pnl_usd:,.2f}, max drawdown "
-        f"${m.max_drawdown_usd:,.2f}, most open ${m.max_exposure_usd:,.0f}, Sharpe {sharpe}"
+        f"trades, hit rate {m.hit_rate:.1%}, PnL {format_usd_cents(m.pnl_usd)}, max drawdown "
+        f"{format_usd_cents(m.max_drawdown_usd)}, most open "
+        f"{format_usd_exact(m.max_exposure_usd)}, Sharpe {sharpe}"
         f"\nreport: {paths['html']} ({paths['json'].name}, {paths['png'].name})"
     )
     return 0

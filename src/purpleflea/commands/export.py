@@ -6,8 +6,8 @@ writing) or in PostgreSQL (``--store postgresql://...``, as ``purpleflea serve``
 Events come in pages of ascending ``seq``, so memory stays flat however large the store, and
 the export is the history as of its start: events stored meanwhile are left for the next one.
 Columns are the event schema's fields in order (``id, seq, exchange, symbol, market, side,
-price, quantity, size_usd, ts, received_at, cascade_score``); ``purpleflea import`` reads both
-files back.
+price, quantity, size_usd, ts, received_at, cascade_score, coverage``); ``purpleflea import``
+reads both files back.
 """
 
 from __future__ import annotations

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import bisect
+from collections.abc import Sequence
 
 from purpleflea.commands.connect import add_connection_args, run_client
 from purpleflea.commands.tail import use_color
-from purpleflea.formatting import format_usd, printable
+from purpleflea.formatting import format_price, format_usd, printable, step_decimals
 from purpleflea.model import Heatmap
 from purpleflea.positions import MeasuredMap
 
@@ -36,10 +38,13 @@ def render(heatmap: Heatmap | MeasuredMap, *, width: int = 30, color: bool = Fal
     highest price on top; the bucket holding the mark price is marked ``<- mark``. A measured
     map says its coverage and how many accounts it holds."""
     peak = max([*heatmap.long_usd, *heatmap.short_usd, 1e-9])
-    decimals = 2 if heatmap.bucket_size >= 0.01 else 8
+    # Every level written with the bucket's own digits: a fixed 2 (or 8) wrote 5.075 as 5.08
+    # and a coin at $0.0000000019 as 0.00000000 on every row.
+    decimals = step_decimals(heatmap.bucket_size, least=2)
     lines = [
-        f"{printable(heatmap.market)}  mark {heatmap.mark_price:,.{decimals}f}  "
-        f"(bucket {heatmap.bucket_size:g}; longs liquidated left, shorts right)"
+        f"{printable(heatmap.market)}  mark {format_price(heatmap.mark_price)}  "
+        f"(bucket {format_price(heatmap.bucket_size).rstrip('0').rstrip('.')}; "
+        "longs liquidated left, shorts right)"
     ]
     rows = list(zip(heatmap.prices, heatmap.long_usd, heatmap.short_usd, strict=True))
     if rows and not any(heatmap.long_usd) and not any(heatmap.short_usd):
@@ -50,13 +55,13 @@ def render(heatmap: Heatmap | MeasuredMap, *, width: int = 30, color: bool = Fal
             "is 0, or widen it with --low/--high)"
         )
         rows = []  # a column of "$0 | price | $0" rows says nothing more
-    for price, longs, shorts in reversed(rows):
+    marked = _mark_row(heatmap.prices, heatmap.mark_price, heatmap.bucket_size) if rows else -1
+    for index, (price, longs, shorts) in reversed(list(enumerate(rows))):
         left = "#" * round(width * longs / peak)
         right = "#" * round(width * shorts / peak)
         if color:
             left, right = f"{_RED}{left}{_RESET}", f"{_GREEN}{right}{_RESET}"
-        here = price <= heatmap.mark_price < price + heatmap.bucket_size
-        mark = "  <- mark" if here else ""
+        mark = "  <- mark" if index == marked else ""
         pad = " " * (width - round(width * longs / peak))
         lines.append(
             f"{format_usd(longs):>9} {pad}{left}|{price:>14,.{decimals}f}|{right}"
@@ -79,6 +84,14 @@ def render(heatmap: Heatmap | MeasuredMap, *, width: int = 30, color: bool = Fal
             label = f"  {cluster.label}"
             lines.append(f"{_BOLD}{label}{_RESET}" if color else label)
     return "\n".join(lines)
+
+
+def _mark_row(prices: Sequence[float], mark: float, bucket: float) -> int:
+    """The one row whose bucket holds ``mark`` (-1: none shown). Edges are floats (``bottom +
+    i * bucket``): a mark on an edge sat in two rows' ``[price, price + bucket)`` at once, and
+    one a rounding below an edge belongs to the level written as that edge."""
+    below = bisect.bisect_right(prices, mark + bucket * 1e-9) - 1
+    return below if below >= 0 and mark < prices[below] + bucket else -1
 
 
 async def _heatmap(args: argparse.Namespace, url: str | None, color: bool) -> int:

@@ -49,7 +49,7 @@ import numpy as np
 import numpy.typing as npt
 
 from purpleflea.formatting import format_price as price_text
-from purpleflea.formatting import format_usd
+from purpleflea.formatting import format_usd, step_decimals
 from purpleflea.model import Cluster, Heatmap, MarketSnapshot, Side
 
 Array = npt.NDArray[np.float64]
@@ -518,5 +518,4 @@ def _round_size(raw: float) -> float:
 
 def format_price(price: float, bucket: float) -> str:
     """A price with as many decimals as the bucket size needs: ``$91,000``, ``$0.0001234``."""
-    decimals = next((d for d in range(12) if abs(round(bucket, d) - bucket) < bucket * 1e-6), 12)
-    return f"${price:,.{decimals}f}"
+    return f"${price:,.{step_decimals(bucket)}f}"

@@ -13,6 +13,7 @@ from purpleflea.clock import now_ms
 from purpleflea.formatting import format_price, format_usd
 from purpleflea.mcp import arguments
 from purpleflea.mcp.answers import (
+    MINUTE_MS,
     EndArg,
     MarketArg,
     WindowArg,
@@ -44,6 +45,9 @@ PRIOR_METHOD = (
     "shown, est = about 2x the measure): no complete venue had events in the window to "
     "calibrate on, and the prior is not validated on real data (docs/coverage.md)"
 )
+
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
 
 #: History pages the "largest events" scan reads at most (each up to 1,000 events).
 MAX_SCAN_PAGES = 20
@@ -108,6 +112,34 @@ async def side_totals(
     return totals
 
 
+async def newest_ts(
+    client: LiquidationClient, *, markets: list[str] | None, start: int, end: int
+) -> int | None:
+    """The time of the newest event in [start, end) (None: there is none).
+
+    History pages come in seq order, the order events arrived, which is not their time order
+    (a late feed; older files imported after newer ones): the last stored event can be hours
+    older than the newest. The window's last day with events, then that day's last hour, then
+    its last minute, are found from the rollups (by side: two small answers each, where by
+    market a year of hours of every market was millions of buckets); that minute's events are
+    read whole."""
+    low, high = start, end
+    for interval, width in (("1d", DAY_MS), ("1h", HOUR_MS), ("1m", MINUTE_MS)):
+        buckets = await client.aggregate(
+            interval=interval, group_by="side", markets=markets, start=low, end=high
+        )
+        if not buckets:
+            if interval == "1d":
+                return None
+            break  # the rollups moved meanwhile: read what is narrowed so far
+        last = max(b.start_ms for b in buckets)
+        low, high = max(low, last), min(high, last + width)
+    newest: int | None = None
+    async for event in client.history_all(markets=markets, start=low, end=high, limit=1000):
+        newest = event.ts if newest is None else max(newest, event.ts)
+    return newest
+
+
 async def aggregate_provenance(
     client: LiquidationClient, *, markets: list[str] | None, start: int, end: int
 ) -> dict[str, Any]:
@@ -116,7 +148,7 @@ async def aggregate_provenance(
     per_exchange = await client.aggregate(
         interval="1d", group_by="exchange", markets=markets, start=start, end=end
     )
-    newest = await client.history(markets=markets, start=start, end=end, limit=1)
+    newest = await newest_ts(client, markets=markets, start=start, end=end)
     measured = sum(b.size_usd for b in per_exchange)
     estimated = sum(max(b.est_size_usd, b.size_usd) for b in per_exchange)
     hidden_by = sorted(
@@ -129,7 +161,7 @@ async def aggregate_provenance(
     return provenance(
         "measured",
         {b.group: venue_coverage(b.group) for b in per_exchange},
-        newest.events[0].ts if newest.events else None,
+        newest,
         estimate={
             "basis": "modelled",
             "est_usd": estimated,

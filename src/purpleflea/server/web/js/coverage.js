@@ -3,7 +3,7 @@
 
 import { getJson } from "./api.js";
 import { detailGroup, detailOf, redrawKeepingFocus } from "./details.js";
-import { clock, el, zone } from "./format.js";
+import { clock, el, percent, zone } from "./format.js";
 
 const HOUR_MS = 3_600_000;
 const HOURS = 24;
@@ -12,10 +12,6 @@ const BADGE_TEXT = {
   snapshot: "a throttled sample (at most one per symbol per second or similar), so its totals are a floor",
   sampled: "only the accounts watched",
 };
-
-function percent(share) {
-  return `${(share * 100).toFixed(share >= 0.999 || share === 0 ? 0 : 1)}%`;
-}
 
 /**
  * The coverage class of exchange `id` (display name `name`) as a badge: complete / snapshot /

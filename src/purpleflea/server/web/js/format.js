@@ -43,6 +43,15 @@ export function usdShort(value) {
   return "$" + wholeOrCents(value);
 }
 
+/** A share (0..1) as "100%", "99.9%", "0%": one decimal, cut rather than rounded, so only a
+ * whole share reads 100% (0.999, an hour 3.6 s down, read "100%"). */
+export function percent(share) {
+  if (share >= 1) return "100%";
+  if (share === 0) return "0%";
+  // The epsilon keeps a share computed a rounding under a tenth (0.58 as 0.5799999...) on it.
+  return `${(Math.floor(share * 1000 + 1e-6) / 10).toFixed(1)}%`;
+}
+
 // One formatter per number of decimals, made once: toLocaleString with options builds a new
 // one on every call (33 us in chromium, the most of a feed row's cost in a crash).
 const fixedFormats = new Map();
@@ -57,12 +66,16 @@ function fixed(value, digits) {
   return format.format(value);
 }
 
-/** A price with decimals suited to its size: 61,234.5 / 3,012.25 / 0.0001234. */
+/** "$61,234.56", "$3.14159", "$0.000024208": formatting.py's format_price (what tail,
+ * history and the agent tools write): at least two decimals, up to six significant digits,
+ * trailing zeros past the second decimal dropped, at most twelve decimals. */
 export function price(value) {
   if (!Number.isFinite(value)) return "–";
-  const abs = Math.abs(value);
-  const digits = abs >= 1000 ? 1 : abs >= 1 ? 2 : Math.min(10, 2 - Math.floor(Math.log10(abs)) + 2);
-  return "$" + fixed(value, digits);
+  if (value === 0) return "$0.00";
+  const magnitude = Math.floor(Math.log10(Math.abs(value)));
+  const digits = Math.min(12, Math.max(2, 5 - magnitude));
+  const [whole, fraction = ""] = fixed(value, digits).split(".");
+  return "$" + whole + "." + fraction.replace(/0+$/, "").padEnd(2, "0");
 }
 
 /** A price with as many decimals as `step` needs: $91,000 for $500 steps, $0.1625 for 0.0005. */
