@@ -14,11 +14,12 @@ Shapes: Deribit's subscribe answered with our channel left out of the result lis
 
 from __future__ import annotations
 
+import gzip
 import logging
 
 import pytest
 
-from tests.fakes.exchanges import Bitmex, Deribit, FakeExchange, Faults, Gate
+from tests.fakes.exchanges import Bitmex, Deribit, FakeExchange, Faults, Gate, Htx
 from tests.fakes.harness import Feeds
 from tests.ingest.test_faults import spec_for
 
@@ -48,6 +49,16 @@ ASKED_AGAIN = {
     ),
     # Gate's code 3 "Server side error happened".
     "gate_usdt": (lambda: Gate(refusal_code=3), "gate", "Server side error happened"),
+    # HTX's 2004 "Number of visits exceeds limit." and its codeless ``op: error`` (its
+    # notification endpoints' docs, "Response code (Err-Code)" and "Server return error code
+    # but remain connection"). Before, a refused HTX subscribe was only a warning, and the
+    # contract_info pushes kept the connection "alive" with no liquidation subscribed.
+    "htx_linear": (
+        lambda: Htx("linear", refusal="visits_limit"),
+        "htx",
+        "2004: Number of visits exceeds limit.",
+    ),
+    "htx_coin": (lambda: Htx("coin", refusal="op_error"), "htx", "op error"),
 }
 
 #: A refusal naming a wrong request, by venue: the fake, its exchange, the refusals counted
@@ -62,6 +73,8 @@ ONE_ERROR = {
     ),
     "bitmex": (Bitmex, "bitmex", 2, "400: Unknown table: liquidation"),
     "gate_usdt": (Gate, "gate", 2, '{"code":2,"message":"unknown contract"}'),
+    # HTX's 2010 "Topic error." (same table): before, a warning per refused sub.
+    "htx_linear": (lambda: Htx("linear"), "htx", 2, "2010: Topic error."),
 }
 
 
@@ -158,3 +171,23 @@ def test_gate_refusals_worth_asking_again_are_its_server_errors() -> None:
     )
     assert refusal(failed) is not None
     assert not retry_refused(failed)
+
+
+def test_htx_refusals_worth_asking_again_are_its_limits_and_its_op_error() -> None:
+    from purpleflea.venues.htx.connection import refusal, retry_refused
+
+    def reply(code: object) -> bytes:
+        answer = f'{{"op":"sub","cid":"1","topic":"t","ts":1,"err-code":{code},"err-msg":"m"}}'
+        return gzip.compress(answer.encode(), mtime=0)
+
+    codes = [2001, 2002, 2004, 2010, 2011, 2012, 2030, 2040, '"2004"', "true"]
+    assert all(refusal(reply(c)) is not None for c in codes)
+    assert [c for c in codes if retry_refused(reply(c))] == [2004, 2030, '"2004"']
+    op_error = gzip.compress(b'{"op":"error","ts":1789670081489}', mtime=0)
+    assert refusal(op_error) is not None
+    assert retry_refused(op_error)
+    # An ack, a repeated subscription, a ping and a push are no refusals.
+    for code in (0, '"0"', 2014):
+        assert refusal(reply(code)) is None
+    assert refusal(gzip.compress(b'{"op":"ping","ts":"1"}', mtime=0)) is None
+    assert not retry_refused(gzip.compress(b'{"op":"ping","ts":"1"}', mtime=0))
