@@ -1,6 +1,6 @@
 """A contract listed while a connection is up is subscribed on that connection.
 
-Bybit and Kraken Futures are subscribed one topic per contract of the catalog, and neither
+Bybit, Kraken Futures and dYdX are subscribed one topic per contract of the catalog, and none
 closes a healthy connection on a schedule: the catalog refresh (hourly, or early for a
 dropped unsized symbol) learns of a new listing, but the subscribe was built when the socket
 opened, so before, a coin listed mid-session had no liquidation received until the next
@@ -8,10 +8,14 @@ reconnect, days later maybe, while new listings are among the busiest markets. E
 connection now looks at its subscribe rebuilt from the live catalog every
 ``Connection.follow_catalog`` seconds and asks for what it gained, on the same socket.
 
+dYdX's markets are split over its connections once a process, each with free places for
+markets listed later (dydx/connection.py): before, a market listed after the start waited
+for the process to restart.
+
 Frames: Bybit's ``allLiquidation`` push (tardis-node's recording of 2025-02-25, shared
 fixture ``bybit_allliquidation_recorded_tardis``) and Kraken Futures' ``trade`` of type
-``liquidation`` (``krakenfutures_trade_liquidation_inverse_eth_recorded_tardis``), each for
-the new contract.
+``liquidation`` (``krakenfutures_trade_liquidation_inverse_eth_recorded_tardis``) and dYdX's
+``v4_trades`` doc example (``dydx_v4_trades_liquidated_doc``), each for the new contract.
 """
 
 from __future__ import annotations
@@ -49,8 +53,33 @@ KRAKEN_NEW = json.dumps(
     }
 )
 
+DYDX_NEW = json.dumps(
+    {
+        "type": "channel_data",
+        "connection_id": "57844645-0b1d-4c3f-ad71-1c6154154a13",
+        "message_id": 4,
+        "id": "NEW-USD",
+        "channel": "v4_trades",
+        "version": "1.1.0",
+        "contents": {
+            "trades": [
+                {
+                    "id": "8ee6d90d-272d-5edd-bf0f-2e4d6ae3d3b7",
+                    "size": "0.000100431",
+                    "price": "27839",
+                    "side": "BUY",
+                    "createdAt": "2023-04-04T00:29:19.353Z",
+                    "type": "LIQUIDATED",
+                }
+            ]
+        },
+    }
+)
+
 #: connection -> (exchange, the new contract, its topic, a liquidation of it).
 LISTINGS = {
+    # dYdX lists markets permissionlessly; its connections are built once a process.
+    "dydx_v4": ("dydx_v4", "NEW-USD", "NEW-USD", DYDX_NEW),
     "bybit_linear": ("bybit", "NEWUSDT", "allLiquidation.NEWUSDT", BYBIT_NEW),
     "kraken_futures": ("kraken_futures", "PF_NEWUSD", "PF_NEWUSD", KRAKEN_NEW),
 }
