@@ -19,7 +19,7 @@ import logging
 
 import pytest
 
-from tests.fakes.exchanges import Bitmex, Deribit, FakeExchange, Faults, Gate, Htx
+from tests.fakes.exchanges import Binance, Bitmex, Deribit, FakeExchange, Faults, Gate, Htx
 from tests.fakes.harness import Feeds
 from tests.ingest.test_faults import spec_for
 
@@ -191,3 +191,46 @@ def test_htx_refusals_worth_asking_again_are_its_limits_and_its_op_error() -> No
         assert refusal(reply(code)) is None
     assert refusal(gzip.compress(b'{"op":"ping","ts":"1"}', mtime=0)) is None
     assert not retry_refused(gzip.compress(b'{"op":"ping","ts":"1"}', mtime=0))
+
+
+async def test_binance_refusing_its_subscribe_is_one_error_and_the_lost_stream_handed_over(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Binance's stream requests have four error codes (websocket-market-streams, "Error
+    # Messages"), each naming a malformed request; the fake answers our SUBSCRIBE with
+    # {"error":{"code":2,"msg":"Invalid request: unknown variable"},"id":1}. Before, it was a
+    # warning at every connection. Its LIST_SUBSCRIPTIONS answer then lacks our stream: that
+    # frame is read as a refusal too, but is the connection's close notice, so it is warned
+    # and handed over (ingest/handover.py), never sorted as a second wrong request.
+    from purpleflea.ingest import handover
+
+    monkeypatch.setattr(handover, "OVERLAP", 0.05)
+    caplog.set_level(logging.DEBUG, logger="purpleflea.ingest")
+    said = '{"code":2,"msg":"Invalid request: unknown variable"}'
+    async with (
+        FakeExchange(Binance(), faults=REFUSING) as fake,
+        Feeds([spec_for("binance_usdm", "binance_usdm", fake.url)]) as run,
+    ):
+        await run.wait_for(lambda: run.stats["binance_usdm"].handovers >= 2)
+    stats = run.stats["binance_usdm"].snapshot()
+    assert fake.connections >= 2
+    assert stats["rejected"] == [said]  # the SUBSCRIBE's, once, though every connection got it
+    assert "refused_retry" not in stats["errors"]
+    errors = _ours(caplog, logging.ERROR)
+    assert len(errors) == 1, errors
+    assert said in errors[0]
+    warnings = _ours(caplog, logging.WARNING)
+    assert any("no longer subscribed" in w for w in warnings), warnings
+
+
+def test_binance_refusals_are_never_worth_asking_again() -> None:
+    from purpleflea.venues.binance.connection import refusal, retry_refused
+
+    replies = [
+        '{"code":0,"msg":"Unknown property","id":1}',
+        '{"code":1,"msg":"Invalid value type: expected Boolean"}',
+        '{"error":{"code":2,"msg":"Invalid request: unknown variable"},"id":1}',
+        '{"code":3,"msg":"Invalid JSON: expected value at line 1 column 1"}',
+    ]
+    assert all(refusal(reply) is not None for reply in replies)
+    assert not any(retry_refused(reply) for reply in replies)
