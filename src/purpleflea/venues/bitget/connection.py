@@ -59,9 +59,11 @@ retry_refused = error_code_in(RETRYABLE_REFUSALS)
 #: "Websocket will be forcibly disconnected every 24 hours, please add the reconnection
 #: mechanism in your code" (Bitget's API changelog, "[Nov 22,2024] Websocket connection limit
 #: update", bitget.com/api-doc/common/changelog, beside the 30 s ``ping`` and the 2 min cut
-#: without one): the runner connects the replacement a minute before (ingest/handover.py), as
-#: for Binance. Bitget has no REST source to repair a reconnect's gap, so a close met by a
-#: reconnect lost what was pushed until the new subscribe was answered, once a day.
+#: without one; read as 24 h of each connection's life, as Binance states its own, since the
+#: page names no time of day): the runner connects the replacement a minute before
+#: (ingest/handover.py), as for Binance. Bitget has no REST source to repair a reconnect's
+#: gap, so a close met by a reconnect lost what was pushed until the new subscribe was
+#: answered, once a day.
 LIFETIME = 24 * 3600.0
 HANDOVER_LEAD = 60.0
 
