@@ -1,6 +1,7 @@
 """A contract listed while a connection is up is subscribed on that connection.
 
-Bybit, Kraken Futures and dYdX are subscribed one topic per contract of the catalog, and none
+Bybit, Kraken Futures and dYdX are subscribed one topic per contract of the catalog (HTX's
+delivery endpoint one per coin), and none
 closes a healthy connection on a schedule: the catalog refresh (hourly, or early for a
 dropped unsized symbol) learns of a new listing, but the subscribe was built when the socket
 opened, so before, a coin listed mid-session had no liquidation received until the next
@@ -76,12 +77,36 @@ DYDX_NEW = json.dumps(
     }
 )
 
-#: connection -> (exchange, the new contract, its topic, a liquidation of it).
+# The linear swap push's shape (shared fixture htx_linear_swap_liquidation_orders_recorded_
+# tardis) for a coin-margined delivery contract of a new coin, on its per-coin topic.
+HTX_NEW = json.dumps(
+    {
+        "op": "notify",
+        "topic": "public.NEW.liquidation_orders",
+        "ts": 1608226502344,
+        "data": [
+            {
+                "symbol": "NEW",
+                "contract_code": "NEW230929",
+                "direction": "sell",
+                "offset": "close",
+                "volume": 3.0,
+                "price": 1.5,
+                "created_at": 1608226502284,
+                "amount": 20.0,
+            }
+        ],
+    }
+)
+
+#: connection -> (exchange, the new contract, its kind, its topic, a liquidation of it).
 LISTINGS = {
     # dYdX lists markets permissionlessly; its connections are built once a process.
-    "dydx_v4": ("dydx_v4", "NEW-USD", "NEW-USD", DYDX_NEW),
-    "bybit_linear": ("bybit", "NEWUSDT", "allLiquidation.NEWUSDT", BYBIT_NEW),
-    "kraken_futures": ("kraken_futures", "PF_NEWUSD", "PF_NEWUSD", KRAKEN_NEW),
+    "dydx_v4": ("dydx_v4", "NEW-USD", "linear", "NEW-USD", DYDX_NEW),
+    "bybit_linear": ("bybit", "NEWUSDT", "linear", "allLiquidation.NEWUSDT", BYBIT_NEW),
+    "kraken_futures": ("kraken_futures", "PF_NEWUSD", "linear", "PF_NEWUSD", KRAKEN_NEW),
+    # HTX's delivery endpoint subscribes one coin a sub, from the coin-margined contracts.
+    "htx_futures": ("htx", "NEW230929", "inverse", "public.NEW.liquidation_orders", HTX_NEW),
 }
 
 
@@ -89,7 +114,7 @@ LISTINGS = {
 async def test_a_contract_listed_mid_session_is_subscribed_on_the_same_socket(
     connection: str,
 ) -> None:
-    exchange, symbol, topic, frame = LISTINGS[connection]
+    exchange, symbol, kind, topic, frame = LISTINGS[connection]
     catalogs = catalogs_for_tests()
     async with FakeExchange(dialect_for(connection)) as fake:
         built = feeds.build_feeds(catalogs, [exchange], {connection: fake.url})
@@ -97,9 +122,9 @@ async def test_a_contract_listed_mid_session_is_subscribed_on_the_same_socket(
         async with Feeds([spec]) as run:
             await run.wait_for(lambda: bool(fake.sessions) and fake.sessions[0].subscribed.is_set())
             assert topic not in fake.sessions[0].topics
-            # The catalog refresh lists the new contract (one coin a contract).
+            # The catalog refresh lists the new contract (one coin, or one USD, a contract).
             live = catalogs.get(exchange)
-            new = Instrument(exchange=exchange, symbol=symbol, kind="linear", contract_size=1.0)
+            new = Instrument(exchange=exchange, symbol=symbol, kind=kind, contract_size=1.0)
             live.replace({**live, symbol: new})
             await run.wait_for(lambda: topic in fake.sessions[0].topics, timeout=3.0)
             await fake.broadcast(frame)

@@ -15,6 +15,7 @@ Shapes: Deribit's subscribe answered with our channel left out of the result lis
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 
 import pytest
@@ -234,3 +235,27 @@ def test_binance_refusals_are_never_worth_asking_again() -> None:
     ]
     assert all(refusal(reply) is not None for reply in replies)
     assert not any(retry_refused(reply) for reply in replies)
+
+
+def test_htx_delivery_coin_refused_alone_is_given_up_and_the_others_stay() -> None:
+    # The delivery endpoint subscribes one coin a sub; HTX echoes the cid and the topic.
+    from purpleflea.ingest.resubscribe import Resubscriber
+    from purpleflea.venues.htx.connection import BATCHING, subscribe
+
+    resubscriber = Resubscriber(BATCHING)
+    sent = resubscriber.start(subscribe(["BTC", "OLD"], "BTC"))
+    assert [json.loads(m).get("cid") for m in sent] == ["1", "2", "1"]  # contract_info: as is
+
+    def answer(cid: str, coin: str, code: int, text: str = "") -> bytes:
+        topic = f"public.{coin}.liquidation_orders"
+        reply = {"op": "sub", "cid": cid, "topic": topic, "ts": 1, "err-code": code}
+        return gzip.compress(json.dumps({**reply, "err-msg": text}).encode(), mtime=0)
+
+    assert resubscriber.answer(answer("1", "BTC", 0)) is None  # an ack
+    step = resubscriber.answer(answer("2", "OLD", 2011, "Contract doesn't exist."))
+    assert step is not None
+    assert step.given_up == ("public.OLD.liquidation_orders",)
+    assert step.send == ()
+    # Repeated subscription: live, nothing refused.
+    resubscriber.start(subscribe(["ETH"]))
+    assert resubscriber.answer(answer("3", "ETH", 2014, "Repeated subscription.")) is None

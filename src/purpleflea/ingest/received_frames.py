@@ -218,6 +218,18 @@ def _refused(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> None
         log.debug("%s: %s refused again: %.300s", spec.name, spec.exchange, refusal)
         return
     stats.rejected.append(refusal)
+    if spec.batching is not None:
+        # One topic of many (HTX's delivery coins): the resubscriber gives it up alone and
+        # asks for it again on its timer (listed in given_up), the others stay subscribed.
+        log.error(
+            "%s: %s refused a topic of our subscribe as wrong: %.300s; it is given up on this "
+            "connection and asked again after %g s, then less often",
+            spec.name,
+            spec.exchange,
+            refusal,
+            spec.retry_after,
+        )
+        return
     log.error(
         "%s: %s refused our subscribe as wrong, so it is not asked again: %.300s "
         "(sent: %.300s); nothing it names is received until the request is fixed",

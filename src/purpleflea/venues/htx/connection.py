@@ -16,7 +16,7 @@ from purpleflea.venues._connection import as_text, compact_json, containing, jso
 from purpleflea.venues._frame import gunzip
 from purpleflea.venues.htx.constants import EXCHANGE
 from purpleflea.venues.htx.normalizer import TOPIC_SUFFIX
-from purpleflea.venues.venue import Connection
+from purpleflea.venues.venue import Batching, Connection, Reply
 
 URLS = {
     "linear": "wss://api.hbdm.com/linear-swap-notification",
@@ -146,6 +146,49 @@ def retry_refused(frame: bytes | str) -> bool:
     return as_text(message.get("err-code")) in RETRYABLE_REFUSALS
 
 
+def topics(message: str) -> tuple[str, ...] | None:
+    """The liquidation topic of one of our ``sub`` messages (None: another message, the
+    liveness ``contract_info`` sub among them)."""
+    request = json_object(message)
+    if request is None or request.get("op") != "sub":
+        return None
+    topic = request.get("topic")
+    return (topic,) if isinstance(topic, str) and topic.endswith(TOPIC_SUFFIX) else None
+
+
+def tagged(topics: tuple[str, ...], tag: str) -> str:
+    """A ``sub`` of one topic whose ``cid`` HTX echoes in its answer (one topic a message)."""
+    if len(topics) != 1:
+        raise ValueError(f"HTX subscribes one topic a message, not {topics!r}")
+    return compact_json({"op": "sub", "cid": tag, "topic": topics[0]})
+
+
+def reply(frame: bytes | str) -> Reply | None:
+    """HTX's answer to a liquidation ``sub``: ``{"op":"sub","cid":..,"topic":..,
+    "err-code":0}``, or with a refusing code (:func:`refusal`); 2014 "Repeated
+    subscription" says the topic is live."""
+    message = _reply(frame)
+    if message is None or message.get("op") != "sub":
+        return None
+    topic = message.get("topic")
+    if not isinstance(topic, str) or not topic.endswith(TOPIC_SUFFIX):
+        return None
+    code = as_text(message.get("err-code"))
+    cid = message.get("cid")
+    return Reply(
+        refused=code not in ("0", REPEATED_SUBSCRIPTION),
+        tag=str(cid) if cid else None,
+        topic=topic,
+        live=code == REPEATED_SUBSCRIPTION,
+    )
+
+
+#: The delivery endpoint subscribes one coin a ``sub`` from the catalog: a coin refused alone
+#: (2011, its contracts delisted) is given up and asked again later, and one listed since the
+#: connection opened is asked for on it (``Connection.follow_catalog``).
+BATCHING = Batching(topics=topics, message=tagged, reply=reply)
+
+
 def connections(instruments: Catalog) -> list[Connection]:
     # HTX pings every few seconds and expects each answered; its pings feed the watchdog.
     def per_coin() -> tuple[str, ...]:
@@ -169,6 +212,7 @@ def connections(instruments: Catalog) -> list[Connection]:
             silence_timeout=30.0,
             # HTX: "40 subscriptions at most can be sent in one second" on one connection.
             subscribe_pause=0.05 if kind == "futures" else 0.0,
+            batching=BATCHING if kind == "futures" else None,
         )
         for kind, url in URLS.items()
     ]
