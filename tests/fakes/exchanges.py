@@ -673,7 +673,19 @@ class Htx(Dialect):
     ping_every = 0.2
     liveness_every = 0.05
 
-    def __init__(self, kind: str = "linear") -> None:
+    #: The answers ``refuse_subscribe`` gives a ``sub``, by HTX's reply codes ("Response code
+    #: (Err-Code)" of its notification endpoints): 2010 names a wrong topic, 2004 is a limit
+    #: that passes later; ``op_error`` is its ``{"op":"error"}`` (an internal error, no code).
+    REFUSALS: ClassVar = {
+        "topic_error": (2010, "Topic error."),
+        "visits_limit": (2004, "Number of visits exceeds limit."),
+        "op_error": None,
+    }
+
+    def __init__(self, kind: str = "linear", refusal: str = "topic_error") -> None:
+        if refusal not in self.REFUSALS:
+            raise ValueError(f"htx fake: refusal must be one of {sorted(self.REFUSALS)}: {refusal}")
+        self.refusal_kind = refusal
         paths = {
             "linear": "/linear-swap-notification",
             "coin": "/swap-notification",
@@ -720,12 +732,16 @@ class Htx(Dialect):
         request = self._json(message)
         if request.get("op") != "sub":
             return None
+        coded = self.REFUSALS[self.refusal_kind]
+        if coded is None:
+            return dumps({"op": "error", "ts": now_ms()})
+        code, text = coded
         reply = {
             "op": "sub",
             "cid": request.get("cid"),
             "topic": request.get("topic"),
-            "err-code": 4001,
-            "err-msg": "invalid topic",
+            "err-code": code,
+            "err-msg": text,
             "ts": now_ms(),
         }
         return dumps(reply)

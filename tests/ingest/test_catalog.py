@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import httpx
@@ -288,3 +289,53 @@ async def test_a_failed_later_page_fails_the_source() -> None:
     assert "404" in errors[url]
     assert "NEWUSDT" not in catalogs.get("bybit")
     assert "BTCUSDT" in catalogs.get("bybit")  # the bundled list, kept
+
+
+async def test_a_contract_value_changed_mid_session_is_a_warning_naming_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # OKX adjusts a swap's contract value (ctVal) on notice; no liquidation push carries it,
+    # so the events between the change and the next hourly fetch are sized with the old one.
+    # Before, the fetch replaced the row without a word. The first fetch only corrects the
+    # bundled snapshot (INFO), a later one is the venue's change (WARNING).
+    def answer(ct_val: str) -> bytes:
+        row = {"instId": "XRP-USDT-SWAP", "ctVal": ct_val, "ctMult": "1", "ctType": "linear"}
+        return json.dumps({"data": [row]}).encode()
+
+    catalogs = catalog.Catalogs()
+    catalogs.get("okx").replace({})  # nothing bundled: the first fetch lists it anew
+    sources = (catalog.Source("okx", "https://okx.test/swap", okx_catalog.parse),)
+    caplog.set_level(logging.INFO, logger="purpleflea.ingest.catalog")
+    for ct_val in ("100", "100", "10"):
+        transport = _transport({"https://okx.test/swap": answer(ct_val)})
+        async with httpx.AsyncClient(transport=transport) as client:
+            assert await catalogs.refresh(client, sources) == {}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "instrument catalog: okx changed the contract size of 1 contract(s) since the last "
+        "fetch: XRP-USDT-SWAP 100 linear -> 10 linear; their liquidations received since then "
+        "were sized with the old one"
+    ]
+    assert catalogs.get("okx")["XRP-USDT-SWAP"].contract_size == 10.0
+
+
+async def test_a_first_fetch_correcting_the_bundled_snapshot_is_no_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    catalogs = catalog.Catalogs()
+    catalogs.get("okx").replace(
+        {
+            "XRP-USDT-SWAP": Instrument(
+                exchange="okx", symbol="XRP-USDT-SWAP", kind="linear", contract_size=100.0
+            )
+        }
+    )
+    row = {"instId": "XRP-USDT-SWAP", "ctVal": "10", "ctMult": "1", "ctType": "linear"}
+    sources = (catalog.Source("okx", "https://okx.test/swap", okx_catalog.parse),)
+    caplog.set_level(logging.INFO, logger="purpleflea.ingest.catalog")
+    transport = _transport({"https://okx.test/swap": json.dumps({"data": [row]}).encode()})
+    async with httpx.AsyncClient(transport=transport) as client:
+        assert await catalogs.refresh(client, sources) == {}
+    levels = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert [level for level, _ in levels] == [logging.INFO]
+    assert "XRP-USDT-SWAP 100 linear -> 10 linear" in levels[0][1]

@@ -14,11 +14,13 @@ Shapes: Deribit's subscribe answered with our channel left out of the result lis
 
 from __future__ import annotations
 
+import gzip
+import json
 import logging
 
 import pytest
 
-from tests.fakes.exchanges import Bitmex, Deribit, FakeExchange, Faults, Gate
+from tests.fakes.exchanges import Binance, Bitmex, Deribit, FakeExchange, Faults, Gate, Htx
 from tests.fakes.harness import Feeds
 from tests.ingest.test_faults import spec_for
 
@@ -48,6 +50,16 @@ ASKED_AGAIN = {
     ),
     # Gate's code 3 "Server side error happened".
     "gate_usdt": (lambda: Gate(refusal_code=3), "gate", "Server side error happened"),
+    # HTX's 2004 "Number of visits exceeds limit." and its codeless ``op: error`` (its
+    # notification endpoints' docs, "Response code (Err-Code)" and "Server return error code
+    # but remain connection"). Before, a refused HTX subscribe was only a warning, and the
+    # contract_info pushes kept the connection "alive" with no liquidation subscribed.
+    "htx_linear": (
+        lambda: Htx("linear", refusal="visits_limit"),
+        "htx",
+        "2004: Number of visits exceeds limit.",
+    ),
+    "htx_coin": (lambda: Htx("coin", refusal="op_error"), "htx", "op error"),
 }
 
 #: A refusal naming a wrong request, by venue: the fake, its exchange, the refusals counted
@@ -62,6 +74,8 @@ ONE_ERROR = {
     ),
     "bitmex": (Bitmex, "bitmex", 2, "400: Unknown table: liquidation"),
     "gate_usdt": (Gate, "gate", 2, '{"code":2,"message":"unknown contract"}'),
+    # HTX's 2010 "Topic error." (same table): before, a warning per refused sub.
+    "htx_linear": (lambda: Htx("linear"), "htx", 2, "2010: Topic error."),
 }
 
 
@@ -158,3 +172,90 @@ def test_gate_refusals_worth_asking_again_are_its_server_errors() -> None:
     )
     assert refusal(failed) is not None
     assert not retry_refused(failed)
+
+
+def test_htx_refusals_worth_asking_again_are_its_limits_and_its_op_error() -> None:
+    from purpleflea.venues.htx.connection import refusal, retry_refused
+
+    def reply(code: object) -> bytes:
+        answer = f'{{"op":"sub","cid":"1","topic":"t","ts":1,"err-code":{code},"err-msg":"m"}}'
+        return gzip.compress(answer.encode(), mtime=0)
+
+    codes = [2001, 2002, 2004, 2010, 2011, 2012, 2030, 2040, '"2004"', "true"]
+    assert all(refusal(reply(c)) is not None for c in codes)
+    assert [c for c in codes if retry_refused(reply(c))] == [2004, 2030, '"2004"']
+    op_error = gzip.compress(b'{"op":"error","ts":1789670081489}', mtime=0)
+    assert refusal(op_error) is not None
+    assert retry_refused(op_error)
+    # An ack, a repeated subscription, a ping and a push are no refusals.
+    for code in (0, '"0"', 2014):
+        assert refusal(reply(code)) is None
+    assert refusal(gzip.compress(b'{"op":"ping","ts":"1"}', mtime=0)) is None
+    assert not retry_refused(gzip.compress(b'{"op":"ping","ts":"1"}', mtime=0))
+
+
+async def test_binance_refusing_its_subscribe_is_one_error_and_the_lost_stream_handed_over(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Binance's stream requests have four error codes (websocket-market-streams, "Error
+    # Messages"), each naming a malformed request; the fake answers our SUBSCRIBE with
+    # {"error":{"code":2,"msg":"Invalid request: unknown variable"},"id":1}. Before, it was a
+    # warning at every connection. Its LIST_SUBSCRIPTIONS answer then lacks our stream: that
+    # frame is read as a refusal too, but is the connection's close notice, so it is warned
+    # and handed over (ingest/handover.py), never sorted as a second wrong request.
+    from purpleflea.ingest import handover
+
+    monkeypatch.setattr(handover, "OVERLAP", 0.05)
+    caplog.set_level(logging.DEBUG, logger="purpleflea.ingest")
+    said = '{"code":2,"msg":"Invalid request: unknown variable"}'
+    async with (
+        FakeExchange(Binance(), faults=REFUSING) as fake,
+        Feeds([spec_for("binance_usdm", "binance_usdm", fake.url)]) as run,
+    ):
+        await run.wait_for(lambda: run.stats["binance_usdm"].handovers >= 2)
+    stats = run.stats["binance_usdm"].snapshot()
+    assert fake.connections >= 2
+    assert stats["rejected"] == [said]  # the SUBSCRIBE's, once, though every connection got it
+    assert "refused_retry" not in stats["errors"]
+    errors = _ours(caplog, logging.ERROR)
+    assert len(errors) == 1, errors
+    assert said in errors[0]
+    warnings = _ours(caplog, logging.WARNING)
+    assert any("no longer subscribed" in w for w in warnings), warnings
+
+
+def test_binance_refusals_are_never_worth_asking_again() -> None:
+    from purpleflea.venues.binance.connection import refusal, retry_refused
+
+    replies = [
+        '{"code":0,"msg":"Unknown property","id":1}',
+        '{"code":1,"msg":"Invalid value type: expected Boolean"}',
+        '{"error":{"code":2,"msg":"Invalid request: unknown variable"},"id":1}',
+        '{"code":3,"msg":"Invalid JSON: expected value at line 1 column 1"}',
+    ]
+    assert all(refusal(reply) is not None for reply in replies)
+    assert not any(retry_refused(reply) for reply in replies)
+
+
+def test_htx_delivery_coin_refused_alone_is_given_up_and_the_others_stay() -> None:
+    # The delivery endpoint subscribes one coin a sub; HTX echoes the cid and the topic.
+    from purpleflea.ingest.resubscribe import Resubscriber
+    from purpleflea.venues.htx.connection import BATCHING, subscribe
+
+    resubscriber = Resubscriber(BATCHING)
+    sent = resubscriber.start(subscribe(["BTC", "OLD"], "BTC"))
+    assert [json.loads(m).get("cid") for m in sent] == ["1", "2", "1"]  # contract_info: as is
+
+    def answer(cid: str, coin: str, code: int, text: str = "") -> bytes:
+        topic = f"public.{coin}.liquidation_orders"
+        reply = {"op": "sub", "cid": cid, "topic": topic, "ts": 1, "err-code": code}
+        return gzip.compress(json.dumps({**reply, "err-msg": text}).encode(), mtime=0)
+
+    assert resubscriber.answer(answer("1", "BTC", 0)) is None  # an ack
+    step = resubscriber.answer(answer("2", "OLD", 2011, "Contract doesn't exist."))
+    assert step is not None
+    assert step.given_up == ("public.OLD.liquidation_orders",)
+    assert step.send == ()
+    # Repeated subscription: live, nothing refused.
+    resubscriber.start(subscribe(["ETH"]))
+    assert resubscriber.answer(answer("3", "ETH", 2014, "Repeated subscription.")) is None

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from purpleflea.venues import FrameError, dydx
+from purpleflea.venues.venue import Connection
 
 
 def _trade(**overrides: object) -> dict[str, object]:
@@ -111,24 +112,70 @@ def test_live_frames_of_2026_09_17() -> None:
         assert dydx.normalize(nothing) == []
 
 
+def _messages(connection: Connection) -> tuple[str, ...]:
+    """What ``connection`` sends on connecting, built now (as the runner does)."""
+    subscribe = connection.subscribe
+    return subscribe if isinstance(subscribe, tuple) else subscribe()
+
+
 def test_every_connection_has_one_block_height_heartbeat_and_at_most_32_markets() -> None:
     """The indexer allows 32 v4_trades and one v4_block_height subscription per connection
     (v4-chain socks config); the heartbeat is what lets the watchdog call a quiet connection
-    of small markets alive and a dead one dead within a minute (it waited 600 s)."""
+    of small markets alive and a dead one dead within a minute (it waited 600 s). The
+    markets are spread evenly, leaving places for markets listed later."""
     from typing import cast
 
     from purpleflea.model import Catalog
-    from purpleflea.venues.dydx.connection import connections
+    from purpleflea.venues.dydx.connection import SPARE_PLACES, connections
 
     markets = [f"C{i:02d}-USD" for i in range(70)]
     specs = connections(cast(Catalog, dict.fromkeys(markets)))
-    assert [len(s.subscribe) for s in specs if isinstance(s.subscribe, tuple)] == [33, 33, 7]
+    subscribes = [_messages(spec) for spec in specs]
+    assert [len(messages) for messages in subscribes] == [25, 24, 24]  # 24 + 23 + 23 markets
+    assert sum(33 - len(messages) for messages in subscribes) >= SPARE_PLACES
     seen = []
-    for spec in specs:
-        assert isinstance(spec.subscribe, tuple)
-        heartbeat, *trades = (json.loads(m) for m in spec.subscribe)
+    for spec, messages in zip(specs, subscribes, strict=True):
+        heartbeat, *trades = (json.loads(m) for m in messages)
         assert heartbeat == {"type": "subscribe", "channel": "v4_block_height"}
         assert all(t["channel"] == "v4_trades" for t in trades)
         seen += [t["id"] for t in trades]
         assert spec.silence_timeout <= 60
     assert seen == markets
+
+
+def test_markets_listed_after_the_build_take_free_places_and_never_move() -> None:
+    """dYdX lists markets at any time (permissionless listings); the connections are built
+    once a process. Before, a market listed after the build was never subscribed until the
+    process restarted: each connection's subscribe now takes listed markets into its free
+    places, the emptiest connection first, each market on one connection for good."""
+    from purpleflea.ingest.catalog import LiveCatalog
+    from purpleflea.model import Instrument
+    from purpleflea.venues.dydx.connection import connections
+
+    def row(market: str) -> Instrument:
+        return Instrument(exchange="dydx_v4", symbol=market, kind="linear", contract_size=1.0)
+
+    catalog = LiveCatalog({f"C{i:02d}-USD": row(f"C{i:02d}-USD") for i in range(70)})
+    specs = connections(catalog)
+
+    def markets(index: int) -> list[str]:
+        return [json.loads(m)["id"] for m in _messages(specs[index])[1:]]
+
+    # Listed since: the first goes to the emptiest connection (the second, 23 markets), the
+    # next to the other one with 23, then a market that sorts before them all.
+    for market in ("ZZ1-USD", "ZZ2-USD", "AAA-USD"):
+        catalog.replace({**catalog, market: row(market)})
+        for index in range(len(specs)):
+            markets(index)  # each connection looks as the runner does
+    found = {index: markets(index) for index in range(len(specs))}
+    assert found[1][-1:] == ["ZZ1-USD"]
+    assert found[2][-1:] == ["ZZ2-USD"]
+    assert found[0][-1:] == ["AAA-USD"]
+    every = [market for index in found for market in found[index]]
+    assert len(every) == len(set(every)) == 73
+    assert all(len(found[index]) <= 32 for index in found)
+    # Full: a market with no free place left is on no connection (the next start takes it).
+    more = {f"N{i:02d}-USD": row(f"N{i:02d}-USD") for i in range(30)}
+    catalog.replace({**catalog, **more})
+    found = {index: markets(index) for index in range(len(specs))}
+    assert [len(found[index]) for index in found] == [32, 32, 32]

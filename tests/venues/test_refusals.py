@@ -22,7 +22,8 @@ SPECS = {spec.name: spec for spec in feeds.build_feeds(catalogs_for_tests())}
 # (``error`` object) and its docs' Error Messages (``code``/``msg``); Bybit v5 acks
 # (``success``/``ret_msg``, bybit-api's WebsocketFailedTopicSubscriptionConfirmationEvent);
 # OKX and Bitget ``event: error``; Gate's ``error`` object beside ``result``; HTX's
-# ``err-code`` (a public client's recorded ack of public.*.liquidation_orders has 0);
+# ``err-code`` (a public client's recorded ack of public.*.liquidation_orders has 0; the
+# codes of its docs' "Response code (Err-Code)" table);
 # Kraken Futures ``subscribed_failed`` (its futures-websocket reference) and
 # ``event: error``; Deribit JSON-RPC errors; the dYdX indexer's
 # ``type: error`` (its socks service's text for an invalid market); BitMEX ``error``.
@@ -81,8 +82,25 @@ CASES: list[tuple[str, str | bytes, str | None]] = [
     ("htx_coin", gzip.compress(b'{"op":"ping","ts":"1789676355591"}', mtime=0), None),
     (
         "htx_futures",
-        gzip.compress(b'{"op":"sub","cid":"1","err-code":4001,"err-msg":"invalid topic"}', mtime=0),
-        "4001: invalid topic",
+        gzip.compress(b'{"op":"sub","cid":"1","err-code":2010,"err-msg":"Topic error."}', mtime=0),
+        "2010: Topic error.",
+    ),
+    # HTX's "Repeated subscription." (2014): the topic is live, nothing is refused; its
+    # ``op: error`` (an internal error, no code) is a refusal ("Response code (Err-Code)" and
+    # "Server return error code but remain connection" of its notification endpoints' docs).
+    (
+        "htx_linear",
+        gzip.compress(
+            b'{"op":"sub","cid":"1","topic":"public.*.liquidation_orders","ts":1789670081489,'
+            b'"err-code":2014,"err-msg":"Repeated subscription."}',
+            mtime=0,
+        ),
+        None,
+    ),
+    (
+        "htx_coin",
+        gzip.compress(b'{"op":"error","ts":1789670081489}', mtime=0),
+        "op error: HTX's internal error, or a request it does not take (no code)",
     ),
     ("kraken_futures", '{"event":"subscribed","feed":"trade","product_ids":["PF_XBTUSD"]}', None),
     ("kraken_futures", '{"event":"info","version":1}', None),

@@ -89,6 +89,7 @@ class Catalogs:
     def __init__(self, cache_path: Path | None = None) -> None:
         self.cache_path = cache_path
         self._by_exchange: dict[str, LiveCatalog] = {}
+        self._fetched: set[str] = set()  # exchanges whose catalog this process fetched
         snapshot = load_snapshot()
         if cache_path is not None and cache_path.exists():
             try:
@@ -124,7 +125,10 @@ class Catalogs:
                 fresh.setdefault(source.exchange, {}).update((i.symbol, i) for i in result)
         for exchange, rows in fresh.items():
             if exchange not in failed and rows:
-                self.get(exchange).replace(rows)
+                live = self.get(exchange)
+                _tell_resized(exchange, live, rows, mid_session=exchange in self._fetched)
+                live.replace(rows)
+                self._fetched.add(exchange)
         if fresh and self.cache_path is not None:
             self._save()
         return errors
@@ -155,3 +159,56 @@ class Catalogs:
         tmp = self.cache_path.with_suffix(".tmp")
         tmp.write_bytes(msgspec.json.encode(snapshot))
         tmp.replace(self.cache_path)
+
+
+def resized(
+    old: Mapping[str, Instrument], new: Mapping[str, Instrument]
+) -> list[tuple[Instrument, Instrument]]:
+    """``(before, now)`` of each contract both list whose size or kind differs: a venue
+    changing a contract's value (OKX's ``ctVal`` adjustments, a Gate multiplier)."""
+    return [
+        (old[symbol], row)
+        for symbol, row in new.items()
+        if symbol in old
+        and (old[symbol].contract_size != row.contract_size or old[symbol].kind != row.kind)
+    ]
+
+
+def _tell_resized(
+    exchange: str,
+    old: Mapping[str, Instrument],
+    new: Mapping[str, Instrument],
+    *,
+    mid_session: bool,
+) -> None:
+    """Log the contracts a fetch found resized. Mid-session (the catalog was fetched before by
+    this process) it is a WARNING: the venue changed a contract's value since, and its
+    liquidations received in between were sized with the old value (their quantity and USD
+    off by the ratio); the live feed cannot tell (no push carries the contract value). At the
+    first fetch, it only says the bundled or cached snapshot was out of date."""
+    changed = resized(old, new)
+    if not changed:
+        return
+    said = ", ".join(
+        f"{was.symbol} {was.contract_size:g} {was.kind} -> {now.contract_size:g} {now.kind}"
+        for was, now in changed[:10]
+    )
+    more = f" and {len(changed) - 10} more" if len(changed) > 10 else ""
+    if mid_session:
+        log.warning(
+            "instrument catalog: %s changed the contract size of %d contract(s) since the last "
+            "fetch: %s%s; their liquidations received since then were sized with the old one",
+            exchange,
+            len(changed),
+            said,
+            more,
+        )
+    else:
+        log.info(
+            "instrument catalog: %s's saved snapshot had an old contract size for %d "
+            "contract(s): %s%s",
+            exchange,
+            len(changed),
+            said,
+            more,
+        )

@@ -336,6 +336,12 @@ async def _session(
         if resubscriber is not None
         else None
     )
+    # A subscribe rebuilt from the catalog gains the contracts listed since we connected.
+    follower = (
+        asyncio.create_task(_follow_catalog(ws, spec, resubscriber, stats))
+        if resubscriber is not None and not isinstance(spec.subscribe, tuple)
+        else None
+    )
     # No subscribe sent (a category with no symbols), no answer and no data to wait for: it
     # would be replaced as unanswered every subscribe_timeout (as silent every data_timeout)
     # for ever.
@@ -419,7 +425,7 @@ async def _session(
     finally:
         if end_of_life is not None:
             end_of_life.cancel()
-        for task in (pinger, retrier, closer):
+        for task in (pinger, retrier, closer, follower):
             if task is not None:
                 task.cancel()
                 # It dies with the connection; its own error is not the session's.
@@ -480,6 +486,33 @@ async def _retry_given_up(
             "%s: asking %s again for %d refused topic(s): %.300s",
             spec.name,
             spec.exchange,
+            len(topics),
+            ", ".join(topics),
+        )
+        await _send_all(ws, messages, spec.subscribe_pause)
+
+
+async def _follow_catalog(
+    ws: ClientConnection, spec: FeedSpec, resubscriber: Resubscriber, stats: ConnectionStats
+) -> None:
+    """Every ``spec.follow_catalog`` seconds, subscribe on this socket the topics the catalog
+    gained since the connection asked (a contract listed since), counted as
+    ``errors["newly_listed"]``; their answers and refusals go to the resubscriber as the
+    first subscribe's do. A failure to build the messages is counted, and tried again."""
+    while True:
+        await asyncio.sleep(spec.follow_catalog)
+        try:
+            topics, messages = resubscriber.extend(spec.subscribe_messages())
+        except Exception as exc:  # a venue's bug must not end the session
+            stats.errors["follow_catalog_error"] += 1
+            log.debug("%s: could not rebuild the subscribe: %r", spec.name, exc)
+            continue
+        if not topics:
+            continue
+        stats.errors["newly_listed"] += len(topics)
+        log.info(
+            "%s: subscribing %d topic(s) listed since it connected: %.300s",
+            spec.name,
             len(topics),
             ", ".join(topics),
         )

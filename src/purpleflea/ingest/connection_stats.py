@@ -27,6 +27,8 @@ class ConnectionStats:
     ``errors["given_up"]`` topics left unsubscribed after their refusal, and ``given_up``
     those of the current session (the rest of a refused batch is subscribed again);
     ``errors["resubscribed"]`` given-up topics asked for again on their timer;
+    ``errors["newly_listed"]`` topics the catalog gained while the connection was up (a
+    contract listed since it subscribed), asked for on the same socket;
     ``rejected`` the refusals that name a wrong request (the venue's words, each once, kept
     across reconnects), logged as an ERROR; a refusal worth asking again replaces the
     connection (``errors["refused_retry"]``).

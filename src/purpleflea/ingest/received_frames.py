@@ -207,7 +207,9 @@ def _refused(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> None
         return
     stats.errors["refused"] += 1
     stats.last_error = f"refused: {refusal}"
-    if spec.retry_refused is None:
+    if spec.retry_refused is None or _closing(spec, frame, stats):
+        # A refusal that is also the venue's notice that this connection is done (Binance's
+        # LIST_SUBSCRIPTIONS answer without our stream) is handed over, not sorted.
         log.warning("%s: %s refused a request: %.300s", spec.name, spec.exchange, refusal)
         return
     if checked(spec.retry_refused, frame, spec, stats, "refusal_check_error"):
@@ -216,6 +218,18 @@ def _refused(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> None
         log.debug("%s: %s refused again: %.300s", spec.name, spec.exchange, refusal)
         return
     stats.rejected.append(refusal)
+    if spec.batching is not None:
+        # One topic of many (HTX's delivery coins): the resubscriber gives it up alone and
+        # asks for it again on its timer (listed in given_up), the others stay subscribed.
+        log.error(
+            "%s: %s refused a topic of our subscribe as wrong: %.300s; it is given up on this "
+            "connection and asked again after %g s, then less often",
+            spec.name,
+            spec.exchange,
+            refusal,
+            spec.retry_after,
+        )
+        return
     log.error(
         "%s: %s refused our subscribe as wrong, so it is not asked again: %.300s "
         "(sent: %.300s); nothing it names is received until the request is fixed",
@@ -224,6 +238,13 @@ def _refused(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> None
         refusal,
         " ".join(spec.subscribe_messages()),
     )
+
+
+def _closing(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> bool:
+    """Whether ``spec.closing`` reads ``frame`` as the venue's notice of a close."""
+    if spec.closing is None:
+        return False
+    return checked(spec.closing, frame, spec, stats, "closing_check_error") is not None
 
 
 def replace_if_closing(

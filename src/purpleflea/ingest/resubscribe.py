@@ -18,6 +18,9 @@ topic is alone and given up. Every message sent again answers a refusal, and a s
 at most :data:`MAX_RESUBSCRIBES` of them: then the refused topics are given up, so a venue
 refusing everything cannot turn this into a loop.
 
+A topic listed after the session subscribed (the catalog refresh adds it) is asked for in
+batches of its own (:meth:`Resubscriber.extend`), answered like the first ones.
+
 A topic given up is asked for again on a timer within the same session (a Bybit symbol not
 live yet when we connected goes live hours later; a connection can last 24 h or more): first
 :data:`RETRY_FIRST` seconds after its refusal, the delay doubling on each new refusal up to
@@ -79,6 +82,7 @@ class Resubscriber:
         self._size = 1  # topics of the largest batch started: retries go no larger
         #: Refusals naming nothing from a venue that answers in no set order, not placed yet.
         self._unplaced = 0
+        self._asked: set[str] = set()  # every topic this session has sent a subscribe for
 
     def start(self, messages: Iterable[str]) -> list[str]:
         """``messages`` as they go out: each batch rebuilt with its tag and remembered."""
@@ -89,6 +93,20 @@ class Resubscriber:
                 self._size = max(self._size, len(topics))
             out.append(message if topics is None else self._tagged(topics))
         return out
+
+    def extend(self, messages: Iterable[str]) -> tuple[tuple[str, ...], list[str]]:
+        """The topics of ``messages`` (the subscribe rebuilt from the catalog as it is now)
+        this session has never asked for, and the tagged messages asking for them, in
+        batches no larger than the largest started. Topics the catalog lost stay subscribed:
+        the venue sends nothing for a delisted one."""
+        new: dict[str, None] = {}  # in the order the venue's messages list them
+        for message in messages:
+            for topic in self._batching.topics(message) or ():
+                if topic not in self._asked:
+                    new[topic] = None
+        fresh = tuple(new)
+        size = self._size
+        return fresh, [self._tagged(fresh[i : i + size]) for i in range(0, len(fresh), size)]
 
     def answer(self, frame: bytes | str, now: float = 0.0) -> Step | None:
         """What to do about ``frame`` (received at ``now``): a :class:`Step` if it refuses a
@@ -201,4 +219,5 @@ class Resubscriber:
         tag = str(self._next_tag)
         self._next_tag += 1
         self._pending[tag] = topics
+        self._asked.update(topics)
         return self._batching.message(topics, tag)

@@ -160,6 +160,12 @@ class Connection:
     #: to ``retry_cap``; only with ``batching``.
     retry_after: float = 60.0
     retry_cap: float = 1800.0
+    #: Seconds between looks at ``subscribe`` (a function, rebuilt from the live catalog) for
+    #: topics this connection has not asked for: a contract listed after it connected joins
+    #: the catalog at its next refresh, and is then subscribed on the same socket, not at the
+    #: next reconnect (days away on a venue that never closes a healthy connection). Only
+    #: with ``batching`` (its ``topics`` read the messages).
+    follow_catalog: float = 60.0
     #: Seconds the venue serves a connection before closing it on schedule (Binance: 24 h);
     #: the runner opens its replacement ``handover_lead`` seconds before, so the close loses
     #: nothing. None: no scheduled close.

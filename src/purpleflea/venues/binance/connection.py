@@ -69,6 +69,20 @@ def refusal(frame: bytes | str) -> str | None:
     return unsubscribed(frame)
 
 
+def retry_refused(frame: bytes | str) -> bool:
+    """Whether Binance's refusal ``frame`` may pass when asked again: never. Its stream
+    requests have four error codes, each naming something wrong in the request (the
+    websocket-market-streams "Error Messages": 0 "Unknown property", 1 "Invalid value type",
+    2 "Invalid request: ..." (an unknown method, a bad id, too many parameters, a missing
+    field), 3 "Invalid JSON"), and no rate-limit answer: a connection over 10 messages a second
+    is disconnected instead. Our SUBSCRIBE is fixed, so a refusal is ours to fix: one ERROR,
+    listed in health's ``rejected``. (The LIST_SUBSCRIPTIONS answer without our stream is
+    also read by :func:`refusal`, and as the connection's ``closing``: it is handed over,
+    not sorted.)"""
+    del frame
+    return False
+
+
 def unsubscribed(frame: bytes | str) -> str | None:
     """A LIST_SUBSCRIPTIONS answer without our stream -> what it says: nothing more will come
     on this connection, so the runner replaces it (its ``closing`` reader) at once, rather
@@ -97,6 +111,7 @@ def _connection(exchange: str, url: str, data_timeout: float) -> Connection:
         keepalive_interval=KEEPALIVE_INTERVAL,
         silence_timeout=SILENCE_TIMEOUT,
         refusal=refusal,
+        retry_refused=retry_refused,
         subscribed=subscribed,
         closing=unsubscribed,
         data_timeout=data_timeout,

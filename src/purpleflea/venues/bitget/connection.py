@@ -56,6 +56,17 @@ RETRYABLE_REFUSALS = frozenset({"30006", "30007", "429", "40015"})
 #: Whether Bitget's refusal ``frame`` may pass when asked again on a new connection.
 retry_refused = error_code_in(RETRYABLE_REFUSALS)
 
+#: "Websocket will be forcibly disconnected every 24 hours, please add the reconnection
+#: mechanism in your code" (Bitget's API changelog, "[Nov 22,2024] Websocket connection limit
+#: update", bitget.com/api-doc/common/changelog, beside the 30 s ``ping`` and the 2 min cut
+#: without one; read as 24 h of each connection's life, as Binance states its own, since the
+#: page names no time of day): the runner connects the replacement a minute before
+#: (ingest/handover.py), as for Binance. Bitget has no REST source to repair a reconnect's
+#: gap, so a close met by a reconnect lost what was pushed until the new subscribe was
+#: answered, once a day.
+LIFETIME = 24 * 3600.0
+HANDOVER_LEAD = 60.0
+
 
 def connections(instruments: Catalog) -> list[Connection]:
     del instruments  # one topic per product type carries every contract
@@ -72,5 +83,7 @@ def connections(instruments: Catalog) -> list[Connection]:
             retry_refused=retry_refused,
             liveness=ticker_push,
             data_timeout=DATA_TIMEOUT,
+            lifetime=LIFETIME,
+            handover_lead=HANDOVER_LEAD,
         )
     ]

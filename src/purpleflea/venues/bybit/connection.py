@@ -23,7 +23,14 @@ URLS = {
     "linear": "wss://stream.bybit.com/v5/public/linear",
     "inverse": "wss://stream.bybit.com/v5/public/inverse",
 }
-# Bybit caps one subscribe request's args at 21,000 characters; 200 topics stay far below.
+# "Regardless of Perpetual, Futures, Options or Spot, for one public connection, you cannot
+# have length of "args" array over 21,000 characters" (bybit-exchange/docs, v5 "Connect",
+# @ 072c197d; the zh-TW page: the sum of the args' lengths on a single connection). 200 topics
+# (about 5,000 characters) keep each request far below it. If the sum is per connection, as
+# the zh-TW wording reads, a category's connection holds about 850 ``allLiquidation`` topics
+# (24 characters on average) before it: no catalog at hand here says how near Bybit's linear
+# category is (several hundred contracts); crossing it would show as refusals of the later
+# batches in health (``refused``, and ``given_up`` once ingest/resubscribe.py splits them).
 TOPICS_PER_MESSAGE = 200
 
 

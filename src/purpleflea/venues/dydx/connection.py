@@ -11,12 +11,11 @@ nautilus_trader's dYdX adapter read it), so silence means a dead socket within a
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from purpleflea.model import Catalog
 from purpleflea.venues._connection import (
     as_text,
-    chunks,
     compact_json,
     json_object,
     mentions,
@@ -124,20 +123,67 @@ def refusal(frame: bytes | str) -> str | None:
     return as_text(message.get("message"))
 
 
+#: Places left free across a process's connections for markets dYdX lists after the feeds
+#: are built (permissionless listings, several a week at times): the markets at build time
+#: are spread evenly over enough connections to leave at least this many.
+SPARE_PLACES = 16
+
+
+def split(markets: Sequence[str]) -> list[list[str]]:
+    """``markets`` in contiguous groups of even size, as few as leave :data:`SPARE_PLACES`
+    free places under :data:`MARKETS_PER_CONNECTION` a connection (one group at least)."""
+    count = max(1, -(-(len(markets) + SPARE_PLACES) // MARKETS_PER_CONNECTION))
+    size, longer = divmod(len(markets), count)
+    bounds = [i * size + min(i, longer) for i in range(count + 1)]
+    return [list(markets[bounds[i] : bounds[i + 1]]) for i in range(count)]
+
+
 def connections(instruments: Catalog) -> list[Connection]:
-    """One connection per :data:`MARKETS_PER_CONNECTION` markets of the bundled/fetched
-    catalog (the split is fixed at build time; new markets join on the next build)."""
-    groups = chunks(symbols_of(instruments), MARKETS_PER_CONNECTION) or [[]]
+    """The catalog's markets when the feeds are built, split evenly over connections of at
+    most :data:`MARKETS_PER_CONNECTION`, with :data:`SPARE_PLACES` free places between them.
+
+    The split is fixed at build time (once a process), while dYdX lists markets at any time:
+    before, a market listed after the start was never subscribed until the process
+    restarted. Each subscribe is rebuilt from the live catalog: a market listed since takes a
+    free place of the connection with the most (in the order they were first seen, so none
+    moves to another connection later), and the runner asks for it on the same socket
+    (``Connection.follow_catalog``); with no free place left it waits for the next start."""
+    built = symbols_of(instruments)
+    groups = split(built)
+    known = frozenset(built)
+    placed: list[list[str]] = [[] for _ in groups]
+    seen: set[str] = set()
+
+    def place_listed() -> None:
+        for market in symbols_of(instruments):
+            if market in known or market in seen:
+                continue
+            seen.add(market)
+            room = [
+                MARKETS_PER_CONNECTION - len(g) - len(p)
+                for g, p in zip(groups, placed, strict=True)
+            ]
+            most = max(range(len(groups)), key=room.__getitem__)
+            if room[most] > 0:
+                placed[most].append(market)
+
+    def messages(index: int) -> Callable[[], tuple[str, ...]]:
+        def rebuilt() -> tuple[str, ...]:
+            place_listed()
+            return subscribe([*groups[index], *placed[index]])
+
+        return rebuilt
+
     return [
         Connection(
             name=EXCHANGE if index == 0 else f"{EXCHANGE}#{index + 1}",
             exchange=EXCHANGE,
             url=URL,
-            subscribe=subscribe(group),
+            subscribe=messages(index),
             silence_timeout=60.0,
             subscribe_pause=0.02,
             refusal=refusal,
             batching=BATCHING,
         )
-        for index, group in enumerate(groups)
+        for index in range(len(groups))
     ]

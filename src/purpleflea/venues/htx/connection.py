@@ -16,7 +16,7 @@ from purpleflea.venues._connection import as_text, compact_json, containing, jso
 from purpleflea.venues._frame import gunzip
 from purpleflea.venues.htx.constants import EXCHANGE
 from purpleflea.venues.htx.normalizer import TOPIC_SUFFIX
-from purpleflea.venues.venue import Connection
+from purpleflea.venues.venue import Batching, Connection, Reply
 
 URLS = {
     "linear": "wss://api.hbdm.com/linear-swap-notification",
@@ -95,13 +95,98 @@ def answer(frame: bytes | str) -> str | None:
     return None
 
 
+#: HTX's reply codes on its notification endpoints (HTX's futures API docs, "Order Push
+#: Address", appendix "Response code (Err-Code)", www.htx.com/en-us/opend/newApiPages; the
+#: same table on the USDT-M and coin-M pages, as mirrored in rosssaunders/coincise @ a00ae58,
+#: docs/htx/usdtm/public_websocket_api.md): 0 success; 2001-2003, 2005, 2007, 2013 are about
+#: authentication, which we never ask; 2010 "Topic error.", 2011 "Contract doesn't exist.",
+#: 2012 "Topic not subscribed.", 2020/2021 margin parameters and 2040 "Missing required
+#: parameter." name something wrong in the request: asking again gets the same answer. These
+#: two are limits, and pass later on a new connection:
+#: 2004 "Number of visits exceeds limit." and 2030 "Exceeds connection limit of single user.".
+RETRYABLE_REFUSALS = frozenset({"2004", "2030"})
+#: 2014 "Repeated subscription.": the topic is subscribed already, nothing is refused.
+REPEATED_SUBSCRIPTION = "2014"
+#: ``{"op":"error","ts":..}``: "Server will return error but not disconnect if Client provides
+#: illegal Op or there is any internal error" (the same docs, "Server return error code but
+#: remain connection"). It carries no code and names no request; ours (``sub``, ``pong``) are
+#: in HTX's op list, so it is HTX's internal error, and may have cost the subscribe: asked
+#: again on a new connection (the gap between them is repaired from REST, htx/repair.py).
+OP_ERROR = "error"
+
+
+def _reply(frame: bytes | str) -> dict[str, object] | None:
+    """An HTX frame as a JSON object (gunzipped if binary); None if it is not one."""
+    return json_object(gunzip(EXCHANGE, frame) if isinstance(frame, bytes) else frame)
+
+
 def refusal(frame: bytes | str) -> str | None:
-    """HTX's reply with a non-zero ``err-code`` (``{"op":"sub",..,"err-code":4001,
-    "err-msg":..}``; acks carry ``"err-code":0``), gzipped like every HTX frame."""
-    message = json_object(gunzip(EXCHANGE, frame) if isinstance(frame, bytes) else frame)
-    if message is None or message.get("err-code") in (None, 0, "0"):
+    """HTX's reply with a non-zero ``err-code`` (``{"op":"sub",..,"err-code":2010,
+    "err-msg":"Topic error."}``; acks carry ``"err-code":0``), or its ``{"op":"error"}``,
+    gzipped like every HTX frame. ``Repeated subscription`` (2014) refuses nothing."""
+    message = _reply(frame)
+    if message is None:
         return None
-    return f"{as_text(message['err-code'])}: {as_text(message.get('err-msg'))}"
+    if message.get("op") == OP_ERROR and "err-code" not in message:
+        return "op error: HTX's internal error, or a request it does not take (no code)"
+    code = message.get("err-code")
+    if code in (None, 0, "0") or as_text(code) == REPEATED_SUBSCRIPTION:
+        return None
+    return f"{as_text(code)}: {as_text(message.get('err-msg'))}"
+
+
+def retry_refused(frame: bytes | str) -> bool:
+    """Whether HTX's refusal ``frame`` may pass when asked again on a new connection: its
+    limits (2004, 2030) and its ``op: error``; any other code names a wrong request."""
+    message = _reply(frame)
+    if message is None:
+        return False
+    if message.get("op") == OP_ERROR and "err-code" not in message:
+        return True
+    return as_text(message.get("err-code")) in RETRYABLE_REFUSALS
+
+
+def topics(message: str) -> tuple[str, ...] | None:
+    """The liquidation topic of one of our ``sub`` messages (None: another message, the
+    liveness ``contract_info`` sub among them)."""
+    request = json_object(message)
+    if request is None or request.get("op") != "sub":
+        return None
+    topic = request.get("topic")
+    return (topic,) if isinstance(topic, str) and topic.endswith(TOPIC_SUFFIX) else None
+
+
+def tagged(topics: tuple[str, ...], tag: str) -> str:
+    """A ``sub`` of one topic whose ``cid`` HTX echoes in its answer (one topic a message)."""
+    if len(topics) != 1:
+        raise ValueError(f"HTX subscribes one topic a message, not {topics!r}")
+    return compact_json({"op": "sub", "cid": tag, "topic": topics[0]})
+
+
+def reply(frame: bytes | str) -> Reply | None:
+    """HTX's answer to a liquidation ``sub``: ``{"op":"sub","cid":..,"topic":..,
+    "err-code":0}``, or with a refusing code (:func:`refusal`); 2014 "Repeated
+    subscription" says the topic is live."""
+    message = _reply(frame)
+    if message is None or message.get("op") != "sub":
+        return None
+    topic = message.get("topic")
+    if not isinstance(topic, str) or not topic.endswith(TOPIC_SUFFIX):
+        return None
+    code = as_text(message.get("err-code"))
+    cid = message.get("cid")
+    return Reply(
+        refused=code not in ("0", REPEATED_SUBSCRIPTION),
+        tag=str(cid) if cid else None,
+        topic=topic,
+        live=code == REPEATED_SUBSCRIPTION,
+    )
+
+
+#: The delivery endpoint subscribes one coin a ``sub`` from the catalog: a coin refused alone
+#: (2011, its contracts delisted) is given up and asked again later, and one listed since the
+#: connection opened is asked for on it (``Connection.follow_catalog``).
+BATCHING = Batching(topics=topics, message=tagged, reply=reply)
 
 
 def connections(instruments: Catalog) -> list[Connection]:
@@ -121,11 +206,13 @@ def connections(instruments: Catalog) -> list[Connection]:
             subscribe=per_coin if kind == "futures" else swaps(kind),
             answer=answer,
             refusal=refusal,
+            retry_refused=retry_refused,
             liveness=contract_info_push,
             data_timeout=DATA_TIMEOUT,
             silence_timeout=30.0,
             # HTX: "40 subscriptions at most can be sent in one second" on one connection.
             subscribe_pause=0.05 if kind == "futures" else 0.0,
+            batching=BATCHING if kind == "futures" else None,
         )
         for kind, url in URLS.items()
     ]
