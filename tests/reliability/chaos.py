@@ -207,6 +207,14 @@ def stored(db: Path) -> list[tuple[int, str]]:
     return [(int(seq), str(event_id)) for seq, event_id in rows]
 
 
+def stored_if_made(db: Path) -> list[tuple[int, str]]:
+    """:func:`stored`, or nothing when the store (or its table) is not made yet."""
+    try:
+        return stored(db)
+    except sqlite3.OperationalError:
+        return []
+
+
 def stored_alert_seqs(db: Path) -> list[int]:
     connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:

@@ -20,7 +20,14 @@ from pathlib import Path
 
 from purpleflea.commands.export import write_csv
 from tests.events import T0, stored_event
-from tests.reliability.chaos import SIGNALS, cli, describe_signal, stored, wait_until
+from tests.reliability.chaos import (
+    SIGNALS,
+    cli,
+    describe_signal,
+    stored,
+    stored_if_made,
+    wait_until,
+)
 
 SEED = 2026_12_07
 EVENTS = 30_000  # six of the importer's batches of 5,000
@@ -115,12 +122,14 @@ def _kill_once(export: Path, data: Path, rng: random.Random, sig: int) -> str:
         stderr=subprocess.DEVNULL,
     )
     # From the first batch stored on, at a seeded delay (the import may finish first).
-    wait_until(lambda: process.poll() is not None or bool(_rows(db)), 60, "the first batch stored")
+    wait_until(
+        lambda: process.poll() is not None or bool(stored_if_made(db)), 60, "the first batch stored"
+    )
     time.sleep(rng.uniform(0.0, 0.5))  # the kill's moment, not a wait for a condition
     if process.poll() is None:
         process.send_signal(sig)
     code = process.wait(60)
-    return f"{describe_signal(sig)} (exit {code}, {len(_rows(db))} stored)"
+    return f"{describe_signal(sig)} (exit {code}, {len(stored_if_made(db))} stored)"
 
 
 def test_an_import_killed_at_random_moments_is_completed_by_running_it_again(
@@ -134,10 +143,3 @@ def test_an_import_killed_at_random_moments_is_completed_by_running_it_again(
         what = f"trial {trial}: " + _kill_once(export, data, rng, sig)
         _finish(data, export, what)
         _check(data, ids, what)
-
-
-def _rows(db: Path) -> list[tuple[int, str]]:
-    try:
-        return stored(db)
-    except sqlite3.OperationalError:  # not created yet
-        return []

@@ -14,6 +14,7 @@ import random
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 from tests.reliability.chaos import (
@@ -27,6 +28,7 @@ from tests.reliability.chaos import (
     serve,
     stored,
     stored_alert_seqs,
+    stored_if_made,
     wait_until,
     write_events,
 )
@@ -35,7 +37,10 @@ SEED = 20261207
 EVENTS = 1_500
 
 
-def _one_kill(tmp_path: Path, rng: random.Random, sig: int, trial: int) -> str:
+def _one_kill(
+    tmp_path: Path, rng: random.Random, sig: int, trial: int, *, then_kill: bool = False
+) -> str:
+    """``then_kill``: SIGKILL follows ``sig`` within 0-300 ms, while the process stops."""
     data = tmp_path / f"data{trial}"
     db = data / "purpleflea.sqlite"
     replay = tmp_path / f"burst{trial}.jsonl"
@@ -46,15 +51,21 @@ def _one_kill(tmp_path: Path, rng: random.Random, sig: int, trial: int) -> str:
     args = ("--source", "replay", "--replay", str(replay), "--speed", "1")
     with serve(data, log, *args) as first, Consumer(first.url, key).running() as before:
         wait_until(lambda: len(before.seen) >= kill_after, 60, f"{kill_after} events sent")
-        code = kill(first.process, sig)
+        if then_kill:
+            first.process.send_signal(sig)
+            time.sleep(rng.uniform(0.0, 0.3))  # the second kill's moment, not a wait
+            code = kill(first.process, signal.SIGKILL)
+        else:
+            code = kill(first.process, sig)
     sent = before.seen
-    what = f"trial {trial}: {describe_signal(sig)} after {len(sent)} events sent (exit {code})"
+    how = describe_signal(sig) + (" then SIGKILL" if then_kill else "")
+    what = f"trial {trial}: {how} after {len(sent)} events sent (exit {code})"
     mark = read_mark(db)
     held = stored(db)
     assert mark is not None, what
     top = max([s for s, _ in held] + stored_alert_seqs(db) + [0])
     assert int(mark["seq"]) >= top, (what, mark, top)  # type: ignore[call-overload]
-    if sig != signal.SIGKILL:
+    if sig != signal.SIGKILL and not then_kill:
         # A clean stop writes the exact last seq: the next start continues right after it.
         assert mark["clean"] is True, (what, mark)
         assert mark["seq"] == top, (what, mark, top)
@@ -85,7 +96,40 @@ def test_serve_killed_at_random_moments_of_a_burst_loses_and_repeats_nothing(
     done = []
     for trial, sig in enumerate(SIGNALS * 2):
         done.append(_one_kill(tmp_path, rng, sig, trial))
-    assert len(done) == 6
+    # Killed while it stops: the clean stop's mark write may or may not have happened.
+    for trial, sig in enumerate((signal.SIGTERM, signal.SIGINT), start=len(done)):
+        done.append(_one_kill(tmp_path, rng, sig, trial, then_kill=True))
+    assert len(done) == 8
+
+
+def test_serve_killed_while_it_starts_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    """SIGKILL before the server answers (opening the store, taking the seq mark, warming the
+    engine, the replay's first events): the next start goes on above everything stored."""
+    rng = random.Random(SEED + 1)
+    data = tmp_path / "data"
+    db = data / "purpleflea.sqlite"
+    replay = tmp_path / "burst.jsonl"
+    ids = write_events(replay, "s", EVENTS, spacing_ms=1)
+    key = make_key(data)
+    log = tmp_path / "serve.log"
+    command = cli("serve", "--data-dir", str(data), "--port", "0", "--source", "replay")
+    command += ["--replay", str(replay), "--speed", "1"]
+    for _ in range(4):
+        with log.open("ab") as sink:
+            process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        time.sleep(rng.uniform(0.2, 3.0))  # the kill's moment, not a wait for a condition
+        kill(process, signal.SIGKILL)
+        held = stored_if_made(db)
+        mark = read_mark(db)
+        top = max([s for s, _ in held] + [0])
+        assert mark is None or int(mark["seq"]) >= top, (mark, top)  # type: ignore[call-overload]
+    with serve(data, log, "--source", "replay", "--replay", str(replay), "--speed", "1") as up:
+        wait_until(lambda: len(stored(db)) >= EVENTS, 60, "every event stored")
+        after = stored(db)
+        with Consumer(up.url, key).running() as reader:
+            wait_until(lambda: len(reader.seen) >= len(after), 60, "a reader from seq 0")
+    assert sorted(event_id for _, event_id in after) == sorted(ids)
+    assert reader.seen == after
 
 
 def test_a_backup_restored_after_a_kill_is_refused_then_continues_above_the_seq_floor(
