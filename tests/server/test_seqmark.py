@@ -21,6 +21,7 @@ from purpleflea.model import Liquidation
 from purpleflea.server.pipeline import Pipeline
 from purpleflea.server.webhook_policy import WebhookSettings
 from purpleflea.store.factory import DB_FILE
+from purpleflea.store.file_guard import file_generation
 from purpleflea.store.seqmark import SeqMark, StoreReplaced
 from purpleflea.store.sqlite import SQLiteStore
 from tests.server.conftest import make_config, running_server, venue_event
@@ -111,6 +112,7 @@ async def test_a_clean_restart_continues_with_no_gap(tmp_path: Path) -> None:
         "clean": True,
         "stored": 7,
         "store_ino": db.stat().st_ino,  # the store file it stands beside
+        "store_gen": file_generation(db),  # and that inode's generation (ext4 reuses numbers)
     }
 
     second = _pipeline(db)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from purpleflea.commands import importer
+from purpleflea.store import seqmark
 from purpleflea.store.seqmark import SeqMark, StoreReplaced, mark_floor
 from purpleflea.store.sqlite import SQLiteStore
 from tests.events import stored_event
@@ -222,3 +223,39 @@ async def test_a_store_removed_and_made_anew_is_named_so_and_a_floor_of_zero_kee
     zero = SeqMark.beside(db, floor=0)
     assert zero is not None
     assert zero.start(0) == 5  # nothing published is given again
+
+
+async def test_a_restore_into_the_freed_inode_number_is_still_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tar (or ``rm`` then ``cp``) removes the store and writes the backup's copy at once: on
+    ext4 the copy mostly gets the freed inode number (20 of 20 by hand), and the mark, which
+    compared inode numbers alone, took the restored store and its restored mark for the files
+    it was written beside. The inode's generation number tells them apart. The number's reuse
+    is made certain here; tests/reliability/test_chaos_serve.py restores a served folder so."""
+    db = tmp_path / "data" / "history.sqlite"
+    await _store_up_to(db, 5)
+    mark = SeqMark.beside(db)
+    assert mark is not None
+    mark.finish(5)
+    written = json.loads(mark.path.read_text())
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    for name in ("history.sqlite", "history.sqlite.seqmark"):
+        shutil.copy(db.with_name(name), backup / name)
+    await _store_up_to(db, 50)  # published up to 50
+    mark.finish(50)
+    ino = written["store_ino"]
+    for name in ("history.sqlite", "history.sqlite.seqmark"):
+        db.with_name(name).unlink()
+        shutil.copy(backup / name, db.with_name(name))
+    real = seqmark.file_identity
+    monkeypatch.setattr(
+        seqmark,
+        "file_identity",
+        lambda path: None if real(path) is None else (real(path)[0], ino),  # type: ignore[index]
+    )
+    again = SeqMark.beside(db)
+    assert again is not None
+    with pytest.raises(StoreReplaced, match=r"not the file this mark was written beside"):
+        again.start(5)

@@ -52,7 +52,7 @@ from purpleflea.formatting import printable
 from purpleflea.history_io import BadRow, Parsed, PriceFallback
 from purpleflea.model import Liquidation
 from purpleflea.progress import Progress
-from purpleflea.store.coverage import CoverageStore, imported_hours, open_coverage_store
+from purpleflea.store.coverage import imported_hours, imported_statements, open_coverage_store
 from purpleflea.store.seqmark import BadSeqMark, StoreReplaced, mark_floor
 from purpleflea.store.sqlite import SQLiteStore
 from purpleflea.venues import registry
@@ -372,7 +372,6 @@ def _new_events(
 
 async def _append(
     store: SQLiteStore,
-    coverage: CoverageStore,
     files: list[tuple[FileReport, list[Liquidation]]],
     floor: int,
 ) -> None:
@@ -380,8 +379,8 @@ async def _append(
     kept (a recording's is time order, an export's its seq order) and the files interleave by
     ``ts``, so two recordings of the same hours (two recorders of one stream, each missing
     some events) are stored in time order rather than the second refused as going back.
-    Each batch's hours are recorded as imported (``GET /v1/coverage`` lists them) right
-    after it is stored."""
+    Each batch's hours are recorded as imported (``GET /v1/coverage`` lists them) in the
+    transaction that stores it."""
     owner = {event.id: report for report, events in files for event in events}
     merged = heapq.merge(*(events for _, events in files), key=lambda event: event.ts)
     # After a seq mark above the store (``floor``): those seqs may have been published
@@ -392,22 +391,22 @@ async def _append(
         seq += 1
         batch.append(msgspec.structs.replace(event, seq=seq))
         if len(batch) == _BATCH:
-            await _store_batch(store, coverage, batch, owner)
+            await _store_batch(store, batch, owner)
             batch = []
     if batch:
-        await _store_batch(store, coverage, batch, owner)
+        await _store_batch(store, batch, owner)
 
 
 async def _store_batch(
     store: SQLiteStore,
-    coverage: CoverageStore,
     batch: list[Liquidation],
     owner: dict[str, FileReport],
 ) -> None:
-    stored = await store.append(batch)
+    # The imported hours in the events' own transaction: recorded after it, a kill between
+    # the two left stored events no hour counted, which a second run skips as stored.
+    stored = store.append_now(batch, also=lambda new: imported_statements(imported_hours(new)))
     for event in stored:
         owner[event.id].new += 1
-    await coverage.record_imported(imported_hours(stored))
 
 
 #: New events one command holds in memory for its merged append (~550 bytes each: ~1.1 GB).
@@ -477,6 +476,7 @@ async def import_files(
     # with a traceback after every file was read.
     floor = mark_floor(db_path)
     store = SQLiteStore(db_path)
+    # Makes the imported hours' table, which each batch's transaction writes (_store_batch).
     coverage = open_coverage_store(str(db_path))
     reports: list[FileReport] = []
     accepted: list[tuple[FileReport, list[Liquidation]]] = []
@@ -519,7 +519,7 @@ async def import_files(
                     accepted.clear()
                     taken.clear()
         if held <= HELD_EVENTS:
-            await _append(store, coverage, accepted, floor)
+            await _append(store, accepted, floor)
         else:
             for cluster in _overlapping(spans):
                 cluster.sort(key=reports.index)  # command order: who keeps a repeated id
@@ -537,7 +537,7 @@ async def import_files(
                     if fresh_again is not None:
                         in_group.update(event.id for event in fresh_again)
                         again.append((r, fresh_again))
-                await _append(store, coverage, again, floor)
+                await _append(store, again, floor)
     finally:
         await coverage.close()
         await store.close()

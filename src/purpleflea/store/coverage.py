@@ -99,6 +99,17 @@ def imported_hours(events: Iterable[Liquidation]) -> list[ImportedHour]:
     ]
 
 
+def imported_statements(rows: Sequence[ImportedHour]) -> list[tuple[str, tuple[object, ...]]]:
+    """The statements that add ``rows`` to the imported hours (SQLite's placeholders): for
+    the importer, which runs them in the transaction that stores the events, so a process
+    killed between the two cannot leave stored events that no imported hour counts (a
+    second run skips them as already stored)."""
+    return [
+        (_ADD_IMPORT, (r.exchange, r.hour_ms, r.coverage, r.events, r.first_ms, r.last_ms))
+        for r in rows
+    ]
+
+
 class CoverageStore:
     """Records and reads coverage; the same statements on SQLite and PostgreSQL."""
 
@@ -145,15 +156,7 @@ class CoverageStore:
     async def record_imported(self, rows: Sequence[ImportedHour]) -> None:
         """Add imported events' hours (see :func:`imported_hours`), in one transaction."""
         if rows:
-            await self.backend.run(
-                [
-                    (
-                        _ADD_IMPORT,
-                        (r.exchange, r.hour_ms, r.coverage, r.events, r.first_ms, r.last_ms),
-                    )
-                    for r in rows
-                ]
-            )
+            await self.backend.run(imported_statements(rows))
 
     async def imported(
         self, exchanges: Sequence[str], start_ms: int, end_ms: int, limit: int

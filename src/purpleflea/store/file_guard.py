@@ -9,7 +9,9 @@ accounts, API keys) checks with one :class:`FileGuard` before it writes.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import struct
 from pathlib import Path
 
 
@@ -28,6 +30,29 @@ def file_identity(path: str | Path) -> tuple[int, int] | None:
     except FileNotFoundError:
         return None
     return found.st_dev, found.st_ino
+
+
+#: Linux's ``FS_IOC_GETVERSION`` (``_IOR('v', 1, long)``): an inode's generation number.
+_FS_IOC_GETVERSION = 0x80087601
+
+
+def file_generation(path: str | Path) -> int | None:
+    """The generation number of the inode at ``path`` (ext4, XFS, btrfs, tmpfs on Linux); None
+    when there is no file or the file system keeps none. Inode numbers are reused: a file
+    removed and another written in its place at once (tar extracting over it, ``rm`` then
+    ``cp``) mostly gets the same number on ext4, but never the same generation."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        answer = fcntl.ioctl(descriptor, _FS_IOC_GETVERSION, bytes(8))
+    except OSError:  # not Linux, or a file system without generations
+        return None
+    finally:
+        os.close(descriptor)
+    # The kernel writes an unsigned 32-bit number (ext4: ``put_user(i_generation, (int *))``).
+    return int(struct.unpack("=I", answer[:4])[0])
 
 
 def _open_copies(path: str) -> list[str]:

@@ -26,7 +26,9 @@ is always at or above every seq it published:
   earlier start, with nothing stored since (not a new loss): logged at INFO.
 
 - **Beside the same store file.** The mark names the store file it was written beside (its
-  inode). A store and its mark restored together from a backup agree with each other, both
+  inode, and the inode's generation number where the file system keeps one: a file written
+  in place of a removed one, as tar restores it, mostly gets the freed inode number on
+  ext4). A store and its mark restored together from a backup agree with each other, both
   old: the seqs the node published after the backup would be given again, and a client
   resuming from a cursor it got then would skip the new events without a word. A restored
   (or copied, or moved) store is a new file, so :meth:`SeqMark.start` refuses it
@@ -51,7 +53,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from purpleflea.store.file_guard import file_identity
+from purpleflea.store.file_guard import file_generation, file_identity
 
 log = logging.getLogger("purpleflea.seqmark")
 
@@ -80,6 +82,9 @@ class Mark:
     #: The inode of the store file the mark was written beside (None: an earlier release's
     #: mark, or no store file yet).
     store_ino: int | None = None
+    #: That inode's generation number (None: a mark of an earlier release, or a file system
+    #: that keeps none): a file put in the old one's place can get its freed inode number.
+    store_gen: int | None = None
 
 
 class StoreReplaced(ValueError):
@@ -156,6 +161,9 @@ class SeqMark:
         identity = None if self.store_file is None else file_identity(self.store_file)
         return None if identity is None else identity[1]
 
+    def _store_gen(self) -> int | None:
+        return None if self.store_file is None else file_generation(self.store_file)
+
     def verified(self) -> Mark | None:
         """:meth:`read`, refusing (:class:`StoreReplaced`) a mark written beside another store
         file than the one at its path now, unless a seq floor was given."""
@@ -163,11 +171,16 @@ class SeqMark:
         if mark is None or mark.store_ino is None or self.floor is not None:
             return mark
         now = self._store_ino()
-        if now is None or now == mark.store_ino:
+        if now is None:
             return mark
+        gen = self._store_gen() if mark.store_gen is not None else None
+        if now == mark.store_ino and (gen is None or gen == mark.store_gen):
+            return mark
+        found = f"inode {now}" if gen is None else f"inode {now} generation {gen}"
+        had = f"{mark.store_ino}" + ("" if gen is None else f" generation {mark.store_gen}")
         raise StoreReplaced(
             f"seq mark {self.path}: the store {self.store_file} is not the file this mark was "
-            f"written beside (inode {now}, the mark's {mark.store_ino}): restored from a "
+            f"written beside ({found}, the mark's {had}): restored from a "
             "backup, copied, moved, or removed and made anew. A restored store would give "
             "again the seqs published after the backup, and clients resuming past them would "
             "skip new events. Start the server once with purpleflea serve --seq-floor N (then "
@@ -192,6 +205,7 @@ class SeqMark:
                 clean=body["clean"],
                 stored=body["stored"],
                 store_ino=body.get("store_ino"),
+                store_gen=body.get("store_gen"),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise BadSeqMark(
@@ -199,7 +213,12 @@ class SeqMark:
                 "says which seqs this node already published; if the store was never served "
                 "from another copy, delete it to number from the store's last seq"
             ) from None
-        numbers = (mark.seq, mark.stored, 0 if mark.store_ino is None else mark.store_ino)
+        numbers = (
+            mark.seq,
+            mark.stored,
+            0 if mark.store_ino is None else mark.store_ino,
+            0 if mark.store_gen is None else mark.store_gen,
+        )
         if not all(isinstance(v, int) and v >= 0 for v in numbers):
             raise BadSeqMark(f"seq mark {self.path}: seqs must be whole numbers >= 0: {text!r}")
         return mark
@@ -334,6 +353,9 @@ class SeqMark:
         store_ino = self._store_ino()
         if store_ino is not None:
             fields["store_ino"] = store_ino
+            store_gen = self._store_gen()
+            if store_gen is not None:
+                fields["store_gen"] = store_gen
         body = json.dumps(fields)
         partial = self.path.with_name(self.path.name + ".partial")
         try:

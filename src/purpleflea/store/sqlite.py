@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -471,12 +471,18 @@ class SQLiteStore:
     async def append(self, events: Sequence[Liquidation]) -> list[Liquidation]:
         return self.append_now(events)
 
-    def append_now(self, events: Sequence[Liquidation]) -> list[Liquidation]:
+    def append_now(
+        self,
+        events: Sequence[Liquidation],
+        *,
+        also: Callable[[list[Liquidation]], Sequence[tuple[str, Sequence[Any]]]] | None = None,
+    ) -> list[Liquidation]:
         """Synchronous append for bulk loaders (the simulator's history, imports).
 
         Ids already stored (or repeated in the batch) are skipped; a seq that is already
         taken fails the whole batch loudly rather than dropping an event (see
-        :meth:`_insert_new`).
+        :meth:`_insert_new`). ``also``: statements (SQL, parameters) made from the events
+        inserted, run in the same transaction (the importer's record of imported hours).
         """
         self._check_writable()
         if not events:
@@ -520,6 +526,8 @@ class SQLiteStore:
                 aggregates.INVALIDATE_SQL,
                 {(market, hour, hour + SHARE_WINDOW_MS) for hour, market, _, _ in hourly},
             )
+            for sql, params in also(inserted) if also is not None and inserted else ():
+                writer.execute(sql, params)
             writer.execute("COMMIT")
         except BaseException:
             rollback(writer)
