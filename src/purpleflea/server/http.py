@@ -30,8 +30,12 @@ class BadRequest(ValueError):
     """A request parameter is wrong; the message names it."""
 
 
-#: Every JSON answer: a browser must never read one as HTML (a 404 echoes the path it got).
-_JSON_HEADERS = {"X-Content-Type-Options": "nosniff"}
+#: Every JSON answer: a browser must never read one as HTML (a 404 echoes the path it got),
+#: and no cache may keep one. Most belong to one account (its keys, its webhooks' URLs, a new
+#: key), and the key may come in ``X-API-Key`` or ``?api_key=``, which caches do not see as
+#: credentials (RFC 9111 3.5 holds back only for ``Authorization``): without this a shared
+#: cache could hand one account's answer to whoever asks the same URL next.
+_JSON_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 
 def json_response(
