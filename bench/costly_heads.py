@@ -12,7 +12,8 @@ and the server's CPU per request from /proc (the server's own, not this client's
 
 Shapes: ``GET /v1/health`` (the floor), the same with 3,000 short header lines (30 KB),
 ``GET /v1/liquidations`` with a 63 KB query of 4,500 parameters and no key, and the same
-query on a path that does not exist.
+query on a path that does not exist; the dashboard's page and its largest script (anyone may
+ask for them).
 
 Results: bench/results/attack.md ("Costly heads for anyone").
 """
@@ -39,6 +40,8 @@ SHAPES = {
     "GET /v1/health + 3,000 header lines": head("/v1/health", 3_000),
     "GET /v1/liquidations?<63 KB, 4,500 parameters>, no key": head(f"/v1/liquidations?{QUERY}"),
     "GET /nope?<the same query>": head(f"/nope?{QUERY}"),
+    "GET / (the dashboard's page)": head("/"),
+    "GET /static/app.js (15 KB)": head("/static/app.js"),
 }
 
 

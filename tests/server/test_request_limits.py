@@ -14,7 +14,7 @@ import pytest
 import websockets
 
 from purpleflea.server import http, serving
-from tests.server.conftest import make_config, running_server
+from tests.server.conftest import make_config, running_server, until
 
 
 async def _raw(
@@ -186,4 +186,26 @@ async def test_a_deeply_nested_subscribe_message_is_refused_with_its_reason(
         assert "nested too deeply" in error["message"]
         assert ws.close_code == 4400
         assert live.server.streams.closed == {}  # refused before it started
+    assert [r.getMessage() for r in caplog.records] == []
+
+
+async def test_a_body_cut_short_by_its_client_writes_no_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that sends part of a body and leaves: the handler's read saw Starlette's
+    ClientDisconnect, a 500 and a ~50-line traceback in the server's log per request, for
+    anyone (registration needs no key)."""
+    caplog.set_level(logging.ERROR)
+    async with running_server(make_config(tmp_path)) as live:
+        # uvicorn's loggers do not propagate to the root logger, where caplog listens.
+        uvicorn_log = logging.getLogger("uvicorn.error")
+        uvicorn_log.addHandler(caplog.handler)
+        head = b"POST /v1/keys HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n"
+        for _ in range(3):
+            _, writer = await _raw(live.url, head, b'{"account": ')
+            # The handler is reading the body when the client leaves.
+            await until(lambda: bool(live.uv and live.uv.server_state.tasks), 5, "the request")
+            writer.close()
+            await until(lambda: not (live.uv and live.uv.server_state.tasks), 5, "its end")
+        uvicorn_log.removeHandler(caplog.handler)
     assert [r.getMessage() for r in caplog.records] == []

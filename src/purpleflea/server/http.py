@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import msgspec
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from purpleflea.clock import parse_when, seconds_mistake, utc_iso
@@ -30,8 +30,12 @@ class BadRequest(ValueError):
     """A request parameter is wrong; the message names it."""
 
 
-#: Every JSON answer: a browser must never read one as HTML (a 404 echoes the path it got).
-_JSON_HEADERS = {"X-Content-Type-Options": "nosniff"}
+#: Every JSON answer: a browser must never read one as HTML (a 404 echoes the path it got),
+#: and no cache may keep one. Most belong to one account (its keys, its webhooks' URLs, a new
+#: key), and the key may come in ``X-API-Key`` or ``?api_key=``, which caches do not see as
+#: credentials (RFC 9111 3.5 holds back only for ``Authorization``): without this a shared
+#: cache could hand one account's answer to whoever asks the same URL next.
+_JSON_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 
 def json_response(
@@ -249,6 +253,10 @@ async def json_body(
                 chunks.append(chunk)
     except TimeoutError:
         raise BadRequest(f"request body not received within {timeout_s:g} s") from None
+    except ClientDisconnect:
+        # Nobody reads this answer; raised on, it was a 500 and a ~50-line traceback in the
+        # server's log for every body a stranger cut short (registration needs no key).
+        raise BadRequest(f"request body cut short after {size} bytes: the client left") from None
     body = b"".join(chunks)
     if not body.strip():
         return {}

@@ -573,7 +573,7 @@ class EventStream:
 
     _HEADERS = (
         (b"content-type", b"text/event-stream; charset=utf-8"),
-        (b"cache-control", b"no-cache"),
+        (b"cache-control", b"no-store"),  # one account's events (http._JSON_HEADERS)
         (b"x-accel-buffering", b"no"),
     )
 
