@@ -434,6 +434,16 @@ class LiquidationClient:
             raise BadRequestError(
                 f"source must be 'estimated' or 'measured', got {source!r}", "bad_request"
             )
+        if not isinstance(market, str):
+            raise TypeError(
+                f"market must be a market name such as 'BTC-PERP', got {market!r} "
+                f"({type(market).__name__})"
+            )
+        if not market.strip():
+            # GET /v1/heatmap/ is no route: the server's 404 blamed the URL given.
+            raise BadRequestError(
+                f"no market given: name one such as BTC-PERP ({MARKETS_LISTED})", "bad_request"
+            )
         if "/" in market:
             # The server decodes %2F before routing: "BTC/USDT" would miss the route and read
             # as a wrong server URL rather than a wrong market.
@@ -455,16 +465,22 @@ class LiquidationClient:
     # -- webhooks (docs/webhooks.md) ----------------------------------------------------------
 
     async def _call(
-        self, method: str, path: str, *, body: dict[str, Any] | None = None, limit: int = 0
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        limit: int | None = None,
     ) -> Any:
         """A request that changes something: sent to the current server only (repeating a
-        create elsewhere could make it twice); the decoded JSON answer."""
+        create elsewhere could make it twice); the decoded JSON answer. ``limit`` is sent
+        whenever given: a 0 left out read as the route's default, 100."""
         try:
             response = await self._http_client().request(
                 method,
                 self.base_url + path,
                 json=body,
-                params={"limit": limit} if limit else None,
+                params=None if limit is None else {"limit": limit},
                 headers=self.auth_headers(),
             )
         except httpx.TransportError as exc:
