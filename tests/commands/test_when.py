@@ -36,6 +36,9 @@ def test_seconds_since_the_epoch_are_refused_with_what_to_type() -> None:
         parse_when("1760126400")
     assert "1760126400000" in str(refused.value)
     assert "2025-10-10" in str(refused.value)
+    # The value once, not "'1760126400' 1760126400 looks like ..." (`history --start`, and the
+    # SDK's start="1760126400").
+    assert str(refused.value).startswith("1760126400 looks like seconds since the epoch")
 
 
 def test_a_value_that_is_no_time_names_the_forms() -> None:
