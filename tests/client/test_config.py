@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
 
 from purpleflea.client import AuthenticationError, LiquidationClient
@@ -58,7 +61,7 @@ def test_times_are_taken_as_the_commands_take_them() -> None:
     assert as_ms(None, "start") is None
     with pytest.raises(BadRequestError, match=r"^start: 'yesterday' is not a time: give a UTC"):
         as_ms("yesterday", "start")
-    with pytest.raises(BadRequestError, match=r"^end: '1760054400' .* seconds since the epoch"):
+    with pytest.raises(BadRequestError, match=r"^end: 1760054400 looks like seconds since"):
         as_ms("1760054400", "end")
 
 
@@ -77,3 +80,19 @@ def test_the_placeholder_key_without_the_variable_says_it_is_the_placeholder(
     )
     with pytest.raises(AuthenticationError, match=r"^no API key: pass api_key=\.\.\."):
         LiquidationClient().auth_headers()
+
+
+@pytest.mark.parametrize(
+    ("call", "named"),
+    [
+        (lambda liq: liq.history(markets=5), "markets= takes a name or a list of names, got 5"),
+        (lambda liq: liq.history(market=5.0), "market= takes a name or a list of names, got 5.0"),
+        (lambda liq: liq.stream(coverages=1), "coverages= takes a name or a list of names"),
+        (lambda liq: liq.stream(channels=5), "channels= takes a name or a list of names"),
+    ],
+)
+async def test_a_filter_that_is_no_name_nor_list_says_which(call: Any, named: str) -> None:
+    # It was "TypeError: 'int' object is not iterable", naming no argument.
+    liq = LiquidationClient(api_key="pf_x", base_url="http://127.0.0.1:9")
+    with pytest.raises(TypeError, match=re.escape(named)):
+        await call(liq)

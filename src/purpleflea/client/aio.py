@@ -161,14 +161,14 @@ class LiquidationClient:
         # batch: a busy stream arrives as few frames of many events (see server/streaming.py).
         subscription: dict[str, Any] = {
             "min_usd": as_json_number(min_usd),
-            "channels": as_list(channels),
+            "channels": as_list(channels, "channels="),
             "batch": True,
         }
         for name, values in (
             ("markets", one_of(markets, market, "market")),
             ("exchanges", one_of(exchanges, exchange, "exchange")),
             ("sides", one_of(sides, side, "side")),
-            ("coverages", as_list(coverages)),
+            ("coverages", as_list(coverages, "coverages=")),
         ):
             if values is not None:
                 subscription[name] = values
@@ -256,7 +256,7 @@ class LiquidationClient:
                 "market": one_of(markets, market, "market"),
                 "exchange": one_of(exchanges, exchange, "exchange"),
                 "side": one_of(sides, side, "side"),
-                "coverage": as_list(coverages),
+                "coverage": as_list(coverages, "coverages="),
                 "min_usd": min_usd,
                 "start": as_ms(start, "start"),
                 "end": as_ms(end, "end"),
@@ -329,7 +329,7 @@ class LiquidationClient:
                 "market": one_of(markets, market, "market"),
                 "exchange": one_of(exchanges, exchange, "exchange"),
                 "side": one_of(sides, side, "side"),
-                "coverage": as_list(coverages),
+                "coverage": as_list(coverages, "coverages="),
                 "start": as_ms(start, "start"),
                 "end": as_ms(end, "end"),
             },
@@ -509,7 +509,7 @@ class LiquidationClient:
         :func:`purpleflea.verify_webhook`."""
         body: dict[str, Any] = {
             "url": url,
-            "channels": as_list(channels),
+            "channels": as_list(channels, "channels="),
             "min_usd": as_json_number(min_usd),
         }
         for name, value in (
@@ -517,7 +517,7 @@ class LiquidationClient:
             ("markets", one_of(markets, market, "market")),
             ("exchanges", one_of(exchanges, exchange, "exchange")),
             ("sides", one_of(sides, side, "side")),
-            ("coverages", as_list(coverages)),
+            ("coverages", as_list(coverages, "coverages=")),
         ):
             if value is not None:
                 body[name] = value
