@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from purpleflea.client import AuthenticationError, LiquidationClient
+from purpleflea.client import AuthenticationError, BadRequestError, LiquidationClient
 
 
 def test_a_url_without_a_scheme_is_refused_naming_where_it_came_from(
@@ -96,3 +96,32 @@ async def test_a_filter_that_is_no_name_nor_list_says_which(call: Any, named: st
     liq = LiquidationClient(api_key="pf_x", base_url="http://127.0.0.1:9")
     with pytest.raises(TypeError, match=re.escape(named)):
         await call(liq)
+
+
+@pytest.mark.parametrize(
+    ("make", "named"),
+    [
+        (lambda: LiquidationClient(api_key="pf_x", timeout=0), "timeout must be a positive"),
+        (lambda: LiquidationClient(api_key="pf_x", timeout=-1), "timeout must be a positive"),
+        (
+            lambda: LiquidationClient(api_key="pf_x").stream(idle_timeout=0),
+            "idle_timeout must be a positive number of seconds, got 0",
+        ),
+        (
+            lambda: LiquidationClient(api_key="pf_x").stream(max_backoff=float("nan")),
+            "max_backoff must be a positive",
+        ),
+        (
+            lambda: LiquidationClient(api_key="pf_x").stream(give_up_after=-1),
+            "give_up_after must be a positive",
+        ),
+    ],
+)
+def test_a_setting_in_seconds_that_cannot_work_is_refused_naming_it(make: Any, named: str) -> None:
+    # timeout=0 said "no Purple Flea server answers at http://127.0.0.1:34897 ()" of a running
+    # server; idle_timeout=0 logged "lost the connection (nothing for 0 s); reconnecting" and
+    # reopened the stream as fast as it could, for ever.
+    with pytest.raises(BadRequestError, match=re.escape(named)):
+        make()
+    with pytest.raises(TypeError, match="timeout must be a number of seconds, got '5'"):
+        LiquidationClient(api_key="pf_x", timeout="5")  # type: ignore[arg-type]

@@ -107,3 +107,17 @@ def as_ms(value: Time, name: str) -> int | None:
     if isinstance(value, float):
         return round(value)
     return value
+
+
+def seconds(value: float, name: str) -> float:
+    """``value``, a client setting in seconds (``timeout=``, ``idle_timeout=``), checked: a
+    positive, finite number, else :class:`BadRequestError` naming it (a TypeError for what is
+    no number). ``timeout=0`` read as "no Purple Flea server answers at URL" of a running
+    server, and ``idle_timeout=0`` dropped and reopened the stream as fast as it could."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise BadRequestError(
+            f"{name} must be a positive number of seconds, got {value!r}", "bad_request"
+        )
+    return float(value)

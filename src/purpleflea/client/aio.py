@@ -19,6 +19,7 @@ from purpleflea.client._config import (
     as_ms,
     one_of,
     resolve_key,
+    seconds,
     server_urls,
     ws_url,
 )
@@ -92,7 +93,7 @@ class LiquidationClient:
         self._placeholder = api_key is not None and api_key.strip() == PLACEHOLDER_KEY
         self.servers = server_urls(base_url)
         self._current = 0
-        self.timeout = timeout
+        self.timeout = seconds(timeout, "timeout")
         self._http: httpx.AsyncClient | None = None
         self._http_loop: asyncio.AbstractEventLoop | None = None
 
@@ -158,6 +159,10 @@ class LiquidationClient:
         A server with no stream at its URL (an HTTP refusal of the handshake) passes the
         stream to the next server; once every one has refused it raises
         :class:`PurpleFleaError`."""
+        seconds(max_backoff, "max_backoff")
+        seconds(idle_timeout, "idle_timeout")
+        if give_up_after is not None:
+            seconds(give_up_after, "give_up_after")
         # batch: a busy stream arrives as few frames of many events (see server/streaming.py).
         subscription: dict[str, Any] = {
             "min_usd": as_json_number(min_usd),
