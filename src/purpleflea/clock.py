@@ -57,6 +57,8 @@ def parse_when(text: str, *, now: int | None = None) -> int:
         if mistake is not None:
             raise ValueError(f"{mistake}, or a date such as {utc_iso(ms * 1000)[:10]}")
         return ms
+    if value.lower() == "now":  # as the MCP tools' end_ms takes it; `--end now` was refused
+        return now_ms() if now is None else now
     ago = _AGO.fullmatch(value.lower())  # "6H" as "6h"
     if ago is not None:
         anchor = now_ms() if now is None else now
@@ -69,8 +71,8 @@ def parse_when(text: str, *, now: int | None = None) -> int:
     except ValueError:
         raise ValueError(
             f"{text!r} is not a time: give a UTC date (2025-10-10), a date and time "
-            "(2025-10-10T20:30, UTC unless it names an offset), a time ago (90m, 6h, 7d) or "
-            "milliseconds since the epoch"
+            "(2025-10-10T20:30, UTC unless it names an offset), a time ago (90m, 6h, 7d), now "
+            "or milliseconds since the epoch"
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)

@@ -79,3 +79,9 @@ def test_a_time_as_the_tools_print_it_and_a_time_ago_in_words_are_read() -> None
     for wrong in ("90ms", "2h later", "2025-10-10 20:00 CET", "ago"):
         with pytest.raises(ValueError, match="is not a time"):
             parse_when(wrong, now=NOW)
+
+
+def test_now_is_a_time() -> None:
+    # `history --end now` and the SDK's end="now" were refused ("'now' is not a time"), while
+    # the MCP tools' end_ms took it.
+    assert parse_when("now", now=NOW) == parse_when(" NOW ", now=NOW) == NOW
