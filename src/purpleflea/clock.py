@@ -20,12 +20,13 @@ SECONDS_LIKE = range(1_000_000_000, 100_000_000_000)
 
 
 def seconds_mistake(name: str, value: int) -> str | None:
-    """What to say when ``value`` (given as ``name``, meant as ms) looks like seconds."""
+    """What to say when ``value`` (given as ``name``, meant as ms; "": unnamed, as the text a
+    caller already names) looks like seconds."""
     if value not in SECONDS_LIKE:
         return None
     return (
-        f"{name} {value} looks like seconds since the epoch ({utc_iso(value * 1000)}); times "
-        f"are milliseconds: {value * 1000}"
+        f"{f'{name} ' if name else ''}{value} looks like seconds since the epoch "
+        f"({utc_iso(value * 1000)}); times are milliseconds: {value * 1000}"
     )
 
 
@@ -52,10 +53,12 @@ def parse_when(text: str, *, now: int | None = None) -> int:
     value = text.strip()
     if value.isdigit():
         ms = int(value)
-        mistake = seconds_mistake(repr(text), ms)
+        mistake = seconds_mistake("", ms)  # the caller names it (`--start`, `start:`)
         if mistake is not None:
             raise ValueError(f"{mistake}, or a date such as {utc_iso(ms * 1000)[:10]}")
         return ms
+    if value.lower() == "now":  # as the MCP tools' end_ms takes it; `--end now` was refused
+        return now_ms() if now is None else now
     ago = _AGO.fullmatch(value.lower())  # "6H" as "6h"
     if ago is not None:
         anchor = now_ms() if now is None else now
@@ -68,8 +71,8 @@ def parse_when(text: str, *, now: int | None = None) -> int:
     except ValueError:
         raise ValueError(
             f"{text!r} is not a time: give a UTC date (2025-10-10), a date and time "
-            "(2025-10-10T20:30, UTC unless it names an offset), a time ago (90m, 6h, 7d) or "
-            "milliseconds since the epoch"
+            "(2025-10-10T20:30, UTC unless it names an offset), a time ago (90m, 6h, 7d), now "
+            "or milliseconds since the epoch"
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)

@@ -19,7 +19,7 @@ from purpleflea.backtest import (
     start,
     store_pages,
 )
-from purpleflea.backtest.broker import DEFAULT_LATENCY_MS, Trade
+from purpleflea.backtest.broker import DEFAULT_LATENCY_MS, BrokerError, Trade
 from purpleflea.backtest.report import (
     DAY_MS,
     Report,
@@ -264,7 +264,7 @@ def test_help_is_plain_text_and_shows_every_default(capsys: pytest.CaptureFixtur
     options = text.split("options:", 1)[1]
     # One entry per option (continuation lines folded in); each but --help names its default.
     entries = re.split(r"\n  (?=-)", options.strip())
-    assert len(entries) == 12
+    assert len(entries) == 13
     assert all("default" in entry for entry in entries if not entry.startswith("-h"))
     assert "(default 7)" in text
 
@@ -621,3 +621,91 @@ def test_report_page_prices_are_plain_decimals_and_losses_read_as_negative_dolla
     assert "<td>61,234.56</td><td>60,980.12</td><td>-$204.74</td>" in page
     assert "<th>PnL</th><td>-$254.74</td>" in page
     assert "e-05" not in page
+
+
+class NeedsArguments:
+    """A strategy whose constructor wants a parameter: the command builds it with none."""
+
+    def __init__(self, threshold: int) -> None:
+        self.threshold = threshold
+
+    def on_event(self, event: Liquidation, score: int, broker: Broker) -> None:
+        return
+
+    def on_cascade(self, alert: CascadeAlert, broker: Broker) -> None:
+        return
+
+
+def test_a_strategy_that_needs_arguments_is_a_clear_error_not_a_traceback() -> None:
+    # It was `TypeError: NeedsArguments.__init__() missing 1 required positional argument`
+    # and a traceback from `purpleflea backtest --strategy ...`.
+    with pytest.raises(ValueError, match=r"NeedsArguments\(\) failed: .*missing 1 required"):
+        load_strategy("tests.backtest.test_backtest:NeedsArguments")
+    with pytest.raises(ValueError, match=r"'path' is not a class"):
+        load_strategy("os:path")  # a module: "'module' object is not callable"
+
+
+@pytest.mark.parametrize("fee", [float("nan"), float("inf")])
+def test_costs_must_be_finite(fee: float) -> None:
+    # NaN passed the ">= 0" check: the backtest ran and reported "PnL $nan" with status 0.
+    with pytest.raises(ValueError, match="finite"):
+        Costs(fee_bps=fee)
+    with pytest.raises(ValueError, match="finite"):
+        Costs(slippage_bps=fee)
+
+
+@pytest.mark.parametrize("notional", [0.0, -5.0, float("nan"), float("inf")])
+def test_an_order_of_no_real_size_is_refused(notional: float) -> None:
+    # --notional 0 made 24 trades of $0 and -5 "PnL $-3.68" with a 0% hit rate, status 0.
+    with pytest.raises(ValueError, match="notional_usd"):
+        Playbook(notional_usd=notional)
+    broker = Broker()
+    broker.mark("ETH-PERP", 2000.0, T0)
+    with pytest.raises(BrokerError, match="notional_usd must be a positive"):
+        broker.open("ETH-PERP", 1, notional)
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--page", "0"], "--page must be 1 or more, got 0"),
+        (["--page", "-3"], "--page must be 1 or more, got -3"),
+        (["--notional", "0"], "--notional: Playbook: notional_usd must be a positive"),
+        (["--notional", "nan"], "--notional: Playbook: notional_usd must be a positive"),
+        (["--fee-bps", "nan"], "must be finite numbers >= 0, got nan, 5.0"),
+    ],
+)
+def test_the_command_refuses_settings_that_mean_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], said: str
+) -> None:
+    # --page 0 said "holds no events: nothing to replay" of a full store; --page -3 ran.
+    from purpleflea.commands import backtest as command
+    from purpleflea.store.sqlite import SQLiteStore
+
+    db = tmp_path / "history.sqlite"
+    SQLiteStore(db).append_now(history())
+    parser = argparse.ArgumentParser()
+    command.register(parser.add_subparsers())
+    args = parser.parse_args(["backtest", "--store", str(db), "--out", str(tmp_path), *flags])
+    assert args.run(args) == 2
+    err = capsys.readouterr().err
+    assert said in err
+    assert "holds no events" not in err
+    assert not (tmp_path / "report.json").exists()
+
+
+def test_the_command_takes_no_progress_as_sim_import_and_export_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from purpleflea.commands import backtest as command
+    from purpleflea.store.sqlite import SQLiteStore
+
+    db = tmp_path / "history.sqlite"
+    SQLiteStore(db).append_now(history())
+    parser = argparse.ArgumentParser()
+    command.register(parser.add_subparsers())
+    args = parser.parse_args(
+        ["backtest", "--store", str(db), "--out", str(tmp_path / "out"), "--no-progress"]
+    )
+    assert args.run(args) == 0
+    assert "seq elapsed" not in capsys.readouterr().err  # the progress lines

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
 
-from purpleflea.client import AuthenticationError, LiquidationClient
+from purpleflea.client import AuthenticationError, BadRequestError, LiquidationClient
 
 
 def test_a_url_without_a_scheme_is_refused_naming_where_it_came_from(
@@ -58,7 +61,7 @@ def test_times_are_taken_as_the_commands_take_them() -> None:
     assert as_ms(None, "start") is None
     with pytest.raises(BadRequestError, match=r"^start: 'yesterday' is not a time: give a UTC"):
         as_ms("yesterday", "start")
-    with pytest.raises(BadRequestError, match=r"^end: '1760054400' .* seconds since the epoch"):
+    with pytest.raises(BadRequestError, match=r"^end: 1760054400 looks like seconds since"):
         as_ms("1760054400", "end")
 
 
@@ -77,3 +80,48 @@ def test_the_placeholder_key_without_the_variable_says_it_is_the_placeholder(
     )
     with pytest.raises(AuthenticationError, match=r"^no API key: pass api_key=\.\.\."):
         LiquidationClient().auth_headers()
+
+
+@pytest.mark.parametrize(
+    ("call", "named"),
+    [
+        (lambda liq: liq.history(markets=5), "markets= takes a name or a list of names, got 5"),
+        (lambda liq: liq.history(market=5.0), "market= takes a name or a list of names, got 5.0"),
+        (lambda liq: liq.stream(coverages=1), "coverages= takes a name or a list of names"),
+        (lambda liq: liq.stream(channels=5), "channels= takes a name or a list of names"),
+    ],
+)
+async def test_a_filter_that_is_no_name_nor_list_says_which(call: Any, named: str) -> None:
+    # It was "TypeError: 'int' object is not iterable", naming no argument.
+    liq = LiquidationClient(api_key="pf_x", base_url="http://127.0.0.1:9")
+    with pytest.raises(TypeError, match=re.escape(named)):
+        await call(liq)
+
+
+@pytest.mark.parametrize(
+    ("make", "named"),
+    [
+        (lambda: LiquidationClient(api_key="pf_x", timeout=0), "timeout must be a positive"),
+        (lambda: LiquidationClient(api_key="pf_x", timeout=-1), "timeout must be a positive"),
+        (
+            lambda: LiquidationClient(api_key="pf_x").stream(idle_timeout=0),
+            "idle_timeout must be a positive number of seconds, got 0",
+        ),
+        (
+            lambda: LiquidationClient(api_key="pf_x").stream(max_backoff=float("nan")),
+            "max_backoff must be a positive",
+        ),
+        (
+            lambda: LiquidationClient(api_key="pf_x").stream(give_up_after=-1),
+            "give_up_after must be a positive",
+        ),
+    ],
+)
+def test_a_setting_in_seconds_that_cannot_work_is_refused_naming_it(make: Any, named: str) -> None:
+    # timeout=0 said "no Purple Flea server answers at http://127.0.0.1:34897 ()" of a running
+    # server; idle_timeout=0 logged "lost the connection (nothing for 0 s); reconnecting" and
+    # reopened the stream as fast as it could, for ever.
+    with pytest.raises(BadRequestError, match=re.escape(named)):
+        make()
+    with pytest.raises(TypeError, match="timeout must be a number of seconds, got '5'"):
+        LiquidationClient(api_key="pf_x", timeout="5")  # type: ignore[arg-type]

@@ -193,6 +193,25 @@ def test_a_heatmap_source_or_market_the_sdk_cannot_ask_is_refused() -> None:
             liq.heatmap("BTC-PERP", source="foo")  # type: ignore[call-overload]
         with pytest.raises(BadRequestError, match="'BTC/USDT' is not a market name"):
             liq.heatmap("BTC/USDT")
+        # "" asked GET /v1/heatmap/, a route no server has: the answer blamed the server URL.
+        for empty in ("", "  "):
+            with pytest.raises(BadRequestError, match="no market given: name one such as BTC"):
+                liq.heatmap(empty)
+        with pytest.raises(TypeError, match="market must be a market name such as 'BTC-PERP'"):
+            liq.heatmap(None)  # type: ignore[call-overload]
+
+
+async def test_a_dead_letter_limit_of_0_is_refused_not_read_as_the_default(tmp_path: Path) -> None:
+    # dead_letters(id, limit=0) listed 100 and replay_dead_letters(id, limit=0) replayed up to
+    # 100: a limit of 0 was sent as no limit (`purpleflea webhooks replay ID --limit 0` too).
+    async with running_server(make_config(tmp_path)) as live:
+        client = LiquidationClient(api_key=live.key, base_url=live.url)
+        hook = await client.create_webhook("http://127.0.0.1:9/hook")
+        for call in (client.dead_letters, client.replay_dead_letters):
+            with pytest.raises(BadRequestError, match="limit must be between 1 and 1000, got 0"):
+                await call(hook["id"], limit=0)
+        assert (await client.dead_letters(hook["id"], limit=1))["total"] == 0
+        await client.aclose()
 
 
 async def test_a_stream_told_to_give_up_raises_after_that_long() -> None:

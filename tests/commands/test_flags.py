@@ -169,3 +169,16 @@ def test_a_webhook_limit_that_is_no_number_names_its_flag(
         f"purpleflea serve: {flag} must be a number 0 or more (0: no limit), got "
         f"{float(value) if flag != '--webhooks-per-host' else int(value)}"
     )
+
+
+@pytest.mark.parametrize("width", ["0", "-3", "501", "wide"])
+def test_a_heatmap_width_that_draws_no_bars_or_floods_the_terminal_is_refused(
+    width: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --width 0 and -3 drew a map with no bars at all and exit status 0; --width 100000
+    # printed lines of 200,000 characters.
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["heatmap", "BTC-PERP", "--width", width, "--url", "http://127.0.0.1:9"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --width: must be a whole number from 1 to 500, got {width!r}" in err

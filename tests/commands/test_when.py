@@ -36,6 +36,9 @@ def test_seconds_since_the_epoch_are_refused_with_what_to_type() -> None:
         parse_when("1760126400")
     assert "1760126400000" in str(refused.value)
     assert "2025-10-10" in str(refused.value)
+    # The value once, not "'1760126400' 1760126400 looks like ..." (`history --start`, and the
+    # SDK's start="1760126400").
+    assert str(refused.value).startswith("1760126400 looks like seconds since the epoch")
 
 
 def test_a_value_that_is_no_time_names_the_forms() -> None:
@@ -76,3 +79,9 @@ def test_a_time_as_the_tools_print_it_and_a_time_ago_in_words_are_read() -> None
     for wrong in ("90ms", "2h later", "2025-10-10 20:00 CET", "ago"):
         with pytest.raises(ValueError, match="is not a time"):
             parse_when(wrong, now=NOW)
+
+
+def test_now_is_a_time() -> None:
+    # `history --end now` and the SDK's end="now" were refused ("'now' is not a time"), while
+    # the MCP tools' end_ms took it.
+    assert parse_when("now", now=NOW) == parse_when(" NOW ", now=NOW) == NOW

@@ -13,6 +13,7 @@ stored mark is up to a sampling interval old: the backtest's main limitation
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -83,10 +84,11 @@ class Costs:
     slippage_bps: float = 5.0
 
     def __post_init__(self) -> None:
-        if self.fee_bps < 0 or self.slippage_bps < 0:
+        # Finite too: NaN passed "< 0" and the backtest reported "PnL $nan" with status 0.
+        if not all(math.isfinite(bps) and bps >= 0 for bps in (self.fee_bps, self.slippage_bps)):
             raise ValueError(
-                f"Costs: fee_bps and slippage_bps must be >= 0, got {self.fee_bps}, "
-                f"{self.slippage_bps}"
+                f"Costs: fee_bps and slippage_bps must be finite numbers >= 0, got "
+                f"{self.fee_bps}, {self.slippage_bps}"
             )
 
 
@@ -146,6 +148,12 @@ class Broker:
         if direction not in (1, -1):
             raise BrokerError(
                 f"Broker.open({market!r}): direction must be +1 or -1, got {direction}"
+            )
+        if not (math.isfinite(notional_usd) and notional_usd > 0):
+            # 0, a negative or NaN size made trades of nothing (or of NaN) and a report of them.
+            raise BrokerError(
+                f"Broker.open({market!r}): notional_usd must be a positive number of USD, "
+                f"got {notional_usd}"
             )
         if market in self.positions:
             raise BrokerError(f"Broker.open({market!r}): a position is already open")

@@ -15,6 +15,7 @@ Strategies trade through the :class:`~purpleflea.backtest.broker.Broker`.
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -48,6 +49,12 @@ class Playbook:
     max_hold_s: float = 1800.0
     flip_hold_s: float = 300.0
     _spent: set[tuple[str, str]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.notional_usd) and self.notional_usd > 0):
+            raise ValueError(
+                f"Playbook: notional_usd must be a positive number of USD, got {self.notional_usd}"
+            )
 
     def on_event(self, event: Liquidation, score: int, broker: Broker) -> None:
         key = (event.market, event.side)
@@ -99,7 +106,15 @@ def load_strategy(spec: str) -> Strategy:
     cls = getattr(module, class_name, None)
     if cls is None:
         raise ValueError(f"--strategy {spec!r}: {module_name} has no {class_name!r}")
-    strategy = cls()
+    if not isinstance(cls, type):
+        raise ValueError(f"--strategy {spec!r}: {class_name!r} is not a class")
+    try:
+        strategy = cls()
+    except TypeError as exc:  # its __init__ wants arguments: a traceback said so before
+        raise ValueError(
+            f"--strategy {spec!r}: {class_name}() failed: {exc} (a strategy is made without "
+            "arguments: give its parameters defaults)"
+        ) from exc
     if not isinstance(strategy, Strategy):
         raise ValueError(f"--strategy {spec!r}: {class_name} needs on_event and on_cascade methods")
     return strategy

@@ -53,10 +53,20 @@ def ws_url(base_url: str) -> str:
     return "ws" + base_url[len("http") :] + "/v1/stream"
 
 
-def as_list(values: str | Iterable[str] | None) -> list[str] | None:
+def as_list(values: str | Iterable[str] | None, name: str = "filter") -> list[str] | None:
+    """``values`` as a list of names (None: not given); ``name`` (``markets=``) names the
+    argument in the TypeError a value that is neither a name nor a list raises (a bare
+    ``markets=5`` said only "'int' object is not iterable")."""
     if values is None:
         return None
-    return [values] if isinstance(values, str) else list(values)
+    if isinstance(values, str):
+        return [values]
+    try:
+        return list(values)
+    except TypeError:
+        raise TypeError(
+            f"{name} takes a name or a list of names, got {values!r} ({type(values).__name__})"
+        ) from None
 
 
 def as_json_number(value: object) -> object:
@@ -75,7 +85,9 @@ def one_of(plural: Names, singular: Names, name: str) -> list[str] | None:
     spelling, accepted too), never both."""
     if singular is not None and plural is not None:
         raise TypeError(f"pass {name}s= or {name}=, not both")
-    return as_list(plural if singular is None else singular)
+    if singular is None:
+        return as_list(plural, f"{name}s=")
+    return as_list(singular, f"{name}=")
 
 
 def as_ms(value: Time, name: str) -> int | None:
@@ -95,3 +107,17 @@ def as_ms(value: Time, name: str) -> int | None:
     if isinstance(value, float):
         return round(value)
     return value
+
+
+def seconds(value: float, name: str) -> float:
+    """``value``, a client setting in seconds (``timeout=``, ``idle_timeout=``), checked: a
+    positive, finite number, else :class:`BadRequestError` naming it (a TypeError for what is
+    no number). ``timeout=0`` read as "no Purple Flea server answers at URL" of a running
+    server, and ``idle_timeout=0`` dropped and reopened the stream as fast as it could."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise BadRequestError(
+            f"{name} must be a positive number of seconds, got {value!r}", "bad_request"
+        )
+    return float(value)

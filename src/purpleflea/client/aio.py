@@ -19,6 +19,7 @@ from purpleflea.client._config import (
     as_ms,
     one_of,
     resolve_key,
+    seconds,
     server_urls,
     ws_url,
 )
@@ -92,7 +93,7 @@ class LiquidationClient:
         self._placeholder = api_key is not None and api_key.strip() == PLACEHOLDER_KEY
         self.servers = server_urls(base_url)
         self._current = 0
-        self.timeout = timeout
+        self.timeout = seconds(timeout, "timeout")
         self._http: httpx.AsyncClient | None = None
         self._http_loop: asyncio.AbstractEventLoop | None = None
 
@@ -158,17 +159,21 @@ class LiquidationClient:
         A server with no stream at its URL (an HTTP refusal of the handshake) passes the
         stream to the next server; once every one has refused it raises
         :class:`PurpleFleaError`."""
+        seconds(max_backoff, "max_backoff")
+        seconds(idle_timeout, "idle_timeout")
+        if give_up_after is not None:
+            seconds(give_up_after, "give_up_after")
         # batch: a busy stream arrives as few frames of many events (see server/streaming.py).
         subscription: dict[str, Any] = {
             "min_usd": as_json_number(min_usd),
-            "channels": as_list(channels),
+            "channels": as_list(channels, "channels="),
             "batch": True,
         }
         for name, values in (
             ("markets", one_of(markets, market, "market")),
             ("exchanges", one_of(exchanges, exchange, "exchange")),
             ("sides", one_of(sides, side, "side")),
-            ("coverages", as_list(coverages)),
+            ("coverages", as_list(coverages, "coverages=")),
         ):
             if values is not None:
                 subscription[name] = values
@@ -256,7 +261,7 @@ class LiquidationClient:
                 "market": one_of(markets, market, "market"),
                 "exchange": one_of(exchanges, exchange, "exchange"),
                 "side": one_of(sides, side, "side"),
-                "coverage": as_list(coverages),
+                "coverage": as_list(coverages, "coverages="),
                 "min_usd": min_usd,
                 "start": as_ms(start, "start"),
                 "end": as_ms(end, "end"),
@@ -332,7 +337,7 @@ class LiquidationClient:
                 "market": one_of(markets, market, "market"),
                 "exchange": one_of(exchanges, exchange, "exchange"),
                 "side": one_of(sides, side, "side"),
-                "coverage": as_list(coverages),
+                "coverage": as_list(coverages, "coverages="),
                 "min_usd": min_usd,
                 "start": as_ms(start, "start"),
                 "end": as_ms(end, "end"),
@@ -438,6 +443,16 @@ class LiquidationClient:
             raise BadRequestError(
                 f"source must be 'estimated' or 'measured', got {source!r}", "bad_request"
             )
+        if not isinstance(market, str):
+            raise TypeError(
+                f"market must be a market name such as 'BTC-PERP', got {market!r} "
+                f"({type(market).__name__})"
+            )
+        if not market.strip():
+            # GET /v1/heatmap/ is no route: the server's 404 blamed the URL given.
+            raise BadRequestError(
+                f"no market given: name one such as BTC-PERP ({MARKETS_LISTED})", "bad_request"
+            )
         if "/" in market:
             # The server decodes %2F before routing: "BTC/USDT" would miss the route and read
             # as a wrong server URL rather than a wrong market.
@@ -459,16 +474,22 @@ class LiquidationClient:
     # -- webhooks (docs/webhooks.md) ----------------------------------------------------------
 
     async def _call(
-        self, method: str, path: str, *, body: dict[str, Any] | None = None, limit: int = 0
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        limit: int | None = None,
     ) -> Any:
         """A request that changes something: sent to the current server only (repeating a
-        create elsewhere could make it twice); the decoded JSON answer."""
+        create elsewhere could make it twice); the decoded JSON answer. ``limit`` is sent
+        whenever given: a 0 left out read as the route's default, 100."""
         try:
             response = await self._http_client().request(
                 method,
                 self.base_url + path,
                 json=body,
-                params={"limit": limit} if limit else None,
+                params=None if limit is None else {"limit": limit},
                 headers=self.auth_headers(),
             )
         except httpx.TransportError as exc:
@@ -497,7 +518,7 @@ class LiquidationClient:
         :func:`purpleflea.verify_webhook`."""
         body: dict[str, Any] = {
             "url": url,
-            "channels": as_list(channels),
+            "channels": as_list(channels, "channels="),
             "min_usd": as_json_number(min_usd),
         }
         for name, value in (
@@ -505,7 +526,7 @@ class LiquidationClient:
             ("markets", one_of(markets, market, "market")),
             ("exchanges", one_of(exchanges, exchange, "exchange")),
             ("sides", one_of(sides, side, "side")),
-            ("coverages", as_list(coverages)),
+            ("coverages", as_list(coverages, "coverages=")),
         ):
             if value is not None:
                 body[name] = value

@@ -7,6 +7,7 @@ them; ``tests/client/test_sync_signatures.py`` fails when the two drift apart.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import queue
 import threading
@@ -25,6 +26,12 @@ T = TypeVar("T")
 
 #: Items a blocking stream holds for a slow reader before its background thread waits.
 STREAM_BUFFER = 10_000
+#: Seconds the caller's thread waits at a time for an answer or an item. Never for good: a
+#: process's SIGINT (Ctrl-C) may be handed to any of its threads (Linux tries the main one
+#: first, macOS does not), and when one of the client's took it, a caller blocked without a
+#: timeout never ran the KeyboardInterrupt: the script hung until killed (on Windows a lock
+#: wait without a timeout ignores Ctrl-C altogether). Waking this often lets it run.
+WAKE_S = 0.25
 
 
 class SyncLiquidationClient:
@@ -60,7 +67,12 @@ class SyncLiquidationClient:
     def _run(self, work: Coroutine[Any, Any, T]) -> T:
         future = asyncio.run_coroutine_threadsafe(work, self._loop)
         try:
-            return future.result()
+            while True:
+                try:
+                    return future.result(WAKE_S)
+                except concurrent.futures.TimeoutError:
+                    if future.done():
+                        raise  # the call's own TimeoutError, not the wait's
         except BaseException:
             future.cancel()  # interrupted (Ctrl-C): stop the call rather than leave it running
             raise
@@ -263,7 +275,10 @@ class SyncLiquidationClient:
         thread.start()
         try:
             while True:
-                item = items.get()
+                try:
+                    item = items.get(timeout=WAKE_S)
+                except queue.Empty:
+                    continue
                 if isinstance(item, BaseException):
                     raise item
                 yield item

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from purpleflea.backtest import Replay
+    from purpleflea.backtest import Playbook, Replay
 
 DEFAULT_STORE = Path("data") / "purpleflea.sqlite"
 
@@ -77,11 +77,16 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--page", type=int, default=20_000, help="events read per store page (default 20000)"
     )
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress lines on stderr (default: drawn, as sim, import and export do)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from purpleflea.backtest import Costs, Playbook, load_strategy, result, start  # noqa: PLC0415
+    from purpleflea.backtest import Costs, load_strategy, result, start  # noqa: PLC0415
     from purpleflea.backtest.broker import BrokerError  # noqa: PLC0415
     from purpleflea.backtest.report import STALE_FILL_MS, sharpe_text, write_report  # noqa: PLC0415
     from purpleflea.backtest.strategy import Strategy  # noqa: PLC0415
@@ -102,20 +107,19 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         costs = Costs(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps)
-        strategy: Strategy = (
-            load_strategy(args.strategy)
-            if args.strategy
-            else Playbook(threshold=args.threshold, flip=args.flip, notional_usd=args.notional)
-        )
+        strategy: Strategy = load_strategy(args.strategy) if args.strategy else _playbook(args)
     except ValueError as exc:
         print(f"backtest: {exc}", file=sys.stderr)
+        return 2
+    if args.page < 1:  # 0 read no page and said the store "holds no events"
+        print(f"backtest: --page must be 1 or more, got {args.page}", file=sys.stderr)
         return 2
     if args.latency_ms < 0:
         print(f"backtest: --latency-ms must be >= 0, got {args.latency_ms}", file=sys.stderr)
         return 2
     replay = start(strategy, costs=costs, heatmap=args.heatmap, latency_ms=args.latency_ms)
     try:
-        asyncio.run(_feed(replay, args.store, args.page))
+        asyncio.run(_feed(replay, args.store, args.page, progress=not args.no_progress))
         if not replay.events:
             print(
                 f"backtest: {args.store} holds no events: nothing to replay (purpleflea sim, "
@@ -197,13 +201,25 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _feed(replay: Replay, path: Path, page: int) -> None:
+def _playbook(args: argparse.Namespace) -> Playbook:
+    from purpleflea.backtest import Playbook  # noqa: PLC0415
+
+    try:
+        return Playbook(threshold=args.threshold, flip=args.flip, notional_usd=args.notional)
+    except ValueError as exc:
+        raise ValueError(f"--notional: {exc}") from None
+
+
+async def _feed(replay: Replay, path: Path, page: int, *, progress: bool) -> None:
     from purpleflea.backtest import replay_store  # noqa: PLC0415
     from purpleflea.progress import Progress  # noqa: PLC0415
     from purpleflea.store.sqlite import SQLiteStore  # noqa: PLC0415
 
     store = SQLiteStore(path, read_only=True)  # a running server keeps writing meanwhile
     try:
+        if not progress:
+            await replay_store(replay, store, page=page)
+            return
         total = await store.last_seq()
         with Progress(total, "backtest", unit="seq") as bar:
             await replay_store(

@@ -28,9 +28,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="estimated",
         help="estimated (model from open interest) or measured (sampled positions)",
     )
-    parser.add_argument("--width", type=int, default=30, help="bar width per side")
+    parser.add_argument(
+        "--width",
+        type=_bar_width,
+        default=30,
+        help=f"bar width per side, 1-{MAX_WIDTH} characters (default 30)",
+    )
     parser.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     parser.set_defaults(run=run)
+
+
+#: The widest bar per side ``--width`` takes: wider floods a terminal with blank lines.
+MAX_WIDTH = 500
+
+
+def _bar_width(text: str) -> int:
+    """``--width``: 0 or less drew a map without bars, and status 0."""
+    width = int(text) if text.strip().lstrip("-").isdigit() else 0
+    if not 1 <= width <= MAX_WIDTH:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number from 1 to {MAX_WIDTH}, got {text!r}"
+        )
+    return width
 
 
 def render(heatmap: Heatmap | MeasuredMap, *, width: int = 30, color: bool = False) -> str:

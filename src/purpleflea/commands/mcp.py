@@ -41,5 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if resolve_key(args.api_key) is None:
         # The host shows this in its server log; every tool call answers NO_KEY meanwhile.
         print(f"purpleflea mcp: {NO_KEY}", file=sys.stderr)
-    serve(url, args.api_key)
+    # Found in the data folder's record (not --url, not $PURPLEFLEA_URL): follow it there.
+    recorded = args.data_dir if url is not None and not args.url else None
+    serve(url, args.api_key, recorded_in=recorded)
     return 0

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from purpleflea.commands.connect import add_connection_args, run_client
 from purpleflea.formatting import format_price, format_usd_exact, printable
+from purpleflea.local_server import FILE_NAME, find_address
 from purpleflea.model import CascadeAlert, Liquidation
+
+if TYPE_CHECKING:
+    from purpleflea.client import LiquidationClient
 
 _RED, _GREEN, _BOLD, _DIM, _RESET = "\033[31m", "\033[32m", "\033[1m", "\033[2m", "\033[0m"
 
@@ -85,11 +91,45 @@ def format_alert(alert: CascadeAlert, *, color: bool) -> str:
     return f"{_BOLD}{line}{_RESET}" if color else line
 
 
+#: How often ``tail`` reads the server's address record, when that is where it found it.
+FOLLOW_EVERY_S = 1.0
+
+
+async def _follow_record(client: LiquidationClient, data_dir: Path) -> None:
+    """Keep ``client`` on the server recorded in ``data_dir``: one restarted on another port
+    (``serve --port 0`` takes a new one each time) records its new address, and the stream's
+    reconnections went on asking the old one for good."""
+    while True:
+        await asyncio.sleep(FOLLOW_EVERY_S)
+        found = find_address(data_dir)
+        if found is not None and found.rstrip("/") != client.servers[0]:
+            client.servers = (found.rstrip("/"),)
+            print(
+                f"purpleflea tail: the server recorded in {data_dir / FILE_NAME} is now at "
+                f"{found}; following it",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
 async def _tail(args: argparse.Namespace, url: str | None, color: bool) -> int:
     from purpleflea.client import LiquidationClient  # noqa: PLC0415
 
     client = LiquidationClient(api_key=args.api_key, base_url=url)
     channels = ["liquidations"] if args.no_cascades else ["liquidations", "cascades"]
+    follow = None
+    if url is not None and not args.url:  # found in the address record (connect.server_url)
+        follow = asyncio.create_task(_follow_record(client, args.data_dir))
+    try:
+        return await _show(args, client, channels, color)
+    finally:
+        if follow is not None:
+            follow.cancel()
+
+
+async def _show(
+    args: argparse.Namespace, client: LiquidationClient, channels: list[str], color: bool
+) -> int:
     seen = 0
     async with client.stream(
         min_usd=args.min_usd,

@@ -103,7 +103,9 @@ def _print(args: argparse.Namespace, answer: Any) -> None:
     elif args.action == "delete":
         _say(f"deleted {args.webhook_id}")
     elif args.action == "dead-letters":
-        _say(f"{answer['total']} dead letters ({answer['dropped']} dropped: the list was full)")
+        dropped = answer["dropped"]
+        full = f" ({dropped} dropped: the list was full)" if dropped else ""
+        _say(f"{answer['total']} dead letters{full}")
         for letter in answer["dead_letters"]:
             frame = letter["frame"]
             _say(

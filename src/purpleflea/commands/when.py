@@ -16,7 +16,8 @@ from purpleflea.clock import parse_when
 
 #: The flags' help: the forms :func:`parse_when` takes.
 TIME_HELP = (
-    "a UTC date (2025-10-10), date and time (2025-10-10T20:30), time ago (6h) or ms since the epoch"
+    "a UTC date (2025-10-10), date and time (2025-10-10T20:30), time ago (6h), now or ms since "
+    "the epoch"
 )
 
 

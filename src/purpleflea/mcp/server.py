@@ -9,6 +9,7 @@ force-sold.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
@@ -18,6 +19,7 @@ from pydantic import ConfigDict, ValidationError
 
 from purpleflea import __version__
 from purpleflea.client import LiquidationClient
+from purpleflea.local_server import find_address
 from purpleflea.mcp.answers import READ_ONLY
 from purpleflea.mcp.cascades import CascadeTools
 from purpleflea.mcp.heatmaps import HeatmapTools
@@ -98,6 +100,29 @@ def build_server(client: LiquidationClient) -> MCPServer:
     return MCPServer("purpleflea", version=__version__, instructions=INSTRUCTIONS, tools=tools)
 
 
-def serve(url: str | None, api_key: str | None) -> None:
-    """Run the MCP server on stdin/stdout until the host closes it."""
-    build_server(LiquidationClient(api_key=api_key, base_url=url)).run("stdio")
+class RecordFollowingClient(LiquidationClient):
+    """A client of the server recorded in ``data_dir`` (``server.json``) that reads the record
+    again before each request: a server restarted on another port (``serve --port 0`` takes a
+    new one each time) is found there, where the MCP server, which its host keeps running,
+    answered every tool call with "no Purple Flea server answers" until restarted itself."""
+
+    def __init__(self, api_key: str | None, url: str, data_dir: Path) -> None:
+        super().__init__(api_key=api_key, base_url=url)
+        self._data_dir = data_dir
+
+    async def _get(self, path: str, params: dict[str, Any]) -> bytes:
+        found = find_address(self._data_dir)
+        if found is not None and found.rstrip("/") != self.base_url:
+            self.servers, self._current = (found.rstrip("/"),), 0
+        return await super()._get(path, params)
+
+
+def serve(url: str | None, api_key: str | None, *, recorded_in: Path | None = None) -> None:
+    """Run the MCP server on stdin/stdout until the host closes it; ``recorded_in``: ``url``
+    came from that data folder's address record, which each request then follows."""
+    client = (
+        LiquidationClient(api_key=api_key, base_url=url)
+        if recorded_in is None or url is None
+        else RecordFollowingClient(api_key, url, recorded_in)
+    )
+    build_server(client).run("stdio")
