@@ -187,6 +187,16 @@ def test_a_server_on_any_free_port_is_not_named_as_on_port_0(tmp_path: Path) -> 
         # Blamed the port: "port N on nosuchhost.invalid cannot be used ... choose another
         # with --port".
         (["--host", "nosuchhost.invalid"], "host 'nosuchhost.invalid' cannot be resolved"),
+        # --seq-floor where no seq mark takes it was accepted and did nothing.
+        (["--seq-floor", "-1"], "--seq-floor must be a seq, 0 or more, got -1"),
+        (
+            ["--role", "api", "--bus", "nats://127.0.0.1:4222", "--seq-floor", "5"],
+            "--seq-floor is for the node that numbers events",
+        ),
+        (
+            ["--store", "postgresql://pf@127.0.0.1:5432/pf", "--seq-floor", "5"],
+            "--seq-floor is for a SQLite store",
+        ),
     ],
     ids=[
         "port-too-high",
@@ -198,6 +208,9 @@ def test_a_server_on_any_free_port_is_not_named_as_on_port_0(tmp_path: Path) -> 
         "rate-nan",
         "replay-missing",
         "host-unresolvable",
+        "seq-floor-negative",
+        "seq-floor-api-node",
+        "seq-floor-postgres",
     ],
 )
 def test_a_wrong_value_is_refused_in_one_line_before_anything_starts(

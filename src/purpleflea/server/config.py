@@ -162,10 +162,31 @@ class ServerConfig:
             from purpleflea.store.factory import check_postgres_url  # noqa: PLC0415
 
             check_postgres_url(self.store_url)
+        if self.seq_floor is not None:
+            self._check_seq_floor(self.seq_floor)
         if self.role == "api" and self.source != "none":
             raise ValueError(
                 f"role 'api' runs no source (got source {self.source!r}): events come from "
                 "the ingest node over the bus"
+            )
+
+    def _check_seq_floor(self, floor: int) -> None:
+        """``--seq-floor`` raises the seq mark beside a SQLite store this node numbers; where
+        there is none it would be taken and do nothing (it was, silently)."""
+        if floor < 0:
+            raise ValueError(f"--seq-floor must be a seq, 0 or more, got {floor}")
+        if self.role == "api":
+            raise ValueError(
+                "--seq-floor is for the node that numbers events (role ingest or all, on a "
+                "SQLite store); an api node assigns no seq"
+            )
+        from purpleflea.store.factory import is_postgres  # noqa: PLC0415
+
+        if self.store_url is not None and is_postgres(self.store_url):
+            raise ValueError(
+                "--seq-floor is for a SQLite store (the seq mark beside its file); a "
+                "PostgreSQL store commits each seq with its event, so its nodes need no mark "
+                "and no floor"
             )
 
     @property
