@@ -41,7 +41,10 @@ async def test_a_client_flooding_metrics_gets_shared_renders_and_every_read_stay
 
     monkeypatch.setattr(api_module, "pipeline_families", heavy)
     counters = live.server.tracker.counters
-    limits = httpx.Limits(max_connections=16)
+    # A connection idle 1 s is not reused (the server closes one idle 5 s): the client shares
+    # this loop, and starved by CPU burners its connections sat idle over 5 s, were closed by
+    # the server as the client sent on them, and the read failed (httpx.ReadError).
+    limits = httpx.Limits(max_connections=16, keepalive_expiry=1.0)
     async with httpx.AsyncClient(base_url=live.url, limits=limits, timeout=30) as http:
         answers = 0
 
@@ -60,8 +63,14 @@ async def test_a_client_flooding_metrics_gets_shared_renders_and_every_read_stay
         elapsed = time.monotonic() - started
         spent = sum(renders)
         print(f"{answers} answers, {len(renders)} renders, {spent:.2f} s of CPU in {elapsed:.1f} s")
-        # Each answer rendered for its asker alone (before) made renders equal answers.
-        assert len(renders) <= answers / 2, (len(renders), answers)
+        # Each answer rendered for its asker alone (before) made renders equal answers, ~0.7
+        # of a core. Now renders are as many as the budget pays for (each costs 10 ms and
+        # more), whatever the machine's load. Not "half the answers": on a machine so loaded
+        # that this loop (client and server) got ~0.1 of a core, the budget refilled as fast
+        # as renders spent it, and each answer had its own render within it (219 renders for
+        # 315 answers, 2.19 s of CPU in 25.4 s: 3 CPU burners, the test niced).
+        affordable = api_module.METRICS_CPU_BURST_S + api_module.METRICS_CPU_SHARE * elapsed
+        assert len(renders) <= affordable / _RENDER_CPU_S + 1, (len(renders), answers, elapsed)
         # The renders' CPU: the budget (api.METRICS_CPU_SHARE, 0.1 of a core, and
         # METRICS_CPU_BURST_S, 0.5 s at once), with a wide margin.
         assert spent <= 0.2 * elapsed + 0.6, (spent, elapsed, len(renders), answers)

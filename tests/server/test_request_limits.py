@@ -7,14 +7,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
+import select
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import websockets
 
 from purpleflea.server import http, serving
-from tests.server.conftest import make_config, running_server, until
+from tests.server.conftest import Running, make_config, running_server, until
 
 
 async def _raw(
@@ -209,3 +212,59 @@ async def test_a_body_cut_short_by_its_client_writes_no_traceback(
             await until(lambda: not (live.uv and live.uv.server_state.tasks), 5, "its end")
         uvicorn_log.removeHandler(caplog.handler)
     assert [r.getMessage() for r in caplog.records] == []
+
+
+_HEALTH = b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+async def _answer_status(reader: asyncio.StreamReader) -> int:
+    """One whole response read off a keep-alive connection (head, then its Content-Length
+    of body), its status returned; 0 when the server closed the connection instead."""
+    async with asyncio.timeout(10):
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
+            return 0
+        length = re.search(rb"(?im)^content-length: *(\d+)", head)
+        assert length is not None, head
+        await reader.readexactly(int(length.group(1)))
+    return int(head.split()[1])
+
+
+async def _next_request_unread(
+    live: Running,
+) -> tuple[Any, asyncio.StreamReader, asyncio.StreamWriter]:
+    """A keep-alive connection whose first answer came and whose second request is in the
+    server's socket, not yet read by its loop: the moment a timer and that read fall due in
+    one turn of the loop (a loaded server's turns last long)."""
+    reader, writer = await _raw(live.url, _HEALTH, b"")
+    assert await _answer_status(reader) == 200
+    assert live.uv is not None
+    (protocol,) = live.uv.server_state.connections
+    writer.write(_HEALTH)  # into the kernel at once: nothing awaits before the timer below
+    poller = select.poll()
+    poller.register(protocol.transport.get_extra_info("socket").fileno(), select.POLLIN)
+    assert poller.poll(5_000), "the second request never reached the server's socket"
+    return protocol, reader, writer  # the writer kept: collected, it closes the connection
+
+
+async def test_the_keep_alive_timer_spares_a_request_already_in_the_socket(
+    tmp_path: Path,
+) -> None:
+    """Its client saw "Server disconnected without sending a response" (a /v1/metrics flood
+    under CPU burners, 4 runs of 4): the connection was closed with the request unread."""
+    async with running_server(make_config(tmp_path)) as live:
+        protocol, reader, writer = await _next_request_unread(live)
+        protocol.timeout_keep_alive_handler()
+        assert await _answer_status(reader) == 200
+        writer.close()
+
+
+async def test_the_header_deadline_spares_a_request_already_in_the_socket(
+    tmp_path: Path,
+) -> None:
+    async with running_server(make_config(tmp_path)) as live:
+        protocol, reader, writer = await _next_request_unread(live)
+        protocol._headers_late(protocol.cycle)  # its timer, falling due now
+        assert await _answer_status(reader) == 200
+        writer.close()
