@@ -30,6 +30,7 @@ import httpx
 
 import purpleflea
 from purpleflea.model import Liquidation
+from tests.server.test_process import _write_events
 
 T0 = 1_760_000_000_000
 SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
@@ -45,26 +46,10 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
 
 
 def write_events(path: Path, prefix: str, count: int, *, spacing_ms: int = 2) -> list[str]:
-    """A replay file of ``count`` events (ids ``prefix:n``); returns the ids in file order."""
-    ids = []
-    with path.open("w") as out:
-        for n in range(count):
-            price = 60_000.0 + n
-            size = 1_000.0 + n
-            event = {
-                "id": f"{prefix}:{n}",
-                "exchange": "binance_usdm" if n % 2 else "bybit",
-                "symbol": "BTCUSDT",
-                "market": "BTC-PERP" if n % 3 else "ETH-PERP",
-                "side": "long" if n % 4 else "short",
-                "price": price,
-                "quantity": size / price,
-                "size_usd": size,
-                "ts": T0 + n * spacing_ms,
-            }
-            out.write(json.dumps(event) + "\n")
-            ids.append(event["id"])
-    return ids
+    """A replay file of ``count`` events (ids ``prefix:n``, $1,000 + n each, in the SPEC test's
+    shape); returns the ids in file order."""
+    _write_events(path, prefix, [1_000.0 + n for n in range(count)], spacing_ms=spacing_ms)
+    return [f"{prefix}:{n}" for n in range(count)]
 
 
 def cli(*args: str) -> list[str]:
