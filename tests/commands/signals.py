@@ -16,7 +16,9 @@ from pathlib import Path
 class Command:
     """``purpleflea ARGS...`` running, stdout and stderr merged into :attr:`lines`."""
 
-    def __init__(self, *args: str, cwd: Path | None = None) -> None:
+    def __init__(
+        self, *args: str, cwd: Path | None = None, start_new_session: bool = False
+    ) -> None:
         self.args = args
         self.lines: list[str] = []
         self._changed = threading.Condition()
@@ -27,6 +29,7 @@ class Command:
             stdin=subprocess.DEVNULL,
             text=True,
             cwd=cwd,
+            start_new_session=start_new_session,  # its children then share its group id
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         self.started = time.monotonic()
