@@ -98,6 +98,30 @@ def interrupting_in_place() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+@contextlib.contextmanager
+def ending_at_once(command: str) -> Iterator[None]:
+    """While in the block (main thread): SIGINT or SIGTERM ends the process at once, with the
+    one line and 128 + the signal, for a command that keeps nothing and waits where no
+    cancel reaches (``mcp``: its read of stdin runs on a thread that only a line or the end
+    of stdin frees, and the interrupted command waited for it forever)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def end(signum: int, frame: FrameType | None) -> None:
+        _write_line(f"purpleflea {command}: stopped by {signal_name(signum)}")
+        with contextlib.suppress(Exception):  # the main thread may be mid-write
+            sys.stdout.flush()
+        os._exit(exit_status(signum))
+
+    previous = {signum: signal.signal(signum, end) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def _interrupt_again() -> None:
     """SIGINT to the main thread once more, from a thread of its own.
 

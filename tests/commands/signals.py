@@ -17,7 +17,11 @@ class Command:
     """``purpleflea ARGS...`` running, stdout and stderr merged into :attr:`lines`."""
 
     def __init__(
-        self, *args: str, cwd: Path | None = None, start_new_session: bool = False
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        start_new_session: bool = False,
+        stdin_pipe: bool = False,
     ) -> None:
         self.args = args
         self.lines: list[str] = []
@@ -26,7 +30,7 @@ class Command:
             [sys.executable, "-m", "purpleflea.cli", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
             text=True,
             cwd=cwd,
             start_new_session=start_new_session,  # its children then share its group id

@@ -8,6 +8,7 @@ open); an interrupted ``export`` left a shorter file at ``--out`` that read as a
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -126,3 +127,29 @@ def test_an_interrupted_import_stops_between_batches_and_a_run_again_completes_i
     status, _ = again.exit(240)
     assert status == 0, again.output
     assert _events(store) == total
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_mcp_waiting_for_its_host_stops_at_once(signum: signal.Signals) -> None:
+    # Before, it never stopped: its read of stdin, on a thread, waits for a line or the end.
+    command = Command(
+        "mcp", "--url", "http://127.0.0.1:9", "--api-key", "pf_unused", stdin_pipe=True
+    )
+    hello = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "tests", "version": "0"},
+        },
+    }
+    assert command.process.stdin is not None
+    command.process.stdin.write(json.dumps(hello) + "\n")
+    command.process.stdin.flush()
+    command.wait_for_line('"serverInfo"', START_S)  # answered: it now waits for the next line
+    command.send(signum)
+    status, took = command.exit(PROMPT_S * 3)
+    assert_stopped(command, status, signum)
+    assert took < PROMPT_S, f"{took:.1f} s to stop:\n{command.output}"

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from purpleflea.commands.connect import add_connection_args, server_url
+from purpleflea.stopping import ending_at_once
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,5 +42,6 @@ def run(args: argparse.Namespace) -> int:
     if resolve_key(args.api_key) is None:
         # The host shows this in its server log; every tool call answers NO_KEY meanwhile.
         print(f"purpleflea mcp: {NO_KEY}", file=sys.stderr)
-    serve(url, args.api_key)
+    with ending_at_once("mcp"):  # it keeps nothing: a signal ends it at once
+        serve(url, args.api_key)
     return 0
