@@ -12,11 +12,13 @@ takes seconds, and a signal read in it used to be lost or end in a traceback.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol
@@ -26,6 +28,9 @@ if TYPE_CHECKING:
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: How long a dropped Ctrl-C waits before it is sent again: time for the main thread to
+#: leave the code that dropped it (a gc callback takes microseconds).
+_AGAIN_AFTER_S = 0.01
 
 #: The signal that :func:`terminate_as_interrupt` turned into an interrupt, if any.
 _received: list[int] = []
@@ -65,7 +70,10 @@ def signals_as_interrupts() -> Iterator[None]:
 
     def hook(unraisable: sys.UnraisableHookArgs) -> None:
         if isinstance(unraisable.exc_value, KeyboardInterrupt):
-            _interrupt_again()
+            try:
+                _interrupt_again()
+            except KeyboardInterrupt:  # another Ctrl-C read right here: it is sent too
+                _interrupt_again()
             return
         previous_hook(unraisable)
 
@@ -129,16 +137,17 @@ def _interrupt_again() -> None:
     that may be a garbage collector callback (``cputime``'s runs at every pass), a ``__del__``
     or a weakref callback, where an exception is "ignored": such a Ctrl-C was lost, with a
     traceback, and the command ran on (``serve`` interrupted in its startup served on until a
-    second Ctrl-C). The thread runs once the main thread has left that code (it waits for the
-    interpreter lock); lost again, it is sent again."""
+    second Ctrl-C). A bare thread (``threading.Thread.start`` waits for the thread, and the
+    signal could land in that wait, inside the hook, where it is lost for good) sends it once
+    the main thread had time to leave that code; lost again, it is sent again."""
     main = threading.main_thread().ident
     assert main is not None  # the main thread has started
-    threading.Thread(
-        target=signal.pthread_kill,
-        args=(main, signal.SIGINT),
-        name="interrupt-again",
-        daemon=True,
-    ).start()
+    _thread.start_new_thread(_send_interrupt, (main,))
+
+
+def _send_interrupt(main: int) -> None:
+    time.sleep(_AGAIN_AFTER_S)
+    signal.pthread_kill(main, signal.SIGINT)
 
 
 def interrupted_by() -> int:
