@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from purpleflea.formatting import log_printably
+from purpleflea.stopping import exit_status, interrupted_by, say_stopped, signals_as_interrupts
 
 #: Subcommands in the order ``--help`` lists them; each is ``purpleflea.commands.<name>``.
 COMMANDS: tuple[str, ...] = (
@@ -42,13 +43,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    configure_logging(verbose=args.verbose)
-    run: Callable[[argparse.Namespace], int] = args.run
+    """Run one command. Stopped by Ctrl-C (SIGINT) or SIGTERM, at any moment from here on, a
+    command says so in one line and exits with 128 + the signal (130, 143), no traceback
+    (:mod:`purpleflea.stopping`)."""
+    command: str | None = None
     try:
-        return run(args)
+        with signals_as_interrupts():
+            args = build_parser().parse_args(argv)
+            command = args.command
+            configure_logging(verbose=args.verbose)
+            run: Callable[[argparse.Namespace], int] = args.run
+            return run(args)
     except KeyboardInterrupt:
-        return 130
+        signum = interrupted_by()
+        say_stopped(command, signum)
+        return exit_status(signum)
     except BrokenPipeError:
         return _reader_gone()
 

@@ -243,7 +243,7 @@ async def test_a_restart_with_another_market_count_says_new_market_not_resumed(
         raise _Stop  # the market itself is not what this test is about
 
     monkeypatch.setattr(resume, "load", lambda _path: _Saved())
-    monkeypatch.setattr(sources, "live_simulator", lambda *_: Started())
+    monkeypatch.setattr(sources, "live_simulator", lambda *_, **__: Started())
     monkeypatch.setattr(throttle, "snapshot_throttle", stop_here)
     caplog.set_level(logging.INFO, logger="purpleflea.source")
     store = SQLiteStore(tmp_path / "db.sqlite")

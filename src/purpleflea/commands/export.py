@@ -18,7 +18,7 @@ import csv
 import importlib
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -236,9 +236,30 @@ async def _export(args: argparse.Namespace, url: str, refused: Refused) -> int:
         pages = refused.servable(pages)
         write = write_csv if args.format == "csv" else write_parquet
         args.out.parent.mkdir(parents=True, exist_ok=True)  # `--out exports/day1.csv` just works
-        return await write(pages, args.out)
+        return await _written_whole(write, pages, args.out)
     finally:
         await store.close()
+
+
+async def _written_whole(
+    write: Callable[[AsyncIterator[list[Liquidation]], Path], Awaitable[int]],
+    pages: AsyncIterator[list[Liquidation]],
+    out: Path,
+) -> int:
+    """``write`` into a hidden file beside ``out``, renamed to ``out`` once it is whole: an
+    export stopped midway (Ctrl-C, SIGTERM, a store error) left a shorter file at ``out``
+    that read as a whole export (its CSV cut at a row). Stopped, the partial file is removed
+    and a file already at ``out`` is left as it was."""
+    if out.exists() and not out.is_file():  # /dev/stdout, a pipe: written as it goes
+        return await write(pages, out)
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        written = await write(pages, partial)
+        partial.replace(out)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return written
 
 
 def run(args: argparse.Namespace) -> int:

@@ -52,6 +52,7 @@ from purpleflea.formatting import printable
 from purpleflea.history_io import BadRow, Parsed, PriceFallback
 from purpleflea.model import Liquidation
 from purpleflea.progress import Progress
+from purpleflea.stopping import interrupting_in_place
 from purpleflea.store.coverage import imported_hours, imported_statements, open_coverage_store
 from purpleflea.store.seqmark import BadSeqMark, StoreReplaced, mark_floor
 from purpleflea.store.sqlite import SQLiteStore
@@ -604,7 +605,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"purpleflea import: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
     try:
-        with exclusive(args.data_dir, "purpleflea import"):
+        # Interrupted, the batches stored so far stay (each is one transaction) and a run
+        # again skips their ids: it completes the import.
+        with exclusive(args.data_dir, "purpleflea import"), interrupting_in_place():
             reports = asyncio.run(
                 import_files(
                     args.files,

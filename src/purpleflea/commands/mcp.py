@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from purpleflea.commands.connect import add_connection_args, server_url
+from purpleflea.stopping import ending_at_once
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,5 +44,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"purpleflea mcp: {NO_KEY}", file=sys.stderr)
     # Found in the data folder's record (not --url, not $PURPLEFLEA_URL): follow it there.
     recorded = args.data_dir if url is not None and not args.url else None
-    serve(url, args.api_key, recorded_in=recorded)
+    with ending_at_once("mcp"):  # it keeps nothing: a signal ends it at once
+        serve(url, args.api_key, recorded_in=recorded)
     return 0

@@ -15,6 +15,7 @@ import math
 import shlex
 import socket
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ from purpleflea.commands.sim import market_count
 from purpleflea.local_server import client_url, record_address, remove_address
 from purpleflea.server.config import ROLES, ServerConfig
 from purpleflea.server.conncap import DEFAULT_PER_ADDRESS, RESERVED_MIN
+from purpleflea.stopping import ServeStop
 from purpleflea.store.factory import is_postgres, redacted
 
 if TYPE_CHECKING:
@@ -287,6 +289,19 @@ def banner(host: str, port: int, source: str, data_dir: Path, store: str | None 
 
 
 def run(args: argparse.Namespace) -> int:
+    """Serve until SIGINT or SIGTERM: the first stops gracefully (the exit status is then
+    128 + the signal, :mod:`purpleflea.stopping`), a second at once; read at any moment of
+    the startup too."""
+    stop = ServeStop()
+    stop.install()
+    try:
+        _run(args, stop)
+    finally:
+        stop.restore()
+    return stop.exit_status()  # the stop was said when its signal came
+
+
+def _run(args: argparse.Namespace, stop: ServeStop) -> None:
     source = args.source or ("none" if args.role == "api" else "sim")
     if source == "replay" and args.replay is None:
         raise SystemExit("purpleflea serve: --source replay needs --replay FILE")
@@ -303,8 +318,8 @@ def run(args: argparse.Namespace) -> int:
         config = _config(args, source)
     except ValueError as exc:
         raise SystemExit(f"purpleflea serve: {exc}") from None
-    asyncio.run(_serve(config))
-    return 0
+    if not stop.requested:
+        asyncio.run(_serve(config, stop))
 
 
 def _config(args: argparse.Namespace, source: str) -> ServerConfig:
@@ -366,7 +381,7 @@ def _config(args: argparse.Namespace, source: str) -> ServerConfig:
     )
 
 
-async def _serve(config: ServerConfig) -> None:
+async def _serve(config: ServerConfig, stop: ServeStop) -> None:
     """Take the data folder, the store and the port, in that order, each failure one line
     naming its cause (no traceback), and only then print the banner and serve."""
     from purpleflea.server.app import writer_lock  # noqa: PLC0415
@@ -388,21 +403,34 @@ async def _serve(config: ServerConfig) -> None:
             refusal = mixed_source(config.data_dir, config.db_path, config.source)
             if refusal is not None:
                 raise SystemExit(f"purpleflea serve: {refusal}")
-        await _serve_locked(config)
+        await _serve_locked(config, stop)
 
 
 def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-async def _serve_locked(config: ServerConfig) -> None:
+async def _serve_locked(config: ServerConfig, stop: ServeStop) -> None:
     # Server dependencies load only for `serve`.
     from purpleflea.server.app import create_app, open_server  # noqa: PLC0415
     from purpleflea.server.net import listen_socket  # noqa: PLC0415
     from purpleflea.server.serving import TrackerServer, uvicorn_config  # noqa: PLC0415
 
+    if stop.requested:
+        return
     try:
-        built = await open_server(config)  # a standby ingest node waits here, port unbound
+        # A standby ingest node waits here, port unbound: a signal cancels the wait (what
+        # open_server opened it closes as it is cancelled).
+        opening = asyncio.ensure_future(open_server(config))
+        stop.cancel_while_waiting(opening)
+        try:
+            built = await opening
+        finally:
+            stop.done_waiting()
+    except asyncio.CancelledError:
+        if stop.requested:
+            return
+        raise
     except sqlite3.Error as exc:
         raise SystemExit(
             f"purpleflea serve: cannot open the store in {config.data_dir}: {exc}"
@@ -437,6 +465,12 @@ async def _serve_locked(config: ServerConfig) -> None:
         address = record_address(config.data_dir, client_url(config.host, config.port), keys=keys)
 
     class Server(TrackerServer):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # ServeStop has the signals for the whole run (uvicorn would take them only
+            # from here on, and raise them again as it returns).
+            yield
+
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             # Here, not after serve(): on SIGTERM uvicorn re-raises the signal as serve()
             # returns, which ends the process before any later line runs.
@@ -445,6 +479,9 @@ async def _serve_locked(config: ServerConfig) -> None:
             await super().shutdown(sockets)
 
     server = Server(uvicorn_config(app, config, built.connections), built.streams)
+    # Stopped during the startup so far: uvicorn still starts the app (so that its stop is
+    # the ordinary one, the store closed and the clean stop recorded), then stops it at once.
+    stop.adopt(server)
     announcer = asyncio.create_task(_when_serving(server, config))
     try:
         await server.serve(sockets=[sock])
@@ -463,6 +500,8 @@ async def _when_serving(server: uvicorn.Server, config: ServerConfig) -> None:
         if server.should_exit:
             return
         await asyncio.sleep(0.05)
+    if server.should_exit:  # stopped during the startup: no banner for a server going away
+        return
     from purpleflea.server.heap import settle_startup_heap  # noqa: PLC0415
 
     # Startup's objects (catalogs, the engine warmed from the store) live as long as the

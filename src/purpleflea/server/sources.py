@@ -93,7 +93,16 @@ async def run_sim(
             saved = resume.load(state_path)
         except ValueError as exc:
             log.warning("simulator: starting afresh: %s", exc)
-    sim = await asyncio.to_thread(live_simulator, seed, markets, saved, tracker.last_seq)
+    # Stopped meanwhile (Ctrl-C during a warm-up of seconds to a minute), the thread is told
+    # to drop the warm-up: the process waits for its threads before it exits.
+    abandon = threading.Event()
+    try:
+        sim = await asyncio.to_thread(
+            live_simulator, seed, markets, saved, tracker.last_seq, abandon=abandon
+        )
+    except asyncio.CancelledError:
+        abandon.set()
+        raise
     log.info(
         "simulator: %d markets, seed %d, epoch %d (%s), %.3g x real time",
         markets,
@@ -217,13 +226,21 @@ def continues(saved: SimState | None, seed: int, markets: int) -> bool:
     return saved is not None and (saved.seed, saved.n_markets) == (seed, markets)
 
 
-def live_simulator(seed: int, markets: int, saved: SimState | None, last_seq: int) -> Simulator:
+def live_simulator(
+    seed: int,
+    markets: int,
+    saved: SimState | None,
+    last_seq: int,
+    *,
+    abandon: threading.Event | None = None,
+) -> Simulator:
     """The served simulator starting now: ``saved``'s market continued with a new epoch (and its
     crash episode, if it is still to come or going on), or a new market with its crash episode
     a minute in (epoch ``last_seq``: a store with history gets a stream it has not seen).
 
     A new market's warm-up takes a second or more; the simulator is then moved to start at
-    the moment it is ready (same stream), so its first events are not late.
+    the moment it is ready (same stream), so its first events are not late. ``abandon``, set
+    from another thread, stops the warm-up (:class:`~purpleflea.sim.process.WarmUpAbandoned`).
     """
     from purpleflea.sim import SimConfig, Simulator  # noqa: PLC0415 - numpy when used
 
@@ -244,7 +261,7 @@ def live_simulator(seed: int, markets: int, saved: SimState | None, last_seq: in
             saved.n_markets,
         )
     config = SimConfig.served(seed=seed, n_markets=markets, start_ms=now_ms(), epoch=last_seq)
-    state = Simulator(config).capture_state()
+    state = Simulator(config, abandon=abandon).capture_state()
     start = now_ms()
     moved = replace(config, start_ms=start, crash_start_ms=state.crash_after_pause(start))
     return Simulator.from_state(moved, state)

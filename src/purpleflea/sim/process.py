@@ -44,6 +44,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -150,16 +151,29 @@ def _largest_moves(marks: FloatArray, previous: FloatArray) -> FloatArray:
     return largest
 
 
+class WarmUpAbandoned(Exception):
+    """The simulator's warm-up stopped because its ``abandon`` event was set."""
+
+
 class Simulator:
     """A deterministic market simulation; iterate :meth:`steps` (see the package docstring)."""
 
-    def __init__(self, config: SimConfig | None = None, **overrides: int | float) -> None:
+    def __init__(
+        self,
+        config: SimConfig | None = None,
+        *,
+        abandon: threading.Event | None = None,
+        **overrides: int | float,
+    ) -> None:
+        """``abandon``: set from another thread, the warm-up (seconds to a minute of blocks
+        on a busy machine) stops at its next block with :class:`WarmUpAbandoned`: a
+        server stopped meanwhile would otherwise wait for it to finish before exiting."""
         if config is None:
             config = SimConfig(**overrides)  # type: ignore[arg-type]
         elif overrides:
             raise TypeError("pass either a SimConfig or keyword overrides, not both")
         self._build(config)
-        self._warm_up()
+        self._warm_up(abandon)
 
     def _build(self, config: SimConfig) -> None:
         self.config = config
@@ -279,7 +293,7 @@ class Simulator:
         self.now_ms = self._block_start = self._next_start = cfg.start_ms
         self.runs = self._new_runs()
 
-    def _warm_up(self) -> None:
+    def _warm_up(self, abandon: threading.Event | None = None) -> None:
         """Run ``warmup_ms`` before ``start_ms`` and forget its output.
 
         The book starts full, with entries spread as if opened over the past day; the warm-up
@@ -291,6 +305,8 @@ class Simulator:
         self._traders(self.now_ms, spread=0.5)
         self.runs = self._new_runs()
         while self._next_start < cfg.start_ms:
+            if abandon is not None and abandon.is_set():
+                raise WarmUpAbandoned("the simulator's warm-up was abandoned (stopping)")
             self.next_block()
         self.runs = self._new_runs()
         self._log = CohortLog(spread_ms=_EVENT_SPREAD_MS)
