@@ -106,6 +106,21 @@ def test_export_creates_the_output_folder(source: Path, tmp_path: Path, fmt: str
     assert out.stat().st_size > 0
 
 
+def test_export_through_a_symlink_writes_the_file_it_names(source: Path, tmp_path: Path) -> None:
+    # `--out latest.csv`, a link to the dated file: the export is written into that file, as
+    # before exports were written to a partial file and renamed (the rename replaced the link
+    # with a file of its own, and the dated file kept the previous export).
+    dated = tmp_path / "exports" / "2025-12.csv"
+    dated.parent.mkdir()
+    dated.write_text("the previous export\n")
+    latest = tmp_path / "latest.csv"
+    latest.symlink_to(dated)
+    assert _cli("export", "--format", "csv", "--out", str(latest), "--data-dir", str(source)) == 0
+    assert latest.is_symlink()
+    assert dated.read_text().startswith("id,seq,")
+    assert not list(tmp_path.rglob("*.partial"))
+
+
 def test_export_into_a_path_under_a_file_is_a_clear_error(
     source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -249,9 +249,12 @@ async def _written_whole(
     """``write`` into a hidden file beside ``out``, renamed to ``out`` once it is whole: an
     export stopped midway (Ctrl-C, SIGTERM, a store error) left a shorter file at ``out``
     that read as a whole export (its CSV cut at a row). Stopped, the partial file is removed
-    and a file already at ``out`` is left as it was."""
+    and a file already at ``out`` is left as it was. A symbolic link is kept: the file it
+    names is the one written."""
     if out.exists() and not out.is_file():  # /dev/stdout, a pipe: written as it goes
         return await write(pages, out)
+    if out.is_symlink():  # written into the file it names (the rename would replace the link)
+        out = out.resolve()
     partial = out.with_name(f".{out.name}.partial")
     try:
         written = await write(pages, partial)
