@@ -16,7 +16,9 @@ import argparse
 import asyncio
 import csv
 import importlib
+import os
 import sqlite3
+import stat
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -257,6 +259,12 @@ async def _written_whole(
         out = out.resolve()
     partial = out.with_name(f".{out.name}.partial")
     try:
+        if out.exists():
+            # The mode of the file it replaces, from its first byte: an owner's chmod 600 was
+            # lost to the umask's 644 (the file written over in place kept its mode).
+            partial.unlink(missing_ok=True)
+            os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            partial.chmod(stat.S_IMODE(out.stat().st_mode))
         written = await write(pages, partial)
         partial.replace(out)
     except BaseException:
