@@ -3,11 +3,14 @@ runs an event loop."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import gc
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 
-from purpleflea.client import ServerUnreachableError, SyncLiquidationClient
+from purpleflea.client import ServerUnreachableError, SyncLiquidationClient, sync
 from tests.server.test_process import _free_port
 
 
@@ -127,3 +130,33 @@ def test_a_calls_own_timeout_error_is_raised_not_waited_on_for_ever() -> None:
         pytest.raises(TimeoutError, match="the call's own"),
     ):
         liq._run(times_out())
+
+
+def test_a_call_done_just_after_a_wait_slice_gives_its_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The call completes between the end of a WAKE_S slice and the caller's look at it (the
+    # caller's thread waits for the GIL the client's loop thread holds while it finishes the
+    # call): the answer is the call's, not the slice's TimeoutError.
+    class DoneLate(concurrent.futures.Future[str]):
+        def result(self, timeout: float | None = None) -> str:
+            try:
+                return super().result(timeout)
+            except TimeoutError:
+                if not self.done():
+                    self.set_result("the answer")  # done now, just after this slice
+                raise
+
+    def submit(work: Coroutine[Any, Any, str], loop: object) -> DoneLate:
+        work.close()
+        return DoneLate()
+
+    async def answer() -> str:
+        return "the answer"
+
+    monkeypatch.setattr(sync, "WAKE_S", 0.001)
+    with SyncLiquidationClient(api_key="pf_x", base_url="http://127.0.0.1:9") as liq:
+        with monkeypatch.context() as patched:  # not for the close, which submits its own
+            patched.setattr(sync.asyncio, "run_coroutine_threadsafe", submit)
+            got = liq._run(answer())
+        assert got == "the answer"

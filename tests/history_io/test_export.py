@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import psycopg
@@ -104,6 +105,42 @@ def test_export_creates_the_output_folder(source: Path, tmp_path: Path, fmt: str
     out = tmp_path / "exports" / "2025" / f"all.{fmt}"
     assert _cli("export", "--format", fmt, "--out", str(out), "--data-dir", str(source)) == 0
     assert out.stat().st_size > 0
+
+
+def test_export_through_a_symlink_writes_the_file_it_names(source: Path, tmp_path: Path) -> None:
+    # `--out latest.csv`, a link to the dated file: the export is written into that file, as
+    # before exports were written to a partial file and renamed (the rename replaced the link
+    # with a file of its own, and the dated file kept the previous export).
+    dated = tmp_path / "exports" / "2025-12.csv"
+    dated.parent.mkdir()
+    dated.write_text("the previous export\n")
+    latest = tmp_path / "latest.csv"
+    latest.symlink_to(dated)
+    assert _cli("export", "--format", "csv", "--out", str(latest), "--data-dir", str(source)) == 0
+    assert latest.is_symlink()
+    assert dated.read_text().startswith("id,seq,")
+    assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_export_over_a_private_file_keeps_it_private(source: Path, tmp_path: Path) -> None:
+    # An export written again over a file its owner made private (chmod 600): the partial
+    # file renamed over it came with the umask's mode, 644, readable by every local user.
+    out = tmp_path / "mine.csv"
+    out.write_text("the previous export\n")
+    out.chmod(0o600)
+    modes = []
+    real_write = export.write_csv
+
+    async def write_csv(pages: Any, path: Path) -> int:
+        written = await real_write(pages, path)
+        modes.append(path.stat().st_mode & 0o777)  # the partial file, while written
+        return written
+
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(export, "write_csv", write_csv)
+        assert _cli("export", "--format", "csv", "--out", str(out), "--data-dir", str(source)) == 0
+    assert out.read_text().startswith("id,seq,")
+    assert (out.stat().st_mode & 0o777, modes) == (0o600, [0o600])
 
 
 def test_export_into_a_path_under_a_file_is_a_clear_error(

@@ -461,10 +461,48 @@ async def test_a_file_changed_before_its_second_read_is_reported_not_a_traceback
     reports = await _import(tmp_path / "data", growing, kept)
     assert [r.imported for r in reports] == [False, True]
     assert reports[0].unreadable is not None
-    assert reports[0].unreadable.startswith("changed since it was first read (1 bad row(s) now)")
+    # Its size and modification time tell (a change they miss: its bad rows now).
+    assert reports[0].unreadable.startswith("changed since it was first read (its size")
     assert (reports[0].new, reports[1].new) == (0, FILES[GOOD[2]])
     assert len(await _stored(tmp_path / "data")) == FILES[GOOD[2]]
     assert "NOT imported" in importer.describe(reports[0])[0]
+
+
+async def test_a_file_grown_before_its_second_read_is_refused_not_the_next_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A recorder still writing its file adds whole lines, newer than the file's first read:
+    # read again, they were appended with its group, ahead of the later group's events, and
+    # the later file (unchanged) was refused as "changed since it was first read (1
+    # market(s) now older than the store)", for good: its events are now older than the
+    # store's. The file that changed is the one refused; the other goes in.
+    monkeypatch.setattr(importer, "HELD_EVENTS", 0)
+    lines = (REAL / GOOD[2]).read_text().splitlines(keepends=True)  # time order
+    growing, later = tmp_path / "growing.csv", tmp_path / "later.csv"
+    growing.write_text("".join(lines[:1000]))
+    later.write_text("".join(lines[1000:-1]))
+    first_read = importer.read_file
+    grown = []
+
+    def read_file(path: Path, fmt: str, **options: object) -> object:
+        parsed = first_read(path, fmt, **options)  # type: ignore[arg-type]
+        if path == growing and not grown:
+            grown.append(True)
+            with growing.open("a") as handle:
+                handle.write(lines[-1])  # the recorder's next line (the newest PIEVERSE)
+        return parsed
+
+    monkeypatch.setattr(importer, "read_file", read_file)
+    reports = await _import(tmp_path / "data", growing, later)
+    assert [r.imported for r in reports] == [False, True], [r.unreadable for r in reports]
+    assert reports[0].unreadable is not None
+    assert reports[0].unreadable.startswith("changed since it was first read")
+    assert (reports[0].new, reports[1].new) == (0, len(lines) - 1001)
+    assert len(await _stored(tmp_path / "data")) == len(lines) - 1001
+    # What is left: its rows are older than the later file's, stored now; imported again it
+    # is refused as such (into another --data-dir, or before the later file, it goes in).
+    again = await _import(tmp_path / "data", growing)
+    assert (again[0].imported, again[0].new, len(again[0].late)) == (False, 0, 101)
 
 
 async def test_past_held_events_the_command_keeps_no_id_of_the_files_read_again(

@@ -71,8 +71,11 @@ class SyncLiquidationClient:
                 try:
                     return future.result(WAKE_S)
                 except concurrent.futures.TimeoutError:
+                    # Done: the call's own TimeoutError, or a call that finished just after
+                    # the slice ended (this thread waited for the GIL while the loop's thread
+                    # finished it): its own outcome either way, never the slice's timeout.
                     if future.done():
-                        raise  # the call's own TimeoutError, not the wait's
+                        return future.result()
         except BaseException:
             future.cancel()  # interrupted (Ctrl-C): stop the call rather than leave it running
             raise

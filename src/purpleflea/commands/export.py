@@ -16,7 +16,9 @@ import argparse
 import asyncio
 import csv
 import importlib
+import os
 import sqlite3
+import stat
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -249,11 +251,20 @@ async def _written_whole(
     """``write`` into a hidden file beside ``out``, renamed to ``out`` once it is whole: an
     export stopped midway (Ctrl-C, SIGTERM, a store error) left a shorter file at ``out``
     that read as a whole export (its CSV cut at a row). Stopped, the partial file is removed
-    and a file already at ``out`` is left as it was."""
+    and a file already at ``out`` is left as it was. A symbolic link is kept: the file it
+    names is the one written."""
     if out.exists() and not out.is_file():  # /dev/stdout, a pipe: written as it goes
         return await write(pages, out)
+    if out.is_symlink():  # written into the file it names (the rename would replace the link)
+        out = out.resolve()
     partial = out.with_name(f".{out.name}.partial")
     try:
+        if out.exists():
+            # The mode of the file it replaces, from its first byte: an owner's chmod 600 was
+            # lost to the umask's 644 (the file written over in place kept its mode).
+            partial.unlink(missing_ok=True)
+            os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            partial.chmod(stat.S_IMODE(out.stat().st_mode))
         written = await write(pages, partial)
         partial.replace(out)
     except BaseException:

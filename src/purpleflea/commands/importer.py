@@ -432,8 +432,14 @@ def _overlapping(spans: list[tuple[int, int, FileReport]]) -> list[list[FileRepo
     return groups
 
 
+def _identity(path: Path) -> tuple[int, int, int]:
+    """What tells a file changed between two reads: its inode, size and modification time."""
+    stat = path.stat()
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
 def _fresh_again(
-    store: SQLiteStore, report: FileReport, parsed: Parsed, skip_bad: bool, taken: set[str]
+    store: SQLiteStore, report: FileReport, parsed: Parsed | None, skip_bad: bool, taken: set[str]
 ) -> list[Liquidation] | None:
     """A file accepted at the first read, read again: its events the store does not hold now
     (events of the groups appended before it are stored now, so they drop out) nor ``taken``
@@ -441,9 +447,19 @@ def _fresh_again(
     event under another id, LIVE_ID_MATCHES). Counted on a copy; the report takes its
     ``stored_before`` from it (the first read, past :data:`HELD_EVENTS`, kept no id of the
     command's earlier files). None, and the report says so, when the file is refused now: it
-    changed since the first read (a recorder still writing it left a half line, or another
-    file was put there)."""
+    changed since the first read (``parsed`` None: its inode, size or modification time
+    differ; or a recorder still writing it left a half line, or another file was put there).
+    A file that grew is refused, not read as it is now: the lines a recorder added since are
+    newer than the first read's, and appended with this group they would go ahead of the
+    later groups' events, which would be refused as older than the store, for good."""
     again = FileReport(report.path, report.format)
+    if parsed is None:
+        report.imported = False
+        report.unreadable = (
+            "changed since it was first read (its size or modification time: a recorder "
+            "still writing it?); import it again once it is whole"
+        )
+        return None
     fresh = _new_events(store, again, parsed, skip_bad, taken)
     if again.imported:
         report.stored_before = again.stored_before
@@ -484,6 +500,8 @@ async def import_files(
     spans: list[tuple[int, int, FileReport]] = []
     held = 0
     taken: set[str] = set()
+    #: Each file's :func:`_identity` before its first read, to tell whether it changed.
+    identities: dict[int, tuple[int, int, int]] = {}
 
     def read(report: FileReport) -> Parsed:
         return read_file(
@@ -496,6 +514,7 @@ async def import_files(
             reports.append(report)
             try:
                 report.format = resolve_format(path, fmt)
+                identities[id(report)] = _identity(path)
                 parsed = read(report)
             except history_io.FileFormatError as exc:
                 report.unreadable = f"not a {report.format} file: {exc}"
@@ -528,13 +547,16 @@ async def import_files(
                 in_group: set[str] = set()  # ids the group's earlier files bring
                 for r in cluster:
                     try:
-                        parsed = read(r)
+                        before = _identity(r.path)
+                        read_again: Parsed | None = read(r)
+                        if before != identities[id(r)] or _identity(r.path) != before:
+                            read_again = None  # changed before or while it was read again
                     except UNREADABLE as exc:  # removed or changed since the first read
                         r.imported = False
                         r.unreadable = f"could not be read again: {str(exc) or type(exc).__name__}"
                         continue
-                    fresh_again = _fresh_again(store, r, parsed, skip_bad, in_group)
-                    del parsed
+                    fresh_again = _fresh_again(store, r, read_again, skip_bad, in_group)
+                    del read_again
                     if fresh_again is not None:
                         in_group.update(event.id for event in fresh_again)
                         again.append((r, fresh_again))
