@@ -225,6 +225,23 @@ async def test_a_store_removed_and_made_anew_is_named_so_and_a_floor_of_zero_kee
     assert zero.start(0) == 5  # nothing published is given again
 
 
+async def test_a_new_store_beside_a_mark_that_handed_out_no_seq_is_taken(tmp_path: Path) -> None:
+    # A server that never published (mark at seq 0), its store file deleted and made anew by
+    # `sim` or `import`: nothing published can be given again, yet every command refused the
+    # new file until `serve --seq-floor 0`.
+    db = tmp_path / "data" / "history.sqlite"
+    await _store_up_to(db, 0)
+    mark = SeqMark.beside(db)
+    assert mark is not None
+    mark.finish(0)
+    db.rename(db.with_name("removed.sqlite"))  # its inode stays taken: the new file differs
+    await _store_up_to(db, 3)
+    again = SeqMark.beside(db)
+    assert again is not None
+    assert again.start(3) == 3
+    assert mark_floor(db) == 0
+
+
 async def test_a_restore_into_the_freed_inode_number_is_still_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -168,7 +168,10 @@ class SeqMark:
         """:meth:`read`, refusing (:class:`StoreReplaced`) a mark written beside another store
         file than the one at its path now, unless a seq floor was given."""
         mark = self.read()
-        if mark is None or mark.store_ino is None or self.floor is not None:
+        # A mark at seq 0 handed out no seq: no store, restored or new, can give one again (a
+        # store file deleted beside the mark of a server that never published was refused
+        # until --seq-floor 0).
+        if mark is None or mark.store_ino is None or self.floor is not None or mark.seq == 0:
             return mark
         now = self._store_ino()
         if now is None:
