@@ -56,6 +56,18 @@ async def test_a_folder_of_real_events_is_refused_to_the_simulator(tmp_path: Pat
     assert "binance_usdm:3" in refusal
 
 
+async def test_the_simulator_s_folder_ending_with_a_venue_shaped_id_continues(
+    tmp_path: Path,
+) -> None:
+    # The demo's simulated Hyperliquid accounts are liquidated under ids shaped as the real
+    # venue's: when one was the newest event at a stop (CI: a SIGKILL in the chaos restart
+    # test), the restart of the same simulator was refused as a folder of real events.
+    data, db = await _folder(tmp_path, "hyperliquid")
+    (data / SIM_STATE_FILE).write_bytes(b"")
+    assert mixed_source(data, db, "sim") is None
+    assert mixed_source(data, db, "live") is not None
+
+
 @pytest.mark.parametrize("source", ["sim", "live", "none"])
 def test_a_new_folder_serves_any_source(tmp_path: Path, source: str) -> None:
     data = tmp_path / "data"

@@ -43,7 +43,10 @@ def mixed_source(data_dir: Path, db_path: Path, source: str) -> str | None:
     simulated_state = (data_dir / SIM_STATE_FILE).exists()
     other_folder = "choose another --data-dir (or remove this one to start over)"
     if source == "sim":
-        if newest is not None and not newest.startswith(SIM_ID_PREFIX):
+        # The simulator's own folder may end with an event of the demo's simulated
+        # Hyperliquid accounts, whose ids are shaped as the real venue's (a restart was
+        # refused as "holds real events" when it was the newest): its state file says whose.
+        if newest is not None and not newest.startswith(SIM_ID_PREFIX) and not simulated_state:
             return (
                 f"data dir {data_dir} holds real events (the newest: {newest!r}); the "
                 f"simulator would add its market to their history: {other_folder}"
