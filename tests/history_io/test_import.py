@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -413,6 +414,29 @@ def test_files_are_read_again_in_groups_overlapping_in_time(tmp_path: Path) -> N
     assert importer._overlapping(spans) == [[march], [april, april_late], [june]]
 
 
+def _after_first_read(
+    monkeypatch: pytest.MonkeyPatch, file: Path, change: Callable[[], object]
+) -> None:
+    """``change()`` runs once, right after the command's first read of ``file``: what
+    happens to a file between the reads of one command past HELD_EVENTS."""
+    first_read = importer.read_file
+    changed: list[bool] = []
+
+    def read_file(path: Path, fmt: str, **options: object) -> object:
+        parsed = first_read(path, fmt, **options)  # type: ignore[arg-type]
+        if path == file and not changed:
+            changed.append(True)
+            change()
+        return parsed
+
+    monkeypatch.setattr(importer, "read_file", read_file)
+
+
+def _append_text(path: Path, text: str) -> None:
+    with path.open("a") as handle:
+        handle.write(text)
+
+
 async def test_a_file_gone_before_its_second_read_is_reported_not_a_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -421,15 +445,7 @@ async def test_a_file_gone_before_its_second_read_is_reported_not_a_traceback(
     monkeypatch.setattr(importer, "HELD_EVENTS", 0)
     kept, gone = REAL / GOOD[2], tmp_path / "gone.csv"
     gone.write_bytes((REAL / GOOD[0]).read_bytes())
-    first_read = importer.read_file
-
-    def read_file(path: Path, fmt: str, **options: object) -> object:
-        parsed = first_read(path, fmt, **options)  # type: ignore[arg-type]
-        if path == gone:
-            gone.unlink()  # between this command's two reads of it
-        return parsed
-
-    monkeypatch.setattr(importer, "read_file", read_file)
+    _after_first_read(monkeypatch, gone, gone.unlink)  # between this command's two reads
     reports = await _import(tmp_path / "data", gone, kept)
     assert [r.imported for r in reports] == [False, True]
     assert reports[0].unreadable is not None
@@ -448,16 +464,8 @@ async def test_a_file_changed_before_its_second_read_is_reported_not_a_traceback
     monkeypatch.setattr(importer, "HELD_EVENTS", 0)
     kept, growing = REAL / GOOD[2], tmp_path / "growing.csv"
     growing.write_bytes((REAL / GOOD[0]).read_bytes())
-    first_read = importer.read_file
-
-    def read_file(path: Path, fmt: str, **options: object) -> object:
-        parsed = first_read(path, fmt, **options)  # type: ignore[arg-type]
-        if path == growing:
-            with growing.open("a") as handle:
-                handle.write("RARE,BUY,LIMIT,IOC,1")  # the recorder's next line, half written
-        return parsed
-
-    monkeypatch.setattr(importer, "read_file", read_file)
+    # The recorder's next line, half written:
+    _after_first_read(monkeypatch, growing, lambda: _append_text(growing, "RARE,BUY,LIMIT,IOC,1"))
     reports = await _import(tmp_path / "data", growing, kept)
     assert [r.imported for r in reports] == [False, True]
     assert reports[0].unreadable is not None
@@ -481,18 +489,8 @@ async def test_a_file_grown_before_its_second_read_is_refused_not_the_next_group
     growing, later = tmp_path / "growing.csv", tmp_path / "later.csv"
     growing.write_text("".join(lines[:1000]))
     later.write_text("".join(lines[1000:-1]))
-    first_read = importer.read_file
-    grown = []
-
-    def read_file(path: Path, fmt: str, **options: object) -> object:
-        parsed = first_read(path, fmt, **options)  # type: ignore[arg-type]
-        if path == growing and not grown:
-            grown.append(True)
-            with growing.open("a") as handle:
-                handle.write(lines[-1])  # the recorder's next line (the newest PIEVERSE)
-        return parsed
-
-    monkeypatch.setattr(importer, "read_file", read_file)
+    # The recorder's next line (the newest PIEVERSE):
+    _after_first_read(monkeypatch, growing, lambda: _append_text(growing, lines[-1]))
     reports = await _import(tmp_path / "data", growing, later)
     assert [r.imported for r in reports] == [False, True], [r.unreadable for r in reports]
     assert reports[0].unreadable is not None
