@@ -337,35 +337,78 @@ def away_from_waves(started: list[CascadeAlert], found: list[Wave]) -> list[Casc
     ]
 
 
+@dataclass(frozen=True)
+class Terms:
+    """The score's terms for one market and side right after an event (a diagnostic)."""
+
+    rate: float  # rate_gain x log2(window / the market's expected notional)
+    size: float  # the size term (open interest known) or the move term, clipped
+    move: float | None  # the move term's price move (a fraction), None with open interest
+    count_cap: float  # count_gain x events in the window
+    level_cap: float  # level_base + level_gain x (levels - 1)
+    levels: int
+    win_usd: float
+    win_n: int
+    cooling: bool  # inside the cooldown after this market and side's last cascade
+    active: bool  # a cascade of this market and side is active
+
+    @property
+    def raw(self) -> float:
+        """The terms' sum before the caps (no fuel, no acceleration on a replay)."""
+        return self.rate + self.size
+
+
+def terms_of(engine: CascadeEngine, r: Row) -> Terms:
+    """The score's terms for ``r``'s market and side right after ``engine`` observed ``r``."""
+    import math
+
+    c = engine.config
+    st = engine._states[r.market][0 if r.side == "long" else 1]  # a diagnostic reads the state
+    rate = c.rate_gain * (math.log(st.win_usd) - st.log_expected) / math.log(2)
+    move: float | None = None
+    if st.oi_on:
+        term = c.oi_gain * (math.log(st.win_usd) + st.oi_log) / math.log(2)
+        size = max(-c.oi_clip, min(c.oi_clip, term))
+    else:
+        ref = st.ref_price
+        move = (ref - r.price if r.side == "long" else r.price - ref) / ref if ref else 0.0
+        term = c.move_gain * math.log2(move / (c.move_ref_pct / 100)) if move > 0 else -c.move_clip
+        size = max(-c.move_clip, min(c.move_clip, term))
+    return Terms(
+        rate,
+        size,
+        move,
+        c.count_gain * st.win_n,
+        st.level_cap,
+        st.levels,
+        st.win_usd,
+        st.win_n,
+        r.ts < st.cooldown_until,
+        st.cascade is not None,
+    )
+
+
 class Tracer:
     """Per event of every market and side: the score's terms right after it (``--trace``)."""
 
     def __init__(self, config: CascadeConfig) -> None:
         self.config = config
         self.rows: dict[tuple[str, str], list[tuple[Row, int, str]]] = {}
+        self.terms: dict[tuple[str, str], list[tuple[Row, int, Terms]]] = {}
 
     def __call__(self, engine: CascadeEngine, r: Row, s: int) -> None:
-        import math
-
-        c = self.config
-        st = engine._states[r.market][0 if r.side == "long" else 1]  # a diagnostic reads the state
-        rate = c.rate_gain * (math.log(st.win_usd) - st.log_expected) / math.log(2)
-        if st.oi_on:
-            size = c.oi_gain * (math.log(st.win_usd) + st.oi_log) / math.log(2)
-            sized = f"oi {max(-c.oi_clip, min(c.oi_clip, size)):+5.2f}"
+        t = terms_of(engine, r)
+        if t.move is None:
+            sized = f"oi {t.size:+5.2f}"
         else:
-            ref = st.ref_price
-            move = (ref - r.price if r.side == "long" else r.price - ref) / ref if ref else 0.0
-            term = (
-                c.move_gain * math.log2(move / (c.move_ref_pct / 100)) if move > 0 else -c.move_clip
-            )
-            sized = f"move {move * 100:+.2f}% {max(-c.move_clip, min(c.move_clip, term)):+5.2f}"
+            sized = f"move {t.move * 100:+.2f}% {t.size:+5.2f}"
         text = (
-            f"${r.size_usd / 1e3:6.1f}k @{r.price:<10g} win ${st.win_usd / 1e3:6.1f}k/"
-            f"{st.win_n:2d} rate {rate:+5.2f} {sized} caps n {c.count_gain * st.win_n:4.1f} "
-            f"lvl {st.levels} {st.level_cap:3.0f}"
+            f"${r.size_usd / 1e3:6.1f}k @{r.price:<10g} win ${t.win_usd / 1e3:6.1f}k/"
+            f"{t.win_n:2d} rate {t.rate:+5.2f} {sized} caps n {t.count_cap:4.1f} "
+            f"lvl {t.levels} {t.level_cap:3.0f}"
         )
         self.rows.setdefault((r.market, r.side), []).append((r, s, text))
+        self.terms.setdefault((r.market, r.side), []).append((r, s, t))
 
     def show(self, w: Wave, alerts: list[CascadeAlert]) -> None:
         started = [
