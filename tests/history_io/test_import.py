@@ -414,6 +414,34 @@ def test_files_are_read_again_in_groups_overlapping_in_time(tmp_path: Path) -> N
     assert importer._overlapping(spans) == [[march], [april, april_late], [june]]
 
 
+def _recorder_row(minute: int) -> str:
+    """One line of a recorder's CSV (riftfern's columns): a BTC long liquidated ``minute``
+    minutes after 2025-12-27 14:31 UTC."""
+    ts = 1_766_845_883_281 + minute * 60_000
+    return f"BTC,SELL,LIMIT,IOC,0.01,87000.0,87000.0,FILLED,0.01,0.01,{ts},870.0\n"
+
+
+async def test_a_file_whose_events_an_earlier_file_holds_is_not_refused_when_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two recorders of one stream: A from minute 100 to 200, B from minute 10 to 150, B
+    # missing every odd minute from 100 (its events there are all A's). B's new events at
+    # the first read (A's ids taken) end at minute 20: its group went before A's, B was
+    # read again without A's ids and stored its events up to minute 150, and A's odd
+    # minutes 101-149 were then "older than the store": A was refused whole ("changed
+    # since it was first read"), 51 of its events lost, though neither file changed.
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text("".join(_recorder_row(m) for m in range(100, 201)))
+    second.write_text("".join(_recorder_row(m) for m in [*range(10, 21), *range(100, 151, 2)]))
+    monkeypatch.setattr(importer, "HELD_EVENTS", 101)  # A is held, B goes past it
+    reports = await _import(tmp_path / "data", first, second)
+    assert [(r.imported, r.unreadable) for r in reports] == [(True, None), (True, None)]
+    assert [(r.new, r.stored_before) for r in reports] == [(101, 0), (11, 26)]
+    stored = await _stored(tmp_path / "data")
+    assert len(stored) == 101 + 11
+    assert [e.ts for e in stored] == sorted(e.ts for e in stored)
+
+
 def _after_first_read(
     monkeypatch: pytest.MonkeyPatch, file: Path, change: Callable[[], object]
 ) -> None:

@@ -259,3 +259,28 @@ def test_htx_delivery_coin_refused_alone_is_given_up_and_the_others_stay() -> No
     # Repeated subscription: live, nothing refused.
     resubscriber.start(subscribe(["ETH"]))
     assert resubscriber.answer(answer("3", "ETH", 2014, "Repeated subscription.")) is None
+
+
+def test_htx_delivery_liveness_refused_is_not_said_to_be_asked_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The delivery connection's contract_info sub (its liveness) is no coin of the
+    # resubscriber's: refused as wrong, it is not given up and asked again as a coin is, but
+    # the ERROR said so ("it is given up on this connection and asked again after 60 s").
+    from purpleflea.ingest import received_frames
+    from purpleflea.ingest.catalog import Catalogs
+    from purpleflea.ingest.connection_stats import ConnectionStats
+    from purpleflea.ingest.feeds import build_feeds
+
+    [spec] = [s for s in build_feeds(Catalogs(), ["htx"]) if s.batching is not None]
+    stats = ConnectionStats(spec.name, exchange=spec.exchange, url=spec.url)
+    reply = {"op": "sub", "cid": "1", "topic": "public.BTC.contract_info", "ts": 1}
+    frame = gzip.compress(
+        json.dumps({**reply, "err-code": 2011, "err-msg": "Contract doesn't exist."}).encode()
+    )
+    caplog.set_level(logging.DEBUG, logger="purpleflea.ingest")
+    received_frames._refused(spec, frame, stats)
+    [error] = _ours(caplog, logging.ERROR)
+    assert "2011: Contract doesn't exist." in error
+    assert "asked again after" not in error, error
+    assert "not asked again" in error

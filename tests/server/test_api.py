@@ -187,6 +187,24 @@ async def test_a_date_for_a_time_is_refused_with_its_ms(live: Running) -> None:
             assert "start 1760126400 looks like seconds" in response.json()["error"]["message"]
 
 
+async def test_the_plural_hint_names_only_the_streams_plural_filters(live: Running) -> None:
+    # ?limits= and ?cursors= were answered "limits is the stream's spelling: this route takes
+    # limit": the stream has no such field; only its list filters (markets, exchanges, sides,
+    # coverages, channels) are plurals of a route's singular.
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        for name in ("limits", "cursors"):
+            response = await http.get("/v1/liquidations", params={"api_key": live.key, name: "5"})
+            assert response.status_code == 400
+            message = response.json()["error"]["message"]
+            assert f"'{name}'" in message
+            assert "stream's spelling" not in message, message
+        response = await http.get(
+            "/v1/liquidations", params={"api_key": live.key, "sides": "long", "limits": "5"}
+        )
+        message = response.json()["error"]["message"]
+        assert message.endswith("; sides is the stream's spelling: this route takes side"), message
+
+
 async def test_a_parameter_the_route_does_not_take_is_refused_naming_it(live: Running) -> None:
     # ?markets= is the stream's and the SDK's spelling; the REST route's is ?market=. Ignored,
     # it answered every market as if no filter were given.

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from purpleflea.model import Liquidation
 from purpleflea.server.folder_source import mixed_source, newest_event_id
 from purpleflea.server.sources import SIM_STATE_FILE
 from purpleflea.store.sqlite import SQLiteStore
@@ -62,10 +63,34 @@ async def test_the_simulator_s_folder_ending_with_a_venue_shaped_id_continues(
     # The demo's simulated Hyperliquid accounts are liquidated under ids shaped as the real
     # venue's: when one was the newest event at a stop (CI: a SIGKILL in the chaos restart
     # test), the restart of the same simulator was refused as a folder of real events.
-    data, db = await _folder(tmp_path, "hyperliquid")
+    data, db = await _folder(tmp_path, "sim-0-1796578858728")
+    await _append(db, [stored_event(4, prefix="hyperliquid", exchange="hyperliquid")])
     (data / SIM_STATE_FILE).write_bytes(b"")
     assert mixed_source(data, db, "sim") is None
     assert mixed_source(data, db, "live") is not None
+
+
+async def test_real_history_imported_into_the_simulator_s_folder_is_refused_to_it(
+    tmp_path: Path,
+) -> None:
+    # Its state file made the folder the simulator's whatever its newest event: real history
+    # imported there after a demo (both default to ./data) was continued by the simulator,
+    # its market added to the real events', where the refusal said "holds real events".
+    data, db = await _folder(tmp_path, "sim-0-1796578858728")
+    (data / SIM_STATE_FILE).write_bytes(b"")
+    await _append(db, [stored_event(i, prefix="binance_usdm") for i in (4, 5)])
+    refusal = mixed_source(data, db, "sim")
+    assert refusal is not None
+    assert "real events" in refusal
+    assert "binance_usdm:5" in refusal
+
+
+async def _append(db: Path, events: list[Liquidation]) -> None:
+    store = SQLiteStore(db)
+    try:
+        await store.append(events)
+    finally:
+        await store.close()
 
 
 @pytest.mark.parametrize("source", ["sim", "live", "none"])

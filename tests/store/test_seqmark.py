@@ -6,6 +6,8 @@ import asyncio
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -276,3 +278,37 @@ async def test_a_restore_into_the_freed_inode_number_is_still_refused(
     assert again is not None
     with pytest.raises(StoreReplaced, match=r"not the file this mark was written beside"):
         again.start(5)
+
+
+def _other_process_counts(db: Path) -> int:
+    """The events another process reads in ``db``, opening and closing its own connection
+    (as ``purpleflea export``, ``backtest`` or a stream worker does beside a server)."""
+    code = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "print(c.execute('SELECT count(*) FROM liquidations').fetchone()[0]); c.close()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(db)], check=True, capture_output=True, text=True
+    )
+    return int(done.stdout)
+
+
+async def test_a_reservation_keeps_the_servers_sqlite_locks(tmp_path: Path) -> None:
+    """Reading the store's inode generation opened and closed the store file, and closing any
+    descriptor of a file drops all of the process's POSIX locks on it, SQLite's too: another
+    process closing its connection then took itself for the last, checkpointed and deleted
+    the -wal and -shm the server still wrote to. The server's later events went into a
+    deleted file: no other process saw them (measured: a reader counted 5 of 6)."""
+    db = tmp_path / "data" / "history.sqlite"
+    store = SQLiteStore(db)
+    try:
+        await store.append([stored_event(n) for n in range(1, 6)])
+        mark = SeqMark.beside(db)
+        assert mark is not None
+        assert mark.start(5) == 5
+        mark.reserve(6, stored=5)  # the server reserves seqs as it publishes
+        assert _other_process_counts(db) == 5  # a reader opens and closes the store
+        await store.append([stored_event(6)])
+        assert _other_process_counts(db) == 6
+    finally:
+        await store.close()

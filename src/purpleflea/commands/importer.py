@@ -523,9 +523,14 @@ async def import_files(
                 report.unreadable = str(exc) or type(exc).__name__
                 continue
             fresh = _new_events(store, report, parsed, skip_bad, taken)
-            del parsed
             if report.imported and fresh:
-                spans.append((min(e.ts for e in fresh), max(e.ts for e in fresh), report))
+                # The span of all the file's events, not of ``fresh``: read again (past
+                # HELD_EVENTS) a file also appends those ``taken`` left out at its first read
+                # (held by a file before it in the command), and a span without them put its
+                # group before that file's, whose events were then refused as older than the
+                # store.
+                times = [e.ts for e in parsed.events]
+                spans.append((min(times), max(times), report))
                 held += len(fresh)
                 if held <= HELD_EVENTS:
                     accepted.append((report, fresh))
@@ -538,6 +543,7 @@ async def import_files(
                     # again gives its report's stored_before.
                     accepted.clear()
                     taken.clear()
+            del parsed
         if held <= HELD_EVENTS:
             await _append(store, accepted, floor)
         else:

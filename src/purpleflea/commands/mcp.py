@@ -35,15 +35,16 @@ def run(args: argparse.Namespace) -> int:
     from purpleflea.mcp.server import serve  # noqa: PLC0415
 
     try:
-        url = server_url(args)[0]
+        url, origin = server_url(args)
     except ValueError as exc:  # the host shows this line; a traceback says less
         print(f"purpleflea mcp: {exc}", file=sys.stderr)
         return 2
     if resolve_key(args.api_key) is None:
         # The host shows this in its server log; every tool call answers NO_KEY meanwhile.
         print(f"purpleflea mcp: {NO_KEY}", file=sys.stderr)
-    # Found in the data folder's record (not --url, not $PURPLEFLEA_URL): follow it there.
-    recorded = args.data_dir if url is not None and not args.url else None
+    # Not given (--url, $PURPLEFLEA_URL): the data folder's record, followed, also when there
+    # is none yet (an MCP host launches this before the server, which records itself later).
+    recorded = None if origin in ("--url", "$PURPLEFLEA_URL") else args.data_dir
     with ending_at_once("mcp"):  # it keeps nothing: a signal ends it at once
         serve(url, args.api_key, recorded_in=recorded)
     return 0

@@ -481,15 +481,8 @@ async def _retry_given_up(
         topics, messages = resubscriber.retry(time.monotonic())
         if not topics:
             continue
-        stats.errors["resubscribed"] += len(topics)
-        log.info(
-            "%s: asking %s again for %d refused topic(s): %.300s",
-            spec.name,
-            spec.exchange,
-            len(topics),
-            ", ".join(topics),
-        )
-        await _send_all(ws, messages, spec.subscribe_pause)
+        why = f"asking {spec.exchange} again for {len(topics)} refused topic(s)"
+        await _ask(ws, spec, stats, "resubscribed", why, topics, messages)
 
 
 async def _follow_catalog(
@@ -509,14 +502,24 @@ async def _follow_catalog(
             continue
         if not topics:
             continue
-        stats.errors["newly_listed"] += len(topics)
-        log.info(
-            "%s: subscribing %d topic(s) listed since it connected: %.300s",
-            spec.name,
-            len(topics),
-            ", ".join(topics),
-        )
-        await _send_all(ws, messages, spec.subscribe_pause)
+        why = f"subscribing {len(topics)} topic(s) listed since it connected"
+        await _ask(ws, spec, stats, "newly_listed", why, topics, messages)
+
+
+async def _ask(
+    ws: ClientConnection,
+    spec: FeedSpec,
+    stats: ConnectionStats,
+    counter: str,
+    why: str,
+    topics: tuple[str, ...],
+    messages: Sequence[str],
+) -> None:
+    """Send ``messages`` asking for ``topics`` on this socket, counted in
+    ``errors[counter]`` and logged with ``why``."""
+    stats.errors[counter] += len(topics)
+    log.info("%s: %s: %.300s", spec.name, why, ", ".join(topics))
+    await _send_all(ws, messages, spec.subscribe_pause)
 
 
 async def _keepalive(ws: ClientConnection, message: str | Message, interval: float) -> None:

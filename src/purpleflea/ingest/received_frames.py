@@ -218,9 +218,16 @@ def _refused(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> None
         log.debug("%s: %s refused again: %.300s", spec.name, spec.exchange, refusal)
         return
     stats.rejected.append(refusal)
-    if spec.batching is not None:
+    batched = (
+        checked(spec.batching.reply, frame, spec, stats, "refusal_check_error")
+        if spec.batching is not None
+        else None
+    )
+    if batched is not None:
         # One topic of many (HTX's delivery coins): the resubscriber gives it up alone and
         # asks for it again on its timer (listed in given_up), the others stay subscribed.
+        # Not a message outside the batches (HTX's contract_info liveness sub): that one is
+        # not asked again.
         log.error(
             "%s: %s refused a topic of our subscribe as wrong: %.300s; it is given up on this "
             "connection and asked again after %g s, then less often",

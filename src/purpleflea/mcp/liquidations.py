@@ -150,6 +150,19 @@ class Filters:
     sides: str | None = None
     min_usd: float | None = None
 
+    def read(self, start: int, end: int | None, limit: int) -> dict[str, Any]:
+        """The arguments of a history read of [start, end) with these filters, ``limit``
+        events a page (one place for :meth:`LiquidationClient.history` and ``history_all``)."""
+        return {
+            "markets": self.markets,
+            "exchanges": self.exchanges,
+            "sides": self.sides,
+            "min_usd": self.min_usd,
+            "start": start,
+            "end": end,
+            "limit": limit,
+        }
+
 
 #: Events one history page holds at most (the REST route's limit).
 PAGE = 1_000
@@ -200,15 +213,7 @@ async def newest_by_time(
 async def _page(
     client: LiquidationClient, wanted: Filters, start: int, end: int | None, limit: int
 ) -> HistoryPage:
-    return await client.history(
-        markets=wanted.markets,
-        exchanges=wanted.exchanges,
-        sides=wanted.sides,
-        min_usd=wanted.min_usd,
-        start=start,
-        end=end,
-        limit=limit,
-    )
+    return await client.history(**wanted.read(start, end, limit))
 
 
 async def _window(
@@ -224,18 +229,7 @@ async def _window(
         later = await _window(client, wanted, high, None, count)
         return later + await _window(client, wanted, low, high, count - len(later))
     if high - low <= 1:
-        return [
-            e
-            async for e in client.history_all(
-                markets=wanted.markets,
-                exchanges=wanted.exchanges,
-                sides=wanted.sides,
-                min_usd=wanted.min_usd,
-                start=low,
-                end=high,
-                limit=PAGE,
-            )
-        ]
+        return [e async for e in client.history_all(**wanted.read(low, high, PAGE))]
     middle = low + (high - low) // 2
     later = await _window(client, wanted, middle, high, count)
     if len(later) >= count:

@@ -104,9 +104,10 @@ class RecordFollowingClient(LiquidationClient):
     """A client of the server recorded in ``data_dir`` (``server.json``) that reads the record
     again before each request: a server restarted on another port (``serve --port 0`` takes a
     new one each time) is found there, where the MCP server, which its host keeps running,
-    answered every tool call with "no Purple Flea server answers" until restarted itself."""
+    answered every tool call with "no Purple Flea server answers" until restarted itself.
+    ``url`` None: no server is recorded yet (the SDK's default until one is)."""
 
-    def __init__(self, api_key: str | None, url: str, data_dir: Path) -> None:
+    def __init__(self, api_key: str | None, url: str | None, data_dir: Path) -> None:
         super().__init__(api_key=api_key, base_url=url)
         self._data_dir = data_dir
 
@@ -119,10 +120,11 @@ class RecordFollowingClient(LiquidationClient):
 
 def serve(url: str | None, api_key: str | None, *, recorded_in: Path | None = None) -> None:
     """Run the MCP server on stdin/stdout until the host closes it; ``recorded_in``: ``url``
-    came from that data folder's address record, which each request then follows."""
+    came from that data folder's address record (None: none was recorded yet), which each
+    request then follows."""
     client = (
         LiquidationClient(api_key=api_key, base_url=url)
-        if recorded_in is None or url is None
+        if recorded_in is None
         else RecordFollowingClient(api_key, url, recorded_in)
     )
     build_server(client).run("stdio")

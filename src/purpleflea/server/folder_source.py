@@ -10,29 +10,41 @@ way. :func:`mixed_source` names the conflict before the server opens anything.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 from purpleflea.server.sources import SIM_STATE_FILE
+from purpleflea.venues import registry
 
 #: Every simulated event's id starts with this (``sim.config``: ``sim-<seed>-<start>-<n>``).
 SIM_ID_PREFIX = "sim-"
 
 
-def newest_event_id(db_path: Path) -> str | None:
-    """The id of the store's newest event, or None (no store yet, or no event in it)."""
+def newest_event_id(db_path: Path, besides: Sequence[str] = ()) -> str | None:
+    """The id of the store's newest event (of an exchange not in ``besides``), or None (no
+    store yet, or no such event in it)."""
     if not db_path.exists():
         return None
     try:
         db = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error:
         return None  # the store's own open says what is wrong with it
+    where = f" WHERE exchange NOT IN ({', '.join('?' * len(besides))})" if besides else ""
     try:
-        row = db.execute("SELECT id FROM liquidations ORDER BY seq DESC LIMIT 1").fetchone()
+        row = db.execute(
+            f"SELECT id FROM liquidations{where} ORDER BY seq DESC LIMIT 1", tuple(besides)
+        ).fetchone()
     except sqlite3.Error:
         return None  # no table yet
     finally:
         db.close()
     return str(row[0]) if row is not None else None
+
+
+def simulated_venues() -> tuple[str, ...]:
+    """The exchanges whose share of the simulated market the simulator's folder holds under
+    ids shaped as the venue's own (its simulated accounts, sampled as the real ones are)."""
+    return tuple(s.exchange for s in registry.position_sources() if s.simulated is not None)
 
 
 def mixed_source(data_dir: Path, db_path: Path, source: str) -> str | None:
@@ -45,8 +57,12 @@ def mixed_source(data_dir: Path, db_path: Path, source: str) -> str | None:
     if source == "sim":
         # The simulator's own folder may end with an event of the demo's simulated
         # Hyperliquid accounts, whose ids are shaped as the real venue's (a restart was
-        # refused as "holds real events" when it was the newest): its state file says whose.
-        if newest is not None and not newest.startswith(SIM_ID_PREFIX) and not simulated_state:
+        # refused as "holds real events" when it was the newest): with its state file, those
+        # venues' events are passed over. Not every id: real history imported into the
+        # simulator's folder (both default to ./data) was continued as its market.
+        if newest is not None and not newest.startswith(SIM_ID_PREFIX) and simulated_state:
+            newest = newest_event_id(db_path, besides=simulated_venues())
+        if newest is not None and not newest.startswith(SIM_ID_PREFIX):
             return (
                 f"data dir {data_dir} holds real events (the newest: {newest!r}); the "
                 f"simulator would add its market to their history: {other_folder}"

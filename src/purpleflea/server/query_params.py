@@ -12,6 +12,8 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl
 
+from purpleflea.server.filters import LIST_FIELDS
+
 #: The key in the query string (``?api_key=``), for browsers: taken by every operation that
 #: accepts a key there (the ``apiKeyQuery`` scheme).
 _KEY_PARAM = "api_key"
@@ -81,8 +83,9 @@ class QueryCheck:
 
 def _plural_hint(unknown: list[str], names: frozenset[str]) -> str:
     """For the stream's and the SDK's plural names (``markets``) where the route takes the
-    singular (``market``): which one to send."""
-    plural = [name for name in unknown if name.endswith("s") and name[:-1] in names]
+    singular (``market``): which one to send. Only the stream's list filters: ``limits``
+    is no spelling of the stream's."""
+    plural = [name for name in unknown if name in LIST_FIELDS and name[:-1] in names]
     if not plural:
         return ""
     singular = ", ".join(name[:-1] for name in plural)

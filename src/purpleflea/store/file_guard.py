@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
+import sys
 from pathlib import Path
 
 
@@ -40,17 +41,61 @@ def file_generation(path: str | Path) -> int | None:
     """The generation number of the inode at ``path`` (ext4, XFS, btrfs, tmpfs on Linux); None
     when there is no file or the file system keeps none. Inode numbers are reused: a file
     removed and another written in its place at once (tar extracting over it, ``rm`` then
-    ``cp``) mostly gets the same number on ext4, but never the same generation."""
+    ``cp``) mostly gets the same number on ext4, but never the same generation.
+
+    Read through a descriptor this process already holds of the file when there is one (a
+    SQLite connection's), never one opened and closed beside it: closing any descriptor of a
+    file drops all the process's POSIX locks on it, SQLite's among them, and another process
+    closing its connection then took itself for the last one, checkpointed and deleted the
+    -wal the server still wrote to (its later events went into a deleted file)."""
+    if not sys.platform.startswith("linux"):  # FS_IOC_GETVERSION is Linux's
+        return None
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    inode = (found.st_dev, found.st_ino)
+    held = _held_descriptor(inode)
+    if held is not None:
+        return _generation(held, inode)
+    # No descriptor held, so no lock of this process to lose.
     try:
         descriptor = os.open(path, os.O_RDONLY)
     except OSError:
         return None
     try:
-        answer = fcntl.ioctl(descriptor, _FS_IOC_GETVERSION, bytes(8))
-    except OSError:  # not Linux, or a file system without generations
-        return None
+        return _generation(descriptor, inode)
     finally:
         os.close(descriptor)
+
+
+def _held_descriptor(inode: tuple[int, int]) -> int | None:
+    """A descriptor this process holds of the file ``inode`` (device, inode number), if any."""
+    try:
+        descriptors = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    for name in descriptors:
+        try:
+            opened = os.fstat(int(name))
+        except OSError:
+            continue  # closed meanwhile (or the listing's own descriptor)
+        if (opened.st_dev, opened.st_ino) == inode:
+            return int(name)
+    return None
+
+
+def _generation(descriptor: int, inode: tuple[int, int]) -> int | None:
+    """The generation of ``inode`` read through ``descriptor`` (None: not read, or the
+    descriptor named another file by the time it was: one held elsewhere may be closed and
+    its number reused meanwhile)."""
+    try:
+        answer = fcntl.ioctl(descriptor, _FS_IOC_GETVERSION, bytes(8))
+        after = os.fstat(descriptor)
+    except OSError:  # a file system without generations, or the descriptor closed
+        return None
+    if (after.st_dev, after.st_ino) != inode:
+        return None
     # The kernel writes an unsigned 32-bit number (ext4: ``put_user(i_generation, (int *))``).
     return int(struct.unpack("=I", answer[:4])[0])
 

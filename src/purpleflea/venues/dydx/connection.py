@@ -10,6 +10,7 @@ nautilus_trader's dYdX adapter read it), so silence means a dead socket within a
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Sequence
 
@@ -24,6 +25,8 @@ from purpleflea.venues._connection import (
 from purpleflea.venues.dydx.constants import EXCHANGE
 from purpleflea.venues.dydx.normalizer import CHANNEL
 from purpleflea.venues.venue import Batching, Connection, Reply
+
+log = logging.getLogger("purpleflea.venues.dydx")
 
 URL = "wss://indexer.dydx.trade/v4/ws"
 # The indexer refuses a 33rd v4_trades subscription on one connection (V4_TRADES_CHANNEL_LIMIT
@@ -155,6 +158,7 @@ def connections(instruments: Catalog) -> list[Connection]:
     seen: set[str] = set()
 
     def place_listed() -> None:
+        left_out = []
         for market in symbols_of(instruments):
             if market in known or market in seen:
                 continue
@@ -166,6 +170,18 @@ def connections(instruments: Catalog) -> list[Connection]:
             most = max(range(len(groups)), key=room.__getitem__)
             if room[most] > 0:
                 placed[most].append(market)
+            else:
+                left_out.append(market)
+        if left_out:  # each market once (``seen``): its liquidations are missed until then
+            log.warning(
+                "%s: %d market(s) listed since the start find no free place on its %d "
+                "connection(s) (%d markets each): %.300s; they are subscribed at the next start",
+                EXCHANGE,
+                len(left_out),
+                len(groups),
+                MARKETS_PER_CONNECTION,
+                ", ".join(left_out),
+            )
 
     def messages(index: int) -> Callable[[], tuple[str, ...]]:
         def rebuilt() -> tuple[str, ...]:
