@@ -11,10 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from mcp import Client
 from mcp_types import CallToolResult
 
-from purpleflea.client import LiquidationClient
+from purpleflea.client import HistoryPage, LiquidationClient
 from purpleflea.mcp.server import build_server
 from tests.server.conftest import make_config, running_server, venue_event
 
@@ -93,3 +94,33 @@ async def test_recent_liquidations_are_the_newest_by_time_not_the_last_stored(
     assert every["truncated"] is False
     assert [e["id"] for e in day["events"]] == [e.id for e in by_time]
     assert day["truncated"] is False
+
+
+async def test_recent_liquidations_on_a_busy_minute_read_one_page_of_the_asked_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 1,500 events in the last minute, stored out of time order: the tool read windows back
+    # in time (4 requests: a 1-event probe and three 1,000-event pages, to answer 20); the
+    # history route now pages by event time (order=ts) and it asks for the 20 it answers.
+    busy = [
+        venue_event(
+            size_usd=100.0 + i, exchange="bybit", ts=NOW - 60_000 + (i * 7_919) % 1_500 * 40
+        )
+        for i in range(1_500)
+    ]
+    asked: list[dict[str, Any]] = []
+    history = LiquidationClient.history
+
+    async def counted(self: LiquidationClient, **options: Any) -> HistoryPage:
+        asked.append(options)
+        return await history(self, **options)
+
+    monkeypatch.setattr(LiquidationClient, "history", counted)
+    async with running_server(make_config(tmp_path)) as live:
+        await live.push(*busy)
+        async with Client(build_server(LiquidationClient(live.key, live.url))) as client:
+            newest = _data(await client.call_tool("recent_liquidations", {"limit": 20}))
+    by_time = sorted(busy, key=lambda e: -(e.ts or 0))
+    assert [e["id"] for e in newest["events"]] == [e.id for e in by_time[:20]]
+    assert newest["truncated"] is True
+    assert [a.get("limit") for a in asked] == [20], asked

@@ -34,6 +34,14 @@ def window_ok(query: dict[str, object]) -> bool:
     return start is None or end is None or end > start
 
 
+def history_ok(query: dict[str, object]) -> bool:
+    """History: :func:`window_ok`, and a cursor of the page's order: '<ts>_<seq>' with
+    ``order=ts``, an integer otherwise (the document says which is which)."""
+    cursor = query.get("cursor")
+    by_time = query.get("order") == "ts"
+    return window_ok(query) and (cursor is None or ("_" in str(cursor)) == by_time)
+
+
 def aggregate_ok(query: dict[str, object]) -> bool:
     """Aggregates: :func:`window_ok`, and a window of at most 7 days when the aggregate reads
     every event (``min_usd`` above 0) or every minute (``interval=1m``)."""
@@ -84,7 +92,7 @@ def resume_ok(case: schemathesis.Case) -> bool:
 
 
 _RULES = {
-    "/v1/liquidations": window_ok,
+    "/v1/liquidations": history_ok,
     "/v1/liquidations/aggregate": aggregate_ok,
     "/v1/coverage": window_ok,
     "/v1/heatmap/{market}": heatmap_range_ok,

@@ -35,6 +35,41 @@ async def test_history_takes_markets_or_the_rest_spelling_market(live: Running) 
             await client.history(markets=["BTC-PERP"], market="ETH-PERP")
 
 
+async def test_history_by_time_pages_the_latest_events_first_whatever_their_storage(
+    live: Running,
+) -> None:
+    """order="ts": the newest by event time first (ties: the last stored first), each page
+    after the one before by its '<ts>_<seq>' cursor; the default order stays the last stored
+    first."""
+    base = 1_760_000_000_000
+    # Stored live first, then an older recording imported after them, then two more live
+    # ones at the same millisecond.
+    await live.push(
+        *(venue_event(market="BTC-PERP", ts=base + 60_000 + n * 1_000) for n in range(4)),
+        *(venue_event(market="ETH-PERP", ts=base + n * 1_000) for n in range(4)),
+        *(venue_event(market="SOL-PERP", ts=base + 70_000) for _ in range(2)),
+    )
+    async with purpleflea.LiquidationClient(api_key=live.key, base_url=live.url) as client:
+        stored = (await client.history(limit=100)).events
+        assert [e.seq for e in stored] == list(range(10, 0, -1))  # the default, unchanged
+        first = await client.history(order="ts", limit=3)
+        assert isinstance(first.next_cursor, str)
+        by_time = [e async for e in client.history_all(order="ts", limit=3)]
+        assert by_time[:3] == first.events
+        assert by_time == sorted(stored, key=lambda e: (-e.ts, -e.seq))
+        assert [e.seq for e in by_time[:2]] == [10, 9]  # the tie at base + 70 s
+        assert [e.market for e in by_time[2:6]] == ["BTC-PERP"] * 4
+        after = await client.history(order="ts", cursor=first.next_cursor, limit=2)
+        assert after.events == by_time[3:5]
+        for wrong in (first.next_cursor.replace("_", ":"), "12", "-5_3"):
+            with pytest.raises(purpleflea.BadRequestError, match="cursor"):
+                await client.history(order="ts", cursor=wrong)
+        with pytest.raises(purpleflea.BadRequestError, match="cursor"):
+            await client.history(cursor=first.next_cursor)  # a time cursor, storage order
+        with pytest.raises(purpleflea.BadRequestError, match="order"):
+            await client.history(order="size")  # type: ignore[arg-type]
+
+
 def _sync_history_all(url: str, key: str) -> tuple[list[Liquidation], list[Liquidation]]:
     client = purpleflea.SyncLiquidationClient(api_key=key, base_url=url)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import statistics
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import Liquidation
 from purpleflea.server.pipeline import Pipeline
 from purpleflea.server.sources import SIM_STATE_FILE, run_sim
+from purpleflea.sim import resume, statelog
 from purpleflea.store.sqlite import SQLiteStore
 
 
@@ -187,6 +189,51 @@ async def test_the_first_state_is_saved_soon_after_the_start(tmp_path: Path) -> 
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
+
+
+@pytest.mark.usefixtures("quick_warmup")
+async def test_the_saves_after_the_first_append_what_changed_beside_the_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each save wrote the whole state again (16 MB for 275 markets: 5 GB in the demo's first
+    hour): the first writes it, the later ones append what changed to the log beside it, and
+    the two load back as the market where it stopped."""
+    monkeypatch.setattr("purpleflea.server.sources.SIM_SAVE_EVERY_S", 0.0)  # every block
+    state = tmp_path / SIM_STATE_FILE
+    marks: list[np.ndarray] = []
+    original = sim.paced
+
+    async def recording(simulator: sim.Simulator, **options: Any) -> AsyncIterator[sim.SimStep]:
+        async for step in original(simulator, **options):
+            marks.append(simulator.marks().copy())
+            yield step
+
+    monkeypatch.setattr(sim, "paced", recording)
+    async with _tracker(tmp_path / "store.sqlite") as tracker:
+        task = asyncio.create_task(
+            run_sim(tracker, seed=3, markets=20, speed=20.0, state_path=state)
+        )
+        try:
+            await _wait_for(tracker, 50, timeout_s=60)
+            await asyncio.sleep(2.0)  # a few more blocks (2.5 s each at 20x: 8 a second)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    full = state.stat().st_size
+    log = resume.log_path(state).read_bytes()
+    records = list(statelog.records(log, str(_token(state))))
+    assert len(records) >= 3, len(records)
+    assert max(len(r) for r in records) < 0.05 * full  # the whole state is written once
+    loaded = resume.load(state)
+    assert loaded is not None
+    # The state saved at the stop is the last delivered step's market (its block's end).
+    assert np.allclose(loaded.marks, marks[-1], rtol=0.02)
+
+
+def _token(state: Path) -> object:
+    with np.load(state) as data:
+        return json.loads(str(data["header"]))["log"]
 
 
 @pytest.mark.usefixtures("quick_warmup")

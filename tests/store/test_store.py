@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -19,7 +20,7 @@ from purpleflea.clock import now_ms
 from purpleflea.engine.coverage import METHOD_VERSION
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.store import OpenInterest, Query, Store
-from purpleflea.store.base import StoreUnavailable
+from purpleflea.store.base import StoreUnavailable, time_cursor
 from purpleflea.store.factory import open_store
 from purpleflea.store.postgres import PostgresStore
 from purpleflea.store.sqlite import SQLiteStore
@@ -117,6 +118,87 @@ async def test_query_time_range_and_exchange(store: Store) -> None:
         Query(exchanges=("bybit",), start_ms=T0 + 10_000, end_ms=T0 + 20_000, limit=100)
     )
     assert [e.seq for e in page.events] == [18, 16, 14, 12, 10]
+
+
+def _out_of_time_order(count: int) -> list[Liquidation]:
+    """``count`` events whose ts is not their storage order: a shuffled recording, with runs
+    of equal ts (three events per second)."""
+    shuffled = [(seq * 7_919) % count for seq in range(1, count + 1)]
+    return [_event(seq, ts=T0 + (k // 3) * 1_000) for seq, k in enumerate(shuffled, start=1)]
+
+
+async def _pages_by_time(store: Store, query: Query) -> list[list[Liquidation]]:
+    pages: list[list[Liquidation]] = []
+    cursor = query.before_key
+    while True:
+        page = await store.query(msgspec.structs.replace(query, order="ts", before_key=cursor))
+        pages.append(page.events)
+        if page.next_cursor is None:
+            return pages
+        assert isinstance(page.next_cursor, str)
+        cursor = time_cursor(page.next_cursor)
+
+
+async def test_history_by_time_is_the_latest_ts_first_ties_by_seq_paged(store: Store) -> None:
+    events = _out_of_time_order(120)
+    await store.append(events)
+    by_time = sorted(events, key=lambda e: (-e.ts, -e.seq))
+    pages = await _pages_by_time(store, Query(limit=7))
+    assert [e for page in pages for e in page] == by_time
+    assert [len(page) for page in pages] == [7] * 17 + [1]
+    # Filters and a window combine with the order, as with the default one.
+    query = Query(markets=("BTC-PERP",), start_ms=T0 + 5_000, end_ms=T0 + 30_000, limit=4)
+    wanted = [e for e in by_time if e.market == "BTC-PERP" and T0 + 5_000 <= e.ts < T0 + 30_000]
+    assert [e for page in await _pages_by_time(store, query) for e in page] == wanted
+    # The default order is unchanged: the last stored first.
+    page = await store.query(Query(limit=5))
+    assert [e.seq for e in page.events] == [120, 119, 118, 117, 116]
+    assert page.next_cursor == 116
+
+
+async def test_a_time_cursor_holds_its_place_while_events_arrive(store: Store) -> None:
+    """Pages after a cursor are those of its (ts, seq): an event stored meanwhile with a later
+    time is not repeated nor does it shift them, and one of an earlier time (an import going
+    on) is found in its place."""
+    events = _out_of_time_order(30)
+    await store.append(events)
+    first = await store.query(Query(order="ts", limit=10))
+    assert isinstance(first.next_cursor, str)
+    newer = _event(31, ts=T0 + 60_000)
+    older = _event(32, ts=T0 + 1_000)  # ties with three events at T0 + 1 s, stored last
+    await store.append([newer, older])
+    rest = await _pages_by_time(store, Query(limit=10, before_key=time_cursor(first.next_cursor)))
+    after = [e for page in await _pages_by_time(store, Query(limit=10)) for e in page]
+    assert first.events + [e for page in rest for e in page] == [e for e in after if e != newer]
+    # The tie: the later stored (higher seq) of the same ts comes first.
+    tied = [e.seq for e in after if e.ts == T0 + 1_000]
+    assert tied == sorted(tied, reverse=True)
+    assert tied[0] == 32
+
+
+async def test_sqlite_history_by_time_walked_along_ts_or_sorted_is_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite reads a page by time along the ts index, or, for markets with few events, by
+    the market index and a sort (store/sql.py, TS_WALK_MATCHES): the same pages either way."""
+    store = SQLiteStore(tmp_path / "history.sqlite")
+    try:
+        await store.append(_out_of_time_order(150))
+        queries = [
+            Query(markets=("BTC-PERP",), limit=6),
+            Query(markets=("ETH-PERP", "BTC-PERP"), sides=("short",), limit=4),
+            Query(markets=("ETH-PERP",), start_ms=T0 + 8_000, end_ms=T0 + 40_000, limit=5),
+            Query(markets=("NOPE-PERP",), limit=5),
+            Query(exchanges=("bybit",), min_usd=300_000, limit=7),
+        ]
+        read = {}
+        for threshold in (1, 1_000_000):
+            monkeypatch.setattr("purpleflea.store.sqlite.TS_WALK_MATCHES", threshold)
+            read[threshold] = [await _pages_by_time(store, q) for q in queries]
+        assert read[1] == read[1_000_000]
+        assert sum(len(page) for pages in read[1] for page in pages) > 100
+    finally:
+        await store.close()
 
 
 async def test_injection_shaped_filters_are_just_values(store: Store) -> None:
@@ -406,6 +488,26 @@ async def test_postgres_market_query_uses_an_index() -> None:
         assert len(page.events) == 50
         assert all(e.market == "M7-PERP" for e in page.events)
         assert page.events[0].seq == 19_907
+    finally:
+        await store.close()
+
+
+async def test_postgres_history_by_time_walks_the_ts_index() -> None:
+    """order=ts walks the ts index backwards, from the cursor's ts, sorting only the events
+    of one ts among themselves (an incremental sort), never every matching row."""
+    store = await PostgresStore.connect(await _empty_postgres())
+    try:
+        await store.append([_event(i, id=f"bulk:{i}") for i in range(1, 20_001)])
+        connection = await psycopg.AsyncConnection.connect(store.url, autocommit=True)
+        async with connection:
+            await connection.execute("ANALYZE liquidations")
+        for query in (
+            Query(order="ts", limit=20),
+            Query(order="ts", limit=20, before_key=(T0 + 5_000_000, 5_000)),
+        ):
+            plan = await store.explain(query)
+            assert "Index Scan Backward using liquidations_ts" in plan, plan
+            assert re.search(r"(?<!Incremental )Sort  \(", plan) is None, plan
     finally:
         await store.close()
 

@@ -31,7 +31,7 @@ from purpleflea.client.errors import (
     raise_for_response,
 )
 from purpleflea.client.stream import Stream
-from purpleflea.client.types import Bucket, Coverage, HistoryPage
+from purpleflea.client.types import Bucket, Coverage, HistoryOrder, HistoryPage
 from purpleflea.model import MARKETS_LISTED, CascadeAlert, Heatmap, Liquidation
 from purpleflea.positions import MeasuredMap
 
@@ -242,11 +242,12 @@ class LiquidationClient:
         min_usd: float | None = None,
         start: Time = None,
         end: Time = None,
-        cursor: int | None = None,
+        cursor: int | str | None = None,
         limit: int = 100,
         market: Names = None,
         exchange: Names = None,
         side: Names = None,
+        order: HistoryOrder = "seq",
     ) -> HistoryPage:
         """One page of stored events, newest first; ``start``/``end`` bound ``ts`` (ms since the
         epoch, a float rounded, a datetime: a naive one is UTC, a date, or the commands'
@@ -254,7 +255,12 @@ class LiquidationClient:
 
         ``markets``, ``exchanges``, ``sides`` and ``coverages`` (``complete``, ``snapshot``,
         ``sampled``: how complete the event's venue feed is) take one value or several; the
-        REST spelling (``market=``, ``exchange=``, ``side=``) is accepted too."""
+        REST spelling (``market=``, ``exchange=``, ``side=``) is accepted too.
+
+        ``order="seq"`` (the default) is the order events were stored, the last first;
+        ``order="ts"`` the latest event time first (ties by seq): an older recording imported
+        after newer events, or a late feed, is stored after them but is not "the newest".
+        ``cursor`` is the ``next_cursor`` of a page of the same order."""
         body = await self._get(
             "/v1/liquidations",
             {
@@ -267,6 +273,8 @@ class LiquidationClient:
                 "end": as_ms(end, "end"),
                 "cursor": cursor,
                 "limit": limit,
+                # Only when asked: a server older than order=ts refuses the parameter.
+                "order": None if order == "seq" else order,
             },
         )
         return _page.decode(body)
@@ -281,14 +289,16 @@ class LiquidationClient:
         min_usd: float | None = None,
         start: Time = None,
         end: Time = None,
-        cursor: int | None = None,
+        cursor: int | str | None = None,
         limit: int = 100,
         market: Names = None,
         exchange: Names = None,
         side: Names = None,
+        order: HistoryOrder = "seq",
     ) -> AsyncIterator[Liquidation]:
-        """Every stored event matching the filters (as :meth:`history`), newest first, fetched
-        ``limit`` per request as the loop goes; ``cursor`` starts after that page."""
+        """Every stored event matching the filters (as :meth:`history`), newest first in
+        ``order``, fetched ``limit`` per request as the loop goes; ``cursor`` starts after
+        that page."""
         wanted_markets = one_of(markets, market, "market")
         wanted_exchanges = one_of(exchanges, exchange, "exchange")
         wanted_sides = one_of(sides, side, "side")
@@ -303,6 +313,7 @@ class LiquidationClient:
                 end=end,
                 cursor=cursor,
                 limit=limit,
+                order=order,
             )
             for event in page.events:
                 yield event

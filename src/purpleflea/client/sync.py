@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar, overload
 
 from purpleflea.client._config import Names, Time
 from purpleflea.client.aio import LiquidationClient
-from purpleflea.client.types import Bucket, Coverage, HistoryPage
+from purpleflea.client.types import Bucket, Coverage, HistoryOrder, HistoryPage
 from purpleflea.model import CascadeAlert, Heatmap, Liquidation
 from purpleflea.positions import MeasuredMap
 
@@ -90,11 +90,12 @@ class SyncLiquidationClient:
         min_usd: float | None = None,
         start: Time = None,
         end: Time = None,
-        cursor: int | None = None,
+        cursor: int | str | None = None,
         limit: int = 100,
         market: Names = None,
         exchange: Names = None,
         side: Names = None,
+        order: HistoryOrder = "seq",
     ) -> HistoryPage:
         """See :meth:`LiquidationClient.history`."""
         return self._run(
@@ -111,6 +112,7 @@ class SyncLiquidationClient:
                 market=market,
                 exchange=exchange,
                 side=side,
+                order=order,
             )
         )
 
@@ -124,11 +126,12 @@ class SyncLiquidationClient:
         min_usd: float | None = None,
         start: Time = None,
         end: Time = None,
-        cursor: int | None = None,
+        cursor: int | str | None = None,
         limit: int = 100,
         market: Names = None,
         exchange: Names = None,
         side: Names = None,
+        order: HistoryOrder = "seq",
     ) -> Iterator[Liquidation]:
         """See :meth:`LiquidationClient.history_all`: every matching event, newest first,
         fetched ``limit`` per request as the loop goes."""
@@ -148,6 +151,7 @@ class SyncLiquidationClient:
                 market=market,
                 exchange=exchange,
                 side=side,
+                order=order,
             )
             yield from page.events
             if page.next_cursor is None:

@@ -7,16 +7,22 @@ than import them: the SDK installs without the server's dependencies.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
 from purpleflea.model import Liquidation
 
+#: A history page's order, newest first: ``seq`` (as stored) or ``ts`` (event time).
+HistoryOrder = Literal["seq", "ts"]
+
 
 class HistoryPage(msgspec.Struct, frozen=True):
-    """One page of history, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
+    """One page of history, newest first; pass ``next_cursor`` as ``cursor`` for the next (an
+    integer for ``order="seq"``, ``"<ts>_<seq>"`` for ``order="ts"``)."""
 
     events: list[Liquidation]
-    next_cursor: int | None
+    next_cursor: int | str | None
 
 
 class Bucket(msgspec.Struct, frozen=True):

@@ -94,7 +94,7 @@ async def iter_events(
     result = await store.query(msgspec.structs.replace(query, before_seq=bound))
     while result.next_cursor is not None:
         bounds.append(bound)
-        bound = result.next_cursor
+        bound = result.events[-1].seq  # the page's next_cursor in seq order
         result = await store.query(msgspec.structs.replace(query, before_seq=bound))
     if result.events:
         yield result.events[::-1]

@@ -78,7 +78,7 @@ async def largest_events(
     at least as large as the smallest held (``min_usd``), so a busy window costs few pages.
     """
     best: list[Liquidation] = []
-    cursor: int | None = None
+    cursor: int | str | None = None
     threshold: float | None = None
     for _ in range(MAX_SCAN_PAGES):
         page = await client.history(

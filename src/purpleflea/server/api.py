@@ -28,7 +28,7 @@ from purpleflea.server.pipeline_metrics import pipeline_families
 from purpleflea.server.query_params import QueryCheck
 from purpleflea.server.ratelimit import RateLimiter, client_network
 from purpleflea.server.shared_render import BudgetedRender
-from purpleflea.store.base import INTERVAL_MS, Bucket, Query, Store
+from purpleflea.store.base import INTERVAL_MS, Bucket, Order, Query, Store, time_cursor
 from purpleflea.venues import registry
 from purpleflea.venues.venue import COVERAGES, PriceKind
 
@@ -174,6 +174,8 @@ class Api:
         # end is exclusive, so 0 selects nothing: refused like any empty window.
         end = http.epoch_ms(params, "end", None, low=1)
         http.check_window(start, end)
+        # Only the history route documents order (server/query_params.py refuses it elsewhere).
+        order: Order = "ts" if http.choice(params, "order", ("seq", "ts"), "seq") == "ts" else "seq"
         return Query(
             markets=_markets(params),
             exchanges=exchanges,
@@ -182,8 +184,10 @@ class Api:
             min_usd=http.number(params, "min_usd", 0.0),
             start_ms=start,
             end_ms=end,
-            before_seq=http.integer(params, "cursor", None, low=1),
+            before_seq=None if order == "ts" else _seq_cursor(params),
             limit=http.integer(params, "limit", limit_default, low=1, high=1_000) or limit_default,
+            order=order,
+            before_key=_time_cursor(params.get("cursor")) if order == "ts" else None,
         )
 
     # -- data routes -------------------------------------------------------------------------
@@ -657,3 +661,25 @@ def _no_heatmap(market: str, known: tuple[str, ...], seen: bool) -> str:
         f"no heatmap for {market!r}: the tracker has seen no liquidation and no open-interest "
         f"snapshot of it ({hint}; GET /v1/markets lists the markets seen)"
     )
+
+
+def _seq_cursor(params: QueryParams) -> int | None:
+    """The ``cursor`` of an ``order=seq`` page: a seq (Python's int() would read a time
+    cursor's '<ts>_<seq>' as one number, digits run together)."""
+    raw = params.get("cursor")
+    if raw is not None and "_" in raw:
+        raise http.BadRequest(f"cursor {raw!r} is a cursor of order=ts: pass order=ts with it")
+    return http.integer(params, "cursor", None, low=1)
+
+
+def _time_cursor(raw: str | None) -> tuple[int, int] | None:
+    """The ``cursor`` of an ``order=ts`` page (its ``next_cursor``) as the (ts, seq) pair."""
+    if raw is None:
+        return None
+    try:
+        pair = time_cursor(raw)
+    except ValueError as exc:
+        raise http.BadRequest(str(exc)) from None
+    if max(pair) > http.MAX_INTEGER:
+        raise http.BadRequest(f"cursor: ts and seq are at most {http.MAX_INTEGER}, got {raw!r}")
+    return pair

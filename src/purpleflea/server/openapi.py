@@ -163,6 +163,10 @@ _STREAM_PROTOCOL = (
 )
 
 
+#: An ``order=ts`` history page's cursor: its last event's ts and seq.
+_TIME_CURSOR: Schema = {"type": "string", "pattern": "^[0-9]{1,18}_[0-9]{1,18}$"}
+
+
 def _data_paths(exchanges: tuple[str, ...]) -> dict[str, Schema]:
     return {
         "/v1/liquidations": {
@@ -171,12 +175,18 @@ def _data_paths(exchanges: tuple[str, ...]) -> dict[str, Schema]:
                 "Liquidation history, newest first, cursor-paged.",
                 _ok(ref("Page")),
                 errors=(400,),
+                description="order=seq (the default): the last stored first (seq descending), "
+                "which differs from time order when a late feed or older history imported "
+                "after newer was stored; order=ts: the latest event time first (ts, then seq, "
+                "descending), what 'the newest events' means. Each order pages with its own "
+                "next_cursor: an integer (seq), or '<ts>_<seq>' (ts).",
                 parameters=[
                     *_filters(exchanges),
+                    _choice("order", ["seq", "ts"], "Newest first by seq (default) or by ts."),
                     _param(
                         "cursor",
-                        integer(1),
-                        "next_cursor of the previous page.",
+                        {"anyOf": [integer(1), _TIME_CURSOR]},
+                        "next_cursor of the previous page (of the same order).",
                     ),
                     _limit("Page size"),
                 ],

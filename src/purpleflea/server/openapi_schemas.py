@@ -179,8 +179,9 @@ def schemas() -> dict[str, Schema]:
             {
                 "events": {"type": "array", "items": ref("Liquidation")},
                 "next_cursor": {
-                    "type": ["integer", "null"],
-                    "description": "cursor of the next (older) page; null on the last page.",
+                    "type": ["integer", "string", "null"],
+                    "description": "cursor of the next (older) page; null on the last page. "
+                    "An integer (order=seq) or '<ts>_<seq>' (order=ts).",
                 },
             }
         ),

@@ -47,7 +47,9 @@ SIM_SAVE_EVERY_S = 300.0
 #: 275 markets: 195 saves, at most 0.94 % from the last saved). With saves only every 5
 #: minutes, the first 30 s in, a SIGKILL 29.4 s in restarted a new market, its marks 0.5-6.4 %
 #: off the served ones (tests/reliability/test_chaos_sim_restart.py), and a later kill resumed
-#: prices up to 5 minutes old. A save is ~14 ms of CPU and a 16 MB file (275 markets).
+#: prices up to 5 minutes old. The first save writes the whole state (~13 ms of CPU, 16 MB for
+#: 275 markets), later ones what changed (resume.StateSaver: ~3 ms, ~0.1-0.3 MB; 93 MB in the
+#: crash episode's hour where whole states each time wrote 5 GB, bench/sim_state_saves.py).
 SIM_SAVE_MOVE = 0.005
 #: But not more often than this (wall clock): at a high ``--speed`` a block takes a fraction
 #: of a second, and its state need not be written each time.
@@ -68,9 +70,11 @@ async def run_sim(
     """The built-in market simulator, paced at ``speed`` x real time from now.
 
     With ``state_path``, the market continues across restarts: its state (prices, open
-    interest, positions) is saved there every few minutes and when the source stops, and a
-    restart resumes it at the new start time with a random stream of a new epoch, so the
-    store never holds the same episode twice (see :mod:`purpleflea.sim.resume`).
+    interest, positions) is saved there after the first block, when a market moved
+    (:data:`SIM_SAVE_MOVE`), every few minutes and when the source stops (what changed, in a
+    log beside it), and a restart resumes it at the new start time with a random stream of a
+    new epoch, so the store never holds the same episode twice (see
+    :mod:`purpleflea.sim.resume`).
 
     With a ``ledger``, each simulated exchange counts as one connection that is always up
     (the simulator never drops one), on the simulator's clock, and its events count for the
@@ -126,13 +130,15 @@ async def run_sim(
     last_save = time.monotonic()
     saved_marks: list[npt.NDArray[np.float64]] = []  # the marks of the state last saved
     saves = OutageRecord()  # the state file's outage: one line when it starts, one when it ends
+    # The first save writes the whole state, later ones what changed (resume.StateSaver).
+    saver = None if state_path is None else resume.StateSaver(state_path)
 
     def save(state: resume.SimState) -> None:
         """Keep the market's state; a failure (a full disk) is logged once per streak and
         never stops the market: a restart then resumes from the last state saved."""
-        assert state_path is not None
+        assert saver is not None
         try:
-            resume.save(state_path, state)
+            saver.save(state)
         except OSError as exc:
             if saves.failed(describe(exc)):
                 log.warning(

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 Interval = Literal["1m", "1h", "1d"]
 GroupBy = Literal["market", "exchange", "side"]
+#: A history page's order: by ``seq`` (storage) or by ``ts`` (event time), newest first.
+Order = Literal["seq", "ts"]
 
 INTERVAL_MS: dict[str, int] = {"1m": 60_000, "1h": 3_600_000, "1d": 86_400_000}
 
@@ -117,16 +119,42 @@ class Query(msgspec.Struct, frozen=True, kw_only=True):
     min_usd: float = 0.0
     start_ms: int | None = None  # ts >= start
     end_ms: int | None = None  # ts < end
-    #: Cursor: only events with seq below this (pages walk back in time, newest first).
+    #: Cursor: only events with seq below this (pages walk back in storage order).
     before_seq: int | None = None
     limit: int = 100
+    #: ``seq``: the last stored first (the default); ``ts``: the latest event time first,
+    #: ties by seq (both stores walk their ts index: no sort of the matching rows).
+    order: Order = "seq"
+    #: Cursor of ``order="ts"``: only events whose (ts, seq) is below this pair.
+    before_key: tuple[int, int] | None = None
 
 
 class Page(msgspec.Struct, frozen=True, kw_only=True):
-    """One page of a history query, newest first; ``next_cursor`` fetches the next page."""
+    """One page of a history query, newest first; ``next_cursor`` fetches the next page: the
+    last event's seq (``order="seq"``, the query's ``before_seq``), or its ``"<ts>_<seq>"``
+    (``order="ts"``, the query's ``before_key``: :func:`time_cursor`)."""
 
     events: list[Liquidation]
-    next_cursor: int | None
+    next_cursor: int | str | None
+
+    @classmethod
+    def of(cls, events: list[Liquidation], more: bool, order: Order) -> Page:
+        """The page of ``events`` (at most the limit) in ``order``; ``more``: events follow."""
+        if not more or not events:
+            return cls(events=events, next_cursor=None)
+        last = events[-1]
+        return cls(
+            events=events, next_cursor=f"{last.ts}_{last.seq}" if order == "ts" else last.seq
+        )
+
+
+def time_cursor(cursor: str) -> tuple[int, int]:
+    """The (ts, seq) pair of an ``order="ts"`` page's ``next_cursor``; ValueError naming it
+    when it is not one."""
+    ts, _, seq = cursor.partition("_")
+    if ts.isascii() and ts.isdigit() and seq.isascii() and seq.isdigit():
+        return int(ts), int(seq)
+    raise ValueError(f"a cursor of order=ts is <ts>_<seq>, a page's next_cursor; got {cursor!r}")
 
 
 class Bucket(msgspec.Struct, frozen=True, kw_only=True):

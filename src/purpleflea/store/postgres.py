@@ -62,7 +62,7 @@ from purpleflea.store.base import (
 from purpleflea.store.factory import redacted
 from purpleflea.store.hourly_postgres import PENDING, ensure_hourly, fill_hourly
 from purpleflea.store.replay import ReplayPage, replay_page
-from purpleflea.store.sql import where
+from purpleflea.store.sql import order_by, where
 
 log = logging.getLogger("purpleflea.store")
 
@@ -561,12 +561,11 @@ class PostgresStore:
     async def query(self, query: Query) -> Page:
         found = where(query, "postgres")
         rows = await self._read(
-            f"{_SELECT}{found.sql} ORDER BY seq DESC LIMIT %s",
+            f"{_SELECT}{found.sql}{order_by(query)} LIMIT %s",
             [*found.params, query.limit + 1],
         )
         events = [row_to_event(row) for row in rows[: query.limit]]
-        more = len(rows) > query.limit
-        return Page(events=events, next_cursor=events[-1].seq if more and events else None)
+        return Page.of(events, len(rows) > query.limit, query.order)
 
     async def aggregate(self, interval: Interval, group_by: GroupBy, query: Query) -> list[Bucket]:
         # Until the hourly rollup is whole, its hours are read from the minutes.
@@ -588,7 +587,7 @@ class PostgresStore:
         """PostgreSQL's plan for :meth:`query` (operators checking that indexes are used)."""
         found = where(query, "postgres")
         rows = await self._read(
-            f"EXPLAIN {_SELECT}{found.sql} ORDER BY seq DESC LIMIT %s",
+            f"EXPLAIN {_SELECT}{found.sql}{order_by(query)} LIMIT %s",
             [*found.params, query.limit + 1],
         )
         return "\n".join(str(row[0]) for row in rows)

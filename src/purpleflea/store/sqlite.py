@@ -59,7 +59,7 @@ from purpleflea.store.base import (
 from purpleflea.store.file_guard import FileGuard
 from purpleflea.store.replay import ReplayPage, replay_page
 from purpleflea.store.sidecar import rollback
-from purpleflea.store.sql import where
+from purpleflea.store.sql import TS_WALK_MATCHES, order_by, where
 
 if TYPE_CHECKING:
     from purpleflea.store.bulk import EventColumns
@@ -806,13 +806,29 @@ class SQLiteStore:
         return await replay_page(self._read, self._select, query, "sqlite", after, limit)
 
     async def query(self, query: Query) -> Page:
-        found = where(query, "sqlite")
+        found = where(query, "sqlite", walk_ts=await self._walks_ts(query))
         rows = await self._read(
-            f"{self._select}{found.sql} ORDER BY seq DESC LIMIT ?", [*found.params, query.limit + 1]
+            f"{self._select}{found.sql}{order_by(query)} LIMIT ?", [*found.params, query.limit + 1]
         )
         events = [row_to_event(row) for row in rows[: query.limit]]
-        more = len(rows) > query.limit
-        return Page(events=events, next_cursor=events[-1].seq if more and events else None)
+        return Page.of(events, len(rows) > query.limit, query.order)
+
+    async def _walks_ts(self, query: Query) -> bool:
+        """Whether an ``order="ts"`` page is read along the ts index (sql.where's
+        ``walk_ts``): unless it asks for markets that hold fewer than
+        :data:`~purpleflea.store.sql.TS_WALK_MATCHES` events in all (counted along their
+        index, ~1 ms), whose events are then found by it and sorted. An exchange, a side or
+        a coverage is never that rare; a market may be (a typo, a coin just listed)."""
+        if query.order != "ts":
+            return False
+        if not query.markets:
+            return True
+        markets = where(Query(markets=query.markets), "sqlite")
+        rows = await self._read(
+            f"SELECT count(*) FROM (SELECT 1 FROM liquidations{markets.sql} LIMIT ?)",
+            [*markets.params, TS_WALK_MATCHES],
+        )
+        return bool(rows[0][0] >= TS_WALK_MATCHES)
 
     async def aggregate(self, interval: Interval, group_by: GroupBy, query: Query) -> list[Bucket]:
         return await aggregates.aggregate(
