@@ -416,6 +416,11 @@ class Dydx(Dialect):
         if market in session.topics:
             text = f"Invalid subscribe message: already subscribed (v4_trades-{market})"
             return [self._error(text, market)]
+        if len(session.topics) >= 32:
+            # The indexer answers "Per-connection subscription limit reached for v4_trades
+            # (limit=32)." and subscribes nothing (socks subscription.ts, V4_TRADES_CHANNEL_
+            # LIMIT): a market asked for there is never delivered.
+            raise Violation(f"dydx: a 33rd v4_trades subscription on one connection ({market})")
         session.topics.append(market)
         session.subscribed.set()
         # Each subscribe is answered alone, with the market's recent trades (history).

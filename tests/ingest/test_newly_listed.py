@@ -153,3 +153,50 @@ def test_extend_asks_only_for_topics_never_asked_in_batches_no_larger_than_the_f
     # Asked once: the next look finds nothing new, and a contract the catalog lost is not
     # asked about at all.
     assert resubscriber.extend([subscribe("A", "B", "C")]) == ((), [])
+
+
+async def test_dydx_markets_listed_past_every_free_place_get_a_connection_of_their_own() -> None:
+    """The indexer takes 32 ``v4_trades`` a connection (socks config.ts
+    V4_TRADES_CHANNEL_LIMIT; a 33rd is refused: "Per-connection subscription limit reached")
+    and documents no cap on connections (docs.dydx.exchange, Indexer Websocket, "Rate
+    Limiting": 2 subscribes a second per connection and market). Before, markets listed past
+    the 16 places left free at the start waited for a restart; now the ingest opens another
+    connection for them."""
+    from purpleflea.ingest.catalog import Catalogs
+    from purpleflea.ingest.live import LiveIngest
+    from tests.fakes.harness import quick_backoff
+
+    def row(market: str) -> Instrument:
+        return Instrument(exchange="dydx_v4", symbol=market, kind="linear", contract_size=1.0)
+
+    catalogs = Catalogs()
+    live = catalogs.get("dydx_v4")
+    live.replace({f"C{i:02d}-USD": row(f"C{i:02d}-USD") for i in range(48)})  # 2 x 24
+
+    def subscribed(fake: FakeExchange) -> set[str]:
+        return {market for session in fake.sessions for market in session.topics}
+
+    async with FakeExchange(dialect_for("dydx_v4")) as fake:
+        ingest = LiveIngest(
+            lambda event, received_at: None,
+            exchanges=["dydx_v4"],
+            urls={"dydx_v4": fake.url},
+            catalogs=catalogs,
+            catalog_sources=(),
+            poll_sources=(),
+            backoff=quick_backoff,
+            tune=lambda spec: fast(spec, follow_catalog=0.05),
+        )
+        await ingest.start()
+        try:
+            harness = Feeds([])
+            await harness.wait_for(lambda: len(subscribed(fake)) == 48)
+            # 20 listed since: 16 take the free places, 4 have none left.
+            live.replace({**live, **{f"N{i:02d}-USD": row(f"N{i:02d}-USD") for i in range(20)}})
+            await harness.wait_for(lambda: len(subscribed(fake)) == 68, timeout=5.0)
+            stats = {s["name"]: s for s in ingest.stats()}
+        finally:
+            await ingest.stop()
+    assert fake.violations == []
+    assert [len(session.topics) for session in fake.sessions] == [32, 32, 4]
+    assert set(stats) == {"dydx_v4", "dydx_v4#2", "dydx_v4#3"}

@@ -174,8 +174,18 @@ def test_markets_listed_after_the_build_take_free_places_and_never_move() -> Non
     every = [market for index in found for market in found[index]]
     assert len(every) == len(set(every)) == 73
     assert all(len(found[index]) <= 32 for index in found)
-    # Full: a market with no free place left is on no connection (the next start takes it).
+    # Full: the markets with no free place left go to a connection of their own, which the
+    # first connection's ``more`` gives the ingest to open (before, they waited for a restart).
     more = {f"N{i:02d}-USD": row(f"N{i:02d}-USD") for i in range(30)}
     catalog.replace({**catalog, **more})
     found = {index: markets(index) for index in range(len(specs))}
     assert [len(found[index]) for index in found] == [32, 32, 32]
+    assert specs[0].more is not None
+    assert specs[1].more is None
+    [opened] = specs[0].more()
+    assert opened.name == "dydx_v4#4"
+    # 23 took the free places (32 - 25, 32 - 24, 32 - 24), the 7 after them have their own.
+    assert [json.loads(m)["id"] for m in _messages(opened)[1:]] == [
+        f"N{i:02d}-USD" for i in range(23, 30)
+    ]
+    assert [c.name for c in specs[0].more()] == ["dydx_v4#4"]  # the same, asked again

@@ -15,7 +15,7 @@ contract sizes and subscriptions without rebuilding a feed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import fields
 
 from purpleflea.ingest.catalog import Catalogs
@@ -90,3 +90,12 @@ def build_feeds(
         normalize = bind(exchange.normalize, instruments)
         specs.extend(_spec(c, normalize, urls or {}) for c in exchange.connections(instruments))
     return specs
+
+
+def grown(spec: FeedSpec, running: Collection[str], urls: Urls | None = None) -> list[FeedSpec]:
+    """The connections ``spec``'s exchange needs now that are not ``running`` (by name):
+    ``spec.more`` rebuilt from the live catalog (dYdX markets, Bybit topics listed past its
+    connections' limits), bound to ``spec``'s normalizer. None of a spec without ``more``."""
+    if spec.more is None:
+        return []
+    return [_spec(c, spec.normalize, urls or {}) for c in spec.more() if c.name not in running]

@@ -166,6 +166,12 @@ class Connection:
     #: next reconnect (days away on a venue that never closes a healthy connection). Only
     #: with ``batching`` (its ``topics`` read the messages).
     follow_catalog: float = 60.0
+    #: The connections of this exchange its live catalog needs now past those built at the
+    #: start, each ``follow_catalog`` seconds (dYdX: markets listed past every connection's 32
+    #: places; Bybit: topics past a connection's 21,000 characters of args). The ingest starts
+    #: each one whose name is not running yet. Only the exchange's first connection has it;
+    #: None: the connections are fixed.
+    more: Callable[[], tuple[Connection, ...]] | None = None
     #: Seconds the venue serves a connection before closing it on schedule (Binance: 24 h);
     #: the runner opens its replacement ``handover_lead`` seconds before, so the close loses
     #: nothing. None: no scheduled close.
