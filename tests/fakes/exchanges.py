@@ -176,6 +176,11 @@ class Bybit(Dialect):
             return [dumps({**reply, "req_id": request.get("req_id", "")})]
         if len(message) > 21_000 or not all(str(a).startswith("allLiquidation.") for a in args):
             raise Violation(f"bybit: bad subscribe args {message[:120]!r}")
+        # "for one public connection, you cannot have length of "args" array over 21,000
+        # characters" (docs/v5/websocket/wss-authentication.mdx; zh-TW: the lengths of the
+        # args' elements summed, for a single connection).
+        if sum(len(str(a)) for a in [*session.topics, *args]) > 21_000:
+            raise Violation(f"bybit: a connection's args over 21,000 characters ({args[0]})")
         session.topics.extend(args)
         session.subscribed.set()
         return [dumps({**reply, "req_id": request.get("req_id", "")})]
