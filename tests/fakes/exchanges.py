@@ -222,6 +222,10 @@ class Okx(Dialect):
     exchange = "okx"
     path = "/ws/v5/public"
 
+    def __init__(self) -> None:
+        #: The rows of the instruments channel's first push (the REST list's shape).
+        self.instruments: list[dict[str, str]] = []
+
     def handle(self, message: str, session: Session) -> list[str]:
         if message == "ping":
             session.pings += 1
@@ -232,13 +236,18 @@ class Okx(Dialect):
             raise Violation(f"okx: bad request {message!r}")
         replies = []
         for arg in args:
-            if arg.get("channel") != "liquidation-orders" or arg.get("instType") not in (
-                "SWAP",
-                "FUTURES",
-            ):
+            if arg.get("channel") not in ("liquidation-orders", "instruments") or arg.get(
+                "instType"
+            ) not in ("SWAP", "FUTURES"):
                 raise Violation(f"okx: bad subscribe arg {arg!r}")
-            session.topics.append(arg["instType"])
             replies.append(dumps({"event": "subscribe", "arg": arg, "connId": "a1"}))
+            if arg["channel"] == "instruments":
+                # "The full instrument list will be pushed for the first time after
+                # subscription" (OKX v5 docs, Instruments Channel).
+                rows = [row for row in self.instruments if row["instType"] == arg["instType"]]
+                replies.append(dumps({"arg": arg, "data": rows}))
+                continue
+            session.topics.append(arg["instType"])
         session.subscribed.set()
         return replies
 

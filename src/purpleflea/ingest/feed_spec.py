@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from purpleflea.model import VenueLiquidation
+from purpleflea.model import Instrument, VenueLiquidation
 from purpleflea.venues.venue import Connection
 
 Normalize = Callable[[bytes | str], list[VenueLiquidation]]
+#: Merges contracts a venue pushed into its exchange's live catalog.
+Learn = Callable[[list[Instrument]], None]
 #: Receives each new (deduplicated, sized) event and the ms time it was received.
 Sink = Callable[[VenueLiquidation, int], None]
 
@@ -24,6 +26,9 @@ class FeedSpec(Connection):
     """
 
     normalize: Normalize
+    #: Merges contracts the venue pushed (``Connection.contracts``) into the exchange's live
+    #: catalog; None: the connection's contracts are not learnt from its frames.
+    learn: Learn | None = None
 
     def subscribe_messages(self) -> tuple[str, ...]:
         return self.subscribe if isinstance(self.subscribe, tuple) else self.subscribe()
