@@ -18,7 +18,10 @@ to"): OKX (above; by the push now), Gate ``quanto_multiplier``, BitMEX ``multipl
 
 from __future__ import annotations
 
+import asyncio
 import json
+
+import pytest
 
 from purpleflea.ingest import feeds
 from purpleflea.model import Instrument
@@ -51,6 +54,13 @@ def liquidation(inst_id: str, ts: int) -> str:
     )
 
 
+async def _send(fake: FakeExchange, frame: str) -> None:
+    """``frame`` to the subscribed socket, once it counts as subscribed there (the fake sets
+    its session's event before it adds the socket to those it broadcasts to)."""
+    while await fake.broadcast(frame) == 0:
+        await asyncio.sleep(0.01)
+
+
 async def _run(dialect: Okx, *frames: str | dict[str, object], events: int) -> Feeds:
     """``frames`` broadcast on the OKX connection (a dict: an ``instruments`` push of it),
     each after the events before it were received."""
@@ -63,11 +73,11 @@ async def _run(dialect: Okx, *frames: str | dict[str, object], events: int) -> F
         async with Feeds([fast(spec)]) as run:
             await run.wait_for(lambda: bool(fake.sessions) and fake.sessions[0].subscribed.is_set())
             for frame in frames:
-                if isinstance(frame, dict):
-                    push = {"arg": {"channel": "instruments", "instType": "SWAP"}, "data": [frame]}
-                    await fake.broadcast(json.dumps(push))
-                else:
-                    await fake.broadcast(frame)
+                arg = {"channel": "instruments", "instType": "SWAP"}
+                text = (
+                    json.dumps({"arg": arg, "data": [frame]}) if isinstance(frame, dict) else frame
+                )
+                await _send(fake, text)
             await run.wait_for(lambda: len(run.received) + run.stats["okx"].unsized == events)
     assert fake.violations == []
     return run
@@ -95,3 +105,32 @@ async def test_a_contract_listed_since_the_last_fetch_is_sized_from_the_subscrib
     # Before: dropped as unsized until the next fetch (early, at most once in 5 minutes).
     assert run.stats["okx"].unsized == 0
     assert [e.quantity for e in run.received] == [20.0]
+
+
+async def test_bitmex_quanto_liquidations_are_sized_at_the_xbt_price_pushed_on_the_socket() -> None:
+    """A BitMEX quanto (ETHUSD) settles in XBT: USD = contracts x multiplier x price x XBT's
+    USD price (EXCHANGES.md, BitMEX). The catalog took XBT's price from XBTUSD's mark at its
+    hourly fetch; XBTUSD's instrument row, pushed on the same socket about every second (the
+    connection's liveness channel), now sets it as it moves. The push's mark here is the
+    recorded 8,773.99 (altangent/ccxws issue 98); the fetch's 10,000 is an hour old."""
+    from tests.fakes.exchanges import Bitmex
+
+    catalogs = catalogs_for_tests()
+    live = catalogs.get("bitmex")
+    ethusd = Instrument(
+        exchange="bitmex", symbol="ETHUSD", kind="quanto", contract_size=1e-6, settle_usd=10_000
+    )
+    live.replace({**live, "ETHUSD": ethusd})
+    row = {"orderID": "e1", "symbol": "ETHUSD", "side": "Buy", "price": 200, "leavesQty": 1000}
+    insert = json.dumps({"table": "liquidation", "action": "insert", "data": [row]})
+    async with FakeExchange(Bitmex()) as fake:
+        [spec] = feeds.build_feeds(catalogs, ["bitmex"], {"bitmex": fake.url})
+        async with Feeds([fast(spec)]) as run:
+            await run.wait_for(lambda: bool(fake.sessions) and fake.sessions[0].liveness_pushes > 0)
+            await _send(fake, insert)
+            await run.wait_for(lambda: len(run.received) == 1)
+    [event] = run.received
+    # 1,000 contracts x 1e-6 XBT x 200 = 0.2 XBT; at 8,773.99 USD (2,000.0 before: 10,000).
+    assert event.size_usd == pytest.approx(0.2 * 8773.99)
+    assert live["ETHUSD"].settle_usd == 8773.99
+    assert fake.violations == []

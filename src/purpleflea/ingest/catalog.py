@@ -161,15 +161,21 @@ class Catalogs:
         tmp.replace(self.cache_path)
 
 
-def learner(exchange: str, live: LiveCatalog) -> Callable[[list[Instrument]], None]:
-    """Merges contracts ``exchange`` pushed on its feed (OKX's ``instruments`` channel) into
-    its live catalog at once: a contract's size from the push on, a contract listed since
-    the last fetch sized from its first liquidation. A size changed is logged (WARNING: the
-    venue changed it since we last read it), the rest of the catalog kept."""
+def learner(
+    exchange: str,
+    contracts: Callable[[bytes | str, Mapping[str, Instrument]], list[Instrument] | None],
+    live: LiveCatalog,
+) -> Callable[[bytes | str], bool]:
+    """Reads each frame of ``exchange``'s feed with ``contracts`` and merges the contracts a
+    push changes into its live catalog at once (OKX's ``instruments``: a contract's new value,
+    a contract listed since the last fetch; BitMEX's XBTUSD instrument row: the XBT price of
+    its quanto contracts). A size changed is logged as a WARNING (the venue changed it since
+    we last read it); the rest of the catalog is kept. True for a frame that was such a push."""
 
-    def learn(pushed: list[Instrument]) -> None:
-        if not pushed:
-            return
+    def learn(frame: bytes | str) -> bool:
+        pushed = contracts(frame, live)
+        if pushed is None:
+            return False
         rows = {row.symbol: row for row in pushed}
         changed = resized(live, rows)
         if changed:
@@ -186,7 +192,9 @@ def learner(exchange: str, live: LiveCatalog) -> Callable[[list[Instrument]], No
                 said,
                 more,
             )
-        live.replace({**live, **rows})
+        if rows:
+            live.replace({**live, **rows})
+        return True
 
     return learn
 

@@ -380,8 +380,9 @@ async def _session(
                             if reply is not None:
                                 await ws.send(reply)
                                 continue
-                        if spec.learn is not None and _learned(spec, frame, stats):
-                            continue  # the venue's contracts, not data
+                        if spec.learn is not None:
+                            # Contracts first: a liquidation read after them is sized by them.
+                            checked(spec.learn, frame, spec, stats, "contracts_error")
                         try:
                             delivered = deliver(frame, received_at, now, spec, sink, stats, deduper)
                         except RetryableRefusal as exc:
@@ -433,19 +434,6 @@ async def _session(
                 # It dies with the connection; its own error is not the session's.
                 with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
                     await task
-
-
-def _learned(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> bool:
-    """Whether ``frame`` is a push of the venue's contracts (``spec.contracts``), merged into
-    its live catalog before the next frame is sized."""
-    assert spec.learn is not None
-    if spec.contracts is None:
-        return False
-    pushed = checked(spec.contracts, frame, spec, stats, "contracts_error")
-    if pushed is None:
-        return False
-    spec.learn(pushed)
-    return True
 
 
 def _liveness_push(spec: FeedSpec, frame: bytes | str, stats: ConnectionStats) -> bool:

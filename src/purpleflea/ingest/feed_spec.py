@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from purpleflea.model import Instrument, VenueLiquidation
+from purpleflea.model import VenueLiquidation
 from purpleflea.venues.venue import Connection
 
 Normalize = Callable[[bytes | str], list[VenueLiquidation]]
-#: Merges contracts a venue pushed into its exchange's live catalog.
-Learn = Callable[[list[Instrument]], None]
+#: Reads a frame for contracts the venue pushed (``Connection.contracts``) and merges them
+#: into the exchange's live catalog; True for such a push.
+Learn = Callable[[bytes | str], bool]
 #: Receives each new (deduplicated, sized) event and the ms time it was received.
 Sink = Callable[[VenueLiquidation, int], None]
 
@@ -26,8 +27,8 @@ class FeedSpec(Connection):
     """
 
     normalize: Normalize
-    #: Merges contracts the venue pushed (``Connection.contracts``) into the exchange's live
-    #: catalog; None: the connection's contracts are not learnt from its frames.
+    #: ``Connection.contracts`` bound to the exchange's live catalog (see :data:`Learn`);
+    #: None: the connection's contracts are not learnt from its frames.
     learn: Learn | None = None
 
     def subscribe_messages(self) -> tuple[str, ...]:

@@ -91,7 +91,7 @@ def build_feeds(
         instruments = catalogs.get(exchange_id)
         normalize = bind(exchange.normalize, instruments)
         for c in exchange.connections(instruments):
-            learn = learner(exchange_id, instruments) if c.contracts is not None else None
+            learn = None if c.contracts is None else learner(exchange_id, c.contracts, instruments)
             specs.append(_spec(c, normalize, urls or {}, learn))
     return specs
 

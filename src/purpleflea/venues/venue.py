@@ -172,11 +172,13 @@ class Connection:
     #: each one whose name is not running yet. Only the exchange's first connection has it;
     #: None: the connections are fixed.
     more: Callable[[], tuple[Connection, ...]] | None = None
-    #: Reads a push of the venue's instrument channel subscribed on the same socket (OKX
-    #: ``instruments``): the contracts it lists, which the runner merges into the exchange's
-    #: live catalog at once, so a contract's new size applies from the push on, not from the
-    #: next hourly fetch (no liquidation push carries it). None: for any other frame.
-    contracts: Callable[[bytes | str], list[Instrument] | None] | None = None
+    #: Reads a push of the venue's instrument channel subscribed on the same socket, given
+    #: the exchange's live catalog: the contracts it changes (OKX ``instruments``: a contract's
+    #: new value, a new listing; BitMEX ``instrument:XBTUSD``: its quanto contracts' XBT
+    #: price), which the runner merges into that catalog at once, so the next liquidation is
+    #: sized with them, not with the hourly fetch's (no liquidation push carries them). None:
+    #: for any other frame.
+    contracts: Callable[[bytes | str, Catalog], list[Instrument] | None] | None = None
     #: Seconds the venue serves a connection before closing it on schedule (Binance: 24 h);
     #: the runner opens its replacement ``handover_lead`` seconds before, so the close loses
     #: nothing. None: no scheduled close.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 
-from purpleflea.model import Instrument
+from purpleflea.model import NO_INSTRUMENTS, Catalog, Instrument
 from purpleflea.venues import symbols
 from purpleflea.venues._catalog import coded_error, json_body, rows, size
 from purpleflea.venues._connection import containing
@@ -31,7 +31,7 @@ def parse(body: bytes) -> list[Instrument]:
 INSTRUMENTS_CHANNEL = "instruments"
 
 
-def pushed(frame: bytes | str) -> list[Instrument] | None:
+def pushed(frame: bytes | str, catalog: Catalog = NO_INSTRUMENTS) -> list[Instrument] | None:
     """The contracts of a push of OKX's ``instruments`` channel; None for any other frame.
 
     OKX v5 docs, WebSocket public channels, "Instruments Channel" (``/ws/v5/public``,
@@ -47,6 +47,7 @@ def pushed(frame: bytes | str) -> list[Instrument] | None:
     corresponding trading services" for about 30 minutes), so the push of its return to
     ``live`` carries the new ``ctVal`` before any liquidation at it.
     """
+    del catalog  # each push lists its contracts whole
     message = containing(frame, f'"{INSTRUMENTS_CHANNEL}"')
     if message is None or "event" in message:
         return None  # not the channel; or its subscribe ack
