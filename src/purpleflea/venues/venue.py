@@ -169,8 +169,8 @@ class Connection:
     #: The connections of this exchange its live catalog needs now past those built at the
     #: start, each ``follow_catalog`` seconds (dYdX: markets listed past every connection's 32
     #: places; Bybit: topics past a connection's 21,000 characters of args). The ingest starts
-    #: each one whose name is not running yet. Only the exchange's first connection has it;
-    #: None: the connections are fixed.
+    #: each one whose name is not running yet. Only the first connection of each group has it
+    #: (dYdX's first; Bybit's first linear and first inverse); None: the connections are fixed.
     more: Callable[[], tuple[Connection, ...]] | None = None
     #: Reads a push of the venue's instrument channel subscribed on the same socket, given
     #: the exchange's live catalog: the contracts it changes (OKX ``instruments``: a contract's
