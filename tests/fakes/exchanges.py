@@ -176,6 +176,11 @@ class Bybit(Dialect):
             return [dumps({**reply, "req_id": request.get("req_id", "")})]
         if len(message) > 21_000 or not all(str(a).startswith("allLiquidation.") for a in args):
             raise Violation(f"bybit: bad subscribe args {message[:120]!r}")
+        # "for one public connection, you cannot have length of "args" array over 21,000
+        # characters" (docs/v5/websocket/wss-authentication.mdx; zh-TW: the lengths of the
+        # args' elements summed, for a single connection).
+        if sum(len(str(a)) for a in [*session.topics, *args]) > 21_000:
+            raise Violation(f"bybit: a connection's args over 21,000 characters ({args[0]})")
         session.topics.extend(args)
         session.subscribed.set()
         return [dumps({**reply, "req_id": request.get("req_id", "")})]
@@ -217,6 +222,10 @@ class Okx(Dialect):
     exchange = "okx"
     path = "/ws/v5/public"
 
+    def __init__(self) -> None:
+        #: The rows of the instruments channel's first push (the REST list's shape).
+        self.instruments: list[dict[str, str]] = []
+
     def handle(self, message: str, session: Session) -> list[str]:
         if message == "ping":
             session.pings += 1
@@ -227,13 +236,18 @@ class Okx(Dialect):
             raise Violation(f"okx: bad request {message!r}")
         replies = []
         for arg in args:
-            if arg.get("channel") != "liquidation-orders" or arg.get("instType") not in (
-                "SWAP",
-                "FUTURES",
-            ):
+            if arg.get("channel") not in ("liquidation-orders", "instruments") or arg.get(
+                "instType"
+            ) not in ("SWAP", "FUTURES"):
                 raise Violation(f"okx: bad subscribe arg {arg!r}")
-            session.topics.append(arg["instType"])
             replies.append(dumps({"event": "subscribe", "arg": arg, "connId": "a1"}))
+            if arg["channel"] == "instruments":
+                # "The full instrument list will be pushed for the first time after
+                # subscription" (OKX v5 docs, Instruments Channel).
+                rows = [row for row in self.instruments if row["instType"] == arg["instType"]]
+                replies.append(dumps({"arg": arg, "data": rows}))
+                continue
+            session.topics.append(arg["instType"])
         session.subscribed.set()
         return replies
 
@@ -416,6 +430,11 @@ class Dydx(Dialect):
         if market in session.topics:
             text = f"Invalid subscribe message: already subscribed (v4_trades-{market})"
             return [self._error(text, market)]
+        if len(session.topics) >= 32:
+            # The indexer answers "Per-connection subscription limit reached for v4_trades
+            # (limit=32)." and subscribes nothing (socks subscription.ts, V4_TRADES_CHANNEL_
+            # LIMIT): a market asked for there is never delivered.
+            raise Violation(f"dydx: a 33rd v4_trades subscription on one connection ({market})")
         session.topics.append(market)
         session.subscribed.set()
         # Each subscribe is answered alone, with the market's recent trades (history).

@@ -121,10 +121,14 @@ def catalogs_for_tests() -> Catalogs:
 
 
 def expected_events(spec: FeedSpec, frames: Iterable[str | bytes]) -> list[VenueLiquidation]:
-    """What ``spec`` must deliver for ``frames``: sized, each id once, in order."""
+    """What ``spec`` must deliver for ``frames``: sized, each id once, in order. A frame of
+    the venue's contracts is learnt first, as the runner does (``spec.learn``: it changes
+    ``spec``'s catalog; give the oracle a spec of its own catalogs)."""
     seen: set[str] = set()
     events = []
     for frame in frames:
+        if spec.learn is not None:
+            spec.learn(frame)
         try:
             found = spec.normalize(frame)
         except PartialFrame as partial:  # the connection delivers the readable rows

@@ -153,3 +153,98 @@ def test_extend_asks_only_for_topics_never_asked_in_batches_no_larger_than_the_f
     # Asked once: the next look finds nothing new, and a contract the catalog lost is not
     # asked about at all.
     assert resubscriber.extend([subscribe("A", "B", "C")]) == ((), [])
+
+
+async def test_dydx_markets_listed_past_every_free_place_get_a_connection_of_their_own() -> None:
+    """The indexer takes 32 ``v4_trades`` a connection (socks config.ts
+    V4_TRADES_CHANNEL_LIMIT; a 33rd is refused: "Per-connection subscription limit reached")
+    and documents no cap on connections (docs.dydx.exchange, Indexer Websocket, "Rate
+    Limiting": 2 subscribes a second per connection and market). Before, markets listed past
+    the 16 places left free at the start waited for a restart; now the ingest opens another
+    connection for them."""
+    from purpleflea.ingest.catalog import Catalogs
+    from purpleflea.ingest.live import LiveIngest
+    from tests.fakes.harness import quick_backoff
+
+    def row(market: str) -> Instrument:
+        return Instrument(exchange="dydx_v4", symbol=market, kind="linear", contract_size=1.0)
+
+    catalogs = Catalogs()
+    live = catalogs.get("dydx_v4")
+    live.replace({f"C{i:02d}-USD": row(f"C{i:02d}-USD") for i in range(48)})  # 2 x 24
+
+    def subscribed(fake: FakeExchange) -> set[str]:
+        return {market for session in fake.sessions for market in session.topics}
+
+    async with FakeExchange(dialect_for("dydx_v4")) as fake:
+        ingest = LiveIngest(
+            lambda event, received_at: None,
+            exchanges=["dydx_v4"],
+            urls={"dydx_v4": fake.url},
+            catalogs=catalogs,
+            catalog_sources=(),
+            poll_sources=(),
+            backoff=quick_backoff,
+            tune=lambda spec: fast(spec, follow_catalog=0.05),
+        )
+        await ingest.start()
+        try:
+            harness = Feeds([])
+            await harness.wait_for(lambda: len(subscribed(fake)) == 48)
+            # 20 listed since: 16 take the free places, 4 have none left.
+            live.replace({**live, **{f"N{i:02d}-USD": row(f"N{i:02d}-USD") for i in range(20)}})
+            await harness.wait_for(lambda: len(subscribed(fake)) == 68, timeout=5.0)
+            stats = {s["name"]: s for s in ingest.stats()}
+        finally:
+            await ingest.stop()
+    assert fake.violations == []
+    assert [len(session.topics) for session in fake.sessions] == [32, 32, 4]
+    assert set(stats) == {"dydx_v4", "dydx_v4#2", "dydx_v4#3"}
+
+
+async def test_bybit_topics_listed_past_a_connections_args_limit_get_another_connection() -> None:
+    """Bybit caps a public connection at 21,000 characters of args (docs/v5/websocket/
+    wss-authentication.mdx; the zh-TW page: summed over the connection). A catalog fetched
+    after the start (the bundled 13 linear symbols, then the whole list) was subscribed on
+    the one linear socket: past the limit, Bybit refuses the rest. Now they go on another."""
+    from purpleflea.ingest.catalog import Catalogs
+    from purpleflea.ingest.live import LiveIngest
+    from tests.fakes.harness import quick_backoff
+
+    catalogs = Catalogs()
+    live = catalogs.get("bybit")
+    many = [f"C{i:05d}USDT" for i in range(1000)]  # 25,000 characters of topics
+
+    def subscribed(fake: FakeExchange) -> list[str]:
+        return [topic for session in fake.sessions for topic in session.topics]
+
+    async with (
+        FakeExchange(dialect_for("bybit_linear")) as linear,
+        FakeExchange(dialect_for("bybit_inverse")) as inverse,
+    ):
+        ingest = LiveIngest(
+            lambda event, received_at: None,
+            exchanges=["bybit"],
+            urls={"bybit_linear": linear.url, "bybit_inverse": inverse.url},
+            catalogs=catalogs,
+            catalog_sources=(),
+            poll_sources=(),
+            backoff=quick_backoff,
+            tune=lambda spec: fast(spec, follow_catalog=0.05),
+        )
+        await ingest.start()
+        try:
+            harness = Feeds([])
+            bundled = sum(1 for row in live.values() if row.kind == "linear")
+            await harness.wait_for(lambda: len(subscribed(linear)) == bundled)
+            rows = {s: Instrument(exchange="bybit", symbol=s, kind="linear", contract_size=1.0)
+                    for s in many}  # fmt: skip
+            live.replace({**live, **rows})
+            await harness.wait_for(lambda: len(subscribed(linear)) == bundled + 1000, timeout=8)
+            stats = {s["name"]: s for s in ingest.stats()}
+        finally:
+            await ingest.stop()
+    assert linear.violations == []
+    assert len(linear.sessions) == 2
+    assert sorted(set(subscribed(linear))) == sorted(subscribed(linear))  # each topic once
+    assert {"bybit_linear", "bybit_linear#2", "bybit_inverse"} == set(stats)

@@ -144,3 +144,41 @@ def test_bundled_open_interest_and_mark_are_in_real_coins_like_their_liquidation
     assert (btc.mark_price, btc.open_interest) == (100000.0, 10.0)
     [liquidation] = bybit.normalize(_all(s="1000PEPEUSDT", v="1000", p="0.0123"))
     assert liquidation.price == pytest.approx(pepe.mark_price)  # the same unit
+
+
+def _linear_catalog(count: int) -> dict[str, Instrument]:
+    """``count`` linear symbols of 10 characters, Bybit's usual length (``SUSHIUSDT``,
+    ``1000PEPEUSDT``)."""
+    symbols = [f"C{i:05d}USDT" for i in range(count)]
+    return {
+        s: Instrument(exchange="bybit", symbol=s, kind="linear", contract_size=1.0) for s in symbols
+    }
+
+
+def _topics(connection: object) -> list[str]:
+    from purpleflea.venues.venue import Connection
+
+    assert isinstance(connection, Connection)
+    subscribe = connection.subscribe
+    messages = subscribe if isinstance(subscribe, tuple) else subscribe()
+    return [topic for m in messages for topic in json.loads(m)["args"]]
+
+
+def test_a_full_linear_catalog_is_spread_so_no_connection_holds_over_21000_characters() -> None:
+    """Bybit: "for one public connection, you cannot have length of "args" array over 21,000
+    characters" (docs/v5/websocket/wss-authentication.mdx; the zh-TW page: the args' lengths
+    summed, for a single connection). 1,000 linear symbols (805 were listed on 2026-09-18, a
+    third-party live count) are 25,000 characters of topics: before, all went on one
+    connection, 200 a message, and the subscribes past 21,000 would be refused."""
+    from purpleflea.venues.bybit.connection import connections
+
+    specs = connections(_linear_catalog(1000))
+    linear = [spec for spec in specs if spec.name.startswith("bybit_linear")]
+    assert [spec.name for spec in linear] == ["bybit_linear", "bybit_linear#2"]
+    seen: list[str] = []
+    for spec in linear:
+        topics = _topics(spec)
+        assert sum(len(topic) + 3 for topic in topics) <= 21_000  # quoted, with a comma
+        seen += topics
+    assert sorted(seen) == [f"allLiquidation.C{i:05d}USDT" for i in range(1000)]
+    assert linear[0].data_timeout == linear[1].data_timeout == 3600.0  # each half a market

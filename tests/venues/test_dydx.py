@@ -174,33 +174,18 @@ def test_markets_listed_after_the_build_take_free_places_and_never_move() -> Non
     every = [market for index in found for market in found[index]]
     assert len(every) == len(set(every)) == 73
     assert all(len(found[index]) <= 32 for index in found)
-    # Full: a market with no free place left is on no connection (the next start takes it).
+    # Full: the markets with no free place left go to a connection of their own, which the
+    # first connection's ``more`` gives the ingest to open (before, they waited for a restart).
     more = {f"N{i:02d}-USD": row(f"N{i:02d}-USD") for i in range(30)}
     catalog.replace({**catalog, **more})
     found = {index: markets(index) for index in range(len(specs))}
     assert [len(found[index]) for index in found] == [32, 32, 32]
-
-
-def test_a_listed_market_left_without_a_place_is_logged(caplog: pytest.LogCaptureFixture) -> None:
-    """A market listed once every free place is taken is subscribed only at the next start:
-    it was on no connection and nothing said so (no log, no count), its liquidations missing
-    for as long as the process ran."""
-    from purpleflea.ingest.catalog import LiveCatalog
-    from purpleflea.model import Instrument
-    from purpleflea.venues.dydx.connection import connections
-
-    def row(market: str) -> Instrument:
-        return Instrument(exchange="dydx_v4", symbol=market, kind="linear", contract_size=1.0)
-
-    catalog = LiveCatalog({f"C{i:02d}-USD": row(f"C{i:02d}-USD") for i in range(40)})
-    specs = connections(catalog)  # 2 connections of 20: 24 free places
-    catalog.replace({**catalog, **{f"N{i:02d}-USD": row(f"N{i:02d}-USD") for i in range(30)}})
-    with caplog.at_level("WARNING", logger="purpleflea"):
-        for spec in specs:
-            _messages(spec)
-            _messages(spec)  # looked at again: said once
-    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert len(said) == 1, said
-    assert "6 market(s) listed since the start" in said[0]
-    assert "N24-USD" in said[0]
-    assert "next start" in said[0]
+    assert specs[0].more is not None
+    assert specs[1].more is None
+    [opened] = specs[0].more()
+    assert opened.name == "dydx_v4#4"
+    # 23 took the free places (32 - 25, 32 - 24, 32 - 24), the 7 after them have their own.
+    assert [json.loads(m)["id"] for m in _messages(opened)[1:]] == [
+        f"N{i:02d}-USD" for i in range(23, 30)
+    ]
+    assert [c.name for c in specs[0].more()] == ["dydx_v4#4"]  # the same, asked again

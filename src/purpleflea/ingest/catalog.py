@@ -161,6 +161,44 @@ class Catalogs:
         tmp.replace(self.cache_path)
 
 
+def learner(
+    exchange: str,
+    contracts: Callable[[bytes | str, Mapping[str, Instrument]], list[Instrument] | None],
+    live: LiveCatalog,
+) -> Callable[[bytes | str], bool]:
+    """Reads each frame of ``exchange``'s feed with ``contracts`` and merges the contracts a
+    push changes into its live catalog at once (OKX's ``instruments``: a contract's new value,
+    a contract listed since the last fetch; BitMEX's XBTUSD instrument row: the XBT price of
+    its quanto contracts). A size changed is logged as a WARNING (the venue changed it since
+    we last read it); the rest of the catalog is kept. True for a frame that was such a push."""
+
+    def learn(frame: bytes | str) -> bool:
+        pushed = contracts(frame, live)
+        if pushed is None:
+            return False
+        rows = {row.symbol: row for row in pushed}
+        changed = resized(live, rows)
+        if changed:
+            said = ", ".join(
+                f"{was.symbol} {was.contract_size:g} {was.kind} -> {now.contract_size:g} {now.kind}"
+                for was, now in changed[:10]
+            )
+            more = f" and {len(changed) - 10} more" if len(changed) > 10 else ""
+            log.warning(
+                "instrument catalog: %s pushed a new contract size for %d contract(s): %s%s; "
+                "applied from now on",
+                exchange,
+                len(changed),
+                said,
+                more,
+            )
+        if rows:
+            live.replace({**live, **rows})
+        return True
+
+    return learn
+
+
 def resized(
     old: Mapping[str, Instrument], new: Mapping[str, Instrument]
 ) -> list[tuple[Instrument, Instrument]]:
@@ -184,7 +222,8 @@ def _tell_resized(
     """Log the contracts a fetch found resized. Mid-session (the catalog was fetched before by
     this process) it is a WARNING: the venue changed a contract's value since, and its
     liquidations received in between were sized with the old value (their quantity and USD
-    off by the ratio); the live feed cannot tell (no push carries the contract value). At the
+    off by the ratio): no liquidation push carries the contract value (OKX's ``instruments``
+    channel does, and :func:`learner` applies its pushes as they come). At the
     first fetch, it only says the bundled or cached snapshot was out of date."""
     changed = resized(old, new)
     if not changed:

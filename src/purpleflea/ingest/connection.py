@@ -380,6 +380,9 @@ async def _session(
                             if reply is not None:
                                 await ws.send(reply)
                                 continue
+                        if spec.learn is not None:
+                            # Contracts first: a liquidation read after them is sized by them.
+                            checked(spec.learn, frame, spec, stats, "contracts_error")
                         try:
                             delivered = deliver(frame, received_at, now, spec, sink, stats, deduper)
                         except RetryableRefusal as exc:

@@ -9,6 +9,9 @@ from purpleflea.model import VenueLiquidation
 from purpleflea.venues.venue import Connection
 
 Normalize = Callable[[bytes | str], list[VenueLiquidation]]
+#: Reads a frame for contracts the venue pushed (``Connection.contracts``) and merges them
+#: into the exchange's live catalog; True for such a push.
+Learn = Callable[[bytes | str], bool]
 #: Receives each new (deduplicated, sized) event and the ms time it was received.
 Sink = Callable[[VenueLiquidation, int], None]
 
@@ -24,6 +27,9 @@ class FeedSpec(Connection):
     """
 
     normalize: Normalize
+    #: ``Connection.contracts`` bound to the exchange's live catalog (see :data:`Learn`);
+    #: None: the connection's contracts are not learnt from its frames.
+    learn: Learn | None = None
 
     def subscribe_messages(self) -> tuple[str, ...]:
         return self.subscribe if isinstance(self.subscribe, tuple) else self.subscribe()

@@ -15,11 +15,11 @@ contract sizes and subscriptions without rebuilding a feed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import fields
 
-from purpleflea.ingest.catalog import Catalogs
-from purpleflea.ingest.feed_spec import FeedSpec, Normalize
+from purpleflea.ingest.catalog import Catalogs, learner
+from purpleflea.ingest.feed_spec import FeedSpec, Learn, Normalize
 from purpleflea.model import NO_INSTRUMENTS, Catalog, VenueLiquidation
 from purpleflea.venues import registry
 from purpleflea.venues.venue import Absent, Connection, Normalizer
@@ -62,11 +62,13 @@ def bind(normalizer: Normalizer, instruments: Catalog) -> Normalize:
     return normalize
 
 
-def _spec(connection: Connection, normalize: Normalize, urls: Urls) -> FeedSpec:
+def _spec(
+    connection: Connection, normalize: Normalize, urls: Urls, learn: Learn | None = None
+) -> FeedSpec:
     base = connection.name.split("#", 1)[0]  # "x#2" shares x's endpoint
     data = {f.name: getattr(connection, f.name) for f in fields(connection)}
     data["url"] = urls.get(connection.name) or urls.get(base) or connection.url
-    return FeedSpec(**data, normalize=normalize)
+    return FeedSpec(**data, normalize=normalize, learn=learn)
 
 
 def build_feeds(
@@ -88,5 +90,20 @@ def build_feeds(
             raise ValueError(f"exchange {exchange_id!r} has no normalizer yet")
         instruments = catalogs.get(exchange_id)
         normalize = bind(exchange.normalize, instruments)
-        specs.extend(_spec(c, normalize, urls or {}) for c in exchange.connections(instruments))
+        for c in exchange.connections(instruments):
+            learn = None if c.contracts is None else learner(exchange_id, c.contracts, instruments)
+            specs.append(_spec(c, normalize, urls or {}, learn))
     return specs
+
+
+def grown(spec: FeedSpec, running: Collection[str], urls: Urls | None = None) -> list[FeedSpec]:
+    """The connections ``spec``'s exchange needs now that are not ``running`` (by name):
+    ``spec.more`` rebuilt from the live catalog (dYdX markets, Bybit topics listed past its
+    connections' limits), bound to ``spec``'s normalizer. None of a spec without ``more``."""
+    if spec.more is None:
+        return []
+    return [
+        _spec(c, spec.normalize, urls or {}, spec.learn if c.contracts is not None else None)
+        for c in spec.more()
+        if c.name not in running
+    ]

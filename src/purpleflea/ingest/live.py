@@ -85,6 +85,7 @@ class LiveIngest:
         http_timeout: float = 10.0,
         repairs: Mapping[str, RepairSource | Absent] = registry.REPAIRS,
         ledger: Ledger | None = None,
+        tune: Callable[[FeedSpec], FeedSpec] = lambda spec: spec,
     ) -> None:
         self._on_event = on_event
         self.on_snapshot = on_snapshot
@@ -104,6 +105,8 @@ class LiveIngest:
         self.backoff = backoff
         self.open_timeout = open_timeout
         self.http_timeout = http_timeout
+        #: Applied to every connection spec before it runs (tests shorten its timers).
+        self.tune = tune
         self.specs: list[FeedSpec] = []
         self.pollers: list[Poller] = []
         self._stats: list[ConnectionStats] = []
@@ -128,33 +131,64 @@ class LiveIngest:
         self._client = httpx.AsyncClient(timeout=self.http_timeout, follow_redirects=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._refresh_catalogs(), timeout=self.catalog_wait_s)
-        self.specs = feeds.build_feeds(self.catalogs, self.exchanges, self.urls)
-        for spec in self.specs:
-            stats = ConnectionStats(spec.name, exchange=spec.exchange, url=spec.url)
-            self._stats.append(stats)
-            self.ledger.watch(spec.name, spec.exchange, _now_ms())
-            self._spawn(
-                spec.name,
-                run_feed(
-                    spec,
-                    self.on_event,
-                    stats,
-                    backoff=self.backoff(),
-                    alarm=self._alarm(spec.exchange),
-                    open_timeout=self.open_timeout,
-                    # One deduper per exchange: repaired events meet the live ids.
-                    deduper=self._deduper(spec.exchange),
-                    watch=_Watch(self),
-                ),
-            )
+        specs = feeds.build_feeds(self.catalogs, self.exchanges, self.urls)
+        for spec in specs:
+            self._run(spec)
         self._start_pollers(self._client)
         self._spawn("catalog refresh", self._refresh_forever())
+        growing = [spec for spec in self.specs if spec.more is not None]
+        if growing:
+            self._spawn("more connections", self._grow_forever(growing))
         log.info(
             "live ingest started: %d connections over %d exchanges, %d pollers",
             len(self.specs),
             len(self.exchanges),
             len(self.pollers),
         )
+
+    def _run(self, spec: FeedSpec) -> None:
+        """Start ``spec``'s connection task (with its stats, uptime and the exchange's
+        deduper and alarm)."""
+        spec = self.tune(spec)
+        self.specs.append(spec)
+        stats = ConnectionStats(spec.name, exchange=spec.exchange, url=spec.url)
+        self._stats.append(stats)
+        self.ledger.watch(spec.name, spec.exchange, _now_ms())
+        self._spawn(
+            spec.name,
+            run_feed(
+                spec,
+                self.on_event,
+                stats,
+                backoff=self.backoff(),
+                alarm=self._alarm(spec.exchange),
+                open_timeout=self.open_timeout,
+                # One deduper per exchange: repaired events meet the live ids.
+                deduper=self._deduper(spec.exchange),
+                watch=_Watch(self),
+            ),
+        )
+
+    async def _grow_forever(self, growing: list[FeedSpec]) -> None:
+        """Every ``follow_catalog`` seconds, open the connections an exchange's catalog needs
+        past those running (``Connection.more``): a dYdX market listed when every connection
+        holds 32, Bybit topics past a connection's args limit. Before, they waited for the
+        next start of the process."""
+        while True:
+            await asyncio.sleep(min(spec.follow_catalog for spec in growing))
+            for spec in growing:
+                try:
+                    new = feeds.grown(spec, {s.name for s in self.specs}, self.urls)
+                except Exception:  # a venue's bug must not end the looks
+                    log.exception("%s: looking for connections to add failed", spec.exchange)
+                    continue
+                for added in new:
+                    log.info(
+                        "%s: opening %s for contracts listed past its connections' limits",
+                        spec.exchange,
+                        added.name,
+                    )
+                    self._run(added)
 
     async def stop(self) -> None:
         """Cancel every task and close the HTTP client; safe to call twice."""

@@ -166,6 +166,19 @@ class Connection:
     #: next reconnect (days away on a venue that never closes a healthy connection). Only
     #: with ``batching`` (its ``topics`` read the messages).
     follow_catalog: float = 60.0
+    #: The connections of this exchange its live catalog needs now past those built at the
+    #: start, each ``follow_catalog`` seconds (dYdX: markets listed past every connection's 32
+    #: places; Bybit: topics past a connection's 21,000 characters of args). The ingest starts
+    #: each one whose name is not running yet. Only the first connection of each group has it
+    #: (dYdX's first; Bybit's first linear and first inverse); None: the connections are fixed.
+    more: Callable[[], tuple[Connection, ...]] | None = None
+    #: Reads a push of the venue's instrument channel subscribed on the same socket, given
+    #: the exchange's live catalog: the contracts it changes (OKX ``instruments``: a contract's
+    #: new value, a new listing; BitMEX ``instrument:XBTUSD``: its quanto contracts' XBT
+    #: price), which the runner merges into that catalog at once, so the next liquidation is
+    #: sized with them, not with the hourly fetch's (no liquidation push carries them). None:
+    #: for any other frame.
+    contracts: Callable[[bytes | str, Catalog], list[Instrument] | None] | None = None
     #: Seconds the venue serves a connection before closing it on schedule (Binance: 24 h);
     #: the runner opens its replacement ``handover_lead`` seconds before, so the close loses
     #: nothing. None: no scheduled close.

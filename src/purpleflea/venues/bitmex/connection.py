@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from purpleflea.model import Catalog
+import msgspec
+
+from purpleflea.model import Catalog, Instrument
+from purpleflea.venues._catalog import size
 from purpleflea.venues._connection import as_text, compact_json, containing, json_object
 from purpleflea.venues.bitmex.constants import EXCHANGE
 from purpleflea.venues.bitmex.normalizer import TABLE
@@ -37,6 +40,36 @@ def instrument_push(frame: bytes | str) -> bool:
     ``{"success":true,"subscribe":"instrument:XBTUSD",..}``, is not one)."""
     message = containing(frame, INSTRUMENT)
     return message is not None and message.get("table") == INSTRUMENT and "data" in message
+
+
+def xbt_price(frame: bytes | str, catalog: Catalog) -> list[Instrument] | None:
+    """The catalog's quanto contracts at the XBT price an ``instrument`` push gives XBTUSD's
+    ``markPrice``; None for any other frame ([] for a push without it: a volume row).
+
+    A quanto contract (ETHUSD) settles in XBT: its liquidation's USD size is contracts x
+    ``multiplier`` x price in XBT, times XBT's USD price (EXCHANGES.md, BitMEX). The catalog
+    takes that price as XBTUSD's mark when it is fetched (hourly), so in between a quanto's
+    USD size moved with XBT's price since the fetch: 10 % off after a 10 % fall of XBT, the
+    hour a cascade is on. XBTUSD's instrument row on this socket (the liveness channel)
+    carries the mark as it moves (about every second, recorded): it is applied as it comes.
+    """
+    message = containing(frame, INSTRUMENT)
+    if message is None or message.get("table") != INSTRUMENT:
+        return None
+    data = message.get("data")
+    marks = [
+        row.get("markPrice")
+        for row in (data if isinstance(data, list) else [])
+        if isinstance(row, dict) and row.get("symbol") == "XBTUSD" and "markPrice" in row
+    ]
+    price = size(EXCHANGE, "XBTUSD", marks[-1]) if marks else None
+    if price is None:
+        return []
+    return [
+        msgspec.structs.replace(row, settle_usd=price)
+        for row in catalog.values()
+        if row.kind == "quanto"
+    ]
 
 
 def refusal(frame: bytes | str) -> str | None:
@@ -75,5 +108,6 @@ def connections(instruments: Catalog) -> list[Connection]:
             retry_refused=retry_refused,
             liveness=instrument_push,
             data_timeout=DATA_TIMEOUT,
+            contracts=xbt_price,
         )
     ]

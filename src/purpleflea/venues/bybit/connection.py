@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from purpleflea.model import Catalog
 from purpleflea.venues._connection import (
@@ -16,6 +16,7 @@ from purpleflea.venues._connection import (
     mentions,
     symbols_of,
 )
+from purpleflea.venues._placement import Placement
 from purpleflea.venues.bybit.constants import EXCHANGE
 from purpleflea.venues.venue import Batching, Connection, Reply
 
@@ -24,20 +25,33 @@ URLS = {
     "inverse": "wss://stream.bybit.com/v5/public/inverse",
 }
 # "Regardless of Perpetual, Futures, Options or Spot, for one public connection, you cannot
-# have length of "args" array over 21,000 characters" (bybit-exchange/docs, v5 "Connect",
-# @ 072c197d; the zh-TW page: the sum of the args' lengths on a single connection). 200 topics
-# (about 5,000 characters) keep each request far below it. If the sum is per connection, as
-# the zh-TW wording reads, a category's connection holds about 850 ``allLiquidation`` topics
-# (24 characters on average) before it: no catalog at hand here says how near Bybit's linear
-# category is (several hundred contracts); crossing it would show as refusals of the later
-# batches in health (``refused``, and ``given_up`` once ingest/resubscribe.py splits them).
+# have length of "args" array over 21,000 characters ... No args limit for Futures and Spread
+# for now" (bybit-exchange/docs docs/v5/websocket/wss-authentication.mdx, "Public channel -
+# Args limits", @ 072c197d; since 84aada61 of 2023-05-25). The zh-TW page says how it counts:
+# "對於單個連接, args裡的數組元素長度總和不能超過21,000個字符", for a single connection, the
+# lengths of the args' elements summed. "No args limit" for futures is a count (spot: 10 a
+# request; options: 2,000 a connection). So the limit is per connection, over every topic it
+# subscribes, not per request: a linear catalog of 805 symbols (a third-party live count of
+# 2026-09-18) is about 19,600 characters of ``allLiquidation.`` topics at 9-10 characters a
+# symbol, 22,000 with the quotes and commas of the array, and each listing adds to it. Each
+# topic is counted with its quotes and comma (the stricter reading of "length of args
+# array"), and a category's topics are spread over as many connections as keep each under the
+# limit (venues/_placement.py).
+ARGS_CHARS = 21_000
+#: Characters kept free on every connection for its liveness ticker (``tickers.BTCUSD``).
+TICKER_RESERVE = 64
+#: 200 topics a message (about 5,000 characters) keeps each request far below the limit too.
 TOPICS_PER_MESSAGE = 200
+
+
+#: The topic of a symbol's liquidations, before its symbol.
+LIQUIDATIONS = "allLiquidation."
 
 
 def subscribe(symbols: Sequence[str], liveness: str | None = None) -> tuple[str, ...]:
     """``allLiquidation`` of ``symbols`` in batches; then, with ``liveness`` (a symbol), its
     ticker alone (docs/live.md, "Keeping each connection alive")."""
-    topics = [f"allLiquidation.{symbol}" for symbol in symbols]
+    topics = [LIQUIDATIONS + symbol for symbol in symbols]
     batches = chunks(topics, TOPICS_PER_MESSAGE)
     if liveness is not None:
         batches.append([f"{TICKERS}{liveness}"])
@@ -153,30 +167,61 @@ def subscribed(frame: bytes | str) -> bool:
 DATA_TIMEOUTS: dict[str, float | None] = {"linear": ALL_MARKET_DATA_TIMEOUT, "inverse": 60.0}
 
 
+def topic_chars(topic: str) -> float:
+    """What a topic takes of a connection's :data:`ARGS_CHARS`: itself, quoted, and a comma."""
+    return len(topic) + 3
+
+
 def connections(instruments: Catalog) -> list[Connection]:
-    """One connection per category, subscribing to every catalog symbol of its kind."""
+    """Each category's catalog symbols over as few connections as keep each one's args under
+    :data:`ARGS_CHARS`; symbols listed since the start go to the connection with the most room,
+    or to one of their own, opened by the ingest (``Connection.more``)."""
     found = []
     for kind, url in URLS.items():
-
-        def messages(kind: str = kind) -> tuple[str, ...]:
-            symbols = symbols_of(instruments, kind)
-            return subscribe(symbols, liveness_symbol(kind, symbols))
-
-        found.append(
-            Connection(
-                name=f"{EXCHANGE}_{kind}",
-                exchange=EXCHANGE,
-                url=url,
-                subscribe=messages,
-                keepalive='{"op":"ping"}',
-                keepalive_interval=20.0,
-                silence_timeout=60.0,
-                subscribe_pause=0.05,
-                refusal=refusal,
-                batching=BATCHING,
-                subscribed=subscribed,
-                data_timeout=DATA_TIMEOUTS[kind],
-                liveness=ticker_push if kind in LIVENESS_SYMBOLS else None,
-            )
-        )
+        found.extend(_category(instruments, kind, url))
     return found
+
+
+def _category(instruments: Catalog, kind: str, url: str) -> list[Connection]:
+    plan = Placement(
+        [LIQUIDATIONS + symbol for symbol in symbols_of(instruments, kind)],
+        ARGS_CHARS - TICKER_RESERVE,
+        cost=topic_chars,
+    )
+
+    def messages(index: int) -> Callable[[], tuple[str, ...]]:
+        def rebuilt() -> tuple[str, ...]:
+            listed = symbols_of(instruments, kind)
+            plan.place(LIQUIDATIONS + symbol for symbol in listed)
+            mine = set(plan.groups[index])
+            symbols = [s for s in listed if LIQUIDATIONS + s in mine]
+            return subscribe(symbols, liveness_symbol(kind, listed))
+
+        return rebuilt
+
+    def connection(index: int) -> Connection:
+        # A connection opened for a few contracts listed later is no whole market: no
+        # liquidation watchdog there, unless a liveness channel feeds it.
+        whole = index < plan.built or kind in LIVENESS_SYMBOLS
+        return Connection(
+            name=f"{EXCHANGE}_{kind}" if index == 0 else f"{EXCHANGE}_{kind}#{index + 1}",
+            exchange=EXCHANGE,
+            url=url,
+            subscribe=messages(index),
+            keepalive='{"op":"ping"}',
+            keepalive_interval=20.0,
+            silence_timeout=60.0,
+            subscribe_pause=0.05,
+            refusal=refusal,
+            batching=BATCHING,
+            subscribed=subscribed,
+            data_timeout=DATA_TIMEOUTS[kind] if whole else None,
+            liveness=ticker_push if kind in LIVENESS_SYMBOLS else None,
+            more=more if index == 0 else None,
+        )
+
+    def more() -> tuple[Connection, ...]:
+        plan.place(LIQUIDATIONS + symbol for symbol in symbols_of(instruments, kind))
+        return tuple(connection(index) for index in range(plan.built, len(plan.groups)))
+
+    return [connection(index) for index in range(plan.built)]

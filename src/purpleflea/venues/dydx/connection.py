@@ -22,6 +22,7 @@ from purpleflea.venues._connection import (
     mentions,
     symbols_of,
 )
+from purpleflea.venues._placement import Placement
 from purpleflea.venues.dydx.constants import EXCHANGE
 from purpleflea.venues.dydx.normalizer import CHANNEL
 from purpleflea.venues.venue import Batching, Connection, Reply
@@ -128,70 +129,47 @@ def refusal(frame: bytes | str) -> str | None:
 
 #: Places left free across a process's connections for markets dYdX lists after the feeds
 #: are built (permissionless listings, several a week at times): the markets at build time
-#: are spread evenly over enough connections to leave at least this many.
+#: are spread evenly over enough connections to leave at least this many. Past them a new
+#: connection is opened (the indexer documents no cap on connections, only 32 ``v4_trades`` a
+#: connection and 2 subscribes a second per connection and market: docs.dydx.exchange,
+#: Indexer Websocket, "Rate Limiting"; socks ``config.ts`` ``V4_TRADES_CHANNEL_LIMIT``).
 SPARE_PLACES = 16
 
 
 def split(markets: Sequence[str]) -> list[list[str]]:
     """``markets`` in contiguous groups of even size, as few as leave :data:`SPARE_PLACES`
     free places under :data:`MARKETS_PER_CONNECTION` a connection (one group at least)."""
-    count = max(1, -(-(len(markets) + SPARE_PLACES) // MARKETS_PER_CONNECTION))
-    size, longer = divmod(len(markets), count)
-    bounds = [i * size + min(i, longer) for i in range(count + 1)]
-    return [list(markets[bounds[i] : bounds[i + 1]]) for i in range(count)]
+    return _placement(markets).groups
+
+
+def _placement(markets: Sequence[str]) -> Placement:
+    return Placement(markets, MARKETS_PER_CONNECTION, spare=SPARE_PLACES)
 
 
 def connections(instruments: Catalog) -> list[Connection]:
     """The catalog's markets when the feeds are built, split evenly over connections of at
     most :data:`MARKETS_PER_CONNECTION`, with :data:`SPARE_PLACES` free places between them.
 
-    The split is fixed at build time (once a process), while dYdX lists markets at any time:
-    before, a market listed after the start was never subscribed until the process
-    restarted. Each subscribe is rebuilt from the live catalog: a market listed since takes a
-    free place of the connection with the most (in the order they were first seen, so none
-    moves to another connection later), and the runner asks for it on the same socket
-    (``Connection.follow_catalog``); with no free place left it waits for the next start."""
-    built = symbols_of(instruments)
-    groups = split(built)
-    known = frozenset(built)
-    placed: list[list[str]] = [[] for _ in groups]
-    seen: set[str] = set()
+    dYdX lists markets at any time. Each subscribe is rebuilt from the live catalog: a market
+    listed since takes a free place of the connection with the most (in the order they were
+    first seen, so none moves to another connection later), and the runner asks for it on the
+    same socket (``Connection.follow_catalog``). With no free place left it goes to a
+    connection of its own, which the first connection's ``more`` hands the ingest to open
+    (before, it waited for the next start of the process)."""
+    plan = _placement(symbols_of(instruments))
 
-    def place_listed() -> None:
-        left_out = []
-        for market in symbols_of(instruments):
-            if market in known or market in seen:
-                continue
-            seen.add(market)
-            room = [
-                MARKETS_PER_CONNECTION - len(g) - len(p)
-                for g, p in zip(groups, placed, strict=True)
-            ]
-            most = max(range(len(groups)), key=room.__getitem__)
-            if room[most] > 0:
-                placed[most].append(market)
-            else:
-                left_out.append(market)
-        if left_out:  # each market once (``seen``): its liquidations are missed until then
-            log.warning(
-                "%s: %d market(s) listed since the start find no free place on its %d "
-                "connection(s) (%d markets each): %.300s; they are subscribed at the next start",
-                EXCHANGE,
-                len(left_out),
-                len(groups),
-                MARKETS_PER_CONNECTION,
-                ", ".join(left_out),
-            )
+    def listed() -> None:
+        plan.place(symbols_of(instruments))
 
     def messages(index: int) -> Callable[[], tuple[str, ...]]:
         def rebuilt() -> tuple[str, ...]:
-            place_listed()
-            return subscribe([*groups[index], *placed[index]])
+            listed()
+            return subscribe(plan.groups[index])
 
         return rebuilt
 
-    return [
-        Connection(
+    def connection(index: int) -> Connection:
+        return Connection(
             name=EXCHANGE if index == 0 else f"{EXCHANGE}#{index + 1}",
             exchange=EXCHANGE,
             url=URL,
@@ -200,6 +178,11 @@ def connections(instruments: Catalog) -> list[Connection]:
             subscribe_pause=0.02,
             refusal=refusal,
             batching=BATCHING,
+            more=more if index == 0 else None,
         )
-        for index in range(len(groups))
-    ]
+
+    def more() -> tuple[Connection, ...]:
+        listed()
+        return tuple(connection(index) for index in range(plan.built, len(plan.groups)))
+
+    return [connection(index) for index in range(plan.built)]

@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 
-from purpleflea.model import Instrument
+from purpleflea.model import NO_INSTRUMENTS, Catalog, Instrument
 from purpleflea.venues import symbols
 from purpleflea.venues._catalog import coded_error, json_body, rows, size
+from purpleflea.venues._connection import containing
 from purpleflea.venues.okx.constants import EXCHANGE
 from purpleflea.venues.venue import CatalogSource
 
@@ -23,8 +24,43 @@ def parse(body: bytes) -> list[Instrument]:
 
     ``ctType`` linear means ``ctValCcy`` is the base coin; inverse means it is USD.
     """
+    return instruments(rows(EXCHANGE, json_body(EXCHANGE, body).get("data"), "data"))
+
+
+#: OKX's public channel of its instruments, on the liquidation connection's socket.
+INSTRUMENTS_CHANNEL = "instruments"
+
+
+def pushed(frame: bytes | str, catalog: Catalog = NO_INSTRUMENTS) -> list[Instrument] | None:
+    """The contracts of a push of OKX's ``instruments`` channel; None for any other frame.
+
+    OKX v5 docs, WebSocket public channels, "Instruments Channel" (``/ws/v5/public``,
+    ``instType`` SWAP or FUTURES): "The full instrument list will be pushed for the first time
+    after subscription. Subsequently, the instruments will be pushed if there's any change to
+    the instrument's state (such as delivery of FUTURES, exercise of OPTION, listing of new
+    contracts / trading pairs, trading suspension, etc.)"; "When there is system/instrument
+    upgrade or failure, instrument status will be changed to suspend. When trading resumes,
+    the instrument status will be changed to live." Its rows are the REST list's (``instId``,
+    ``ctVal``, ``ctMult``, ``ctType``, ``state``). OKX changes a contract's value while its
+    trading is suspended ("Adjustment of Face Value for USDT-margined Perpetual Swap & Futures
+    Trading", okx.com help, 2020-03-04: ETHUSDT 0.001 -> 0.1 ETH, "we will suspend the
+    corresponding trading services" for about 30 minutes), so the push of its return to
+    ``live`` carries the new ``ctVal`` before any liquidation at it.
+    """
+    del catalog  # each push lists its contracts whole
+    message = containing(frame, f'"{INSTRUMENTS_CHANNEL}"')
+    if message is None or "event" in message:
+        return None  # not the channel; or its subscribe ack
+    arg = message.get("arg")
+    if not isinstance(arg, dict) or arg.get("channel") != INSTRUMENTS_CHANNEL:
+        return None
+    return instruments(rows(EXCHANGE, message.get("data"), "instruments push data"))
+
+
+def instruments(listed: list[dict[str, object]]) -> list[Instrument]:
+    """Instrument rows of OKX's list (REST, or the channel's push) as contracts."""
     found = []
-    for row in rows(EXCHANGE, json_body(EXCHANGE, body).get("data"), "data"):
+    for row in listed:
         symbol = str(row.get("instId"))
         kind = row.get("ctType")
         contract = size(EXCHANGE, symbol, row.get("ctVal"))

@@ -12,6 +12,7 @@ from purpleflea.venues._connection import (
     json_object,
     mentions,
 )
+from purpleflea.venues.okx.catalog import INSTRUMENTS_CHANNEL, pushed
 from purpleflea.venues.okx.constants import EXCHANGE
 from purpleflea.venues.okx.normalizer import CHANNEL
 from purpleflea.venues.venue import Connection
@@ -23,8 +24,17 @@ URL = "wss://ws.okx.com/ws/v5/public"
 
 
 def subscribe() -> tuple[str, ...]:
-    args = [{"channel": CHANNEL, "instType": kind} for kind in ("SWAP", "FUTURES")]
+    """Liquidations of every swap and future, and their instruments: OKX pushes the whole
+    list once subscribed and each contract whose state changes after (``catalog.pushed``), a
+    contract's new value among them, applied to the catalog from then on."""
+    kinds = ("SWAP", "FUTURES")
+    args = [{"channel": channel, "instType": kind} for channel in CHANNELS for kind in kinds]
     return (compact_json({"op": "subscribe", "args": args}),)
+
+
+#: The channels subscribed, each for SWAP and FUTURES: four args of one subscribe (one of the
+#: 480 subscribe requests a connection may send an hour).
+CHANNELS = (CHANNEL, INSTRUMENTS_CHANNEL)
 
 
 #: The code of OKX's notice that a service upgrade will close the connection.
@@ -85,6 +95,7 @@ def connections(instruments: Catalog) -> list[Connection]:
             retry_refused=retry_refused,
             closing=closing,
             subscribed=subscribed,
+            contracts=pushed,
             # Every swap and future: the measured all-market bound holds (its gaps are shorter).
             data_timeout=ALL_MARKET_DATA_TIMEOUT,
         )
