@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from purpleflea.server.cross_site import own_origin
 from tests.server.conftest import make_config, running_server
 
 #: What Chromium sends with a no-cors POST from a page on http://evil.example.
@@ -133,3 +134,24 @@ async def test_programs_and_the_page_itself_are_served(tmp_path: Path) -> None:
         read = await client.get("/v1/health", headers=CROSS_SITE)
         assert read.status_code == 200
         assert "access-control-allow-origin" not in read.headers
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "own"),
+    [
+        ("http://127.0.0.1:8000", "127.0.0.1:8000", True),
+        ("https://Tracker.Example", "tracker.example", True),
+        ("http://[::1]:8000", "[::1]:8000", True),
+        ("http://localhost.:8000", "localhost:8000", True),
+        # A proxy that passes another Host on: the operator names the public one.
+        ("https://tracker.example", "127.0.0.1:8000", True),
+        ("http://127.0.0.1:8001", "127.0.0.1:8000", False),
+        ("http://127.0.0.1", "127.0.0.1:8000", False),
+        ("http://evil.example:8000", "127.0.0.1:8000", False),
+        ("http://tracker.example.evil.example", "tracker.example", False),
+        ("null", "127.0.0.1:8000", False),
+        ("file://", "127.0.0.1:8000", False),
+    ],
+)
+def test_an_origin_is_the_servers_own_by_name_and_port(origin: str, host: str, own: bool) -> None:
+    assert own_origin(origin, host, frozenset({"tracker.example"})) is own
