@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,3 +114,38 @@ async def test_the_next_line_after_the_interval_says_how_many_came(
     assert noise[0].startswith("Unsupported upgrade request. (1 such request(s)")
     # The four upgrades counted silently, and the request that brought the line.
     assert noise[1].startswith("Invalid HTTP request received. (5 such request(s)")
+
+
+async def _answered_then_reset(port: int) -> None:
+    """One ``GET /v1/health`` kept alive, its answer read, then the connection reset (RST: a
+    close with ``SO_LINGER`` 0, as a client killed or a middlebox dropping it does)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    async with asyncio.timeout(10):
+        length = 0
+        while (line := await reader.readline()) != b"\r\n":
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        await reader.readexactly(length)
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def test_a_connection_reset_after_its_answer_writes_no_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # uvicorn cancels the keep-alive timer of a connection lost cleanly only: after a reset
+    # the timer fired 5 s later on a closed socket, and our check for a request already
+    # waiting (``_bytes_waiting``) raised on its descriptor, -1: asyncio's "Exception in
+    # callback" and an 8-line traceback in the log per connection, for anyone, no key needed.
+    caplog.set_level(logging.ERROR)
+    async with running_server(make_config(tmp_path)) as live:
+        port = int(live.url.rsplit(":", 1)[1])
+        for _ in range(3):
+            await _answered_then_reset(port)
+        # What must not happen: wait past uvicorn's keep-alive timer (5 s) for it.
+        await asyncio.sleep(live.uv.config.timeout_keep_alive + 1.5)
+    tracebacks = [r.getMessage() for r in caplog.records if r.exc_info or r.levelno >= 40]
+    assert tracebacks == []

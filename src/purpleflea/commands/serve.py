@@ -224,7 +224,10 @@ def _limit_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=10.0,
         metavar="N",
-        help="account registrations per minute per client address (default 10)",
+        help=(
+            "account registrations per minute per client address, ten times it per IPv6 /48 "
+            "(default 10)"
+        ),
     )
     limits.add_argument(
         "--connections-per-address",

@@ -26,7 +26,7 @@ from purpleflea.server.measured_route import measured_heatmap
 from purpleflea.server.pipeline import Pipeline
 from purpleflea.server.pipeline_metrics import pipeline_families
 from purpleflea.server.query_params import QueryCheck
-from purpleflea.server.ratelimit import RateLimiter, client_network
+from purpleflea.server.ratelimit import SITE_SHARE, RateLimiter, client_network, client_site
 from purpleflea.server.shared_render import BudgetedRender
 from purpleflea.store.base import INTERVAL_MS, Bucket, Order, Query, Store, time_cursor
 from purpleflea.venues import registry
@@ -114,6 +114,10 @@ class Api:
         self._list_keys = self.authed(self.list_keys)
         self.registrations = RateLimiter(
             registrations_per_min / 60.0, max(1.0, registrations_per_min)
+        )
+        #: The /64s of one IPv6 /48 together (``client_site``).
+        self.site_registrations = RateLimiter(
+            SITE_SHARE * registrations_per_min / 60.0, max(1.0, SITE_SHARE * registrations_per_min)
         )
         self.metric_sources: list[MetricSource] = []
         self._metrics = BudgetedRender(
@@ -368,7 +372,11 @@ class Api:
         # The peer address: uvicorn replaces it with X-Forwarded-For only when the peer is
         # one of the operator's trusted proxies (ServerConfig.trusted_proxies).
         address = request.client.host if request.client else "unknown"
+        # The address first: one that is over its own budget spends none of its site's.
         wait = self.registrations.acquire(client_network(address))
+        site = client_site(address)
+        if wait <= 0 and site is not None:
+            wait = self.site_registrations.acquire(site)
         if wait > 0:
             self.gate.counters["registration_limited"] += 1
             raise AuthError(

@@ -46,6 +46,7 @@ from purpleflea.server.auth import Gate, StreamRegistry
 from purpleflea.server.config import ServerConfig
 from purpleflea.server.conncap import ConnectionCap, process_cap
 from purpleflea.server.coverage import CoverageRoutes, CoverageService
+from purpleflea.server.cross_site import SameOriginWrites
 from purpleflea.server.follower import Follower
 from purpleflea.server.health import Vitals, health_reasons, readiness_reasons
 from purpleflea.server.heap import collector_stats
@@ -756,6 +757,7 @@ def create_app(
                 if loopback_bind(config.host)
                 else []
             ),
+            Middleware(SameOriginWrites, allowed=config.allowed_hosts),
         ],
         exception_handlers={
             HTTPException: http.http_error,

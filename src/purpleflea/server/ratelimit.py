@@ -91,3 +91,20 @@ def client_network(address: str) -> str:
             return str(ip.ipv4_mapped)
         return str(ipaddress.IPv6Network((ip, 64), strict=False))
     return str(ip)
+
+
+#: How many times one address's registration budget the /64s of one IPv6 /48 share.
+SITE_SHARE = 10
+
+
+def client_site(address: str) -> str | None:
+    """The IPv6 /48 a client's address belongs to (one site: what a tunnel broker or a
+    provider gives a customer, 65,536 /64s), None for IPv4 and IPv4-mapped addresses and
+    for what is not an address. Counted per /64 only, one free /48 held 65,536 budgets."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if not isinstance(ip, ipaddress.IPv6Address) or ip.ipv4_mapped is not None:
+        return None
+    return str(ipaddress.IPv6Network((ip, 48), strict=False))

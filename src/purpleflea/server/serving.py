@@ -346,6 +346,10 @@ class _H11WithHeaderTimeout(H11Protocol):
         self._stop_waiting()
         self._stop_drain_check()
         super().connection_lost(exc)
+        # uvicorn cancels its keep-alive timer only for a connection closed cleanly: after a
+        # reset it fired 5 s later on the closed socket (``_bytes_waiting`` raised on its
+        # descriptor, -1: a traceback in the log per reset connection, for anyone).
+        self._unset_keepalive_if_required()
 
     def _await_headers(self) -> None:
         self._stop_waiting()
@@ -379,13 +383,13 @@ class _H11WithHeaderTimeout(H11Protocol):
         its client saw "Server disconnected without sending a response" (a loaded server's
         turns last long; 4 of 4 runs of a /v1/metrics flood under CPU burners). The header
         deadline still bounds a connection spared here."""
-        if not self._bytes_waiting():
+        if not self.transport.is_closing() and not self._bytes_waiting():
             super().timeout_keep_alive_handler()
 
     def _bytes_waiting(self) -> bool:
         """Whether the client's socket holds bytes not read yet (or its end of stream)."""
         sock = self.transport.get_extra_info("socket")
-        if sock is None:
+        if sock is None or sock.fileno() < 0:  # closed: nothing more will be read
             return False
         poller = select.poll()  # not select.select: descriptors above 1024 are common here
         poller.register(sock.fileno(), select.POLLIN)
