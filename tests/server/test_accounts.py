@@ -20,6 +20,7 @@ from purpleflea.server.keys import (
     SQLiteKeyStore,
     UnknownAccount,
 )
+from purpleflea.server.ratelimit import SITE_SHARE
 from tests.server.conftest import Running, make_config, running_server
 
 
@@ -153,12 +154,17 @@ async def test_the_networks_of_one_ipv6_site_share_a_larger_budget(tmp_path: Pat
             return (await http.post("/v1/keys", json=body, headers=forwarded)).status_code
 
         made = 0
+        began = time.monotonic()
         for net in range(12):
             for n in range(10):
                 status = await register(f"site-{net}-{n}", f"2001:db8:7:{net:x}::{n + 1:x}")
                 assert status in (201, 429), status
                 made += status == 201
-        assert made == 100
+        # The site's bucket refills 100 a minute while the 120 requests run (one more on a
+        # loaded CI machine, where they took 1.5 s): 120 made means no site budget at all.
+        refilled = int((time.monotonic() - began) * SITE_SHARE * 10 / 60)
+        assert refilled < 20, f"the requests took too long to tell ({refilled} refilled)"
+        assert 100 <= made <= 100 + refilled
         # Another /48 has its own.
         assert await register("other-site", "2001:db8:8:0::1") == 201
 
