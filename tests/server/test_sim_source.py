@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import statistics
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -260,6 +261,37 @@ async def test_a_state_file_that_cannot_be_written_never_stops_the_market(
                 await task
     warnings = [r for r in caplog.records if "cannot save its state" in r.getMessage()]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
+
+
+@pytest.mark.usefixtures("quick_warmup")
+async def test_a_failed_save_is_tried_again_soon_not_after_the_next_move(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A save that failed (a full disk for a moment) still moved the marks and time the next
+    save waits from: nothing was written until another 0.5 % move or 5 minutes later, and a
+    kill meanwhile resumed prices further off than the saving rule promises."""
+    monkeypatch.setattr("purpleflea.server.sources.SIM_SAVE_MOVE", 1.0)  # no move is enough
+    folder = tmp_path / "state"
+    folder.write_text("")  # the first save fails: its folder is a file
+    state = folder / SIM_STATE_FILE
+    async with _tracker(tmp_path / "store.sqlite") as tracker:
+        task = asyncio.create_task(
+            run_sim(tracker, seed=3, markets=20, speed=20.0, state_path=state)
+        )
+        try:
+            await _wait_for(tracker, 50, timeout_s=60)
+            assert not state.exists()
+            folder.unlink()
+            folder.mkdir()  # the disk has room again
+            deadline = time.monotonic() + 30.0
+            while not state.exists() and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            assert state.exists(), "no save after the failed one"
+            assert not task.done()
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
 
 
 class _Saved:

@@ -128,14 +128,16 @@ async def run_sim(
     latest: list[resume.SimState] = []
     keeping = threading.Lock()
     last_save = time.monotonic()
+    tried: float | None = None  # when a save was last attempted (written or not)
     saved_marks: list[npt.NDArray[np.float64]] = []  # the marks of the state last saved
     saves = OutageRecord()  # the state file's outage: one line when it starts, one when it ends
     # The first save writes the whole state, later ones what changed (resume.StateSaver).
     saver = None if state_path is None else resume.StateSaver(state_path)
 
-    def save(state: resume.SimState) -> None:
-        """Keep the market's state; a failure (a full disk) is logged once per streak and
-        never stops the market: a restart then resumes from the last state saved."""
+    def save(state: resume.SimState) -> bool:
+        """Keep the market's state (True when written); a failure (a full disk) is logged
+        once per streak and never stops the market: a restart then resumes from the last
+        state saved."""
         assert saver is not None
         try:
             saver.save(state)
@@ -147,30 +149,38 @@ async def run_sim(
                     state_path,
                     exc.strerror or exc,
                 )
-            return
+            return False
         if saves.recovered() is not None:
             log.info("simulator: state saved to %s again", state_path)
+        return True
 
     def due(state: resume.SimState) -> bool:
         """Whether ``state`` is to be written now: the first one, one a market moved
         :data:`SIM_SAVE_MOVE` since the last save, or :data:`SIM_SAVE_EVERY_S` after it."""
+        now = time.monotonic()
+        # ``tried``, not ``last_save``: a failed save's retry waits too (not every block of
+        # a high --speed while a disk is full).
+        soon = tried is not None and now - tried < SIM_SAVE_MIN_S
         if not saved_marks:
+            return not soon
+        if now - last_save >= SIM_SAVE_EVERY_S:
             return True
-        waited = time.monotonic() - last_save
-        if waited >= SIM_SAVE_EVERY_S:
-            return True
-        if waited < SIM_SAVE_MIN_S:
+        if soon:
             return False
         return bool(np.max(np.abs(state.marks / saved_marks[0] - 1.0)) >= SIM_SAVE_MOVE)
 
     def checkpoint(at_block_end: Simulator) -> None:
-        nonlocal last_save
+        nonlocal last_save, tried
         with keeping:
             latest[:] = [resume.capture(at_block_end, into=latest[0] if latest else None)]
             if state_path is not None and due(latest[0]):
-                save(latest[0])
-                saved_marks[:] = [latest[0].marks.copy()]
-                last_save = time.monotonic()
+                tried = time.monotonic()
+                # Only a written state moves the marks and time the next save is measured
+                # from: after a failed one (a full disk for a moment) the next block past
+                # SIM_SAVE_MIN_S tries again, where it waited for another 0.5 % move or 5 min.
+                if save(latest[0]):
+                    saved_marks[:] = [latest[0].marks.copy()]
+                    last_save = tried
 
     watching = list(observers)
     # Paced from start_ms on the wall clock: each event's ts is its moment on the wall clock.
