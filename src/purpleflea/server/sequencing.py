@@ -354,14 +354,20 @@ class Sequencer:
         if self.scorer is None:
             return None
         try:
-            alerts = self._assign(self.scorer.tick(now_ms))
+            alerts = self.scorer.tick(now_ms)
         except Exception:
             self.counters["tick_errors"] += 1
             log.exception("cascade tick failed")
             return None
+        return self.alerts_plan(alerts)
+
+    def alerts_plan(self, alerts: list[CascadeAlert]) -> BatchPlan | None:
+        """``alerts`` as a plan with no events, each given the next seq (a tick's, or a
+        restart's handover: :mod:`purpleflea.server.cascade_handover`); None when empty."""
+        self._check_closed()
         if not alerts:
             return None
-        self._open = BatchPlan([], alerts, size=0, stored=[])
+        self._open = BatchPlan([], self._assign(alerts), size=0, stored=[])
         return self._open
 
     def published(self, seq: int) -> None:
