@@ -3,8 +3,8 @@
 The warmed engine and the engine that ran before the restart need not agree (the warm reads
 the newest 200,000 stored events and the open interest the store kept; live read every
 snapshot), so after warming the tracker compares the engine's active cascades with the
-alerts the store holds: a cascade no client heard of is announced as ``started``, and one the
-store holds as active that the engine no longer follows is closed with ``exhausted``.
+alerts the store holds: a cascade no client heard start is kept quiet until it ends, and one
+the store holds as active that the engine no longer follows is closed with ``exhausted``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import msgspec
+
 from purpleflea.bus.local import LocalBus
+from purpleflea.clock import now_ms
 from purpleflea.engine import CascadeEngine
 from purpleflea.model import CascadeAlert, VenueLiquidation
 from purpleflea.server.pipeline import Pipeline
@@ -55,9 +58,9 @@ async def _restart_and_tick(store: SQLiteStore, **start: int) -> list[CascadeAle
     return [a for a in alerts if isinstance(a, CascadeAlert)]
 
 
-async def test_a_cascade_first_found_while_warming_is_announced_as_started(tmp_path: Path) -> None:
+async def test_a_cascade_only_the_warmed_engine_found_is_never_told(tmp_path: Path) -> None:
     # Stored without alerts: no engine ran before (scorer=None), as when the engine before the
-    # restart scored these events below a start and the warmed one above it.
+    # restart, which read every open-interest snapshot, scored these events below a start.
     store = SQLiteStore(tmp_path / "db.sqlite")
     tracker = Pipeline(store, LocalBus(), scorer=None)
     await tracker.start()
@@ -66,16 +69,53 @@ async def test_a_cascade_first_found_while_warming_is_announced_as_started(tmp_p
     await tracker.drain()
     await tracker.stop()
     assert await store.cascades() == []
+    warmed = CascadeEngine()
+    for event in _burst(120):
+        assert event.size_usd is not None
+        assert event.ts is not None
+        warmed.observe(event.market, event.side, event.size_usd, event.price, event.ts, "x")
+    assert warmed.active(), "a warmed engine follows a cascade here"
 
+    # Its first tick exhausts it: before, clients got that "exhausted" of a cascade that
+    # never started (a restart in the simulated crash sent 25 such, and "updated" ones).
     alerts = await _restart_and_tick(store)
 
-    assert alerts, "the warmed engine follows a cascade: it is told to clients"
-    for cascade in {a.id for a in alerts}:
-        lifecycle = [a.status for a in alerts if a.id == cascade]
-        assert lifecycle[0] == "started", lifecycle
-        assert lifecycle[-1] == "exhausted", lifecycle
-    stored = await store.cascades_since(0)
-    assert [a.seq for a in stored] == [a.seq for a in alerts]
+    assert alerts == []
+    assert await store.cascades() == []
+    await store.close()
+
+
+async def test_every_cascade_told_after_a_restart_starts_with_started(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    tracker = Pipeline(store, LocalBus(), scorer=None)
+    await tracker.start()
+    for event in _burst(120):
+        tracker.submit(event)
+    await tracker.drain()
+    await tracker.stop()
+
+    # After the restart the same market liquidates again.
+    bus = LocalBus()
+    subscription = bus.subscribe()
+    engine = CascadeEngine()
+    tracker = Pipeline(store, bus, scorer=engine)
+    await tracker.start(tick_interval=0.01)
+    for _ in range(500):  # the wall clock's first tick ends the warmed engine's cascade
+        if not engine.active():
+            break
+        await asyncio.sleep(0.01)
+    # Well after the cooldown that follows the tick's exhaustion (at the wall clock).
+    later = now_ms() + 3_600_000 - T0
+    for event in _burst(120):
+        assert event.ts is not None
+        tracker.submit(msgspec.structs.replace(event, ts=event.ts + later))
+    await tracker.drain()
+    await tracker.stop()
+    alerts = [m.payload for m in subscription.drain() if m.channel == "cascades"]
+    told = [a for a in alerts if isinstance(a, CascadeAlert)]
+    assert told, "the new burst is a cascade clients hear of"
+    for cascade in {a.id for a in told}:
+        assert next(a.status for a in told if a.id == cascade) == "started"
     await store.close()
 
 
@@ -93,4 +133,31 @@ async def test_a_stored_active_cascade_the_warmed_engine_lost_is_exhausted(tmp_p
     (last,) = [a for a in await store.cascades() if a.id == before[0].id]
     assert last.status == "exhausted"
     assert "exhausted" in last.message
+    await store.close()
+
+
+async def test_a_cascade_told_over_is_not_ended_again(tmp_path: Path) -> None:
+    # Live, the wall clock's tick ended the cascade; the warm does not replay ticks, so the
+    # warmed engine still followed it and its first tick sent a second "exhausted" (CKB-PERP
+    # and ORDI-PERP in the simulated crash, 2026-12-07).
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    tracker = Pipeline(store, LocalBus(), scorer=CascadeEngine())
+    await tracker.start(tick_interval=0.01)
+    for event in _burst(120):
+        tracker.submit(event)
+    await tracker.drain()
+    for _ in range(500):
+        if (await store.cascades()) and not await store.cascades(active=True):
+            break
+        await asyncio.sleep(0.01)
+    await tracker.stop()
+    (ended,) = await store.cascades()
+    assert ended.status == "exhausted"
+
+    alerts = await _restart_and_tick(store)
+
+    assert [a for a in alerts if a.id == ended.id] == []
+    statuses = [a.status for a in await store.cascades_since(0)]
+    assert statuses[0] == "started"
+    assert statuses.count("exhausted") == 1
     await store.close()

@@ -36,7 +36,7 @@ from purpleflea.engine.market_price import MarketPrice
 from purpleflea.formatting import printable
 from purpleflea.model import NAME_MAX, CascadeAlert, Liquidation, MarketSnapshot, VenueLiquidation
 from purpleflea.outage import OutageRecord, describe
-from purpleflea.server.cascade_handover import handover_alerts
+from purpleflea.server.cascade_handover import handover
 from purpleflea.server.latency import StageLatency
 from purpleflea.server.sequencing import BatchPlan, Scorer, Sequencer, WriteEvents
 from purpleflea.server.writes import WriteHealth
@@ -233,9 +233,9 @@ class Pipeline:
             log.info("cascade engine warmed with the last %d stored events", warmed)
 
     async def _hand_over_cascades(self) -> None:
-        """Store and publish what makes each cascade's lifecycle whole after the warm: a
-        cascade the warmed engine follows that no client heard of is ``started``, one stored
-        as active that it does not follow is ``exhausted`` (:mod:`.cascade_handover`)."""
+        """Store and publish what keeps each cascade's lifecycle whole after the warm: one
+        stored as active that the warmed engine does not follow is ``exhausted``; one it
+        follows that no client heard start is kept quiet (:mod:`.cascade_handover`)."""
         if not isinstance(self.scorer, FollowsCascades):
             return
         following = self.scorer.active()
@@ -243,12 +243,19 @@ class Pipeline:
         markets = sorted({alert.market for alert in following})
         if markets:
             stored += await self.store.cascades(markets=markets, limit=_HANDOVER_LIMIT)
-        alerts = handover_alerts(following, stored)
+        found = handover(following, stored)
+        self.core.mute(found.muted)
         async with self._serial:
-            plan = self.core.alerts_plan(alerts)
+            plan = self.core.alerts_plan(found.alerts)
             if plan is not None:
                 await self._perform(plan)
-                log.info("restart: %d cascade alert(s) to keep lifecycles whole", len(alerts))
+        if found.alerts or found.muted:
+            log.info(
+                "restart: %d stored active cascade(s) the warmed engine does not follow closed "
+                "as exhausted; %d it follows that no client heard start kept quiet",
+                len(found.alerts),
+                len(found.muted),
+            )
 
     async def _apply_open_interest(
         self,

@@ -194,6 +194,13 @@ class Sequencer:
         #: symbol or exchange passes looser rules (no BASE-PERP shape) than a market.
         self._good_markets: set[str] = set()
         self._good_names: set[str] = set()
+        #: Cascades of a warmed engine no client heard start (:mod:`.cascade_handover`): their
+        #: alerts are dropped until the one that exhausts them.
+        self._muted: set[str] = set()
+
+    def mute(self, cascades: set[str]) -> None:
+        """Drop every alert of ``cascades``, up to and including the one that ends each."""
+        self._muted |= cascades
 
     def resume(self, last_stored_seq: int) -> None:
         """Continue after the store's highest seq (a restart)."""
@@ -421,9 +428,13 @@ class Sequencer:
 
     def _assign(self, alerts: list[CascadeAlert]) -> list[CascadeAlert]:
         """Each alert takes the next seq: alerts share the events' seq space, so one cursor
-        resumes both channels."""
+        resumes both channels. A muted cascade's alerts take none: they are dropped."""
         sequenced = []
         for alert in alerts:
+            if self._muted and alert.id in self._muted:
+                if alert.status == "exhausted":
+                    self._muted.discard(alert.id)
+                continue
             sequenced.append(msgspec.structs.replace(alert, seq=self.next_seq))
             self.next_seq += 1
         return sequenced
