@@ -243,9 +243,11 @@ class MarketTools:
                 self.client, markets=[name], start=start, end=end, count=1
             )
             found = await aggregate_provenance(self.client, markets=[name], start=start, end=end)
-        sides = _sides(totals)
+            sides = _sides(totals)
+            seen = sides["count"] > 0 or await market_seen(self.client, name)
         data = {
             "market": name,
+            "market_seen": seen,
             "window_minutes": window_minutes,
             "start_ms": start,
             "end_ms": end,
@@ -255,6 +257,8 @@ class MarketTools:
             "provenance": found,
         }
         text = _stats_text(name, window_minutes, end, sides, largest)
+        if not seen:
+            text = f"{name}: {never_seen(name)}"
         return result(f"{text} {provenance_line(found)}", data)
 
     async def market_summary(
@@ -280,9 +284,11 @@ class MarketTools:
                 client, markets=markets, start=start, end=end, count=3
             )
             found = await aggregate_provenance(client, markets=markets, start=start, end=end)
-        sides = _sides(totals)
+            sides = _sides(totals)
+            seen = name is None or sides["count"] > 0 or await market_seen(client, name)
         data = {
             "market": name,
+            "market_seen": seen,
             "window_minutes": window_minutes,
             "start_ms": start,
             "end_ms": end,
@@ -296,12 +302,25 @@ class MarketTools:
         heading = f"{name or 'All markets'}, last {span(window_minutes)} (to {utc(end)}):"
         # Cascades are asked as they are now: a window that ended earlier says so of them.
         past = end < now_ms()
-        sentences = [
-            heading,
-            *_summary(sides, top, active, biggest, past=past),
-            provenance_line(found),
-        ]
+        told = _summary(sides, top, active, biggest, past=past) if seen else [never_seen(name)]
+        sentences = [heading, *told, provenance_line(found)]
         return result(" ".join(sentences), data)
+
+
+async def market_seen(client: LiquidationClient, market: str) -> bool:
+    """Whether the store holds any liquidation of ``market``, at any time (one request, asked
+    only when a window had none: an empty window of a real market is a quiet market, of a
+    name no event carries most likely a typo)."""
+    page = await client.history(markets=[market], limit=1)
+    return bool(page.events)
+
+
+def never_seen(market: str | None) -> str:
+    """What a window of a market no stored event names says instead of "no liquidations"."""
+    return (
+        f"no liquidations: no liquidation of {market} is stored at all, in any window (a typo? "
+        "market_summary without a market names the most liquidated markets)."
+    )
 
 
 def _stats_text(
