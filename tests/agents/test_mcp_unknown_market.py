@@ -39,3 +39,20 @@ async def test_a_market_never_seen_is_said_to_be_one(fed: Running, tool: str) ->
     assert _data(quiet)["market_seen"] is True
     assert "stored at all" not in _text(quiet)
     assert "no liquidations" in _text(quiet)
+
+
+@pytest.mark.parametrize("tool", ["recent_liquidations", "cascades"])
+async def test_an_empty_list_names_the_markets_never_seen(fed: Running, tool: str) -> None:
+    async with Client(build_server(LiquidationClient(fed.key, fed.url))) as client:
+        answer = await client.call_tool(tool, {"markets": ["ETHH-PERP", "ETH-PERP"]})
+        typo_only = await client.call_tool(tool, {"markets": "ethh-perp"})
+        big = {"markets": "ETH-PERP", "min_usd": 1e12}
+        quiet = await client.call_tool("recent_liquidations", big)
+    if tool == "recent_liquidations":  # ETH-PERP's events are listed: nothing to explain
+        assert "unseen_markets" not in _data(answer)
+    data, text = _data(typo_only), _text(typo_only)
+    assert data["unseen_markets"] == ["ETHH-PERP"]
+    assert "No liquidation of ETHH-PERP is stored at all" in text
+    assert "a typo?" in text
+    assert _data(quiet)["count"] == 0  # a real market with nothing this big: no typo
+    assert "unseen_markets" not in _data(quiet)

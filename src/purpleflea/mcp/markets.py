@@ -18,6 +18,8 @@ from purpleflea.mcp.answers import (
     MarketArg,
     WindowArg,
     event_line,
+    market_seen,
+    never_seen,
     price_note,
     provenance,
     provenance_line,
@@ -305,22 +307,6 @@ class MarketTools:
         told = _summary(sides, top, active, biggest, past=past) if seen else [never_seen(name)]
         sentences = [heading, *told, provenance_line(found)]
         return result(" ".join(sentences), data)
-
-
-async def market_seen(client: LiquidationClient, market: str) -> bool:
-    """Whether the store holds any liquidation of ``market``, at any time (one request, asked
-    only when a window had none: an empty window of a real market is a quiet market, of a
-    name no event carries most likely a typo)."""
-    page = await client.history(markets=[market], limit=1)
-    return bool(page.events)
-
-
-def never_seen(market: str | None) -> str:
-    """What a window of a market no stored event names says instead of "no liquidations"."""
-    return (
-        f"no liquidations: no liquidation of {market} is stored at all, in any window (a typo? "
-        "market_summary without a market names the most liquidated markets)."
-    )
 
 
 def _stats_text(
