@@ -126,6 +126,8 @@ async def test_every_tool_over_stdio_answers_from_the_served_events(fed: Running
         assert cascades["provenance"]["venues"] == ["binance_usdm"]
 
         heatmap = _data(await client.call_tool("heatmap_clusters", {"market": "NOPE-PERP"}))
+        reason = heatmap.pop("reason")  # the server's: which it is (a typo, no snapshot yet)
+        assert reason.startswith("no heatmap for 'NOPE-PERP': the tracker has seen no ")
         assert heatmap == {"market": "NOPE-PERP", "available": False, "clusters": []}
 
         stats = _data(await client.call_tool("market_stats", {"market": "BTC-PERP"}))
@@ -399,6 +401,7 @@ async def test_heatmap_clusters_fails_over_as_every_tool_does(fed: Running) -> N
     dead = f"http://127.0.0.1:{_free_port()}"
     async with Client(build_server(LiquidationClient(fed.key, [dead, fed.url]))) as client:
         heatmap = _data(await client.call_tool("heatmap_clusters", {"market": "NOPE-PERP"}))
+    assert heatmap.pop("reason").startswith("no heatmap for 'NOPE-PERP'")
     assert heatmap == {"market": "NOPE-PERP", "available": False, "clusters": []}
 
 

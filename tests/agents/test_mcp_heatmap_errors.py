@@ -35,3 +35,21 @@ async def test_no_measured_map_is_null_and_a_refusal_is_said() -> None:
     limited = RateLimitError("rate limit of 10 requests/s (burst 40) exceeded", 0.25)
     with pytest.raises(ToolError, match=r"refused: rate limit of 10 requests/s .*\(rate_limited\)"):
         await _tools(limited)._measured("BTC-PERP")
+
+
+async def test_no_heatmap_says_the_servers_reason() -> None:
+    # The server tells a typo (no event of the market ever) from a market awaiting its first
+    # open-interest snapshot, and names markets that have one; the tool said only "unknown
+    # market, no open-interest data yet, or heatmaps not served", whichever it was.
+    reason = (
+        "no heatmap for 'NOPE-PERP': the tracker has seen no liquidation and no open-interest "
+        "snapshot of it (a typo? 275 markets have a heatmap: 1INCH-PERP, AAVE-PERP, ...)"
+    )
+    answer = await _tools(PurpleFleaError(reason, "not_found", 404)).heatmap_clusters("nope-perp")
+    assert not answer.is_error
+    text = answer.content[0].text  # type: ignore[union-attr]
+    assert text.startswith("No heatmap for NOPE-PERP: ")
+    assert reason in text
+    assert answer.structured_content is not None
+    assert answer.structured_content["available"] is False
+    assert answer.structured_content["reason"] == reason

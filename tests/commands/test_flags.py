@@ -182,3 +182,26 @@ def test_a_heatmap_width_that_draws_no_bars_or_floods_the_terminal_is_refused(
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert f"argument --width: must be a whole number from 1 to 500, got {width!r}" in err
+
+
+@pytest.mark.parametrize("command", ["history", "tail", "webhooks create"])
+@pytest.mark.parametrize("side", ["buy", "SELL"])
+def test_an_order_side_says_which_position_it_means(
+    command: str, side: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The REST API, the stream, the SDK and the MCP tools answer `sell` with "an order that
+    # sells closes a long (send 'long')"; the commands said only "invalid choice: 'sell'".
+    args = [*command.split(), *(["http://127.0.0.1:9/hook"] if "webhooks" in command else [])]
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([*args, "--side", side, "--api-key", "pf_x"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --side: must be long or short, got {side!r}: side is the liquidated" in err
+    assert "an order that sells closes a long (send 'long')" in err
+
+
+@pytest.mark.parametrize("command", ["history", "tail"])
+def test_a_side_is_taken_in_any_case(command: str) -> None:
+    parser = cli.build_parser()
+    args = parser.parse_args([command, "--side", "Short", "--side", "LONG"])
+    assert args.side == ["short", "long"]

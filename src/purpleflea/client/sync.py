@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
 from purpleflea.client._config import Names, Time
-from purpleflea.client.aio import LiquidationClient
+from purpleflea.client.aio import HISTORY_ALL_PAGE, LiquidationClient
 from purpleflea.client.types import Bucket, Coverage, HistoryOrder, HistoryPage
 from purpleflea.model import CascadeAlert, Heatmap, Liquidation
 from purpleflea.positions import MeasuredMap
@@ -127,14 +127,15 @@ class SyncLiquidationClient:
         start: Time = None,
         end: Time = None,
         cursor: int | str | None = None,
-        limit: int = 100,
+        limit: int = HISTORY_ALL_PAGE,
         market: Names = None,
         exchange: Names = None,
         side: Names = None,
         order: HistoryOrder = "seq",
     ) -> Iterator[Liquidation]:
         """See :meth:`LiquidationClient.history_all`: every matching event, newest first,
-        fetched ``limit`` per request as the loop goes."""
+        fetched ``limit`` per request (default 1,000, the server's largest page) as the loop
+        goes."""
         # Paged here rather than by stepping the async generator: a loop left half way would
         # leave that generator open on this client's event loop.
         while True:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from purpleflea.commands.connect import add_connection_args, run_client
 from purpleflea.formatting import format_price, format_usd_exact, printable
 from purpleflea.local_server import FILE_NAME, find_address
-from purpleflea.model import CascadeAlert, Liquidation
+from purpleflea.model import CascadeAlert, Liquidation, order_side_hint
 
 if TYPE_CHECKING:
     from purpleflea.client import LiquidationClient
@@ -37,13 +37,29 @@ def event_count(least: int) -> Callable[[str], int]:
     return parse
 
 
+#: ``--side``'s help, the same for every command that filters on it.
+SIDE_HELP = "liquidated position: long or short, any case (repeatable)"
+
+
+def position_side(text: str) -> str:
+    """An argparse type: the liquidated position's side, ``long`` or ``short`` in any case; an
+    order side (``buy``/``sell``) is refused saying which position it closes, as the server
+    refuses it for every client."""
+    side = text.strip().lower()
+    if side not in ("long", "short"):
+        raise argparse.ArgumentTypeError(
+            f"must be long or short, got {text!r}{order_side_hint([text])}"
+        )
+    return side
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("tail", help="live feed of liquidations in the terminal")
     add_connection_args(parser)
     parser.add_argument("--min-usd", type=float, default=0.0, help="only events this big")
     parser.add_argument("--market", action="append", help="market, e.g. BTC-PERP (repeatable)")
     parser.add_argument("--exchange", action="append", help="exchange id (repeatable)")
-    parser.add_argument("--side", type=str.lower, choices=("long", "short"), action="append")
+    parser.add_argument("--side", type=position_side, action="append", help=SIDE_HELP)
     parser.add_argument("--no-cascades", action="store_true", help="hide cascade alerts")
     parser.add_argument(
         "--color", choices=("auto", "always", "never"), default="auto", help="ANSI colors"

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from purpleflea.commands.connect import add_connection_args, run_client
+from purpleflea.commands.tail import SIDE_HELP, position_side
 from purpleflea.formatting import format_usd_exact, printable
 from purpleflea.model import encode
 
@@ -43,7 +44,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     create.add_argument("--min-usd", type=float, default=0.0, help="only events this big")
     create.add_argument("--market", action="append", help="market, e.g. BTC-PERP (repeatable)")
     create.add_argument("--exchange", action="append", help="exchange id (repeatable)")
-    create.add_argument("--side", type=str.lower, choices=("long", "short"), action="append")
+    create.add_argument("--side", type=position_side, action="append", help=SIDE_HELP)
     actions.add_parser("list", parents=[common], help="this account's webhooks")
     delete = actions.add_parser(
         "delete", parents=[common], help="delete a webhook and its dead letters"

@@ -15,6 +15,8 @@ from purpleflea.mcp.answers import (
     provenance_line,
     result,
     server_errors,
+    unseen_markets,
+    unseen_text,
     upper,
     venue_coverage,
 )
@@ -70,7 +72,8 @@ class CascadeTools:
                     status=name, markets=upper(markets), limit=limit + 1
                 )
                 lists[name], truncated[name] = listed[:limit], len(listed) > limit
-        alerts = [a for found in lists.values() for a in found]
+            alerts = [a for found in lists.values() for a in found]
+            unseen = [] if alerts else await unseen_markets(self.client, upper(markets))
         # Scores are the cascade engine's model over measured events.
         found = provenance(
             "modelled",
@@ -82,7 +85,11 @@ class CascadeTools:
         }
         data["truncated"] = truncated
         data["provenance"] = found
-        return result(f"{_text(lists, truncated)}\n{provenance_line(found)}", data)
+        text = _text(lists, truncated)
+        if unseen:
+            data["unseen_markets"] = unseen
+            text += "\n" + unseen_text(unseen)
+        return result(f"{text}\n{provenance_line(found)}", data)
 
 
 def _text(lists: dict[str, list[CascadeAlert]], truncated: dict[str, bool]) -> str:

@@ -63,10 +63,12 @@ class HeatmapTools:
             except PurpleFleaError as exc:
                 if exc.status != 404:
                     raise
+                # The server's reason tells a typo (and names markets that have a heatmap)
+                # from a market still awaiting its first open-interest snapshot.
+                reason = str(exc) or "the server has none for this market"
                 return result(
-                    f"No heatmap for {name}: the server has none for this market (unknown "
-                    "market, no open-interest data yet, or heatmaps not served).",
-                    {"market": name, "available": False, "clusters": []},
+                    f"No heatmap for {name}: {reason}",
+                    {"market": name, "available": False, "reason": reason, "clusters": []},
                 )
         heatmap, found = clusters_of(msgspec.to_builtins(estimated))
         if side != "both":

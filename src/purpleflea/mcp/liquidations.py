@@ -25,6 +25,8 @@ from purpleflea.mcp.answers import (
     provenance_line,
     result,
     server_errors,
+    unseen_markets,
+    unseen_text,
     upper,
 )
 from purpleflea.model import Liquidation
@@ -115,6 +117,7 @@ class LiquidationTools:
             events, truncated = await newest_by_time(
                 self.client, wanted, start=start, end=end_ms, count=limit
             )
+            unseen = [] if events else await unseen_markets(self.client, wanted.markets)
         filters: dict[str, Any] = {
             "markets": upper(markets),
             "exchanges": exchanges,
@@ -138,7 +141,11 @@ class LiquidationTools:
             "filters": filters,
             "provenance": found,
         }
-        return result(f"{_text(events, truncated, limit)}\n{provenance_line(found)}", data)
+        text = _text(events, truncated, limit)
+        if unseen:
+            data["unseen_markets"] = unseen
+            text += " " + unseen_text(unseen)
+        return result(f"{text}\n{provenance_line(found)}", data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,8 @@ from purpleflea.mcp.answers import (
     MarketArg,
     WindowArg,
     event_line,
+    market_seen,
+    never_seen,
     price_note,
     provenance,
     provenance_line,
@@ -243,9 +245,11 @@ class MarketTools:
                 self.client, markets=[name], start=start, end=end, count=1
             )
             found = await aggregate_provenance(self.client, markets=[name], start=start, end=end)
-        sides = _sides(totals)
+            sides = _sides(totals)
+            seen = sides["count"] > 0 or await market_seen(self.client, name)
         data = {
             "market": name,
+            "market_seen": seen,
             "window_minutes": window_minutes,
             "start_ms": start,
             "end_ms": end,
@@ -255,6 +259,8 @@ class MarketTools:
             "provenance": found,
         }
         text = _stats_text(name, window_minutes, end, sides, largest)
+        if not seen:
+            text = f"{name}: {never_seen(name)}"
         return result(f"{text} {provenance_line(found)}", data)
 
     async def market_summary(
@@ -280,9 +286,11 @@ class MarketTools:
                 client, markets=markets, start=start, end=end, count=3
             )
             found = await aggregate_provenance(client, markets=markets, start=start, end=end)
-        sides = _sides(totals)
+            sides = _sides(totals)
+            seen = name is None or sides["count"] > 0 or await market_seen(client, name)
         data = {
             "market": name,
+            "market_seen": seen,
             "window_minutes": window_minutes,
             "start_ms": start,
             "end_ms": end,
@@ -296,11 +304,8 @@ class MarketTools:
         heading = f"{name or 'All markets'}, last {span(window_minutes)} (to {utc(end)}):"
         # Cascades are asked as they are now: a window that ended earlier says so of them.
         past = end < now_ms()
-        sentences = [
-            heading,
-            *_summary(sides, top, active, biggest, past=past),
-            provenance_line(found),
-        ]
+        told = _summary(sides, top, active, biggest, past=past) if seen else [never_seen(name)]
+        sentences = [heading, *told, provenance_line(found)]
         return result(" ".join(sentences), data)
 
 

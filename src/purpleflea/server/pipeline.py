@@ -25,7 +25,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Iterable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import msgspec
 
@@ -34,8 +34,9 @@ from purpleflea.clock import now_ms
 from purpleflea.engine.heatmap_feed import FuelSink
 from purpleflea.engine.market_price import MarketPrice
 from purpleflea.formatting import printable
-from purpleflea.model import NAME_MAX, Liquidation, MarketSnapshot, VenueLiquidation
+from purpleflea.model import NAME_MAX, CascadeAlert, Liquidation, MarketSnapshot, VenueLiquidation
 from purpleflea.outage import OutageRecord, describe
+from purpleflea.server.cascade_handover import handover
 from purpleflea.server.latency import StageLatency
 from purpleflea.server.sequencing import BatchPlan, Scorer, Sequencer, WriteEvents
 from purpleflea.server.writes import WriteHealth
@@ -55,6 +56,17 @@ class SnapshotSink(Protocol):
     def on_snapshot(self, snapshot: MarketSnapshot) -> None: ...
 
     def note_price(self, market: str, price: float) -> None: ...
+
+
+#: Stored cascades read at a restart's handover (the latest state of each, newest first).
+_HANDOVER_LIMIT = 1000
+
+
+@runtime_checkable
+class FollowsCascades(Protocol):
+    """A scorer that tells its active cascades (the cascade engine)."""
+
+    def active(self) -> list[CascadeAlert]: ...
 
 
 #: Open interest rows read per page while warming.
@@ -180,6 +192,7 @@ class Pipeline:
         self.core.resume(stored if mark is None else await asyncio.to_thread(mark.start, stored))
         if self.scorer is not None and warm_events > 0:
             await self._warm(warm_events, stored)
+        await self._hand_over_cascades()
         self._task = asyncio.create_task(self._flush_loop(), name="tracker-flush")
         if self.scorer is not None:
             self._ticker = asyncio.create_task(self._tick_loop(tick_interval), name="tracker-tick")
@@ -218,6 +231,31 @@ class Pipeline:
                 await oi.aclose()
         if warmed:
             log.info("cascade engine warmed with the last %d stored events", warmed)
+
+    async def _hand_over_cascades(self) -> None:
+        """Store and publish what keeps each cascade's lifecycle whole after the warm: one
+        stored as active that the warmed engine does not follow is ``exhausted``; one it
+        follows that no client heard start is kept quiet (:mod:`.cascade_handover`)."""
+        if not isinstance(self.scorer, FollowsCascades):
+            return
+        following = self.scorer.active()
+        stored = await self.store.cascades(active=True, limit=_HANDOVER_LIMIT)
+        markets = sorted({alert.market for alert in following})
+        if markets:
+            stored += await self.store.cascades(markets=markets, limit=_HANDOVER_LIMIT)
+        found = handover(following, stored)
+        self.core.mute(found.muted)
+        async with self._serial:
+            plan = self.core.alerts_plan(found.alerts)
+            if plan is not None:
+                await self._perform(plan)
+        if found.alerts or found.muted:
+            log.info(
+                "restart: %d stored active cascade(s) the warmed engine does not follow closed "
+                "as exhausted; %d it follows that no client heard start kept quiet",
+                len(found.alerts),
+                len(found.muted),
+            )
 
     async def _apply_open_interest(
         self,

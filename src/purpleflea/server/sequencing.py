@@ -194,6 +194,13 @@ class Sequencer:
         #: symbol or exchange passes looser rules (no BASE-PERP shape) than a market.
         self._good_markets: set[str] = set()
         self._good_names: set[str] = set()
+        #: Cascades of a warmed engine no client heard start (:mod:`.cascade_handover`): their
+        #: alerts are dropped until the one that exhausts them.
+        self._muted: set[str] = set()
+
+    def mute(self, cascades: set[str]) -> None:
+        """Drop every alert of ``cascades``, up to and including the one that ends each."""
+        self._muted |= cascades
 
     def resume(self, last_stored_seq: int) -> None:
         """Continue after the store's highest seq (a restart)."""
@@ -354,14 +361,20 @@ class Sequencer:
         if self.scorer is None:
             return None
         try:
-            alerts = self._assign(self.scorer.tick(now_ms))
+            alerts = self.scorer.tick(now_ms)
         except Exception:
             self.counters["tick_errors"] += 1
             log.exception("cascade tick failed")
             return None
+        return self.alerts_plan(alerts)
+
+    def alerts_plan(self, alerts: list[CascadeAlert]) -> BatchPlan | None:
+        """``alerts`` as a plan with no events, each given the next seq (a tick's, or a
+        restart's handover: :mod:`purpleflea.server.cascade_handover`); None when empty."""
+        self._check_closed()
         if not alerts:
             return None
-        self._open = BatchPlan([], alerts, size=0, stored=[])
+        self._open = BatchPlan([], self._assign(alerts), size=0, stored=[])
         return self._open
 
     def published(self, seq: int) -> None:
@@ -415,9 +428,13 @@ class Sequencer:
 
     def _assign(self, alerts: list[CascadeAlert]) -> list[CascadeAlert]:
         """Each alert takes the next seq: alerts share the events' seq space, so one cursor
-        resumes both channels."""
+        resumes both channels. A muted cascade's alerts take none: they are dropped."""
         sequenced = []
         for alert in alerts:
+            if self._muted and alert.id in self._muted:
+                if alert.status == "exhausted":
+                    self._muted.discard(alert.id)
+                continue
             sequenced.append(msgspec.structs.replace(alert, seq=self.next_seq))
             self.next_seq += 1
         return sequenced
