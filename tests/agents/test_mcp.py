@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +26,16 @@ from purpleflea.model import VenueLiquidation
 from tests.server.conftest import Running, make_config, running_server, venue_event
 from tests.server.test_process import _free_port
 
-NOW = time.time_ns() // 1_000_000
-START = NOW - 10 * 60_000  # the burst starts ten minutes ago
 
-
-def _burst() -> list[VenueLiquidation]:
+def _burst(start: int) -> list[VenueLiquidation]:
     # One quiet liquidation first: the market's yardstick, against which the burst that
     # follows is far above its normal pace.
-    quiet = [venue_event(size_usd=1_000.0, price=60_010.0, ts=START - 30_000)]
+    quiet = [venue_event(size_usd=1_000.0, price=60_010.0, ts=start - 30_000)]
     longs = [
         venue_event(
             size_usd=20_000.0 * (1 + i // 20) + i,
             price=60_000.0 - 5 * i,
-            ts=START + 400 * i,
+            ts=start + 400 * i,
         )
         for i in range(200)
     ]
@@ -48,20 +46,32 @@ def _burst() -> list[VenueLiquidation]:
             size_usd=5_000.0 + 100 * i,
             price=3_000.0 + i,
             exchange="bybit",
-            ts=START + 1_000 * i,
+            ts=start + 1_000 * i,
         )
         for i in range(10)
     ]
     return quiet + longs + shorts
 
 
-EVENTS = _burst()
+@dataclass(frozen=True)
+class Burst:
+    """The events ``fed`` serves, dated from the clock when the test runs."""
+
+    now: int
+    start: int  # the burst starts ten minutes before ``now``
+    events: list[VenueLiquidation]
 
 
 @pytest.fixture
-async def fed(tmp_path: Path) -> AsyncIterator[Running]:
+def burst(now: int) -> Burst:
+    start = now - 10 * 60_000
+    return Burst(now, start, _burst(start))
+
+
+@pytest.fixture
+async def fed(tmp_path: Path, burst: Burst) -> AsyncIterator[Running]:
     async with running_server(make_config(tmp_path, rate_burst=500.0, rate_per_s=500.0)) as live:
-        await live.push(*EVENTS)
+        await live.push(*burst.events)
         yield live
 
 
@@ -85,8 +95,11 @@ def _stdio(live: Running) -> StdioServerParameters:
     )
 
 
-async def test_every_tool_over_stdio_answers_from_the_served_events(fed: Running) -> None:
-    btc = [e for e in EVENTS if e.market == "BTC-PERP"]
+async def test_every_tool_over_stdio_answers_from_the_served_events(
+    fed: Running, burst: Burst
+) -> None:
+    events = burst.events
+    btc = [e for e in events if e.market == "BTC-PERP"]
     async with Client(_stdio(fed), read_timeout_seconds=30) as client:
         names = {tool.name for tool in (await client.list_tools()).tools}
         assert names == {
@@ -148,10 +161,10 @@ async def test_every_tool_over_stdio_answers_from_the_served_events(fed: Running
 
         summary_answer = await client.call_tool("market_summary", {"window_minutes": 30})
         summary = _data(summary_answer)
-        assert summary["count"] == len(EVENTS)
-        assert summary["total_usd"] == pytest.approx(sum(e.size_usd for e in EVENTS))
+        assert summary["count"] == len(events)
+        assert summary["total_usd"] == pytest.approx(sum(e.size_usd for e in events))
         assert summary["top_markets"][0]["market"] == "BTC-PERP"
-        top3 = sorted(EVENTS, key=lambda e: -(e.size_usd or 0))[:3]
+        top3 = sorted(events, key=lambda e: -(e.size_usd or 0))[:3]
         assert [e["id"] for e in summary["biggest"]] == [e.id for e in top3]
         assert "longs dominate" in _text(summary_answer)
         assert summary["provenance"]["coverage"] == {
@@ -176,9 +189,9 @@ async def test_tool_texts_are_concise_and_carry_the_facts(fed: Running) -> None:
         assert _text(recent).splitlines()[1].split(" UTC ")[1].startswith("ETH-PERP short $5.9K")
 
 
-async def test_an_empty_window_says_so_and_invents_nothing(fed: Running) -> None:
+async def test_an_empty_window_says_so_and_invents_nothing(fed: Running, burst: Burst) -> None:
     async with Client(build_server(LiquidationClient(fed.key, fed.url))) as client:
-        an_hour_earlier = START - 2 * 3_600_000
+        an_hour_earlier = burst.start - 2 * 3_600_000
         stats_answer = await client.call_tool(
             "market_stats",
             {"market": "BTC-PERP", "window_minutes": 60, "end_ms": an_hour_earlier},
@@ -257,22 +270,22 @@ async def test_bad_arguments_and_a_bad_key_are_tool_errors(fed: Running) -> None
         assert all(tool.input_schema["additionalProperties"] is False for tool in listed.values())
 
 
-async def test_the_largest_event_scan_is_exact_across_pages(fed: Running) -> None:
+async def test_the_largest_event_scan_is_exact_across_pages(fed: Running, burst: Burst) -> None:
     async with LiquidationClient(fed.key, fed.url) as client:
         best, truncated = await largest_events(
-            client, markets=None, start=START, end=NOW + 60_000, count=4, page_size=7
+            client, markets=None, start=burst.start, end=burst.now + 60_000, count=4, page_size=7
         )
     assert not truncated
-    expected = sorted(EVENTS, key=lambda e: -(e.size_usd or 0))[:4]
+    expected = sorted(burst.events, key=lambda e: -(e.size_usd or 0))[:4]
     assert [e.id for e in best] == [e.id for e in expected]
 
 
 async def test_aggregate_answers_add_the_modelled_estimate_of_what_a_throttled_feed_hid(
-    tmp_path: Path,
+    tmp_path: Path, now: int
 ) -> None:
     # XRP: Bybit (complete) sends 3 liquidations a second; Binance (snapshot) shows one a
     # second, so it is estimated to have hidden some; the answer says so, as modelled.
-    start = NOW - 5 * 60_000
+    start = now - 5 * 60_000
     events = [
         venue_event(market="XRP-PERP", exchange=exchange, size_usd=1_000.0, price=2.0, ts=ts)
         for second in range(20)
@@ -302,13 +315,13 @@ async def test_aggregate_answers_add_the_modelled_estimate_of_what_a_throttled_f
 
 
 async def test_an_estimate_without_a_complete_venue_says_it_is_the_flat_prior(
-    tmp_path: Path,
+    tmp_path: Path, now: int
 ) -> None:
     # One throttled venue alone, as an imported Binance recording is: nothing calibrates the
     # estimate, which is the flat prior (2 events per second shown: here exactly twice the
     # measure). It had said "calibrated on complete venues of the same market" (on the four
     # real Binance recordings: est $1.2M beside $605K measured, 14:30-15:30 of 2025-12-27).
-    start = NOW - 5 * 60_000
+    start = now - 5 * 60_000
     events = [
         venue_event(market="XRP-PERP", exchange="binance_usdm", size_usd=1_000.0, price=2.0, ts=ts)
         for ts in range(start, start + 20_000, 1_000)
@@ -328,7 +341,7 @@ async def test_an_estimate_without_a_complete_venue_says_it_is_the_flat_prior(
 
 
 async def test_arguments_as_a_model_sends_them_are_read_and_bad_ones_said_in_a_line(
-    fed: Running,
+    fed: Running, burst: Burst
 ) -> None:
     # A model sends one market where a list is asked, "LONG" or "longs", "1h" for a window,
     # a date for end_ms: each was a pydantic report of several lines ending in a URL, and a
@@ -346,7 +359,7 @@ async def test_arguments_as_a_model_sends_them_are_read_and_bad_ones_said_in_a_l
             await client.call_tool("recent_liquidations", {"min_usd": "$190k", "limit": 100})
         )
         assert big["filters"]["min_usd"] == 190_000
-        assert big["count"] == sum(1 for e in EVENTS if (e.size_usd or 0) >= 190_000) == 20
+        assert big["count"] == sum(1 for e in burst.events if (e.size_usd or 0) >= 190_000) == 20
         since = _data(
             await client.call_tool("recent_liquidations", {"since_minutes": "1h", "limit": 100})
         )
@@ -358,7 +371,8 @@ async def test_arguments_as_a_model_sends_them_are_read_and_bad_ones_said_in_a_l
         cascades = _data(await client.call_tool("cascades", {"status": "Past"}))
         assert set(cascades) == {"past", "truncated", "provenance"}
 
-        end = NOW + 60_000
+        now = burst.now
+        end = now + 60_000
         by_number = _data(
             await client.call_tool("market_stats", {"market": "BTC-PERP", "end_ms": end})
         )
@@ -372,13 +386,13 @@ async def test_arguments_as_a_model_sends_them_are_read_and_bad_ones_said_in_a_l
         assert by_date["count"] == by_number["count"] == 201
 
         seconds = await client.call_tool(
-            "market_stats", {"market": "BTC-PERP", "end_ms": NOW // 1000}
+            "market_stats", {"market": "BTC-PERP", "end_ms": now // 1000}
         )
         assert seconds.is_error
         assert _text(seconds) == (
-            f"market_stats: bad arguments: end_ms: end_ms {NOW // 1000} looks like seconds "
-            f"since the epoch ({utc_iso(NOW // 1000 * 1000)}); times are milliseconds: "
-            f"{NOW // 1000 * 1000} (got {NOW // 1000})"
+            f"market_stats: bad arguments: end_ms: end_ms {now // 1000} looks like seconds "
+            f"since the epoch ({utc_iso(now // 1000 * 1000)}); times are milliseconds: "
+            f"{now // 1000 * 1000} (got {now // 1000})"
         )
         wrong = await client.call_tool("recent_liquidations", {"side": "buy", "limt": 5})
         assert wrong.is_error
@@ -405,12 +419,13 @@ async def test_heatmap_clusters_fails_over_as_every_tool_does(fed: Running) -> N
     assert heatmap == {"market": "NOPE-PERP", "available": False, "clusters": []}
 
 
-async def test_counts_in_the_texts_have_thousands_separators(tmp_path: Path) -> None:
+async def test_counts_in_the_texts_have_thousands_separators(tmp_path: Path, now: int) -> None:
     # "$113M liquidated in 65425 events" read as one number only to a careful eye.
     # From a minute's start: the flat prior estimates a minute's events as twice its busy
     # seconds, never below the count, so a burst's last few events alone in a minute (where
-    # the clock put START) were estimated as 1,006 (CI, 1 run in many).
-    first = START - START % 60_000
+    # the clock put the start) were estimated as 1,006 (CI, 1 run in many).
+    start = now - 10 * 60_000
+    first = start - start % 60_000
     many = [
         venue_event(market="SOL-PERP", size_usd=1_000.0 + i, price=150.0, ts=first + 100 * i)
         for i in range(1_005)

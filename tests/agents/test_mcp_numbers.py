@@ -7,7 +7,6 @@ event time, not arrival."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from purpleflea.client import HistoryPage, LiquidationClient
 from purpleflea.mcp.server import build_server
 from tests.server.conftest import make_config, running_server, venue_event
 
-NOW = time.time_ns() // 1_000_000
 MINUTE = 60_000
 HOUR = 60 * MINUTE
 
@@ -31,16 +29,16 @@ def _data(answer: CallToolResult) -> dict[str, Any]:
 
 
 async def test_freshness_is_the_age_of_the_newest_event_by_time_not_the_last_stored(
-    tmp_path: Path,
+    tmp_path: Path, now: int
 ) -> None:
     # Arrival order: the newest event (two minutes old) first, then ones from five hours,
     # three hours and two days ago (an older file imported after it). The newest data in the
     # window is two minutes old; the last stored event is two days old.
-    newest = venue_event(size_usd=10_000.0, exchange="bybit", ts=NOW - 2 * MINUTE)
+    newest = venue_event(size_usd=10_000.0, exchange="bybit", ts=now - 2 * MINUTE)
     older = [
-        venue_event(size_usd=20_000.0, side="short", exchange="bybit", ts=NOW - 5 * HOUR),
-        venue_event(size_usd=30_000.0, exchange="bybit", ts=NOW - 3 * HOUR),
-        venue_event(size_usd=40_000.0, exchange="bybit", ts=NOW - 50 * HOUR),
+        venue_event(size_usd=20_000.0, side="short", exchange="bybit", ts=now - 5 * HOUR),
+        venue_event(size_usd=30_000.0, exchange="bybit", ts=now - 3 * HOUR),
+        venue_event(size_usd=40_000.0, exchange="bybit", ts=now - 50 * HOUR),
     ]
     async with running_server(make_config(tmp_path)) as live:
         await live.push(newest, *older)
@@ -64,17 +62,17 @@ async def test_freshness_is_the_age_of_the_newest_event_by_time_not_the_last_sto
 
 
 async def test_recent_liquidations_are_the_newest_by_time_not_the_last_stored(
-    tmp_path: Path,
+    tmp_path: Path, now: int
 ) -> None:
     # Live events of the last minutes, then a day-old recording stored after them (an import
     # into the folder, a late feed): "the newest" were the recording's, last stored, and the
     # live ones were cut by the limit.
     live_events = [
-        venue_event(size_usd=1_000.0 * (i + 1), exchange="bybit", ts=NOW - (10 - i) * MINUTE)
+        venue_event(size_usd=1_000.0 * (i + 1), exchange="bybit", ts=now - (10 - i) * MINUTE)
         for i in range(5)
     ]
     recording = [
-        venue_event(size_usd=500.0, exchange="bybit", ts=NOW - 24 * HOUR + i * MINUTE)
+        venue_event(size_usd=500.0, exchange="bybit", ts=now - 24 * HOUR + i * MINUTE)
         for i in range(5)
     ]
     async with running_server(make_config(tmp_path)) as live:
@@ -97,14 +95,14 @@ async def test_recent_liquidations_are_the_newest_by_time_not_the_last_stored(
 
 
 async def test_recent_liquidations_on_a_busy_minute_read_one_page_of_the_asked_size(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, now: int
 ) -> None:
     # 1,500 events in the last minute, stored out of time order: the tool read windows back
     # in time (4 requests: a 1-event probe and three 1,000-event pages, to answer 20); the
     # history route now pages by event time (order=ts) and it asks for the 20 it answers.
     busy = [
         venue_event(
-            size_usd=100.0 + i, exchange="bybit", ts=NOW - 60_000 + (i * 7_919) % 1_500 * 40
+            size_usd=100.0 + i, exchange="bybit", ts=now - 60_000 + (i * 7_919) % 1_500 * 40
         )
         for i in range(1_500)
     ]

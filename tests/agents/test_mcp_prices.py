@@ -4,7 +4,6 @@ market_stats said "(bankruptcy price, bybit, ...)" of the same event."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from mcp import Client
@@ -13,20 +12,20 @@ from purpleflea.client import LiquidationClient
 from purpleflea.mcp.server import build_server
 from tests.server.conftest import make_config, running_server, venue_event
 
-NOW = time.time_ns() // 1_000_000
 
-
-async def test_market_summary_prints_say_which_prices_are_not_fills(tmp_path: Path) -> None:
+async def test_market_summary_prints_say_which_prices_are_not_fills(
+    tmp_path: Path, now: int
+) -> None:
     events = [
         venue_event(
-            market="BNB-PERP", exchange="bybit", size_usd=850_000.0, price=656.32, ts=NOW - 60_000
+            market="BNB-PERP", exchange="bybit", size_usd=850_000.0, price=656.32, ts=now - 60_000
         ),
         venue_event(
             market="BNB-PERP",
             exchange="binance_usdm",
             size_usd=500_000.0,
             price=659.1,
-            ts=NOW - 50_000,
+            ts=now - 50_000,
         ),
     ]
     async with running_server(make_config(tmp_path)) as live:

@@ -3,7 +3,6 @@ liquidations, $65.7K in total" took the page's total for the filters' total."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +14,18 @@ from purpleflea.mcp.server import build_server
 from purpleflea.model import VenueLiquidation
 from tests.server.conftest import make_config, running_server, venue_event
 
-NOW = time.time_ns() // 1_000_000
-START = NOW - 10 * 60_000
 
-
-def _burst(market: str, price: float) -> list[VenueLiquidation]:
-    """One quiet liquidation, then 200 longs faster and larger: a cascade on ``market``."""
-    quiet = [venue_event(market=market, size_usd=1_000.0, price=price, ts=START - 30_000)]
+def _burst(market: str, price: float, now: int) -> list[VenueLiquidation]:
+    """One quiet liquidation, then 200 longs faster and larger from ten minutes before
+    ``now``: a cascade on ``market``."""
+    start = now - 10 * 60_000
+    quiet = [venue_event(market=market, size_usd=1_000.0, price=price, ts=start - 30_000)]
     return quiet + [
         venue_event(
             market=market,
             size_usd=20_000.0 * (1 + i // 20) + i,
             price=price * (1 - 0.0001 * i),
-            ts=START + 400 * i,
+            ts=start + 400 * i,
         )
         for i in range(200)
     ]
@@ -41,9 +39,15 @@ def _answer(answer: CallToolResult) -> tuple[str, dict[str, Any]]:
     return first.text, answer.structured_content
 
 
-async def test_recent_liquidations_and_cascades_say_when_more_matched(tmp_path: Path) -> None:
+async def test_recent_liquidations_and_cascades_say_when_more_matched(
+    tmp_path: Path, now: int
+) -> None:
     # Three cascades in two lists (active, past): one list holds at least two.
-    events = _burst("BTC-PERP", 60_000.0) + _burst("ETH-PERP", 3_000.0) + _burst("SOL-PERP", 150.0)
+    events = [
+        *_burst("BTC-PERP", 60_000.0, now),
+        *_burst("ETH-PERP", 3_000.0, now),
+        *_burst("SOL-PERP", 150.0, now),
+    ]
     config = make_config(tmp_path, rate_burst=500.0, rate_per_s=500.0)
     async with running_server(config) as live:
         await live.push(*events)
