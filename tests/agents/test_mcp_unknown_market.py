@@ -12,23 +12,29 @@ from mcp import Client
 
 from purpleflea.client import LiquidationClient
 from purpleflea.mcp.server import build_server
-from tests.agents.test_mcp import EVENTS, START, _data, _text
+from tests.agents.test_mcp import Burst, _burst, _data, _text
 from tests.server.conftest import Running, make_config, running_server
 
 
 @pytest.fixture
-async def fed(tmp_path: Path) -> AsyncIterator[Running]:
+def burst(now: int) -> Burst:
+    start = now - 10 * 60_000
+    return Burst(now, start, _burst(start))
+
+
+@pytest.fixture
+async def fed(tmp_path: Path, burst: Burst) -> AsyncIterator[Running]:
     async with running_server(make_config(tmp_path, rate_burst=500.0, rate_per_s=500.0)) as live:
-        await live.push(*EVENTS)
+        await live.push(*burst.events)
         yield live
 
 
 @pytest.mark.parametrize("tool", ["market_stats", "market_summary"])
-async def test_a_market_never_seen_is_said_to_be_one(fed: Running, tool: str) -> None:
+async def test_a_market_never_seen_is_said_to_be_one(fed: Running, burst: Burst, tool: str) -> None:
     async with Client(build_server(LiquidationClient(fed.key, fed.url))) as client:
         answer = await client.call_tool(tool, {"market": "ethh-perp"})
         quiet = await client.call_tool(
-            tool, {"market": "BTC-PERP", "window_minutes": 60, "end_ms": START - 7_200_000}
+            tool, {"market": "BTC-PERP", "window_minutes": 60, "end_ms": burst.start - 7_200_000}
         )
     data, text = _data(answer), _text(answer)
     assert data["count"] == 0
