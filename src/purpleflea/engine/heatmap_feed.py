@@ -13,7 +13,8 @@ evaluation and backtests (:mod:`purpleflea.backtest.runner`) drive the same feed
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable
 from typing import Protocol, runtime_checkable
 
 from purpleflea.engine.heatmap import HeatmapModel
@@ -50,6 +51,34 @@ class HeatmapFeed:
         self.fuel_memory = fuel_memory
         self._range: dict[str, tuple[float, float]] = {}
         self._usual: dict[tuple[str, Side], float] = {}
+        #: Markets rebuilt from stored totals (:meth:`restore`): the instrument they were
+        #: rebuilt as, dropped at the market's first live snapshot.
+        self._restored: dict[str, tuple[str, str]] = {}
+
+    @property
+    def memory_ms(self) -> int:
+        """How far back the model's state reaches: the time its turnover takes to replace
+        all but 5 % of the positions a market held (30 h at 0.1 an hour); a restart rebuilds
+        from the stored open interest of that long."""
+        turnover = self.model.config.turnover_per_hour
+        return int(math.log(20.0) / turnover * 3_600_000) if turnover > 0 else 7 * 86_400_000
+
+    def restore(self, snapshots: Iterable[MarketSnapshot]) -> int:
+        """Rebuild the model from stored snapshots (a restart: the open interest the store
+        kept, each row a market's total as one instrument), in time order; returns how many
+        were applied. The engine and the recorder are not told: the engine has its own state,
+        and the rows are stored already. A market's first live snapshot afterwards drops its
+        rebuilt book, which it would otherwise be added to (the same positions twice)."""
+        applied = 0
+        for snapshot in snapshots:
+            if snapshot.mark_price <= 0 or snapshot.open_interest <= 0:
+                continue  # a row stored before marks were kept: no prices to place it at
+            if self.model.on_snapshot(snapshot):
+                self._restored[snapshot.market] = (snapshot.exchange, snapshot.symbol)
+                applied += 1
+        for market in self._restored:  # the rows' marks are the path; events' prices before
+            self._range.pop(market, None)
+        return applied
 
     def note_price(self, market: str, price: float) -> None:
         """A trade or liquidation price seen on ``market`` (widens the swept range)."""
@@ -64,6 +93,10 @@ class HeatmapFeed:
 
     def on_snapshot(self, snapshot: MarketSnapshot) -> None:
         market = snapshot.market
+        if self._restored:
+            rebuilt = self._restored.pop(market, None)
+            if rebuilt is not None and rebuilt != (snapshot.exchange, snapshot.symbol):
+                self.model.forget(market, *rebuilt)
         low, high = self._range.pop(market, (snapshot.mark_price, snapshot.mark_price))
         fresh = self.model.on_snapshot(
             snapshot, low=min(low, snapshot.mark_price), high=max(high, snapshot.mark_price)

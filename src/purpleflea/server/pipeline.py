@@ -31,7 +31,7 @@ import msgspec
 
 from purpleflea.bus.base import Bus
 from purpleflea.clock import now_ms
-from purpleflea.engine.heatmap_feed import FuelSink
+from purpleflea.engine.heatmap_feed import FuelSink, HeatmapFeed
 from purpleflea.engine.market_price import MarketPrice
 from purpleflea.formatting import printable
 from purpleflea.model import NAME_MAX, CascadeAlert, Liquidation, MarketSnapshot, VenueLiquidation
@@ -201,6 +201,7 @@ class Pipeline:
         continued = await self._continue_engine(stored)
         if self.scorer is not None and warm_events > 0:
             await self._warm(warm_events, stored, score=not continued)
+        await self._rebuild_heatmaps()
         await self._hand_over_cascades()
         self._task = asyncio.create_task(self._flush_loop(), name="tracker-flush")
         if self.scorer is not None:
@@ -268,6 +269,26 @@ class Pipeline:
         if warmed and score:
             self.engine_start = "warmed"
             log.info("cascade engine warmed with the last %d stored events", warmed)
+
+    async def _rebuild_heatmaps(self) -> None:
+        """Rebuild the heatmaps from the stored open interest (the last ``memory_ms`` of it
+        before the newest stored event, or all of it when none is), so that a restart, or a
+        ``serve --source none`` on a folder the simulator filled, serves them at once instead
+        of a 404 until the first snapshot (never, with no source)."""
+        feed = self.heatmap
+        if not isinstance(feed, HeatmapFeed):
+            return
+        start = max(0, self.clock_ms - feed.memory_ms) if self.clock_ms else 0
+        applied = 0
+        async for rows in open_interest_pages(self.store, start_ms=start, page=_OI_PAGE):
+            applied += feed.restore(row.snapshot() for row in rows)
+            await asyncio.sleep(0)
+        if applied:
+            log.info(
+                "heatmaps of %d markets rebuilt from %d stored open interest rows",
+                len(feed.model.markets()),
+                applied,
+            )
 
     async def _hand_over_cascades(self) -> None:
         """Store and publish what keeps each cascade's lifecycle whole after the warm: one
