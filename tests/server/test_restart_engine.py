@@ -16,9 +16,11 @@ import pytest
 
 from purpleflea.bus.local import LocalBus
 from purpleflea.engine import CascadeEngine
-from purpleflea.model import CascadeAlert, Side
+from purpleflea.engine.heatmap_feed import HeatmapFeed
+from purpleflea.model import CascadeAlert, MarketSnapshot, Side
 from purpleflea.server.engine_state import EngineState
 from purpleflea.server.pipeline import Pipeline
+from purpleflea.store.base import OpenInterest
 from purpleflea.store.sqlite import SQLiteStore
 from tests.server.conftest import T0, make_config, running_server, until, venue_event
 
@@ -100,3 +102,40 @@ async def test_a_state_the_store_has_moved_past_is_not_continued(tmp_path: Path)
     state.write_bytes(kept)
     third = await _tracker_life(tmp_path, 0, 0)
     assert third.engine_start == "warmed"
+
+
+async def test_after_a_warm_live_snapshots_replace_the_stored_open_interest(
+    tmp_path: Path,
+) -> None:
+    # The warm told the engine each stored row as the market's total; live snapshots then
+    # told it each listing beside that total, so after a crash's restart a market of one
+    # listing was sized against twice its open interest (3 points of score less).
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    await store.append_open_interest(
+        [OpenInterest(ts=T0, market="BTC-PERP", open_interest_usd=1e9, mark_price=60_000.0)]
+    )
+    before = Pipeline(store, LocalBus())  # a crash: no engine state beside the store
+    await before.start()
+    before.submit(venue_event(ts=T0 + 1_000))
+    await before.drain()
+    await before.stop()
+    engine = CascadeEngine()
+    tracker = Pipeline(store, LocalBus(), scorer=engine, heatmap=HeatmapFeed(fuel=engine))
+    await tracker.start(tick_interval=3600.0)
+    assert tracker.engine_start == "warmed"
+    tracker.on_snapshot(
+        MarketSnapshot(
+            exchange="binance_usdm",
+            symbol="BTCUSDT",
+            market="BTC-PERP",
+            ts=T0 + 60_000,
+            mark_price=60_000.0,
+            open_interest=1.1e9 / 60_000.0,
+            open_interest_usd=1.1e9,
+        )
+    )
+    await tracker.stop()
+    await store.close()
+    told = engine.export_state()["oi"]
+    assert isinstance(told, dict)
+    assert sum(told["BTC-PERP"].values()) == 1.1e9

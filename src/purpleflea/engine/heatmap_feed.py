@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol, runtime_checkable
 
 from purpleflea.engine.heatmap import HeatmapModel
-from purpleflea.model import MarketSnapshot, Side, instrument_of
+from purpleflea.model import HISTORY_EXCHANGE, MarketSnapshot, Side, instrument_of
 
 log = logging.getLogger("purpleflea.heatmap")
 
@@ -51,9 +51,9 @@ class HeatmapFeed:
         self.fuel_memory = fuel_memory
         self._range: dict[str, tuple[float, float]] = {}
         self._usual: dict[tuple[str, Side], float] = {}
-        #: Markets rebuilt from stored totals (:meth:`restore`): the instrument they were
-        #: rebuilt as, dropped at the market's first live snapshot.
-        self._restored: dict[str, tuple[str, str]] = {}
+        #: Markets whose stored total a restart told the model or the engine
+        #: (:meth:`restore`, :meth:`told_history`): dropped at the market's first live snapshot.
+        self._history: set[str] = set()
 
     @property
     def memory_ms(self) -> int:
@@ -74,11 +74,16 @@ class HeatmapFeed:
             if snapshot.mark_price <= 0 or snapshot.open_interest <= 0:
                 continue  # a row stored before marks were kept: no prices to place it at
             if self.model.on_snapshot(snapshot):
-                self._restored[snapshot.market] = (snapshot.exchange, snapshot.symbol)
+                # The rows' marks are the path; the prices of events before them are not.
+                self._range.pop(snapshot.market, None)
+                self._history.add(snapshot.market)
                 applied += 1
-        for market in self._restored:  # the rows' marks are the path; events' prices before
-            self._range.pop(market, None)
         return applied
+
+    def told_history(self, market: str) -> None:
+        """The engine was told ``market``'s stored total (a restart's warm, as the instrument
+        ``history:<market>``): the market's first live snapshot makes it forget it."""
+        self._history.add(market)
 
     def note_price(self, market: str, price: float) -> None:
         """A trade or liquidation price seen on ``market`` (widens the swept range)."""
@@ -93,10 +98,9 @@ class HeatmapFeed:
 
     def on_snapshot(self, snapshot: MarketSnapshot) -> None:
         market = snapshot.market
-        if self._restored:
-            rebuilt = self._restored.pop(market, None)
-            if rebuilt is not None and rebuilt != (snapshot.exchange, snapshot.symbol):
-                self.model.forget(market, *rebuilt)
+        if self._history and market in self._history and snapshot.exchange != HISTORY_EXCHANGE:
+            self._history.discard(market)
+            self._drop_history(market)
         low, high = self._range.pop(market, (snapshot.mark_price, snapshot.mark_price))
         fresh = self.model.on_snapshot(
             snapshot, low=min(low, snapshot.mark_price), high=max(high, snapshot.mark_price)
@@ -108,6 +112,14 @@ class HeatmapFeed:
             if self.on_open_interest is not None:
                 self.on_open_interest(snapshot)  # exactly what the engine saw, for backtests
             self._update_fuel(market, snapshot.mark_price)
+
+    def _drop_history(self, market: str) -> None:
+        """Forget the stored total a restart told the model and the engine: the market's live
+        listings replace it (added to it, the market counted twice: after a warm the engine
+        sized cascades against the stored total plus every listing)."""
+        self.model.forget(market, HISTORY_EXCHANGE, market)
+        if self.fuel is not None:
+            self.fuel.set_open_interest(market, 0.0, f"{HISTORY_EXCHANGE}:{market}")
 
     def _update_fuel(self, market: str, mark: float) -> None:
         assert self.fuel is not None

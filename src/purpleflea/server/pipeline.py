@@ -34,7 +34,14 @@ from purpleflea.clock import now_ms
 from purpleflea.engine.heatmap_feed import FuelSink, HeatmapFeed
 from purpleflea.engine.market_price import MarketPrice
 from purpleflea.formatting import printable
-from purpleflea.model import NAME_MAX, CascadeAlert, Liquidation, MarketSnapshot, VenueLiquidation
+from purpleflea.model import (
+    HISTORY_EXCHANGE,
+    NAME_MAX,
+    CascadeAlert,
+    Liquidation,
+    MarketSnapshot,
+    VenueLiquidation,
+)
 from purpleflea.outage import OutageRecord, describe
 from purpleflea.server.cascade_handover import handover
 from purpleflea.server.engine_state import EngineState, KeepsState
@@ -324,11 +331,18 @@ class Pipeline:
         """Apply ``rows`` (a page, time order) up to ``until``; returns what is left, the next
         page when this one is used up."""
         assert isinstance(self.scorer, FuelSink)
+        feed = self.heatmap if isinstance(self.heatmap, HeatmapFeed) else None
         done = 0
         for row in rows:
             if row.ts > until:
                 break
-            self.scorer.set_open_interest(row.market, row.open_interest_usd)
+            if feed is not None:
+                feed.told_history(row.market)
+            # As the stored total (one instrument, history:<market>), which the market's first
+            # live snapshot drops (HeatmapFeed): not added to the live listings.
+            self.scorer.set_open_interest(
+                row.market, row.open_interest_usd, f"{HISTORY_EXCHANGE}:{row.market}"
+            )
             done += 1
         if done < len(rows) or pages is None:
             return rows[done:]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import msgspec
 
-from purpleflea.model import CascadeAlert, Liquidation, MarketSnapshot
+from purpleflea.model import HISTORY_EXCHANGE, CascadeAlert, Liquidation, MarketSnapshot
 from purpleflea.venues.registry import EXCHANGE_IDS, SIM_EXCHANGE, coverage_of
 
 if TYPE_CHECKING:
@@ -212,10 +212,6 @@ class OpenInterest(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             open_interest=self.open_interest_usd / mark if mark > 0 else 0.0,
             open_interest_usd=self.open_interest_usd,
         )
-
-
-#: The exchange of a stored open interest row replayed as a snapshot (its market's total).
-HISTORY_EXCHANGE = "history"
 
 
 #: Open interest is kept at this resolution: at most one row per market per minute.
