@@ -240,6 +240,11 @@ class MarketSnapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     open_interest_usd: float
 
 
+#: The exchange of a stored open interest row replayed as a snapshot: its market's total over
+#: every listing, as one instrument (``history:<market>``), in backtests and a restart's warm.
+HISTORY_EXCHANGE = "history"
+
+
 def instrument_of(snapshot: MarketSnapshot) -> str:
     """The snapshot's listing as one key, ``"<exchange>:<symbol>"``: what tells a market's
     listings apart in the cascade engine's open interest and in the stored history of it."""

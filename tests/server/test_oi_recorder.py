@@ -61,6 +61,24 @@ async def test_the_market_total_the_engine_applied_is_stored_when_it_moved(tmp_p
     await store.close()
 
 
+async def test_each_simulated_minute_is_sampled_however_fast_the_snapshots_come(
+    tmp_path: Path,
+) -> None:
+    # A simulator at 30x sends 30 minutes of snapshots per wall-clock minute: sampled once a
+    # wall minute, the store kept one row of them, and a restart warmed its engine against
+    # that one value (bench/warm_causes.py: 50 rows for 50 markets, the warmed engine
+    # following 23 cascades the live one did not).
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    recorder = OpenInterestRecorder(store)
+    feed = HeatmapFeed(fuel=CascadeEngine(), on_open_interest=recorder.note)
+    for minute in range(10):
+        feed.on_snapshot(_snapshot(M0 + minute * 60_000 + 5_000, 1e9 * 1.02**minute))
+    await recorder.close()
+    rows = await store.open_interest(0, 2**62)
+    assert [row.ts for row in rows] == [M0 + minute * 60_000 + 5_000 for minute in range(10)]
+    await store.close()
+
+
 class _BrokenStore(SQLiteStore):
     async def append_open_interest(self, rows: Sequence[OpenInterest]) -> None:
         raise OSError("disk full")
@@ -83,11 +101,15 @@ async def test_the_server_stores_open_interest_from_its_snapshots(tmp_path: Path
         running.server.tracker.on_snapshot(_snapshot(M0 + 5_000, 1e9))
         running.server.tracker.on_snapshot(_snapshot(M0 + 65_000, 1e9, "bybit"))
         counters = running.server.tracker.counters
-    # Shutting down sampled what the recorder held and wrote it before the store closed.
-    assert counters["oi_rows_written"] == 1
+    # Shutting down sampled what the recorder held and wrote it before the store closed: the
+    # first minute's total (sampled as the snapshots crossed into the next) and the last.
+    assert counters["oi_rows_written"] == 2
     store = SQLiteStore(config.db_path, read_only=True)
     try:
-        assert await store.open_interest(0, 2**62) == [_row(M0 + 65_000, 2e9)]
+        assert await store.open_interest(0, 2**62) == [
+            _row(M0 + 5_000, 1e9),
+            _row(M0 + 65_000, 2e9),
+        ]
     finally:
         await store.close()
 

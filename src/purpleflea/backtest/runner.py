@@ -41,7 +41,7 @@ from purpleflea.backtest.strategy import Strategy
 from purpleflea.engine import CascadeEngine
 from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.engine.market_price import MarketPrice
-from purpleflea.model import CascadeAlert, Liquidation, MarketSnapshot, instrument_of
+from purpleflea.model import CascadeAlert, Liquidation, instrument_of
 from purpleflea.store.base import OpenInterest, Store
 from purpleflea.store.pages import NEVER_MS as _NEVER  # "no open interest row is due"
 from purpleflea.store.pages import open_interest_pages, store_pages
@@ -212,7 +212,7 @@ class Replay:
                 # A row is the market's total, so it takes the engine's one default instrument.
                 set_open_interest(row.market, row.open_interest_usd)
             else:
-                snapshot = _snapshot(row)
+                snapshot = row.snapshot()
                 if row.mark_price > 0:
                     heatmaps.on_snapshot(snapshot)  # tells the engine, as live
                 else:
@@ -252,20 +252,6 @@ class Replay:
         self.alerts.extend(alerts)
         for alert in alerts:
             self.strategy.on_cascade(alert, self.broker)
-
-
-def _snapshot(row: OpenInterest) -> MarketSnapshot:
-    """A stored row as the snapshot of its market's one instrument in a backtest."""
-    mark = row.mark_price
-    return MarketSnapshot(
-        exchange="history",
-        symbol=row.market,
-        market=row.market,
-        ts=row.ts,
-        mark_price=mark if mark > 0 else 1.0,  # no mark: only the open interest is used
-        open_interest=row.open_interest_usd / mark if mark > 0 else 0.0,
-        open_interest_usd=row.open_interest_usd,
-    )
 
 
 async def replay_store(

@@ -95,7 +95,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from purpleflea.formatting import format_usd
 from purpleflea.model import CascadeAlert, CascadeStatus, Side
@@ -522,6 +522,59 @@ class CascadeEngine:
             state.oi_on = on
             state.oi_log = oi_log
 
+    def export_state(self) -> dict[str, object]:
+        """Everything the engine knows, as plain data (lists, dicts, numbers, strings): what
+        :meth:`restore_state` needs to continue exactly where this engine is, for a process
+        that stops and starts again (a restart). Queued alerts are not part of it: drain them
+        first. The config and ``fill_priced`` are included so that a different engine refuses
+        the state instead of continuing with another engine's numbers."""
+        if self._pending:
+            raise ValueError("export_state: drain the queued alerts first")
+        return {
+            "config": [getattr(self.config, name) for name in _CONFIG_FIELDS],
+            "fill": None if self._fill is None else sorted(self._fill),
+            "markets": {
+                market: [_export_side(state) for state in pair]
+                for market, pair in self._states.items()
+            },
+            "oi": {market: dict(books) for market, books in self._oi.items()},
+            "oi_yard": {market: list(held) for market, held in self._oi_yard.items()},
+        }
+
+    def restore_state(self, saved: dict[str, object]) -> None:
+        """Continue from a state :meth:`export_state` wrote (of an engine of this config and
+        ``fill_priced``), replacing whatever this engine knew. Raises ``ValueError`` naming
+        what does not fit; the engine is then unchanged."""
+        config = [getattr(self.config, name) for name in _CONFIG_FIELDS]
+        if saved.get("config") != config:
+            raise ValueError("engine state: written by an engine of another config")
+        fill = None if self._fill is None else sorted(self._fill)
+        if saved.get("fill") != fill:
+            raise ValueError("engine state: written by an engine of other fill-priced exchanges")
+        try:
+            markets = saved["markets"]
+            oi = saved["oi"]
+            yard = saved["oi_yard"]
+            if not (isinstance(markets, dict) and isinstance(oi, dict) and isinstance(yard, dict)):
+                raise TypeError("markets, oi and oi_yard must be maps")
+            states: dict[str, tuple[_State, _State]] = {}
+            active: dict[str, _State] = {}
+            for market, (long, short) in markets.items():
+                pair = (
+                    _import_side(market, "long", long, self._nb),
+                    _import_side(market, "short", short, self._nb),
+                )
+                states[market] = pair
+                for state in pair:
+                    if state.cascade is not None:
+                        active[state.cascade.id] = state
+            books = {market: {k: float(v) for k, v in b.items()} for market, b in oi.items()}
+            held = {market: (float(h[0]), int(h[1])) for market, h in yard.items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"engine state: malformed: {exc!r}") from exc
+        self._states, self._active, self._oi, self._oi_yard = states, active, books, held
+        self._pending = []
+
     # -- internals ---------------------------------------------------------------------------
 
     def _new_pair(self, market: str) -> tuple[_State, _State]:
@@ -779,6 +832,107 @@ class CascadeEngine:
                 start_score=self._start_score,
             ),
         )
+
+
+_CONFIG_FIELDS = tuple(f.name for f in fields(CascadeConfig))
+#: The per-bucket lists of a side's state.
+_RING_FIELDS = frozenset({"fill_price", "first_price", "first_ts", "ring_n", "ring_usd"})
+
+#: The fields of a market and side's state, and of its cascade, that a saved state holds.
+_SIDE_FIELDS = (
+    "base_n",
+    "base_usd",
+    "born",
+    "bucket",
+    "chain_start",
+    "cooldown_until",
+    "expected",
+    "fast_usd",
+    "fill_price",
+    "first_price",
+    "first_ts",
+    "fuel_term",
+    "last_fill",
+    "last_price",
+    "last_ts",
+    "level_cap",
+    "level_prices",
+    "levels",
+    "log_expected",
+    "near",
+    "oi_log",
+    "oi_on",
+    "ref_price",
+    "ref_stale",
+    "ring_n",
+    "ring_usd",
+    "score",
+    "seen",
+    "weight",
+    "win_n",
+    "win_usd",
+)
+_CASCADE_FIELDS = (
+    "events",
+    "fill_start",
+    "id",
+    "last_emit_score",
+    "last_emit_ts",
+    "peak_fast",
+    "peak_score",
+    "start_price",
+    "started_at",
+    "total_usd",
+)
+
+
+def _export_side(state: _State) -> dict[str, object]:
+    saved: dict[str, object] = {name: _plain(getattr(state, name)) for name in _SIDE_FIELDS}
+    cascade = state.cascade
+    if cascade is not None:
+        held = {name: getattr(cascade, name) for name in _CASCADE_FIELDS}
+        held["exchanges"] = sorted(cascade.exchanges)
+        saved["cascade"] = held
+    return saved
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, list):
+        return list(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return value
+
+
+def _import_side(market: str, side: str, saved: dict[str, object], buckets: int) -> _State:
+    state = _State(market, side, buckets)
+    for name in _SIDE_FIELDS:
+        value = saved[name]
+        current = getattr(state, name)
+        if isinstance(current, list):
+            if not isinstance(value, list):
+                raise TypeError(f"{market} {side}: {name} is not a list")
+            if name in _RING_FIELDS and len(value) != buckets:
+                raise ValueError(f"{market} {side}: {name} has {len(value)} buckets")
+            kind = int if name in ("ring_n", "first_ts") else float
+            setattr(state, name, [kind(x) for x in value])
+        elif isinstance(current, dict):
+            if not isinstance(value, dict):
+                raise TypeError(f"{market} {side}: {name} is not a map")
+            state.seen = {str(k): int(v) for k, v in value.items()}
+        else:
+            setattr(state, name, type(current)(value))
+    held = saved.get("cascade")
+    if held is not None:
+        if not isinstance(held, dict):
+            raise TypeError(f"{market} {side}: cascade is not a map")
+        cascade = _Cascade(market, side, int(held["started_at"]), float(held["start_price"]))
+        for name in _CASCADE_FIELDS:
+            current = getattr(cascade, name)
+            setattr(cascade, name, type(current)(held[name]))
+        cascade.exchanges = {str(name) for name in held["exchanges"]}
+        state.cascade = cascade
+    return state
 
 
 def format_duration(seconds: float) -> str:

@@ -347,6 +347,15 @@ class HeatmapModel:
         for weight, (lo, hi) in zip(self._weights, spans, strict=True):
             _spread(held, book.start, lo, hi, coins * weight)
 
+    def forget(self, market: str, exchange: str, symbol: str) -> None:
+        """Drop one instrument's book of ``market`` (nothing if there is none)."""
+        books = self._books.get(market)
+        if books is None or books.pop((exchange, symbol), None) is None:
+            return
+        self._views.pop(market, None)
+        if not books:
+            del self._books[market]
+
     # -- queries -------------------------------------------------------------------------
 
     def markets(self) -> tuple[str, ...]:

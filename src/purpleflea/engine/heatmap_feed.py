@@ -13,11 +13,12 @@ evaluation and backtests (:mod:`purpleflea.backtest.runner`) drive the same feed
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable
 from typing import Protocol, runtime_checkable
 
 from purpleflea.engine.heatmap import HeatmapModel
-from purpleflea.model import MarketSnapshot, Side, instrument_of
+from purpleflea.model import HISTORY_EXCHANGE, MarketSnapshot, Side, instrument_of
 
 log = logging.getLogger("purpleflea.heatmap")
 
@@ -50,6 +51,39 @@ class HeatmapFeed:
         self.fuel_memory = fuel_memory
         self._range: dict[str, tuple[float, float]] = {}
         self._usual: dict[tuple[str, Side], float] = {}
+        #: Markets whose stored total a restart told the model or the engine
+        #: (:meth:`restore`, :meth:`told_history`): dropped at the market's first live snapshot.
+        self._history: set[str] = set()
+
+    @property
+    def memory_ms(self) -> int:
+        """How far back the model's state reaches: the time its turnover takes to replace
+        all but 5 % of the positions a market held (30 h at 0.1 an hour); a restart rebuilds
+        from the stored open interest of that long."""
+        turnover = self.model.config.turnover_per_hour
+        return int(math.log(20.0) / turnover * 3_600_000) if turnover > 0 else 7 * 86_400_000
+
+    def restore(self, snapshots: Iterable[MarketSnapshot]) -> int:
+        """Rebuild the model from stored snapshots (a restart: the open interest the store
+        kept, each row a market's total as one instrument), in time order; returns how many
+        were applied. The engine and the recorder are not told: the engine has its own state,
+        and the rows are stored already. A market's first live snapshot afterwards drops its
+        rebuilt book, which it would otherwise be added to (the same positions twice)."""
+        applied = 0
+        for snapshot in snapshots:
+            if snapshot.mark_price <= 0 or snapshot.open_interest <= 0:
+                continue  # a row stored before marks were kept: no prices to place it at
+            if self.model.on_snapshot(snapshot):
+                # The rows' marks are the path; the prices of events before them are not.
+                self._range.pop(snapshot.market, None)
+                self._history.add(snapshot.market)
+                applied += 1
+        return applied
+
+    def told_history(self, market: str) -> None:
+        """The engine was told ``market``'s stored total (a restart's warm, as the instrument
+        ``history:<market>``): the market's first live snapshot makes it forget it."""
+        self._history.add(market)
 
     def note_price(self, market: str, price: float) -> None:
         """A trade or liquidation price seen on ``market`` (widens the swept range)."""
@@ -64,6 +98,9 @@ class HeatmapFeed:
 
     def on_snapshot(self, snapshot: MarketSnapshot) -> None:
         market = snapshot.market
+        if self._history and market in self._history and snapshot.exchange != HISTORY_EXCHANGE:
+            self._history.discard(market)
+            self._drop_history(market)
         low, high = self._range.pop(market, (snapshot.mark_price, snapshot.mark_price))
         fresh = self.model.on_snapshot(
             snapshot, low=min(low, snapshot.mark_price), high=max(high, snapshot.mark_price)
@@ -75,6 +112,14 @@ class HeatmapFeed:
             if self.on_open_interest is not None:
                 self.on_open_interest(snapshot)  # exactly what the engine saw, for backtests
             self._update_fuel(market, snapshot.mark_price)
+
+    def _drop_history(self, market: str) -> None:
+        """Forget the stored total a restart told the model and the engine: the market's live
+        listings replace it (added to it, the market counted twice: after a warm the engine
+        sized cascades against the stored total plus every listing)."""
+        self.model.forget(market, HISTORY_EXCHANGE, market)
+        if self.fuel is not None:
+            self.fuel.set_open_interest(market, 0.0, f"{HISTORY_EXCHANGE}:{market}")
 
     def _update_fuel(self, market: str, mark: float) -> None:
         assert self.fuel is not None

@@ -47,6 +47,7 @@ from purpleflea.server.config import ServerConfig
 from purpleflea.server.conncap import ConnectionCap, process_cap
 from purpleflea.server.coverage import CoverageRoutes, CoverageService
 from purpleflea.server.cross_site import SameOriginWrites
+from purpleflea.server.engine_state import EngineState
 from purpleflea.server.follower import Follower
 from purpleflea.server.health import Vitals, health_reasons, readiness_reasons
 from purpleflea.server.heap import collector_stats
@@ -270,6 +271,7 @@ def build_server(config: ServerConfig, *, scorer: Scorer | None = None) -> Serve
         heatmap=heatmaps,
         fill_priced=registry.fill_priced(),
         seq_mark=seq_mark(store, config.seq_floor),
+        engine_state=None if store.read_only else EngineState.beside(store.path),
     )
     return _record_open_interest(_assemble(config, store, bus, tracker, heatmaps), recorder)
 

@@ -22,7 +22,7 @@ from collections import Counter
 
 from purpleflea.model import MarketSnapshot
 from purpleflea.server.writes import WriteHealth
-from purpleflea.store.base import OpenInterest, Store
+from purpleflea.store.base import OI_MINUTE_MS, OpenInterest, Store
 from purpleflea.store.oi_sampler import OpenInterestSampler
 
 
@@ -46,10 +46,24 @@ class OpenInterestRecorder:
         self.sampler = sampler if sampler is not None else OpenInterestSampler()
         self.writes = writes if writes is not None else WriteHealth()
         self._flushing: asyncio.Future[None] | None = None
+        #: The snapshot-time minute of the newest snapshot noted (-1: none yet), and the rows
+        #: sampled when the snapshots crossed into a new one, waiting for the next flush.
+        self._minute = -1
+        self._due: list[OpenInterest] = []
         self._held: list[OpenInterest] = []  # rows a failed write left, tried again first
 
     def note(self, snapshot: MarketSnapshot) -> None:
-        """A snapshot whose open interest the engine was just told (never blocks or raises)."""
+        """A snapshot whose open interest the engine was just told (never blocks or raises).
+
+        Sampled once a minute of the snapshots' own time, as they cross into the next: a
+        simulator faster than real time sends many minutes per wall-clock minute, and a sample
+        per wall minute kept one of them (a restart's warm then sized every cascade of the
+        run against the last value, backtests too)."""
+        minute = snapshot.ts // OI_MINUTE_MS
+        if minute > self._minute:
+            if self._minute >= 0:
+                self._due += self.sampler.sample()
+            self._minute = minute
         self.sampler.note(snapshot)
 
     @property
@@ -59,7 +73,8 @@ class OpenInterestRecorder:
     async def flush(self) -> None:
         """Sample now and write the rows kept, after those a failed write held (what arrives
         meanwhile waits for the next flush)."""
-        rows, self._held = [*self._held, *self.sampler.sample()], []
+        rows = [*self._held, *self._due, *self.sampler.sample()]
+        self._held, self._due = [], []
         for start in range(0, len(rows), self.batch):
             chunk = rows[start : start + self.batch]
             try:

@@ -31,12 +31,20 @@ import msgspec
 
 from purpleflea.bus.base import Bus
 from purpleflea.clock import now_ms
-from purpleflea.engine.heatmap_feed import FuelSink
+from purpleflea.engine.heatmap_feed import FuelSink, HeatmapFeed
 from purpleflea.engine.market_price import MarketPrice
 from purpleflea.formatting import printable
-from purpleflea.model import NAME_MAX, CascadeAlert, Liquidation, MarketSnapshot, VenueLiquidation
+from purpleflea.model import (
+    HISTORY_EXCHANGE,
+    NAME_MAX,
+    CascadeAlert,
+    Liquidation,
+    MarketSnapshot,
+    VenueLiquidation,
+)
 from purpleflea.outage import OutageRecord, describe
 from purpleflea.server.cascade_handover import handover
+from purpleflea.server.engine_state import EngineState, KeepsState
 from purpleflea.server.latency import StageLatency
 from purpleflea.server.sequencing import BatchPlan, Scorer, Sequencer, WriteEvents
 from purpleflea.server.writes import WriteHealth
@@ -113,6 +121,7 @@ class Pipeline:
         retry_initial_s: float = 0.05,
         retry_max_s: float = 5.0,
         seq_mark: SeqMark | None = None,
+        engine_state: EngineState | None = None,
     ) -> None:
         if buffer_limit < 1:
             raise ValueError(f"Pipeline buffer_limit must be at least 1, got {buffer_limit}")
@@ -128,6 +137,12 @@ class Pipeline:
         self.retry_max_s = retry_max_s
         #: The seq high-water mark beside a SQLite store (None: not guarded).
         self.seq_mark = seq_mark
+        #: Where a clean stop writes the cascade engine's state for the next start (None:
+        #: the next start warms it from the stored events).
+        self.engine_state = engine_state
+        #: How the engine was rebuilt at start: "continued" (the state a clean stop wrote),
+        #: "warmed" (replayed from the store) or "" (neither).
+        self.engine_start = ""
         self.counters: Counter[str] = Counter()
         self.core = Sequencer(
             scorer=scorer,
@@ -190,8 +205,10 @@ class Pipeline:
         # Past the mark when the store lost its tail: those seqs were published already.
         mark = self.seq_mark
         self.core.resume(stored if mark is None else await asyncio.to_thread(mark.start, stored))
+        continued = await self._continue_engine(stored)
         if self.scorer is not None and warm_events > 0:
-            await self._warm(warm_events, stored)
+            await self._warm(warm_events, stored, score=not continued)
+        await self._rebuild_heatmaps()
         await self._hand_over_cascades()
         self._task = asyncio.create_task(self._flush_loop(), name="tracker-flush")
         if self.scorer is not None:
@@ -199,15 +216,41 @@ class Pipeline:
         self.started = True
         self._started_once = True
 
-    async def _warm(self, limit: int, stored: int) -> None:
+    async def _continue_engine(self, stored: int) -> bool:
+        """Continue the scorer from the state the last clean stop wrote, when the store
+        still ends where it did (:mod:`.engine_state`)."""
+        saved, scorer = self.engine_state, self.scorer
+        if saved is None or not isinstance(scorer, KeepsState):
+            return False
+        if not await asyncio.to_thread(saved.load, scorer, stored):
+            return False
+        self.engine_start = "continued"
+        log.info("cascade engine continued from %s (seq %d)", saved.path, stored)
+        return True
+
+    async def _save_engine(self) -> None:
+        """A clean stop with everything stored: the engine's state for the next start."""
+        saved, scorer = self.engine_state, self.scorer
+        if saved is None or not isinstance(scorer, KeepsState) or not self._started_once:
+            return
+        if self.scorer is not None and self.scorer.drain_alerts():
+            return  # alerts no tick published: the state is past what clients were told
+        try:
+            await asyncio.to_thread(saved.save, scorer, await self.store.last_seq())
+        except OSError as exc:
+            log.warning("could not write the cascade engine's state to %s: %s", saved.path, exc)
+
+    async def _warm(self, limit: int, stored: int, *, score: bool = True) -> None:
         """Replay the newest stored events through the scorer, so that after a restart each
         market is scored against its own baseline rather than a cold prior, with the stored
         open interest interleaved by time when the scorer takes it (so the size term is on
         from the first live event, not only after the next snapshots). Alerts raised while
-        warming were already published before the restart: they are dropped."""
+        warming were already published before the restart: they are dropped. With ``score``
+        False (the engine was continued from its saved state) the events only rebuild the
+        markets' state."""
         assert self.scorer is not None
         cursor = max(0, stored - limit)
-        sizes = self.scorer if isinstance(self.scorer, FuelSink) else None
+        sizes = self.scorer if isinstance(self.scorer, FuelSink) and score else None
         oi: AsyncGenerator[list[OpenInterest], None] | None = None
         rows: list[OpenInterest] = []
         warmed = 0
@@ -221,7 +264,8 @@ class Pipeline:
                 for event in page:
                     while rows and rows[0].ts <= event.ts:
                         rows = await self._apply_open_interest(rows, event.ts, oi)
-                    self.core.warm(event)
+                    if score:
+                        self.core.warm(event)
                     self._remember(event)
                 warmed += len(page)
             while rows:  # what came after the last stored event: current when going live
@@ -229,8 +273,29 @@ class Pipeline:
         finally:
             if oi is not None:
                 await oi.aclose()
-        if warmed:
+        if warmed and score:
+            self.engine_start = "warmed"
             log.info("cascade engine warmed with the last %d stored events", warmed)
+
+    async def _rebuild_heatmaps(self) -> None:
+        """Rebuild the heatmaps from the stored open interest (the last ``memory_ms`` of it
+        before the newest stored event, or all of it when none is), so that a restart, or a
+        ``serve --source none`` on a folder the simulator filled, serves them at once instead
+        of a 404 until the first snapshot (never, with no source)."""
+        feed = self.heatmap
+        if not isinstance(feed, HeatmapFeed):
+            return
+        start = max(0, self.clock_ms - feed.memory_ms) if self.clock_ms else 0
+        applied = 0
+        async for rows in open_interest_pages(self.store, start_ms=start, page=_OI_PAGE):
+            applied += feed.restore(row.snapshot() for row in rows)
+            await asyncio.sleep(0)
+        if applied:
+            log.info(
+                "heatmaps of %d markets rebuilt from %d stored open interest rows",
+                len(feed.model.markets()),
+                applied,
+            )
 
     async def _hand_over_cascades(self) -> None:
         """Store and publish what keeps each cascade's lifecycle whole after the warm: one
@@ -266,11 +331,18 @@ class Pipeline:
         """Apply ``rows`` (a page, time order) up to ``until``; returns what is left, the next
         page when this one is used up."""
         assert isinstance(self.scorer, FuelSink)
+        feed = self.heatmap if isinstance(self.heatmap, HeatmapFeed) else None
         done = 0
         for row in rows:
             if row.ts > until:
                 break
-            self.scorer.set_open_interest(row.market, row.open_interest_usd)
+            if feed is not None:
+                feed.told_history(row.market)
+            # As the stored total (one instrument, history:<market>), which the market's first
+            # live snapshot drops (HeatmapFeed): not added to the live listings.
+            self.scorer.set_open_interest(
+                row.market, row.open_interest_usd, f"{HISTORY_EXCHANGE}:{row.market}"
+            )
             done += 1
         if done < len(rows) or pages is None:
             return rows[done:]
@@ -294,6 +366,8 @@ class Pipeline:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         await self._finish_mark()
+        if not lost:
+            await self._save_engine()
         if lost:
             self.counters["dropped_at_shutdown"] += lost
             log.error("stopped with %d events not stored (the store was failing)", lost)

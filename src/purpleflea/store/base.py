@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import msgspec
 
-from purpleflea.model import CascadeAlert, Liquidation
+from purpleflea.model import HISTORY_EXCHANGE, CascadeAlert, Liquidation, MarketSnapshot
 from purpleflea.venues.registry import EXCHANGE_IDS, SIM_EXCHANGE, coverage_of
 
 if TYPE_CHECKING:
@@ -198,6 +198,20 @@ class OpenInterest(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     market: str
     open_interest_usd: float
     mark_price: float = 0.0
+
+    def snapshot(self) -> MarketSnapshot:
+        """The row as the snapshot of its market's one instrument (``history``, the market's
+        name): how a backtest, and a restart rebuilding its heatmaps, replay it."""
+        mark = self.mark_price
+        return MarketSnapshot(
+            exchange=HISTORY_EXCHANGE,
+            symbol=self.market,
+            market=self.market,
+            ts=self.ts,
+            mark_price=mark if mark > 0 else 1.0,  # no mark: only the open interest is used
+            open_interest=self.open_interest_usd / mark if mark > 0 else 0.0,
+            open_interest_usd=self.open_interest_usd,
+        )
 
 
 #: Open interest is kept at this resolution: at most one row per market per minute.
