@@ -101,15 +101,17 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> object:
-    """The public names, all imported at the first use of one (then they are the module's
-    own attributes, as an import at the top would have made them)."""
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    found = {n: getattr(importlib.import_module(home), n) for n, home in _HOMES.items()}
-    globals().update(found)
-    return found[name]
+# Hidden from type checkers: a misspelt name stays an error there, not an ``object``.
+if not typing.TYPE_CHECKING:
 
+    def __getattr__(name: str) -> object:
+        """The public names, all imported at the first use of one (then they are the module's
+        own attributes, as an import at the top would have made them)."""
+        if name not in _HOMES:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        found = {n: getattr(importlib.import_module(home), n) for n, home in _HOMES.items()}
+        globals().update(found)
+        return found[name]
 
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__})
