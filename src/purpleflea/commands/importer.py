@@ -551,16 +551,16 @@ async def import_files(
     coverage = open_coverage_store(str(db_path))
     reports: list[FileReport] = []
     accepted: list[tuple[FileReport, list[Liquidation]]] = []
-    times: list[tuple[int, int, FileReport]] = []
+    spans: list[tuple[int, int, FileReport]] = []
     held = 0
     taken: set[str] = set()
     #: Each file's :func:`_identity` before its first read, to tell whether a Parquet file
     #: changed; a CSV file's second read takes the bytes its first read took (ReadSpan).
     identities: dict[int, tuple[int, int, int]] = {}
-    spans: dict[int, ReadSpan] = {}
+    read_spans: dict[int, ReadSpan] = {}
 
     def read(report: FileReport) -> Parsed:
-        span = None if report.format == "parquet" else spans.setdefault(id(report), ReadSpan())
+        span = None if report.format == "parquet" else read_spans.setdefault(id(report), ReadSpan())
         return read_file(
             report.path,
             report.format,
@@ -586,7 +586,7 @@ async def import_files(
             fresh = _new_events(store, report, parsed, skip_bad, taken)
             del parsed
             if report.imported and fresh:
-                times.append((min(e.ts for e in fresh), max(e.ts for e in fresh), report))
+                spans.append((min(e.ts for e in fresh), max(e.ts for e in fresh), report))
                 held += len(fresh)
                 if held <= HELD_EVENTS:
                     accepted.append((report, fresh))
@@ -602,7 +602,7 @@ async def import_files(
         if held <= HELD_EVENTS:
             await _append(store, accepted, floor)
         else:
-            for cluster in _overlapping(times):
+            for cluster in _overlapping(spans):
                 cluster.sort(key=reports.index)  # command order: who keeps a repeated id
                 again = []
                 in_group: set[str] = set()  # ids the group's earlier files bring
@@ -611,7 +611,7 @@ async def import_files(
                         before = _identity(r.path)
                         read_again: Parsed | None = read(r)
                         if r.format != "parquet":  # the bytes its first read took, checked
-                            r.left_out = max(0, before[1] - (spans[id(r)].size or 0))
+                            r.left_out = max(0, before[1] - (read_spans[id(r)].size or 0))
                         elif before != identities[id(r)] or _identity(r.path) != before:
                             read_again = None  # changed before or while it was read again
                     except FileChanged as exc:
