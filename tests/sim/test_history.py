@@ -169,6 +169,25 @@ def test_sim_command_writes_the_store_and_prints_a_summary(
     assert "events" in out
     assert "cascades" in out
     assert path.exists()
+    # The same command again goes on after the history's last stored event: nothing is left.
+    again = parser.parse_args(
+        [
+            "sim",
+            "--days",
+            "0.02",
+            "--store",
+            str(path),
+            "--markets",
+            "8",
+            "--no-progress",
+            "--start",
+            "2025-03-01",
+        ]
+    )
+    assert again.run(again) == 0
+    out = capsys.readouterr().out
+    assert "  resumed     after seq " in out
+    assert ", stored by an earlier run\n  events      0 (seq " in out
     bad = parser.parse_args(["sim", "--days", "0", "--store", str(path)])
     assert bad.run(bad) == 2
     with pytest.raises(SystemExit):
