@@ -3,6 +3,7 @@ the test process's own handlers stay as they are."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -63,3 +64,64 @@ def test_sigterm_is_handled_as_ctrl_c_and_named() -> None:
         [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=60
     )
     assert done.stdout.strip() == "SIGTERM", done.stdout + done.stderr
+
+
+# What the `purpleflea` console script runs (pip's wrapper), with a Ctrl-C sent the moment
+# msgspec (the event model's codec, which every command needs) is first imported.
+_CTRL_C_WHILE_IMPORTING = textwrap.dedent(
+    """
+    import importlib.abc, os, signal, sys
+
+    class CtrlC(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "msgspec":
+                sys.meta_path.remove(self)
+                os.kill(os.getpid(), signal.SIGINT)
+            return None
+
+    sys.meta_path.insert(0, CtrlC())
+    sys.argv = ["purpleflea", "-v", "history", "--help"]
+    from purpleflea.cli import main
+    sys.exit(main())
+    """
+)
+
+
+def test_a_ctrl_c_while_the_command_s_modules_are_imported_says_so_in_one_line() -> None:
+    # The package's import (the SDK: httpx, msgspec, websockets; 0.2-0.5 s under load) ran
+    # before the command's handlers: a Ctrl-C then printed a KeyboardInterrupt traceback.
+    done = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_WHILE_IMPORTING],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stderr, done.stdout) == (
+        130,
+        "purpleflea history: stopped by SIGINT\n",
+        "",
+    )
+
+
+def test_the_command_s_entry_imports_no_sdk_before_its_handlers() -> None:
+    # What `from purpleflea.cli import main` runs before main() can catch a Ctrl-C: the
+    # SDK's modules are imported when a name of it is first used, not with the package.
+    script = textwrap.dedent(
+        """
+        import json, sys
+        from purpleflea.cli import main
+        before = sorted(m for m in sys.modules if m.split(".")[0] in ("purpleflea", "httpx",
+                                                                     "msgspec", "numpy"))
+        import purpleflea
+        client = purpleflea.LiquidationClient  # the SDK's names, verbatim
+        print(json.dumps([before, client.__module__, "purpleflea.client" in sys.modules]))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    before, module, loaded = json.loads(done.stdout)
+    assert before == ["purpleflea", "purpleflea.cli", "purpleflea.stopping"]
+    assert (module, loaded) == ("purpleflea.client.aio", True)

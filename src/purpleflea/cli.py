@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import logging
 import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from purpleflea.formatting import log_printably
+# Nothing else of the package before main(): a Ctrl-C there is a traceback (the package's
+# own import is light, purpleflea/__init__.py).
 from purpleflea.stopping import exit_status, interrupted_by, say_stopped, signals_as_interrupts
 
 #: Subcommands in the order ``--help`` lists them; each is ``purpleflea.commands.<name>``.
@@ -46,7 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. Stopped by Ctrl-C (SIGINT) or SIGTERM, at any moment from here on, a
     command says so in one line and exits with 128 + the signal (130, 143), no traceback
     (:mod:`purpleflea.stopping`)."""
-    command: str | None = None
+    # Named from the arguments until they are parsed: a Ctrl-C while the commands' modules
+    # are imported (build_parser) is the named command's too.
+    command = _named_command(sys.argv[1:] if argv is None else argv)
     try:
         with signals_as_interrupts():
             args = build_parser().parse_args(argv)
@@ -62,9 +64,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _reader_gone()
 
 
+def _named_command(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names (its first argument that is not an option), if any."""
+    names = {"import" if name == "importer" else name for name in COMMANDS}
+    first = next((arg for arg in argv if not arg.startswith("-")), None)
+    return first if first in names else None
+
+
 def configure_logging(*, verbose: bool) -> None:
     """Every command's log on stderr: DEBUG with ``-v``, else INFO (httpx's per-request lines
     left out), each message's control and invisible characters written as escapes."""
+    import logging  # noqa: PLC0415 - not before main() (see the imports)
+
+    from purpleflea.formatting import log_printably  # noqa: PLC0415
+
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -388,3 +390,66 @@ def test_names_stored_before_the_names_check_are_not_exported(
     back = tmp_path / "back"
     assert _cli("import", str(out), "--data-dir", str(back), "--no-progress") == 0
     assert [e.id for e in _stored(back)] == [e.id for e in good]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_two_exports_to_the_same_out_at_once_each_write_a_whole_file(
+    source: Path, tmp_path: Path, fmt: str
+) -> None:
+    # Both wrote the one hidden `.all.csv.partial`: each opened it, truncating what the other
+    # had written, their rows interleaved in it, and the second rename found no file. Each
+    # now writes a partial file of its own; the file at --out is one of the two, whole.
+    events = _stored(source)
+    halves = {"first": events[: len(events) // 2], "second": events[len(events) // 2 :]}
+    out = tmp_path / f"all.{fmt}"
+    write = export.write_csv if fmt == "csv" else export.write_parquet
+
+    async def pages(half: list[Liquidation]) -> Any:
+        for start in range(0, len(half), 100):
+            yield half[start : start + 100]
+            await asyncio.sleep(0.001)  # the other export writes meanwhile
+
+    async def both() -> list[int]:
+        return await asyncio.gather(
+            *(export._written_whole(write, pages(half), out) for half in halves.values())
+        )
+
+    written = asyncio.run(both())
+    assert written == [len(half) for half in halves.values()]
+    fresh = tmp_path / "fresh"
+    assert _cli("import", str(out), "--data-dir", str(fresh), "--no-progress") == 0
+    assert _without_seq(_stored(fresh)) in [_without_seq(half) for half in halves.values()]
+    assert [p.name for p in tmp_path.iterdir() if p.is_file()] == [out.name]
+
+
+async def test_an_export_that_fails_removes_only_its_own_partial_file(tmp_path: Path) -> None:
+    out = tmp_path / "all.csv"
+
+    async def failing() -> Any:
+        yield []
+        raise OSError("the store went away")
+
+    with pytest.raises(OSError, match="went away"):
+        await export._written_whole(export.write_csv, failing(), out)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_removes_the_partial_files_of_exports_killed_outright(
+    source: Path, tmp_path: Path
+) -> None:
+    # A SIGKILL runs no exit path: its partial file, named after its process, is left. The
+    # next export to that --out removes those of processes gone, not a live export's.
+    out = tmp_path / "all.csv"
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    dead = tmp_path / f".all.csv.{gone.stdout.strip()}-0a1b2c3d.partial"
+    live = tmp_path / f".all.csv.{os.getppid()}-0a1b2c3d.partial"
+    other = tmp_path / ".other.csv.1-0a1b2c3d.partial"
+    for path in (dead, live, other):
+        path.write_text("id,seq,")
+    assert _cli("export", "--format", "csv", "--out", str(out), "--data-dir", str(source)) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, live.name, other.name])

@@ -485,50 +485,58 @@ async def test_a_file_gone_before_its_second_read_is_reported_not_a_traceback(
 async def test_a_file_changed_before_its_second_read_is_reported_not_a_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A recorder still writing its file (a half-written last line when it is read again), or
-    # a file replaced between the reads: refused at its second read, it is reported NOT
-    # imported and the other files go in. It was an AssertionError traceback ("cannot
-    # happen"), after the groups before it were stored.
+    # A file replaced between the reads (its bytes the first read took are not there now):
+    # refused at its second read, it is reported NOT imported and the other files go in. It
+    # was an AssertionError traceback ("cannot happen"), after the groups before it were
+    # stored.
     monkeypatch.setattr(importer, "HELD_EVENTS", 0)
-    kept, growing = REAL / GOOD[2], tmp_path / "growing.csv"
-    growing.write_bytes((REAL / GOOD[0]).read_bytes())
-    # The recorder's next line, half written:
-    _after_first_read(monkeypatch, growing, lambda: _append_text(growing, "RARE,BUY,LIMIT,IOC,1"))
-    reports = await _import(tmp_path / "data", growing, kept)
+    kept, replaced = REAL / GOOD[2], tmp_path / "replaced.csv"
+    original = (REAL / GOOD[0]).read_bytes()
+    replaced.write_bytes(original)
+    lines = original.splitlines(keepends=True)
+    other = b"".join([lines[0], *lines[1:][::-1]])  # the same rows in another order
+    _after_first_read(monkeypatch, replaced, lambda: replaced.write_bytes(other))
+    reports = await _import(tmp_path / "data", replaced, kept)
     assert [r.imported for r in reports] == [False, True]
     assert reports[0].unreadable is not None
-    # Its size and modification time tell (a change they miss: its bad rows now).
-    assert reports[0].unreadable.startswith("changed since it was first read (its size")
+    assert reports[0].unreadable.startswith("changed since it was first read (its bytes")
     assert (reports[0].new, reports[1].new) == (0, FILES[GOOD[2]])
     assert len(await _stored(tmp_path / "data")) == FILES[GOOD[2]]
     assert "NOT imported" in importer.describe(reports[0])[0]
 
 
-async def test_a_file_grown_before_its_second_read_is_refused_not_the_next_group(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("added", ["whole", "half"])
+async def test_a_file_grown_before_its_second_read_is_read_as_the_first_read_saw_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, added: str
 ) -> None:
-    # A recorder still writing its file adds whole lines, newer than the file's first read:
-    # read again, they were appended with its group, ahead of the later group's events, and
-    # the later file (unchanged) was refused as "changed since it was first read (1
-    # market(s) now older than the store)", for good: its events are now older than the
-    # store's. The file that changed is the one refused; the other goes in.
+    # A recorder still writing its file adds lines, newer than the file's first read. Read
+    # again whole, they were appended with its group, ahead of the later group's events, and
+    # the later file was refused as older than the store, for good. Then the file that grew
+    # was refused instead: the later file went in, and the grown file's rows, older than it,
+    # were refused as older than the store at every run again. Now its second read takes the
+    # bytes its first read took (the same ones, checked): both files go in, in time order,
+    # and the lines added since go in with the next import of the file.
     monkeypatch.setattr(importer, "HELD_EVENTS", 0)
     lines = (REAL / GOOD[2]).read_text().splitlines(keepends=True)  # time order
     growing, later = tmp_path / "growing.csv", tmp_path / "later.csv"
     growing.write_text("".join(lines[:1000]))
     later.write_text("".join(lines[1000:-1]))
-    # The recorder's next line (the newest PIEVERSE):
-    _after_first_read(monkeypatch, growing, lambda: _append_text(growing, lines[-1]))
+    # The recorder's next line (the newest PIEVERSE), whole or half written:
+    last = lines[-1] if added == "whole" else lines[-1][:20]
+    _after_first_read(monkeypatch, growing, lambda: _append_text(growing, last))
     reports = await _import(tmp_path / "data", growing, later)
-    assert [r.imported for r in reports] == [False, True], [r.unreadable for r in reports]
-    assert reports[0].unreadable is not None
-    assert reports[0].unreadable.startswith("changed since it was first read")
-    assert (reports[0].new, reports[1].new) == (0, len(lines) - 1001)
-    assert len(await _stored(tmp_path / "data")) == len(lines) - 1001
-    # What is left: its rows are older than the later file's, stored now; imported again it
-    # is refused as such (into another --data-dir, or before the later file, it goes in).
+    assert [r.imported for r in reports] == [True, True], [r.unreadable for r in reports]
+    assert (reports[0].new, reports[1].new) == (1000, len(lines) - 1001)
+    assert reports[0].left_out == len(last.encode())
+    assert "left out" in importer.describe(reports[0])[0]
+    stored = await _stored(tmp_path / "data")
+    assert len(stored) == len(lines) - 1
+    assert [e.ts for e in stored] == sorted(e.ts for e in stored)
+    if added == "half":
+        _append_text(growing, lines[-1][20:])  # the recorder finishes its line
     again = await _import(tmp_path / "data", growing)
-    assert (again[0].imported, again[0].new, len(again[0].late)) == (False, 0, 101)
+    assert (again[0].imported, again[0].new, again[0].stored_before) == (True, 1, 1000)
+    assert len(await _stored(tmp_path / "data")) == len(lines)
 
 
 async def test_past_held_events_the_command_keeps_no_id_of_the_files_read_again(

@@ -169,6 +169,25 @@ def test_sim_command_writes_the_store_and_prints_a_summary(
     assert "events" in out
     assert "cascades" in out
     assert path.exists()
+    # The same command again goes on after the history's last stored event: nothing is left.
+    again = parser.parse_args(
+        [
+            "sim",
+            "--days",
+            "0.02",
+            "--store",
+            str(path),
+            "--markets",
+            "8",
+            "--no-progress",
+            "--start",
+            "2025-03-01",
+        ]
+    )
+    assert again.run(again) == 0
+    out = capsys.readouterr().out
+    assert "  resumed     after seq " in out
+    assert ", stored by an earlier run\n  events      0 (seq " in out
     bad = parser.parse_args(["sim", "--days", "0", "--store", str(path)])
     assert bad.run(bad) == 2
     with pytest.raises(SystemExit):
@@ -465,10 +484,10 @@ async def test_history_that_would_replay_out_of_time_order_is_refused(tmp_path: 
             store, days=0.02, seed=8, n_markets=10, start_ms=start, progress=False
         )
         last = (await store.since(first.last_seq - 1, limit=1))[0]
-        for again in (start, start - day):
+        for seed, again in ((8, start - day), (9, start)):
             with pytest.raises(ValueError, match="out of time order") as refused:
                 await generate_history(
-                    store, days=0.02, seed=8, n_markets=10, start_ms=again, progress=False
+                    store, days=0.02, seed=seed, n_markets=10, start_ms=again, progress=False
                 )
             assert str(refused.value) == (
                 f"the store's last event (seq {first.last_seq:,}) is at "
@@ -477,9 +496,84 @@ async def test_history_that_would_replay_out_of_time_order_is_refused(tmp_path: 
                 "order). Simulate into another store (--store), or from 2025-12-02 on (--start)"
             )
         assert await store.last_seq() == first.last_seq  # nothing written
+        # The same history again goes on after its last stored event: none left to store.
+        same = await generate_history(
+            store, days=0.02, seed=8, n_markets=10, start_ms=start, progress=False
+        )
+        assert (same.events, same.resumed_after) == (0, last)
+        assert await store.last_seq() == first.last_seq
         later = await generate_history(
             store, days=0.02, seed=8, n_markets=10, start_ms=start + day, progress=False
         )
         assert later.first_seq == first.last_seq + 1
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("killed_in", ["append", "append_open_interest"])
+async def test_history_interrupted_while_appending_resumes_where_it_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, killed_in: str
+) -> None:
+    # `purpleflea sim --days 10` killed while appending to a store with history kept a partial
+    # day, and the same command run again was refused as going back in time (its start lies
+    # before the partial day's last event): run again, it now stores the rest, as one
+    # uninterrupted run would have (same ids, seqs, open interest and rollups).
+    monkeypatch.setattr(history, "BATCH", 300)
+    start = DEFAULT_START_MS + DAY_MS
+    run = {"days": 0.1, "seed": 6, "n_markets": 20, "progress": False, "start_ms": start}
+
+    class Failing(SQLiteStore):
+        fail_at = -1
+        appends = 0
+
+        async def append(self, events: Sequence[Liquidation]) -> list[Liquidation]:
+            self.appends += 1
+            if self.appends == self.fail_at and killed_in == "append":
+                raise OSError("killed")
+            return await super().append(events)
+
+        async def append_open_interest(self, rows: Sequence[OpenInterest]) -> None:
+            # Killed between a batch's events and its open interest: the rerun adds that.
+            if self.appends == self.fail_at and killed_in == "append_open_interest":
+                self.fail_at = -1  # (the rerun's first batches append no events)
+                raise OSError("killed")
+            await super().append_open_interest(rows)
+
+    names = ("interrupted", "whole")
+    summaries: dict[str, history.HistorySummary] = {}
+    for name in names:
+        store = Failing(tmp_path / f"{name}.sqlite")
+        try:
+            await generate_history(store, days=0.01, seed=5, n_markets=20, progress=False)
+            if name == "interrupted":
+                store.fail_at = store.appends + 4
+                with pytest.raises(OSError, match="killed"):
+                    await generate_history(store, **run)
+                partial = await store.last_seq()
+            summaries[name] = await generate_history(store, **run)
+        finally:
+            await store.close()
+    interrupted, whole = (dump_tables(tmp_path / f"{name}.sqlite") for name in names)
+    resumed = summaries["interrupted"]
+    assert resumed.first_seq == partial + 1
+    assert resumed.last_seq == summaries["whole"].last_seq
+    assert resumed.resumed_after is not None
+    assert resumed.resumed_after.seq == partial
+    assert len(interrupted["liquidations"]) > partial > len(whole["liquidations"]) / 10
+    for table in TABLES:
+        assert interrupted[table] == whole[table], table
+
+
+async def test_history_resumed_with_another_market_count_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its ids share the prefix (seed and start), not its stream: resuming would mix two.
+    monkeypatch.setattr(history, "BATCH", 300)
+    store = SQLiteStore(tmp_path / "h.sqlite")
+    try:
+        first = await generate_history(store, days=0.02, seed=8, n_markets=10, progress=False)
+        with pytest.raises(ValueError, match="cannot go on after it"):
+            await generate_history(store, days=0.02, seed=8, n_markets=12, progress=False)
+        assert await store.last_seq() == first.last_seq
     finally:
         await store.close()

@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import glob
 import importlib
 import os
+import secrets
 import sqlite3
 import stat
 import sys
@@ -252,18 +254,19 @@ async def _written_whole(
     export stopped midway (Ctrl-C, SIGTERM, a store error) left a shorter file at ``out``
     that read as a whole export (its CSV cut at a row). Stopped, the partial file is removed
     and a file already at ``out`` is left as it was. A symbolic link is kept: the file it
-    names is the one written."""
+    names is the one written. Each export has a partial file of its own
+    (:func:`_own_partial`): two exports to one ``out`` at once each write a whole file, and
+    ``out`` is the one renamed last."""
     if out.exists() and not out.is_file():  # /dev/stdout, a pipe: written as it goes
         return await write(pages, out)
     if out.is_symlink():  # written into the file it names (the rename would replace the link)
         out = out.resolve()
-    partial = out.with_name(f".{out.name}.partial")
+    _remove_dead_partials(out)
+    # The mode of the file it replaces, from its first byte: an owner's chmod 600 was lost to
+    # the umask's 644 (the file written over in place kept its mode).
+    partial = _own_partial(out, 0o600 if out.exists() else 0o666)
     try:
         if out.exists():
-            # The mode of the file it replaces, from its first byte: an owner's chmod 600 was
-            # lost to the umask's 644 (the file written over in place kept its mode).
-            partial.unlink(missing_ok=True)
-            os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             partial.chmod(stat.S_IMODE(out.stat().st_mode))
         written = await write(pages, partial)
         partial.replace(out)
@@ -271,6 +274,31 @@ async def _written_whole(
         partial.unlink(missing_ok=True)
         raise
     return written
+
+
+def _own_partial(out: Path, mode: int) -> Path:
+    """A new empty file beside ``out`` (the same folder: the rename is atomic) that no other
+    export writes: ``.NAME.<pid>-<random>.partial``, created exclusively with ``mode`` (less
+    the umask)."""
+    partial = out.with_name(f".{out.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
+    return partial
+
+
+def _remove_dead_partials(out: Path) -> None:
+    """Remove the partial files of ``out`` left by exports killed outright (SIGKILL, a
+    crash: no exit path ran), each named after its process (:func:`_own_partial`): those
+    of processes that no longer run. A live export's file, or one that cannot be told, stays."""
+    for leftover in out.parent.glob(f".{glob.escape(out.name)}.*-*.partial"):
+        pid = leftover.name[len(out.name) + 2 :].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            leftover.unlink(missing_ok=True)
+        except OSError:  # alive under another user
+            continue
 
 
 def run(args: argparse.Namespace) -> int:

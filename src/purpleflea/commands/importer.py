@@ -32,6 +32,7 @@ import asyncio
 import bisect
 import csv
 import gzip
+import hashlib
 import heapq
 import io
 import sys
@@ -131,6 +132,9 @@ class FileReport:
     #: New events older than what the store holds for their exchange and market: the file
     #: is not imported (see the module docstring).
     late: list[Overlap] = field(default_factory=list)
+    #: Bytes written to the file after its first read, left for its next import (a
+    #: recorder still writing it; read again past HELD_EVENTS, see :class:`ReadSpan`).
+    left_out: int = 0
 
 
 @dataclass(frozen=True)
@@ -155,21 +159,50 @@ class Overlap:
 # -- reading ------------------------------------------------------------------------------
 
 
-class _Counting(io.RawIOBase):
-    """A read-only byte stream that remembers how far it has read (for the progress bar)."""
+class ReadSpan:
+    """The bytes of a CSV file one read took, from its start: how many and their digest.
 
-    def __init__(self, inner: BinaryIO) -> None:
+    A read given a new span (``size`` None) records them; a read given a recorded span takes
+    those bytes only, and raises :class:`FileChanged` unless they are the same. A file a
+    recorder is still writing is read again as the first read saw it: the lines added since
+    are newer than the first read's and are left for the file's next import.
+    """
+
+    def __init__(self) -> None:
+        self.size: int | None = None
+        self.digest = b""
+
+
+class FileChanged(Exception):
+    """The bytes a file's first read took are not there any more."""
+
+
+class _Counting(io.RawIOBase):
+    """A read-only byte stream that remembers how far it has read (for the progress bar),
+    at most ``limit`` bytes, and the digest of what it read."""
+
+    def __init__(self, inner: BinaryIO, limit: int | None = None) -> None:
         self._inner = inner
+        self._limit = limit
+        self._hash = hashlib.blake2b(digest_size=16)
         self.position = 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self._inner.read(len(buffer))
+        want = len(buffer)
+        if self._limit is not None:
+            want = min(want, self._limit - self.position)
+        data = self._inner.read(want) if want > 0 else b""
         buffer[: len(data)] = data
+        self._hash.update(data)
         self.position += len(data)
         return len(data)
+
+    def digest(self) -> bytes:
+        """The digest of the bytes read so far."""
+        return self._hash.digest()
 
 
 def _text_lines(raw: _Counting, head: bytes, bar: Progress | None) -> Iterator[str]:
@@ -243,9 +276,15 @@ def resolve_format(path: Path, requested: str) -> str:
 
 
 def read_file(
-    path: Path, fmt: str, *, price_fallback: PriceFallback = "none", progress: bool = False
+    path: Path,
+    fmt: str,
+    *,
+    price_fallback: PriceFallback = "none",
+    progress: bool = False,
+    span: ReadSpan | None = None,
 ) -> Parsed:
-    """Parse one file of a resolved format (see :func:`resolve_format`)."""
+    """Parse one file of a resolved format (see :func:`resolve_format`); ``span`` records
+    the bytes a CSV file's read takes, or reads the ones recorded (:class:`ReadSpan`)."""
     source = str(path)
     if fmt == "parquet":
         total = parquet_module().ParquetFile(path).metadata.num_rows
@@ -253,21 +292,35 @@ def read_file(
             Progress(total, f"reading {source}", unit="rows") if progress else nullcontext() as bar
         ):
             return _read_parquet(path, bar)
+    limit = None if span is None else span.size
     with path.open("rb") as handle:
         head = handle.read(2)
         handle.seek(0)
-        raw = _Counting(handle)
-        total = path.stat().st_size
+        raw = _Counting(handle, limit)
+        total = path.stat().st_size if limit is None else limit
         with Progress(total, f"reading {source}", unit="B") if progress else nullcontext() as bar:
-            lines = _text_lines(raw, head, bar)
-            if fmt == "tardis":
-                return history_io.parse_tardis(lines, source=source)
-            if fmt in history_io.RECORDER_FORMATS:
-                return history_io.parse_recorder_csv(
-                    fmt, lines, source=source, price_fallback=price_fallback
-                )
-            if fmt == "purpleflea-csv":
-                return history_io.parse_purpleflea_csv(lines, source=source)
+            parsed = _parse_lines(fmt, _text_lines(raw, head, bar), source, price_fallback)
+    if span is not None:
+        if span.size is None:
+            span.size, span.digest = raw.position, raw.digest()
+        elif (raw.position, raw.digest()) != (span.size, span.digest):
+            raise FileChanged(
+                f"its bytes: the {span.size:,} its first read took are not there any more"
+            )
+    return parsed
+
+
+def _parse_lines(
+    fmt: str, lines: Iterator[str], source: str, price_fallback: PriceFallback
+) -> Parsed:
+    if fmt == "tardis":
+        return history_io.parse_tardis(lines, source=source)
+    if fmt in history_io.RECORDER_FORMATS:
+        return history_io.parse_recorder_csv(
+            fmt, lines, source=source, price_fallback=price_fallback
+        )
+    if fmt == "purpleflea-csv":
+        return history_io.parse_purpleflea_csv(lines, source=source)
     raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMAT_CHOICES)}")
 
 
@@ -447,17 +500,18 @@ def _fresh_again(
     event under another id, LIVE_ID_MATCHES). Counted on a copy; the report takes its
     ``stored_before`` from it (the first read, past :data:`HELD_EVENTS`, kept no id of the
     command's earlier files). None, and the report says so, when the file is refused now: it
-    changed since the first read (``parsed`` None: its inode, size or modification time
-    differ; or a recorder still writing it left a half line, or another file was put there).
-    A file that grew is refused, not read as it is now: the lines a recorder added since are
-    newer than the first read's, and appended with this group they would go ahead of the
-    later groups' events, which would be refused as older than the store, for good."""
+    changed since the first read (``parsed`` None: a Parquet file's inode, size or
+    modification time differ), or its rows are refused now. A CSV file is read again over
+    the bytes its first read took (:class:`ReadSpan`), not as it is now: the lines a
+    recorder added since are newer than the first read's, and appended with this group they
+    would go ahead of the later groups' events, which would be refused as older than the
+    store, for good."""
     again = FileReport(report.path, report.format)
     if parsed is None:
         report.imported = False
         report.unreadable = (
-            "changed since it was first read (its size or modification time: a recorder "
-            "still writing it?); import it again once it is whole"
+            "changed since it was first read (its size or modification time); import it "
+            "again once it is whole"
         )
         return None
     fresh = _new_events(store, again, parsed, skip_bad, taken)
@@ -500,12 +554,19 @@ async def import_files(
     spans: list[tuple[int, int, FileReport]] = []
     held = 0
     taken: set[str] = set()
-    #: Each file's :func:`_identity` before its first read, to tell whether it changed.
+    #: Each file's :func:`_identity` before its first read, to tell whether a Parquet file
+    #: changed; a CSV file's second read takes the bytes its first read took (ReadSpan).
     identities: dict[int, tuple[int, int, int]] = {}
+    read_spans: dict[int, ReadSpan] = {}
 
     def read(report: FileReport) -> Parsed:
+        span = None if report.format == "parquet" else read_spans.setdefault(id(report), ReadSpan())
         return read_file(
-            report.path, report.format, price_fallback=price_fallback, progress=progress
+            report.path,
+            report.format,
+            price_fallback=price_fallback,
+            progress=progress,
+            span=span,
         )
 
     try:
@@ -555,8 +616,14 @@ async def import_files(
                     try:
                         before = _identity(r.path)
                         read_again: Parsed | None = read(r)
-                        if before != identities[id(r)] or _identity(r.path) != before:
+                        if r.format != "parquet":  # the bytes its first read took, checked
+                            r.left_out = max(0, before[1] - (read_spans[id(r)].size or 0))
+                        elif before != identities[id(r)] or _identity(r.path) != before:
                             read_again = None  # changed before or while it was read again
+                    except FileChanged as exc:
+                        r.imported = False
+                        r.unreadable = f"changed since it was first read ({exc}); import it again"
+                        continue
                     except UNREADABLE as exc:  # removed or changed since the first read
                         r.imported = False
                         r.unreadable = f"could not be read again: {str(exc) or type(exc).__name__}"
@@ -597,6 +664,11 @@ def _describe(report: FileReport) -> list[str]:
             )
         if report.bad_rows:
             extra += f", {report.bad_rows} bad rows skipped"
+        if report.left_out:
+            extra += (
+                f"; {report.left_out:,} bytes written to it since its first read left out "
+                "(import it again for them)"
+            )
         lines.append(
             f"{name} ({report.format}): {report.rows:,} rows -> {report.new:,} new, "
             f"{report.stored_before:,} already stored{extra}"

@@ -90,6 +90,9 @@ async def _simulate(args: argparse.Namespace) -> int:
     last = dt.datetime.fromtimestamp(summary.end_ms / 1000, dt.UTC)
     big = sum(1 for c in summary.cascades if c.notional_usd >= 10e6)
     print(f"simulated {first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} UTC into {args.store}")
+    if summary.resumed_after is not None:
+        after = summary.resumed_after
+        print(f"  resumed     after seq {after.seq:,} ({after.id}), stored by an earlier run")
     print(f"  events      {summary.events:,} (seq {summary.first_seq:,}..{summary.last_seq:,})")
     print(f"  markets     {summary.markets} with liquidations")
     print(f"  notional    {format_usd_exact(summary.notional_usd)}")

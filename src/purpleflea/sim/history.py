@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, suppress
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 
@@ -69,6 +69,9 @@ class HistorySummary:
     end_ms: int
     wall_s: float
     cascades: tuple[TrueCascade, ...]
+    #: The store's last event when it held the start of this very history (an interrupted
+    #: run): the history went on after it.
+    resumed_after: Liquidation | None = None
 
 
 def history_config(
@@ -172,10 +175,16 @@ class Producer:
         batch: int,
         *,
         columns: bool = False,
+        after: Liquidation | None = None,
     ) -> None:
         if columns and scorer is not None:
             raise ValueError("scored events are built one by one: no columns")
+        if after is not None and scorer is not None:
+            raise ValueError("a scorer must see every event: no resuming")
         self.sim = sim
+        #: The stored event of this history the events go on after (see :meth:`_unstored`).
+        self._after = after
+        self._after_n = -1 if after is None else int(after.id.rsplit("-", 1)[1])
         self.columns = columns
         self.seq = first_seq
         self.scorer = scorer
@@ -208,8 +217,13 @@ class Producer:
         open_interest: list[KeptTotals] = []
         rows = 0
         hours = 0.0
+        skipped = 0
         for computed in self._blocks:
             raw = self._throttle.thin(computed)
+            if self._after is not None:
+                unstored = self._unstored(raw)
+                skipped += raw.ts.size - unstored.ts.size
+                raw = unstored
             thinned.append(raw)
             self.seq += raw.ts.size
             self.notional += float(raw.size_usd.sum())
@@ -222,11 +236,53 @@ class Producer:
             hours += sim.config.block_ms / 3_600_000
             # Batches end where they always have: a rollup cell split across two of them sums
             # its floats in another order.
-            if self.seq - first_seq >= self.batch or rows >= self.batch:
+            # (A resumed run counts the events it skipped: its batches end where the
+            # interrupted run's did.)
+            if self.seq - first_seq + skipped >= self.batch or rows >= self.batch:
                 break
         if not hours:
+            if self._after is not None:
+                self._refuse_resuming("lies beyond this history's end")
             return None
+        if self._after is not None:
+            # The interrupted run stored this batch's open interest with its events (it had
+            # stored events of a later batch); that of the batch holding its last event may
+            # be missing (killed between the two appends), and goes in again.
+            open_interest.clear()
         return Simulated(first_seq, thinned, open_interest, hours)
+
+    def _unstored(self, raw: RawBlock) -> RawBlock:
+        """``raw`` without the events an interrupted run stored (ids up to ``after``'s),
+        once the block holding ``after`` shows it is this history's event."""
+        after = self._after
+        assert after is not None
+        stored = self._after_n - raw.first_n + 1  # this block's events up to ``after``
+        if stored > raw.ts.size:
+            return _rows_from(raw, raw.ts.size)
+        theirs = (after.ts, after.market, after.symbol, after.side, after.price, after.quantity)
+        # Passed its id, or another event has it.
+        if stored <= 0 or self._event_key(raw, stored - 1) != theirs:
+            self._refuse_resuming("is not this history's")
+        self._after = None
+        return _rows_from(raw, stored)
+
+    def _refuse_resuming(self, why: str) -> NoReturn:
+        after = self._after
+        assert after is not None
+        raise ValueError(
+            f"the store's last event {after.id} (seq {after.seq:,}) {why}: it has the ids of "
+            "this seed and start but another history's times (another --markets or --days?), "
+            "and this history cannot go on after it. Simulate into another store (--store)"
+        )
+
+    def _event_key(self, raw: RawBlock, j: int) -> tuple[int, str, str, str, float, float]:
+        """What the ``j``-th event of ``raw`` is: its ts, market, symbol, side, price and
+        quantity, as published."""
+        m = int(raw.market[j])
+        symbol = self.sim.markets[m].listings[int(raw.listing[j])].symbol
+        side = ("short", "long")[int(raw.side[j]) > 0]
+        price, qty = float(raw.price[j]), float(raw.quantity[j])
+        return int(raw.ts[j]), self.sim.market_names[m], symbol, side, price, qty
 
     def totals(self) -> Totals:
         """The simulation's totals so far."""
@@ -237,6 +293,25 @@ class Producer:
             self.sim.now_ms,
             tuple(self.sim.truth.cascades()),
         )
+
+
+def _rows_from(raw: RawBlock, k: int) -> RawBlock:
+    """``raw``'s events from its ``k``-th on (their ids unchanged)."""
+    if k == 0:
+        return raw
+    return replace(
+        raw,
+        first_n=raw.first_n + k,
+        ts=raw.ts[k:],
+        market=raw.market[k:],
+        listing=raw.listing[k:],
+        side=raw.side[k:],
+        price=raw.price[k:],
+        fill=raw.fill[k:],
+        quantity=raw.quantity[k:],
+        run=raw.run[k:],
+        cohort=raw.cohort[k:],
+    )
 
 
 async def _write(store: Store, loader: SQLiteBulkLoad | None, chunk: Chunk) -> None:
@@ -255,21 +330,28 @@ async def _write(store: Store, loader: SQLiteBulkLoad | None, chunk: Chunk) -> N
         await store.append_open_interest(chunk.open_interest)
 
 
-async def _refuse_going_back(store: Store, last_seq: int, start_ms: int) -> None:
+def _refuse_going_back(last: Liquidation | None, start_ms: int) -> None:
     """Refuse a history that starts before the store's last event: its seqs would follow that
     event while its times precede it, and a backtest replays seq order (a day going back in
     time; the same day again is all duplicates, stored as none)."""
-    last = await store.since(last_seq - 1, limit=1) if last_seq > 0 else []
-    if last and last[0].ts > start_ms:
-        next_day = (last[0].ts // DAY_MS + 1) * DAY_MS
+    if last is not None and last.ts > start_ms:
+        next_day = (last.ts // DAY_MS + 1) * DAY_MS
         # A later day only while it is history (a store `serve` wrote today: none).
         later = f", or from {utc_iso(next_day)[:10]} on (--start)" if next_day < now_ms() else ""
         raise ValueError(
-            f"the store's last event (seq {last_seq:,}) is at {utc_iso(last[0].ts)}, after the "
+            f"the store's last event (seq {last.seq:,}) is at {utc_iso(last.ts)}, after the "
             f"history's start {utc_iso(start_ms)}: appended after it, the history would replay "
             f"out of time order (backtests read seq order). Simulate into another store "
             f"(--store){later}"
         )
+
+
+def _resumes(last: Liquidation | None, config: SimConfig) -> bool:
+    """Whether the store's last event is one of this history's (its ids: this seed and
+    start), so the history goes on after it: a run interrupted while appending stored its
+    beginning, whole batches in seq order, and the simulation gives the same events again."""
+    prefix = event_id_prefix(config)
+    return last is not None and last.id.startswith(prefix) and last.id[len(prefix) :].isdigit()
 
 
 async def generate_history(
@@ -303,7 +385,11 @@ async def generate_history(
     started = time.monotonic()
     config = history_config(seed=seed, n_markets=n_markets, start_ms=start_ms, **knobs)
     last_seq = await store.last_seq()
-    await _refuse_going_back(store, last_seq, start_ms)
+    stored = await store.since(last_seq - 1, limit=1) if last_seq > 0 else []
+    last = stored[0] if stored else None
+    after = last if scorer is None and _resumes(last, config) else None
+    if after is None:
+        _refuse_going_back(last, start_ms)
     # After a SQLite store's seq mark when above it: those seqs may have been published.
     path = getattr(store, "path", None)  # a SQLite store's file
     first_seq = max(last_seq, mark_floor(path) if isinstance(path, str) else 0) + 1
@@ -325,7 +411,13 @@ async def generate_history(
             stack.callback(producer.close)
         else:
             producer = Producer(
-                Simulator(config), days, first_seq, scorer, BATCH, columns=loader is not None
+                Simulator(config),
+                days,
+                first_seq,
+                scorer,
+                BATCH,
+                columns=loader is not None,
+                after=after,
             )
         chunk = await loop.run_in_executor(pool, producer.next_chunk)
         while chunk is not None:
@@ -357,4 +449,5 @@ async def generate_history(
         end_ms=totals.end_ms,
         wall_s=time.monotonic() - started,
         cascades=totals.cascades,
+        resumed_after=after,
     )
