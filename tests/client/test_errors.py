@@ -240,3 +240,34 @@ async def test_times_are_taken_as_a_builder_has_them(tmp_path: Path) -> None:
     assert len(naive.events) == 1  # naive is UTC; the end (exclusive) rounds to ...001
     assert after.events == []
     assert sum(b.count for b in buckets) == 1
+
+
+async def test_a_get_on_a_kept_connection_the_server_closed_meanwhile_is_asked_again() -> None:
+    # A server closes a connection idle for its keep-alive (uvicorn: 5 s) while the client
+    # reuses it: the request is read by nobody and the connection ends without an answer (a
+    # /v1/metrics flood met it under CPU burners: httpx.ReadError). With one server the SDK
+    # said "no Purple Flea server answers" of a server that was answering. A GET is asked
+    # again on a new connection (RFC 9112 9.3.1), once.
+    body = b'{"markets":[]}'
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+    connections = 0
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(answer % (len(body), body))
+            await writer.drain()
+            await reader.readuntil(b"\r\n\r\n")  # the next request: the idle close meets it
+        writer.close()
+
+    server = await asyncio.start_server(session, "127.0.0.1", 0)
+    async with server:
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        client = LiquidationClient(api_key="pf_x", base_url=url)
+        async with asyncio.timeout(10.0):
+            assert await client.markets() == []
+            assert await client.markets() == []  # its connection closed unanswered, then asked
+        await client.aclose()
+    assert connections == 2

@@ -1,10 +1,12 @@
 """The stream's idle timeout (one timer for every wait): a wait that lasts the timeout ends in
-TimeoutError, waits that each end sooner never do however long they add up to, and a cancel
-from elsewhere stays a cancel."""
+TimeoutError, waits that each end sooner never do however long they add up to, a message
+already in the socket when a held loop wakes is returned, and a cancel from elsewhere stays a
+cancel."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
 import pytest
@@ -50,7 +52,7 @@ async def test_a_cancel_from_elsewhere_is_a_cancel_not_a_timeout() -> None:
     await asyncio.sleep(0)  # waiting now
     idle.close()
     idle._deadline = 0.0
-    idle._fire()  # the timer, come due
+    idle._fire(looked=True)  # the timer, come due (and looked again)
     both.cancel()
     with pytest.raises(asyncio.CancelledError):
         await both
@@ -62,3 +64,21 @@ async def test_close_cancels_the_pending_timer() -> None:
     assert idle._timer is not None  # armed by the wait, lapsing at its deadline
     idle.close()
     assert idle._timer is None
+
+
+async def test_a_message_in_the_socket_when_a_held_loop_wakes_is_returned_not_a_timeout() -> None:
+    # A consumer's synchronous work (or a starved process) holds the loop past the deadline
+    # while the server's heartbeat arrives. In the next turn asyncio reads the socket before
+    # it runs the due timer, but the wait wakes only in the turn after: a timer that judged
+    # at once ended a wait whose message had come, and the stream reconnected for nothing.
+    loop = asyncio.get_running_loop()
+    ours, server = socket.socketpair()
+    with ours, server:
+        ours.setblocking(False)
+        idle = IdleTimeout()
+        waiting = asyncio.create_task(idle.wait(loop.sock_recv(ours, 100), 0.5))
+        await asyncio.sleep(0)  # the wait began: its timer armed, the socket watched
+        server.send(b"heartbeat")
+        time.sleep(0.7)  # the loop held past the deadline, the message in the socket
+        assert await waiting == b"heartbeat"
+        idle.close()

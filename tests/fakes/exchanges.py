@@ -806,6 +806,10 @@ class Faults:
     # closing_notice() that long before (OKX: 30 s).
     lifetime: float | None = None
     notice_before: float | None = None
+    # With lifetime: close when the test sets this, not when the lifetime ends (the notice
+    # still comes at lifetime - notice_before): a test that checks what happens before the
+    # close, not how fast a loaded machine gets there.
+    end_of_life: asyncio.Event | None = None
     # Seconds the fake takes to answer a connection's opening handshake (a real round trip).
     handshake_delay: float = 0.0
     # Answer handshakes after this many with HTTP 503 (a gateway that takes no new sockets).
@@ -972,11 +976,18 @@ class FakeExchange:
             if notice is not None and faults.notice_before is not None:
                 await asyncio.sleep(max(0.0, faults.lifetime - faults.notice_before))
                 await ws.send(self.dialect.encode(notice))
-                await asyncio.sleep(min(faults.lifetime, faults.notice_before))
+                await self._live_on(min(faults.lifetime, faults.notice_before))
             else:
-                await asyncio.sleep(faults.lifetime)
+                await self._live_on(faults.lifetime)
             self._subscribed.discard(ws)  # from here on it hears nothing
             await ws.close(1001, "fake end of life")
+
+    async def _live_on(self, seconds: float) -> None:
+        """Until a connection's end of life: ``seconds``, or the test's word."""
+        if self.faults.end_of_life is not None:
+            await self.faults.end_of_life.wait()
+        else:
+            await asyncio.sleep(seconds)
 
     def _refusing_bad(self) -> bool:
         limit = self.faults.bad_refusals

@@ -211,7 +211,14 @@ async def test_a_reconnect_repairs_its_gap_from_rest_exactly_once(name: str) -> 
     assert (first.repair, first.repaired_events, first.reason) == ("repaired", 1, "closed")
     assert first.start_ms <= dropped_at + 300 <= (first.end_ms or 0)
     assert (second.repair, second.repaired_events) == ("repaired", 0)
-    assert len(history.asked) == 2 * case.pages  # per gap: one instrument, one page
+    # Per gap one instrument, one page; HTX pages on until an answer comes back empty, so a
+    # window holding a row costs it one page more. The second gap's window (the gap and
+    # repair.MARGIN_MS either side) holds the repaired liquidation only when that outage came
+    # within the margin of it: not on a loaded machine (3 requests for 4, under CPU burners).
+    second_window = plan(second, case.source, _now_ms())
+    assert isinstance(second_window, Window)
+    second_pages = case.pages if second_window.start_ms <= dropped_at + 300 else 1
+    assert len(history.asked) == case.pages + second_pages
 
 
 class _GapTable:

@@ -143,18 +143,29 @@ async def test_a_repeated_revoke_succeeds_and_says_the_key_was_already_revoked(
         assert messages[0].replace(tester_key_id, "ID") == messages[1].replace("neverWas", "ID")
 
 
-async def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
-    async with running_server(make_config(tmp_path, rate_per_s=2.0, rate_burst=5.0)) as live:
+async def test_rate_limit_answers_429_with_retry_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Requests counted alone: a starved request's wall time (past FREE_REQUEST_S) or CPU is
+    # charged as more requests (tests below), which would move the refusals.
+    monkeypatch.setattr(auth, "FREE_REQUEST_S", 3600.0)
+    monkeypatch.setattr(auth, "FREE_CPU_S", 3600.0)
+    async with running_server(make_config(tmp_path)) as live:
+        # The bucket's clock is the test's: on the wall clock, a loaded machine's requests
+        # came slower than the 2 a second it refills, and none of 8 was refused (under 3 CPU
+        # burners).
+        now = [0.0]
+        live.server.gate.limiter = RateLimiter(2.0, 5.0, clock=lambda: now[0])
         headers = {"Authorization": f"Bearer {live.key}"}
         async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
             statuses = [(await http.get("/v1/markets")).status_code for _ in range(8)]
-            assert statuses[:5] == [200] * 5
-            assert 429 in statuses[5:]
+            assert statuses == [200] * 5 + [429] * 3
+            now[0] += 0.4  # not yet a whole request's refill
             response = await http.get("/v1/markets")
             assert response.status_code == 429
             assert int(response.headers["Retry-After"]) >= 1
             assert "rate limit" in response.json()["error"]["message"]
-            await asyncio.sleep(1.1)
+            now[0] += 1.1
             assert (await http.get("/v1/markets")).status_code == 200
 
 

@@ -48,12 +48,21 @@ async def test_a_client_flooding_metrics_gets_shared_renders_and_every_read_stay
     async with httpx.AsyncClient(base_url=live.url, limits=limits, timeout=30) as http:
         answers = 0
 
+        async def get(path: str) -> httpx.Response:
+            # Still, an answer can wait in this starved loop's sockets 4 s before the client
+            # takes it (1 of 5 runs under 3 CPU burners: the server's keep-alive close met the
+            # next request). A GET closed unanswered is asked again, as the SDK does.
+            try:
+                return await http.get(path)
+            except (httpx.RemoteProtocolError, httpx.ReadError):
+                return await http.get(path)
+
         async def flood(until: float) -> None:
             # 3 s, and 300 answers at least: on a loaded machine the 0.5 s burst alone (50
             # renders, each answered alone) may take most of 3 s.
             nonlocal answers
             while time.monotonic() < until or answers < 300:
-                (await http.get("/v1/metrics")).raise_for_status()
+                (await get("/v1/metrics")).raise_for_status()
                 answers += 1
 
         started = time.monotonic()
@@ -79,7 +88,7 @@ async def test_a_client_flooding_metrics_gets_shared_renders_and_every_read_stay
         # before it (a counter set, then read).
         for n in range(5):
             counters["received"] = 1_000 + n
-            assert _received((await http.get("/v1/metrics")).text) == 1_000 + n
+            assert _received((await get("/v1/metrics")).text) == 1_000 + n
 
 
 async def test_the_help_text_states_the_budget_the_server_runs_with(

@@ -21,15 +21,16 @@ class IdleTimeout:
 
     One timer serves every wait: it is armed when a wait starts and none is pending, and when
     it fires it either ends a wait that has lasted ``timeout`` or re-arms for the running
-    wait's own deadline (no wait running: it lapses). A wait then costs a clock read and a
-    few attribute sets, where ``asyncio.timeout`` schedules and cancels a timer and runs a
-    context manager: 6.9 us a wait on a loaded 2-core machine, most of what the SDK added to
-    a bare ``recv()`` on a paced single-event frame (9.5 us, now 2.2;
-    bench/results/sdk_receive.md). One wait at a time.
+    wait's own deadline (no wait running: it lapses), looking once more a loop turn later
+    before it ends a wait (a message read in this turn wakes the wait in the next). A wait
+    then costs a clock read and a few attribute sets, where ``asyncio.timeout`` schedules and
+    cancels a timer and runs a context manager: 6.9 us a wait on a loaded 2-core machine,
+    most of what the SDK added to a bare ``recv()`` on a paced single-event frame (9.5 us,
+    now 2.2; bench/results/sdk_receive.md). One wait at a time.
     """
 
     def __init__(self) -> None:
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
         #: The task waiting (None between waits), the wait's deadline (loop time), and how
         #: many cancels the task had pending when it began (the ones that are not this timer's).
         self._task: asyncio.Task[object] | None = None
@@ -66,7 +67,12 @@ class IdleTimeout:
             self._timer.cancel()
             self._timer = None
 
-    def _fire(self) -> None:
+    def _fire(self, looked: bool = False) -> None:
+        """End the running wait if it has lasted the timeout, judged again one loop turn
+        later: a loop held past the deadline (the consumer's synchronous work, a starved
+        process) wakes with the message in the socket and this timer due in one turn, and
+        asyncio reads the socket first but wakes the wait only in the next turn. Ended at
+        once, a wait whose message had come was a timeout, and the stream reconnected."""
         self._timer = None
         task = self._task
         if task is None:
@@ -74,6 +80,9 @@ class IdleTimeout:
         loop = task.get_loop()
         if loop.time() + _CLOCK_RESOLUTION < self._deadline:
             self._timer = loop.call_at(self._deadline, self._fire)
+            return
+        if not looked:
+            self._timer = loop.call_soon(self._fire, True)  # behind the wait's wake-up
             return
         self._expired = True
         task.cancel()

@@ -49,6 +49,20 @@ HISTORY_ALL_PAGE = 1000
 UNREACHABLE_TODO = "start one with `purpleflea serve`, or set PURPLEFLEA_URL"
 
 
+async def _get(
+    http: httpx.AsyncClient, url: str, params: dict[str, Any], headers: dict[str, str]
+) -> httpx.Response:
+    """GET ``url``, asked once more on a new connection when the connection ended without an
+    answer: a server closes a kept connection idle for its keep-alive (uvicorn: 5 s, httpx
+    keeps one as long) as the client reuses it, and the request is read by nobody. A GET
+    changes nothing, so asking it again is safe (RFC 9112 9.3.1); it was reported as no
+    server answering."""
+    try:
+        return await http.get(url, params=params, headers=headers)
+    except (httpx.RemoteProtocolError, httpx.ReadError):
+        return await http.get(url, params=params, headers=headers)
+
+
 def _unreachable(
     exc: httpx.TransportError, servers: Sequence[str], timeout: float, *, changes: bool = False
 ) -> ServerUnreachableError:
@@ -228,7 +242,7 @@ class LiquidationClient:
         http = self._http_client()
         for tried in range(1, len(self.servers) + 1):
             try:
-                return await http.get(self.base_url + path, params=params, headers=headers)
+                return await _get(http, self.base_url + path, params, headers)
             except httpx.TransportError as exc:  # unreachable: a GET may ask the next server
                 if tried == len(self.servers):
                     raise _unreachable(exc, self.servers, self.timeout) from exc

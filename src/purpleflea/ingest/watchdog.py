@@ -26,7 +26,8 @@ class Watchdog:
     One timer per silence period, not one per frame: an ``asyncio.timeout`` around each
     ``recv`` scheduled and cancelled a timer handle per frame, about a tenth of the tracker's
     CPU at crash rates (bench/crash_ingest.py). When the timer fires it reads the last frame's
-    time and either expires the scope or sleeps until that frame's deadline.
+    time and either sleeps until that frame's deadline or, the deadline past, looks once more
+    a loop turn later (a frame read in this turn is stamped in the next) and expires the scope.
     """
 
     def __init__(
@@ -49,7 +50,7 @@ class Watchdog:
         #: Why the watchdog ended the loop: "" (it did not), "frame", "data" or "answer".
         self.expired_by = ""
         self._scope: asyncio.Timeout | None = None
-        self._handle: asyncio.TimerHandle | None = None
+        self._handle: asyncio.Handle | None = None
 
     @property
     def expired(self) -> bool:
@@ -74,24 +75,38 @@ class Watchdog:
             due = min(due, self.answer_timeout - (now - self._started))
         return due
 
-    def _check(self) -> None:
-        assert self._scope is not None
-        loop = asyncio.get_running_loop()
-        now = time.monotonic()
+    def _lapsed(self, now: float) -> str:
+        """Which deadline has passed at ``now``: "frame", "data", "answer" or "" (none)."""
         if now - self.last_frame >= self.timeout:
-            self.expired_by = "frame"
-        elif self.data_timeout is not None and now - self.last_data >= self.data_timeout:
-            self.expired_by = "data"
-        elif (
+            return "frame"
+        if self.data_timeout is not None and now - self.last_data >= self.data_timeout:
+            return "data"
+        if (
             not self.answered
             and self.answer_timeout is not None
             and now - self._started >= self.answer_timeout
         ):
-            self.expired_by = "answer"
-        else:
+            return "answer"
+        return ""
+
+    def _check(self, looked: bool = False) -> None:
+        """Expire the scope if a deadline passed, judged again one loop turn later.
+
+        A loop held past the deadline (a long synchronous step, a starved process) wakes with
+        the venue's frame in the socket and this timer due in one turn: asyncio reads the
+        socket first, but the receive loop it wakes runs only in the next turn, and a verdict
+        given now ended, as silent, a connection whose frame had come (and lost those after
+        it with the socket). The look again is queued behind that wake-up."""
+        assert self._scope is not None
+        loop = asyncio.get_running_loop()
+        lapsed = self._lapsed(time.monotonic())
+        if not lapsed:
             self._handle = loop.call_later(self._due_in(), self._check)
-            return
-        self._scope.reschedule(loop.time())  # due now: cancels the receive loop's await
+        elif not looked:
+            self._handle = loop.call_soon(self._check, True)
+        else:
+            self.expired_by = lapsed
+            self._scope.reschedule(loop.time())  # due now: cancels the receive loop's await
 
     def cancel(self) -> None:
         if self._handle is not None:
