@@ -349,9 +349,10 @@ class HeatmapModel:
         book.mark, book.ts, book.open_interest = mark, snapshot.ts, coins
         if snapshot.ts > self._newest_ts:
             self._newest_ts = snapshot.ts
-            if snapshot.ts >= self._next_retire_ts:  # hourly: a look at every listing
-                self._retire(snapshot.ts - round(self.config.retire_after_h * _HOUR_MS))
-                self._next_retire_ts = snapshot.ts + _HOUR_MS
+            if snapshot.ts >= self._next_retire_ts:  # hourly (by default): every listing
+                retire_ms = round(self.config.retire_after_h * _HOUR_MS)
+                self._retire(snapshot.ts - retire_ms)
+                self._next_retire_ts = snapshot.ts + max(1, retire_ms // 24)
         return True
 
     def _retire(self, before_ts: int) -> None:
