@@ -15,6 +15,7 @@ from purpleflea.engine.heatmap import (
     LeverageTier,
     format_price,
 )
+from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import MarketSnapshot
 
 # Turnover off unless a test is about it, so each test sees one mechanism at a time.
@@ -339,3 +340,65 @@ def test_default_mix_is_by_notional_mostly_low_leverage() -> None:
     # Within 12 %: everything in view but the 5x tier (liquidated ~19.6 % below).
     beyond = usd[5] / sum(v for lev, v in usd.items() if lev >= 5)
     assert model.fuel("BTC-PERP", "long", 100.0, 12.0) == pytest.approx(near * (1 - beyond), 0.01)
+
+
+HOUR = 3_600_000
+DAY = 24 * HOUR
+
+
+def test_listings_that_stopped_reporting_for_a_day_are_dropped_and_memory_stays_bounded() -> None:
+    # Live, the pollers list every dated future (Deribit's expiries, Kraken's FF_, Bybit's
+    # dated USDC contracts) and every perpetual a venue lists: each expiry and each delisting
+    # left its book (~60 KB) in the model for ever, a market that can never trade again.
+    model = HeatmapModel(TEN_X)
+    for day in range(60):
+        for hour in range(24):
+            ts = day * DAY + hour * HOUR
+            model.on_snapshot(snap(ts, 100_000, 10.0 + hour))
+            # This day's future and the next two days' are listed; older ones expired.
+            for expiry in range(day, day + 3):
+                future = f"BTC-{20260101 + expiry}"
+                model.on_snapshot(
+                    snap(ts, 100_000, 5.0, market=future, exchange="deribit", symbol=future)
+                )
+    # Listed now: the perpetual and three futures; expired a day ago or less: one more.
+    assert len(model.markets()) <= 5
+    assert "BTC-PERP" in model.markets()
+    assert f"BTC-{20260101 + 59}" in model.markets()
+    assert f"BTC-{20260101 + 10}" not in model.markets()
+    with pytest.raises(ValueError, match="unknown market"):
+        model.heatmap(f"BTC-{20260101 + 10}")
+
+
+def test_a_delisted_listing_leaves_its_market_and_the_other_listings_stay() -> None:
+    model = HeatmapModel(TEN_X)
+    model.on_snapshot(snap(0, 100_000, 0.0, exchange="bybit", symbol="BTCUSDT"))
+    model.on_snapshot(snap(1, 100_000, 5.0, exchange="bybit", symbol="BTCUSDT"))
+    liq = 100_000 * 0.9 / 0.995
+    for hour in range(30):  # binance keeps reporting, bybit's listing went quiet at 1 ms
+        model.on_snapshot(snap(hour * HOUR, 100_000, 0.0 if hour == 0 else 10.0))
+    # Bybit's 5 coins are gone from the market's sum; Binance's 10 are kept.
+    assert model.fuel("BTC-PERP", "long", 100_000, 15.0) == pytest.approx(10 * liq, rel=1e-3)
+    assert model.take_retired() == [("BTC-PERP", "bybit", "BTCUSDT")]
+    assert model.take_retired() == []
+
+
+def test_a_dropped_listing_is_forgotten_by_the_cascade_engine_too() -> None:
+    told: list[tuple[str, float, str]] = []
+
+    class Fuel:
+        def set_fuel(self, market: str, side: str, ratio: float) -> None:
+            pass
+
+        def set_open_interest(self, market: str, usd: float, instrument: str = "") -> None:
+            told.append((market, usd, instrument))
+
+    feed = HeatmapFeed(HeatmapModel(TEN_X), fuel=Fuel())
+    expiring = snap(0, 3_000, 7.0, market="ETH-20260102", exchange="deribit", symbol="ETH-2JAN26")
+    feed.on_snapshot(expiring)
+    for hour in range(26):
+        feed.on_snapshot(snap(hour * HOUR, 100_000, 10.0))
+    # The expired future's open interest no longer counts in its market's size.
+    assert ("ETH-20260102", 0.0, "deribit:ETH-2JAN26") in told
+    assert "ETH-20260102" not in feed.model.markets()
+    assert not [key for key in feed._usual if key[0] == "ETH-20260102"]

@@ -33,6 +33,8 @@ How it estimates (per instrument, summed per market):
   mark, so each tier's entries are limited to those that leave it on the safe side.
 - **First sight.** The open interest that exists when an instrument is first seen was opened
   at unknown prices; it is spread over entries within ``warm_start_pct`` of the mark.
+- **Retired.** An instrument with no snapshot for ``retire_after_h`` (by snapshot time) is
+  dropped: an expired future or a delisted contract (:meth:`HeatmapModel.take_retired`).
 
 The leverage mix and maintenance rates are assumptions, not facts (docs/heatmap.md): the
 default is a mix *by notional*, most of it at 2x-10x (see :data:`DEFAULT_TIERS`).
@@ -41,6 +43,7 @@ default is a mix *by notional*, most of it at 2x-10x (see :data:`DEFAULT_TIERS`)
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -121,6 +124,11 @@ class HeatmapConfig(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     tiers: tuple[LeverageTier, ...] = DEFAULT_TIERS
+    #: A listing with no snapshot for this long (by snapshot time, against the newest any
+    #: listing had) is dropped: an expired future or a delisted contract. The pollers answer
+    #: each listing every minute or so; live, every expiry and delisting otherwise stayed
+    #: for ever (~60 KB a listing with the cascade engine's share, bench/live_memory.py).
+    retire_after_h: float = 24.0
     warm_start_pct: float = 3.0
     turnover_per_hour: float = 0.1
     range_pct: float = 20.0
@@ -144,12 +152,22 @@ class HeatmapConfig(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(
                 f"HeatmapConfig.turnover_per_hour must be >= 0, got {self.turnover_per_hour}"
             )
-        positive = ("warm_start_pct", "range_pct", "buckets", "cluster_factor", "max_clusters")
+        positive = (
+            "retire_after_h",
+            "warm_start_pct",
+            "range_pct",
+            "buckets",
+            "cluster_factor",
+            "max_clusters",
+        )
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(
                     f"HeatmapConfig.{name} must be positive, got {getattr(self, name)}"
                 )
+
+
+_HOUR_MS = 3_600_000
 
 
 def _grid(price: float) -> float:
@@ -269,6 +287,12 @@ class HeatmapModel:
         }
         self._books: dict[str, dict[tuple[str, str], _Book]] = {}
         self._views: dict[str, _View] = {}
+        #: The newest snapshot time applied, and when listings are next looked at for retiring.
+        self._newest_ts = 0
+        self._next_retire_ts = 0
+        # (market, exchange, symbol) dropped, for take_retired(); bounded for a model nobody
+        # asks (backtests, benchmarks): the server's feed asks after every snapshot.
+        self._retired: deque[tuple[str, str, str]] = deque(maxlen=4096)
 
     # -- input ---------------------------------------------------------------------------
 
@@ -323,7 +347,33 @@ class HeatmapModel:
                 elif coins > total:
                     self._open(book, side, coins - total, path_low, path_high, mark)
         book.mark, book.ts, book.open_interest = mark, snapshot.ts, coins
+        if snapshot.ts > self._newest_ts:
+            self._newest_ts = snapshot.ts
+            if snapshot.ts >= self._next_retire_ts:  # hourly (by default): every listing
+                retire_ms = round(self.config.retire_after_h * _HOUR_MS)
+                self._retire(snapshot.ts - retire_ms)
+                self._next_retire_ts = snapshot.ts + max(1, retire_ms // 24)
         return True
+
+    def _retire(self, before_ts: int) -> None:
+        """Drop the listings whose last snapshot is older than ``before_ts``, and the markets
+        left with none."""
+        for market, books in list(self._books.items()):
+            gone = [key for key, book in books.items() if book.ts < before_ts]
+            if not gone:
+                continue
+            for key in gone:
+                del books[key]
+                self._retired.append((market, *key))
+            self._views.pop(market, None)
+            if not books:
+                del self._books[market]
+
+    def take_retired(self) -> list[tuple[str, str, str]]:
+        """The ``(market, exchange, symbol)`` listings dropped since the last call."""
+        retired = list(self._retired)
+        self._retired.clear()
+        return retired
 
     def _open(
         self, book: _Book, side: Side, coins: float, low: float, high: float, mark: float
@@ -359,7 +409,7 @@ class HeatmapModel:
     # -- queries -------------------------------------------------------------------------
 
     def markets(self) -> tuple[str, ...]:
-        """Every market seen so far, sorted."""
+        """Every market with a listing reported within ``retire_after_h``, sorted."""
         return tuple(sorted(self._books))
 
     def heatmap(

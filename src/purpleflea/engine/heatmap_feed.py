@@ -105,6 +105,14 @@ class HeatmapFeed:
         fresh = self.model.on_snapshot(
             snapshot, low=min(low, snapshot.mark_price), high=max(high, snapshot.mark_price)
         )
+        for gone, exchange, symbol in self.model.take_retired():
+            # An expired or delisted listing no longer counts in its market's size.
+            if self.fuel is not None:
+                self.fuel.set_open_interest(gone, 0.0, f"{exchange}:{symbol}")
+            if gone not in self.model.markets():
+                for side in ("long", "short"):
+                    self._usual.pop((gone, side), None)
+                self._range.pop(gone, None)
         if self.fuel is not None and fresh:  # a stale snapshot changes nothing
             # The engine sizes a cascade against the market's open interest, summed over
             # its listings on every exchange.
