@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -23,8 +23,8 @@ from tests.server.test_sdk_sync_stream import _until
 Seen = list[Liquidation | purpleflea.CascadeAlert]
 
 
-@contextmanager
-def _consumer(live: Running, consume: Callable[[], None]) -> Iterator[threading.Thread]:
+@asynccontextmanager
+async def _consumer(live: Running, consume: Callable[[], None]) -> AsyncIterator[threading.Thread]:
     """Run ``consume`` on a daemon thread: one still waiting for an item when the test
     fails is ended by revoking the key (its stream raises), and being a daemon it cannot
     hold the event loop's shutdown, and the whole session, for ever (a pytest session hung
@@ -36,7 +36,7 @@ def _consumer(live: Running, consume: Callable[[], None]) -> Iterator[threading.
     finally:
         if reader.is_alive():
             live.server.keys.revoke(live.server.gate.authenticate(live.key).key_id)
-            reader.join(20)
+            await asyncio.to_thread(reader.join, 20)  # the server must run meanwhile
 
 
 def _first_item(live: Running, seen: Seen, got_one: threading.Event) -> Callable[[], None]:
@@ -56,7 +56,7 @@ def _first_item(live: Running, seen: Seen, got_one: threading.Event) -> Callable
 async def test_sync_stream_in_a_with_block_yields_and_closes_on_leaving(live: Running) -> None:
     got_one = threading.Event()
     seen: Seen = []
-    with _consumer(live, _first_item(live, seen, got_one)) as reader:
+    async with _consumer(live, _first_item(live, seen, got_one)) as reader:
         await _until(lambda: live.server.gate.streams.open_for("tester") == 1)
         await live.push(venue_event(market="ETH-PERP"))
         assert await asyncio.to_thread(got_one.wait, 10), "the event never arrived"
@@ -79,7 +79,7 @@ async def test_entering_the_block_subscribes_so_a_later_event_arrives(live: Runn
             pushed.wait(10)  # the event is out before the first next()
             seen.append(next(stream))
 
-    with _consumer(live, consume) as reader:
+    async with _consumer(live, consume) as reader:
         assert await asyncio.to_thread(entered.wait, 10)
         await live.push(venue_event(market="ETH-PERP"))
         pushed.set()
