@@ -262,14 +262,18 @@ class SyncLiquidationClient:
             )
         )
 
-    def _items(self, **stream: Any) -> Generator[Liquidation | CascadeAlert, None, None]:
-        """The stream's items, read by a thread of their own (:meth:`stream`)."""
+    def _items(self, **stream: Any) -> Generator[Liquidation | CascadeAlert | None, None, None]:
+        """The stream's items, read by a thread of their own (:meth:`stream`); first None,
+        once it is subscribed (what :meth:`SyncStream.__enter__` waits for)."""
         live = self._client.stream(**stream)
-        items: queue.Queue[Liquidation | CascadeAlert | BaseException] = queue.Queue(STREAM_BUFFER)
+        items: queue.Queue[Liquidation | CascadeAlert | BaseException | None] = queue.Queue(
+            STREAM_BUFFER
+        )
 
         async def pump() -> None:
             try:
                 async with live:
+                    items.put(None)  # subscribed: every event from here on will come
                     async for item in live:
                         items.put(item)
             except BaseException as exc:  # handed to the caller's thread
@@ -415,15 +419,31 @@ def _shut_down(
 class SyncStream(Iterator[Liquidation | CascadeAlert]):
     """A blocking stream (:meth:`SyncLiquidationClient.stream`): iterate it, in a ``with``
     block or not; closing it (leaving the block, :meth:`close`, breaking out of a ``for``
-    over ``liq.stream(...)`` itself) ends the connection at once."""
+    over ``liq.stream(...)`` itself) ends the connection at once.
 
-    def __init__(self, items: Generator[Liquidation | CascadeAlert, None, None]) -> None:
+    Entering the ``with`` block connects and subscribes, as ``async with`` does: a refusal
+    (bad key, bad filter) is raised there, and every event published once the block is
+    entered is delivered. Iterated without ``with``, it connects at the first ``next()``."""
+
+    def __init__(self, items: Generator[Liquidation | CascadeAlert | None, None, None]) -> None:
         self._items = items
+        self._subscribed = False
 
     def __next__(self) -> Liquidation | CascadeAlert:
-        return next(self._items)
+        while True:
+            item = next(self._items)
+            if item is not None:
+                return item
+            self._subscribed = True  # None, the first thing it yields: it subscribed
 
     def __enter__(self) -> SyncStream:
+        if not self._subscribed:
+            try:
+                next(self._items)  # None once subscribed (always first), or raises why not
+            except BaseException:
+                self.close()
+                raise
+            self._subscribed = True
         return self
 
     def __exit__(

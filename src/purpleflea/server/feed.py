@@ -129,8 +129,12 @@ async def client_feed(
     start_seq: int,
     batch: int = 0,
     pace: Pace = _unpaced,
+    opened_seq: int | None = None,
 ) -> AsyncIterator[Item]:
     """Frames for one client. ``start_seq``: the live position when the client subscribed;
+    ``opened_seq``: the live position when the server counted the stream open (admitted it,
+    before its subscribe message came): a client without ``since_seq`` gets everything after
+    it, what was published before it subscribed replayed from storage (:func:`first_seq`);
     ``subscription``: its queue in the node's fan-out (:mod:`purpleflea.server.fanout`);
     ``pace``: awaited before each page of the replay is read (the account's rate limit: a
     resume reads history as REST paging does, and pays for it alike).
@@ -143,8 +147,8 @@ async def client_feed(
     """
     from purpleflea.server.fanout import BEAT  # noqa: PLC0415 (fanout imports this module)
 
-    cursor = start_seq if wanted.since_seq is None else wanted.since_seq
-    if wanted.since_seq is not None:
+    cursor = first_seq(wanted, start_seq, opened_seq)
+    if cursor < start_seq:
         pending: list[Item] = []
         async for stored, reached in _replay(store, wanted, cursor, start_seq, pace):
             for found in stored:
@@ -174,6 +178,16 @@ async def client_feed(
                 subscription.wrote_at = time.monotonic()
                 for item in items:
                     yield item
+
+
+def first_seq(wanted: StreamFilter, start_seq: int, opened_seq: int | None) -> int:
+    """The seq a client's stream goes on from (its ``subscribed`` frame names it): its
+    ``since_seq``, else where the tracker was when the server counted the stream open, else
+    (not known) the live position when it subscribed. From the moment a stream counts as
+    open (``open_for``), no event published is missed, however late its subscribe comes."""
+    if wanted.since_seq is not None:
+        return wanted.since_seq
+    return start_seq if opened_seq is None else min(opened_seq, start_seq)
 
 
 def _bundle(items: list[Item]) -> Item:

@@ -348,10 +348,15 @@ class Worker:
             start_seq=start_seq,
             batch=opened.batch,
             pace=lambda: self.replays.take(opened.account),
+            opened_seq=opened.opened_seq,
         )
+        # Main counted it open at opened_seq; this worker may have read batches past it since.
+        from_seq = start_seq
+        if opened.wanted.since_seq is None and opened.opened_seq is not None:
+            from_seq = min(opened.opened_seq, start_seq)
 
         async def send_all() -> None:
-            await connection.send_text(subscribed(start_seq, opened.wanted, opened.batch))
+            await connection.send_text(subscribed(from_seq, opened.wanted, opened.batch))
             connection.handle_texts(opened.pending)
             async for item in feed:
                 await connection.send_text(item.data)

@@ -9,7 +9,9 @@ WebSocket protocol (JSON text frames):
   (every field optional; ``since_seq`` resumes: everything after it is replayed from storage,
   then the live feed follows with no gap and no duplicate; a ``since_seq`` above the last
   seq this server has is refused with ``resume_ahead``, its message naming that seq);
-- receive ``{"type": "subscribed", "seq": N, "filters": {...}}``, then
+- receive ``{"type": "subscribed", "seq": N, "filters": {...}}`` (without ``since_seq``, N is
+  the live seq when the server counted the stream open, at the key check: every event after
+  it follows, one published before the subscribe message came replayed from storage), then
   ``{"type": "liquidation", "data": {...}}``, ``{"type": "cascade", "data": {...}}`` and
   ``{"type": "heartbeat", "seq": N, "ts": ms}`` (every seq up to N was sent or filtered out,
   so resuming from the last heartbeat's seq misses nothing);
@@ -25,7 +27,8 @@ WebSocket protocol (JSON text frames):
   event, which is what keeps a busy stream cheap. The SDK asks for it.
 
 Server-Sent Events: the same filters as query parameters (``Last-Event-ID`` resumes like
-``since_seq``); each frame is an event named by its ``type`` with its ``seq`` as ``id``.
+``since_seq``; without either, the stream goes on from where it was counted open, as a
+WebSocket does); each frame is an event named by its ``type`` with its ``seq`` as ``id``.
 Refusals come before the stream starts, as JSON errors: 401/403 (key), 400
 (``bad_subscription``), 429 with ``Retry-After`` (``too_many_streams``, ``rate_limited``),
 503 (``server_shutdown``). A stream the server ends sends a last ``event: error`` with the
@@ -341,8 +344,11 @@ class Streams:
             if not self._active:
                 self._idle.set()
 
-    def _admit(self, info: KeyInfo, kick: Kick) -> None:
-        """Register a stream under its account's caps; raises :class:`AuthError` (429, or
+    def _admit(self, info: KeyInfo, kick: Kick) -> int:
+        """Register a stream under its account's caps; returns the live seq at that moment,
+        which its feed goes on from (:func:`~purpleflea.server.feed.first_seq`): a stream
+        counted open (``open_for``) gets every event published from then on, though its
+        subscribe message and subscription come later. Raises :class:`AuthError` (429, or
         503 while shutting down)."""
         if self.shutting_down.is_set():
             raise AuthError(503, "server_shutdown", self._explain("server_shutdown"), "1")
@@ -351,6 +357,7 @@ class Streams:
         except AuthError as exc:
             self.gate.counters[exc.code] += 1
             raise
+        return self.tracker.last_seq
 
     async def shut_down(self, grace_s: float) -> None:
         """End every stream with ``server_shutdown`` and wait (at most ``grace_s``) until each
@@ -398,13 +405,13 @@ class Streams:
         ended, kick = _ender()
         try:
             info = self.gate.authenticate(key_from(ws.headers, ws.query_params))
-            self._admit(info, kick)
+            opened_seq = self._admit(info, kick)
         except AuthError as exc:
             await self._tell(ws, exc.code, exc.message)
             return
         with self._session():
             try:
-                why, told = await self._websocket_session(ws, info, ended, kick)
+                why, told = await self._websocket_session(ws, info, ended, kick, opened_seq)
             except BadSubscription as exc:  # refused before it started: not a closed stream
                 await self._tell(ws, exc.code, str(exc))
                 return
@@ -415,7 +422,12 @@ class Streams:
                 await self._tell(ws, why, self._explain(why))
 
     async def _websocket_session(
-        self, ws: WebSocket, info: KeyInfo, ended: asyncio.Future[str], kick: Kick
+        self,
+        ws: WebSocket,
+        info: KeyInfo,
+        ended: asyncio.Future[str],
+        kick: Kick,
+        opened_seq: int,
     ) -> tuple[str, bool]:
         """Read the subscription, then stream (here or on a worker) until something ends it;
         returns why, and whether the client was told already (by its worker). Raises
@@ -439,7 +451,7 @@ class Streams:
         if self.workers is not None and self.workers.available:
             try:
                 worker, stream_id, closed = await self.workers.hand_off(
-                    ws, wanted, batch, info.account
+                    ws, wanted, batch, info.account, opened_seq
                 )
             except (HandoffError, TimeoutError) as exc:
                 log.warning("stream stays in the main process: %s", exc)
@@ -452,8 +464,10 @@ class Streams:
             await ws.send_text(item.text or item.data.decode())
             self._written(item)
 
+        # A client that gave no since_seq goes on from where it was counted open.
+        from_seq = start_seq if wanted.since_seq is not None else min(opened_seq, start_seq)
         try:
-            await ws.send_text(subscribed(start_seq, wanted, batch).decode())
+            await ws.send_text(subscribed(from_seq, wanted, batch).decode())
         except _DISCONNECTED:
             subscription.close()
             return _CLIENT_GONE, False
@@ -464,6 +478,7 @@ class Streams:
             start_seq=start_seq,
             batch=batch,
             pace=lambda: self.gate.pace(info),
+            opened_seq=opened_seq,
         )
         helpers = [self._read_loop(ws, kick)]
         return await pump(ended, kick, subscription, _send_all(feed, write), helpers), False
@@ -536,12 +551,12 @@ class Streams:
                 fields["since_seq"] = last_event
             wanted = parse_filter(fields, known_exchanges=self.known_exchanges)
             await self._check_resume(wanted)
-            self._admit(info, kick)
+            opened_seq = self._admit(info, kick)
         except AuthError as exc:
             return http.refusal(exc)
         except BadSubscription as exc:
             return http.error_response(400, exc.code, str(exc))
-        return EventStream(self, info, wanted, ended, kick)
+        return EventStream(self, info, wanted, ended, kick, opened_seq)
 
     async def plain_http(self, request: Request) -> Response:
         """A plain HTTP request to the WebSocket endpoint. After the key checks every request
@@ -584,12 +599,15 @@ class EventStream:
         wanted: StreamFilter,
         ended: asyncio.Future[str],
         kick: Kick,
+        opened_seq: int | None = None,
     ) -> None:
         self.streams = streams
         self.info = info
         self.wanted = wanted
         self.ended = ended
         self.kick = kick
+        #: The live seq when it was admitted: what it goes on from (no Last-Event-ID).
+        self.opened_seq = opened_seq
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         streams = self.streams
@@ -622,6 +640,7 @@ class EventStream:
             self.wanted,
             start_seq=streams.tracker.last_seq,
             pace=lambda: streams.gate.pace(self.info),
+            opened_seq=self.opened_seq,
         )
 
         async def write(item: Item) -> None:

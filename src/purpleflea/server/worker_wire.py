@@ -58,6 +58,9 @@ class Open(msgspec.Struct, tag=True, frozen=True):
     pending: list[str] = []
     #: The stream's account: its replay is paced by the account's rate limit.
     account: str = ""
+    #: Main's live seq when it counted the stream open: a stream without ``since_seq`` goes
+    #: on from it (:func:`~purpleflea.server.feed.first_seq`); None: from the worker's own.
+    opened_seq: int | None = None
 
 
 class Kick(msgspec.Struct, tag=True, frozen=True):

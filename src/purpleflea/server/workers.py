@@ -167,9 +167,10 @@ class StreamWorker:
         batch: int,
         pending: list[str],
         account: str,
+        opened_seq: int | None = None,
     ) -> asyncio.Future[str]:
         """Send the socket; returns the future the stream's end will be reported on."""
-        message = encode_control(Open(stream_id, wanted, batch, pending, account))
+        message = encode_control(Open(stream_id, wanted, batch, pending, account, opened_seq))
         if self._outbox.waiting:  # kicks still waiting go first; this stream stays in main
             raise HandoffError(f"stream worker {self.index} is not taking control messages")
         try:
@@ -267,11 +268,17 @@ class WorkerPool:
         }
 
     async def hand_off(
-        self, ws: WebSocket, wanted: StreamFilter, batch: int, account: str
+        self,
+        ws: WebSocket,
+        wanted: StreamFilter,
+        batch: int,
+        account: str,
+        opened_seq: int | None = None,
     ) -> tuple[StreamWorker, int, asyncio.Future[str]]:
         """Give ``ws`` (accepted, nothing sent after the handshake) to the least busy worker;
-        from then on main neither reads nor writes it. Returns the worker, the stream id and
-        the future its end is reported on."""
+        from then on main neither reads nor writes it. ``opened_seq``: main's live seq when
+        it counted the stream open (the worker goes on from it, as main would). Returns the
+        worker, the stream id and the future its end is reported on."""
         healthy = [worker for worker in self.workers if worker.healthy]
         if not healthy:
             raise HandoffError("no stream worker is running")
@@ -288,7 +295,7 @@ class WorkerPool:
         duplicate = socket.socket(fileno=os.dup(sock.fileno()))
         try:
             closed = worker.hand_off(
-                stream_id, duplicate, wanted, batch, _pending(protocol), account
+                stream_id, duplicate, wanted, batch, _pending(protocol), account, opened_seq
             )
         finally:
             duplicate.close()
