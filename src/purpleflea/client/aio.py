@@ -49,18 +49,19 @@ HISTORY_ALL_PAGE = 1000
 UNREACHABLE_TODO = "start one with `purpleflea serve`, or set PURPLEFLEA_URL"
 
 
-async def _get(
-    http: httpx.AsyncClient, url: str, params: dict[str, Any], headers: dict[str, str]
-) -> httpx.Response:
-    """GET ``url``, asked once more on a new connection when the connection ended without an
-    answer: a server closes a kept connection idle for its keep-alive (uvicorn: 5 s, httpx
-    keeps one as long) as the client reuses it, and the request is read by nobody. A GET
-    changes nothing, so asking it again is safe (RFC 9112 9.3.1); it was reported as no
-    server answering."""
+async def _request(http: httpx.AsyncClient, method: str, url: str, **sent: Any) -> httpx.Response:
+    """Send one request; a GET is asked once more on a new connection when the connection
+    ended without an answer: a server closes a kept connection idle for its keep-alive
+    (uvicorn: 5 s, httpx keeps one as long) as the client reuses it, and the request is read
+    by nobody. A GET changes nothing, so asking it again is safe (RFC 9112 9.3.1); it was
+    reported as no server answering. Any other method is sent once: the server may have
+    done it before the connection ended."""
     try:
-        return await http.get(url, params=params, headers=headers)
+        return await http.request(method, url, **sent)
     except (httpx.RemoteProtocolError, httpx.ReadError):
-        return await http.get(url, params=params, headers=headers)
+        if method != "GET":
+            raise
+        return await http.request(method, url, **sent)
 
 
 def _unreachable(
@@ -242,7 +243,9 @@ class LiquidationClient:
         http = self._http_client()
         for tried in range(1, len(self.servers) + 1):
             try:
-                return await _get(http, self.base_url + path, params, headers)
+                return await _request(
+                    http, "GET", self.base_url + path, params=params, headers=headers
+                )
             except httpx.TransportError as exc:  # unreachable: a GET may ask the next server
                 if tried == len(self.servers):
                     raise _unreachable(exc, self.servers, self.timeout) from exc
@@ -517,7 +520,8 @@ class LiquidationClient:
         create elsewhere could make it twice); the decoded JSON answer. ``limit`` is sent
         whenever given: a 0 left out read as the route's default, 100."""
         try:
-            response = await self._http_client().request(
+            response = await _request(
+                self._http_client(),
                 method,
                 self.base_url + path,
                 json=body,
