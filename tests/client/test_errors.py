@@ -290,3 +290,17 @@ async def test_a_webhook_listing_on_a_kept_connection_closed_meanwhile_is_asked_
             assert await client.webhooks() == []
         await client.aclose()
     assert connections == [2]
+
+
+async def test_a_create_on_a_kept_connection_closed_meanwhile_is_not_sent_twice() -> None:
+    # Only a GET is asked again: the server may have made the webhook before the connection
+    # ended, so a create is reported (with its advice to list first), never repeated.
+    async with _idle_closing_server(b'{"webhooks":[]}') as (url, connections):
+        client = LiquidationClient(api_key="pf_x", base_url=url)
+        async with asyncio.timeout(10.0):
+            assert await client.webhooks() == []
+            with pytest.raises(ServerUnreachableError) as failed:
+                await client.create_webhook("https://example.com/hook")
+        await client.aclose()
+    assert connections == [1]
+    assert str(failed.value).endswith("list what is there (webhooks()) before you retry")

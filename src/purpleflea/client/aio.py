@@ -47,6 +47,8 @@ RATE_LIMIT_FLOOR_S = 1.0
 HISTORY_ALL_PAGE = 1000
 #: What to do when no server answers (the MCP server says where its URL is set instead).
 UNREACHABLE_TODO = "start one with `purpleflea serve`, or set PURPLEFLEA_URL"
+#: What to do when a request that changes something may have been done unanswered.
+_CHANGED_TODO = "it may still have done it: list what is there (webhooks()) before you retry"
 
 
 async def _request(http: httpx.AsyncClient, method: str, url: str, **sent: Any) -> httpx.Response:
@@ -72,11 +74,17 @@ def _unreachable(
     ``changes``: the request changes something (a webhook's create or delete), which a server
     that did not answer in time may still have done, so a blind retry could do it twice."""
     names = ", ".join(servers)
+    if changes and isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+        # The request was sent and the connection ended before the answer: not a server
+        # that is not there (a kept connection its keep-alive closed as the request came).
+        return ServerUnreachableError(
+            f"the connection to the Purple Flea server at {names} ended without an answer "
+            f"({exc or type(exc).__name__}): {_CHANGED_TODO}",
+            "unreachable",
+        )
     if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
         todo = (
-            "it may still have done it: list what is there (webhooks()) before you retry"
-            if changes
-            else "it may be overloaded; retry, or pass a larger timeout="
+            _CHANGED_TODO if changes else "it may be overloaded; retry, or pass a larger timeout="
         )
         return ServerUnreachableError(
             f"the Purple Flea server at {names} did not answer within {timeout:g} s "
