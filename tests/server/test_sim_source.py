@@ -55,6 +55,20 @@ async def _wait_for(tracker: Pipeline, events: int, timeout_s: float) -> None:
 
 
 @pytest.mark.timing
+def _recorded_marks(monkeypatch: pytest.MonkeyPatch) -> list[np.ndarray]:
+    """Every market's mark at each step the paced simulation delivers, from now on."""
+    marks: list[np.ndarray] = []
+    original = sim.paced
+
+    async def recording(simulator: sim.Simulator, **options: Any) -> AsyncIterator[sim.SimStep]:
+        async for step in original(simulator, **options):
+            marks.append(simulator.marks().copy())
+            yield step
+
+    monkeypatch.setattr(sim, "paced", recording)
+    return marks
+
+
 async def test_a_live_simulated_event_is_stamped_with_its_moment_on_the_wall_clock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -137,15 +151,7 @@ async def test_a_restarted_simulator_continues_its_market_with_a_new_random_stre
     # it stopped (9.6% of 275), against the 1% bound below and 0.3% when resumed. Ten minutes
     # of warm-up would not do: a fresh 275-market one moved only 1.8%.
     # Record every market's mark at each delivered step, around the real pacing.
-    marks: list[np.ndarray] = []
-    original = sim.paced
-
-    async def recording(simulator: sim.Simulator, **options: Any) -> AsyncIterator[sim.SimStep]:
-        async for step in original(simulator, **options):
-            marks.append(simulator.marks().copy())
-            yield step
-
-    monkeypatch.setattr(sim, "paced", recording)
+    marks = _recorded_marks(monkeypatch)
     db, state = tmp_path / "db.sqlite", tmp_path / SIM_STATE_FILE
     async with _tracker(db) as tracker:
         await _run_until(tracker, 60, marks, state)
@@ -201,15 +207,7 @@ async def test_the_saves_after_the_first_append_what_changed_beside_the_state(
     the two load back as the market where it stopped."""
     monkeypatch.setattr("purpleflea.server.sources.SIM_SAVE_EVERY_S", 0.0)  # every block
     state = tmp_path / SIM_STATE_FILE
-    marks: list[np.ndarray] = []
-    original = sim.paced
-
-    async def recording(simulator: sim.Simulator, **options: Any) -> AsyncIterator[sim.SimStep]:
-        async for step in original(simulator, **options):
-            marks.append(simulator.marks().copy())
-            yield step
-
-    monkeypatch.setattr(sim, "paced", recording)
+    marks = _recorded_marks(monkeypatch)
     async with _tracker(tmp_path / "store.sqlite") as tracker:
         task = asyncio.create_task(
             run_sim(tracker, seed=3, markets=20, speed=20.0, state_path=state)
