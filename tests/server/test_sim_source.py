@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import statistics
@@ -290,6 +291,47 @@ async def test_a_failed_save_is_tried_again_soon_not_after_the_next_move(
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
+
+
+@pytest.mark.usefixtures("quick_warmup")
+async def test_a_disk_full_for_long_is_tried_at_most_once_a_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed save is tried again after SIM_SAVE_MIN_S, not at every block of a high
+    --speed. Once a state had been written, SIM_SAVE_EVERY_S after it the periodic rule came
+    first and said "due" at every block while the disk stayed full (the failures do not move
+    the time it is measured from): a save attempt per block."""
+    monkeypatch.setattr("purpleflea.server.sources.SIM_SAVE_EVERY_S", 0.2)
+    written = resume.StateSaver.save
+    attempts: list[float] = []
+
+    def full_disk_after_the_first(self: resume.StateSaver, state: resume.SimState) -> None:
+        attempts.append(time.monotonic())
+        if len(attempts) == 1:
+            written(self, state)
+            return
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(resume.StateSaver, "save", full_disk_after_the_first)
+    async with _tracker(tmp_path / "store.sqlite") as tracker:
+        task = asyncio.create_task(
+            run_sim(tracker, seed=3, markets=20, speed=60.0, state_path=tmp_path / SIM_STATE_FILE)
+        )
+        try:
+            await _wait_for(tracker, 50, timeout_s=60)
+            assert attempts, "the first state was saved"
+            began = time.monotonic()
+            await asyncio.sleep(3.0)
+            ended = time.monotonic()
+            assert not task.done()
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    tried = [t for t in attempts if began <= t <= ended]
+    assert len(tried) <= (ended - began) / 1.0 + 1, f"{len(tried)} attempts in 3 s"
+    gaps = [b - a for a, b in itertools.pairwise(tried)]
+    assert min(gaps, default=1.0) >= 1.0 - 0.05, gaps
 
 
 class _Saved:
