@@ -97,7 +97,7 @@ class HeatmapFeed:
         """``snapshot``'s listing is alive; past the retire time, the silent ones are not."""
         self._unconfirmed.discard((snapshot.market, instrument_of(snapshot)))
         since = self._unconfirmed_since
-        if since is None or snapshot.ts < since:
+        if since is None:
             self._unconfirmed_since = snapshot.ts
             return
         if snapshot.ts - since < self.model.config.retire_after_h * 3_600_000:
