@@ -56,6 +56,23 @@ async def _wait_for(tracker: Pipeline, events: int, timeout_s: float) -> None:
 
 
 @pytest.mark.timing
+@asynccontextmanager
+async def _simulating(
+    tracker: Pipeline, state_path: Path, *, speed: float = 20.0
+) -> AsyncIterator[asyncio.Task[None]]:
+    """The served simulator (seed 3, 20 markets) feeding ``tracker`` and saving its state to
+    ``state_path`` for the block's duration; stopped (cancelled) at its end."""
+    task = asyncio.create_task(
+        run_sim(tracker, seed=3, markets=20, speed=speed, state_path=state_path)
+    )
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
 def _recorded_marks(monkeypatch: pytest.MonkeyPatch) -> list[np.ndarray]:
     """Every market's mark at each step the paced simulation delivers, from now on."""
     marks: list[np.ndarray] = []
@@ -185,18 +202,13 @@ async def test_the_first_state_is_saved_soon_after_the_start(tmp_path: Path) -> 
     state, and its restart began a new market beside the stored events of the old one. Its
     first block's state is saved (it was 30 s in, which a kill could still beat)."""
     state = tmp_path / SIM_STATE_FILE
-    async with _tracker(tmp_path / "store.sqlite") as tracker:
-        task = asyncio.create_task(
-            run_sim(tracker, seed=3, markets=20, speed=20.0, state_path=state)
-        )
-        try:
-            await _wait_for(tracker, 50, timeout_s=60)
-            assert state.exists()  # saved while running, not only when stopped
-            assert not task.done()
-        finally:
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+    async with (
+        _tracker(tmp_path / "store.sqlite") as tracker,
+        _simulating(tracker, state) as task,
+    ):
+        await _wait_for(tracker, 50, timeout_s=60)
+        assert state.exists()  # saved while running, not only when stopped
+        assert not task.done()
 
 
 @pytest.mark.usefixtures("quick_warmup")
@@ -209,17 +221,12 @@ async def test_the_saves_after_the_first_append_what_changed_beside_the_state(
     monkeypatch.setattr("purpleflea.server.sources.SIM_SAVE_EVERY_S", 0.0)  # every block
     state = tmp_path / SIM_STATE_FILE
     marks = _recorded_marks(monkeypatch)
-    async with _tracker(tmp_path / "store.sqlite") as tracker:
-        task = asyncio.create_task(
-            run_sim(tracker, seed=3, markets=20, speed=20.0, state_path=state)
-        )
-        try:
-            await _wait_for(tracker, 50, timeout_s=60)
-            await asyncio.sleep(2.0)  # a few more blocks (2.5 s each at 20x: 8 a second)
-        finally:
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+    async with (
+        _tracker(tmp_path / "store.sqlite") as tracker,
+        _simulating(tracker, state),
+    ):
+        await _wait_for(tracker, 50, timeout_s=60)
+        await asyncio.sleep(2.0)  # a few more blocks (2.5 s each at 20x: 8 a second)
     full = state.stat().st_size
     log = resume.log_path(state).read_bytes()
     records = list(statelog.records(log, str(_token(state))))
@@ -245,19 +252,14 @@ async def test_a_state_file_that_cannot_be_written_never_stops_the_market(
     monkeypatch.setattr("purpleflea.server.sources.SIM_SAVE_EVERY_S", 0.0)  # every block
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("")
-    async with _tracker(tmp_path / "store.sqlite") as tracker:
-        task = asyncio.create_task(
-            run_sim(tracker, seed=3, markets=20, speed=20.0, state_path=blocked / SIM_STATE_FILE)
-        )
-        try:
-            await _wait_for(tracker, 50, timeout_s=60)
-            first = tracker.last_seq
-            await _wait_for(tracker, first + 50, timeout_s=60)
-            assert not task.done()
-        finally:
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+    async with (
+        _tracker(tmp_path / "store.sqlite") as tracker,
+        _simulating(tracker, blocked / SIM_STATE_FILE) as task,
+    ):
+        await _wait_for(tracker, 50, timeout_s=60)
+        first = tracker.last_seq
+        await _wait_for(tracker, first + 50, timeout_s=60)
+        assert not task.done()
     warnings = [r for r in caplog.records if "cannot save its state" in r.getMessage()]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
 
@@ -273,24 +275,19 @@ async def test_a_failed_save_is_tried_again_soon_not_after_the_next_move(
     folder = tmp_path / "state"
     folder.write_text("")  # the first save fails: its folder is a file
     state = folder / SIM_STATE_FILE
-    async with _tracker(tmp_path / "store.sqlite") as tracker:
-        task = asyncio.create_task(
-            run_sim(tracker, seed=3, markets=20, speed=20.0, state_path=state)
-        )
-        try:
-            await _wait_for(tracker, 50, timeout_s=60)
-            assert not state.exists()
-            folder.unlink()
-            folder.mkdir()  # the disk has room again
-            deadline = time.monotonic() + 30.0
-            while not state.exists() and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
-            assert state.exists(), "no save after the failed one"
-            assert not task.done()
-        finally:
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+    async with (
+        _tracker(tmp_path / "store.sqlite") as tracker,
+        _simulating(tracker, state) as task,
+    ):
+        await _wait_for(tracker, 50, timeout_s=60)
+        assert not state.exists()
+        folder.unlink()
+        folder.mkdir()  # the disk has room again
+        deadline = time.monotonic() + 30.0
+        while not state.exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert state.exists(), "no save after the failed one"
+        assert not task.done()
 
 
 @pytest.mark.usefixtures("quick_warmup")
@@ -313,21 +310,16 @@ async def test_a_disk_full_for_long_is_tried_at_most_once_a_second(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(resume.StateSaver, "save", full_disk_after_the_first)
-    async with _tracker(tmp_path / "store.sqlite") as tracker:
-        task = asyncio.create_task(
-            run_sim(tracker, seed=3, markets=20, speed=60.0, state_path=tmp_path / SIM_STATE_FILE)
-        )
-        try:
-            await _wait_for(tracker, 50, timeout_s=60)
-            assert attempts, "the first state was saved"
-            began = time.monotonic()
-            await asyncio.sleep(3.0)
-            ended = time.monotonic()
-            assert not task.done()
-        finally:
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+    async with (
+        _tracker(tmp_path / "store.sqlite") as tracker,
+        _simulating(tracker, tmp_path / SIM_STATE_FILE, speed=60.0) as task,
+    ):
+        await _wait_for(tracker, 50, timeout_s=60)
+        assert attempts, "the first state was saved"
+        began = time.monotonic()
+        await asyncio.sleep(3.0)
+        ended = time.monotonic()
+        assert not task.done()
     tried = [t for t in attempts if began <= t <= ended]
     assert len(tried) <= (ended - began) / 1.0 + 1, f"{len(tried)} attempts in 3 s"
     gaps = [b - a for a, b in itertools.pairwise(tried)]
