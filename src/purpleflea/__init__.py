@@ -69,36 +69,8 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
-#: Where each public name lives.
-_HOMES = {
-    **dict.fromkeys(
-        [
-            "AuthenticationError",
-            "BadRequestError",
-            "Bucket",
-            "Coverage",
-            "CoverageGap",
-            "CoverageHour",
-            "CoverageImport",
-            "HistoryPage",
-            "LiquidationClient",
-            "PurpleFleaError",
-            "RateLimitError",
-            "ServerUnreachableError",
-            "Stream",
-            "SyncLiquidationClient",
-            "SyncStream",
-        ],
-        "purpleflea.client",
-    ),
-    **dict.fromkeys(
-        ["CascadeAlert", "Cluster", "Heatmap", "Instrument", "Liquidation", "VenueLiquidation"],
-        "purpleflea.model",
-    ),
-    "MeasuredMap": "purpleflea.positions",
-    "WebhookVerificationError": "purpleflea.webhook",
-    "verify_webhook": "purpleflea.webhook",
-}
+#: The modules the public names come from (each name from the first that has it).
+_HOMES = ("purpleflea.client", "purpleflea.model", "purpleflea.positions", "purpleflea.webhook")
 
 
 # Hidden from type checkers: a misspelt name stays an error there, not an ``object``.
@@ -107,9 +79,10 @@ if not typing.TYPE_CHECKING:
     def __getattr__(name: str) -> object:
         """The public names, all imported at the first use of one (then they are the module's
         own attributes, as an import at the top would have made them)."""
-        if name not in _HOMES:
+        if name not in __all__:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        found = {n: getattr(importlib.import_module(home), n) for n, home in _HOMES.items()}
+        homes = [importlib.import_module(home) for home in _HOMES]
+        found = {n: next(getattr(m, n) for m in homes if hasattr(m, n)) for n in __all__}
         globals().update(found)
         return found[name]
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,19 +59,6 @@ class Burst:
     now: int
     start: int  # the burst starts ten minutes before ``now``
     events: list[VenueLiquidation]
-
-
-@pytest.fixture
-def burst(now: int) -> Burst:
-    start = now - 10 * 60_000
-    return Burst(now, start, _burst(start))
-
-
-@pytest.fixture
-async def fed(tmp_path: Path, burst: Burst) -> AsyncIterator[Running]:
-    async with running_server(make_config(tmp_path, rate_burst=500.0, rate_per_s=500.0)) as live:
-        await live.push(*burst.events)
-        yield live
 
 
 def _data(answer: CallToolResult) -> dict[str, Any]:

@@ -4,29 +4,13 @@ REST and the CLI tell a market the tracker never saw."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from mcp import Client
 
 from purpleflea.client import LiquidationClient
 from purpleflea.mcp.server import build_server
-from tests.agents.test_mcp import Burst, _burst, _data, _text
-from tests.server.conftest import Running, make_config, running_server
-
-
-@pytest.fixture
-def burst(now: int) -> Burst:
-    start = now - 10 * 60_000
-    return Burst(now, start, _burst(start))
-
-
-@pytest.fixture
-async def fed(tmp_path: Path, burst: Burst) -> AsyncIterator[Running]:
-    async with running_server(make_config(tmp_path, rate_burst=500.0, rate_per_s=500.0)) as live:
-        await live.push(*burst.events)
-        yield live
+from tests.agents.test_mcp import Burst, _data, _text
+from tests.server.conftest import Running
 
 
 @pytest.mark.parametrize("tool", ["market_stats", "market_summary"])

@@ -242,19 +242,16 @@ async def test_times_are_taken_as_a_builder_has_them(tmp_path: Path) -> None:
     assert sum(b.count for b in buckets) == 1
 
 
-async def test_a_get_on_a_kept_connection_the_server_closed_meanwhile_is_asked_again() -> None:
-    # A server closes a connection idle for its keep-alive (uvicorn: 5 s) while the client
-    # reuses it: the request is read by nobody and the connection ends without an answer (a
-    # /v1/metrics flood met it under CPU burners: httpx.ReadError). With one server the SDK
-    # said "no Purple Flea server answers" of a server that was answering. A GET is asked
-    # again on a new connection (RFC 9112 9.3.1), once.
-    body = b'{"markets":[]}'
+@asynccontextmanager
+async def _idle_closing_server(body: bytes) -> AsyncIterator[tuple[str, list[int]]]:
+    """A server that answers each connection's first request with the JSON ``body`` and
+    closes it unanswered at the next (its keep-alive ran out meanwhile); with the list that
+    counts the connections."""
     answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-    connections = 0
+    connections = [0]
 
     async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
+        connections[0] += 1
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             await reader.readuntil(b"\r\n\r\n")
             writer.write(answer % (len(body), body))
@@ -264,10 +261,46 @@ async def test_a_get_on_a_kept_connection_the_server_closed_meanwhile_is_asked_a
 
     server = await asyncio.start_server(session, "127.0.0.1", 0)
     async with server:
-        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", connections
+
+
+async def test_a_get_on_a_kept_connection_the_server_closed_meanwhile_is_asked_again() -> None:
+    # A server closes a connection idle for its keep-alive (uvicorn: 5 s) while the client
+    # reuses it: the request is read by nobody and the connection ends without an answer (a
+    # /v1/metrics flood met it under CPU burners: httpx.ReadError). With one server the SDK
+    # said "no Purple Flea server answers" of a server that was answering. A GET is asked
+    # again on a new connection (RFC 9112 9.3.1), once.
+    async with _idle_closing_server(b'{"markets":[]}') as (url, connections):
         client = LiquidationClient(api_key="pf_x", base_url=url)
         async with asyncio.timeout(10.0):
             assert await client.markets() == []
             assert await client.markets() == []  # its connection closed unanswered, then asked
         await client.aclose()
-    assert connections == 2
+    assert connections == [2]
+
+
+async def test_a_webhook_listing_on_a_kept_connection_closed_meanwhile_is_asked_again() -> None:
+    # webhooks() and dead_letters() are GETs too, but went through the path of requests that
+    # change something, which is never asked twice: the idle close above reported a listing
+    # as "no server answers" of a server that was answering.
+    async with _idle_closing_server(b'{"webhooks":[]}') as (url, connections):
+        client = LiquidationClient(api_key="pf_x", base_url=url)
+        async with asyncio.timeout(10.0):
+            assert await client.webhooks() == []
+            assert await client.webhooks() == []
+        await client.aclose()
+    assert connections == [2]
+
+
+async def test_a_create_on_a_kept_connection_closed_meanwhile_is_not_sent_twice() -> None:
+    # Only a GET is asked again: the server may have made the webhook before the connection
+    # ended, so a create is reported (with its advice to list first), never repeated.
+    async with _idle_closing_server(b'{"webhooks":[]}') as (url, connections):
+        client = LiquidationClient(api_key="pf_x", base_url=url)
+        async with asyncio.timeout(10.0):
+            assert await client.webhooks() == []
+            with pytest.raises(ServerUnreachableError) as failed:
+                await client.create_webhook("https://example.com/hook")
+        await client.aclose()
+    assert connections == [1]
+    assert str(failed.value).endswith("list what is there (webhooks()) before you retry")

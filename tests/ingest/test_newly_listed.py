@@ -22,6 +22,7 @@ fixture ``bybit_allliquidation_recorded_tardis``) and Kraken Futures' ``trade`` 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -31,6 +32,10 @@ from purpleflea.model import Instrument
 from purpleflea.venues.bybit.connection import BATCHING as BYBIT_BATCHING
 from tests.fakes.exchanges import FakeExchange, dialect_for
 from tests.fakes.harness import Feeds, catalogs_for_tests, fast
+
+if TYPE_CHECKING:
+    from purpleflea.ingest.catalog import Catalogs
+    from purpleflea.ingest.live import LiveIngest
 
 BYBIT_NEW = json.dumps(
     {
@@ -136,6 +141,24 @@ async def test_a_contract_listed_mid_session_is_subscribed_on_the_same_socket(
     assert fake.violations == []
 
 
+def _following_ingest(exchange: str, urls: dict[str, str], catalogs: Catalogs) -> LiveIngest:
+    """A live ingest of ``exchange`` on fakes at ``urls``, its subscribes rebuilt from
+    ``catalogs`` every 0.05 s (no catalog fetched, no poller)."""
+    from purpleflea.ingest.live import LiveIngest
+    from tests.fakes.harness import quick_backoff
+
+    return LiveIngest(
+        lambda event, received_at: None,
+        exchanges=[exchange],
+        urls=urls,
+        catalogs=catalogs,
+        catalog_sources=(),
+        poll_sources=(),
+        backoff=quick_backoff,
+        tune=lambda spec: fast(spec, follow_catalog=0.05),
+    )
+
+
 def test_extend_asks_only_for_topics_never_asked_in_batches_no_larger_than_the_first() -> None:
     resubscriber = Resubscriber(BYBIT_BATCHING)
 
@@ -163,8 +186,6 @@ async def test_dydx_markets_listed_past_every_free_place_get_a_connection_of_the
     the 16 places left free at the start waited for a restart; now the ingest opens another
     connection for them."""
     from purpleflea.ingest.catalog import Catalogs
-    from purpleflea.ingest.live import LiveIngest
-    from tests.fakes.harness import quick_backoff
 
     def row(market: str) -> Instrument:
         return Instrument(exchange="dydx_v4", symbol=market, kind="linear", contract_size=1.0)
@@ -177,16 +198,7 @@ async def test_dydx_markets_listed_past_every_free_place_get_a_connection_of_the
         return {market for session in fake.sessions for market in session.topics}
 
     async with FakeExchange(dialect_for("dydx_v4")) as fake:
-        ingest = LiveIngest(
-            lambda event, received_at: None,
-            exchanges=["dydx_v4"],
-            urls={"dydx_v4": fake.url},
-            catalogs=catalogs,
-            catalog_sources=(),
-            poll_sources=(),
-            backoff=quick_backoff,
-            tune=lambda spec: fast(spec, follow_catalog=0.05),
-        )
+        ingest = _following_ingest("dydx_v4", {"dydx_v4": fake.url}, catalogs)
         await ingest.start()
         try:
             harness = Feeds([])
@@ -208,8 +220,6 @@ async def test_bybit_topics_listed_past_a_connections_args_limit_get_another_con
     after the start (the bundled 13 linear symbols, then the whole list) was subscribed on
     the one linear socket: past the limit, Bybit refuses the rest. Now they go on another."""
     from purpleflea.ingest.catalog import Catalogs
-    from purpleflea.ingest.live import LiveIngest
-    from tests.fakes.harness import quick_backoff
 
     catalogs = Catalogs()
     live = catalogs.get("bybit")
@@ -222,16 +232,8 @@ async def test_bybit_topics_listed_past_a_connections_args_limit_get_another_con
         FakeExchange(dialect_for("bybit_linear")) as linear,
         FakeExchange(dialect_for("bybit_inverse")) as inverse,
     ):
-        ingest = LiveIngest(
-            lambda event, received_at: None,
-            exchanges=["bybit"],
-            urls={"bybit_linear": linear.url, "bybit_inverse": inverse.url},
-            catalogs=catalogs,
-            catalog_sources=(),
-            poll_sources=(),
-            backoff=quick_backoff,
-            tune=lambda spec: fast(spec, follow_catalog=0.05),
-        )
+        urls = {"bybit_linear": linear.url, "bybit_inverse": inverse.url}
+        ingest = _following_ingest("bybit", urls, catalogs)
         await ingest.start()
         try:
             harness = Feeds([])

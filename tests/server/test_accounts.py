@@ -117,6 +117,14 @@ async def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(tmp_p
         assert await register_from(live) == [201] * 15
 
 
+async def _register(http: httpx.AsyncClient, account: str, address: str) -> int:
+    """``POST /v1/keys`` for ``account`` as if from ``address`` (forwarded by a trusted
+    proxy); the status."""
+    forwarded = {"X-Forwarded-For": address}
+    response = await http.post("/v1/keys", json={"account": account}, headers=forwarded)
+    return response.status_code
+
+
 async def test_the_addresses_of_one_ipv6_network_share_one_registration_budget(
     tmp_path: Path,
 ) -> None:
@@ -125,19 +133,13 @@ async def test_the_addresses_of_one_ipv6_network_share_one_registration_budget(
     many times over. A /64 is one client; IPv4-mapped IPv6 is its IPv4 address."""
     config = make_config(tmp_path, registrations_per_min=10, trusted_proxies=("127.0.0.1",))
     async with running_server(config) as live, httpx.AsyncClient(base_url=live.url) as http:
-
-        async def register(account: str, address: str) -> int:
-            forwarded = {"X-Forwarded-For": address}
-            body = {"account": account}
-            return (await http.post("/v1/keys", json=body, headers=forwarded)).status_code
-
-        same_64 = [await register(f"v6-{n}", f"2001:db8:1:2::{n:x}") for n in range(1, 13)]
+        same_64 = [await _register(http, f"v6-{n}", f"2001:db8:1:2::{n:x}") for n in range(1, 13)]
         assert same_64 == [201] * 10 + [429] * 2
         # Another /64 has its own budget.
-        assert await register("v6-other", "2001:db8:1:3::1") == 201
-        mapped = [await register(f"v4-{n}", "::ffff:198.51.100.7") for n in range(10)]
+        assert await _register(http, "v6-other", "2001:db8:1:3::1") == 201
+        mapped = [await _register(http, f"v4-{n}", "::ffff:198.51.100.7") for n in range(10)]
         assert mapped == [201] * 10
-        assert await register("v4-last", "198.51.100.7") == 429
+        assert await _register(http, "v4-last", "198.51.100.7") == 429
 
 
 async def test_the_networks_of_one_ipv6_site_share_a_larger_budget(tmp_path: Path) -> None:
@@ -147,17 +149,11 @@ async def test_the_networks_of_one_ipv6_site_share_a_larger_budget(tmp_path: Pat
     in 2.7 s on the VM). The /64s of a /48 share ten times one address's budget."""
     config = make_config(tmp_path, registrations_per_min=10, trusted_proxies=("127.0.0.1",))
     async with running_server(config) as live, httpx.AsyncClient(base_url=live.url) as http:
-
-        async def register(account: str, address: str) -> int:
-            forwarded = {"X-Forwarded-For": address}
-            body = {"account": account}
-            return (await http.post("/v1/keys", json=body, headers=forwarded)).status_code
-
         made = 0
         began = time.monotonic()
         for net in range(12):
             for n in range(10):
-                status = await register(f"site-{net}-{n}", f"2001:db8:7:{net:x}::{n + 1:x}")
+                status = await _register(http, f"site-{net}-{n}", f"2001:db8:7:{net:x}::{n + 1:x}")
                 assert status in (201, 429), status
                 made += status == 201
         # The site's bucket refills 100 a minute while the 120 requests run (one more on a
@@ -166,7 +162,7 @@ async def test_the_networks_of_one_ipv6_site_share_a_larger_budget(tmp_path: Pat
         assert refilled < 20, f"the requests took too long to tell ({refilled} refilled)"
         assert 100 <= made <= 100 + refilled
         # Another /48 has its own.
-        assert await register("other-site", "2001:db8:8:0::1") == 201
+        assert await _register(http, "other-site", "2001:db8:8:0::1") == 201
 
 
 async def test_closed_registration_refuses_new_accounts_but_keys_still_mint(

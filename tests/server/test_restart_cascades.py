@@ -31,9 +31,12 @@ def _burst(n: int) -> list[VenueLiquidation]:
     ]
 
 
-async def _run(store: SQLiteStore, events: list[VenueLiquidation], **start: int) -> None:
-    """A tracker's life: start (warming from ``store``), take ``events``, stop before a tick."""
-    tracker = Pipeline(store, LocalBus(), scorer=CascadeEngine())
+async def _run(
+    store: SQLiteStore, events: list[VenueLiquidation], *, scored: bool = True, **start: int
+) -> None:
+    """A tracker's life: start (warming from ``store``), take ``events``, stop before a tick;
+    ``scored`` False: with no cascade engine (the events stored, no alert)."""
+    tracker = Pipeline(store, LocalBus(), scorer=CascadeEngine() if scored else None)
     await tracker.start(tick_interval=3600.0, **start)
     for event in events:
         tracker.submit(event)
@@ -62,12 +65,7 @@ async def test_a_cascade_only_the_warmed_engine_found_is_never_told(tmp_path: Pa
     # Stored without alerts: no engine ran before (scorer=None), as when the engine before the
     # restart, which read every open-interest snapshot, scored these events below a start.
     store = SQLiteStore(tmp_path / "db.sqlite")
-    tracker = Pipeline(store, LocalBus(), scorer=None)
-    await tracker.start()
-    for event in _burst(120):
-        tracker.submit(event)
-    await tracker.drain()
-    await tracker.stop()
+    await _run(store, _burst(120), scored=False)
     assert await store.cascades() == []
     warmed = CascadeEngine()
     for event in _burst(120):
@@ -87,12 +85,7 @@ async def test_a_cascade_only_the_warmed_engine_found_is_never_told(tmp_path: Pa
 
 async def test_every_cascade_told_after_a_restart_starts_with_started(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "db.sqlite")
-    tracker = Pipeline(store, LocalBus(), scorer=None)
-    await tracker.start()
-    for event in _burst(120):
-        tracker.submit(event)
-    await tracker.drain()
-    await tracker.stop()
+    await _run(store, _burst(120), scored=False)
 
     # After the restart the same market liquidates again.
     bus = LocalBus()

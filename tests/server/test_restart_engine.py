@@ -139,3 +139,58 @@ async def test_after_a_warm_live_snapshots_replace_the_stored_open_interest(
     told = engine.export_state()["oi"]
     assert isinstance(told, dict)
     assert sum(told["BTC-PERP"].values()) == 1.1e9
+
+
+def _btc(symbol: str, ts: int, usd: float) -> MarketSnapshot:
+    return MarketSnapshot(
+        exchange="binance_usdm",
+        symbol=symbol,
+        market="BTC-PERP",
+        ts=ts,
+        mark_price=60_000.0,
+        open_interest=usd / 60_000.0,
+        open_interest_usd=usd,
+    )
+
+
+async def _served_with_heatmap(folder: Path, snapshots: list[MarketSnapshot]) -> Pipeline:
+    """A tracker with the heatmap on ``folder``'s store that is told ``snapshots`` (one
+    event stored first, unless it continued a saved engine) and stops cleanly."""
+    store = SQLiteStore(folder / "db.sqlite")
+    engine = CascadeEngine()
+    tracker = Pipeline(
+        store,
+        LocalBus(),
+        scorer=engine,
+        heatmap=HeatmapFeed(fuel=engine),
+        engine_state=EngineState.beside(store.path),
+    )
+    await tracker.start(tick_interval=3600.0)
+    if tracker.engine_start != "continued":
+        tracker.submit(venue_event(ts=T0 + 1_000))
+        await tracker.drain()
+    for snapshot in snapshots:
+        tracker.on_snapshot(snapshot)
+    await tracker.stop()
+    await store.close()
+    return tracker
+
+
+async def test_a_continued_engine_retires_a_listing_that_never_reports_again(
+    tmp_path: Path,
+) -> None:
+    # The heatmap drops a listing with no snapshot for 24 h (an expired future) and tells the
+    # engine. A continued engine held listings the restarted heatmap never had a book of, so
+    # one that expired across the restart stayed in the market's size for ever: the engine
+    # sized BTC's cascades against the live perpetual plus a dead future's 5e8.
+    hour = 3_600_000
+    await _served_with_heatmap(
+        tmp_path, [_btc("BTCUSDT", T0, 1e9), _btc("BTCUSDT_251226", T0, 5e8)]
+    )
+    later = [_btc("BTCUSDT", T0 + h * hour, 1e9) for h in range(1, 27)]
+    tracker = await _served_with_heatmap(tmp_path, later)
+    assert tracker.engine_start == "continued"
+    assert isinstance(tracker.scorer, CascadeEngine)
+    told = tracker.scorer.export_state()["oi"]
+    assert isinstance(told, dict)
+    assert told["BTC-PERP"] == {"binance_usdm:BTCUSDT": 1e9}

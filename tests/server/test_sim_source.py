@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import statistics
@@ -55,6 +56,37 @@ async def _wait_for(tracker: Pipeline, events: int, timeout_s: float) -> None:
 
 
 @pytest.mark.timing
+@asynccontextmanager
+async def _simulating(
+    tracker: Pipeline, state_path: Path, *, speed: float = 20.0
+) -> AsyncIterator[asyncio.Task[None]]:
+    """The served simulator (seed 3, 20 markets) feeding ``tracker`` and saving its state to
+    ``state_path`` for the block's duration; stopped (cancelled) at its end."""
+    task = asyncio.create_task(
+        run_sim(tracker, seed=3, markets=20, speed=speed, state_path=state_path)
+    )
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+def _recorded_marks(monkeypatch: pytest.MonkeyPatch) -> list[np.ndarray]:
+    """Every market's mark at each step the paced simulation delivers, from now on."""
+    marks: list[np.ndarray] = []
+    original = sim.paced
+
+    async def recording(simulator: sim.Simulator, **options: Any) -> AsyncIterator[sim.SimStep]:
+        async for step in original(simulator, **options):
+            marks.append(simulator.marks().copy())
+            yield step
+
+    monkeypatch.setattr(sim, "paced", recording)
+    return marks
+
+
 async def test_a_live_simulated_event_is_stamped_with_its_moment_on_the_wall_clock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -137,15 +169,7 @@ async def test_a_restarted_simulator_continues_its_market_with_a_new_random_stre
     # it stopped (9.6% of 275), against the 1% bound below and 0.3% when resumed. Ten minutes
     # of warm-up would not do: a fresh 275-market one moved only 1.8%.
     # Record every market's mark at each delivered step, around the real pacing.
-    marks: list[np.ndarray] = []
-    original = sim.paced
-
-    async def recording(simulator: sim.Simulator, **options: Any) -> AsyncIterator[sim.SimStep]:
-        async for step in original(simulator, **options):
-            marks.append(simulator.marks().copy())
-            yield step
-
-    monkeypatch.setattr(sim, "paced", recording)
+    marks = _recorded_marks(monkeypatch)
     db, state = tmp_path / "db.sqlite", tmp_path / SIM_STATE_FILE
     async with _tracker(db) as tracker:
         await _run_until(tracker, 60, marks, state)
@@ -178,18 +202,13 @@ async def test_the_first_state_is_saved_soon_after_the_start(tmp_path: Path) -> 
     state, and its restart began a new market beside the stored events of the old one. Its
     first block's state is saved (it was 30 s in, which a kill could still beat)."""
     state = tmp_path / SIM_STATE_FILE
-    async with _tracker(tmp_path / "store.sqlite") as tracker:
-        task = asyncio.create_task(
-            run_sim(tracker, seed=3, markets=20, speed=20.0, state_path=state)
-        )
-        try:
-            await _wait_for(tracker, 50, timeout_s=60)
-            assert state.exists()  # saved while running, not only when stopped
-            assert not task.done()
-        finally:
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+    async with (
+        _tracker(tmp_path / "store.sqlite") as tracker,
+        _simulating(tracker, state) as task,
+    ):
+        await _wait_for(tracker, 50, timeout_s=60)
+        assert state.exists()  # saved while running, not only when stopped
+        assert not task.done()
 
 
 @pytest.mark.usefixtures("quick_warmup")
@@ -201,26 +220,13 @@ async def test_the_saves_after_the_first_append_what_changed_beside_the_state(
     the two load back as the market where it stopped."""
     monkeypatch.setattr("purpleflea.server.sources.SIM_SAVE_EVERY_S", 0.0)  # every block
     state = tmp_path / SIM_STATE_FILE
-    marks: list[np.ndarray] = []
-    original = sim.paced
-
-    async def recording(simulator: sim.Simulator, **options: Any) -> AsyncIterator[sim.SimStep]:
-        async for step in original(simulator, **options):
-            marks.append(simulator.marks().copy())
-            yield step
-
-    monkeypatch.setattr(sim, "paced", recording)
-    async with _tracker(tmp_path / "store.sqlite") as tracker:
-        task = asyncio.create_task(
-            run_sim(tracker, seed=3, markets=20, speed=20.0, state_path=state)
-        )
-        try:
-            await _wait_for(tracker, 50, timeout_s=60)
-            await asyncio.sleep(2.0)  # a few more blocks (2.5 s each at 20x: 8 a second)
-        finally:
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+    marks = _recorded_marks(monkeypatch)
+    async with (
+        _tracker(tmp_path / "store.sqlite") as tracker,
+        _simulating(tracker, state),
+    ):
+        await _wait_for(tracker, 50, timeout_s=60)
+        await asyncio.sleep(2.0)  # a few more blocks (2.5 s each at 20x: 8 a second)
     full = state.stat().st_size
     log = resume.log_path(state).read_bytes()
     records = list(statelog.records(log, str(_token(state))))
@@ -246,19 +252,14 @@ async def test_a_state_file_that_cannot_be_written_never_stops_the_market(
     monkeypatch.setattr("purpleflea.server.sources.SIM_SAVE_EVERY_S", 0.0)  # every block
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("")
-    async with _tracker(tmp_path / "store.sqlite") as tracker:
-        task = asyncio.create_task(
-            run_sim(tracker, seed=3, markets=20, speed=20.0, state_path=blocked / SIM_STATE_FILE)
-        )
-        try:
-            await _wait_for(tracker, 50, timeout_s=60)
-            first = tracker.last_seq
-            await _wait_for(tracker, first + 50, timeout_s=60)
-            assert not task.done()
-        finally:
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+    async with (
+        _tracker(tmp_path / "store.sqlite") as tracker,
+        _simulating(tracker, blocked / SIM_STATE_FILE) as task,
+    ):
+        await _wait_for(tracker, 50, timeout_s=60)
+        first = tracker.last_seq
+        await _wait_for(tracker, first + 50, timeout_s=60)
+        assert not task.done()
     warnings = [r for r in caplog.records if "cannot save its state" in r.getMessage()]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
 
@@ -274,24 +275,55 @@ async def test_a_failed_save_is_tried_again_soon_not_after_the_next_move(
     folder = tmp_path / "state"
     folder.write_text("")  # the first save fails: its folder is a file
     state = folder / SIM_STATE_FILE
-    async with _tracker(tmp_path / "store.sqlite") as tracker:
-        task = asyncio.create_task(
-            run_sim(tracker, seed=3, markets=20, speed=20.0, state_path=state)
-        )
-        try:
-            await _wait_for(tracker, 50, timeout_s=60)
-            assert not state.exists()
-            folder.unlink()
-            folder.mkdir()  # the disk has room again
-            deadline = time.monotonic() + 30.0
-            while not state.exists() and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
-            assert state.exists(), "no save after the failed one"
-            assert not task.done()
-        finally:
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+    async with (
+        _tracker(tmp_path / "store.sqlite") as tracker,
+        _simulating(tracker, state) as task,
+    ):
+        await _wait_for(tracker, 50, timeout_s=60)
+        assert not state.exists()
+        folder.unlink()
+        folder.mkdir()  # the disk has room again
+        deadline = time.monotonic() + 30.0
+        while not state.exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert state.exists(), "no save after the failed one"
+        assert not task.done()
+
+
+@pytest.mark.usefixtures("quick_warmup")
+async def test_a_disk_full_for_long_is_tried_at_most_once_a_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed save is tried again after SIM_SAVE_MIN_S, not at every block of a high
+    --speed. Once a state had been written, SIM_SAVE_EVERY_S after it the periodic rule came
+    first and said "due" at every block while the disk stayed full (the failures do not move
+    the time it is measured from): a save attempt per block."""
+    monkeypatch.setattr("purpleflea.server.sources.SIM_SAVE_EVERY_S", 0.2)
+    written = resume.StateSaver.save
+    attempts: list[float] = []
+
+    def full_disk_after_the_first(self: resume.StateSaver, state: resume.SimState) -> None:
+        attempts.append(time.monotonic())
+        if len(attempts) == 1:
+            written(self, state)
+            return
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(resume.StateSaver, "save", full_disk_after_the_first)
+    async with (
+        _tracker(tmp_path / "store.sqlite") as tracker,
+        _simulating(tracker, tmp_path / SIM_STATE_FILE, speed=60.0) as task,
+    ):
+        await _wait_for(tracker, 50, timeout_s=60)
+        assert attempts, "the first state was saved"
+        began = time.monotonic()
+        await asyncio.sleep(3.0)
+        ended = time.monotonic()
+        assert not task.done()
+    tried = [t for t in attempts if began <= t <= ended]
+    assert len(tried) <= (ended - began) / 1.0 + 1, f"{len(tried)} attempts in 3 s"
+    gaps = [b - a for a, b in itertools.pairwise(tried)]
+    assert min(gaps, default=1.0) >= 1.0 - 0.05, gaps
 
 
 class _Saved:

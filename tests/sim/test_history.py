@@ -149,20 +149,11 @@ def test_sim_command_writes_the_store_and_prints_a_summary(
     parser = argparse.ArgumentParser()
     sim.register(parser.add_subparsers(dest="command"))
     path = tmp_path / "cli.sqlite"
-    args = parser.parse_args(
-        [
-            "sim",
-            "--days",
-            "0.02",
-            "--store",
-            str(path),
-            "--markets",
-            "8",
-            "--no-progress",
-            "--start",
-            "2025-03-01",
-        ]
-    )
+    argv = [
+        *("sim", "--days", "0.02", "--store", str(path), "--markets", "8"),
+        *("--no-progress", "--start", "2025-03-01"),
+    ]
+    args = parser.parse_args(argv)
     assert args.run(args) == 0
     out = capsys.readouterr().out
     assert "2025-03-01 00:00" in out
@@ -170,20 +161,7 @@ def test_sim_command_writes_the_store_and_prints_a_summary(
     assert "cascades" in out
     assert path.exists()
     # The same command again goes on after the history's last stored event: nothing is left.
-    again = parser.parse_args(
-        [
-            "sim",
-            "--days",
-            "0.02",
-            "--store",
-            str(path),
-            "--markets",
-            "8",
-            "--no-progress",
-            "--start",
-            "2025-03-01",
-        ]
-    )
+    again = parser.parse_args(argv)
     assert again.run(again) == 0
     out = capsys.readouterr().out
     assert "  resumed     after seq " in out

@@ -47,20 +47,23 @@ RATE_LIMIT_FLOOR_S = 1.0
 HISTORY_ALL_PAGE = 1000
 #: What to do when no server answers (the MCP server says where its URL is set instead).
 UNREACHABLE_TODO = "start one with `purpleflea serve`, or set PURPLEFLEA_URL"
+#: What to do when a request that changes something may have been done unanswered.
+_CHANGED_TODO = "it may still have done it: list what is there (webhooks()) before you retry"
 
 
-async def _get(
-    http: httpx.AsyncClient, url: str, params: dict[str, Any], headers: dict[str, str]
-) -> httpx.Response:
-    """GET ``url``, asked once more on a new connection when the connection ended without an
-    answer: a server closes a kept connection idle for its keep-alive (uvicorn: 5 s, httpx
-    keeps one as long) as the client reuses it, and the request is read by nobody. A GET
-    changes nothing, so asking it again is safe (RFC 9112 9.3.1); it was reported as no
-    server answering."""
+async def _request(http: httpx.AsyncClient, method: str, url: str, **sent: Any) -> httpx.Response:
+    """Send one request; a GET is asked once more on a new connection when the connection
+    ended without an answer: a server closes a kept connection idle for its keep-alive
+    (uvicorn: 5 s, httpx keeps one as long) as the client reuses it, and the request is read
+    by nobody. A GET changes nothing, so asking it again is safe (RFC 9112 9.3.1); it was
+    reported as no server answering. Any other method is sent once: the server may have
+    done it before the connection ended."""
     try:
-        return await http.get(url, params=params, headers=headers)
+        return await http.request(method, url, **sent)
     except (httpx.RemoteProtocolError, httpx.ReadError):
-        return await http.get(url, params=params, headers=headers)
+        if method != "GET":
+            raise
+        return await http.request(method, url, **sent)
 
 
 def _unreachable(
@@ -71,11 +74,17 @@ def _unreachable(
     ``changes``: the request changes something (a webhook's create or delete), which a server
     that did not answer in time may still have done, so a blind retry could do it twice."""
     names = ", ".join(servers)
+    if changes and isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+        # The request was sent and the connection ended before the answer: not a server
+        # that is not there (a kept connection its keep-alive closed as the request came).
+        return ServerUnreachableError(
+            f"the connection to the Purple Flea server at {names} ended without an answer "
+            f"({exc or type(exc).__name__}): {_CHANGED_TODO}",
+            "unreachable",
+        )
     if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
         todo = (
-            "it may still have done it: list what is there (webhooks()) before you retry"
-            if changes
-            else "it may be overloaded; retry, or pass a larger timeout="
+            _CHANGED_TODO if changes else "it may be overloaded; retry, or pass a larger timeout="
         )
         return ServerUnreachableError(
             f"the Purple Flea server at {names} did not answer within {timeout:g} s "
@@ -242,7 +251,9 @@ class LiquidationClient:
         http = self._http_client()
         for tried in range(1, len(self.servers) + 1):
             try:
-                return await _get(http, self.base_url + path, params, headers)
+                return await _request(
+                    http, "GET", self.base_url + path, params=params, headers=headers
+                )
             except httpx.TransportError as exc:  # unreachable: a GET may ask the next server
                 if tried == len(self.servers):
                     raise _unreachable(exc, self.servers, self.timeout) from exc
@@ -517,7 +528,8 @@ class LiquidationClient:
         create elsewhere could make it twice); the decoded JSON answer. ``limit`` is sent
         whenever given: a 0 left out read as the route's default, 100."""
         try:
-            response = await self._http_client().request(
+            response = await _request(
+                self._http_client(),
                 method,
                 self.base_url + path,
                 json=body,

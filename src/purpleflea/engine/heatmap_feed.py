@@ -54,6 +54,10 @@ class HeatmapFeed:
         #: Markets whose stored total a restart told the model or the engine
         #: (:meth:`restore`, :meth:`told_history`): dropped at the market's first live snapshot.
         self._history: set[str] = set()
+        #: Listings a continued engine holds, (market, "<exchange>:<symbol>"), that no live
+        #: snapshot has reported since (:meth:`continued`); with the first snapshot time after.
+        self._unconfirmed: set[tuple[str, str]] = set()
+        self._unconfirmed_since: int | None = None
 
     @property
     def memory_ms(self) -> int:
@@ -80,6 +84,29 @@ class HeatmapFeed:
                 applied += 1
         return applied
 
+    def continued(self, listings: Iterable[tuple[str, str]]) -> None:
+        """The engine was continued from its saved state (a clean restart) holding the open
+        interest of ``listings``, (market, ``"<exchange>:<symbol>"``), of which this model
+        has no book, so none is ever retired here: each one no snapshot reports within the
+        model's ``retire_after_h`` (by snapshot time, from the first one after this) is
+        dropped from the engine, as a listing the model retires is (an expired future)."""
+        self._unconfirmed.update(listings)
+        self._unconfirmed_since = None
+
+    def _confirm(self, snapshot: MarketSnapshot) -> None:
+        """``snapshot``'s listing is alive; past the retire time, the silent ones are not."""
+        self._unconfirmed.discard((snapshot.market, instrument_of(snapshot)))
+        since = self._unconfirmed_since
+        if since is None:
+            self._unconfirmed_since = snapshot.ts
+            return
+        if snapshot.ts - since < self.model.config.retire_after_h * 3_600_000:
+            return
+        for market, instrument in sorted(self._unconfirmed):
+            if self.fuel is not None:
+                self.fuel.set_open_interest(market, 0.0, instrument)
+        self._unconfirmed.clear()
+
     def told_history(self, market: str) -> None:
         """The engine was told ``market``'s stored total (a restart's warm, as the instrument
         ``history:<market>``): the market's first live snapshot makes it forget it."""
@@ -98,6 +125,8 @@ class HeatmapFeed:
 
     def on_snapshot(self, snapshot: MarketSnapshot) -> None:
         market = snapshot.market
+        if self._unconfirmed:
+            self._confirm(snapshot)
         if self._history and market in self._history and snapshot.exchange != HISTORY_EXCHANGE:
             self._history.discard(market)
             self._drop_history(market)

@@ -225,6 +225,13 @@ class Pipeline:
         if not await asyncio.to_thread(saved.load, scorer, stored):
             return False
         self.engine_start = "continued"
+        if isinstance(self.heatmap, HeatmapFeed):
+            # The rebuilt heatmap has no book of the engine's listings: it retires them.
+            held = scorer.export_state().get("oi")
+            if isinstance(held, dict):
+                self.heatmap.continued(
+                    (market, instrument) for market, books in held.items() for instrument in books
+                )
         log.info("cascade engine continued from %s (seq %d)", saved.path, stored)
         return True
 

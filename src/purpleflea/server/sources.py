@@ -158,14 +158,17 @@ async def run_sim(
         """Whether ``state`` is to be written now: the first one, one a market moved
         :data:`SIM_SAVE_MOVE` since the last save, or :data:`SIM_SAVE_EVERY_S` after it."""
         now = time.monotonic()
-        # ``tried``, not ``last_save``: a failed save's retry waits too (not every block of
-        # a high --speed while a disk is full).
-        soon = tried is not None and now - tried < SIM_SAVE_MIN_S
+        # A failed save's retry waits SIM_SAVE_MIN_S from it (not every block of a high
+        # --speed while a disk is full), before the periodic rule: that one is measured
+        # from the last state written, which a disk full for long leaves ever further back.
+        if tried is not None and tried != last_save and now - tried < SIM_SAVE_MIN_S:
+            return False
         if not saved_marks:
-            return not soon
-        if now - last_save >= SIM_SAVE_EVERY_S:
             return True
-        if soon:
+        waited = now - last_save
+        if waited >= SIM_SAVE_EVERY_S:
+            return True
+        if waited < SIM_SAVE_MIN_S:
             return False
         return bool(np.max(np.abs(state.marks / saved_marks[0] - 1.0)) >= SIM_SAVE_MOVE)
 
