@@ -55,7 +55,6 @@ async def _wait_for(tracker: Pipeline, events: int, timeout_s: float) -> None:
         await asyncio.sleep(0.2)
 
 
-@pytest.mark.timing
 @asynccontextmanager
 async def _simulating(
     tracker: Pipeline, state_path: Path, *, speed: float = 20.0
@@ -87,6 +86,7 @@ def _recorded_marks(monkeypatch: pytest.MonkeyPatch) -> list[np.ndarray]:
     return marks
 
 
+@pytest.mark.timing
 async def test_a_live_simulated_event_is_stamped_with_its_moment_on_the_wall_clock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
