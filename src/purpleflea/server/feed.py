@@ -181,13 +181,21 @@ async def client_feed(
 
 
 def first_seq(wanted: StreamFilter, start_seq: int, opened_seq: int | None) -> int:
-    """The seq a client's stream goes on from (its ``subscribed`` frame names it): its
-    ``since_seq``, else where the tracker was when the server counted the stream open, else
-    (not known) the live position when it subscribed. From the moment a stream counts as
-    open (``open_for``), no event published is missed, however late its subscribe comes."""
+    """The seq a client's stream goes on from: its ``since_seq``, else
+    :func:`subscribed_seq`. From the moment a stream counts as open (``open_for``), no event
+    published is missed, however late its subscribe comes."""
     if wanted.since_seq is not None:
         return wanted.since_seq
-    return start_seq if opened_seq is None else min(opened_seq, start_seq)
+    return subscribed_seq(wanted, start_seq, opened_seq)
+
+
+def subscribed_seq(wanted: StreamFilter, start_seq: int, opened_seq: int | None) -> int:
+    """The seq a client's ``subscribed`` frame names: where the tracker was when the server
+    counted the stream open, else (a resume with ``since_seq``, or not known) the live
+    position when it subscribed."""
+    if wanted.since_seq is not None or opened_seq is None:
+        return start_seq
+    return min(opened_seq, start_seq)
 
 
 def _bundle(items: list[Item]) -> Item:

@@ -30,7 +30,7 @@ from websockets.protocol import Protocol, Side, State
 from purpleflea.bus.local import LocalBus
 from purpleflea.formatting import log_printably
 from purpleflea.server.fanout import Fanout
-from purpleflea.server.feed import Item, client_feed
+from purpleflea.server.feed import Item, client_feed, subscribed_seq
 from purpleflea.server.heap import settle_startup_heap
 from purpleflea.server.latency import StageLatency
 from purpleflea.server.ratelimit import RateLimiter
@@ -351,9 +351,7 @@ class Worker:
             opened_seq=opened.opened_seq,
         )
         # Main counted it open at opened_seq; this worker may have read batches past it since.
-        from_seq = start_seq
-        if opened.wanted.since_seq is None and opened.opened_seq is not None:
-            from_seq = min(opened.opened_seq, start_seq)
+        from_seq = subscribed_seq(opened.wanted, start_seq, opened.opened_seq)
 
         async def send_all() -> None:
             await connection.send_text(subscribed(from_seq, opened.wanted, opened.batch))

@@ -71,7 +71,7 @@ from purpleflea.model import encode
 from purpleflea.server import http
 from purpleflea.server.auth import AuthError, Gate, key_from
 from purpleflea.server.fanout import ClientQueue, Fanout
-from purpleflea.server.feed import Item, client_feed
+from purpleflea.server.feed import Item, client_feed, subscribed_seq
 from purpleflea.server.filters import BadSubscription, StreamFilter, parse_filter, query_fields
 from purpleflea.server.keys import KeyInfo
 from purpleflea.server.pipeline import Pipeline
@@ -464,8 +464,7 @@ class Streams:
             await ws.send_text(item.text or item.data.decode())
             self._written(item)
 
-        # A client that gave no since_seq goes on from where it was counted open.
-        from_seq = start_seq if wanted.since_seq is not None else min(opened_seq, start_seq)
+        from_seq = subscribed_seq(wanted, start_seq, opened_seq)
         try:
             await ws.send_text(subscribed(from_seq, wanted, batch).decode())
         except _DISCONNECTED:
