@@ -67,3 +67,15 @@ def test_queued_alerts_are_not_part_of_a_state() -> None:
         )
     with pytest.raises(ValueError, match="drain"):
         engine.export_state()
+
+
+def test_a_saved_state_holds_every_field_of_a_side_and_its_cascade() -> None:
+    """The saved fields are listed by name (the compiled engine's classes have no
+    ``__slots__`` to read them from at run time): a field added to the engine's state and not
+    to the list would be lost at every clean restart, the restored engine no longer the one
+    that stopped. The pure module's slots are the check."""
+    from purpleflea.engine import cascade
+
+    side_slots = set(cascade._State.__slots__) - {"cascade", "market", "side"}
+    assert set(cascade._SIDE_FIELDS) == side_slots
+    assert set(cascade._CASCADE_FIELDS) | {"exchanges"} == set(cascade._Cascade.__slots__)
