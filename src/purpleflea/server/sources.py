@@ -128,7 +128,7 @@ async def run_sim(
     latest: list[resume.SimState] = []
     keeping = threading.Lock()
     last_save = time.monotonic()
-    tried: float | None = None  # when a save was last attempted (written or not)
+    failed_at: float | None = None  # when the last save failed; None: it was written
     saved_marks: list[npt.NDArray[np.float64]] = []  # the marks of the state last saved
     saves = OutageRecord()  # the state file's outage: one line when it starts, one when it ends
     # The first save writes the whole state, later ones what changed (resume.StateSaver).
@@ -161,7 +161,7 @@ async def run_sim(
         # A failed save's retry waits SIM_SAVE_MIN_S from it (not every block of a high
         # --speed while a disk is full), before the periodic rule: that one is measured
         # from the last state written, which a disk full for long leaves ever further back.
-        if tried is not None and tried != last_save and now - tried < SIM_SAVE_MIN_S:
+        if failed_at is not None and now - failed_at < SIM_SAVE_MIN_S:
             return False
         if not saved_marks:
             return True
@@ -173,17 +173,19 @@ async def run_sim(
         return bool(np.max(np.abs(state.marks / saved_marks[0] - 1.0)) >= SIM_SAVE_MOVE)
 
     def checkpoint(at_block_end: Simulator) -> None:
-        nonlocal last_save, tried
+        nonlocal last_save, failed_at
         with keeping:
             latest[:] = [resume.capture(at_block_end, into=latest[0] if latest else None)]
             if state_path is not None and due(latest[0]):
-                tried = time.monotonic()
+                now = time.monotonic()
                 # Only a written state moves the marks and time the next save is measured
                 # from: after a failed one (a full disk for a moment) the next block past
                 # SIM_SAVE_MIN_S tries again, where it waited for another 0.5 % move or 5 min.
                 if save(latest[0]):
                     saved_marks[:] = [latest[0].marks.copy()]
-                    last_save = tried
+                    last_save, failed_at = now, None
+                else:
+                    failed_at = now
 
     watching = list(observers)
     # Paced from start_ms on the wall clock: each event's ts is its moment on the wall clock.
