@@ -79,21 +79,22 @@ class EngineState:
             os.fsync(out.fileno())
         os.replace(temporary, self.path)
 
-    def load(self, engine: KeepsState, last_seq: int) -> bool:
+    def load(self, engine: KeepsState, last_seq: int) -> dict[str, object] | None:
         """Continue ``engine`` from the file when it was written with the store ending at
-        ``last_seq`` (the store file it was written beside); True when it did. The file is
-        removed either way: it describes this moment only."""
+        ``last_seq`` (the store file it was written beside); the state it continued from, or
+        None when it did not. The file is removed either way: it describes this moment
+        only."""
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
-            return False
+            return None
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         try:
             saved = msgspec.msgpack.decode(data, type=_Saved)
         except msgspec.DecodeError as exc:
             log.warning("%s: unreadable (%s): warming the cascade engine instead", self.path, exc)
-            return False
+            return None
         identity = file_identity(self.store_file)
         if saved.version != _VERSION or saved.last_seq != last_seq or saved.store != identity:
             log.info(
@@ -103,10 +104,10 @@ class EngineState:
                 saved.last_seq,
                 last_seq,
             )
-            return False
+            return None
         try:
             engine.restore_state(saved.engine)
         except ValueError as exc:
             log.warning("%s: %s: warming the cascade engine instead", self.path, exc)
-            return False
-        return True
+            return None
+        return saved.engine

@@ -222,12 +222,13 @@ class Pipeline:
         saved, scorer = self.engine_state, self.scorer
         if saved is None or not isinstance(scorer, KeepsState):
             return False
-        if not await asyncio.to_thread(saved.load, scorer, stored):
+        restored = await asyncio.to_thread(saved.load, scorer, stored)
+        if restored is None:
             return False
         self.engine_start = "continued"
         if isinstance(self.heatmap, HeatmapFeed):
             # The rebuilt heatmap has no book of the engine's listings: it retires them.
-            held = scorer.export_state().get("oi")
+            held = restored.get("oi")
             if isinstance(held, dict):
                 self.heatmap.continued(
                     (market, instrument) for market, books in held.items() for instrument in books
