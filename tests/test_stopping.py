@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 # A Ctrl-C read inside a garbage collector callback: Python can only print such an exception
 # and drop it ("Exception ignored in: <function _on_collection ...>"), which is how
 # `purpleflea serve` lost the Ctrl-C of its startup (cputime's callback runs at every pass).
@@ -125,3 +127,51 @@ def test_the_command_s_entry_imports_no_sdk_before_its_handlers() -> None:
     before, module, loaded = json.loads(done.stdout)
     assert before == ["purpleflea", "purpleflea.cli", "purpleflea.stopping"]
     assert (module, loaded) == ("purpleflea.client.aio", True)
+
+
+# A signal read while the loop completes the future the main task waits on (what `sim --days`
+# does each time a batch comes back from its worker thread): the handler runs right after
+# os.kill, inside the callback, between its check of the future and its set_result.
+_SIGNAL_WHILE_A_FUTURE_COMPLETES = textwrap.dedent(
+    """
+    import asyncio, os, signal, sys
+    from purpleflea.stopping import interrupted_by, run_stoppable
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    errors = []
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda loop, context: errors.append(context["message"]))
+        waited = loop.create_future()
+
+        def complete():
+            if not waited.cancelled():
+                os.kill(os.getpid(), signal.SIGNUM)
+                waited.set_result("batch")
+
+        loop.call_soon(complete)
+        await waited
+        await asyncio.sleep(10)
+
+    try:
+        {run}(main())
+        print("ran on")
+    except KeyboardInterrupt:
+        print("interrupted", signal.Signals(interrupted_by()).name, errors)
+    """
+)
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_a_signal_read_while_a_future_completes_stops_the_command_without_a_traceback(
+    signum: str,
+) -> None:
+    script = _SIGNAL_WHILE_A_FUTURE_COMPLETES.replace("SIGNUM", signum).replace(
+        "{run}", "run_stoppable"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == f"interrupted {signum} []", done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr

@@ -13,18 +13,18 @@ takes seconds, and a signal read in it used to be lost or end in a traceback.
 from __future__ import annotations
 
 import _thread
+import asyncio
 import contextlib
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from types import FrameType
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol, TypeVar
 
-if TYPE_CHECKING:
-    import asyncio
+T = TypeVar("T")
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -148,6 +148,55 @@ def _interrupt_again() -> None:
 def _send_interrupt(main: int) -> None:
     time.sleep(_AGAIN_AFTER_S)
     signal.pthread_kill(main, signal.SIGINT)
+
+
+def run_stoppable(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)`` where SIGINT or SIGTERM cancels ``main`` from the loop, between
+    two of its callbacks, and then raises KeyboardInterrupt (:func:`interrupted_by` names the
+    signal); a second signal raises it at once.
+
+    asyncio's own handler cancels the main task inside whatever code runs when the signal is
+    read, and that may be the loop completing the future the task waits on: the future,
+    cancelled under its hand between its check and its ``set_result``, logged an
+    ``InvalidStateError`` traceback (``sim --days`` stopped while a batch came back from its
+    worker thread, once in a CI run)."""
+    import asyncio  # noqa: PLC0415 - the commands' entry imports this module before main()
+
+    return asyncio.run(_stoppable(main))
+
+
+async def _stoppable(main: Coroutine[Any, Any, T]) -> T:
+    import asyncio  # noqa: PLC0415 - see run_stoppable
+
+    task = asyncio.current_task()
+    if task is None or threading.current_thread() is not threading.main_thread():
+        return await main
+    loop = asyncio.get_running_loop()
+    received: list[int] = []
+    _received.clear()
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        _received.append(signum)
+        if len(received) > 1:
+            raise KeyboardInterrupt
+        loop.call_soon_threadsafe(task.cancel)
+
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, handle)
+    try:
+        result = await main
+    except asyncio.CancelledError:
+        if received and task.uncancel() == 0:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+    if received:  # read as the work ended: the command was still stopped by it
+        raise KeyboardInterrupt
+    return result
 
 
 def interrupted_by() -> int:

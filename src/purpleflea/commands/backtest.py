@@ -14,11 +14,12 @@ report.html into --out.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sqlite3
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from purpleflea.stopping import run_stoppable
 
 if TYPE_CHECKING:
     from purpleflea.backtest import Playbook, Replay
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     replay = start(strategy, costs=costs, heatmap=args.heatmap, latency_ms=args.latency_ms)
     try:
-        asyncio.run(_feed(replay, args.store, args.page, progress=not args.no_progress))
+        run_stoppable(_feed(replay, args.store, args.page, progress=not args.no_progress))
         if not replay.events:
             print(
                 f"backtest: {args.store} holds no events: nothing to replay (purpleflea sim, "

@@ -12,7 +12,6 @@ agent wants).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Callable, Coroutine
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from purpleflea.local_server import FILE_NAME, find_address
+from purpleflea.stopping import run_stoppable
 
 #: Seconds the whole reachability check may take: a command fails within 3 s.
 PROBE_TIMEOUT_S = 2.5
@@ -127,7 +127,7 @@ def run_client(name: str, args: argparse.Namespace, work: Work) -> int:
         return await work(url)
 
     try:
-        return asyncio.run(checked())
+        return run_stoppable(checked())
     except AuthenticationError as exc:
         # A key is good on the server that issued it only: with its own server stopped, the
         # command asks the default one, and "not valid" alone sent the user to the key.

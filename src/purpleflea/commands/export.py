@@ -13,7 +13,6 @@ reads both files back.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import glob
 import importlib
@@ -32,6 +31,7 @@ from purpleflea.commands.when import TIME_HELP, time_arg
 from purpleflea.formatting import printable
 from purpleflea.history_io import COLUMNS, event_row
 from purpleflea.model import Liquidation, market_name, names_problem
+from purpleflea.stopping import run_stoppable
 from purpleflea.store.base import Query, Store
 from purpleflea.store.factory import is_postgres, open_store, redacted
 
@@ -313,7 +313,7 @@ def run(args: argparse.Namespace) -> int:
     url = args.store if args.store is not None else str(args.data_dir / DB_NAME)
     refused = Refused()
     try:
-        written = asyncio.run(_export(args, url, refused))
+        written = run_stoppable(_export(args, url, refused))
     except _read_errors(url) as exc:
         # File and URL errors name their input already; a database error names only itself.
         where = "" if isinstance(exc, OSError | ValueError) else f"store {redacted(url)}: "

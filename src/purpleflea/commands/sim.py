@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import sqlite3
 import sys
 from pathlib import Path
 
 from purpleflea.formatting import format_usd_exact
+from purpleflea.stopping import run_stoppable
 
 DEFAULT_STORE = "./data/purpleflea.sqlite"
 
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         # A running server on this store assigns seqs too: one writer per data folder.
         with exclusive(Path(args.store).parent, "purpleflea sim"):
-            return asyncio.run(_simulate(args))
+            return run_stoppable(_simulate(args))
     except (DataDirBusy, ValueError) as exc:
         print(f"purpleflea sim: {exc}", file=sys.stderr)
     except sqlite3.Error as exc:
