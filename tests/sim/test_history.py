@@ -32,6 +32,7 @@ from purpleflea.store.base import OpenInterest, Query
 from purpleflea.store.bulk import EventColumns
 from purpleflea.store.oi_sampler import OpenInterestSampler
 from purpleflea.store.sqlite import SQLiteBulkLoad, SQLiteStore
+from tests.events import T0, stored_alert, stored_event
 from tests.server.conftest import Running
 from tests.store.test_bulk_load import TABLES, dump_tables
 
@@ -484,6 +485,25 @@ async def test_history_that_would_replay_out_of_time_order_is_refused(tmp_path: 
             store, days=0.02, seed=8, n_markets=10, start_ms=start + day, progress=False
         )
         assert later.first_seq == first.last_seq + 1
+    finally:
+        await store.close()
+
+
+async def test_history_before_a_served_store_ending_in_a_cascade_alert_is_refused(
+    tmp_path: Path,
+) -> None:
+    # A folder `serve` wrote often ends in a cascade alert (a tick's or a restart's
+    # 'exhausted', after the last event): alerts share the events' seqs, and the store's last
+    # seq named no event, so the history was appended before the served events unrefused.
+    store = SQLiteStore(tmp_path / "h.sqlite")
+    try:
+        await store.append([stored_event(1)])
+        await store.append_cascades([stored_alert(2, status="exhausted")])
+        with pytest.raises(ValueError, match="out of time order"):
+            await generate_history(
+                store, days=0.02, seed=8, n_markets=10, start_ms=T0 - DAY_MS, progress=False
+            )
+        assert await store.last_seq() == 2  # nothing written
     finally:
         await store.close()
 

@@ -40,7 +40,7 @@ from purpleflea.sim.history_columns import (
 from purpleflea.sim.process import DAY_MS, DEFAULT_START_MS, SimConfig, Simulator
 from purpleflea.sim.throttle import snapshot_throttle
 from purpleflea.sim.truth import TrueCascade
-from purpleflea.store.base import Store
+from purpleflea.store.base import Query, Store
 from purpleflea.store.bulk import EventColumns
 from purpleflea.store.oi_sampler import KeptTotals, TotalsSampler
 from purpleflea.store.seqmark import mark_floor
@@ -385,7 +385,9 @@ async def generate_history(
     started = time.monotonic()
     config = history_config(seed=seed, n_markets=n_markets, start_ms=start_ms, **knobs)
     last_seq = await store.last_seq()
-    stored = await store.since(last_seq - 1, limit=1) if last_seq > 0 else []
+    # The newest event, not the item at the last seq: a store `serve` wrote may end in a
+    # cascade alert (they share the events' seqs), which names no time to refuse going back to.
+    stored = (await store.query(Query(limit=1))).events if last_seq > 0 else []
     last = stored[0] if stored else None
     after = last if scorer is None and _resumes(last, config) else None
     if after is None:
