@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from purpleflea.bus.local import LocalBus
@@ -194,3 +195,27 @@ async def test_a_continued_engine_retires_a_listing_that_never_reports_again(
     told = tracker.scorer.export_state()["oi"]
     assert isinstance(told, dict)
     assert told["BTC-PERP"] == {"binance_usdm:BTCUSDT": 1e9}
+
+
+async def test_a_stop_after_a_duplicate_the_store_dropped_is_continued(tmp_path: Path) -> None:
+    # The SQLite store's last seq counted an event it dropped as already stored (a
+    # reconnect's replay after a restart): the clean stop saved the engine's state at that
+    # seq, the store reopened one below it, and every such restart warmed the engine instead.
+    await _tracker_life(tmp_path, 3, 0)
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    [held] = await store.since(0, limit=1)
+    await store.close()
+    replayed = venue_event(ts=held.ts)
+    replayed = msgspec.structs.replace(replayed, id=held.id, size_usd=held.size_usd)
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    tracker = Pipeline(
+        store, LocalBus(), scorer=CascadeEngine(), engine_state=EngineState.beside(store.path)
+    )
+    await tracker.start(tick_interval=3600.0)
+    tracker.submit(replayed)  # stored before: the store drops it
+    await tracker.drain()
+    await tracker.stop()
+    await store.close()
+    assert tracker.counters["duplicates"] == 1
+    again = await _tracker_life(tmp_path, 0, 0)
+    assert again.engine_start == "continued"

@@ -342,3 +342,39 @@ async def test_a_lost_tail_is_reported_once_not_again_after_a_clean_stop_with_no
     assert error.levelno == logging.ERROR
     assert "held seq 31 when this node stopped cleanly" in error.getMessage()
     assert "lost its last 26 seqs" in error.getMessage()
+
+
+async def test_a_clean_stop_after_a_duplicate_the_store_dropped_is_not_a_lost_tail(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A batch ending in an event the store already held (a reconnect's replay after a
+    # restart: stored by id before, dropped) left the SQLite store's last seq at the dropped
+    # event's seq, never stored: the clean stop wrote it as the store's, and the next start,
+    # finding the store below it, logged an ERROR that published events were lost and
+    # reported store_lost_tail.
+    db = tmp_path / "db.sqlite"
+    first = _pipeline(db)
+    await first.start()
+    replayed = venue_event()
+    first.submit(replayed)
+    await first.drain()
+    await first.stop()
+    await first.store.close()
+
+    after = _pipeline(db)
+    await after.start()
+    after.submit(venue_event())
+    after.submit(replayed)  # dropped by the store, never published
+    await after.drain()
+    await after.stop()
+    assert await after.store.last_seq() == 2
+    await after.store.close()
+
+    caplog.set_level(logging.INFO, logger="purpleflea.seqmark")
+    again = _pipeline(db)
+    await again.start()
+    await again.stop()
+    await again.store.close()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert again.seq_mark is not None
+    assert again.seq_mark.check is None or not again.seq_mark.check.lost_tail

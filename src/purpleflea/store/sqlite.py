@@ -532,7 +532,10 @@ class SQLiteStore:
         except BaseException:
             rollback(writer)
             raise
-        self._last_seq = max(self._last_seq, events[-1].seq)
+        # The highest seq stored, as the file reopened says: not a dropped duplicate's (a
+        # clean stop writes it beside the store, and the next start compares it with this).
+        if inserted:
+            self._last_seq = max(self._last_seq, inserted[-1].seq)
         return inserted
 
     def _insert_new(
