@@ -23,6 +23,7 @@ from purpleflea.server.engine_state import EngineState
 from purpleflea.server.pipeline import Pipeline
 from purpleflea.store.base import OpenInterest
 from purpleflea.store.sqlite import SQLiteStore
+from tests.events import stored_event
 from tests.server.conftest import T0, make_config, running_server, until, venue_event
 
 SIDES: tuple[Side, Side] = ("long", "short")
@@ -195,6 +196,33 @@ async def test_a_continued_engine_retires_a_listing_that_never_reports_again(
     told = tracker.scorer.export_state()["oi"]
     assert isinstance(told, dict)
     assert told["BTC-PERP"] == {"binance_usdm:BTCUSDT": 1e9}
+
+
+async def test_a_continued_engine_forgets_a_warms_stored_total_at_the_first_live_snapshot(
+    tmp_path: Path,
+) -> None:
+    # A warm tells the engine a market's stored open interest as history:<market>, dropped at
+    # the market's first live snapshot. A clean stop before any came (serve --source none)
+    # saved that total in the engine's state; the continued engine kept it beside the live
+    # listings (the market sized against both) when its stored rows were older than the
+    # heatmap's rebuild, which alone marked a market's stored total to drop.
+    hour = 3_600_000
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    await store.append_open_interest(
+        [OpenInterest(ts=T0, market="BTC-PERP", open_interest_usd=1e9, mark_price=60_000.0)]
+    )
+    await store.append(
+        [stored_event(1, prefix="h", ts=T0 + 1_000), stored_event(2, prefix="h", ts=T0 + 40 * hour)]
+    )
+    await store.close()
+    first = await _served_with_heatmap(tmp_path, [])
+    assert first.engine_start == "warmed"
+    tracker = await _served_with_heatmap(tmp_path, [_btc("BTCUSDT", T0 + 41 * hour, 1.1e9)])
+    assert tracker.engine_start == "continued"
+    assert isinstance(tracker.scorer, CascadeEngine)
+    told = tracker.scorer.export_state()["oi"]
+    assert isinstance(told, dict)
+    assert told["BTC-PERP"] == {"binance_usdm:BTCUSDT": 1.1e9}
 
 
 async def test_a_stop_after_a_duplicate_the_store_dropped_is_continued(tmp_path: Path) -> None:

@@ -52,7 +52,8 @@ class HeatmapFeed:
         self._range: dict[str, tuple[float, float]] = {}
         self._usual: dict[tuple[str, Side], float] = {}
         #: Markets whose stored total a restart told the model or the engine
-        #: (:meth:`restore`, :meth:`told_history`): dropped at the market's first live snapshot.
+        #: (:meth:`restore`, :meth:`told_history`, :meth:`continued`): dropped at the market's
+        #: first live snapshot.
         self._history: set[str] = set()
         #: Listings a continued engine holds, (market, "<exchange>:<symbol>"), that no live
         #: snapshot has reported since (:meth:`continued`); with the first snapshot time after.
@@ -89,9 +90,15 @@ class HeatmapFeed:
         interest of ``listings``, (market, ``"<exchange>:<symbol>"``), of which this model
         has no book, so none is ever retired here: each one no snapshot reports within the
         model's ``retire_after_h`` (by snapshot time, from the first one after this) is
-        dropped from the engine, as a listing the model retires is (an expired future)."""
+        dropped from the engine, as a listing the model retires is (an expired future). A
+        stored total a warm told it before the stop (``history:<market>``, no live snapshot of
+        the market since) is dropped at the market's first live snapshot, as after a warm."""
+        listings = set(listings)
         self._unconfirmed.update(listings)
         self._unconfirmed_since = None
+        for market, instrument in listings:
+            if instrument == f"{HISTORY_EXCHANGE}:{market}":
+                self._history.add(market)
 
     def _confirm(self, snapshot: MarketSnapshot) -> None:
         """``snapshot``'s listing is alive; past the retire time, the silent ones are not."""
