@@ -10,6 +10,7 @@ from pathlib import Path
 from purpleflea.engine import CascadeEngine
 from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import MarketSnapshot
+from purpleflea.server.app import _engine_heatmaps
 from purpleflea.server.oi_recorder import OpenInterestRecorder
 from purpleflea.store.base import OpenInterest
 from purpleflea.store.sqlite import SQLiteStore
@@ -76,6 +77,30 @@ async def test_each_simulated_minute_is_sampled_however_fast_the_snapshots_come(
     await recorder.close()
     rows = await store.open_interest(0, 2**62)
     assert [row.ts for row in rows] == [M0 + minute * 60_000 + 5_000 for minute in range(10)]
+    await store.close()
+
+
+async def test_a_retired_listing_leaves_the_stored_total_as_it_leaves_the_engines(
+    tmp_path: Path,
+) -> None:
+    # The heatmap retires a listing with no snapshot for 24 h (an expired future) and the
+    # engine drops its open interest; the recorder kept summing it, so every row after that
+    # stored the perpetual plus the dead future: a restart's warm and a backtest sized BTC's
+    # cascades against 1.5e9 where the live engine used 1e9.
+    hour = 3_600_000
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    engine = CascadeEngine()
+    feed, recorder = _engine_heatmaps(store, engine)  # as the server has them
+    assert recorder is not None
+    feed.on_snapshot(_snapshot(M0, 5e8, "okx"))  # the future, never again
+    for h in range(27):
+        feed.on_snapshot(_snapshot(M0 + h * hour + 1_000, 1e9))
+    await recorder.close()
+    told = engine.export_state()["oi"]
+    assert isinstance(told, dict)
+    assert told["BTC-PERP"] == {"binance_usdm:BTCUSDT": 1e9}
+    rows = await store.open_interest(0, 2**62)
+    assert rows[-1] == _row(M0 + 26 * hour + 1_000, 1e9)
     await store.close()
 
 

@@ -43,10 +43,14 @@ class HeatmapFeed:
         fuel_pct: float = 2.0,
         fuel_memory: float = 0.05,
         on_open_interest: Callable[[MarketSnapshot], None] | None = None,
+        on_retired: Callable[[str, str, int], None] | None = None,
     ) -> None:
         self.model = model if model is not None else HeatmapModel()
         self.fuel = fuel
         self.on_open_interest = on_open_interest
+        #: Told (market, "<exchange>:<symbol>", snapshot ts) of each listing retired, whose
+        #: open interest the engine drops: the recorder's stored total drops it too.
+        self.on_retired = on_retired
         self.fuel_pct = fuel_pct
         self.fuel_memory = fuel_memory
         self._range: dict[str, tuple[float, float]] = {}
@@ -145,6 +149,8 @@ class HeatmapFeed:
             # An expired or delisted listing no longer counts in its market's size.
             if self.fuel is not None:
                 self.fuel.set_open_interest(gone, 0.0, f"{exchange}:{symbol}")
+            if self.on_retired is not None:
+                self.on_retired(gone, f"{exchange}:{symbol}", snapshot.ts)
             if gone not in self.model.markets():
                 for side in ("long", "short"):
                     self._usual.pop((gone, side), None)

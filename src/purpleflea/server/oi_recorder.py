@@ -66,6 +66,11 @@ class OpenInterestRecorder:
             self._minute = minute
         self.sampler.note(snapshot)
 
+    def forget(self, market: str, instrument: str, ts: int) -> None:
+        """A listing the heatmap retired at snapshot time ``ts``, whose open interest the
+        engine dropped: the stored total drops it too (:meth:`OpenInterestSampler.forget`)."""
+        self.sampler.forget(market, instrument, ts)
+
     @property
     def failing(self) -> bool:
         return bool(self._held)

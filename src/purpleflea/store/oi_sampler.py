@@ -107,6 +107,16 @@ class OpenInterestSampler:
             state.ts = snapshot.ts
         self._touched.add(market)
 
+    def forget(self, market: str, instrument: str, ts: int) -> None:
+        """A listing retired at ``ts`` (snapshot time: none of its snapshots for a day, an
+        expired future) leaves its market's total from then on, as it left the engine's sum;
+        the market's mark stays its live listings'."""
+        state = self._markets.get(market)
+        if state is None or state.listings.pop(instrument, None) is None:
+            return
+        state.ts = max(state.ts, ts)
+        self._touched.add(market)
+
     def sample(self) -> list[OpenInterest]:
         """The rows worth storing now, in (ts, market) order; they become the baseline."""
         rows: list[OpenInterest] = []
