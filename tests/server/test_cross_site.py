@@ -142,6 +142,10 @@ async def test_programs_and_the_page_itself_are_served(tmp_path: Path) -> None:
         ("http://127.0.0.1:8000", "127.0.0.1:8000", True),
         ("https://Tracker.Example", "tracker.example", True),
         ("http://[::1]:8000", "[::1]:8000", True),
+        ("http://[::1]", "[::1]", True),
+        # Another address whose text ends as the port does: not the host and port joined.
+        ("http://[::1:8000]", "[::1]:8000", False),
+        ("http://[::1]:8000", "[::1:8000]", False),
         ("http://localhost.:8000", "localhost:8000", True),
         # A proxy that passes another Host on: the operator names the public one.
         ("https://tracker.example", "127.0.0.1:8000", True),

@@ -40,6 +40,8 @@ def _authority(netloc: str) -> str:
     """``host[:port]`` as :func:`host_check.host_name` compares hosts, with the port kept."""
     host = host_name(netloc)
     port = netloc.rsplit(":", 1)[1] if netloc.count(":") == 1 or "]:" in netloc else ""
+    # An IPv6 address keeps its brackets: [::1]:8000 is not the address ::1:8000.
+    host = f"[{host}]" if ":" in host else host
     return f"{host}:{port}" if port else host
 
 
