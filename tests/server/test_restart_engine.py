@@ -216,6 +216,25 @@ async def test_the_state_before_is_continued_when_the_newest_is_past_the_store(
     assert max(side["last_ts"] for pair in saved.values() for side in pair) == T0 + 44 * 500
 
 
+async def test_a_damaged_newest_state_is_removed_and_the_one_before_continued(
+    tmp_path: Path,
+) -> None:
+    lives = []
+    for folder in (tmp_path / "damaged", tmp_path / "kept"):
+        folder.mkdir()
+        await _tracker_life(folder, 40, 0)
+        await _tracker_life(folder, 0, 0)  # the state at 40 twice: the newest and the previous
+        state = folder / "db.sqlite.engine"
+        if folder.name == "damaged":
+            state.write_bytes(state.read_bytes()[:100])  # a disk that did not keep the newest
+        lives.append(await _tracker_life(folder, 5, 40 * 500))
+    damaged, kept = lives
+    assert damaged.engine_start == "continued"
+    assert isinstance(damaged.scorer, CascadeEngine)
+    assert isinstance(kept.scorer, CascadeEngine)
+    assert damaged.scorer.export_state() == kept.scorer.export_state()
+
+
 async def test_after_a_warm_live_snapshots_replace_the_stored_open_interest(
     tmp_path: Path,
 ) -> None:
