@@ -101,7 +101,9 @@ async def _crash(folder: Path, args: argparse.Namespace, checkpoint_s: float) ->
     live = CascadeEngine(fill_priced=registry.fill_priced())
     live.restore_state(msgspec.msgpack.decode((folder / LIVE).read_bytes()))
     told = json.loads((folder / "live.json").read_text())
+    began = time.process_time()
     async with running_server(make_config(folder)) as again:
+        started_cpu = time.process_time() - began  # the server built and started (whole)
         tracker = again.server.tracker
         restarted = tracker.scorer
         assert isinstance(restarted, CascadeEngine)
@@ -115,8 +117,8 @@ async def _crash(folder: Path, args: argparse.Namespace, checkpoint_s: float) ->
     cpu = told["checkpoint_cpu_s"] / told["checkpoints"] * 1000 if told["checkpoints"] else 0.0
     return (
         f"{told['last_seq']:,} seqs stored, {told['checkpoints']} checkpoints "
-        f"({cpu:.1f} ms CPU each, {told['state_bytes']:,} bytes); restart {start}: {found}, "
-        f"largest score difference {worst}"
+        f"({cpu:.1f} ms CPU each, {told['state_bytes']:,} bytes); restart {start} "
+        f"({started_cpu:.2f} s CPU to serving): {found}, largest score difference {worst}"
     )
 
 
