@@ -9,6 +9,12 @@ same integers; one point of difference is the difference between a cascade start
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +22,7 @@ import msgspec
 import pytest
 
 from purpleflea.bus.local import LocalBus
+from purpleflea.clock import now_ms
 from purpleflea.engine import CascadeEngine
 from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import CascadeAlert, MarketSnapshot, Side
@@ -23,8 +30,12 @@ from purpleflea.server.engine_state import EngineState
 from purpleflea.server.pipeline import Pipeline
 from purpleflea.store.base import OpenInterest
 from purpleflea.store.sqlite import SQLiteStore
+from purpleflea.venues import registry
 from tests.events import stored_event
 from tests.server.conftest import T0, make_config, running_server, until, venue_event
+from tests.server.crash_child import LIVE
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SIDES: tuple[Side, Side] = ("long", "short")
 
@@ -72,6 +83,70 @@ async def test_the_engine_after_a_restart_is_the_engine_before_it(tmp_path: Path
         assert _scores(warmed, markets) == live_scores
 
 
+#: What a market side's state takes from the engine's other inputs than the stored events and
+#: ticks (the fuel and open interest told at each snapshot), and what follows from the score.
+_TOLD = frozenset({"fuel_term", "oi_log", "oi_on", "score", "cooldown_until", "cascade"})
+
+
+def _replayed(
+    saved: dict[str, object], following: set[tuple[str, int]]
+) -> dict[tuple[str, int], dict[str, object]]:
+    """Each market side's state but what ``_TOLD`` names, of the sides not ``following`` a
+    cascade: a tick that ends none still moves a followed side's buckets (not stored)."""
+    markets = saved["markets"]
+    assert isinstance(markets, dict)
+    return {
+        (market, index): {name: value for name, value in side.items() if name not in _TOLD}
+        for market, pair in markets.items()
+        for index, side in enumerate(pair)
+        if (market, index) not in following
+    }
+
+
+def _following(engine: CascadeEngine) -> set[tuple[str, int]]:
+    return {(alert.market, SIDES.index(alert.side)) for alert in engine.active()}
+
+
+@pytest.mark.usefixtures("quick_warmup")
+async def test_after_a_sigkill_the_engine_is_the_one_that_ran(tmp_path: Path) -> None:
+    # After a crash there was no saved state: the engine was warmed from the store, and
+    # followed other cascades than the one that ran (14-18 of them here: the open interest
+    # recorder had not flushed, the ticks and the fuel are not in the store) and scored
+    # sides up to 8 points apart. Killed with SIGKILL between two plans, the engine it ran
+    # is written down first (tests/server/crash_child.py).
+    child = [sys.executable, "-m", "tests.server.crash_child", str(tmp_path), "1500", "25", "30"]
+    died = await asyncio.to_thread(
+        subprocess.run, child, cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
+    assert died.returncode == -signal.SIGKILL, died.stderr[-3000:]
+    live = CascadeEngine(fill_priced=registry.fill_priced())
+    live.restore_state(msgspec.msgpack.decode((tmp_path / LIVE).read_bytes()))
+
+    async with running_server(make_config(tmp_path)) as again:
+        tracker = again.server.tracker
+        restarted = tracker.scorer
+        assert isinstance(restarted, CascadeEngine)
+        markets = sorted(tracker.markets)
+        assert tracker.engine_start == "continued"
+        scores, live_scores = _scores(restarted, markets), _scores(live, markets)
+        following = {alert.id for alert in restarted.active()}
+        following_sides = _following(restarted)
+        state = restarted.export_state()
+    assert any(live_scores.values()), "the run scored something"
+    # Every stored event and tick after the checkpoint replayed: the windows, baselines and
+    # price levels are the live ones exactly.
+    quiet = following_sides | _following(live)
+    assert _replayed(state, quiet) == _replayed(live.export_state(), quiet)
+    # What the store does not hold, the fuel and open interest told since the checkpoint (at
+    # most a minute of the simulator's time), moves a side's score by a point at most, and
+    # with it a cascade's start: 0-3 cascades only one engine follows, of 4-10 active, in the
+    # runs of bench/warm_causes.py --crash (the warm: 30-47).
+    apart = {side: (live_scores[side], score) for side, score in scores.items()}
+    assert all(abs(a - b) <= 1 for a, b in apart.values()), apart
+    differ = following ^ {alert.id for alert in live.active()}
+    assert len(differ) <= 3, differ
+
+
 async def _tracker_life(folder: Path, events: int, first: int) -> Pipeline:
     """A tracker on ``folder``'s store that takes ``events`` liquidations and stops cleanly."""
     store = SQLiteStore(folder / "db.sqlite")
@@ -90,7 +165,9 @@ async def _tracker_life(folder: Path, events: int, first: int) -> Pipeline:
     return tracker
 
 
-async def test_a_state_the_store_has_moved_past_is_not_continued(tmp_path: Path) -> None:
+async def test_a_state_the_store_has_moved_past_is_continued_with_the_events_after_it(
+    tmp_path: Path,
+) -> None:
     first = await _tracker_life(tmp_path, 40, 0)
     assert first.engine_start == ""
     state = tmp_path / "db.sqlite.engine"
@@ -99,11 +176,64 @@ async def test_a_state_the_store_has_moved_past_is_not_continued(tmp_path: Path)
     second = await _tracker_life(tmp_path, 0, 0)
     assert second.engine_start == "continued"
     assert state.exists()  # written again by the second clean stop
-    # A crash after events stored: the state of before them would miss them.
-    await _tracker_life(tmp_path, 10, 40 * 500)
+    third = await _tracker_life(tmp_path, 10, 40 * 500)
+    # A crash after events stored: the state of before them (a checkpoint), and the events
+    # stored after it replayed, are the engine that stored them.
     state.write_bytes(kept)
-    third = await _tracker_life(tmp_path, 0, 0)
-    assert third.engine_start == "warmed"
+    fourth = await _tracker_life(tmp_path, 0, 0)
+    assert fourth.engine_start == "continued"
+    assert isinstance(third.scorer, CascadeEngine)
+    assert isinstance(fourth.scorer, CascadeEngine)
+    assert fourth.scorer.export_state() == third.scorer.export_state()
+
+
+async def test_a_state_past_the_end_of_the_store_is_removed(tmp_path: Path) -> None:
+    # A power loss took the store's last commits: a state taken after them knows events the
+    # store lost, and would be continued once new seqs passed it.
+    await _tracker_life(tmp_path, 40, 0)
+    with contextlib.closing(sqlite3.connect(tmp_path / "db.sqlite")) as db, db:
+        db.execute("DELETE FROM liquidations WHERE seq > 30")
+    after = await _tracker_life(tmp_path, 0, 0)
+    assert after.engine_start == "warmed"
+    assert isinstance(after.scorer, CascadeEngine)
+    saved = after.scorer.export_state()["markets"]
+    assert isinstance(saved, dict)
+    assert max(side["last_ts"] for pair in saved.values() for side in pair) == T0 + 29 * 500
+
+
+async def test_the_state_before_is_continued_when_the_newest_is_past_the_store(
+    tmp_path: Path,
+) -> None:
+    await _tracker_life(tmp_path, 40, 0)
+    await _tracker_life(tmp_path, 10, 40 * 500)  # the state at 50, the one at 40 kept
+    with contextlib.closing(sqlite3.connect(tmp_path / "db.sqlite")) as db, db:
+        db.execute("DELETE FROM liquidations WHERE seq > 45")  # a power loss took 46-50
+    after = await _tracker_life(tmp_path, 0, 0)
+    assert after.engine_start == "continued"
+    assert isinstance(after.scorer, CascadeEngine)
+    saved = after.scorer.export_state()["markets"]
+    assert isinstance(saved, dict)
+    # The state at 40 and the stored 41-45 replayed, nothing of the lost 46-50.
+    assert max(side["last_ts"] for pair in saved.values() for side in pair) == T0 + 44 * 500
+
+
+async def test_a_damaged_newest_state_is_removed_and_the_one_before_continued(
+    tmp_path: Path,
+) -> None:
+    lives = []
+    for folder in (tmp_path / "damaged", tmp_path / "kept"):
+        folder.mkdir()
+        await _tracker_life(folder, 40, 0)
+        await _tracker_life(folder, 0, 0)  # the state at 40 twice: the newest and the previous
+        state = folder / "db.sqlite.engine"
+        if folder.name == "damaged":
+            state.write_bytes(state.read_bytes()[:100])  # a disk that did not keep the newest
+        lives.append(await _tracker_life(folder, 5, 40 * 500))
+    damaged, kept = lives
+    assert damaged.engine_start == "continued"
+    assert isinstance(damaged.scorer, CascadeEngine)
+    assert isinstance(kept.scorer, CascadeEngine)
+    assert damaged.scorer.export_state() == kept.scorer.export_state()
 
 
 async def test_after_a_warm_live_snapshots_replace_the_stored_open_interest(
@@ -247,3 +377,43 @@ async def test_a_stop_after_a_duplicate_the_store_dropped_is_continued(tmp_path:
     assert tracker.counters["duplicates"] == 1
     again = await _tracker_life(tmp_path, 0, 0)
     assert again.engine_start == "continued"
+
+
+async def test_a_tick_that_ended_a_cascade_after_the_checkpoint_is_replayed(
+    tmp_path: Path,
+) -> None:
+    # A cascade followed at the checkpoint, then exhausted by a tick on the wall clock (years
+    # after T0 here), then a crash: the stored events after the checkpoint (none) replayed
+    # alone left the restarted engine following it, and the handover closed it a second time.
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    saved = EngineState(store.path)
+    engine = CascadeEngine()
+    tracker = Pipeline(store, LocalBus(), scorer=engine, engine_state=saved)
+    await tracker.start(tick_interval=3600.0)
+    for i in range(120):  # a falling market liquidating longs faster and faster
+        size = 20_000.0 * (1 + i // 20)
+        tracker.submit(venue_event(size_usd=size, price=60_000.0 - 5 * i, ts=T0 + 400 * i))
+    await tracker.drain()
+    assert engine.active(), "the burst started a cascade"
+    saved.save(engine, await store.last_seq())
+    checkpoint = saved.path.read_bytes()
+    async with tracker._serial:  # the tick loop's next tick, now
+        plan = tracker.core.tick_plan(now_ms())
+        assert plan is not None
+        await tracker._perform(plan)
+    assert not engine.active()
+    await tracker.stop()
+    await store.close()
+    saved.path.write_bytes(checkpoint)  # the clean stop's state never written: a crash
+    saved.previous.unlink()
+
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    restarted = CascadeEngine()
+    again = Pipeline(store, LocalBus(), scorer=restarted, engine_state=EngineState(store.path))
+    await again.start(tick_interval=3600.0)
+    assert again.engine_start == "continued"
+    assert restarted.export_state() == engine.export_state()
+    told = [alert.status for alert in await store.cascades_since(0, limit=10_000)]
+    assert told.count("exhausted") == 1, told
+    await again.stop()
+    await store.close()

@@ -10,6 +10,9 @@ reads. Without this, clients heard ``updated`` and ``exhausted`` of a cascade ne
 stayed active in ``GET /v1/cascades`` and the MCP tools for ever. The two engines disagree
 often: a restart 23 minutes into the simulated crash found 28 cascades active in the warmed
 engine that the live one had never started (most of them quiet, exhausted at the first tick).
+Since the checkpoints (:mod:`.engine_state`) a restart after a crash continues the engine that
+ran and replays what was stored after its last checkpoint: the two then disagree only on what
+the store does not hold (0-3 cascades of 50 markets, measured), and the warm is the fallback.
 
 Pure: the pipeline reads both sides and calls :func:`handover`; the sequencer publishes its
 alerts like any alert and drops every alert of a muted cascade.

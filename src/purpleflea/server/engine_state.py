@@ -1,4 +1,4 @@
-"""The cascade engine's state, kept beside a SQLite store across a clean restart.
+"""The cascade engine's state, kept beside a SQLite store across a restart, a crash included.
 
 A restart used to rebuild the engine by replaying the newest stored events (the warm), and
 the warmed engine was not the one that ran before: live, the engine had also been told the
@@ -7,13 +7,20 @@ heatmap's fuel at every snapshot (the warm: never), every open-interest snapshot
 (the warm: never, so cascades a tick had exhausted were still followed). A restart 23 minutes
 into the simulated crash had the warmed engine follow 28 cascades the live one never started.
 
-So a clean stop writes what the engine knows (:meth:`CascadeEngine.export_state`) to
-``<store file>.engine``, with the store's last seq and the store file's identity, and the
-next start continues from it when the store still ends at that seq: the engine is then the
-one that stopped. The file is consumed at start (removed once read), so a crash afterwards
-never brings back a stale state; after a crash, or with a state of another config, the start
-falls back to the warm (:meth:`Pipeline._warm`). Written atomically (a temporary file, fsync,
-rename): a stop interrupted while writing leaves the previous file or none.
+So the running tracker writes what the engine knows (:meth:`CascadeEngine.export_state`) to
+``<store file>.engine`` now and then (a checkpoint, :meth:`Pipeline._checkpoint`) and at a
+clean stop, each tagged with the store's last seq at that moment and the store file's
+identity; the checkpoint before it is kept as ``<store file>.engine.prev``. A start continues
+from the newest one whose seq the store still holds and replays the events stored after it
+(:meth:`Pipeline._warm`): after a clean stop there are none, and the engine is the one that
+stopped; after a crash (SIGKILL, a power loss) the engine is the one that ran but for what
+the store does not hold (the fuel and open interest it was told since the checkpoint). A
+state past the end of the store (a power loss took the store's last commits) describes events
+the store lost: it is removed, never continued later when new seqs pass it. With neither, or
+one of another config, the start warms the engine from the store instead.
+
+Written atomically and durably: a temporary file, fsync, renames, fsync of the folder; a
+write interrupted at any point leaves the previous states (or one of them) readable.
 """
 
 from __future__ import annotations
@@ -22,16 +29,18 @@ import contextlib
 import logging
 import os
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import msgspec
 
-from purpleflea.store.file_guard import file_identity
+from purpleflea.store.file_guard import file_identity, fsync_folder
 
 log = logging.getLogger("purpleflea.engine_state")
 
 #: The state file's name after the store file's: ``purpleflea.sqlite.engine``.
 SUFFIX = ".engine"
+#: The checkpoint before the newest: ``purpleflea.sqlite.engine.prev``.
+PREVIOUS = ".prev"
 _VERSION = 1
 
 
@@ -51,12 +60,20 @@ class _Saved(msgspec.Struct, kw_only=True):
     engine: dict[str, object]
 
 
+class Continued(NamedTuple):
+    """The state an engine was continued from and the store's last seq when it was taken."""
+
+    engine: dict[str, object]
+    seq: int
+
+
 class EngineState:
-    """The engine state file beside the SQLite store file ``store_file``."""
+    """The engine state files beside the SQLite store file ``store_file``."""
 
     def __init__(self, store_file: str | Path) -> None:
         self.store_file = Path(store_file)
         self.path = self.store_file.with_name(self.store_file.name + SUFFIX)
+        self.previous = self.path.with_name(self.path.name + PREVIOUS)
 
     @classmethod
     def beside(cls, store_file: str | Path) -> EngineState | None:
@@ -65,49 +82,79 @@ class EngineState:
 
     def save(self, engine: KeepsState, last_seq: int) -> None:
         """Write ``engine``'s state, taken when the store ends at ``last_seq``."""
+        self.write(engine.export_state(), last_seq)
+
+    def write(self, exported: dict[str, object], last_seq: int) -> None:
+        """Write an engine's exported state, taken when the store ended at ``last_seq``, as
+        the newest; the newest before it becomes the previous. Blocking (fsyncs): the caller
+        exports on the engine's thread and writes from a worker thread."""
         saved = _Saved(
             version=_VERSION,
             last_seq=last_seq,
             store=file_identity(self.store_file),
-            engine=engine.export_state(),
+            engine=exported,
         )
         data = msgspec.msgpack.encode(saved)
         temporary = self.path.with_name(self.path.name + ".tmp")
-        with open(temporary, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, self.path)
+        try:
+            with open(temporary, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(self.path, self.previous)
+            os.replace(temporary, self.path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        fsync_folder(self.path.parent)
 
-    def load(self, engine: KeepsState, last_seq: int) -> dict[str, object] | None:
-        """Continue ``engine`` from the file when it was written with the store ending at
-        ``last_seq`` (the store file it was written beside); the state it continued from, or
-        None when it did not. The file is removed either way: it describes this moment
-        only."""
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return None
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        try:
-            saved = msgspec.msgpack.decode(data, type=_Saved)
-        except msgspec.DecodeError as exc:
-            log.warning("%s: unreadable (%s): warming the cascade engine instead", self.path, exc)
-            return None
+    def load(self, engine: KeepsState, last_seq: int, *, within: int) -> Continued | None:
+        """Continue ``engine`` from the newest state written beside this store file at a seq
+        the store still holds (at most ``last_seq``), and no more than ``within`` seqs before
+        it (the events after it are replayed); what it continued from, or None when it did
+        not. States past ``last_seq``, of another file or unreadable are removed."""
+        usable: list[tuple[_Saved, Path]] = []
         identity = file_identity(self.store_file)
-        if saved.version != _VERSION or saved.last_seq != last_seq or saved.store != identity:
-            log.info(
-                "%s: written at seq %d, the store ends at %d (or is another file): warming "
-                "the cascade engine instead",
-                self.path,
-                saved.last_seq,
-                last_seq,
-            )
-            return None
-        try:
-            engine.restore_state(saved.engine)
-        except ValueError as exc:
-            log.warning("%s: %s: warming the cascade engine instead", self.path, exc)
-            return None
-        return saved.engine
+        for path in (self.path, self.previous):
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            try:
+                saved = msgspec.msgpack.decode(data, type=_Saved)
+            except msgspec.DecodeError as exc:
+                log.warning("%s: unreadable (%s): removed", path, exc)
+                path.unlink(missing_ok=True)
+                continue
+            if saved.version != _VERSION or saved.store != identity:
+                log.info("%s: written beside another store file (or version): removed", path)
+                path.unlink(missing_ok=True)
+            elif saved.last_seq > last_seq:
+                log.info(
+                    "%s: written at seq %d, the store ends at %d (it lost its last commits): "
+                    "removed",
+                    path,
+                    saved.last_seq,
+                    last_seq,
+                )
+                path.unlink(missing_ok=True)
+            elif last_seq - saved.last_seq > within:
+                log.info(
+                    "%s: written at seq %d, %d seqs before the store's end (more than the %d "
+                    "a start replays)",
+                    path,
+                    saved.last_seq,
+                    last_seq - saved.last_seq,
+                    within,
+                )
+            else:
+                usable.append((saved, path))
+        for saved, path in sorted(usable, key=lambda found: -found[0].last_seq):
+            try:
+                engine.restore_state(saved.engine)
+            except ValueError as exc:
+                log.warning("%s (seq %d): %s", path, saved.last_seq, exc)
+                continue
+            return Continued(saved.engine, saved.last_seq)
+        return None

@@ -79,6 +79,8 @@ class FollowsCascades(Protocol):
 
 #: Open interest rows read per page while warming.
 _OI_PAGE = 10_000
+#: Stored alerts read per page when replaying what came after a checkpoint.
+_ALERT_PAGE = 10_000
 
 
 class MarketState(msgspec.Struct, kw_only=True):
@@ -122,6 +124,8 @@ class Pipeline:
         retry_max_s: float = 5.0,
         seq_mark: SeqMark | None = None,
         engine_state: EngineState | None = None,
+        checkpoint_s: float = 60.0,
+        checkpoint_seqs: int = 50_000,
     ) -> None:
         if buffer_limit < 1:
             raise ValueError(f"Pipeline buffer_limit must be at least 1, got {buffer_limit}")
@@ -137,11 +141,23 @@ class Pipeline:
         self.retry_max_s = retry_max_s
         #: The seq high-water mark beside a SQLite store (None: not guarded).
         self.seq_mark = seq_mark
-        #: Where a clean stop writes the cascade engine's state for the next start (None:
-        #: the next start warms it from the stored events).
+        #: Where the cascade engine's state is written for the next start, now and then and
+        #: at a clean stop (None: the next start warms it from the stored events).
         self.engine_state = engine_state
-        #: How the engine was rebuilt at start: "continued" (the state a clean stop wrote),
-        #: "warmed" (replayed from the store) or "" (neither).
+        #: A checkpoint of the engine's state once the tracker's clock (event and snapshot
+        #: time) moved this many seconds since the last, or ``checkpoint_seqs`` seqs were
+        #: stored; 0: only at a clean stop. After a crash the next start replays what was
+        #: stored after the checkpoint.
+        self.checkpoint_s = checkpoint_s
+        self.checkpoint_seqs = checkpoint_seqs
+        #: Checkpoints written, and the CPU seconds they took (exporting and writing).
+        self.checkpoints = 0
+        self.checkpoint_cpu_s = 0.0
+        self._checkpointed = (0, 0)  # the tracker's clock and the seq of the last checkpoint
+        self._checkpointing: asyncio.Task[None] | None = None
+        #: How the engine was rebuilt at start: "continued" (from the state a clean stop or a
+        #: checkpoint wrote, the events stored after it replayed), "warmed" (replayed from
+        #: the store) or "" (neither).
         self.engine_start = ""
         self.counters: Counter[str] = Counter()
         self.core = Sequencer(
@@ -205,9 +221,10 @@ class Pipeline:
         # Past the mark when the store lost its tail: those seqs were published already.
         mark = self.seq_mark
         self.core.resume(stored if mark is None else await asyncio.to_thread(mark.start, stored))
-        continued = await self._continue_engine(stored)
+        continued = await self._continue_engine(stored, warm_events)
         if self.scorer is not None and warm_events > 0:
-            await self._warm(warm_events, stored, score=not continued)
+            await self._warm(warm_events, stored, scored_after=continued)
+        self._checkpointed = (self.clock_ms, stored)
         await self._rebuild_heatmaps()
         await self._hand_over_cascades()
         self._task = asyncio.create_task(self._flush_loop(), name="tracker-flush")
@@ -216,25 +233,31 @@ class Pipeline:
         self.started = True
         self._started_once = True
 
-    async def _continue_engine(self, stored: int) -> bool:
-        """Continue the scorer from the state the last clean stop wrote, when the store
-        still ends where it did (:mod:`.engine_state`)."""
+    async def _continue_engine(self, stored: int, within: int) -> int | None:
+        """Continue the scorer from the newest state a clean stop or a checkpoint wrote at a
+        seq the store holds, at most ``within`` seqs before its end (:mod:`.engine_state`);
+        that seq (the events after it are to be replayed), or None."""
         saved, scorer = self.engine_state, self.scorer
         if saved is None or not isinstance(scorer, KeepsState):
-            return False
-        restored = await asyncio.to_thread(saved.load, scorer, stored)
+            return None
+        restored = await asyncio.to_thread(saved.load, scorer, stored, within=within)
         if restored is None:
-            return False
+            return None
         self.engine_start = "continued"
         if isinstance(self.heatmap, HeatmapFeed):
             # The rebuilt heatmap has no book of the engine's listings: it retires them.
-            held = restored.get("oi")
+            held = restored.engine.get("oi")
             if isinstance(held, dict):
                 self.heatmap.continued(
                     (market, instrument) for market, books in held.items() for instrument in books
                 )
-        log.info("cascade engine continued from %s (seq %d)", saved.path, stored)
-        return True
+        log.info(
+            "cascade engine continued from %s (seq %d; the store ends at %d)",
+            saved.path,
+            restored.seq,
+            stored,
+        )
+        return restored.seq
 
     async def _save_engine(self) -> None:
         """A clean stop with everything stored: the engine's state for the next start."""
@@ -248,20 +271,28 @@ class Pipeline:
         except OSError as exc:
             log.warning("could not write the cascade engine's state to %s: %s", saved.path, exc)
 
-    async def _warm(self, limit: int, stored: int, *, score: bool = True) -> None:
+    async def _warm(self, limit: int, stored: int, *, scored_after: int | None = None) -> None:
         """Replay the newest stored events through the scorer, so that after a restart each
         market is scored against its own baseline rather than a cold prior, with the stored
         open interest interleaved by time when the scorer takes it (so the size term is on
         from the first live event, not only after the next snapshots). Alerts raised while
-        warming were already published before the restart: they are dropped. With ``score``
-        False (the engine was continued from its saved state) the events only rebuild the
-        markets' state."""
+        warming were already published before the restart: they are dropped.
+
+        With ``scored_after`` (the engine was continued from a state taken when the store
+        ended at that seq) only the events after it are scored, as the engine scored them
+        live, with the ticks that exhausted a cascade replayed where their stored alerts
+        sit; the earlier ones only rebuild the markets' state. The open interest is not
+        replayed then: the rows are market totals sampled to 0.5 % moves, and the engine
+        holds each listing's value as it was told it."""
         assert self.scorer is not None
         cursor = max(0, stored - limit)
-        sizes = self.scorer if isinstance(self.scorer, FuelSink) and score else None
+        warming = scored_after is None
+        after = -1 if scored_after is None else scored_after
+        sizes = self.scorer if isinstance(self.scorer, FuelSink) and warming else None
+        ticks = await self._stored_ticks(after) if not warming and after < stored else []
         oi: AsyncGenerator[list[OpenInterest], None] | None = None
         rows: list[OpenInterest] = []
-        warmed = 0
+        scored = replayed_ticks = 0
         try:
             async for page in store_pages(self.store, after=cursor, page=10_000):
                 if sizes is not None and oi is None:
@@ -272,18 +303,54 @@ class Pipeline:
                 for event in page:
                     while rows and rows[0].ts <= event.ts:
                         rows = await self._apply_open_interest(rows, event.ts, oi)
-                    if score:
+                    if event.seq > after:
+                        if ticks:
+                            replayed_ticks += self._replay_ticks(ticks, event.seq)
                         self.core.warm(event)
+                        scored += 1
                     self._remember(event)
-                warmed += len(page)
             while rows:  # what came after the last stored event: current when going live
                 rows = await self._apply_open_interest(rows, NEVER_MS, oi)
+            replayed_ticks += self._replay_ticks(ticks, stored + 1)
         finally:
             if oi is not None:
                 await oi.aclose()
-        if warmed and score:
+        if scored and warming:
             self.engine_start = "warmed"
-            log.info("cascade engine warmed with the last %d stored events", warmed)
+            log.info("cascade engine warmed with the last %d stored events", scored)
+        elif scored or replayed_ticks:
+            log.info(
+                "cascade engine: %d events and %d ticks stored after its state replayed",
+                scored,
+                replayed_ticks,
+            )
+
+    async def _stored_ticks(self, after: int) -> list[CascadeAlert]:
+        """The stored ``exhausted`` alerts after seq ``after``, the oldest last: where the
+        engine's ticks ended cascades (and events, which the replay repeats anyway)."""
+        found: list[CascadeAlert] = []
+        while page := await self.store.cascades_since(after, limit=_ALERT_PAGE):
+            found += (alert for alert in page if alert.status == "exhausted")
+            after = page[-1].seq
+        found.reverse()
+        return found
+
+    def _replay_ticks(self, ticks: list[CascadeAlert], before: int) -> int:
+        """Tick the engine where ``ticks`` (the oldest last, taken from the end) exhausted a
+        cascade it still follows, up to seq ``before``: a live tick on the wall clock, at
+        the alert's time. The alerts were stored and published: dropped. How many ticked."""
+        done = 0
+        scorer = self.scorer
+        assert scorer is not None
+        while ticks and ticks[-1].seq < before:
+            alert = ticks.pop()
+            # An event's own exhaustion was replayed with the event; a tick's was not.
+            if isinstance(scorer, FollowsCascades) and alert.id in {
+                following.id for following in scorer.active()
+            }:
+                scorer.tick(alert.updated_at)
+                done += 1
+        return done
 
     async def _rebuild_heatmaps(self) -> None:
         """Rebuild the heatmaps from the stored open interest (the last ``memory_ms`` of it
@@ -374,6 +441,9 @@ class Pipeline:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         await self._finish_mark()
+        if self._checkpointing is not None:  # one writer of the state files at a time
+            with contextlib.suppress(Exception):
+                await self._checkpointing
         if not lost:
             await self._save_engine()
         if lost:
@@ -620,3 +690,51 @@ class Pipeline:
                 plan = self.core.tick_plan(self.clock_ms)
                 if plan is not None:
                     await self._perform(plan)
+                await self._checkpoint()
+
+    async def _checkpoint(self) -> None:
+        """Under ``_serial`` with no plan open (every event the engine scored is stored):
+        write the engine's state when the tracker's clock moved ``checkpoint_s`` or
+        ``checkpoint_seqs`` were stored since the last checkpoint, and something was. The
+        state is exported here, on the loop (it is the engine's), and written from a worker
+        thread; none while the last is still being written."""
+        saved, scorer = self.engine_state, self.scorer
+        if saved is None or not isinstance(scorer, KeepsState) or self.checkpoint_s <= 0:
+            return
+        if self._checkpointing is not None and not self._checkpointing.done():
+            return
+        seq = await self.store.last_seq()
+        clock, last = self._checkpointed
+        due = self.clock_ms - clock >= self.checkpoint_s * 1000
+        if seq == last or not (due or seq - last >= self.checkpoint_seqs):
+            return
+        if self.writes.writer_failing("events"):
+            return  # the store is behind what the engine scored
+        began = time.thread_time()
+        try:
+            exported = scorer.export_state()
+        except ValueError:  # alerts queued (a tick failed before draining them): next time
+            return
+        self._checkpointed = (self.clock_ms, seq)
+        self._checkpointing = asyncio.create_task(
+            self._write_checkpoint(saved, exported, seq, time.thread_time() - began),
+            name="engine-checkpoint",
+        )
+
+    async def _write_checkpoint(
+        self, saved: EngineState, exported: dict[str, object], seq: int, cpu_s: float
+    ) -> None:
+        def write() -> float:
+            began = time.thread_time()
+            saved.write(exported, seq)
+            return time.thread_time() - began
+
+        try:
+            cpu_s += await asyncio.to_thread(write)
+        except OSError as exc:
+            log.warning(
+                "could not write the cascade engine's checkpoint to %s: %s", saved.path, exc
+            )
+            return
+        self.checkpoints += 1
+        self.checkpoint_cpu_s += cpu_s

@@ -24,6 +24,17 @@ class StoreFileGone(OSError):
     server holds and retries events; its health says why)."""
 
 
+def fsync_folder(folder: str | Path) -> None:
+    """Make the renames and creations in ``folder`` durable: a file replaced by rename is only
+    on disk once its folder is (without this, a power loss can bring back the old file, or
+    none)."""
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
 def file_identity(path: str | Path) -> tuple[int, int] | None:
     """The device and inode of the file at ``path``; None when there is none."""
     try:

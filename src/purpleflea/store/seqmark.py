@@ -53,7 +53,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from purpleflea.store.file_guard import file_generation, file_identity
+from purpleflea.store.file_guard import file_generation, file_identity, fsync_folder
 
 log = logging.getLogger("purpleflea.seqmark")
 
@@ -372,11 +372,7 @@ class SeqMark:
             raise
         # The rename is durable once the folder is: without this, a power loss could bring
         # back the old mark (below seqs already published).
-        folder = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+        fsync_folder(self.path.parent)
         self.reserved = mark.seq
         self.writes += 1
 

@@ -1,0 +1,77 @@
+"""A served tracker on the simulator that kills itself with SIGKILL, leaving the engine it ran.
+
+    python -m tests.server.crash_child FOLDER SEQS MARKETS SPEED [SECONDS [CHECKPOINT_S]]
+
+Serves ``--source sim`` as the tests serve it (:func:`running_server`, the quick warm-up) on
+``FOLDER`` until ``SEQS`` are published and ``SECONDS`` (8) have passed, then, holding the
+tracker's plan lock (no plan is open: every event the engine scored is stored, none is being
+scored), writes the engine's exported state to ``FOLDER/live.engine`` (msgpack) and its
+checkpoints' count and CPU to ``FOLDER/live.json``, and sends itself SIGKILL: nothing of a
+clean stop runs, as after ``kill -9``. ``CHECKPOINT_S``: the tracker's ``checkpoint_s``
+(0: none, the restart warms the engine as before checkpoints).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+
+from purpleflea.server.engine_state import KeepsState
+from purpleflea.sim import SimConfig
+from tests.server.conftest import QUICK_WARMUP_MS, make_config, running_server, until
+
+#: The file the engine's state at the kill is written to, in the data folder.
+LIVE = "live.engine"
+
+
+async def _serve_then_die(
+    folder: Path, seqs: int, markets: int, speed: float, seconds: float, checkpoint_s: float | None
+) -> None:
+    config = make_config(folder, source="sim", speed=speed, sim_markets=markets)
+    async with running_server(config) as running:
+        tracker = running.server.tracker
+        if checkpoint_s is not None:
+            tracker.checkpoint_s = checkpoint_s
+        begun = time.monotonic()
+        await until(
+            lambda: tracker.last_seq > seqs and time.monotonic() - begun > seconds,
+            seconds + 180,
+            f"{seqs} simulated liquidations",
+        )
+        engine = tracker.scorer
+        assert isinstance(engine, KeepsState)
+        async with tracker._serial:
+            exported = msgspec.msgpack.encode(engine.export_state())
+            (folder / LIVE).write_bytes(exported)
+            told = {
+                "state_bytes": len(exported),
+                "last_seq": await tracker.store.last_seq(),
+                "checkpoints": tracker.checkpoints,
+                "checkpoint_cpu_s": tracker.checkpoint_cpu_s,
+            }
+            (folder / "live.json").write_text(json.dumps(told))
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def main() -> None:
+    folder, seqs, markets, speed, *rest = sys.argv[1:]
+    seconds = float(rest[0]) if rest else 8.0
+    checkpoint_s = float(rest[1]) if len(rest) > 1 else None
+    served = SimConfig.served
+    SimConfig.served = staticmethod(  # type: ignore[method-assign]
+        lambda **o: served(**{"warmup_ms": QUICK_WARMUP_MS, **o})
+    )
+    asyncio.run(
+        _serve_then_die(Path(folder), int(seqs), int(markets), float(speed), seconds, checkpoint_s)
+    )
+
+
+if __name__ == "__main__":
+    main()
