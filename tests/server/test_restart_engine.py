@@ -140,11 +140,13 @@ async def test_after_a_sigkill_the_engine_is_the_one_that_ran(tmp_path: Path) ->
     # What the store does not hold, the fuel and open interest told since the checkpoint (at
     # most a minute of the simulator's time), moves a side's score by a point at most, and
     # with it a cascade's start: 0-3 cascades only one engine follows, of 4-10 active, in the
-    # runs of bench/warm_causes.py --crash (the warm: 30-47).
+    # runs of bench/warm_causes.py --crash (the warm: 30-47). The bounds are twice the most
+    # measured, since how much was told since the checkpoint varies with the load; the warm
+    # exceeds both (sides up to 8 points apart, 14-18 cascades here).
     apart = {side: (live_scores[side], score) for side, score in scores.items()}
-    assert all(abs(a - b) <= 1 for a, b in apart.values()), apart
+    assert all(abs(a - b) <= 2 for a, b in apart.values()), apart
     differ = following ^ {alert.id for alert in live.active()}
-    assert len(differ) <= 3, differ
+    assert len(differ) <= 6, differ
 
 
 async def _tracker_life(folder: Path, events: int, first: int) -> Pipeline:
