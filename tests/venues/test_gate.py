@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +106,26 @@ def test_every_liquidation_is_pushed_since_the_aggregated_channel() -> None:
     # a contract's liquidations of each 1 s period as one array, no longer dropping the others
     # of the period); the "at most one per contract per second" sentence was removed.
     assert registry.coverage_of("gate") == "complete"
+
+
+def test_btc_settled_quantos_take_btcs_price_from_the_btc_usd_ticker() -> None:
+    # The gate_btc socket's liveness ticker is BTC_USD's, whose mark_price moves with BTC:
+    # a BTC-settled quanto (ETH_USD, BTC per contract per USD of price) is sized at BTC's price
+    # of the moment, not at the hourly catalog fetch's.
+    shared = Path(__file__).parent / "frames"
+    by_name = {c.name: c for c in connection.connections({})}
+    learn = by_name["gate_btc"].contracts
+    assert learn is not None
+    assert by_name["gate_usdt"].contracts is None
+    assert by_name["gate_usd1"].contracts is None
+    body = (
+        b'[{"name":"BTC_USD","type":"inverse","quanto_multiplier":"0","mark_price":"60000"},'
+        b'{"name":"ETH_USD","type":"direct","quanto_multiplier":"0.000001","mark_price":"3000"}]'
+    )
+    rows = {i.symbol: i for i in catalog.parse_btc_settled(body)}
+    pushed = learn((shared / "gate__other_channel_tickers_object.json").read_bytes(), rows)
+    assert pushed is not None
+    assert [(r.symbol, r.kind, r.settle_usd) for r in pushed] == [("ETH_USD", "quanto", 41031.2)]
+    # Another contract's ticker (BTC_USDT) moves no BTC-settled price; other frames are none.
+    assert learn((shared / "gate__other_channel_tickers.json").read_bytes(), rows) == []
+    assert learn(_live(), rows) is None

@@ -75,3 +75,62 @@ def test_contract_lists_are_read_in_documented_pages() -> None:
     assert catalog.next_page(second, _rows(37)) is None
     assert catalog.next_page(first, _rows(302)) is None
     assert open_interest.SOURCES[0].next_page is catalog.next_page
+
+
+# GET futures/btc/contracts as one public client recorded it (crypto-crawler's offline table
+# of that endpoint's quanto_multiplier per contract, code index id 27237064358; the BTC-settled
+# list then held 23 contracts): BTC_USD (multiplier 0, the inverse one) beside ETH_USD 0.000001,
+# BNB_USD 0.0000001, XRP_USD 0.001, ADA_USD 0.01. Those multipliers shrink as the coin's USD
+# price does, so they cannot be coins per contract (0.000001 ETH a contract): they are BTC per
+# contract per 1 USD of price, Gate's quanto ("Multiplier used in converting from invoicing to
+# settlement currency", gateapi Contract). Marks here are illustrative; the fields are the
+# endpoint's own (type inverse/direct, quanto_multiplier, mark_price).
+BTC_SETTLED = b"""[
+{"name":"BTC_USD","type":"inverse","quanto_multiplier":"0","mark_price":"60000"},
+{"name":"ETH_USD","type":"direct","quanto_multiplier":"0.000001","mark_price":"3000"},
+{"name":"XRP_USD","type":"direct","quanto_multiplier":"0.001","mark_price":"0.5"}
+]"""
+
+
+def test_btc_settled_direct_contracts_are_quantos_in_btc() -> None:
+    from purpleflea.venues import gate
+
+    [btc_source] = [s for s in catalog.SOURCES if "/futures/btc/" in s.url]
+    rows = {i.symbol: i for i in btc_source.parse(BTC_SETTLED)}
+    assert (rows["BTC_USD"].kind, rows["BTC_USD"].contract_size) == ("inverse", 1.0)
+    eth = rows["ETH_USD"]
+    assert (eth.kind, eth.contract_size, eth.settle_usd) == ("quanto", 0.000001, 60000.0)
+    frame = {
+        "channel": "futures.public_liquidates",
+        "event": "update",
+        "result": {"contract": "ETH_USD", "price": "3000", "time": 1_718_000_000_000, "size": -1e3},
+    }
+    [event] = gate.normalize(json.dumps(frame).encode(), rows)
+    # 1,000 contracts x 0.000001 BTC per USD of price x 3,000 = 3 BTC, at 60,000 USD each.
+    assert event.size_usd == pytest.approx(180_000.0)
+    assert event.quantity == pytest.approx(60.0)  # 180,000 USD of ETH at 3,000
+    assert (event.market, event.side) == ("ETH-PERP", "long")
+
+
+def test_a_btc_settled_quanto_without_btc_price_stays_unsized() -> None:
+    from purpleflea.venues import gate
+
+    [btc_source] = [s for s in catalog.SOURCES if "/futures/btc/" in s.url]
+    # A later page of the list (offset=100) need not carry BTC_USD: no BTC price, no guess.
+    rows = {i.symbol: i for i in btc_source.parse(BTC_SETTLED.replace(b"BTC_USD", b"BTC_XXX"))}
+    assert rows["ETH_USD"].settle_usd is None
+    frame = {
+        "channel": "futures.public_liquidates",
+        "event": "update",
+        "result": {"contract": "ETH_USD", "price": "3000", "time": 1_718_000_000_000, "size": 5},
+    }
+    [event] = gate.normalize(json.dumps(frame).encode(), rows)
+    assert (event.quantity, event.size_usd) == (None, None)
+
+
+def test_usd_settled_lists_keep_direct_contracts_linear() -> None:
+    for source in catalog.SOURCES:
+        if "/futures/btc/" in source.url:
+            continue
+        [row] = source.parse(b'[{"name":"ETH_USD1","type":"direct","quanto_multiplier":"0.01"}]')
+        assert (row.kind, row.contract_size) == ("linear", 0.01)

@@ -18,7 +18,10 @@ from __future__ import annotations
 import functools
 import time
 
-from purpleflea.model import Catalog
+import msgspec
+
+from purpleflea.model import Catalog, Instrument
+from purpleflea.venues._catalog import size
 from purpleflea.venues._connection import (
     as_text,
     compact_json,
@@ -26,6 +29,7 @@ from purpleflea.venues._connection import (
     error_object_code_in,
     json_object,
 )
+from purpleflea.venues.gate.catalog import BTC_INVERSE
 from purpleflea.venues.gate.constants import EXCHANGE
 from purpleflea.venues.gate.normalizer import CHANNEL
 from purpleflea.venues.venue import Connection
@@ -79,6 +83,38 @@ def ticker_push(frame: bytes | str) -> bool:
     )
 
 
+def btc_price(frame: bytes | str, catalog: Catalog) -> list[Instrument] | None:
+    """The catalog's BTC-settled quantos at the BTC price a ``futures.tickers`` push gives
+    ``BTC_USD``'s ``mark_price``; None for any other frame ([] for a push without it).
+
+    A BTC-settled contract other than ``BTC_USD`` (``ETH_USD``) is a quanto whose liquidation
+    is worth contracts x ``quanto_multiplier`` x price in BTC (:mod:`.catalog`): its dollars
+    move with BTC's price, which the catalog takes from ``BTC_USD``'s mark at the hourly fetch.
+    ``BTC_USD``'s ticker is the ``gate_btc`` socket's liveness channel, so its mark is applied
+    as it comes. ``result`` is read as a list, a list in a list or a bare object: the shapes
+    recorded for the channel (tardis-node test/mappers.test.ts).
+    """
+    message = containing(frame, TICKERS)
+    if message is None or message.get("channel") != TICKERS or message.get("event") != "update":
+        return None
+    result = message.get("result")
+    rows = result if isinstance(result, list) else [result]
+    flat = [row for item in rows for row in (item if isinstance(item, list) else [item])]
+    marks = [
+        row.get("mark_price")
+        for row in flat
+        if isinstance(row, dict) and row.get("contract") == BTC_INVERSE and "mark_price" in row
+    ]
+    price = size(EXCHANGE, BTC_INVERSE, marks[-1]) if marks else None
+    if price is None:
+        return []
+    return [
+        msgspec.structs.replace(row, settle_usd=price)
+        for row in catalog.values()
+        if row.kind == "quanto"
+    ]
+
+
 def ping(now: float | None = None) -> str:
     return compact_json(
         {"time": int(time.time() if now is None else now), "channel": "futures.ping"}
@@ -129,6 +165,8 @@ def connections(instruments: Catalog) -> list[Connection]:
             retry_refused=retry_refused,
             liveness=ticker_push,
             data_timeout=DATA_TIMEOUT,
+            # Only the BTC-settled list has quantos, priced in BTC (its ticker is BTC_USD's).
+            contracts=btc_price if settle == "btc" else None,
         )
         for settle, url in URLS.items()
     ]

@@ -15,9 +15,11 @@ Semantics (shared/EXCHANGES.md, Gate and traps 6, 11):
   best evidence (falling prices with negative sizes, Gate's negative sizes for sell orders,
   the REST ``order_size`` sign) says **negative = sell order = long liquidated**. LOW
   confidence: verify against a live capture. ``contracts`` keeps the raw signed count.
-- ``price`` is the liquidation order's price, not its fill (``constants.PRICE``). Coins are
-  ``|size| * quanto_multiplier`` from the instrument catalog (BTC-settled ``BTC_USD``
-  contracts are 1 USD each); unknown without it.
+- ``price`` is the liquidation order's price, not its fill (``constants.PRICE``). Sizes come
+  from the instrument catalog (:mod:`~purpleflea.venues.gate.catalog`): coins are ``|size| *
+  quanto_multiplier`` on the USDT- and USD1-settled lists; on the BTC-settled one ``BTC_USD``
+  contracts are 1 USD each and the others quantos, ``|size| * quanto_multiplier * price`` BTC
+  at BTC's USD price; unknown without an entry.
 - Gate gives no liquidation id; the id is built from contract, time, size and price (a row
   repeated within one push is numbered: :func:`~purpleflea.venues._ids.told_apart`).
 """

@@ -24,7 +24,11 @@ def trades(product_ids: Sequence[str]) -> str:
 
 
 def subscribe(product_ids: Sequence[str]) -> tuple[str, ...]:
-    # The heartbeat feed ticks every few seconds, so the watchdog can tell quiet from dead.
+    # The heartbeat feed lets the 30 s watchdog tell a quiet trade feed from a dead socket.
+    # Kraken gives no cadence ("publishes a heartbeat message at timed intervals", its
+    # futures-websocket heartbeat page); one public client measured {"feed":"heartbeat",
+    # "time":..} every 10 s (2026-09-01, code index id 70353722505): three a watchdog. A
+    # capture of the heartbeats' "time" on an otherwise idle socket would settle it.
     return (trades(product_ids), compact_json({"event": "subscribe", "feed": "heartbeat"}))
 
 
