@@ -67,6 +67,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from purpleflea.bus.base import Bus, SubscriptionClosed
+from purpleflea.idle import IdleTimeout
 from purpleflea.model import encode
 from purpleflea.server import http
 from purpleflea.server.auth import AuthError, Gate, key_from
@@ -508,7 +509,11 @@ class Streams:
 
     async def _read_subscription(self, ws: WebSocket) -> tuple[StreamFilter, int]:
         """The client's filters, and how many items one frame may carry (1: no batching)."""
-        text = await asyncio.wait_for(_receive_text(ws), _SUBSCRIBE_TIMEOUT_S)
+        subscribe = IdleTimeout()  # a message read as the deadline falls due is read
+        try:
+            text = await subscribe.wait(_receive_text(ws), _SUBSCRIBE_TIMEOUT_S)
+        finally:
+            subscribe.close()
         if text is None:
             raise BadSubscription("the first message must be a JSON text frame, not binary")
         try:
