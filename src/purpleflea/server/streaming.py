@@ -37,7 +37,9 @@ same ``{"type": "error", ...}`` data before the body ends.
 Limits, the same for both (:class:`~purpleflea.server.config.ServerConfig`):
 
 - slow consumers: frames waiting for a client beyond what its socket has taken are counted
-  in bytes; past ``stream_buffer_bytes`` the client is cut (``slow_consumer``). Its reason
+  in bytes; past ``stream_buffer_bytes`` the client is cut (``slow_consumer``), unless its
+  feed is waiting on the server then (a page of its replay, read at its account's pace):
+  those frames are dropped and read from storage instead. Its reason
   is queued behind what it was already sent, for a slow reader to find; a client that reads
   nothing does not hold the server;
 - per account (keys are free to mint): ``streams_per_account`` open at once
