@@ -15,6 +15,7 @@ second, divided by the connections, is the figure; wall time is printed too.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import random
 import socket
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 
 from procfs import cpu_seconds
+from serving import until_healthy
 
 _SETTLE_S = 1.0
 _REQUEST = b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
@@ -64,20 +66,6 @@ def idle_cpu_s(pid: int) -> float:
     return cpu_seconds(pid) - cpu
 
 
-def wait_for(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}")
-        try:
-            if one(port, "127.0.0.2").startswith(b"HTTP/1.1 200"):
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("server did not answer within 60 s")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=3000)
@@ -89,7 +77,9 @@ def main() -> None:
         command += ["--data-dir", data, "--port", str(port), "--connections-per-address", "1"]
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         try:
-            wait_for(port, proc)
+            # From 127.0.0.2: 127.0.0.1's one slot is the one the rounds hold.
+            url = f"http://127.0.0.1:{port}"
+            asyncio.run(until_healthy(url, timeout_s=60, process=proc, local_address="127.0.0.2"))
             print(f"load average: {os.getloadavg()}")
             for _ in range(args.rounds):
                 for kind, source, request in (

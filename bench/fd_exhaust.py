@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from serving import until_healthy
+
 _REQUEST = b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
@@ -72,14 +74,6 @@ async def connect(
         writer.close()
         return status, body, None
     return status, body, (reader, writer)
-
-
-async def probe(port: int) -> bool:
-    """Whether the server answers a health check now."""
-    status, _, conn = await connect(port, "127.0.0.1", 2)
-    if conn is not None:
-        conn[1].close()
-    return status == "200"
 
 
 def descriptors(pid: int) -> int:
@@ -194,15 +188,8 @@ def main() -> None:
         with log.open("wb") as out:
             proc = subprocess.Popen(command, stdout=out, stderr=out, preexec_fn=limit)  # noqa: PLW1509
             try:
-                deadline = time.monotonic() + 90
-                while True:
-                    if proc.poll() is not None:
-                        raise SystemExit(f"server exited with {proc.returncode}: {log.read_text()}")
-                    if asyncio.run(probe(port)):
-                        break
-                    if time.monotonic() > deadline:
-                        raise SystemExit("server did not answer within 90 s")
-                    time.sleep(0.5)
+                url = f"http://127.0.0.1:{port}"
+                asyncio.run(until_healthy(url, timeout_s=90, process=proc, log=log))
                 print(
                     f"server RLIMIT_NOFILE {args.nofile}, descriptors at rest "
                     f"{descriptors(proc.pid)}, load average {os.getloadavg()}"

@@ -941,16 +941,11 @@ async def _measure(
     import httpx
 
     from procfs import cpu_seconds
+    from serving import until_healthy
 
     url = f"http://127.0.0.1:{port}"
+    await until_healthy(url, timeout_s=60)
     async with httpx.AsyncClient(base_url=url) as http:
-        for _ in range(600):
-            with contextlib.suppress(httpx.TransportError):
-                if (await http.get("/v1/health")).status_code == 200:
-                    break
-            await asyncio.sleep(0.1)
-        else:
-            raise RuntimeError("the server did not come up in 60 s")
         created = await http.post("/v1/keys", json={"account": "bench", "name": "livemem"})
         created.raise_for_status()
         key = created.json()["key"]

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import platform
@@ -42,6 +41,8 @@ from typing import Any
 
 import httpx
 from websockets.asyncio.client import connect
+
+from serving import until_healthy
 
 GOAL_MB = 500.0
 
@@ -195,14 +196,8 @@ async def run(args: argparse.Namespace) -> None:
 
 async def _measure(args: argparse.Namespace, pid: int, port: int, data_dir: Path) -> None:
     url = f"http://127.0.0.1:{port}"
+    await until_healthy(url, timeout_s=30)
     async with httpx.AsyncClient(base_url=url) as http:
-        for _ in range(300):
-            with contextlib.suppress(httpx.TransportError):
-                if (await http.get("/v1/health")).status_code == 200:
-                    break
-            await asyncio.sleep(0.1)
-        else:
-            raise RuntimeError("the server did not come up in 30 s")
         created = await http.post("/v1/keys", json={"account": "bench", "name": "memory"})
         created.raise_for_status()
         key = created.json()["key"]

@@ -16,6 +16,7 @@ ratio the capped ``coverage`` hides past 1). Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import re
 import socket
 import subprocess
@@ -24,6 +25,8 @@ import tempfile
 import time
 
 import httpx
+
+from serving import until_healthy
 
 _SAMPLE = re.compile(r'^purpleflea_(\w+)\{market="([^"]+)"\} (\S+)$', re.MULTILINE)
 _WANTED = ("measured_heatmap_coverage", "heatmap_estimate_vs_measured_spearman")
@@ -52,14 +55,10 @@ def main() -> None:
         rows: list[tuple[float, dict[tuple[str, str], float], dict[str, tuple[int, float]]]]
         rows = []
         try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10.0) as http:
-                key = None
-                while key is None:
-                    time.sleep(1)
-                    try:
-                        key = http.post("/v1/keys", json={"account": "bench"}).json()["key"]
-                    except httpx.HTTPError:
-                        continue
+            url = f"http://127.0.0.1:{port}"
+            asyncio.run(until_healthy(url, timeout_s=300, process=process))
+            with httpx.Client(base_url=url, timeout=10.0) as http:
+                key = http.post("/v1/keys", json={"account": "bench"}).json()["key"]
                 auth = {"Authorization": f"Bearer {key}"}
                 next_at = started + args.every
                 while next_at <= started + args.minutes * 60 + 1:

@@ -34,6 +34,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 import purpleflea
+from serving import until_healthy
 
 
 def free_port() -> int:
@@ -106,14 +107,8 @@ async def run(args: argparse.Namespace) -> None:
 async def measure(
     args: argparse.Namespace, server: subprocess.Popen[bytes], port: int, url: str
 ) -> None:
+    await until_healthy(url, timeout_s=30, process=server)
     async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-        for _ in range(300):
-            with contextlib.suppress(httpx.TransportError):
-                if (await http.get("/v1/health")).status_code == 200:
-                    break
-            await asyncio.sleep(0.1)
-        else:
-            raise RuntimeError("the server did not come up in 30 s")
         key = (await http.post("/v1/keys", json={"account": "bench"})).json()["key"]
         client = purpleflea.LiquidationClient(api_key=key, base_url=url)
         received = 0

@@ -38,6 +38,7 @@ from pathlib import Path
 import httpx
 
 from procfs import cpu_seconds
+from serving import until_healthy
 
 
 def free_port() -> int:
@@ -153,16 +154,7 @@ async def run(args: argparse.Namespace) -> None:
             server = subprocess.Popen(command, stdout=out, stderr=out)
         base = f"http://127.0.0.1:{port}"
         try:
-            async with httpx.AsyncClient(base_url=base) as http:
-                for _ in range(300):
-                    try:
-                        if (await http.get("/v1/health")).status_code in (200, 503):
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    if server.poll() is not None:
-                        raise SystemExit(f"server exited: {log.read_text()}")
-                    await asyncio.sleep(0.1)
+            await until_healthy(base, timeout_s=30, process=server, log=log)
             started = time.monotonic()
             answers = await make_webhooks(base, target, args.accounts, args.per_account)
             made_in = time.monotonic() - started

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from purpleflea.client._idle import IdleTimeout
+from purpleflea.idle import IdleTimeout
 
 
 async def test_a_wait_that_lasts_the_timeout_ends_in_timeout_error() -> None:

@@ -7,13 +7,14 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,36 @@ T0 = 1_760_000_000_000
 _START_TIMEOUT_S = 30.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
+#: The address a node's banner gives (both roles' banners name their health route).
+_ANNOUNCED = re.compile(r"http://127\.0\.0\.1:(\d+)/v1/health")
+
+
+@contextlib.contextmanager
+def refused_url() -> Iterator[str]:
+    """A loopback URL where nothing listens for as long as the block runs: its port is held
+    bound but not listening, so a connection is refused at once, and no other process (another
+    test's server) can take the port meanwhile. A port picked and released before use could be
+    taken by one, and the "dead" server would answer."""
+    with socket.socket() as sock:  # without SO_REUSEADDR: nothing else binds the port
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def listening_ports(pid: int) -> set[int]:
+    """The TCP ports process ``pid`` listens on (its sockets in /proc/net/tcp, LISTEN state)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # a descriptor closed meanwhile
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: TCP_LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def write_events(path: Path, prefix: str, count: int, *, spacing_ms: int) -> None:
@@ -59,44 +86,55 @@ def write_events(path: Path, prefix: str, count: int, *, spacing_ms: int) -> Non
 
 @dataclass
 class Node:
-    """One ``purpleflea serve`` process."""
+    """One ``purpleflea serve`` process, on a port of its own choosing (``--port 0``): its
+    banner says which (a port picked here and released before the node bound it could be
+    taken by another test's server meanwhile, and that one would have answered for it). A
+    node started again gets a new port; :attr:`url` is known once :meth:`wait_ready` saw it."""
 
     name: str
     args: list[str]
-    port: int
     log: Path
     process: subprocess.Popen[bytes] | None = None
+    #: Its port, from its banner (0 until then).
+    port: int = 0
+    #: Where this run's output begins in the log (a node started again appends to it).
+    _log_from: int = 0
 
     @property
     def url(self) -> str:
+        assert self.port, f"{self.name} has not said its port yet (wait_ready)"
         return f"http://127.0.0.1:{self.port}"
 
     def spawn(self) -> None:
+        self.port = 0
+        self._log_from = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "purpleflea.cli",
-                    "serve",
-                    "--port",
-                    str(self.port),
-                    *self.args,
-                ],
+                [sys.executable, "-m", "purpleflea.cli", "serve", "--port", "0", *self.args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
 
+    def _announced(self) -> int:
+        """The port this run's banner names, 0 before it is printed (once it answers)."""
+        with self.log.open("rb") as log:
+            log.seek(self._log_from)
+            found = _ANNOUNCED.search(log.read().decode(errors="replace"))
+        return int(found.group(1)) if found else 0
+
     async def wait_ready(self) -> None:
+        """Wait until this run's banner names its port and its health answers 200."""
         assert self.process is not None
         deadline = time.monotonic() + _START_TIMEOUT_S
         async with httpx.AsyncClient(timeout=0.5) as http:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     raise AssertionError(f"{self.name} exited: {self.log.read_text()[-3000:]}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get(f"{self.url}/v1/health")).status_code == 200:
-                        return
+                self.port = self.port or self._announced()
+                if self.port:
+                    with contextlib.suppress(httpx.HTTPError):
+                        if (await http.get(f"{self.url}/v1/health")).status_code == 200:
+                            return
                 await asyncio.sleep(0.1)
         raise AssertionError(f"{self.name} did not start: {self.log.read_text()[-3000:]}")
 
@@ -148,7 +186,6 @@ class Cluster:
                 "0.3",
                 *extra,
             ],
-            free_port(),
             self.root / f"{name}.log",
         )
         self.nodes.append(node)

@@ -8,7 +8,7 @@ import pytest
 
 import purpleflea
 from purpleflea.model import Liquidation
-from tests.scaleout.cluster import free_port
+from tests.scaleout.cluster import refused_url
 from tests.server.conftest import make_config, running_server, venue_event
 
 
@@ -34,31 +34,32 @@ def test_servers_come_from_a_list_commas_or_the_environment(
 
 
 async def test_rest_and_stream_skip_a_dead_server(tmp_path: Path) -> None:
-    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there: refused at once
-    async with running_server(make_config(tmp_path)) as live:
-        await live.push(venue_event(), venue_event())
-        client = purpleflea.LiquidationClient(live.key, [dead, live.url])
-        page = await client.history()
-        assert [e.seq for e in page.events] == [2, 1]
-        assert client.base_url == live.url  # REST calls stay on the one that answered
+    with refused_url() as dead:  # nothing listens there: refused at once
+        async with running_server(make_config(tmp_path)) as live:
+            await live.push(venue_event(), venue_event())
+            client = purpleflea.LiquidationClient(live.key, [dead, live.url])
+            page = await client.history()
+            assert [e.seq for e in page.events] == [2, 1]
+            assert client.base_url == live.url  # REST calls stay on the one that answered
 
-        stream_client = purpleflea.LiquidationClient(live.key, f"{dead},{live.url}")
-        async with stream_client.stream(since_seq=0, max_backoff=0.2) as stream:
-            assert stream.server == live.url
-            await live.push(venue_event())
-            seen: list[int] = []
-            async for item in stream:
-                assert isinstance(item, Liquidation)
-                seen.append(item.seq)
-                if len(seen) == 3:
-                    break
-        assert seen == [1, 2, 3]
-        await client.aclose()
+            stream_client = purpleflea.LiquidationClient(live.key, f"{dead},{live.url}")
+            async with stream_client.stream(since_seq=0, max_backoff=0.2) as stream:
+                assert stream.server == live.url
+                await live.push(venue_event())
+                seen: list[int] = []
+                async for item in stream:
+                    assert isinstance(item, Liquidation)
+                    seen.append(item.seq)
+                    if len(seen) == 3:
+                        break
+            assert seen == [1, 2, 3]
+            await client.aclose()
 
 
 async def test_when_every_server_is_down_rest_raises_as_with_one() -> None:
-    for servers in ([f"http://127.0.0.1:{free_port()}"], [f"http://127.0.0.1:{free_port()}"] * 2):
-        client = purpleflea.LiquidationClient("pf_x", servers)
-        with pytest.raises(purpleflea.ServerUnreachableError):
-            await client.history()
-        await client.aclose()
+    with refused_url() as dead:
+        for servers in ([dead], [dead] * 2):
+            client = purpleflea.LiquidationClient("pf_x", servers)
+            with pytest.raises(purpleflea.ServerUnreachableError):
+                await client.history()
+            await client.aclose()

@@ -81,6 +81,33 @@ async def test_a_client_over_its_byte_bound_is_cut_alone() -> None:
         await asyncio.wait_for(roomy.next(), 2)
 
 
+async def test_a_client_on_hold_drops_what_passes_its_bound_and_is_not_cut() -> None:
+    # Its feed waits for a page of its replay (the store, its account's pace): what is
+    # published meanwhile past the bound is dropped (the feed reads it from storage), not the
+    # client. Once the feed writes (the client's time) the bound cuts again.
+    bus = LocalBus()
+    fanout = Fanout(bus, heartbeat_s=60)
+    fanout.start()
+    client = fanout.subscribe(1)
+    client.on_hold = True
+    for seq in (1, 2, 3):
+        for message in _messages(1_000.0, first_seq=seq):
+            bus.publish_now(message)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+    assert client.closed_reason is None
+    assert client.dropped_upto == 2  # (an empty queue takes any chunk: it holds the third)
+    assert [chunk.last_seq for chunk in client.drain()] == [3]
+    client.on_hold = False
+    for seq in (4, 5):
+        for message in _messages(1_000.0, first_seq=seq):
+            bus.publish_now(message)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+    assert (await asyncio.wait_for(client.wait_closed(), 2)).startswith("slow consumer")
+    await bus.close()
+
+
 async def _collect(feed: AsyncIterator[Item], into: list[tuple[float, Item]]) -> None:
     async for item in feed:
         into.append((time.monotonic(), item))

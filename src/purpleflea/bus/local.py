@@ -53,14 +53,18 @@ class BoundedQueue(Generic[T]):
         # reader's fault, and refusing it would cut every subscriber at once. (Empty of
         # bytes: a marker waiting does not count.)
         if self._bytes and self._bytes + size > self.max_bytes:
-            self.close(
-                f"slow consumer: more than {self.max_bytes} bytes buffered and not read "
-                f"({len(self._queue)} frames, {self._bytes} bytes waiting)"
-            )
+            self.overflow(message)
             return
         self._queue.append(message)
         self._bytes += size
         self._wake()
+
+    def overflow(self, message: T) -> None:
+        """``message`` came with the queue full: the reader is a slow consumer."""
+        self.close(
+            f"slow consumer: more than {self.max_bytes} bytes buffered and not read "
+            f"({len(self._queue)} frames, {self._bytes} bytes waiting)"
+        )
 
     def put_marker(self, marker: T) -> None:
         """Queue an item that weighs nothing against the bound (a signal, not a frame), so

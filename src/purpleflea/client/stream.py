@@ -17,7 +17,6 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from purpleflea.client._config import ws_url
-from purpleflea.client._idle import IdleTimeout
 from purpleflea.client.errors import (
     FATAL_STREAM_ERRORS,
     AuthenticationError,
@@ -26,6 +25,7 @@ from purpleflea.client.errors import (
     ServerUnreachableError,
 )
 from purpleflea.formatting import printable
+from purpleflea.idle import IdleTimeout
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.websocket_ready import take_ready
 
@@ -172,7 +172,13 @@ class Stream:
             # subscribe message goes out: its error frame is still there to read.
             with contextlib.suppress(websockets.ConnectionClosed):
                 await ws.send(msgspec.json.encode(message).decode())
-            first = _frame.decode(await asyncio.wait_for(ws.recv(), self._client.timeout))
+            # Its own timer, not the stream's idle one (whose pending timer, armed for a
+            # longer timeout, would hold this shorter wait to its own time).
+            answer = IdleTimeout()
+            try:
+                first = _frame.decode(await answer.wait(ws.recv(), self._client.timeout))
+            finally:
+                answer.close()
             if first.type == "error":
                 error = FATAL_STREAM_ERRORS.get(first.code, PurpleFleaError)
                 raise error(first.message, first.code)

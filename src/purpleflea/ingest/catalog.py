@@ -106,14 +106,20 @@ class Catalogs:
         return self._by_exchange.setdefault(exchange, LiveCatalog())
 
     async def refresh(
-        self, client: httpx.AsyncClient, sources: tuple[Source, ...] = SOURCES
+        self,
+        client: httpx.AsyncClient,
+        sources: tuple[Source, ...] = SOURCES,
+        *,
+        within: float | None = None,
     ) -> dict[str, str]:
         """Fetch every source; returns ``{url: error}`` for the ones that failed.
 
         An exchange's catalog is replaced only when all of its sources answered, so a partial
-        failure never drops instruments we knew.
+        failure never drops instruments we knew. ``within``: the seconds the fetches may take;
+        a source that has not answered by then has failed, and the others are used (a wait
+        around the whole refresh instead dropped every answer with the slowest one's).
         """
-        results = await asyncio.gather(*(self._fetch(client, s) for s in sources))
+        results = await asyncio.gather(*(self._fetch(client, s, within) for s in sources))
         errors: dict[str, str] = {}
         fresh: dict[str, dict[str, Instrument]] = {}
         failed: set[str] = set()
@@ -133,14 +139,18 @@ class Catalogs:
             self._save()
         return errors
 
-    async def _fetch(self, client: httpx.AsyncClient, source: Source) -> list[Instrument] | str:
+    async def _fetch(
+        self, client: httpx.AsyncClient, source: Source, within: float | None = None
+    ) -> list[Instrument] | str:
         """Every page's instruments, or the error of the first page that failed (a list read
-        in part would drop the instruments of the pages missed): an HTTP error, or the venue's
+        in part would drop the instruments of the pages missed): an HTTP error, the venue's
         error inside an HTTP 200 body (``source.error``), which would otherwise read as a
-        page listing nothing."""
+        page listing nothing, or no answer within ``within`` seconds."""
         try:
+            async with asyncio.timeout(within):
+                pages = await fetch_pages(client, source.url, source.next_page)
             found = []
-            for response in await fetch_pages(client, source.url, source.next_page):
+            for response in pages:
                 response.raise_for_status()
                 said = source.error(response.content) if source.error is not None else None
                 if said is not None:
@@ -149,6 +159,8 @@ class Catalogs:
             return found
         except (httpx.HTTPError, CatalogError) as exc:
             return f"{type(exc).__name__}: {exc}"
+        except TimeoutError:
+            return f"no answer within {within:g} s"
 
     def _save(self) -> None:
         assert self.cache_path is not None

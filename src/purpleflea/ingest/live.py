@@ -20,7 +20,6 @@ Events whose contract size is unknown never reach ``on_event`` (counted as ``uns
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -129,8 +128,7 @@ class LiveIngest:
         if self._tasks:
             raise RuntimeError("LiveIngest already started")
         self._client = httpx.AsyncClient(timeout=self.http_timeout, follow_redirects=True)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._refresh_catalogs(), timeout=self.catalog_wait_s)
+        await self._refresh_catalogs(within=self.catalog_wait_s)
         specs = feeds.build_feeds(self.catalogs, self.exchanges, self.urls)
         for spec in specs:
             self._run(spec)
@@ -265,15 +263,17 @@ class LiveIngest:
             except Exception:  # a consumer bug must not stop the poller
                 log.exception("snapshot sink failed on %s %s", snapshot.exchange, snapshot.symbol)
 
-    async def _refresh_catalogs(self, exchanges: set[str] | None = None) -> set[str]:
-        """Fetch the catalogs of ``exchanges`` (default: every enabled one); returns the
-        exchanges a source of which failed."""
+    async def _refresh_catalogs(
+        self, exchanges: set[str] | None = None, *, within: float | None = None
+    ) -> set[str]:
+        """Fetch the catalogs of ``exchanges`` (default: every enabled one), each source
+        given ``within`` seconds; returns the exchanges a source of which failed."""
         assert self._client is not None
         enabled = set(self.exchanges) if exchanges is None else set(self.exchanges) & exchanges
         sources = tuple(s for s in self.catalog_sources if s.exchange in enabled)
         if not sources:
             return set()
-        errors = await self.catalogs.refresh(self._client, sources)
+        errors = await self.catalogs.refresh(self._client, sources, within=within)
         if errors:
             # One line for all sources: per-exchange reachability is the connections' to report.
             log.warning(

@@ -11,7 +11,8 @@ asks and shared with every client that has the same filter and batch mode.
 A client's queue keeps the bus's rules: it is registered before its replay from storage
 starts (nothing published meanwhile is missed), and it is bounded by the bytes of the
 frames it holds (past ``max_bytes`` it is closed as a slow consumer, the same reason the bus
-gives).
+gives), except while its feed waits on the server for a page of that replay
+(:attr:`ClientQueue.on_hold`): what passes the bound then is dropped and read from storage.
 
 Heartbeats come from one timer per node, not one per client: every twentieth of the heartbeat
 interval it looks at each streaming client, and one whose feed wrote nothing for the interval
@@ -125,6 +126,20 @@ class ClientQueue(BoundedQueue[Chunk]):
         #: When the timer queued its last :data:`BEAT`, and whether that one is unread.
         self.beat_at = -math.inf
         self.beat_pending = False
+        #: Its feed is waiting on the server, not on the client: for a page of its replay
+        #: from storage, read at its account's pace. What is published meanwhile is no sign
+        #: of a slow client: past the bound it is dropped instead of the client, and the feed
+        #: reads it from storage too (every published seq is stored).
+        self.on_hold = False
+        #: The last seq of the chunks dropped on hold (-1: none).
+        self.dropped_upto = -1
+
+    def overflow(self, message: Chunk) -> None:
+        if not self.on_hold:
+            super().overflow(message)
+            return
+        self.dropped_upto = message.last_seq
+        self.drain()
 
     def tick(self, now: float, due: float) -> None:
         """The heartbeat timer looks at it: a beat if its feed wrote nothing for ``due``

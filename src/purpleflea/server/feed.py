@@ -137,7 +137,9 @@ async def client_feed(
     it, what was published before it subscribed replayed from storage (:func:`first_seq`);
     ``subscription``: its queue in the node's fan-out (:mod:`purpleflea.server.fanout`);
     ``pace``: awaited before each page of the replay is read (the account's rate limit: a
-    resume reads history as REST paging does, and pays for it alike).
+    resume reads history as REST paging does, and pays for it alike). While a page is read the
+    subscription is on hold (:attr:`~purpleflea.server.fanout.ClientQueue.on_hold`): what it
+    drops then, the replay goes on to read from storage before the feed goes live.
 
     With ``batch`` > 1, the events published together (up to ``batch`` in one frame) go out
     as one ``batch`` frame: under load a client then costs one frame per published batch, not
@@ -148,17 +150,25 @@ async def client_feed(
     from purpleflea.server.fanout import BEAT  # noqa: PLC0415 (fanout imports this module)
 
     cursor = first_seq(wanted, start_seq, opened_seq)
-    if cursor < start_seq:
+    upto = start_seq
+    while True:
         pending: list[Item] = []
-        async for stored, reached in _replay(store, wanted, cursor, start_seq, pace):
+        subscription.on_hold = True  # until a page is read: the store's and the pace's time
+        async for stored, reached in _replay(store, wanted, cursor, upto, pace):
+            subscription.on_hold = False  # writing it: the client's time
             for found in stored:
                 pending.append(_frame(found))
                 if len(pending) >= max(batch, 1):
                     yield _bundle(pending)
                     pending = []
             cursor = reached
+            subscription.on_hold = True
+        subscription.on_hold = False
         if pending:
             yield _bundle(pending)
+        if subscription.dropped_upto <= upto:
+            break
+        upto = subscription.dropped_upto  # dropped while on hold: read from storage as well
     subscription.wrote_at = time.monotonic()  # live: the heartbeat timer may beat it now
     yield Item("heartbeat", cursor, heartbeat_frame(cursor))
     # The filter its frames are shared under: the resume point is this client's own.

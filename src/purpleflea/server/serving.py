@@ -244,7 +244,10 @@ class _H11WithHeaderTimeout(H11Protocol):
             if self.cap.lingering < LINGERING_REFUSALS and transport.can_write_eof():
                 self.cap.lingering += 1
                 self._lingering = self.loop.call_later(REFUSAL_LINGER_S, transport.close)
-                transport.write_eof()
+                try:
+                    transport.write_eof()
+                except OSError:  # the client left already: its kernel reset the connection
+                    transport.close()
             else:
                 transport.close()
             return

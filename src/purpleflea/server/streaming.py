@@ -37,7 +37,9 @@ same ``{"type": "error", ...}`` data before the body ends.
 Limits, the same for both (:class:`~purpleflea.server.config.ServerConfig`):
 
 - slow consumers: frames waiting for a client beyond what its socket has taken are counted
-  in bytes; past ``stream_buffer_bytes`` the client is cut (``slow_consumer``). Its reason
+  in bytes; past ``stream_buffer_bytes`` the client is cut (``slow_consumer``), unless its
+  feed is waiting on the server then (a page of its replay, read at its account's pace):
+  those frames are dropped and read from storage instead. Its reason
   is queued behind what it was already sent, for a slow reader to find; a client that reads
   nothing does not hold the server;
 - per account (keys are free to mint): ``streams_per_account`` open at once
@@ -67,6 +69,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from purpleflea.bus.base import Bus, SubscriptionClosed
+from purpleflea.idle import IdleTimeout
 from purpleflea.model import encode
 from purpleflea.server import http
 from purpleflea.server.auth import AuthError, Gate, key_from
@@ -508,7 +511,11 @@ class Streams:
 
     async def _read_subscription(self, ws: WebSocket) -> tuple[StreamFilter, int]:
         """The client's filters, and how many items one frame may carry (1: no batching)."""
-        text = await asyncio.wait_for(_receive_text(ws), _SUBSCRIBE_TIMEOUT_S)
+        subscribe = IdleTimeout()  # a message read as the deadline falls due is read
+        try:
+            text = await subscribe.wait(_receive_text(ws), _SUBSCRIBE_TIMEOUT_S)
+        finally:
+            subscribe.close()
         if text is None:
             raise BadSubscription("the first message must be a JSON text frame, not binary")
         try:

@@ -1,4 +1,13 @@
-"""A timeout on each wait for a stream's next message, without a timer per wait."""
+"""A timeout on each wait for a stream's next message, without a timer per wait.
+
+Used wherever a wait for a peer's message is bounded: the SDK stream's idle timeout and its
+wait for the server's first frame, the server's wait for a client's subscribe message. Not
+``asyncio.wait_for`` nor ``asyncio.timeout``: a message read in the turn of the event loop in
+which the deadline falls due (a loop held past it: a long synchronous step, a starved
+process) wakes its wait only in the next turn, and both end the wait first, as a timeout
+(``wait_for`` since Python 3.12, where it is ``asyncio.timeout``; 3.11's ran the wait in a
+task of its own and happened to look a turn later). This looks again a turn later.
+"""
 
 from __future__ import annotations
 
