@@ -140,6 +140,7 @@ def test_the_sdk_imports_no_server_code() -> None:
         "purpleflea",
         "purpleflea.clock",  # both ends read a Retry-After the same way
         "purpleflea.formatting",  # both ends escape text a stranger chose the same way
+        "purpleflea.idle",  # both ends wait for a read that may be due in the same turn
         "purpleflea.model",
         "purpleflea.positions",
         "purpleflea.webhook",
