@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
+
+import msgspec
 
 from purpleflea.model import Instrument
 from purpleflea.venues._connection import as_text, json_object
@@ -51,6 +54,35 @@ def linear(exchange: str, symbol: str, contract_size: float) -> Instrument:
 
 def inverse(exchange: str, symbol: str, contract_size: float) -> Instrument:
     return Instrument(exchange=exchange, symbol=symbol, kind="inverse", contract_size=contract_size)
+
+
+def quanto(
+    exchange: str, symbol: str, contract_size: float, settle_usd: float | None
+) -> Instrument:
+    """A contract worth ``contract_size`` x price in the settle coin, whose USD price is
+    ``settle_usd`` (None: unknown, the contract stays unsized)."""
+    return Instrument(
+        exchange=exchange,
+        symbol=symbol,
+        kind="quanto",
+        contract_size=contract_size,
+        settle_usd=settle_usd,
+    )
+
+
+def quantos_at(
+    exchange: str, symbol: str, mark: Any, catalog: Mapping[str, Instrument]
+) -> list[Instrument]:
+    """The catalog's quantos re-priced at the settle coin's USD price ``mark`` (the mark of
+    ``symbol``, the venue's own contract on that coin), or none when it is not a price."""
+    price = size(exchange, symbol, mark)
+    if price is None:
+        return []
+    return [
+        msgspec.structs.replace(row, settle_usd=price)
+        for row in catalog.values()
+        if row.kind == "quanto"
+    ]
 
 
 def coded_error(body: bytes, code: str, message: str) -> str | None:

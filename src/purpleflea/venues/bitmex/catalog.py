@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from purpleflea.model import Instrument
-from purpleflea.venues._catalog import inverse, json_body, linear, rows, size
+from purpleflea.venues._catalog import inverse, json_body, linear, quanto, rows, size
 from purpleflea.venues.bitmex.constants import EXCHANGE
 from purpleflea.venues.venue import CatalogSource
 
@@ -36,15 +36,7 @@ def parse(body: bytes) -> list[Instrument]:
         elif row.get("isQuanto"):
             contract = size(EXCHANGE, symbol, abs(float(row.get("multiplier") or 0)) * 1e-8)
             if contract is not None:
-                found.append(
-                    Instrument(
-                        exchange=EXCHANGE,
-                        symbol=symbol,
-                        kind="quanto",
-                        contract_size=contract,
-                        settle_usd=xbt_usd,
-                    )
-                )
+                found.append(quanto(EXCHANGE, symbol, contract, xbt_usd))
         else:
             per_coin = size(EXCHANGE, symbol, row.get("underlyingToPositionMultiplier"))
             if per_coin is not None:

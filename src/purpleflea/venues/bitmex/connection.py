@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import msgspec
-
 from purpleflea.model import Catalog, Instrument
-from purpleflea.venues._catalog import size
+from purpleflea.venues._catalog import quantos_at
 from purpleflea.venues._connection import as_text, compact_json, containing, json_object
 from purpleflea.venues.bitmex.constants import EXCHANGE
 from purpleflea.venues.bitmex.normalizer import TABLE
@@ -62,14 +60,7 @@ def xbt_price(frame: bytes | str, catalog: Catalog) -> list[Instrument] | None:
         for row in (data if isinstance(data, list) else [])
         if isinstance(row, dict) and row.get("symbol") == "XBTUSD" and "markPrice" in row
     ]
-    price = size(EXCHANGE, "XBTUSD", marks[-1]) if marks else None
-    if price is None:
-        return []
-    return [
-        msgspec.structs.replace(row, settle_usd=price)
-        for row in catalog.values()
-        if row.kind == "quanto"
-    ]
+    return quantos_at(EXCHANGE, "XBTUSD", marks[-1], catalog) if marks else []
 
 
 def refusal(frame: bytes | str) -> str | None:

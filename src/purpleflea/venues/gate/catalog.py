@@ -6,6 +6,7 @@ import json
 
 from purpleflea.model import Instrument
 from purpleflea.venues._catalog import inverse, json_body, linear, rows, size
+from purpleflea.venues._catalog import quanto as quanto_contract
 from purpleflea.venues._paging import query_value, with_query
 from purpleflea.venues.gate.constants import EXCHANGE
 from purpleflea.venues.venue import CatalogSource
@@ -54,15 +55,7 @@ def _parse(body: bytes, *, quanto: bool) -> list[Instrument]:
         if contract is None:
             continue
         if quanto:
-            found.append(
-                Instrument(
-                    exchange=EXCHANGE,
-                    symbol=symbol,
-                    kind="quanto",
-                    contract_size=contract,
-                    settle_usd=btc_usd,
-                )
-            )
+            found.append(quanto_contract(EXCHANGE, symbol, contract, btc_usd))
         else:
             found.append(linear(EXCHANGE, symbol, contract))
     return found

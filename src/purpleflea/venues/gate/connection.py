@@ -18,10 +18,8 @@ from __future__ import annotations
 import functools
 import time
 
-import msgspec
-
 from purpleflea.model import Catalog, Instrument
-from purpleflea.venues._catalog import size
+from purpleflea.venues._catalog import quantos_at
 from purpleflea.venues._connection import (
     as_text,
     compact_json,
@@ -105,14 +103,7 @@ def btc_price(frame: bytes | str, catalog: Catalog) -> list[Instrument] | None:
         for row in flat
         if isinstance(row, dict) and row.get("contract") == BTC_INVERSE and "mark_price" in row
     ]
-    price = size(EXCHANGE, BTC_INVERSE, marks[-1]) if marks else None
-    if price is None:
-        return []
-    return [
-        msgspec.structs.replace(row, settle_usd=price)
-        for row in catalog.values()
-        if row.kind == "quanto"
-    ]
+    return quantos_at(EXCHANGE, BTC_INVERSE, marks[-1], catalog) if marks else []
 
 
 def ping(now: float | None = None) -> str:
