@@ -205,3 +205,30 @@ def test_a_side_is_taken_in_any_case(command: str) -> None:
     parser = cli.build_parser()
     args = parser.parse_args([command, "--side", "Short", "--side", "LONG"])
     assert args.side == ["short", "long"]
+
+
+@pytest.mark.parametrize(
+    "command", [["history"], ["tail"], ["webhooks", "create", "https://bot.example/pf"]]
+)
+@pytest.mark.parametrize("amount", ["100k", "1M", "-5", "nan", "$100000"])
+def test_min_usd_says_what_a_size_is_written_as(
+    command: list[str], amount: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `history --min-usd 100k` was answered with argparse's "invalid float value: '100k'",
+    # which does not say what to type instead; `-5` and `nan` got three wordings by command.
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([*command, "--min-usd", amount, "--api-key", "pf_x"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        f"argument --min-usd: must be a number of US dollars, 0 or more, in digits "
+        f"(100000 or 1e5), got {amount!r}"
+    ) in err
+
+
+def test_min_usd_takes_digits_and_exponents() -> None:
+    parser = cli.build_parser()
+    assert parser.parse_args(["history", "--min-usd", "1e5"]).min_usd == 100_000.0
+    assert parser.parse_args(["tail", "--min-usd", "250000"]).min_usd == 250_000.0
+    assert parser.parse_args(["tail"]).min_usd == 0.0
+    assert parser.parse_args(["history"]).min_usd is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -37,6 +38,20 @@ def event_count(least: int) -> Callable[[str], int]:
     return parse
 
 
+def usd_amount(text: str) -> float:
+    """An argparse type: ``--min-usd``, a finite number of US dollars, 0 or more, in digits
+    (the REST API's and the SDK's ``min_usd`` take nothing else)."""
+    try:
+        amount = float(text)
+    except ValueError:
+        amount = -1.0
+    if not 0.0 <= amount < math.inf:  # NaN fails too
+        raise argparse.ArgumentTypeError(
+            f"must be a number of US dollars, 0 or more, in digits (100000 or 1e5), got {text!r}"
+        )
+    return amount
+
+
 #: ``--side``'s help, the same for every command that filters on it.
 SIDE_HELP = "liquidated position: long or short, any case (repeatable)"
 
@@ -56,7 +71,7 @@ def position_side(text: str) -> str:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("tail", help="live feed of liquidations in the terminal")
     add_connection_args(parser)
-    parser.add_argument("--min-usd", type=float, default=0.0, help="only events this big")
+    parser.add_argument("--min-usd", type=usd_amount, default=0.0, help="only events this big")
     parser.add_argument("--market", action="append", help="market, e.g. BTC-PERP (repeatable)")
     parser.add_argument("--exchange", action="append", help="exchange id (repeatable)")
     parser.add_argument("--side", type=position_side, action="append", help=SIDE_HELP)
