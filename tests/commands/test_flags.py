@@ -101,6 +101,27 @@ def test_a_data_folder_given_as_store_means_its_history_file(
     assert (out / "report.json").is_file()
 
 
+def test_sim_and_backtest_take_the_data_folder_as_every_other_command_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `serve`, `import`, `export`, `history`, `keys` take --data-dir; `purpleflea sim --days 1
+    # --data-dir mine` was "purpleflea: error: unrecognized arguments: --data-dir mine". A new
+    # folder is a folder (as `serve --data-dir` makes it), not a file named like it.
+    data = tmp_path / "mine"
+    sim = ["sim", "--days", "0.01", "--markets", "20", "--no-progress", "--start", "2025-03-01"]
+    assert cli.main([*sim, "--data-dir", str(data)]) == 0
+    assert (data / "purpleflea.sqlite").is_file()
+    assert f"into {data / 'purpleflea.sqlite'}" in capsys.readouterr().out
+    out = tmp_path / "report"
+    assert cli.main(["backtest", "--data-dir", str(data), "--out", str(out)]) == 0
+    assert (out / "report.json").is_file()
+    for command in (sim, ["backtest"]):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main([*command, "--data-dir", str(data), "--store", str(data)])
+        assert exit_.value.code == 2
+        assert "argument --store: not allowed with argument --data-dir" in capsys.readouterr().err
+
+
 def test_sim_and_backtest_refuse_a_postgresql_url_without_showing_its_password(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
