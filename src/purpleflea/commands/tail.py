@@ -172,6 +172,13 @@ async def _show(
         # Subscribed: a quiet market must not look like a stuck command.
         waiting = _waiting(args, client.base_url, stream.filters)
         print(f"purpleflea tail: {waiting}", file=sys.stderr, flush=True)
+        why = await _why_none_yet(client.base_url)
+        if why:
+            print(
+                f"purpleflea tail: no liquidation yet: {printable(why)}",
+                file=sys.stderr,
+                flush=True,
+            )
         async for item in stream:
             if isinstance(item, Liquidation):
                 print(format_event(item, color=color), flush=True)
@@ -181,6 +188,21 @@ async def _show(
             else:
                 print(format_alert(item, color=color), flush=True)
     return 0
+
+
+async def _why_none_yet(url: str) -> str:
+    """What the server says its source is doing while it has stored no liquidation
+    (``/v1/health``'s ``source_status.message``: a simulator warming up, how far), or "".
+    Best effort: the stream is what the command is for."""
+    import httpx  # noqa: PLC0415 - loaded with the SDK
+
+    try:
+        async with httpx.AsyncClient(timeout=2.0) as http:
+            status = (await http.get(url.rstrip("/") + "/v1/health")).json().get("source_status")
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return ""
+    message = status.get("message") if isinstance(status, dict) else None
+    return message if isinstance(message, str) else ""
 
 
 def _waiting(args: argparse.Namespace, url: str, filters: dict[str, Any]) -> str:
