@@ -575,7 +575,7 @@ async def test_on_the_simulator_new_events_keep_arriving_within_a_second(
     async with running_server(config) as simulated:
         await open_live(page, simulated)
         # The served market is the realistic one: its crash episode starts at once and its
-        # first liquidations come 5-15 simulated s in (docs/simulator.md), then many a second;
+        # first liquidations come within seconds (docs/simulator.md), then many a second;
         # before them its 275 markets warm up, a few CPU seconds that took over 45 s of wall
         # time in CI at load 13. The page is judged from the server's first liquidation on.
         await until(lambda: simulated.server.tracker.last_seq > 0, 300, "a first liquidation")
