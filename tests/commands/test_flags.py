@@ -253,3 +253,16 @@ def test_min_usd_takes_digits_and_exponents() -> None:
     assert parser.parse_args(["tail", "--min-usd", "250000"]).min_usd == 250_000.0
     assert parser.parse_args(["tail"]).min_usd == 0.0
     assert parser.parse_args(["history"]).min_usd is None
+
+
+@pytest.mark.parametrize("argv", [[], ["-v"]])
+def test_no_command_lists_the_commands(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    # `purpleflea` alone said "error: the following arguments are required: COMMAND" and
+    # nothing of what the commands are.
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "serve        run the tracker server" in err
+    assert "tail         live feed of liquidations in the terminal" in err
+    assert err.endswith(
+        "purpleflea: name a command (listed above); `purpleflea COMMAND -h` shows its flags\n"
+    )
