@@ -48,10 +48,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     (:mod:`purpleflea.stopping`)."""
     # Named from the arguments until they are parsed: a Ctrl-C while the commands' modules
     # are imported (build_parser) is the named command's too.
-    command = _named_command(sys.argv[1:] if argv is None else argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    command = _named_command(given)
     try:
         with signals_as_interrupts():
-            args = build_parser().parse_args(argv)
+            parser = build_parser()
+            if not [arg for arg in given if arg not in ("-v", "--verbose")]:
+                # argparse's "the following arguments are required: COMMAND" named none.
+                parser.print_help(sys.stderr)
+                print(
+                    "purpleflea: name a command (listed above); `purpleflea COMMAND -h` shows "
+                    "its flags",
+                    file=sys.stderr,
+                )
+                return 2
+            args = parser.parse_args(given)
             command = args.command
             configure_logging(verbose=args.verbose)
             run: Callable[[argparse.Namespace], int] = args.run

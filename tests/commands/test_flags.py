@@ -101,6 +101,27 @@ def test_a_data_folder_given_as_store_means_its_history_file(
     assert (out / "report.json").is_file()
 
 
+def test_sim_and_backtest_take_the_data_folder_as_every_other_command_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `serve`, `import`, `export`, `history`, `keys` take --data-dir; `purpleflea sim --days 1
+    # --data-dir mine` was "purpleflea: error: unrecognized arguments: --data-dir mine". A new
+    # folder is a folder (as `serve --data-dir` makes it), not a file named like it.
+    data = tmp_path / "mine"
+    sim = ["sim", "--days", "0.01", "--markets", "20", "--no-progress", "--start", "2025-03-01"]
+    assert cli.main([*sim, "--data-dir", str(data)]) == 0
+    assert (data / "purpleflea.sqlite").is_file()
+    assert f"into {data / 'purpleflea.sqlite'}" in capsys.readouterr().out
+    out = tmp_path / "report"
+    assert cli.main(["backtest", "--data-dir", str(data), "--out", str(out)]) == 0
+    assert (out / "report.json").is_file()
+    for command in (sim, ["backtest"]):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main([*command, "--data-dir", str(data), "--store", str(data)])
+        assert exit_.value.code == 2
+        assert "argument --store: not allowed with argument --data-dir" in capsys.readouterr().err
+
+
 def test_sim_and_backtest_refuse_a_postgresql_url_without_showing_its_password(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -205,3 +226,43 @@ def test_a_side_is_taken_in_any_case(command: str) -> None:
     parser = cli.build_parser()
     args = parser.parse_args([command, "--side", "Short", "--side", "LONG"])
     assert args.side == ["short", "long"]
+
+
+@pytest.mark.parametrize(
+    "command", [["history"], ["tail"], ["webhooks", "create", "https://bot.example/pf"]]
+)
+@pytest.mark.parametrize("amount", ["100k", "1M", "-5", "nan", "$100000"])
+def test_min_usd_says_what_a_size_is_written_as(
+    command: list[str], amount: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `history --min-usd 100k` was answered with argparse's "invalid float value: '100k'",
+    # which does not say what to type instead; `-5` and `nan` got three wordings by command.
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([*command, "--min-usd", amount, "--api-key", "pf_x"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        f"argument --min-usd: must be a number of US dollars, 0 or more, in digits "
+        f"(100000 or 1e5), got {amount!r}"
+    ) in err
+
+
+def test_min_usd_takes_digits_and_exponents() -> None:
+    parser = cli.build_parser()
+    assert parser.parse_args(["history", "--min-usd", "1e5"]).min_usd == 100_000.0
+    assert parser.parse_args(["tail", "--min-usd", "250000"]).min_usd == 250_000.0
+    assert parser.parse_args(["tail"]).min_usd == 0.0
+    assert parser.parse_args(["history"]).min_usd is None
+
+
+@pytest.mark.parametrize("argv", [[], ["-v"]])
+def test_no_command_lists_the_commands(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    # `purpleflea` alone said "error: the following arguments are required: COMMAND" and
+    # nothing of what the commands are.
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "serve        run the tracker server" in err
+    assert "tail         live feed of liquidations in the terminal" in err
+    assert err.endswith(
+        "purpleflea: name a command (listed above); `purpleflea COMMAND -h` shows its flags\n"
+    )

@@ -25,7 +25,14 @@ from purpleflea.formatting import format_price, format_usd, format_usd_exact
 from purpleflea.model import Heatmap, Liquidation
 from tests.conftest import REPO
 from tests.events import stored_alert, stored_event
-from tests.server.conftest import Running, venue_event
+from tests.server.conftest import (
+    Running,
+    hold_warm_up_halfway,
+    make_config,
+    quicken_warm_up,
+    running_server,
+    venue_event,
+)
 
 
 @pytest.mark.parametrize(
@@ -332,6 +339,41 @@ async def test_tail_says_it_is_connected_before_the_first_event(live: Running) -
     out, _ = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0
     assert "BTC-PERP" in out.decode()
+
+
+async def test_tail_says_why_no_liquidation_has_come_from_a_warming_simulator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The README's `scripts/run` then `purpleflea tail`: the tail sat on "waiting for
+    # liquidations" while the simulator warmed up, as it would on a broken server. It says
+    # what the server says (health's source_status), once, under its first line.
+    quicken_warm_up(monkeypatch)
+    release = hold_warm_up_halfway(monkeypatch)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PURPLEFLEA_")}
+    async with running_server(make_config(tmp_path, source="sim", sim_markets=10)) as running:
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "purpleflea.cli",
+                *("tail", "--url", running.url, "--api-key", running.key, "--count", "1"),
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            assert process.stderr is not None
+            first = await asyncio.wait_for(process.stderr.readline(), 30)
+            assert first.decode().startswith("purpleflea tail: connected to ")
+            second = await asyncio.wait_for(process.stderr.readline(), 30)
+            assert second.decode() == (
+                "purpleflea tail: no liquidation yet: the simulator is warming up its 10 "
+                "markets (two unseen hours that settle their positions), 50 % done\n"
+            )
+        finally:
+            release.set()
+        out, _ = await asyncio.wait_for(process.communicate(), 120)
+        assert process.returncode == 0
+        assert "LIQ" in out.decode()
 
 
 async def _closed_stdout(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:

@@ -29,7 +29,15 @@ from tests.dashboard.harness import (
     seed_coverage,
     seed_heatmap,
 )
-from tests.server.conftest import Running, make_config, running_server, until, venue_event
+from tests.server.conftest import (
+    Running,
+    hold_warm_up_halfway,
+    make_config,
+    quicken_warm_up,
+    running_server,
+    until,
+    venue_event,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -567,7 +575,7 @@ async def test_on_the_simulator_new_events_keep_arriving_within_a_second(
     async with running_server(config) as simulated:
         await open_live(page, simulated)
         # The served market is the realistic one: its crash episode starts at once and its
-        # first liquidations come 5-15 simulated s in (docs/simulator.md), then many a second;
+        # first liquidations come within seconds (docs/simulator.md), then many a second;
         # before them its 275 markets warm up, a few CPU seconds that took over 45 s of wall
         # time in CI at load 13. The page is judged from the server's first liquidation on.
         await until(lambda: simulated.server.tracker.last_seq > 0, 300, "a first liquidation")
@@ -577,6 +585,33 @@ async def test_on_the_simulator_new_events_keep_arriving_within_a_second(
             started = time.perf_counter()
             await expect(rows(page).first).not_to_have_text(newest, timeout=1_000)
             assert time.perf_counter() - started < 1.0
+
+
+async def test_while_the_simulator_warms_up_the_feed_says_so_and_how_far(
+    tmp_path: Path, page: Page, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A demo's user saw "Waiting for liquidations…" alone for ~15 s (the warm-up, then the
+    # crash episode's first seconds), as a broken server would look. The page says what the
+    # server says its simulator is doing, read from its real warm-up, held here halfway.
+    quicken_warm_up(monkeypatch)
+    release = hold_warm_up_halfway(monkeypatch)
+    config = make_config(tmp_path, source="sim", sim_markets=10)
+    async with running_server(config) as simulated:
+        try:
+            await open_live(page, simulated)
+            note = page.locator("#feed-empty")
+            await expect(note).to_have_text(
+                "Waiting for liquidations: the simulator is warming up its 10 markets (two "
+                "unseen hours that settle their positions), 50 % done."
+            )
+        finally:
+            release.set()
+        # Then the market runs: the note follows the server (a second's poll) until the
+        # first liquidation takes its place.
+        await expect(note).to_contain_text("no liquidation yet", timeout=15_000)
+        await until(lambda: simulated.server.tracker.last_seq > 0, 300, "a first liquidation")
+        await expect(rows(page).first).to_be_visible(timeout=5_000)
+        await expect(note).to_be_hidden()
 
 
 async def test_coverage_badges_and_gaps_on_the_uptime_strips(tracker: Running, page: Page) -> None:

@@ -21,8 +21,9 @@ import pytest
 import purpleflea.ingest.live
 from purpleflea.ingest.backoff import Backoff
 from purpleflea.server.health import Vitals, health_reasons, readiness_reasons
+from purpleflea.server.sources import SimStatus
 from tests.fakes.exchanges import FakeExchange, dialect_for
-from tests.server.conftest import Running, make_config, running_server
+from tests.server.conftest import Running, hold_warm_up_halfway, make_config, running_server
 from tests.server.test_api import parse_exposition
 
 TIMEOUT_S = 30.0
@@ -210,3 +211,54 @@ async def test_readiness_answers_503_while_shutting_down(live: Running) -> None:
     assert not_ready.status_code == 503
     assert not_ready.json() == {"ready": False, "reasons": ["shutting down"]}
     assert (await _get(live, "/v1/health")).json()["status"] == "degraded"
+
+
+@pytest.mark.usefixtures("quick_warmup")
+async def test_health_says_how_far_the_simulators_warm_up_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A demo's user watched "Waiting for liquidations..." for ~15 s with nothing saying the
+    # simulator was warming up: health says it, from the warm-up's own count of blocks.
+    warm_up_paused = hold_warm_up_halfway(monkeypatch)
+    config = make_config(tmp_path, source="sim", speed=5.0, sim_markets=10)
+    async with running_server(config) as running:
+        try:
+
+            async def halfway() -> bool:
+                status = (await _get(running, "/v1/health")).json()["source_status"]
+                return bool(status["phase"] == "warming_up")
+
+            await _until(halfway, "the warm-up's progress in health")
+            status = (await _get(running, "/v1/health")).json()["source_status"]
+            assert status["warm_up"] == {"blocks_done": 5, "blocks": 10}
+            assert status["markets"] == 10
+            assert "warming up its 10 markets" in status["message"]
+            assert "50 % done" in status["message"]
+        finally:
+            warm_up_paused.set()
+
+        async def flowing() -> bool:
+            return running.server.tracker.last_seq > 0
+
+        await _until(flowing, "the simulator's first liquidation")
+        status = (await _get(running, "/v1/health")).json()["source_status"]
+        assert status["phase"] == "running"
+        assert status["message"] == ""  # nothing to explain once liquidations come
+
+
+def test_the_simulators_status_before_its_first_liquidation() -> None:
+    status = SimStatus(275)
+    assert status.report(0, events=False)["message"] == "the simulator is starting"
+    status.warming(0, 120)
+    assert status.report(0, events=False)["message"].endswith("), 0 % done")
+    status.warming(119, 120)
+    assert status.report(0, events=False)["message"].endswith("), 99 % done")
+    status.running(1_000_000, resumed=False)
+    report = status.report(1_007_400, events=False)
+    assert report["started_ms"] == 1_000_000
+    assert report["message"] == (
+        "the simulated market (275 markets) started 7 s ago; no liquidation yet"
+    )
+    status.running(1_000_000, resumed=True)
+    assert "(275 markets) resumed 7 s ago" in str(status.report(1_007_400, events=False))
+    assert status.report(1_007_400, events=True)["message"] == ""

@@ -164,10 +164,10 @@ async def _run_until(
 async def test_a_restarted_simulator_continues_its_market_with_a_new_random_stream(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The served market's full two-hour warm-up, of 40 markets (3 s; 275 took 6.5 s of the
-    # test's 8): a market that restarted afresh instead of resuming moved up to 5.7% from where
-    # it stopped (9.6% of 275), against the 1% bound below and 0.3% when resumed. Ten minutes
-    # of warm-up would not do: a fresh 275-market one moved only 1.8%.
+    # The served market's full two-hour warm-up, of 40 markets (0.5 s of CPU at load 9; it
+    # was 3 s in 2.5 s blocks): a market that restarted afresh instead of resuming moved up to
+    # 5.7% from where it stopped (9.6% of 275), against the 1% bound below and 0.3% when
+    # resumed. Ten minutes of warm-up would not do: a fresh 275-market one moved only 1.8%.
     # Record every market's mark at each delivered step, around the real pacing.
     marks = _recorded_marks(monkeypatch)
     db, state = tmp_path / "db.sqlite", tmp_path / SIM_STATE_FILE

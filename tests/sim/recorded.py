@@ -1,10 +1,9 @@
 """A simulated run kept as columns, so several tests can read one run of the same config.
 
-The simulator is deterministic (same config -> same bytes), and building the served market
-(275 markets, a two-hour warm-up in 2.5 s blocks) costs more than its first ten minutes:
-tests that read the same configuration share one recording (``served_crash``, ``served_calm``
-and ``history_month`` in ``tests/sim/conftest.py``, where a seed's calm and crash runs also
-share its warm-up) instead of each simulating it again.
+The simulator is deterministic (same config -> same bytes), and a served market's 50 minutes
+of crash cost tens of seconds of CPU: tests that read the same configuration share one
+recording (``served_crash``, ``served_calm`` and ``history_month`` in ``tests/sim/conftest.py``,
+where a seed's calm and crash runs also share its warm-up) instead of each simulating it again.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from purpleflea.commands.sim import add_history_store, history_store
 from purpleflea.stopping import run_stoppable
 
 if TYPE_CHECKING:
@@ -34,11 +35,7 @@ def register(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--store",
-        default=DEFAULT_STORE,
-        help=f"SQLite history file, or the data folder holding it (default {DEFAULT_STORE})",
-    )
+    add_history_store(parser, str(DEFAULT_STORE))
     parser.add_argument(
         "--threshold", type=int, default=7, help="entry cascade score, 0-10 (default 7)"
     )
@@ -93,18 +90,21 @@ def run(args: argparse.Namespace) -> int:
     from purpleflea.backtest.strategy import Strategy  # noqa: PLC0415
     from purpleflea.clock import utc_iso  # noqa: PLC0415
     from purpleflea.formatting import format_usd_cents, format_usd_exact  # noqa: PLC0415
-    from purpleflea.store.factory import history_file  # noqa: PLC0415
 
     if not 0 <= args.threshold <= 10:
         print(f"backtest: --threshold must be 0-10, got {args.threshold}", file=sys.stderr)
         return 2
     try:
-        args.store = history_file(args.store)  # `--store data`: the folder's history file
+        args.store = history_store(args)  # `--store data`: the folder's history file
     except ValueError as exc:
         print(f"backtest: {exc}", file=sys.stderr)
         return 2
     if not args.store.is_file():
-        print(f"backtest: no history store at {args.store} (pass --store PATH)", file=sys.stderr)
+        print(
+            f"backtest: no history store at {args.store}: pass --store FILE or --data-dir DIR "
+            "(`purpleflea sim --days N` or `serve` writes one)",
+            file=sys.stderr,
+        )
         return 2
     try:
         costs = Costs(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps)

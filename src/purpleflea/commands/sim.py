@@ -24,11 +24,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     parser.add_argument("--days", type=float, required=True, help="days of simulated history")
-    parser.add_argument(
-        "--store",
-        default=DEFAULT_STORE,
-        help=f"SQLite file, or the data folder holding it (default {DEFAULT_STORE})",
-    )
+    add_history_store(parser, DEFAULT_STORE)
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--markets", type=market_count, default=275, help="markets (default 275)")
     parser.add_argument(
@@ -101,12 +97,38 @@ async def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_history_store(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--store FILE`` or ``--data-dir DIR``, the history file of ``sim`` and ``backtest``
+    (read by :func:`history_store`): every other command names its folder ``--data-dir``."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--store", help=f"SQLite history file, or the data folder holding it (default {default})"
+    )
+    where.add_argument(
+        "--data-dir",
+        type=Path,
+        help="the data folder (as `serve --data-dir`) whose history file to use (default: "
+        "the --store default's)",
+    )
+    parser.set_defaults(default_store=default)
+
+
+def history_store(args: argparse.Namespace) -> Path:
+    """The history file :func:`add_history_store`'s flags name; ValueError for a
+    PostgreSQL URL (see :func:`~purpleflea.store.factory.history_file`)."""
+    from purpleflea.store.factory import DB_FILE, history_file  # noqa: PLC0415
+
+    if args.data_dir is not None:
+        # A folder even when it does not exist yet: `--store new` would be a file named so.
+        return Path(args.data_dir) / DB_FILE
+    return history_file(args.store if args.store is not None else args.default_store)
+
+
 def run(args: argparse.Namespace) -> int:
-    from purpleflea.store.factory import history_file  # noqa: PLC0415
     from purpleflea.store.lock import DataDirBusy, exclusive  # noqa: PLC0415
 
     try:
-        args.store = str(history_file(args.store))  # `--store data`: the folder's history file
+        args.store = str(history_store(args))  # `--store data`: the folder's history file
     except ValueError as exc:
         print(f"purpleflea sim: {exc}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -37,6 +38,20 @@ def event_count(least: int) -> Callable[[str], int]:
     return parse
 
 
+def usd_amount(text: str) -> float:
+    """An argparse type: ``--min-usd``, a finite number of US dollars, 0 or more, in digits
+    (the REST API's and the SDK's ``min_usd`` take nothing else)."""
+    try:
+        amount = float(text)
+    except ValueError:
+        amount = -1.0
+    if not 0.0 <= amount < math.inf:  # NaN fails too
+        raise argparse.ArgumentTypeError(
+            f"must be a number of US dollars, 0 or more, in digits (100000 or 1e5), got {text!r}"
+        )
+    return amount
+
+
 #: ``--side``'s help, the same for every command that filters on it.
 SIDE_HELP = "liquidated position: long or short, any case (repeatable)"
 
@@ -56,7 +71,7 @@ def position_side(text: str) -> str:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("tail", help="live feed of liquidations in the terminal")
     add_connection_args(parser)
-    parser.add_argument("--min-usd", type=float, default=0.0, help="only events this big")
+    parser.add_argument("--min-usd", type=usd_amount, default=0.0, help="only events this big")
     parser.add_argument("--market", action="append", help="market, e.g. BTC-PERP (repeatable)")
     parser.add_argument("--exchange", action="append", help="exchange id (repeatable)")
     parser.add_argument("--side", type=position_side, action="append", help=SIDE_HELP)
@@ -157,6 +172,13 @@ async def _show(
         # Subscribed: a quiet market must not look like a stuck command.
         waiting = _waiting(args, client.base_url, stream.filters)
         print(f"purpleflea tail: {waiting}", file=sys.stderr, flush=True)
+        why = await _why_none_yet(client.base_url)
+        if why:
+            print(
+                f"purpleflea tail: no liquidation yet: {printable(why)}",
+                file=sys.stderr,
+                flush=True,
+            )
         async for item in stream:
             if isinstance(item, Liquidation):
                 print(format_event(item, color=color), flush=True)
@@ -166,6 +188,21 @@ async def _show(
             else:
                 print(format_alert(item, color=color), flush=True)
     return 0
+
+
+async def _why_none_yet(url: str) -> str:
+    """What the server says its source is doing while it has stored no liquidation
+    (``/v1/health``'s ``source_status.message``: a simulator warming up, how far), or "".
+    Best effort: the stream is what the command is for."""
+    import httpx  # noqa: PLC0415 - loaded with the SDK
+
+    try:
+        async with httpx.AsyncClient(timeout=2.0) as http:
+            status = (await http.get(url.rstrip("/") + "/v1/health")).json().get("source_status")
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return ""
+    message = status.get("message") if isinstance(status, dict) else None
+    return message if isinstance(message, str) else ""
 
 
 def _waiting(args: argparse.Namespace, url: str, filters: dict[str, Any]) -> str:

@@ -60,7 +60,13 @@ from purpleflea.server.query_params import QueryCheck
 from purpleflea.server.ratelimit import RateLimiter
 from purpleflea.server.request_bounds import RequestBounds
 from purpleflea.server.sequencer import SequencerLock, hold_sequencer_lock
-from purpleflea.server.sources import SIM_STATE_FILE, SimObserver, run_replay, run_sim
+from purpleflea.server.sources import (
+    SIM_STATE_FILE,
+    SimObserver,
+    SimStatus,
+    run_replay,
+    run_sim,
+)
 from purpleflea.server.streaming import Streams
 from purpleflea.server.webhook_dispatch import Dispatcher
 from purpleflea.server.webhook_routes import WebhookRoutes, WebhookService
@@ -175,6 +181,8 @@ class Server:
     relayed_measured: MeasuredMaps | None = None
     measured_publisher: Callable[[MeasuredMaps], Callable[[], Awaitable[None]]] | None = None
     source_task: asyncio.Task[None] | None = None
+    #: What the simulator source is doing (None for any other source): /v1/health says it.
+    sim_status: SimStatus | None = None
     #: Set when the shutdown begins: readiness answers 503 from then on.
     stopping: bool = False
     started_monotonic: float = field(default_factory=time.monotonic)
@@ -215,7 +223,7 @@ class Server:
         if self.streams.workers is not None:
             extra["stream_workers"] = self.streams.workers.health()
         reasons = health_reasons(self.vitals())
-        return {
+        body: dict[str, Any] = {
             "status": "degraded" if reasons else "ok",
             "reasons": reasons,
             "version": purpleflea.__version__,
@@ -235,6 +243,10 @@ class Server:
             "ingest": stats,
             **extra,
         }
+        if self.sim_status is not None:
+            events = self.tracker.last_seq > 0
+            body["source_status"] = self.sim_status.report(now_ms(), events)
+        return body
 
 
 def default_scorer() -> Scorer | None:
@@ -541,6 +553,7 @@ def _api_node(config: ServerConfig, store: Store, bus: NatsBus, relay: HeatmapRe
 def _source_task(server: Server) -> Awaitable[None] | None:
     config = server.config
     if config.source == "sim":
+        server.sim_status = SimStatus(config.sim_markets)
         return run_sim(
             server.tracker,
             seed=config.sim_seed,
@@ -550,6 +563,7 @@ def _source_task(server: Server) -> Awaitable[None] | None:
             ledger=server.coverage.ledger if server.coverage else None,
             observers=tuple(server.sim_observers),
             held_elsewhere=tuple(server.sim_held),
+            status=server.sim_status,
         )
     if config.source == "replay":
         if config.replay_path is None:

@@ -141,6 +141,25 @@ _HEALTH = {
                 "properties": {"buffered": _INTEGER, "limit": _INTEGER},
                 "required": ["buffered", "limit"],
             },
+            "source_status": {
+                "type": "object",
+                "description": "With --source sim: what the simulator does (starting, "
+                "warming_up with its blocks done of all, running since started_ms), and "
+                "message, what a user waiting for a first liquidation is told (empty once "
+                "the tracker stored one).",
+                "properties": {
+                    "phase": {"type": "string", "enum": ["starting", "warming_up", "running"]},
+                    "markets": _INTEGER,
+                    "warm_up": {
+                        "type": "object",
+                        "properties": {"blocks_done": _INTEGER, "blocks": _INTEGER},
+                        "required": ["blocks_done", "blocks"],
+                    },
+                    "started_ms": _INTEGER,
+                    "message": _STRING,
+                },
+                "required": ["phase", "markets", "message"],
+            },
         },
         required=["status", "version", "role", "source", "last_seq"],
     ),

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from purpleflea.sim import SimStep, Simulator
+    from purpleflea.sim.process import WarmUpProgress
     from purpleflea.sim.resume import SimState
 
 log = logging.getLogger("purpleflea.source")
@@ -35,6 +36,57 @@ log = logging.getLogger("purpleflea.source")
 
 #: Sees the simulator after each step it yields (between steps: no block is being computed).
 SimObserver = Callable[["Simulator", "SimStep"], None]
+
+
+class SimStatus:
+    """What the simulator is doing, for ``/v1/health`` (``source_status``): a demo's user
+    waits some seconds for the first liquidation, and the dashboard says why from this.
+
+    Set by :func:`run_sim`: ``starting`` (reading its saved state), ``warming_up`` (a new
+    market's unseen two hours, with the blocks done of all), then ``running`` from the market's
+    start. The warm-up's progress is written from its thread: one tuple, replaced whole.
+    """
+
+    def __init__(self, markets: int) -> None:
+        self.markets = markets
+        self.phase = "starting"
+        self.warm_up = (0, 0)  # blocks computed, blocks in all
+        self.started_ms: int | None = None  # the market's start (ms), once it runs
+        self.resumed = False
+
+    def warming(self, done: int, total: int) -> None:
+        """The warm-up's progress (:data:`purpleflea.sim.process.WarmUpProgress`)."""
+        self.warm_up = (done, total)
+        self.phase = "warming_up"
+
+    def running(self, started_ms: int, *, resumed: bool) -> None:
+        self.phase, self.started_ms, self.resumed = "running", started_ms, resumed
+
+    def report(self, now: int, events: bool) -> dict[str, object]:
+        """The status at ``now`` (ms) with its ``message`` for a user waiting for a first
+        liquidation; ``events``: the tracker has stored some (the message is then empty)."""
+        done, total = self.warm_up
+        body: dict[str, object] = {"phase": self.phase, "markets": self.markets}
+        if self.phase == "warming_up":
+            body["warm_up"] = {"blocks_done": done, "blocks": total}
+            percent = 100 * done // max(total, 1)
+            message = (
+                f"the simulator is warming up its {self.markets} markets (two unseen hours "
+                f"that settle their positions), {percent} % done"
+            )
+        elif self.phase == "running" and self.started_ms is not None:
+            body["started_ms"] = self.started_ms
+            how = "resumed" if self.resumed else "started"
+            running_s = max(0, now - self.started_ms) // 1000
+            message = (
+                f"the simulated market ({self.markets} markets) {how} {running_s} s ago; "
+                "no liquidation yet"
+            )
+        else:
+            message = "the simulator is starting"
+        body["message"] = "" if events else message
+        return body
+
 
 #: The live simulator's state, kept beside the store so a restart continues the market.
 SIM_STATE_FILE = "sim_state.npz"
@@ -66,6 +118,7 @@ async def run_sim(
     ledger: Ledger | None = None,
     observers: Sequence[SimObserver] = (),
     held_elsewhere: Sequence[Callable[[str], float]] = (),
+    status: SimStatus | None = None,
 ) -> None:
     """The built-in market simulator, paced at ``speed`` x real time from now.
 
@@ -84,7 +137,7 @@ async def run_sim(
     share of its positions, :mod:`purpleflea.server.measured`); ``held_elsewhere`` are their
     ``held_share``: the simulator's events of a market are published without those shares,
     which reach the stream through the samplers instead (one path per share, no double
-    count).
+    count). ``status`` is kept saying what the simulator does (:class:`SimStatus`).
     """
     import numpy as np  # noqa: PLC0415 - numpy when used
 
@@ -100,13 +153,21 @@ async def run_sim(
     # Stopped meanwhile (Ctrl-C during a warm-up of seconds to a minute), the thread is told
     # to drop the warm-up: the process waits for its threads before it exits.
     abandon = threading.Event()
+    status = status if status is not None else SimStatus(markets)
     try:
         sim = await asyncio.to_thread(
-            live_simulator, seed, markets, saved, tracker.last_seq, abandon=abandon
+            live_simulator,
+            seed,
+            markets,
+            saved,
+            tracker.last_seq,
+            abandon=abandon,
+            progress=status.warming,
         )
     except asyncio.CancelledError:
         abandon.set()
         raise
+    status.running(sim.config.start_ms, resumed=continues(saved, seed, markets))
     log.info(
         "simulator: %d markets, seed %d, epoch %d (%s), %.3g x real time",
         markets,
@@ -254,6 +315,7 @@ def live_simulator(
     last_seq: int,
     *,
     abandon: threading.Event | None = None,
+    progress: WarmUpProgress | None = None,
 ) -> Simulator:
     """The served simulator starting now: ``saved``'s market continued with a new epoch (and its
     crash episode, if it is still to come or going on), or a new market with its crash episode
@@ -261,7 +323,8 @@ def live_simulator(
 
     A new market's warm-up takes a second or more; the simulator is then moved to start at
     the moment it is ready (same stream), so its first events are not late. ``abandon``, set
-    from another thread, stops the warm-up (:class:`~purpleflea.sim.process.WarmUpAbandoned`).
+    from another thread, stops the warm-up (:class:`~purpleflea.sim.process.WarmUpAbandoned`);
+    ``progress`` is told how far it is.
     """
     from purpleflea.sim import SimConfig, Simulator  # noqa: PLC0415 - numpy when used
 
@@ -282,7 +345,7 @@ def live_simulator(
             saved.n_markets,
         )
     config = SimConfig.served(seed=seed, n_markets=markets, start_ms=now_ms(), epoch=last_seq)
-    state = Simulator(config, abandon=abandon).capture_state()
+    state = Simulator(config, abandon=abandon, progress=progress).capture_state()
     start = now_ms()
     moved = replace(config, start_ms=start, crash_start_ms=state.crash_after_pause(start))
     return Simulator.from_state(moved, state)

@@ -42,10 +42,11 @@ bankruptcy price (:mod:`purpleflea.sim.events`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -109,6 +110,16 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
+#: The warm-up's blocks (ms): the calibrated market's (``SimConfig``'s default), whatever
+#: blocks the stream is served in. A block's cost is mostly passes over every position slot
+#: (180,685 for 275 markets), whatever its length: the served market's two unseen hours in its
+#: 2.5 s blocks were 2,880 of them, ~6 of the 7 s of CPU `serve --source sim` spent before its
+#: first liquidation; in minutes, 120 (bench/sim_first_liquidation.py, BENCHMARKS.md). The
+#: served blocks are short for a restart's sake (it resumes within one block), which an unseen
+#: warm-up has no use for; every process is stepped by the block's length, so the book it
+#: leaves is settled the same way.
+WARM_UP_BLOCK_MS = 60_000
+
 #: Shock sizes are Student-t(3) draws clipped to this many units: the t's far tail made
 #: single-market jumps of 30%+ in minutes, beyond any real market outside a crash.
 _MAX_SHOCK = 2.5
@@ -155,6 +166,27 @@ class WarmUpAbandoned(Exception):
     """The simulator's warm-up stopped because its ``abandon`` event was set."""
 
 
+#: Told the warm-up's progress: (blocks computed, blocks in all), from (0, total) on.
+WarmUpProgress = Callable[[int, int], None]
+
+
+@functools.lru_cache(maxsize=4)
+def sizing(n_markets: int) -> tuple[FloatArray, FloatArray]:
+    """Each market's cohort notional scale and cap (USD) in the first ``n_markets`` of the
+    universe (read-only arrays).
+
+    A function of the universe alone, solved once per process: :func:`cohort_scale` is 0.5 s
+    of CPU for 275 markets, and a served market is built twice (warmed up, then moved to
+    start when it is ready, or continued from its saved state)."""
+    specs = universe(n_markets)
+    oi_usd = np.array([s.oi_usd for s in specs])
+    slots = np.array([slots_for(s) for s in specs], dtype=np.float64)
+    per_slot = oi_usd / (slots * OCCUPANCY)
+    scale, cap = cohort_scale(per_slot, oi_usd), cohort_cap(per_slot, oi_usd)
+    scale.flags.writeable = cap.flags.writeable = False
+    return scale, cap
+
+
 class Simulator:
     """A deterministic market simulation; iterate :meth:`steps` (see the package docstring)."""
 
@@ -163,17 +195,19 @@ class Simulator:
         config: SimConfig | None = None,
         *,
         abandon: threading.Event | None = None,
+        progress: WarmUpProgress | None = None,
         **overrides: int | float,
     ) -> None:
-        """``abandon``: set from another thread, the warm-up (seconds to a minute of blocks
-        on a busy machine) stops at its next block with :class:`WarmUpAbandoned`: a
-        server stopped meanwhile would otherwise wait for it to finish before exiting."""
+        """``abandon``: set from another thread, the warm-up (a second or more of blocks on
+        a busy machine) stops at its next block with :class:`WarmUpAbandoned`: a server
+        stopped meanwhile would otherwise wait for it to finish before exiting. ``progress``
+        is told how far the warm-up is after each of its blocks (:data:`WarmUpProgress`)."""
         if config is None:
             config = SimConfig(**overrides)  # type: ignore[arg-type]
         elif overrides:
             raise TypeError("pass either a SimConfig or keyword overrides, not both")
         self._build(config)
-        self._warm_up(abandon)
+        self._warm_up(abandon, progress)
 
     def _build(self, config: SimConfig) -> None:
         self.config = config
@@ -213,7 +247,6 @@ class Simulator:
     def _init_state(self) -> None:
         specs, n, cfg = self.markets, len(self.markets), self.config
         self._n = n
-        self._steps_per_block = cfg.block_ms // cfg.step_ms
         self._price0 = np.array([s.price for s in specs])
         self._x = np.log(self._price0)
         self._x_trend = self._x.copy()
@@ -268,15 +301,8 @@ class Simulator:
         self._basis = basis.initial(self._rng, self._basis_spread, listings)
         self._quoted_basis = self._basis
         self._log = CohortLog(spread_ms=_EVENT_SPREAD_MS)
-        self._offsets = cfg.step_ms * np.arange(1, self._steps_per_block + 1, dtype=np.float64)
-        # The share of a market's pending shock released by each step of a block.
-        self._jump_release = 1.0 - np.exp(-self._offsets / _JUMP_TAU_MS)
-        # The impact kernel at those offsets, for the block's path and each liquidation step.
-        self._impact_path = _IMPACT.path(self._offsets)
-        slots = np.array([slots_for(s) for s in specs], dtype=np.float64)
-        per_slot = self._oi_target / (slots * OCCUPANCY)
-        self._cohort_usd = cohort_scale(per_slot, self._oi_target)
-        self._cohort_cap = cohort_cap(per_slot, self._oi_target)
+        self._set_blocks()
+        self._cohort_usd, self._cohort_cap = sizing(cfg.n_markets)
         self._opened = np.zeros(n)
         self._closed = np.zeros(n)
         self._liquidated = np.zeros(n)  # finalized (blocks before the current one)
@@ -293,21 +319,49 @@ class Simulator:
         self.now_ms = self._block_start = self._next_start = cfg.start_ms
         self.runs = self._new_runs()
 
-    def _warm_up(self, abandon: threading.Event | None = None) -> None:
+    def _set_blocks(self) -> None:
+        """What depends on the length of ``config``'s blocks: its steps' offsets, the share of
+        a pending shock each releases and the impact kernel at each."""
+        cfg = self.config
+        self._steps_per_block = cfg.block_ms // cfg.step_ms
+        self._offsets = cfg.step_ms * np.arange(1, self._steps_per_block + 1, dtype=np.float64)
+        # The share of a market's pending shock released by each step of a block.
+        self._jump_release = 1.0 - np.exp(-self._offsets / _JUMP_TAU_MS)
+        # The impact kernel at those offsets, for the block's path and each liquidation step.
+        self._impact_path = _IMPACT.path(self._offsets)
+
+    def _warm_up(
+        self, abandon: threading.Event | None = None, progress: WarmUpProgress | None = None
+    ) -> None:
         """Run ``warmup_ms`` before ``start_ms`` and forget its output.
 
         The book starts full, with entries spread as if opened over the past day; the warm-up
         lets the cohorts that would already have been liquidated go, so the stream starts in
-        its steady state instead of with a burst.
+        its steady state instead of with a burst. It is computed in blocks of
+        :data:`WARM_UP_BLOCK_MS` when they fit (the stream's own blocks otherwise).
         """
         cfg = self.config
+        if cfg.block_ms < WARM_UP_BLOCK_MS and cfg.warmup_ms % WARM_UP_BLOCK_MS == 0:
+            # Snapshots are not taken in the warm-up; the field must only divide into blocks.
+            self.config = dataclasses.replace(
+                cfg, block_ms=WARM_UP_BLOCK_MS, snapshot_ms=WARM_UP_BLOCK_MS
+            )
+            self._set_blocks()
+        total = self.config.warmup_ms // self.config.block_ms
         self.now_ms = self._block_start = self._next_start = cfg.start_ms - cfg.warmup_ms
         self._traders(self.now_ms, spread=0.5)
         self.runs = self._new_runs()
-        while self._next_start < cfg.start_ms:
+        for done in range(total + 1):
+            if progress is not None:
+                progress(done, total)
+            if done == total:
+                break
             if abandon is not None and abandon.is_set():
                 raise WarmUpAbandoned("the simulator's warm-up was abandoned (stopping)")
             self.next_block()
+        if self.config is not cfg:
+            self.config = cfg
+            self._set_blocks()
         self.runs = self._new_runs()
         self._log = CohortLog(spread_ms=_EVENT_SPREAD_MS)
         self._next_event = 0

@@ -65,6 +65,7 @@ const stream = new LiveStream({
 // trader watching a quiet feed must not take that for a quiet market.
 let streamState = { kind: "connecting", detail: "" };
 let serverTrouble = "";
+let sourceWaiting = ""; // health's source_status.message: why no liquidation has come yet
 
 function showStatus() {
   const troubled = streamState.kind === "live" && serverTrouble;
@@ -80,6 +81,10 @@ async function refreshHealth() {
   // No answer: the stream's own state says the server is away.
   serverTrouble = health && health.status !== "ok" ? (health.reasons || []).join("; ") || health.status : "";
   showStatus();
+  // Before the first liquidation, what the source is doing (a simulator's warm-up and how
+  // far): the plain "Waiting for liquidations…" looked the same as a broken server.
+  sourceWaiting = (health && health.source_status && health.source_status.message) || "";
+  feed.waiting(sourceWaiting);
   return health;
 }
 
@@ -417,6 +422,8 @@ setInterval(() => {
     feedDay = today;
     feed.restamp();
   }
+  // While the server says why nothing has come yet, its progress is read each second.
+  if (sourceWaiting && feed.empty && !keyMissing) refreshHealth();
 }, 1000);
 setInterval(() => !keyMissing && refreshHeatmap(), HEATMAP_REFRESH_MS);
 setInterval(() => !keyMissing && refreshTop(), TOP_REFRESH_MS);

@@ -30,6 +30,18 @@ export class Feed {
     if (!this.frame) this.frame = requestAnimationFrame(() => this.render());
   }
 
+  /** Whether no row is shown or queued. */
+  get empty() {
+    return !this.list.childElementCount && !this.queue.length;
+  }
+
+  /** Say, while no row has come, what the server's source is doing (its own words from
+   * /v1/health, e.g. the simulator warming up, how far); "" for the plain note. */
+  waiting(why) {
+    const text = why ? `Waiting for liquidations: ${why}.` : "Waiting for liquidations…";
+    if (this.emptyNote.textContent !== text) this.emptyNote.textContent = text;
+  }
+
   clear() {
     this.queue = [];
     this.list.replaceChildren();
