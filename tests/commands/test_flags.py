@@ -205,3 +205,47 @@ def test_a_side_is_taken_in_any_case(command: str) -> None:
     parser = cli.build_parser()
     args = parser.parse_args([command, "--side", "Short", "--side", "LONG"])
     assert args.side == ["short", "long"]
+
+
+_MIN_USD_COMMANDS = [
+    ["history"],
+    ["tail"],
+    ["webhooks", "create", "https://example.com/hook"],
+]
+
+
+@pytest.mark.parametrize("command", _MIN_USD_COMMANDS)
+@pytest.mark.parametrize(
+    ("given", "usd"),
+    [("100k", 100_000.0), ("$1.5M", 1_500_000.0), ("1e6", 1e6), ("250,000", 250_000.0)],
+)
+def test_min_usd_takes_an_amount_as_the_mcp_tools_do(
+    command: list[str], given: str, usd: float
+) -> None:
+    # `--min-usd 100k` was "invalid float value: '100k'" while the MCP tools' min_usd took it.
+    args = cli.build_parser().parse_args([*command, "--min-usd", given])
+    assert args.min_usd == usd
+
+
+@pytest.mark.parametrize("command", _MIN_USD_COMMANDS)
+@pytest.mark.parametrize(
+    ("given", "why"),
+    [
+        ("lots", "is not an amount of USD: give a number (100000) or one such as '$100k', '1.5M'"),
+        ("nan", "is not an amount of USD"),
+        ("1,5M", "commas only between thousands"),
+        ("-5", "must be 0 or more USD"),
+    ],
+)
+def test_a_min_usd_that_is_no_amount_names_it_and_the_forms_taken(
+    command: list[str], given: str, why: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `nan` and `-5` went to the server (a 400 after connecting, or a webhook's filter refused
+    # there); `lots` said "invalid float value" with no form that is taken.
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([*command, "--min-usd", given, "--api-key", "pf_x"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --min-usd: " in err
+    assert repr(given) in err
+    assert why in err

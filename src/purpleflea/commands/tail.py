@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from purpleflea.commands.connect import add_connection_args, run_client
-from purpleflea.formatting import format_price, format_usd_exact, printable
+from purpleflea.formatting import format_price, format_usd_exact, printable, read_usd
 from purpleflea.local_server import FILE_NAME, find_address
 from purpleflea.model import CascadeAlert, Liquidation, order_side_hint
 
@@ -37,6 +37,23 @@ def event_count(least: int) -> Callable[[str], int]:
     return parse
 
 
+#: ``--min-usd``'s help, the same for every command that filters on it.
+MIN_USD_HELP = "only events of at least this many USD: 100000, 1e5, $100k, 1.5M"
+
+
+def usd_amount(text: str) -> float:
+    """An argparse type: ``--min-usd`` as :func:`~purpleflea.formatting.read_usd` reads it
+    (the MCP tools' rule), 0 or more. ``100k`` was refused as "invalid float value", naming
+    no form that is taken, and ``-5`` or ``nan`` went to the server."""
+    try:
+        amount = read_usd(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if amount < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more USD, got {text!r}")
+    return amount
+
+
 #: ``--side``'s help, the same for every command that filters on it.
 SIDE_HELP = "liquidated position: long or short, any case (repeatable)"
 
@@ -56,7 +73,7 @@ def position_side(text: str) -> str:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("tail", help="live feed of liquidations in the terminal")
     add_connection_args(parser)
-    parser.add_argument("--min-usd", type=float, default=0.0, help="only events this big")
+    parser.add_argument("--min-usd", type=usd_amount, default=0.0, help=MIN_USD_HELP)
     parser.add_argument("--market", action="append", help="market, e.g. BTC-PERP (repeatable)")
     parser.add_argument("--exchange", action="append", help="exchange id (repeatable)")
     parser.add_argument("--side", type=position_side, action="append", help=SIDE_HELP)
