@@ -299,7 +299,8 @@ def _engine_heatmaps(
     if fuel is None:
         return HeatmapFeed(), None
     recorder = OpenInterestRecorder(store)
-    return HeatmapFeed(fuel=fuel, on_open_interest=recorder.note), recorder
+    feed = HeatmapFeed(fuel=fuel, on_open_interest=recorder.note, on_retired=recorder.retire)
+    return feed, recorder
 
 
 def _record_open_interest(server: Server, recorder: OpenInterestRecorder | None) -> Server:
