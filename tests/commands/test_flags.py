@@ -249,3 +249,19 @@ def test_a_min_usd_that_is_no_amount_names_it_and_the_forms_taken(
     assert "argument --min-usd: " in err
     assert repr(given) in err
     assert why in err
+
+
+@pytest.mark.parametrize("days", ["7d", "nan", "inf", "-1", "0"])
+def test_sim_days_is_a_number_of_days_above_zero(
+    days: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `--days 7d` was "invalid float value" naming no form taken; `--days inf` ended in an
+    # OverflowError traceback; nan, -1 and 0 were refused only after the flags were read.
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["sim", "--days", days, "--store", str(tmp_path / "history.sqlite")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        f"argument --days: must be a number of days above 0, such as 7 or 0.5, got {days!r}" in err
+    )
+    assert not any(tmp_path.iterdir())
