@@ -541,9 +541,10 @@ def spooled(path: Path, data_dir: Path) -> Path:
     """A pipe's bytes (``/dev/stdin``, a FIFO: anything not a regular file) copied into a
     file of ``data_dir``, which the caller removes: a file is read more than once (its
     format from its first bytes, then its rows, and again past :data:`HELD_EVENTS`), and a
-    pipe gives its bytes once: its first line was taken by the format's detection, and a
-    read again got nothing. The data folder, not the system's temporary one: what a pipe
-    brings is about to be stored there anyway, and /tmp is often memory."""
+    pipe gives its bytes once: read in place, the format's detection took them (the format
+    could not be told; given, the rows' read found the pipe not seekable). The data folder,
+    not the system's temporary one: what a pipe brings is about to be stored there anyway,
+    and /tmp is often memory."""
     data_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(
         dir=data_dir, prefix=".import-", suffix=".spool", delete=False
