@@ -227,3 +227,23 @@ def test_relayed_metrics_equal_the_sampling_nodes() -> None:
     ]
     spearman = {name: samples for name, _, _, samples in relayed}
     assert spearman["heatmap_estimate_vs_measured_spearman"]  # scored, not left out
+
+
+def test_an_api_node_forgets_a_market_the_ingest_node_stopped_publishing() -> None:
+    # The ingest node drops a coin no asset context listed for a day (a delisted coin), but
+    # an API node kept the last state it was sent: it listed that measured map for good, at
+    # the mark of its delisting. By the same rule, against the newest state's time.
+    day = 24 * 3_600_000
+    t0 = 1_700_000_000_000
+
+    def state(market: str, ts: int) -> MeasuredInputs:
+        return MeasuredInputs(
+            market=market, ts=ts, mark_price=MARK, open_interest_usd=1e9, positions=()
+        )
+
+    maps = RelayedMeasuredMaps()
+    maps.install(state("ETH-PERP", t0))
+    maps.install(state("BTC-PERP", t0 + day - 1))
+    assert maps.markets() == ("BTC-PERP", "ETH-PERP")
+    maps.install(state("BTC-PERP", t0 + day + 3_600_000))
+    assert maps.markets() == ("BTC-PERP",)
