@@ -148,9 +148,15 @@ class MeasuredRelay:
             await asyncio.sleep(interval)
             if not self.relay.client.is_connected:
                 continue
+            listed: set[str] = set()
             for sampler in maps.samplers:
                 for market in sampler.markets():
+                    listed.add(market)
                     await self._publish_if_changed(sampler.measured_inputs(market), sent)
+            # A market the samplers dropped (a delisted coin): its last state, up to ~16,000
+            # positions, stayed here for good, and listed again unchanged it was not sent.
+            for market in sent.keys() - listed:
+                del sent[market]
 
     async def _publish_if_changed(
         self, inputs: MeasuredInputs, sent: dict[str, MeasuredInputs]
