@@ -10,6 +10,8 @@ and ``heatmap``, cascade alert messages, heatmap cluster labels, the MCP tools):
   ``$2,140,000``, whole dollars. ``format_usd_cents``: money to the cent, ``-$254.74`` (a
   backtest's PnL).
 - ``step_decimals``: how many decimals a ladder of price levels a bucket apart needs.
+- ``read_usd``: the other way, an amount as a person or a model types one (``$100k``,
+  ``1.5M``, ``250,000 USD``): the MCP tools' and the commands' ``--min-usd``.
 - ``printable``: text someone else chose (an account's name, a request's path) as a log line
   or a terminal shows it safely: characters they would act on are written as escapes.
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 
 #: Significant digits a price keeps (a fill price rarely has more).
 SIGNIFICANT = 6
@@ -74,6 +77,36 @@ def format_usd(amount: float) -> str:
             digits = f"{scaled:,.0f}" if scaled >= 999.5 else f"{scaled:.3g}"
             return f"{sign}${digits}{suffix}"
     return f"{sign}${_whole_or_cents(value)}"
+
+
+#: Commas only as digit grouping, the last group three digits ("250,000", lakh "1,50,000"):
+#: a decimal comma ("1,5M", 1.5 million in much of Europe) read as 15 million, silently.
+_TYPED_USD = re.compile(r"\$?\s*(\d+(?:(?:,\d{2,3})*,\d{3})?(?:\.\d+)?)\s*([kmbt])?(?:\s*usd)?")
+#: The units format_usd writes, in any case.
+_TYPED_UNITS = {"k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
+
+
+def read_usd(text: str) -> float:
+    """An amount of USD as typed: a number as ``float`` reads it (``100000``, ``1e6``), or one
+    such as ``$100k``, ``1.5M``, ``250,000 USD`` (what :func:`format_usd` writes reads back).
+    The sign is the caller's to judge: ``-5`` is -5.0.
+
+    Raises ValueError naming ``text`` and the forms taken; a value that is no finite number
+    (``nan``, ``inf``) is one of them."""
+    try:
+        number = float(text)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(number):
+            return number
+    found = _TYPED_USD.fullmatch(text.strip().lower())
+    if found is None:
+        raise ValueError(
+            f"{text!r} is not an amount of USD: give a number (100000) or one such as "
+            "'$100k', '1.5M' (a point for decimals, commas only between thousands)"
+        )
+    return float(found.group(1).replace(",", "")) * _TYPED_UNITS.get(found.group(2) or "", 1.0)
 
 
 def _whole_or_cents(value: float) -> str:

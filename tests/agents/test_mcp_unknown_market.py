@@ -8,6 +8,7 @@ import pytest
 from mcp import Client
 
 from purpleflea.client import LiquidationClient
+from purpleflea.mcp.answers import never_seen, unseen_text
 from purpleflea.mcp.server import build_server
 from tests.agents.test_mcp import Burst, _data, _text
 from tests.server.conftest import Running
@@ -23,7 +24,7 @@ async def test_a_market_never_seen_is_said_to_be_one(fed: Running, burst: Burst,
     data, text = _data(answer), _text(answer)
     assert data["count"] == 0
     assert data["market_seen"] is False
-    assert "no liquidation of ETHH-PERP is stored at all" in text
+    assert "No liquidation of ETHH-PERP is stored at all" in text
     assert "a typo?" in text
     # A market with events, none in this window: quiet, not unknown.
     assert _data(quiet)["market_seen"] is True
@@ -46,3 +47,11 @@ async def test_an_empty_list_names_the_markets_never_seen(fed: Running, tool: st
     assert "a typo?" in text
     assert _data(quiet)["count"] == 0  # a real market with nothing this big: no typo
     assert "unseen_markets" not in _data(quiet)
+
+
+def test_every_tool_says_a_market_was_never_seen_in_one_sentence() -> None:
+    # market_stats and market_summary said "no liquidation of X is stored at all, in any window
+    # (a typo? ...)", recent_liquidations and cascades "No liquidation of X is stored at all,
+    # in any window (a typo? ...)": two copies of one sentence, free to drift apart.
+    assert unseen_text(["ETHH-PERP"]) in never_seen("ETHH-PERP")
+    assert never_seen("ETHH-PERP").startswith("no liquidations")

@@ -228,31 +228,64 @@ def test_a_side_is_taken_in_any_case(command: str) -> None:
     assert args.side == ["short", "long"]
 
 
+_MIN_USD_COMMANDS = [
+    ["history"],
+    ["tail"],
+    ["webhooks", "create", "https://example.com/hook"],
+]
+
+
+@pytest.mark.parametrize("command", _MIN_USD_COMMANDS)
 @pytest.mark.parametrize(
-    "command", [["history"], ["tail"], ["webhooks", "create", "https://bot.example/pf"]]
+    ("given", "usd"),
+    [("100k", 100_000.0), ("$1.5M", 1_500_000.0), ("1e6", 1e6), ("250,000", 250_000.0)],
 )
-@pytest.mark.parametrize("amount", ["100k", "1M", "-5", "nan", "$100000"])
-def test_min_usd_says_what_a_size_is_written_as(
-    command: list[str], amount: str, capsys: pytest.CaptureFixture[str]
+def test_min_usd_takes_an_amount_as_the_mcp_tools_do(
+    command: list[str], given: str, usd: float
 ) -> None:
-    # `history --min-usd 100k` was answered with argparse's "invalid float value: '100k'",
-    # which does not say what to type instead; `-5` and `nan` got three wordings by command.
+    # `--min-usd 100k` was "invalid float value: '100k'" while the MCP tools' min_usd took it.
+    args = cli.build_parser().parse_args([*command, "--min-usd", given])
+    assert args.min_usd == usd
+
+
+@pytest.mark.parametrize("command", _MIN_USD_COMMANDS)
+@pytest.mark.parametrize(
+    ("given", "why"),
+    [
+        ("lots", "is not an amount of USD: give a number (100000) or one such as '$100k', '1.5M'"),
+        ("nan", "is not an amount of USD"),
+        ("1,5M", "commas only between thousands"),
+        ("-5", "must be 0 or more USD"),
+    ],
+)
+def test_a_min_usd_that_is_no_amount_names_it_and_the_forms_taken(
+    command: list[str], given: str, why: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `nan` and `-5` went to the server (a 400 after connecting, or a webhook's filter refused
+    # there); `lots` said "invalid float value" with no form that is taken.
     with pytest.raises(SystemExit) as exit_:
-        cli.main([*command, "--min-usd", amount, "--api-key", "pf_x"])
+        cli.main([*command, "--min-usd", given, "--api-key", "pf_x"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --min-usd: " in err
+    assert repr(given) in err
+    assert why in err
+
+
+@pytest.mark.parametrize("days", ["7d", "nan", "inf", "-1", "0"])
+def test_sim_days_is_a_number_of_days_above_zero(
+    days: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `--days 7d` was "invalid float value" naming no form taken; `--days inf` ended in an
+    # OverflowError traceback; nan, -1 and 0 were refused only after the flags were read.
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["sim", "--days", days, "--store", str(tmp_path / "history.sqlite")])
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert (
-        f"argument --min-usd: must be a number of US dollars, 0 or more, in digits "
-        f"(100000 or 1e5), got {amount!r}"
-    ) in err
-
-
-def test_min_usd_takes_digits_and_exponents() -> None:
-    parser = cli.build_parser()
-    assert parser.parse_args(["history", "--min-usd", "1e5"]).min_usd == 100_000.0
-    assert parser.parse_args(["tail", "--min-usd", "250000"]).min_usd == 250_000.0
-    assert parser.parse_args(["tail"]).min_usd == 0.0
-    assert parser.parse_args(["history"]).min_usd is None
+        f"argument --days: must be a number of days above 0, such as 7 or 0.5, got {days!r}" in err
+    )
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("argv", [[], ["-v"]])

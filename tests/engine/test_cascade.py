@@ -456,6 +456,34 @@ def test_open_interest_scales_the_score_to_the_market() -> None:
         thin.set_open_interest("XRP-PERP", float("nan"))
 
 
+def test_a_market_known_only_by_open_interest_is_forgotten_with_its_last_listing() -> None:
+    # Live, every listing a poller reports gets engine state through its open interest, and
+    # an expired future or a delisted contract was told 0 (the heatmap retires it after a
+    # day without a snapshot) but kept its two market states, its empty book of listings and
+    # its yardstick for good: 60 days of daily expiries left 60 markets in the engine and in
+    # every state it saves.
+    engine = CascadeEngine(CascadeConfig(oi_memory_s=3600.0))
+    for day in range(60):
+        future = f"BTC-{20260101 + day}"
+        engine.set_open_interest(future, 6e5, f"deribit:{future}")
+        engine.set_open_interest(future, 0.0, f"deribit:{future}")
+    state = engine.export_state()
+    assert (state["markets"], state["oi"], state["oi_yard"]) == ({}, {}, {})
+    # A market with events keeps what they taught it (its baseline): only its book goes.
+    engine.set_open_interest("ETH-20260301", 6e5, "deribit:ETH-1MAR26")
+    engine.observe("ETH-20260301", "long", 50_000.0, 2_500.0, 1_000, "deribit")
+    engine.set_open_interest("ETH-20260301", 0.0, "deribit:ETH-1MAR26")
+    state = engine.export_state()
+    assert list(state["markets"]) == ["ETH-20260301"]  # type: ignore[call-overload]
+    assert state["oi"] == {}
+    # Told again, it starts as a market never seen.
+    again = CascadeEngine(CascadeConfig(oi_memory_s=3600.0))
+    for told in (engine, again):
+        told.set_open_interest("BTC-20260101", 2e5, "deribit:BTC-1JAN26")
+    told_again = [e.export_state()["markets"] for e in (engine, again)]
+    assert told_again[0]["BTC-20260101"] == told_again[1]["BTC-20260101"]  # type: ignore[index]
+
+
 def test_without_open_interest_the_price_move_sizes_the_burst() -> None:
     """Open interest unknown: the same liquidations are a cascade when they push the price
     their way (longs' forced sales down) and not when the price rises through them; once open

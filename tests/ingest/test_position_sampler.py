@@ -660,3 +660,31 @@ async def test_a_builder_market_named_with_control_characters_gets_no_measured_m
     assert sampler.stats.rejected_names == 2
     [line] = [r.getMessage() for r in caplog.records]  # the first only
     assert line.isprintable()
+
+
+async def test_a_market_the_venue_stopped_listing_leaves_after_a_day() -> None:
+    # A coin Hyperliquid delists is no longer in its asset contexts, but its last context
+    # stayed: GET /v1/markets listed its measured map for good, at the mark it was delisted
+    # at, and each coin ever listed stayed in the contexts and the schedule's marks. As the
+    # heatmap retires a listing: a day without a reading.
+    now = [1_700_000_000_000]
+    markets = {"BTC": (MARK, OPEN_INTEREST), "ETH": (3_000.0, 5_000.0)}
+    async with FakeHyperliquid(markets=markets) as fake:
+        sampler = PositionSampler(
+            SAMPLING,
+            coins=("BTC", "ETH"),
+            info_url=fake.info_url,
+            ws_url=fake.ws_url,
+            clock=lambda: now[0],
+        )
+        async with httpx.AsyncClient() as client:
+            sampler.client = client
+            await sampler.poll_contexts()
+            del fake.markets["ETH"]
+            now[0] += 3_600_000  # an hour unlisted: a venue's hiccup, kept
+            await sampler.poll_contexts()
+            assert sampler.markets() == ("BTC-PERP", "ETH-PERP")
+            now[0] += 23 * 3_600_000
+            await sampler.poll_contexts()
+    assert sampler.markets() == ("BTC-PERP",)
+    assert set(sampler.schedule.marks) == {"BTC-PERP"}

@@ -67,3 +67,18 @@ def test_closed_before_the_market_got_there_or_unchanged_is_no_liquidation() -> 
     assert vanished([_held("long", 2.0, None)], [], extremes, since_ms=T0, now_ms=T0 + 2_000) == []
     # Nothing traded in the interval (or it is forgotten): no evidence, no event.
     assert vanished(before, [], _prices((60_000, 90_000)), since_ms=T0, now_ms=T0 + 2_000) == []
+
+
+def test_a_market_that_stopped_trading_is_forgotten_after_keep_ms() -> None:
+    # Each market's seconds were trimmed only by its own next trade: a coin delisted (or no
+    # longer traded) kept up to keep_ms of seconds (1,200 at the default 20 min) for good.
+    extremes = PriceExtremes(keep_ms=60_000)
+    for coin in range(100):  # each traded for a minute, then never again
+        for second in range(60):
+            extremes.add(f"C{coin}-PERP", (coin * 60 + second) * 1_000, 1.0 + coin)
+    last = 100 * 60 * 1_000
+    for second in range(180):  # BTC trades on for three minutes
+        extremes.add("BTC-PERP", last + second * 1_000, 100_000.0)
+    assert list(extremes._seconds) == ["BTC-PERP"]
+    assert extremes.between("C99-PERP", 0, last) is None
+    assert extremes.between("BTC-PERP", last, last + 180_000) == (100_000.0, 100_000.0)

@@ -4,7 +4,9 @@ over real NATS and answer the same bodies, for any low/high/bucket."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -22,6 +24,7 @@ from purpleflea.server.heatmap_relay import (
 )
 from purpleflea.server.measured import MeasuredMaps
 from purpleflea.server.measured_relay import (
+    MeasuredRelay,
     RelayedMeasuredMaps,
     decode_inputs,
     encode_inputs,
@@ -227,3 +230,61 @@ def test_relayed_metrics_equal_the_sampling_nodes() -> None:
     ]
     spearman = {name: samples for name, _, _, samples in relayed}
     assert spearman["heatmap_estimate_vs_measured_spearman"]  # scored, not left out
+
+
+def test_an_api_node_forgets_a_market_the_ingest_node_stopped_publishing() -> None:
+    # The ingest node drops a coin no asset context listed for a day (a delisted coin), but
+    # an API node kept the last state it was sent: it listed that measured map for good, at
+    # the mark of its delisting. By the same rule, against the newest state's time.
+    day = 24 * 3_600_000
+    t0 = 1_700_000_000_000
+
+    def state(market: str, ts: int) -> MeasuredInputs:
+        return MeasuredInputs(
+            market=market, ts=ts, mark_price=MARK, open_interest_usd=1e9, positions=()
+        )
+
+    maps = RelayedMeasuredMaps()
+    maps.install(state("ETH-PERP", t0))
+    maps.install(state("BTC-PERP", t0 + day - 1))
+    assert maps.markets() == ("BTC-PERP", "ETH-PERP")
+    maps.install(state("BTC-PERP", t0 + day + 3_600_000))
+    assert maps.markets() == ("BTC-PERP",)
+
+
+async def test_the_ingest_node_forgets_what_it_sent_of_a_market_its_samplers_dropped() -> None:
+    # publish_changes remembers each market's last state sent, to send only changes: a
+    # market the sampler dropped (a delisted coin) kept its state, up to ~16,000 positions,
+    # for good, and listed again unchanged it was never sent again.
+    listed = {"BTC-PERP", "ETH-PERP"}
+    asked = [0]
+
+    class Sampler:
+        def markets(self) -> tuple[str, ...]:
+            asked[0] += 1
+            return tuple(sorted(listed))
+
+        def measured_inputs(self, market: str) -> MeasuredInputs:
+            return MeasuredInputs(
+                market=market, ts=1, mark_price=MARK, open_interest_usd=1e9, positions=()
+            )
+
+    class Js:
+        async def publish(self, subject: str, data: bytes, timeout: float) -> None:
+            pass
+
+    client = SimpleNamespace(is_connected=True, max_payload=1 << 20)
+    relay = MeasuredRelay(SimpleNamespace(client=client, js=Js(), prefix="pf"))  # type: ignore[arg-type]
+    maps = SimpleNamespace(samplers=[Sampler()])
+    task = asyncio.create_task(relay.publish_changes(maps, interval=0.001))  # type: ignore[arg-type]
+    try:
+        await until(lambda: relay.counters["measured_published"] == 2, 10, "both sent")
+        listed.discard("ETH-PERP")
+        rounds = asked[0]
+        await until(lambda: asked[0] >= rounds + 2, 10, "a round without ETH-PERP")
+        listed.add("ETH-PERP")
+        await until(lambda: relay.counters["measured_published"] == 3, 10, "ETH-PERP again")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

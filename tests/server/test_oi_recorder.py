@@ -10,6 +10,7 @@ from pathlib import Path
 from purpleflea.engine import CascadeEngine
 from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import MarketSnapshot
+from purpleflea.server import app
 from purpleflea.server.app import _engine_heatmaps
 from purpleflea.server.oi_recorder import OpenInterestRecorder
 from purpleflea.store.base import OpenInterest
@@ -198,3 +199,49 @@ async def test_rows_held_for_a_failing_store_are_bounded(tmp_path: Path) -> None
     assert len(recorder._held) == 2  # one batch at most
     assert recorder.counters["oi_rows_dropped"] == 4
     await store.close()
+
+
+HOUR = 3_600_000
+
+
+async def test_a_retired_listing_leaves_the_stored_total_and_the_recorder(tmp_path: Path) -> None:
+    # The heatmap retires a listing no snapshot reported for a day (an expired future, a
+    # delisted contract) and tells the engine its open interest is 0, but not the recorder:
+    # the stored total kept a delisted listing's last value for good (backtests sized the
+    # market's cascades against it), and the recorder kept every market ever listed (60 days
+    # of daily expiries: 61 markets, where the heatmap holds 5).
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    feed, recorder = app._engine_heatmaps(store, CascadeEngine())
+    assert recorder is not None
+    try:
+        feed.on_snapshot(_snapshot(M0, 4e9, exchange="bybit"))  # delisted after its first
+        rows: list[OpenInterest] = []
+        for day in range(60):
+            for hour in range(24):
+                ts = M0 + day * 24 * HOUR + hour * HOUR
+                feed.on_snapshot(_snapshot(ts, 6e9))
+                for expiry in range(day, day + 3):  # this day's future and the next two
+                    future = f"BTC-{20260101 + expiry}"
+                    feed.on_snapshot(
+                        MarketSnapshot(
+                            exchange="deribit",
+                            symbol=future,
+                            market=future,
+                            ts=ts,
+                            mark_price=60_000.0,
+                            open_interest=10.0,
+                            open_interest_usd=600_000.0,
+                        )
+                    )
+                rows += [*recorder._due, *recorder.sampler.sample()]
+                recorder._due = []
+        assert len(recorder.sampler._markets) <= 5
+        btc = [row for row in rows if row.market == "BTC-PERP"]
+        assert btc[0].open_interest_usd == 10e9  # both listings
+        assert btc[-1].open_interest_usd == 6e9  # Bybit's left with its retirement
+        assert next(r.ts for r in btc if r.open_interest_usd == 6e9) == M0 + 25 * HOUR
+        # An expired future's last row says it holds nothing, at the time it was retired.
+        first = [row for row in rows if row.market == "BTC-20260101"]
+        assert (first[-1].open_interest_usd, first[-1].ts) == (0.0, M0 + 48 * HOUR)
+    finally:
+        await store.close()

@@ -301,6 +301,16 @@ def _remove_dead_partials(out: Path) -> None:
             continue
 
 
+def _is_stdout(out: Path) -> bool:
+    """Whether ``out`` is the file this process's stdout writes to (``/dev/stdout``, or its
+    file by name)."""
+    try:
+        mine, named = os.fstat(sys.stdout.fileno()), out.stat()
+    except (OSError, ValueError, AttributeError):  # no stdout file (captured, closed)
+        return False
+    return (mine.st_dev, mine.st_ino) == (named.st_dev, named.st_ino)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.start is not None and args.end is not None and args.end <= args.start:
         print(f"purpleflea export: --end ({args.end}) must be after --start", file=sys.stderr)
@@ -319,7 +329,10 @@ def run(args: argparse.Namespace) -> int:
         where = "" if isinstance(exc, OSError | ValueError) else f"store {redacted(url)}: "
         print(f"purpleflea export: {where}{exc}", file=sys.stderr)
         return 2
-    print(f"exported {written:,} events to {args.out} ({args.format})")
+    # Written to stdout (`--out /dev/stdout | purpleflea import /dev/stdin`), the report line
+    # on stdout ended up after the CSV, a bad row for whoever reads it.
+    said = sys.stderr if _is_stdout(args.out) else sys.stdout
+    print(f"exported {written:,} events to {args.out} ({args.format})", file=said)
     if refused.count:
         print(refused.line(), file=sys.stderr)
     return 0

@@ -8,6 +8,7 @@ import sys
 from purpleflea.clock import now_ms, utc_iso
 from purpleflea.commands.connect import add_connection_args, run_client
 from purpleflea.commands.tail import (
+    MIN_USD_HELP,
     SIDE_HELP,
     event_count,
     format_event,
@@ -25,7 +26,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--market", action="append")
     parser.add_argument("--exchange", action="append")
     parser.add_argument("--side", type=position_side, action="append", help=SIDE_HELP)
-    parser.add_argument("--min-usd", type=usd_amount)
+    parser.add_argument("--min-usd", type=usd_amount, help=MIN_USD_HELP)
     parser.add_argument("--start", type=time_arg, help=TIME_HELP)
     parser.add_argument("--end", type=time_arg, help=TIME_HELP)
     parser.add_argument(

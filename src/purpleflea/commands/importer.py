@@ -35,7 +35,9 @@ import gzip
 import hashlib
 import heapq
 import io
+import shutil
 import sys
+import tempfile
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
@@ -282,10 +284,13 @@ def read_file(
     price_fallback: PriceFallback = "none",
     progress: bool = False,
     span: ReadSpan | None = None,
+    name: str | None = None,
 ) -> Parsed:
     """Parse one file of a resolved format (see :func:`resolve_format`); ``span`` records
-    the bytes a CSV file's read takes, or reads the ones recorded (:class:`ReadSpan`)."""
-    source = str(path)
+    the bytes a CSV file's read takes, or reads the ones recorded (:class:`ReadSpan`).
+    ``name`` is what its bad rows and progress name it (default ``path``: a pipe's copy is
+    named by the pipe, :func:`spooled`)."""
+    source = str(path) if name is None else name
     if fmt == "parquet":
         total = parquet_module().ParquetFile(path).metadata.num_rows
         with (
@@ -528,6 +533,38 @@ def _fresh_again(
     return None
 
 
+#: The copies of pipes (:func:`spooled`) in the data folder, while an import runs.
+SPOOL_GLOB = ".import-*.spool"
+
+
+def spooled(path: Path, data_dir: Path) -> Path:
+    """A pipe's bytes (``/dev/stdin``, a FIFO: anything not a regular file) copied into a
+    file of ``data_dir``, which the caller removes: a file is read more than once (its
+    format from its first bytes, then its rows, and again past :data:`HELD_EVENTS`), and a
+    pipe gives its bytes once: read in place, the format's detection took them (the format
+    could not be told; given, the rows' read found the pipe not seekable). The data folder,
+    not the system's temporary one: what a pipe brings is about to be stored there anyway,
+    and /tmp is often memory."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        dir=data_dir, prefix=".import-", suffix=".spool", delete=False
+    ) as copy:
+        try:
+            with path.open("rb") as pipe:
+                shutil.copyfileobj(pipe, copy, 1 << 20)
+        except BaseException:
+            Path(copy.name).unlink(missing_ok=True)
+            raise
+    return Path(copy.name)
+
+
+def _remove_spools(data_dir: Path) -> None:
+    """The pipes' copies an import killed outright (SIGKILL, a crash) left: an import holds
+    the data folder's lock, so none of them is another's."""
+    for left in data_dir.glob(SPOOL_GLOB):
+        left.unlink(missing_ok=True)
+
+
 async def import_files(
     paths: Sequence[Path],
     data_dir: Path,
@@ -541,8 +578,10 @@ async def import_files(
 
     Every file is read and checked against the store as it was before the command; then the
     new events of the files accepted are appended together, merged by time (:func:`_append`):
-    the order the files are given in does not matter."""
+    the order the files are given in does not matter. A path that is no regular file (a
+    pipe) is read from a copy (:func:`spooled`), removed at the end."""
     db_path = data_dir / DB_NAME
+    _remove_spools(data_dir)
     # Read before any file: a damaged mark stops the command in one line (BadSeqMark), not
     # with a traceback after every file was read.
     floor = mark_floor(db_path)
@@ -558,15 +597,18 @@ async def import_files(
     #: changed; a CSV file's second read takes the bytes its first read took (ReadSpan).
     identities: dict[int, tuple[int, int, int]] = {}
     read_spans: dict[int, ReadSpan] = {}
+    #: The file each report's path is read from: itself, or a pipe's copy (spooled).
+    files: dict[int, Path] = {}
 
     def read(report: FileReport) -> Parsed:
         span = None if report.format == "parquet" else read_spans.setdefault(id(report), ReadSpan())
         return read_file(
-            report.path,
+            files[id(report)],
             report.format,
             price_fallback=price_fallback,
             progress=progress,
             span=span,
+            name=str(report.path),
         )
 
     try:
@@ -574,8 +616,9 @@ async def import_files(
             report = FileReport(path, fmt)
             reports.append(report)
             try:
-                report.format = resolve_format(path, fmt)
-                identities[id(report)] = _identity(path)
+                file = files[id(report)] = path if path.is_file() else spooled(path, data_dir)
+                report.format = resolve_format(file, fmt)
+                identities[id(report)] = _identity(file)
                 parsed = read(report)
             except history_io.FileFormatError as exc:
                 report.unreadable = f"not a {report.format} file: {exc}"
@@ -614,11 +657,11 @@ async def import_files(
                 in_group: set[str] = set()  # ids the group's earlier files bring
                 for r in cluster:
                     try:
-                        before = _identity(r.path)
+                        before = _identity(files[id(r)])
                         read_again: Parsed | None = read(r)
                         if r.format != "parquet":  # the bytes its first read took, checked
                             r.left_out = max(0, before[1] - (read_spans[id(r)].size or 0))
-                        elif before != identities[id(r)] or _identity(r.path) != before:
+                        elif before != identities[id(r)] or _identity(files[id(r)]) != before:
                             read_again = None  # changed before or while it was read again
                     except FileChanged as exc:
                         r.imported = False
@@ -637,6 +680,10 @@ async def import_files(
     finally:
         await coverage.close()
         await store.close()
+        for report in reports:
+            copy = files.get(id(report))
+            if copy is not None and copy != report.path:  # a pipe's (spooled)
+                copy.unlink(missing_ok=True)
     return reports
 
 
@@ -700,9 +747,18 @@ def _describe(report: FileReport) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from purpleflea.store.lock import DataDirBusy, exclusive  # noqa: PLC0415
 
-    missing = [str(path) for path in args.files if not path.is_file()]
+    # A pipe (`export ... | import /dev/stdin`) is no regular file but is read (spooled).
+    missing = [str(path) for path in args.files if not path.exists()]
     if missing:
         print(f"purpleflea import: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    folders = [str(path) for path in args.files if path.is_dir()]
+    if folders:
+        print(
+            f"purpleflea import: a folder, not a file: {', '.join(folders)} (give its files, "
+            "e.g. folder/*.csv.gz)",
+            file=sys.stderr,
+        )
         return 2
     try:
         # Interrupted, the batches stored so far stay (each is one transaction) and a run

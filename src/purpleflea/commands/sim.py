@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import sqlite3
 import sys
 from pathlib import Path
@@ -23,7 +24,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "them to the SQLite history store (deterministic for a seed and start)."
         ),
     )
-    parser.add_argument("--days", type=float, required=True, help="days of simulated history")
+    parser.add_argument(
+        "--days", type=day_count, required=True, help="days of simulated history (7, 0.5)"
+    )
     add_history_store(parser, DEFAULT_STORE)
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--markets", type=market_count, default=275, help="markets (default 275)")
@@ -48,6 +51,20 @@ def market_count(text: str) -> int:
             f"must be a whole number from 1 to {len(TICKERS)}, got {text!r}"
         )
     return count
+
+
+def day_count(text: str) -> float:
+    """``--days``: a finite number of days above 0, checked when the flags are read (``inf``
+    ended in an OverflowError traceback, ``7d`` was an "invalid float value")."""
+    try:
+        days = float(text)
+    except ValueError:
+        days = math.nan
+    if not (math.isfinite(days) and days > 0):
+        raise argparse.ArgumentTypeError(
+            f"must be a number of days above 0, such as 7 or 0.5, got {text!r}"
+        )
+    return days
 
 
 def _utc_date(text: str) -> int:
@@ -131,9 +148,6 @@ def run(args: argparse.Namespace) -> int:
         args.store = str(history_store(args))  # `--store data`: the folder's history file
     except ValueError as exc:
         print(f"purpleflea sim: {exc}", file=sys.stderr)
-        return 2
-    if not args.days > 0:
-        print(f"purpleflea sim: --days must be > 0, got {args.days}", file=sys.stderr)
         return 2
     try:
         # A running server on this store assigns seqs too: one writer per data folder.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import math
 import os
 import sys
 from collections.abc import Callable
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from purpleflea.commands.connect import add_connection_args, run_client
-from purpleflea.formatting import format_price, format_usd_exact, printable
+from purpleflea.formatting import format_price, format_usd_exact, printable, read_usd
 from purpleflea.local_server import FILE_NAME, find_address
 from purpleflea.model import CascadeAlert, Liquidation, order_side_hint
 
@@ -38,17 +37,20 @@ def event_count(least: int) -> Callable[[str], int]:
     return parse
 
 
+#: ``--min-usd``'s help, the same for every command that filters on it.
+MIN_USD_HELP = "only events of at least this many USD: 100000, 1e5, $100k, 1.5M"
+
+
 def usd_amount(text: str) -> float:
-    """An argparse type: ``--min-usd``, a finite number of US dollars, 0 or more, in digits
-    (the REST API's and the SDK's ``min_usd`` take nothing else)."""
+    """An argparse type: ``--min-usd`` as :func:`~purpleflea.formatting.read_usd` reads it
+    (the MCP tools' rule), 0 or more. ``100k`` was refused as "invalid float value", naming
+    no form that is taken, and ``-5`` or ``nan`` went to the server."""
     try:
-        amount = float(text)
-    except ValueError:
-        amount = -1.0
-    if not 0.0 <= amount < math.inf:  # NaN fails too
-        raise argparse.ArgumentTypeError(
-            f"must be a number of US dollars, 0 or more, in digits (100000 or 1e5), got {text!r}"
-        )
+        amount = read_usd(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if amount < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more USD, got {text!r}")
     return amount
 
 
@@ -71,7 +73,7 @@ def position_side(text: str) -> str:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("tail", help="live feed of liquidations in the terminal")
     add_connection_args(parser)
-    parser.add_argument("--min-usd", type=usd_amount, default=0.0, help="only events this big")
+    parser.add_argument("--min-usd", type=usd_amount, default=0.0, help=MIN_USD_HELP)
     parser.add_argument("--market", action="append", help="market, e.g. BTC-PERP (repeatable)")
     parser.add_argument("--exchange", action="append", help="exchange id (repeatable)")
     parser.add_argument("--side", type=position_side, action="append", help=SIDE_HELP)

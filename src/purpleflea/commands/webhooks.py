@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from purpleflea.commands.connect import add_connection_args, run_client
-from purpleflea.commands.tail import SIDE_HELP, position_side, usd_amount
+from purpleflea.commands.tail import MIN_USD_HELP, SIDE_HELP, position_side, usd_amount
 from purpleflea.formatting import format_usd_exact, printable
 from purpleflea.model import encode
 
@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         choices=("liquidations", "cascades"),
         help="what to send (repeatable; default liquidations)",
     )
-    create.add_argument("--min-usd", type=usd_amount, default=0.0, help="only events this big")
+    create.add_argument("--min-usd", type=usd_amount, default=0.0, help=MIN_USD_HELP)
     create.add_argument("--market", action="append", help="market, e.g. BTC-PERP (repeatable)")
     create.add_argument("--exchange", action="append", help="exchange id (repeatable)")
     create.add_argument("--side", type=position_side, action="append", help=SIDE_HELP)

@@ -503,6 +503,14 @@ class CascadeEngine:
             books.pop(instrument, None)
         total = sum(books.values())
         pair = self._states.get(market)
+        if not books:
+            del self._oi[market]
+            if pair is None or self._eventless(pair):
+                # Its last listing gone (an expired future, a delisted contract), a market
+                # no event taught anything is forgotten: every listing ever seen stayed.
+                self._states.pop(market, None)
+                self._oi_yard.pop(market, None)
+                return
         if pair is None:
             pair = self._new_pair(market)
         memory = self.config.oi_memory_s
@@ -576,6 +584,11 @@ class CascadeEngine:
         self._pending = []
 
     # -- internals ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _eventless(pair: tuple[_State, _State]) -> bool:
+        """Whether neither side of a market has seen an event (nothing but defaults)."""
+        return pair[0].bucket < 0 and pair[1].bucket < 0
 
     def _new_pair(self, market: str) -> tuple[_State, _State]:
         pair = self._states[market] = (

@@ -6,8 +6,9 @@ marks), so tranches the price swept through are removed. After each update, the 
 risk within ``fuel_pct`` of the mark on each side, over its own running average, is the
 "fuel ahead" ratio handed to the cascade engine. Each snapshot whose open interest the engine
 was told also goes to ``on_open_interest`` (the server stores them for backtests: see
-:mod:`purpleflea.server.oi_recorder`). Pure apart from a log line: the live server, the
-evaluation and backtests (:mod:`purpleflea.backtest.runner`) drive the same feed.
+:mod:`purpleflea.server.oi_recorder`), and each listing retired to ``on_retired``. Pure apart
+from a log line: the live server, the evaluation and backtests
+(:mod:`purpleflea.backtest.runner`) drive the same feed.
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ class HeatmapFeed:
         self.model = model if model is not None else HeatmapModel()
         self.fuel = fuel
         self.on_open_interest = on_open_interest
-        #: Told (market, "<exchange>:<symbol>", snapshot ts) of each listing retired, whose
-        #: open interest the engine drops: the recorder's stored total drops it too.
+        #: ``(market, "<exchange>:<symbol>", ts)`` of each listing the engine was told is gone
+        #: at snapshot time ``ts`` (the recorder drops it as ``on_open_interest`` added it).
         self.on_retired = on_retired
         self.fuel_pct = fuel_pct
         self.fuel_memory = fuel_memory
@@ -149,8 +150,8 @@ class HeatmapFeed:
             # An expired or delisted listing no longer counts in its market's size.
             if self.fuel is not None:
                 self.fuel.set_open_interest(gone, 0.0, f"{exchange}:{symbol}")
-            if self.on_retired is not None:
-                self.on_retired(gone, f"{exchange}:{symbol}", snapshot.ts)
+                if self.on_retired is not None:
+                    self.on_retired(gone, f"{exchange}:{symbol}", snapshot.ts)
             if gone not in self.model.markets():
                 for side in ("long", "short"):
                     self._usual.pop((gone, side), None)

@@ -73,6 +73,9 @@ _MINUTE_S = 60.0
 #: Seconds every request waits after a 429 that names no ``Retry-After`` (Hyperliquid's names
 #: none).
 PAUSE_WITHOUT_RETRY_AFTER_S = 5.0
+#: A market no asset context has listed for this long is dropped (a delisted coin), as the
+#: heatmap retires a listing no snapshot reported for a day (``retire_after_h``).
+RETIRE_AFTER_MS = 24 * 3_600_000
 
 
 @dataclass
@@ -148,6 +151,7 @@ class PositionSampler:
         self.clock = clock
         self.contexts: dict[str, MarketContext] = {}
         self._contexts_ms = -1  # when the marks of ``contexts`` were polled
+        self._listed_ms: dict[str, int] = {}  # market -> when a poll last listed it
         self.stats = SamplerStats()
         self._unsaved: list[str] = []
         self.sink = sink
@@ -291,8 +295,22 @@ class PositionSampler:
             self.contexts.update(contexts)
             self._contexts_ms = self.clock()
             self.schedule.marks.update({m: c.mark_price for m, c in contexts.items()})
+            self._retire_unlisted(contexts)
         if failure is not None:
             raise failure
+
+    def _retire_unlisted(self, listed: dict[str, MarketContext]) -> None:
+        """Drop the markets no poll listed for :data:`RETIRE_AFTER_MS`: a delisted coin's
+        last context stayed for good, its measured map listed by ``GET /v1/markets`` at the
+        mark it was delisted at."""
+        now = self._contexts_ms
+        self._listed_ms.update(dict.fromkeys(listed, now))
+        for market, at in list(self._listed_ms.items()):
+            if now - at >= RETIRE_AFTER_MS:
+                del self._listed_ms[market]
+                self.contexts.pop(market, None)
+                self.schedule.marks.pop(market, None)
+                self._owner.pop(market, None)
 
     async def _contexts_loop(self) -> None:
         while True:

@@ -27,9 +27,13 @@ class PriceExtremes:
     def __init__(self, keep_ms: int) -> None:
         self.keep_ms = keep_ms
         self._seconds: dict[str, deque[list[float]]] = {}  # market -> [second, low, high]
+        #: The newest trade's second when every market was last trimmed (:meth:`_sweep`).
+        self._swept = 0
 
     def add(self, market: str, ts_ms: int, price: float) -> None:
         second = ts_ms // _SECOND_MS
+        if second - self._swept >= self.keep_ms // _SECOND_MS:
+            self._sweep(ts_ms)
         seconds = self._seconds.setdefault(market, deque())
         if seconds and seconds[-1][0] == second:
             last = seconds[-1]
@@ -41,6 +45,18 @@ class PriceExtremes:
             last[1], last[2] = min(last[1], price), max(last[2], price)
         while seconds and seconds[0][0] < (ts_ms - self.keep_ms) // _SECOND_MS:
             seconds.popleft()
+
+    def _sweep(self, ts_ms: int) -> None:
+        """Trim every market to ``keep_ms`` before ``ts_ms`` and forget those left with no
+        second, once per ``keep_ms`` of trade time: a market's own trades trim only it, and a
+        coin delisted or no longer traded kept its last ``keep_ms`` of seconds for good."""
+        self._swept = ts_ms // _SECOND_MS
+        oldest = (ts_ms - self.keep_ms) // _SECOND_MS
+        for market, seconds in list(self._seconds.items()):
+            while seconds and seconds[0][0] < oldest:
+                seconds.popleft()
+            if not seconds:
+                del self._seconds[market]
 
     def between(self, market: str, start_ms: int, end_ms: int) -> tuple[float, float] | None:
         """The lowest and highest price traded from ``start_ms`` to ``end_ms`` (whole seconds

@@ -309,12 +309,10 @@ async def market_seen(client: LiquidationClient, market: str) -> bool:
     return bool(page.events)
 
 
-def never_seen(market: str | None) -> str:
-    """What a window of a market no stored event names says instead of "no liquidations"."""
-    return (
-        f"no liquidations: no liquidation of {market} is stored at all, in any window (a typo? "
-        "market_summary without a market names the most liquidated markets)."
-    )
+def never_seen(market: str) -> str:
+    """What a window of a market no stored event names says instead of "no liquidations":
+    the sentence :func:`unseen_text` adds to an empty list."""
+    return f"no liquidations. {unseen_text([market])}"
 
 
 #: Markets of one call checked for ever having been stored (a request each).

@@ -11,14 +11,11 @@ import math
 import re
 
 from purpleflea.clock import SECONDS_LIKE, parse_when, seconds_mistake, utc_iso
+from purpleflea.formatting import read_usd
 from purpleflea.model import ORDER_SIDE_MEANT, ORDER_SIDES
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?)?")
 _UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440, "w": 10_080}
-#: Commas only as digit grouping, the last group three digits ("250,000", lakh "1,50,000"):
-#: a decimal comma ("1,5M", 1.5 million in much of Europe) read as 15 million, silently.
-_USD = re.compile(r"\$?\s*(\d+(?:(?:,\d{2,3})*,\d{3})?(?:\.\d+)?)\s*([kmb])?(?:\s*usd)?")
-_UNIT_USD = {"k": 1e3, "m": 1e6, "b": 1e9}
 
 
 def listed(value: object) -> object:
@@ -83,20 +80,9 @@ def minutes(value: object) -> object:
 
 
 def usd(value: object) -> object:
-    """An amount of USD: a number, or a string such as ``"100000"``, ``"$100k"``,
-    ``"1.5M"``, ``"250,000 USD"``."""
-    if not isinstance(value, str):
-        return value
-    number = _number(value)
-    if number is not None:
-        return number
-    found = _USD.fullmatch(value.strip().lower())
-    if found is None:
-        raise ValueError(
-            f"{value!r} is not an amount of USD: give a number (100000) or one such as "
-            "'$100k', '1.5M' (a point for decimals, commas only between thousands)"
-        )
-    return float(found.group(1).replace(",", "")) * _UNIT_USD.get(found.group(2) or "", 1.0)
+    """An amount of USD: a number, or a string as :func:`~purpleflea.formatting.read_usd`
+    reads it, such as ``"100000"``, ``"$100k"``, ``"1.5M"``, ``"250,000 USD"``."""
+    return read_usd(value) if isinstance(value, str) else value
 
 
 def _number(text: str) -> float | None:

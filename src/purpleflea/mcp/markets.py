@@ -304,7 +304,11 @@ class MarketTools:
         heading = f"{name or 'All markets'}, last {span(window_minutes)} (to {utc(end)}):"
         # Cascades are asked as they are now: a window that ended earlier says so of them.
         past = end < now_ms()
-        told = _summary(sides, top, active, biggest, past=past) if seen else [never_seen(name)]
+        told = (
+            [never_seen(name)]
+            if name and not seen
+            else _summary(sides, top, active, biggest, past=past)
+        )
         sentences = [heading, *told, provenance_line(found)]
         return result(" ".join(sentences), data)
 

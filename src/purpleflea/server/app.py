@@ -311,7 +311,7 @@ def _engine_heatmaps(
     if fuel is None:
         return HeatmapFeed(), None
     recorder = OpenInterestRecorder(store)
-    feed = HeatmapFeed(fuel=fuel, on_open_interest=recorder.note, on_retired=recorder.forget)
+    feed = HeatmapFeed(fuel=fuel, on_open_interest=recorder.note, on_retired=recorder.retire)
     return feed, recorder
 
 

@@ -35,6 +35,7 @@ from nats.aio.subscription import Subscription as NatsSubscription
 
 from purpleflea.bus.nats import _token as subject_token
 from purpleflea.engine.measured_map import cut
+from purpleflea.ingest.position_sampler import RETIRE_AFTER_MS
 from purpleflea.positions import MeasuredInputs, MeasuredMap
 from purpleflea.server.heatmap_relay import HeatmapRelay, follow_latest
 from purpleflea.server.measured import MeasuredMaps
@@ -66,9 +67,23 @@ class RelayedMeasuredMaps(MeasuredMaps):
     def __init__(self) -> None:
         super().__init__(())
         self._inputs: dict[str, MeasuredInputs] = {}
+        self._swept_ts = 0  # the newest state's ts when old ones were last looked for
 
     def install(self, inputs: MeasuredInputs) -> None:
         self._inputs[inputs.market] = inputs
+        if inputs.ts - self._swept_ts >= RETIRE_AFTER_MS // 24:  # hourly, by state time
+            self._swept_ts = inputs.ts
+            self._retire(inputs.ts - RETIRE_AFTER_MS)
+
+    def _retire(self, before_ts: int) -> None:
+        """Forget the markets whose newest state is older than ``before_ts``: the ingest
+        node's sampler drops a market no asset context listed for RETIRE_AFTER_MS (a
+        delisted coin) and sends nothing more of it, and this node listed its last state
+        (in ``GET /v1/markets``' measured_heatmaps) for good. A live market's state is sent
+        again whenever its mark moves."""
+        for market, held in list(self._inputs.items()):
+            if held.ts < before_ts:
+                del self._inputs[market]
 
     def markets(self) -> tuple[str, ...]:
         return tuple(sorted(self._inputs))
@@ -133,9 +148,15 @@ class MeasuredRelay:
             await asyncio.sleep(interval)
             if not self.relay.client.is_connected:
                 continue
+            listed: set[str] = set()
             for sampler in maps.samplers:
                 for market in sampler.markets():
+                    listed.add(market)
                     await self._publish_if_changed(sampler.measured_inputs(market), sent)
+            # A market the samplers dropped (a delisted coin): its last state, up to ~16,000
+            # positions, stayed here for good, and listed again unchanged it was not sent.
+            for market in sent.keys() - listed:
+                del sent[market]
 
     async def _publish_if_changed(
         self, inputs: MeasuredInputs, sent: dict[str, MeasuredInputs]

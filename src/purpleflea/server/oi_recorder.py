@@ -59,17 +59,22 @@ class OpenInterestRecorder:
         simulator faster than real time sends many minutes per wall-clock minute, and a sample
         per wall minute kept one of them (a restart's warm then sized every cascade of the
         run against the last value, backtests too)."""
-        minute = snapshot.ts // OI_MINUTE_MS
+        self._cross(snapshot.ts)
+        self.sampler.note(snapshot)
+
+    def retire(self, market: str, instrument: str, ts: int) -> None:
+        """A listing the engine was told is gone at ``ts`` (:meth:`OpenInterestSampler.retire`;
+        never blocks or raises)."""
+        self._cross(ts)
+        self.sampler.retire(market, instrument, ts)
+
+    def _cross(self, ts: int) -> None:
+        """Sample the minute before ``ts``'s when ``ts`` is in a newer one."""
+        minute = ts // OI_MINUTE_MS
         if minute > self._minute:
             if self._minute >= 0:
                 self._due += self.sampler.sample()
             self._minute = minute
-        self.sampler.note(snapshot)
-
-    def forget(self, market: str, instrument: str, ts: int) -> None:
-        """A listing the heatmap retired at snapshot time ``ts``, whose open interest the
-        engine dropped: the stored total drops it too (:meth:`OpenInterestSampler.forget`)."""
-        self.sampler.forget(market, instrument, ts)
 
     @property
     def failing(self) -> bool:

@@ -90,6 +90,8 @@ class OpenInterestSampler:
         self._markets: dict[str, _Market] = {}
         #: Markets noted since the last sample: the only ones a sample can emit.
         self._touched: set[str] = set()
+        #: Markets whose last listing retired: forgotten once a sample emitted their fall.
+        self._gone: set[str] = set()
 
     def note(self, snapshot: MarketSnapshot) -> None:
         """One listing's open interest, as the engine was told it (0 forgets the listing)."""
@@ -107,15 +109,20 @@ class OpenInterestSampler:
             state.ts = snapshot.ts
         self._touched.add(market)
 
-    def forget(self, market: str, instrument: str, ts: int) -> None:
-        """A listing retired at ``ts`` (snapshot time: none of its snapshots for a day, an
-        expired future) leaves its market's total from then on, as it left the engine's sum;
-        the market's mark stays its live listings'."""
+    def retire(self, market: str, instrument: str, ts: int) -> None:
+        """``instrument`` of ``market`` (``"<exchange>:<symbol>"``) was retired at ``ts``, as
+        the engine was told (an expired future, a delisted contract: the heatmap's rule, no
+        snapshot for a day): it leaves the market's total, and the next sample has a row of
+        the fall at ``ts``. A market left with no listing is forgotten after that row: every
+        market ever listed stayed, and a delisted listing's last value stayed in the stored
+        total for good, though the engine had dropped it."""
         state = self._markets.get(market)
         if state is None or state.listings.pop(instrument, None) is None:
             return
         state.ts = max(state.ts, ts)
         self._touched.add(market)
+        if not state.listings:
+            self._gone.add(market)
 
     def sample(self) -> list[OpenInterest]:
         """The rows worth storing now, in (ts, market) order; they become the baseline."""
@@ -137,6 +144,10 @@ class OpenInterestSampler:
                 )
             )
         self._touched.clear()
+        for market in self._gone:
+            if not self._markets[market].listings:  # no listing came back since
+                del self._markets[market]
+        self._gone.clear()
         rows.sort(key=lambda row: (row.ts, row.market))
         return rows
 
