@@ -25,14 +25,21 @@ def announced_port(output: str) -> int:
 
 
 @contextlib.contextmanager
-def refused_url() -> Iterator[str]:
-    """A loopback URL where nothing listens for as long as the block runs: its port is held
-    bound but not listening, so a connection is refused at once, and no other process (another
+def refused_port() -> Iterator[int]:
+    """A loopback port where nothing listens for as long as the block runs: it is held bound
+    but not listening, so a connection is refused at once, and no other process (another
     test's server) can take the port meanwhile. A port picked and released before use could be
     taken by one, and the "dead" server would answer."""
     with socket.socket() as sock:  # without SO_REUSEADDR: nothing else binds the port
         sock.bind(("127.0.0.1", 0))
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        yield int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def refused_url() -> Iterator[str]:
+    """:func:`refused_port` as an HTTP URL."""
+    with refused_port() as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def listening_ports(pid: int) -> set[int]:
