@@ -2,7 +2,7 @@
 
     nice -n 10 .venv/bin/python bench/conncap.py --connections 3000
 
-Starts ``purpleflea serve --source none`` on a random loopback port with
+Starts ``purpleflea serve --source none`` on a loopback port of its choosing (``--port 0``) with
 ``--connections-per-address 1``, holds that one slot from 127.0.0.1, and opens connections one
 after another from the same address (refused) and from 127.0.0.2 (admitted), each sending
 ``GET /v1/health`` and reading to the end, and from 127.0.0.2 connections closed by the client
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import time
 from pathlib import Path
 
 from procfs import cpu_seconds
-from serving import until_healthy
+from serving import until_serving
 
 _SETTLE_S = 1.0
 _REQUEST = b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
@@ -71,15 +70,16 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    port = random.randint(20_000, 60_000)
     with tempfile.TemporaryDirectory(prefix="pf-conncap-") as data:
         command = [str(Path(sys.executable).with_name("purpleflea")), "serve", "--source", "none"]
-        command += ["--data-dir", data, "--port", str(port), "--connections-per-address", "1"]
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        command += ["--data-dir", data, "--port", "0", "--connections-per-address", "1"]
+        log = Path(data) / "server.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         try:
             # From 127.0.0.2: 127.0.0.1's one slot is the one the rounds hold.
-            url = f"http://127.0.0.1:{port}"
-            asyncio.run(until_healthy(url, timeout_s=60, process=proc, local_address="127.0.0.2"))
+            wait = until_serving(log, timeout_s=60, process=proc, local_address="127.0.0.2")
+            port = asyncio.run(wait)
             print(f"load average: {os.getloadavg()}")
             for _ in range(args.rounds):
                 for kind, source, request in (

@@ -2,19 +2,17 @@
 
     nice -n 10 .venv/bin/python bench/fd_exhaust.py --nofile 256 [--max-connections 0]
 
-Starts ``purpleflea serve --source sim`` on a random loopback port with its open-files limit
-lowered to ``--nofile`` (so that a few hundred connections reach it), opens a keep-alive
-"victim" connection from 127.0.0.1, then opens connections from 127.0.1.1, 127.0.1.2, ...
-(``--per-address`` each, far under the per-address cap), each sending ``GET /v1/health``
-and kept alive by asking again every 2 s (uvicorn closes a keep-alive connection idle for
-5 s). Reported: what the attacker's connections got (200, the 503 refusal, or no answer:
-the server could not accept); what a fresh connection from 127.0.0.1 gets while they are
-held; whether ingest went on (``last_seq`` and the store's state, read on the victim's
-connection); the server's descriptors in use (``/proc/PID/fd``); the lines its log wrote
-naming "Too many open files"; whether it serves again once the attacker lets go.
-``--max-connections 0`` turns the process-wide cap off (what the server did before it
-existed).
-"""
+Starts ``purpleflea serve --source sim`` on a loopback port of its choosing (``--port 0``) with
+its open-files limit lowered to ``--nofile`` (so that a few hundred connections reach it),
+opens a keep-alive "victim" connection from 127.0.0.1, then opens connections from 127.0.1.1,
+127.0.1.2, ... (``--per-address`` each, far under the per-address cap), each sending ``GET
+/v1/health`` and kept alive by asking again every 2 s (uvicorn closes a keep-alive connection
+idle for 5 s). Reported: what the attacker's connections got (200, the 503 refusal, or no
+answer: the server could not accept); what a fresh connection from 127.0.0.1 gets while they
+are held; whether ingest went on (``last_seq`` and the store's state, read on the victim's
+connection); the server's descriptors in use (``/proc/PID/fd``); the lines its log wrote naming
+"Too many open files"; whether it serves again once the attacker lets go. ``--max-connections
+0`` turns the process-wide cap off (what the server did before it existed)."""
 
 from __future__ import annotations
 
@@ -23,7 +21,6 @@ import asyncio
 import contextlib
 import json
 import os
-import random
 import resource
 import subprocess
 import sys
@@ -31,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from serving import until_healthy
+from serving import until_serving
 
 _REQUEST = b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
@@ -174,22 +171,20 @@ def main() -> None:
     parser.add_argument("--max-connections", type=int, default=None)
     parser.add_argument("--log", type=int, default=0, help="print this many last log bytes")
     args = parser.parse_args()
-    port = random.randint(20_000, 60_000)
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (args.nofile, args.nofile))
 
     with tempfile.TemporaryDirectory(prefix="pf-fd-") as data:
         command = [str(Path(sys.executable).with_name("purpleflea")), "serve", "--source", "sim"]
-        command += ["--markets", "10", "--data-dir", data, "--port", str(port)]
+        command += ["--markets", "10", "--data-dir", data, "--port", "0"]
         if args.max_connections is not None:
             command += ["--max-connections", str(args.max_connections)]
         log = Path(data) / "server.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(command, stdout=out, stderr=out, preexec_fn=limit)  # noqa: PLW1509
             try:
-                url = f"http://127.0.0.1:{port}"
-                asyncio.run(until_healthy(url, timeout_s=90, process=proc, log=log))
+                port = asyncio.run(until_serving(log, timeout_s=90, process=proc))
                 print(
                     f"server RLIMIT_NOFILE {args.nofile}, descriptors at rest "
                     f"{descriptors(proc.pid)}, load average {os.getloadavg()}"

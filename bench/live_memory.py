@@ -757,15 +757,6 @@ def slope_per_hour(points: list[tuple[float, float]]) -> float:
     return sum((t - mean_t) * (v - mean_v) for t, v in points) / spread * 3600
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class Publisher:
     """Liquidations at ``rate`` a second over the connections, with bursts."""
 
@@ -855,12 +846,12 @@ async def run(args: argparse.Namespace) -> None:
     from tests.fakes.rest import FakeRest
 
     from purpleflea.ingest.feeds import URLS
+    from serving import until_serving
 
     rng = random.Random(args.seed)
     symbols = checked_symbols()
     markets = Markets(rng, symbols, args.expire_every)
     hl_markets = {base: (price, 1e6 / price) for base, price in list(_prices().items())[:150]}
-    port = _free_port()
     async with contextlib.AsyncExitStack() as stack:
         fakes = {
             name: await stack.enter_async_context(FakeExchange(dialect_for(name))) for name in URLS
@@ -906,7 +897,7 @@ async def run(args: argparse.Namespace) -> None:
                 "--data-dir",
                 str(data_dir),
                 "--port",
-                str(port),
+                "0",
                 "--streams-per-account",
                 str(clients),
                 "--stream-opens-per-min",
@@ -916,6 +907,7 @@ async def run(args: argparse.Namespace) -> None:
             stderr=subprocess.STDOUT,
         )
         try:
+            port = await until_serving(Path(log.name), timeout_s=60, process=server)
             await _measure(args, server.pid, port, fakes, symbols, rng, probe, rest)
         finally:
             server.send_signal(signal.SIGINT)
@@ -941,10 +933,8 @@ async def _measure(
     import httpx
 
     from procfs import cpu_seconds
-    from serving import until_healthy
 
     url = f"http://127.0.0.1:{port}"
-    await until_healthy(url, timeout_s=60)
     async with httpx.AsyncClient(base_url=url) as http:
         created = await http.post("/v1/keys", json={"account": "bench", "name": "livemem"})
         created.raise_for_status()

@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,16 +41,9 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import connect
 
-from serving import until_healthy
+from serving import until_serving
 
 GOAL_MB = 500.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def open_fds(pid: int) -> int:
@@ -159,31 +151,34 @@ async def reader(url: str, key: str, counts: list[int], index: int) -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
-    port = free_port()
     with tempfile.TemporaryDirectory(prefix="pf-mem-") as data_dir:
-        server = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("purpleflea")),
-                "serve",
-                "--source",
-                "sim",
-                "--markets",
-                str(args.markets),
-                "--speed",
-                str(args.speed),
-                "--data-dir",
-                data_dir,
-                "--port",
-                str(port),
-                # Every client here belongs to one account: lift the per-account caps.
-                "--streams-per-account",
-                str(args.clients),
-                "--stream-opens-per-min",
-                str(args.clients),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
+        log = Path(data_dir) / "server.log"
+        with log.open("wb") as out:
+            server = subprocess.Popen(
+                [
+                    str(Path(sys.executable).with_name("purpleflea")),
+                    "serve",
+                    "--source",
+                    "sim",
+                    "--markets",
+                    str(args.markets),
+                    "--speed",
+                    str(args.speed),
+                    "--data-dir",
+                    data_dir,
+                    "--port",
+                    "0",
+                    # Every client here belongs to one account: lift the per-account caps.
+                    "--streams-per-account",
+                    str(args.clients),
+                    "--stream-opens-per-min",
+                    str(args.clients),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         try:
+            port = await until_serving(log, timeout_s=30, process=server)
             await _measure(args, server.pid, port, Path(data_dir))
         finally:
             server.send_signal(signal.SIGINT)
@@ -196,7 +191,6 @@ async def run(args: argparse.Namespace) -> None:
 
 async def _measure(args: argparse.Namespace, pid: int, port: int, data_dir: Path) -> None:
     url = f"http://127.0.0.1:{port}"
-    await until_healthy(url, timeout_s=30)
     async with httpx.AsyncClient(base_url=url) as http:
         created = await http.post("/v1/keys", json={"account": "bench", "name": "memory"})
         created.raise_for_status()

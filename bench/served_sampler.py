@@ -18,24 +18,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import httpx
 
-from serving import until_healthy
+from serving import until_serving
 
 _SAMPLE = re.compile(r'^purpleflea_(\w+)\{market="([^"]+)"\} (\S+)$', re.MULTILINE)
 _WANTED = ("measured_heatmap_coverage", "heatmap_estimate_vs_measured_spearman")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def main() -> None:
@@ -43,20 +37,21 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=15.0)
     parser.add_argument("--every", type=float, default=30.0)
     args = parser.parse_args()
-    port = _free_port()
     with tempfile.TemporaryDirectory() as data:
         started = time.monotonic()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "purpleflea.cli", "serve", "--data-dir", data,
-             "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        log = Path(data) / "server.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "purpleflea.cli", "serve", "--data-dir", data,
+                 "--port", "0"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
         rows: list[tuple[float, dict[tuple[str, str], float], dict[str, tuple[int, float]]]]
         rows = []
         try:
+            port = asyncio.run(until_serving(log, timeout_s=300, process=process))
             url = f"http://127.0.0.1:{port}"
-            asyncio.run(until_healthy(url, timeout_s=300, process=process))
             with httpx.Client(base_url=url, timeout=10.0) as http:
                 key = http.post("/v1/keys", json={"account": "bench"}).json()["key"]
                 auth = {"Authorization": f"Bearer {key}"}

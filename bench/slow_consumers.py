@@ -34,14 +34,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 import purpleflea
-from serving import until_healthy
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from serving import until_serving
 
 
 def stalled_socket(port: int) -> socket.socket:
@@ -75,8 +68,6 @@ async def health(http: httpx.AsyncClient) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="pf-slow-") as data_dir:
         command = [
             str(Path(sys.executable).with_name("purpleflea")),
@@ -84,7 +75,7 @@ async def run(args: argparse.Namespace) -> None:
             "--data-dir",
             data_dir,
             "--port",
-            str(port),
+            "0",
             "--speed",
             str(args.speed),
             # Every client here belongs to one account: lift the per-account caps.
@@ -95,9 +86,12 @@ async def run(args: argparse.Namespace) -> None:
         ]
         if args.buffer_bytes:
             command += ["--stream-buffer-bytes", str(args.buffer_bytes)]
-        server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        log = Path(data_dir) / "server.log"
+        with log.open("wb") as out:
+            server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         try:
-            await measure(args, server, port, url)
+            port = await until_serving(log, timeout_s=30, process=server)
+            await measure(args, server, port, f"http://127.0.0.1:{port}")
         finally:
             if server.poll() is None:
                 server.kill()
@@ -107,7 +101,6 @@ async def run(args: argparse.Namespace) -> None:
 async def measure(
     args: argparse.Namespace, server: subprocess.Popen[bytes], port: int, url: str
 ) -> None:
-    await until_healthy(url, timeout_s=30, process=server)
     async with httpx.AsyncClient(base_url=url, timeout=10) as http:
         key = (await http.post("/v1/keys", json={"account": "bench"})).json()["key"]
         client = purpleflea.LiquidationClient(api_key=key, base_url=url)

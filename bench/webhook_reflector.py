@@ -3,15 +3,16 @@
     nice -n 10 .venv/bin/python bench/webhook_reflector.py --accounts 20 --rate 20 --seconds 20
     nice -n 10 .venv/bin/python bench/webhook_reflector.py ... --off   # the defences off
 
-Starts ``purpleflea serve --source replay`` on a random loopback port over a generated file:
-one event, a pause of ``--setup`` seconds (while the webhooks are made), then ``--rate``
-liquidations a second for ``--seconds``. Meanwhile ``--accounts`` accounts are registered
-(``--registrations-per-min`` is raised for the bench: an attacker has many addresses) and each
-asks for ``--per-account`` webhooks at one receiver in this process, a minimal HTTP server
-answering 200 that counts the deliveries, their bytes and the distinct event ids. Reported:
-webhooks made and refused (by error code), deliveries per event, deliveries and bytes a
-second at the receiver (over the busiest seconds and overall), the server's CPU seconds
-(``/proc/PID/stat``) over the run, and its webhook counters from ``/v1/metrics``.
+Starts ``purpleflea serve --source replay`` on a loopback port of its choosing (``--port 0``)
+over a generated file: one event, a pause of ``--setup`` seconds (while the webhooks are made),
+then ``--rate`` liquidations a second for ``--seconds``. Meanwhile ``--accounts`` accounts are
+registered (``--registrations-per-min`` is raised for the bench: an attacker has many
+addresses) and each asks for ``--per-account`` webhooks at one receiver in this process, a
+minimal HTTP server answering 200 that counts the deliveries, their bytes and the distinct
+event ids. Reported: webhooks made and refused (by error code), deliveries per event,
+deliveries and bytes a second at the receiver (over the busiest seconds and overall), the
+server's CPU seconds (``/proc/PID/stat``) over the run, and its webhook counters from
+``/v1/metrics``.
 
 ``--off`` passes ``--webhooks-per-host 0 --webhook-destination-rate 0
 --webhook-destination-bytes 0``: the same code without the per-host cap and the
@@ -28,7 +29,6 @@ import collections
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,14 +38,7 @@ from pathlib import Path
 import httpx
 
 from procfs import cpu_seconds
-from serving import until_healthy
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from serving import until_serving
 
 
 def write_events(path: Path, *, setup_s: float, rate: float, seconds: float) -> int:
@@ -137,10 +130,9 @@ async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="pf-reflector-") as data:
         events_file = Path(data) / "events.jsonl"
         total = write_events(events_file, setup_s=args.setup, rate=args.rate, seconds=args.seconds)
-        port = free_port()
         command = [str(Path(sys.executable).with_name("purpleflea")), "serve"]
         command += ["--source", "replay", "--replay", str(events_file), "--data-dir", data]
-        command += ["--port", str(port), "--registrations-per-min", "100000"]
+        command += ["--port", "0", "--registrations-per-min", "100000"]
         command += ["--rate-limit", "1000", "--rate-burst", "1000", "--feed-silence", "3600"]
         if args.off:
             command += ["--webhooks-per-host", "0", "--webhook-destination-rate", "0"]
@@ -152,9 +144,9 @@ async def run(args: argparse.Namespace) -> None:
         log = Path(data) / "server.log"
         with log.open("w") as out:
             server = subprocess.Popen(command, stdout=out, stderr=out)
-        base = f"http://127.0.0.1:{port}"
         try:
-            await until_healthy(base, timeout_s=30, process=server, log=log)
+            port = await until_serving(log, timeout_s=30, process=server)
+            base = f"http://127.0.0.1:{port}"
             started = time.monotonic()
             answers = await make_webhooks(base, target, args.accounts, args.per_account)
             made_in = time.monotonic() - started

@@ -144,9 +144,21 @@ class TcpRelay:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._writers: list[asyncio.StreamWriter] = []
+        self._reserved: socket.socket | None = None
+
+    def reserve(self) -> None:
+        """Take the relay's port before :meth:`open`, refusing connections until then: a port
+        picked and released for later could be bound by another process meanwhile."""
+        self._reserved = socket.socket()  # without SO_REUSEADDR: nothing else binds it
+        self._reserved.bind(("127.0.0.1", 0))
+        self.port = self._reserved.getsockname()[1]
 
     async def open(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+        if self._reserved is not None:  # it listens on the socket that held the port
+            reserved, self._reserved = self._reserved, None
+            self._server = await asyncio.start_server(self._relay, sock=reserved)
+        else:
+            self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def cut(self) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.server.test_process import _free_port, _key, _serve, _write_events
+from tests.server.test_process import _key, _serve, _write_events
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
@@ -50,11 +50,10 @@ def test_the_readme_sdk_example_runs_as_a_script(tmp_path: Path) -> None:
     # the script's start, seconds on a loaded machine. 0.2 s apart, it runs 2 min; at 20 ms
     # apart it was over before a slow start subscribed, and the read below waited for ever.
     _write_events(tmp_path / "events.jsonl", "readme", [250_000.0, 5_000.0] * 300, spacing_ms=200)
-    port = _free_port()
     replay = ["--source", "replay", "--replay", str(tmp_path / "events.jsonl")]
-    with _serve(tmp_path / "data", port, *replay):
+    with _serve(tmp_path / "data", *replay) as served:
         env = _example_env(
-            PURPLEFLEA_URL=f"http://127.0.0.1:{port}",
+            PURPLEFLEA_URL=served.url,
             PURPLEFLEA_API_KEY=_key(tmp_path / "data"),
         )
         run = subprocess.Popen(
@@ -90,7 +89,6 @@ def test_the_readme_sdk_example_runs_as_a_script(tmp_path: Path) -> None:
 def test_the_agents_mcp_example_finds_the_server(tmp_path: Path, found_by: str) -> None:
     (example, _) = python_blocks(REPO / "docs" / "agents.md")
     _write_events(tmp_path / "events.jsonl", "mcp", [75_000.0] * 30)
-    port = _free_port()
     replay = ["--source", "replay", "--replay", str(tmp_path / "events.jsonl")]
     # The example names no URL: `purpleflea mcp` finds the server through data/server.json
     # when run from the server's folder, else through $PURPLEFLEA_URL, which the MCP SDK did
@@ -99,10 +97,11 @@ def test_the_agents_mcp_example_finds_the_server(tmp_path: Path, found_by: str) 
     env.pop("PURPLEFLEA_URL", None)
     where = tmp_path
     if found_by == "PURPLEFLEA_URL":
-        env["PURPLEFLEA_URL"] = f"http://127.0.0.1:{port}"
         where = tmp_path / "elsewhere"
         where.mkdir()
-    with _serve(tmp_path / "data", port, *replay):
+    with _serve(tmp_path / "data", *replay) as served:
+        if found_by == "PURPLEFLEA_URL":
+            env["PURPLEFLEA_URL"] = served.url
         # Verbatim, the key in the environment as the README has it: the example passed a
         # literal "--api-key pf_..." that overrode it, so it answered "the API key is not
         # valid" (the test used to write the real key over the placeholder).
@@ -128,11 +127,10 @@ def test_the_agents_data_frame_example_runs_as_a_script(tmp_path: Path) -> None:
     (_, example) = python_blocks(REPO / "docs" / "agents.md")
     (tmp_path / "frames.py").write_text(example)
     _write_events(tmp_path / "events.jsonl", "frames", [75_000.0] * 30)
-    port = _free_port()
     replay = ["--source", "replay", "--replay", str(tmp_path / "events.jsonl")]
-    with _serve(tmp_path / "data", port, *replay):
+    with _serve(tmp_path / "data", *replay) as served:
         env = _example_env(
-            PURPLEFLEA_URL=f"http://127.0.0.1:{port}",
+            PURPLEFLEA_URL=served.url,
             PURPLEFLEA_API_KEY=_key(tmp_path / "data"),
         )
         deadline = time.monotonic() + 30

@@ -22,8 +22,8 @@ from purpleflea.mcp.answers import NO_KEY
 from purpleflea.mcp.markets import largest_events
 from purpleflea.mcp.server import build_server
 from purpleflea.model import VenueLiquidation
+from tests.ports import refused_url
 from tests.server.conftest import Running, make_config, running_server, venue_event
-from tests.server.test_process import _free_port
 
 
 def _burst(start: int) -> list[VenueLiquidation]:
@@ -212,9 +212,9 @@ async def test_a_long_window_is_said_in_days_and_hours(fed: Running) -> None:
 async def test_an_unreachable_server_says_where_this_mcp_server_is_told_its_url() -> None:
     # "set PURPLEFLEA_URL": the MCP server reads it, but from its host's env for it, not from
     # the shell of the person reading the error (docs/agents.md).
-    dead = f"http://127.0.0.1:{_free_port()}"
-    async with Client(build_server(LiquidationClient("pf_x", dead))) as client:
-        answer = await client.call_tool("cascades", {})
+    with refused_url() as dead:
+        async with Client(build_server(LiquidationClient("pf_x", dead))) as client:
+            answer = await client.call_tool("cascades", {})
     assert answer.is_error
     assert f"cannot reach the Purple Flea server: no Purple Flea server answers at {dead}" in (
         _text(answer)
@@ -398,9 +398,9 @@ async def test_arguments_as_a_model_sends_them_are_read_and_bad_ones_said_in_a_l
 async def test_heatmap_clusters_fails_over_as_every_tool_does(fed: Running) -> None:
     # It fetched the heatmap with its own HTTP client from the first server only: with that
     # one down it failed where the other tools moved to the next server.
-    dead = f"http://127.0.0.1:{_free_port()}"
-    async with Client(build_server(LiquidationClient(fed.key, [dead, fed.url]))) as client:
-        heatmap = _data(await client.call_tool("heatmap_clusters", {"market": "NOPE-PERP"}))
+    with refused_url() as dead:
+        async with Client(build_server(LiquidationClient(fed.key, [dead, fed.url]))) as client:
+            heatmap = _data(await client.call_tool("heatmap_clusters", {"market": "NOPE-PERP"}))
     assert heatmap.pop("reason").startswith("no heatmap for 'NOPE-PERP'")
     assert heatmap == {"market": "NOPE-PERP", "available": False, "clusters": []}
 

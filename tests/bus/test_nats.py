@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -308,9 +307,7 @@ async def test_a_node_started_before_nats_says_once_that_it_waits_and_when_it_co
     client library's ERROR and traceback every 2 s; now one line, and one when connected."""
     host, port = ensure_nats().removeprefix("nats://").split(":")
     relay = TcpRelay(host, int(port))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        relay.port = sock.getsockname()[1]  # nothing listens there yet
+    relay.reserve()  # nothing listens there yet
     tag = uuid.uuid4().hex[:10]
     caplog.set_level(logging.INFO)
     starting = asyncio.create_task(

@@ -24,8 +24,8 @@ from purpleflea.client import (
     SyncLiquidationClient,
     aio,
 )
+from tests.ports import refused_url
 from tests.server.conftest import make_config, running_server, venue_event
-from tests.server.test_process import _free_port
 
 #: Every REST method of the SDK, called with valid arguments.
 CALLS: dict[str, Callable[[SyncLiquidationClient], Any]] = {
@@ -48,8 +48,8 @@ CALLS: dict[str, Callable[[SyncLiquidationClient], Any]] = {
 def test_every_rest_method_on_a_dead_server_raises_the_sdks_error_naming_it(method: str) -> None:
     # The webhook methods raised httpx.ConnectError("All connection attempts failed"), the
     # others an httpx error too: a builder catching PurpleFleaError caught none of them.
-    url = f"http://127.0.0.1:{_free_port()}"
     with (
+        refused_url() as url,
         SyncLiquidationClient(api_key="pf_x", base_url=url) as liq,
         pytest.raises(ServerUnreachableError) as failed,
     ):
@@ -215,13 +215,13 @@ async def test_a_dead_letter_limit_of_0_is_refused_not_read_as_the_default(tmp_p
 
 
 async def test_a_stream_told_to_give_up_raises_after_that_long() -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
-    client = LiquidationClient(api_key="pf_x", base_url=url)
-    started = time.monotonic()
-    with pytest.raises(ServerUnreachableError) as failed:
-        async with client.stream(give_up_after=0.5, max_backoff=0.2):
-            pytest.fail("connected to nothing")
-    assert 0.5 <= time.monotonic() - started < 2.0
+    with refused_url() as url:
+        client = LiquidationClient(api_key="pf_x", base_url=url)
+        started = time.monotonic()
+        with pytest.raises(ServerUnreachableError) as failed:
+            async with client.stream(give_up_after=0.5, max_backoff=0.2):
+                pytest.fail("connected to nothing")
+        assert 0.5 <= time.monotonic() - started < 2.0
     assert str(failed.value).startswith(f"stream: no Purple Flea server answered at {url} for ")
 
 

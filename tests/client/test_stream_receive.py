@@ -18,7 +18,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from purpleflea.client import BadRequestError, LiquidationClient, PurpleFleaError
 from tests.events import stored_event
-from tests.server.test_process import _free_port
+from tests.ports import refused_url
 
 Handler = Callable[[ServerConnection, dict[str, object]], Awaitable[None]]
 
@@ -123,12 +123,12 @@ async def test_a_server_it_cannot_reach_is_said_once_while_the_stream_retries(
 ) -> None:
     # The stream retries forever (what a long-lived agent wants), but it did so in silence: a
     # script pointed at the wrong port, or whose server died, printed nothing at all.
-    url = f"http://127.0.0.1:{_free_port()}"
-    client = LiquidationClient(api_key="pf_x", base_url=url)
     with (
+        refused_url() as url,
         caplog.at_level(logging.WARNING, logger="purpleflea.client"),
         contextlib.suppress(TimeoutError),
     ):
+        client = LiquidationClient(api_key="pf_x", base_url=url)
         async with asyncio.timeout(2.0), client.stream(since_seq=41):
             pytest.fail("connected to nothing")
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]

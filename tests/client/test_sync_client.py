@@ -11,14 +11,13 @@ from typing import Any
 import pytest
 
 from purpleflea.client import ServerUnreachableError, SyncLiquidationClient, sync
-from tests.server.test_process import _free_port
+from tests.ports import refused_url
 
 
 async def test_calls_work_where_an_event_loop_runs_already() -> None:
     # A Jupyter cell runs inside the kernel's event loop: every call raised "RuntimeError:
     # Cannot run the event loop while another loop is running" before reaching the server.
-    url = f"http://127.0.0.1:{_free_port()}"
-    with SyncLiquidationClient(api_key="pf_x", base_url=url) as liq:
+    with refused_url() as url, SyncLiquidationClient(api_key="pf_x", base_url=url) as liq:
         with pytest.raises(ServerUnreachableError, match=f"no Purple Flea server answers at {url}"):
             liq.markets()
         with pytest.raises(ServerUnreachableError):

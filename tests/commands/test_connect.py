@@ -25,8 +25,7 @@ from purpleflea.local_server import (
     remove_address,
 )
 from tests.conftest import REPO
-from tests.server.test_process import _free_port
-from tests.server.test_run_command import _read_until
+from tests.ports import ANNOUNCED, announced_port, read_until, refused_url
 
 
 def _dead_pid() -> int:
@@ -43,10 +42,11 @@ def _env() -> dict[str, str]:
 
 
 @contextmanager
-def _serve(cwd: Path, port: int) -> Iterator[subprocess.Popen[str]]:
-    """``purpleflea serve`` on simulated markets, its data folder the default ``./data``."""
+def _serve(cwd: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """``purpleflea serve`` on simulated markets, its data folder the default ``./data``, on
+    a port of its choosing (--port 0), and that port, from its banner (tests/ports.py)."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "purpleflea.cli", "serve", "--port", str(port), "--markets", "40"],
+        [sys.executable, "-m", "purpleflea.cli", "serve", "--port", "0", "--markets", "40"],
         cwd=cwd,
         env=_env(),
         stdout=subprocess.PIPE,
@@ -55,16 +55,8 @@ def _serve(cwd: Path, port: int) -> Iterator[subprocess.Popen[str]]:
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1.0)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError(f"server did not start: {server.communicate()[0]}")
-        yield server
+        banner = read_until(server.stdout, ANNOUNCED.pattern, timeout=120)
+        yield server, announced_port(banner[-1])
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)
@@ -83,9 +75,8 @@ def _readme_tail_line() -> str:
 
 
 def test_the_readme_tail_line_finds_a_server_on_another_port(tmp_path: Path) -> None:
-    port = _free_port()
-    assert port != 8000
-    with _serve(tmp_path, port) as server:
+    with _serve(tmp_path) as (server, port):
+        assert port != 8000
         record = tmp_path / "data" / FILE_NAME
         assert find_address(tmp_path / "data") == f"http://127.0.0.1:{port}"
         key = subprocess.run(
@@ -110,7 +101,7 @@ def test_the_readme_tail_line_finds_a_server_on_another_port(tmp_path: Path) -> 
             start_new_session=True,
         )
         try:
-            rows = _read_until(tail.stdout, r"(LONG|SHORT) LIQ .* Cascade: \d+/10", timeout=90)
+            rows = read_until(tail.stdout, r"(LONG|SHORT) LIQ .* Cascade: \d+/10", timeout=90)
         finally:
             os.killpg(tail.pid, signal.SIGTERM)
             _, errors = tail.communicate(timeout=20)
@@ -121,11 +112,6 @@ def test_the_readme_tail_line_finds_a_server_on_another_port(tmp_path: Path) -> 
         assert not record.exists(), "a clean exit removes the address record"
 
 
-def _no_server_port() -> int:
-    """A loopback port nothing listens on."""
-    return _free_port()
-
-
 @pytest.mark.parametrize(
     "command",
     [["tail"], ["history"], ["heatmap", "BTC-PERP"]],
@@ -134,17 +120,17 @@ def _no_server_port() -> int:
 def test_a_client_command_without_a_server_says_so_in_one_line(
     tmp_path: Path, command: list[str]
 ) -> None:
-    url = f"http://127.0.0.1:{_no_server_port()}"
-    started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "purpleflea.cli", *command, "--url", url, "--api-key", "pf_x"],
-        cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    with refused_url() as url:
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "purpleflea.cli", *command, "--url", url, "--api-key", "pf_x"],
+            cwd=tmp_path,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     assert done.returncode == 2
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
@@ -180,10 +166,9 @@ def test_without_a_url_the_default_and_where_it_was_looked_up_are_named(
     data.mkdir()
     # A record left by a server killed with kill -9 (its process is gone): not trusted.
     (data / FILE_NAME).write_text(f'{{"url": "http://127.0.0.1:1", "pid": {_dead_pid()}}}')
-    monkeypatch.setattr(
-        "purpleflea.client._config.DEFAULT_URL", f"http://127.0.0.1:{_no_server_port()}"
-    )
-    status = cli.main(["history", "--data-dir", str(data), "--api-key", "pf_x"])
+    with refused_url() as nowhere:
+        monkeypatch.setattr("purpleflea.client._config.DEFAULT_URL", nowhere)
+        status = cli.main(["history", "--data-dir", str(data), "--api-key", "pf_x"])
     assert status == 2
     err = capsys.readouterr().err
     assert "127.0.0.1:1 " not in err
@@ -232,7 +217,7 @@ def test_port_0_serves_on_the_port_the_system_chose_and_says_which(tmp_path: Pat
         start_new_session=True,
     )
     try:
-        lines = _read_until(server.stdout, r"Purple Flea tracker: http://", timeout=120)
+        lines = read_until(server.stdout, r"Purple Flea tracker: http://", timeout=120)
         found = re.search(r"Purple Flea tracker: (http://127\.0\.0\.1:(\d+))", lines[-1])
         assert found is not None, lines
         url, port = found.group(1), int(found.group(2))

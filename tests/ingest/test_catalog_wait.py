@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 
 from purpleflea.ingest import feeds
 from purpleflea.ingest.catalog import Source
@@ -13,6 +12,7 @@ from purpleflea.ingest.live import LiveIngest
 from purpleflea.venues.gate import catalog as gate_catalog
 from purpleflea.venues.okx import catalog as okx_catalog
 from tests.fakes.rest import FakeRest
+from tests.ports import refused_port
 
 _OKX = json.dumps(
     {"data": [{"instId": "NEWCOIN-USDT-SWAP", "ctVal": "1", "ctMult": "1", "ctType": "linear"}]}
@@ -26,9 +26,8 @@ async def test_catalogs_that_answered_in_time_are_used_though_another_is_still_l
     # contracts (a coin listed since then unsized until the next refresh, an hour later).
     loading = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)  # never answers
     slow = f"http://127.0.0.1:{loading.sockets[0].getsockname()[1]}"
-    with socket.socket() as nowhere:  # bound, not listening: the feeds' connections refused
-        nowhere.bind(("127.0.0.1", 0))
-        refused = f"ws://127.0.0.1:{nowhere.getsockname()[1]}/ws"
+    with refused_port() as nowhere:  # the feeds' connections refused
+        refused = f"ws://127.0.0.1:{nowhere}/ws"
         async with FakeRest({"/okx": _OKX}) as rest:
             ingest = LiveIngest(
                 lambda event, at: None,

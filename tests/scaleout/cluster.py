@@ -7,14 +7,12 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,42 +24,11 @@ import psycopg
 import purpleflea
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.server.keys_postgres import PostgresKeyStore
+from tests.ports import announced_port
 from tests.services import PG_HOST, PG_PORT, ensure_nats, ensure_postgres
 
 T0 = 1_760_000_000_000
 _START_TIMEOUT_S = 30.0
-
-
-#: The address a node's banner gives (both roles' banners name their health route).
-_ANNOUNCED = re.compile(r"http://127\.0\.0\.1:(\d+)/v1/health")
-
-
-@contextlib.contextmanager
-def refused_url() -> Iterator[str]:
-    """A loopback URL where nothing listens for as long as the block runs: its port is held
-    bound but not listening, so a connection is refused at once, and no other process (another
-    test's server) can take the port meanwhile. A port picked and released before use could be
-    taken by one, and the "dead" server would answer."""
-    with socket.socket() as sock:  # without SO_REUSEADDR: nothing else binds the port
-        sock.bind(("127.0.0.1", 0))
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-
-def listening_ports(pid: int) -> set[int]:
-    """The TCP ports process ``pid`` listens on (its sockets in /proc/net/tcp, LISTEN state)."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        with contextlib.suppress(OSError):  # a descriptor closed meanwhile
-            target = os.readlink(fd)
-            if target.startswith("socket:["):
-                inodes.add(target[len("socket:[") : -1])
-    ports = set()
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A" and fields[9] in inodes:  # 0A: TCP_LISTEN
-                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports
 
 
 def write_events(path: Path, prefix: str, count: int, *, spacing_ms: int) -> None:
@@ -119,8 +86,7 @@ class Node:
         """The port this run's banner names, 0 before it is printed (once it answers)."""
         with self.log.open("rb") as log:
             log.seek(self._log_from)
-            found = _ANNOUNCED.search(log.read().decode(errors="replace"))
-        return int(found.group(1)) if found else 0
+            return announced_port(log.read().decode(errors="replace"))
 
     async def wait_ready(self) -> None:
         """Wait until this run's banner names its port and its health answers 200."""

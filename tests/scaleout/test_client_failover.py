@@ -8,7 +8,7 @@ import pytest
 
 import purpleflea
 from purpleflea.model import Liquidation
-from tests.scaleout.cluster import refused_url
+from tests.ports import refused_url
 from tests.server.conftest import make_config, running_server, venue_event
 
 

@@ -8,14 +8,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.scaleout.cluster import (
-    Reader,
-    cluster,
-    listening_ports,
-    reading,
-    until,
-    write_events,
-)
+from tests.ports import listening_ports
+from tests.scaleout.cluster import Reader, cluster, reading, until, write_events
 
 
 async def test_nodes_die_and_clients_do_not_notice(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.scaleout.cluster import cluster, listening_ports, refused_url
+from tests.ports import listening_ports, refused_url
+from tests.scaleout.cluster import cluster
 
 
 async def _imposter(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

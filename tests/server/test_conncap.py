@@ -19,6 +19,7 @@ import websockets
 
 from purpleflea.server import serving
 from purpleflea.server.conncap import REFUSAL, REFUSAL_FULL, ConnectionCap, process_cap
+from tests.ports import announced_port
 from tests.server.conftest import Running, make_config, running_server, until, venue_event
 
 
@@ -239,30 +240,28 @@ async def test_many_addresses_cannot_take_the_servers_descriptors(tmp_path: Path
     (the kernel queued connections unanswered) and could not open a file. With the open-files
     limit at 192, the server holds at most 64 client connections and answers the next with a
     503 ``server_full``, while ingest goes on and a slot freed serves again."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
 
     def low_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (_NOFILE, _NOFILE))
 
     log = (tmp_path / "server.log").open("wb")
     command = [sys.executable, "-m", "purpleflea.cli", "serve", "--source", "sim", "--markets"]
-    command += ["5", "--data-dir", str(tmp_path / "data"), "--port", str(port)]
+    command += ["5", "--data-dir", str(tmp_path / "data"), "--port", "0"]
     server = subprocess.Popen(command, stdout=log, stderr=log, preexec_fn=low_limit)  # noqa: PLW1509
     held: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    port = 0  # of its choosing, which its banner names once it answers (tests/ports.py)
     try:
         deadline = time.monotonic() + 90
         while True:  # until it serves and the simulator's events are being stored
             assert server.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                victim = await asyncio.open_connection("127.0.0.1", port)
-                status, body = await _ask(*victim)
-                if status.startswith(b"HTTP/1.1 200") and json.loads(body)["last_seq"] > 0:
-                    break
-                victim[1].close()
-            except OSError:
-                pass
+            port = port or announced_port((tmp_path / "server.log").read_text())
+            with contextlib.suppress(OSError):
+                if port:
+                    victim = await asyncio.open_connection("127.0.0.1", port)
+                    status, body = await _ask(*victim)
+                    if status.startswith(b"HTTP/1.1 200") and json.loads(body)["last_seq"] > 0:
+                        break
+                    victim[1].close()
             assert time.monotonic() < deadline, "the server did not start"
             await asyncio.sleep(0.5)
         first = json.loads((await _ask(*victim))[1])["last_seq"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -23,6 +22,7 @@ from purpleflea.ingest.backoff import Backoff
 from purpleflea.server.health import Vitals, health_reasons, readiness_reasons
 from purpleflea.server.sources import SimStatus
 from tests.fakes.exchanges import FakeExchange, dialect_for
+from tests.ports import refused_port
 from tests.server.conftest import Running, hold_warm_up_halfway, make_config, running_server
 from tests.server.test_api import parse_exposition
 
@@ -117,40 +117,35 @@ def live_okx_at(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
     return point
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_live_with_no_exchange_reachable_is_degraded(
     tmp_path: Path, live_okx_at: Callable[[str], None]
 ) -> None:
-    live_okx_at(f"ws://127.0.0.1:{_closed_port()}/ws/v5/public")
-    async with running_server(make_config(tmp_path, source="live")) as running:
+    with refused_port() as port:
+        live_okx_at(f"ws://127.0.0.1:{port}/ws/v5/public")
+        async with running_server(make_config(tmp_path, source="live")) as running:
 
-        async def tried() -> bool:
-            ingest = (await _get(running, "/v1/health")).json()["ingest"]
-            return any(c["reconnects"] >= 1 for c in ingest)
+            async def tried() -> bool:
+                ingest = (await _get(running, "/v1/health")).json()["ingest"]
+                return any(c["reconnects"] >= 1 for c in ingest)
 
-        await _until(tried, "the OKX connection to fail at least once")
-        response = await _get(running, "/v1/health")
-        assert response.status_code == 200  # the verdict is in the body
-        health = response.json()
-        assert health["last_seq"] == 0
-        assert health["status"] == "degraded"
-        assert health["reasons"] == ["source live: no exchange connection is up (1 configured)"]
-        assert (await _get(running, "/v1/ready")).status_code == 200  # it still serves
-        metrics = (await _get(running, "/v1/metrics")).text
-        assert 'purpleflea_ingest_connection_up{connection="okx"} 0' in metrics
-        # Why it is down, as health's errors say: a series per connection and kind.
-        errors = {
-            labels: value
-            for _, labels, value in parse_exposition(metrics)[
-                "purpleflea_ingest_connection_errors_total"
-            ]
-        }
-        assert errors['{connection="okx",kind="unreachable"}'] >= 1
+            await _until(tried, "the OKX connection to fail at least once")
+            response = await _get(running, "/v1/health")
+            assert response.status_code == 200  # the verdict is in the body
+            health = response.json()
+            assert health["last_seq"] == 0
+            assert health["status"] == "degraded"
+            assert health["reasons"] == ["source live: no exchange connection is up (1 configured)"]
+            assert (await _get(running, "/v1/ready")).status_code == 200  # it still serves
+            metrics = (await _get(running, "/v1/metrics")).text
+            assert 'purpleflea_ingest_connection_up{connection="okx"} 0' in metrics
+            # Why it is down, as health's errors say: a series per connection and kind.
+            errors = {
+                labels: value
+                for _, labels, value in parse_exposition(metrics)[
+                    "purpleflea_ingest_connection_errors_total"
+                ]
+            }
+            assert errors['{connection="okx",kind="unreachable"}'] >= 1
 
 
 async def test_live_is_ok_while_an_exchange_talks(

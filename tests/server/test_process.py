@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
 import os
 import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -23,14 +24,9 @@ import httpx
 import purpleflea
 from purpleflea.model import Liquidation
 from tests.conftest import shared_dir
+from tests.ports import ANNOUNCED, announced_port, listening_ports, read_until
 
 T0 = 1_760_000_000_000
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _write_events(path: Path, prefix: str, sizes: list[float], *, spacing_ms: int = 20) -> None:
@@ -51,8 +47,25 @@ def _write_events(path: Path, prefix: str, sizes: list[float], *, spacing_ms: in
             out.write(json.dumps(event) + "\n")
 
 
+@dataclass
+class Served:
+    """A ``purpleflea serve`` process and the port it bound (``--port 0``), from its banner."""
+
+    process: subprocess.Popen[str]
+    port: int
+    #: Its output up to the banner's line naming the port (the rest stays in its stdout).
+    startup: list[str]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
 @contextmanager
-def _serve(data_dir: Path, port: int, *args: str) -> Iterator[subprocess.Popen[str]]:
+def _serve(data_dir: Path, *args: str) -> Iterator[Served]:
+    """The server on a port of its choosing, once it answers (it prints its banner then): a
+    port picked here and released could be bound by another test's server first, and that
+    one would have answered for it (tests/ports.py)."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -62,7 +75,7 @@ def _serve(data_dir: Path, port: int, *args: str) -> Iterator[subprocess.Popen[s
             "--data-dir",
             str(data_dir),
             "--port",
-            str(port),
+            "0",
             "--heartbeat",
             "0.5",
             *args,
@@ -72,17 +85,12 @@ def _serve(data_dir: Path, port: int, *args: str) -> Iterator[subprocess.Popen[s
         text=True,
     )
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=0.5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
+        try:
+            startup = read_until(process.stdout, ANNOUNCED.pattern, timeout=60)
+        except AssertionError as exc:
             process.kill()
-            raise AssertionError(f"server did not start: {process.communicate()[0]}")
-        yield process
+            raise AssertionError(f"server did not start: {exc} {process.communicate()[0]}") from exc
+        yield Served(process, announced_port(startup[-1]), startup)
     finally:
         if process.poll() is None:
             process.terminate()
@@ -134,20 +142,18 @@ def test_the_spec_example_runs_verbatim_and_prints_big_liquidations(tmp_path: Pa
     # 2.4 s a shorter replay lasted, so it saw nothing and waited for ever.
     sizes = [5_000.0, 2_500_000.0, 40_000.0, 150_000.0, 99_999.0, 1_250_000.0] * 100
     _write_events(tmp_path / "events.jsonl", "spec", sizes, spacing_ms=100)
-    port = _free_port()
     with _serve(
         tmp_path / "data",
-        port,
         "--source",
         "replay",
         "--replay",
         str(tmp_path / "events.jsonl"),
         "--speed",
         "1",
-    ):
+    ) as served:
         env = dict(
             os.environ,
-            PURPLEFLEA_URL=f"http://127.0.0.1:{port}",
+            PURPLEFLEA_URL=served.url,
             PURPLEFLEA_API_KEY=_key(tmp_path / "data"),
         )
         example = subprocess.Popen(
@@ -180,7 +186,7 @@ def test_the_spec_example_runs_verbatim_and_prints_big_liquidations(tmp_path: Pa
             example.kill()
             _, err = example.communicate()
         # `serve` froze its startup heap once it answered (server/heap.py).
-        metrics = httpx.get(f"http://127.0.0.1:{port}/v1/metrics", timeout=10).text
+        metrics = httpx.get(f"{served.url}/v1/metrics", timeout=10).text
         frozen = re.search(r"^purpleflea_gc_frozen_objects (\S+)$", metrics, re.MULTILINE)
         assert frozen is not None, metrics
         assert float(frozen.group(1)) > 10_000
@@ -199,12 +205,10 @@ def test_resume_across_kill_9_and_restart_loses_nothing_a_client_saw(tmp_path: P
     data = tmp_path / "data"
     _write_events(tmp_path / "first.jsonl", "first", [1_000.0 + n for n in range(300)])
     _write_events(tmp_path / "second.jsonl", "second", [2_000.0 + n for n in range(100)])
-    port = _free_port()
     key = _key(data)
-    url = f"http://127.0.0.1:{port}"
     seen: list[Liquidation] = []
 
-    async def consume(until: int) -> None:
+    async def consume(url: str, until: int) -> None:
         client = purpleflea.LiquidationClient(api_key=key, base_url=url)
         async with client.stream(since_seq=seen[-1].seq if seen else 0, max_backoff=0.3) as stream:
             async for item in stream:
@@ -214,27 +218,29 @@ def test_resume_across_kill_9_and_restart_loses_nothing_a_client_saw(tmp_path: P
                     return
 
     with _serve(
-        data, port, "--source", "replay", "--replay", str(tmp_path / "first.jsonl"), "--speed", "2"
+        data, "--source", "replay", "--replay", str(tmp_path / "first.jsonl"), "--speed", "2"
     ) as first:
-        asyncio.run(consume(40))
-        first.send_signal(signal.SIGKILL)  # mid-stream: the replay is still running
-        first.wait(10)
+        asyncio.run(consume(first.url, 40))
+        first.process.send_signal(signal.SIGKILL)  # mid-stream: the replay is still running
+        first.process.wait(10)
     saw_before = {e.seq: e.id for e in seen}
+    # Restarted on a port of its own: the client resumes from its seq wherever the server is.
     with _serve(
         data,
-        port,
         "--source",
         "replay",
         "--replay",
         str(tmp_path / "second.jsonl"),
         "--speed",
         "50",
-    ):
+    ) as second:
         history = []
         headers = {"X-API-Key": key}
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            page = httpx.get(f"{url}/v1/liquidations", params={"limit": 1000}, headers=headers)
+            page = httpx.get(
+                f"{second.url}/v1/liquidations", params={"limit": 1000}, headers=headers
+            )
             history = page.json()["events"]
             if sum(e["id"].startswith("second") for e in history) == 100:
                 break
@@ -243,10 +249,42 @@ def test_resume_across_kill_9_and_restart_loses_nothing_a_client_saw(tmp_path: P
         # Everything the client saw before the kill is still there, under the same seq.
         assert all(stored.get(seq) == event_id for seq, event_id in saw_before.items())
         # The client resumes from its last seq: every later stored event, once, in order.
-        asyncio.run(consume(len(stored)))
+        asyncio.run(consume(second.url, len(stored)))
     seqs = [e.seq for e in seen]
     assert seqs == sorted(stored)
     assert len(set(seqs)) == len(seqs)
     first_run = [s for s, i in stored.items() if i.startswith("first")]
     second_run = [s for s, i in stored.items() if i.startswith("second")]
     assert max(first_run) < min(second_run)
+
+
+class _Stranger(http.server.BaseHTTPRequestHandler):
+    """Another test's server: answers any GET with 200 and ``{}``."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_port_taken_before_the_server_binds_is_not_mistaken_for_the_server(
+    tmp_path: Path,
+) -> None:
+    # The harness picked a free port, released it and passed it to the server: another
+    # test's server could bind it first. The server then failed ("port ... is in use") while
+    # the other one answered the health check, and the test talked to a stranger.
+    stranger = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stranger)
+    threading.Thread(target=stranger.serve_forever, daemon=True).start()
+    try:
+        with _serve(tmp_path / "data", "--source", "none") as served:
+            assert served.port != stranger.server_address[1]
+            assert served.port in listening_ports(served.process.pid)
+            health = httpx.get(f"{served.url}/v1/health", timeout=10).json()
+            assert "last_seq" in health  # the tracker's health, not the stranger's "{}"
+    finally:
+        stranger.shutdown()
+        stranger.server_close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -12,34 +11,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import REPO
-from tests.server.test_process import _free_port
-
-
-def _read_until(stream: object, pattern: str, timeout: float) -> list[str]:
-    """Lines from a pipe until one matches ``pattern`` (or the time runs out).
-
-    Reads the file descriptor itself: ``readline`` on the text wrapper would pull several
-    lines into its buffer, where ``select`` cannot see them, and wait for more that never come.
-    """
-    lines: list[str] = []
-    pending = b""
-    deadline = time.monotonic() + timeout
-    fd = stream.fileno()  # type: ignore[attr-defined]
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if not ready:
-            continue
-        chunk = os.read(fd, 65_536)
-        if not chunk:
-            break
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for raw in complete:
-            line = raw.decode(errors="replace")
-            lines.append(line)
-            if re.search(pattern, line):
-                return lines
-    raise AssertionError(f"no line matching {pattern!r} within {timeout} s: {lines}")
+from tests.ports import announced_port, read_until
 
 
 def test_the_readme_run_command_serves_simulated_markets_and_tail_shows_them(
@@ -47,12 +19,11 @@ def test_the_readme_run_command_serves_simulated_markets_and_tail_shows_them(
 ) -> None:
     readme = (REPO / "README.md").read_text()
     assert "scripts/run" in readme
-    port = _free_port()
     data = tmp_path / "data"
     # This machine reaches no exchange: the simulator is the offline source.
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     server = subprocess.Popen(
-        [str(REPO / "scripts" / "run"), "--port", str(port), "--data-dir", str(data)],
+        [str(REPO / "scripts" / "run"), "--port", "0", "--data-dir", str(data)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -60,8 +31,10 @@ def test_the_readme_run_command_serves_simulated_markets_and_tail_shows_them(
         start_new_session=True,
     )
     try:
-        banner = _read_until(server.stdout, r"Watch:", timeout=120)
+        # On the port it chose, which its banner names (tests/ports.py).
+        banner = read_until(server.stdout, r"Watch:", timeout=120)
         text = "\n".join(banner)
+        port = announced_port(text)
         assert f"http://127.0.0.1:{port}/" in text  # the dashboard
         assert "/v1/liquidations" in text  # the API
         assert "keys" in text

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.server.test_process import _free_port
+from tests.ports import ANNOUNCED, announced_port, read_until
 
 ACCEPTANCE_S = 90.0
 
@@ -19,17 +19,18 @@ ACCEPTANCE_S = 90.0
 def test_serve_on_the_simulated_market_shows_the_measured_heatmap_within_90_s(
     tmp_path: Path,
 ) -> None:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
     started = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, "-m", "purpleflea.cli", "serve", "--data-dir", str(tmp_path),
-         "--port", str(port)],
+         "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )  # fmt: skip
     try:
+        # On the port it chose, which its banner names (tests/ports.py).
+        banner = read_until(process.stdout, ANNOUNCED.pattern, timeout=ACCEPTANCE_S)
+        url = f"http://127.0.0.1:{announced_port(banner[-1])}"
         key = None
         measured = None
         with httpx.Client(base_url=url, timeout=5.0) as http:

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 from websockets.asyncio.client import connect
 
-from tests.server.test_process import _free_port, _key, _serve, _write_events
+from tests.server.test_process import _key, _serve, _write_events
 
 _EVENTS = 4_000  # ~1.4 MB of SSE frames: more than a stuck client's socket buffers hold
 
@@ -41,14 +41,11 @@ async def test_sigterm_tells_every_stream_and_exits_within_5_s_despite_a_stuck_c
 ) -> None:
     events = tmp_path / "events.jsonl"
     _write_events(events, "shutdown", [150_000.0] * _EVENTS)
-    port = _free_port()
     data = tmp_path / "data"
     data.mkdir()
     key = _key(data)
-    url = f"http://127.0.0.1:{port}"
-    with _serve(data, port, "--source", "replay", "--replay", str(events), "--speed", "1000") as (
-        process
-    ):
+    with _serve(data, "--source", "replay", "--replay", str(events), "--speed", "1000") as served:
+        process, port, url = served.process, served.port, served.url
 
         def health() -> dict[str, int]:
             return dict(httpx.get(f"{url}/v1/health", timeout=2).json())
@@ -95,7 +92,7 @@ async def test_sigterm_tells_every_stream_and_exits_within_5_s_despite_a_stuck_c
             await asyncio.wait_for(asyncio.gather(ws_reader, reader), 10)
         stuck.close()
         assert process.stdout is not None
-        output = process.stdout.read()
+        output = "\n".join(served.startup) + process.stdout.read()
     assert took < 5.0, f"exit took {took:.1f} s after SIGTERM"
     # Quietly: the stalled client's connection is aborted, not left to uvicorn's timeout.
     assert "Traceback" not in output, output

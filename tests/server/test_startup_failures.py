@@ -9,24 +9,22 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
+
+from purpleflea.local_server import FILE_NAME, find_address
+from tests.ports import ANNOUNCED, announced_port, read_until
 
 BANNER = "Purple Flea tracker"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _command(data_dir: Path, port: int) -> list[str]:
+def _command(data_dir: Path, port: int = 0) -> list[str]:
+    """``serve`` on ``port``, by default one of its choosing: these serves fail before they
+    bind, and one that did not would then fail no other way than the test expects (a port
+    picked and released here could be taken meanwhile: "port ... is in use")."""
     return [
         sys.executable,
         "-m",
@@ -41,7 +39,7 @@ def _command(data_dir: Path, port: int) -> list[str]:
     ]
 
 
-def _fails_in_one_line(data_dir: Path, port: int, *extra: str) -> str:
+def _fails_in_one_line(data_dir: Path, *extra: str, port: int = 0) -> str:
     """Run a serve that must fail (``extra``: more options, the last of each wins); returns
     its one stderr line."""
     done = subprocess.run(
@@ -61,23 +59,18 @@ def _fails_in_one_line(data_dir: Path, port: int, *extra: str) -> str:
 
 
 @contextmanager
-def _serving(data_dir: Path, port: int) -> Iterator[subprocess.Popen[str]]:
+def _serving(data_dir: Path) -> Iterator[int]:
+    """A serve on a port of its choosing, once it answers; yields that port (its banner's)."""
     process = subprocess.Popen(
-        _command(data_dir, port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        _command(data_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise AssertionError(f"server did not start: {process.communicate()[0]}")
-            time.sleep(0.1)
-        yield process
+        try:
+            banner = read_until(process.stdout, ANNOUNCED.pattern, timeout=60)
+        except AssertionError as exc:
+            process.kill()
+            raise AssertionError(f"server did not start: {exc} {process.communicate()[0]}") from exc
+        yield announced_port(banner[-1])
     finally:
         process.terminate()
         try:
@@ -92,17 +85,19 @@ def test_a_port_in_use(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        line = _fails_in_one_line(tmp_path / "data", port)
+        line = _fails_in_one_line(tmp_path / "data", port=port)
     assert f"port {port} on 127.0.0.1 is in use" in line
 
 
 def test_a_busy_data_dir_fails_before_the_banner(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    first_port = _free_port()
-    with _serving(data, first_port):
-        line = _fails_in_one_line(data, _free_port())
+    with _serving(data) as first_port:
+        line = _fails_in_one_line(data)
+        # The first serve chose its port after taking the folder: the line says where its
+        # address is written, and that names the port it serves on.
+        assert find_address(data) == f"http://127.0.0.1:{first_port}"
     assert str(data) in line
-    assert f"in use by purpleflea serve on port {first_port}" in line
+    assert f"in use by purpleflea serve on any free port (its address: {data / FILE_NAME})" in line
 
 
 @contextmanager
@@ -144,10 +139,10 @@ def test_a_read_only_data_dir(tmp_path: Path, with_data: bool) -> None:
     data = tmp_path / "data"
     data.mkdir()
     if with_data:  # a folder a server wrote before
-        with _serving(data, _free_port()):
+        with _serving(data):
             pass
     with _read_only(data):
-        line = _fails_in_one_line(data, _free_port())
+        line = _fails_in_one_line(data)
     assert f"data dir {data} is not writable" in line
 
 
@@ -164,6 +159,17 @@ def test_a_server_on_any_free_port_is_not_named_as_on_port_0(tmp_path: Path) -> 
     assert "port 0" not in str(busy.value)
     record = tmp_path / "server.json"
     assert f"purpleflea serve on any free port (its address: {record})" in str(busy.value)
+
+
+def test_a_server_on_a_given_port_is_named_with_it(tmp_path: Path) -> None:
+    from purpleflea.server.app import writer_lock
+    from purpleflea.store.lock import DataDirBusy, exclusive
+    from tests.server.conftest import make_config
+
+    config = make_config(tmp_path, port=8123)  # only named: nothing binds it
+    with writer_lock(config), pytest.raises(DataDirBusy) as busy, exclusive(tmp_path, "import"):
+        pass
+    assert "in use by purpleflea serve on port 8123" in str(busy.value)
 
 
 @pytest.mark.parametrize(
@@ -217,13 +223,13 @@ def test_a_wrong_value_is_refused_in_one_line_before_anything_starts(
     tmp_path: Path, extra: list[str], says: str
 ) -> None:
     args = [a.replace("{tmp}", str(tmp_path)) for a in extra]
-    line = _fails_in_one_line(tmp_path / "data", _free_port(), *args)
+    line = _fails_in_one_line(tmp_path / "data", *args)
     assert says.replace("{tmp}", str(tmp_path)) in line
 
 
 def test_a_damaged_seq_mark_is_refused_in_one_line_naming_it(tmp_path: Path) -> None:
     (tmp_path / "purpleflea.sqlite.seqmark").write_text("12 garbage")
-    line = _fails_in_one_line(tmp_path, _free_port())
+    line = _fails_in_one_line(tmp_path)
     assert "purpleflea.sqlite.seqmark: not a seq mark" in line
     assert "delete it" in line
 
@@ -240,6 +246,6 @@ def test_a_store_not_the_one_its_seq_mark_stands_beside_is_refused_in_one_line(
     (tmp_path / "purpleflea.sqlite.seqmark").write_text(
         f'{{"seq": 5, "clean": true, "stored": 5, "store_ino": {other}}}'
     )
-    line = _fails_in_one_line(tmp_path, _free_port())
+    line = _fails_in_one_line(tmp_path)
     assert "is not the file this mark was written beside" in line
     assert "--seq-floor" in line

@@ -30,7 +30,7 @@ from purpleflea.server.worker_wire import (
     read_packets,
 )
 from tests.server.conftest import Running, make_config, running_server, until, venue_event
-from tests.server.test_process import _free_port, _key, _serve
+from tests.server.test_process import _key, _serve
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -266,12 +266,12 @@ async def test_a_replay_on_a_worker_is_paced_by_its_account_s_rate_limit(
 
 
 async def test_sigterm_closes_worker_streams_with_1001_within_5_s(tmp_path: Path) -> None:
-    port = _free_port()
     data = tmp_path / "data"
     data.mkdir()
     key = _key(data)
-    with _serve(data, port, "--source", "none", "--stream-workers", "2") as process:
-        url = f"ws://127.0.0.1:{port}/v1/stream"
+    with _serve(data, "--source", "none", "--stream-workers", "2") as served:
+        process = served.process
+        url = f"ws://127.0.0.1:{served.port}/v1/stream"
         clients = []
         for _ in range(4):
             ws = await connect(url, additional_headers={"X-API-Key": key})

@@ -5,7 +5,6 @@ into the ingest node's health reasons, its banner and its log."""
 from __future__ import annotations
 
 import random
-import socket
 
 import pytest
 
@@ -17,12 +16,7 @@ from purpleflea.store.accounts import open_account_store
 from purpleflea.store.factory import check_postgres_url, open_store, redacted
 from purpleflea.store.postgres import PostgresStore
 from purpleflea.store.webhooks import open_webhook_store
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.ports import refused_port
 
 
 @pytest.mark.parametrize(
@@ -127,22 +121,23 @@ def test_no_character_of_a_password_is_shown_whatever_it_holds() -> None:
 
 
 async def test_connection_errors_name_the_server_without_its_password() -> None:
-    url = f"postgresql://purpleflea:secret@127.0.0.1:{_closed_port()}/pf"
-    attempts = [
-        lambda: PostgresStore.connect(url),
-        lambda: open_webhook_store(url).webhooks(),
-        lambda: open_account_store(url).recent("hyperliquid", 1),
-        lambda: hold_sequencer_lock(url),
-    ]
-    for attempt in attempts:
-        with pytest.raises(ConnectionError) as caught:
-            await attempt()
-        assert "secret" not in str(caught.value)
-        assert ":***@127.0.0.1:" in str(caught.value)
-    with pytest.raises(ConnectionError) as refused:
-        PostgresKeyStore(url)
-    assert "secret" not in str(refused.value)
-    assert ":***@127.0.0.1:" in str(refused.value)
+    with refused_port() as port:
+        url = f"postgresql://purpleflea:secret@127.0.0.1:{port}/pf"
+        attempts = [
+            lambda: PostgresStore.connect(url),
+            lambda: open_webhook_store(url).webhooks(),
+            lambda: open_account_store(url).recent("hyperliquid", 1),
+            lambda: hold_sequencer_lock(url),
+        ]
+        for attempt in attempts:
+            with pytest.raises(ConnectionError) as caught:
+                await attempt()
+            assert "secret" not in str(caught.value)
+            assert ":***@127.0.0.1:" in str(caught.value)
+        with pytest.raises(ConnectionError) as refused:
+            PostgresKeyStore(url)
+        assert "secret" not in str(refused.value)
+        assert ":***@127.0.0.1:" in str(refused.value)
 
 
 async def test_a_mistyped_scheme_is_refused_without_its_password() -> None:
