@@ -13,8 +13,12 @@ dominate, small coins are rare), 12 exchanges, lognormal sizes.
 Measured:
 
 1. each query shape through the Store API (``SQLiteStore.query``): once **cold** (the first
-   query on a fresh connection: SQLite's page cache is empty, though the OS file cache may
-   still hold the file), then ``--repeat`` times **warm**, p50/p95/max. Most shapes draw new
+   query on a fresh connection, its database files first evicted from the OS page cache with
+   ``posix_fadvise(DONTNEED)``, bench/pagecache.py: both SQLite's cache and the kernel's
+   are empty, the run prints how much of the file was still cached after the eviction),
+   then ``--repeat`` times **warm**, p50/p95/max. Wall time and CPU time (``process_time``,
+   the reader threads included) are both reported: a cold query waits on the disk, and on a
+   shared machine the wall figures of either also wait on other jobs. Most shapes draw new
    values per call; three cannot ("newest page", "min_usd=1M", "min_usd=50M": the same
    query each time), so their warm figures are a hot cache by construction. Cursor paging
    walks pages 1..10;
@@ -42,10 +46,11 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+import pagecache
 from purpleflea.model import Liquidation
 from purpleflea.store.base import Query
 from purpleflea.store.sqlite import SQLiteStore
@@ -135,11 +140,17 @@ def percentiles(samples: list[float]) -> tuple[float, float, float]:
 
 
 async def timed(work: Callable[[], Awaitable[Any]], repeat: int) -> list[float]:
+    return [wall for wall, _ in await timed_cpu(work, repeat)]
+
+
+async def timed_cpu(work: Callable[[], Awaitable[Any]], repeat: int) -> list[tuple[float, float]]:
+    """``(wall ms, CPU ms)`` of each of ``repeat`` calls; the CPU is the process's (the loop
+    and the store's reader threads: nothing else runs in it meanwhile)."""
     samples = []
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await work()
-        samples.append((time.perf_counter() - started) * 1000)
+        samples.append(((time.perf_counter() - started) * 1000, (time.process_time() - cpu) * 1000))
     return samples
 
 
@@ -164,6 +175,15 @@ def query_shapes(end_ms: int, rng: np.random.Generator) -> dict[str, Callable[[]
         "newest page, no filter": Query,
         "market=major": lambda: Query(markets=(markets[int(rng.integers(0, 10))],)),
         "market=small coin": lambda: Query(markets=(markets[int(rng.integers(100, 275))],)),
+        "markets=2 majors": lambda: Query(
+            markets=tuple(markets[int(i)] for i in rng.choice(10, 2, replace=False))
+        ),
+        "markets=a major + 2 small coins": lambda: Query(
+            markets=(
+                markets[int(rng.integers(0, 10))],
+                *(markets[int(i)] for i in rng.choice(np.arange(100, 275), 2, replace=False)),
+            )
+        ),
         "exchange": lambda: Query(exchanges=(str(rng.choice(EXCHANGES)),)),
         "side": lambda: Query(sides=(str(rng.choice(["long", "short"])),)),
         "min_usd=1M": lambda: Query(min_usd=1_000_000),
@@ -181,13 +201,28 @@ def query_shapes(end_ms: int, rng: np.random.Generator) -> dict[str, Callable[[]
     }
 
 
-async def cold_ms(db: Path, work: Callable[[SQLiteStore], Awaitable[Any]]) -> float:
-    """``work`` once on a fresh read-only connection (SQLite's page cache empty)."""
+class Cold(NamedTuple):
+    """One cold call: wall and CPU ms, and the share of the database file in the OS page
+    cache just before it (after the eviction)."""
+
+    wall_ms: float
+    cpu_ms: float
+    resident: float
+
+
+async def cold_ms(db: Path, work: Callable[[SQLiteStore], Awaitable[Any]]) -> Cold:
+    """``work`` once from the disk: on a fresh read-only connection (SQLite's page cache
+    empty), the database's files evicted from the OS page cache after the store's open (which
+    reads the last seq) and before the call."""
     fresh = SQLiteStore(db, read_only=True)
     try:
-        started = time.perf_counter()
+        pagecache.evict(pagecache.sqlite_files(db))
+        resident = pagecache.resident_share(db)
+        started, cpu = time.perf_counter(), time.process_time()
         await work(fresh)
-        return (time.perf_counter() - started) * 1000
+        return Cold(
+            (time.perf_counter() - started) * 1000, (time.process_time() - cpu) * 1000, resident
+        )
     finally:
         await fresh.close()
 
@@ -196,15 +231,28 @@ async def bench_queries(store: SQLiteStore, db: Path, repeat: int, seed: int) ->
     rng = np.random.default_rng(seed + 1)
     end_ms = START_MS + YEAR_MS
     rows = [
-        "| query (Store API, limit 100) | cold ms | warm p50 ms | warm p95 ms | warm max ms |",
-        "|---|---:|---:|---:|---:|",
+        "| query (Store API, limit 100) | cold ms | cold CPU ms | warm p50 ms | warm p95 ms "
+        "| warm max ms | warm CPU p50 ms | warm CPU p95 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    cached_before = pagecache.resident_share(db)
+    resident = 0.0
     for name, make in query_shapes(end_ms, rng).items():
         cold = await cold_ms(db, lambda fresh, make=make: fresh.query(make()))  # type: ignore[misc]
-        samples = await timed(lambda make=make: store.query(make()), repeat)  # type: ignore[misc]
-        p50, p95, worst = percentiles(samples)
-        rows.append(f"| {name} | {cold:.1f} | {p50:.1f} | {p95:.1f} | {worst:.1f} |")
+        resident = max(resident, cold.resident)
+        samples = await timed_cpu(lambda make=make: store.query(make()), repeat)  # type: ignore[misc]
+        p50, p95, worst = percentiles([wall for wall, _ in samples])
+        cpu50, cpu95, _ = percentiles([cpu for _, cpu in samples])
+        rows.append(
+            f"| {name} | {cold.wall_ms:.1f} | {cold.cpu_ms:.1f} | {p50:.1f} | {p95:.1f} "
+            f"| {worst:.1f} | {cpu50:.1f} | {cpu95:.1f} |"
+        )
         print(rows[-1], flush=True)
+    rows.append(
+        f"- OS page cache: {cached_before:.1%} of the database file cached before the first "
+        f"cold query, at most {resident:.2%} after each eviction"
+    )
+    print(rows[-1], flush=True)
     # Cursor paging: ten pages deep into one major market, each page timed.
     pages: list[float] = []
     for _ in range(max(1, repeat // 10)):
@@ -223,9 +271,9 @@ async def bench_queries(store: SQLiteStore, db: Path, repeat: int, seed: int) ->
 
 async def bench_aggregate(store: SQLiteStore, db: Path, repeat: int) -> list[str]:
     rows = [
-        "| 1-year hourly aggregate | first, factors not stored ms | cold ms | warm p50 ms "
-        "| warm p95 ms | warm max ms | buckets |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| 1-year hourly aggregate | first, factors not stored ms | cold ms | cold CPU ms "
+        "| warm p50 ms | warm p95 ms | warm max ms | buckets |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for market in ("BTC-PERP", "SOL-PERP", "C200-PERP"):
         query = Query(markets=(market,), start_ms=START_MS, end_ms=START_MS + YEAR_MS)
@@ -239,8 +287,8 @@ async def bench_aggregate(store: SQLiteStore, db: Path, repeat: int) -> list[str
         samples = await timed(lambda q=query: store.aggregate("1h", "market", q), repeat)  # type: ignore[misc]
         p50, p95, worst = percentiles(samples)
         rows.append(
-            f"| {market} | {first:.0f} | {cold:.1f} | {p50:.1f} | {p95:.1f} | {worst:.1f} "
-            f"| {len(buckets):,} |"
+            f"| {market} | {first:.0f} | {cold.wall_ms:.1f} | {cold.cpu_ms:.1f} | {p50:.1f} "
+            f"| {p95:.1f} | {worst:.1f} | {len(buckets):,} |"
         )
         print(rows[-1], flush=True)
     return rows
