@@ -1,10 +1,11 @@
 """What a cold read means for the benchmarks: the files out of the OS page cache, not only a
 fresh SQLite connection (whose own cache starts empty while the kernel still holds the file).
 
-:func:`evict` asks the kernel to drop a file's cached pages (``posix_fadvise(DONTNEED)``, no
-root needed; dirty pages are written first, since only clean ones can be dropped);
-:func:`resident_share` says how much of a file is cached (``mincore(2)`` over a read-only
-mapping), so a run can show that its cold read really started from the disk.
+:func:`load` reads files through (a warm start); :func:`evict` asks the kernel to drop a
+file's cached pages (``posix_fadvise(DONTNEED)``, no root needed; dirty pages are written
+first, since only clean ones can be dropped); :func:`resident_share` says how much of a file
+is cached (``mincore(2)`` over a read-only mapping), so a run can show that its cold read
+really started from the disk.
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ def evict(paths: Iterable[Path]) -> None:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(fd)
+
+
+def load(paths: Iterable[Path]) -> None:
+    """Read ``paths`` through once, so the OS page cache holds them (what it can)."""
+    for path in paths:
+        with path.open("rb") as file:
+            while file.read(1 << 20):
+                pass
 
 
 def resident_share(path: Path) -> float:

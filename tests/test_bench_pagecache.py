@@ -17,16 +17,10 @@ import history  # noqa: E402
 import pagecache  # noqa: E402
 
 
-def _cached(path: Path) -> None:
-    with path.open("rb") as file:
-        while file.read(1 << 20):
-            pass
-
-
 def test_evict_drops_a_file_from_the_os_cache(tmp_path: Path) -> None:
     path = tmp_path / "blob"
     path.write_bytes(b"x" * (4 << 20))
-    _cached(path)
+    pagecache.load([path])
     assert pagecache.resident_share(path) > 0.9
     pagecache.evict([path])
     assert pagecache.resident_share(path) < 0.05
@@ -43,7 +37,7 @@ async def test_a_cold_query_reads_a_database_out_of_the_os_cache(tmp_path: Path)
         files = pagecache.sqlite_files(db)
         assert db in files
         for path in files:
-            _cached(path)
+            pagecache.load([path])
         assert pagecache.resident_share(db) > 0.9
         shares: list[float] = []
 

@@ -164,8 +164,11 @@ def _hinted(
         windowed = query.start_ms is not None and query.end_ms is not None
         if query.markets or windowed:
             exchange = "+exchange"
-        # market + side has an index of its own (liquidations_market_side_seq).
-        if windowed or exchanges:
+        # market + side has an index of its own (liquidations_market_side_seq); but with a
+        # big min_usd the index of big events (market, seq, size_usd, side) checks both in
+        # the index, where market + side walked every event of the side and read each row's
+        # size: 5-11 ms against 0.3 ms of CPU for a $250k page of one side at 10M events.
+        if windowed or exchanges or (query.markets and query.min_usd >= BIG_USD):
             side = "+side"
     found = [
         (market, query.markets),
