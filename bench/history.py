@@ -5,23 +5,25 @@ Run (one command, from the repository root)::
     .venv/bin/python bench/history.py                       # generates /tmp/pf-history-10m once
     .venv/bin/python bench/history.py --db /tmp/pf-history-10m/purpleflea.sqlite  # reuse it
 
-The database is generated once (deterministic for ``--seed``; about two minutes) through
+The database is generated once (deterministic for ``--seed``; about two minutes quiet, 16 at
+load 9-10 on the shared machine) through
 :meth:`SQLiteStore.append_now`, the bulk path the importers use, so rollups are maintained as
 in production. A year of events over 275 markets with a heavy-tailed market mix (BTC and ETH
 dominate, small coins are rare), 12 exchanges, lognormal sizes.
 
 Measured:
 
-1. each query shape through the Store API (``SQLiteStore.query``): once **cold** (the first
-   query on a fresh connection, its database files first evicted from the OS page cache with
-   ``posix_fadvise(DONTNEED)``, bench/pagecache.py: both SQLite's cache and the kernel's
-   are empty, the run prints how much of the file was still cached after the eviction),
-   then ``--repeat`` times **warm**, p50/p95/max. Wall time and CPU time (``process_time``,
-   the reader threads included) are both reported: a cold query waits on the disk, and on a
-   shared machine the wall figures of either also wait on other jobs. Most shapes draw new
-   values per call; three cannot ("newest page", "min_usd=1M", "min_usd=50M": the same
-   query each time), so their warm figures are a hot cache by construction. Cursor paging
-   walks pages 1..10;
+1. each query shape through the Store API (``SQLiteStore.query``): ``--repeat`` times
+   **warm** (the database file read through into the OS page cache first), p50/p95/max; then
+   once **cold**, the cold calls last since each evicts the file: a fresh connection (SQLite's
+   cache empty) with the database's files evicted from the OS page cache by
+   ``posix_fadvise(DONTNEED)`` (bench/pagecache.py; the run prints how much of the file was
+   still cached at each cold start). Wall time and CPU time (``process_time``, the reader
+   threads included) are both reported: a cold query waits on the disk, and on a shared
+   machine the wall figures of either also wait on other jobs. Most shapes draw new values
+   per call; three cannot ("newest page", "min_usd=1M", "min_usd=50M": the same query each
+   time), so their warm figures are a hot cache by construction. Cursor paging walks pages
+   1..10;
 2. a subset through HTTP (``GET /v1/liquidations``) on a live server over the same file, with
    the listening socket as shipped and with TCP_NODELAY (see bench/results/e2e.md);
 3. the 1-year hourly aggregate of one market (``SQLiteStore.aggregate("1h", ...)``): first
