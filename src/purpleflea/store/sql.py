@@ -117,7 +117,9 @@ def history_page(select: str, query: Query, dialect: Dialect, *, walk_ts: bool =
     that each stop at the limit: it plans a bare arm's market as a filter, not as the index's
     order, and sorted them all). One ``market IN (...)`` instead made SQLite read every event
     of the markets and sort them (BTC + ETH, half of 1M events: 158.7 ms a page,
-    bench/history_by_time.py), and PostgreSQL walk the whole table back for rare ones. Past
+    bench/history_by_time.py), and PostgreSQL walk the whole table back for rare ones (an arm
+    costs what its one-market page does: where PostgreSQL misplans that page, a common market
+    absent from the newest events, the merge pays it too; BENCHMARKS.md). Past
     :data:`MAX_MERGED_MARKETS` the one statement stays: a list that long is most of the
     markets, and SQLite refuses more than 500 arms.
     """
