@@ -5,19 +5,25 @@ Run (one command, from the repository root)::
     .venv/bin/python bench/history.py                       # generates /tmp/pf-history-10m once
     .venv/bin/python bench/history.py --db /tmp/pf-history-10m/purpleflea.sqlite  # reuse it
 
-The database is generated once (deterministic for ``--seed``; about two minutes) through
+The database is generated once (deterministic for ``--seed``; about two minutes quiet, 16 at
+load 9-10 on the shared machine) through
 :meth:`SQLiteStore.append_now`, the bulk path the importers use, so rollups are maintained as
 in production. A year of events over 275 markets with a heavy-tailed market mix (BTC and ETH
 dominate, small coins are rare), 12 exchanges, lognormal sizes.
 
 Measured:
 
-1. each query shape through the Store API (``SQLiteStore.query``): once **cold** (the first
-   query on a fresh connection: SQLite's page cache is empty, though the OS file cache may
-   still hold the file), then ``--repeat`` times **warm**, p50/p95/max. Most shapes draw new
-   values per call; three cannot ("newest page", "min_usd=1M", "min_usd=50M": the same
-   query each time), so their warm figures are a hot cache by construction. Cursor paging
-   walks pages 1..10;
+1. each query shape through the Store API (``SQLiteStore.query``): ``--repeat`` times
+   **warm** (the database file read through into the OS page cache first), p50/p95/max; then
+   once **cold**, the cold calls last since each evicts the file: a fresh connection (SQLite's
+   cache empty) with the database's files evicted from the OS page cache by
+   ``posix_fadvise(DONTNEED)`` (bench/pagecache.py; the run prints how much of the file was
+   still cached at each cold start). Wall time and CPU time (``process_time``, the reader
+   threads included) are both reported: a cold query waits on the disk, and on a shared
+   machine the wall figures of either also wait on other jobs. Most shapes draw new values
+   per call; three cannot ("newest page", "min_usd=1M", "min_usd=50M": the same query each
+   time), so their warm figures are a hot cache by construction. Cursor paging walks pages
+   1..10;
 2. a subset through HTTP (``GET /v1/liquidations``) on a live server over the same file, with
    the listening socket as shipped and with TCP_NODELAY (see bench/results/e2e.md);
 3. the 1-year hourly aggregate of one market (``SQLiteStore.aggregate("1h", ...)``): first
@@ -42,10 +48,11 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+import pagecache
 from purpleflea.model import Liquidation
 from purpleflea.store.base import Query
 from purpleflea.store.sqlite import SQLiteStore
@@ -135,11 +142,17 @@ def percentiles(samples: list[float]) -> tuple[float, float, float]:
 
 
 async def timed(work: Callable[[], Awaitable[Any]], repeat: int) -> list[float]:
+    return [wall for wall, _ in await timed_cpu(work, repeat)]
+
+
+async def timed_cpu(work: Callable[[], Awaitable[Any]], repeat: int) -> list[tuple[float, float]]:
+    """``(wall ms, CPU ms)`` of each of ``repeat`` calls; the CPU is the process's (the loop
+    and the store's reader threads: nothing else runs in it meanwhile)."""
     samples = []
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await work()
-        samples.append((time.perf_counter() - started) * 1000)
+        samples.append(((time.perf_counter() - started) * 1000, (time.process_time() - cpu) * 1000))
     return samples
 
 
@@ -164,6 +177,15 @@ def query_shapes(end_ms: int, rng: np.random.Generator) -> dict[str, Callable[[]
         "newest page, no filter": Query,
         "market=major": lambda: Query(markets=(markets[int(rng.integers(0, 10))],)),
         "market=small coin": lambda: Query(markets=(markets[int(rng.integers(100, 275))],)),
+        "markets=2 majors": lambda: Query(
+            markets=tuple(markets[int(i)] for i in rng.choice(10, 2, replace=False))
+        ),
+        "markets=a major + 2 small coins": lambda: Query(
+            markets=(
+                markets[int(rng.integers(0, 10))],
+                *(markets[int(i)] for i in rng.choice(np.arange(100, 275), 2, replace=False)),
+            )
+        ),
         "exchange": lambda: Query(exchanges=(str(rng.choice(EXCHANGES)),)),
         "side": lambda: Query(sides=(str(rng.choice(["long", "short"])),)),
         "min_usd=1M": lambda: Query(min_usd=1_000_000),
@@ -181,30 +203,44 @@ def query_shapes(end_ms: int, rng: np.random.Generator) -> dict[str, Callable[[]
     }
 
 
-async def cold_ms(db: Path, work: Callable[[SQLiteStore], Awaitable[Any]]) -> float:
-    """``work`` once on a fresh read-only connection (SQLite's page cache empty)."""
+class Cold(NamedTuple):
+    """One cold call: wall and CPU ms, and the share of the database file in the OS page
+    cache just before it (after the eviction)."""
+
+    wall_ms: float
+    cpu_ms: float
+    resident: float
+
+
+async def cold_ms(db: Path, work: Callable[[SQLiteStore], Awaitable[Any]]) -> Cold:
+    """``work`` once from the disk: on a fresh read-only connection (SQLite's page cache
+    empty), the database's files evicted from the OS page cache after the store's open (which
+    reads the last seq) and before the call."""
     fresh = SQLiteStore(db, read_only=True)
     try:
-        started = time.perf_counter()
+        pagecache.evict(pagecache.sqlite_files(db))
+        resident = pagecache.resident_share(db)
+        started, cpu = time.perf_counter(), time.process_time()
         await work(fresh)
-        return (time.perf_counter() - started) * 1000
+        return Cold(
+            (time.perf_counter() - started) * 1000, (time.process_time() - cpu) * 1000, resident
+        )
     finally:
         await fresh.close()
 
 
 async def bench_queries(store: SQLiteStore, db: Path, repeat: int, seed: int) -> list[str]:
+    """Warm first, with the file read into the OS page cache; the cold queries last, since
+    each evicts the file and the warm figures after one would read the disk again."""
     rng = np.random.default_rng(seed + 1)
     end_ms = START_MS + YEAR_MS
-    rows = [
-        "| query (Store API, limit 100) | cold ms | warm p50 ms | warm p95 ms | warm max ms |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for name, make in query_shapes(end_ms, rng).items():
-        cold = await cold_ms(db, lambda fresh, make=make: fresh.query(make()))  # type: ignore[misc]
-        samples = await timed(lambda make=make: store.query(make()), repeat)  # type: ignore[misc]
-        p50, p95, worst = percentiles(samples)
-        rows.append(f"| {name} | {cold:.1f} | {p50:.1f} | {p95:.1f} | {worst:.1f} |")
-        print(rows[-1], flush=True)
+    shapes = query_shapes(end_ms, rng)
+    pagecache.load(pagecache.sqlite_files(db))
+    cached = pagecache.resident_share(db)
+    warm = {
+        name: await timed_cpu(lambda make=make: store.query(make()), repeat)  # type: ignore[misc]
+        for name, make in shapes.items()
+    }
     # Cursor paging: ten pages deep into one major market, each page timed.
     pages: list[float] = []
     for _ in range(max(1, repeat // 10)):
@@ -215,17 +251,39 @@ async def bench_queries(store: SQLiteStore, db: Path, repeat: int, seed: int) ->
             page = await store.query(Query(markets=(market,), before_seq=cursor))
             pages.append((time.perf_counter() - started) * 1000)
             cursor = page.next_cursor
+    cold = {
+        name: await cold_ms(db, lambda fresh, make=make: fresh.query(make()))  # type: ignore[misc]
+        for name, make in shapes.items()
+    }
+    rows = [
+        "| query (Store API, limit 100) | cold ms | cold CPU ms | warm p50 ms | warm p95 ms "
+        "| warm max ms | warm CPU p50 ms | warm CPU p95 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, samples in warm.items():
+        p50, p95, worst = percentiles([wall for wall, _ in samples])
+        cpu50, cpu95, _ = percentiles([cpu for _, cpu in samples])
+        rows.append(
+            f"| {name} | {cold[name].wall_ms:.1f} | {cold[name].cpu_ms:.1f} | {p50:.1f} "
+            f"| {p95:.1f} | {worst:.1f} | {cpu50:.1f} | {cpu95:.1f} |"
+        )
     p50, p95, worst = percentiles(pages)
-    rows.append(f"| cursor pages 1-10, market=major | - | {p50:.1f} | {p95:.1f} | {worst:.1f} |")
-    print(rows[-1], flush=True)
+    rows.append(
+        f"| cursor pages 1-10, market=major | - | - | {p50:.1f} | {p95:.1f} | {worst:.1f} | - | - |"
+    )
+    rows.append(
+        f"- OS page cache: {cached:.1%} of the database file cached for the warm queries, at "
+        f"most {max(c.resident for c in cold.values()):.2%} at each cold query's start"
+    )
+    print("\n".join(rows), flush=True)
     return rows
 
 
 async def bench_aggregate(store: SQLiteStore, db: Path, repeat: int) -> list[str]:
     rows = [
-        "| 1-year hourly aggregate | first, factors not stored ms | cold ms | warm p50 ms "
-        "| warm p95 ms | warm max ms | buckets |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| 1-year hourly aggregate | first, factors not stored ms | cold ms | cold CPU ms "
+        "| warm p50 ms | warm p95 ms | warm max ms | buckets |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for market in ("BTC-PERP", "SOL-PERP", "C200-PERP"):
         query = Query(markets=(market,), start_ms=START_MS, end_ms=START_MS + YEAR_MS)
@@ -239,8 +297,8 @@ async def bench_aggregate(store: SQLiteStore, db: Path, repeat: int) -> list[str
         samples = await timed(lambda q=query: store.aggregate("1h", "market", q), repeat)  # type: ignore[misc]
         p50, p95, worst = percentiles(samples)
         rows.append(
-            f"| {market} | {first:.0f} | {cold:.1f} | {p50:.1f} | {p95:.1f} | {worst:.1f} "
-            f"| {len(buckets):,} |"
+            f"| {market} | {first:.0f} | {cold.wall_ms:.1f} | {cold.cpu_ms:.1f} | {p50:.1f} "
+            f"| {p95:.1f} | {worst:.1f} | {len(buckets):,} |"
         )
         print(rows[-1], flush=True)
     return rows
@@ -382,12 +440,16 @@ async def run(args: argparse.Namespace) -> None:
     )
     print(f"stored events: {stored:,} (the last seq: seqs are dense from 1)", flush=True)
     if args.aggregate_only:
+        pagecache.load(pagecache.sqlite_files(db))
         out = await bench_aggregate(store, db, max(5, args.repeat // 4))
         await store.close()
         print("\n".join(out))
         return
     out = ["", *await bench_queries(store, db, args.repeat, args.seed), ""]
+    # Each phase starts warm: the cold calls before it evicted the file.
+    pagecache.load(pagecache.sqlite_files(db))
     out += await bench_aggregate(store, db, max(5, args.repeat // 4))
+    pagecache.load(pagecache.sqlite_files(db))
     out += ["", *await bench_ingest_under_queries(store, args.ingest_s, args.seed)]
     await store.close()
     http_rows = ["| query (HTTP, limit 100) | p50 ms | p95 ms | max ms |", "|---|---:|---:|---:|"]

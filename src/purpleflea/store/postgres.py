@@ -62,7 +62,7 @@ from purpleflea.store.base import (
 from purpleflea.store.factory import redacted
 from purpleflea.store.hourly_postgres import PENDING, ensure_hourly, fill_hourly
 from purpleflea.store.replay import ReplayPage, replay_page
-from purpleflea.store.sql import order_by, where
+from purpleflea.store.sql import history_page
 
 log = logging.getLogger("purpleflea.store")
 
@@ -559,11 +559,8 @@ class PostgresStore:
         return await replay_page(self._read, _SELECT, query, "postgres", after, limit)
 
     async def query(self, query: Query) -> Page:
-        found = where(query, "postgres")
-        rows = await self._read(
-            f"{_SELECT}{found.sql}{order_by(query)} LIMIT %s",
-            [*found.params, query.limit + 1],
-        )
+        page = history_page(_SELECT, query, "postgres")
+        rows = await self._read(page.sql, page.params)
         events = [row_to_event(row) for row in rows[: query.limit]]
         return Page.of(events, len(rows) > query.limit, query.order)
 
@@ -585,11 +582,8 @@ class PostgresStore:
 
     async def explain(self, query: Query) -> str:
         """PostgreSQL's plan for :meth:`query` (operators checking that indexes are used)."""
-        found = where(query, "postgres")
-        rows = await self._read(
-            f"EXPLAIN {_SELECT}{found.sql}{order_by(query)} LIMIT %s",
-            [*found.params, query.limit + 1],
-        )
+        page = history_page(_SELECT, query, "postgres")
+        rows = await self._read(f"EXPLAIN {page.sql}", page.params)
         return "\n".join(str(row[0]) for row in rows)
 
     async def close(self) -> None:

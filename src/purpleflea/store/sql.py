@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import msgspec
+
 from purpleflea.store.base import Query
 from purpleflea.venues.registry import exchanges_covered
 
@@ -22,6 +24,8 @@ BIG_USD = 100_000
 #: this many events (a walk back reads about limit x stored / matching rows); those are found
 #: by the market index and sorted (at most this many rows).
 TS_WALK_MATCHES = 10_000
+#: A page of at most this many markets merges one index walk per market (:func:`history_page`).
+MAX_MERGED_MARKETS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,45 @@ def order_by(query: Query) -> str:
     return " ORDER BY ts DESC, seq DESC" if query.order == "ts" else " ORDER BY seq DESC"
 
 
+def history_page(select: str, query: Query, dialect: Dialect, *, walk_ts: bool = False) -> Where:
+    """The statement of one history page (``limit + 1`` rows: the last says more follow):
+    ``select`` (the store's ``SELECT <columns> FROM liquidations``) with ``query``'s filter
+    (:func:`where`, ``walk_ts`` as there), order and limit.
+
+    Several markets in seq order are one ``UNION ALL`` arm per market, each the one-market
+    query, merged by seq: each arm walks its market's index back in seq order and the merge
+    stops at the limit (SQLite's ``MERGE (UNION ALL)``; PostgreSQL's ``Merge Append`` of arms
+    that each stop at the limit: it plans a bare arm's market as a filter, not as the index's
+    order, and sorted them all). One ``market IN (...)`` instead made SQLite read every event
+    of the markets and sort them (BTC + ETH, half of 1M events: 158.7 ms a page,
+    bench/history_by_time.py), and PostgreSQL walk the whole table back for rare ones (an arm
+    costs what its one-market page does: where PostgreSQL misplans that page, a common market
+    absent from the newest events, the merge pays it too; BENCHMARKS.md). Past
+    :data:`MAX_MERGED_MARKETS` the one statement stays: a list that long is most of the
+    markets, and SQLite refuses more than 500 arms.
+    """
+    mark = "?" if dialect == "sqlite" else "%s"
+    page = query.limit + 1
+    markets = sorted(set(query.markets))
+    if query.order == "seq" and 1 < len(markets) <= MAX_MERGED_MARKETS:
+        arms: list[str] = []
+        params: list[Any] = []
+        for market in markets:
+            arm = where(msgspec.structs.replace(query, markets=(market,)), dialect)
+            if dialect == "sqlite":
+                # The compound's ORDER BY is each arm's: SQLite walks each in seq order.
+                arms.append(f"{select}{arm.sql}")
+                params += arm.params
+            else:
+                arms.append(f"({select}{arm.sql}{order_by(query)} LIMIT %s)")
+                params += [*arm.params, page]
+        sql = " UNION ALL ".join(arms)
+    else:
+        found = where(query, dialect, walk_ts=walk_ts)
+        sql, params = f"{select}{found.sql}", found.params
+    return Where(f"{sql}{order_by(query)} LIMIT {mark}", [*params, page])
+
+
 def _hinted(
     query: Query,
     dialect: Dialect,
@@ -123,8 +166,11 @@ def _hinted(
         windowed = query.start_ms is not None and query.end_ms is not None
         if query.markets or windowed:
             exchange = "+exchange"
-        # market + side has an index of its own (liquidations_market_side_seq).
-        if windowed or exchanges:
+        # market + side has an index of its own (liquidations_market_side_seq); but with a
+        # big min_usd the index of big events (market, seq, size_usd, side) checks both in
+        # the index, where market + side walked every event of the side and read each row's
+        # size: 5-11 ms against 0.3 ms of CPU for a $250k page of one side at 10M events.
+        if windowed or exchanges or (query.markets and query.min_usd >= BIG_USD):
             side = "+side"
     found = [
         (market, query.markets),

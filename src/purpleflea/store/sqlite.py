@@ -59,7 +59,7 @@ from purpleflea.store.base import (
 from purpleflea.store.file_guard import FileGuard
 from purpleflea.store.replay import ReplayPage, replay_page
 from purpleflea.store.sidecar import rollback
-from purpleflea.store.sql import TS_WALK_MATCHES, order_by, where
+from purpleflea.store.sql import TS_WALK_MATCHES, history_page, where
 
 if TYPE_CHECKING:
     from purpleflea.store.bulk import EventColumns
@@ -809,10 +809,8 @@ class SQLiteStore:
         return await replay_page(self._read, self._select, query, "sqlite", after, limit)
 
     async def query(self, query: Query) -> Page:
-        found = where(query, "sqlite", walk_ts=await self._walks_ts(query))
-        rows = await self._read(
-            f"{self._select}{found.sql}{order_by(query)} LIMIT ?", [*found.params, query.limit + 1]
-        )
+        page = history_page(self._select, query, "sqlite", walk_ts=await self._walks_ts(query))
+        rows = await self._read(page.sql, page.params)
         events = [row_to_event(row) for row in rows[: query.limit]]
         return Page.of(events, len(rows) > query.limit, query.order)
 
