@@ -137,7 +137,8 @@ class Ledger:
 
     def frame(self, connection: str, at_ms: int) -> None:
         """A frame arrived on ``connection`` (its data reached us up to ``at_ms``)."""
-        self._told(at_ms)
+        # Not told the clock: every frame would pay for it, and the drains (every 10 s) and
+        # the connections' ups and downs tell it often enough for an hour's bound.
         link = self._links.get(connection)
         if link is not None:
             link.last_frame_ms = at_ms
