@@ -1121,8 +1121,8 @@ def _report(
         print("\nthe heap's accounts, MB (start, second half's start, end):")
         for name in sorted(last.get("accounts", {})):
             values = [r["accounts"].get(name, 0) for r in (rows[0], first, last)]
-            scale = 1 if name == "py_blocks" else 2**20
-            print(f"  {name}: " + " -> ".join(f"{v / scale:,.1f}" for v in values))
+            shown = [f"{v:,}" if name == "py_blocks" else f"{v / 2**20:,.1f}" for v in values]
+            print(f"  {name}: " + " -> ".join(shown))
         print(f"\ntasks: {[r['tasks'] for r in rows]}")
         print(f"fds: {[r['fds'] for r in rows]}")
     traced = (_probe_lines(probe) or [{}])[-1].get("traced")
