@@ -168,19 +168,71 @@ def _type_counts() -> dict[str, int]:
     return dict(counts.most_common(60))
 
 
-async def _probe(roots: dict[str, object], path: Path, every: float) -> None:
+def _heap_accounts() -> dict[str, int]:
+    """Where the process's heap is, in bytes, beyond what Python objects hold: SQLite's own
+    allocations (its page caches), and glibc malloc's arenas in use and free (free but held:
+    fragmentation), so growth in RSS can be told from growth of objects."""
+    import _sqlite3
+    import ctypes
+
+    accounts: dict[str, int] = {"py_blocks": sys.getallocatedblocks()}
+    with contextlib.suppress(OSError, AttributeError):
+        used = ctypes.CDLL(_sqlite3.__file__).sqlite3_memory_used
+        used.restype = ctypes.c_int64
+        accounts["sqlite"] = int(used())
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [
+            (name, ctypes.c_size_t)
+            for name in [
+                "arena",
+                "ordblks",
+                "smblks",
+                "hblks",
+                "hblkhd",
+                "usmblks",
+                "fsmblks",
+                "uordblks",
+                "fordblks",
+                "keepcost",
+            ]
+        ]
+
+    with contextlib.suppress(OSError, AttributeError):
+        mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+        mallinfo2.restype = MallInfo2
+        info = mallinfo2()
+        # arena: sbrk'd and the threads' arenas; hblkhd: mmap'd blocks; uordblks in use,
+        # fordblks free in the arenas (held by the process, not returned).
+        for name in ("arena", "hblkhd", "uordblks", "fordblks"):
+            accounts[f"malloc_{name}"] = int(getattr(info, name))
+    return accounts
+
+
+async def _probe(
+    roots: dict[str, object], path: Path, every: float, snapshot_every: float = 0.0
+) -> None:
     import tracemalloc
 
     baseline: tracemalloc.Snapshot | None = None
     samples = 0
+    started = time.monotonic()
+    dumped = 0
     while True:
         samples += 1
         traced: list[str] = []
+        accounts = _heap_accounts()
         if tracemalloc.is_tracing():
             now = tracemalloc.take_snapshot()
+            accounts["traced"] = tracemalloc.get_traced_memory()[0]
             if baseline is None or samples == 3:  # the warmed-up heap is the baseline
                 baseline = now
             traced = [str(stat) for stat in now.compare_to(baseline, "lineno")[:25]]
+            minutes = (time.monotonic() - started) / 60
+            if snapshot_every and minutes >= dumped * snapshot_every:
+                # Whole snapshots, to compare any two times afterwards by site.
+                now.dump(f"{path}.{round(minutes):03d}min.snapshot")
+                dumped += 1
         found: dict[str, int] = {}
         seen: set[int] = set()  # each container counted once, under the first path found
         for name, root in roots.items():
@@ -194,6 +246,7 @@ async def _probe(roots: dict[str, object], path: Path, every: float) -> None:
             "containers": {k: v for k, v in found.items() if v >= 2},
             "types": _type_counts(),
             "traced": traced,
+            "accounts": accounts,
         }
         with path.open("a") as out:
             out.write(json.dumps(sample) + "\n")
@@ -212,7 +265,7 @@ def child(config_path: Path, argv: list[str]) -> int:
     if config["tracemalloc"]:
         import tracemalloc
 
-        tracemalloc.start(1)
+        tracemalloc.start(config.get("trace_frames", 1))
     rest, hyperliquid = config["rest"], config["hyperliquid"]
 
     def moved(url: str) -> str:
@@ -262,7 +315,10 @@ def child(config_path: Path, argv: list[str]) -> int:
         async def start(self) -> None:
             await super().start()
             roots = {"server": built.get("server"), "ingest": self}
-            task = asyncio.create_task(_probe(roots, Path(config["probe"]), config["every"]))
+            probe = _probe(
+                roots, Path(config["probe"]), config["every"], config.get("snapshot_every", 0.0)
+            )
+            task = asyncio.create_task(probe)
             self._tasks.append(task)
 
     live.LiveIngest = functools.partial(  # type: ignore[misc]
@@ -879,6 +935,8 @@ async def run(args: argparse.Namespace) -> None:
                     "deribit_poll_s": args.deribit_poll_s,
                     "retire_after_h": args.retire_after_h,
                     "tracemalloc": args.tracemalloc,
+                    "trace_frames": args.trace_frames,
+                    "snapshot_every": args.snapshot_every,
                 }
             )
         )
@@ -990,6 +1048,7 @@ async def _measure(
                 "threads": status["Threads"],
                 "containers": latest.get("containers", {}),
                 "types": latest.get("types", {}),
+                "accounts": latest.get("accounts", {}),
             }
             rows.append(row)
             print(
@@ -1044,6 +1103,11 @@ def _report(
             print(f"\n{label} that grew over the second half (first 30 by growth):")
             for delta, name, begin, end, slope in grew[:30]:
                 print(f"  {name}: {begin:,} -> {end:,} (+{delta:,}; {slope:+,.0f} an hour)")
+        print("\nthe heap's accounts, MB (start, second half's start, end):")
+        for name in sorted(last.get("accounts", {})):
+            values = [r["accounts"].get(name, 0) for r in (rows[0], first, last)]
+            shown = [f"{v:,}" if name == "py_blocks" else f"{v / 2**20:,.1f}" for v in values]
+            print(f"  {name}: " + " -> ".join(shown))
         print(f"\ntasks: {[r['tasks'] for r in rows]}")
         print(f"fds: {[r['fds'] for r in rows]}")
     traced = (_probe_lines(probe) or [{}])[-1].get("traced")
@@ -1088,6 +1152,19 @@ def main(argv: list[str]) -> int:
         "--tracemalloc",
         action="store_true",
         help="trace the server's allocations: the report lists the sites that grew",
+    )
+    parser.add_argument(
+        "--trace-frames",
+        type=int,
+        default=1,
+        help="with --tracemalloc: frames kept a traced allocation (more: whose call grew)",
+    )
+    parser.add_argument(
+        "--snapshot-every",
+        type=float,
+        default=0.0,
+        help="with --tracemalloc: minutes between whole snapshots written beside the probe "
+        "samples, to compare two times by site afterwards (0: none)",
     )
     parser.add_argument(
         "--outage-every", type=float, default=0.0, help="seconds between venue outages (0: none)"

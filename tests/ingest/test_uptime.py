@@ -66,3 +66,18 @@ def test_pressure_counts_distinct_symbol_seconds_of_snapshot_venues_only() -> No
     ledger.event("binance_usdm", "BTCUSDT", H + 1_500)  # a second already counted
     rows, _ = ledger.drain(H + 2_000)
     assert rows == []
+
+
+def test_events_stamped_in_distinct_future_hours_do_not_pile_up_hours() -> None:
+    # A venue's clock (or a bug) far ahead: each event in an hour of its own. Hours are
+    # forgotten only once past, so every future one was held until its time came (up to
+    # the year 2100 a timestamp may name): a stream of them grew the ledger without bound.
+    ledger = Ledger(snapshot=["binance_usdm"])
+    ledger.up("binance_usdm", "binance_usdm", H)
+    for n in range(1, 2_001):
+        ledger.event("binance_usdm", "BTCUSDT", H + 10 + n * 10 * HOUR_MS)
+    rows, _ = ledger.drain(H + 2_000)
+    assert len(ledger._hours) <= 2  # this hour and the next, whatever the events said
+    # Each is still counted once, in the latest hour the ledger will hold.
+    assert sum(row.symbol_seconds or 0 for row in rows) == 2_000
+    assert {row.hour_ms for row in rows} == {H, H + HOUR_MS}

@@ -109,9 +109,16 @@ class Ledger:
         self._links: dict[str, _Link] = {}
         self._hours: dict[tuple[str, int], _Hour] = {}
         self._changed: dict[str, Gap] = {}
+        #: The latest time any call carried: the ledger's own clock (it reads none).
+        self._latest_ms: int | None = None
+
+    def _told(self, at_ms: int) -> None:
+        if self._latest_ms is None or at_ms > self._latest_ms:
+            self._latest_ms = at_ms
 
     def watch(self, connection: str, exchange: str, at_ms: int) -> None:
         """Start accounting ``connection`` (down until :meth:`up`)."""
+        self._told(at_ms)
         if connection not in self._links:
             self._links[connection] = _Link(exchange, up=False, since_ms=at_ms)
 
@@ -130,6 +137,8 @@ class Ledger:
 
     def frame(self, connection: str, at_ms: int) -> None:
         """A frame arrived on ``connection`` (its data reached us up to ``at_ms``)."""
+        # Not told the clock: every frame would pay for it, and the drains (every 10 s) and
+        # the connections' ups and downs tell it often enough for an hour's bound.
         link = self._links.get(connection)
         if link is not None:
             link.last_frame_ms = at_ms
@@ -161,6 +170,7 @@ class Ledger:
 
     def stop(self, connection: str, at_ms: int) -> None:
         """Stop accounting ``connection`` (the process is stopping: not a venue gap)."""
+        self._told(at_ms)
         link = self._links.pop(connection, None)
         if link is not None:
             self._accrue(connection, link, at_ms)
@@ -170,10 +180,17 @@ class Ledger:
         self._note(gap)
 
     def event(self, exchange: str, symbol: str, ts_ms: int) -> None:
-        """An event of ``exchange`` on ``symbol`` at ``ts_ms`` (counts for snapshot venues)."""
+        """An event of ``exchange`` on ``symbol`` at ``ts_ms`` (counts for snapshot venues).
+
+        One stamped past the next hour (a venue's clock far ahead) counts in the next hour:
+        an hour is forgotten only once past, so every future hour named was held until its
+        time came, and a stream of them grew the ledger without bound."""
         if exchange not in self.snapshot:
             return
-        hour = self._hour(exchange, hour_of(ts_ms))
+        hour_ms = hour_of(ts_ms)
+        if self._latest_ms is not None:
+            hour_ms = min(hour_ms, hour_of(self._latest_ms) + HOUR_MS)
+        hour = self._hour(exchange, hour_ms)
         key = (symbol, ts_ms // 1000)
         if key not in hour.seconds:
             hour.seconds.add(key)
@@ -185,6 +202,7 @@ class Ledger:
 
         Hours before ``now_ms``'s are final and forgotten once drained.
         """
+        self._told(now_ms)
         for connection, link in self._links.items():
             self._accrue(connection, link, now_ms)
         rows = []
