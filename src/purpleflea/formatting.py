@@ -106,7 +106,10 @@ def read_usd(text: str) -> float:
             f"{text!r} is not an amount of USD: give a number (100000) or one such as "
             "'$100k', '1.5M' (a point for decimals, commas only between thousands)"
         )
-    return float(found.group(1).replace(",", "")) * _TYPED_UNITS.get(found.group(2) or "", 1.0)
+    amount = float(found.group(1).replace(",", "")) * _TYPED_UNITS.get(found.group(2) or "", 1.0)
+    if not math.isfinite(amount):  # 400 digits: float() said inf, the pattern took them
+        raise ValueError(f"{text!r} is not an amount of USD: more than a float holds")
+    return amount
 
 
 def _whole_or_cents(value: float) -> str:

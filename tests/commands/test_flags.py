@@ -256,6 +256,9 @@ def test_min_usd_takes_an_amount_as_the_mcp_tools_do(
         ("nan", "is not an amount of USD"),
         ("1,5M", "commas only between thousands"),
         ("-5", "must be 0 or more USD"),
+        # float() reads 400 nines as inf, and then the pattern took them: infinite USD.
+        ("9" * 400, "is not an amount of USD"),
+        ("1" + "0" * 300 + "T", "is not an amount of USD"),
     ],
 )
 def test_a_min_usd_that_is_no_amount_names_it_and_the_forms_taken(
@@ -299,3 +302,27 @@ def test_no_command_lists_the_commands(argv: list[str], capsys: pytest.CaptureFi
     assert err.endswith(
         "purpleflea: name a command (listed above); `purpleflea COMMAND -h` shows its flags\n"
     )
+
+
+@pytest.mark.parametrize("days", ["1e12", "30000", "9" * 300])
+def test_sim_days_that_leave_the_dates_are_refused_before_simulating(
+    days: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `--days 1e12` (finite, above 0) ended in an OverflowError traceback from the simulation
+    # process: the history's start, today less the days, is no timestamp in milliseconds.
+    store = tmp_path / "history.sqlite"
+    assert cli.main(["sim", "--days", days, "--store", str(store), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"--days {float(days):g} from today leaves 1970-01-01 .. 9999-12-31" in err
+    assert "Traceback" not in err
+    assert not store.exists()
+
+
+def test_sim_days_past_the_last_date_from_start_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "history.sqlite"
+    argv = ["sim", "--days", "1000", "--start", "9999-01-01", "--store", str(store)]
+    assert cli.main([*argv, "--no-progress"]) == 2
+    assert "--days 1000 from --start leaves 1970-01-01 .. 9999-12-31" in capsys.readouterr().err
+    assert not store.exists()

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -575,3 +576,34 @@ async def test_history_resumed_with_another_market_count_is_refused(
         assert await store.last_seq() == first.last_seq
     finally:
         await store.close()
+
+
+def test_a_chunk_awaited_when_a_stop_cut_close_short_fails_instead_of_waiting_for_good() -> None:
+    # `timeout 20 purpleflea sim ...` hung for good: timeout sends SIGTERM to the command and
+    # to its group, the second signal raised KeyboardInterrupt inside close() after it had
+    # told the reader to stop, so no Failed was queued, and the history's thread pool waited
+    # at exit for the worker blocked in next_chunk on an empty queue (faulthandler's stack).
+    producer = ChildProducer(Request(history_config(seed=0, n_markets=5), 0.1, 1, 50_000))
+    producer._closing.set()  # close() cut short here: the child killed, nothing queued
+    producer._process.kill()
+    producer._process.wait()
+    producer._reader.join(timeout=30)
+    while not producer._queue.empty():
+        producer._queue.get_nowait()
+    outcome: list[BaseException | None] = []
+
+    def wait() -> None:
+        try:
+            producer.next_chunk()
+        except BaseException as exc:
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    waiting = threading.Thread(target=wait, daemon=True)
+    waiting.start()
+    waiting.join(timeout=30)
+    stuck = waiting.is_alive()
+    producer.close()  # frees a stuck waiter (old code) for the next test
+    assert not stuck, "next_chunk waited for good on a producer being closed"
+    assert isinstance(outcome[0], ChildFailed)

@@ -76,6 +76,10 @@ def _utc_date(text: str) -> int:
     return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1000)
 
 
+#: The last millisecond a date can name (9999-12-31T23:59:59.999 UTC).
+_LAST_MS = 253_402_300_799_999
+
+
 def _default_start(days: float) -> int:
     today = dt.datetime.now(dt.UTC).date()
     midnight = dt.datetime(today.year, today.month, today.day, tzinfo=dt.UTC)
@@ -148,6 +152,16 @@ def run(args: argparse.Namespace) -> int:
         args.store = str(history_store(args))  # `--store data`: the folder's history file
     except ValueError as exc:
         print(f"purpleflea sim: {exc}", file=sys.stderr)
+        return 2
+    start = args.start if args.start is not None else _default_start(args.days)
+    if not 0 <= start + args.days * 86_400_000 <= _LAST_MS or start < 0:
+        # Finite days can still be no timestamp: --days 1e12 ended in an OverflowError
+        # traceback from the simulation's process.
+        print(
+            f"purpleflea sim: --days {args.days:g} from {'--start' if args.start else 'today'} "
+            "leaves 1970-01-01 .. 9999-12-31: give fewer days",
+            file=sys.stderr,
+        )
         return 2
     try:
         # A running server on this store assigns seqs too: one writer per data folder.

@@ -161,10 +161,10 @@ class ChildProducer:
         return self._process.pid
 
     def next_chunk(self) -> Chunk | None:
-        message = self._queue.get()
+        message = self._next()
         while isinstance(message, Layout):  # the child sends it first
             self._layout = message
-            message = self._queue.get()
+            message = self._next()
         if isinstance(message, Failed):
             self._queue.put(message)  # a second call fails the same way
             if message.error is None:
@@ -176,6 +176,18 @@ class ChildProducer:
         assert self._layout is not None
         # The Python objects are made here: the child's core is the simulation's.
         return self._layout.columns(message)
+
+    def _next(self) -> _Message:
+        """The next message; a Failed once :meth:`close` began with none queued. A close cut
+        short (a second SIGTERM, as ``timeout`` sends one to the command and one to its group,
+        raises KeyboardInterrupt in it) queued none, and the pool's exit waited for good on
+        this thread."""
+        while True:
+            try:
+                return self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if self._closing.is_set():
+                    return Failed(None, "the history simulation was stopped")
 
     def totals(self) -> Totals:
         """The simulation's totals, once :meth:`next_chunk` has returned ``None``."""
