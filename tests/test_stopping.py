@@ -175,3 +175,73 @@ def test_a_signal_read_while_a_future_completes_stops_the_command_without_a_trac
     )
     assert done.stdout.strip() == f"interrupted {signum} []", done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
+
+
+# `timeout N purpleflea ...` sends its SIGTERM to the command and then to the command's process
+# group, which holds the command: two SIGTERMs microseconds apart. The second was taken as an
+# impatient second Ctrl-C: `serve` stopped at once (its state unsaved), other commands raised
+# in the middle of their cleanup (`sim` then waited for good on a worker thread).
+_TWICE_AT_ONCE = textwrap.dedent(
+    """
+    import asyncio, os, signal, time
+    from purpleflea.stopping import ServeStop, interrupted_by, run_stoppable
+
+    if "{which}" == "serve":
+        stop = ServeStop()
+        stop.install()
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.3)
+        print("graceful", stop.signals[:1], stop.exit_status())
+    else:
+        async def main():
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signal.SIGTERM)
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                time.sleep(0.3)  # the command's cleanup, in plain code
+                print("cleaned up")
+                raise
+
+        try:
+            run_stoppable(main())
+        except KeyboardInterrupt:
+            print("interrupted", signal.Signals(interrupted_by()).name)
+    """
+)
+
+
+@pytest.mark.parametrize("which", ["serve", "command"])
+def test_a_signal_sent_twice_at_once_is_one_request_to_stop(which: str) -> None:
+    script = _TWICE_AT_ONCE.replace("{which}", which)
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=60
+    )
+    expected = "graceful [15] 143" if which == "serve" else "cleaned up\ninterrupted SIGTERM"
+    assert (done.returncode, done.stdout.strip()) == (0, expected), done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_second_signal_a_moment_later_still_stops_at_once() -> None:
+    # An impatient second Ctrl-C is still honoured: only a repeat within the same instant is
+    # taken as the first one again.
+    script = textwrap.dedent(
+        """
+        import os, signal, time
+        from purpleflea.stopping import ServeStop
+
+        stop = ServeStop()
+        stop.install()
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+        print("ran on")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 130, done.stdout + done.stderr
+    assert "SIGINT again, stopping at once" in done.stderr

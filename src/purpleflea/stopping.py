@@ -32,8 +32,32 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: leave the code that dropped it (a gc callback takes microseconds).
 _AGAIN_AFTER_S = 0.01
 
+#: A repeat of the first stop signal within this many seconds is that request again, not a
+#: second one ("stop at once"): ``timeout`` sends its SIGTERM to the command and then to the
+#: command's process group, the command included, microseconds apart.
+_SAME_REQUEST_S = 0.2
+
 #: The signal that :func:`terminate_as_interrupt` turned into an interrupt, if any.
 _received: list[int] = []
+
+
+class _Requests:
+    """The stop signals one run received, each repeat of the first within
+    :data:`_SAME_REQUEST_S` left out."""
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+        self._first_at = 0.0
+
+    def add(self, signum: int) -> bool:
+        """Count ``signum``; False when it only repeats the first request."""
+        now = time.monotonic()
+        if self.signals and signum == self.signals[0] and now - self._first_at < _SAME_REQUEST_S:
+            return False
+        if not self.signals:
+            self._first_at = now
+        self.signals.append(signum)
+        return True
 
 
 def exit_status(signum: int) -> int:
@@ -172,13 +196,14 @@ async def _stoppable(main: Coroutine[Any, Any, T]) -> T:
     if task is None or threading.current_thread() is not threading.main_thread():
         return await main
     loop = asyncio.get_running_loop()
-    received: list[int] = []
+    received = _Requests()
     _received.clear()
 
     def handle(signum: int, frame: FrameType | None) -> None:
-        received.append(signum)
+        if not received.add(signum):
+            return
         _received.append(signum)
-        if len(received) > 1:
+        if len(received.signals) > 1:
             raise KeyboardInterrupt
         loop.call_soon_threadsafe(task.cancel)
 
@@ -188,13 +213,13 @@ async def _stoppable(main: Coroutine[Any, Any, T]) -> T:
     try:
         result = await main
     except asyncio.CancelledError:
-        if received and task.uncancel() == 0:
+        if received.signals and task.uncancel() == 0:
             raise KeyboardInterrupt from None
         raise
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-    if received:  # read as the work ended: the command was still stopped by it
+    if received.signals:  # read as the work ended: the command was still stopped by it
         raise KeyboardInterrupt
     return result
 
@@ -221,7 +246,8 @@ class ServeStop:
     once (what the graceful stop would still write is lost, as after a kill)."""
 
     def __init__(self) -> None:
-        self.signals: list[int] = []
+        self._requests = _Requests()
+        self.signals = self._requests.signals
         #: The uvicorn server, once it runs: the stop is its ``should_exit``.
         self.server: _Exiting | None = None
         #: Cancelled by the first signal while set: a wait that may be long (a standby
@@ -263,7 +289,8 @@ class ServeStop:
             server.should_exit = True
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.signals.append(signum)
+        if not self._requests.add(signum):
+            return
         name = signal_name(signum)
         if len(self.signals) > 1:
             _write_line(f"purpleflea serve: {name} again, stopping at once")
