@@ -150,10 +150,15 @@ class Pipeline:
         #: stored after the checkpoint.
         self.checkpoint_s = checkpoint_s
         self.checkpoint_seqs = checkpoint_seqs
+        #: And at least this many seconds of the wall clock apart: a simulator at --speed 60
+        #: moves the tracker's clock a minute a second, and wrote a whole checkpoint (two
+        #: fsyncs, 666 kB at 275 markets) at every tick, ~58 GB a day.
+        self.checkpoint_wall_s = 30.0
         #: Checkpoints written, and the CPU seconds they took (exporting and writing).
         self.checkpoints = 0
         self.checkpoint_cpu_s = 0.0
         self._checkpointed = (0, 0)  # the tracker's clock and the seq of the last checkpoint
+        self._checkpointed_at = 0.0  # and its time.monotonic()
         self._checkpointing: asyncio.Task[None] | None = None
         #: How the engine was rebuilt at start: "continued" (from the state a clean stop or a
         #: checkpoint wrote, the events stored after it replayed), "warmed" (replayed from
@@ -225,6 +230,7 @@ class Pipeline:
         if self.scorer is not None and warm_events > 0:
             await self._warm(warm_events, stored, scored_after=continued)
         self._checkpointed = (self.clock_ms, stored)
+        self._checkpointed_at = time.monotonic()
         await self._rebuild_heatmaps()
         await self._hand_over_cascades()
         self._task = asyncio.create_task(self._flush_loop(), name="tracker-flush")
@@ -708,6 +714,8 @@ class Pipeline:
         due = self.clock_ms - clock >= self.checkpoint_s * 1000
         if seq == last or not (due or seq - last >= self.checkpoint_seqs):
             return
+        if time.monotonic() - self._checkpointed_at < self.checkpoint_wall_s:
+            return
         if self.writes.writer_failing("events"):
             return  # the store is behind what the engine scored
         began = time.thread_time()
@@ -716,6 +724,7 @@ class Pipeline:
         except ValueError:  # alerts queued (a tick failed before draining them): next time
             return
         self._checkpointed = (self.clock_ms, seq)
+        self._checkpointed_at = time.monotonic()
         self._checkpointing = asyncio.create_task(
             self._write_checkpoint(saved, exported, seq, time.thread_time() - began),
             name="engine-checkpoint",
