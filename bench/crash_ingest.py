@@ -47,14 +47,7 @@ from websockets.asyncio.server import serve
 
 sys.path.insert(0, str(Path(__file__).parent))  # the fake exchange is e2e.py's, not a copy
 import e2e
-
-
-def _rss_peak_mb(pid: int) -> float:
-    """The peak resident memory of a process (VmHWM), MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+from procfs import memory_mb
 
 
 async def run_client(url: str, key: str, out: str) -> None:
@@ -146,7 +139,7 @@ async def _run(
 
     async def sample_rss() -> None:
         while True:
-            rss.append(_rss_peak_mb(tracker.pid))
+            rss.append(memory_mb(tracker.pid, "VmHWM"))
             await asyncio.sleep(1.0)
 
     sampler = asyncio.create_task(sample_rss())

@@ -790,17 +790,6 @@ def rest_routes(markets: Markets) -> dict[str, Any]:
 # -- the measuring side --------------------------------------------------------------------
 
 
-def _status(pid: int) -> dict[str, float]:
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, rest = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            values[name] = int(rest.split()[0]) / 1024
-        elif name == "Threads":
-            values[name] = int(rest.split()[0])
-    return values
-
-
 def slope_per_hour(points: list[tuple[float, float]]) -> float:
     n = len(points)
     if n < 2:
@@ -990,7 +979,7 @@ async def _measure(
 ) -> None:
     import httpx
 
-    from procfs import cpu_seconds
+    from procfs import cpu_seconds, memory_mb, status
 
     url = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=url) as http:
@@ -1002,7 +991,7 @@ async def _measure(
             f"{platform.python_version()}; load {os.getloadavg()[0]:.1f}; server pid {pid}; "
             f"{sum(map(len, symbols.values()))} symbols on {len(symbols)} connections "
             f"({', '.join(f'{k} {len(v)}' for k, v in symbols.items())}); "
-            f"RSS before clients {_status(pid)['VmRSS']:.0f} MB",
+            f"RSS before clients {memory_mb(pid):.0f} MB",
             flush=True,
         )
         counts = [0] * (args.ws + args.sse)
@@ -1033,8 +1022,9 @@ async def _measure(
             failed = [t for t in tasks if t.done()]
             if failed:
                 failed[0].result()
-            status = _status(pid)
-            rss.append((elapsed, status["VmRSS"]))
+            now = status(pid)
+            rss_mb, peak_mb = now["VmRSS"] / 1024, now["VmHWM"] / 1024
+            rss.append((elapsed, rss_mb))
             try:
                 stored = (await http.get("/v1/health", timeout=30)).json()["last_seq"]
             except httpx.TimeoutException:
@@ -1042,17 +1032,17 @@ async def _measure(
             latest = (_probe_lines(probe) or [{}])[-1]
             row = {
                 "t": elapsed,
-                "rss": status["VmRSS"],
+                "rss": rss_mb,
                 "tasks": latest.get("tasks", -1),
                 "fds": len(os.listdir(f"/proc/{pid}/fd")),
-                "threads": status["Threads"],
+                "threads": now["Threads"],
                 "containers": latest.get("containers", {}),
                 "types": latest.get("types", {}),
                 "accounts": latest.get("accounts", {}),
             }
             rows.append(row)
             print(
-                f"| {elapsed / 60:.1f} | {status['VmRSS']:.0f} | {status['VmHWM']:.0f} "
+                f"| {elapsed / 60:.1f} | {rss_mb:.0f} | {peak_mb:.0f} "
                 f"| {row['fds']} | {row['threads']:.0f} | {row['tasks']} | {publisher.sent:,} "
                 f"| {stored:,} | {sum(counts):,} | {cpu_seconds(pid) - cpu0:.0f} "
                 f"| {os.getloadavg()[0]:.1f} |",
@@ -1079,7 +1069,9 @@ def _report(
     rest: Any,
     probe: Path,
 ) -> None:
-    peak = _status(pid)["VmHWM"]
+    from procfs import memory_mb
+
+    peak = memory_mb(pid, "VmHWM")
     half = rss[-1][0] / 2 if rss else 0
     second = [p for p in rss if p[0] >= half]
     print(

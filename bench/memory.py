@@ -41,6 +41,7 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import connect
 
+from procfs import memory_mb
 from serving import until_serving
 
 GOAL_MB = 500.0
@@ -132,16 +133,6 @@ async def held(http: httpx.AsyncClient) -> dict[str, float]:
     return sums
 
 
-def memory_mb(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) of a process in MB."""
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, rest = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            values[name] = int(rest.split()[0]) / 1024
-    return values["VmRSS"], values["VmHWM"]
-
-
 async def reader(url: str, key: str, counts: list[int], index: int) -> None:
     headers = {"Authorization": f"Bearer {key}"}
     async with connect(url, additional_headers=headers, max_size=2**22) as ws:
@@ -195,7 +186,7 @@ async def _measure(args: argparse.Namespace, pid: int, port: int, data_dir: Path
         created = await http.post("/v1/keys", json={"account": "bench", "name": "memory"})
         created.raise_for_status()
         key = created.json()["key"]
-        idle_rss, _ = memory_mb(pid)
+        idle_rss = memory_mb(pid)
         print(
             f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
             f"{platform.python_version()}; server pid {pid}, {args.markets} simulated markets; "
@@ -222,7 +213,7 @@ async def _measure(args: argparse.Namespace, pid: int, port: int, data_dir: Path
             failed = [t for t in tasks if t.done()]
             if failed:
                 failed[0].result()  # a client died: show why
-            rss, peak = memory_mb(pid)
+            rss, peak = memory_mb(pid), memory_mb(pid, "VmHWM")
             samples.append((elapsed, rss))
             folder.append((elapsed, folder_mb(data_dir)))
             try:
@@ -242,7 +233,7 @@ async def _measure(args: argparse.Namespace, pid: int, port: int, data_dir: Path
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        final, peak = samples[-1][1], memory_mb(pid)[1]
+        final, peak = samples[-1][1], memory_mb(pid, "VmHWM")
         verdict = "meets" if peak <= GOAL_MB else "misses"
         print(
             f"\nafter {args.minutes:g} min with {args.clients} clients: RSS {final:.0f} MB, "

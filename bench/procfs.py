@@ -1,4 +1,5 @@
-"""What the benchmarks read of another process in /proc: its CPU time so far.
+"""What the benchmarks read of another process in /proc: its CPU time so far, and the counts
+its status file gives (resident memory now and at its peak, threads).
 
 The bench scripts measure a server they started (or were given the pid of) from outside:
 user + system seconds, robust on a shared machine where wall time says little.
@@ -17,3 +18,20 @@ def cpu_seconds(pid: int) -> float:
     # The name in parentheses may hold spaces or ")": the fields follow the last one.
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+
+
+def status(pid: int) -> dict[str, int]:
+    """The numeric fields of ``/proc/<pid>/status`` by name, as written: kB for the memory
+    ones (``VmRSS``, ``VmHWM``), counts for the others (``Threads``)."""
+    found = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        value = rest.split()
+        if value and value[0].isdigit():
+            found[name] = int(value[0])
+    return found
+
+
+def memory_mb(pid: int, name: str = "VmRSS") -> float:
+    """Process ``pid``'s resident memory now (``VmRSS``) or at its peak (``VmHWM``), MB."""
+    return status(pid)[name] / 1024

@@ -33,16 +33,10 @@ import time
 import httpx
 import websockets
 
-from procfs import cpu_seconds
+from procfs import cpu_seconds, status
 
 _YEAR_START = 1_735_689_600_000  # bench/history.py's first day (2025-01-01)
 _DAY = 86_400_000
-
-
-def _peak_rss_gb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        line = next(line for line in status if line.startswith("VmHWM"))
-    return int(line.split()[1]) / 1e6
 
 
 def _ms(samples: list[float], share: float) -> float:
@@ -108,7 +102,7 @@ async def aggregates(args: argparse.Namespace, http: httpx.AsyncClient) -> None:
         print(
             f"aggregate: {answer.status_code} {len(answer.content):,} B "
             f"wall={time.perf_counter() - started:.2f}s cpu={cpu_seconds(args.pid) - cpu:.2f}s "
-            f"peak_rss={_peak_rss_gb(args.pid):.2f} GB  {query}"
+            f"peak_rss={status(args.pid)['VmHWM'] / 1e6:.2f} GB  {query}"
         )
 
 
