@@ -7,23 +7,16 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.sync.server import ServerConnection, serve
 
 from purpleflea.client import LiquidationClient
+from tests.asyncio_versions import wait_for_since_3_12
 
 _TIMEOUT_S = 0.5
-T = TypeVar("T")
-
-
-async def _wait_for_since_3_12(aw: Awaitable[T], timeout: float | None) -> T:
-    """``asyncio.wait_for`` as Python 3.12 and later have it (the versions run here need not)."""
-    async with asyncio.timeout(timeout):
-        return await aw
 
 
 @pytest.mark.parametrize("python", ["running", "3.12+"])
@@ -37,7 +30,7 @@ async def test_a_first_frame_in_the_socket_when_a_held_loop_wakes_is_read_not_ti
     # ``asyncio.wait_for`` did so from Python 3.12 on (it is ``asyncio.timeout`` there);
     # 3.11's ran the read in a task of its own and happened to look a turn later.
     if python == "3.12+":
-        monkeypatch.setattr(asyncio, "wait_for", _wait_for_since_3_12)
+        monkeypatch.setattr(asyncio, "wait_for", wait_for_since_3_12)
     armed = asyncio.Event()
     recv = ClientConnection.recv
 

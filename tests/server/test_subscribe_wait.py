@@ -7,25 +7,17 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Awaitable
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 from starlette.websockets import WebSocket
 from websockets.sync.client import connect
 
 from purpleflea.server import streaming
+from tests.asyncio_versions import wait_for_since_3_12
 from tests.server.conftest import make_config, running_server
 
 _DEADLINE_S = 0.5
-T = TypeVar("T")
-
-
-async def _wait_for_since_3_12(aw: Awaitable[T], timeout: float | None) -> T:
-    """``asyncio.wait_for`` as Python 3.12 and later have it (the versions run here need not)."""
-    async with asyncio.timeout(timeout):
-        return await aw
 
 
 @pytest.mark.parametrize("python", ["running", "3.12+"])
@@ -39,7 +31,7 @@ async def test_a_subscribe_in_the_socket_when_a_held_loop_wakes_is_read_not_time
     # time. ``asyncio.wait_for`` did so from Python 3.12 on (it is ``asyncio.timeout``
     # there); 3.11's ran the read in a task of its own and happened to look a turn later.
     if python == "3.12+":
-        monkeypatch.setattr(asyncio, "wait_for", _wait_for_since_3_12)
+        monkeypatch.setattr(asyncio, "wait_for", wait_for_since_3_12)
     monkeypatch.setattr(streaming, "_SUBSCRIBE_TIMEOUT_S", _DEADLINE_S)
     armed = asyncio.Event()
     receive = streaming._receive_text
