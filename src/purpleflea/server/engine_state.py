@@ -25,15 +25,13 @@ write interrupted at any point leaves the previous states (or one of them) reada
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 from pathlib import Path
 from typing import NamedTuple, Protocol, runtime_checkable
 
 import msgspec
 
-from purpleflea.store.file_guard import file_identity, fsync_folder
+from purpleflea.store.file_guard import file_identity, write_durably
 
 log = logging.getLogger("purpleflea.engine_state")
 
@@ -94,20 +92,7 @@ class EngineState:
             store=file_identity(self.store_file),
             engine=exported,
         )
-        data = msgspec.msgpack.encode(saved)
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        try:
-            with open(temporary, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(self.path, self.previous)
-            os.replace(temporary, self.path)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-        fsync_folder(self.path.parent)
+        write_durably(self.path, msgspec.msgpack.encode(saved), previous=self.previous)
 
     def load(self, engine: KeepsState, last_seq: int, *, within: int) -> Continued | None:
         """Continue ``engine`` from the newest state written beside this store file at a seq

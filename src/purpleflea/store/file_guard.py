@@ -9,6 +9,7 @@ accounts, API keys) checks with one :class:`FileGuard` before it writes.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import struct
@@ -33,6 +34,26 @@ def fsync_folder(folder: str | Path) -> None:
         os.fsync(handle)
     finally:
         os.close(handle)
+
+
+def write_durably(path: Path, data: bytes, *, previous: Path | None = None) -> None:
+    """Replace the file at ``path`` with ``data``, atomically and durably: a file beside it,
+    fsync, rename, fsync of the folder. A write interrupted at any point leaves the old file
+    (or, with ``previous``, the old file moved there: where the file replaced is kept)."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with open(partial, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        if previous is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(path, previous)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # a half-written file would hold the space it took
+        raise
+    fsync_folder(path.parent)
 
 
 def file_identity(path: str | Path) -> tuple[int, int] | None:

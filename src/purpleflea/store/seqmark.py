@@ -48,12 +48,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from purpleflea.store.file_guard import file_generation, file_identity, fsync_folder
+from purpleflea.store.file_guard import file_generation, file_identity, write_durably
 
 log = logging.getLogger("purpleflea.seqmark")
 
@@ -359,20 +358,9 @@ class SeqMark:
             store_gen = self._store_gen()
             if store_gen is not None:
                 fields["store_gen"] = store_gen
-        body = json.dumps(fields)
-        partial = self.path.with_name(self.path.name + ".partial")
-        try:
-            with partial.open("w", encoding="utf-8") as handle:
-                handle.write(body + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(partial, self.path)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        # The rename is durable once the folder is: without this, a power loss could bring
-        # back the old mark (below seqs already published).
-        fsync_folder(self.path.parent)
+        # Durable: without the folder's fsync a power loss could bring back the old mark
+        # (below seqs already published).
+        write_durably(self.path, (json.dumps(fields) + "\n").encode())
         self.reserved = mark.seq
         self.writes += 1
 
