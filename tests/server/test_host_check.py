@@ -17,6 +17,7 @@ from websockets.exceptions import InvalidStatus
 
 from purpleflea.server.host_check import (
     LOGGED_NAMES,
+    REMEMBERED_HOSTS,
     AddressedHostOnly,
     HostNames,
     loopback_bind,
@@ -273,3 +274,13 @@ async def test_names_past_the_logged_ones_are_summed_up(caplog: pytest.LogCaptur
         sum(m["type"] == "http.response.start" and m["status"] == 421 for m in sent)
         == LOGGED_NAMES + 30
     )
+
+
+def test_remembered_answers_stay_right_and_bounded() -> None:
+    names = HostNames("0.0.0.0", ["tracker.example.com"], machine=["vm"])
+    for i in range(REMEMBERED_HOSTS * 2 + 5):  # a client sending a new name each time
+        assert names.answers(f"n{i}.example") is False
+        assert names.answers("tracker.example.com:443") is True
+        assert len(names._answered) <= REMEMBERED_HOSTS
+    assert names.answers("VM") is True
+    assert names.answers("10.1.2.3") is True
