@@ -7,6 +7,9 @@ proxy setup of docs/security.md), its data folder and process id::
     purpleflea serve --source none --data-dir D --port PORT --allowed-host tracker.example
     .venv/bin/python bench/browser_attack.py --port PORT --pid PID --data-dir D
 
+With ``--host 0.0.0.0`` added to the serve command it measures a server on the network
+(bench/results/attack.md, branch ``hostguard``).
+
 Chromium resolves ``tracker.example``, ``evil.example`` and ``rebind.example`` to 127.0.0.1
 (``--host-resolver-rules``), so the tracker is a public name, the attacker's page another
 site (served by this script on a port of its own), and ``rebind.example`` a name rebound to

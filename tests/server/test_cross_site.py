@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from purpleflea.server.cross_site import own_origin
+from purpleflea.server.host_check import HostNames
 from tests.server.conftest import make_config, running_server
 
 #: What Chromium sends with a no-cors POST from a page on http://evil.example.
@@ -158,4 +159,20 @@ async def test_programs_and_the_page_itself_are_served(tmp_path: Path) -> None:
     ],
 )
 def test_an_origin_is_the_servers_own_by_name_and_port(origin: str, host: str, own: bool) -> None:
-    assert own_origin(origin, host, frozenset({"tracker.example"})) is own
+    assert own_origin(origin, host, HostNames("127.0.0.1", ["tracker.example"])) is own
+
+
+@pytest.mark.parametrize(
+    ("origin", "own"),
+    [
+        ("https://api-1.lan.example", True),  # --allowed-host .lan.example: its subdomains
+        ("https://lan.example", True),  # and itself
+        ("https://evil-lan.example", False),
+        ("https://a.corp.example", True),  # --allowed-host *.corp.example
+        ("https://corp.example", False),
+        ("https://evil.example", False),  # '*' answers any Host, but names no origin
+    ],
+)
+def test_an_origin_the_operator_allowed_by_a_wildcard(origin: str, own: bool) -> None:
+    names = HostNames("0.0.0.0", [".lan.example", "*.corp.example", "*"])
+    assert own_origin(origin, "10.0.0.5:8000", names) is own

@@ -261,9 +261,11 @@ def _limit_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME",
-        help="on a loopback --host, a name besides localhost that requests may be addressed to "
-        "(Host), e.g. the public name a reverse proxy on this machine passes on; repeat for "
-        "several (default: loopback names only, against DNS rebinding)",
+        help="a name requests may be addressed to (Host) besides localhost, and, on another "
+        "--host than loopback, besides IP addresses and this machine's names: the public name "
+        "of a reverse proxy or load balancer, the names clients use; .NAME: the name and its "
+        "subdomains, *.NAME: its subdomains, '*': any name (no DNS-rebinding guard); repeat "
+        "for several (others get 421 misdirected)",
     )
 
 

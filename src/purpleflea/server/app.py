@@ -52,7 +52,7 @@ from purpleflea.server.follower import Follower
 from purpleflea.server.health import Vitals, health_reasons, readiness_reasons
 from purpleflea.server.heap import collector_stats
 from purpleflea.server.heatmap_relay import HeatmapRelay, PublishingSink, RelayedHeatmapModel
-from purpleflea.server.host_check import LoopbackHostOnly, loopback_bind
+from purpleflea.server.host_check import AddressedHostOnly, HostNames, loopback_bind, machine_names
 from purpleflea.server.keys import KeyStore, open_key_store
 from purpleflea.server.oi_recorder import OpenInterestRecorder
 from purpleflea.server.pipeline import Pipeline, Scorer
@@ -763,18 +763,21 @@ def create_app(
             Route("/openapi.json", openapi_json),
             *dashboard.routes(),
         ]
+    # The Host names requests may be addressed to (DNS rebinding); this machine's own names
+    # are looked up here, before serving, for a server other machines reach.
+    names = HostNames(
+        config.host,
+        config.allowed_hosts,
+        machine=() if loopback_bind(config.host) else machine_names(config.host),
+    )
     return Starlette(
         routes=routes,
         lifespan=lifespan,
         middleware=[
             Middleware(RequestBounds),
             Middleware(AccessLog),
-            *(
-                [Middleware(LoopbackHostOnly, allowed=config.allowed_hosts)]
-                if loopback_bind(config.host)
-                else []
-            ),
-            Middleware(SameOriginWrites, allowed=config.allowed_hosts),
+            Middleware(AddressedHostOnly, names=names, counts=built.connections.client_errors),
+            Middleware(SameOriginWrites, names=names),
         ],
         exception_handlers={
             HTTPException: http.http_error,

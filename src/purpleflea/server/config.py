@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from purpleflea.server.conncap import DEFAULT_PER_ADDRESS
+from purpleflea.server.host_check import check_allowed_host
 from purpleflea.server.webhook_policy import WebhookSettings
 
 if TYPE_CHECKING:  # the samplers' module is only loaded when sampling is on
@@ -77,8 +78,10 @@ class ServerConfig:
     #: ``X-Forwarded-Proto`` are believed; empty: the headers are ignored, the peer address is
     #: the client's.
     trusted_proxies: tuple[str, ...] = ()
-    #: Host names a server bound to loopback answers besides loopback ones (a reverse proxy on
-    #: this machine that passes its public name in ``Host``); see ``server.host_check``.
+    #: Host names the server answers besides loopback ones (and, on another bind than
+    #: loopback, IP addresses and this machine's names): a reverse proxy's public name, the
+    #: names clients use; ``.NAME`` / ``*.NAME`` for subdomains, ``*`` for any name. See
+    #: ``server.host_check``.
     allowed_hosts: tuple[str, ...] = ()
     #: How often the server checks the key store for revocations made elsewhere (CLI).
     revocation_poll_s: float = 0.5
@@ -134,6 +137,8 @@ class ServerConfig:
                 f"role {self.role!r} needs a shared bus (--bus nats://host:4222): the "
                 "in-process bus cannot reach another process"
             )
+        for name in self.allowed_hosts:
+            check_allowed_host(name)
         for proxy in self.trusted_proxies:
             try:
                 ipaddress.ip_network(proxy, strict=False)

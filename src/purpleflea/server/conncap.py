@@ -115,9 +115,10 @@ class ConnectionCap:
         #: in more than ``streaming.MAX_FRAGMENTS`` parts (``serving``).
         self.flooded = 0
         #: Requests the HTTP layer answered without the application, by what was wrong with
-        #: them (``serving.CLIENT_NOISE``): counted here instead of a log line each.
+        #: them (``serving.CLIENT_NOISE``), and requests refused for their ``Host``
+        #: (``host_check``, "misdirected"): counted here instead of a log line each.
         self.client_errors: dict[str, int] = dict.fromkeys(
-            ("invalid_request", "unsupported_upgrade", "headers_too_many"), 0
+            ("invalid_request", "unsupported_upgrade", "headers_too_many", "misdirected"), 0
         )
         #: When one of them was last logged (``time.monotonic()``), and how many since.
         self.noise_logged_at = -math.inf
@@ -208,7 +209,9 @@ class ConnectionCap:
                 "Requests the HTTP layer answered itself, by kind: invalid_request (not HTTP/1.1, "
                 "answered 400 and closed), unsupported_upgrade (an Upgrade other than "
                 "WebSocket, such as h2c, served as plain HTTP/1.1), headers_too_many (a head of "
-                "over 100 lines, answered 431 and closed). Logged at most once a minute.",
+                "over 100 lines, answered 431 and closed), misdirected (a Host the server does "
+                "not answer, 421: see --allowed-host). Logged at most once a minute (misdirected: "
+                "once per name).",
                 [
                     (f'{{kind="{kind}"}}', float(n))
                     for kind, n in sorted(self.client_errors.items())

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from purpleflea.server import http
-from purpleflea.server.host_check import host_name
+from purpleflea.server.host_check import HostNames, host_name
 
 #: Methods that only read: served whoever asks (a foreign page cannot read the answer).
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -45,19 +45,19 @@ def _authority(netloc: str) -> str:
     return f"{host}:{port}" if port else host
 
 
-def own_origin(origin: str, host: str | None, allowed: frozenset[str]) -> bool:
+def own_origin(origin: str, host: str | None, names: HostNames) -> bool:
     """Whether an ``Origin`` header names the server the request was sent to: the request's
-    own ``Host`` (same name and port), or a name the operator allowed (a proxy in front that
-    passes another ``Host`` on)."""
+    own ``Host`` (same name and port), or a name the operator allowed by name (a proxy in
+    front that passes another ``Host`` on; ``--allowed-host '*'`` is not one)."""
     parts = urlsplit(origin.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return False  # "null": a sandboxed frame, a data: URL, a file
     if host is not None and _authority(parts.netloc) == _authority(host):
         return True
-    return host_name(parts.netloc) in allowed
+    return names.operator_named(host_name(parts.netloc))
 
 
-def cross_site_write(scope: Scope, allowed: frozenset[str] = frozenset()) -> bool:
+def cross_site_write(scope: Scope, names: HostNames) -> bool:
     """Whether ``scope`` is a write a browser sent on behalf of another site's page."""
     if scope["method"] in SAFE_METHODS:
         return False
@@ -65,18 +65,18 @@ def cross_site_write(scope: Scope, allowed: frozenset[str] = frozenset()) -> boo
     if fetch_site is not None:
         return fetch_site.strip().lower() not in _OWN
     origin = _header(scope, b"origin")
-    return origin is not None and not own_origin(origin, _header(scope, b"host"), allowed)
+    return origin is not None and not own_origin(origin, _header(scope, b"host"), names)
 
 
 class SameOriginWrites:
     """Refuses, with 403 ``cross_site_request``, every write :func:`cross_site_write` finds."""
 
-    def __init__(self, app: ASGIApp, allowed: tuple[str, ...] = ()) -> None:
+    def __init__(self, app: ASGIApp, names: HostNames) -> None:
         self.app = app
-        self.allowed = frozenset(host_name(name) for name in allowed)
+        self.names = names
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not cross_site_write(scope, self.allowed):
+        if scope["type"] != "http" or not cross_site_write(scope, self.names):
             await self.app(scope, receive, send)
             return
         response = http.error_response(
