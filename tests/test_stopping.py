@@ -245,3 +245,43 @@ def test_a_second_signal_a_moment_later_still_stops_at_once() -> None:
     )
     assert done.returncode == 130, done.stdout + done.stderr
     assert "SIGINT again, stopping at once" in done.stderr
+
+
+def test_a_sigterm_sent_twice_at_once_outside_the_loop_is_one_request_to_stop() -> None:
+    # Before a command's loop runs (its modules imported, its flags read) and in `import`,
+    # whose work is plain code, SIGTERM raises KeyboardInterrupt where the code is
+    # (signals_as_interrupts). timeout(1)'s second SIGTERM, to the process group, then raised
+    # another one inside the cleanup of the first (a rollback, a spool file's removal).
+    script = textwrap.dedent(
+        """
+        import os, signal, threading, time
+        from purpleflea.stopping import (
+            interrupted_by, interrupting_in_place, signals_as_interrupts,
+        )
+
+        cleaning = threading.Event()
+
+        def group_signal():  # timeout(1): the command, then its process group
+            os.kill(os.getpid(), signal.SIGTERM)
+            cleaning.wait(5)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        try:
+            with signals_as_interrupts(), interrupting_in_place():
+                try:
+                    threading.Thread(target=group_signal).start()
+                    time.sleep(10)
+                finally:
+                    cleaning.set()
+                    time.sleep(0.3)  # the command's cleanup, in plain code
+                    print("cleaned up")
+        except KeyboardInterrupt:
+            print("interrupted", signal.Signals(interrupted_by()).name)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=60
+    )
+    expected = "cleaned up\ninterrupted SIGTERM"
+    assert (done.returncode, done.stdout.strip()) == (0, expected), done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
