@@ -479,3 +479,24 @@ async def test_a_state_of_another_store_copied_over_the_file_is_not_continued(
     assert isinstance(after.scorer, CascadeEngine)
     assert isinstance(kept.scorer, CascadeEngine)
     assert after.scorer.export_state()["markets"] == kept.scorer.export_state()["markets"]
+
+
+@pytest.mark.parametrize("url", ["plain", "sqlite:"])
+async def test_a_sqlite_store_given_by_url_continues_the_engine_too(
+    tmp_path: Path, url: str
+) -> None:
+    # `serve --store FILE` (a SQLite file outside the data folder) opens through the roles'
+    # path: its seq mark was kept beside the file, its engine state never was, and every
+    # restart warmed the engine (the causes measured in docs/cascade.md).
+    store_file = tmp_path / "elsewhere.sqlite"
+    given = str(store_file) if url == "plain" else f"sqlite://{store_file}"
+    config = make_config(tmp_path / "data", store_url=given)
+    (tmp_path / "data").mkdir()
+    async with running_server(config) as running:
+        tracker = running.server.tracker
+        for i in range(40):
+            tracker.submit(venue_event(size_usd=20_000.0, price=60_000.0 - i, ts=T0 + 500 * i))
+        await tracker.drain()
+    assert (tmp_path / "elsewhere.sqlite.engine").exists(), "the stop wrote the engine's state"
+    async with running_server(config) as again:
+        assert again.server.tracker.engine_start == "continued"
