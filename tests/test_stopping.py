@@ -254,25 +254,19 @@ def test_a_sigterm_sent_twice_at_once_outside_the_loop_is_one_request_to_stop() 
     # another one inside the cleanup of the first (a rollback, a spool file's removal).
     script = textwrap.dedent(
         """
-        import os, signal, threading, time
+        import os, signal, time
         from purpleflea.stopping import (
             interrupted_by, interrupting_in_place, signals_as_interrupts,
         )
 
-        cleaning = threading.Event()
-
-        def group_signal():  # timeout(1): the command, then its process group
-            os.kill(os.getpid(), signal.SIGTERM)
-            cleaning.wait(5)
-            os.kill(os.getpid(), signal.SIGTERM)
-
         try:
             with signals_as_interrupts(), interrupting_in_place():
                 try:
-                    threading.Thread(target=group_signal).start()
+                    os.kill(os.getpid(), signal.SIGTERM)  # raises here
                     time.sleep(10)
                 finally:
-                    cleaning.set()
+                    # timeout(1)'s second, to the process group, read in the cleanup
+                    os.kill(os.getpid(), signal.SIGTERM)
                     time.sleep(0.3)  # the command's cleanup, in plain code
                     print("cleaned up")
         except KeyboardInterrupt:
