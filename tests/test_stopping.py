@@ -3,12 +3,16 @@ the test process's own handlers stay as they are."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import subprocess
 import sys
 import textwrap
 
 import pytest
+
+from purpleflea.stopping import ServeStop
 
 # A Ctrl-C read inside a garbage collector callback: Python can only print such an exception
 # and drop it ("Exception ignored in: <function _on_collection ...>"), which is how
@@ -279,3 +283,15 @@ def test_a_sigterm_sent_twice_at_once_outside_the_loop_is_one_request_to_stop() 
     expected = "cleaned up\ninterrupted SIGTERM"
     assert (done.returncode, done.stdout.strip()) == (0, expected), done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
+
+
+async def test_a_signal_read_as_a_wait_is_handed_over_cancels_that_wait() -> None:
+    # serve checks for a stop, then starts opening the server (a standby waits there for the
+    # sequencer lock) and hands that wait over: a signal read between the two found nothing
+    # to cancel, and the standby waited on for the lock with its stop requested.
+    stop = ServeStop()
+    stop._handle(signal.SIGTERM, None)  # read between the check and the hand-over
+    waiting = asyncio.ensure_future(asyncio.sleep(30))
+    stop.cancel_while_waiting(waiting)
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(waiting, 2)

@@ -279,9 +279,12 @@ class ServeStop:
         return exit_status(self.signals[0]) if self.signals else 0
 
     def cancel_while_waiting(self, task: asyncio.Task[object]) -> None:
-        """Let the first signal cancel ``task`` until :meth:`done_waiting`."""
+        """Let the first signal cancel ``task`` until :meth:`done_waiting` (on the loop); one
+        read already, since the caller last looked at :attr:`requested`, cancels it now."""
         self._loop = task.get_loop()
         self.waiting = task
+        if self.signals:  # nothing was waiting when it came
+            task.cancel()
 
     def done_waiting(self) -> None:
         self.waiting = None
