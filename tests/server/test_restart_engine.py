@@ -500,3 +500,15 @@ async def test_a_sqlite_store_given_by_url_continues_the_engine_too(
     assert (tmp_path / "elsewhere.sqlite.engine").exists(), "the stop wrote the engine's state"
     async with running_server(config) as again:
         assert again.server.tracker.engine_start == "continued"
+
+
+async def test_a_state_that_cannot_be_read_is_passed_over(tmp_path: Path) -> None:
+    # The start read the state files with only a missing one foreseen: any other error (a
+    # folder in the newest's place, a disk's EIO) failed the server's startup.
+    await _tracker_life(tmp_path, 40, 0)
+    await _tracker_life(tmp_path, 0, 0)  # the state at 40 twice: the newest and the previous
+    state = tmp_path / "db.sqlite.engine"
+    state.unlink()
+    state.mkdir()
+    after = await _tracker_life(tmp_path, 0, 0)
+    assert after.engine_start == "continued"  # from the previous

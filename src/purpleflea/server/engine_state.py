@@ -156,6 +156,9 @@ class EngineState:
                 data = path.read_bytes()
             except FileNotFoundError:
                 continue
+            except OSError as exc:  # a folder in its place, a disk's EIO: the next one
+                log.warning("%s: cannot be read (%s): not continued", path, exc)
+                continue
             try:
                 saved = msgspec.msgpack.decode(data, type=_Saved)
             except msgspec.DecodeError as exc:
