@@ -3,12 +3,16 @@ the test process's own handlers stay as they are."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import subprocess
 import sys
 import textwrap
 
 import pytest
+
+from purpleflea.stopping import ServeStop
 
 # A Ctrl-C read inside a garbage collector callback: Python can only print such an exception
 # and drop it ("Exception ignored in: <function _on_collection ...>"), which is how
@@ -245,3 +249,49 @@ def test_a_second_signal_a_moment_later_still_stops_at_once() -> None:
     )
     assert done.returncode == 130, done.stdout + done.stderr
     assert "SIGINT again, stopping at once" in done.stderr
+
+
+def test_a_sigterm_sent_twice_at_once_outside_the_loop_is_one_request_to_stop() -> None:
+    # Before a command's loop runs (its modules imported, its flags read) and in `import`,
+    # whose work is plain code, SIGTERM raises KeyboardInterrupt where the code is
+    # (signals_as_interrupts). timeout(1)'s second SIGTERM, to the process group, then raised
+    # another one inside the cleanup of the first (a rollback, a spool file's removal).
+    script = textwrap.dedent(
+        """
+        import os, signal, time
+        from purpleflea.stopping import (
+            interrupted_by, interrupting_in_place, signals_as_interrupts,
+        )
+
+        try:
+            with signals_as_interrupts(), interrupting_in_place():
+                try:
+                    os.kill(os.getpid(), signal.SIGTERM)  # raises here
+                    time.sleep(10)
+                finally:
+                    # timeout(1)'s second, to the process group, read in the cleanup
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    time.sleep(0.3)  # the command's cleanup, in plain code
+                    print("cleaned up")
+        except KeyboardInterrupt:
+            print("interrupted", signal.Signals(interrupted_by()).name)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=60
+    )
+    expected = "cleaned up\ninterrupted SIGTERM"
+    assert (done.returncode, done.stdout.strip()) == (0, expected), done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+
+
+async def test_a_signal_read_as_a_wait_is_handed_over_cancels_that_wait() -> None:
+    # serve checks for a stop, then starts opening the server (a standby waits there for the
+    # sequencer lock) and hands that wait over: a signal read between the two found nothing
+    # to cancel, and the standby waited on for the lock with its stop requested.
+    stop = ServeStop()
+    stop._handle(signal.SIGTERM, None)  # read between the check and the hand-over
+    waiting = asyncio.ensure_future(asyncio.sleep(30))
+    stop.cancel_while_waiting(waiting)
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(waiting, 2)

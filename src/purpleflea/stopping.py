@@ -74,14 +74,18 @@ def signals_as_interrupts() -> Iterator[None]:
     """While in the block (on the main thread; elsewhere it does nothing): SIGTERM does what
     SIGINT does at that moment (KeyboardInterrupt in plain code, the main task cancelled
     under ``asyncio.run``) and is remembered for :func:`interrupted_by`, so a command cleans
-    up on SIGTERM what it cleans up on Ctrl-C; and a KeyboardInterrupt Python could only drop
+    up on SIGTERM what it cleans up on Ctrl-C (a repeat within :data:`_SAME_REQUEST_S` is
+    that request again: not raised in the cleanup); and a KeyboardInterrupt Python could only drop
     is sent again (:func:`_interrupt_again`). The previous handlers come back after it."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     _received.clear()
+    requests = _Requests()
 
     def forward(signum: int, frame: FrameType | None) -> None:
+        if not requests.add(signum):
+            return  # timeout(1)'s SIGTERM again, to the process group: the same request
         _received.append(signum)
         handler = signal.getsignal(signal.SIGINT)
         if callable(handler):
@@ -275,9 +279,12 @@ class ServeStop:
         return exit_status(self.signals[0]) if self.signals else 0
 
     def cancel_while_waiting(self, task: asyncio.Task[object]) -> None:
-        """Let the first signal cancel ``task`` until :meth:`done_waiting`."""
+        """Let the first signal cancel ``task`` until :meth:`done_waiting` (on the loop); one
+        read already, since the caller last looked at :attr:`requested`, cancels it now."""
         self._loop = task.get_loop()
         self.waiting = task
+        if self.signals:  # nothing was waiting when it came
+            task.cancel()
 
     def done_waiting(self) -> None:
         self.waiting = None

@@ -326,3 +326,15 @@ def test_sim_days_past_the_last_date_from_start_are_refused(
     assert cli.main([*argv, "--no-progress"]) == 2
     assert "--days 1000 from --start leaves 1970-01-01 .. 9999-12-31" in capsys.readouterr().err
     assert not store.exists()
+
+
+def test_sim_days_refused_from_the_first_date_name_the_start_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --start 1970-01-01 is millisecond 0, which the refusal read as no --start ("from
+    # today"), naming a start the user had not asked for.
+    store = tmp_path / "history.sqlite"
+    argv = ["sim", "--days", "3000000", "--start", "1970-01-01", "--store", str(store)]
+    assert cli.main([*argv, "--no-progress"]) == 2
+    assert "--days 3e+06 from --start leaves 1970-01-01" in capsys.readouterr().err
+    assert not store.exists()

@@ -79,3 +79,30 @@ def test_a_saved_state_holds_every_field_of_a_side_and_its_cascade() -> None:
     side_slots = set(cascade._State.__slots__) - {"cascade", "market", "side"}
     assert set(cascade._SIDE_FIELDS) == side_slots
     assert set(cascade._CASCADE_FIELDS) | {"exchanges"} == set(cascade._Cascade.__slots__)
+
+
+def _damaged(state: dict[str, object], how: str) -> dict[str, object]:
+    damaged = msgspec.msgpack.decode(msgspec.msgpack.encode(state))
+    if how == "short yardstick":
+        damaged["oi_yard"]["BTC-PERP"] = [5e8]
+    elif how == "infinite yardstick time":
+        damaged["oi_yard"]["BTC-PERP"] = [5e8, float("inf")]
+    else:
+        damaged["markets"]["BTC-PERP"][0]["win_n"] = float("inf")
+    return damaged
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["short yardstick", "infinite yardstick time", "infinite side count"],
+)
+def test_a_damaged_state_is_refused_as_malformed_and_changes_nothing(how: str) -> None:
+    # A state the disk damaged but msgpack still reads: the start continues the one before
+    # on a ValueError, and IndexError or OverflowError crossed it (the start failed).
+    before = CascadeEngine(fill_priced=["a"])
+    _crash(before, T0, 150)
+    state = before.export_state()
+    into = CascadeEngine(fill_priced=["a"])
+    with pytest.raises(ValueError, match="malformed"):
+        into.restore_state(_damaged(state, how))
+    assert into.export_state() == CascadeEngine(fill_priced=["a"]).export_state()

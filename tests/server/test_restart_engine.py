@@ -29,6 +29,7 @@ from purpleflea.model import CascadeAlert, MarketSnapshot, Side
 from purpleflea.server.engine_state import EngineState
 from purpleflea.server.pipeline import Pipeline
 from purpleflea.store.base import OpenInterest
+from purpleflea.store.file_guard import file_identity
 from purpleflea.store.sqlite import SQLiteStore
 from purpleflea.venues import registry
 from tests.events import stored_event
@@ -448,3 +449,66 @@ async def test_checkpoints_are_spaced_on_the_wall_clock_too(
         assert tracker.checkpoints <= 1, tracker.checkpoints
     else:
         assert tracker.checkpoints >= 3, tracker.checkpoints
+
+
+async def test_a_state_of_another_store_copied_over_the_file_is_not_continued(
+    tmp_path: Path,
+) -> None:
+    # Another store copied into the file (`cp other/db.sqlite* .`, a backup restored in
+    # place) is another history in the same file, its inode and generation kept: the seq mark
+    # takes it for the same store. The engine state checked
+    # the file's identity and the seqs alone, and a start continued the replaced history's
+    # engine with the other store's events after its seq replayed on top.
+    other = tmp_path / "other"
+    other.mkdir()
+    await _tracker_life(other, 60, 10**9)  # another history, further along than the state
+    await _tracker_life(tmp_path, 40, 0)
+    store_file = tmp_path / "db.sqlite"
+    replaced = file_identity(store_file)
+    # SQLite's backup into the file (what `cp` over it with the -wal does, consistently).
+    with (
+        contextlib.closing(sqlite3.connect(other / "db.sqlite")) as source,
+        contextlib.closing(sqlite3.connect(store_file)) as target,
+    ):
+        source.backup(target)
+    assert file_identity(store_file) == replaced
+    after = await _tracker_life(tmp_path, 0, 0)
+    assert after.engine_start == "warmed"
+    kept = await _tracker_life(other, 0, 0)  # the other store's own engine, continued
+    assert kept.engine_start == "continued"
+    assert isinstance(after.scorer, CascadeEngine)
+    assert isinstance(kept.scorer, CascadeEngine)
+    assert after.scorer.export_state()["markets"] == kept.scorer.export_state()["markets"]
+
+
+@pytest.mark.parametrize("url", ["plain", "sqlite:"])
+async def test_a_sqlite_store_given_by_url_continues_the_engine_too(
+    tmp_path: Path, url: str
+) -> None:
+    # `serve --store FILE` (a SQLite file outside the data folder) opens through the roles'
+    # path: its seq mark was kept beside the file, its engine state never was, and every
+    # restart warmed the engine (the causes measured in docs/cascade.md).
+    store_file = tmp_path / "elsewhere.sqlite"
+    given = str(store_file) if url == "plain" else f"sqlite://{store_file}"
+    config = make_config(tmp_path / "data", store_url=given)
+    (tmp_path / "data").mkdir()
+    async with running_server(config) as running:
+        tracker = running.server.tracker
+        for i in range(40):
+            tracker.submit(venue_event(size_usd=20_000.0, price=60_000.0 - i, ts=T0 + 500 * i))
+        await tracker.drain()
+    assert (tmp_path / "elsewhere.sqlite.engine").exists(), "the stop wrote the engine's state"
+    async with running_server(config) as again:
+        assert again.server.tracker.engine_start == "continued"
+
+
+async def test_a_state_that_cannot_be_read_is_passed_over(tmp_path: Path) -> None:
+    # The start read the state files with only a missing one foreseen: any other error (a
+    # folder in the newest's place, a disk's EIO) failed the server's startup.
+    await _tracker_life(tmp_path, 40, 0)
+    await _tracker_life(tmp_path, 0, 0)  # the state at 40 twice: the newest and the previous
+    state = tmp_path / "db.sqlite.engine"
+    state.unlink()
+    state.mkdir()
+    after = await _tracker_life(tmp_path, 0, 0)
+    assert after.engine_start == "continued"  # from the previous

@@ -157,8 +157,9 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= start + args.days * 86_400_000 <= _LAST_MS or start < 0:
         # Finite days can still be no timestamp: --days 1e12 ended in an OverflowError
         # traceback from the simulation's process.
+        origin = "today" if args.start is None else "--start"  # 1970-01-01 is start 0
         print(
-            f"purpleflea sim: --days {args.days:g} from {'--start' if args.start else 'today'} "
+            f"purpleflea sim: --days {args.days:g} from {origin} "
             "leaves 1970-01-01 .. 9999-12-31: give fewer days",
             file=sys.stderr,
         )

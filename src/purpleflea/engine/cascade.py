@@ -578,7 +578,8 @@ class CascadeEngine:
                         active[state.cascade.id] = state
             books = {market: {k: float(v) for k, v in b.items()} for market, b in oi.items()}
             held = {market: (float(h[0]), int(h[1])) for market, h in yard.items()}
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (LookupError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            # LookupError: a key or a list's item missing; OverflowError: an infinite count.
             raise ValueError(f"engine state: malformed: {exc!r}") from exc
         self._states, self._active, self._oi, self._oi_yard = states, active, books, held
         self._pending = []

@@ -283,7 +283,7 @@ def build_server(config: ServerConfig, *, scorer: Scorer | None = None) -> Serve
         heatmap=heatmaps,
         fill_priced=registry.fill_priced(),
         seq_mark=seq_mark(store, config.seq_floor),
-        engine_state=None if store.read_only else EngineState.beside(store.path),
+        engine_state=engine_state(store),
     )
     return _record_open_interest(_assemble(config, store, bus, tracker, heatmaps), recorder)
 
@@ -300,6 +300,15 @@ def seq_mark(store: Store, floor: int | None = None) -> SeqMark | None:
         # fails here, in one line before the port is bound, not at startup.
         mark.verified()
     return mark
+
+
+def engine_state(store: Store) -> EngineState | None:
+    """Where the cascade engine's state is kept beside a writable SQLite store file, however
+    the file was named (the data folder's, or ``--store FILE``); None for a PostgreSQL
+    store (no file: the engine is warmed from the store at each start)."""
+    if not isinstance(store, SQLiteStore) or store.read_only:
+        return None
+    return EngineState.beside(store.path)
 
 
 def _engine_heatmaps(
@@ -472,6 +481,7 @@ async def _open_role(
             heatmap=heatmaps,
             fill_priced=registry.fill_priced(),
             seq_mark=seq_mark(store, config.seq_floor),
+            engine_state=engine_state(store),
         )
         server = _assemble(config, store, tracker.bus, tracker, heatmaps)
         return _record_open_interest(server, recorder)
@@ -500,6 +510,7 @@ def _ingest_node(
         heatmap=sink,
         fill_priced=registry.fill_priced(),
         seq_mark=seq_mark(store, config.seq_floor),
+        engine_state=engine_state(store),
     )
     server = _record_open_interest(_assemble(config, store, bus, tracker, heatmaps), recorder)
     server.background.append(

@@ -16,8 +16,11 @@ from the newest one whose seq the store still holds and replays the events store
 stopped; after a crash (SIGKILL, a power loss) the engine is the one that ran but for what
 the store does not hold (the fuel and open interest it was told since the checkpoint). A
 state past the end of the store (a power loss took the store's last commits) describes events
-the store lost: it is removed, never continued later when new seqs pass it. With neither, or
-one of another config, the start warms the engine from the store instead.
+the store lost: it is removed, never continued later when new seqs pass it. A state also names
+the newest event stored at its seq (its seq and id, the anchor): one whose anchor the store
+does not hold describes another history (another store copied over the file, which keeps its
+inode) and is removed too. With neither, or one of another config, the start warms the engine
+from the store instead.
 
 Written atomically and durably: a temporary file, fsync, renames, fsync of the folder; a
 write interrupted at any point leaves the previous states (or one of them) readable.
@@ -25,7 +28,9 @@ write interrupted at any point leaves the previous states (or one of them) reada
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import NamedTuple, Protocol, runtime_checkable
 
@@ -56,6 +61,13 @@ class _Saved(msgspec.Struct, kw_only=True):
     last_seq: int
     store: tuple[int, int] | None
     engine: dict[str, object]
+    #: The seq and id of the newest event stored at or below ``last_seq`` when the state was
+    #: taken ((0, ""): none); None in a state written before anchors were (not checked).
+    anchor: tuple[int, str] | None = None
+
+
+#: The anchor of a store at a seq: the seq and id of its newest event at or below it.
+Anchor = tuple[int, str]
 
 
 class Continued(NamedTuple):
@@ -78,33 +90,74 @@ class EngineState:
         """None for ``:memory:`` (nothing outlives the process)."""
         return None if str(store_file) == ":memory:" else cls(store_file)
 
-    def save(self, engine: KeepsState, last_seq: int) -> None:
+    def save(self, engine: KeepsState, last_seq: int, anchor: Anchor | None = None) -> None:
         """Write ``engine``'s state, taken when the store ends at ``last_seq``."""
-        self.write(engine.export_state(), last_seq)
+        self.write(engine.export_state(), last_seq, anchor)
 
-    def write(self, exported: dict[str, object], last_seq: int) -> None:
-        """Write an engine's exported state, taken when the store ended at ``last_seq``, as
-        the newest; the newest before it becomes the previous. Blocking (fsyncs): the caller
-        exports on the engine's thread and writes from a worker thread."""
+    def write(
+        self, exported: dict[str, object], last_seq: int, anchor: Anchor | None = None
+    ) -> None:
+        """Write an engine's exported state, taken when the store ended at ``last_seq`` (its
+        newest event then: ``anchor``), as the newest; the newest before it becomes the
+        previous. Blocking (fsyncs): the caller exports on the engine's thread and writes
+        from a worker thread."""
         saved = _Saved(
             version=_VERSION,
             last_seq=last_seq,
             store=file_identity(self.store_file),
             engine=exported,
+            anchor=anchor,
         )
         write_durably(self.path, msgspec.msgpack.encode(saved), previous=self.previous)
 
-    def load(self, engine: KeepsState, last_seq: int, *, within: int) -> Continued | None:
+    async def load(
+        self,
+        engine: KeepsState,
+        last_seq: int,
+        *,
+        within: int,
+        anchor_at: Callable[[int], Awaitable[Anchor]] | None = None,
+    ) -> Continued | None:
         """Continue ``engine`` from the newest state written beside this store file at a seq
         the store still holds (at most ``last_seq``), and no more than ``within`` seqs before
         it (the events after it are replayed); what it continued from, or None when it did
-        not. States past ``last_seq``, of another file or unreadable are removed."""
+        not. States past ``last_seq``, of another file, of another history (their anchor is
+        not ``anchor_at`` their seq) or unreadable are removed. The files are read and
+        removed from a worker thread."""
+        for saved, path in await asyncio.to_thread(self._usable, last_seq, within):
+            if anchor_at is not None and saved.anchor is not None:
+                held = await anchor_at(saved.last_seq)
+                if tuple(saved.anchor) != held:
+                    log.info(
+                        "%s: written at seq %d after event %s (seq %d), the store holds %s "
+                        "there: another store's history: removed",
+                        path,
+                        saved.last_seq,
+                        saved.anchor[1] or "(none)",
+                        saved.anchor[0],
+                        f"event {held[1]} (seq {held[0]})" if held[1] else "no event",
+                    )
+                    await asyncio.to_thread(path.unlink, missing_ok=True)
+                    continue
+            try:
+                await asyncio.to_thread(engine.restore_state, saved.engine)
+            except ValueError as exc:
+                log.warning("%s (seq %d): %s", path, saved.last_seq, exc)
+                continue
+            return Continued(saved.engine, saved.last_seq)
+        return None
+
+    def _usable(self, last_seq: int, within: int) -> list[tuple[_Saved, Path]]:
+        """The states that may be continued, the newest first; the others removed."""
         usable: list[tuple[_Saved, Path]] = []
         identity = file_identity(self.store_file)
         for path in (self.path, self.previous):
             try:
                 data = path.read_bytes()
             except FileNotFoundError:
+                continue
+            except OSError as exc:  # a folder in its place, a disk's EIO: the next one
+                log.warning("%s: cannot be read (%s): not continued", path, exc)
                 continue
             try:
                 saved = msgspec.msgpack.decode(data, type=_Saved)
@@ -135,11 +188,4 @@ class EngineState:
                 )
             else:
                 usable.append((saved, path))
-        for saved, path in sorted(usable, key=lambda found: -found[0].last_seq):
-            try:
-                engine.restore_state(saved.engine)
-            except ValueError as exc:
-                log.warning("%s (seq %d): %s", path, saved.last_seq, exc)
-                continue
-            return Continued(saved.engine, saved.last_seq)
-        return None
+        return sorted(usable, key=lambda found: -found[0].last_seq)

@@ -48,7 +48,7 @@ from purpleflea.server.engine_state import EngineState, KeepsState
 from purpleflea.server.latency import StageLatency
 from purpleflea.server.sequencing import BatchPlan, Scorer, Sequencer, WriteEvents
 from purpleflea.server.writes import WriteHealth
-from purpleflea.store.base import OpenInterest, Store
+from purpleflea.store.base import OpenInterest, Query, Store
 from purpleflea.store.oi_sampler import HEARTBEAT_MS
 from purpleflea.store.pages import NEVER_MS, open_interest_pages, store_pages
 from purpleflea.store.seqmark import SeqMark
@@ -246,7 +246,7 @@ class Pipeline:
         saved, scorer = self.engine_state, self.scorer
         if saved is None or not isinstance(scorer, KeepsState):
             return None
-        restored = await asyncio.to_thread(saved.load, scorer, stored, within=within)
+        restored = await saved.load(scorer, stored, within=within, anchor_at=self._anchor)
         if restored is None:
             return None
         self.engine_start = "continued"
@@ -273,9 +273,20 @@ class Pipeline:
         if self.scorer is not None and self.scorer.drain_alerts():
             return  # alerts no tick published: the state is past what clients were told
         try:
-            await asyncio.to_thread(saved.save, scorer, await self.store.last_seq())
-        except OSError as exc:
-            log.warning("could not write the cascade engine's state to %s: %s", saved.path, exc)
+            stored = await self.store.last_seq()
+            anchor = await self._anchor(stored)
+            await asyncio.to_thread(saved.save, scorer, stored, anchor)
+        except Exception as exc:  # the store unreadable, the disk full: the stop goes on
+            log.warning(
+                "could not write the cascade engine's state to %s: %s", saved.path, describe(exc)
+            )
+
+    async def _anchor(self, seq: int) -> tuple[int, str]:
+        """The seq and id of the newest event stored at or below ``seq`` ((0, ""): none): a
+        state taken at ``seq`` names it, and is continued only over a store that holds it
+        (another store copied over the file keeps the file's identity)."""
+        page = await self.store.query(Query(before_seq=seq + 1, limit=1))
+        return (page.events[0].seq, page.events[0].id) if page.events else (0, "")
 
     async def _warm(self, limit: int, stored: int, *, scored_after: int | None = None) -> None:
         """Replay the newest stored events through the scorer, so that after a restart each
@@ -723,19 +734,30 @@ class Pipeline:
             exported = scorer.export_state()
         except ValueError:  # alerts queued (a tick failed before draining them): next time
             return
+        cpu_s = time.thread_time() - began
+        try:
+            anchor = await self._anchor(seq)
+        except Exception as exc:  # the store unreadable: the next tick tries again
+            log.warning("engine checkpoint skipped: %s", describe(exc))
+            return
         self._checkpointed = (self.clock_ms, seq)
         self._checkpointed_at = time.monotonic()
         self._checkpointing = asyncio.create_task(
-            self._write_checkpoint(saved, exported, seq, time.thread_time() - began),
+            self._write_checkpoint(saved, exported, seq, anchor, cpu_s),
             name="engine-checkpoint",
         )
 
     async def _write_checkpoint(
-        self, saved: EngineState, exported: dict[str, object], seq: int, cpu_s: float
+        self,
+        saved: EngineState,
+        exported: dict[str, object],
+        seq: int,
+        anchor: tuple[int, str],
+        cpu_s: float,
     ) -> None:
         def write() -> float:
             began = time.thread_time()
-            saved.write(exported, seq)
+            saved.write(exported, seq, anchor)
             return time.thread_time() - began
 
         try:
