@@ -1,6 +1,7 @@
 """The heatmap's first-sight shape: its fit on real positions, and its score on measured maps.
 
-    .venv/bin/python bench/heatmap_prior.py            # ~1 min; --data the shared data/real
+    .venv/bin/python bench/heatmap_prior.py            # ~40 s CPU; --data the shared data/real
+    .venv/bin/python bench/heatmap_prior.py --chart docs/img/heatmap_first_sight.png
 
 When the model first sees an instrument, its open interest was opened at unknown prices and
 leverages. The engine places it at liquidation log-distances from the mark drawn from a gamma
@@ -37,6 +38,7 @@ import numpy as np
 
 import heatmap_measured as hm
 from purpleflea.engine.heatmap import FIRST_SIGHT, HeatmapConfig, HeatmapModel
+from purpleflea.model import MarketSnapshot
 
 WHALES = "wangrdotcom_wangrcli/whales_btc.json"
 HORIZONS_H = (0, 24, 168)
@@ -173,9 +175,65 @@ def table(
     return "\n".join(lines)
 
 
+def chart(path: Path, snaps: list[hm.Measured]) -> None:
+    """The first-sight map of a market at 100, flat and fitted, beside the measured BTC maps'
+    mean shape (each side normalized to 1, on the measured maps' 1.2 % buckets)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = hm.edges(100.0)
+    centres = (grid[:-1] + grid[1:]) / 2
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for (name, config), color in zip(CONFIGS.items(), ("tab:gray", "tab:purple"), strict=True):
+        model = HeatmapModel(config)
+        model.on_snapshot(
+            MarketSnapshot(
+                exchange="x",
+                symbol="X",
+                market="X-PERP",
+                ts=0,
+                mark_price=100.0,
+                open_interest=1.0,
+                open_interest_usd=100.0,
+            )
+        )
+        heat = model.heatmap(
+            "X-PERP", low=float(grid[0]), high=float(grid[-1]), bucket=grid[1] - grid[0]
+        )
+        longs, shorts = (
+            np.array(heat.long_usd[: hm.BUCKETS]),
+            np.array(heat.short_usd[: hm.BUCKETS]),
+        )
+        both = np.concatenate([longs[: hm.HALF] / longs.sum(), shorts[hm.HALF :] / shorts.sum()])
+        ax.step(centres, both, where="mid", color=color, label=f"first sight, {name}")
+    mean = np.concatenate(
+        [
+            np.mean([s.longs / s.longs.sum() for s in snaps if s.longs.sum() > 0], axis=0),
+            np.mean([s.shorts / s.shorts.sum() for s in snaps if s.shorts.sum() > 0], axis=0),
+        ]
+    )
+    ax.bar(
+        centres,
+        mean,
+        width=grid[1] - grid[0],
+        color="tab:green",
+        alpha=0.35,
+        label=f"measured BTC maps, mean shape ({len(snaps)} snapshots)",
+    )
+    ax.axvline(100.0, color="k", lw=0.6)
+    ax.set_xlabel("liquidation price, % of the mark (longs below, shorts above)")
+    ax.set_ylabel("share of the side's USD per bucket")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", help="the shared data/real folder")
+    parser.add_argument("--chart", help="write the first-sight chart (PNG) here")
     args = parser.parse_args()
     here = Path(__file__).resolve().parents[1]
     root = Path(args.data) if args.data else here.parent / "shared" / "data" / "real"
@@ -190,6 +248,8 @@ def main() -> None:
         for coin in hm.COINS
     }
     coins = tuple(c for c in hm.COINS if snaps[c])
+    if args.chart:
+        chart(Path(args.chart), snaps["BTC"])
     for hours in HORIZONS_H:
         by_name: dict[str, dict[str, list[float | None]]] = {
             name: {
