@@ -24,8 +24,8 @@ same buckets (``Truth.notional_at_risk``):
 - the ratio of estimated to true notional in the view.
 
 A naive baseline is scored next to the model: a model that only ever saw the latest snapshot
-(all open interest placed by the warm start around the current mark). It shows what the
-history of open-interest changes and sweeps adds. Prints Markdown.
+(all open interest placed as at a first sight, ``--first-sight``). It shows what the history
+of open-interest changes and sweeps adds. Prints Markdown.
 """
 
 from __future__ import annotations
@@ -37,12 +37,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from purpleflea.engine.heatmap import DEFAULT_TIERS, RETAIL_TIERS, HeatmapConfig, HeatmapModel
+from purpleflea.engine.heatmap import (
+    DEFAULT_TIERS,
+    FIRST_SIGHT,
+    RETAIL_TIERS,
+    HeatmapConfig,
+    HeatmapModel,
+)
 from purpleflea.model import MarketSnapshot, Side
 from purpleflea.sim.process import SimConfig, Simulator
 
 SIDES: tuple[Side, ...] = ("long", "short")
 TIERS = {"default": DEFAULT_TIERS, "retail": RETAIL_TIERS}
+#: How open interest found at first sight is placed: the fitted shape (the default) or the
+#: earlier flat spread of entries within 3 % of the mark.
+FIRST_SIGHTS = {"fitted": FIRST_SIGHT, "flat": None}
 
 
 @dataclass
@@ -101,7 +110,7 @@ def evaluate(
     scored += list(range(args.top, len(names), args.tail_step))
     fed = {names[i] for i in scored}
     index = np.array(scored)
-    config = HeatmapConfig(tiers=TIERS[args.tiers])
+    config = HeatmapConfig(tiers=TIERS[args.tiers], first_sight=FIRST_SIGHTS[args.first_sight])
     model = HeatmapModel(config)
     latest: dict[str, dict[tuple[str, str], MarketSnapshot]] = {}
     low = high = sim.marks()[index].copy()
@@ -182,6 +191,12 @@ def main() -> None:
         "--tiers", choices=sorted(TIERS), default="default", help="the model's leverage mix"
     )
     parser.add_argument(
+        "--first-sight",
+        choices=sorted(FIRST_SIGHTS),
+        default="fitted",
+        help="how open interest found at first sight is placed (the naive baseline is only that)",
+    )
+    parser.add_argument(
         "--bucket-pct",
         type=float,
         nargs="+",
@@ -199,7 +214,8 @@ def main() -> None:
     print(
         f"Seeds {args.seeds}, {args.hours:g} h simulated each, scored every {args.every} min "
         f"after {args.warmup:g} h; top {args.top} markets and every {args.tail_step}th beyond; "
-        f"leverage mix: {args.tiers}; {time.perf_counter() - started:.0f} s."
+        f"leverage mix: {args.tiers}; first sight: {args.first_sight}; "
+        f"{time.perf_counter() - started:.0f} s."
     )
     for bucket in args.bucket_pct:
         print(f"\n{bucket_name(bucket)}:\n")

@@ -132,42 +132,51 @@ def edges(mark: float) -> np.ndarray:
     return mark * np.linspace(LOW, HIGH, BUCKETS + 1)
 
 
+def feed_hour(model: HeatmapModel, hourly: Hourly, row: int, coin: str) -> None:
+    """Apply one hourly row: a snapshot at the hour's end (its close as mark, its range as the
+    path)."""
+    model.on_snapshot(
+        MarketSnapshot(
+            exchange="hyperliquid",
+            symbol=coin,
+            market=f"{coin}-PERP",
+            ts=int(hourly.ts[row]) + HOUR,
+            mark_price=float(hourly.close[row]),
+            # 0xArchive's open interest is coins x that hour's mark.
+            open_interest=float(hourly.oi_usd[row]) / float(hourly.open[row]),
+            open_interest_usd=float(hourly.oi_usd[row]),
+        ),
+        low=float(hourly.low[row]),
+        high=float(hourly.high[row]),
+    )
+
+
+def read_map(model: HeatmapModel, coin: str, snap: Measured) -> tuple[np.ndarray, np.ndarray]:
+    """The model's long and short USD on a measured snapshot's buckets."""
+    grid = edges(snap.mark)
+    heat = model.heatmap(
+        f"{coin}-PERP", low=float(grid[0]), high=float(grid[-1]), bucket=grid[1] - grid[0]
+    )
+    longs = np.asarray(heat.long_usd[:BUCKETS], dtype=np.float64)
+    shorts = np.asarray(heat.short_usd[:BUCKETS], dtype=np.float64)
+    longs = np.pad(longs, (0, BUCKETS - len(longs)))
+    shorts = np.pad(shorts, (0, BUCKETS - len(shorts)))
+    return longs[:HALF], shorts[HALF:]
+
+
 def model_maps(
     hourly: Hourly, snaps: list[Measured], config: HeatmapConfig, coin: str
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Replay the hours into a :class:`HeatmapModel`; read it at every measured snapshot."""
     model = HeatmapModel(config)
-    market = f"{coin}-PERP"
     start = snaps[0].ts - WARM_DAYS * 24 * HOUR
     fed = int(np.searchsorted(hourly.ts, start))
     out = []
     for snap in snaps:
         while fed < len(hourly.ts) and hourly.ts[fed] + HOUR <= snap.ts:
-            close = float(hourly.close[fed])
-            model.on_snapshot(
-                MarketSnapshot(
-                    exchange="hyperliquid",
-                    symbol=coin,
-                    market=market,
-                    ts=int(hourly.ts[fed]) + HOUR,
-                    mark_price=close,
-                    # 0xArchive's open interest is coins x that hour's mark.
-                    open_interest=float(hourly.oi_usd[fed]) / float(hourly.open[fed]),
-                    open_interest_usd=float(hourly.oi_usd[fed]),
-                ),
-                low=float(hourly.low[fed]),
-                high=float(hourly.high[fed]),
-            )
+            feed_hour(model, hourly, fed, coin)
             fed += 1
-        grid = edges(snap.mark)
-        heat = model.heatmap(
-            market, low=float(grid[0]), high=float(grid[-1]), bucket=grid[1] - grid[0]
-        )
-        longs = np.asarray(heat.long_usd[:BUCKETS], dtype=np.float64)
-        shorts = np.asarray(heat.short_usd[:BUCKETS], dtype=np.float64)
-        longs = np.pad(longs, (0, BUCKETS - len(longs)))
-        shorts = np.pad(shorts, (0, BUCKETS - len(shorts)))
-        out.append((longs[:HALF], shorts[HALF:]))
+        out.append(read_map(model, coin, snap))
     return out
 
 
@@ -401,20 +410,7 @@ def daily_deciles(root: Path, config: HeatmapConfig) -> list[DailyOutcome]:
         fed = int(np.searchsorted(data.ts, stamps[0] - WARM_DAYS * 24 * HOUR))
         for day in stamps:
             while fed < len(data.ts) and data.ts[fed] + HOUR <= day:
-                close = float(data.close[fed])
-                model.on_snapshot(
-                    MarketSnapshot(
-                        exchange="hyperliquid",
-                        symbol=coin,
-                        market=market,
-                        ts=int(data.ts[fed]) + HOUR,
-                        mark_price=close,
-                        open_interest=float(data.oi_usd[fed]) / float(data.open[fed]),
-                        open_interest_usd=float(data.oi_usd[fed]),
-                    ),
-                    low=float(data.low[fed]),
-                    high=float(data.high[fed]),
-                )
+                feed_hour(model, data, fed, coin)
                 fed += 1
             inside = (data.ts >= day) & (data.ts < day + 24 * HOUR)
             if inside.sum() < 20:

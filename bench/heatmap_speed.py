@@ -14,7 +14,7 @@ long-running server, then ``--cycles`` are timed with ``time.process_time`` (CPU
 
 Single requests are timed after that: ``heatmap(market)`` right after a snapshot (the summed
 view is rebuilt: the worst case) and again from the cached view, plus ``fuel``. Prints
-Markdown.
+Markdown, with the grid bins the books hold at the end (each bin two float64: longs, shorts).
 """
 
 from __future__ import annotations
@@ -146,6 +146,11 @@ def main() -> None:
     print(f"| one heatmap request, view rebuilt after a snapshot (wall) | {percentiles(rebuilt)} |")
     print(f"| one heatmap request, cached view (wall) | {percentiles(cached)} |")
     print(f"| one fuel() call (wall) | {percentiles(fuel)} |")
+    print(f"| grid bins held by the books at the end | {held_bins(model):,} |")
+
+
+def held_bins(model: HeatmapModel) -> int:
+    return sum(len(book.long) for books in model._books.values() for book in books.values())
 
 
 if __name__ == "__main__":

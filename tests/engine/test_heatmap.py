@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 
 from purpleflea.engine.heatmap import (
+    FIRST_SIGHT,
+    FirstSight,
     HeatmapConfig,
     HeatmapModel,
     LeverageTier,
     format_price,
 )
 from purpleflea.engine.heatmap_feed import HeatmapFeed
-from purpleflea.model import MarketSnapshot
+from purpleflea.model import MarketSnapshot, Side
 
 # Turnover off unless a test is about it, so each test sees one mechanism at a time.
 TEN_X = HeatmapConfig(tiers=(LeverageTier(10, 1.0, 0.005),), turnover_per_hour=0)
@@ -167,6 +169,57 @@ def test_first_sight_spreads_existing_open_interest_short_of_the_mark() -> None:
     assert long_coins == pytest.approx(100.0, rel=0.01)
 
 
+def gamma_share(shape: float, scale: float, reach: float, x: float) -> float:
+    """Share of a gamma density on [0, reach] lying within [0, x] (trapezoids on a fine grid)."""
+    grid = np.linspace(1e-9, reach, 200_001)
+    density = grid ** (shape - 1) * np.exp(-grid / scale)
+    cumulative = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2)])
+    return float(np.interp(x, grid, cumulative) / cumulative[-1])
+
+
+def test_first_sight_places_liquidations_by_the_fitted_distance_shape() -> None:
+    # A new user saw $317M in every BTC bucket from 110,500 to 113,500: the open interest of a
+    # market first seen was spread evenly over entries within 3 % of the mark. Its liquidation
+    # prices now sit at log-distances from the mark following FIRST_SIGHT's gamma, fitted on
+    # real positions (bench/heatmap_prior.py), on both sides.
+    mark, coins = 50_000.0, 100.0
+    model = HeatmapModel()
+    model.on_snapshot(snap(0, mark, coins))
+    reach = FIRST_SIGHT.reach
+    heat = model.heatmap(
+        "BTC-PERP",
+        low=mark * math.exp(-reach) * 0.99,
+        high=mark * math.exp(reach) * 1.01,
+        bucket=10,
+    )
+    centres = np.array(heat.prices) + 5
+    long_coins = np.array(heat.long_usd) / centres
+    short_coins = np.array(heat.short_usd) / centres
+    assert long_coins.sum() == pytest.approx(coins, rel=1e-3)
+    assert short_coins.sum() == pytest.approx(coins, rel=1e-3)
+    distance = np.abs(np.log(centres / mark))
+    for x in (0.01, 0.03, 0.05, 0.1, 0.2, 0.4, 0.6):
+        expected = gamma_share(FIRST_SIGHT.shape, FIRST_SIGHT.scale, reach, x)
+        assert long_coins[distance <= x].sum() / coins == pytest.approx(expected, abs=0.005)
+        assert short_coins[distance <= x].sum() / coins == pytest.approx(expected, abs=0.005)
+    # Nothing beyond the reach, and a smooth hump, not a plateau: the densest 1 % of
+    # distance is the mode's, (shape - 1) x scale from the mark.
+    assert long_coins[distance > reach + 1e-3].sum() == 0
+    percent = np.bincount(np.minimum(distance * 100, 69).astype(int), weights=long_coins)
+    mode = (FIRST_SIGHT.shape - 1) * FIRST_SIGHT.scale
+    assert abs(int(np.argmax(percent)) - mode * 100) <= 1
+
+
+def test_the_earlier_flat_first_sight_is_kept_for_comparison() -> None:
+    model = HeatmapModel(HeatmapConfig(tiers=TEN_X.tiers, first_sight=None))
+    model.on_snapshot(snap(0, 100_000, 10.0))
+    heat = model.heatmap("BTC-PERP", low=80_000, high=120_000, bucket=100)
+    spread = [p for p, u in zip(heat.prices, heat.long_usd, strict=True) if u > 0]
+    factor = 0.9 / 0.995  # entries within 3 % of the mark, at the 10x liquidation price
+    assert min(spread) == pytest.approx(100_000 / 1.03 * factor, abs=200)
+    assert max(spread) == pytest.approx(100_000 * 1.03 * factor, abs=200)
+
+
 def test_exchanges_of_one_market_add_up() -> None:
     model = HeatmapModel(TEN_X)
     for exchange, coins in (("binance_usdm", 10.0), ("bybit", 5.0)):
@@ -276,6 +329,10 @@ def test_bad_inputs_raise_clear_errors() -> None:
         HeatmapConfig(turnover_per_hour=-1)
     with pytest.raises(ValueError, match=r"HeatmapConfig\.buckets must be positive"):
         HeatmapConfig(buckets=0)
+    with pytest.raises(ValueError, match=r"first_sight\.scale must be a positive number, got nan"):
+        HeatmapConfig(first_sight=FirstSight(shape=1.2, scale=math.nan))
+    with pytest.raises(ValueError, match=r"negligible_share must be in \[0, 0\.001\), got 0\.5"):
+        HeatmapConfig(negligible_share=0.5)
 
 
 def _random_feed(seed: int) -> list[tuple[MarketSnapshot, float, float]]:
@@ -330,7 +387,8 @@ def test_default_mix_is_by_notional_mostly_low_leverage() -> None:
     assert sum(t.weight for t in tiers if t.leverage <= 10) >= 0.8
     # 2x and 3x longs liquidate 33-50 % below entry: outside a +/- 20 % view. The rest of a
     # fresh book (5x and up) sits within 21 % below the mark. USD = coins x liquidation price.
-    model = HeatmapModel(HeatmapConfig(turnover_per_hour=0, warm_start_pct=0.01))
+    flat = HeatmapConfig(turnover_per_hour=0, first_sight=None, warm_start_pct=0.01)
+    model = HeatmapModel(flat)
     model.on_snapshot(snap(0, 100.0, 1000.0))
     usd = {t.leverage: t.weight * (1 - 1 / t.leverage) / (1 - t.maintenance) for t in tiers}
     in_view = sum(v for lev, v in usd.items() if lev >= 5) / sum(usd.values())
@@ -402,3 +460,47 @@ def test_a_dropped_listing_is_forgotten_by_the_cascade_engine_too() -> None:
     assert ("ETH-20260102", 0.0, "deribit:ETH-2JAN26") in told
     assert "ETH-20260102" not in feed.model.markets()
     assert not [key for key in feed._usual if key[0] == "ETH-20260102"]
+
+
+def round_trip(model: HeatmapModel, base: float = 100.0) -> HeatmapModel:
+    """Ten days up to 10x, ten days back down, ten days near the start: hourly snapshots of
+    1,000 coins with a candle range of +/- 0.5 %."""
+    path = [base * 10 ** (h / 240) for h in range(240)]
+    path += [base * 10 ** (1 - h / 240) for h in range(240)]
+    path += [base * (1 + 0.01 * math.sin(h / 5)) for h in range(240)]
+    for hour, price in enumerate(path):
+        model.on_snapshot(snap(hour * HOUR, price, 1000.0), low=price * 0.995, high=price * 1.005)
+    return model
+
+
+def test_a_book_shrinks_back_after_its_price_went_10x_and_came_back() -> None:
+    # Books only widened: a coin that went 10x and back kept the bins of every price it had
+    # visited (~2,300 more, ~37 KB) for good, though sweeps had emptied them and turnover had
+    # left a vanishing share in the rest.
+    model = round_trip(HeatmapModel())
+    book = model._books["BTC-PERP"][("binance_usdm", "BTCUSDT")]
+    top = math.exp((book.start + len(book.long)) * math.log(1.001))
+    bottom = math.exp(book.start * math.log(1.001))
+    # What it holds now: longs down to ~half the price (2x), shorts up to ~1.5x, plus slack.
+    assert top < 3 * 101.0
+    assert bottom > 0.3 * 99.0
+    assert len(book.long) < 2_500
+
+
+def test_trimming_leaves_the_served_maps_as_they_were() -> None:
+    trimmed = round_trip(HeatmapModel())
+    kept = round_trip(HeatmapModel(HeatmapConfig(negligible_share=0)))
+    book = kept._books["BTC-PERP"][("binance_usdm", "BTCUSDT")]
+    assert len(book.long) > 3_400  # every bin from ~50 to ~1,500 (10x with 2x shorts)
+    for low, high, bucket in ((None, None, None), (30.0, 2_000.0, 5.0), (90.0, 110.0, 0.1)):
+        a = trimmed.heatmap("BTC-PERP", low=low, high=high, bucket=bucket)
+        b = kept.heatmap("BTC-PERP", low=low, high=high, bucket=bucket)
+        scale = float(np.max([*b.long_usd, *b.short_usd]))
+        assert np.allclose(a.long_usd, b.long_usd, rtol=1e-6, atol=1e-9 * scale)
+        assert np.allclose(a.short_usd, b.short_usd, rtol=1e-6, atol=1e-9 * scale)
+        assert [c.label for c in a.clusters] == [c.label for c in b.clusters]
+    sides: tuple[Side, ...] = ("long", "short")
+    for side in sides:
+        for pct in (2.0, 20.0, 90.0):
+            got = trimmed.fuel("BTC-PERP", side, 100.0, pct)
+            assert got == pytest.approx(kept.fuel("BTC-PERP", side, 100.0, pct), rel=1e-6)

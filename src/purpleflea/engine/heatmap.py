@@ -32,7 +32,14 @@ How it estimates (per instrument, summed per market):
 - **Still open.** A position open at the snapshot cannot have its liquidation price beyond the
   mark, so each tier's entries are limited to those that leave it on the safe side.
 - **First sight.** The open interest that exists when an instrument is first seen was opened
-  at unknown prices; it is spread over entries within ``warm_start_pct`` of the mark.
+  at unknown prices and leverages: its liquidation prices are placed at log-distances from the
+  mark drawn from a gamma distribution fitted on real positions (:data:`FIRST_SIGHT`), out to
+  ``reach``. ``first_sight=None`` restores the earlier flat spread of entries within
+  ``warm_start_pct`` of the mark, through the tiers (kept for comparison).
+- **Trim.** Books only widen as price wanders; every hour (by snapshot time) each book drops
+  the bins at its ends that hold together no more than ``negligible_share`` of its notional
+  (emptied by sweeps, or decayed by turnover), so a market that went far and came back does
+  not carry the far bins for ever.
 - **Retired.** An instrument with no snapshot for ``retire_after_h`` (by snapshot time) is
   dropped: an expired future or a delisted contract (:meth:`HeatmapModel.take_retired`).
 
@@ -113,6 +120,29 @@ RETAIL_TIERS: tuple[LeverageTier, ...] = (
 )
 
 
+class FirstSight(msgspec.Struct, frozen=True):
+    """Where open interest found at an instrument's first sight is placed, per side: the
+    log-distance ``x = |ln(liquidation / mark)|`` of its liquidation prices follows, by
+    notional, a gamma distribution of ``shape`` and ``scale`` (density ``x^(shape-1)
+    e^(-x/scale)``), cut at ``reach`` and renormalized so the side holds all of the open
+    interest. ``shape`` 1 is the exponential: the closer to the mark, the more."""
+
+    shape: float
+    scale: float
+    reach: float = math.log(2.0)
+
+
+#: The first-sight shape, fitted by ``bench/heatmap_prior.py`` (weighted maximum likelihood)
+#: on the 131 real Hyperliquid BTC positions with a liquidation price of
+#: ``wangrdotcom_wangrcli/whales_btc.json`` (2026-01-04; shared/data/real, not in the package):
+#: each position's liquidation log-distance from its own mark (entry + unrealized PnL / size),
+#: weighted by notional, long and short pooled (one snapshot's asymmetry is that day's trend,
+#: which a first sight elsewhere knows nothing of). Mode (shape - 1) x scale = 4.9 % from the
+#: mark, mean 32 %. Judged on the measured maps of docs/heatmap.md, which the fit never saw.
+#: The reach, ln 2 (longs down to half the mark, shorts up to twice it), is the 2x tier's.
+FIRST_SIGHT = FirstSight(shape=1.18, scale=0.273)
+
+
 class HeatmapConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Model assumptions and presentation defaults.
 
@@ -129,7 +159,13 @@ class HeatmapConfig(msgspec.Struct, frozen=True, kw_only=True):
     #: each listing every minute or so; live, every expiry and delisting otherwise stayed
     #: for ever (~60 KB a listing with the cascade engine's share, bench/live_memory.py).
     retire_after_h: float = 24.0
+    #: How open interest present at an instrument's first sight is placed; ``None``: the
+    #: earlier flat spread of entries within ``warm_start_pct`` of the mark, through the tiers.
+    first_sight: FirstSight | None = FIRST_SIGHT
     warm_start_pct: float = 3.0
+    #: Hourly, the bins at a book's two ends holding together at most this share of its
+    #: notional are dropped (0: never). Results move by at most this share.
+    negligible_share: float = 1e-9
     turnover_per_hour: float = 0.1
     range_pct: float = 20.0
     buckets: int = 100
@@ -148,6 +184,17 @@ class HeatmapConfig(msgspec.Struct, frozen=True, kw_only=True):
                     f"HeatmapConfig.tiers: maintenance {tier.maintenance} must be in "
                     f"[0, 1/leverage) for {tier!r}"
                 )
+        if self.first_sight is not None:
+            for name in ("shape", "scale", "reach"):
+                value = getattr(self.first_sight, name)
+                if not (math.isfinite(value) and value > 0):
+                    raise ValueError(
+                        f"HeatmapConfig.first_sight.{name} must be a positive number, got {value}"
+                    )
+        if not (math.isfinite(self.negligible_share) and 0 <= self.negligible_share < 1e-3):
+            raise ValueError(
+                f"HeatmapConfig.negligible_share must be in [0, 0.001), got {self.negligible_share}"
+            )
         if not (math.isfinite(self.turnover_per_hour) and self.turnover_per_hour >= 0):
             raise ValueError(
                 f"HeatmapConfig.turnover_per_hour must be >= 0, got {self.turnover_per_hour}"
@@ -199,6 +246,25 @@ def _spread(held: Array, offset: int, a: float, b: float, amount: float) -> None
     held[last - offset] += (b - last) * per_bin
 
 
+def _first_sight_shares(first: float, reach: float, shape: FirstSight) -> Array:
+    """Shares of a first-sight side per grid bin, going outward from the mark's bin.
+
+    Distances are in bins from the mark: the first bin covers ``[0, first]`` (the part of the
+    mark's own bin on the side), each next one a whole bin further, the last cut at ``reach``.
+    Each bin gets the gamma density at its middle times its width (bins are 0.1 %, the
+    density varies over percents), and the shares are normalized to sum to 1.
+    """
+    count = max(0, math.ceil(reach - first))
+    edges = np.minimum(np.concatenate(([0.0], first + np.arange(count + 1.0))), reach)
+    widths = np.diff(edges)
+    # A zero-width first bin (the mark on a bin edge) has its middle at 0, where a shape
+    # under 1 is infinite: any positive middle does, its width is 0.
+    middle = np.maximum((edges[:-1] + edges[1:]) / 2 * STEP, 1e-12)
+    mass = widths * middle ** (shape.shape - 1) * np.exp(-middle / shape.scale)
+    shares: Array = mass / mass.sum()
+    return shares
+
+
 @dataclass
 class _Book:
     """One instrument's estimated positions: coins by liquidation-price bin, per side."""
@@ -224,6 +290,30 @@ class _Book:
             self.long = np.pad(self.long, (before, after))
             self.short = np.pad(self.short, (before, after))
             self.start -= before
+
+    def trim(self, share: float) -> bool:
+        """Drop the bins at each end holding together at most ``share / 2`` of the book's
+        notional, keeping ``_GROW`` bins of slack; ``True`` when the arrays were cut (only when
+        that saves at least ``_GROW`` bins)."""
+        size = len(self.long)
+        if size <= _GROW:
+            return False
+        # Notional up to a common factor: coins x price relative to the first bin.
+        usd = (self.long + self.short) * np.exp(np.arange(size) * STEP)
+        total = float(usd.sum())
+        if not total > 0:
+            return False
+        limit = share / 2 * total
+        first = int(np.searchsorted(np.cumsum(usd), limit, side="right"))
+        dropped_end = int(np.searchsorted(np.cumsum(usd[::-1]), limit, side="right"))
+        low = max(0, first - _GROW)
+        high = min(size, size - dropped_end + _GROW)
+        if low + size - high < _GROW:
+            return False
+        self.long = self.long[low:high].copy()
+        self.short = self.short[low:high].copy()
+        self.start += low
+        return True
 
     def sweep(self, low: float, high: float) -> None:
         """Remove longs liquidated at or above ``low`` and shorts at or below ``high``."""
@@ -326,9 +416,7 @@ class HeatmapModel:
         self._views.pop(snapshot.market, None)
         if book is None:
             book = books[key] = _Book(math.floor(_grid(mark)), mark, snapshot.ts, coins)
-            spread = 1 + self.config.warm_start_pct / 100
-            for side in SIDES:
-                self._open(book, side, coins, mark / spread, mark * spread, mark)
+            self._first_sight(book, coins, mark)
         else:
             path_low = min(mark, book.mark, low if low is not None else mark)
             path_high = max(mark, book.mark, high if high is not None else mark)
@@ -352,8 +440,36 @@ class HeatmapModel:
             if snapshot.ts >= self._next_retire_ts:  # hourly (by default): every listing
                 retire_ms = round(self.config.retire_after_h * _HOUR_MS)
                 self._retire(snapshot.ts - retire_ms)
+                self._trim()
                 self._next_retire_ts = snapshot.ts + max(1, retire_ms // 24)
         return True
+
+    def _first_sight(self, book: _Book, coins: float, mark: float) -> None:
+        """Place the open interest a new instrument already has (see :class:`FirstSight`)."""
+        shape = self.config.first_sight
+        if shape is None:  # the earlier flat spread of entries, through the tiers
+            spread = 1 + self.config.warm_start_pct / 100
+            for side in SIDES:
+                self._open(book, side, coins, mark / spread, mark * spread, mark)
+            return
+        m = _grid(mark)
+        at = math.floor(m)
+        reach = shape.reach / STEP
+        longs = _first_sight_shares(m - at, reach, shape)
+        shorts = _first_sight_shares(at + 1 - m, reach, shape)
+        book.cover(at + 1 - len(longs), at + len(shorts))
+        at -= book.start
+        book.long[at + 1 - len(longs) : at + 1] += coins * longs[::-1]
+        book.short[at : at + len(shorts)] += coins * shorts
+
+    def _trim(self) -> None:
+        """Cut every book's negligible ends (``HeatmapConfig.negligible_share``)."""
+        share = self.config.negligible_share
+        if share <= 0:
+            return
+        for market, books in self._books.items():
+            if any([book.trim(share) for book in books.values()]):
+                self._views.pop(market, None)
 
     def _retire(self, before_ts: int) -> None:
         """Drop the listings whose last snapshot is older than ``before_ts``, and the markets
