@@ -32,6 +32,20 @@ Measured:
    query repeated) over the stored factors; ``--aggregate-only`` runs just this;
 4. the ingest rate (``append_now`` batches of 1,000, as the tracker writes) while a query
    loop runs, and the queries' p95 under that load.
+
+On PostgreSQL (``--pg postgresql://127.0.0.1/<db>``) only step 1 runs, through
+``PostgresStore.query``, over a copy of ``--db`` (by ``COPY``, when the database holds a
+different number of events) whose newest ``--pg-tail`` events are all BTC longs (appended to
+the SQLite store first when it holds just the generated ones): what the 10M run's ingest phase
+left, and what made PostgreSQL misplan a common market's page. Warm: the relation's files read
+into the OS page cache first; wall p50/p95/max and the server backend's CPU (``/proc``, a mean:
+its 10 ms ticks are longer than a page). Cold: a fresh store's connection, the shared buffers
+filled with a scratch table and the relation's files evicted from the OS page cache before the
+call (bench/pgcache.py; the run prints how many of the relation's blocks were still cached).
+Reading the files needs root or the postgres user::
+
+    nice -n 10 .venv/bin/python bench/history.py --db /tmp/pf-pgpages/history-3m.sqlite \
+        --events 3000000 --pg postgresql://postgres@127.0.0.1/<db>
 """
 
 from __future__ import annotations
