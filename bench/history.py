@@ -32,6 +32,20 @@ Measured:
    query repeated) over the stored factors; ``--aggregate-only`` runs just this;
 4. the ingest rate (``append_now`` batches of 1,000, as the tracker writes) while a query
    loop runs, and the queries' p95 under that load.
+
+On PostgreSQL (``--pg postgresql://127.0.0.1/<db>``) only step 1 runs, through
+``PostgresStore.query``, over a copy of ``--db`` (by ``COPY``, when the database holds a
+different number of events) whose newest ``--pg-tail`` events are all BTC longs (appended to
+the SQLite store first when it holds just the generated ones): what the 10M run's ingest phase
+left, and what made PostgreSQL misplan a common market's page. Warm: the relation's files read
+into the OS page cache first; wall p50/p95/max and the server backend's CPU (``/proc``, a mean:
+its 10 ms ticks are longer than a page). Cold: a fresh store's connection, the shared buffers
+filled with a scratch table and the relation's files evicted from the OS page cache before the
+call (bench/pgcache.py; the run prints how many of the relation's blocks were still cached).
+Reading the files needs root or the postgres user::
+
+    nice -n 10 .venv/bin/python bench/history.py --db /tmp/pf-pgpages/history-3m.sqlite \
+        --events 3000000 --pg postgresql://postgres@127.0.0.1/<db>
 """
 
 from __future__ import annotations
@@ -304,6 +318,27 @@ async def bench_aggregate(store: SQLiteStore, db: Path, repeat: int) -> list[str
     return rows
 
 
+def btc_longs(next_seq: int, now_ms: int, count: int) -> list[Liquidation]:
+    """``count`` live BTC-PERP longs from seq ``next_seq`` on: what the ingest phase appends."""
+    return [
+        Liquidation(
+            id=f"live:{next_seq + i}",
+            seq=next_seq + i,
+            exchange="bybit",
+            symbol="BTCUSDT",
+            market="BTC-PERP",
+            side="long",
+            price=97_000.0,
+            quantity=0.1,
+            size_usd=9_700.0,
+            ts=now_ms + next_seq + i,
+            received_at=now_ms + next_seq + i,
+            coverage="complete",
+        )
+        for i in range(count)
+    ]
+
+
 async def bench_ingest_under_queries(store: SQLiteStore, seconds: float, seed: int) -> list[str]:
     """Append 1,000-event batches on the loop (as the tracker does) while queries run."""
     rng = np.random.default_rng(seed + 2)
@@ -329,23 +364,7 @@ async def bench_ingest_under_queries(store: SQLiteStore, seconds: float, seed: i
     reader = asyncio.create_task(query_loop())
     now_ms = START_MS + YEAR_MS
     while time.perf_counter() < stop:
-        batch = [
-            Liquidation(
-                id=f"live:{next_seq + i}",
-                seq=next_seq + i,
-                exchange="bybit",
-                symbol="BTCUSDT",
-                market="BTC-PERP",
-                side="long",
-                price=97_000.0,
-                quantity=0.1,
-                size_usd=9_700.0,
-                ts=now_ms + next_seq + i,
-                received_at=now_ms + next_seq + i,
-                coverage="complete",
-            )
-            for i in range(1_000)
-        ]
+        batch = btc_longs(next_seq, now_ms, 1_000)
         started = time.perf_counter()
         store.append_now(batch)
         write_s += time.perf_counter() - started
@@ -427,8 +446,89 @@ async def bench_http(db: Path, repeat: int, seed: int, nodelay: bool) -> list[st
         return rows
 
 
+async def bench_postgres(args: argparse.Namespace) -> None:
+    """The query shapes through ``PostgresStore.query`` on ``--pg``, filled from ``--db``
+    (whose newest ``--pg-tail`` events are made BTC longs first, as the ingest phase leaves
+    the SQLite store: what made PostgreSQL misplan common markets' pages), warm then cold."""
+    import psycopg
+
+    import pgcache
+    from history_markets import fill_postgres
+    from procfs import cpu_seconds
+    from purpleflea.store.postgres import PostgresStore
+
+    db = Path(args.db)
+    sqlite_store = SQLiteStore(db)
+    stored = await sqlite_store.last_seq()
+    if args.pg_tail and stored == args.events:
+        for offset in range(0, args.pg_tail, BATCH):
+            count = min(BATCH, args.pg_tail - offset)
+            sqlite_store.append_now(btc_longs(stored + 1, START_MS + YEAR_MS, count))
+            stored += count
+        print(f"appended {args.pg_tail:,} BTC longs as the newest events", flush=True)
+    await sqlite_store.close()
+    await fill_postgres(args.pg, db, stored)
+    store = await PostgresStore.connect(args.pg, readers=1)
+    await store.index_built()
+    admin = psycopg.connect(args.pg, autocommit=True)
+    pgcache.prepare(admin)
+    admin.execute("ANALYZE liquidations")
+    files = pgcache.relation_files(admin)
+    print(
+        f"PostgreSQL {admin.info.server_version}: {stored:,} events, relation files "
+        f"{sum(p.stat().st_size for p in files) / 1e9:.2f} GB; load average "
+        f"{os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    rng = np.random.default_rng(args.seed + 1)
+    shapes = query_shapes(START_MS + YEAR_MS, rng)
+    pagecache.load(files)
+    backend = store._all_readers[0].info.backend_pid
+    warm: dict[str, tuple[list[float], float]] = {}
+    for name, make in shapes.items():
+        await store.query(make())  # the shape's first call plans with cold catalogs
+        spent = cpu_seconds(backend)
+        walls = await timed(lambda make=make: store.query(make()), args.repeat)  # type: ignore[misc]
+        warm[name] = walls, (cpu_seconds(backend) - spent) * 1000 / args.repeat
+    await store.close()
+    cold: dict[str, tuple[float, int, float]] = {}
+    for name, make in shapes.items():
+        fresh = await PostgresStore.connect(args.pg, readers=1)
+        try:
+            pgcache.evict_buffers(admin)
+            pagecache.evict(files)
+            buffered, resident = pgcache.buffered_blocks(admin), pgcache.resident_share(files)
+            query = make()
+            started = time.perf_counter()
+            await fresh.query(query)
+            cold[name] = (time.perf_counter() - started) * 1000, buffered, resident
+        finally:
+            await fresh.close()
+    admin.close()
+    rows = [
+        "| query (PostgresStore, limit 100) | cold ms | warm p50 ms | warm p95 ms | warm max ms "
+        "| warm backend CPU ms (mean) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, (walls, cpu) in warm.items():
+        p50, p95, worst = percentiles(walls)
+        rows.append(
+            f"| {name} | {cold[name][0]:.1f} | {p50:.1f} | {p95:.1f} | {worst:.1f} | {cpu:.2f} |"
+        )
+    rows.append(
+        f"- cold: at most {max(c[1] for c in cold.values())} blocks of the table and its "
+        f"indexes in the shared buffers and {max(c[2] for c in cold.values()):.2%} of their "
+        f"files in the OS page cache at each cold query's start; load average "
+        f"{os.getloadavg()[0]:.2f}"
+    )
+    print("\n".join(rows), flush=True)
+
+
 async def run(args: argparse.Namespace) -> None:
     db = Path(args.db)
+    if args.pg:
+        await bench_postgres(args)
+        return
     store = SQLiteStore(db)
     stored = await store.last_seq()
     print(
@@ -468,6 +568,18 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--ingest-s", type=float, default=10.0)
     parser.add_argument(
         "--aggregate-only", action="store_true", help="only the 1-year aggregates (step 3)"
+    )
+    parser.add_argument(
+        "--pg",
+        default=None,
+        help="PostgreSQL URL: only the query shapes, through PostgresStore over a copy of --db",
+    )
+    parser.add_argument(
+        "--pg-tail",
+        type=int,
+        default=764_000,
+        help="with --pg, first append this many BTC longs to a store that has none yet (the "
+        "10M run's ingest phase left 764,000)",
     )
     args = parser.parse_args(argv)
     if not Path(args.db).exists():

@@ -19,7 +19,7 @@ from purpleflea.store import Query, Store, postgres
 from purpleflea.store.base import row_to_event
 from purpleflea.store.factory import open_store
 from purpleflea.store.postgres import PostgresStore
-from purpleflea.store.sql import BIG_USD, MAX_MERGED_MARKETS, order_by, where
+from purpleflea.store.sql import BIG_USD, MAX_MERGED_MARKETS, history_page, order_by, where
 from purpleflea.store.sqlite import SQLiteStore
 from tests.events import T0
 from tests.store.test_replay import EXCHANGES, MARKETS, _events
@@ -178,11 +178,132 @@ async def test_a_postgres_page_of_several_markets_merges_index_walks(query: Quer
         async with connection:
             await connection.execute("ANALYZE liquidations")
         plan = await store.explain(query)
-        # The page merges the arms in seq order, no sort of their rows together; each arm is
-        # the one-market query, stopping at the page's limit.
-        top = [line.strip() for line in plan.splitlines()[:2]]
-        assert top[0].startswith("Limit"), plan
-        assert top[1].startswith("->  Merge Append"), plan
+        # One arm per market, each stopping at the page's limit, and the page's limit on
+        # their merge; no arm walks the primary key (or the table) and filters.
+        assert plan.splitlines()[0].startswith("Limit"), plan
         assert plan.count("Limit  (") == 1 + len(set(query.markets)), plan
+        assert "liquidations_pkey" not in plan, plan
+        assert "Seq Scan" not in plan, plan
+    finally:
+        await store.close()
+
+
+def _late_events(rng: random.Random, count: int) -> list[Liquidation]:
+    """:func:`_events` with times out of seq order (late events), so a page ordered or cut by
+    time instead of seq differs from the right one."""
+    return [
+        msgspec.structs.replace(e, ts=T0 + rng.randrange(count), received_at=T0 + count)
+        for e in _events(rng, count)
+    ]
+
+
+def _any_query(rng: random.Random, last_seq: int, count: int) -> Query:
+    """A page in seq order with none, one or several markets (then exchanges or sides drive
+    PostgreSQL's page), any other filter, a window, a cursor."""
+    markets = rng.choice(((), (rng.choice(MARKETS),), ("NONE-PERP",), _markets(rng)))
+    start = rng.choice((None, None, T0 + rng.randrange(count)))
+    return Query(
+        markets=markets,
+        exchanges=rng.choice(((), (), tuple(e for e in EXCHANGES if rng.random() < 0.5))),
+        sides=rng.choice(((), (), ("long",), ("short",), ("long", "short"))),
+        min_usd=rng.choice((0.0, 0.0, 1_000.0, float(BIG_USD), 250_000.0)),
+        start_ms=start,
+        end_ms=rng.choice((None, None, (start or T0) + rng.randrange(1, count))),
+        before_seq=rng.choice((None, None, rng.randrange(1, last_seq + 2))),
+        limit=rng.choice((1, 2, 5, 20, 100, 1000)),
+    )
+
+
+def _matching(query: Query, events: list[Liquidation]) -> list[Liquidation]:
+    """Every event ``query`` matches (any markets when it names none), newest seq first."""
+    return _wanted(msgspec.structs.replace(query, markets=query.markets or MARKETS), events)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+async def test_pages_of_one_market_or_none_are_the_old_querys_pages(
+    store: Store, seed: int
+) -> None:
+    # PostgreSQL reads a market's (an exchange's, a side's) page in an order only that
+    # column's index gives (store/sql.py _postgres_arm): same pages, same cursors.
+    rng = random.Random(seed)
+    events = _late_events(rng, 900)
+    await store.append(events)
+    for _ in range(60):
+        query = _any_query(rng, events[-1].seq, len(events))
+        page = await store.query(query)
+        assert page.events == await _old_page(store, query), query
+        got = list(page.events)
+        while page.next_cursor is not None:
+            assert isinstance(page.next_cursor, int)
+            page = await store.query(msgspec.structs.replace(query, before_seq=page.next_cursor))
+            got.extend(page.events)
+        assert got == _matching(query, events), query
+
+
+TAIL = 10_000
+#: Pages whose old plan walked the primary key back through the newest events (all BTC-PERP
+#: longs on bybit), filtering each: a common market (alone, with another, one side, a window
+#: before the newest events), an exchange, a side the newest events are not.
+MISPLANNED = [
+    Query(markets=("ETH-PERP",)),
+    Query(markets=("ETH-PERP", "C3-PERP")),
+    Query(markets=("ETH-PERP",), sides=("short",)),
+    Query(markets=("ETH-PERP",), start_ms=T0 + 30 * 14_000, end_ms=T0 + 30 * 20_000),
+    Query(markets=("ETH-PERP", "C3-PERP"), start_ms=T0 + 30 * 14_000, end_ms=T0 + 30 * 20_000),
+    Query(exchanges=("hyperliquid",)),
+    Query(sides=("short",)),
+]
+
+
+def _rows_read(plan: dict[str, Any]) -> int:
+    """Table rows the plan's scans produced or filtered out, over all loops (a bitmap's index
+    entries are not counted: the rows they point at are, in its heap scan)."""
+    loops = int(plan.get("Actual Loops", 1))
+    read = 0
+    if "Relation Name" in plan:
+        read = (int(plan["Actual Rows"]) + int(plan.get("Rows Removed by Filter", 0))) * loops
+    return read + sum(_rows_read(child) for child in plan.get("Plans", []))
+
+
+@pytest.mark.parametrize("query", MISPLANNED)
+async def test_a_postgres_page_does_not_walk_back_through_the_newest_events(query: Query) -> None:
+    store = await PostgresStore.connect(await _empty_postgres())
+    try:
+        tail = [
+            msgspec.structs.replace(
+                e, market="BTC-PERP", side="long", exchange="bybit", coverage="complete"
+            )
+            for e in _skewed(20_000 + TAIL)[20_000:]
+        ]
+        await store.append(_skewed(20_000) + tail)
+        connection = await psycopg.AsyncConnection.connect(store.url, autocommit=True)
+        async with connection:
+            await connection.execute("ANALYZE liquidations")
+            page = history_page(postgres._SELECT, query, "postgres")
+            cursor = await connection.execute(
+                f"EXPLAIN (ANALYZE, FORMAT JSON) {page.sql}".encode(), page.params
+            )
+            row = await cursor.fetchone()
+        assert row is not None
+        plan = row[0][0]["Plan"]
+        # The page (101 rows an arm) and what its filters drop; the old plan read the
+        # 10,000 newest events first.
+        assert _rows_read(plan) < 3_000, plan
+        assert (await store.query(query)).events == await _old_page(store, query)
+    finally:
+        await store.close()
+
+
+async def test_a_postgres_page_of_a_market_with_a_big_min_usd_walks_its_big_events() -> None:
+    # As on SQLite (liquidations_big_market): the market's big events in seq order, sizes in
+    # the index, where the market's own index read every row of it to check its size.
+    store = await PostgresStore.connect(await _empty_postgres())
+    try:
+        await store.append(_skewed(20_000))
+        connection = await psycopg.AsyncConnection.connect(store.url, autocommit=True)
+        async with connection:
+            await connection.execute("ANALYZE liquidations")
+        plan = await store.explain(Query(markets=("ETH-PERP",), min_usd=250_000))
+        assert "liquidations_big_market" in plan, plan
     finally:
         await store.close()

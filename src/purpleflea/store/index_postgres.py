@@ -1,6 +1,6 @@
 """Indexes a PostgreSQL store gains after it already holds events, built without holding
-the writers: the partial index of big events and the (market, side, seq) index
-(:data:`INDEXES`).
+the writers: the partial index of big events, the (market, side, seq) index and the partial
+index of big events by market (:data:`INDEXES`).
 
 ``CREATE INDEX`` takes a SHARE lock on ``liquidations``: every append of every node waits for
 the whole build. Made in the schema's transaction at a node's start, the partial index of big
@@ -15,7 +15,10 @@ transaction as before (:func:`create_inline`: a few ms).
 The (market, side, seq) index is what a stream's replay of one side of a few markets walks,
 as on SQLite (``liquidations_market_side_seq``): without it PostgreSQL walked both sides of
 every market asked for (``bench/replay_filtered.py --postgres``: 193 pages for one side of
-two markets where SQLite read 88). It is made the same way as the index of big events.
+two markets where SQLite read 88). It is made the same way as the index of big events, and
+so is the index of big events by market (``liquidations_big_market``, as on SQLite): what a
+history page of a market with a big ``min_usd`` walks (:func:`purpleflea.store.sql.history_page`;
+until it is valid the page walks the market's index and checks each row's size).
 
 A concurrent build marks the index invalid while it runs, and leaves it invalid if it fails or
 its connection goes (a node stopped mid-build). Only one node builds at a time (a session
@@ -40,6 +43,10 @@ _NAME = "liquidations_big"
 INDEXES = {
     _NAME: f"ON liquidations (seq, size_usd) WHERE size_usd >= {BIG_USD}",
     "liquidations_market_side_seq": "ON liquidations (market, side, seq)",
+    # A market's page with a big min_usd (store/sql.py _postgres_arm), as SQLite's.
+    "liquidations_big_market": (
+        f"ON liquidations (market, seq, size_usd) WHERE size_usd >= {BIG_USD}"
+    ),
 }
 
 

@@ -297,9 +297,10 @@ class PostgresStore:
             self._filling = asyncio.create_task(self._fill_hourly(), name="fill rollup_1h")
         if build_index:
             log.info(
-                "building the indexes of big events and of (market, side, seq) beside the "
-                "appends (CREATE INDEX CONCURRENTLY); replays with a large min_usd or one side "
-                "of a few markets read more rows until it is done"
+                "building the indexes of big events (and by market) and of (market, side, seq) "
+                "beside the appends (CREATE INDEX CONCURRENTLY); replays with a large min_usd "
+                "or one side of a few markets, and pages of a market with a large min_usd, "
+                "read more rows until it is done"
             )
             self._indexing = asyncio.create_task(self._build_index(), name="index events")
 
@@ -377,7 +378,7 @@ class PostgresStore:
             index_postgres.build_concurrently,
         )
         if built:
-            log.info("indexes of big events and of (market, side, seq) built")
+            log.info("indexes of big events (and by market) and of (market, side, seq) built")
         else:
             log.info("late indexes: another node is building them")
 

@@ -113,36 +113,91 @@ def history_page(select: str, query: Query, dialect: Dialect, *, walk_ts: bool =
 
     Several markets in seq order are one ``UNION ALL`` arm per market, each the one-market
     query, merged by seq: each arm walks its market's index back in seq order and the merge
-    stops at the limit (SQLite's ``MERGE (UNION ALL)``; PostgreSQL's ``Merge Append`` of arms
-    that each stop at the limit: it plans a bare arm's market as a filter, not as the index's
-    order, and sorted them all). One ``market IN (...)`` instead made SQLite read every event
-    of the markets and sort them (BTC + ETH, half of 1M events: 158.7 ms a page,
-    bench/history_by_time.py), and PostgreSQL walk the whole table back for rare ones (an arm
-    costs what its one-market page does: where PostgreSQL misplans that page, a common market
-    absent from the newest events, the merge pays it too; BENCHMARKS.md). Past
+    stops at the limit (SQLite's ``MERGE (UNION ALL)``; on PostgreSQL see
+    :func:`_postgres_arm`). One ``market IN (...)`` instead made SQLite read every event of
+    the markets and sort them (BTC + ETH, half of 1M events: 158.7 ms a page,
+    bench/history_by_time.py), and PostgreSQL walk the whole table back for rare ones. Past
     :data:`MAX_MERGED_MARKETS` the one statement stays: a list that long is most of the
     markets, and SQLite refuses more than 500 arms.
     """
     mark = "?" if dialect == "sqlite" else "%s"
     page = query.limit + 1
+    if dialect == "postgres" and query.order == "seq":
+        driving = _postgres_driving(query)
+        if driving is not None:
+            column, values = driving
+            arms = [_postgres_arm(select, query, column, value, page) for value in values]
+            if len(arms) == 1:
+                return arms[0]
+            return Where(
+                " UNION ALL ".join(f"({arm.sql})" for arm in arms) + f"{order_by(query)} LIMIT %s",
+                [*(param for arm in arms for param in arm.params), page],
+            )
     markets = sorted(set(query.markets))
-    if query.order == "seq" and 1 < len(markets) <= MAX_MERGED_MARKETS:
-        arms: list[str] = []
+    if dialect == "sqlite" and query.order == "seq" and 1 < len(markets) <= MAX_MERGED_MARKETS:
+        arms_sql: list[str] = []
         params: list[Any] = []
         for market in markets:
+            # The compound's ORDER BY is each arm's: SQLite walks each in seq order.
             arm = where(msgspec.structs.replace(query, markets=(market,)), dialect)
-            if dialect == "sqlite":
-                # The compound's ORDER BY is each arm's: SQLite walks each in seq order.
-                arms.append(f"{select}{arm.sql}")
-                params += arm.params
-            else:
-                arms.append(f"({select}{arm.sql}{order_by(query)} LIMIT %s)")
-                params += [*arm.params, page]
-        sql = " UNION ALL ".join(arms)
+            arms_sql.append(f"{select}{arm.sql}")
+            params += arm.params
+        sql = " UNION ALL ".join(arms_sql)
     else:
         found = where(query, dialect, walk_ts=walk_ts)
         sql, params = f"{select}{found.sql}", found.params
     return Where(f"{sql}{order_by(query)} LIMIT {mark}", [*params, page])
+
+
+def _postgres_driving(query: Query) -> tuple[str, list[str]] | None:
+    """The list filter whose index a PostgreSQL page in seq order walks, one arm per value
+    (:func:`_postgres_arm`): the markets, else the exchanges, else the sides, at most
+    :data:`MAX_MERGED_MARKETS` values; None when no list filters or one is longer (then the
+    planner chooses). Without markets, a big ``min_usd`` drives (the planner walks the index of
+    big events in seq order, which an exchange's or side's ordered walk would forgo)."""
+    for column, values in (
+        ("market", query.markets),
+        ("exchange", query.exchanges),
+        ("side", query.sides),
+    ):
+        if column != "market" and query.min_usd >= BIG_USD:
+            return None
+        if values:
+            distinct = sorted(set(values))
+            return (column, distinct) if len(distinct) <= MAX_MERGED_MARKETS else None
+    return None
+
+
+def _postgres_arm(select: str, query: Query, column: str, value: str, page: int) -> Where:
+    """One value's page on PostgreSQL (``page`` rows), in an order only its (column, seq)
+    index gives: ``column`` bounded to ``value`` on both sides instead of ``= value``, and
+    ``ORDER BY column DESC, seq DESC``.
+
+    With ``column = value`` the planner knows the column is constant, so the order is just
+    ``seq DESC``, which the primary key also gives: it then chose between walking the
+    value's index and walking the primary key back with a filter, costing the walk as if
+    the value's events were spread evenly over seq. Where the newest events hold none of
+    them (a store whose newest 764k events are all BTC longs, bench/history.py), that walk
+    read all of those first: an ETH page 157 ms at 10M events, BTC + ETH 103 ms, and a day's
+    window of BTC walked back to the day (1.1 s at 3.8M). Bounded by a range, the column is
+    a sort key the primary key does not give: the planner walks the (column, seq) index (a
+    cursor's seq bound is in the index condition) or, when a time window is narrower, reads
+    the window by ts and sorts it; never the primary key. A big ``min_usd`` adds its literal
+    bound so the partial index of big events by market (``liquidations_big_market``) may
+    be proven to apply.
+    """
+    plural = {"market": "markets", "exchange": "exchanges", "side": "sides"}[column]
+    rest = where(msgspec.structs.replace(query, **{plural: ()}), "postgres")
+    clauses = [f"{column} >= %s AND {column} <= %s"]
+    params: list[Any] = [value, value]
+    if column == "market" and query.min_usd >= BIG_USD:
+        clauses.append(f"size_usd >= {BIG_USD}")
+    if rest.sql:
+        clauses.append(rest.sql.removeprefix(" WHERE "))
+    return Where(
+        f"{select} WHERE {' AND '.join(clauses)} ORDER BY {column} DESC, seq DESC LIMIT %s",
+        [*params, *rest.params, page],
+    )
 
 
 def _hinted(
