@@ -539,7 +539,11 @@ class LoopProbe:
         self.woke_ns = array("q")  # when it woke
         self.beat = time.perf_counter_ns()  # when the task last went to sleep
         self.samples: dict[tuple[str, ...], int] = {}
-        self.stalls: list[tuple[int, int, tuple[str, ...]]] = []  # start, samples, first stack
+        #: start, samples, first stack, and at the first sample and at the last: the time
+        #: and the loop thread's schedstat (ns on a CPU, ns waiting for one)
+        self.stalls: list[
+            tuple[int, int, tuple[str, ...], tuple[int, int, int], tuple[int, int, int]]
+        ] = []
         self.gc_ns: list[tuple[int, int, int]] = []  # generation, start, duration
         self.marks: list[int] = []  # when each phase started
         self.slow_ns = int(slow_ms * 1e6)
@@ -547,6 +551,7 @@ class LoopProbe:
         self._gc_started = 0
         self._stop = threading.Event()
         self._loop_thread = threading.get_ident()
+        self._schedstat = Path(f"/proc/self/task/{threading.get_native_id()}/schedstat")
         self._thread = threading.Thread(target=self._watch, name="loop-probe", daemon=True)
 
     def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
@@ -588,9 +593,19 @@ class LoopProbe:
         import traceback
 
         current: int | None = None  # the beat of the stall being sampled
+
+        def sched() -> tuple[int, int, int]:
+            ran, waited = (int(v) for v in self._schedstat.read_text().split()[:2])
+            return time.perf_counter_ns(), ran, waited
+
         while not self._stop.wait(0.001):
             beat = self.beat
             if time.perf_counter_ns() - beat - 1_000_000 < self.stall_ns:
+                if current is not None:
+                    # Ended: a wait for a CPU is counted when the thread gets one, after the
+                    # stall's last sample, so its end is read once it is over.
+                    start, n, first, began, _ = self.stalls[-1]
+                    self.stalls[-1] = (start, n, first, began, sched())
                 current = None
                 continue
             frame = sys._current_frames().get(self._loop_thread)
@@ -601,12 +616,13 @@ class LoopProbe:
                 for f in traceback.extract_stack(frame)
             )
             self.samples[stack] = self.samples.get(stack, 0) + 1
+            now = sched()
             if current != beat:
                 current = beat
-                self.stalls.append((beat, 1, stack))
+                self.stalls.append((beat, 1, stack, now, now))
             else:
-                start, n, first = self.stalls[-1]
-                self.stalls[-1] = (start, n + 1, first)
+                start, n, first, began, _ = self.stalls[-1]
+                self.stalls[-1] = (start, n + 1, first, began, now)
 
     def mark(self) -> None:
         """A phase starts (the measuring process sends SIGUSR1)."""
@@ -666,13 +682,25 @@ class LoopProbe:
             f"stalls (loop more than {self.stall_ns / 1e6:g} ms late): {len(stalls)}; "
             "the longest, with the first stack sampled in each (innermost frames):"
         )
-        for start, n, stack in sorted(stalls, key=lambda s: -s[1])[:8]:
+        # Over a stall's samples (its first ~stall_ms are before them): the loop thread on a
+        # CPU (the code named), waiting for one (other threads and processes had the cores),
+        # or neither (blocked: I/O such as an fsync, or the GIL another thread holds).
+        lines.append(
+            "(each: the loop thread's time from the stall's first sample to its end, on a "
+            "CPU / waiting for a CPU / blocked)"
+        )
+        for start, n, stack, began, ended in sorted(stalls, key=lambda s: -s[1])[:8]:
+            span_ms = (ended[0] - began[0]) / 1e6
+            ran_ms = (ended[1] - began[1]) / 1e6
+            waited_ms = (ended[2] - began[2]) / 1e6
+            blocked_ms = max(0.0, span_ms - ran_ms - waited_ms)
+            held = f"{ran_ms:.0f} / {waited_ms:.0f} / {blocked_ms:.0f} ms"
             # A collection inside the stall (the samples are ~1 ms apart): the stack sampled
             # then is the allocation that started it, not the collector.
             until = start + (n + 2) * 1_000_000 + self.stall_ns
             inside = [(g, d) for g, t, d in self.gc_ns if start <= t < until]
             during = "".join(f", gc generation {g} {d / 1e6:.1f} ms" for g, d in inside)
-            lines.append(f"- at +{(start - since_ns) / 1e9:.2f} s, {n} samples{during}:")
+            lines.append(f"- at +{(start - since_ns) / 1e9:.2f} s, {n} samples ({held}){during}:")
             lines.extend(f"    {frame}" for frame in _project_frames(stack))
         return "\n".join(lines)
 
