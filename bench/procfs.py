@@ -35,3 +35,10 @@ def status(pid: int) -> dict[str, int]:
 def memory_mb(pid: int, name: str = "VmRSS") -> float:
     """Process ``pid``'s resident memory now (``VmRSS``) or at its peak (``VmHWM``), MB."""
     return status(pid)[name] / 1024
+
+
+def run_queue_seconds(pid: int) -> float:
+    """Seconds the main thread of process ``pid`` (an asyncio server's event loop) has waited
+    for a CPU while runnable: the second field of ``/proc/<pid>/schedstat``. What a machine
+    shared with other processes costs the loop in time, apart from anything it does itself."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9

@@ -13,6 +13,7 @@ import contextlib
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -137,43 +138,73 @@ def ensure_nats() -> str:
 class TcpRelay:
     """A TCP relay to a service (NATS, PostgreSQL) that a test can cut (every connection
     closed, new ones refused) and restore on the same port: the service going away and back
-    as its clients see it, without touching the service other tests share."""
+    as its clients see it, without touching the service other tests share.
+
+    The relay holds its port from :meth:`reserve` (or the first :meth:`open`) to :meth:`close`,
+    outages included: a cut released it and the next open bound its number again, and another
+    process (another test's server binding port 0) could take it in between."""
 
     def __init__(self, host: str, port: int) -> None:
         self.target = (host, port)
         self.port = 0
         self._server: asyncio.Server | None = None
         self._writers: list[asyncio.StreamWriter] = []
-        self._reserved: socket.socket | None = None
+        self._socket: socket.socket | None = None
 
     def reserve(self) -> None:
         """Take the relay's port before :meth:`open`, refusing connections until then: a port
         picked and released for later could be bound by another process meanwhile."""
-        self._reserved = socket.socket()  # without SO_REUSEADDR: nothing else binds it
-        self._reserved.bind(("127.0.0.1", 0))
-        self.port = self._reserved.getsockname()[1]
+        if self._socket is None:
+            self._socket = _held_port()
+            self.port = self._socket.getsockname()[1]
 
     async def open(self) -> None:
-        if self._reserved is not None:  # it listens on the socket that held the port
-            reserved, self._reserved = self._reserved, None
-            self._server = await asyncio.start_server(self._relay, sock=reserved)
-        else:
-            self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
+        """Accept and relay connections (again, after a cut) on the relay's port."""
+        self.reserve()
+        assert self._socket is not None
+        assert self._server is None
+        # asyncio's server closes the socket it serves: it gets a duplicate (which it makes
+        # listen), and the relay's own descriptor keeps the port through a cut.
+        self._server = await asyncio.start_server(self._relay, sock=self._socket.dup())
 
     async def cut(self) -> None:
+        """The service goes away: every connection closed, new ones refused, the port kept."""
         assert self._server is not None
+        assert self._socket is not None
         self._server.close()
-        for writer in self._writers:
+        # Its duplicate closed, the socket still listens: shut down, it listens no more (a
+        # connection is refused) and stays bound, its port having been bound by number.
+        self._socket.shutdown(socket.SHUT_RD)
+        writers, self._writers = self._writers, []
+        for writer in writers:
             writer.transport.abort()
-        self._writers.clear()
+        # Closed on the loop's next turn: until then a connection still holds the port, and
+        # listening on it again would fail (EADDRINUSE).
+        for writer in writers:
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
         await self._server.wait_closed()
+        self._server = None
+
+    async def close(self) -> None:
+        """Cut, if open, and give the port back."""
+        if self._server is not None:
+            await self.cut()
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         # Held from its accept: one accepted while its upstream connection was being made
         # was missed by a cut, and the cut's wait_closed waited for it for ever (a NATS
         # client reconnecting at the moment of the cut; the test timed out in CI).
         self._writers.append(writer)
+        # Ended by a reset, not a FIN: a connection of the port's left in TIME_WAIT by its
+        # close would stop the relay listening on the port again after a cut (the relay's
+        # socket takes no SO_REUSEADDR, which would let another socket bind the port).
+        accepted = writer.get_extra_info("socket")
+        if accepted is not None:
+            accepted.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -192,6 +223,27 @@ class TcpRelay:
             sink.transport.abort()
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+def _held_port() -> socket.socket:
+    """A loopback TCP socket bound to a port by its number, not listening.
+
+    Linux gives back the port of a socket bound to port 0 when a listening socket is shut
+    down, but keeps one bound by number: so the number is found by a first socket bound to 0
+    and bound by the second beside it (both with SO_REUSEPORT, which the second then drops,
+    so that no binding to port 0 shares it), and the first is closed."""
+    with socket.socket() as finder:
+        finder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        finder.bind(("127.0.0.1", 0))
+        held = socket.socket()
+        try:
+            held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            held.bind(finder.getsockname())
+            held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 0)
+        except OSError:
+            held.close()
+            raise
+    return held
 
 
 class StartupOptionsRefusingRelay:

@@ -289,7 +289,7 @@ async def test_a_nats_outage_is_two_log_lines_not_a_traceback_per_retry(
         with contextlib.suppress(Exception):
             await client.jetstream().delete_stream(stream)
         await client.close()
-        await relay.cut()
+        await relay.close()
     lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert [r.name for r in lines] == ["purpleflea.bus.nats", "purpleflea.bus.nats"], [
         r.getMessage() for r in lines
@@ -324,7 +324,7 @@ async def test_a_node_started_before_nats_says_once_that_it_waits_and_when_it_co
         with contextlib.suppress(Exception):
             await client.jetstream().delete_stream(f"PFTEST_{tag}")
         await client.close()
-        await relay.cut()
+        await relay.close()
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(lines) == 2, lines
     assert "NATS not reachable yet" in lines[0]
@@ -361,7 +361,7 @@ async def test_while_disconnected_a_publish_fails_at_once() -> None:
         with contextlib.suppress(Exception):
             await client.jetstream().delete_stream(f"PFTEST_{tag}")
         await client.close()
-        await relay.cut()
+        await relay.close()
 
 
 class _FailingOverStore(SQLiteStore):

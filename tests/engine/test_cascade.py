@@ -484,6 +484,32 @@ def test_a_market_known_only_by_open_interest_is_forgotten_with_its_last_listing
     assert told_again[0]["BTC-20260101"] == told_again[1]["BTC-20260101"]  # type: ignore[index]
 
 
+def test_retire_forgets_silent_markets_that_nothing_holds() -> None:
+    # The server retires a market a week after its last event (pipeline.MARKET_RETIRE_MS):
+    # a market with open interest (a listing alive) or a cascade open keeps its states.
+    engine = CascadeEngine()
+    events = burst("HOT-PERP", T0, count=40, seconds=60, size=20_000_000)
+    _, alerts = run(calm("HOT-PERP", 6, per_hour=60, size=20_000, seed=1) + events, engine)
+    hot_start = T0 + 6 * 3_600_000
+    _, alerts = run(burst("HOT-PERP", hot_start, count=40, seconds=30, size=50_000_000), engine)
+    assert engine.active(), alerts  # its cascade still open: nothing ticked it out
+    engine.observe("GONE-PERP", "long", 10_000.0, 5.0, T0, "bybit")
+    engine.observe("LISTED-PERP", "short", 10_000.0, 5.0, T0, "bybit")
+    engine.set_open_interest("LISTED-PERP", 1e7, "bybit:LISTEDUSDT")
+    later = hot_start + 3_600_000  # after every market's last event
+    assert engine.retire(later) == 1
+    assert sorted(engine.export_state()["markets"]) == ["HOT-PERP", "LISTED-PERP"]  # type: ignore[call-overload]
+    engine.set_open_interest("LISTED-PERP", 0.0, "bybit:LISTEDUSDT")
+    assert engine.retire(T0) == 0  # an event at the time itself is not before it
+    assert engine.retire(later) == 1  # its listing gone, LISTED goes
+    # Liquidated again, a retired market starts as one never seen.
+    again = CascadeEngine()
+    for told in (engine, again):
+        told.observe("GONE-PERP", "long", 10_000.0, 5.0, hot_start, "bybit")
+    states = [e.export_state()["markets"]["GONE-PERP"] for e in (engine, again)]  # type: ignore[index]
+    assert states[0] == states[1]
+
+
 def test_without_open_interest_the_price_move_sizes_the_burst() -> None:
     """Open interest unknown: the same liquidations are a cascade when they push the price
     their way (longs' forced sales down) and not when the price rises through them; once open

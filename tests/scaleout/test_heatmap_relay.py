@@ -188,7 +188,7 @@ async def test_while_nats_is_away_heatmaps_wait_quietly_and_go_out_when_it_is_ba
             await publisher
         await ingest.close()
         await api.close()
-        await relay.cut()
+        await relay.close()
         client = await nats.connect(ensure_nats())
         with contextlib.suppress(Exception):
             await client.jetstream().delete_stream(f"PFHM_{tag}_HEATMAPS")

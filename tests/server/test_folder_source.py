@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 
+from purpleflea.commands.export import write_csv
 from purpleflea.model import Liquidation
 from purpleflea.server.folder_source import mixed_source, newest_event_id
 from purpleflea.server.sources import SIM_STATE_FILE
+from purpleflea.store.coverage import imported_hours, open_coverage_store
 from purpleflea.store.sqlite import SQLiteStore
 from tests.events import stored_event
 
@@ -111,3 +115,76 @@ async def test_serve_says_so_in_one_line_before_opening_anything(tmp_path: Path)
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("purpleflea serve: data dir"), done.stderr
     assert "Purple Flea tracker" not in done.stdout
+
+
+#: A real Hyperliquid liquidation's id (the normalizer's: hash, liquidated user, coin, tid).
+_HL_ID = "hyperliquid:0x{:064x}:0x{:040x}:BTC:{}"
+
+
+def _real_hyperliquid(count: int) -> list[Liquidation]:
+    return [
+        stored_event(
+            i,
+            id=_HL_ID.format(i, i, 400_000_000_000_000 + i),
+            exchange="hyperliquid",
+            symbol="BTC",
+            market="BTC-PERP",
+        )
+        for i in range(1, count + 1)
+    ]
+
+
+async def _exported(path: Path, events: list[Liquidation]) -> Path:
+    async def pages() -> AsyncIterator[list[Liquidation]]:
+        yield events
+
+    await write_csv(pages(), path)
+    return path
+
+
+async def test_importing_real_history_into_the_simulator_s_folder_is_refused(
+    tmp_path: Path,
+) -> None:
+    # The demo and `purpleflea import` both default to ./data. Real Hyperliquid history (an
+    # export of a live tracker's folder) imported after a demo was stored beside the
+    # simulated market, and `serve` then continued the simulator on top of it: the
+    # simulator's own Hyperliquid-shaped events are passed over in the folder rule, so the
+    # real ones were too.
+    data, db = await _folder(tmp_path, "sim-0-1796578858728")
+    (data / SIM_STATE_FILE).write_bytes(b"")
+    export = await _exported(tmp_path / "hyperliquid.csv", _real_hyperliquid(3))
+    done = subprocess.run(
+        [sys.executable, "-m", "purpleflea.cli", "import", "--data-dir", str(data),
+         "--no-progress", str(export)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"purpleflea import: data dir {data} holds a simulated market")
+    assert "--data-dir" in lines[0]
+    assert newest_event_id(db) == "sim-0-1796578858728:3"  # nothing stored
+
+
+async def test_a_simulator_s_folder_that_real_history_was_imported_into_is_refused_to_it(
+    tmp_path: Path,
+) -> None:
+    # A folder an import reached before the importer refused it (what that import left: the
+    # events, and their hours in the imported hours' table): the simulator is refused it by
+    # those hours, whichever exchange's they are.
+    data, db = await _folder(tmp_path, "sim-0-1796578858728")
+    (data / SIM_STATE_FILE).write_bytes(b"")
+    real = [replace(e, seq=e.seq + 3) for e in _real_hyperliquid(3)]  # after the sim's 3
+    await _append(db, real)
+    coverage = open_coverage_store(str(db))
+    try:
+        await coverage.record_imported(imported_hours(real))
+    finally:
+        await coverage.close()
+    refusal = mixed_source(data, db, "sim")
+    assert refusal is not None
+    assert str(data) in refusal
+    assert "imported" in refusal
+    assert "hyperliquid" in refusal
+    assert "--data-dir" in refusal
+    assert mixed_source(data, db, "live") is not None  # still the simulator's market too

@@ -372,6 +372,9 @@ class _Swept:
     def note_price(self, market: str, price: float) -> None:
         self.prices.append((market, price))
 
+    def retire_prices(self, market: str) -> bool:  # pragma: no cover - no market retires here
+        return True
+
     def on_snapshot(self, snapshot: object) -> None:  # pragma: no cover - not fed here
         raise AssertionError("no snapshot in this test")
 

@@ -20,6 +20,10 @@ command: the files of one command are checked first, then appended together, mer
 (two recordings of the same hours go in as their union, in either order). Otherwise import
 older files first, or into another data folder.
 
+A data folder holds one market (docs/live.md): a folder the simulator made (its state file, or
+simulated events) takes no import, refused in one line before anything is read; imported there,
+recorded events (real Hyperliquid history too) became one history with the simulated market's.
+
 A recording holds no connection sessions, so no uptime is known for its hours: each imported
 exchange-hour is recorded with its events, first and last ``ts`` and coverage tag, and
 ``GET /v1/coverage`` lists it under ``imported`` (docs/coverage.md).
@@ -565,6 +569,10 @@ def _remove_spools(data_dir: Path) -> None:
         left.unlink(missing_ok=True)
 
 
+class SimulatedFolder(ValueError):
+    """The data folder holds the simulator's market: no recorded history goes into it."""
+
+
 async def import_files(
     paths: Sequence[Path],
     data_dir: Path,
@@ -581,6 +589,17 @@ async def import_files(
     the order the files are given in does not matter. A path that is no regular file (a
     pipe) is read from a copy (:func:`spooled`), removed at the end."""
     db_path = data_dir / DB_NAME
+    from purpleflea.server.folder_source import simulated_market  # noqa: PLC0415
+
+    simulated = simulated_market(data_dir, db_path)
+    if simulated is not None:
+        # Stored beside the simulated market, recorded events became one history with it,
+        # and `serve` (the simulator, both default to ./data) continued on top of them.
+        raise SimulatedFolder(
+            f"data dir {data_dir} holds a simulated market ({simulated}); recorded history "
+            "imported there would be one history with it: import into another --data-dir "
+            "(or remove this one to start over)"
+        )
     _remove_spools(data_dir)
     # Read before any file: a damaged mark stops the command in one line (BadSeqMark), not
     # with a traceback after every file was read.
@@ -774,7 +793,7 @@ def run(args: argparse.Namespace) -> int:
                     progress=not args.no_progress,
                 )
             )
-    except (DataDirBusy, BadSeqMark, StoreReplaced) as exc:
+    except (DataDirBusy, BadSeqMark, StoreReplaced, SimulatedFolder) as exc:
         print(f"purpleflea import: {exc}", file=sys.stderr)
         return 2
     for report in reports:

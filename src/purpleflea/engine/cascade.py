@@ -530,6 +530,26 @@ class CascadeEngine:
             state.oi_on = on
             state.oi_log = oi_log
 
+    def retire(self, before_ms: int) -> int:
+        """Forget every market whose last event came before ``before_ms`` (event time) and
+        that holds no open interest and no cascade: a dated future that expired, a listing
+        delisted. Its states kept its baseline, decayed to almost nothing long since (the
+        server retires after a week, ``baseline_tau_s`` is a day), for good: one entry a
+        market ever liquidated. A market liquidated again starts anew. Returns how many."""
+        gone = [
+            market
+            for market, (long, short) in self._states.items()
+            if long.last_ts < before_ms
+            and short.last_ts < before_ms
+            and market not in self._oi
+            and long.cascade is None
+            and short.cascade is None
+        ]
+        for market in gone:
+            del self._states[market]
+            self._oi_yard.pop(market, None)
+        return len(gone)
+
     def export_state(self) -> dict[str, object]:
         """Everything the engine knows, as plain data (lists, dicts, numbers, strings): what
         :meth:`restore_state` needs to continue exactly where this engine is, for a process

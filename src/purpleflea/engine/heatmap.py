@@ -528,6 +528,10 @@ class HeatmapModel:
         """Every market with a listing reported within ``retire_after_h``, sorted."""
         return tuple(sorted(self._books))
 
+    def lists(self, market: str) -> bool:
+        """Whether ``market`` has a listing reported within ``retire_after_h``."""
+        return market in self._books
+
     def heatmap(
         self,
         market: str,

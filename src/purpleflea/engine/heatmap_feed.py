@@ -135,6 +135,15 @@ class HeatmapFeed:
             self._range[market] = (found[0], price)
         # Within the range (most prices, at crash rates once per event): nothing to build.
 
+    def retire_prices(self, market: str) -> bool:
+        """Forget the prices noted of ``market``, whose events stopped (the tracker retires
+        it), unless it is listed: False, and nothing forgotten, while a listing of it is
+        (its range goes at its next snapshot)."""
+        if self.model.lists(market):
+            return False
+        self._range.pop(market, None)
+        return True
+
     def on_snapshot(self, snapshot: MarketSnapshot) -> None:
         market = snapshot.market
         if self._unconfirmed:

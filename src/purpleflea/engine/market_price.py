@@ -39,3 +39,7 @@ class MarketPrice:
             self._filled.add(market)
             return True
         return market not in self._filled
+
+    def forget(self, market: str) -> None:
+        """``market`` is gone (retired): its next event is its first."""
+        self._filled.discard(market)

@@ -5,6 +5,12 @@ with ``--source live`` served the simulated events as the live market's history,
 simulator's uptime as the exchanges' coverage and sent the simulated cascades' "exhausted"
 alerts at the live start; the simulator started in a folder of live events mixes the other
 way. :func:`mixed_source` names the conflict before the server opens anything.
+
+Recorded history (``purpleflea import``) is real events too, whichever venue's: the importer
+refuses a simulator's folder (:func:`simulated_market`), and the simulator refuses a folder
+any history was imported into (its imported hours, ``coverage_imports``). Without the second,
+real Hyperliquid history imported after a demo (both default to ``./data``) was continued by
+the simulator: its own Hyperliquid-shaped events are passed over, so the real ones were too.
 """
 
 from __future__ import annotations
@@ -41,6 +47,35 @@ def newest_event_id(db_path: Path, besides: Sequence[str] = ()) -> str | None:
     return str(row[0]) if row is not None else None
 
 
+def imported_exchanges(db_path: Path) -> list[str]:
+    """The exchanges whose history was imported into the store (``purpleflea import`` records
+    every imported exchange-hour), sorted; empty for none or no store yet."""
+    if not db_path.exists():
+        return []
+    try:
+        db = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return []  # the store's own open says what is wrong with it
+    try:
+        rows = db.execute("SELECT DISTINCT exchange FROM coverage_imports ORDER BY 1").fetchall()
+    except sqlite3.Error:
+        return []  # no table: nothing was imported
+    finally:
+        db.close()
+    return [str(row[0]) for row in rows]
+
+
+def simulated_market(data_dir: Path, db_path: Path) -> str | None:
+    """What makes ``data_dir`` the simulator's folder (its state file, or its newest event's
+    simulated id), or None."""
+    if (data_dir / SIM_STATE_FILE).exists():
+        return f"its state {SIM_STATE_FILE}"
+    newest = newest_event_id(db_path)
+    if newest is not None and newest.startswith(SIM_ID_PREFIX):
+        return f"the newest: {newest!r}"
+    return None
+
+
 def simulated_venues() -> tuple[str, ...]:
     """The exchanges whose share of the simulated market the simulator's folder holds under
     ids shaped as the venue's own (its simulated accounts, sampled as the real ones are)."""
@@ -67,9 +102,15 @@ def mixed_source(data_dir: Path, db_path: Path, source: str) -> str | None:
                 f"data dir {data_dir} holds real events (the newest: {newest!r}); the "
                 f"simulator would add its market to their history: {other_folder}"
             )
+        imported = imported_exchanges(db_path)
+        if imported:
+            return (
+                f"data dir {data_dir} holds imported history (of {', '.join(imported)}); the "
+                f"simulator would add its market to it: {other_folder}"
+            )
         return None
-    if simulated_state or (newest is not None and newest.startswith(SIM_ID_PREFIX)):
-        what = f"its state {SIM_STATE_FILE}" if simulated_state else f"the newest: {newest!r}"
+    what = simulated_market(data_dir, db_path)
+    if what is not None:
         return (
             f"data dir {data_dir} holds a simulated market ({what}); --source {source} would "
             f"serve its events as the real market's history: {other_folder}"

@@ -142,6 +142,9 @@ class PublishingSink:
     def note_price(self, market: str, price: float) -> None:
         self.feed.note_price(market, price)
 
+    def retire_prices(self, market: str) -> bool:
+        return self.feed.retire_prices(market)
+
     def on_snapshot(self, snapshot: MarketSnapshot) -> None:
         self.feed.on_snapshot(snapshot)  # raises ValueError for a bad one: nothing changed
         self.changed.add(snapshot.market)

@@ -217,7 +217,8 @@ def _data_paths(exchanges: tuple[str, ...]) -> dict[str, Schema]:
         "/v1/markets": {
             "get": _operation(
                 "listMarkets",
-                "Markets seen, with 24 h liquidation totals.",
+                "Markets seen, with 24 h liquidation totals (a market with no event for 7 "
+                "days and no listing is dropped: an expired future, a delisted coin).",
                 _ok(ref("Markets")),
                 errors=(400,),  # it takes no parameter: ?market= is refused, not ignored
             )

@@ -65,6 +65,27 @@ class SnapshotSink(Protocol):
 
     def note_price(self, market: str, price: float) -> None: ...
 
+    def retire_prices(self, market: str) -> bool:
+        """Forget what ``market``'s prices left, unless it is listed (then False)."""
+        ...
+
+
+@runtime_checkable
+class RetiresMarkets(Protocol):
+    """A scorer that forgets the markets silent since a time (the cascade engine)."""
+
+    def retire(self, before_ms: int) -> int: ...
+
+
+#: A market whose last event is this much older (by events' time) than the newest event, and
+#: that no listing keeps (the heatmap's, the engine's open interest), is retired: the entries
+#: its events made (the market list /v1/markets reads, the market price's first fill, the
+#: heatmap's price range, the cascade engine's states) go, as its listings went from the
+#: heatmap. Kept, every dated future and delisted coin ever liquidated stayed for good.
+MARKET_RETIRE_MS = 7 * 86_400_000
+#: How often (events' time) markets are looked at for retiring.
+_RETIRE_EVERY_MS = 3_600_000
+
 
 #: Stored cascades read at a restart's handover (the latest state of each, newest first).
 _HANDOVER_LIMIT = 1000
@@ -186,6 +207,9 @@ class Pipeline:
         #: logged once when it starts and once when it ends).
         self._publishing = OutageRecord()
         self.markets: dict[str, MarketState] = {}
+        #: Markets retired (:data:`MARKET_RETIRE_MS`), and the events' time of the next look.
+        self.markets_retired = 0
+        self._next_retire_ms = 0
         self.clock_ms = 0
         self._wakeup = asyncio.Event()
         self._flushed_at = -1e9  # time.monotonic() when the last flush ended
@@ -697,6 +721,27 @@ class Pipeline:
                 state.last_price, state.price_ts = event.price, event.ts
             state.last_ts = max(state.last_ts, event.ts)
             state.exchanges.add(event.exchange)
+        # The events' time, not beyond their arrival: one stamped in a later year (a venue's
+        # bug) would retire every market at once.
+        now = min(event.ts, event.received_at)
+        if now >= self._next_retire_ms:
+            self._retire_markets(now)
+
+    def _retire_markets(self, now_ms: int) -> None:
+        """Retire the markets no event came for in :data:`MARKET_RETIRE_MS` before ``now_ms``
+        that nothing lists."""
+        self._next_retire_ms = now_ms + _RETIRE_EVERY_MS
+        before = now_ms - MARKET_RETIRE_MS
+        if isinstance(self.scorer, RetiresMarkets):
+            self.scorer.retire(before)
+        for market, state in list(self.markets.items()):
+            if state.last_ts >= before:
+                continue
+            if self.heatmap is not None and not self.heatmap.retire_prices(market):
+                continue  # listed: its last price stays on /v1/markets beside its heatmap
+            del self.markets[market]
+            self._prices.forget(market)
+            self.markets_retired += 1
 
     async def _tick_loop(self, interval: float) -> None:
         while True:
