@@ -8,7 +8,8 @@ tracker's plan lock (no plan is open: every event the engine scored is stored, n
 scored), writes the engine's exported state to ``FOLDER/live.engine`` (msgpack) and its
 checkpoints' count and CPU to ``FOLDER/live.json``, and sends itself SIGKILL: nothing of a
 clean stop runs, as after ``kill -9``. ``CHECKPOINT_S``: the tracker's ``checkpoint_s``
-(0: none, the restart warms the engine as before checkpoints).
+(0: none, and the start's checkpoint and the journal removed before the kill: the restart
+warms the engine as before checkpoints).
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ async def _serve_then_die(
                 "checkpoint_cpu_s": tracker.checkpoint_cpu_s,
             }
             (folder / "live.json").write_text(json.dumps(told))
+            saved = tracker.engine_state
+            if checkpoint_s == 0 and saved is not None:  # not even the start's: it warms
+                for state in saved.path.parent.glob(saved.path.name + "*"):
+                    state.unlink()
             os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -1,0 +1,224 @@
+"""What the cascade engine is told besides the stored events, kept beside the store for a crash.
+
+A restart after a crash continues the newest checkpoint of the engine (:mod:`.engine_state`)
+and replays the events stored after it. Live, the engine was also told, between those events:
+
+- each market side's fuel ratio (:meth:`CascadeEngine.set_fuel`, from the heatmap at each
+  snapshot), which no store row holds: the heatmap's model is rebuilt at a start, not
+  continued, and its running average of each side's fuel is in no file;
+- each listing's open interest (:meth:`CascadeEngine.set_open_interest`), of which the store
+  keeps market totals sampled to 0.5 % moves (the open interest recorder), not the listings;
+- the ticks on the wall clock, which move a followed side's buckets and may end its cascade;
+  only the ticks that ended one leave a stored alert.
+
+None of these can be derived from what the store holds, so each is written here as it is
+told, with the position it was told at: the last seq handed out then (every event scored
+before it has a seq at or below it, every event after it one above). A replay applies each
+record before the first stored event above its position, in the order written.
+
+The journal is a file beside the store, ``<store file>.engine.journal``, of length-prefixed
+msgpack records, appended with one ``write`` per snapshot or tick (in the OS at once: a
+SIGKILL loses nothing written; fsynced at each checkpoint only, so a power loss may take its
+tail as it may take the store's). Each checkpoint begins a new file (the one before it is kept
+as ``.prev``) starting with a marker that names the checkpoint (a random number also in the
+state file): a replay reads from the marker of the state it continued, and with no such
+marker (a state written by an older version, or a journal lost) none of it. So the files
+hold the records of two checkpoint intervals at most.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+
+from purpleflea.engine.heatmap_feed import FuelSink
+from purpleflea.model import Side
+
+log = logging.getLogger("purpleflea.engine_journal")
+
+#: The journal's name after the engine state file's: ``purpleflea.sqlite.engine.journal``.
+SUFFIX = ".journal"
+PREVIOUS = ".prev"
+
+_LENGTH = struct.Struct("<I")
+
+
+class Mark(msgspec.Struct, array_like=True, tag="m"):
+    """A checkpoint begins here: ``nonce`` is written in its state file too."""
+
+    nonce: int
+    seq: int
+
+
+class Fuel(msgspec.Struct, array_like=True, tag="f"):
+    position: int
+    market: str
+    side: Side
+    ratio: float
+
+
+class OpenInterest(msgspec.Struct, array_like=True, tag="o"):
+    position: int
+    market: str
+    usd: float
+    instrument: str
+
+
+class Tick(msgspec.Struct, array_like=True, tag="t"):
+    position: int
+    now_ms: int
+
+
+Told = Fuel | OpenInterest | Tick
+_Record = Mark | Fuel | OpenInterest | Tick
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(_Record).decode
+
+
+def new_nonce() -> int:
+    """A checkpoint's name in the journal (63 random bits: msgpack's signed integers)."""
+    return secrets.randbits(63)
+
+
+class EngineJournal:
+    """The journal files beside the engine state file ``state_file``."""
+
+    def __init__(self, state_file: str | Path) -> None:
+        state_file = Path(state_file)
+        self.path = state_file.with_name(state_file.name + SUFFIX)
+        self.previous = self.path.with_name(self.path.name + PREVIOUS)
+        self._fd: int | None = None
+        self._buffer = bytearray()
+        #: Records written and bytes written (the files' growth), write failures.
+        self.records = 0
+        self.bytes = 0
+        self.failures = 0
+
+    @property
+    def recording(self) -> bool:
+        """Whether what the engine is told is written (from the first :meth:`begin` on)."""
+        return self._fd is not None
+
+    def begin(self, nonce: int, seq: int) -> None:
+        """A checkpoint named ``nonce`` was exported with the store ending at ``seq``: the
+        current file becomes the previous one and a new one starts with its marker. On the
+        engine's thread, right at the export (nothing told between them). An ``OSError``
+        leaves the journal not recording (no records without their checkpoint's marker)."""
+        self.close()
+        try:
+            if self.path.exists():
+                os.replace(self.path, self.previous)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
+        except OSError as exc:
+            self.failures += 1
+            log.warning("%s: could not start the engine journal: %s", self.path, exc)
+            return
+        self._add(Mark(nonce, seq))
+        self.flush()
+
+    def sync(self) -> None:
+        """fsync the current file (its marker before the checkpoint's state is written)."""
+        fd = self._fd
+        if fd is not None:
+            os.fsync(fd)
+
+    def told(self, record: Told) -> None:
+        """The engine was told ``record`` (buffered until :meth:`flush`)."""
+        if self._fd is not None:
+            self._add(record)
+
+    def _add(self, record: _Record) -> None:
+        data = _encode(record)
+        self._buffer += _LENGTH.pack(len(data))
+        self._buffer += data
+        self.records += 1
+
+    def flush(self) -> None:
+        """Hand what is buffered to the OS (it then outlives the process). A failure (a full
+        disk) stops the journal until the next checkpoint begins another: a replay of records
+        with a gap would tell the engine part of what it was told."""
+        fd, buffer = self._fd, self._buffer
+        if fd is None or not buffer:
+            return
+        try:
+            written = os.write(fd, buffer)
+            while written < len(buffer):
+                written += os.write(fd, memoryview(buffer)[written:])
+        except OSError as exc:
+            self.failures += 1
+            log.warning(
+                "%s: could not write the engine journal (%s): stopped until the next checkpoint",
+                self.path,
+                exc,
+            )
+            self.close()
+            # The marker's records are incomplete now: a replay must not use them.
+            self.path.unlink(missing_ok=True)
+            return
+        finally:
+            buffer.clear()
+        self.bytes += written
+
+    def close(self) -> None:
+        self.flush()
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def after(self, nonce: int) -> list[Told] | None:
+        """The records written after the marker ``nonce``, in order (the previous file and then
+        the current one), or None when neither holds that marker. A torn last record (a write
+        cut short) ends the records."""
+        found: list[Told] | None = None
+        for path in (self.previous, self.path):
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            at = 0
+            while at + _LENGTH.size <= len(data):
+                (size,) = _LENGTH.unpack_from(data, at)
+                end = at + _LENGTH.size + size
+                if end > len(data):
+                    break
+                try:
+                    record = _decode(data[at + _LENGTH.size : end])
+                except msgspec.DecodeError as exc:
+                    log.warning(
+                        "%s: unreadable record at byte %d (%s): the rest ignored", path, at, exc
+                    )
+                    break
+                at = end
+                if isinstance(record, Mark):
+                    if record.nonce == nonce:
+                        found = []
+                elif found is not None:
+                    found.append(record)
+        return found
+
+
+class JournaledFuel:
+    """The heatmap's hooks into the engine, each call told to ``journal`` once the engine
+    took it, at ``position()`` (the last seq handed out)."""
+
+    def __init__(self, engine: FuelSink, journal: EngineJournal, position: Callable[[], int]):
+        self.engine = engine
+        self.journal = journal
+        self.position = position
+
+    def set_fuel(self, market: str, side: Side, ratio: float) -> None:
+        self.engine.set_fuel(market, side, ratio)
+        if self.journal.recording:
+            self.journal.told(Fuel(self.position(), market, side, ratio))
+
+    def set_open_interest(self, market: str, usd: float, instrument: str = "") -> None:
+        self.engine.set_open_interest(market, usd, instrument)
+        if self.journal.recording:
+            self.journal.told(OpenInterest(self.position(), market, usd, instrument))
