@@ -17,13 +17,13 @@ before it has a seq at or below it, every event after it one above). A replay ap
 record before the first stored event above its position, in the order written.
 
 The journal is a file beside the store, ``<store file>.engine.journal``, of length-prefixed
-msgpack records, appended with one ``write`` per snapshot or tick (in the OS at once: a
-SIGKILL loses nothing written; fsynced at each checkpoint only, so a power loss may take its
-tail as it may take the store's). Each checkpoint begins a new file (the one before it is kept
-as ``.prev``) starting with a marker that names the checkpoint (a random number also in the
-state file): a replay reads from the marker of the state it continued, and with no such
-marker (a state written by an older version, or a journal lost) none of it. So the files
-hold the records of two checkpoint intervals at most.
+msgpack frames (:class:`EngineJournal`), appended with one ``write`` per snapshot or tick (in
+the OS at once: a SIGKILL loses nothing written; fsynced at each checkpoint only, so a power
+loss may take its tail as it may take the store's). Each checkpoint begins a new file (the
+one before it is kept as ``.prev``) starting with a marker that names the checkpoint (a
+random number also in the state file): a replay reads from the marker of the state it
+continued, and with no such marker (a state written by an older version, or a journal lost)
+none of it. So the files hold the records of two checkpoint intervals at most.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import secrets
 import struct
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import msgspec
 
@@ -47,39 +48,39 @@ SUFFIX = ".journal"
 PREVIOUS = ".prev"
 
 _LENGTH = struct.Struct("<I")
+#: A frame's first item: a marker's (a told frame's is a position, never below 0).
+_MARK = -1
+#: Each told item's first field.
+_FUEL_LONG, _FUEL_SHORT, _OPEN_INTEREST, _TICK = 0, 1, 2, 3
 
 
-class Mark(msgspec.Struct, array_like=True, tag="m"):
-    """A checkpoint begins here: ``nonce`` is written in its state file too."""
-
-    nonce: int
-    seq: int
-
-
-class Fuel(msgspec.Struct, array_like=True, tag="f"):
+class Fuel(NamedTuple):
     position: int
     market: str
     side: Side
     ratio: float
 
 
-class OpenInterest(msgspec.Struct, array_like=True, tag="o"):
+class OpenInterest(NamedTuple):
     position: int
     market: str
     usd: float
     instrument: str
 
 
-class Tick(msgspec.Struct, array_like=True, tag="t"):
+class Tick(NamedTuple):
     position: int
     now_ms: int
 
 
 Told = Fuel | OpenInterest | Tick
-_Record = Mark | Fuel | OpenInterest | Tick
 
 _encode = msgspec.msgpack.Encoder().encode
-_decode = msgspec.msgpack.Decoder(_Record).decode
+_decode = msgspec.msgpack.Decoder().decode
+
+
+class Unreadable(ValueError):
+    """A frame that is not one this module writes."""
 
 
 def new_nonce() -> int:
@@ -88,7 +89,15 @@ def new_nonce() -> int:
 
 
 class EngineJournal:
-    """The journal files beside the engine state file ``state_file``."""
+    """The journal files beside the engine state file ``state_file``.
+
+    Each file is a run of frames, a 4-byte length and msgpack: a marker ``[-1, nonce, seq]``
+    or the things told at one position, ``[position, item, ...]``, each item ``[0 | 1, market,
+    ratio]`` (a long or short side's fuel), ``[2, market, usd, instrument]`` or ``[3, now_ms]``
+    (a tick). A name is written out the first time a file holds it and by its number (the
+    order names first appeared in the file) after that: a snapshot's three calls take ~48
+    bytes instead of ~112.
+    """
 
     def __init__(self, state_file: str | Path) -> None:
         state_file = Path(state_file)
@@ -96,7 +105,9 @@ class EngineJournal:
         self.previous = self.path.with_name(self.path.name + PREVIOUS)
         self._fd: int | None = None
         self._buffer = bytearray()
-        #: Records written and bytes written (the files' growth), write failures.
+        self._names: dict[str, int] = {}
+        self._frame: list[object] = []  # [position, item, ...] not yet encoded
+        #: Records told and bytes written (the files' growth), write failures.
         self.records = 0
         self.bytes = 0
         self.failures = 0
@@ -112,6 +123,7 @@ class EngineJournal:
         engine's thread, right at the export (nothing told between them). An ``OSError``
         leaves the journal not recording (no records without their checkpoint's marker)."""
         self.close()
+        self._names.clear()
         try:
             if self.path.exists():
                 os.replace(self.path, self.previous)
@@ -120,7 +132,7 @@ class EngineJournal:
             self.failures += 1
             log.warning("%s: could not start the engine journal: %s", self.path, exc)
             return
-        self._add(Mark(nonce, seq))
+        self._add_frame([_MARK, nonce, seq])
         self.flush()
 
     def sync(self) -> None:
@@ -131,21 +143,49 @@ class EngineJournal:
 
     def told(self, record: Told) -> None:
         """The engine was told ``record`` (buffered until :meth:`flush`)."""
-        if self._fd is not None:
-            self._add(record)
+        if self._fd is None:
+            return
+        if self._frame and self._frame[0] != record.position:
+            self._end_frame()
+        frame = self._frame
+        if not frame:
+            frame.append(record.position)
+        if isinstance(record, Fuel):
+            side = _FUEL_LONG if record.side == "long" else _FUEL_SHORT
+            frame.append((side, self._name(record.market), record.ratio))
+        elif isinstance(record, OpenInterest):
+            market, instrument = self._name(record.market), self._name(record.instrument)
+            frame.append((_OPEN_INTEREST, market, record.usd, instrument))
+        else:
+            frame.append((_TICK, record.now_ms))
+        self.records += 1
 
-    def _add(self, record: _Record) -> None:
-        data = _encode(record)
+    def _name(self, name: str) -> int | str:
+        """``name``'s number in this file, or ``name`` itself the first time (numbered then)."""
+        number = self._names.get(name)
+        if number is None:
+            self._names[name] = len(self._names)
+            return name
+        return number
+
+    def _end_frame(self) -> None:
+        if self._frame:
+            self._add_frame(self._frame)
+            self._frame = []
+
+    def _add_frame(self, frame: list[object]) -> None:
+        data = _encode(frame)
         self._buffer += _LENGTH.pack(len(data))
         self._buffer += data
-        self.records += 1
 
     def flush(self) -> None:
         """Hand what is buffered to the OS (it then outlives the process). A failure (a full
         disk) stops the journal until the next checkpoint begins another: a replay of records
         with a gap would tell the engine part of what it was told."""
+        self._end_frame()
         fd, buffer = self._fd, self._buffer
         if fd is None or not buffer:
+            buffer.clear()
             return
         try:
             written = os.write(fd, buffer)
@@ -158,12 +198,12 @@ class EngineJournal:
                 self.path,
                 exc,
             )
+            buffer.clear()
             self.close()
             # The marker's records are incomplete now: a replay must not use them.
             self.path.unlink(missing_ok=True)
             return
-        finally:
-            buffer.clear()
+        buffer.clear()
         self.bytes += written
 
     def close(self) -> None:
@@ -174,14 +214,15 @@ class EngineJournal:
 
     def after(self, nonce: int) -> list[Told] | None:
         """The records written after the marker ``nonce``, in order (the previous file and then
-        the current one), or None when neither holds that marker. A torn last record (a write
-        cut short) ends the records."""
+        the current one), or None when neither holds that marker. A torn last frame (a write
+        cut short) or an unreadable one ends its file's records."""
         found: list[Told] | None = None
         for path in (self.previous, self.path):
             try:
                 data = path.read_bytes()
             except FileNotFoundError:
                 continue
+            names: list[str] = []
             at = 0
             while at + _LENGTH.size <= len(data):
                 (size,) = _LENGTH.unpack_from(data, at)
@@ -189,19 +230,53 @@ class EngineJournal:
                 if end > len(data):
                     break
                 try:
-                    record = _decode(data[at + _LENGTH.size : end])
-                except msgspec.DecodeError as exc:
-                    log.warning(
-                        "%s: unreadable record at byte %d (%s): the rest ignored", path, at, exc
-                    )
+                    frame = _decode(data[at + _LENGTH.size : end])
+                    if not isinstance(frame, list) or not frame:
+                        raise Unreadable("not a frame")
+                    if frame[0] == _MARK:
+                        if frame[1] == nonce:
+                            found = []
+                    elif found is not None:
+                        found += _items(frame, names)
+                    else:
+                        _items(frame, names)  # numbers the names it introduces
+                except (msgspec.DecodeError, Unreadable, IndexError, TypeError) as exc:
+                    log.warning("%s: unreadable at byte %d (%s): the rest ignored", path, at, exc)
                     break
                 at = end
-                if isinstance(record, Mark):
-                    if record.nonce == nonce:
-                        found = []
-                elif found is not None:
-                    found.append(record)
         return found
+
+
+def _items(frame: list[object], names: list[str]) -> list[Told]:
+    """The records of one told frame, ``names`` the file's so far (extended)."""
+
+    def name(value: object) -> str:
+        if isinstance(value, str):
+            names.append(value)
+            return value
+        if isinstance(value, int) and 0 <= value < len(names):
+            return names[value]
+        raise Unreadable(f"name {value!r} not introduced")
+
+    position = frame[0]
+    if not isinstance(position, int) or position < 0:
+        raise Unreadable(f"position {position!r}")
+    out: list[Told] = []
+    for item in frame[1:]:
+        if not isinstance(item, list) or not item:
+            raise Unreadable(f"item {item!r}")
+        kind = item[0]
+        if kind in (_FUEL_LONG, _FUEL_SHORT) and len(item) == 3:
+            side: Side = "long" if kind == _FUEL_LONG else "short"
+            out.append(Fuel(position, name(item[1]), side, float(item[2])))
+        elif kind == _OPEN_INTEREST and len(item) == 4:
+            market = name(item[1])
+            out.append(OpenInterest(position, market, float(item[2]), name(item[3])))
+        elif kind == _TICK and len(item) == 2 and isinstance(item[1], int):
+            out.append(Tick(position, item[1]))
+        else:
+            raise Unreadable(f"item {item!r}")
+    return out
 
 
 class JournaledFuel:
