@@ -8,9 +8,10 @@ once with the engine told directly (as before the journal) and once through
 :class:`JournaledFuel` with the journal flushed after every snapshot (as
 ``Pipeline.on_snapshot`` flushes it), into a file in a temporary folder; the two are
 interleaved, ``--repeats`` times each, and the CPU (``time.process_time``) per snapshot of
-each is printed with the bytes the journal wrote. Then the journal is read back after its
-marker and replayed into a fresh engine, timed per record. The engine is the pure-Python one
-unless PURPLEFLEA_PURE_ENGINE is unset (the compiled one is then used when built).
+each is printed with the bytes the journal wrote, and the journal's part alone (the same
+records told and flushed a snapshot at a time, no heatmap or engine). Then the journal is
+read back after its marker and replayed into a fresh engine, timed per record. The engine is
+the pure-Python one unless PURPLEFLEA_PURE_ENGINE is unset (then the compiled one, if built).
 """
 
 from __future__ import annotations
@@ -101,6 +102,23 @@ def main() -> None:
         size = journal.path.stat().st_size
         records = journal.after(1)
         assert records is not None
+        alone = []
+        for _ in range(args.repeats):  # the journal's part alone: its records told, flushed
+            journal.begin(2, 0)
+            began = time.process_time()
+            at = 0
+            while at < len(records):
+                for record in records[at : at + 3]:  # one snapshot's three calls
+                    journal.told(record)
+                journal.flush()
+                at += 3
+            alone.append(time.process_time() - began)
+        journal.close()
+        journal.begin(1, 0)  # the measured run's records again, for the read back below
+        for record in records:
+            journal.told(record)
+        journal.close()
+        assert records is not None
         kinds = {
             kind.__name__: sum(isinstance(r, kind) for r in records)
             for kind in (Fuel, OpenInterest, Tick)
@@ -133,6 +151,11 @@ def main() -> None:
         "through journal: "
         + ", ".join(f"{s * us:.1f}" for s in journaled)
         + f" us CPU a snapshot (median {statistics.median(journaled) * us:.1f})"
+    )
+    print(
+        "journal alone (3 records told and one write a snapshot): "
+        + ", ".join(f"{s * us:.1f}" for s in alone)
+        + f" us CPU a snapshot (median {statistics.median(alone) * us:.1f})"
     )
     print(
         f"journal: {size:,} bytes, {size / count:.1f} a snapshot, records {kinds}; "
