@@ -495,3 +495,29 @@ async def test_what_the_engine_was_told_after_a_checkpoint_is_replayed_after_a_c
     assert restarted.export_state() == engine.export_state()
     await again.stop()
     await store.close()
+
+
+async def test_a_checkpoint_is_taken_when_only_snapshots_came(tmp_path: Path) -> None:
+    # No liquidation stored since the last checkpoint (the feeds down, the pollers not): no
+    # checkpoint was due, and the journal grew for as long (~200 snapshots a second at 275
+    # markets), every record of it to be replayed at the next start.
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    engine = CascadeEngine()
+    tracker = Pipeline(
+        store,
+        LocalBus(),
+        scorer=engine,
+        heatmap=HeatmapFeed(fuel=engine),
+        engine_state=EngineState(store.path),
+    )
+    await tracker.start(tick_interval=3600.0)
+    tracker.checkpoint_wall_s = 0.0
+    for minute in range(3):
+        tracker.on_snapshot(_snapshot(T0 + minute * 60_000, 60_000.0 + minute, 1e9))
+        tracker.advance_clock(T0 + minute * 60_000)
+        await tracker._tick(T0 + minute * 60_000)
+        if tracker._checkpointing is not None:
+            await tracker._checkpointing
+    await tracker.stop()
+    await store.close()
+    assert tracker.checkpoints == 3, tracker.checkpoints  # one a minute of the clock

@@ -107,6 +107,9 @@ class EngineJournal:
         self._buffer = bytearray()
         self._names: dict[str, int] = {}
         self._frame: list[object] = []  # [position, item, ...] not yet encoded
+        #: Fuel and open interest told since the last :meth:`begin` (ticks not counted: a
+        #: quiet engine ticks every second): a checkpoint is due with any, as with events.
+        self.since_begin = 0
         #: Records told and bytes written (the files' growth), write failures.
         self.records = 0
         self.bytes = 0
@@ -124,6 +127,7 @@ class EngineJournal:
         leaves the journal not recording (no records without their checkpoint's marker)."""
         self.close()
         self._names.clear()
+        self.since_begin = 0
         try:
             if self.path.exists():
                 os.replace(self.path, self.previous)
@@ -159,6 +163,8 @@ class EngineJournal:
         else:
             frame.append((_TICK, record.now_ms))
         self.records += 1
+        if not isinstance(record, Tick):
+            self.since_begin += 1
 
     def _name(self, name: str) -> int | str:
         """``name``'s number in this file, or ``name`` itself the first time (numbered then)."""

@@ -780,7 +780,8 @@ class Pipeline:
     async def _checkpoint(self) -> None:
         """Under ``_serial`` with no plan open (every event the engine scored is stored):
         write the engine's state when the tracker's clock moved ``checkpoint_s`` or
-        ``checkpoint_seqs`` were stored since the last checkpoint, and something was. The
+        ``checkpoint_seqs`` were stored since the last checkpoint, and something was stored
+        or journaled (:mod:`.engine_journal`: a snapshot's fuel and open interest). The
         state is exported here, on the loop (it is the engine's), and written from a worker
         thread; none while the last is still being written."""
         saved, scorer = self.engine_state, self.scorer
@@ -791,7 +792,10 @@ class Pipeline:
         seq = await self.store.last_seq()
         clock, last = self._checkpointed
         due = self.clock_ms - clock >= self.checkpoint_s * 1000
-        if seq == last or not (due or seq - last >= self.checkpoint_seqs):
+        # Something to keep: events stored, or only snapshots (the feeds down, the pollers
+        # not: the journal would grow for as long, all of it replayed at the next start).
+        told = saved.journal.since_begin > 0
+        if not (seq != last or told) or not (due or seq - last >= self.checkpoint_seqs):
             return
         if time.monotonic() - self._checkpointed_at < self.checkpoint_wall_s:
             return
