@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from purpleflea.server.engine_journal import EngineJournal, Fuel, OpenInterest, Tick
@@ -42,3 +43,26 @@ def test_a_torn_last_frame_ends_the_records(tmp_path: Path) -> None:
     data = journal.path.read_bytes()
     journal.path.write_bytes(data[:-3])  # the last write cut short by a crash
     assert journal.after(7) == [Fuel(0, "BTC-PERP", "long", 1.5)]
+
+
+def test_a_failed_write_stops_the_journal_until_the_next_checkpoint(tmp_path: Path) -> None:
+    # A full disk: the records after the failure would reach the replay with a gap (the
+    # engine told part of what it was told), so the checkpoint's file goes and none are kept.
+    journal = EngineJournal(tmp_path / "db.sqlite.engine")
+    journal.begin(1, 0)
+    journal.told(Fuel(0, "BTC-PERP", "long", 1.5))
+    journal.flush()
+    fd = journal._fd
+    assert fd is not None
+    os.close(fd)  # the next write fails (EBADF), as a write to a full disk would (ENOSPC)
+    journal._fd = os.open(os.devnull, os.O_RDONLY)
+    journal.told(Fuel(1, "BTC-PERP", "short", 0.5))
+    journal.flush()
+    assert journal.counters["journal_write_errors"] == 1
+    assert not journal.recording
+    assert journal.after(1) is None
+    journal.told(Fuel(2, "BTC-PERP", "short", 0.7))  # not recording: nothing kept
+    journal.begin(2, 2)
+    journal.told(Fuel(3, "BTC-PERP", "long", 1.1))
+    journal.close()
+    assert journal.after(2) == [Fuel(3, "BTC-PERP", "long", 1.1)]

@@ -32,6 +32,7 @@ import logging
 import os
 import secrets
 import struct
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -110,10 +111,12 @@ class EngineJournal:
         #: Fuel and open interest told since the last :meth:`begin` (ticks not counted: a
         #: quiet engine ticks every second): a checkpoint is due with any, as with events.
         self.since_begin = 0
-        #: Records told and bytes written (the files' growth), write failures.
+        #: Records told and bytes written (the files' growth).
         self.records = 0
         self.bytes = 0
-        self.failures = 0
+        #: ``journal_write_errors``: files not begun or writes failed (the tracker's counters
+        #: while it runs: ``purpleflea_engine_journal_write_failures_total``).
+        self.counters: Counter[str] = Counter()
 
     @property
     def recording(self) -> bool:
@@ -133,7 +136,7 @@ class EngineJournal:
                 os.replace(self.path, self.previous)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
         except OSError as exc:
-            self.failures += 1
+            self.counters["journal_write_errors"] += 1
             log.warning("%s: could not start the engine journal: %s", self.path, exc)
             return
         self._add_frame([_MARK, nonce, seq])
@@ -198,7 +201,7 @@ class EngineJournal:
             while written < len(buffer):
                 written += os.write(fd, memoryview(buffer)[written:])
         except OSError as exc:
-            self.failures += 1
+            self.counters["journal_write_errors"] += 1
             log.warning(
                 "%s: could not write the engine journal (%s): stopped until the next checkpoint",
                 self.path,

@@ -259,6 +259,7 @@ class Pipeline:
         saved, feed = self.engine_state, self.heatmap
         if saved is None or not isinstance(self.scorer, KeepsState):
             return
+        saved.journal.counters = self.counters  # its write failures in the metrics
         if isinstance(feed, HeatmapFeed) and feed.fuel is self.scorer:
             feed.fuel = JournaledFuel(feed.fuel, saved.journal, self._position)
 
