@@ -819,13 +819,19 @@ class Pipeline:
 
     async def _start_checkpoint(self) -> None:
         """At start, once the engine is continued or warmed and before anything is scored:
-        a checkpoint, written before serving (not counted in ``checkpoints``). A crash later
+        a checkpoint, written before serving (not counted in ``checkpoints``), unless the
+        store is empty. A crash later
         replays from here, never across this start: the journal's records before it were
         told an engine a replay has already repeated them to."""
         saved, scorer = self.engine_state, self.scorer
         if saved is None or not isinstance(scorer, KeepsState) or self.checkpoint_s <= 0:
             return
         seq = await self.store.last_seq()
+        if seq == 0:
+            # Nothing stored: the engine knows nothing to keep, and a state at seq 0 would
+            # fit any store put in the file's place (a crash before the first checkpoint
+            # warms the engine from what was stored, as before the journal).
+            return
         try:
             exported = scorer.export_state()
         except ValueError:  # alerts queued: the next checkpoint begins the journal
