@@ -7,8 +7,9 @@
 writes down the engine it ran first) and started again on its folder as ``purpleflea serve``
 starts, once with checkpoints off (``checkpoint_s`` 0: the restart warms the engine, as before
 checkpoints) and once with the default checkpoints (the restart continues the newest one and
-replays what was stored after it); each pair's counts are of the restarted engine against the
-one that ran, and the checkpoints' count and CPU (exported on the loop, written in a thread).
+replays what was stored after it, and what the engine was told since from the journal); each
+pair's counts are of the restarted engine against the one that ran, and the checkpoints' count
+and CPU (exported on the loop, written in a thread), and the journal's records and bytes.
 
 Runs the served tracker on the simulator (``--markets`` markets at ``--speed``x) for
 ``--seconds``, stops it cleanly, then warms a fresh engine from the store exactly as a start
@@ -115,9 +116,13 @@ async def _crash(folder: Path, args: argparse.Namespace, checkpoint_s: float) ->
         for s in SIDES
     )
     cpu = told["checkpoint_cpu_s"] / told["checkpoints"] * 1000 if told["checkpoints"] else 0.0
+    span = told["clock_span_s"]
+    day = told["journal_bytes"] / span * 86_400 / 1e6 if span > 0 else 0.0
     return (
         f"{told['last_seq']:,} seqs stored, {told['checkpoints']} checkpoints "
-        f"({cpu:.1f} ms CPU each, {told['state_bytes']:,} bytes); restart {start} "
+        f"({cpu:.1f} ms CPU each, {told['state_bytes']:,} bytes); journal "
+        f"{told['journal_records']:,} records, {told['journal_bytes']:,} bytes over "
+        f"{span / 60:.0f} simulated minutes ({day:.1f} MB a simulated day); restart {start} "
         f"({started_cpu:.2f} s CPU to serving): {found}, largest score difference {worst}"
     )
 

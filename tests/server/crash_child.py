@@ -6,9 +6,10 @@ Serves ``--source sim`` as the tests serve it (:func:`running_server`, the quick
 ``FOLDER`` until ``SEQS`` are published and ``SECONDS`` (8) have passed, then, holding the
 tracker's plan lock (no plan is open: every event the engine scored is stored, none is being
 scored), writes the engine's exported state to ``FOLDER/live.engine`` (msgpack) and its
-checkpoints' count and CPU to ``FOLDER/live.json``, and sends itself SIGKILL: nothing of a
-clean stop runs, as after ``kill -9``. ``CHECKPOINT_S``: the tracker's ``checkpoint_s``
-(0: none, the restart warms the engine as before checkpoints).
+checkpoints' count and CPU and the journal's records and bytes to ``FOLDER/live.json``, and
+sends itself SIGKILL: nothing of a clean stop runs, as after ``kill -9``. ``CHECKPOINT_S``:
+the tracker's ``checkpoint_s`` (0: none, and the start's checkpoint and the journal removed
+before the kill: the restart warms the engine as before checkpoints).
 """
 
 from __future__ import annotations
@@ -53,13 +54,23 @@ async def _serve_then_die(
         async with tracker._serial:
             exported = msgspec.msgpack.encode(engine.export_state())
             (folder / LIVE).write_bytes(exported)
+            first = await tracker.store.since(0, limit=1)
+            journal = None if tracker.engine_state is None else tracker.engine_state.journal
             told = {
                 "state_bytes": len(exported),
                 "last_seq": await tracker.store.last_seq(),
                 "checkpoints": tracker.checkpoints,
                 "checkpoint_cpu_s": tracker.checkpoint_cpu_s,
+                # The journal over the run, and the tracker's clock it spans.
+                "journal_records": 0 if journal is None else journal.records,
+                "journal_bytes": 0 if journal is None else journal.bytes,
+                "clock_span_s": (tracker.clock_ms - first[0].ts) / 1000 if first else 0.0,
             }
             (folder / "live.json").write_text(json.dumps(told))
+            saved = tracker.engine_state
+            if checkpoint_s == 0 and saved is not None:  # not even the start's: it warms
+                for state in saved.path.parent.glob(saved.path.name + "*"):
+                    state.unlink()
             os.kill(os.getpid(), signal.SIGKILL)
 
 

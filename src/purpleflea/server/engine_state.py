@@ -13,8 +13,11 @@ clean stop, each tagged with the store's last seq at that moment and the store f
 identity; the checkpoint before it is kept as ``<store file>.engine.prev``. A start continues
 from the newest one whose seq the store still holds and replays the events stored after it
 (:meth:`Pipeline._warm`): after a clean stop there are none, and the engine is the one that
-stopped; after a crash (SIGKILL, a power loss) the engine is the one that ran but for what
-the store does not hold (the fuel and open interest it was told since the checkpoint). A
+stopped; after a crash (SIGKILL) the engine is the one that ran: what it was told since the
+checkpoint besides the stored events (the heatmap's fuel and open interest, the ticks) is
+replayed from the journal beside it (:mod:`.engine_journal`), which each checkpoint begins
+anew with a marker it names (``journal``). A start writes a checkpoint of the engine it
+continued (or warmed), so a replay never spans a start. A
 state past the end of the store (a power loss took the store's last commits) describes events
 the store lost: it is removed, never continued later when new seqs pass it. A state also names
 the newest event stored at its seq (its seq and id, the anchor): one whose anchor the store
@@ -36,6 +39,7 @@ from typing import NamedTuple, Protocol, runtime_checkable
 
 import msgspec
 
+from purpleflea.server.engine_journal import EngineJournal
 from purpleflea.store.file_guard import file_identity, write_durably
 
 log = logging.getLogger("purpleflea.engine_state")
@@ -64,6 +68,9 @@ class _Saved(msgspec.Struct, kw_only=True):
     #: The seq and id of the newest event stored at or below ``last_seq`` when the state was
     #: taken ((0, ""): none); None in a state written before anchors were (not checked).
     anchor: tuple[int, str] | None = None
+    #: The checkpoint's marker in the journal (:mod:`.engine_journal`); None: none (a clean
+    #: stop's state, or one written before the journal).
+    journal: int | None = None
 
 
 #: The anchor of a store at a seq: the seq and id of its newest event at or below it.
@@ -71,10 +78,12 @@ Anchor = tuple[int, str]
 
 
 class Continued(NamedTuple):
-    """The state an engine was continued from and the store's last seq when it was taken."""
+    """The state an engine was continued from and the store's last seq when it was taken,
+    and its marker in the journal (None: it has none)."""
 
     engine: dict[str, object]
     seq: int
+    journal: int | None = None
 
 
 class EngineState:
@@ -84,6 +93,8 @@ class EngineState:
         self.store_file = Path(store_file)
         self.path = self.store_file.with_name(self.store_file.name + SUFFIX)
         self.previous = self.path.with_name(self.path.name + PREVIOUS)
+        #: What the engine is told besides the stored events, for a replay after a crash.
+        self.journal = EngineJournal(self.path)
 
     @classmethod
     def beside(cls, store_file: str | Path) -> EngineState | None:
@@ -95,19 +106,28 @@ class EngineState:
         self.write(engine.export_state(), last_seq, anchor)
 
     def write(
-        self, exported: dict[str, object], last_seq: int, anchor: Anchor | None = None
+        self,
+        exported: dict[str, object],
+        last_seq: int,
+        anchor: Anchor | None = None,
+        *,
+        journal: int | None = None,
     ) -> None:
         """Write an engine's exported state, taken when the store ended at ``last_seq`` (its
         newest event then: ``anchor``), as the newest; the newest before it becomes the
-        previous. Blocking (fsyncs): the caller exports on the engine's thread and writes
-        from a worker thread."""
+        previous. ``journal``: the marker the journal began with at the export
+        (:meth:`EngineJournal.begin`), fsynced first. Blocking (fsyncs): the caller exports
+        on the engine's thread and writes from a worker thread."""
         saved = _Saved(
             version=_VERSION,
             last_seq=last_seq,
             store=file_identity(self.store_file),
             engine=exported,
             anchor=anchor,
+            journal=journal,
         )
+        if journal is not None:
+            self.journal.sync()
         write_durably(self.path, msgspec.msgpack.encode(saved), previous=self.previous)
 
     async def load(
@@ -144,7 +164,7 @@ class EngineState:
             except ValueError as exc:
                 log.warning("%s (seq %d): %s", path, saved.last_seq, exc)
                 continue
-            return Continued(saved.engine, saved.last_seq)
+            return Continued(saved.engine, saved.last_seq, saved.journal)
         return None
 
     def _usable(self, last_seq: int, within: int) -> list[tuple[_Saved, Path]]:

@@ -44,7 +44,9 @@ from purpleflea.model import (
 )
 from purpleflea.outage import OutageRecord, describe
 from purpleflea.server.cascade_handover import handover
-from purpleflea.server.engine_state import EngineState, KeepsState
+from purpleflea.server.engine_journal import JournaledFuel, Tick, Told, new_nonce
+from purpleflea.server.engine_journal import OpenInterest as ToldOpenInterest
+from purpleflea.server.engine_state import Continued, EngineState, KeepsState
 from purpleflea.server.latency import StageLatency
 from purpleflea.server.sequencing import BatchPlan, Scorer, Sequencer, WriteEvents
 from purpleflea.server.writes import WriteHealth
@@ -250,23 +252,49 @@ class Pipeline:
         # Past the mark when the store lost its tail: those seqs were published already.
         mark = self.seq_mark
         self.core.resume(stored if mark is None else await asyncio.to_thread(mark.start, stored))
+        self._journal_fuel()
         continued = await self._continue_engine(stored, warm_events)
         if self.scorer is not None and warm_events > 0:
-            await self._warm(warm_events, stored, scored_after=continued)
+            told = None
+            if continued is not None and continued.journal is not None:
+                assert self.engine_state is not None
+                journal = self.engine_state.journal
+                told = await asyncio.to_thread(journal.after, continued.journal)
+            await self._warm(
+                warm_events,
+                stored,
+                scored_after=None if continued is None else continued.seq,
+                told=told,
+            )
         self._checkpointed = (self.clock_ms, stored)
         self._checkpointed_at = time.monotonic()
         await self._rebuild_heatmaps()
         await self._hand_over_cascades()
+        await self._start_checkpoint()
         self._task = asyncio.create_task(self._flush_loop(), name="tracker-flush")
         if self.scorer is not None:
             self._ticker = asyncio.create_task(self._tick_loop(tick_interval), name="tracker-tick")
         self.started = True
         self._started_once = True
 
-    async def _continue_engine(self, stored: int, within: int) -> int | None:
+    def _journal_fuel(self) -> None:
+        """The heatmap tells the engine its fuel and open interest through the journal
+        (:mod:`.engine_journal`), which writes each call down once a checkpoint began it."""
+        saved, feed = self.engine_state, self.heatmap
+        if saved is None or not isinstance(self.scorer, KeepsState):
+            return
+        saved.journal.counters = self.counters  # its write failures in the metrics
+        if isinstance(feed, HeatmapFeed) and feed.fuel is self.scorer:
+            feed.fuel = JournaledFuel(feed.fuel, saved.journal, self._position)
+
+    def _position(self) -> int:
+        """The last seq handed out: every event scored so far has one at or below it."""
+        return self.core.next_seq - 1
+
+    async def _continue_engine(self, stored: int, within: int) -> Continued | None:
         """Continue the scorer from the newest state a clean stop or a checkpoint wrote at a
         seq the store holds, at most ``within`` seqs before its end (:mod:`.engine_state`);
-        that seq (the events after it are to be replayed), or None."""
+        what it continued (the events after its seq are to be replayed), or None."""
         saved, scorer = self.engine_state, self.scorer
         if saved is None or not isinstance(scorer, KeepsState):
             return None
@@ -287,7 +315,7 @@ class Pipeline:
             restored.seq,
             stored,
         )
-        return restored.seq
+        return restored
 
     async def _save_engine(self) -> None:
         """A clean stop with everything stored: the engine's state for the next start."""
@@ -312,7 +340,14 @@ class Pipeline:
         page = await self.store.query(Query(before_seq=seq + 1, limit=1))
         return (page.events[0].seq, page.events[0].id) if page.events else (0, "")
 
-    async def _warm(self, limit: int, stored: int, *, scored_after: int | None = None) -> None:
+    async def _warm(
+        self,
+        limit: int,
+        stored: int,
+        *,
+        scored_after: int | None = None,
+        told: list[Told] | None = None,
+    ) -> None:
         """Replay the newest stored events through the scorer, so that after a restart each
         market is scored against its own baseline rather than a cold prior, with the stored
         open interest interleaved by time when the scorer takes it (so the size term is on
@@ -324,13 +359,20 @@ class Pipeline:
         live, with the ticks that exhausted a cascade replayed where their stored alerts
         sit; the earlier ones only rebuild the markets' state. The open interest is not
         replayed then: the rows are market totals sampled to 0.5 % moves, and the engine
-        holds each listing's value as it was told it."""
+        holds each listing's value as it was told it.
+
+        ``told``: what the journal holds after the state's marker (:mod:`.engine_journal`),
+        the fuel, open interest and ticks the engine was told after it, each replayed before
+        the first event stored above its position; the stored alerts' ticks are not then."""
         assert self.scorer is not None
         cursor = max(0, stored - limit)
         warming = scored_after is None
         after = -1 if scored_after is None else scored_after
         sizes = self.scorer if isinstance(self.scorer, FuelSink) and warming else None
-        ticks = await self._stored_ticks(after) if not warming and after < stored else []
+        replaying = not warming and told is None and after < stored
+        ticks = await self._stored_ticks(after) if replaying else []
+        told = [] if told is None else told[::-1]  # the oldest last, taken from the end
+        replayed_told = len(told)
         oi: AsyncGenerator[list[OpenInterest], None] | None = None
         rows: list[OpenInterest] = []
         scored = replayed_ticks = 0
@@ -347,24 +389,47 @@ class Pipeline:
                     if event.seq > after:
                         if ticks:
                             replayed_ticks += self._replay_ticks(ticks, event.seq)
+                        if told and told[-1].position < event.seq:
+                            self._replay_told(told, event.seq)
                         self.core.warm(event)
                         scored += 1
                     self._remember(event)
             while rows:  # what came after the last stored event: current when going live
                 rows = await self._apply_open_interest(rows, NEVER_MS, oi)
             replayed_ticks += self._replay_ticks(ticks, stored + 1)
+            self._replay_told(told, None)
         finally:
             if oi is not None:
                 await oi.aclose()
         if scored and warming:
             self.engine_start = "warmed"
             log.info("cascade engine warmed with the last %d stored events", scored)
-        elif scored or replayed_ticks:
+        elif scored or replayed_ticks or replayed_told:
             log.info(
-                "cascade engine: %d events and %d ticks stored after its state replayed",
+                "cascade engine: %d events and %d ticks stored after its state replayed, "
+                "and %d journal records",
                 scored,
                 replayed_ticks,
+                replayed_told,
             )
+
+    def _replay_told(self, told: list[Told], before: int | None) -> None:
+        """Tell the engine again what the journal's ``told`` (the oldest last, taken from
+        the end) holds at a position below seq ``before`` (None: all of it). A tick's alerts
+        were stored and published when it ran: dropped."""
+        scorer = self.scorer
+        assert scorer is not None
+        sizes = scorer if isinstance(scorer, FuelSink) else None
+        while told and (before is None or told[-1].position < before):
+            record = told.pop()
+            if isinstance(record, Tick):
+                scorer.tick(record.now_ms)
+            elif sizes is None:
+                continue
+            elif isinstance(record, ToldOpenInterest):
+                sizes.set_open_interest(record.market, record.usd, record.instrument)
+            else:
+                sizes.set_fuel(record.market, record.side, record.ratio)
 
     async def _stored_ticks(self, after: int) -> list[CascadeAlert]:
         """The stored ``exhausted`` alerts after seq ``after``, the oldest last: where the
@@ -485,6 +550,8 @@ class Pipeline:
         if self._checkpointing is not None:  # one writer of the state files at a time
             with contextlib.suppress(Exception):
                 await self._checkpointing
+        if self.engine_state is not None:
+            self.engine_state.journal.close()
         if not lost:
             await self._save_engine()
         if lost:
@@ -545,6 +612,9 @@ class Pipeline:
             except ValueError as exc:
                 self.counters["bad_snapshots"] += 1
                 log.debug("snapshot rejected: %s", exc)
+            finally:
+                if self.engine_state is not None:  # what it told the engine, in the OS
+                    self.engine_state.journal.flush()
 
     def advance_clock(self, now_ms: int) -> None:
         """A source's notion of now (the simulator runs its own clock)."""
@@ -748,16 +818,27 @@ class Pipeline:
             await asyncio.sleep(interval)
             # Live: the wall clock; a simulator running faster than real time moves clock_ms.
             self.clock_ms = max(self.clock_ms, now_ms())
-            async with self._serial:
-                plan = self.core.tick_plan(self.clock_ms)
-                if plan is not None:
-                    await self._perform(plan)
-                await self._checkpoint()
+            await self._tick(self.clock_ms)
+
+    async def _tick(self, now: int) -> None:
+        """One tick of the engine at ``now`` (journaled: a tick moves a followed side's
+        buckets whether or not it ends its cascade), then a checkpoint if one is due."""
+        async with self._serial:
+            position = self._position()
+            plan = self.core.tick_plan(now)
+            if self.engine_state is not None and self.scorer is not None:
+                journal = self.engine_state.journal
+                journal.told(Tick(position, now))
+                journal.flush()
+            if plan is not None:
+                await self._perform(plan)
+            await self._checkpoint()
 
     async def _checkpoint(self) -> None:
         """Under ``_serial`` with no plan open (every event the engine scored is stored):
         write the engine's state when the tracker's clock moved ``checkpoint_s`` or
-        ``checkpoint_seqs`` were stored since the last checkpoint, and something was. The
+        ``checkpoint_seqs`` were stored since the last checkpoint, and something was stored
+        or journaled (:mod:`.engine_journal`: a snapshot's fuel and open interest). The
         state is exported here, on the loop (it is the engine's), and written from a worker
         thread; none while the last is still being written."""
         saved, scorer = self.engine_state, self.scorer
@@ -768,29 +849,69 @@ class Pipeline:
         seq = await self.store.last_seq()
         clock, last = self._checkpointed
         due = self.clock_ms - clock >= self.checkpoint_s * 1000
-        if seq == last or not (due or seq - last >= self.checkpoint_seqs):
+        # Something to keep: events stored, or only snapshots (the feeds down, the pollers
+        # not: the journal would grow for as long, all of it replayed at the next start).
+        told = saved.journal.since_begin > 0
+        if not (seq != last or told) or not (due or seq - last >= self.checkpoint_seqs):
             return
         if time.monotonic() - self._checkpointed_at < self.checkpoint_wall_s:
             return
         if self.writes.writer_failing("events"):
             return  # the store is behind what the engine scored
-        began = time.thread_time()
-        try:
-            exported = scorer.export_state()
-        except ValueError:  # alerts queued (a tick failed before draining them): next time
-            return
-        cpu_s = time.thread_time() - began
         try:
             anchor = await self._anchor(seq)
         except Exception as exc:  # the store unreadable: the next tick tries again
             log.warning("engine checkpoint skipped: %s", describe(exc))
             return
+        began = time.thread_time()
+        try:
+            exported = scorer.export_state()
+        except ValueError:  # alerts queued (a tick failed before draining them): next time
+            return
+        # What the engine is told from here on is journaled after this checkpoint's marker:
+        # begun right after the export, with no await between (a snapshot told in such a
+        # gap would be in neither the state nor the journal's replay).
+        nonce = new_nonce()
+        saved.journal.begin(nonce, seq)
         self._checkpointed = (self.clock_ms, seq)
         self._checkpointed_at = time.monotonic()
         self._checkpointing = asyncio.create_task(
-            self._write_checkpoint(saved, exported, seq, anchor, cpu_s),
+            self._write_checkpoint(saved, exported, seq, anchor, nonce, time.thread_time() - began),
             name="engine-checkpoint",
         )
+
+    async def _start_checkpoint(self) -> None:
+        """At start, once the engine is continued or warmed and before anything is scored:
+        a checkpoint, written before serving (not counted in ``checkpoints``), unless the
+        store is empty. A crash later
+        replays from here, never across this start: the journal's records before it were
+        told an engine a replay has already repeated them to."""
+        saved, scorer = self.engine_state, self.scorer
+        if saved is None or not isinstance(scorer, KeepsState) or self.checkpoint_s <= 0:
+            return
+        seq = await self.store.last_seq()
+        if seq == 0:
+            # Nothing stored: the engine knows nothing to keep, and a state at seq 0 would
+            # fit any store put in the file's place (a crash before the first checkpoint
+            # warms the engine from what was stored, as before the journal).
+            return
+        try:
+            anchor = await self._anchor(seq)
+        except Exception as exc:  # the store unreadable: the first checkpoint begins it
+            log.warning("engine checkpoint at start skipped: %s", describe(exc))
+            return
+        try:
+            exported = scorer.export_state()
+        except ValueError:  # alerts queued: the next checkpoint begins the journal
+            return
+        nonce = new_nonce()
+        saved.journal.begin(nonce, seq)
+        self._checkpointed = (self.clock_ms, seq)
+        task = asyncio.create_task(
+            self._write_checkpoint(saved, exported, seq, anchor, nonce, None)
+        )
+        self._checkpointing = task
+        await task
 
     async def _write_checkpoint(
         self,
@@ -798,19 +919,23 @@ class Pipeline:
         exported: dict[str, object],
         seq: int,
         anchor: tuple[int, str],
-        cpu_s: float,
+        nonce: int,
+        cpu_s: float | None,
     ) -> None:
+        """``cpu_s``: the export's CPU, counted with the write's (None: not counted)."""
+
         def write() -> float:
             began = time.thread_time()
-            saved.write(exported, seq, anchor)
+            saved.write(exported, seq, anchor, journal=nonce)
             return time.thread_time() - began
 
         try:
-            cpu_s += await asyncio.to_thread(write)
+            written = await asyncio.to_thread(write)
         except OSError as exc:
             log.warning(
                 "could not write the cascade engine's checkpoint to %s: %s", saved.path, exc
             )
             return
-        self.checkpoints += 1
-        self.checkpoint_cpu_s += cpu_s
+        if cpu_s is not None:
+            self.checkpoints += 1
+            self.checkpoint_cpu_s += cpu_s + written

@@ -99,6 +99,14 @@ FAMILIES: tuple[_Family, ...] = (
         False,
     ),
     (
+        "engine_journal_write_failures_total",
+        "Failed writes of the cascade engine's journal (each stops it until the next "
+        "checkpoint: a crash before that continues the engine without what it was told since).",
+        None,
+        {"": "journal_write_errors"},
+        False,
+    ),
+    (
         "bus_messages_followed_total",
         "Bus messages (events and alerts) an API node's follower read.",
         None,
