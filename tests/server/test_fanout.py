@@ -308,3 +308,87 @@ async def test_a_resume_from_past_the_live_position_reads_nothing_and_keeps_its_
     await feed.aclose()
     await fanout.stop()
     await store.close()
+
+
+async def _publish_chunks(bus: LocalBus, *sizes: int) -> None:
+    """Publish batches of ``sizes`` events (seqs from 1), each taken as a chunk of its own."""
+    seq = 1
+    for size in sizes:
+        for message in _messages(*[1_000.0] * size, first_seq=seq):
+            bus.publish_now(message)
+        seq += size
+        await asyncio.sleep(0)  # the fan-out task takes each publish as its own chunk
+        await asyncio.sleep(0)
+
+
+def _seqs(item: Item) -> list[int]:
+    frame = json.loads(item.data)
+    frames = frame["items"] if frame["type"] == "batch" else [frame]
+    return [f["data"]["seq"] for f in frames]
+
+
+async def test_chunks_waiting_for_a_batched_client_go_out_as_one_frame() -> None:
+    """A client that fell behind (its socket slow, the loop busy) holds several published
+    batches in its queue: they go out together, as the protocol says of events already
+    waiting, one frame of up to its batch size, not one frame per batch each the server
+    sends and the client parses."""
+    bus, store = LocalBus(), SQLiteStore(":memory:")
+    fanout = Fanout(bus, heartbeat_s=3600)
+    fanout.start()
+    feeds = {
+        batch: client_feed(
+            store, fanout.subscribe(1 << 20), StreamFilter(), start_seq=0, batch=batch
+        )
+        for batch in (500, 4, 1)
+    }
+    for feed in feeds.values():
+        assert (await asyncio.wait_for(feed.__anext__(), 2)).kind == "heartbeat"
+    await _publish_chunks(bus, 2, 1, 3)  # three batches wait in every client's queue
+
+    merged = await asyncio.wait_for(feeds[500].__anext__(), 2)
+    assert (merged.kind, merged.seq, merged.events) == ("batch", 6, 6)
+    assert _seqs(merged) == [1, 2, 3, 4, 5, 6]
+    assert merged.published == 1.0  # its oldest event's
+    # Up to the batch size: whole batches, in order.
+    capped = [await asyncio.wait_for(feeds[4].__anext__(), 2) for _ in range(2)]
+    assert [_seqs(item) for item in capped] == [[1, 2, 3], [4, 5, 6]]
+    assert [(item.kind, item.seq, item.events) for item in capped] == [
+        ("batch", 3, 3),
+        ("batch", 6, 3),
+    ]
+    # An unbatched client: a frame per event, as before.
+    single = [await asyncio.wait_for(feeds[1].__anext__(), 2) for _ in range(6)]
+    assert [(item.kind, item.seq) for item in single] == [("liquidation", s) for s in range(1, 7)]
+    for feed in feeds.values():
+        await feed.aclose()
+    await fanout.stop()
+    await store.close()
+
+
+async def test_a_beat_among_waiting_chunks_splits_nothing_and_a_first_one_goes_first() -> None:
+    bus, store = LocalBus(), SQLiteStore(":memory:")
+    fanout = Fanout(bus, heartbeat_s=3600)  # its own timer stays out: the ticks are driven here
+    fanout.start()
+    queue = fanout.subscribe(1 << 20)
+    feed = client_feed(store, queue, StreamFilter(), start_seq=0, batch=500)
+    assert (await asyncio.wait_for(feed.__anext__(), 2)).kind == "heartbeat"
+    # Behind a waiting batch, a beat adds nothing: the events going out are news.
+    await _publish_chunks(bus, 2)
+    queue.tick(time.monotonic(), 0.0)
+    for message in _messages(1_000.0, 1_000.0, first_seq=3):
+        bus.publish_now(message)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    got = await asyncio.wait_for(feed.__anext__(), 2)
+    assert (got.kind, _seqs(got)) == ("batch", [1, 2, 3, 4])
+    # A beat first in the queue is a heartbeat with the cursor of what went out, then the rest.
+    queue.tick(time.monotonic(), 0.0)
+    for message in _messages(1_000.0, first_seq=5):
+        bus.publish_now(message)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    got = [await asyncio.wait_for(feed.__anext__(), 2) for _ in range(2)]
+    assert [(item.kind, item.seq) for item in got] == [("heartbeat", 4), ("liquidation", 5)]
+    await feed.aclose()
+    await fanout.stop()
+    await store.close()
