@@ -116,13 +116,9 @@ def _frame(item: Liquidation | CascadeAlert) -> Item:
     return Item("cascade", item.seq, cascade_frame(item))
 
 
-#: How every batch frame starts; it ends with ``]}``.
-_BATCH_HEAD = b'{"type":"batch","items":['
-
-
 def batch_frame(frames: list[bytes]) -> bytes:
     """Several stream frames in one: ``{"type":"batch","items":[frame, ...]}``."""
-    return _BATCH_HEAD + b",".join(frames) + b"]}"
+    return b'{"type":"batch","items":[' + b",".join(frames) + b"]}"
 
 
 async def client_feed(
@@ -178,27 +174,20 @@ async def client_feed(
     # The filter its frames are shared under: the resume point is this client's own.
     live = replace(wanted, since_seq=None)
     while True:
-        # Everything waiting goes out together (a client behind holds several published
-        # batches): one frame of up to ``batch`` events instead of one per published batch.
-        waiting: list[Item] = []
         for chunk in (await subscription.next(), *subscription.drain()):
             if chunk is BEAT:
                 subscription.beat_pending = False
                 # Not when something went out since the timer sent it: that frame was news.
                 if subscription.wrote_at <= subscription.beat_at:
                     subscription.wrote_at = time.monotonic()
-                    for item in _together(waiting, batch):  # its cursor covers them
-                        yield item
-                    waiting = []
                     yield Item("heartbeat", cursor, heartbeat_frame(cursor))
                 continue
             items = chunk.items(live, batch, cursor)  # empty when already replayed
             cursor = max(cursor, chunk.last_seq)
             if items:
                 subscription.wrote_at = time.monotonic()
-                waiting += items
-        for item in _together(waiting, batch):
-            yield item
+                for item in items:
+                    yield item
 
 
 def first_seq(wanted: StreamFilter, start_seq: int, opened_seq: int | None) -> int:
@@ -217,38 +206,6 @@ def subscribed_seq(wanted: StreamFilter, start_seq: int, opened_seq: int | None)
     if wanted.since_seq is not None or opened_seq is None:
         return start_seq
     return min(opened_seq, start_seq)
-
-
-def _together(items: list[Item], batch: int) -> list[Item]:
-    """``items`` (frames in seq order, each one event's or a batch) as few frames as fit:
-    neighbours joined into batch frames of up to ``batch`` events; as they are for a client
-    without batches (``batch`` 1), and a frame alone stays the one shared with other clients.
-
-    Joining costs a copy of the bytes per client; a frame less saves the server its send
-    (Starlette's, uvicorn's and websockets' layers, a write) and the client its parse."""
-    if batch <= 1 or len(items) < 2:
-        return items
-    out: list[Item] = []
-    group: list[Item] = []
-    events = 0
-    for item in items:
-        if group and events + item.events > batch:
-            out.append(_joined(group, events))
-            group, events = [], 0
-        group.append(item)
-        events += item.events
-    out.append(_joined(group, events))
-    return out
-
-
-def _joined(group: list[Item], events: int) -> Item:
-    if len(group) == 1:
-        return group[0]
-    parts = [
-        item.data[len(_BATCH_HEAD) : -2] if item.kind == "batch" else item.data for item in group
-    ]
-    # Items come in seq order, so the first was published first.
-    return Item("batch", group[-1].seq, batch_frame(parts), group[0].published, events)
 
 
 def _bundle(items: list[Item]) -> Item:
