@@ -28,7 +28,7 @@ async def test_a_frame_it_cannot_read_is_skipped_counted_and_logged(
 ) -> None:
     async def handler(ws: ServerConnection, _: dict[str, object]) -> None:
         await ws.send(_event(1))
-        await ws.send('{"type":"batch","items":[')  # cut short: not JSON
+        await ws.send('{"type":"batch","items":[\x1b[2J')  # not JSON (and a terminal code)
         await ws.send('{"type":"liquidation","data":{"seq":"x"}}')  # seq is no number
         # A batch with one item that is no event: the others still come.
         bad_item = '{"type":"liquidation","data":{"id":5}}'
@@ -52,8 +52,10 @@ async def test_a_frame_it_cannot_read_is_skipped_counted_and_logged(
     assert stream.dropped == 4
     assert stream.reconnects == 0
     [warning] = [r.getMessage() for r in caplog.records if "cannot read" in r.getMessage()]
-    assert '\'{"type":"batch","items":[\'' in warning  # the frame, as it came
-    assert "truncated" in warning  # and what was wrong with it (msgspec's words)
+    # The frame as it came, escaped (it must not drive a terminal), and what was wrong.
+    assert '{"type":"batch","items":[\\x1b[2J' in warning
+    assert "\x1b" not in warning
+    assert "JSON is malformed" in warning
     assert "1 skipped so far" in warning  # once a minute at most: the rest only counted
 
 

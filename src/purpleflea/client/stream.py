@@ -198,7 +198,7 @@ class Stream:
             except msgspec.DecodeError as exc:
                 raise PurpleFleaError(
                     f"{url} answered subscribe with a frame that is not a stream frame "
-                    f"({exc}): {printable(_excerpt(raw))}",
+                    f"({printable(str(exc))}): {printable(_excerpt(raw))}",
                     "protocol",
                 ) from exc
             if first.type == "error":
@@ -452,7 +452,7 @@ class Stream:
         log.warning(
             "stream: skipped a frame this SDK cannot read (%s): %s; %d skipped so far "
             "(Stream.dropped); is the server a newer or older Purple Flea than this SDK?",
-            error,
+            printable(str(error)),  # (it may quote the frame's own values)
             printable(_excerpt(raw)),
             self.dropped,
         )
