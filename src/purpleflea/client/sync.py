@@ -40,8 +40,9 @@ class _Handoff(queue.Queue[_Handed]):
 
     The stream's thread hands over every event it read in one go (a batch frame, every frame
     the socket held) as one list: one lock and one wakeup of the caller's thread for them
-    all. Handed over one by one, a crash burst cost 3.1-3.4 us of CPU an event here against
-    1.1-1.2 for the async stream (40-event frames, bench/results/e2e.md)."""
+    all. Handed over one by one, 40-event frames cost 2.9-3.2 us of CPU an event against
+    1.0-1.2 for the async stream; now 1.3-1.5 (``bench/sdk_receive.py --sync``,
+    bench/results/e2e.md)."""
 
     def _init(self, maxsize: int) -> None:
         super()._init(maxsize)
