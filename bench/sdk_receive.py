@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/sdk_receive.py                # about 80 s
     .venv/bin/python bench/sdk_receive.py --clients 50   # many streams in one process
+    .venv/bin/python bench/sdk_receive.py --sync         # the blocking client's stream too
 
 A bare ``websockets`` server (its own process, on CPU 0 when the machine has two) sends each
 client the tracker's wire frames as fast as the socket takes them: single-event frames (what a
@@ -37,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.events import stored_event  # noqa: E402
 
-from purpleflea.client import LiquidationClient  # noqa: E402
+from purpleflea.client import LiquidationClient, SyncLiquidationClient  # noqa: E402
 
 
 def _frames(events: int, batch: int) -> list[str]:
@@ -98,6 +99,16 @@ async def _sdk(url: str, clients: int, events: int) -> None:
     await asyncio.gather(*(one() for _ in range(clients)))
 
 
+def _sync(url: str, clients: int, events: int) -> None:
+    """The blocking client's stream (one: ``clients`` is 1 for it), as a script reads it."""
+    taken = 0
+    with SyncLiquidationClient(api_key="pf_bench", base_url=url) as client:
+        for _ in client.stream():
+            taken += 1
+            if taken == events:
+                return
+
+
 async def _bare(url: str, clients: int, frames: int) -> None:
     async def one() -> None:
         async with connect(url.replace("http", "ws") + "/v1/stream", compression=None) as ws:
@@ -126,6 +137,8 @@ def _run(batch: int, events: int, clients: int, reader: str, paced: bool) -> tup
     started = time.process_time()
     if reader == "sdk":
         asyncio.run(_sdk(url, clients, events))
+    elif reader == "sync sdk":
+        _sync(url, clients, events)
     else:
         asyncio.run(_bare(url, clients, frames))
     cpu = time.process_time() - started
@@ -143,7 +156,14 @@ def main() -> None:
     parser.add_argument(
         "--paced", type=int, default=3_000, help="frames per client in the paced cases (0: none)"
     )
+    parser.add_argument(
+        "--sync",
+        action="store_true",
+        help="also read through SyncLiquidationClient.stream() (one client)",
+    )
     args = parser.parse_args()
+    if args.sync and args.clients != 1:
+        parser.error("--sync reads with one client: leave --clients at 1")
     print(
         f"load average before: {os.getloadavg()[0]:.2f}; {args.clients} client(s), "
         f"{args.events:,} events each; best of {args.runs}"
@@ -152,7 +172,7 @@ def main() -> None:
     if args.paced:
         cases += [(1, args.paced, True), (args.batch, args.paced * args.batch, True)]
     for batch, events, paced in cases:
-        for reader in ("sdk", "bare recv()"):
+        for reader in ("sdk", *(("sync sdk",) if args.sync else ()), "bare recv()"):
             runs = [_run(batch, events, args.clients, reader, paced) for _ in range(args.runs)]
             cpu, frames = min(runs)
             per_frame = cpu / (frames * args.clients) * 1e6

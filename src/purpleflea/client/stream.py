@@ -77,6 +77,14 @@ QUICK_DROP_S = 5.0
 
 log = logging.getLogger("purpleflea.client")
 
+#: How much of an unreadable frame a log line or an error shows.
+_EXCERPT = 120
+
+
+def _excerpt(raw: str | bytes | msgspec.Raw) -> str:
+    text = raw if isinstance(raw, str) else bytes(raw).decode(errors="replace")
+    return repr(text[:_EXCERPT]) + ("..." if len(text) > _EXCERPT else "")
+
 
 class Stream:
     """A live, resumable stream; use as ``async with client.stream(...) as stream``.
@@ -86,11 +94,17 @@ class Stream:
     for). ``last_seq`` is the resume cursor: everything up to it was delivered or filtered.
     ``server`` is the server it is (or will next be) connected to; ``filters``, the filters
     that server applies as it read them (exchange ids as it spells them, market names in upper
-    case, its ``subscribed`` answer), empty until connected.
+    case, its ``subscribed`` answer), empty until connected. ``dropped`` counts the frames
+    (and items of batch frames) skipped because they could not be read, each a warning in the
+    log at most once a minute; the stream goes on past them.
     """
 
     #: The idle timeout's one timer, made at the first wait.
     _idle: IdleTimeout | None = None
+    #: Frames, and items of batch frames, skipped as unreadable (see :meth:`_skip`).
+    dropped = 0
+    #: When the last of those was logged (None: none yet).
+    _skip_warned_at: float | None = None
 
     def __init__(
         self,
@@ -176,9 +190,17 @@ class Stream:
             # longer timeout, would hold this shorter wait to its own time).
             answer = IdleTimeout()
             try:
-                first = _frame.decode(await answer.wait(ws.recv(), self._client.timeout))
+                raw = await answer.wait(ws.recv(), self._client.timeout)
             finally:
                 answer.close()
+            try:
+                first = _frame.decode(raw)
+            except msgspec.DecodeError as exc:
+                raise PurpleFleaError(
+                    f"{url} answered subscribe with a frame that is not a stream frame "
+                    f"({printable(str(exc))}): {printable(_excerpt(raw))}",
+                    "protocol",
+                ) from exc
             if first.type == "error":
                 error = FATAL_STREAM_ERRORS.get(first.code, PurpleFleaError)
                 raise error(first.message, first.code)
@@ -329,12 +351,16 @@ class Stream:
                         self.last_seq = event.seq  # as each goes out: a consumer may stop here
                         yield event
                     continue
-                frame = _frame.decode(raw)
+                try:
+                    frame = _frame.decode(raw)
+                except msgspec.DecodeError as exc:
+                    self._skip(raw, exc)
+                    continue
                 if frame.type == "batch":
                     for event in self._batch_items(frame):
                         yield event
                 elif frame.type in ("liquidation", "cascade"):
-                    for event in self._item(frame):
+                    for event in self._single(frame, raw):
                         yield event
                 elif frame.type == "heartbeat" and frame.seq is not None:
                     self.last_seq = max(self.last_seq or 0, frame.seq)
@@ -380,7 +406,7 @@ class Stream:
         not know."""
         try:
             frame = _events.decode(raw)
-        except msgspec.ValidationError:
+        except msgspec.DecodeError:  # (a ValidationError too)
             return None
         items = frame.items if isinstance(frame, _Batch) else (frame,)
         out: list[Liquidation | CascadeAlert] = []
@@ -395,9 +421,41 @@ class Stream:
 
     def _batch_items(self, frame: _Frame) -> Iterator[Liquidation | CascadeAlert]:
         """A batch frame's events the general way, item by item (the cursor moves as each is
-        taken); items of a type this SDK does not know are skipped."""
-        for item in frame.items:
-            yield from self._item(_frame.decode(item))
+        taken); items of a type this SDK does not know are passed over, and items it cannot
+        read are skipped (:meth:`_skip`)."""
+        for raw in frame.items:
+            try:
+                items = self._item(_frame.decode(raw))
+            except msgspec.DecodeError as exc:
+                self._skip(raw, exc)
+                continue
+            yield from items
+
+    def _single(self, frame: _Frame, raw: str | bytes) -> list[Liquidation | CascadeAlert]:
+        """:meth:`_item`, skipping (:meth:`_skip`) an event or alert it cannot read."""
+        try:
+            return self._item(frame)
+        except msgspec.DecodeError as exc:
+            self._skip(raw, exc)
+            return []
+
+    def _skip(self, raw: str | bytes | msgspec.Raw, error: msgspec.DecodeError) -> None:
+        """Pass over a frame (or a batch's item) that is not what the protocol says: count it
+        in :attr:`dropped` and say so, at most once a ``WARN_EVERY_S`` (a server sending
+        nothing but such frames must not flood the log); the stream goes on. Reconnecting
+        would not help: a resume is sent the same frame again."""
+        self.dropped += 1
+        now = time.monotonic()
+        if self._skip_warned_at is not None and now - self._skip_warned_at < WARN_EVERY_S:
+            return
+        self._skip_warned_at = now
+        log.warning(
+            "stream: skipped a frame this SDK cannot read (%s): %s; %d skipped so far "
+            "(Stream.dropped); is the server a newer or older Purple Flea than this SDK?",
+            printable(str(error)),  # (it may quote the frame's own values)
+            printable(_excerpt(raw)),
+            self.dropped,
+        )
 
     def _item(self, frame: _Frame) -> list[Liquidation | CascadeAlert]:
         """The event or alert a frame carries, unless already delivered (seq at or below
