@@ -124,7 +124,7 @@ async def test_a_url_with_a_path_too_many_says_to_give_the_servers_root(tmp_path
             await client.history()
         await client.aclose()
         assert str(failed.value) == (
-            f"GET /v1/v1/liquidations: Not Found: no such route on the server at {live.url}; "
+            f"GET /v1/v1/liquidations: no such route on the server at {live.url}; "
             "is the URL given (PURPLEFLEA_URL or base_url) the server's root, without a path?"
         )
         # The stream retried such a URL for ever (the handshake's HTTP 403, as if the server
