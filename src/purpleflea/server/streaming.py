@@ -72,7 +72,7 @@ from purpleflea.bus.base import Bus, SubscriptionClosed
 from purpleflea.idle import IdleTimeout
 from purpleflea.model import encode
 from purpleflea.server import http
-from purpleflea.server.auth import AuthError, Gate, key_from
+from purpleflea.server.auth import AuthError, Gate
 from purpleflea.server.fanout import ClientQueue, Fanout
 from purpleflea.server.feed import Item, client_feed, subscribed_seq
 from purpleflea.server.filters import BadSubscription, StreamFilter, parse_filter, query_fields
@@ -407,7 +407,7 @@ class Streams:
         await ws.accept()
         ended, kick = _ender()
         try:
-            info = self.gate.authenticate(key_from(ws.headers, ws.query_params))
+            info = self.gate.authenticate(self.gate.request_key(ws.headers, ws.query_params))
             opened_seq = self._admit(info, kick)
         except AuthError as exc:
             await self._tell(ws, exc.code, exc.message)
@@ -547,7 +547,9 @@ class Streams:
     async def sse(self, request: Request) -> Response | EventStream:
         ended, kick = _ender()
         try:
-            info = self.gate.authenticate(key_from(request.headers, request.query_params))
+            info = self.gate.authenticate(
+                self.gate.request_key(request.headers, request.query_params)
+            )
             fields = query_fields(request.query_params)
             last_event = request.headers.get("last-event-id", "")
             # Checked even when since_seq wins: a malformed header is refused, never ignored.
@@ -568,7 +570,9 @@ class Streams:
         """A plain HTTP request to the WebSocket endpoint. After the key checks every request
         gets, 426 says to upgrade (RFC 9110 15.5.22), where a 404 would say there is no stream."""
         try:
-            self.gate.limit(self.gate.authenticate(key_from(request.headers, request.query_params)))
+            self.gate.limit(
+                self.gate.authenticate(self.gate.request_key(request.headers, request.query_params))
+            )
         except AuthError as exc:
             return http.refusal(exc)
         return http.error_response(
