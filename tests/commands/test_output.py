@@ -281,13 +281,33 @@ async def _command(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
 
 async def test_history_says_when_nothing_matches(live: Running) -> None:
     # It printed nothing at all: no filter matched, or no server data, or a hang?
-    await live.push(venue_event(market="BTC-PERP", size_usd=5_000.0))
+    await live.push(
+        venue_event(market="BTC-PERP", size_usd=5_000.0),
+        venue_event(market="ETH-PERP", size_usd=500.0),
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PURPLEFLEA_")}
     query = ["history", "--url", live.url, "--api-key", live.key, "--market", "ETH-PERP"]
     status, out, err = await _command(*query, "--min-usd", "1000", env=env)
     assert (status, out) == (0, "")
     assert err == (
         "purpleflea history: no stored liquidations match (market ETH-PERP, min_usd 1,000)\n"
+    )
+
+
+async def test_history_says_when_a_market_is_stored_nowhere(live: Running) -> None:
+    # `history --market ETHH-PERP` said only "no stored liquidations match (market
+    # ETHH-PERP)", as of a quiet market: the MCP tools already say "a typo?" for it.
+    await live.push(venue_event(market="ETH-PERP", size_usd=5_000.0))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PURPLEFLEA_")}
+    query = ["history", "--url", live.url, "--api-key", live.key]
+    status, out, err = await _command(
+        *query, "--market", "ETHH-PERP", "--market", "eth-perp", "--side", "short", env=env
+    )
+    assert (status, out) == (0, "")
+    assert err == (
+        "purpleflea history: no stored liquidations match (market ETHH-PERP, market eth-perp, "
+        "side short); no liquidation of ETHH-PERP is stored at all, in any window (a typo? "
+        "`purpleflea history` without --market shows the latest markets)\n"
     )
 
 
