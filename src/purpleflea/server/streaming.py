@@ -217,6 +217,18 @@ def explain(why: str, buffer_bytes: int) -> str:
     return why
 
 
+def _not_a_subscribe(message: object) -> str:
+    """What a first message that is no subscribe was instead, for its refusal."""
+    if not isinstance(message, dict):
+        kind = {list: "array", str: "string", bool: "boolean"}.get(type(message), "number or null")
+        return f"got a JSON {kind}"
+    if "op" in message:
+        return f'got "op": {repr(message["op"])[:60]}'
+    if message.get("type") == "subscribe":  # the server's frames say "type"; a client "op"
+        return 'got no "op" but "type": "subscribe" (a subscribe names it in "op")'
+    return 'got no "op"'
+
+
 def _error(code: str, message: str) -> str:
     return encode({"type": "error", "code": code, "message": message}).decode()
 
@@ -524,8 +536,11 @@ class Streams:
             raise BadSubscription(
                 f"the first message must be a JSON subscribe object: {exc}"
             ) from None
-        if not isinstance(message, dict) or message.pop("op", None) != "subscribe":
-            raise BadSubscription('the first message must be {"op": "subscribe", ...}')
+        if not isinstance(message, dict) or message.get("op") != "subscribe":
+            raise BadSubscription(
+                'the first message must be {"op": "subscribe", ...}: ' + _not_a_subscribe(message)
+            )
+        del message["op"]
         batch = message.pop("batch", False)
         if not isinstance(batch, bool):
             raise BadSubscription(f"batch must be true or false, got {batch!r}")
