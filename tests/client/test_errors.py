@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -304,3 +306,50 @@ async def test_a_create_on_a_kept_connection_closed_meanwhile_is_not_sent_twice(
         await client.aclose()
     assert connections == [1]
     assert str(failed.value).endswith("list what is there (webhooks()) before you retry")
+
+
+def test_a_default_url_no_server_answers_names_the_server_recorded_in_this_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # `scripts/run --port 0` (port 8000 taken) and then the README's watch.py: the commands
+    # found the server through data/server.json, the SDK said only "no Purple Flea server
+    # answers at http://127.0.0.1:8000 ...: start one with `purpleflea serve`" of a server
+    # that was running.
+    monkeypatch.delenv("PURPLEFLEA_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    running = "http://127.0.0.1:8123"
+    (tmp_path / "data" / "server.json").write_text(f'{{"url": "{running}", "pid": {os.getpid()}}}')
+    said = (
+        f"`purpleflea serve` in this folder runs at {running} (data/server.json): set "
+        f"PURPLEFLEA_URL={running}"
+    )
+    with refused_url() as nowhere:
+        monkeypatch.setattr("purpleflea.client._config.DEFAULT_URL", nowhere)
+        with (
+            SyncLiquidationClient(api_key="pf_x") as liq,
+            pytest.raises(ServerUnreachableError) as failed,
+        ):
+            liq.markets()
+        assert str(failed.value).endswith(said)
+        client = LiquidationClient(api_key="pf_x")
+
+        async def stream() -> None:
+            async with client.stream(give_up_after=0.5):
+                pass
+
+        with (
+            caplog.at_level(logging.WARNING, "purpleflea.client"),
+            pytest.raises(ServerUnreachableError) as gave_up,
+        ):
+            asyncio.run(stream())
+        assert said in caplog.text
+        assert str(gave_up.value).endswith(said)
+    # Given a URL, the user chose it: no word of the folder's server.
+    with refused_url() as chosen_url:
+        with (
+            SyncLiquidationClient(api_key="pf_x", base_url=chosen_url) as liq,
+            pytest.raises(ServerUnreachableError) as chosen,
+        ):
+            liq.markets()
+        assert "data/server.json" not in str(chosen.value)
