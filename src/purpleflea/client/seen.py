@@ -28,3 +28,12 @@ async def unseen_markets(client: LiquidationClient, markets: Sequence[str] | Non
         if not await market_seen(client, market):
             unseen.append(market)
     return unseen
+
+
+async def typo_markets(client: LiquidationClient, markets: Sequence[str] | None) -> list[str]:
+    """:func:`unseen_markets`, but none while the store holds no liquidation at all (a server
+    just started, a simulator warming up): there every real market is unseen too, and "a
+    typo?" would be said of ``BTC-PERP``. One request more when markets are named."""
+    if not markets or not (await client.history(limit=1)).events:
+        return []
+    return await unseen_markets(client, markets)
