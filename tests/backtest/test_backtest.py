@@ -709,3 +709,36 @@ def test_the_command_takes_no_progress_as_sim_import_and_export_do(
     )
     assert args.run(args) == 0
     assert "seq elapsed" not in capsys.readouterr().err  # the progress lines
+
+
+def test_a_report_folder_that_cannot_be_written_is_refused_before_the_replay(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `backtest --out afile` (an existing file) and `--out /proc/bt` replayed the whole store
+    # (312 s for 30 days with --heatmap), then ended in a FileExistsError / FileNotFoundError
+    # traceback from the report's mkdir, the run lost.
+    from purpleflea.commands import backtest as command
+
+    junk = tmp_path / "junk.sqlite"  # a replay would say "file is not a database"
+    junk.write_text("not a database\n")
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    parser = argparse.ArgumentParser()
+    command.register(parser.add_subparsers())
+    for out, said in [
+        (afile, f"backtest: --out {afile}: a file, not a folder"),
+        (afile / "sub", f"backtest: --out {afile / 'sub'}: cannot write the report there"),
+        (Path("/proc/purpleflea-report"), "backtest: --out /proc/purpleflea-report: cannot"),
+    ]:
+        args = parser.parse_args(["backtest", "--store", str(junk), "--out", str(out)])
+        assert args.run(args) == 2
+        err = capsys.readouterr().err
+        assert said in err, err
+        assert "not a database" not in err  # refused before the store was read
+        assert "Traceback" not in err
+    assert afile.read_text() == "mine\n"
+    empty_parent = tmp_path / "new" / "deeper"
+    args = parser.parse_args(["backtest", "--store", str(junk), "--out", str(empty_parent)])
+    assert args.run(args) == 2
+    assert "not a database" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()  # the check leaves no folder behind

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -124,7 +126,7 @@ async def test_a_url_with_a_path_too_many_says_to_give_the_servers_root(tmp_path
             await client.history()
         await client.aclose()
         assert str(failed.value) == (
-            f"GET /v1/v1/liquidations: Not Found: no such route on the server at {live.url}; "
+            f"GET /v1/v1/liquidations: no such route on the server at {live.url}; "
             "is the URL given (PURPLEFLEA_URL or base_url) the server's root, without a path?"
         )
         # The stream retried such a URL for ever (the handshake's HTTP 403, as if the server
@@ -304,3 +306,50 @@ async def test_a_create_on_a_kept_connection_closed_meanwhile_is_not_sent_twice(
         await client.aclose()
     assert connections == [1]
     assert str(failed.value).endswith("list what is there (webhooks()) before you retry")
+
+
+def test_a_default_url_no_server_answers_names_the_server_recorded_in_this_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # `scripts/run --port 0` (port 8000 taken) and then the README's watch.py: the commands
+    # found the server through data/server.json, the SDK said only "no Purple Flea server
+    # answers at http://127.0.0.1:8000 ...: start one with `purpleflea serve`" of a server
+    # that was running.
+    monkeypatch.delenv("PURPLEFLEA_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    running = "http://127.0.0.1:8123"
+    (tmp_path / "data" / "server.json").write_text(f'{{"url": "{running}", "pid": {os.getpid()}}}')
+    said = (
+        f"`purpleflea serve` in this folder runs at {running} (data/server.json): set "
+        f"PURPLEFLEA_URL={running}"
+    )
+    with refused_url() as nowhere:
+        monkeypatch.setattr("purpleflea.client._config.DEFAULT_URL", nowhere)
+        with (
+            SyncLiquidationClient(api_key="pf_x") as liq,
+            pytest.raises(ServerUnreachableError) as failed,
+        ):
+            liq.markets()
+        assert str(failed.value).endswith(said)
+        client = LiquidationClient(api_key="pf_x")
+
+        async def stream() -> None:
+            async with client.stream(give_up_after=0.5):
+                pass
+
+        with (
+            caplog.at_level(logging.WARNING, "purpleflea.client"),
+            pytest.raises(ServerUnreachableError) as gave_up,
+        ):
+            asyncio.run(stream())
+        assert said in caplog.text
+        assert str(gave_up.value).endswith(said)
+    # Given a URL, the user chose it: no word of the folder's server.
+    with refused_url() as chosen_url:
+        with (
+            SyncLiquidationClient(api_key="pf_x", base_url=chosen_url) as liq,
+            pytest.raises(ServerUnreachableError) as chosen,
+        ):
+            liq.markets()
+        assert "data/server.json" not in str(chosen.value)

@@ -338,3 +338,20 @@ def test_sim_days_refused_from_the_first_date_name_the_start_given(
     assert cli.main([*argv, "--no-progress"]) == 2
     assert "--days 3e+06 from --start leaves 1970-01-01" in capsys.readouterr().err
     assert not store.exists()
+
+
+@pytest.mark.parametrize(
+    ("start", "why"),
+    [("2025-02-30", ": day is out of range for month"), ("March", "")],
+)
+def test_a_sim_start_that_is_no_day_says_what_is_wrong_with_it(
+    start: str, why: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "argument --start: --start must be YYYY-MM-DD, got '2025-02-30'": a date in that very
+    # form, refused with no word of why (February has no 30th).
+    with pytest.raises(SystemExit):
+        cli.main(["sim", "--days", "1", "--start", start, "--store", str(tmp_path / "h.sqlite")])
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err == (
+        f"purpleflea sim: error: argument --start: not a UTC day (YYYY-MM-DD): {start!r}{why}"
+    )

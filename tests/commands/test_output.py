@@ -281,13 +281,36 @@ async def _command(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
 
 async def test_history_says_when_nothing_matches(live: Running) -> None:
     # It printed nothing at all: no filter matched, or no server data, or a hang?
-    await live.push(venue_event(market="BTC-PERP", size_usd=5_000.0))
+    await live.push(
+        venue_event(market="BTC-PERP", size_usd=5_000.0),
+        venue_event(market="ETH-PERP", size_usd=500.0),
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PURPLEFLEA_")}
     query = ["history", "--url", live.url, "--api-key", live.key, "--market", "ETH-PERP"]
     status, out, err = await _command(*query, "--min-usd", "1000", env=env)
     assert (status, out) == (0, "")
     assert err == (
         "purpleflea history: no stored liquidations match (market ETH-PERP, min_usd 1,000)\n"
+    )
+
+
+async def test_history_says_when_a_market_is_stored_nowhere(live: Running) -> None:
+    # `history --market ETHH-PERP` said only "no stored liquidations match (market
+    # ETHH-PERP)", as of a quiet market: the MCP tools already say "a typo?" for it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PURPLEFLEA_")}
+    query = ["history", "--url", live.url, "--api-key", live.key]
+    # An empty store (a server just started): every market is unseen there, no typo said.
+    _, _, empty = await _command(*query, "--market", "ETH-PERP", env=env)
+    assert empty == "purpleflea history: no stored liquidations match (market ETH-PERP)\n"
+    await live.push(venue_event(market="ETH-PERP", size_usd=5_000.0))
+    status, out, err = await _command(
+        *query, "--market", "ETHH-PERP", "--market", "eth-perp", "--side", "short", env=env
+    )
+    assert (status, out) == (0, "")
+    assert err == (
+        "purpleflea history: no stored liquidations match (market ETHH-PERP, market eth-perp, "
+        "side short); no liquidation of ETHH-PERP is stored at all, in any window (a typo? "
+        "`purpleflea history` without --market shows the latest markets)\n"
     )
 
 
@@ -339,6 +362,40 @@ async def test_tail_says_it_is_connected_before_the_first_event(live: Running) -
     out, _ = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0
     assert "BTC-PERP" in out.decode()
+
+
+async def test_tail_says_when_a_market_is_stored_nowhere(live: Running) -> None:
+    # `tail --market ETHH-PERP` waited for ever under "waiting for liquidations of ETHH-PERP",
+    # as on a quiet market; history and the MCP tools say "a typo?" of such a name.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PURPLEFLEA_")}
+    query = ["tail", "--url", live.url, "--api-key", live.key, "--count", "1"]
+
+    async def second_line(*markets: str) -> str:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "purpleflea.cli",
+            *query,
+            *(arg for market in markets for arg in ("--market", market)),
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert process.stderr is not None
+        first = await asyncio.wait_for(process.stderr.readline(), 30)
+        assert first.decode().startswith("purpleflea tail: connected to ")
+        await live.push(venue_event(market="ETH-PERP", size_usd=5_000.0))
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0
+        assert "ETH-PERP" in out.decode()
+        return err.decode()
+
+    # An empty store (a server just started): every market is unseen there, no typo said.
+    assert "stored at all" not in await second_line("ETH-PERP")
+    assert await second_line("ETHH-PERP", "ETH-PERP") == (
+        "purpleflea tail: no liquidation of ETHH-PERP is stored at all, in any window (a typo? "
+        "`purpleflea tail` without --market shows every market)\n"
+    )
 
 
 async def test_tail_says_why_no_liquidation_has_come_from_a_warming_simulator(

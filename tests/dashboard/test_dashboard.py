@@ -961,3 +961,21 @@ async def test_a_feed_row_from_another_day_gives_its_date(tracker: Running, page
     await page.set_viewport_size({"width": 1280, "height": 900})
     found = await page.evaluate(_ROW_FITS.replace("#feed .row .", "#feed .row:last-child ."))
     assert found == {"pageScrolls": False, "outside": 0, "overlaps": 0, "lines": 1}, found
+
+
+async def test_a_refused_filter_says_so_in_the_feed_not_waiting_for_liquidations(
+    tracker: Running, page: Page
+) -> None:
+    # Market "BTC" (a coin, not a market): the status pill said why the server refused it,
+    # while the feed under it said "Waiting for liquidations…" for ever, as of a quiet market.
+    await open_live(page, tracker)
+    await page.fill("#f-market", "BTC")
+    await page.press("#f-market", "Enter")
+    await expect(page.locator("#status")).to_have_class(re.compile("status-error"))
+    note = page.locator("#feed-empty")
+    await expect(note).to_contain_text("No feed: the server refused these filters: market 'BTC'")
+    await expect(note).not_to_contain_text("Waiting for liquidations")
+    await page.fill("#f-market", "BTC-PERP")
+    await page.press("#f-market", "Enter")
+    await expect(page.locator("#status")).to_have_class(re.compile("status-live"))
+    await expect(note).to_contain_text("Waiting for liquidations")

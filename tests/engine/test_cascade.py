@@ -600,3 +600,28 @@ def test_an_active_cascade_whose_score_fell_says_it_is_fading() -> None:
     assert fading.endswith("cascade score 0/10 (peak 8), downside momentum fading.")
     running = alert_message("updated", "DOGS-PERP", "long", score=7, **common)
     assert running.endswith("cascade score 7/10, downside momentum likely to continue.")
+
+
+def test_an_exhausted_cascade_writes_its_count_as_every_other_count_is_written() -> None:
+    """The dashboard's banner read "... liquidated in 1607 liquidations" above its own detail
+    line "1,607 liquidations" (a served BNB-PERP crash)."""
+    from purpleflea.engine.cascade import alert_message
+
+    line = alert_message(
+        "exhausted",
+        "BNB-PERP",
+        "long",
+        score=2,
+        window_usd=1e5,
+        window_s=90,
+        total_usd=9.93e6,
+        events=1607,
+        duration_s=209.0,
+        price_move_pct=-2.98,
+        peak_score=8,
+        start_score=7,
+    )
+    assert line == (
+        "BNB-PERP: long liquidation cascade exhausted after 3m 29s: $9.93M of longs liquidated "
+        "in 1,607 liquidations, price -2.98%."
+    )

@@ -157,6 +157,27 @@ def test_export_into_a_path_under_a_file_is_a_clear_error(
     assert str(tmp_path / "taken") in err[0]
 
 
+def test_an_out_that_cannot_be_written_is_named_as_given_not_as_the_hidden_partial(
+    source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `--out /proc/x.csv` said "[Errno 2] No such file or directory:
+    # '/proc/.x.csv.30351-90ab01e0.partial'", a file the user never named; `--out folder`
+    # said "[Errno 21] Is a directory: 'folder'".
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    for out, said in [
+        (Path("/proc/purpleflea-export.csv"), "cannot write a file there"),
+        (folder, "a folder: name the file to write (e.g. "),
+    ]:
+        argv = ["--format", "csv", "--out", str(out), "--data-dir", str(source)]
+        assert _cli("export", *argv, "--no-progress") == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1, err
+        assert err[0].startswith(f"purpleflea export: --out {out}: {said}"), err
+        assert ".partial" not in err[0]
+    assert list(folder.iterdir()) == []
+
+
 def test_export_of_a_name_that_is_no_market_is_a_clear_error(
     source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -64,6 +64,37 @@ async def test_every_data_route_refuses_missing_and_wrong_keys(live: Running) ->
             assert (await http.get(route)).status_code == 200
 
 
+async def test_a_key_sent_in_authorization_without_bearer_is_named_not_taken_as_none(
+    live: Running,
+) -> None:
+    # `Authorization: pf_...` (or `Token pf_...`) was read as no key at all: a data route said
+    # "an API key is required" to a request that sent one, and POST /v1/keys, meant to mint a
+    # key for the caller's account, registered a NEW account with it instead.
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        for value in (live.key, f"Token {live.key}", "Bearer"):
+            answer = await http.get("/v1/liquidations", headers={"Authorization": value})
+            assert answer.status_code == 401, value
+            error = answer.json()["error"]
+            assert error["code"] == "missing_api_key"
+            assert "the Authorization header" in error["message"], error
+            assert "send 'Authorization: Bearer <key>'" in error["message"]
+            assert live.key not in error["message"]  # a key is never echoed
+            minted = await http.post(
+                "/v1/keys", json={"account": "mistaken"}, headers={"Authorization": value}
+            )
+            assert minted.status_code == 401, value
+        # Nothing was registered: the name is still free.
+        assert (await http.post("/v1/keys", json={"account": "mistaken"})).status_code == 201
+        metrics = (await http.get("/v1/metrics")).text
+        assert 'auth_rejections_total{reason="malformed_authorization"} 6' in metrics
+        # A proxy's Basic credentials beside the key (or alone, registering) are left alone.
+        basic = {"Authorization": "Basic dXNlcjpwYXNz"}
+        mine = await http.get("/v1/liquidations", headers={**basic, "X-API-Key": live.key})
+        assert mine.status_code == 200
+        fresh = await http.post("/v1/keys", json={"account": "behind-a-proxy"}, headers=basic)
+        assert fresh.status_code == 201
+
+
 async def test_stream_refuses_missing_and_wrong_keys(live: Running) -> None:
     for headers, code in (({}, "missing_api_key"), ({"X-API-Key": "pf_bogus"}, "invalid_api_key")):
         async with connect(live.ws_url, additional_headers=headers) as ws:

@@ -132,6 +132,33 @@ async def test_routing_refusals_and_plain_http_to_the_websocket_are_json(live: R
         assert upgrade.json()["error"]["code"] == "upgrade_required"
 
 
+async def test_a_path_that_is_no_route_names_the_nearest_route_and_the_document(
+    live: Running,
+) -> None:
+    # Every other refusal says what to send; a mistyped path said only "GET /v1/liquidation:
+    # Not Found", and /v1/openapi.json (every other route is under /v1) the same.
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        for path, nearest in [
+            ("/v1/openapi.json", "/openapi.json"),
+            ("/v1/liquidation", "/v1/liquidations"),
+            ("/v1/heatmap", "/v1/heatmap/{market}"),
+            ("/v1/cascade", "/v1/cascades"),
+        ]:
+            answer = await http.get(path)
+            assert answer.status_code == 404
+            message = answer.json()["error"]["message"]
+            said = f"GET {path}: no such route (did you mean {nearest}?"
+            assert message.startswith(said), message
+            assert "GET /openapi.json lists every route" in message
+        unlike = (await http.get("/v1/zzzzzzzzzzzzzz")).json()["error"]["message"]
+        assert unlike == (
+            "GET /v1/zzzzzzzzzzzzzz: no such route (GET /openapi.json lists every route)"
+        )
+        # A route that exists, whose thing does not: no "no such route".
+        asset = (await http.get("/static/nope.js")).json()["error"]["message"]
+        assert asset == "GET /static/nope.js: Not Found"
+
+
 async def test_heatmap_bounds_are_checked_not_defaulted(live: Running) -> None:
     for snapshot in _snapshots("BTC-PERP", 91_000.0, 4e9):
         live.server.tracker.on_snapshot(snapshot)

@@ -193,6 +193,13 @@ def test_a_server_on_a_given_port_is_named_with_it(tmp_path: Path) -> None:
         # Blamed the port: "port N on nosuchhost.invalid cannot be used ... choose another
         # with --port".
         (["--host", "nosuchhost.invalid"], "host 'nosuchhost.invalid' cannot be resolved"),
+        # An address of another machine: "port 0 on 192.0.2.1 cannot be used: Cannot assign
+        # requested address (choose another with --port)", where no port would do.
+        (
+            ["--host", "192.0.2.1"],
+            "host 192.0.2.1 is not an address of this machine: Cannot assign requested address "
+            "(check --host: an address of this machine, e.g. 127.0.0.1 or 0.0.0.0)",
+        ),
         # --seq-floor where no seq mark takes it was accepted and did nothing.
         (["--seq-floor", "-1"], "--seq-floor must be a seq, 0 or more, got -1"),
         (
@@ -214,6 +221,7 @@ def test_a_server_on_a_given_port_is_named_with_it(tmp_path: Path) -> None:
         "rate-nan",
         "replay-missing",
         "host-unresolvable",
+        "host-not-local",
         "seq-floor-negative",
         "seq-floor-api-node",
         "seq-floor-postgres",

@@ -120,6 +120,11 @@ async def test_bad_subscription_is_refused_with_a_clear_error(live: Running) -> 
         ({"op": "subscribe", "colour": "red"}, "colour"),
         ({"op": "subscribe", "since_seq": -3}, "since_seq"),
         ({"op": "listen"}, "subscribe"),
+        # The server's own frames say "type": a subscribe written so was told only the
+        # expected shape, not what in it was wrong.
+        ({"type": "subscribe", "markets": ["BTC-PERP"]}, 'got no "op" but "type": "subscribe"'),
+        ({"op": "Subscribe"}, "got \"op\": 'Subscribe'"),
+        (["subscribe"], "got a JSON array"),
     ]:
         async with connect(live.ws_url, additional_headers=headers) as ws:
             await ws.send(json.dumps(message))

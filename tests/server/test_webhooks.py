@@ -742,3 +742,20 @@ async def test_an_attempt_that_raises_is_dead_lettered_and_the_webhook_goes_on(
     assert listing["dead_letters"][0]["error"] == "internal error: RuntimeError: boom"
     assert box.deliveries[0].frame["data"]["id"] == second.id  # type: ignore[index]
     assert 'purpleflea_webhook_deliveries_total{outcome="send_errors"} 1' in await _metrics(hooked)
+
+
+async def test_a_burst_of_a_crash_does_not_cut_the_dispatchers_bus_subscription(
+    hooked: Running,
+) -> None:
+    # Its buffer, meant as 100,000 items, was given to the bus as bytes: 100 KB, 317 frames.
+    # A served simulated crash cut it twice in 20 minutes ("webhook dispatcher lost its bus
+    # subscription: slow consumer"), and what was published in the gap was never sent.
+    assert hooked.server.webhooks is not None
+    dispatcher = hooked.server.webhooks.dispatcher
+    assert dispatcher is not None
+    async with receiver() as box:
+        await _create(hooked, box, markets=["ETH-PERP"])
+        burst = [venue_event(market="BTC-PERP", size_usd=50_000.0) for _ in range(2_000)]
+        await hooked.push(*burst, venue_event(market="ETH-PERP", size_usd=60_000.0))
+        await until(lambda: len(box.deliveries) == 1, what="the delivery after the burst")
+    assert dispatcher.counters["bus_dropped"] == 0

@@ -48,6 +48,27 @@ def server_urls(base_url: str | Sequence[str] | None, *, name: str = "base_url")
     return urls
 
 
+def recorded_elsewhere(servers: Sequence[str]) -> str:
+    """``"; `purpleflea serve` in this folder runs at URL (data/server.json): set
+    PURPLEFLEA_URL=URL"`` when ``servers`` is the default alone and a running server recorded
+    another address in ``./data`` (``serve --port 0``, or another ``--port``), which the
+    commands find by themselves and the SDK does not; else ``""``. A URL given by the user is
+    theirs: nothing is said of the folder's server then."""
+    if tuple(servers) != (DEFAULT_URL,):
+        return ""
+    from pathlib import Path  # noqa: PLC0415 - only when no server answered
+
+    from purpleflea.local_server import FILE_NAME, find_address  # noqa: PLC0415
+
+    running = find_address(Path("data"))
+    if running is None or running == DEFAULT_URL:
+        return ""
+    return (
+        f"; `purpleflea serve` in this folder runs at {running} (data/{FILE_NAME}): set "
+        f"PURPLEFLEA_URL={running}"
+    )
+
+
 def ws_url(base_url: str) -> str:
     """The stream's WebSocket URL on the server at ``base_url``."""
     return "ws" + base_url[len("http") :] + "/v1/stream"

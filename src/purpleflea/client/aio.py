@@ -18,6 +18,7 @@ from purpleflea.client._config import (
     as_list,
     as_ms,
     one_of,
+    recorded_elsewhere,
     resolve_key,
     seconds,
     server_urls,
@@ -93,7 +94,7 @@ def _unreachable(
         )
     return ServerUnreachableError(
         f"no Purple Flea server answers at {names} ({exc or type(exc).__name__}): "
-        f"{UNREACHABLE_TODO}",
+        f"{UNREACHABLE_TODO}{recorded_elsewhere(servers)}",
         "unreachable",
     )
 

@@ -77,10 +77,12 @@ def raise_for_response(response: httpx.Response) -> None:
     if response.status_code == 404 and message.startswith(f"{request.method} {request.url.path}:"):
         # The server's answer for a route it does not have: every route the SDK asks exists
         # at a server's root, so the URL given has a path too many (".../v1").
+        # Said in the SDK's words: the server's own ("Not Found", or "no such route (did you
+        # mean /v1/liquidations? ...)") points at the route, not at the URL the user gave.
         root = str(request.url.copy_with(path="/", query=None)).rstrip("/")
-        message += (
-            f": no such route on the server at {root}; is the URL given (PURPLEFLEA_URL or "
-            "base_url) the server's root, without a path?"
+        message = (
+            f"{request.method} {request.url.path}: no such route on the server at {root}; is "
+            "the URL given (PURPLEFLEA_URL or base_url) the server's root, without a path?"
         )
     if response.status_code == 429:
         # Seconds or an HTTP date (RFC 9110); absent or unreadable: the server's own floor.

@@ -16,7 +16,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from purpleflea.client._config import ws_url
+from purpleflea.client._config import recorded_elsewhere, ws_url
 from purpleflea.client.errors import (
     FATAL_STREAM_ERRORS,
     AuthenticationError,
@@ -280,7 +280,7 @@ class Stream:
                     f"stream: no Purple Flea server answered at {', '.join(self._client.servers)}"
                     f" for {waited:.1f} s (give_up_after={self._give_up_after:g}; last error: "
                     f"{error or type(error).__name__}): start one with `purpleflea serve`, "
-                    "or set PURPLEFLEA_URL",
+                    f"or set PURPLEFLEA_URL{recorded_elsewhere(self._client.servers)}",
                     "unreachable",
                 ) from error
             if warned_at is None or time.monotonic() - warned_at >= WARN_EVERY_S:
@@ -291,7 +291,7 @@ class Stream:
                     ""
                     if isinstance(error, PurpleFleaError)
                     else " (is a server running there, `purpleflea serve`, and PURPLEFLEA_URL "
-                    "right?)"
+                    f"right?{recorded_elsewhere(self._client.servers)})"
                 )
                 log.warning(
                     "stream: cannot reach %s (%s); retrying with backoff up to %g s%s, then %s%s",

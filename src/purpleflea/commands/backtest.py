@@ -14,8 +14,10 @@ report.html into --out.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sqlite3
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -118,6 +120,10 @@ def run(args: argparse.Namespace) -> int:
     if args.latency_ms < 0:
         print(f"backtest: --latency-ms must be >= 0, got {args.latency_ms}", file=sys.stderr)
         return 2
+    unwritable = report_folder_problem(args.out)
+    if unwritable:  # said now, not after a replay of minutes that the report then loses
+        print(f"backtest: --out {args.out}: {unwritable}", file=sys.stderr)
+        return 2
     replay = start(strategy, costs=costs, heatmap=args.heatmap, latency_ms=args.latency_ms)
     try:
         run_stoppable(_feed(replay, args.store, args.page, progress=not args.no_progress))
@@ -179,7 +185,11 @@ def run(args: argparse.Namespace) -> int:
         "late_events": replay.late_events,
     }
     report = result(replay, params)
-    paths = write_report(report, args.out)
+    try:
+        paths = write_report(report, args.out)
+    except OSError as exc:  # the folder checked writable before the replay; a full disk since
+        print(f"backtest: --out {args.out}: the report was not written: {exc}", file=sys.stderr)
+        return 1
     m = report.metrics
     if m.stale_fills:
         oldest_min = m.max_fill_price_age_ms / 60_000
@@ -200,6 +210,26 @@ def run(args: argparse.Namespace) -> int:
         f"\nreport: {paths['html']} ({paths['json'].name}, {paths['png'].name})"
     )
     return 0
+
+
+def report_folder_problem(out: Path) -> str | None:
+    """Why the report cannot be written into ``out``, or None: checked by making the folder
+    (and its missing parents) and a file in it, then removing what the check made, so a
+    refused run leaves nothing behind."""
+    if out.exists() and not out.is_dir():
+        return "a file, not a folder (--out names the folder the report files go into)"
+    made = [folder for folder in (out, *out.parents) if not folder.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        return f"cannot write the report there: {exc.strerror or exc}"
+    finally:
+        for folder in made:  # the deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+    return None
 
 
 def _playbook(args: argparse.Namespace) -> Playbook:

@@ -239,7 +239,9 @@ async def _export(args: argparse.Namespace, url: str, refused: Refused) -> int:
             pages = with_progress(pages, last_seq)
         pages = refused.servable(pages)
         write = write_csv if args.format == "csv" else write_parquet
-        args.out.parent.mkdir(parents=True, exist_ok=True)  # `--out exports/day1.csv` just works
+        if args.out.is_dir():
+            example = args.out / f"liquidations.{args.format}"
+            raise ValueError(f"--out {args.out}: a folder: name the file to write (e.g. {example})")
         return await _written_whole(write, pages, args.out)
     finally:
         await store.close()
@@ -259,12 +261,19 @@ async def _written_whole(
     ``out`` is the one renamed last."""
     if out.exists() and not out.is_file():  # /dev/stdout, a pipe: written as it goes
         return await write(pages, out)
+    given = out
     if out.is_symlink():  # written into the file it names (the rename would replace the link)
         out = out.resolve()
-    _remove_dead_partials(out)
-    # The mode of the file it replaces, from its first byte: an owner's chmod 600 was lost to
-    # the umask's 644 (the file written over in place kept its mode).
-    partial = _own_partial(out, 0o600 if out.exists() else 0o666)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)  # `--out exports/day1.csv` just works
+        _remove_dead_partials(out)
+        # The mode of the file it replaces, from its first byte: an owner's chmod 600 was lost
+        # to the umask's 644 (the file written over in place kept its mode).
+        partial = _own_partial(out, 0o600 if out.exists() else 0o666)
+    except OSError as exc:  # named as given: its error named the hidden partial file
+        raise ValueError(
+            f"--out {given}: cannot write a file there: {exc.strerror or exc}"
+        ) from None
     try:
         if out.exists():
             partial.chmod(stat.S_IMODE(out.stat().st_mode))

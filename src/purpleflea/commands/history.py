@@ -38,7 +38,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 async def _history(args: argparse.Namespace, url: str | None) -> int:
     from purpleflea.client import LiquidationClient  # noqa: PLC0415
+    from purpleflea.client.seen import typo_markets  # noqa: PLC0415
 
+    unseen: list[str] = []
     async with LiquidationClient(api_key=args.api_key, base_url=url) as client:
         shown = 0
         async for event in client.history_all(
@@ -57,9 +59,16 @@ async def _history(args: argparse.Namespace, url: str | None) -> int:
             shown += 1
             if shown >= args.limit:
                 break
+        if not shown:  # a market no event names is most likely a typo, not a quiet market
+            unseen = await typo_markets(client, args.market)
     if not shown:  # an empty output would leave the reader guessing why
         future = args.start is not None and args.start > now_ms()
         why = ": the start is in the future" if future else ""
+        if unseen:
+            why += (
+                f"; no liquidation of {', '.join(unseen)} is stored at all, in any window (a "
+                "typo? `purpleflea history` without --market shows the latest markets)"
+            )
         print(
             f"purpleflea history: no stored liquidations match{_filters(args)}{why}",
             file=sys.stderr,

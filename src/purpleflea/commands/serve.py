@@ -452,6 +452,12 @@ async def _serve_locked(config: ServerConfig, stop: ServeStop) -> None:
                 f"purpleflea serve: host {config.host!r} cannot be resolved: {_reason(exc)} "
                 "(check --host: an address of this machine, e.g. 127.0.0.1 or 0.0.0.0)"
             ) from None
+        if exc.errno == errno.EADDRNOTAVAIL:  # another machine's address: no port would do
+            raise SystemExit(
+                f"purpleflea serve: host {config.host} is not an address of this machine: "
+                f"{_reason(exc)} (check --host: an address of this machine, e.g. 127.0.0.1 or "
+                "0.0.0.0)"
+            ) from None
         in_use = exc.errno == errno.EADDRINUSE
         raise SystemExit(
             f"purpleflea serve: port {config.port} on {config.host} "

@@ -71,8 +71,11 @@ def _utc_date(text: str) -> int:
     """``2025-01-31`` -> ms since the epoch at that UTC midnight."""
     try:
         day = dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--start must be YYYY-MM-DD, got {text!r}") from None
+    except ValueError as exc:
+        # Why, when it is in the form asked for ("2025-02-30": no such day); Python's words for
+        # any other ("Invalid isoformat string: 'March'") only repeat the text.
+        why = "" if "isoformat" in str(exc) else f": {exc}"
+        raise argparse.ArgumentTypeError(f"not a UTC day (YYYY-MM-DD): {text!r}{why}") from None
     return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1000)
 
 

@@ -181,6 +181,15 @@ async def _show(
                 file=sys.stderr,
                 flush=True,
             )
+        unseen = await _typos(client, args.market)
+        if unseen:  # it would wait for ever, silently, on a misspelt market
+            print(
+                f"purpleflea tail: no liquidation of {printable(', '.join(unseen))} is stored at "
+                "all, in any window (a typo? `purpleflea tail` without --market shows every "
+                "market)",
+                file=sys.stderr,
+                flush=True,
+            )
         async for item in stream:
             if isinstance(item, Liquidation):
                 print(format_event(item, color=color), flush=True)
@@ -190,6 +199,18 @@ async def _show(
             else:
                 print(format_alert(item, color=color), flush=True)
     return 0
+
+
+async def _typos(client: LiquidationClient, markets: list[str] | None) -> list[str]:
+    """The markets given that no stored liquidation names (best effort: the stream is what
+    the command is for)."""
+    from purpleflea.client import PurpleFleaError  # noqa: PLC0415
+    from purpleflea.client.seen import typo_markets  # noqa: PLC0415
+
+    try:
+        return await typo_markets(client, markets)
+    except PurpleFleaError:
+        return []
 
 
 async def _why_none_yet(url: str) -> str:

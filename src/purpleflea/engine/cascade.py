@@ -1001,7 +1001,7 @@ def alert_message(
     if status == "exhausted":
         return (
             f"{market}: {side} liquidation cascade exhausted after {format_duration(duration_s)}: "
-            f"{format_usd(total_usd)} of {who} liquidated in {events} liquidations, "
+            f"{format_usd(total_usd)} of {who} liquidated in {events:,} liquidations, "
             f"price {price_move_pct:+.2f}%."
         )
     direction = "downside" if side == "long" else "upside"

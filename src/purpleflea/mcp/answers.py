@@ -24,7 +24,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
-from purpleflea.client import LiquidationClient, PurpleFleaError, ServerUnreachableError
+from purpleflea.client import PurpleFleaError, ServerUnreachableError
 from purpleflea.client.aio import UNREACHABLE_TODO
 from purpleflea.clock import now_ms
 from purpleflea.formatting import format_price, format_usd, printable
@@ -301,32 +301,10 @@ async def server_errors(base_url: str) -> AsyncIterator[None]:
         raise ToolError(f"cannot reach the Purple Flea server at {base_url}: {exc!r}") from exc
 
 
-async def market_seen(client: LiquidationClient, market: str) -> bool:
-    """Whether the store holds any liquidation of ``market``, at any time (one request, asked
-    only when a window had none: an empty window of a real market is a quiet market, of a
-    name no event carries most likely a typo)."""
-    page = await client.history(markets=[market], limit=1)
-    return bool(page.events)
-
-
 def never_seen(market: str) -> str:
     """What a window of a market no stored event names says instead of "no liquidations":
     the sentence :func:`unseen_text` adds to an empty list."""
     return f"no liquidations. {unseen_text([market])}"
-
-
-#: Markets of one call checked for ever having been stored (a request each).
-UNSEEN_CHECKED = 10
-
-
-async def unseen_markets(client: LiquidationClient, markets: list[str] | None) -> list[str]:
-    """The first :data:`UNSEEN_CHECKED` of ``markets`` no stored liquidation names, asked
-    when an answer filtered on them came back empty."""
-    unseen = []
-    for market in (markets or [])[:UNSEEN_CHECKED]:
-        if not await market_seen(client, market):
-            unseen.append(market)
-    return unseen
 
 
 def unseen_text(markets: list[str]) -> str:

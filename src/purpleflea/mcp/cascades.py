@@ -8,6 +8,7 @@ from mcp_types import CallToolResult
 from pydantic import BeforeValidator, Field
 
 from purpleflea.client import LiquidationClient
+from purpleflea.client.seen import unseen_markets
 from purpleflea.mcp import arguments
 from purpleflea.mcp.answers import (
     MarketsArg,
@@ -15,7 +16,6 @@ from purpleflea.mcp.answers import (
     provenance_line,
     result,
     server_errors,
-    unseen_markets,
     unseen_text,
     upper,
     venue_coverage,

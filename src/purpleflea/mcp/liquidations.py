@@ -9,6 +9,7 @@ from mcp_types import CallToolResult
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from purpleflea.client import LiquidationClient
+from purpleflea.client.seen import unseen_markets
 from purpleflea.clock import now_ms
 from purpleflea.formatting import format_usd
 from purpleflea.mcp import arguments
@@ -25,7 +26,6 @@ from purpleflea.mcp.answers import (
     provenance_line,
     result,
     server_errors,
-    unseen_markets,
     unseen_text,
     upper,
 )

@@ -9,6 +9,7 @@ from mcp_types import CallToolResult
 from pydantic import BeforeValidator, Field
 
 from purpleflea.client import LiquidationClient
+from purpleflea.client.seen import market_seen
 from purpleflea.clock import now_ms
 from purpleflea.formatting import format_price, format_usd
 from purpleflea.mcp import arguments
@@ -18,7 +19,6 @@ from purpleflea.mcp.answers import (
     MarketArg,
     WindowArg,
     event_line,
-    market_seen,
     never_seen,
     price_note,
     provenance,

@@ -19,7 +19,7 @@ from purpleflea.cputime import CpuMeter, collector_pauses, metered
 from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import Coverage, market_name, order_side_hint
 from purpleflea.server import http
-from purpleflea.server.auth import AuthError, Gate, key_from
+from purpleflea.server.auth import AuthError, Gate
 from purpleflea.server.filters import SIDES, spelled_as_known
 from purpleflea.server.keys import AccountExists, KeyInfo, KeyLimitReached, NewKey
 from purpleflea.server.measured_route import measured_heatmap
@@ -131,7 +131,9 @@ class Api:
     def authed(self, handler: AuthedHandler) -> Handler:
         async def endpoint(request: Request) -> Response:
             try:
-                info = self.gate.authenticate(key_from(request.headers, request.query_params))
+                info = self.gate.authenticate(
+                    self.gate.request_key(request.headers, request.query_params)
+                )
                 async with self.gate.turn(info):
                     refusal = self._unknown_params(request)
                     if refusal is not None:
@@ -316,7 +318,7 @@ class Api:
         per-account cap. Nothing here adds a key to somebody else's account."""
         try:
             body = await http.json_body(request)
-            key = key_from(request.headers, request.query_params)
+            key = self.gate.request_key(request.headers, request.query_params)
             if key:
                 owner = self.gate.authenticate(key)
                 self.gate.limit(owner)

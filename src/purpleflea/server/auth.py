@@ -34,10 +34,34 @@ class AuthError(Exception):
 
 
 def key_from(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
-    authorization = headers.get("authorization", "")
-    if authorization.lower().startswith("bearer "):
-        return authorization[7:].strip() or None
-    return headers.get("x-api-key") or query.get("api_key") or None
+    """The request's key, or None when it sent none. An ``Authorization`` header that is our
+    key without its ``Bearer`` scheme (``pf_...``, ``Token pf_...``), or ``Bearer`` with no
+    key, is refused with what to send (:class:`AuthError`): read as no key, it was told "an
+    API key is required", and ``POST /v1/keys`` registered a new account where it meant to
+    mint a key for its own. Other schemes (a proxy's ``Basic``) are not ours: left alone."""
+    authorization = headers.get("authorization", "").strip()
+    scheme, _, credentials = authorization.partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() == "bearer":
+        if not credentials:
+            raise AuthError(401, "missing_api_key", _scheme_mistake("is 'Bearer' with no key"))
+        return credentials
+    other = headers.get("x-api-key") or query.get("api_key")
+    if other:
+        return other
+    if scheme.startswith("pf_"):
+        raise AuthError(401, "missing_api_key", _scheme_mistake("holds a key with no scheme"))
+    if credentials.startswith("pf_"):
+        said = f"holds a key under the scheme {scheme[:20]!r}, not 'Bearer'"
+        raise AuthError(401, "missing_api_key", _scheme_mistake(said))
+    return None
+
+
+def _scheme_mistake(what: str) -> str:
+    return (
+        f"the Authorization header {what}: send 'Authorization: Bearer <key>' (or the key "
+        "alone in X-API-Key)"
+    )
 
 
 class StreamRegistry:
@@ -178,6 +202,14 @@ class Gate:
         self._cache: dict[str, KeyInfo] = {}
         #: The revocation poll's outage (the shared key store away): its log lines, its health.
         self._poll = OutageRecord()
+
+    def request_key(self, headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+        """:func:`key_from`, its refusals counted (``malformed_authorization``)."""
+        try:
+            return key_from(headers, query)
+        except AuthError:
+            self.counters["malformed_authorization"] += 1
+            raise
 
     def authenticate(self, key: str | None) -> KeyInfo:
         if not key:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -12,6 +13,7 @@ from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from purpleflea.clock import parse_when, seconds_mistake, utc_iso
 from purpleflea.model import encode
@@ -74,7 +76,27 @@ async def http_error(request: Request, exc: Exception) -> Response:
         raise exc
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     message = f"{request.method} {request.url.path}: {exc.detail}"
+    if exc.status_code == 404 and not _routed(request):
+        message = f"{request.method} {request.url.path}: {_no_route(request)}"
     return error_response(exc.status_code, code, message, dict(exc.headers or {}))
+
+
+def _routed(request: Request) -> bool:
+    """Whether some route took the request (its 404 is about the thing it names): Starlette's
+    router records the route it handed a request to in the scope."""
+    return "route" in request.scope
+
+
+def _no_route(request: Request) -> str:
+    """``no such route (did you mean /v1/liquidations? ...)``: the nearest route's path and
+    the document that lists them all, where a mistyped path was answered "Not Found"."""
+    path = request.url.path
+    paths = sorted({r.path for r in getattr(request.app, "routes", ()) if isinstance(r, Route)})
+    # A route under the path first: /v1/heatmap is /v1/heatmap/{market}'s, not /v1/health's.
+    under = [p for p in paths if p.startswith(path.rstrip("/") + "/")]
+    nearest = under or (difflib.get_close_matches(path, paths, n=1) if len(path) <= 100 else [])
+    guess = f"did you mean {nearest[0]}? " if nearest else ""
+    return f"no such route ({guess}GET /openapi.json lists every route)"
 
 
 async def store_unavailable(request: Request, exc: Exception) -> Response:

@@ -72,7 +72,7 @@ from purpleflea.bus.base import Bus, SubscriptionClosed
 from purpleflea.idle import IdleTimeout
 from purpleflea.model import encode
 from purpleflea.server import http
-from purpleflea.server.auth import AuthError, Gate, key_from
+from purpleflea.server.auth import AuthError, Gate
 from purpleflea.server.fanout import ClientQueue, Fanout
 from purpleflea.server.feed import Item, client_feed, subscribed_seq
 from purpleflea.server.filters import BadSubscription, StreamFilter, parse_filter, query_fields
@@ -215,6 +215,18 @@ def explain(why: str, buffer_bytes: int) -> str:
     if why == "internal_error":
         return "the stream failed on the server; reconnect with since_seq to resume"
     return why
+
+
+def _not_a_subscribe(message: object) -> str:
+    """What a first message that is no subscribe was instead, for its refusal."""
+    if not isinstance(message, dict):
+        kind = {list: "array", str: "string", bool: "boolean"}.get(type(message), "number or null")
+        return f"got a JSON {kind}"
+    if "op" in message:
+        return f'got "op": {repr(message["op"])[:60]}'
+    if message.get("type") == "subscribe":  # the server's frames say "type"; a client "op"
+        return 'got no "op" but "type": "subscribe" (a subscribe names it in "op")'
+    return 'got no "op"'
 
 
 def _error(code: str, message: str) -> str:
@@ -407,7 +419,7 @@ class Streams:
         await ws.accept()
         ended, kick = _ender()
         try:
-            info = self.gate.authenticate(key_from(ws.headers, ws.query_params))
+            info = self.gate.authenticate(self.gate.request_key(ws.headers, ws.query_params))
             opened_seq = self._admit(info, kick)
         except AuthError as exc:
             await self._tell(ws, exc.code, exc.message)
@@ -524,8 +536,11 @@ class Streams:
             raise BadSubscription(
                 f"the first message must be a JSON subscribe object: {exc}"
             ) from None
-        if not isinstance(message, dict) or message.pop("op", None) != "subscribe":
-            raise BadSubscription('the first message must be {"op": "subscribe", ...}')
+        if not isinstance(message, dict) or message.get("op") != "subscribe":
+            raise BadSubscription(
+                'the first message must be {"op": "subscribe", ...}: ' + _not_a_subscribe(message)
+            )
+        del message["op"]
         batch = message.pop("batch", False)
         if not isinstance(batch, bool):
             raise BadSubscription(f"batch must be true or false, got {batch!r}")
@@ -547,7 +562,9 @@ class Streams:
     async def sse(self, request: Request) -> Response | EventStream:
         ended, kick = _ender()
         try:
-            info = self.gate.authenticate(key_from(request.headers, request.query_params))
+            info = self.gate.authenticate(
+                self.gate.request_key(request.headers, request.query_params)
+            )
             fields = query_fields(request.query_params)
             last_event = request.headers.get("last-event-id", "")
             # Checked even when since_seq wins: a malformed header is refused, never ignored.
@@ -568,7 +585,9 @@ class Streams:
         """A plain HTTP request to the WebSocket endpoint. After the key checks every request
         gets, 426 says to upgrade (RFC 9110 15.5.22), where a 404 would say there is no stream."""
         try:
-            self.gate.limit(self.gate.authenticate(key_from(request.headers, request.query_params)))
+            self.gate.limit(
+                self.gate.authenticate(self.gate.request_key(request.headers, request.query_params))
+            )
         except AuthError as exc:
             return http.refusal(exc)
         return http.error_response(

@@ -56,6 +56,7 @@ const stream = new LiveStream({
   onCascade: (alert) => banner.show(alert),
   onStatus: setStatus,
   onAuthError: keyRejected,
+  onRefused: (message) => feed.refused(message),
 });
 
 // -- connection status and the key ---------------------------------------------------------

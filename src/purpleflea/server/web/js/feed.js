@@ -20,6 +20,7 @@ export class Feed {
     this.queue = [];
     this.frame = 0;
     this.tabStop = detailList(list, line);
+    this.refusal = ""; // the server's refusal of the filters, while it stands
   }
 
   /** Queue events (oldest first); they appear on the next animation frame. */
@@ -38,11 +39,22 @@ export class Feed {
   /** Say, while no row has come, what the server's source is doing (its own words from
    * /v1/health, e.g. the simulator warming up, how far); "" for the plain note. */
   waiting(why) {
+    if (this.refusal) return; // no liquidation can come until the filters change
     const text = why ? `Waiting for liquidations: ${why}.` : "Waiting for liquidations…";
     if (this.emptyNote.textContent !== text) this.emptyNote.textContent = text;
   }
 
+  /** Say that the server refused the filters (its own words): "Waiting for liquidations…"
+   * under them read as a quiet market, where none can come until they change. */
+  refused(message) {
+    this.refusal = `No feed: the server refused these filters: ${message}. Change them above.`;
+    this.emptyNote.textContent = this.refusal;
+    this.emptyNote.hidden = false;
+  }
+
   clear() {
+    this.refusal = "";
+    this.emptyNote.textContent = "Waiting for liquidations…";
     this.queue = [];
     this.list.replaceChildren();
     refreshLine(this.list, this.line); // its row is gone with the old filters: the hint again

@@ -12,8 +12,9 @@ const SILENCE_MS = 35_000;
  * One logical stream that survives reconnects.
  *
  * handlers: onLiquidation(event), onCascade(alert), onStatus(state, detail) with state one of
- * "connecting" | "live" | "reconnecting" | "error", and onAuthError(message) when the server
- * rejects the key (no reconnect: a new key is needed).
+ * "connecting" | "live" | "reconnecting" | "error", onAuthError(message) when the server
+ * rejects the key (no reconnect: a new key is needed), and onRefused(message) when it refuses
+ * the filters (no reconnect: they must change).
  */
 export class LiveStream {
   constructor(handlers) {
@@ -93,6 +94,7 @@ export class LiveStream {
       if (serverError && serverError.code === "bad_subscription") {
         // The same filters would be refused again: wait for the user to change them.
         this.handlers.onStatus("error", serverError.message);
+        this.handlers.onRefused?.(serverError.message);
         return;
       }
       this.scheduleReconnect(serverError ? serverError.message : `connection closed (${event.code})`);
