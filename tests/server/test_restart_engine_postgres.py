@@ -1,0 +1,193 @@
+"""With a PostgreSQL store the cascade engine is continued too, by a restart and by a standby.
+
+The engine's state and journal live in the database (tables of the store's schema), not in a
+file beside it: a restart of the ingest node continues its engine, and so does a standby on
+another machine taking the sequencer lock over, which could never read a file beside the
+failed node's store. Before, a PostgreSQL store kept no state and each start warmed the engine
+from the stored events (14-47 cascades followed by only one of the two engines,
+bench/warm_causes.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import psycopg
+import pytest
+
+from purpleflea.bus.local import LocalBus
+from purpleflea.engine import CascadeEngine
+from purpleflea.engine.heatmap_feed import HeatmapFeed
+from purpleflea.model import MarketSnapshot
+from purpleflea.server.app import engine_state
+from purpleflea.server.pipeline import Pipeline
+from purpleflea.store.postgres import PostgresStore
+from tests.server.conftest import T0, venue_event
+from tests.services import ensure_postgres
+
+MINUTE = 60_000
+
+
+_TABLES = (
+    "liquidations, rollup_1m, rollup_1h, rollup_1h_pending, cascades, open_interest, "
+    "coverage_factor, coverage_factor_method, engine_state, engine_journal"
+)
+
+
+@pytest.fixture
+async def dsn() -> AsyncIterator[str]:
+    """The session's database with no tables, and none of this test's left for the next."""
+    url = ensure_postgres()
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
+        await connection.execute(f"DROP TABLE IF EXISTS {_TABLES}")
+    yield url
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
+        await connection.execute(f"DROP TABLE IF EXISTS {_TABLES}")
+
+
+def _snapshot(ts: int, mark: float, usd: float, symbol: str = "BTCUSDT") -> MarketSnapshot:
+    return MarketSnapshot(
+        exchange="binance_usdm",
+        symbol=symbol,
+        market="BTC-PERP",
+        ts=ts,
+        mark_price=mark,
+        open_interest=usd / mark,
+        open_interest_usd=usd,
+    )
+
+
+async def _tracker(dsn: str) -> tuple[Pipeline, CascadeEngine, PostgresStore]:
+    """A tracker as the server builds one on a PostgreSQL store (its own connections)."""
+    store = await PostgresStore.connect(dsn)
+    engine = CascadeEngine()
+    tracker = Pipeline(
+        store,
+        LocalBus(),
+        scorer=engine,
+        heatmap=HeatmapFeed(fuel=engine),
+        engine_state=engine_state(store),
+    )
+    await tracker.start(tick_interval=3600.0)
+    return tracker, engine, store
+
+
+async def _states(dsn: str) -> list[tuple[int, bytes]]:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as connection:
+        cursor = await connection.execute("SELECT slot, body FROM engine_state ORDER BY slot")
+        return [(slot, bytes(body)) for slot, body in await cursor.fetchall()]
+
+
+async def _put_back(dsn: str, states: list[tuple[int, bytes]]) -> None:
+    """The state rows as they were (the clean stop's state never written: a crash)."""
+    async with (
+        await psycopg.AsyncConnection.connect(dsn, autocommit=True) as connection,
+        connection.transaction(),
+    ):
+        await connection.execute("DELETE FROM engine_state")
+        for slot, body in states:
+            await connection.execute(
+                "INSERT INTO engine_state (slot, body) VALUES (%s, %s)", (slot, body)
+            )
+
+
+async def _life_after_checkpoint(tracker: Pipeline, engine: CascadeEngine) -> None:
+    """Snapshots (fuel, open interest, a second listing), a burst that starts a cascade, a
+    tick that does not end it, more of the burst: what a checkpoint does not hold."""
+    tracker.on_snapshot(_snapshot(T0 + 2 * MINUTE, 59_500.0, 0.8e9))
+    tracker.on_snapshot(_snapshot(T0 + 2 * MINUTE, 59_500.0, 2e8, symbol="BTCUSDT_251226"))
+    for i in range(120):
+        size = 20_000.0 * (1 + i // 20)
+        tracker.submit(
+            venue_event(size_usd=size, price=59_500.0 - 5 * i, ts=T0 + 150_000 + 400 * i)
+        )
+        if i == 60:
+            await tracker.drain()
+            tracker.on_snapshot(_snapshot(T0 + 3 * MINUTE, 59_200.0, 0.7e9))
+    await tracker.drain()
+    assert engine.active(), "the burst started a cascade"
+    await tracker._tick(T0 + 150_000 + 400 * 120 + 5_000)
+    assert engine.active(), "the tick ended no cascade"
+    tracker.submit(venue_event(size_usd=50_000.0, price=58_000.0, ts=T0 + 215_000))
+    await tracker.drain()
+    tracker.on_snapshot(_snapshot(T0 + 4 * MINUTE, 58_000.0, 0.6e9))
+
+
+async def _checkpointed(tracker: Pipeline) -> None:
+    """40 liquidations and two snapshots, then a checkpoint due on the tracker's clock."""
+    tracker.on_snapshot(_snapshot(T0, 60_000.0, 1e9))
+    for i in range(40):
+        tracker.submit(venue_event(size_usd=20_000.0, price=60_000.0 - i, ts=T0 + 2_000 * i))
+    await tracker.drain()
+    tracker.on_snapshot(_snapshot(T0 + MINUTE, 59_960.0, 1.1e9))
+    tracker.checkpoint_wall_s = 0.0
+    checkpoints = tracker.checkpoints
+    await tracker._tick(T0 + 81_000)
+    assert tracker._checkpointing is not None
+    await tracker._checkpointing
+    assert tracker.checkpoints == checkpoints + 1
+    tracker.checkpoint_wall_s = 1e9
+
+
+async def test_a_postgres_tracker_stopped_cleanly_continues_its_engine(dsn: str) -> None:
+    tracker, engine, store = await _tracker(dsn)
+    assert tracker.engine_start == ""
+    await _checkpointed(tracker)
+    await _life_after_checkpoint(tracker, engine)
+    await tracker.stop()
+    await store.close()
+
+    again, restarted, store = await _tracker(dsn)
+    try:
+        assert again.engine_start == "continued"  # was "warmed": nothing kept
+        assert restarted.export_state() == engine.export_state()
+    finally:
+        await again.stop()
+        await store.close()
+
+
+async def test_after_a_crash_the_postgres_tracker_continues_the_engine_that_ran(
+    dsn: str,
+) -> None:
+    tracker, engine, store = await _tracker(dsn)
+    await _checkpointed(tracker)
+    checkpoint = await _states(dsn)
+    assert checkpoint, "the checkpoint is in the database"
+    await _life_after_checkpoint(tracker, engine)
+    await tracker.stop()
+    await store.close()
+    await _put_back(dsn, checkpoint)
+
+    again, restarted, store = await _tracker(dsn)
+    try:
+        assert again.engine_start == "continued"
+        # The events stored after the checkpoint and what the journal holds after its marker
+        # (the fuel, open interest and tick) replayed: every number of the engine that ran.
+        assert restarted.export_state() == engine.export_state()
+    finally:
+        await again.stop()
+        await store.close()
+
+
+async def test_a_standby_taking_over_continues_the_engine_that_ran(dsn: str) -> None:
+    # The ingest node is killed (no clean stop: its tasks end, its connections close); a
+    # standby, a second tracker with its own connections to the same database, starts.
+    tracker, engine, store = await _tracker(dsn)
+    await _checkpointed(tracker)
+    await _life_after_checkpoint(tracker, engine)
+    await tracker._tick(T0 + 230_000)  # the journal is written at the ticks
+    saved = tracker.engine_state
+    assert saved is not None
+    await saved.journal.written()
+    for task in (tracker._ticker, tracker._task):
+        assert task is not None
+        task.cancel()
+    await store.close()
+
+    standby, continued, standby_store = await _tracker(dsn)
+    try:
+        assert standby.engine_start == "continued"
+        assert continued.export_state() == engine.export_state()
+    finally:
+        await standby.stop()
+        await standby_store.close()
