@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import msgspec
 import psycopg
 import pytest
 
@@ -20,7 +21,9 @@ from purpleflea.engine import CascadeEngine
 from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import MarketSnapshot
 from purpleflea.server.app import engine_state
+from purpleflea.server.engine_state_postgres import PostgresEngineState
 from purpleflea.server.pipeline import Pipeline
+from purpleflea.store.base import StoreUnavailable
 from purpleflea.store.postgres import PostgresStore
 from tests.server.conftest import T0, venue_event
 from tests.services import ensure_postgres
@@ -191,3 +194,94 @@ async def test_a_standby_taking_over_continues_the_engine_that_ran(dsn: str) -> 
     finally:
         await standby.stop()
         await standby_store.close()
+
+
+async def _life(dsn: str, events: int, first: int) -> Pipeline:
+    """A tracker that takes ``events`` liquidations and stops cleanly."""
+    tracker, _, store = await _tracker(dsn)
+    for i in range(events):
+        tracker.submit(venue_event(size_usd=20_000.0, price=60_000.0 - i, ts=T0 + first + 500 * i))
+    await tracker.drain()
+    await tracker.stop()
+    await store.close()
+    return tracker
+
+
+async def _execute(dsn: str, sql: str) -> None:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as connection:
+        await connection.execute(sql.encode())
+
+
+async def test_a_damaged_newest_state_row_is_removed_and_the_one_before_continued(
+    dsn: str,
+) -> None:
+    await _life(dsn, 40, 0)
+    kept = await _life(dsn, 0, 0)  # the state at 40 twice: the newest and the previous
+    assert kept.engine_start == "continued"
+    await _execute(
+        dsn, "UPDATE engine_state SET body = substring(body from 1 for 100) WHERE slot = 0"
+    )
+    after = await _life(dsn, 0, 0)
+    assert after.engine_start == "continued"
+    assert isinstance(after.scorer, CascadeEngine)
+    assert isinstance(kept.scorer, CascadeEngine)
+    assert after.scorer.export_state() == kept.scorer.export_state()
+
+
+async def test_a_state_row_past_the_end_of_the_store_is_removed(dsn: str) -> None:
+    # The store lost its last events (a restore of an older backup of the events alone): a
+    # state taken after them knows events the store does not hold.
+    await _life(dsn, 40, 0)
+    await _execute(dsn, "DELETE FROM liquidations WHERE seq > 30")
+    after = await _life(dsn, 0, 0)
+    assert after.engine_start == "warmed"
+    assert isinstance(after.scorer, CascadeEngine)
+    saved = after.scorer.export_state()["markets"]
+    assert isinstance(saved, dict)
+    assert max(side["last_ts"] for pair in saved.values() for side in pair) == T0 + 29 * 500
+
+
+async def test_a_state_row_of_another_history_is_not_continued(dsn: str) -> None:
+    # The anchor: the store holds another event at the state's seq (its events replaced).
+    await _life(dsn, 40, 0)
+    await _execute(dsn, "UPDATE liquidations SET id = id || '-other' WHERE seq = 40")
+    after = await _life(dsn, 0, 0)
+    assert after.engine_start == "warmed"
+
+
+async def test_a_journal_write_the_database_refused_stops_it_until_the_next_checkpoint(
+    dsn: str,
+) -> None:
+    # A write that failed (the database gone, the sequencer lock lost) leaves a gap in the
+    # checkpoint's records: they are removed (a replay of part of them would tell the engine
+    # part of what it was told) and the journal waits for the next checkpoint's marker.
+    tracker, _, store = await _tracker(dsn)
+    saved = tracker.engine_state
+    assert isinstance(saved, PostgresEngineState)
+    await _checkpointed(tracker)
+    first = await _states(dsn)
+    nonce = msgspec.msgpack.decode(first[0][1])["journal"]
+    tracker.on_snapshot(_snapshot(T0 + 2 * MINUTE, 59_500.0, 0.8e9))
+    saved.journal.flush(tick=True)
+    await saved.journal.written()
+    assert await saved.journal.records_after(nonce), "the snapshot's records written"
+
+    async def refuse(connection: object) -> None:
+        raise StoreUnavailable("this node does not write: another ingest node took over")
+
+    store.write_guard = refuse
+    tracker.on_snapshot(_snapshot(T0 + 3 * MINUTE, 59_400.0, 0.7e9))
+    saved.journal.flush(tick=True)
+    await saved.journal.written()
+    assert tracker.counters["journal_write_errors"] == 1
+    assert not saved.journal.recording
+    store.write_guard = None
+    tracker.checkpoint_wall_s = 0.0
+    tracker.advance_clock(T0 + 4 * MINUTE)
+    await tracker._tick(T0 + 4 * MINUTE)  # the next checkpoint begins the journal again
+    assert tracker._checkpointing is not None
+    await tracker._checkpointing
+    assert saved.journal.recording
+    assert await saved.journal.records_after(nonce) is None
+    await tracker.stop()
+    await store.close()
