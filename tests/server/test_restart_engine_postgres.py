@@ -22,6 +22,7 @@ from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import MarketSnapshot
 from purpleflea.server.app import engine_state
 from purpleflea.server.engine_state_postgres import PostgresEngineState
+from purpleflea.server.heatmap_relay import PublishingSink
 from purpleflea.server.pipeline import Pipeline
 from purpleflea.store.base import StoreUnavailable
 from purpleflea.store.postgres import PostgresStore
@@ -60,15 +61,20 @@ def _snapshot(ts: int, mark: float, usd: float, symbol: str = "BTCUSDT") -> Mark
     )
 
 
-async def _tracker(dsn: str) -> tuple[Pipeline, CascadeEngine, PostgresStore]:
-    """A tracker as the server builds one on a PostgreSQL store (its own connections)."""
+async def _tracker(
+    dsn: str, *, publishing: bool = False
+) -> tuple[Pipeline, CascadeEngine, PostgresStore]:
+    """A tracker as the server builds one on a PostgreSQL store (its own connections);
+    ``publishing``: as an ingest node on a NATS bus builds it (its heatmap's changes
+    published: the feed inside a :class:`PublishingSink`)."""
     store = await PostgresStore.connect(dsn)
     engine = CascadeEngine()
+    feed = HeatmapFeed(fuel=engine)
     tracker = Pipeline(
         store,
         LocalBus(),
         scorer=engine,
-        heatmap=HeatmapFeed(fuel=engine),
+        heatmap=PublishingSink(feed) if publishing else feed,
         engine_state=engine_state(store),
     )
     await tracker.start(tick_interval=3600.0)
@@ -149,10 +155,13 @@ async def test_a_postgres_tracker_stopped_cleanly_continues_its_engine(dsn: str)
         await store.close()
 
 
+@pytest.mark.parametrize("publishing", [False, True], ids=["role-all", "ingest-on-nats"])
 async def test_after_a_crash_the_postgres_tracker_continues_the_engine_that_ran(
-    dsn: str,
+    dsn: str, publishing: bool
 ) -> None:
-    tracker, engine, store = await _tracker(dsn)
+    # ingest-on-nats: the heatmap's fuel and open interest reached the engine through the
+    # sink that publishes the heatmap's changes, and were never journaled.
+    tracker, engine, store = await _tracker(dsn, publishing=publishing)
     await _checkpointed(tracker)
     checkpoint = await _states(dsn)
     assert checkpoint, "the checkpoint is in the database"
@@ -161,7 +170,7 @@ async def test_after_a_crash_the_postgres_tracker_continues_the_engine_that_ran(
     await store.close()
     await _put_back(dsn, checkpoint)
 
-    again, restarted, store = await _tracker(dsn)
+    again, restarted, store = await _tracker(dsn, publishing=publishing)
     try:
         assert again.engine_start == "continued"
         # The events stored after the checkpoint and what the journal holds after its marker

@@ -280,12 +280,22 @@ class Pipeline:
     def _journal_fuel(self) -> None:
         """The heatmap tells the engine its fuel and open interest through the journal
         (:mod:`.engine_journal`), which writes each call down once a checkpoint began it."""
-        saved, feed = self.engine_state, self.heatmap
+        saved, feed = self.engine_state, self._engine_feed()
         if saved is None or not isinstance(self.scorer, KeepsState):
             return
         saved.journal.counters = self.counters  # its write failures in the metrics
         if isinstance(feed, HeatmapFeed) and feed.fuel is self.scorer:
             feed.fuel = JournaledFuel(feed.fuel, saved.journal, self._position)
+
+    def _engine_feed(self) -> HeatmapFeed | None:
+        """The heatmap feed that tells the engine its fuel and open interest: the sink itself,
+        or the feed inside an ingest node's sink that publishes its changes
+        (``PublishingSink``: its fuel was never journaled, its listings never retired)."""
+        sink = self.heatmap
+        if isinstance(sink, HeatmapFeed):
+            return sink
+        inner = getattr(sink, "feed", None)
+        return inner if isinstance(inner, HeatmapFeed) else None
 
     def _position(self) -> int:
         """The last seq handed out: every event scored so far has one at or below it."""
@@ -302,11 +312,12 @@ class Pipeline:
         if restored is None:
             return None
         self.engine_start = "continued"
-        if isinstance(self.heatmap, HeatmapFeed):
+        feed = self._engine_feed()
+        if feed is not None:
             # The rebuilt heatmap has no book of the engine's listings: it retires them.
             held = restored.engine.get("oi")
             if isinstance(held, dict):
-                self.heatmap.continued(
+                feed.continued(
                     (market, instrument) for market, books in held.items() for instrument in books
                 )
         log.info(
