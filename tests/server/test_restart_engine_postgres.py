@@ -10,7 +10,13 @@ bench/warm_causes.py).
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import msgspec
 import psycopg
@@ -26,10 +32,13 @@ from purpleflea.server.heatmap_relay import PublishingSink
 from purpleflea.server.pipeline import Pipeline
 from purpleflea.store.base import StoreUnavailable
 from purpleflea.store.postgres import PostgresStore
-from tests.server.conftest import T0, venue_event
+from purpleflea.venues import registry
+from tests.server.conftest import T0, make_config, running_server, venue_event
+from tests.server.crash_child import AFTER_JOURNAL_WRITTEN, LIVE, STORE_URL
 from tests.services import ensure_postgres
 
 MINUTE = 60_000
+ROOT = Path(__file__).resolve().parents[2]
 
 
 _TABLES = (
@@ -294,3 +303,38 @@ async def test_a_journal_write_the_database_refused_stops_it_until_the_next_chec
     assert await saved.journal.records_after(nonce) is None
     await tracker.stop()
     await store.close()
+
+
+@pytest.mark.usefixtures("quick_warmup")
+async def test_after_a_sigkill_the_postgres_tracker_continues_the_engine_that_ran(
+    dsn: str, tmp_path: Path
+) -> None:
+    # A served simulator on the PostgreSQL store killed with SIGKILL between two plans, right
+    # after its journal's last write (tests/server/crash_child.py): the restart continues its
+    # checkpoint from the database and replays the events and the journal written after it,
+    # every number of the engine that ran. (Killed at any other moment it also loses what
+    # the journal had not written yet, up to ~1 s: docs/cascade.md, Restart.)
+    child = [sys.executable, "-m", "tests.server.crash_child", str(tmp_path), "1500", "25", "30"]
+    died = await asyncio.to_thread(
+        subprocess.run,
+        child,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, STORE_URL: dsn, AFTER_JOURNAL_WRITTEN: "1"},
+    )
+    assert died.returncode == -signal.SIGKILL, died.stderr[-3000:]
+    live = CascadeEngine(fill_priced=registry.fill_priced())
+    live.restore_state(msgspec.msgpack.decode((tmp_path / LIVE).read_bytes()))
+
+    async with running_server(make_config(tmp_path, store_url=dsn)) as again:
+        tracker = again.server.tracker
+        restarted = tracker.scorer
+        assert isinstance(restarted, CascadeEngine)
+        assert tracker.engine_start == "continued"
+        state = restarted.export_state()
+        following = sorted(alert.id for alert in restarted.active())
+    assert any(live.score(market, "long") for market in tracker.markets), "it scored"
+    assert following == sorted(alert.id for alert in live.active())
+    assert state == live.export_state()
