@@ -7,7 +7,10 @@ Serves ``--source sim`` as the tests serve it (:func:`running_server`, the quick
 tracker's plan lock (no plan is open: every event the engine scored is stored, none is being
 scored), writes the engine's exported state to ``FOLDER/live.engine`` (msgpack) and its
 checkpoints' count and CPU and the journal's records and bytes to ``FOLDER/live.json``, and
-sends itself SIGKILL: nothing of a clean stop runs, as after ``kill -9``. ``CHECKPOINT_S``:
+sends itself SIGKILL: nothing of a clean stop runs, as after ``kill -9``. With
+``PURPLEFLEA_CRASH_STORE_URL`` set, it serves on that PostgreSQL store; with
+``PURPLEFLEA_CRASH_AFTER_JOURNAL_WRITTEN`` set, the kill comes right after the engine
+journal's writer wrote all it was told (PostgreSQL: it writes once a second). ``CHECKPOINT_S``:
 the tracker's ``checkpoint_s`` (0: none, and the start's checkpoint and the journal removed
 before the kill: the restart warms the engine as before checkpoints).
 """
@@ -30,12 +33,21 @@ from tests.server.conftest import QUICK_WARMUP_MS, make_config, running_server, 
 
 #: The file the engine's state at the kill is written to, in the data folder.
 LIVE = "live.engine"
+#: The environment variable naming a PostgreSQL store to serve on instead of the folder's.
+STORE_URL = "PURPLEFLEA_CRASH_STORE_URL"
+#: Set: the kill comes right after the engine journal's last write (see the kill).
+AFTER_JOURNAL_WRITTEN = "PURPLEFLEA_CRASH_AFTER_JOURNAL_WRITTEN"
 
 
 async def _serve_then_die(
     folder: Path, seqs: int, markets: int, speed: float, seconds: float, checkpoint_s: float | None
 ) -> None:
     config = make_config(folder, source="sim", speed=speed, sim_markets=markets)
+    store_url = os.environ.get(STORE_URL)
+    if store_url:  # a PostgreSQL store: the engine's state and journal in its database
+        config = make_config(
+            folder, source="sim", speed=speed, sim_markets=markets, store_url=store_url
+        )
     async with running_server(config) as running:
         tracker = running.server.tracker
         # The checkpoints as the tracker's clock calls for them (at 30x, a 60 s checkpoint is
@@ -71,6 +83,12 @@ async def _serve_then_die(
             if checkpoint_s == 0 and saved is not None:  # not even the start's: it warms
                 for state in saved.path.parent.glob(saved.path.name + "*"):
                     state.unlink()
+            if os.environ.get(AFTER_JOURNAL_WRITTEN) and saved is not None:
+                # Killed right after the journal's writer wrote everything told (a PostgreSQL
+                # store's journal is written once a second: what it had not written yet is
+                # lost with the process, the one loss it has by design).
+                saved.journal.flush(tick=True)
+                await saved.journal.written()
             os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -40,7 +40,7 @@ async def _empty_postgres() -> str:
         await connection.execute(
             "DROP TABLE IF EXISTS liquidations, rollup_1m, rollup_1h, rollup_1h_pending, cascades, "
             "open_interest, "
-            "coverage_factor, coverage_factor_method"
+            "coverage_factor, coverage_factor_method, engine_state, engine_journal"
         )
     return dsn
 

@@ -47,7 +47,7 @@ from purpleflea.server.config import ServerConfig
 from purpleflea.server.conncap import ConnectionCap, process_cap
 from purpleflea.server.coverage import CoverageRoutes, CoverageService
 from purpleflea.server.cross_site import SameOriginWrites
-from purpleflea.server.engine_state import EngineState
+from purpleflea.server.engine_state import EngineState, KeepsEngine
 from purpleflea.server.follower import Follower
 from purpleflea.server.health import Vitals, health_reasons, readiness_reasons
 from purpleflea.server.heap import collector_stats
@@ -302,13 +302,20 @@ def seq_mark(store: Store, floor: int | None = None) -> SeqMark | None:
     return mark
 
 
-def engine_state(store: Store) -> EngineState | None:
-    """Where the cascade engine's state is kept beside a writable SQLite store file, however
-    the file was named (the data folder's, or ``--store FILE``); None for a PostgreSQL
-    store (no file: the engine is warmed from the store at each start)."""
-    if not isinstance(store, SQLiteStore) or store.read_only:
+def engine_state(store: Store) -> KeepsEngine | None:
+    """Where the cascade engine's state is kept: beside a writable SQLite store file, however
+    the file was named (the data folder's, or ``--store FILE``); in a PostgreSQL store's
+    own database (server/engine_state_postgres.py: a restart and a standby's takeover
+    continue the engine). None otherwise (the engine is warmed from the store)."""
+    if isinstance(store, SQLiteStore):
+        return None if store.read_only else EngineState.beside(store.path)
+    from purpleflea.store.postgres import PostgresStore  # noqa: PLC0415 - PostgreSQL only
+
+    if not isinstance(store, PostgresStore):
         return None
-    return EngineState.beside(store.path)
+    from purpleflea.server.engine_state_postgres import PostgresEngineState  # noqa: PLC0415
+
+    return PostgresEngineState(store)
 
 
 def _engine_heatmaps(

@@ -28,6 +28,7 @@ none of it. So the files hold the records of two checkpoint intervals at most.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -35,7 +36,7 @@ import struct
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import msgspec
 
@@ -50,7 +51,7 @@ PREVIOUS = ".prev"
 
 _LENGTH = struct.Struct("<I")
 #: A frame's first item: a marker's (a told frame's is a position, never below 0).
-_MARK = -1
+MARK = -1
 #: Each told item's first field.
 _FUEL_LONG, _FUEL_SHORT, _OPEN_INTEREST, _TICK = 0, 1, 2, 3
 
@@ -89,68 +90,68 @@ def new_nonce() -> int:
     return secrets.randbits(63)
 
 
-class EngineJournal:
-    """The journal files beside the engine state file ``state_file``.
+class KeepsJournal(Protocol):
+    """A journal the pipeline writes to: :class:`EngineJournal` (files beside a SQLite store)
+    or :class:`~purpleflea.server.engine_state_postgres.PostgresEngineJournal` (a table of a
+    PostgreSQL store's database). ``begin``, ``told`` and ``flush`` run on the engine's
+    thread and never wait for a disk or a database."""
 
-    Each file is a run of frames, a 4-byte length and msgpack: a marker ``[-1, nonce, seq]``
-    or the things told at one position, ``[position, item, ...]``, each item ``[0 | 1, market,
-    ratio]`` (a long or short side's fuel), ``[2, market, usd, instrument]`` or ``[3, now_ms]``
-    (a tick). A name is written out the first time a file holds it and by its number (the
-    order names first appeared in the file) after that: a snapshot's three calls take ~48
-    bytes instead of ~112.
-    """
+    counters: Counter[str]
+    since_begin: int
 
-    def __init__(self, state_file: str | Path) -> None:
-        state_file = Path(state_file)
-        self.path = state_file.with_name(state_file.name + SUFFIX)
-        self.previous = self.path.with_name(self.path.name + PREVIOUS)
-        self._fd: int | None = None
+    @property
+    def recording(self) -> bool: ...
+
+    def begin(self, nonce: int, seq: int) -> None: ...
+
+    def told(self, record: Told) -> None: ...
+
+    def flush(self, *, tick: bool = False) -> None:
+        """After a snapshot's records (``tick``: after a tick's, about once a second)."""
+        ...
+
+    async def written(self) -> None:
+        """Wait until what was handed over to be written is written."""
+        ...
+
+    async def finish(self) -> None:
+        """A stop: write everything told, then close."""
+        ...
+
+    async def records_after(self, nonce: int) -> list[Told] | None: ...
+
+
+class JournalFrames:
+    """What the engine is told, encoded as frames in a buffer (the same for a file and a
+    table): a marker ``[-1, nonce, seq]`` or the things told at one position, ``[position,
+    item, ...]``, each item ``[0 | 1, market, ratio]`` (a long or short side's fuel), ``[2,
+    market, usd, instrument]`` or ``[3, now_ms]`` (a tick), each frame a 4-byte length and
+    msgpack. A name is written out the first time a checkpoint's records hold it and by its
+    number (the order names first appeared) after that: a snapshot's three calls take ~48
+    bytes instead of ~112."""
+
+    def __init__(self) -> None:
         self._buffer = bytearray()
         self._names: dict[str, int] = {}
         self._frame: list[object] = []  # [position, item, ...] not yet encoded
         #: Fuel and open interest told since the last :meth:`begin` (ticks not counted: a
         #: quiet engine ticks every second): a checkpoint is due with any, as with events.
         self.since_begin = 0
-        #: Records told and bytes written (the files' growth).
+        #: Records told and bytes written (the journal's growth).
         self.records = 0
         self.bytes = 0
-        #: ``journal_write_errors``: files not begun or writes failed (the tracker's counters
-        #: while it runs: ``purpleflea_engine_journal_write_failures_total``).
+        #: ``journal_write_errors``: journals not begun or writes failed (the tracker's
+        #: counters while it runs: ``purpleflea_engine_journal_write_failures_total``).
         self.counters: Counter[str] = Counter()
 
     @property
     def recording(self) -> bool:
-        """Whether what the engine is told is written (from the first :meth:`begin` on)."""
-        return self._fd is not None
-
-    def begin(self, nonce: int, seq: int) -> None:
-        """A checkpoint named ``nonce`` was exported with the store ending at ``seq``: the
-        current file becomes the previous one and a new one starts with its marker. On the
-        engine's thread, right at the export (nothing told between them). An ``OSError``
-        leaves the journal not recording (no records without their checkpoint's marker)."""
-        self.close()
-        self._names.clear()
-        self.since_begin = 0
-        try:
-            if self.path.exists():
-                os.replace(self.path, self.previous)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
-        except OSError as exc:
-            self.counters["journal_write_errors"] += 1
-            log.warning("%s: could not start the engine journal: %s", self.path, exc)
-            return
-        self._add_frame([_MARK, nonce, seq])
-        self.flush()
-
-    def sync(self) -> None:
-        """fsync the current file (its marker before the checkpoint's state is written)."""
-        fd = self._fd
-        if fd is not None:
-            os.fsync(fd)
+        """Whether what the engine is told is written (from the first ``begin`` on)."""
+        raise NotImplementedError
 
     def told(self, record: Told) -> None:
         """The engine was told ``record`` (buffered until :meth:`flush`)."""
-        if self._fd is None:
+        if not self.recording:
             return
         if self._frame and self._frame[0] != record.position:
             self._end_frame()
@@ -187,7 +188,50 @@ class EngineJournal:
         self._buffer += _LENGTH.pack(len(data))
         self._buffer += data
 
-    def flush(self) -> None:
+
+class EngineJournal(JournalFrames):
+    """The journal files beside the engine state file ``state_file``: the frames of
+    :class:`JournalFrames`, each file begun by its checkpoint's marker (a name is numbered
+    from the file's start)."""
+
+    def __init__(self, state_file: str | Path) -> None:
+        super().__init__()
+        state_file = Path(state_file)
+        self.path = state_file.with_name(state_file.name + SUFFIX)
+        self.previous = self.path.with_name(self.path.name + PREVIOUS)
+        self._fd: int | None = None
+
+    @property
+    def recording(self) -> bool:
+        """Whether what the engine is told is written (from the first :meth:`begin` on)."""
+        return self._fd is not None
+
+    def begin(self, nonce: int, seq: int) -> None:
+        """A checkpoint named ``nonce`` was exported with the store ending at ``seq``: the
+        current file becomes the previous one and a new one starts with its marker. On the
+        engine's thread, right at the export (nothing told between them). An ``OSError``
+        leaves the journal not recording (no records without their checkpoint's marker)."""
+        self.close()
+        self._names.clear()
+        self.since_begin = 0
+        try:
+            if self.path.exists():
+                os.replace(self.path, self.previous)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
+        except OSError as exc:
+            self.counters["journal_write_errors"] += 1
+            log.warning("%s: could not start the engine journal: %s", self.path, exc)
+            return
+        self._add_frame([MARK, nonce, seq])
+        self.flush()
+
+    def sync(self) -> None:
+        """fsync the current file (its marker before the checkpoint's state is written)."""
+        fd = self._fd
+        if fd is not None:
+            os.fsync(fd)
+
+    def flush(self, *, tick: bool = False) -> None:
         """Hand what is buffered to the OS (it then outlives the process). A failure (a full
         disk) stops the journal until the next checkpoint begins another: a replay of records
         with a gap would tell the engine part of what it was told."""
@@ -221,6 +265,16 @@ class EngineJournal:
         if fd is not None:
             os.close(fd)
 
+    async def written(self) -> None:
+        """Each :meth:`flush` handed its records to the OS already."""
+
+    async def finish(self) -> None:
+        self.close()
+
+    async def records_after(self, nonce: int) -> list[Told] | None:
+        """:meth:`after`, read from a worker thread."""
+        return await asyncio.to_thread(self.after, nonce)
+
     def after(self, nonce: int) -> list[Told] | None:
         """The records written after the marker ``nonce``, in order (the previous file and then
         the current one), or None when neither holds that marker. A torn last frame (a write
@@ -231,32 +285,55 @@ class EngineJournal:
                 data = path.read_bytes()
             except FileNotFoundError:
                 continue
-            names: list[str] = []
-            at = 0
-            while at + _LENGTH.size <= len(data):
-                (size,) = _LENGTH.unpack_from(data, at)
-                end = at + _LENGTH.size + size
-                if end > len(data):
-                    break
-                try:
-                    frame = _decode(data[at + _LENGTH.size : end])
-                    if not isinstance(frame, list) or not frame:
-                        raise Unreadable("not a frame")
-                    if frame[0] == _MARK:
-                        if frame[1] == nonce:
-                            found = []
-                    elif found is not None:
-                        found += _items(frame, names)
-                    else:
-                        _items(frame, names)  # numbers the names it introduces
-                except (msgspec.DecodeError, Unreadable, IndexError, TypeError) as exc:
-                    log.warning("%s: unreadable at byte %d (%s): the rest ignored", path, at, exc)
-                    break
-                at = end
+            found = records(frames(data, str(path)), nonce, found, str(path))
         return found
 
 
-def _items(frame: list[object], names: list[str]) -> list[Told]:
+def records(
+    run: list[list[object]], nonce: int, found: list[Told] | None, where: str
+) -> list[Told] | None:
+    """``found`` (None: the marker ``nonce`` not met yet) with the records of the frames
+    ``run`` after that marker; names are numbered from the run's first frame on. A frame
+    that is not one this module writes ends the run (logged)."""
+    names: list[str] = []
+    for frame in run:
+        try:
+            if frame[0] == MARK:
+                if frame[1] == nonce:
+                    found = []
+            elif found is not None:
+                found += items(frame, names)
+            else:
+                items(frame, names)  # numbers the names it introduces
+        except (Unreadable, IndexError, TypeError) as exc:
+            log.warning("%s: unreadable frame (%s): the rest ignored", where, exc)
+            break
+    return found
+
+
+def frames(data: bytes, where: str) -> list[list[object]]:
+    """The frames of ``data`` (length-prefixed msgpack lists), up to a torn last frame (a
+    write cut short) or an unreadable one (logged: the rest ignored)."""
+    out: list[list[object]] = []
+    at = 0
+    while at + _LENGTH.size <= len(data):
+        (size,) = _LENGTH.unpack_from(data, at)
+        end = at + _LENGTH.size + size
+        if end > len(data):
+            break
+        try:
+            frame = _decode(data[at + _LENGTH.size : end])
+            if not isinstance(frame, list) or not frame:
+                raise Unreadable("not a frame")
+        except (msgspec.DecodeError, Unreadable) as exc:
+            log.warning("%s: unreadable at byte %d (%s): the rest ignored", where, at, exc)
+            break
+        out.append(frame)
+        at = end
+    return out
+
+
+def items(frame: list[object], names: list[str]) -> list[Told]:
     """The records of one told frame, ``names`` the file's so far (extended)."""
 
     def name(value: object) -> str:
@@ -292,7 +369,7 @@ class JournaledFuel:
     """The heatmap's hooks into the engine, each call told to ``journal`` once the engine
     took it, at ``position()`` (the last seq handed out)."""
 
-    def __init__(self, engine: FuelSink, journal: EngineJournal, position: Callable[[], int]):
+    def __init__(self, engine: FuelSink, journal: KeepsJournal, position: Callable[[], int]):
         self.engine = engine
         self.journal = journal
         self.position = position

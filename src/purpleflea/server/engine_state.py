@@ -27,19 +27,23 @@ from the store instead.
 
 Written atomically and durably: a temporary file, fsync, renames, fsync of the folder; a
 write interrupted at any point leaves the previous states (or one of them) readable.
+
+A PostgreSQL store keeps the same two states, with the same checks, in its own database
+(:mod:`.engine_state_postgres`): the pipeline sees either through :class:`KeepsEngine`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 import msgspec
 
-from purpleflea.server.engine_journal import EngineJournal
+from purpleflea.server.engine_journal import EngineJournal, KeepsJournal
 from purpleflea.store.file_guard import file_identity, write_durably
 
 log = logging.getLogger("purpleflea.engine_state")
@@ -48,7 +52,7 @@ log = logging.getLogger("purpleflea.engine_state")
 SUFFIX = ".engine"
 #: The checkpoint before the newest: ``purpleflea.sqlite.engine.prev``.
 PREVIOUS = ".prev"
-_VERSION = 1
+VERSION = 1
 
 
 @runtime_checkable
@@ -60,7 +64,7 @@ class KeepsState(Protocol):
     def restore_state(self, saved: dict[str, object]) -> None: ...
 
 
-class _Saved(msgspec.Struct, kw_only=True):
+class Saved(msgspec.Struct, kw_only=True):
     version: int
     last_seq: int
     store: tuple[int, int] | None
@@ -86,6 +90,112 @@ class Continued(NamedTuple):
     journal: int | None = None
 
 
+class KeepsEngine(Protocol):
+    """Where the engine's state and journal are kept: files beside a SQLite store
+    (:class:`EngineState`) or tables of a PostgreSQL store's database
+    (:class:`~purpleflea.server.engine_state_postgres.PostgresEngineState`)."""
+
+    @property
+    def journal(self) -> KeepsJournal:
+        """What the engine is told besides the stored events, for a replay after a crash."""
+        ...
+
+    @property
+    def where(self) -> str:
+        """Where, for the log (a file's path, a database's table)."""
+        ...
+
+    async def put(
+        self,
+        exported: dict[str, object],
+        last_seq: int,
+        anchor: Anchor | None = None,
+        *,
+        journal: int | None = None,
+    ) -> float:
+        """Keep an exported state as the newest (the newest before it the previous); the CPU
+        seconds the write took on the thread that encoded it. Raises ``OSError`` or
+        :class:`~purpleflea.store.base.StoreUnavailable` when it could not."""
+        ...
+
+    async def load(
+        self,
+        engine: KeepsState,
+        last_seq: int,
+        *,
+        within: int,
+        anchor_at: Callable[[int], Awaitable[Anchor]] | None = None,
+    ) -> Continued | None: ...
+
+    async def close(self) -> None: ...
+
+
+Verdict = Literal["use", "remove", "skip"]
+
+
+def verdict(
+    saved: Saved, where: str, identity: tuple[int, int] | None, last_seq: int, within: int
+) -> Verdict:
+    """Whether a state read from ``where`` may be continued over a store that ends at
+    ``last_seq``: ``use``; ``remove`` (of another store or version, or past the store's end:
+    never continued); ``skip`` (more than ``within`` seqs behind it). Logged."""
+    if saved.version != VERSION or saved.store != identity:
+        log.info("%s: written beside another store file (or version): removed", where)
+        return "remove"
+    if saved.last_seq > last_seq:
+        log.info(
+            "%s: written at seq %d, the store ends at %d (it lost its last commits): removed",
+            where,
+            saved.last_seq,
+            last_seq,
+        )
+        return "remove"
+    if last_seq - saved.last_seq > within:
+        log.info(
+            "%s: written at seq %d, %d seqs before the store's end (more than the %d a start "
+            "replays)",
+            where,
+            saved.last_seq,
+            last_seq - saved.last_seq,
+            within,
+        )
+        return "skip"
+    return "use"
+
+
+async def continue_from(
+    usable: list[tuple[Saved, str]],
+    engine: KeepsState,
+    anchor_at: Callable[[int], Awaitable[Anchor]] | None,
+    remove: Callable[[str], Awaitable[None]],
+) -> Continued | None:
+    """Restore ``engine`` from the first of ``usable`` (the newest first, each with where it
+    was read) whose anchor the store holds; one of another history is ``remove``d, one the
+    engine refuses passed over."""
+    for saved, where in usable:
+        if anchor_at is not None and saved.anchor is not None:
+            held = await anchor_at(saved.last_seq)
+            if tuple(saved.anchor) != held:
+                log.info(
+                    "%s: written at seq %d after event %s (seq %d), the store holds %s "
+                    "there: another store's history: removed",
+                    where,
+                    saved.last_seq,
+                    saved.anchor[1] or "(none)",
+                    saved.anchor[0],
+                    f"event {held[1]} (seq {held[0]})" if held[1] else "no event",
+                )
+                await remove(where)
+                continue
+        try:
+            await asyncio.to_thread(engine.restore_state, saved.engine)
+        except ValueError as exc:
+            log.warning("%s (seq %d): %s", where, saved.last_seq, exc)
+            continue
+        return Continued(saved.engine, saved.last_seq, saved.journal)
+    return None
+
+
 class EngineState:
     """The engine state files beside the SQLite store file ``store_file``."""
 
@@ -95,6 +205,30 @@ class EngineState:
         self.previous = self.path.with_name(self.path.name + PREVIOUS)
         #: What the engine is told besides the stored events, for a replay after a crash.
         self.journal = EngineJournal(self.path)
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
+    async def close(self) -> None:
+        """Nothing held open (the journal's file is closed by its :meth:`finish`)."""
+
+    async def put(
+        self,
+        exported: dict[str, object],
+        last_seq: int,
+        anchor: Anchor | None = None,
+        *,
+        journal: int | None = None,
+    ) -> float:
+        """:meth:`write` from a worker thread; the CPU seconds it took there."""
+
+        def write() -> float:
+            began = time.thread_time()
+            self.write(exported, last_seq, anchor, journal=journal)
+            return time.thread_time() - began
+
+        return await asyncio.to_thread(write)
 
     @classmethod
     def beside(cls, store_file: str | Path) -> EngineState | None:
@@ -118,8 +252,8 @@ class EngineState:
         previous. ``journal``: the marker the journal began with at the export
         (:meth:`EngineJournal.begin`), fsynced first. Blocking (fsyncs): the caller exports
         on the engine's thread and writes from a worker thread."""
-        saved = _Saved(
-            version=_VERSION,
+        saved = Saved(
+            version=VERSION,
             last_seq=last_seq,
             store=file_identity(self.store_file),
             engine=exported,
@@ -144,32 +278,18 @@ class EngineState:
         not. States past ``last_seq``, of another file, of another history (their anchor is
         not ``anchor_at`` their seq) or unreadable are removed. The files are read and
         removed from a worker thread."""
-        for saved, path in await asyncio.to_thread(self._usable, last_seq, within):
-            if anchor_at is not None and saved.anchor is not None:
-                held = await anchor_at(saved.last_seq)
-                if tuple(saved.anchor) != held:
-                    log.info(
-                        "%s: written at seq %d after event %s (seq %d), the store holds %s "
-                        "there: another store's history: removed",
-                        path,
-                        saved.last_seq,
-                        saved.anchor[1] or "(none)",
-                        saved.anchor[0],
-                        f"event {held[1]} (seq {held[0]})" if held[1] else "no event",
-                    )
-                    await asyncio.to_thread(path.unlink, missing_ok=True)
-                    continue
-            try:
-                await asyncio.to_thread(engine.restore_state, saved.engine)
-            except ValueError as exc:
-                log.warning("%s (seq %d): %s", path, saved.last_seq, exc)
-                continue
-            return Continued(saved.engine, saved.last_seq, saved.journal)
-        return None
+        usable = await asyncio.to_thread(self._usable, last_seq, within)
 
-    def _usable(self, last_seq: int, within: int) -> list[tuple[_Saved, Path]]:
+        async def remove(where: str) -> None:
+            await asyncio.to_thread(Path(where).unlink, missing_ok=True)
+
+        return await continue_from(
+            [(saved, str(path)) for saved, path in usable], engine, anchor_at, remove
+        )
+
+    def _usable(self, last_seq: int, within: int) -> list[tuple[Saved, Path]]:
         """The states that may be continued, the newest first; the others removed."""
-        usable: list[tuple[_Saved, Path]] = []
+        usable: list[tuple[Saved, Path]] = []
         identity = file_identity(self.store_file)
         for path in (self.path, self.previous):
             try:
@@ -180,32 +300,14 @@ class EngineState:
                 log.warning("%s: cannot be read (%s): not continued", path, exc)
                 continue
             try:
-                saved = msgspec.msgpack.decode(data, type=_Saved)
+                saved = msgspec.msgpack.decode(data, type=Saved)
             except msgspec.DecodeError as exc:
                 log.warning("%s: unreadable (%s): removed", path, exc)
                 path.unlink(missing_ok=True)
                 continue
-            if saved.version != _VERSION or saved.store != identity:
-                log.info("%s: written beside another store file (or version): removed", path)
+            found = verdict(saved, str(path), identity, last_seq, within)
+            if found == "remove":
                 path.unlink(missing_ok=True)
-            elif saved.last_seq > last_seq:
-                log.info(
-                    "%s: written at seq %d, the store ends at %d (it lost its last commits): "
-                    "removed",
-                    path,
-                    saved.last_seq,
-                    last_seq,
-                )
-                path.unlink(missing_ok=True)
-            elif last_seq - saved.last_seq > within:
-                log.info(
-                    "%s: written at seq %d, %d seqs before the store's end (more than the %d "
-                    "a start replays)",
-                    path,
-                    saved.last_seq,
-                    last_seq - saved.last_seq,
-                    within,
-                )
-            else:
+            elif found == "use":
                 usable.append((saved, path))
         return sorted(usable, key=lambda found: -found[0].last_seq)

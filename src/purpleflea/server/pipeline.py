@@ -46,7 +46,7 @@ from purpleflea.outage import OutageRecord, describe
 from purpleflea.server.cascade_handover import handover
 from purpleflea.server.engine_journal import JournaledFuel, Tick, Told, new_nonce
 from purpleflea.server.engine_journal import OpenInterest as ToldOpenInterest
-from purpleflea.server.engine_state import Continued, EngineState, KeepsState
+from purpleflea.server.engine_state import Continued, KeepsEngine, KeepsState
 from purpleflea.server.latency import StageLatency
 from purpleflea.server.sequencing import BatchPlan, Scorer, Sequencer, WriteEvents
 from purpleflea.server.writes import WriteHealth
@@ -146,7 +146,7 @@ class Pipeline:
         retry_initial_s: float = 0.05,
         retry_max_s: float = 5.0,
         seq_mark: SeqMark | None = None,
-        engine_state: EngineState | None = None,
+        engine_state: KeepsEngine | None = None,
         checkpoint_s: float = 60.0,
         checkpoint_seqs: int = 50_000,
     ) -> None:
@@ -165,7 +165,8 @@ class Pipeline:
         #: The seq high-water mark beside a SQLite store (None: not guarded).
         self.seq_mark = seq_mark
         #: Where the cascade engine's state is written for the next start, now and then and
-        #: at a clean stop (None: the next start warms it from the stored events).
+        #: at a clean stop: files beside a SQLite store, tables of a PostgreSQL store's
+        #: database (None: the next start warms it from the stored events).
         self.engine_state = engine_state
         #: A checkpoint of the engine's state once the tracker's clock (event and snapshot
         #: time) moved this many seconds since the last, or ``checkpoint_seqs`` seqs were
@@ -258,8 +259,7 @@ class Pipeline:
             told = None
             if continued is not None and continued.journal is not None:
                 assert self.engine_state is not None
-                journal = self.engine_state.journal
-                told = await asyncio.to_thread(journal.after, continued.journal)
+                told = await self.engine_state.journal.records_after(continued.journal)
             await self._warm(
                 warm_events,
                 stored,
@@ -280,12 +280,22 @@ class Pipeline:
     def _journal_fuel(self) -> None:
         """The heatmap tells the engine its fuel and open interest through the journal
         (:mod:`.engine_journal`), which writes each call down once a checkpoint began it."""
-        saved, feed = self.engine_state, self.heatmap
+        saved, feed = self.engine_state, self._engine_feed()
         if saved is None or not isinstance(self.scorer, KeepsState):
             return
         saved.journal.counters = self.counters  # its write failures in the metrics
         if isinstance(feed, HeatmapFeed) and feed.fuel is self.scorer:
             feed.fuel = JournaledFuel(feed.fuel, saved.journal, self._position)
+
+    def _engine_feed(self) -> HeatmapFeed | None:
+        """The heatmap feed that tells the engine its fuel and open interest: the sink itself,
+        or the feed inside an ingest node's sink that publishes its changes
+        (``PublishingSink``: its fuel was never journaled, its listings never retired)."""
+        sink = self.heatmap
+        if isinstance(sink, HeatmapFeed):
+            return sink
+        inner = getattr(sink, "feed", None)
+        return inner if isinstance(inner, HeatmapFeed) else None
 
     def _position(self) -> int:
         """The last seq handed out: every event scored so far has one at or below it."""
@@ -302,16 +312,17 @@ class Pipeline:
         if restored is None:
             return None
         self.engine_start = "continued"
-        if isinstance(self.heatmap, HeatmapFeed):
+        feed = self._engine_feed()
+        if feed is not None:
             # The rebuilt heatmap has no book of the engine's listings: it retires them.
             held = restored.engine.get("oi")
             if isinstance(held, dict):
-                self.heatmap.continued(
+                feed.continued(
                     (market, instrument) for market, books in held.items() for instrument in books
                 )
         log.info(
             "cascade engine continued from %s (seq %d; the store ends at %d)",
-            saved.path,
+            saved.where,
             restored.seq,
             stored,
         )
@@ -327,10 +338,10 @@ class Pipeline:
         try:
             stored = await self.store.last_seq()
             anchor = await self._anchor(stored)
-            await asyncio.to_thread(saved.save, scorer, stored, anchor)
+            await saved.put(scorer.export_state(), stored, anchor)
         except Exception as exc:  # the store unreadable, the disk full: the stop goes on
             log.warning(
-                "could not write the cascade engine's state to %s: %s", saved.path, describe(exc)
+                "could not write the cascade engine's state to %s: %s", saved.where, describe(exc)
             )
 
     async def _anchor(self, seq: int) -> tuple[int, str]:
@@ -551,9 +562,11 @@ class Pipeline:
             with contextlib.suppress(Exception):
                 await self._checkpointing
         if self.engine_state is not None:
-            self.engine_state.journal.close()
+            await self.engine_state.journal.finish()
         if not lost:
             await self._save_engine()
+        if self.engine_state is not None:
+            await self.engine_state.close()
         if lost:
             self.counters["dropped_at_shutdown"] += lost
             log.error("stopped with %d events not stored (the store was failing)", lost)
@@ -829,7 +842,7 @@ class Pipeline:
             if self.engine_state is not None and self.scorer is not None:
                 journal = self.engine_state.journal
                 journal.told(Tick(position, now))
-                journal.flush()
+                journal.flush(tick=True)
             if plan is not None:
                 await self._perform(plan)
             await self._checkpoint()
@@ -915,7 +928,7 @@ class Pipeline:
 
     async def _write_checkpoint(
         self,
-        saved: EngineState,
+        saved: KeepsEngine,
         exported: dict[str, object],
         seq: int,
         anchor: tuple[int, str],
@@ -924,16 +937,12 @@ class Pipeline:
     ) -> None:
         """``cpu_s``: the export's CPU, counted with the write's (None: not counted)."""
 
-        def write() -> float:
-            began = time.thread_time()
-            saved.write(exported, seq, anchor, journal=nonce)
-            return time.thread_time() - began
-
         try:
-            written = await asyncio.to_thread(write)
+            # StoreUnavailable (PostgreSQL down, the lock lost) is an OSError too.
+            written = await saved.put(exported, seq, anchor, journal=nonce)
         except OSError as exc:
             log.warning(
-                "could not write the cascade engine's checkpoint to %s: %s", saved.path, exc
+                "could not write the cascade engine's checkpoint to %s: %s", saved.where, exc
             )
             return
         if cpu_s is not None:

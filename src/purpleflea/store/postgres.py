@@ -118,6 +118,17 @@ CREATE TABLE IF NOT EXISTS open_interest (
     PRIMARY KEY (minute, market)
 );
 ALTER TABLE open_interest ADD COLUMN IF NOT EXISTS mark_price float8 NOT NULL DEFAULT 0;
+-- The cascade engine's state and journal (server/engine_state_postgres.py).
+CREATE TABLE IF NOT EXISTS engine_state (
+    slot smallint PRIMARY KEY,
+    body bytea NOT NULL
+);
+CREATE TABLE IF NOT EXISTS engine_journal (
+    id bigserial PRIMARY KEY,
+    nonce bigint NOT NULL,
+    marker boolean NOT NULL,
+    body bytea NOT NULL
+);
 """
 )
 
