@@ -852,3 +852,37 @@ async def check_every_item_once_through_cuts(
     gaps = [line for line in lines if "read back from the history" in line]
     assert len(gaps) == dispatcher.counters["bus_dropped"], gaps  # one line per gap
     assert sum(int(line.split(": ")[-1].split(" ")[0]) for line in gaps) == backfilled, gaps
+
+
+class _FailsOnce:
+    """The history store, whose first read of events fails (a store away for a moment)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.failed = False
+
+    async def since(self, seq: int, limit: int = 1000) -> list[Liquidation]:
+        if not self.failed:
+            self.failed = True
+            raise OSError("database is away")
+        events: list[Liquidation] = await self.store.since(seq, limit)
+        return events
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+async def test_a_gap_whose_read_fails_is_read_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Raised, the store's error would have ended the dispatcher: no webhook delivered again.
+    async with running_server(_config(tmp_path, GAPPY)) as running:
+        assert running.server.webhooks is not None
+        dispatcher = running.server.webhooks.dispatcher
+        assert dispatcher is not None
+        history = _FailsOnce(running.server.store)
+        dispatcher.history = history  # type: ignore[assignment]
+        await check_every_item_once_through_cuts(running, caplog)
+    assert history.failed
+    assert dispatcher.counters["bus_backfill_failures"] == 1
+    assert any("database is away" in r.getMessage() for r in caplog.records)
