@@ -48,8 +48,14 @@ async def test_no_heatmap_says_the_servers_reason() -> None:
     answer = await _tools(PurpleFleaError(reason, "not_found", 404)).heatmap_clusters("nope-perp")
     assert not answer.is_error
     text = answer.content[0].text  # type: ignore[union-attr]
-    assert text.startswith("No heatmap for NOPE-PERP: ")
-    assert reason in text
+    # Said once: it was "No heatmap for NOPE-PERP: no heatmap for 'NOPE-PERP': ...".
+    assert text == "N" + reason[1:]
     assert answer.structured_content is not None
     assert answer.structured_content["available"] is False
     assert answer.structured_content["reason"] == reason
+
+
+async def test_a_reason_that_does_not_name_the_market_is_prefixed_with_it() -> None:
+    answer = await _tools(PurpleFleaError("", "not_found", 404)).heatmap_clusters("nope-perp")
+    text = answer.content[0].text  # type: ignore[union-attr]
+    assert text == "No heatmap for NOPE-PERP: the server has none for this market"

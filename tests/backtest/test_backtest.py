@@ -742,3 +742,22 @@ def test_a_report_folder_that_cannot_be_written_is_refused_before_the_replay(
     assert args.run(args) == 2
     assert "not a database" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()  # the check leaves no folder behind
+
+
+def test_the_commands_errors_begin_with_purpleflea_like_the_other_commands(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `purpleflea export: ...`, `purpleflea import: ...`, but `backtest: ...`.
+    from purpleflea.commands import backtest as command
+
+    parser = argparse.ArgumentParser()
+    command.register(parser.add_subparsers())
+    for argv in (
+        ["--threshold", "11"],
+        ["--store", str(tmp_path / "none.sqlite")],
+        ["--store", str(tmp_path), "--latency-ms", "-5"],
+    ):
+        args = parser.parse_args(["backtest", *argv])
+        assert args.run(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("purpleflea backtest: "), err

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from purpleflea import frames
+from purpleflea.clock import utc_iso
 from purpleflea.commands import export, importer
 from purpleflea.commands.export import iter_events
 from purpleflea.history_io import parse_purpleflea_csv
@@ -474,3 +475,19 @@ def test_an_export_removes_the_partial_files_of_exports_killed_outright(
         path.write_text("id,seq,")
     assert _cli("export", "--format", "csv", "--out", str(out), "--data-dir", str(source)) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, live.name, other.name])
+
+
+def test_an_export_of_an_empty_window_says_when_the_stored_events_are(
+    source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `--start 2030-01-01` said "exported 0 events", as if the store were empty.
+    everything = _stored(source)
+    first, last = min(e.ts for e in everything), max(e.ts for e in everything)
+    out = tmp_path / "later.csv"
+    argv = ["--format", "csv", "--out", str(out), "--data-dir", str(source), "--no-progress"]
+    assert _cli("export", *argv, "--start", "2030-01-01") == 0
+    said = capsys.readouterr().out
+    assert said.startswith(f"exported 0 events to {out} (csv): ")
+    assert f"the store's events run from {utc_iso(first)} to {utc_iso(last)}" in said, said
+    assert _cli("export", *argv, "--market", "PEPE-PERP") == 0  # no window: nothing to say
+    assert "the store's events run from" not in capsys.readouterr().out

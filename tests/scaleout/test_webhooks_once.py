@@ -8,11 +8,13 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 
 from purpleflea.server.webhook_policy import WebhookSettings
 from purpleflea.store.webhooks import DeadLetter, open_webhook_store
 from tests.scaleout.cluster import cluster, until
 from tests.server.conftest import make_config, running_server
+from tests.server.test_webhooks import GAPPY, check_every_item_once_through_cuts
 from tests.server.webhook_receiver import receiver
 
 
@@ -138,3 +140,26 @@ async def test_two_api_nodes_never_replay_one_webhook_s_dead_letters_at_once(
                 again = await http.post(f"{node_b.url}{path}")
                 assert again.status_code == 200, again.text
                 assert again.json()["remaining"] == 0
+
+
+async def test_the_sequencing_node_fills_the_gap_when_the_bus_cuts_its_subscription(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The dispatcher of a node that sequences on PostgreSQL and JetStream (role ``all``
+    here, to serve the webhook routes too; ``ingest`` builds the same one) is the single
+    machine's: a cut subscription is filled from PostgreSQL, and what the new subscription
+    brings again (items JetStream had not handed over when it subscribed) is not sent twice."""
+    async with cluster(tmp_path) as services:
+        config = make_config(
+            tmp_path / "all",
+            source="none",
+            store_url=services.store_url,
+            bus_url=services.bus_url,
+            webhooks=GAPPY,
+            rate_per_s=1_000.0,
+            rate_burst=1_000.0,
+        )
+        async with running_server(config) as ingest:
+            # JetStream hands the node's own messages back one publish (and its ack) at a
+            # time: the dispatcher keeps up with them, so the subscription is cut for it.
+            await check_every_item_once_through_cuts(ingest, caplog, cut_every_s=0.02)

@@ -9,6 +9,7 @@ import logging
 import socket
 import sqlite3
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,13 @@ import httpx
 import pytest
 
 from purpleflea.client import LiquidationClient
+from purpleflea.model import CascadeAlert, Liquidation, VenueLiquidation
 from purpleflea.server import webhook_sender
 from purpleflea.server.config import ServerConfig
 from purpleflea.server.webhook_policy import WebhookSettings
 from purpleflea.server.webhook_sender import Sender
 from purpleflea.store.webhooks import Webhook, open_webhook_store
-from tests.server.conftest import Running, make_config, running_server, venue_event
+from tests.server.conftest import T0, Running, make_config, running_server, venue_event
 from tests.server.webhook_receiver import Receiver, receiver, until
 
 #: Short backoffs so retries take milliseconds; three attempts per delivery.
@@ -759,3 +761,128 @@ async def test_a_burst_of_a_crash_does_not_cut_the_dispatchers_bus_subscription(
         await hooked.push(*burst, venue_event(market="ETH-PERP", size_usd=60_000.0))
         await until(lambda: len(box.deliveries) == 1, what="the delivery after the burst")
     assert dispatcher.counters["bus_dropped"] == 0
+
+
+def _crash(start_ms: int) -> list[VenueLiquidation]:
+    """ETH-PERP longs liquidated faster and larger as its price falls (the engine raises a
+    cascade: started, then updated), each after a BTC-PERP event no webhook below wants."""
+    burst: list[VenueLiquidation] = []
+    for i in range(400):
+        ts = start_ms + 150 * i
+        burst.append(venue_event(market="BTC-PERP", size_usd=20_000.0, ts=ts))
+        price = 3_000.0 - 1.5 * i
+        size = 40_000.0 * (1 + i // 8)
+        burst.append(venue_event(market="ETH-PERP", price=price, size_usd=size, ts=ts + 1))
+    return burst
+
+
+async def test_a_cut_bus_subscription_loses_no_item_and_repeats_none(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 2 KiB of frames, ~6: each batch of the crash below cuts the dispatcher's subscription.
+    # It used to subscribe again at the bus's head, and what was published in the gap (logged
+    # as "lost its bus subscription: slow consumer") was never sent to any webhook.
+    async with running_server(_config(tmp_path, GAPPY)) as running:
+        await check_every_item_once_through_cuts(running, caplog)
+
+
+#: A bus buffer of ~6 frames, and no destination budget (this is not about it).
+GAPPY = replace(FAST, bus_buffer_bytes=2_048, destination_rate=0.0)
+
+
+async def check_every_item_once_through_cuts(
+    running: Running, caplog: pytest.LogCaptureFixture, *, cut_every_s: float | None = None
+) -> None:
+    """A crash pushed in batches cuts the dispatcher's subscription (``GAPPY``; or the bus
+    cuts it every ``cut_every_s`` while the crash is published); a webhook gets every item it
+    wants, events and cascade alerts, once each and in seq order."""
+    assert running.server.webhooks is not None
+    dispatcher = running.server.webhooks.dispatcher
+    assert dispatcher is not None
+    caplog.set_level(logging.WARNING, logger="purpleflea.webhooks")
+    async with receiver() as box:
+        await _create(running, box, markets=["ETH-PERP"], channels=["liquidations", "cascades"])
+        crash = _crash(T0)
+
+        async def publish() -> None:
+            for start in range(0, len(crash), 200):
+                await running.push(*crash[start : start + 200])
+
+        pushing = asyncio.create_task(publish())
+        while cut_every_s is not None and not pushing.done():
+            # What the bus does to a slow consumer (BoundedQueue.overflow), at times the
+            # bus's own pace would not choose.
+            subscription = dispatcher._subscription  # the one it reads
+            if subscription is not None:
+                subscription.close("slow consumer: cut by the test")
+            await asyncio.wait({pushing}, timeout=cut_every_s)
+        await pushing
+        # Pushed last and alone (it fits the buffer): delivered live, after every earlier
+        # item queued, repeats included (one webhook's deliveries go in seq order).
+        marker = venue_event(market="ETH-PERP", size_usd=30_000.0, ts=T0 + 200_000)
+        await running.push(marker)
+
+        def marker_seq() -> int | None:
+            for delivery in box.deliveries:
+                if delivery.frame["data"]["id"] == marker.id:  # type: ignore[index]
+                    return int(delivery.event_id)
+            return None
+
+        await until(lambda: marker_seq() is not None, what="the event pushed after the crash")
+        upto = marker_seq()
+        assert upto is not None
+        store = running.server.store
+        items: list[Liquidation | CascadeAlert] = [*await store.since(0, 10_000)]
+        items += await store.cascades_since(0, 10_000)
+        metrics = await _metrics(running)
+    assert any(isinstance(item, CascadeAlert) for item in items), "no alert: not covered"
+    wanted = sorted(i.seq for i in items if i.market == "ETH-PERP" and i.seq <= upto)
+    assert dispatcher.counters["bus_dropped"] >= 1, "the subscription was never cut"
+    delivered = [int(d.event_id) for d in box.deliveries]
+    assert all(d.verified and d.status == 200 for d in box.deliveries)
+    assert delivered[: delivered.index(upto) + 1] == wanted
+    assert len(delivered) == len(set(delivered))  # none again, even after the marker
+    backfilled = dispatcher.counters["bus_backfilled"]
+    # Each batch overflowed the buffer; a cut at the test's times may find nothing waiting.
+    assert backfilled > 0 or cut_every_s is not None
+    assert f'purpleflea_webhook_deliveries_total{{outcome="bus_backfilled"}} {backfilled}' in (
+        metrics
+    )
+    lines = [r.getMessage() for r in caplog.records]
+    gaps = [line for line in lines if "read back from the history" in line]
+    assert len(gaps) == dispatcher.counters["bus_dropped"], gaps  # one line per gap
+    assert sum(int(line.split(": ")[-1].split(" ")[0]) for line in gaps) == backfilled, gaps
+
+
+class _FailsOnce:
+    """The history store, whose first read of events fails (a store away for a moment)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.failed = False
+
+    async def since(self, seq: int, limit: int = 1000) -> list[Liquidation]:
+        if not self.failed:
+            self.failed = True
+            raise OSError("database is away")
+        events: list[Liquidation] = await self.store.since(seq, limit)
+        return events
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+async def test_a_gap_whose_read_fails_is_read_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Raised, the store's error would have ended the dispatcher: no webhook delivered again.
+    async with running_server(_config(tmp_path, GAPPY)) as running:
+        assert running.server.webhooks is not None
+        dispatcher = running.server.webhooks.dispatcher
+        assert dispatcher is not None
+        history = _FailsOnce(running.server.store)
+        dispatcher.history = history  # type: ignore[assignment]
+        await check_every_item_once_through_cuts(running, caplog)
+    assert history.failed
+    assert dispatcher.counters["bus_backfill_failures"] == 1
+    assert any("database is away" in r.getMessage() for r in caplog.records)

@@ -201,6 +201,13 @@ async def test_sqlite_history_by_time_walked_along_ts_or_sorted_is_the_same(
         await store.close()
 
 
+async def test_event_times_are_the_earliest_and_latest_ts_whatever_the_seq(store: Store) -> None:
+    assert await store.event_times() is None
+    # Stored out of time order (older history imported after newer): by ts, not by seq.
+    await store.append([_event(1, ts=T0 + 5_000), _event(2, ts=T0), _event(3, ts=T0 + 9_000)])
+    assert await store.event_times() == (T0, T0 + 9_000)
+
+
 async def test_injection_shaped_filters_are_just_values(store: Store) -> None:
     await store.append([_event(1)])
     page = await store.query(Query(markets=("BTC-PERP' OR '1'='1",), limit=10))

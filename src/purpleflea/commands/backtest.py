@@ -94,16 +94,19 @@ def run(args: argparse.Namespace) -> int:
     from purpleflea.formatting import format_usd_cents, format_usd_exact  # noqa: PLC0415
 
     if not 0 <= args.threshold <= 10:
-        print(f"backtest: --threshold must be 0-10, got {args.threshold}", file=sys.stderr)
+        print(
+            f"purpleflea backtest: --threshold must be 0-10, got {args.threshold}", file=sys.stderr
+        )
         return 2
     try:
         args.store = history_store(args)  # `--store data`: the folder's history file
     except ValueError as exc:
-        print(f"backtest: {exc}", file=sys.stderr)
+        print(f"purpleflea backtest: {exc}", file=sys.stderr)
         return 2
     if not args.store.is_file():
         print(
-            f"backtest: no history store at {args.store}: pass --store FILE or --data-dir DIR "
+            f"purpleflea backtest: no history store at {args.store}: pass --store FILE or "
+            "--data-dir DIR "
             "(`purpleflea sim --days N` or `serve` writes one)",
             file=sys.stderr,
         )
@@ -112,35 +115,40 @@ def run(args: argparse.Namespace) -> int:
         costs = Costs(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps)
         strategy: Strategy = load_strategy(args.strategy) if args.strategy else _playbook(args)
     except ValueError as exc:
-        print(f"backtest: {exc}", file=sys.stderr)
+        print(f"purpleflea backtest: {exc}", file=sys.stderr)
         return 2
     if args.page < 1:  # 0 read no page and said the store "holds no events"
-        print(f"backtest: --page must be 1 or more, got {args.page}", file=sys.stderr)
+        print(f"purpleflea backtest: --page must be 1 or more, got {args.page}", file=sys.stderr)
         return 2
     if args.latency_ms < 0:
-        print(f"backtest: --latency-ms must be >= 0, got {args.latency_ms}", file=sys.stderr)
+        print(
+            f"purpleflea backtest: --latency-ms must be >= 0, got {args.latency_ms}",
+            file=sys.stderr,
+        )
         return 2
     unwritable = report_folder_problem(args.out)
     if unwritable:  # said now, not after a replay of minutes that the report then loses
-        print(f"backtest: --out {args.out}: {unwritable}", file=sys.stderr)
+        print(f"purpleflea backtest: --out {args.out}: {unwritable}", file=sys.stderr)
         return 2
     replay = start(strategy, costs=costs, heatmap=args.heatmap, latency_ms=args.latency_ms)
     try:
         run_stoppable(_feed(replay, args.store, args.page, progress=not args.no_progress))
         if not replay.events:
             print(
-                f"backtest: {args.store} holds no events: nothing to replay (purpleflea sim, "
+                f"purpleflea backtest: {args.store} holds no events: nothing to replay "
+                "(purpleflea sim, "
                 "serve or import fill a store)",
                 file=sys.stderr,
             )
             return 2
         replay.finish()
     except sqlite3.Error as exc:  # a file that is no SQLite store, or a damaged one
-        print(f"backtest: store {args.store}: {exc}", file=sys.stderr)
+        print(f"purpleflea backtest: store {args.store}: {exc}", file=sys.stderr)
         return 2
     except BrokerError as exc:  # the strategy's mistake: say which and when, not a traceback
         print(
-            f"backtest: {args.strategy or 'the playbook'} placed an order the broker refused at "
+            f"purpleflea backtest: {args.strategy or 'the playbook'} placed an order the "
+            "broker refused at "
             f"{utc_iso(replay.broker.now)} (stream time): {exc}",
             file=sys.stderr,
         )
@@ -149,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
         # Imports (`purpleflea import`) and stores older than open interest have none: without
         # the size term a one-day store gave 1,387 alerts instead of 16, with no word of why.
         print(
-            f"backtest: {args.store} holds no open interest (an imported history, or a store "
+            f"purpleflea backtest: {args.store} holds no open interest (an imported history, "
+            "or a store "
             "written before it was kept): cascades are scored without the size term, by their "
             "pace and price move alone, so far more of them alert than live would",
             file=sys.stderr,
@@ -157,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
     if replay.first_late is not None:
         seq, ts, clock = replay.first_late
         print(
-            f"backtest: {replay.late_events:,} events came over a minute before the replay's "
+            f"purpleflea backtest: {replay.late_events:,} events came over a minute before the "
+            "replay's "
             f"clock (seq {seq:,} at {utc_iso(ts)} after {utc_iso(clock)}): the store's seq order "
             "goes back in time (older history imported or simulated after newer; a live gap "
             "repaired from a venue's history also comes late, as it did live), and each was "
@@ -167,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if replay.heatmaps is not None and replay.rows_without_mark:
         print(
-            f"backtest: {replay.rows_without_mark:,} open interest rows have no mark (stored "
+            f"purpleflea backtest: {replay.rows_without_mark:,} open interest rows have no mark "
+            "(stored "
             "before marks were kept): the heatmap could not use them",
             file=sys.stderr,
         )
@@ -188,13 +199,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         paths = write_report(report, args.out)
     except OSError as exc:  # the folder checked writable before the replay; a full disk since
-        print(f"backtest: --out {args.out}: the report was not written: {exc}", file=sys.stderr)
+        print(
+            f"purpleflea backtest: --out {args.out}: the report was not written: {exc}",
+            file=sys.stderr,
+        )
         return 1
     m = report.metrics
     if m.stale_fills:
         oldest_min = m.max_fill_price_age_ms / 60_000
         print(
-            f"backtest: {m.stale_fills:,} of {2 * m.trades:,} fills took a price printed over "
+            f"purpleflea backtest: {m.stale_fills:,} of {2 * m.trades:,} fills took a price "
+            "printed over "
             f"{STALE_FILL_MS // 1000} s before them (the oldest {oldest_min:,.1f} "
             "min: a gap in the history, or a market with no print since): a fill takes the "
             "market's newest price, so those trades' PnL is not the market's at their time "

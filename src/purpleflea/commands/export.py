@@ -27,6 +27,7 @@ from typing import Any
 
 import msgspec
 
+from purpleflea.clock import utc_iso
 from purpleflea.commands.when import TIME_HELP, time_arg
 from purpleflea.formatting import printable
 from purpleflea.history_io import COLUMNS, event_row
@@ -224,7 +225,8 @@ def _read_errors(url: str) -> tuple[type[Exception], ...]:
     return errors
 
 
-async def _export(args: argparse.Namespace, url: str, refused: Refused) -> int:
+async def _export(args: argparse.Namespace, url: str, refused: Refused) -> tuple[int, str]:
+    """Events written, and why none when a time window matched none (else "")."""
     # The store opens before the output file is created: a wrong store leaves no empty file.
     store = await open_store(url, read_only=True)
     try:
@@ -242,7 +244,18 @@ async def _export(args: argparse.Namespace, url: str, refused: Refused) -> int:
         if args.out.is_dir():
             example = args.out / f"liquidations.{args.format}"
             raise ValueError(f"--out {args.out}: a folder: name the file to write (e.g. {example})")
-        return await _written_whole(write, pages, args.out)
+        written = await _written_whole(write, pages, args.out)
+        if written or (args.start is None and args.end is None):
+            return written, ""
+        times = await store.event_times()
+        if times is None:
+            return written, ": the store holds no events"
+        first, last = (utc_iso(ms) for ms in times)
+        markets = ", ".join(args.market or ())
+        what, of_all = (f"no event of {markets}", " (all markets)") if markets else ("none", "")
+        return written, (
+            f": {what} in that window; the store's events{of_all} run from {first} to {last}"
+        )
     finally:
         await store.close()
 
@@ -332,7 +345,7 @@ def run(args: argparse.Namespace) -> int:
     url = args.store if args.store is not None else str(args.data_dir / DB_NAME)
     refused = Refused()
     try:
-        written = run_stoppable(_export(args, url, refused))
+        written, why_none = run_stoppable(_export(args, url, refused))
     except _read_errors(url) as exc:
         # File and URL errors name their input already; a database error names only itself.
         where = "" if isinstance(exc, OSError | ValueError) else f"store {redacted(url)}: "
@@ -341,7 +354,7 @@ def run(args: argparse.Namespace) -> int:
     # Written to stdout (`--out /dev/stdout | purpleflea import /dev/stdin`), the report line
     # on stdout ended up after the CSV, a bad row for whoever reads it.
     said = sys.stderr if _is_stdout(args.out) else sys.stdout
-    print(f"exported {written:,} events to {args.out} ({args.format})", file=said)
+    print(f"exported {written:,} events to {args.out} ({args.format}){why_none}", file=said)
     if refused.count:
         print(refused.line(), file=sys.stderr)
     return 0

@@ -66,8 +66,11 @@ class HeatmapTools:
                 # The server's reason tells a typo (and names markets that have a heatmap)
                 # from a market still awaiting its first open-interest snapshot.
                 reason = str(exc) or "the server has none for this market"
+                # The server's reason names the market itself ("no heatmap for 'X': ..."):
+                # prefixed again, the answer said it twice.
+                said = reason.lower().startswith("no heatmap for ")
                 return result(
-                    f"No heatmap for {name}: {reason}",
+                    reason[0].upper() + reason[1:] if said else f"No heatmap for {name}: {reason}",
                     {"market": name, "available": False, "reason": reason, "clusters": []},
                 )
         heatmap, found = clusters_of(msgspec.to_builtins(estimated))

@@ -406,7 +406,7 @@ def _with_webhooks(server: Server) -> Server:
             sender,
             settings,
             history=server.store,
-            position=service.position,
+            position=_handed_out(server),
             known_exchanges=EXCHANGES,
             writes=server.tracker.writes,
         )
@@ -414,6 +414,19 @@ def _with_webhooks(server: Server) -> Server:
     server.closers.append(service.close)
     server.webhooks = service
     return server
+
+
+def _handed_out(server: Server) -> Callable[[], int]:
+    """The seq up to which the bus has handed items to this node's subscribers: a new
+    subscription gets every item above it, and every item at or below it is stored. The
+    tracker's published seq on the in-process bus; on NATS, where this node's own items come
+    back from JetStream, also what came back (it runs ahead of the publish's ack: an item
+    above the published seq but handed out before the webhook dispatcher subscribed again was
+    in no subscription and not read back from the store)."""
+    tracker, bus = server.tracker, server.bus
+    if isinstance(bus, NatsBus):
+        return lambda: max(tracker.last_seq, bus.last_seq)
+    return lambda: tracker.last_seq
 
 
 def nats_options(url: str) -> tuple[str, str, str]:

@@ -17,6 +17,10 @@ published after its creation is skipped. What is still queued at a graceful stop
 to the dead letters (error ``not delivered before the server stopped``) and settled; after a
 crash it is sent again from the last saved settled seq. Delivery is therefore at least once:
 a receiver deduplicates by ``X-Purpleflea-Event-Id``.
+
+When the bus cuts the dispatcher's subscription (more than ``bus_buffer_bytes`` of frames
+waiting: a burst, a stalled loop), it subscribes again and offers what was published in the
+gap from the history store, by seq (:meth:`Dispatcher._fill_gap`), before going on live.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import contextlib
 import logging
 import random
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,11 +57,7 @@ _STOPPED = "not delivered before the server stopped"
 _IDLE = "no webhooks"
 _WRITER = "webhook list"  # its name in the store's outage log lines and in /v1/health
 _CATCH_UP_PAGE = 1_000
-#: Bytes of frames the dispatcher's own bus subscription may hold (it only copies them into
-#: queues): about 100,000 frames of ~320 bytes. It was 100_000 read as items and given to
-#: the bus as bytes: 317 frames, which a crash's burst overflowed on a busy machine, and
-#: what was published in the gap was never sent.
-_BUS_BUFFER_BYTES = 32 * 1024 * 1024
+_CHANNELS = ("liquidations", "cascades")
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,13 +185,16 @@ class Dispatcher:
         pays nothing per item). Subscribing here, before the route that made the webhook
         answers, means every item published after that answer reaches it."""
         if self._hooks and self._subscription is None:
-            self._subscription = self.bus.subscribe(_BUS_BUFFER_BYTES)
+            self._subscribe()
             self._seen = max(self._seen, self.position())
-            self._subscribed.set()
         elif not self._hooks and self._subscription is not None:
             self._subscription.close(_IDLE)
             self._subscription = None
             self._subscribed.clear()
+
+    def _subscribe(self) -> None:
+        self._subscription = self.bus.subscribe(self.settings.bus_buffer_bytes)
+        self._subscribed.set()
 
     async def _reload_every(self) -> None:
         while True:
@@ -218,37 +221,49 @@ class Dispatcher:
             if webhook_id in self._hooks:
                 self._hooks[webhook_id].saved = settled
 
-    async def _catch_up(self, hook: _Hook) -> None:
-        """Queue what the webhook wants from the history between its settled seq and the
-        first item the bus brings it: items published while no node was delivering, or
-        before this node loaded a webhook made on another. What does not fit in the queue goes
-        to the dead letters as if it had been full; beyond the dead-letter bound too, the
-        catch-up stops there (counted as ``catch_up_truncated``)."""
-        after, upto = hook.webhook.settled_seq, hook.high
-        limit = self.settings.queue + self.settings.dead_letters
-        found: list[_Pending] = []
-        channels = hook.wanted.channels
-        truncated = False
-        while after < upto and not truncated:
+    async def _history(
+        self, after: int, upto: int, channels: Iterable[str]
+    ) -> AsyncIterator[list[Liquidation | CascadeAlert]]:
+        """The stored items of ``channels`` with ``after < seq <= upto``, in seq order, a page
+        of at most :data:`_CATCH_UP_PAGE` at a time (events and alerts merged)."""
+        channels = frozenset(channels)
+        while after < upto:
             page: list[Liquidation | CascadeAlert] = []
             if "liquidations" in channels:
                 page += await self.history.since(after, _CATCH_UP_PAGE)
             if "cascades" in channels:
                 page += await self.history.cascades_since(after, _CATCH_UP_PAGE)
             if not page:
-                break
+                return
             page.sort(key=lambda item: item.seq)
             if len(channels) > 1:
                 page = page[:_CATCH_UP_PAGE]  # only this much of the merge is complete
+            within = [item for item in page if item.seq <= upto]
+            if within:
+                yield within
+            if len(within) < len(page):
+                return
+            after = page[-1].seq
+
+    async def _catch_up(self, hook: _Hook) -> None:
+        """Queue what the webhook wants from the history between its settled seq and the
+        first item the bus brings it: items published while no node was delivering, or
+        before this node loaded a webhook made on another. What does not fit in the queue goes
+        to the dead letters as if it had been full; beyond the dead-letter bound too, the
+        catch-up stops there (counted as ``catch_up_truncated``)."""
+        limit = self.settings.queue + self.settings.dead_letters
+        found: list[_Pending] = []
+        truncated = False
+        pages = self._history(hook.webhook.settled_seq, hook.high, hook.wanted.channels)
+        async for page in pages:
             for item in page:
-                if item.seq > upto:
-                    break
                 if hook.wanted.wants(item):
                     if len(found) == limit:
                         truncated = True
                         break
                     found.append(_Pending(item.seq, _frame(item)))
-            after = page[-1].seq
+            if truncated:
+                break
         self.counters["caught_up"] += len(found)
         waiting = [*found, *hook.queue]
         hook.queue = deque(waiting[: self.settings.queue])
@@ -258,25 +273,82 @@ class Dispatcher:
             self.counters["catch_up_truncated"] += 1
             log.warning("webhook %s: catch-up stopped at %d items", hook.webhook.id, limit)
 
+    async def _fill_gap(self, reason: str) -> None:
+        """The bus cut the subscription (``reason``): subscribe again, and offer what was
+        published until then and not offered yet, from the history store (everything
+        published is stored first), before the new subscription's items. Those it brings
+        again (a NATS bus's, published at the seam) are not offered twice: each webhook's
+        ``high`` passes them. One log line per gap."""
+        self.counters["bus_dropped"] += 1
+        after = upto = self._seen  # everything at or below was offered
+        offered = 0
+        if self._hooks:  # else the next webhook subscribes and catches up by itself
+            self._subscribe()
+            upto = self.position()  # everything at or below is stored; the rest comes live
+            offered = await self._offer_history(upto)
+            # The new subscription brings what is above ``upto`` (on a NATS bus, perhaps
+            # some below too: each webhook passes those now).
+            self._seen = max(self._seen, upto)
+            for hook in self._hooks.values():
+                hook.high = max(hook.high, upto)
+        log.warning(
+            "webhook dispatcher lost its bus subscription (%s): %d items published meanwhile "
+            "(%s) were read back from the history and offered to the webhooks",
+            reason,
+            offered,
+            f"seqs {after + 1}-{upto}" if upto > after else "no seq",
+        )
+
+    async def _offer_history(self, upto: int) -> int:
+        """Offer the stored items above what was offered up to ``upto``, in pages; a failed
+        read is tried again from where it stopped. Returns how many were offered."""
+        offered = 0
+        delay = 1.0
+        while True:
+            try:
+                async for page in self._history(self._seen, upto, _CHANNELS):
+                    for item in page:
+                        self._offer(item.seq, item, None)
+                        offered += 1
+                        self.counters["bus_backfilled"] += 1
+                return offered
+            except Exception as exc:  # the store is away for a moment: read it again
+                self.counters["bus_backfill_failures"] += 1
+                log.warning(
+                    "webhook dispatcher: reading seqs %d-%d back from the history failed "
+                    "(%s); trying again in %.0f s",
+                    self._seen + 1,
+                    upto,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
     # -- intake -------------------------------------------------------------------------------
 
     def offer(self, message: Message) -> None:
         """Queue ``message`` for every webhook that wants it (never waits)."""
         payload = message.payload
-        if not isinstance(payload, Liquidation | CascadeAlert):
-            return
+        if isinstance(payload, Liquidation | CascadeAlert):
+            self._offer(message.seq, payload, message.data)
+
+    def _offer(self, seq: int, item: Liquidation | CascadeAlert, data: bytes | None) -> None:
+        """``data``: the item's frame, None to encode it when a webhook wants it."""
         for hook in self._hooks.values():
-            if message.seq <= hook.high:
+            if seq <= hook.high:
                 continue  # caught up from the history already
-            hook.high = message.seq
-            if not hook.wanted.wants(payload):
+            hook.high = seq
+            if not hook.wanted.wants(item):
                 continue
+            if data is None:
+                data = _frame(item)
             if len(hook.queue) >= self.settings.queue:
-                self._overflow(hook, _Pending(message.seq, message.data))
+                self._overflow(hook, _Pending(seq, data))
                 continue
-            hook.queue.append(_Pending(message.seq, message.data))
+            hook.queue.append(_Pending(seq, data))
             hook.wake.set()
-        self._seen = max(self._seen, message.seq)
+        self._seen = max(self._seen, seq)
 
     def _overflow(self, hook: _Hook, item: _Pending) -> None:
         error = f"queue full: {self.settings.queue} deliveries were waiting for this receiver"
@@ -316,12 +388,11 @@ class Dispatcher:
                         self.offer(await subscription.next())
                 except SubscriptionClosed as exc:
                     if exc.reason != _IDLE and self._subscription is subscription:
-                        # Only a stalled event loop gets here; items in the gap are not sent.
-                        self.counters["bus_dropped"] += 1
-                        log.warning("webhook dispatcher lost its bus subscription: %s", exc.reason)
+                        # A stalled event loop, a burst larger than the buffer: the items
+                        # published in the gap are read back from the history.
                         self._subscription = None
                         self._subscribed.clear()
-                        self._follow_bus()
+                        await self._fill_gap(exc.reason)
         finally:
             if self._subscription is not None:
                 self._subscription.close()

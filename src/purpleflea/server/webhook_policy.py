@@ -76,6 +76,12 @@ class WebhookSettings:
     #: How often the delivering node re-reads the list (webhooks made on other API nodes)
     #: and saves how far each webhook is settled (where a restart resumes).
     reload_s: float = 2.0
+    #: Bytes of frames the delivering node's one bus subscription may hold while its event
+    #: loop is busy (it only copies them into the webhooks' queues): about 100,000 frames of
+    #: ~320 bytes. Past it the bus cuts the subscription; what was published meanwhile is
+    #: then read back from the history store (docs/webhooks.md). It was 100_000, meant as
+    #: items and read by the bus as bytes: 317 frames, which a crash's burst overflowed.
+    bus_buffer_bytes: int = 32 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
@@ -84,7 +90,7 @@ class WebhookSettings:
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
                 raise ValueError(f"webhook {name} must be a positive number, got {value!r}")
-        for name in ("queue", "dead_letters", "max_per_account"):
+        for name in ("queue", "dead_letters", "max_per_account", "bus_buffer_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"webhook {name} must be at least 1, got {getattr(self, name)}")
         if self.max_per_host < 0:

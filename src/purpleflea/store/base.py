@@ -300,6 +300,10 @@ class Store(Protocol):
         """Cascade alerts with seq > ``seq``, ascending: the resume path of ``cascades``."""
         ...
 
+    async def event_times(self) -> tuple[int, int] | None:
+        """The earliest and the latest event time (``ts``) stored; None when there is none."""
+        ...
+
     async def cascades(
         self, *, active: bool | None = None, markets: Sequence[str] = (), limit: int = 100
     ) -> list[CascadeAlert]:

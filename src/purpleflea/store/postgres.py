@@ -253,6 +253,7 @@ _LAST_SEQ = (
     "SELECT GREATEST(COALESCE((SELECT max(seq) FROM liquidations), 0), "
     "COALESCE((SELECT max(seq) FROM cascades), 0))"
 )
+_EVENT_TIMES = "SELECT (SELECT min(ts) FROM liquidations), (SELECT max(ts) FROM liquidations)"
 
 
 #: Seconds a new connection may take (libpq's connect_timeout, as the key store's). Without it
@@ -521,6 +522,10 @@ class PostgresStore:
     async def last_seq(self) -> int:
         rows = await self._read(_LAST_SEQ, ())
         return int(rows[0][0])
+
+    async def event_times(self) -> tuple[int, int] | None:
+        first, last = (await self._read(_EVENT_TIMES, ()))[0]
+        return None if first is None else (int(first), int(last))
 
     async def since(self, seq: int, limit: int = 1000) -> list[Liquidation]:
         rows = await self._read(f"{_SELECT} WHERE seq > %s ORDER BY seq LIMIT %s", (seq, limit))

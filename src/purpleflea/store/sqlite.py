@@ -186,6 +186,8 @@ _LAST_SEQ = (
     "SELECT MAX(COALESCE((SELECT MAX(seq) FROM liquidations), 0), "
     "COALESCE((SELECT MAX(seq) FROM cascades), 0))"
 )
+# Two subqueries: each is one seek of the ts index (MIN and MAX in one SELECT scan the table).
+_EVENT_TIMES = "SELECT (SELECT MIN(ts) FROM liquidations), (SELECT MAX(ts) FROM liquidations)"
 
 
 #: How long a connection waits for another's lock before SQLITE_BUSY.
@@ -740,6 +742,10 @@ class SQLiteStore:
             rows = await self._read(_LAST_SEQ, ())
             return int(rows[0][0])
         return int(self._last_seq)
+
+    async def event_times(self) -> tuple[int, int] | None:
+        first, last = (await self._read(_EVENT_TIMES, ()))[0]
+        return None if first is None else (int(first), int(last))
 
     # -- reads (worker threads) -------------------------------------------------------------
 
