@@ -188,3 +188,28 @@ async def test_a_simulator_s_folder_that_real_history_was_imported_into_is_refus
     assert "hyperliquid" in refusal
     assert "--data-dir" in refusal
     assert mixed_source(data, db, "live") is not None  # still the simulator's market too
+
+
+async def test_a_folder_simulated_history_was_imported_into_takes_the_rest_of_it(
+    tmp_path: Path,
+) -> None:
+    # An export of `sim --days` history imported into a new folder: its newest event has a
+    # simulated id, and the importer took that alone for the simulator's folder: an import
+    # interrupted after its first batches could never be completed (the run again refused).
+    data, db = await _folder(tmp_path, "sim-0-1796578858728", count=2)
+    coverage = open_coverage_store(str(db))
+    try:  # what an import's first batch records beside its events
+        await coverage.record_imported(
+            imported_hours([stored_event(i, prefix="sim-0-1796578858728") for i in (1, 2)])
+        )
+    finally:
+        await coverage.close()
+    rest = [stored_event(i, prefix="sim-0-1796578858728") for i in range(1, 6)]
+    export = await _exported(tmp_path / "sim.csv", rest)
+    done = subprocess.run(
+        [sys.executable, "-m", "purpleflea.cli", "import", "--data-dir", str(data),
+         "--no-progress", str(export)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert newest_event_id(db) == "sim-0-1796578858728:5"

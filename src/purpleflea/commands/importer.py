@@ -589,10 +589,19 @@ async def import_files(
     the order the files are given in does not matter. A path that is no regular file (a
     pipe) is read from a copy (:func:`spooled`), removed at the end."""
     db_path = data_dir / DB_NAME
-    from purpleflea.server.folder_source import simulated_market  # noqa: PLC0415
+    from purpleflea.server.folder_source import (  # noqa: PLC0415
+        imported_exchanges,
+        simulated_market,
+    )
+    from purpleflea.server.sources import SIM_STATE_FILE  # noqa: PLC0415
 
     simulated = simulated_market(data_dir, db_path)
-    if simulated is not None:
+    if simulated is not None and (
+        # Simulated events an import put there (an export of `sim --days` history) make
+        # an import's folder, not the simulator's: the rest of that import, or a run again
+        # after an interrupted one, belongs in it.
+        (data_dir / SIM_STATE_FILE).exists() or not imported_exchanges(db_path)
+    ):
         # Stored beside the simulated market, recorded events became one history with it,
         # and `serve` (the simulator, both default to ./data) continued on top of them.
         raise SimulatedFolder(
