@@ -9,20 +9,26 @@ engine, which the first live snapshot then added to (the market sized against bo
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import nats
 import pytest
 
 from purpleflea.bus.local import LocalBus
 from purpleflea.engine import CascadeEngine
 from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.model import MarketSnapshot
-from purpleflea.server.heatmap_relay import PublishingSink
+from purpleflea.server.heatmap_relay import HeatmapRelay, PublishingSink, RelayedHeatmapModel
 from purpleflea.server.pipeline import Pipeline
 from purpleflea.store.base import OpenInterest
 from purpleflea.store.sqlite import SQLiteStore
 from tests.events import stored_event
+from tests.services import ensure_nats
 
 T0 = 1_760_000_000_000
 HOUR = 3_600_000
@@ -122,3 +128,48 @@ async def test_the_warms_stored_open_interest_is_replaced_by_live_snapshots(
     assert isinstance(told, dict)
     # The live listing replaces the stored total: the market is not sized against both.
     assert told["BTC-PERP"] == {"binance_usdm:BTCUSDT": 1.1e9}
+
+
+@pytest.fixture
+async def relays() -> AsyncIterator[tuple[HeatmapRelay, HeatmapRelay]]:
+    url = ensure_nats()
+    tag = uuid.uuid4().hex[:10]
+    ingest = await HeatmapRelay.connect(url, stream=f"PFIR_{tag}", prefix=f"pfir{tag}")
+    api = await HeatmapRelay.connect(url, stream=f"PFIR_{tag}", prefix=f"pfir{tag}")
+    yield ingest, api
+    for relay in (ingest, api):
+        await relay.close()
+    client = await nats.connect(url)
+    try:
+        with contextlib.suppress(Exception):
+            await client.jetstream().delete_stream(f"PFIR_{tag}_HEATMAPS")
+    finally:
+        await client.close()
+
+
+async def test_api_nodes_serve_the_rebuilt_heatmaps_before_any_snapshot(
+    tmp_path: Path, relays: tuple[HeatmapRelay, HeatmapRelay]
+) -> None:
+    # An API node following a stream that holds no maps (a new stream, or one whose maps
+    # aged out while the ingest node was down) gets the maps the ingest node rebuilt.
+    ingest, api = relays
+    path = tmp_path / "db.sqlite"
+    await _store_with_open_interest(path)
+    tracker, feed, _ = await _started(path, publishing=True)
+    assert isinstance(tracker.heatmap, PublishingSink)
+    model = RelayedHeatmapModel()
+    await api.follow(model)
+    publisher = asyncio.create_task(ingest.publish_changes(tracker.heatmap, interval=0.02))
+    try:
+        for _ in range(250):
+            if api.counters["received"] >= len(MARKS):
+                break
+            await asyncio.sleep(0.02)
+        assert model.markets() == tuple(sorted(MARKS))
+        for market in MARKS:
+            assert model.heatmap(market) == feed.model.heatmap(market)
+    finally:
+        publisher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await publisher
+        await _stopped(tracker)
