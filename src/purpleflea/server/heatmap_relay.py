@@ -252,8 +252,13 @@ class HeatmapRelay:
         """Every ``interval`` seconds, publish the markets whose model changed (until
         cancelled). A failed publish keeps the market for the next round. While NATS is away
         nothing is tried: each try would wait out its 5 s timeout and log a line (the outage
-        itself is logged once, :class:`~purpleflea.bus.nats.OutageLog`)."""
+        itself is logged once, :class:`~purpleflea.bus.nats.OutageLog`).
+
+        The first round publishes every market the model holds already: the maps the tracker
+        rebuilt at start from the stored open interest, which no snapshot changed yet (an API
+        node following a stream that lost them, new or aged out, serves them too)."""
         model = sink.feed.model
+        sink.changed.update(model.markets())
         while True:
             await asyncio.sleep(interval)
             if not self._client.is_connected:

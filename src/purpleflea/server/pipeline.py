@@ -280,17 +280,20 @@ class Pipeline:
     def _journal_fuel(self) -> None:
         """The heatmap tells the engine its fuel and open interest through the journal
         (:mod:`.engine_journal`), which writes each call down once a checkpoint began it."""
-        saved, feed = self.engine_state, self._engine_feed()
+        saved, feed = self.engine_state, self._heatmap_feed()
         if saved is None or not isinstance(self.scorer, KeepsState):
             return
         saved.journal.counters = self.counters  # its write failures in the metrics
-        if isinstance(feed, HeatmapFeed) and feed.fuel is self.scorer:
+        if feed is not None and feed.fuel is self.scorer:
             feed.fuel = JournaledFuel(feed.fuel, saved.journal, self._position)
 
-    def _engine_feed(self) -> HeatmapFeed | None:
-        """The heatmap feed that tells the engine its fuel and open interest: the sink itself,
-        or the feed inside an ingest node's sink that publishes its changes
-        (``PublishingSink``: its fuel was never journaled, its listings never retired)."""
+    def _heatmap_feed(self) -> HeatmapFeed | None:
+        """The heatmap feed behind the sink: the sink itself (a single node), or the feed
+        inside an ingest node's sink that publishes its changes (``PublishingSink``); None
+        when there is no model here. The one way the tracker reaches the feed: checking the
+        sink alone missed the wrapped one (an ingest node's fuel was not journaled, its
+        listings not retired, its heatmaps not rebuilt at start, its warm's stored totals
+        not dropped at the first live snapshot)."""
         sink = self.heatmap
         if isinstance(sink, HeatmapFeed):
             return sink
@@ -312,7 +315,7 @@ class Pipeline:
         if restored is None:
             return None
         self.engine_start = "continued"
-        feed = self._engine_feed()
+        feed = self._heatmap_feed()
         if feed is not None:
             # The rebuilt heatmap has no book of the engine's listings: it retires them.
             held = restored.engine.get("oi")
@@ -474,8 +477,8 @@ class Pipeline:
         before the newest stored event, or all of it when none is), so that a restart, or a
         ``serve --source none`` on a folder the simulator filled, serves them at once instead
         of a 404 until the first snapshot (never, with no source)."""
-        feed = self.heatmap
-        if not isinstance(feed, HeatmapFeed):
+        feed = self._heatmap_feed()
+        if feed is None:
             return
         start = max(0, self.clock_ms - feed.memory_ms) if self.clock_ms else 0
         applied = 0
@@ -523,7 +526,7 @@ class Pipeline:
         """Apply ``rows`` (a page, time order) up to ``until``; returns what is left, the next
         page when this one is used up."""
         assert isinstance(self.scorer, FuelSink)
-        feed = self.heatmap if isinstance(self.heatmap, HeatmapFeed) else None
+        feed = self._heatmap_feed()
         done = 0
         for row in rows:
             if row.ts > until:
