@@ -35,6 +35,7 @@ from purpleflea.venues import registry
 from tests.events import stored_event
 from tests.server.conftest import T0, make_config, running_server, until, venue_event
 from tests.server.crash_child import LIVE
+from tests.server.engine_life import checkpointed, life_after_checkpoint, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -272,8 +273,8 @@ async def _served_with_heatmap(folder: Path, snapshots: list[MarketSnapshot]) ->
     if tracker.engine_start != "continued":
         tracker.submit(venue_event(ts=T0 + 1_000))
         await tracker.drain()
-    for snapshot in snapshots:
-        tracker.on_snapshot(snapshot)
+    for told in snapshots:
+        tracker.on_snapshot(told)
     await tracker.stop()
     await store.close()
     return tracker
@@ -299,7 +300,7 @@ async def test_a_continued_engine_retires_a_listing_that_never_reports_again(
     assert told["BTC-PERP"] == {"binance_usdm:BTCUSDT": 1e9}
 
 
-async def test_a_continued_engine_forgets_a_warms_stored_total_at_the_first_live_snapshot(
+async def test_a_continued_engine_forgets_a_warms_stored_total_at_the_first_livesnapshot(
     tmp_path: Path,
 ) -> None:
     # A warm tells the engine a market's stored open interest as history:<market>, dropped at
@@ -482,18 +483,6 @@ async def test_a_state_that_cannot_be_read_is_passed_over(tmp_path: Path) -> Non
     assert after.engine_start == "continued"  # from the previous
 
 
-def _snapshot(ts: int, mark: float, usd: float, symbol: str = "BTCUSDT") -> MarketSnapshot:
-    return MarketSnapshot(
-        exchange="binance_usdm",
-        symbol=symbol,
-        market="BTC-PERP",
-        ts=ts,
-        mark_price=mark,
-        open_interest=usd / mark,
-        open_interest_usd=usd,
-    )
-
-
 async def test_what_the_engine_was_told_after_a_checkpoint_is_replayed_after_a_crash(
     tmp_path: Path,
 ) -> None:
@@ -508,37 +497,9 @@ async def test_what_the_engine_was_told_after_a_checkpoint_is_replayed_after_a_c
         store, LocalBus(), scorer=engine, heatmap=HeatmapFeed(fuel=engine), engine_state=saved
     )
     await tracker.start(tick_interval=3600.0)
-    minute = 60_000
-    tracker.on_snapshot(_snapshot(T0, 60_000.0, 1e9))
-    for i in range(40):
-        tracker.submit(venue_event(size_usd=20_000.0, price=60_000.0 - i, ts=T0 + 2_000 * i))
-    await tracker.drain()
-    tracker.on_snapshot(_snapshot(T0 + minute, 59_960.0, 1.1e9))
-    tracker.checkpoint_wall_s = 0.0
-    await tracker._tick(T0 + 81_000)  # a checkpoint, due on the tracker's clock
-    assert tracker._checkpointing is not None
-    await tracker._checkpointing
-    tracker.checkpoint_wall_s = 1e9
+    await checkpointed(tracker)
     checkpoint = saved.path.read_bytes()
-    # After it: snapshots (new fuel and open interest, a second listing), a burst that
-    # starts a cascade, a tick that does not end it, more of the burst.
-    tracker.on_snapshot(_snapshot(T0 + 2 * minute, 59_500.0, 0.8e9))
-    tracker.on_snapshot(_snapshot(T0 + 2 * minute, 59_500.0, 2e8, symbol="BTCUSDT_251226"))
-    for i in range(120):
-        size = 20_000.0 * (1 + i // 20)
-        tracker.submit(
-            venue_event(size_usd=size, price=59_500.0 - 5 * i, ts=T0 + 150_000 + 400 * i)
-        )
-        if i == 60:
-            await tracker.drain()
-            tracker.on_snapshot(_snapshot(T0 + 3 * minute, 59_200.0, 0.7e9))
-    await tracker.drain()
-    assert engine.active(), "the burst started a cascade"
-    await tracker._tick(T0 + 150_000 + 400 * 120 + 5_000)
-    assert engine.active(), "the tick ended no cascade"
-    tracker.submit(venue_event(size_usd=50_000.0, price=58_000.0, ts=T0 + 215_000))
-    await tracker.drain()
-    tracker.on_snapshot(_snapshot(T0 + 4 * minute, 58_000.0, 0.6e9))
+    await life_after_checkpoint(tracker, engine)
     await tracker.stop()
     await store.close()
     saved.path.write_bytes(checkpoint)  # the clean stop's state never written: a crash
@@ -578,7 +539,7 @@ async def test_a_checkpoint_is_taken_when_only_snapshots_came(tmp_path: Path) ->
     tracker.submit(venue_event(ts=T0 - 1_000))  # the last liquidation for a while
     await tracker.drain()
     for minute in range(3):
-        tracker.on_snapshot(_snapshot(T0 + minute * 60_000, 60_000.0 + minute, 1e9))
+        tracker.on_snapshot(snapshot(T0 + minute * 60_000, 60_000.0 + minute, 1e9))
         tracker.advance_clock(T0 + minute * 60_000)
         await tracker._tick(T0 + minute * 60_000)
         if tracker._checkpointing is not None:

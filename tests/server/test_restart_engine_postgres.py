@@ -25,7 +25,6 @@ import pytest
 from purpleflea.bus.local import LocalBus
 from purpleflea.engine import CascadeEngine
 from purpleflea.engine.heatmap_feed import HeatmapFeed
-from purpleflea.model import MarketSnapshot
 from purpleflea.server.app import engine_state
 from purpleflea.server.engine_state_postgres import PostgresEngineState
 from purpleflea.server.heatmap_relay import PublishingSink
@@ -35,9 +34,9 @@ from purpleflea.store.postgres import PostgresStore
 from purpleflea.venues import registry
 from tests.server.conftest import T0, make_config, running_server, venue_event
 from tests.server.crash_child import AFTER_JOURNAL_WRITTEN, LIVE, STORE_URL
+from tests.server.engine_life import MINUTE, checkpointed, life_after_checkpoint, snapshot
 from tests.services import ensure_postgres
 
-MINUTE = 60_000
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -56,18 +55,6 @@ async def dsn() -> AsyncIterator[str]:
     yield url
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
         await connection.execute(f"DROP TABLE IF EXISTS {_TABLES}")
-
-
-def _snapshot(ts: int, mark: float, usd: float, symbol: str = "BTCUSDT") -> MarketSnapshot:
-    return MarketSnapshot(
-        exchange="binance_usdm",
-        symbol=symbol,
-        market="BTC-PERP",
-        ts=ts,
-        mark_price=mark,
-        open_interest=usd / mark,
-        open_interest_usd=usd,
-    )
 
 
 async def _tracker(
@@ -109,49 +96,11 @@ async def _put_back(dsn: str, states: list[tuple[int, bytes]]) -> None:
             )
 
 
-async def _life_after_checkpoint(tracker: Pipeline, engine: CascadeEngine) -> None:
-    """Snapshots (fuel, open interest, a second listing), a burst that starts a cascade, a
-    tick that does not end it, more of the burst: what a checkpoint does not hold."""
-    tracker.on_snapshot(_snapshot(T0 + 2 * MINUTE, 59_500.0, 0.8e9))
-    tracker.on_snapshot(_snapshot(T0 + 2 * MINUTE, 59_500.0, 2e8, symbol="BTCUSDT_251226"))
-    for i in range(120):
-        size = 20_000.0 * (1 + i // 20)
-        tracker.submit(
-            venue_event(size_usd=size, price=59_500.0 - 5 * i, ts=T0 + 150_000 + 400 * i)
-        )
-        if i == 60:
-            await tracker.drain()
-            tracker.on_snapshot(_snapshot(T0 + 3 * MINUTE, 59_200.0, 0.7e9))
-    await tracker.drain()
-    assert engine.active(), "the burst started a cascade"
-    await tracker._tick(T0 + 150_000 + 400 * 120 + 5_000)
-    assert engine.active(), "the tick ended no cascade"
-    tracker.submit(venue_event(size_usd=50_000.0, price=58_000.0, ts=T0 + 215_000))
-    await tracker.drain()
-    tracker.on_snapshot(_snapshot(T0 + 4 * MINUTE, 58_000.0, 0.6e9))
-
-
-async def _checkpointed(tracker: Pipeline) -> None:
-    """40 liquidations and two snapshots, then a checkpoint due on the tracker's clock."""
-    tracker.on_snapshot(_snapshot(T0, 60_000.0, 1e9))
-    for i in range(40):
-        tracker.submit(venue_event(size_usd=20_000.0, price=60_000.0 - i, ts=T0 + 2_000 * i))
-    await tracker.drain()
-    tracker.on_snapshot(_snapshot(T0 + MINUTE, 59_960.0, 1.1e9))
-    tracker.checkpoint_wall_s = 0.0
-    checkpoints = tracker.checkpoints
-    await tracker._tick(T0 + 81_000)
-    assert tracker._checkpointing is not None
-    await tracker._checkpointing
-    assert tracker.checkpoints == checkpoints + 1
-    tracker.checkpoint_wall_s = 1e9
-
-
 async def test_a_postgres_tracker_stopped_cleanly_continues_its_engine(dsn: str) -> None:
     tracker, engine, store = await _tracker(dsn)
     assert tracker.engine_start == ""
-    await _checkpointed(tracker)
-    await _life_after_checkpoint(tracker, engine)
+    await checkpointed(tracker)
+    await life_after_checkpoint(tracker, engine)
     await tracker.stop()
     await store.close()
 
@@ -171,10 +120,10 @@ async def test_after_a_crash_the_postgres_tracker_continues_the_engine_that_ran(
     # ingest-on-nats: the heatmap's fuel and open interest reached the engine through the
     # sink that publishes the heatmap's changes, and were never journaled.
     tracker, engine, store = await _tracker(dsn, publishing=publishing)
-    await _checkpointed(tracker)
+    await checkpointed(tracker)
     checkpoint = await _states(dsn)
     assert checkpoint, "the checkpoint is in the database"
-    await _life_after_checkpoint(tracker, engine)
+    await life_after_checkpoint(tracker, engine)
     await tracker.stop()
     await store.close()
     await _put_back(dsn, checkpoint)
@@ -194,8 +143,8 @@ async def test_a_standby_taking_over_continues_the_engine_that_ran(dsn: str) -> 
     # The ingest node is killed (no clean stop: its tasks end, its connections close); a
     # standby, a second tracker with its own connections to the same database, starts.
     tracker, engine, store = await _tracker(dsn)
-    await _checkpointed(tracker)
-    await _life_after_checkpoint(tracker, engine)
+    await checkpointed(tracker)
+    await life_after_checkpoint(tracker, engine)
     await tracker._tick(T0 + 230_000)  # the journal is written at the ticks
     saved = tracker.engine_state
     assert saved is not None
@@ -276,10 +225,10 @@ async def test_a_journal_write_the_database_refused_stops_it_until_the_next_chec
     tracker, _, store = await _tracker(dsn)
     saved = tracker.engine_state
     assert isinstance(saved, PostgresEngineState)
-    await _checkpointed(tracker)
+    await checkpointed(tracker)
     first = await _states(dsn)
     nonce = msgspec.msgpack.decode(first[0][1])["journal"]
-    tracker.on_snapshot(_snapshot(T0 + 2 * MINUTE, 59_500.0, 0.8e9))
+    tracker.on_snapshot(snapshot(T0 + 2 * MINUTE, 59_500.0, 0.8e9))
     saved.journal.flush(tick=True)
     await saved.journal.written()
     assert await saved.journal.records_after(nonce), "the snapshot's records written"
@@ -288,7 +237,7 @@ async def test_a_journal_write_the_database_refused_stops_it_until_the_next_chec
         raise StoreUnavailable("this node does not write: another ingest node took over")
 
     store.write_guard = refuse
-    tracker.on_snapshot(_snapshot(T0 + 3 * MINUTE, 59_400.0, 0.7e9))
+    tracker.on_snapshot(snapshot(T0 + 3 * MINUTE, 59_400.0, 0.7e9))
     saved.journal.flush(tick=True)
     await saved.journal.written()
     assert tracker.counters["journal_write_errors"] == 1
