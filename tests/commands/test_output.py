@@ -223,24 +223,24 @@ def test_tails_connected_line_escapes_the_exchanges_the_server_named() -> None:
     assert "on BYBIT" in _waiting(args, "http://127.0.0.1:1", {"exchanges": "bybit"})
 
 
-async def _history(running: Running, *flags: str) -> tuple[str, str]:
-    env = dict(os.environ)
-    env.pop("PURPLEFLEA_URL", None)
-    process = await asyncio.create_subprocess_exec(
+async def _started(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """``purpleflea ARGS`` started with its output piped."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "purpleflea.cli",
-        *flags,
-        "history",
-        "--url",
-        running.url,
-        "--api-key",
-        running.key,
-        "--limit",
-        "3",
+        *args,
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def _history(running: Running, *flags: str) -> tuple[str, str]:
+    env = dict(os.environ)
+    env.pop("PURPLEFLEA_URL", None)
+    process = await _started(
+        *flags, "history", "--url", running.url, "--api-key", running.key, "--limit", "3", env=env
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err
@@ -265,15 +265,7 @@ async def test_history_logs_no_http_requests_unless_verbose(live: Running) -> No
 
 
 async def _command(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "purpleflea.cli",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await _started(*args, env=env)
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
@@ -342,15 +334,10 @@ async def test_tail_says_it_is_connected_before_the_first_event(live: Running) -
     # A quiet market (or a high --min-usd) left the terminal blank: connected and waiting,
     # still connecting, or stuck? The first line on stderr says which, once subscribed.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PURPLEFLEA_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "purpleflea.cli",
+    process = await _started(
         *("tail", "--url", live.url, "--api-key", live.key, "--count", "1", "--color", "never"),
         *("--min-usd", "250000", "--market", "btc-perp", "--exchange", "BYBIT"),
         env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
     assert process.stderr is not None
     first = await asyncio.wait_for(process.stderr.readline(), 30)
@@ -371,15 +358,8 @@ async def test_tail_says_when_a_market_is_stored_nowhere(live: Running) -> None:
     query = ["tail", "--url", live.url, "--api-key", live.key, "--count", "1"]
 
     async def second_line(*markets: str) -> str:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "purpleflea.cli",
-            *query,
-            *(arg for market in markets for arg in ("--market", market)),
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        process = await _started(
+            *query, *(arg for market in markets for arg in ("--market", market)), env=env
         )
         assert process.stderr is not None
         first = await asyncio.wait_for(process.stderr.readline(), 30)
@@ -409,14 +389,9 @@ async def test_tail_says_why_no_liquidation_has_come_from_a_warming_simulator(
     env = {k: v for k, v in os.environ.items() if not k.startswith("PURPLEFLEA_")}
     async with running_server(make_config(tmp_path, source="sim", sim_markets=10)) as running:
         try:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "purpleflea.cli",
+            process = await _started(
                 *("tail", "--url", running.url, "--api-key", running.key, "--count", "1"),
                 env=env,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
             )
             assert process.stderr is not None
             first = await asyncio.wait_for(process.stderr.readline(), 30)
