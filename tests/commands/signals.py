@@ -22,12 +22,19 @@ class Command:
         cwd: Path | None = None,
         start_new_session: bool = False,
         stdin_pipe: bool = False,
+        prelude: str = "",
     ) -> None:
+        """``prelude``: Python run in the child before the command (a startup step made
+        slow, say)."""
         self.args = args
         self.lines: list[str] = []
         self._changed = threading.Condition()
+        entry = ["-m", "purpleflea.cli"]
+        if prelude:
+            run = "import sys\nfrom purpleflea.cli import main\nsys.exit(main(sys.argv[1:]))"
+            entry = ["-c", f"{prelude}\n{run}"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "purpleflea.cli", *args],
+            [sys.executable, *entry, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
