@@ -303,6 +303,10 @@ def run(args: argparse.Namespace) -> int:
         _run(args, stop)
     finally:
         stop.restore()
+    if stop.requested:  # stopped: everything is closed, only the interpreter's exit is left
+        from purpleflea.server.heap import leave_heap_to_exit  # noqa: PLC0415
+
+        leave_heap_to_exit()
     return stop.exit_status()  # the stop was said when its signal came
 
 
