@@ -255,8 +255,9 @@ class ServeStop:
         #: The uvicorn server, once it runs: the stop is its ``should_exit``.
         self.server: _Exiting | None = None
         #: Cancelled by the first signal while set: a wait that may be long (a standby
-        #: ingest node waits for the sequencer lock) before the server exists.
-        self.waiting: asyncio.Task[object] | None = None
+        #: ingest node waits for the sequencer lock before the server exists; the app's
+        #: startup, the store warmed and the venues started, before uvicorn reads its stop).
+        self.waiting: asyncio.Task[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._previous: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
 
@@ -278,7 +279,7 @@ class ServeStop:
         """0 when no signal came, else 128 + the first signal."""
         return exit_status(self.signals[0]) if self.signals else 0
 
-    def cancel_while_waiting(self, task: asyncio.Task[object]) -> None:
+    def cancel_while_waiting(self, task: asyncio.Task[Any]) -> None:
         """Let the first signal cancel ``task`` until :meth:`done_waiting` (on the loop); one
         read already, since the caller last looked at :attr:`requested`, cancels it now."""
         self._loop = task.get_loop()
@@ -307,7 +308,9 @@ class ServeStop:
         _write_line(f"purpleflea serve: {name} received, stopping (Ctrl-C again: stop at once)")
         if self.server is not None:
             self.server.should_exit = True
-        elif self.waiting is not None and self._loop is not None:
+        # Also once the server runs: its app's startup is such a wait (uvicorn reads
+        # should_exit only after it).
+        if self.waiting is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(self._cancel_waiting)
 
     def _cancel_waiting(self) -> None:

@@ -303,6 +303,10 @@ def run(args: argparse.Namespace) -> int:
         _run(args, stop)
     finally:
         stop.restore()
+    if stop.requested:  # stopped: everything is closed, only the interpreter's exit is left
+        from purpleflea.server.heap import leave_heap_to_exit  # noqa: PLC0415
+
+        leave_heap_to_exit()
     return stop.exit_status()  # the stop was said when its signal came
 
 
@@ -466,6 +470,7 @@ async def _serve_locked(config: ServerConfig, stop: ServeStop) -> None:
         ) from None
     if config.port == 0:  # any free port: the banner and the address record say the real one
         config = dataclasses.replace(config, port=sock.getsockname()[1])
+    built.startup_stop = stop  # a stop during the app's startup cancels it (app.py)
     app = create_app(config, server=built, lock=False)
     # Client commands run beside this one (`purpleflea tail`) find it through this record.
     address = None

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, unquote_plus, urlsplit, urlunsplit
 
 from starlette.applications import Starlette
@@ -151,6 +151,14 @@ class AccessLog:
                 )
 
 
+class StartupStop(Protocol):
+    """What cancels the app's startup when a stop comes during it."""
+
+    def cancel_while_waiting(self, task: asyncio.Task[None]) -> None: ...
+
+    def done_waiting(self) -> None: ...
+
+
 @dataclass
 class Server:
     """The running parts of one server, reachable from tests and the CLI."""
@@ -185,6 +193,10 @@ class Server:
     sim_status: SimStatus | None = None
     #: Set when the shutdown begins: readiness answers 503 from then on.
     stopping: bool = False
+    #: Told of the app's startup while it runs, to cancel it when a stop comes
+    #: (``purpleflea serve``'s :class:`~purpleflea.stopping.ServeStop`); None: the startup
+    #: runs to its end.
+    startup_stop: StartupStop | None = None
     started_monotonic: float = field(default_factory=time.monotonic)
     #: Connections per client address (uvicorn's protocols count them; /v1/metrics reports).
     connections: ConnectionCap = field(default_factory=lambda: ConnectionCap(0))
@@ -732,6 +744,46 @@ def create_app(
 
     @asynccontextmanager
     async def _running(app: Starlette) -> AsyncIterator[None]:
+        # A stop during the startup cancels it where it is: uvicorn reads its stop only once
+        # the startup is done, and the stop waited for every step (the store warmed, venues
+        # and the simulator started: 8-13 s at load 12). What had started is then stopped as
+        # at any stop, below.
+        starting = asyncio.create_task(_start(app), name="startup")
+        stop = built.startup_stop
+        if stop is not None:
+            stop.cancel_while_waiting(starting)
+        try:
+            await starting
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if stop is None or (current is not None and current.cancelling()):
+                raise
+            log.info("startup cancelled by the stop")
+        finally:
+            if stop is not None:
+                stop.done_waiting()
+        app.state.server = built
+        try:
+            yield
+        finally:
+            built.stopping = True
+            for task in built.tasks:
+                task.cancel()
+            for task in built.tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await built.tracker.stop()
+            if built.streams.workers is not None:
+                await built.streams.workers.stop()
+                built.streams.workers = None
+            await built.streams.fanout.stop()
+            await built.bus.close()
+            for close in built.closers:
+                await close()
+            await built.store.close()
+            built.keys.close()
+
+    async def _start(app: Starlette) -> None:
         await built.tracker.start()
         built.streams.fanout.start()
         if config.stream_workers > 1:
@@ -763,26 +815,6 @@ def create_app(
         if source is not None:
             built.source_task = asyncio.create_task(_guarded(f"{config.source} source", source))
             built.tasks.append(built.source_task)
-        app.state.server = built
-        try:
-            yield
-        finally:
-            built.stopping = True
-            for task in built.tasks:
-                task.cancel()
-            for task in built.tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await built.tracker.stop()
-            if built.streams.workers is not None:
-                await built.streams.workers.stop()
-                built.streams.workers = None
-            await built.streams.fanout.stop()
-            await built.bus.close()
-            for close in built.closers:
-                await close()
-            await built.store.close()
-            built.keys.close()
 
     if config.role == "ingest":  # clients are served by the API nodes
         routes = [r for r in api.routes() if getattr(r, "path", "") in _INGEST_PATHS]

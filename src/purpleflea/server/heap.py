@@ -130,3 +130,12 @@ def settle_startup_heap() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_THRESHOLD, MIDDLE_THRESHOLD, OLD_THRESHOLD)
+
+
+def leave_heap_to_exit() -> None:
+    """The process is ending (``purpleflea serve`` stopped): everything alive out of the
+    collector's sight, so that the interpreter's teardown, whose collections walked it again
+    (73,000 objects of a server stopped in its startup), only frees it. Measured on a stop
+    during the startup: 0.22-0.27 s of CPU from the last line of Python to the exit, 3.6-5.7 s
+    of the stop at load 15-16; frozen, 0.01-0.03 s."""
+    gc.freeze()
