@@ -367,7 +367,7 @@ async def test_a_tick_that_ended_a_cascade_after_the_checkpoint_is_replayed(
         tracker.submit(venue_event(size_usd=size, price=60_000.0 - 5 * i, ts=T0 + 400 * i))
     await tracker.drain()
     assert engine.active(), "the burst started a cascade"
-    saved.save(engine, await store.last_seq())
+    saved.write(engine.export_state(), await store.last_seq())
     checkpoint = saved.path.read_bytes()
     async with tracker._serial:  # the tick loop's next tick, now
         plan = tracker.core.tick_plan(now_ms())

@@ -235,10 +235,6 @@ class EngineState:
         """None for ``:memory:`` (nothing outlives the process)."""
         return None if str(store_file) == ":memory:" else cls(store_file)
 
-    def save(self, engine: KeepsState, last_seq: int, anchor: Anchor | None = None) -> None:
-        """Write ``engine``'s state, taken when the store ends at ``last_seq``."""
-        self.write(engine.export_state(), last_seq, anchor)
-
     def write(
         self,
         exported: dict[str, object],
