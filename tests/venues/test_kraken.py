@@ -127,3 +127,22 @@ def test_a_tokenized_stock_keeps_its_lower_case_x_from_list_to_subscribe_to_even
     [event] = kraken.normalize(frame, instruments)
     assert (event.symbol, event.market, event.side) == ("PF_AAPLxUSD", "AAPLX-PERP", "long")
     assert (event.quantity, event.size_usd) == (4.5, pytest.approx(4.5 * 228.4))
+
+
+def test_dogecoin_is_written_xdg_and_named_doge() -> None:
+    # Kraken writes Dogecoin XDG on the API, as it writes Bitcoin XBT: its Futures perpetual is
+    # PF_XDGUSD (public clients' product tables and tests, e.g. "DOGE/USD" -> "PF_XDGUSD" and
+    # a tickers row "pair": "XDG:USD"; Kraken's contract pages: "XBT is used on the API").
+    # Frame in the v1 trade feed's documented shape, values ours. Every other venue's DOGE
+    # perpetual is DOGE-PERP, so XDG-PERP was a market of its own.
+    frame = _raw(product_id="PF_XDGUSD", qty=12000, price=0.25, uid="u-doge")
+    [event] = kraken.normalize(frame)
+    assert (event.market, event.side, event.quantity, event.size_usd) == (
+        "DOGE-PERP",
+        "long",
+        12000.0,
+        3000.0,
+    )
+    assert kraken.market_name("PF_XDGUSD") == "DOGE-PERP"
+    assert kraken.market_name("FF_XDGUSD_261225") == "DOGE-20261225"
+    assert kraken.market_name("PF_DOGEUSD") == "DOGE-PERP"  # the MTF's spelling

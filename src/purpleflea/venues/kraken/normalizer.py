@@ -51,6 +51,11 @@ LIQUIDATION = "liquidation"
 _SIDES: dict[str, Side] = {"sell": "long", "buy": "short"}
 _COIN_SIZED = ("PF", "FF")  # multi-collateral: qty in base coins
 CONTRACT_SIZED = ("PI", "FI")  # inverse: qty in USD contracts
+#: Kraken's own codes for coins every other venue names otherwise. ``XBT`` is ``BTC`` for all
+#: (:mod:`purpleflea.venues.symbols`); Dogecoin is ``XDG`` on Kraken's API, its perpetual
+#: ``PF_XDGUSD`` (public clients map "DOGE/USD" to it; its tickers row says "pair": "XDG:USD"),
+#: where its MTF's contract page lists ``PF_DOGEUSD``: both are ``DOGE-PERP``.
+_CODES = {"XDG": "DOGE"}
 
 
 class Trade(msgspec.Struct):
@@ -82,7 +87,8 @@ _decode_snapshot = FrameDecoder(EXCHANGE, _Snapshot)
 def market(product_id: str) -> tuple[symbols.Market, str] | None:
     """Market and prefix of a futures product; None if not ``PI_``/``PF_``/``FI_``/``FF_``.
 
-    ``PI_XBTUSD`` -> BTC-PERP; ``PF_ETHUSD`` -> ETH-PERP; ``FI_XBTUSD_200925`` -> BTC-20200925.
+    ``PI_XBTUSD`` -> BTC-PERP; ``PF_ETHUSD`` -> ETH-PERP; ``FI_XBTUSD_200925`` -> BTC-20200925;
+    ``PF_XDGUSD`` -> DOGE-PERP.
     """
     parts = product_id.split("_")
     if len(parts) not in (2, 3) or parts[0] not in (*_COIN_SIZED, *CONTRACT_SIZED):
@@ -90,10 +96,11 @@ def market(product_id: str) -> tuple[symbols.Market, str] | None:
     split = symbols.strip_quote(parts[1], ("USD",))
     if split is None:
         return None
+    base = _CODES.get(split[0], split[0])
     if len(parts) == 2:
-        return symbols.perpetual(split[0]), parts[0]
+        return symbols.perpetual(base), parts[0]
     date = symbols.from_yymmdd(parts[2])
-    return (symbols.dated(split[0], date), parts[0]) if date else None
+    return (symbols.dated(base, date), parts[0]) if date else None
 
 
 def _sizes(product: str, prefix: str, qty: float, price: float, instruments: Catalog) -> Sizes:
