@@ -44,9 +44,33 @@ def test_taker_sell_liquidation_is_a_long_in_usd_contracts() -> None:
     assert event.id == "kraken_futures:u-1"
 
 
-def test_inverse_without_catalog_keeps_only_the_contract_count() -> None:
-    [event] = kraken.normalize(_raw())
-    assert (event.quantity, event.size_usd, event.contracts) == (None, None, 5000)
+def test_inverse_missing_from_the_catalog_is_sized_by_the_documented_one_usd_contract() -> None:
+    # Kraken's contract pages give every inverse contract one face value: "Contract Size &
+    # Minimum Order: 1 USD" for each FI_ (support.kraken.com 360022632172, Inverse
+    # Crypto-Collateral Fixed Maturity Contract Specifications), "Min Lot: 1 USD" for each PI_
+    # (support.cryptofacilities.com 360008643453). A contract listed after the last catalog
+    # fetch (or any, while the fetch fails) was left unsized and never published.
+    [event] = kraken.normalize(_raw(product_id="FI_XBTUSD_261225", qty=5000))
+    assert (event.size_usd, event.contracts, event.market) == (5000.0, 5000, "BTC-20261225")
+    assert event.quantity == pytest.approx(0.1)
+    [event] = kraken.normalize(_raw(product_id="PI_LTCUSD", qty=300, price=75.0))
+    assert (event.size_usd, event.quantity) == (300.0, 4.0)
+    rule = kraken.catalog.by_documented_rule("PI_LTCUSD")
+    assert rule is not None
+    assert (rule.kind, rule.contract_size, rule.rule) == (
+        "inverse",
+        1.0,
+        kraken.catalog.INVERSE_RULE,
+    )
+    # Only inverse products have the rule; the catalog's own entry wins where there is one.
+    assert kraken.catalog.by_documented_rule("PF_LTCUSD") is None
+    half = Instrument(
+        exchange="kraken_futures", symbol="PI_LTCUSD", kind="inverse", contract_size=0.5
+    )
+    [event] = kraken.normalize(
+        _raw(product_id="PI_LTCUSD", qty=300, price=75.0), {"PI_LTCUSD": half}
+    )
+    assert event.size_usd == 150.0
 
 
 def test_multi_collateral_quantity_is_coins() -> None:

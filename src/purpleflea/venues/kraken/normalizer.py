@@ -14,8 +14,10 @@ Semantics (shared/EXCHANGES.md, Kraken Futures):
   never rests in the book. The copies of its multi-collateral (``PF_``/``FF_``) section read
   here were cut short; tardis reads every product the same way. So a sell closes a long.
 - ``price`` is the fill price. ``qty`` is in contracts of the instrument: ``PI_``/``FI_``
-  inverse contracts of ``contractSize`` USD (1) from the instrument catalog (unknown sizes
-  without it), ``PF_``/``FF_`` multi-collateral contracts in base coins.
+  inverse contracts of ``contractSize`` USD (1) from the instrument catalog (one missing from
+  it is sized by Kraken's documented face value, 1 USD:
+  :func:`~purpleflea.venues.kraken.catalog.by_documented_rule`), ``PF_``/``FF_``
+  multi-collateral contracts in base coins.
 - ``trade_snapshot`` trades are history that may repeat what was seen before a reconnect: they
   are emitted with ``replay=True``. Ids are the trade ``uid``.
 - ``termination`` trades are not counted as liquidations. Kraken's trade-feed docs define
@@ -44,6 +46,7 @@ from purpleflea.venues._frame import (
     timestamp_ms,
 )
 from purpleflea.venues._units import Sizes, from_coins, from_contracts, liquidation
+from purpleflea.venues.kraken.catalog import by_documented_rule
 from purpleflea.venues.kraken.constants import EXCHANGE
 
 LIQUIDATION = "liquidation"
@@ -107,6 +110,8 @@ def _sizes(product: str, prefix: str, qty: float, price: float, instruments: Cat
     instrument = instruments.get(product)
     if instrument is None and prefix in _COIN_SIZED:
         return from_coins(EXCHANGE, qty, price)
+    if instrument is None:
+        instrument = by_documented_rule(product)
     return from_contracts(EXCHANGE, qty, price, instrument)
 
 
