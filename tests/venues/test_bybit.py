@@ -32,6 +32,22 @@ def test_buy_is_the_long_position_at_the_bankruptcy_price() -> None:
     assert event.market == "BTC-PERP"
 
 
+def test_a_time_sent_as_a_numeric_string_is_read_as_the_same_event() -> None:
+    # Bybit documents T (updatedTime, legacy) as a number, as its frames send it; a client of
+    # its v5 API (rs_bybit, AllLiquidationData) reads T through a string-to-u64 helper, so a
+    # string is not out of the question. It was a frame error: a whole push lost on a type.
+    [as_number] = bybit.normalize(_all())
+    [as_text] = bybit.normalize(_all(T="1718000000000"))
+    assert as_text == as_number
+    legacy = {"updatedTime": "1673251091822", "symbol": "GALAUSDT", "side": "Buy"}
+    legacy |= {"size": "1637", "price": "0.03803"}
+    frame = json.dumps({"topic": "liquidation.GALAUSDT", "data": legacy}).encode()
+    [event] = bybit.normalize(frame)
+    assert event.ts == 1_673_251_091_822
+    with pytest.raises(FrameError, match="time is not an integer timestamp: '17e11'"):
+        bybit.normalize(_all(T="17e11"))
+
+
 def test_inverse_size_is_usd() -> None:
     [event] = bybit.normalize(_all(s="BTCUSD", S="Sell", v="6000"))
     assert (event.side, event.size_usd) == ("short", 6000.0)

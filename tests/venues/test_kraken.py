@@ -44,9 +44,33 @@ def test_taker_sell_liquidation_is_a_long_in_usd_contracts() -> None:
     assert event.id == "kraken_futures:u-1"
 
 
-def test_inverse_without_catalog_keeps_only_the_contract_count() -> None:
-    [event] = kraken.normalize(_raw())
-    assert (event.quantity, event.size_usd, event.contracts) == (None, None, 5000)
+def test_inverse_missing_from_the_catalog_is_sized_by_the_documented_one_usd_contract() -> None:
+    # Kraken's contract pages give every inverse contract one face value: "Contract Size &
+    # Minimum Order: 1 USD" for each FI_ (support.kraken.com 360022632172, Inverse
+    # Crypto-Collateral Fixed Maturity Contract Specifications), "Min Lot: 1 USD" for each PI_
+    # (support.cryptofacilities.com 360008643453). A contract listed after the last catalog
+    # fetch (or any, while the fetch fails) was left unsized and never published.
+    [event] = kraken.normalize(_raw(product_id="FI_XBTUSD_261225", qty=5000))
+    assert (event.size_usd, event.contracts, event.market) == (5000.0, 5000, "BTC-20261225")
+    assert event.quantity == pytest.approx(0.1)
+    [event] = kraken.normalize(_raw(product_id="PI_LTCUSD", qty=300, price=75.0))
+    assert (event.size_usd, event.quantity) == (300.0, 4.0)
+    rule = kraken.catalog.by_documented_rule("PI_LTCUSD")
+    assert rule is not None
+    assert (rule.kind, rule.contract_size, rule.rule) == (
+        "inverse",
+        1.0,
+        kraken.catalog.INVERSE_RULE,
+    )
+    # Only inverse products have the rule; the catalog's own entry wins where there is one.
+    assert kraken.catalog.by_documented_rule("PF_LTCUSD") is None
+    half = Instrument(
+        exchange="kraken_futures", symbol="PI_LTCUSD", kind="inverse", contract_size=0.5
+    )
+    [event] = kraken.normalize(
+        _raw(product_id="PI_LTCUSD", qty=300, price=75.0), {"PI_LTCUSD": half}
+    )
+    assert event.size_usd == 150.0
 
 
 def test_multi_collateral_quantity_is_coins() -> None:
@@ -127,3 +151,22 @@ def test_a_tokenized_stock_keeps_its_lower_case_x_from_list_to_subscribe_to_even
     [event] = kraken.normalize(frame, instruments)
     assert (event.symbol, event.market, event.side) == ("PF_AAPLxUSD", "AAPLX-PERP", "long")
     assert (event.quantity, event.size_usd) == (4.5, pytest.approx(4.5 * 228.4))
+
+
+def test_dogecoin_is_written_xdg_and_named_doge() -> None:
+    # Kraken writes Dogecoin XDG on the API, as it writes Bitcoin XBT: its Futures perpetual is
+    # PF_XDGUSD (public clients' product tables and tests, e.g. "DOGE/USD" -> "PF_XDGUSD" and
+    # a tickers row "pair": "XDG:USD"; Kraken's contract pages: "XBT is used on the API").
+    # Frame in the v1 trade feed's documented shape, values ours. Every other venue's DOGE
+    # perpetual is DOGE-PERP, so XDG-PERP was a market of its own.
+    frame = _raw(product_id="PF_XDGUSD", qty=12000, price=0.25, uid="u-doge")
+    [event] = kraken.normalize(frame)
+    assert (event.market, event.side, event.quantity, event.size_usd) == (
+        "DOGE-PERP",
+        "long",
+        12000.0,
+        3000.0,
+    )
+    assert kraken.market_name("PF_XDGUSD") == "DOGE-PERP"
+    assert kraken.market_name("FF_XDGUSD_261225") == "DOGE-20261225"
+    assert kraken.market_name("PF_DOGEUSD") == "DOGE-PERP"  # the MTF's spelling

@@ -61,13 +61,19 @@ def test_inverse_contracts_are_usd_and_multi_collateral_ones_coins() -> None:
     assert readings["PF_ETHUSD"].open_interest == 1500.5
 
 
-def test_an_inverse_contract_missing_from_the_catalog_gives_no_reading() -> None:
-    # Its contract size is unknown: no guessed coins. A PF_ contract counts coins without it,
-    # as the trade feed's do; a lower-case symbol (the instrument list's 2021 spelling) is
-    # upper-cased as the catalog's are.
+def test_an_inverse_contract_missing_from_the_catalog_is_read_at_its_documented_face_value() -> (
+    None
+):
+    # Kraken documents one face value for every inverse contract, 1 USD (catalog.
+    # by_documented_rule), as the trade feed reads it. A PF_ contract counts coins without an
+    # entry, as the trade feed's do; a lower-case symbol (the instrument list's 2021 spelling)
+    # is upper-cased as the catalog's are.
     rows = [dict(TICKERS["tickers"][0]), dict(TICKERS["tickers"][1], symbol="pf_ethusd")]
     readings = open_interest.parse(json.dumps({"tickers": rows}).encode(), {})
-    assert [(r.symbol, r.open_interest) for r in readings] == [("PF_ETHUSD", 1500.5)]
+    assert [(r.symbol, r.open_interest) for r in readings] == [
+        ("PI_XBTUSD", pytest.approx(30590973 / 30253.61960357119)),
+        ("PF_ETHUSD", 1500.5),
+    ]
 
 
 def test_a_tokenized_stock_ticker_keeps_the_symbol_its_liquidations_carry() -> None:

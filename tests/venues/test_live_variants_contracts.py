@@ -259,7 +259,8 @@ def test_kraken_snapshot_of_many_products_reads_only_liquidations() -> None:
             trade("u3", "PF_XBTUSD", "buy", "termination", 1.0, 60000.0),
             trade("u4", "PI_XBTUSD", "buy", "liquidation", 3000.0, 60000.0),  # 1 USD each
             trade("u5", "PF_NEWCOINUSD", "sell", "liquidation", 40.0, 1.5),  # coins: no catalog
-            trade("u6", "FI_XBTUSD_250328", "sell", "liquidation", 800.0, 80000.0),  # unlisted
+            # Missing from the catalog: Kraken's documented 1 USD a contract (by_documented_rule).
+            trade("u6", "FI_XBTUSD_250328", "sell", "liquidation", 800.0, 80000.0),
         ],
     }
     catalog = {"PI_XBTUSD": inverse("kraken_futures", "PI_XBTUSD", 1.0)}
@@ -268,6 +269,6 @@ def test_kraken_snapshot_of_many_products_reads_only_liquidations() -> None:
         ("PF_XBTUSD", "BTC-PERP", "long", 0.5, 30000.0),
         ("PI_XBTUSD", "BTC-PERP", "short", 0.05, 3000.0),
         ("PF_NEWCOINUSD", "NEWCOIN-PERP", "long", 40.0, 60.0),
-        ("FI_XBTUSD_250328", "BTC-20250328", "long", None, None),
+        ("FI_XBTUSD_250328", "BTC-20250328", "long", 0.01, 800.0),
     ]
     assert all(e.replay for e in events)

@@ -52,7 +52,8 @@ _TRAILING_BUNDLE = re.compile(r"^([A-Z]+)1000(USDT|USDC|PERP)$")
 
 
 class _Item(msgspec.Struct):
-    T: int
+    # A number on the wire (docs and every recorded push); a numeric string reads the same.
+    T: int | str
     s: str
     S: str
     v: str | float
@@ -64,9 +65,9 @@ class _Legacy(msgspec.Struct):
     side: str
     price: str | float
     # v5 names (2023-04 to 2025): updatedTime and size; v2 names (until 2023-04): time and qty.
-    updatedTime: int | None = None  # noqa: N815 - Bybit's field name
+    updatedTime: int | str | None = None  # noqa: N815 - Bybit's field name
     size: str | float | None = None
-    time: int | None = None
+    time: int | str | None = None
     qty: str | float | None = None
 
 
@@ -118,7 +119,7 @@ def _event(
     side_text: str,
     size: str | float,
     price_text: str | float,
-    ts_value: int,
+    ts_value: int | str,
     instruments: Catalog,
 ) -> VenueLiquidation | None:
     side = _SIDES.get(side_text)

@@ -2,11 +2,45 @@
 
 from __future__ import annotations
 
+import logging
+from functools import lru_cache
+
 from purpleflea.model import Instrument
 from purpleflea.venues._catalog import inverse, json_body, linear, rows, size
 from purpleflea.venues._connection import as_text, json_object
 from purpleflea.venues.kraken.constants import EXCHANGE
 from purpleflea.venues.venue import CatalogSource
+
+log = logging.getLogger(__name__)
+
+#: What :func:`by_documented_rule` marks its instruments with (``Instrument.rule``).
+INVERSE_RULE = "Kraken inverse contracts (PI_, FI_): 1 USD per contract"
+
+
+@lru_cache(maxsize=1024)
+def by_documented_rule(product: str) -> Instrument | None:
+    """The contract of ``product``, missing from the catalog, by the rule Kraken documents;
+    None when no documented rule covers it (its liquidations then stay unsized).
+
+    Every inverse contract has a face value of one USD: "Contract Size & Minimum Order: 1 USD"
+    for each ``FI_`` future (support.kraken.com, "Inverse Crypto-Collateral Fixed Maturity
+    Contract Specifications", 360022632172), "Min Lot: 1 USD" for each ``PI_`` perpetual
+    (support.cryptofacilities.com, "Inverse Crypto-Collateral Perpetual Contract
+    Specifications", 360008643453); every recorded instrument list agrees (``contractSize``
+    1). The ``PF_``/``FF_`` sizes are base coins and need no rule.
+    """
+    parts = product.split("_")
+    if len(parts) not in (2, 3) or parts[0] not in ("PI", "FI") or not parts[1].endswith("USD"):
+        return None
+    log.info(
+        "%s %s is not in the instrument catalog: sized by the documented rule (%s)",
+        EXCHANGE,
+        product,
+        INVERSE_RULE,
+    )
+    return Instrument(
+        exchange=EXCHANGE, symbol=product, kind="inverse", contract_size=1.0, rule=INVERSE_RULE
+    )
 
 
 def product_id(symbol: str) -> str:

@@ -14,8 +14,10 @@ Semantics (shared/EXCHANGES.md, Kraken Futures):
   never rests in the book. The copies of its multi-collateral (``PF_``/``FF_``) section read
   here were cut short; tardis reads every product the same way. So a sell closes a long.
 - ``price`` is the fill price. ``qty`` is in contracts of the instrument: ``PI_``/``FI_``
-  inverse contracts of ``contractSize`` USD (1) from the instrument catalog (unknown sizes
-  without it), ``PF_``/``FF_`` multi-collateral contracts in base coins.
+  inverse contracts of ``contractSize`` USD (1) from the instrument catalog (one missing from
+  it is sized by Kraken's documented face value, 1 USD:
+  :func:`~purpleflea.venues.kraken.catalog.by_documented_rule`), ``PF_``/``FF_``
+  multi-collateral contracts in base coins.
 - ``trade_snapshot`` trades are history that may repeat what was seen before a reconnect: they
   are emitted with ``replay=True``. Ids are the trade ``uid``.
 - ``termination`` trades are not counted as liquidations. Kraken's trade-feed docs define
@@ -44,6 +46,7 @@ from purpleflea.venues._frame import (
     timestamp_ms,
 )
 from purpleflea.venues._units import Sizes, from_coins, from_contracts, liquidation
+from purpleflea.venues.kraken.catalog import by_documented_rule
 from purpleflea.venues.kraken.constants import EXCHANGE
 
 LIQUIDATION = "liquidation"
@@ -51,6 +54,11 @@ LIQUIDATION = "liquidation"
 _SIDES: dict[str, Side] = {"sell": "long", "buy": "short"}
 _COIN_SIZED = ("PF", "FF")  # multi-collateral: qty in base coins
 CONTRACT_SIZED = ("PI", "FI")  # inverse: qty in USD contracts
+#: Kraken's own codes for coins every other venue names otherwise. ``XBT`` is ``BTC`` for all
+#: (:mod:`purpleflea.venues.symbols`); Dogecoin is ``XDG`` on Kraken's API, its perpetual
+#: ``PF_XDGUSD`` (public clients map "DOGE/USD" to it; its tickers row says "pair": "XDG:USD"),
+#: where its MTF's contract page lists ``PF_DOGEUSD``: both are ``DOGE-PERP``.
+_CODES = {"XDG": "DOGE"}
 
 
 class Trade(msgspec.Struct):
@@ -82,7 +90,8 @@ _decode_snapshot = FrameDecoder(EXCHANGE, _Snapshot)
 def market(product_id: str) -> tuple[symbols.Market, str] | None:
     """Market and prefix of a futures product; None if not ``PI_``/``PF_``/``FI_``/``FF_``.
 
-    ``PI_XBTUSD`` -> BTC-PERP; ``PF_ETHUSD`` -> ETH-PERP; ``FI_XBTUSD_200925`` -> BTC-20200925.
+    ``PI_XBTUSD`` -> BTC-PERP; ``PF_ETHUSD`` -> ETH-PERP; ``FI_XBTUSD_200925`` -> BTC-20200925;
+    ``PF_XDGUSD`` -> DOGE-PERP.
     """
     parts = product_id.split("_")
     if len(parts) not in (2, 3) or parts[0] not in (*_COIN_SIZED, *CONTRACT_SIZED):
@@ -90,16 +99,19 @@ def market(product_id: str) -> tuple[symbols.Market, str] | None:
     split = symbols.strip_quote(parts[1], ("USD",))
     if split is None:
         return None
+    base = _CODES.get(split[0], split[0])
     if len(parts) == 2:
-        return symbols.perpetual(split[0]), parts[0]
+        return symbols.perpetual(base), parts[0]
     date = symbols.from_yymmdd(parts[2])
-    return (symbols.dated(split[0], date), parts[0]) if date else None
+    return (symbols.dated(base, date), parts[0]) if date else None
 
 
 def _sizes(product: str, prefix: str, qty: float, price: float, instruments: Catalog) -> Sizes:
     instrument = instruments.get(product)
     if instrument is None and prefix in _COIN_SIZED:
         return from_coins(EXCHANGE, qty, price)
+    if instrument is None:
+        instrument = by_documented_rule(product)
     return from_contracts(EXCHANGE, qty, price, instrument)
 
 

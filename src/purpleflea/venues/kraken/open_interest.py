@@ -2,7 +2,8 @@
 
 ``GET derivatives/api/v3/tickers`` lists every contract and index with ``markPrice`` and
 ``openInterest`` in contracts, sized as the trade feed's ``qty`` is (the normalizer's rule):
-``PI_``/``FI_`` inverse contracts of ``contractSize`` USD from the catalog (a ``PI_XBTUSD``
+``PI_``/``FI_`` inverse contracts of ``contractSize`` USD from the catalog, else Kraken's
+documented 1 USD (``catalog.by_documented_rule``; a ``PI_XBTUSD``
 ticker of 2023-04-14 recorded in ccxt/ccxt PR #17503 had ``openInterest`` 30,590,973 at a
 mark of 30,253.6: USD, not coins), ``PF_``/``FF_`` contracts of one coin. Indices
 (``in_``/``rr_`` symbols) name no market and are skipped; symbols are spelled as the
@@ -53,7 +54,7 @@ def parse(body: bytes, instruments: Catalog) -> list[Reading]:
             found_reading.mark_price,
             instruments,
         ).quantity
-        if coins is not None:  # None: an inverse contract missing from the catalog
+        if coins is not None:  # None: a contract no catalog entry nor documented rule sizes
             coined = found_reading._replace(open_interest=coins)
             found.append(in_real_coins(coined, named[0].multiplier))
     return found
