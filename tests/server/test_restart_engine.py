@@ -548,3 +548,34 @@ async def test_a_checkpoint_is_taken_when_only_snapshots_came(tmp_path: Path) ->
     await store.close()
     # One a minute of the clock: the first for the event, the others for the snapshots.
     assert tracker.checkpoints == 3, tracker.checkpoints
+
+
+async def test_an_idle_engine_journals_no_ticks(tmp_path: Path) -> None:
+    # A tick of an engine that follows no cascade changes nothing, but each was journaled
+    # (a frame a second) and, with nothing stored or snapshotted, no checkpoint came to begin
+    # the journal anew: a tracker with no source (serve --source none), or whose feeds and
+    # pollers were down, grew its journal by ~1.5 MB a day for as long (PostgreSQL: a row
+    # and a transaction a second), every tick decoded and replayed at the next start.
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    saved = EngineState(store.path)
+    engine = CascadeEngine()
+    tracker = Pipeline(
+        store, LocalBus(), scorer=engine, heatmap=HeatmapFeed(fuel=engine), engine_state=saved
+    )
+    await tracker.start(tick_interval=3600.0)
+    await checkpointed(tracker)
+    assert not engine.active()
+    written = saved.journal.bytes
+    for second in range(1, 301):  # five minutes of a quiet engine
+        tracker.advance_clock(T0 + 81_000 + 1_000 * second)
+        await tracker._tick(T0 + 81_000 + 1_000 * second)
+    assert tracker._checkpointing is None or tracker._checkpointing.done()
+    assert saved.journal.bytes == written, saved.journal.bytes - written
+    # A tick of an engine that follows a cascade moves its buckets: still journaled.
+    await life_after_checkpoint(tracker, engine)
+    assert engine.active()
+    before = saved.journal.bytes
+    await tracker._tick(T0 + 400_000)
+    assert saved.journal.bytes > before
+    await tracker.stop()
+    await store.close()

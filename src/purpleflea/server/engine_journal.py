@@ -9,7 +9,8 @@ and replays the events stored after it. Live, the engine was also told, between 
 - each listing's open interest (:meth:`CascadeEngine.set_open_interest`), of which the store
   keeps market totals sampled to 0.5 % moves (the open interest recorder), not the listings;
 - the ticks on the wall clock, which move a followed side's buckets and may end its cascade;
-  only the ticks that ended one leave a stored alert.
+  only the ticks that ended one leave a stored alert (a tick while no cascade is followed
+  changes nothing: not written).
 
 None of these can be derived from what the store holds, so each is written here as it is
 told, with the position it was told at: the last seq handed out then (every event scored
