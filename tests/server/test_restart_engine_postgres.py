@@ -254,6 +254,43 @@ async def test_a_journal_write_the_database_refused_stops_it_until_the_next_chec
     await store.close()
 
 
+async def test_a_refused_journal_write_removes_its_rows_before_the_next_checkpoint(
+    dsn: str,
+) -> None:
+    # The rows of a checkpoint whose journal write failed were removed only with the next
+    # write, which is the next checkpoint's marker (a minute of the clock later): a crash in
+    # between replayed the rows written before the failure, and not the stored ticks after
+    # it, where the docs promise the stored ticks (the records cut short told the engine
+    # part of what it was told). Once the database takes writes again, the next tick's
+    # removes them.
+    tracker, _, store = await _tracker(dsn)
+    saved = tracker.engine_state
+    assert isinstance(saved, PostgresEngineState)
+    await checkpointed(tracker)
+    nonce = msgspec.msgpack.decode((await _states(dsn))[0][1])["journal"]
+    tracker.on_snapshot(snapshot(T0 + 2 * MINUTE, 59_500.0, 0.8e9))
+    await tracker._tick(T0 + 2 * MINUTE)
+    await saved.journal.written()
+    assert await saved.journal.records_after(nonce), "the snapshot's records written"
+
+    async def refuse(connection: object) -> None:
+        raise StoreUnavailable("PostgreSQL restarting")
+
+    store.write_guard = refuse
+    tracker.on_snapshot(snapshot(T0 + 3 * MINUTE, 59_400.0, 0.7e9))
+    await tracker._tick(T0 + 3 * MINUTE)
+    await saved.journal.written()
+    assert tracker.counters["journal_write_errors"] == 1
+    store.write_guard = None  # back, no checkpoint due yet
+    await tracker._tick(T0 + 3 * MINUTE + 1_000)
+    await saved.journal.written()
+    assert tracker._checkpointing is None or tracker._checkpointing.done()
+    assert not saved.journal.recording
+    assert await saved.journal.records_after(nonce) is None
+    await tracker.stop()
+    await store.close()
+
+
 @pytest.mark.usefixtures("quick_warmup")
 async def test_after_a_sigkill_the_postgres_tracker_continues_the_engine_that_ran(
     dsn: str, tmp_path: Path
