@@ -25,6 +25,7 @@ an HTTP response). Each refused name is logged once, and every refusal is counte
 
 from __future__ import annotations
 
+import encodings.idna
 import ipaddress
 import logging
 import math
@@ -92,14 +93,30 @@ def address_literal(host_header: str) -> bool:
     return _address(host_name(host_header)) is not None
 
 
+def _ascii_name(name: str) -> str:
+    """``name`` as browsers put it in ``Host``: each label with other than ASCII letters in
+    its IDNA form (``bücher.example``: ``xn--bcher-kva.example``). UnicodeError for a label
+    that has none."""
+    return ".".join(
+        label if label.isascii() else encodings.idna.ToASCII(label).decode("ascii")
+        for label in name.split(".")
+    )
+
+
 def check_allowed_host(value: str) -> str:
     """``value`` if it is what ``--allowed-host`` takes, else ValueError naming it."""
     if value.strip() == "*":
         return value
     name = host_name(value)
     pattern = name.removeprefix("*.") if name.startswith("*.") else name.removeprefix(".")
+    try:
+        _ascii_name(pattern)
+        spelled = True
+    except UnicodeError:  # a label too long, or no IDNA form
+        spelled = False
     if (
         not pattern
+        or not spelled
         or any(c in pattern for c in "*/@?# \\")
         or "/" in value
         or pattern.startswith(".")
@@ -128,7 +145,8 @@ class HostNames:
 
     def __init__(self, bind: str, allowed: Iterable[str] = (), machine: Iterable[str] = ()) -> None:
         self.loopback = loopback_bind(bind)
-        names = [host_name(check_allowed_host(name)) for name in allowed]
+        # A name in another script as browsers send it (its IDNA form), never matched as given.
+        names = [_ascii_name(host_name(check_allowed_host(name))) for name in allowed]
         #: ``--allowed-host '*'``: every name is answered.
         self.any = any(name.strip() == "*" for name in allowed)
         #: Names answered as given; ``.NAME`` names NAME itself too.
