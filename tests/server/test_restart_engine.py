@@ -579,3 +579,40 @@ async def test_an_idle_engine_journals_no_ticks(tmp_path: Path) -> None:
     assert saved.journal.bytes > before
     await tracker.stop()
     await store.close()
+
+
+async def test_a_journal_that_cannot_be_read_is_passed_over(tmp_path: Path) -> None:
+    # The start read the journal with only a missing file foreseen, as it read the state
+    # files before: a folder in its place or a disk's EIO failed the server's startup. The
+    # checkpoint is continued without it, as one with no marker in the journal (the ticks
+    # the stored alerts show replayed).
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    saved = EngineState(store.path)
+    engine = CascadeEngine()
+    tracker = Pipeline(
+        store, LocalBus(), scorer=engine, heatmap=HeatmapFeed(fuel=engine), engine_state=saved
+    )
+    await tracker.start(tick_interval=3600.0)
+    await checkpointed(tracker)
+    checkpoint = saved.path.read_bytes()
+    await life_after_checkpoint(tracker, engine)
+    await tracker.stop()
+    await store.close()
+    saved.path.write_bytes(checkpoint)  # a crash: the clean stop's state never written
+    saved.previous.unlink()
+    saved.journal.path.unlink()
+    saved.journal.path.mkdir()
+
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    restarted = CascadeEngine()
+    again = Pipeline(
+        store,
+        LocalBus(),
+        scorer=restarted,
+        heatmap=HeatmapFeed(fuel=restarted),
+        engine_state=EngineState(store.path),
+    )
+    await again.start(tick_interval=3600.0)
+    assert again.engine_start == "continued"
+    await again.stop()
+    await store.close()

@@ -279,12 +279,19 @@ class EngineJournal(JournalFrames):
     def after(self, nonce: int) -> list[Told] | None:
         """The records written after the marker ``nonce``, in order (the previous file and then
         the current one), or None when neither holds that marker. A torn last frame (a write
-        cut short) or an unreadable one ends its file's records."""
+        cut short) or an unreadable one ends its file's records. A file that cannot be read
+        (a folder in its place, a disk's EIO) is passed over with a warning: the marker may
+        be in the other; when it was in the one read before, its records have a gap (None)."""
         found: list[Told] | None = None
         for path in (self.previous, self.path):
             try:
                 data = path.read_bytes()
             except FileNotFoundError:
+                continue
+            except OSError as exc:
+                log.warning("%s: cannot be read (%s): not replayed", path, exc)
+                if found is not None:
+                    return None
                 continue
             found = records(frames(data, str(path)), nonce, found, str(path))
         return found
@@ -306,7 +313,7 @@ def records(
                 found += items(frame, names)
             else:
                 items(frame, names)  # numbers the names it introduces
-        except (Unreadable, IndexError, TypeError) as exc:
+        except (ValueError, IndexError, TypeError) as exc:  # ValueError: Unreadable, float()
             log.warning("%s: unreadable frame (%s): the rest ignored", where, exc)
             break
     return found
