@@ -298,3 +298,16 @@ def test_a_name_in_another_script_is_answered_as_browsers_send_it() -> None:
     assert names.answers("xn--dvs-bma.example")
     assert names.answers("a.xn--dvs-bma.example")
     assert not names.answers("xn--bcher-kva.example.evil.example")
+
+
+@pytest.mark.parametrize("bind", ["127.0.0.1", "0.0.0.0"])
+@pytest.mark.parametrize("host", ["", "*", "*.evil.example", "a..b"])
+def test_a_refusal_names_no_flag_value_the_server_would_refuse_or_that_opens_it(
+    bind: str, host: str
+) -> None:
+    # An empty Host was told to start the server with --allowed-host '' (which refuses to
+    # start), a Host of '*' with --allowed-host '*' (the opt-out of the whole guard).
+    message = HostNames(bind).refusal(host)
+    assert "--allowed-host NAME" in message, message
+    assert f"--allowed-host {host!r}" not in message
+    assert "--allowed-host 'evil.example'" in HostNames(bind).refusal("evil.example:80")

@@ -139,6 +139,19 @@ def machine_names(bind: str) -> frozenset[str]:
     return frozenset(n for n in (host_name(name) for name in names) if n)
 
 
+def allow_flag(name: str) -> str:
+    """``--allowed-host 'name'``, what answers requests addressed to ``name``; the flag with
+    ``NAME`` when ``name`` is none it takes as a name (an empty ``Host``, ``*``, a pattern):
+    told as such, the flag refused the server's start, or answered every name."""
+    try:
+        check_allowed_host(name)
+    except ValueError:
+        return "--allowed-host NAME"
+    if "*" in name or name.startswith("."):
+        return "--allowed-host NAME"
+    return f"--allowed-host {name!r}"
+
+
 class HostNames:
     """The ``Host`` names a server bound to ``bind`` answers. ``allowed``: the operator's
     ``--allowed-host`` values; ``machine``: :func:`machine_names` (non-loopback binds)."""
@@ -192,13 +205,13 @@ class HostNames:
                 f"this server listens on loopback and answers requests addressed to it only "
                 f"(Host {shown!r} is not): open it as http://127.0.0.1 or http://localhost; "
                 "behind a reverse proxy on this machine, name the proxy's public host with "
-                f"--allowed-host {name!r}"
+                f"{allow_flag(name)}"
             )
         return (
             f"this server answers requests addressed to it by an IP address, localhost or "
             f"its machine's name (Host {shown!r} is none of them; refused against DNS "
-            f"rebinding): open it by its address, or have it started with --allowed-host "
-            f"{name!r} if clients reach it by that name"
+            f"rebinding): open it by its address, or have it started with {allow_flag(name)} "
+            "if clients reach it by that name"
         )
 
 
@@ -251,9 +264,9 @@ class AddressedHostOnly:
             log.warning(
                 "refused requests addressed to %r (421 misdirected, counted in /v1/metrics "
                 "as purpleflea_http_client_errors_total); if clients reach this server by "
-                "that name, start it with --allowed-host %r (logged once per name)",
+                "that name, start it with %s (logged once per name)",
                 name,
-                name,
+                allow_flag(name),
             )
             return
         self._unlogged += 1
