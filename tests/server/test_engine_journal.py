@@ -99,3 +99,27 @@ def test_a_journal_file_that_cannot_be_read_is_passed_over(tmp_path: Path) -> No
     journal.path.unlink()
     journal.path.mkdir()  # the records after marker 2 in the current file: a gap
     assert journal.after(2) is None
+
+
+def test_a_failed_write_after_a_checkpoint_whose_state_failed_too_leaves_no_records(
+    tmp_path: Path,
+) -> None:
+    # A full disk fails a checkpoint's state (the one before it is continued) and then the
+    # journal's write (its new file removed): the records of the continued state's marker
+    # were read from the previous file alone, without those of the removed one, and the
+    # replay told the engine part of what it was told.
+    journal = EngineJournal(tmp_path / "db.sqlite.engine")
+    journal.begin(1, 0)  # checkpoint 1: its state written
+    journal.told(Fuel(0, "BTC-PERP", "long", 1.5))
+    journal.flush()
+    journal.begin(2, 1)  # checkpoint 2: its state not written (the disk full)
+    journal.told(Fuel(1, "BTC-PERP", "short", 0.5))
+    journal.flush()
+    fd = journal._fd
+    assert fd is not None
+    os.close(fd)  # the next write fails, as on the full disk
+    journal._fd = os.open(os.devnull, os.O_RDONLY)
+    journal.told(Fuel(2, "BTC-PERP", "short", 0.4))
+    journal.flush()
+    assert not journal.path.exists()
+    assert journal.after(1) is None

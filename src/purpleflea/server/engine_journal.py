@@ -287,6 +287,12 @@ class EngineJournal(JournalFrames):
             try:
                 data = path.read_bytes()
             except FileNotFoundError:
+                if found is not None:
+                    # The marker's file was made the previous one by the next checkpoint's
+                    # begin, whose file is gone: removed by a failed write (a full disk, which
+                    # failed that checkpoint's state too) or never made. Its records are lost:
+                    # a gap.
+                    return None
                 continue
             except OSError as exc:
                 log.warning("%s: cannot be read (%s): not replayed", path, exc)
