@@ -291,6 +291,53 @@ async def test_a_refused_journal_write_removes_its_rows_before_the_next_checkpoi
     await store.close()
 
 
+async def test_a_refused_journal_write_after_a_failed_state_leaves_no_records_to_replay(
+    dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A checkpoint's state not written (PostgreSQL going away) leaves the one before it the
+    # newest, whose replay spans both intervals; the journal's next write failing too, the
+    # second interval's rows were removed and the first's kept: a replay of the continued
+    # state's marker told the engine the first interval's records alone.
+    tracker, _, store = await _tracker(dsn)
+    saved = tracker.engine_state
+    assert isinstance(saved, PostgresEngineState)
+    await checkpointed(tracker)
+    nonce = msgspec.msgpack.decode((await _states(dsn))[0][1])["journal"]
+    tracker.on_snapshot(snapshot(T0 + 2 * MINUTE, 59_500.0, 0.8e9))
+    await tracker._tick(T0 + 2 * MINUTE)
+    await saved.journal.written()
+    assert await saved.journal.records_after(nonce)
+
+    async def refused_state(*args: object, **kwargs: object) -> float:
+        await saved.journal.written()  # the marker written, then the state refused
+        raise StoreUnavailable("PostgreSQL going away")
+
+    monkeypatch.setattr(saved, "put", refused_state)
+    tracker.checkpoint_wall_s = 0.0
+    tracker.advance_clock(T0 + 4 * MINUTE)
+    await tracker._tick(T0 + 4 * MINUTE)
+    assert tracker._checkpointing is not None
+    await tracker._checkpointing
+    assert msgspec.msgpack.decode((await _states(dsn))[0][1])["journal"] == nonce
+    tracker.checkpoint_wall_s = 1e9
+
+    async def refuse(connection: object) -> None:
+        raise StoreUnavailable("PostgreSQL going away")
+
+    store.write_guard = refuse
+    tracker.on_snapshot(snapshot(T0 + 5 * MINUTE, 59_400.0, 0.7e9))
+    await tracker._tick(T0 + 5 * MINUTE)
+    await saved.journal.written()
+    assert tracker.counters["journal_write_errors"] == 1
+    store.write_guard = None
+    await tracker._tick(T0 + 5 * MINUTE + 1_000)
+    await saved.journal.written()
+    assert await saved.journal.records_after(nonce) is None
+    monkeypatch.undo()
+    await tracker.stop()
+    await store.close()
+
+
 @pytest.mark.usefixtures("quick_warmup")
 async def test_after_a_sigkill_the_postgres_tracker_continues_the_engine_that_ran(
     dsn: str, tmp_path: Path

@@ -296,8 +296,13 @@ class PostgresEngineJournal(JournalFrames):
                 broken: set[int] = broken,
             ) -> None:
                 if broken:
+                    # The rows before them too: a state whose replay spans the broken
+                    # interval (the one before it, when that checkpoint's state was not
+                    # written) would otherwise be told its own interval's records alone.
                     await connection.execute(
-                        "DELETE FROM engine_journal WHERE nonce = ANY(%s)", (list(broken),)
+                        "DELETE FROM engine_journal WHERE id <= "
+                        "(SELECT max(id) FROM engine_journal WHERE nonce = ANY(%s))",
+                        (list(broken),),
                     )
                 for nonce, marker, body in batch:
                     if marker:  # the newest interval before this one is kept, no older
