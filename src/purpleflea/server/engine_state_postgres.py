@@ -26,8 +26,8 @@ tick of that second; the events of that second are in the store and are replayed
 removes the rows before the newest marker already there, so the table holds the records of
 two checkpoint intervals at most, as the two files do. A failed write (the database gone, the
 lock lost) stops the journal until the next checkpoint and removes the rows of its marker
-(at once, or at the next tick that can write): a replay of records with a gap would tell the
-engine part of what it was told.
+and those before (at once, or at the next tick that can write): a replay of records with a
+gap would tell the engine part of what it was told.
 
 Every write checks the store's ``write_guard`` (the sequencer lock) in its transaction: a
 node that lost the lock writes neither, so a superseded node's clean stop cannot replace the
