@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -35,7 +37,7 @@ from purpleflea.venues import registry
 from tests.events import stored_event
 from tests.server.conftest import T0, make_config, running_server, until, venue_event
 from tests.server.crash_child import LIVE
-from tests.server.engine_life import checkpointed, life_after_checkpoint, snapshot
+from tests.server.engine_life import MINUTE, checkpointed, life_after_checkpoint, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -615,4 +617,52 @@ async def test_a_journal_that_cannot_be_read_is_passed_over(tmp_path: Path) -> N
     await again.start(tick_interval=3600.0)
     assert again.engine_start == "continued"
     await again.stop()
+    await store.close()
+
+
+async def test_a_journal_not_begun_is_begun_again_when_only_snapshots_come(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A checkpoint whose journal could not begin (too many open files) leaves the journal
+    # off "until the next checkpoint"; with no liquidation stored after it (the feeds down,
+    # the pollers not) the next checkpoint waited for journaled snapshots, which a journal
+    # that is off never counts: none came, and every snapshot the engine was told from then
+    # on was in neither a state nor a journal (lost to a crash, however long it ran).
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    saved = EngineState(store.path)
+    engine = CascadeEngine()
+    tracker = Pipeline(
+        store, LocalBus(), scorer=engine, heatmap=HeatmapFeed(fuel=engine), engine_state=saved
+    )
+    await tracker.start(tick_interval=3600.0)
+    await checkpointed(tracker)
+    checkpoints = tracker.checkpoints
+    tracker.checkpoint_wall_s = 0.0
+    tracker.submit(venue_event(size_usd=20_000.0, price=59_000.0, ts=T0 + 2 * MINUTE))
+    await tracker.drain()
+
+    opener = os.open
+
+    def no_descriptor(path: Path, *args: Any, **kwargs: Any) -> int:
+        if path == saved.journal.path:
+            raise OSError(24, "Too many open files")
+        return opener(path, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "open", no_descriptor)
+        tracker.advance_clock(T0 + 3 * MINUTE)
+        await tracker._tick(T0 + 3 * MINUTE)  # a checkpoint, its journal not begun
+        assert tracker._checkpointing is not None
+        await tracker._checkpointing
+    assert tracker.checkpoints == checkpoints + 1
+    assert not saved.journal.recording
+    for minute in range(4, 7):  # only snapshots from here on
+        tracker.on_snapshot(snapshot(T0 + minute * MINUTE, 59_000.0 - minute, 0.8e9))
+        tracker.advance_clock(T0 + minute * MINUTE)
+        await tracker._tick(T0 + minute * MINUTE)
+        if tracker._checkpointing is not None:
+            await tracker._checkpointing
+    assert tracker.checkpoints > checkpoints + 1
+    assert saved.journal.recording
+    await tracker.stop()
     await store.close()

@@ -392,8 +392,18 @@ class JournaledFuel:
         self.engine.set_fuel(market, side, ratio)
         if self.journal.recording:
             self.journal.told(Fuel(self.position(), market, side, ratio))
+        else:
+            self._unkept()
 
     def set_open_interest(self, market: str, usd: float, instrument: str = "") -> None:
         self.engine.set_open_interest(market, usd, instrument)
         if self.journal.recording:
             self.journal.told(OpenInterest(self.position(), market, usd, instrument))
+        else:
+            self._unkept()
+
+    def _unkept(self) -> None:
+        """The engine was told what neither its last state nor the journal keeps (the journal
+        off: not begun, or stopped by a failed write): a checkpoint is due, which begins it
+        again, as for records told (with only snapshots coming, none was, and it stayed off)."""
+        self.journal.since_begin += 1

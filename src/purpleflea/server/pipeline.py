@@ -869,6 +869,8 @@ class Pipeline:
         if self._checkpointing is not None and not self._checkpointing.done():
             return
         seq = await self.store.last_seq()
+        if seq == 0:
+            return  # nothing stored: a state at seq 0 would fit any store (_start_checkpoint)
         clock, last = self._checkpointed
         due = self.clock_ms - clock >= self.checkpoint_s * 1000
         # Something to keep: events stored, or only snapshots (the feeds down, the pollers
