@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -29,6 +30,7 @@ from purpleflea.server.app import engine_state
 from purpleflea.server.engine_state_postgres import PostgresEngineState
 from purpleflea.server.heatmap_relay import PublishingSink
 from purpleflea.server.pipeline import Pipeline
+from purpleflea.store import postgres
 from purpleflea.store.base import StoreUnavailable
 from purpleflea.store.postgres import PostgresStore
 from purpleflea.venues import registry
@@ -371,3 +373,23 @@ async def test_after_a_sigkill_the_postgres_tracker_continues_the_engine_that_ra
     assert any(live.score(market, "long") for market in tracker.markets), "it scored"
     assert following == sorted(alert.id for alert in live.active())
     assert state == live.export_state()
+
+
+async def test_the_engine_state_gives_up_on_a_database_that_does_not_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Its connection was opened with no connect_timeout, where the store's have one: a
+    # database that stopped answering (a failover, a network split) held the start's load,
+    # each checkpoint and the stop's last state ~130 s a connection (the kernel's retries;
+    # here, a listener that never answers, for ever).
+    monkeypatch.setattr(postgres, "CONNECT_TIMEOUT_S", 1)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # connections complete in the backlog; nothing ever answers
+        port = silent.getsockname()[1]
+        state = PostgresEngineState(PostgresStore(f"postgresql://x@127.0.0.1:{port}/x"))
+        loaded = await asyncio.wait_for(state.load(CascadeEngine(), 100, within=10), 10)
+        assert loaded is None
+        with pytest.raises(StoreUnavailable):
+            await asyncio.wait_for(state.put({}, 1), 10)
+        await state.close()

@@ -61,6 +61,7 @@ from purpleflea.server.engine_state import (
     continue_from,
     verdict,
 )
+from purpleflea.store import postgres
 from purpleflea.store.base import StoreUnavailable
 from purpleflea.store.factory import redacted
 
@@ -95,7 +96,11 @@ class PostgresEngineState:
             return connection
         try:
             connection = await psycopg.AsyncConnection.connect(
-                self.store.url, autocommit=False, application_name="purpleflea-engine-state"
+                self.store.url,
+                autocommit=False,
+                application_name="purpleflea-engine-state",
+                # As the store's: a database that stops answering held it ~130 s a try.
+                connect_timeout=postgres.CONNECT_TIMEOUT_S,
             )
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"{self.where}: cannot connect: {exc}") from exc
