@@ -66,3 +66,60 @@ def test_a_failed_write_stops_the_journal_until_the_next_checkpoint(tmp_path: Pa
     journal.told(Fuel(3, "BTC-PERP", "long", 1.1))
     journal.close()
     assert journal.after(2) == [Fuel(3, "BTC-PERP", "long", 1.1)]
+
+
+def test_a_frame_of_the_wrong_values_ends_the_records(tmp_path: Path) -> None:
+    # A frame that decodes but holds a ratio that is no number raised ValueError out of the
+    # replay, and the tracker did not start.
+    journal = EngineJournal(tmp_path / "db.sqlite.engine")
+    journal.begin(7, 0)
+    journal.told(Fuel(0, "BTC-PERP", "long", 1.5))
+    journal.flush()
+    journal._add_frame([1, [0, 0, "abc"]])
+    journal.told(Fuel(2, "BTC-PERP", "short", 0.5))
+    journal.close()
+    assert journal.after(7) == [Fuel(0, "BTC-PERP", "long", 1.5)]
+
+
+def test_a_journal_file_that_cannot_be_read_is_passed_over(tmp_path: Path) -> None:
+    journal = EngineJournal(tmp_path / "db.sqlite.engine")
+    journal.begin(1, 0)
+    journal.told(Fuel(0, "BTC-PERP", "long", 1.5))
+    journal.begin(2, 1)
+    journal.told(Fuel(1, "BTC-PERP", "short", 0.5))
+    journal.close()
+    journal.previous.unlink()
+    journal.previous.mkdir()  # the previous file cannot be read: the marker 2 is in the other
+    assert journal.after(2) == [Fuel(1, "BTC-PERP", "short", 0.5)]
+    assert journal.after(1) is None
+    journal.previous.rmdir()
+    journal.begin(3, 2)  # the file with marker 2 becomes the previous one
+    journal.told(Fuel(2, "BTC-PERP", "long", 0.7))
+    journal.close()
+    journal.path.unlink()
+    journal.path.mkdir()  # the records after marker 2 in the current file: a gap
+    assert journal.after(2) is None
+
+
+def test_a_failed_write_after_a_checkpoint_whose_state_failed_too_leaves_no_records(
+    tmp_path: Path,
+) -> None:
+    # A full disk fails a checkpoint's state (the one before it is continued) and then the
+    # journal's write (its new file removed): the records of the continued state's marker
+    # were read from the previous file alone, without those of the removed one, and the
+    # replay told the engine part of what it was told.
+    journal = EngineJournal(tmp_path / "db.sqlite.engine")
+    journal.begin(1, 0)  # checkpoint 1: its state written
+    journal.told(Fuel(0, "BTC-PERP", "long", 1.5))
+    journal.flush()
+    journal.begin(2, 1)  # checkpoint 2: its state not written (the disk full)
+    journal.told(Fuel(1, "BTC-PERP", "short", 0.5))
+    journal.flush()
+    fd = journal._fd
+    assert fd is not None
+    os.close(fd)  # the next write fails, as on the full disk
+    journal._fd = os.open(os.devnull, os.O_RDONLY)
+    journal.told(Fuel(2, "BTC-PERP", "short", 0.4))
+    journal.flush()
+    assert not journal.path.exists()
+    assert journal.after(1) is None

@@ -239,7 +239,9 @@ async def test_a_refused_name_is_logged_once(
     assert "'other.example'" in lines[1]
 
 
-@pytest.mark.parametrize("value", ["http://tracker.example", "a*b.example", "*.", "", "a..b"])
+@pytest.mark.parametrize(
+    "value", ["http://tracker.example", "a*b.example", "*.", "", "a..b", "é" * 64 + ".example"]
+)
 def test_an_allowed_host_that_is_no_name_is_refused_naming_it(tmp_path: Path, value: str) -> None:
     with pytest.raises(ValueError, match="allowed host") as refused:
         make_config(tmp_path, host="0.0.0.0", allowed_hosts=(value,))
@@ -284,3 +286,28 @@ def test_remembered_answers_stay_right_and_bounded() -> None:
         assert len(names._answered) <= REMEMBERED_HOSTS
     assert names.answers("VM") is True
     assert names.answers("10.1.2.3") is True
+
+
+def test_a_name_in_another_script_is_answered_as_browsers_send_it() -> None:
+    # Browsers send an internationalised name in its IDNA form (xn--...): allowed as typed,
+    # it was never matched, and the refusal told the operator to allow the xn-- name.
+    names = HostNames("0.0.0.0", ["Bücher.example", "*.café.example", ".dévs.example"])
+    assert names.answers("xn--bcher-kva.example:8443")
+    assert names.answers("shop.xn--caf-dma.example")
+    assert not names.answers("xn--caf-dma.example")
+    assert names.answers("xn--dvs-bma.example")
+    assert names.answers("a.xn--dvs-bma.example")
+    assert not names.answers("xn--bcher-kva.example.evil.example")
+
+
+@pytest.mark.parametrize("bind", ["127.0.0.1", "0.0.0.0"])
+@pytest.mark.parametrize("host", ["", "*", "*.evil.example", "a..b"])
+def test_a_refusal_names_no_flag_value_the_server_would_refuse_or_that_opens_it(
+    bind: str, host: str
+) -> None:
+    # An empty Host was told to start the server with --allowed-host '' (which refuses to
+    # start), a Host of '*' with --allowed-host '*' (the opt-out of the whole guard).
+    message = HostNames(bind).refusal(host)
+    assert "--allowed-host NAME" in message, message
+    assert f"--allowed-host {host!r}" not in message
+    assert "--allowed-host 'evil.example'" in HostNames(bind).refusal("evil.example:80")

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -35,7 +37,7 @@ from purpleflea.venues import registry
 from tests.events import stored_event
 from tests.server.conftest import T0, make_config, running_server, until, venue_event
 from tests.server.crash_child import LIVE
-from tests.server.engine_life import checkpointed, life_after_checkpoint, snapshot
+from tests.server.engine_life import MINUTE, checkpointed, life_after_checkpoint, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -548,3 +550,119 @@ async def test_a_checkpoint_is_taken_when_only_snapshots_came(tmp_path: Path) ->
     await store.close()
     # One a minute of the clock: the first for the event, the others for the snapshots.
     assert tracker.checkpoints == 3, tracker.checkpoints
+
+
+async def test_an_idle_engine_journals_no_ticks(tmp_path: Path) -> None:
+    # A tick of an engine that follows no cascade changes nothing, but each was journaled
+    # (a frame a second) and, with nothing stored or snapshotted, no checkpoint came to begin
+    # the journal anew: a tracker with no source (serve --source none), or whose feeds and
+    # pollers were down, grew its journal by ~1.5 MB a day for as long (PostgreSQL: a row
+    # and a transaction a second), every tick decoded and replayed at the next start.
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    saved = EngineState(store.path)
+    engine = CascadeEngine()
+    tracker = Pipeline(
+        store, LocalBus(), scorer=engine, heatmap=HeatmapFeed(fuel=engine), engine_state=saved
+    )
+    await tracker.start(tick_interval=3600.0)
+    await checkpointed(tracker)
+    assert not engine.active()
+    written = saved.journal.bytes
+    for second in range(1, 301):  # five minutes of a quiet engine
+        tracker.advance_clock(T0 + 81_000 + 1_000 * second)
+        await tracker._tick(T0 + 81_000 + 1_000 * second)
+    assert tracker._checkpointing is None or tracker._checkpointing.done()
+    assert saved.journal.bytes == written, saved.journal.bytes - written
+    # A tick of an engine that follows a cascade moves its buckets: still journaled.
+    await life_after_checkpoint(tracker, engine)
+    assert engine.active()
+    before = saved.journal.bytes
+    await tracker._tick(T0 + 400_000)
+    assert saved.journal.bytes > before
+    await tracker.stop()
+    await store.close()
+
+
+async def test_a_journal_that_cannot_be_read_is_passed_over(tmp_path: Path) -> None:
+    # The start read the journal with only a missing file foreseen, as it read the state
+    # files before: a folder in its place or a disk's EIO failed the server's startup. The
+    # checkpoint is continued without it, as one with no marker in the journal (the ticks
+    # the stored alerts show replayed).
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    saved = EngineState(store.path)
+    engine = CascadeEngine()
+    tracker = Pipeline(
+        store, LocalBus(), scorer=engine, heatmap=HeatmapFeed(fuel=engine), engine_state=saved
+    )
+    await tracker.start(tick_interval=3600.0)
+    await checkpointed(tracker)
+    checkpoint = saved.path.read_bytes()
+    await life_after_checkpoint(tracker, engine)
+    await tracker.stop()
+    await store.close()
+    saved.path.write_bytes(checkpoint)  # a crash: the clean stop's state never written
+    saved.previous.unlink()
+    saved.journal.path.unlink()
+    saved.journal.path.mkdir()
+
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    restarted = CascadeEngine()
+    again = Pipeline(
+        store,
+        LocalBus(),
+        scorer=restarted,
+        heatmap=HeatmapFeed(fuel=restarted),
+        engine_state=EngineState(store.path),
+    )
+    await again.start(tick_interval=3600.0)
+    assert again.engine_start == "continued"
+    await again.stop()
+    await store.close()
+
+
+async def test_a_journal_not_begun_is_begun_again_when_only_snapshots_come(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A checkpoint whose journal could not begin (too many open files) leaves the journal
+    # off "until the next checkpoint"; with no liquidation stored after it (the feeds down,
+    # the pollers not) the next checkpoint waited for journaled snapshots, which a journal
+    # that is off never counts: none came, and every snapshot the engine was told from then
+    # on was in neither a state nor a journal (lost to a crash, however long it ran).
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    saved = EngineState(store.path)
+    engine = CascadeEngine()
+    tracker = Pipeline(
+        store, LocalBus(), scorer=engine, heatmap=HeatmapFeed(fuel=engine), engine_state=saved
+    )
+    await tracker.start(tick_interval=3600.0)
+    await checkpointed(tracker)
+    checkpoints = tracker.checkpoints
+    tracker.checkpoint_wall_s = 0.0
+    tracker.submit(venue_event(size_usd=20_000.0, price=59_000.0, ts=T0 + 2 * MINUTE))
+    await tracker.drain()
+
+    opener = os.open
+
+    def no_descriptor(path: Path, *args: Any, **kwargs: Any) -> int:
+        if path == saved.journal.path:
+            raise OSError(24, "Too many open files")
+        return opener(path, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "open", no_descriptor)
+        tracker.advance_clock(T0 + 3 * MINUTE)
+        await tracker._tick(T0 + 3 * MINUTE)  # a checkpoint, its journal not begun
+        assert tracker._checkpointing is not None
+        await tracker._checkpointing
+    assert tracker.checkpoints == checkpoints + 1
+    assert not saved.journal.recording
+    for minute in range(4, 7):  # only snapshots from here on
+        tracker.on_snapshot(snapshot(T0 + minute * MINUTE, 59_000.0 - minute, 0.8e9))
+        tracker.advance_clock(T0 + minute * MINUTE)
+        await tracker._tick(T0 + minute * MINUTE)
+        if tracker._checkpointing is not None:
+            await tracker._checkpointing
+    assert tracker.checkpoints > checkpoints + 1
+    assert saved.journal.recording
+    await tracker.stop()
+    await store.close()

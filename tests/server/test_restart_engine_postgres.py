@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -29,6 +30,7 @@ from purpleflea.server.app import engine_state
 from purpleflea.server.engine_state_postgres import PostgresEngineState
 from purpleflea.server.heatmap_relay import PublishingSink
 from purpleflea.server.pipeline import Pipeline
+from purpleflea.store import postgres
 from purpleflea.store.base import StoreUnavailable
 from purpleflea.store.postgres import PostgresStore
 from purpleflea.venues import registry
@@ -254,6 +256,90 @@ async def test_a_journal_write_the_database_refused_stops_it_until_the_next_chec
     await store.close()
 
 
+async def test_a_refused_journal_write_removes_its_rows_before_the_next_checkpoint(
+    dsn: str,
+) -> None:
+    # The rows of a checkpoint whose journal write failed were removed only with the next
+    # write, which is the next checkpoint's marker (a minute of the clock later): a crash in
+    # between replayed the rows written before the failure, and not the stored ticks after
+    # it, where the docs promise the stored ticks (the records cut short told the engine
+    # part of what it was told). Once the database takes writes again, the next tick's
+    # removes them.
+    tracker, _, store = await _tracker(dsn)
+    saved = tracker.engine_state
+    assert isinstance(saved, PostgresEngineState)
+    await checkpointed(tracker)
+    nonce = msgspec.msgpack.decode((await _states(dsn))[0][1])["journal"]
+    tracker.on_snapshot(snapshot(T0 + 2 * MINUTE, 59_500.0, 0.8e9))
+    await tracker._tick(T0 + 2 * MINUTE)
+    await saved.journal.written()
+    assert await saved.journal.records_after(nonce), "the snapshot's records written"
+
+    async def refuse(connection: object) -> None:
+        raise StoreUnavailable("PostgreSQL restarting")
+
+    store.write_guard = refuse
+    tracker.on_snapshot(snapshot(T0 + 3 * MINUTE, 59_400.0, 0.7e9))
+    await tracker._tick(T0 + 3 * MINUTE)
+    await saved.journal.written()
+    assert tracker.counters["journal_write_errors"] == 1
+    store.write_guard = None  # back, no checkpoint due yet
+    await tracker._tick(T0 + 3 * MINUTE + 1_000)
+    await saved.journal.written()
+    assert tracker._checkpointing is None or tracker._checkpointing.done()
+    assert not saved.journal.recording
+    assert await saved.journal.records_after(nonce) is None
+    await tracker.stop()
+    await store.close()
+
+
+async def test_a_refused_journal_write_after_a_failed_state_leaves_no_records_to_replay(
+    dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A checkpoint's state not written (PostgreSQL going away) leaves the one before it the
+    # newest, whose replay spans both intervals; the journal's next write failing too, the
+    # second interval's rows were removed and the first's kept: a replay of the continued
+    # state's marker told the engine the first interval's records alone.
+    tracker, _, store = await _tracker(dsn)
+    saved = tracker.engine_state
+    assert isinstance(saved, PostgresEngineState)
+    await checkpointed(tracker)
+    nonce = msgspec.msgpack.decode((await _states(dsn))[0][1])["journal"]
+    tracker.on_snapshot(snapshot(T0 + 2 * MINUTE, 59_500.0, 0.8e9))
+    await tracker._tick(T0 + 2 * MINUTE)
+    await saved.journal.written()
+    assert await saved.journal.records_after(nonce)
+
+    async def refused_state(*args: object, **kwargs: object) -> float:
+        await saved.journal.written()  # the marker written, then the state refused
+        raise StoreUnavailable("PostgreSQL going away")
+
+    monkeypatch.setattr(saved, "put", refused_state)
+    tracker.checkpoint_wall_s = 0.0
+    tracker.advance_clock(T0 + 4 * MINUTE)
+    await tracker._tick(T0 + 4 * MINUTE)
+    assert tracker._checkpointing is not None
+    await tracker._checkpointing
+    assert msgspec.msgpack.decode((await _states(dsn))[0][1])["journal"] == nonce
+    tracker.checkpoint_wall_s = 1e9
+
+    async def refuse(connection: object) -> None:
+        raise StoreUnavailable("PostgreSQL going away")
+
+    store.write_guard = refuse
+    tracker.on_snapshot(snapshot(T0 + 5 * MINUTE, 59_400.0, 0.7e9))
+    await tracker._tick(T0 + 5 * MINUTE)
+    await saved.journal.written()
+    assert tracker.counters["journal_write_errors"] == 1
+    store.write_guard = None
+    await tracker._tick(T0 + 5 * MINUTE + 1_000)
+    await saved.journal.written()
+    assert await saved.journal.records_after(nonce) is None
+    monkeypatch.undo()
+    await tracker.stop()
+    await store.close()
+
+
 @pytest.mark.usefixtures("quick_warmup")
 async def test_after_a_sigkill_the_postgres_tracker_continues_the_engine_that_ran(
     dsn: str, tmp_path: Path
@@ -287,3 +373,23 @@ async def test_after_a_sigkill_the_postgres_tracker_continues_the_engine_that_ra
     assert any(live.score(market, "long") for market in tracker.markets), "it scored"
     assert following == sorted(alert.id for alert in live.active())
     assert state == live.export_state()
+
+
+async def test_the_engine_state_gives_up_on_a_database_that_does_not_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Its connection was opened with no connect_timeout, where the store's have one: a
+    # database that stopped answering (a failover, a network split) held the start's load,
+    # each checkpoint and the stop's last state ~130 s a connection (the kernel's retries;
+    # here, a listener that never answers, for ever).
+    monkeypatch.setattr(postgres, "CONNECT_TIMEOUT_S", 1)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # connections complete in the backlog; nothing ever answers
+        port = silent.getsockname()[1]
+        state = PostgresEngineState(PostgresStore(f"postgresql://x@127.0.0.1:{port}/x"))
+        loaded = await asyncio.wait_for(state.load(CascadeEngine(), 100, within=10), 10)
+        assert loaded is None
+        with pytest.raises(StoreUnavailable):
+            await asyncio.wait_for(state.put({}, 1), 10)
+        await state.close()

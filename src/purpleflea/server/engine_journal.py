@@ -9,7 +9,8 @@ and replays the events stored after it. Live, the engine was also told, between 
 - each listing's open interest (:meth:`CascadeEngine.set_open_interest`), of which the store
   keeps market totals sampled to 0.5 % moves (the open interest recorder), not the listings;
 - the ticks on the wall clock, which move a followed side's buckets and may end its cascade;
-  only the ticks that ended one leave a stored alert.
+  only the ticks that ended one leave a stored alert (a tick while no cascade is followed
+  changes nothing: not written).
 
 None of these can be derived from what the store holds, so each is written here as it is
 told, with the position it was told at: the last seq handed out then (every event scored
@@ -278,12 +279,25 @@ class EngineJournal(JournalFrames):
     def after(self, nonce: int) -> list[Told] | None:
         """The records written after the marker ``nonce``, in order (the previous file and then
         the current one), or None when neither holds that marker. A torn last frame (a write
-        cut short) or an unreadable one ends its file's records."""
+        cut short) or an unreadable one ends its file's records. A file that cannot be read
+        (a folder in its place, a disk's EIO) is passed over with a warning: the marker may
+        be in the other; when it was in the one read before, its records have a gap (None)."""
         found: list[Told] | None = None
         for path in (self.previous, self.path):
             try:
                 data = path.read_bytes()
             except FileNotFoundError:
+                if found is not None:
+                    # The marker's file was made the previous one by the next checkpoint's
+                    # begin, whose file is gone: removed by a failed write (a full disk, which
+                    # failed that checkpoint's state too) or never made. Its records are lost:
+                    # a gap.
+                    return None
+                continue
+            except OSError as exc:
+                log.warning("%s: cannot be read (%s): not replayed", path, exc)
+                if found is not None:
+                    return None
                 continue
             found = records(frames(data, str(path)), nonce, found, str(path))
         return found
@@ -305,7 +319,7 @@ def records(
                 found += items(frame, names)
             else:
                 items(frame, names)  # numbers the names it introduces
-        except (Unreadable, IndexError, TypeError) as exc:
+        except (ValueError, IndexError, TypeError) as exc:  # ValueError: Unreadable, float()
             log.warning("%s: unreadable frame (%s): the rest ignored", where, exc)
             break
     return found
@@ -378,8 +392,18 @@ class JournaledFuel:
         self.engine.set_fuel(market, side, ratio)
         if self.journal.recording:
             self.journal.told(Fuel(self.position(), market, side, ratio))
+        else:
+            self._unkept()
 
     def set_open_interest(self, market: str, usd: float, instrument: str = "") -> None:
         self.engine.set_open_interest(market, usd, instrument)
         if self.journal.recording:
             self.journal.told(OpenInterest(self.position(), market, usd, instrument))
+        else:
+            self._unkept()
+
+    def _unkept(self) -> None:
+        """The engine was told what neither its last state nor the journal keeps (the journal
+        off: not begun, or stopped by a failed write): a checkpoint is due, which begins it
+        again, as for records told (with only snapshots coming, none was, and it stayed off)."""
+        self.journal.since_begin += 1

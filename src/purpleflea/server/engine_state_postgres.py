@@ -26,8 +26,8 @@ tick of that second; the events of that second are in the store and are replayed
 removes the rows before the newest marker already there, so the table holds the records of
 two checkpoint intervals at most, as the two files do. A failed write (the database gone, the
 lock lost) stops the journal until the next checkpoint and removes the rows of its marker
-(at once, or with the next write): a replay of records with a gap would tell the engine part
-of what it was told.
+and those before (at once, or at the next tick that can write): a replay of records with a
+gap would tell the engine part of what it was told.
 
 Every write checks the store's ``write_guard`` (the sequencer lock) in its transaction: a
 node that lost the lock writes neither, so a superseded node's clean stop cannot replace the
@@ -61,6 +61,7 @@ from purpleflea.server.engine_state import (
     continue_from,
     verdict,
 )
+from purpleflea.store import postgres
 from purpleflea.store.base import StoreUnavailable
 from purpleflea.store.factory import redacted
 
@@ -95,7 +96,11 @@ class PostgresEngineState:
             return connection
         try:
             connection = await psycopg.AsyncConnection.connect(
-                self.store.url, autocommit=False, application_name="purpleflea-engine-state"
+                self.store.url,
+                autocommit=False,
+                application_name="purpleflea-engine-state",
+                # As the store's: a database that stops answering held it ~130 s a try.
+                connect_timeout=postgres.CONNECT_TIMEOUT_S,
             )
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"{self.where}: cannot connect: {exc}") from exc
@@ -262,6 +267,8 @@ class PostgresEngineJournal(JournalFrames):
         """After a snapshot: the records wait unless the last hand-over is ``interval_s``
         old; after a tick they are handed over (written by the writer task, not here)."""
         if not self.recording:
+            if tick and self._broken:  # a failed write's rows: removed once it works again
+                self._start_writer()
             return
         if tick or time.monotonic() - self._handed_at >= self.interval_s:
             self._hand_over()
@@ -275,15 +282,16 @@ class PostgresEngineJournal(JournalFrames):
         self._handed_at = time.monotonic()
 
     def _start_writer(self) -> None:
-        if self._pending and (self._writer is None or self._writer.done()):
+        if (self._pending or self._broken) and (self._writer is None or self._writer.done()):
             self._writer = asyncio.get_running_loop().create_task(
                 self._write(), name="engine-journal"
             )
 
     async def _write(self) -> None:
         """Write what was handed over, a transaction per round, until nothing is left. A
-        failure stops the journal until the next marker (counted, logged)."""
-        while self._pending:
+        failure stops the journal until the next marker (counted, logged); its marker's rows
+        are removed in the next round, or at a later tick while that fails too."""
+        while self._pending or self._broken:
             batch, self._pending = self._pending, []
             broken = set(self._broken)
 
@@ -293,8 +301,13 @@ class PostgresEngineJournal(JournalFrames):
                 broken: set[int] = broken,
             ) -> None:
                 if broken:
+                    # The rows before them too: a state whose replay spans the broken
+                    # interval (the one before it, when that checkpoint's state was not
+                    # written) would otherwise be told its own interval's records alone.
                     await connection.execute(
-                        "DELETE FROM engine_journal WHERE nonce = ANY(%s)", (list(broken),)
+                        "DELETE FROM engine_journal WHERE id <= "
+                        "(SELECT max(id) FROM engine_journal WHERE nonce = ANY(%s))",
+                        (list(broken),),
                     )
                 for nonce, marker, body in batch:
                     if marker:  # the newest interval before this one is kept, no older
@@ -310,6 +323,8 @@ class PostgresEngineJournal(JournalFrames):
             try:
                 await self.state.run(insert, write=True)
             except Exception as exc:  # the database gone, the lock lost: not across the loop
+                if not batch:
+                    return  # only removing a failed write's rows: again at the next tick
                 self._failed(batch, exc)
                 continue
             self._broken -= broken

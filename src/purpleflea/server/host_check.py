@@ -25,6 +25,7 @@ an HTTP response). Each refused name is logged once, and every refusal is counte
 
 from __future__ import annotations
 
+import encodings.idna
 import ipaddress
 import logging
 import math
@@ -92,14 +93,30 @@ def address_literal(host_header: str) -> bool:
     return _address(host_name(host_header)) is not None
 
 
+def _ascii_name(name: str) -> str:
+    """``name`` as browsers put it in ``Host``: each label with other than ASCII letters in
+    its IDNA form (``bücher.example``: ``xn--bcher-kva.example``). UnicodeError for a label
+    that has none."""
+    return ".".join(
+        label if label.isascii() else encodings.idna.ToASCII(label).decode("ascii")
+        for label in name.split(".")
+    )
+
+
 def check_allowed_host(value: str) -> str:
     """``value`` if it is what ``--allowed-host`` takes, else ValueError naming it."""
     if value.strip() == "*":
         return value
     name = host_name(value)
     pattern = name.removeprefix("*.") if name.startswith("*.") else name.removeprefix(".")
+    try:
+        _ascii_name(pattern)
+        spelled = True
+    except UnicodeError:  # a label too long, or no IDNA form
+        spelled = False
     if (
         not pattern
+        or not spelled
         or any(c in pattern for c in "*/@?# \\")
         or "/" in value
         or pattern.startswith(".")
@@ -122,13 +139,27 @@ def machine_names(bind: str) -> frozenset[str]:
     return frozenset(n for n in (host_name(name) for name in names) if n)
 
 
+def allow_flag(name: str) -> str:
+    """``--allowed-host 'name'``, what answers requests addressed to ``name``; the flag with
+    ``NAME`` when ``name`` is none it takes as a name (an empty ``Host``, ``*``, a pattern):
+    told as such, the flag refused the server's start, or answered every name."""
+    try:
+        check_allowed_host(name)
+    except ValueError:
+        return "--allowed-host NAME"
+    if "*" in name or name.startswith("."):
+        return "--allowed-host NAME"
+    return f"--allowed-host {name!r}"
+
+
 class HostNames:
     """The ``Host`` names a server bound to ``bind`` answers. ``allowed``: the operator's
     ``--allowed-host`` values; ``machine``: :func:`machine_names` (non-loopback binds)."""
 
     def __init__(self, bind: str, allowed: Iterable[str] = (), machine: Iterable[str] = ()) -> None:
         self.loopback = loopback_bind(bind)
-        names = [host_name(check_allowed_host(name)) for name in allowed]
+        # A name in another script as browsers send it (its IDNA form), never matched as given.
+        names = [_ascii_name(host_name(check_allowed_host(name))) for name in allowed]
         #: ``--allowed-host '*'``: every name is answered.
         self.any = any(name.strip() == "*" for name in allowed)
         #: Names answered as given; ``.NAME`` names NAME itself too.
@@ -174,13 +205,13 @@ class HostNames:
                 f"this server listens on loopback and answers requests addressed to it only "
                 f"(Host {shown!r} is not): open it as http://127.0.0.1 or http://localhost; "
                 "behind a reverse proxy on this machine, name the proxy's public host with "
-                f"--allowed-host {name!r}"
+                f"{allow_flag(name)}"
             )
         return (
             f"this server answers requests addressed to it by an IP address, localhost or "
             f"its machine's name (Host {shown!r} is none of them; refused against DNS "
-            f"rebinding): open it by its address, or have it started with --allowed-host "
-            f"{name!r} if clients reach it by that name"
+            f"rebinding): open it by its address, or have it started with {allow_flag(name)} "
+            "if clients reach it by that name"
         )
 
 
@@ -233,9 +264,9 @@ class AddressedHostOnly:
             log.warning(
                 "refused requests addressed to %r (421 misdirected, counted in /v1/metrics "
                 "as purpleflea_http_client_errors_total); if clients reach this server by "
-                "that name, start it with --allowed-host %r (logged once per name)",
+                "that name, start it with %s (logged once per name)",
                 name,
-                name,
+                allow_flag(name),
             )
             return
         self._unlogged += 1

@@ -841,11 +841,17 @@ class Pipeline:
         buckets whether or not it ends its cascade), then a checkpoint if one is due."""
         async with self._serial:
             position = self._position()
+            # A tick of an engine that follows no cascade changes nothing: not journaled (one
+            # frame a second for as long as nothing is stored or snapshotted, when no
+            # checkpoint comes to begin the journal anew).
+            scorer = self.scorer
+            moves = not isinstance(scorer, FollowsCascades) or bool(scorer.active())
             plan = self.core.tick_plan(now)
-            if self.engine_state is not None and self.scorer is not None:
+            if self.engine_state is not None and scorer is not None:
                 journal = self.engine_state.journal
-                journal.told(Tick(position, now))
-                journal.flush(tick=True)
+                if moves:
+                    journal.told(Tick(position, now))
+                journal.flush(tick=True)  # a snapshot's records waiting (PostgreSQL) go too
             if plan is not None:
                 await self._perform(plan)
             await self._checkpoint()
@@ -863,6 +869,8 @@ class Pipeline:
         if self._checkpointing is not None and not self._checkpointing.done():
             return
         seq = await self.store.last_seq()
+        if seq == 0:
+            return  # nothing stored: a state at seq 0 would fit any store (_start_checkpoint)
         clock, last = self._checkpointed
         due = self.clock_ms - clock >= self.checkpoint_s * 1000
         # Something to keep: events stored, or only snapshots (the feeds down, the pollers
