@@ -828,7 +828,13 @@ async def check_every_item_once_through_cuts(
                     return int(delivery.event_id)
             return None
 
-        await until(lambda: marker_seq() is not None, what="the event pushed after the crash")
+        # Some 400 deliveries to one webhook, one at a time: 20 s was not enough at load 10-13
+        # (CI, 2026-12-08); a stall still fails, 20 s after the last delivery.
+        await until(
+            lambda: marker_seq() is not None,
+            what="the event pushed after the crash",
+            progress=lambda: len(box.deliveries),
+        )
         upto = marker_seq()
         assert upto is not None
         store = running.server.store

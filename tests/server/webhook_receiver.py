@@ -113,11 +113,24 @@ async def receiver(
         await server.wait_closed()
 
 
-async def until(condition: Callable[[], bool], *, timeout: float = 20.0, what: str = "") -> None:
-    """Poll ``condition`` until it holds (a generous timeout for a loaded machine)."""
+async def until(
+    condition: Callable[[], bool],
+    *,
+    timeout: float = 20.0,
+    what: str = "",
+    progress: Callable[[], object] | None = None,
+) -> None:
+    """Poll ``condition`` until it holds (a generous timeout for a loaded machine).
+
+    With ``progress``, the timeout counts from the last time its value changed: a long queue
+    of deliveries may take minutes on a loaded machine, but a stall still fails in ``timeout``.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    seen = progress() if progress is not None else None
     while not condition():
+        if progress is not None and (now := progress()) != seen:
+            seen, deadline = now, loop.time() + timeout
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what or condition}")
         await asyncio.sleep(0.02)
