@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
@@ -13,9 +14,11 @@ import pytest
 from purpleflea.server.webhook_policy import WebhookSettings
 from purpleflea.store.webhooks import DeadLetter, open_webhook_store
 from tests.scaleout.cluster import cluster, until
-from tests.server.conftest import make_config, running_server
+from tests.server.conftest import T0, make_config, running_server, venue_event
 from tests.server.test_webhooks import GAPPY, check_every_item_once_through_cuts
+from tests.server.test_webhooks import _create as create_webhook
 from tests.server.webhook_receiver import receiver
+from tests.services import TcpRelay
 
 
 def _liquidation_seqs(store_url: str) -> set[int]:
@@ -163,3 +166,48 @@ async def test_the_sequencing_node_fills_the_gap_when_the_bus_cuts_its_subscript
             # JetStream hands the node's own messages back one publish (and its ack) at a
             # time: the dispatcher keeps up with them, so the subscription is cut for it.
             await check_every_item_once_through_cuts(ingest, caplog, cut_every_s=0.02)
+
+
+async def test_events_stored_while_nats_was_away_are_delivered_once_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """The sequencing node's connection to NATS is cut while events come: stored in
+    PostgreSQL, not published. Its webhooks got them only when the next event came after
+    NATS was back (the bus's backfill at the jump in seq); with none, never. Now they are
+    published from the store once NATS is back and delivered once each, in seq order."""
+    async with cluster(tmp_path) as services, receiver() as box:
+        parts = urlsplit(services.bus_url)
+        relay = TcpRelay(parts.hostname or "127.0.0.1", parts.port or 4222)
+        await relay.open()
+        config = make_config(
+            tmp_path / "all",
+            source="none",
+            store_url=services.store_url,
+            bus_url=urlunsplit(parts._replace(netloc=f"127.0.0.1:{relay.port}")),
+            rate_per_s=1_000.0,
+            rate_burst=1_000.0,
+        )
+        try:
+            async with running_server(config) as ingest:
+                await create_webhook(ingest, box)
+                await ingest.push(*(venue_event(ts=T0 + n) for n in range(3)))
+                await until(lambda: len(box.deliveries) == 3, 30, "the first 3 deliveries")
+                await relay.cut()
+                bus = ingest.server.bus
+                await until(lambda: not bus.connected, 10, "the cut")
+                await ingest.push(*(venue_event(ts=T0 + n) for n in range(3, 10)))
+                assert ingest.server.tracker.counters["stored_unpublished"] == 7
+                await relay.open()
+                # No event after the outage.
+                await until(lambda: len(box.deliveries) >= 10, 30, "the 7 stored meanwhile")
+                await asyncio.sleep(0.5)  # nothing more comes
+                async with httpx.AsyncClient(timeout=5) as http:
+                    health = (await http.get(f"{ingest.url}/v1/health")).json()
+        finally:
+            await relay.close()
+    seqs = [int(d.event_id) for d in box.deliveries]
+    assert seqs == sorted(set(seqs))
+    assert len(seqs) == 10
+    assert all(d.verified and d.status == 200 for d in box.deliveries)
+    assert health["bus"]["republished"] == 7
+    assert health["bus"]["unpublished_seqs"] == 0

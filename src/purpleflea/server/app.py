@@ -555,7 +555,13 @@ def _ingest_node(
     server.starters.append(lambda: bus.start(after_seq=tracker.last_seq))
     server.closers.append(relay.close)
     measured = _measured_relay(relay)
-    server.bus_counters = lambda: _bus_counters(bus, relay, measured.counters)
+    server.bus_counters = lambda: {
+        **_bus_counters(bus, relay, measured.counters),
+        # What a publish outage left: published from the store once the bus is back.
+        "republished": tracker.counters["republished"],
+        "republished_alerts": tracker.counters["republished_alerts"],
+        "unpublished_seqs": tracker.unpublished_seqs,
+    }
 
     def publisher(maps: MeasuredMaps) -> Callable[[], Awaitable[None]]:
         return lambda: measured.publish_changes(maps, interval=config.heatmap_publish_s)
