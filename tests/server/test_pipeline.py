@@ -603,3 +603,36 @@ async def test_a_backlog_longer_than_a_page_goes_out_in_seq_order_ahead_of_new_e
     assert reader.drain() == []
     await tracker.stop()
     await store.close()
+
+
+class _ReadFailsOnce(SQLiteStore):
+    """A store whose next ``cascades_since`` fails once ``armed`` (a PostgreSQL blip while
+    the backlog is read back)."""
+
+    armed = failed = False
+
+    async def cascades_since(self, seq: int, limit: int = 1000) -> list[CascadeAlert]:
+        if self.armed and not self.failed:
+            self.failed = True
+            raise OSError("database is away")
+        return await super().cascades_since(seq, limit)
+
+
+async def test_a_backlog_whose_read_fails_is_read_again(tmp_path: Path) -> None:
+    store = _ReadFailsOnce(tmp_path / "db.sqlite")
+    bus = _DownBus()
+    tracker = Pipeline(store, bus)
+    tracker.republish_s = 0.05
+    reader = bus.subscribe()
+    await tracker.start()
+    for n in range(3):
+        tracker.submit(venue_event(ts=T0 + n))
+        await tracker.drain()
+    async with tracker._serial:  # between two tries of the backlog
+        errors = tracker.counters["republish_errors"]  # the bus's refusals so far
+        store.armed, bus.down = True, False
+    assert await _published(reader, 3) == [1, 2, 3]
+    assert store.failed
+    assert tracker.counters["republish_errors"] == errors + 1
+    await tracker.stop()
+    await store.close()
