@@ -427,15 +427,17 @@ async def _wait_until(condition: Callable[[], bool], timeout: float) -> None:
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.parametrize("api_cut_too", [False, True], ids=["ingest-cut", "all-cut"])
 async def test_events_stored_during_a_publish_outage_reach_every_reader_once_it_is_back(
-    tmp_path: Path,
+    tmp_path: Path, api_cut_too: bool
 ) -> None:
     """The ingest node's connection to NATS is cut (a NATS restart as the node sees it) while
     events arrive: they are stored, not published. Once NATS is back they reached an API
     node's stream clients and the ingest node's own reader of the bus (its webhook
     dispatcher) only when the next event came, which in a quiet market is minutes later, or
     never if the node stops first. Now the ingest node publishes them from the store, in seq
-    order, as soon as the bus is back; no reader gets one twice."""
+    order, as soon as the bus is back; no reader gets one twice. ``all-cut``: the API node's
+    connection is cut too (NATS restarted, as every node sees it)."""
     url = ensure_nats()
     host, port = url.removeprefix("nats://").split(":")
     relay = TcpRelay(host, int(port))
@@ -446,7 +448,8 @@ async def test_events_stored_during_a_publish_outage_reach_every_reader_once_it_
     ingest = await NatsBus.connect(
         f"nats://127.0.0.1:{relay.port}", stream=stream, prefix=prefix, store=store
     )
-    api = await NatsBus.connect(url, stream=stream, prefix=prefix, store=store)
+    api_url = f"nats://127.0.0.1:{relay.port}" if api_cut_too else url
+    api = await NatsBus.connect(api_url, stream=stream, prefix=prefix, store=store)
     tracker = Pipeline(store, ingest)
     try:
         await api.start()
