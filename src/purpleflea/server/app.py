@@ -217,6 +217,7 @@ class Server:
             bus_up=self.bus.connected,
             silence_s=self.config.feed_silence_s,
             key_store_failures=self.gate.key_store_failures(),
+            unpublished_seqs=tracker.unpublished_seqs,
         )
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
