@@ -87,6 +87,14 @@ FAMILIES: tuple[_Family, ...] = (
         True,
     ),
     (
+        "republish_failures_total",
+        "Failed tries to publish a bus outage's backlog from the store while no event came "
+        "(the bus or the store refused; tried again a second later).",
+        None,
+        {"": "republish_errors"},
+        True,
+    ),
+    (
         "cascade_engine_errors_total",
         "Cascade engine failures: score (the event kept, with score 0), tick (that tick's "
         "alerts lost).",
