@@ -175,7 +175,11 @@ async def test_a_republished_event_id_is_dropped_by_jetstream(connect: Connect) 
     await ingest.publish(_message(_event(2)))
     assert ingest.counters["published"] == 2
     assert ingest.counters["duplicates_dropped"] == 1
-    assert [m.seq for m in await _take(subscription, 2)] == [1, 2]
+    # A backlog page published again (its first try timed out): only the new one goes on.
+    await ingest.publish_many([_message(_event(seq)) for seq in (1, 2, 3)])
+    assert ingest.counters["published"] == 3
+    assert ingest.counters["duplicates_dropped"] == 3
+    assert [m.seq for m in await _take(subscription, 3)] == [1, 2, 3]
     assert await _nothing_more(subscription)
 
 
@@ -355,6 +359,9 @@ async def test_while_disconnected_a_publish_fails_at_once() -> None:
             await bus.publish(_message(_event(1)))
         assert asyncio.get_running_loop().time() - started < 0.5
         assert bus.counters["publish_failures"] == 1
+        with pytest.raises(ConnectionError, match="seqs 2-3 not published"):
+            await bus.publish_many([_message(_event(2)), _message(_event(3))])
+        assert bus.counters["publish_failures"] == 2
     finally:
         await bus.close()
         client = await nats.connect(ensure_nats())
@@ -396,3 +403,156 @@ async def test_a_backfill_that_meets_a_store_failing_over_is_tried_again(
         assert api.counters["backfill_errors"] == 0
     finally:
         await store.close()
+
+
+def _venue(n: int) -> VenueLiquidation:
+    return VenueLiquidation(
+        id=f"outage:{n}",
+        exchange="okx",
+        symbol="BTC-USDT-SWAP",
+        market="BTC-PERP",
+        side="long",
+        price=60_000.0 - n,
+        quantity=1.0,
+        size_usd=60_000.0 - n,
+        ts=T0 + n,
+    )
+
+
+async def _wait_until(condition: Callable[[], bool], timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("api_cut_too", [False, True], ids=["ingest-cut", "all-cut"])
+async def test_events_stored_during_a_publish_outage_reach_every_reader_once_it_is_back(
+    tmp_path: Path, api_cut_too: bool
+) -> None:
+    """The ingest node's connection to NATS is cut (a NATS restart as the node sees it) while
+    events arrive: they are stored, not published. Once NATS is back they reached an API
+    node's stream clients and the ingest node's own reader of the bus (its webhook
+    dispatcher) only when the next event came, which in a quiet market is minutes later, or
+    never if the node stops first. Now the ingest node publishes them from the store, in seq
+    order, as soon as the bus is back; no reader gets one twice. ``all-cut``: the API node's
+    connection is cut too (NATS restarted, as every node sees it)."""
+    url = ensure_nats()
+    host, port = url.removeprefix("nats://").split(":")
+    relay = TcpRelay(host, int(port))
+    await relay.open()
+    tag = uuid.uuid4().hex[:10]
+    stream, prefix = f"PFTEST_{tag}", f"pftest{tag}"
+    store = SQLiteStore(tmp_path / "history.sqlite")
+    ingest = await NatsBus.connect(
+        f"nats://127.0.0.1:{relay.port}", stream=stream, prefix=prefix, store=store
+    )
+    api_url = f"nats://127.0.0.1:{relay.port}" if api_cut_too else url
+    api = await NatsBus.connect(api_url, stream=stream, prefix=prefix, store=store)
+    tracker = Pipeline(store, ingest)
+    try:
+        await api.start()
+        clients = api.subscribe()
+        await tracker.start()
+        await ingest.start(after_seq=tracker.last_seq)  # as the ingest node does
+        webhooks = ingest.subscribe()
+        for n in range(5):
+            tracker.submit(_venue(n))
+        await tracker.drain()
+        for reader in (clients, webhooks):
+            assert [m.seq for m in await _take(reader, 5)] == [1, 2, 3, 4, 5]
+
+        await relay.cut()
+        await _wait_until(lambda: not ingest.connected, 10)
+        for n in range(5, 12):
+            tracker.submit(_venue(n))
+        await tracker.drain()
+        assert await store.last_seq() == 12
+        assert tracker.counters["stored_unpublished"] == 7
+
+        await relay.open()
+        await _wait_until(lambda: ingest.connected, 30)
+        # No event after the outage: the stored ones must come anyway.
+        for name, reader in (("API node's clients", clients), ("webhooks", webhooks)):
+            try:
+                got = [m.seq for m in await _take(reader, 7)]
+            except TimeoutError:
+                raise AssertionError(f"{name}: seqs 6-12 were stored, never delivered") from None
+            assert got == list(range(6, 13)), name
+        assert tracker.counters["republished"] == 7
+        assert tracker.last_seq == 12
+
+        tracker.submit(_venue(12))
+        await tracker.drain()
+        for reader in (clients, webhooks):
+            assert [m.seq for m in await _take(reader, 1)] == [13]
+            assert await _nothing_more(reader)
+        assert api.counters["backfilled"] == 0  # nothing left for the API node to fill
+        assert api.counters["duplicates_skipped"] == 0
+    finally:
+        await tracker.stop()
+        await ingest.close()
+        await api.close()
+        await store.close()
+        client = await nats.connect(url)
+        with contextlib.suppress(Exception):
+            await client.jetstream().delete_stream(stream)
+        await client.close()
+        await relay.close()
+
+
+async def test_what_a_stopped_ingest_node_left_unpublished_is_published_by_the_next_start(
+    tmp_path: Path,
+) -> None:
+    """The ingest node stopped during the outage, its last events stored and not on the bus.
+    The next start read the bus's newest seq and published the rest from the store, in seq
+    order; before, they reached API nodes only with the next event."""
+    url = ensure_nats()
+    host, port = url.removeprefix("nats://").split(":")
+    relay = TcpRelay(host, int(port))
+    await relay.open()
+    tag = uuid.uuid4().hex[:10]
+    stream, prefix = f"PFTEST_{tag}", f"pftest{tag}"
+    store = SQLiteStore(tmp_path / "history.sqlite")
+    first = await NatsBus.connect(f"nats://127.0.0.1:{relay.port}", stream=stream, prefix=prefix)
+    api = await NatsBus.connect(url, stream=stream, prefix=prefix, store=store)
+    second = await NatsBus.connect(url, stream=stream, prefix=prefix)
+    tracker = Pipeline(store, first)
+    try:
+        await api.start()
+        clients = api.subscribe()
+        await tracker.start()
+        for n in range(3):
+            tracker.submit(_venue(n))
+        await tracker.drain()
+        assert [m.seq for m in await _take(clients, 3)] == [1, 2, 3]
+        await relay.cut()
+        await _wait_until(lambda: not first.connected, 10)
+        for n in range(3, 7):
+            tracker.submit(_venue(n))
+        await tracker.drain()
+        await tracker.stop()
+        assert await store.last_seq() == 7
+
+        tracker = Pipeline(store, second)  # the node started again, NATS back
+        await tracker.start()
+        assert tracker.last_seq == 3  # a new client's live start: before what is missing
+        try:
+            got = [m.seq for m in await _take(clients, 4)]
+        except TimeoutError:
+            raise AssertionError("seqs 4-7 stored, never delivered") from None
+        assert got == [4, 5, 6, 7]
+        assert tracker.counters["republished"] == 4
+        assert tracker.last_seq == 7
+        assert await _nothing_more(clients)
+    finally:
+        await tracker.stop()
+        for bus in (first, second, api):
+            await bus.close()
+        await store.close()
+        client = await nats.connect(url)
+        with contextlib.suppress(Exception):
+            await client.jetstream().delete_stream(stream)
+        await client.close()
+        await relay.close()

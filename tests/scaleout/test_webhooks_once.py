@@ -4,18 +4,23 @@ once per API node), their dead letters readable and replayable on any node."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
 import pytest
 
+import purpleflea
 from purpleflea.server.webhook_policy import WebhookSettings
 from purpleflea.store.webhooks import DeadLetter, open_webhook_store
 from tests.scaleout.cluster import cluster, until
-from tests.server.conftest import make_config, running_server
+from tests.server.conftest import T0, make_config, running_server, venue_event
 from tests.server.test_webhooks import GAPPY, check_every_item_once_through_cuts
+from tests.server.test_webhooks import _create as create_webhook
 from tests.server.webhook_receiver import receiver
+from tests.services import TcpRelay
 
 
 def _liquidation_seqs(store_url: str) -> set[int]:
@@ -163,3 +168,76 @@ async def test_the_sequencing_node_fills_the_gap_when_the_bus_cuts_its_subscript
             # JetStream hands the node's own messages back one publish (and its ack) at a
             # time: the dispatcher keeps up with them, so the subscription is cut for it.
             await check_every_item_once_through_cuts(ingest, caplog, cut_every_s=0.02)
+
+
+async def _stream(url: str, key: str, since_seq: int, into: list[int]) -> None:
+    client = purpleflea.LiquidationClient(api_key=key, base_url=url)
+    async with client.stream(since_seq=since_seq, max_backoff=0.3) as stream:
+        async for item in stream:
+            into.append(item.seq)
+
+
+async def test_events_stored_while_nats_was_away_are_delivered_once_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """The sequencing node's connection to NATS is cut while events come: stored in
+    PostgreSQL, not published. Its webhooks, an API node's live stream client and a client
+    resuming there during the outage got them only when the next event came after NATS was
+    back (the bus's backfill at the jump in seq); with none, never. Now they are published
+    from the store once NATS is back and each gets them once, in seq order."""
+    async with cluster(tmp_path) as services, receiver() as box:
+        parts = urlsplit(services.bus_url)
+        relay = TcpRelay(parts.hostname or "127.0.0.1", parts.port or 4222)
+        await relay.open()
+        config = make_config(
+            tmp_path / "all",
+            source="none",
+            store_url=services.store_url,
+            bus_url=urlunsplit(parts._replace(netloc=f"127.0.0.1:{relay.port}")),
+            rate_per_s=1_000.0,
+            rate_burst=1_000.0,
+        )
+        api_config = make_config(
+            tmp_path / "api", role="api", store_url=services.store_url, bus_url=services.bus_url
+        )
+        live: list[int] = []
+        resumed: list[int] = []
+        readers: list[asyncio.Task[None]] = []
+        try:
+            async with running_server(config) as ingest, running_server(api_config) as api:
+                await create_webhook(ingest, box)
+                readers.append(asyncio.create_task(_stream(api.url, api.key, 0, live)))
+                await ingest.push(*(venue_event(ts=T0 + n) for n in range(3)))
+                await until(lambda: len(box.deliveries) == 3, 30, "the first 3 deliveries")
+                await until(lambda: len(live) == 3, 30, "the first 3 on the stream")
+                await relay.cut()
+                bus = ingest.server.bus
+                await until(lambda: not bus.connected, 10, "the cut")
+                await ingest.push(*(venue_event(ts=T0 + n) for n in range(3, 10)))
+                assert ingest.server.tracker.counters["stored_unpublished"] == 7
+                readers.append(asyncio.create_task(_stream(api.url, api.key, 2, resumed)))
+                await until(lambda: len(resumed) >= 1, 30, "the resumed client's replay")
+                await relay.open()
+                # No event after the outage: the 7 stored meanwhile must come anyway.
+                with contextlib.suppress(AssertionError):
+                    await until(
+                        lambda: len(box.deliveries) >= 10 and len(live) >= 10 and len(resumed) >= 8,
+                        30,
+                        "the 7 stored meanwhile",
+                    )
+                await asyncio.sleep(0.5)  # nothing more comes
+                async with httpx.AsyncClient(timeout=5) as http:
+                    health = (await http.get(f"{ingest.url}/v1/health")).json()
+                for reader in readers:
+                    reader.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await reader
+        finally:
+            for reader in readers:
+                reader.cancel()
+            await relay.close()
+    got = {"webhook": [int(d.event_id) for d in box.deliveries], "live": live, "resumed": resumed}
+    assert got == {"webhook": [*range(1, 11)], "live": [*range(1, 11)], "resumed": [*range(3, 11)]}
+    assert all(d.verified and d.status == 200 for d in box.deliveries)
+    assert health["bus"]["republished"] == 7
+    assert health["bus"]["unpublished_seqs"] == 0

@@ -67,12 +67,31 @@ def _connection(state: str, age: float | None) -> dict[str, Any]:
             ["source live: no frame for 90 s on any connection"],
         ),
         ({"bus_up": False}, ["bus: not connected"]),
+        (
+            {"bus_up": False, "unpublished_seqs": 7},
+            [
+                "bus: not connected",
+                "bus: 7 stored seqs not published yet (published from the store, in seq "
+                "order, once the bus takes them)",
+            ],
+        ),
         ({"store_failures": ["store: events writes failing"]}, ["store: events writes failing"]),
         ({"stopping": True}, ["shutting down"]),
     ],
 )
 def test_health_reasons(overrides: dict[str, Any], reasons: list[str]) -> None:
     assert health_reasons(_vitals(**overrides)) == reasons
+
+
+def test_a_publish_backlog_degrades_health_but_not_readiness() -> None:
+    # Connected, but what an outage left is not on the bus yet (or cannot go: a stream
+    # deleted): stream clients and webhooks lack those seqs meanwhile.
+    backlog = _vitals(unpublished_seqs=3)
+    assert health_reasons(backlog) == [
+        "bus: 3 stored seqs not published yet (published from the store, in seq order, once "
+        "the bus takes them)"
+    ]
+    assert readiness_reasons(backlog) == []
 
 
 def test_a_silent_feed_degrades_health_but_not_readiness() -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from purpleflea.backtest import start
 from purpleflea.backtest.strategy import Playbook
-from purpleflea.bus.base import Message
+from purpleflea.bus.base import Message, Subscription
 from purpleflea.bus.local import LocalBus
 from purpleflea.engine import CascadeEngine
 from purpleflea.model import CascadeAlert, Liquidation, VenueLiquidation
@@ -535,5 +535,104 @@ async def test_events_stored_while_the_bus_refuses_them_are_counted_as_such(
     assert await store.last_seq() == 40
     assert tracker.last_seq == 3  # the bus took seqs 1-3, then refused every one
     assert counters["stored_unpublished"] == 37
+    await tracker.stop()
+    await store.close()
+
+
+async def _published(subscription: Subscription, count: int) -> list[int]:
+    return [(await asyncio.wait_for(subscription.next(), 5.0)).seq for _ in range(count)]
+
+
+async def test_what_the_bus_refused_is_published_from_the_store_once_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """Events stored while the bus refused them reached it only as part of an API node's
+    backfill at the next event: with no next event (a quiet market, a stop), never. Now they
+    are published from the store, in seq order, as soon as the bus takes them again."""
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    bus = _DownBus()
+    bus.down = False
+    tracker = Pipeline(store, bus)
+    tracker.republish_s = 0.05
+    reader = bus.subscribe()
+    await tracker.start()
+    tracker.submit(venue_event(ts=T0))
+    await tracker.drain()
+    bus.down = True
+    for n in range(1, 6):
+        tracker.submit(venue_event(ts=T0 + n))
+        await tracker.drain()  # a batch each
+    assert tracker.counters["stored_unpublished"] == 5
+    assert tracker.last_seq == 1
+    unpublished = tracker.unpublished_seqs if hasattr(tracker, "unpublished_seqs") else None
+    bus.down = False  # and no event comes
+    assert await _published(reader, 6) == [1, 2, 3, 4, 5, 6]
+    assert unpublished == 5
+    assert tracker.counters["republished"] == 5
+    assert (tracker.last_seq, tracker.unpublished_seqs) == (6, 0)
+    tracker.submit(venue_event(ts=T0 + 10))
+    await tracker.drain()
+    assert await _published(reader, 1) == [7]
+    await tracker.stop()
+    await store.close()
+
+
+async def test_a_backlog_longer_than_a_page_goes_out_in_seq_order_ahead_of_new_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New events keep coming while the backlog is published: each batch publishes a page of
+    the backlog ahead of it and joins it, so the bus carries every seq once, ascending."""
+    monkeypatch.setattr(pipeline_module, "_REPUBLISH_PAGE", 3, raising=False)
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    bus = _DownBus()
+    tracker = Pipeline(store, bus, batch_limit=2)
+    tracker.republish_s = 3600.0  # only new events move it here
+    reader = bus.subscribe()
+    await tracker.start()
+    for event in _burst(20):
+        tracker.submit(event)
+    await tracker.drain()
+    assert tracker.counters["stored_unpublished"] == 20
+    bus.down = False
+    for n in range(30):
+        tracker.submit(venue_event(ts=T0 + 100_000 + n))
+        await tracker.drain()
+    assert await _published(reader, 50) == list(range(1, 51))
+    assert await store.last_seq() == 50
+    assert tracker.counters["republished"] + tracker.counters["published"] == 50
+    assert reader.drain() == []
+    await tracker.stop()
+    await store.close()
+
+
+class _ReadFailsOnce(SQLiteStore):
+    """A store whose next ``cascades_since`` fails once ``armed`` (a PostgreSQL blip while
+    the backlog is read back)."""
+
+    armed = failed = False
+
+    async def cascades_since(self, seq: int, limit: int = 1000) -> list[CascadeAlert]:
+        if self.armed and not self.failed:
+            self.failed = True
+            raise OSError("database is away")
+        return await super().cascades_since(seq, limit)
+
+
+async def test_a_backlog_whose_read_fails_is_read_again(tmp_path: Path) -> None:
+    store = _ReadFailsOnce(tmp_path / "db.sqlite")
+    bus = _DownBus()
+    tracker = Pipeline(store, bus)
+    tracker.republish_s = 0.05
+    reader = bus.subscribe()
+    await tracker.start()
+    for n in range(3):
+        tracker.submit(venue_event(ts=T0 + n))
+        await tracker.drain()
+    async with tracker._serial:  # between two tries of the backlog
+        errors = tracker.counters["republish_errors"]  # the bus's refusals so far
+        store.armed, bus.down = True, False
+    assert await _published(reader, 3) == [1, 2, 3]
+    assert store.failed
+    assert tracker.counters["republish_errors"] == errors + 1
     await tracker.stop()
     await store.close()

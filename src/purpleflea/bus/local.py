@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from purpleflea.bus.base import DEFAULT_BUFFER_BYTES, Message, SubscriptionClosed
@@ -142,6 +142,10 @@ class LocalBus:
     async def publish(self, message: Message) -> None:
         self.publish_now(message)
 
+    async def publish_many(self, messages: Sequence[Message]) -> None:
+        for message in messages:
+            await self.publish(message)
+
     def publish_now(self, message: Message) -> None:
         for subscriber in tuple(self._subscribers):
             subscriber.offer(message)
@@ -161,6 +165,9 @@ class LocalBus:
     @property
     def connected(self) -> bool:
         return True  # in-process: nothing to lose
+
+    async def newest_seq(self) -> int | None:
+        return None  # in-process: nothing survives a run
 
     async def close(self) -> None:
         for subscriber in tuple(self._subscribers):

@@ -217,6 +217,7 @@ class Server:
             bus_up=self.bus.connected,
             silence_s=self.config.feed_silence_s,
             key_store_failures=self.gate.key_store_failures(),
+            unpublished_seqs=tracker.unpublished_seqs,
         )
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
@@ -555,7 +556,13 @@ def _ingest_node(
     server.starters.append(lambda: bus.start(after_seq=tracker.last_seq))
     server.closers.append(relay.close)
     measured = _measured_relay(relay)
-    server.bus_counters = lambda: _bus_counters(bus, relay, measured.counters)
+    server.bus_counters = lambda: {
+        **_bus_counters(bus, relay, measured.counters),
+        # What a publish outage left: published from the store once the bus is back.
+        "republished": tracker.counters["republished"],
+        "republished_alerts": tracker.counters["republished_alerts"],
+        "unpublished_seqs": tracker.unpublished_seqs,
+    }
 
     def publisher(maps: MeasuredMaps) -> Callable[[], Awaitable[None]]:
         return lambda: measured.publish_changes(maps, interval=config.heatmap_publish_s)

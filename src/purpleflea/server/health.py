@@ -38,6 +38,9 @@ class Vitals(msgspec.Struct, frozen=True, kw_only=True):
     #: One line while the key store cannot be read (the revocation poll fails): new keys
     #: cannot be checked and revocations are not applied; health only, a node still serves.
     key_store_failures: list[str] = msgspec.field(default_factory=list)
+    #: Seqs stored and not on the bus yet: what a bus outage left, published from the store
+    #: once the bus takes messages again (0: none). Health only: the node serves meanwhile.
+    unpublished_seqs: int = 0
 
 
 def readiness_reasons(vitals: Vitals) -> list[str]:
@@ -55,7 +58,18 @@ def readiness_reasons(vitals: Vitals) -> list[str]:
 
 def health_reasons(vitals: Vitals) -> list[str]:
     """Why data does not flow; empty when health is ``ok``."""
-    return [*readiness_reasons(vitals), *vitals.key_store_failures, *_feed_reasons(vitals)]
+    backlog = []
+    if vitals.unpublished_seqs > 0:
+        backlog.append(
+            f"bus: {vitals.unpublished_seqs} stored seqs not published yet "
+            "(published from the store, in seq order, once the bus takes them)"
+        )
+    return [
+        *readiness_reasons(vitals),
+        *backlog,
+        *vitals.key_store_failures,
+        *_feed_reasons(vitals),
+    ]
 
 
 def _feed_reasons(vitals: Vitals) -> list[str]:

@@ -26,7 +26,7 @@ FAMILIES: tuple[_Family, ...] = (
         "Venue liquidation events by what became of them: received (every one handed to the "
         "tracker; the others are parts of it), published (stored and on the bus), duplicate, "
         "unsized (contract size unknown), stored_unpublished (stored, but the bus refused "
-        "them: clients get them from the store, by an API node's backfill or on resume), "
+        "their batch: published from the store once it takes them again, republished_total), "
         "dropped_buffer_full, dropped_at_shutdown (not stored when the process stopped), "
         "batch_error (in a batch an error stopped), rejected_names (a market, symbol, "
         "exchange or id no user should be sent: not a printable market name, not "
@@ -70,9 +70,28 @@ FAMILIES: tuple[_Family, ...] = (
     ),
     (
         "publish_failures_total",
-        "Stored batches the bus did not take (API nodes backfill them from the store).",
+        "Stored batches the bus did not take (published from the store once it takes them "
+        "again: republished_total).",
         None,
         {"": "publish_errors"},
+        True,
+    ),
+    (
+        "republished_total",
+        "Items stored while the bus refused their batches (a NATS outage) and published later "
+        "from the store, in seq order, once it took them again (stream clients and webhooks "
+        "then get them live): liquidation events (part of stored_unpublished) and cascade "
+        "alerts.",
+        "kind",
+        {"liquidation": "republished", "cascade": "republished_alerts"},
+        True,
+    ),
+    (
+        "republish_failures_total",
+        "Failed tries to publish a bus outage's backlog from the store while no event came "
+        "(the bus or the store refused; tried again a second later).",
+        None,
+        {"": "republish_errors"},
         True,
     ),
     (
