@@ -237,6 +237,23 @@ def without_accounts(rec: Recording) -> Recording:
     )
 
 
+#: The open interest over the market's size (``MarketSpec.oi_usd``) that ``--oi-level-oracle``
+#: sets every market to at its first snapshot: about the median over seeds 7, 8 and 28-41.
+OI_LEVEL_REF = 0.65
+
+
+def without_oi_level(rec: Recording, seed: int) -> Recording:
+    """The recording with each market's open interest rescaled so that its first snapshot is
+    :data:`OI_LEVEL_REF` times the market's size (its falls and rises after that kept). An oracle
+    for diagnosis (docs/cascade.md, "The seed split"): the simulator's open-interest level (a
+    slow walk with a part common to all markets) moves a seed's open interest against its
+    fixed depth, which sets the true cascades' bar; no live engine knows the size."""
+    size = np.array([m.oi_usd for m in Simulator(SimConfig(seed=seed)).markets])
+    first = rec.snap_oi[0]
+    scale = np.where(first > 0, OI_LEVEL_REF * size / np.where(first > 0, first, 1.0), 1.0)
+    return replace(rec, snap_oi=rec.snap_oi * scale[None, :])
+
+
 class _FuelRecorder:
     """A FuelSink that keeps the latest ratio per market and side."""
 
@@ -696,6 +713,13 @@ def main() -> None:
         "reactions alone (two impact-driven positions; the truth before issue 20); all: each",
     )
     parser.add_argument(
+        "--oi-level-oracle",
+        action="store_true",
+        help="diagnosis, not live-observable: scale each market's open interest by "
+        f"{OI_LEVEL_REF:g} x its size (the simulator's oi_usd, to which its depth is tied) over "
+        "its first snapshot's, so the size term no longer follows the seed's open-interest level",
+    )
+    parser.add_argument(
         "--no-accounts",
         action="store_true",
         help="ablation: replay without the cross-margin accounts' closes (sim.accounts)",
@@ -705,6 +729,8 @@ def main() -> None:
     rec = cached(args.seed, args.hours, fuel=args.fuel, crash_at_h=args.crash_at)
     if args.no_accounts:
         rec = without_accounts(rec)
+    if args.oi_level_oracle:
+        rec = without_oi_level(rec, args.seed)
     crash_note = "" if args.crash_at is None else f", crash episode at {args.crash_at:g} h"
     print(
         f"seed {args.seed} ({seed_kind(args.seed)}), {args.hours:g} h{crash_note}, "
