@@ -13,8 +13,9 @@ with an earlier sweep, and 10 and up are fresh. 10-12 were run once on the simul
 after its timing work (2026-12-05), 19-21 once after the recall sweep on 7 and 8 kept the
 defaults (2026-12-05), 22-24 once for the open-interest memory, 25-27 once after the
 cross-margin accounts, 28-30 once after the baseline fix, 31-33 once after the lagged
-baseline (both 2026-12-06); 34 and up are unused. The report says which kind of seed it ran
-on.
+baseline (both 2026-12-06), 34-41 once on the simulator with venue price kinds (2026-12-06),
+42-47 once for the seed split (2026-12-08, with ``--oi-level-oracle``); 48 and up are unused.
+The report says which kind of seed it ran on.
 
 ``--truth`` says what a true cascade is (``sim/truth.py``; docs/cascade.md, "What a cascade
 is"): ``wave`` (the default): a run of one market and side in which some minute sweeps the
@@ -671,7 +672,7 @@ def report_goals(rec: Recording, spans: list[tuple[str, str, int, int]], known: 
         f"  goals: alert after earliest knowable median "
         f"{g['delay_after_knowable_median_s']:.2f} s (p90 "
         f"{g['delay_after_knowable_p90_s']:.2f} s; goal <= 2 s), notional still ahead "
-        f"at the alert median {g['ahead_median']:.0%} (goal >= 50 %), false alarms in "
+        f"at the alert median {g['ahead_median']:.1%} (goal >= 50 %), false alarms in "
         f"calm time {g['false_calm']:.0f} over {g['calm_hours']:.1f} h x "
         f"{len(rec.names)} markets = {g['false_per_market_week']:.2f} per market-week "
         f"(goal <= 1), in the crash episode {g['false_crash']:.0f}",
