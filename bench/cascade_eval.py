@@ -13,8 +13,9 @@ with an earlier sweep, and 10 and up are fresh. 10-12 were run once on the simul
 after its timing work (2026-12-05), 19-21 once after the recall sweep on 7 and 8 kept the
 defaults (2026-12-05), 22-24 once for the open-interest memory, 25-27 once after the
 cross-margin accounts, 28-30 once after the baseline fix, 31-33 once after the lagged
-baseline (both 2026-12-06); 34 and up are unused. The report says which kind of seed it ran
-on.
+baseline (both 2026-12-06), 34-41 once on the simulator with venue price kinds (2026-12-06),
+42-47 once for the seed split (2026-12-08, with ``--oi-level-oracle``); 48 and up are unused.
+The report says which kind of seed it ran on.
 
 ``--truth`` says what a true cascade is (``sim/truth.py``; docs/cascade.md, "What a cascade
 is"): ``wave`` (the default): a run of one market and side in which some minute sweeps the
@@ -235,6 +236,23 @@ def without_accounts(rec: Recording) -> Recording:
         cohorts=None if rec.cohorts is None else rec.cohorts[keep],
         accounts=rec.accounts[keep],
     )
+
+
+#: The open interest over the market's size (``MarketSpec.oi_usd``) that ``--oi-level-oracle``
+#: sets every market to at its first snapshot: about the median over seeds 7, 8 and 28-41.
+OI_LEVEL_REF = 0.65
+
+
+def without_oi_level(rec: Recording, seed: int) -> Recording:
+    """The recording with each market's open interest rescaled so that its first snapshot is
+    :data:`OI_LEVEL_REF` times the market's size (its falls and rises after that kept). An oracle
+    for diagnosis (docs/cascade.md, "The seed split"): the simulator's open-interest level (a
+    slow walk with a part common to all markets) moves a seed's open interest against its
+    fixed depth, which sets the true cascades' bar; no live engine knows the size."""
+    size = np.array([m.oi_usd for m in Simulator(SimConfig(seed=seed)).markets])
+    first = rec.snap_oi[0]
+    scale = np.where(first > 0, OI_LEVEL_REF * size / np.where(first > 0, first, 1.0), 1.0)
+    return replace(rec, snap_oi=rec.snap_oi * scale[None, :])
 
 
 class _FuelRecorder:
@@ -654,7 +672,7 @@ def report_goals(rec: Recording, spans: list[tuple[str, str, int, int]], known: 
         f"  goals: alert after earliest knowable median "
         f"{g['delay_after_knowable_median_s']:.2f} s (p90 "
         f"{g['delay_after_knowable_p90_s']:.2f} s; goal <= 2 s), notional still ahead "
-        f"at the alert median {g['ahead_median']:.0%} (goal >= 50 %), false alarms in "
+        f"at the alert median {g['ahead_median']:.1%} (goal >= 50 %), false alarms in "
         f"calm time {g['false_calm']:.0f} over {g['calm_hours']:.1f} h x "
         f"{len(rec.names)} markets = {g['false_per_market_week']:.2f} per market-week "
         f"(goal <= 1), in the crash episode {g['false_crash']:.0f}",
@@ -696,6 +714,13 @@ def main() -> None:
         "reactions alone (two impact-driven positions; the truth before issue 20); all: each",
     )
     parser.add_argument(
+        "--oi-level-oracle",
+        action="store_true",
+        help="diagnosis, not live-observable: scale each market's open interest by "
+        f"{OI_LEVEL_REF:g} x its size (the simulator's oi_usd, to which its depth is tied) over "
+        "its first snapshot's, so the size term no longer follows the seed's open-interest level",
+    )
+    parser.add_argument(
         "--no-accounts",
         action="store_true",
         help="ablation: replay without the cross-margin accounts' closes (sim.accounts)",
@@ -705,6 +730,8 @@ def main() -> None:
     rec = cached(args.seed, args.hours, fuel=args.fuel, crash_at_h=args.crash_at)
     if args.no_accounts:
         rec = without_accounts(rec)
+    if args.oi_level_oracle:
+        rec = without_oi_level(rec, args.seed)
     crash_note = "" if args.crash_at is None else f", crash episode at {args.crash_at:g} h"
     print(
         f"seed {args.seed} ({seed_kind(args.seed)}), {args.hours:g} h{crash_note}, "
