@@ -485,6 +485,19 @@ async def test_a_state_that_cannot_be_read_is_passed_over(tmp_path: Path) -> Non
     assert after.engine_start == "continued"  # from the previous
 
 
+async def _journaled(folder: Path) -> tuple[SQLiteStore, EngineState, CascadeEngine, Pipeline]:
+    """A started tracker over the SQLite store in ``folder``: its engine fed by a heatmap and
+    kept (state and journal) beside the store."""
+    store = SQLiteStore(folder / "db.sqlite")
+    saved = EngineState(store.path)
+    engine = CascadeEngine()
+    tracker = Pipeline(
+        store, LocalBus(), scorer=engine, heatmap=HeatmapFeed(fuel=engine), engine_state=saved
+    )
+    await tracker.start(tick_interval=3600.0)
+    return store, saved, engine, tracker
+
+
 async def test_what_the_engine_was_told_after_a_checkpoint_is_replayed_after_a_crash(
     tmp_path: Path,
 ) -> None:
@@ -492,13 +505,7 @@ async def test_what_the_engine_was_told_after_a_checkpoint_is_replayed_after_a_c
     # it, but not what else it had been told since: the fuel and the open interest of each
     # snapshot (the heatmap's, no store row holds them) and a tick that ended no cascade
     # (it moved the followed side's buckets). The continued engine scored on without them.
-    store = SQLiteStore(tmp_path / "db.sqlite")
-    saved = EngineState(store.path)
-    engine = CascadeEngine()
-    tracker = Pipeline(
-        store, LocalBus(), scorer=engine, heatmap=HeatmapFeed(fuel=engine), engine_state=saved
-    )
-    await tracker.start(tick_interval=3600.0)
+    store, saved, engine, tracker = await _journaled(tmp_path)
     await checkpointed(tracker)
     checkpoint = saved.path.read_bytes()
     await life_after_checkpoint(tracker, engine)
@@ -507,16 +514,7 @@ async def test_what_the_engine_was_told_after_a_checkpoint_is_replayed_after_a_c
     saved.path.write_bytes(checkpoint)  # the clean stop's state never written: a crash
     saved.previous.unlink()
 
-    store = SQLiteStore(tmp_path / "db.sqlite")
-    restarted = CascadeEngine()
-    again = Pipeline(
-        store,
-        LocalBus(),
-        scorer=restarted,
-        heatmap=HeatmapFeed(fuel=restarted),
-        engine_state=EngineState(store.path),
-    )
-    await again.start(tick_interval=3600.0)
+    store, _, restarted, again = await _journaled(tmp_path)
     assert again.engine_start == "continued"
     assert restarted.export_state() == engine.export_state()
     await again.stop()
@@ -527,16 +525,7 @@ async def test_a_checkpoint_is_taken_when_only_snapshots_came(tmp_path: Path) ->
     # No liquidation stored since the last checkpoint (the feeds down, the pollers not): no
     # checkpoint was due, and the journal grew for as long (~200 snapshots a second at 275
     # markets), every record of it to be replayed at the next start.
-    store = SQLiteStore(tmp_path / "db.sqlite")
-    engine = CascadeEngine()
-    tracker = Pipeline(
-        store,
-        LocalBus(),
-        scorer=engine,
-        heatmap=HeatmapFeed(fuel=engine),
-        engine_state=EngineState(store.path),
-    )
-    await tracker.start(tick_interval=3600.0)
+    store, _, _engine, tracker = await _journaled(tmp_path)
     tracker.checkpoint_wall_s = 0.0
     tracker.submit(venue_event(ts=T0 - 1_000))  # the last liquidation for a while
     await tracker.drain()
@@ -558,13 +547,7 @@ async def test_an_idle_engine_journals_no_ticks(tmp_path: Path) -> None:
     # the journal anew: a tracker with no source (serve --source none), or whose feeds and
     # pollers were down, grew its journal by ~1.5 MB a day for as long (PostgreSQL: a row
     # and a transaction a second), every tick decoded and replayed at the next start.
-    store = SQLiteStore(tmp_path / "db.sqlite")
-    saved = EngineState(store.path)
-    engine = CascadeEngine()
-    tracker = Pipeline(
-        store, LocalBus(), scorer=engine, heatmap=HeatmapFeed(fuel=engine), engine_state=saved
-    )
-    await tracker.start(tick_interval=3600.0)
+    store, saved, engine, tracker = await _journaled(tmp_path)
     await checkpointed(tracker)
     assert not engine.active()
     written = saved.journal.bytes
@@ -588,13 +571,7 @@ async def test_a_journal_that_cannot_be_read_is_passed_over(tmp_path: Path) -> N
     # files before: a folder in its place or a disk's EIO failed the server's startup. The
     # checkpoint is continued without it, as one with no marker in the journal (the ticks
     # the stored alerts show replayed).
-    store = SQLiteStore(tmp_path / "db.sqlite")
-    saved = EngineState(store.path)
-    engine = CascadeEngine()
-    tracker = Pipeline(
-        store, LocalBus(), scorer=engine, heatmap=HeatmapFeed(fuel=engine), engine_state=saved
-    )
-    await tracker.start(tick_interval=3600.0)
+    store, saved, engine, tracker = await _journaled(tmp_path)
     await checkpointed(tracker)
     checkpoint = saved.path.read_bytes()
     await life_after_checkpoint(tracker, engine)
@@ -605,16 +582,7 @@ async def test_a_journal_that_cannot_be_read_is_passed_over(tmp_path: Path) -> N
     saved.journal.path.unlink()
     saved.journal.path.mkdir()
 
-    store = SQLiteStore(tmp_path / "db.sqlite")
-    restarted = CascadeEngine()
-    again = Pipeline(
-        store,
-        LocalBus(),
-        scorer=restarted,
-        heatmap=HeatmapFeed(fuel=restarted),
-        engine_state=EngineState(store.path),
-    )
-    await again.start(tick_interval=3600.0)
+    store, _, _restarted, again = await _journaled(tmp_path)
     assert again.engine_start == "continued"
     await again.stop()
     await store.close()
@@ -628,13 +596,7 @@ async def test_a_journal_not_begun_is_begun_again_when_only_snapshots_come(
     # the pollers not) the next checkpoint waited for journaled snapshots, which a journal
     # that is off never counts: none came, and every snapshot the engine was told from then
     # on was in neither a state nor a journal (lost to a crash, however long it ran).
-    store = SQLiteStore(tmp_path / "db.sqlite")
-    saved = EngineState(store.path)
-    engine = CascadeEngine()
-    tracker = Pipeline(
-        store, LocalBus(), scorer=engine, heatmap=HeatmapFeed(fuel=engine), engine_state=saved
-    )
-    await tracker.start(tick_interval=3600.0)
+    store, saved, _engine, tracker = await _journaled(tmp_path)
     await checkpointed(tracker)
     checkpoints = tracker.checkpoints
     tracker.checkpoint_wall_s = 0.0
