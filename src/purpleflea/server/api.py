@@ -300,10 +300,9 @@ class Api:
                 404, "not_found", _no_heatmap(market, known, market in self.tracker.markets)
             )
         params = request.query_params
-        # 0 is passed on (and refused by the model as not positive), not read as "absent".
-        low = http.optional_number(params, "low")
-        high = http.optional_number(params, "high")
-        bucket = http.optional_number(params, "bucket")
+        low = http.optional_positive(params, "low")
+        high = http.optional_positive(params, "high")
+        bucket = http.optional_positive(params, "bucket")
         try:
             heatmap = self.heatmaps.model.heatmap(market, low=low, high=high, bucket=bucket)
         except ValueError as exc:
