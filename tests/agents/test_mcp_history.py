@@ -144,3 +144,29 @@ async def test_names_stored_before_the_names_check_reach_the_model_escaped(
     assert answer.structured_content is not None
     [event] = answer.structured_content["events"]
     assert event["market"] == "BTC" + "".join(f"\\U{ord(c):08x}" for c in tags) + "-PERP"
+
+
+async def test_a_summary_counts_every_active_cascade_not_the_five_it_lists(
+    tmp_path: Path,
+) -> None:
+    # market_summary asked the server for five active cascades and said "5 active
+    # cascade(s)" in a crash with seven (a simulated crash had seven at once within minutes).
+    markets = [f"{coin}-PERP" for coin in ("BTC", "ETH", "SOL", "BNB", "XRP", "DOGE", "ADA")]
+    async with running_server(make_config(tmp_path)) as live:
+        for market in markets:
+            await live.push(*cascade_burst(market, "long", price=100.0))
+        rest = LiquidationClient(live.key, live.url)
+        for _ in range(100):  # the engine alerts within its batch; 5 s at most
+            if len(await rest.cascades(status="active")) == len(markets):
+                break
+            await asyncio.sleep(0.05)
+        await rest.aclose()
+        async with Client(build_server(LiquidationClient(live.key, live.url))) as client:
+            answer = await client.call_tool("market_summary", {})
+    assert not answer.is_error, answer.content
+    assert answer.structured_content is not None
+    text = _text(answer)
+    assert "7 active cascade(s), the 5 newest: " in text, text[text.find("cascade(s)") - 10 :][:60]
+    data = answer.structured_content
+    assert data["active_cascade_count"] == len(markets)
+    assert len(data["active_cascades"]) == 5  # the briefing still lists five

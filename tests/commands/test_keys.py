@@ -144,3 +144,13 @@ def test_create_prints_only_the_key_on_stdout(
     assert printed.out.strip() == printed.out.rstrip("\n")
     key_id = printed.err.split("key_id ")[1].split()[0]
     assert printed.out.startswith(f"pf_{key_id}")
+
+
+def test_list_says_its_times_are_utc(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # "CREATED 2026-12-08 00:16" was UTC, as `history` writes it now, and said nothing of it.
+    data = tmp_path / "data"
+    assert cli.main(["keys", "--data-dir", str(data), "create", "--account", "you"]) == 0
+    capsys.readouterr()
+    assert cli.main(["keys", "--data-dir", str(data), "list"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.split() == ["KEY_ID", "ACCOUNT", "NAME", "CREATED", "(UTC)", "REVOKED", "(UTC)"]

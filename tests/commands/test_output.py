@@ -121,6 +121,14 @@ def test_tail_prints_a_meme_coins_price_without_scientific_notation() -> None:
     assert "e-05" not in line
 
 
+def test_history_lines_name_their_zone() -> None:
+    # `history` wrote "2025-10-09 08:53:20", which a reader east or west of Greenwich takes
+    # for their own clock (the dashboard names its zone, the MCP tools write "UTC").
+    event = stored_event(1, ts=1_760_000_000_000)
+    assert format_event(event, color=False, date=True).startswith("2025-10-09 08:53:20 UTC  ")
+    assert format_event(event, color=False).startswith("08:53:20  ")  # tail's status says UTC
+
+
 #: What a hostile (or impersonated: plain http) server may put in a field the CLI prints: an
 #: OSC sequence that retitles the terminal (some write the clipboard), a screen clear, a
 #: carriage return that overwrites the line, a right-to-left override.
@@ -254,9 +262,9 @@ async def test_history_logs_no_http_requests_unless_verbose(live: Running) -> No
     out, err = await _history(live)
     rows = out.splitlines()
     assert len(rows) == 3
-    # Stored history spans days (imports span years): each row says its UTC date, not only
-    # the time of day as the live tail does.
-    assert all(re.match(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}  LONG LIQ", row) for row in rows)
+    # Stored history spans days (imports span years): each row says its date and zone (UTC),
+    # not only the time of day as the live tail does.
+    assert all(re.match(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC  LONG LIQ", row) for row in rows)
     assert all("0.000024208" in row for row in rows)
     assert "HTTP Request" not in err
     assert err == ""
@@ -343,7 +351,7 @@ async def test_tail_says_it_is_connected_before_the_first_event(live: Running) -
     first = await asyncio.wait_for(process.stderr.readline(), 30)
     assert first.decode() == (
         f"purpleflea tail: connected to {live.url}; waiting for liquidations of BTC-PERP on "
-        "bybit of $250,000 or more, and cascade alerts (Ctrl-C stops)\n"
+        "bybit of $250,000 or more, and cascade alerts (times UTC; Ctrl-C stops)\n"
     )  # the exchange as the server names it, not as typed
     await live.push(venue_event(market="BTC-PERP", exchange="bybit", size_usd=300_000.0))
     out, _ = await asyncio.wait_for(process.communicate(), 30)

@@ -294,14 +294,17 @@ async def test_filters_resubscribe_and_survive_a_reload(tracker: Running, page: 
 async def test_the_exchange_filter_lists_the_servers_exchanges(
     tracker: Running, page: Page
 ) -> None:
-    # An exchange the server does not know is dropped from the URL once the list arrives.
-    await open_live(page, tracker, "?exchange=nowhere")
+    # An exchange the server does not know stays as the link wrote it, after the server's
+    # list, and the server's refusal says why (it was dropped, and the feed went unfiltered:
+    # tests/dashboard/test_link_filters.py).
+    await page.add_init_script(f"localStorage.setItem('purpleflea.api_key', {tracker.key!r})")
+    await page.goto(f"{tracker.url}/?exchange=nowhere")
     options = page.locator("#f-exchange option")
-    await expect(options).to_have_count(1 + len(registry.EXCHANGE_IDS) + 1)  # all, ids, sim
+    await expect(options).to_have_count(1 + len(registry.EXCHANGE_IDS) + 2)  # all, ids, sim, it
     values = await options.evaluate_all("os => os.map(o => o.value)")
-    assert values == ["", *registry.EXCHANGE_IDS, "sim"]
-    await expect(page.locator("#f-exchange")).to_have_value("")
-    await expect(page).not_to_have_url(re.compile("exchange="))
+    assert values == ["", *registry.EXCHANGE_IDS, "sim", "nowhere"]
+    await expect(page.locator("#f-exchange")).to_have_value("nowhere")
+    await expect(page.locator("#feed-empty")).to_contain_text("unknown exchange(s) nowhere")
 
     await page.select_option("#f-exchange", "okx")
     await expect(page).to_have_url(re.compile(r"\?exchange=okx$"))

@@ -491,3 +491,24 @@ def test_an_export_of_an_empty_window_says_when_the_stored_events_are(
     assert f"the store's events run from {utc_iso(first)} to {utc_iso(last)}" in said, said
     assert _cli("export", *argv, "--market", "PEPE-PERP") == 0  # no window: nothing to say
     assert "the store's events run from" not in capsys.readouterr().out
+
+
+def test_an_export_to_a_closed_pipe_stops_quietly(source: Path) -> None:
+    # `purpleflea export --out /dev/stdout | head -2` said "purpleflea export: [Errno 32]
+    # Broken pipe" and exit 2; `history | head` stops as `cat file | head` does.
+    read, write = os.pipe()
+    os.close(read)  # every write to stdout is EPIPE
+    try:
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "purpleflea.cli", "export", "--format", "csv"),
+                *("--out", "/dev/stdout", "--data-dir", str(source), "--no-progress"),
+            ],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr.decode()) == (141, "")

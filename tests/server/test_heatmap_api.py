@@ -83,7 +83,10 @@ async def test_heatmap_route_sdk_and_terminal_view(live: Running) -> None:
             "/v1/heatmap/BTC-PERP", params={"bucket": "-5"}, headers={"X-API-Key": live.key}
         )
         assert response.status_code == 400
-        assert "bucket" in response.json()["error"]["message"]
+        # It said "must be a finite number >= 0", and 0 was then refused as not positive.
+        assert response.json()["error"]["message"] == (
+            "bucket must be a finite number above 0, got '-5'"
+        )
         response = await http.get(
             "/v1/heatmap/BTC-PERP",
             params={"low": "95000", "high": "90000"},

@@ -144,7 +144,10 @@ def test_urls_must_be_http_or_https_with_a_host() -> None:
     for bad, why in [
         ("ftp://example.com/x", "only http and https"),
         ("file:///etc/passwd", "only http and https"),
-        ("example.com/x", "only http and https"),
+        # No scheme: "not ''" (or "not 'localhost'" for localhost:8080/x) named none.
+        ("example.com/x", r"has no scheme: give it as https://example\.com/x or http://"),
+        ("localhost:8080/x", r"has no scheme: give it as https://localhost:8080/x or http://"),
+        ("mailto:ops@example.com", "only http and https are allowed, not 'mailto'"),
         ("http:///path", "names no host"),
         ("http://example.com:port/", "not a valid URL"),
         ("", "must be an http"),

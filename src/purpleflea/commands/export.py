@@ -346,6 +346,10 @@ def run(args: argparse.Namespace) -> int:
     refused = Refused()
     try:
         written, why_none = run_stoppable(_export(args, url, refused))
+    except BrokenPipeError:
+        # `--out /dev/stdout | head`: the reader left; stop as the other commands do (cli.py),
+        # not "purpleflea export: [Errno 32] Broken pipe" and status 2.
+        raise
     except _read_errors(url) as exc:
         # File and URL errors name their input already; a database error names only itself.
         where = "" if isinstance(exc, OSError | ValueError) else f"store {redacted(url)}: "

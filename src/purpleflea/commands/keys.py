@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             )
         elif args.action == "list":
             keys = store.list_keys(args.account)
-            print(f"{'KEY_ID':10} {'ACCOUNT':20} {'NAME':16} {'CREATED':17} REVOKED")
+            print(f"{'KEY_ID':10} {'ACCOUNT':20} {'NAME':16} {'CREATED (UTC)':17} REVOKED (UTC)")
             for info in keys:
                 # Escaped: names stored before they had to be printable may hold a terminal's
                 # control sequences.

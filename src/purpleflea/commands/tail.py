@@ -99,8 +99,9 @@ def use_color(choice: str) -> bool:
 
 def format_event(event: Liquidation, *, color: bool, date: bool = False) -> str:
     """``LONG LIQ  BTC-PERP  $2,140,000  @ 43,210.50  <exchange>  Cascade: 9/10`` after the
-    event's UTC time of day (``date``: and its date, for stored history)."""
-    shape = "%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S"
+    event's UTC time of day (``date``: and its date and zone, for stored history; ``tail``'s
+    first line says its times are UTC)."""
+    shape = "%Y-%m-%d %H:%M:%S UTC" if date else "%H:%M:%S"
     when = datetime.datetime.fromtimestamp(event.ts / 1000, datetime.UTC).strftime(shape)
     label = f"{event.side.upper()} LIQ"
     price = format_price(event.price)
@@ -245,7 +246,7 @@ def _waiting(args: argparse.Namespace, url: str, filters: dict[str, Any]) -> str
     if args.min_usd:
         parts.append(f"of {format_usd_exact(args.min_usd)} or more")
     cascades = "" if args.no_cascades else ", and cascade alerts"
-    return f"connected to {url}; waiting for {' '.join(parts)}{cascades} (Ctrl-C stops)"
+    return f"connected to {url}; waiting for {' '.join(parts)}{cascades} (times UTC; Ctrl-C stops)"
 
 
 def run(args: argparse.Namespace) -> int:

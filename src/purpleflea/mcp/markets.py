@@ -54,6 +54,11 @@ DAY_MS = 24 * HOUR_MS
 #: History pages the "largest events" scan reads at most (each up to 1,000 events).
 MAX_SCAN_PAGES = 20
 
+#: ``market_summary``'s active cascades: the newest it lists, and how many it counts at most
+#: (the REST API's largest ``limit``: one request, about 0.5 KB a cascade).
+LISTED_CASCADES = 5
+MAX_CASCADES = 1_000
+
 #: USD and event count per liquidated side, measured and estimated:
 #: {"long": {"usd": .., "count": .., "est_usd": .., "est_count": ..}, "short": ..}.
 SideTotals = dict[str, dict[str, float]]
@@ -271,9 +276,10 @@ class MarketTools:
     ) -> CallToolResult:
         """A short plain-language briefing on one market or the whole tape over a window:
         total liquidated (USD), longs vs shorts and which side dominates, the top markets
-        (whole tape), the cascades active now (now, even for a past end_ms) and the three
-        biggest prints; measured totals with the modelled estimate of what throttled feeds hid
-        (est_*), and the provenance (venues and their coverage, freshness in seconds)."""
+        (whole tape), the cascades active now (now, even for a past end_ms: all counted in
+        active_cascade_count, the five newest listed) and the three biggest prints; measured
+        totals with the modelled estimate of what throttled feeds hid (est_*), and the
+        provenance (venues and their coverage, freshness in seconds)."""
         name = market.strip().upper() if market else None
         markets = [name] if name else None
         start, end = window(window_minutes, end_ms)
@@ -281,7 +287,8 @@ class MarketTools:
         async with server_errors(client.base_url):
             totals = await side_totals(client, markets=markets, start=start, end=end)
             top = [] if name else await top_markets(client, start=start, end=end)
-            active = await client.cascades(status="active", markets=markets, limit=5)
+            # Every active cascade, to count them: the briefing lists the newest few.
+            active = await client.cascades(status="active", markets=markets, limit=MAX_CASCADES)
             biggest, truncated = await largest_events(
                 client, markets=markets, start=start, end=end, count=3
             )
@@ -296,7 +303,8 @@ class MarketTools:
             "end_ms": end,
             **sides,
             "top_markets": top,
-            "active_cascades": [cascade_dict(a) for a in active],
+            "active_cascades": [cascade_dict(a) for a in active[:LISTED_CASCADES]],
+            "active_cascade_count": len(active),
             "biggest": [e.to_dict() for e in biggest],
             "biggest_scan_truncated": truncated,
             "provenance": found,
@@ -355,12 +363,16 @@ def _summary(
         sentences.append(
             "Top markets: " + ", ".join(f"{m['market']} {format_usd(m['usd'])}" for m in top) + "."
         )
+    shown = active[:LISTED_CASCADES]
+    # All of them counted, the newest few listed: "5 active" was said of a crash with seven.
+    count = f"{len(active):,}{' or more' if len(active) >= MAX_CASCADES else ''}"
+    newest = f", the {len(shown)} newest" if len(shown) < len(active) else ""
     if past:
         now = " active now (after this window)"
-        listed = f"{len(active)} cascade(s){now}: " if active else f"No cascades{now}."
+        listed = f"{count} cascade(s){now}{newest}: " if active else f"No cascades{now}."
     else:
-        listed = f"{len(active)} active cascade(s): " if active else "No active cascades."
-    sentences.append(listed + " ".join(a.message for a in active))
+        listed = f"{count} active cascade(s){newest}: " if active else "No active cascades."
+    sentences.append(listed + " ".join(a.message for a in shown))
     if biggest:
         prints = "; ".join(
             f"{format_usd(e.size_usd)} {e.side} {e.market} at {format_price(e.price)} "

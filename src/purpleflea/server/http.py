@@ -160,8 +160,8 @@ def number(params: QueryParams, name: str, default: float) -> float:
     return default if value is None else value
 
 
-def optional_number(params: QueryParams, name: str) -> float | None:
-    """A finite number >= 0, None when the parameter is absent."""
+def optional_number(params: QueryParams, name: str, *, positive: bool = False) -> float | None:
+    """A finite number >= 0 (``positive``: above 0), None when the parameter is absent."""
     raw = _given(params, name)
     if raw is None:
         return None
@@ -169,9 +169,16 @@ def optional_number(params: QueryParams, name: str) -> float | None:
         value = float(raw)
     except ValueError:
         raise BadRequest(f"{name} must be a number, got {raw!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise BadRequest(f"{name} must be a finite number >= 0, got {raw!r}")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        # A heatmap's bucket of -5 was told ">= 0", and its 0 then "must be positive".
+        least = "above 0" if positive else ">= 0"
+        raise BadRequest(f"{name} must be a finite number {least}, got {raw!r}")
     return value
+
+
+def optional_positive(params: QueryParams, name: str) -> float | None:
+    """A finite number above 0 (a price, a bucket width), None when absent."""
+    return optional_number(params, name, positive=True)
 
 
 def integer(

@@ -154,6 +154,10 @@ def check_url(url: object, *, allow_private: bool) -> str:
         parts.port  # noqa: B018 - raises on a port that is not a number
     except ValueError as exc:
         raise BadWebhookUrl(f"url {url!r} is not a valid URL: {exc}") from None
+    if "://" not in url and (not parts.scheme or url[len(parts.scheme) + 1 :][:1].isdigit()):
+        # `example.com/x` has no scheme and `localhost:8080/x` reads as the scheme "localhost":
+        # "not ''" and "not 'localhost'" named none.
+        raise BadWebhookUrl(f"url {url!r} has no scheme: give it as https://{url} or http://{url}")
     if parts.scheme not in ("http", "https"):
         raise BadWebhookUrl(f"url {url!r}: only http and https are allowed, not {parts.scheme!r}")
     if not host:

@@ -182,11 +182,14 @@ async def aggregate(
     *,
     hourly: bool,
     cached: bool = True,
+    estimate: bool = True,
 ) -> list[Bucket]:
     """The aggregate's buckets, in (start, group) order. ``read`` runs a query; ``save`` runs
     :func:`save_sql` over rows (None: a read-only store, which stores no factor); ``hourly``:
     the store keeps an hourly rollup; ``cached``: it has the ``coverage_factor`` table (a
-    read-only file written before it has not: every hour is then estimated afresh).
+    read-only file written before it has not: every hour is then estimated afresh);
+    ``estimate=False``: the measure alone, its ``est_`` fields repeating it (calibration
+    ``none``), for a caller that reads only the measure.
 
     The window is read in :func:`_parts`, each from its own source; a bucket the parts share
     adds up their sums and their estimates' additions (rounded once, on the total)."""
@@ -195,7 +198,11 @@ async def aggregate(
     extras: dict[tuple[int, str], list[float]] = {}
     shown: dict[tuple[int, str], list[int]] = {}
     for part in _parts(interval, query, hourly=hourly):
-        if _calibration_carried(interval, group_by, part, hourly=hourly, cached=cached):
+        added: dict[tuple[int, str], list[float]] = {}
+        priors: dict[tuple[int, str], tuple[int, int]] = {}
+        if not estimate:
+            rows = await _measure(read, interval, group_by, part, dialect, hourly)
+        elif _calibration_carried(interval, group_by, part, hourly=hourly, cached=cached):
             # The measured read (whole hours by market) or the stored factors' (other groups)
             # give the calibration; the rollups are read for what they did not cover.
             rows, added, priors, pending = await _part(
@@ -344,6 +351,30 @@ def _parts(interval: Interval, query: Query, *, hourly: bool) -> list[Query]:
     return parts
 
 
+def _sums(source: _Source, dialect: Dialect) -> str:
+    """The measured columns: count, USD, longs' USD, shorts' USD."""
+    count = f"SUM({source.count})::bigint" if dialect == "postgres" else f"SUM({source.count})"
+    return (
+        f"{count}, SUM(size_usd), SUM(CASE WHEN side = 'long' THEN size_usd ELSE 0 END), "
+        "SUM(CASE WHEN side = 'short' THEN size_usd ELSE 0 END)"
+    )
+
+
+async def _measure(
+    read: Read, interval: Interval, group_by: GroupBy, query: Query, dialect: Dialect, hourly: bool
+) -> Sequence[tuple[Any, ...]]:
+    """One part's measured rows ``(bucket, group, count, usd, longs, shorts)``, one grouped
+    read and no estimate."""
+    source = _source(interval, query, hourly=hourly)
+    width = INTERVAL_MS[interval]
+    found = _where(query, dialect, source)
+    return await read(
+        f"SELECT ({source.time} / {width}) * {width} AS bucket, {group_by} AS grp, "
+        f"{_sums(source, dialect)} FROM {source.table}{found.sql} GROUP BY bucket, grp",
+        found.params,
+    )
+
+
 async def _part(
     read: Read,
     save: Save | None,
@@ -368,20 +399,11 @@ async def _part(
     width = INTERVAL_MS[interval]
     bucket = f"({source.time} / {width}) * {width}"
     hour = f"({source.time} / {HOUR_MS}) * {HOUR_MS}"
-    count = f"SUM({source.count})::bigint" if dialect == "postgres" else f"SUM({source.count})"
-    sums = (
-        f"{count}, SUM(size_usd), SUM(CASE WHEN side = 'long' THEN size_usd ELSE 0 END), "
-        "SUM(CASE WHEN side = 'short' THEN size_usd ELSE 0 END)"
-    )
+    sums = _sums(source, dialect)
     found = _where(query, dialect, source)
     if not _may_hide(query):
         # No snapshot feed selected: nothing to estimate.
-        rows = await read(
-            f"SELECT {bucket} AS bucket, {group_by} AS grp, {sums} "
-            f"FROM {source.table}{found.sql} GROUP BY bucket, grp",
-            found.params,
-        )
-        return rows, {}, {}, None
+        return await _measure(read, interval, group_by, query, dialect, hourly), {}, {}, None
     snapshot_sql, snapshot_params = _snapshot_in(dialect)
     if source.table != "rollup_1h":
         # Minute and event reads: per cell, each snapshot row scaled by its hour's factor.
@@ -396,7 +418,7 @@ async def _part(
             total = measured.setdefault((int(row[0]), str(row[1])), [0, 0.0, 0.0, 0.0])
             for i in range(4):
                 total[i] += row[6 + i]
-        rows = [(*key, *values) for key, values in measured.items()]
+        rows: Sequence[tuple[Any, ...]] = [(*key, *values) for key, values in measured.items()]
         snapshot = {e for e in EXCHANGE_IDS if coverage_of(e) == "snapshot"}
         wanted = [row for row in cells if row[4] in snapshot]
         known = await _stored(read, dialect, wanted) if cached else {}

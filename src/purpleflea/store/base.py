@@ -329,8 +329,11 @@ class Store(Protocol):
         interval: Interval,
         group_by: GroupBy,
         query: Query,
+        *,
+        estimate: bool = True,
     ) -> list[Bucket]:
-        """Counts and notional per interval and group, ascending time."""
+        """Counts and notional per interval and group, ascending time; ``estimate=False``:
+        the measure alone (the ``est_`` fields repeat it), for a caller that reads only it."""
         ...
 
     async def append_open_interest(self, rows: Sequence[OpenInterest]) -> None:

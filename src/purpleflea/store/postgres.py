@@ -581,11 +581,20 @@ class PostgresStore:
         events = [row_to_event(row) for row in rows[: query.limit]]
         return Page.of(events, len(rows) > query.limit, query.order)
 
-    async def aggregate(self, interval: Interval, group_by: GroupBy, query: Query) -> list[Bucket]:
+    async def aggregate(
+        self, interval: Interval, group_by: GroupBy, query: Query, *, estimate: bool = True
+    ) -> list[Bucket]:
         # Until the hourly rollup is whole, its hours are read from the minutes.
         hourly = await self._hourly_ready()
         return await aggregates.aggregate(
-            self._read, self._save_factors, interval, group_by, query, "postgres", hourly=hourly
+            self._read,
+            self._save_factors,
+            interval,
+            group_by,
+            query,
+            "postgres",
+            hourly=hourly,
+            estimate=estimate,
         )
 
     async def _save_factors(self, sql: str, rows: list[tuple[Any, ...]]) -> None:

@@ -837,7 +837,9 @@ class SQLiteStore:
         )
         return bool(rows[0][0] >= TS_WALK_MATCHES)
 
-    async def aggregate(self, interval: Interval, group_by: GroupBy, query: Query) -> list[Bucket]:
+    async def aggregate(
+        self, interval: Interval, group_by: GroupBy, query: Query, *, estimate: bool = True
+    ) -> list[Bucket]:
         return await aggregates.aggregate(
             self._read,
             None if self.read_only else self._save_factors,
@@ -847,6 +849,7 @@ class SQLiteStore:
             "sqlite",
             hourly=True,
             cached=self._has_factors,
+            estimate=estimate,
         )
 
     async def _save_factors(self, sql: str, rows: list[tuple[Any, ...]]) -> None:

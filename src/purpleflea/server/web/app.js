@@ -4,7 +4,7 @@ import { ApiError, createKey, getJson, loadKey, saveKey } from "./js/api.js";
 import { AlertBanner } from "./js/alerts.js";
 import { detailLine } from "./js/details.js";
 import { Feed } from "./js/feed.js";
-import { loadExchanges, readState, streamFilters, writeState } from "./js/filters.js";
+import { loadExchanges, minUsdOf, readState, streamFilters, writeState } from "./js/filters.js";
 import { usd, zone } from "./js/format.js";
 import { drawHeatmap, showMessage } from "./js/heatmap.js";
 import { Freshness } from "./js/freshness.js";
@@ -166,15 +166,15 @@ async function initFilters() {
     option.title = name;
     exchange.append(option);
   }
-  if (!exchanges.some((e) => e.id === state.exchange)) {
-    state.exchange = "";
-    writeState(state);
-  }
+  // A link's value no control offers is shown as it was written (the server refuses it, and
+  // the feed says why), not replaced by "all", which followed an unfiltered feed silently.
+  offer(exchange, state.exchange);
+  offer($("f-side"), state.side);
   const min = $("f-min");
-  if (![...min.options].some((o) => Number(o.value) === state.minUsd)) {
+  if (![...min.options].some((o) => minUsdOf(o.value) === state.minUsd)) {
     const option = document.createElement("option");
     option.value = String(state.minUsd);
-    option.textContent = usd(state.minUsd);
+    option.textContent = typeof state.minUsd === "number" ? usd(state.minUsd) : state.minUsd;
     min.append(option);
   }
   min.value = String(state.minUsd);
@@ -184,12 +184,21 @@ async function initFilters() {
   $("heatmap-market").value = state.heatmap;
 }
 
+/** Give `select` an option for `value` when it has none. */
+function offer(select, value) {
+  if ([...select.options].some((o) => o.value === value)) return;
+  const option = document.createElement("option");
+  option.value = value;
+  option.textContent = value;
+  select.append(option);
+}
+
 let filterTimer = 0;
 function filtersChanged() {
   clearTimeout(filterTimer);
   filterTimer = setTimeout(() => {
     const next = {
-      minUsd: Number($("f-min").value) || 0,
+      minUsd: minUsdOf($("f-min").value),
       market: $("f-market").value.trim().toUpperCase(),
       exchange: $("f-exchange").value,
       side: $("f-side").value,

@@ -1,8 +1,8 @@
 // Filters and view choices kept in the URL's query string, so a reload or a shared link
 // shows the same page.
 
-// An exchange id's shape; which ids exist is the server's to say (GET /v1/exchanges).
-const EXCHANGE_ID = /^[a-z0-9_]{1,40}$/;
+// The longest filter value a link may carry to the server (its names are shorter).
+const MAX_VALUE = 64;
 
 /** The exchanges a filter may name, [{id, name, coverage, price}], from the server's registry. */
 export async function loadExchanges() {
@@ -12,27 +12,37 @@ export async function loadExchanges() {
   return Array.isArray(body.exchanges) ? body.exchanges : [];
 }
 
-/** The page state from a query string (unknown or malformed values fall back to defaults). */
+/**
+ * The page state from a query string. A filter is kept as written even when no control offers
+ * it (`?side=buy`, `?exchange=Binance`, `?min_usd=100k`): the server refuses it in its own
+ * words and the feed says so. Dropped, it left the feed unfiltered without a word.
+ */
 export function readState(search = location.search) {
   const params = new URLSearchParams(search);
-  const minUsd = Number(params.get("min_usd"));
   // In any case, as the server takes them (a link with ?exchange=OKX&side=Short).
-  const exchange = (params.get("exchange") || "").trim().toLowerCase();
-  const side = (params.get("side") || "").trim().toLowerCase();
+  const exchange = (params.get("exchange") || "").trim().toLowerCase().slice(0, MAX_VALUE);
+  const side = (params.get("side") || "").trim().toLowerCase().slice(0, MAX_VALUE);
   return {
-    minUsd: Number.isFinite(minUsd) && minUsd > 0 ? minUsd : 0,
+    minUsd: minUsdOf((params.get("min_usd") || "").trim().slice(0, MAX_VALUE)),
     market: (params.get("market") || "").trim().toUpperCase(),
-    exchange: EXCHANGE_ID.test(exchange) ? exchange : "",
-    side: side === "long" || side === "short" ? side : "",
+    exchange,
+    side,
     heatmap: (params.get("heatmap") || "BTC-PERP").trim().toUpperCase(),
     top: params.get("top") === "24h" ? "24h" : "1h",
   };
 }
 
+/** A minimum size as the page keeps it: a number of USD (0: any), or the text a link gave that
+ * is none, for the server to refuse. */
+export function minUsdOf(text) {
+  const value = Number(text);
+  return text === "" || (Number.isFinite(value) && value >= 0) ? value : text;
+}
+
 /** Write the state into the URL without reloading or adding history entries. */
 export function writeState(state) {
   const params = new URLSearchParams();
-  if (state.minUsd > 0) params.set("min_usd", String(state.minUsd));
+  if (state.minUsd !== 0) params.set("min_usd", String(state.minUsd));
   if (state.market) params.set("market", state.market);
   if (state.exchange) params.set("exchange", state.exchange);
   if (state.side) params.set("side", state.side);

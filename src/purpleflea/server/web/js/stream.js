@@ -104,7 +104,7 @@ export class LiveStream {
   subscription() {
     const wanted = { op: "subscribe", channels: ["liquidations", "cascades"] };
     const { minUsd, market, exchange, side } = this.filters;
-    if (minUsd > 0) wanted.min_usd = minUsd;
+    if (minUsd !== 0) wanted.min_usd = minUsd; // a link's text too, for the server to refuse
     if (market) wanted.markets = [market];
     if (exchange) wanted.exchanges = [exchange];
     if (side) wanted.sides = [side];
