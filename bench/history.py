@@ -46,6 +46,10 @@ Reading the files needs root or the postgres user::
 
     nice -n 10 .venv/bin/python bench/history.py --db /tmp/pf-pgpages/history-3m.sqlite \
         --events 3000000 --pg postgresql://postgres@127.0.0.1/<db>
+
+With ``--windows PLANS`` the PostgreSQL run takes :func:`window_shapes` instead: pages of time
+windows far behind the newest events, two of them also at a later page by cursor, and writes
+each shape's EXPLAIN (ANALYZE, BUFFERS) to the file ``PLANS``.
 """
 
 from __future__ import annotations
