@@ -223,7 +223,7 @@ def _postgres_window_page(
     - for each value of ``column``, its arm (:func:`_postgres_arm`) without the window, cut
       at :data:`WALK_PAGES` pages of rows (``walk``), and the window's rows among them;
     - ``tail``: when those are fewer than the page and the walk was cut, the window's rows
-      below the walk, read by time.
+      below the walk, read by time (once for all values: each below its own walk).
 
     The planner cannot know where in seq order a window lies: it costs the walk back to the
     window as if the window's rows were spread evenly over the arm's (seq is arrival order,
@@ -245,7 +245,6 @@ def _postgres_window_page(
     walks = msgspec.structs.replace(query, start_ms=None, end_ms=None)
     window = where(Query(start_ms=query.start_ms, end_ms=query.end_ms), "postgres")
     inside = window.sql.removeprefix(" WHERE ")
-    plural = {"market": "markets", "exchange": "exchanges", "side": "sides"}[column]
     # Ordered by ts so the count walks the ts index from the window's edge.
     ctes = [
         f"span AS MATERIALIZED (SELECT count(*) AS n FROM (SELECT 1 FROM liquidations "
@@ -255,6 +254,10 @@ def _postgres_window_page(
     parts = [f"(SELECT * FROM ({select}{everything.sql} OFFSET 0) whole WHERE {_SMALL})"]
     cte_params: list[Any] = [*window.params, span]
     params: list[Any] = [*everything.params, span]
+    gates: list[str] = []
+    gate_params: list[Any] = []
+    below: list[str] = []
+    below_params: list[Any] = []
     for i, value in enumerate(values):
         walk = _postgres_arm(select, walks, column, value, budget)
         ctes.append(f"walk{i} AS MATERIALIZED ({walk.sql})")
@@ -265,15 +268,21 @@ def _postgres_window_page(
             f"ORDER BY {column} DESC, seq DESC LIMIT %s)"
         )
         params += [*walk.params, *window.params, span, page]
-        # The window's rows below the walk, when the walk came short.
-        rest = where(msgspec.structs.replace(query, **{plural: (value,)}), "postgres")
-        parts.append(
-            f"(SELECT * FROM ({select}{rest.sql} AND seq < (SELECT min(seq) FROM walk{i}) "
-            f"OFFSET 0) tail WHERE NOT {_SMALL} AND (SELECT count(*) FROM (SELECT 1 FROM "
-            f"walk{i} WHERE {inside} LIMIT %s) found) < %s AND (SELECT count(*) FROM walk{i}) "
-            "= %s)"
+        # This walk came short: fewer than a page in the window, and cut at the budget.
+        gates.append(
+            f"((SELECT count(*) FROM (SELECT 1 FROM walk{i} WHERE {inside} LIMIT %s) found) "
+            f"< %s AND (SELECT count(*) FROM walk{i}) = %s)"
         )
-        params += [*rest.params, span, *window.params, page, page, budget]
+        gate_params += [*window.params, page, page, budget]
+        below.append(f"WHEN %s THEN (SELECT min(seq) FROM walk{i})")
+        below_params.append(value)
+    # The window's rows below each value's walk, read once for all values, when one came
+    # short (below a walk that did not, its rows only add lower ones to the merge).
+    parts.append(
+        f"(SELECT * FROM ({select}{everything.sql} AND seq < CASE {column} {' '.join(below)} "
+        f"END OFFSET 0) tail WHERE NOT {_SMALL} AND ({' OR '.join(gates)}))"
+    )
+    params += [*everything.params, *below_params, span, *gate_params]
     return Where(
         f"WITH {', '.join(ctes)} {' UNION ALL '.join(parts)}{order_by(query)} LIMIT %s",
         [*cte_params, *params, page],
