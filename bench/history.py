@@ -46,6 +46,10 @@ Reading the files needs root or the postgres user::
 
     nice -n 10 .venv/bin/python bench/history.py --db /tmp/pf-pgpages/history-3m.sqlite \
         --events 3000000 --pg postgresql://postgres@127.0.0.1/<db>
+
+With ``--windows PLANS`` the PostgreSQL run takes :func:`window_shapes` instead: pages of time
+windows far behind the newest events, two of them also at a later page by cursor, and writes
+each shape's EXPLAIN (ANALYZE, BUFFERS) to the file ``PLANS``.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import msgspec
 import numpy as np
 
 import pagecache
@@ -215,6 +220,109 @@ def query_shapes(end_ms: int, rng: np.random.Generator) -> dict[str, Callable[[]
         ),
         "min_usd=50M (rare: scans)": lambda: Query(min_usd=50_000_000),
     }
+
+
+DAY_MS = 86_400_000
+#: A window of the --pg windows is "far back": it starts between these days of the year, at
+#: least 135 days before the year's end (and the --pg-tail of BTC longs after it).
+FAR_DAYS = (20, 200)
+#: The page the "later page" window shapes ask for (its cursor found before timing).
+LATER_PAGE = 5
+
+
+def window_shapes(rng: np.random.Generator) -> dict[str, Callable[[], Query]]:
+    """PostgreSQL's window shapes (``--windows``): each draws a window far behind the newest
+    events (:data:`FAR_DAYS`), except the first, the one BTC window pgpages left at 1.1 s."""
+    markets = market_names()
+
+    def day() -> int:
+        return START_MS + int(rng.integers(*FAR_DAYS)) * DAY_MS
+
+    def major() -> str:
+        return markets[int(rng.integers(0, 10))]
+
+    def small() -> str:
+        return markets[int(rng.integers(100, 275))]
+
+    def window(days: float, **filters: Any) -> Query:
+        start = day()
+        return Query(start_ms=start, end_ms=start + int(days * DAY_MS), **filters)
+
+    return {
+        "BTC, 30 days from day 100": lambda: Query(
+            markets=("BTC-PERP",), start_ms=START_MS + 100 * DAY_MS, end_ms=START_MS + 130 * DAY_MS
+        ),
+        "market=major, 30 days": lambda: window(30, markets=(major(),)),
+        "market=major, 1 day": lambda: window(1, markets=(major(),)),
+        "market=major, 1 hour": lambda: window(1 / 24, markets=(major(),)),
+        "market=small coin, 30 days": lambda: window(30, markets=(small(),)),
+        "markets=2 majors, 30 days": lambda: window(
+            30, markets=tuple(markets[int(i)] for i in rng.choice(10, 2, replace=False))
+        ),
+        "market=major + side, 30 days": lambda: window(
+            30, markets=(major(),), sides=(str(rng.choice(["long", "short"])),)
+        ),
+        "market=major + min_usd=250k, 30 days": lambda: window(
+            30, markets=(major(),), min_usd=250_000
+        ),
+        "exchange, 30 days": lambda: window(30, exchanges=(str(rng.choice(EXCHANGES)),)),
+        "side, 30 days": lambda: window(30, sides=(str(rng.choice(["long", "short"])),)),
+        "market=major, since far back (no end)": lambda: Query(markets=(major(),), start_ms=day()),
+        "market=major, until far back (no start)": lambda: Query(markets=(major(),), end_ms=day()),
+    }
+
+
+async def later_pages(store: Any, make: Callable[[], Query], count: int) -> list[Query]:
+    """``count`` queries of ``make``'s shape, each with the cursor of its page
+    :data:`LATER_PAGE` (read through ``store`` first; ``make``'s query when it has fewer)."""
+    found = []
+    for _ in range(count):
+        query = make()
+        for _ in range(LATER_PAGE - 1):
+            cursor = (await store.query(query)).next_cursor
+            if cursor is None:
+                break
+            query = msgspec.structs.replace(query, before_seq=cursor)
+        found.append(query)
+    return found
+
+
+async def explain_windows(
+    admin: Any, shapes: dict[str, Callable[[], Query]], out: Path
+) -> list[str]:
+    """EXPLAIN (ANALYZE, BUFFERS) of each shape's first query (warm) into ``out``; one line a
+    shape: its time and the table rows its scans read."""
+    from purpleflea.store import postgres
+    from purpleflea.store.sql import history_page
+
+    lines, rows = [], []
+    admin.execute("SET jit = off")  # as PostgresStore reads a page of a window
+    for name, make in shapes.items():
+        query = make()
+        page = history_page(postgres._SELECT, query, "postgres")
+        plan = admin.execute(
+            f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {page.sql}".encode(), page.params
+        ).fetchone()[0][0]
+        text = admin.execute(
+            f"EXPLAIN (ANALYZE, BUFFERS) {page.sql}".encode(), page.params
+        ).fetchall()
+        lines += [f"## {name}", repr(query), "", *(str(r[0]) for r in text), ""]
+        rows.append(
+            f"- EXPLAIN {name}: {plan['Execution Time']:.1f} ms, {_rows_read(plan['Plan']):,} "
+            f"table rows read"
+        )
+    out.write_text("\n".join(lines))
+    return rows
+
+
+def _rows_read(plan: dict[str, Any]) -> int:
+    """Table rows a plan's scans produced or filtered out, over all loops."""
+    loops = int(plan.get("Actual Loops", 1))
+    read = 0
+    if "Relation Name" in plan:
+        read = (int(plan["Actual Rows"]) + int(plan.get("Rows Removed by Filter", 0))) * loops
+        read += int(plan.get("Rows Removed by Index Recheck", 0)) * loops
+    return read + sum(_rows_read(child) for child in plan.get("Plans", []))
 
 
 class Cold(NamedTuple):
@@ -483,6 +591,17 @@ async def bench_postgres(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed + 1)
     shapes = query_shapes(START_MS + YEAR_MS, rng)
     pagecache.load(files)
+    if args.windows:
+        shapes = window_shapes(rng)
+        later = {
+            name: await later_pages(store, shapes[name], args.repeat + 2)
+            for name in ("market=major, 30 days", "exchange, 30 days")
+        }
+        for name, queries in later.items():
+            shapes[f"{name}, page {LATER_PAGE}"] = iter(queries).__next__
+        explained = await explain_windows(
+            admin, window_shapes(np.random.default_rng(args.seed + 5)), Path(args.windows)
+        )
     backend = store._all_readers[0].info.backend_pid
     warm: dict[str, tuple[list[float], float]] = {}
     for name, make in shapes.items():
@@ -506,6 +625,7 @@ async def bench_postgres(args: argparse.Namespace) -> None:
             await fresh.close()
     admin.close()
     rows = [
+        *(explained if args.windows else []),
         "| query (PostgresStore, limit 100) | cold ms | warm p50 ms | warm p95 ms | warm max ms "
         "| warm backend CPU ms (mean) |",
         "|---|---:|---:|---:|---:|---:|",
@@ -580,6 +700,13 @@ def main(argv: list[str]) -> None:
         default=764_000,
         help="with --pg, first append this many BTC longs to a store that has none yet (the "
         "10M run's ingest phase left 764,000)",
+    )
+    parser.add_argument(
+        "--windows",
+        default=None,
+        metavar="PLANS",
+        help="with --pg, the window shapes far behind the newest events instead (each with "
+        "a later page), their EXPLAIN (ANALYZE, BUFFERS) written to the file PLANS",
     )
     args = parser.parse_args(argv)
     if not Path(args.db).exists():

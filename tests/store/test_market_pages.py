@@ -19,7 +19,14 @@ from purpleflea.store import Query, Store, postgres
 from purpleflea.store.base import row_to_event
 from purpleflea.store.factory import open_store
 from purpleflea.store.postgres import PostgresStore
-from purpleflea.store.sql import BIG_USD, MAX_MERGED_MARKETS, history_page, order_by, where
+from purpleflea.store.sql import (
+    BIG_USD,
+    MAX_MERGED_MARKETS,
+    WALK_PAGES,
+    history_page,
+    order_by,
+    where,
+)
 from purpleflea.store.sqlite import SQLiteStore
 from tests.events import T0
 from tests.store.test_replay import EXCHANGES, MARKETS, _events
@@ -305,5 +312,131 @@ async def test_a_postgres_page_of_a_market_with_a_big_min_usd_walks_its_big_even
             await connection.execute("ANALYZE liquidations")
         plan = await store.explain(Query(markets=("ETH-PERP",), min_usd=250_000))
         assert "liquidations_big_market" in plan, plan
+    finally:
+        await store.close()
+
+
+#: A window far behind the newest events: 4,000 events' time of the :func:`_skewed` store,
+#: with 14,000 of them and the TAIL (BTC-PERP longs on bybit) after it.
+FAR_START, FAR_END = T0 + 30 * 2_000, T0 + 30 * 6_000
+#: Pages whose arm walked every newer event of its market (exchange, side) back to the window.
+FAR_BACK = [
+    Query(markets=("BTC-PERP",), start_ms=FAR_START, end_ms=FAR_END),
+    Query(markets=("BTC-PERP",), sides=("long",), start_ms=FAR_START, end_ms=FAR_END),
+    Query(markets=("BTC-PERP", "ETH-PERP"), start_ms=FAR_START, end_ms=FAR_END),
+    Query(exchanges=("bybit",), start_ms=FAR_START, end_ms=FAR_END),
+    Query(sides=("long",), start_ms=FAR_START, end_ms=FAR_END),
+]
+
+
+@pytest.mark.parametrize("query", FAR_BACK)
+async def test_a_postgres_page_of_a_window_far_back_reads_the_window(query: Query) -> None:
+    # The arm walks its column back at most WALK_PAGES pages' worth of rows, then reads the
+    # window by time (this one holds more events than that, or it would be read whole): what
+    # it reads is bounded by the window, not by the events after it (the walk back read
+    # 14,000-17,000 rows an arm here).
+    store = await PostgresStore.connect(await _empty_postgres())
+    try:
+        tail = [
+            msgspec.structs.replace(
+                e, market="BTC-PERP", side="long", exchange="bybit", coverage="complete"
+            )
+            for e in _skewed(20_000 + TAIL)[20_000:]
+        ]
+        await store.append(_skewed(20_000) + tail)
+        connection = await psycopg.AsyncConnection.connect(store.url, autocommit=True)
+        async with connection:
+            await connection.execute("ANALYZE liquidations")
+            page = history_page(postgres._SELECT, query, "postgres")
+            cursor = await connection.execute(
+                f"EXPLAIN (ANALYZE, FORMAT JSON) {page.sql}".encode(), page.params
+            )
+            row = await cursor.fetchone()
+        assert row is not None
+        plan = row[0][0]["Plan"]
+        arms = len(query.markets) or 1
+        budget = WALK_PAGES * (query.limit + 1)
+        # The window's size counted up to the budget; each arm: the walk (twice: its page and
+        # the gates' count) and the window's 4,000.
+        assert _rows_read(plan) < budget + arms * (2 * budget + 4_500), plan
+        assert (await store.query(query)).events == await _old_page(store, query)
+    finally:
+        await store.close()
+
+
+def _far_back_query(rng: random.Random, last_seq: int) -> Query:
+    """A page of a window among the first 900 events' times (with an end, a start or both),
+    small limits so a walk's budget is spent before the window, any other filter, a cursor."""
+    start = T0 + rng.randrange(900)
+    end = start + rng.randrange(1, 300)
+    start_ms, end_ms = rng.choice(((start, end), (start, None), (None, end)))
+    return Query(
+        markets=rng.choice(((), ("BTC-PERP",), (rng.choice(MARKETS),), _markets(rng))),
+        exchanges=rng.choice(((), (), tuple(e for e in EXCHANGES if rng.random() < 0.5))),
+        sides=rng.choice(((), (), ("long",), ("short",))),
+        min_usd=rng.choice((0.0, 0.0, 1_000.0, 250_000.0)),
+        start_ms=start_ms,
+        end_ms=end_ms,
+        before_seq=rng.choice((None, None, rng.randrange(1, last_seq + 2))),
+        limit=rng.choice((1, 2, 5, 20)),
+    )
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+async def test_pages_of_windows_far_back_are_every_matching_event_once(
+    store: Store, seed: int
+) -> None:
+    # 900 events with times out of seq order, then 600 BTC-PERP longs on bybit after every
+    # window, a tenth of them late (times back among the windows): PostgreSQL's walk spends
+    # its budget before the window and reads the rest by time. Both stores give the same
+    # pages: every matching event once, newest seq first.
+    rng = random.Random(seed)
+    events = _late_events(rng, 900)
+    after = events[-1].seq
+    tail = [
+        Liquidation(
+            id=f"tail:{i}",
+            seq=after + i,
+            exchange="bybit",
+            symbol="X",
+            market="BTC-PERP",
+            side="long",
+            price=1.0,
+            quantity=1.0,
+            size_usd=rng.choice((500.0, 300_000.0)),
+            ts=T0 + (rng.randrange(900) if i % 10 == 0 else 1_000 + i),
+            received_at=T0 + 1_000 + i,
+            cascade_score=0,
+            coverage="complete",
+        )
+        for i in range(1, 601)
+    ]
+    events += tail
+    await store.append(events)
+    for _ in range(40):
+        query = _far_back_query(rng, events[-1].seq)
+        page = await store.query(query)
+        assert page.events == await _old_page(store, query), query
+        got = list(page.events)
+        while page.next_cursor is not None:
+            assert isinstance(page.next_cursor, int)
+            page = await store.query(msgspec.structs.replace(query, before_seq=page.next_cursor))
+            got.extend(page.events)
+        assert got == _matching(query, events), query
+
+
+async def test_a_postgres_page_of_a_window_is_planned_for_its_own_values() -> None:
+    # psycopg prepares a statement run 5 times and PostgreSQL may then keep one generic plan
+    # for every value: for a window's page it planned without the market or the window
+    # (BitmapAnd of the market's and the window's indexes: 1.09 s for BTC's 30 days at
+    # 3.76M events, 0.50 s planned for the values). Each page of a window is planned anew.
+    store = await PostgresStore.connect(await _empty_postgres(), readers=1)
+    try:
+        await store.append(_skewed(2_000))
+        query = Query(markets=("BTC-PERP",), start_ms=T0 + 30 * 200, end_ms=T0 + 30 * 600)
+        for _ in range(8):
+            await store.query(query)
+        prepared = await store._read("SELECT statement FROM pg_prepared_statements", ())
+        assert not [row for row in prepared if "ts >= " in row[0]], prepared
     finally:
         await store.close()
