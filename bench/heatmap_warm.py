@@ -1,7 +1,7 @@
 """The warmed heatmap with new open interest placed by the real shape: chosen on the first
 half of the measured maps, judged on the second.
 
-    .venv/bin/python bench/heatmap_warm.py            # ~1 min CPU; --data the shared data/real
+    .venv/bin/python bench/heatmap_warm.py            # ~20 s CPU; --data the shared data/real
 
 The warmed model (60 days of hourly rows, as the verdict line of ``bench/heatmap_real.py``)
 places every open-interest increase through the leverage tiers. The candidates place it

@@ -18,6 +18,11 @@ How it estimates (per instrument, summed per market):
 
       long:  entry * (1 - 1/L) / (1 - mmr)        short: entry * (1 + 1/L) / (1 + mmr)
 
+  Optionally (``opened``, off by default) a share of it is placed instead at liquidation
+  log-distances from each entry drawn from the first-sight shape fitted on real positions:
+  better than the tiers on the measured maps, not better than the first sight alone
+  (docs/heatmap.md, section 6).
+
 - **Sweep.** A long is gone once the path's low reaches its liquidation price, a short once the
   high does: every bin beyond the range since the last snapshot is emptied (partly, for the bin
   the extreme falls in). Sweeping happens before opening, so positions opened in an interval
