@@ -110,7 +110,13 @@ def evaluate(
     scored += list(range(args.top, len(names), args.tail_step))
     fed = {names[i] for i in scored}
     index = np.array(scored)
-    config = HeatmapConfig(tiers=TIERS[args.tiers], first_sight=FIRST_SIGHTS[args.first_sight])
+    config = HeatmapConfig(
+        tiers=TIERS[args.tiers],
+        first_sight=FIRST_SIGHTS[args.first_sight],
+        opened=FIRST_SIGHT if args.opened_share > 0 else None,
+        opened_share=args.opened_share,
+        turnover_per_hour=args.turnover,
+    )
     model = HeatmapModel(config)
     latest: dict[str, dict[tuple[str, str], MarketSnapshot]] = {}
     low = high = sim.marks()[index].copy()
@@ -197,6 +203,13 @@ def main() -> None:
         help="how open interest found at first sight is placed (the naive baseline is only that)",
     )
     parser.add_argument(
+        "--opened-share",
+        type=float,
+        default=0.0,
+        help="share of new open interest placed by the first-sight shape (0: the tiers)",
+    )
+    parser.add_argument("--turnover", type=float, default=HeatmapConfig().turnover_per_hour)
+    parser.add_argument(
         "--bucket-pct",
         type=float,
         nargs="+",
@@ -214,7 +227,8 @@ def main() -> None:
     print(
         f"Seeds {args.seeds}, {args.hours:g} h simulated each, scored every {args.every} min "
         f"after {args.warmup:g} h; top {args.top} markets and every {args.tail_step}th beyond; "
-        f"leverage mix: {args.tiers}; first sight: {args.first_sight}; "
+        f"leverage mix: {args.tiers}; first sight: {args.first_sight}; opened by the shape: "
+        f"{args.opened_share:g}; turnover {args.turnover:g}/h; "
         f"{time.perf_counter() - started:.0f} s."
     )
     for bucket in args.bucket_pct:

@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from purpleflea.engine.heatmap import HeatmapModel
+from purpleflea.engine.heatmap import FIRST_SIGHT, HeatmapConfig, HeatmapModel
 from purpleflea.model import MarketSnapshot
 
 
@@ -96,6 +96,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--cycles", type=int, default=20)
     parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument(
+        "--opened-share",
+        type=float,
+        default=0.0,
+        help="share of new open interest placed by the first-sight shape (0: the tiers)",
+    )
     args = parser.parse_args()
 
     rng = random.Random(1)
@@ -106,7 +112,11 @@ def main() -> None:
         for market, price in zip(markets, prices, strict=True)
         for e in range(args.exchanges)
     ]
-    model = HeatmapModel()
+    model = HeatmapModel(
+        HeatmapConfig(opened=FIRST_SIGHT, opened_share=args.opened_share)
+        if args.opened_share > 0
+        else None
+    )
     for _ in range(args.warmup):
         for walk in walks:
             snapshot, low, high = walk.step()

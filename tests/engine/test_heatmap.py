@@ -220,6 +220,61 @@ def test_the_earlier_flat_first_sight_is_kept_for_comparison() -> None:
     assert max(spread) == pytest.approx(100_000 * 1.03 * factor, abs=200)
 
 
+SHAPED = HeatmapConfig(opened=FIRST_SIGHT, turnover_per_hour=0)
+
+
+def test_opened_open_interest_can_follow_the_real_shape_from_its_entry() -> None:
+    # With ``opened``, an increase is placed like real positions (FIRST_SIGHT's gamma of
+    # liquidation log-distances), from the entry it was opened at, not through the tiers.
+    mark, coins = 50_000.0, 100.0
+    model = opened_at(HeatmapModel(SHAPED), mark, coins)
+    heat = model.heatmap("BTC-PERP", low=mark * 0.4, high=mark * 2.1, bucket=10)
+    centres = np.array(heat.prices) + 5
+    long_coins = np.array(heat.long_usd) / centres
+    short_coins = np.array(heat.short_usd) / centres
+    assert long_coins.sum() == pytest.approx(coins, rel=1e-3)
+    assert short_coins.sum() == pytest.approx(coins, rel=1e-3)
+    assert long_coins[centres >= mark].sum() == 0
+    assert short_coins[centres < mark].sum() == 0
+    distance = np.abs(np.log(centres / mark))
+    for x in (0.03, 0.1, 0.3):
+        expected = gamma_share(FIRST_SIGHT.shape, FIRST_SIGHT.scale, FIRST_SIGHT.reach, x)
+        assert long_coins[distance <= x].sum() / coins == pytest.approx(expected, abs=0.005)
+        assert short_coins[distance <= x].sum() / coins == pytest.approx(expected, abs=0.005)
+
+
+def test_opened_shape_follows_the_entries_and_the_sweep_still_applies() -> None:
+    model = HeatmapModel(SHAPED)
+    model.on_snapshot(snap(0, 100_000, 0.0))
+    model.on_snapshot(snap(1, 100_000, 10.0), low=98_000, high=102_000)
+    long_at_mark = model.fuel("BTC-PERP", "long", 100_000, 99.0)
+    # Opened at entries from 98,000 to 102,000: the map is the shape smeared over that range
+    # and cut at the mark; the same increase opened at 100,000 alone has the same total.
+    single = opened_at(HeatmapModel(SHAPED), 100_000.0, 10.0)
+    assert long_at_mark == pytest.approx(single.fuel("BTC-PERP", "long", 100_000, 99.0), rel=0.01)
+    # A low 8 % down sweeps every long whose liquidation price it reached (open interest
+    # halves, so nothing is reopened in the swept range).
+    model.on_snapshot(snap(2, 100_000, 5.0), low=92_000, high=100_000)
+    assert model.fuel("BTC-PERP", "long", 100_000, 8.0) < 1e-3 * long_at_mark
+    held = model.heatmap("BTC-PERP", low=40_000, high=100_000, bucket=100)
+    coins = sum(u / (p + 50) for p, u in zip(held.prices, held.long_usd, strict=True))
+    assert coins == pytest.approx(5.0, rel=0.01)
+
+
+def test_opened_share_blends_the_shape_with_the_tiers() -> None:
+    half = HeatmapConfig(
+        tiers=TEN_X.tiers, opened=FIRST_SIGHT, opened_share=0.5, turnover_per_hour=0
+    )
+    model = opened_at(HeatmapModel(half), 100_000.0, 10.0)
+    tiers = opened_at(HeatmapModel(TEN_X), 100_000.0, 10.0)
+    shaped = opened_at(HeatmapModel(SHAPED), 100_000.0, 10.0)
+    for pct in (5.0, 9.0, 12.0, 40.0):
+        both = [m.fuel("BTC-PERP", "long", 100_000, pct) for m in (tiers, shaped)]
+        assert model.fuel("BTC-PERP", "long", 100_000, pct) == pytest.approx(
+            sum(both) / 2, rel=1e-6
+        )
+
+
 def test_exchanges_of_one_market_add_up() -> None:
     model = HeatmapModel(TEN_X)
     for exchange, coins in (("binance_usdm", 10.0), ("bybit", 5.0)):
@@ -331,6 +386,10 @@ def test_bad_inputs_raise_clear_errors() -> None:
         HeatmapConfig(buckets=0)
     with pytest.raises(ValueError, match=r"first_sight\.scale must be a positive number, got nan"):
         HeatmapConfig(first_sight=FirstSight(shape=1.2, scale=math.nan))
+    with pytest.raises(ValueError, match=r"opened\.shape must be a positive number, got 0"):
+        HeatmapConfig(opened=FirstSight(shape=0, scale=0.3))
+    with pytest.raises(ValueError, match=r"opened_share must be in \[0, 1\], got 1.5"):
+        HeatmapConfig(opened_share=1.5)
     with pytest.raises(ValueError, match=r"negligible_share must be in \[0, 0\.001\), got 0\.5"):
         HeatmapConfig(negligible_share=0.5)
 

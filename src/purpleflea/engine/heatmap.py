@@ -18,6 +18,11 @@ How it estimates (per instrument, summed per market):
 
       long:  entry * (1 - 1/L) / (1 - mmr)        short: entry * (1 + 1/L) / (1 + mmr)
 
+  Optionally (``opened``, off by default) a share of it is placed instead at liquidation
+  log-distances from each entry drawn from the first-sight shape fitted on real positions:
+  better than the tiers on the measured maps, not better than the first sight alone
+  (docs/heatmap.md, section 6).
+
 - **Sweep.** A long is gone once the path's low reaches its liquidation price, a short once the
   high does: every bin beyond the range since the last snapshot is emptied (partly, for the bin
   the extreme falls in). Sweeping happens before opening, so positions opened in an interval
@@ -163,6 +168,12 @@ class HeatmapConfig(msgspec.Struct, frozen=True, kw_only=True):
     #: earlier flat spread of entries within ``warm_start_pct`` of the mark, through the tiers.
     first_sight: FirstSight | None = FIRST_SIGHT
     warm_start_pct: float = 3.0
+    #: How open interest opened since the last snapshot (and turnover's reopened part) places
+    #: its liquidation prices: ``opened_share`` of it at log-distances from each entry drawn
+    #: from ``opened`` (the fitted real shape, as at first sight), the rest through ``tiers``.
+    #: ``None`` or a share of 0: all through the tiers.
+    opened: FirstSight | None = None
+    opened_share: float = 1.0
     #: Hourly, the bins at a book's two ends holding together at most this share of its
     #: notional are dropped (0: never). Results move by at most this share.
     negligible_share: float = 1e-9
@@ -184,13 +195,20 @@ class HeatmapConfig(msgspec.Struct, frozen=True, kw_only=True):
                     f"HeatmapConfig.tiers: maintenance {tier.maintenance} must be in "
                     f"[0, 1/leverage) for {tier!r}"
                 )
-        if self.first_sight is not None:
+        for what in ("first_sight", "opened"):
+            shape = getattr(self, what)
+            if shape is None:
+                continue
             for name in ("shape", "scale", "reach"):
-                value = getattr(self.first_sight, name)
+                value = getattr(shape, name)
                 if not (math.isfinite(value) and value > 0):
                     raise ValueError(
-                        f"HeatmapConfig.first_sight.{name} must be a positive number, got {value}"
+                        f"HeatmapConfig.{what}.{name} must be a positive number, got {value}"
                     )
+        if not (math.isfinite(self.opened_share) and 0 <= self.opened_share <= 1):
+            raise ValueError(
+                f"HeatmapConfig.opened_share must be in [0, 1], got {self.opened_share}"
+            )
         if not (math.isfinite(self.negligible_share) and 0 <= self.negligible_share < 1e-3):
             raise ValueError(
                 f"HeatmapConfig.negligible_share must be in [0, 0.001), got {self.negligible_share}"
@@ -375,6 +393,16 @@ class HeatmapModel:
             ],
             "short": [math.log((1 + 1 / t.leverage) / (1 + t.maintenance)) / STEP for t in tiers],
         }
+        opened = self.config.opened
+        share = self.config.opened_share if opened is not None else 0.0
+        #: Share of new open interest placed by the shape, and the shape's shares per bin of
+        #: distance from the entry (bin ``j`` at ``j + 0.5`` bins).
+        self._opened_share = share
+        self._opened: Array = (
+            _first_sight_shares(1.0, opened.reach / STEP, opened)
+            if opened is not None and share > 0
+            else np.zeros(0)
+        )
         self._books: dict[str, dict[tuple[str, str], _Book]] = {}
         self._views: dict[str, _View] = {}
         #: The newest snapshot time applied, and when listings are next looked at for retiring.
@@ -501,6 +529,12 @@ class HeatmapModel:
         mark (the tier keeps its weight).
         """
         a, b, m = _grid(low), _grid(high), _grid(mark)
+        shaped = self._opened_share
+        if shaped > 0:
+            self._open_shaped(book, side, coins * shaped, a, b, m)
+            if shaped >= 1:
+                return
+            coins *= 1 - shaped
         if side == "long":
             spans = [(a + shift, min(b + shift, m)) for shift in self._shift[side]]
         else:
@@ -512,6 +546,41 @@ class HeatmapModel:
         held = book.side(side)
         for weight, (lo, hi) in zip(self._weights, spans, strict=True):
             _spread(held, book.start, lo, hi, coins * weight)
+
+    def _open_shaped(
+        self, book: _Book, side: Side, coins: float, a: float, b: float, m: float
+    ) -> None:
+        """Add ``coins`` with entries spread evenly over grid positions ``[a, b]`` and
+        liquidation prices at the ``opened`` shape's log-distances from each entry.
+
+        As for the tiers, a position still open at the mark ``m`` has its liquidation price on
+        the safe side of it: the part of the shape beyond the mark is dropped and the rest
+        scaled up to hold all ``coins``.
+        """
+        first, last = math.floor(a), math.floor(max(a, b))
+        entries = np.zeros(last - first + 1)
+        _spread(entries, first, a, b, 1.0)
+        mark_bin = math.floor(m)
+        if side == "long":
+            # Entry bin first + e, distance bin j: liquidation bin first + e - 1 - j, which is
+            # bin low + i of the convolution with the reversed shares (i = e + L - 1 - j).
+            low = first - len(self._opened)
+            placed = np.convolve(entries, self._opened[::-1])
+            keep = min(len(placed), mark_bin - low)  # bins below the mark's
+        else:
+            # Liquidation bin first + e + 1 + j: bin low + i of the plain convolution.
+            low = first + 1
+            placed = np.convolve(entries, self._opened)
+            skip = max(0, mark_bin + 1 - low)  # bins above the mark's
+            placed = placed[skip:]
+            low += skip
+            keep = len(placed)
+        if keep <= 0 or not (total := float(placed[:keep].sum())) > 0:
+            return
+        book.cover(low, low + keep)
+        held = book.side(side)
+        at = low - book.start
+        held[at : at + keep] += placed[:keep] * (coins / total)
 
     def forget(self, market: str, exchange: str, symbol: str) -> None:
         """Drop one instrument's book of ``market`` (nothing if there is none)."""
