@@ -9,7 +9,7 @@ from mcp_types import CallToolResult
 from pydantic import BeforeValidator, Field
 
 from purpleflea.client import LiquidationClient
-from purpleflea.client.seen import market_seen
+from purpleflea.client.seen import market_seen, stored_before
 from purpleflea.clock import now_ms
 from purpleflea.formatting import format_price, format_usd
 from purpleflea.mcp import arguments
@@ -247,9 +247,11 @@ class MarketTools:
             found = await aggregate_provenance(self.client, markets=[name], start=start, end=end)
             sides = _sides(totals)
             seen = sides["count"] > 0 or await market_seen(self.client, name)
+            unrecorded = await before_history(self.client, sides["count"] > 0 or not seen, end)
         data = {
             "market": name,
             "market_seen": seen,
+            "history_starts_after_window": unrecorded,
             "window_minutes": window_minutes,
             "start_ms": start,
             "end_ms": end,
@@ -261,6 +263,8 @@ class MarketTools:
         text = _stats_text(name, window_minutes, end, sides, largest)
         if not seen:
             text = f"{name}: {never_seen(name)}"
+        elif unrecorded:
+            text = f"{name}: {not_recorded(end)}"
         return result(f"{text} {provenance_line(found)}", data)
 
     async def market_summary(
@@ -288,9 +292,11 @@ class MarketTools:
             found = await aggregate_provenance(client, markets=markets, start=start, end=end)
             sides = _sides(totals)
             seen = name is None or sides["count"] > 0 or await market_seen(client, name)
+            unrecorded = await before_history(client, sides["count"] > 0 or not seen, end)
         data = {
             "market": name,
             "market_seen": seen,
+            "history_starts_after_window": unrecorded,
             "window_minutes": window_minutes,
             "start_ms": start,
             "end_ms": end,
@@ -304,13 +310,30 @@ class MarketTools:
         heading = f"{name or 'All markets'}, last {span(window_minutes)} (to {utc(end)}):"
         # Cascades are asked as they are now: a window that ended earlier says so of them.
         past = end < now_ms()
-        told = (
-            [never_seen(name)]
-            if name and not seen
-            else _summary(sides, top, active, biggest, past=past)
-        )
+        told = _summary(sides, top, active, biggest, past=past)
+        if name and not seen:
+            told = [never_seen(name)]
+        elif unrecorded:
+            told = [not_recorded(end), *told[1:]]  # the active cascades (of now) stay
         sentences = [heading, *told, provenance_line(found)]
         return result(" ".join(sentences), data)
+
+
+async def before_history(client: LiquidationClient, answered: bool, end: int) -> bool:
+    """Whether a window ending at ``end`` is before the stored history: asked (one request)
+    only when it was not ``answered`` otherwise (it had events, or names a market never seen)."""
+    return not answered and not await stored_before(client, end)
+
+
+def not_recorded(end: int) -> str:
+    """What a window before the stored history says instead of "no liquidations", which read as
+    a calm market: an agent asking about a crash before the tracker ran was told nothing
+    happened."""
+    return (
+        f"no liquidations: nothing of any market is stored before {utc(end)}, so this window "
+        "is before the tracker's stored history (the tracker was not recording then; "
+        "`purpleflea import` adds recorded history), not a calm one."
+    )
 
 
 def _stats_text(
