@@ -83,4 +83,6 @@ async def test_recent_liquidations_and_cascades_say_when_more_matched(
     for name in lists:  # a list of two or more, cut to one, says so
         assert len(data[name]) == 1
         assert data["truncated"][name] is True
-        assert f"The 1 newest {name} cascade(s) (more exist" in text
+        ranked = "strongest of " if name == "active" else "newest "  # active: by score
+        assert f"The 1 {ranked}" in text
+        assert f" {name} cascade(s) (" in text

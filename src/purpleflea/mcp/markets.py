@@ -30,7 +30,7 @@ from purpleflea.mcp.answers import (
     venue_coverage,
     window,
 )
-from purpleflea.mcp.cascades import cascade_dict
+from purpleflea.mcp.cascades import cascade_dict, strongest_active
 from purpleflea.model import CascadeAlert, Liquidation
 
 #: ``estimate.calibration``: a complete venue of the answer's markets had events in the
@@ -285,7 +285,7 @@ class MarketTools:
         async with server_errors(client.base_url):
             totals = await side_totals(client, markets=markets, start=start, end=end)
             top = [] if name else await top_markets(client, start=start, end=end)
-            active = await client.cascades(status="active", markets=markets, limit=5)
+            active, active_count = await strongest_active(client, markets, 5)
             biggest, truncated = await largest_events(
                 client, markets=markets, start=start, end=end, count=3
             )
@@ -303,6 +303,7 @@ class MarketTools:
             **sides,
             "top_markets": top,
             "active_cascades": [cascade_dict(a) for a in active],
+            "active_cascade_count": active_count,
             "biggest": [e.to_dict() for e in biggest],
             "biggest_scan_truncated": truncated,
             "provenance": found,
@@ -310,7 +311,7 @@ class MarketTools:
         heading = f"{name or 'All markets'}, last {span(window_minutes)} (to {utc(end)}):"
         # Cascades are asked as they are now: a window that ended earlier says so of them.
         past = end < now_ms()
-        told = _summary(sides, top, active, biggest, past=past)
+        told = _summary(sides, top, active, biggest, past=past, active_count=active_count)
         if name and not seen:
             told = [never_seen(name)]
         elif unrecorded:
@@ -360,9 +361,11 @@ def _summary(
     biggest: list[Liquidation],
     *,
     past: bool = False,
+    active_count: int | None = None,
 ) -> list[str]:
     """The briefing's sentences after its heading; ``past``: the window ended before now, so
-    the active cascades (the server's of now) are said to be of now, not of the window."""
+    the active cascades (the server's of now) are said to be of now, not of the window;
+    ``active_count``: how many are active, of which ``active`` are the strongest."""
     sentences: list[str] = []
     total, side = sides["total_usd"], sides["dominant_side"]
     if sides["count"] == 0:
@@ -378,11 +381,15 @@ def _summary(
         sentences.append(
             "Top markets: " + ", ".join(f"{m['market']} {format_usd(m['usd'])}" for m in top) + "."
         )
+    count = len(active) if active_count is None else active_count
+    some = f"the {len(active)} strongest" if count > len(active) else ""
     if past:
         now = " active now (after this window)"
-        listed = f"{len(active)} cascade(s){now}: " if active else f"No cascades{now}."
+        listed = f"{count:,} cascade(s){now}" if active else f"No cascades{now}."
     else:
-        listed = f"{len(active)} active cascade(s): " if active else "No active cascades."
+        listed = f"{count:,} active cascade(s)" if active else "No active cascades."
+    if active:
+        listed += f", {some}: " if some else ": "
     sentences.append(listed + " ".join(a.message for a in active))
     if biggest:
         prints = "; ".join(
