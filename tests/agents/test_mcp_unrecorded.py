@@ -37,3 +37,19 @@ async def test_a_window_before_any_stored_liquidation_says_so(
     assert _data(quiet)["history_starts_after_window"] is False
     assert "not recording" not in _text(quiet)
     assert "no liquidations" in _text(quiet)
+
+
+async def test_recent_liquidations_before_any_stored_one_says_so(
+    fed: Running, burst: Burst
+) -> None:
+    async with Client(build_server(LiquidationClient(fed.key, fed.url))) as client:
+        early = await client.call_tool(
+            "recent_liquidations", {"end_ms": burst.start - 2 * HOUR_MS, "limit": 5}
+        )
+        big = await client.call_tool("recent_liquidations", {"min_usd": 1e12})
+    data, text = _data(early), _text(early)
+    assert data["count"] == 0
+    assert data["history_starts_after_window"] is True
+    assert text.startswith("No liquidations match these filters: nothing of any market is ")
+    assert _data(big)["history_starts_after_window"] is False  # filtered out: nothing to add
+    assert "not recording" not in _text(big)

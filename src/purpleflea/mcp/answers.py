@@ -320,3 +320,14 @@ def unseen_text(markets: list[str]) -> str:
         f"No liquidation of {names} is stored at all, in any window (a typo? market_summary "
         "without a market names the most liquidated markets)."
     )
+
+
+def not_recorded(end: int) -> str:
+    """What a window before the stored history says instead of "no liquidations", which read as
+    a calm market: an agent asking about a crash before the tracker ran was told nothing
+    happened."""
+    return (
+        f"no liquidations: nothing of any market is stored before {utc(end)}, so this window "
+        "is before the tracker's stored history (the tracker was not recording then; "
+        "`purpleflea import` adds recorded history), not a calm one."
+    )

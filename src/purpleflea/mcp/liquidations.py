@@ -9,7 +9,7 @@ from mcp_types import CallToolResult
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from purpleflea.client import LiquidationClient
-from purpleflea.client.seen import unseen_markets
+from purpleflea.client.seen import stored_before, unseen_markets
 from purpleflea.clock import now_ms
 from purpleflea.formatting import format_usd
 from purpleflea.mcp import arguments
@@ -22,6 +22,7 @@ from purpleflea.mcp.answers import (
     MarketsArg,
     also_text,
     event_line,
+    not_recorded,
     provenance,
     provenance_line,
     result,
@@ -128,6 +129,8 @@ class LiquidationTools:
             )
             truncated = next_cursor is not None
             unseen = [] if events else await unseen_markets(self.client, wanted.markets)
+            # Nothing stored before the end at all: not a quiet tape, an unrecorded one.
+            unrecorded = not events and not unseen and not await stored_before(self.client, until)
         filters: dict[str, Any] = {
             "markets": upper(markets),
             "exchanges": exchanges,
@@ -149,6 +152,7 @@ class LiquidationTools:
             "count": len(events),
             "truncated": truncated,
             "next_cursor": next_cursor,
+            "history_starts_after_window": unrecorded,
             "events": [e.to_dict() for e in events],
             "filters": filters,
             "provenance": found,
@@ -157,6 +161,10 @@ class LiquidationTools:
         if unseen:
             data["unseen_markets"] = unseen
             text += " " + unseen_text(unseen)
+        elif unrecorded:
+            text = "No liquidations match these filters" + not_recorded(until).removeprefix(
+                "no liquidations"
+            )
         return result(f"{text}\n{provenance_line(found)}", data)
 
 

@@ -20,6 +20,7 @@ from purpleflea.mcp.answers import (
     WindowArg,
     event_line,
     never_seen,
+    not_recorded,
     price_note,
     provenance,
     provenance_line,
@@ -324,17 +325,6 @@ async def before_history(client: LiquidationClient, answered: bool, end: int) ->
     """Whether a window ending at ``end`` is before the stored history: asked (one request)
     only when it was not ``answered`` otherwise (it had events, or names a market never seen)."""
     return not answered and not await stored_before(client, end)
-
-
-def not_recorded(end: int) -> str:
-    """What a window before the stored history says instead of "no liquidations", which read as
-    a calm market: an agent asking about a crash before the tracker ran was told nothing
-    happened."""
-    return (
-        f"no liquidations: nothing of any market is stored before {utc(end)}, so this window "
-        "is before the tracker's stored history (the tracker was not recording then; "
-        "`purpleflea import` adds recorded history), not a calm one."
-    )
 
 
 def _stats_text(
