@@ -388,7 +388,7 @@ async def test_arguments_as_a_model_sends_them_are_read_and_bad_ones_said_in_a_l
             "liquidated position, not the liquidation order's side: an order that sells closes "
             "a long (send 'long'), one that buys closes a short ('short') (got 'buy'); limt: "
             "not permitted: recent_liquidations takes markets, exchanges, side, min_usd, "
-            "since_minutes, limit, end_ms"
+            "since_minutes, limit, end_ms, cursor"
         )
         window = await client.call_tool("market_summary", {"window_minutes": "a while"})
         assert _text(window).startswith("market_summary: bad arguments: window_minutes: ")

@@ -64,7 +64,8 @@ async def test_recent_liquidations_and_cascades_say_when_more_matched(
     text, data = cut
     assert (data["count"], data["truncated"]) == (5, True)
     assert text.startswith("The 5 newest of more matching liquidations (limit 5), ")
-    assert "More match: raise limit (up to 100)" in text
+    assert "More match: cursor " in text
+    assert "or raise limit (up to 100)" in text
 
     text, data = whole
     expected = sum(1 for e in events if e.market == "ETH-PERP" and (e.size_usd or 0) >= 200_000)
@@ -82,4 +83,6 @@ async def test_recent_liquidations_and_cascades_say_when_more_matched(
     for name in lists:  # a list of two or more, cut to one, says so
         assert len(data[name]) == 1
         assert data["truncated"][name] is True
-        assert f"The 1 newest {name} cascade(s) (more exist" in text
+        ranked = "strongest of " if name == "active" else "newest "  # active: by score
+        assert f"The 1 {ranked}" in text
+        assert f" {name} cascade(s) (" in text

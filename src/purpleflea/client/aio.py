@@ -48,6 +48,9 @@ RATE_LIMIT_FLOOR_S = 1.0
 HISTORY_ALL_PAGE = 1000
 #: What to do when no server answers (the MCP server says where its URL is set instead).
 UNREACHABLE_TODO = "start one with `purpleflea serve`, or set PURPLEFLEA_URL"
+#: What to do when the server took the request and did not answer in time (the MCP server,
+#: whose agent has no timeout to pass, says what it can do instead).
+TIMEOUT_TODO = "it may be overloaded; retry, or pass a larger timeout="
 #: What to do when a request that changes something may have been done unanswered.
 _CHANGED_TODO = "it may still have done it: list what is there (webhooks()) before you retry"
 
@@ -84,9 +87,7 @@ def _unreachable(
             "unreachable",
         )
     if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
-        todo = (
-            _CHANGED_TODO if changes else "it may be overloaded; retry, or pass a larger timeout="
-        )
+        todo = _CHANGED_TODO if changes else TIMEOUT_TODO
         return ServerUnreachableError(
             f"the Purple Flea server at {names} did not answer within {timeout:g} s "
             f"({type(exc).__name__}): {todo}",

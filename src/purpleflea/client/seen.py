@@ -37,3 +37,11 @@ async def typo_markets(client: LiquidationClient, markets: Sequence[str] | None)
     if not markets or not (await client.history(limit=1)).events:
         return []
     return await unseen_markets(client, markets)
+
+
+async def stored_before(client: LiquidationClient, end: int) -> bool:
+    """Whether the store holds any liquidation, of any market, before ``end`` (one request,
+    asked when a window ending there had none): with none, the window is before the stored
+    history (the tracker was not recording then), not a calm one."""
+    page = await client.history(end=end, limit=1)
+    return bool(page.events)

@@ -25,7 +25,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from purpleflea.client import PurpleFleaError, ServerUnreachableError
-from purpleflea.client.aio import UNREACHABLE_TODO
+from purpleflea.client.aio import TIMEOUT_TODO, UNREACHABLE_TODO
 from purpleflea.clock import now_ms
 from purpleflea.formatting import format_price, format_usd, printable
 from purpleflea.mcp import arguments
@@ -275,6 +275,12 @@ UNREACHABLE = (
     "server must pass --url URL to `purpleflea mcp` or set PURPLEFLEA_URL in the MCP host's env "
     "for it (a variable set in their shell does not reach it)"
 )
+#: What an agent can do when the server did not answer in time: the SDK's advice names its
+#: ``timeout=`` argument, which neither the agent nor ``purpleflea mcp`` has.
+SLOW = (
+    "it may be overloaded or the question large: retry in a moment, or ask for less "
+    "(a shorter window_minutes, a lower limit)"
+)
 #: Where an agent finds market names: it has no REST route to call, only these tools.
 MARKETS_NAMED = (
     "market_summary without a market names the most liquidated markets, "
@@ -290,7 +296,7 @@ async def server_errors(base_url: str) -> AsyncIterator[None]:
     try:
         yield
     except ServerUnreachableError as exc:  # its message names the server and what to do
-        text = str(exc).replace(UNREACHABLE_TODO, UNREACHABLE)
+        text = str(exc).replace(UNREACHABLE_TODO, UNREACHABLE).replace(TIMEOUT_TODO, SLOW)
         raise ToolError(f"cannot reach the Purple Flea server: {text}") from exc
     except PurpleFleaError as exc:
         if exc.code == "missing_api_key":  # the SDK's wording names its Python argument
@@ -313,4 +319,15 @@ def unseen_text(markets: list[str]) -> str:
     return (
         f"No liquidation of {names} is stored at all, in any window (a typo? market_summary "
         "without a market names the most liquidated markets)."
+    )
+
+
+def not_recorded(end: int) -> str:
+    """What a window before the stored history says instead of "no liquidations", which read as
+    a calm market: an agent asking about a crash before the tracker ran was told nothing
+    happened."""
+    return (
+        f"no liquidations: nothing of any market is stored before {utc(end)}, so this window "
+        "is before the tracker's stored history (the tracker was not recording then; "
+        "`purpleflea import` adds recorded history), not a calm one."
     )

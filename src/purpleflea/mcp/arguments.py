@@ -10,12 +10,16 @@ from __future__ import annotations
 import math
 import re
 
-from purpleflea.clock import SECONDS_LIKE, parse_when, seconds_mistake, utc_iso
+from purpleflea.clock import SECONDS_LIKE, now_ms, parse_when, seconds_mistake, utc_iso
 from purpleflea.formatting import read_usd
 from purpleflea.model import ORDER_SIDE_MEANT, ORDER_SIDES
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?)?")
 _UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440, "w": 10_080}
+
+#: How far ahead of this clock an ``end_ms`` is still taken: the tracker's clock may differ a
+#: little. Further ahead is a mistake (a wrong year, a local time sent as UTC).
+FUTURE_SLACK_MS = 5 * 60_000
 
 
 def listed(value: object) -> object:
@@ -98,7 +102,8 @@ def _number(text: str) -> float | None:
 def end_ms(value: object) -> object:
     """The end of a window: ms since the epoch, ``"now"``, a UTC date or date and time
     (``"2025-10-10T20:30"``) or a time ago (``"90m"``). Seconds since the epoch, which read
-    as ms fall in January 1970, are refused with the value to send."""
+    as ms fall in January 1970, are refused with the value to send; a time more than
+    :data:`FUTURE_SLACK_MS` ahead, with the time now."""
     if isinstance(value, str):
         text = value.strip().lower()
         if text == "now":
@@ -117,5 +122,13 @@ def end_ms(value: object) -> object:
             raise ValueError(
                 f"end_ms {value} is {utc_iso(value)}, before any liquidation: send ms since "
                 f"the epoch, 'now', a date, or a time ago such as '{ago}'"
+            )
+        now = now_ms()
+        if value > now + FUTURE_SLACK_MS:
+            # A window that has not happened yet holds no liquidation: it read as a calm one.
+            raise ValueError(
+                f"end_ms {value} is {utc_iso(value)}, in the future (now is {utc_iso(now)}): "
+                "omit end_ms for now, or send a past time (a UTC date and time, or a time ago "
+                "such as '2h')"
             )
     return value

@@ -9,7 +9,7 @@ from mcp_types import CallToolResult
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from purpleflea.client import LiquidationClient
-from purpleflea.client.seen import unseen_markets
+from purpleflea.client.seen import stored_before, unseen_markets
 from purpleflea.clock import now_ms
 from purpleflea.formatting import format_usd
 from purpleflea.mcp import arguments
@@ -22,6 +22,7 @@ from purpleflea.mcp.answers import (
     MarketsArg,
     also_text,
     event_line,
+    not_recorded,
     provenance,
     provenance_line,
     result,
@@ -72,6 +73,13 @@ SinceArg = Annotated[
 LimitArg = Annotated[
     int, Field(ge=1, le=100, description="At most this many events (1-100, default 20).")
 ]
+CursorArg = Annotated[
+    str | None,
+    Field(
+        description="The next_cursor of an earlier answer, sent with the same other "
+        "arguments: the next older page. Omit for the newest."
+    ),
+]
 
 
 class LiquidationTools:
@@ -89,6 +97,7 @@ class LiquidationTools:
         since_minutes: SinceArg = None,
         limit: LimitArg = 20,
         end_ms: EndArg = None,
+        cursor: CursorArg = None,
     ) -> CallToolResult:
         """The newest individual liquidations by event time, newest first, with optional
         filters; before end_ms to look at the past (imported history, an earlier crash).
@@ -102,7 +111,8 @@ class LiquidationTools:
         sample, e.g. Binance's one per symbol per second; sampled: only watched accounts). The
         provenance: measured, the venues included with their coverage and price kind, and how
         many seconds old the newest event is. truncated: true when more events match than
-        limit returned (their total is then not the filters' total: market_stats has it).
+        limit returned (their total is then not the filters' total: market_stats has it);
+        next_cursor, sent back as cursor with the same arguments, gives the next older page.
         """
         # Events before end_ms (default: now), the newest first: the past is looked at as
         # market_stats looks at it.
@@ -114,10 +124,13 @@ class LiquidationTools:
             markets=upper(markets), exchanges=exchanges, sides=side, min_usd=min_usd or None
         )
         async with server_errors(self.client.base_url):
-            events, truncated = await newest_by_time(
-                self.client, wanted, start=start, end=end_ms, count=limit
+            events, next_cursor = await newest_by_time(
+                self.client, wanted, start=start, end=end_ms, count=limit, cursor=cursor
             )
+            truncated = next_cursor is not None
             unseen = [] if events else await unseen_markets(self.client, wanted.markets)
+            # Nothing stored before the end at all: not a quiet tape, an unrecorded one.
+            unrecorded = not events and not unseen and not await stored_before(self.client, until)
         filters: dict[str, Any] = {
             "markets": upper(markets),
             "exchanges": exchanges,
@@ -126,6 +139,7 @@ class LiquidationTools:
             "since_minutes": since_minutes,
             "limit": limit,
             "end_ms": end_ms,
+            "cursor": cursor,
         }
         found = provenance(
             "measured",
@@ -134,17 +148,23 @@ class LiquidationTools:
         )
         # More events match than the limit let through (truncated): the answer's total is not
         # the filters' total, and an agent must be told so rather than read it as one.
-        data = {
+        data: dict[str, Any] = {
             "count": len(events),
             "truncated": truncated,
+            "next_cursor": next_cursor,
+            "history_starts_after_window": unrecorded,
             "events": [e.to_dict() for e in events],
             "filters": filters,
             "provenance": found,
         }
-        text = _text(events, truncated, limit)
+        text = _text(events, next_cursor, limit)
         if unseen:
             data["unseen_markets"] = unseen
             text += " " + unseen_text(unseen)
+        elif unrecorded:
+            text = "No liquidations match these filters" + not_recorded(until).removeprefix(
+                "no liquidations"
+            )
         return result(f"{text}\n{provenance_line(found)}", data)
 
 
@@ -178,30 +198,33 @@ async def newest_by_time(
     start: int | None,
     end: int | None,
     count: int,
-) -> tuple[list[Liquidation], bool]:
+    cursor: str | None = None,
+) -> tuple[list[Liquidation], str | None]:
     """The ``count`` matching events with the latest ``ts`` in [start, end) (None: unbounded),
-    newest first (ties: the last stored first), and whether more match.
+    newest first (ties: the last stored first), older than ``cursor`` (a page's next cursor),
+    and the cursor of the next page (None: no more match).
 
     One history page in time order (``order=ts``, read along the stores' ts index). The
     default order is the order events were stored, not time order: a recording imported into
     the folder, or a late feed, is stored after newer events, and its old events were
     answered as "the newest"; reading windows back in time instead took about four
     1,000-event pages on a busy minute to answer 20."""
-    page = await client.history(**wanted.read(start, end, count), order="ts")
-    return page.events, page.next_cursor is not None
+    page = await client.history(**wanted.read(start, end, count), order="ts", cursor=cursor)
+    return page.events, None if page.next_cursor is None else str(page.next_cursor)
 
 
-def _text(events: list[Liquidation], truncated: bool, limit: int) -> str:
+def _text(events: list[Liquidation], next_cursor: str | None, limit: int) -> str:
     if not events:
         return "No liquidations match these filters."
     total = sum(e.size_usd for e in events)
-    if truncated:
+    if next_cursor is not None:
         head = (
             f"The {len(events)} newest of more matching liquidations (limit {limit}), "
             f"{format_usd(total)} in these, newest first:"
         )
         tail = [
-            "More match: raise limit (up to 100), narrow the filters or since_minutes, or use "
+            f"More match: cursor '{next_cursor}' (same other arguments) gives the next older "
+            "page; or raise limit (up to 100), narrow the filters or since_minutes, or use "
             "market_stats / market_summary for totals."
         ]
     else:

@@ -9,7 +9,7 @@ from mcp_types import CallToolResult
 from pydantic import BeforeValidator, Field
 
 from purpleflea.client import LiquidationClient
-from purpleflea.client.seen import market_seen
+from purpleflea.client.seen import market_seen, stored_before
 from purpleflea.clock import now_ms
 from purpleflea.formatting import format_price, format_usd
 from purpleflea.mcp import arguments
@@ -20,6 +20,7 @@ from purpleflea.mcp.answers import (
     WindowArg,
     event_line,
     never_seen,
+    not_recorded,
     price_note,
     provenance,
     provenance_line,
@@ -30,7 +31,7 @@ from purpleflea.mcp.answers import (
     venue_coverage,
     window,
 )
-from purpleflea.mcp.cascades import cascade_dict
+from purpleflea.mcp.cascades import cascade_dict, strongest_active
 from purpleflea.model import CascadeAlert, Liquidation
 
 #: ``estimate.calibration``: a complete venue of the answer's markets had events in the
@@ -54,10 +55,8 @@ DAY_MS = 24 * HOUR_MS
 #: History pages the "largest events" scan reads at most (each up to 1,000 events).
 MAX_SCAN_PAGES = 20
 
-#: ``market_summary``'s active cascades: the newest it lists, and how many it counts at most
-#: (the REST API's largest ``limit``: one request, about 0.5 KB a cascade).
+#: ``market_summary``'s active cascades: the strongest it lists (all are counted).
 LISTED_CASCADES = 5
-MAX_CASCADES = 1_000
 
 #: USD and event count per liquidated side, measured and estimated:
 #: {"long": {"usd": .., "count": .., "est_usd": .., "est_count": ..}, "short": ..}.
@@ -252,9 +251,11 @@ class MarketTools:
             found = await aggregate_provenance(self.client, markets=[name], start=start, end=end)
             sides = _sides(totals)
             seen = sides["count"] > 0 or await market_seen(self.client, name)
+            unrecorded = await before_history(self.client, sides["count"] > 0 or not seen, end)
         data = {
             "market": name,
             "market_seen": seen,
+            "history_starts_after_window": unrecorded,
             "window_minutes": window_minutes,
             "start_ms": start,
             "end_ms": end,
@@ -266,6 +267,8 @@ class MarketTools:
         text = _stats_text(name, window_minutes, end, sides, largest)
         if not seen:
             text = f"{name}: {never_seen(name)}"
+        elif unrecorded:
+            text = f"{name}: {not_recorded(end)}"
         return result(f"{text} {provenance_line(found)}", data)
 
     async def market_summary(
@@ -287,24 +290,25 @@ class MarketTools:
         async with server_errors(client.base_url):
             totals = await side_totals(client, markets=markets, start=start, end=end)
             top = [] if name else await top_markets(client, start=start, end=end)
-            # Every active cascade, to count them: the briefing lists the newest few.
-            active = await client.cascades(status="active", markets=markets, limit=MAX_CASCADES)
+            active, active_count = await strongest_active(client, markets, LISTED_CASCADES)
             biggest, truncated = await largest_events(
                 client, markets=markets, start=start, end=end, count=3
             )
             found = await aggregate_provenance(client, markets=markets, start=start, end=end)
             sides = _sides(totals)
             seen = name is None or sides["count"] > 0 or await market_seen(client, name)
+            unrecorded = await before_history(client, sides["count"] > 0 or not seen, end)
         data = {
             "market": name,
             "market_seen": seen,
+            "history_starts_after_window": unrecorded,
             "window_minutes": window_minutes,
             "start_ms": start,
             "end_ms": end,
             **sides,
             "top_markets": top,
-            "active_cascades": [cascade_dict(a) for a in active[:LISTED_CASCADES]],
-            "active_cascade_count": len(active),
+            "active_cascades": [cascade_dict(a) for a in active],
+            "active_cascade_count": active_count,
             "biggest": [e.to_dict() for e in biggest],
             "biggest_scan_truncated": truncated,
             "provenance": found,
@@ -312,13 +316,19 @@ class MarketTools:
         heading = f"{name or 'All markets'}, last {span(window_minutes)} (to {utc(end)}):"
         # Cascades are asked as they are now: a window that ended earlier says so of them.
         past = end < now_ms()
-        told = (
-            [never_seen(name)]
-            if name and not seen
-            else _summary(sides, top, active, biggest, past=past)
-        )
+        told = _summary(sides, top, active, biggest, past=past, active_count=active_count)
+        if name and not seen:
+            told = [never_seen(name)]
+        elif unrecorded:
+            told = [not_recorded(end), *told[1:]]  # the active cascades (of now) stay
         sentences = [heading, *told, provenance_line(found)]
         return result(" ".join(sentences), data)
+
+
+async def before_history(client: LiquidationClient, answered: bool, end: int) -> bool:
+    """Whether a window ending at ``end`` is before the stored history: asked (one request)
+    only when it was not ``answered`` otherwise (it had events, or names a market never seen)."""
+    return not answered and not await stored_before(client, end)
 
 
 def _stats_text(
@@ -345,9 +355,11 @@ def _summary(
     biggest: list[Liquidation],
     *,
     past: bool = False,
+    active_count: int | None = None,
 ) -> list[str]:
     """The briefing's sentences after its heading; ``past``: the window ended before now, so
-    the active cascades (the server's of now) are said to be of now, not of the window."""
+    the active cascades (the server's of now) are said to be of now, not of the window;
+    ``active_count``: how many are active, of which ``active`` are the strongest."""
     sentences: list[str] = []
     total, side = sides["total_usd"], sides["dominant_side"]
     if sides["count"] == 0:
@@ -363,16 +375,16 @@ def _summary(
         sentences.append(
             "Top markets: " + ", ".join(f"{m['market']} {format_usd(m['usd'])}" for m in top) + "."
         )
-    shown = active[:LISTED_CASCADES]
-    # All of them counted, the newest few listed: "5 active" was said of a crash with seven.
-    count = f"{len(active):,}{' or more' if len(active) >= MAX_CASCADES else ''}"
-    newest = f", the {len(shown)} newest" if len(shown) < len(active) else ""
+    count = len(active) if active_count is None else active_count
+    some = f"the {len(active)} strongest" if count > len(active) else ""
     if past:
         now = " active now (after this window)"
-        listed = f"{count} cascade(s){now}{newest}: " if active else f"No cascades{now}."
+        listed = f"{count:,} cascade(s){now}" if active else f"No cascades{now}."
     else:
-        listed = f"{count} active cascade(s){newest}: " if active else "No active cascades."
-    sentences.append(listed + " ".join(a.message for a in shown))
+        listed = f"{count:,} active cascade(s)" if active else "No active cascades."
+    if active:
+        listed += f", {some}: " if some else ": "
+    sentences.append(listed + " ".join(a.message for a in active))
     if biggest:
         prints = "; ".join(
             f"{format_usd(e.size_usd)} {e.side} {e.market} at {format_price(e.price)} "
