@@ -166,7 +166,9 @@ async def test_a_summary_counts_every_active_cascade_not_the_five_it_lists(
     assert not answer.is_error, answer.content
     assert answer.structured_content is not None
     text = _text(answer)
-    assert "7 active cascade(s), the 5 strongest: " in text, text[text.find("cascade(s)") - 10 :][:60]
+    assert "7 active cascade(s), the 5 strongest: " in text, text[text.find("cascade(s)") - 10 :][
+        :60
+    ]
     data = answer.structured_content
     assert data["active_cascade_count"] == len(markets)
     assert len(data["active_cascades"]) == 5  # the briefing still lists five
