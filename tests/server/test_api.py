@@ -102,6 +102,16 @@ async def test_known_exchanges_sides_and_coverages_are_taken_in_any_case(live: R
             params={"exchange": "OKX", "group_by": "exchange", "start": T0, "end": T0 + 86_400_000},
         )
         assert {b["group"] for b in aggregate.json()["buckets"]} == {"okx"}, aggregate.text
+        # The words of the other choices too (order=TS was refused beside side=SHORT taken).
+        by_ts = await http.get("/v1/liquidations", params={"order": "TS", "side": "Short"})
+        assert [e["exchange"] for e in by_ts.json().get("events", [])] == ["bybit"], by_ts.text
+        grouped = await http.get(
+            "/v1/liquidations/aggregate",
+            params={"group_by": "Exchange", "start": T0, "end": T0 + 86_400_000},
+        )
+        assert {b["group"] for b in grouped.json()["buckets"]} == {"okx", "bybit"}, grouped.text
+        active = await http.get("/v1/cascades", params={"status": "ACTIVE"})
+        assert active.status_code == 200, active.text
         coverage = await http.get("/v1/coverage", params={"exchange": "OKX"})
         assert coverage.status_code == 200, coverage.text
         for route in ("/v1/liquidations", "/v1/coverage"):

@@ -204,7 +204,7 @@ class Api:
 
     async def aggregate(self, request: Request, _: KeyInfo) -> Response:
         params = request.query_params
-        interval = http.choice(params, "interval", ("1m", "1h", "1d"), "1h")
+        interval = http.choice(params, "interval", ("1m", "1h", "1d"), "1h", any_case=False)
         group_by = http.choice(params, "group_by", ("market", "exchange", "side"), "market")
         # A history page's cursor means nothing to an aggregate (it is not in the document, so
         # server/query_params.py refuses it before this runs): never a cut of the buckets.

@@ -228,11 +228,18 @@ def check_window(start: int | None, end: int | None) -> None:
         )
 
 
-def choice(params: QueryParams, name: str, options: Sequence[str], default: str) -> str:
-    """One of ``options``; ``default`` when absent. Empty or anything else is refused."""
+def choice(
+    params: QueryParams, name: str, options: Sequence[str], default: str, *, any_case: bool = True
+) -> str:
+    """One of ``options``; ``default`` when absent. Empty or anything else is refused.
+
+    Words are taken in any case, as sides and exchanges are (``order=TS`` was refused beside
+    ``side=SHORT`` taken); ``any_case=False`` where case carries meaning (``1m`` and ``1M``)."""
     value = params.get(name)
     if value is None:
         return default
+    if any_case and value not in options and value.lower() in options:
+        return value.lower()
     if value not in options:
         raise BadRequest(f"{name} must be one of {', '.join(options)}, got {value!r}")
     return value
