@@ -23,8 +23,8 @@ from purpleflea.model import Liquidation, encode
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("history", help="query stored liquidations")
     add_connection_args(parser)
-    parser.add_argument("--market", action="append")
-    parser.add_argument("--exchange", action="append")
+    parser.add_argument("--market", action="append", help="market, e.g. BTC-PERP (repeatable)")
+    parser.add_argument("--exchange", action="append", help="exchange id (repeatable)")
     parser.add_argument("--side", type=position_side, action="append", help=SIDE_HELP)
     parser.add_argument("--min-usd", type=usd_amount, help=MIN_USD_HELP)
     parser.add_argument("--start", type=time_arg, help=TIME_HELP)

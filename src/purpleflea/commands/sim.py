@@ -113,7 +113,10 @@ async def _simulate(args: argparse.Namespace) -> int:
     if summary.resumed_after is not None:
         after = summary.resumed_after
         print(f"  resumed     after seq {after.seq:,} ({after.id}), stored by an earlier run")
-    print(f"  events      {summary.events:,} (seq {summary.first_seq:,}..{summary.last_seq:,})")
+    if summary.events:
+        print(f"  events      {summary.events:,} (seq {summary.first_seq:,}..{summary.last_seq:,})")
+    else:
+        print("  events      0 (the span was stored already)")
     print(f"  markets     {summary.markets} with liquidations")
     print(f"  notional    {format_usd_exact(summary.notional_usd)}")
     print(f"  cascades    {len(summary.cascades):,} true cascades ({big:,} of $10M or more)")
