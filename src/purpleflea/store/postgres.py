@@ -265,6 +265,9 @@ CONNECT_TIMEOUT_S = 10
 class PostgresStore:
     """History in PostgreSQL; create with :meth:`connect` (see the module docstring)."""
 
+    #: A read's work is the database server's, which this process's CPU clocks do not see.
+    reads_metered = False
+
     def __init__(self, url: str, *, readers: int = 3) -> None:
         if readers < 1:
             raise ValueError(f"PostgresStore readers must be at least 1, got {readers}")

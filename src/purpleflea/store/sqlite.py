@@ -361,6 +361,9 @@ class SQLiteStore:
     moment each query starts.
     """
 
+    #: A read runs on this process's reader threads, its CPU counted (``cputime.on_thread``).
+    reads_metered = True
+
     def __init__(
         self,
         path: str | Path,
