@@ -61,6 +61,7 @@ from purpleflea.store.base import (
 )
 from purpleflea.store.factory import redacted
 from purpleflea.store.hourly_postgres import PENDING, ensure_hourly, fill_hourly
+from purpleflea.store.open_hours import OpenHours
 from purpleflea.store.replay import ReplayPage, replay_page
 from purpleflea.store.sql import history_page
 
@@ -277,6 +278,8 @@ class PostgresStore:
         self._idle: asyncio.Queue[psycopg.AsyncConnection[tuple[Any, ...]]] = asyncio.Queue()
         self._all_readers: list[psycopg.AsyncConnection[tuple[Any, ...]]] = []
         self._write_lock = asyncio.Lock()
+        #: The open hours' coverage factors, reused for a few seconds (store/open_hours.py).
+        self._open_hours = OpenHours()
         # The hourly rollup has no pending hour (then it stays so), and this node's fill of it.
         self._hourly_whole = False
         self._filling: asyncio.Task[None] | None = None
@@ -598,6 +601,7 @@ class PostgresStore:
             "postgres",
             hourly=hourly,
             estimate=estimate,
+            recent=self._open_hours,
         )
 
     async def _save_factors(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
