@@ -250,6 +250,8 @@ async def test_a_long_request_costs_more_of_the_rate_limit(
             return await query(*args, **kwargs)
 
         headers = {"Authorization": f"Bearer {live.key}"}
+        # A store whose reads are another server's work (PostgreSQL): the wait is its cost.
+        monkeypatch.setattr(store, "reads_metered", False)
         async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
             monkeypatch.setattr(store, "query", slow_query)
             assert (await http.get("/v1/liquidations")).status_code == 200
@@ -258,6 +260,34 @@ async def test_a_long_request_costs_more_of_the_rate_limit(
         # 0.5 s past the free second: 20 more requests; the burst held 4 after the first.
         assert after.status_code == 429, after.text
         assert int(after.headers["Retry-After"]) >= 10
+
+
+async def test_a_request_slowed_by_a_loaded_machine_costs_its_cpu_not_its_wall_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With SQLite every read runs on this process's metered threads, so the CPU says what a
+    request cost. Its wall time past a second was charged too: at load 10-12 in a simulated
+    crash the dashboard's top-markets aggregate (0.34-0.45 s of CPU) ran 1.5-2.5 s, was
+    charged ~40 requests, and a fresh account opening the dashboard again 4 s later got 429
+    'retry after 31 s' (its live feed, paced by the same budget, stood still). Here the
+    request waits 1.5 s without using CPU (what other work on a loaded machine looks like)."""
+    config = make_config(tmp_path, rate_per_s=0.01, rate_burst=5.0)
+    async with running_server(config) as live:
+        store = live.server.store
+        query = store.query
+
+        async def slowed(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(auth.FREE_REQUEST_S + 0.5)
+            return await query(*args, **kwargs)
+
+        headers = {"Authorization": f"Bearer {live.key}"}
+        async with httpx.AsyncClient(base_url=live.url, headers=headers) as http:
+            monkeypatch.setattr(store, "query", slowed)
+            assert (await http.get("/v1/liquidations")).status_code == 200
+            monkeypatch.setattr(store, "query", query)
+            # One request of the burst of 5, as any other: 4 left (the 5th is refused).
+            after = [(await http.get("/v1/liquidations")).status_code for _ in range(5)]
+        assert after == [200] * 4 + [429], after
 
 
 def _spin(seconds: float) -> None:

@@ -211,6 +211,14 @@ def _data_paths(exchanges: tuple[str, ...]) -> dict[str, Schema]:
                     _choice(
                         "group_by", ["market", "exchange", "side"], "Grouping (default market)."
                     ),
+                    _choice(
+                        "estimate",
+                        ["true", "false"],
+                        "true (default): est_count and est_size_usd add what throttled feeds "
+                        "hid. false: the measure alone, est_* repeating it and est_calibration "
+                        "none; for a caller that reads only count and size_usd (the open "
+                        "hour's estimate is most of an aggregate's cost).",
+                    ),
                 ],
             )
         },

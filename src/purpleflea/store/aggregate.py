@@ -11,7 +11,8 @@ hour is over, so the aggregate stays one grouped read joined to that table (a cl
 factors never change unless events land in it, and an append that does deletes them: see
 :data:`INVALIDATE_SQL`). Rows no stored factor covers (the open hour, hours not estimated
 yet) are estimated from the minute rollups of their hours, and a closed hour's factors are
-stored then, only if its rollup still holds the events they were computed from.
+stored then, only if its rollup still holds the events they were computed from; an open
+hour's are kept in memory for a few seconds instead (:mod:`purpleflea.store.open_hours`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from purpleflea.cputime import on_thread
 from purpleflea.engine.coverage import METHOD_VERSION, SHARE_WINDOW_MS, Factor, factors
 from purpleflea.model import Coverage
 from purpleflea.store.base import INTERVAL_MS, Bucket, GroupBy, Interval, Query
+from purpleflea.store.open_hours import MarketHour, OpenHours
 from purpleflea.store.sql import Dialect, Where, where
 from purpleflea.venues.registry import EXCHANGE_IDS, coverage_of
 
@@ -183,13 +185,15 @@ async def aggregate(
     hourly: bool,
     cached: bool = True,
     estimate: bool = True,
+    recent: OpenHours | None = None,
 ) -> list[Bucket]:
     """The aggregate's buckets, in (start, group) order. ``read`` runs a query; ``save`` runs
     :func:`save_sql` over rows (None: a read-only store, which stores no factor); ``hourly``:
     the store keeps an hourly rollup; ``cached``: it has the ``coverage_factor`` table (a
     read-only file written before it has not: every hour is then estimated afresh);
     ``estimate=False``: the measure alone, its ``est_`` fields repeating it (calibration
-    ``none``), for a caller that reads only the measure.
+    ``none``), for a caller that reads only the measure; ``recent``: the open hours' factors
+    fitted in the last few seconds, reused (:mod:`purpleflea.store.open_hours`).
 
     The window is read in :func:`_parts`, each from its own source; a bucket the parts share
     adds up their sums and their estimates' additions (rounded once, on the total)."""
@@ -206,7 +210,7 @@ async def aggregate(
             # The measured read (whole hours by market) or the stored factors' (other groups)
             # give the calibration; the rollups are read for what they did not cover.
             rows, added, priors, pending = await _part(
-                read, save, interval, group_by, part, dialect, hourly, cached
+                read, save, interval, group_by, part, dialect, hourly, cached, recent
             )
             if pending is not None:
                 priors.update(
@@ -214,7 +218,7 @@ async def aggregate(
                 )
         else:
             (rows, added, _, _), priors = await asyncio.gather(
-                _part(read, save, interval, group_by, part, dialect, hourly, cached),
+                _part(read, save, interval, group_by, part, dialect, hourly, cached, recent),
                 _prior_counts(read, interval, group_by, part, dialect, hourly=hourly),
             )
         for row in rows:
@@ -384,6 +388,7 @@ async def _part(
     dialect: Dialect,
     hourly: bool,
     cached: bool,
+    recent: OpenHours | None = None,
 ) -> tuple[
     Sequence[tuple[Any, ...]],
     dict[tuple[int, str], list[float]],
@@ -422,7 +427,7 @@ async def _part(
         snapshot = {e for e in EXCHANGE_IDS if coverage_of(e) == "snapshot"}
         wanted = [row for row in cells if row[4] in snapshot]
         known = await _stored(read, dialect, wanted) if cached else {}
-        estimated = await _extras(read, save if cached else None, dialect, wanted, known)
+        estimated = await _extras(read, save if cached else None, dialect, wanted, known, recent)
         return rows, estimated, {}, query
     # Hourly rollup: its sums and the stored factors' additions, two grouped reads, no join,
     # run side by side (the store's readers are separate connections).
@@ -497,7 +502,7 @@ async def _part(
         )
         missing = set(uncovered)
         cells = [row for row in cells if int(row[0]) in missing]
-        extras.update(await _extras(read, save if cached else None, dialect, cells, {}))
+        extras.update(await _extras(read, save if cached else None, dialect, cells, {}, recent))
     if inline:
         priors = {(int(r[0]), str(r[1])): (int(r[7]), int(r[8])) for r in rows if r[7]}
         return rows, extras, priors, None
@@ -549,17 +554,26 @@ async def _extras(
     dialect: Dialect,
     cells: Sequence[tuple[Any, ...]],
     known: dict[RowKey, Factor],
+    recent: OpenHours | None = None,
 ) -> dict[tuple[int, str], list[float]]:
     """What the snapshot ``cells`` (bucket, group, hour, market, exchange, side, count, usd,
-    ...) add to their buckets: by their stored factors where ``known``, else estimated."""
-    missing = {
-        (int(row[2]), str(row[3]))
-        for row in cells
-        if (int(row[2]), str(row[3]), str(row[4]), str(row[5])) not in known
-    }
+    ...) add to their buckets: by their stored factors where ``known``, else by an open
+    hour's fit kept in ``recent``, else estimated (an open hour's fit then kept there)."""
+    wanted: dict[MarketHour, set[RowKey]] = {}
+    for row in cells:
+        key = (int(row[2]), str(row[3]), str(row[4]), str(row[5]))
+        if key not in known:
+            wanted.setdefault((key[0], key[1]), set()).add(key)
     found = dict(known)
+    if wanted and recent is not None:
+        found.update(recent.take(wanted))
+    missing = {hour for hour, rows in wanted.items() if not rows <= found.keys()}
     if missing:
-        found.update(await _estimate(read, save, dialect, missing))
+        fitted = await _estimate(read, save, dialect, missing)
+        found.update(fitted)
+        if recent is not None:  # the hours not stored (closed ones are, by _estimate)
+            closed_before = now_ms() - CLOSE_AFTER_MS
+            recent.keep({h for h in missing if h[0] + HOUR_MS > closed_before}, fitted)
     extras: dict[tuple[int, str], list[float]] = {}
     for key_bucket, group, h, market, exchange, side, events, usd, *_ in cells:
         factor = found.get((int(h), str(market), str(exchange), str(side)))

@@ -284,6 +284,12 @@ class StoreUnavailable(ConnectionError):
 class Store(Protocol):
     """A history store. Implementations are safe to call from one event loop."""
 
+    #: Whether all the work of a read runs in this process, on threads whose CPU
+    #: :mod:`purpleflea.cputime` counts (SQLite's reader threads): then a request is charged
+    #: for that CPU and not for its wall time, which a loaded machine stretches. False where
+    #: another server does the work (PostgreSQL): its wall time stands in for it.
+    reads_metered: bool
+
     async def append(self, events: Sequence[Liquidation]) -> list[Liquidation]:
         """Persist ``events`` (ascending seq); returns those that were new (by id)."""
         ...

@@ -61,6 +61,7 @@ from purpleflea.store.base import (
 )
 from purpleflea.store.factory import redacted
 from purpleflea.store.hourly_postgres import PENDING, ensure_hourly, fill_hourly
+from purpleflea.store.open_hours import OpenHours
 from purpleflea.store.replay import ReplayPage, replay_page
 from purpleflea.store.sql import history_page
 
@@ -265,6 +266,9 @@ CONNECT_TIMEOUT_S = 10
 class PostgresStore:
     """History in PostgreSQL; create with :meth:`connect` (see the module docstring)."""
 
+    #: A read's work is the database server's, which this process's CPU clocks do not see.
+    reads_metered = False
+
     def __init__(self, url: str, *, readers: int = 3) -> None:
         if readers < 1:
             raise ValueError(f"PostgresStore readers must be at least 1, got {readers}")
@@ -274,6 +278,8 @@ class PostgresStore:
         self._idle: asyncio.Queue[psycopg.AsyncConnection[tuple[Any, ...]]] = asyncio.Queue()
         self._all_readers: list[psycopg.AsyncConnection[tuple[Any, ...]]] = []
         self._write_lock = asyncio.Lock()
+        #: The open hours' coverage factors, reused for a few seconds (store/open_hours.py).
+        self._open_hours = OpenHours()
         # The hourly rollup has no pending hour (then it stays so), and this node's fill of it.
         self._hourly_whole = False
         self._filling: asyncio.Task[None] | None = None
@@ -607,6 +613,7 @@ class PostgresStore:
             "postgres",
             hourly=hourly,
             estimate=estimate,
+            recent=self._open_hours,
         )
 
     async def _save_factors(self, sql: str, rows: list[tuple[Any, ...]]) -> None:

@@ -57,6 +57,7 @@ from purpleflea.store.base import (
     second_ranges,
 )
 from purpleflea.store.file_guard import FileGuard
+from purpleflea.store.open_hours import OpenHours
 from purpleflea.store.replay import ReplayPage, replay_page
 from purpleflea.store.sidecar import rollback
 from purpleflea.store.sql import TS_WALK_MATCHES, history_page, where
@@ -361,6 +362,9 @@ class SQLiteStore:
     moment each query starts.
     """
 
+    #: A read runs on this process's reader threads, its CPU counted (``cputime.on_thread``).
+    reads_metered = True
+
     def __init__(
         self,
         path: str | Path,
@@ -425,6 +429,8 @@ class SQLiteStore:
         # A read-only file written before the coverage factors were kept has no table for them.
         # A read-only file keeps what it has: its factors are used only if this method made them.
         self._has_factors = not read_only or self._factors_current()
+        #: The open hours' coverage factors, reused for a few seconds (store/open_hours.py).
+        self._open_hours = OpenHours()
         self._select_oi = _SELECT_OI.format(mark="mark_price" if "mark_price" in columns else "0.0")
 
     def _factors_current(self) -> bool:
@@ -850,6 +856,7 @@ class SQLiteStore:
             hourly=True,
             cached=self._has_factors,
             estimate=estimate,
+            recent=self._open_hours,
         )
 
     async def _save_factors(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
