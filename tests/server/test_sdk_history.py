@@ -8,6 +8,7 @@ import inspect
 import pytest
 
 import purpleflea
+from purpleflea.clock import now_ms
 from purpleflea.model import Liquidation
 from tests.server.conftest import Running, venue_event
 
@@ -124,3 +125,23 @@ async def test_aggregate_takes_min_usd_as_the_rest_route_does(live: Running) -> 
     assert found == {"long": (2, 350_000.0), "short": (1, 400_000.0)}
     blocking = await asyncio.to_thread(_sync_big_totals, live.url, live.key, **window)
     assert {b.group: (b.count, b.size_usd) for b in blocking} == found
+
+
+async def test_aggregate_can_ask_for_the_measure_alone(live: Running) -> None:
+    """``estimate=False`` reaches the server's ``estimate=false`` (the open hour's estimate is
+    the costly part of a recent window); the SDK had no way to ask for it."""
+    now = now_ms()
+    await live.push(*(venue_event(size_usd=1_000.0, ts=now - 1_000 * k) for k in range(5)))
+    window = {"interval": "1h", "start": now // 3_600_000 * 3_600_000 - 3_600_000}
+    async with purpleflea.LiquidationClient(api_key=live.key, base_url=live.url) as client:
+        [estimated] = await client.aggregate(**window)
+        [alone] = await client.aggregate(**window, estimate=False)
+    assert estimated.count == alone.count == 5
+    assert estimated.est_calibration != "none"
+    assert (alone.est_count, alone.est_calibration) == (5, "none")
+
+    def blocking() -> list[purpleflea.Bucket]:
+        with purpleflea.SyncLiquidationClient(api_key=live.key, base_url=live.url) as sync:
+            return sync.aggregate(**window, estimate=False)
+
+    assert await asyncio.to_thread(blocking) == [alone]

@@ -370,10 +370,13 @@ class LiquidationClient:
         market: Names = None,
         exchange: Names = None,
         side: Names = None,
+        estimate: bool = True,
     ) -> list[Bucket]:
         """Totals per ``interval`` and group; filters as :meth:`history`. ``min_usd`` counts
         only events at least that large (the server then reads the events themselves: a
-        window of at most 7 days)."""
+        window of at most 7 days). ``estimate=False`` asks for the measure alone (``est_*``
+        repeat it, ``est_calibration`` ``none``): the open hour's estimate is the costly part
+        of a recent window."""
         body = await self._get(
             "/v1/liquidations/aggregate",
             {
@@ -386,6 +389,7 @@ class LiquidationClient:
                 "min_usd": min_usd,
                 "start": as_ms(start, "start"),
                 "end": as_ms(end, "end"),
+                "estimate": None if estimate else "false",
             },
         )
         return msgspec.convert(msgspec.json.decode(body)["buckets"], list[Bucket])

@@ -209,6 +209,7 @@ class SyncLiquidationClient:
         market: Names = None,
         exchange: Names = None,
         side: Names = None,
+        estimate: bool = True,
     ) -> list[Bucket]:
         """See :meth:`LiquidationClient.aggregate`."""
         return self._run(
@@ -225,6 +226,7 @@ class SyncLiquidationClient:
                 market=market,
                 exchange=exchange,
                 side=side,
+                estimate=estimate,
             )
         )
 
