@@ -7,11 +7,8 @@ seqs, the bounded buffer, persisted-before-published); this module only performs
 one flush task opens the next plan, writes it to the store and only then publishes it on the
 bus, so a ``seq`` a client has seen is always on disk (the resume guarantee across restarts).
 
-When the bus refuses a stored plan (NATS away), the plan is the start of a backlog: what is
-stored above the published seq is published from the store, in seq order, ahead of anything
-newer, a page per new plan and, with no new event, every ``republish_s`` while the bus is
-connected. A start resumes a backlog the last run left, from the bus's newest seq. So every
-stored item reaches the bus, once and in order, without waiting for a next event.
+When the bus refuses a stored plan (NATS away), the plan is the start of a backlog, published
+from the store, in seq order, once the bus is back (:mod:`.publish_backlog`).
 
 When the store fails (a full disk, a lost database), the plan's write is retried with
 exponential backoff until it is stored, under the same seqs. Meanwhile new events wait in the
@@ -36,7 +33,6 @@ from typing import Protocol, runtime_checkable
 import msgspec
 
 from purpleflea.bus.base import Bus
-from purpleflea.bus.stored import stored_messages
 from purpleflea.clock import now_ms
 from purpleflea.engine.heatmap_feed import FuelSink, HeatmapFeed
 from purpleflea.engine.market_price import MarketPrice
@@ -49,12 +45,13 @@ from purpleflea.model import (
     MarketSnapshot,
     VenueLiquidation,
 )
-from purpleflea.outage import OutageRecord, describe
+from purpleflea.outage import describe
 from purpleflea.server.cascade_handover import handover
 from purpleflea.server.engine_journal import JournaledFuel, Tick, Told, new_nonce
 from purpleflea.server.engine_journal import OpenInterest as ToldOpenInterest
 from purpleflea.server.engine_state import Continued, KeepsEngine, KeepsState
 from purpleflea.server.latency import StageLatency
+from purpleflea.server.publish_backlog import PublishBacklog
 from purpleflea.server.sequencing import BatchPlan, Scorer, Sequencer, WriteEvents
 from purpleflea.server.writes import WriteHealth
 from purpleflea.store.base import OpenInterest, Query, Store
@@ -129,13 +126,6 @@ class MarketState(msgspec.Struct, kw_only=True):
     last_ts: int
     exchanges: set[str]
 
-
-#: Stored items read back and published per page when a bus outage left a backlog; a batch
-#: of new events publishes one page of the backlog ahead of it, so storing goes on meanwhile.
-_REPUBLISH_PAGE = 1_000
-#: At start, a bus whose newest seq is further behind the store than this did not just miss
-#: the last run's final publishes (another store, a stream reset): nothing is published again.
-_RESUME_BACKLOG_MAX = 1_000_000
 
 #: A wakeup within this long of the last flush's end means events are arriving: coalesce.
 #: Below ~20 events/s an event goes at once.
@@ -220,21 +210,8 @@ class Pipeline:
         self._started_once = False  # the mark is finished only after a start read it
         self._dropped_at_outage = 0
         self._snapshot_names_logged = False  # the first snapshot dropped for its names
-        #: The bus's outage: each failure is a stored batch not published (the outage is
-        #: logged once when it starts and once when it ends).
-        self._publishing = OutageRecord()
-        #: Stored items the bus has not carried (their batches were refused): True until they
-        #: are published from the store, in seq order, ahead of anything newer (the outbox;
-        #: its cursor is the published seq).
-        self._backlog = False
-        #: The published seq when the backlog began, the republished counters then, and the
-        #: monotonic time its first page went out (for the line that says it is done).
-        self._backlog_from = 0
-        self._backlog_counts = (0, 0)
-        self._backlog_started: float | None = None
-        #: While a backlog waits and no event comes, how often it is tried (once the bus is
-        #: connected).
-        self.republish_s = 1.0
+        #: Publishes each stored plan, and from the store what the bus refused.
+        self.backlog = PublishBacklog(store, bus, self.core, self.counters)
         self.markets: dict[str, MarketState] = {}
         #: Markets retired (:data:`MARKET_RETIRE_MS`), and the events' time of the next look.
         self.markets_retired = 0
@@ -278,14 +255,24 @@ class Pipeline:
     def unpublished_seqs(self) -> int:
         """Seqs stored (or being stored) above the published one while a bus outage's
         backlog waits to be published from the store; 0 when there is none."""
-        return self.core.next_seq - 1 - self.core.published_seq if self._backlog else 0
+        return self.backlog.unpublished_seqs
+
+    @property
+    def republish_s(self) -> float:
+        """While a backlog waits and no event comes, how often it is tried (once the bus is
+        connected)."""
+        return self.backlog.republish_s
+
+    @republish_s.setter
+    def republish_s(self, seconds: float) -> None:
+        self.backlog.republish_s = seconds
 
     async def start(self, *, tick_interval: float = 1.0, warm_events: int = 200_000) -> None:
         stored = await self.store.last_seq()
         # Past the mark when the store lost its tail: those seqs were published already.
         mark = self.seq_mark
         self.core.resume(stored if mark is None else await asyncio.to_thread(mark.start, stored))
-        await self._resume_backlog(stored)
+        await self.backlog.resume(stored)
         self._journal_fuel()
         continued = await self._continue_engine(stored, warm_events)
         if self.scorer is not None and warm_events > 0:
@@ -593,14 +580,7 @@ class Pipeline:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if self._backlog:
-            log.warning(
-                "bus: stopped with seqs %d-%d stored and not on the bus (it refused them): the "
-                "next start publishes them from the store (meanwhile API nodes fill them in at "
-                "the next message, and resuming clients read them from the store)",
-                self.core.published_seq + 1,
-                self.core.next_seq - 1,
-            )
+        self.backlog.stopped()
         await self._finish_mark()
         if self._checkpointing is not None:  # one writer of the state files at a time
             with contextlib.suppress(Exception):
@@ -685,9 +665,9 @@ class Pipeline:
 
     async def _flush_loop(self) -> None:
         while True:
-            if self._backlog:  # tried again every republish_s, with or without new events
+            if self.backlog.active:  # tried again every republish_s, with or without new events
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self.republish_s)
+                    await asyncio.wait_for(self._wakeup.wait(), self.backlog.republish_s)
             else:
                 await self._wakeup.wait()
             if self.coalesce_s > 0 and time.monotonic() - self._flushed_at < _BUSY_S:
@@ -707,8 +687,9 @@ class Pipeline:
                     plan = self.core.next_plan(time.monotonic())
                     if plan is not None:
                         await self._perform(plan)
-            if self._backlog and self.bus.connected:
-                await self._publish_backlog_now()
+            if self.backlog.active and self.bus.connected:
+                async with self._serial:
+                    await self.backlog.drain()
             self._caught_up()
             self._flushed_at = time.monotonic()
             self._idle.set()
@@ -738,7 +719,7 @@ class Pipeline:
             self._time_persisted(plan)
             if not self.core.pending:
                 self._caught_up()
-            published = await self._publish(plan)
+            published = await self.backlog.publish(plan)
             sent = len(plan.stored or ()) + len(plan.alerts)
             if published and sent:
                 self.latency.observe("published", time.monotonic() - persisted, sent)
@@ -794,143 +775,6 @@ class Pipeline:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max_s)
-
-    async def _publish(self, plan: BatchPlan) -> bool:
-        """Publish a persisted plan, after a page of the backlog if there is one; False when
-        the plan is not on the bus: the bus failed, or more backlog is ahead of it (the plan
-        joins the backlog, published from the store in its turn)."""
-        try:
-            messages = plan.messages(time.monotonic())
-            behind = False
-            if self._backlog and messages:
-                behind = not await self._publish_backlog(messages[0].seq - 1)
-            if not behind:
-                for message in messages:
-                    await self.bus.publish(message)
-                    self.core.published(message.seq)
-        except Exception as exc:
-            self.counters["publish_errors"] += 1
-            self._unpublished(plan)
-            error = describe(exc)
-            if self._publishing.failed(error):
-                log.error(
-                    "bus: could not publish a stored batch: %s (stored batches are published "
-                    "from the store, in seq order, once the bus is back; the next line says "
-                    "when)",
-                    error,
-                )
-            return False
-        if behind:
-            self._unpublished(plan)
-            return False
-        return True
-
-    async def _resume_backlog(self, stored: int) -> None:
-        """Seqs a previous run stored and the bus never carried (it stopped or crashed during
-        a bus outage, or between a persist and its publish) are the backlog: published from
-        the store, in seq order, ahead of anything new. The bus's newest seq says where it
-        stopped; a bus that keeps nothing (in-process) or holds nothing (a new or expired
-        stream) says nothing, and nothing is published again."""
-        try:
-            newest = await self.bus.newest_seq()
-        except Exception as exc:
-            log.warning("bus: could not read its newest seq at start: %s", describe(exc))
-            return
-        upto = min(stored, self.core.published_seq)
-        if newest is None or newest >= upto:
-            return
-        if upto - newest > _RESUME_BACKLOG_MAX:
-            log.warning(
-                "bus: its newest message is seq %d, %d seqs behind the store's %d: more than "
-                "%d, so not a publish the last run missed (another store, a stream reset); "
-                "nothing is published again",
-                newest,
-                upto - newest,
-                upto,
-                _RESUME_BACKLOG_MAX,
-            )
-            return
-        self.core.published_seq = newest
-        self._start_backlog()
-        log.warning(
-            "bus: seqs %d-%d are stored but not on the bus (the last run did not publish "
-            "them): publishing them from the store, in seq order",
-            newest + 1,
-            upto,
-        )
-
-    def _start_backlog(self) -> None:
-        if self._backlog:
-            return
-        self._backlog = True
-        self._backlog_from = self.core.published_seq
-        self._backlog_counts = (self.counters["republished"], self.counters["republished_alerts"])
-        self._backlog_started = None
-
-    def _unpublished(self, plan: BatchPlan) -> None:
-        """``plan`` is stored and not on the bus: it is in the backlog."""
-        self._start_backlog()
-        # Stored, but not on the bus: without this count they were in `received` and no
-        # other outcome, so a bus outage read in /v1/metrics as that many events lost.
-        self.counters["stored_unpublished"] += sum(
-            1 for event in plan.stored or () if event.seq > self.core.published_seq
-        )
-
-    async def _publish_backlog(self, upto: int) -> bool:
-        """Publish one page of the backlog (stored, above the published seq, at most
-        ``upto``) from the store, in seq order; True when none is left up to ``upto``.
-        Raises when the bus (or the store) fails: the rest waits for the next try. JetStream
-        drops a message it already has (the same ``Nats-Msg-Id``) and API nodes skip a seq
-        they passed, so an item published before a failure is never delivered twice."""
-        found = await stored_messages(self.store, self.core.published_seq, upto, _REPUBLISH_PAGE)
-        started = time.monotonic()
-        await self.bus.publish_many(found)
-        if found:
-            self.core.published(found[-1].seq)
-            if self._backlog_started is None:
-                self._backlog_started = started
-        events = sum(1 for message in found if message.channel == "liquidations")
-        self.counters["republished"] += events
-        self.counters["republished_alerts"] += len(found) - events
-        if len(found) >= _REPUBLISH_PAGE and found[-1].seq < upto:
-            return False  # a full page: maybe more, the next page in its turn
-        self._backlog = False
-        self._backlog_done()
-        return True
-
-    async def _publish_backlog_now(self) -> None:
-        """No event waits: publish the backlog, a page at a time, until it is all out or an
-        event comes (its batch goes on with it). A failure is left for the next try."""
-        async with self._serial:
-            try:
-                while self._backlog and not self.core.pending:
-                    await self._publish_backlog(self.core.next_seq - 1)
-            except Exception as exc:
-                self.counters["republish_errors"] += 1
-                log.debug("bus: publishing the backlog failed: %s", describe(exc))
-
-    def _backlog_done(self) -> None:
-        """The backlog is all on the bus: the end of the publish outage that made it (if
-        this run saw one), logged with what was published from the store."""
-        ended = self._publishing.recovered()
-        events = self.counters["republished"] - self._backlog_counts[0]
-        alerts = self.counters["republished_alerts"] - self._backlog_counts[1]
-        took = time.monotonic() - (self._backlog_started or time.monotonic())
-        what = (
-            f"{events} events and {alerts} alerts (seqs {self._backlog_from + 1}-"
-            f"{self.core.published_seq}) were published from the store, in seq order, in "
-            f"{took:.1f} s"
-        )
-        if ended is None:
-            log.warning("bus: the stored seqs it lacked are on it: %s", what)
-            return
-        log.warning(
-            "bus: publishing again after %.1f s; %d stored batches were refused meanwhile: "
-            "their %s",
-            ended.seconds,
-            ended.failures,
-            what,
-        )
 
     def _remember(self, event: Liquidation) -> None:
         self.clock_ms = max(self.clock_ms, event.ts)
