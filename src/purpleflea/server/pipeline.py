@@ -27,20 +27,18 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
 import msgspec
 
 from purpleflea.bus.base import Bus
 from purpleflea.clock import now_ms
-from purpleflea.engine.heatmap_feed import FuelSink, HeatmapFeed
+from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.engine.market_price import MarketPrice
 from purpleflea.formatting import printable
 from purpleflea.model import (
-    HISTORY_EXCHANGE,
     NAME_MAX,
-    CascadeAlert,
     Liquidation,
     MarketSnapshot,
     VenueLiquidation,
@@ -48,15 +46,14 @@ from purpleflea.model import (
 from purpleflea.outage import describe
 from purpleflea.server.cascade_handover import handover
 from purpleflea.server.engine_journal import JournaledFuel, Tick, Told, new_nonce
-from purpleflea.server.engine_journal import OpenInterest as ToldOpenInterest
+from purpleflea.server.engine_replay import OI_PAGE, EngineReplay, FollowsCascades
 from purpleflea.server.engine_state import Continued, KeepsEngine, KeepsState
 from purpleflea.server.latency import StageLatency
 from purpleflea.server.publish_backlog import PublishBacklog
 from purpleflea.server.sequencing import BatchPlan, Scorer, Sequencer, WriteEvents
 from purpleflea.server.writes import WriteHealth
-from purpleflea.store.base import OpenInterest, Query, Store
-from purpleflea.store.oi_sampler import HEARTBEAT_MS
-from purpleflea.store.pages import NEVER_MS, open_interest_pages, store_pages
+from purpleflea.store.base import Query, Store
+from purpleflea.store.pages import open_interest_pages
 from purpleflea.store.seqmark import SeqMark
 
 __all__ = ["MarketState", "Pipeline", "Scorer", "SnapshotSink"]
@@ -95,19 +92,6 @@ _RETIRE_EVERY_MS = 3_600_000
 
 #: Stored cascades read at a restart's handover (the latest state of each, newest first).
 _HANDOVER_LIMIT = 1000
-
-
-@runtime_checkable
-class FollowsCascades(Protocol):
-    """A scorer that tells its active cascades (the cascade engine)."""
-
-    def active(self) -> list[CascadeAlert]: ...
-
-
-#: Open interest rows read per page while warming.
-_OI_PAGE = 10_000
-#: Stored alerts read per page when replaying what came after a checkpoint.
-_ALERT_PAGE = 10_000
 
 
 class MarketState(msgspec.Struct, kw_only=True):
@@ -382,115 +366,15 @@ class Pipeline:
         scored_after: int | None = None,
         told: list[Told] | None = None,
     ) -> None:
-        """Replay the newest stored events through the scorer, so that after a restart each
-        market is scored against its own baseline rather than a cold prior, with the stored
-        open interest interleaved by time when the scorer takes it (so the size term is on
-        from the first live event, not only after the next snapshots). Alerts raised while
-        warming were already published before the restart: they are dropped.
-
-        With ``scored_after`` (the engine was continued from a state taken when the store
-        ended at that seq) only the events after it are scored, as the engine scored them
-        live, with the ticks that exhausted a cascade replayed where their stored alerts
-        sit; the earlier ones only rebuild the markets' state. The open interest is not
-        replayed then: the rows are market totals sampled to 0.5 % moves, and the engine
-        holds each listing's value as it was told it.
-
-        ``told``: what the journal holds after the state's marker (:mod:`.engine_journal`),
-        the fuel, open interest and ticks the engine was told after it, each replayed before
-        the first event stored above its position; the stored alerts' ticks are not then."""
+        """Replay the store (and ``told``, the journal's records) through the scorer: warm
+        it, or, with ``scored_after``, replay what came after the state it continued
+        (:class:`~.engine_replay.EngineReplay`)."""
         assert self.scorer is not None
-        cursor = max(0, stored - limit)
-        warming = scored_after is None
-        after = -1 if scored_after is None else scored_after
-        sizes = self.scorer if isinstance(self.scorer, FuelSink) and warming else None
-        replaying = not warming and told is None and after < stored
-        ticks = await self._stored_ticks(after) if replaying else []
-        told = [] if told is None else told[::-1]  # the oldest last, taken from the end
-        replayed_told = len(told)
-        oi: AsyncGenerator[list[OpenInterest], None] | None = None
-        rows: list[OpenInterest] = []
-        scored = replayed_ticks = 0
-        try:
-            async for page in store_pages(self.store, after=cursor, page=10_000):
-                if sizes is not None and oi is None:
-                    # From a heartbeat before the first event: every market's value then is in.
-                    start = page[0].ts - HEARTBEAT_MS
-                    oi = open_interest_pages(self.store, start_ms=start, page=_OI_PAGE)
-                    rows = await anext(oi, [])
-                for event in page:
-                    while rows and rows[0].ts <= event.ts:
-                        rows = await self._apply_open_interest(rows, event.ts, oi)
-                    if event.seq > after:
-                        if ticks:
-                            replayed_ticks += self._replay_ticks(ticks, event.seq)
-                        if told and told[-1].position < event.seq:
-                            self._replay_told(told, event.seq)
-                        self.core.warm(event)
-                        scored += 1
-                    self._remember(event)
-            while rows:  # what came after the last stored event: current when going live
-                rows = await self._apply_open_interest(rows, NEVER_MS, oi)
-            replayed_ticks += self._replay_ticks(ticks, stored + 1)
-            self._replay_told(told, None)
-        finally:
-            if oi is not None:
-                await oi.aclose()
-        if scored and warming:
+        replay = EngineReplay(
+            self.store, self.scorer, self.core, self._remember, self._heatmap_feed()
+        )
+        if await replay.run(limit, stored, scored_after=scored_after, told=told):
             self.engine_start = "warmed"
-            log.info("cascade engine warmed with the last %d stored events", scored)
-        elif scored or replayed_ticks or replayed_told:
-            log.info(
-                "cascade engine: %d events and %d ticks stored after its state replayed, "
-                "and %d journal records",
-                scored,
-                replayed_ticks,
-                replayed_told,
-            )
-
-    def _replay_told(self, told: list[Told], before: int | None) -> None:
-        """Tell the engine again what the journal's ``told`` (the oldest last, taken from
-        the end) holds at a position below seq ``before`` (None: all of it). A tick's alerts
-        were stored and published when it ran: dropped."""
-        scorer = self.scorer
-        assert scorer is not None
-        sizes = scorer if isinstance(scorer, FuelSink) else None
-        while told and (before is None or told[-1].position < before):
-            record = told.pop()
-            if isinstance(record, Tick):
-                scorer.tick(record.now_ms)
-            elif sizes is None:
-                continue
-            elif isinstance(record, ToldOpenInterest):
-                sizes.set_open_interest(record.market, record.usd, record.instrument)
-            else:
-                sizes.set_fuel(record.market, record.side, record.ratio)
-
-    async def _stored_ticks(self, after: int) -> list[CascadeAlert]:
-        """The stored ``exhausted`` alerts after seq ``after``, the oldest last: where the
-        engine's ticks ended cascades (and events, which the replay repeats anyway)."""
-        found: list[CascadeAlert] = []
-        while page := await self.store.cascades_since(after, limit=_ALERT_PAGE):
-            found += (alert for alert in page if alert.status == "exhausted")
-            after = page[-1].seq
-        found.reverse()
-        return found
-
-    def _replay_ticks(self, ticks: list[CascadeAlert], before: int) -> int:
-        """Tick the engine where ``ticks`` (the oldest last, taken from the end) exhausted a
-        cascade it still follows, up to seq ``before``: a live tick on the wall clock, at
-        the alert's time. The alerts were stored and published: dropped. How many ticked."""
-        done = 0
-        scorer = self.scorer
-        assert scorer is not None
-        while ticks and ticks[-1].seq < before:
-            alert = ticks.pop()
-            # An event's own exhaustion was replayed with the event; a tick's was not.
-            if isinstance(scorer, FollowsCascades) and alert.id in {
-                following.id for following in scorer.active()
-            }:
-                scorer.tick(alert.updated_at)
-                done += 1
-        return done
 
     async def _rebuild_heatmaps(self) -> None:
         """Rebuild the heatmaps from the stored open interest (the last ``memory_ms`` of it
@@ -502,7 +386,7 @@ class Pipeline:
             return
         start = max(0, self.clock_ms - feed.memory_ms) if self.clock_ms else 0
         applied = 0
-        async for rows in open_interest_pages(self.store, start_ms=start, page=_OI_PAGE):
+        async for rows in open_interest_pages(self.store, start_ms=start, page=OI_PAGE):
             applied += feed.restore(row.snapshot() for row in rows)
             await asyncio.sleep(0)
         if applied:
@@ -536,32 +420,6 @@ class Pipeline:
                 len(found.alerts),
                 len(found.muted),
             )
-
-    async def _apply_open_interest(
-        self,
-        rows: list[OpenInterest],
-        until: int,
-        pages: AsyncGenerator[list[OpenInterest], None] | None,
-    ) -> list[OpenInterest]:
-        """Apply ``rows`` (a page, time order) up to ``until``; returns what is left, the next
-        page when this one is used up."""
-        assert isinstance(self.scorer, FuelSink)
-        feed = self._heatmap_feed()
-        done = 0
-        for row in rows:
-            if row.ts > until:
-                break
-            if feed is not None:
-                feed.told_history(row.market)
-            # As the stored total (one instrument, history:<market>), which the market's first
-            # live snapshot drops (HeatmapFeed): not added to the live listings.
-            self.scorer.set_open_interest(
-                row.market, row.open_interest_usd, f"{HISTORY_EXCHANGE}:{row.market}"
-            )
-            done += 1
-        if done < len(rows) or pages is None:
-            return rows[done:]
-        return await anext(pages, [])
 
     async def stop(self, *, grace_s: float = 2.0) -> None:
         """Store and publish what is pending, then stop. With the store failing, waits at
