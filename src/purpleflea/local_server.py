@@ -29,9 +29,14 @@ def client_url(host: str, port: int) -> str:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs. A record's pid is only a number from a file: 0 or a
+    negative one would probe a process group (0: our own, always "alive"), and one past the
+    C int made ``os.kill`` raise OverflowError; none of them is a server's process."""
+    if isinstance(pid, bool) or pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:  # another user's live process
         return True

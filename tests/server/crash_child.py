@@ -10,7 +10,9 @@ checkpoints' count and CPU and the journal's records and bytes to ``FOLDER/live.
 sends itself SIGKILL: nothing of a clean stop runs, as after ``kill -9``. With
 ``PURPLEFLEA_CRASH_STORE_URL`` set, it serves on that PostgreSQL store; with
 ``PURPLEFLEA_CRASH_AFTER_JOURNAL_WRITTEN`` set, the kill comes right after the engine
-journal's writer wrote all it was told (PostgreSQL: it writes once a second). ``CHECKPOINT_S``:
+journal's writer wrote all it was told up to the export (PostgreSQL: it writes once a
+second). The engine is exported with no await after it but that write: snapshots are told
+outside the plan lock, and one told after the export must not be in the journal. ``CHECKPOINT_S``:
 the tracker's ``checkpoint_s`` (0: none, and the start's checkpoint and the journal removed
 before the kill: the restart warms the engine as before checkpoints).
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import signal
 import sys
@@ -64,31 +67,45 @@ async def _serve_then_die(
         engine = tracker.scorer
         assert isinstance(engine, KeepsState)
         async with tracker._serial:
-            exported = msgspec.msgpack.encode(engine.export_state())
-            (folder / LIVE).write_bytes(exported)
             first = await tracker.store.since(0, limit=1)
-            journal = None if tracker.engine_state is None else tracker.engine_state.journal
-            told = {
+            last_seq = await tracker.store.last_seq()
+            saved = tracker.engine_state
+            journal = None if saved is None else saved.journal
+            written = os.environ.get(AFTER_JOURNAL_WRITTEN) and journal is not None
+            if written:
+                assert journal is not None
+                # Killed right after the journal's writer wrote everything told up to the
+                # export (a PostgreSQL store's journal is written once a second: what it had
+                # not written yet is lost with the process, the one loss it has by design).
+                # What a snapshot tells the engine from here on waits in memory, lost with
+                # the kill, as it is not in the state exported below.
+                journal.interval_s = math.inf
+                journal.flush(tick=True)
+            # Exported after the store's reads and right after the hand-over, with no await
+            # between: a snapshot's fuel and open interest are told outside the plan lock,
+            # and one told during an await after the export was journaled, so replayed by
+            # the restart, and was not in this state (the PostgreSQL test failed so, now and
+            # then at load 6-11: `markets` and `oi` apart).
+            exported = msgspec.msgpack.encode(engine.export_state())
+            records = 0 if journal is None else journal.records
+            if written:
+                assert journal is not None
+                await journal.written()
+            (folder / LIVE).write_bytes(exported)
+            stats = {
                 "state_bytes": len(exported),
-                "last_seq": await tracker.store.last_seq(),
+                "last_seq": last_seq,
                 "checkpoints": tracker.checkpoints,
                 "checkpoint_cpu_s": tracker.checkpoint_cpu_s,
                 # The journal over the run, and the tracker's clock it spans.
-                "journal_records": 0 if journal is None else journal.records,
+                "journal_records": records,
                 "journal_bytes": 0 if journal is None else journal.bytes,
                 "clock_span_s": (tracker.clock_ms - first[0].ts) / 1000 if first else 0.0,
             }
-            (folder / "live.json").write_text(json.dumps(told))
-            saved = tracker.engine_state
+            (folder / "live.json").write_text(json.dumps(stats))
             if checkpoint_s == 0 and saved is not None:  # not even the start's: it warms
                 for state in saved.path.parent.glob(saved.path.name + "*"):
                     state.unlink()
-            if os.environ.get(AFTER_JOURNAL_WRITTEN) and saved is not None:
-                # Killed right after the journal's writer wrote everything told (a PostgreSQL
-                # store's journal is written once a second: what it had not written yet is
-                # lost with the process, the one loss it has by design).
-                saved.journal.flush(tick=True)
-                await saved.journal.written()
             os.kill(os.getpid(), signal.SIGKILL)
 
 

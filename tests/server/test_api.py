@@ -645,7 +645,13 @@ async def test_metrics_name_what_they_count_beside_the_mixed_events_total(
 
 def test_every_pipeline_counter_has_a_family_named_for_it() -> None:
     """A counter added to the tracker's pipeline later is exported by its own name too."""
-    sources = ("pipeline.py", "sequencing.py", "oi_recorder.py", "follower.py")
+    sources = (
+        "pipeline.py",
+        "publish_backlog.py",
+        "sequencing.py",
+        "oi_recorder.py",
+        "follower.py",
+    )
     folder = Path(api.__file__).parent
     counted = {
         name

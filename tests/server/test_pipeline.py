@@ -18,6 +18,7 @@ from purpleflea.bus.local import LocalBus
 from purpleflea.engine import CascadeEngine
 from purpleflea.model import CascadeAlert, Liquidation, VenueLiquidation
 from purpleflea.server import pipeline as pipeline_module
+from purpleflea.server import publish_backlog
 from purpleflea.server.app import default_scorer
 from purpleflea.server.fanout import Fanout
 from purpleflea.server.feed import client_feed
@@ -582,7 +583,7 @@ async def test_a_backlog_longer_than_a_page_goes_out_in_seq_order_ahead_of_new_e
 ) -> None:
     """New events keep coming while the backlog is published: each batch publishes a page of
     the backlog ahead of it and joins it, so the bus carries every seq once, ascending."""
-    monkeypatch.setattr(pipeline_module, "_REPUBLISH_PAGE", 3, raising=False)
+    monkeypatch.setattr(publish_backlog, "_REPUBLISH_PAGE", 3)
     store = SQLiteStore(tmp_path / "db.sqlite")
     bus = _DownBus()
     tracker = Pipeline(store, bus, batch_limit=2)

@@ -100,7 +100,7 @@ class PostgresEngineState:
                 autocommit=False,
                 application_name="purpleflea-engine-state",
                 # As the store's: a database that stops answering held it ~130 s a try.
-                connect_timeout=postgres.CONNECT_TIMEOUT_S,
+                **postgres.connect_options(),
             )
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"{self.where}: cannot connect: {exc}") from exc

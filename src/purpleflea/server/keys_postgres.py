@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 
 from purpleflea.server.keys import SCHEMA, Execute, Result, SqlKeyStore
-from purpleflea.store import schema_postgres
+from purpleflea.store import postgres, schema_postgres
 from purpleflea.store.base import StoreUnavailable
 from purpleflea.store.factory import redacted
 
@@ -45,7 +45,7 @@ class PostgresKeyStore(SqlKeyStore):
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:
-            return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            return psycopg.connect(self.url, autocommit=True, **postgres.connect_options())
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(
                 f"key store {redacted(self.url)!r}: cannot connect: {exc}"

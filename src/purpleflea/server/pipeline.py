@@ -7,11 +7,8 @@ seqs, the bounded buffer, persisted-before-published); this module only performs
 one flush task opens the next plan, writes it to the store and only then publishes it on the
 bus, so a ``seq`` a client has seen is always on disk (the resume guarantee across restarts).
 
-When the bus refuses a stored plan (NATS away), the plan is the start of a backlog: what is
-stored above the published seq is published from the store, in seq order, ahead of anything
-newer, a page per new plan and, with no new event, every ``republish_s`` while the bus is
-connected. A start resumes a backlog the last run left, from the bus's newest seq. So every
-stored item reaches the bus, once and in order, without waiting for a next event.
+When the bus refuses a stored plan (NATS away), the plan is the start of a backlog, published
+from the store, in seq order, once the bus is back (:mod:`.publish_backlog`).
 
 When the store fails (a full disk, a lost database), the plan's write is retried with
 exponential backoff until it is stored, under the same seqs. Meanwhile new events wait in the
@@ -30,36 +27,33 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
 import msgspec
 
 from purpleflea.bus.base import Bus
-from purpleflea.bus.stored import stored_messages
 from purpleflea.clock import now_ms
-from purpleflea.engine.heatmap_feed import FuelSink, HeatmapFeed
+from purpleflea.engine.heatmap_feed import HeatmapFeed
 from purpleflea.engine.market_price import MarketPrice
 from purpleflea.formatting import printable
 from purpleflea.model import (
-    HISTORY_EXCHANGE,
     NAME_MAX,
-    CascadeAlert,
     Liquidation,
     MarketSnapshot,
     VenueLiquidation,
 )
-from purpleflea.outage import OutageRecord, describe
+from purpleflea.outage import describe
 from purpleflea.server.cascade_handover import handover
 from purpleflea.server.engine_journal import JournaledFuel, Tick, Told, new_nonce
-from purpleflea.server.engine_journal import OpenInterest as ToldOpenInterest
+from purpleflea.server.engine_replay import OI_PAGE, EngineReplay, FollowsCascades
 from purpleflea.server.engine_state import Continued, KeepsEngine, KeepsState
 from purpleflea.server.latency import StageLatency
+from purpleflea.server.publish_backlog import PublishBacklog
 from purpleflea.server.sequencing import BatchPlan, Scorer, Sequencer, WriteEvents
 from purpleflea.server.writes import WriteHealth
-from purpleflea.store.base import OpenInterest, Query, Store
-from purpleflea.store.oi_sampler import HEARTBEAT_MS
-from purpleflea.store.pages import NEVER_MS, open_interest_pages, store_pages
+from purpleflea.store.base import Query, Store
+from purpleflea.store.pages import open_interest_pages
 from purpleflea.store.seqmark import SeqMark
 
 __all__ = ["MarketState", "Pipeline", "Scorer", "SnapshotSink"]
@@ -100,19 +94,6 @@ _RETIRE_EVERY_MS = 3_600_000
 _HANDOVER_LIMIT = 1000
 
 
-@runtime_checkable
-class FollowsCascades(Protocol):
-    """A scorer that tells its active cascades (the cascade engine)."""
-
-    def active(self) -> list[CascadeAlert]: ...
-
-
-#: Open interest rows read per page while warming.
-_OI_PAGE = 10_000
-#: Stored alerts read per page when replaying what came after a checkpoint.
-_ALERT_PAGE = 10_000
-
-
 class MarketState(msgspec.Struct, kw_only=True):
     """What the tracker has seen of one market since it started.
 
@@ -129,13 +110,6 @@ class MarketState(msgspec.Struct, kw_only=True):
     last_ts: int
     exchanges: set[str]
 
-
-#: Stored items read back and published per page when a bus outage left a backlog; a batch
-#: of new events publishes one page of the backlog ahead of it, so storing goes on meanwhile.
-_REPUBLISH_PAGE = 1_000
-#: At start, a bus whose newest seq is further behind the store than this did not just miss
-#: the last run's final publishes (another store, a stream reset): nothing is published again.
-_RESUME_BACKLOG_MAX = 1_000_000
 
 #: A wakeup within this long of the last flush's end means events are arriving: coalesce.
 #: Below ~20 events/s an event goes at once.
@@ -220,21 +194,8 @@ class Pipeline:
         self._started_once = False  # the mark is finished only after a start read it
         self._dropped_at_outage = 0
         self._snapshot_names_logged = False  # the first snapshot dropped for its names
-        #: The bus's outage: each failure is a stored batch not published (the outage is
-        #: logged once when it starts and once when it ends).
-        self._publishing = OutageRecord()
-        #: Stored items the bus has not carried (their batches were refused): True until they
-        #: are published from the store, in seq order, ahead of anything newer (the outbox;
-        #: its cursor is the published seq).
-        self._backlog = False
-        #: The published seq when the backlog began, the republished counters then, and the
-        #: monotonic time its first page went out (for the line that says it is done).
-        self._backlog_from = 0
-        self._backlog_counts = (0, 0)
-        self._backlog_started: float | None = None
-        #: While a backlog waits and no event comes, how often it is tried (once the bus is
-        #: connected).
-        self.republish_s = 1.0
+        #: Publishes each stored plan, and from the store what the bus refused.
+        self.backlog = PublishBacklog(store, bus, self.core, self.counters)
         self.markets: dict[str, MarketState] = {}
         #: Markets retired (:data:`MARKET_RETIRE_MS`), and the events' time of the next look.
         self.markets_retired = 0
@@ -278,14 +239,24 @@ class Pipeline:
     def unpublished_seqs(self) -> int:
         """Seqs stored (or being stored) above the published one while a bus outage's
         backlog waits to be published from the store; 0 when there is none."""
-        return self.core.next_seq - 1 - self.core.published_seq if self._backlog else 0
+        return self.backlog.unpublished_seqs
+
+    @property
+    def republish_s(self) -> float:
+        """While a backlog waits and no event comes, how often it is tried (once the bus is
+        connected)."""
+        return self.backlog.republish_s
+
+    @republish_s.setter
+    def republish_s(self, seconds: float) -> None:
+        self.backlog.republish_s = seconds
 
     async def start(self, *, tick_interval: float = 1.0, warm_events: int = 200_000) -> None:
         stored = await self.store.last_seq()
         # Past the mark when the store lost its tail: those seqs were published already.
         mark = self.seq_mark
         self.core.resume(stored if mark is None else await asyncio.to_thread(mark.start, stored))
-        await self._resume_backlog(stored)
+        await self.backlog.resume(stored)
         self._journal_fuel()
         continued = await self._continue_engine(stored, warm_events)
         if self.scorer is not None and warm_events > 0:
@@ -395,115 +366,15 @@ class Pipeline:
         scored_after: int | None = None,
         told: list[Told] | None = None,
     ) -> None:
-        """Replay the newest stored events through the scorer, so that after a restart each
-        market is scored against its own baseline rather than a cold prior, with the stored
-        open interest interleaved by time when the scorer takes it (so the size term is on
-        from the first live event, not only after the next snapshots). Alerts raised while
-        warming were already published before the restart: they are dropped.
-
-        With ``scored_after`` (the engine was continued from a state taken when the store
-        ended at that seq) only the events after it are scored, as the engine scored them
-        live, with the ticks that exhausted a cascade replayed where their stored alerts
-        sit; the earlier ones only rebuild the markets' state. The open interest is not
-        replayed then: the rows are market totals sampled to 0.5 % moves, and the engine
-        holds each listing's value as it was told it.
-
-        ``told``: what the journal holds after the state's marker (:mod:`.engine_journal`),
-        the fuel, open interest and ticks the engine was told after it, each replayed before
-        the first event stored above its position; the stored alerts' ticks are not then."""
+        """Replay the store (and ``told``, the journal's records) through the scorer: warm
+        it, or, with ``scored_after``, replay what came after the state it continued
+        (:class:`~.engine_replay.EngineReplay`)."""
         assert self.scorer is not None
-        cursor = max(0, stored - limit)
-        warming = scored_after is None
-        after = -1 if scored_after is None else scored_after
-        sizes = self.scorer if isinstance(self.scorer, FuelSink) and warming else None
-        replaying = not warming and told is None and after < stored
-        ticks = await self._stored_ticks(after) if replaying else []
-        told = [] if told is None else told[::-1]  # the oldest last, taken from the end
-        replayed_told = len(told)
-        oi: AsyncGenerator[list[OpenInterest], None] | None = None
-        rows: list[OpenInterest] = []
-        scored = replayed_ticks = 0
-        try:
-            async for page in store_pages(self.store, after=cursor, page=10_000):
-                if sizes is not None and oi is None:
-                    # From a heartbeat before the first event: every market's value then is in.
-                    start = page[0].ts - HEARTBEAT_MS
-                    oi = open_interest_pages(self.store, start_ms=start, page=_OI_PAGE)
-                    rows = await anext(oi, [])
-                for event in page:
-                    while rows and rows[0].ts <= event.ts:
-                        rows = await self._apply_open_interest(rows, event.ts, oi)
-                    if event.seq > after:
-                        if ticks:
-                            replayed_ticks += self._replay_ticks(ticks, event.seq)
-                        if told and told[-1].position < event.seq:
-                            self._replay_told(told, event.seq)
-                        self.core.warm(event)
-                        scored += 1
-                    self._remember(event)
-            while rows:  # what came after the last stored event: current when going live
-                rows = await self._apply_open_interest(rows, NEVER_MS, oi)
-            replayed_ticks += self._replay_ticks(ticks, stored + 1)
-            self._replay_told(told, None)
-        finally:
-            if oi is not None:
-                await oi.aclose()
-        if scored and warming:
+        replay = EngineReplay(
+            self.store, self.scorer, self.core, self._remember, self._heatmap_feed()
+        )
+        if await replay.run(limit, stored, scored_after=scored_after, told=told):
             self.engine_start = "warmed"
-            log.info("cascade engine warmed with the last %d stored events", scored)
-        elif scored or replayed_ticks or replayed_told:
-            log.info(
-                "cascade engine: %d events and %d ticks stored after its state replayed, "
-                "and %d journal records",
-                scored,
-                replayed_ticks,
-                replayed_told,
-            )
-
-    def _replay_told(self, told: list[Told], before: int | None) -> None:
-        """Tell the engine again what the journal's ``told`` (the oldest last, taken from
-        the end) holds at a position below seq ``before`` (None: all of it). A tick's alerts
-        were stored and published when it ran: dropped."""
-        scorer = self.scorer
-        assert scorer is not None
-        sizes = scorer if isinstance(scorer, FuelSink) else None
-        while told and (before is None or told[-1].position < before):
-            record = told.pop()
-            if isinstance(record, Tick):
-                scorer.tick(record.now_ms)
-            elif sizes is None:
-                continue
-            elif isinstance(record, ToldOpenInterest):
-                sizes.set_open_interest(record.market, record.usd, record.instrument)
-            else:
-                sizes.set_fuel(record.market, record.side, record.ratio)
-
-    async def _stored_ticks(self, after: int) -> list[CascadeAlert]:
-        """The stored ``exhausted`` alerts after seq ``after``, the oldest last: where the
-        engine's ticks ended cascades (and events, which the replay repeats anyway)."""
-        found: list[CascadeAlert] = []
-        while page := await self.store.cascades_since(after, limit=_ALERT_PAGE):
-            found += (alert for alert in page if alert.status == "exhausted")
-            after = page[-1].seq
-        found.reverse()
-        return found
-
-    def _replay_ticks(self, ticks: list[CascadeAlert], before: int) -> int:
-        """Tick the engine where ``ticks`` (the oldest last, taken from the end) exhausted a
-        cascade it still follows, up to seq ``before``: a live tick on the wall clock, at
-        the alert's time. The alerts were stored and published: dropped. How many ticked."""
-        done = 0
-        scorer = self.scorer
-        assert scorer is not None
-        while ticks and ticks[-1].seq < before:
-            alert = ticks.pop()
-            # An event's own exhaustion was replayed with the event; a tick's was not.
-            if isinstance(scorer, FollowsCascades) and alert.id in {
-                following.id for following in scorer.active()
-            }:
-                scorer.tick(alert.updated_at)
-                done += 1
-        return done
 
     async def _rebuild_heatmaps(self) -> None:
         """Rebuild the heatmaps from the stored open interest (the last ``memory_ms`` of it
@@ -515,7 +386,7 @@ class Pipeline:
             return
         start = max(0, self.clock_ms - feed.memory_ms) if self.clock_ms else 0
         applied = 0
-        async for rows in open_interest_pages(self.store, start_ms=start, page=_OI_PAGE):
+        async for rows in open_interest_pages(self.store, start_ms=start, page=OI_PAGE):
             applied += feed.restore(row.snapshot() for row in rows)
             await asyncio.sleep(0)
         if applied:
@@ -550,32 +421,6 @@ class Pipeline:
                 len(found.muted),
             )
 
-    async def _apply_open_interest(
-        self,
-        rows: list[OpenInterest],
-        until: int,
-        pages: AsyncGenerator[list[OpenInterest], None] | None,
-    ) -> list[OpenInterest]:
-        """Apply ``rows`` (a page, time order) up to ``until``; returns what is left, the next
-        page when this one is used up."""
-        assert isinstance(self.scorer, FuelSink)
-        feed = self._heatmap_feed()
-        done = 0
-        for row in rows:
-            if row.ts > until:
-                break
-            if feed is not None:
-                feed.told_history(row.market)
-            # As the stored total (one instrument, history:<market>), which the market's first
-            # live snapshot drops (HeatmapFeed): not added to the live listings.
-            self.scorer.set_open_interest(
-                row.market, row.open_interest_usd, f"{HISTORY_EXCHANGE}:{row.market}"
-            )
-            done += 1
-        if done < len(rows) or pages is None:
-            return rows[done:]
-        return await anext(pages, [])
-
     async def stop(self, *, grace_s: float = 2.0) -> None:
         """Store and publish what is pending, then stop. With the store failing, waits at
         most ``grace_s`` for it to come back: a shutdown is not held hostage by a full disk,
@@ -593,14 +438,7 @@ class Pipeline:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if self._backlog:
-            log.warning(
-                "bus: stopped with seqs %d-%d stored and not on the bus (it refused them): the "
-                "next start publishes them from the store (meanwhile API nodes fill them in at "
-                "the next message, and resuming clients read them from the store)",
-                self.core.published_seq + 1,
-                self.core.next_seq - 1,
-            )
+        self.backlog.stopped()
         await self._finish_mark()
         if self._checkpointing is not None:  # one writer of the state files at a time
             with contextlib.suppress(Exception):
@@ -685,9 +523,9 @@ class Pipeline:
 
     async def _flush_loop(self) -> None:
         while True:
-            if self._backlog:  # tried again every republish_s, with or without new events
+            if self.backlog.active:  # tried again every republish_s, with or without new events
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self.republish_s)
+                    await asyncio.wait_for(self._wakeup.wait(), self.backlog.republish_s)
             else:
                 await self._wakeup.wait()
             if self.coalesce_s > 0 and time.monotonic() - self._flushed_at < _BUSY_S:
@@ -707,8 +545,9 @@ class Pipeline:
                     plan = self.core.next_plan(time.monotonic())
                     if plan is not None:
                         await self._perform(plan)
-            if self._backlog and self.bus.connected:
-                await self._publish_backlog_now()
+            if self.backlog.active and self.bus.connected:
+                async with self._serial:
+                    await self.backlog.drain()
             self._caught_up()
             self._flushed_at = time.monotonic()
             self._idle.set()
@@ -738,7 +577,7 @@ class Pipeline:
             self._time_persisted(plan)
             if not self.core.pending:
                 self._caught_up()
-            published = await self._publish(plan)
+            published = await self.backlog.publish(plan)
             sent = len(plan.stored or ()) + len(plan.alerts)
             if published and sent:
                 self.latency.observe("published", time.monotonic() - persisted, sent)
@@ -794,143 +633,6 @@ class Pipeline:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max_s)
-
-    async def _publish(self, plan: BatchPlan) -> bool:
-        """Publish a persisted plan, after a page of the backlog if there is one; False when
-        the plan is not on the bus: the bus failed, or more backlog is ahead of it (the plan
-        joins the backlog, published from the store in its turn)."""
-        try:
-            messages = plan.messages(time.monotonic())
-            behind = False
-            if self._backlog and messages:
-                behind = not await self._publish_backlog(messages[0].seq - 1)
-            if not behind:
-                for message in messages:
-                    await self.bus.publish(message)
-                    self.core.published(message.seq)
-        except Exception as exc:
-            self.counters["publish_errors"] += 1
-            self._unpublished(plan)
-            error = describe(exc)
-            if self._publishing.failed(error):
-                log.error(
-                    "bus: could not publish a stored batch: %s (stored batches are published "
-                    "from the store, in seq order, once the bus is back; the next line says "
-                    "when)",
-                    error,
-                )
-            return False
-        if behind:
-            self._unpublished(plan)
-            return False
-        return True
-
-    async def _resume_backlog(self, stored: int) -> None:
-        """Seqs a previous run stored and the bus never carried (it stopped or crashed during
-        a bus outage, or between a persist and its publish) are the backlog: published from
-        the store, in seq order, ahead of anything new. The bus's newest seq says where it
-        stopped; a bus that keeps nothing (in-process) or holds nothing (a new or expired
-        stream) says nothing, and nothing is published again."""
-        try:
-            newest = await self.bus.newest_seq()
-        except Exception as exc:
-            log.warning("bus: could not read its newest seq at start: %s", describe(exc))
-            return
-        upto = min(stored, self.core.published_seq)
-        if newest is None or newest >= upto:
-            return
-        if upto - newest > _RESUME_BACKLOG_MAX:
-            log.warning(
-                "bus: its newest message is seq %d, %d seqs behind the store's %d: more than "
-                "%d, so not a publish the last run missed (another store, a stream reset); "
-                "nothing is published again",
-                newest,
-                upto - newest,
-                upto,
-                _RESUME_BACKLOG_MAX,
-            )
-            return
-        self.core.published_seq = newest
-        self._start_backlog()
-        log.warning(
-            "bus: seqs %d-%d are stored but not on the bus (the last run did not publish "
-            "them): publishing them from the store, in seq order",
-            newest + 1,
-            upto,
-        )
-
-    def _start_backlog(self) -> None:
-        if self._backlog:
-            return
-        self._backlog = True
-        self._backlog_from = self.core.published_seq
-        self._backlog_counts = (self.counters["republished"], self.counters["republished_alerts"])
-        self._backlog_started = None
-
-    def _unpublished(self, plan: BatchPlan) -> None:
-        """``plan`` is stored and not on the bus: it is in the backlog."""
-        self._start_backlog()
-        # Stored, but not on the bus: without this count they were in `received` and no
-        # other outcome, so a bus outage read in /v1/metrics as that many events lost.
-        self.counters["stored_unpublished"] += sum(
-            1 for event in plan.stored or () if event.seq > self.core.published_seq
-        )
-
-    async def _publish_backlog(self, upto: int) -> bool:
-        """Publish one page of the backlog (stored, above the published seq, at most
-        ``upto``) from the store, in seq order; True when none is left up to ``upto``.
-        Raises when the bus (or the store) fails: the rest waits for the next try. JetStream
-        drops a message it already has (the same ``Nats-Msg-Id``) and API nodes skip a seq
-        they passed, so an item published before a failure is never delivered twice."""
-        found = await stored_messages(self.store, self.core.published_seq, upto, _REPUBLISH_PAGE)
-        started = time.monotonic()
-        await self.bus.publish_many(found)
-        if found:
-            self.core.published(found[-1].seq)
-            if self._backlog_started is None:
-                self._backlog_started = started
-        events = sum(1 for message in found if message.channel == "liquidations")
-        self.counters["republished"] += events
-        self.counters["republished_alerts"] += len(found) - events
-        if len(found) >= _REPUBLISH_PAGE and found[-1].seq < upto:
-            return False  # a full page: maybe more, the next page in its turn
-        self._backlog = False
-        self._backlog_done()
-        return True
-
-    async def _publish_backlog_now(self) -> None:
-        """No event waits: publish the backlog, a page at a time, until it is all out or an
-        event comes (its batch goes on with it). A failure is left for the next try."""
-        async with self._serial:
-            try:
-                while self._backlog and not self.core.pending:
-                    await self._publish_backlog(self.core.next_seq - 1)
-            except Exception as exc:
-                self.counters["republish_errors"] += 1
-                log.debug("bus: publishing the backlog failed: %s", describe(exc))
-
-    def _backlog_done(self) -> None:
-        """The backlog is all on the bus: the end of the publish outage that made it (if
-        this run saw one), logged with what was published from the store."""
-        ended = self._publishing.recovered()
-        events = self.counters["republished"] - self._backlog_counts[0]
-        alerts = self.counters["republished_alerts"] - self._backlog_counts[1]
-        took = time.monotonic() - (self._backlog_started or time.monotonic())
-        what = (
-            f"{events} events and {alerts} alerts (seqs {self._backlog_from + 1}-"
-            f"{self.core.published_seq}) were published from the store, in seq order, in "
-            f"{took:.1f} s"
-        )
-        if ended is None:
-            log.warning("bus: the stored seqs it lacked are on it: %s", what)
-            return
-        log.warning(
-            "bus: publishing again after %.1f s; %d stored batches were refused meanwhile: "
-            "their %s",
-            ended.seconds,
-            ended.failures,
-            what,
-        )
 
     def _remember(self, event: Liquidation) -> None:
         self.clock_ms = max(self.clock_ms, event.ts)

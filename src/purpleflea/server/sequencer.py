@@ -32,6 +32,7 @@ from typing import Any
 import psycopg
 
 from purpleflea.outage import describe
+from purpleflea.store import postgres
 from purpleflea.store.base import StoreUnavailable
 from purpleflea.store.factory import redacted
 
@@ -99,7 +100,8 @@ class SequencerLock:
         self._started: object = None
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
-        idle, interval = max(1, self.keepalive // 2), max(1, self.keepalive // 6)
+        options = postgres.connect_options(keepalive_s=self.keepalive)
+        idle, interval = options["keepalives_idle"], options["keepalives_interval"]
         # The database's side probes the session too: libpq's keepalives are this side's
         # alone, and a vanished holder's session (and the lock) stayed until the server's
         # own keepalives gave up, two hours by default, however long a standby waited.
@@ -113,11 +115,7 @@ class SequencerLock:
                 self.url,
                 autocommit=True,
                 application_name="purpleflea-sequencer",
-                connect_timeout=10,
-                keepalives=1,
-                keepalives_idle=idle,
-                keepalives_interval=interval,
-                keepalives_count=3,
+                **options,
                 options=probed.strip(),
             )
         except psycopg.OperationalError as exc:

@@ -257,10 +257,29 @@ _LAST_SEQ = (
 _EVENT_TIMES = "SELECT (SELECT min(ts) FROM liquidations), (SELECT max(ts) FROM liquidations)"
 
 
-#: Seconds a new connection may take (libpq's connect_timeout, as the key store's). Without it
+#: Seconds a new connection may take (libpq's connect_timeout; every connection's, through
+#: :func:`connect_options`). Without it
 #: a database that stops answering (a failover, a network split) held each read ~130 s, the
 #: kernel's SYN retries, long past any client's timeout.
 CONNECT_TIMEOUT_S = 10
+#: About how many seconds an idle connection whose server vanished (a failover, a cut link)
+#: is known broken in (libpq's TCP keepalives; see :func:`connect_options`), so its next use
+#: opens a new one instead of waiting on the kernel's retransmissions (~15 min).
+KEEPALIVE_S = 60
+
+
+def connect_options(*, keepalive_s: int = KEEPALIVE_S) -> dict[str, Any]:
+    """The libpq options of every connection the tracker opens to PostgreSQL (store, key
+    store, small stores, engine state, sequencer lock): a bound on the connect
+    (:data:`CONNECT_TIMEOUT_S`) and TCP keepalives that give up on a silent server after
+    about ``keepalive_s`` seconds (probing from ``keepalive_s / 2`` idle, 3 probes)."""
+    return {
+        "connect_timeout": CONNECT_TIMEOUT_S,
+        "keepalives": 1,
+        "keepalives_idle": max(1, keepalive_s // 2),
+        "keepalives_interval": max(1, keepalive_s // 6),
+        "keepalives_count": 3,
+    }
 
 
 class PostgresStore:
@@ -422,7 +441,7 @@ class PostgresStore:
                 self.url,
                 autocommit=autocommit,
                 application_name="purpleflea",
-                connect_timeout=CONNECT_TIMEOUT_S,
+                **connect_options(),
             )
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(

@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from purpleflea.store import schema_postgres
+from purpleflea.store import postgres, schema_postgres
 from purpleflea.store.base import StoreUnavailable
 from purpleflea.store.factory import redacted
 
@@ -37,8 +37,13 @@ class PostgresStatements:
         if connection is not None and not (connection.closed or connection.broken):
             return connection
         try:
+            # As the store's: with no connect timeout a database that stops answering held
+            # each API call or drain ~130 s (the kernel's retries).
             connection = await psycopg.AsyncConnection.connect(
-                self.url, autocommit=False, application_name=f"purpleflea-{self.name}"
+                self.url,
+                autocommit=False,
+                application_name=f"purpleflea-{self.name}",
+                **postgres.connect_options(),
             )
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(
