@@ -205,8 +205,9 @@ def main() -> None:
     parser.add_argument(
         "--opened-share",
         type=float,
-        default=0.0,
-        help="share of new open interest placed by the first-sight shape (0: the tiers)",
+        default=HeatmapConfig().opened_share,
+        help="share of new open interest placed by the first-sight shape (0: the tiers, "
+        "the default until 2026-12-08, with --turnover 0.1)",
     )
     parser.add_argument("--turnover", type=float, default=HeatmapConfig().turnover_per_hour)
     parser.add_argument(

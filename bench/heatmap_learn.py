@@ -76,7 +76,10 @@ def main() -> None:
         oracle = Oracle(sim)
         names = sim.market_names[: args.top]
         wanted = set(names)
-        models = {s: HeatmapModel(HeatmapConfig(tiers=shifted(s))) for s in SHIFTS}
+        models = {
+            s: HeatmapModel(HeatmapConfig(tiers=shifted(s), opened=None, turnover_per_hour=0.1))
+            for s in SHIFTS
+        }
         stats = {(m, s): [0.0, 0.0, 0.0] for m in names for s in SHIFTS}
         realized = {(m, side): 0.0 for m in names for side in SIDES}
         previous: dict[str, float] = {}

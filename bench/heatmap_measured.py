@@ -49,6 +49,9 @@ BUCKETS, LOW, HIGH = 50, 0.7, 1.3
 HALF = BUCKETS // 2
 WARM_DAYS = 60
 PERSIST_MAX_GAP_H = 6.0  # persistence pairs: consecutive snapshots at most this far apart
+#: The served default until 2026-12-08: new open interest through the leverage tiers, turnover
+#: 0.1/h (the studies of docs/heatmap.md sections 4-6 judged it; they keep it to reproduce).
+PREVIOUS = HeatmapConfig(opened=None, turnover_per_hour=0.1)
 
 
 @dataclass

@@ -42,7 +42,11 @@ from purpleflea.model import MarketSnapshot
 
 WHALES = "wangrdotcom_wangrcli/whales_btc.json"
 HORIZONS_H = (0, 24, 168)
-CONFIGS = {"flat": HeatmapConfig(first_sight=None), "fitted": HeatmapConfig()}
+#: As judged in docs/heatmap.md section 5: the default of the time (tiers, turnover 0.1/h).
+CONFIGS = {
+    "flat": HeatmapConfig(first_sight=None, opened=None, turnover_per_hour=0.1),
+    "fitted": HeatmapConfig(opened=None, turnover_per_hour=0.1),
+}
 
 
 def load_distances(root: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -146,7 +146,14 @@ class BarPrediction:
     short_zones: np.ndarray
 
 
-TIERS = {"default": DEFAULT_TIERS, "retail": RETAIL_TIERS}
+#: ``--tiers``: "default" is the served model (new open interest placed by the first-sight
+#: shape, turnover 0.3/h); "tiers" the default until 2026-12-08 (through ``DEFAULT_TIERS``,
+#: turnover 0.1/h); "retail" that with the earlier retail mix.
+TIERS = {
+    "default": HeatmapConfig(),
+    "tiers": HeatmapConfig(tiers=DEFAULT_TIERS, opened=None, turnover_per_hour=0.1),
+    "retail": HeatmapConfig(tiers=RETAIL_TIERS, opened=None, turnover_per_hour=0.1),
+}
 
 
 def run(
@@ -674,7 +681,10 @@ def main() -> None:
     parser.add_argument("--data", help="the shared data/real folder")
     parser.add_argument("--warmup-bars", type=int, default=48, help="bars not scored (24 h)")
     parser.add_argument(
-        "--tiers", choices=sorted(TIERS), default="default", help="the model's leverage mix"
+        "--tiers",
+        choices=sorted(TIERS),
+        default="default",
+        help="the model: the served default, the previous default's tiers, or the retail mix",
     )
     parser.add_argument("--chart", default=str(REPO / "docs" / "img" / "heatmap_real.png"))
     args = parser.parse_args()
@@ -684,7 +694,7 @@ def main() -> None:
     overlap = (bars["ts"] >= start) & (bars["ts"] + HALF_HOUR <= end)
     bars = {key: value[overlap] for key, value in bars.items()}
     grid = np.arange(55_000, 90_000, 250.0)
-    predictions, longs, shorts = run(candles, bars, grid, HeatmapConfig(tiers=TIERS[args.tiers]))
+    predictions, longs, shorts = run(candles, bars, grid, TIERS[args.tiers])
     print(
         f"Candles: {len(candles['ts'])} (5 min, deduplicated); bars: {len(bars['ts'])}; "
         f"leverage mix: {args.tiers}\n"
@@ -696,7 +706,7 @@ def main() -> None:
     chart(Path(args.chart), predictions, bars, grid, longs, shorts)
     print(f"\nChart: {args.chart}")
     img = Path(args.chart).parent
-    config = HeatmapConfig(tiers=TIERS[args.tiers])
+    config = TIERS[args.tiers]
 
     print("\n### Top-decile zones against realized liquidations (heatmap_decile.py)\n")
     precision = decile_binance(predictions, bars, args.warmup_bars)

@@ -99,8 +99,9 @@ def main() -> None:
     parser.add_argument(
         "--opened-share",
         type=float,
-        default=0.0,
-        help="share of new open interest placed by the first-sight shape (0: the tiers)",
+        default=HeatmapConfig().opened_share,
+        help="share of new open interest placed by the first-sight shape (0: the tiers, "
+        "the default until 2026-12-08)",
     )
     args = parser.parse_args()
 
@@ -113,9 +114,9 @@ def main() -> None:
         for e in range(args.exchanges)
     ]
     model = HeatmapModel(
-        HeatmapConfig(opened=FIRST_SIGHT, opened_share=args.opened_share)
-        if args.opened_share > 0
-        else None
+        HeatmapConfig(
+            opened=FIRST_SIGHT if args.opened_share > 0 else None, opened_share=args.opened_share
+        )
     )
     for _ in range(args.warmup):
         for walk in walks:

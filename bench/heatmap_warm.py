@@ -113,7 +113,7 @@ def main() -> None:
     )
 
     rows: dict[str, Scores] = {
-        "warmed, tiers (current)": warmed(hourly, snaps, HeatmapConfig()),
+        "warmed, tiers (previous default)": warmed(hourly, snaps, hm.PREVIOUS),
         "A: warmed, shape 1, turnover 0.1": warmed(hourly, snaps, candidate(1.0, 0.1)),
         f"B: warmed, shape {best[0]:g}, turnover {best[1]:g}": warmed(
             hourly, snaps, candidate(*best)

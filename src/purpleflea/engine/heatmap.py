@@ -13,15 +13,15 @@ How it estimates (per instrument, summed per market):
   so summing them loses nothing but that resolution). When the snapshot's open interest is more
   than the model holds on a side, the difference was opened since the last snapshot: its entry
   prices are spread evenly over the price range since then (``low``..``high`` if given, else
-  the previous and current mark), split across the leverage tiers of :class:`HeatmapConfig`
-  and placed at each tier's liquidation price (isolated margin, linear contract)::
+  the previous and current mark), and its liquidation prices placed at log-distances from each
+  entry drawn from the first-sight shape fitted on real positions (``opened``, by default
+  :data:`FIRST_SIGHT`; better than the tiers held out on the measured maps and on the
+  simulator, though not better than the first sight alone: docs/heatmap.md, section 6). With
+  ``opened=None`` (or for the part beyond ``opened_share``) it is split across the leverage
+  tiers of :class:`HeatmapConfig` and placed at each tier's liquidation price (isolated
+  margin, linear contract)::
 
       long:  entry * (1 - 1/L) / (1 - mmr)        short: entry * (1 + 1/L) / (1 + mmr)
-
-  Optionally (``opened``, off by default) a share of it is placed instead at liquidation
-  log-distances from each entry drawn from the first-sight shape fitted on real positions:
-  better than the tiers on the measured maps, not better than the first sight alone
-  (docs/heatmap.md, section 6).
 
 - **Sweep.** A long is gone once the path's low reaches its liquidation price, a short once the
   high does: every bin beyond the range since the last snapshot is emptied (partly, for the bin
@@ -49,7 +49,8 @@ How it estimates (per instrument, summed per market):
   dropped: an expired future or a delisted contract (:meth:`HeatmapModel.take_retired`).
 
 The leverage mix and maintenance rates are assumptions, not facts (docs/heatmap.md): the
-default is a mix *by notional*, most of it at 2x-10x (see :data:`DEFAULT_TIERS`).
+tiers' default is a mix *by notional*, most of it at 2x-10x (see :data:`DEFAULT_TIERS`); the
+default configuration places nothing through them (``opened_share`` 1).
 """
 
 from __future__ import annotations
@@ -171,13 +172,16 @@ class HeatmapConfig(msgspec.Struct, frozen=True, kw_only=True):
     #: How open interest opened since the last snapshot (and turnover's reopened part) places
     #: its liquidation prices: ``opened_share`` of it at log-distances from each entry drawn
     #: from ``opened`` (the fitted real shape, as at first sight), the rest through ``tiers``.
-    #: ``None`` or a share of 0: all through the tiers.
-    opened: FirstSight | None = None
+    #: ``None`` or a share of 0: all through the tiers (the default until 2026-12-08, with
+    #: turnover 0.1 an hour; docs/heatmap.md, section 6). By default all of it by the shape,
+    #: so the tiers place nothing.
+    opened: FirstSight | None = FIRST_SIGHT
     opened_share: float = 1.0
     #: Hourly, the bins at a book's two ends holding together at most this share of its
     #: notional are dropped (0: never). Results move by at most this share.
     negligible_share: float = 1e-9
-    turnover_per_hour: float = 0.1
+    #: Chosen with the shape on the measured maps (docs/heatmap.md, section 6); 0.1 before.
+    turnover_per_hour: float = 0.3
     range_pct: float = 20.0
     buckets: int = 100
     cluster_factor: float = 2.0

@@ -68,7 +68,7 @@ class HeatmapFeed:
     @property
     def memory_ms(self) -> int:
         """How far back the model's state reaches: the time its turnover takes to replace
-        all but 5 % of the positions a market held (30 h at 0.1 an hour); a restart rebuilds
+        all but 5 % of the positions a market held (10 h at 0.3 an hour); a restart rebuilds
         from the stored open interest of that long."""
         turnover = self.model.config.turnover_per_hour
         return int(math.log(20.0) / turnover * 3_600_000) if turnover > 0 else 7 * 86_400_000
