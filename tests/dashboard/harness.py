@@ -14,6 +14,7 @@ from pathlib import Path
 from playwright.async_api import Browser, Playwright
 
 from purpleflea.clock import now_ms
+from purpleflea.engine.heatmap import HeatmapConfig, HeatmapModel
 from purpleflea.model import MarketSnapshot, VenueLiquidation
 from tests.server.conftest import Running, make_config, running_server, venue_event
 
@@ -67,9 +68,19 @@ async def dashboard_server(data_dir: Path) -> AsyncIterator[Running]:
 # -- market data ---------------------------------------------------------------------------------
 
 
-def seed_heatmap(running: Running, market: str, mark: float, oi_usd: float) -> None:
+def seed_heatmap(
+    running: Running, market: str, mark: float, oi_usd: float, *, banded: bool = False
+) -> None:
     """Two days of hourly open-interest snapshots around ``mark`` (price wandering +/- 6 %,
-    open interest growing), so positions sit at many liquidation prices and form clusters."""
+    open interest growing), so positions sit at many liquidation prices and form clusters.
+
+    ``banded``: the server's model replaced by one opening through the leverage tiers (the
+    default before 2026-12-08), whose bands make four or more named clusters of this path;
+    the served model's smooth real shape makes one a side."""
+    if banded:
+        feed = running.server.tracker.heatmap
+        assert feed is not None
+        feed.model = HeatmapModel(HeatmapConfig(opened=None, turnover_per_hour=0.1))
     start = now_ms() - 48 * 3_600_000
     for hour in range(49):
         price = mark * (1 + 0.06 * math.sin(hour / 7.0) * (1 - hour / 48))
