@@ -234,7 +234,7 @@ def _postgres_window_page(
     ``tail`` are planned without an order (fenced by ``OFFSET 0``), so the planner picks
     the cheapest way to read the whole window, which it estimates well (the ts index, or the
     column's own), and the page is its newest rows. The gates (``span``, the walk's count)
-    are evaluated once, before the part they gate reads anything.
+    are evaluated once, before the part each guards reads anything.
 
     Planned for its values (``custom_plan``): a generic plan, which psycopg's prepared
     statements get after a few runs, knows neither the column's value nor the window's
