@@ -42,6 +42,7 @@ from purpleflea.bus.base import (
     cascade_frame,
     liquidation_frame,
 )
+from purpleflea.bus.stored import stored_items
 from purpleflea.clock import now_ms
 from purpleflea.model import CascadeAlert, Liquidation
 from purpleflea.server.filters import BadSubscription, StreamFilter, parse_filter
@@ -225,24 +226,20 @@ class Dispatcher:
         self, after: int, upto: int, channels: Iterable[str]
     ) -> AsyncIterator[list[Liquidation | CascadeAlert]]:
         """The stored items of ``channels`` with ``after < seq <= upto``, in seq order, a page
-        of at most :data:`_CATCH_UP_PAGE` at a time (events and alerts merged)."""
+        at a time (events and alerts merged, :data:`_CATCH_UP_PAGE` of each read)."""
         channels = frozenset(channels)
         while after < upto:
-            page: list[Liquidation | CascadeAlert] = []
-            if "liquidations" in channels:
-                page += await self.history.since(after, _CATCH_UP_PAGE)
-            if "cascades" in channels:
-                page += await self.history.cascades_since(after, _CATCH_UP_PAGE)
+            page = await stored_items(
+                self.history,
+                after,
+                upto,
+                _CATCH_UP_PAGE,
+                events="liquidations" in channels,
+                alerts="cascades" in channels,
+            )
             if not page:
                 return
-            page.sort(key=lambda item: item.seq)
-            if len(channels) > 1:
-                page = page[:_CATCH_UP_PAGE]  # only this much of the merge is complete
-            within = [item for item in page if item.seq <= upto]
-            if within:
-                yield within
-            if len(within) < len(page):
-                return
+            yield page
             after = page[-1].seq
 
     async def _catch_up(self, hook: _Hook) -> None:
