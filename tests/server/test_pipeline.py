@@ -554,7 +554,7 @@ async def test_what_the_bus_refused_is_published_from_the_store_once_it_is_back(
     bus = _DownBus()
     bus.down = False
     tracker = Pipeline(store, bus)
-    tracker.republish_s = 0.05
+    tracker.backlog.republish_s = 0.05
     reader = bus.subscribe()
     await tracker.start()
     tracker.submit(venue_event(ts=T0))
@@ -565,7 +565,7 @@ async def test_what_the_bus_refused_is_published_from_the_store_once_it_is_back(
         await tracker.drain()  # a batch each
     assert tracker.counters["stored_unpublished"] == 5
     assert tracker.last_seq == 1
-    unpublished = tracker.unpublished_seqs if hasattr(tracker, "unpublished_seqs") else None
+    unpublished = tracker.unpublished_seqs
     bus.down = False  # and no event comes
     assert await _published(reader, 6) == [1, 2, 3, 4, 5, 6]
     assert unpublished == 5
@@ -587,7 +587,7 @@ async def test_a_backlog_longer_than_a_page_goes_out_in_seq_order_ahead_of_new_e
     store = SQLiteStore(tmp_path / "db.sqlite")
     bus = _DownBus()
     tracker = Pipeline(store, bus, batch_limit=2)
-    tracker.republish_s = 3600.0  # only new events move it here
+    tracker.backlog.republish_s = 3600.0  # only new events move it here
     reader = bus.subscribe()
     await tracker.start()
     for event in _burst(20):
@@ -623,7 +623,7 @@ async def test_a_backlog_whose_read_fails_is_read_again(tmp_path: Path) -> None:
     store = _ReadFailsOnce(tmp_path / "db.sqlite")
     bus = _DownBus()
     tracker = Pipeline(store, bus)
-    tracker.republish_s = 0.05
+    tracker.backlog.republish_s = 0.05
     reader = bus.subscribe()
     await tracker.start()
     for n in range(3):

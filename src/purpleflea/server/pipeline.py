@@ -241,16 +241,6 @@ class Pipeline:
         backlog waits to be published from the store; 0 when there is none."""
         return self.backlog.unpublished_seqs
 
-    @property
-    def republish_s(self) -> float:
-        """While a backlog waits and no event comes, how often it is tried (once the bus is
-        connected)."""
-        return self.backlog.republish_s
-
-    @republish_s.setter
-    def republish_s(self, seconds: float) -> None:
-        self.backlog.republish_s = seconds
-
     async def start(self, *, tick_interval: float = 1.0, warm_events: int = 200_000) -> None:
         stored = await self.store.last_seq()
         # Past the mark when the store lost its tail: those seqs were published already.
