@@ -45,3 +45,9 @@ async def stored_before(client: LiquidationClient, end: int) -> bool:
     history (the tracker was not recording then), not a calm one."""
     page = await client.history(end=end, limit=1)
     return bool(page.events)
+
+
+async def before_history(client: LiquidationClient, answered: bool, end: int) -> bool:
+    """Whether a window ending at ``end`` is before the stored history: asked (one request)
+    only when it was not ``answered`` otherwise (it had events, or names a market never seen)."""
+    return not answered and not await stored_before(client, end)

@@ -9,7 +9,7 @@ from mcp_types import CallToolResult
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from purpleflea.client import LiquidationClient
-from purpleflea.client.seen import stored_before, unseen_markets
+from purpleflea.client.seen import before_history, unseen_markets
 from purpleflea.clock import now_ms
 from purpleflea.formatting import format_usd
 from purpleflea.mcp import arguments
@@ -130,7 +130,7 @@ class LiquidationTools:
             truncated = next_cursor is not None
             unseen = [] if events else await unseen_markets(self.client, wanted.markets)
             # Nothing stored before the end at all: not a quiet tape, an unrecorded one.
-            unrecorded = not events and not unseen and not await stored_before(self.client, until)
+            unrecorded = await before_history(self.client, bool(events or unseen), until)
         filters: dict[str, Any] = {
             "markets": upper(markets),
             "exchanges": exchanges,

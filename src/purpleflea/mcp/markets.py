@@ -9,7 +9,7 @@ from mcp_types import CallToolResult
 from pydantic import BeforeValidator, Field
 
 from purpleflea.client import LiquidationClient
-from purpleflea.client.seen import market_seen, stored_before
+from purpleflea.client.seen import before_history, market_seen
 from purpleflea.clock import now_ms
 from purpleflea.formatting import format_price, format_usd
 from purpleflea.mcp import arguments
@@ -323,12 +323,6 @@ class MarketTools:
             told = [not_recorded(end), *told[1:]]  # the active cascades (of now) stay
         sentences = [heading, *told, provenance_line(found)]
         return result(" ".join(sentences), data)
-
-
-async def before_history(client: LiquidationClient, answered: bool, end: int) -> bool:
-    """Whether a window ending at ``end`` is before the stored history: asked (one request)
-    only when it was not ``answered`` otherwise (it had events, or names a market never seen)."""
-    return not answered and not await stored_before(client, end)
 
 
 def _stats_text(
