@@ -316,9 +316,9 @@ class Api:
                 404, "not_found", _no_heatmap(market, known, market in self.tracker.markets)
             )
         params = request.query_params
-        low = http.optional_positive(params, "low")
-        high = http.optional_positive(params, "high")
-        bucket = http.optional_positive(params, "bucket")
+        low = http.optional_number(params, "low", positive=True)
+        high = http.optional_number(params, "high", positive=True)
+        bucket = http.optional_number(params, "bucket", positive=True)
         try:
             heatmap = self.heatmaps.model.heatmap(market, low=low, high=high, bucket=bucket)
         except ValueError as exc:

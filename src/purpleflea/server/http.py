@@ -176,11 +176,6 @@ def optional_number(params: QueryParams, name: str, *, positive: bool = False) -
     return value
 
 
-def optional_positive(params: QueryParams, name: str) -> float | None:
-    """A finite number above 0 (a price, a bucket width), None when absent."""
-    return optional_number(params, name, positive=True)
-
-
 def integer(
     params: QueryParams, name: str, default: int | None, *, low: int = 0, high: int = MAX_INTEGER
 ) -> int | None:

@@ -23,9 +23,9 @@ def measured_heatmap(maps: MeasuredMaps | None, market: str, params: QueryParams
             f"no measured heatmap for {market!r}: position sampling is off "
             "(purpleflea serve --sample-positions)",
         )
-    low = http.optional_positive(params, "low")
-    high = http.optional_positive(params, "high")
-    bucket = http.optional_positive(params, "bucket")
+    low = http.optional_number(params, "low", positive=True)
+    high = http.optional_number(params, "high", positive=True)
+    bucket = http.optional_number(params, "bucket", positive=True)
     try:
         found = maps.heatmap(market, low=low, high=high, bucket=bucket)
     except LookupError as exc:
