@@ -272,27 +272,42 @@ def _rows_read(plan: dict[str, Any]) -> int:
     return read + sum(_rows_read(child) for child in plan.get("Plans", []))
 
 
-@pytest.mark.parametrize("query", MISPLANNED)
-async def test_a_postgres_page_does_not_walk_back_through_the_newest_events(query: Query) -> None:
+async def _tailed_store_and_plan(query: Query) -> tuple[PostgresStore, dict[str, Any]]:
+    """A PostgreSQL store of :func:`_skewed` events with the TAIL (BTC-PERP longs on bybit)
+    after them, analyzed, and the executed plan of ``query``'s history page on it."""
     store = await PostgresStore.connect(await _empty_postgres())
     try:
-        tail = [
-            msgspec.structs.replace(
-                e, market="BTC-PERP", side="long", exchange="bybit", coverage="complete"
-            )
-            for e in _skewed(20_000 + TAIL)[20_000:]
-        ]
-        await store.append(_skewed(20_000) + tail)
-        connection = await psycopg.AsyncConnection.connect(store.url, autocommit=True)
-        async with connection:
-            await connection.execute("ANALYZE liquidations")
-            page = history_page(postgres._SELECT, query, "postgres")
-            cursor = await connection.execute(
-                f"EXPLAIN (ANALYZE, FORMAT JSON) {page.sql}".encode(), page.params
-            )
-            row = await cursor.fetchone()
-        assert row is not None
-        plan = row[0][0]["Plan"]
+        return store, await _plan_on(store, query)
+    except BaseException:
+        await store.close()
+        raise
+
+
+async def _plan_on(store: PostgresStore, query: Query) -> dict[str, Any]:
+    tail = [
+        msgspec.structs.replace(
+            e, market="BTC-PERP", side="long", exchange="bybit", coverage="complete"
+        )
+        for e in _skewed(20_000 + TAIL)[20_000:]
+    ]
+    await store.append(_skewed(20_000) + tail)
+    connection = await psycopg.AsyncConnection.connect(store.url, autocommit=True)
+    async with connection:
+        await connection.execute("ANALYZE liquidations")
+        page = history_page(postgres._SELECT, query, "postgres")
+        cursor = await connection.execute(
+            f"EXPLAIN (ANALYZE, FORMAT JSON) {page.sql}".encode(), page.params
+        )
+        row = await cursor.fetchone()
+    assert row is not None
+    plan: dict[str, Any] = row[0][0]["Plan"]
+    return plan
+
+
+@pytest.mark.parametrize("query", MISPLANNED)
+async def test_a_postgres_page_does_not_walk_back_through_the_newest_events(query: Query) -> None:
+    store, plan = await _tailed_store_and_plan(query)
+    try:
         # The page (101 rows an arm) and what its filters drop; the old plan read the
         # 10,000 newest events first.
         assert _rows_read(plan) < 3_000, plan
@@ -335,25 +350,8 @@ async def test_a_postgres_page_of_a_window_far_back_reads_the_window(query: Quer
     # window by time (this one holds more events than that, or it would be read whole): what
     # it reads is bounded by the window, not by the events after it (the walk back read
     # 14,000-17,000 rows an arm here).
-    store = await PostgresStore.connect(await _empty_postgres())
+    store, plan = await _tailed_store_and_plan(query)
     try:
-        tail = [
-            msgspec.structs.replace(
-                e, market="BTC-PERP", side="long", exchange="bybit", coverage="complete"
-            )
-            for e in _skewed(20_000 + TAIL)[20_000:]
-        ]
-        await store.append(_skewed(20_000) + tail)
-        connection = await psycopg.AsyncConnection.connect(store.url, autocommit=True)
-        async with connection:
-            await connection.execute("ANALYZE liquidations")
-            page = history_page(postgres._SELECT, query, "postgres")
-            cursor = await connection.execute(
-                f"EXPLAIN (ANALYZE, FORMAT JSON) {page.sql}".encode(), page.params
-            )
-            row = await cursor.fetchone()
-        assert row is not None
-        plan = row[0][0]["Plan"]
         arms = len(query.markets) or 1
         budget = WALK_PAGES * (query.limit + 1)
         # The window's size counted up to the budget; each arm: the walk (twice: its page and
